@@ -1,0 +1,1 @@
+//! Shared inputs for the Parmana benchmarks; the benchmarks themselves are under `benches/benches/`.

@@ -1,0 +1,141 @@
+//! SHA-256 content digests, written `sha256:<64 lowercase hex>`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::{CanonError, to_canonical_vec};
+
+const PREFIX: &str = "sha256:";
+
+/// A SHA-256 digest of some bytes, written `sha256:<64 lowercase hex>`.
+///
+/// Parsing is strict: upper-case hex, a wrong length or another algorithm is refused.
+///
+/// ```
+/// use parmana_canon::Digest;
+/// let d = Digest::of(b"abc");
+/// assert_eq!(d.to_string(), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+/// assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
+/// assert!("sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD".parse::<Digest>().is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest([u8; 32]);
+
+/// Why a digest string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DigestParseError {
+    /// The string does not start with `sha256:`.
+    #[error("digest must start with \"sha256:\"")]
+    UnsupportedAlgorithm,
+    /// The hex part is not exactly 64 characters.
+    #[error("digest must have exactly 64 hex characters, found {0}")]
+    WrongLength(usize),
+    /// The hex part has a character other than `0-9a-f`.
+    #[error("digest must be lowercase hex")]
+    NotLowercaseHex,
+}
+
+impl DigestParseError {
+    /// The stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnsupportedAlgorithm => "digest.unsupported_algorithm",
+            Self::WrongLength(_) => "digest.wrong_length",
+            Self::NotLowercaseHex => "digest.not_lowercase_hex",
+        }
+    }
+}
+
+impl Digest {
+    /// The SHA-256 digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// The digest of the RFC 8785 canonical bytes of `value`.
+    pub fn of_canonical<T: Serialize + ?Sized>(value: &T) -> Result<Self, CanonError> {
+        Ok(Self::of(&to_canonical_vec(value)?))
+    }
+
+    /// A digest from its 32 raw bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The 64 lowercase hex characters, without the `sha256:` prefix.
+    pub fn to_hex(&self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(64);
+        for byte in self.0 {
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        out
+    }
+
+    /// Parses 64 lowercase hex characters (no prefix).
+    pub fn from_hex(hex: &str) -> Result<Self, DigestParseError> {
+        if hex.len() != 64 {
+            return Err(DigestParseError::WrongLength(hex.chars().count()));
+        }
+        let mut out = [0u8; 32];
+        for (slot, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            *slot = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Ok(Self(out))
+    }
+}
+
+fn nibble(c: u8) -> Result<u8, DigestParseError> {
+    match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        _ => Err(DigestParseError::NotLowercaseHex),
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(PREFIX)?;
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+impl FromStr for Digest {
+    type Err = DigestParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = s
+            .strip_prefix(PREFIX)
+            .ok_or(DigestParseError::UnsupportedAlgorithm)?;
+        Self::from_hex(hex)
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,27 @@
+//! `parmana-canon`: the bottom layer — strict JSON parsing, RFC 8785 canonical bytes and SHA-256 digests.
+//!
+//! Everything Parmana hashes or signs passes through this crate:
+//!
+//! * [`parse_strict`] reads JSON text and refuses anything that could make two
+//!   parties disagree about what was signed (duplicate keys, lone surrogates,
+//!   integers beyond ±(2^53−1), numbers that overflow, invalid UTF-8, trailing
+//!   data, nesting deeper than [`MAX_DEPTH`]).
+//! * [`to_canonical_vec`] and [`canonicalize`] produce RFC 8785 (JCS) bytes.
+//! * [`Digest`] is a SHA-256 content digest written `sha256:<64 lowercase hex>`.
+//!
+//! ```
+//! let canonical = parmana_canon::canonicalize(br#"{"b":1,"a":[1.0E2,true]}"#).unwrap();
+//! assert_eq!(canonical, br#"{"a":[100,true],"b":1}"#);
+//! let digest = parmana_canon::Digest::of(&canonical);
+//! assert!(digest.to_string().starts_with("sha256:"));
+//! ```
+
+mod digest;
+mod error;
+mod jcs;
+mod parse;
+
+pub use digest::{Digest, DigestParseError};
+pub use error::CanonError;
+pub use jcs::{canonicalize, canonicalize_value, to_canonical_vec};
+pub use parse::{MAX_DEPTH, MAX_SAFE_INTEGER, parse_strict};

@@ -1,0 +1,238 @@
+//! Conformance of `parmana-canon`: RFC 8785 vectors, ECMAScript number edges, UTF-16 key order and every strict-parse refusal.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+
+use parmana_canon::{CanonError, Digest, MAX_DEPTH, canonicalize, parse_strict};
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/rfc8785")
+}
+
+/// Canonicalizes `input` and compares with `expected`, both as text.
+fn check(input: &str, expected: &str) {
+    let got = canonicalize(input.as_bytes()).unwrap_or_else(|e| panic!("{input:?} refused: {e}"));
+    assert_eq!(String::from_utf8(got).unwrap(), expected, "input: {input}");
+}
+
+/// Parses `input` and checks it is refused with `code` at `offset`.
+fn check_refused(input: &[u8], code: &str, offset: Option<usize>) {
+    let err = parse_strict(input).expect_err("must be refused");
+    assert_eq!(
+        err.code(),
+        code,
+        "input {:?}: {err}",
+        String::from_utf8_lossy(input)
+    );
+    if offset.is_some() {
+        assert_eq!(
+            err.offset(),
+            offset,
+            "input {:?}: {err}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
+#[test]
+fn rfc8785_vectors_are_byte_exact() {
+    let dir = vectors_dir();
+    let mut names: Vec<_> = std::fs::read_dir(dir.join("input"))
+        .expect("shared/vectors/rfc8785/input must exist beside the repository")
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 6,
+        "expected the six RFC 8785 vectors, found {}",
+        names.len()
+    );
+    for input_path in names {
+        let stem = input_path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let input = std::fs::read(&input_path).unwrap();
+        let expected = std::fs::read(dir.join("output").join(format!("{stem}.json"))).unwrap();
+        let hex = std::fs::read_to_string(dir.join("outhex").join(format!("{stem}.txt"))).unwrap();
+        let expected_from_hex: Vec<u8> = hex
+            .split_whitespace()
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect();
+        assert_eq!(
+            expected, expected_from_hex,
+            "{stem}: output and outhex disagree"
+        );
+        let got = canonicalize(&input).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        assert_eq!(got, expected, "{stem}: canonical bytes differ");
+    }
+}
+
+#[test]
+fn ecmascript_number_formatting_edges() {
+    let cases = [
+        ("1e21", "1e+21"),
+        ("999999999999999900000.0", "999999999999999900000"),
+        ("1e20", "100000000000000000000"),
+        ("1e-7", "1e-7"),
+        ("0.000001", "0.000001"),
+        ("5e-324", "5e-324"),
+        ("-0", "0"),
+        ("-0.0", "0"),
+        ("9007199254740991", "9007199254740991"),
+        ("-9007199254740991", "-9007199254740991"),
+        ("0.30000000000000004", "0.30000000000000004"),
+        ("1.0E2", "100"),
+        ("100.000", "100"),
+        ("1.7976931348623157e308", "1.7976931348623157e+308"),
+        ("1.2345678901234568e20", "123456789012345680000"),
+        ("0.1", "0.1"),
+        ("[1e0,2.50,-3e-2]", "[1,2.5,-0.03]"),
+    ];
+    for (input, expected) in cases {
+        check(input, expected);
+    }
+    // 0.1 + 0.2 computed, not parsed.
+    let sum = parmana_canon::to_canonical_vec(&(0.1f64 + 0.2f64)).unwrap();
+    assert_eq!(sum, b"0.30000000000000004");
+}
+
+#[test]
+fn keys_sort_by_utf16_code_units() {
+    // U+1F600 is D83D DE00 in UTF-16, which sorts before U+E000..U+FFFF, although its code point is larger.
+    check(
+        r#"{"\uFFFD":1,"😀":2,"\uE000":3,"a":4}"#,
+        "{\"a\":4,\"😀\":2,\"\u{E000}\":3,\"\u{FFFD}\":1}",
+    );
+    check(
+        r#"{"b":1,"a":{"d":1,"c":2},"A":0}"#,
+        r#"{"A":0,"a":{"c":2,"d":1},"b":1}"#,
+    );
+}
+
+#[test]
+fn strings_use_minimal_escapes() {
+    check(r#""\u0041\u00e9\/\u001f\u007f""#, "\"Aé/\\u001f\u{7f}\"");
+    check(r#""\ud83d\ude00""#, "\"😀\"");
+}
+
+#[test]
+fn each_refusal_has_its_own_code() {
+    check_refused(br#"{"a":1,"a":2}"#, "canon.duplicate_key", Some(7));
+    check_refused(br#"{"a":{"x":1,"x":1}}"#, "canon.duplicate_key", Some(12));
+    check_refused(br#""\ud800""#, "canon.lone_surrogate", Some(1));
+    check_refused(br#""\udc00\ud800""#, "canon.lone_surrogate", Some(1));
+    check_refused(br#""\ud800\u0041""#, "canon.lone_surrogate", Some(1));
+    check_refused(b"9007199254740995", "canon.integer_out_of_range", Some(0));
+    check_refused(
+        b"[-9007199254740993]",
+        "canon.integer_out_of_range",
+        Some(1),
+    );
+    check_refused(
+        b"123456789012345678901234567890",
+        "canon.integer_out_of_range",
+        Some(0),
+    );
+    check_refused(b"9007199254740993", "canon.integer_out_of_range", Some(0));
+    check_refused(
+        b"18446744073709551616",
+        "canon.integer_out_of_range",
+        Some(0),
+    );
+    check_refused(b"1e400", "canon.number_out_of_range", Some(0));
+    check_refused(b"-1.5e309", "canon.number_out_of_range", Some(0));
+    check_refused(b"{\"a\":\"\xff\"}", "canon.invalid_utf8", Some(6));
+    check_refused(b"\xef\xbb\xbf{}", "canon.syntax", Some(0));
+    check_refused(b"{} x", "canon.trailing_data", Some(3));
+    check_refused(b"{}{}", "canon.trailing_data", Some(2));
+    check_refused(b"", "canon.unexpected_end", Some(0));
+    check_refused(b"[1,", "canon.unexpected_end", Some(3));
+    check_refused(b"tru", "canon.unexpected_end", Some(3));
+    check_refused(b"NaN", "canon.syntax", Some(0));
+    check_refused(b"Infinity", "canon.syntax", Some(0));
+    check_refused(b"[1,]", "canon.syntax", Some(3));
+    check_refused(b"01", "canon.syntax", Some(0));
+    check_refused(b"1.", "canon.unexpected_end", Some(2));
+    check_refused(b"\"a\tb\"", "canon.syntax", Some(2));
+    check_refused(b"\"\\x\"", "canon.syntax", Some(2));
+    check_refused(b"{'a':1}", "canon.syntax", Some(1));
+}
+
+#[test]
+fn large_integer_literals_are_accepted_only_when_exact_and_canonical() {
+    // What RFC 8785 writes for whole doubles below 1e21 parses again, unchanged.
+    check("100000000000000000000", "100000000000000000000");
+    check("123456789012345680000", "123456789012345680000");
+    check("9007199254740992", "9007199254740992");
+    check("-9007199254740994", "-9007199254740994");
+}
+
+#[test]
+fn depth_limit_is_exact() {
+    let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+    assert!(parse_strict(ok.as_bytes()).is_ok());
+    let too_deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+    let err = parse_strict(too_deep.as_bytes()).unwrap_err();
+    assert_eq!(
+        err,
+        CanonError::TooDeep {
+            limit: MAX_DEPTH,
+            offset: MAX_DEPTH
+        }
+    );
+    // A hostile document far deeper than the limit is refused, not a stack overflow.
+    let hostile = "[{\"a\":".repeat(100_000);
+    assert_eq!(
+        parse_strict(hostile.as_bytes()).unwrap_err().code(),
+        "canon.too_deep"
+    );
+}
+
+#[test]
+fn whitespace_around_the_document_is_allowed() {
+    check(" \t\r\n{ \"a\" : [ 1 , 2 ] } \n", r#"{"a":[1,2]}"#);
+}
+
+#[test]
+fn digests_parse_strictly_and_round_trip() {
+    let d = Digest::of(b"");
+    assert_eq!(
+        d.to_string(),
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
+    let json = serde_json::to_string(&d).unwrap();
+    assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
+    for (bad, code) in [
+        (
+            "sha512:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "digest.unsupported_algorithm",
+        ),
+        (
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "digest.unsupported_algorithm",
+        ),
+        (
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+            "digest.not_lowercase_hex",
+        ),
+        ("sha256:e3b0", "digest.wrong_length"),
+        (
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8555",
+            "digest.wrong_length",
+        ),
+        (
+            "sha256:g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "digest.not_lowercase_hex",
+        ),
+        (
+            "sha256:é3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85",
+            "digest.not_lowercase_hex",
+        ),
+    ] {
+        assert_eq!(bad.parse::<Digest>().unwrap_err().code(), code, "{bad}");
+    }
+    assert_eq!(
+        Digest::of_canonical(&serde_json::json!({"b": 1, "a": 2})).unwrap(),
+        Digest::of(br#"{"a":2,"b":1}"#)
+    );
+}

@@ -1,0 +1,67 @@
+//! Property tests: canonicalization is idempotent and round-trips, and the parser never panics.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+use parmana_canon::{canonicalize, canonicalize_value, parse_strict};
+use proptest::prelude::*;
+use serde_json::{Map, Number, Value};
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (-9_007_199_254_740_991i64..=9_007_199_254_740_991).prop_map(|n| Value::Number(n.into())),
+        any::<f64>()
+            .prop_filter_map("finite", Number::from_f64)
+            .prop_map(Value::Number),
+        any::<String>().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(6, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::btree_map(any::<String>(), inner, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn canonical_form_is_a_fixed_point(value in json_value()) {
+        let once = canonicalize_value(&value).unwrap();
+        let twice = canonicalize(&once).unwrap();
+        prop_assert_eq!(&once, &twice);
+        let reparsed = parse_strict(&once).unwrap();
+        prop_assert_eq!(canonicalize_value(&reparsed).unwrap(), once);
+    }
+
+    #[test]
+    fn pretty_and_compact_text_give_the_same_canonical_bytes(value in json_value()) {
+        let pretty = serde_json::to_vec_pretty(&value).unwrap();
+        let compact = serde_json::to_vec(&value).unwrap();
+        prop_assert_eq!(canonicalize(&pretty).unwrap(), canonicalize(&compact).unwrap());
+    }
+
+    #[test]
+    fn parser_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = parse_strict(&bytes);
+    }
+
+    #[test]
+    fn parser_never_panics_on_json_like_bytes(
+        parts in prop::collection::vec(
+            prop_oneof![
+                Just(&b"{"[..]), Just(&b"}"[..]), Just(&b"["[..]), Just(&b"]"[..]), Just(&b","[..]),
+                Just(&b":"[..]), Just(&b"\""[..]), Just(&b"\\u"[..]), Just(&b"d800"[..]), Just(&b"1e"[..]),
+                Just(&b"-"[..]), Just(&b"0"[..]), Just(&b"9"[..]), Just(&b"."[..]), Just(&b"true"[..]),
+                Just(&b"\xff"[..]), Just(&b" "[..]),
+            ],
+            0..64,
+        )
+    ) {
+        let bytes: Vec<u8> = parts.concat();
+        let _ = parse_strict(&bytes);
+    }
+}

@@ -1,0 +1,120 @@
+//! `parmana canon` and `parmana digest`: canonical bytes and digests of JSON documents.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use parmana_canon::{CanonError, Digest, canonicalize};
+
+use crate::exit::ExitClass;
+use crate::report::{Failure, Format, print_failure};
+
+#[derive(Debug, clap::Args)]
+pub struct CanonArgs {
+    /// The JSON file to read; standard input when absent.
+    file: Option<PathBuf>,
+    /// Treat each input line as one document and write one canonical line each.
+    /// A refused line is reported on stderr (with its line number) and skipped; the exit code is then non-zero.
+    #[arg(long)]
+    lines: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DigestArgs {
+    /// The JSON file to read; standard input when absent.
+    file: Option<PathBuf>,
+    /// Treat each input line as one document and print one digest per line.
+    #[arg(long)]
+    lines: bool,
+}
+
+fn read_input(file: Option<&PathBuf>) -> Result<Vec<u8>, Failure> {
+    let mut bytes = Vec::new();
+    match file {
+        Some(path) => {
+            bytes =
+                std::fs::read(path).map_err(|e| Failure::io(&path.display().to_string(), &e))?;
+        }
+        None => {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| Failure::io("standard input", &e))?;
+        }
+    }
+    Ok(bytes)
+}
+
+fn refused(err: &CanonError, line: Option<usize>) -> Failure {
+    let message = match line {
+        Some(n) => format!("line {n}: {err}"),
+        None => err.to_string(),
+    };
+    Failure::new(err.code(), message, ExitClass::InvalidInput)
+}
+
+/// Runs `f` on every document (the whole input, or each non-empty line), writing its output line by line.
+fn for_each_document(
+    file: Option<&PathBuf>,
+    lines: bool,
+    format: Format,
+    mut f: impl FnMut(&[u8], &mut Vec<u8>) -> Result<(), CanonError>,
+) -> Result<(), Failure> {
+    let input = read_input(file)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let write_err = |e: std::io::Error| Failure::io("standard output", &e);
+    if !lines {
+        let mut buffer = Vec::new();
+        f(&input, &mut buffer).map_err(|e| refused(&e, None))?;
+        out.write_all(&buffer).map_err(write_err)?;
+        return out.flush().map_err(write_err);
+    }
+    let mut last_failure = None;
+    for (index, line) in input.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let mut buffer = Vec::new();
+        match f(line, &mut buffer) {
+            Ok(()) => {
+                buffer.push(b'\n');
+                out.write_all(&buffer).map_err(write_err)?;
+            }
+            Err(e) => {
+                let failure = refused(&e, Some(index + 1));
+                print_failure(&failure, format);
+                last_failure = Some(failure);
+            }
+        }
+    }
+    out.flush().map_err(write_err)?;
+    match last_failure {
+        // Every failure was already reported; exit with the class of the last one.
+        Some(failure) => Err(Failure {
+            reported: true,
+            ..failure
+        }),
+        None => Ok(()),
+    }
+}
+
+pub fn canon(args: &CanonArgs, format: Format) -> Result<(), Failure> {
+    for_each_document(args.file.as_ref(), args.lines, format, |doc, out| {
+        let bytes = canonicalize(doc)?;
+        out.extend_from_slice(&bytes);
+        Ok(())
+    })
+}
+
+pub fn digest(args: &DigestArgs, format: Format) -> Result<(), Failure> {
+    let result = for_each_document(args.file.as_ref(), args.lines, format, |doc, out| {
+        let digest = Digest::of(&canonicalize(doc)?);
+        out.extend_from_slice(digest.to_string().as_bytes());
+        Ok(())
+    });
+    // A single digest is printed with a trailing newline, like other hash tools.
+    if result.is_ok() && !args.lines {
+        println!();
+    }
+    result
+}

@@ -1,0 +1,258 @@
+//! The tidy check: dependency arrows point down, crypto and storage IO stay in their layers, files open with `//!`.
+//!
+//! It runs as `cargo xtask tidy` and as a normal test (`cargo test -p xtask`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
+
+/// Which internal crates each crate may depend on (normal, dev and build dependencies alike).
+///
+/// A crate missing from this table is an error: adding a crate means deciding its layer.
+const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
+    ("parmana-canon", &[]),
+    ("parmana-policy", &["parmana-canon"]),
+    ("parmana-trust", &["parmana-canon"]),
+    ("parmana-replay", &["parmana-canon"]),
+    (
+        "parmana-runtime",
+        &[
+            "parmana-canon",
+            "parmana-policy",
+            "parmana-trust",
+            "parmana-replay",
+        ],
+    ),
+    (
+        "parmana-cli",
+        &[
+            "parmana-canon",
+            "parmana-policy",
+            "parmana-trust",
+            "parmana-replay",
+            "parmana-runtime",
+        ],
+    ),
+    (
+        "parmana-benches",
+        &[
+            "parmana-canon",
+            "parmana-policy",
+            "parmana-trust",
+            "parmana-replay",
+            "parmana-runtime",
+        ],
+    ),
+    (
+        "xtask",
+        &[
+            "parmana-canon",
+            "parmana-policy",
+            "parmana-trust",
+            "parmana-replay",
+            "parmana-runtime",
+        ],
+    ),
+    (
+        "parmana-fuzz",
+        &[
+            "parmana-canon",
+            "parmana-policy",
+            "parmana-trust",
+            "parmana-replay",
+            "parmana-runtime",
+        ],
+    ),
+];
+
+/// External crates that only one workspace crate may depend on directly.
+const EXCLUSIVE_EXTERNAL: &[(&str, &str, &str)] = &[
+    (
+        "ed25519-dalek",
+        "parmana-trust",
+        "cryptography lives only in parmana-trust",
+    ),
+    (
+        "rusqlite",
+        "parmana-replay",
+        "storage IO lives only in parmana-replay",
+    ),
+    (
+        "postgres",
+        "parmana-replay",
+        "storage IO lives only in parmana-replay",
+    ),
+    (
+        "tokio-postgres",
+        "parmana-replay",
+        "storage IO lives only in parmana-replay",
+    ),
+    (
+        "r2d2",
+        "parmana-replay",
+        "storage IO lives only in parmana-replay",
+    ),
+];
+
+/// Runs every tidy check and returns all violations at once.
+pub fn run(root: &Path) -> Result<(), String> {
+    let mut problems = Vec::new();
+    check_dependencies(root, &mut problems)?;
+    check_sources(root, &mut problems);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "tidy found {} problem(s):\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ))
+    }
+}
+
+fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("cargo metadata printed invalid JSON: {e}"))?;
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED_INTERNAL.iter().copied().collect();
+    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+    if packages.is_empty() {
+        return Err("cargo metadata listed no packages".to_owned());
+    }
+    for package in &packages {
+        let name = package["name"].as_str().unwrap_or_default();
+        let Some(allowed_deps) = allowed.get(name) else {
+            problems.push(format!(
+                "crate `{name}` has no layer in xtask/src/tidy.rs ALLOWED_INTERNAL"
+            ));
+            continue;
+        };
+        for dep in package["dependencies"].as_array().into_iter().flatten() {
+            let dep_name = dep["name"].as_str().unwrap_or_default();
+            let is_internal = dep["path"].is_string();
+            if is_internal && !allowed_deps.contains(&dep_name) {
+                problems.push(format!(
+                    "`{name}` depends on `{dep_name}`: the arrow points up or sideways"
+                ));
+            }
+            for (external, owner, why) in EXCLUSIVE_EXTERNAL {
+                if dep_name == *external && name != *owner {
+                    problems.push(format!("`{name}` depends on `{dep_name}`: {why}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_sources(root: &Path, problems: &mut Vec<String>) {
+    let mut files = Vec::new();
+    for top in ["crates", "xtask", "benches", "fuzz"] {
+        collect_rs_files(&root.join(top), &mut files);
+    }
+    for file in files {
+        let shown = file
+            .strip_prefix(root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            problems.push(format!("{shown}: not readable as UTF-8"));
+            continue;
+        };
+        if !text.starts_with("//!") {
+            problems.push(format!(
+                "{shown}: the file must open with a `//!` line saying what it is for"
+            ));
+        }
+        let ignore_attr = concat!("#[", "ignore");
+        if text.contains(ignore_attr) {
+            problems.push(format!(
+                "{shown}: ignored tests are not allowed; fix or delete the test"
+            ));
+        }
+        let lines = text.lines().count();
+        if lines > 1500 {
+            problems.push(format!("{shown}: {lines} lines; split the file"));
+        }
+    }
+}
+
+fn collect_rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() {
+            if name != "target" && name != "corpus" && name != "artifacts" {
+                collect_rs_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_checks_catch_missing_doc_lines_and_ignored_tests() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("crates/demo/src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("good.rs"), "//! Fine.\nfn main() {}\n").unwrap();
+        std::fs::write(src.join("bare.rs"), "fn main() {}\n").unwrap();
+        let ignored = format!(
+            "//! Has one.\n{}]\n#[test]\nfn t() {{}}\n",
+            concat!("#[", "ignore")
+        );
+        std::fs::write(src.join("ignored.rs"), ignored).unwrap();
+        let mut problems = Vec::new();
+        check_sources(dir.path(), &mut problems);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("bare.rs") && p.contains("//!"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("ignored.rs") && p.contains("ignored tests"))
+        );
+    }
+
+    #[test]
+    fn tidy() {
+        if let Err(message) = run(&workspace_root()) {
+            panic!("{message}");
+        }
+    }
+}
