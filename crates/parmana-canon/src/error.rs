@@ -67,6 +67,12 @@ pub enum CanonError {
         /// Byte offset of the offending byte.
         offset: usize,
     },
+    /// A timestamp not written exactly `YYYY-MM-DDTHH:MM:SSZ`, or out of the years 0000–9999.
+    #[error("invalid timestamp {text:?}: expected YYYY-MM-DDTHH:MM:SSZ (UTC)")]
+    InvalidTimestamp {
+        /// The refused text (at most 40 characters of it).
+        text: String,
+    },
     /// A value could not be represented as JSON (for example a non-finite float or a map with non-string keys).
     #[error("value cannot be canonically encoded: {message}")]
     NotRepresentable {
@@ -88,6 +94,7 @@ impl CanonError {
             Self::TrailingData { .. } => "canon.trailing_data",
             Self::UnexpectedEnd { .. } => "canon.unexpected_end",
             Self::Syntax { .. } => "canon.syntax",
+            Self::InvalidTimestamp { .. } => "canon.invalid_timestamp",
             Self::NotRepresentable { .. } => "canon.not_representable",
         }
     }
@@ -104,7 +111,7 @@ impl CanonError {
             | Self::TrailingData { offset }
             | Self::UnexpectedEnd { offset }
             | Self::Syntax { offset, .. } => Some(*offset),
-            Self::NotRepresentable { .. } => None,
+            Self::InvalidTimestamp { .. } | Self::NotRepresentable { .. } => None,
         }
     }
 }

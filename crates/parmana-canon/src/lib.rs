@@ -8,6 +8,7 @@
 //!   data, nesting deeper than [`MAX_DEPTH`]).
 //! * [`to_canonical_vec`] and [`canonicalize`] produce RFC 8785 (JCS) bytes.
 //! * [`Digest`] is a SHA-256 content digest written `sha256:<64 lowercase hex>`.
+//! * [`Timestamp`] is a UTC instant with exactly one text form, `YYYY-MM-DDTHH:MM:SSZ`.
 //!
 //! ```
 //! let canonical = parmana_canon::canonicalize(br#"{"b":1,"a":[1.0E2,true]}"#).unwrap();
@@ -20,8 +21,10 @@ mod digest;
 mod error;
 mod jcs;
 mod parse;
+mod time;
 
 pub use digest::{Digest, DigestParseError};
 pub use error::CanonError;
 pub use jcs::{canonicalize, canonicalize_value, to_canonical_vec};
 pub use parse::{MAX_DEPTH, MAX_SAFE_INTEGER, parse_strict};
+pub use time::Timestamp;
