@@ -1,0 +1,705 @@
+//! Execution attestations: a DSSE envelope around an in-toto Statement v1 whose predicate binds one execution.
+
+use std::collections::BTreeMap;
+
+use parmana_canon::{Digest, Timestamp, canonicalize_value, parse_strict, to_canonical_vec};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::envelope::{SignatureCheck, SignatureEntry, check_keys, check_signatures};
+use crate::keys::{decode_base64, encode_base64};
+use crate::{KeyId, Role, Signer, TrustError, VerifiedBundle, VerifiedTrustRoot};
+
+/// The DSSE `payloadType` of an attestation.
+pub const DSSE_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// The in-toto Statement `_type`.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+
+/// The predicate type of an execution attestation.
+pub const PREDICATE_TYPE: &str = "urn:parmana:attestation:execution:v1";
+
+/// The prefix of the statement subject's name, followed by the execution id.
+pub const SUBJECT_PREFIX: &str = "execution/";
+
+const DOCUMENT: &str = "attestation";
+
+/// The policy an execution ran under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRef {
+    /// Policy id.
+    pub id: String,
+    /// Policy version.
+    pub version: String,
+    /// SHA-256 of the raw bytes of `policy.json`.
+    pub policy_digest: Digest,
+    /// Digest of the bundle manifest's `signed` part.
+    pub bundle_digest: Digest,
+}
+
+/// The evaluator that decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluatorRef {
+    /// Evaluator name.
+    pub name: String,
+    /// Evaluator version.
+    pub version: String,
+    /// Evaluator semantics version.
+    pub semantics: String,
+}
+
+/// The runtime that executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeRef {
+    /// Runtime name.
+    pub name: String,
+    /// Runtime version.
+    pub version: String,
+}
+
+/// A signed document (trust root or release manifest) by version and digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentRef {
+    /// Document version.
+    pub version: u64,
+    /// Document digest.
+    pub digest: Digest,
+}
+
+/// The predicate of an execution attestation: everything the attestation binds. The runtime
+/// fills it in; [`build_attestation`] signs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionPredicate {
+    /// The execution id (1–128 printable ASCII characters, no spaces).
+    pub execution_id: String,
+    /// The policy.
+    pub policy: PolicyRef,
+    /// Digest of the JCS bytes of the validated signals.
+    pub signals_digest: Digest,
+    /// The decision.
+    pub decision: String,
+    /// The deciding rule id, or `default`.
+    pub rule_id: String,
+    /// The reason given by the deciding rule.
+    pub reason: String,
+    /// The evaluator.
+    pub evaluator: EvaluatorRef,
+    /// The runtime.
+    pub runtime: RuntimeRef,
+    /// The trust root that authorizes the signing key.
+    pub trust_root: DocumentRef,
+    /// The release manifest the policy was released in.
+    pub release_manifest: DocumentRef,
+    /// When the execution happened (the injected clock's reading).
+    pub executed_at: Timestamp,
+    /// The validated signals themselves, when the caller asked for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<Value>,
+}
+
+/// Whether `id` is an execution id: 1 to 128 printable ASCII characters without spaces.
+pub fn is_valid_execution_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+/// DSSE's pre-authentication encoding:
+/// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in ASCII decimal bytes.
+pub fn dsse_pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(payload_type.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload);
+    out
+}
+
+fn to_value<T: Serialize>(value: &T) -> Result<Value, TrustError> {
+    serde_json::to_value(value).map_err(|e| {
+        TrustError::Canon(parmana_canon::CanonError::NotRepresentable {
+            message: e.to_string(),
+        })
+    })
+}
+
+/// The fingerprint of a predicate given as JSON: SHA-256 of the JCS of it without `executed_at`.
+fn fingerprint_of_value(predicate: &Value) -> Result<Digest, TrustError> {
+    let mut without_time = predicate.clone();
+    if let Value::Object(map) = &mut without_time {
+        map.remove("executed_at");
+    }
+    Ok(Digest::of(&canonicalize_value(&without_time)?))
+}
+
+/// The execution fingerprint: SHA-256 of the JCS of the predicate without `executed_at`.
+pub fn attestation_fingerprint(predicate: &ExecutionPredicate) -> Result<Digest, TrustError> {
+    fingerprint_of_value(&to_value(predicate)?)
+}
+
+/// Builds and signs an attestation; returns the envelope's bytes (its RFC 8785 form).
+///
+/// Refuses (before signing) an invalid execution id, a `trust_root` reference that is not
+/// `trust_root`'s version and digest, embedded signals that do not have `signals_digest`, and a
+/// signer whose key does not hold the `attestation` role. The same inputs and key always give
+/// the same bytes.
+pub fn build_attestation(
+    predicate: &ExecutionPredicate,
+    signer: &dyn Signer,
+    trust_root: &VerifiedTrustRoot,
+) -> Result<Vec<u8>, TrustError> {
+    if !is_valid_execution_id(&predicate.execution_id) {
+        return Err(TrustError::malformed(
+            DOCUMENT,
+            "execution id must be 1 to 128 printable ASCII characters without spaces",
+        ));
+    }
+    if predicate.trust_root.version != trust_root.version()
+        || predicate.trust_root.digest != trust_root.digest()
+    {
+        return Err(TrustError::DigestMismatch {
+            subject: "trust_root".to_owned(),
+            expected: format!("{} {}", trust_root.version(), trust_root.digest()),
+            found: format!(
+                "{} {}",
+                predicate.trust_root.version, predicate.trust_root.digest
+            ),
+        });
+    }
+    if let Some(signals) = &predicate.signals {
+        let found = Digest::of_canonical(signals)?;
+        if found != predicate.signals_digest {
+            return Err(TrustError::DigestMismatch {
+                subject: "signals".to_owned(),
+                expected: predicate.signals_digest.to_string(),
+                found: found.to_string(),
+            });
+        }
+    }
+    let keyid = signer.key_id();
+    if !trust_root.has_role(&keyid, Role::Attestation)
+        || trust_root.key(&keyid) != Some(signer.public_key())
+    {
+        return Err(TrustError::KeyLacksRole {
+            document: DOCUMENT.to_owned(),
+            keyid: keyid.to_string(),
+            role: Role::Attestation.as_str().to_owned(),
+        });
+    }
+    let predicate_value = to_value(predicate)?;
+    let fingerprint = fingerprint_of_value(&predicate_value)?;
+    let mut digest = Map::new();
+    digest.insert("sha256".to_owned(), Value::String(fingerprint.to_hex()));
+    let mut subject = Map::new();
+    subject.insert(
+        "name".to_owned(),
+        Value::String(format!("{SUBJECT_PREFIX}{}", predicate.execution_id)),
+    );
+    subject.insert("digest".to_owned(), Value::Object(digest));
+    let mut statement = Map::new();
+    statement.insert("_type".to_owned(), Value::String(STATEMENT_TYPE.to_owned()));
+    statement.insert(
+        "subject".to_owned(),
+        Value::Array(vec![Value::Object(subject)]),
+    );
+    statement.insert(
+        "predicateType".to_owned(),
+        Value::String(PREDICATE_TYPE.to_owned()),
+    );
+    statement.insert("predicate".to_owned(), predicate_value);
+    let payload = canonicalize_value(&Value::Object(statement))?;
+    let sig = signer.sign(&dsse_pae(DSSE_PAYLOAD_TYPE, &payload))?;
+    let mut signature = Map::new();
+    signature.insert("keyid".to_owned(), Value::String(keyid.to_string()));
+    signature.insert("sig".to_owned(), Value::String(encode_base64(&sig)));
+    let mut envelope = Map::new();
+    envelope.insert("payload".to_owned(), Value::String(encode_base64(&payload)));
+    envelope.insert(
+        "payloadType".to_owned(),
+        Value::String(DSSE_PAYLOAD_TYPE.to_owned()),
+    );
+    envelope.insert(
+        "signatures".to_owned(),
+        Value::Array(vec![Value::Object(signature)]),
+    );
+    Ok(to_canonical_vec(&Value::Object(envelope))?)
+}
+
+/// One check of [`verify_attestation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttestationCheckKind {
+    /// The DSSE envelope, the statement and the predicate are well formed and canonical.
+    Envelope,
+    /// Every signature is by a key of the trust root and verifies over the PAE.
+    Signature,
+    /// A threshold of `attestation`-role keys signed.
+    KeyRole,
+    /// The predicate names the given trust root's version and digest.
+    TrustRoot,
+    /// The subject names the execution and carries the recomputed fingerprint.
+    Fingerprint,
+    /// The predicate's policy matches the given verified bundle (only when one is given).
+    BundleDigest,
+    /// The signals digest matches the given signals and any embedded signals.
+    SignalsDigest,
+}
+
+impl AttestationCheckKind {
+    /// The check's name in reports.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Envelope => "envelope",
+            Self::Signature => "signature",
+            Self::KeyRole => "key_role",
+            Self::TrustRoot => "trust_root",
+            Self::Fingerprint => "fingerprint",
+            Self::BundleDigest => "bundle_digest",
+            Self::SignalsDigest => "signals_digest",
+        }
+    }
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttestationCheck {
+    /// Which check.
+    pub check: AttestationCheckKind,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The stable error code when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    /// What was found.
+    pub detail: String,
+}
+
+/// Every check of an attestation, each reported separately; valid only if all passed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttestationReport {
+    /// The checks, in order.
+    pub checks: Vec<AttestationCheck>,
+    #[serde(skip)]
+    predicate: Option<ExecutionPredicate>,
+}
+
+impl AttestationReport {
+    /// `true` only when there are checks and every one passed.
+    pub fn is_valid(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The predicate, when the envelope was well formed (even if other checks failed).
+    pub fn predicate(&self) -> Option<&ExecutionPredicate> {
+        self.predicate.as_ref()
+    }
+
+    /// The checks that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &AttestationCheck> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+
+    fn record(&mut self, check: AttestationCheckKind, outcome: Result<String, TrustError>) {
+        let entry = match outcome {
+            Ok(detail) => AttestationCheck {
+                check,
+                passed: true,
+                code: None,
+                detail,
+            },
+            Err(error) => AttestationCheck {
+                check,
+                passed: false,
+                code: Some(error.code()),
+                detail: error.to_string(),
+            },
+        };
+        self.checks.push(entry);
+    }
+}
+
+/// The outer DSSE envelope.
+struct DsseEnvelope {
+    payload: Vec<u8>,
+    signatures: Vec<SignatureEntry>,
+}
+
+/// The parsed statement.
+struct Statement {
+    subject_name: String,
+    subject_sha256: String,
+    predicate_value: Value,
+    predicate: ExecutionPredicate,
+}
+
+fn malformed(message: impl Into<String>) -> TrustError {
+    TrustError::malformed(DOCUMENT, message)
+}
+
+fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
+    let value = parse_strict(bytes).map_err(|e| malformed(format!("envelope: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(malformed("envelope is not a JSON object"));
+    };
+    check_keys(
+        &map,
+        &["payload", "payloadType", "signatures"],
+        DOCUMENT,
+        "envelope",
+    )?;
+    if map.get("payloadType") != Some(&Value::String(DSSE_PAYLOAD_TYPE.to_owned())) {
+        return Err(TrustError::WrongType {
+            expected: DSSE_PAYLOAD_TYPE.to_owned(),
+            found: map
+                .get("payloadType")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        });
+    }
+    let payload = map
+        .get("payload")
+        .and_then(Value::as_str)
+        .and_then(decode_base64)
+        .ok_or_else(|| malformed("payload is not canonical base64"))?;
+    let Some(Value::Array(raw)) = map.get("signatures") else {
+        return Err(malformed("signatures is not an array"));
+    };
+    if raw.is_empty() {
+        return Err(malformed("signatures is empty"));
+    }
+    let mut signatures = Vec::with_capacity(raw.len());
+    for entry in raw {
+        let Value::Object(entry) = entry else {
+            return Err(malformed("a signature is not an object"));
+        };
+        check_keys(entry, &["keyid", "sig"], DOCUMENT, "signature")?;
+        let keyid: KeyId = entry
+            .get("keyid")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed("signature keyid is not a string"))?
+            .parse()?;
+        let sig = entry
+            .get("sig")
+            .and_then(Value::as_str)
+            .and_then(decode_base64)
+            .filter(|s| s.len() == 64)
+            .ok_or_else(|| malformed("signature is not 64 bytes of canonical base64"))?;
+        signatures.push(SignatureEntry { keyid, sig });
+    }
+    Ok(DsseEnvelope {
+        payload,
+        signatures,
+    })
+}
+
+fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
+    let value = parse_strict(payload).map_err(|e| malformed(format!("payload: {e}")))?;
+    if canonicalize_value(&value)? != payload {
+        return Err(malformed("payload is not in RFC 8785 canonical form"));
+    }
+    let Value::Object(mut map) = value else {
+        return Err(malformed("statement is not a JSON object"));
+    };
+    check_keys(
+        &map,
+        &["_type", "predicate", "predicateType", "subject"],
+        DOCUMENT,
+        "statement",
+    )?;
+    let found_type = map.get("_type").and_then(Value::as_str).unwrap_or_default();
+    if found_type != STATEMENT_TYPE {
+        return Err(TrustError::WrongType {
+            expected: STATEMENT_TYPE.to_owned(),
+            found: found_type.to_owned(),
+        });
+    }
+    let predicate_type = map
+        .get("predicateType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if predicate_type != PREDICATE_TYPE {
+        return Err(TrustError::WrongType {
+            expected: PREDICATE_TYPE.to_owned(),
+            found: predicate_type.to_owned(),
+        });
+    }
+    let (subject_name, subject_sha256) = match map.get("subject") {
+        Some(Value::Array(items)) if items.len() == 1 => parse_subject(&items[0])?,
+        _ => return Err(malformed("subject must be a list of exactly one entry")),
+    };
+    let predicate_value = map.remove("predicate").unwrap_or(Value::Null);
+    let predicate: ExecutionPredicate = serde_json::from_value(predicate_value.clone())
+        .map_err(|e| malformed(format!("predicate: {e}")))?;
+    if !is_valid_execution_id(&predicate.execution_id) {
+        return Err(malformed("invalid execution id"));
+    }
+    Ok(Statement {
+        subject_name,
+        subject_sha256,
+        predicate_value,
+        predicate,
+    })
+}
+
+fn parse_subject(subject: &Value) -> Result<(String, String), TrustError> {
+    let Value::Object(map) = subject else {
+        return Err(malformed("subject entry is not an object"));
+    };
+    check_keys(map, &["digest", "name"], DOCUMENT, "subject")?;
+    let name = map
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed("subject name is not a string"))?;
+    let Some(Value::Object(digest)) = map.get("digest") else {
+        return Err(malformed("subject digest is not an object"));
+    };
+    check_keys(digest, &["sha256"], DOCUMENT, "subject digest")?;
+    let sha256 = digest
+        .get("sha256")
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed("subject sha256 is not a string"))?;
+    Ok((name.to_owned(), sha256.to_owned()))
+}
+
+/// Verifies an attestation envelope against a verified trust root and, when given, the
+/// verified policy bundle and the signals it claims to bind.
+///
+/// Every check is reported separately (see [`AttestationCheckKind`]); checks that could not run
+/// because the envelope was malformed are reported as failed. Never panics on hostile input.
+pub fn verify_attestation(
+    envelope: &[u8],
+    trust_root: &VerifiedTrustRoot,
+    bundle: Option<&VerifiedBundle>,
+    signals: Option<&Value>,
+) -> AttestationReport {
+    use AttestationCheckKind as Kind;
+    let mut report = AttestationReport {
+        checks: Vec::new(),
+        predicate: None,
+    };
+    let not_checked = |why: &str| Err(malformed(format!("not checked: {why}")));
+    let dsse = match parse_dsse(envelope) {
+        Ok(dsse) => dsse,
+        Err(error) => {
+            let why = error.to_string();
+            report.record(Kind::Envelope, Err(error));
+            for kind in [
+                Kind::Signature,
+                Kind::KeyRole,
+                Kind::TrustRoot,
+                Kind::Fingerprint,
+            ] {
+                report.record(kind, not_checked(&why));
+            }
+            if bundle.is_some() {
+                report.record(Kind::BundleDigest, not_checked(&why));
+            }
+            if signals.is_some() {
+                report.record(Kind::SignalsDigest, not_checked(&why));
+            }
+            return report;
+        }
+    };
+    let statement = parse_statement(&dsse.payload);
+    let message = dsse_pae(DSSE_PAYLOAD_TYPE, &dsse.payload);
+    report.record(
+        Kind::Envelope,
+        statement
+            .as_ref()
+            .map(|_| "well formed".to_owned())
+            .map_err(Clone::clone),
+    );
+    report.record(
+        Kind::Signature,
+        check_all_signatures(&dsse, &message, trust_root),
+    );
+    report.record(Kind::KeyRole, check_key_role(&dsse, &message, trust_root));
+    let statement = match statement {
+        Ok(statement) => statement,
+        Err(error) => {
+            let why = error.to_string();
+            report.record(Kind::TrustRoot, not_checked(&why));
+            report.record(Kind::Fingerprint, not_checked(&why));
+            if bundle.is_some() {
+                report.record(Kind::BundleDigest, not_checked(&why));
+            }
+            if signals.is_some() {
+                report.record(Kind::SignalsDigest, not_checked(&why));
+            }
+            return report;
+        }
+    };
+    let predicate = &statement.predicate;
+    report.record(Kind::TrustRoot, check_trust_root(predicate, trust_root));
+    report.record(Kind::Fingerprint, check_fingerprint(&statement));
+    if let Some(bundle) = bundle {
+        report.record(Kind::BundleDigest, check_bundle(predicate, bundle));
+    }
+    if signals.is_some() || predicate.signals.is_some() {
+        report.record(Kind::SignalsDigest, check_signals(predicate, signals));
+    }
+    report.predicate = Some(statement.predicate);
+    report
+}
+
+fn check_all_signatures(
+    dsse: &DsseEnvelope,
+    message: &[u8],
+    trust_root: &VerifiedTrustRoot,
+) -> Result<String, TrustError> {
+    for entry in &dsse.signatures {
+        let key = trust_root
+            .key(&entry.keyid)
+            .ok_or_else(|| TrustError::UnknownKey {
+                document: DOCUMENT.to_owned(),
+                keyid: entry.keyid.to_string(),
+            })?;
+        if !key.verify_signature(message, &entry.sig) {
+            return Err(TrustError::BadSignature {
+                document: DOCUMENT.to_owned(),
+                keyid: entry.keyid.to_string(),
+            });
+        }
+    }
+    Ok(format!("{} signature(s) verify", dsse.signatures.len()))
+}
+
+fn check_key_role(
+    dsse: &DsseEnvelope,
+    message: &[u8],
+    trust_root: &VerifiedTrustRoot,
+) -> Result<String, TrustError> {
+    let role = trust_root.role_keys(Role::Attestation)?;
+    check_signatures(
+        &dsse.signatures,
+        message,
+        &SignatureCheck {
+            document: DOCUMENT,
+            role: Role::Attestation.as_str(),
+            role_keys: &role.keys,
+            known_keys: trust_root.all_keys(),
+            threshold: role.threshold,
+        },
+    )?;
+    Ok(format!(
+        "signed by the attestation role of trust root version {}",
+        trust_root.version()
+    ))
+}
+
+fn check_trust_root(
+    predicate: &ExecutionPredicate,
+    trust_root: &VerifiedTrustRoot,
+) -> Result<String, TrustError> {
+    if predicate.trust_root.version == trust_root.version()
+        && predicate.trust_root.digest == trust_root.digest()
+    {
+        Ok(format!(
+            "trust root version {} {}",
+            trust_root.version(),
+            trust_root.digest()
+        ))
+    } else {
+        Err(TrustError::DigestMismatch {
+            subject: "trust_root".to_owned(),
+            expected: format!("{} {}", trust_root.version(), trust_root.digest()),
+            found: format!(
+                "{} {}",
+                predicate.trust_root.version, predicate.trust_root.digest
+            ),
+        })
+    }
+}
+
+fn check_fingerprint(statement: &Statement) -> Result<String, TrustError> {
+    let expected_name = format!("{SUBJECT_PREFIX}{}", statement.predicate.execution_id);
+    if statement.subject_name != expected_name {
+        return Err(malformed(format!(
+            "subject name {:?} is not {expected_name:?}",
+            statement.subject_name
+        )));
+    }
+    let fingerprint = fingerprint_of_value(&statement.predicate_value)?;
+    if statement.subject_sha256 != fingerprint.to_hex() {
+        return Err(TrustError::DigestMismatch {
+            subject: "fingerprint".to_owned(),
+            expected: statement.subject_sha256.clone(),
+            found: fingerprint.to_hex(),
+        });
+    }
+    Ok(fingerprint.to_string())
+}
+
+fn check_bundle(
+    predicate: &ExecutionPredicate,
+    bundle: &VerifiedBundle,
+) -> Result<String, TrustError> {
+    let pairs: BTreeMap<&str, (String, String)> = [
+        (
+            "policy id",
+            (predicate.policy.id.clone(), bundle.policy_id().to_owned()),
+        ),
+        (
+            "policy version",
+            (
+                predicate.policy.version.clone(),
+                bundle.policy_version().to_owned(),
+            ),
+        ),
+        (
+            "bundle digest",
+            (
+                predicate.policy.bundle_digest.to_string(),
+                bundle.bundle_digest().to_string(),
+            ),
+        ),
+        (
+            "policy digest",
+            (
+                predicate.policy.policy_digest.to_string(),
+                bundle.policy_digest().to_string(),
+            ),
+        ),
+    ]
+    .into();
+    for (subject, (expected, found)) in pairs {
+        if expected != found {
+            return Err(TrustError::DigestMismatch {
+                subject: subject.to_owned(),
+                expected,
+                found,
+            });
+        }
+    }
+    Ok(format!("bundle {}", bundle.bundle_digest()))
+}
+
+fn check_signals(
+    predicate: &ExecutionPredicate,
+    signals: Option<&Value>,
+) -> Result<String, TrustError> {
+    for (label, value) in [
+        ("given signals", signals),
+        ("embedded signals", predicate.signals.as_ref()),
+    ] {
+        if let Some(value) = value {
+            let found = Digest::of_canonical(value)?;
+            if found != predicate.signals_digest {
+                return Err(TrustError::DigestMismatch {
+                    subject: label.to_owned(),
+                    expected: predicate.signals_digest.to_string(),
+                    found: found.to_string(),
+                });
+            }
+        }
+    }
+    Ok(predicate.signals_digest.to_string())
+}

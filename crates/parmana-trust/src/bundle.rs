@@ -1,0 +1,317 @@
+//! Signed policy bundles: `bundle.json` lists the digest of every other file; the `policy` role signs it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use parmana_canon::Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{Envelope, sign_document};
+use crate::{Role, Signer, TrustError, VerifiedTrustRoot};
+
+/// The `_type` of a bundle manifest.
+pub const BUNDLE_TYPE: &str = "parmana/bundle";
+
+/// The bundle manifest's file name inside a bundle directory.
+pub const BUNDLE_MANIFEST_FILE: &str = "bundle.json";
+
+/// The policy file every bundle holds.
+pub const POLICY_FILE: &str = "policy.json";
+
+/// At most this many files in one bundle directory.
+pub const MAX_BUNDLE_FILES: usize = 10_000;
+
+/// At most this many bytes in all files of one bundle directory together.
+pub const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The files of a bundle directory: relative path (`/`-separated) → raw bytes.
+pub type BundleFiles = BTreeMap<String, Vec<u8>>;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleBody {
+    #[serde(rename = "_type")]
+    doc_type: String,
+    policy_id: String,
+    policy_version: String,
+    files: BTreeMap<String, Digest>,
+}
+
+/// A policy bundle whose manifest the `policy` role signed and whose files are exactly the
+/// ones it lists, with the digests it records. Only [`verify_bundle`] builds one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedBundle {
+    policy_id: String,
+    policy_version: String,
+    bundle_digest: Digest,
+    policy_digest: Digest,
+    files: BundleFiles,
+}
+
+impl VerifiedBundle {
+    /// The policy id the manifest names.
+    pub fn policy_id(&self) -> &str {
+        &self.policy_id
+    }
+
+    /// The policy version the manifest names.
+    pub fn policy_version(&self) -> &str {
+        &self.policy_version
+    }
+
+    /// `<id>@<version>`, the bundle's name in the release manifest.
+    pub fn release_name(&self) -> String {
+        format!("{}@{}", self.policy_id, self.policy_version)
+    }
+
+    /// The bundle digest: SHA-256 of the JCS bytes of the manifest's `signed` part.
+    pub fn bundle_digest(&self) -> Digest {
+        self.bundle_digest
+    }
+
+    /// The policy digest: SHA-256 of the raw bytes of `policy.json`.
+    pub fn policy_digest(&self) -> Digest {
+        self.policy_digest
+    }
+
+    /// The verified bytes of `policy.json`.
+    pub fn policy_bytes(&self) -> &[u8] {
+        self.files.get(POLICY_FILE).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every verified file except `bundle.json`.
+    pub fn files(&self) -> &BundleFiles {
+        &self.files
+    }
+}
+
+/// Whether `id` is a policy id: `[a-z0-9][a-z0-9-_.]*` without `..`.
+pub fn is_valid_policy_id(id: &str) -> bool {
+    let mut bytes = id.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.'))
+        && !id.contains("..")
+        && id.len() <= 128
+}
+
+/// Whether `version` is a policy version: semver-like text or `v<N>`, from
+/// `[0-9A-Za-z.+-]`, starting with a letter or digit, without `..`.
+pub fn is_valid_policy_version(version: &str) -> bool {
+    let mut bytes = version.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-'))
+        && !version.contains("..")
+        && version.len() <= 64
+}
+
+/// Whether `path` is a safe relative bundle path: `/`-separated, no empty, `.` or `..`
+/// segments, no backslash, no NUL, not absolute.
+pub(crate) fn is_safe_relative_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.contains(['\\', '\0'])
+        && path
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
+}
+
+/// Verifies a bundle held in memory (`files` must include `bundle.json`).
+///
+/// Refuses: a manifest not signed by a threshold of the `policy` role, a wrong `_type`, a
+/// listed file that is missing, a file that is not listed, and a file whose raw bytes do not
+/// have the listed digest.
+pub fn verify_bundle(
+    trust_root: &VerifiedTrustRoot,
+    files: &BundleFiles,
+) -> Result<VerifiedBundle, TrustError> {
+    let manifest =
+        files
+            .get(BUNDLE_MANIFEST_FILE)
+            .ok_or_else(|| TrustError::BundleFileMissing {
+                path: BUNDLE_MANIFEST_FILE.to_owned(),
+            })?;
+    let envelope = Envelope::parse(manifest, BUNDLE_TYPE)?;
+    let role = trust_root.role_keys(Role::Policy)?;
+    envelope.check_role(
+        BUNDLE_TYPE,
+        Role::Policy.as_str(),
+        &role.keys,
+        trust_root.all_keys(),
+        role.threshold,
+    )?;
+    let body: BundleBody = envelope.body(BUNDLE_TYPE)?;
+    check_body(&body)?;
+    for (path, expected) in &body.files {
+        let bytes = files
+            .get(path)
+            .ok_or_else(|| TrustError::BundleFileMissing { path: path.clone() })?;
+        let found = Digest::of(bytes);
+        if found != *expected {
+            return Err(TrustError::DigestMismatch {
+                subject: path.clone(),
+                expected: expected.to_string(),
+                found: found.to_string(),
+            });
+        }
+    }
+    if let Some(extra) = files
+        .keys()
+        .find(|p| p.as_str() != BUNDLE_MANIFEST_FILE && !body.files.contains_key(p.as_str()))
+    {
+        return Err(TrustError::BundleFileUnexpected {
+            path: extra.clone(),
+        });
+    }
+    let mut verified_files = files.clone();
+    verified_files.remove(BUNDLE_MANIFEST_FILE);
+    let policy_digest = Digest::of(verified_files.get(POLICY_FILE).map_or(&[], Vec::as_slice));
+    Ok(VerifiedBundle {
+        policy_id: body.policy_id,
+        policy_version: body.policy_version,
+        bundle_digest: envelope.digest(),
+        policy_digest,
+        files: verified_files,
+    })
+}
+
+fn check_body(body: &BundleBody) -> Result<(), TrustError> {
+    let bad = |message: String| TrustError::malformed(BUNDLE_TYPE, message);
+    if !is_valid_policy_id(&body.policy_id) {
+        return Err(bad(format!("invalid policy id {:?}", body.policy_id)));
+    }
+    if !is_valid_policy_version(&body.policy_version) {
+        return Err(bad(format!(
+            "invalid policy version {:?}",
+            body.policy_version
+        )));
+    }
+    if !body.files.contains_key(POLICY_FILE) {
+        return Err(bad("the manifest does not list policy.json".to_owned()));
+    }
+    for path in body.files.keys() {
+        if !is_safe_relative_path(path) || path == BUNDLE_MANIFEST_FILE {
+            return Err(bad(format!("unsafe or reserved file path {path:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// Reads every file under `dir` (recursively) into a [`BundleFiles`] map.
+///
+/// Paths are relative and `/`-separated. A symbolic link is followed only when it points to a
+/// regular file inside `dir`; links leaving the directory, links to directories, special files,
+/// and names that are not UTF-8 are refused with [`TrustError::UnsafePath`].
+pub fn read_bundle_dir(dir: &Path) -> Result<BundleFiles, TrustError> {
+    let root = dir.canonicalize().map_err(|e| TrustError::io(dir, &e))?;
+    let mut files = BundleFiles::new();
+    let mut total = 0usize;
+    walk(&root, &root, "", &mut files, &mut total)?;
+    Ok(files)
+}
+
+fn unsafe_path(path: &Path, message: &str) -> TrustError {
+    TrustError::UnsafePath {
+        path: path.display().to_string(),
+        message: message.to_owned(),
+    }
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    prefix: &str,
+    files: &mut BundleFiles,
+    total: &mut usize,
+) -> Result<(), TrustError> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| TrustError::io(dir, &e))? {
+        entries.push(entry.map_err(|e| TrustError::io(dir, &e))?.path());
+    }
+    entries.sort();
+    for path in entries {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| unsafe_path(&path, "file name is not UTF-8"))?;
+        let relative = format!("{prefix}{name}");
+        if !is_safe_relative_path(&relative) {
+            return Err(unsafe_path(&path, "unsafe file name"));
+        }
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| TrustError::io(&path, &e))?;
+        let file_to_read = if meta.file_type().is_symlink() {
+            let target = path
+                .canonicalize()
+                .map_err(|_| unsafe_path(&path, "dangling symbolic link"))?;
+            if !target.starts_with(root) {
+                return Err(unsafe_path(
+                    &path,
+                    "symbolic link leaves the bundle directory",
+                ));
+            }
+            let target_meta =
+                std::fs::metadata(&target).map_err(|e| TrustError::io(&target, &e))?;
+            if !target_meta.is_file() {
+                return Err(unsafe_path(
+                    &path,
+                    "symbolic link to something other than a file",
+                ));
+            }
+            target
+        } else if meta.is_dir() {
+            walk(root, &path, &format!("{relative}/"), files, total)?;
+            continue;
+        } else if meta.is_file() {
+            path.clone()
+        } else {
+            return Err(unsafe_path(&path, "not a regular file or directory"));
+        };
+        let bytes = std::fs::read(&file_to_read).map_err(|e| TrustError::io(&file_to_read, &e))?;
+        *total = total.saturating_add(bytes.len());
+        if files.len() >= MAX_BUNDLE_FILES || *total > MAX_BUNDLE_BYTES {
+            return Err(TrustError::malformed(
+                BUNDLE_TYPE,
+                format!(
+                    "bundle directory exceeds {MAX_BUNDLE_FILES} files or {MAX_BUNDLE_BYTES} bytes"
+                ),
+            ));
+        }
+        files.insert(relative, bytes);
+    }
+    Ok(())
+}
+
+/// Authors `bundle.json` for the files of a bundle (an existing `bundle.json` in `files` is
+/// ignored): policy id and version, and the digest of every other file, signed by `signers`.
+pub fn sign_bundle(
+    policy_id: &str,
+    policy_version: &str,
+    files: &BundleFiles,
+    signers: &[&dyn Signer],
+) -> Result<Vec<u8>, TrustError> {
+    let body = BundleBody {
+        doc_type: BUNDLE_TYPE.to_owned(),
+        policy_id: policy_id.to_owned(),
+        policy_version: policy_version.to_owned(),
+        files: files
+            .iter()
+            .filter(|(path, _)| path.as_str() != BUNDLE_MANIFEST_FILE)
+            .map(|(path, bytes)| (path.clone(), Digest::of(bytes)))
+            .collect(),
+    };
+    check_body(&body)?;
+    sign_document(&body, signers)
+}
+
+/// Reads the bundle directory `dir`, signs it (see [`sign_bundle`]), writes `dir/bundle.json`
+/// and returns its bytes.
+pub fn sign_bundle_dir(
+    dir: &Path,
+    policy_id: &str,
+    policy_version: &str,
+    signers: &[&dyn Signer],
+) -> Result<Vec<u8>, TrustError> {
+    let files = read_bundle_dir(dir)?;
+    let bytes = sign_bundle(policy_id, policy_version, &files, signers)?;
+    let path = dir.join(BUNDLE_MANIFEST_FILE);
+    std::fs::write(&path, &bytes).map_err(|e| TrustError::io(&path, &e))?;
+    Ok(bytes)
+}

@@ -1,0 +1,261 @@
+//! The shared signed-document envelope `{"signed": {...}, "signatures": [{"keyid", "sig"}]}`.
+//!
+//! Signatures are over the RFC 8785 bytes of `signed`; its `_type` separates document kinds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use parmana_canon::{Digest, canonicalize_value, parse_strict};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::keys::{decode_base64, encode_base64};
+use crate::{KeyId, PublicKey, Signer, TrustError};
+
+/// One signature entry of an envelope.
+#[derive(Debug, Clone)]
+pub(crate) struct SignatureEntry {
+    pub keyid: KeyId,
+    pub sig: Vec<u8>,
+}
+
+/// A parsed envelope whose `_type` is the one expected; signatures not yet checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Envelope {
+    pub signed: Value,
+    /// JCS bytes of `signed`: what every signature covers.
+    pub signed_bytes: Vec<u8>,
+    pub signatures: Vec<SignatureEntry>,
+}
+
+impl Envelope {
+    /// Parses envelope bytes strictly and checks `_type` before anything else.
+    pub fn parse(bytes: &[u8], expected_type: &str) -> Result<Self, TrustError> {
+        let value = parse_strict(bytes)
+            .map_err(|e| TrustError::malformed(expected_type, format!("{e} ({})", e.code())))?;
+        let Value::Object(mut top) = value else {
+            return Err(TrustError::malformed(expected_type, "not a JSON object"));
+        };
+        check_keys(&top, &["signatures", "signed"], expected_type, "envelope")?;
+        let signed = top.remove("signed").unwrap_or(Value::Null);
+        let found_type = match &signed {
+            Value::Object(map) => match map.get("_type") {
+                Some(Value::String(t)) => t.clone(),
+                _ => String::new(),
+            },
+            _ => {
+                return Err(TrustError::malformed(
+                    expected_type,
+                    "`signed` is not an object",
+                ));
+            }
+        };
+        if found_type != expected_type {
+            return Err(TrustError::WrongType {
+                expected: expected_type.to_owned(),
+                found: found_type,
+            });
+        }
+        let Some(Value::Array(raw_signatures)) = top.remove("signatures") else {
+            return Err(TrustError::malformed(
+                expected_type,
+                "`signatures` is not an array",
+            ));
+        };
+        let mut signatures = Vec::with_capacity(raw_signatures.len());
+        for raw in raw_signatures {
+            signatures.push(parse_signature_entry(raw, expected_type)?);
+        }
+        let signed_bytes = canonicalize_value(&signed)?;
+        Ok(Self {
+            signed,
+            signed_bytes,
+            signatures,
+        })
+    }
+
+    /// The document digest: SHA-256 of the JCS bytes of `signed`.
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.signed_bytes)
+    }
+
+    /// Reads `signed` into its typed form (unknown fields are refused by the type).
+    pub fn body<T: DeserializeOwned>(&self, document: &str) -> Result<T, TrustError> {
+        serde_json::from_value(self.signed.clone())
+            .map_err(|e| TrustError::malformed(document, e.to_string()))
+    }
+
+    /// Checks that at least `threshold` distinct keys of a role signed `signed` validly.
+    ///
+    /// `role_keys` are the keys of the role; `known_keys` every key of the trust root (to tell
+    /// "unknown key" from "key lacks role"). A signature claiming a role key that does not verify
+    /// refuses the whole document. Keys are counted by their public bytes, so one key listed under
+    /// two ids, or signing twice, counts once.
+    pub fn check_role(
+        &self,
+        document: &str,
+        role: &str,
+        role_keys: &BTreeMap<KeyId, PublicKey>,
+        known_keys: &BTreeMap<KeyId, PublicKey>,
+        threshold: u64,
+    ) -> Result<(), TrustError> {
+        check_signatures(
+            &self.signatures,
+            &self.signed_bytes,
+            &SignatureCheck {
+                document,
+                role,
+                role_keys,
+                known_keys,
+                threshold,
+            },
+        )
+    }
+}
+
+/// What one role check needs.
+pub(crate) struct SignatureCheck<'a> {
+    pub document: &'a str,
+    pub role: &'a str,
+    pub role_keys: &'a BTreeMap<KeyId, PublicKey>,
+    pub known_keys: &'a BTreeMap<KeyId, PublicKey>,
+    pub threshold: u64,
+}
+
+/// The threshold rule shared by envelopes and attestations (see [`Envelope::check_role`]).
+pub(crate) fn check_signatures(
+    signatures: &[SignatureEntry],
+    message: &[u8],
+    check: &SignatureCheck<'_>,
+) -> Result<(), TrustError> {
+    let mut valid: BTreeSet<[u8; 32]> = BTreeSet::new();
+    let mut lacking_role = None;
+    let mut unknown = None;
+    for entry in signatures {
+        if let Some(key) = check.role_keys.get(&entry.keyid) {
+            if !key.verify_signature(message, &entry.sig) {
+                return Err(TrustError::BadSignature {
+                    document: check.document.to_owned(),
+                    keyid: entry.keyid.to_string(),
+                });
+            }
+            valid.insert(key.to_bytes());
+        } else if check.known_keys.contains_key(&entry.keyid) {
+            lacking_role.get_or_insert(entry.keyid);
+        } else {
+            unknown.get_or_insert(entry.keyid);
+        }
+    }
+    let found = u64::try_from(valid.len()).unwrap_or(u64::MAX);
+    if check.threshold > 0 && found >= check.threshold {
+        return Ok(());
+    }
+    if let Some(keyid) = lacking_role {
+        return Err(TrustError::KeyLacksRole {
+            document: check.document.to_owned(),
+            keyid: keyid.to_string(),
+            role: check.role.to_owned(),
+        });
+    }
+    if let Some(keyid) = unknown {
+        return Err(TrustError::UnknownKey {
+            document: check.document.to_owned(),
+            keyid: keyid.to_string(),
+        });
+    }
+    Err(TrustError::ThresholdNotMet {
+        document: check.document.to_owned(),
+        role: check.role.to_owned(),
+        threshold: check.threshold,
+        found,
+    })
+}
+
+fn parse_signature_entry(raw: Value, document: &str) -> Result<SignatureEntry, TrustError> {
+    let Value::Object(map) = raw else {
+        return Err(TrustError::malformed(
+            document,
+            "a signature is not an object",
+        ));
+    };
+    check_keys(&map, &["keyid", "sig"], document, "signature")?;
+    let keyid = match map.get("keyid") {
+        Some(Value::String(text)) => text.parse::<KeyId>()?,
+        _ => {
+            return Err(TrustError::malformed(
+                document,
+                "signature keyid is not a string",
+            ));
+        }
+    };
+    let sig = match map.get("sig") {
+        Some(Value::String(text)) => decode_base64(text)
+            .filter(|bytes| bytes.len() == 64)
+            .ok_or_else(|| {
+                TrustError::malformed(document, "signature is not 64 bytes of canonical base64")
+            })?,
+        _ => {
+            return Err(TrustError::malformed(
+                document,
+                "signature sig is not a string",
+            ));
+        }
+    };
+    Ok(SignatureEntry { keyid, sig })
+}
+
+/// Refuses an object unless its keys are exactly `expected`.
+pub(crate) fn check_keys(
+    map: &Map<String, Value>,
+    expected: &[&str],
+    document: &str,
+    what: &str,
+) -> Result<(), TrustError> {
+    let found: BTreeSet<&str> = map.keys().map(String::as_str).collect();
+    let wanted: BTreeSet<&str> = expected.iter().copied().collect();
+    if found == wanted {
+        Ok(())
+    } else {
+        Err(TrustError::malformed(
+            document,
+            format!("{what} must have exactly the fields {expected:?}, found {found:?}"),
+        ))
+    }
+}
+
+/// Signs a document body with every signer and returns the envelope file bytes
+/// (pretty-printed JSON with a final newline; verification recomputes the JCS bytes).
+pub(crate) fn sign_document<T: Serialize>(
+    body: &T,
+    signers: &[&dyn Signer],
+) -> Result<Vec<u8>, TrustError> {
+    let signed = serde_json::to_value(body).map_err(|e| {
+        TrustError::Canon(parmana_canon::CanonError::NotRepresentable {
+            message: e.to_string(),
+        })
+    })?;
+    let signed_bytes = canonicalize_value(&signed)?;
+    let mut seen = BTreeSet::new();
+    let mut signatures = Vec::with_capacity(signers.len());
+    for signer in signers {
+        let keyid = signer.key_id();
+        if !seen.insert(keyid) {
+            continue;
+        }
+        let sig = signer.sign(&signed_bytes)?;
+        let mut entry = Map::new();
+        entry.insert("keyid".to_owned(), Value::String(keyid.to_string()));
+        entry.insert("sig".to_owned(), Value::String(encode_base64(&sig)));
+        signatures.push(Value::Object(entry));
+    }
+    let mut top = Map::new();
+    top.insert("signed".to_owned(), signed);
+    top.insert("signatures".to_owned(), Value::Array(signatures));
+    let mut out = serde_json::to_vec_pretty(&Value::Object(top)).map_err(|e| {
+        TrustError::Canon(parmana_canon::CanonError::NotRepresentable {
+            message: e.to_string(),
+        })
+    })?;
+    out.push(b'\n');
+    Ok(out)
+}

@@ -1,0 +1,193 @@
+//! The error type of the trust layer: one variant per refusal class, each with a stable code.
+
+use parmana_canon::{CanonError, Timestamp};
+
+/// Why a key, signature or signed document was refused.
+///
+/// Every variant has a stable machine-readable [`code`](TrustError::code). Messages never
+/// contain private key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// A signature did not verify (wrong bytes, wrong key, or not a canonical Ed25519 signature).
+    #[error("bad signature by key {keyid} on {document}")]
+    BadSignature {
+        /// The document kind (`parmana/bundle`, an attestation, ...).
+        document: String,
+        /// The key id the signature claims.
+        keyid: String,
+    },
+    /// A signature names a key the trust root does not know.
+    #[error("unknown key {keyid} signed {document}")]
+    UnknownKey {
+        /// The document kind.
+        document: String,
+        /// The unknown key id.
+        keyid: String,
+    },
+    /// A known key signed, but it does not hold the role this document needs.
+    #[error("key {keyid} does not hold the {role} role needed for {document}")]
+    KeyLacksRole {
+        /// The document kind.
+        document: String,
+        /// The key id.
+        keyid: String,
+        /// The role it lacks.
+        role: String,
+    },
+    /// Fewer distinct keys of the role signed validly than its threshold.
+    #[error("{document} needs {threshold} valid signature(s) from the {role} role, found {found}")]
+    ThresholdNotMet {
+        /// The document kind.
+        document: String,
+        /// The role whose threshold was not met.
+        role: String,
+        /// Signatures needed.
+        threshold: u64,
+        /// Distinct keys of the role that signed validly.
+        found: u64,
+    },
+    /// The document's `expires` time is not after `now`.
+    #[error("{document} expired at {expires} (now {now})")]
+    Expired {
+        /// The document kind.
+        document: String,
+        /// When it expired.
+        expires: Timestamp,
+        /// The time it was checked at.
+        now: Timestamp,
+    },
+    /// The document's version is lower than one already accepted, or a rotation skips a version.
+    #[error("{document} version {version} is older than or does not follow version {highest}")]
+    VersionRollback {
+        /// The document kind.
+        document: String,
+        /// The version offered.
+        version: u64,
+        /// The highest (or previous) version it was compared with.
+        highest: u64,
+    },
+    /// The document's `_type` is not the kind expected here.
+    #[error("expected a {expected} document, found _type {found:?}")]
+    WrongType {
+        /// The kind expected.
+        expected: String,
+        /// The `_type` found (empty when absent).
+        found: String,
+    },
+    /// Content does not have the digest the signed document records.
+    #[error("digest mismatch for {subject}: expected {expected}, found {found}")]
+    DigestMismatch {
+        /// What was hashed (a bundle file path, `bundle`, `fingerprint`, ...).
+        subject: String,
+        /// The digest recorded in the signed document.
+        expected: String,
+        /// The digest of the content presented.
+        found: String,
+    },
+    /// A file the bundle manifest lists is not in the bundle.
+    #[error("bundle file {path:?} listed in the manifest is missing")]
+    BundleFileMissing {
+        /// The relative path.
+        path: String,
+    },
+    /// A file in the bundle is not listed in the bundle manifest.
+    #[error("bundle file {path:?} is not listed in the manifest")]
+    BundleFileUnexpected {
+        /// The relative path.
+        path: String,
+    },
+    /// The policy bundle is not listed in the release manifest, or is listed with another digest.
+    #[error("policy {policy} is not in the release manifest{detail}")]
+    NotInReleaseManifest {
+        /// `<id>@<version>`.
+        policy: String,
+        /// Empty, or `" with this digest"` when it is listed with another bundle digest.
+        detail: String,
+    },
+    /// The release manifest does not accept this runtime.
+    #[error("runtime not accepted by the release manifest: {message}")]
+    RuntimeIncompatible {
+        /// What differs.
+        message: String,
+    },
+    /// A document is not well formed: bad JSON, missing or extra fields, bad values.
+    #[error("malformed {document}: {message}")]
+    Malformed {
+        /// The document kind (or file).
+        document: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key file or key bytes could not be read as an Ed25519 key.
+    #[error("invalid key: {message}")]
+    InvalidKey {
+        /// What is wrong (never the key material).
+        message: String,
+    },
+    /// A path inside a bundle or trust directory is unsafe (`..`, absolute, a symlink leaving the directory).
+    #[error("unsafe path {path:?}: {message}")]
+    UnsafePath {
+        /// The offending path.
+        path: String,
+        /// Why it is refused.
+        message: String,
+    },
+    /// A signer could not produce a signature (for example a hardware or remote key failed).
+    #[error("signing failed: {message}")]
+    SigningFailed {
+        /// What the signer reported.
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("IO error on {path}: {message}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
+    /// Canonical encoding failed.
+    #[error(transparent)]
+    Canon(#[from] CanonError),
+}
+
+impl TrustError {
+    /// The stable code of this error, for example `trust.bad_signature`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadSignature { .. } => "trust.bad_signature",
+            Self::UnknownKey { .. } => "trust.unknown_key",
+            Self::KeyLacksRole { .. } => "trust.key_lacks_role",
+            Self::ThresholdNotMet { .. } => "trust.threshold_not_met",
+            Self::Expired { .. } => "trust.expired",
+            Self::VersionRollback { .. } => "trust.version_rollback",
+            Self::WrongType { .. } => "trust.wrong_type",
+            Self::DigestMismatch { .. } => "trust.digest_mismatch",
+            Self::BundleFileMissing { .. } => "trust.bundle_file_missing",
+            Self::BundleFileUnexpected { .. } => "trust.bundle_file_unexpected",
+            Self::NotInReleaseManifest { .. } => "trust.not_in_release_manifest",
+            Self::RuntimeIncompatible { .. } => "trust.runtime_incompatible",
+            Self::Malformed { .. } => "trust.malformed",
+            Self::InvalidKey { .. } => "trust.invalid_key",
+            Self::UnsafePath { .. } => "trust.unsafe_path",
+            Self::SigningFailed { .. } => "trust.signing_failed",
+            Self::Io { .. } => "trust.io",
+            Self::Canon(inner) => inner.code(),
+        }
+    }
+
+    pub(crate) fn malformed(document: &str, message: impl Into<String>) -> Self {
+        Self::Malformed {
+            document: document.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, error: &std::io::Error) -> Self {
+        Self::Io {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Bundles of the original TypeScript tooling: `bundle.manifest.json` + `bundle.sig` over its legacy (non-RFC 8785) canonical form.
+//!
+//! The legacy canonical form is `JSON.stringify(sortKeysRecursively(value), null, 2)`: object
+//! keys in JavaScript enumeration order after sorting (integer-like keys first, ascending
+//! numerically, then the rest by UTF-16 code units), two-space indentation, `": "` after keys,
+//! no trailing newline, UTF-8. Numbers and strings are written as JavaScript writes them, which
+//! is what RFC 8785 specifies for scalars.
+
+use std::cmp::Ordering;
+
+use parmana_canon::{Digest, parse_strict, to_canonical_vec};
+use serde_json::Value;
+
+use crate::bundle::is_safe_relative_path;
+use crate::keys::decode_base64;
+use crate::{BundleFiles, PublicKey, TrustError};
+
+/// The legacy manifest's file name.
+pub const LEGACY_MANIFEST_FILE: &str = "bundle.manifest.json";
+
+/// The legacy signature's file name.
+pub const LEGACY_SIGNATURE_FILE: &str = "bundle.sig";
+
+const DOCUMENT: &str = "legacy bundle";
+
+/// A legacy bundle whose signature, bundle hash and artifact hashes all verified against the
+/// given legacy key, with no file missing or extra. Only [`verify_legacy_bundle`] builds one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedLegacyBundle {
+    policy_id: String,
+    policy_version: String,
+    bundle_hash: String,
+    files: BundleFiles,
+}
+
+impl VerifiedLegacyBundle {
+    /// The manifest's `policy_id`.
+    pub fn policy_id(&self) -> &str {
+        &self.policy_id
+    }
+
+    /// The manifest's `policy_version` (for example `v1`).
+    pub fn policy_version(&self) -> &str {
+        &self.policy_version
+    }
+
+    /// The manifest's `bundle_hash` (hex SHA-256).
+    pub fn bundle_hash(&self) -> &str {
+        &self.bundle_hash
+    }
+
+    /// The verified artifacts (relative path → raw bytes), `policy.json` among them.
+    pub fn files(&self) -> &BundleFiles {
+        &self.files
+    }
+}
+
+/// The legacy canonical form of a JSON value (see the module documentation).
+pub fn legacy_canonical_json(value: &Value) -> Result<Vec<u8>, TrustError> {
+    let mut out = Vec::new();
+    write_legacy(value, 0, &mut out)?;
+    Ok(out)
+}
+
+fn indent(out: &mut Vec<u8>, level: usize) {
+    out.extend(std::iter::repeat_n(b' ', level * 2));
+}
+
+fn write_legacy(value: &Value, level: usize, out: &mut Vec<u8>) -> Result<(), TrustError> {
+    match value {
+        Value::Array(items) if !items.is_empty() => {
+            out.extend_from_slice(b"[\n");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b",\n");
+                }
+                indent(out, level + 1);
+                write_legacy(item, level + 1, out)?;
+            }
+            out.push(b'\n');
+            indent(out, level);
+            out.push(b']');
+        }
+        Value::Object(map) if !map.is_empty() => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| legacy_key_order(a, b));
+            out.extend_from_slice(b"{\n");
+            for (i, key) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b",\n");
+                }
+                indent(out, level + 1);
+                out.extend_from_slice(&to_canonical_vec(key.as_str())?);
+                out.extend_from_slice(b": ");
+                write_legacy(&map[key.as_str()], level + 1, out)?;
+            }
+            out.push(b'\n');
+            indent(out, level);
+            out.push(b'}');
+        }
+        Value::Array(_) => out.extend_from_slice(b"[]"),
+        Value::Object(_) => out.extend_from_slice(b"{}"),
+        scalar => out.extend_from_slice(&to_canonical_vec(scalar)?),
+    }
+    Ok(())
+}
+
+/// JavaScript array-index keys ("0", "1", … up to 2^32 − 2, no leading zeros).
+fn array_index(key: &str) -> Option<u32> {
+    if key.is_empty() || (key.len() > 1 && key.starts_with('0')) {
+        return None;
+    }
+    if !key.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    key.parse::<u32>().ok().filter(|n| *n != u32::MAX)
+}
+
+fn legacy_key_order(a: &str, b: &str) -> Ordering {
+    match (array_index(a), array_index(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.encode_utf16().cmp(b.encode_utf16()),
+    }
+}
+
+fn sha256_hex_of_legacy(value: &Value) -> Result<String, TrustError> {
+    Ok(Digest::of(&legacy_canonical_json(value)?).to_hex())
+}
+
+fn field<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<&'a str, TrustError> {
+    map.get(name).and_then(Value::as_str).ok_or_else(|| {
+        TrustError::malformed(DOCUMENT, format!("manifest field {name} is not a string"))
+    })
+}
+
+/// Verifies a legacy bundle held in memory against the legacy signing key.
+///
+/// Checks, in order: the manifest parses strictly; `bundle.sig` is one canonical base64
+/// Ed25519 signature (optionally followed by CR/LF line ends) that verifies (`verify_strict`)
+/// over the legacy canonical form of the manifest; `bundle_hash` is the hex SHA-256 of the
+/// legacy canonical form of the manifest with `bundle_hash` set to `""`; every artifact exists,
+/// parses strictly, and its `hash` is the hex SHA-256 of its legacy canonical form; no file is
+/// missing or unlisted; `policy.json` is among the artifacts.
+pub fn verify_legacy_bundle(
+    files: &BundleFiles,
+    legacy_key: &PublicKey,
+) -> Result<VerifiedLegacyBundle, TrustError> {
+    let bad = |message: String| TrustError::malformed(DOCUMENT, message);
+    let get = |name: &str| {
+        files
+            .get(name)
+            .ok_or_else(|| TrustError::BundleFileMissing {
+                path: name.to_owned(),
+            })
+    };
+    let manifest_bytes = get(LEGACY_MANIFEST_FILE)?;
+    let signature_bytes = get(LEGACY_SIGNATURE_FILE)?;
+    let manifest = parse_strict(manifest_bytes).map_err(|e| bad(format!("manifest: {e}")))?;
+    let Value::Object(map) = &manifest else {
+        return Err(bad("manifest is not a JSON object".to_owned()));
+    };
+    let mut end = signature_bytes.len();
+    while end > 0 && matches!(signature_bytes[end - 1], b'\r' | b'\n') {
+        end -= 1;
+    }
+    let signature = std::str::from_utf8(&signature_bytes[..end])
+        .ok()
+        .and_then(decode_base64)
+        .filter(|s| s.len() == 64)
+        .ok_or_else(|| bad("bundle.sig is not 64 bytes of canonical base64".to_owned()))?;
+    if !legacy_key.verify_signature(&legacy_canonical_json(&manifest)?, &signature) {
+        return Err(TrustError::BadSignature {
+            document: DOCUMENT.to_owned(),
+            keyid: legacy_key.key_id().to_string(),
+        });
+    }
+    if field(map, "manifest_version")? != "1" {
+        return Err(bad("manifest_version is not \"1\"".to_owned()));
+    }
+    let policy_id = field(map, "policy_id")?.to_owned();
+    let policy_version = field(map, "policy_version")?.to_owned();
+    let bundle_hash = field(map, "bundle_hash")?.to_owned();
+    let mut unhashed = manifest.clone();
+    if let Value::Object(m) = &mut unhashed {
+        m.insert("bundle_hash".to_owned(), Value::String(String::new()));
+    }
+    let computed = sha256_hex_of_legacy(&unhashed)?;
+    if computed != bundle_hash {
+        return Err(TrustError::DigestMismatch {
+            subject: "bundle_hash".to_owned(),
+            expected: bundle_hash,
+            found: computed,
+        });
+    }
+    let Some(Value::Array(artifacts)) = map.get("artifacts") else {
+        return Err(bad("artifacts is not a list".to_owned()));
+    };
+    let mut verified = BundleFiles::new();
+    for artifact in artifacts {
+        let Value::Object(entry) = artifact else {
+            return Err(bad("an artifact is not an object".to_owned()));
+        };
+        let path = field(entry, "path")?;
+        let hash = field(entry, "hash")?;
+        if !is_safe_relative_path(path)
+            || path == LEGACY_MANIFEST_FILE
+            || path == LEGACY_SIGNATURE_FILE
+        {
+            return Err(TrustError::UnsafePath {
+                path: path.to_owned(),
+                message: "not a safe artifact path".to_owned(),
+            });
+        }
+        let bytes = get(path)?;
+        let parsed = parse_strict(bytes).map_err(|e| bad(format!("{path}: {e}")))?;
+        let found = sha256_hex_of_legacy(&parsed)?;
+        if found != hash {
+            return Err(TrustError::DigestMismatch {
+                subject: path.to_owned(),
+                expected: hash.to_owned(),
+                found,
+            });
+        }
+        if verified.insert(path.to_owned(), bytes.clone()).is_some() {
+            return Err(bad(format!("artifact {path} listed twice")));
+        }
+    }
+    if !verified.contains_key(crate::POLICY_FILE) {
+        return Err(bad("policy.json is not among the artifacts".to_owned()));
+    }
+    if let Some(extra) = files.keys().find(|p| {
+        p.as_str() != LEGACY_MANIFEST_FILE
+            && p.as_str() != LEGACY_SIGNATURE_FILE
+            && !verified.contains_key(p.as_str())
+    }) {
+        return Err(TrustError::BundleFileUnexpected {
+            path: extra.clone(),
+        });
+    }
+    Ok(VerifiedLegacyBundle {
+        policy_id,
+        policy_version,
+        bundle_hash,
+        files: verified,
+    })
+}

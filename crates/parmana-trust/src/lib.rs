@@ -1,0 +1,72 @@
+//! `parmana-trust`: keys, signatures, trust root, policy bundles, release manifest and attestations.
+//!
+//! This is the only crate that does cryptography (Ed25519 through `ed25519-dalek`, always
+//! `verify_strict`). Everything it signs is RFC 8785 bytes from `parmana-canon`. The chain of
+//! trust (see `docs/trust-model.md`):
+//!
+//! * the **pinned root key** (out of band) signs trust root version 1;
+//! * each **trust root** version lists keys and the roles `root`, `policy`, `release`,
+//!   `attestation` with thresholds; version N+1 is signed by a threshold of N's root keys and
+//!   of its own ([`verify_trust_chain`] → [`VerifiedTrustRoot`]);
+//! * the `policy` role signs **bundle manifests** ([`verify_bundle`] → [`VerifiedBundle`]);
+//! * the `release` role signs the **release manifest** ([`verify_release_manifest`] →
+//!   [`VerifiedReleaseManifest`], whose [`check_bundle`](VerifiedReleaseManifest::check_bundle)
+//!   refuses bundles it does not list);
+//! * the `attestation` role signs **execution attestations** ([`build_attestation`],
+//!   [`verify_attestation`] → [`AttestationReport`]).
+//!
+//! Verified values have private fields: only the check that proves them builds them.
+//!
+//! ```
+//! use parmana_trust::*;
+//! use parmana_canon::Timestamp;
+//! let root = LocalSigningKey::from_seed(&[1; 32]);
+//! let other = LocalSigningKey::from_seed(&[2; 32]);
+//! let role = |k: &LocalSigningKey| RoleSpec { keys: vec![k.public_key()], threshold: 1 };
+//! let spec = TrustRootSpec {
+//!     expires: Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
+//!     root: role(&root), policy: role(&other), release: role(&other), attestation: role(&other),
+//! };
+//! let v1 = create_trust_root(&spec, &[&root]).unwrap();
+//! let now = Timestamp::parse("2026-11-28T21:00:00Z").unwrap();
+//! let trust = verify_trust_chain(&root.public_key(), &[v1], now, None).unwrap();
+//! assert_eq!(trust.version(), 1);
+//! ```
+
+mod attestation;
+mod bundle;
+mod envelope;
+mod error;
+mod keys;
+mod legacy;
+mod release;
+mod trust_root;
+
+pub use attestation::{
+    AttestationCheck, AttestationCheckKind, AttestationReport, DSSE_PAYLOAD_TYPE, DocumentRef,
+    EvaluatorRef, ExecutionPredicate, PREDICATE_TYPE, PolicyRef, RuntimeRef, STATEMENT_TYPE,
+    SUBJECT_PREFIX, attestation_fingerprint, build_attestation, dsse_pae, is_valid_execution_id,
+    verify_attestation,
+};
+pub use bundle::{
+    BUNDLE_MANIFEST_FILE, BUNDLE_TYPE, BundleFiles, MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES,
+    POLICY_FILE, VerifiedBundle, is_valid_policy_id, is_valid_policy_version, read_bundle_dir,
+    sign_bundle, sign_bundle_dir, verify_bundle,
+};
+pub use error::TrustError;
+pub use keys::{
+    KEYTYPE_ED25519, KeyId, LocalSigningKey, PublicKey, PublicKeyDocument, Signer, Verifier,
+    read_public_key_file, write_public_key_file,
+};
+pub use legacy::{
+    LEGACY_MANIFEST_FILE, LEGACY_SIGNATURE_FILE, VerifiedLegacyBundle, legacy_canonical_json,
+    verify_legacy_bundle,
+};
+pub use release::{
+    RELEASE_MANIFEST_FILE, RELEASE_MANIFEST_TYPE, ReleaseManifestSpec, VerifiedReleaseManifest,
+    sign_release_manifest, verify_release_manifest,
+};
+pub use trust_root::{
+    Role, RoleSpec, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_TYPE, TrustRootSpec, VerifiedTrustRoot,
+    create_trust_root, load_trust_chain, read_trust_chain, rotate_trust_root, verify_trust_chain,
+};

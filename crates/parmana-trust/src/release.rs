@@ -1,0 +1,245 @@
+//! The release manifest: which bundles may run, on which runtime; signed by the `release` role.
+
+use std::collections::BTreeMap;
+
+use parmana_canon::{Digest, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{is_valid_policy_id, is_valid_policy_version};
+use crate::envelope::{Envelope, sign_document};
+use crate::{Role, Signer, TrustError, VerifiedBundle, VerifiedTrustRoot};
+
+/// The `_type` of a release manifest.
+pub const RELEASE_MANIFEST_TYPE: &str = "parmana/release-manifest";
+
+/// The release manifest's file name at the repository root.
+pub const RELEASE_MANIFEST_FILE: &str = "release-manifest.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseBody {
+    #[serde(rename = "_type")]
+    doc_type: String,
+    version: u64,
+    expires: Timestamp,
+    runtime: RuntimeBody,
+    policies: BTreeMap<String, Digest>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeBody {
+    evaluator_semantics: String,
+    minimum_runtime_version: String,
+}
+
+/// The content of a release manifest to author.
+#[derive(Debug, Clone)]
+pub struct ReleaseManifestSpec {
+    /// Version of this manifest (at least 1; higher than any released before).
+    pub version: u64,
+    /// When it expires.
+    pub expires: Timestamp,
+    /// The evaluator semantics the policies were released for.
+    pub evaluator_semantics: String,
+    /// The lowest runtime version (`MAJOR.MINOR.PATCH`) allowed to run them.
+    pub minimum_runtime_version: String,
+    /// `<id>@<version>` → bundle digest.
+    pub policies: BTreeMap<String, Digest>,
+}
+
+/// A release manifest signed by a threshold of the `release` role, unexpired and not older
+/// than the highest version accepted before. Only [`verify_release_manifest`] builds one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedReleaseManifest {
+    version: u64,
+    expires: Timestamp,
+    digest: Digest,
+    evaluator_semantics: String,
+    minimum_runtime_version: String,
+    policies: BTreeMap<String, Digest>,
+}
+
+impl VerifiedReleaseManifest {
+    /// The manifest version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// When it expires.
+    pub fn expires(&self) -> Timestamp {
+        self.expires
+    }
+
+    /// The document digest (SHA-256 of the JCS bytes of `signed`).
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// The evaluator semantics it was released for.
+    pub fn evaluator_semantics(&self) -> &str {
+        &self.evaluator_semantics
+    }
+
+    /// The lowest runtime version allowed.
+    pub fn minimum_runtime_version(&self) -> &str {
+        &self.minimum_runtime_version
+    }
+
+    /// Every released policy: `<id>@<version>` → bundle digest.
+    pub fn policies(&self) -> &BTreeMap<String, Digest> {
+        &self.policies
+    }
+
+    /// Refuses a bundle that is not listed, or is listed with another bundle digest.
+    pub fn check_bundle(&self, bundle: &VerifiedBundle) -> Result<(), TrustError> {
+        let name = bundle.release_name();
+        match self.policies.get(&name) {
+            None => Err(TrustError::NotInReleaseManifest {
+                policy: name,
+                detail: String::new(),
+            }),
+            Some(digest) if *digest != bundle.bundle_digest() => {
+                Err(TrustError::NotInReleaseManifest {
+                    policy: name,
+                    detail: format!(
+                        " with bundle digest {} (listed: {digest})",
+                        bundle.bundle_digest()
+                    ),
+                })
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Refuses a runtime whose evaluator semantics differ or whose version is below the minimum.
+    pub fn check_runtime(
+        &self,
+        evaluator_semantics: &str,
+        runtime_version: &str,
+    ) -> Result<(), TrustError> {
+        if evaluator_semantics != self.evaluator_semantics {
+            return Err(TrustError::RuntimeIncompatible {
+                message: format!(
+                    "evaluator semantics {evaluator_semantics:?}, released for {:?}",
+                    self.evaluator_semantics
+                ),
+            });
+        }
+        let ours =
+            parse_version(runtime_version).ok_or_else(|| TrustError::RuntimeIncompatible {
+                message: format!("runtime version {runtime_version:?} is not MAJOR.MINOR.PATCH"),
+            })?;
+        let minimum = parse_version(&self.minimum_runtime_version).unwrap_or((u64::MAX, 0, 0));
+        if ours < minimum {
+            return Err(TrustError::RuntimeIncompatible {
+                message: format!(
+                    "runtime version {runtime_version} is below the minimum {}",
+                    self.minimum_runtime_version
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Parses `MAJOR.MINOR.PATCH` (decimal, no leading zeros, nothing else).
+fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = text.split('.').map(|p| {
+        let ok = !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p == "0" || !p.starts_with('0'));
+        if ok { p.parse::<u64>().ok() } else { None }
+    });
+    let version = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(version)
+}
+
+fn check_body(body: &ReleaseBody) -> Result<(), TrustError> {
+    let bad = |message: String| TrustError::malformed(RELEASE_MANIFEST_TYPE, message);
+    if body.version == 0 {
+        return Err(bad("version must be at least 1".to_owned()));
+    }
+    if body.runtime.evaluator_semantics.is_empty() {
+        return Err(bad("evaluator_semantics is empty".to_owned()));
+    }
+    if parse_version(&body.runtime.minimum_runtime_version).is_none() {
+        return Err(bad(format!(
+            "minimum_runtime_version {:?} is not MAJOR.MINOR.PATCH",
+            body.runtime.minimum_runtime_version
+        )));
+    }
+    for name in body.policies.keys() {
+        let valid = name.split_once('@').is_some_and(|(id, version)| {
+            is_valid_policy_id(id) && is_valid_policy_version(version)
+        });
+        if !valid {
+            return Err(bad(format!("policy name {name:?} is not <id>@<version>")));
+        }
+    }
+    Ok(())
+}
+
+/// Verifies a release manifest: `_type`, a threshold of the `release` role, well-formed content,
+/// not expired at `now`, and a version not below `highest_accepted`.
+pub fn verify_release_manifest(
+    trust_root: &VerifiedTrustRoot,
+    bytes: &[u8],
+    now: Timestamp,
+    highest_accepted: Option<u64>,
+) -> Result<VerifiedReleaseManifest, TrustError> {
+    let envelope = Envelope::parse(bytes, RELEASE_MANIFEST_TYPE)?;
+    let role = trust_root.role_keys(Role::Release)?;
+    envelope.check_role(
+        RELEASE_MANIFEST_TYPE,
+        Role::Release.as_str(),
+        &role.keys,
+        trust_root.all_keys(),
+        role.threshold,
+    )?;
+    let body: ReleaseBody = envelope.body(RELEASE_MANIFEST_TYPE)?;
+    check_body(&body)?;
+    if let Some(highest) = highest_accepted
+        && body.version < highest
+    {
+        return Err(TrustError::VersionRollback {
+            document: RELEASE_MANIFEST_TYPE.to_owned(),
+            version: body.version,
+            highest,
+        });
+    }
+    if now >= body.expires {
+        return Err(TrustError::Expired {
+            document: RELEASE_MANIFEST_TYPE.to_owned(),
+            expires: body.expires,
+            now,
+        });
+    }
+    Ok(VerifiedReleaseManifest {
+        version: body.version,
+        expires: body.expires,
+        digest: envelope.digest(),
+        evaluator_semantics: body.runtime.evaluator_semantics,
+        minimum_runtime_version: body.runtime.minimum_runtime_version,
+        policies: body.policies,
+    })
+}
+
+/// Authors a release manifest signed by `signers`.
+pub fn sign_release_manifest(
+    spec: &ReleaseManifestSpec,
+    signers: &[&dyn Signer],
+) -> Result<Vec<u8>, TrustError> {
+    let body = ReleaseBody {
+        doc_type: RELEASE_MANIFEST_TYPE.to_owned(),
+        version: spec.version,
+        expires: spec.expires,
+        runtime: RuntimeBody {
+            evaluator_semantics: spec.evaluator_semantics.clone(),
+            minimum_runtime_version: spec.minimum_runtime_version.clone(),
+        },
+        policies: spec.policies.clone(),
+    };
+    check_body(&body)?;
+    sign_document(&body, signers)
+}

@@ -1,0 +1,502 @@
+//! The trust root: keys, roles and thresholds, anchored in the pinned root key and rotated version by version.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use parmana_canon::{Digest, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{Envelope, sign_document};
+use crate::keys::PublicKeyDocument;
+use crate::{KeyId, PublicKey, Signer, TrustError};
+
+/// The `_type` of a trust root.
+pub const TRUST_ROOT_TYPE: &str = "parmana/trust-root";
+
+/// The directory next to `trust-root.json` that holds the older versions, `<N>.json`.
+pub const TRUST_ROOT_CHAIN_DIR: &str = "trust-root.d";
+
+/// A role a key can hold in the trust root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Signs trust roots (and their rotations).
+    Root,
+    /// Signs policy bundle manifests.
+    Policy,
+    /// Signs release manifests.
+    Release,
+    /// Signs execution attestations.
+    Attestation,
+}
+
+impl Role {
+    /// Every role, in document order.
+    pub const ALL: [Role; 4] = [Role::Root, Role::Policy, Role::Release, Role::Attestation];
+
+    /// The role's name in documents.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Root => "root",
+            Role::Policy => "policy",
+            Role::Release => "release",
+            Role::Attestation => "attestation",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustRootBody {
+    #[serde(rename = "_type")]
+    doc_type: String,
+    version: u64,
+    expires: Timestamp,
+    keys: BTreeMap<String, PublicKeyDocument>,
+    roles: BTreeMap<String, RoleBody>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    keyids: Vec<String>,
+    threshold: u64,
+}
+
+/// The keys of one role and how many of them must sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RoleKeys {
+    pub keys: BTreeMap<KeyId, PublicKey>,
+    pub threshold: u64,
+}
+
+/// The checked content of one trust-root version (signatures verified, expiry not yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TrustRootContent {
+    version: u64,
+    expires: Timestamp,
+    digest: Digest,
+    keys: BTreeMap<KeyId, PublicKey>,
+    roles: BTreeMap<Role, RoleKeys>,
+}
+
+impl TrustRootContent {
+    fn role(&self, role: Role) -> Result<&RoleKeys, TrustError> {
+        self.roles
+            .get(&role)
+            .ok_or_else(|| TrustError::malformed(TRUST_ROOT_TYPE, format!("no {role} role")))
+    }
+
+    fn check_role(&self, envelope: &Envelope, role: Role) -> Result<(), TrustError> {
+        let keys = self.role(role)?;
+        envelope.check_role(
+            TRUST_ROOT_TYPE,
+            role.as_str(),
+            &keys.keys,
+            &self.keys,
+            keys.threshold,
+        )
+    }
+}
+
+/// A trust root whose whole chain, from the pinned root key to this version, verified, and
+/// which had not expired and was not older than the highest accepted version when checked.
+///
+/// Only [`verify_trust_chain`] and [`load_trust_chain`] build one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedTrustRoot {
+    content: TrustRootContent,
+}
+
+impl VerifiedTrustRoot {
+    /// The trust-root version.
+    pub fn version(&self) -> u64 {
+        self.content.version
+    }
+
+    /// When this version expires.
+    pub fn expires(&self) -> Timestamp {
+        self.content.expires
+    }
+
+    /// The document digest (SHA-256 of the JCS bytes of `signed`).
+    pub fn digest(&self) -> Digest {
+        self.content.digest
+    }
+
+    /// The public key with this id, if the trust root lists it.
+    pub fn key(&self, keyid: &KeyId) -> Option<PublicKey> {
+        self.content.keys.get(keyid).copied()
+    }
+
+    /// The key ids holding `role`.
+    pub fn role_key_ids(&self, role: Role) -> Vec<KeyId> {
+        self.content
+            .roles
+            .get(&role)
+            .map(|r| r.keys.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many distinct keys of `role` must sign.
+    pub fn role_threshold(&self, role: Role) -> u64 {
+        self.content
+            .roles
+            .get(&role)
+            .map_or(u64::MAX, |r| r.threshold)
+    }
+
+    /// Whether the key with this id holds `role`.
+    pub fn has_role(&self, keyid: &KeyId, role: Role) -> bool {
+        self.content
+            .roles
+            .get(&role)
+            .is_some_and(|r| r.keys.contains_key(keyid))
+    }
+
+    pub(crate) fn role_keys(&self, role: Role) -> Result<&RoleKeys, TrustError> {
+        self.content.role(role)
+    }
+
+    pub(crate) fn all_keys(&self) -> &BTreeMap<KeyId, PublicKey> {
+        &self.content.keys
+    }
+}
+
+fn parse_content(envelope: &Envelope) -> Result<TrustRootContent, TrustError> {
+    let bad = |message: String| TrustError::malformed(TRUST_ROOT_TYPE, message);
+    let body: TrustRootBody = envelope.body(TRUST_ROOT_TYPE)?;
+    if body.version == 0 {
+        return Err(bad("version must be at least 1".to_owned()));
+    }
+    let mut keys = BTreeMap::new();
+    for (text, document) in &body.keys {
+        let keyid: KeyId = text.parse()?;
+        let key = PublicKey::from_document(document)?;
+        if key.key_id() != keyid {
+            return Err(bad(format!("key id {text} does not match its public key")));
+        }
+        keys.insert(keyid, key);
+    }
+    let names: BTreeSet<&str> = body.roles.keys().map(String::as_str).collect();
+    let expected: BTreeSet<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    if names != expected {
+        return Err(bad(format!(
+            "roles must be exactly {expected:?}, found {names:?}"
+        )));
+    }
+    let mut roles = BTreeMap::new();
+    for role in Role::ALL {
+        let Some(role_body) = body.roles.get(role.as_str()) else {
+            return Err(bad(format!("no {role} role")));
+        };
+        let mut role_keys = BTreeMap::new();
+        for text in &role_body.keyids {
+            let keyid: KeyId = text.parse()?;
+            let key = keys
+                .get(&keyid)
+                .ok_or_else(|| bad(format!("{role} role lists key {text} not in keys")))?;
+            if role_keys.insert(keyid, *key).is_some() {
+                return Err(bad(format!("{role} role lists key {text} twice")));
+            }
+        }
+        let distinct: BTreeSet<[u8; 32]> = role_keys.values().map(PublicKey::to_bytes).collect();
+        let available = u64::try_from(distinct.len()).unwrap_or(u64::MAX);
+        if role_body.threshold == 0 || role_body.threshold > available {
+            return Err(bad(format!(
+                "{role} threshold {} must be between 1 and its {available} distinct key(s)",
+                role_body.threshold
+            )));
+        }
+        roles.insert(
+            role,
+            RoleKeys {
+                keys: role_keys,
+                threshold: role_body.threshold,
+            },
+        );
+    }
+    Ok(TrustRootContent {
+        version: body.version,
+        expires: body.expires,
+        digest: envelope.digest(),
+        keys,
+        roles,
+    })
+}
+
+/// Verifies version 1: signed by the pinned root key and by a threshold of its own root keys.
+fn verify_first(pinned: &PublicKey, bytes: &[u8]) -> Result<TrustRootContent, TrustError> {
+    let envelope = Envelope::parse(bytes, TRUST_ROOT_TYPE)?;
+    let pinned_keys: BTreeMap<KeyId, PublicKey> = [(pinned.key_id(), *pinned)].into();
+    envelope.check_role(
+        TRUST_ROOT_TYPE,
+        "pinned root",
+        &pinned_keys,
+        &pinned_keys,
+        1,
+    )?;
+    let content = parse_content(&envelope)?;
+    if content.version != 1 {
+        return Err(TrustError::malformed(
+            TRUST_ROOT_TYPE,
+            format!(
+                "the chain must start at version 1, found {}",
+                content.version
+            ),
+        ));
+    }
+    content.check_role(&envelope, Role::Root)?;
+    Ok(content)
+}
+
+/// Verifies version N+1 against version N: a threshold of N's root keys and of its own.
+fn verify_next(previous: &TrustRootContent, bytes: &[u8]) -> Result<TrustRootContent, TrustError> {
+    let envelope = Envelope::parse(bytes, TRUST_ROOT_TYPE)?;
+    previous.check_role(&envelope, Role::Root)?;
+    let content = parse_content(&envelope)?;
+    if previous.version.checked_add(1) != Some(content.version) {
+        return Err(TrustError::VersionRollback {
+            document: TRUST_ROOT_TYPE.to_owned(),
+            version: content.version,
+            highest: previous.version,
+        });
+    }
+    content.check_role(&envelope, Role::Root)?;
+    Ok(content)
+}
+
+/// Verifies a trust-root chain: `versions[0]` is version 1 (signed by `pinned_root_key`), each
+/// next one a rotation of the one before; the last is the current trust root. It must not have
+/// expired at `now`, nor be older than `highest_accepted` (the highest version accepted before).
+pub fn verify_trust_chain(
+    pinned_root_key: &PublicKey,
+    versions: &[Vec<u8>],
+    now: Timestamp,
+    highest_accepted: Option<u64>,
+) -> Result<VerifiedTrustRoot, TrustError> {
+    let Some((first, rest)) = versions.split_first() else {
+        return Err(TrustError::malformed(
+            TRUST_ROOT_TYPE,
+            "empty trust-root chain",
+        ));
+    };
+    let mut current = verify_first(pinned_root_key, first)?;
+    for bytes in rest {
+        current = verify_next(&current, bytes)?;
+    }
+    if let Some(highest) = highest_accepted
+        && current.version < highest
+    {
+        return Err(TrustError::VersionRollback {
+            document: TRUST_ROOT_TYPE.to_owned(),
+            version: current.version,
+            highest,
+        });
+    }
+    if now >= current.expires {
+        return Err(TrustError::Expired {
+            document: TRUST_ROOT_TYPE.to_owned(),
+            expires: current.expires,
+            now,
+        });
+    }
+    Ok(VerifiedTrustRoot { content: current })
+}
+
+/// Reads the chain for the current trust root at `trust_root_path`: the files
+/// `trust-root.d/1.json` … `trust-root.d/<K>.json` next to it (numbered without gaps), then the
+/// current file itself (left out when it is byte-identical to the last chain file).
+pub fn read_trust_chain(trust_root_path: &Path) -> Result<Vec<Vec<u8>>, TrustError> {
+    let current =
+        std::fs::read(trust_root_path).map_err(|e| TrustError::io(trust_root_path, &e))?;
+    let dir = trust_root_path
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(TRUST_ROOT_CHAIN_DIR);
+    let mut numbered = BTreeMap::new();
+    if dir.exists() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| TrustError::io(&dir, &e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| TrustError::io(&dir, &e))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let number = name
+                .strip_suffix(".json")
+                .filter(|n| !n.is_empty() && !n.starts_with('0'))
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| TrustError::UnsafePath {
+                    path: path.display().to_string(),
+                    message: "trust-root.d holds only files named <N>.json".to_owned(),
+                })?;
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| TrustError::io(&path, &e))?;
+            if !meta.is_file() {
+                return Err(TrustError::UnsafePath {
+                    path: path.display().to_string(),
+                    message: "not a regular file".to_owned(),
+                });
+            }
+            numbered.insert(number, path);
+        }
+    }
+    let mut versions = Vec::with_capacity(numbered.len() + 1);
+    for (expected, (number, path)) in (1u64..).zip(&numbered) {
+        if *number != expected {
+            return Err(TrustError::malformed(
+                TRUST_ROOT_TYPE,
+                format!("trust-root.d has no {expected}.json"),
+            ));
+        }
+        versions.push(std::fs::read(path).map_err(|e| TrustError::io(path, &e))?);
+    }
+    if versions.last() != Some(&current) {
+        versions.push(current);
+    }
+    Ok(versions)
+}
+
+/// Reads the pinned root key (SPKI PEM) and the chain for `trust_root_path` (see
+/// [`read_trust_chain`]) and verifies them with [`verify_trust_chain`].
+pub fn load_trust_chain(
+    pinned_root_key_path: &Path,
+    trust_root_path: &Path,
+    now: Timestamp,
+    highest_accepted: Option<u64>,
+) -> Result<VerifiedTrustRoot, TrustError> {
+    let pinned = crate::read_public_key_file(pinned_root_key_path)?;
+    let versions = read_trust_chain(trust_root_path)?;
+    verify_trust_chain(&pinned, &versions, now, highest_accepted)
+}
+
+/// The keys of one role and its threshold, for authoring a trust root.
+#[derive(Debug, Clone)]
+pub struct RoleSpec {
+    /// The keys holding the role.
+    pub keys: Vec<PublicKey>,
+    /// How many distinct keys must sign.
+    pub threshold: u64,
+}
+
+/// The content of a trust root to author (the version is chosen by the function).
+#[derive(Debug, Clone)]
+pub struct TrustRootSpec {
+    /// Expiry of the new version.
+    pub expires: Timestamp,
+    /// Keys that sign trust roots.
+    pub root: RoleSpec,
+    /// Keys that sign policy bundles.
+    pub policy: RoleSpec,
+    /// Keys that sign release manifests.
+    pub release: RoleSpec,
+    /// Keys that sign attestations.
+    pub attestation: RoleSpec,
+}
+
+fn body_of(spec: &TrustRootSpec, version: u64) -> TrustRootBody {
+    let mut keys = BTreeMap::new();
+    let mut roles = BTreeMap::new();
+    for (role, role_spec) in [
+        (Role::Root, &spec.root),
+        (Role::Policy, &spec.policy),
+        (Role::Release, &spec.release),
+        (Role::Attestation, &spec.attestation),
+    ] {
+        let mut keyids = Vec::new();
+        for key in &role_spec.keys {
+            let id = key.key_id().to_string();
+            keys.insert(id.clone(), key.to_document());
+            if !keyids.contains(&id) {
+                keyids.push(id);
+            }
+        }
+        keyids.sort();
+        roles.insert(
+            role.as_str().to_owned(),
+            RoleBody {
+                keyids,
+                threshold: role_spec.threshold,
+            },
+        );
+    }
+    TrustRootBody {
+        doc_type: TRUST_ROOT_TYPE.to_owned(),
+        version,
+        expires: spec.expires,
+        keys,
+        roles,
+    }
+}
+
+/// Authors trust root version 1, signed by `signers` (the pinned root key among them), and
+/// checks the result: it must meet its own root threshold.
+pub fn create_trust_root(
+    spec: &TrustRootSpec,
+    signers: &[&dyn Signer],
+) -> Result<Vec<u8>, TrustError> {
+    let bytes = sign_document(&body_of(spec, 1), signers)?;
+    let envelope = Envelope::parse(&bytes, TRUST_ROOT_TYPE)?;
+    parse_content(&envelope)?.check_role(&envelope, Role::Root)?;
+    Ok(bytes)
+}
+
+/// Authors version N+1 after `previous` (version N), signed by `signers`, which must include
+/// a threshold of N's root keys and of the new version's own root keys. The result is checked
+/// as a rotation of `previous` before it is returned.
+pub fn rotate_trust_root(
+    previous: &VerifiedTrustRoot,
+    spec: &TrustRootSpec,
+    signers: &[&dyn Signer],
+) -> Result<Vec<u8>, TrustError> {
+    let version = previous.version().checked_add(1).ok_or_else(|| {
+        TrustError::malformed(TRUST_ROOT_TYPE, "no version after the largest integer")
+    })?;
+    let bytes = sign_document(&body_of(spec, version), signers)?;
+    verify_next(&previous.content, &bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LocalSigningKey;
+    use crate::envelope::{SignatureCheck, SignatureEntry, check_signatures};
+
+    /// One public key listed under two ids still counts once towards a threshold.
+    #[test]
+    fn one_key_under_two_ids_counts_once() {
+        let key = LocalSigningKey::from_seed(&[1; 32]);
+        let public = key.public_key();
+        let alias: KeyId = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        let keys: BTreeMap<KeyId, PublicKey> = [(key.key_id(), public), (alias, public)].into();
+        let message = b"message";
+        let sig = key.sign(message).unwrap().to_vec();
+        let signatures = vec![
+            SignatureEntry {
+                keyid: key.key_id(),
+                sig: sig.clone(),
+            },
+            SignatureEntry { keyid: alias, sig },
+        ];
+        let check = SignatureCheck {
+            document: "test",
+            role: "root",
+            role_keys: &keys,
+            known_keys: &keys,
+            threshold: 2,
+        };
+        let err = check_signatures(&signatures, message, &check).unwrap_err();
+        assert_eq!(err.code(), "trust.threshold_not_met");
+        let once = SignatureCheck {
+            threshold: 1,
+            ..check
+        };
+        check_signatures(&signatures, message, &once).unwrap();
+    }
+}
