@@ -1,0 +1,406 @@
+//! Whole-policy checks after reading: unique rule ids, declared decisions, and the warnings
+//! (rules that never match, rules shadowed by an always-matching rule, unused decisions).
+//!
+//! The warnings come from a small abstract interpretation: every condition is classified
+//! as always true, never true, or unknown, using the declared constraints of the signals
+//! (bounds, enums, `max_length`, required) and, inside an `all`, the intersection of the
+//! constraints its leaves put on each signal. The classification is sound (a condition
+//! classified always/never really is), not complete: unknown is always a safe answer.
+
+use crate::diagnostic::{Diagnostic, DiagnosticCode as Code};
+use crate::model::{
+    Cond, CondKind, Constant, Leaf, Op, Operand, PolicyModel, SchemaVersion, SignalDecl, SignalType,
+};
+
+/// What is known statically about a condition's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tri {
+    Always,
+    Never,
+    Unknown,
+}
+
+impl Tri {
+    fn not(self) -> Self {
+        match self {
+            Self::Always => Self::Never,
+            Self::Never => Self::Always,
+            Self::Unknown => Self::Unknown,
+        }
+    }
+}
+
+/// Runs the whole-policy checks and warnings; returns the model only when there is no error.
+pub(crate) fn finish(
+    model: Option<PolicyModel>,
+    mut diagnostics: Vec<Diagnostic>,
+) -> (Option<PolicyModel>, Vec<Diagnostic>) {
+    if let Some(model) = &model {
+        check_rules(model, &mut diagnostics);
+    }
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return (None, diagnostics);
+    }
+    if let Some(model) = &model {
+        warn(model, &mut diagnostics);
+    }
+    (model, diagnostics)
+}
+
+fn check_rules(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for rule in &model.rules {
+        let id_path = format!("{}/id", rule.path);
+        if rule.id == "default" {
+            diagnostics.push(Diagnostic::new(
+                Code::ReservedRuleId,
+                &id_path,
+                "rule id \"default\" is reserved for the default outcome",
+            ));
+        }
+        if let Some((_, first)) = seen.iter().find(|(id, _)| *id == rule.id) {
+            diagnostics.push(Diagnostic::new(
+                Code::DuplicateRuleId,
+                &id_path,
+                format!(
+                    "rule id {:?} is already used by the rule at {first}",
+                    rule.id
+                ),
+            ));
+        } else {
+            seen.push((&rule.id, &rule.path));
+        }
+        check_decision(
+            model,
+            &rule.then.decision,
+            &rule_decision_path(model, &rule.path),
+            diagnostics,
+        );
+    }
+    let default_path = if model.schema == SchemaVersion::V2 {
+        format!("{}/decision", model.default_path)
+    } else {
+        model.default_path.clone()
+    };
+    check_decision(model, &model.default.decision, &default_path, diagnostics);
+}
+
+fn rule_decision_path(model: &PolicyModel, rule_path: &str) -> String {
+    match model.schema {
+        SchemaVersion::V2 => format!("{rule_path}/then/decision"),
+        SchemaVersion::Legacy1 => "/decision".to_owned(),
+    }
+}
+
+fn check_decision(
+    model: &PolicyModel,
+    decision: &str,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    if !model.decisions.iter().any(|d| d == decision) {
+        diagnostics.push(Diagnostic::new(
+            Code::UndeclaredDecision,
+            path,
+            format!(
+                "decision {decision:?} is not in \"decisions\" ({})",
+                model.decisions.join(", ")
+            ),
+        ));
+    }
+}
+
+fn warn(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
+    let mut produced: Vec<&str> = vec![&model.default.decision];
+    let mut always_first: Option<&crate::model::Rule> = None;
+    for rule in &model.rules {
+        let tri = classify(&rule.when, &model.signals);
+        if tri == Tri::Never {
+            diagnostics.push(Diagnostic::new(
+                Code::RuleNeverMatches,
+                format!("{}/when", rule.path),
+                format!(
+                    "rule {:?} can never match: its condition is false for every valid signal set",
+                    rule.id
+                ),
+            ));
+            continue;
+        }
+        if let Some(first) = always_first {
+            diagnostics.push(Diagnostic::new(
+                Code::RuleShadowed,
+                &rule.path,
+                format!(
+                    "rule {:?} is never reached: rule {:?} ({}) always matches first",
+                    rule.id, first.id, first.path
+                ),
+            ));
+            continue;
+        }
+        produced.push(&rule.then.decision);
+        if tri == Tri::Always {
+            always_first = Some(rule);
+        }
+    }
+    for (i, decision) in model.decisions.iter().enumerate() {
+        if !produced.contains(&decision.as_str()) {
+            let path = match model.schema {
+                SchemaVersion::V2 => format!("/decisions/{i}"),
+                SchemaVersion::Legacy1 => "/decision".to_owned(),
+            };
+            diagnostics.push(Diagnostic::new(
+                Code::DecisionUnused,
+                &path,
+                format!("decision {decision:?} is declared but no reachable rule nor the default produces it"),
+            ));
+        }
+    }
+}
+
+/// Classifies a condition as always true, never true, or unknown.
+pub(crate) fn classify(cond: &Cond, signals: &[SignalDecl]) -> Tri {
+    match &cond.kind {
+        CondKind::Leaf(leaf) => signals
+            .get(leaf.slot)
+            .map_or(Tri::Unknown, |d| classify_leaf(leaf, d)),
+        CondKind::Not(inner) => classify(inner, signals).not(),
+        CondKind::Any(items) => {
+            let tris: Vec<Tri> = items.iter().map(|c| classify(c, signals)).collect();
+            if tris.contains(&Tri::Always) {
+                Tri::Always
+            } else if tris.iter().all(|t| *t == Tri::Never) {
+                Tri::Never
+            } else {
+                Tri::Unknown
+            }
+        }
+        CondKind::All(items) => {
+            let tris: Vec<Tri> = items.iter().map(|c| classify(c, signals)).collect();
+            if tris.contains(&Tri::Never) || conjunction_conflicts(items, signals) {
+                Tri::Never
+            } else if tris.iter().all(|t| *t == Tri::Always) {
+                Tri::Always
+            } else {
+                Tri::Unknown
+            }
+        }
+    }
+}
+
+fn same(a: &Constant, b: &Constant) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The values a signal may take, when its declaration enumerates them.
+fn enumerated(decl: &SignalDecl) -> Option<Vec<Constant>> {
+    match decl.ty {
+        SignalType::Boolean => Some(vec![Constant::Bool(false), Constant::Bool(true)]),
+        _ => decl.enum_values.clone(),
+    }
+}
+
+/// Whether a numeric constant lies within the declared bounds.
+fn within_bounds(decl: &SignalDecl, c: &Constant) -> bool {
+    c.as_f64().is_none_or(|f| {
+        decl.minimum.is_none_or(|lo| f >= lo) && decl.maximum.is_none_or(|hi| f <= hi)
+    })
+}
+
+/// Whether a signal value `v` can occur (bounds, enum, length).
+fn possible(decl: &SignalDecl, c: &Constant) -> bool {
+    let in_enum = decl
+        .enum_values
+        .as_ref()
+        .is_none_or(|e| e.iter().any(|x| same(x, c)));
+    let short = match c {
+        Constant::Str(s) => decl.max_length.is_none_or(|m| s.chars().count() <= m),
+        _ => true,
+    };
+    in_enum && short && within_bounds(decl, c)
+}
+
+fn classify_leaf(leaf: &Leaf, decl: &SignalDecl) -> Tri {
+    let one = match &leaf.operand {
+        Operand::One(c) => Some(c),
+        _ => None,
+    };
+    let list: &[Constant] = match &leaf.operand {
+        Operand::List(l) => l,
+        _ => &[],
+    };
+    // With an enumerated domain, decide by trying every value.
+    if let Some(values) = enumerated(decl)
+        && leaf.op.reads_value() {
+            let results: Vec<bool> = values
+                .iter()
+                .filter(|v| possible(decl, v))
+                .map(|v| leaf_holds(leaf.op, &leaf.operand, v))
+                .collect();
+            return if results.iter().all(|r| *r) {
+                Tri::Always
+            } else if !results.contains(&true) {
+                Tri::Never
+            } else {
+                Tri::Unknown
+            };
+        }
+    let (lo, hi) = (
+        decl.minimum.unwrap_or(f64::NEG_INFINITY),
+        decl.maximum.unwrap_or(f64::INFINITY),
+    );
+    let num = one.and_then(Constant::as_f64);
+    match (leaf.op, num) {
+        (Op::Present, _) if decl.required => Tri::Always,
+        (Op::Absent, _) if decl.required => Tri::Never,
+        (Op::Eq, _) if one.is_some_and(|c| !possible(decl, c)) => Tri::Never,
+        (Op::Ne, _) if one.is_some_and(|c| !possible(decl, c)) => Tri::Always,
+        (Op::In, _) if list.iter().all(|c| !possible(decl, c)) => Tri::Never,
+        (Op::NotIn, _) if list.iter().all(|c| !possible(decl, c)) => Tri::Always,
+        (Op::Lt, Some(c)) if hi < c => Tri::Always,
+        (Op::Lt, Some(c)) if lo >= c => Tri::Never,
+        (Op::Le, Some(c)) if hi <= c => Tri::Always,
+        (Op::Le, Some(c)) if lo > c => Tri::Never,
+        (Op::Gt, Some(c)) if lo > c => Tri::Always,
+        (Op::Gt, Some(c)) if hi <= c => Tri::Never,
+        (Op::Ge, Some(c)) if lo >= c => Tri::Always,
+        (Op::Ge, Some(c)) if hi < c => Tri::Never,
+        (Op::StartsWith | Op::EndsWith, _) => match one {
+            Some(Constant::Str(s)) if s.is_empty() => Tri::Always,
+            Some(Constant::Str(s)) if decl.max_length.is_some_and(|m| s.chars().count() > m) => {
+                Tri::Never
+            }
+            _ => Tri::Unknown,
+        },
+        _ => Tri::Unknown,
+    }
+}
+
+/// The value of a value-reading leaf for a signal value `v` (the evaluator's semantics).
+pub(crate) fn leaf_holds(op: Op, operand: &Operand, v: &Constant) -> bool {
+    let one = match operand {
+        Operand::One(c) => Some(c),
+        _ => None,
+    };
+    let list: &[Constant] = match operand {
+        Operand::List(l) => l,
+        _ => &[],
+    };
+    let cmp = |f: fn(f64, f64) -> bool| match (v.as_f64(), one.and_then(Constant::as_f64)) {
+        (Some(a), Some(b)) => f(a, b),
+        _ => false,
+    };
+    match op {
+        Op::Eq => one.is_some_and(|c| same(v, c)),
+        Op::Ne => one.is_some_and(|c| !same(v, c)),
+        Op::In => list.iter().any(|c| same(v, c)),
+        Op::NotIn => !list.iter().any(|c| same(v, c)),
+        Op::Lt => cmp(|a, b| a < b),
+        Op::Le => cmp(|a, b| a <= b),
+        Op::Gt => cmp(|a, b| a > b),
+        Op::Ge => cmp(|a, b| a >= b),
+        Op::StartsWith => match (v, one) {
+            (Constant::Str(s), Some(Constant::Str(p))) => s.starts_with(p.as_str()),
+            _ => false,
+        },
+        Op::EndsWith => match (v, one) {
+            (Constant::Str(s), Some(Constant::Str(p))) => s.ends_with(p.as_str()),
+            _ => false,
+        },
+        Op::Present => true,
+        Op::Absent => false,
+    }
+}
+
+/// Whether the direct leaves of an `all` contradict each other on some signal.
+fn conjunction_conflicts(items: &[Cond], signals: &[SignalDecl]) -> bool {
+    let leaves: Vec<&Leaf> = items
+        .iter()
+        .filter_map(|c| match &c.kind {
+            CondKind::Leaf(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    let mut slots: Vec<usize> = leaves.iter().map(|l| l.slot).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    slots.into_iter().any(|slot| {
+        let on_slot: Vec<&Leaf> = leaves.iter().copied().filter(|l| l.slot == slot).collect();
+        signals
+            .get(slot)
+            .is_some_and(|decl| slot_conflicts(&on_slot, decl))
+    })
+}
+
+fn slot_conflicts(leaves: &[&Leaf], decl: &SignalDecl) -> bool {
+    let present = leaves.iter().any(|l| l.op == Op::Present);
+    let absent = leaves.iter().any(|l| l.op == Op::Absent);
+    let reads = leaves.iter().any(|l| l.op.reads_value());
+    if absent && (present || reads) {
+        return true;
+    }
+    // Candidate values: every equality constant must satisfy every other leaf.
+    let candidates: Vec<&Constant> = leaves
+        .iter()
+        .filter_map(|l| match (&l.op, &l.operand) {
+            (Op::Eq, Operand::One(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if let Some(first) = candidates.first() {
+        let all_hold = leaves
+            .iter()
+            .filter(|l| l.op.reads_value())
+            .all(|l| leaf_holds(l.op, &l.operand, first));
+        return !all_hold || !possible(decl, first);
+    }
+    if let Some(values) = enumerated(decl) {
+        return !values.iter().any(|v| {
+            possible(decl, v)
+                && leaves
+                    .iter()
+                    .filter(|l| l.op.reads_value())
+                    .all(|l| leaf_holds(l.op, &l.operand, v))
+        });
+    }
+    if decl.ty.is_numeric() {
+        return numeric_interval_empty(leaves, decl);
+    }
+    false
+}
+
+/// Whether the interval the declared bounds and the comparisons allow is empty.
+fn numeric_interval_empty(leaves: &[&Leaf], decl: &SignalDecl) -> bool {
+    let (mut lo, mut lo_open) = (decl.minimum.unwrap_or(f64::NEG_INFINITY), false);
+    let (mut hi, mut hi_open) = (decl.maximum.unwrap_or(f64::INFINITY), false);
+    for leaf in leaves {
+        let Operand::One(c) = &leaf.operand else {
+            continue;
+        };
+        let Some(c) = c.as_f64() else { continue };
+        match leaf.op {
+            Op::Gt if c >= lo => (lo, lo_open) = (c, true),
+            Op::Ge if c > lo => (lo, lo_open) = (c, false),
+            Op::Lt if c <= hi => (hi, hi_open) = (c, true),
+            Op::Le if c < hi => (hi, hi_open) = (c, false),
+            _ => {}
+        }
+    }
+    if decl.ty == SignalType::Integer {
+        // Smallest and largest whole numbers inside the bounds.
+        let first = if lo_open && lo.fract() == 0.0 {
+            lo + 1.0
+        } else {
+            lo.ceil()
+        };
+        let last = if hi_open && hi.fract() == 0.0 {
+            hi - 1.0
+        } else {
+            hi.floor()
+        };
+        return first > last;
+    }
+    lo > hi || (lo == hi && (lo_open || hi_open))
+}

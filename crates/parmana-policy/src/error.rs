@@ -1,0 +1,181 @@
+//! The errors of the policy layer: a refused policy ([`PolicyError`]) and refused signals ([`SignalError`]), each with a stable code.
+
+use crate::diagnostic::{Diagnostic, DiagnosticCode, render_diagnostics};
+
+/// A policy was refused: it is not strict JSON, or static validation found at least one error.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// Static validation refused the policy; `diagnostics` holds every finding (errors and warnings).
+    #[error("policy refused: {}", summary(.diagnostics))]
+    Invalid {
+        /// Every finding, errors first in document order, then warnings.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+fn summary(diagnostics: &[Diagnostic]) -> String {
+    let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error()).collect();
+    match errors.first() {
+        Some(first) => {
+            let at = if first.path.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", first.path)
+            };
+            let more = if errors.len() > 1 {
+                format!(" (and {} more)", errors.len() - 1)
+            } else {
+                String::new()
+            };
+            format!("[{}] {}{at}{more}", first.code, first.message)
+        }
+        None => "no errors".to_owned(),
+    }
+}
+
+impl PolicyError {
+    /// The stable code of the first error, for example `policy.unsupported_schema_version`.
+    pub fn code(&self) -> &'static str {
+        self.first_error_code().code()
+    }
+
+    /// The code of the first error as an enum.
+    pub fn first_error_code(&self) -> DiagnosticCode {
+        match self {
+            Self::Invalid { diagnostics } => diagnostics
+                .iter()
+                .find(|d| d.is_error())
+                .map_or(DiagnosticCode::InvalidJson, |d| d.code),
+        }
+    }
+
+    /// Every finding (errors and warnings).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            Self::Invalid { diagnostics } => diagnostics,
+        }
+    }
+
+    /// Every finding rendered for a terminal (see [`render_diagnostics`]).
+    pub fn render(&self) -> String {
+        render_diagnostics(self.diagnostics())
+    }
+}
+
+/// Signals were refused before evaluation. Every variant names the signal concerned.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignalError {
+    /// The signals text is not strict JSON.
+    #[error("signals are not valid JSON: {0}")]
+    InvalidJson(#[source] parmana_canon::CanonError),
+    /// The signals are not a JSON object.
+    #[error("signals must be a JSON object of name to value, found {found}")]
+    NotAnObject {
+        /// The kind of JSON value found.
+        found: &'static str,
+    },
+    /// A required signal is missing.
+    #[error("required signal {signal:?} is missing")]
+    Missing {
+        /// The missing signal.
+        signal: String,
+    },
+    /// A signal has a JSON type other than its declared type.
+    #[error("signal {signal:?} must be {expected}, found {found}")]
+    WrongType {
+        /// The signal.
+        signal: String,
+        /// The declared type.
+        expected: &'static str,
+        /// The kind of JSON value found.
+        found: &'static str,
+    },
+    /// An `integer` signal holds a number with a fraction or beyond ±(2^53−1).
+    #[error("signal {signal:?} must be a whole number within ±(2^53-1), found {value}")]
+    NotInteger {
+        /// The signal.
+        signal: String,
+        /// The number found.
+        value: String,
+    },
+    /// A numeric signal is below its `minimum` or above its `maximum`.
+    #[error("signal {signal:?} = {value} is outside its declared range {range}")]
+    OutOfRange {
+        /// The signal.
+        signal: String,
+        /// The value found.
+        value: String,
+        /// The declared range, for example `[0, 100]`.
+        range: String,
+    },
+    /// A signal's value is not one of its declared `enum` values.
+    #[error("signal {signal:?} = {value} is not one of its declared values")]
+    NotInEnum {
+        /// The signal.
+        signal: String,
+        /// The value found, as JSON.
+        value: String,
+    },
+    /// A string signal is longer than its `max_length` (in Unicode scalar values).
+    #[error("signal {signal:?} has {length} characters, more than its max_length {max_length}")]
+    TooLong {
+        /// The signal.
+        signal: String,
+        /// Its length in Unicode scalar values.
+        length: usize,
+        /// The declared limit.
+        max_length: usize,
+    },
+    /// A signal the policy does not declare (and the policy does not say `"additional_signals": "ignore"`).
+    #[error("signal {signal:?} is not declared by the policy")]
+    Undeclared {
+        /// The undeclared signal.
+        signal: String,
+    },
+}
+
+impl SignalError {
+    /// The stable code of this error, for example `policy.signal_missing`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "policy.signals_invalid_json",
+            Self::NotAnObject { .. } => "policy.signals_not_object",
+            Self::Missing { .. } => "policy.signal_missing",
+            Self::WrongType { .. } => "policy.signal_type",
+            Self::NotInteger { .. } => "policy.signal_not_integer",
+            Self::OutOfRange { .. } => "policy.signal_out_of_range",
+            Self::NotInEnum { .. } => "policy.signal_not_in_enum",
+            Self::TooLong { .. } => "policy.signal_too_long",
+            Self::Undeclared { .. } => "policy.signal_undeclared",
+        }
+    }
+
+    /// The signal concerned, when the error is about one signal.
+    pub fn signal(&self) -> Option<&str> {
+        match self {
+            Self::InvalidJson(_) | Self::NotAnObject { .. } => None,
+            Self::Missing { signal }
+            | Self::WrongType { signal, .. }
+            | Self::NotInteger { signal, .. }
+            | Self::OutOfRange { signal, .. }
+            | Self::NotInEnum { signal, .. }
+            | Self::TooLong { signal, .. }
+            | Self::Undeclared { signal } => Some(signal),
+        }
+    }
+}
+
+/// The kind of a JSON value, for messages.
+pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(n) if n.is_f64() => "a number",
+        serde_json::Value::Number(_) => "an integer",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,156 @@
+//! The example policies under `policies/` and the legacy bundles of the original tooling: decisions, tests and coverage.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+
+use parmana_policy::{SchemaVersion, check, compile, run_policy_tests};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn legacy_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/vectors/legacy-bundles"
+    ))
+}
+
+/// Reads every `tests/*.json` of a policy directory as (file name, bytes).
+fn test_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("tests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn example_policies_pass_their_tests_with_full_coverage() {
+    for name in ["claims-approval/1.0.0", "patient-triage/1.0.0"] {
+        let dir = repo_root().join("policies").join(name);
+        let bytes = std::fs::read(dir.join("policy.json")).unwrap();
+        let report = check(&bytes);
+        assert!(
+            report.diagnostics.is_empty(),
+            "{name}: {}",
+            report.render()
+        );
+        let files = test_files(&dir);
+        assert!(files.len() >= 5, "{name}: too few test cases");
+        let tests = run_policy_tests(&bytes, &files).unwrap();
+        assert!(tests.all_passed(), "{name}:\n{tests}");
+        assert!(tests.meets_threshold(100.0), "{name}:\n{tests}");
+    }
+}
+
+#[test]
+fn patient_triage_translation_agrees_with_the_legacy_policy() {
+    let v2 = compile(
+        &std::fs::read(repo_root().join("policies/patient-triage/1.0.0/policy.json")).unwrap(),
+    )
+    .unwrap();
+    let v1 = compile(&std::fs::read(legacy_dir().join("patient-triage/v1/policy.json")).unwrap())
+        .unwrap();
+    for severity in [-1.0, 0.0, 3.0, 7.9, 8.0, 8.000_001, 9.0, 100.0] {
+        for elevated in [false, true] {
+            let signals =
+                serde_json::json!({"symptom_severity": severity, "heart_rate_elevated": elevated});
+            let a = v1.validate_signals(&signals).unwrap().evaluate();
+            let b = v2.validate_signals(&signals).unwrap().evaluate();
+            assert_eq!(a.decision, b.decision, "{signals}");
+        }
+    }
+}
+
+/// (policy, signals, expected decision) from the legacy bundles' README.
+const LEGACY_DECISIONS: &[(&str, &str, &str)] = &[
+    (
+        "claims-approval/v1",
+        r#"{"insurance_active": true, "risk_score": 42, "vip_customer": false}"#,
+        "approve",
+    ),
+    (
+        "claims-approval/v1",
+        r#"{"insurance_active": false, "risk_score": 42, "vip_customer": false}"#,
+        "deny",
+    ),
+    (
+        "claims-approval/v1",
+        r#"{"insurance_active": true, "risk_score": 95, "vip_customer": false}"#,
+        "deny",
+    ),
+    (
+        "claims-approval/v1",
+        r#"{"insurance_active": true, "risk_score": 95, "vip_customer": true}"#,
+        "approve",
+    ),
+    (
+        "patient-triage/v1",
+        r#"{"symptom_severity": 9, "heart_rate_elevated": false}"#,
+        "escalate",
+    ),
+    (
+        "patient-triage/v1",
+        r#"{"symptom_severity": 8, "heart_rate_elevated": false}"#,
+        "deny",
+    ),
+    (
+        "patient-triage/v1",
+        r#"{"symptom_severity": 3, "heart_rate_elevated": true}"#,
+        "escalate",
+    ),
+];
+
+#[test]
+fn legacy_bundles_evaluate_to_the_documented_decisions() {
+    for (bundle, signals, expected) in LEGACY_DECISIONS {
+        let bytes = std::fs::read(legacy_dir().join(bundle).join("policy.json"))
+            .expect("../shared/vectors/legacy-bundles must exist beside the repository");
+        let report = check(&bytes);
+        assert!(report.diagnostics.is_empty(), "{bundle}: {}", report.render());
+        let policy = report.into_result().unwrap();
+        assert_eq!(policy.schema_version(), SchemaVersion::Legacy1);
+        let decision = policy
+            .validate_signals_json(signals.as_bytes())
+            .unwrap()
+            .evaluate();
+        assert_eq!(decision.decision, *expected, "{bundle} {signals}");
+        let expected_rule = if *expected == "deny" { "default" } else { "rules" };
+        assert_eq!(decision.rule_id, expected_rule, "{bundle} {signals}");
+    }
+}
+
+#[test]
+fn legacy_claims_signal_errors() {
+    let bytes = std::fs::read(legacy_dir().join("claims-approval/v1/policy.json")).unwrap();
+    let policy = compile(&bytes).unwrap();
+    let missing = policy
+        .validate_signals_json(br#"{"insurance_active": true, "vip_customer": false}"#)
+        .unwrap_err();
+    assert_eq!(missing.code(), "policy.signal_missing");
+    assert_eq!(missing.signal(), Some("risk_score"));
+    let wrong = policy
+        .validate_signals_json(
+            br#"{"insurance_active": true, "risk_score": "high", "vip_customer": false}"#,
+        )
+        .unwrap_err();
+    assert_eq!(wrong.code(), "policy.signal_type");
+    assert_eq!(wrong.signal(), Some("risk_score"));
+}
+
+#[test]
+fn legacy_skeleton_is_refused_with_a_schema_error() {
+    let bytes = std::fs::read(legacy_dir().join("claims-approval/v2/policy.json")).unwrap();
+    let err = compile(&bytes).unwrap_err();
+    assert_eq!(err.code(), "policy.unsupported_schema_version");
+}
