@@ -1,5 +1,6 @@
 //! `cargo xtask`: repository automation that is plain Rust, not shell scripts.
 
+mod fixtures;
 mod tidy;
 
 use std::process::ExitCode;
@@ -8,7 +9,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("tidy") => tidy::run(&tidy::workspace_root()),
-        _ => Err("usage: cargo xtask <tidy>".to_owned()),
+        Some("fixtures") => fixtures::run(&tidy::workspace_root()),
+        _ => Err("usage: cargo xtask <tidy|fixtures>".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
