@@ -1,0 +1,117 @@
+//! Shared helpers for the integration tests: the committed TEST-ONLY fixtures and small builders.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use parmana_canon::Timestamp;
+use parmana_trust::*;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A time at which every fixture is valid.
+pub fn now() -> Timestamp {
+    Timestamp::parse("2026-11-28T21:00:00Z").unwrap()
+}
+
+/// A fixture key by name (`root-1`, `root-2`, `policy`, `release`, `attestation`).
+pub fn key(name: &str) -> LocalSigningKey {
+    LocalSigningKey::read_pem_file(&repo().join(format!("trust/keys/{name}.pem"))).unwrap()
+}
+
+/// The pinned root key.
+pub fn pinned() -> PublicKey {
+    read_public_key_file(&repo().join("trust/root.pub")).unwrap()
+}
+
+/// The committed chain: version 1 then the current version 2.
+pub fn chain_bytes() -> Vec<Vec<u8>> {
+    read_trust_chain(&repo().join("trust/trust-root.json")).unwrap()
+}
+
+/// The committed trust root, verified.
+pub fn trust_root() -> VerifiedTrustRoot {
+    load_trust_chain(
+        &repo().join("trust/root.pub"),
+        &repo().join("trust/trust-root.json"),
+        now(),
+        None,
+    )
+    .unwrap()
+}
+
+/// A one-key role.
+pub fn role(key: &LocalSigningKey) -> RoleSpec {
+    RoleSpec {
+        keys: vec![key.public_key()],
+        threshold: 1,
+    }
+}
+
+/// The trust-root spec of the fixtures with `root` as the root key.
+pub fn spec(root: &LocalSigningKey, expires: &str) -> TrustRootSpec {
+    TrustRootSpec {
+        expires: Timestamp::parse(expires).unwrap(),
+        root: role(root),
+        policy: role(&key("policy")),
+        release: role(&key("release")),
+        attestation: role(&key("attestation")),
+    }
+}
+
+/// The test-only bundle under `tests/data/bundle` (a policy and a nested test file).
+pub fn test_bundle_files() -> BundleFiles {
+    read_bundle_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bundle")).unwrap()
+}
+
+/// The test-only bundle, signed by the fixture policy key (with `bundle.json` added).
+pub fn signed_test_bundle() -> BundleFiles {
+    let mut files = test_bundle_files();
+    let manifest = sign_bundle("demo", "1.0.0", &files, &[&key("policy")]).unwrap();
+    files.insert(BUNDLE_MANIFEST_FILE.to_owned(), manifest);
+    files
+}
+
+/// Every committed policy bundle directory (`policies/<id>/<version>/` with a `bundle.json`).
+pub fn committed_bundle_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let Ok(ids) = std::fs::read_dir(repo().join("policies")) else {
+        return dirs;
+    };
+    for id in ids {
+        let Ok(versions) = std::fs::read_dir(id.unwrap().path()) else {
+            continue;
+        };
+        for version in versions {
+            let dir = version.unwrap().path();
+            if dir.join(BUNDLE_MANIFEST_FILE).is_file() {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs.sort();
+    dirs
+}
+
+/// Flip positions for a file: every byte, or at least 2,000 evenly spread ones for large files.
+pub fn flip_positions(len: usize) -> Vec<usize> {
+    const MAX: usize = 4_000;
+    if len <= MAX {
+        (0..len).collect()
+    } else {
+        (0..MAX).map(|i| i * len / MAX).collect()
+    }
+}
+
+/// Error codes a tampered signed document may legitimately be refused with.
+pub const TAMPER_CODES: &[&str] = &[
+    "trust.bad_signature",
+    "trust.unknown_key",
+    "trust.key_lacks_role",
+    "trust.threshold_not_met",
+    "trust.wrong_type",
+    "trust.malformed",
+    "trust.version_rollback",
+];
