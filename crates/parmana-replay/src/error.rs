@@ -1,0 +1,132 @@
+//! The error type of the replay layer: one variant per refusal or store failure, each with a stable code.
+
+/// Which high-water mark a rollback check refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum VersionKind {
+    /// The trust-root version.
+    TrustRoot,
+    /// The release-manifest version.
+    ReleaseManifest,
+}
+
+impl std::fmt::Display for VersionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::TrustRoot => "trust root",
+            Self::ReleaseManifest => "release manifest",
+        })
+    }
+}
+
+/// Why a replay-store operation was refused or failed.
+///
+/// Every variant has a stable machine-readable [`code`](ReplayError::code). Store
+/// failures (`Unavailable`, `Corrupt`, `SchemaVersionUnsupported`) are fail-closed: the
+/// caller must not execute when it sees one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The execution id is not 1 to 128 printable ASCII characters without spaces.
+    #[error("invalid execution id: {reason}")]
+    InvalidExecutionId {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The execution id was already claimed: a second use of it is a replay.
+    #[error("execution id {execution_id:?} was already used (replay detected)")]
+    AlreadyClaimed {
+        /// The execution id.
+        execution_id: String,
+    },
+    /// `complete` was called for an execution id that was never claimed.
+    #[error("execution id {execution_id:?} was never claimed")]
+    NotClaimed {
+        /// The execution id.
+        execution_id: String,
+    },
+    /// `complete` was called for an execution id that is already completed.
+    #[error("execution id {execution_id:?} is already completed")]
+    AlreadyCompleted {
+        /// The execution id.
+        execution_id: String,
+    },
+    /// An older trust root or release manifest than the store has already accepted.
+    #[error(
+        "{kind} version {offered} is older than the accepted version {accepted} (rollback refused)"
+    )]
+    VersionRollback {
+        /// Which document.
+        kind: VersionKind,
+        /// The version offered now.
+        offered: u64,
+        /// The highest version accepted before.
+        accepted: u64,
+    },
+    /// A version above 2^63−1, which no backend can store.
+    #[error("{kind} version {offered} is too large (at most 2^63-1)")]
+    VersionTooLarge {
+        /// Which document.
+        kind: VersionKind,
+        /// The version offered.
+        offered: u64,
+    },
+    /// The store cannot be reached or refused the operation (IO error, lock timeout, lost connection).
+    #[error("replay store unavailable: {message}")]
+    Unavailable {
+        /// The backend's explanation.
+        message: String,
+    },
+    /// The store holds data this crate did not write (unreadable rows, a damaged database file).
+    #[error("replay store corrupt: {message}")]
+    Corrupt {
+        /// What was found.
+        message: String,
+    },
+    /// The store's schema is newer than this build understands.
+    #[error(
+        "replay store schema version {found} is not supported (this build knows up to {supported})"
+    )]
+    SchemaVersionUnsupported {
+        /// The version found in the store.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// The store configuration is invalid (a malformed URL or schema name, a zero pool size).
+    #[error("invalid replay store configuration: {message}")]
+    InvalidConfiguration {
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ReplayError {
+    /// The stable code of this error, for example `replay.replay_detected`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidExecutionId { .. } => "replay.invalid_execution_id",
+            Self::AlreadyClaimed { .. } => "replay.replay_detected",
+            Self::NotClaimed { .. } => "replay.not_claimed",
+            Self::AlreadyCompleted { .. } => "replay.already_completed",
+            Self::VersionRollback { .. } => "replay.version_rollback",
+            Self::VersionTooLarge { .. } => "replay.version_too_large",
+            Self::Unavailable { .. } => "replay.store_unavailable",
+            Self::Corrupt { .. } => "replay.store_corrupt",
+            Self::SchemaVersionUnsupported { .. } => "replay.schema_version_unsupported",
+            Self::InvalidConfiguration { .. } => "replay.invalid_configuration",
+        }
+    }
+
+    pub(crate) fn unavailable(message: impl std::fmt::Display) -> Self {
+        Self::Unavailable {
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn corrupt(message: impl std::fmt::Display) -> Self {
+        Self::Corrupt {
+            message: message.to_string(),
+        }
+    }
+}

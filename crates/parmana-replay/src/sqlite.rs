@@ -1,0 +1,547 @@
+//! `SqliteReplayStore`: the embedded default backend — one SQLite file (WAL, `synchronous=FULL`), group commit.
+//!
+//! All writes of a store go through one writer thread that owns the write connection. It
+//! takes every request waiting in its queue (up to [`MAX_BATCH`]), applies them in order in
+//! one `BEGIN IMMEDIATE` transaction, commits once, and only then answers each caller through
+//! its own channel. While one commit is being synced to disk the next batch gathers, so many
+//! concurrent callers share one fsync instead of queueing for one each. Other processes
+//! using the same file serialize on SQLite's write lock (with a busy timeout); a claim is an
+//! `INSERT … ON CONFLICT DO NOTHING` inside that lock, so there is no check-then-set window.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
+
+use crate::error::VersionKind;
+use crate::ledger::{LedgerHead, encode_record};
+use crate::record::{decode_claim, decode_execution_id, decode_version, encode_version};
+use crate::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
+    LedgerRow, LedgerSnapshot, ReplayError, ReplayStore,
+};
+
+/// The most requests committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+
+/// How long a connection waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The schema migrations, in order; the schema version is the number applied (`PRAGMA user_version`).
+const MIGRATIONS: &[&str] = &[
+    // 1: executions, ledger, high-water marks.
+    "CREATE TABLE executions (
+        id TEXT PRIMARY KEY NOT NULL,
+        request_digest TEXT NOT NULL,
+        attestation_inputs BLOB NOT NULL,
+        claimed_at TEXT NOT NULL,
+        attestation BLOB,
+        ledger_position INTEGER
+    );
+    CREATE INDEX executions_pending ON executions (id) WHERE attestation IS NULL;
+    CREATE TABLE ledger (
+        position INTEGER PRIMARY KEY NOT NULL,
+        execution_id TEXT NOT NULL,
+        record BLOB NOT NULL
+    );
+    CREATE TABLE high_water_marks (
+        singleton INTEGER PRIMARY KEY NOT NULL CHECK (singleton = 1),
+        trust_root INTEGER NOT NULL,
+        release_manifest INTEGER NOT NULL
+    );
+    INSERT INTO high_water_marks (singleton, trust_root, release_manifest) VALUES (1, 0, 0);",
+];
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A replay store in one SQLite file, safe across threads and across processes on one machine.
+///
+/// Durability: WAL journal with `synchronous=FULL`, so an acknowledged claim or completion
+/// survives a process kill or a power cut. Dropping the store finishes the queued writes and
+/// stops its writer thread.
+#[derive(Debug)]
+pub struct SqliteReplayStore {
+    path: PathBuf,
+    writer: Option<Sender<WriteRequest>>,
+    writer_thread: Option<JoinHandle<()>>,
+    reader: Mutex<Connection>,
+}
+
+#[derive(Debug)]
+enum WriteOp {
+    Claim(ExecutionId, ClaimRecord),
+    Complete(ExecutionId, Vec<u8>),
+    AcceptVersions(u64, u64),
+}
+
+#[derive(Debug)]
+enum WriteAnswer {
+    Claim(ClaimOutcome),
+    Complete,
+    Versions(AcceptedVersions),
+}
+
+#[derive(Debug)]
+struct WriteRequest {
+    op: WriteOp,
+    reply: SyncSender<Result<WriteAnswer, ReplayError>>,
+}
+
+impl SqliteReplayStore {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    ///
+    /// Refused with `replay.schema_version_unsupported` when the file was written by a newer
+    /// build, `replay.store_corrupt` when it is not a usable database.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ReplayError> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer_conn = connect(&path, true)?;
+        migrate(&mut writer_conn)?;
+        let reader = connect(&path, false)?;
+        let (sender, receiver) = mpsc::channel();
+        let writer_thread = std::thread::Builder::new()
+            .name("parmana-sqlite-writer".to_owned())
+            .spawn(move || writer_loop(writer_conn, receiver))
+            .map_err(|e| {
+                ReplayError::unavailable(format!("cannot start the writer thread: {e}"))
+            })?;
+        Ok(Self {
+            path,
+            writer: Some(sender),
+            writer_thread: Some(writer_thread),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs SQLite's full `PRAGMA integrity_check`; `replay.store_corrupt` unless it reports `ok`.
+    pub fn check_integrity(&self) -> Result<(), ReplayError> {
+        let reader = self.reader()?;
+        let mut statement = reader
+            .prepare("PRAGMA integrity_check")
+            .map_err(map_error)?;
+        let findings: Vec<String> = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(map_error)?
+            .collect::<Result<_, _>>()
+            .map_err(map_error)?;
+        if findings == ["ok"] {
+            Ok(())
+        } else {
+            Err(ReplayError::corrupt(format!(
+                "integrity check: {}",
+                findings.join("; ")
+            )))
+        }
+    }
+
+    fn reader(&self) -> Result<MutexGuard<'_, Connection>, ReplayError> {
+        self.reader
+            .lock()
+            .map_err(|_| ReplayError::unavailable("the reader connection was poisoned"))
+    }
+
+    fn write(&self, op: WriteOp) -> Result<WriteAnswer, ReplayError> {
+        let writer = self
+            .writer
+            .as_ref()
+            .ok_or_else(|| ReplayError::unavailable("the store is closed"))?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        writer
+            .send(WriteRequest { op, reply })
+            .map_err(|_| ReplayError::unavailable("the writer thread has stopped"))?;
+        answer
+            .recv()
+            .map_err(|_| ReplayError::unavailable("the writer thread stopped before answering"))?
+    }
+}
+
+impl Drop for SqliteReplayStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and return.
+        drop(self.writer.take());
+        if let Some(thread) = self.writer_thread.take() {
+            // A writer thread cannot panic (no panicking code); nothing to report if it did.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl ReplayStore for SqliteReplayStore {
+    fn claim(
+        &self,
+        execution_id: &ExecutionId,
+        record: &ClaimRecord,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        match self.write(WriteOp::Claim(execution_id.clone(), record.clone()))? {
+            WriteAnswer::Claim(outcome) => Ok(outcome),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        match self.write(WriteOp::Complete(
+            execution_id.clone(),
+            attestation.to_vec(),
+        ))? {
+            WriteAnswer::Complete => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
+        let reader = self.reader()?;
+        let row = reader
+            .prepare_cached(
+                "SELECT request_digest, attestation_inputs, claimed_at, attestation
+                 FROM executions WHERE id = ?1",
+            )
+            .map_err(map_error)?
+            .query_row([execution_id.as_str()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<Vec<u8>>>(3)?,
+                ))
+            })
+            .optional()
+            .map_err(map_error)?;
+        let Some((digest, inputs, claimed_at, attestation)) = row else {
+            return Ok(ExecutionState::Absent);
+        };
+        let claim = decode_claim(&digest, inputs, &claimed_at)?;
+        Ok(match attestation {
+            None => ExecutionState::Claimed(claim),
+            Some(attestation) => {
+                ExecutionState::Completed(CompletedExecution::new(claim, attestation))
+            }
+        })
+    }
+
+    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+        let reader = self.reader()?;
+        let mut statement = reader
+            .prepare_cached("SELECT id FROM executions WHERE attestation IS NULL ORDER BY id")
+            .map_err(map_error)?;
+        let ids: Vec<String> = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(map_error)?
+            .collect::<Result<_, _>>()
+            .map_err(map_error)?;
+        ids.iter().map(|id| decode_execution_id(id)).collect()
+    }
+
+    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+        read_versions(&*self.reader()?)
+    }
+
+    fn accept_versions(
+        &self,
+        trust_root: u64,
+        release_manifest: u64,
+    ) -> Result<AcceptedVersions, ReplayError> {
+        match self.write(WriteOp::AcceptVersions(trust_root, release_manifest))? {
+            WriteAnswer::Versions(versions) => Ok(versions),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        let mut reader = self.reader()?;
+        // One read transaction: the rows and the count come from the same snapshot.
+        let tx = reader.transaction().map_err(map_error)?;
+        let mut rows = Vec::new();
+        {
+            let mut statement = tx
+                .prepare(
+                    "SELECT l.position, l.execution_id, l.record,
+                            e.request_digest, e.attestation_inputs, e.claimed_at, e.attestation
+                     FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id
+                     ORDER BY l.position",
+                )
+                .map_err(map_error)?;
+            let mut query = statement.query([]).map_err(map_error)?;
+            while let Some(row) = query.next().map_err(map_error)? {
+                let position: i64 = row.get(0).map_err(map_error)?;
+                let digest: Option<String> = row.get(3).map_err(map_error)?;
+                let inputs: Option<Vec<u8>> = row.get(4).map_err(map_error)?;
+                let claimed_at: Option<String> = row.get(5).map_err(map_error)?;
+                let claim = match (digest, inputs, claimed_at) {
+                    (Some(d), Some(i), Some(c)) => Some(decode_claim(&d, i, &c)?),
+                    _ => None,
+                };
+                rows.push(LedgerRow {
+                    position: decode_version(position)?,
+                    execution_id: row.get(1).map_err(map_error)?,
+                    record: row.get(2).map_err(map_error)?,
+                    claim,
+                    attestation: row.get(6).map_err(map_error)?,
+                });
+            }
+        }
+        let completed: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM executions WHERE attestation IS NOT NULL",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(map_error)?;
+        tx.finish().map_err(map_error)?;
+        Ok(LedgerSnapshot {
+            rows,
+            completed_executions: decode_version(completed)?,
+        })
+    }
+}
+
+fn unexpected(answer: &WriteAnswer) -> ReplayError {
+    ReplayError::unavailable(format!("the writer answered with {answer:?}"))
+}
+
+/// Opens one connection with the durability settings every connection of a store uses.
+fn connect(path: &Path, create: bool) -> Result<Connection, ReplayError> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags).map_err(map_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_error)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(map_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(ReplayError::unavailable(format!(
+            "cannot switch {} to WAL (journal mode is {mode})",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(map_error)?;
+    Ok(conn)
+}
+
+/// Applies the missing migrations in one write transaction (safe when processes race to open).
+fn migrate(conn: &mut Connection) -> Result<(), ReplayError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(map_error)?;
+    let found: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(map_error)?;
+    if !(0..=SCHEMA_VERSION).contains(&found) {
+        return Err(ReplayError::SchemaVersionUnsupported {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (applied, migration) in (1i64..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        tx.execute_batch(migration).map_err(map_error)?;
+        tx.pragma_update(None, "user_version", applied)
+            .map_err(map_error)?;
+    }
+    tx.commit().map_err(map_error)
+}
+
+fn read_versions(conn: &Connection) -> Result<AcceptedVersions, ReplayError> {
+    let (trust_root, release_manifest): (i64, i64) = conn
+        .query_row(
+            "SELECT trust_root, release_manifest FROM high_water_marks WHERE singleton = 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(map_error)?
+        .ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
+    Ok(AcceptedVersions {
+        trust_root: decode_version(trust_root)?,
+        release_manifest: decode_version(release_manifest)?,
+    })
+}
+
+/// The writer thread: batches queued requests into one transaction each, then answers.
+fn writer_loop(mut conn: Connection, queue: Receiver<WriteRequest>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let answers = commit_batch(&mut conn, &batch);
+        for (request, answer) in batch.into_iter().zip(answers) {
+            // A caller that gave up waiting is not an error of the store.
+            let _ = request.reply.send(answer);
+        }
+    }
+}
+
+/// Applies `batch` in one transaction. If any request hits a storage error, or the commit
+/// fails, the whole transaction is rolled back and every request gets that error: no caller
+/// is ever told "claimed" for a claim that was not committed.
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &[WriteRequest],
+) -> Vec<Result<WriteAnswer, ReplayError>> {
+    let fail_all = |error: ReplayError| batch.iter().map(|_| Err(error.clone())).collect();
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(map_error(e)),
+    };
+    let mut answers = Vec::with_capacity(batch.len());
+    for request in batch {
+        let answer = apply(&tx, &request.op);
+        if let Err(error) = &answer
+            && is_storage_failure(error)
+        {
+            // Dropping the transaction rolls it back.
+            return fail_all(error.clone());
+        }
+        answers.push(answer);
+    }
+    match tx.commit() {
+        Ok(()) => answers,
+        Err(e) => fail_all(map_error(e)),
+    }
+}
+
+fn is_storage_failure(error: &ReplayError) -> bool {
+    matches!(
+        error,
+        ReplayError::Unavailable { .. }
+            | ReplayError::Corrupt { .. }
+            | ReplayError::SchemaVersionUnsupported { .. }
+    )
+}
+
+fn apply(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteAnswer, ReplayError> {
+    match op {
+        WriteOp::Claim(id, record) => {
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+                )
+                .map_err(map_error)?
+                .execute(rusqlite::params![
+                    id.as_str(),
+                    record.request_digest().to_string(),
+                    record.attestation_inputs(),
+                    record.claimed_at().to_string(),
+                ])
+                .map_err(map_error)?;
+            Ok(WriteAnswer::Claim(if inserted == 1 {
+                ClaimOutcome::Claimed
+            } else {
+                ClaimOutcome::AlreadyClaimed
+            }))
+        }
+        WriteOp::Complete(id, attestation) => {
+            complete_in(tx, id, attestation)?;
+            Ok(WriteAnswer::Complete)
+        }
+        WriteOp::AcceptVersions(trust_root, release_manifest) => {
+            let raised = read_versions(tx)?.raised_to(*trust_root, *release_manifest)?;
+            tx.prepare_cached(
+                "UPDATE high_water_marks SET trust_root = ?1, release_manifest = ?2
+                 WHERE singleton = 1",
+            )
+            .map_err(map_error)?
+            .execute([
+                encode_version(VersionKind::TrustRoot, raised.trust_root)?,
+                encode_version(VersionKind::ReleaseManifest, raised.release_manifest)?,
+            ])
+            .map_err(map_error)?;
+            Ok(WriteAnswer::Versions(raised))
+        }
+    }
+}
+
+fn complete_in(
+    tx: &Transaction<'_>,
+    id: &ExecutionId,
+    attestation: &[u8],
+) -> Result<(), ReplayError> {
+    let row = tx
+        .prepare_cached(
+            "SELECT request_digest, attestation_inputs, claimed_at, attestation IS NOT NULL
+             FROM executions WHERE id = ?1",
+        )
+        .map_err(map_error)?
+        .query_row([id.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, bool>(3)?,
+            ))
+        })
+        .optional()
+        .map_err(map_error)?;
+    let Some((digest, inputs, claimed_at, completed)) = row else {
+        return Err(ReplayError::NotClaimed {
+            execution_id: id.to_string(),
+        });
+    };
+    if completed {
+        return Err(ReplayError::AlreadyCompleted {
+            execution_id: id.to_string(),
+        });
+    }
+    let claim = decode_claim(&digest, inputs, &claimed_at)?;
+    let last: Option<(i64, Vec<u8>)> = tx
+        .prepare_cached("SELECT position, record FROM ledger ORDER BY position DESC LIMIT 1")
+        .map_err(map_error)?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .map_err(map_error)?;
+    let head = match last {
+        None => LedgerHead::EMPTY,
+        Some((position, record)) => LedgerHead::after(decode_version(position)?, &record),
+    };
+    let record = encode_record(head, id.as_str(), &claim, attestation)?;
+    let position = i64::try_from(head.next_position)
+        .map_err(|_| ReplayError::corrupt("the ledger is full"))?;
+    tx.prepare_cached("INSERT INTO ledger (position, execution_id, record) VALUES (?1, ?2, ?3)")
+        .map_err(map_error)?
+        .execute(rusqlite::params![position, id.as_str(), record])
+        .map_err(map_error)?;
+    tx.prepare_cached("UPDATE executions SET attestation = ?1, ledger_position = ?2 WHERE id = ?3")
+        .map_err(map_error)?
+        .execute(rusqlite::params![attestation, position, id.as_str()])
+        .map_err(map_error)?;
+    Ok(())
+}
+
+/// Sorts SQLite failures into "the data is bad" and "the store cannot be used right now".
+fn map_error(error: rusqlite::Error) -> ReplayError {
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(
+                failure.code,
+                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase
+            ) =>
+        {
+            ReplayError::corrupt(error)
+        }
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => ReplayError::corrupt(error),
+        _ => ReplayError::unavailable(error),
+    }
+}

@@ -1,0 +1,404 @@
+//! Test harnesses for every backend: open a fresh store, reopen it, and tamper with it behind its back.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    dead_code,
+    unused_imports
+)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parmana_canon::{Digest, Timestamp};
+use parmana_replay::{
+    ClaimRecord, ExecutionId, LedgerReport, MemoryReplayStore, ReplayError, ReplayStore,
+    verify_ledger, verify_ledger_snapshot,
+};
+
+pub mod suite;
+
+/// A change made to a store without going through its API.
+#[derive(Debug, Clone)]
+pub enum Tamper {
+    /// Replace the bytes of the record at `position`.
+    ReplaceRecord { position: u64, bytes: Vec<u8> },
+    /// Delete the record at `position`.
+    DeleteRecord { position: u64 },
+    /// Swap the records (and the executions they name) at two positions.
+    SwapRecords { a: u64, b: u64 },
+    /// Replace the stored attestation of an execution.
+    ReplaceAttestation {
+        execution_id: String,
+        bytes: Vec<u8>,
+    },
+}
+
+/// One backend under test, with its own isolated storage.
+pub trait Harness: Send + Sync {
+    /// The store under test.
+    fn store(&self) -> &dyn ReplayStore;
+    /// Opens a second handle on the same storage (`None` for the memory backend, which has no storage).
+    fn reopen(&self) -> Option<Result<Box<dyn ReplayStore>, ReplayError>>;
+    /// Applies `tamper` behind the store's back, then verifies the ledger.
+    fn tamper_and_verify(&self, tamper: &Tamper) -> LedgerReport;
+    /// Writes an unreadable request digest for `execution_id` behind the store's back
+    /// (`false` for the memory backend, which cannot be corrupted from outside).
+    fn corrupt_claim(&self, execution_id: &str) -> bool;
+    /// Marks the storage as written by a future schema version (`false` if not applicable).
+    fn set_future_schema_version(&self) -> bool;
+}
+
+pub fn id(text: &str) -> ExecutionId {
+    ExecutionId::parse(text).unwrap()
+}
+
+pub fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_795_000_000 + seconds).unwrap()
+}
+
+/// A claim whose request digest and inputs are derived from `tag`.
+pub fn claim_for(tag: &str) -> ClaimRecord {
+    ClaimRecord::new(
+        Digest::of(tag.as_bytes()),
+        format!(r#"{{"inputs":"{tag}"}}"#).into_bytes(),
+        at(i64::try_from(tag.len()).unwrap()),
+    )
+}
+
+/// A process-unique suffix for storage names.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ---------------------------------------------------------------- memory
+
+pub struct MemoryHarness {
+    store: MemoryReplayStore,
+}
+
+pub fn memory() -> Option<MemoryHarness> {
+    Some(MemoryHarness {
+        store: MemoryReplayStore::new(),
+    })
+}
+
+impl Harness for MemoryHarness {
+    fn store(&self) -> &dyn ReplayStore {
+        &self.store
+    }
+
+    fn reopen(&self) -> Option<Result<Box<dyn ReplayStore>, ReplayError>> {
+        None
+    }
+
+    fn tamper_and_verify(&self, tamper: &Tamper) -> LedgerReport {
+        // The memory store has no storage to edit: edit the snapshot it hands out instead.
+        let mut snapshot = self.store.ledger_snapshot().unwrap();
+        let rows = &mut snapshot.rows;
+        match tamper {
+            Tamper::ReplaceRecord { position, bytes } => {
+                rows[usize::try_from(*position).unwrap()].record = bytes.clone();
+            }
+            Tamper::DeleteRecord { position } => {
+                rows.remove(usize::try_from(*position).unwrap());
+            }
+            Tamper::SwapRecords { a, b } => {
+                let (a, b) = (usize::try_from(*a).unwrap(), usize::try_from(*b).unwrap());
+                let (pa, pb) = (rows[a].position, rows[b].position);
+                rows.swap(a, b);
+                rows[a].position = pa;
+                rows[b].position = pb;
+            }
+            Tamper::ReplaceAttestation {
+                execution_id,
+                bytes,
+            } => {
+                for row in rows.iter_mut().filter(|r| &r.execution_id == execution_id) {
+                    row.attestation = Some(bytes.clone());
+                }
+            }
+        }
+        verify_ledger_snapshot(&snapshot)
+    }
+
+    fn corrupt_claim(&self, _execution_id: &str) -> bool {
+        false
+    }
+
+    fn set_future_schema_version(&self) -> bool {
+        false
+    }
+}
+
+// ---------------------------------------------------------------- sqlite
+
+#[cfg(feature = "sqlite")]
+pub use sqlite_harness::{SqliteHarness, sqlite};
+
+#[cfg(feature = "sqlite")]
+mod sqlite_harness {
+    use super::*;
+    use parmana_replay::SqliteReplayStore;
+
+    pub struct SqliteHarness {
+        pub dir: tempfile::TempDir,
+        pub store: SqliteReplayStore,
+    }
+
+    pub fn sqlite() -> Option<SqliteHarness> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteReplayStore::open(dir.path().join("replay.sqlite")).unwrap();
+        Some(SqliteHarness { dir, store })
+    }
+
+    impl SqliteHarness {
+        pub fn raw(&self) -> rusqlite::Connection {
+            let conn = rusqlite::Connection::open(self.store.path()).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(30))
+                .unwrap();
+            conn
+        }
+    }
+
+    impl Harness for SqliteHarness {
+        fn store(&self) -> &dyn ReplayStore {
+            &self.store
+        }
+
+        fn reopen(&self) -> Option<Result<Box<dyn ReplayStore>, ReplayError>> {
+            Some(
+                SqliteReplayStore::open(self.store.path())
+                    .map(|s| Box::new(s) as Box<dyn ReplayStore>),
+            )
+        }
+
+        fn tamper_and_verify(&self, tamper: &Tamper) -> LedgerReport {
+            let raw = self.raw();
+            let as_i64 = |p: &u64| i64::try_from(*p).unwrap();
+            match tamper {
+                Tamper::ReplaceRecord { position, bytes } => {
+                    raw.execute(
+                        "UPDATE ledger SET record = ?1 WHERE position = ?2",
+                        rusqlite::params![bytes, as_i64(position)],
+                    )
+                    .unwrap();
+                }
+                Tamper::DeleteRecord { position } => {
+                    raw.execute("DELETE FROM ledger WHERE position = ?1", [as_i64(position)])
+                        .unwrap();
+                }
+                Tamper::SwapRecords { a, b } => {
+                    let read = |p: i64| -> (String, Vec<u8>) {
+                        raw.query_row(
+                            "SELECT execution_id, record FROM ledger WHERE position = ?1",
+                            [p],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .unwrap()
+                    };
+                    let (ra, rb) = (read(as_i64(a)), read(as_i64(b)));
+                    for (position, (execution_id, record)) in [(as_i64(a), rb), (as_i64(b), ra)] {
+                        raw.execute(
+                            "UPDATE ledger SET execution_id = ?1, record = ?2 WHERE position = ?3",
+                            rusqlite::params![execution_id, record, position],
+                        )
+                        .unwrap();
+                    }
+                }
+                Tamper::ReplaceAttestation {
+                    execution_id,
+                    bytes,
+                } => {
+                    raw.execute(
+                        "UPDATE executions SET attestation = ?1 WHERE id = ?2",
+                        rusqlite::params![bytes, execution_id],
+                    )
+                    .unwrap();
+                }
+            }
+            verify_ledger(&self.store).unwrap()
+        }
+
+        fn corrupt_claim(&self, execution_id: &str) -> bool {
+            self.raw()
+                .execute(
+                    "UPDATE executions SET request_digest = 'sha1:nope' WHERE id = ?1",
+                    [execution_id],
+                )
+                .unwrap();
+            true
+        }
+
+        fn set_future_schema_version(&self) -> bool {
+            self.raw().pragma_update(None, "user_version", 99).unwrap();
+            true
+        }
+    }
+}
+
+// ---------------------------------------------------------------- postgres
+
+/// The URL of the PostgreSQL server for tests. In CI (`CI=true`) a missing URL fails the
+/// test; locally the PostgreSQL tests skip with a message.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("PARMANA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "CI=true but PARMANA_TEST_POSTGRES_URL is not set: the PostgreSQL suite must run in CI \
+             (.ci/services starts a server and exports it)"
+        ),
+        _ => {
+            eprintln!(
+                "SKIPPED: PostgreSQL replay-store test — set PARMANA_TEST_POSTGRES_URL=postgres://… \
+                 (for example by `source .ci/services`) to run it"
+            );
+            None
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+pub use postgres_harness::{PostgresHarness, postgres, postgres_raw};
+
+#[cfg(feature = "postgres")]
+mod postgres_harness {
+    use super::*;
+    use parmana_replay::{PostgresOptions, PostgresReplayStore};
+
+    pub struct PostgresHarness {
+        pub url: String,
+        pub options: PostgresOptions,
+        pub store: PostgresReplayStore,
+    }
+
+    pub fn postgres() -> Option<PostgresHarness> {
+        let url = postgres_url()?;
+        let options = PostgresOptions {
+            schema: unique("t"),
+            ..PostgresOptions::default()
+        };
+        let store = PostgresReplayStore::connect(&url, &options).unwrap();
+        Some(PostgresHarness {
+            url,
+            options,
+            store,
+        })
+    }
+
+    /// A plain client with `search_path` set to `schema`, for editing behind the store's back.
+    pub fn postgres_raw(url: &str, schema: &str) -> postgres::Client {
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .unwrap();
+        client
+    }
+
+    impl PostgresHarness {
+        pub fn raw(&self) -> postgres::Client {
+            postgres_raw(&self.url, &self.options.schema)
+        }
+    }
+
+    impl Drop for PostgresHarness {
+        fn drop(&mut self) {
+            if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
+                let _ = client.batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS {} CASCADE",
+                    self.options.schema
+                ));
+            }
+        }
+    }
+
+    impl Harness for PostgresHarness {
+        fn store(&self) -> &dyn ReplayStore {
+            &self.store
+        }
+
+        fn reopen(&self) -> Option<Result<Box<dyn ReplayStore>, ReplayError>> {
+            Some(
+                PostgresReplayStore::connect(&self.url, &self.options)
+                    .map(|s| Box::new(s) as Box<dyn ReplayStore>),
+            )
+        }
+
+        fn tamper_and_verify(&self, tamper: &Tamper) -> LedgerReport {
+            let mut raw = self.raw();
+            let as_i64 = |p: &u64| i64::try_from(*p).unwrap();
+            match tamper {
+                Tamper::ReplaceRecord { position, bytes } => {
+                    raw.execute(
+                        "UPDATE ledger SET record = $1 WHERE position = $2",
+                        &[bytes, &as_i64(position)],
+                    )
+                    .unwrap();
+                }
+                Tamper::DeleteRecord { position } => {
+                    raw.execute(
+                        "DELETE FROM ledger WHERE position = $1",
+                        &[&as_i64(position)],
+                    )
+                    .unwrap();
+                }
+                Tamper::SwapRecords { a, b } => {
+                    let mut read = |p: i64| -> (String, Vec<u8>) {
+                        let row = raw
+                            .query_one(
+                                "SELECT execution_id, record FROM ledger WHERE position = $1",
+                                &[&p],
+                            )
+                            .unwrap();
+                        (row.get(0), row.get(1))
+                    };
+                    let (ra, rb) = (read(as_i64(a)), read(as_i64(b)));
+                    for (position, (execution_id, record)) in [(as_i64(a), rb), (as_i64(b), ra)] {
+                        raw.execute(
+                            "UPDATE ledger SET execution_id = $1, record = $2 WHERE position = $3",
+                            &[&execution_id, &record, &position],
+                        )
+                        .unwrap();
+                    }
+                }
+                Tamper::ReplaceAttestation {
+                    execution_id,
+                    bytes,
+                } => {
+                    raw.execute(
+                        "UPDATE executions SET attestation = $1 WHERE id = $2",
+                        &[bytes, execution_id],
+                    )
+                    .unwrap();
+                }
+            }
+            verify_ledger(&self.store).unwrap()
+        }
+
+        fn corrupt_claim(&self, execution_id: &str) -> bool {
+            self.raw()
+                .execute(
+                    "UPDATE executions SET request_digest = 'sha1:nope' WHERE id = $1",
+                    &[&execution_id],
+                )
+                .unwrap();
+            true
+        }
+
+        fn set_future_schema_version(&self) -> bool {
+            self.raw()
+                .execute("UPDATE schema_version SET version = 99", &[])
+                .unwrap();
+            true
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The one behavioural conformance suite (`common/suite.rs`), instantiated for every backend.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+/// Generates one `#[test]` per suite function for a backend. `$open` returns
+/// `Option<impl Harness>`; `None` means the backend is not available here (PostgreSQL
+/// without a server, outside CI) and the test has already printed why it skips.
+macro_rules! conformance_suite {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::common::{Harness, suite};
+
+            fn open() -> Option<Box<dyn Harness>> {
+                let open = $open;
+                open().map(|h| Box::new(h) as Box<dyn Harness>)
+            }
+
+            conformance_suite!(@tests
+                claim_complete_get,
+                double_claim_is_a_replay,
+                complete_without_claim_is_refused,
+                complete_twice_is_refused,
+                pending_lists_claimed_but_not_completed,
+                version_high_water_marks_refuse_rollback,
+                ledger_appends_and_verifies,
+                execution_mismatch_names_the_field,
+                survives_reopen,
+                unreadable_rows_are_corrupt,
+                future_schema_is_refused,
+                threads_race_one_winner_per_id,
+                threads_race_to_complete
+            );
+
+            #[test]
+            fn ledger_tampering_is_detected() {
+                suite::ledger_tampering_is_detected(&open);
+            }
+        }
+    };
+    (@tests $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                if let Some(h) = open() {
+                    suite::$name(&*h);
+                }
+            }
+        )*
+    };
+}
+
+conformance_suite!(memory, super::common::memory);
+
+#[cfg(feature = "sqlite")]
+conformance_suite!(sqlite, super::common::sqlite);
+
+#[cfg(feature = "postgres")]
+conformance_suite!(postgres, super::common::postgres);
+
+/// The PostgreSQL suite must run in CI: a CI build without the `postgres` feature fails here.
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn postgres_suite_is_compiled_in() {
+    assert!(
+        !std::env::var("CI").is_ok_and(|v| v == "true"),
+        "CI=true but parmana-replay was built without the `postgres` feature: the PostgreSQL \
+         suite must run in CI (the workspace build enables it through parmana-benches)"
+    );
+    eprintln!(
+        "SKIPPED: PostgreSQL replay-store suite — not compiled in; run \
+         `cargo test -p parmana-replay --features postgres` with PARMANA_TEST_POSTGRES_URL set"
+    );
+}
