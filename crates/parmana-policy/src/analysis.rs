@@ -166,7 +166,7 @@ pub(crate) fn classify(cond: &Cond, signals: &[SignalDecl]) -> Tri {
         CondKind::Not(inner) => classify(inner, signals).not(),
         CondKind::Any(items) => {
             let tris: Vec<Tri> = items.iter().map(|c| classify(c, signals)).collect();
-            if tris.contains(&Tri::Always) {
+            if tris.contains(&Tri::Always) || disjunction_exhausts(items, signals) {
                 Tri::Always
             } else if tris.iter().all(|t| *t == Tri::Never) {
                 Tri::Never
@@ -233,20 +233,21 @@ fn classify_leaf(leaf: &Leaf, decl: &SignalDecl) -> Tri {
     };
     // With an enumerated domain, decide by trying every value.
     if let Some(values) = enumerated(decl)
-        && leaf.op.reads_value() {
-            let results: Vec<bool> = values
-                .iter()
-                .filter(|v| possible(decl, v))
-                .map(|v| leaf_holds(leaf.op, &leaf.operand, v))
-                .collect();
-            return if results.iter().all(|r| *r) {
-                Tri::Always
-            } else if !results.contains(&true) {
-                Tri::Never
-            } else {
-                Tri::Unknown
-            };
-        }
+        && leaf.op.reads_value()
+    {
+        let results: Vec<bool> = values
+            .iter()
+            .filter(|v| possible(decl, v))
+            .map(|v| leaf_holds(leaf.op, &leaf.operand, v))
+            .collect();
+        return if results.iter().all(|r| *r) {
+            Tri::Always
+        } else if !results.contains(&true) {
+            Tri::Never
+        } else {
+            Tri::Unknown
+        };
+    }
     let (lo, hi) = (
         decl.minimum.unwrap_or(f64::NEG_INFINITY),
         decl.maximum.unwrap_or(f64::INFINITY),
@@ -403,4 +404,29 @@ fn numeric_interval_empty(leaves: &[&Leaf], decl: &SignalDecl) -> bool {
         return first > last;
     }
     lo > hi || (lo == hi && (lo_open || hi_open))
+}
+
+/// Whether the direct leaves of an `any` on one enumerable signal accept every value it can take.
+fn disjunction_exhausts(items: &[Cond], signals: &[SignalDecl]) -> bool {
+    let leaves: Vec<&Leaf> = items
+        .iter()
+        .filter_map(|c| match &c.kind {
+            CondKind::Leaf(l) if l.op.reads_value() => Some(l),
+            _ => None,
+        })
+        .collect();
+    leaves.iter().any(|first| {
+        let Some(decl) = signals.get(first.slot) else {
+            return false;
+        };
+        let Some(values) = enumerated(decl) else {
+            return false;
+        };
+        values.iter().filter(|v| possible(decl, v)).all(|v| {
+            leaves
+                .iter()
+                .filter(|l| l.slot == first.slot)
+                .any(|l| leaf_holds(l.op, &l.operand, v))
+        })
+    })
 }

@@ -276,10 +276,10 @@ impl CompiledPolicy {
             if let Ok(found) = indexed.buckets.binary_search_by_key(&key, |(k, _, _)| *k)
                 && let (Some((_, start, len)), Some(entry)) =
                     (indexed.buckets.get(found), lists.get_mut(count))
-                {
-                    *entry = Self::range(&index.bucket_rules, *start, *len);
-                    count += 1;
-                }
+            {
+                *entry = Self::range(&index.bucket_rules, *start, *len);
+                count += 1;
+            }
         }
         let lists = lists.get_mut(..count)?;
         loop {
@@ -287,18 +287,20 @@ impl CompiledPolicy {
             let mut best: Option<(usize, u32)> = None;
             for (i, list) in lists.iter().enumerate() {
                 if let Some(&head) = list.first()
-                    && best.is_none_or(|(_, b)| head < b) {
-                        best = Some((i, head));
-                    }
+                    && best.is_none_or(|(_, b)| head < b)
+                {
+                    best = Some((i, head));
+                }
             }
             let (list, rule) = best?;
             if let Some(l) = lists.get_mut(list) {
                 *l = l.get(1..).unwrap_or(&[]);
             }
             if let Some(r) = self.rules.get(rule as usize)
-                && self.eval_node(r.root, values, &mut NoTrace) {
-                    return Some(rule as usize);
-                }
+                && self.eval_node(r.root, values, &mut NoTrace)
+            {
+                return Some(rule as usize);
+            }
         }
     }
 
@@ -359,7 +361,7 @@ impl<'p> ValidatedSignals<'p> {
 
 #[cfg(test)]
 mod tests {
-    
+
     use crate::compile::Cmp;
 
     #[test]

@@ -35,13 +35,14 @@ pub(crate) fn read_legacy(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec
         .and_then(|v| string(&mut top, v, "/decision"))
         .map(str::to_owned);
     if let Some(d) = &decision
-        && !valid_label(d) {
-            top.report(
-                Code::InvalidName,
-                "/decision",
-                format!("decision {d:?} must match [A-Za-z0-9][A-Za-z0-9_.-]*"),
-            );
-        }
+        && !valid_label(d)
+    {
+        top.report(
+            Code::InvalidName,
+            "/decision",
+            format!("decision {d:?} must match [A-Za-z0-9][A-Za-z0-9_.-]*"),
+        );
+    }
     let mut diagnostics = std::mem::take(&mut top.diagnostics);
     let mut reader = Reader::new(Dialect::Legacy1, &signals);
     let when =

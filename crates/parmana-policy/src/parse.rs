@@ -166,9 +166,9 @@ impl<'a> Reader<'a> {
                                             op: Op::Present,
                                             ..
                                         }) = &child.kind
-                                        {
-                                            guarded_here.push(*slot);
-                                        }
+                                    {
+                                        guarded_here.push(*slot);
+                                    }
                                     children.push(child);
                                 }
                                 None => ok = false,
@@ -701,14 +701,15 @@ fn read_signal_decl(
     let minimum = bound(reader, "minimum");
     let maximum = bound(reader, "maximum");
     if let (Some(lo), Some(hi)) = (minimum, maximum)
-        && lo > hi {
-            ok = false;
-            reader.report(
-                Code::InvalidConstraint,
-                path,
-                format!("signal {name:?} has minimum {lo} above maximum {hi}"),
-            );
-        }
+        && lo > hi
+    {
+        ok = false;
+        reader.report(
+            Code::InvalidConstraint,
+            path,
+            format!("signal {name:?} has minimum {lo} above maximum {hi}"),
+        );
+    }
     let max_length = match map.get("max_length") {
         None => None,
         Some(v) => {
@@ -961,24 +962,26 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
         .and_then(|v| string(&mut top, v, "/policy_id"))
         .map(str::to_owned);
     if let Some(id) = &policy_id
-        && !valid_policy_id(id) {
-            top.report(
-                Code::InvalidPolicyId,
-                "/policy_id",
-                format!("policy_id {id:?} must match [a-z0-9][a-z0-9-_.]* without \"..\""),
-            );
-        }
+        && !valid_policy_id(id)
+    {
+        top.report(
+            Code::InvalidPolicyId,
+            "/policy_id",
+            format!("policy_id {id:?} must match [a-z0-9][a-z0-9-_.]* without \"..\""),
+        );
+    }
     let policy_version = required(&mut top, map, "", "policy_version")
         .and_then(|v| string(&mut top, v, "/policy_version"))
         .map(str::to_owned);
     if let Some(v) = &policy_version
-        && !valid_policy_version(v) {
-            top.report(
-                Code::InvalidPolicyVersion,
-                "/policy_version",
-                format!("policy_version {v:?} is not a semantic version such as \"1.0.0\""),
-            );
-        }
+        && !valid_policy_version(v)
+    {
+        top.report(
+            Code::InvalidPolicyVersion,
+            "/policy_version",
+            format!("policy_version {v:?} is not a semantic version such as \"1.0.0\""),
+        );
+    }
     let description = map
         .get("description")
         .and_then(|d| string(&mut top, d, "/description"))
@@ -1112,13 +1115,14 @@ fn read_rule(reader: &mut Reader<'_>, value: &Value, path: &str) -> Option<Rule>
     let id =
         required(reader, map, path, "id").and_then(|v| string(reader, v, &join_path(path, "id")));
     if let Some(id) = id
-        && !valid_label(id) {
-            reader.report(
-                Code::InvalidName,
-                &join_path(path, "id"),
-                format!("rule id {id:?} must match [A-Za-z0-9][A-Za-z0-9_.-]*"),
-            );
-        }
+        && !valid_label(id)
+    {
+        reader.report(
+            Code::InvalidName,
+            &join_path(path, "id"),
+            format!("rule id {id:?} must match [A-Za-z0-9][A-Za-z0-9_.-]*"),
+        );
+    }
     let when = required(reader, map, path, "when")
         .and_then(|v| reader.condition(v, &join_path(path, "when"), 1, &[]));
     let then = required(reader, map, path, "then")

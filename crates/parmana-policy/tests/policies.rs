@@ -40,11 +40,7 @@ fn example_policies_pass_their_tests_with_full_coverage() {
         let dir = repo_root().join("policies").join(name);
         let bytes = std::fs::read(dir.join("policy.json")).unwrap();
         let report = check(&bytes);
-        assert!(
-            report.diagnostics.is_empty(),
-            "{name}: {}",
-            report.render()
-        );
+        assert!(report.diagnostics.is_empty(), "{name}: {}", report.render());
         let files = test_files(&dir);
         assert!(files.len() >= 5, "{name}: too few test cases");
         let tests = run_policy_tests(&bytes, &files).unwrap();
@@ -117,7 +113,11 @@ fn legacy_bundles_evaluate_to_the_documented_decisions() {
         let bytes = std::fs::read(legacy_dir().join(bundle).join("policy.json"))
             .expect("../shared/vectors/legacy-bundles must exist beside the repository");
         let report = check(&bytes);
-        assert!(report.diagnostics.is_empty(), "{bundle}: {}", report.render());
+        assert!(
+            report.diagnostics.is_empty(),
+            "{bundle}: {}",
+            report.render()
+        );
         let policy = report.into_result().unwrap();
         assert_eq!(policy.schema_version(), SchemaVersion::Legacy1);
         let decision = policy
@@ -125,7 +125,11 @@ fn legacy_bundles_evaluate_to_the_documented_decisions() {
             .unwrap()
             .evaluate();
         assert_eq!(decision.decision, *expected, "{bundle} {signals}");
-        let expected_rule = if *expected == "deny" { "default" } else { "rules" };
+        let expected_rule = if *expected == "deny" {
+            "default"
+        } else {
+            "rules"
+        };
         assert_eq!(decision.rule_id, expected_rule, "{bundle} {signals}");
     }
 }
