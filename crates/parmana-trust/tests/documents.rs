@@ -240,7 +240,8 @@ fn malformed_trust_roots_are_refused() {
     let root1 = key("root-1");
     let base =
         signed_part(&create_trust_root(&spec(&root1, "2036-01-01T00:00:00Z"), &[&root1]).unwrap());
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation, &str)> = vec![
         (
             "threshold 0",
             Box::new(|b| b["roles"]["policy"]["threshold"] = json!(0)),
