@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::diagnostic::json_text;
 use crate::model::{
     AdditionalSignals, Cond, CondKind, Constant, Leaf, Op, Operand, PolicyModel, SchemaVersion,
     SignalDecl, SignalType,
@@ -289,13 +290,13 @@ fn leaf_label(leaf: &Leaf, signals: &[SignalDecl]) -> String {
     let name = signals.get(leaf.slot).map_or("?", |d| d.name.as_str());
     match &leaf.operand {
         Operand::None => format!("{name} {}", leaf.op.name()),
-        Operand::One(c) => format!("{name} {} {}", leaf.op.name(), c.to_json()),
+        Operand::One(c) => format!("{name} {} {}", leaf.op.name(), json_text(&c.to_json())),
         Operand::List(l) => {
             let items: Vec<serde_json::Value> = l.iter().map(Constant::to_json).collect();
             format!(
                 "{name} {} {}",
                 leaf.op.name(),
-                serde_json::Value::Array(items)
+                json_text(&serde_json::Value::Array(items))
             )
         }
     }

@@ -184,8 +184,16 @@ impl Diagnostic {
 /// Longest snippet, in characters, before it is shortened with `…`.
 const SNIPPET_CHARS: usize = 100;
 
+/// Compact JSON text with numbers written as RFC 8785 writes them (`50000`, not `50000.0`).
+pub(crate) fn json_text(value: &serde_json::Value) -> String {
+    parmana_canon::to_canonical_vec(value)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| value.to_string())
+}
+
 fn snippet_of(node: &serde_json::Value) -> String {
-    let text = node.to_string();
+    let text = json_text(node);
     if text.chars().count() <= SNIPPET_CHARS {
         text
     } else {

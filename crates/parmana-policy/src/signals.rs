@@ -60,7 +60,7 @@ impl SignalValue {
 
 impl fmt::Display for SignalValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.to_json())
+        f.write_str(&crate::diagnostic::json_text(&self.to_json()))
     }
 }
 

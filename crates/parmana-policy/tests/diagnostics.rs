@@ -1,0 +1,253 @@
+//! Terminal rendering of diagnostics, traces and test reports (insta snapshots), and the documented size limits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+
+use parmana_policy::{DiagnosticCode, check, compile, limits, run_policy_tests};
+use serde_json::json;
+
+fn claims_policy() -> Vec<u8> {
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../policies/claims-approval/1.0.0/policy.json"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn errors_render_with_code_path_and_snippet() {
+    let policy = json!({
+        "schema_version": "2.0.0",
+        "policy_id": "claims-approval",
+        "policy_version": "1.0.0",
+        "decisions": ["approve", "deny"],
+        "signals": {
+            "amount": {"type": "number", "required": true},
+            "fraud_score": {"type": "integer", "required": false},
+            "vip": {"type": "boolean", "required": true}
+        },
+        "rules": [
+            {"id": "fraud", "when": {"signal": "fraud_score", "gt": 80}, "then": {"decision": "deny"}},
+            {"id": "vip", "when": {"all": [{"signal": "vip", "gt": 1}, {"signal": "amont", "le": 10}]}, "then": {"decision": "approve"}},
+            {"id": "typo", "when": {"signal": "amount", "le": 5}, "then": {"decision": "aprove"}, "priority": 1}
+        ],
+        "default": {"decision": "deny"}
+    });
+    let report = check(&serde_json::to_vec(&policy).unwrap());
+    assert!(!report.is_ok());
+    insta::assert_snapshot!("errors", report.render());
+    let err = report.into_result().unwrap_err();
+    assert_eq!(err.code(), "policy.unguarded_optional_signal");
+    insta::assert_snapshot!("error_display", err.to_string());
+}
+
+#[test]
+fn warnings_render_and_do_not_refuse() {
+    let policy = json!({
+        "schema_version": "2.0.0",
+        "policy_id": "w",
+        "policy_version": "1.0.0",
+        "decisions": ["approve", "deny", "escalate"],
+        "signals": {"amount": {"type": "number", "required": true, "minimum": 0}},
+        "rules": [
+            {"id": "impossible", "when": {"all": [{"signal": "amount", "gt": 10}, {"signal": "amount", "lt": 5}]}, "then": {"decision": "deny"}},
+            {"id": "everything", "when": {"signal": "amount", "ge": 0}, "then": {"decision": "approve"}},
+            {"id": "big", "when": {"signal": "amount", "gt": 1000}, "then": {"decision": "deny"}}
+        ],
+        "default": {"decision": "approve"}
+    });
+    let report = check(&serde_json::to_vec(&policy).unwrap());
+    assert!(report.is_ok());
+    assert_eq!(report.errors().count(), 0);
+    let codes: Vec<DiagnosticCode> = report.warnings().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        [
+            DiagnosticCode::RuleNeverMatches,
+            DiagnosticCode::RuleShadowed,
+            DiagnosticCode::DecisionUnused,
+            DiagnosticCode::DecisionUnused
+        ]
+    );
+    insta::assert_snapshot!("warnings", report.render());
+}
+
+#[test]
+fn explain_trace_renders() {
+    let policy = compile(&claims_policy()).unwrap();
+    for (name, signals) in [
+        (
+            "explain_vip",
+            json!({"claim_amount": 8000, "vip_customer": true, "fraud_score": 12, "country": "DE", "policy_age_days": 400}),
+        ),
+        (
+            "explain_default",
+            json!({"claim_amount": 5000, "vip_customer": false, "country": "US", "policy_age_days": 400}),
+        ),
+    ] {
+        let validated = policy.validate_signals(&signals).unwrap();
+        let explanation = validated.explain();
+        assert_eq!(explanation.decision, validated.evaluate());
+        insta::assert_snapshot!(name, explanation.to_string());
+    }
+    let validated = policy
+        .validate_signals(&json!({"claim_amount": 500, "vip_customer": false, "fraud_score": 90, "country": "FR", "policy_age_days": 1}))
+        .unwrap();
+    insta::assert_json_snapshot!("explain_fraud_json", validated.explain());
+}
+
+#[test]
+fn test_report_renders_with_coverage() {
+    let policy = claims_policy();
+    let cases = [
+        (
+            "small.json",
+            br#"{"signals": {"claim_amount": 10, "vip_customer": false, "country": "DE", "policy_age_days": 40}, "expect": {"decision": "approve", "rule_id": "small"}}"#.as_slice(),
+        ),
+        (
+            "wrong.json",
+            br#"{"signals": {"claim_amount": 5000, "vip_customer": false, "country": "DE", "policy_age_days": 40}, "expect": {"decision": "approve", "rule_id": "vip"}}"#.as_slice(),
+        ),
+        ("broken.json", br#"{"signals": {}, "expected": {}}"#.as_slice()),
+        (
+            "missing.json",
+            br#"{"signals": {"claim_amount": 10}, "expect": {"error": "policy.signal_missing"}}"#.as_slice(),
+        ),
+    ];
+    let report = run_policy_tests(&policy, &cases).unwrap();
+    assert_eq!(report.passed(), 2);
+    assert!(!report.all_passed());
+    assert!(!report.meets_threshold(50.0));
+    insta::assert_snapshot!("test_report", report.to_string());
+}
+
+fn policy_with_rules(n: usize) -> Vec<u8> {
+    let rules: Vec<_> = (0..n)
+        .map(|i| json!({"id": format!("r{i}"), "when": {"signal": "x", "eq": i}, "then": {"decision": "yes"}}))
+        .collect();
+    serde_json::to_vec(&json!({
+        "schema_version": "2.0.0", "policy_id": "big", "policy_version": "1.0.0",
+        "decisions": ["yes", "no"],
+        "signals": {"x": {"type": "integer", "required": true}},
+        "rules": rules, "default": {"decision": "no"}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn size_limits_are_enforced() {
+    assert!(check(&policy_with_rules(limits::MAX_RULES)).is_ok());
+    let too_many = check(&policy_with_rules(limits::MAX_RULES + 1));
+    assert_eq!(too_many.diagnostics[0].code.code(), "policy.too_many");
+    assert_eq!(too_many.diagnostics[0].path, "/rules");
+
+    let mut huge = b"{\"schema_version\": \"2.0.0\", \"x\": \"".to_vec();
+    huge.resize(limits::MAX_POLICY_BYTES + 1, b'a');
+    let too_large = check(&huge);
+    assert_eq!(too_large.diagnostics[0].code.code(), "policy.too_large");
+
+    let signals: serde_json::Map<String, serde_json::Value> = (0..=limits::MAX_SIGNALS)
+        .map(|i| {
+            (
+                format!("s{i}"),
+                json!({"type": "boolean", "required": false}),
+            )
+        })
+        .collect();
+    let too_many_signals = check(
+        &serde_json::to_vec(&json!({
+            "schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
+            "decisions": ["no"], "signals": signals, "rules": [], "default": {"decision": "no"}
+        }))
+        .unwrap(),
+    );
+    assert_eq!(
+        too_many_signals.diagnostics[0].code.code(),
+        "policy.too_many"
+    );
+    assert_eq!(too_many_signals.diagnostics[0].path, "/signals");
+
+    let decisions: Vec<String> = (0..=limits::MAX_DECISIONS)
+        .map(|i| format!("d{i}"))
+        .collect();
+    let too_many_decisions = check(
+        &serde_json::to_vec(&json!({
+            "schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
+            "decisions": decisions, "signals": {}, "rules": [], "default": {"decision": "d0"}
+        }))
+        .unwrap(),
+    );
+    assert_eq!(
+        too_many_decisions.diagnostics[0].code.code(),
+        "policy.too_many"
+    );
+
+    // Deep nesting within the limit is accepted.
+    let mut deep = json!({"signal": "x", "eq": 1});
+    for _ in 1..limits::MAX_CONDITION_DEPTH {
+        deep = json!({"not": deep});
+    }
+    let ok = check(
+        &serde_json::to_vec(&json!({
+            "schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
+            "decisions": ["yes", "no"], "signals": {"x": {"type": "integer", "required": true}},
+            "rules": [{"id": "r", "when": deep, "then": {"decision": "yes"}}], "default": {"decision": "no"}
+        }))
+        .unwrap(),
+    );
+    assert!(ok.is_ok(), "{}", ok.render());
+}
+
+#[test]
+fn ids_and_versions() {
+    use parmana_policy::{valid_policy_id, valid_policy_version};
+    for good in ["claims-approval", "a", "0", "a.b_c-d"] {
+        assert!(valid_policy_id(good), "{good}");
+    }
+    for bad in ["", "Claims", "-a", "a/b", "..", "a..b", "/abs", "a b"] {
+        assert!(!valid_policy_id(bad), "{bad}");
+    }
+    for good in ["1.0.0", "0.10.3", "2.0.0-rc.1"] {
+        assert!(valid_policy_version(good), "{good}");
+    }
+    for bad in [
+        "",
+        "1.0",
+        "v1",
+        "01.0.0",
+        "1.0.0-",
+        "1.0.0/..",
+        "1.0.0-a..b",
+    ] {
+        assert!(!valid_policy_version(bad), "{bad}");
+    }
+}
+
+#[test]
+fn validated_signals_canonical_form_drops_ignored_signals() {
+    let policy = compile(
+        &serde_json::to_vec(&json!({
+            "schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
+            "decisions": ["no"], "additional_signals": "ignore",
+            "signals": {"b": {"type": "number", "required": true}, "a": {"type": "string", "required": false}},
+            "rules": [], "default": {"decision": "no"}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let signals = policy
+        .validate_signals_json(br#"{"zz": [1, 2], "b": 1.0E2, "a": "\u00e9"}"#)
+        .unwrap();
+    assert_eq!(
+        signals.canonical_bytes().unwrap(),
+        "{\"a\":\"é\",\"b\":100}".as_bytes()
+    );
+    assert_eq!(
+        signals.digest().unwrap(),
+        parmana_canon::Digest::of("{\"a\":\"é\",\"b\":100}".as_bytes())
+    );
+    let without_a = policy.validate_signals_json(br#"{"b": -0.0}"#).unwrap();
+    assert_eq!(without_a.canonical_bytes().unwrap(), br#"{"b":0}"#);
+    assert_eq!(without_a.get("a"), None);
+}
