@@ -77,6 +77,20 @@ impl Timestamp {
         }
     }
 
+    /// 1970-01-01T00:00:00Z.
+    pub const UNIX_EPOCH: Self = Self(0);
+
+    /// The instant `seconds` after 1970-01-01T00:00:00Z, clamped to the years 0000–9999.
+    pub const fn from_unix_seconds_saturating(seconds: i64) -> Self {
+        if seconds < MIN_SECONDS {
+            Self(MIN_SECONDS)
+        } else if seconds > MAX_SECONDS {
+            Self(MAX_SECONDS)
+        } else {
+            Self(seconds)
+        }
+    }
+
     /// Seconds since 1970-01-01T00:00:00Z.
     pub const fn unix_seconds(&self) -> i64 {
         self.0
@@ -201,6 +215,10 @@ mod tests {
         }
         assert!(Timestamp::from_unix_seconds(MAX_SECONDS + 1).is_err());
         assert!(Timestamp::from_unix_seconds(MIN_SECONDS - 1).is_err());
+        assert_eq!(Timestamp::from_unix_seconds_saturating(i64::MAX).unix_seconds(), MAX_SECONDS);
+        assert_eq!(Timestamp::from_unix_seconds_saturating(i64::MIN).unix_seconds(), MIN_SECONDS);
+        assert_eq!(Timestamp::from_unix_seconds_saturating(7).unix_seconds(), 7);
+        assert_eq!(Timestamp::UNIX_EPOCH.to_string(), "1970-01-01T00:00:00Z");
     }
 
     #[test]

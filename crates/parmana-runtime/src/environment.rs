@@ -1,0 +1,230 @@
+//! `RuntimeEnvironment`: the trust chain and release manifest verified once, and a cache of verified, compiled policies.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use parmana_canon::Timestamp;
+use parmana_policy::CompiledPolicy;
+use parmana_trust::{
+    VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustRoot, is_valid_policy_id,
+    is_valid_policy_version, load_trust_chain, read_bundle_dir, verify_bundle,
+    verify_release_manifest,
+};
+
+use crate::{ExecutionError, RUNTIME_VERSION};
+
+/// Where an environment's files are. Every path is explicit: the library reads no current
+/// directory, no environment variable and no network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeEnvironmentConfig {
+    /// The directory holding `<policy_id>/<version>/` bundle directories.
+    pub policies_root: PathBuf,
+    /// The pinned root public key (SPKI PEM), the out-of-band anchor of the trust chain.
+    pub root_public_key: PathBuf,
+    /// The current trust root; older versions are read from `trust-root.d/<N>.json` beside it.
+    pub trust_root: PathBuf,
+    /// The signed release manifest.
+    pub release_manifest: PathBuf,
+}
+
+impl RuntimeEnvironmentConfig {
+    /// The standard repository layout under `root`: `policies/`, `trust/root.pub`,
+    /// `trust/trust-root.json` and `release-manifest.json`.
+    pub fn standard_layout(root: &Path) -> Self {
+        Self {
+            policies_root: root.join("policies"),
+            root_public_key: root.join("trust").join("root.pub"),
+            trust_root: root.join("trust").join("trust-root.json"),
+            release_manifest: root.join("release-manifest.json"),
+        }
+    }
+}
+
+/// A verified policy ready to decide: its bundle (with digests) and its compiled form.
+#[derive(Debug)]
+pub struct LoadedPolicy {
+    bundle: VerifiedBundle,
+    policy: CompiledPolicy,
+}
+
+impl LoadedPolicy {
+    /// The verified bundle the policy came from.
+    pub fn bundle(&self) -> &VerifiedBundle {
+        &self.bundle
+    }
+
+    /// The compiled policy.
+    pub fn policy(&self) -> &CompiledPolicy {
+        &self.policy
+    }
+}
+
+/// The highest versions a store has accepted before, for rollback protection at load time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HighestAccepted {
+    /// Highest trust-root version accepted before, if any.
+    pub trust_root: Option<u64>,
+    /// Highest release-manifest version accepted before, if any.
+    pub release_manifest: Option<u64>,
+}
+
+/// The verified trust chain and release manifest, loaded once and shared by many executions.
+///
+/// It can only be built by [`RuntimeEnvironment::load`], which fails closed. Verified and
+/// compiled policies are cached inside it: executing many times reads and verifies each
+/// bundle once. The cache is dropped only with the environment.
+#[derive(Debug)]
+pub struct RuntimeEnvironment {
+    policies_root: PathBuf,
+    trust_root: VerifiedTrustRoot,
+    release_manifest: VerifiedReleaseManifest,
+    policies: RwLock<HashMap<(String, String), Arc<LoadedPolicy>>>,
+}
+
+impl RuntimeEnvironment {
+    /// Verifies the trust chain from the pinned root key to the current trust root, then the
+    /// release manifest under it, and checks that this runtime is compatible with the release.
+    ///
+    /// `now` is checked against both documents' expiry. Refuses on any doubt.
+    pub fn load(config: &RuntimeEnvironmentConfig, now: Timestamp) -> Result<Self, ExecutionError> {
+        Self::load_after(config, now, HighestAccepted::default())
+    }
+
+    /// Like [`load`](Self::load), refusing a trust root or release manifest older than the
+    /// versions in `highest` (for example those a replay store has accepted).
+    pub fn load_after(
+        config: &RuntimeEnvironmentConfig,
+        now: Timestamp,
+        highest: HighestAccepted,
+    ) -> Result<Self, ExecutionError> {
+        let trust_root = load_trust_chain(
+            &config.root_public_key,
+            &config.trust_root,
+            now,
+            highest.trust_root,
+        )?;
+        let manifest_bytes = read_file(&config.release_manifest)?;
+        let release_manifest =
+            verify_release_manifest(&trust_root, &manifest_bytes, now, highest.release_manifest)?;
+        release_manifest.check_runtime(parmana_policy::EVALUATOR_SEMANTICS, RUNTIME_VERSION)?;
+        Ok(Self {
+            policies_root: config.policies_root.clone(),
+            trust_root,
+            release_manifest,
+            policies: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The verified trust root in force.
+    pub fn trust_root(&self) -> &VerifiedTrustRoot {
+        &self.trust_root
+    }
+
+    /// The verified release manifest in force.
+    pub fn release_manifest(&self) -> &VerifiedReleaseManifest {
+        &self.release_manifest
+    }
+
+    /// The verified, compiled policy `policy_id@policy_version`, from the cache or loaded now.
+    ///
+    /// Loading refuses: a malformed id or version (no path traversal is possible), a missing
+    /// bundle directory, a bundle whose files or signature do not verify, a bundle the release
+    /// manifest does not list with that digest, a policy file that is not a valid policy, and a
+    /// policy file naming another policy than its bundle.
+    pub fn policy(
+        &self,
+        policy_id: &str,
+        policy_version: &str,
+    ) -> Result<Arc<LoadedPolicy>, ExecutionError> {
+        let reference_error = |message| ExecutionError::InvalidPolicyReference {
+            policy_id: policy_id.chars().take(160).collect(),
+            policy_version: policy_version.chars().take(160).collect(),
+            message,
+        };
+        if !is_valid_policy_id(policy_id) {
+            return Err(reference_error(
+                "a policy id is [a-z0-9][a-z0-9-_.]* and at most 128 characters, without '..'",
+            ));
+        }
+        if !is_valid_policy_version(policy_version) {
+            return Err(reference_error(
+                "a policy version is semver (1.0.0) or v<N>",
+            ));
+        }
+        let key = (policy_id.to_owned(), policy_version.to_owned());
+        if let Ok(cache) = self.policies.read()
+            && let Some(hit) = cache.get(&key)
+        {
+            return Ok(Arc::clone(hit));
+        }
+        let loaded = Arc::new(self.load_policy(policy_id, policy_version)?);
+        if let Ok(mut cache) = self.policies.write() {
+            // Two threads may have loaded it at once; both results are equal, keep the first.
+            let entry = cache.entry(key).or_insert_with(|| Arc::clone(&loaded));
+            return Ok(Arc::clone(entry));
+        }
+        Ok(loaded)
+    }
+
+    /// Loads and verifies every policy the release manifest lists, so that a broken bundle is
+    /// found at start-up instead of at its first execution.
+    pub fn preload_released_policies(&self) -> Result<usize, ExecutionError> {
+        let names: Vec<String> = self.release_manifest.policies().keys().cloned().collect();
+        for name in &names {
+            let (id, version) =
+                name.split_once('@')
+                    .ok_or_else(|| ExecutionError::InvalidPolicyReference {
+                        policy_id: name.clone(),
+                        policy_version: String::new(),
+                        message: "release manifest entries are <id>@<version>",
+                    })?;
+            self.policy(id, version)?;
+        }
+        Ok(names.len())
+    }
+
+    fn load_policy(
+        &self,
+        policy_id: &str,
+        policy_version: &str,
+    ) -> Result<LoadedPolicy, ExecutionError> {
+        let name = format!("{policy_id}@{policy_version}");
+        let dir = self.policies_root.join(policy_id).join(policy_version);
+        if !dir.is_dir() {
+            return Err(ExecutionError::PolicyNotFound { policy: name });
+        }
+        let files = read_bundle_dir(&dir)?;
+        let bundle = verify_bundle(&self.trust_root, &files)?;
+        if bundle.policy_id() != policy_id || bundle.policy_version() != policy_version {
+            return Err(ExecutionError::PolicyIdentityMismatch {
+                policy: name,
+                declared: bundle.release_name(),
+            });
+        }
+        self.release_manifest.check_bundle(&bundle)?;
+        let policy = parmana_policy::compile(bundle.policy_bytes()).map_err(|source| {
+            ExecutionError::PolicyInvalid {
+                policy: name.clone(),
+                source,
+            }
+        })?;
+        // Schema 2.0.0 policies name themselves; legacy 1.0.0 policies take the bundle's name.
+        let declared_id = policy.policy_id().unwrap_or(policy_id);
+        let declared_version = policy.policy_version().unwrap_or(policy_version);
+        if declared_id != policy_id || declared_version != policy_version {
+            return Err(ExecutionError::PolicyIdentityMismatch {
+                policy: name,
+                declared: format!("{declared_id}@{declared_version}"),
+            });
+        }
+        Ok(LoadedPolicy { bundle, policy })
+    }
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ExecutionError> {
+    std::fs::read(path).map_err(|e| ExecutionError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}

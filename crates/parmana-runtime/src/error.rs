@@ -1,0 +1,170 @@
+//! `ExecutionError`: why an execution, an environment load or a recovery was refused, with a stable code and a class.
+
+use parmana_policy::{PolicyError, SignalError};
+use parmana_replay::ReplayError;
+use parmana_trust::TrustError;
+
+/// The class of a refusal: what kind of problem it is, for exit codes and alerting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The request or an input document was refused (bad signals, bad ids, malformed policy, unknown policy).
+    InvalidInput,
+    /// The chain of trust refused something (signature, key, role, digest, expiry, rollback, release manifest).
+    Trust,
+    /// The execution id was already used.
+    Replay,
+    /// The replay store failed or refused to work (unavailable, corrupt, unsupported schema).
+    Store,
+}
+
+/// Why the runtime refused. Nothing partially trusted executes: every variant means no
+/// attestation was returned.
+///
+/// Each variant has a stable [`code`](ExecutionError::code); refusals that come from a lower
+/// layer keep that layer's code (for example `policy.signal_missing` or `trust.bad_signature`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecutionError {
+    /// The execution id is not 1 to 128 printable ASCII characters without spaces.
+    #[error("invalid execution id: {0}")]
+    InvalidExecutionId(#[source] ReplayError),
+    /// The policy id or version is not well formed (this also refuses path traversal).
+    #[error("invalid policy reference {policy_id:?}@{policy_version:?}: {message}")]
+    InvalidPolicyReference {
+        /// The requested policy id.
+        policy_id: String,
+        /// The requested policy version.
+        policy_version: String,
+        /// What is wrong with it.
+        message: &'static str,
+    },
+    /// No bundle directory for the policy under the policies root.
+    #[error("policy {policy} not found under the policies root")]
+    PolicyNotFound {
+        /// `<id>@<version>`.
+        policy: String,
+    },
+    /// The policy text in a verified bundle is not a valid policy, or names another policy.
+    #[error("policy {policy} is invalid: {source}")]
+    PolicyInvalid {
+        /// `<id>@<version>`.
+        policy: String,
+        /// Every diagnostic.
+        #[source]
+        source: PolicyError,
+    },
+    /// The bundle's policy file declares another id or version than its manifest.
+    #[error("policy {policy}: policy.json declares {declared}")]
+    PolicyIdentityMismatch {
+        /// `<id>@<version>` from the bundle manifest.
+        policy: String,
+        /// What policy.json declares.
+        declared: String,
+    },
+    /// The signals were refused by the policy's declarations.
+    #[error("signals refused: {0}")]
+    Signals(#[from] SignalError),
+    /// The request text is not acceptable JSON.
+    #[error("request refused: {0}")]
+    Canon(#[from] parmana_canon::CanonError),
+    /// A trust check failed: signature, key, role, digest, expiry, rollback, release manifest, compatibility.
+    #[error("trust check failed: {0}")]
+    Trust(#[from] TrustError),
+    /// The signer does not hold the `attestation` role in the trust root: nothing executes.
+    #[error(
+        "the signing key {keyid} does not hold the attestation role in trust root version {trust_root_version}"
+    )]
+    SignerLacksRole {
+        /// The signer's key id.
+        keyid: String,
+        /// The trust root consulted.
+        trust_root_version: u64,
+    },
+    /// The trust root or release manifest in force has expired at the clock's reading.
+    #[error("{document} expired at {expires} (now {now})")]
+    Expired {
+        /// `trust root` or `release manifest`.
+        document: &'static str,
+        /// When it expired.
+        expires: parmana_canon::Timestamp,
+        /// The clock's reading.
+        now: parmana_canon::Timestamp,
+    },
+    /// The execution id was already used; the first outcome stands.
+    #[error("replay detected: execution id {execution_id:?} was already used")]
+    ReplayDetected {
+        /// The refused id.
+        execution_id: String,
+    },
+    /// The replay store refused or failed (including a trust-root or manifest version rollback it detected).
+    #[error("replay store: {0}")]
+    Store(#[source] ReplayError),
+    /// A stored claim could not be read back for recovery.
+    #[error("stored claim for {execution_id:?} is unreadable: {message}")]
+    StoredClaimUnreadable {
+        /// The execution id.
+        execution_id: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// Reading a file of the environment failed.
+    #[error("cannot read {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
+}
+
+impl ExecutionError {
+    /// The stable code of this refusal, for example `runtime.replay_detected` or `policy.signal_missing`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidExecutionId(_) => "runtime.invalid_execution_id",
+            Self::InvalidPolicyReference { .. } => "runtime.invalid_policy_reference",
+            Self::PolicyNotFound { .. } => "runtime.policy_not_found",
+            Self::PolicyInvalid { source, .. } => source.code(),
+            Self::PolicyIdentityMismatch { .. } => "runtime.policy_identity_mismatch",
+            Self::Signals(e) => e.code(),
+            Self::Canon(e) => e.code(),
+            Self::Trust(e) => e.code(),
+            Self::SignerLacksRole { .. } => "runtime.signer_lacks_role",
+            Self::Expired { .. } => "runtime.expired",
+            Self::ReplayDetected { .. } => "runtime.replay_detected",
+            Self::Store(e) => e.code(),
+            Self::StoredClaimUnreadable { .. } => "runtime.stored_claim_unreadable",
+            Self::Io { .. } => "runtime.io",
+        }
+    }
+
+    /// The class of this refusal.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::InvalidExecutionId(_)
+            | Self::InvalidPolicyReference { .. }
+            | Self::PolicyNotFound { .. }
+            | Self::PolicyInvalid { .. }
+            | Self::Signals(_)
+            | Self::Canon(_)
+            | Self::Io { .. } => ErrorClass::InvalidInput,
+            Self::Trust(_)
+            | Self::PolicyIdentityMismatch { .. }
+            | Self::SignerLacksRole { .. }
+            | Self::Expired { .. } => ErrorClass::Trust,
+            Self::ReplayDetected { .. } => ErrorClass::Replay,
+            Self::Store(ReplayError::VersionRollback { .. }) => ErrorClass::Trust,
+            Self::Store(_) | Self::StoredClaimUnreadable { .. } => ErrorClass::Store,
+        }
+    }
+}
+
+impl From<ReplayError> for ExecutionError {
+    fn from(error: ReplayError) -> Self {
+        match error {
+            ReplayError::AlreadyClaimed { execution_id } => Self::ReplayDetected { execution_id },
+            ReplayError::InvalidExecutionId { .. } => Self::InvalidExecutionId(error),
+            other => Self::Store(other),
+        }
+    }
+}
