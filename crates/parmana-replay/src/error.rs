@@ -118,6 +118,7 @@ impl ReplayError {
         }
     }
 
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn unavailable(message: impl std::fmt::Display) -> Self {
         Self::Unavailable {
             message: message.to_string(),

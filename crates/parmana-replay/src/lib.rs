@@ -97,3 +97,62 @@ pub trait ReplayStore: Send + Sync {
     /// for [`verify_ledger`].
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError>;
 }
+
+/// Opens the store named by `location`, as the command line spells it:
+/// `memory`, `sqlite:PATH`, or a `postgres://…` / `postgresql://…` URL (default [`PostgresOptions`]).
+///
+/// A backend this build was compiled without is `replay.invalid_configuration`.
+///
+/// ```
+/// let store = parmana_replay::open_store("memory").unwrap();
+/// assert!(store.pending().unwrap().is_empty());
+/// assert_eq!(parmana_replay::open_store("redis://x").unwrap_err().code(), "replay.invalid_configuration");
+/// ```
+pub fn open_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+    if location == "memory" {
+        return Ok(Box::new(MemoryReplayStore::new()));
+    }
+    if let Some(path) = location.strip_prefix("sqlite:") {
+        return open_sqlite(path);
+    }
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        return open_postgres(location);
+    }
+    Err(ReplayError::InvalidConfiguration {
+        message: format!(
+            "unknown store {location:?}: expected memory, sqlite:PATH or postgres://…"
+        ),
+    })
+}
+
+#[cfg(feature = "sqlite")]
+fn open_sqlite(path: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+    if path.is_empty() {
+        return Err(ReplayError::InvalidConfiguration {
+            message: "sqlite: needs a file path".to_owned(),
+        });
+    }
+    Ok(Box::new(SqliteReplayStore::open(path)?))
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn open_sqlite(_path: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+    Err(ReplayError::InvalidConfiguration {
+        message: "this build has no SQLite store (feature `sqlite`)".to_owned(),
+    })
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(url: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+    Ok(Box::new(PostgresReplayStore::connect(
+        url,
+        &PostgresOptions::default(),
+    )?))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_url: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+    Err(ReplayError::InvalidConfiguration {
+        message: "this build has no PostgreSQL store (feature `postgres`)".to_owned(),
+    })
+}

@@ -433,7 +433,7 @@ pub fn threads_race_one_winner_per_id(h: &dyn Harness) {
                     let mut won = Vec::new();
                     for k in 0..IDS {
                         // Half the threads go forwards, half backwards, all from different offsets.
-                        let i = if t % 2 == 0 {
+                        let i = if t.is_multiple_of(2) {
                             (k + t * 31) % IDS
                         } else {
                             (IDS - 1 - k + t * 17) % IDS

@@ -1,0 +1,154 @@
+//! Execution-id parsing (a table of accepted and refused ids) and the stable code and message of every error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+use parmana_replay::{ExecutionId, MAX_EXECUTION_ID_LEN, ReplayError, VersionKind};
+
+/// Parses `text` and checks the outcome: `None` accepted, `Some(reason)` refused with that reason.
+fn check(text: &str, refused_because: Option<&str>) {
+    match (ExecutionId::parse(text), refused_because) {
+        (Ok(id), None) => {
+            assert_eq!(id.as_str(), text);
+            assert_eq!(id.to_string(), text);
+            assert_eq!(text.parse::<ExecutionId>().unwrap(), id);
+        }
+        (Err(err), Some(reason)) => {
+            assert_eq!(err.code(), "replay.invalid_execution_id", "{text:?}");
+            assert!(err.to_string().contains(reason), "{text:?}: {err}");
+        }
+        (outcome, expected) => panic!("{text:?}: got {outcome:?}, expected refusal {expected:?}"),
+    }
+}
+
+#[test]
+fn execution_ids_are_printable_ascii_without_spaces() {
+    let longest = "a".repeat(MAX_EXECUTION_ID_LEN);
+    let too_long = "a".repeat(MAX_EXECUTION_ID_LEN + 1);
+    let every_printable: String = (0x21u8..=0x7e).map(char::from).collect();
+    let cases: &[(&str, Option<&str>)] = &[
+        ("a", None),
+        ("exec-2026-11-28-0001", None),
+        ("550e8400-e29b-41d4-a716-446655440000", None),
+        (
+            &every_printable[..MAX_EXECUTION_ID_LEN.min(every_printable.len())],
+            None,
+        ),
+        (&longest, None),
+        ("", Some("empty")),
+        (&too_long, Some("longer than 128")),
+        ("has space", Some("printable ASCII")),
+        (" leading", Some("printable ASCII")),
+        ("tab\there", Some("printable ASCII")),
+        ("new\nline", Some("printable ASCII")),
+        ("nul\0byte", Some("printable ASCII")),
+        ("del\u{7f}", Some("printable ASCII")),
+        ("café", Some("printable ASCII")),
+        ("emoji-🙂", Some("printable ASCII")),
+        ("\u{a0}nbsp", Some("printable ASCII")),
+    ];
+    for (text, refused) in cases {
+        check(text, *refused);
+    }
+}
+
+#[test]
+fn every_error_has_a_stable_code_and_message() {
+    let id = || "exec-1".to_owned();
+    let cases = [
+        (
+            ReplayError::InvalidExecutionId {
+                reason: "it is empty",
+            },
+            "replay.invalid_execution_id",
+            "invalid execution id: it is empty",
+        ),
+        (
+            ReplayError::AlreadyClaimed { execution_id: id() },
+            "replay.replay_detected",
+            "execution id \"exec-1\" was already used (replay detected)",
+        ),
+        (
+            ReplayError::NotClaimed { execution_id: id() },
+            "replay.not_claimed",
+            "execution id \"exec-1\" was never claimed",
+        ),
+        (
+            ReplayError::AlreadyCompleted { execution_id: id() },
+            "replay.already_completed",
+            "execution id \"exec-1\" is already completed",
+        ),
+        (
+            ReplayError::VersionRollback {
+                kind: VersionKind::TrustRoot,
+                offered: 2,
+                accepted: 3,
+            },
+            "replay.version_rollback",
+            "trust root version 2 is older than the accepted version 3 (rollback refused)",
+        ),
+        (
+            ReplayError::VersionTooLarge {
+                kind: VersionKind::ReleaseManifest,
+                offered: u64::MAX,
+            },
+            "replay.version_too_large",
+            "release manifest version 18446744073709551615 is too large (at most 2^63-1)",
+        ),
+        (
+            ReplayError::Unavailable {
+                message: "database is locked".to_owned(),
+            },
+            "replay.store_unavailable",
+            "replay store unavailable: database is locked",
+        ),
+        (
+            ReplayError::Corrupt {
+                message: "stored request digest".to_owned(),
+            },
+            "replay.store_corrupt",
+            "replay store corrupt: stored request digest",
+        ),
+        (
+            ReplayError::SchemaVersionUnsupported {
+                found: 9,
+                supported: 1,
+            },
+            "replay.schema_version_unsupported",
+            "replay store schema version 9 is not supported (this build knows up to 1)",
+        ),
+        (
+            ReplayError::InvalidConfiguration {
+                message: "the pool size must be at least 1".to_owned(),
+            },
+            "replay.invalid_configuration",
+            "invalid replay store configuration: the pool size must be at least 1",
+        ),
+    ];
+    for (error, code, message) in cases {
+        assert_eq!((error.code(), error.to_string().as_str()), (code, message));
+    }
+}
+
+#[test]
+fn store_locations_are_parsed() {
+    let memory = parmana_replay::open_store("memory").unwrap();
+    assert!(memory.pending().unwrap().is_empty());
+    for refused in ["", "mem", "sqlite:", "mysql://x", "SQLITE:/tmp/x"] {
+        let err = parmana_replay::open_store(refused).err().unwrap();
+        assert_eq!(err.code(), "replay.invalid_configuration", "{refused:?}");
+    }
+    #[cfg(feature = "sqlite")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let location = format!("sqlite:{}", dir.path().join("s.sqlite").display());
+        let store = parmana_replay::open_store(&location).unwrap();
+        assert_eq!(store.accepted_versions().unwrap().trust_root, 0);
+        // A file that is not a database is refused as corrupt, not silently replaced.
+        let junk = dir.path().join("junk.sqlite");
+        std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+        let err = parmana_replay::open_store(&format!("sqlite:{}", junk.display()))
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), "replay.store_corrupt", "{err}");
+    }
+}

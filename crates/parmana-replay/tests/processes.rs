@@ -1,0 +1,268 @@
+//! Several OS processes on one store: racing claims (exactly one winner per id) and SIGKILL in the middle of a claim loop (nothing acknowledged is lost).
+//!
+//! The child processes are this test binary itself, started with `--exact <test>` and
+//! `PARMANA_REPLAY_CHILD` set: each test first checks whether it is a child and, if so, does
+//! the child's work and returns.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+#![cfg(any(feature = "sqlite", feature = "postgres"))]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{claim_for, id};
+use parmana_replay::{ClaimOutcome, ExecutionState, ReplayStore, verify_ledger};
+
+const ROLE: &str = "PARMANA_REPLAY_CHILD";
+const TARGET: &str = "PARMANA_REPLAY_TARGET";
+const INDEX: &str = "PARMANA_REPLAY_CHILD_INDEX";
+const START: &str = "PARMANA_REPLAY_START_FILE";
+
+const RACE_PROCESSES: usize = 4;
+const RACE_IDS: usize = 400;
+
+/// Opens the store a child was pointed at: `sqlite:<path>` or `postgres:<schema>`.
+fn open_target(target: &str) -> Box<dyn ReplayStore> {
+    match target.split_once(':') {
+        #[cfg(feature = "sqlite")]
+        Some(("sqlite", path)) => Box::new(parmana_replay::SqliteReplayStore::open(path).unwrap()),
+        #[cfg(feature = "postgres")]
+        Some(("postgres", schema)) => {
+            let url = std::env::var("PARMANA_TEST_POSTGRES_URL").unwrap();
+            let options = parmana_replay::PostgresOptions {
+                schema: schema.to_owned(),
+                pool_size: 2,
+                ..Default::default()
+            };
+            Box::new(parmana_replay::PostgresReplayStore::connect(&url, &options).unwrap())
+        }
+        _ => panic!("unknown or disabled target {target}"),
+    }
+}
+
+/// Runs the child's work when this process is a child; returns whether it was.
+fn run_as_child() -> bool {
+    let Ok(role) = std::env::var(ROLE) else {
+        return false;
+    };
+    let store = open_target(&std::env::var(TARGET).unwrap());
+    let index: usize = std::env::var(INDEX).unwrap().parse().unwrap();
+    match role.as_str() {
+        "race" => {
+            let start = std::env::var(START).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !Path::new(&start).exists() {
+                assert!(Instant::now() < deadline, "never told to start");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let claim = claim_for(&format!("process {index}"));
+            for k in 0..RACE_IDS {
+                let i = if index.is_multiple_of(2) {
+                    (k + index * 97) % RACE_IDS
+                } else {
+                    (RACE_IDS - 1 - k + index * 53) % RACE_IDS
+                };
+                let exec = id(&format!("race-{i}"));
+                if store.claim(&exec, &claim).unwrap() == ClaimOutcome::Claimed {
+                    println!("WON race-{i}");
+                }
+            }
+        }
+        "kill" => {
+            // Claims and completes until killed; each line is printed only after the store answered.
+            for n in 0..1_000_000 {
+                let exec = id(&format!("kill-{index}-{n}"));
+                store
+                    .claim(&exec, &claim_for(exec.as_str()))
+                    .unwrap()
+                    .require_claimed(&exec)
+                    .unwrap();
+                println!("CLAIMED {exec}");
+                store
+                    .complete(&exec, format!("attestation {n}").as_bytes())
+                    .unwrap();
+                println!("COMPLETED {exec}");
+            }
+        }
+        other => panic!("unknown child role {other}"),
+    }
+    true
+}
+
+fn spawn_child(test: &str, role: &str, target: &str, index: usize, start: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE, role)
+        .env(TARGET, target)
+        .env(INDEX, index.to_string())
+        .env(START, start)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Several processes race on the same ids: each id is won exactly once, by the process whose claim is stored.
+fn processes_race(test: &str, target: &str, store: &dyn ReplayStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let start = dir.path().join("start");
+    let children: Vec<Child> = (0..RACE_PROCESSES)
+        .map(|i| spawn_child(test, "race", target, i, &start))
+        .collect();
+    std::fs::write(&start, b"go").unwrap();
+    let mut winner = HashMap::new();
+    for (index, child) in children.into_iter().enumerate() {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "child {index} failed");
+        for line in String::from_utf8(output.stdout).unwrap().lines() {
+            if let Some(name) = line.strip_prefix("WON ") {
+                let previous = winner.insert(name.to_owned(), index);
+                assert!(previous.is_none(), "{name} won by {previous:?} and {index}");
+            }
+        }
+    }
+    assert_eq!(winner.len(), RACE_IDS, "every id has exactly one winner");
+    for (name, index) in winner {
+        assert_eq!(
+            store.get(&id(&name)).unwrap(),
+            ExecutionState::Claimed(claim_for(&format!("process {index}"))),
+            "{name}"
+        );
+    }
+}
+
+/// Kills a child with SIGKILL in the middle of its claim loop, three times, then checks that
+/// every acknowledged claim and completion is there, the ledger verifies, and recovery works.
+fn kill_mid_claim_loop(test: &str, target: &str, reopen: &dyn Fn() -> Box<dyn ReplayStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3usize {
+        let mut child = spawn_child(test, "kill", target, round, &dir.path().join("unused"));
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut claimed, mut completed) = (Vec::new(), HashSet::new());
+        let kill_after = 40 + round * 70;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(name) = line.strip_prefix("CLAIMED ") {
+                claimed.push(name.to_owned());
+                if claimed.len() == kill_after {
+                    break;
+                }
+            } else if let Some(name) = line.strip_prefix("COMPLETED ") {
+                completed.insert(name.to_owned());
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "the child must have been killed");
+        // Lines printed before the kill are still in the pipe.
+        for line in lines.map_while(Result::ok) {
+            if let Some(name) = line.strip_prefix("CLAIMED ") {
+                claimed.push(name.to_owned());
+            } else if let Some(name) = line.strip_prefix("COMPLETED ") {
+                completed.insert(name.to_owned());
+            }
+        }
+        assert!(claimed.len() >= kill_after);
+
+        let store = reopen();
+        for name in &claimed {
+            let n: usize = name.rsplit('-').next().unwrap().parse().unwrap();
+            match store.get(&id(name)).unwrap() {
+                ExecutionState::Absent => panic!("acknowledged claim {name} lost"),
+                ExecutionState::Claimed(claim) => {
+                    assert!(
+                        !completed.contains(name),
+                        "acknowledged completion {name} lost"
+                    );
+                    assert_eq!(claim, claim_for(name));
+                }
+                ExecutionState::Completed(done) => {
+                    assert_eq!(done.claim(), &claim_for(name));
+                    assert_eq!(done.attestation(), format!("attestation {n}").as_bytes());
+                }
+            }
+        }
+        // At most the one execution in flight is pending (its claim may or may not have been acknowledged).
+        let pending = store.pending().unwrap();
+        assert!(
+            pending.len() <= 1,
+            "pending after round {round}: {pending:?}"
+        );
+        let report = verify_ledger(&*store).unwrap();
+        assert!(report.is_intact(), "round {round}: {report:?}");
+        // Recovery: finish the interrupted execution from its recorded claim.
+        for exec in pending {
+            let ExecutionState::Claimed(claim) = store.get(&exec).unwrap() else {
+                panic!("{exec} listed as pending but not claimed");
+            };
+            assert_eq!(claim, claim_for(exec.as_str()));
+            store.complete(&exec, b"recovered").unwrap();
+        }
+        assert!(store.pending().unwrap().is_empty());
+        assert!(verify_ledger(&*store).unwrap().is_intact());
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_processes_race_one_winner_per_id() {
+    if run_as_child() {
+        return;
+    }
+    let h = common::sqlite().unwrap();
+    let target = format!("sqlite:{}", h.store.path().display());
+    processes_race("sqlite_processes_race_one_winner_per_id", &target, &h.store);
+    h.store.check_integrity().unwrap();
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_survives_sigkill_mid_claim_loop() {
+    if run_as_child() {
+        return;
+    }
+    let h = common::sqlite().unwrap();
+    let path = h.store.path().to_path_buf();
+    let target = format!("sqlite:{}", path.display());
+    let reopen = || {
+        let store = parmana_replay::SqliteReplayStore::open(&path).unwrap();
+        store.check_integrity().unwrap();
+        Box::new(store) as Box<dyn ReplayStore>
+    };
+    kill_mid_claim_loop("sqlite_survives_sigkill_mid_claim_loop", &target, &reopen);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_processes_race_one_winner_per_id() {
+    if run_as_child() {
+        return;
+    }
+    let Some(h) = common::postgres() else { return };
+    let target = format!("postgres:{}", h.options.schema);
+    processes_race(
+        "postgres_processes_race_one_winner_per_id",
+        &target,
+        &h.store,
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_survives_sigkill_mid_claim_loop() {
+    if run_as_child() {
+        return;
+    }
+    let Some(h) = common::postgres() else { return };
+    let target = format!("postgres:{}", h.options.schema);
+    let reopen = || {
+        Box::new(parmana_replay::PostgresReplayStore::connect(&h.url, &h.options).unwrap())
+            as Box<dyn ReplayStore>
+    };
+    kill_mid_claim_loop("postgres_survives_sigkill_mid_claim_loop", &target, &reopen);
+}
