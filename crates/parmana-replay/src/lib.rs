@@ -56,7 +56,7 @@ pub use sqlite::SqliteReplayStore;
 ///
 /// Every method is atomic on its own. Implementations are shared between threads
 /// (`Send + Sync`) and, for the SQL backends, between processes and machines.
-pub trait ReplayStore: Send + Sync {
+pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// Reserves `execution_id` with `record`, or reports that it is already claimed.
     ///
     /// Exactly one of any number of concurrent callers gets [`ClaimOutcome::Claimed`]; the
