@@ -52,7 +52,8 @@ pub mod replay {
     #[cfg(feature = "sqlite")]
     pub use parmana_replay::SqliteReplayStore;
     pub use parmana_replay::{
-        ExecutionId, ExecutionState, LedgerReport, MemoryReplayStore, ReplayError, ReplayStore,
+        AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId,
+        ExecutionState, LedgerReport, LedgerSnapshot, MemoryReplayStore, ReplayError, ReplayStore,
         verify_ledger,
     };
     #[cfg(feature = "postgres")]

@@ -1,0 +1,491 @@
+//! End-to-end behaviour of the runtime through its public API: execute, verify, replay, tamper, expiry, keys, recovery.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::{Fixture, clock};
+use parmana_runtime::canon::{Digest, Timestamp};
+use parmana_runtime::replay::{
+    ExecutionId, ExecutionState, MemoryReplayStore, ReplayError, ReplayStore,
+};
+use parmana_runtime::trust::{LocalSigningKey, Signer};
+use parmana_runtime::{
+    ErrorClass, ExecutionError, ExecutionRequest, FixedClock, RuntimeEnvironment,
+    execute_from_signals, load_bundle, recover, verify_attestation,
+};
+use serde_json::json;
+
+const SIGNALS: &str =
+    r#"{"claim_amount": 1200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
+
+fn request(id: &str, signals: &str) -> ExecutionRequest {
+    ExecutionRequest::signals_from_json(id, "claims-approval", "1.0.0", signals.as_bytes()).unwrap()
+}
+
+/// Executes with the fixture's attestation key, the given store and the fixed clock.
+fn execute(
+    fixture: &Fixture,
+    env: &RuntimeEnvironment,
+    store: &dyn ReplayStore,
+    req: &ExecutionRequest,
+) -> Result<parmana_runtime::Attestation, ExecutionError> {
+    execute_from_signals(req, &fixture.key("attestation"), store, env, &clock())
+}
+
+#[test]
+fn execute_then_verify_with_bundle_and_signals() {
+    let fixture = Fixture::new();
+    let env = fixture.environment();
+    let store = MemoryReplayStore::new();
+    let mut req = request("claim-1", SIGNALS);
+    req.include_signals = true;
+    let attestation = execute(&fixture, &env, &store, &req).unwrap();
+    let p = attestation.predicate();
+    assert_eq!(
+        (p.decision.as_str(), p.rule_id.as_str()),
+        ("approve", "vip")
+    );
+    assert_eq!(p.executed_at, clock().0);
+    assert_eq!(p.trust_root.version, env.trust_root().version());
+    assert_eq!(
+        p.policy.policy_digest,
+        Digest::of(
+            &std::fs::read(
+                fixture
+                    .root()
+                    .join("policies/claims-approval/1.0.0/policy.json")
+            )
+            .unwrap()
+        )
+    );
+    let bundle = load_bundle(
+        env.trust_root(),
+        &fixture.root().join("policies/claims-approval/1.0.0"),
+    )
+    .unwrap();
+    let signals = p.signals.clone().unwrap();
+    let report = verify_attestation(
+        attestation.envelope(),
+        env.trust_root(),
+        Some(&bundle),
+        Some(&signals),
+    );
+    assert!(report.is_valid(), "{report:#?}");
+    // Signals other than those executed do not verify.
+    let other = json!({"claim_amount": 1201, "vip_customer": true, "country": "DE", "policy_age_days": 400});
+    assert!(
+        !verify_attestation(
+            attestation.envelope(),
+            env.trust_root(),
+            Some(&bundle),
+            Some(&other)
+        )
+        .is_valid()
+    );
+    // The store holds exactly what was returned.
+    match store.get(&ExecutionId::parse("claim-1").unwrap()).unwrap() {
+        ExecutionState::Completed(done) => assert_eq!(done.attestation(), attestation.envelope()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn same_inputs_give_byte_identical_attestations() {
+    let fixture = Fixture::new();
+    let env = fixture.environment();
+    let a = execute(
+        &fixture,
+        &env,
+        &MemoryReplayStore::new(),
+        &request("same", SIGNALS),
+    )
+    .unwrap();
+    let b = execute(
+        &fixture,
+        &env,
+        &MemoryReplayStore::new(),
+        &request("same", SIGNALS),
+    )
+    .unwrap();
+    assert_eq!(a.envelope(), b.envelope());
+    // Whitespace and key order of the request do not matter: the signals are canonicalized.
+    let reordered = r#"{ "policy_age_days": 400, "country": "DE", "vip_customer": true, "claim_amount": 1200.0 }"#;
+    let c = execute(
+        &fixture,
+        &env,
+        &MemoryReplayStore::new(),
+        &request("same", reordered),
+    )
+    .unwrap();
+    assert_eq!(a.envelope(), c.envelope());
+}
+
+#[test]
+fn a_second_use_of_an_id_is_refused_and_the_first_outcome_stands() {
+    let fixture = Fixture::new();
+    let env = fixture.environment();
+    let store = MemoryReplayStore::new();
+    let first = execute(&fixture, &env, &store, &request("once", SIGNALS)).unwrap();
+    for signals in [
+        SIGNALS,
+        r#"{"claim_amount": 99999, "vip_customer": false, "country": "FR", "policy_age_days": 1}"#,
+    ] {
+        let err = execute(&fixture, &env, &store, &request("once", signals)).unwrap_err();
+        assert_eq!(err.code(), "runtime.replay_detected");
+        assert_eq!(err.class(), ErrorClass::Replay);
+    }
+    match store.get(&ExecutionId::parse("once").unwrap()).unwrap() {
+        ExecutionState::Completed(done) => assert_eq!(done.attestation(), first.envelope()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn refusals_before_the_claim_consume_nothing() {
+    let fixture = Fixture::new();
+    let env = fixture.environment();
+    let store = MemoryReplayStore::new();
+    let cases = [
+        (
+            r#"{"claim_amount": 1200, "vip_customer": true, "country": "DE"}"#,
+            "policy.signal_missing",
+        ),
+        (
+            r#"{"claim_amount": "1200", "vip_customer": true, "country": "DE", "policy_age_days": 4}"#,
+            "policy.signal_type",
+        ),
+        (
+            r#"{"claim_amount": -1, "vip_customer": true, "country": "DE", "policy_age_days": 4}"#,
+            "policy.signal_out_of_range",
+        ),
+        (
+            r#"{"claim_amount": 1, "vip_customer": true, "country": "XX", "policy_age_days": 4}"#,
+            "policy.signal_not_in_enum",
+        ),
+        (
+            r#"{"claim_amount": 1, "vip_customer": true, "country": "DE", "policy_age_days": 4, "extra": 1}"#,
+            "policy.signal_undeclared",
+        ),
+        (
+            r#"{"claim_amount": 1, "vip_customer": true, "country": "DE", "policy_age_days": 4.5}"#,
+            "policy.signal_not_integer",
+        ),
+    ];
+    for (signals, code) in cases {
+        let err = execute(&fixture, &env, &store, &request("reusable", signals)).unwrap_err();
+        assert_eq!(err.code(), code, "{signals}");
+        assert_eq!(err.class(), ErrorClass::InvalidInput);
+    }
+    assert_eq!(
+        store.get(&ExecutionId::parse("reusable").unwrap()).unwrap(),
+        ExecutionState::Absent
+    );
+    execute(&fixture, &env, &store, &request("reusable", SIGNALS)).unwrap();
+}
+
+#[test]
+fn malformed_references_are_refused_before_any_file_is_read() {
+    let fixture = Fixture::new();
+    let env = fixture.environment();
+    let store = MemoryReplayStore::new();
+    let cases: [(&str, &str, &str, &str); 8] = [
+        (
+            "ok-id",
+            "../trust",
+            "1.0.0",
+            "runtime.invalid_policy_reference",
+        ),
+        ("ok-id", "/etc", "1.0.0", "runtime.invalid_policy_reference"),
+        (
+            "ok-id",
+            "claims-approval",
+            "../../x",
+            "runtime.invalid_policy_reference",
+        ),
+        (
+            "ok-id",
+            "claims-approval",
+            "%2e%2e",
+            "runtime.invalid_policy_reference",
+        ),
+        (
+            "ok-id",
+            "Claims",
+            "1.0.0",
+            "runtime.invalid_policy_reference",
+        ),
+        (
+            "ok-id",
+            "unknown-policy",
+            "1.0.0",
+            "runtime.policy_not_found",
+        ),
+        (
+            "",
+            "claims-approval",
+            "1.0.0",
+            "runtime.invalid_execution_id",
+        ),
+        (
+            "has space",
+            "claims-approval",
+            "1.0.0",
+            "runtime.invalid_execution_id",
+        ),
+    ];
+    for (id, policy, version, code) in cases {
+        let req =
+            ExecutionRequest::signals_from_json(id, policy, version, SIGNALS.as_bytes()).unwrap();
+        let err = execute(&fixture, &env, &store, &req).unwrap_err();
+        assert_eq!(err.code(), code, "{id:?} {policy:?} {version:?}");
+    }
+    let long = "x".repeat(129);
+    assert_eq!(
+        execute(&fixture, &env, &store, &request(&long, SIGNALS))
+            .unwrap_err()
+            .code(),
+        "runtime.invalid_execution_id"
+    );
+    assert!(store.pending().unwrap().is_empty());
+}
+
+#[test]
+fn a_policy_edited_after_signing_is_refused() {
+    let fixture = Fixture::new();
+    let path = fixture
+        .root()
+        .join("policies/claims-approval/1.0.0/policy.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"gt\": 80", "\"gt\": 99");
+    std::fs::write(&path, text).unwrap();
+    let env = fixture.environment();
+    let err = execute(
+        &fixture,
+        &env,
+        &MemoryReplayStore::new(),
+        &request("t", SIGNALS),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "trust.digest_mismatch");
+    assert_eq!(err.class(), ErrorClass::Trust);
+}
+
+#[test]
+fn a_signed_bundle_missing_from_the_release_manifest_is_refused() {
+    let fixture = Fixture::new();
+    let from = fixture.root().join("policies/claims-approval/1.0.0");
+    let to = fixture.root().join("policies/claims-approval/1.0.1");
+    std::fs::create_dir_all(&to).unwrap();
+    let policy = std::fs::read_to_string(from.join("policy.json"))
+        .unwrap()
+        .replace("\"1.0.0\"", "\"1.0.1\"");
+    std::fs::write(to.join("policy.json"), policy).unwrap();
+    let policy_key = fixture.key("policy");
+    parmana_trust::sign_bundle_dir(
+        &to,
+        "claims-approval",
+        "1.0.1",
+        &[&policy_key as &dyn Signer],
+    )
+    .unwrap();
+    let env = fixture.environment();
+    let req =
+        ExecutionRequest::signals_from_json("n", "claims-approval", "1.0.1", SIGNALS.as_bytes())
+            .unwrap();
+    let err = execute(&fixture, &env, &MemoryReplayStore::new(), &req).unwrap_err();
+    assert_eq!(err.code(), "trust.not_in_release_manifest");
+}
+
+#[test]
+fn expired_documents_refuse_at_load_and_at_execution() {
+    let fixture = Fixture::new();
+    let later = Timestamp::parse("2040-01-01T00:00:00Z").unwrap();
+    let err = RuntimeEnvironment::load(&fixture.config(), later).unwrap_err();
+    assert_eq!(err.code(), "trust.expired");
+    // An environment loaded in time refuses once its clock passes the expiry.
+    let env = fixture.environment();
+    let err = execute_from_signals(
+        &request("late", SIGNALS),
+        &fixture.key("attestation"),
+        &MemoryReplayStore::new(),
+        &env,
+        &FixedClock(later),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "runtime.expired");
+}
+
+#[test]
+fn only_a_key_with_the_attestation_role_may_sign() {
+    let fixture = Fixture::new();
+    let env = fixture.environment();
+    let store = MemoryReplayStore::new();
+    for signer in [
+        fixture.key("policy"),
+        fixture.key("release"),
+        LocalSigningKey::from_seed(&[42; 32]),
+    ] {
+        let err = execute_from_signals(&request("k", SIGNALS), &signer, &store, &env, &clock())
+            .unwrap_err();
+        assert_eq!(err.code(), "runtime.signer_lacks_role");
+    }
+    assert_eq!(
+        store.get(&ExecutionId::parse("k").unwrap()).unwrap(),
+        ExecutionState::Absent
+    );
+}
+
+#[test]
+fn a_store_that_accepted_newer_versions_refuses_older_ones() {
+    let fixture = Fixture::new();
+    let env = fixture.environment();
+    let store = MemoryReplayStore::new();
+    store
+        .accept_versions(env.trust_root().version() + 1, 1)
+        .unwrap();
+    let err = execute(&fixture, &env, &store, &request("rb", SIGNALS)).unwrap_err();
+    assert_eq!(err.code(), "replay.version_rollback");
+    assert_eq!(err.class(), ErrorClass::Trust);
+    assert_eq!(
+        store.get(&ExecutionId::parse("rb").unwrap()).unwrap(),
+        ExecutionState::Absent
+    );
+}
+
+/// A store whose `complete` fails while `fail` is set: a crash between claim and completion.
+#[derive(Debug)]
+struct CrashingStore {
+    inner: MemoryReplayStore,
+    fail: AtomicBool,
+}
+
+impl ReplayStore for CrashingStore {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &parmana_runtime::replay::ClaimRecord,
+    ) -> Result<parmana_runtime::replay::ClaimOutcome, ReplayError> {
+        self.inner.claim(id, record)
+    }
+    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(ReplayError::Unavailable {
+                message: "simulated crash".into(),
+            });
+        }
+        self.inner.complete(id, attestation)
+    }
+    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
+        self.inner.get(id)
+    }
+    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.inner.pending()
+    }
+    fn accepted_versions(&self) -> Result<parmana_runtime::replay::AcceptedVersions, ReplayError> {
+        self.inner.accepted_versions()
+    }
+    fn accept_versions(
+        &self,
+        t: u64,
+        r: u64,
+    ) -> Result<parmana_runtime::replay::AcceptedVersions, ReplayError> {
+        self.inner.accept_versions(t, r)
+    }
+    fn ledger_snapshot(&self) -> Result<parmana_runtime::replay::LedgerSnapshot, ReplayError> {
+        self.inner.ledger_snapshot()
+    }
+}
+
+#[test]
+fn recover_completes_a_crashed_execution_byte_identically() {
+    let fixture = Fixture::new();
+    let env = fixture.environment();
+    let expected = execute(
+        &fixture,
+        &env,
+        &MemoryReplayStore::new(),
+        &request("crash", SIGNALS),
+    )
+    .unwrap();
+
+    let store = CrashingStore {
+        inner: MemoryReplayStore::new(),
+        fail: AtomicBool::new(true),
+    };
+    let err = execute(&fixture, &env, &store, &request("crash", SIGNALS)).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Store);
+    // The id stays claimed: a retry is a replay, never a second decision.
+    assert_eq!(
+        execute(&fixture, &env, &store, &request("crash", SIGNALS))
+            .unwrap_err()
+            .code(),
+        "runtime.replay_detected"
+    );
+    let id = ExecutionId::parse("crash").unwrap();
+    assert_eq!(store.pending().unwrap(), vec![id.clone()]);
+
+    store.fail.store(false, Ordering::SeqCst);
+    let report = recover(&store, &fixture.key("attestation"), &env).unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.completed.len(), 1);
+    assert_eq!(report.completed[0].envelope(), expected.envelope());
+    match store.get(&id).unwrap() {
+        ExecutionState::Completed(done) => assert_eq!(done.attestation(), expected.envelope()),
+        other => panic!("{other:?}"),
+    }
+    assert!(store.pending().unwrap().is_empty());
+    assert!(
+        parmana_runtime::replay::verify_ledger(&store.inner)
+            .unwrap()
+            .is_intact()
+    );
+    // Recovery with a key that lacks the role completes nothing.
+    let store2 = CrashingStore {
+        inner: MemoryReplayStore::new(),
+        fail: AtomicBool::new(true),
+    };
+    execute(&fixture, &env, &store2, &request("crash2", SIGNALS)).unwrap_err();
+    store2.fail.store(false, Ordering::SeqCst);
+    let report = recover(&store2, &fixture.key("policy"), &env).unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].1.code(), "runtime.signer_lacks_role");
+}
+
+#[test]
+fn verified_bundles_are_cached_per_environment() {
+    let fixture = Fixture::new();
+    let env = fixture.environment();
+    let store = MemoryReplayStore::new();
+    assert_eq!(env.preload_released_policies().unwrap(), 2);
+    // With the files gone, the cached environment still executes; a new one refuses.
+    std::fs::remove_dir_all(fixture.root().join("policies")).unwrap();
+    execute(&fixture, &env, &store, &request("cached", SIGNALS)).unwrap();
+    let fresh = fixture.environment();
+    assert_eq!(
+        execute(&fixture, &fresh, &store, &request("fresh", SIGNALS))
+            .unwrap_err()
+            .code(),
+        "runtime.policy_not_found"
+    );
+}
+
+#[test]
+fn every_example_policy_executes_and_verifies() {
+    let fixture = Fixture::new();
+    let env = fixture.environment();
+    let store = MemoryReplayStore::new();
+    let triage = ExecutionRequest::signals_from_json(
+        "triage-1",
+        "patient-triage",
+        "1.0.0",
+        br#"{"symptom_severity": 3, "heart_rate_elevated": true}"#,
+    )
+    .unwrap();
+    let attestation = execute(&fixture, &env, &store, &triage).unwrap();
+    assert_eq!(attestation.predicate().decision, "escalate");
+    assert!(verify_attestation(attestation.envelope(), env.trust_root(), None, None).is_valid());
+}
