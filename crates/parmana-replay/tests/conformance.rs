@@ -63,12 +63,15 @@ conformance_suite!(postgres, super::common::postgres);
 #[cfg(not(feature = "postgres"))]
 #[test]
 fn postgres_suite_is_compiled_in() {
+    use std::io::Write as _;
     assert!(
         !std::env::var("CI").is_ok_and(|v| v == "true"),
         "CI=true but parmana-replay was built without the `postgres` feature: the PostgreSQL \
          suite must run in CI (the workspace build enables it through parmana-benches)"
     );
-    eprintln!(
+    // Written to stderr directly, past the test harness's capture, so the skip is visible.
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIPPED: PostgreSQL replay-store suite — not compiled in; run \
          `cargo test -p parmana-replay --features postgres` with PARMANA_TEST_POSTGRES_URL set"
     );

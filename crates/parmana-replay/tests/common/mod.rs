@@ -8,6 +8,7 @@
     unused_imports
 )]
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parmana_canon::{Digest, Timestamp};
@@ -258,7 +259,9 @@ pub fn postgres_url() -> Option<String> {
              (.ci/services starts a server and exports it)"
         ),
         _ => {
-            eprintln!(
+            // Written to stderr directly, past the test harness's capture, so the skip is visible.
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED: PostgreSQL replay-store test — set PARMANA_TEST_POSTGRES_URL=postgres://… \
                  (for example by `source .ci/services`) to run it"
             );
