@@ -137,12 +137,13 @@ fn field<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<&'a 
 
 /// Verifies a legacy bundle held in memory against the legacy signing key.
 ///
-/// Checks, in order: the manifest parses strictly; `bundle.sig` is one canonical base64
-/// Ed25519 signature (optionally followed by CR/LF line ends) that verifies (`verify_strict`)
-/// over the legacy canonical form of the manifest; `bundle_hash` is the hex SHA-256 of the
-/// legacy canonical form of the manifest with `bundle_hash` set to `""`; every artifact exists,
-/// parses strictly, and its `hash` is the hex SHA-256 of its legacy canonical form; no file is
-/// missing or unlisted; `policy.json` is among the artifacts.
+/// Checks (all must pass; the cheap hash checks run first): the manifest parses strictly;
+/// `bundle_hash` is the hex SHA-256 of the legacy canonical form of the manifest with
+/// `bundle_hash` set to `""`; every artifact exists, parses strictly, and its `hash` is the hex
+/// SHA-256 of its legacy canonical form; no file is missing or unlisted; `policy.json` is among
+/// the artifacts; `bundle.sig` is one canonical base64 Ed25519 signature (optionally followed
+/// by CR/LF line ends) that verifies (`verify_strict`) over the legacy canonical form of the
+/// whole manifest.
 pub fn verify_legacy_bundle(
     files: &BundleFiles,
     legacy_key: &PublicKey,
@@ -161,21 +162,6 @@ pub fn verify_legacy_bundle(
     let Value::Object(map) = &manifest else {
         return Err(bad("manifest is not a JSON object".to_owned()));
     };
-    let mut end = signature_bytes.len();
-    while end > 0 && matches!(signature_bytes[end - 1], b'\r' | b'\n') {
-        end -= 1;
-    }
-    let signature = std::str::from_utf8(&signature_bytes[..end])
-        .ok()
-        .and_then(decode_base64)
-        .filter(|s| s.len() == 64)
-        .ok_or_else(|| bad("bundle.sig is not 64 bytes of canonical base64".to_owned()))?;
-    if !legacy_key.verify_signature(&legacy_canonical_json(&manifest)?, &signature) {
-        return Err(TrustError::BadSignature {
-            document: DOCUMENT.to_owned(),
-            keyid: legacy_key.key_id().to_string(),
-        });
-    }
     if field(map, "manifest_version")? != "1" {
         return Err(bad("manifest_version is not \"1\"".to_owned()));
     }
@@ -237,6 +223,21 @@ pub fn verify_legacy_bundle(
     }) {
         return Err(TrustError::BundleFileUnexpected {
             path: extra.clone(),
+        });
+    }
+    let mut end = signature_bytes.len();
+    while end > 0 && matches!(signature_bytes[end - 1], b'\r' | b'\n') {
+        end -= 1;
+    }
+    let signature = std::str::from_utf8(&signature_bytes[..end])
+        .ok()
+        .and_then(decode_base64)
+        .filter(|s| s.len() == 64)
+        .ok_or_else(|| bad("bundle.sig is not 64 bytes of canonical base64".to_owned()))?;
+    if !legacy_key.verify_signature(&legacy_canonical_json(&manifest)?, &signature) {
+        return Err(TrustError::BadSignature {
+            document: DOCUMENT.to_owned(),
+            keyid: legacy_key.key_id().to_string(),
         });
     }
     Ok(VerifiedLegacyBundle {

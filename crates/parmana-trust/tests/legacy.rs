@@ -1,0 +1,150 @@
+//! Legacy bundles of the original TypeScript tooling: all three verify, and no byte change slips through.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use parmana_canon::parse_strict;
+use parmana_trust::*;
+
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/legacy-bundles")
+}
+
+fn legacy_key() -> PublicKey {
+    read_public_key_file(&vectors().join("legacy-bundle-signing.pub")).unwrap()
+}
+
+fn bundles() -> Vec<(&'static str, BundleFiles)> {
+    [
+        "claims-approval/v1",
+        "claims-approval/v2",
+        "patient-triage/v1",
+    ]
+    .into_iter()
+    .map(|name| (name, read_bundle_dir(&vectors().join(name)).unwrap()))
+    .collect()
+}
+
+#[test]
+fn all_three_legacy_bundles_verify() {
+    let key = legacy_key();
+    for (name, files) in bundles() {
+        let verified = verify_legacy_bundle(&files, &key).unwrap();
+        let (id, version) = name.split_once('/').unwrap();
+        assert_eq!(verified.policy_id(), id);
+        assert_eq!(verified.policy_version(), version);
+        assert_eq!(verified.files().keys().collect::<Vec<_>>(), ["policy.json"]);
+        assert_eq!(verified.files()["policy.json"], files["policy.json"]);
+        assert_eq!(verified.bundle_hash().len(), 64);
+    }
+}
+
+#[test]
+fn another_key_is_refused() {
+    let other = LocalSigningKey::from_seed(&[8; 32]).public_key();
+    for (_, files) in bundles() {
+        assert_eq!(
+            verify_legacy_bundle(&files, &other).unwrap_err().code(),
+            "trust.bad_signature"
+        );
+    }
+}
+
+#[test]
+fn missing_and_extra_files_are_refused() {
+    let key = legacy_key();
+    for (_, files) in bundles() {
+        for name in ["policy.json", LEGACY_MANIFEST_FILE, LEGACY_SIGNATURE_FILE] {
+            let mut missing = files.clone();
+            missing.remove(name);
+            assert_eq!(
+                verify_legacy_bundle(&missing, &key).unwrap_err().code(),
+                "trust.bundle_file_missing"
+            );
+        }
+        let mut extra = files.clone();
+        extra.insert("extra.json".to_owned(), b"{}".to_vec());
+        assert_eq!(
+            verify_legacy_bundle(&extra, &key).unwrap_err().code(),
+            "trust.bundle_file_unexpected"
+        );
+    }
+}
+
+#[test]
+fn legacy_canonical_form_sorts_like_javascript() {
+    let value = parse_strict(
+        br#"{"b":1,"a":{"10":true,"2":null,"x":[],"y":{},"\u00e9":"\u2028","\ud83d\ude00":1.5e3,"Z":-0.0}}"#,
+    )
+    .unwrap();
+    let text = String::from_utf8(legacy_canonical_json(&value).unwrap()).unwrap();
+    let expected = "{\n  \"a\": {\n    \"2\": null,\n    \"10\": true,\n    \"Z\": 0,\n    \"x\": [],\n    \"y\": {},\n    \"\u{e9}\": \"\u{2028}\",\n    \"\u{1f600}\": 1500\n  },\n  \"b\": 1\n}";
+    assert_eq!(text, expected);
+}
+
+/// Every bit flip (and the all-bits flip) of every byte of every file is refused.
+#[test]
+fn every_bit_flip_of_every_byte_is_refused() {
+    let key = legacy_key();
+    let mut attempts = 0usize;
+    for (name, files) in bundles() {
+        for (file, bytes) in &files {
+            for position in 0..bytes.len() {
+                for mask in [1u8, 2, 4, 8, 16, 32, 64, 128, 0xff] {
+                    let mut tampered = files.clone();
+                    tampered.get_mut(file).unwrap()[position] ^= mask;
+                    attempts += 1;
+                    if verify_legacy_bundle(&tampered, &key).is_ok() {
+                        panic!("{name}/{file}: byte {position} ^ {mask:#04x} accepted");
+                    }
+                }
+            }
+        }
+    }
+    assert!(attempts > 20_000, "{attempts}");
+}
+
+/// Replacing any byte by a JSON whitespace byte (or a structural character) is refused,
+/// except replacing one whitespace byte by another between tokens of a JSON file (or among
+/// the trailing line ends of `bundle.sig`): that leaves the parsed document, and so everything
+/// the legacy format hashes and signs, unchanged.
+#[test]
+fn substitutions_are_refused_or_change_only_whitespace() {
+    let key = legacy_key();
+    let mut whitespace_only = 0usize;
+    let json_whitespace = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
+    for (name, files) in bundles() {
+        for (file, bytes) in &files {
+            let body_end = bytes
+                .iter()
+                .rposition(|b| !matches!(b, b'\r' | b'\n'))
+                .map_or(0, |p| p + 1);
+            for position in 0..bytes.len() {
+                for value in *b" \n\r\t\"0{}[],:\x00\xff" {
+                    if value == bytes[position] {
+                        continue;
+                    }
+                    let mut tampered = files.clone();
+                    tampered.get_mut(file).unwrap()[position] = value;
+                    if verify_legacy_bundle(&tampered, &key).is_err() {
+                        continue;
+                    }
+                    let same = if file == LEGACY_SIGNATURE_FILE {
+                        position >= body_end && matches!(value, b'\n' | b'\r')
+                    } else {
+                        json_whitespace(bytes[position])
+                            && json_whitespace(value)
+                            && parse_strict(bytes).unwrap()
+                                == parse_strict(&tampered[file]).unwrap()
+                    };
+                    assert!(
+                        same,
+                        "{name}/{file}: byte {position} = {value:#04x} accepted"
+                    );
+                    whitespace_only += 1;
+                }
+            }
+        }
+    }
+    assert!(whitespace_only > 0);
+}
