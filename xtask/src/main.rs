@@ -1,6 +1,7 @@
 //! `cargo xtask`: repository automation that is plain Rust, not shell scripts.
 
 mod fixtures;
+mod golden;
 mod tidy;
 
 use std::process::ExitCode;
@@ -10,7 +11,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("tidy") => tidy::run(&tidy::workspace_root()),
         Some("fixtures") => fixtures::run(&tidy::workspace_root()),
-        _ => Err("usage: cargo xtask <tidy|fixtures>".to_owned()),
+        Some("golden") => golden::run(&tidy::workspace_root()),
+        _ => Err("usage: cargo xtask <tidy|fixtures|golden>".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
