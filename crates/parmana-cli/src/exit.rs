@@ -1,12 +1,45 @@
 //! The documented process exit codes of `parmana`, one per class of failure.
 
+use parmana_runtime::ErrorClass;
+
+/// The exit codes, as printed at the end of `parmana --help` (a macro, so that commands can
+/// `concat!` it after their examples).
+macro_rules! exit_codes_help {
+    () => {
+        "\
+Exit codes:
+  0  success
+  1  a file or the terminal could not be read or written
+  2  usage: the command line itself is wrong
+  3  invalid input: a policy, signals, execution id or JSON document was refused
+  4  trust failure: a signature, key, role, digest, expiry or release manifest check failed
+  5  replay: the execution id was already used (retries need a new id)
+  6  store failure: the replay store could not be opened or failed
+  7  verification failed: an attestation, ledger or policy test did not pass
+
+Errors are one line on stderr, `error[code]: message`, or `{\"code\",\"message\"}` with --format json."
+    };
+}
+pub(crate) use exit_codes_help;
+
+/// The exit codes, as printed at the end of `parmana --help`.
+pub const EXIT_CODES_HELP: &str = exit_codes_help!();
+
 /// Exit codes. `0` is success; `2` is a usage error, reported by clap itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitClass {
-    /// `3`: an input file or document was refused (malformed JSON, invalid signals, bad policy).
-    InvalidInput,
     /// `1`: reading or writing a file failed.
     Io,
+    /// `3`: an input file or document was refused (malformed JSON, invalid signals, bad policy).
+    InvalidInput,
+    /// `4`: the chain of trust refused something.
+    Trust,
+    /// `5`: the execution id was already used.
+    Replay,
+    /// `6`: the replay store failed.
+    Store,
+    /// `7`: an attestation, the ledger or a policy's tests did not pass.
+    VerificationFailed,
 }
 
 impl ExitClass {
@@ -15,6 +48,21 @@ impl ExitClass {
         match self {
             Self::Io => 1,
             Self::InvalidInput => 3,
+            Self::Trust => 4,
+            Self::Replay => 5,
+            Self::Store => 6,
+            Self::VerificationFailed => 7,
+        }
+    }
+}
+
+impl From<ErrorClass> for ExitClass {
+    fn from(class: ErrorClass) -> Self {
+        match class {
+            ErrorClass::InvalidInput => Self::InvalidInput,
+            ErrorClass::Trust => Self::Trust,
+            ErrorClass::Replay => Self::Replay,
+            ErrorClass::Store => Self::Store,
         }
     }
 }

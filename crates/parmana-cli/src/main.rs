@@ -1,18 +1,30 @@
 //! The `parmana` binary: parses the command line and dispatches to one module per command group.
 
+mod authoring_cmd;
 mod canon_cmd;
+mod common;
+mod execute_cmd;
 mod exit;
+mod ledger_cmd;
+mod policy_cmd;
 mod report;
+mod store;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 /// Parmana: a deterministic governance runtime that decides under signed policy and signs every decision.
+///
+/// Every path flag defaults to the repository layout relative to the current directory
+/// (`policies/`, `trust/root.pub`, `trust/trust-root.json`, `release-manifest.json`,
+/// `trust/keys/attestation.pem`), so from the repository root no paths are needed.
 #[derive(Debug, Parser)]
-#[command(name = "parmana", version, about, long_about = None)]
+#[command(name = "parmana", version, about, long_about, after_help = exit::EXIT_CODES_HELP)]
 struct Cli {
-    /// How errors are written on stderr: one human-readable line, or one JSON object `{code, message}`.
+    /// Output format: `human` (readable lines and tables) or `json` (one JSON object per
+    /// report, and errors as `{"code","message"}` on stderr).
     #[arg(long, value_enum, global = true, default_value_t = report::Format::Human)]
     format: report::Format,
 
@@ -22,17 +34,46 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Execute signals under a signed policy, exactly once per execution id, and print the signed attestation.
+    Execute(execute_cmd::ExecuteArgs),
+    /// Verify an attestation offline: one line per check; exit 0 only if every check passes.
+    Verify(verify_cmd::VerifyArgs),
+    /// Check, evaluate, explain and test policy files, without signing anything.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
     /// Write the RFC 8785 canonical bytes of a JSON document (no trailing newline).
     Canon(canon_cmd::CanonArgs),
     /// Print the `sha256:` digest of the canonical bytes of a JSON document.
     Digest(canon_cmd::DigestArgs),
+    /// Generate an Ed25519 key pair: PKCS#8 PEM private key and SPKI PEM public key.
+    Keygen(authoring_cmd::KeygenArgs),
+    /// Author the trust root: create version 1, or rotate to the next version.
+    #[command(subcommand)]
+    Trust(authoring_cmd::TrustCommand),
+    /// Sign policy bundles, or import bundles of the original TypeScript tooling.
+    #[command(subcommand)]
+    Bundle(authoring_cmd::BundleCommand),
+    /// Sign the release manifest that lists the bundles allowed to execute.
+    #[command(subcommand)]
+    Release(authoring_cmd::ReleaseCommand),
+    /// Verify the replay store's tamper-evident ledger of completed executions.
+    #[command(subcommand)]
+    Ledger(ledger_cmd::LedgerCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Canon(args) => canon_cmd::canon(&args, cli.format),
-        Command::Digest(args) => canon_cmd::digest(&args, cli.format),
+    let result = match &cli.command {
+        Command::Execute(args) => execute_cmd::execute(args),
+        Command::Verify(args) => verify_cmd::verify(args, cli.format),
+        Command::Policy(command) => policy_cmd::run(command, cli.format),
+        Command::Canon(args) => canon_cmd::canon(args, cli.format),
+        Command::Digest(args) => canon_cmd::digest(args, cli.format),
+        Command::Keygen(args) => authoring_cmd::keygen(args),
+        Command::Trust(command) => authoring_cmd::trust(command),
+        Command::Bundle(command) => authoring_cmd::bundle(command),
+        Command::Release(command) => authoring_cmd::release(command),
+        Command::Ledger(command) => ledger_cmd::ledger(command, cli.format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,14 +2,20 @@
 
 use std::process::ExitCode;
 
+use parmana_canon::CanonError;
+use parmana_policy::PolicyError;
+use parmana_replay::ReplayError;
+use parmana_runtime::ExecutionError;
+use parmana_trust::TrustError;
+
 use crate::exit::ExitClass;
 
 /// The output format for errors and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// One readable line per error.
+    /// Readable text: one line per error, tables for reports.
     Human,
-    /// One JSON object per error: `{"code": ..., "message": ...}`.
+    /// JSON: one object per error (`{"code": ..., "message": ...}`) and per report.
     Json,
 }
 
@@ -27,6 +33,7 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure with a code, a message and an exit class.
     pub fn new(code: impl Into<String>, message: impl Into<String>, class: ExitClass) -> Self {
         Self {
             code: code.into(),
@@ -36,10 +43,60 @@ impl Failure {
         }
     }
 
+    /// A file or stream that could not be read or written.
     pub fn io(what: &str, err: &std::io::Error) -> Self {
         Self::new("io.error", format!("{what}: {err}"), ExitClass::Io)
     }
 
+    /// A refusal of the runtime, with its stable code and the exit code of its class.
+    /// A file that could not be read is an IO failure whatever layer reported it.
+    pub fn execution(err: &ExecutionError) -> Self {
+        let code = err.code();
+        let class = if is_io_code(code) {
+            ExitClass::Io
+        } else {
+            ExitClass::from(err.class())
+        };
+        Self::new(code, err.to_string(), class)
+    }
+
+    /// A refusal of the trust layer (authoring and verification commands).
+    pub fn trust(err: &TrustError) -> Self {
+        let code = err.code();
+        let class = if is_io_code(code) {
+            ExitClass::Io
+        } else if code.starts_with("canon.") || code == "trust.malformed" {
+            ExitClass::InvalidInput
+        } else {
+            ExitClass::Trust
+        };
+        Self::new(code, err.to_string(), class)
+    }
+
+    /// A failure of the replay store (or its configuration).
+    pub fn replay(err: &ReplayError) -> Self {
+        Self::execution(&ExecutionError::from(err.clone()))
+    }
+
+    /// A refused policy document.
+    pub fn policy(what: &str, err: &PolicyError) -> Self {
+        Self::new(
+            err.code(),
+            format!("{what}: {err}"),
+            ExitClass::InvalidInput,
+        )
+    }
+
+    /// A refused JSON document.
+    pub fn canon(what: &str, err: &CanonError) -> Self {
+        Self::new(
+            err.code(),
+            format!("{what}: {err}"),
+            ExitClass::InvalidInput,
+        )
+    }
+
+    /// The process exit code of this failure.
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.class.code())
     }
@@ -49,9 +106,15 @@ impl Failure {
 pub fn print_failure(failure: &Failure, format: Format) {
     match format {
         Format::Human => eprintln!("error[{}]: {}", failure.code, failure.message),
-        Format::Json => eprintln!(
-            "{}",
-            serde_json::json!({"code": failure.code, "message": failure.message})
-        ),
+        Format::Json => eprintln!("{}", failure_json(failure)),
     }
+}
+
+fn is_io_code(code: &str) -> bool {
+    code == "trust.io" || code == "runtime.io"
+}
+
+/// The `{"code", "message"}` object of a failure, as batch commands print it inline.
+pub fn failure_json(failure: &Failure) -> serde_json::Value {
+    serde_json::json!({"code": failure.code, "message": failure.message})
 }

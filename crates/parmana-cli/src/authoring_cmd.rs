@@ -1,0 +1,556 @@
+//! Authoring the chain of trust: `keygen`, `trust init|rotate`, `bundle sign|import-legacy`, `release sign`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use parmana_canon::{Digest, Timestamp, parse_strict};
+use parmana_runtime::{RUNTIME_VERSION, load_bundle, load_trust_root};
+use parmana_trust::{
+    BUNDLE_MANIFEST_FILE, LocalSigningKey, POLICY_FILE, PublicKey, ReleaseManifestSpec, RoleSpec,
+    Signer, TRUST_ROOT_CHAIN_DIR, TrustRootSpec, create_trust_root, read_bundle_dir,
+    read_public_key_file, rotate_trust_root, sign_bundle_dir, sign_release_manifest,
+    verify_legacy_bundle, write_public_key_file,
+};
+
+use crate::common::{
+    ClockArgs, TrustRootArgs, create_dir, parse_timestamp, read_private_key, write_file,
+};
+use crate::exit::ExitClass;
+use crate::report::Failure;
+
+// ---------------------------------------------------------------------------------------------
+// keygen
+
+/// Arguments of `parmana keygen`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  parmana keygen --out keys/attestation.pem   # writes keys/attestation.pem and keys/attestation.pub"
+)]
+pub struct KeygenArgs {
+    /// Where to write the private key (PKCS#8 PEM, mode 0600). The public key (SPKI PEM) is
+    /// written beside it with the extension `.pub`. Existing files are never overwritten.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+/// Runs `parmana keygen`: prints the new key's id.
+pub fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
+    let public_path = args.out.with_extension("pub");
+    for path in [&args.out, &public_path] {
+        refuse_existing(path)?;
+    }
+    let key = LocalSigningKey::generate().map_err(|e| Failure::trust(&e))?;
+    key.write_pem_file(&args.out)
+        .map_err(|e| Failure::trust(&e))?;
+    write_public_key_file(&key.public_key(), &public_path).map_err(|e| Failure::trust(&e))?;
+    println!("{}", key.key_id());
+    Ok(())
+}
+
+fn refuse_existing(path: &Path) -> Result<(), Failure> {
+    if path.exists() {
+        return Err(Failure::new(
+            "cli.output_exists",
+            format!("{} already exists; not overwriting it", path.display()),
+            ExitClass::InvalidInput,
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// trust init | rotate
+
+/// The keys of the four roles of a trust root version.
+#[derive(Debug, clap::Args)]
+pub struct RoleKeyArgs {
+    /// A key of the `root` role, which signs trust roots (repeat for several). Private keys
+    /// (PKCS#8 PEM) also sign the new version; public keys (SPKI PEM) are only listed.
+    #[arg(long, value_name = "FILE", required = true)]
+    root_key: Vec<PathBuf>,
+    /// A key of the `policy` role, which signs policy bundles (public or private PEM; repeatable).
+    #[arg(long, value_name = "FILE", required = true)]
+    policy_key: Vec<PathBuf>,
+    /// A key of the `release` role, which signs release manifests (public or private PEM; repeatable).
+    #[arg(long, value_name = "FILE", required = true)]
+    release_key: Vec<PathBuf>,
+    /// A key of the `attestation` role, which signs execution attestations (public or private PEM; repeatable).
+    #[arg(long, value_name = "FILE", required = true)]
+    attestation_key: Vec<PathBuf>,
+    /// How many distinct `root` keys must sign a trust root.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    root_threshold: u64,
+    /// How many distinct `policy` keys must sign a bundle.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    policy_threshold: u64,
+    /// How many distinct `release` keys must sign a release manifest.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    release_threshold: u64,
+    /// How many distinct `attestation` keys must sign an attestation.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    attestation_threshold: u64,
+    /// When this trust root version expires (RFC 3339 UTC, for example `2027-12-31T00:00:00Z`).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
+    expires: Timestamp,
+}
+
+/// A key file read as its public key and, when it is a private key, its signer.
+struct KeyFile {
+    public: PublicKey,
+    private: Option<LocalSigningKey>,
+}
+
+fn read_key_file(path: &Path) -> Result<KeyFile, Failure> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Failure::io(&path.display().to_string(), &e))?;
+    if let Ok(public) = PublicKey::from_pem(&text) {
+        return Ok(KeyFile {
+            public,
+            private: None,
+        });
+    }
+    match LocalSigningKey::from_pkcs8_pem(&text) {
+        Ok(key) => Ok(KeyFile {
+            public: key.public_key(),
+            private: Some(key),
+        }),
+        Err(_) => Err(Failure::new(
+            "trust.invalid_key",
+            format!(
+                "{}: not an Ed25519 SPKI public key or PKCS#8 private key (PEM)",
+                path.display()
+            ),
+            ExitClass::InvalidInput,
+        )),
+    }
+}
+
+impl RoleKeyArgs {
+    /// The spec, and the private root keys given (which sign).
+    fn spec(&self) -> Result<(TrustRootSpec, Vec<LocalSigningKey>), Failure> {
+        let mut signers = Vec::new();
+        let mut root_keys = Vec::new();
+        for path in &self.root_key {
+            let file = read_key_file(path)?;
+            root_keys.push(file.public);
+            signers.extend(file.private);
+        }
+        let role = |paths: &[PathBuf], threshold: u64| -> Result<RoleSpec, Failure> {
+            let keys = paths
+                .iter()
+                .map(|p| read_key_file(p).map(|f| f.public))
+                .collect::<Result<_, _>>()?;
+            Ok(RoleSpec { keys, threshold })
+        };
+        let spec = TrustRootSpec {
+            expires: self.expires,
+            root: RoleSpec {
+                keys: root_keys,
+                threshold: self.root_threshold,
+            },
+            policy: role(&self.policy_key, self.policy_threshold)?,
+            release: role(&self.release_key, self.release_threshold)?,
+            attestation: role(&self.attestation_key, self.attestation_threshold)?,
+        };
+        Ok((spec, signers))
+    }
+}
+
+/// `parmana trust …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TrustCommand {
+    /// Create trust root version 1 and its pinned root key: writes `OUT/trust-root.json` and
+    /// `OUT/root.pub` (the first --root-key, which must be a private key: it signs).
+    #[command(
+        after_help = "Example:\n  parmana trust init --root-key keys/root.pem --policy-key keys/policy.pub \\\n      --release-key keys/release.pub --attestation-key keys/attestation.pub \\\n      --expires 2027-12-31T00:00:00Z --out trust"
+    )]
+    Init(TrustInitArgs),
+    /// Rotate to trust root version N+1: the current `trust-root.json` moves to
+    /// `trust-root.d/<N>.json` and the new version takes its place. It must be signed by a
+    /// threshold of version N's root keys (--sign-with) and of its own (private --root-key files).
+    #[command(
+        after_help = "Example:\n  parmana trust rotate --sign-with keys/root-1.pem --root-key keys/root-2.pem \\\n      --policy-key keys/policy.pub --release-key keys/release.pub \\\n      --attestation-key keys/attestation.pub --expires 2028-12-31T00:00:00Z"
+    )]
+    Rotate(TrustRotateArgs),
+}
+
+/// Arguments of `parmana trust init`.
+#[derive(Debug, clap::Args)]
+pub struct TrustInitArgs {
+    #[command(flatten)]
+    roles: RoleKeyArgs,
+    /// The directory to write `trust-root.json` and `root.pub` into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "trust")]
+    out: PathBuf,
+}
+
+/// Arguments of `parmana trust rotate`.
+#[derive(Debug, clap::Args)]
+pub struct TrustRotateArgs {
+    #[command(flatten)]
+    roles: RoleKeyArgs,
+    /// A private key that signs the new version: the current version's root keys (repeatable).
+    #[arg(long, value_name = "FILE")]
+    sign_with: Vec<PathBuf>,
+    /// The pinned root public key the current chain starts from.
+    #[arg(long, value_name = "FILE", default_value = "trust/root.pub")]
+    pinned_key: PathBuf,
+    /// The current trust root (rewritten in place; the old version moves to `trust-root.d/`).
+    #[arg(long, value_name = "FILE", default_value = "trust/trust-root.json")]
+    trust_root: PathBuf,
+    #[command(flatten)]
+    clock: ClockArgs,
+}
+
+fn as_signers(keys: &[LocalSigningKey]) -> Vec<&dyn Signer> {
+    let mut seen = Vec::new();
+    let mut signers: Vec<&dyn Signer> = Vec::new();
+    for key in keys {
+        let id = key.key_id();
+        if !seen.contains(&id) {
+            seen.push(id);
+            signers.push(key);
+        }
+    }
+    signers
+}
+
+/// Runs `parmana trust …`.
+pub fn trust(command: &TrustCommand) -> Result<(), Failure> {
+    match command {
+        TrustCommand::Init(args) => trust_init(args),
+        TrustCommand::Rotate(args) => trust_rotate(args),
+    }
+}
+
+fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
+    let first_root = args
+        .roles
+        .root_key
+        .first()
+        .map(|p| read_private_key(p))
+        .transpose()?
+        .ok_or_else(|| {
+            Failure::new(
+                "cli.usage",
+                "--root-key is required",
+                ExitClass::InvalidInput,
+            )
+        })?;
+    let (spec, signers) = args.roles.spec()?;
+    let trust_root_path = args.out.join("trust-root.json");
+    let root_pub_path = args.out.join("root.pub");
+    refuse_existing(&trust_root_path)?;
+    refuse_existing(&root_pub_path)?;
+    let bytes = create_trust_root(&spec, &as_signers(&signers)).map_err(|e| Failure::trust(&e))?;
+    create_dir(&args.out)?;
+    write_file(&trust_root_path, &bytes)?;
+    write_public_key_file(&first_root.public_key(), &root_pub_path)
+        .map_err(|e| Failure::trust(&e))?;
+    println!(
+        "trust root version 1 written to {}; pinned root key {} ({})",
+        trust_root_path.display(),
+        root_pub_path.display(),
+        first_root.key_id()
+    );
+    Ok(())
+}
+
+fn trust_rotate(args: &TrustRotateArgs) -> Result<(), Failure> {
+    let previous = load_trust_root(&args.pinned_key, &args.trust_root, args.clock.now())
+        .map_err(|e| Failure::execution(&e))?;
+    let current_bytes = std::fs::read(&args.trust_root)
+        .map_err(|e| Failure::io(&args.trust_root.display().to_string(), &e))?;
+    let (spec, mut signers) = args.roles.spec()?;
+    for path in &args.sign_with {
+        signers.push(read_private_key(path)?);
+    }
+    let bytes = rotate_trust_root(&previous, &spec, &as_signers(&signers))
+        .map_err(|e| Failure::trust(&e))?;
+    let chain_dir = args
+        .trust_root
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(TRUST_ROOT_CHAIN_DIR);
+    create_dir(&chain_dir)?;
+    let archived = chain_dir.join(format!("{}.json", previous.version()));
+    if !archived.exists() {
+        write_file(&archived, &current_bytes)?;
+    }
+    write_file(&args.trust_root, &bytes)?;
+    println!(
+        "trust root version {} written to {}; version {} kept as {}",
+        previous.version() + 1,
+        args.trust_root.display(),
+        previous.version(),
+        archived.display()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// bundle sign | import-legacy
+
+/// `parmana bundle …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BundleCommand {
+    /// Sign a policy bundle directory: checks that its policy.json is a valid policy, then
+    /// writes `bundle.json` with the digest of every other file, signed by a `policy` role key.
+    /// Prints `ID@VERSION BUNDLE_DIGEST`, the line a release manifest lists.
+    #[command(
+        after_help = "Example:\n  parmana bundle sign policies/claims-approval/1.0.0 --key trust/keys/policy.pem"
+    )]
+    Sign(BundleSignArgs),
+    /// Re-issue a bundle of the original TypeScript tooling as a signed bundle of ours.
+    ///
+    /// The legacy bundle (bundle.manifest.json, bundle.sig, policy.json) must verify against
+    /// --legacy-key: signature, bundle hash and every artifact hash. Its policy must compile
+    /// with our evaluator. The artifacts are then copied to --out byte for byte — the schema
+    /// 1.0.0 policy.json is kept as it is, not translated, because our evaluator reads schema
+    /// 1.0.0 (with the fail-closed fixes) and the policy digest stays that of the bytes the old
+    /// tooling signed — and a `bundle.json` signed with --key is written beside them. The
+    /// bundle keeps the legacy id and version (for example `claims-approval@v1`); list it in a
+    /// release manifest (`parmana release sign`) to execute it.
+    #[command(
+        after_help = "Example:\n  parmana bundle import-legacy legacy/claims-approval/v1 --legacy-key legacy-bundle-signing.pub \\\n      --key trust/keys/policy.pem --out policies/claims-approval/v1"
+    )]
+    ImportLegacy(ImportLegacyArgs),
+}
+
+/// Arguments of `parmana bundle sign`.
+#[derive(Debug, clap::Args)]
+pub struct BundleSignArgs {
+    /// The bundle directory: policy.json and any other files (tests/…); `bundle.json` is (re)written.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// The signing key (PKCS#8 PEM) of the `policy` role.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+}
+
+/// Arguments of `parmana bundle import-legacy`.
+#[derive(Debug, clap::Args)]
+pub struct ImportLegacyArgs {
+    /// The legacy bundle directory.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// The legacy tooling's signing public key (SPKI PEM).
+    #[arg(long, value_name = "PUB")]
+    legacy_key: PathBuf,
+    /// The signing key (PKCS#8 PEM) of the `policy` role for the new bundle.
+    #[arg(long, value_name = "POLICY_KEY")]
+    key: PathBuf,
+    /// The new bundle directory (created; it must not already hold files).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// Runs `parmana bundle …`.
+pub fn bundle(command: &BundleCommand) -> Result<(), Failure> {
+    match command {
+        BundleCommand::Sign(args) => bundle_sign(args),
+        BundleCommand::ImportLegacy(args) => import_legacy(args),
+    }
+}
+
+/// The bundle digest of `bundle.json` bytes: the digest of the JCS of its `signed` part.
+fn bundle_digest(bundle_json: &[u8]) -> Result<Digest, Failure> {
+    let value = parse_strict(bundle_json).map_err(|e| Failure::canon("bundle.json", &e))?;
+    let signed = value.get("signed").ok_or_else(|| {
+        Failure::new(
+            "trust.malformed",
+            "bundle.json has no signed part",
+            ExitClass::InvalidInput,
+        )
+    })?;
+    Digest::of_canonical(signed).map_err(|e| Failure::canon("bundle.json", &e))
+}
+
+fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
+    let signer = read_private_key(&args.key)?;
+    let policy_path = args.dir.join(POLICY_FILE);
+    let policy_bytes = std::fs::read(&policy_path)
+        .map_err(|e| Failure::io(&policy_path.display().to_string(), &e))?;
+    let policy = parmana_policy::compile(&policy_bytes)
+        .map_err(|e| Failure::policy(&policy_path.display().to_string(), &e))?;
+    // Schema 2.0.0 policies name themselves; a legacy policy takes its directory's names.
+    let from_dirs = || {
+        let version = args.dir.file_name()?.to_str()?.to_owned();
+        let id = args.dir.parent()?.file_name()?.to_str()?.to_owned();
+        Some((id, version))
+    };
+    let (id, version) = match (policy.policy_id(), policy.policy_version()) {
+        (Some(id), Some(version)) => (id.to_owned(), version.to_owned()),
+        _ => from_dirs().ok_or_else(|| {
+            Failure::new(
+                "cli.policy_unnamed",
+                "the policy does not name itself and the directory is not <id>/<version>",
+                ExitClass::InvalidInput,
+            )
+        })?,
+    };
+    let bytes =
+        sign_bundle_dir(&args.dir, &id, &version, &[&signer]).map_err(|e| Failure::trust(&e))?;
+    println!("{id}@{version} {}", bundle_digest(&bytes)?);
+    Ok(())
+}
+
+fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
+    let legacy_key = read_public_key_file(&args.legacy_key).map_err(|e| Failure::trust(&e))?;
+    let signer = read_private_key(&args.key)?;
+    let files = read_bundle_dir(&args.dir).map_err(|e| Failure::trust(&e))?;
+    let legacy = verify_legacy_bundle(&files, &legacy_key).map_err(|e| Failure::trust(&e))?;
+    let policy_bytes = legacy.files().get(POLICY_FILE).ok_or_else(|| {
+        Failure::new(
+            "trust.bundle_file_missing",
+            "the legacy bundle has no policy.json",
+            ExitClass::Trust,
+        )
+    })?;
+    parmana_policy::compile(policy_bytes).map_err(|e| {
+        Failure::policy(
+            &format!("{} (legacy policy)", args.dir.join(POLICY_FILE).display()),
+            &e,
+        )
+    })?;
+    if args.out.exists()
+        && std::fs::read_dir(&args.out)
+            .map_err(|e| Failure::io(&args.out.display().to_string(), &e))?
+            .next()
+            .is_some()
+    {
+        return Err(Failure::new(
+            "cli.output_exists",
+            format!("{} is not empty; not overwriting it", args.out.display()),
+            ExitClass::InvalidInput,
+        ));
+    }
+    for (relative, bytes) in legacy.files() {
+        if relative == BUNDLE_MANIFEST_FILE {
+            continue;
+        }
+        let path = args.out.join(relative);
+        if let Some(parent) = path.parent() {
+            create_dir(parent)?;
+        }
+        write_file(&path, bytes)?;
+    }
+    let bundle = sign_bundle_dir(
+        &args.out,
+        legacy.policy_id(),
+        legacy.policy_version(),
+        &[&signer],
+    )
+    .map_err(|e| Failure::trust(&e))?;
+    println!(
+        "{}@{} {}",
+        legacy.policy_id(),
+        legacy.policy_version(),
+        bundle_digest(&bundle)?
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// release sign
+
+/// `parmana release …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ReleaseCommand {
+    /// Sign a release manifest listing every bundle under --policies-root
+    /// (`<id>/<version>/bundle.json`). Each bundle must verify under the trust root and hold a
+    /// valid policy; only listed bundles can execute.
+    #[command(
+        after_help = "Example:\n  parmana release sign --key trust/keys/release.pem --policies-root policies \\\n      --version 2 --expires 2027-12-31T00:00:00Z --out release-manifest.json"
+    )]
+    Sign(ReleaseSignArgs),
+}
+
+/// Arguments of `parmana release sign`.
+#[derive(Debug, clap::Args)]
+pub struct ReleaseSignArgs {
+    /// The signing key (PKCS#8 PEM) of the `release` role.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The directory holding `<id>/<version>/` bundles.
+    #[arg(long, value_name = "DIR", default_value = "policies")]
+    policies_root: PathBuf,
+    /// The manifest version: higher than any released before (runtimes refuse older ones).
+    #[arg(long, value_name = "N")]
+    version: u64,
+    /// When the manifest expires (RFC 3339 UTC).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
+    expires: Timestamp,
+    /// The lowest runtime version allowed to execute these policies.
+    #[arg(long, value_name = "VERSION", default_value = RUNTIME_VERSION)]
+    minimum_runtime_version: String,
+    /// Where to write the manifest.
+    #[arg(long, value_name = "FILE", default_value = "release-manifest.json")]
+    out: PathBuf,
+    #[command(flatten)]
+    trust: TrustRootArgs,
+    #[command(flatten)]
+    clock: ClockArgs,
+}
+
+/// Runs `parmana release …`.
+pub fn release(command: &ReleaseCommand) -> Result<(), Failure> {
+    let ReleaseCommand::Sign(args) = command;
+    let signer = read_private_key(&args.key)?;
+    let trust_root = load_trust_root(
+        &args.trust.root_key,
+        &args.trust.trust_root,
+        args.clock.now(),
+    )
+    .map_err(|e| Failure::execution(&e))?;
+    let mut policies = BTreeMap::new();
+    for dir in bundle_dirs(&args.policies_root)? {
+        let bundle = load_bundle(&trust_root, &dir).map_err(|e| {
+            let mut failure = Failure::execution(&e);
+            failure.message = format!("{}: {}", dir.display(), failure.message);
+            failure
+        })?;
+        parmana_policy::compile(bundle.policy_bytes())
+            .map_err(|e| Failure::policy(&dir.join(POLICY_FILE).display().to_string(), &e))?;
+        policies.insert(bundle.release_name(), bundle.bundle_digest());
+    }
+    let spec = ReleaseManifestSpec {
+        version: args.version,
+        expires: args.expires,
+        evaluator_semantics: parmana_policy::EVALUATOR_SEMANTICS.to_owned(),
+        minimum_runtime_version: args.minimum_runtime_version.clone(),
+        policies,
+    };
+    let bytes = sign_release_manifest(&spec, &[&signer]).map_err(|e| Failure::trust(&e))?;
+    write_file(&args.out, &bytes)?;
+    println!(
+        "release manifest version {} with {} polic{} written to {}",
+        spec.version,
+        spec.policies.len(),
+        if spec.policies.len() == 1 { "y" } else { "ies" },
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Every `<id>/<version>/` directory under `root`, sorted.
+fn bundle_dirs(root: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let list = |dir: &Path| -> Result<Vec<PathBuf>, Failure> {
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| Failure::io(&dir.display().to_string(), &e))?;
+        let mut dirs = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Failure::io(&dir.display().to_string(), &e))?;
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+        dirs.sort();
+        Ok(dirs)
+    };
+    let mut bundles = Vec::new();
+    for id_dir in list(root)? {
+        bundles.extend(list(&id_dir)?);
+    }
+    Ok(bundles)
+}

@@ -1,0 +1,57 @@
+//! `parmana ledger verify`: walk the replay store's chained ledger of completed executions.
+
+use parmana_replay::verify_ledger;
+
+use crate::exit::ExitClass;
+use crate::report::{Failure, Format};
+use crate::store::StoreArgs;
+
+/// `parmana ledger …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum LedgerCommand {
+    /// Verify the tamper-evident ledger: every completed execution has exactly one record, each
+    /// record is chained by digest to the one before, and each matches the stored execution.
+    /// Prints the number of records and the head digest (anchor it elsewhere to detect a
+    /// wholesale rewrite); exit 7 at the first break.
+    #[command(
+        after_help = "Example:\n  parmana ledger verify                       # the default store, .parmana/replay.sqlite3\n  parmana ledger verify --store postgres://parmana@db.internal/parmana"
+    )]
+    Verify(StoreArgs),
+}
+
+/// Runs `parmana ledger …`.
+pub fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Failure> {
+    let LedgerCommand::Verify(store_args) = command;
+    let store = store_args.open(false)?;
+    let report = verify_ledger(store.as_ref()).map_err(|e| Failure::replay(&e))?;
+    match format {
+        Format::Human => match (&report.first_break, &report.head) {
+            (Some(broken), _) => {
+                println!("ledger BROKEN after {} records: {broken}", report.records)
+            }
+            (None, Some(head)) => {
+                println!("ledger intact: {} records, head {head}", report.records)
+            }
+            (None, None) => println!("ledger intact: empty"),
+        },
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({
+                "intact": report.is_intact(),
+                "records": report.records,
+                "head": report.head.map(|h| h.to_string()),
+                "first_break": report.first_break.as_ref().map(|b| serde_json::json!({
+                    "position": b.position, "code": b.code(), "message": b.to_string()
+                })),
+            })
+        ),
+    }
+    match report.first_break {
+        None => Ok(()),
+        Some(broken) => Err(Failure::new(
+            broken.code(),
+            broken.to_string(),
+            ExitClass::VerificationFailed,
+        )),
+    }
+}

@@ -1,0 +1,346 @@
+//! `parmana policy check|eval|explain|test`: author-side tools on a policy file, without signing or consuming ids.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use parmana_policy::{CompiledPolicy, TestReport, check, compile, run_tests};
+
+use crate::common::{read_file_or_stdin, read_signals};
+use crate::exit::ExitClass;
+use crate::report::{Failure, Format, failure_json};
+
+const POLICY_HELP: &str = "\
+POLICY_FILE_OR_DIR is a policy.json file, or a bundle directory holding one (for example
+policies/claims-approval/1.0.0). Nothing here signs anything or consumes an execution id.
+
+Examples:
+  parmana policy check policies/claims-approval/1.0.0
+  parmana policy eval policies/claims-approval/1.0.0 --signals '{\"claim_amount\":500,\"vip_customer\":false,\"country\":\"DE\",\"policy_age_days\":400}'
+  parmana policy explain policies/claims-approval/1.0.0 --signals signals.json
+  parmana policy test policies/claims-approval/1.0.0 --coverage --threshold 100";
+
+/// `parmana policy …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy: print every diagnostic (errors and warnings); exit 3 on any error.
+    #[command(after_help = POLICY_HELP)]
+    Check(PolicyFileArgs),
+    /// Decide without signing: print `{"decision","rule_id","reason"}` for the signals.
+    #[command(after_help = POLICY_HELP)]
+    Eval(EvalArgs),
+    /// Decide and show how: every rule tried and every condition evaluated, with the values used.
+    #[command(after_help = POLICY_HELP)]
+    Explain(ExplainArgs),
+    /// Run the policy's test cases (`tests/*.json` beside policy.json) and report rule and
+    /// condition coverage.
+    #[command(after_help = POLICY_HELP)]
+    Test(TestArgs),
+}
+
+/// The policy to work on.
+#[derive(Debug, clap::Args)]
+pub struct PolicyFileArgs {
+    /// A policy.json file, or the directory holding one.
+    #[arg(value_name = "POLICY_FILE_OR_DIR")]
+    policy: PathBuf,
+}
+
+/// Arguments of `parmana policy eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    policy: PolicyFileArgs,
+    /// The signals: an inline JSON object, or a file holding one (`-` for standard input).
+    #[arg(
+        long,
+        value_name = "JSON|FILE",
+        required_unless_present = "batch",
+        conflicts_with = "batch"
+    )]
+    signals: Option<String>,
+    /// Evaluate every line of a JSON Lines file (each line one signals object), printing one
+    /// decision line per input line, or `{"error":{"code","message"},"line":N}` for a line whose
+    /// signals are refused. A refused line does not stop the batch; the exit code is then 3.
+    #[arg(long, value_name = "FILE.jsonl")]
+    batch: Option<PathBuf>,
+}
+
+/// Arguments of `parmana policy explain`.
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    policy: PolicyFileArgs,
+    /// The signals: an inline JSON object, or a file holding one (`-` for standard input).
+    #[arg(long, value_name = "JSON|FILE")]
+    signals: String,
+}
+
+/// Arguments of `parmana policy test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    policy: PolicyFileArgs,
+    /// Also print rule and condition coverage (which rules never decided, which conditions
+    /// were never seen both true and false).
+    #[arg(long)]
+    coverage: bool,
+    /// Fail (exit 7) unless both rule coverage and condition coverage reach N percent.
+    #[arg(long, value_name = "N")]
+    threshold: Option<f64>,
+}
+
+/// Runs `parmana policy …`.
+pub fn run(command: &PolicyCommand, format: Format) -> Result<(), Failure> {
+    match command {
+        PolicyCommand::Check(args) => check_policy(args, format),
+        PolicyCommand::Eval(args) => eval(args),
+        PolicyCommand::Explain(args) => explain(args, format),
+        PolicyCommand::Test(args) => test(args, format),
+    }
+}
+
+/// The policy file and the directory its tests live in.
+fn locate(path: &Path) -> (PathBuf, PathBuf) {
+    if path.is_dir() {
+        (path.join("policy.json"), path.to_path_buf())
+    } else {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        (path.to_path_buf(), dir)
+    }
+}
+
+fn load(args: &PolicyFileArgs) -> Result<(CompiledPolicy, PathBuf), Failure> {
+    let (file, dir) = locate(&args.policy);
+    let bytes = read_file_or_stdin(&file)?;
+    let policy = compile(&bytes).map_err(|e| Failure::policy(&file.display().to_string(), &e))?;
+    Ok((policy, dir))
+}
+
+fn check_policy(args: &PolicyFileArgs, format: Format) -> Result<(), Failure> {
+    let (file, _) = locate(&args.policy);
+    let bytes = read_file_or_stdin(&file)?;
+    let report = check(&bytes);
+    match format {
+        Format::Human => print!("{}", report.render()),
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({"ok": report.is_ok(), "diagnostics": report.diagnostics})
+        ),
+    }
+    if report.is_ok() {
+        return Ok(());
+    }
+    let errors = report.errors().count();
+    let code = report
+        .errors()
+        .next()
+        .map_or("policy.invalid", |d| d.code.code());
+    Err(Failure::new(
+        code,
+        format!(
+            "{}: policy refused with {errors} error{}",
+            file.display(),
+            if errors == 1 { "" } else { "s" }
+        ),
+        ExitClass::InvalidInput,
+    ))
+}
+
+fn decision_json(policy: &CompiledPolicy, signals: &serde_json::Value) -> Result<String, Failure> {
+    let validated = policy.validate_signals(signals).map_err(|e| {
+        Failure::new(
+            e.code(),
+            format!("signals refused: {e}"),
+            ExitClass::InvalidInput,
+        )
+    })?;
+    Ok(serde_json::json!(validated.evaluate()).to_string())
+}
+
+fn eval(args: &EvalArgs) -> Result<(), Failure> {
+    let (policy, _) = load(&args.policy)?;
+    if let Some(signals) = &args.signals {
+        let signals = read_signals(signals)?;
+        println!("{}", decision_json(&policy, &signals)?);
+        return Ok(());
+    }
+    let Some(batch) = &args.batch else {
+        return Err(Failure::new(
+            "cli.usage",
+            "give --signals or --batch",
+            ExitClass::InvalidInput,
+        ));
+    };
+    let input = read_file_or_stdin(batch)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let write_err = |e: std::io::Error| Failure::io("standard output", &e);
+    let (mut total, mut refused) = (0usize, 0usize);
+    for (index, line) in input.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        total += 1;
+        let outcome = parmana_canon::parse_strict(line)
+            .map_err(|e| Failure::canon("signals", &e))
+            .and_then(|signals| decision_json(&policy, &signals));
+        match outcome {
+            Ok(decision) => writeln!(out, "{decision}").map_err(write_err)?,
+            Err(failure) => {
+                refused += 1;
+                let entry = serde_json::json!({"error": failure_json(&failure), "line": index + 1});
+                writeln!(out, "{entry}").map_err(write_err)?;
+            }
+        }
+    }
+    out.flush().map_err(write_err)?;
+    if refused == 0 {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            "cli.batch_refused",
+            format!("{refused} of {total} lines refused (see the error lines on stdout)"),
+            ExitClass::InvalidInput,
+        ))
+    }
+}
+
+fn explain(args: &ExplainArgs, format: Format) -> Result<(), Failure> {
+    let (policy, _) = load(&args.policy)?;
+    let signals = read_signals(&args.signals)?;
+    let validated = policy.validate_signals(&signals).map_err(|e| {
+        Failure::new(
+            e.code(),
+            format!("signals refused: {e}"),
+            ExitClass::InvalidInput,
+        )
+    })?;
+    let explanation = validated.explain();
+    match format {
+        Format::Human => print!("{explanation}"),
+        Format::Json => println!("{}", serde_json::json!(explanation)),
+    }
+    Ok(())
+}
+
+/// Reads `dir/tests/*.json` as `(file name, bytes)`, sorted by name.
+fn read_cases(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+    let tests = dir.join("tests");
+    let entries =
+        std::fs::read_dir(&tests).map_err(|e| Failure::io(&tests.display().to_string(), &e))?;
+    let mut cases = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Failure::io(&tests.display().to_string(), &e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".json") {
+            continue;
+        }
+        let path = entry.path();
+        let bytes =
+            std::fs::read(&path).map_err(|e| Failure::io(&path.display().to_string(), &e))?;
+        cases.push((name, bytes));
+    }
+    cases.sort();
+    Ok(cases)
+}
+
+fn test(args: &TestArgs, format: Format) -> Result<(), Failure> {
+    let (policy, dir) = load(&args.policy)?;
+    let cases = read_cases(&dir)?;
+    if cases.is_empty() {
+        return Err(Failure::new(
+            "cli.no_tests",
+            format!("no test cases in {}", dir.join("tests").display()),
+            ExitClass::InvalidInput,
+        ));
+    }
+    let report = run_tests(&policy, &cases);
+    let show_coverage = args.coverage || args.threshold.is_some();
+    match format {
+        Format::Human => print!("{}", render_tests(&report, show_coverage)),
+        Format::Json => println!("{}", tests_json(&report)),
+    }
+    if !report.all_passed() {
+        let failed = report.cases.len() - report.passed();
+        return Err(Failure::new(
+            "cli.policy_tests_failed",
+            format!("{failed} of {} test cases failed", report.cases.len()),
+            ExitClass::VerificationFailed,
+        ));
+    }
+    if let Some(threshold) = args.threshold
+        && !report.meets_threshold(threshold)
+    {
+        return Err(Failure::new(
+            "cli.coverage_below_threshold",
+            format!(
+                "coverage below {threshold}%: rules {:.1}%, conditions {:.1}%",
+                report.coverage.rule_percent(),
+                report.coverage.condition_percent()
+            ),
+            ExitClass::VerificationFailed,
+        ));
+    }
+    Ok(())
+}
+
+/// The test report as text; without coverage, only the cases and the pass/fail count.
+fn render_tests(report: &TestReport, show_coverage: bool) -> String {
+    let text = report.to_string();
+    if show_coverage {
+        return text;
+    }
+    match text.find("rule coverage:") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+fn tests_json(report: &TestReport) -> serde_json::Value {
+    use parmana_policy::CaseOutcome;
+    let cases: Vec<serde_json::Value> = report
+        .cases
+        .iter()
+        .map(|case| match &case.outcome {
+            CaseOutcome::Passed => serde_json::json!({"name": case.name, "outcome": "passed"}),
+            CaseOutcome::Failed { expected, actual } => serde_json::json!({
+                "name": case.name, "outcome": "failed", "expected": expected, "actual": actual
+            }),
+            CaseOutcome::Invalid { message } => {
+                serde_json::json!({"name": case.name, "outcome": "invalid", "message": message})
+            }
+        })
+        .collect();
+    let c = &report.coverage;
+    let rules: Vec<serde_json::Value> = c
+        .rules
+        .iter()
+        .map(|r| serde_json::json!({"rule_id": r.rule_id, "path": r.path, "hits": r.hits}))
+        .collect();
+    let conditions: Vec<serde_json::Value> = c
+        .conditions
+        .iter()
+        .map(|x| {
+            serde_json::json!({
+                "path": x.path, "rule_id": x.rule_id, "condition": x.condition,
+                "seen_true": x.seen_true, "seen_false": x.seen_false
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "passed": report.passed(),
+        "failed": report.cases.len() - report.passed(),
+        "cases": cases,
+        "coverage": {
+            "rule_percent": c.rule_percent(),
+            "condition_percent": c.condition_percent(),
+            "default_hits": c.default_hits,
+            "rules": rules,
+            "conditions": conditions,
+        }
+    })
+}
