@@ -60,6 +60,16 @@ const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "parmana-reliability",
+        &[
+            "parmana-canon",
+            "parmana-policy",
+            "parmana-trust",
+            "parmana-replay",
+            "parmana-runtime",
+        ],
+    ),
+    (
         "parmana-fuzz",
         &[
             "parmana-canon",

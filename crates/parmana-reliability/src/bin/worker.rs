@@ -1,0 +1,161 @@
+//! The reliability worker: a separate process executing requests through the runtime library, so that tests can SIGKILL it or race several of it.
+//!
+//! ```text
+//! parmana-reliability-worker crash ENV_ROOT SQLITE_PATH FIRST_INDEX
+//! parmana-reliability-worker race ENV_ROOT TARGET CONTENDER COUNT START_FILE THREADS
+//! ```
+//!
+//! `crash` executes `crash-<n>` for n = FIRST_INDEX, FIRST_INDEX+1, … until killed and prints
+//! `ACK <id> <attestation>` only after `execute_from_signals` returned it (acknowledged).
+//! `race` waits for START_FILE to exist, then submits every race id once from each of THREADS
+//! threads (contenders CONTENDER*THREADS …) and prints `WON <id> <digest of attestation>` for
+//! each win and a final `DONE won=… replay=… other=…`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parmana_canon::Digest;
+use parmana_reliability::{
+    attestation_signer, fixed_clock, fixed_now, open_target, race_order, race_request,
+    stream_request,
+};
+use parmana_runtime::{RuntimeEnvironment, RuntimeEnvironmentConfig, execute_from_signals};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("crash") => crash(&args[1..]),
+        Some("race") => race(&args[1..]),
+        _ => Err("usage: parmana-reliability-worker crash|race …".to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("worker: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn arg<'a>(args: &'a [String], index: usize, name: &str) -> Result<&'a str, String> {
+    args.get(index)
+        .map(String::as_str)
+        .ok_or_else(|| format!("missing argument {name}"))
+}
+
+fn number(args: &[String], index: usize, name: &str) -> Result<u64, String> {
+    arg(args, index, name)?
+        .parse()
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+fn load(root: &str) -> Result<RuntimeEnvironment, String> {
+    RuntimeEnvironment::load(
+        &RuntimeEnvironmentConfig::standard_layout(Path::new(root)),
+        fixed_now(),
+    )
+    .map_err(|e| format!("load: {} {e}", e.code()))
+}
+
+fn crash(args: &[String]) -> Result<(), String> {
+    let root = arg(args, 0, "ENV_ROOT")?;
+    let path = arg(args, 1, "SQLITE_PATH")?;
+    let first = number(args, 2, "FIRST_INDEX")?;
+    let environment = load(root)?;
+    let signer = attestation_signer(Path::new(root)).map_err(|e| e.to_string())?;
+    let store = open_target(&format!("sqlite:{path}"), 1).map_err(|e| e.to_string())?;
+    let clock = fixed_clock();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY").map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
+    for n in first..first.saturating_add(1_000_000) {
+        let id = format!("crash-{n:06}");
+        let request = stream_request(&id, n, n);
+        let line =
+            match execute_from_signals(&request, &signer, store.as_ref(), &environment, &clock) {
+                Ok(attestation) => format!("ACK {id} {}", attestation.envelope_str()),
+                Err(error) => format!("REFUSED {id} {}", error.code()),
+            };
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+        out.flush().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn race(args: &[String]) -> Result<(), String> {
+    let root = arg(args, 0, "ENV_ROOT")?;
+    let target = arg(args, 1, "TARGET")?;
+    let contender = number(args, 2, "CONTENDER")?;
+    let count = number(args, 3, "COUNT")?;
+    let start_file = arg(args, 4, "START_FILE")?;
+    let threads = number(args, 5, "THREADS")?.max(1);
+    let environment = load(root)?;
+    let signer = attestation_signer(Path::new(root)).map_err(|e| e.to_string())?;
+    let pool = usize::try_from(threads).map_err(|e| e.to_string())?;
+    let store = open_target(target, pool).map_err(|e| e.to_string())?;
+    let clock = fixed_clock();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !Path::new(start_file).exists() {
+        if Instant::now() > deadline {
+            return Err("never told to start".to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (won, replay, other) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let lines = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for thread in 0..threads {
+            let contender = contender * threads + thread;
+            let (environment, signer, store, clock) = (&environment, &signer, &store, &clock);
+            let (won, replay, other, lines) = (&won, &replay, &other, &lines);
+            scope.spawn(move || {
+                for k in 0..count {
+                    let request = race_request(race_order(k, contender, count), contender);
+                    let line = match execute_from_signals(
+                        &request,
+                        signer,
+                        store.as_ref(),
+                        environment,
+                        clock,
+                    ) {
+                        Ok(attestation) => {
+                            won.fetch_add(1, Ordering::Relaxed);
+                            format!(
+                                "WON {} {}",
+                                request.execution_id,
+                                Digest::of(attestation.envelope())
+                            )
+                        }
+                        Err(error) if error.code() == "runtime.replay_detected" => {
+                            replay.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Err(error) => {
+                            other.fetch_add(1, Ordering::Relaxed);
+                            format!("ERROR {} {}", request.execution_id, error.code())
+                        }
+                    };
+                    if let Ok(mut lines) = lines.lock() {
+                        lines.push(line);
+                    }
+                }
+            });
+        }
+    });
+    let mut out = std::io::stdout().lock();
+    for line in lines.lock().map_err(|e| e.to_string())?.iter() {
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+    }
+    writeln!(
+        out,
+        "DONE won={} replay={} other={}",
+        won.load(Ordering::Relaxed),
+        replay.load(Ordering::Relaxed),
+        other.load(Ordering::Relaxed)
+    )
+    .map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())
+}

@@ -1,0 +1,295 @@
+//! `parmana-reliability`: the shared harness of the reliability tests — fixture environments copied into temporary directories, deterministic requests, store targets and a seeded random source.
+//!
+//! This crate is test-only (`publish = false`). Its tests live in `tests/`; the worker
+//! process the crash and race tests start is `src/bin/worker.rs`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use parmana_canon::Timestamp;
+use parmana_replay::{
+    PostgresOptions, PostgresReplayStore, ReplayError, ReplayStore, SqliteReplayStore,
+};
+use parmana_runtime::{
+    ExecutionError, ExecutionRequest, FixedClock, RuntimeEnvironment, RuntimeEnvironmentConfig,
+};
+use parmana_trust::{LocalSigningKey, TrustError};
+use serde_json::{Value, json};
+
+/// The fixed instant every reliability test executes at (the fixtures expire in 2036).
+pub const FIXED_NOW: &str = "2026-11-28T22:00:00Z";
+
+/// The environment variable holding the PostgreSQL URL for tests (set by `.ci/services`).
+pub const POSTGRES_URL_VAR: &str = "PARMANA_TEST_POSTGRES_URL";
+
+/// [`FIXED_NOW`] as a timestamp.
+pub fn fixed_now() -> Timestamp {
+    Timestamp::from_unix_seconds_saturating(1_795_903_200)
+}
+
+/// A clock reading [`FIXED_NOW`], so that every attestation is reproducible byte for byte.
+pub fn fixed_clock() -> FixedClock {
+    FixedClock(fixed_now())
+}
+
+/// The repository root (two levels above this crate's manifest).
+pub fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
+}
+
+/// Copies the repository's environment — `policies/`, `trust/` and `release-manifest.json` —
+/// into `destination` (which must exist).
+pub fn copy_fixture_environment(destination: &Path) -> io::Result<()> {
+    let root = repository_root();
+    copy_tree(&root.join("policies"), &destination.join("policies"))?;
+    copy_tree(&root.join("trust"), &destination.join("trust"))?;
+    std::fs::copy(
+        root.join("release-manifest.json"),
+        destination.join("release-manifest.json"),
+    )?;
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every regular file under `dir`, recursively, sorted.
+pub fn files_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A private copy of the fixture environment in a temporary directory, removed on drop.
+#[derive(Debug)]
+pub struct FixtureEnvironment {
+    dir: tempfile::TempDir,
+}
+
+impl FixtureEnvironment {
+    /// Copies the fixtures into a new temporary directory.
+    pub fn new() -> io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        copy_fixture_environment(dir.path())?;
+        Ok(Self { dir })
+    }
+
+    /// The directory holding `policies/`, `trust/` and `release-manifest.json`.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The standard layout under [`root`](Self::root).
+    pub fn config(&self) -> RuntimeEnvironmentConfig {
+        RuntimeEnvironmentConfig::standard_layout(self.root())
+    }
+
+    /// Loads the environment at [`fixed_now`].
+    pub fn load(&self) -> Result<RuntimeEnvironment, ExecutionError> {
+        RuntimeEnvironment::load(&self.config(), fixed_now())
+    }
+
+    /// The TEST-ONLY attestation signing key of the fixtures.
+    pub fn attestation_signer(&self) -> Result<LocalSigningKey, TrustError> {
+        attestation_signer(self.root())
+    }
+}
+
+/// The TEST-ONLY attestation key under `root/trust/keys/attestation.pem`.
+pub fn attestation_signer(root: &Path) -> Result<LocalSigningKey, TrustError> {
+    LocalSigningKey::read_pem_file(&root.join("trust").join("keys").join("attestation.pem"))
+}
+
+/// The TEST-ONLY release key under `root/trust/keys/release.pem`.
+pub fn release_signer(root: &Path) -> Result<LocalSigningKey, TrustError> {
+    LocalSigningKey::read_pem_file(&root.join("trust").join("keys").join("release.pem"))
+}
+
+/// Valid `claims-approval@1.0.0` signals, varied by `variant` so that every decision occurs.
+pub fn claims_signals(variant: u64) -> Value {
+    const COUNTRIES: [&str; 7] = ["DE", "FR", "GB", "IR", "KP", "NL", "US"];
+    let country = COUNTRIES[usize::try_from(variant % 7).unwrap_or(0)];
+    let mut signals = json!({
+        "claim_amount": (variant % 97) * 700,
+        "vip_customer": variant.is_multiple_of(3),
+        "country": country,
+        "policy_age_days": variant % 61,
+    });
+    if variant.is_multiple_of(4)
+        && let Some(map) = signals.as_object_mut()
+    {
+        map.insert("fraud_score".to_owned(), json!(variant % 101));
+    }
+    signals
+}
+
+/// Valid `patient-triage@1.0.0` signals, varied by `variant`.
+pub fn triage_signals(variant: u64) -> Value {
+    json!({
+        "symptom_severity": variant % 11,
+        "heart_rate_elevated": variant % 2 == 1,
+    })
+}
+
+/// The deterministic request number `n` of a stream: mostly `claims-approval`, every fifth
+/// one `patient-triage`, with signals derived from `variant`.
+pub fn stream_request(execution_id: &str, n: u64, variant: u64) -> ExecutionRequest {
+    let (policy_id, signals) = if n % 5 == 4 {
+        ("patient-triage", triage_signals(variant))
+    } else {
+        ("claims-approval", claims_signals(variant))
+    };
+    ExecutionRequest {
+        execution_id: execution_id.to_owned(),
+        policy_id: policy_id.to_owned(),
+        policy_version: "1.0.0".to_owned(),
+        signals,
+        include_signals: n.is_multiple_of(3),
+    }
+}
+
+/// The URL of the PostgreSQL server for tests.
+///
+/// `Ok(Some(url))` when [`POSTGRES_URL_VAR`] is set; `Err` when it is missing and `CI=true`
+/// (PostgreSQL tests must run in CI — the test fails); `Ok(None)` locally (the test skips,
+/// after printing why).
+pub fn postgres_url() -> Result<Option<String>, String> {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => Ok(Some(url)),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => Err(format!(
+            "CI=true but {POSTGRES_URL_VAR} is not set: the PostgreSQL reliability tests must \
+             run in CI (.ci/services starts a server and exports it)"
+        )),
+        _ => {
+            eprintln!(
+                "SKIPPED: PostgreSQL reliability test — set {POSTGRES_URL_VAR}=postgres://… \
+                 (for example by `source .ci/services`) to run it"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// A name unique to this process and call, usable as a PostgreSQL schema (`[a-z_][a-z0-9_]*`).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Opens a store target as the tests spell it: `sqlite:PATH` or `postgres:SCHEMA` (the server
+/// is [`POSTGRES_URL_VAR`]; `pool_size` connections).
+pub fn open_target(target: &str, pool_size: usize) -> Result<Box<dyn ReplayStore>, ReplayError> {
+    match target.split_once(':') {
+        Some(("sqlite", path)) => Ok(Box::new(SqliteReplayStore::open(path)?)),
+        Some(("postgres", schema)) => {
+            let url =
+                std::env::var(POSTGRES_URL_VAR).map_err(|_| ReplayError::InvalidConfiguration {
+                    message: format!("{POSTGRES_URL_VAR} is not set"),
+                })?;
+            let options = PostgresOptions {
+                schema: schema.to_owned(),
+                pool_size,
+                ..PostgresOptions::default()
+            };
+            Ok(Box::new(PostgresReplayStore::connect(&url, &options)?))
+        }
+        _ => Err(ReplayError::InvalidConfiguration {
+            message: format!("unknown target {target:?}: expected sqlite:PATH or postgres:SCHEMA"),
+        }),
+    }
+}
+
+/// A small deterministic random source (SplitMix64): seeded kill moments and sampling.
+#[derive(Debug, Clone)]
+pub struct SeededRandom(u64);
+
+impl SeededRandom {
+    /// A source starting from `seed`.
+    pub const fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..bound` (`0` when `bound` is 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        if bound == 0 {
+            0
+        } else {
+            self.next_u64() % bound
+        }
+    }
+}
+
+/// The id of race execution number `index`.
+pub fn race_id(index: u64) -> String {
+    format!("race-{index:04}")
+}
+
+/// What contender `contender` submits for race execution number `index`: even indexes carry
+/// the same signals for every contender, odd indexes signals that differ per contender.
+pub fn race_request(index: u64, contender: u64) -> ExecutionRequest {
+    let variant = if index.is_multiple_of(2) {
+        index
+    } else {
+        index + 1_000 * (contender + 1)
+    };
+    ExecutionRequest {
+        execution_id: race_id(index),
+        policy_id: "claims-approval".to_owned(),
+        policy_version: "1.0.0".to_owned(),
+        signals: claims_signals(variant),
+        include_signals: false,
+    }
+}
+
+/// The `k`-th index contender `contender` submits out of `count`: every contender visits every
+/// index once, contenders in different orders (forwards, backwards, strided) so that they collide.
+pub fn race_order(k: u64, contender: u64, count: u64) -> u64 {
+    if count == 0 {
+        return 0;
+    }
+    let offset = contender.wrapping_mul(97) % count;
+    if contender.is_multiple_of(2) {
+        (k + offset) % count
+    } else {
+        (count - 1 - k % count + offset) % count
+    }
+}
