@@ -259,6 +259,51 @@ mod tests {
         );
     }
 
+    /// Every stable error code written in the library sources is listed in `docs/errors.md`.
+    #[test]
+    fn error_codes_are_documented() {
+        let root = workspace_root();
+        let doc = std::fs::read_to_string(root.join("docs/errors.md")).unwrap();
+        let mut files = Vec::new();
+        collect_rs_files(&root.join("crates"), &mut files);
+        let mut missing = std::collections::BTreeSet::new();
+        let mut seen = 0;
+        for file in files
+            .iter()
+            .filter(|f| f.components().any(|c| c.as_os_str() == "src"))
+        {
+            let text = std::fs::read_to_string(file).unwrap();
+            for literal in text.split('"').skip(1).step_by(2) {
+                let Some((layer, name)) = literal.split_once('.') else {
+                    continue;
+                };
+                let is_code = [
+                    "canon", "digest", "policy", "trust", "replay", "runtime", "cli",
+                ]
+                .contains(&layer)
+                    && !name.is_empty()
+                    && name != "json"
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if is_code {
+                    seen += 1;
+                    if !doc.contains(&format!("`{literal}`")) {
+                        missing.insert(literal.to_owned());
+                    }
+                }
+            }
+        }
+        assert!(
+            seen > 50,
+            "found only {seen} error codes; is the scan broken?"
+        );
+        assert!(
+            missing.is_empty(),
+            "error codes missing from docs/errors.md: {missing:?}"
+        );
+    }
+
     #[test]
     fn tidy() {
         if let Err(message) = run(&workspace_root()) {
