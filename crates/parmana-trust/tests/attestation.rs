@@ -1,0 +1,429 @@
+//! Attestations: known answer (golden file), round trip, each check failing on its own, hostile input.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::key;
+use parmana_canon::{Digest, Timestamp, canonicalize_value, parse_strict, to_canonical_vec};
+use parmana_trust::*;
+use serde_json::{Value, json};
+
+fn golden_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/attestation.json")
+}
+
+fn signals() -> Value {
+    json!({"claim_amount": 800, "country": "DE", "vip_customer": false})
+}
+
+/// Fixed inputs: only the trust-root reference comes from the committed fixtures.
+fn predicate(root: &VerifiedTrustRoot) -> ExecutionPredicate {
+    ExecutionPredicate {
+        execution_id: "exec-0001".to_owned(),
+        policy: PolicyRef {
+            id: "claims-approval".to_owned(),
+            version: "1.0.0".to_owned(),
+            policy_digest: Digest::of(b"golden policy.json"),
+            bundle_digest: Digest::of(b"golden bundle manifest"),
+        },
+        signals_digest: Digest::of_canonical(&signals()).unwrap(),
+        decision: "approve".to_owned(),
+        rule_id: "small".to_owned(),
+        reason: "claim at or below 1000".to_owned(),
+        evaluator: EvaluatorRef {
+            name: "parmana-policy".to_owned(),
+            version: "0.1.0".to_owned(),
+            semantics: "parmana-policy/2".to_owned(),
+        },
+        runtime: RuntimeRef {
+            name: "parmana-runtime".to_owned(),
+            version: "0.1.0".to_owned(),
+        },
+        trust_root: DocumentRef {
+            version: root.version(),
+            digest: root.digest(),
+        },
+        release_manifest: DocumentRef {
+            version: 1,
+            digest: Digest::of(b"golden release manifest"),
+        },
+        executed_at: Timestamp::parse("2026-11-28T21:00:00Z").unwrap(),
+        signals: Some(signals()),
+    }
+}
+
+fn failed(report: &AttestationReport) -> Vec<&'static str> {
+    report.failures().map(|c| c.check.as_str()).collect()
+}
+
+/// Rebuilds an envelope with the given payload bytes, signed (over the PAE) by `signer`.
+fn envelope_with(payload: &[u8], signer: &dyn Signer) -> Vec<u8> {
+    let sig = signer.sign(&dsse_pae(DSSE_PAYLOAD_TYPE, payload)).unwrap();
+    to_canonical_vec(&json!({
+        "payload": B64.encode(payload),
+        "payloadType": DSSE_PAYLOAD_TYPE,
+        "signatures": [{"keyid": signer.key_id().to_string(), "sig": B64.encode(sig)}],
+    }))
+    .unwrap()
+}
+
+fn payload_of(envelope: &[u8]) -> Vec<u8> {
+    let value = parse_strict(envelope).unwrap();
+    B64.decode(value["payload"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn known_answer_matches_the_golden_file() {
+    let root = common::trust_root();
+    let built = build_attestation(&predicate(&root), &key("attestation"), &root).unwrap();
+    if std::env::var_os("PARMANA_UPDATE_GOLDEN").is_some() {
+        std::fs::write(golden_path(), &built).unwrap();
+    }
+    let golden = std::fs::read(golden_path()).expect(
+        "golden file missing: run `PARMANA_UPDATE_GOLDEN=1 cargo test -p parmana-trust --test attestation`",
+    );
+    assert_eq!(
+        String::from_utf8(built.clone()).unwrap(),
+        String::from_utf8(golden).unwrap()
+    );
+    // Same inputs and key, same bytes.
+    assert_eq!(
+        build_attestation(&predicate(&root), &key("attestation"), &root).unwrap(),
+        built
+    );
+}
+
+#[test]
+fn golden_attestation_has_the_documented_shape() {
+    let root = common::trust_root();
+    let envelope = std::fs::read(golden_path()).unwrap();
+    assert_eq!(
+        canonicalize_value(&parse_strict(&envelope).unwrap()).unwrap(),
+        envelope
+    );
+    let outer = parse_strict(&envelope).unwrap();
+    assert_eq!(outer["payloadType"], DSSE_PAYLOAD_TYPE);
+    assert_eq!(
+        outer["signatures"][0]["keyid"],
+        key("attestation").key_id().to_string()
+    );
+    let payload = payload_of(&envelope);
+    let statement = parse_strict(&payload).unwrap();
+    assert_eq!(
+        canonicalize_value(&statement).unwrap(),
+        payload,
+        "payload is JCS"
+    );
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(
+        statement["predicateType"],
+        "urn:parmana:attestation:execution:v1"
+    );
+    assert_eq!(statement["subject"][0]["name"], "execution/exec-0001");
+    // The fingerprint, recomputed by hand: SHA-256 of the JCS of the predicate minus executed_at.
+    let mut without_time = statement["predicate"].clone();
+    without_time.as_object_mut().unwrap().remove("executed_at");
+    let fingerprint = Digest::of(&canonicalize_value(&without_time).unwrap());
+    assert_eq!(
+        statement["subject"][0]["digest"]["sha256"],
+        fingerprint.to_hex()
+    );
+    assert_eq!(
+        attestation_fingerprint(&predicate(&root)).unwrap(),
+        fingerprint
+    );
+    // The fingerprint ignores the time of execution and nothing else.
+    let mut later = predicate(&root);
+    later.executed_at = Timestamp::parse("2027-01-01T00:00:00Z").unwrap();
+    assert_eq!(attestation_fingerprint(&later).unwrap(), fingerprint);
+    later.reason.push('.');
+    assert_ne!(attestation_fingerprint(&later).unwrap(), fingerprint);
+    let predicate_keys: Vec<&String> = statement["predicate"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        predicate_keys,
+        [
+            "decision",
+            "evaluator",
+            "executed_at",
+            "execution_id",
+            "policy",
+            "reason",
+            "release_manifest",
+            "rule_id",
+            "runtime",
+            "signals",
+            "signals_digest",
+            "trust_root"
+        ]
+    );
+}
+
+/// An independent verifier: the PAE written out by hand, checked with the OpenSSL command line.
+#[test]
+fn golden_attestation_verifies_with_openssl() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        println!("SKIPPED sub-check: `openssl` is not installed on this machine");
+        return;
+    }
+    let envelope = std::fs::read(golden_path()).unwrap();
+    let payload = payload_of(&envelope);
+    let outer = parse_strict(&envelope).unwrap();
+    let sig = B64
+        .decode(outer["signatures"][0]["sig"].as_str().unwrap())
+        .unwrap();
+    let mut pae = format!("DSSEv1 28 application/vnd.in-toto+json {} ", payload.len()).into_bytes();
+    pae.extend_from_slice(&payload);
+    assert_eq!(pae, dsse_pae(DSSE_PAYLOAD_TYPE, &payload));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pae"), &pae).unwrap();
+    std::fs::write(dir.path().join("sig"), &sig).unwrap();
+    let out = Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-rawin", "-inkey"])
+        .arg(common::repo().join("trust/keys/attestation.pub"))
+        .arg("-in")
+        .arg(dir.path().join("pae"))
+        .arg("-sigfile")
+        .arg(dir.path().join("sig"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn round_trip_with_bundle_and_signals_passes_every_check() {
+    let root = common::trust_root();
+    let bundle = verify_bundle(&root, &common::signed_test_bundle()).unwrap();
+    let mut inputs = predicate(&root);
+    inputs.policy = PolicyRef {
+        id: bundle.policy_id().to_owned(),
+        version: bundle.policy_version().to_owned(),
+        policy_digest: bundle.policy_digest(),
+        bundle_digest: bundle.bundle_digest(),
+    };
+    let envelope = build_attestation(&inputs, &key("attestation"), &root).unwrap();
+    let report = verify_attestation(&envelope, &root, Some(&bundle), Some(&signals()));
+    assert!(report.is_valid(), "{report:#?}");
+    let names: Vec<&str> = report.checks.iter().map(|c| c.check.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "envelope",
+            "signature",
+            "key_role",
+            "trust_root",
+            "fingerprint",
+            "bundle_digest",
+            "signals_digest"
+        ]
+    );
+    assert_eq!(report.predicate(), Some(&inputs));
+    // Another bundle: only the bundle check fails.
+    let golden = std::fs::read(golden_path()).unwrap();
+    let report = verify_attestation(&golden, &root, Some(&bundle), None);
+    assert_eq!(failed(&report), ["bundle_digest"]);
+    // Other signals: only the signals check fails.
+    let report = verify_attestation(&golden, &root, None, Some(&json!({"claim_amount": 801})));
+    assert_eq!(failed(&report), ["signals_digest"]);
+    // Without signals embedded or given there is no signals check.
+    let mut bare = predicate(&root);
+    bare.signals = None;
+    let envelope = build_attestation(&bare, &key("attestation"), &root).unwrap();
+    let report = verify_attestation(&envelope, &root, None, None);
+    assert!(report.is_valid());
+    assert_eq!(report.checks.len(), 5);
+    // The report serializes for `parmana verify --format json`.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["checks"][0]["check"], "envelope");
+}
+
+#[test]
+fn build_refuses_what_verification_would_refuse() {
+    let root = common::trust_root();
+    let code = |r: Result<Vec<u8>, TrustError>| r.unwrap_err().code();
+    for name in ["policy", "release", "root-2"] {
+        assert_eq!(
+            code(build_attestation(&predicate(&root), &key(name), &root)),
+            "trust.key_lacks_role"
+        );
+    }
+    let stranger = LocalSigningKey::from_seed(&[4; 32]);
+    assert_eq!(
+        code(build_attestation(&predicate(&root), &stranger, &root)),
+        "trust.key_lacks_role"
+    );
+    for bad_id in ["", "has space", "tab\t", "é", &"x".repeat(129)] {
+        let mut p = predicate(&root);
+        p.execution_id = bad_id.to_owned();
+        assert_eq!(
+            code(build_attestation(&p, &key("attestation"), &root)),
+            "trust.malformed",
+            "{bad_id:?}"
+        );
+    }
+    let mut p = predicate(&root);
+    p.trust_root.version = 1;
+    assert_eq!(
+        code(build_attestation(&p, &key("attestation"), &root)),
+        "trust.digest_mismatch"
+    );
+    let mut p = predicate(&root);
+    p.signals = Some(json!({"claim_amount": 1}));
+    assert_eq!(
+        code(build_attestation(&p, &key("attestation"), &root)),
+        "trust.digest_mismatch"
+    );
+}
+
+#[test]
+fn re_encoded_payload_with_the_signature_kept_is_refused() {
+    let root = common::trust_root();
+    let golden = std::fs::read(golden_path()).unwrap();
+    let mut outer = parse_strict(&golden).unwrap();
+    let statement = parse_strict(&payload_of(&golden)).unwrap();
+    for re_encoded in [
+        serde_json::to_vec_pretty(&statement).unwrap(),
+        [payload_of(&golden), b" ".to_vec()].concat(),
+        [b" ".to_vec(), payload_of(&golden)].concat(),
+    ] {
+        outer["payload"] = json!(B64.encode(&re_encoded));
+        let envelope = serde_json::to_vec(&outer).unwrap();
+        let report = verify_attestation(&envelope, &root, None, None);
+        assert!(!report.is_valid());
+        let failures = failed(&report);
+        assert!(failures.contains(&"signature"), "{failures:?}");
+        assert!(failures.contains(&"envelope"), "{failures:?}");
+    }
+}
+
+#[test]
+fn each_check_fails_on_its_own() {
+    let root = common::trust_root();
+    let golden = std::fs::read(golden_path()).unwrap();
+    let payload = payload_of(&golden);
+    let attestation_key = key("attestation");
+
+    // A key of the trust root without the attestation role.
+    let report = verify_attestation(&envelope_with(&payload, &key("policy")), &root, None, None);
+    assert_eq!(failed(&report), ["key_role"]);
+    assert_eq!(
+        report.failures().next().unwrap().code,
+        Some("trust.key_lacks_role")
+    );
+    // A key the trust root does not know.
+    let stranger = LocalSigningKey::from_seed(&[4; 32]);
+    let report = verify_attestation(&envelope_with(&payload, &stranger), &root, None, None);
+    assert_eq!(failed(&report), ["signature", "key_role"]);
+    // A wrong fingerprint, properly signed.
+    let mut statement = parse_strict(&payload).unwrap();
+    statement["subject"][0]["digest"]["sha256"] = json!(Digest::of(b"x").to_hex());
+    let forged = envelope_with(&to_canonical_vec(&statement).unwrap(), &attestation_key);
+    assert_eq!(
+        failed(&verify_attestation(&forged, &root, None, None)),
+        ["fingerprint"]
+    );
+    // A subject naming another execution.
+    let mut statement = parse_strict(&payload).unwrap();
+    statement["subject"][0]["name"] = json!("execution/exec-0002");
+    let forged = envelope_with(&to_canonical_vec(&statement).unwrap(), &attestation_key);
+    assert_eq!(
+        failed(&verify_attestation(&forged, &root, None, None)),
+        ["fingerprint"]
+    );
+    // Another trust root.
+    let mut statement = parse_strict(&payload).unwrap();
+    statement["predicate"]["trust_root"]["version"] = json!(1);
+    let mut without_time = statement["predicate"].clone();
+    without_time.as_object_mut().unwrap().remove("executed_at");
+    statement["subject"][0]["digest"]["sha256"] =
+        json!(Digest::of(&canonicalize_value(&without_time).unwrap()).to_hex());
+    let forged = envelope_with(&to_canonical_vec(&statement).unwrap(), &attestation_key);
+    assert_eq!(
+        failed(&verify_attestation(&forged, &root, None, None)),
+        ["trust_root"]
+    );
+    // Embedded signals that do not match the digest.
+    let mut statement = parse_strict(&payload).unwrap();
+    statement["predicate"]["signals"]["claim_amount"] = json!(900);
+    let forged = envelope_with(&to_canonical_vec(&statement).unwrap(), &attestation_key);
+    let failures = failed(&verify_attestation(&forged, &root, None, None));
+    assert_eq!(failures, ["fingerprint", "signals_digest"]);
+    // Wrong statement or predicate type, unknown predicate field: envelope.
+    for (pointer, value) in [
+        ("/_type", json!("https://in-toto.io/Statement/v0.1")),
+        ("/predicateType", json!("urn:other")),
+        ("/predicate/extra", json!(1)),
+        ("/predicate/executed_at", json!("2026-11-28T21:00:00+00:00")),
+    ] {
+        let mut statement = parse_strict(&payload).unwrap();
+        let (parent, field) = pointer.rsplit_once('/').unwrap();
+        let target = if parent.is_empty() {
+            &mut statement
+        } else {
+            statement.pointer_mut(parent).unwrap()
+        };
+        target[field] = value;
+        let forged = envelope_with(&to_canonical_vec(&statement).unwrap(), &attestation_key);
+        let report = verify_attestation(&forged, &root, None, None);
+        assert!(failed(&report).contains(&"envelope"), "{pointer}");
+        assert!(!report.is_valid());
+    }
+}
+
+#[test]
+fn hostile_envelopes_never_panic_and_never_pass() {
+    let root = common::trust_root();
+    let golden = std::fs::read(golden_path()).unwrap();
+    let mut outer = parse_strict(&golden).unwrap();
+    let mut cases: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"null".to_vec(),
+        b"[]".to_vec(),
+        b"{}".to_vec(),
+        vec![0xff; 64],
+        "[".repeat(100_000).into_bytes(),
+        golden[..golden.len() / 2].to_vec(),
+        br#"{"payload":"","payloadType":"application/vnd.in-toto+json","signatures":[]}"#.to_vec(),
+        br#"{"payload":"e30=","payloadType":"application/vnd.in-toto+json","signatures":[{"keyid":"x","sig":"y"}]}"#.to_vec(),
+        format!(r#"{{"payload":"{}","payloadType":"application/vnd.in-toto+json","signatures":[{{"keyid":"{}","sig":"{}"}}]}}"#,
+            B64.encode("[".repeat(10_000)), key("attestation").key_id(), B64.encode([0u8; 64])).into_bytes(),
+    ];
+    outer["signatures"] = json!([]);
+    cases.push(serde_json::to_vec(&outer).unwrap());
+    outer["signatures"] =
+        json!([{"keyid": key("attestation").key_id().to_string(), "sig": B64.encode([0u8; 64])}]);
+    cases.push(serde_json::to_vec(&outer).unwrap());
+    outer["payloadType"] = json!("application/json");
+    cases.push(serde_json::to_vec(&outer).unwrap());
+    // Pseudo-random garbage and random single-byte changes (deterministic xorshift).
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..300 {
+        let len = (next() % 300) as usize;
+        cases.push((0..len).map(|_| next() as u8).collect());
+        let mut mutated = golden.clone();
+        let at = (next() as usize) % mutated.len();
+        mutated[at] = next() as u8;
+        if mutated != golden {
+            cases.push(mutated);
+        }
+    }
+    for case in cases {
+        let report = verify_attestation(&case, &root, None, Some(&signals()));
+        assert!(!report.is_valid(), "{}", String::from_utf8_lossy(&case));
+        assert!(report.checks.len() >= 5);
+    }
+}
