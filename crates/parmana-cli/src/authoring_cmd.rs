@@ -27,8 +27,9 @@ use crate::report::Failure;
     after_help = "Example:\n  parmana keygen --out keys/attestation.pem   # writes keys/attestation.pem and keys/attestation.pub"
 )]
 pub struct KeygenArgs {
-    /// Where to write the private key (PKCS#8 PEM, mode 0600). The public key (SPKI PEM) is
-    /// written beside it with the extension `.pub`. Existing files are never overwritten.
+    /// Where to write the private key (PKCS#8 PEM, mode 0600; the directory is created if
+    /// missing). The public key (SPKI PEM) is written beside it with the extension `.pub`.
+    /// Existing files are never overwritten.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
 }
@@ -38,6 +39,9 @@ pub fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
     let public_path = args.out.with_extension("pub");
     for path in [&args.out, &public_path] {
         refuse_existing(path)?;
+    }
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir(parent)?;
     }
     let key = LocalSigningKey::generate().map_err(|e| Failure::trust(&e))?;
     key.write_pem_file(&args.out)

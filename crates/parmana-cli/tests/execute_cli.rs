@@ -1,0 +1,384 @@
+//! `parmana execute`, `verify` and `ledger verify` end to end through the real binary: every refusal of DESIGN §4 and its exit code.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::path::Path;
+
+use common::{NOW, README_SIGNALS, VIP_SIGNALS, repo_root, run, run_in, temp_repo};
+use parmana_replay::{ExecutionId, ExecutionState, ReplayStore, SqliteReplayStore};
+
+/// `parmana execute` of `signals` under claims-approval@1.0.0 at the fixed clock, in `dir`.
+fn execute_in(dir: &Path, store: &str, id: &str, signals: &str, extra: &[&str]) -> common::Run {
+    let mut args = vec![
+        "execute",
+        "--policy",
+        "claims-approval@1.0.0",
+        "--signals",
+        signals,
+        "--execution-id",
+        id,
+        "--store",
+        store,
+        "--now",
+        NOW,
+    ];
+    args.extend_from_slice(extra);
+    run_in(dir, &args, b"")
+}
+
+fn sqlite_store(dir: &tempfile::TempDir) -> String {
+    format!("sqlite:{}", dir.path().join("replay.sqlite3").display())
+}
+
+#[test]
+fn execute_then_verify_passes() {
+    let out = execute_in(&repo_root(), "memory", "claim-0001", VIP_SIGNALS, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1, "one line of JSON");
+    let attestation = out.stdout;
+    let verified = run_in(
+        &repo_root(),
+        &["verify", "-", "--now", NOW],
+        attestation.as_bytes(),
+    );
+    insta::assert_snapshot!("verify_report", verified.transcript());
+
+    // With the bundle and the signals, two more checks run and pass.
+    let inputs = tempfile::tempdir().unwrap();
+    let signals = inputs.path().join("signals.json");
+    std::fs::write(&signals, VIP_SIGNALS).unwrap();
+    let full = run_in(
+        &repo_root(),
+        &[
+            "--format",
+            "json",
+            "verify",
+            "-",
+            "--policy-bundle",
+            "policies/claims-approval/1.0.0",
+            "--signals",
+            signals.to_str().unwrap(),
+            "--now",
+            NOW,
+        ],
+        attestation.as_bytes(),
+    );
+    assert_eq!(full.code, 0, "{}", full.stderr);
+    let report: serde_json::Value = serde_json::from_str(&full.stdout).unwrap();
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 7);
+    assert_eq!(report["predicate"]["decision"], "approve");
+    assert_eq!(report["predicate"]["rule_id"], "vip");
+}
+
+#[test]
+fn verify_refuses_other_signals_and_a_tampered_attestation() {
+    let attestation = execute_in(&repo_root(), "memory", "claim-0002", VIP_SIGNALS, &[]).stdout;
+    let out = run_in(
+        &repo_root(),
+        &["verify", "-", "--signals", README_SIGNALS, "--now", NOW],
+        attestation.as_bytes(),
+    );
+    insta::assert_snapshot!("verify_other_signals", out.transcript());
+
+    // Flip one character of the signature.
+    let mut envelope: serde_json::Value = serde_json::from_str(&attestation).unwrap();
+    let sig = envelope["signatures"][0]["sig"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    envelope["signatures"][0]["sig"] = format!("{flipped}{}", &sig[1..]).into();
+    let tampered = parmana_canon_json(&envelope);
+    let out = run_in(
+        &repo_root(),
+        &["verify", "-", "--now", NOW],
+        tampered.as_bytes(),
+    );
+    assert_eq!(out.code, 7, "{}", out.transcript());
+    assert!(
+        out.stdout.contains("signature       FAILED"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.starts_with("error[cli.verification_failed]"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The envelope is canonical JSON: keys sorted, no spaces — serde_json's map is sorted too.
+fn parmana_canon_json(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap()
+}
+
+#[test]
+fn the_same_id_twice_is_a_replay_and_the_first_attestation_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir);
+    let first = execute_in(&repo_root(), &store, "claim-0003", VIP_SIGNALS, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let second = execute_in(&repo_root(), &store, "claim-0003", README_SIGNALS, &[]);
+    insta::assert_snapshot!("replay_refused", second.transcript());
+
+    let opened = SqliteReplayStore::open(dir.path().join("replay.sqlite3")).unwrap();
+    let state = opened
+        .get(&ExecutionId::parse("claim-0003").unwrap())
+        .unwrap();
+    let ExecutionState::Completed(done) = state else {
+        panic!("expected a completed execution, found {state:?}");
+    };
+    assert_eq!(done.attestation(), first.stdout.trim_end().as_bytes());
+    drop(opened);
+
+    let ledger = run(&["ledger", "verify", "--store", &store]);
+    assert_eq!(ledger.code, 0, "{}", ledger.stderr);
+    assert!(
+        ledger
+            .stdout
+            .starts_with("ledger intact: 1 records, head sha256:"),
+        "{}",
+        ledger.stdout
+    );
+}
+
+#[test]
+fn invalid_signals_are_refused_and_the_id_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir);
+    let bad = execute_in(
+        &repo_root(),
+        &store,
+        "claim-0004",
+        r#"{"claim_amount":"1200","vip_customer":true,"country":"DE","policy_age_days":400}"#,
+        &[],
+    );
+    insta::assert_snapshot!("invalid_signals", bad.transcript());
+    let undeclared = execute_in(
+        &repo_root(),
+        &store,
+        "claim-0004",
+        r#"{"claim_amount":1,"vip_customer":true,"country":"DE","policy_age_days":400,"x":1}"#,
+        &["--format", "json"],
+    );
+    insta::assert_snapshot!("undeclared_signal_json", undeclared.transcript());
+    let good = execute_in(&repo_root(), &store, "claim-0004", VIP_SIGNALS, &[]);
+    assert_eq!(good.code, 0, "{}", good.stderr);
+}
+
+#[test]
+fn a_policy_edited_after_signing_is_refused() {
+    let repo = temp_repo();
+    let policy = repo
+        .path()
+        .join("policies/claims-approval/1.0.0/policy.json");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(&policy, text.replace("\"gt\": 50000", "\"gt\": 5000000")).unwrap();
+    let out = execute_in(repo.path(), "memory", "claim-0005", VIP_SIGNALS, &[]);
+    insta::assert_snapshot!("tampered_policy", out.transcript());
+}
+
+#[test]
+fn a_bundle_not_in_the_release_manifest_is_refused() {
+    let repo = temp_repo();
+    let from = repo.path().join("policies/claims-approval/1.0.0");
+    let to = repo.path().join("policies/claims-approval/1.0.1");
+    common::copy_tree(&from, &to);
+    let text = std::fs::read_to_string(to.join("policy.json")).unwrap();
+    std::fs::write(
+        to.join("policy.json"),
+        text.replace(
+            "\"policy_version\": \"1.0.0\"",
+            "\"policy_version\": \"1.0.1\"",
+        ),
+    )
+    .unwrap();
+    // Correctly signed by the policy role, but never released.
+    let signed = run_in(
+        repo.path(),
+        &[
+            "bundle",
+            "sign",
+            "policies/claims-approval/1.0.1",
+            "--key",
+            "trust/keys/policy.pem",
+        ],
+        b"",
+    );
+    assert_eq!(signed.code, 0, "{}", signed.stderr);
+    assert!(
+        signed.stdout.starts_with("claims-approval@1.0.1 sha256:"),
+        "{}",
+        signed.stdout
+    );
+    let out = run_in(
+        repo.path(),
+        &[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.1",
+            "--signals",
+            VIP_SIGNALS,
+            "--store",
+            "memory",
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    insta::assert_snapshot!("not_in_release_manifest", out.transcript());
+}
+
+#[test]
+fn an_expired_trust_root_is_refused() {
+    let out = run(&[
+        "execute",
+        "--policy",
+        "claims-approval@1.0.0",
+        "--signals",
+        VIP_SIGNALS,
+        "--store",
+        "memory",
+        "--now",
+        "2040-01-01T00:00:00Z",
+    ]);
+    insta::assert_snapshot!("expired_trust_root", out.transcript());
+}
+
+#[test]
+fn a_key_without_the_attestation_role_is_refused() {
+    let out = execute_in(
+        &repo_root(),
+        "memory",
+        "claim-0006",
+        VIP_SIGNALS,
+        &["--key", "trust/keys/policy.pem"],
+    );
+    insta::assert_snapshot!("wrong_signing_key", out.transcript());
+}
+
+#[test]
+fn unknown_policy_bad_id_and_bad_store_are_refused() {
+    let unknown = run(&[
+        "execute",
+        "--policy",
+        "claims-approval@9.9.9",
+        "--signals",
+        VIP_SIGNALS,
+        "--store",
+        "memory",
+        "--now",
+        NOW,
+    ]);
+    insta::assert_snapshot!("unknown_policy", unknown.transcript());
+    let bad_id = execute_in(&repo_root(), "memory", "has space", VIP_SIGNALS, &[]);
+    insta::assert_snapshot!("invalid_execution_id", bad_id.transcript());
+    let bad_store = execute_in(&repo_root(), "redis://x", "claim-0007", VIP_SIGNALS, &[]);
+    insta::assert_snapshot!("unknown_store", bad_store.transcript());
+}
+
+#[test]
+fn batch_goes_on_after_a_refused_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = dir.path().join("requests.jsonl");
+    std::fs::write(
+        &batch,
+        format!(
+            "{{\"execution_id\":\"b-1\",\"signals\":{VIP_SIGNALS}}}\n\
+             {{\"execution_id\":\"b-2\",\"signals\":{{\"claim_amount\":1}}}}\n\
+             \n\
+             {{\"execution_id\":\"b-1\",\"signals\":{VIP_SIGNALS}}}\n\
+             {{\"execution_id\":\"b-3\",\"policy\":\"patient-triage@1.0.0\",\"signals\":{{}}}}\n\
+             {{\"signals\":{README_SIGNALS}}}\n"
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "execute",
+        "--policy",
+        "claims-approval@1.0.0",
+        "--batch",
+        batch.to_str().unwrap(),
+        "--store",
+        "memory",
+        "--now",
+        NOW,
+    ]);
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{}", out.stdout);
+    for attestation in [lines[0], lines[4]] {
+        let verified = run_in(
+            &repo_root(),
+            &["verify", "-", "--now", NOW],
+            attestation.as_bytes(),
+        );
+        assert_eq!(verified.code, 0, "{}", verified.transcript());
+    }
+    let refusals = format!(
+        "{}\n{}\n{}\n--- stderr\n{}",
+        lines[1], lines[2], lines[3], out.stderr
+    );
+    insta::assert_snapshot!("batch_refusals", refusals);
+}
+
+#[test]
+fn the_default_store_lives_under_dot_parmana_and_ids_are_fresh_uuidv7() {
+    let repo = temp_repo();
+    let args = [
+        "execute",
+        "--policy",
+        "claims-approval@1.0.0",
+        "--signals",
+        README_SIGNALS,
+    ];
+    let first = run_in(repo.path(), &args, b"");
+    let second = run_in(repo.path(), &args, b"");
+    assert_eq!(
+        (first.code, second.code),
+        (0, 0),
+        "{}{}",
+        first.stderr,
+        second.stderr
+    );
+    assert!(repo.path().join(".parmana/replay.sqlite3").is_file());
+    let ids: Vec<String> = [&first, &second]
+        .iter()
+        .map(|out| {
+            let report = run_in(
+                repo.path(),
+                &["--format", "json", "verify", "-"],
+                out.stdout.as_bytes(),
+            );
+            assert_eq!(report.code, 0, "{}", report.transcript());
+            let value: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+            value["predicate"]["execution_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    for id in &ids {
+        // 8-4-4-4-12 hex digits, version 7.
+        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(&id[14..15], "7", "{id}");
+    }
+    let ledger = run_in(repo.path(), &["ledger", "verify"], b"");
+    assert_eq!(ledger.code, 0, "{}", ledger.stderr);
+    assert!(
+        ledger.stdout.starts_with("ledger intact: 2 records"),
+        "{}",
+        ledger.stdout
+    );
+}
+
+#[test]
+fn ledger_verify_reports_a_missing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &["ledger", "verify"], b"");
+    insta::assert_snapshot!("ledger_missing_store", out.transcript());
+}

@@ -1,0 +1,50 @@
+//! `--help` of every `parmana` command, snapshot-tested: what a new user reads first.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use common::run;
+
+/// Every command path with its own help.
+const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["execute"],
+    &["verify"],
+    &["policy", "check"],
+    &["policy", "eval"],
+    &["policy", "explain"],
+    &["policy", "test"],
+    &["canon"],
+    &["digest"],
+    &["keygen"],
+    &["trust", "init"],
+    &["trust", "rotate"],
+    &["bundle", "sign"],
+    &["bundle", "import-legacy"],
+    &["release", "sign"],
+    &["ledger", "verify"],
+];
+
+#[test]
+fn help_of_every_command() {
+    for command in COMMANDS {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = run(&args);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let name = if command.is_empty() {
+            "parmana".to_owned()
+        } else {
+            format!("parmana {}", command.join(" "))
+        };
+        insta::assert_snapshot!(name.replace(' ', "_"), out.stdout);
+    }
+}
+
+#[test]
+fn a_usage_error_exits_2() {
+    let out = run(&["execute", "--signals", "{}"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--policy"), "{}", out.stderr);
+}
