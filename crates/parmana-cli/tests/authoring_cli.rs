@@ -1,0 +1,359 @@
+//! Authoring through the real binary: keygen, trust init/rotate, bundle sign, release sign, import-legacy — then execute under the new chain.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::path::Path;
+
+use common::{NOW, VIP_SIGNALS, copy_tree, legacy_bundles, repo_root, run_in, temp_repo};
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run_in(dir, args, b"");
+    assert_eq!(out.code, 0, "{args:?}\n{}", out.transcript());
+    out.stdout
+}
+
+#[test]
+fn a_new_chain_from_keygen_to_a_verified_execution_and_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for name in ["root", "root-2", "policy", "release", "attestation"] {
+        let out = ok(d, &["keygen", "--out", &format!("trust/keys/{name}.pem")]);
+        assert!(
+            out.starts_with("sha256:") && out.trim_end().len() == 71,
+            "{out}"
+        );
+    }
+    // keygen never overwrites a key.
+    let again = run_in(d, &["keygen", "--out", "trust/keys/root.pem"], b"");
+    assert_eq!(again.code, 3, "{}", again.transcript());
+    assert!(
+        again.stderr.starts_with("error[cli.output_exists]"),
+        "{}",
+        again.stderr
+    );
+
+    ok(
+        d,
+        &[
+            "trust",
+            "init",
+            "--root-key",
+            "trust/keys/root.pem",
+            "--policy-key",
+            "trust/keys/policy.pub",
+            "--release-key",
+            "trust/keys/release.pub",
+            "--attestation-key",
+            "trust/keys/attestation.pub",
+            "--expires",
+            "2030-01-01T00:00:00Z",
+            "--out",
+            "trust",
+        ],
+    );
+    assert!(d.join("trust/root.pub").is_file() && d.join("trust/trust-root.json").is_file());
+
+    let bundle = d.join("policies/claims-approval/1.0.0");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let source = repo_root().join("policies/claims-approval/1.0.0");
+    std::fs::copy(source.join("policy.json"), bundle.join("policy.json")).unwrap();
+    copy_tree(&source.join("tests"), &bundle.join("tests"));
+    let signed = ok(
+        d,
+        &[
+            "bundle",
+            "sign",
+            "policies/claims-approval/1.0.0",
+            "--key",
+            "trust/keys/policy.pem",
+        ],
+    );
+    assert!(
+        signed.starts_with("claims-approval@1.0.0 sha256:"),
+        "{signed}"
+    );
+
+    let released = ok(
+        d,
+        &[
+            "release",
+            "sign",
+            "--key",
+            "trust/keys/release.pem",
+            "--policies-root",
+            "policies",
+            "--version",
+            "1",
+            "--expires",
+            "2030-01-01T00:00:00Z",
+            "--out",
+            "release-manifest.json",
+            "--now",
+            NOW,
+        ],
+    );
+    assert!(released.contains("with 1 policy"), "{released}");
+
+    // The standard layout under the temp dir: no path flags needed.
+    let execute = |id: &str| {
+        ok(
+            d,
+            &[
+                "execute",
+                "--policy",
+                "claims-approval@1.0.0",
+                "--signals",
+                VIP_SIGNALS,
+                "--execution-id",
+                id,
+                "--store",
+                "memory",
+                "--now",
+                NOW,
+            ],
+        )
+    };
+    let attestation = execute("new-chain-1");
+    let verified = run_in(d, &["verify", "-", "--now", NOW], attestation.as_bytes());
+    assert_eq!(verified.code, 0, "{}", verified.transcript());
+    assert!(
+        verified.stdout.contains("trust root version 1"),
+        "{}",
+        verified.stdout
+    );
+
+    // The repository's own chain does not accept it: another trust root.
+    let foreign = run_in(
+        &repo_root(),
+        &["verify", "-", "--now", NOW],
+        attestation.as_bytes(),
+    );
+    assert_eq!(foreign.code, 7, "{}", foreign.transcript());
+
+    // A wrong signer for the bundle (the release key) is refused at execution.
+    let wrong = run_in(
+        d,
+        &[
+            "bundle",
+            "sign",
+            "policies/claims-approval/1.0.0",
+            "--key",
+            "trust/keys/release.pem",
+        ],
+        b"",
+    );
+    assert_eq!(wrong.code, 0, "{}", wrong.transcript());
+    let refused = run_in(
+        d,
+        &[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            VIP_SIGNALS,
+            "--store",
+            "memory",
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    assert_eq!(refused.code, 4, "{}", refused.transcript());
+    ok(
+        d,
+        &[
+            "bundle",
+            "sign",
+            "policies/claims-approval/1.0.0",
+            "--key",
+            "trust/keys/policy.pem",
+        ],
+    );
+
+    // Rotate the root role to root-2: signed by version 1's root key and the new one.
+    let rotated = ok(
+        d,
+        &[
+            "trust",
+            "rotate",
+            "--sign-with",
+            "trust/keys/root.pem",
+            "--root-key",
+            "trust/keys/root-2.pem",
+            "--policy-key",
+            "trust/keys/policy.pub",
+            "--release-key",
+            "trust/keys/release.pub",
+            "--attestation-key",
+            "trust/keys/attestation.pub",
+            "--expires",
+            "2031-01-01T00:00:00Z",
+            "--now",
+            NOW,
+        ],
+    );
+    assert!(rotated.starts_with("trust root version 2"), "{rotated}");
+    assert!(d.join("trust/trust-root.d/1.json").is_file());
+    let attestation = execute("new-chain-2");
+    let verified = run_in(d, &["verify", "-", "--now", NOW], attestation.as_bytes());
+    assert_eq!(verified.code, 0, "{}", verified.transcript());
+    assert!(
+        verified.stdout.contains("trust root version 2"),
+        "{}",
+        verified.stdout
+    );
+
+    // A rotation not signed by the previous root key is refused.
+    let unsigned = run_in(
+        d,
+        &[
+            "trust",
+            "rotate",
+            "--root-key",
+            "trust/keys/root.pem",
+            "--policy-key",
+            "trust/keys/policy.pub",
+            "--release-key",
+            "trust/keys/release.pub",
+            "--attestation-key",
+            "trust/keys/attestation.pub",
+            "--expires",
+            "2031-01-01T00:00:00Z",
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    assert_eq!(unsigned.code, 4, "{}", unsigned.transcript());
+}
+
+#[test]
+fn import_legacy_v1_then_release_and_execute_it() {
+    let repo = temp_repo();
+    let d = repo.path();
+    copy_tree(&legacy_bundles(), &d.join("legacy"));
+    let imported = run_in(
+        d,
+        &[
+            "bundle",
+            "import-legacy",
+            "legacy/claims-approval/v1",
+            "--legacy-key",
+            "legacy/legacy-bundle-signing.pub",
+            "--key",
+            "trust/keys/policy.pem",
+            "--out",
+            "policies/claims-approval/v1",
+        ],
+        b"",
+    );
+    insta::assert_snapshot!("import_legacy_v1", imported.transcript());
+    assert_eq!(
+        std::fs::read(d.join("policies/claims-approval/v1/policy.json")).unwrap(),
+        std::fs::read(d.join("legacy/claims-approval/v1/policy.json")).unwrap(),
+        "policy.json is kept byte for byte"
+    );
+    // Not released yet.
+    let signals = r#"{"insurance_active":true,"risk_score":42,"vip_customer":false}"#;
+    let execute = |id: &str| {
+        run_in(
+            d,
+            &[
+                "execute",
+                "--policy",
+                "claims-approval@v1",
+                "--signals",
+                signals,
+                "--execution-id",
+                id,
+                "--store",
+                "memory",
+                "--now",
+                NOW,
+            ],
+            b"",
+        )
+    };
+    assert_eq!(execute("legacy-1").code, 4);
+    ok(
+        d,
+        &[
+            "release",
+            "sign",
+            "--key",
+            "trust/keys/release.pem",
+            "--version",
+            "2",
+            "--expires",
+            "2030-01-01T00:00:00Z",
+            "--now",
+            NOW,
+        ],
+    );
+    let out = execute("legacy-2");
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let report = run_in(
+        d,
+        &["--format", "json", "verify", "-", "--now", NOW],
+        out.stdout.as_bytes(),
+    );
+    assert_eq!(report.code, 0, "{}", report.transcript());
+    let value: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(value["predicate"]["decision"], "approve");
+    assert_eq!(value["predicate"]["policy"]["version"], "v1");
+}
+
+#[test]
+fn import_legacy_refuses_the_v2_skeleton_and_a_wrong_legacy_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    copy_tree(&legacy_bundles(), &d.join("legacy"));
+    std::fs::copy(
+        repo_root().join("trust/keys/policy.pem"),
+        d.join("policy.pem"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo_root().join("trust/keys/policy.pub"),
+        d.join("other.pub"),
+    )
+    .unwrap();
+    let skeleton = run_in(
+        d,
+        &[
+            "bundle",
+            "import-legacy",
+            "legacy/claims-approval/v2",
+            "--legacy-key",
+            "legacy/legacy-bundle-signing.pub",
+            "--key",
+            "policy.pem",
+            "--out",
+            "out",
+        ],
+        b"",
+    );
+    insta::assert_snapshot!("import_legacy_v2", skeleton.transcript());
+    assert!(
+        !d.join("out").exists(),
+        "nothing is written for a refused bundle"
+    );
+    let wrong_key = run_in(
+        d,
+        &[
+            "bundle",
+            "import-legacy",
+            "legacy/claims-approval/v1",
+            "--legacy-key",
+            "other.pub",
+            "--key",
+            "policy.pem",
+            "--out",
+            "out",
+        ],
+        b"",
+    );
+    insta::assert_snapshot!("import_legacy_wrong_key", wrong_key.transcript());
+}

@@ -1,0 +1,153 @@
+//! `parmana policy check|eval|explain|test` on the example claims policy, through the real binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use common::{VIP_SIGNALS, repo_root, run, run_in};
+
+const CLAIMS: &str = "policies/claims-approval/1.0.0";
+
+#[test]
+fn check_accepts_the_example_and_renders_diagnostics_of_a_broken_policy() {
+    insta::assert_snapshot!("check_ok", run(&["policy", "check", CLAIMS]).transcript());
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("policy.json");
+    std::fs::write(
+        &broken,
+        r#"{"schema_version": "2.0.0", "policy_id": "demo", "policy_version": "1.0.0",
+  "decisions": ["approve", "escalate"],
+  "signals": {"amount": {"type": "number", "required": true}},
+  "rules": [
+    {"id": "small", "when": {"signal": "amout", "le": 1000}, "then": {"decision": "approve"}},
+    {"id": "all", "when": {"signal": "amount", "ge": 0}, "then": {"decision": "approve"}},
+    {"id": "never", "when": {"signal": "amount", "lt": 0}, "then": {"decision": "aprove"}}
+  ],
+  "default": {"decision": "escalate"}}"#,
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["policy", "check", "policy.json"], b"");
+    insta::assert_snapshot!("check_broken", out.transcript());
+    let json = run_in(
+        dir.path(),
+        &["--format", "json", "policy", "check", "."],
+        b"",
+    );
+    assert_eq!(json.code, 3);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert!(!report["diagnostics"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn eval_prints_the_decision() {
+    let out = run(&["policy", "eval", CLAIMS, "--signals", VIP_SIGNALS]);
+    insta::assert_snapshot!(out.transcript(), @r#"
+    exit: 0
+    --- stdout
+    {"decision":"approve","reason":"VIP customer under the VIP ceiling","rule_id":"vip"}
+
+    --- stderr
+    "#);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        r#"{"claim_amount":60000,"vip_customer":true,"country":"FR","policy_age_days":4}"#,
+    )
+    .unwrap();
+    let out = run(&[
+        "policy",
+        "eval",
+        &format!("{CLAIMS}/policy.json"),
+        "--signals",
+        file.path().to_str().unwrap(),
+    ]);
+    insta::assert_snapshot!(out.transcript(), @r#"
+    exit: 0
+    --- stdout
+    {"decision":"deny","reason":"claim amount above the 50000 ceiling","rule_id":"ceiling"}
+
+    --- stderr
+    "#);
+}
+
+#[test]
+fn eval_batch_goes_on_after_a_refused_line() {
+    let batch = format!(
+        "{VIP_SIGNALS}\n{{\"claim_amount\":1}}\n{{\"a\":1,\"a\":2}}\n\n{}\n",
+        r#"{"claim_amount":10,"vip_customer":false,"country":"KP","policy_age_days":1}"#
+    );
+    let out = run_in(
+        &repo_root(),
+        &["policy", "eval", CLAIMS, "--batch", "-"],
+        batch.as_bytes(),
+    );
+    insta::assert_snapshot!("eval_batch", out.transcript());
+}
+
+#[test]
+fn explain_shows_every_rule_tried() {
+    let human = run(&["policy", "explain", CLAIMS, "--signals", VIP_SIGNALS]);
+    insta::assert_snapshot!("explain_human", human.transcript());
+    let json = run(&[
+        "--format",
+        "json",
+        "policy",
+        "explain",
+        CLAIMS,
+        "--signals",
+        VIP_SIGNALS,
+    ]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let trace: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(trace["decision"]["rule_id"], "vip");
+    assert_eq!(trace["rules"].as_array().unwrap().len(), 6);
+    let refused = run(&[
+        "policy",
+        "explain",
+        CLAIMS,
+        "--signals",
+        r#"{"claim_amount":-1}"#,
+    ]);
+    insta::assert_snapshot!("explain_refused", refused.transcript());
+}
+
+#[test]
+fn test_runs_the_cases_with_coverage() {
+    insta::assert_snapshot!("test_plain", run(&["policy", "test", CLAIMS]).transcript());
+    let covered = run(&["policy", "test", CLAIMS, "--coverage", "--threshold", "100"]);
+    insta::assert_snapshot!("test_coverage", covered.transcript());
+    let json = run(&["--format", "json", "policy", "test", CLAIMS]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["passed"], 14);
+    assert_eq!(report["coverage"]["rule_percent"], 100.0);
+}
+
+#[test]
+fn test_fails_on_a_wrong_expectation_and_on_low_coverage() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = repo_root().join(CLAIMS);
+    std::fs::copy(root.join("policy.json"), dir.path().join("policy.json")).unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    std::fs::copy(
+        root.join("tests/small-approve.json"),
+        dir.path().join("tests/small-approve.json"),
+    )
+    .unwrap();
+    let low = run_in(
+        dir.path(),
+        &["policy", "test", ".", "--threshold", "90"],
+        b"",
+    );
+    insta::assert_snapshot!("test_low_coverage", low.transcript());
+    std::fs::write(
+        dir.path().join("tests/wrong.json"),
+        format!(
+            r#"{{"signals": {VIP_SIGNALS}, "expect": {{"decision": "deny", "rule_id": "vip"}}}}"#
+        ),
+    )
+    .unwrap();
+    let failed = run_in(dir.path(), &["policy", "test", "."], b"");
+    insta::assert_snapshot!("test_failed", failed.transcript());
+}
