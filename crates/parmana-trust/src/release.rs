@@ -91,6 +91,19 @@ impl VerifiedReleaseManifest {
         &self.policies
     }
 
+    /// Refuses with [`TrustError::Expired`] when the manifest has expired at `now` (for a
+    /// long-lived process that verified it earlier).
+    pub fn check_not_expired(&self, now: Timestamp) -> Result<(), TrustError> {
+        if now >= self.expires {
+            return Err(TrustError::Expired {
+                document: RELEASE_MANIFEST_TYPE.to_owned(),
+                expires: self.expires,
+                now,
+            });
+        }
+        Ok(())
+    }
+
     /// Refuses a bundle that is not listed, or is listed with another bundle digest.
     pub fn check_bundle(&self, bundle: &VerifiedBundle) -> Result<(), TrustError> {
         let name = bundle.release_name();
@@ -208,21 +221,16 @@ pub fn verify_release_manifest(
             highest,
         });
     }
-    if now >= body.expires {
-        return Err(TrustError::Expired {
-            document: RELEASE_MANIFEST_TYPE.to_owned(),
-            expires: body.expires,
-            now,
-        });
-    }
-    Ok(VerifiedReleaseManifest {
+    let verified = VerifiedReleaseManifest {
         version: body.version,
         expires: body.expires,
         digest: envelope.digest(),
         evaluator_semantics: body.runtime.evaluator_semantics,
         minimum_runtime_version: body.runtime.minimum_runtime_version,
         policies: body.policies,
-    })
+    };
+    verified.check_not_expired(now)?;
+    Ok(verified)
 }
 
 /// Authors a release manifest signed by `signers`.

@@ -130,6 +130,19 @@ impl VerifiedTrustRoot {
         self.content.digest
     }
 
+    /// Refuses with [`TrustError::Expired`] when this version has expired at `now` (for a
+    /// long-lived process that verified the chain earlier).
+    pub fn check_not_expired(&self, now: Timestamp) -> Result<(), TrustError> {
+        if now >= self.content.expires {
+            return Err(TrustError::Expired {
+                document: TRUST_ROOT_TYPE.to_owned(),
+                expires: self.content.expires,
+                now,
+            });
+        }
+        Ok(())
+    }
+
     /// The public key with this id, if the trust root lists it.
     pub fn key(&self, keyid: &KeyId) -> Option<PublicKey> {
         self.content.keys.get(keyid).copied()
@@ -300,14 +313,9 @@ pub fn verify_trust_chain(
             highest,
         });
     }
-    if now >= current.expires {
-        return Err(TrustError::Expired {
-            document: TRUST_ROOT_TYPE.to_owned(),
-            expires: current.expires,
-            now,
-        });
-    }
-    Ok(VerifiedTrustRoot { content: current })
+    let verified = VerifiedTrustRoot { content: current };
+    verified.check_not_expired(now)?;
+    Ok(verified)
 }
 
 /// Reads the chain for the current trust root at `trust_root_path`: the files

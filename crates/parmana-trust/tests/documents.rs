@@ -98,7 +98,11 @@ fn expired_trust_root_is_refused() {
         code(verify_trust_chain(&pinned(), &chain, after, None)),
         "trust.expired"
     );
-    assert!(verify_trust_chain(&pinned(), &chain, ts("2035-12-31T23:59:59Z"), None).is_ok());
+    let verified = verify_trust_chain(&pinned(), &chain, ts("2035-12-31T23:59:59Z"), None).unwrap();
+    verified
+        .check_not_expired(ts("2035-12-31T23:59:59Z"))
+        .unwrap();
+    assert_eq!(code(verified.check_not_expired(after)), "trust.expired");
     // Only the current version must be unexpired: an expired version 1 in the chain is fine.
     let root1 = key("root-1");
     let v1 = create_trust_root(&spec(&root1, "2027-01-01T00:00:00Z"), &[&root1]).unwrap();
@@ -552,6 +556,13 @@ fn release_manifest_listing_expiry_rollback_and_runtime() {
         )),
         "trust.expired"
     );
+    assert_eq!(
+        code(release.check_not_expired(ts("2030-01-01T00:00:00Z"))),
+        "trust.expired"
+    );
+    release
+        .check_not_expired(ts("2029-12-31T23:59:59Z"))
+        .unwrap();
     assert_eq!(
         code(verify_release_manifest(&root, &bytes, now(), Some(4))),
         "trust.version_rollback"
