@@ -241,6 +241,16 @@ impl LocalSigningKey {
         Ok(key)
     }
 
+    /// The public half.
+    pub fn public_key(&self) -> PublicKey {
+        self.public
+    }
+
+    /// The key id of the public half.
+    pub fn key_id(&self) -> KeyId {
+        self.public.key_id()
+    }
+
     /// Reads a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`), as written by
     /// `openssl genpkey -algorithm ed25519` or Node's `crypto`.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, TrustError> {
