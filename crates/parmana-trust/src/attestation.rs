@@ -6,7 +6,7 @@ use parmana_canon::{Digest, Timestamp, canonicalize_value, parse_strict, to_cano
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::envelope::{SignatureCheck, SignatureEntry, check_keys, check_signatures};
+use crate::envelope::{SignatureCheck, SignatureEntry, check_keys, check_signatures_with};
 use crate::keys::{decode_base64, encode_base64};
 use crate::{KeyId, Role, Signer, TrustError, VerifiedBundle, VerifiedTrustRoot};
 
@@ -132,11 +132,18 @@ fn to_value<T: Serialize>(value: &T) -> Result<Value, TrustError> {
 
 /// The fingerprint of a predicate given as JSON: SHA-256 of the JCS of it without `executed_at`.
 fn fingerprint_of_value(predicate: &Value) -> Result<Digest, TrustError> {
-    let mut without_time = predicate.clone();
-    if let Value::Object(map) = &mut without_time {
-        map.remove("executed_at");
-    }
-    Ok(Digest::of(&canonicalize_value(&without_time)?))
+    let bytes = match predicate {
+        Value::Object(map) => {
+            let without_time: BTreeMap<&str, &Value> = map
+                .iter()
+                .filter(|(name, _)| name.as_str() != "executed_at")
+                .map(|(name, value)| (name.as_str(), value))
+                .collect();
+            to_canonical_vec(&without_time)?
+        }
+        other => canonicalize_value(other)?,
+    };
+    Ok(Digest::of(&bytes))
 }
 
 /// The execution fingerprint: SHA-256 of the JCS of the predicate without `executed_at`.
@@ -436,7 +443,7 @@ fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
         _ => return Err(malformed("subject must be a list of exactly one entry")),
     };
     let predicate_value = map.remove("predicate").unwrap_or(Value::Null);
-    let predicate: ExecutionPredicate = serde_json::from_value(predicate_value.clone())
+    let predicate = ExecutionPredicate::deserialize(&predicate_value)
         .map_err(|e| malformed(format!("predicate: {e}")))?;
     if !is_valid_execution_id(&predicate.execution_id) {
         return Err(malformed("invalid execution id"));
@@ -517,11 +524,18 @@ pub fn verify_attestation(
             .map(|_| "well formed".to_owned())
             .map_err(Clone::clone),
     );
-    report.record(
-        Kind::Signature,
-        check_all_signatures(&dsse, &message, trust_root),
-    );
-    report.record(Kind::KeyRole, check_key_role(&dsse, &message, trust_root));
+    // Each signature is verified once; both checks below read the results.
+    let verified: Vec<Option<bool>> = dsse
+        .signatures
+        .iter()
+        .map(|entry| {
+            trust_root
+                .key(&entry.keyid)
+                .map(|key| key.verify_signature(&message, &entry.sig))
+        })
+        .collect();
+    report.record(Kind::Signature, check_all_signatures(&dsse, &verified));
+    report.record(Kind::KeyRole, check_key_role(&dsse, &verified, trust_root));
     let statement = match statement {
         Ok(statement) => statement,
         Err(error) => {
@@ -552,21 +566,23 @@ pub fn verify_attestation(
 
 fn check_all_signatures(
     dsse: &DsseEnvelope,
-    message: &[u8],
-    trust_root: &VerifiedTrustRoot,
+    verified: &[Option<bool>],
 ) -> Result<String, TrustError> {
-    for entry in &dsse.signatures {
-        let key = trust_root
-            .key(&entry.keyid)
-            .ok_or_else(|| TrustError::UnknownKey {
-                document: DOCUMENT.to_owned(),
-                keyid: entry.keyid.to_string(),
-            })?;
-        if !key.verify_signature(message, &entry.sig) {
-            return Err(TrustError::BadSignature {
-                document: DOCUMENT.to_owned(),
-                keyid: entry.keyid.to_string(),
-            });
+    for (entry, outcome) in dsse.signatures.iter().zip(verified) {
+        match outcome {
+            None => {
+                return Err(TrustError::UnknownKey {
+                    document: DOCUMENT.to_owned(),
+                    keyid: entry.keyid.to_string(),
+                });
+            }
+            Some(false) => {
+                return Err(TrustError::BadSignature {
+                    document: DOCUMENT.to_owned(),
+                    keyid: entry.keyid.to_string(),
+                });
+            }
+            Some(true) => {}
         }
     }
     Ok(format!("{} signature(s) verify", dsse.signatures.len()))
@@ -574,13 +590,12 @@ fn check_all_signatures(
 
 fn check_key_role(
     dsse: &DsseEnvelope,
-    message: &[u8],
+    verified: &[Option<bool>],
     trust_root: &VerifiedTrustRoot,
 ) -> Result<String, TrustError> {
     let role = trust_root.role_keys(Role::Attestation)?;
-    check_signatures(
+    check_signatures_with(
         &dsse.signatures,
-        message,
         &SignatureCheck {
             document: DOCUMENT,
             role: Role::Attestation.as_str(),
@@ -588,6 +603,7 @@ fn check_key_role(
             known_keys: trust_root.all_keys(),
             threshold: role.threshold,
         },
+        |index, _key| verified.get(index).copied().flatten().unwrap_or(false),
     )?;
     Ok(format!(
         "signed by the attestation role of trust root version {}",

@@ -128,12 +128,25 @@ pub(crate) fn check_signatures(
     message: &[u8],
     check: &SignatureCheck<'_>,
 ) -> Result<(), TrustError> {
+    check_signatures_with(signatures, check, |index, key| {
+        signatures
+            .get(index)
+            .is_some_and(|entry| key.verify_signature(message, &entry.sig))
+    })
+}
+
+/// [`check_signatures`] with the verification supplied by the caller (to reuse results).
+pub(crate) fn check_signatures_with(
+    signatures: &[SignatureEntry],
+    check: &SignatureCheck<'_>,
+    verifies: impl Fn(usize, &PublicKey) -> bool,
+) -> Result<(), TrustError> {
     let mut valid: BTreeSet<[u8; 32]> = BTreeSet::new();
     let mut lacking_role = None;
     let mut unknown = None;
-    for entry in signatures {
+    for (index, entry) in signatures.iter().enumerate() {
         if let Some(key) = check.role_keys.get(&entry.keyid) {
-            if !key.verify_signature(message, &entry.sig) {
+            if !verifies(index, key) {
                 return Err(TrustError::BadSignature {
                     document: check.document.to_owned(),
                     keyid: entry.keyid.to_string(),
