@@ -20,6 +20,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use engines::RegoMode;
 use engines::cedar::CedarEngine;
+use engines::parmana::ParmanaEngine;
 use engines::rego::RegoEngine;
 use parmana_benches::generate::SignalGenerator;
 use parmana_benches::spec::{PolicySpec, SignalSet, signals_to_json};
@@ -66,6 +67,12 @@ fn decisions(c: &mut Criterion) {
     let json = signals_to_json(&signals);
     let expected = spec.decide(&signals).unwrap();
 
+    let ours = ParmanaEngine::new(&spec).unwrap();
+    let validated = ours.typed_signals(&signals).unwrap();
+    assert_eq!(
+        engines::parmana::outcome(&ours.decide(&validated)),
+        expected
+    );
     let cedar = CedarEngine::new(&spec).unwrap();
     let request = cedar.typed_request(&signals).unwrap();
     assert_eq!(cedar.decide(&request).unwrap(), expected);
@@ -79,6 +86,7 @@ fn decisions(c: &mut Criterion) {
     let input = RegoEngine::typed_input(&signals).unwrap();
 
     let mut group = c.benchmark_group("decision/typed");
+    group.bench_function("parmana", |b| b.iter(|| ours.decide(black_box(&validated))));
     group.bench_function("cedar", |b| b.iter(|| cedar.decide(black_box(&request))));
     for (name, rego) in &mut regos {
         group.bench_function(*name, |b| b.iter(|| rego.decide(black_box(input.clone()))));
@@ -86,6 +94,7 @@ fn decisions(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("decision/json");
+    group.bench_function("parmana", |b| b.iter(|| ours.decide_json(black_box(&json))));
     group.bench_function("cedar", |b| b.iter(|| cedar.decide_json(black_box(&json))));
     for (name, rego) in &mut regos {
         group.bench_function(*name, |b| b.iter(|| rego.decide_json(black_box(&json))));
@@ -104,12 +113,15 @@ fn scaling(c: &mut Criterion) {
             Some(signals.clone()),
             &[RegoMode::Interpreter],
         );
+        let ours = ParmanaEngine::new(&spec).unwrap();
+        let validated = ours.typed_signals(&signals).unwrap();
         let cedar = CedarEngine::new(&spec).unwrap();
         let request = cedar.typed_request(&signals).unwrap();
         let mut rego = RegoEngine::new(&spec, RegoMode::Interpreter).unwrap();
         let input = RegoEngine::typed_input(&signals).unwrap();
 
         let mut group = c.benchmark_group(format!("scaling/{count}"));
+        group.bench_function("parmana", |b| b.iter(|| ours.decide(black_box(&validated))));
         group.bench_function("cedar", |b| b.iter(|| cedar.decide(black_box(&request))));
         group.bench_function("regorus", |b| {
             b.iter(|| rego.decide(black_box(input.clone())))

@@ -4,6 +4,7 @@
 //! engines are dev-dependencies and cannot appear in the library).
 
 pub mod cedar;
+pub mod parmana;
 pub mod rego;
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use parmana_benches::spec::{Outcome, PolicySpec, SignalSet, signals_to_json};
 
 use cedar::CedarEngine;
+use parmana::ParmanaEngine;
 use rego::RegoEngine;
 pub use rego::RegoMode;
 
@@ -31,6 +33,7 @@ pub fn check_agreement(
     sets: &[SignalSet],
     rego_modes: &[RegoMode],
 ) -> Result<Agreement, String> {
+    let ours = ParmanaEngine::new(spec)?;
     let cedar = CedarEngine::new(spec)?;
     let mut regos = rego_modes
         .iter()
@@ -41,6 +44,15 @@ pub fn check_agreement(
         let expected = spec.decide(signals).map_err(|e| e.to_string())?;
         let json = signals_to_json(signals);
         let mut seen: Vec<(&str, Result<Outcome<'_>, String>)> = Vec::new();
+        let validated = ours.typed_signals(signals)?;
+        seen.push((
+            "parmana typed",
+            Ok(parmana::outcome(&ours.decide(&validated))),
+        ));
+        seen.push((
+            "parmana json",
+            ours.decide_json(&json).map(|d| parmana::outcome(&d)),
+        ));
         let request = cedar.typed_request(signals)?;
         seen.push(("cedar typed", cedar.decide(&request)));
         seen.push(("cedar json", cedar.decide_json(&json)));
