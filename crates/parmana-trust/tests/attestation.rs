@@ -427,3 +427,13 @@ fn hostile_envelopes_never_panic_and_never_pass() {
         assert!(report.checks.len() >= 5);
     }
 }
+
+/// The report a verifier prints, for an attestation signed by a key without the role.
+#[test]
+fn report_of_a_wrong_role_attestation_snapshot() {
+    let root = common::trust_root();
+    let golden = std::fs::read(golden_path()).unwrap();
+    let forged = envelope_with(&payload_of(&golden), &key("release"));
+    let report = verify_attestation(&forged, &root, None, Some(&signals()));
+    insta::assert_json_snapshot!(report);
+}

@@ -604,3 +604,64 @@ fn release_manifest_listing_expiry_rollback_and_runtime() {
         "trust.malformed"
     );
 }
+
+#[test]
+fn empty_signature_lists_are_refused_for_every_kind() {
+    let root = common::trust_root();
+    let mut files = common::signed_test_bundle();
+    let body = signed_part(&files[BUNDLE_MANIFEST_FILE]);
+    files.insert(BUNDLE_MANIFEST_FILE.to_owned(), envelope(&body, vec![]));
+    assert_eq!(
+        code(verify_bundle(&root, &files)),
+        "trust.threshold_not_met"
+    );
+    let release = std::fs::read(common::repo().join(RELEASE_MANIFEST_FILE)).unwrap();
+    let unsigned = envelope(&signed_part(&release), vec![]);
+    assert_eq!(
+        code(verify_release_manifest(&root, &unsigned, now(), None)),
+        "trust.threshold_not_met"
+    );
+}
+
+/// One line per refusal class, as a user sees it (`error[code]: message`).
+#[test]
+fn error_messages_snapshot() {
+    let root = common::trust_root();
+    let chain = common::chain_bytes();
+    let release = std::fs::read(common::repo().join(RELEASE_MANIFEST_FILE)).unwrap();
+    let files = common::signed_test_bundle();
+    let bundle = verify_bundle(&root, &files).unwrap();
+    let mut missing = files.clone();
+    missing.remove("tests/small.json");
+    let mut changed = files.clone();
+    changed.insert("policy.json".to_owned(), b"{}".to_vec());
+    let mut wrong_key = common::test_bundle_files();
+    wrong_key.insert(
+        BUNDLE_MANIFEST_FILE.to_owned(),
+        sign_bundle("demo", "1.0.0", &wrong_key, &[&key("release")]).unwrap(),
+    );
+    let results: Vec<Result<(), TrustError>> = vec![
+        verify_trust_chain(&pinned(), &chain, ts("2036-01-02T00:00:00Z"), None).map(drop),
+        verify_trust_chain(&pinned(), &chain[..1], now(), Some(2)).map(drop),
+        verify_trust_chain(&key("policy").public_key(), &chain, now(), None).map(drop),
+        verify_bundle(&root, &wrong_key).map(drop),
+        verify_bundle(&root, &missing).map(drop),
+        verify_bundle(&root, &changed).map(drop),
+        verify_release_manifest(&root, &chain[1], now(), None).map(drop),
+        verify_release_manifest(&root, &release, now(), None)
+            .unwrap()
+            .check_bundle(&bundle),
+        verify_release_manifest(&root, &release, now(), None)
+            .unwrap()
+            .check_runtime("parmana-policy/1", "0.1.0"),
+        verify_release_manifest(&root, b"{\"signed\": {}}", now(), None).map(drop),
+    ];
+    let lines: Vec<String> = results
+        .into_iter()
+        .map(|r| {
+            let e = r.unwrap_err();
+            format!("error[{}]: {e}", e.code())
+        })
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"));
+}
