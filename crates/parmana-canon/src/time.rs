@@ -215,8 +215,14 @@ mod tests {
         }
         assert!(Timestamp::from_unix_seconds(MAX_SECONDS + 1).is_err());
         assert!(Timestamp::from_unix_seconds(MIN_SECONDS - 1).is_err());
-        assert_eq!(Timestamp::from_unix_seconds_saturating(i64::MAX).unix_seconds(), MAX_SECONDS);
-        assert_eq!(Timestamp::from_unix_seconds_saturating(i64::MIN).unix_seconds(), MIN_SECONDS);
+        assert_eq!(
+            Timestamp::from_unix_seconds_saturating(i64::MAX).unix_seconds(),
+            MAX_SECONDS
+        );
+        assert_eq!(
+            Timestamp::from_unix_seconds_saturating(i64::MIN).unix_seconds(),
+            MIN_SECONDS
+        );
         assert_eq!(Timestamp::from_unix_seconds_saturating(7).unix_seconds(), 7);
         assert_eq!(Timestamp::UNIX_EPOCH.to_string(), "1970-01-01T00:00:00Z");
     }

@@ -236,3 +236,79 @@ fn digests_parse_strictly_and_round_trip() {
         Digest::of(br#"{"a":2,"b":1}"#)
     );
 }
+
+#[test]
+fn values_json_cannot_carry_exactly_are_refused_by_the_encoder() {
+    use parmana_canon::to_canonical_vec;
+    use std::collections::BTreeMap;
+    for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        assert_eq!(
+            to_canonical_vec(&x).unwrap_err().code(),
+            "canon.not_representable"
+        );
+        assert_eq!(
+            to_canonical_vec(&vec![1.0, x]).unwrap_err().code(),
+            "canon.not_representable"
+        );
+    }
+    assert_eq!(
+        to_canonical_vec(&9_007_199_254_740_993_i64)
+            .unwrap_err()
+            .code(),
+        "canon.not_representable"
+    );
+    assert_eq!(
+        to_canonical_vec(&u64::MAX).unwrap_err().code(),
+        "canon.not_representable"
+    );
+    // Exactly representable large integers are written as ECMAScript writes their double.
+    assert_eq!(
+        to_canonical_vec(&9_007_199_254_740_992_i64).unwrap(),
+        b"9007199254740992"
+    );
+    assert_eq!(
+        to_canonical_vec(&(1_i64 << 62)).unwrap(),
+        b"4611686018427388000"
+    );
+    let mut numeric_keys = BTreeMap::new();
+    numeric_keys.insert(1, "one");
+    assert_eq!(
+        to_canonical_vec(&numeric_keys).unwrap_err().code(),
+        "canon.not_representable"
+    );
+}
+
+#[test]
+fn the_encoder_writes_rust_shapes_as_serde_json_does_then_canonicalizes() {
+    use parmana_canon::to_canonical_vec;
+    #[derive(serde::Serialize)]
+    #[allow(dead_code)]
+    enum Shape {
+        Unit,
+        Newtype(u8),
+        Tuple(u8, bool),
+        Struct { z: u8, a: Option<u8> },
+    }
+    #[derive(serde::Serialize)]
+    struct Outer {
+        zeta: Vec<Shape>,
+        alpha: (char, f32),
+        bytes: serde_json::Value,
+    }
+    let value = Outer {
+        zeta: vec![
+            Shape::Unit,
+            Shape::Newtype(1),
+            Shape::Tuple(2, true),
+            Shape::Struct { z: 3, a: None },
+        ],
+        alpha: ('é', 0.5),
+        bytes: serde_json::json!({"\u{10000}": 1, "\u{ffff}": 2}),
+    };
+    let expected = serde_jcs::to_vec(&value).unwrap();
+    assert_eq!(to_canonical_vec(&value).unwrap(), expected);
+    assert_eq!(
+        String::from_utf8(expected).unwrap(),
+        "{\"alpha\":[\"é\",0.5],\"bytes\":{\"\u{10000}\":1,\"\u{ffff}\":2},\"zeta\":[\"Unit\",{\"Newtype\":1},{\"Tuple\":[2,true]},{\"Struct\":{\"a\":null,\"z\":3}}]}"
+    );
+}

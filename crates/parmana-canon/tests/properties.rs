@@ -45,6 +45,18 @@ proptest! {
     }
 
     #[test]
+    fn our_encoder_agrees_with_serde_jcs(value in json_value()) {
+        let ours = canonicalize_value(&value).unwrap();
+        let reference = serde_jcs::to_vec(&value).unwrap();
+        prop_assert_eq!(ours, reference);
+    }
+
+    #[test]
+    fn our_encoder_agrees_with_serde_jcs_on_any_double(x in any::<f64>().prop_filter("finite", |x| x.is_finite())) {
+        prop_assert_eq!(parmana_canon::to_canonical_vec(&x).unwrap(), serde_jcs::to_vec(&x).unwrap());
+    }
+
+    #[test]
     fn parser_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = parse_strict(&bytes);
     }
