@@ -1,0 +1,253 @@
+//! Races through the runtime: 64 threads, and 4 processes, submit the same 2,000 execution ids (even ids with identical signals, odd ids with signals that differ per contender) against SQLite and PostgreSQL — exactly one attestation per id, every other submission `runtime.replay_detected`, the ledger intact.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use parmana_canon::Digest;
+use parmana_reliability::{
+    FixtureEnvironment, fixed_clock, open_target, postgres_url, race_order, race_request,
+    unique_name,
+};
+use parmana_replay::{ReplayStore, verify_ledger};
+use parmana_runtime::{RuntimeEnvironment, execute_from_signals, verify_attestation};
+
+/// Execution ids raced on.
+const IDS: u64 = 2_000;
+/// Threads in the in-process race, each submitting every id.
+const THREADS: u64 = 64;
+/// Processes in the multi-process race.
+const PROCESSES: u64 = 4;
+/// How many of the 64 threads submit each id: all of them on SQLite; on PostgreSQL, where every
+/// submission is a network round trip, 16 (CI's time budget; the id set and thread count stay).
+const SQLITE_THREADS_PER_ID: u64 = THREADS;
+/// See [`SQLITE_THREADS_PER_ID`].
+const POSTGRES_THREADS_PER_ID: u64 = 16;
+
+/// The winners, as `id → digest of the returned attestation`; refused submissions.
+#[derive(Debug, Default)]
+struct Outcome {
+    wins: Vec<(String, Digest)>,
+    replays: u64,
+    other_errors: Vec<String>,
+}
+
+/// Checks the promise: one winner per id, the store holds exactly the winners' attestations,
+/// every one verifies, nothing is pending, the ledger is intact.
+fn check_outcome(
+    label: &str,
+    outcome: &Outcome,
+    contenders: u64,
+    store: &dyn ReplayStore,
+    environment: &RuntimeEnvironment,
+) {
+    assert!(
+        outcome.other_errors.is_empty(),
+        "{label}: {:?}",
+        outcome.other_errors
+    );
+    let mut winners = BTreeMap::new();
+    for (id, digest) in &outcome.wins {
+        assert!(
+            winners.insert(id.clone(), *digest).is_none(),
+            "{label}: {id} won twice"
+        );
+    }
+    assert_eq!(
+        winners.len() as u64,
+        IDS,
+        "{label}: every id has exactly one winner"
+    );
+    assert_eq!(
+        outcome.replays,
+        contenders * IDS - IDS,
+        "{label}: every other submission is a replay"
+    );
+    assert!(
+        store.pending().unwrap().is_empty(),
+        "{label}: nothing left pending"
+    );
+    let ledger = verify_ledger(store).unwrap();
+    assert!(ledger.is_intact(), "{label}: {ledger:?}");
+    assert_eq!(ledger.records, IDS);
+    let snapshot = store.ledger_snapshot().unwrap();
+    for row in &snapshot.rows {
+        let attestation = row.attestation.as_ref().unwrap();
+        assert_eq!(
+            Some(&Digest::of(attestation)),
+            winners.get(&row.execution_id),
+            "{label}: the stored attestation of {} is the one its winner got",
+            row.execution_id
+        );
+        let report = verify_attestation(attestation, environment.trust_root(), None, None);
+        assert!(
+            report.is_valid(),
+            "{label}: {} does not verify",
+            row.execution_id
+        );
+    }
+    eprintln!(
+        "{label}: {} submissions per id x {IDS} ids = {} submissions, {} won, {} replay_detected",
+        contenders,
+        contenders * IDS,
+        winners.len(),
+        outcome.replays
+    );
+}
+
+/// Races the 64 threads; each id is submitted by `per_id` of them (a divisor of 64), each
+/// thread visiting its ids in its own order.
+fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
+    let started = Instant::now();
+    let fixture = FixtureEnvironment::new().unwrap();
+    let environment = fixture.load().unwrap();
+    let signer = fixture.attestation_signer().unwrap();
+    let clock = fixed_clock();
+    let outcome = std::sync::Mutex::new(Outcome::default());
+    let barrier = std::sync::Barrier::new(THREADS as usize);
+    std::thread::scope(|scope| {
+        for contender in 0..THREADS {
+            let (environment, signer, clock, outcome, barrier) =
+                (&environment, &signer, &clock, &outcome, &barrier);
+            scope.spawn(move || {
+                let mut mine = Outcome::default();
+                barrier.wait();
+                let groups = THREADS / per_id;
+                for k in 0..IDS {
+                    let index = race_order(k, contender, IDS);
+                    if index % groups != contender % groups {
+                        continue;
+                    }
+                    let request = race_request(index, contender);
+                    match execute_from_signals(&request, signer, store, environment, clock) {
+                        Ok(attestation) => mine
+                            .wins
+                            .push((request.execution_id, Digest::of(attestation.envelope()))),
+                        Err(e) if e.code() == "runtime.replay_detected" => mine.replays += 1,
+                        Err(e) => mine.other_errors.push(format!(
+                            "{}: {}",
+                            request.execution_id,
+                            e.code()
+                        )),
+                    }
+                }
+                let mut all = outcome.lock().unwrap();
+                all.wins.extend(mine.wins);
+                all.replays += mine.replays;
+                all.other_errors.extend(mine.other_errors);
+            });
+        }
+    });
+    let outcome = outcome.into_inner().unwrap();
+    check_outcome(label, &outcome, per_id, store, &environment);
+    eprintln!("{label}: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Races `PROCESSES` worker processes of `threads_per_process` threads each, every thread
+/// submitting every id.
+fn race_processes(label: &str, target: &str, threads_per_process: u64) {
+    let started = Instant::now();
+    let fixture = FixtureEnvironment::new().unwrap();
+    let environment = fixture.load().unwrap();
+    let start_file = fixture.root().join("start");
+    let worker = env!("CARGO_BIN_EXE_parmana-reliability-worker");
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|contender| {
+            Command::new(worker)
+                .arg("race")
+                .arg(fixture.root())
+                .arg(target)
+                .arg(contender.to_string())
+                .arg(IDS.to_string())
+                .arg(&start_file)
+                .arg(threads_per_process.to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::fs::write(&start_file, b"go").unwrap();
+    let mut outcome = Outcome::default();
+    for mut child in children {
+        let mut text = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "{label}: a worker failed");
+        for line in text.lines() {
+            let mut words = line.split(' ');
+            match words.next() {
+                Some("WON") => {
+                    let id = words.next().unwrap().to_owned();
+                    let digest = words.next().unwrap().parse().unwrap();
+                    outcome.wins.push((id, digest));
+                }
+                Some("DONE") => {
+                    let replays = line.split("replay=").nth(1).unwrap();
+                    outcome.replays += replays.split(' ').next().unwrap().parse::<u64>().unwrap();
+                }
+                _ => outcome.other_errors.push(line.to_owned()),
+            }
+        }
+    }
+    let store = open_target(target, 2).unwrap();
+    check_outcome(
+        label,
+        &outcome,
+        PROCESSES * threads_per_process,
+        store.as_ref(),
+        &environment,
+    );
+    eprintln!("{label}: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn threads_race_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_target(
+        &format!("sqlite:{}", dir.path().join("race.sqlite").display()),
+        1,
+    )
+    .unwrap();
+    race_threads("sqlite, 64 threads", store.as_ref(), SQLITE_THREADS_PER_ID);
+}
+
+#[test]
+fn processes_race_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    race_processes(
+        "sqlite, 4 processes",
+        &format!("sqlite:{}", dir.path().join("race.sqlite").display()),
+        2,
+    );
+}
+
+#[test]
+fn threads_race_on_postgres() {
+    let Some(_url) = postgres_url().unwrap() else {
+        return;
+    };
+    let store = open_target(&format!("postgres:{}", unique_name("race_threads")), 16).unwrap();
+    race_threads(
+        "postgres, 64 threads",
+        store.as_ref(),
+        POSTGRES_THREADS_PER_ID,
+    );
+}
+
+#[test]
+fn processes_race_on_postgres() {
+    let Some(_url) = postgres_url().unwrap() else {
+        return;
+    };
+    race_processes(
+        "postgres, 4 processes",
+        &format!("postgres:{}", unique_name("race_procs")),
+        1,
+    );
+}
