@@ -1,12 +1,13 @@
 //! The reliability worker: a separate process executing requests through the runtime library, so that tests can SIGKILL it or race several of it.
 //!
 //! ```text
-//! parmana-reliability-worker crash ENV_ROOT SQLITE_PATH FIRST_INDEX
+//! parmana-reliability-worker crash ENV_ROOT SQLITE_PATH FIRST_INDEX [COUNT]
 //! parmana-reliability-worker race ENV_ROOT TARGET CONTENDER COUNT START_FILE THREADS
 //! ```
 //!
-//! `crash` executes `crash-<n>` for n = FIRST_INDEX, FIRST_INDEX+1, … until killed and prints
-//! `ACK <id> <attestation>` only after `execute_from_signals` returned it (acknowledged).
+//! `crash` executes `crash-<n>` for n = FIRST_INDEX, FIRST_INDEX+1, … until killed (or COUNT
+//! requests were made) and prints `ACK <id> <attestation>` only after `execute_from_signals`
+//! returned it (acknowledged), `REFUSED <id> <code> <class>` otherwise.
 //! `race` waits for START_FILE to exist, then submits every race id once from each of THREADS
 //! threads (contenders CONTENDER*THREADS …) and prints `WON <id> <digest of attestation>` for
 //! each win and a final `DONE won=… replay=… other=…`.
@@ -64,6 +65,11 @@ fn crash(args: &[String]) -> Result<(), String> {
     let root = arg(args, 0, "ENV_ROOT")?;
     let path = arg(args, 1, "SQLITE_PATH")?;
     let first = number(args, 2, "FIRST_INDEX")?;
+    let count = if args.len() > 3 {
+        number(args, 3, "COUNT")?
+    } else {
+        1_000_000
+    };
     let environment = load(root)?;
     let signer = attestation_signer(Path::new(root)).map_err(|e| e.to_string())?;
     let store = open_target(&format!("sqlite:{path}"), 1).map_err(|e| e.to_string())?;
@@ -71,13 +77,13 @@ fn crash(args: &[String]) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "READY").map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())?;
-    for n in first..first.saturating_add(1_000_000) {
+    for n in first..first.saturating_add(count) {
         let id = format!("crash-{n:06}");
         let request = stream_request(&id, n, n);
         let line =
             match execute_from_signals(&request, &signer, store.as_ref(), &environment, &clock) {
                 Ok(attestation) => format!("ACK {id} {}", attestation.envelope_str()),
-                Err(error) => format!("REFUSED {id} {}", error.code()),
+                Err(error) => format!("REFUSED {id} {} {:?}", error.code(), error.class()),
             };
         writeln!(out, "{line}").map_err(|e| e.to_string())?;
         out.flush().map_err(|e| e.to_string())?;

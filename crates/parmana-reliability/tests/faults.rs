@@ -1,0 +1,446 @@
+//! Fault injection under the runtime: a store wrapper that fails `claim`, `complete`, `accepted_versions` or `accept_versions` on command, a SQLite store whose files disappear, and a full disk (RLIMIT_FSIZE) — refused with a store error, nothing signed without being recorded, nothing half-written.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use parmana_reliability::{FixtureEnvironment, fixed_clock, stream_request};
+use parmana_replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionId, ExecutionState, LedgerSnapshot,
+    MemoryReplayStore, ReplayError, ReplayStore, SqliteReplayStore, verify_ledger,
+};
+use parmana_runtime::{
+    ErrorClass, ExecutionRequest, RuntimeEnvironment, execute_from_signals, recover,
+    trust::LocalSigningKey, verify_attestation,
+};
+
+/// A store operation a [`FaultyStore`] can be told to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    /// `claim` fails before reaching the store.
+    Claim,
+    /// `complete` fails before reaching the store.
+    Complete,
+    /// `complete` reaches the store and succeeds, but the answer is lost (an error is returned).
+    CompleteReplyLost,
+    /// `accepted_versions` fails.
+    ReadVersions,
+    /// `accept_versions` fails.
+    AcceptVersions,
+    /// `pending` fails.
+    Pending,
+}
+
+/// Wraps a store and fails the operations it is told to.
+#[derive(Debug)]
+struct FaultyStore<S> {
+    inner: S,
+    faults: Mutex<BTreeSet<Fault>>,
+}
+
+impl<S: ReplayStore> FaultyStore<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            faults: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    fn fail(&self, fault: Fault) {
+        self.faults.lock().unwrap().insert(fault);
+    }
+
+    fn heal(&self) {
+        self.faults.lock().unwrap().clear();
+    }
+
+    fn check(&self, fault: Fault) -> Result<(), ReplayError> {
+        if self.faults.lock().unwrap().contains(&fault) {
+            Err(ReplayError::Unavailable {
+                message: format!("injected fault: {fault:?}"),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<S: ReplayStore> ReplayStore for FaultyStore<S> {
+    fn claim(&self, id: &ExecutionId, record: &ClaimRecord) -> Result<ClaimOutcome, ReplayError> {
+        self.check(Fault::Claim)?;
+        self.inner.claim(id, record)
+    }
+
+    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        self.check(Fault::Complete)?;
+        self.inner.complete(id, attestation)?;
+        self.check(Fault::CompleteReplyLost)
+    }
+
+    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
+        self.inner.get(id)
+    }
+
+    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.check(Fault::Pending)?;
+        self.inner.pending()
+    }
+
+    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+        self.check(Fault::ReadVersions)?;
+        self.inner.accepted_versions()
+    }
+
+    fn accept_versions(
+        &self,
+        trust_root: u64,
+        release: u64,
+    ) -> Result<AcceptedVersions, ReplayError> {
+        self.check(Fault::AcceptVersions)?;
+        self.inner.accept_versions(trust_root, release)
+    }
+
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        self.inner.ledger_snapshot()
+    }
+}
+
+struct Setup {
+    _fixture: FixtureEnvironment,
+    environment: RuntimeEnvironment,
+    signer: LocalSigningKey,
+    _dir: tempfile::TempDir,
+    store: FaultyStore<SqliteReplayStore>,
+}
+
+fn setup() -> Setup {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let environment = fixture.load().unwrap();
+    let signer = fixture.attestation_signer().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        FaultyStore::new(SqliteReplayStore::open(dir.path().join("faults.sqlite")).unwrap());
+    Setup {
+        _fixture: fixture,
+        environment,
+        signer,
+        _dir: dir,
+        store,
+    }
+}
+
+impl Setup {
+    fn execute(
+        &self,
+        request: &ExecutionRequest,
+    ) -> Result<Vec<u8>, parmana_runtime::ExecutionError> {
+        execute_from_signals(
+            request,
+            &self.signer,
+            &self.store,
+            &self.environment,
+            &fixed_clock(),
+        )
+        .map(|a| a.into_envelope())
+    }
+
+    /// What a fresh, deterministic build of `request` gives.
+    fn fresh_build(&self, request: &ExecutionRequest) -> Vec<u8> {
+        execute_from_signals(
+            request,
+            &self.signer,
+            &MemoryReplayStore::new(),
+            &self.environment,
+            &fixed_clock(),
+        )
+        .unwrap()
+        .into_envelope()
+    }
+
+    fn ledger(&self) -> LedgerSnapshot {
+        let report = verify_ledger(&self.store).unwrap();
+        assert!(report.is_intact(), "{report:?}");
+        self.store.ledger_snapshot().unwrap()
+    }
+}
+
+fn request(n: u64) -> ExecutionRequest {
+    stream_request(&format!("fault-{n}"), n, n)
+}
+
+fn id(n: u64) -> ExecutionId {
+    ExecutionId::parse(&format!("fault-{n}")).unwrap()
+}
+
+#[test]
+fn a_failing_claim_refuses_with_a_store_error_and_consumes_nothing() {
+    let s = setup();
+    s.execute(&request(0)).unwrap();
+    let before = s.ledger();
+    s.store.fail(Fault::Claim);
+    let error = s.execute(&request(1)).unwrap_err();
+    assert_eq!(
+        (error.code(), error.class()),
+        ("replay.store_unavailable", ErrorClass::Store)
+    );
+    assert_eq!(s.ledger(), before);
+    assert_eq!(s.store.get(&id(1)).unwrap(), ExecutionState::Absent);
+    s.store.heal();
+    assert_eq!(s.execute(&request(1)).unwrap(), s.fresh_build(&request(1)));
+}
+
+#[test]
+fn failing_version_marks_refuse_before_anything_is_claimed() {
+    for fault in [Fault::ReadVersions, Fault::AcceptVersions] {
+        let s = setup();
+        s.store.fail(fault);
+        let error = s.execute(&request(0)).unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Store, "{fault:?}: {error}");
+        assert_eq!(
+            s.store.get(&id(0)).unwrap(),
+            ExecutionState::Absent,
+            "{fault:?}"
+        );
+        assert_eq!(
+            s.store.inner.accepted_versions().unwrap(),
+            AcceptedVersions::default()
+        );
+        s.store.heal();
+        s.execute(&request(0)).unwrap();
+    }
+}
+
+#[test]
+fn a_failing_complete_returns_no_attestation_and_recover_finishes_it_identically() {
+    let s = setup();
+    s.execute(&request(0)).unwrap();
+    s.store.fail(Fault::Complete);
+    let error = s.execute(&request(1)).unwrap_err();
+    assert_eq!(
+        (error.code(), error.class()),
+        ("replay.store_unavailable", ErrorClass::Store)
+    );
+    // Claimed with every input, nothing recorded as an outcome: not half-written.
+    assert!(matches!(
+        s.store.get(&id(1)).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+    assert_eq!(s.store.inner.pending().unwrap(), vec![id(1)]);
+    assert_eq!(s.ledger().rows.len(), 1);
+    // The id is never reopened: a retry is a replay, even with the store healed.
+    s.store.heal();
+    assert_eq!(
+        s.execute(&request(1)).unwrap_err().code(),
+        "runtime.replay_detected"
+    );
+    // Recovery while the store still fails leaves it claimed; once healed it completes it.
+    s.store.fail(Fault::Complete);
+    let report = recover(&s.store, &s.signer, &s.environment).unwrap();
+    assert!(report.completed.is_empty());
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].1.class(), ErrorClass::Store);
+    assert!(matches!(
+        s.store.get(&id(1)).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+    s.store.heal();
+    let report = recover(&s.store, &s.signer, &s.environment).unwrap();
+    assert!(report.failed.is_empty());
+    assert_eq!(report.completed.len(), 1);
+    let expected = s.fresh_build(&request(1));
+    assert_eq!(report.completed[0].envelope(), expected.as_slice());
+    match s.store.get(&id(1)).unwrap() {
+        ExecutionState::Completed(done) => assert_eq!(done.attestation(), expected.as_slice()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.ledger().rows.len(), 2);
+}
+
+#[test]
+fn a_lost_completion_reply_refuses_but_the_recorded_outcome_stands() {
+    let s = setup();
+    s.store.fail(Fault::CompleteReplyLost);
+    let error = s.execute(&request(0)).unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Store);
+    s.store.heal();
+    // The store recorded it; nothing is pending; the recorded attestation verifies and is the
+    // deterministic one; the id stays used.
+    assert!(s.store.pending().unwrap().is_empty());
+    let report = recover(&s.store, &s.signer, &s.environment).unwrap();
+    assert!(report.completed.is_empty() && report.failed.is_empty());
+    let ExecutionState::Completed(done) = s.store.get(&id(0)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(done.attestation(), s.fresh_build(&request(0)).as_slice());
+    assert!(
+        verify_attestation(done.attestation(), s.environment.trust_root(), None, None).is_valid()
+    );
+    assert_eq!(
+        s.execute(&request(0)).unwrap_err().code(),
+        "runtime.replay_detected"
+    );
+    assert_eq!(s.ledger().rows.len(), 1);
+}
+
+#[test]
+fn recover_refuses_when_the_store_cannot_list_pending_executions() {
+    let s = setup();
+    s.store.fail(Fault::Pending);
+    let error = recover(&s.store, &s.signer, &s.environment).unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Store);
+}
+
+#[test]
+fn a_sqlite_store_that_cannot_be_opened_is_a_store_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the database file should be, and a parent that does not exist.
+    std::fs::create_dir(dir.path().join("is-a-directory")).unwrap();
+    for path in [
+        dir.path().join("is-a-directory"),
+        dir.path().join("missing").join("x.sqlite"),
+    ] {
+        let error = SqliteReplayStore::open(&path).unwrap_err();
+        assert_eq!(
+            error.code(),
+            "replay.store_unavailable",
+            "{}: {error}",
+            path.display()
+        );
+    }
+    // A file that is not a database.
+    let garbage = dir.path().join("garbage.sqlite");
+    std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+    let error = SqliteReplayStore::open(&garbage).unwrap_err();
+    assert!(
+        matches!(
+            error.code(),
+            "replay.store_corrupt" | "replay.store_unavailable"
+        ),
+        "{error}"
+    );
+}
+
+/// KNOWN GAP (reported in docs/reliability.md): SQLite keeps writing to the files it holds
+/// open after they are unlinked, so executions after the deletion are acknowledged into a file
+/// nobody can reopen, and a store reopened at the path starts empty (those ids become usable
+/// again). This test pins that behaviour; when parmana-replay learns to detect a vanished file
+/// (for example by comparing the path's inode with the open one before each write), it must be
+/// changed to expect a store error.
+#[test]
+fn a_sqlite_store_whose_files_are_deleted_keeps_writing_to_the_unlinked_files() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let environment = fixture.load().unwrap();
+    let signer = fixture.attestation_signer().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vanishing.sqlite");
+    let store = SqliteReplayStore::open(&path).unwrap();
+    execute_from_signals(&request(0), &signer, &store, &environment, &fixed_clock()).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let after =
+        execute_from_signals(&request(1), &signer, &store, &environment, &fixed_clock()).unwrap();
+    assert!(verify_attestation(after.envelope(), environment.trust_root(), None, None).is_valid());
+    drop(store);
+    let reopened = SqliteReplayStore::open(&path).unwrap();
+    assert_eq!(reopened.get(&id(1)).unwrap(), ExecutionState::Absent);
+    assert!(verify_ledger(&reopened).unwrap().is_intact());
+}
+
+/// A full disk, simulated without privileges: the worker runs under `ulimit -f` (RLIMIT_FSIZE)
+/// with SIGXFSZ ignored, so a write past the limit fails with EFBIG inside SQLite, exactly where
+/// ENOSPC would.
+#[test]
+fn a_full_disk_refuses_with_store_errors_and_loses_nothing() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let environment = fixture.load().unwrap();
+    let signer = fixture.attestation_signer().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("full.sqlite");
+    drop(SqliteReplayStore::open(&db).unwrap());
+    let worker = env!("CARGO_BIN_EXE_parmana-reliability-worker");
+    // 1 MiB per file: `ulimit -f` counts 512-byte blocks in POSIX sh (dash), 1 KiB in bash.
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 2048 && trap '' XFSZ && exec \"$0\" \"$@\"")
+        .arg(worker)
+        .args([
+            "crash",
+            fixture.root().to_str().unwrap(),
+            db.to_str().unwrap(),
+            "0",
+            "150",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let mut acknowledged = Vec::new();
+    let mut refused = Vec::new();
+    for line in stdout.lines().filter(|l| *l != "READY") {
+        let words: Vec<&str> = line.splitn(3, ' ').collect();
+        match words[0] {
+            "ACK" => acknowledged.push((words[1].to_owned(), words[2].as_bytes().to_vec())),
+            "REFUSED" => refused.push((words[1].to_owned(), words[2].to_owned())),
+            _ => panic!("unexpected line {line:?}"),
+        }
+    }
+    assert!(
+        !acknowledged.is_empty(),
+        "nothing executed before the disk filled: {stdout}"
+    );
+    assert!(!refused.is_empty(), "the disk never filled");
+    for (id, why) in &refused {
+        assert!(
+            why.ends_with(" Store"),
+            "{id} refused with {why}: not a store error"
+        );
+    }
+    // Restart without the limit: nothing acknowledged is lost, the claimed ids are finished
+    // identically, the rest were never consumed, the ledger is intact.
+    let store = SqliteReplayStore::open(&db).unwrap();
+    let report = recover(&store, &signer, &environment).unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    for (id, envelope) in &acknowledged {
+        let ExecutionState::Completed(done) = store.get(&ExecutionId::parse(id).unwrap()).unwrap()
+        else {
+            panic!("acknowledged {id} lost")
+        };
+        assert_eq!(done.attestation(), envelope.as_slice());
+    }
+    let mut recovered = 0;
+    for (id, _) in &refused {
+        let n: u64 = id.strip_prefix("crash-").unwrap().parse().unwrap();
+        match store.get(&ExecutionId::parse(id).unwrap()).unwrap() {
+            ExecutionState::Absent => {}
+            ExecutionState::Completed(done) => {
+                let fresh = execute_from_signals(
+                    &stream_request(id, n, n),
+                    &signer,
+                    &MemoryReplayStore::new(),
+                    &environment,
+                    &fixed_clock(),
+                )
+                .unwrap();
+                assert_eq!(done.attestation(), fresh.envelope(), "{id}");
+                recovered += 1;
+            }
+            ExecutionState::Claimed(_) => panic!("{id} still claimed after recovery"),
+        }
+    }
+    let ledger = verify_ledger(&store).unwrap();
+    assert!(ledger.is_intact(), "{ledger:?}");
+    assert_eq!(ledger.records as usize, acknowledged.len() + recovered);
+    eprintln!(
+        "full disk: {} acknowledged, {} refused ({} of them claimed and recovered), codes {:?}",
+        acknowledged.len(),
+        refused.len(),
+        recovered,
+        refused
+            .iter()
+            .map(|(_, c)| c.as_str())
+            .collect::<BTreeSet<_>>()
+    );
+}
