@@ -48,7 +48,7 @@ fn declarations() -> Value {
 /// A value of signal `sig`'s type chosen by `k`.
 fn value_of(sig: usize, k: usize) -> Value {
     match SIGNALS[sig].1 {
-        "boolean" => json!(k % 2 == 0),
+        "boolean" => json!(k.is_multiple_of(2)),
         "number" => json!(NUMBERS[k % NUMBERS.len()]),
         "integer" => json!(INTEGERS[k % INTEGERS.len()]),
         _ => json!(STRINGS[k % STRINGS.len()]),
@@ -195,7 +195,7 @@ fn policy_json(rules: &[RuleSpec], ignore_extra: bool) -> Value {
 fn signals_json(choices: &[usize; 8], extra: bool) -> Value {
     let mut map = Map::new();
     for (sig, k) in choices.iter().enumerate() {
-        if !SIGNALS[sig].2 && k % 4 == 0 {
+        if !SIGNALS[sig].2 && k.is_multiple_of(4) {
             continue;
         }
         map.insert(SIGNALS[sig].0.to_owned(), value_of(sig, k / 4));
