@@ -16,7 +16,7 @@ use crate::common::{
     ClockArgs, TrustRootArgs, create_dir, parse_timestamp, read_private_key, write_file,
 };
 use crate::exit::ExitClass;
-use crate::report::Failure;
+use crate::report::{Failure, outln};
 
 // ---------------------------------------------------------------------------------------------
 // keygen
@@ -47,7 +47,7 @@ pub fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
     key.write_pem_file(&args.out)
         .map_err(|e| Failure::trust(&e))?;
     write_public_key_file(&key.public_key(), &public_path).map_err(|e| Failure::trust(&e))?;
-    println!("{}", key.key_id());
+    outln!("{}", key.key_id());
     Ok(())
 }
 
@@ -56,7 +56,7 @@ fn refuse_existing(path: &Path) -> Result<(), Failure> {
         return Err(Failure::new(
             "cli.output_exists",
             format!("{} already exists; not overwriting it", path.display()),
-            ExitClass::InvalidInput,
+            ExitClass::Io,
         ));
     }
     Ok(())
@@ -234,13 +234,7 @@ fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
         .first()
         .map(|p| read_private_key(p))
         .transpose()?
-        .ok_or_else(|| {
-            Failure::new(
-                "cli.usage",
-                "--root-key is required",
-                ExitClass::InvalidInput,
-            )
-        })?;
+        .ok_or_else(|| Failure::new("cli.usage", "--root-key is required", ExitClass::Usage))?;
     let (spec, signers) = args.roles.spec()?;
     let trust_root_path = args.out.join("trust-root.json");
     let root_pub_path = args.out.join("root.pub");
@@ -251,7 +245,7 @@ fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
     write_file(&trust_root_path, &bytes)?;
     write_public_key_file(&first_root.public_key(), &root_pub_path)
         .map_err(|e| Failure::trust(&e))?;
-    println!(
+    outln!(
         "trust root version 1 written to {}; pinned root key {} ({})",
         trust_root_path.display(),
         root_pub_path.display(),
@@ -282,7 +276,7 @@ fn trust_rotate(args: &TrustRotateArgs) -> Result<(), Failure> {
         write_file(&archived, &current_bytes)?;
     }
     write_file(&args.trust_root, &bytes)?;
-    println!(
+    outln!(
         "trust root version {} written to {}; version {} kept as {}",
         previous.version() + 1,
         args.trust_root.display(),
@@ -395,7 +389,7 @@ fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
     };
     let bytes =
         sign_bundle_dir(&args.dir, &id, &version, &[&signer]).map_err(|e| Failure::trust(&e))?;
-    println!("{id}@{version} {}", bundle_digest(&bytes)?);
+    outln!("{id}@{version} {}", bundle_digest(&bytes)?);
     Ok(())
 }
 
@@ -426,7 +420,7 @@ fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
         return Err(Failure::new(
             "cli.output_exists",
             format!("{} is not empty; not overwriting it", args.out.display()),
-            ExitClass::InvalidInput,
+            ExitClass::Io,
         ));
     }
     for (relative, bytes) in legacy.files() {
@@ -446,7 +440,7 @@ fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
         &[&signer],
     )
     .map_err(|e| Failure::trust(&e))?;
-    println!(
+    outln!(
         "{}@{} {}",
         legacy.policy_id(),
         legacy.policy_version(),
@@ -527,7 +521,7 @@ pub fn release(command: &ReleaseCommand) -> Result<(), Failure> {
     };
     let bytes = sign_release_manifest(&spec, &[&signer]).map_err(|e| Failure::trust(&e))?;
     write_file(&args.out, &bytes)?;
-    println!(
+    outln!(
         "release manifest version {} with {} polic{} written to {}",
         spec.version,
         spec.policies.len(),

@@ -16,7 +16,7 @@ use crate::common::{
     split_policy_reference,
 };
 use crate::exit::ExitClass;
-use crate::report::{Failure, failure_json};
+use crate::report::{Failure, failure_json, outln};
 use crate::store::StoreArgs;
 
 const EXECUTE_EXAMPLES: &str = concat!(
@@ -138,11 +138,11 @@ pub fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         return Err(Failure::new(
             "cli.usage",
             "--policy and --signals are required without --batch",
-            ExitClass::InvalidInput,
+            ExitClass::Usage,
         ));
     };
     let envelope = executor.execute(args.execution_id.clone(), policy, signals)?;
-    println!("{envelope}");
+    outln!("{envelope}");
     Ok(())
 }
 

@@ -9,7 +9,7 @@ macro_rules! exit_codes_help {
         "\
 Exit codes:
   0  success
-  1  a file or the terminal could not be read or written
+  1  IO: a file or stream could not be read or written, or an output file already exists
   2  usage: the command line itself is wrong
   3  invalid input: a policy, signals, execution id or JSON document was refused
   4  trust failure: a signature, key, role, digest, expiry or release manifest check failed
@@ -28,8 +28,10 @@ pub const EXIT_CODES_HELP: &str = exit_codes_help!();
 /// Exit codes. `0` is success; `2` is a usage error, reported by clap itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitClass {
-    /// `1`: reading or writing a file failed.
+    /// `1`: reading or writing a file failed (or an output file already exists).
     Io,
+    /// `2`: the arguments do not fit together (clap reports its own usage errors with `2` too).
+    Usage,
     /// `3`: an input file or document was refused (malformed JSON, invalid signals, bad policy).
     InvalidInput,
     /// `4`: the chain of trust refused something.
@@ -47,6 +49,7 @@ impl ExitClass {
     pub fn code(self) -> u8 {
         match self {
             Self::Io => 1,
+            Self::Usage => 2,
             Self::InvalidInput => 3,
             Self::Trust => 4,
             Self::Replay => 5,

@@ -3,7 +3,7 @@
 use parmana_replay::verify_ledger;
 
 use crate::exit::ExitClass;
-use crate::report::{Failure, Format};
+use crate::report::{Failure, Format, outln};
 use crate::store::StoreArgs;
 
 /// `parmana ledger …`.
@@ -27,14 +27,14 @@ pub fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Failure> {
     match format {
         Format::Human => match (&report.first_break, &report.head) {
             (Some(broken), _) => {
-                println!("ledger BROKEN after {} records: {broken}", report.records)
+                outln!("ledger BROKEN after {} records: {broken}", report.records)
             }
             (None, Some(head)) => {
-                println!("ledger intact: {} records, head {head}", report.records)
+                outln!("ledger intact: {} records, head {head}", report.records)
             }
-            (None, None) => println!("ledger intact: empty"),
+            (None, None) => outln!("ledger intact: empty"),
         },
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::json!({
                 "intact": report.is_intact(),

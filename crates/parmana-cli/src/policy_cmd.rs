@@ -7,7 +7,7 @@ use parmana_policy::{CompiledPolicy, TestReport, check, compile, run_tests};
 
 use crate::common::{read_file_or_stdin, read_signals};
 use crate::exit::ExitClass;
-use crate::report::{Failure, Format, failure_json};
+use crate::report::{Failure, Format, failure_json, out, outln};
 
 const POLICY_HELP: &str = "\
 POLICY_FILE_OR_DIR is a policy.json file, or a bundle directory holding one (for example
@@ -124,8 +124,8 @@ fn check_policy(args: &PolicyFileArgs, format: Format) -> Result<(), Failure> {
     let bytes = read_file_or_stdin(&file)?;
     let report = check(&bytes);
     match format {
-        Format::Human => print!("{}", report.render()),
-        Format::Json => println!(
+        Format::Human => out!("{}", report.render()),
+        Format::Json => outln!(
             "{}",
             serde_json::json!({"ok": report.is_ok(), "diagnostics": report.diagnostics})
         ),
@@ -164,14 +164,14 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
     let (policy, _) = load(&args.policy)?;
     if let Some(signals) = &args.signals {
         let signals = read_signals(signals)?;
-        println!("{}", decision_json(&policy, &signals)?);
+        outln!("{}", decision_json(&policy, &signals)?);
         return Ok(());
     }
     let Some(batch) = &args.batch else {
         return Err(Failure::new(
             "cli.usage",
             "give --signals or --batch",
-            ExitClass::InvalidInput,
+            ExitClass::Usage,
         ));
     };
     let input = read_file_or_stdin(batch)?;
@@ -221,8 +221,8 @@ fn explain(args: &ExplainArgs, format: Format) -> Result<(), Failure> {
     })?;
     let explanation = validated.explain();
     match format {
-        Format::Human => print!("{explanation}"),
-        Format::Json => println!("{}", serde_json::json!(explanation)),
+        Format::Human => out!("{explanation}"),
+        Format::Json => outln!("{}", serde_json::json!(explanation)),
     }
     Ok(())
 }
@@ -261,8 +261,8 @@ fn test(args: &TestArgs, format: Format) -> Result<(), Failure> {
     let report = run_tests(&policy, &cases);
     let show_coverage = args.coverage || args.threshold.is_some();
     match format {
-        Format::Human => print!("{}", render_tests(&report, show_coverage)),
-        Format::Json => println!("{}", tests_json(&report)),
+        Format::Human => out!("{}", render_tests(&report, show_coverage)),
+        Format::Json => outln!("{}", tests_json(&report)),
     }
     if !report.all_passed() {
         let failed = report.cases.len() - report.passed();

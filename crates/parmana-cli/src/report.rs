@@ -118,3 +118,32 @@ fn is_io_code(code: &str) -> bool {
 pub fn failure_json(failure: &Failure) -> serde_json::Value {
     serde_json::json!({"code": failure.code, "message": failure.message})
 }
+
+/// Writes to stdout. A reader that went away (`parmana … | head`) is not an error: there is
+/// nobody left to print for.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::io("standard output", &e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `print!` that returns an IO [`Failure`] with `?` instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::report::write_stdout(format_args!($($arg)*))?
+    };
+}
+pub(crate) use out;
+
+/// `println!` that returns an IO [`Failure`] with `?` instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::report::write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+pub(crate) use outln;
