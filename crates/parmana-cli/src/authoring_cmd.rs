@@ -124,7 +124,7 @@ fn read_key_file(path: &Path) -> Result<KeyFile, Failure> {
                 "{}: not an Ed25519 SPKI public key or PKCS#8 private key (PEM)",
                 path.display()
             ),
-            ExitClass::InvalidInput,
+            ExitClass::Trust,
         )),
     }
 }

@@ -63,10 +63,10 @@ impl Failure {
     /// A refusal of the trust layer (authoring and verification commands).
     pub fn trust(err: &TrustError) -> Self {
         let code = err.code();
+        // Like the runtime: anything the chain of trust refuses, malformed documents included,
+        // is a trust failure; only a file that could not be read is IO.
         let class = if is_io_code(code) {
             ExitClass::Io
-        } else if code.starts_with("canon.") || code == "trust.malformed" {
-            ExitClass::InvalidInput
         } else {
             ExitClass::Trust
         };

@@ -1,0 +1,60 @@
+//! `parmana execute --store postgres://…`: the shared store through the real binary (needs `PARMANA_TEST_POSTGRES_URL`, which `.ci/run` sets).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::io::Write as _;
+
+use common::{NOW, VIP_SIGNALS, run};
+
+#[test]
+fn a_postgres_store_consumes_each_id_once() {
+    let Ok(url) = std::env::var("PARMANA_TEST_POSTGRES_URL") else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI=true but PARMANA_TEST_POSTGRES_URL is not set: .ci/services starts the server"
+        );
+        // Written to stderr directly, past the test harness's capture, so the skip is visible.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: parmana execute --store postgres:// — PARMANA_TEST_POSTGRES_URL is not set"
+        );
+        return;
+    };
+    // The database outlives this test: a fresh id per run.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let id = format!("cli-pg-{}-{nanos}", std::process::id());
+    let args = [
+        "execute",
+        "--policy",
+        "claims-approval@1.0.0",
+        "--signals",
+        VIP_SIGNALS,
+        "--execution-id",
+        &id,
+        "--store",
+        &url,
+        "--now",
+        NOW,
+    ];
+    let first = run(&args);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let second = run(&args);
+    assert_eq!(second.code, 5, "{}", second.transcript());
+    assert!(
+        second.stderr.starts_with("error[runtime.replay_detected]"),
+        "{}",
+        second.stderr
+    );
+    let ledger = run(&["ledger", "verify", "--store", &url]);
+    assert_eq!(ledger.code, 0, "{}", ledger.transcript());
+    assert!(
+        ledger.stdout.starts_with("ledger intact: "),
+        "{}",
+        ledger.stdout
+    );
+}
