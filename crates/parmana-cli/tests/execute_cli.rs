@@ -382,3 +382,40 @@ fn ledger_verify_reports_a_missing_store() {
     let out = run_in(dir.path(), &["ledger", "verify"], b"");
     insta::assert_snapshot!("ledger_missing_store", out.transcript());
 }
+
+#[test]
+fn include_signals_embeds_them_and_verify_checks_them() {
+    let out = execute_in(
+        &repo_root(),
+        "memory",
+        "claim-0008",
+        VIP_SIGNALS,
+        &["--include-signals"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = run_in(
+        &repo_root(),
+        &["--format", "json", "verify", "-", "--now", NOW],
+        out.stdout.as_bytes(),
+    );
+    assert_eq!(report.code, 0, "{}", report.transcript());
+    let value: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(value["predicate"]["signals"]["claim_amount"], 1200);
+    let checks: Vec<&str> = value["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "envelope",
+            "signature",
+            "key_role",
+            "trust_root",
+            "fingerprint",
+            "signals_digest"
+        ]
+    );
+}
