@@ -94,10 +94,14 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         let (sender, receiver) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || read_complete_lines(stdout, &sender));
-        // Even rounds: a moment counted from the spawn (it may fall while the worker opens the
-        // store or loads the environment). Odd rounds: a moment counted from READY.
+        // Even rounds: a moment counted from the spawn (every fourth round within 15 ms, so
+        // that it falls while the worker starts, opens the store or loads the environment).
+        // Odd rounds: a moment counted from READY.
         let mut lines = Vec::new();
-        if round % 2 == 0 {
+        if round % 4 == 0 {
+            // Early: usually while the worker starts, opens the store or loads the environment.
+            std::thread::sleep(Duration::from_micros(random.below(15_000)));
+        } else if round % 2 == 0 {
             std::thread::sleep(Duration::from_millis(random.below(400)));
         } else {
             let ready = receiver.recv_timeout(Duration::from_secs(30)).unwrap();
