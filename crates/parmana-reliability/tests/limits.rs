@@ -237,3 +237,23 @@ fn a_declared_max_length_bounds_a_string_signal() {
         "policy.signal_too_long"
     );
 }
+
+#[test]
+fn signals_text_is_bounded_before_it_is_parsed() {
+    use parmana_runtime::MAX_SIGNALS_JSON_BYTES;
+    let at_limit = |extra: usize| {
+        let mut text = br#"{"claim_amount": 1}"#.to_vec();
+        text.resize(MAX_SIGNALS_JSON_BYTES + extra, b' ');
+        ExecutionRequest::signals_from_json("id", "claims-approval", "1.0.0", &text)
+            .map(|_| ())
+            .map_err(|e| (e.code(), e.class()))
+    };
+    assert_eq!(at_limit(0), Ok(()));
+    assert_eq!(
+        at_limit(1),
+        Err((
+            "runtime.request_too_large",
+            parmana_runtime::ErrorClass::InvalidInput
+        ))
+    );
+}

@@ -64,6 +64,14 @@ pub enum ExecutionError {
     /// The signals were refused by the policy's declarations.
     #[error("signals refused: {0}")]
     Signals(#[from] SignalError),
+    /// The signals text is longer than [`MAX_SIGNALS_JSON_BYTES`](crate::MAX_SIGNALS_JSON_BYTES).
+    #[error("request refused: {size} bytes of signals text, more than {limit}")]
+    RequestTooLarge {
+        /// The size of the text, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The request text is not acceptable JSON.
     #[error("request refused: {0}")]
     Canon(#[from] parmana_canon::CanonError),
@@ -127,6 +135,7 @@ impl ExecutionError {
             Self::PolicyInvalid { source, .. } => source.code(),
             Self::PolicyIdentityMismatch { .. } => "runtime.policy_identity_mismatch",
             Self::Signals(e) => e.code(),
+            Self::RequestTooLarge { .. } => "runtime.request_too_large",
             Self::Canon(e) => e.code(),
             Self::Trust(e) => e.code(),
             Self::SignerLacksRole { .. } => "runtime.signer_lacks_role",
@@ -146,6 +155,7 @@ impl ExecutionError {
             | Self::PolicyNotFound { .. }
             | Self::PolicyInvalid { .. }
             | Self::Signals(_)
+            | Self::RequestTooLarge { .. }
             | Self::Canon(_)
             | Self::Io { .. } => ErrorClass::InvalidInput,
             Self::Trust(_)

@@ -10,6 +10,10 @@ use serde_json::Value;
 
 use crate::{Clock, ExecutionError, RUNTIME_NAME, RUNTIME_VERSION, RuntimeEnvironment};
 
+/// The largest signals text [`ExecutionRequest::signals_from_json`] parses (1 MiB); longer text is
+/// refused with `runtime.request_too_large` before it is parsed.
+pub const MAX_SIGNALS_JSON_BYTES: usize = 1024 * 1024;
+
 /// One request to execute: which policy, which execution id, which signals.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionRequest {
@@ -27,13 +31,20 @@ pub struct ExecutionRequest {
 
 impl ExecutionRequest {
     /// A request whose signals are given as JSON text, parsed strictly (duplicate keys,
-    /// lone surrogates, unsafe integers and non-finite numbers are refused).
+    /// lone surrogates, unsafe integers and non-finite numbers are refused). Text longer than
+    /// [`MAX_SIGNALS_JSON_BYTES`] is refused unparsed.
     pub fn signals_from_json(
         execution_id: impl Into<String>,
         policy_id: impl Into<String>,
         policy_version: impl Into<String>,
         signals_json: &[u8],
     ) -> Result<Self, ExecutionError> {
+        if signals_json.len() > MAX_SIGNALS_JSON_BYTES {
+            return Err(ExecutionError::RequestTooLarge {
+                size: signals_json.len(),
+                limit: MAX_SIGNALS_JSON_BYTES,
+            });
+        }
         Ok(Self {
             execution_id: execution_id.into(),
             policy_id: policy_id.into(),

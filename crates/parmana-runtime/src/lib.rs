@@ -12,7 +12,10 @@ pub use environment::{
     HighestAccepted, LoadedPolicy, RuntimeEnvironment, RuntimeEnvironmentConfig,
 };
 pub use error::{ErrorClass, ExecutionError};
-pub use execute::{Attestation, ExecutionRequest, RecoveryReport, execute_from_signals, recover};
+pub use execute::{
+    Attestation, ExecutionRequest, MAX_SIGNALS_JSON_BYTES, RecoveryReport, execute_from_signals,
+    recover,
+};
 pub use verify::{load_bundle, load_trust_root, verify_attestation};
 
 /// The name of this runtime, recorded in every attestation.
