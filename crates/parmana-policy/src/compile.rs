@@ -562,3 +562,54 @@ fn build_index(rules: &[crate::model::Rule], policy: &CompiledPolicy) -> RuleInd
     }
     index
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    fn keyed_policy(n: usize) -> crate::CompiledPolicy {
+        let mut rules: Vec<_> = (0..n)
+            .map(|k| {
+                json!({"id": format!("p{k}"), "when": {"all": [
+                    {"signal": "product", "eq": format!("p-{k}")},
+                    {"signal": "amount", "le": 1000}
+                ]}, "then": {"decision": "yes"}})
+            })
+            .collect();
+        rules.push(json!({"id": "big", "when": {"signal": "amount", "gt": 5000}, "then": {"decision": "no"}}));
+        let policy = json!({
+            "schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
+            "decisions": ["yes", "no"],
+            "signals": {"product": {"type": "string", "required": true},
+                        "amount": {"type": "number", "required": true}},
+            "rules": rules, "default": {"decision": "no"}
+        });
+        crate::compile(&serde_json::to_vec(&policy).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn keyed_rules_are_bucketed_one_per_value() {
+        let policy = keyed_policy(1_000);
+        let index = &policy.index;
+        assert_eq!(index.slots.len(), 1);
+        assert_eq!(index.unindexed, [1_000]);
+        assert_eq!(index.slots[0].buckets.len(), 1_000);
+        assert!(index.slots[0].buckets.iter().all(|(_, _, len)| *len == 1));
+        let signals = policy
+            .validate_signals(&json!({"product": "p-999", "amount": 10}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(signals.evaluate().rule_id, "p999");
+        let unknown = policy
+            .validate_signals(&json!({"product": "nope", "amount": 6000}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(unknown.evaluate().rule_id, "big");
+    }
+
+    #[test]
+    fn a_single_keyed_rule_is_not_indexed() {
+        let policy = keyed_policy(1);
+        assert!(policy.index.slots.is_empty());
+        assert_eq!(policy.index.unindexed, [0, 1]);
+    }
+}

@@ -91,7 +91,7 @@ impl<'p> ValidatedSignals<'p> {
 
     /// The value of a declared signal, `None` when it is absent or not declared.
     pub fn get(&self, name: &str) -> Option<SignalValue> {
-        let slot = self.policy.signals.iter().position(|d| d.name == name)?;
+        let slot = self.policy.slot_index(name)?;
         self.slots.get(slot).and_then(SignalValue::from_slot)
     }
 
@@ -145,7 +145,7 @@ impl CompiledPolicy {
         if self.additional_signals == AdditionalSignals::Reject {
             let mut undeclared: Vec<&String> = map
                 .keys()
-                .filter(|k| !self.signals.iter().any(|d| &d.name == *k))
+                .filter(|k| self.slot_index(k).is_none())
                 .collect();
             undeclared.sort();
             if let Some(name) = undeclared.first() {
@@ -158,6 +158,13 @@ impl CompiledPolicy {
             policy: self,
             slots,
         })
+    }
+
+    /// The slot of a declared signal (declarations are sorted by name).
+    pub(crate) fn slot_index(&self, name: &str) -> Option<usize> {
+        self.signals
+            .binary_search_by(|d| d.name.as_str().cmp(name))
+            .ok()
     }
 
     /// Parses JSON text strictly (`parmana_canon::parse_strict`) and validates it as signals.
