@@ -9,9 +9,10 @@
 
 use serde_json::{Map, Value};
 
+use crate::declare::read_signals;
 use crate::diagnostic::{Diagnostic, DiagnosticCode as Code};
 use crate::model::{AdditionalSignals, Outcome, PolicyModel, Rule, SchemaVersion};
-use crate::parse::{Dialect, Reader, check_fields, read_signals, required, string, valid_label};
+use crate::parse::{Dialect, Reader, check_fields, required, string, valid_label};
 
 /// The rule id of the single rule a legacy policy is translated to.
 pub const LEGACY_RULE_ID: &str = "rules";

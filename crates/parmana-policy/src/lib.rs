@@ -22,7 +22,9 @@
 
 mod analysis;
 mod compile;
+mod declare;
 mod diagnostic;
+mod document;
 mod error;
 mod eval;
 mod legacy;
@@ -33,11 +35,11 @@ mod testing;
 
 pub use compile::CompiledPolicy;
 pub use diagnostic::{Diagnostic, DiagnosticCode, Severity, render_diagnostics};
+pub use document::{valid_policy_id, valid_policy_version};
 pub use error::{PolicyError, SignalError};
 pub use eval::{ConditionTrace, DEFAULT_RULE_ID, Decision, Explanation, RuleTrace};
 pub use legacy::{LEGACY_FALSE_DECISION, LEGACY_RULE_ID};
 pub use model::{AdditionalSignals, SchemaVersion, SignalDecl, SignalType};
-pub use parse::{valid_policy_id, valid_policy_version};
 pub use signals::{SignalValue, ValidatedSignals};
 pub use testing::{
     CaseOutcome, CaseReport, ConditionCoverage, Coverage, Expectation, RuleCoverage, TestReport,
@@ -130,12 +132,12 @@ fn report_of(
 
 /// Reads policy bytes (strict JSON, schema 2.0.0 or legacy 1.0.0) and runs every static check.
 pub fn check(policy: &[u8]) -> CheckReport {
-    report_of(parse::read_policy(policy))
+    report_of(document::read_policy(policy))
 }
 
 /// Like [`check`], for a policy already parsed (for example with `parmana_canon::parse_strict`).
 pub fn check_value(policy: &serde_json::Value) -> CheckReport {
-    report_of(parse::read_policy_value(policy))
+    report_of(document::read_policy_value(policy))
 }
 
 /// Reads, checks and compiles policy bytes; warnings are dropped (see [`check`] to see them).

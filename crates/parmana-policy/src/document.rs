@@ -1,0 +1,338 @@
+//! Reading a whole policy document: size and strict JSON, schema dispatch, and the schema 2.0.0 top level, rules and outcomes.
+
+use serde_json::{Map, Value};
+
+use crate::declare::read_signals;
+use crate::diagnostic::{Diagnostic, DiagnosticCode as Code, join_path};
+use crate::limits;
+use crate::model::{AdditionalSignals, Outcome, PolicyModel, Rule, SchemaVersion};
+use crate::parse::{Dialect, Reader, check_fields, required, string, valid_label};
+
+/// Reads a whole policy document of either schema.
+pub(crate) fn read_policy(bytes: &[u8]) -> (Option<PolicyModel>, Vec<Diagnostic>) {
+    if bytes.len() > limits::MAX_POLICY_BYTES {
+        return (
+            None,
+            vec![Diagnostic::new(
+                Code::PolicyTooLarge,
+                "",
+                format!(
+                    "the policy has {} bytes, more than {}",
+                    bytes.len(),
+                    limits::MAX_POLICY_BYTES
+                ),
+            )],
+        );
+    }
+    match parmana_canon::parse_strict(bytes) {
+        Ok(value) => read_policy_value(&value),
+        Err(e) => (
+            None,
+            vec![Diagnostic::new(
+                Code::InvalidJson,
+                "",
+                format!("not strict JSON: {e} ({})", e.code()),
+            )],
+        ),
+    }
+}
+
+/// Reads a parsed policy document of either schema.
+pub(crate) fn read_policy_value(value: &Value) -> (Option<PolicyModel>, Vec<Diagnostic>) {
+    let Value::Object(map) = value else {
+        return (
+            None,
+            vec![Diagnostic::new(
+                Code::WrongJsonType,
+                "",
+                format!(
+                    "a policy must be a JSON object, found {}",
+                    crate::error::json_kind(value)
+                ),
+            )],
+        );
+    };
+    match map.get("schema_version") {
+        Some(Value::String(v)) if v == "2.0.0" => read_v2(map),
+        Some(Value::String(v)) if v == "1.0.0" => crate::legacy::read_legacy(map),
+        Some(other) => (
+            None,
+            vec![Diagnostic::new(
+                Code::UnsupportedSchemaVersion,
+                "/schema_version",
+                format!(
+                    "schema_version {other} is not supported; expected \"2.0.0\" (or \"1.0.0\" for legacy policies)"
+                ),
+            )],
+        ),
+        None => (
+            None,
+            vec![Diagnostic::new(
+                Code::UnsupportedSchemaVersion,
+                "",
+                "the document has no \"schema_version\": it is not a policy of a known schema",
+            )],
+        ),
+    }
+}
+
+/// Whether `id` is a valid policy id: `[a-z0-9][a-z0-9-_.]*`, no `..`, at most 128 characters.
+pub fn valid_policy_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    id.len() <= limits::MAX_NAME_LEN
+        && !id.contains("..")
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Whether `version` is a semantic version `MAJOR.MINOR.PATCH` (no leading zeros),
+/// optionally followed by `-prerelease` of `[0-9A-Za-z.-]`.
+pub fn valid_policy_version(version: &str) -> bool {
+    if version.len() > limits::MAX_NAME_LEN {
+        return false;
+    }
+    let (core, pre) = match version.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (version, None),
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = |p: &&str| {
+        !p.is_empty()
+            && p.chars().all(|c| c.is_ascii_digit())
+            && (p.len() == 1 || !p.starts_with('0'))
+    };
+    parts.len() == 3
+        && parts.iter().all(numeric)
+        && pre.is_none_or(|p| {
+            !p.is_empty()
+                && !p.starts_with('.')
+                && !p.ends_with('.')
+                && !p.contains("..")
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        })
+}
+
+/// Reads an outcome `{"decision": D, "reason": R?}`.
+pub(crate) fn read_outcome(reader: &mut Reader<'_>, value: &Value, path: &str) -> Option<Outcome> {
+    let Value::Object(map) = value else {
+        reader.report(
+            Code::WrongJsonType,
+            path,
+            format!(
+                "an outcome must be an object {{\"decision\", \"reason\"}}, found {}",
+                crate::error::json_kind(value)
+            ),
+        );
+        return None;
+    };
+    check_fields(reader, map, path, &["decision", "reason"]);
+    let reason = match map.get("reason") {
+        Some(r) => Some(string(reader, r, &join_path(path, "reason"))?.to_owned()),
+        None => None,
+    };
+    let decision_value = required(reader, map, path, "decision")?;
+    let decision = string(reader, decision_value, &join_path(path, "decision"))?;
+    Some(Outcome {
+        decision: decision.to_owned(),
+        reason,
+    })
+}
+
+fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
+    let mut top = Reader::new(Dialect::V2, &[]);
+    check_fields(
+        &mut top,
+        map,
+        "",
+        &[
+            "schema_version",
+            "policy_id",
+            "policy_version",
+            "description",
+            "decisions",
+            "signals",
+            "additional_signals",
+            "rules",
+            "default",
+        ],
+    );
+    let policy_id = required(&mut top, map, "", "policy_id")
+        .and_then(|v| string(&mut top, v, "/policy_id"))
+        .map(str::to_owned);
+    if let Some(id) = &policy_id
+        && !valid_policy_id(id)
+    {
+        top.report(
+            Code::InvalidPolicyId,
+            "/policy_id",
+            format!("policy_id {id:?} must match [a-z0-9][a-z0-9-_.]* without \"..\""),
+        );
+    }
+    let policy_version = required(&mut top, map, "", "policy_version")
+        .and_then(|v| string(&mut top, v, "/policy_version"))
+        .map(str::to_owned);
+    if let Some(v) = &policy_version
+        && !valid_policy_version(v)
+    {
+        top.report(
+            Code::InvalidPolicyVersion,
+            "/policy_version",
+            format!("policy_version {v:?} is not a semantic version such as \"1.0.0\""),
+        );
+    }
+    let description = map
+        .get("description")
+        .and_then(|d| string(&mut top, d, "/description"))
+        .map(str::to_owned);
+    let additional_signals = match map.get("additional_signals") {
+        None => AdditionalSignals::Reject,
+        Some(Value::String(s)) if s == "reject" => AdditionalSignals::Reject,
+        Some(Value::String(s)) if s == "ignore" => AdditionalSignals::Ignore,
+        Some(other) => {
+            top.report(
+                Code::InvalidAdditionalSignals,
+                "/additional_signals",
+                format!("additional_signals must be \"reject\" or \"ignore\", found {other}"),
+            );
+            AdditionalSignals::Reject
+        }
+    };
+    let decisions = match required(&mut top, map, "", "decisions") {
+        Some(v) => read_decisions(&mut top, v),
+        None => Vec::new(),
+    };
+    let signals = match required(&mut top, map, "", "signals") {
+        Some(v) => read_signals(&mut top, v, "/signals"),
+        None => Vec::new(),
+    };
+    let mut diagnostics = std::mem::take(&mut top.diagnostics);
+    let mut reader = Reader::new(Dialect::V2, &signals);
+    let mut rules = Vec::new();
+    if let Some(v) = required(&mut reader, map, "", "rules") {
+        match v {
+            Value::Array(items) if items.len() > limits::MAX_RULES => reader.report(
+                Code::TooMany,
+                "/rules",
+                format!("{} rules, more than {}", items.len(), limits::MAX_RULES),
+            ),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(rule) = read_rule(&mut reader, item, &format!("/rules/{i}")) {
+                        rules.push(rule);
+                    }
+                }
+            }
+            other => reader.report(
+                Code::WrongJsonType,
+                "/rules",
+                format!(
+                    "\"rules\" must be a list, found {}",
+                    crate::error::json_kind(other)
+                ),
+            ),
+        }
+    }
+    let default = required(&mut reader, map, "", "default")
+        .and_then(|v| read_outcome(&mut reader, v, "/default"));
+    diagnostics.append(&mut reader.diagnostics);
+    let model = match (policy_id, policy_version, default) {
+        (Some(id), Some(version), Some(default)) => Some(PolicyModel {
+            schema: SchemaVersion::V2,
+            policy_id: Some(id),
+            policy_version: Some(version),
+            description,
+            decisions,
+            signals,
+            additional_signals,
+            rules,
+            default,
+            default_path: "/default".to_owned(),
+        }),
+        _ => None,
+    };
+    crate::analysis::finish(model, diagnostics)
+}
+
+fn read_decisions(reader: &mut Reader<'_>, value: &Value) -> Vec<String> {
+    let Some(items) = reader.list(value, "/decisions", "decisions") else {
+        return Vec::new();
+    };
+    if items.len() > limits::MAX_DECISIONS {
+        reader.report(
+            Code::TooMany,
+            "/decisions",
+            format!(
+                "{} decisions, more than {}",
+                items.len(),
+                limits::MAX_DECISIONS
+            ),
+        );
+        return Vec::new();
+    }
+    let mut decisions: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("/decisions/{i}");
+        let Some(name) = string(reader, item, &path) else {
+            continue;
+        };
+        if !valid_label(name) {
+            reader.report(
+                Code::InvalidName,
+                &path,
+                format!("decision {name:?} must match [A-Za-z0-9][A-Za-z0-9_.-]*"),
+            );
+        } else if decisions.iter().any(|d| d == name) {
+            reader.report(
+                Code::DuplicateDecision,
+                &path,
+                format!("decision {name:?} is declared twice"),
+            );
+        } else {
+            decisions.push(name.to_owned());
+        }
+    }
+    decisions
+}
+
+fn read_rule(reader: &mut Reader<'_>, value: &Value, path: &str) -> Option<Rule> {
+    let Value::Object(map) = value else {
+        reader.report(
+            Code::WrongJsonType,
+            path,
+            format!(
+                "a rule must be an object {{\"id\", \"when\", \"then\"}}, found {}",
+                crate::error::json_kind(value)
+            ),
+        );
+        return None;
+    };
+    check_fields(reader, map, path, &["id", "when", "then", "description"]);
+    if let Some(d) = map.get("description") {
+        string(reader, d, &join_path(path, "description"));
+    }
+    let id =
+        required(reader, map, path, "id").and_then(|v| string(reader, v, &join_path(path, "id")));
+    if let Some(id) = id
+        && !valid_label(id)
+    {
+        reader.report(
+            Code::InvalidName,
+            &join_path(path, "id"),
+            format!("rule id {id:?} must match [A-Za-z0-9][A-Za-z0-9_.-]*"),
+        );
+    }
+    let when = required(reader, map, path, "when")
+        .and_then(|v| reader.condition(v, &join_path(path, "when"), 1, &[]));
+    let then = required(reader, map, path, "then")
+        .and_then(|v| read_outcome(reader, v, &join_path(path, "then")));
+    Some(Rule {
+        id: id?.to_owned(),
+        when: when?,
+        then: then?,
+        path: path.to_owned(),
+    })
+}
