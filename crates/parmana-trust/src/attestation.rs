@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use parmana_canon::{Digest, Timestamp, canonicalize_value, parse_strict, to_canonical_vec};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::envelope::{SignatureCheck, SignatureEntry, check_keys, check_signatures_with};
 use crate::keys::{decode_base64, encode_base64};
@@ -122,33 +122,49 @@ pub fn dsse_pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn to_value<T: Serialize>(value: &T) -> Result<Value, TrustError> {
-    serde_json::to_value(value).map_err(|e| {
-        TrustError::Canon(parmana_canon::CanonError::NotRepresentable {
-            message: e.to_string(),
-        })
-    })
-}
-
 /// The fingerprint of a predicate given as JSON: SHA-256 of the JCS of it without `executed_at`.
 fn fingerprint_of_value(predicate: &Value) -> Result<Digest, TrustError> {
-    let bytes = match predicate {
-        Value::Object(map) => {
-            let without_time: BTreeMap<&str, &Value> = map
-                .iter()
-                .filter(|(name, _)| name.as_str() != "executed_at")
-                .map(|(name, value)| (name.as_str(), value))
-                .collect();
-            to_canonical_vec(&without_time)?
+    let mut without_time = predicate.clone();
+    if let Value::Object(map) = &mut without_time {
+        map.remove("executed_at");
+    }
+    Ok(Digest::of(&canonicalize_value(&without_time)?))
+}
+
+/// The predicate as serialized for its fingerprint: every field but `executed_at`.
+struct FingerprintView<'a>(&'a ExecutionPredicate);
+
+impl Serialize for FingerprintView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let p = self.0;
+        let mut s = serializer.serialize_struct("ExecutionPredicate", 12)?;
+        s.serialize_field("execution_id", &p.execution_id)?;
+        s.serialize_field("policy", &p.policy)?;
+        s.serialize_field("signals_digest", &p.signals_digest)?;
+        s.serialize_field("decision", &p.decision)?;
+        s.serialize_field("rule_id", &p.rule_id)?;
+        s.serialize_field("reason", &p.reason)?;
+        s.serialize_field("evaluator", &p.evaluator)?;
+        s.serialize_field("runtime", &p.runtime)?;
+        s.serialize_field("trust_root", &p.trust_root)?;
+        s.serialize_field("release_manifest", &p.release_manifest)?;
+        if let Some(signals) = &p.signals {
+            s.serialize_field("signals", signals)?;
         }
-        other => canonicalize_value(other)?,
-    };
-    Ok(Digest::of(&bytes))
+        s.end()
+    }
 }
 
 /// The execution fingerprint: SHA-256 of the JCS of the predicate without `executed_at`.
 pub fn attestation_fingerprint(predicate: &ExecutionPredicate) -> Result<Digest, TrustError> {
-    fingerprint_of_value(&to_value(predicate)?)
+    Ok(Digest::of(&to_canonical_vec(&FingerprintView(predicate))?))
+}
+
+/// Appends the RFC 8785 form of a string (quotes and minimal escapes).
+fn push_canonical_string(out: &mut Vec<u8>, text: &str) -> Result<(), TrustError> {
+    out.extend_from_slice(&to_canonical_vec(text)?);
+    Ok(())
 }
 
 /// Builds and signs an attestation; returns the envelope's bytes (its RFC 8785 form).
@@ -157,6 +173,10 @@ pub fn attestation_fingerprint(predicate: &ExecutionPredicate) -> Result<Digest,
 /// `trust_root`'s version and digest, embedded signals that do not have `signals_digest`, and a
 /// signer whose key does not hold the `attestation` role. The same inputs and key always give
 /// the same bytes.
+///
+/// The statement and the envelope are assembled from canonical pieces in RFC 8785 member order
+/// (`_type`, `predicate`, `predicateType`, `subject`; `payload`, `payloadType`, `signatures`),
+/// so the predicate is encoded once; a test checks the result equals re-encoding it whole.
 pub fn build_attestation(
     predicate: &ExecutionPredicate,
     signer: &dyn Signer,
@@ -200,43 +220,38 @@ pub fn build_attestation(
             role: Role::Attestation.as_str().to_owned(),
         });
     }
-    let predicate_value = to_value(predicate)?;
-    let fingerprint = fingerprint_of_value(&predicate_value)?;
-    let mut digest = Map::new();
-    digest.insert("sha256".to_owned(), Value::String(fingerprint.to_hex()));
-    let mut subject = Map::new();
-    subject.insert(
-        "name".to_owned(),
-        Value::String(format!("{SUBJECT_PREFIX}{}", predicate.execution_id)),
-    );
-    subject.insert("digest".to_owned(), Value::Object(digest));
-    let mut statement = Map::new();
-    statement.insert("_type".to_owned(), Value::String(STATEMENT_TYPE.to_owned()));
-    statement.insert(
-        "subject".to_owned(),
-        Value::Array(vec![Value::Object(subject)]),
-    );
-    statement.insert(
-        "predicateType".to_owned(),
-        Value::String(PREDICATE_TYPE.to_owned()),
-    );
-    statement.insert("predicate".to_owned(), predicate_value);
-    let payload = canonicalize_value(&Value::Object(statement))?;
+    let predicate_bytes = to_canonical_vec(predicate)?;
+    let fingerprint = attestation_fingerprint(predicate)?;
+
+    let mut payload = Vec::with_capacity(predicate_bytes.len() + 256);
+    payload.extend_from_slice(b"{\"_type\":");
+    push_canonical_string(&mut payload, STATEMENT_TYPE)?;
+    payload.extend_from_slice(b",\"predicate\":");
+    payload.extend_from_slice(&predicate_bytes);
+    payload.extend_from_slice(b",\"predicateType\":");
+    push_canonical_string(&mut payload, PREDICATE_TYPE)?;
+    payload.extend_from_slice(b",\"subject\":[{\"digest\":{\"sha256\":\"");
+    payload.extend_from_slice(fingerprint.to_hex().as_bytes());
+    payload.extend_from_slice(b"\"},\"name\":");
+    push_canonical_string(
+        &mut payload,
+        &format!("{SUBJECT_PREFIX}{}", predicate.execution_id),
+    )?;
+    payload.extend_from_slice(b"}]}");
+
     let sig = signer.sign(&dsse_pae(DSSE_PAYLOAD_TYPE, &payload))?;
-    let mut signature = Map::new();
-    signature.insert("keyid".to_owned(), Value::String(keyid.to_string()));
-    signature.insert("sig".to_owned(), Value::String(encode_base64(&sig)));
-    let mut envelope = Map::new();
-    envelope.insert("payload".to_owned(), Value::String(encode_base64(&payload)));
-    envelope.insert(
-        "payloadType".to_owned(),
-        Value::String(DSSE_PAYLOAD_TYPE.to_owned()),
-    );
-    envelope.insert(
-        "signatures".to_owned(),
-        Value::Array(vec![Value::Object(signature)]),
-    );
-    Ok(to_canonical_vec(&Value::Object(envelope))?)
+    let payload_b64 = encode_base64(&payload);
+    let mut envelope = Vec::with_capacity(payload_b64.len() + 256);
+    envelope.extend_from_slice(b"{\"payload\":\"");
+    envelope.extend_from_slice(payload_b64.as_bytes());
+    envelope.extend_from_slice(b"\",\"payloadType\":");
+    push_canonical_string(&mut envelope, DSSE_PAYLOAD_TYPE)?;
+    envelope.extend_from_slice(b",\"signatures\":[{\"keyid\":");
+    push_canonical_string(&mut envelope, &keyid.to_string())?;
+    envelope.extend_from_slice(b",\"sig\":\"");
+    envelope.extend_from_slice(encode_base64(&sig).as_bytes());
+    envelope.extend_from_slice(b"\"}]}");
+    Ok(envelope)
 }
 
 /// One check of [`verify_attestation`].

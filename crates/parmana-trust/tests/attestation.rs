@@ -437,3 +437,38 @@ fn report_of_a_wrong_role_attestation_snapshot() {
     let report = verify_attestation(&forged, &root, None, Some(&signals()));
     insta::assert_json_snapshot!(report);
 }
+
+/// The envelope is assembled from canonical pieces; it must equal re-encoding it whole, for any
+/// execution id (including quotes and backslashes) and with or without embedded signals.
+#[test]
+fn assembled_envelope_and_payload_are_exactly_canonical() {
+    let root = common::trust_root();
+    let signer = key("attestation");
+    for (id, with_signals) in [
+        ("exec-0001", true),
+        (r#"a"b\c{}[],:"#, false),
+        ("~!@#$%^&*()_+", true),
+    ] {
+        let mut p = predicate(&root);
+        p.execution_id = id.to_owned();
+        if !with_signals {
+            p.signals = None;
+        }
+        let envelope = build_attestation(&p, &signer, &root).unwrap();
+        let value = parse_strict(&envelope).unwrap();
+        assert_eq!(canonicalize_value(&value).unwrap(), envelope, "{id}");
+        let payload = B64.decode(value["payload"].as_str().unwrap()).unwrap();
+        let statement = parse_strict(&payload).unwrap();
+        assert_eq!(canonicalize_value(&statement).unwrap(), payload, "{id}");
+        assert_eq!(statement["subject"][0]["name"], format!("execution/{id}"));
+        assert_eq!(
+            statement["subject"][0]["digest"]["sha256"],
+            attestation_fingerprint(&p).unwrap().to_hex()
+        );
+        assert_eq!(statement["predicate"], serde_json::to_value(&p).unwrap());
+        assert!(
+            verify_attestation(&envelope, &root, None, None).is_valid(),
+            "{id}"
+        );
+    }
+}
