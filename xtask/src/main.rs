@@ -1,5 +1,6 @@
 //! `cargo xtask`: repository automation that is plain Rust, not shell scripts.
 
+mod bench_report;
 mod fixtures;
 mod golden;
 mod tidy;
@@ -12,7 +13,8 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::run(&tidy::workspace_root()),
         Some("fixtures") => fixtures::run(&tidy::workspace_root()),
         Some("golden") => golden::run(&tidy::workspace_root()),
-        _ => Err("usage: cargo xtask <tidy|fixtures|golden>".to_owned()),
+        Some("bench-report") => bench_report::run(&tidy::workspace_root(), &args[1..]),
+        _ => Err("usage: cargo xtask <tidy|fixtures|golden|bench-report>".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
