@@ -27,6 +27,7 @@ mod diagnostic;
 mod document;
 mod error;
 mod eval;
+mod fast;
 mod legacy;
 mod model;
 mod parse;

@@ -7,7 +7,6 @@ use serde_json::{Map, Value};
 use crate::compile::CompiledPolicy;
 use crate::error::{SignalError, json_kind};
 use crate::model::{AdditionalSignals, Constant, SignalDecl, SignalType};
-use crate::parse::integer_of;
 
 /// The value of one signal slot.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +20,51 @@ pub(crate) enum Slot {
         symbol: u32,
         text: Box<str>,
     },
+}
+
+/// A scalar signal value as read from the input, before its declaration is applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Scalar<'a> {
+    Bool(bool),
+    /// An integer within ±(2^53−1).
+    Int(i64),
+    /// Any other number.
+    Float(f64),
+    Str(&'a str),
+    /// `null`, a list or an object.
+    Other,
+}
+
+/// Why a scalar does not fit its declaration (turned into a [`SignalError`] by the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Problem {
+    WrongType,
+    NotInteger,
+    OutOfRange,
+    NotInEnum,
+    TooLong { length: usize, max_length: usize },
+}
+
+/// A JSON number as a scalar: integers within ±(2^53−1) stay integers.
+fn scalar_of_number(n: &serde_json::Number) -> Scalar<'static> {
+    let max = parmana_canon::MAX_SAFE_INTEGER;
+    match n.as_i64() {
+        Some(i) if (-max..=max).contains(&i) => Scalar::Int(i),
+        _ => n.as_f64().map_or(Scalar::Other, Scalar::Float),
+    }
+}
+
+/// The whole number a double denotes, if it is one within ±(2^53−1).
+pub(crate) fn whole_number(f: f64) -> Option<i64> {
+    #[allow(clippy::cast_precision_loss)]
+    let bound = parmana_canon::MAX_SAFE_INTEGER as f64;
+    if f.is_finite() && f.fract() == 0.0 && f.abs() <= bound {
+        // Whole and within ±(2^53−1): the conversion is exact.
+        #[allow(clippy::cast_possible_truncation)]
+        Some(f as i64)
+    } else {
+        None
+    }
 }
 
 /// A typed signal value, as traces show it.
@@ -168,80 +212,115 @@ impl CompiledPolicy {
     }
 
     /// Parses JSON text strictly (`parmana_canon::parse_strict`) and validates it as signals.
+    ///
+    /// The result is exactly that of `validate_signals(&parse_strict(text)?)`. A flat object
+    /// of declared scalars without escapes (the common case) is read directly into slots
+    /// without building a JSON tree; anything else, and every refusal, goes through the
+    /// strict parser so that errors are reported identically.
     pub fn validate_signals_json(&self, text: &[u8]) -> Result<ValidatedSignals<'_>, SignalError> {
+        if let Some(slots) = crate::fast::read_flat_signals(self, text) {
+            return Ok(ValidatedSignals {
+                policy: self,
+                slots,
+            });
+        }
         let value = parmana_canon::parse_strict(text).map_err(SignalError::InvalidJson)?;
         self.validate_signals(&value)
     }
 
     fn slot_of(&self, decl: &SignalDecl, value: &Value) -> Result<Slot, SignalError> {
-        let wrong_type = || SignalError::WrongType {
-            signal: decl.name.clone(),
-            expected: decl.ty.as_str(),
-            found: json_kind(value),
+        let scalar = match value {
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Number(n) => scalar_of_number(n),
+            Value::String(s) => Scalar::Str(s),
+            _ => Scalar::Other,
         };
-        let (slot, constant) = match (decl.ty, value) {
-            (SignalType::Boolean, Value::Bool(b)) => (Slot::Bool(*b), Constant::Bool(*b)),
-            (SignalType::Number, Value::Number(n)) => {
-                let f = n
-                    .as_f64()
-                    .filter(|f| f.is_finite())
-                    .ok_or_else(wrong_type)?;
-                (Slot::Num(f), Constant::Num(f))
-            }
-            (SignalType::Integer, Value::Number(n)) => {
-                let i = integer_of(n).ok_or_else(|| SignalError::NotInteger {
-                    signal: decl.name.clone(),
-                    value: n.to_string(),
-                })?;
-                (Slot::Int(i), Constant::Int(i))
-            }
-            (SignalType::String, Value::String(s)) => (
-                Slot::Str {
-                    symbol: self.symbol_of(s),
-                    text: s.as_str().into(),
+        self.check_scalar(decl, scalar).map_err(|problem| {
+            let signal = decl.name.clone();
+            match problem {
+                Problem::WrongType => SignalError::WrongType {
+                    signal,
+                    expected: decl.ty.as_str(),
+                    found: json_kind(value),
                 },
-                Constant::Str(s.clone()),
-            ),
-            _ => return Err(wrong_type()),
+                Problem::NotInteger => SignalError::NotInteger {
+                    signal,
+                    value: value.to_string(),
+                },
+                Problem::OutOfRange => {
+                    let show =
+                        |b: Option<f64>, inf: &str| b.map_or(inf.to_owned(), |x| x.to_string());
+                    SignalError::OutOfRange {
+                        signal,
+                        value: value.to_string(),
+                        range: format!(
+                            "[{}, {}]",
+                            show(decl.minimum, "-inf"),
+                            show(decl.maximum, "+inf")
+                        ),
+                    }
+                }
+                Problem::NotInEnum => SignalError::NotInEnum {
+                    signal,
+                    value: value.to_string(),
+                },
+                Problem::TooLong { length, max_length } => SignalError::TooLong {
+                    signal,
+                    length,
+                    max_length,
+                },
+            }
+        })
+    }
+
+    /// Checks one scalar against its declaration and makes its slot: the single
+    /// definition of signal validity, shared by the `Value` path and the fast text path.
+    pub(crate) fn check_scalar(
+        &self,
+        decl: &SignalDecl,
+        scalar: Scalar<'_>,
+    ) -> Result<Slot, Problem> {
+        let slot = match (decl.ty, scalar) {
+            (SignalType::Boolean, Scalar::Bool(b)) => Slot::Bool(b),
+            #[allow(clippy::cast_precision_loss)] // within ±(2^53−1): exact
+            (SignalType::Number, Scalar::Int(i)) => Slot::Num(i as f64),
+            (SignalType::Number, Scalar::Float(f)) if f.is_finite() => Slot::Num(f),
+            (SignalType::Integer, Scalar::Int(i)) => Slot::Int(i),
+            (SignalType::Integer, Scalar::Float(f)) => {
+                Slot::Int(whole_number(f).ok_or(Problem::NotInteger)?)
+            }
+            (SignalType::String, Scalar::Str(s)) => Slot::Str {
+                symbol: self.symbol_of(s),
+                text: s.into(),
+            },
+            _ => return Err(Problem::WrongType),
         };
-        if let Some(f) = constant.as_f64() {
+        let number = match &slot {
+            Slot::Num(f) => Some(*f),
+            #[allow(clippy::cast_precision_loss)] // within ±(2^53−1): exact
+            Slot::Int(i) => Some(*i as f64),
+            _ => None,
+        };
+        if let Some(f) = number {
             let below = decl.minimum.is_some_and(|lo| f < lo);
             let above = decl.maximum.is_some_and(|hi| f > hi);
             if below || above {
-                let show = |b: Option<f64>, inf: &str| b.map_or(inf.to_owned(), |x| x.to_string());
-                return Err(SignalError::OutOfRange {
-                    signal: decl.name.clone(),
-                    value: value.to_string(),
-                    range: format!(
-                        "[{}, {}]",
-                        show(decl.minimum, "-inf"),
-                        show(decl.maximum, "+inf")
-                    ),
-                });
+                return Err(Problem::OutOfRange);
             }
         }
         if let Some(values) = &decl.enum_values {
-            let found = values
-                .iter()
-                .any(|c| match (c.as_f64(), constant.as_f64()) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => c == &constant,
-                });
+            let found = values.iter().any(|c| match (c, &slot) {
+                (Constant::Str(a), Slot::Str { text, .. }) => a.as_str() == &**text,
+                (c, _) => c.as_f64().is_some_and(|a| Some(a) == number),
+            });
             if !found {
-                return Err(SignalError::NotInEnum {
-                    signal: decl.name.clone(),
-                    value: value.to_string(),
-                });
+                return Err(Problem::NotInEnum);
             }
         }
-        if let (Some(max), Value::String(s)) = (decl.max_length, value) {
+        if let (Some(max_length), Scalar::Str(s)) = (decl.max_length, scalar) {
             let length = s.chars().count();
-            if length > max {
-                return Err(SignalError::TooLong {
-                    signal: decl.name.clone(),
-                    length,
-                    max_length: max,
-                });
+            if length > max_length {
+                return Err(Problem::TooLong { length, max_length });
             }
         }
         Ok(slot)

@@ -430,3 +430,136 @@ fn arbitrary_document() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+/// Valid values for each declared key of the fast-path policy.
+const VALID: [(&str, &[&str]); 5] = [
+    ("\"b\"", &["true", "false"]),
+    (
+        "\"n\"",
+        &["1.5", "-0", "-0.0", "1e0", "-10", "10", "2.5e-1", "0"],
+    ),
+    ("\"i\"", &["7", "-100", "100", "7.0", "1e1", "-0"]),
+    (
+        "\"s\"",
+        &["\"a\"", "\"é\"", "\"\"", "\"abc\"", "\"a\\u00e9\""],
+    ),
+    ("\"t\"", &["\"a\"", "\"é\"", "\"\\u00e9\""]),
+];
+
+/// One `"key": value` entry of a generated signals text: mostly valid, sometimes tricky.
+fn entry() -> impl Strategy<Value = String> {
+    let tricky_keys = prop::sample::select(vec![
+        "\"b\"",
+        "\"n\"",
+        "\"i\"",
+        "\"s\"",
+        "\"t\"",
+        "\"zz\"",
+        "\"\\u0062\"",
+        "\"n \"",
+        "b",
+    ]);
+    let tricky_values = prop::sample::select(vec![
+        "true",
+        "false",
+        "null",
+        "0",
+        "-0",
+        "-0.0",
+        "1.5",
+        "1e2",
+        "1E+2",
+        "2.5e-1",
+        "01",
+        "1.",
+        "-",
+        ".5",
+        "9007199254740991",
+        "9007199254740992",
+        "12345678901234567",
+        "1e400",
+        "11",
+        "-10",
+        "100",
+        "101",
+        "7.0",
+        "\"a\"",
+        "\"é\"",
+        "\"\\u00e9\"",
+        "\"a\\\"b\"",
+        "\"abcd\"",
+        "\"\"",
+        "[1]",
+        "{}",
+        "{\"x\": 1}",
+        "\"tab\there\"",
+        "tru",
+        "1 2",
+    ]);
+    let valid = (0usize..VALID.len(), 0usize..8).prop_map(|(k, v)| {
+        let (key, values) = VALID[k];
+        (key, values[v % values.len()])
+    });
+    let pair = prop_oneof![4 => valid, 1 => (tricky_keys, tricky_values)];
+    let ws = prop::sample::select(vec!["", " ", "\n\t", "\r\n  "]);
+    (pair, ws.clone(), ws).prop_map(|((k, v), w1, w2)| format!("{k}{w1}:{w2}{v}"))
+}
+
+fn signals_text() -> impl Strategy<Value = String> {
+    let tail = prop_oneof![
+        6 => Just(""),
+        1 => prop::sample::select(vec![" ", "\n", " x", ",", "}", "\u{feff}"]),
+    ];
+    let open = prop_oneof![6 => Just("{"), 1 => prop::sample::select(vec![" {", "[", "{{"])];
+    (
+        any::<bool>(),
+        prop::collection::vec(entry(), 0..6),
+        tail,
+        open,
+    )
+        .prop_map(|(with_b, mut entries, tail, open)| {
+            if with_b {
+                entries.insert(0, "\"b\": true".to_owned());
+            }
+            format!("{open}{}}}{tail}", entries.join(","))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+    /// `validate_signals_json` (with its fast path) gives exactly what the strict parser
+    /// followed by `validate_signals` gives: the same validated signals or the same error.
+    #[test]
+    fn fast_signal_path_agrees_with_strict_path(text in signals_text(), ignore in any::<bool>()) {
+        let mut policy = json!({
+            "schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
+            "decisions": ["yes", "no"],
+            "signals": {
+                "b": {"type": "boolean", "required": true},
+                "n": {"type": "number", "required": false, "minimum": -10, "maximum": 10},
+                "i": {"type": "integer", "required": false, "minimum": -100, "maximum": 100},
+                "s": {"type": "string", "required": false, "max_length": 3},
+                "t": {"type": "string", "required": false, "enum": ["a", "é"]}
+            },
+            "rules": [{"id": "r", "when": {"signal": "b", "eq": true}, "then": {"decision": "yes"}}],
+            "default": {"decision": "no"}
+        });
+        if ignore {
+            policy["additional_signals"] = json!("ignore");
+        }
+        let policy = compile(&serde_json::to_vec(&policy).unwrap()).unwrap();
+        let fast = policy.validate_signals_json(text.as_bytes());
+        let strict = parmana_canon::parse_strict(text.as_bytes())
+            .map_err(parmana_policy::SignalError::InvalidJson)
+            .and_then(|v| policy.validate_signals(&v));
+        match (&fast, &strict) {
+            (Ok(a), Ok(b)) => {
+                prop_assert_eq!(a, b, "{}", text);
+                prop_assert_eq!(a.canonical_bytes().unwrap(), b.canonical_bytes().unwrap());
+            }
+            (Err(a), Err(b)) => prop_assert_eq!(a, b, "{}", text),
+            _ => prop_assert!(false, "{}: fast {:?} strict {:?}", text, fast, strict),
+        }
+    }
+}
