@@ -73,13 +73,26 @@ impl Digest {
 
     /// The 64 lowercase hex characters, without the `sha256:` prefix.
     pub fn to_hex(&self) -> String {
+        let mut out = [0u8; 64];
+        self.write_hex(&mut out);
+        out.iter().map(|&b| char::from(b)).collect()
+    }
+
+    /// Writes the 64 lowercase hex characters into `out`, without allocating.
+    fn write_hex(&self, out: &mut [u8]) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for byte in self.0 {
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0x0f)];
         }
-        out
+    }
+
+    /// The text form `sha256:<hex>` in a stack buffer.
+    fn text(&self) -> [u8; 71] {
+        let mut buffer = [0u8; 71];
+        buffer[..PREFIX.len()].copy_from_slice(PREFIX.as_bytes());
+        self.write_hex(&mut buffer[PREFIX.len()..]);
+        buffer
     }
 
     /// Parses 64 lowercase hex characters (no prefix).
@@ -105,8 +118,8 @@ fn nibble(c: u8) -> Result<u8, DigestParseError> {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(PREFIX)?;
-        f.write_str(&self.to_hex())
+        // The buffer is ASCII by construction.
+        f.write_str(std::str::from_utf8(&self.text()).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -129,7 +142,10 @@ impl FromStr for Digest {
 
 impl Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let text = self.text();
+        // The buffer is ASCII by construction.
+        let text = std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(text)
     }
 }
 

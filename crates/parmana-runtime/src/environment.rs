@@ -79,7 +79,8 @@ pub struct RuntimeEnvironment {
     policies_root: PathBuf,
     trust_root: VerifiedTrustRoot,
     release_manifest: VerifiedReleaseManifest,
-    policies: RwLock<HashMap<(String, String), Arc<LoadedPolicy>>>,
+    /// policy id → (version, policy): looked up by `&str` without allocating.
+    policies: RwLock<HashMap<String, Vec<(String, Arc<LoadedPolicy>)>>>,
 }
 
 impl RuntimeEnvironment {
@@ -152,17 +153,21 @@ impl RuntimeEnvironment {
                 "a policy version is semver (1.0.0) or v<N>",
             ));
         }
-        let key = (policy_id.to_owned(), policy_version.to_owned());
         if let Ok(cache) = self.policies.read()
-            && let Some(hit) = cache.get(&key)
+            && let Some(hit) = cache
+                .get(policy_id)
+                .and_then(|versions| versions.iter().find(|(v, _)| v == policy_version))
         {
-            return Ok(Arc::clone(hit));
+            return Ok(Arc::clone(&hit.1));
         }
         let loaded = Arc::new(self.load_policy(policy_id, policy_version)?);
         if let Ok(mut cache) = self.policies.write() {
+            let versions = cache.entry(policy_id.to_owned()).or_default();
             // Two threads may have loaded it at once; both results are equal, keep the first.
-            let entry = cache.entry(key).or_insert_with(|| Arc::clone(&loaded));
-            return Ok(Arc::clone(entry));
+            if let Some((_, first)) = versions.iter().find(|(v, _)| v == policy_version) {
+                return Ok(Arc::clone(first));
+            }
+            versions.push((policy_version.to_owned(), Arc::clone(&loaded)));
         }
         Ok(loaded)
     }

@@ -4,7 +4,7 @@ use parmana_canon::{Digest, parse_strict, to_canonical_vec};
 use parmana_replay::{ClaimOutcome, ClaimRecord, ExecutionId, ExecutionState, ReplayStore};
 use parmana_trust::{
     DocumentRef, EvaluatorRef, ExecutionPredicate, PolicyRef, Role, RuntimeRef, Signer,
-    build_attestation,
+    build_attestation, prepare_attestation,
 };
 use serde_json::Value;
 
@@ -150,9 +150,9 @@ pub fn execute_from_signals(
         executed_at: now,
         signals: request.include_signals.then_some(signals_value),
     };
-    let inputs = to_canonical_vec(&predicate)?;
+    let prepared = prepare_attestation(&predicate, environment.trust_root())?;
     let request_digest = request_digest(&execution_id, request, &signals_canonical)?;
-    let claim = ClaimRecord::new(request_digest, inputs, now);
+    let claim = ClaimRecord::new(request_digest, prepared.canonical_predicate().to_vec(), now);
     match replay_store.claim(&execution_id, &claim)? {
         ClaimOutcome::Claimed => {}
         ClaimOutcome::AlreadyClaimed => {
@@ -161,7 +161,7 @@ pub fn execute_from_signals(
             });
         }
     }
-    let envelope = build_attestation(&predicate, signer, environment.trust_root())?;
+    let envelope = prepared.sign(signer, environment.trust_root())?;
     replay_store.complete(&execution_id, &envelope)?;
     Ok(Attestation {
         envelope,

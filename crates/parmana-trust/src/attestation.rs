@@ -172,16 +172,34 @@ fn push_canonical_string(out: &mut Vec<u8>, text: &str) -> Result<(), TrustError
 /// Refuses (before signing) an invalid execution id, a `trust_root` reference that is not
 /// `trust_root`'s version and digest, embedded signals that do not have `signals_digest`, and a
 /// signer whose key does not hold the `attestation` role. The same inputs and key always give
-/// the same bytes.
-///
-/// The statement and the envelope are assembled from canonical pieces in RFC 8785 member order
-/// (`_type`, `predicate`, `predicateType`, `subject`; `payload`, `payloadType`, `signatures`),
-/// so the predicate is encoded once; a test checks the result equals re-encoding it whole.
+/// the same bytes. This is [`prepare_attestation`] followed by [`PreparedAttestation::sign`].
 pub fn build_attestation(
     predicate: &ExecutionPredicate,
     signer: &dyn Signer,
     trust_root: &VerifiedTrustRoot,
 ) -> Result<Vec<u8>, TrustError> {
+    prepare_attestation(predicate, trust_root)?.sign(signer, trust_root)
+}
+
+/// A predicate checked and encoded, ready to sign: only [`prepare_attestation`] builds one.
+///
+/// Its canonical bytes are what a replay store records as the attestation's inputs; signing
+/// later (or again, after a crash) gives byte-identical envelopes.
+#[derive(Debug, Clone)]
+pub struct PreparedAttestation<'a> {
+    predicate: &'a ExecutionPredicate,
+    canonical: Vec<u8>,
+    fingerprint: Digest,
+}
+
+/// Checks a predicate against the trust root it claims and encodes it once.
+///
+/// Refuses an invalid execution id, a `trust_root` reference that is not `trust_root`'s
+/// version and digest, and embedded signals that do not have `signals_digest`.
+pub fn prepare_attestation<'a>(
+    predicate: &'a ExecutionPredicate,
+    trust_root: &VerifiedTrustRoot,
+) -> Result<PreparedAttestation<'a>, TrustError> {
     if !is_valid_execution_id(&predicate.execution_id) {
         return Err(TrustError::malformed(
             DOCUMENT,
@@ -210,48 +228,75 @@ pub fn build_attestation(
             });
         }
     }
-    let keyid = signer.key_id();
-    if !trust_root.has_role(&keyid, Role::Attestation)
-        || trust_root.key(&keyid) != Some(signer.public_key())
-    {
-        return Err(TrustError::KeyLacksRole {
-            document: DOCUMENT.to_owned(),
-            keyid: keyid.to_string(),
-            role: Role::Attestation.as_str().to_owned(),
-        });
+    Ok(PreparedAttestation {
+        predicate,
+        canonical: to_canonical_vec(predicate)?,
+        fingerprint: attestation_fingerprint(predicate)?,
+    })
+}
+
+impl PreparedAttestation<'_> {
+    /// The RFC 8785 bytes of the whole predicate (including `executed_at`).
+    pub fn canonical_predicate(&self) -> &[u8] {
+        &self.canonical
     }
-    let predicate_bytes = to_canonical_vec(predicate)?;
-    let fingerprint = attestation_fingerprint(predicate)?;
 
-    let mut payload = Vec::with_capacity(predicate_bytes.len() + 256);
-    payload.extend_from_slice(b"{\"_type\":");
-    push_canonical_string(&mut payload, STATEMENT_TYPE)?;
-    payload.extend_from_slice(b",\"predicate\":");
-    payload.extend_from_slice(&predicate_bytes);
-    payload.extend_from_slice(b",\"predicateType\":");
-    push_canonical_string(&mut payload, PREDICATE_TYPE)?;
-    payload.extend_from_slice(b",\"subject\":[{\"digest\":{\"sha256\":\"");
-    payload.extend_from_slice(fingerprint.to_hex().as_bytes());
-    payload.extend_from_slice(b"\"},\"name\":");
-    push_canonical_string(
-        &mut payload,
-        &format!("{SUBJECT_PREFIX}{}", predicate.execution_id),
-    )?;
-    payload.extend_from_slice(b"}]}");
+    /// The execution fingerprint.
+    pub fn fingerprint(&self) -> Digest {
+        self.fingerprint
+    }
 
-    let sig = signer.sign(&dsse_pae(DSSE_PAYLOAD_TYPE, &payload))?;
-    let payload_b64 = encode_base64(&payload);
-    let mut envelope = Vec::with_capacity(payload_b64.len() + 256);
-    envelope.extend_from_slice(b"{\"payload\":\"");
-    envelope.extend_from_slice(payload_b64.as_bytes());
-    envelope.extend_from_slice(b"\",\"payloadType\":");
-    push_canonical_string(&mut envelope, DSSE_PAYLOAD_TYPE)?;
-    envelope.extend_from_slice(b",\"signatures\":[{\"keyid\":");
-    push_canonical_string(&mut envelope, &keyid.to_string())?;
-    envelope.extend_from_slice(b",\"sig\":\"");
-    envelope.extend_from_slice(encode_base64(&sig).as_bytes());
-    envelope.extend_from_slice(b"\"}]}");
-    Ok(envelope)
+    /// Signs the attestation; refuses a signer whose key does not hold the `attestation` role.
+    ///
+    /// The statement and the envelope are assembled from canonical pieces in RFC 8785 member
+    /// order (`_type`, `predicate`, `predicateType`, `subject`; `payload`, `payloadType`,
+    /// `signatures`), so the predicate is encoded once; a test checks the result equals
+    /// re-encoding it whole.
+    pub fn sign(
+        &self,
+        signer: &dyn Signer,
+        trust_root: &VerifiedTrustRoot,
+    ) -> Result<Vec<u8>, TrustError> {
+        let keyid = signer.key_id();
+        if !trust_root.has_role(&keyid, Role::Attestation)
+            || trust_root.key(&keyid) != Some(signer.public_key())
+        {
+            return Err(TrustError::KeyLacksRole {
+                document: DOCUMENT.to_owned(),
+                keyid: keyid.to_string(),
+                role: Role::Attestation.as_str().to_owned(),
+            });
+        }
+        let mut payload = Vec::with_capacity(self.canonical.len() + 256);
+        payload.extend_from_slice(b"{\"_type\":");
+        push_canonical_string(&mut payload, STATEMENT_TYPE)?;
+        payload.extend_from_slice(b",\"predicate\":");
+        payload.extend_from_slice(&self.canonical);
+        payload.extend_from_slice(b",\"predicateType\":");
+        push_canonical_string(&mut payload, PREDICATE_TYPE)?;
+        payload.extend_from_slice(b",\"subject\":[{\"digest\":{\"sha256\":\"");
+        payload.extend_from_slice(self.fingerprint.to_hex().as_bytes());
+        payload.extend_from_slice(b"\"},\"name\":");
+        push_canonical_string(
+            &mut payload,
+            &format!("{SUBJECT_PREFIX}{}", self.predicate.execution_id),
+        )?;
+        payload.extend_from_slice(b"}]}");
+
+        let sig = signer.sign(&dsse_pae(DSSE_PAYLOAD_TYPE, &payload))?;
+        let payload_b64 = encode_base64(&payload);
+        let mut envelope = Vec::with_capacity(payload_b64.len() + 256);
+        envelope.extend_from_slice(b"{\"payload\":\"");
+        envelope.extend_from_slice(payload_b64.as_bytes());
+        envelope.extend_from_slice(b"\",\"payloadType\":");
+        push_canonical_string(&mut envelope, DSSE_PAYLOAD_TYPE)?;
+        envelope.extend_from_slice(b",\"signatures\":[{\"keyid\":");
+        push_canonical_string(&mut envelope, &keyid.to_string())?;
+        envelope.extend_from_slice(b",\"sig\":\"");
+        envelope.extend_from_slice(encode_base64(&sig).as_bytes());
+        envelope.extend_from_slice(b"\"}]}");
+        Ok(envelope)
+    }
 }
 
 /// One check of [`verify_attestation`].

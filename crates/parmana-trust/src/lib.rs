@@ -44,9 +44,9 @@ mod trust_root;
 
 pub use attestation::{
     AttestationCheck, AttestationCheckKind, AttestationReport, DSSE_PAYLOAD_TYPE, DocumentRef,
-    EvaluatorRef, ExecutionPredicate, PREDICATE_TYPE, PolicyRef, RuntimeRef, STATEMENT_TYPE,
-    SUBJECT_PREFIX, attestation_fingerprint, build_attestation, dsse_pae, is_valid_execution_id,
-    verify_attestation,
+    EvaluatorRef, ExecutionPredicate, PREDICATE_TYPE, PolicyRef, PreparedAttestation, RuntimeRef,
+    STATEMENT_TYPE, SUBJECT_PREFIX, attestation_fingerprint, build_attestation, dsse_pae,
+    is_valid_execution_id, prepare_attestation, verify_attestation,
 };
 pub use bundle::{
     BUNDLE_MANIFEST_FILE, BUNDLE_TYPE, BundleFiles, MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES,
