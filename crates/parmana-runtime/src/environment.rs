@@ -80,8 +80,11 @@ pub struct RuntimeEnvironment {
     trust_root: VerifiedTrustRoot,
     release_manifest: VerifiedReleaseManifest,
     /// policy id → (version, policy): looked up by `&str` without allocating.
-    policies: RwLock<HashMap<String, Vec<(String, Arc<LoadedPolicy>)>>>,
+    policies: RwLock<PolicyCache>,
 }
+
+/// Verified policies by id, then by version.
+type PolicyCache = HashMap<String, Vec<(String, Arc<LoadedPolicy>)>>;
 
 impl RuntimeEnvironment {
     /// Verifies the trust chain from the pinned root key to the current trust root, then the
