@@ -7,6 +7,7 @@
 //! duplicate keys — is an error, never silently changed. `serde_jcs` (the reference encoder
 //! named in the design) serves as the differential oracle in this crate's property tests.
 
+use std::borrow::Cow;
 use std::fmt::Display;
 
 use serde::ser::{self, Serialize};
@@ -132,7 +133,7 @@ fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 struct ObjectWriter<'a> {
     out: &'a mut Vec<u8>,
     scratch: Vec<u8>,
-    members: Vec<(String, std::ops::Range<usize>)>,
+    members: Vec<(Cow<'static, str>, std::ops::Range<usize>)>,
     pending_key: Option<String>,
     /// For struct and tuple variants: the variant name wrapping this object or array.
     variant: Option<&'static str>,
@@ -149,7 +150,11 @@ impl<'a> ObjectWriter<'a> {
         }
     }
 
-    fn member<T: Serialize + ?Sized>(&mut self, key: String, value: &T) -> Result<(), CanonError> {
+    fn member<T: Serialize + ?Sized>(
+        &mut self,
+        key: Cow<'static, str>,
+        value: &T,
+    ) -> Result<(), CanonError> {
         let start = self.scratch.len();
         value.serialize(Writer {
             out: &mut self.scratch,
@@ -436,7 +441,7 @@ impl ser::SerializeMap for ObjectWriter<'_> {
             .pending_key
             .take()
             .ok_or_else(|| not_representable("map value without a key"))?;
-        self.member(key, value)
+        self.member(Cow::Owned(key), value)
     }
     fn end(self) -> Result<(), CanonError> {
         self.finish()
@@ -451,7 +456,7 @@ impl ser::SerializeStruct for ObjectWriter<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), CanonError> {
-        self.member(key.to_owned(), value)
+        self.member(Cow::Borrowed(key), value)
     }
     fn end(self) -> Result<(), CanonError> {
         self.finish()
@@ -466,7 +471,7 @@ impl ser::SerializeStructVariant for ObjectWriter<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), CanonError> {
-        self.member(key.to_owned(), value)
+        self.member(Cow::Borrowed(key), value)
     }
     fn end(self) -> Result<(), CanonError> {
         self.finish()
