@@ -38,6 +38,7 @@ pub fn parse_strict(input: &[u8]) -> Result<Value, CanonError> {
         offset: e.valid_up_to(),
     })?;
     let mut parser = Parser {
+        text,
         bytes: text.as_bytes(),
         pos: 0,
     };
@@ -51,11 +52,13 @@ pub fn parse_strict(input: &[u8]) -> Result<Value, CanonError> {
 }
 
 struct Parser<'a> {
+    /// The whole input, already checked to be UTF-8.
+    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -205,23 +208,32 @@ impl Parser<'_> {
         Ok(code)
     }
 
+    /// The run of plain characters from the current position: up to a quote, a backslash or a control byte.
+    fn plain_run(&mut self) -> Result<&'a str, CanonError> {
+        let start = self.pos;
+        while let Some(b) = self.peek() {
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                break;
+            }
+            self.pos += 1;
+        }
+        // The run stops only at ASCII bytes, so both ends are character boundaries.
+        self.text
+            .get(start..self.pos)
+            .ok_or(CanonError::InvalidUtf8 { offset: start })
+    }
+
     fn string(&mut self) -> Result<String, CanonError> {
         self.pos += 1; // opening quote
-        let mut out = String::new();
+        let first = self.plain_run()?;
+        if self.peek() == Some(b'"') {
+            // The common case: no escapes, one exact allocation.
+            self.pos += 1;
+            return Ok(first.to_owned());
+        }
+        let mut out = String::with_capacity(first.len() + 16);
+        out.push_str(first);
         loop {
-            // Copy the run of plain characters in one go.
-            let start = self.pos;
-            while let Some(b) = self.peek() {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
-            // The input is valid UTF-8 and the run stops only at ASCII bytes, so this slice is whole characters.
-            out.push_str(
-                std::str::from_utf8(&self.bytes[start..self.pos])
-                    .map_err(|_| CanonError::InvalidUtf8 { offset: start })?,
-            );
             match self.peek() {
                 None => return Err(self.end()),
                 Some(b'"') => {
@@ -231,6 +243,8 @@ impl Parser<'_> {
                 Some(b'\\') => self.escape(&mut out)?,
                 Some(_) => return Err(self.syntax("unescaped control character in a string")),
             }
+            let run = self.plain_run()?;
+            out.push_str(run);
         }
     }
 
