@@ -1,0 +1,186 @@
+//! Runtime rows: Ed25519 floors, JCS + SHA-256, end-to-end execute (memory store), verify, and durable execute on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code: a failed unwrap is a failed run
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parmana_runtime::canon::{Digest, Timestamp, to_canonical_vec};
+use parmana_runtime::replay::{
+    MemoryReplayStore, PostgresOptions, PostgresReplayStore, ReplayStore, SqliteReplayStore,
+};
+use parmana_runtime::trust::{LocalSigningKey, Signer};
+use parmana_runtime::{
+    ExecutionRequest, FixedClock, RuntimeEnvironment, RuntimeEnvironmentConfig,
+    execute_from_signals, verify_attestation,
+};
+
+const SIGNALS: &[u8] =
+    br#"{"claim_amount": 1200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
+
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Setup {
+    environment: RuntimeEnvironment,
+    signer: LocalSigningKey,
+    clock: FixedClock,
+}
+
+fn setup() -> Setup {
+    let root = repository();
+    let now = Timestamp::parse("2026-11-28T21:00:00Z").unwrap();
+    let environment =
+        RuntimeEnvironment::load(&RuntimeEnvironmentConfig::standard_layout(&root), now).unwrap();
+    environment.preload_released_policies().unwrap();
+    let signer = LocalSigningKey::read_pem_file(&root.join("trust/keys/attestation.pem")).unwrap();
+    Setup {
+        environment,
+        signer,
+        clock: FixedClock(now),
+    }
+}
+
+/// A fresh execution id per call, unique across threads and runs of one process.
+fn next_id(counter: &AtomicU64) -> String {
+    format!(
+        "bench-{}-{}",
+        std::process::id(),
+        counter.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn execute_once(setup: &Setup, store: &dyn ReplayStore, counter: &AtomicU64) -> Vec<u8> {
+    let request =
+        ExecutionRequest::signals_from_json(next_id(counter), "claims-approval", "1.0.0", SIGNALS)
+            .unwrap();
+    execute_from_signals(
+        &request,
+        &setup.signer,
+        store,
+        &setup.environment,
+        &setup.clock,
+    )
+    .unwrap()
+    .into_envelope()
+}
+
+fn primitives_and_memory(c: &mut Criterion) {
+    let setup = setup();
+    let counter = AtomicU64::new(0);
+    let store = MemoryReplayStore::new();
+    let envelope = execute_once(&setup, &store, &counter);
+    // The floor signs and verifies the very bytes an attestation signs: DSSE's PAE of its payload.
+    let parsed = parmana_runtime::canon::parse_strict(&envelope).unwrap();
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        parsed["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    let message = parmana_trust::dsse_pae(parmana_trust::DSSE_PAYLOAD_TYPE, &payload);
+    let signature = setup.signer.sign(&message).unwrap();
+    let public = setup.signer.public_key();
+
+    let mut group = c.benchmark_group("primitives");
+    group.bench_function("ed25519_sign", |b| {
+        b.iter(|| setup.signer.sign(black_box(&message)))
+    });
+    group.bench_function("ed25519_verify", |b| {
+        b.iter(|| public.verify_signature(black_box(&message), black_box(&signature)))
+    });
+    let predicate = verify_attestation(&envelope, setup.environment.trust_root(), None, None)
+        .predicate()
+        .cloned()
+        .unwrap();
+    group.bench_function("jcs_sha256_attestation", |b| {
+        b.iter(|| Digest::of(&to_canonical_vec(black_box(&predicate)).unwrap()))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("runtime");
+    group.bench_function("execute_memory", |b| {
+        b.iter(|| execute_once(&setup, &store, &counter))
+    });
+    group.bench_function("verify", |b| {
+        b.iter(|| {
+            let report = verify_attestation(
+                black_box(&envelope),
+                setup.environment.trust_root(),
+                None,
+                None,
+            );
+            assert!(report.is_valid());
+        })
+    });
+    group.finish();
+}
+
+/// Durable executions per second with `callers` threads sharing one store.
+fn durable(c: &mut Criterion, backend: &str, store: Arc<dyn ReplayStore>) {
+    let setup = Arc::new(setup());
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut group = c.benchmark_group(format!("durable/{backend}"));
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    for callers in [1_u64, 8] {
+        group.bench_function(format!("{callers}"), |b| {
+            b.iter_custom(|iterations| {
+                let per_caller = iterations.div_ceil(callers);
+                let start = Instant::now();
+                let handles: Vec<_> = (0..callers)
+                    .map(|_| {
+                        let (setup, store, counter) =
+                            (Arc::clone(&setup), Arc::clone(&store), Arc::clone(&counter));
+                        std::thread::spawn(move || {
+                            for _ in 0..per_caller {
+                                execute_once(&setup, store.as_ref(), &counter);
+                            }
+                        })
+                    })
+                    .collect();
+                for handle in handles {
+                    handle.join().unwrap();
+                }
+                // Time per execution, as if `iterations` ran: criterion reports executions per second.
+                start
+                    .elapsed()
+                    .mul_f64(iterations as f64 / (per_caller * callers) as f64)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn durable_sqlite(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteReplayStore::open(dir.path().join("bench.sqlite3")).unwrap();
+    durable(c, "sqlite", Arc::new(store));
+}
+
+fn durable_postgres(c: &mut Criterion) {
+    let Ok(url) = std::env::var("PARMANA_TEST_POSTGRES_URL") else {
+        eprintln!("durable/postgres: skipped (PARMANA_TEST_POSTGRES_URL is not set)");
+        return;
+    };
+    // A schema of its own per run: a separate store, so ids never collide with tests or other runs.
+    let options = PostgresOptions {
+        schema: format!("bench_{}", std::process::id()),
+        ..PostgresOptions::default()
+    };
+    let store = PostgresReplayStore::connect(&url, &options).unwrap();
+    durable(c, "postgres", Arc::new(store));
+}
+
+criterion_group!(
+    benches,
+    primitives_and_memory,
+    durable_sqlite,
+    durable_postgres
+);
+criterion_main!(benches);

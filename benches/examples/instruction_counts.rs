@@ -1,0 +1,71 @@
+//! Fixed workloads for instruction counting under `valgrind --tool=callgrind` (stable on a noisy machine).
+//!
+//! `instruction_counts WORKLOAD N` runs N iterations of one workload after the same set-up;
+//! the difference between N and 0 iterations, divided by N, is the cost of one iteration.
+//! Workloads: `sign`, `verify` (bare Ed25519 over an attestation's PAE), `execute` (memory
+//! store), `verify-attestation`. `cargo xtask bench-report` does not use this; BENCHMARKS.md
+//! quotes it where timings were too noisy.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // measurement tool: a failed unwrap is a failed run
+
+use std::path::PathBuf;
+
+use parmana_runtime::canon::{Timestamp, parse_strict};
+use parmana_runtime::replay::MemoryReplayStore;
+use parmana_runtime::trust::{LocalSigningKey, Signer};
+use parmana_runtime::{
+    ExecutionRequest, FixedClock, RuntimeEnvironment, RuntimeEnvironmentConfig,
+    execute_from_signals, verify_attestation,
+};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let workload = args.get(1).map_or("execute", String::as_str);
+    let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let now = Timestamp::parse("2026-11-28T21:00:00Z").unwrap();
+    let clock = FixedClock(now);
+    let env =
+        RuntimeEnvironment::load(&RuntimeEnvironmentConfig::standard_layout(&root), now).unwrap();
+    let signer = LocalSigningKey::read_pem_file(&root.join("trust/keys/attestation.pem")).unwrap();
+    let store = MemoryReplayStore::new();
+    let signals =
+        br#"{"claim_amount": 1200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
+    let request = |i: u64| {
+        ExecutionRequest::signals_from_json(
+            format!("count-{i}"),
+            "claims-approval",
+            "1.0.0",
+            signals,
+        )
+        .unwrap()
+    };
+    let envelope = execute_from_signals(&request(u64::MAX), &signer, &store, &env, &clock)
+        .unwrap()
+        .into_envelope();
+    let parsed = parse_strict(&envelope).unwrap();
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        parsed["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    let message = parmana_trust::dsse_pae(parmana_trust::DSSE_PAYLOAD_TYPE, &payload);
+    let signature = signer.sign(&message).unwrap();
+    let public = signer.public_key();
+    let mut sink = 0usize;
+    for i in 0..n {
+        sink += match workload {
+            "sign" => signer.sign(&message).unwrap()[0] as usize,
+            "verify" => usize::from(public.verify_signature(&message, &signature)),
+            "execute" => execute_from_signals(&request(i), &signer, &store, &env, &clock)
+                .unwrap()
+                .envelope()
+                .len(),
+            "verify-attestation" => {
+                usize::from(verify_attestation(&envelope, env.trust_root(), None, None).is_valid())
+            }
+            other => panic!("unknown workload {other}"),
+        };
+    }
+    println!("{workload} x{n}: {sink}");
+}
