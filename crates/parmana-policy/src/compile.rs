@@ -19,6 +19,7 @@ use crate::model::{
     AdditionalSignals, Cond, CondKind, Constant, Leaf, Op, Operand, PolicyModel, SchemaVersion,
     SignalDecl, SignalType,
 };
+use crate::names::NameIndex;
 
 /// Most signals the rule index keys on; rules keyed on other signals are visited in order.
 pub(crate) const MAX_INDEXED_SLOTS: usize = 7;
@@ -158,6 +159,8 @@ pub struct CompiledPolicy {
     pub(crate) texts: Vec<String>,
     /// Sorted; a string's symbol is its position.
     pub(crate) symbols: Vec<String>,
+    pub(crate) symbol_index: NameIndex,
+    pub(crate) signal_index: NameIndex,
     pub(crate) index: RuleIndex,
 }
 
@@ -204,9 +207,8 @@ impl CompiledPolicy {
     }
     /// The symbol of a string: its position among the policy's string constants, or [`NO_SYMBOL`].
     pub(crate) fn symbol_of(&self, s: &str) -> u32 {
-        self.symbols
-            .binary_search_by(|probe| probe.as_str().cmp(s))
-            .ok()
+        self.symbol_index
+            .find(s, |i| self.symbols.get(i).map(String::as_str))
             .and_then(|i| u32::try_from(i).ok())
             .unwrap_or(NO_SYMBOL)
     }
@@ -225,6 +227,8 @@ pub(crate) fn compile_model(model: PolicyModel) -> CompiledPolicy {
     }
     symbols.sort();
     symbols.dedup();
+    let symbol_index = NameIndex::new(symbols.iter().map(String::as_str));
+    let signal_index = NameIndex::new(model.signals.iter().map(|d| d.name.as_str()));
     let mut policy = CompiledPolicy {
         schema: model.schema,
         policy_id: model.policy_id,
@@ -244,6 +248,8 @@ pub(crate) fn compile_model(model: PolicyModel) -> CompiledPolicy {
         syms: Vec::new(),
         texts: Vec::new(),
         symbols,
+        symbol_index,
+        signal_index,
         index: RuleIndex::default(),
     };
     for (i, rule) in model.rules.iter().enumerate() {

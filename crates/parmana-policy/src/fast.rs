@@ -92,13 +92,15 @@ impl<'a> Cursor<'a> {
     fn simple_string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.pos;
-        loop {
-            match self.next()? {
-                b'"' => return self.text.get(start..self.pos - 1),
-                b'\\' | 0x00..=0x1f => return None,
-                _ => {}
-            }
+        let rest = self.bytes.get(start..)?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest.get(len) != Some(&b'"') {
+            return None;
         }
+        self.pos = start + len + 1;
+        self.text.get(start..start + len)
     }
 
     fn digits(&mut self) -> usize {

@@ -30,6 +30,7 @@ mod eval;
 mod fast;
 mod legacy;
 mod model;
+mod names;
 mod parse;
 mod signals;
 mod testing;

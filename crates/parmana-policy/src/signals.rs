@@ -206,9 +206,8 @@ impl CompiledPolicy {
 
     /// The slot of a declared signal (declarations are sorted by name).
     pub(crate) fn slot_index(&self, name: &str) -> Option<usize> {
-        self.signals
-            .binary_search_by(|d| d.name.as_str().cmp(name))
-            .ok()
+        self.signal_index
+            .find(name, |i| self.signals.get(i).map(|d| d.name.as_str()))
     }
 
     /// Parses JSON text strictly (`parmana_canon::parse_strict`) and validates it as signals.
