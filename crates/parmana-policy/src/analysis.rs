@@ -7,6 +7,8 @@
 //! constraints its leaves put on each signal. The classification is sound (a condition
 //! classified always/never really is), not complete: unknown is always a safe answer.
 
+use std::collections::BTreeMap;
+
 use crate::diagnostic::{Diagnostic, DiagnosticCode as Code};
 use crate::model::{
     Cond, CondKind, Constant, Leaf, Op, Operand, PolicyModel, SchemaVersion, SignalDecl, SignalType,
@@ -48,7 +50,7 @@ pub(crate) fn finish(
 }
 
 fn check_rules(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
-    let mut seen: Vec<(&str, &str)> = Vec::new();
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     for rule in &model.rules {
         let id_path = format!("{}/id", rule.path);
         if rule.id == "default" {
@@ -58,7 +60,7 @@ fn check_rules(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
                 "rule id \"default\" is reserved for the default outcome",
             ));
         }
-        if let Some((_, first)) = seen.iter().find(|(id, _)| *id == rule.id) {
+        if let Some(first) = seen.get(rule.id.as_str()) {
             diagnostics.push(Diagnostic::new(
                 Code::DuplicateRuleId,
                 &id_path,
@@ -68,7 +70,7 @@ fn check_rules(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
                 ),
             ));
         } else {
-            seen.push((&rule.id, &rule.path));
+            seen.insert(&rule.id, &rule.path);
         }
         check_decision(
             model,

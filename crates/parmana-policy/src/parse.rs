@@ -305,7 +305,11 @@ impl<'a> Reader<'a> {
             );
             return None;
         };
-        let Some(slot) = self.signals.iter().position(|d| &d.name == signal) else {
+        let Some(slot) = self
+            .signals
+            .binary_search_by(|d| d.name.as_str().cmp(signal))
+            .ok()
+        else {
             self.report_at(
                 Code::UndeclaredSignal,
                 &join_path(path, "signal"),
