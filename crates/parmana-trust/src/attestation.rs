@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use parmana_canon::{Digest, Timestamp, canonicalize_value, parse_strict, to_canonical_vec};
+use parmana_canon::{Digest, Timestamp, parse_strict, to_canonical_vec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -120,15 +120,6 @@ pub fn dsse_pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out.push(b' ');
     out.extend_from_slice(payload);
     out
-}
-
-/// The fingerprint of a predicate given as JSON: SHA-256 of the JCS of it without `executed_at`.
-fn fingerprint_of_value(predicate: &Value) -> Result<Digest, TrustError> {
-    let mut without_time = predicate.clone();
-    if let Value::Object(map) = &mut without_time {
-        map.remove("executed_at");
-    }
-    Ok(Digest::of(&canonicalize_value(&without_time)?))
 }
 
 /// The predicate as serialized for its fingerprint: every field but `executed_at`.
@@ -402,8 +393,35 @@ struct DsseEnvelope {
 struct Statement {
     subject_name: String,
     subject_sha256: String,
-    predicate_value: Value,
     predicate: ExecutionPredicate,
+}
+
+/// The in-toto statement as it travels: parsed straight into types, then re-encoded and
+/// compared byte for byte with the payload, so that only the canonical encoding of exactly
+/// these values is accepted (duplicate keys, other number spellings, whitespace or unknown
+/// fields all fail one check or the other).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatementWire {
+    #[serde(rename = "_type")]
+    statement_type: String,
+    subject: Vec<SubjectWire>,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+    predicate: ExecutionPredicate,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectWire {
+    name: String,
+    digest: SubjectDigestWire,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectDigestWire {
+    sha256: String,
 }
 
 fn malformed(message: impl Into<String>) -> TrustError {
@@ -468,72 +486,35 @@ fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
 }
 
 fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
-    let value = parse_strict(payload).map_err(|e| malformed(format!("payload: {e}")))?;
-    if canonicalize_value(&value)? != payload {
+    let wire: StatementWire =
+        serde_json::from_slice(payload).map_err(|e| malformed(format!("payload: {e}")))?;
+    if to_canonical_vec(&wire)? != payload {
         return Err(malformed("payload is not in RFC 8785 canonical form"));
     }
-    let Value::Object(mut map) = value else {
-        return Err(malformed("statement is not a JSON object"));
-    };
-    check_keys(
-        &map,
-        &["_type", "predicate", "predicateType", "subject"],
-        DOCUMENT,
-        "statement",
-    )?;
-    let found_type = map.get("_type").and_then(Value::as_str).unwrap_or_default();
-    if found_type != STATEMENT_TYPE {
+    if wire.statement_type != STATEMENT_TYPE {
         return Err(TrustError::WrongType {
             expected: STATEMENT_TYPE.to_owned(),
-            found: found_type.to_owned(),
+            found: wire.statement_type,
         });
     }
-    let predicate_type = map
-        .get("predicateType")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if predicate_type != PREDICATE_TYPE {
+    if wire.predicate_type != PREDICATE_TYPE {
         return Err(TrustError::WrongType {
             expected: PREDICATE_TYPE.to_owned(),
-            found: predicate_type.to_owned(),
+            found: wire.predicate_type,
         });
     }
-    let (subject_name, subject_sha256) = match map.get("subject") {
-        Some(Value::Array(items)) if items.len() == 1 => parse_subject(&items[0])?,
-        _ => return Err(malformed("subject must be a list of exactly one entry")),
+    let mut subjects = wire.subject.into_iter();
+    let (Some(subject), None) = (subjects.next(), subjects.next()) else {
+        return Err(malformed("subject must be a list of exactly one entry"));
     };
-    let predicate_value = map.remove("predicate").unwrap_or(Value::Null);
-    let predicate = ExecutionPredicate::deserialize(&predicate_value)
-        .map_err(|e| malformed(format!("predicate: {e}")))?;
-    if !is_valid_execution_id(&predicate.execution_id) {
+    if !is_valid_execution_id(&wire.predicate.execution_id) {
         return Err(malformed("invalid execution id"));
     }
     Ok(Statement {
-        subject_name,
-        subject_sha256,
-        predicate_value,
-        predicate,
+        subject_name: subject.name,
+        subject_sha256: subject.digest.sha256,
+        predicate: wire.predicate,
     })
-}
-
-fn parse_subject(subject: &Value) -> Result<(String, String), TrustError> {
-    let Value::Object(map) = subject else {
-        return Err(malformed("subject entry is not an object"));
-    };
-    check_keys(map, &["digest", "name"], DOCUMENT, "subject")?;
-    let name = map
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| malformed("subject name is not a string"))?;
-    let Some(Value::Object(digest)) = map.get("digest") else {
-        return Err(malformed("subject digest is not an object"));
-    };
-    check_keys(digest, &["sha256"], DOCUMENT, "subject digest")?;
-    let sha256 = digest
-        .get("sha256")
-        .and_then(Value::as_str)
-        .ok_or_else(|| malformed("subject sha256 is not a string"))?;
-    Ok((name.to_owned(), sha256.to_owned()))
 }
 
 /// Verifies an attestation envelope against a verified trust root and, when given, the
@@ -703,7 +684,7 @@ fn check_fingerprint(statement: &Statement) -> Result<String, TrustError> {
             statement.subject_name
         )));
     }
-    let fingerprint = fingerprint_of_value(&statement.predicate_value)?;
+    let fingerprint = attestation_fingerprint(&statement.predicate)?;
     if statement.subject_sha256 != fingerprint.to_hex() {
         return Err(TrustError::DigestMismatch {
             subject: "fingerprint".to_owned(),
