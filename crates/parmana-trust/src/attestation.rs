@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use parmana_canon::{Digest, Timestamp, parse_strict, to_canonical_vec};
+use parmana_canon::{Digest, Timestamp, to_canonical_vec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::envelope::{SignatureCheck, SignatureEntry, check_keys, check_signatures_with};
+use crate::envelope::{SignatureCheck, SignatureEntry, check_signatures_with};
 use crate::keys::{decode_base64, encode_base64};
 use crate::{KeyId, Role, Signer, TrustError, VerifiedBundle, VerifiedTrustRoot};
 
@@ -428,53 +428,42 @@ fn malformed(message: impl Into<String>) -> TrustError {
     TrustError::malformed(DOCUMENT, message)
 }
 
+/// The DSSE envelope as it travels. Parsed straight into types: duplicate or unknown fields,
+/// lone surrogates and trailing data are refused by the parser.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DsseWire {
+    payload: String,
+    #[serde(rename = "payloadType")]
+    payload_type: String,
+    signatures: Vec<DsseSignatureWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DsseSignatureWire {
+    keyid: String,
+    sig: String,
+}
+
 fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
-    let value = parse_strict(bytes).map_err(|e| malformed(format!("envelope: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(malformed("envelope is not a JSON object"));
-    };
-    check_keys(
-        &map,
-        &["payload", "payloadType", "signatures"],
-        DOCUMENT,
-        "envelope",
-    )?;
-    if map.get("payloadType") != Some(&Value::String(DSSE_PAYLOAD_TYPE.to_owned())) {
+    let wire: DsseWire =
+        serde_json::from_slice(bytes).map_err(|e| malformed(format!("envelope: {e}")))?;
+    if wire.payload_type != DSSE_PAYLOAD_TYPE {
         return Err(TrustError::WrongType {
             expected: DSSE_PAYLOAD_TYPE.to_owned(),
-            found: map
-                .get("payloadType")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            found: wire.payload_type,
         });
     }
-    let payload = map
-        .get("payload")
-        .and_then(Value::as_str)
-        .and_then(decode_base64)
-        .ok_or_else(|| malformed("payload is not canonical base64"))?;
-    let Some(Value::Array(raw)) = map.get("signatures") else {
-        return Err(malformed("signatures is not an array"));
-    };
-    if raw.is_empty() {
+    let payload =
+        decode_base64(&wire.payload).ok_or_else(|| malformed("payload is not canonical base64"))?;
+    if wire.signatures.is_empty() {
         return Err(malformed("signatures is empty"));
     }
-    let mut signatures = Vec::with_capacity(raw.len());
-    for entry in raw {
-        let Value::Object(entry) = entry else {
-            return Err(malformed("a signature is not an object"));
-        };
-        check_keys(entry, &["keyid", "sig"], DOCUMENT, "signature")?;
-        let keyid: KeyId = entry
-            .get("keyid")
-            .and_then(Value::as_str)
-            .ok_or_else(|| malformed("signature keyid is not a string"))?
-            .parse()?;
-        let sig = entry
-            .get("sig")
-            .and_then(Value::as_str)
-            .and_then(decode_base64)
+    let mut signatures = Vec::with_capacity(wire.signatures.len());
+    for entry in &wire.signatures {
+        let keyid: KeyId = entry.keyid.parse()?;
+        let sig = decode_base64(&entry.sig)
             .filter(|s| s.len() == 64)
             .ok_or_else(|| malformed("signature is not 64 bytes of canonical base64"))?;
         signatures.push(SignatureEntry { keyid, sig });

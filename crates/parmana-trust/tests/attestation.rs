@@ -472,3 +472,31 @@ fn assembled_envelope_and_payload_are_exactly_canonical() {
         );
     }
 }
+
+/// Envelopes that could be read two ways are refused even though their signature is intact.
+#[test]
+fn ambiguous_envelopes_are_refused() {
+    let root = common::trust_root();
+    let envelope = build_attestation(&predicate(&root), &key("attestation"), &root).unwrap();
+    let text = String::from_utf8(envelope).unwrap();
+    let payload = parse_strict(text.as_bytes()).unwrap()["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let duplicated = text.replacen("{", &format!("{{\"payload\":\"{payload}\","), 1);
+    let with_unknown = text.replacen("{", "{\"extra\":1,", 1);
+    let trailing = format!("{text} {{}}");
+    let lone = text.replacen("\"payloadType\":\"", "\"payloadType\":\"\\ud800", 1);
+    for bad in [duplicated, with_unknown, trailing, lone] {
+        let report = verify_attestation(bad.as_bytes(), &root, None, None);
+        assert!(!report.is_valid(), "{bad}");
+        assert!(
+            failed(&report).contains(&"envelope"),
+            "{bad}: {:?}",
+            failed(&report)
+        );
+    }
+    // Whitespace around a well-formed envelope is fine: the signed bytes are the payload.
+    let spaced = format!("  {text}\n");
+    assert!(verify_attestation(spaced.as_bytes(), &root, None, None).is_valid());
+}
