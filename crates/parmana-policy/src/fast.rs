@@ -21,7 +21,8 @@ pub(crate) fn read_flat_signals(policy: &CompiledPolicy, text: &[u8]) -> Option<
         text,
         pos: 0,
     };
-    let mut slots = vec![Slot::Absent; policy.signals.len()];
+    let mut slots = Vec::with_capacity(policy.signals.len());
+    slots.resize_with(policy.signals.len(), || Slot::Absent);
     cursor.skip_ws();
     cursor.expect(b'{')?;
     cursor.skip_ws();
@@ -156,17 +157,24 @@ impl<'a> Cursor<'a> {
                 return None;
             }
         }
-        let literal = self.text.get(start..self.pos)?;
         if integer {
-            let max = parmana_canon::MAX_SAFE_INTEGER;
-            let n: i64 = if int_digits > 16 {
+            if int_digits > 16 {
                 return None;
+            }
+            // At most 16 digits: no overflow. `-0` is 0, as the strict parser reads it.
+            let digits = self.bytes.get(int_start..int_start + int_digits)?;
+            let magnitude = digits
+                .iter()
+                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+            let n = if int_start > start {
+                -magnitude
             } else {
-                literal.parse().ok()?
+                magnitude
             };
+            let max = parmana_canon::MAX_SAFE_INTEGER;
             (-max..=max).contains(&n).then_some(Scalar::Int(n))
         } else {
-            let f: f64 = literal.parse().ok()?;
+            let f: f64 = self.text.get(start..self.pos)?.parse().ok()?;
             f.is_finite().then_some(Scalar::Float(f))
         }
     }

@@ -29,6 +29,9 @@ pub(crate) fn name_hash(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// Up to this many names, lookups scan them in order instead of hashing.
+const LINEAR_SCAN_MAX: usize = 8;
+
 /// Finds names by hash; each entry is (hash, position of the name in its list).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct NameIndex {
@@ -58,6 +61,10 @@ impl NameIndex {
         key: &str,
         name_at: impl Fn(usize) -> Option<&'a str>,
     ) -> Option<usize> {
+        if self.by_hash.len() <= LINEAR_SCAN_MAX {
+            // A few names: comparing lengths, then bytes, beats hashing.
+            return (0..self.by_hash.len()).find(|i| name_at(*i) == Some(key));
+        }
         let hash = name_hash(key.as_bytes());
         let first = self.by_hash.partition_point(|(h, _)| *h < hash);
         self.by_hash
@@ -75,12 +82,18 @@ mod tests {
 
     #[test]
     fn finds_every_name_and_nothing_else() {
-        let names = ["claim_amount", "country", "", "é", "country2"];
-        let index = NameIndex::new(names.iter().copied());
-        for (i, n) in names.iter().enumerate() {
-            assert_eq!(index.find(n, |k| names.get(k).copied()), Some(i));
+        let many: Vec<String> = (0..40).map(|i| format!("signal_{i}")).collect();
+        for names in [
+            vec!["claim_amount", "country", "", "é", "country2"],
+            many.iter().map(String::as_str).collect(),
+        ] {
+            let index = NameIndex::new(names.iter().copied());
+            for (i, n) in names.iter().enumerate() {
+                assert_eq!(index.find(n, |k| names.get(k).copied()), Some(i));
+            }
+            assert_eq!(index.find("countr", |k| names.get(k).copied()), None);
+            assert_eq!(index.find("signal_40", |k| names.get(k).copied()), None);
         }
-        assert_eq!(index.find("countr", |k| names.get(k).copied()), None);
         // Trailing zero bytes and length are distinguished.
         assert_ne!(name_hash(b"a"), name_hash(b"a\0"));
         assert_ne!(name_hash(b""), name_hash(b"\0"));
