@@ -7,6 +7,7 @@ mod execute_cmd;
 mod exit;
 mod ledger_cmd;
 mod policy_cmd;
+mod recover_cmd;
 mod report;
 mod store;
 mod verify_cmd;
@@ -56,6 +57,8 @@ enum Command {
     /// Sign the release manifest that lists the bundles allowed to execute.
     #[command(subcommand)]
     Release(authoring_cmd::ReleaseCommand),
+    /// Complete executions that were claimed but not completed (after a crash), byte-identically.
+    Recover(recover_cmd::RecoverArgs),
     /// Verify the replay store's tamper-evident ledger of completed executions.
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Bundle(command) => authoring_cmd::bundle(command),
         Command::Release(command) => authoring_cmd::release(command),
         Command::Ledger(command) => ledger_cmd::ledger(command, cli.format),
+        Command::Recover(args) => recover_cmd::recover_command(args, cli.format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

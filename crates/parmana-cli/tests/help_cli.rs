@@ -24,6 +24,7 @@ const COMMANDS: &[&[&str]] = &[
     &["bundle", "import-legacy"],
     &["release", "sign"],
     &["ledger", "verify"],
+    &["recover"],
 ];
 
 #[test]

@@ -265,12 +265,14 @@ pub struct RecoveryReport {
 /// Ed25519 is deterministic and the recorded inputs include the clock reading, so the
 /// attestation is byte-identical to the one the interrupted execution would have returned.
 /// It must run with the environment (trust root) and signer of the interrupted execution;
-/// otherwise that id fails here and stays claimed — a claimed id is never reopened.
+/// otherwise that id fails here and stays claimed — a claimed id is never reopened. A signer
+/// without the `attestation` role is refused before anything is read.
 pub fn recover(
     replay_store: &dyn ReplayStore,
     signer: &dyn Signer,
     environment: &RuntimeEnvironment,
 ) -> Result<RecoveryReport, ExecutionError> {
+    check_signer(signer, environment)?;
     let mut report = RecoveryReport::default();
     for execution_id in replay_store.pending()? {
         match recover_one(replay_store, signer, environment, &execution_id) {
@@ -308,7 +310,6 @@ fn recover_one(
             "the recorded inputs belong to another execution".to_owned(),
         ));
     }
-    check_signer(signer, environment)?;
     let envelope = build_attestation(&predicate, signer, environment.trust_root())?;
     store.complete(execution_id, &envelope)?;
     Ok(Some(Attestation {

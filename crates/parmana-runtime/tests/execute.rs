@@ -443,16 +443,16 @@ fn recover_completes_a_crashed_execution_byte_identically() {
             .unwrap()
             .is_intact()
     );
-    // Recovery with a key that lacks the role completes nothing.
+    // Recovery with a key that lacks the role is refused before anything is read.
     let store2 = CrashingStore {
         inner: MemoryReplayStore::new(),
         fail: AtomicBool::new(true),
     };
     execute(&fixture, &env, &store2, &request("crash2", SIGNALS)).unwrap_err();
     store2.fail.store(false, Ordering::SeqCst);
-    let report = recover(&store2, &fixture.key("policy"), &env).unwrap();
-    assert_eq!(report.failed.len(), 1);
-    assert_eq!(report.failed[0].1.code(), "runtime.signer_lacks_role");
+    let err = recover(&store2, &fixture.key("policy"), &env).unwrap_err();
+    assert_eq!(err.code(), "runtime.signer_lacks_role");
+    assert_eq!(store2.pending().unwrap().len(), 1);
 }
 
 #[test]

@@ -1,0 +1,75 @@
+//! `parmana recover`: complete every execution that was claimed but not completed (after a crash), byte-identically.
+
+use std::path::PathBuf;
+
+use parmana_runtime::{RuntimeEnvironment, recover};
+
+use crate::common::{ClockArgs, EnvironmentArgs, read_private_key};
+use crate::report::{Failure, outln, print_failure};
+use crate::store::StoreArgs;
+
+const RECOVER_EXAMPLES: &str = concat!(
+    "\
+An execution whose process died after its id was claimed and before its attestation was
+recorded stays claimed (and refused to everyone else). `parmana recover` signs it from the
+inputs recorded with the claim — including the clock reading — so the attestation is
+byte-identical to the one the interrupted run would have printed. Run it with the same trust
+root and attestation key as the interrupted run.
+
+Example:
+  parmana recover                              # the default store, .parmana/replay.sqlite3",
+    "\n\n",
+    crate::exit::exit_codes_help!()
+);
+
+/// Arguments of `parmana recover`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = RECOVER_EXAMPLES)]
+pub struct RecoverArgs {
+    /// The attestation signing key (PKCS#8 PEM) of the interrupted executions.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "trust/keys/attestation.pem"
+    )]
+    key: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    environment: EnvironmentArgs,
+    #[command(flatten)]
+    clock: ClockArgs,
+}
+
+/// Runs `parmana recover`: prints each completed attestation on its own line; reports each
+/// execution that could not be completed on stderr and then exits with the class of the last.
+pub fn recover_command(args: &RecoverArgs, format: crate::report::Format) -> Result<(), Failure> {
+    let signer = read_private_key(&args.key)?;
+    let environment = RuntimeEnvironment::load(&args.environment.config(), args.clock.now())
+        .map_err(|e| Failure::execution(&e))?;
+    let store = args.store.open(false)?;
+    let report =
+        recover(store.as_ref(), &signer, &environment).map_err(|e| Failure::execution(&e))?;
+    for attestation in &report.completed {
+        outln!("{}", attestation.envelope_str());
+    }
+    let mut last = None;
+    for (execution_id, error) in &report.failed {
+        let mut failure = Failure::execution(error);
+        failure.message = format!("execution {execution_id:?}: {}", failure.message);
+        print_failure(&failure, format);
+        last = Some(failure);
+    }
+    eprintln!(
+        "recovered {} execution(s); {} could not be completed",
+        report.completed.len(),
+        report.failed.len()
+    );
+    match last {
+        None => Ok(()),
+        Some(failure) => Err(Failure {
+            reported: true,
+            ..failure
+        }),
+    }
+}
