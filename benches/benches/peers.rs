@@ -15,6 +15,7 @@
 #[path = "../engines/mod.rs"]
 mod engines;
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -23,7 +24,7 @@ use engines::cedar::CedarEngine;
 use engines::parmana::ParmanaEngine;
 use engines::rego::RegoEngine;
 use parmana_benches::generate::SignalGenerator;
-use parmana_benches::spec::{PolicySpec, SignalSet, signals_to_json};
+use parmana_benches::spec::{DEFAULT_RULE_ID, PolicySpec, SignalSet, signals_to_json};
 use parmana_benches::{
     SCALING_RULE_COUNTS, claims_request, claims_spec, scaling_request, scaling_spec,
 };
@@ -31,22 +32,26 @@ use parmana_benches::{
 /// Signal sets the differential check runs before timing.
 const CHECKED_SETS: usize = 1000;
 
+/// Runs the differential check and returns how often each rule decided; panics on any disagreement.
 fn differential_check(
     spec: &PolicySpec,
     sets: usize,
     seed: u64,
     extra: Option<SignalSet>,
     modes: &[RegoMode],
-) {
+) -> BTreeMap<String, usize> {
     let mut sets = SignalGenerator::new(spec, seed).take_sets(sets);
     sets.extend(extra);
     match engines::check_agreement(spec, &sets, modes) {
-        Ok(agreement) => eprintln!(
-            "differential check passed for {}: {} signal sets, decided by {:?}",
-            spec.name(),
-            agreement.sets,
+        Ok(agreement) => {
+            eprintln!(
+                "differential check passed for {}: {} signal sets, decided by {:?}",
+                spec.name(),
+                agreement.sets,
+                agreement.reached
+            );
             agreement.reached
-        ),
+        }
         Err(disagreement) => panic!(
             "differential check FAILED for {}: {disagreement}",
             spec.name()
@@ -56,12 +61,23 @@ fn differential_check(
 
 fn decisions(c: &mut Criterion) {
     let spec = claims_spec().unwrap();
-    differential_check(
+    let reached = differential_check(
         &spec,
         CHECKED_SETS,
         2026,
         None,
         &[RegoMode::Interpreter, RegoMode::Vm],
+    );
+    for rule in spec.rules() {
+        assert!(
+            reached.contains_key(&rule.id),
+            "the generated sets never reach rule {}",
+            rule.id
+        );
+    }
+    assert!(
+        reached.contains_key(DEFAULT_RULE_ID),
+        "the generated sets never reach the default"
     );
     let signals = claims_request();
     let json = signals_to_json(&signals);
