@@ -56,7 +56,7 @@ pub struct Machine {
     pub cpu_model: String,
     /// `rustc -V`.
     pub rustc: String,
-    /// The commit measured.
+    /// The commit measured (Markdown, as shown).
     pub commit: String,
 }
 
@@ -379,7 +379,7 @@ pub fn render_report(
     let _ = writeln!(out, "| CPUs (`nproc`) | {} |", machine.cpus);
     let _ = writeln!(out, "| CPU | {} |", machine.cpu_model);
     let _ = writeln!(out, "| rustc | `{}` |", machine.rustc);
-    let _ = writeln!(out, "| commit | `{}` |", machine.commit);
+    let _ = writeln!(out, "| commit | {} |", machine.commit);
     let _ = writeln!(out, "| command | {command} |");
     out.push('\n');
 
@@ -475,8 +475,21 @@ fn machine(root: &Path) -> Machine {
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         cpu_model,
         rustc: command_output(&rustc, &["-V"]).unwrap_or_else(|| "unknown".to_owned()),
-        commit: command_output("git", &["-C", &root_text, "rev-parse", "--short", "HEAD"])
-            .unwrap_or_else(|| "unknown".to_owned()),
+        commit: commit_description(&root_text),
+    }
+}
+
+/// The short commit id (Markdown), marked when the working tree differs from it: the run measured
+/// the working tree.
+fn commit_description(root: &str) -> String {
+    let Some(commit) = command_output("git", &["-C", root, "rev-parse", "--short", "HEAD"]) else {
+        return "unknown".to_owned();
+    };
+    match command_output("git", &["-C", root, "status", "--porcelain"]) {
+        Some(changes) if !changes.is_empty() => {
+            format!("`{commit}` plus uncommitted changes in the working tree")
+        }
+        _ => format!("`{commit}`"),
     }
 }
 
@@ -557,7 +570,7 @@ mod tests {
             cpus: 2,
             cpu_model: "Test CPU @ 1.00GHz".to_owned(),
             rustc: "rustc 1.95.0".to_owned(),
-            commit: "abc1234".to_owned(),
+            commit: "`abc1234`".to_owned(),
         }
     }
 
@@ -645,6 +658,7 @@ mod tests {
         };
         assert!(report.contains("| CPUs (`nproc`) | 2 |"));
         assert!(report.contains("| CPU | Test CPU @ 1.00GHz |"));
+        assert!(report.contains("| commit | `abc1234` |"));
         assert!(report.contains("| command | `cargo bench -p parmana-benches` |"));
         assert_eq!(
             line("Decision from typed signals: ours ÷ Cedar"),
