@@ -16,7 +16,7 @@ use crate::common::{
     split_policy_reference,
 };
 use crate::exit::ExitClass;
-use crate::report::{Failure, failure_json, outln};
+use crate::report::{Failure, Json, failure_json, outln};
 use crate::store::StoreArgs;
 
 const EXECUTE_EXAMPLES: &str = concat!(
@@ -208,7 +208,7 @@ fn execute_batch(
                 refused += 1;
                 first_refusal.get_or_insert(failure.class);
                 let entry = serde_json::json!({"error": failure_json(&failure), "line": number});
-                writeln!(out, "{entry}").map_err(write_err)?;
+                writeln!(out, "{}", Json(&entry)).map_err(write_err)?;
             }
         }
         bar.inc(1);

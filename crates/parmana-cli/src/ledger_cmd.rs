@@ -3,7 +3,7 @@
 use parmana_replay::verify_ledger;
 
 use crate::exit::ExitClass;
-use crate::report::{Failure, Format, outln};
+use crate::report::{Failure, Format, Json, outln};
 use crate::store::StoreArgs;
 
 /// `parmana ledger …`.
@@ -36,14 +36,14 @@ pub fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Failure> {
         },
         Format::Json => outln!(
             "{}",
-            serde_json::json!({
+            Json(serde_json::json!({
                 "intact": report.is_intact(),
                 "records": report.records,
                 "head": report.head.map(|h| h.to_string()),
                 "first_break": report.first_break.as_ref().map(|b| serde_json::json!({
                     "position": b.position, "code": b.code(), "message": b.to_string()
                 })),
-            })
+            }))
         ),
     }
     match report.first_break {

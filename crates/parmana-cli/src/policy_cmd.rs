@@ -7,7 +7,7 @@ use parmana_policy::{CompiledPolicy, TestReport, check, compile, run_tests};
 
 use crate::common::{read_file_or_stdin, read_signals};
 use crate::exit::ExitClass;
-use crate::report::{Failure, Format, failure_json, out, outln};
+use crate::report::{Failure, Format, Json, failure_json, out, outln};
 
 const POLICY_HELP: &str = "\
 POLICY_FILE_OR_DIR is a policy.json file, or a bundle directory holding one (for example
@@ -127,7 +127,7 @@ fn check_policy(args: &PolicyFileArgs, format: Format) -> Result<(), Failure> {
         Format::Human => out!("{}", report.render()),
         Format::Json => outln!(
             "{}",
-            serde_json::json!({"ok": report.is_ok(), "diagnostics": report.diagnostics})
+            Json(serde_json::json!({"ok": report.is_ok(), "diagnostics": report.diagnostics}))
         ),
     }
     if report.is_ok() {
@@ -157,7 +157,7 @@ fn decision_json(policy: &CompiledPolicy, signals: &serde_json::Value) -> Result
             ExitClass::InvalidInput,
         )
     })?;
-    Ok(serde_json::json!(validated.evaluate()).to_string())
+    Ok(Json(validated.evaluate()).to_string())
 }
 
 fn eval(args: &EvalArgs) -> Result<(), Failure> {
@@ -193,7 +193,7 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
             Err(failure) => {
                 refused += 1;
                 let entry = serde_json::json!({"error": failure_json(&failure), "line": index + 1});
-                writeln!(out, "{entry}").map_err(write_err)?;
+                writeln!(out, "{}", Json(&entry)).map_err(write_err)?;
             }
         }
     }
@@ -222,7 +222,7 @@ fn explain(args: &ExplainArgs, format: Format) -> Result<(), Failure> {
     let explanation = validated.explain();
     match format {
         Format::Human => out!("{explanation}"),
-        Format::Json => outln!("{}", serde_json::json!(explanation)),
+        Format::Json => outln!("{}", Json(&explanation)),
     }
     Ok(())
 }
@@ -262,7 +262,7 @@ fn test(args: &TestArgs, format: Format) -> Result<(), Failure> {
     let show_coverage = args.coverage || args.threshold.is_some();
     match format {
         Format::Human => out!("{}", render_tests(&report, show_coverage)),
-        Format::Json => outln!("{}", tests_json(&report)),
+        Format::Json => outln!("{}", Json(tests_json(&report))),
     }
     if !report.all_passed() {
         let failed = report.cases.len() - report.passed();

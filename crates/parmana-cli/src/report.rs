@@ -102,11 +102,22 @@ impl Failure {
     }
 }
 
+/// Displays a value as canonical (RFC 8785) JSON: sorted keys, one line — the same bytes
+/// whatever features `serde_json` was built with, so machine-readable output is deterministic.
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> std::fmt::Display for Json<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = parmana_canon::to_canonical_vec(&self.0).map_err(|_| std::fmt::Error)?;
+        f.write_str(std::str::from_utf8(&bytes).map_err(|_| std::fmt::Error)?)
+    }
+}
+
 /// Writes the failure on stderr in the chosen format.
 pub fn print_failure(failure: &Failure, format: Format) {
     match format {
         Format::Human => eprintln!("error[{}]: {}", failure.code, failure.message),
-        Format::Json => eprintln!("{}", failure_json(failure)),
+        Format::Json => eprintln!("{}", Json(failure_json(failure))),
     }
 }
 

@@ -8,7 +8,7 @@ use parmana_runtime::{load_bundle, load_trust_root, verify_attestation};
 
 use crate::common::{ClockArgs, TrustRootArgs, read_file_or_stdin, read_signals};
 use crate::exit::ExitClass;
-use crate::report::{Failure, Format, out, outln};
+use crate::report::{Failure, Format, Json, out, outln};
 
 const VERIFY_EXAMPLES: &str = concat!(
     "\
@@ -67,7 +67,7 @@ pub fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
     let report = verify_attestation(envelope, &trust_root, bundle.as_ref(), signals.as_ref());
     match format {
         Format::Human => out!("{}", render_report(&report)),
-        Format::Json => outln!("{}", report_json(&report)),
+        Format::Json => outln!("{}", Json(report_json(&report))),
     }
     if report.is_valid() {
         return Ok(());
