@@ -264,7 +264,10 @@ pub(crate) fn sign_document<T: Serialize>(
     let mut top = Map::new();
     top.insert("signed".to_owned(), signed);
     top.insert("signatures".to_owned(), Value::Array(signatures));
-    let mut out = serde_json::to_vec_pretty(&Value::Object(top)).map_err(|e| {
+    // Members in canonical (sorted) order whatever `serde_json`'s features: the same file bytes
+    // in every build (with `preserve_order`, a Map keeps insertion order instead).
+    let sorted = parmana_canon::parse_strict(&canonicalize_value(&Value::Object(top))?)?;
+    let mut out = serde_json::to_vec_pretty(&sorted).map_err(|e| {
         TrustError::Canon(parmana_canon::CanonError::NotRepresentable {
             message: e.to_string(),
         })
