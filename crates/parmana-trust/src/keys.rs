@@ -277,8 +277,7 @@ impl LocalSigningKey {
 
     /// Reads a PKCS#8 PEM private key file.
     pub fn read_pem_file(path: &Path) -> Result<Self, TrustError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrustError::io(path, &e))?;
-        Self::from_pkcs8_pem(&text)
+        Self::from_pkcs8_pem(&read_pem_text(path)?)
     }
 
     /// Writes the key as PKCS#8 PEM, readable only by its owner on Unix (mode 0600).
@@ -321,8 +320,16 @@ impl fmt::Debug for LocalSigningKey {
 
 /// Reads an SPKI PEM public key file.
 pub fn read_public_key_file(path: &Path) -> Result<PublicKey, TrustError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrustError::io(path, &e))?;
-    PublicKey::from_pem(&text)
+    PublicKey::from_pem(&read_pem_text(path)?)
+}
+
+/// Reads a PEM file: a file that cannot be read is `trust.io`; one that is not text is not a
+/// key (`trust.invalid_key`).
+fn read_pem_text(path: &Path) -> Result<String, TrustError> {
+    let bytes = std::fs::read(path).map_err(|e| TrustError::io(path, &e))?;
+    String::from_utf8(bytes).map_err(|_| TrustError::InvalidKey {
+        message: format!("{} is not PEM text", path.display()),
+    })
 }
 
 /// Writes a public key as SPKI PEM.
