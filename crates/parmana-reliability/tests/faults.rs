@@ -321,14 +321,13 @@ fn a_sqlite_store_that_cannot_be_opened_is_a_store_error() {
     );
 }
 
-/// KNOWN GAP (reported in docs/reliability.md): SQLite keeps writing to the files it holds
-/// open after they are unlinked, so executions after the deletion are acknowledged into a file
-/// nobody can reopen, and a store reopened at the path starts empty (those ids become usable
-/// again). This test pins that behaviour; when parmana-replay learns to detect a vanished file
-/// (for example by comparing the path's inode with the open one before each write), it must be
-/// changed to expect a store error.
+/// SQLite keeps writing to files it holds open after they are unlinked, so without a check an
+/// execution after the deletion would be acknowledged into a file nobody can reopen, and its id
+/// would be usable again. The store compares the path's files (device and inode) with the ones
+/// it opened, under the write lock, before every batch: once they are gone, every execution is
+/// refused with a store error and nothing more is acknowledged.
 #[test]
-fn a_sqlite_store_whose_files_are_deleted_keeps_writing_to_the_unlinked_files() {
+fn a_sqlite_store_whose_files_are_deleted_refuses_instead_of_writing_to_unlinked_files() {
     let fixture = FixtureEnvironment::new().unwrap();
     let environment = fixture.load().unwrap();
     let signer = fixture.attestation_signer().unwrap();
@@ -339,13 +338,37 @@ fn a_sqlite_store_whose_files_are_deleted_keeps_writing_to_the_unlinked_files() 
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    let after =
-        execute_from_signals(&request(1), &signer, &store, &environment, &fixed_clock()).unwrap();
-    assert!(verify_attestation(after.envelope(), environment.trust_root(), None, None).is_valid());
+    for n in 1..4 {
+        let error =
+            execute_from_signals(&request(n), &signer, &store, &environment, &fixed_clock())
+                .unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Store, "{error}");
+        assert_eq!(error.code(), "replay.store_unavailable", "{error}");
+    }
     drop(store);
+    // A store opened at the path again is a new, empty store: nothing was acknowledged into the
+    // unlinked files, so there is nothing it could have lost since the deletion.
     let reopened = SqliteReplayStore::open(&path).unwrap();
     assert_eq!(reopened.get(&id(1)).unwrap(), ExecutionState::Absent);
     assert!(verify_ledger(&reopened).unwrap().is_intact());
+}
+
+/// Replacing the database file under an open store (a restore, a copy over it) is refused too.
+#[test]
+fn a_sqlite_store_whose_file_is_replaced_refuses() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let environment = fixture.load().unwrap();
+    let signer = fixture.attestation_signer().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replaced.sqlite");
+    let store = SqliteReplayStore::open(&path).unwrap();
+    execute_from_signals(&request(0), &signer, &store, &environment, &fixed_clock()).unwrap();
+    let other = dir.path().join("other.sqlite");
+    drop(SqliteReplayStore::open(&other).unwrap());
+    std::fs::rename(&other, &path).unwrap();
+    let error = execute_from_signals(&request(1), &signer, &store, &environment, &fixed_clock())
+        .unwrap_err();
+    assert_eq!(error.code(), "replay.store_unavailable", "{error}");
 }
 
 /// A full disk, simulated without privileges: the worker runs under `ulimit -f` (RLIMIT_FSIZE)

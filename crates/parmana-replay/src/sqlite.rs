@@ -103,10 +103,11 @@ impl SqliteReplayStore {
         let mut writer_conn = connect(&path, true)?;
         migrate(&mut writer_conn)?;
         let reader = connect(&path, false)?;
+        let files = FileIdentity::of(&path)?;
         let (sender, receiver) = mpsc::channel();
         let writer_thread = std::thread::Builder::new()
             .name("parmana-sqlite-writer".to_owned())
-            .spawn(move || writer_loop(writer_conn, receiver))
+            .spawn(move || writer_loop(writer_conn, &files, receiver))
             .map_err(|e| {
                 ReplayError::unavailable(format!("cannot start the writer thread: {e}"))
             })?;
@@ -373,8 +374,64 @@ fn read_versions(conn: &Connection) -> Result<AcceptedVersions, ReplayError> {
     })
 }
 
+/// The files a store opened, by device and inode: SQLite keeps writing to files it holds open
+/// even after they are unlinked or replaced, so a claim committed there would be lost to every
+/// later opener of the path — and its id usable again. The writer checks, under the write
+/// lock, that the path still names the files it has open before every batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileIdentity {
+    files: Vec<(PathBuf, Option<(u64, u64)>)>,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> Result<Self, ReplayError> {
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        let files = [path.to_path_buf(), wal]
+            .into_iter()
+            .map(|p| {
+                let id = file_id(&p);
+                (p, id)
+            })
+            .collect::<Vec<_>>();
+        if files.first().and_then(|(_, id)| *id).is_none() {
+            return Err(ReplayError::unavailable(format!(
+                "{} vanished while it was being opened",
+                path.display()
+            )));
+        }
+        Ok(Self { files })
+    }
+
+    /// Refuses when a file the store opened is gone or was replaced under it.
+    fn check(&self) -> Result<(), ReplayError> {
+        for (path, opened) in &self.files {
+            // A WAL that did not exist at open is created by SQLite itself; only one we saw counts.
+            if let Some(opened) = opened
+                && file_id(path) != Some(*opened)
+            {
+                return Err(ReplayError::unavailable(format!(
+                    "{} was removed or replaced while the store had it open; reopen the store",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
 /// The writer thread: batches queued requests into one transaction each, then answers.
-fn writer_loop(mut conn: Connection, queue: Receiver<WriteRequest>) {
+fn writer_loop(mut conn: Connection, files: &FileIdentity, queue: Receiver<WriteRequest>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -383,7 +440,7 @@ fn writer_loop(mut conn: Connection, queue: Receiver<WriteRequest>) {
                 Err(_) => break,
             }
         }
-        let answers = commit_batch(&mut conn, &batch);
+        let answers = commit_batch(&mut conn, files, &batch);
         for (request, answer) in batch.into_iter().zip(answers) {
             // A caller that gave up waiting is not an error of the store.
             let _ = request.reply.send(answer);
@@ -396,6 +453,7 @@ fn writer_loop(mut conn: Connection, queue: Receiver<WriteRequest>) {
 /// is ever told "claimed" for a claim that was not committed.
 fn commit_batch(
     conn: &mut Connection,
+    files: &FileIdentity,
     batch: &[WriteRequest],
 ) -> Vec<Result<WriteAnswer, ReplayError>> {
     let fail_all = |error: ReplayError| batch.iter().map(|_| Err(error.clone())).collect();
@@ -403,6 +461,9 @@ fn commit_batch(
         Ok(tx) => tx,
         Err(e) => return fail_all(map_error(e)),
     };
+    if let Err(error) = files.check() {
+        return fail_all(error);
+    }
     let mut answers = Vec::with_capacity(batch.len());
     for request in batch {
         let answer = apply(&tx, &request.op);
