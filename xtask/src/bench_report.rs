@@ -515,6 +515,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     } else {
         format!("`{command}`")
     };
+    // What is measured is the tree as the run starts.
+    let machine = machine(root);
     let since = if no_run {
         None
     } else {
@@ -543,7 +545,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         return Err("no criterion results found; BENCHMARKS.md left as it was".to_owned());
     }
     let notes = std::fs::read_to_string(root.join(NOTES_FILE)).unwrap_or_default();
-    let report = render_report(&machine(root), &shown_command, &results, &notes);
+    let report = render_report(&machine, &shown_command, &results, &notes);
     let path = root.join("BENCHMARKS.md");
     std::fs::write(&path, report).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("wrote {} ({} rows)", path.display(), results.len());
