@@ -9,6 +9,8 @@
 //! * [`to_canonical_vec`] and [`canonicalize`] produce RFC 8785 (JCS) bytes.
 //! * [`Digest`] is a SHA-256 content digest written `sha256:<64 lowercase hex>`.
 //! * [`Timestamp`] is a UTC instant with exactly one text form, `YYYY-MM-DDTHH:MM:SSZ`.
+//! * [`PolicyId`], [`PolicyVersion`], [`PolicyRef`] (`id@version`) and [`ExecutionId`] are the
+//!   identifiers every layer shares, each with one grammar (see `tests/identifiers/`).
 //!
 //! ```
 //! let canonical = parmana_canon::canonicalize(br#"{"b":1,"a":[1.0E2,true]}"#).unwrap();
@@ -19,12 +21,17 @@
 
 mod digest;
 mod error;
+mod id;
 mod jcs;
 mod parse;
 mod time;
 
 pub use digest::{Digest, DigestParseError};
 pub use error::CanonError;
+pub use id::{
+    ExecutionId, IdError, IdKind, MAX_EXECUTION_ID_LEN, MAX_POLICY_ID_LEN, MAX_POLICY_VERSION_LEN,
+    PolicyId, PolicyRef, PolicyVersion,
+};
 pub use jcs::{canonicalize, canonicalize_value, to_canonical_vec};
 pub use parse::{MAX_DEPTH, MAX_SAFE_INTEGER, parse_strict};
 pub use time::Timestamp;

@@ -1,5 +1,6 @@
 //! Reading a whole policy document: size and strict JSON, schema dispatch, and the schema 2.0.0 top level, rules and outcomes.
 
+use parmana_canon::{PolicyId, PolicyVersion};
 use serde_json::{Map, Value};
 
 use crate::declare::read_signals;
@@ -76,46 +77,6 @@ pub(crate) fn read_policy_value(value: &Value) -> (Option<PolicyModel>, Vec<Diag
     }
 }
 
-/// Whether `id` is a valid policy id: `[a-z0-9][a-z0-9-_.]*`, no `..`, at most 128 characters.
-pub fn valid_policy_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    id.len() <= limits::MAX_NAME_LEN
-        && !id.contains("..")
-        && chars
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && chars
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
-}
-
-/// Whether `version` is a semantic version `MAJOR.MINOR.PATCH` (no leading zeros),
-/// optionally followed by `-prerelease` of `[0-9A-Za-z.-]`.
-pub fn valid_policy_version(version: &str) -> bool {
-    if version.len() > limits::MAX_NAME_LEN {
-        return false;
-    }
-    let (core, pre) = match version.split_once('-') {
-        Some((core, pre)) => (core, Some(pre)),
-        None => (version, None),
-    };
-    let parts: Vec<&str> = core.split('.').collect();
-    let numeric = |p: &&str| {
-        !p.is_empty()
-            && p.chars().all(|c| c.is_ascii_digit())
-            && (p.len() == 1 || !p.starts_with('0'))
-    };
-    parts.len() == 3
-        && parts.iter().all(numeric)
-        && pre.is_none_or(|p| {
-            !p.is_empty()
-                && !p.starts_with('.')
-                && !p.ends_with('.')
-                && !p.contains("..")
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
-        })
-}
-
 /// Reads an outcome `{"decision": D, "reason": R?}`.
 pub(crate) fn read_outcome(reader: &mut Reader<'_>, value: &Value, path: &str) -> Option<Outcome> {
     let Value::Object(map) = value else {
@@ -164,7 +125,7 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
         .and_then(|v| string(&mut top, v, "/policy_id"))
         .map(str::to_owned);
     if let Some(id) = &policy_id
-        && !valid_policy_id(id)
+        && !PolicyId::is_valid(id)
     {
         top.report(
             Code::InvalidPolicyId,
@@ -176,7 +137,7 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
         .and_then(|v| string(&mut top, v, "/policy_version"))
         .map(str::to_owned);
     if let Some(v) = &policy_version
-        && !valid_policy_version(v)
+        && !PolicyVersion::parse(v).is_ok_and(|v| v.is_semver())
     {
         top.report(
             Code::InvalidPolicyVersion,

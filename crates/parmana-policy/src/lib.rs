@@ -37,7 +37,6 @@ mod testing;
 
 pub use compile::CompiledPolicy;
 pub use diagnostic::{Diagnostic, DiagnosticCode, Severity, render_diagnostics};
-pub use document::{valid_policy_id, valid_policy_version};
 pub use error::{PolicyError, SignalError};
 pub use eval::{ConditionTrace, DEFAULT_RULE_ID, Decision, Explanation, RuleTrace};
 pub use legacy::{LEGACY_FALSE_DECISION, LEGACY_RULE_ID};

@@ -199,17 +199,30 @@ fn size_limits_are_enforced() {
     assert!(ok.is_ok(), "{}", ok.render());
 }
 
+/// The grammar of ids and versions is `parmana-canon`'s (tested there, one table each); a 2.0.0
+/// document also requires a semantic version. Each refusal is its own diagnostic.
 #[test]
 fn ids_and_versions() {
-    use parmana_policy::{valid_policy_id, valid_policy_version};
-    for good in ["claims-approval", "a", "0", "a.b_c-d"] {
-        assert!(valid_policy_id(good), "{good}");
+    let document = |id: &str, version: &str| {
+        serde_json::to_vec(&json!({
+            "schema_version": "2.0.0", "policy_id": id, "policy_version": version,
+            "decisions": ["yes", "no"], "signals": {},
+            "rules": [], "default": {"decision": "no"}
+        }))
+        .unwrap()
+    };
+    for (id, version) in [
+        ("claims-approval", "1.0.0"),
+        ("a.b_c-d", "0.10.3"),
+        ("0", "2.0.0-rc.1"),
+    ] {
+        let report = check(&document(id, version));
+        assert!(report.is_ok(), "{id}@{version}: {}", report.render());
     }
     for bad in ["", "Claims", "-a", "a/b", "..", "a..b", "/abs", "a b"] {
-        assert!(!valid_policy_id(bad), "{bad}");
-    }
-    for good in ["1.0.0", "0.10.3", "2.0.0-rc.1"] {
-        assert!(valid_policy_version(good), "{good}");
+        let report = check(&document(bad, "1.0.0"));
+        let codes: Vec<_> = report.diagnostics.iter().map(|d| d.code.code()).collect();
+        assert_eq!(codes, ["policy.invalid_policy_id"], "{bad:?}");
     }
     for bad in [
         "",
@@ -219,8 +232,11 @@ fn ids_and_versions() {
         "1.0.0-",
         "1.0.0/..",
         "1.0.0-a..b",
+        "1.0.0+b",
     ] {
-        assert!(!valid_policy_version(bad), "{bad}");
+        let report = check(&document("p", bad));
+        let codes: Vec<_> = report.diagnostics.iter().map(|d| d.code.code()).collect();
+        assert_eq!(codes, ["policy.invalid_policy_version"], "{bad:?}");
     }
 }
 

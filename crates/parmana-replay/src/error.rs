@@ -27,12 +27,6 @@ impl std::fmt::Display for VersionKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
-    /// The execution id is not 1 to 128 printable ASCII characters without spaces.
-    #[error("invalid execution id: {reason}")]
-    InvalidExecutionId {
-        /// What is wrong with it.
-        reason: &'static str,
-    },
     /// The execution id was already claimed: a second use of it is a replay.
     #[error("execution id {execution_id:?} was already used (replay detected)")]
     AlreadyClaimed {
@@ -105,7 +99,6 @@ impl ReplayError {
     /// The stable code of this error, for example `replay.replay_detected`.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidExecutionId { .. } => "replay.invalid_execution_id",
             Self::AlreadyClaimed { .. } => "replay.replay_detected",
             Self::NotClaimed { .. } => "replay.not_claimed",
             Self::AlreadyCompleted { .. } => "replay.already_completed",

@@ -30,7 +30,6 @@
 //! ```
 
 mod error;
-mod id;
 mod ledger;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -40,12 +39,13 @@ mod record;
 mod sqlite;
 
 pub use error::{ReplayError, VersionKind};
-pub use id::{ExecutionId, MAX_EXECUTION_ID_LEN};
 pub use ledger::{
     LEDGER_GENESIS, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerRow, LedgerSnapshot,
     verify_ledger, verify_ledger_snapshot,
 };
 pub use memory::MemoryReplayStore;
+/// Execution ids are defined once, in `parmana-canon` (one grammar for every layer).
+pub use parmana_canon::{ExecutionId, MAX_EXECUTION_ID_LEN};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresReplayStore};
 pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionState};

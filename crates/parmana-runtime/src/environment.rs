@@ -7,9 +7,8 @@ use std::sync::{Arc, RwLock};
 use parmana_canon::Timestamp;
 use parmana_policy::CompiledPolicy;
 use parmana_trust::{
-    VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustRoot, is_valid_policy_id,
-    is_valid_policy_version, load_trust_chain, read_bundle_dir, verify_bundle,
-    verify_release_manifest,
+    VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustRoot, load_trust_chain, read_bundle_dir,
+    verify_bundle, verify_release_manifest,
 };
 
 use crate::{ExecutionError, RUNTIME_VERSION};
@@ -146,12 +145,12 @@ impl RuntimeEnvironment {
             policy_version: policy_version.chars().take(160).collect(),
             message,
         };
-        if !is_valid_policy_id(policy_id) {
+        if !parmana_canon::PolicyId::is_valid(policy_id) {
             return Err(reference_error(
                 "a policy id is [a-z0-9][a-z0-9-_.]* and at most 128 characters, without '..'",
             ));
         }
-        if !is_valid_policy_version(policy_version) {
+        if !parmana_canon::PolicyVersion::is_valid(policy_version) {
             return Err(reference_error(
                 "a policy version is semver (1.0.0) or v<N>",
             ));

@@ -26,8 +26,8 @@ pub enum ErrorClass {
 #[non_exhaustive]
 pub enum ExecutionError {
     /// The execution id is not 1 to 128 printable ASCII characters without spaces.
-    #[error("invalid execution id: {0}")]
-    InvalidExecutionId(#[source] ReplayError),
+    #[error("{0}")]
+    InvalidExecutionId(#[source] parmana_canon::IdError),
     /// The policy id or version is not well formed (this also refuses path traversal).
     #[error("invalid policy reference {policy_id:?}@{policy_version:?}: {message}")]
     InvalidPolicyReference {
@@ -173,7 +173,6 @@ impl From<ReplayError> for ExecutionError {
     fn from(error: ReplayError) -> Self {
         match error {
             ReplayError::AlreadyClaimed { execution_id } => Self::ReplayDetected { execution_id },
-            ReplayError::InvalidExecutionId { .. } => Self::InvalidExecutionId(error),
             other => Self::Store(other),
         }
     }

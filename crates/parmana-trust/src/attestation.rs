@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use parmana_canon::{Digest, Timestamp, to_canonical_vec};
+use parmana_canon::{Digest, ExecutionId, Timestamp, to_canonical_vec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -102,11 +102,6 @@ pub struct ExecutionPredicate {
     pub signals: Option<Value>,
 }
 
-/// Whether `id` is an execution id: 1 to 128 printable ASCII characters without spaces.
-pub fn is_valid_execution_id(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|b| (0x21..=0x7e).contains(&b))
-}
-
 /// DSSE's pre-authentication encoding:
 /// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in ASCII decimal bytes.
 pub fn dsse_pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
@@ -191,7 +186,7 @@ pub fn prepare_attestation<'a>(
     predicate: &'a ExecutionPredicate,
     trust_root: &VerifiedTrustRoot,
 ) -> Result<PreparedAttestation<'a>, TrustError> {
-    if !is_valid_execution_id(&predicate.execution_id) {
+    if !ExecutionId::is_valid(&predicate.execution_id) {
         return Err(TrustError::malformed(
             DOCUMENT,
             "execution id must be 1 to 128 printable ASCII characters without spaces",
@@ -496,7 +491,7 @@ fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
     let (Some(subject), None) = (subjects.next(), subjects.next()) else {
         return Err(malformed("subject must be a list of exactly one entry"));
     };
-    if !is_valid_execution_id(&wire.predicate.execution_id) {
+    if !ExecutionId::is_valid(&wire.predicate.execution_id) {
         return Err(malformed("invalid execution id"));
     }
     Ok(Statement {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use parmana_canon::Digest;
+use parmana_canon::{Digest, PolicyId, PolicyVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Envelope, sign_document};
@@ -85,25 +85,6 @@ impl VerifiedBundle {
     }
 }
 
-/// Whether `id` is a policy id: `[a-z0-9][a-z0-9-_.]*` without `..`.
-pub fn is_valid_policy_id(id: &str) -> bool {
-    let mut bytes = id.bytes();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
-        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.'))
-        && !id.contains("..")
-        && id.len() <= 128
-}
-
-/// Whether `version` is a policy version: semver-like text or `v<N>`, from
-/// `[0-9A-Za-z.+-]`, starting with a letter or digit, without `..`.
-pub fn is_valid_policy_version(version: &str) -> bool {
-    let mut bytes = version.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-'))
-        && !version.contains("..")
-        && version.len() <= 64
-}
-
 /// Whether `path` is a safe relative bundle path: `/`-separated, no empty, `.` or `..`
 /// segments, no backslash, no NUL, not absolute.
 pub(crate) fn is_safe_relative_path(path: &str) -> bool {
@@ -175,10 +156,10 @@ pub fn verify_bundle(
 
 fn check_body(body: &BundleBody) -> Result<(), TrustError> {
     let bad = |message: String| TrustError::malformed(BUNDLE_TYPE, message);
-    if !is_valid_policy_id(&body.policy_id) {
+    if !PolicyId::is_valid(&body.policy_id) {
         return Err(bad(format!("invalid policy id {:?}", body.policy_id)));
     }
-    if !is_valid_policy_version(&body.policy_version) {
+    if !PolicyVersion::is_valid(&body.policy_version) {
         return Err(bad(format!(
             "invalid policy version {:?}",
             body.policy_version

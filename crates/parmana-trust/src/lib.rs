@@ -46,12 +46,11 @@ pub use attestation::{
     AttestationCheck, AttestationCheckKind, AttestationReport, DSSE_PAYLOAD_TYPE, DocumentRef,
     EvaluatorRef, ExecutionPredicate, PREDICATE_TYPE, PolicyRef, PreparedAttestation, RuntimeRef,
     STATEMENT_TYPE, SUBJECT_PREFIX, attestation_fingerprint, build_attestation, dsse_pae,
-    is_valid_execution_id, prepare_attestation, verify_attestation,
+    prepare_attestation, verify_attestation,
 };
 pub use bundle::{
     BUNDLE_MANIFEST_FILE, BUNDLE_TYPE, BundleFiles, MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES,
-    POLICY_FILE, VerifiedBundle, is_valid_policy_id, is_valid_policy_version, read_bundle_dir,
-    sign_bundle, sign_bundle_dir, verify_bundle,
+    POLICY_FILE, VerifiedBundle, read_bundle_dir, sign_bundle, sign_bundle_dir, verify_bundle,
 };
 pub use error::TrustError;
 pub use keys::{

@@ -2,10 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use parmana_canon::{Digest, Timestamp};
+use parmana_canon::{Digest, PolicyRef, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{is_valid_policy_id, is_valid_policy_version};
 use crate::envelope::{Envelope, sign_document};
 use crate::{Role, Signer, TrustError, VerifiedBundle, VerifiedTrustRoot};
 
@@ -183,10 +182,7 @@ fn check_body(body: &ReleaseBody) -> Result<(), TrustError> {
         )));
     }
     for name in body.policies.keys() {
-        let valid = name.split_once('@').is_some_and(|(id, version)| {
-            is_valid_policy_id(id) && is_valid_policy_version(version)
-        });
-        if !valid {
+        if PolicyRef::parse(name).is_err() {
             return Err(bad(format!("policy name {name:?} is not <id>@<version>")));
         }
     }
