@@ -57,8 +57,7 @@ fn next_id(counter: &AtomicU64) -> String {
 
 fn execute_once(setup: &Setup, store: &dyn ReplayStore, counter: &AtomicU64) -> Vec<u8> {
     let request =
-        ExecutionRequest::signals_from_json(next_id(counter), "claims-approval", "1.0.0", SIGNALS)
-            .unwrap();
+        ExecutionRequest::parse(&next_id(counter), "claims-approval@1.0.0", SIGNALS).unwrap();
     execute_from_signals(
         &request,
         &setup.signer,

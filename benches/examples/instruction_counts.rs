@@ -32,11 +32,10 @@ fn main() {
     let signals =
         br#"{"claim_amount": 1200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
     let request = |i: u64| {
-        ExecutionRequest::signals_from_json(
-            format!("count-{i}"),
-            "claims-approval",
-            "1.0.0",
-            signals,
+        ExecutionRequest::parse(
+            &format!("count-{i}"),
+            "claims-approval@1.0.0",
+            signals.to_vec(),
         )
         .unwrap()
     };

@@ -14,8 +14,8 @@ use parmana_runtime::canon::{Timestamp, parse_strict, to_canonical_vec};
 use parmana_runtime::replay::MemoryReplayStore;
 use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{
-    ErrorClass, ExecutionRequest, FixedClock, RuntimeEnvironment, RuntimeEnvironmentConfig,
-    execute_from_signals,
+    ExecutionRequest, FixedClock, RuntimeEnvironment, RuntimeEnvironmentConfig,
+    execute_from_signals, parse_execution_id, parse_policy_ref,
 };
 use serde_json::json;
 
@@ -49,15 +49,16 @@ pub fn generate(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
         };
         let name = field("name")?;
         let policy = field("policy")?;
-        let (policy_id, policy_version) = policy.split_once('@').unwrap_or((policy.as_str(), ""));
-        let request = ExecutionRequest {
-            execution_id: field("execution_id")?,
-            policy_id: policy_id.to_owned(),
-            policy_version: policy_version.to_owned(),
-            signals: spec["signals"].clone(),
-            include_signals: spec["include_signals"].as_bool().unwrap_or(false),
-        };
-        match execute_from_signals(&request, &signer, &store, &environment, &clock) {
+        let execution_id = field("execution_id")?;
+        let include_signals = spec["include_signals"].as_bool().unwrap_or(false);
+        let outcome = parse_execution_id(&execution_id)
+            .and_then(|id| Ok((id, parse_policy_ref(&policy)?)))
+            .and_then(|(id, policy)| {
+                let request = ExecutionRequest::new(id, policy, spec["signals"].clone())
+                    .with_signals_included(include_signals);
+                execute_from_signals(&request, &signer, &store, &environment, &clock)
+            });
+        match outcome {
             Ok(attestation) => {
                 out.insert(
                     format!("{name}.attestation.json"),
@@ -65,12 +66,7 @@ pub fn generate(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
                 );
             }
             Err(error) => {
-                let class = match error.class() {
-                    ErrorClass::InvalidInput => "invalid_input",
-                    ErrorClass::Trust => "trust",
-                    ErrorClass::Replay => "replay",
-                    ErrorClass::Store => "store",
-                };
+                let class = error.class().as_str();
                 let report =
                     json!({"class": class, "code": error.code(), "message": error.to_string()});
                 let bytes = to_canonical_vec(&report).map_err(|e| e.to_string())?;

@@ -277,6 +277,21 @@ impl ExecutionId {
         check_execution_id(text).is_ok()
     }
 
+    /// The id spelled as the UUID `uuid` in its hyphenated lowercase form
+    /// (`0190c3f0-7d6e-7f1a-8000-000000000000`): always valid, so no check can fail.
+    pub fn from_uuid(uuid: u128) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = String::with_capacity(36);
+        for (index, shift) in (0..32).rev().map(|nibble| nibble * 4).enumerate() {
+            if matches!(index, 8 | 12 | 16 | 20) {
+                text.push('-');
+            }
+            let digit = usize::try_from((uuid >> shift) & 0xf).unwrap_or(0);
+            text.push(char::from(HEX[digit]));
+        }
+        Self(text.into())
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

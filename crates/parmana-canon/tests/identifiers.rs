@@ -91,3 +91,18 @@ fn identifiers_are_json_strings_checked_when_read() {
     assert!(serde_json::from_str::<PolicyVersion>("\"1..0\"").is_err());
     assert!(serde_json::from_str::<PolicyId>("\"P\"").is_err());
 }
+
+#[test]
+fn execution_ids_from_uuids_are_hyphenated_lowercase() {
+    let id = ExecutionId::from_uuid(0x0190_c3f0_7d6e_7f1a_8000_0000_0000_00ab);
+    assert_eq!(id.as_str(), "0190c3f0-7d6e-7f1a-8000-0000000000ab");
+    assert_eq!(ExecutionId::parse(id.as_str()).unwrap(), id);
+    assert_eq!(
+        ExecutionId::from_uuid(u128::MAX).as_str(),
+        "ffffffff-ffff-ffff-ffff-ffffffffffff"
+    );
+    assert_eq!(
+        ExecutionId::from_uuid(0).as_str(),
+        "00000000-0000-0000-0000-000000000000"
+    );
+}

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use parmana_canon::{Digest, Timestamp, parse_strict};
-use parmana_runtime::{RUNTIME_VERSION, load_bundle, load_trust_root};
-use parmana_trust::{
+use parmana_runtime::canon::{Digest, Timestamp, parse_strict};
+use parmana_runtime::policy::EVALUATOR_SEMANTICS;
+use parmana_runtime::trust::{
     BUNDLE_MANIFEST_FILE, LocalSigningKey, POLICY_FILE, PublicKey, ReleaseManifestSpec, RoleSpec,
-    Signer, TRUST_ROOT_CHAIN_DIR, TrustRootSpec, create_trust_root, read_bundle_dir,
-    read_public_key_file, rotate_trust_root, sign_bundle_dir, sign_release_manifest,
-    verify_legacy_bundle, write_public_key_file,
+    Signer, TrustRootSpec, create_trust_root, read_bundle_dir, read_public_key_file,
+    sign_bundle_dir, sign_release_manifest, verify_legacy_bundle, write_public_key_file,
 };
+use parmana_runtime::{RUNTIME_VERSION, load_bundle, load_trust_root, rotate_trust_root_file};
 
 use crate::common::{
     ClockArgs, TrustRootArgs, create_dir, parse_timestamp, read_private_key, write_file,
@@ -255,33 +255,24 @@ fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
 }
 
 fn trust_rotate(args: &TrustRotateArgs) -> Result<(), Failure> {
-    let previous = load_trust_root(&args.pinned_key, &args.trust_root, args.clock.now())
-        .map_err(|e| Failure::execution(&e))?;
-    let current_bytes = std::fs::read(&args.trust_root)
-        .map_err(|e| Failure::io(&args.trust_root.display().to_string(), &e))?;
     let (spec, mut signers) = args.roles.spec()?;
     for path in &args.sign_with {
         signers.push(read_private_key(path)?);
     }
-    let bytes = rotate_trust_root(&previous, &spec, &as_signers(&signers))
-        .map_err(|e| Failure::trust(&e))?;
-    let chain_dir = args
-        .trust_root
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(TRUST_ROOT_CHAIN_DIR);
-    create_dir(&chain_dir)?;
-    let archived = chain_dir.join(format!("{}.json", previous.version()));
-    if !archived.exists() {
-        write_file(&archived, &current_bytes)?;
-    }
-    write_file(&args.trust_root, &bytes)?;
+    let rotation = rotate_trust_root_file(
+        &args.pinned_key,
+        &args.trust_root,
+        &spec,
+        &as_signers(&signers),
+        args.clock.now(),
+    )
+    .map_err(|e| Failure::execution(&e))?;
     outln!(
         "trust root version {} written to {}; version {} kept as {}",
-        previous.version() + 1,
+        rotation.version,
         args.trust_root.display(),
-        previous.version(),
-        archived.display()
+        rotation.previous_version,
+        rotation.archived.display()
     );
     Ok(())
 }
@@ -369,7 +360,7 @@ fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
     let policy_path = args.dir.join(POLICY_FILE);
     let policy_bytes = std::fs::read(&policy_path)
         .map_err(|e| Failure::io(&policy_path.display().to_string(), &e))?;
-    let policy = parmana_policy::compile(&policy_bytes)
+    let policy = parmana_runtime::policy::compile(&policy_bytes)
         .map_err(|e| Failure::policy(&policy_path.display().to_string(), &e))?;
     // Schema 2.0.0 policies name themselves; a legacy policy takes its directory's names.
     let from_dirs = || {
@@ -405,7 +396,7 @@ fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
             ExitClass::Trust,
         )
     })?;
-    parmana_policy::compile(policy_bytes).map_err(|e| {
+    parmana_runtime::policy::compile(policy_bytes).map_err(|e| {
         Failure::policy(
             &format!("{} (legacy policy)", args.dir.join(POLICY_FILE).display()),
             &e,
@@ -508,14 +499,14 @@ pub fn release(command: &ReleaseCommand) -> Result<(), Failure> {
             failure.message = format!("{}: {}", dir.display(), failure.message);
             failure
         })?;
-        parmana_policy::compile(bundle.policy_bytes())
+        parmana_runtime::policy::compile(bundle.policy_bytes())
             .map_err(|e| Failure::policy(&dir.join(POLICY_FILE).display().to_string(), &e))?;
         policies.insert(bundle.release_name(), bundle.bundle_digest());
     }
     let spec = ReleaseManifestSpec {
         version: args.version,
         expires: args.expires,
-        evaluator_semantics: parmana_policy::EVALUATOR_SEMANTICS.to_owned(),
+        evaluator_semantics: EVALUATOR_SEMANTICS.to_owned(),
         minimum_runtime_version: args.minimum_runtime_version.clone(),
         policies,
     };

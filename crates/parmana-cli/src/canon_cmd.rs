@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use parmana_canon::{CanonError, Digest, canonicalize};
+use parmana_runtime::canon::{CanonError, Digest, canonicalize};
 
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, print_failure};

@@ -3,12 +3,14 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use parmana_canon::{Timestamp, parse_strict};
-use parmana_runtime::{Clock, FixedClock, RuntimeEnvironmentConfig, SystemClock};
-use parmana_trust::LocalSigningKey;
+use parmana_runtime::canon::{PolicyRef, Timestamp, parse_strict};
+use parmana_runtime::trust::LocalSigningKey;
+use parmana_runtime::{
+    Clock, ExecutionError, FixedClock, MAX_SIGNALS_JSON_BYTES, RuntimeEnvironmentConfig,
+    SystemClock, parse_policy_ref,
+};
 use serde_json::Value;
 
-use crate::exit::ExitClass;
 use crate::report::Failure;
 
 /// The pinned root key and the trust root, defaulting to the repository layout.
@@ -88,21 +90,44 @@ pub fn read_file_or_stdin(path: &Path) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| Failure::io(&path.display().to_string(), &e))
 }
 
-/// The bytes of a `JSON|FILE` argument: inline JSON when it starts with `{` or `[`, otherwise
-/// the file it names (`-` for standard input).
-pub fn inline_json_or_file(argument: &str) -> Result<Vec<u8>, Failure> {
+/// Parses `JSON|FILE` signals strictly (duplicate keys and unsafe numbers are refused): inline
+/// JSON when the argument starts with `{` or `[`, otherwise the file it names (`-` for stdin).
+/// Refuses more than [`MAX_SIGNALS_JSON_BYTES`] with `runtime.request_too_large`, reading no
+/// more than one byte past the limit.
+pub fn read_signals(argument: &str) -> Result<Value, Failure> {
     let trimmed = argument.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        Ok(argument.as_bytes().to_vec())
+    let bytes = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        argument.as_bytes().to_vec()
     } else {
-        read_file_or_stdin(Path::new(argument))
+        read_bounded(Path::new(argument), MAX_SIGNALS_JSON_BYTES)?
+    };
+    if bytes.len() > MAX_SIGNALS_JSON_BYTES {
+        return Err(Failure::execution(&ExecutionError::RequestTooLarge {
+            size: bytes.len(),
+            limit: MAX_SIGNALS_JSON_BYTES,
+        }));
     }
+    parse_strict(&bytes).map_err(|e| Failure::canon("signals", &e))
 }
 
-/// Parses `JSON|FILE` signals strictly (duplicate keys and unsafe numbers are refused).
-pub fn read_signals(argument: &str) -> Result<Value, Failure> {
-    let bytes = inline_json_or_file(argument)?;
-    parse_strict(&bytes).map_err(|e| Failure::canon("signals", &e))
+/// Reads at most `limit + 1` bytes of a file (or standard input for `-`): enough to tell that
+/// it is too long without holding more of it.
+pub fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, Failure> {
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let mut bytes = Vec::new();
+    let what = path.display().to_string();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(cap)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Failure::io("standard input", &e))?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|file| file.take(cap).read_to_end(&mut bytes))
+            .map_err(|e| Failure::io(&what, &e))?;
+    }
+    Ok(bytes)
 }
 
 /// Reads a PKCS#8 PEM private key.
@@ -114,18 +139,9 @@ pub fn read_private_key(path: &Path) -> Result<LocalSigningKey, Failure> {
     })
 }
 
-/// Splits `ID@VERSION`.
-pub fn split_policy_reference(reference: &str) -> Result<(String, String), Failure> {
-    match reference.split_once('@') {
-        Some((id, version)) if !id.is_empty() && !version.is_empty() => {
-            Ok((id.to_owned(), version.to_owned()))
-        }
-        _ => Err(Failure::new(
-            "cli.invalid_policy_reference",
-            format!("{reference:?} is not ID@VERSION (for example claims-approval@1.0.0)"),
-            ExitClass::InvalidInput,
-        )),
-    }
+/// Parses `ID@VERSION` (`runtime.invalid_policy_reference` otherwise).
+pub fn policy_reference(reference: &str) -> Result<PolicyRef, Failure> {
+    parse_policy_ref(reference).map_err(|e| Failure::execution(&e))
 }
 
 /// Writes a file, reporting failure as an IO error.

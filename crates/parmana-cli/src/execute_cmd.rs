@@ -4,19 +4,18 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use parmana_canon::parse_strict;
-use parmana_replay::ReplayStore;
+use parmana_runtime::canon::PolicyRef;
 use parmana_runtime::{
-    Clock, ExecutionRequest, RuntimeEnvironment, execute_from_signals, trust::LocalSigningKey,
+    BatchLine, ExecutionRequest, Runtime, Signals, StoreOpen, batch_lines, batch_refusal_line,
+    new_execution_id, parse_execution_id,
 };
-use serde_json::Value;
 
 use crate::common::{
-    ClockArgs, EnvironmentArgs, read_file_or_stdin, read_private_key, read_signals,
-    split_policy_reference,
+    ClockArgs, EnvironmentArgs, policy_reference, read_file_or_stdin, read_private_key,
+    read_signals,
 };
 use crate::exit::ExitClass;
-use crate::report::{Failure, Json, failure_json, outln};
+use crate::report::{Failure, outln};
 use crate::store::StoreArgs;
 
 const EXECUTE_EXAMPLES: &str = concat!(
@@ -78,121 +77,72 @@ pub struct ExecuteArgs {
     clock: ClockArgs,
 }
 
-/// What every execution of one command shares.
-struct Executor {
-    signer: LocalSigningKey,
-    environment: RuntimeEnvironment,
-    store: Box<dyn ReplayStore>,
-    clock: Box<dyn Clock>,
-    include_signals: bool,
-}
-
-impl Executor {
-    fn execute(
-        &self,
-        execution_id: Option<String>,
-        policy: &str,
-        signals: Value,
-    ) -> Result<String, Failure> {
-        let (policy_id, policy_version) = split_policy_reference(policy)?;
-        let request = ExecutionRequest {
-            execution_id: execution_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-            policy_id,
-            policy_version,
-            signals,
-            include_signals: self.include_signals,
-        };
-        let attestation = execute_from_signals(
-            &request,
-            &self.signer,
-            self.store.as_ref(),
-            &self.environment,
-            self.clock.as_ref(),
-        )
-        .map_err(|e| Failure::execution(&e))?;
-        Ok(attestation.envelope_str().to_owned())
-    }
-}
-
 /// Runs `parmana execute`.
 pub fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
-    // Read the inputs first, so that a typo never opens (or creates) a store.
+    // Read and check the inputs first, so that a typo never opens (or creates) a store.
     let single_signals = args.signals.as_deref().map(read_signals).transpose()?;
+    let default_policy = args.policy.as_deref().map(policy_reference).transpose()?;
+    let execution_id = args
+        .execution_id
+        .as_deref()
+        .map(parse_execution_id)
+        .transpose()
+        .map_err(|e| Failure::execution(&e))?;
     let batch = args.batch.as_deref().map(read_file_or_stdin).transpose()?;
     let signer = read_private_key(&args.key)?;
-    let clock = args.clock.clock();
-    let environment = RuntimeEnvironment::load(&args.environment.config(), clock.now())
+    let runtime = Runtime::builder(args.environment.config())
+        .signer(signer)
+        .store_location(&args.store.store, StoreOpen::CreateIfMissing)
+        .clock(args.clock.clock())
+        .build()
         .map_err(|e| Failure::execution(&e))?;
-    let store = args.store.open(true)?;
-    let executor = Executor {
-        signer,
-        environment,
-        store,
-        clock,
-        include_signals: args.include_signals,
-    };
     if let Some(input) = batch {
-        return execute_batch(&executor, args.policy.as_deref(), &input);
+        return execute_batch(
+            &runtime,
+            default_policy.as_ref(),
+            &input,
+            args.include_signals,
+        );
     }
-    let (Some(policy), Some(signals)) = (args.policy.as_deref(), single_signals) else {
+    let (Some(policy), Some(signals)) = (default_policy, single_signals) else {
         return Err(Failure::new(
             "cli.usage",
             "--policy and --signals are required without --batch",
             ExitClass::Usage,
         ));
     };
-    let envelope = executor.execute(args.execution_id.clone(), policy, signals)?;
-    outln!("{envelope}");
+    let request = ExecutionRequest::new(
+        execution_id.unwrap_or_else(new_execution_id),
+        policy,
+        Signals::from_value(signals),
+    )
+    .with_signals_included(args.include_signals);
+    let attestation = runtime
+        .execute(&request)
+        .map_err(|e| Failure::execution(&e))?;
+    outln!("{}", attestation.envelope_str());
     Ok(())
 }
 
-fn invalid_line(message: impl Into<String>) -> Failure {
-    Failure::new("cli.batch_line_invalid", message, ExitClass::InvalidInput)
-}
-
-/// Reads one batch line: `{"execution_id"?, "policy"?, "signals"}`.
-fn parse_batch_line(
+/// Executes one batch line: the attestation, or the refusal's code and message.
+fn execute_line(
+    runtime: &Runtime,
     line: &[u8],
-    default_policy: Option<&str>,
-) -> Result<(Option<String>, String, Value), Failure> {
-    let value = parse_strict(line).map_err(|e| Failure::canon("batch line", &e))?;
-    let Value::Object(mut map) = value else {
-        return Err(invalid_line("a batch line is a JSON object"));
-    };
-    if let Some(unknown) = map
-        .keys()
-        .find(|k| !matches!(k.as_str(), "execution_id" | "policy" | "signals"))
-    {
-        return Err(invalid_line(format!(
-            "unknown field {unknown:?} (expected execution_id, policy, signals)"
-        )));
-    }
-    let text_field = |name: &str, value: Option<Value>| match value {
-        None => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text)),
-        Some(_) => Err(invalid_line(format!("{name} is not a string"))),
-    };
-    let execution_id = text_field("execution_id", map.remove("execution_id"))?;
-    let policy = text_field("policy", map.remove("policy"))?
-        .or_else(|| default_policy.map(str::to_owned))
-        .ok_or_else(|| invalid_line("the line names no policy and --policy is not given"))?;
-    let signals = map
-        .remove("signals")
-        .ok_or_else(|| invalid_line("the line has no signals"))?;
-    Ok((execution_id, policy, signals))
+    default_policy: Option<&PolicyRef>,
+    include_signals: bool,
+) -> Result<Vec<u8>, parmana_runtime::ExecutionError> {
+    let request =
+        BatchLine::parse(line, default_policy)?.into_request(new_execution_id, include_signals);
+    Ok(runtime.execute(&request)?.into_envelope())
 }
 
 fn execute_batch(
-    executor: &Executor,
-    default_policy: Option<&str>,
+    runtime: &Runtime,
+    default_policy: Option<&PolicyRef>,
     input: &[u8],
+    include_signals: bool,
 ) -> Result<(), Failure> {
-    let lines: Vec<(usize, &[u8])> = input
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(index, line)| (index + 1, line.strip_suffix(b"\r").unwrap_or(line)))
-        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-        .collect();
+    let lines: Vec<(usize, &[u8])> = batch_lines(input).collect();
     let bar = progress_bar(lines.len());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -200,15 +150,19 @@ fn execute_batch(
     let mut first_refusal: Option<ExitClass> = None;
     let mut refused = 0usize;
     for (number, line) in &lines {
-        let outcome = parse_batch_line(line, default_policy)
-            .and_then(|(id, policy, signals)| executor.execute(id, &policy, signals));
-        match outcome {
-            Ok(envelope) => writeln!(out, "{envelope}").map_err(write_err)?,
-            Err(failure) => {
+        match execute_line(runtime, line, default_policy, include_signals) {
+            Ok(envelope) => {
+                out.write_all(&envelope).map_err(write_err)?;
+                out.write_all(b"\n").map_err(write_err)?;
+            }
+            Err(error) => {
                 refused += 1;
+                let failure = Failure::execution(&error);
                 first_refusal.get_or_insert(failure.class);
-                let entry = serde_json::json!({"error": failure_json(&failure), "line": number});
-                writeln!(out, "{}", Json(&entry)).map_err(write_err)?;
+                let entry = batch_refusal_line(*number, &failure.code, &failure.message)
+                    .map_err(|e| Failure::execution(&e))?;
+                out.write_all(&entry).map_err(write_err)?;
+                out.write_all(b"\n").map_err(write_err)?;
             }
         }
         bar.inc(1);

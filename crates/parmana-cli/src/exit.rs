@@ -66,6 +66,7 @@ impl From<ErrorClass> for ExitClass {
             ErrorClass::Trust => Self::Trust,
             ErrorClass::Replay => Self::Replay,
             ErrorClass::Store => Self::Store,
+            ErrorClass::Io => Self::Io,
         }
     }
 }

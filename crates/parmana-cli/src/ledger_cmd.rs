@@ -1,6 +1,6 @@
 //! `parmana ledger verify`: walk the replay store's chained ledger of completed executions.
 
-use parmana_replay::verify_ledger;
+use parmana_runtime::replay::verify_ledger;
 
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, Json, outln};

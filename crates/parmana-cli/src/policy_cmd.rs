@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use parmana_policy::{CompiledPolicy, TestReport, check, compile, run_tests};
+use parmana_runtime::policy::{CompiledPolicy, TestReport, check, compile, run_tests};
 
 use crate::common::{read_file_or_stdin, read_signals};
 use crate::exit::ExitClass;
@@ -185,7 +185,7 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
             continue;
         }
         total += 1;
-        let outcome = parmana_canon::parse_strict(line)
+        let outcome = parmana_runtime::canon::parse_strict(line)
             .map_err(|e| Failure::canon("signals", &e))
             .and_then(|signals| decision_json(&policy, &signals));
         match outcome {
@@ -301,7 +301,7 @@ fn render_tests(report: &TestReport, show_coverage: bool) -> String {
 }
 
 fn tests_json(report: &TestReport) -> serde_json::Value {
-    use parmana_policy::CaseOutcome;
+    use parmana_runtime::policy::CaseOutcome;
     let cases: Vec<serde_json::Value> = report
         .cases
         .iter()

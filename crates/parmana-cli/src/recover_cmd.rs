@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use parmana_runtime::{RuntimeEnvironment, recover};
+use parmana_runtime::{Runtime, StoreOpen};
 
 use crate::common::{ClockArgs, EnvironmentArgs, read_private_key};
 use crate::report::{Failure, outln, print_failure};
@@ -45,11 +45,13 @@ pub struct RecoverArgs {
 /// execution that could not be completed on stderr and then exits with the class of the last.
 pub fn recover_command(args: &RecoverArgs, format: crate::report::Format) -> Result<(), Failure> {
     let signer = read_private_key(&args.key)?;
-    let environment = RuntimeEnvironment::load(&args.environment.config(), args.clock.now())
+    let runtime = Runtime::builder(args.environment.config())
+        .signer(signer)
+        .store_location(&args.store.store, StoreOpen::MustExist)
+        .clock(args.clock.clock())
+        .build()
         .map_err(|e| Failure::execution(&e))?;
-    let store = args.store.open(false)?;
-    let report =
-        recover(store.as_ref(), &signer, &environment).map_err(|e| Failure::execution(&e))?;
+    let report = runtime.recover().map_err(|e| Failure::execution(&e))?;
     for attestation in &report.completed {
         outln!("{}", attestation.envelope_str());
     }

@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use parmana_canon::CanonError;
-use parmana_policy::PolicyError;
-use parmana_replay::ReplayError;
-use parmana_runtime::ExecutionError;
-use parmana_trust::TrustError;
+use parmana_runtime::canon::CanonError;
+use parmana_runtime::policy::PolicyError;
+use parmana_runtime::replay::ReplayError;
+use parmana_runtime::trust::TrustError;
+use parmana_runtime::{ErrorClass, ExecutionError};
 
 use crate::exit::ExitClass;
 
@@ -49,28 +49,18 @@ impl Failure {
     }
 
     /// A refusal of the runtime, with its stable code and the exit code of its class.
-    /// A file that could not be read is an IO failure whatever layer reported it.
     pub fn execution(err: &ExecutionError) -> Self {
-        let code = err.code();
-        let class = if is_io_code(code) {
-            ExitClass::Io
-        } else {
-            ExitClass::from(err.class())
-        };
-        Self::new(code, err.to_string(), class)
+        Self::new(err.code(), err.to_string(), ExitClass::from(err.class()))
     }
 
-    /// A refusal of the trust layer (authoring and verification commands).
+    /// A refusal of the trust layer (authoring and verification commands): a trust failure,
+    /// or IO when a file could not be read.
     pub fn trust(err: &TrustError) -> Self {
-        let code = err.code();
-        // Like the runtime: anything the chain of trust refuses, malformed documents included,
-        // is a trust failure; only a file that could not be read is IO.
-        let class = if is_io_code(code) {
-            ExitClass::Io
-        } else {
-            ExitClass::Trust
-        };
-        Self::new(code, err.to_string(), class)
+        Self::new(
+            err.code(),
+            err.to_string(),
+            ExitClass::from(ErrorClass::of_trust(err)),
+        )
     }
 
     /// A failure of the replay store (or its configuration).
@@ -108,7 +98,8 @@ pub struct Json<T>(pub T);
 
 impl<T: serde::Serialize> std::fmt::Display for Json<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let bytes = parmana_canon::to_canonical_vec(&self.0).map_err(|_| std::fmt::Error)?;
+        let bytes =
+            parmana_runtime::canon::to_canonical_vec(&self.0).map_err(|_| std::fmt::Error)?;
         f.write_str(std::str::from_utf8(&bytes).map_err(|_| std::fmt::Error)?)
     }
 }
@@ -119,10 +110,6 @@ pub fn print_failure(failure: &Failure, format: Format) {
         Format::Human => eprintln!("error[{}]: {}", failure.code, failure.message),
         Format::Json => eprintln!("{}", Json(failure_json(failure))),
     }
-}
-
-fn is_io_code(code: &str) -> bool {
-    code == "trust.io" || code == "runtime.io"
 }
 
 /// The `{"code", "message"}` object of a failure, as batch commands print it inline.

@@ -7,7 +7,8 @@ mod common;
 use std::path::Path;
 
 use common::{NOW, README_SIGNALS, VIP_SIGNALS, repo_root, run, run_in, temp_repo};
-use parmana_replay::{ExecutionId, ExecutionState, ReplayStore, SqliteReplayStore};
+use parmana_runtime::canon::ExecutionId;
+use parmana_runtime::replay::{ExecutionState, ReplayStore, SqliteReplayStore};
 
 /// `parmana execute` of `signals` under claims-approval@1.0.0 at the fixed clock, in `dir`.
 fn execute_in(dir: &Path, store: &str, id: &str, signals: &str, extra: &[&str]) -> common::Run {

@@ -6,8 +6,8 @@ mod common;
 
 use base64::Engine as _;
 use common::{NOW, VIP_SIGNALS, repo_root, run};
-use parmana_canon::{Digest, Timestamp, canonicalize_value, parse_strict};
-use parmana_replay::{ClaimOutcome, ClaimRecord, ExecutionId, ReplayStore, SqliteReplayStore};
+use parmana_runtime::canon::{Digest, ExecutionId, Timestamp, canonicalize_value, parse_strict};
+use parmana_runtime::replay::{ClaimOutcome, ClaimRecord, ReplayStore, SqliteReplayStore};
 
 #[test]
 fn recover_completes_a_crashed_execution_with_the_identical_attestation() {

@@ -12,6 +12,7 @@ use parmana_replay::{
 };
 use parmana_runtime::{
     ExecutionError, ExecutionRequest, FixedClock, RuntimeEnvironment, RuntimeEnvironmentConfig,
+    Signals, parse_execution_id, parse_policy_ref,
 };
 use parmana_trust::{LocalSigningKey, TrustError};
 use serde_json::{Value, json};
@@ -155,19 +156,41 @@ pub fn triage_signals(variant: u64) -> Value {
 
 /// The deterministic request number `n` of a stream: mostly `claims-approval`, every fifth
 /// one `patient-triage`, with signals derived from `variant`.
-pub fn stream_request(execution_id: &str, n: u64, variant: u64) -> ExecutionRequest {
+/// Refuses an `execution_id` outside the id grammar with `runtime.invalid_execution_id`.
+pub fn stream_request(
+    execution_id: &str,
+    n: u64,
+    variant: u64,
+) -> Result<ExecutionRequest, ExecutionError> {
     let (policy_id, signals) = if n % 5 == 4 {
         ("patient-triage", triage_signals(variant))
     } else {
         ("claims-approval", claims_signals(variant))
     };
-    ExecutionRequest {
-        execution_id: execution_id.to_owned(),
-        policy_id: policy_id.to_owned(),
-        policy_version: "1.0.0".to_owned(),
+    request_of(
+        execution_id,
+        policy_id,
+        "1.0.0",
         signals,
-        include_signals: n.is_multiple_of(3),
-    }
+        n.is_multiple_of(3),
+    )
+}
+
+/// A request from text parts, refused with the runtime's codes when the id or the policy
+/// reference is malformed.
+pub fn request_of(
+    execution_id: &str,
+    policy_id: &str,
+    policy_version: &str,
+    signals: impl Into<Signals>,
+    include_signals: bool,
+) -> Result<ExecutionRequest, ExecutionError> {
+    Ok(ExecutionRequest::new(
+        parse_execution_id(execution_id)?,
+        parse_policy_ref(&format!("{policy_id}@{policy_version}"))?,
+        signals,
+    )
+    .with_signals_included(include_signals))
 }
 
 /// The URL of the PostgreSQL server for tests.
@@ -265,19 +288,19 @@ pub fn race_id(index: u64) -> String {
 
 /// What contender `contender` submits for race execution number `index`: even indexes carry
 /// the same signals for every contender, odd indexes signals that differ per contender.
-pub fn race_request(index: u64, contender: u64) -> ExecutionRequest {
+pub fn race_request(index: u64, contender: u64) -> Result<ExecutionRequest, ExecutionError> {
     let variant = if index.is_multiple_of(2) {
         index
     } else {
         index + 1_000 * (contender + 1)
     };
-    ExecutionRequest {
-        execution_id: race_id(index),
-        policy_id: "claims-approval".to_owned(),
-        policy_version: "1.0.0".to_owned(),
-        signals: claims_signals(variant),
-        include_signals: false,
-    }
+    request_of(
+        &race_id(index),
+        "claims-approval",
+        "1.0.0",
+        claims_signals(variant),
+        false,
+    )
 }
 
 /// The `k`-th index contender `contender` submits out of `count`: every contender visits every

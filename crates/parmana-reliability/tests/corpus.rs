@@ -10,12 +10,12 @@
 use std::path::{Path, PathBuf};
 
 use parmana_canon::parse_strict;
-use parmana_reliability::{FixtureEnvironment, fixed_clock, stream_request};
+use parmana_reliability::{FixtureEnvironment, fixed_clock, request_of, stream_request};
 use parmana_replay::{
     AcceptedVersions, ExecutionId, ExecutionState, LedgerSnapshot, ReplayStore, SqliteReplayStore,
 };
 use parmana_runtime::{
-    ErrorClass, ExecutionError, ExecutionRequest, RuntimeEnvironment, execute_from_signals,
+    ErrorClass, ExecutionError, RuntimeEnvironment, Signals, execute_from_signals,
     trust::LocalSigningKey,
 };
 use serde_json::{Map, Value};
@@ -64,12 +64,7 @@ fn text(value: &Value) -> String {
 }
 
 fn class_name(class: ErrorClass) -> &'static str {
-    match class {
-        ErrorClass::InvalidInput => "invalid_input",
-        ErrorClass::Trust => "trust",
-        ErrorClass::Replay => "replay",
-        ErrorClass::Store => "store",
-    }
+    class.as_str()
 }
 
 fn submit(
@@ -82,11 +77,12 @@ fn submit(
     let policy_id = text(&request["policy_id"]);
     let policy_version = text(&request["policy_version"]);
     let built = if let Some(signals_text) = request.get("signals_text") {
-        ExecutionRequest::signals_from_json(
-            execution_id,
-            policy_id,
-            policy_version,
-            text(signals_text).as_bytes(),
+        request_of(
+            &execution_id,
+            &policy_id,
+            &policy_version,
+            Signals::from_json(text(signals_text))?,
+            false,
         )?
     } else if let Some(hex) = request.get("signals_hex") {
         let hex = hex.as_str().unwrap();
@@ -94,15 +90,21 @@ fn submit(
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
             .collect();
-        ExecutionRequest::signals_from_json(execution_id, policy_id, policy_version, &bytes)?
+        request_of(
+            &execution_id,
+            &policy_id,
+            &policy_version,
+            Signals::from_json(bytes)?,
+            false,
+        )?
     } else {
-        ExecutionRequest {
-            execution_id,
-            policy_id,
-            policy_version,
-            signals: expand(&request["signals"]),
-            include_signals: false,
-        }
+        request_of(
+            &execution_id,
+            &policy_id,
+            &policy_version,
+            expand(&request["signals"]),
+            false,
+        )?
     };
     execute_from_signals(&built, signer, store, environment, &fixed_clock()).map(|_| ())
 }
@@ -165,7 +167,7 @@ fn every_bad_request_is_refused_with_its_code_and_the_store_unchanged() {
     let store = SqliteReplayStore::open(dir.path().join("corpus.sqlite")).unwrap();
     // A store with history, so that "unchanged" covers a non-empty ledger and accepted versions.
     for n in 0..3 {
-        let request = stream_request(&format!("history-{n}"), n, n);
+        let request = stream_request(&format!("history-{n}"), n, n).unwrap();
         execute_from_signals(&request, &signer, &store, &environment, &fixed_clock()).unwrap();
     }
 
@@ -192,7 +194,7 @@ fn every_bad_request_is_refused_with_its_code_and_the_store_unchanged() {
         let case = parse_strict(&std::fs::read(path).unwrap()).unwrap();
         let id = text(&case["request"]["execution_id"]);
         if ExecutionId::parse(&id).is_ok() {
-            let good = stream_request(&id, 0, 7);
+            let good = stream_request(&id, 0, 7).unwrap();
             execute_from_signals(&good, &signer, &store, &environment, &fixed_clock()).unwrap();
             reused += 1;
         }

@@ -23,7 +23,7 @@ const SEED: u64 = 0x5EED_C0DE_0000_0001;
 /// The attestation a fresh, deterministic build gives for stream request `crash-<n>`.
 fn fresh_build(id: &str, environment: &RuntimeEnvironment, signer: &LocalSigningKey) -> Vec<u8> {
     let n: u64 = id.strip_prefix("crash-").unwrap().parse().unwrap();
-    let request = stream_request(id, n, n);
+    let request = stream_request(id, n, n).unwrap();
     execute_from_signals(
         &request,
         signer,
@@ -216,7 +216,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         // A claimed id stays refused: submit the newest one again.
         if next_index > 0 {
             let id = format!("crash-{:06}", next_index - 1);
-            let again = stream_request(&id, next_index - 1, next_index - 1);
+            let again = stream_request(&id, next_index - 1, next_index - 1).unwrap();
             let refused =
                 execute_from_signals(&again, &signer, &store, &environment, &fixed_clock())
                     .unwrap_err();

@@ -166,7 +166,7 @@ impl Setup {
 }
 
 fn request(n: u64) -> ExecutionRequest {
-    stream_request(&format!("fault-{n}"), n, n)
+    stream_request(&format!("fault-{n}"), n, n).unwrap()
 }
 
 fn id(n: u64) -> ExecutionId {
@@ -440,7 +440,7 @@ fn a_full_disk_refuses_with_store_errors_and_loses_nothing() {
             ExecutionState::Absent => {}
             ExecutionState::Completed(done) => {
                 let fresh = execute_from_signals(
-                    &stream_request(id, n, n),
+                    &stream_request(id, n, n).unwrap(),
                     &signer,
                     &MemoryReplayStore::new(),
                     &environment,

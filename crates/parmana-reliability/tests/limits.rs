@@ -180,13 +180,14 @@ fn request_bounds_refuse_one_past_the_limit_with_their_codes() {
     let environment = fixture.load().unwrap();
     let signer = fixture.attestation_signer().unwrap();
     let run = |execution_id: String, policy_id: String| {
-        let request = ExecutionRequest {
-            execution_id,
-            policy_id,
-            policy_version: "1.0.0".to_owned(),
-            signals: claims_signals(1),
-            include_signals: false,
-        };
+        let request = parmana_reliability::request_of(
+            &execution_id,
+            &policy_id,
+            "1.0.0",
+            claims_signals(1),
+            false,
+        )
+        .map_err(|e| e.code())?;
         execute_from_signals(
             &request,
             &signer,
@@ -244,7 +245,7 @@ fn signals_text_is_bounded_before_it_is_parsed() {
     let at_limit = |extra: usize| {
         let mut text = br#"{"claim_amount": 1}"#.to_vec();
         text.resize(MAX_SIGNALS_JSON_BYTES + extra, b' ');
-        ExecutionRequest::signals_from_json("id", "claims-approval", "1.0.0", &text)
+        ExecutionRequest::parse("id", "claims-approval@1.0.0", text)
             .map(|_| ())
             .map_err(|e| (e.code(), e.class()))
     };

@@ -10,7 +10,7 @@ use parmana_reliability::{
     FixtureEnvironment, claims_signals, fixed_clock, fixed_now, repository_root,
 };
 use parmana_replay::MemoryReplayStore;
-use parmana_runtime::{ExecutionRequest, RuntimeEnvironment, execute_from_signals};
+use parmana_runtime::{RuntimeEnvironment, execute_from_signals};
 use parmana_trust::{
     ExecutionPredicate, PublicKey, read_public_key_file, verify_attestation, verify_bundle,
     verify_release_manifest, verify_trust_chain,
@@ -35,13 +35,14 @@ static FIXTURES: LazyLock<Fixtures> = LazyLock::new(|| {
     let fixture = FixtureEnvironment::new().unwrap();
     let environment = fixture.load().unwrap();
     let signer = fixture.attestation_signer().unwrap();
-    let request = ExecutionRequest {
-        execution_id: "property-1".to_owned(),
-        policy_id: "claims-approval".to_owned(),
-        policy_version: "1.0.0".to_owned(),
-        signals: claims_signals(3),
-        include_signals: true,
-    };
+    let request = parmana_reliability::request_of(
+        "property-1",
+        "claims-approval",
+        "1.0.0",
+        claims_signals(3),
+        true,
+    )
+    .unwrap();
     let attestation = execute_from_signals(
         &request,
         &signer,

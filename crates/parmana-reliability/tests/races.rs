@@ -120,11 +120,12 @@ fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
                     if index % groups != contender % groups {
                         continue;
                     }
-                    let request = race_request(index, contender);
+                    let request = race_request(index, contender).unwrap();
                     match execute_from_signals(&request, signer, store, environment, clock) {
-                        Ok(attestation) => mine
-                            .wins
-                            .push((request.execution_id, Digest::of(attestation.envelope()))),
+                        Ok(attestation) => mine.wins.push((
+                            request.execution_id.to_string(),
+                            Digest::of(attestation.envelope()),
+                        )),
                         Err(e) if e.code() == "runtime.replay_detected" => mine.replays += 1,
                         Err(e) => mine.other_errors.push(format!(
                             "{}: {}",

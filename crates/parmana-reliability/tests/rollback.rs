@@ -84,7 +84,7 @@ impl Versions {
         (trust_root, release): (u64, u64),
         n: u64,
     ) -> Result<(), (String, ErrorClass)> {
-        let request = stream_request(&format!("rollback-{n}"), n, n);
+        let request = stream_request(&format!("rollback-{n}"), n, n).unwrap();
         execute_from_signals(
             &request,
             &self.signer,

@@ -44,17 +44,12 @@ fn trust_inputs(root: &Path) -> Vec<PathBuf> {
 }
 
 fn request(policy_id: &str) -> ExecutionRequest {
-    ExecutionRequest {
-        execution_id: "tamper-1".to_owned(),
-        policy_id: policy_id.to_owned(),
-        policy_version: "1.0.0".to_owned(),
-        signals: if policy_id == "claims-approval" {
-            claims_signals(5)
-        } else {
-            triage_signals(5)
-        },
-        include_signals: false,
-    }
+    let signals = if policy_id == "claims-approval" {
+        claims_signals(5)
+    } else {
+        triage_signals(5)
+    };
+    parmana_reliability::request_of("tamper-1", policy_id, "1.0.0", signals, false).unwrap()
 }
 
 /// Whether the environment under `config` refuses: at load, or when executing the policies the

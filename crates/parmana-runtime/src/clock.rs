@@ -32,3 +32,15 @@ impl Clock for FixedClock {
         self.0
     }
 }
+
+impl<C: Clock + ?Sized> Clock for Box<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}

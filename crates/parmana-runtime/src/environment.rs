@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use parmana_canon::Timestamp;
+use parmana_canon::{PolicyRef, Timestamp};
 use parmana_policy::CompiledPolicy;
 use parmana_trust::{
     VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustRoot, load_trust_chain, read_bundle_dir,
@@ -129,32 +129,14 @@ impl RuntimeEnvironment {
         &self.release_manifest
     }
 
-    /// The verified, compiled policy `policy_id@policy_version`, from the cache or loaded now.
+    /// The verified, compiled policy `id@version`, from the cache or loaded now.
     ///
-    /// Loading refuses: a malformed id or version (no path traversal is possible), a missing
-    /// bundle directory, a bundle whose files or signature do not verify, a bundle the release
-    /// manifest does not list with that digest, a policy file that is not a valid policy, and a
-    /// policy file naming another policy than its bundle.
-    pub fn policy(
-        &self,
-        policy_id: &str,
-        policy_version: &str,
-    ) -> Result<Arc<LoadedPolicy>, ExecutionError> {
-        let reference_error = |message| ExecutionError::InvalidPolicyReference {
-            policy_id: policy_id.chars().take(160).collect(),
-            policy_version: policy_version.chars().take(160).collect(),
-            message,
-        };
-        if !parmana_canon::PolicyId::is_valid(policy_id) {
-            return Err(reference_error(
-                "a policy id is [a-z0-9][a-z0-9-_.]* and at most 128 characters, without '..'",
-            ));
-        }
-        if !parmana_canon::PolicyVersion::is_valid(policy_version) {
-            return Err(reference_error(
-                "a policy version is semver (1.0.0) or v<N>",
-            ));
-        }
+    /// Loading refuses: a missing bundle directory, a bundle whose files or signature do not
+    /// verify, a bundle the release manifest does not list with that digest, a policy file
+    /// that is not a valid policy, and a policy file naming another policy than its bundle.
+    /// The reference is a parsed [`PolicyRef`], so no path can escape the policies root.
+    pub fn policy(&self, policy: &PolicyRef) -> Result<Arc<LoadedPolicy>, ExecutionError> {
+        let (policy_id, policy_version) = (policy.id().as_str(), policy.version().as_str());
         if let Ok(cache) = self.policies.read()
             && let Some(hit) = cache
                 .get(policy_id)
@@ -162,7 +144,7 @@ impl RuntimeEnvironment {
         {
             return Ok(Arc::clone(&hit.1));
         }
-        let loaded = Arc::new(self.load_policy(policy_id, policy_version)?);
+        let loaded = Arc::new(self.load_policy(policy)?);
         if let Ok(mut cache) = self.policies.write() {
             let versions = cache.entry(policy_id.to_owned()).or_default();
             // Two threads may have loaded it at once; both results are equal, keep the first.
@@ -179,24 +161,14 @@ impl RuntimeEnvironment {
     pub fn preload_released_policies(&self) -> Result<usize, ExecutionError> {
         let names: Vec<String> = self.release_manifest.policies().keys().cloned().collect();
         for name in &names {
-            let (id, version) =
-                name.split_once('@')
-                    .ok_or_else(|| ExecutionError::InvalidPolicyReference {
-                        policy_id: name.clone(),
-                        policy_version: String::new(),
-                        message: "release manifest entries are <id>@<version>",
-                    })?;
-            self.policy(id, version)?;
+            self.policy(&crate::request::parse_policy_ref(name)?)?;
         }
         Ok(names.len())
     }
 
-    fn load_policy(
-        &self,
-        policy_id: &str,
-        policy_version: &str,
-    ) -> Result<LoadedPolicy, ExecutionError> {
-        let name = format!("{policy_id}@{policy_version}");
+    fn load_policy(&self, reference: &PolicyRef) -> Result<LoadedPolicy, ExecutionError> {
+        let (policy_id, policy_version) = (reference.id().as_str(), reference.version().as_str());
+        let name = reference.to_string();
         let dir = self.policies_root.join(policy_id).join(policy_version);
         if !dir.is_dir() {
             return Err(ExecutionError::PolicyNotFound { policy: name });
@@ -230,8 +202,5 @@ impl RuntimeEnvironment {
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ExecutionError> {
-    std::fs::read(path).map_err(|e| ExecutionError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
+    std::fs::read(path).map_err(|e| ExecutionError::io("read", path, &e))
 }

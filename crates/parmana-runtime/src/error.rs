@@ -1,5 +1,6 @@
 //! `ExecutionError`: why an execution, an environment load or a recovery was refused, with a stable code and a class.
 
+use parmana_canon::IdError;
 use parmana_policy::{PolicyError, SignalError};
 use parmana_replay::ReplayError;
 use parmana_trust::TrustError;
@@ -15,6 +16,8 @@ pub enum ErrorClass {
     Replay,
     /// The replay store failed or refused to work (unavailable, corrupt, unsupported schema).
     Store,
+    /// A file or stream could not be read or written.
+    Io,
 }
 
 /// Why the runtime refused. Nothing partially trusted executes: every variant means no
@@ -27,16 +30,16 @@ pub enum ErrorClass {
 pub enum ExecutionError {
     /// The execution id is not 1 to 128 printable ASCII characters without spaces.
     #[error("{0}")]
-    InvalidExecutionId(#[source] parmana_canon::IdError),
-    /// The policy id or version is not well formed (this also refuses path traversal).
-    #[error("invalid policy reference {policy_id:?}@{policy_version:?}: {message}")]
+    InvalidExecutionId(#[source] IdError),
+    /// The policy reference is not `id@version` with a well-formed id and version (this also
+    /// refuses path traversal).
+    #[error("invalid policy reference {reference:?}: {source}")]
     InvalidPolicyReference {
-        /// The requested policy id.
-        policy_id: String,
-        /// The requested policy version.
-        policy_version: String,
+        /// The reference as given (at most 160 characters of it).
+        reference: String,
         /// What is wrong with it.
-        message: &'static str,
+        #[source]
+        source: IdError,
     },
     /// No bundle directory for the policy under the policies root.
     #[error("policy {policy} not found under the policies root")]
@@ -115,13 +118,49 @@ pub enum ExecutionError {
         /// What was wrong.
         message: String,
     },
-    /// Reading a file of the environment failed.
-    #[error("cannot read {path}: {message}")]
+    /// Reading or writing a file failed.
+    #[error("cannot {action} {path}: {message}")]
     Io {
+        /// `read`, `write`, `create` …
+        action: &'static str,
         /// The file.
         path: String,
         /// The operating system's message.
         message: String,
+    },
+    /// A `sqlite:` store file that must exist (reading commands never create one) does not.
+    #[error("no replay store at {path} (execute something first, or name the store)")]
+    StoreNotFound {
+        /// The store file.
+        path: String,
+    },
+    /// A batch line is not `{"execution_id"?, "policy"?, "signals"}`.
+    #[error("{message}")]
+    BatchLineInvalid {
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A runtime was built without a replay store.
+    #[error("a runtime needs a replay store")]
+    NoStore,
+    /// More than one signer holds the same key.
+    #[error("the signing key {keyid} is given twice")]
+    DuplicateSigner {
+        /// The repeated key id.
+        keyid: String,
+    },
+    /// The signers given hold fewer distinct `attestation` keys than the trust root's threshold:
+    /// the attestation could never verify, so nothing is consumed.
+    #[error(
+        "{signers} attestation signer(s) given, but trust root version {trust_root_version} requires {threshold}"
+    )]
+    SignersBelowThreshold {
+        /// Distinct attestation-role keys among the signers.
+        signers: usize,
+        /// The attestation role's threshold.
+        threshold: u64,
+        /// The trust root consulted.
+        trust_root_version: u64,
     },
 }
 
@@ -144,6 +183,11 @@ impl ExecutionError {
             Self::Store(e) => e.code(),
             Self::StoredClaimUnreadable { .. } => "runtime.stored_claim_unreadable",
             Self::Io { .. } => "runtime.io",
+            Self::StoreNotFound { .. } => "runtime.store_not_found",
+            Self::BatchLineInvalid { .. } => "runtime.batch_line_invalid",
+            Self::DuplicateSigner { .. } => "runtime.duplicate_signer",
+            Self::NoStore => "runtime.no_store",
+            Self::SignersBelowThreshold { .. } => "runtime.signers_below_threshold",
         }
     }
 
@@ -157,14 +201,54 @@ impl ExecutionError {
             | Self::Signals(_)
             | Self::RequestTooLarge { .. }
             | Self::Canon(_)
-            | Self::Io { .. } => ErrorClass::InvalidInput,
-            Self::Trust(_)
-            | Self::PolicyIdentityMismatch { .. }
+            | Self::BatchLineInvalid { .. } => ErrorClass::InvalidInput,
+            Self::Io { .. } => ErrorClass::Io,
+            Self::Trust(error) => ErrorClass::of_trust(error),
+            Self::PolicyIdentityMismatch { .. }
             | Self::SignerLacksRole { .. }
+            | Self::DuplicateSigner { .. }
+            | Self::SignersBelowThreshold { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,
             Self::Store(ReplayError::VersionRollback { .. }) => ErrorClass::Trust,
-            Self::Store(_) | Self::StoredClaimUnreadable { .. } => ErrorClass::Store,
+            Self::Store(_)
+            | Self::StoredClaimUnreadable { .. }
+            | Self::StoreNotFound { .. }
+            | Self::NoStore => ErrorClass::Store,
+        }
+    }
+}
+
+impl ErrorClass {
+    /// The class as records and JSON reports write it: `invalid_input`, `trust`, `replay`,
+    /// `store` or `io`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "invalid_input",
+            Self::Trust => "trust",
+            Self::Replay => "replay",
+            Self::Store => "store",
+            Self::Io => "io",
+        }
+    }
+
+    /// The class of a refusal of the trust layer: a file that could not be read is IO, anything
+    /// else the chain of trust refuses (malformed documents included) is a trust failure.
+    pub fn of_trust(error: &TrustError) -> Self {
+        match error {
+            TrustError::Io { .. } => Self::Io,
+            _ => Self::Trust,
+        }
+    }
+}
+
+impl ExecutionError {
+    /// A failed read, write or create of `path`.
+    pub fn io(action: &'static str, path: &std::path::Path, error: &std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.display().to_string(),
+            message: error.to_string(),
         }
     }
 }

@@ -1,59 +1,16 @@
 //! The execution pipeline: resolve, verify, validate, evaluate, claim, sign, complete — and recovery after a crash.
 
-use parmana_canon::{Digest, parse_strict, to_canonical_vec};
-use parmana_replay::{ClaimOutcome, ClaimRecord, ExecutionId, ExecutionState, ReplayStore};
+use parmana_canon::{Digest, ExecutionId, Timestamp, parse_strict, to_canonical_vec};
+use parmana_replay::{ClaimOutcome, ClaimRecord, ExecutionState, ReplayStore};
 use parmana_trust::{
-    DocumentRef, EvaluatorRef, ExecutionPredicate, PolicyRef, Role, RuntimeRef, Signer,
-    build_attestation, prepare_attestation,
+    DocumentRef, EvaluatorRef, ExecutionPredicate, KeyId, PolicyRef as AttestedPolicy, Role,
+    RuntimeRef, Signer, prepare_attestation,
 };
 use serde_json::Value;
 
-use crate::{Clock, ExecutionError, RUNTIME_NAME, RUNTIME_VERSION, RuntimeEnvironment};
-
-/// The largest signals text [`ExecutionRequest::signals_from_json`] parses (1 MiB); longer text is
-/// refused with `runtime.request_too_large` before it is parsed.
-pub const MAX_SIGNALS_JSON_BYTES: usize = 1024 * 1024;
-
-/// One request to execute: which policy, which execution id, which signals.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecutionRequest {
-    /// The execution id: 1 to 128 printable ASCII characters without spaces, used at most once.
-    pub execution_id: String,
-    /// The policy id.
-    pub policy_id: String,
-    /// The policy version.
-    pub policy_version: String,
-    /// The signals, a JSON object (see [`ExecutionRequest::signals_from_json`] for text).
-    pub signals: Value,
-    /// Embed the validated signals in the attestation (their digest is always bound).
-    pub include_signals: bool,
-}
-
-impl ExecutionRequest {
-    /// A request whose signals are given as JSON text, parsed strictly (duplicate keys,
-    /// lone surrogates, unsafe integers and non-finite numbers are refused). Text longer than
-    /// [`MAX_SIGNALS_JSON_BYTES`] is refused unparsed.
-    pub fn signals_from_json(
-        execution_id: impl Into<String>,
-        policy_id: impl Into<String>,
-        policy_version: impl Into<String>,
-        signals_json: &[u8],
-    ) -> Result<Self, ExecutionError> {
-        if signals_json.len() > MAX_SIGNALS_JSON_BYTES {
-            return Err(ExecutionError::RequestTooLarge {
-                size: signals_json.len(),
-                limit: MAX_SIGNALS_JSON_BYTES,
-            });
-        }
-        Ok(Self {
-            execution_id: execution_id.into(),
-            policy_id: policy_id.into(),
-            policy_version: policy_version.into(),
-            signals: parse_strict(signals_json)?,
-            include_signals: false,
-        })
-    }
-}
+use crate::{
+    Clock, ExecutionError, ExecutionRequest, RUNTIME_NAME, RUNTIME_VERSION, RuntimeEnvironment,
+};
 
 /// A signed execution attestation: the DSSE envelope's canonical bytes and what it binds.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,10 +41,22 @@ impl Attestation {
     }
 }
 
-/// Executes `request` under the environment's signed policy, exactly once.
+/// Executes `request` under the environment's signed policy, exactly once, signed by `signer`.
 ///
-/// In order (DESIGN §4): the signer must hold the `attestation` role; the execution id must be
-/// well formed; the policy bundle is resolved path-safely, verified against its signature and
+/// The call shape of the first releases, kept as a thin wrapper: a long-lived caller builds a
+/// [`Runtime`](crate::Runtime) once and calls [`Runtime::execute`](crate::Runtime::execute).
+pub fn execute_from_signals(
+    request: &ExecutionRequest,
+    signer: &dyn Signer,
+    replay_store: &dyn ReplayStore,
+    environment: &RuntimeEnvironment,
+    clock: &dyn Clock,
+) -> Result<Attestation, ExecutionError> {
+    execute(request, &[signer], replay_store, environment, clock)
+}
+
+/// The pipeline, in order: the signers must hold the `attestation` role and meet its
+/// threshold; the policy bundle is resolved path-safely, verified against its signature and
 /// the release manifest (cached per environment); the signals are validated and the policy
 /// evaluated (pure — nothing is consumed when any of this fails); the trust root and release
 /// manifest must not have expired at the clock's reading, nor be older than the store's
@@ -97,18 +66,17 @@ impl Attestation {
 /// A second use of an id is refused with `runtime.replay_detected` and the first outcome stands.
 /// If signing or completion fails after the claim, the id stays claimed and
 /// [`recover`] completes it with byte-identical output.
-pub fn execute_from_signals(
+pub(crate) fn execute(
     request: &ExecutionRequest,
-    signer: &dyn Signer,
+    signers: &[&dyn Signer],
     replay_store: &dyn ReplayStore,
     environment: &RuntimeEnvironment,
     clock: &dyn Clock,
 ) -> Result<Attestation, ExecutionError> {
-    check_signer(signer, environment)?;
-    let execution_id =
-        ExecutionId::parse(&request.execution_id).map_err(ExecutionError::InvalidExecutionId)?;
-    let loaded = environment.policy(&request.policy_id, &request.policy_version)?;
-    let signals = loaded.policy().validate_signals(&request.signals)?;
+    check_signers(signers, environment)?;
+    let execution_id = &request.execution_id;
+    let loaded = environment.policy(&request.policy)?;
+    let signals = request.signals.validate(loaded.policy())?;
     let decision = signals.evaluate();
     let signals_value = signals.to_json_value();
     let signals_canonical = to_canonical_vec(&signals_value)?;
@@ -120,7 +88,7 @@ pub fn execute_from_signals(
     let bundle = loaded.bundle();
     let predicate = ExecutionPredicate {
         execution_id: execution_id.as_str().to_owned(),
-        policy: PolicyRef {
+        policy: AttestedPolicy {
             id: bundle.policy_id().to_owned(),
             version: bundle.policy_version().to_owned(),
             policy_digest: bundle.policy_digest(),
@@ -151,9 +119,9 @@ pub fn execute_from_signals(
         signals: request.include_signals.then_some(signals_value),
     };
     let prepared = prepare_attestation(&predicate, environment.trust_root())?;
-    let request_digest = request_digest(&execution_id, request, &signals_canonical)?;
+    let request_digest = request_digest(request, &signals_canonical)?;
     let claim = ClaimRecord::new(request_digest, prepared.canonical_predicate().to_vec(), now);
-    match replay_store.claim(&execution_id, &claim)? {
+    match replay_store.claim(execution_id, &claim)? {
         ClaimOutcome::Claimed => {}
         ClaimOutcome::AlreadyClaimed => {
             return Err(ExecutionError::ReplayDetected {
@@ -161,8 +129,8 @@ pub fn execute_from_signals(
             });
         }
     }
-    let envelope = prepared.sign(signer, environment.trust_root())?;
-    replay_store.complete(&execution_id, &envelope)?;
+    let envelope = prepared.sign_all(signers, environment.trust_root())?;
+    replay_store.complete(execution_id, &envelope)?;
     Ok(Attestation {
         envelope,
         predicate,
@@ -171,48 +139,65 @@ pub fn execute_from_signals(
 
 /// The digest of what was asked: the execution id, the policy and the canonical validated signals.
 fn request_digest(
-    execution_id: &ExecutionId,
     request: &ExecutionRequest,
     signals_canonical: &[u8],
 ) -> Result<Digest, ExecutionError> {
-    let mut map = serde_json::Map::new();
-    map.insert(
-        "execution_id".into(),
-        Value::String(execution_id.as_str().to_owned()),
-    );
-    map.insert("policy_id".into(), Value::String(request.policy_id.clone()));
-    map.insert(
-        "policy_version".into(),
-        Value::String(request.policy_version.clone()),
-    );
-    map.insert(
-        "signals_digest".into(),
-        Value::String(Digest::of(signals_canonical).to_string()),
-    );
-    Ok(Digest::of_canonical(&Value::Object(map))?)
+    #[derive(serde::Serialize)]
+    struct RequestDigestInput<'a> {
+        execution_id: &'a str,
+        policy_id: &'a str,
+        policy_version: &'a str,
+        signals_digest: Digest,
+    }
+    let input = RequestDigestInput {
+        execution_id: request.execution_id.as_str(),
+        policy_id: request.policy.id().as_str(),
+        policy_version: request.policy.version().as_str(),
+        signals_digest: Digest::of(signals_canonical),
+    };
+    Ok(Digest::of(&to_canonical_vec(&input)?))
 }
 
-fn check_signer(
-    signer: &dyn Signer,
+/// Checks that every signer holds the `attestation` role in the trust root in force, that no
+/// key is given twice, and that together they meet the role's threshold — before anything is
+/// consumed, so an attestation that could never verify is never made.
+pub(crate) fn check_signers(
+    signers: &[&dyn Signer],
     environment: &RuntimeEnvironment,
 ) -> Result<(), ExecutionError> {
     let trust_root = environment.trust_root();
-    let keyid = signer.key_id();
-    if trust_root.has_role(&keyid, Role::Attestation)
-        && trust_root.key(&keyid) == Some(signer.public_key())
-    {
-        Ok(())
-    } else {
-        Err(ExecutionError::SignerLacksRole {
-            keyid: keyid.to_string(),
-            trust_root_version: trust_root.version(),
-        })
+    let mut keys: Vec<KeyId> = Vec::with_capacity(signers.len());
+    for signer in signers {
+        let keyid = signer.key_id();
+        if !(trust_root.has_role(&keyid, Role::Attestation)
+            && trust_root.key(&keyid) == Some(signer.public_key()))
+        {
+            return Err(ExecutionError::SignerLacksRole {
+                keyid: keyid.to_string(),
+                trust_root_version: trust_root.version(),
+            });
+        }
+        if keys.contains(&keyid) {
+            return Err(ExecutionError::DuplicateSigner {
+                keyid: keyid.to_string(),
+            });
+        }
+        keys.push(keyid);
     }
+    let threshold = trust_root.role_threshold(Role::Attestation);
+    if u64::try_from(keys.len()).unwrap_or(u64::MAX) < threshold || keys.is_empty() {
+        return Err(ExecutionError::SignersBelowThreshold {
+            signers: keys.len(),
+            threshold,
+            trust_root_version: trust_root.version(),
+        });
+    }
+    Ok(())
 }
 
-fn check_expiry(
+pub(crate) fn check_expiry(
     environment: &RuntimeEnvironment,
-    now: parmana_canon::Timestamp,
+    now: Timestamp,
 ) -> Result<(), ExecutionError> {
     let trust_expires = environment.trust_root().expires();
     if now >= trust_expires {
@@ -272,10 +257,18 @@ pub fn recover(
     signer: &dyn Signer,
     environment: &RuntimeEnvironment,
 ) -> Result<RecoveryReport, ExecutionError> {
-    check_signer(signer, environment)?;
+    recover_with(replay_store, &[signer], environment)
+}
+
+pub(crate) fn recover_with(
+    replay_store: &dyn ReplayStore,
+    signers: &[&dyn Signer],
+    environment: &RuntimeEnvironment,
+) -> Result<RecoveryReport, ExecutionError> {
+    check_signers(signers, environment)?;
     let mut report = RecoveryReport::default();
     for execution_id in replay_store.pending()? {
-        match recover_one(replay_store, signer, environment, &execution_id) {
+        match recover_one(replay_store, signers, environment, &execution_id) {
             Ok(Some(attestation)) => report.completed.push(attestation),
             Ok(None) => {}
             Err(error) => report
@@ -288,7 +281,7 @@ pub fn recover(
 
 fn recover_one(
     store: &dyn ReplayStore,
-    signer: &dyn Signer,
+    signers: &[&dyn Signer],
     environment: &RuntimeEnvironment,
     execution_id: &ExecutionId,
 ) -> Result<Option<Attestation>, ExecutionError> {
@@ -300,7 +293,8 @@ fn recover_one(
         execution_id: execution_id.as_str().to_owned(),
         message,
     };
-    let value = parse_strict(claim.attestation_inputs()).map_err(|e| unreadable(e.to_string()))?;
+    let value: Value =
+        parse_strict(claim.attestation_inputs()).map_err(|e| unreadable(e.to_string()))?;
     let predicate: ExecutionPredicate =
         serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))?;
     if predicate.execution_id != execution_id.as_str()
@@ -310,7 +304,8 @@ fn recover_one(
             "the recorded inputs belong to another execution".to_owned(),
         ));
     }
-    let envelope = build_attestation(&predicate, signer, environment.trust_root())?;
+    let envelope = prepare_attestation(&predicate, environment.trust_root())?
+        .sign_all(signers, environment.trust_root())?;
     store.complete(execution_id, &envelope)?;
     Ok(Some(Attestation {
         envelope,

@@ -1,21 +1,35 @@
 //! `parmana-runtime`: the facade — load a verified environment, execute signals under signed policy exactly once, verify attestations.
 #![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
 
+mod authoring;
+mod batch;
 mod clock;
 mod environment;
 mod error;
 mod execute;
+mod request;
+mod runtime;
+mod store;
 mod verify;
 
+pub use authoring::{Rotation, rotate_trust_root_file};
+pub use batch::{BatchLine, batch_lines, batch_refusal_line};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use environment::{
     HighestAccepted, LoadedPolicy, RuntimeEnvironment, RuntimeEnvironmentConfig,
 };
 pub use error::{ErrorClass, ExecutionError};
-pub use execute::{
-    Attestation, ExecutionRequest, MAX_SIGNALS_JSON_BYTES, RecoveryReport, execute_from_signals,
-    recover,
+pub use execute::{Attestation, RecoveryReport, execute_from_signals, recover};
+pub use request::{
+    ExecutionRequest, MAX_SIGNALS_JSON_BYTES, Signals, new_execution_id, parse_execution_id,
+    parse_policy_ref,
 };
+pub use runtime::{
+    Evaluation, ExecutionStatus, ExplainedEvaluation, ReloadRecord, ReloadReport, Runtime,
+    RuntimeBuilder,
+};
+pub use store::{StoreOpen, open_store};
 pub use verify::{load_bundle, load_trust_root, verify_attestation};
 
 /// The name of this runtime, recorded in every attestation.
@@ -25,28 +39,32 @@ pub const RUNTIME_NAME: &str = "parmana-runtime";
 /// release manifest's minimum.
 pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The canonical layer: strict JSON, RFC 8785 bytes, digests and timestamps.
+/// The canonical layer: strict JSON, RFC 8785 bytes, digests, timestamps and identifiers.
 pub mod canon {
     pub use parmana_canon::{
-        CanonError, Digest, Timestamp, canonicalize, parse_strict, to_canonical_vec,
+        CanonError, Digest, ExecutionId, IdError, PolicyId, PolicyRef, PolicyVersion, Timestamp,
+        canonicalize, canonicalize_value, parse_strict, to_canonical_vec,
     };
 }
 
 /// The policy language: what a caller needs to check, evaluate and explain policies offline.
 pub mod policy {
     pub use parmana_policy::{
-        CheckReport, CompiledPolicy, Decision, Diagnostic, EVALUATOR_NAME, EVALUATOR_SEMANTICS,
-        EVALUATOR_VERSION, Explanation, PolicyError, SignalError, TestReport, ValidatedSignals,
-        check, compile, render_diagnostics, run_policy_tests,
+        CaseOutcome, CheckReport, CompiledPolicy, Decision, Diagnostic, EVALUATOR_NAME,
+        EVALUATOR_SEMANTICS, EVALUATOR_VERSION, Explanation, PolicyError, SignalError, TestReport,
+        ValidatedSignals, check, compile, render_diagnostics, run_policy_tests, run_tests,
     };
 }
 
 /// Keys, signers and the verified documents of the chain of trust.
 pub mod trust {
     pub use parmana_trust::{
-        AttestationCheck, AttestationCheckKind, AttestationReport, ExecutionPredicate, KeyId,
-        LocalSigningKey, PublicKey, Role, Signer, TrustError, VerifiedBundle,
-        VerifiedReleaseManifest, VerifiedTrustRoot, Verifier,
+        AttestationCheck, AttestationCheckKind, AttestationReport, BUNDLE_MANIFEST_FILE,
+        ExecutionPredicate, KeyId, LocalSigningKey, POLICY_FILE, PublicKey, ReleaseManifestSpec,
+        Role, RoleSpec, Signer, TRUST_ROOT_CHAIN_DIR, TrustError, TrustRootSpec, VerifiedBundle,
+        VerifiedReleaseManifest, VerifiedTrustRoot, create_trust_root, read_bundle_dir,
+        read_public_key_file, sign_bundle_dir, sign_release_manifest, verify_legacy_bundle,
+        write_public_key_file,
     };
 }
 

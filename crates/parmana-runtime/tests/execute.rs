@@ -21,8 +21,17 @@ use serde_json::json;
 const SIGNALS: &str =
     r#"{"claim_amount": 1200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
 
+fn request_parts(
+    id: &str,
+    policy: &str,
+    version: &str,
+    signals: &[u8],
+) -> Result<ExecutionRequest, ExecutionError> {
+    ExecutionRequest::parse(id, &format!("{policy}@{version}"), signals.to_vec())
+}
+
 fn request(id: &str, signals: &str) -> ExecutionRequest {
-    ExecutionRequest::signals_from_json(id, "claims-approval", "1.0.0", signals.as_bytes()).unwrap()
+    request_parts(id, "claims-approval", "1.0.0", signals.as_bytes()).unwrap()
 }
 
 /// Executes with the fixture's attestation key, the given store and the fixed clock.
@@ -237,14 +246,14 @@ fn malformed_references_are_refused_before_any_file_is_read() {
         ),
     ];
     for (id, policy, version, code) in cases {
-        let req =
-            ExecutionRequest::signals_from_json(id, policy, version, SIGNALS.as_bytes()).unwrap();
-        let err = execute(&fixture, &env, &store, &req).unwrap_err();
+        let err = request_parts(id, policy, version, SIGNALS.as_bytes())
+            .and_then(|req| execute(&fixture, &env, &store, &req))
+            .unwrap_err();
         assert_eq!(err.code(), code, "{id:?} {policy:?} {version:?}");
     }
     let long = "x".repeat(129);
     assert_eq!(
-        execute(&fixture, &env, &store, &request(&long, SIGNALS))
+        request_parts(&long, "claims-approval", "1.0.0", SIGNALS.as_bytes())
             .unwrap_err()
             .code(),
         "runtime.invalid_execution_id"
@@ -293,9 +302,7 @@ fn a_signed_bundle_missing_from_the_release_manifest_is_refused() {
     )
     .unwrap();
     let env = fixture.environment();
-    let req =
-        ExecutionRequest::signals_from_json("n", "claims-approval", "1.0.1", SIGNALS.as_bytes())
-            .unwrap();
+    let req = request_parts("n", "claims-approval", "1.0.1", SIGNALS.as_bytes()).unwrap();
     let err = execute(&fixture, &env, &MemoryReplayStore::new(), &req).unwrap_err();
     assert_eq!(err.code(), "trust.not_in_release_manifest");
 }
@@ -478,7 +485,7 @@ fn every_example_policy_executes_and_verifies() {
     let fixture = Fixture::new();
     let env = fixture.environment();
     let store = MemoryReplayStore::new();
-    let triage = ExecutionRequest::signals_from_json(
+    let triage = request_parts(
         "triage-1",
         "patient-triage",
         "1.0.0",

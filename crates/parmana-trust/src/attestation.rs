@@ -243,15 +243,40 @@ impl PreparedAttestation<'_> {
         signer: &dyn Signer,
         trust_root: &VerifiedTrustRoot,
     ) -> Result<Vec<u8>, TrustError> {
-        let keyid = signer.key_id();
-        if !trust_root.has_role(&keyid, Role::Attestation)
-            || trust_root.key(&keyid) != Some(signer.public_key())
-        {
-            return Err(TrustError::KeyLacksRole {
-                document: DOCUMENT.to_owned(),
-                keyid: keyid.to_string(),
-                role: Role::Attestation.as_str().to_owned(),
-            });
+        self.sign_all(&[signer], trust_root)
+    }
+
+    /// Signs the attestation with every signer (one signature each, ordered by key id), for an
+    /// `attestation` role whose threshold is more than one key. Refuses an empty list, a signer
+    /// whose key does not hold the `attestation` role, and the same key twice.
+    pub fn sign_all(
+        &self,
+        signers: &[&dyn Signer],
+        trust_root: &VerifiedTrustRoot,
+    ) -> Result<Vec<u8>, TrustError> {
+        if signers.is_empty() {
+            return Err(TrustError::malformed(DOCUMENT, "no signer given"));
+        }
+        let mut keyed: Vec<(KeyId, &dyn Signer)> = Vec::with_capacity(signers.len());
+        for signer in signers {
+            let keyid = signer.key_id();
+            if !trust_root.has_role(&keyid, Role::Attestation)
+                || trust_root.key(&keyid) != Some(signer.public_key())
+            {
+                return Err(TrustError::KeyLacksRole {
+                    document: DOCUMENT.to_owned(),
+                    keyid: keyid.to_string(),
+                    role: Role::Attestation.as_str().to_owned(),
+                });
+            }
+            keyed.push((keyid, *signer));
+        }
+        keyed.sort_by_key(|a| a.0);
+        if keyed.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return Err(TrustError::malformed(
+                DOCUMENT,
+                "the same key is given twice",
+            ));
         }
         let mut payload = Vec::with_capacity(self.canonical.len() + 256);
         payload.extend_from_slice(b"{\"_type\":");
@@ -269,18 +294,26 @@ impl PreparedAttestation<'_> {
         )?;
         payload.extend_from_slice(b"}]}");
 
-        let sig = signer.sign(&dsse_pae(DSSE_PAYLOAD_TYPE, &payload))?;
+        let pae = dsse_pae(DSSE_PAYLOAD_TYPE, &payload);
         let payload_b64 = encode_base64(&payload);
-        let mut envelope = Vec::with_capacity(payload_b64.len() + 256);
+        let mut envelope = Vec::with_capacity(payload_b64.len() + 128 + 128 * keyed.len());
         envelope.extend_from_slice(b"{\"payload\":\"");
         envelope.extend_from_slice(payload_b64.as_bytes());
         envelope.extend_from_slice(b"\",\"payloadType\":");
         push_canonical_string(&mut envelope, DSSE_PAYLOAD_TYPE)?;
-        envelope.extend_from_slice(b",\"signatures\":[{\"keyid\":");
-        push_canonical_string(&mut envelope, &keyid.to_string())?;
-        envelope.extend_from_slice(b",\"sig\":\"");
-        envelope.extend_from_slice(encode_base64(&sig).as_bytes());
-        envelope.extend_from_slice(b"\"}]}");
+        envelope.extend_from_slice(b",\"signatures\":[");
+        for (index, (keyid, signer)) in keyed.iter().enumerate() {
+            let sig = signer.sign(&pae)?;
+            if index > 0 {
+                envelope.push(b',');
+            }
+            envelope.extend_from_slice(b"{\"keyid\":");
+            push_canonical_string(&mut envelope, &keyid.to_string())?;
+            envelope.extend_from_slice(b",\"sig\":\"");
+            envelope.extend_from_slice(encode_base64(&sig).as_bytes());
+            envelope.extend_from_slice(b"\"}");
+        }
+        envelope.extend_from_slice(b"]}");
         Ok(envelope)
     }
 }

@@ -79,12 +79,12 @@ fn crash(args: &[String]) -> Result<(), String> {
     out.flush().map_err(|e| e.to_string())?;
     for n in first..first.saturating_add(count) {
         let id = format!("crash-{n:06}");
-        let request = stream_request(&id, n, n);
-        let line =
-            match execute_from_signals(&request, &signer, store.as_ref(), &environment, &clock) {
-                Ok(attestation) => format!("ACK {id} {}", attestation.envelope_str()),
-                Err(error) => format!("REFUSED {id} {} {:?}", error.code(), error.class()),
-            };
+        let line = match stream_request(&id, n, n).and_then(|request| {
+            execute_from_signals(&request, &signer, store.as_ref(), &environment, &clock)
+        }) {
+            Ok(attestation) => format!("ACK {id} {}", attestation.envelope_str()),
+            Err(error) => format!("REFUSED {id} {} {:?}", error.code(), error.class()),
+        };
         writeln!(out, "{line}").map_err(|e| e.to_string())?;
         out.flush().map_err(|e| e.to_string())?;
     }
@@ -119,19 +119,16 @@ fn race(args: &[String]) -> Result<(), String> {
             let (won, replay, other, lines) = (&won, &replay, &other, &lines);
             scope.spawn(move || {
                 for k in 0..count {
-                    let request = race_request(race_order(k, contender, count), contender);
-                    let line = match execute_from_signals(
-                        &request,
-                        signer,
-                        store.as_ref(),
-                        environment,
-                        clock,
-                    ) {
+                    let index = race_order(k, contender, count);
+                    let execution_id = parmana_reliability::race_id(index);
+                    let line = match race_request(index, contender).and_then(|request| {
+                        execute_from_signals(&request, signer, store.as_ref(), environment, clock)
+                    }) {
                         Ok(attestation) => {
                             won.fetch_add(1, Ordering::Relaxed);
                             format!(
                                 "WON {} {}",
-                                request.execution_id,
+                                execution_id,
                                 Digest::of(attestation.envelope())
                             )
                         }
@@ -141,7 +138,7 @@ fn race(args: &[String]) -> Result<(), String> {
                         }
                         Err(error) => {
                             other.fetch_add(1, Ordering::Relaxed);
-                            format!("ERROR {} {}", request.execution_id, error.code())
+                            format!("ERROR {} {}", execution_id, error.code())
                         }
                     };
                     if let Ok(mut lines) = lines.lock() {

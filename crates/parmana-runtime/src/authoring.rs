@@ -1,0 +1,76 @@
+//! Authoring on disk: rotating the trust root file while archiving the version it replaces under `trust-root.d/`, so that the chain stays verifiable from the pinned key.
+
+use std::path::{Path, PathBuf};
+
+use parmana_canon::Timestamp;
+use parmana_trust::{
+    Signer, TRUST_ROOT_CHAIN_DIR, TrustRootSpec, load_trust_chain, rotate_trust_root,
+};
+
+use crate::ExecutionError;
+use crate::environment::read_file;
+
+/// What [`rotate_trust_root_file`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The version that was current, now archived.
+    pub previous_version: u64,
+    /// The new current version.
+    pub version: u64,
+    /// Where the previous version is kept: `trust-root.d/<N>.json` beside the trust root.
+    pub archived: PathBuf,
+}
+
+/// Rotates the trust root at `trust_root` to the next version: verifies the current chain from
+/// `pinned_key` at `now`, signs the new version with `signers` (a threshold of the current
+/// version's root keys and of the new version's), keeps the current version as
+/// `trust-root.d/<N>.json` beside it (never overwriting an archived version that differs), then
+/// replaces `trust_root` with the new version.
+pub fn rotate_trust_root_file(
+    pinned_key: &Path,
+    trust_root: &Path,
+    spec: &TrustRootSpec,
+    signers: &[&dyn Signer],
+    now: Timestamp,
+) -> Result<Rotation, ExecutionError> {
+    let previous = load_trust_chain(pinned_key, trust_root, now, None)?;
+    let current_bytes = read_file(trust_root)?;
+    let bytes = rotate_trust_root(&previous, spec, signers)?;
+    let chain_dir = trust_root
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(TRUST_ROOT_CHAIN_DIR);
+    std::fs::create_dir_all(&chain_dir)
+        .map_err(|e| ExecutionError::io("create", &chain_dir, &e))?;
+    let archived = chain_dir.join(format!("{}.json", previous.version()));
+    match std::fs::read(&archived) {
+        Ok(existing) if existing == current_bytes => {}
+        Ok(_) => {
+            return Err(ExecutionError::Io {
+                action: "archive",
+                path: archived.display().to_string(),
+                message: "a different document is already archived under this version".to_owned(),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_file(&archived, &current_bytes)?;
+        }
+        Err(e) => return Err(ExecutionError::io("read", &archived, &e)),
+    }
+    write_file(trust_root, &bytes)?;
+    Ok(Rotation {
+        previous_version: previous.version(),
+        version: previous.version() + 1,
+        archived,
+    })
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so that a reader never sees
+/// half a document.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExecutionError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, bytes).map_err(|e| ExecutionError::io("write", &temporary, &e))?;
+    std::fs::rename(&temporary, path).map_err(|e| ExecutionError::io("write", path, &e))
+}

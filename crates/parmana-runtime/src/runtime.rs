@@ -1,0 +1,467 @@
+//! `Runtime`: one shareable object holding the verified environment, the signers, the store and the clock — execute, evaluate, explain, recover, verify, read back, and reload while running.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use parmana_canon::{ExecutionId, PolicyRef, Timestamp};
+use parmana_replay::{ExecutionState, ReplayStore};
+use parmana_trust::{AttestationReport, Role, Signer, TrustError, VerifiedBundle};
+use serde_json::Value;
+
+use crate::environment::HighestAccepted;
+use crate::execute::{Attestation, RecoveryReport, check_expiry};
+use crate::{
+    Clock, ExecutionError, ExecutionRequest, RuntimeEnvironment, RuntimeEnvironmentConfig, Signals,
+    StoreOpen, SystemClock, open_store,
+};
+
+/// The Parmana runtime: a verified environment, the keys it signs with, the replay store that
+/// consumes execution ids, and the clock — built once, shared by every thread.
+///
+/// `Runtime` is `Send + Sync` and cheap to clone (an [`Arc`] inside): a server holds one and
+/// calls it from many tasks. Its environment can be replaced while it runs ([`reload`]);
+/// an execution in flight finishes on the environment it started with.
+///
+/// [`reload`]: Runtime::reload
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RuntimeEnvironmentConfig,
+    environment: RwLock<Arc<RuntimeEnvironment>>,
+    signers: Vec<Arc<dyn Signer>>,
+    store: Arc<dyn ReplayStore>,
+    clock: Arc<dyn Clock>,
+    last_reload: Mutex<Option<ReloadRecord>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let environment = self.environment();
+        f.debug_struct("Runtime")
+            .field("config", &self.inner.config)
+            .field("trust_root_version", &environment.trust_root().version())
+            .field(
+                "release_manifest_version",
+                &environment.release_manifest().version(),
+            )
+            .field(
+                "signers",
+                &self
+                    .inner
+                    .signers
+                    .iter()
+                    .map(|s| s.key_id().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Runtime`] from explicit parts: where the environment is, the signers, the store
+/// and the clock. Nothing is read from the process environment or the current directory.
+#[must_use]
+pub struct RuntimeBuilder {
+    config: RuntimeEnvironmentConfig,
+    signers: Vec<Arc<dyn Signer>>,
+    store: Option<StoreSource>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Where the builder gets its store: given, or opened only once the environment verified.
+enum StoreSource {
+    Ready(Arc<dyn ReplayStore>),
+    Location(String, StoreOpen),
+}
+
+impl RuntimeBuilder {
+    /// Adds a signing key. At each execution, every signer whose key holds the `attestation`
+    /// role in the trust root in force signs (so a runtime can hold the keys of both sides of
+    /// a rotation, and meet a threshold above one).
+    pub fn signer(self, signer: impl Signer + 'static) -> Self {
+        self.shared_signer(Arc::new(signer))
+    }
+
+    /// Adds a signing key shared with other owners (a hardware or cloud key, for example).
+    pub fn shared_signer(mut self, signer: Arc<dyn Signer>) -> Self {
+        self.signers.push(signer);
+        self
+    }
+
+    /// The replay store that consumes execution ids.
+    pub fn store(self, store: impl ReplayStore + 'static) -> Self {
+        self.shared_store(Arc::new(store))
+    }
+
+    /// A replay store opened elsewhere (for example by [`open_store`](crate::open_store)).
+    pub fn boxed_store(self, store: Box<dyn ReplayStore>) -> Self {
+        self.shared_store(Arc::from(store))
+    }
+
+    /// A replay store shared with other owners.
+    pub fn shared_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.store = Some(StoreSource::Ready(store));
+        self
+    }
+
+    /// The replay store at `location` (see [`open_store`](crate::open_store)), opened by
+    /// [`build`](Self::build) only after the environment verified — so a mistyped path or an
+    /// expired trust root never creates a store.
+    pub fn store_location(mut self, location: impl Into<String>, mode: StoreOpen) -> Self {
+        self.store = Some(StoreSource::Location(location.into(), mode));
+        self
+    }
+
+    /// The clock (the [`SystemClock`] unless set).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Verifies the environment (trust chain from the pinned root key, release manifest,
+    /// runtime compatibility) at the clock's reading, opens the store, refuses versions older
+    /// than the store's high-water marks (`trust.version_rollback`), and builds the runtime.
+    /// Refuses a runtime without a store.
+    pub fn build(self) -> Result<Runtime, ExecutionError> {
+        let source = self.store.ok_or(ExecutionError::NoStore)?;
+        let environment = RuntimeEnvironment::load(&self.config, self.clock.now())?;
+        let store = match source {
+            StoreSource::Ready(store) => store,
+            StoreSource::Location(location, mode) => Arc::from(open_store(&location, mode)?),
+        };
+        let marks = store.accepted_versions()?;
+        for (document, ours, mark) in [
+            (
+                "trust root",
+                environment.trust_root().version(),
+                marks.trust_root,
+            ),
+            (
+                "release manifest",
+                environment.release_manifest().version(),
+                marks.release_manifest,
+            ),
+        ] {
+            if ours < mark {
+                return Err(ExecutionError::Trust(TrustError::VersionRollback {
+                    document: document.to_owned(),
+                    version: ours,
+                    highest: mark,
+                }));
+            }
+        }
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                config: self.config,
+                environment: RwLock::new(Arc::new(environment)),
+                signers: self.signers,
+                store,
+                clock: self.clock,
+                last_reload: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// A pure decision: what the policy decides for the signals. Nothing consumed, nothing signed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Evaluation {
+    /// The decision, one of the policy's `decisions`.
+    pub decision: String,
+    /// The id of the first matching rule, or `default`.
+    pub rule_id: String,
+    /// The outcome's reason; absent when the policy gives none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A decision with its trace: every rule tried, every condition evaluated, with the values read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplainedEvaluation {
+    /// The decision (identical to [`Runtime::evaluate`]).
+    pub evaluation: Evaluation,
+    /// The trace as canonical JSON (`{"decision", "rules": [...]}`).
+    pub trace: Vec<u8>,
+    /// The trace as text, one line per rule and condition.
+    pub text: String,
+}
+
+/// What the store holds for one execution id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutionStatus {
+    /// Completed: the stored attestation envelope (the bytes `execute` returned).
+    Completed(Vec<u8>),
+    /// Claimed but not completed: in flight, or interrupted — run `recover`.
+    Claimed {
+        /// When it was claimed (the clock reading recorded with the claim).
+        claimed_at: Timestamp,
+    },
+    /// Never used.
+    Unknown,
+}
+
+/// The versions of a successful reload, before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Trust root version before and after.
+    pub trust_root: (u64, u64),
+    /// Release manifest version before and after.
+    pub release_manifest: (u64, u64),
+    /// How many released policies were loaded and verified before the swap.
+    pub policies: usize,
+}
+
+/// The last reload attempt: when, and what came of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadRecord {
+    /// The clock's reading when it was attempted.
+    pub at: Timestamp,
+    /// The versions, or the stable code and message of the refusal (the old environment stays).
+    pub outcome: Result<ReloadReport, (String, String)>,
+}
+
+impl Runtime {
+    /// A builder for the environment at `config`, with the [`SystemClock`], no signer and no
+    /// store yet.
+    pub fn builder(config: RuntimeEnvironmentConfig) -> RuntimeBuilder {
+        RuntimeBuilder {
+            config,
+            signers: Vec::new(),
+            store: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The environment in force now. An execution holds the one it started with to the end.
+    pub fn environment(&self) -> Arc<RuntimeEnvironment> {
+        let guard = self
+            .inner
+            .environment
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(&guard)
+    }
+
+    /// The replay store.
+    pub fn store(&self) -> &dyn ReplayStore {
+        self.inner.store.as_ref()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    /// Executes `request` exactly once: decides, claims the id, signs, records, returns the
+    /// attestation (see [`execute_from_signals`](crate::execute_from_signals) for the order).
+    pub fn execute(&self, request: &ExecutionRequest) -> Result<Attestation, ExecutionError> {
+        let environment = self.environment();
+        let signers = self.signers_for(&environment)?;
+        crate::execute::execute(
+            request,
+            &signers,
+            self.inner.store.as_ref(),
+            &environment,
+            self.inner.clock.as_ref(),
+        )
+    }
+
+    /// Decides without consuming or signing anything: validates the signals and evaluates the
+    /// released policy. Refuses like `execute` would (unknown policy, invalid signals, expired
+    /// environment), but never touches the store.
+    pub fn evaluate(
+        &self,
+        policy: &PolicyRef,
+        signals: &Signals,
+    ) -> Result<Evaluation, ExecutionError> {
+        let environment = self.environment();
+        check_expiry(&environment, self.inner.clock.now())?;
+        let loaded = environment.policy(policy)?;
+        let validated = signals.validate(loaded.policy())?;
+        Ok(evaluation_of(validated.evaluate()))
+    }
+
+    /// Like [`evaluate`](Self::evaluate), with the trace of every rule tried.
+    pub fn explain(
+        &self,
+        policy: &PolicyRef,
+        signals: &Signals,
+    ) -> Result<ExplainedEvaluation, ExecutionError> {
+        let environment = self.environment();
+        check_expiry(&environment, self.inner.clock.now())?;
+        let loaded = environment.policy(policy)?;
+        let validated = signals.validate(loaded.policy())?;
+        let explanation = validated.explain();
+        Ok(ExplainedEvaluation {
+            evaluation: evaluation_of(explanation.decision),
+            trace: parmana_canon::to_canonical_vec(&explanation)?,
+            text: explanation.to_string(),
+        })
+    }
+
+    /// Completes every claimed-but-unfinished execution from its recorded inputs,
+    /// byte-identically (see [`recover`](crate::recover)).
+    pub fn recover(&self) -> Result<RecoveryReport, ExecutionError> {
+        let environment = self.environment();
+        let signers = self.signers_for(&environment)?;
+        crate::execute::recover_with(self.inner.store.as_ref(), &signers, &environment)
+    }
+
+    /// Verifies an attestation envelope offline against the trust root in force, and — when
+    /// given — a verified bundle and the signals. Every check is reported separately.
+    pub fn verify(
+        &self,
+        envelope: &[u8],
+        bundle: Option<&VerifiedBundle>,
+        signals: Option<&Value>,
+    ) -> AttestationReport {
+        let environment = self.environment();
+        parmana_trust::verify_attestation(envelope, environment.trust_root(), bundle, signals)
+    }
+
+    /// The verified bundle of a released policy (for [`verify`](Self::verify)'s bundle check).
+    pub fn bundle(&self, policy: &PolicyRef) -> Result<VerifiedBundle, ExecutionError> {
+        Ok(self.environment().policy(policy)?.bundle().clone())
+    }
+
+    /// What the store holds for `execution_id`: the stored attestation, a pending claim, or
+    /// nothing.
+    pub fn attestation(
+        &self,
+        execution_id: &ExecutionId,
+    ) -> Result<ExecutionStatus, ExecutionError> {
+        Ok(match self.inner.store.get(execution_id)? {
+            ExecutionState::Completed(done) => {
+                ExecutionStatus::Completed(done.attestation().to_vec())
+            }
+            ExecutionState::Claimed(claim) => ExecutionStatus::Claimed {
+                claimed_at: claim.claimed_at(),
+            },
+            ExecutionState::Absent => ExecutionStatus::Unknown,
+        })
+    }
+
+    /// Loads the trust root and release manifest from their files again, verifies them fully
+    /// (chain from the pinned key, expiry, runtime compatibility, and every released bundle),
+    /// refuses a version older than the one in force or than the store's marks
+    /// (`trust.version_rollback`), and swaps the environment atomically. Executions in flight
+    /// finish on the environment they started with. On any refusal the old environment stays.
+    pub fn reload(&self) -> Result<ReloadReport, ExecutionError> {
+        let at = self.inner.clock.now();
+        let outcome = self.try_reload(at);
+        let record = ReloadRecord {
+            at,
+            outcome: outcome
+                .as_ref()
+                .map(|report| *report)
+                .map_err(|e| (e.code().to_owned(), e.to_string())),
+        };
+        *self
+            .inner
+            .last_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(record);
+        outcome
+    }
+
+    /// The last reload attempt, if any.
+    pub fn last_reload(&self) -> Option<ReloadRecord> {
+        self.inner
+            .last_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn try_reload(&self, now: Timestamp) -> Result<ReloadReport, ExecutionError> {
+        let current = self.environment();
+        let marks = self.inner.store.accepted_versions()?;
+        let highest = HighestAccepted {
+            trust_root: Some(current.trust_root().version().max(marks.trust_root)),
+            release_manifest: Some(
+                current
+                    .release_manifest()
+                    .version()
+                    .max(marks.release_manifest),
+            ),
+        };
+        let fresh = RuntimeEnvironment::load_after(&self.inner.config, now, highest)?;
+        let policies = fresh.preload_released_policies()?;
+        let report = ReloadReport {
+            trust_root: (current.trust_root().version(), fresh.trust_root().version()),
+            release_manifest: (
+                current.release_manifest().version(),
+                fresh.release_manifest().version(),
+            ),
+            policies,
+        };
+        let mut slot = self
+            .inner
+            .environment
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another reload may have swapped in between: never go below what is in force now.
+        let older = if slot.trust_root().version() > fresh.trust_root().version() {
+            Some((
+                "trust root",
+                fresh.trust_root().version(),
+                slot.trust_root().version(),
+            ))
+        } else if slot.release_manifest().version() > fresh.release_manifest().version() {
+            Some((
+                "release manifest",
+                fresh.release_manifest().version(),
+                slot.release_manifest().version(),
+            ))
+        } else {
+            None
+        };
+        if let Some((document, version, highest)) = older {
+            return Err(ExecutionError::Trust(TrustError::VersionRollback {
+                document: document.to_owned(),
+                version,
+                highest,
+            }));
+        }
+        *slot = Arc::new(fresh);
+        Ok(report)
+    }
+
+    /// The signers whose keys hold the `attestation` role in `environment`'s trust root; the
+    /// pipeline then checks they meet the threshold. With none, the first signer is reported.
+    fn signers_for<'s>(
+        &'s self,
+        environment: &RuntimeEnvironment,
+    ) -> Result<Vec<&'s dyn Signer>, ExecutionError> {
+        let trust_root = environment.trust_root();
+        let holding: Vec<&dyn Signer> = self
+            .inner
+            .signers
+            .iter()
+            .map(|s| s.as_ref() as &dyn Signer)
+            .filter(|s| {
+                let keyid = s.key_id();
+                trust_root.has_role(&keyid, Role::Attestation)
+                    && trust_root.key(&keyid) == Some(s.public_key())
+            })
+            .collect();
+        match (holding.is_empty(), self.inner.signers.first()) {
+            (true, Some(first)) => Err(ExecutionError::SignerLacksRole {
+                keyid: first.key_id().to_string(),
+                trust_root_version: trust_root.version(),
+            }),
+            _ => Ok(holding),
+        }
+    }
+}
+
+fn evaluation_of(decision: parmana_policy::Decision<'_>) -> Evaluation {
+    Evaluation {
+        decision: decision.decision.to_owned(),
+        rule_id: decision.rule_id.to_owned(),
+        reason: decision.reason.map(str::to_owned),
+    }
+}

@@ -1,0 +1,43 @@
+//! Opening a replay store from its URL (`memory`, `sqlite:PATH`, `postgres://…`): commands that write may create a SQLite file, commands that read never do.
+
+use std::path::Path;
+
+use parmana_replay::ReplayStore;
+
+use crate::ExecutionError;
+
+/// Whether opening may create a store that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOpen {
+    /// For commands that consume ids (`execute`): a missing `sqlite:` file and its directory
+    /// are created.
+    CreateIfMissing,
+    /// For commands that only read or complete (`ledger verify`, `recover`, `show`): a missing
+    /// `sqlite:` file is refused with `runtime.store_not_found` instead of created empty.
+    MustExist,
+}
+
+/// Opens the replay store named by `location`: `memory` (forgotten when the process ends),
+/// `sqlite:PATH` (embedded, safe across processes on one machine) or a `postgres://…` URL
+/// (shared by many machines; only in builds with the `postgres` feature).
+pub fn open_store(location: &str, mode: StoreOpen) -> Result<Box<dyn ReplayStore>, ExecutionError> {
+    if let Some(path) = location.strip_prefix("sqlite:") {
+        let path = Path::new(path);
+        match mode {
+            StoreOpen::CreateIfMissing => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| ExecutionError::io("create", parent, &e))?;
+                }
+            }
+            StoreOpen::MustExist => {
+                if !path.exists() {
+                    return Err(ExecutionError::StoreNotFound {
+                        path: path.display().to_string(),
+                    });
+                }
+            }
+        }
+    }
+    parmana_replay::open_store(location).map_err(ExecutionError::Store)
+}

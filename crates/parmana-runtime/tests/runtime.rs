@@ -1,0 +1,297 @@
+//! The `Runtime` object: shared across threads, pure evaluate/explain, reading attestations back, several signers and thresholds, and hot reload (good, bad, rollback, in flight).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::{Arc, Barrier, Mutex};
+
+use common::{Fixture, clock};
+use parmana_runtime::canon::{ExecutionId, Timestamp};
+use parmana_runtime::replay::{ClaimRecord, MemoryReplayStore, ReplayStore};
+use parmana_runtime::trust::{LocalSigningKey, RoleSpec, TrustRootSpec};
+use parmana_runtime::{
+    Clock, ExecutionRequest, ExecutionStatus, Runtime, Signals, rotate_trust_root_file,
+};
+
+const SIGNALS: &str =
+    r#"{"claim_amount": 1200, "vip_customer": false, "country": "DE", "policy_age_days": 400}"#;
+
+fn request(id: &str) -> ExecutionRequest {
+    ExecutionRequest::parse(id, "claims-approval@1.0.0", SIGNALS).unwrap()
+}
+
+fn runtime(fixture: &Fixture) -> Runtime {
+    Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .store(MemoryReplayStore::new())
+        .clock(clock())
+        .build()
+        .unwrap()
+}
+
+/// Rotates the fixture's trust root to the next version with `attestation` as that role.
+fn rotate(fixture: &Fixture, attestation: Vec<&LocalSigningKey>, threshold: u64) {
+    let root = fixture.key("root-2");
+    let public = |k: &LocalSigningKey| k.public_key();
+    let one = |k: &LocalSigningKey| RoleSpec {
+        keys: vec![public(k)],
+        threshold: 1,
+    };
+    let spec = TrustRootSpec {
+        expires: Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
+        root: one(&root),
+        policy: one(&fixture.key("policy")),
+        release: one(&fixture.key("release")),
+        attestation: RoleSpec {
+            keys: attestation.iter().map(|k| public(k)).collect(),
+            threshold,
+        },
+    };
+    let trust = fixture.root().join("trust");
+    rotate_trust_root_file(
+        &trust.join("root.pub"),
+        &trust.join("trust-root.json"),
+        &spec,
+        &[&root],
+        clock().0,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_runtime_is_shared_by_threads_and_each_id_is_won_once() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Runtime>();
+    let fixture = Fixture::new();
+    let runtime = runtime(&fixture);
+    let wins = Arc::new(Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let runtime = runtime.clone();
+            let wins = Arc::clone(&wins);
+            std::thread::spawn(move || {
+                for n in 0..20 {
+                    // Every thread races for the same 20 shared ids and executes 20 of its own.
+                    for id in [format!("shared-{n}"), format!("own-{t}-{n}")] {
+                        if runtime.execute(&request(&id)).is_ok() {
+                            wins.lock().unwrap().push(id);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut wins = wins.lock().unwrap().clone();
+    wins.sort();
+    let before = wins.len();
+    wins.dedup();
+    assert_eq!(before, wins.len(), "an id was won twice");
+    assert_eq!(wins.len(), 20 + 8 * 20);
+}
+
+#[test]
+fn evaluate_and_explain_decide_without_consuming_or_signing() {
+    let fixture = Fixture::new();
+    let runtime = runtime(&fixture);
+    let policy = "claims-approval@1.0.0".parse().unwrap();
+    let signals = Signals::from_json(SIGNALS).unwrap();
+    let evaluation = runtime.evaluate(&policy, &signals).unwrap();
+    let explained = runtime.explain(&policy, &signals).unwrap();
+    assert_eq!(explained.evaluation, evaluation);
+    let trace: serde_json::Value = serde_json::from_slice(&explained.trace).unwrap();
+    assert_eq!(trace["decision"]["rule_id"], evaluation.rule_id.as_str());
+    assert!(!trace["rules"].as_array().unwrap().is_empty());
+    assert!(explained.text.contains(&evaluation.rule_id));
+    // Nothing was claimed; executing afterwards decides the same.
+    assert!(runtime.store().pending().unwrap().is_empty());
+    let attestation = runtime.execute(&request("after-evaluate")).unwrap();
+    assert_eq!(attestation.predicate().decision, evaluation.decision);
+    assert_eq!(attestation.predicate().rule_id, evaluation.rule_id);
+    // Refusals are the pipeline's own.
+    let bad = Signals::from_json(r#"{"claim_amount": "many"}"#).unwrap();
+    assert_eq!(
+        runtime.evaluate(&policy, &bad).unwrap_err().code(),
+        "policy.signal_type"
+    );
+    let unknown = "claims-approval@9.9.9".parse().unwrap();
+    assert_eq!(
+        runtime.evaluate(&unknown, &signals).unwrap_err().code(),
+        "runtime.policy_not_found"
+    );
+}
+
+#[test]
+fn attestations_are_read_back_and_pending_claims_are_told_apart() {
+    let fixture = Fixture::new();
+    let runtime = runtime(&fixture);
+    let done = runtime.execute(&request("done")).unwrap();
+    let id = |text: &str| ExecutionId::parse(text).unwrap();
+    assert_eq!(
+        runtime.attestation(&id("done")).unwrap(),
+        ExecutionStatus::Completed(done.envelope().to_vec())
+    );
+    assert_eq!(
+        runtime.attestation(&id("never")).unwrap(),
+        ExecutionStatus::Unknown
+    );
+    let claim = ClaimRecord::new(
+        parmana_runtime::canon::Digest::of(b"r"),
+        b"{}".to_vec(),
+        clock().0,
+    );
+    let _claimed = runtime.store().claim(&id("pending"), &claim).unwrap();
+    assert_eq!(
+        runtime.attestation(&id("pending")).unwrap(),
+        ExecutionStatus::Claimed {
+            claimed_at: clock().0
+        }
+    );
+}
+
+#[test]
+fn signers_are_chosen_by_role_and_must_meet_the_threshold_before_anything_is_consumed() {
+    let fixture = Fixture::new();
+    let second = LocalSigningKey::from_seed(&[42; 32]);
+    rotate(&fixture, vec![&fixture.key("attestation"), &second], 2);
+    let store = Arc::new(MemoryReplayStore::new());
+    let one = Runtime::builder(fixture.config())
+        .signer(fixture.key("policy")) // no attestation role: skipped
+        .signer(fixture.key("attestation"))
+        .shared_store(store.clone())
+        .clock(clock())
+        .build()
+        .unwrap();
+    let err = one.execute(&request("below-threshold")).unwrap_err();
+    assert_eq!(err.code(), "runtime.signers_below_threshold");
+    assert!(
+        store.pending().unwrap().is_empty(),
+        "nothing may be consumed"
+    );
+    assert_eq!(
+        one.attestation(&ExecutionId::parse("below-threshold").unwrap())
+            .unwrap(),
+        ExecutionStatus::Unknown
+    );
+    let both = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .signer(second)
+        .shared_store(store)
+        .clock(clock())
+        .build()
+        .unwrap();
+    let attestation = both.execute(&request("below-threshold")).unwrap();
+    let report = both.verify(attestation.envelope(), None, None);
+    assert!(report.is_valid(), "{report:?}");
+    // Only role holders are used; with none, the first signer is named.
+    let none = Runtime::builder(fixture.config())
+        .signer(fixture.key("policy"))
+        .store(MemoryReplayStore::new())
+        .clock(clock())
+        .build()
+        .unwrap();
+    assert_eq!(
+        none.execute(&request("x")).unwrap_err().code(),
+        "runtime.signer_lacks_role"
+    );
+}
+
+#[test]
+fn reload_swaps_a_verified_environment_and_keeps_the_old_one_on_refusal() {
+    let fixture = Fixture::new();
+    let runtime = runtime(&fixture);
+    assert_eq!(runtime.environment().trust_root().version(), 2);
+    rotate(&fixture, vec![&fixture.key("attestation")], 1);
+    let report = runtime.reload().unwrap();
+    assert_eq!(report.trust_root, (2, 3));
+    assert!(report.policies >= 1);
+    let after = runtime.execute(&request("after-reload")).unwrap();
+    assert_eq!(after.predicate().trust_root.version, 3);
+
+    // A broken trust root on disk: refused, the old environment keeps serving.
+    let path = fixture.root().join("trust/trust-root.json");
+    let good = std::fs::read(&path).unwrap();
+    std::fs::write(&path, b"{}").unwrap();
+    let err = runtime.reload().unwrap_err();
+    let record = runtime.last_reload().unwrap();
+    assert_eq!(record.outcome.unwrap_err().0, err.code());
+    assert_eq!(runtime.environment().trust_root().version(), 3);
+    runtime.execute(&request("still-serving")).unwrap();
+
+    // Rolling back to version 2 on disk is refused.
+    let archived = fixture.root().join("trust/trust-root.d/2.json");
+    std::fs::write(&path, std::fs::read(&archived).unwrap()).unwrap();
+    std::fs::remove_file(&archived).unwrap();
+    assert_eq!(
+        runtime.reload().unwrap_err().code(),
+        "trust.version_rollback"
+    );
+    assert_eq!(runtime.environment().trust_root().version(), 3);
+    std::fs::write(&archived, std::fs::read(&path).unwrap()).unwrap();
+    std::fs::write(&path, good).unwrap();
+    assert_eq!(runtime.reload().unwrap().trust_root, (3, 3));
+}
+
+/// A clock that, on its first reading, waits until the test has reloaded the runtime.
+struct PausingClock {
+    reading: Timestamp,
+    reached: Barrier,
+    resume: Barrier,
+    first: Mutex<bool>,
+}
+
+impl Clock for PausingClock {
+    fn now(&self) -> Timestamp {
+        let first = std::mem::replace(&mut *self.first.lock().unwrap(), false);
+        if first {
+            self.reached.wait();
+            self.resume.wait();
+        }
+        self.reading
+    }
+}
+
+#[test]
+fn an_execution_in_flight_finishes_on_the_environment_it_started_with() {
+    let fixture = Fixture::new();
+    let pausing = Arc::new(PausingClock {
+        reading: clock().0,
+        reached: Barrier::new(2),
+        resume: Barrier::new(2),
+        first: Mutex::new(false),
+    });
+    struct Shared(Arc<PausingClock>);
+    impl Clock for Shared {
+        fn now(&self) -> Timestamp {
+            self.0.now()
+        }
+    }
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .store(MemoryReplayStore::new())
+        .clock(Shared(Arc::clone(&pausing)))
+        .build()
+        .unwrap();
+    rotate(&fixture, vec![&fixture.key("attestation")], 1);
+    *pausing.first.lock().unwrap() = true;
+    let in_flight = {
+        let runtime = runtime.clone();
+        std::thread::spawn(move || runtime.execute(&request("in-flight")))
+    };
+    // The execution has taken its environment and is reading the clock: reload under it.
+    pausing.reached.wait();
+    let reloaded = {
+        let runtime = runtime.clone();
+        std::thread::spawn(move || runtime.reload())
+    };
+    let report = reloaded.join().unwrap().unwrap();
+    assert_eq!(report.trust_root, (2, 3));
+    pausing.resume.wait();
+    let attestation = in_flight.join().unwrap().unwrap();
+    assert_eq!(attestation.predicate().trust_root.version, 2);
+    assert_eq!(runtime.environment().trust_root().version(), 3);
+    let next = runtime.execute(&request("next")).unwrap();
+    assert_eq!(next.predicate().trust_root.version, 3);
+}
