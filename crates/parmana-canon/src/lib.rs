@@ -7,6 +7,8 @@
 //!   integers beyond ±(2^53−1), numbers that overflow, invalid UTF-8, trailing
 //!   data, nesting deeper than [`MAX_DEPTH`]).
 //! * [`to_canonical_vec`] and [`canonicalize`] produce RFC 8785 (JCS) bytes.
+//! * [`reader::Reader`] is the strict pull tokenizer underneath: the same rules, token by
+//!   token, for readers that build something other than a `Value`.
 //! * [`Digest`] is a SHA-256 content digest written `sha256:<64 lowercase hex>`.
 //! * [`Timestamp`] is a UTC instant with exactly one text form, `YYYY-MM-DDTHH:MM:SSZ`.
 //! * [`PolicyId`], [`PolicyVersion`], [`PolicyRef`] (`id@version`) and [`ExecutionId`] are the
@@ -24,6 +26,7 @@ mod error;
 mod id;
 mod jcs;
 mod parse;
+pub mod reader;
 mod time;
 
 pub use digest::{Digest, DigestParseError};

@@ -3,10 +3,18 @@
 //! One generic evaluator serves both paths: with [`NoTrace`] it compiles to plain
 //! comparisons; with [`Recorder`] it records every condition it evaluates. The
 //! decision cannot differ between the two because the code is the same.
+//!
+//! Each leaf's test was typed at compile time by its signal's declaration, and validation
+//! fills each slot with a value of that type, so a test meets a value of its own type. The
+//! states that cannot arise on validated signals — a value test on an absent slot (the guard
+//! check forbids it), a slot of another type, an index out of range — are not answered with
+//! a made-up `false`: the evaluator stops with a [`Fault`]. Tests show that no fault arises
+//! (`evaluation_never_faults` over every policy and case in the repository, and the property
+//! tests through the public API).
 
 use std::fmt;
 
-use crate::compile::{CompiledPolicy, Node, Test};
+use crate::compile::{CompiledPolicy, Cond, KeyKind, MAX_INDEXED_SLOTS, NO_SYMBOL, Node, Test};
 use crate::signals::{SignalValue, Slot, ValidatedSignals};
 
 /// The rule id reported when no rule matched and the default outcome applies.
@@ -111,7 +119,7 @@ impl fmt::Display for Explanation<'_> {
 /// Receives the conditions the evaluator visits.
 pub(crate) trait Tracer {
     /// A node is about to be evaluated; returns a token for [`Tracer::leave`].
-    fn enter(&mut self, node: u32) -> usize;
+    fn enter(&mut self, node: &Node) -> usize;
     /// The node evaluated to `result`, having read `seen` (leaves only).
     fn leave(&mut self, token: usize, result: bool, seen: Option<&Slot>);
 }
@@ -121,7 +129,7 @@ pub(crate) struct NoTrace;
 
 impl Tracer for NoTrace {
     #[inline(always)]
-    fn enter(&mut self, _node: u32) -> usize {
+    fn enter(&mut self, _node: &Node) -> usize {
         0
     }
     #[inline(always)]
@@ -135,10 +143,10 @@ pub(crate) struct Recorder<'p> {
 }
 
 impl<'p> Tracer for Recorder<'p> {
-    fn enter(&mut self, node: u32) -> usize {
-        let info = self.policy.node_info.get(node as usize);
-        let signal = match self.policy.nodes.get(node as usize) {
-            Some(Node::Leaf { slot, .. }) => self
+    fn enter(&mut self, node: &Node) -> usize {
+        let info = self.policy.node_info.get(node.id as usize);
+        let signal = match &node.cond {
+            Cond::Leaf { slot, .. } => self
                 .policy
                 .signals
                 .get(*slot as usize)
@@ -152,7 +160,7 @@ impl<'p> Tracer for Recorder<'p> {
             signal,
             value: None,
             result: false,
-            node,
+            node: node.id,
         });
         self.entries.len() - 1
     }
@@ -165,143 +173,140 @@ impl<'p> Tracer for Recorder<'p> {
     }
 }
 
+/// A state the evaluator cannot meet on validated signals (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// The leaf with this node id read a slot that is absent, of another type, or not there.
+    Leaf(u32),
+    /// The rule index is inconsistent with the policy or the signals.
+    Index,
+}
+
+/// One leaf test on its slot; `None` when the slot does not hold what the test reads.
+#[inline]
+fn test_slot(test: &Test, value: &Slot) -> Option<bool> {
+    match (test, value) {
+        (Test::Present, v) => Some(!matches!(v, Slot::Absent)),
+        (Test::Absent, v) => Some(matches!(v, Slot::Absent)),
+        (Test::Bool(t), Slot::Bool(v)) => Some(t.holds(*v)),
+        (Test::Num(t), Slot::Num(v)) => Some(t.holds(*v)),
+        (Test::Int(t), Slot::Int(v)) => Some(t.holds(*v)),
+        (Test::Str(t), Slot::Str { symbol, text }) => Some(t.holds(*symbol, text)),
+        (Test::Bool(_) | Test::Num(_) | Test::Int(_) | Test::Str(_), _) => None,
+    }
+}
+
 impl CompiledPolicy {
     /// Evaluates one node; `values` are the slots of validated signals.
-    pub(crate) fn eval_node<T: Tracer>(&self, node: u32, values: &[Slot], tracer: &mut T) -> bool {
+    pub(crate) fn eval_node<T: Tracer>(
+        &self,
+        node: &Node,
+        values: &[Slot],
+        tracer: &mut T,
+    ) -> Result<bool, Fault> {
         let token = tracer.enter(node);
-        let (result, seen) = match self.nodes.get(node as usize) {
-            Some(Node::All { start, len }) => (
-                self.child_ids(*start, *len)
-                    .iter()
-                    .all(|c| self.eval_node(*c, values, tracer)),
-                None,
-            ),
-            Some(Node::Any { start, len }) => (
-                self.child_ids(*start, *len)
-                    .iter()
-                    .any(|c| self.eval_node(*c, values, tracer)),
-                None,
-            ),
-            Some(Node::Not(inner)) => (!self.eval_node(*inner, values, tracer), None),
-            Some(Node::Leaf { slot, test }) => {
-                let value = values.get(*slot as usize).unwrap_or(&Slot::Absent);
-                (self.test(test, value), Some(value))
+        let (result, seen) = match &node.cond {
+            Cond::All(items) => {
+                let mut all = true;
+                for item in items {
+                    if !self.eval_node(item, values, tracer)? {
+                        all = false;
+                        break;
+                    }
+                }
+                (all, None)
             }
-            None => (false, None),
+            Cond::Any(items) => {
+                let mut any = false;
+                for item in items {
+                    if self.eval_node(item, values, tracer)? {
+                        any = true;
+                        break;
+                    }
+                }
+                (any, None)
+            }
+            Cond::Not(inner) => (!self.eval_node(inner, values, tracer)?, None),
+            Cond::Leaf { slot, test } => {
+                let fault = Fault::Leaf(node.id);
+                let value = values.get(*slot as usize).ok_or(fault)?;
+                (test_slot(test, value).ok_or(fault)?, Some(value))
+            }
         };
         tracer.leave(token, result, seen);
-        result
+        Ok(result)
     }
 
+    /// Whether rule `rule` matches.
     #[inline]
-    fn child_ids(&self, start: u32, len: u32) -> &[u32] {
-        let start = start as usize;
-        self.children
-            .get(start..start + len as usize)
-            .unwrap_or(&[])
-    }
-
-    #[inline]
-    fn range<T>(list: &[T], start: u32, len: u32) -> &[T] {
-        let start = start as usize;
-        list.get(start..start + len as usize).unwrap_or(&[])
-    }
-
-    /// One leaf test. A value of the wrong kind (impossible after validation) or an
-    /// absent value read by a comparison (impossible after the guard check) is false.
-    #[inline]
-    fn test(&self, test: &Test, value: &Slot) -> bool {
-        match (test, value) {
-            (Test::Present, v) => !matches!(v, Slot::Absent),
-            (Test::Absent, v) => matches!(v, Slot::Absent),
-            (Test::BoolEq(b), Slot::Bool(v)) => v == b,
-            (Test::BoolIn { mask, negate }, Slot::Bool(v)) => {
-                let bit = if *v { 2 } else { 1 };
-                (mask & bit != 0) != *negate
-            }
-            (Test::NumCmp(cmp, c), Slot::Num(v)) => cmp.holds(*v, *c),
-            (Test::NumIn { start, len, negate }, Slot::Num(v)) => {
-                Self::range(&self.nums, *start, *len).iter().any(|c| c == v) != *negate
-            }
-            (Test::IntCmp(cmp, c), Slot::Int(v)) => cmp.holds(*v, *c),
-            (Test::IntIn { start, len, negate }, Slot::Int(v)) => {
-                Self::range(&self.ints, *start, *len)
-                    .binary_search(v)
-                    .is_ok()
-                    != *negate
-            }
-            (Test::StrEq { symbol, negate }, Slot::Str { symbol: s, .. }) => {
-                (symbol == s && *s != crate::compile::NO_SYMBOL) != *negate
-            }
-            (Test::StrIn { start, len, negate }, Slot::Str { symbol, .. }) => {
-                Self::range(&self.syms, *start, *len)
-                    .binary_search(symbol)
-                    .is_ok()
-                    != *negate
-            }
-            (Test::StartsWith(at), Slot::Str { text, .. }) => self
-                .texts
-                .get(*at as usize)
-                .is_some_and(|p| text.starts_with(p.as_str())),
-            (Test::EndsWith(at), Slot::Str { text, .. }) => self
-                .texts
-                .get(*at as usize)
-                .is_some_and(|p| text.ends_with(p.as_str())),
-            _ => false,
-        }
+    fn rule_matches(&self, rule: u32, values: &[Slot]) -> Result<bool, Fault> {
+        let rule = self.rules.get(rule as usize).ok_or(Fault::Index)?;
+        self.eval_node(&rule.root, values, &mut NoTrace)
     }
 
     /// Position of the first rule that matches, using the rule index.
-    fn first_match(&self, values: &[Slot]) -> Option<usize> {
+    pub(crate) fn first_match(&self, values: &[Slot]) -> Result<Option<usize>, Fault> {
         let index = &self.index;
         if index.slots.is_empty() {
-            return self
-                .rules
-                .iter()
-                .position(|r| self.eval_node(r.root, values, &mut NoTrace));
+            for (i, rule) in self.rules.iter().enumerate() {
+                if self.eval_node(&rule.root, values, &mut NoTrace)? {
+                    return Ok(Some(i));
+                }
+            }
+            return Ok(None);
         }
-        let mut lists: [&[u32]; crate::compile::MAX_INDEXED_SLOTS + 1] =
-            [&[]; crate::compile::MAX_INDEXED_SLOTS + 1];
+        let mut lists: [&[u32]; MAX_INDEXED_SLOTS + 1] = [&[]; MAX_INDEXED_SLOTS + 1];
         lists[0] = &index.unindexed;
         let mut count = 1;
         for indexed in &index.slots {
-            let key = match values.get(indexed.slot as usize) {
-                Some(Slot::Bool(b)) => i64::from(*b),
-                Some(Slot::Int(i)) => *i,
-                Some(Slot::Str { symbol, .. }) if *symbol != crate::compile::NO_SYMBOL => {
+            let key = match (indexed.kind, values.get(indexed.slot as usize)) {
+                (KeyKind::Bool, Some(Slot::Bool(b))) => i64::from(*b),
+                (KeyKind::Int, Some(Slot::Int(i))) => *i,
+                (KeyKind::Str, Some(Slot::Str { symbol, .. })) if *symbol != NO_SYMBOL => {
                     i64::from(*symbol)
                 }
-                _ => continue,
+                // No bucket: an optional signal not given, or a string no constant equals.
+                (_, Some(Slot::Absent)) | (KeyKind::Str, Some(Slot::Str { .. })) => continue,
+                _ => return Err(Fault::Index),
             };
-            if let Ok(found) = indexed.buckets.binary_search_by_key(&key, |(k, _, _)| *k)
-                && let (Some((_, start, len)), Some(entry)) =
-                    (indexed.buckets.get(found), lists.get_mut(count))
-            {
-                *entry = Self::range(&index.bucket_rules, *start, *len);
+            if let Ok(found) = indexed.buckets.binary_search_by_key(&key, |(k, _, _)| *k) {
+                let (_, start, len) = indexed.buckets.get(found).ok_or(Fault::Index)?;
+                let start = *start as usize;
+                let bucket = index
+                    .bucket_rules
+                    .get(start..start + *len as usize)
+                    .ok_or(Fault::Index)?;
+                *lists.get_mut(count).ok_or(Fault::Index)? = bucket;
                 count += 1;
             }
         }
-        let lists = lists.get_mut(..count)?;
+        let lists = lists.get_mut(..count).ok_or(Fault::Index)?;
         loop {
-            // The smallest rule position at the head of any list.
-            let mut best: Option<(usize, u32)> = None;
-            for (i, list) in lists.iter().enumerate() {
-                if let Some(&head) = list.first()
-                    && best.is_none_or(|(_, b)| head < b)
+            // The smallest rule position at the head of any list, taken off that list.
+            let mut best: Option<(u32, &[u32], &mut &[u32])> = None;
+            for list in lists.iter_mut() {
+                let current: &[u32] = list;
+                if let Some((&head, rest)) = current.split_first()
+                    && best.as_ref().is_none_or(|(b, _, _)| head < *b)
                 {
-                    best = Some((i, head));
+                    best = Some((head, rest, list));
                 }
             }
-            let (list, rule) = best?;
-            if let Some(l) = lists.get_mut(list) {
-                *l = l.get(1..).unwrap_or(&[]);
-            }
-            if let Some(r) = self.rules.get(rule as usize)
-                && self.eval_node(r.root, values, &mut NoTrace)
-            {
-                return Some(rule as usize);
+            let Some((rule, rest, list)) = best else {
+                return Ok(None);
+            };
+            *list = rest;
+            if self.rule_matches(rule, values)? {
+                return Ok(Some(rule as usize));
             }
         }
+    }
+
+    /// What [`ValidatedSignals::evaluate`] answers on a [`Fault`], which validated signals
+    /// never cause (see the module documentation): the default outcome, as when no rule
+    /// matches. This is the one place a fault becomes a decision.
+    fn fault_decision(&self, _fault: Fault) -> Decision<'_> {
+        self.decision_of(None)
     }
 
     fn decision_of(&self, rule: Option<usize>) -> Decision<'_> {
@@ -323,10 +328,13 @@ impl CompiledPolicy {
 impl<'p> ValidatedSignals<'p> {
     /// Evaluates the policy: the first rule whose condition holds decides, else the default.
     ///
-    /// Total and deterministic; allocates nothing.
+    /// Total and deterministic; allocates nothing. (The evaluator's internal faults cannot
+    /// arise on validated signals; see the module documentation.)
     pub fn evaluate(&self) -> Decision<'p> {
-        self.policy
-            .decision_of(self.policy.first_match(&self.slots))
+        match self.policy.first_match(&self.slots) {
+            Ok(rule) => self.policy.decision_of(rule),
+            Err(fault) => self.policy.fault_decision(fault),
+        }
     }
 
     /// Evaluates the policy and records every rule tried (in order, up to the first
@@ -340,7 +348,15 @@ impl<'p> ValidatedSignals<'p> {
                 policy,
                 entries: Vec::new(),
             };
-            let result = policy.eval_node(rule.root, &self.slots, &mut recorder);
+            let result = match policy.eval_node(&rule.root, &self.slots, &mut recorder) {
+                Ok(result) => result,
+                Err(fault) => {
+                    return Explanation {
+                        decision: policy.fault_decision(fault),
+                        rules,
+                    };
+                }
+            };
             rules.push(RuleTrace {
                 rule_id: &rule.id,
                 path: &rule.path,
@@ -361,8 +377,14 @@ impl<'p> ValidatedSignals<'p> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::{Path, PathBuf};
 
-    use crate::compile::Cmp;
+    use serde_json::{Value, json};
+
+    use super::NoTrace;
+    use crate::compile::ir::Cmp;
+    use crate::model::{Constant, SignalType};
+    use crate::{CompiledPolicy, ValidatedSignals};
 
     #[test]
     fn cmp_follows_ieee_754() {
@@ -370,5 +392,130 @@ mod tests {
         assert!(!Cmp::Lt.holds(-0.0, 0.0));
         assert!(Cmp::Le.holds(-0.0, 0.0));
         assert!(Cmp::Ne.holds(1.0, 1.0 + f64::EPSILON));
+    }
+
+    fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                json_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Every accepted policy in the repository, with the signal sets its tests give.
+    fn corpus() -> Vec<(CompiledPolicy, Vec<Value>)> {
+        let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut out = Vec::new();
+        let mut files = Vec::new();
+        json_files(&crate_dir.join("tests/cases"), &mut files);
+        for path in files {
+            let case: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let bytes = match (case.get("policy"), case.get("policy_text")) {
+                (Some(p), _) => serde_json::to_vec(p).unwrap(),
+                (None, Some(Value::String(t))) => t.clone().into_bytes(),
+                _ => continue,
+            };
+            let Ok(policy) = crate::compile(&bytes) else {
+                continue;
+            };
+            let signals = case
+                .get("evaluations")
+                .and_then(Value::as_array)
+                .map(|evals| {
+                    evals
+                        .iter()
+                        .filter_map(|e| match (e.get("signals"), e.get("signals_text")) {
+                            (Some(s), _) => Some(s.clone()),
+                            (None, Some(Value::String(t))) => serde_json::from_str(t).ok(),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((policy, signals));
+        }
+        let mut files = Vec::new();
+        json_files(&crate_dir.join("../../policies"), &mut files);
+        for path in files.iter().filter(|p| p.ends_with("policy.json")) {
+            let policy = crate::compile(&std::fs::read(path).unwrap()).unwrap();
+            let signals = files
+                .iter()
+                .filter(|t| t.starts_with(path.parent().unwrap().join("tests")))
+                .map(|t| crate::read_case(&std::fs::read(t).unwrap()).unwrap().0)
+                .collect();
+            out.push((policy, signals));
+        }
+        out
+    }
+
+    /// Values worth trying for a signal: its policy's constants and bounds, and a few others.
+    fn candidates(policy: &CompiledPolicy, i: usize) -> Vec<Option<Value>> {
+        let decl = &policy.signals[i];
+        let mut values: Vec<Option<Value>> = vec![None];
+        let enums = decl.enum_values.iter().flatten().map(Constant::to_json);
+        values.extend(enums.map(Some));
+        match decl.ty {
+            SignalType::Boolean => values.extend([Some(json!(true)), Some(json!(false))]),
+            SignalType::Number | SignalType::Integer => {
+                for bound in [decl.minimum, decl.maximum].into_iter().flatten() {
+                    values.extend([Some(json!(bound)), Some(json!(bound.floor() + 1.0))]);
+                }
+                for n in [-1, 0, 1, 7, 50, 100, 1_000, 5_000, 10_000, 100_000] {
+                    values.push(Some(json!(n)));
+                }
+                values.push(Some(json!(0.5)));
+            }
+            SignalType::String => {
+                values.extend(policy.symbols.iter().map(|s| Some(json!(s))));
+                values.extend([Some(json!("")), Some(json!("zz-unknown"))]);
+            }
+        }
+        values
+    }
+
+    /// A slot meeting a test of another type, an absent slot read by a value test, an index out
+    /// of range: none of these arises on validated signals. Every rule (not only up to the first
+    /// match) is evaluated over the signals of every test in the repository and over generated
+    /// signal sets built from each policy's constants, and must not fault.
+    #[test]
+    fn evaluation_never_faults() {
+        let mut evaluated = 0;
+        for (policy, mut signal_sets) in corpus() {
+            let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+            for _ in 0..300 {
+                let mut map = serde_json::Map::new();
+                for (i, decl) in policy.signals.iter().enumerate() {
+                    let options = candidates(&policy, i);
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if let Some(Some(v)) = options.get((seed % options.len() as u64) as usize) {
+                        map.insert(decl.name.clone(), v.clone());
+                    }
+                }
+                signal_sets.push(Value::Object(map));
+            }
+            for signals in &signal_sets {
+                let Ok(validated): Result<ValidatedSignals<'_>, _> =
+                    policy.validate_signals(signals)
+                else {
+                    continue;
+                };
+                for rule in &policy.rules {
+                    let result = policy.eval_node(&rule.root, &validated.slots, &mut NoTrace);
+                    assert!(result.is_ok(), "{signals}: rule {} faulted", rule.id);
+                }
+                assert!(policy.first_match(&validated.slots).is_ok(), "{signals}");
+                evaluated += 1;
+            }
+        }
+        assert!(evaluated > 1_000, "only {evaluated} signal sets evaluated");
     }
 }

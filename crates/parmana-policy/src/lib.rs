@@ -123,10 +123,18 @@ impl CheckReport {
 fn report_of(
     (model, mut diagnostics): (Option<model::PolicyModel>, Vec<Diagnostic>),
 ) -> CheckReport {
-    diagnostics.sort_by_key(|d| d.severity);
     let accepted = !diagnostics.iter().any(Diagnostic::is_error);
+    let policy = match model.filter(|_| accepted).map(compile::compile_model) {
+        Some(Ok(policy)) => Some(policy),
+        Some(Err(refused)) => {
+            diagnostics.push(refused);
+            None
+        }
+        None => None,
+    };
+    diagnostics.sort_by_key(|d| d.severity);
     CheckReport {
-        policy: model.filter(|_| accepted).map(compile::compile_model),
+        policy,
         diagnostics,
     }
 }
