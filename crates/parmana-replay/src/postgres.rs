@@ -166,7 +166,7 @@ impl PostgresReplayStore {
             .map_err(map_connect_error)?;
         migrate(&mut first, schema)?;
         drop(first);
-        let last_refusal = Arc::new(Mutex::new(None));
+        let last_failure = Arc::new(Mutex::new(None));
         let pool = r2d2::Pool::builder()
             .max_size(max_size)
             // Connections are opened on demand, as operations need them.
@@ -175,8 +175,11 @@ impl PostgresReplayStore {
             // checkout would add a round trip to every claim.
             .test_on_check_out(false)
             .connection_timeout(options.connect_timeout)
-            .error_handler(Box::new(RecordRefusals {
-                last: Arc::clone(&last_refusal),
+            .error_handler(Box::new(RecordFailures {
+                last: Arc::clone(&last_failure),
+            }))
+            .event_handler(Box::new(RecordFailures {
+                last: Arc::clone(&last_failure),
             }))
             .build_unchecked(PostgresConnectionManager::new(config, connector));
         Ok(Self {
@@ -186,7 +189,7 @@ impl PostgresReplayStore {
                 size: options.pool_size,
                 tls_mode: tls.mode,
                 wait: options.connect_timeout,
-                last_refusal,
+                last_failure,
             },
         })
     }
@@ -515,9 +518,9 @@ struct Pool {
     size: usize,
     tls_mode: tls::TlsMode,
     wait: Duration,
-    /// The last TLS refusal seen while the pool opened a connection, kept so that a checkout
-    /// that times out reports it with its own code rather than as a plain timeout.
-    last_refusal: Arc<Mutex<Option<ReplayError>>>,
+    /// Why the pool's last attempt to open a connection failed (cleared by a success), so that
+    /// a checkout that times out says why, and reports a TLS refusal with its own code.
+    last_failure: Arc<Mutex<Option<ReplayError>>>,
 }
 
 impl Pool {
@@ -526,33 +529,47 @@ impl Pool {
         &self,
     ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>, ReplayError>
     {
-        self.pool.get().map_err(|timeout| {
-            let refusal = self
-                .last_refusal
+        self.pool.get().map_err(|_timeout| {
+            let last = self
+                .last_failure
                 .lock()
                 .ok()
                 .and_then(|mut last| last.take());
-            refusal.unwrap_or_else(|| {
-                ReplayError::unavailable(format!(
-                    "no PostgreSQL connection within {:?} ({timeout})",
+            match last {
+                Some(refusal @ ReplayError::TlsRefused { .. }) => refusal,
+                Some(failure) => ReplayError::unavailable(format!(
+                    "no PostgreSQL connection within {:?}; the last attempt failed: {failure}",
                     self.wait
-                ))
-            })
+                )),
+                None => ReplayError::unavailable(format!(
+                    "no PostgreSQL connection within {:?} (all {} in use)",
+                    self.wait, self.size
+                )),
+            }
         })
     }
 }
 
-/// r2d2's error handler: remembers TLS refusals for [`Pool::checkout`].
+/// r2d2's error and event handler: remembers why the last connection attempt failed, for
+/// [`Pool::checkout`], and forgets it once a connection is made.
 #[derive(Debug)]
-struct RecordRefusals {
+struct RecordFailures {
     last: Arc<Mutex<Option<ReplayError>>>,
 }
 
-impl r2d2::HandleError<postgres::Error> for RecordRefusals {
+impl r2d2::HandleError<postgres::Error> for RecordFailures {
     fn handle_error(&self, error: postgres::Error) {
-        let mapped = map_connect_error(error);
+        let failure = map_connect_error(error);
         if let Ok(mut last) = self.last.lock() {
-            *last = matches!(mapped, ReplayError::TlsRefused { .. }).then_some(mapped);
+            *last = Some(failure);
+        }
+    }
+}
+
+impl r2d2::HandleEvent for RecordFailures {
+    fn handle_acquire(&self, _event: r2d2::event::AcquireEvent) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = None;
         }
     }
 }

@@ -355,6 +355,11 @@ fn a_server_that_stops_accepting_connections_times_out_as_unavailable_and_recove
                     .contains("no PostgreSQL connection within"),
                 "{error}"
             );
+            // The last attempt's reason, from the server.
+            assert!(
+                error.to_string().contains("is not permitted to log in"),
+                "{error}"
+            );
             assert!(
                 started.elapsed() < Duration::from_secs(15),
                 "bounded by connect_timeout"
