@@ -100,6 +100,16 @@ const EXCLUSIVE_EXTERNAL: &[(&str, &str, &str)] = &[
         "parmana-replay",
         "storage IO lives only in parmana-replay",
     ),
+    (
+        "r2d2_postgres",
+        "parmana-replay",
+        "storage IO lives only in parmana-replay",
+    ),
+    (
+        "tokio-postgres-rustls",
+        "parmana-replay",
+        "storage IO lives only in parmana-replay",
+    ),
 ];
 
 /// Runs every tidy check and returns all violations at once.

@@ -22,7 +22,7 @@ impl std::fmt::Display for VersionKind {
 /// Why a replay-store operation was refused or failed.
 ///
 /// Every variant has a stable machine-readable [`code`](ReplayError::code). Store
-/// failures (`Unavailable`, `Corrupt`, `SchemaVersionUnsupported`) are fail-closed: the
+/// failures (`Unavailable`, `Corrupt`, `TlsRefused`, `SchemaVersionUnsupported`) are fail-closed: the
 /// caller must not execute when it sees one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -77,6 +77,14 @@ pub enum ReplayError {
         /// What was found.
         message: String,
     },
+    /// TLS to the store was required and could not be established as configured: the server
+    /// offered no TLS, the handshake failed, or its certificate is not trusted by `sslrootcert`
+    /// or does not name the host (`verify-full`).
+    #[error("replay store refused: TLS could not be established as configured: {message}")]
+    TlsRefused {
+        /// The TLS layer's explanation.
+        message: String,
+    },
     /// The store's schema is newer than this build understands.
     #[error(
         "replay store schema version {found} is not supported (this build knows up to {supported})"
@@ -106,6 +114,7 @@ impl ReplayError {
             Self::VersionTooLarge { .. } => "replay.version_too_large",
             Self::Unavailable { .. } => "replay.store_unavailable",
             Self::Corrupt { .. } => "replay.store_corrupt",
+            Self::TlsRefused { .. } => "replay.store_tls_refused",
             Self::SchemaVersionUnsupported { .. } => "replay.schema_version_unsupported",
             Self::InvalidConfiguration { .. } => "replay.invalid_configuration",
         }

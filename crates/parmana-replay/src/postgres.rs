@@ -6,12 +6,19 @@
 //! ledger chain: the transaction locks the execution row, then the one `ledger_head` row
 //! (`SELECT … FOR UPDATE`), so records get consecutive positions in commit order across
 //! every machine. See `docs/replay-stores.md` for why one chain rather than one per writer.
+//!
+//! Connections come from an `r2d2` pool (`r2d2_postgres`), optionally over TLS (rustls, see
+//! `tls.rs`, configured by `sslmode`/`sslrootcert` in the URL).
 
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+mod tls;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::{Client, Config, IsolationLevel, NoTls, Row};
+use postgres::{Client, Config, IsolationLevel, Row};
+use r2d2_postgres::PostgresConnectionManager;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::VersionKind;
 use crate::ledger::{LedgerHead, encode_record};
@@ -63,7 +70,9 @@ pub struct PostgresOptions {
     /// The PostgreSQL schema holding the store's tables (`[a-z_][a-z0-9_]*`, at most 63
     /// characters); created if missing. Separate schemas are separate stores.
     pub schema: String,
-    /// How long an operation waits for a free pooled connection, and for a new connection.
+    /// How long an operation waits for a pooled connection (more than zero): for a free one, or
+    /// for a new one while the server cannot be reached (the pool keeps retrying until then).
+    /// Also the TCP connect timeout of each new connection.
     pub connect_timeout: Duration,
 }
 
@@ -87,13 +96,19 @@ impl std::fmt::Debug for PostgresReplayStore {
         f.debug_struct("PostgresReplayStore")
             .field("schema", &self.pool.schema)
             .field("pool_size", &self.pool.size)
+            .field("sslmode", &self.pool.tls_mode.as_str())
             .finish_non_exhaustive()
     }
 }
 
 impl PostgresReplayStore {
-    /// Connects to `url` (`postgres://user:password@host:port/database`), creates the schema
-    /// if needed and brings it up to date.
+    /// Connects to `url` (`postgres://user:password@host:port/database`, with optional
+    /// `?sslmode=…&sslrootcert=PATH`, see `docs/replay-stores.md`), creates the schema if
+    /// needed and brings it up to date.
+    ///
+    /// The first connection is made here, directly, so that an unreachable server or a refused
+    /// TLS handshake is reported at once with its cause (`replay.store_unavailable`,
+    /// `replay.store_tls_refused`); later connections come from the pool.
     pub fn connect(url: &str, options: &PostgresOptions) -> Result<Self, ReplayError> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ReplayError::InvalidConfiguration {
@@ -104,6 +119,15 @@ impl PostgresReplayStore {
         if options.pool_size == 0 {
             return Err(ReplayError::InvalidConfiguration {
                 message: "the pool size must be at least 1".to_owned(),
+            });
+        }
+        let max_size =
+            u32::try_from(options.pool_size).map_err(|_| ReplayError::InvalidConfiguration {
+                message: format!("the pool size {} is too large", options.pool_size),
+            })?;
+        if options.connect_timeout.is_zero() {
+            return Err(ReplayError::InvalidConfiguration {
+                message: "the connect timeout must be more than zero".to_owned(),
             });
         }
         let schema = &options.schema;
@@ -120,9 +144,15 @@ impl PostgresReplayStore {
                 message: format!("schema name {schema:?} is not [a-z_][a-z0-9_]* (at most 63)"),
             });
         }
-        let mut config: Config = url.parse().map_err(|e| ReplayError::InvalidConfiguration {
-            message: format!("invalid PostgreSQL URL: {e}"),
-        })?;
+        let tls = tls::split_url(url)?;
+        let mut config: Config =
+            tls.rest
+                .parse()
+                .map_err(|e| ReplayError::InvalidConfiguration {
+                    message: format!("invalid PostgreSQL URL: {e}"),
+                })?;
+        config.ssl_mode(tls.mode.ssl_mode());
+        let connector = tls.connector()?;
         // Every session writes durably and sees only this store's tables.
         let session = format!("-c synchronous_commit=on -c search_path={schema}");
         let options_text = match config.get_options() {
@@ -131,66 +161,84 @@ impl PostgresReplayStore {
         };
         config.options(&options_text);
         config.connect_timeout(options.connect_timeout);
-        let pool = Pool {
-            config,
-            schema: schema.clone(),
-            size: options.pool_size,
-            wait: options.connect_timeout,
-            state: Mutex::new(PoolState::default()),
-            returned: Condvar::new(),
-        };
-        let store = Self { pool };
-        store.migrate()?;
-        Ok(store)
+        let mut first = config
+            .connect(connector.clone())
+            .map_err(map_connect_error)?;
+        migrate(&mut first, schema)?;
+        drop(first);
+        let last_failure = Arc::new(Mutex::new(None));
+        let pool = r2d2::Pool::builder()
+            .max_size(max_size)
+            // Connections are opened on demand, as operations need them.
+            .min_idle(Some(0))
+            // A broken connection is seen on return (`is_closed`) and dropped; testing every
+            // checkout would add a round trip to every claim.
+            .test_on_check_out(false)
+            .connection_timeout(options.connect_timeout)
+            .error_handler(Box::new(RecordFailures {
+                last: Arc::clone(&last_failure),
+            }))
+            .event_handler(Box::new(RecordFailures {
+                last: Arc::clone(&last_failure),
+            }))
+            .build_unchecked(PostgresConnectionManager::new(config, connector));
+        Ok(Self {
+            pool: Pool {
+                pool,
+                schema: schema.clone(),
+                size: options.pool_size,
+                tls_mode: tls.mode,
+                wait: options.connect_timeout,
+                last_failure,
+            },
+        })
     }
+}
 
-    fn migrate(&self) -> Result<(), ReplayError> {
-        let mut pooled = self.pool.checkout()?;
-        let client = pooled.conn()?;
-        let schema = &self.pool.schema;
-        let mut tx = client.transaction().map_err(map_error)?;
-        // Serializes concurrent first opens of the same schema (the lock ends with the transaction).
+/// Creates the schema if needed and applies the migrations it lacks, in one transaction.
+fn migrate(client: &mut Client, schema: &str) -> Result<(), ReplayError> {
+    let mut tx = client.transaction().map_err(map_error)?;
+    // Serializes concurrent first opens of the same schema (the lock ends with the transaction).
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(1886220653, hashtext($1))",
+        &[&schema],
+    )
+    .map_err(map_error)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {schema}.schema_version (
+             singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+             version BIGINT NOT NULL
+         );
+         INSERT INTO {schema}.schema_version VALUES (1, 0) ON CONFLICT DO NOTHING;"
+    ))
+    .map_err(map_error)?;
+    let found: i64 = tx
+        .query_one(
+            "SELECT version FROM schema_version WHERE singleton = 1",
+            &[],
+        )
+        .map_err(map_error)?
+        .try_get(0)
+        .map_err(map_corrupt)?;
+    if !(0..=SCHEMA_VERSION).contains(&found) {
+        return Err(ReplayError::SchemaVersionUnsupported {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (applied, migration) in (1i64..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        tx.batch_execute(migration).map_err(map_error)?;
         tx.execute(
-            "SELECT pg_advisory_xact_lock(1886220653, hashtext($1))",
-            &[schema],
+            "UPDATE schema_version SET version = $1 WHERE singleton = 1",
+            &[&applied],
         )
         .map_err(map_error)?;
-        tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema};
-             CREATE TABLE IF NOT EXISTS {schema}.schema_version (
-                 singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
-                 version BIGINT NOT NULL
-             );
-             INSERT INTO {schema}.schema_version VALUES (1, 0) ON CONFLICT DO NOTHING;"
-        ))
-        .map_err(map_error)?;
-        let found: i64 = tx
-            .query_one(
-                "SELECT version FROM schema_version WHERE singleton = 1",
-                &[],
-            )
-            .map_err(map_error)?
-            .try_get(0)
-            .map_err(map_corrupt)?;
-        if !(0..=SCHEMA_VERSION).contains(&found) {
-            return Err(ReplayError::SchemaVersionUnsupported {
-                found,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        for (applied, migration) in (1i64..)
-            .zip(MIGRATIONS)
-            .skip(usize::try_from(found).unwrap_or(0))
-        {
-            tx.batch_execute(migration).map_err(map_error)?;
-            tx.execute(
-                "UPDATE schema_version SET version = $1 WHERE singleton = 1",
-                &[&applied],
-            )
-            .map_err(map_error)?;
-        }
-        tx.commit().map_err(map_error)
     }
+    tx.commit().map_err(map_error)
 }
 
 impl ReplayStore for PostgresReplayStore {
@@ -199,8 +247,7 @@ impl ReplayStore for PostgresReplayStore {
         execution_id: &ExecutionId,
         record: &ClaimRecord,
     ) -> Result<ClaimOutcome, ReplayError> {
-        let mut pooled = self.pool.checkout()?;
-        let client = pooled.conn()?;
+        let mut client = self.pool.checkout()?;
         let inserted = client
             .execute(
                 "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
@@ -221,8 +268,7 @@ impl ReplayStore for PostgresReplayStore {
     }
 
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
-        let mut pooled = self.pool.checkout()?;
-        let client = pooled.conn()?;
+        let mut client = self.pool.checkout()?;
         let mut tx = client.transaction().map_err(map_error)?;
         let row = tx
             .query_opt(
@@ -284,8 +330,7 @@ impl ReplayStore for PostgresReplayStore {
     }
 
     fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
-        let mut pooled = self.pool.checkout()?;
-        let client = pooled.conn()?;
+        let mut client = self.pool.checkout()?;
         let row = client
             .query_opt(
                 "SELECT request_digest, attestation_inputs, claimed_at, attestation
@@ -310,8 +355,7 @@ impl ReplayStore for PostgresReplayStore {
     }
 
     fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
-        let mut pooled = self.pool.checkout()?;
-        let client = pooled.conn()?;
+        let mut client = self.pool.checkout()?;
         let rows = client
             .query("SELECT id FROM executions WHERE attestation IS NULL", &[])
             .map_err(map_error)?;
@@ -324,8 +368,7 @@ impl ReplayStore for PostgresReplayStore {
     }
 
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        let mut pooled = self.pool.checkout()?;
-        let client = pooled.conn()?;
+        let mut client = self.pool.checkout()?;
         let row = client
             .query_one(
                 "SELECT trust_root, release_manifest FROM high_water_marks WHERE singleton = 1",
@@ -340,8 +383,7 @@ impl ReplayStore for PostgresReplayStore {
         trust_root: u64,
         release_manifest: u64,
     ) -> Result<AcceptedVersions, ReplayError> {
-        let mut pooled = self.pool.checkout()?;
-        let client = pooled.conn()?;
+        let mut client = self.pool.checkout()?;
         let mut tx = client.transaction().map_err(map_error)?;
         let row = tx
             .query_one(
@@ -364,8 +406,7 @@ impl ReplayStore for PostgresReplayStore {
     }
 
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        let mut pooled = self.pool.checkout()?;
-        let client = pooled.conn()?;
+        let mut client = self.pool.checkout()?;
         let mut tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
@@ -430,115 +471,105 @@ fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, index: usize) -> Resul
 }
 
 fn map_corrupt(error: postgres::Error) -> ReplayError {
-    ReplayError::corrupt(error)
+    ReplayError::corrupt(describe(&error))
+}
+
+/// The error with its causes: `postgres::Error`'s own text is only the kind ("db error",
+/// "error performing TLS handshake"); the server's or the TLS layer's reason is in its source.
+fn describe(error: &postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Sorts PostgreSQL failures into "the data is bad" and "the store cannot be used right now".
 fn map_error(error: postgres::Error) -> ReplayError {
     match error.code() {
         Some(code) if *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED => {
-            ReplayError::corrupt(error)
+            ReplayError::corrupt(describe(&error))
         }
-        _ => ReplayError::unavailable(error),
+        _ => ReplayError::unavailable(describe(&error)),
     }
 }
 
-/// A small blocking connection pool: at most `size` connections, opened on demand, reused,
-/// and dropped when they break.
-struct Pool {
-    config: Config,
-    schema: String,
-    size: usize,
-    wait: Duration,
-    state: Mutex<PoolState>,
-    returned: Condvar,
+/// Connection failures: TLS refusing to go ahead is its own error, anything else means the
+/// store cannot be used right now.
+fn map_connect_error(error: postgres::Error) -> ReplayError {
+    if tls::is_tls_refusal(&error) {
+        ReplayError::TlsRefused {
+            message: describe(&error),
+        }
+    } else {
+        map_error(error)
+    }
 }
 
-#[derive(Default)]
-struct PoolState {
-    idle: Vec<Client>,
-    open: usize,
+/// The pool of connections (at most `size`, opened on demand, dropped when broken).
+struct Pool {
+    pool: r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>,
+    schema: String,
+    size: usize,
+    tls_mode: tls::TlsMode,
+    wait: Duration,
+    /// Why the pool's last attempt to open a connection failed (cleared by a success), so that
+    /// a checkout that times out says why, and reports a TLS refusal with its own code.
+    last_failure: Arc<Mutex<Option<ReplayError>>>,
 }
 
 impl Pool {
-    fn lock(&self) -> Result<MutexGuard<'_, PoolState>, ReplayError> {
-        self.state
-            .lock()
-            .map_err(|_| ReplayError::unavailable("the connection pool was poisoned"))
+    /// A connection, waiting at most `connect_timeout` for one.
+    fn checkout(
+        &self,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>, ReplayError>
+    {
+        self.pool.get().map_err(|_timeout| {
+            let last = self
+                .last_failure
+                .lock()
+                .ok()
+                .and_then(|mut last| last.take());
+            match last {
+                Some(refusal @ ReplayError::TlsRefused { .. }) => refusal,
+                Some(failure) => ReplayError::unavailable(format!(
+                    "no PostgreSQL connection within {:?}; the last attempt failed: {failure}",
+                    self.wait
+                )),
+                None => ReplayError::unavailable(format!(
+                    "no PostgreSQL connection within {:?} (all {} in use)",
+                    self.wait, self.size
+                )),
+            }
+        })
     }
+}
 
-    fn checkout(&self) -> Result<PooledClient<'_>, ReplayError> {
-        let deadline = Instant::now() + self.wait;
-        let mut state = self.lock()?;
-        loop {
-            while let Some(client) = state.idle.pop() {
-                if client.is_closed() {
-                    state.open = state.open.saturating_sub(1);
-                    continue;
-                }
-                return Ok(PooledClient {
-                    pool: self,
-                    client: Some(client),
-                });
-            }
-            if state.open < self.size {
-                state.open += 1;
-                drop(state);
-                return match self.config.connect(NoTls) {
-                    Ok(client) => Ok(PooledClient {
-                        pool: self,
-                        client: Some(client),
-                    }),
-                    Err(e) => {
-                        let mut state = self.lock()?;
-                        state.open = state.open.saturating_sub(1);
-                        self.returned.notify_one();
-                        Err(ReplayError::unavailable(e))
-                    }
-                };
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(ReplayError::unavailable(
-                    "timed out waiting for a pooled PostgreSQL connection",
-                ));
-            }
-            state = self
-                .returned
-                .wait_timeout(state, deadline - now)
-                .map_err(|_| ReplayError::unavailable("the connection pool was poisoned"))?
-                .0;
+/// r2d2's error and event handler: remembers why the last connection attempt failed, for
+/// [`Pool::checkout`], and forgets it once a connection is made.
+#[derive(Debug)]
+struct RecordFailures {
+    last: Arc<Mutex<Option<ReplayError>>>,
+}
+
+impl r2d2::HandleError<postgres::Error> for RecordFailures {
+    fn handle_error(&self, error: postgres::Error) {
+        let failure = map_connect_error(error);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(failure);
         }
     }
 }
 
-/// A connection borrowed from the pool; returned (or discarded if broken) on drop.
-struct PooledClient<'a> {
-    pool: &'a Pool,
-    client: Option<Client>,
-}
-
-impl PooledClient<'_> {
-    /// The borrowed connection.
-    fn conn(&mut self) -> Result<&mut Client, ReplayError> {
-        self.client
-            .as_mut()
-            .ok_or_else(|| ReplayError::unavailable("the pooled connection was already returned"))
-    }
-}
-
-impl Drop for PooledClient<'_> {
-    fn drop(&mut self) {
-        let Some(client) = self.client.take() else {
-            return;
-        };
-        if let Ok(mut state) = self.pool.state.lock() {
-            if client.is_closed() {
-                state.open = state.open.saturating_sub(1);
-            } else {
-                state.idle.push(client);
-            }
-            self.pool.returned.notify_one();
+impl r2d2::HandleEvent for RecordFailures {
+    fn handle_acquire(&self, _event: r2d2::event::AcquireEvent) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = None;
         }
     }
 }

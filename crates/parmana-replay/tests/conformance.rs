@@ -59,6 +59,10 @@ conformance_suite!(sqlite, super::common::sqlite);
 #[cfg(feature = "postgres")]
 conformance_suite!(postgres, super::common::postgres);
 
+// The same suite with every store connection over TLS (`sslmode=verify-full`).
+#[cfg(feature = "postgres")]
+conformance_suite!(postgres_tls, super::common::postgres_tls);
+
 /// The PostgreSQL suite must run in CI: a CI build without the `postgres` feature fails here.
 #[cfg(not(feature = "postgres"))]
 #[test]

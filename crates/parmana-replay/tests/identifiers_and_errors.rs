@@ -55,6 +55,14 @@ fn every_error_has_a_stable_code_and_message() {
             "replay store corrupt: stored request digest",
         ),
         (
+            ReplayError::TlsRefused {
+                message: "invalid peer certificate: UnknownIssuer".to_owned(),
+            },
+            "replay.store_tls_refused",
+            "replay store refused: TLS could not be established as configured: invalid peer \
+             certificate: UnknownIssuer",
+        ),
+        (
             ReplayError::SchemaVersionUnsupported {
                 found: 9,
                 supported: 1,

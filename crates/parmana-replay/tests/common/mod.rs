@@ -252,17 +252,32 @@ mod sqlite_harness {
 /// The URL of the PostgreSQL server for tests. In CI (`CI=true`) a missing URL fails the
 /// test; locally the PostgreSQL tests skip with a message.
 pub fn postgres_url() -> Option<String> {
-    match std::env::var("PARMANA_TEST_POSTGRES_URL") {
+    env_url("PARMANA_TEST_POSTGRES_URL")
+}
+
+/// The same server over TLS (`sslmode=verify-full` against the throwaway CA of `.ci/services`).
+pub fn postgres_tls_url() -> Option<String> {
+    env_url("PARMANA_TEST_POSTGRES_TLS_URL")
+}
+
+/// A role that the server admits over TLS only (no options in the URL).
+pub fn postgres_tls_only_url() -> Option<String> {
+    env_url("PARMANA_TEST_POSTGRES_TLS_ONLY_URL")
+}
+
+/// Reads a test server URL from `var`: required under `CI=true`, otherwise skipped with a message.
+pub fn env_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
-            "CI=true but PARMANA_TEST_POSTGRES_URL is not set: the PostgreSQL suite must run in CI \
+            "CI=true but {var} is not set: the PostgreSQL suite must run in CI \
              (.ci/services starts a server and exports it)"
         ),
         _ => {
             // Written to stderr directly, past the test harness's capture, so the skip is visible.
             let _ = writeln!(
                 std::io::stderr(),
-                "SKIPPED: PostgreSQL replay-store test — set PARMANA_TEST_POSTGRES_URL=postgres://… \
+                "SKIPPED: PostgreSQL replay-store test — set {var}=postgres://… \
                  (for example by `source .ci/services`) to run it"
             );
             None
@@ -270,8 +285,19 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
+/// `url` with one more `key=value` query option.
+pub fn with_option(url: &str, option: &str) -> String {
+    let after_credentials = url.find('@').map_or(0, |at| at + 1);
+    let separator = if url[after_credentials..].contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    format!("{url}{separator}{option}")
+}
+
 #[cfg(feature = "postgres")]
-pub use postgres_harness::{PostgresHarness, postgres, postgres_raw};
+pub use postgres_harness::{PostgresHarness, postgres, postgres_raw, postgres_tls};
 
 #[cfg(feature = "postgres")]
 mod postgres_harness {
@@ -279,23 +305,38 @@ mod postgres_harness {
     use parmana_replay::{PostgresOptions, PostgresReplayStore};
 
     pub struct PostgresHarness {
+        /// The URL the store connects with.
         pub url: String,
+        /// A plain URL of the same database, for editing behind the store's back.
+        pub raw_url: String,
         pub options: PostgresOptions,
         pub store: PostgresReplayStore,
     }
 
     pub fn postgres() -> Option<PostgresHarness> {
         let url = postgres_url()?;
+        Some(harness(url.clone(), url))
+    }
+
+    /// The store over TLS (`verify-full`); the harness edits the tables over a plain connection.
+    pub fn postgres_tls() -> Option<PostgresHarness> {
+        let url = postgres_tls_url()?;
+        let raw_url = postgres_url()?;
+        Some(harness(url, raw_url))
+    }
+
+    fn harness(url: String, raw_url: String) -> PostgresHarness {
         let options = PostgresOptions {
             schema: unique("t"),
             ..PostgresOptions::default()
         };
         let store = PostgresReplayStore::connect(&url, &options).unwrap();
-        Some(PostgresHarness {
+        PostgresHarness {
             url,
+            raw_url,
             options,
             store,
-        })
+        }
     }
 
     /// A plain client with `search_path` set to `schema`, for editing behind the store's back.
@@ -309,13 +350,13 @@ mod postgres_harness {
 
     impl PostgresHarness {
         pub fn raw(&self) -> postgres::Client {
-            postgres_raw(&self.url, &self.options.schema)
+            postgres_raw(&self.raw_url, &self.options.schema)
         }
     }
 
     impl Drop for PostgresHarness {
         fn drop(&mut self) {
-            if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
+            if let Ok(mut client) = postgres::Client::connect(&self.raw_url, postgres::NoTls) {
                 let _ = client.batch_execute(&format!(
                     "DROP SCHEMA IF EXISTS {} CASCADE",
                     self.options.schema

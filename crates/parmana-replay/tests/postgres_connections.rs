@@ -1,0 +1,391 @@
+//! How the PostgreSQL store connects: TLS by `sslmode` (against the TLS-enabled server of `.ci/services` and a fake server on loopback), and the bounded pool with its timeout.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+#![cfg(feature = "postgres")]
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{
+    claim_for, id, postgres_raw, postgres_tls_only_url, postgres_tls_url, postgres_url, unique,
+    with_option,
+};
+use parmana_replay::{
+    ClaimOutcome, ExecutionState, PostgresOptions, PostgresReplayStore, ReplayError, ReplayStore,
+};
+
+/// A CA certificate whose key was thrown away: it signed nothing the test server presents.
+fn untrusted_ca() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/untrusted-ca.pem")
+}
+
+fn options(schema: &str) -> PostgresOptions {
+    PostgresOptions {
+        schema: schema.to_owned(),
+        pool_size: 2,
+        connect_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Drops the schemas a test made, over a plain connection, when it ends (even by panic).
+struct Schemas(Vec<String>);
+
+impl Drop for Schemas {
+    fn drop(&mut self) {
+        let Some(url) = postgres_url() else { return };
+        if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+            for schema in &self.0 {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+/// Connects, claims and reads back one id: the store works over this URL.
+fn round_trip(url: &str, schema: &str) -> Result<(), ReplayError> {
+    let store = PostgresReplayStore::connect(url, &options(schema))?;
+    let exec = id(&format!("round-trip-{schema}"));
+    assert_eq!(
+        store.claim(&exec, &claim_for("tls"))?,
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store.claim(&exec, &claim_for("tls"))?,
+        ClaimOutcome::AlreadyClaimed
+    );
+    assert!(matches!(store.get(&exec)?, ExecutionState::Claimed(_)));
+    Ok(())
+}
+
+/// The test TLS URL (`postgres://…@127.0.0.1:PORT/…?sslmode=verify-full&sslrootcert=CA`)
+/// with its host and options changed.
+fn tls_url_with(host: &str, query: &str) -> String {
+    let url = postgres_tls_url().unwrap();
+    let (base, _) = url.split_once('?').unwrap();
+    assert!(
+        base.contains("@127.0.0.1:"),
+        "expected the .ci/services TLS URL on 127.0.0.1, got {url}"
+    );
+    format!(
+        "{}?{query}",
+        base.replace("@127.0.0.1:", &format!("@{host}:"))
+    )
+}
+
+/// The CA bundle named by the test TLS URL.
+fn test_ca() -> String {
+    let url = postgres_tls_url().unwrap();
+    url.split(['?', '&'])
+        .find_map(|option| option.strip_prefix("sslrootcert="))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn verify_full_accepts_the_servers_certificate_by_ip_and_by_name() {
+    let Some(url) = postgres_tls_url() else {
+        return;
+    };
+    let schemas = Schemas(vec![unique("tls_ip"), unique("tls_name")]);
+    round_trip(&url, &schemas.0[0]).unwrap();
+    // The certificate names 127.0.0.1 (an IP SAN) and localhost (a DNS SAN).
+    let by_name = tls_url_with(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", test_ca()),
+    );
+    round_trip(&by_name, &schemas.0[1]).unwrap();
+    let store = PostgresReplayStore::connect(&url, &options(&schemas.0[0])).unwrap();
+    assert!(format!("{store:?}").contains("verify-full"), "{store:?}");
+}
+
+#[test]
+fn verify_full_refuses_a_certificate_for_another_host_and_verify_ca_accepts_it() {
+    let Some(_) = postgres_tls_url() else {
+        return;
+    };
+    let schemas = Schemas(vec![unique("tls_ca")]);
+    // Connect to 127.0.0.1 (hostaddr) while naming another host: the certificate does not name it.
+    let wrong_host = |mode: &str| {
+        tls_url_with(
+            "wrong-host.invalid",
+            &format!(
+                "hostaddr=127.0.0.1&sslmode={mode}&sslrootcert={}",
+                test_ca()
+            ),
+        )
+    };
+    let error = PostgresReplayStore::connect(&wrong_host("verify-full"), &options("tls_never"))
+        .unwrap_err();
+    assert_eq!(error.code(), "replay.store_tls_refused", "{error}");
+    assert!(
+        error.to_string().contains("not valid for name"),
+        "the message says why: {error}"
+    );
+    // verify-ca checks the chain only, so the same connection is accepted.
+    round_trip(&wrong_host("verify-ca"), &schemas.0[0]).unwrap();
+}
+
+#[test]
+fn a_certificate_from_an_untrusted_ca_is_refused() {
+    let Some(_) = postgres_tls_url() else {
+        return;
+    };
+    let ca = untrusted_ca();
+    // `require` with a root certificate checks the chain (libpq's rule), like verify-ca.
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let url = tls_url_with(
+            "127.0.0.1",
+            &format!("sslmode={mode}&sslrootcert={}", ca.display()),
+        );
+        let started = Instant::now();
+        let error = PostgresReplayStore::connect(&url, &options("tls_never")).unwrap_err();
+        assert_eq!(error.code(), "replay.store_tls_refused", "{mode}: {error}");
+        assert!(
+            error.to_string().contains("UnknownIssuer"),
+            "{mode}: the message says why: {error}"
+        );
+        // Refused at once, not after waiting for the pool.
+        assert!(started.elapsed() < Duration::from_secs(5), "{mode}");
+    }
+}
+
+#[test]
+fn require_and_the_default_mode_encrypt_and_disable_does_not() {
+    // The server admits this role only over TLS, so a working store proves the session is encrypted.
+    let Some(tls_only) = postgres_tls_only_url() else {
+        return;
+    };
+    let schemas = Schemas(vec![unique("tls_req"), unique("tls_default")]);
+    round_trip(&with_option(&tls_only, "sslmode=require"), &schemas.0[0]).unwrap();
+    // No sslmode is libpq's default, `prefer`: TLS when the server offers it.
+    round_trip(&tls_only, &schemas.0[1]).unwrap();
+    let error = PostgresReplayStore::connect(
+        &with_option(&tls_only, "sslmode=disable"),
+        &options("tls_never"),
+    )
+    .unwrap_err();
+    assert_eq!(error.code(), "replay.store_unavailable", "{error}");
+    assert!(error.to_string().contains("pg_hba.conf"), "{error}");
+}
+
+#[test]
+fn unknown_and_unsupported_options_are_refused_before_connecting() {
+    // No server needed: the URL is refused before any connection is tried.
+    for url in [
+        "postgres://u@127.0.0.1:1/db?sslmode=allow",
+        "postgres://u@127.0.0.1:1/db?sslmode=verify-full",
+        "postgres://u@127.0.0.1:1/db?sslrootcert=/ca.pem",
+        "postgres://u@127.0.0.1:1/db?sslmode=require&sslcert=/client.pem",
+        "postgres://u@127.0.0.1:1/db?sslmode=require&no_such_option=1",
+        "postgres://u@127.0.0.1:1/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+    ] {
+        let error = PostgresReplayStore::connect(url, &options("never")).unwrap_err();
+        assert_eq!(
+            error.code(),
+            "replay.invalid_configuration",
+            "{url}: {error}"
+        );
+    }
+    let error = PostgresReplayStore::connect(
+        "postgres://u@127.0.0.1:1/db",
+        &PostgresOptions {
+            connect_timeout: Duration::ZERO,
+            ..PostgresOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(error.code(), "replay.invalid_configuration", "{error}");
+}
+
+/// A fake server on loopback that answers the client's SSLRequest with `answer`, then closes.
+fn fake_server(answer: &'static [u8]) -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut request = [0u8; 8];
+        stream.read_exact(&mut request).unwrap();
+        // Length 8, then the SSLRequest code 80877103.
+        assert_eq!(request, [0, 0, 0, 8, 4, 210, 22, 47]);
+        stream.write_all(answer).unwrap();
+    });
+    (port, handle)
+}
+
+#[test]
+fn a_server_without_tls_is_refused_when_tls_is_required() {
+    let (port, server) = fake_server(b"N");
+    let url = format!("postgres://u@127.0.0.1:{port}/db?sslmode=require");
+    let error = PostgresReplayStore::connect(&url, &options("never")).unwrap_err();
+    server.join().unwrap();
+    assert_eq!(error.code(), "replay.store_tls_refused", "{error}");
+    assert!(
+        error.to_string().contains("does not support TLS"),
+        "{error}"
+    );
+
+    // `prefer` goes on without TLS; the fake server then hangs up, which is only unavailable.
+    let (port, server) = fake_server(b"N");
+    let url = format!("postgres://u@127.0.0.1:{port}/db?sslmode=prefer");
+    let error = PostgresReplayStore::connect(&url, &options("never")).unwrap_err();
+    server.join().unwrap();
+    assert_eq!(error.code(), "replay.store_unavailable", "{error}");
+}
+
+#[test]
+fn a_broken_tls_handshake_is_refused() {
+    // The fake server agrees to TLS, then answers with something that is not TLS.
+    let (port, server) = fake_server(b"SHTTP/1.1 400 Bad Request\r\n\r\n");
+    let url = format!("postgres://u@127.0.0.1:{port}/db?sslmode=require");
+    let error = PostgresReplayStore::connect(&url, &options("never")).unwrap_err();
+    server.join().unwrap();
+    assert_eq!(error.code(), "replay.store_tls_refused", "{error}");
+}
+
+#[test]
+fn the_pool_holds_at_most_pool_size_connections() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let schema = unique("pool");
+    let _schemas = Schemas(vec![schema.clone()]);
+    let application = unique("parmana_pool");
+    let store_url = with_option(&url, &format!("application_name={application}"));
+    let store = PostgresReplayStore::connect(&store_url, &options(&schema)).unwrap();
+    let mut raw = postgres_raw(&url, "public");
+    let count = |raw: &mut postgres::Client| -> i64 {
+        raw.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&application],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let mut most = 0;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|t| {
+                let store = &store;
+                scope.spawn(move || {
+                    for n in 0..40 {
+                        let exec = id(&format!("pool-{t}-{n}"));
+                        assert_eq!(
+                            store.claim(&exec, &claim_for("pool")).unwrap(),
+                            ClaimOutcome::Claimed
+                        );
+                        store.complete(&exec, b"attestation").unwrap();
+                    }
+                })
+            })
+            .collect();
+        while !workers
+            .iter()
+            .all(std::thread::ScopedJoinHandle::is_finished)
+        {
+            most = most.max(count(&mut raw));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    assert!(most >= 1, "the store's connections were never seen");
+    assert!(most <= 2, "{most} connections open with pool_size 2");
+    assert_eq!(store.pending().unwrap(), Vec::new());
+    assert!(
+        parmana_replay::verify_ledger(&store).unwrap().is_intact(),
+        "320 completions through 2 connections"
+    );
+}
+
+#[test]
+fn a_server_that_stops_accepting_connections_times_out_as_unavailable_and_recovers() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let role = unique("role");
+    let schema = unique("timeout");
+    let mut admin = postgres_raw(&url, "public");
+    let database: String = admin
+        .query_one("SELECT current_database()", &[])
+        .unwrap()
+        .get(0);
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT CREATE ON DATABASE {database} TO {role}"
+        ))
+        .unwrap();
+    let store = PostgresReplayStore::connect(
+        &with_option(&url, &format!("user={role}")),
+        &PostgresOptions {
+            schema: schema.clone(),
+            pool_size: 1,
+            connect_timeout: Duration::from_secs(1),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        store.claim(&id("before"), &claim_for("before")).unwrap(),
+        ClaimOutcome::Claimed
+    );
+
+    // The server now refuses the role and ends its sessions: the pool cannot get a connection.
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE {role} NOLOGIN;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';"
+        ))
+        .unwrap();
+    let mut waited_for_the_pool = false;
+    for n in 0..3 {
+        let started = Instant::now();
+        let error = store
+            .claim(&id(&format!("during-{n}")), &claim_for("during"))
+            .unwrap_err();
+        assert_eq!(error.code(), "replay.store_unavailable", "{error}");
+        if started.elapsed() >= Duration::from_millis(900) {
+            waited_for_the_pool = true;
+            assert!(
+                error
+                    .to_string()
+                    .contains("no PostgreSQL connection within"),
+                "{error}"
+            );
+            // The last attempt's reason, from the server.
+            assert!(
+                error.to_string().contains("is not permitted to log in"),
+                "{error}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "bounded by connect_timeout"
+            );
+        }
+    }
+    assert!(waited_for_the_pool, "no checkout waited for the pool");
+
+    // Admitted again: the pool reconnects and nothing acknowledged was lost.
+    admin
+        .batch_execute(&format!("ALTER ROLE {role} LOGIN"))
+        .unwrap();
+    assert_eq!(
+        store.claim(&id("after"), &claim_for("after")).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert!(matches!(
+        store.get(&id("before")).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+    drop(store);
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA {schema} CASCADE;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';
+             DROP OWNED BY {role}; DROP ROLE {role};"
+        ))
+        .unwrap();
+}
