@@ -86,7 +86,7 @@ fn decisions(c: &mut Criterion) {
     let ours = ParmanaEngine::new(&spec).unwrap();
     let validated = ours.typed_signals(&signals).unwrap();
     assert_eq!(
-        engines::parmana::outcome(&ours.decide(&validated)),
+        engines::parmana::outcome(&ours.decide(&validated).unwrap()),
         expected
     );
     let cedar = CedarEngine::new(&spec).unwrap();

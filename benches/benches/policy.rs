@@ -43,16 +43,16 @@ fn rules_policy(n: usize) -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     let claims = parmana_policy::compile(CLAIMS_POLICY).unwrap();
     let validated = claims.validate_signals_json(CLAIMS_SIGNALS).unwrap();
-    assert_eq!(validated.evaluate().rule_id, "vip");
+    assert_eq!(validated.evaluate().unwrap().rule_id, "vip");
     let mut group = c.benchmark_group("policy/claims");
     group.bench_function("typed_signals", |b| {
-        b.iter(|| black_box(&validated).evaluate())
+        b.iter(|| black_box(&validated).evaluate().unwrap())
     });
     group.bench_function("json_text", |b| {
         b.iter(|| {
             claims
                 .validate_signals_json(black_box(CLAIMS_SIGNALS))
-                .map(|s| s.evaluate().decision.len())
+                .map(|s| s.evaluate().unwrap().decision.len())
         })
     });
     group.finish();
@@ -62,9 +62,12 @@ fn bench(c: &mut Criterion) {
         let policy = parmana_policy::compile(&rules_policy(n)).unwrap();
         let signals = json!({"product": format!("p-{}", n - 1), "amount": 500});
         let validated = policy.validate_signals(&signals).unwrap();
-        assert_eq!(validated.evaluate().rule_id, format!("product-{}", n - 1));
+        assert_eq!(
+            validated.evaluate().unwrap().rule_id,
+            format!("product-{}", n - 1)
+        );
         group.bench_with_input(BenchmarkId::from_parameter(n), &validated, |b, v| {
-            b.iter(|| black_box(v).evaluate())
+            b.iter(|| black_box(v).evaluate().unwrap())
         });
     }
     group.finish();

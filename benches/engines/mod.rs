@@ -47,7 +47,7 @@ pub fn check_agreement(
         let validated = ours.typed_signals(signals)?;
         seen.push((
             "parmana typed",
-            Ok(parmana::outcome(&ours.decide(&validated))),
+            ours.decide(&validated).map(|d| parmana::outcome(&d)),
         ));
         seen.push((
             "parmana json",

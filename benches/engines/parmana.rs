@@ -29,8 +29,10 @@ impl ParmanaEngine {
     }
 
     /// One decision from pre-validated signals.
-    pub fn decide<'p>(&self, signals: &ValidatedSignals<'p>) -> Decision<'p> {
-        signals.evaluate()
+    pub fn decide<'p>(&self, signals: &ValidatedSignals<'p>) -> Result<Decision<'p>, String> {
+        signals
+            .evaluate()
+            .map_err(|e| format!("parmana evaluation: {e}"))
     }
 
     /// One decision from JSON text: strict parsing, validation, evaluation.
@@ -39,7 +41,9 @@ impl ParmanaEngine {
             .policy
             .validate_signals_json(json.as_bytes())
             .map_err(|e| format!("parmana signals: {e}"))?;
-        Ok(signals.evaluate())
+        signals
+            .evaluate()
+            .map_err(|e| format!("parmana evaluation: {e}"))
     }
 }
 

@@ -16,6 +16,7 @@ Exit codes:
   5  replay: the execution id was already used (retries need a new id)
   6  store failure: the replay store could not be opened or failed
   7  verification failed: an attestation, ledger or policy test did not pass
+  8  internal error: a defect of parmana itself (nothing was decided; please report it)
 
 Errors are one line on stderr, `error[code]: message`, or `{\"code\",\"message\"}` with --format json."
     };
@@ -42,6 +43,8 @@ pub enum ExitClass {
     Store,
     /// `7`: an attestation, the ledger or a policy's tests did not pass.
     VerificationFailed,
+    /// `8`: a defect of parmana itself; nothing was decided.
+    Internal,
 }
 
 impl ExitClass {
@@ -55,6 +58,7 @@ impl ExitClass {
             Self::Replay => 5,
             Self::Store => 6,
             Self::VerificationFailed => 7,
+            Self::Internal => 8,
         }
     }
 }
@@ -67,6 +71,7 @@ impl From<ErrorClass> for ExitClass {
             ErrorClass::Replay => Self::Replay,
             ErrorClass::Store => Self::Store,
             ErrorClass::Io => Self::Io,
+            ErrorClass::Internal => Self::Internal,
         }
     }
 }

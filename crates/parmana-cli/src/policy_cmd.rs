@@ -157,7 +157,10 @@ fn decision_json(policy: &CompiledPolicy, signals: &serde_json::Value) -> Result
             ExitClass::InvalidInput,
         )
     })?;
-    Ok(Json(validated.evaluate()).to_string())
+    let decision = validated
+        .evaluate()
+        .map_err(|e| Failure::execution(&parmana_runtime::ExecutionError::EvaluationFault(e)))?;
+    Ok(Json(decision).to_string())
 }
 
 fn eval(args: &EvalArgs) -> Result<(), Failure> {
@@ -219,7 +222,9 @@ fn explain(args: &ExplainArgs, format: Format) -> Result<(), Failure> {
             ExitClass::InvalidInput,
         )
     })?;
-    let explanation = validated.explain();
+    let explanation = validated
+        .explain()
+        .map_err(|e| Failure::execution(&parmana_runtime::ExecutionError::EvaluationFault(e)))?;
     match format {
         Format::Human => out!("{explanation}"),
         Format::Json => outln!("{}", Json(&explanation)),

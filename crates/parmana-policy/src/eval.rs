@@ -173,13 +173,25 @@ impl<'p> Tracer for Recorder<'p> {
     }
 }
 
-/// A state the evaluator cannot meet on validated signals (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fault {
+/// A state the evaluator cannot meet on validated signals (see the module documentation): a
+/// defect of this crate. Evaluation stops and no decision is made — never a made-up outcome.
+/// Its code is `policy.evaluation_fault`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Fault {
     /// The leaf with this node id read a slot that is absent, of another type, or not there.
+    #[error("internal evaluation fault: condition node {0} met a value validation cannot produce")]
     Leaf(u32),
     /// The rule index is inconsistent with the policy or the signals.
+    #[error("internal evaluation fault: the rule index is inconsistent with the policy")]
     Index,
+}
+
+impl Fault {
+    /// The stable code: `policy.evaluation_fault`.
+    pub fn code(&self) -> &'static str {
+        "policy.evaluation_fault"
+    }
 }
 
 /// One leaf test on its slot; `None` when the slot does not hold what the test reads.
@@ -302,13 +314,6 @@ impl CompiledPolicy {
         }
     }
 
-    /// What [`ValidatedSignals::evaluate`] answers on a [`Fault`], which validated signals
-    /// never cause (see the module documentation): the default outcome, as when no rule
-    /// matches. This is the one place a fault becomes a decision.
-    fn fault_decision(&self, _fault: Fault) -> Decision<'_> {
-        self.decision_of(None)
-    }
-
     fn decision_of(&self, rule: Option<usize>) -> Decision<'_> {
         match rule.and_then(|r| self.rules.get(r)) {
             Some(r) => Decision {
@@ -328,18 +333,17 @@ impl CompiledPolicy {
 impl<'p> ValidatedSignals<'p> {
     /// Evaluates the policy: the first rule whose condition holds decides, else the default.
     ///
-    /// Total and deterministic; allocates nothing. (The evaluator's internal faults cannot
-    /// arise on validated signals; see the module documentation.)
-    pub fn evaluate(&self) -> Decision<'p> {
-        match self.policy.first_match(&self.slots) {
-            Ok(rule) => self.policy.decision_of(rule),
-            Err(fault) => self.policy.fault_decision(fault),
-        }
+    /// Deterministic; allocates nothing. A [`Fault`] — a state validated signals cannot
+    /// produce, tested unreachable — refuses instead of deciding (fail closed).
+    pub fn evaluate(&self) -> Result<Decision<'p>, Fault> {
+        Ok(self
+            .policy
+            .decision_of(self.policy.first_match(&self.slots)?))
     }
 
     /// Evaluates the policy and records every rule tried (in order, up to the first
     /// match) with every condition evaluated and the values it read.
-    pub fn explain(&self) -> Explanation<'p> {
+    pub fn explain(&self) -> Result<Explanation<'p>, Fault> {
         let policy = self.policy;
         let mut rules = Vec::new();
         let mut matched = None;
@@ -348,15 +352,7 @@ impl<'p> ValidatedSignals<'p> {
                 policy,
                 entries: Vec::new(),
             };
-            let result = match policy.eval_node(&rule.root, &self.slots, &mut recorder) {
-                Ok(result) => result,
-                Err(fault) => {
-                    return Explanation {
-                        decision: policy.fault_decision(fault),
-                        rules,
-                    };
-                }
-            };
+            let result = policy.eval_node(&rule.root, &self.slots, &mut recorder)?;
             rules.push(RuleTrace {
                 rule_id: &rule.id,
                 path: &rule.path,
@@ -368,10 +364,10 @@ impl<'p> ValidatedSignals<'p> {
                 break;
             }
         }
-        Explanation {
+        Ok(Explanation {
             decision: policy.decision_of(matched),
             rules,
-        }
+        })
     }
 }
 

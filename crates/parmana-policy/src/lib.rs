@@ -10,9 +10,9 @@
 //!   "default": {"decision": "escalate", "reason": "no rule matched"}
 //! }"#).unwrap();
 //! let signals = policy.validate_signals_json(br#"{"amount": 250}"#).unwrap();
-//! let decision = signals.evaluate();
+//! let decision = signals.evaluate().unwrap();
 //! assert_eq!((decision.decision, decision.rule_id), ("approve", "small"));
-//! assert_eq!(signals.explain().decision, decision);
+//! assert_eq!(signals.explain().unwrap().decision, decision);
 //! ```
 //!
 //! The pipeline is: bytes → [`check`] (strict JSON, schema 2.0.0 or legacy 1.0.0,
@@ -38,7 +38,7 @@ mod testing;
 pub use compile::CompiledPolicy;
 pub use diagnostic::{Diagnostic, DiagnosticCode, Severity, render_diagnostics};
 pub use error::{PolicyError, SignalError};
-pub use eval::{ConditionTrace, DEFAULT_RULE_ID, Decision, Explanation, RuleTrace};
+pub use eval::{ConditionTrace, DEFAULT_RULE_ID, Decision, Explanation, Fault, RuleTrace};
 pub use legacy::{LEGACY_FALSE_DECISION, LEGACY_RULE_ID};
 pub use model::{AdditionalSignals, SchemaVersion, SignalDecl, SignalType};
 pub use signals::{SignalValue, ValidatedSignals};

@@ -293,7 +293,15 @@ fn run_case(policy: &CompiledPolicy, bytes: &[u8], coverage: &mut Coverage) -> C
             };
         }
     };
-    let explanation = validated.explain();
+    let explanation = match validated.explain() {
+        Ok(explanation) => explanation,
+        Err(fault) => {
+            return CaseOutcome::Failed {
+                expected: describe(&expect),
+                actual: format!("error {}: {fault}", fault.code()),
+            };
+        }
+    };
     for rule in &explanation.rules {
         for c in &rule.conditions {
             if let Some(cov) = coverage.conditions.get_mut(c.node as usize) {

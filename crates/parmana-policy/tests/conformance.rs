@@ -99,7 +99,7 @@ fn check_case(path: &Path) -> (Vec<String>, usize) {
             continue;
         }
         let signals = validated.unwrap_or_else(|e| panic!("{name}#{i}: refused: {e}"));
-        let decision = signals.evaluate();
+        let decision = signals.evaluate().unwrap();
         assert_eq!(
             decision.decision,
             text(ev, "decision").unwrap(),
@@ -111,11 +111,15 @@ fn check_case(path: &Path) -> (Vec<String>, usize) {
             "{name}#{i}: rule"
         );
         assert_eq!(decision.reason, text(ev, "reason"), "{name}#{i}: reason");
-        assert_eq!(signals.explain().decision, decision, "{name}#{i}: explain");
+        assert_eq!(
+            signals.explain().unwrap().decision,
+            decision,
+            "{name}#{i}: explain"
+        );
         // The JSON text path decides the same.
         let text_form = serde_json::to_vec(&signals.to_json_value()).unwrap();
         let again = policy.validate_signals_json(&text_form).unwrap();
-        assert_eq!(again.evaluate(), decision, "{name}#{i}: from text");
+        assert_eq!(again.evaluate().unwrap(), decision, "{name}#{i}: from text");
     }
     (got.into_iter().map(|(c, _)| c).collect(), evaluations.len())
 }

@@ -87,14 +87,14 @@ fn explain_trace_renders() {
         ),
     ] {
         let validated = policy.validate_signals(&signals).unwrap();
-        let explanation = validated.explain();
-        assert_eq!(explanation.decision, validated.evaluate());
+        let explanation = validated.explain().unwrap();
+        assert_eq!(explanation.decision, validated.evaluate().unwrap());
         insta::assert_snapshot!(name, explanation.to_string());
     }
     let validated = policy
         .validate_signals(&json!({"claim_amount": 500, "vip_customer": false, "fraud_score": 90, "country": "FR", "policy_age_days": 1}))
         .unwrap();
-    insta::assert_json_snapshot!("explain_fraud_json", validated.explain());
+    insta::assert_json_snapshot!("explain_fraud_json", validated.explain().unwrap());
 }
 
 #[test]

@@ -61,8 +61,8 @@ fn patient_triage_translation_agrees_with_the_legacy_policy() {
         for elevated in [false, true] {
             let signals =
                 serde_json::json!({"symptom_severity": severity, "heart_rate_elevated": elevated});
-            let a = v1.validate_signals(&signals).unwrap().evaluate();
-            let b = v2.validate_signals(&signals).unwrap().evaluate();
+            let a = v1.validate_signals(&signals).unwrap().evaluate().unwrap();
+            let b = v2.validate_signals(&signals).unwrap().evaluate().unwrap();
             assert_eq!(a.decision, b.decision, "{signals}");
         }
     }
@@ -123,7 +123,8 @@ fn legacy_bundles_evaluate_to_the_documented_decisions() {
         let decision = policy
             .validate_signals_json(signals.as_bytes())
             .unwrap()
-            .evaluate();
+            .evaluate()
+            .unwrap();
         assert_eq!(decision.decision, *expected, "{bundle} {signals}");
         let expected_rule = if *expected == "deny" {
             "default"

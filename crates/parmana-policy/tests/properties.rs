@@ -312,7 +312,7 @@ fn compiled_evaluator_agrees_with_reference() {
         for (choices, extra) in &signal_sets {
             let signals = signals_json(choices, *extra && ignore_extra);
             let validated = compiled.validate_signals(&signals).unwrap();
-            let decision = validated.evaluate();
+            let decision = validated.evaluate().unwrap();
             let expected = ref_evaluate(&policy, &signals);
             prop_assert_eq!(
                 (decision.decision, decision.rule_id, decision.reason),
@@ -325,7 +325,7 @@ fn compiled_evaluator_agrees_with_reference() {
                 policy,
                 signals
             );
-            let explanation = validated.explain();
+            let explanation = validated.explain().unwrap();
             prop_assert_eq!(explanation.decision, decision);
             prop_assert_eq!(
                 explanation.rules.last().map(|r| r.matched),
@@ -333,7 +333,7 @@ fn compiled_evaluator_agrees_with_reference() {
             );
             let text = serde_json::to_vec(&signals).unwrap();
             let from_text = compiled.validate_signals_json(&text).unwrap();
-            prop_assert_eq!(from_text.evaluate(), decision);
+            prop_assert_eq!(from_text.evaluate().unwrap(), decision);
             compared.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -369,7 +369,7 @@ proptest! {
         let policy = compile(&serde_json::to_vec(&policy_json(&rules, false)).unwrap()).unwrap();
         let signals = Value::Object(values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
         if let Ok(validated) = policy.validate_signals(&signals) {
-            prop_assert_eq!(validated.explain().decision, validated.evaluate());
+            prop_assert_eq!(validated.explain().unwrap().decision, validated.evaluate().unwrap());
         }
     }
 
@@ -380,7 +380,7 @@ proptest! {
         let bytes = serde_json::to_vec(&doc).unwrap();
         let report = check(&bytes);
         if let Some(policy) = report.policy() {
-            let _ = policy.validate_signals(&json!({})).map(|s| s.evaluate());
+            let _ = policy.validate_signals(&json!({})).map(|s| s.evaluate().unwrap());
         } else {
             prop_assert!(report.errors().count() > 0);
         }

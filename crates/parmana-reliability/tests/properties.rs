@@ -118,7 +118,7 @@ proptest! {
     fn signal_validation_never_panics_and_decides_a_declared_decision(value in json_value()) {
         let claims = &FIXTURES.claims;
         if let Ok(signals) = claims.validate_signals(&value) {
-            prop_assert!(["approve", "deny", "escalate"].contains(&signals.evaluate().decision));
+            prop_assert!(["approve", "deny", "escalate"].contains(&signals.evaluate().unwrap().decision));
         }
     }
 
@@ -134,7 +134,7 @@ proptest! {
             signals["fraud_score"] = fraud.into();
         }
         match FIXTURES.claims.validate_signals(&signals) {
-            Ok(validated) => prop_assert!(["approve", "deny", "escalate"].contains(&validated.evaluate().decision)),
+            Ok(validated) => prop_assert!(["approve", "deny", "escalate"].contains(&validated.evaluate().unwrap().decision)),
             Err(error) => prop_assert!(error.code().starts_with("policy.signal")),
         }
     }

@@ -18,6 +18,8 @@ pub enum ErrorClass {
     Store,
     /// A file or stream could not be read or written.
     Io,
+    /// A defect of Parmana itself (a state validated input cannot produce): nothing was decided.
+    Internal,
 }
 
 /// Why the runtime refused. Nothing partially trusted executes: every variant means no
@@ -67,6 +69,10 @@ pub enum ExecutionError {
     /// The signals were refused by the policy's declarations.
     #[error("signals refused: {0}")]
     Signals(#[from] SignalError),
+    /// The evaluator met a state validated signals cannot produce (a defect): nothing is
+    /// decided, nothing consumed.
+    #[error("{0}")]
+    EvaluationFault(#[from] parmana_policy::Fault),
     /// The signals text is longer than [`MAX_SIGNALS_JSON_BYTES`](crate::MAX_SIGNALS_JSON_BYTES).
     #[error("request refused: {size} bytes of signals text, more than {limit}")]
     RequestTooLarge {
@@ -174,6 +180,7 @@ impl ExecutionError {
             Self::PolicyInvalid { source, .. } => source.code(),
             Self::PolicyIdentityMismatch { .. } => "runtime.policy_identity_mismatch",
             Self::Signals(e) => e.code(),
+            Self::EvaluationFault(e) => e.code(),
             Self::RequestTooLarge { .. } => "runtime.request_too_large",
             Self::Canon(e) => e.code(),
             Self::Trust(e) => e.code(),
@@ -210,6 +217,7 @@ impl ExecutionError {
             | Self::SignersBelowThreshold { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,
+            Self::EvaluationFault(_) => ErrorClass::Internal,
             Self::Store(ReplayError::VersionRollback { .. }) => ErrorClass::Trust,
             Self::Store(_)
             | Self::StoredClaimUnreadable { .. }
@@ -229,6 +237,7 @@ impl ErrorClass {
             Self::Replay => "replay",
             Self::Store => "store",
             Self::Io => "io",
+            Self::Internal => "internal",
         }
     }
 

@@ -77,7 +77,7 @@ pub(crate) fn execute(
     let execution_id = &request.execution_id;
     let loaded = environment.policy(&request.policy)?;
     let signals = request.signals.validate(loaded.policy())?;
-    let decision = signals.evaluate();
+    let decision = signals.evaluate()?;
     let signals_value = signals.to_json_value();
     let signals_canonical = to_canonical_vec(&signals_value)?;
 

@@ -51,8 +51,9 @@ pub mod canon {
 pub mod policy {
     pub use parmana_policy::{
         CaseOutcome, CheckReport, CompiledPolicy, Decision, Diagnostic, EVALUATOR_NAME,
-        EVALUATOR_SEMANTICS, EVALUATOR_VERSION, Explanation, PolicyError, SignalError, TestReport,
-        ValidatedSignals, check, compile, render_diagnostics, run_policy_tests, run_tests,
+        EVALUATOR_SEMANTICS, EVALUATOR_VERSION, Explanation, Fault, PolicyError, SignalError,
+        TestReport, ValidatedSignals, check, compile, render_diagnostics, run_policy_tests,
+        run_tests,
     };
 }
 

@@ -281,7 +281,7 @@ impl Runtime {
         check_expiry(&environment, self.inner.clock.now())?;
         let loaded = environment.policy(policy)?;
         let validated = signals.validate(loaded.policy())?;
-        Ok(evaluation_of(validated.evaluate()))
+        Ok(evaluation_of(validated.evaluate()?))
     }
 
     /// Like [`evaluate`](Self::evaluate), with the trace of every rule tried.
@@ -294,7 +294,7 @@ impl Runtime {
         check_expiry(&environment, self.inner.clock.now())?;
         let loaded = environment.policy(policy)?;
         let validated = signals.validate(loaded.policy())?;
-        let explanation = validated.explain();
+        let explanation = validated.explain()?;
         Ok(ExplainedEvaluation {
             evaluation: evaluation_of(explanation.decision),
             trace: parmana_canon::to_canonical_vec(&explanation)?,

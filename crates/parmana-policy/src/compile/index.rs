@@ -195,11 +195,11 @@ mod tests {
         let signals = policy
             .validate_signals(&json!({"product": "p-999", "amount": 10}))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(signals.evaluate().rule_id, "p999");
+        assert_eq!(signals.evaluate().unwrap().rule_id, "p999");
         let unknown = policy
             .validate_signals(&json!({"product": "nope", "amount": 6000}))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(unknown.evaluate().rule_id, "big");
+        assert_eq!(unknown.evaluate().unwrap().rule_id, "big");
     }
 
     #[test]
