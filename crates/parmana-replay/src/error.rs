@@ -33,6 +33,18 @@ pub enum ReplayError {
         /// The execution id.
         execution_id: String,
     },
+    /// The SQLite store file has more than one name (hard link): each name would get its own
+    /// `-wal` and `-shm` files, so two writers would not lock each other out and one id could
+    /// be executed twice. A store has exactly one path.
+    #[error(
+        "{path} has {links} hard links; a replay store must have exactly one name (see docs/replay-stores.md)"
+    )]
+    MultipleLinks {
+        /// The store file.
+        path: String,
+        /// Its link count.
+        links: u64,
+    },
     /// `complete` was called for an execution id that was never claimed.
     #[error("execution id {execution_id:?} was never claimed")]
     NotClaimed {
@@ -109,6 +121,7 @@ impl ReplayError {
         match self {
             Self::AlreadyClaimed { .. } => "replay.replay_detected",
             Self::NotClaimed { .. } => "replay.not_claimed",
+            Self::MultipleLinks { .. } => "replay.store_multiple_links",
             Self::AlreadyCompleted { .. } => "replay.already_completed",
             Self::VersionRollback { .. } => "replay.version_rollback",
             Self::VersionTooLarge { .. } => "replay.version_too_large",

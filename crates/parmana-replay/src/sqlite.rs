@@ -98,12 +98,18 @@ impl SqliteReplayStore {
     ///
     /// Refused with `replay.schema_version_unsupported` when the file was written by a newer
     /// build, `replay.store_corrupt` when it is not a usable database.
+    ///
+    /// A file with more than one hard link is refused (`replay.store_multiple_links`): SQLite
+    /// keeps its write-ahead log and lock files per name, so two names of one file would let
+    /// two writers work unaware of each other.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReplayError> {
         let path = path.as_ref().to_path_buf();
+        refuse_multiple_links(&path)?;
         let mut writer_conn = connect(&path, true)?;
         migrate(&mut writer_conn)?;
         let reader = connect(&path, false)?;
         let files = FileIdentity::of(&path)?;
+        files.check()?;
         let (sender, receiver) = mpsc::channel();
         let writer_thread = std::thread::Builder::new()
             .name("parmana-sqlite-writer".to_owned())
@@ -402,8 +408,12 @@ impl FileIdentity {
         Ok(Self { files })
     }
 
-    /// Refuses when a file the store opened is gone or was replaced under it.
+    /// Refuses when a file the store opened is gone or was replaced under it, or when the
+    /// database file gained a second name.
     fn check(&self) -> Result<(), ReplayError> {
+        if let Some((path, _)) = self.files.first() {
+            refuse_multiple_links(path)?;
+        }
         for (path, opened) in &self.files {
             // A WAL that did not exist at open is created by SQLite itself; only one we saw counts.
             if let Some(opened) = opened
@@ -417,6 +427,24 @@ impl FileIdentity {
         }
         Ok(())
     }
+}
+
+/// Refuses a database file with more than one hard link (a missing file is not refused here).
+#[cfg(unix)]
+fn refuse_multiple_links(path: &Path) -> Result<(), ReplayError> {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.nlink() > 1 => Err(ReplayError::MultipleLinks {
+            path: path.display().to_string(),
+            links: metadata.nlink(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn refuse_multiple_links(_path: &Path) -> Result<(), ReplayError> {
+    Ok(())
 }
 
 #[cfg(unix)]

@@ -266,3 +266,72 @@ fn postgres_survives_sigkill_mid_claim_loop() {
     };
     kill_mid_claim_loop("postgres_survives_sigkill_mid_claim_loop", &target, &reopen);
 }
+
+/// Two names of one SQLite file (a hard link) would each get their own `-wal` and `-shm`, so
+/// two writers would not lock each other out and one id could be executed twice: a store file
+/// with more than one link is refused when opened, and a store that gains a second name while
+/// open refuses its next write.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_refuses_a_store_file_with_two_names() {
+    use parmana_replay::SqliteReplayStore;
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("replay.sqlite3");
+    let alias = dir.path().join("alias.sqlite3");
+    {
+        let store = SqliteReplayStore::open(&first).unwrap();
+        assert_eq!(
+            store.claim(&id("before-link"), &claim_for("a")).unwrap(),
+            ClaimOutcome::Claimed
+        );
+    }
+    // A second name made while no store is open: both names are refused.
+    std::fs::hard_link(&first, &alias).unwrap();
+    for name in [&first, &alias] {
+        let refused = SqliteReplayStore::open(name).unwrap_err();
+        assert_eq!(refused.code(), "replay.store_multiple_links", "{name:?}");
+    }
+    std::fs::remove_file(&alias).unwrap();
+
+    // A second name made while a store is open: the open store refuses its next claim, and the
+    // alias cannot be opened, so racing threads on both names never both win an id.
+    let store = SqliteReplayStore::open(&first).unwrap();
+    std::fs::hard_link(&first, &alias).unwrap();
+    let outcomes: Vec<Result<ClaimOutcome, String>> = std::thread::scope(|scope| {
+        let (first, alias, store) = (&first, &alias, &store);
+        let racers: Vec<_> = [first, alias]
+            .into_iter()
+            .map(|name| {
+                scope.spawn(move || {
+                    if name == first {
+                        store
+                            .claim(&id("dup-1"), &claim_for("x"))
+                            .map_err(|e| e.code().to_owned())
+                    } else {
+                        SqliteReplayStore::open(name)
+                            .map_err(|e| e.code().to_owned())
+                            .and_then(|other| {
+                                other
+                                    .claim(&id("dup-1"), &claim_for("y"))
+                                    .map_err(|e| e.code().to_owned())
+                            })
+                    }
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o == &Err("replay.store_multiple_links".to_owned())),
+        "{outcomes:?}"
+    );
+    std::fs::remove_file(&alias).unwrap();
+    // With one name again, the id is still free: nothing was claimed through either name.
+    assert_eq!(store.get(&id("dup-1")).unwrap(), ExecutionState::Absent,);
+    assert_eq!(
+        store.claim(&id("dup-1"), &claim_for("x")).unwrap(),
+        ClaimOutcome::Claimed
+    );
+}
