@@ -59,13 +59,15 @@ pub struct ExecuteArgs {
     /// is drawn on stderr when it is a terminal.
     #[arg(long, value_name = "FILE.jsonl")]
     batch: Option<PathBuf>,
-    /// The attestation signing key (PKCS#8 PEM); it must hold the `attestation` role in the trust root.
+    /// An attestation signing key (PKCS#8 PEM) holding the `attestation` role in the trust root;
+    /// repeat it when the role's threshold is above one (every key signs). Checked before the
+    /// execution id is consumed.
     #[arg(
         long,
         value_name = "FILE",
         default_value = "trust/keys/attestation.pem"
     )]
-    key: PathBuf,
+    key: Vec<PathBuf>,
     /// Embed the validated signals in the attestation (their digest is always bound).
     #[arg(long)]
     include_signals: bool,
@@ -89,9 +91,17 @@ pub fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         .transpose()
         .map_err(|e| Failure::execution(&e))?;
     let batch = args.batch.as_deref().map(read_file_or_stdin).transpose()?;
-    let signer = read_private_key(&args.key)?;
-    let runtime = Runtime::builder(args.environment.config())
-        .signer(signer)
+    let signers = args
+        .key
+        .iter()
+        .map(|path| read_private_key(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let runtime = signers
+        .into_iter()
+        .fold(
+            Runtime::builder(args.environment.config()),
+            |builder, signer| builder.signer(signer),
+        )
         .store_location(&args.store.store, StoreOpen::CreateIfMissing)
         .clock(args.clock.clock())
         .build()

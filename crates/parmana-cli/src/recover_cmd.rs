@@ -26,13 +26,14 @@ Example:
 #[derive(Debug, clap::Args)]
 #[command(after_help = RECOVER_EXAMPLES)]
 pub struct RecoverArgs {
-    /// The attestation signing key (PKCS#8 PEM) of the interrupted executions.
+    /// The attestation signing key(s) (PKCS#8 PEM) of the interrupted executions; repeat it
+    /// when the `attestation` role's threshold is above one.
     #[arg(
         long,
         value_name = "FILE",
         default_value = "trust/keys/attestation.pem"
     )]
-    key: PathBuf,
+    key: Vec<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -44,9 +45,17 @@ pub struct RecoverArgs {
 /// Runs `parmana recover`: prints each completed attestation on its own line; reports each
 /// execution that could not be completed on stderr and then exits with the class of the last.
 pub fn recover_command(args: &RecoverArgs, format: crate::report::Format) -> Result<(), Failure> {
-    let signer = read_private_key(&args.key)?;
-    let runtime = Runtime::builder(args.environment.config())
-        .signer(signer)
+    let signers = args
+        .key
+        .iter()
+        .map(|path| read_private_key(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let runtime = signers
+        .into_iter()
+        .fold(
+            Runtime::builder(args.environment.config()),
+            |builder, signer| builder.signer(signer),
+        )
         .store_location(&args.store.store, StoreOpen::MustExist)
         .clock(args.clock.clock())
         .build()

@@ -357,3 +357,68 @@ fn import_legacy_refuses_the_v2_skeleton_and_a_wrong_legacy_key() {
     );
     insta::assert_snapshot!("import_legacy_wrong_key", wrong_key.transcript());
 }
+
+/// An `attestation` role with threshold 2: one `--key` is refused before the id is consumed
+/// (`runtime.signers_below_threshold`, exit 4), two `--key`s sign an attestation that verifies,
+/// and the id refused first is still free.
+#[test]
+fn a_threshold_of_two_attestation_keys_is_met_before_anything_is_consumed() {
+    let dir = temp_repo();
+    let d = dir.path();
+    ok(d, &["keygen", "--out", "trust/keys/attestation-2.pem"]);
+    let rotated = ok(
+        d,
+        &[
+            "trust",
+            "rotate",
+            "--sign-with",
+            "trust/keys/root-2.pem",
+            "--root-key",
+            "trust/keys/root-2.pem",
+            "--policy-key",
+            "trust/keys/policy.pub",
+            "--release-key",
+            "trust/keys/release.pub",
+            "--attestation-key",
+            "trust/keys/attestation.pub",
+            "--attestation-key",
+            "trust/keys/attestation-2.pub",
+            "--attestation-threshold",
+            "2",
+            "--expires",
+            "2031-01-01T00:00:00Z",
+            "--now",
+            NOW,
+        ],
+    );
+    assert!(rotated.starts_with("trust root version 3"), "{rotated}");
+    let execute = |keys: &[&str]| {
+        let mut args = vec![
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            common::README_SIGNALS,
+            "--execution-id",
+            "two-keys",
+            "--now",
+            NOW,
+        ];
+        for key in keys {
+            args.extend(["--key", key]);
+        }
+        run_in(d, &args, b"")
+    };
+    let one = execute(&["trust/keys/attestation.pem"]);
+    assert_eq!(one.code, 4, "{}", one.transcript());
+    assert!(
+        one.stderr
+            .starts_with("error[runtime.signers_below_threshold]"),
+        "{}",
+        one.stderr
+    );
+    let both = execute(&["trust/keys/attestation.pem", "trust/keys/attestation-2.pem"]);
+    assert_eq!(both.code, 0, "{}", both.transcript());
+    let verified = run_in(d, &["verify", "-", "--now", NOW], both.stdout.as_bytes());
+    assert_eq!(verified.code, 0, "{}", verified.transcript());
+}
