@@ -1,19 +1,16 @@
 //! `parmana execute`: execute signals under a signed policy exactly once and print the signed attestation.
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use parmana_runtime::canon::PolicyRef;
 use parmana_runtime::{
-    BatchLine, ExecutionRequest, Runtime, Signals, StoreOpen, batch_lines, batch_refusal_line,
-    new_execution_id, parse_execution_id,
+    BatchLine, BatchReader, ErrorClass, ExecutionError, ExecutionRequest, Runtime, Signals,
+    StoreOpen, batch_refusal_line, new_execution_id, parse_execution_id,
 };
 
-use crate::common::{
-    ClockArgs, EnvironmentArgs, policy_reference, read_file_or_stdin, read_private_key,
-    read_signals,
-};
+use crate::common::{ClockArgs, EnvironmentArgs, policy_reference, read_private_key, read_signals};
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
 use crate::store::StoreArgs;
@@ -90,7 +87,7 @@ pub fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         .map(parse_execution_id)
         .transpose()
         .map_err(|e| Failure::execution(&e))?;
-    let batch = args.batch.as_deref().map(read_file_or_stdin).transpose()?;
+    let batch = args.batch.as_deref().map(open_batch).transpose()?;
     let signers = args
         .key
         .iter()
@@ -110,7 +107,7 @@ pub fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         return execute_batch(
             &runtime,
             default_policy.as_ref(),
-            &input,
+            BatchReader::new(input),
             args.include_signals,
         );
     }
@@ -134,74 +131,93 @@ pub fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Executes one batch line: the attestation, or the refusal's code and message.
+/// Opens the batch input (`-` for standard input) before anything else, so that a missing
+/// file never opens (or creates) a store.
+fn open_batch(path: &Path) -> Result<Box<dyn BufRead>, Failure> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    let file =
+        std::fs::File::open(path).map_err(|e| Failure::io(&path.display().to_string(), &e))?;
+    Ok(Box::new(BufReader::new(file)))
+}
+
+/// Executes one batch line: the attestation, or the refusal.
 fn execute_line(
     runtime: &Runtime,
     line: &[u8],
     default_policy: Option<&PolicyRef>,
     include_signals: bool,
-) -> Result<Vec<u8>, parmana_runtime::ExecutionError> {
+) -> Result<Vec<u8>, ExecutionError> {
     let request =
         BatchLine::parse(line, default_policy)?.into_request(new_execution_id, include_signals);
     Ok(runtime.execute(&request)?.into_envelope())
 }
 
+/// Runs a batch as it is read: each line is executed, and its result written and flushed
+/// before the next line is read, so that every attestation printed was durable first and every
+/// completed execution is printed unless the process dies between the two (then `recover`
+/// and the store hold it).
 fn execute_batch(
     runtime: &Runtime,
     default_policy: Option<&PolicyRef>,
-    input: &[u8],
+    mut input: BatchReader<Box<dyn BufRead>>,
     include_signals: bool,
 ) -> Result<(), Failure> {
-    let lines: Vec<(usize, &[u8])> = batch_lines(input).collect();
-    let bar = progress_bar(lines.len());
+    let bar = progress_bar();
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = stdout.lock();
     let write_err = |e: std::io::Error| Failure::io("standard output", &e);
     let mut first_refusal: Option<ExitClass> = None;
-    let mut refused = 0usize;
-    for (number, line) in &lines {
-        match execute_line(runtime, line, default_policy, include_signals) {
-            Ok(envelope) => {
-                out.write_all(&envelope).map_err(write_err)?;
-                out.write_all(b"\n").map_err(write_err)?;
+    let (mut total, mut refused) = (0usize, 0usize);
+    while let Some((number, line)) = input.next_line() {
+        if let Err(error) = &line
+            && error.class() == ErrorClass::Io
+        {
+            return Err(Failure::execution(error));
+        }
+        total += 1;
+        let outcome =
+            line.and_then(|line| execute_line(runtime, &line, default_policy, include_signals));
+        let written = match outcome {
+            Ok(mut envelope) => {
+                envelope.push(b'\n');
+                envelope
             }
             Err(error) => {
                 refused += 1;
                 let failure = Failure::execution(&error);
                 first_refusal.get_or_insert(failure.class);
-                let entry = batch_refusal_line(*number, &failure.code, &failure.message)
+                let mut entry = batch_refusal_line(number, &failure.code, &failure.message)
                     .map_err(|e| Failure::execution(&e))?;
-                out.write_all(&entry).map_err(write_err)?;
-                out.write_all(b"\n").map_err(write_err)?;
+                entry.push(b'\n');
+                entry
             }
-        }
+        };
+        out.write_all(&written)
+            .and_then(|()| out.flush())
+            .map_err(write_err)?;
         bar.inc(1);
     }
     bar.finish_and_clear();
-    out.flush().map_err(write_err)?;
     match first_refusal {
         None => Ok(()),
         Some(class) => Err(Failure::new(
             "cli.batch_refused",
-            format!(
-                "{refused} of {} lines refused (see the error lines on stdout)",
-                lines.len()
-            ),
+            format!("{refused} of {total} lines refused (see the error lines on stdout)"),
             class,
         )),
     }
 }
 
-/// A progress bar on stderr, hidden when stderr is not a terminal.
-fn progress_bar(len: usize) -> ProgressBar {
-    let len = u64::try_from(len).unwrap_or(u64::MAX);
+/// A progress counter on stderr (the batch is read as it runs, so its length is unknown),
+/// hidden when stderr is not a terminal.
+fn progress_bar() -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} executed ({per_sec}, eta {eta})")
-    {
+    let bar = ProgressBar::no_length();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {pos} executed ({per_sec})") {
         bar.set_style(style);
     }
     bar

@@ -420,3 +420,58 @@ fn include_signals_embeds_them_and_verify_checks_them() {
         ]
     );
 }
+
+/// `execute --batch -` executes each line as it is read and prints (and flushes) its result
+/// before reading the next: the first attestation arrives while the input is still open.
+#[test]
+fn batch_results_are_written_as_each_line_completes() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let dir = temp_repo();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
+        .args([
+            "execute",
+            "--batch",
+            "-",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--store",
+            "sqlite:stream.sqlite3",
+            "--now",
+            NOW,
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for n in 0..3 {
+        writeln!(
+            stdin,
+            r#"{{"execution_id":"stream-{n}","signals":{README_SIGNALS}}}"#
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert!(line.starts_with(r#"{"payload":"#), "line {n}: {line}");
+    }
+    // A line longer than the limit is refused on its own line; the batch goes on.
+    let long = format!(
+        r#"{{"signals":{{"claim_amount":1,"pad":"{}"}}}}"#,
+        "x".repeat(parmana_runtime::MAX_BATCH_LINE_BYTES)
+    );
+    writeln!(stdin, "{long}").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(
+        rest.starts_with(r#"{"error":{"code":"runtime.request_too_large""#),
+        "{rest}"
+    );
+    assert!(rest.trim_end().ends_with(r#""line":4}"#), "{rest}");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+}

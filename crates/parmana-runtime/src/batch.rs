@@ -81,6 +81,106 @@ pub fn batch_lines(input: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
         .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
 }
 
+/// The longest batch line read: the signals limit plus room for the id and the policy.
+pub const MAX_BATCH_LINE_BYTES: usize = crate::MAX_SIGNALS_JSON_BYTES + 4096;
+
+/// Reads a batch from a stream one line at a time, so that a batch of any length is executed
+/// (and its results written) as it is read, holding at most one line of at most
+/// [`MAX_BATCH_LINE_BYTES`]; a longer line is skipped unread and reported as
+/// `runtime.request_too_large`. Blank lines are skipped; numbers are 1-based.
+#[derive(Debug)]
+pub struct BatchReader<R> {
+    input: R,
+    line_number: usize,
+    limit: usize,
+    failed: bool,
+}
+
+impl<R: std::io::BufRead> BatchReader<R> {
+    /// A reader of `input` with the standard line limit.
+    pub fn new(input: R) -> Self {
+        Self::with_limit(input, MAX_BATCH_LINE_BYTES)
+    }
+
+    /// A reader of `input` refusing lines longer than `limit` bytes.
+    pub fn with_limit(input: R, limit: usize) -> Self {
+        Self {
+            input,
+            line_number: 0,
+            limit,
+            failed: false,
+        }
+    }
+
+    /// The next non-blank line with its number: its bytes, or why it was refused. `None` at the
+    /// end of the input; an IO error of the stream is returned once as `Some(Err)` with
+    /// `runtime.io`, and the reader ends there.
+    pub fn next_line(&mut self) -> Option<(usize, Result<Vec<u8>, ExecutionError>)> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            let mut line = Vec::new();
+            let mut length = 0usize;
+            let mut ended = false;
+            loop {
+                let buffer = match self.input.fill_buf() {
+                    Ok(buffer) => buffer,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.failed = true;
+                        self.line_number += 1;
+                        return Some((
+                            self.line_number,
+                            Err(ExecutionError::Io {
+                                action: "read",
+                                path: "the batch input".to_owned(),
+                                message: e.to_string(),
+                            }),
+                        ));
+                    }
+                };
+                if buffer.is_empty() {
+                    break;
+                }
+                let (chunk, found) = match buffer.iter().position(|&b| b == b'\n') {
+                    Some(at) => (&buffer[..at], true),
+                    None => (buffer, false),
+                };
+                length = length.saturating_add(chunk.len());
+                if length <= self.limit {
+                    line.extend_from_slice(chunk);
+                }
+                let consumed = chunk.len() + usize::from(found);
+                self.input.consume(consumed);
+                if found {
+                    ended = true;
+                    break;
+                }
+            }
+            if !ended && length == 0 {
+                return None;
+            }
+            self.line_number += 1;
+            if length > self.limit {
+                return Some((
+                    self.line_number,
+                    Err(ExecutionError::RequestTooLarge {
+                        size: length,
+                        limit: self.limit,
+                    }),
+                ));
+            }
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                return Some((self.line_number, Ok(line)));
+            }
+        }
+    }
+}
+
 /// The line written in place of a refused batch line: `{"error":{"code","message"},"line":N}`,
 /// canonical JSON.
 pub fn batch_refusal_line(

@@ -14,7 +14,7 @@ mod store;
 mod verify;
 
 pub use authoring::{Rotation, rotate_trust_root_file};
-pub use batch::{BatchLine, batch_lines, batch_refusal_line};
+pub use batch::{BatchLine, BatchReader, MAX_BATCH_LINE_BYTES, batch_lines, batch_refusal_line};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use environment::{
     HighestAccepted, LoadedPolicy, RuntimeEnvironment, RuntimeEnvironmentConfig,
