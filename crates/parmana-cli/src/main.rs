@@ -9,6 +9,7 @@ mod ledger_cmd;
 mod policy_cmd;
 mod recover_cmd;
 mod report;
+mod show_cmd;
 mod store;
 mod verify_cmd;
 
@@ -59,6 +60,8 @@ enum Command {
     Release(authoring_cmd::ReleaseCommand),
     /// Complete executions that were claimed but not completed (after a crash), byte-identically.
     Recover(recover_cmd::RecoverArgs),
+    /// Print the stored attestation of an execution id (or say it is pending or unknown).
+    Show(show_cmd::ShowArgs),
     /// Verify the replay store's tamper-evident ledger of completed executions.
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Release(command) => authoring_cmd::release(command),
         Command::Ledger(command) => ledger_cmd::ledger(command, cli.format),
         Command::Recover(args) => recover_cmd::recover_command(args, cli.format),
+        Command::Show(args) => show_cmd::show(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

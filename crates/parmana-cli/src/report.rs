@@ -50,7 +50,13 @@ impl Failure {
 
     /// A refusal of the runtime, with its stable code and the exit code of its class.
     pub fn execution(err: &ExecutionError) -> Self {
-        Self::new(err.code(), err.to_string(), ExitClass::from(err.class()))
+        let mut message = err.to_string();
+        if let ExecutionError::ReplayDetected { execution_id } = err {
+            message.push_str(&format!(
+                "; its outcome: `parmana show {execution_id}` (with the same --store)"
+            ));
+        }
+        Self::new(err.code(), message, ExitClass::from(err.class()))
     }
 
     /// A refusal of the trust layer (authoring and verification commands): a trust failure,

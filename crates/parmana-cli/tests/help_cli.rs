@@ -10,6 +10,7 @@ use common::run;
 const COMMANDS: &[&[&str]] = &[
     &[],
     &["execute"],
+    &["show"],
     &["verify"],
     &["policy", "check"],
     &["policy", "eval"],

@@ -48,6 +48,15 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     }
     let store_flag = format!("sqlite:{}", path.display());
     let repo = repo_root();
+    // Before recovery, `show` says the id is claimed but not completed.
+    let pending = common::run_in(&repo, &["show", "crashed-1", "--store", &store_flag], b"");
+    assert_eq!(pending.code, 6, "{}", pending.transcript());
+    assert!(
+        pending.stderr.starts_with("error[cli.execution_pending]")
+            && pending.stderr.contains("parmana recover"),
+        "{}",
+        pending.stderr
+    );
     let out = common::run_in(
         &repo,
         &["recover", "--store", &store_flag, "--now", NOW],
@@ -55,6 +64,36 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, expected.stdout);
+    // After it, `show` prints the attestation byte for byte; an unknown id is told apart.
+    let shown = common::run_in(&repo, &["show", "crashed-1", "--store", &store_flag], b"");
+    assert_eq!((shown.code, &shown.stdout), (0, &expected.stdout));
+    let unknown = common::run_in(&repo, &["show", "never", "--store", &store_flag], b"");
+    assert_eq!(unknown.code, 3, "{}", unknown.transcript());
+    assert!(unknown.stderr.starts_with("error[cli.execution_unknown]"));
+    // A replay names `show`.
+    let replay = common::run_in(
+        &repo,
+        &[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            VIP_SIGNALS,
+            "--execution-id",
+            "crashed-1",
+            "--store",
+            &store_flag,
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    assert_eq!(replay.code, 5, "{}", replay.transcript());
+    assert!(
+        replay.stderr.contains("parmana show crashed-1"),
+        "{}",
+        replay.stderr
+    );
     assert!(
         out.stderr
             .contains("recovered 1 execution(s); 0 could not be completed"),

@@ -27,7 +27,7 @@ pub use request::{
 };
 pub use runtime::{
     Evaluation, ExecutionStatus, ExplainedEvaluation, ReloadRecord, ReloadReport, Runtime,
-    RuntimeBuilder,
+    RuntimeBuilder, execution_status,
 };
 pub use store::{StoreOpen, open_store};
 pub use verify::{load_bundle, load_trust_root, verify_attestation};

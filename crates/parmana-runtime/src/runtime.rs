@@ -458,6 +458,20 @@ impl Runtime {
     }
 }
 
+/// What `store` holds for `execution_id` (without an environment: reading needs no keys).
+pub fn execution_status(
+    store: &dyn ReplayStore,
+    execution_id: &ExecutionId,
+) -> Result<ExecutionStatus, ExecutionError> {
+    Ok(match store.get(execution_id)? {
+        ExecutionState::Completed(done) => ExecutionStatus::Completed(done.attestation().to_vec()),
+        ExecutionState::Claimed(claim) => ExecutionStatus::Claimed {
+            claimed_at: claim.claimed_at(),
+        },
+        ExecutionState::Absent => ExecutionStatus::Unknown,
+    })
+}
+
 fn evaluation_of(decision: parmana_policy::Decision<'_>) -> Evaluation {
     Evaluation {
         decision: decision.decision.to_owned(),
