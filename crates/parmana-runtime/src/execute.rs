@@ -86,7 +86,7 @@ impl Attestation {
 
 /// Executes `request` under the environment's signed policy, exactly once.
 ///
-/// In order (DESIGN §4): the signer must hold the `attestation` role; the execution id must be
+/// In order (`docs/design.md` §4): the signer must hold the `attestation` role; the execution id must be
 /// well formed; the policy bundle is resolved path-safely, verified against its signature and
 /// the release manifest (cached per environment); the signals are validated and the policy
 /// evaluated (pure — nothing is consumed when any of this fails); the trust root and release
