@@ -6,8 +6,11 @@
 //! definition and a reference evaluator. The scaling rows use [`scaling_spec`]: `n` rules, exactly
 //! one of which (the last) is relevant to [`scaling_request`].
 //!
-//! The peer engines are dev-dependencies only; their adapters live in `benches/engines/`, shared by
-//! the `peers` bench and the `peers_agree` test.
+//! The peer engines are optional dependencies behind the `peers` feature, which this library never
+//! uses; their adapters live in `benches/engines/`, shared by the `peers` bench and the
+//! `peers_agree` test, both of which require the feature (`cargo test -p parmana-benches
+//! --features peers --benches --tests`). Without it, `cargo build --workspace` does not compile
+//! Cedar, regorus or lalrpop.
 
 pub mod generate;
 pub mod render;

@@ -12,6 +12,7 @@
 //! * **Rego**: one `result` rule whose bodies form an `else` chain in rule order, each giving
 //!   `{"decision", "rule_id"}`, with a `default` for the fall-through.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
@@ -25,7 +26,9 @@ pub const CEDAR_PRINCIPAL: &str = r#"Caller::"bench""#;
 /// The Cedar resource every benchmark request uses.
 pub const CEDAR_RESOURCE: &str = r#"Claim::"bench""#;
 
-/// The policy as our schema 2.0.0 JSON document.
+/// The policy as our schema 2.0.0 JSON document, object keys sorted (so that the text does not
+/// depend on whether another crate in the build turns on serde_json's `preserve_order`, as
+/// `cedar-policy` does under the `peers` feature).
 pub fn parmana_policy_json(spec: &PolicySpec) -> String {
     let signals: serde_json::Map<String, Value> = spec
         .signals()
@@ -71,9 +74,25 @@ pub fn parmana_policy_json(spec: &PolicySpec) -> String {
             "reason": spec.default_verdict().reason
         }
     });
-    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    let mut text = serde_json::to_string_pretty(&with_sorted_keys(document)).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// `value` with the keys of every object inserted in sorted order: the same map whichever
+/// `serde_json::Map` implementation the build uses (sorted, or insertion-ordered).
+fn with_sorted_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let sorted: BTreeMap<String, Value> = map
+                .into_iter()
+                .map(|(key, item)| (key, with_sorted_keys(item)))
+                .collect();
+            Value::Object(sorted.into_iter().collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(with_sorted_keys).collect()),
+        other => other,
+    }
 }
 
 fn parmana_leaf(leaf: &Leaf) -> Value {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Seeds fuzz/corpus/<target>/ from the repository's fixtures (policies, trust documents, golden
-# attestations, RFC 8785 vectors when ../shared is present). Run from the repository root.
+# attestations, the RFC 8785 vectors under vectors/). Run from the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=fuzz/corpus
@@ -13,9 +13,7 @@ seed() { # seed TARGET FILE
 for f in $(find policies trust release-manifest.json golden -name '*.json' | sort); do
   seed strict_json "$f"
 done
-if [ -d ../shared/vectors/rfc8785/input ]; then
-  for f in ../shared/vectors/rfc8785/input/*; do seed strict_json "$f"; done
-fi
+for f in vectors/rfc8785/input/*; do seed strict_json "$f"; done
 for f in policies/*/*/policy.json; do seed policy "$f"; done
 # The `policy` member of every parmana-policy conformance case.
 for f in crates/parmana-policy/tests/cases/*.json; do

@@ -1,7 +1,8 @@
 //! The engines under comparison, behind the same calls, and the differential check they must pass.
 //!
-//! Shared by the `peers` bench and the `peers_agree` test (`#[path]`-included, since the peer
-//! engines are dev-dependencies and cannot appear in the library).
+//! Shared by the `peers` bench and the `peers_agree` test (`#[path]`-included, so that the library
+//! itself never uses the peer engines: they are optional dependencies behind the `peers` feature,
+//! which both targets require).
 
 pub mod cedar;
 pub mod parmana;

@@ -1,4 +1,4 @@
-//! The peer-equivalence check as a normal test: Parmana, Cedar and regorus decide the same.
+//! The peer-equivalence check as a normal test: Parmana, Cedar and regorus decide the same (needs `--features peers`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../engines/mod.rs"]

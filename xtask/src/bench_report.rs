@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
+/// The feature of [`BENCH_PACKAGE`] that builds the peer engines and the `peers` bench; without it
+/// cargo would skip that bench silently and the side-by-side rows would be missing.
+const BENCH_FEATURES: &str = "peers";
+
 /// The package whose benches the report covers.
 const BENCH_PACKAGE: &str = "parmana-benches";
 
@@ -495,8 +499,8 @@ fn commit_description(root: &str) -> String {
 
 /// `cargo xtask bench-report [--no-run] [-- <criterion arguments>]`.
 ///
-/// Runs `cargo bench -p parmana-benches` (every bench file of the package, extra arguments passed
-/// to criterion), then rewrites `BENCHMARKS.md` from the results of that run. With `--no-run`,
+/// Runs `cargo bench -p parmana-benches --features peers` (every bench file of the package, the
+/// side-by-side `peers` bench included; extra arguments passed to criterion), then rewrites `BENCHMARKS.md` from the results of that run. With `--no-run`,
 /// rewrites it from the results already in `target/criterion` (and says so).
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let no_run = args.iter().any(|a| a == "--no-run");
@@ -506,7 +510,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         .skip(1)
         .map(String::as_str)
         .collect();
-    let mut command = format!("cargo bench -p {BENCH_PACKAGE}");
+    let mut command = format!("cargo bench -p {BENCH_PACKAGE} --features {BENCH_FEATURES}");
     if !criterion_args.is_empty() {
         let _ = write!(command, " -- {}", criterion_args.join(" "));
     }
@@ -523,7 +527,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         let started = SystemTime::now();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut bench = Command::new(cargo);
-        bench.args(["bench", "-p", BENCH_PACKAGE]).current_dir(root);
+        bench
+            .args(["bench", "-p", BENCH_PACKAGE, "--features", BENCH_FEATURES])
+            .current_dir(root);
         if !criterion_args.is_empty() {
             bench.arg("--").args(&criterion_args);
         }

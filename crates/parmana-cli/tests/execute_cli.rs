@@ -1,4 +1,4 @@
-//! `parmana execute`, `verify` and `ledger verify` end to end through the real binary: every refusal of DESIGN §4 and its exit code.
+//! `parmana execute`, `verify` and `ledger verify` end to end through the real binary: every refusal of the pipeline (docs/design.md §4) and its exit code.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 

@@ -9,6 +9,10 @@ use std::io::Write as _;
 use common::{NOW, VIP_SIGNALS, run};
 
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn a_postgres_store_consumes_each_id_once() {
     let Ok(url) = std::env::var("PARMANA_TEST_POSTGRES_URL") else {
         assert!(

@@ -207,7 +207,7 @@ fn signals_json(choices: &[usize; 8], extra: bool) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------
-// The reference evaluator, written straight from DESIGN §3.2, over the JSON documents.
+// The reference evaluator, written straight from docs/policy-language.md, over the JSON documents.
 // ---------------------------------------------------------------------------------------
 
 fn ref_equal(a: &Value, b: &Value) -> bool {

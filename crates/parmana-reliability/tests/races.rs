@@ -229,6 +229,10 @@ fn processes_race_on_sqlite() {
 }
 
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn threads_race_on_postgres() {
     let Some(_url) = postgres_url().unwrap() else {
         return;
@@ -242,6 +246,10 @@ fn threads_race_on_postgres() {
 }
 
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn processes_race_on_postgres() {
     let Some(_url) = postgres_url().unwrap() else {
         return;

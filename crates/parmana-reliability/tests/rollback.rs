@@ -169,6 +169,10 @@ fn older_trust_roots_and_release_manifests_are_refused_on_sqlite_across_restarts
 }
 
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn older_trust_roots_and_release_manifests_are_refused_on_postgres_across_reconnects() {
     let Some(_url) = postgres_url().unwrap() else {
         return;

@@ -434,10 +434,12 @@ impl FileIdentity {
 fn refuse_multiple_links(path: &Path) -> Result<(), ReplayError> {
     use std::os::unix::fs::MetadataExt as _;
     match std::fs::metadata(path) {
-        Ok(metadata) if metadata.nlink() > 1 => Err(ReplayError::MultipleLinks {
-            path: path.display().to_string(),
-            links: metadata.nlink(),
-        }),
+        Ok(metadata) if metadata.is_file() && metadata.nlink() > 1 => {
+            Err(ReplayError::MultipleLinks {
+                path: path.display().to_string(),
+                links: metadata.nlink(),
+            })
+        }
         _ => Ok(()),
     }
 }

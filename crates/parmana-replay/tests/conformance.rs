@@ -4,11 +4,12 @@
 
 mod common;
 
-/// Generates one `#[test]` per suite function for a backend. `$open` returns
-/// `Option<impl Harness>`; `None` means the backend is not available here (PostgreSQL
-/// without a server, outside CI) and the test has already printed why it skips.
+/// Generates one `#[test]` per suite function for a backend, each carrying the given attributes
+/// (for PostgreSQL: ignored when the build script found no server outside CI). `$open` returns
+/// `Option<impl Harness>`; `None` means the backend is not available here (PostgreSQL without a
+/// server, outside CI, run with `--include-ignored`) and the test has already printed why it skips.
 macro_rules! conformance_suite {
-    ($backend:ident, $open:expr) => {
+    ($backend:ident, $open:expr $(, #[$attr:meta])*) => {
         mod $backend {
             use super::common::{Harness, suite};
 
@@ -17,7 +18,7 @@ macro_rules! conformance_suite {
                 open().map(|h| Box::new(h) as Box<dyn Harness>)
             }
 
-            conformance_suite!(@tests
+            conformance_suite!(@tests [$(#[$attr])*]
                 claim_complete_get,
                 double_claim_is_a_replay,
                 complete_without_claim_is_refused,
@@ -34,20 +35,25 @@ macro_rules! conformance_suite {
             );
 
             #[test]
+            $(#[$attr])*
             fn ledger_tampering_is_detected() {
                 suite::ledger_tampering_is_detected(&open);
             }
         }
     };
-    (@tests $($name:ident),*) => {
+    (@tests $attrs:tt $($name:ident),*) => {
         $(
-            #[test]
-            fn $name() {
-                if let Some(h) = open() {
-                    suite::$name(&*h);
-                }
-            }
+            conformance_suite!(@test $attrs $name);
         )*
+    };
+    (@test [$(#[$attr:meta])*] $name:ident) => {
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            if let Some(h) = open() {
+                suite::$name(&*h);
+            }
+        }
     };
 }
 
@@ -57,15 +63,27 @@ conformance_suite!(memory, super::common::memory);
 conformance_suite!(sqlite, super::common::sqlite);
 
 #[cfg(feature = "postgres")]
-conformance_suite!(postgres, super::common::postgres);
+conformance_suite!(
+    postgres,
+    super::common::postgres,
+    #[cfg_attr(
+        parmana_no_postgres,
+        ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+    )]
+);
 
 // The same suite with every store connection over TLS (`sslmode=verify-full`).
 #[cfg(feature = "postgres")]
 conformance_suite!(postgres_tls, super::common::postgres_tls);
 
 /// The PostgreSQL suite must run in CI: a CI build without the `postgres` feature fails here.
+/// Elsewhere the build script marks it ignored (the suite is not compiled in).
 #[cfg(not(feature = "postgres"))]
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "PostgreSQL suite not compiled in: run with `--features postgres` and PARMANA_TEST_POSTGRES_URL set"
+)]
 fn postgres_suite_is_compiled_in() {
     use std::io::Write as _;
     assert!(

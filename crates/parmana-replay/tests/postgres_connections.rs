@@ -86,6 +86,10 @@ fn test_ca() -> String {
 }
 
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn verify_full_accepts_the_servers_certificate_by_ip_and_by_name() {
     let Some(url) = postgres_tls_url() else {
         return;
@@ -103,6 +107,10 @@ fn verify_full_accepts_the_servers_certificate_by_ip_and_by_name() {
 }
 
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn verify_full_refuses_a_certificate_for_another_host_and_verify_ca_accepts_it() {
     let Some(_) = postgres_tls_url() else {
         return;
@@ -130,6 +138,10 @@ fn verify_full_refuses_a_certificate_for_another_host_and_verify_ca_accepts_it()
 }
 
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn a_certificate_from_an_untrusted_ca_is_refused() {
     let Some(_) = postgres_tls_url() else {
         return;
@@ -154,6 +166,10 @@ fn a_certificate_from_an_untrusted_ca_is_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn require_and_the_default_mode_encrypt_and_disable_does_not() {
     // The server admits this role only over TLS, so a working store proves the session is encrypted.
     let Some(tls_only) = postgres_tls_only_url() else {
@@ -250,6 +266,10 @@ fn a_broken_tls_handshake_is_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn the_pool_holds_at_most_pool_size_connections() {
     let Some(url) = postgres_url() else {
         return;
@@ -303,6 +323,10 @@ fn the_pool_holds_at_most_pool_size_connections() {
 }
 
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn a_server_that_stops_accepting_connections_times_out_as_unavailable_and_recovers() {
     let Some(url) = postgres_url() else {
         return;

@@ -239,6 +239,10 @@ fn sqlite_survives_sigkill_mid_claim_loop() {
 
 #[cfg(feature = "postgres")]
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn postgres_processes_race_one_winner_per_id() {
     if run_as_child() {
         return;
@@ -254,6 +258,10 @@ fn postgres_processes_race_one_winner_per_id() {
 
 #[cfg(feature = "postgres")]
 #[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
 fn postgres_survives_sigkill_mid_claim_loop() {
     if run_as_child() {
         return;

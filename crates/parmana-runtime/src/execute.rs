@@ -55,7 +55,7 @@ pub fn execute_from_signals(
     execute(request, &[signer], replay_store, environment, clock)
 }
 
-/// The pipeline, in order: the signers must hold the `attestation` role and meet its
+/// The pipeline, in order (`docs/design.md` §4): the signers must hold the `attestation` role and meet its
 /// threshold; the policy bundle is resolved path-safely, verified against its signature and
 /// the release manifest (cached per environment); the signals are validated and the policy
 /// evaluated (pure — nothing is consumed when any of this fails); the trust root and release

@@ -7,7 +7,7 @@ use parmana_canon::parse_strict;
 use parmana_trust::*;
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/legacy-bundles")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vectors/legacy-bundles")
 }
 
 fn legacy_key() -> PublicKey {

@@ -22,9 +22,9 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The legacy bundles of the original tooling, kept beside the repository.
+/// The legacy bundles of the original tooling, vendored under `vectors/legacy-bundles/`.
 pub fn legacy_bundles() -> PathBuf {
-    repo_root().join("../shared/vectors/legacy-bundles")
+    repo_root().join("vectors/legacy-bundles")
 }
 
 /// What one run of the binary did.
