@@ -28,7 +28,7 @@ use crate::{CanonError, MAX_SAFE_INTEGER, parse_strict};
 /// ```
 pub fn to_canonical_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonError> {
     let mut out = Vec::with_capacity(256);
-    value.serialize(Writer { out: &mut out })?;
+    value.serialize(Writer::new(&mut out))?;
     Ok(out)
 }
 
@@ -127,6 +127,18 @@ fn write_i128(out: &mut Vec<u8>, value: i128) -> Result<(), CanonError> {
 /// The canonical serializer: writes into `out`.
 struct Writer<'a> {
     out: &'a mut Vec<u8>,
+    /// Set only for the string inside a [`RawCanonical`](crate::RawCanonical): it is already
+    /// canonical JSON and is copied as it is.
+    verbatim: bool,
+}
+
+impl<'a> Writer<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        Self {
+            out,
+            verbatim: false,
+        }
+    }
 }
 
 /// Compares keys by UTF-16 code units, as RFC 8785 sorts them.
@@ -165,9 +177,7 @@ impl<'a> ObjectWriter<'a> {
         value: &T,
     ) -> Result<(), CanonError> {
         let start = self.scratch.len();
-        value.serialize(Writer {
-            out: &mut self.scratch,
-        })?;
+        value.serialize(Writer::new(&mut self.scratch))?;
         self.members.push((key, start..self.scratch.len()));
         Ok(())
     }
@@ -229,7 +239,7 @@ impl<'a> ArrayWriter<'a> {
             self.out.push(b',');
         }
         self.first = false;
-        value.serialize(Writer { out: self.out })
+        value.serialize(Writer::new(self.out))
     }
 
     fn finish(self) -> Result<(), CanonError> {
@@ -299,7 +309,11 @@ impl<'a> ser::Serializer for Writer<'a> {
         Ok(())
     }
     fn serialize_str(self, v: &str) -> Result<(), CanonError> {
-        write_string(self.out, v);
+        if self.verbatim {
+            self.out.extend_from_slice(v.as_bytes());
+        } else {
+            write_string(self.out, v);
+        }
         Ok(())
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), CanonError> {
@@ -332,10 +346,14 @@ impl<'a> ser::Serializer for Writer<'a> {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<(), CanonError> {
-        value.serialize(self)
+        let verbatim = name == crate::raw::RAW_TOKEN;
+        value.serialize(Writer {
+            out: self.out,
+            verbatim,
+        })
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -347,7 +365,7 @@ impl<'a> ser::Serializer for Writer<'a> {
         self.out.push(b'{');
         write_string(self.out, variant);
         self.out.push(b':');
-        value.serialize(Writer { out: self.out })?;
+        value.serialize(Writer::new(self.out))?;
         self.out.push(b'}');
         Ok(())
     }
@@ -521,9 +539,12 @@ impl ser::Serializer for KeyWriter {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<String, CanonError> {
+        if name == crate::raw::RAW_TOKEN {
+            return Err(key_error());
+        }
         value.serialize(self)
     }
     fn serialize_bool(self, _v: bool) -> Result<String, CanonError> {
