@@ -177,16 +177,9 @@ impl RuntimeEnvironment {
     /// Loads and verifies every policy the release manifest lists, so that a broken bundle is
     /// found at start-up instead of at its first execution.
     pub fn preload_released_policies(&self) -> Result<usize, ExecutionError> {
-        let names: Vec<String> = self.release_manifest.policies().keys().cloned().collect();
+        let names: Vec<_> = self.release_manifest.policies().keys().cloned().collect();
         for name in &names {
-            let (id, version) =
-                name.split_once('@')
-                    .ok_or_else(|| ExecutionError::InvalidPolicyReference {
-                        policy_id: name.clone(),
-                        policy_version: String::new(),
-                        message: "release manifest entries are <id>@<version>",
-                    })?;
-            self.policy(id, version)?;
+            self.policy(name.id().as_str(), name.version().as_str())?;
         }
         Ok(names.len())
     }
@@ -203,10 +196,12 @@ impl RuntimeEnvironment {
         }
         let files = read_bundle_dir(&dir)?;
         let bundle = verify_bundle(&self.trust_root, &files)?;
-        if bundle.policy_id() != policy_id || bundle.policy_version() != policy_version {
+        if bundle.policy_id().as_str() != policy_id
+            || bundle.policy_version().as_str() != policy_version
+        {
             return Err(ExecutionError::PolicyIdentityMismatch {
                 policy: name,
-                declared: bundle.release_name(),
+                declared: bundle.policy_ref().to_string(),
             });
         }
         self.release_manifest.check_bundle(&bundle)?;

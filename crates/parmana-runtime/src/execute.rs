@@ -3,7 +3,7 @@
 use parmana_canon::{Digest, parse_strict, to_canonical_vec};
 use parmana_replay::{ClaimOutcome, ClaimRecord, ExecutionId, ExecutionState, ReplayStore};
 use parmana_trust::{
-    DocumentRef, EvaluatorRef, ExecutionPredicate, PolicyRef, Role, RuntimeRef, Signer,
+    AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, Role, RuntimeRef, Signer,
     build_attestation, prepare_attestation,
 };
 use serde_json::Value;
@@ -119,10 +119,10 @@ pub fn execute_from_signals(
 
     let bundle = loaded.bundle();
     let predicate = ExecutionPredicate {
-        execution_id: execution_id.as_str().to_owned(),
-        policy: PolicyRef {
-            id: bundle.policy_id().to_owned(),
-            version: bundle.policy_version().to_owned(),
+        execution_id: execution_id.clone(),
+        policy: AttestedPolicy {
+            id: bundle.policy_id().clone(),
+            version: bundle.policy_version().clone(),
             policy_digest: bundle.policy_digest(),
             bundle_digest: bundle.bundle_digest(),
         },
@@ -303,9 +303,7 @@ fn recover_one(
     let value = parse_strict(claim.attestation_inputs()).map_err(|e| unreadable(e.to_string()))?;
     let predicate: ExecutionPredicate =
         serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))?;
-    if predicate.execution_id != execution_id.as_str()
-        || predicate.executed_at != claim.claimed_at()
-    {
+    if predicate.execution_id != *execution_id || predicate.executed_at != claim.claimed_at() {
         return Err(unreadable(
             "the recorded inputs belong to another execution".to_owned(),
         ));
