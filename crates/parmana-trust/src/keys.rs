@@ -442,6 +442,34 @@ mod tests {
         assert!(!has_small_order_r(&sig));
     }
 
+    #[test]
+    fn a_batch_of_valid_signatures_verifies_and_one_bad_one_fails_it() {
+        let keys: Vec<LocalSigningKey> = (0..3u8)
+            .map(|i| LocalSigningKey::from_seed(&[i; 32]))
+            .collect();
+        let messages: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; usize::from(i) * 7]).collect();
+        let sigs: Vec<[u8; 64]> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Signer::sign(&keys[i % 3], m).unwrap())
+            .collect();
+        let items: Vec<BatchItem<'_>> = messages
+            .iter()
+            .zip(&sigs)
+            .enumerate()
+            .map(|(i, (m, sig))| (keys[i % 3].public_key(), m.as_slice(), sig))
+            .collect();
+        assert!(verify_batch(&items));
+        assert!(verify_batch(&items[..1]));
+        assert!(verify_batch(&[]));
+        let mut wrong = items.clone();
+        wrong[2].0 = keys[0].public_key();
+        assert!(!verify_batch(&wrong));
+        let mut wrong = items.clone();
+        wrong[4].1 = b"other";
+        assert!(!verify_batch(&wrong));
+    }
+
     /// The STANDARD engine alone refuses every non-canonical spelling.
     #[test]
     fn base64_has_one_spelling_per_value() {
