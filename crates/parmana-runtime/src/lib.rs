@@ -46,7 +46,7 @@ pub mod trust {
     pub use parmana_trust::{
         AttestationCheck, AttestationCheckKind, AttestationReport, ExecutionPredicate, KeyId,
         LocalSigningKey, PublicKey, Role, Signer, TrustError, VerifiedBundle,
-        VerifiedReleaseManifest, VerifiedTrustRoot,
+        VerifiedReleaseManifest, VerifiedTrustRoot, verify_attestations,
     };
 }
 
