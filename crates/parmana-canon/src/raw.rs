@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use crate::jcs::to_canonical_pair;
 use crate::{CanonError, to_canonical_vec};
 
 /// The newtype-struct name the canonical serializer recognizes (no other type uses it).
@@ -35,7 +36,35 @@ pub struct RawCanonical(String);
 impl RawCanonical {
     /// Encodes `value` as RFC 8785 bytes.
     pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, CanonError> {
-        let bytes = to_canonical_vec(value)?;
+        Self::from_canonical(to_canonical_vec(value)?)
+    }
+
+    /// Encodes `value`, an object, as RFC 8785 bytes, and returns them together with the RFC 8785
+    /// bytes of the same object without its member `omit` (the same bytes when it has none),
+    /// from one encoding: the members are encoded and sorted once, and written twice.
+    ///
+    /// An attestation's fingerprint is the digest of its predicate without `executed_at`; this
+    /// gives both forms for the cost of one.
+    ///
+    /// ```
+    /// use parmana_canon::{RawCanonical, to_canonical_vec};
+    /// use serde_json::json;
+    /// let value = json!({"b": 1, "at": "now", "a": [true]});
+    /// let (whole, without) = RawCanonical::encode_omitting(&value, "at").unwrap();
+    /// assert_eq!(whole.as_bytes(), to_canonical_vec(&value).unwrap());
+    /// assert_eq!(without, br#"{"a":[true],"b":1}"#);
+    /// assert!(RawCanonical::encode_omitting(&[1], "at").is_err());
+    /// ```
+    pub fn encode_omitting<T: Serialize + ?Sized>(
+        value: &T,
+        omit: &str,
+    ) -> Result<(Self, Vec<u8>), CanonError> {
+        let (whole, without) = to_canonical_pair(value, omit)?;
+        Ok((Self::from_canonical(whole)?, without))
+    }
+
+    /// Wraps this crate's canonical output.
+    fn from_canonical(bytes: Vec<u8>) -> Result<Self, CanonError> {
         // Canonical output is always UTF-8 (it is written from `str`s and ASCII only).
         String::from_utf8(bytes)
             .map(Self)
@@ -96,6 +125,43 @@ mod tests {
             assert_eq!(nested, expected, "{value}");
             let reparsed: Value = serde_json::from_slice(&nested).unwrap();
             assert_eq!(to_canonical_vec(&reparsed).unwrap(), nested);
+        }
+    }
+
+    /// The pair equals encoding the value, and encoding it with the member removed, for any
+    /// key position (first, middle, last, absent, non-ASCII keys sorted by UTF-16).
+    #[test]
+    fn encoding_omitting_a_member_equals_removing_it_first() {
+        let value = json!({"\u{10000}": 1, "\u{ffff}": {"x": [2]}, "b": null, "a": "s", "m": 1.5});
+        for key in ["a", "b", "m", "\u{ffff}", "\u{10000}", "absent"] {
+            let (whole, without) = RawCanonical::encode_omitting(&value, key).unwrap();
+            assert_eq!(whole.as_bytes(), to_canonical_vec(&value).unwrap());
+            let mut removed = value.clone();
+            removed.as_object_mut().unwrap().remove(key);
+            assert_eq!(without, to_canonical_vec(&removed).unwrap(), "{key}");
+        }
+        let single = json!({"only": 1});
+        assert_eq!(
+            RawCanonical::encode_omitting(&single, "only").unwrap().1,
+            b"{}"
+        );
+        // Nested members of the same name stay; only the top level is affected.
+        let nested = json!({"k": {"k": 1}, "z": [{"k": 2}]});
+        let (_, without) = RawCanonical::encode_omitting(&nested, "k").unwrap();
+        assert_eq!(without, br#"{"z":[{"k":2}]}"#);
+        // A struct through serde derive, and a value that is not an object.
+        #[derive(serde::Serialize)]
+        struct S {
+            b: u8,
+            a: Option<u8>,
+        }
+        let (whole, without) = RawCanonical::encode_omitting(&S { b: 1, a: Some(2) }, "b").unwrap();
+        assert_eq!(
+            (whole.as_bytes(), without.as_slice()),
+            (&br#"{"a":2,"b":1}"#[..], &br#"{"a":2}"#[..])
+        );
+        for bad in [json!([1]), json!("s"), json!(null)] {
+            assert!(RawCanonical::encode_omitting(&bad, "k").is_err());
         }
     }
 

@@ -3,7 +3,9 @@
 use parmana_canon::{Digest, RawCanonical};
 
 use super::DOCUMENT;
-use super::statement::{ExecutionPredicate, encode_envelope, encode_payload, fingerprint, pae};
+use super::statement::{
+    ExecutionPredicate, encode_envelope, encode_payload, encode_predicate, pae,
+};
 use crate::{Role, Signer, TrustError, VerifiedTrustRoot};
 
 /// Builds and signs an attestation; returns the envelope's bytes (its RFC 8785 form).
@@ -62,10 +64,11 @@ pub fn prepare_attestation<'a>(
             });
         }
     }
+    let (canonical, fingerprint) = encode_predicate(predicate)?;
     Ok(PreparedAttestation {
         predicate,
-        canonical: RawCanonical::encode(predicate)?,
-        fingerprint: fingerprint(predicate)?,
+        canonical,
+        fingerprint,
     })
 }
 

@@ -123,34 +123,16 @@ pub(crate) fn pae(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The predicate as serialized for its fingerprint: every field but `executed_at`.
-struct FingerprintView<'a>(&'a ExecutionPredicate);
+/// The member of the predicate its fingerprint leaves out.
+const FINGERPRINT_OMITS: &str = "executed_at";
 
-impl Serialize for FingerprintView<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let p = self.0;
-        let mut s = serializer.serialize_struct("ExecutionPredicate", 12)?;
-        s.serialize_field("execution_id", &p.execution_id)?;
-        s.serialize_field("policy", &p.policy)?;
-        s.serialize_field("signals_digest", &p.signals_digest)?;
-        s.serialize_field("decision", &p.decision)?;
-        s.serialize_field("rule_id", &p.rule_id)?;
-        s.serialize_field("reason", &p.reason)?;
-        s.serialize_field("evaluator", &p.evaluator)?;
-        s.serialize_field("runtime", &p.runtime)?;
-        s.serialize_field("trust_root", &p.trust_root)?;
-        s.serialize_field("release_manifest", &p.release_manifest)?;
-        if let Some(signals) = &p.signals {
-            s.serialize_field("signals", signals)?;
-        }
-        s.end()
-    }
-}
-
-/// The execution fingerprint: SHA-256 of the JCS of the predicate without `executed_at`.
-pub(crate) fn fingerprint(predicate: &ExecutionPredicate) -> Result<Digest, TrustError> {
-    Ok(Digest::of(&to_canonical_vec(&FingerprintView(predicate))?))
+/// The predicate's canonical bytes and its fingerprint — SHA-256 of the JCS of the predicate
+/// without `executed_at` —, from one encoding.
+pub(crate) fn encode_predicate(
+    predicate: &ExecutionPredicate,
+) -> Result<(RawCanonical, Digest), TrustError> {
+    let (whole, without) = RawCanonical::encode_omitting(predicate, FINGERPRINT_OMITS)?;
+    Ok((whole, Digest::of(&without)))
 }
 
 /// The in-toto statement as it travels. Parsed straight into types, then re-encoded and
@@ -248,11 +230,12 @@ pub(crate) struct DsseEnvelope {
     pub(crate) signatures: Vec<SignatureEntry>,
 }
 
-/// The parsed statement.
+/// The parsed statement, with the fingerprint recomputed from its predicate.
 pub(crate) struct Statement {
     pub(crate) subject_name: String,
     pub(crate) subject_sha256: String,
     pub(crate) predicate: ExecutionPredicate,
+    pub(crate) fingerprint: Digest,
 }
 
 pub(crate) fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
@@ -289,26 +272,46 @@ pub(crate) fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
 }
 
 pub(crate) fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
-    let wire: StatementWire<'_, ExecutionPredicate> =
-        serde_json::from_slice(payload).map_err(|e| malformed(format!("payload: {e}")))?;
-    if to_canonical_vec(&wire)? != payload {
+    let StatementWire {
+        statement_type,
+        subject,
+        predicate_type,
+        predicate,
+    } = serde_json::from_slice::<StatementWire<'_, ExecutionPredicate>>(payload)
+        .map_err(|e| malformed(format!("payload: {e}")))?;
+    // The predicate is encoded once, for the fingerprint and for the canonical check of the
+    // whole statement (which embeds those very bytes).
+    let (canonical_predicate, fingerprint) = encode_predicate(&predicate)?;
+    let reencoded = StatementWire {
+        statement_type,
+        subject,
+        predicate_type,
+        predicate: &canonical_predicate,
+    };
+    if to_canonical_vec(&reencoded)? != payload {
         return Err(TrustError::NotCanonical {
             document: DOCUMENT.to_owned(),
         });
     }
-    if wire.statement_type != STATEMENT_TYPE {
+    let StatementWire {
+        statement_type,
+        subject,
+        predicate_type,
+        ..
+    } = reencoded;
+    if statement_type != STATEMENT_TYPE {
         return Err(TrustError::WrongType {
             expected: STATEMENT_TYPE.to_owned(),
-            found: wire.statement_type.into_owned(),
+            found: statement_type.into_owned(),
         });
     }
-    if wire.predicate_type != PREDICATE_TYPE {
+    if predicate_type != PREDICATE_TYPE {
         return Err(TrustError::WrongType {
             expected: PREDICATE_TYPE.to_owned(),
-            found: wire.predicate_type.into_owned(),
+            found: predicate_type.into_owned(),
         });
     }
-    let mut subjects = wire.subject.into_iter();
+    let mut subjects = subject.into_iter();
     let (Some(subject), None) = (subjects.next(), subjects.next()) else {
         return Err(TrustError::SubjectMismatch {
             message: "subject must be a list of exactly one entry".to_owned(),
@@ -317,7 +320,8 @@ pub(crate) fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
     Ok(Statement {
         subject_name: subject.name,
         subject_sha256: subject.digest.sha256,
-        predicate: wire.predicate,
+        predicate,
+        fingerprint,
     })
 }
 

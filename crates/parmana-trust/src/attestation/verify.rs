@@ -6,8 +6,7 @@ use serde_json::Value;
 
 use super::DOCUMENT;
 use super::statement::{
-    DsseEnvelope, ExecutionPredicate, SUBJECT_PREFIX, Statement, fingerprint, pae, parse_dsse,
-    parse_statement,
+    DsseEnvelope, ExecutionPredicate, SUBJECT_PREFIX, Statement, pae, parse_dsse, parse_statement,
 };
 use crate::envelope::{SignatureCheck, check_signatures_with};
 use crate::keys::{BatchItem, verify_batch};
@@ -390,7 +389,7 @@ fn check_fingerprint(statement: &Statement) -> Result<String, TrustError> {
             ),
         });
     }
-    let fingerprint = fingerprint(&statement.predicate)?;
+    let fingerprint = statement.fingerprint;
     let hex = fingerprint.to_hex();
     if statement.subject_sha256 != hex {
         return Err(TrustError::DigestMismatch {
