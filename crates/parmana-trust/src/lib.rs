@@ -60,10 +60,7 @@ pub use keys::{
     KeyId, LocalSigningKey, PublicKey, PublicKeyDocument, Signer, read_public_key_file,
     write_public_key_file,
 };
-pub use legacy::{
-    LEGACY_MANIFEST_FILE, LEGACY_SIGNATURE_FILE, VerifiedLegacyBundle, legacy_canonical_json,
-    verify_legacy_bundle,
-};
+pub use legacy::{VerifiedLegacyBundle, verify_legacy_bundle};
 pub use release::{
     RELEASE_MANIFEST_FILE, ReleaseManifestSpec, VerifiedReleaseManifest, sign_release_manifest,
     verify_release_manifest,
