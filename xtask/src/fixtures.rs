@@ -185,11 +185,14 @@ pub fn generate(root: &Path) -> Result<Vec<PathBuf>, String> {
     let mut released = BTreeMap::new();
     for (id, version, dir) in policy_dirs(root)? {
         let files = parmana_trust::read_bundle_dir(&dir).map_err(err)?;
-        let bytes = sign_bundle(&id, &version, &files, &[policy]).map_err(err)?;
+        let name: parmana_canon::PolicyRef = format!("{id}@{version}")
+            .parse()
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let bytes = sign_bundle(&name, &files, &[policy]).map_err(err)?;
         let envelope = parmana_canon::parse_strict(&bytes).map_err(|e| e.to_string())?;
         let digest = Digest::of_canonical(&envelope["signed"]).map_err(|e| e.to_string())?;
         write(&dir.join("bundle.json"), &bytes, &mut written)?;
-        released.insert(format!("{id}@{version}"), digest);
+        released.insert(name, digest);
     }
     let manifest = sign_release_manifest(
         &ReleaseManifestSpec {

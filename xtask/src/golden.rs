@@ -166,8 +166,8 @@ mod tests {
             let predicate = report.predicate().unwrap();
             let bundle_dir = root
                 .join("policies")
-                .join(&predicate.policy.id)
-                .join(&predicate.policy.version);
+                .join(predicate.policy.id.as_str())
+                .join(predicate.policy.version.as_str());
             let bundle = load_bundle(&trust_root, &bundle_dir).unwrap();
             assert!(
                 verify_attestation(

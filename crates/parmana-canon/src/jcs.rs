@@ -28,7 +28,7 @@ use crate::{CanonError, MAX_SAFE_INTEGER, parse_strict};
 /// ```
 pub fn to_canonical_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonError> {
     let mut out = Vec::with_capacity(256);
-    value.serialize(Writer { out: &mut out })?;
+    value.serialize(Writer::new(&mut out))?;
     Ok(out)
 }
 
@@ -127,6 +127,54 @@ fn write_i128(out: &mut Vec<u8>, value: i128) -> Result<(), CanonError> {
 /// The canonical serializer: writes into `out`.
 struct Writer<'a> {
     out: &'a mut Vec<u8>,
+    /// Set only for the string inside a [`RawCanonical`](crate::RawCanonical): it is already
+    /// canonical JSON and is copied as it is.
+    verbatim: bool,
+    /// Set only for the top-level value of [`to_canonical_pair`]: where its object is also
+    /// written without one member.
+    omit: Option<Omit<'a>>,
+}
+
+/// The second output of [`to_canonical_pair`]: the top-level object without the member `key`.
+struct Omit<'a> {
+    key: &'a str,
+    out: &'a mut Vec<u8>,
+    written: &'a mut bool,
+}
+
+impl<'a> Writer<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        Self {
+            out,
+            verbatim: false,
+            omit: None,
+        }
+    }
+}
+
+/// The canonical bytes of `value`, and of `value` without its top-level member `omit` (the
+/// same bytes when it has no such member), from one encoding. `value` must serialize as an
+/// object.
+pub(crate) fn to_canonical_pair<T: Serialize + ?Sized>(
+    value: &T,
+    omit: &str,
+) -> Result<(Vec<u8>, Vec<u8>), CanonError> {
+    let mut out = Vec::with_capacity(256);
+    let mut without = Vec::with_capacity(256);
+    let mut written = false;
+    value.serialize(Writer {
+        out: &mut out,
+        verbatim: false,
+        omit: Some(Omit {
+            key: omit,
+            out: &mut without,
+            written: &mut written,
+        }),
+    })?;
+    if !written {
+        return Err(not_representable("the value is not a JSON object"));
+    }
+    Ok((out, without))
 }
 
 /// Compares keys by UTF-16 code units, as RFC 8785 sorts them.
@@ -141,6 +189,8 @@ fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 /// An object being written: members are serialized into one scratch buffer, then sorted.
 struct ObjectWriter<'a> {
     out: &'a mut Vec<u8>,
+    /// For the top-level object of [`to_canonical_pair`]: the second output.
+    omit: Option<Omit<'a>>,
     scratch: Vec<u8>,
     members: Vec<(Cow<'static, str>, std::ops::Range<usize>)>,
     pending_key: Option<String>,
@@ -152,6 +202,7 @@ impl<'a> ObjectWriter<'a> {
     fn new(out: &'a mut Vec<u8>, len: Option<usize>, variant: Option<&'static str>) -> Self {
         Self {
             out,
+            omit: None,
             scratch: Vec::with_capacity(64 * len.unwrap_or(4)),
             members: Vec::with_capacity(len.unwrap_or(4)),
             pending_key: None,
@@ -165,9 +216,7 @@ impl<'a> ObjectWriter<'a> {
         value: &T,
     ) -> Result<(), CanonError> {
         let start = self.scratch.len();
-        value.serialize(Writer {
-            out: &mut self.scratch,
-        })?;
+        value.serialize(Writer::new(&mut self.scratch))?;
         self.members.push((key, start..self.scratch.len()));
         Ok(())
     }
@@ -197,6 +246,21 @@ impl<'a> ObjectWriter<'a> {
         self.out.push(b'}');
         if self.variant.is_some() {
             self.out.push(b'}');
+        }
+        if let Some(omit) = self.omit.take() {
+            omit.out.push(b'{');
+            let mut first = true;
+            for (key, range) in self.members.iter().filter(|(key, _)| key != omit.key) {
+                if !first {
+                    omit.out.push(b',');
+                }
+                first = false;
+                write_string(omit.out, key);
+                omit.out.push(b':');
+                omit.out.extend_from_slice(&self.scratch[range.clone()]);
+            }
+            omit.out.push(b'}');
+            *omit.written = true;
         }
         Ok(())
     }
@@ -229,7 +293,7 @@ impl<'a> ArrayWriter<'a> {
             self.out.push(b',');
         }
         self.first = false;
-        value.serialize(Writer { out: self.out })
+        value.serialize(Writer::new(self.out))
     }
 
     fn finish(self) -> Result<(), CanonError> {
@@ -299,7 +363,11 @@ impl<'a> ser::Serializer for Writer<'a> {
         Ok(())
     }
     fn serialize_str(self, v: &str) -> Result<(), CanonError> {
-        write_string(self.out, v);
+        if self.verbatim {
+            self.out.extend_from_slice(v.as_bytes());
+        } else {
+            write_string(self.out, v);
+        }
         Ok(())
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), CanonError> {
@@ -332,10 +400,15 @@ impl<'a> ser::Serializer for Writer<'a> {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<(), CanonError> {
-        value.serialize(self)
+        let verbatim = name == crate::raw::RAW_TOKEN;
+        value.serialize(Writer {
+            out: self.out,
+            verbatim,
+            omit: self.omit,
+        })
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -347,7 +420,7 @@ impl<'a> ser::Serializer for Writer<'a> {
         self.out.push(b'{');
         write_string(self.out, variant);
         self.out.push(b':');
-        value.serialize(Writer { out: self.out })?;
+        value.serialize(Writer::new(self.out))?;
         self.out.push(b'}');
         Ok(())
     }
@@ -374,14 +447,18 @@ impl<'a> ser::Serializer for Writer<'a> {
         Ok(ArrayWriter::new(self.out, Some(variant)))
     }
     fn serialize_map(self, len: Option<usize>) -> Result<ObjectWriter<'a>, CanonError> {
-        Ok(ObjectWriter::new(self.out, len, None))
+        let mut object = ObjectWriter::new(self.out, len, None);
+        object.omit = self.omit;
+        Ok(object)
     }
     fn serialize_struct(
         self,
         _name: &'static str,
         len: usize,
     ) -> Result<ObjectWriter<'a>, CanonError> {
-        Ok(ObjectWriter::new(self.out, Some(len), None))
+        let mut object = ObjectWriter::new(self.out, Some(len), None);
+        object.omit = self.omit;
+        Ok(object)
     }
     fn serialize_struct_variant(
         self,
@@ -521,9 +598,12 @@ impl ser::Serializer for KeyWriter {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<String, CanonError> {
+        if name == crate::raw::RAW_TOKEN {
+            return Err(key_error());
+        }
         value.serialize(self)
     }
     fn serialize_bool(self, _v: bool) -> Result<String, CanonError> {

@@ -6,7 +6,8 @@
 //!   parties disagree about what was signed (duplicate keys, lone surrogates,
 //!   integers beyond ±(2^53−1), numbers that overflow, invalid UTF-8, trailing
 //!   data, nesting deeper than [`MAX_DEPTH`]).
-//! * [`to_canonical_vec`] and [`canonicalize`] produce RFC 8785 (JCS) bytes.
+//! * [`to_canonical_vec`] and [`canonicalize`] produce RFC 8785 (JCS) bytes; [`RawCanonical`]
+//!   holds a value encoded once, copied verbatim into the documents that embed it.
 //! * [`reader::Reader`] is the strict pull tokenizer underneath: the same rules, token by
 //!   token, for readers that build something other than a `Value`.
 //! * [`Digest`] is a SHA-256 content digest written `sha256:<64 lowercase hex>`.
@@ -26,6 +27,7 @@ mod error;
 mod id;
 mod jcs;
 mod parse;
+mod raw;
 pub mod reader;
 mod time;
 
@@ -37,4 +39,5 @@ pub use id::{
 };
 pub use jcs::{canonicalize, canonicalize_value, to_canonical_vec};
 pub use parse::{MAX_DEPTH, MAX_SAFE_INTEGER, parse_strict};
+pub use raw::RawCanonical;
 pub use time::Timestamp;

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use parmana_runtime::canon::{Digest, Timestamp, parse_strict};
+use parmana_runtime::canon::{Digest, PolicyId, PolicyRef, PolicyVersion, Timestamp, parse_strict};
 use parmana_runtime::policy::EVALUATOR_SEMANTICS;
 use parmana_runtime::trust::{
     BUNDLE_MANIFEST_FILE, LocalSigningKey, POLICY_FILE, PublicKey, ReleaseManifestSpec, RoleSpec,
-    Signer, TrustRootSpec, create_trust_root, read_bundle_dir, read_public_key_file,
+    Signer, TrustError, TrustRootSpec, create_trust_root, read_bundle_dir, read_public_key_file,
     sign_bundle_dir, sign_release_manifest, verify_legacy_bundle, write_public_key_file,
 };
 use parmana_runtime::{RUNTIME_VERSION, load_bundle, load_trust_root, rotate_trust_root_file};
@@ -342,6 +342,21 @@ pub fn bundle(command: &BundleCommand) -> Result<(), Failure> {
     }
 }
 
+/// The name a bundle is signed under; an id or version outside the grammar is refused as the
+/// bundle manifest would refuse it.
+fn bundle_policy_ref(id: &str, version: &str) -> Result<PolicyRef, Failure> {
+    let document = "parmana/bundle".to_owned();
+    let id = PolicyId::parse(id).map_err(|error| {
+        Failure::trust(&TrustError::InvalidPolicyId {
+            document: document.clone(),
+            error,
+        })
+    })?;
+    let version = PolicyVersion::parse(version)
+        .map_err(|error| Failure::trust(&TrustError::InvalidPolicyVersion { document, error }))?;
+    Ok(PolicyRef::new(id, version))
+}
+
 /// The bundle digest of `bundle.json` bytes: the digest of the JCS of its `signed` part.
 fn bundle_digest(bundle_json: &[u8]) -> Result<Digest, Failure> {
     let value = parse_strict(bundle_json).map_err(|e| Failure::canon("bundle.json", &e))?;
@@ -378,8 +393,8 @@ fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
             )
         })?,
     };
-    let bytes =
-        sign_bundle_dir(&args.dir, &id, &version, &[&signer]).map_err(|e| Failure::trust(&e))?;
+    let policy = bundle_policy_ref(&id, &version)?;
+    let bytes = sign_bundle_dir(&args.dir, &policy, &[&signer]).map_err(|e| Failure::trust(&e))?;
     outln!("{id}@{version} {}", bundle_digest(&bytes)?);
     Ok(())
 }
@@ -424,13 +439,8 @@ fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
         }
         write_file(&path, bytes)?;
     }
-    let bundle = sign_bundle_dir(
-        &args.out,
-        legacy.policy_id(),
-        legacy.policy_version(),
-        &[&signer],
-    )
-    .map_err(|e| Failure::trust(&e))?;
+    let policy = bundle_policy_ref(legacy.policy_id(), legacy.policy_version())?;
+    let bundle = sign_bundle_dir(&args.out, &policy, &[&signer]).map_err(|e| Failure::trust(&e))?;
     outln!(
         "{}@{} {}",
         legacy.policy_id(),
@@ -501,7 +511,7 @@ pub fn release(command: &ReleaseCommand) -> Result<(), Failure> {
         })?;
         parmana_runtime::policy::compile(bundle.policy_bytes())
             .map_err(|e| Failure::policy(&dir.join(POLICY_FILE).display().to_string(), &e))?;
-        policies.insert(bundle.release_name(), bundle.bundle_digest());
+        policies.insert(bundle.policy_ref(), bundle.bundle_digest());
     }
     let spec = ReleaseManifestSpec {
         version: args.version,

@@ -87,7 +87,12 @@ pub fn render_report(report: &AttestationReport) -> String {
         let _ = writeln!(
             out,
             "attestation of execution {:?}: {} (rule {:?}) under {}@{}, executed at {}",
-            p.execution_id, p.decision, p.rule_id, p.policy.id, p.policy.version, p.executed_at
+            p.execution_id.as_str(),
+            p.decision,
+            p.rule_id,
+            p.policy.id,
+            p.policy.version,
+            p.executed_at
         );
     }
     let _ = writeln!(out, "{:<16}{:<8}DETAIL", "CHECK", "RESULT");

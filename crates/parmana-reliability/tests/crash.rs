@@ -156,7 +156,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         assert_eq!(report.completed.len(), pending.len());
         assert!(store.pending().unwrap().is_empty());
         for attestation in &report.completed {
-            let id = attestation.predicate().execution_id.clone();
+            let id = attestation.predicate().execution_id.as_str().to_owned();
             assert_eq!(
                 attestation.envelope(),
                 fresh_build(&id, &environment, &signer),
@@ -190,7 +190,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
                         && !report
                             .completed
                             .iter()
-                            .any(|a| a.predicate().execution_id == row.execution_id)
+                            .any(|a| a.predicate().execution_id.as_str() == row.execution_id)
                     {
                         figures.completed_unacknowledged += 1;
                     }

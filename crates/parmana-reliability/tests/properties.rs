@@ -12,8 +12,8 @@ use parmana_reliability::{
 use parmana_replay::MemoryReplayStore;
 use parmana_runtime::{RuntimeEnvironment, execute_from_signals};
 use parmana_trust::{
-    ExecutionPredicate, PublicKey, read_public_key_file, verify_attestation, verify_bundle,
-    verify_release_manifest, verify_trust_chain,
+    ExecutionPredicate, PublicKey, read_public_key_file, verify_attestation, verify_attestations,
+    verify_bundle, verify_release_manifest, verify_trust_chain,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -165,6 +165,31 @@ proptest! {
             let found = to_canonical_vec(report.predicate().unwrap()).unwrap();
             prop_assert_eq!(found, to_canonical_vec(&FIXTURES.predicate).unwrap());
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Batch verification reports exactly what one-by-one verification reports, on any mix of
+    /// the authentic attestation and mutations of it (bad signatures, broken payloads, JSON).
+    #[test]
+    fn batch_verification_reports_what_single_verification_reports(
+        envelopes in proptest::collection::vec(
+            prop_oneof![
+                Just(FIXTURES.attestation.clone()),
+                mutated(FIXTURES.attestation.clone()),
+            ],
+            0..8,
+        )
+    ) {
+        let trust_root = FIXTURES.environment.trust_root();
+        let slices: Vec<&[u8]> = envelopes.iter().map(Vec::as_slice).collect();
+        let single: Vec<_> = slices
+            .iter()
+            .map(|envelope| verify_attestation(envelope, trust_root, None, None))
+            .collect();
+        prop_assert_eq!(verify_attestations(&slices, trust_root), single);
     }
 }
 

@@ -159,9 +159,9 @@ impl RuntimeEnvironment {
     /// Loads and verifies every policy the release manifest lists, so that a broken bundle is
     /// found at start-up instead of at its first execution.
     pub fn preload_released_policies(&self) -> Result<usize, ExecutionError> {
-        let names: Vec<String> = self.release_manifest.policies().keys().cloned().collect();
+        let names: Vec<_> = self.release_manifest.policies().keys().cloned().collect();
         for name in &names {
-            self.policy(&crate::request::parse_policy_ref(name)?)?;
+            self.policy(name)?;
         }
         Ok(names.len())
     }
@@ -175,10 +175,12 @@ impl RuntimeEnvironment {
         }
         let files = read_bundle_dir(&dir)?;
         let bundle = verify_bundle(&self.trust_root, &files)?;
-        if bundle.policy_id() != policy_id || bundle.policy_version() != policy_version {
+        if bundle.policy_id().as_str() != policy_id
+            || bundle.policy_version().as_str() != policy_version
+        {
             return Err(ExecutionError::PolicyIdentityMismatch {
                 policy: name,
-                declared: bundle.release_name(),
+                declared: bundle.policy_ref().to_string(),
             });
         }
         self.release_manifest.check_bundle(&bundle)?;

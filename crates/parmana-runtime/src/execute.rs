@@ -3,8 +3,8 @@
 use parmana_canon::{Digest, ExecutionId, Timestamp, parse_strict, to_canonical_vec};
 use parmana_replay::{ClaimOutcome, ClaimRecord, ExecutionState, ReplayStore};
 use parmana_trust::{
-    DocumentRef, EvaluatorRef, ExecutionPredicate, KeyId, PolicyRef as AttestedPolicy, Role,
-    RuntimeRef, Signer, prepare_attestation,
+    AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, KeyId, Role, RuntimeRef, Signer,
+    prepare_attestation,
 };
 use serde_json::Value;
 
@@ -87,10 +87,10 @@ pub(crate) fn execute(
 
     let bundle = loaded.bundle();
     let predicate = ExecutionPredicate {
-        execution_id: execution_id.as_str().to_owned(),
+        execution_id: execution_id.clone(),
         policy: AttestedPolicy {
-            id: bundle.policy_id().to_owned(),
-            version: bundle.policy_version().to_owned(),
+            id: bundle.policy_id().clone(),
+            version: bundle.policy_version().clone(),
             policy_digest: bundle.policy_digest(),
             bundle_digest: bundle.bundle_digest(),
         },
@@ -297,9 +297,7 @@ fn recover_one(
         parse_strict(claim.attestation_inputs()).map_err(|e| unreadable(e.to_string()))?;
     let predicate: ExecutionPredicate =
         serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))?;
-    if predicate.execution_id != execution_id.as_str()
-        || predicate.executed_at != claim.claimed_at()
-    {
+    if predicate.execution_id != *execution_id || predicate.executed_at != claim.claimed_at() {
         return Err(unreadable(
             "the recorded inputs belong to another execution".to_owned(),
         ));

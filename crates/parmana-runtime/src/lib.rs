@@ -64,8 +64,8 @@ pub mod trust {
         ExecutionPredicate, KeyId, LocalSigningKey, POLICY_FILE, PublicKey, ReleaseManifestSpec,
         Role, RoleSpec, Signer, TRUST_ROOT_CHAIN_DIR, TrustError, TrustRootSpec, VerifiedBundle,
         VerifiedReleaseManifest, VerifiedTrustRoot, create_trust_root, read_bundle_dir,
-        read_public_key_file, sign_bundle_dir, sign_release_manifest, verify_legacy_bundle,
-        write_public_key_file,
+        read_public_key_file, sign_bundle_dir, sign_release_manifest, verify_attestations,
+        verify_legacy_bundle, write_public_key_file,
     };
 }
 

@@ -296,8 +296,7 @@ fn a_signed_bundle_missing_from_the_release_manifest_is_refused() {
     let policy_key = fixture.key("policy");
     parmana_trust::sign_bundle_dir(
         &to,
-        "claims-approval",
-        "1.0.1",
+        &"claims-approval@1.0.1".parse().unwrap(),
         &[&policy_key as &dyn Signer],
     )
     .unwrap();

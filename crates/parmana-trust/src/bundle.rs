@@ -3,14 +3,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use parmana_canon::{Digest, PolicyId, PolicyVersion};
+use parmana_canon::{Digest, PolicyId, PolicyRef, PolicyVersion};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::envelope::{Envelope, sign_document};
 use crate::{Role, Signer, TrustError, VerifiedTrustRoot};
 
 /// The `_type` of a bundle manifest.
-pub const BUNDLE_TYPE: &str = "parmana/bundle";
+pub(crate) const BUNDLE_TYPE: &str = "parmana/bundle";
 
 /// The bundle manifest's file name inside a bundle directory.
 pub const BUNDLE_MANIFEST_FILE: &str = "bundle.json";
@@ -19,10 +20,10 @@ pub const BUNDLE_MANIFEST_FILE: &str = "bundle.json";
 pub const POLICY_FILE: &str = "policy.json";
 
 /// At most this many files in one bundle directory.
-pub const MAX_BUNDLE_FILES: usize = 10_000;
+pub(crate) const MAX_BUNDLE_FILES: usize = 10_000;
 
 /// At most this many bytes in all files of one bundle directory together.
-pub const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The files of a bundle directory: relative path (`/`-separated) → raw bytes.
 pub type BundleFiles = BTreeMap<String, Vec<u8>>;
@@ -32,8 +33,8 @@ pub type BundleFiles = BTreeMap<String, Vec<u8>>;
 struct BundleBody {
     #[serde(rename = "_type")]
     doc_type: String,
-    policy_id: String,
-    policy_version: String,
+    policy_id: PolicyId,
+    policy_version: PolicyVersion,
     files: BTreeMap<String, Digest>,
 }
 
@@ -41,8 +42,8 @@ struct BundleBody {
 /// ones it lists, with the digests it records. Only [`verify_bundle`] builds one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedBundle {
-    policy_id: String,
-    policy_version: String,
+    policy_id: PolicyId,
+    policy_version: PolicyVersion,
     bundle_digest: Digest,
     policy_digest: Digest,
     files: BundleFiles,
@@ -50,18 +51,18 @@ pub struct VerifiedBundle {
 
 impl VerifiedBundle {
     /// The policy id the manifest names.
-    pub fn policy_id(&self) -> &str {
+    pub fn policy_id(&self) -> &PolicyId {
         &self.policy_id
     }
 
     /// The policy version the manifest names.
-    pub fn policy_version(&self) -> &str {
+    pub fn policy_version(&self) -> &PolicyVersion {
         &self.policy_version
     }
 
     /// `<id>@<version>`, the bundle's name in the release manifest.
-    pub fn release_name(&self) -> String {
-        format!("{}@{}", self.policy_id, self.policy_version)
+    pub fn policy_ref(&self) -> PolicyRef {
+        PolicyRef::new(self.policy_id.clone(), self.policy_version.clone())
     }
 
     /// The bundle digest: SHA-256 of the JCS bytes of the manifest's `signed` part.
@@ -119,7 +120,9 @@ pub fn verify_bundle(
         trust_root.all_keys(),
         role.threshold,
     )?;
-    let body: BundleBody = envelope.body(BUNDLE_TYPE)?;
+    let body: BundleBody = envelope
+        .body(BUNDLE_TYPE)
+        .map_err(|error| identifier_error(&envelope.signed).unwrap_or(error))?;
     check_body(&body)?;
     for (path, expected) in &body.files {
         let bytes = files
@@ -154,23 +157,38 @@ pub fn verify_bundle(
     })
 }
 
+/// When a body does not read, whether it is because of its policy id or version: those have
+/// codes of their own (the typed body refuses them with a generic message).
+fn identifier_error(signed: &Value) -> Option<TrustError> {
+    if let Some(Value::String(text)) = signed.get("policy_id")
+        && let Err(error) = PolicyId::parse(text)
+    {
+        return Some(TrustError::InvalidPolicyId {
+            document: BUNDLE_TYPE.to_owned(),
+            error,
+        });
+    }
+    if let Some(Value::String(text)) = signed.get("policy_version")
+        && let Err(error) = PolicyVersion::parse(text)
+    {
+        return Some(TrustError::InvalidPolicyVersion {
+            document: BUNDLE_TYPE.to_owned(),
+            error,
+        });
+    }
+    None
+}
+
 fn check_body(body: &BundleBody) -> Result<(), TrustError> {
-    let bad = |message: String| TrustError::malformed(BUNDLE_TYPE, message);
-    if !PolicyId::is_valid(&body.policy_id) {
-        return Err(bad(format!("invalid policy id {:?}", body.policy_id)));
-    }
-    if !PolicyVersion::is_valid(&body.policy_version) {
-        return Err(bad(format!(
-            "invalid policy version {:?}",
-            body.policy_version
-        )));
-    }
     if !body.files.contains_key(POLICY_FILE) {
-        return Err(bad("the manifest does not list policy.json".to_owned()));
+        return Err(TrustError::PolicyFileNotListed);
     }
     for path in body.files.keys() {
         if !is_safe_relative_path(path) || path == BUNDLE_MANIFEST_FILE {
-            return Err(bad(format!("unsafe or reserved file path {path:?}")));
+            return Err(TrustError::UnsafePath {
+                path: path.clone(),
+                message: "not a safe relative bundle path, or reserved".to_owned(),
+            });
         }
     }
     Ok(())
@@ -248,12 +266,10 @@ fn walk(
         let bytes = std::fs::read(&file_to_read).map_err(|e| TrustError::io(&file_to_read, &e))?;
         *total = total.saturating_add(bytes.len());
         if files.len() >= MAX_BUNDLE_FILES || *total > MAX_BUNDLE_BYTES {
-            return Err(TrustError::malformed(
-                BUNDLE_TYPE,
-                format!(
-                    "bundle directory exceeds {MAX_BUNDLE_FILES} files or {MAX_BUNDLE_BYTES} bytes"
-                ),
-            ));
+            return Err(TrustError::BundleTooLarge {
+                max_files: MAX_BUNDLE_FILES,
+                max_bytes: MAX_BUNDLE_BYTES,
+            });
         }
         files.insert(relative, bytes);
     }
@@ -261,17 +277,16 @@ fn walk(
 }
 
 /// Authors `bundle.json` for the files of a bundle (an existing `bundle.json` in `files` is
-/// ignored): policy id and version, and the digest of every other file, signed by `signers`.
+/// ignored): the policy's id and version, and the digest of every other file, signed by `signers`.
 pub fn sign_bundle(
-    policy_id: &str,
-    policy_version: &str,
+    policy: &PolicyRef,
     files: &BundleFiles,
     signers: &[&dyn Signer],
 ) -> Result<Vec<u8>, TrustError> {
     let body = BundleBody {
         doc_type: BUNDLE_TYPE.to_owned(),
-        policy_id: policy_id.to_owned(),
-        policy_version: policy_version.to_owned(),
+        policy_id: policy.id().clone(),
+        policy_version: policy.version().clone(),
         files: files
             .iter()
             .filter(|(path, _)| path.as_str() != BUNDLE_MANIFEST_FILE)
@@ -286,12 +301,11 @@ pub fn sign_bundle(
 /// and returns its bytes.
 pub fn sign_bundle_dir(
     dir: &Path,
-    policy_id: &str,
-    policy_version: &str,
+    policy: &PolicyRef,
     signers: &[&dyn Signer],
 ) -> Result<Vec<u8>, TrustError> {
     let files = read_bundle_dir(dir)?;
-    let bytes = sign_bundle(policy_id, policy_version, &files, signers)?;
+    let bytes = sign_bundle(policy, &files, signers)?;
     let path = dir.join(BUNDLE_MANIFEST_FILE);
     std::fs::write(&path, &bytes).map_err(|e| TrustError::io(&path, &e))?;
     Ok(bytes)

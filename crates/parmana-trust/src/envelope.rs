@@ -9,28 +9,28 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::keys::{decode_base64, encode_base64};
+use crate::keys::{decode_signature, encode_base64};
 use crate::{KeyId, PublicKey, Signer, TrustError};
 
 /// One signature entry of an envelope.
 #[derive(Debug, Clone)]
 pub(crate) struct SignatureEntry {
-    pub keyid: KeyId,
-    pub sig: Vec<u8>,
+    pub(crate) keyid: KeyId,
+    pub(crate) sig: [u8; 64],
 }
 
 /// A parsed envelope whose `_type` is the one expected; signatures not yet checked.
 #[derive(Debug, Clone)]
 pub(crate) struct Envelope {
-    pub signed: Value,
+    pub(crate) signed: Value,
     /// JCS bytes of `signed`: what every signature covers.
-    pub signed_bytes: Vec<u8>,
-    pub signatures: Vec<SignatureEntry>,
+    pub(crate) signed_bytes: Vec<u8>,
+    pub(crate) signatures: Vec<SignatureEntry>,
 }
 
 impl Envelope {
     /// Parses envelope bytes strictly and checks `_type` before anything else.
-    pub fn parse(bytes: &[u8], expected_type: &str) -> Result<Self, TrustError> {
+    pub(crate) fn parse(bytes: &[u8], expected_type: &str) -> Result<Self, TrustError> {
         let value = parse_strict(bytes)
             .map_err(|e| TrustError::malformed(expected_type, format!("{e} ({})", e.code())))?;
         let Value::Object(mut top) = value else {
@@ -75,12 +75,12 @@ impl Envelope {
     }
 
     /// The document digest: SHA-256 of the JCS bytes of `signed`.
-    pub fn digest(&self) -> Digest {
+    pub(crate) fn digest(&self) -> Digest {
         Digest::of(&self.signed_bytes)
     }
 
     /// Reads `signed` into its typed form (unknown fields are refused by the type).
-    pub fn body<T: DeserializeOwned>(&self, document: &str) -> Result<T, TrustError> {
+    pub(crate) fn body<T: DeserializeOwned>(&self, document: &str) -> Result<T, TrustError> {
         serde_json::from_value(self.signed.clone())
             .map_err(|e| TrustError::malformed(document, e.to_string()))
     }
@@ -91,7 +91,7 @@ impl Envelope {
     /// "unknown key" from "key lacks role"). A signature claiming a role key that does not verify
     /// refuses the whole document. Keys are counted by their public bytes, so one key listed under
     /// two ids, or signing twice, counts once.
-    pub fn check_role(
+    pub(crate) fn check_role(
         &self,
         document: &str,
         role: &str,
@@ -115,11 +115,11 @@ impl Envelope {
 
 /// What one role check needs.
 pub(crate) struct SignatureCheck<'a> {
-    pub document: &'a str,
-    pub role: &'a str,
-    pub role_keys: &'a BTreeMap<KeyId, PublicKey>,
-    pub known_keys: &'a BTreeMap<KeyId, PublicKey>,
-    pub threshold: u64,
+    pub(crate) document: &'a str,
+    pub(crate) role: &'a str,
+    pub(crate) role_keys: &'a BTreeMap<KeyId, PublicKey>,
+    pub(crate) known_keys: &'a BTreeMap<KeyId, PublicKey>,
+    pub(crate) threshold: u64,
 }
 
 /// The threshold rule shared by envelopes and attestations (see [`Envelope::check_role`]).
@@ -131,7 +131,7 @@ pub(crate) fn check_signatures(
     check_signatures_with(signatures, check, |index, key| {
         signatures
             .get(index)
-            .is_some_and(|entry| key.verify_signature(message, &entry.sig))
+            .is_some_and(|entry| key.verify_strict(message, &entry.sig))
     })
 }
 
@@ -202,11 +202,13 @@ fn parse_signature_entry(raw: Value, document: &str) -> Result<SignatureEntry, T
         }
     };
     let sig = match map.get("sig") {
-        Some(Value::String(text)) => decode_base64(text)
-            .filter(|bytes| bytes.len() == 64)
-            .ok_or_else(|| {
-                TrustError::malformed(document, "signature is not 64 bytes of canonical base64")
-            })?,
+        Some(Value::String(text)) => {
+            decode_signature(text).ok_or_else(|| TrustError::InvalidEncoding {
+                document: document.to_owned(),
+                field: "sig",
+                expected: "64 bytes of canonical base64",
+            })?
+        }
         _ => {
             return Err(TrustError::malformed(
                 document,

@@ -1,6 +1,6 @@
 //! The error type of the trust layer: one variant per refusal class, each with a stable code.
 
-use parmana_canon::{CanonError, Timestamp};
+use parmana_canon::{CanonError, IdError, Timestamp};
 
 /// Why a key, signature or signed document was refused.
 ///
@@ -111,10 +111,103 @@ pub enum TrustError {
         /// What differs.
         message: String,
     },
-    /// A document is not well formed: bad JSON, missing or extra fields, bad values.
+    /// A document does not have the documented shape: not strict JSON, missing or extra fields,
+    /// a value of the wrong JSON type (the refusals that have no code of their own).
     #[error("malformed {document}: {message}")]
     Malformed {
         /// The document kind (or file).
+        document: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key id is not `sha256:` followed by 64 lowercase hex characters.
+    #[error("invalid key id {text:?}: {message}")]
+    InvalidKeyId {
+        /// The text offered as a key id.
+        text: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A trust root lists a key under an id that is not the digest of that key.
+    #[error("key id {keyid} does not match its public key")]
+    KeyIdMismatch {
+        /// The id the document gives the key.
+        keyid: String,
+    },
+    /// A base64 field (an attestation payload, a signature) is not canonical standard base64
+    /// of the expected length.
+    #[error("{document}: {field} is not {expected}")]
+    InvalidEncoding {
+        /// The document kind.
+        document: String,
+        /// The field (`payload`, `sig`).
+        field: &'static str,
+        /// What it should be, for example `64 bytes of canonical base64`.
+        expected: &'static str,
+    },
+    /// An attestation payload is not byte for byte its own RFC 8785 form.
+    #[error("{document} payload is not in RFC 8785 canonical form")]
+    NotCanonical {
+        /// The document kind.
+        document: String,
+    },
+    /// An attestation statement's subject is not exactly one entry named after its execution.
+    #[error("attestation subject: {message}")]
+    SubjectMismatch {
+        /// What differs.
+        message: String,
+    },
+    /// A policy id in a signed document is outside the grammar.
+    #[error("{document}: {error}")]
+    InvalidPolicyId {
+        /// The document kind.
+        document: String,
+        /// Why the id is refused.
+        error: IdError,
+    },
+    /// A policy version in a signed document is outside the grammar.
+    #[error("{document}: {error}")]
+    InvalidPolicyVersion {
+        /// The document kind.
+        document: String,
+        /// Why the version is refused.
+        error: IdError,
+    },
+    /// A policy name in a release manifest is not `<id>@<version>`.
+    #[error("{document}: policy name {name:?}: {error}")]
+    InvalidPolicyRef {
+        /// The document kind.
+        document: String,
+        /// The name found.
+        name: String,
+        /// Why it is refused.
+        error: IdError,
+    },
+    /// A bundle manifest does not list `policy.json`.
+    #[error("the bundle manifest does not list policy.json")]
+    PolicyFileNotListed,
+    /// A bundle directory holds more files or bytes than allowed.
+    #[error("bundle directory exceeds {max_files} files or {max_bytes} bytes")]
+    BundleTooLarge {
+        /// The file limit.
+        max_files: usize,
+        /// The byte limit.
+        max_bytes: usize,
+    },
+    /// A role's threshold is 0 or above the number of its distinct keys.
+    #[error("{role} threshold {threshold} must be between 1 and its {available} distinct key(s)")]
+    InvalidThreshold {
+        /// The role.
+        role: String,
+        /// The threshold found.
+        threshold: u64,
+        /// Distinct keys of the role.
+        available: u64,
+    },
+    /// A document version that is never valid where it appears (0, or a chain not starting at 1).
+    #[error("{document}: {message}")]
+    InvalidVersion {
+        /// The document kind.
         document: String,
         /// What is wrong.
         message: String,
@@ -170,6 +263,18 @@ impl TrustError {
             Self::RuntimeIncompatible { .. } => "trust.runtime_incompatible",
             Self::Malformed { .. } => "trust.malformed",
             Self::InvalidKey { .. } => "trust.invalid_key",
+            Self::InvalidKeyId { .. } => "trust.invalid_key_id",
+            Self::KeyIdMismatch { .. } => "trust.key_id_mismatch",
+            Self::InvalidEncoding { .. } => "trust.invalid_encoding",
+            Self::NotCanonical { .. } => "trust.not_canonical",
+            Self::SubjectMismatch { .. } => "trust.subject_mismatch",
+            Self::InvalidPolicyId { .. } => "trust.invalid_policy_id",
+            Self::InvalidPolicyVersion { .. } => "trust.invalid_policy_version",
+            Self::InvalidPolicyRef { .. } => "trust.invalid_policy_ref",
+            Self::PolicyFileNotListed => "trust.policy_file_not_listed",
+            Self::BundleTooLarge { .. } => "trust.bundle_too_large",
+            Self::InvalidThreshold { .. } => "trust.invalid_threshold",
+            Self::InvalidVersion { .. } => "trust.invalid_version",
             Self::UnsafePath { .. } => "trust.unsafe_path",
             Self::SigningFailed { .. } => "trust.signing_failed",
             Self::Io { .. } => "trust.io",

@@ -1,4 +1,4 @@
-//! Ed25519 keys: key ids, public keys in documents, PEM files, and the `Signer` / `Verifier` traits.
+//! Ed25519 keys: key ids, public keys in documents, PEM files, the `Signer` trait, and strict single and batch verification.
 
 use std::fmt;
 use std::path::Path;
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::TrustError;
 
 /// The only key type Parmana accepts, as written in documents.
-pub const KEYTYPE_ED25519: &str = "ed25519";
+pub(crate) const KEYTYPE_ED25519: &str = "ed25519";
 
 /// A key id: `sha256:` + hex SHA-256 of the 32 raw public-key bytes.
 ///
@@ -61,7 +61,10 @@ impl FromStr for KeyId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         s.parse::<Digest>()
             .map(Self)
-            .map_err(|e| TrustError::malformed("key id", format!("{s:?}: {e}")))
+            .map_err(|e| TrustError::InvalidKeyId {
+                text: s.to_owned(),
+                message: e.to_string(),
+            })
     }
 }
 
@@ -161,6 +164,13 @@ impl PublicKey {
             .verify_strict(message, &Signature::from_bytes(&bytes))
             .is_ok()
     }
+
+    /// [`verify_signature`](Self::verify_signature) for a signature already known to be 64 bytes.
+    pub(crate) fn verify_strict(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        self.0
+            .verify_strict(message, &Signature::from_bytes(signature))
+            .is_ok()
+    }
 }
 
 impl fmt::Debug for PublicKey {
@@ -169,10 +179,28 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-/// Decodes standard base64 with padding, refusing non-canonical encodings (stray bits, whitespace).
+/// Decodes standard base64 with padding, refusing non-canonical encodings (stray bits,
+/// missing or extra padding, whitespace): the `STANDARD` engine requires canonical padding and
+/// zero trailing bits, so each byte string has exactly one accepted text (tested below).
 pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let bytes = BASE64.decode(text).ok()?;
-    (BASE64.encode(&bytes) == text).then_some(bytes)
+    BASE64.decode(text).ok()
+}
+
+/// Decodes a 64-byte signature written in canonical base64 (see [`decode_base64`]).
+pub(crate) fn decode_signature(text: &str) -> Option<[u8; 64]> {
+    // 64 bytes are exactly 88 characters; anything else is refused before decoding.
+    if text.len() != 88 {
+        return None;
+    }
+    let mut out = [0u8; 66];
+    match BASE64.decode_slice(text, &mut out) {
+        Ok(64) => {
+            let mut sig = [0u8; 64];
+            sig.copy_from_slice(&out[..64]);
+            Some(sig)
+        }
+        _ => None,
+    }
 }
 
 /// Encodes standard base64 with padding.
@@ -195,25 +223,6 @@ pub trait Signer: Send + Sync {
 
     /// The 64-byte Ed25519 signature of `message`.
     fn sign(&self, message: &[u8]) -> Result<[u8; 64], TrustError>;
-}
-
-/// Something that checks Ed25519 signatures made by one key.
-pub trait Verifier {
-    /// The key id of the key this verifier checks.
-    fn key_id(&self) -> KeyId;
-
-    /// `true` when `signature` is a valid strict Ed25519 signature of `message`.
-    fn verify(&self, message: &[u8], signature: &[u8]) -> bool;
-}
-
-impl Verifier for PublicKey {
-    fn key_id(&self) -> KeyId {
-        KeyId::of(self)
-    }
-
-    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.verify_signature(message, signature)
-    }
 }
 
 /// An Ed25519 private key held in memory. Its `Debug` output shows only the key id.
@@ -335,4 +344,161 @@ fn read_pem_text(path: &Path) -> Result<String, TrustError> {
 /// Writes a public key as SPKI PEM.
 pub fn write_public_key_file(key: &PublicKey, path: &Path) -> Result<(), TrustError> {
     std::fs::write(path, key.to_pem()?).map_err(|e| TrustError::io(path, &e))
+}
+
+/// The encodings of the eight small-order points of Ed25519, sign bit cleared: `y` = 0, 1,
+/// p−1, the two order-8 values, and the non-canonical p and p+1 (`y` + p below 2^255). A
+/// signature whose `R` is one of them is refused by `verify_strict` but not by batch
+/// verification; the unit test checks each decodes to a small-order point.
+const SMALL_ORDER_Y: [[u8; 32]; 7] = [
+    [0; 32],
+    {
+        let mut y = [0; 32];
+        y[0] = 1;
+        y
+    },
+    {
+        let mut y = [0xff; 32];
+        y[0] = 0xec;
+        y[31] = 0x7f;
+        y
+    },
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    {
+        let mut y = [0xff; 32];
+        y[0] = 0xed;
+        y[31] = 0x7f;
+        y
+    },
+    {
+        let mut y = [0xff; 32];
+        y[0] = 0xee;
+        y[31] = 0x7f;
+        y
+    },
+];
+
+/// Whether `R` (the first half of a signature) encodes a small-order point.
+fn has_small_order_r(signature: &[u8; 64]) -> bool {
+    let mut y = [0u8; 32];
+    y.copy_from_slice(&signature[..32]);
+    y[31] &= 0x7f;
+    SMALL_ORDER_Y.contains(&y)
+}
+
+/// One signature to check in a batch: key, message, signature.
+pub(crate) type BatchItem<'a> = (PublicKey, &'a [u8], &'a [u8; 64]);
+
+/// Verifies many signatures at once; `true` only if every one of them verifies.
+///
+/// `true` implies each would pass [`PublicKey::verify_signature`] (the strict checks batch
+/// verification lacks are done here: keys are never small-order — [`PublicKey::from_bytes`]
+/// refuses them —, `S` must be canonical — the batch refuses other values —, and a small-order
+/// `R` makes the whole batch `false`). `false` says nothing about which one failed: callers
+/// verify one by one to find out.
+pub(crate) fn verify_batch(items: &[BatchItem<'_>]) -> bool {
+    if items.iter().any(|(_, _, sig)| has_small_order_r(sig)) {
+        return false;
+    }
+    let messages: Vec<&[u8]> = items.iter().map(|(_, message, _)| *message).collect();
+    let signatures: Vec<Signature> = items
+        .iter()
+        .map(|(_, _, sig)| Signature::from_bytes(sig))
+        .collect();
+    let keys: Vec<VerifyingKey> = items.iter().map(|(key, _, _)| key.0).collect();
+    ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_order_encodings_are_small_order_points() {
+        for y in SMALL_ORDER_Y {
+            for sign in [0, 0x80] {
+                let mut bytes = y;
+                bytes[31] |= sign;
+                let weak = VerifyingKey::from_bytes(&bytes).map(|k| k.is_weak());
+                // Every listed encoding that decodes is a small-order point (p, p+1 with the
+                // sign bit may not decode at all; then verify_strict refuses R too).
+                assert!(weak.unwrap_or(true), "{bytes:02x?}");
+                let mut sig = [0u8; 64];
+                sig[..32].copy_from_slice(&bytes);
+                assert!(has_small_order_r(&sig));
+            }
+        }
+        let key = LocalSigningKey::from_seed(&[9; 32]);
+        let sig = Signer::sign(&key, b"m").unwrap();
+        assert!(!has_small_order_r(&sig));
+    }
+
+    #[test]
+    fn a_batch_of_valid_signatures_verifies_and_one_bad_one_fails_it() {
+        let keys: Vec<LocalSigningKey> = (0..3u8)
+            .map(|i| LocalSigningKey::from_seed(&[i; 32]))
+            .collect();
+        let messages: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; usize::from(i) * 7]).collect();
+        let sigs: Vec<[u8; 64]> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Signer::sign(&keys[i % 3], m).unwrap())
+            .collect();
+        let items: Vec<BatchItem<'_>> = messages
+            .iter()
+            .zip(&sigs)
+            .enumerate()
+            .map(|(i, (m, sig))| (keys[i % 3].public_key(), m.as_slice(), sig))
+            .collect();
+        assert!(verify_batch(&items));
+        assert!(verify_batch(&items[..1]));
+        assert!(verify_batch(&[]));
+        let mut wrong = items.clone();
+        wrong[2].0 = keys[0].public_key();
+        assert!(!verify_batch(&wrong));
+        let mut wrong = items.clone();
+        wrong[4].1 = b"other";
+        assert!(!verify_batch(&wrong));
+    }
+
+    /// The STANDARD engine alone refuses every non-canonical spelling.
+    #[test]
+    fn base64_has_one_spelling_per_value() {
+        for (text, ok) in [
+            ("", true),
+            ("AA==", true),
+            ("AB==", false),
+            ("AA", false),
+            ("AA=", false),
+            ("AA===", false),
+            ("AAE=", true),
+            ("AAF=", false),
+            ("AAEC", true),
+            (" AAEC", false),
+            ("AAEC\n", false),
+            ("AA-_", false),
+        ] {
+            assert_eq!(decode_base64(text).is_some(), ok, "{text:?}");
+            if let Some(bytes) = decode_base64(text) {
+                assert_eq!(encode_base64(&bytes), text);
+            }
+        }
+        let sig = [7u8; 64];
+        let text = encode_base64(&sig);
+        assert_eq!(decode_signature(&text), Some(sig));
+        assert_eq!(decode_signature(&encode_base64(&[7u8; 63])), None);
+        assert_eq!(decode_signature(&encode_base64(&[7u8; 65])), None);
+        let mut stray = text.into_bytes();
+        stray[85] = b'9';
+        assert_eq!(decode_signature(std::str::from_utf8(&stray).unwrap()), None);
+    }
 }

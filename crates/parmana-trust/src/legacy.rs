@@ -16,10 +16,10 @@ use crate::keys::decode_base64;
 use crate::{BundleFiles, PublicKey, TrustError};
 
 /// The legacy manifest's file name.
-pub const LEGACY_MANIFEST_FILE: &str = "bundle.manifest.json";
+pub(crate) const LEGACY_MANIFEST_FILE: &str = "bundle.manifest.json";
 
 /// The legacy signature's file name.
-pub const LEGACY_SIGNATURE_FILE: &str = "bundle.sig";
+pub(crate) const LEGACY_SIGNATURE_FILE: &str = "bundle.sig";
 
 const DOCUMENT: &str = "legacy bundle";
 
@@ -56,7 +56,7 @@ impl VerifiedLegacyBundle {
 }
 
 /// The legacy canonical form of a JSON value (see the module documentation).
-pub fn legacy_canonical_json(value: &Value) -> Result<Vec<u8>, TrustError> {
+pub(crate) fn legacy_canonical_json(value: &Value) -> Result<Vec<u8>, TrustError> {
     let mut out = Vec::new();
     write_legacy(value, 0, &mut out)?;
     Ok(out)
@@ -246,4 +246,20 @@ pub fn verify_legacy_bundle(
         bundle_hash,
         files: verified,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_canonical_form_sorts_like_javascript() {
+        let value = parmana_canon::parse_strict(
+            br#"{"b":1,"a":{"10":true,"2":null,"x":[],"y":{},"\u00e9":"\u2028","\ud83d\ude00":1.5e3,"Z":-0.0}}"#,
+        )
+        .unwrap();
+        let text = String::from_utf8(legacy_canonical_json(&value).unwrap()).unwrap();
+        let expected = "{\n  \"a\": {\n    \"2\": null,\n    \"10\": true,\n    \"Z\": 0,\n    \"x\": [],\n    \"y\": {},\n    \"\u{e9}\": \"\u{2028}\",\n    \"\u{1f600}\": 1500\n  },\n  \"b\": 1\n}";
+        assert_eq!(text, expected);
+    }
 }

@@ -13,7 +13,8 @@
 //!   [`VerifiedReleaseManifest`], whose [`check_bundle`](VerifiedReleaseManifest::check_bundle)
 //!   refuses bundles it does not list);
 //! * the `attestation` role signs **execution attestations** ([`build_attestation`],
-//!   [`verify_attestation`] → [`AttestationReport`]).
+//!   [`verify_attestation`] → [`AttestationReport`]; [`verify_attestations`] checks many at once
+//!   with Ed25519 batch verification and reports exactly what one-by-one verification reports).
 //!
 //! Verified values have private fields: only the check that proves them builds them.
 //!
@@ -33,6 +34,9 @@
 //! assert_eq!(trust.version(), 1);
 //! ```
 
+// `pub` is for the API re-exported below; everything else says `pub(crate)`.
+#![warn(unreachable_pub)]
+
 mod attestation;
 mod bundle;
 mod envelope;
@@ -43,29 +47,25 @@ mod release;
 mod trust_root;
 
 pub use attestation::{
-    AttestationCheck, AttestationCheckKind, AttestationReport, DSSE_PAYLOAD_TYPE, DocumentRef,
-    EvaluatorRef, ExecutionPredicate, PREDICATE_TYPE, PolicyRef, PreparedAttestation, RuntimeRef,
-    STATEMENT_TYPE, SUBJECT_PREFIX, attestation_fingerprint, build_attestation, dsse_pae,
-    prepare_attestation, verify_attestation,
+    AttestationCheck, AttestationCheckKind, AttestationReport, AttestedPolicy, DocumentRef,
+    EvaluatorRef, ExecutionPredicate, PreparedAttestation, RuntimeRef, build_attestation,
+    prepare_attestation, verify_attestation, verify_attestations,
 };
 pub use bundle::{
-    BUNDLE_MANIFEST_FILE, BUNDLE_TYPE, BundleFiles, MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES,
-    POLICY_FILE, VerifiedBundle, read_bundle_dir, sign_bundle, sign_bundle_dir, verify_bundle,
+    BUNDLE_MANIFEST_FILE, BundleFiles, POLICY_FILE, VerifiedBundle, read_bundle_dir, sign_bundle,
+    sign_bundle_dir, verify_bundle,
 };
 pub use error::TrustError;
 pub use keys::{
-    KEYTYPE_ED25519, KeyId, LocalSigningKey, PublicKey, PublicKeyDocument, Signer, Verifier,
-    read_public_key_file, write_public_key_file,
+    KeyId, LocalSigningKey, PublicKey, PublicKeyDocument, Signer, read_public_key_file,
+    write_public_key_file,
 };
-pub use legacy::{
-    LEGACY_MANIFEST_FILE, LEGACY_SIGNATURE_FILE, VerifiedLegacyBundle, legacy_canonical_json,
-    verify_legacy_bundle,
-};
+pub use legacy::{VerifiedLegacyBundle, verify_legacy_bundle};
 pub use release::{
-    RELEASE_MANIFEST_FILE, RELEASE_MANIFEST_TYPE, ReleaseManifestSpec, VerifiedReleaseManifest,
-    sign_release_manifest, verify_release_manifest,
+    RELEASE_MANIFEST_FILE, ReleaseManifestSpec, VerifiedReleaseManifest, sign_release_manifest,
+    verify_release_manifest,
 };
 pub use trust_root::{
-    Role, RoleSpec, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_TYPE, TrustRootSpec, VerifiedTrustRoot,
-    create_trust_root, load_trust_chain, read_trust_chain, rotate_trust_root, verify_trust_chain,
+    Role, RoleSpec, TRUST_ROOT_CHAIN_DIR, TrustRootSpec, VerifiedTrustRoot, create_trust_root,
+    load_trust_chain, read_trust_chain, rotate_trust_root, verify_trust_chain,
 };

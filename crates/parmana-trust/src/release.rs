@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use parmana_canon::{Digest, PolicyRef, Timestamp};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::envelope::{Envelope, sign_document};
 use crate::{Role, Signer, TrustError, VerifiedBundle, VerifiedTrustRoot};
 
 /// The `_type` of a release manifest.
-pub const RELEASE_MANIFEST_TYPE: &str = "parmana/release-manifest";
+pub(crate) const RELEASE_MANIFEST_TYPE: &str = "parmana/release-manifest";
 
 /// The release manifest's file name at the repository root.
 pub const RELEASE_MANIFEST_FILE: &str = "release-manifest.json";
@@ -22,7 +23,7 @@ struct ReleaseBody {
     version: u64,
     expires: Timestamp,
     runtime: RuntimeBody,
-    policies: BTreeMap<String, Digest>,
+    policies: BTreeMap<PolicyRef, Digest>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,7 +45,7 @@ pub struct ReleaseManifestSpec {
     /// The lowest runtime version (`MAJOR.MINOR.PATCH`) allowed to run them.
     pub minimum_runtime_version: String,
     /// `<id>@<version>` → bundle digest.
-    pub policies: BTreeMap<String, Digest>,
+    pub policies: BTreeMap<PolicyRef, Digest>,
 }
 
 /// A release manifest signed by a threshold of the `release` role, unexpired and not older
@@ -56,7 +57,7 @@ pub struct VerifiedReleaseManifest {
     digest: Digest,
     evaluator_semantics: String,
     minimum_runtime_version: String,
-    policies: BTreeMap<String, Digest>,
+    policies: BTreeMap<PolicyRef, Digest>,
 }
 
 impl VerifiedReleaseManifest {
@@ -86,7 +87,7 @@ impl VerifiedReleaseManifest {
     }
 
     /// Every released policy: `<id>@<version>` → bundle digest.
-    pub fn policies(&self) -> &BTreeMap<String, Digest> {
+    pub fn policies(&self) -> &BTreeMap<PolicyRef, Digest> {
         &self.policies
     }
 
@@ -105,15 +106,15 @@ impl VerifiedReleaseManifest {
 
     /// Refuses a bundle that is not listed, or is listed with another bundle digest.
     pub fn check_bundle(&self, bundle: &VerifiedBundle) -> Result<(), TrustError> {
-        let name = bundle.release_name();
+        let name = bundle.policy_ref();
         match self.policies.get(&name) {
             None => Err(TrustError::NotInReleaseManifest {
-                policy: name,
+                policy: name.to_string(),
                 detail: String::new(),
             }),
             Some(digest) if *digest != bundle.bundle_digest() => {
                 Err(TrustError::NotInReleaseManifest {
-                    policy: name,
+                    policy: name.to_string(),
                     detail: format!(
                         " with bundle digest {} (listed: {digest})",
                         bundle.bundle_digest()
@@ -170,7 +171,10 @@ fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
 fn check_body(body: &ReleaseBody) -> Result<(), TrustError> {
     let bad = |message: String| TrustError::malformed(RELEASE_MANIFEST_TYPE, message);
     if body.version == 0 {
-        return Err(bad("version must be at least 1".to_owned()));
+        return Err(TrustError::InvalidVersion {
+            document: RELEASE_MANIFEST_TYPE.to_owned(),
+            message: "version must be at least 1".to_owned(),
+        });
     }
     if body.runtime.evaluator_semantics.is_empty() {
         return Err(bad("evaluator_semantics is empty".to_owned()));
@@ -181,12 +185,24 @@ fn check_body(body: &ReleaseBody) -> Result<(), TrustError> {
             body.runtime.minimum_runtime_version
         )));
     }
-    for name in body.policies.keys() {
-        if PolicyRef::parse(name).is_err() {
-            return Err(bad(format!("policy name {name:?} is not <id>@<version>")));
-        }
-    }
     Ok(())
+}
+
+/// When a body does not read, whether it is because of a policy name: those have a code of
+/// their own (the typed body refuses them with a generic message).
+fn policy_name_error(signed: &Value) -> Option<TrustError> {
+    let Some(Value::Object(policies)) = signed.get("policies") else {
+        return None;
+    };
+    policies.keys().find_map(|name| {
+        PolicyRef::parse(name)
+            .err()
+            .map(|error| TrustError::InvalidPolicyRef {
+                document: RELEASE_MANIFEST_TYPE.to_owned(),
+                name: name.clone(),
+                error,
+            })
+    })
 }
 
 /// Verifies a release manifest: `_type`, a threshold of the `release` role, well-formed content,
@@ -206,7 +222,9 @@ pub fn verify_release_manifest(
         trust_root.all_keys(),
         role.threshold,
     )?;
-    let body: ReleaseBody = envelope.body(RELEASE_MANIFEST_TYPE)?;
+    let body: ReleaseBody = envelope
+        .body(RELEASE_MANIFEST_TYPE)
+        .map_err(|error| policy_name_error(&envelope.signed).unwrap_or(error))?;
     check_body(&body)?;
     if let Some(highest) = highest_accepted
         && body.version < highest

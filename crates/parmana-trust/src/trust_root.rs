@@ -12,7 +12,7 @@ use crate::keys::PublicKeyDocument;
 use crate::{KeyId, PublicKey, Signer, TrustError};
 
 /// The `_type` of a trust root.
-pub const TRUST_ROOT_TYPE: &str = "parmana/trust-root";
+pub(crate) const TRUST_ROOT_TYPE: &str = "parmana/trust-root";
 
 /// The directory next to `trust-root.json` that holds the older versions, `<N>.json`.
 pub const TRUST_ROOT_CHAIN_DIR: &str = "trust-root.d";
@@ -186,14 +186,19 @@ fn parse_content(envelope: &Envelope) -> Result<TrustRootContent, TrustError> {
     let bad = |message: String| TrustError::malformed(TRUST_ROOT_TYPE, message);
     let body: TrustRootBody = envelope.body(TRUST_ROOT_TYPE)?;
     if body.version == 0 {
-        return Err(bad("version must be at least 1".to_owned()));
+        return Err(TrustError::InvalidVersion {
+            document: TRUST_ROOT_TYPE.to_owned(),
+            message: "version must be at least 1".to_owned(),
+        });
     }
     let mut keys = BTreeMap::new();
     for (text, document) in &body.keys {
         let keyid: KeyId = text.parse()?;
         let key = PublicKey::from_document(document)?;
         if key.key_id() != keyid {
-            return Err(bad(format!("key id {text} does not match its public key")));
+            return Err(TrustError::KeyIdMismatch {
+                keyid: text.clone(),
+            });
         }
         keys.insert(keyid, key);
     }
@@ -222,10 +227,11 @@ fn parse_content(envelope: &Envelope) -> Result<TrustRootContent, TrustError> {
         let distinct: BTreeSet<[u8; 32]> = role_keys.values().map(PublicKey::to_bytes).collect();
         let available = u64::try_from(distinct.len()).unwrap_or(u64::MAX);
         if role_body.threshold == 0 || role_body.threshold > available {
-            return Err(bad(format!(
-                "{role} threshold {} must be between 1 and its {available} distinct key(s)",
-                role_body.threshold
-            )));
+            return Err(TrustError::InvalidThreshold {
+                role: role.as_str().to_owned(),
+                threshold: role_body.threshold,
+                available,
+            });
         }
         roles.insert(
             role,
@@ -257,13 +263,13 @@ fn verify_first(pinned: &PublicKey, bytes: &[u8]) -> Result<TrustRootContent, Tr
     )?;
     let content = parse_content(&envelope)?;
     if content.version != 1 {
-        return Err(TrustError::malformed(
-            TRUST_ROOT_TYPE,
-            format!(
+        return Err(TrustError::InvalidVersion {
+            document: TRUST_ROOT_TYPE.to_owned(),
+            message: format!(
                 "the chain must start at version 1, found {}",
                 content.version
             ),
-        ));
+        });
     }
     content.check_role(&envelope, Role::Root)?;
     Ok(content)
@@ -484,11 +490,11 @@ mod tests {
         let alias: KeyId = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
         let keys: BTreeMap<KeyId, PublicKey> = [(key.key_id(), public), (alias, public)].into();
         let message = b"message";
-        let sig = key.sign(message).unwrap().to_vec();
+        let sig = key.sign(message).unwrap();
         let signatures = vec![
             SignatureEntry {
                 keyid: key.key_id(),
-                sig: sig.clone(),
+                sig,
             },
             SignatureEntry { keyid: alias, sig },
         ];

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{key, now, pinned, spec};
-use parmana_canon::{Digest, Timestamp, parse_strict};
+use parmana_canon::{Digest, PolicyRef, Timestamp, parse_strict};
 use parmana_trust::*;
 use serde_json::{Value, json};
 
@@ -72,7 +72,7 @@ fn committed_chain_verifies_and_walks_from_the_pinned_key() {
     // a pinned-key signature, as a rotation from version 1, but it is not version 1).
     assert_eq!(
         code(verify_trust_chain(&pinned(), &chain[1..], now(), None)),
-        "trust.malformed"
+        "trust.invalid_version"
     );
     // Another pinned key refuses the whole chain.
     assert_eq!(
@@ -235,7 +235,7 @@ fn one_key_listed_under_two_ids_is_refused() {
     let doc = sign_with(&body, &[&root1]);
     assert_eq!(
         code(verify_trust_chain(&pinned(), &[doc], now(), None)),
-        "trust.malformed"
+        "trust.key_id_mismatch"
     );
 }
 
@@ -249,12 +249,12 @@ fn malformed_trust_roots_are_refused() {
         (
             "threshold 0",
             Box::new(|b| b["roles"]["policy"]["threshold"] = json!(0)),
-            "trust.malformed",
+            "trust.invalid_threshold",
         ),
         (
             "threshold above keys",
             Box::new(|b| b["roles"]["policy"]["threshold"] = json!(2)),
-            "trust.malformed",
+            "trust.invalid_threshold",
         ),
         (
             "missing role",
@@ -283,12 +283,12 @@ fn malformed_trust_roots_are_refused() {
         (
             "version 0",
             Box::new(|b| b["version"] = json!(0)),
-            "trust.malformed",
+            "trust.invalid_version",
         ),
         (
             "version 2 first",
             Box::new(|b| b["version"] = json!(2)),
-            "trust.malformed",
+            "trust.invalid_version",
         ),
         (
             "bad expiry",
@@ -364,7 +364,9 @@ fn bundle_files_missing_extra_or_changed_are_refused() {
     let root = common::trust_root();
     let files = common::signed_test_bundle();
     let bundle = verify_bundle(&root, &files).unwrap();
-    assert_eq!(bundle.release_name(), "demo@1.0.0");
+    assert_eq!(bundle.policy_ref().to_string(), "demo@1.0.0");
+    assert_eq!(bundle.policy_id().as_str(), "demo");
+    assert_eq!(bundle.policy_version().as_str(), "1.0.0");
     assert!(bundle.files().contains_key("tests/small.json"));
 
     let mut missing = files.clone();
@@ -411,7 +413,7 @@ fn bundle_signed_by_the_wrong_key_or_kind_is_refused() {
         let mut signed = files.clone();
         signed.insert(
             BUNDLE_MANIFEST_FILE.to_owned(),
-            sign_bundle("demo", "1.0.0", &files, &[&signer]).unwrap(),
+            sign_bundle(&common::demo_ref(), &files, &[&signer]).unwrap(),
         );
         assert_eq!(code(verify_bundle(&root, &signed)), expected);
     }
@@ -428,7 +430,7 @@ fn bundle_signed_by_the_wrong_key_or_kind_is_refused() {
     );
     // The same body with its _type rewritten and re-signed by the release key still fails.
     let mut body = signed_part(&bundle_bytes);
-    body["_type"] = json!(RELEASE_MANIFEST_TYPE);
+    body["_type"] = json!("parmana/release-manifest");
     let relabelled = sign_with(&body, &[&key("policy")]);
     assert_eq!(
         code(verify_release_manifest(&root, &relabelled, now(), None)),
@@ -453,28 +455,58 @@ fn unsafe_bundle_paths_are_refused() {
     ] {
         let mut with = files.clone();
         with.insert(bad.to_owned(), b"{}".to_vec());
-        let signed = sign_bundle("demo", "1.0.0", &with, &[&key("policy")]);
+        let signed = sign_bundle(&common::demo_ref(), &with, &[&key("policy")]);
         if bad == "bundle.json" {
             assert!(
                 signed.is_ok(),
                 "an existing bundle.json is ignored when signing"
             );
         } else {
-            assert_eq!(code(signed), "trust.malformed", "{bad}");
+            assert_eq!(code(signed), "trust.unsafe_path", "{bad}");
         }
     }
-    for (id, version) in [
-        ("../x", "1.0.0"),
-        ("demo", "../1"),
-        ("Demo", "1.0.0"),
-        ("demo", ""),
-        ("", "1"),
+    // Ids and versions outside the grammar cannot even be named when signing; a manifest that
+    // carries one anyway (signed by hand) is refused with the code of what is wrong.
+    let signed = sign_bundle(&common::demo_ref(), &files, &[&key("policy")]).unwrap();
+    for (id, version, expected) in [
+        ("../x", "1.0.0", "trust.invalid_policy_id"),
+        ("demo", "../1", "trust.invalid_policy_version"),
+        ("Demo", "1.0.0", "trust.invalid_policy_id"),
+        ("demo", "", "trust.invalid_policy_version"),
+        ("", "1", "trust.invalid_policy_id"),
     ] {
+        assert!(
+            format!("{id}@{version}")
+                .parse::<parmana_canon::PolicyRef>()
+                .is_err()
+        );
+        let mut body = signed_part(&signed);
+        body["policy_id"] = json!(id);
+        body["policy_version"] = json!(version);
+        let mut with = files.clone();
+        with.insert(
+            "bundle.json".to_owned(),
+            sign_with(&body, &[&key("policy")]),
+        );
         assert_eq!(
-            code(sign_bundle(id, version, &files, &[&key("policy")])),
-            "trust.malformed"
+            code(verify_bundle(&common::trust_root(), &with)),
+            expected,
+            "{id}@{version}"
         );
     }
+    // A manifest that does not list policy.json.
+    let mut body = signed_part(&signed);
+    body["files"].as_object_mut().unwrap().remove("policy.json");
+    let mut with = files.clone();
+    with.remove("policy.json");
+    with.insert(
+        "bundle.json".to_owned(),
+        sign_with(&body, &[&key("policy")]),
+    );
+    assert_eq!(
+        code(verify_bundle(&common::trust_root(), &with)),
+        "trust.policy_file_not_listed"
+    );
 }
 
 #[cfg(unix)]
@@ -505,13 +537,13 @@ fn reading_a_bundle_directory_refuses_escaping_symlinks() {
     std::fs::remove_file(bundle.join("dirlink")).unwrap();
     // Signing a directory writes bundle.json, and the result verifies.
     std::fs::remove_file(bundle.join("alias.json")).unwrap();
-    sign_bundle_dir(&bundle, "demo", "1.0.0", &[&key("policy")]).unwrap();
+    sign_bundle_dir(&bundle, &common::demo_ref(), &[&key("policy")]).unwrap();
     let verified =
         verify_bundle(&common::trust_root(), &read_bundle_dir(&bundle).unwrap()).unwrap();
     assert_eq!(verified.files().len(), 2);
 }
 
-fn release_spec(policies: BTreeMap<String, Digest>) -> ReleaseManifestSpec {
+fn release_spec(policies: BTreeMap<PolicyRef, Digest>) -> ReleaseManifestSpec {
     ReleaseManifestSpec {
         version: 3,
         expires: ts("2030-01-01T00:00:00Z"),
@@ -525,21 +557,21 @@ fn release_spec(policies: BTreeMap<String, Digest>) -> ReleaseManifestSpec {
 fn release_manifest_listing_expiry_rollback_and_runtime() {
     let root = common::trust_root();
     let bundle = verify_bundle(&root, &common::signed_test_bundle()).unwrap();
-    let listed = BTreeMap::from([("demo@1.0.0".to_owned(), bundle.bundle_digest())]);
+    let listed = BTreeMap::from([(common::demo_ref(), bundle.bundle_digest())]);
     let bytes = sign_release_manifest(&release_spec(listed), &[&key("release")]).unwrap();
     let release = verify_release_manifest(&root, &bytes, now(), Some(3)).unwrap();
     release.check_bundle(&bundle).unwrap();
     assert_eq!(release.evaluator_semantics(), "parmana-policy/2");
     assert_eq!(release.minimum_runtime_version(), "0.2.0");
 
-    let wrong = BTreeMap::from([("demo@1.0.0".to_owned(), Digest::of(b"other"))]);
+    let wrong = BTreeMap::from([(common::demo_ref(), Digest::of(b"other"))]);
     let bytes_wrong = sign_release_manifest(&release_spec(wrong), &[&key("release")]).unwrap();
     let release_wrong = verify_release_manifest(&root, &bytes_wrong, now(), None).unwrap();
     assert_eq!(
         code(release_wrong.check_bundle(&bundle)),
         "trust.not_in_release_manifest"
     );
-    let other = BTreeMap::from([("demo@2.0.0".to_owned(), bundle.bundle_digest())]);
+    let other = BTreeMap::from([("demo@2.0.0".parse().unwrap(), bundle.bundle_digest())]);
     let bytes_other = sign_release_manifest(&release_spec(other), &[&key("release")]).unwrap();
     let release_other = verify_release_manifest(&root, &bytes_other, now(), None).unwrap();
     assert_eq!(
@@ -595,13 +627,19 @@ fn release_manifest_listing_expiry_rollback_and_runtime() {
         code(sign_release_manifest(&bad, &[&key("release")])),
         "trust.malformed"
     );
-    let bad_name = BTreeMap::from([("demo".to_owned(), bundle.bundle_digest())]);
+    // A name that is not <id>@<version> cannot be put in a spec; signed by hand, it is
+    // refused with its own code.
+    assert!("demo".parse::<PolicyRef>().is_err());
+    let mut body = signed_part(&bytes);
+    body["policies"] = json!({"demo": bundle.bundle_digest().to_string()});
     assert_eq!(
-        code(sign_release_manifest(
-            &release_spec(bad_name),
-            &[&key("release")]
+        code(verify_release_manifest(
+            &root,
+            &sign_with(&body, &[&key("release")]),
+            now(),
+            None
         )),
-        "trust.malformed"
+        "trust.invalid_policy_ref"
     );
 }
 
@@ -638,7 +676,7 @@ fn error_messages_snapshot() {
     let mut wrong_key = common::test_bundle_files();
     wrong_key.insert(
         BUNDLE_MANIFEST_FILE.to_owned(),
-        sign_bundle("demo", "1.0.0", &wrong_key, &[&key("release")]).unwrap(),
+        sign_bundle(&common::demo_ref(), &wrong_key, &[&key("release")]).unwrap(),
     );
     let results: Vec<Result<(), TrustError>> = vec![
         verify_trust_chain(&pinned(), &chain, ts("2036-01-02T00:00:00Z"), None).map(drop),

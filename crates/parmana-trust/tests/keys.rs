@@ -120,9 +120,9 @@ fn verification_is_strict() {
     let key = LocalSigningKey::from_seed(&[3; 32]);
     let sig = key.sign(b"message").unwrap();
     let public = key.public_key();
-    assert!(public.verify(b"message", &sig));
-    assert!(!public.verify(b"messagf", &sig));
-    assert!(!public.verify(b"message", &sig[..63]));
+    assert!(public.verify_signature(b"message", &sig));
+    assert!(!public.verify_signature(b"messagf", &sig));
+    assert!(!public.verify_signature(b"message", &sig[..63]));
     // S + L (the group order) is a malleated signature that non-strict verifiers may accept.
     const L: [u8; 32] = [
         0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
@@ -135,7 +135,7 @@ fn verification_is_strict() {
         malleated[32 + i] = (sum & 0xff) as u8;
         carry = sum >> 8;
     }
-    assert!(!public.verify(b"message", &malleated));
+    assert!(!public.verify_signature(b"message", &malleated));
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn openssl_keys_load_here_and_ours_load_in_openssl() {
         .arg("-out")
         .arg(d("their.sig")));
     let sig = std::fs::read(d("their.sig")).unwrap();
-    assert!(ours.public_key().verify(b"interop message", &sig));
+    assert!(ours.public_key().verify_signature(b"interop message", &sig));
     assert_eq!(
         sig,
         ours.sign(b"interop message").unwrap(),
@@ -230,7 +230,7 @@ fs.writeFileSync(dir + '/node.sig', crypto.sign(null, Buffer.from('from node'), 
         ours.public_key()
     );
     let sig = std::fs::read(dir.path().join("node.sig")).unwrap();
-    assert!(ours.public_key().verify(b"from node", &sig));
+    assert!(ours.public_key().verify_signature(b"from node", &sig));
     assert!(Path::new(&dir.path().join("node.pem")).is_file());
 }
 

@@ -62,6 +62,11 @@ pub fn spec(root: &LocalSigningKey, expires: &str) -> TrustRootSpec {
 }
 
 /// The test-only bundle under `tests/data/bundle` (a policy and a nested test file).
+/// `demo@1.0.0`, the name the test bundle is signed under.
+pub fn demo_ref() -> parmana_canon::PolicyRef {
+    "demo@1.0.0".parse().unwrap()
+}
+
 pub fn test_bundle_files() -> BundleFiles {
     read_bundle_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bundle")).unwrap()
 }
@@ -69,7 +74,7 @@ pub fn test_bundle_files() -> BundleFiles {
 /// The test-only bundle, signed by the fixture policy key (with `bundle.json` added).
 pub fn signed_test_bundle() -> BundleFiles {
     let mut files = test_bundle_files();
-    let manifest = sign_bundle("demo", "1.0.0", &files, &[&key("policy")]).unwrap();
+    let manifest = sign_bundle(&demo_ref(), &files, &[&key("policy")]).unwrap();
     files.insert(BUNDLE_MANIFEST_FILE.to_owned(), manifest);
     files
 }
@@ -114,4 +119,17 @@ pub const TAMPER_CODES: &[&str] = &[
     "trust.wrong_type",
     "trust.malformed",
     "trust.version_rollback",
+    "trust.invalid_key_id",
+    "trust.invalid_encoding",
+    "trust.invalid_key",
+    "trust.key_id_mismatch",
+    "trust.invalid_threshold",
+    "trust.invalid_version",
+    "trust.invalid_policy_id",
+    "trust.invalid_policy_version",
+    "trust.invalid_policy_ref",
+    "trust.policy_file_not_listed",
+    "trust.unsafe_path",
+    "trust.not_canonical",
+    "trust.subject_mismatch",
 ];

@@ -1,0 +1,19 @@
+//! Execution attestations: a DSSE envelope around an in-toto Statement v1 whose predicate binds one execution.
+//!
+//! `statement.rs` holds the wire types and their encoding (every byte from `parmana-canon`),
+//! `sign.rs` checks and signs a predicate, `verify.rs` reports every check of one attestation or
+//! of many at once (Ed25519 batch verification with a per-attestation fallback).
+
+mod sign;
+mod statement;
+mod verify;
+
+pub use sign::{PreparedAttestation, build_attestation, prepare_attestation};
+pub use statement::{AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, RuntimeRef};
+pub use verify::{
+    AttestationCheck, AttestationCheckKind, AttestationReport, verify_attestation,
+    verify_attestations,
+};
+
+/// The document kind errors name.
+const DOCUMENT: &str = "attestation";

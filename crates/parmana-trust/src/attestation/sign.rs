@@ -1,0 +1,143 @@
+//! Building an attestation: check the predicate against its trust root, encode it once, sign the PAE of the statement.
+
+use parmana_canon::{Digest, RawCanonical};
+
+use super::DOCUMENT;
+use super::statement::{
+    ExecutionPredicate, encode_envelope, encode_payload, encode_predicate, pae,
+};
+use crate::{KeyId, Role, Signer, TrustError, VerifiedTrustRoot};
+
+/// Builds and signs an attestation; returns the envelope's bytes (its RFC 8785 form).
+///
+/// Refuses (before signing) a `trust_root` reference that is not `trust_root`'s version and
+/// digest, embedded signals that do not have `signals_digest`, and a signer whose key does not
+/// hold the `attestation` role. The same inputs and key always give the same bytes. This is
+/// [`prepare_attestation`] followed by [`PreparedAttestation::sign`].
+pub fn build_attestation(
+    predicate: &ExecutionPredicate,
+    signer: &dyn Signer,
+    trust_root: &VerifiedTrustRoot,
+) -> Result<Vec<u8>, TrustError> {
+    prepare_attestation(predicate, trust_root)?.sign(signer, trust_root)
+}
+
+/// A predicate checked and encoded, ready to sign: only [`prepare_attestation`] builds one.
+///
+/// Its canonical bytes are what a replay store records as the attestation's inputs; signing
+/// later (or again, after a crash) gives byte-identical envelopes.
+#[derive(Debug, Clone)]
+pub struct PreparedAttestation<'a> {
+    predicate: &'a ExecutionPredicate,
+    canonical: RawCanonical,
+    fingerprint: Digest,
+}
+
+/// Checks a predicate against the trust root it claims and encodes it once.
+///
+/// Refuses a `trust_root` reference that is not `trust_root`'s version and digest, and
+/// embedded signals that do not have `signals_digest`. (The execution id, policy id and
+/// version are valid by their types.)
+pub fn prepare_attestation<'a>(
+    predicate: &'a ExecutionPredicate,
+    trust_root: &VerifiedTrustRoot,
+) -> Result<PreparedAttestation<'a>, TrustError> {
+    if predicate.trust_root.version != trust_root.version()
+        || predicate.trust_root.digest != trust_root.digest()
+    {
+        return Err(TrustError::DigestMismatch {
+            subject: "trust_root".to_owned(),
+            expected: format!("{} {}", trust_root.version(), trust_root.digest()),
+            found: format!(
+                "{} {}",
+                predicate.trust_root.version, predicate.trust_root.digest
+            ),
+        });
+    }
+    if let Some(signals) = &predicate.signals {
+        let found = Digest::of_canonical(signals)?;
+        if found != predicate.signals_digest {
+            return Err(TrustError::DigestMismatch {
+                subject: "signals".to_owned(),
+                expected: predicate.signals_digest.to_string(),
+                found: found.to_string(),
+            });
+        }
+    }
+    let (canonical, fingerprint) = encode_predicate(predicate)?;
+    Ok(PreparedAttestation {
+        predicate,
+        canonical,
+        fingerprint,
+    })
+}
+
+impl PreparedAttestation<'_> {
+    /// The RFC 8785 bytes of the whole predicate (including `executed_at`).
+    pub fn canonical_predicate(&self) -> &[u8] {
+        self.canonical.as_bytes()
+    }
+
+    /// The execution fingerprint.
+    pub fn fingerprint(&self) -> Digest {
+        self.fingerprint
+    }
+
+    /// Signs the attestation; refuses a signer whose key does not hold the `attestation` role.
+    ///
+    /// The statement embeds the predicate's canonical bytes as they were encoded by
+    /// [`prepare_attestation`] (`parmana-canon` copies them verbatim), so the predicate is
+    /// encoded once.
+    pub fn sign(
+        &self,
+        signer: &dyn Signer,
+        trust_root: &VerifiedTrustRoot,
+    ) -> Result<Vec<u8>, TrustError> {
+        self.sign_all(&[signer], trust_root)
+    }
+
+    /// Signs the attestation with every signer (one signature each, ordered by key id), for an
+    /// `attestation` role whose threshold is more than one key. Refuses an empty list, a signer
+    /// whose key does not hold the `attestation` role, and the same key twice.
+    pub fn sign_all(
+        &self,
+        signers: &[&dyn Signer],
+        trust_root: &VerifiedTrustRoot,
+    ) -> Result<Vec<u8>, TrustError> {
+        if signers.is_empty() {
+            return Err(TrustError::malformed(DOCUMENT, "no signer given"));
+        }
+        let mut keyed: Vec<(KeyId, &dyn Signer)> = Vec::with_capacity(signers.len());
+        for signer in signers {
+            let keyid = signer.key_id();
+            if !trust_root.has_role(&keyid, Role::Attestation)
+                || trust_root.key(&keyid) != Some(signer.public_key())
+            {
+                return Err(TrustError::KeyLacksRole {
+                    document: DOCUMENT.to_owned(),
+                    keyid: keyid.to_string(),
+                    role: Role::Attestation.as_str().to_owned(),
+                });
+            }
+            keyed.push((keyid, *signer));
+        }
+        keyed.sort_by_key(|(keyid, _)| *keyid);
+        if keyed.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return Err(TrustError::malformed(
+                DOCUMENT,
+                "the same key is given twice",
+            ));
+        }
+        let payload = encode_payload(
+            &self.canonical,
+            &self.predicate.execution_id,
+            &self.fingerprint,
+        )?;
+        let message = pae(&payload);
+        let signatures = keyed
+            .iter()
+            .map(|(keyid, signer)| Ok((*keyid, signer.sign(&message)?)))
+            .collect::<Result<Vec<_>, TrustError>>()?;
+        encode_envelope(&payload, &signatures)
+    }
+}

@@ -1,0 +1,349 @@
+//! The attestation's wire types — predicate, in-toto statement, DSSE envelope — and their encoding, parsing, PAE and fingerprint.
+//!
+//! Every byte written here comes from `parmana-canon`: the statement and the envelope are wire
+//! structs encoded by `to_canonical_vec`, the predicate is embedded as a `RawCanonical` so it
+//! is encoded once. Parsing reads straight into the same types; the payload must then be
+//! byte for byte its own canonical form.
+
+use std::borrow::Cow;
+
+use parmana_canon::{
+    Digest, ExecutionId, PolicyId, PolicyVersion, RawCanonical, Timestamp, to_canonical_vec,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::DOCUMENT;
+use crate::envelope::SignatureEntry;
+use crate::keys::{decode_base64, decode_signature, encode_base64};
+use crate::{KeyId, TrustError};
+
+/// The DSSE `payloadType` of an attestation.
+pub(crate) const DSSE_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// The in-toto Statement `_type`.
+pub(crate) const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+
+/// The predicate type of an execution attestation.
+pub(crate) const PREDICATE_TYPE: &str = "urn:parmana:attestation:execution:v1";
+
+/// The prefix of the statement subject's name, followed by the execution id.
+pub(crate) const SUBJECT_PREFIX: &str = "execution/";
+
+/// The start of every attestation's PAE: `"DSSEv1" SP LEN(type) SP type SP`.
+const PAE_PREFIX: &str = "DSSEv1 28 application/vnd.in-toto+json ";
+
+/// The policy an execution ran under, as its attestation records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestedPolicy {
+    /// Policy id.
+    pub id: PolicyId,
+    /// Policy version.
+    pub version: PolicyVersion,
+    /// SHA-256 of the raw bytes of `policy.json`.
+    pub policy_digest: Digest,
+    /// Digest of the bundle manifest's `signed` part.
+    pub bundle_digest: Digest,
+}
+
+/// The evaluator that decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluatorRef {
+    /// Evaluator name.
+    pub name: String,
+    /// Evaluator version.
+    pub version: String,
+    /// Evaluator semantics version.
+    pub semantics: String,
+}
+
+/// The runtime that executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeRef {
+    /// Runtime name.
+    pub name: String,
+    /// Runtime version.
+    pub version: String,
+}
+
+/// A signed document (trust root or release manifest) by version and digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentRef {
+    /// Document version.
+    pub version: u64,
+    /// Document digest.
+    pub digest: Digest,
+}
+
+/// The predicate of an execution attestation: everything the attestation binds. The runtime
+/// fills it in; [`build_attestation`](crate::build_attestation) signs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionPredicate {
+    /// The execution id.
+    pub execution_id: ExecutionId,
+    /// The policy.
+    pub policy: AttestedPolicy,
+    /// Digest of the JCS bytes of the validated signals.
+    pub signals_digest: Digest,
+    /// The decision.
+    pub decision: String,
+    /// The deciding rule id, or `default`.
+    pub rule_id: String,
+    /// The reason given by the deciding rule.
+    pub reason: String,
+    /// The evaluator.
+    pub evaluator: EvaluatorRef,
+    /// The runtime.
+    pub runtime: RuntimeRef,
+    /// The trust root that authorizes the signing key.
+    pub trust_root: DocumentRef,
+    /// The release manifest the policy was released in.
+    pub release_manifest: DocumentRef,
+    /// When the execution happened (the injected clock's reading).
+    pub executed_at: Timestamp,
+    /// The validated signals themselves, when the caller asked for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<Value>,
+}
+
+/// DSSE's pre-authentication encoding of an attestation payload:
+/// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in ASCII decimal bytes.
+pub(crate) fn pae(payload: &[u8]) -> Vec<u8> {
+    let length = payload.len().to_string();
+    let mut out = Vec::with_capacity(PAE_PREFIX.len() + length.len() + 1 + payload.len());
+    out.extend_from_slice(PAE_PREFIX.as_bytes());
+    out.extend_from_slice(length.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The member of the predicate its fingerprint leaves out.
+const FINGERPRINT_OMITS: &str = "executed_at";
+
+/// The predicate's canonical bytes and its fingerprint — SHA-256 of the JCS of the predicate
+/// without `executed_at` —, from one encoding.
+pub(crate) fn encode_predicate(
+    predicate: &ExecutionPredicate,
+) -> Result<(RawCanonical, Digest), TrustError> {
+    let (whole, without) = RawCanonical::encode_omitting(predicate, FINGERPRINT_OMITS)?;
+    Ok((whole, Digest::of(&without)))
+}
+
+/// The in-toto statement as it travels. Parsed straight into types, then re-encoded and
+/// compared byte for byte with the payload, so that only the canonical encoding of exactly
+/// these values is accepted (duplicate keys, other number spellings, whitespace or unknown
+/// fields all fail one check or the other). `P` is the predicate: [`ExecutionPredicate`] when
+/// read, its [`RawCanonical`] bytes when written.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatementWire<'a, P> {
+    #[serde(rename = "_type", borrow)]
+    statement_type: Cow<'a, str>,
+    subject: Vec<SubjectWire>,
+    #[serde(rename = "predicateType", borrow)]
+    predicate_type: Cow<'a, str>,
+    predicate: P,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectWire {
+    name: String,
+    digest: SubjectDigestWire,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectDigestWire {
+    sha256: String,
+}
+
+/// The DSSE envelope as it travels. Parsed straight into types: duplicate or unknown fields,
+/// lone surrogates and trailing data are refused by the parser.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DsseWire<'a> {
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+    #[serde(rename = "payloadType", borrow)]
+    payload_type: Cow<'a, str>,
+    signatures: Vec<DsseSignatureWire<'a>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DsseSignatureWire<'a> {
+    #[serde(borrow)]
+    keyid: Cow<'a, str>,
+    #[serde(borrow)]
+    sig: Cow<'a, str>,
+}
+
+fn malformed(message: impl Into<String>) -> TrustError {
+    TrustError::malformed(DOCUMENT, message)
+}
+
+/// The canonical statement (the DSSE payload) around an already encoded predicate.
+pub(crate) fn encode_payload(
+    predicate: &RawCanonical,
+    execution_id: &ExecutionId,
+    fingerprint: &Digest,
+) -> Result<Vec<u8>, TrustError> {
+    Ok(to_canonical_vec(&StatementWire {
+        statement_type: Cow::Borrowed(STATEMENT_TYPE),
+        subject: vec![SubjectWire {
+            name: format!("{SUBJECT_PREFIX}{execution_id}"),
+            digest: SubjectDigestWire {
+                sha256: fingerprint.to_hex(),
+            },
+        }],
+        predicate_type: Cow::Borrowed(PREDICATE_TYPE),
+        predicate,
+    })?)
+}
+
+/// The canonical DSSE envelope of a payload with one signature.
+pub(crate) fn encode_envelope(
+    payload: &[u8],
+    signatures: &[(KeyId, [u8; 64])],
+) -> Result<Vec<u8>, TrustError> {
+    Ok(to_canonical_vec(&DsseWire {
+        payload: Cow::Owned(encode_base64(payload)),
+        payload_type: Cow::Borrowed(DSSE_PAYLOAD_TYPE),
+        signatures: signatures
+            .iter()
+            .map(|(keyid, sig)| DsseSignatureWire {
+                keyid: Cow::Owned(keyid.to_string()),
+                sig: Cow::Owned(encode_base64(sig)),
+            })
+            .collect(),
+    })?)
+}
+
+/// The outer DSSE envelope, decoded.
+pub(crate) struct DsseEnvelope {
+    pub(crate) payload: Vec<u8>,
+    pub(crate) signatures: Vec<SignatureEntry>,
+}
+
+/// The parsed statement, with the fingerprint recomputed from its predicate.
+pub(crate) struct Statement {
+    pub(crate) subject_name: String,
+    pub(crate) subject_sha256: String,
+    pub(crate) predicate: ExecutionPredicate,
+    pub(crate) fingerprint: Digest,
+}
+
+pub(crate) fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
+    let wire: DsseWire<'_> =
+        serde_json::from_slice(bytes).map_err(|e| malformed(format!("envelope: {e}")))?;
+    if wire.payload_type != DSSE_PAYLOAD_TYPE {
+        return Err(TrustError::WrongType {
+            expected: DSSE_PAYLOAD_TYPE.to_owned(),
+            found: wire.payload_type.into_owned(),
+        });
+    }
+    let payload = decode_base64(&wire.payload).ok_or_else(|| TrustError::InvalidEncoding {
+        document: DOCUMENT.to_owned(),
+        field: "payload",
+        expected: "canonical base64",
+    })?;
+    if wire.signatures.is_empty() {
+        return Err(malformed("signatures is empty"));
+    }
+    let mut signatures = Vec::with_capacity(wire.signatures.len());
+    for entry in &wire.signatures {
+        let keyid: KeyId = entry.keyid.parse()?;
+        let sig = decode_signature(&entry.sig).ok_or_else(|| TrustError::InvalidEncoding {
+            document: DOCUMENT.to_owned(),
+            field: "sig",
+            expected: "64 bytes of canonical base64",
+        })?;
+        signatures.push(SignatureEntry { keyid, sig });
+    }
+    Ok(DsseEnvelope {
+        payload,
+        signatures,
+    })
+}
+
+pub(crate) fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
+    let StatementWire {
+        statement_type,
+        subject,
+        predicate_type,
+        predicate,
+    } = serde_json::from_slice::<StatementWire<'_, ExecutionPredicate>>(payload)
+        .map_err(|e| malformed(format!("payload: {e}")))?;
+    // The predicate is encoded once, for the fingerprint and for the canonical check of the
+    // whole statement (which embeds those very bytes).
+    let (canonical_predicate, fingerprint) = encode_predicate(&predicate)?;
+    let reencoded = StatementWire {
+        statement_type,
+        subject,
+        predicate_type,
+        predicate: &canonical_predicate,
+    };
+    if to_canonical_vec(&reencoded)? != payload {
+        return Err(TrustError::NotCanonical {
+            document: DOCUMENT.to_owned(),
+        });
+    }
+    let StatementWire {
+        statement_type,
+        subject,
+        predicate_type,
+        ..
+    } = reencoded;
+    if statement_type != STATEMENT_TYPE {
+        return Err(TrustError::WrongType {
+            expected: STATEMENT_TYPE.to_owned(),
+            found: statement_type.into_owned(),
+        });
+    }
+    if predicate_type != PREDICATE_TYPE {
+        return Err(TrustError::WrongType {
+            expected: PREDICATE_TYPE.to_owned(),
+            found: predicate_type.into_owned(),
+        });
+    }
+    let mut subjects = subject.into_iter();
+    let (Some(subject), None) = (subjects.next(), subjects.next()) else {
+        return Err(TrustError::SubjectMismatch {
+            message: "subject must be a list of exactly one entry".to_owned(),
+        });
+    };
+    Ok(Statement {
+        subject_name: subject.name,
+        subject_sha256: subject.digest.sha256,
+        predicate,
+        fingerprint,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_prefix_is_the_dsse_header_of_the_payload_type() {
+        assert_eq!(
+            PAE_PREFIX,
+            format!("DSSEv1 {} {DSSE_PAYLOAD_TYPE} ", DSSE_PAYLOAD_TYPE.len())
+        );
+        assert_eq!(
+            pae(b""),
+            PAE_PREFIX.bytes().chain(*b"0 ").collect::<Vec<_>>()
+        );
+        assert_eq!(
+            pae(b"{\"a\":1}"),
+            b"DSSEv1 28 application/vnd.in-toto+json 7 {\"a\":1}".to_vec()
+        );
+    }
+}
