@@ -2,12 +2,13 @@
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use parmana_runtime::canon::PolicyRef;
 use parmana_runtime::{
-    BatchLine, BatchReader, ErrorClass, ExecutionError, ExecutionRequest, Runtime, Signals,
-    StoreOpen, batch_refusal_line, new_execution_id, parse_execution_id,
+    BatchOptions, BatchReader, BatchSummary, ExecutionRequest, Runtime, Signals, StoreOpen,
+    batch_refusal_line, new_execution_id, parse_execution_id, run_batch,
 };
 
 use crate::common::{ClockArgs, EnvironmentArgs, policy_reference, read_private_key, read_signals};
@@ -56,6 +57,10 @@ pub struct ExecuteArgs {
     /// is drawn on stderr when it is a terminal.
     #[arg(long, value_name = "FILE.jsonl")]
     batch: Option<PathBuf>,
+    /// With `--batch`: how many lines execute at once (default: the number of cores), so that
+    /// the store's group commit shares one sync among them. Output stays in input order.
+    #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    jobs: Option<u16>,
     /// An attestation signing key (PKCS#8 PEM) holding the `attestation` role in the trust root;
     /// repeat it when the role's threshold is above one (every key signs). Checked before the
     /// execution id is consumed.
@@ -106,9 +111,10 @@ pub fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     if let Some(input) = batch {
         return execute_batch(
             &runtime,
-            default_policy.as_ref(),
+            default_policy,
             BatchReader::new(input),
             args.include_signals,
+            args.jobs.map_or_else(default_jobs, usize::from),
         );
     }
     let (Some(policy), Some(signals)) = (default_policy, single_signals) else {
@@ -133,62 +139,47 @@ pub fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
 
 /// Opens the batch input (`-` for standard input) before anything else, so that a missing
 /// file never opens (or creates) a store.
-fn open_batch(path: &Path) -> Result<Box<dyn BufRead>, Failure> {
+fn open_batch(path: &Path) -> Result<Box<dyn BufRead + Send>, Failure> {
     if path == Path::new("-") {
-        return Ok(Box::new(std::io::stdin().lock()));
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
     }
     let file =
         std::fs::File::open(path).map_err(|e| Failure::io(&path.display().to_string(), &e))?;
     Ok(Box::new(BufReader::new(file)))
 }
 
-/// Executes one batch line: the attestation, or the refusal.
-fn execute_line(
-    runtime: &Runtime,
-    line: &[u8],
-    default_policy: Option<&PolicyRef>,
-    include_signals: bool,
-) -> Result<Vec<u8>, ExecutionError> {
-    let request =
-        BatchLine::parse(line, default_policy)?.into_request(new_execution_id, include_signals);
-    Ok(runtime.execute(&request)?.into_envelope())
-}
-
-/// Runs a batch as it is read: each line is executed, and its result written and flushed
-/// before the next line is read, so that every attestation printed was durable first and every
-/// completed execution is printed unless the process dies between the two (then `recover`
-/// and the store hold it).
+/// Runs a batch as it is read, on `jobs` threads: each result is written and flushed in input
+/// order as soon as it and every line before it are done, so that every attestation printed was
+/// durable first, and every completed execution is printed unless the process dies between the
+/// two (then `parmana show` reads it back). A summary goes to stderr at the end.
 fn execute_batch(
     runtime: &Runtime,
-    default_policy: Option<&PolicyRef>,
-    mut input: BatchReader<Box<dyn BufRead>>,
+    default_policy: Option<PolicyRef>,
+    input: BatchReader<Box<dyn BufRead + Send>>,
     include_signals: bool,
+    jobs: usize,
 ) -> Result<(), Failure> {
     let bar = progress_bar();
+    let started = Instant::now();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let write_err = |e: std::io::Error| Failure::io("standard output", &e);
     let mut first_refusal: Option<ExitClass> = None;
-    let (mut total, mut refused) = (0usize, 0usize);
-    while let Some((number, line)) = input.next_line() {
-        if let Err(error) = &line
-            && error.class() == ErrorClass::Io
-        {
-            return Err(Failure::execution(error));
-        }
-        total += 1;
-        let outcome =
-            line.and_then(|line| execute_line(runtime, &line, default_policy, include_signals));
-        let written = match outcome {
-            Ok(mut envelope) => {
+    let options = BatchOptions {
+        jobs,
+        default_policy,
+        include_signals,
+    };
+    let outcome = run_batch(runtime, input, &options, |outcome| {
+        let written = match outcome.result {
+            Ok(attestation) => {
+                let mut envelope = attestation.into_envelope();
                 envelope.push(b'\n');
                 envelope
             }
             Err(error) => {
-                refused += 1;
                 let failure = Failure::execution(&error);
                 first_refusal.get_or_insert(failure.class);
-                let mut entry = batch_refusal_line(number, &failure.code, &failure.message)
+                let mut entry = batch_refusal_line(outcome.line, &failure.code, &failure.message)
                     .map_err(|e| Failure::execution(&e))?;
                 entry.push(b'\n');
                 entry
@@ -196,18 +187,66 @@ fn execute_batch(
         };
         out.write_all(&written)
             .and_then(|()| out.flush())
-            .map_err(write_err)?;
+            .map_err(|e| Failure::io("standard output", &e))?;
         bar.inc(1);
-    }
+        Ok(())
+    });
     bar.finish_and_clear();
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(stopped) => {
+            eprintln!("{}", summary_text(&stopped.summary, started.elapsed()));
+            return Err(stopped.error);
+        }
+    };
+    eprintln!("{}", summary_text(&summary, started.elapsed()));
     match first_refusal {
         None => Ok(()),
         Some(class) => Err(Failure::new(
             "cli.batch_refused",
-            format!("{refused} of {total} lines refused (see the error lines on stdout)"),
+            format!(
+                "{} of {} lines refused (see the error lines on stdout)",
+                summary.refused(),
+                summary.lines
+            ),
             class,
         )),
     }
+}
+
+/// The batch summary: counts by decision and by error code, elapsed time and rate.
+fn summary_text(summary: &BatchSummary, elapsed: Duration) -> String {
+    let list = |counts: &std::collections::BTreeMap<String, usize>| {
+        counts
+            .iter()
+            .map(|(name, count)| format!("{name} {count}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let seconds = elapsed.as_secs_f64();
+    let rate = if seconds > 0.0 {
+        summary.lines as f64 / seconds
+    } else {
+        0.0
+    };
+    let mut text = format!(
+        "batch: {} lines, {} executed, {} refused in {seconds:.2} s ({rate:.0} lines/s)",
+        summary.lines,
+        summary.executed(),
+        summary.refused()
+    );
+    if !summary.decisions.is_empty() {
+        text.push_str(&format!("\n  decisions: {}", list(&summary.decisions)));
+    }
+    if !summary.refusals.is_empty() {
+        text.push_str(&format!("\n  refusals: {}", list(&summary.refusals)));
+    }
+    text
+}
+
+/// The default number of batch jobs: the cores this process may use.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// A progress counter on stderr (the batch is read as it runs, so its length is unknown),

@@ -281,6 +281,18 @@ fn unknown_policy_bad_id_and_bad_store_are_refused() {
     insta::assert_snapshot!("unknown_store", bad_store.transcript());
 }
 
+/// The batch summary with its elapsed time and rate (which vary from run to run) blanked.
+fn without_timing(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(|line| match line.find(" in ") {
+            Some(at) if line.starts_with("batch: ") => format!("{} in [elapsed]", &line[..at]),
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn batch_goes_on_after_a_refused_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -303,6 +315,8 @@ fn batch_goes_on_after_a_refused_line() {
         "claims-approval@1.0.0",
         "--batch",
         batch.to_str().unwrap(),
+        "--jobs",
+        "1",
         "--store",
         "memory",
         "--now",
@@ -321,7 +335,10 @@ fn batch_goes_on_after_a_refused_line() {
     }
     let refusals = format!(
         "{}\n{}\n{}\n--- stderr\n{}",
-        lines[1], lines[2], lines[3], out.stderr
+        lines[1],
+        lines[2],
+        lines[3],
+        without_timing(&out.stderr)
     );
     insta::assert_snapshot!("batch_refusals", refusals);
 }
@@ -474,4 +491,76 @@ fn batch_results_are_written_as_each_line_completes() {
     );
     assert!(rest.trim_end().ends_with(r#""line":4}"#), "{rest}");
     assert_eq!(child.wait().unwrap().code(), Some(3));
+}
+
+/// `--jobs 4` on a durable SQLite store: results come out in input order, every unique id is
+/// executed once, and of eight lines naming the same id exactly one wins.
+#[test]
+fn batch_jobs_keep_input_order_and_one_winner_per_id() {
+    use base64::Engine as _;
+    let dir = temp_repo();
+    let mut input = String::new();
+    let mut expected_ids = Vec::new();
+    for n in 0..120 {
+        let id = if n % 15 == 7 {
+            "shared".to_owned()
+        } else {
+            format!("job-{n}")
+        };
+        input.push_str(&format!(
+            "{{\"execution_id\":\"{id}\",\"signals\":{README_SIGNALS}}}\n"
+        ));
+        expected_ids.push(id);
+    }
+    let out = run_in(
+        dir.path(),
+        &[
+            "execute",
+            "--batch",
+            "-",
+            "--jobs",
+            "4",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--store",
+            "sqlite:jobs.sqlite3",
+            "--now",
+            NOW,
+        ],
+        input.as_bytes(),
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 120, "{}", out.transcript());
+    let mut shared_wins = 0;
+    for (n, (line, id)) in lines.iter().zip(&expected_ids).enumerate() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(payload) = value["payload"].as_str() {
+            let statement: serde_json::Value = serde_json::from_slice(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(payload)
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                statement["predicate"]["execution_id"],
+                id.as_str(),
+                "line {n}"
+            );
+            if id == "shared" {
+                shared_wins += 1;
+            }
+        } else {
+            assert_eq!(id, "shared", "line {n}: {line}");
+            assert_eq!(value["error"]["code"], "runtime.replay_detected");
+            assert_eq!(value["line"], n + 1);
+        }
+    }
+    assert_eq!(shared_wins, 1);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("batch: 120 lines, 113 executed, 7 refused"),
+        "{}",
+        out.stderr
+    );
 }

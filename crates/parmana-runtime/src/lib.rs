@@ -4,6 +4,7 @@
 
 mod authoring;
 mod batch;
+mod batch_run;
 mod clock;
 mod environment;
 mod error;
@@ -15,6 +16,7 @@ mod verify;
 
 pub use authoring::{Rotation, rotate_trust_root_file};
 pub use batch::{BatchLine, BatchReader, MAX_BATCH_LINE_BYTES, batch_lines, batch_refusal_line};
+pub use batch_run::{BatchOptions, BatchOutcome, BatchStopped, BatchSummary, run_batch};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use environment::{
     HighestAccepted, LoadedPolicy, RuntimeEnvironment, RuntimeEnvironmentConfig,
