@@ -31,7 +31,24 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
         .decode(envelope["payload"].as_str().unwrap())
         .unwrap();
     let statement = parse_strict(&payload).unwrap();
-    let inputs = canonicalize_value(&statement["predicate"]).unwrap();
+    // What a claim records: the predicate and the canonical validated signals (format 2), and
+    // the digest of the request.
+    let signals = parse_strict(VIP_SIGNALS.as_bytes()).unwrap();
+    let inputs = canonicalize_value(&serde_json::json!({
+        "format": 2,
+        "predicate": statement["predicate"],
+        "signals": signals,
+    }))
+    .unwrap();
+    let request_digest = Digest::of(
+        &canonicalize_value(&serde_json::json!({
+            "execution_id": "crashed-1",
+            "policy_id": "claims-approval",
+            "policy_version": "1.0.0",
+            "signals_digest": statement["predicate"]["signals_digest"],
+        }))
+        .unwrap(),
+    );
 
     // The crash: the claim (with every input) is durable, the completion never happened.
     let dir = tempfile::tempdir().unwrap();
@@ -39,11 +56,7 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     {
         let store = SqliteReplayStore::open(&path).unwrap();
         let id = ExecutionId::parse("crashed-1").unwrap();
-        let claim = ClaimRecord::new(
-            Digest::of(b"request"),
-            inputs,
-            Timestamp::parse(NOW).unwrap(),
-        );
+        let claim = ClaimRecord::new(request_digest, inputs, Timestamp::parse(NOW).unwrap());
         assert_eq!(store.claim(&id, &claim).unwrap(), ClaimOutcome::Claimed);
     }
     let store_flag = format!("sqlite:{}", path.display());

@@ -124,6 +124,18 @@ pub enum ExecutionError {
         /// What was wrong.
         message: String,
     },
+    /// Recovery decided a claimed execution again and did not arrive at what the store
+    /// recorded: the row was written by something other than this pipeline (or under another
+    /// environment). Nothing is signed; the id stays claimed.
+    #[error(
+        "recovery of {execution_id:?} refused: the recorded {what} does not match what this environment decides"
+    )]
+    RecoveryMismatch {
+        /// The execution id.
+        execution_id: String,
+        /// What did not match.
+        what: &'static str,
+    },
     /// Reading or writing a file failed.
     #[error("cannot {action} {path}: {message}")]
     Io {
@@ -189,6 +201,7 @@ impl ExecutionError {
             Self::ReplayDetected { .. } => "runtime.replay_detected",
             Self::Store(e) => e.code(),
             Self::StoredClaimUnreadable { .. } => "runtime.stored_claim_unreadable",
+            Self::RecoveryMismatch { .. } => "runtime.recovery_mismatch",
             Self::Io { .. } => "runtime.io",
             Self::StoreNotFound { .. } => "runtime.store_not_found",
             Self::BatchLineInvalid { .. } => "runtime.batch_line_invalid",
@@ -215,6 +228,7 @@ impl ExecutionError {
             | Self::SignerLacksRole { .. }
             | Self::DuplicateSigner { .. }
             | Self::SignersBelowThreshold { .. }
+            | Self::RecoveryMismatch { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,
             Self::EvaluationFault(_) => ErrorClass::Internal,

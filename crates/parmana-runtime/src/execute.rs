@@ -1,6 +1,8 @@
 //! The execution pipeline: resolve, verify, validate, evaluate, claim, sign, complete — and recovery after a crash.
 
-use parmana_canon::{Digest, ExecutionId, Timestamp, parse_strict, to_canonical_vec};
+use parmana_canon::{
+    Digest, ExecutionId, PolicyRef, RawCanonical, Timestamp, parse_strict, to_canonical_vec,
+};
 use parmana_replay::{ClaimOutcome, ClaimRecord, ExecutionState, ReplayStore};
 use parmana_trust::{
     AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, KeyId, Role, RuntimeRef, Signer,
@@ -79,14 +81,73 @@ pub(crate) fn execute(
     let signals = request.signals.validate(loaded.policy())?;
     let decision = signals.evaluate()?;
     let signals_value = signals.to_json_value();
-    let signals_canonical = to_canonical_vec(&signals_value)?;
+    let signals_canonical = RawCanonical::encode(&signals_value)?;
 
     let now = clock.now();
     check_expiry(environment, now)?;
     guard_rollback(replay_store, environment)?;
 
+    let predicate = build_predicate(
+        environment,
+        &loaded,
+        execution_id,
+        decision,
+        Digest::of(signals_canonical.as_bytes()),
+        request.include_signals.then_some(signals_value),
+        now,
+    );
+    let prepared = prepare_attestation(&predicate, environment.trust_root())?;
+    let request_digest = request_digest(
+        execution_id,
+        &request.policy,
+        &Digest::of(signals_canonical.as_bytes()),
+    )?;
+    let inputs = to_canonical_vec(&ClaimInputs {
+        format: CLAIM_INPUTS_FORMAT,
+        predicate: prepared.raw_predicate(),
+        signals: &signals_canonical,
+    })?;
+    let claim = ClaimRecord::new(request_digest, inputs, now);
+    match replay_store.claim(execution_id, &claim)? {
+        ClaimOutcome::Claimed => {}
+        ClaimOutcome::AlreadyClaimed => {
+            return Err(ExecutionError::ReplayDetected {
+                execution_id: execution_id.as_str().to_owned(),
+            });
+        }
+    }
+    let envelope = prepared.sign_all(signers, environment.trust_root())?;
+    replay_store.complete(execution_id, &envelope)?;
+    Ok(Attestation {
+        envelope,
+        predicate,
+    })
+}
+
+/// The version of what a claim records ([`ClaimInputs`]).
+const CLAIM_INPUTS_FORMAT: u64 = 2;
+
+/// What a claim records: everything recovery needs to decide again — the canonical validated
+/// signals — and what it must then arrive at byte for byte — the canonical predicate.
+#[derive(serde::Serialize)]
+struct ClaimInputs<'a> {
+    format: u64,
+    predicate: &'a RawCanonical,
+    signals: &'a RawCanonical,
+}
+
+/// The predicate of an execution decided under `environment` by `loaded` at `executed_at`.
+fn build_predicate(
+    environment: &RuntimeEnvironment,
+    loaded: &crate::LoadedPolicy,
+    execution_id: &ExecutionId,
+    decision: parmana_policy::Decision<'_>,
+    signals_digest: Digest,
+    signals: Option<Value>,
+    executed_at: Timestamp,
+) -> ExecutionPredicate {
     let bundle = loaded.bundle();
-    let predicate = ExecutionPredicate {
+    ExecutionPredicate {
         execution_id: execution_id.clone(),
         policy: AttestedPolicy {
             id: bundle.policy_id().clone(),
@@ -94,7 +155,7 @@ pub(crate) fn execute(
             policy_digest: bundle.policy_digest(),
             bundle_digest: bundle.bundle_digest(),
         },
-        signals_digest: Digest::of(&signals_canonical),
+        signals_digest,
         decision: decision.decision.to_owned(),
         rule_id: decision.rule_id.to_owned(),
         reason: decision.reason.unwrap_or_default().to_owned(),
@@ -115,32 +176,16 @@ pub(crate) fn execute(
             version: environment.release_manifest().version(),
             digest: environment.release_manifest().digest(),
         },
-        executed_at: now,
-        signals: request.include_signals.then_some(signals_value),
-    };
-    let prepared = prepare_attestation(&predicate, environment.trust_root())?;
-    let request_digest = request_digest(request, &signals_canonical)?;
-    let claim = ClaimRecord::new(request_digest, prepared.canonical_predicate().to_vec(), now);
-    match replay_store.claim(execution_id, &claim)? {
-        ClaimOutcome::Claimed => {}
-        ClaimOutcome::AlreadyClaimed => {
-            return Err(ExecutionError::ReplayDetected {
-                execution_id: execution_id.as_str().to_owned(),
-            });
-        }
+        executed_at,
+        signals,
     }
-    let envelope = prepared.sign_all(signers, environment.trust_root())?;
-    replay_store.complete(execution_id, &envelope)?;
-    Ok(Attestation {
-        envelope,
-        predicate,
-    })
 }
 
 /// The digest of what was asked: the execution id, the policy and the canonical validated signals.
 fn request_digest(
-    request: &ExecutionRequest,
-    signals_canonical: &[u8],
+    execution_id: &ExecutionId,
+    policy: &PolicyRef,
+    signals_digest: &Digest,
 ) -> Result<Digest, ExecutionError> {
     #[derive(serde::Serialize)]
     struct RequestDigestInput<'a> {
@@ -150,10 +195,10 @@ fn request_digest(
         signals_digest: Digest,
     }
     let input = RequestDigestInput {
-        execution_id: request.execution_id.as_str(),
-        policy_id: request.policy.id().as_str(),
-        policy_version: request.policy.version().as_str(),
-        signals_digest: Digest::of(signals_canonical),
+        execution_id: execution_id.as_str(),
+        policy_id: policy.id().as_str(),
+        policy_version: policy.version().as_str(),
+        signals_digest: *signals_digest,
     };
     Ok(Digest::of(&to_canonical_vec(&input)?))
 }
@@ -293,20 +338,83 @@ fn recover_one(
         execution_id: execution_id.as_str().to_owned(),
         message,
     };
-    let value: Value =
+    let mismatch = |what: &'static str| ExecutionError::RecoveryMismatch {
+        execution_id: execution_id.as_str().to_owned(),
+        what,
+    };
+    let mut recorded: Value =
         parse_strict(claim.attestation_inputs()).map_err(|e| unreadable(e.to_string()))?;
-    let predicate: ExecutionPredicate =
-        serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))?;
+    // Format 2 records the predicate and the signals; what earlier builds recorded is the
+    // predicate alone, which can be decided again only when it embeds its signals.
+    let (recorded_predicate, recorded_signals) = match recorded.get("format") {
+        Some(format) if format.as_u64() == Some(CLAIM_INPUTS_FORMAT) => {
+            let predicate = recorded
+                .get_mut("predicate")
+                .map(Value::take)
+                .ok_or_else(|| unreadable("no predicate recorded".to_owned()))?;
+            let signals = recorded
+                .get_mut("signals")
+                .map(Value::take)
+                .ok_or_else(|| unreadable("no signals recorded".to_owned()))?;
+            (predicate, signals)
+        }
+        Some(_) => return Err(unreadable("an unknown claim format".to_owned())),
+        None => {
+            let signals = recorded.get("signals").cloned();
+            (recorded, signals.unwrap_or(Value::Null))
+        }
+    };
+    let predicate: ExecutionPredicate = serde_json::from_value(recorded_predicate.clone())
+        .map_err(|e| unreadable(e.to_string()))?;
+    if recorded_signals.is_null() {
+        return Err(mismatch(
+            "signals (a claim of an earlier build, without them)",
+        ));
+    }
     if predicate.execution_id != *execution_id || predicate.executed_at != claim.claimed_at() {
         return Err(unreadable(
             "the recorded inputs belong to another execution".to_owned(),
         ));
     }
-    let envelope = prepare_attestation(&predicate, environment.trust_root())?
+    // Decide again under the environment in force: the policy must be released there, the
+    // signals valid, and everything — decision, rule, digests, trust root, release manifest —
+    // must come out byte for byte as recorded. The store is not trusted to say what was decided.
+    let reference = PolicyRef::new(
+        predicate.policy.id.clone(),
+        predicate.policy.version.clone(),
+    );
+    let loaded = environment
+        .policy(&reference)
+        .map_err(|_| mismatch("policy (not released in this environment)"))?;
+    let validated = loaded
+        .policy()
+        .validate_signals(&recorded_signals)
+        .map_err(|_| mismatch("signals (refused by the policy)"))?;
+    let decision = validated.evaluate()?;
+    let signals_value = validated.to_json_value();
+    let signals_digest = Digest::of(&to_canonical_vec(&signals_value)?);
+    let rebuilt = build_predicate(
+        environment,
+        &loaded,
+        execution_id,
+        decision,
+        signals_digest,
+        predicate.signals.is_some().then_some(signals_value),
+        claim.claimed_at(),
+    );
+    if to_canonical_vec(&recorded_predicate)? != to_canonical_vec(&rebuilt)? {
+        return Err(mismatch(
+            "predicate (deciding again under this environment gives another attestation)",
+        ));
+    }
+    if request_digest(execution_id, &reference, &signals_digest)? != claim.request_digest() {
+        return Err(mismatch("request digest"));
+    }
+    let envelope = prepare_attestation(&rebuilt, environment.trust_root())?
         .sign_all(signers, environment.trust_root())?;
     store.complete(execution_id, &envelope)?;
     Ok(Some(Attestation {
         envelope,
-        predicate,
+        predicate: rebuilt,
     }))
 }

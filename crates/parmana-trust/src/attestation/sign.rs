@@ -78,6 +78,11 @@ impl PreparedAttestation<'_> {
         self.canonical.as_bytes()
     }
 
+    /// The predicate's canonical encoding, for embedding in another canonical document.
+    pub fn raw_predicate(&self) -> &RawCanonical {
+        &self.canonical
+    }
+
     /// The execution fingerprint.
     pub fn fingerprint(&self) -> Digest {
         self.fingerprint

@@ -1,0 +1,226 @@
+//! Recovery signs only what the pipeline would sign: claimed rows forged by whoever can write the store — every field of the recorded predicate, the signals, the request digest — are decided again and refused (`runtime.recovery_mismatch`), left claimed; a genuine crashed row is completed byte-identically. On SQLite and PostgreSQL (when configured).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Fixture, clock};
+use parmana_runtime::canon::{Digest, ExecutionId, canonicalize_value, parse_strict};
+use parmana_runtime::replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerSnapshot, MemoryReplayStore,
+    ReplayError, ReplayStore, SqliteReplayStore,
+};
+use parmana_runtime::{ExecutionRequest, Runtime, execute_from_signals, recover};
+use serde_json::{Value, json};
+
+/// A store whose `complete` always fails: every execution stays claimed, as after a crash.
+#[derive(Debug)]
+struct CrashBeforeComplete<'a>(&'a dyn ReplayStore);
+
+impl ReplayStore for CrashBeforeComplete<'_> {
+    fn claim(&self, id: &ExecutionId, record: &ClaimRecord) -> Result<ClaimOutcome, ReplayError> {
+        self.0.claim(id, record)
+    }
+    fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
+        Err(ReplayError::Unavailable {
+            message: "crashed".to_owned(),
+        })
+    }
+    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
+        self.0.get(id)
+    }
+    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.0.pending()
+    }
+    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+        self.0.accepted_versions()
+    }
+    fn accept_versions(
+        &self,
+        trust_root: u64,
+        release: u64,
+    ) -> Result<AcceptedVersions, ReplayError> {
+        self.0.accept_versions(trust_root, release)
+    }
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        self.0.ledger_snapshot()
+    }
+}
+
+/// Signals the `claims-approval` policy denies at its `ceiling` rule.
+const BIG: &str =
+    r#"{"claim_amount": 10000000, "vip_customer": false, "country": "DE", "policy_age_days": 400}"#;
+
+/// One forgery: a name, and an edit of the recorded inputs (`{"format","predicate","signals"}`)
+/// and of the request digest.
+type Forgery = (&'static str, fn(&mut Value, &mut Digest));
+
+fn forgeries() -> Vec<Forgery> {
+    vec![
+        ("decision", |v, _| {
+            v["predicate"]["decision"] = json!("approve")
+        }),
+        ("rule", |v, _| v["predicate"]["rule_id"] = json!("small")),
+        ("reason", |v, _| v["predicate"]["reason"] = json!("fine")),
+        ("policy id never released", |v, _| {
+            v["predicate"]["policy"]["id"] = json!("never-released")
+        }),
+        ("policy version", |v, _| {
+            v["predicate"]["policy"]["version"] = json!("9.9.9")
+        }),
+        ("bundle digest", |v, _| {
+            v["predicate"]["policy"]["bundle_digest"] = json!(Digest::of(b"x").to_string())
+        }),
+        ("policy digest", |v, _| {
+            v["predicate"]["policy"]["policy_digest"] = json!(Digest::of(b"x").to_string())
+        }),
+        ("signals swapped, digest kept", |v, _| {
+            v["signals"]["claim_amount"] = json!(10)
+        }),
+        ("signals digest", |v, _| {
+            v["predicate"]["signals_digest"] = json!(Digest::of(b"x").to_string())
+        }),
+        ("signals refused", |v, _| {
+            v["signals"] = json!({"claim_amount": "many"})
+        }),
+        ("trust root digest", |v, _| {
+            v["predicate"]["trust_root"]["digest"] = json!(Digest::of(b"x").to_string())
+        }),
+        ("trust root version", |v, _| {
+            v["predicate"]["trust_root"]["version"] = json!(1)
+        }),
+        ("release manifest version", |v, _| {
+            v["predicate"]["release_manifest"]["version"] = json!(7)
+        }),
+        ("evaluator semantics", |v, _| {
+            v["predicate"]["evaluator"]["semantics"] = json!("0")
+        }),
+        ("runtime version", |v, _| {
+            v["predicate"]["runtime"]["version"] = json!("9.9.9")
+        }),
+        ("request digest", |_, d| *d = Digest::of(b"another request")),
+    ]
+}
+
+/// Crashes a genuine execution of `signals` as `id` on `store`, returns its recorded inputs.
+fn crash(fixture: &Fixture, store: &dyn ReplayStore, id: &str, signals: &str) -> (Value, Digest) {
+    let environment = fixture.environment();
+    let request = ExecutionRequest::parse(id, "claims-approval@1.0.0", signals).unwrap();
+    let err = execute_from_signals(
+        &request,
+        &fixture.key("attestation"),
+        &CrashBeforeComplete(store),
+        &environment,
+        &clock(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "replay.store_unavailable");
+    let ExecutionState::Claimed(claim) = store.get(&request.execution_id).unwrap() else {
+        panic!("{id} is not pending");
+    };
+    (
+        parse_strict(claim.attestation_inputs()).unwrap(),
+        claim.request_digest(),
+    )
+}
+
+fn check_store(store: &dyn ReplayStore) {
+    let fixture = Fixture::new();
+    let environment = fixture.environment();
+    let signer = fixture.key("attestation");
+    // A genuine crash of an execution the policy denies, to forge from.
+    let (genuine, genuine_digest) = crash(&fixture, store, "genuine", BIG);
+    assert_eq!(genuine["predicate"]["decision"], "deny", "{genuine}");
+    let expected = {
+        let request = ExecutionRequest::parse("genuine", "claims-approval@1.0.0", BIG).unwrap();
+        execute_from_signals(
+            &request,
+            &signer,
+            &MemoryReplayStore::new(),
+            &environment,
+            &clock(),
+        )
+        .unwrap()
+        .into_envelope()
+    };
+    for (n, (name, forge)) in forgeries().into_iter().enumerate() {
+        let id = format!("forged-{n}");
+        let mut inputs = genuine.clone();
+        inputs["predicate"]["execution_id"] = json!(id);
+        let mut digest = Digest::of(
+            &canonicalize_value(&json!({
+                "execution_id": id,
+                "policy_id": "claims-approval",
+                "policy_version": "1.0.0",
+                "signals_digest": inputs["predicate"]["signals_digest"],
+            }))
+            .unwrap(),
+        );
+        forge(&mut inputs, &mut digest);
+        let claim = ClaimRecord::new(digest, canonicalize_value(&inputs).unwrap(), clock().0);
+        let forged_id = ExecutionId::parse(&id).unwrap();
+        assert_eq!(
+            store.claim(&forged_id, &claim).unwrap(),
+            ClaimOutcome::Claimed,
+            "{name}"
+        );
+    }
+    let report = recover(store, &signer, &environment).unwrap();
+    // The genuine row completes byte-identically; every forged one is refused and stays claimed.
+    assert_eq!(report.completed.len(), 1, "{:?}", report.failed);
+    assert_eq!(report.completed[0].envelope(), &expected[..]);
+    assert_eq!(report.failed.len(), forgeries().len());
+    for (n, (name, _)) in forgeries().into_iter().enumerate() {
+        let id = format!("forged-{n}");
+        let (_, error) = report
+            .failed
+            .iter()
+            .find(|(failed, _)| *failed == id)
+            .unwrap_or_else(|| panic!("{name}: not refused"));
+        assert_eq!(error.code(), "runtime.recovery_mismatch", "{name}: {error}");
+        assert!(matches!(
+            store.get(&ExecutionId::parse(&id).unwrap()).unwrap(),
+            ExecutionState::Claimed(_)
+        ));
+    }
+    // A claim whose timestamp disagrees with its record is unreadable, not signed.
+    let mut late = genuine.clone();
+    late["predicate"]["execution_id"] = json!("late");
+    let claim = ClaimRecord::new(
+        genuine_digest,
+        canonicalize_value(&late).unwrap(),
+        parmana_runtime::canon::Timestamp::parse("2026-11-29T00:00:00Z").unwrap(),
+    );
+    let late_id = ExecutionId::parse("late").unwrap();
+    assert_eq!(
+        store.claim(&late_id, &claim).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let again = recover(store, &signer, &environment).unwrap();
+    assert!(again.completed.is_empty());
+    assert!(
+        again
+            .failed
+            .iter()
+            .any(|(id, e)| id == "late" && e.code() == "runtime.stored_claim_unreadable")
+    );
+    // The runtime object recovers the same way.
+    let runtime = Runtime::builder(fixture.config())
+        .signer(signer)
+        .store(MemoryReplayStore::new())
+        .clock(clock())
+        .build()
+        .unwrap();
+    assert!(runtime.recover().unwrap().failed.is_empty());
+}
+
+#[test]
+fn forged_claims_are_refused_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteReplayStore::open(dir.path().join("replay.sqlite3")).unwrap();
+    check_store(&store);
+}
+
+#[test]
+fn forged_claims_are_refused_in_memory() {
+    check_store(&MemoryReplayStore::new());
+}
