@@ -232,7 +232,7 @@ fn a_new_chain_from_keygen_to_a_verified_execution_and_a_rotation() {
 #[test]
 fn import_legacy_v1_then_release_and_execute_it() {
     let repo = temp_repo();
-    let d = repo.path();
+    let d = repo.root();
     copy_tree(&legacy_bundles(), &d.join("legacy"));
     let imported = run_in(
         d,

@@ -1,9 +1,9 @@
-//! Shared helpers of the `parmana` binary tests: run the real binary, copy the repository layout to a temp dir.
+//! Shared helpers of the `parmana` binary tests: run the real binary, copy the repository layout to a temp dir (through `parmana-testkit`).
 
-#![allow(dead_code)] // each test file uses a different subset
+#![allow(dead_code, unused_imports)] // each test file uses a different subset
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Signals of the README example (decided by the default rule: escalate).
@@ -14,18 +14,7 @@ pub const README_SIGNALS: &str =
 pub const VIP_SIGNALS: &str =
     r#"{"claim_amount":1200,"vip_customer":true,"country":"DE","policy_age_days":400}"#;
 
-/// A fixed clock reading inside the validity of the test trust chain.
-pub const NOW: &str = "2026-11-28T21:00:00Z";
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The legacy bundles of the original tooling, kept beside the repository.
-pub fn legacy_bundles() -> PathBuf {
-    repo_root().join("../shared/vectors/legacy-bundles")
-}
+pub use parmana_testkit::{NOW, legacy_bundles, repository_root as repo_root};
 
 /// What one run of the binary did.
 pub struct Run {
@@ -68,34 +57,12 @@ pub fn run(args: &[&str]) -> Run {
     run_in(&repo_root(), args, b"")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A temp copy of the repository's `policies/`, `trust/` and `release-manifest.json`.
-pub fn temp_repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = repo_root();
-    copy_dir(&root.join("policies"), &dir.path().join("policies"));
-    copy_dir(&root.join("trust"), &dir.path().join("trust"));
-    std::fs::copy(
-        root.join("release-manifest.json"),
-        dir.path().join("release-manifest.json"),
-    )
-    .unwrap();
-    dir
+pub fn temp_repo() -> parmana_testkit::FixtureEnvironment {
+    parmana_testkit::FixtureEnvironment::new().unwrap()
 }
 
 /// Copies a directory tree (for tests that stage inputs).
 pub fn copy_tree(from: &Path, to: &Path) {
-    copy_dir(from, to);
+    parmana_testkit::copy_tree(from, to).unwrap();
 }
