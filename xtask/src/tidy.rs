@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The workspace root (the parent of `xtask/`).
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
 }
@@ -120,7 +120,7 @@ const EXCLUSIVE_EXTERNAL: &[(&str, &str, &str)] = &[
 ];
 
 /// Runs every tidy check and returns all violations at once.
-pub fn run(root: &Path) -> Result<(), String> {
+pub(crate) fn run(root: &Path) -> Result<(), String> {
     let mut problems = Vec::new();
     check_dependencies(root, &mut problems)?;
     check_sources(root, &mut problems);

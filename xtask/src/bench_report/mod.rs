@@ -74,7 +74,7 @@ fn commit_description(root: &str) -> String {
 /// Runs `cargo bench -p parmana-benches` (every bench file of the package, extra arguments passed
 /// to criterion), then rewrites `BENCHMARKS.md` from the results of that run. With `--no-run`,
 /// rewrites it from the results already in `target/criterion` (and says so).
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let no_run = args.iter().any(|a| a == "--no-run");
     let criterion_args: Vec<&str> = args
         .iter()

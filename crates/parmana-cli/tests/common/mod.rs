@@ -7,17 +7,17 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Signals of the README example (decided by the default rule: escalate).
-pub const README_SIGNALS: &str =
+pub(crate) const README_SIGNALS: &str =
     r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
 
 /// Signals a VIP claim is approved with.
-pub const VIP_SIGNALS: &str =
+pub(crate) const VIP_SIGNALS: &str =
     r#"{"claim_amount":1200,"vip_customer":true,"country":"DE","policy_age_days":400}"#;
 
-pub use parmana_testkit::{NOW, legacy_bundles, repository_root as repo_root};
+pub(crate) use parmana_testkit::{NOW, legacy_bundles, repository_root as repo_root};
 
 /// What one run of the binary did.
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -25,7 +25,7 @@ pub struct Run {
 
 impl Run {
     /// Exit code, stdout and stderr, for snapshots.
-    pub fn transcript(&self) -> String {
+    pub(crate) fn transcript(&self) -> String {
         format!(
             "exit: {}\n--- stdout\n{}\n--- stderr\n{}",
             self.code, self.stdout, self.stderr
@@ -34,7 +34,7 @@ impl Run {
 }
 
 /// Runs `parmana ARGS` in `dir` with `stdin`.
-pub fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+pub(crate) fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
         .args(args)
         .current_dir(dir)
@@ -53,16 +53,16 @@ pub fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
 }
 
 /// Runs `parmana ARGS` from the repository root.
-pub fn run(args: &[&str]) -> Run {
+pub(crate) fn run(args: &[&str]) -> Run {
     run_in(&repo_root(), args, b"")
 }
 
 /// A temp copy of the repository's `policies/`, `trust/` and `release-manifest.json`.
-pub fn temp_repo() -> parmana_testkit::FixtureEnvironment {
+pub(crate) fn temp_repo() -> parmana_testkit::FixtureEnvironment {
     parmana_testkit::FixtureEnvironment::new().unwrap()
 }
 
 /// Copies a directory tree (for tests that stage inputs).
-pub fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     parmana_testkit::copy_tree(from, to).unwrap();
 }

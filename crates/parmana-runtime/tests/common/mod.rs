@@ -8,29 +8,29 @@ use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{RuntimeEnvironment, RuntimeEnvironmentConfig};
 use parmana_testkit::FixtureEnvironment;
 
-pub use parmana_testkit::fixed_clock as clock;
+pub(crate) use parmana_testkit::fixed_clock as clock;
 
 /// A private copy of `policies/`, `trust/` and `release-manifest.json`, safe to tamper with.
-pub struct Fixture(FixtureEnvironment);
+pub(crate) struct Fixture(FixtureEnvironment);
 
 impl Fixture {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(FixtureEnvironment::new().unwrap())
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.0.root()
     }
 
-    pub fn config(&self) -> RuntimeEnvironmentConfig {
+    pub(crate) fn config(&self) -> RuntimeEnvironmentConfig {
         self.0.config()
     }
 
-    pub fn environment(&self) -> RuntimeEnvironment {
+    pub(crate) fn environment(&self) -> RuntimeEnvironment {
         self.0.load().unwrap()
     }
 
-    pub fn key(&self, name: &str) -> LocalSigningKey {
+    pub(crate) fn key(&self, name: &str) -> LocalSigningKey {
         self.0.key(name).unwrap()
     }
 }
