@@ -2,10 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common::{NOW, VIP_SIGNALS, repo_root, run};
 use base64::Engine as _;
-use common::{NOW, VIP_SIGNALS, repo_root, run};
 use parmana_runtime::canon::{Digest, ExecutionId, Timestamp, canonicalize_value, parse_strict};
 use parmana_runtime::replay::{ClaimOutcome, ClaimRecord, ReplayStore, SqliteReplayStore};
 
@@ -48,7 +46,7 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     }
     let store_flag = format!("sqlite:{}", path.display());
     let repo = repo_root();
-    let out = common::run_in(
+    let out = crate::common::run_in(
         &repo,
         &["recover", "--store", &store_flag, "--now", NOW],
         b"",
@@ -63,7 +61,7 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     );
 
     // Nothing is left to recover, the id stays refused, and the ledger verifies.
-    let again = common::run_in(
+    let again = crate::common::run_in(
         &repo,
         &["recover", "--store", &store_flag, "--now", NOW],
         b"",

@@ -2,11 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::path::Path;
 
-use common::{NOW, VIP_SIGNALS, copy_tree, legacy_bundles, repo_root, run_in, temp_repo};
+use crate::common::{NOW, VIP_SIGNALS, copy_tree, legacy_bundles, repo_root, run_in, temp_repo};
 
 fn ok(dir: &Path, args: &[&str]) -> String {
     let out = run_in(dir, args, b"");

@@ -2,16 +2,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::path::Path;
 
-use common::{NOW, README_SIGNALS, VIP_SIGNALS, repo_root, run, run_in, temp_repo};
+use crate::common::{NOW, README_SIGNALS, VIP_SIGNALS, repo_root, run, run_in, temp_repo};
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{ExecutionState, ReplayStore, SqliteReplayStore};
 
 /// `parmana execute` of `signals` under claims-approval@1.0.0 at the fixed clock, in `dir`.
-fn execute_in(dir: &Path, store: &str, id: &str, signals: &str, extra: &[&str]) -> common::Run {
+fn execute_in(
+    dir: &Path,
+    store: &str,
+    id: &str,
+    signals: &str,
+    extra: &[&str],
+) -> crate::common::Run {
     let mut args = vec![
         "execute",
         "--policy",
@@ -187,7 +191,7 @@ fn a_bundle_not_in_the_release_manifest_is_refused() {
     let repo = temp_repo();
     let from = repo.root().join("policies/claims-approval/1.0.0");
     let to = repo.root().join("policies/claims-approval/1.0.1");
-    common::copy_tree(&from, &to);
+    crate::common::copy_tree(&from, &to);
     let text = std::fs::read_to_string(to.join("policy.json")).unwrap();
     std::fs::write(
         to.join("policy.json"),
