@@ -64,3 +64,29 @@ impl TempSqliteStore {
 pub fn memory_store() -> MemoryReplayStore {
     MemoryReplayStore::new()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use parmana_runtime::replay::ReplayStore;
+
+    use super::*;
+
+    #[test]
+    fn a_fixture_environment_loads_with_its_keys() {
+        let fixture = FixtureEnvironment::new().unwrap();
+        fixture.load().unwrap();
+        fixture.load_at(crate::now_plus_hour()).unwrap();
+        fixture.attestation_signer().unwrap();
+        assert_eq!(fixed_clock().0, now());
+    }
+
+    #[test]
+    fn temporary_stores_start_empty() {
+        let sqlite = TempSqliteStore::new().unwrap();
+        assert!(sqlite.dir.path().join("store.sqlite").is_file());
+        assert!(sqlite.store.ledger_snapshot().unwrap().rows.is_empty());
+        assert!(memory_store().ledger_snapshot().unwrap().rows.is_empty());
+    }
+}
