@@ -2,15 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 /// Generates one `#[test]` per suite function for a backend. `$open` returns
 /// `Option<impl Harness>`; `None` means the backend is not available here (PostgreSQL
 /// without a server, outside CI) and the test has already printed why it skips.
 macro_rules! conformance_suite {
     ($backend:ident, $open:expr) => {
         mod $backend {
-            use super::common::{Harness, suite};
+            use crate::common::{Harness, suite};
 
             fn open() -> Option<Box<dyn Harness>> {
                 let open = $open;
@@ -51,17 +49,17 @@ macro_rules! conformance_suite {
     };
 }
 
-conformance_suite!(memory, super::common::memory);
+conformance_suite!(memory, crate::common::memory);
 
 #[cfg(feature = "sqlite")]
-conformance_suite!(sqlite, super::common::sqlite);
+conformance_suite!(sqlite, crate::common::sqlite);
 
 #[cfg(feature = "postgres")]
-conformance_suite!(postgres, super::common::postgres);
+conformance_suite!(postgres, crate::common::postgres);
 
 // The same suite with every store connection over TLS (`sslmode=verify-full`).
 #[cfg(feature = "postgres")]
-conformance_suite!(postgres_tls, super::common::postgres_tls);
+conformance_suite!(postgres_tls, crate::common::postgres_tls);
 
 /// The PostgreSQL suite must run in CI: a CI build without the `postgres` feature fails here.
 #[cfg(not(feature = "postgres"))]
