@@ -256,7 +256,7 @@ pub fn signals_to_json(signals: &SignalSet) -> String {
 struct WireSpec {
     name: String,
     #[serde(default)]
-    #[allow(dead_code)] // read for the humans who open the file
+    #[expect(dead_code, reason = "read for the humans who open the file")]
     description: String,
     signals: BTreeMap<String, WireSignal>,
     decisions: Vec<String>,

@@ -3,13 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code: a failed unwrap is a failed run
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use parmana_runtime::canon::{Digest, Timestamp, to_canonical_vec};
+use parmana_runtime::canon::{Digest, to_canonical_vec};
 use parmana_runtime::replay::{
     MemoryReplayStore, PostgresOptions, PostgresReplayStore, ReplayStore, SqliteReplayStore,
 };
@@ -22,10 +21,6 @@ use parmana_runtime::{
 const SIGNALS: &[u8] =
     br#"{"claim_amount": 1200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
 
-fn repository() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 struct Setup {
     environment: RuntimeEnvironment,
     signer: LocalSigningKey,
@@ -33,8 +28,8 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let root = repository();
-    let now = Timestamp::parse("2026-11-28T21:00:00Z").unwrap();
+    let root = parmana_testkit::repository_root();
+    let now = parmana_testkit::now();
     let environment =
         RuntimeEnvironment::load(&RuntimeEnvironmentConfig::standard_layout(&root), now).unwrap();
     environment.preload_released_policies().unwrap();

@@ -18,7 +18,7 @@ use parmana_benches::render;
 use parmana_benches::spec::{DEFAULT_RULE_ID, Outcome, PolicySpec, SignalSet, SignalValue};
 
 /// A pre-parsed, validated Cedar policy set with everything a decision needs.
-pub struct CedarEngine {
+pub(crate) struct CedarEngine {
     schema: Schema,
     policies: PolicySet,
     authorizer: Authorizer,
@@ -33,7 +33,7 @@ pub struct CedarEngine {
 
 impl CedarEngine {
     /// Parses the rendered schema and policies and validates the policies strictly.
-    pub fn new(spec: &PolicySpec) -> Result<Self, String> {
+    pub(crate) fn new(spec: &PolicySpec) -> Result<Self, String> {
         let (schema, _warnings) = Schema::from_cedarschema_str(&render::cedar_schema(spec))
             .map_err(|e| format!("cedar schema: {e}"))?;
         let policies = PolicySet::from_str(&render::cedar_policies(spec))
@@ -80,7 +80,7 @@ impl CedarEngine {
     }
 
     /// A typed request: the signals as a Cedar context (built once, outside the timed loop).
-    pub fn typed_request(&self, signals: &SignalSet) -> Result<Request, String> {
+    pub(crate) fn typed_request(&self, signals: &SignalSet) -> Result<Request, String> {
         let pairs = signals.iter().map(|(name, value)| {
             let expression = match value {
                 SignalValue::Integer(n) => RestrictedExpression::new_long(*n),
@@ -101,7 +101,7 @@ impl CedarEngine {
     }
 
     /// One decision from a pre-built request.
-    pub fn decide(&self, request: &Request) -> Result<Outcome<'_>, String> {
+    pub(crate) fn decide(&self, request: &Request) -> Result<Outcome<'_>, String> {
         let response = self
             .authorizer
             .is_authorized(request, &self.policies, &self.entities);
@@ -122,7 +122,7 @@ impl CedarEngine {
 
     /// One decision from JSON text: the context is parsed and type-checked against the schema,
     /// the request validated against it, then decided.
-    pub fn decide_json(&self, json: &str) -> Result<Outcome<'_>, String> {
+    pub(crate) fn decide_json(&self, json: &str) -> Result<Outcome<'_>, String> {
         let context = Context::from_json_str(json, Some((&self.schema, &self.action)))
             .map_err(|e| format!("cedar context: {e}"))?;
         let request = Request::new(

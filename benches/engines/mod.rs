@@ -4,9 +4,9 @@
 //! itself never uses the peer engines: they are optional dependencies behind the `peers` feature,
 //! which both targets require).
 
-pub mod cedar;
-pub mod parmana;
-pub mod rego;
+pub(crate) mod cedar;
+pub(crate) mod parmana;
+pub(crate) mod rego;
 
 use std::collections::BTreeMap;
 
@@ -15,11 +15,11 @@ use parmana_benches::spec::{Outcome, PolicySpec, SignalSet, signals_to_json};
 use cedar::CedarEngine;
 use parmana::ParmanaEngine;
 use rego::RegoEngine;
-pub use rego::RegoMode;
+pub(crate) use rego::RegoMode;
 
 /// What a passing differential check saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Agreement {
+pub(crate) struct Agreement {
     /// Signal sets decided.
     pub sets: usize,
     /// How often each rule id (and `default`) decided.
@@ -29,7 +29,7 @@ pub struct Agreement {
 /// Runs every engine (regorus in each of `rego_modes`), from typed signals and from JSON text, over
 /// `sets`, and fails on the first signal set where any of them disagrees with the reference
 /// evaluator on decision or rule id.
-pub fn check_agreement(
+pub(crate) fn check_agreement(
     spec: &PolicySpec,
     sets: &[SignalSet],
     rego_modes: &[RegoMode],

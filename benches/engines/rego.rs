@@ -16,7 +16,7 @@ use parmana_benches::spec::{Outcome, PolicySpec, SignalSet, signals_to_json};
 
 /// How regorus evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RegoMode {
+pub(crate) enum RegoMode {
     /// The tree-walking interpreter, `Engine::eval_rule`.
     Interpreter,
     /// The register VM, `RegoVM::execute` over a program compiled once.
@@ -25,7 +25,7 @@ pub enum RegoMode {
 
 impl RegoMode {
     /// How the differential check names this mode's typed path.
-    pub fn typed_label(self) -> &'static str {
+    pub(crate) fn typed_label(self) -> &'static str {
         match self {
             Self::Interpreter => "regorus interpreter typed",
             Self::Vm => "regorus vm typed",
@@ -33,7 +33,7 @@ impl RegoMode {
     }
 
     /// How the differential check names this mode's JSON path.
-    pub fn json_label(self) -> &'static str {
+    pub(crate) fn json_label(self) -> &'static str {
         match self {
             Self::Interpreter => "regorus interpreter json",
             Self::Vm => "regorus vm json",
@@ -42,7 +42,7 @@ impl RegoMode {
 }
 
 /// A compiled Rego policy ready to decide.
-pub struct RegoEngine {
+pub(crate) struct RegoEngine {
     mode: RegoMode,
     engine: Engine,
     vm: RegoVM,
@@ -51,7 +51,7 @@ pub struct RegoEngine {
 
 impl RegoEngine {
     /// Parses and compiles the rendered module for `mode`.
-    pub fn new(spec: &PolicySpec, mode: RegoMode) -> Result<Self, String> {
+    pub(crate) fn new(spec: &PolicySpec, mode: RegoMode) -> Result<Self, String> {
         let rule_path = render::rego_result_path(spec);
         let mut engine = Engine::new();
         engine
@@ -79,18 +79,18 @@ impl RegoEngine {
     }
 
     /// A typed input: the signals as a regorus value (built once, outside the timed loop).
-    pub fn typed_input(signals: &SignalSet) -> Result<Value, String> {
+    pub(crate) fn typed_input(signals: &SignalSet) -> Result<Value, String> {
         Value::from_json_str(&signals_to_json(signals)).map_err(|e| format!("rego input: {e}"))
     }
 
     /// How this engine evaluates.
-    pub fn mode(&self) -> RegoMode {
+    pub(crate) fn mode(&self) -> RegoMode {
         self.mode
     }
 
     /// One decision from an input (a cheap reference-counted clone of a pre-built one on the typed
     /// path); the result is regorus's `{"decision", "rule_id"}` object.
-    pub fn decide(&mut self, input: Value) -> Result<Value, String> {
+    pub(crate) fn decide(&mut self, input: Value) -> Result<Value, String> {
         match self.mode {
             RegoMode::Interpreter => {
                 self.engine.set_input(input);
@@ -107,14 +107,14 @@ impl RegoEngine {
 
     /// One decision from JSON text (parsed into a regorus value first; Rego has no input schema to
     /// check it against, so this row holds parsing only).
-    pub fn decide_json(&mut self, json: &str) -> Result<Value, String> {
+    pub(crate) fn decide_json(&mut self, json: &str) -> Result<Value, String> {
         let input = Value::from_json_str(json).map_err(|e| format!("rego input: {e}"))?;
         self.decide(input)
     }
 }
 
 /// Reads `{"decision", "rule_id"}` out of a result.
-pub fn outcome(result: &Value) -> Result<Outcome<'_>, String> {
+pub(crate) fn outcome(result: &Value) -> Result<Outcome<'_>, String> {
     let field = |name: &str| {
         result[name]
             .as_string()

@@ -9,9 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // measurement tool: a failed unwrap is a failed run
 
-use std::path::PathBuf;
-
-use parmana_runtime::canon::{Timestamp, parse_strict};
+use parmana_runtime::canon::parse_strict;
 use parmana_runtime::replay::MemoryReplayStore;
 use parmana_runtime::trust::{LocalSigningKey, Signer, verify_attestations};
 use parmana_runtime::{
@@ -23,8 +21,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let workload = args.get(1).map_or("execute", String::as_str);
     let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let now = Timestamp::parse("2026-11-28T21:00:00Z").unwrap();
+    let root = parmana_testkit::repository_root();
+    let now = parmana_testkit::now();
     let clock = FixedClock(now);
     let env =
         RuntimeEnvironment::load(&RuntimeEnvironmentConfig::standard_layout(&root), now).unwrap();

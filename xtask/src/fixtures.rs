@@ -25,19 +25,19 @@ use parmana_trust::{
 };
 
 /// Expiry of both trust-root versions and of the release manifest.
-pub const FIXTURE_EXPIRES: &str = "2036-01-01T00:00:00Z";
+pub(crate) const FIXTURE_EXPIRES: &str = "2036-01-01T00:00:00Z";
 
 /// The instant the fixtures are checked at while generating them.
-pub const FIXTURE_NOW: &str = "2026-11-28T00:00:00Z";
+pub(crate) const FIXTURE_NOW: &str = "2026-11-28T00:00:00Z";
 
 /// The evaluator semantics the release manifest accepts (`parmana_policy::EVALUATOR_SEMANTICS`).
-pub const FIXTURE_EVALUATOR_SEMANTICS: &str = "parmana-policy/2";
+pub(crate) const FIXTURE_EVALUATOR_SEMANTICS: &str = "parmana-policy/2";
 
 /// The lowest runtime version the release manifest accepts.
-pub const FIXTURE_MINIMUM_RUNTIME_VERSION: &str = "0.1.0";
+pub(crate) const FIXTURE_MINIMUM_RUNTIME_VERSION: &str = "0.1.0";
 
 /// The names of the test keys, each derived from the seed SHA-256("parmana TEST ONLY key: <name>").
-pub const KEY_NAMES: [&str; 5] = ["root-1", "root-2", "policy", "release", "attestation"];
+pub(crate) const KEY_NAMES: [&str; 5] = ["root-1", "root-2", "policy", "release", "attestation"];
 
 const README: &str = "# Test-only trust material
 
@@ -63,7 +63,7 @@ that name (threshold 1). The same keys sign `policies/<id>/<version>/bundle.json
 ";
 
 /// The test key `name`, from its fixed seed.
-pub fn fixture_key(name: &str) -> LocalSigningKey {
+pub(crate) fn fixture_key(name: &str) -> LocalSigningKey {
     let seed = Digest::of(format!("parmana TEST ONLY key: {name}").as_bytes());
     LocalSigningKey::from_seed(seed.as_bytes())
 }
@@ -89,7 +89,7 @@ fn role(key: &LocalSigningKey) -> RoleSpec {
 }
 
 /// The policy bundle directories under `root/policies`: `(id, version, dir)`, sorted.
-pub fn policy_dirs(root: &Path) -> Result<Vec<(String, String, PathBuf)>, String> {
+pub(crate) fn policy_dirs(root: &Path) -> Result<Vec<(String, String, PathBuf)>, String> {
     let mut out = Vec::new();
     let policies = root.join("policies");
     if !policies.is_dir() {
@@ -124,7 +124,7 @@ fn sorted_dirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// Generates every fixture under `root` (the repository root, or a copy of its `policies/`)
 /// and returns the paths written.
-pub fn generate(root: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn generate(root: &Path) -> Result<Vec<PathBuf>, String> {
     let err = |e: parmana_trust::TrustError| format!("{} ({})", e, e.code());
     let mut written = Vec::new();
     let trust = root.join("trust");
@@ -210,7 +210,7 @@ pub fn generate(root: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// `cargo xtask fixtures`.
-pub fn run(root: &Path) -> Result<(), String> {
+pub(crate) fn run(root: &Path) -> Result<(), String> {
     let written = generate(root)?;
     for path in &written {
         let shown = path.strip_prefix(root).unwrap_or(path);

@@ -20,10 +20,10 @@ use parmana_runtime::{
 use serde_json::json;
 
 /// The instant every golden execution happens at.
-pub const GOLDEN_TIME: &str = "2026-11-28T21:00:00Z";
+pub(crate) const GOLDEN_TIME: &str = "2026-11-28T21:00:00Z";
 
 /// Runs the golden requests and returns file name → bytes.
-pub fn generate(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
+pub(crate) fn generate(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let now = Timestamp::parse(GOLDEN_TIME).map_err(|e| e.to_string())?;
     let clock = FixedClock(now);
     let environment =
@@ -78,7 +78,7 @@ pub fn generate(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
 }
 
 /// Rewrites `golden/` with freshly generated records (and removes stale ones).
-pub fn run(root: &Path) -> Result<(), String> {
+pub(crate) fn run(root: &Path) -> Result<(), String> {
     let files = generate(root)?;
     let dir = root.join("golden");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -103,7 +103,7 @@ pub fn run(root: &Path) -> Result<(), String> {
 }
 
 /// Whether a golden file is an attestation, and so must verify.
-pub fn is_attestation(name: &str) -> bool {
+pub(crate) fn is_attestation(name: &str) -> bool {
     name.ends_with(".attestation.json")
 }
 

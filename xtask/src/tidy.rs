@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The workspace root (the parent of `xtask/`).
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
 }
@@ -61,6 +61,9 @@ const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
             "parmana-runtime",
         ],
     ),
+    // Test support: the generic parts stand on the canon layer, the `runtime` feature on the
+    // facade (and through its re-exports on everything). A dev-dependency only, of any crate.
+    ("parmana-testkit", &["parmana-canon", "parmana-runtime"]),
     (
         "parmana-fuzz",
         &[
@@ -72,6 +75,10 @@ const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// Workspace crates that only ever appear under `[dev-dependencies]`: test support never ships,
+/// and as a dev-dependency it may sit above the crate whose tests use it.
+const DEV_ONLY_INTERNAL: &[&str] = &["parmana-testkit"];
 
 /// External crates that only one workspace crate may depend on directly.
 const EXCLUSIVE_EXTERNAL: &[(&str, &str, &str)] = &[
@@ -113,7 +120,7 @@ const EXCLUSIVE_EXTERNAL: &[(&str, &str, &str)] = &[
 ];
 
 /// Runs every tidy check and returns all violations at once.
-pub fn run(root: &Path) -> Result<(), String> {
+pub(crate) fn run(root: &Path) -> Result<(), String> {
     let mut problems = Vec::new();
     check_dependencies(root, &mut problems)?;
     check_sources(root, &mut problems);
@@ -165,10 +172,11 @@ fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> Result<(), Str
         for dep in package["dependencies"].as_array().into_iter().flatten() {
             let dep_name = dep["name"].as_str().unwrap_or_default();
             let is_internal = dep["path"].is_string();
-            if is_internal && !allowed_deps.contains(&dep_name) {
-                problems.push(format!(
-                    "`{name}` depends on `{dep_name}`: the arrow points up or sideways"
-                ));
+            let is_dev = dep["kind"].as_str() == Some("dev");
+            if let Some(problem) =
+                internal_dependency_problem(name, dep_name, is_internal, is_dev, allowed_deps)
+            {
+                problems.push(problem);
             }
             for (external, owner, why) in EXCLUSIVE_EXTERNAL {
                 if dep_name == *external && name != *owner {
@@ -178,6 +186,26 @@ fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// What is wrong with `name` depending on `dep_name`, if anything: a dev-only crate outside
+/// `[dev-dependencies]`, or an internal arrow that points up or sideways.
+fn internal_dependency_problem(
+    name: &str,
+    dep_name: &str,
+    is_internal: bool,
+    is_dev: bool,
+    allowed_deps: &[&str],
+) -> Option<String> {
+    if DEV_ONLY_INTERNAL.contains(&dep_name) {
+        return (!is_dev).then(|| {
+            format!(
+                "`{name}` depends on `{dep_name}` outside [dev-dependencies]: test support never ships"
+            )
+        });
+    }
+    (is_internal && !allowed_deps.contains(&dep_name))
+        .then(|| format!("`{name}` depends on `{dep_name}`: the arrow points up or sideways"))
 }
 
 fn check_sources(root: &Path, problems: &mut Vec<String>) {
@@ -336,6 +364,27 @@ mod tests {
     }
 
     /// Every stable error code written in the library sources is listed in `docs/errors.md`.
+    #[test]
+    fn test_support_is_a_dev_dependency_only() {
+        let none: &[&str] = &[];
+        assert_eq!(
+            internal_dependency_problem("parmana-canon", "parmana-testkit", true, true, none),
+            None
+        );
+        assert!(
+            internal_dependency_problem("parmana-runtime", "parmana-testkit", true, false, none)
+                .is_some_and(|p| p.contains("outside [dev-dependencies]"))
+        );
+        assert!(
+            internal_dependency_problem("parmana-policy", "parmana-trust", true, false, none)
+                .is_some_and(|p| p.contains("arrow points up"))
+        );
+        assert_eq!(
+            internal_dependency_problem("parmana-policy", "serde", false, false, none),
+            None
+        );
+    }
+
     #[test]
     fn error_codes_are_documented() {
         let root = workspace_root();

@@ -110,9 +110,12 @@ fn write_i128(out: &mut Vec<u8>, value: i128) -> Result<(), CanonError> {
     if value.unsigned_abs() > MAX_SAFE_INTEGER.unsigned_abs().into() {
         // A double holds it exactly only if it is exactly representable; writing it as
         // ECMAScript would is then the canonical form. Otherwise refuse rather than round.
-        #[allow(clippy::cast_precision_loss)] // checked exact just below
+        #[allow(clippy::cast_precision_loss, reason = "checked exact just below")]
         let as_double = value as f64;
-        #[allow(clippy::cast_possible_truncation)] // as_double is integral and below 2^127
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "as_double is integral and below 2^127"
+        )]
         if as_double as i128 != value || as_double.abs() >= 1.7e38 {
             return Err(not_representable(format!(
                 "integer {value} is beyond ±(2^53-1) and a double would round it"

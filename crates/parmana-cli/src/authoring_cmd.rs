@@ -26,7 +26,7 @@ use crate::report::{Failure, outln};
 #[command(
     after_help = "Example:\n  parmana keygen --out keys/attestation.pem   # writes keys/attestation.pem and keys/attestation.pub"
 )]
-pub struct KeygenArgs {
+pub(crate) struct KeygenArgs {
     /// Where to write the private key (PKCS#8 PEM, mode 0600; the directory is created if
     /// missing). The public key (SPKI PEM) is written beside it with the extension `.pub`.
     /// Existing files are never overwritten.
@@ -35,7 +35,7 @@ pub struct KeygenArgs {
 }
 
 /// Runs `parmana keygen`: prints the new key's id.
-pub fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
+pub(crate) fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
     let public_path = args.out.with_extension("pub");
     for path in [&args.out, &public_path] {
         refuse_existing(path)?;
@@ -67,7 +67,7 @@ fn refuse_existing(path: &Path) -> Result<(), Failure> {
 
 /// The keys of the four roles of a trust root version.
 #[derive(Debug, clap::Args)]
-pub struct RoleKeyArgs {
+pub(crate) struct RoleKeyArgs {
     /// A key of the `root` role, which signs trust roots (repeat for several). Private keys
     /// (PKCS#8 PEM) also sign the new version; public keys (SPKI PEM) are only listed.
     #[arg(long, value_name = "FILE", required = true)]
@@ -162,7 +162,7 @@ impl RoleKeyArgs {
 
 /// `parmana trust …`.
 #[derive(Debug, clap::Subcommand)]
-pub enum TrustCommand {
+pub(crate) enum TrustCommand {
     /// Create trust root version 1 and its pinned root key: writes `OUT/trust-root.json` and
     /// `OUT/root.pub` (the first --root-key, which must be a private key: it signs).
     #[command(
@@ -180,7 +180,7 @@ pub enum TrustCommand {
 
 /// Arguments of `parmana trust init`.
 #[derive(Debug, clap::Args)]
-pub struct TrustInitArgs {
+pub(crate) struct TrustInitArgs {
     #[command(flatten)]
     roles: RoleKeyArgs,
     /// The directory to write `trust-root.json` and `root.pub` into (created if missing).
@@ -190,7 +190,7 @@ pub struct TrustInitArgs {
 
 /// Arguments of `parmana trust rotate`.
 #[derive(Debug, clap::Args)]
-pub struct TrustRotateArgs {
+pub(crate) struct TrustRotateArgs {
     #[command(flatten)]
     roles: RoleKeyArgs,
     /// A private key that signs the new version: the current version's root keys (repeatable).
@@ -220,7 +220,7 @@ fn as_signers(keys: &[LocalSigningKey]) -> Vec<&dyn Signer> {
 }
 
 /// Runs `parmana trust …`.
-pub fn trust(command: &TrustCommand) -> Result<(), Failure> {
+pub(crate) fn trust(command: &TrustCommand) -> Result<(), Failure> {
     match command {
         TrustCommand::Init(args) => trust_init(args),
         TrustCommand::Rotate(args) => trust_rotate(args),
@@ -282,7 +282,7 @@ fn trust_rotate(args: &TrustRotateArgs) -> Result<(), Failure> {
 
 /// `parmana bundle …`.
 #[derive(Debug, clap::Subcommand)]
-pub enum BundleCommand {
+pub(crate) enum BundleCommand {
     /// Sign a policy bundle directory: checks that its policy.json is a valid policy, then
     /// writes `bundle.json` with the digest of every other file, signed by a `policy` role key.
     /// Prints `ID@VERSION BUNDLE_DIGEST`, the line a release manifest lists.
@@ -308,7 +308,7 @@ pub enum BundleCommand {
 
 /// Arguments of `parmana bundle sign`.
 #[derive(Debug, clap::Args)]
-pub struct BundleSignArgs {
+pub(crate) struct BundleSignArgs {
     /// The bundle directory: policy.json and any other files (tests/…); `bundle.json` is (re)written.
     #[arg(value_name = "DIR")]
     dir: PathBuf,
@@ -319,7 +319,7 @@ pub struct BundleSignArgs {
 
 /// Arguments of `parmana bundle import-legacy`.
 #[derive(Debug, clap::Args)]
-pub struct ImportLegacyArgs {
+pub(crate) struct ImportLegacyArgs {
     /// The legacy bundle directory.
     #[arg(value_name = "DIR")]
     dir: PathBuf,
@@ -335,7 +335,7 @@ pub struct ImportLegacyArgs {
 }
 
 /// Runs `parmana bundle …`.
-pub fn bundle(command: &BundleCommand) -> Result<(), Failure> {
+pub(crate) fn bundle(command: &BundleCommand) -> Result<(), Failure> {
     match command {
         BundleCommand::Sign(args) => bundle_sign(args),
         BundleCommand::ImportLegacy(args) => import_legacy(args),
@@ -455,7 +455,7 @@ fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
 
 /// `parmana release …`.
 #[derive(Debug, clap::Subcommand)]
-pub enum ReleaseCommand {
+pub(crate) enum ReleaseCommand {
     /// Sign a release manifest listing every bundle under --policies-root
     /// (`<id>/<version>/bundle.json`). Each bundle must verify under the trust root and hold a
     /// valid policy; only listed bundles can execute.
@@ -467,7 +467,7 @@ pub enum ReleaseCommand {
 
 /// Arguments of `parmana release sign`.
 #[derive(Debug, clap::Args)]
-pub struct ReleaseSignArgs {
+pub(crate) struct ReleaseSignArgs {
     /// The signing key (PKCS#8 PEM) of the `release` role.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
@@ -493,7 +493,7 @@ pub struct ReleaseSignArgs {
 }
 
 /// Runs `parmana release …`.
-pub fn release(command: &ReleaseCommand) -> Result<(), Failure> {
+pub(crate) fn release(command: &ReleaseCommand) -> Result<(), Failure> {
     let ReleaseCommand::Sign(args) = command;
     let signer = read_private_key(&args.key)?;
     let trust_root = load_trust_root(

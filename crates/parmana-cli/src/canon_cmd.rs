@@ -9,7 +9,7 @@ use crate::exit::ExitClass;
 use crate::report::{Failure, Format, print_failure};
 
 #[derive(Debug, clap::Args)]
-pub struct CanonArgs {
+pub(crate) struct CanonArgs {
     /// The JSON file to read; standard input when absent.
     file: Option<PathBuf>,
     /// Treat each input line as one document and write one canonical line each.
@@ -19,7 +19,7 @@ pub struct CanonArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct DigestArgs {
+pub(crate) struct DigestArgs {
     /// The JSON file to read; standard input when absent.
     file: Option<PathBuf>,
     /// Treat each input line as one document and print one digest per line.
@@ -98,7 +98,7 @@ fn for_each_document(
     }
 }
 
-pub fn canon(args: &CanonArgs, format: Format) -> Result<(), Failure> {
+pub(crate) fn canon(args: &CanonArgs, format: Format) -> Result<(), Failure> {
     for_each_document(args.file.as_ref(), args.lines, format, |doc, out| {
         let bytes = canonicalize(doc)?;
         out.extend_from_slice(&bytes);
@@ -106,7 +106,7 @@ pub fn canon(args: &CanonArgs, format: Format) -> Result<(), Failure> {
     })
 }
 
-pub fn digest(args: &DigestArgs, format: Format) -> Result<(), Failure> {
+pub(crate) fn digest(args: &DigestArgs, format: Format) -> Result<(), Failure> {
     let result = for_each_document(args.file.as_ref(), args.lines, format, |doc, out| {
         let digest = Digest::of(&canonicalize(doc)?);
         out.extend_from_slice(digest.to_string().as_bytes());

@@ -15,7 +15,7 @@ use crate::report::Failure;
 
 /// The pinned root key and the trust root, defaulting to the repository layout.
 #[derive(Debug, Clone, clap::Args)]
-pub struct TrustRootArgs {
+pub(crate) struct TrustRootArgs {
     /// The pinned root public key (SPKI PEM), the out-of-band anchor of the trust chain.
     #[arg(long, value_name = "FILE", default_value = "trust/root.pub")]
     pub root_key: PathBuf,
@@ -26,7 +26,7 @@ pub struct TrustRootArgs {
 
 /// Everything an execution is verified against, defaulting to the repository layout.
 #[derive(Debug, Clone, clap::Args)]
-pub struct EnvironmentArgs {
+pub(crate) struct EnvironmentArgs {
     #[command(flatten)]
     pub trust: TrustRootArgs,
     /// The directory holding the signed policy bundles, `<policy_id>/<version>/`.
@@ -39,7 +39,7 @@ pub struct EnvironmentArgs {
 
 impl EnvironmentArgs {
     /// The runtime's configuration for these paths.
-    pub fn config(&self) -> RuntimeEnvironmentConfig {
+    pub(crate) fn config(&self) -> RuntimeEnvironmentConfig {
         RuntimeEnvironmentConfig {
             policies_root: self.policies.clone(),
             root_public_key: self.trust.root_key.clone(),
@@ -51,7 +51,7 @@ impl EnvironmentArgs {
 
 /// The clock: the system clock, or a fixed instant for reproducible runs.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ClockArgs {
+pub(crate) struct ClockArgs {
     /// Use this instant instead of the system clock, for reproducible runs and for checking
     /// expiry at another time. RFC 3339 in UTC, for example `2026-11-28T21:00:00Z`.
     #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
@@ -60,7 +60,7 @@ pub struct ClockArgs {
 
 impl ClockArgs {
     /// The clock to execute with.
-    pub fn clock(&self) -> Box<dyn Clock> {
+    pub(crate) fn clock(&self) -> Box<dyn Clock> {
         match self.now {
             Some(now) => Box::new(FixedClock(now)),
             None => Box::new(SystemClock),
@@ -68,18 +68,18 @@ impl ClockArgs {
     }
 
     /// The clock's reading now.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.clock().now()
     }
 }
 
 /// Parses an RFC 3339 UTC instant (`YYYY-MM-DDTHH:MM:SSZ`) for clap.
-pub fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
+pub(crate) fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
     Timestamp::parse(text).map_err(|e| format!("{e} (expected for example 2026-11-28T21:00:00Z)"))
 }
 
 /// Reads a file, or standard input for `-`.
-pub fn read_file_or_stdin(path: &Path) -> Result<Vec<u8>, Failure> {
+pub(crate) fn read_file_or_stdin(path: &Path) -> Result<Vec<u8>, Failure> {
     if path == Path::new("-") {
         let mut bytes = Vec::new();
         std::io::stdin()
@@ -94,7 +94,7 @@ pub fn read_file_or_stdin(path: &Path) -> Result<Vec<u8>, Failure> {
 /// JSON when the argument starts with `{` or `[`, otherwise the file it names (`-` for stdin).
 /// Refuses more than [`MAX_SIGNALS_JSON_BYTES`] with `runtime.request_too_large`, reading no
 /// more than one byte past the limit.
-pub fn read_signals(argument: &str) -> Result<Value, Failure> {
+pub(crate) fn read_signals(argument: &str) -> Result<Value, Failure> {
     let trimmed = argument.trim_start();
     let bytes = if trimmed.starts_with('{') || trimmed.starts_with('[') {
         argument.as_bytes().to_vec()
@@ -112,7 +112,7 @@ pub fn read_signals(argument: &str) -> Result<Value, Failure> {
 
 /// Reads at most `limit + 1` bytes of a file (or standard input for `-`): enough to tell that
 /// it is too long without holding more of it.
-pub fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, Failure> {
+pub(crate) fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, Failure> {
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     let mut bytes = Vec::new();
     let what = path.display().to_string();
@@ -131,7 +131,7 @@ pub fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, Failure> {
 }
 
 /// Reads a PKCS#8 PEM private key.
-pub fn read_private_key(path: &Path) -> Result<LocalSigningKey, Failure> {
+pub(crate) fn read_private_key(path: &Path) -> Result<LocalSigningKey, Failure> {
     LocalSigningKey::read_pem_file(path).map_err(|e| {
         let mut failure = Failure::trust(&e);
         failure.message = format!("{}: {}", path.display(), failure.message);
@@ -140,16 +140,16 @@ pub fn read_private_key(path: &Path) -> Result<LocalSigningKey, Failure> {
 }
 
 /// Parses `ID@VERSION` (`runtime.invalid_policy_reference` otherwise).
-pub fn policy_reference(reference: &str) -> Result<PolicyRef, Failure> {
+pub(crate) fn policy_reference(reference: &str) -> Result<PolicyRef, Failure> {
     parse_policy_ref(reference).map_err(|e| Failure::execution(&e))
 }
 
 /// Writes a file, reporting failure as an IO error.
-pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     std::fs::write(path, bytes).map_err(|e| Failure::io(&path.display().to_string(), &e))
 }
 
 /// Creates a directory and its parents.
-pub fn create_dir(path: &Path) -> Result<(), Failure> {
+pub(crate) fn create_dir(path: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(path).map_err(|e| Failure::io(&path.display().to_string(), &e))
 }

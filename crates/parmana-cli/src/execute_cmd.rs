@@ -33,7 +33,7 @@ refused with runtime.replay_detected (exit 5) and the first attestation stands."
 /// Arguments of `parmana execute`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXECUTE_EXAMPLES)]
-pub struct ExecuteArgs {
+pub(crate) struct ExecuteArgs {
     /// The policy to decide under, `ID@VERSION` (for example `claims-approval@1.0.0`). With
     /// `--batch`, the policy of every line that names none.
     #[arg(long, value_name = "ID@VERSION", required_unless_present = "batch")]
@@ -82,7 +82,7 @@ pub struct ExecuteArgs {
 }
 
 /// Runs `parmana execute`.
-pub fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
+pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     // Read and check the inputs first, so that a typo never opens (or creates) a store.
     let single_signals = args.signals.as_deref().map(read_signals).transpose()?;
     let default_policy = args.policy.as_deref().map(policy_reference).transpose()?;

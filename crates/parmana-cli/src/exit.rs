@@ -24,11 +24,11 @@ Errors are one line on stderr, `error[code]: message`, or `{\"code\",\"message\"
 pub(crate) use exit_codes_help;
 
 /// The exit codes, as printed at the end of `parmana --help`.
-pub const EXIT_CODES_HELP: &str = exit_codes_help!();
+pub(crate) const EXIT_CODES_HELP: &str = exit_codes_help!();
 
 /// Exit codes. `0` is success; `2` is a usage error, reported by clap itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitClass {
+pub(crate) enum ExitClass {
     /// `1`: reading or writing a file failed (or an output file already exists).
     Io,
     /// `2`: the arguments do not fit together (clap reports its own usage errors with `2` too).
@@ -49,7 +49,7 @@ pub enum ExitClass {
 
 impl ExitClass {
     /// The numeric process exit code.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Self::Io => 1,
             Self::Usage => 2,

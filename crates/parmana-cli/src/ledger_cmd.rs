@@ -8,7 +8,7 @@ use crate::store::StoreArgs;
 
 /// `parmana ledger …`.
 #[derive(Debug, clap::Subcommand)]
-pub enum LedgerCommand {
+pub(crate) enum LedgerCommand {
     /// Verify the tamper-evident ledger: every completed execution has exactly one record, each
     /// record is chained by digest to the one before, and each matches the stored execution.
     /// Prints the number of records and the head digest (anchor it elsewhere to detect a
@@ -20,7 +20,7 @@ pub enum LedgerCommand {
 }
 
 /// Runs `parmana ledger …`.
-pub fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Failure> {
+pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Failure> {
     let LedgerCommand::Verify(store_args) = command;
     let store = store_args.open(false)?;
     let report = verify_ledger(store.as_ref()).map_err(|e| Failure::replay(&e))?;

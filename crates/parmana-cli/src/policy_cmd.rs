@@ -21,7 +21,7 @@ Examples:
 
 /// `parmana policy …`.
 #[derive(Debug, clap::Subcommand)]
-pub enum PolicyCommand {
+pub(crate) enum PolicyCommand {
     /// Validate a policy: print every diagnostic (errors and warnings); exit 3 on any error.
     #[command(after_help = POLICY_HELP)]
     Check(PolicyFileArgs),
@@ -39,7 +39,7 @@ pub enum PolicyCommand {
 
 /// The policy to work on.
 #[derive(Debug, clap::Args)]
-pub struct PolicyFileArgs {
+pub(crate) struct PolicyFileArgs {
     /// A policy.json file, or the directory holding one.
     #[arg(value_name = "POLICY_FILE_OR_DIR")]
     policy: PathBuf,
@@ -47,7 +47,7 @@ pub struct PolicyFileArgs {
 
 /// Arguments of `parmana policy eval`.
 #[derive(Debug, clap::Args)]
-pub struct EvalArgs {
+pub(crate) struct EvalArgs {
     #[command(flatten)]
     policy: PolicyFileArgs,
     /// The signals: an inline JSON object, or a file holding one (`-` for standard input).
@@ -67,7 +67,7 @@ pub struct EvalArgs {
 
 /// Arguments of `parmana policy explain`.
 #[derive(Debug, clap::Args)]
-pub struct ExplainArgs {
+pub(crate) struct ExplainArgs {
     #[command(flatten)]
     policy: PolicyFileArgs,
     /// The signals: an inline JSON object, or a file holding one (`-` for standard input).
@@ -77,7 +77,7 @@ pub struct ExplainArgs {
 
 /// Arguments of `parmana policy test`.
 #[derive(Debug, clap::Args)]
-pub struct TestArgs {
+pub(crate) struct TestArgs {
     #[command(flatten)]
     policy: PolicyFileArgs,
     /// Also print rule and condition coverage (which rules never decided, which conditions
@@ -90,7 +90,7 @@ pub struct TestArgs {
 }
 
 /// Runs `parmana policy …`.
-pub fn run(command: &PolicyCommand, format: Format) -> Result<(), Failure> {
+pub(crate) fn run(command: &PolicyCommand, format: Format) -> Result<(), Failure> {
     match command {
         PolicyCommand::Check(args) => check_policy(args, format),
         PolicyCommand::Eval(args) => eval(args),

@@ -25,7 +25,7 @@ Example:
 /// Arguments of `parmana recover`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = RECOVER_EXAMPLES)]
-pub struct RecoverArgs {
+pub(crate) struct RecoverArgs {
     /// The attestation signing key(s) (PKCS#8 PEM) of the interrupted executions; repeat it
     /// when the `attestation` role's threshold is above one.
     #[arg(
@@ -44,7 +44,7 @@ pub struct RecoverArgs {
 
 /// Runs `parmana recover`: prints each completed attestation on its own line; reports each
 /// execution that could not be completed on stderr and then exits with the class of the last.
-pub fn recover_command(args: &RecoverArgs, format: crate::report::Format) -> Result<(), Failure> {
+pub(crate) fn recover_command(args: &RecoverArgs, format: crate::report::Format) -> Result<(), Failure> {
     let signers = args
         .key
         .iter()

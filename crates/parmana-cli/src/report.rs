@@ -12,7 +12,7 @@ use crate::exit::ExitClass;
 
 /// The output format for errors and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Readable text: one line per error, tables for reports.
     Human,
     /// JSON: one object per error (`{"code": ..., "message": ...}`) and per report.
@@ -21,7 +21,7 @@ pub enum Format {
 
 /// A failure of one command (or of one document in a bulk command).
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// Stable error code, for example `canon.duplicate_key`.
     pub code: String,
     /// One-line human message.
@@ -34,7 +34,11 @@ pub struct Failure {
 
 impl Failure {
     /// A failure with a code, a message and an exit class.
-    pub fn new(code: impl Into<String>, message: impl Into<String>, class: ExitClass) -> Self {
+    pub(crate) fn new(
+        code: impl Into<String>,
+        message: impl Into<String>,
+        class: ExitClass,
+    ) -> Self {
         Self {
             code: code.into(),
             message: message.into(),
@@ -44,12 +48,12 @@ impl Failure {
     }
 
     /// A file or stream that could not be read or written.
-    pub fn io(what: &str, err: &std::io::Error) -> Self {
+    pub(crate) fn io(what: &str, err: &std::io::Error) -> Self {
         Self::new("io.error", format!("{what}: {err}"), ExitClass::Io)
     }
 
     /// A refusal of the runtime, with its stable code and the exit code of its class.
-    pub fn execution(err: &ExecutionError) -> Self {
+    pub(crate) fn execution(err: &ExecutionError) -> Self {
         let mut message = err.to_string();
         if let ExecutionError::ReplayDetected { execution_id } = err {
             message.push_str(&format!(
@@ -61,7 +65,7 @@ impl Failure {
 
     /// A refusal of the trust layer (authoring and verification commands): a trust failure,
     /// or IO when a file could not be read.
-    pub fn trust(err: &TrustError) -> Self {
+    pub(crate) fn trust(err: &TrustError) -> Self {
         Self::new(
             err.code(),
             err.to_string(),
@@ -70,12 +74,12 @@ impl Failure {
     }
 
     /// A failure of the replay store (or its configuration).
-    pub fn replay(err: &ReplayError) -> Self {
+    pub(crate) fn replay(err: &ReplayError) -> Self {
         Self::execution(&ExecutionError::from(err.clone()))
     }
 
     /// A refused policy document.
-    pub fn policy(what: &str, err: &PolicyError) -> Self {
+    pub(crate) fn policy(what: &str, err: &PolicyError) -> Self {
         Self::new(
             err.code(),
             format!("{what}: {err}"),
@@ -84,7 +88,7 @@ impl Failure {
     }
 
     /// A refused JSON document.
-    pub fn canon(what: &str, err: &CanonError) -> Self {
+    pub(crate) fn canon(what: &str, err: &CanonError) -> Self {
         Self::new(
             err.code(),
             format!("{what}: {err}"),
@@ -93,14 +97,14 @@ impl Failure {
     }
 
     /// The process exit code of this failure.
-    pub fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.class.code())
     }
 }
 
 /// Displays a value as canonical (RFC 8785) JSON: sorted keys, one line — the same bytes
 /// whatever features `serde_json` was built with, so machine-readable output is deterministic.
-pub struct Json<T>(pub T);
+pub(crate) struct Json<T>(pub T);
 
 impl<T: serde::Serialize> std::fmt::Display for Json<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,7 +115,7 @@ impl<T: serde::Serialize> std::fmt::Display for Json<T> {
 }
 
 /// Writes the failure on stderr in the chosen format.
-pub fn print_failure(failure: &Failure, format: Format) {
+pub(crate) fn print_failure(failure: &Failure, format: Format) {
     match format {
         Format::Human => eprintln!("error[{}]: {}", failure.code, failure.message),
         Format::Json => eprintln!("{}", Json(failure_json(failure))),
@@ -119,13 +123,13 @@ pub fn print_failure(failure: &Failure, format: Format) {
 }
 
 /// The `{"code", "message"}` object of a failure, as batch commands print it inline.
-pub fn failure_json(failure: &Failure) -> serde_json::Value {
+pub(crate) fn failure_json(failure: &Failure) -> serde_json::Value {
     serde_json::json!({"code": failure.code, "message": failure.message})
 }
 
 /// Writes to stdout. A reader that went away (`parmana … | head`) is not an error: there is
 /// nobody left to print for.
-pub fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     match out.write_fmt(args).and_then(|()| out.flush()) {

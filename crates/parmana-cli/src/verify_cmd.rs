@@ -29,7 +29,7 @@ Examples:
 /// Arguments of `parmana verify`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = VERIFY_EXAMPLES)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The attestation (the DSSE envelope `parmana execute` prints); `-` reads standard input.
     #[arg(value_name = "ATTESTATION_FILE|-")]
     attestation: PathBuf,
@@ -47,7 +47,7 @@ pub struct VerifyArgs {
 }
 
 /// Runs `parmana verify`.
-pub fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
+pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
     let envelope = read_file_or_stdin(&args.attestation)?;
     // The envelope is one line of JSON; a trailing newline from a pipe is not part of it.
     let envelope = envelope.trim_ascii_end();
@@ -81,7 +81,7 @@ pub fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
 }
 
 /// The report as a table, one row per check.
-pub fn render_report(report: &AttestationReport) -> String {
+pub(crate) fn render_report(report: &AttestationReport) -> String {
     let mut out = String::new();
     if let Some(p) = report.predicate() {
         let _ = writeln!(
@@ -115,7 +115,7 @@ pub fn render_report(report: &AttestationReport) -> String {
 }
 
 /// The report as one JSON object: `{"valid", "checks", "predicate"}`.
-pub fn report_json(report: &AttestationReport) -> serde_json::Value {
+pub(crate) fn report_json(report: &AttestationReport) -> serde_json::Value {
     serde_json::json!({
         "valid": report.is_valid(),
         "checks": report.checks,

@@ -134,8 +134,10 @@ impl Constant {
     pub(crate) fn as_f64(&self) -> Option<f64> {
         match self {
             Self::Num(n) => Some(*n),
-            // Integers are within ±(2^53−1): the conversion is exact.
-            #[allow(clippy::cast_precision_loss)]
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "integers are within ±(2^53−1): the conversion is exact"
+            )]
             Self::Int(i) => Some(*i as f64),
             _ => None,
         }

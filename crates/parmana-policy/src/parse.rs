@@ -478,11 +478,16 @@ pub(crate) fn integer_of(n: &serde_json::Number) -> Option<i64> {
         return (-max..=max).contains(&i).then_some(i);
     }
     let f = n.as_f64()?;
-    #[allow(clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "the bound is at most 2^53−1: exact"
+    )]
     let bound = max as f64;
     if f.is_finite() && f.fract() == 0.0 && f.abs() <= bound {
-        // Whole and within ±(2^53−1): the conversion is exact.
-        #[allow(clippy::cast_possible_truncation)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "whole and within ±(2^53−1): the conversion is exact"
+        )]
         Some(f as i64)
     } else {
         None

@@ -56,11 +56,13 @@ fn scalar_of_number(n: &serde_json::Number) -> Scalar<'static> {
 
 /// The whole number a double denotes, if it is one within ±(2^53−1).
 pub(crate) fn whole_number(f: f64) -> Option<i64> {
-    #[allow(clippy::cast_precision_loss)]
+    #[allow(clippy::cast_precision_loss, reason = "2^53−1 is exact as a double")]
     let bound = parmana_canon::MAX_SAFE_INTEGER as f64;
     if f.is_finite() && f.fract() == 0.0 && f.abs() <= bound {
-        // Whole and within ±(2^53−1): the conversion is exact.
-        #[allow(clippy::cast_possible_truncation)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "whole and within ±(2^53−1): the conversion is exact"
+        )]
         Some(f as i64)
     } else {
         None
@@ -281,7 +283,7 @@ impl CompiledPolicy {
     ) -> Result<Slot, Problem> {
         let slot = match (decl.ty, scalar) {
             (SignalType::Boolean, Scalar::Bool(b)) => Slot::Bool(b),
-            #[allow(clippy::cast_precision_loss)] // within ±(2^53−1): exact
+            #[allow(clippy::cast_precision_loss, reason = "within ±(2^53−1): exact")]
             (SignalType::Number, Scalar::Int(i)) => Slot::Num(i as f64),
             (SignalType::Number, Scalar::Float(f)) if f.is_finite() => Slot::Num(f),
             (SignalType::Integer, Scalar::Int(i)) => Slot::Int(i),
@@ -296,7 +298,7 @@ impl CompiledPolicy {
         };
         let number = match &slot {
             Slot::Num(f) => Some(*f),
-            #[allow(clippy::cast_precision_loss)] // within ±(2^53−1): exact
+            #[allow(clippy::cast_precision_loss, reason = "within ±(2^53−1): exact")]
             Slot::Int(i) => Some(*i as f64),
             _ => None,
         };

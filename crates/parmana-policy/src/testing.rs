@@ -105,7 +105,10 @@ fn percent(covered: usize, total: usize) -> f64 {
     if total == 0 {
         100.0
     } else {
-        #[allow(clippy::cast_precision_loss)]
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "a percentage, not an exact count"
+        )]
         let ratio = covered as f64 / total as f64;
         ratio * 100.0
     }

@@ -2,17 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use parmana_policy::{SchemaVersion, check, compile, run_policy_tests};
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn legacy_dir() -> PathBuf {
-    repo_root().join("vectors/legacy-bundles")
-}
+use parmana_testkit::{legacy_bundles as legacy_dir, repository_root as repo_root};
 
 /// Reads every `tests/*.json` of a policy directory as (file name, bytes).
 fn test_files(dir: &Path) -> Vec<(String, Vec<u8>)> {

@@ -1,18 +1,17 @@
-//! `parmana-reliability`: the shared harness of the reliability tests — fixture environments copied into temporary directories, deterministic requests, store targets and a seeded random source.
+//! `parmana-reliability`: the shared harness of the reliability tests and their worker process — the fixed clock, deterministic requests and store targets.
 //!
 //! This crate is test-only (`publish = false`). Its tests live in `tests/`; the worker
-//! process the crash and race tests start is `src/bin/worker.rs`.
+//! process the crash and race tests start is `src/bin/worker.rs`. Fixture environments and
+//! the seeded random source come from `parmana-testkit`, a dev-dependency.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use parmana_canon::Timestamp;
 use parmana_replay::{
     PostgresOptions, PostgresReplayStore, ReplayError, ReplayStore, SqliteReplayStore,
 };
 use parmana_runtime::{
-    ExecutionError, ExecutionRequest, FixedClock, RuntimeEnvironment, RuntimeEnvironmentConfig,
-    Signals, parse_execution_id, parse_policy_ref,
+    ExecutionError, ExecutionRequest, FixedClock, Signals, parse_execution_id, parse_policy_ref,
 };
 use parmana_trust::{LocalSigningKey, TrustError};
 use serde_json::{Value, json};
@@ -31,91 +30,6 @@ pub fn fixed_now() -> Timestamp {
 /// A clock reading [`FIXED_NOW`], so that every attestation is reproducible byte for byte.
 pub fn fixed_clock() -> FixedClock {
     FixedClock(fixed_now())
-}
-
-/// The repository root (two levels above this crate's manifest).
-pub fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
-}
-
-/// Copies the repository's environment — `policies/`, `trust/` and `release-manifest.json` —
-/// into `destination` (which must exist).
-pub fn copy_fixture_environment(destination: &Path) -> io::Result<()> {
-    let root = repository_root();
-    copy_tree(&root.join("policies"), &destination.join("policies"))?;
-    copy_tree(&root.join("trust"), &destination.join("trust"))?;
-    std::fs::copy(
-        root.join("release-manifest.json"),
-        destination.join("release-manifest.json"),
-    )?;
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
-}
-
-/// Every regular file under `dir`, recursively, sorted.
-pub fn files_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(next) = stack.pop() {
-        for entry in std::fs::read_dir(&next)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                stack.push(entry.path());
-            } else {
-                files.push(entry.path());
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// A private copy of the fixture environment in a temporary directory, removed on drop.
-#[derive(Debug)]
-pub struct FixtureEnvironment {
-    dir: tempfile::TempDir,
-}
-
-impl FixtureEnvironment {
-    /// Copies the fixtures into a new temporary directory.
-    pub fn new() -> io::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        copy_fixture_environment(dir.path())?;
-        Ok(Self { dir })
-    }
-
-    /// The directory holding `policies/`, `trust/` and `release-manifest.json`.
-    pub fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The standard layout under [`root`](Self::root).
-    pub fn config(&self) -> RuntimeEnvironmentConfig {
-        RuntimeEnvironmentConfig::standard_layout(self.root())
-    }
-
-    /// Loads the environment at [`fixed_now`].
-    pub fn load(&self) -> Result<RuntimeEnvironment, ExecutionError> {
-        RuntimeEnvironment::load(&self.config(), fixed_now())
-    }
-
-    /// The TEST-ONLY attestation signing key of the fixtures.
-    pub fn attestation_signer(&self) -> Result<LocalSigningKey, TrustError> {
-        attestation_signer(self.root())
-    }
 }
 
 /// The TEST-ONLY attestation key under `root/trust/keys/attestation.pem`.
@@ -249,35 +163,6 @@ pub fn open_target(target: &str, pool_size: usize) -> Result<Box<dyn ReplayStore
         _ => Err(ReplayError::InvalidConfiguration {
             message: format!("unknown target {target:?}: expected sqlite:PATH or postgres:SCHEMA"),
         }),
-    }
-}
-
-/// A small deterministic random source (SplitMix64): seeded kill moments and sampling.
-#[derive(Debug, Clone)]
-pub struct SeededRandom(u64);
-
-impl SeededRandom {
-    /// A source starting from `seed`.
-    pub const fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..bound` (`0` when `bound` is 0).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        if bound == 0 {
-            0
-        } else {
-            self.next_u64() % bound
-        }
     }
 }
 

@@ -133,7 +133,10 @@ impl ReplayError {
         }
     }
 
-    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        expect(dead_code, reason = "only the SQLite and PostgreSQL stores raise it")
+    )]
     pub(crate) fn unavailable(message: impl std::fmt::Display) -> Self {
         Self::Unavailable {
             message: message.to_string(),

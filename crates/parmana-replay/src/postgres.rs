@@ -60,7 +60,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// How a [`PostgresReplayStore`] connects.
 #[derive(Debug, Clone, PartialEq, Eq)]

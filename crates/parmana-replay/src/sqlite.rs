@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// The most requests committed in one transaction.
-pub const MAX_BATCH: usize = 512;
+pub(crate) const MAX_BATCH: usize = 512;
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,7 +58,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// A replay store in one SQLite file, safe across threads and across processes on one machine.
 ///

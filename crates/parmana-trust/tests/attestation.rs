@@ -52,7 +52,7 @@ fn predicate(root: &VerifiedTrustRoot) -> ExecutionPredicate {
             version: 1,
             digest: Digest::of(b"golden release manifest"),
         },
-        executed_at: Timestamp::parse("2026-11-28T21:00:00Z").unwrap(),
+        executed_at: common::now(),
         signals: Some(signals()),
     }
 }

@@ -1,20 +1,18 @@
 //! Shared helpers for the integration tests: the committed TEST-ONLY fixtures and small builders.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::path::{Path, PathBuf};
 
 use parmana_canon::Timestamp;
 use parmana_trust::*;
 
-/// The repository root.
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A time at which every fixture is valid.
-pub fn now() -> Timestamp {
-    Timestamp::parse("2026-11-28T21:00:00Z").unwrap()
-}
+pub use parmana_testkit::{now, repository_root as repo};
 
 /// A fixture key by name (`root-1`, `root-2`, `policy`, `release`, `attestation`).
 pub fn key(name: &str) -> LocalSigningKey {

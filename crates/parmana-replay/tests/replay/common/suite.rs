@@ -13,7 +13,7 @@ use parmana_replay::{
 
 use super::{Harness, Tamper, claim_for, id};
 
-pub fn claim_complete_get(h: &dyn Harness) {
+pub(crate) fn claim_complete_get(h: &dyn Harness) {
     let store = h.store();
     let exec = id("exec-1");
     assert_eq!(store.get(&exec).unwrap(), ExecutionState::Absent);
@@ -34,7 +34,7 @@ pub fn claim_complete_get(h: &dyn Harness) {
     assert_eq!(store.get(&id("exec-2")).unwrap(), ExecutionState::Absent);
 }
 
-pub fn double_claim_is_a_replay(h: &dyn Harness) {
+pub(crate) fn double_claim_is_a_replay(h: &dyn Harness) {
     let store = h.store();
     let exec = id("exec-dup");
     let first = claim_for("first");
@@ -60,7 +60,7 @@ pub fn double_claim_is_a_replay(h: &dyn Harness) {
     );
 }
 
-pub fn complete_without_claim_is_refused(h: &dyn Harness) {
+pub(crate) fn complete_without_claim_is_refused(h: &dyn Harness) {
     let store = h.store();
     let exec = id("never-claimed");
     let err = store.complete(&exec, b"attestation").unwrap_err();
@@ -69,7 +69,7 @@ pub fn complete_without_claim_is_refused(h: &dyn Harness) {
     assert_eq!(verify_ledger(store).unwrap().records, 0);
 }
 
-pub fn complete_twice_is_refused(h: &dyn Harness) {
+pub(crate) fn complete_twice_is_refused(h: &dyn Harness) {
     let store = h.store();
     let exec = id("twice");
     store
@@ -89,7 +89,7 @@ pub fn complete_twice_is_refused(h: &dyn Harness) {
     assert_eq!(report.records, 1);
 }
 
-pub fn pending_lists_claimed_but_not_completed(h: &dyn Harness) {
+pub(crate) fn pending_lists_claimed_but_not_completed(h: &dyn Harness) {
     let store = h.store();
     assert!(store.pending().unwrap().is_empty());
     for name in ["c-3", "a-1", "b-2", "d-4"] {
@@ -113,7 +113,7 @@ pub fn pending_lists_claimed_but_not_completed(h: &dyn Harness) {
     assert_eq!(store.pending().unwrap(), vec![id("a-1"), id("d-4")]);
 }
 
-pub fn version_high_water_marks_refuse_rollback(h: &dyn Harness) {
+pub(crate) fn version_high_water_marks_refuse_rollback(h: &dyn Harness) {
     let store = h.store();
     let marks = |t, r| AcceptedVersions {
         trust_root: t,
@@ -178,7 +178,7 @@ fn fill_ledger(store: &dyn ReplayStore, count: usize) {
     }
 }
 
-pub fn ledger_appends_and_verifies(h: &dyn Harness) {
+pub(crate) fn ledger_appends_and_verifies(h: &dyn Harness) {
     let store = h.store();
     let empty = verify_ledger(store).unwrap();
     assert!(empty.is_intact());
@@ -235,7 +235,7 @@ fn edited_record(h: &dyn Harness, position: usize, from: &str, to: &str) -> Vec<
 }
 
 /// One way of tampering with a five-record ledger and the first break it must cause.
-pub fn ledger_tampering_is_detected(open: &dyn Fn() -> Option<Box<dyn Harness>>) {
+pub(crate) fn ledger_tampering_is_detected(open: &dyn Fn() -> Option<Box<dyn Harness>>) {
     type Case = (&'static str, fn(&dyn Harness) -> Tamper, u64, &'static str);
     let cases: &[Case] = &[
         (
@@ -327,7 +327,7 @@ pub fn ledger_tampering_is_detected(open: &dyn Fn() -> Option<Box<dyn Harness>>)
     }
 }
 
-pub fn execution_mismatch_names_the_field(h: &dyn Harness) {
+pub(crate) fn execution_mismatch_names_the_field(h: &dyn Harness) {
     fill_ledger(h.store(), 3);
     let report = h.tamper_and_verify(&Tamper::ReplaceAttestation {
         execution_id: "ledger-1".to_owned(),
@@ -346,7 +346,7 @@ pub fn execution_mismatch_names_the_field(h: &dyn Harness) {
     );
 }
 
-pub fn survives_reopen(h: &dyn Harness) {
+pub(crate) fn survives_reopen(h: &dyn Harness) {
     let Some(reopened) = h.reopen() else {
         return; // nothing to reopen for the memory backend
     };
@@ -374,7 +374,7 @@ pub fn survives_reopen(h: &dyn Harness) {
     assert_eq!(report.records, 4);
 }
 
-pub fn unreadable_rows_are_corrupt(h: &dyn Harness) {
+pub(crate) fn unreadable_rows_are_corrupt(h: &dyn Harness) {
     let exec = id("to-corrupt");
     h.store()
         .claim(&exec, &claim_for("c"))
@@ -396,7 +396,7 @@ pub fn unreadable_rows_are_corrupt(h: &dyn Harness) {
     assert_eq!(h.store().ledger_snapshot().unwrap().rows.len(), 0);
 }
 
-pub fn future_schema_is_refused(h: &dyn Harness) {
+pub(crate) fn future_schema_is_refused(h: &dyn Harness) {
     if !h.set_future_schema_version() {
         return;
     }
@@ -415,7 +415,7 @@ pub fn future_schema_is_refused(h: &dyn Harness) {
 
 /// 32 threads race on the same 1,000 ids, each in its own order: exactly one winner per id,
 /// and the stored claim is the winner's.
-pub fn threads_race_one_winner_per_id(h: &dyn Harness) {
+pub(crate) fn threads_race_one_winner_per_id(h: &dyn Harness) {
     const THREADS: usize = 32;
     const IDS: usize = 1_000;
     let store = h.store();
@@ -467,7 +467,7 @@ pub fn threads_race_one_winner_per_id(h: &dyn Harness) {
 
 /// 8 threads race to complete the same 100 claimed ids: one outcome per id, one record each,
 /// and the ledger chain stays intact.
-pub fn threads_race_to_complete(h: &dyn Harness) {
+pub(crate) fn threads_race_to_complete(h: &dyn Harness) {
     const THREADS: usize = 8;
     const IDS: usize = 100;
     let store = h.store();

@@ -2,16 +2,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::path::Path;
 
-use common::{NOW, README_SIGNALS, VIP_SIGNALS, repo_root, run, run_in, temp_repo};
+use crate::common::{NOW, README_SIGNALS, VIP_SIGNALS, repo_root, run, run_in, temp_repo};
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{ExecutionState, ReplayStore, SqliteReplayStore};
 
 /// `parmana execute` of `signals` under claims-approval@1.0.0 at the fixed clock, in `dir`.
-fn execute_in(dir: &Path, store: &str, id: &str, signals: &str, extra: &[&str]) -> common::Run {
+fn execute_in(
+    dir: &Path,
+    store: &str,
+    id: &str,
+    signals: &str,
+    extra: &[&str],
+) -> crate::common::Run {
     let mut args = vec![
         "execute",
         "--policy",
@@ -174,20 +178,20 @@ fn invalid_signals_are_refused_and_the_id_stays_usable() {
 fn a_policy_edited_after_signing_is_refused() {
     let repo = temp_repo();
     let policy = repo
-        .path()
+        .root()
         .join("policies/claims-approval/1.0.0/policy.json");
     let text = std::fs::read_to_string(&policy).unwrap();
     std::fs::write(&policy, text.replace("\"gt\": 50000", "\"gt\": 5000000")).unwrap();
-    let out = execute_in(repo.path(), "memory", "claim-0005", VIP_SIGNALS, &[]);
+    let out = execute_in(repo.root(), "memory", "claim-0005", VIP_SIGNALS, &[]);
     insta::assert_snapshot!("tampered_policy", out.transcript());
 }
 
 #[test]
 fn a_bundle_not_in_the_release_manifest_is_refused() {
     let repo = temp_repo();
-    let from = repo.path().join("policies/claims-approval/1.0.0");
-    let to = repo.path().join("policies/claims-approval/1.0.1");
-    common::copy_tree(&from, &to);
+    let from = repo.root().join("policies/claims-approval/1.0.0");
+    let to = repo.root().join("policies/claims-approval/1.0.1");
+    crate::common::copy_tree(&from, &to);
     let text = std::fs::read_to_string(to.join("policy.json")).unwrap();
     std::fs::write(
         to.join("policy.json"),
@@ -199,7 +203,7 @@ fn a_bundle_not_in_the_release_manifest_is_refused() {
     .unwrap();
     // Correctly signed by the policy role, but never released.
     let signed = run_in(
-        repo.path(),
+        repo.root(),
         &[
             "bundle",
             "sign",
@@ -216,7 +220,7 @@ fn a_bundle_not_in_the_release_manifest_is_refused() {
         signed.stdout
     );
     let out = run_in(
-        repo.path(),
+        repo.root(),
         &[
             "execute",
             "--policy",
@@ -353,8 +357,8 @@ fn the_default_store_lives_under_dot_parmana_and_ids_are_fresh_uuidv7() {
         "--signals",
         README_SIGNALS,
     ];
-    let first = run_in(repo.path(), &args, b"");
-    let second = run_in(repo.path(), &args, b"");
+    let first = run_in(repo.root(), &args, b"");
+    let second = run_in(repo.root(), &args, b"");
     assert_eq!(
         (first.code, second.code),
         (0, 0),
@@ -362,12 +366,12 @@ fn the_default_store_lives_under_dot_parmana_and_ids_are_fresh_uuidv7() {
         first.stderr,
         second.stderr
     );
-    assert!(repo.path().join(".parmana/replay.sqlite3").is_file());
+    assert!(repo.root().join(".parmana/replay.sqlite3").is_file());
     let ids: Vec<String> = [&first, &second]
         .iter()
         .map(|out| {
             let report = run_in(
-                repo.path(),
+                repo.root(),
                 &["--format", "json", "verify", "-"],
                 out.stdout.as_bytes(),
             );
@@ -385,7 +389,7 @@ fn the_default_store_lives_under_dot_parmana_and_ids_are_fresh_uuidv7() {
         assert_eq!(id.len(), 36, "{id}");
         assert_eq!(&id[14..15], "7", "{id}");
     }
-    let ledger = run_in(repo.path(), &["ledger", "verify"], b"");
+    let ledger = run_in(repo.root(), &["ledger", "verify"], b"");
     assert_eq!(ledger.code, 0, "{}", ledger.stderr);
     assert!(
         ledger.stdout.starts_with("ledger intact: 2 records"),

@@ -6,11 +6,10 @@ use std::sync::LazyLock;
 
 use parmana_canon::{Digest, canonicalize, parse_strict, to_canonical_vec};
 use parmana_policy::CompiledPolicy;
-use parmana_reliability::{
-    FixtureEnvironment, claims_signals, fixed_clock, fixed_now, repository_root,
-};
+use parmana_reliability::{claims_signals, fixed_clock, fixed_now};
 use parmana_replay::MemoryReplayStore;
 use parmana_runtime::{RuntimeEnvironment, execute_from_signals};
+use parmana_testkit::{FixtureEnvironment, repository_root};
 use parmana_trust::{
     ExecutionPredicate, PublicKey, read_public_key_file, verify_attestation, verify_attestations,
     verify_bundle, verify_release_manifest, verify_trust_chain,
@@ -33,7 +32,7 @@ struct Fixtures {
 
 static FIXTURES: LazyLock<Fixtures> = LazyLock::new(|| {
     let fixture = FixtureEnvironment::new().unwrap();
-    let environment = fixture.load().unwrap();
+    let environment = fixture.load_at(fixed_now()).unwrap();
     let signer = fixture.attestation_signer().unwrap();
     let request = parmana_reliability::request_of(
         "property-1",

@@ -2,11 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::path::Path;
 
-use common::{NOW, VIP_SIGNALS, copy_tree, legacy_bundles, repo_root, run_in, temp_repo};
+use crate::common::{NOW, VIP_SIGNALS, copy_tree, legacy_bundles, repo_root, run_in, temp_repo};
 
 fn ok(dir: &Path, args: &[&str]) -> String {
     let out = run_in(dir, args, b"");
@@ -232,7 +230,7 @@ fn a_new_chain_from_keygen_to_a_verified_execution_and_a_rotation() {
 #[test]
 fn import_legacy_v1_then_release_and_execute_it() {
     let repo = temp_repo();
-    let d = repo.path();
+    let d = repo.root();
     copy_tree(&legacy_bundles(), &d.join("legacy"));
     let imported = run_in(
         d,

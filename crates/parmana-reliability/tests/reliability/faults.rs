@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use parmana_reliability::{FixtureEnvironment, fixed_clock, stream_request};
+use parmana_reliability::{fixed_clock, fixed_now, stream_request};
 use parmana_replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionId, ExecutionState, LedgerSnapshot,
     MemoryReplayStore, ReplayError, ReplayStore, SqliteReplayStore, verify_ledger,
@@ -14,6 +14,7 @@ use parmana_runtime::{
     ErrorClass, ExecutionRequest, RuntimeEnvironment, execute_from_signals, recover,
     trust::LocalSigningKey, verify_attestation,
 };
+use parmana_testkit::FixtureEnvironment;
 
 /// A store operation a [`FaultyStore`] can be told to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -116,7 +117,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let fixture = FixtureEnvironment::new().unwrap();
-    let environment = fixture.load().unwrap();
+    let environment = fixture.load_at(fixed_now()).unwrap();
     let signer = fixture.attestation_signer().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store =
@@ -329,7 +330,7 @@ fn a_sqlite_store_that_cannot_be_opened_is_a_store_error() {
 #[test]
 fn a_sqlite_store_whose_files_are_deleted_refuses_instead_of_writing_to_unlinked_files() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let environment = fixture.load().unwrap();
+    let environment = fixture.load_at(fixed_now()).unwrap();
     let signer = fixture.attestation_signer().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vanishing.sqlite");
@@ -357,7 +358,7 @@ fn a_sqlite_store_whose_files_are_deleted_refuses_instead_of_writing_to_unlinked
 #[test]
 fn a_sqlite_store_whose_file_is_replaced_refuses() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let environment = fixture.load().unwrap();
+    let environment = fixture.load_at(fixed_now()).unwrap();
     let signer = fixture.attestation_signer().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replaced.sqlite");
@@ -377,7 +378,7 @@ fn a_sqlite_store_whose_file_is_replaced_refuses() {
 #[test]
 fn a_full_disk_refuses_with_store_errors_and_loses_nothing() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let environment = fixture.load().unwrap();
+    let environment = fixture.load_at(fixed_now()).unwrap();
     let signer = fixture.attestation_signer().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("full.sqlite");

@@ -7,13 +7,14 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use parmana_reliability::{FixtureEnvironment, SeededRandom, fixed_clock, stream_request};
+use parmana_reliability::{fixed_clock, fixed_now, stream_request};
 use parmana_replay::{
     ExecutionId, ExecutionState, MemoryReplayStore, ReplayStore, SqliteReplayStore, verify_ledger,
 };
 use parmana_runtime::{
     RuntimeEnvironment, execute_from_signals, recover, trust::LocalSigningKey, verify_attestation,
 };
+use parmana_testkit::{FixtureEnvironment, SeededRandom};
 
 /// How many times the worker is killed.
 const KILLS: u64 = 50;
@@ -67,7 +68,7 @@ struct Figures {
 fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let started = Instant::now();
     let fixture = FixtureEnvironment::new().unwrap();
-    let environment = fixture.load().unwrap();
+    let environment = fixture.load_at(fixed_now()).unwrap();
     let signer = fixture.attestation_signer().unwrap();
     let store_dir = tempfile::tempdir().unwrap();
     let db = store_dir.path().join("replay.sqlite");

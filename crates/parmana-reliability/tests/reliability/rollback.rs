@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use parmana_reliability::{
-    FixtureEnvironment, fixed_clock, fixed_now, open_target, postgres_url, release_signer,
-    stream_request, unique_name,
+    fixed_clock, fixed_now, open_target, postgres_url, release_signer, stream_request, unique_name,
 };
 use parmana_replay::{ExecutionId, ExecutionState, ReplayStore, SqliteReplayStore};
 use parmana_runtime::{
     ErrorClass, HighestAccepted, RuntimeEnvironment, RuntimeEnvironmentConfig,
     execute_from_signals, trust::LocalSigningKey,
 };
+use parmana_testkit::FixtureEnvironment;
 use parmana_trust::{ReleaseManifestSpec, sign_release_manifest};
 
 /// The fixtures plus three variants of the environment: trust root version 1 (the chain file
@@ -26,7 +26,7 @@ impl Versions {
     fn new() -> Self {
         let fixture = FixtureEnvironment::new().unwrap();
         let signer = fixture.attestation_signer().unwrap();
-        let current = fixture.load().unwrap();
+        let current = fixture.load_at(fixed_now()).unwrap();
         assert_eq!(current.trust_root().version(), 2);
         assert_eq!(current.release_manifest().version(), 1);
         let release_key = release_signer(fixture.root()).unwrap();

@@ -15,14 +15,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use parmana_reliability::{
-    FixtureEnvironment, claims_signals, files_under, fixed_clock, fixed_now, triage_signals,
-};
+use parmana_reliability::{claims_signals, fixed_clock, fixed_now, triage_signals};
 use parmana_replay::MemoryReplayStore;
 use parmana_runtime::{
     ExecutionRequest, RuntimeEnvironment, RuntimeEnvironmentConfig, execute_from_signals,
     trust::LocalSigningKey,
 };
+use parmana_testkit::{FixtureEnvironment, files_under};
 use parmana_trust::read_public_key_file;
 
 /// Files larger than this are sampled.

@@ -2,10 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common::{NOW, VIP_SIGNALS, repo_root, run};
 use base64::Engine as _;
-use common::{NOW, VIP_SIGNALS, repo_root, run};
 use parmana_runtime::canon::{Digest, ExecutionId, Timestamp, canonicalize_value, parse_strict};
 use parmana_runtime::replay::{ClaimOutcome, ClaimRecord, ReplayStore, SqliteReplayStore};
 
@@ -62,7 +60,7 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     let store_flag = format!("sqlite:{}", path.display());
     let repo = repo_root();
     // Before recovery, `show` says the id is claimed but not completed.
-    let pending = common::run_in(&repo, &["show", "crashed-1", "--store", &store_flag], b"");
+    let pending = crate::common::run_in(&repo, &["show", "crashed-1", "--store", &store_flag], b"");
     assert_eq!(pending.code, 6, "{}", pending.transcript());
     assert!(
         pending.stderr.starts_with("error[cli.execution_pending]")
@@ -70,7 +68,7 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
         "{}",
         pending.stderr
     );
-    let out = common::run_in(
+    let out = crate::common::run_in(
         &repo,
         &["recover", "--store", &store_flag, "--now", NOW],
         b"",
@@ -78,13 +76,13 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, expected.stdout);
     // After it, `show` prints the attestation byte for byte; an unknown id is told apart.
-    let shown = common::run_in(&repo, &["show", "crashed-1", "--store", &store_flag], b"");
+    let shown = crate::common::run_in(&repo, &["show", "crashed-1", "--store", &store_flag], b"");
     assert_eq!((shown.code, &shown.stdout), (0, &expected.stdout));
-    let unknown = common::run_in(&repo, &["show", "never", "--store", &store_flag], b"");
+    let unknown = crate::common::run_in(&repo, &["show", "never", "--store", &store_flag], b"");
     assert_eq!(unknown.code, 3, "{}", unknown.transcript());
     assert!(unknown.stderr.starts_with("error[cli.execution_unknown]"));
     // A replay names `show`.
-    let replay = common::run_in(
+    let replay = crate::common::run_in(
         &repo,
         &[
             "execute",
@@ -115,7 +113,7 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     );
 
     // Nothing is left to recover, the id stays refused, and the ledger verifies.
-    let again = common::run_in(
+    let again = crate::common::run_in(
         &repo,
         &["recover", "--store", &store_flag, "--now", NOW],
         b"",

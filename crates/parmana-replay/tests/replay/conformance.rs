@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 /// Generates one `#[test]` per suite function for a backend, each carrying the given attributes
 /// (for PostgreSQL: ignored when the build script found no server outside CI). `$open` returns
 /// `Option<impl Harness>`; `None` means the backend is not available here (PostgreSQL without a
@@ -11,7 +9,7 @@ mod common;
 macro_rules! conformance_suite {
     ($backend:ident, $open:expr $(, #[$attr:meta])*) => {
         mod $backend {
-            use super::common::{Harness, suite};
+            use crate::common::{Harness, suite};
 
             fn open() -> Option<Box<dyn Harness>> {
                 let open = $open;
@@ -57,15 +55,15 @@ macro_rules! conformance_suite {
     };
 }
 
-conformance_suite!(memory, super::common::memory);
+conformance_suite!(memory, crate::common::memory);
 
 #[cfg(feature = "sqlite")]
-conformance_suite!(sqlite, super::common::sqlite);
+conformance_suite!(sqlite, crate::common::sqlite);
 
 #[cfg(feature = "postgres")]
 conformance_suite!(
     postgres,
-    super::common::postgres,
+    crate::common::postgres,
     #[cfg_attr(
         parmana_no_postgres,
         ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
@@ -74,7 +72,14 @@ conformance_suite!(
 
 // The same suite with every store connection over TLS (`sslmode=verify-full`).
 #[cfg(feature = "postgres")]
-conformance_suite!(postgres_tls, super::common::postgres_tls);
+conformance_suite!(
+    postgres_tls,
+    crate::common::postgres_tls,
+    #[cfg_attr(
+        parmana_no_postgres,
+        ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+    )]
+);
 
 /// The PostgreSQL suite must run in CI: a CI build without the `postgres` feature fails here.
 /// Elsewhere the build script marks it ignored (the suite is not compiled in).

@@ -2,9 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{VIP_SIGNALS, repo_root, run, run_in};
+use crate::common::{VIP_SIGNALS, repo_root, run, run_in};
 
 const CLAIMS: &str = "policies/claims-approval/1.0.0";
 

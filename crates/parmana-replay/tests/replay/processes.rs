@@ -1,13 +1,11 @@
 //! Several OS processes on one store: racing claims (exactly one winner per id) and SIGKILL in the middle of a claim loop (nothing acknowledged is lost).
 //!
-//! The child processes are this test binary itself, started with `--exact <test>` and
+//! The child processes are this test binary itself, started with `--exact processes::<test>` and
 //! `PARMANA_REPLAY_CHILD` set: each test first checks whether it is a child and, if so, does
 //! the child's work and returns.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![cfg(any(feature = "sqlite", feature = "postgres"))]
-
-mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -15,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{claim_for, id};
+use crate::common::{claim_for, id};
 use parmana_replay::{ClaimOutcome, ExecutionState, ReplayStore, verify_ledger};
 
 const ROLE: &str = "PARMANA_REPLAY_CHILD";
@@ -96,7 +94,13 @@ fn run_as_child() -> bool {
 
 fn spawn_child(test: &str, role: &str, target: &str, index: usize, start: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1", "-q"])
+        .args([
+            "--exact",
+            &format!("processes::{test}"),
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
         .env(ROLE, role)
         .env(TARGET, target)
         .env(INDEX, index.to_string())
@@ -214,7 +218,7 @@ fn sqlite_processes_race_one_winner_per_id() {
     if run_as_child() {
         return;
     }
-    let h = common::sqlite().unwrap();
+    let h = crate::common::sqlite().unwrap();
     let target = format!("sqlite:{}", h.store.path().display());
     processes_race("sqlite_processes_race_one_winner_per_id", &target, &h.store);
     h.store.check_integrity().unwrap();
@@ -226,7 +230,7 @@ fn sqlite_survives_sigkill_mid_claim_loop() {
     if run_as_child() {
         return;
     }
-    let h = common::sqlite().unwrap();
+    let h = crate::common::sqlite().unwrap();
     let path = h.store.path().to_path_buf();
     let target = format!("sqlite:{}", path.display());
     let reopen = || {
@@ -247,7 +251,9 @@ fn postgres_processes_race_one_winner_per_id() {
     if run_as_child() {
         return;
     }
-    let Some(h) = common::postgres() else { return };
+    let Some(h) = crate::common::postgres() else {
+        return;
+    };
     let target = format!("postgres:{}", h.options.schema);
     processes_race(
         "postgres_processes_race_one_winner_per_id",
@@ -266,7 +272,9 @@ fn postgres_survives_sigkill_mid_claim_loop() {
     if run_as_child() {
         return;
     }
-    let Some(h) = common::postgres() else { return };
+    let Some(h) = crate::common::postgres() else {
+        return;
+    };
     let target = format!("postgres:{}", h.options.schema);
     let reopen = || {
         Box::new(parmana_replay::PostgresReplayStore::connect(&h.url, &h.options).unwrap())

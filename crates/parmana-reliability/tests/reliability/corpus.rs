@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use parmana_canon::parse_strict;
-use parmana_reliability::{FixtureEnvironment, fixed_clock, request_of, stream_request};
+use parmana_reliability::{fixed_clock, fixed_now, request_of, stream_request};
 use parmana_replay::{
     AcceptedVersions, ExecutionId, ExecutionState, LedgerSnapshot, ReplayStore, SqliteReplayStore,
 };
@@ -18,6 +18,7 @@ use parmana_runtime::{
     ErrorClass, ExecutionError, RuntimeEnvironment, Signals, execute_from_signals,
     trust::LocalSigningKey,
 };
+use parmana_testkit::FixtureEnvironment;
 use serde_json::{Map, Value};
 
 /// Everything a refused request must leave untouched.
@@ -161,7 +162,7 @@ fn corpus_files() -> Vec<PathBuf> {
 #[test]
 fn every_bad_request_is_refused_with_its_code_and_the_store_unchanged() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let environment = fixture.load().unwrap();
+    let environment = fixture.load_at(fixed_now()).unwrap();
     let signer = fixture.attestation_signer().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteReplayStore::open(dir.path().join("corpus.sqlite")).unwrap();

@@ -2,9 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::run;
+use crate::common::run;
 
 /// Every command path with its own help.
 const COMMANDS: &[&[&str]] = &[

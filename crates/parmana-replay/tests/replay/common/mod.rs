@@ -17,11 +17,11 @@ use parmana_replay::{
     verify_ledger, verify_ledger_snapshot,
 };
 
-pub mod suite;
+pub(crate) mod suite;
 
 /// A change made to a store without going through its API.
 #[derive(Debug, Clone)]
-pub enum Tamper {
+pub(crate) enum Tamper {
     /// Replace the bytes of the record at `position`.
     ReplaceRecord { position: u64, bytes: Vec<u8> },
     /// Delete the record at `position`.
@@ -36,7 +36,7 @@ pub enum Tamper {
 }
 
 /// One backend under test, with its own isolated storage.
-pub trait Harness: Send + Sync {
+pub(crate) trait Harness: Send + Sync {
     /// The store under test.
     fn store(&self) -> &dyn ReplayStore;
     /// Opens a second handle on the same storage (`None` for the memory backend, which has no storage).
@@ -50,16 +50,16 @@ pub trait Harness: Send + Sync {
     fn set_future_schema_version(&self) -> bool;
 }
 
-pub fn id(text: &str) -> ExecutionId {
+pub(crate) fn id(text: &str) -> ExecutionId {
     ExecutionId::parse(text).unwrap()
 }
 
-pub fn at(seconds: i64) -> Timestamp {
+pub(crate) fn at(seconds: i64) -> Timestamp {
     Timestamp::from_unix_seconds(1_795_000_000 + seconds).unwrap()
 }
 
 /// A claim whose request digest and inputs are derived from `tag`.
-pub fn claim_for(tag: &str) -> ClaimRecord {
+pub(crate) fn claim_for(tag: &str) -> ClaimRecord {
     ClaimRecord::new(
         Digest::of(tag.as_bytes()),
         format!(r#"{{"inputs":"{tag}"}}"#).into_bytes(),
@@ -68,7 +68,7 @@ pub fn claim_for(tag: &str) -> ClaimRecord {
 }
 
 /// A process-unique suffix for storage names.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -83,11 +83,11 @@ pub fn unique(prefix: &str) -> String {
 
 // ---------------------------------------------------------------- memory
 
-pub struct MemoryHarness {
+pub(crate) struct MemoryHarness {
     store: MemoryReplayStore,
 }
 
-pub fn memory() -> Option<MemoryHarness> {
+pub(crate) fn memory() -> Option<MemoryHarness> {
     Some(MemoryHarness {
         store: MemoryReplayStore::new(),
     })
@@ -144,26 +144,26 @@ impl Harness for MemoryHarness {
 // ---------------------------------------------------------------- sqlite
 
 #[cfg(feature = "sqlite")]
-pub use sqlite_harness::{SqliteHarness, sqlite};
+pub(crate) use sqlite_harness::{SqliteHarness, sqlite};
 
 #[cfg(feature = "sqlite")]
 mod sqlite_harness {
     use super::*;
     use parmana_replay::SqliteReplayStore;
 
-    pub struct SqliteHarness {
+    pub(crate) struct SqliteHarness {
         pub dir: tempfile::TempDir,
         pub store: SqliteReplayStore,
     }
 
-    pub fn sqlite() -> Option<SqliteHarness> {
+    pub(crate) fn sqlite() -> Option<SqliteHarness> {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteReplayStore::open(dir.path().join("replay.sqlite")).unwrap();
         Some(SqliteHarness { dir, store })
     }
 
     impl SqliteHarness {
-        pub fn raw(&self) -> rusqlite::Connection {
+        pub(crate) fn raw(&self) -> rusqlite::Connection {
             let conn = rusqlite::Connection::open(self.store.path()).unwrap();
             conn.busy_timeout(std::time::Duration::from_secs(30))
                 .unwrap();
@@ -251,22 +251,22 @@ mod sqlite_harness {
 
 /// The URL of the PostgreSQL server for tests. In CI (`CI=true`) a missing URL fails the
 /// test; locally the PostgreSQL tests skip with a message.
-pub fn postgres_url() -> Option<String> {
+pub(crate) fn postgres_url() -> Option<String> {
     env_url("PARMANA_TEST_POSTGRES_URL")
 }
 
 /// The same server over TLS (`sslmode=verify-full` against the throwaway CA of `.ci/services`).
-pub fn postgres_tls_url() -> Option<String> {
+pub(crate) fn postgres_tls_url() -> Option<String> {
     env_url("PARMANA_TEST_POSTGRES_TLS_URL")
 }
 
 /// A role that the server admits over TLS only (no options in the URL).
-pub fn postgres_tls_only_url() -> Option<String> {
+pub(crate) fn postgres_tls_only_url() -> Option<String> {
     env_url("PARMANA_TEST_POSTGRES_TLS_ONLY_URL")
 }
 
 /// Reads a test server URL from `var`: required under `CI=true`, otherwise skipped with a message.
-pub fn env_url(var: &str) -> Option<String> {
+pub(crate) fn env_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
@@ -286,7 +286,7 @@ pub fn env_url(var: &str) -> Option<String> {
 }
 
 /// `url` with one more `key=value` query option.
-pub fn with_option(url: &str, option: &str) -> String {
+pub(crate) fn with_option(url: &str, option: &str) -> String {
     let after_credentials = url.find('@').map_or(0, |at| at + 1);
     let separator = if url[after_credentials..].contains('?') {
         '&'
@@ -297,14 +297,14 @@ pub fn with_option(url: &str, option: &str) -> String {
 }
 
 #[cfg(feature = "postgres")]
-pub use postgres_harness::{PostgresHarness, postgres, postgres_raw, postgres_tls};
+pub(crate) use postgres_harness::{PostgresHarness, postgres, postgres_raw, postgres_tls};
 
 #[cfg(feature = "postgres")]
 mod postgres_harness {
     use super::*;
     use parmana_replay::{PostgresOptions, PostgresReplayStore};
 
-    pub struct PostgresHarness {
+    pub(crate) struct PostgresHarness {
         /// The URL the store connects with.
         pub url: String,
         /// A plain URL of the same database, for editing behind the store's back.
@@ -313,13 +313,13 @@ mod postgres_harness {
         pub store: PostgresReplayStore,
     }
 
-    pub fn postgres() -> Option<PostgresHarness> {
+    pub(crate) fn postgres() -> Option<PostgresHarness> {
         let url = postgres_url()?;
         Some(harness(url.clone(), url))
     }
 
     /// The store over TLS (`verify-full`); the harness edits the tables over a plain connection.
-    pub fn postgres_tls() -> Option<PostgresHarness> {
+    pub(crate) fn postgres_tls() -> Option<PostgresHarness> {
         let url = postgres_tls_url()?;
         let raw_url = postgres_url()?;
         Some(harness(url, raw_url))
@@ -340,7 +340,7 @@ mod postgres_harness {
     }
 
     /// A plain client with `search_path` set to `schema`, for editing behind the store's back.
-    pub fn postgres_raw(url: &str, schema: &str) -> postgres::Client {
+    pub(crate) fn postgres_raw(url: &str, schema: &str) -> postgres::Client {
         let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
         client
             .batch_execute(&format!("SET search_path TO {schema}"))
@@ -349,7 +349,7 @@ mod postgres_harness {
     }
 
     impl PostgresHarness {
-        pub fn raw(&self) -> postgres::Client {
+        pub(crate) fn raw(&self) -> postgres::Client {
             postgres_raw(&self.raw_url, &self.options.schema)
         }
     }

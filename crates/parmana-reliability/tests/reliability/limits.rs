@@ -3,9 +3,10 @@
 
 use parmana_canon::{MAX_SAFE_INTEGER, parse_strict};
 use parmana_policy::limits;
-use parmana_reliability::{FixtureEnvironment, claims_signals, fixed_clock};
+use parmana_reliability::{claims_signals, fixed_clock, fixed_now};
 use parmana_replay::MemoryReplayStore;
 use parmana_runtime::{ExecutionRequest, execute_from_signals};
+use parmana_testkit::FixtureEnvironment;
 use serde_json::{Value, json};
 
 /// A valid schema 2.0.0 policy; `edit` changes it before it is encoded.
@@ -177,7 +178,7 @@ fn json_bounds_refuse_one_past_the_limit_with_their_codes() {
 #[test]
 fn request_bounds_refuse_one_past_the_limit_with_their_codes() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let environment = fixture.load().unwrap();
+    let environment = fixture.load_at(fixed_now()).unwrap();
     let signer = fixture.attestation_signer().unwrap();
     let run = |execution_id: String, policy_id: String| {
         let request = parmana_reliability::request_of(

@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use parmana_canon::Digest;
 use parmana_reliability::{
-    FixtureEnvironment, fixed_clock, open_target, postgres_url, race_order, race_request,
-    unique_name,
+    fixed_clock, fixed_now, open_target, postgres_url, race_order, race_request, unique_name,
 };
 use parmana_replay::{ReplayStore, verify_ledger};
 use parmana_runtime::{RuntimeEnvironment, execute_from_signals, verify_attestation};
+use parmana_testkit::FixtureEnvironment;
 
 /// Execution ids raced on.
 const IDS: u64 = 2_000;
@@ -102,7 +102,7 @@ fn check_outcome(
 fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
     let started = Instant::now();
     let fixture = FixtureEnvironment::new().unwrap();
-    let environment = fixture.load().unwrap();
+    let environment = fixture.load_at(fixed_now()).unwrap();
     let signer = fixture.attestation_signer().unwrap();
     let clock = fixed_clock();
     let outcome = std::sync::Mutex::new(Outcome::default());
@@ -151,7 +151,7 @@ fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
 fn race_processes(label: &str, target: &str, threads_per_process: u64) {
     let started = Instant::now();
     let fixture = FixtureEnvironment::new().unwrap();
-    let environment = fixture.load().unwrap();
+    let environment = fixture.load_at(fixed_now()).unwrap();
     let start_file = fixture.root().join("start");
     let worker = env!("CARGO_BIN_EXE_parmana-reliability-worker");
     let children: Vec<_> = (0..PROCESSES)

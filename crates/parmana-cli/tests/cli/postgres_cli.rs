@@ -2,11 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::io::Write as _;
 
-use common::{NOW, VIP_SIGNALS, run};
+use crate::common::{NOW, VIP_SIGNALS, run};
 
 #[test]
 #[cfg_attr(

@@ -3,14 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![cfg(feature = "postgres")]
 
-mod common;
-
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     claim_for, id, postgres_raw, postgres_tls_only_url, postgres_tls_url, postgres_url, unique,
     with_option,
 };

@@ -1,0 +1,68 @@
+//! Shared helpers of the `parmana` binary tests: run the real binary, copy the repository layout to a temp dir (through `parmana-testkit`).
+
+#![allow(dead_code, unused_imports)] // each test file uses a different subset
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Signals of the README example (decided by the default rule: escalate).
+pub(crate) const README_SIGNALS: &str =
+    r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
+
+/// Signals a VIP claim is approved with.
+pub(crate) const VIP_SIGNALS: &str =
+    r#"{"claim_amount":1200,"vip_customer":true,"country":"DE","policy_age_days":400}"#;
+
+pub(crate) use parmana_testkit::{NOW, legacy_bundles, repository_root as repo_root};
+
+/// What one run of the binary did.
+pub(crate) struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Exit code, stdout and stderr, for snapshots.
+    pub(crate) fn transcript(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `parmana ARGS` in `dir` with `stdin`.
+pub(crate) fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Runs `parmana ARGS` from the repository root.
+pub(crate) fn run(args: &[&str]) -> Run {
+    run_in(&repo_root(), args, b"")
+}
+
+/// A temp copy of the repository's `policies/`, `trust/` and `release-manifest.json`.
+pub(crate) fn temp_repo() -> parmana_testkit::FixtureEnvironment {
+    parmana_testkit::FixtureEnvironment::new().unwrap()
+}
+
+/// Copies a directory tree (for tests that stage inputs).
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    parmana_testkit::copy_tree(from, to).unwrap();
+}

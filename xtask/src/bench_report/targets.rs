@@ -1,0 +1,199 @@
+//! The targets as data: every ratio of the report, which rows it divides, and the bar it is judged against (issue 7), computed from one run's results.
+
+use std::collections::BTreeMap;
+
+use super::results::BenchResult;
+
+/// How a ratio compares with its bar.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Bar {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+/// Whether the ratio compares times (lower is better) or rates (elements per second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Measure {
+    Time,
+    Rate,
+}
+
+/// One ratio of the report: numerator and denominator candidates (ids, the first present is
+/// used; with `fastest_denominator` the fastest present denominator is used instead).
+pub(super) struct RatioSpec {
+    pub(super) label: &'static str,
+    pub(super) numerator: &'static [&'static str],
+    pub(super) denominator: &'static [&'static str],
+    fastest_denominator: bool,
+    pub(super) measure: Measure,
+    pub(super) bar: Option<Bar>,
+    pub(super) target: &'static str,
+}
+
+const RATIOS: &[RatioSpec] = &[
+    RatioSpec {
+        label: "Decision from typed signals: ours ÷ Cedar",
+        numerator: &["decision/typed/parmana"],
+        denominator: &["decision/typed/cedar"],
+        fastest_denominator: false,
+        measure: Measure::Time,
+        bar: Some(Bar::AtMost(0.1)),
+        target: "ours at least 10× faster",
+    },
+    RatioSpec {
+        label: "Decision from typed signals: ours ÷ regorus (faster of interpreter and VM)",
+        numerator: &["decision/typed/parmana"],
+        denominator: &["decision/typed/regorus", "decision/typed/regorus-vm"],
+        fastest_denominator: true,
+        measure: Measure::Time,
+        bar: Some(Bar::AtMost(0.1)),
+        target: "ours at least 10× faster",
+    },
+    RatioSpec {
+        label: "Decision from JSON text: ours ÷ Cedar",
+        numerator: &["decision/json/parmana"],
+        denominator: &["decision/json/cedar"],
+        fastest_denominator: false,
+        measure: Measure::Time,
+        bar: Some(Bar::AtMost(0.1)),
+        target: "ours at least 10× faster",
+    },
+    RatioSpec {
+        label: "Decision from JSON text: ours ÷ regorus (faster of interpreter and VM)",
+        numerator: &["decision/json/parmana"],
+        denominator: &["decision/json/regorus", "decision/json/regorus-vm"],
+        fastest_denominator: true,
+        measure: Measure::Time,
+        bar: Some(Bar::AtMost(0.1)),
+        target: "ours at least 10× faster",
+    },
+    RatioSpec {
+        label: "Scaling, ours: 1,000 rules ÷ 10 rules (one relevant)",
+        numerator: &["scaling/1000/parmana"],
+        denominator: &["scaling/10/parmana"],
+        fastest_denominator: false,
+        measure: Measure::Time,
+        bar: Some(Bar::AtMost(3.0)),
+        target: "at most 3×",
+    },
+    RatioSpec {
+        label: "Scaling, Cedar: 1,000 rules ÷ 10 rules",
+        numerator: &["scaling/1000/cedar"],
+        denominator: &["scaling/10/cedar"],
+        fastest_denominator: false,
+        measure: Measure::Time,
+        bar: None,
+        target: "for comparison",
+    },
+    RatioSpec {
+        label: "Scaling, regorus: 1,000 rules ÷ 10 rules",
+        numerator: &["scaling/1000/regorus"],
+        denominator: &["scaling/10/regorus"],
+        fastest_denominator: false,
+        measure: Measure::Time,
+        bar: None,
+        target: "for comparison",
+    },
+    RatioSpec {
+        label: "End-to-end execute (JSON in, signed attestation out, memory store) ÷ Ed25519 sign",
+        numerator: &["runtime/execute_memory", "execute/memory"],
+        denominator: &["primitives/ed25519_sign", "ed25519/sign"],
+        fastest_denominator: false,
+        measure: Measure::Time,
+        bar: Some(Bar::AtMost(1.5)),
+        target: "at most 1.5×",
+    },
+    RatioSpec {
+        label: "verify_attestation ÷ Ed25519 verify",
+        numerator: &["runtime/verify", "verify/attestation"],
+        denominator: &["primitives/ed25519_verify", "ed25519/verify"],
+        fastest_denominator: false,
+        measure: Measure::Time,
+        bar: Some(Bar::AtMost(1.3)),
+        target: "at most 1.3×",
+    },
+    RatioSpec {
+        label: "Batch verify (64 attestations): attestations/s ÷ verify_attestation",
+        numerator: &["runtime/verify_batch"],
+        denominator: &["runtime/verify", "verify/attestation"],
+        fastest_denominator: false,
+        measure: Measure::Rate,
+        bar: Some(Bar::AtLeast(1.5)),
+        target: "at least 1.5×",
+    },
+    RatioSpec {
+        label: "Durable SQLite execute: executions/s at 8 callers ÷ at 1 caller",
+        numerator: &["durable/sqlite/8", "execute/sqlite/8_callers"],
+        denominator: &["durable/sqlite/1", "execute/sqlite/1_callers"],
+        fastest_denominator: false,
+        measure: Measure::Rate,
+        bar: Some(Bar::AtLeast(3.0)),
+        target: "at least 3×",
+    },
+    RatioSpec {
+        label: "SQLite replay store alone (claim + complete): claims/s at 8 callers ÷ at 1 caller",
+        numerator: &["replay/sqlite/claim_and_complete/8_callers"],
+        denominator: &["replay/sqlite/claim_and_complete/1_callers"],
+        fastest_denominator: false,
+        measure: Measure::Rate,
+        bar: None,
+        target: "for comparison",
+    },
+    RatioSpec {
+        label: "Durable PostgreSQL execute: executions/s at 8 callers ÷ at 1 caller",
+        numerator: &["durable/postgres/8", "execute/postgres/8_callers"],
+        denominator: &["durable/postgres/1", "execute/postgres/1_callers"],
+        fastest_denominator: false,
+        measure: Measure::Rate,
+        bar: None,
+        target: "reported (needs a server)",
+    },
+];
+
+/// One computed ratio.
+pub(super) struct Ratio<'a> {
+    pub(super) spec: &'a RatioSpec,
+    pub(super) value: Option<(f64, &'a BenchResult, &'a BenchResult)>,
+}
+
+impl Ratio<'_> {
+    pub(super) fn status(&self) -> &'static str {
+        match (self.value, self.spec.bar) {
+            (None, _) => "not measured",
+            (Some(_), None) => "—",
+            (Some((value, _, _)), Some(Bar::AtMost(limit))) if value <= limit => "**met**",
+            (Some((value, _, _)), Some(Bar::AtLeast(limit))) if value >= limit => "**met**",
+            (Some(_), Some(_)) => "**not met**",
+        }
+    }
+}
+
+pub(super) fn compute_ratios(results: &[BenchResult]) -> Vec<Ratio<'_>> {
+    let by_id: BTreeMap<&str, &BenchResult> = results.iter().map(|r| (r.id.as_str(), r)).collect();
+    RATIOS
+        .iter()
+        .map(|spec| {
+            let numerator = spec.numerator.iter().find_map(|id| by_id.get(id).copied());
+            let present = spec
+                .denominator
+                .iter()
+                .filter_map(|id| by_id.get(id).copied());
+            let denominator = if spec.fastest_denominator {
+                present.min_by(|a, b| a.median_ns.total_cmp(&b.median_ns))
+            } else {
+                present.into_iter().next()
+            };
+            let value = match (numerator, denominator) {
+                (Some(n), Some(d)) => {
+                    let value = match spec.measure {
+                        Measure::Time => n.median_ns / d.median_ns,
+                        Measure::Rate => n.rate_per_second() / d.rate_per_second(),
+                    };
+                    value.is_finite().then_some((value, n, d))
+                }
+                _ => None,
+            };
+            Ratio { spec, value }
+        })
+        .collect()
+}
