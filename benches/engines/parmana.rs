@@ -32,7 +32,10 @@ impl ParmanaEngine {
     }
 
     /// One decision from pre-validated signals.
-    pub(crate) fn decide<'p>(&self, signals: &ValidatedSignals<'p>) -> Result<Decision<'p>, String> {
+    pub(crate) fn decide<'p>(
+        &self,
+        signals: &ValidatedSignals<'p>,
+    ) -> Result<Decision<'p>, String> {
         signals
             .evaluate()
             .map_err(|e| format!("parmana evaluation: {e}"))

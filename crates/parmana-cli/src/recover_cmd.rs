@@ -44,7 +44,10 @@ pub(crate) struct RecoverArgs {
 
 /// Runs `parmana recover`: prints each completed attestation on its own line; reports each
 /// execution that could not be completed on stderr and then exits with the class of the last.
-pub(crate) fn recover_command(args: &RecoverArgs, format: crate::report::Format) -> Result<(), Failure> {
+pub(crate) fn recover_command(
+    args: &RecoverArgs,
+    format: crate::report::Format,
+) -> Result<(), Failure> {
     let signers = args
         .key
         .iter()

@@ -11,7 +11,7 @@ use crate::store::StoreArgs;
 #[command(
     after_help = "Examples:\n  parmana show claim-0001                     # the attestation, as execute printed it\n  parmana show claim-0001 | parmana verify -\n\nExit 0 with the attestation; 6 when the id is claimed but not completed (run `parmana recover`);\n3 when the store has never seen it."
 )]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// The execution id.
     #[arg(value_name = "EXECUTION_ID")]
     execution_id: String,
@@ -20,7 +20,7 @@ pub struct ShowArgs {
 }
 
 /// Runs `parmana show`.
-pub fn show(args: &ShowArgs) -> Result<(), Failure> {
+pub(crate) fn show(args: &ShowArgs) -> Result<(), Failure> {
     let id = parse_execution_id(&args.execution_id).map_err(|e| Failure::execution(&e))?;
     let store = args.store.open(false)?;
     match execution_status(store.as_ref(), &id).map_err(|e| Failure::execution(&e))? {

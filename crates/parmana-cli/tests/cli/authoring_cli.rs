@@ -362,7 +362,7 @@ fn import_legacy_refuses_the_v2_skeleton_and_a_wrong_legacy_key() {
 #[test]
 fn a_threshold_of_two_attestation_keys_is_met_before_anything_is_consumed() {
     let dir = temp_repo();
-    let d = dir.path();
+    let d = dir.root();
     ok(d, &["keygen", "--out", "trust/keys/attestation-2.pem"]);
     let rotated = ok(
         d,
@@ -396,7 +396,7 @@ fn a_threshold_of_two_attestation_keys_is_met_before_anything_is_consumed() {
             "--policy",
             "claims-approval@1.0.0",
             "--signals",
-            common::README_SIGNALS,
+            crate::common::README_SIGNALS,
             "--execution-id",
             "two-keys",
             "--now",

@@ -461,7 +461,7 @@ fn batch_results_are_written_as_each_line_completes() {
             "--now",
             NOW,
         ])
-        .current_dir(dir.path())
+        .current_dir(dir.root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -517,7 +517,7 @@ fn batch_jobs_keep_input_order_and_one_winner_per_id() {
         expected_ids.push(id);
     }
     let out = run_in(
-        dir.path(),
+        dir.root(),
         &[
             "execute",
             "--batch",
