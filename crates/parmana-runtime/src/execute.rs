@@ -78,8 +78,8 @@ pub(crate) fn execute(
     let loaded = environment.policy(&request.policy)?;
     let signals = request.signals.validate(loaded.policy())?;
     let decision = signals.evaluate();
-    let signals_value = signals.to_json_value();
-    let signals_canonical = to_canonical_vec(&signals_value)?;
+    // Canonical bytes straight from the validated slots; the JSON tree only when embedded.
+    let signals_digest = Digest::of(&signals.canonical_bytes()?);
 
     let now = clock.now();
     check_expiry(environment, now)?;
@@ -94,7 +94,7 @@ pub(crate) fn execute(
             policy_digest: bundle.policy_digest(),
             bundle_digest: bundle.bundle_digest(),
         },
-        signals_digest: Digest::of(&signals_canonical),
+        signals_digest,
         decision: decision.decision.to_owned(),
         rule_id: decision.rule_id.to_owned(),
         reason: decision.reason.unwrap_or_default().to_owned(),
@@ -116,10 +116,10 @@ pub(crate) fn execute(
             digest: environment.release_manifest().digest(),
         },
         executed_at: now,
-        signals: request.include_signals.then_some(signals_value),
+        signals: request.include_signals.then(|| signals.to_json_value()),
     };
     let prepared = prepare_attestation(&predicate, environment.trust_root())?;
-    let request_digest = request_digest(request, &signals_canonical)?;
+    let request_digest = request_digest(request, signals_digest)?;
     let claim = ClaimRecord::new(request_digest, prepared.canonical_predicate().to_vec(), now);
     match replay_store.claim(execution_id, &claim)? {
         ClaimOutcome::Claimed => {}
@@ -137,10 +137,11 @@ pub(crate) fn execute(
     })
 }
 
-/// The digest of what was asked: the execution id, the policy and the canonical validated signals.
+/// The digest of what was asked: the execution id, the policy and the digest of the canonical
+/// validated signals.
 fn request_digest(
     request: &ExecutionRequest,
-    signals_canonical: &[u8],
+    signals_digest: Digest,
 ) -> Result<Digest, ExecutionError> {
     #[derive(serde::Serialize)]
     struct RequestDigestInput<'a> {
@@ -153,7 +154,7 @@ fn request_digest(
         execution_id: request.execution_id.as_str(),
         policy_id: request.policy.id().as_str(),
         policy_version: request.policy.version().as_str(),
-        signals_digest: Digest::of(signals_canonical),
+        signals_digest,
     };
     Ok(Digest::of(&to_canonical_vec(&input)?))
 }

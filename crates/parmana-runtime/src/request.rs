@@ -51,10 +51,12 @@ impl Signals {
     ) -> Result<ValidatedSignals<'p>, ExecutionError> {
         Ok(match &self.0 {
             // Text that is not acceptable JSON keeps canon's own code, as when it was parsed first.
-            SignalsInner::Json(text) => policy.validate_signals_json(text).map_err(|e| match e {
-                SignalError::InvalidJson(canon) => ExecutionError::Canon(canon),
-                other => ExecutionError::Signals(other),
-            })?,
+            SignalsInner::Json(text) => {
+                policy.validate_signals_json(text).map_err(|e| match e {
+                    SignalError::InvalidJson(canon) => ExecutionError::Canon(canon),
+                    other => ExecutionError::Signals(other),
+                })?
+            }
             SignalsInner::Value(value) => policy.validate_signals(value)?,
         })
     }
