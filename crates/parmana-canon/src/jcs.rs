@@ -225,13 +225,32 @@ impl<'a> ObjectWriter<'a> {
     }
 
     fn finish(mut self) -> Result<(), CanonError> {
-        self.members.sort_by(|a, b| utf16_cmp(&a.0, &b.0));
-        if let Some(pair) = self.members.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-            return Err(not_representable(format!(
-                "duplicate object key {:?}",
-                pair[0].0
-            )));
+        // ASCII keys (nearly always) sort by their bytes, which is their UTF-16 order; members
+        // that arrive strictly ascending (a sorted map, a struct declared in order) are
+        // neither sorted nor checked for duplicates again.
+        let ascii = self.members.iter().all(|(key, _)| key.is_ascii());
+        let compare = |a: &str, b: &str| {
+            if ascii {
+                a.as_bytes().cmp(b.as_bytes())
+            } else {
+                utf16_cmp(a, b)
+            }
+        };
+        let ascending = self
+            .members
+            .windows(2)
+            .all(|pair| compare(&pair[0].0, &pair[1].0).is_lt());
+        if !ascending {
+            self.members.sort_unstable_by(|a, b| compare(&a.0, &b.0));
+            if let Some(pair) = self.members.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+                return Err(not_representable(format!(
+                    "duplicate object key {:?}",
+                    pair[0].0
+                )));
+            }
         }
+        let keys: usize = self.members.iter().map(|(key, _)| key.len() + 4).sum();
+        self.out.reserve(self.scratch.len() + keys + 2);
         if let Some(variant) = self.variant {
             self.out.push(b'{');
             write_string(self.out, variant);

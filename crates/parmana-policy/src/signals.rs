@@ -155,13 +155,52 @@ impl<'p> ValidatedSignals<'p> {
 
     /// The RFC 8785 canonical bytes of [`to_json_value`](Self::to_json_value): what an attestation's
     /// `signals_digest` is computed over.
+    ///
+    /// Written straight from the slots (no JSON tree is built): each present signal is
+    /// serialized as its `Value` would be — booleans, `integer` slots as integers, `number`
+    /// slots as doubles, strings — so the bytes are identical (a property test checks it).
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, parmana_canon::CanonError> {
-        parmana_canon::to_canonical_vec(&self.to_json_value())
+        parmana_canon::to_canonical_vec(&SlotsView(self))
+    }
+
+    /// [`canonical_bytes`](Self::canonical_bytes) as a [`RawCanonical`](parmana_canon::RawCanonical),
+    /// to embed in another canonical document without encoding it again.
+    pub fn canonical(&self) -> Result<parmana_canon::RawCanonical, parmana_canon::CanonError> {
+        parmana_canon::RawCanonical::encode(&SlotsView(self))
     }
 
     /// The `sha256:` digest of [`canonical_bytes`](Self::canonical_bytes).
     pub fn digest(&self) -> Result<parmana_canon::Digest, parmana_canon::CanonError> {
         Ok(parmana_canon::Digest::of(&self.canonical_bytes()?))
+    }
+}
+
+/// The present slots as a JSON object, serialized without building a [`Value`].
+struct SlotsView<'a, 'p>(&'a ValidatedSignals<'p>);
+
+impl serde::Serialize for SlotsView<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let signals = self.0;
+        let present = signals
+            .slots
+            .iter()
+            .filter(|slot| !matches!(slot, Slot::Absent))
+            .count();
+        let mut map = serializer.serialize_map(Some(present))?;
+        for (decl, slot) in signals.policy.signals.iter().zip(&signals.slots) {
+            match slot {
+                Slot::Absent => {}
+                Slot::Bool(b) => map.serialize_entry(decl.name.as_str(), b)?,
+                Slot::Int(i) => map.serialize_entry(decl.name.as_str(), i)?,
+                // As `serde_json::Number::from_f64` serializes it (slots hold finite numbers;
+                // a non-finite one would be `null` in the tree, as here).
+                Slot::Num(n) if n.is_finite() => map.serialize_entry(decl.name.as_str(), n)?,
+                Slot::Num(_) => map.serialize_entry(decl.name.as_str(), &())?,
+                Slot::Str { text, .. } => map.serialize_entry(decl.name.as_str(), &**text)?,
+            }
+        }
+        map.end()
     }
 }
 

@@ -557,6 +557,11 @@ proptest! {
             (Ok(a), Ok(b)) => {
                 prop_assert_eq!(a, b, "{}", text);
                 prop_assert_eq!(a.canonical_bytes().unwrap(), b.canonical_bytes().unwrap());
+                // Written from the slots, the bytes are those of the JSON tree, re-encoded.
+                prop_assert_eq!(
+                    a.canonical_bytes().unwrap(),
+                    parmana_canon::to_canonical_vec(&a.to_json_value()).unwrap()
+                );
             }
             (Err(a), Err(b)) => prop_assert_eq!(a, b, "{}", text),
             _ => prop_assert!(false, "{}: fast {:?} strict {:?}", text, fast, strict),

@@ -11,6 +11,13 @@ use crate::{
 
 /// A thread-safe replay store held in memory. One mutex guards all state, so every
 /// operation is atomic; nothing is durable.
+///
+/// Completing an execution fixes its ledger position (the completion order); the record's
+/// bytes are a pure function of that position, the previous record and the execution held
+/// here, none of which can change afterwards, so they are encoded and chained when the ledger
+/// is first read ([`ReplayStore::ledger_snapshot`]) and kept from then on — the same bytes
+/// an eager encoding at completion would give, without canonical JSON and three SHA-256
+/// digests on every execution's path.
 #[derive(Debug, Default)]
 pub struct MemoryReplayStore {
     state: Mutex<MemoryState>,
@@ -19,8 +26,45 @@ pub struct MemoryReplayStore {
 #[derive(Debug, Default)]
 struct MemoryState {
     executions: BTreeMap<ExecutionId, ExecutionState>,
-    ledger: Vec<(ExecutionId, Vec<u8>)>,
+    /// The completed ids in completion order: position `i` of the ledger is `ledger[i]`.
+    ledger: Vec<ExecutionId>,
+    /// The encoded records of the first `records.len()` ledger positions.
+    records: Vec<Vec<u8>>,
     versions: AcceptedVersions,
+}
+
+impl MemoryState {
+    /// Encodes and chains the records of the positions completed since the last read.
+    fn materialize_records(&mut self) -> Result<(), ReplayError> {
+        let Self {
+            executions,
+            ledger,
+            records,
+            ..
+        } = self;
+        for execution_id in ledger.iter().skip(records.len()) {
+            let head = match records.last() {
+                None => LedgerHead::EMPTY,
+                Some(last) => {
+                    let position = u64::try_from(records.len() - 1).unwrap_or(u64::MAX);
+                    LedgerHead::after(position, last)
+                }
+            };
+            let Some(ExecutionState::Completed(done)) = executions.get(execution_id) else {
+                return Err(ReplayError::corrupt(format!(
+                    "ledger position {} names {execution_id}, which is not completed",
+                    records.len()
+                )));
+            };
+            records.push(encode_record(
+                head,
+                execution_id.as_str(),
+                done.claim(),
+                done.attestation(),
+            )?);
+        }
+        Ok(())
+    }
 }
 
 impl MemoryReplayStore {
@@ -56,32 +100,32 @@ impl ReplayStore for MemoryReplayStore {
 
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
         let mut state = self.lock()?;
-        let claim = match state.executions.get(execution_id) {
-            None | Some(ExecutionState::Absent) => {
-                return Err(ReplayError::NotClaimed {
-                    execution_id: execution_id.to_string(),
-                });
-            }
-            Some(ExecutionState::Completed(_)) => {
-                return Err(ReplayError::AlreadyCompleted {
-                    execution_id: execution_id.to_string(),
-                });
-            }
-            Some(ExecutionState::Claimed(claim)) => claim.clone(),
+        let Some(entry) = state.executions.get_mut(execution_id) else {
+            return Err(ReplayError::NotClaimed {
+                execution_id: execution_id.to_string(),
+            });
         };
-        let head = match state.ledger.last() {
-            None => LedgerHead::EMPTY,
-            Some((_, last)) => {
-                let position = u64::try_from(state.ledger.len() - 1).unwrap_or(u64::MAX);
-                LedgerHead::after(position, last)
+        // The claim moves into the completed state: its recorded inputs are not copied.
+        match std::mem::replace(entry, ExecutionState::Absent) {
+            ExecutionState::Claimed(claim) => {
+                *entry =
+                    ExecutionState::Completed(CompletedExecution::new(claim, attestation.to_vec()));
             }
-        };
-        let record = encode_record(head, execution_id.as_str(), &claim, attestation)?;
-        state.ledger.push((execution_id.clone(), record));
-        state.executions.insert(
-            execution_id.clone(),
-            ExecutionState::Completed(CompletedExecution::new(claim, attestation.to_vec())),
-        );
+            other => {
+                let error = if matches!(other, ExecutionState::Completed(_)) {
+                    ReplayError::AlreadyCompleted {
+                        execution_id: execution_id.to_string(),
+                    }
+                } else {
+                    ReplayError::NotClaimed {
+                        execution_id: execution_id.to_string(),
+                    }
+                };
+                *entry = other;
+                return Err(error);
+            }
+        }
+        state.ledger.push(execution_id.clone());
         Ok(())
     }
 
@@ -120,9 +164,10 @@ impl ReplayStore for MemoryReplayStore {
     }
 
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        let state = self.lock()?;
+        let mut state = self.lock()?;
+        state.materialize_records()?;
         let rows = (0u64..)
-            .zip(&state.ledger)
+            .zip(state.ledger.iter().zip(&state.records))
             .map(|(position, (id, record))| {
                 let (claim, attestation) = match state.executions.get(id) {
                     Some(ExecutionState::Completed(done)) => (

@@ -80,8 +80,9 @@ pub(crate) fn execute(
     let loaded = environment.policy(&request.policy)?;
     let signals = request.signals.validate(loaded.policy())?;
     let decision = signals.evaluate()?;
-    let signals_value = signals.to_json_value();
-    let signals_canonical = RawCanonical::encode(&signals_value)?;
+    // Canonical bytes straight from the validated slots; the JSON tree only when embedded.
+    let signals_canonical = signals.canonical()?;
+    let signals_digest = Digest::of(signals_canonical.as_bytes());
 
     let now = clock.now();
     check_expiry(environment, now)?;
@@ -92,16 +93,12 @@ pub(crate) fn execute(
         &loaded,
         execution_id,
         decision,
-        Digest::of(signals_canonical.as_bytes()),
-        request.include_signals.then_some(signals_value),
+        signals_digest,
+        request.include_signals.then(|| signals.to_json_value()),
         now,
     );
     let prepared = prepare_attestation(&predicate, environment.trust_root())?;
-    let request_digest = request_digest(
-        execution_id,
-        &request.policy,
-        &Digest::of(signals_canonical.as_bytes()),
-    )?;
+    let request_digest = request_digest(execution_id, &request.policy, &signals_digest)?;
     let inputs = to_canonical_vec(&ClaimInputs {
         format: CLAIM_INPUTS_FORMAT,
         predicate: prepared.raw_predicate(),
@@ -181,7 +178,8 @@ fn build_predicate(
     }
 }
 
-/// The digest of what was asked: the execution id, the policy and the canonical validated signals.
+/// The digest of what was asked: the execution id, the policy and the digest of the canonical
+/// validated signals.
 fn request_digest(
     execution_id: &ExecutionId,
     policy: &PolicyRef,
@@ -391,15 +389,17 @@ fn recover_one(
         .validate_signals(&recorded_signals)
         .map_err(|_| mismatch("signals (refused by the policy)"))?;
     let decision = validated.evaluate()?;
-    let signals_value = validated.to_json_value();
-    let signals_digest = Digest::of(&to_canonical_vec(&signals_value)?);
+    let signals_digest = Digest::of(validated.canonical()?.as_bytes());
     let rebuilt = build_predicate(
         environment,
         &loaded,
         execution_id,
         decision,
         signals_digest,
-        predicate.signals.is_some().then_some(signals_value),
+        predicate
+            .signals
+            .is_some()
+            .then(|| validated.to_json_value()),
         claim.claimed_at(),
     );
     if to_canonical_vec(&recorded_predicate)? != to_canonical_vec(&rebuilt)? {
