@@ -229,14 +229,23 @@ pub trait Signer: Send + Sync {
 pub struct LocalSigningKey {
     key: SigningKey,
     public: PublicKey,
+    /// Computed once: every execution asks for it several times (role checks, signing).
+    key_id: KeyId,
 }
 
 impl LocalSigningKey {
     /// The key whose 32-byte secret seed is `seed` (deterministic; for tests and fixtures).
     pub fn from_seed(seed: &[u8; 32]) -> Self {
-        let key = SigningKey::from_bytes(seed);
+        Self::from_signing_key(SigningKey::from_bytes(seed))
+    }
+
+    fn from_signing_key(key: SigningKey) -> Self {
         let public = PublicKey(key.verifying_key());
-        Self { key, public }
+        Self {
+            key,
+            public,
+            key_id: public.key_id(),
+        }
     }
 
     /// A fresh key from the operating system's random number generator.
@@ -257,7 +266,7 @@ impl LocalSigningKey {
 
     /// The key id of the public half.
     pub fn key_id(&self) -> KeyId {
-        self.public.key_id()
+        self.key_id
     }
 
     /// Reads a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`), as written by
@@ -266,8 +275,7 @@ impl LocalSigningKey {
         let key = SigningKey::from_pkcs8_pem(pem.trim()).map_err(|_| TrustError::InvalidKey {
             message: "not an Ed25519 PKCS#8 PEM private key".to_owned(),
         })?;
-        let public = PublicKey(key.verifying_key());
-        Ok(Self { key, public })
+        Ok(Self::from_signing_key(key))
     }
 
     /// The key as PKCS#8 v1 PEM (the form OpenSSL writes), `\n` line endings. Treat it as secret.
@@ -309,6 +317,10 @@ impl LocalSigningKey {
 impl Signer for LocalSigningKey {
     fn public_key(&self) -> PublicKey {
         self.public
+    }
+
+    fn key_id(&self) -> KeyId {
+        self.key_id
     }
 
     fn sign(&self, message: &[u8]) -> Result<[u8; 64], TrustError> {
