@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use parmana_runtime::canon::{PolicyRef, Timestamp, parse_strict};
 use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{
-    Clock, ExecutionError, FixedClock, MAX_SIGNALS_JSON_BYTES, RuntimeEnvironmentConfig,
-    SystemClock, parse_policy_ref,
+    Clock, ExecutionError, FixedClock, MAX_SIGNALS_JSON_BYTES, Runtime, RuntimeEnvironmentConfig,
+    StoreOpen, SystemClock, parse_policy_ref,
 };
 use serde_json::Value;
 
@@ -152,4 +152,24 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 /// Creates a directory and its parents.
 pub(crate) fn create_dir(path: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(path).map_err(|e| Failure::io(&path.display().to_string(), &e))
+}
+
+/// The runtime a command executes or recovers with: every `--key` as a signer, the environment,
+/// the store (opened only after the environment verified) and the clock.
+pub(crate) fn build_runtime(
+    keys: &[PathBuf],
+    environment: &EnvironmentArgs,
+    store: &str,
+    mode: StoreOpen,
+    clock: &ClockArgs,
+) -> Result<Runtime, Failure> {
+    let mut builder = Runtime::builder(environment.config());
+    for path in keys {
+        builder = builder.signer(read_private_key(path)?);
+    }
+    builder
+        .store_location(store, mode)
+        .clock(clock.clock())
+        .build()
+        .map_err(|e| Failure::execution(&e))
 }

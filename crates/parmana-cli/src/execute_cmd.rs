@@ -11,7 +11,7 @@ use parmana_runtime::{
     batch_refusal_line, new_execution_id, parse_execution_id, run_batch,
 };
 
-use crate::common::{ClockArgs, EnvironmentArgs, policy_reference, read_private_key, read_signals};
+use crate::common::{ClockArgs, EnvironmentArgs, build_runtime, policy_reference, read_signals};
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
 use crate::store::StoreArgs;
@@ -93,21 +93,13 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         .transpose()
         .map_err(|e| Failure::execution(&e))?;
     let batch = args.batch.as_deref().map(open_batch).transpose()?;
-    let signers = args
-        .key
-        .iter()
-        .map(|path| read_private_key(path))
-        .collect::<Result<Vec<_>, _>>()?;
-    let runtime = signers
-        .into_iter()
-        .fold(
-            Runtime::builder(args.environment.config()),
-            |builder, signer| builder.signer(signer),
-        )
-        .store_location(&args.store.store, StoreOpen::CreateIfMissing)
-        .clock(args.clock.clock())
-        .build()
-        .map_err(|e| Failure::execution(&e))?;
+    let runtime = build_runtime(
+        &args.key,
+        &args.environment,
+        &args.store.store,
+        StoreOpen::CreateIfMissing,
+        &args.clock,
+    )?;
     if let Some(input) = batch {
         return execute_batch(
             &runtime,

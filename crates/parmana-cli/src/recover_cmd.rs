@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use parmana_runtime::{Runtime, StoreOpen};
+use parmana_runtime::StoreOpen;
 
-use crate::common::{ClockArgs, EnvironmentArgs, read_private_key};
+use crate::common::{ClockArgs, EnvironmentArgs, build_runtime};
 use crate::report::{Failure, outln, print_failure};
 use crate::store::StoreArgs;
 
@@ -48,21 +48,13 @@ pub(crate) fn recover_command(
     args: &RecoverArgs,
     format: crate::report::Format,
 ) -> Result<(), Failure> {
-    let signers = args
-        .key
-        .iter()
-        .map(|path| read_private_key(path))
-        .collect::<Result<Vec<_>, _>>()?;
-    let runtime = signers
-        .into_iter()
-        .fold(
-            Runtime::builder(args.environment.config()),
-            |builder, signer| builder.signer(signer),
-        )
-        .store_location(&args.store.store, StoreOpen::MustExist)
-        .clock(args.clock.clock())
-        .build()
-        .map_err(|e| Failure::execution(&e))?;
+    let runtime = build_runtime(
+        &args.key,
+        &args.environment,
+        &args.store.store,
+        StoreOpen::MustExist,
+        &args.clock,
+    )?;
     let report = runtime.recover().map_err(|e| Failure::execution(&e))?;
     for attestation in &report.completed {
         outln!("{}", attestation.envelope_str());
