@@ -2,6 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code: a failed unwrap is a failed run
 
+#[path = "../support/signed_message.rs"]
+mod signed_message;
+
+use signed_message::signed_message;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,28 +75,7 @@ fn primitives_and_memory(c: &mut Criterion) {
     let store = MemoryReplayStore::new();
     let envelope = execute_once(&setup, &store, &counter);
     // The floor signs and verifies the very bytes an attestation signs: DSSE's PAE of its payload.
-    let parsed = parmana_runtime::canon::parse_strict(&envelope).unwrap();
-    let payload = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        parsed["payload"].as_str().unwrap(),
-    )
-    .unwrap();
-    // DSSE's PAE of the payload (docs/trust-model.md §6), built here from the specification;
-    // the envelope's own signature must verify over it, so these are the bytes it signs.
-    let mut message =
-        format!("DSSEv1 28 application/vnd.in-toto+json {} ", payload.len()).into_bytes();
-    message.extend_from_slice(&payload);
-    let own_signature = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        parsed["signatures"][0]["sig"].as_str().unwrap(),
-    )
-    .unwrap();
-    assert!(
-        setup
-            .signer
-            .public_key()
-            .verify_signature(&message, &own_signature)
-    );
+    let message = signed_message(&envelope, &setup.signer.public_key());
     let signature = setup.signer.sign(&message).unwrap();
     let public = setup.signer.public_key();
 

@@ -9,7 +9,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // measurement tool: a failed unwrap is a failed run
 
-use parmana_runtime::canon::parse_strict;
+#[path = "../support/signed_message.rs"]
+mod signed_message;
+
+use signed_message::signed_message;
+
 use parmana_runtime::replay::MemoryReplayStore;
 use parmana_runtime::trust::{LocalSigningKey, Signer, verify_attestations};
 use parmana_runtime::{
@@ -41,27 +45,8 @@ fn main() {
     let envelope = execute_from_signals(&request(u64::MAX), &signer, &store, &env, &clock)
         .unwrap()
         .into_envelope();
-    let parsed = parse_strict(&envelope).unwrap();
-    let payload = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        parsed["payload"].as_str().unwrap(),
-    )
-    .unwrap();
-    // DSSE's PAE of the payload (docs/trust-model.md §6), built here from the specification;
-    // the envelope's own signature must verify over it, so these are the bytes it signs.
-    let mut message =
-        format!("DSSEv1 28 application/vnd.in-toto+json {} ", payload.len()).into_bytes();
-    message.extend_from_slice(&payload);
-    let own_signature = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        parsed["signatures"][0]["sig"].as_str().unwrap(),
-    )
-    .unwrap();
-    assert!(
-        signer
-            .public_key()
-            .verify_signature(&message, &own_signature)
-    );
+    // The floor signs and verifies the very bytes an attestation signs: DSSE's PAE of its payload.
+    let message = signed_message(&envelope, &signer.public_key());
     let signature = signer.sign(&message).unwrap();
     let public = signer.public_key();
     let mut sink = 0usize;

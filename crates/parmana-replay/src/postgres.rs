@@ -22,13 +22,16 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::VersionKind;
 use crate::ledger::{LedgerHead, encode_record};
-use crate::record::{decode_claim, decode_execution_id, decode_version, encode_version};
+use crate::record::{
+    decode_claim, decode_execution_id, decode_version, encode_version, pending_migrations,
+};
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
     LedgerRow, LedgerSnapshot, ReplayError, ReplayStore,
 };
 
 /// The schema migrations, in order; the version applied is kept in `schema_version`.
+/// This build writes and reads schema version `MIGRATIONS.len()`.
 const MIGRATIONS: &[&str] = &[
     // 1: executions, ledger (with its head row), high-water marks.
     "CREATE TABLE executions (
@@ -58,9 +61,6 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO high_water_marks VALUES (1, 0, 0);",
 ];
-
-/// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// How a [`PostgresReplayStore`] connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,16 +221,7 @@ fn migrate(client: &mut Client, schema: &str) -> Result<(), ReplayError> {
         .map_err(map_error)?
         .try_get(0)
         .map_err(map_corrupt)?;
-    if !(0..=SCHEMA_VERSION).contains(&found) {
-        return Err(ReplayError::SchemaVersionUnsupported {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    for (applied, migration) in (1i64..)
-        .zip(MIGRATIONS)
-        .skip(usize::try_from(found).unwrap_or(0))
-    {
+    for (applied, migration) in pending_migrations(found, MIGRATIONS)? {
         tx.batch_execute(migration).map_err(map_error)?;
         tx.execute(
             "UPDATE schema_version SET version = $1 WHERE singleton = 1",

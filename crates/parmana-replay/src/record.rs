@@ -180,3 +180,20 @@ pub(crate) fn encode_version(kind: VersionKind, value: u64) -> Result<i64, Repla
         offered: value,
     })
 }
+
+/// The migrations a store whose schema is at version `found` still needs, each with the version
+/// it brings the schema to; refuses a version newer than `migrations` knows (a store written by a
+/// newer build) with `replay.schema_version_unsupported`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn pending_migrations(
+    found: i64,
+    migrations: &'static [&'static str],
+) -> Result<impl Iterator<Item = (i64, &'static str)>, ReplayError> {
+    let supported = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
+    if !(0..=supported).contains(&found) {
+        return Err(ReplayError::SchemaVersionUnsupported { found, supported });
+    }
+    Ok((1i64..)
+        .zip(migrations.iter().copied())
+        .skip(usize::try_from(found).unwrap_or(0)))
+}

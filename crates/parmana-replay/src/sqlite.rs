@@ -20,7 +20,9 @@ use rusqlite::{
 
 use crate::error::VersionKind;
 use crate::ledger::{LedgerHead, encode_record};
-use crate::record::{decode_claim, decode_execution_id, decode_version, encode_version};
+use crate::record::{
+    decode_claim, decode_execution_id, decode_version, encode_version, pending_migrations,
+};
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
     LedgerRow, LedgerSnapshot, ReplayError, ReplayStore,
@@ -33,6 +35,7 @@ pub(crate) const MAX_BATCH: usize = 512;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The schema migrations, in order; the schema version is the number applied (`PRAGMA user_version`).
+/// This build writes and reads schema version `MIGRATIONS.len()`.
 const MIGRATIONS: &[&str] = &[
     // 1: executions, ledger, high-water marks.
     "CREATE TABLE executions (
@@ -56,9 +59,6 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO high_water_marks (singleton, trust_root, release_manifest) VALUES (1, 0, 0);",
 ];
-
-/// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// A replay store in one SQLite file, safe across threads and across processes on one machine.
 ///
@@ -347,16 +347,7 @@ fn migrate(conn: &mut Connection) -> Result<(), ReplayError> {
     let found: i64 = tx
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(map_error)?;
-    if !(0..=SCHEMA_VERSION).contains(&found) {
-        return Err(ReplayError::SchemaVersionUnsupported {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    for (applied, migration) in (1i64..)
-        .zip(MIGRATIONS)
-        .skip(usize::try_from(found).unwrap_or(0))
-    {
+    for (applied, migration) in pending_migrations(found, MIGRATIONS)? {
         tx.execute_batch(migration).map_err(map_error)?;
         tx.pragma_update(None, "user_version", applied)
             .map_err(map_error)?;
