@@ -3,6 +3,8 @@
 mod authoring_cmd;
 mod canon_cmd;
 mod common;
+mod config;
+mod config_cmd;
 mod execute_cmd;
 mod exit;
 mod ledger_cmd;
@@ -19,9 +21,10 @@ use clap::{Parser, Subcommand};
 
 /// Parmana: a deterministic governance runtime that decides under signed policy and signs every decision.
 ///
-/// Every path flag defaults to the repository layout relative to the current directory
-/// (`policies/`, `trust/root.pub`, `trust/trust-root.json`, `release-manifest.json`,
-/// `trust/keys/attestation.pem`), so from the repository root no paths are needed.
+/// Settings come from flags, then `PARMANA_*` variables, then `parmana.toml` (found in the
+/// current directory or above it, like Cargo.toml), then the repository layout (`policies/`,
+/// `trust/root.pub`, `trust/trust-root.json`, `release-manifest.json`,
+/// `trust/keys/attestation.pem`). `parmana config` shows what is in force and why.
 #[derive(Debug, Parser)]
 #[command(name = "parmana", version, about, long_about, after_help = exit::EXIT_CODES_HELP)]
 struct Cli {
@@ -65,6 +68,9 @@ enum Command {
     /// Verify the replay store's tamper-evident ledger of completed executions.
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
+    /// Print the effective deployment settings (flags, PARMANA_* variables, parmana.toml,
+    /// defaults) and where each came from.
+    Config(config_cmd::ConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
         Command::Ledger(command) => ledger_cmd::ledger(command, cli.format),
         Command::Recover(args) => recover_cmd::recover_command(args, cli.format),
         Command::Show(args) => show_cmd::show(args),
+        Command::Config(args) => config_cmd::config(args, cli.format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -73,8 +73,9 @@ pub fn files_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Copies the repository's environment — `policies/`, `trust/` and `release-manifest.json` —
-/// into `destination`.
+/// Copies the repository's environment — `policies/`, `trust/`, `release-manifest.json` and the
+/// deployment configuration `parmana.toml` (which names the store `.parmana/replay.sqlite3`
+/// beside it) — into `destination`.
 pub fn copy_fixture_environment(destination: &Path) -> io::Result<()> {
     let root = repository_root();
     copy_tree(&root.join("policies"), &destination.join("policies"))?;
@@ -83,6 +84,7 @@ pub fn copy_fixture_environment(destination: &Path) -> io::Result<()> {
         root.join("release-manifest.json"),
         destination.join("release-manifest.json"),
     )?;
+    std::fs::copy(root.join("parmana.toml"), destination.join("parmana.toml"))?;
     Ok(())
 }
 

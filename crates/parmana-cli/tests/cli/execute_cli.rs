@@ -401,7 +401,16 @@ fn the_default_store_lives_under_dot_parmana_and_ids_are_fresh_uuidv7() {
 #[test]
 fn ledger_verify_reports_a_missing_store() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_in(dir.path(), &["ledger", "verify"], b"");
+    let out = run_in(
+        dir.path(),
+        &[
+            "ledger",
+            "verify",
+            "--store",
+            "sqlite:.parmana/replay.sqlite3",
+        ],
+        b"",
+    );
     insta::assert_snapshot!("ledger_missing_store", out.transcript());
 }
 

@@ -6,6 +6,7 @@ mod common;
 
 mod authoring_cli;
 mod canon_cli;
+mod config_cli;
 mod execute_cli;
 mod help_cli;
 mod policy_cli;
