@@ -7,6 +7,7 @@ mod config;
 mod config_cmd;
 mod execute_cmd;
 mod exit;
+mod init_cmd;
 mod ledger_cmd;
 mod policy_cmd;
 mod recover_cmd;
@@ -71,6 +72,9 @@ enum Command {
     /// Print the effective deployment settings (flags, PARMANA_* variables, parmana.toml,
     /// defaults) and where each came from.
     Config(config_cmd::ConfigArgs),
+    /// Scaffold a deployment: keys, trust root, an example policy with tests, a release manifest
+    /// and `parmana.toml` — then print the commands to a verified attestation.
+    Init(init_cmd::InitArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         Command::Recover(args) => recover_cmd::recover_command(args, cli.format),
         Command::Show(args) => show_cmd::show(args),
         Command::Config(args) => config_cmd::config(args, cli.format),
+        Command::Init(args) => init_cmd::init(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,6 +25,7 @@ const COMMANDS: &[&[&str]] = &[
     &["ledger", "verify"],
     &["recover"],
     &["config"],
+    &["init"],
 ];
 
 #[test]

@@ -9,6 +9,7 @@ mod canon_cli;
 mod config_cli;
 mod execute_cli;
 mod help_cli;
+mod init_cli;
 mod policy_cli;
 mod postgres_cli;
 mod recover_cli;
