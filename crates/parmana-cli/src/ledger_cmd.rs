@@ -28,10 +28,10 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
     match format {
         Format::Human => match (&report.first_break, &report.head) {
             (Some(broken), _) => {
-                outln!("ledger BROKEN after {} records: {broken}", report.records)
+                outln!("ledger BROKEN after {}: {broken}", records(report.records))
             }
             (None, Some(head)) => {
-                outln!("ledger intact: {} records, head {head}", report.records)
+                outln!("ledger intact: {}, head {head}", records(report.records))
             }
             (None, None) => outln!("ledger intact: empty"),
         },
@@ -54,5 +54,14 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
             broken.to_string(),
             ExitClass::VerificationFailed,
         )),
+    }
+}
+
+/// "1 record", "2 records".
+fn records(count: u64) -> String {
+    if count == 1 {
+        "1 record".to_owned()
+    } else {
+        format!("{count} records")
     }
 }

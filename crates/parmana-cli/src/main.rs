@@ -18,6 +18,7 @@ mod verify_cmd;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 /// Parmana: a deterministic governance runtime that decides under signed policy and signs every decision.
@@ -78,7 +79,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let result = match &cli.command {
         Command::Execute(args) => execute_cmd::execute(args),
         Command::Verify(args) => verify_cmd::verify(args, cli.format),
@@ -104,4 +108,60 @@ fn main() -> ExitCode {
             failure.exit_code()
         }
     }
+}
+
+/// Reports a command line clap refused (or `--help`/`--version`, which are not errors). With
+/// `--format json` anywhere on the line, the error is `{"code":"cli.usage","message"}` on stderr
+/// like every other error; otherwise clap's own text. Exit 2 either way.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        let code = if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            2
+        } else {
+            0
+        };
+        return ExitCode::from(code);
+    }
+    if json_requested(std::env::args_os().skip(1)) {
+        // clap's text up to its usage line, on one line: the error and its tip.
+        let rendered = error.render().to_string();
+        let message = rendered
+            .split("\nUsage:")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .trim_start_matches("error: ")
+            .to_owned();
+        let failure = report::Failure::new("cli.usage", message, exit::ExitClass::Usage);
+        report::print_failure(&failure, report::Format::Json);
+        return failure.exit_code();
+    }
+    let _ = error.print();
+    ExitCode::from(exit::ExitClass::Usage.code())
+}
+
+/// Whether the raw arguments ask for `--format json` (`--format json` or `--format=json`).
+fn json_requested(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let mut previous_was_format = false;
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        if arg == "--" {
+            return false;
+        }
+        if (previous_was_format && arg == "json") || arg == "--format=json" {
+            return true;
+        }
+        previous_was_format = arg == "--format";
+    }
+    false
 }

@@ -218,7 +218,10 @@ fn read_signal_decl(
                             reader.report(
                                 Code::InvalidConstraint,
                                 &ip,
-                                format!("enum value {item} is not a {ty}"),
+                                format!(
+                                    "enum value {item} is not {}",
+                                    crate::error::with_article(ty)
+                                ),
                             );
                         }
                     }

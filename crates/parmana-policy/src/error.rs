@@ -167,6 +167,16 @@ impl SignalError {
     }
 }
 
+/// `word` with its indefinite article, for messages: "an integer", "a string".
+pub(crate) fn with_article(word: impl std::fmt::Display) -> String {
+    let word = word.to_string();
+    let article = match word.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u' | 'A' | 'E' | 'I' | 'O' | 'U') => "an",
+        _ => "a",
+    };
+    format!("{article} {word}")
+}
+
 /// The kind of a JSON value, for messages.
 pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
     match value {

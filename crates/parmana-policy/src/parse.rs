@@ -351,7 +351,10 @@ impl<'a> Reader<'a> {
                 Code::OperatorTypeMismatch,
                 &op_path,
                 node,
-                format!("operator {op_key:?} does not apply to {signal:?}, a {ty} signal"),
+                format!(
+                    "operator {op_key:?} does not apply to {signal:?}, {} signal",
+                    crate::error::with_article(ty)
+                ),
             );
             return None;
         }
@@ -430,7 +433,8 @@ impl<'a> Reader<'a> {
                         format!("string longer than {} characters", limits::MAX_STRING_LEN)
                     }
                     ConstantProblem::WrongType => format!(
-                        "expected a {ty} operand, found {}",
+                        "expected {} operand, found {}",
+                        crate::error::with_article(ty),
                         crate::error::json_kind(value)
                     ),
                 };

@@ -144,7 +144,7 @@ fn the_same_id_twice_is_a_replay_and_the_first_attestation_stands() {
     assert!(
         ledger
             .stdout
-            .starts_with("ledger intact: 1 records, head sha256:"),
+            .starts_with("ledger intact: 1 record, head sha256:"),
         "{}",
         ledger.stdout
     );

@@ -50,3 +50,33 @@ fn a_usage_error_exits_2() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("--policy"), "{}", out.stderr);
 }
+
+#[test]
+fn usage_errors_follow_the_format() {
+    let cases: &[&[&str]] = &[
+        &["--format", "json", "execute", "--signals", "{}"],
+        &["--format=json", "exeute"],
+        &[
+            "--format", "json", "execute", "--policy", "a@1", "--signal", "x",
+        ],
+        &[
+            "execute", "--policy", "a@1", "--signal", "x", "--format", "json",
+        ],
+        &["execute", "--policy", "a@1", "--signal", "x"],
+    ];
+    let mut transcript = String::new();
+    for args in cases {
+        let out = run(args);
+        assert_eq!(out.code, 2, "{args:?}");
+        if args.contains(&"json") || args.contains(&"--format=json") {
+            let error: serde_json::Value = serde_json::from_str(out.stderr.trim()).unwrap();
+            assert_eq!(error["code"], "cli.usage", "{args:?}");
+        }
+        transcript.push_str(&format!(
+            "$ parmana {}\n{}\n",
+            args.join(" "),
+            out.transcript()
+        ));
+    }
+    insta::assert_snapshot!("usage_errors", transcript);
+}
