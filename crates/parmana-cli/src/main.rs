@@ -2,6 +2,7 @@
 
 mod authoring_cmd;
 mod canon_cmd;
+mod cli_docs_cmd;
 mod common;
 mod config;
 mod config_cmd;
@@ -76,6 +77,11 @@ enum Command {
     /// Scaffold a deployment: keys, trust root, an example policy with tests, a release manifest
     /// and `parmana.toml` — then print the commands to a verified attestation.
     Init(init_cmd::InitArgs),
+    /// Print a shell completion script (bash, zsh, fish) on stdout.
+    Completions(cli_docs_cmd::CompletionsArgs),
+    /// Write shell completions and man pages into a directory (what `cargo xtask cli-docs` runs).
+    #[command(hide = true)]
+    GenerateCliDocs(cli_docs_cmd::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +104,8 @@ fn main() -> ExitCode {
         Command::Show(args) => show_cmd::show(args),
         Command::Config(args) => config_cmd::config(args, cli.format),
         Command::Init(args) => init_cmd::init(args),
+        Command::Completions(args) => cli_docs_cmd::completions(args),
+        Command::GenerateCliDocs(args) => cli_docs_cmd::generate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
