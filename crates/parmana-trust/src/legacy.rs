@@ -175,8 +175,9 @@ fn field<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<&'a 
 /// Checks (all must pass; the cheap hash checks run first): the manifest parses strictly;
 /// `bundle_hash` is the hex SHA-256 of the legacy canonical form of the manifest with
 /// `bundle_hash` set to `""`; every artifact exists, parses strictly, and its `hash` is the hex
-/// SHA-256 of its legacy canonical form; no file is missing or unlisted; `policy.json` is among
-/// the artifacts; `bundle.sig` is one canonical base64 Ed25519 signature (optionally followed
+/// SHA-256 of its legacy canonical form; no object in the manifest or an artifact has a
+/// `__proto__` key (`trust.malformed`: the legacy form drops it, so nothing signed it); no file
+/// is missing or unlisted; `policy.json` is among the artifacts; `bundle.sig` is one canonical base64 Ed25519 signature (optionally followed
 /// by CR/LF line ends) that verifies (`verify_strict`) over the legacy canonical form of the
 /// whole manifest.
 pub fn verify_legacy_bundle(
