@@ -573,6 +573,19 @@ pub(crate) fn valid_signal_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// A signal name as traces and explanations show it: as written when it is within 2.0.0's
+/// grammar, otherwise (a legacy name such as `10`, `a b` or `""`) as a JSON string, so that no
+/// name can read as another name, an operator or a value.
+pub(crate) fn shown_signal_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if valid_signal_name(name) {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(crate::diagnostic::json_text(&Value::String(
+            name.to_owned(),
+        )))
+    }
+}
+
 /// Whether `name` is a valid decision name or rule id: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 128 characters.
 pub(crate) fn valid_label(name: &str) -> bool {
     let mut chars = name.chars();

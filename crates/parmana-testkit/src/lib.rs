@@ -40,6 +40,11 @@ pub fn legacy_bundles() -> PathBuf {
     repository_root().join("vectors/legacy-bundles")
 }
 
+/// The bundles signed by the JavaScript re-enactment of the original tooling, under `vectors/`.
+pub fn legacy_js_bundles() -> PathBuf {
+    repository_root().join("vectors/legacy-js")
+}
+
 /// Copies the directory tree `from` to `to`, creating `to`.
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::create_dir_all(to)?;

@@ -14,7 +14,9 @@ pub(crate) const README_SIGNALS: &str =
 pub(crate) const VIP_SIGNALS: &str =
     r#"{"claim_amount":1200,"vip_customer":true,"country":"DE","policy_age_days":400}"#;
 
-pub(crate) use parmana_testkit::{NOW, legacy_bundles, repository_root as repo_root};
+pub(crate) use parmana_testkit::{
+    NOW, legacy_bundles, legacy_js_bundles, repository_root as repo_root,
+};
 
 /// What one run of the binary did.
 pub(crate) struct Run {
