@@ -213,7 +213,7 @@ pub(crate) fn read_signals(argument: &str) -> Result<Value, Failure> {
             limit: MAX_SIGNALS_JSON_BYTES,
         }));
     }
-    parse_strict(&bytes).map_err(|e| Failure::canon("signals", &e))
+    parse_strict(&bytes).map_err(|e| Failure::canon_in("signals", &e, &bytes))
 }
 
 /// Reads at most `limit + 1` bytes of a file (or standard input for `-`): enough to tell that

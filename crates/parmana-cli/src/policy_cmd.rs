@@ -315,7 +315,17 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
         }
         total += 1;
         let outcome = parmana_runtime::canon::parse_strict(line)
-            .map_err(|e| Failure::canon("signals", &e))
+            .map_err(|e| {
+                let column = e
+                    .location(line)
+                    .map(|at| format!(" (column {})", at.column))
+                    .unwrap_or_default();
+                Failure::new(
+                    e.code(),
+                    format!("signals: {e}{column}"),
+                    ExitClass::InvalidInput,
+                )
+            })
             .and_then(|signals| decision_json(&policy, &signals));
         match outcome {
             Ok(decision) => writeln!(out, "{decision}").map_err(write_err)?,
