@@ -35,6 +35,14 @@ impl Dialect {
     }
 
     /// The keys that make an object a compound condition in this dialect.
+    /// Every operator name of the dialect, for suggestions.
+    fn operator_names(self) -> Vec<&'static str> {
+        match self {
+            Self::V2 => Op::ALL.iter().map(|(name, _)| *name).collect(),
+            Self::Legacy1 => vec!["equals", "greater_than", "less_than"],
+        }
+    }
+
     fn compound_keys(self) -> &'static [&'static str] {
         match self {
             Self::V2 => &["all", "any", "not"],
@@ -293,7 +301,10 @@ impl<'a> Reader<'a> {
                 Code::UnknownOperator,
                 &join_path(path, key),
                 node,
-                format!("unknown operator {key:?}"),
+                format!(
+                    "unknown operator {key:?}{}",
+                    crate::suggest::hint(key, self.dialect.operator_names())
+                ),
             );
         }
         let Value::String(signal) = signal_value else {
@@ -314,7 +325,10 @@ impl<'a> Reader<'a> {
                 Code::UndeclaredSignal,
                 &join_path(path, "signal"),
                 node,
-                format!("signal {signal:?} is not declared in \"signals\""),
+                format!(
+                    "signal {signal:?} is not declared in \"signals\"{}",
+                    crate::suggest::hint(signal, self.signals.iter().map(|d| d.name.as_str()))
+                ),
             );
             return None;
         };

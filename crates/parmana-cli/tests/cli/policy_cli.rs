@@ -223,3 +223,16 @@ fn type_names_take_their_article() {
         out.stdout
     );
 }
+
+#[test]
+fn every_invalid_signal_is_reported_with_a_suggestion_for_a_typo() {
+    let out = run(&[
+        "policy",
+        "eval",
+        CLAIMS,
+        "--signals",
+        r#"{"claim_amout": 500, "vip_customer": "no", "country": "DE", "policy_age_days": 400}"#,
+    ]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    insta::assert_snapshot!("all_signal_problems", out.transcript());
+}
