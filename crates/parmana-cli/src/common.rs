@@ -19,8 +19,11 @@ pub(crate) struct TrustRootArgs {
     /// The pinned root public key (SPKI PEM), the out-of-band anchor of the trust chain.
     #[arg(long, value_name = "FILE", default_value = "trust/root.pub")]
     pub root_key: PathBuf,
-    /// The current trust root; its older versions are read from `trust-root.d/<N>.json` beside it.
-    #[arg(long, value_name = "FILE", default_value = "trust/trust-root.json")]
+    /// The trust-root chain: the current trust root (its older versions are read from
+    /// `trust-root.d/<N>.json` beside it), a directory holding the chain (`trust-root.json` and
+    /// `trust-root.d/`, or numbered `<N>.json` files), or any version's file
+    /// `trust-root.d/<N>.json` (the chain is read around it). The newest version is in force.
+    #[arg(long, value_name = "FILE|DIR", default_value = "trust/trust-root.json")]
     pub trust_root: PathBuf,
 }
 

@@ -44,17 +44,21 @@ mod error;
 mod keys;
 mod legacy;
 mod release;
+mod trust_chain;
 mod trust_root;
 
 pub use attestation::{
     AttestationCheck, AttestationCheckKind, AttestationReport, AttestedPolicy, DocumentRef,
-    EvaluatorRef, ExecutionPredicate, PreparedAttestation, RuntimeRef, build_attestation,
-    prepare_attestation, verify_attestation, verify_attestations,
+    EXECUTED_AT_TOLERANCE_SECONDS, EvaluatorRef, ExecutionPredicate, PreparedAttestation,
+    RuntimeRef, SigningKeyStanding, TrustStanding, VerifyOptions, build_attestation,
+    prepare_attestation, verify_attestation, verify_attestation_in_history, verify_attestations,
+    verify_attestations_in_history,
 };
 pub use bundle::{
     BUNDLE_MANIFEST_FILE, BundleFiles, POLICY_FILE, VerifiedBundle, read_bundle_dir, sign_bundle,
     sign_bundle_dir, verify_bundle,
 };
+pub use envelope::MAX_SIGNATURES;
 pub use error::TrustError;
 pub use keys::{
     KeyId, LocalSigningKey, PublicKey, PublicKeyDocument, Signer, read_public_key_file,
@@ -65,7 +69,11 @@ pub use release::{
     RELEASE_MANIFEST_FILE, ReleaseManifestSpec, VerifiedReleaseManifest, sign_release_manifest,
     verify_release_manifest,
 };
+pub use trust_chain::{
+    MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,
+    VerifiedTrustHistory, load_trust_chain, load_trust_history, read_trust_chain,
+    verify_trust_chain, verify_trust_history,
+};
 pub use trust_root::{
-    Role, RoleSpec, TRUST_ROOT_CHAIN_DIR, TrustRootSpec, VerifiedTrustRoot, create_trust_root,
-    load_trust_chain, read_trust_chain, rotate_trust_root, verify_trust_chain,
+    Role, RoleSpec, TrustRootSpec, VerifiedTrustRoot, create_trust_root, rotate_trust_root,
 };
