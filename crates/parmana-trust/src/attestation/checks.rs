@@ -150,17 +150,17 @@ pub(super) fn check_current_trust(
         newest_expired: expired.is_some(),
         signing_keys,
     };
-    let untrusted = standing
-        .signing_keys
-        .iter()
-        .find(|key| !key.trusted_by_newest);
     if options.require_current_trust {
         let refusal = if standing.superseded {
             Some(TrustError::Superseded {
                 version: standing.version,
                 newest: standing.newest_version,
             })
-        } else if let Some(key) = untrusted {
+        } else if let Some(key) = standing
+            .signing_keys
+            .iter()
+            .find(|key| !key.trusted_by_newest)
+        {
             Some(TrustError::KeyNoLongerTrusted {
                 keyid: key.keyid.to_string(),
                 newest: standing.newest_version,
@@ -172,10 +172,11 @@ pub(super) fn check_current_trust(
             return (Err(error), standing);
         }
     }
+    let (newest_version, keys) = (standing.newest_version, &standing.signing_keys);
     let mut detail = if standing.superseded {
         format!(
-            "made under trust root version {}, superseded by version {}",
-            standing.version, standing.newest_version
+            "made under trust root version {}, superseded by version {newest_version}",
+            standing.version
         )
     } else {
         format!(
@@ -183,25 +184,27 @@ pub(super) fn check_current_trust(
             standing.version
         )
     };
-    for key in &standing.signing_keys {
-        let verdict = if key.trusted_by_newest {
-            "still trusted"
-        } else {
-            "no longer trusted"
-        };
-        detail.push_str(&format!(
-            "; key {} {verdict} for attestations by version {}",
-            key.keyid, standing.newest_version
-        ));
+    let trusted = keys.iter().filter(|key| key.trusted_by_newest).count();
+    detail.push_str(&format!(
+        "; {trusted} of {} signing key(s) still trusted for attestations by version {newest_version}",
+        keys.len()
+    ));
+    let untrusted: Vec<String> = keys
+        .iter()
+        .filter(|key| !key.trusted_by_newest)
+        .map(|key| key.keyid.to_string())
+        .collect();
+    if !untrusted.is_empty() {
+        detail.push_str(&format!("; no longer trusted: {}", untrusted.join(", ")));
     }
     if standing.newest_expired {
         detail.push_str(&format!(
-            "; version {} expired at {}",
-            standing.newest_version,
+            "; version {newest_version} expired at {}",
             newest.expires()
         ));
     }
-    if !options.require_current_trust {
+    let current = !standing.superseded && untrusted.is_empty() && !standing.newest_expired;
+    if !current && !options.require_current_trust {
         detail.push_str(" (current trust not required)");
     }
     (Ok(detail), standing)
