@@ -151,18 +151,20 @@ pub(super) fn check_current_trust(
         signing_keys,
     };
     if options.require_current_trust {
-        let refusal = if standing.superseded {
-            Some(TrustError::Superseded {
-                version: standing.version,
-                newest: standing.newest_version,
-            })
-        } else if let Some(key) = standing
+        // The most telling first: a key no longer trusted, then the version superseded, then
+        // the newest version expired.
+        let untrusted = standing
             .signing_keys
             .iter()
-            .find(|key| !key.trusted_by_newest)
-        {
+            .find(|key| !key.trusted_by_newest);
+        let refusal = if let Some(key) = untrusted {
             Some(TrustError::KeyNoLongerTrusted {
                 keyid: key.keyid.to_string(),
+                newest: standing.newest_version,
+            })
+        } else if standing.superseded {
+            Some(TrustError::Superseded {
+                version: standing.version,
                 newest: standing.newest_version,
             })
         } else {
