@@ -253,7 +253,7 @@ pub enum TrustError {
     },
     /// The trust-root files disagree with the current trust root: a version newer than it in
     /// `trust-root.d/`, or another document under its number.
-    #[error("unexpected trust-root file {path}: it holds {message}")]
+    #[error("unexpected trust-root file {path}: {message}")]
     UnexpectedVersion {
         /// The file.
         path: String,

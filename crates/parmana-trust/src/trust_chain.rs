@@ -271,9 +271,13 @@ pub fn read_trust_chain(path: &Path) -> Result<Vec<Vec<u8>>, TrustError> {
             let claimed = claimed_version(&current)?;
             if claimed <= highest {
                 let message = if claimed == highest {
-                    format!("another document than the current trust root, version {claimed}")
+                    format!(
+                        "it holds another document than the current trust root, version {claimed}"
+                    )
                 } else {
-                    format!("a version newer than the current trust root, version {claimed}")
+                    format!(
+                        "version {highest} is newer than the current trust root, version {claimed}"
+                    )
                 };
                 let path = numbered.get(&highest).map_or_else(
                     || current_path.display().to_string(),
