@@ -7,14 +7,17 @@
 //! * the **pinned root key** (out of band) signs trust root version 1;
 //! * each **trust root** version lists keys and the roles `root`, `policy`, `release`,
 //!   `attestation` with thresholds; version N+1 is signed by a threshold of N's root keys and
-//!   of its own ([`verify_trust_chain`] → [`VerifiedTrustRoot`]);
+//!   of its own ([`verify_trust_history`] → [`VerifiedTrustHistory`], every version, no clock;
+//!   [`verify_trust_chain`] → the newest [`VerifiedTrustRoot`], in force when unexpired);
 //! * the `policy` role signs **bundle manifests** ([`verify_bundle`] → [`VerifiedBundle`]);
 //! * the `release` role signs the **release manifest** ([`verify_release_manifest`] →
 //!   [`VerifiedReleaseManifest`], whose [`check_bundle`](VerifiedReleaseManifest::check_bundle)
 //!   refuses bundles it does not list);
 //! * the `attestation` role signs **execution attestations** ([`build_attestation`],
-//!   [`verify_attestation`] → [`AttestationReport`]; [`verify_attestations`] checks many at once
-//!   with Ed25519 batch verification and reports exactly what one-by-one verification reports).
+//!   [`verify_attestation`] → [`AttestationReport`]; [`verify_attestation_in_history`] judges an
+//!   attestation under the trust-root version it names, at its `executed_at`, so it stays
+//!   verifiable after rotations and expiry; [`verify_attestations`] checks many at once with
+//!   Ed25519 batch verification and reports exactly what one-by-one verification reports).
 //!
 //! Verified values have private fields: only the check that proves them builds them.
 //!
