@@ -22,9 +22,12 @@ pub(crate) struct TrustRootArgs {
     /// [env: PARMANA_PINNED_ROOT; config: pinned_root; default: trust/root.pub].
     #[arg(long, value_name = "FILE")]
     pub pinned_root: Option<PathBuf>,
-    /// The current trust root; its older versions are read from `trust-root.d/<N>.json` beside
-    /// it [env: PARMANA_TRUST_ROOT; config: trust_root; default: trust/trust-root.json].
-    #[arg(long, value_name = "FILE")]
+    /// The trust-root chain: the current trust root (its older versions are read from
+    /// `trust-root.d/<N>.json` beside it), a directory holding the chain (`trust-root.json` and
+    /// `trust-root.d/`, or numbered `<N>.json` files), or any version's file
+    /// `trust-root.d/<N>.json` (the chain is read around it); the newest version is in force
+    /// [env: PARMANA_TRUST_ROOT; config: trust_root; default: trust/trust-root.json].
+    #[arg(long, value_name = "FILE|DIR")]
     pub trust_root: Option<PathBuf>,
 }
 
@@ -33,7 +36,7 @@ pub(crate) struct TrustRootArgs {
 pub(crate) struct TrustRootPaths {
     /// The pinned root public key.
     pub pinned_root: PathBuf,
-    /// The current trust root.
+    /// The trust-root chain (file or directory).
     pub trust_root: PathBuf,
 }
 

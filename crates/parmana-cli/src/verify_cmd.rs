@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use parmana_runtime::trust::AttestationReport;
-use parmana_runtime::{load_bundle, load_trust_root, verify_attestation};
+use parmana_runtime::trust::{AttestationReport, VerifyOptions};
+use parmana_runtime::{load_bundle, load_trust_history, verify_attestation_in_history};
 
 use crate::common::{ClockArgs, TrustRootArgs, read_file_or_stdin, read_signals};
 use crate::config::Deployment;
@@ -14,14 +14,24 @@ use crate::report::{Failure, Format, Json, out, outln};
 const VERIFY_EXAMPLES: &str = concat!(
     "\
 Checks: envelope (well-formed DSSE and in-toto statement), signature (every signature by a key of
-the trust root), key_role (a threshold of attestation-role keys signed), trust_root (the
-attestation names this trust root), fingerprint (recomputed over the predicate), and when asked
-bundle_digest (--policy-bundle) and signals_digest (--signals, or signals embedded in the
-attestation). The attestation is valid only if every check passes.
+the trust-root version the attestation names), key_role (a threshold of that version's
+attestation-role keys signed), trust_root (the version and digest it names are one of the
+verified chain's), fingerprint (recomputed over the predicate), executed_at (before that
+version's expiry, and at most 5 minutes after --now), current_trust (whether that version is
+superseded and whether the newest version still trusts the signing keys; fails only with
+--require-current-trust), and when asked bundle_digest (--policy-bundle) and signals_digest
+(--signals, or signals embedded in the attestation). The attestation is valid only if every
+check passes.
+
+The whole chain is verified from the pinned root key, without judging any version's expiry at
+--now: an attestation made under version 1 still verifies after rotations and after every
+version expired, as long as it was executed before its own version expired.
 
 Examples:
   parmana execute --policy claims-approval@1.0.0 --signals signals.json | parmana verify -
   parmana verify attestation.json --policy-bundle policies/claims-approval/1.0.0 --signals signals.json
+  parmana verify attestation.json --trust-root trust/ --require-current-trust
+  parmana verify attestation.json --trust-root trust/trust-root.d/1.json
   parmana --format json verify attestation.json",
     "\n\n",
     crate::exit::exit_codes_help!()
@@ -41,6 +51,11 @@ pub(crate) struct VerifyArgs {
     /// Also check that the attestation binds these signals (a JSON file, or inline JSON).
     #[arg(long, value_name = "FILE")]
     signals: Option<String>,
+    /// Also fail when the trust-root version the attestation was made under has been
+    /// superseded, when a key that signed it no longer holds the attestation role in the newest
+    /// version, or when the newest version has expired at --now.
+    #[arg(long)]
+    require_current_trust: bool,
     #[command(flatten)]
     trust: TrustRootArgs,
     #[command(flatten)]
@@ -55,20 +70,33 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
     let signals = args.signals.as_deref().map(read_signals).transpose()?;
     let deployment = Deployment::load()?;
     let paths = args.trust.resolve(&deployment);
-    let trust_root = load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
+    let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
         .map_err(|e| Failure::execution(&e))?;
+    let newest = history.newest();
     args.clock.warn_if_expiring(
         &deployment,
-        &format!("the trust root (version {})", trust_root.version()),
-        trust_root.expires(),
+        &format!("the newest trust root (version {})", newest.version()),
+        newest.expires(),
     )?;
+    // The bundle was signed under the version the attestation names (the newest when it names
+    // none of the chain's versions: the trust_root check then fails).
     let bundle = args
         .policy_bundle
         .as_deref()
-        .map(|dir| load_bundle(&trust_root, dir))
+        .map(|dir| load_bundle(history.attestation_trust_root(envelope), dir))
         .transpose()
         .map_err(|e| Failure::execution(&e))?;
-    let report = verify_attestation(envelope, &trust_root, bundle.as_ref(), signals.as_ref());
+    let options = VerifyOptions {
+        now: args.clock.now(),
+        require_current_trust: args.require_current_trust,
+    };
+    let report = verify_attestation_in_history(
+        envelope,
+        &history,
+        options,
+        bundle.as_ref(),
+        signals.as_ref(),
+    );
     match format {
         Format::Human => out!("{}", render_report(&report)),
         Format::Json => outln!("{}", Json(report_json(&report))),
@@ -118,11 +146,15 @@ pub(crate) fn render_report(report: &AttestationReport) -> String {
     out
 }
 
-/// The report as one JSON object: `{"valid", "checks", "predicate"}`.
+/// The report as one JSON object: `{"valid", "checks", "predicate", "trust"}` (`trust`: the
+/// version the attestation was made under, the newest version, whether it is superseded, and
+/// whether the newest version still trusts each signing key; `null` when the attestation names
+/// no version of the chain).
 pub(crate) fn report_json(report: &AttestationReport) -> serde_json::Value {
     serde_json::json!({
         "valid": report.is_valid(),
         "checks": report.checks,
         "predicate": report.predicate(),
+        "trust": report.trust_standing(),
     })
 }

@@ -7,8 +7,8 @@ use std::sync::{Arc, RwLock};
 use parmana_canon::{PolicyRef, Timestamp};
 use parmana_policy::CompiledPolicy;
 use parmana_trust::{
-    VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustRoot, load_trust_chain, read_bundle_dir,
-    verify_bundle, verify_release_manifest,
+    VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustHistory, VerifiedTrustRoot,
+    load_trust_history, read_bundle_dir, verify_bundle, verify_release_manifest,
 };
 
 use crate::{ExecutionError, RUNTIME_VERSION};
@@ -22,6 +22,8 @@ pub struct RuntimeEnvironmentConfig {
     /// The pinned root public key (SPKI PEM), the out-of-band anchor of the trust chain.
     pub root_public_key: PathBuf,
     /// The current trust root; older versions are read from `trust-root.d/<N>.json` beside it.
+    /// A directory holding the chain, or any version's file `trust-root.d/<N>.json`, is
+    /// accepted too (see `parmana_trust::read_trust_chain`): the newest version is in force.
     pub trust_root: PathBuf,
     /// The signed release manifest.
     pub release_manifest: PathBuf,
@@ -76,6 +78,7 @@ pub struct HighestAccepted {
 #[derive(Debug)]
 pub struct RuntimeEnvironment {
     policies_root: PathBuf,
+    trust_history: VerifiedTrustHistory,
     trust_root: VerifiedTrustRoot,
     release_manifest: VerifiedReleaseManifest,
     /// policy id → (version, policy): looked up by `&str` without allocating.
@@ -101,27 +104,31 @@ impl RuntimeEnvironment {
         now: Timestamp,
         highest: HighestAccepted,
     ) -> Result<Self, ExecutionError> {
-        let trust_root = load_trust_chain(
-            &config.root_public_key,
-            &config.trust_root,
-            now,
-            highest.trust_root,
-        )?;
+        let trust_history = load_trust_history(&config.root_public_key, &config.trust_root)?;
+        let trust_root = trust_history.current(now, highest.trust_root)?;
         let manifest_bytes = read_file(&config.release_manifest)?;
         let release_manifest =
             verify_release_manifest(&trust_root, &manifest_bytes, now, highest.release_manifest)?;
         release_manifest.check_runtime(parmana_policy::EVALUATOR_SEMANTICS, RUNTIME_VERSION)?;
         Ok(Self {
             policies_root: config.policies_root.clone(),
+            trust_history,
             trust_root,
             release_manifest,
             policies: RwLock::new(HashMap::new()),
         })
     }
 
-    /// The verified trust root in force.
+    /// The verified trust root in force (the newest version of the chain, unexpired when the
+    /// environment was loaded).
     pub fn trust_root(&self) -> &VerifiedTrustRoot {
         &self.trust_root
+    }
+
+    /// Every verified version of the trust-root chain, from 1 to the one in force: what
+    /// attestations made under earlier versions are verified against.
+    pub fn trust_history(&self) -> &VerifiedTrustHistory {
+        &self.trust_history
     }
 
     /// The verified release manifest in force.

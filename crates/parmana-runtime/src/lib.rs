@@ -32,7 +32,10 @@ pub use runtime::{
     RuntimeBuilder, execution_status,
 };
 pub use store::{StoreOpen, open_store};
-pub use verify::{load_bundle, load_trust_root, verify_attestation};
+pub use verify::{
+    load_bundle, load_trust_history, load_trust_root, verify_attestation,
+    verify_attestation_in_history,
+};
 
 /// The name of this runtime, recorded in every attestation.
 pub const RUNTIME_NAME: &str = "parmana-runtime";
@@ -63,10 +66,13 @@ pub mod policy {
 pub mod trust {
     pub use parmana_trust::{
         AttestationCheck, AttestationCheckKind, AttestationReport, BUNDLE_MANIFEST_FILE,
-        ExecutionPredicate, KeyId, LocalSigningKey, POLICY_FILE, PublicKey, ReleaseManifestSpec,
-        Role, RoleSpec, Signer, TRUST_ROOT_CHAIN_DIR, TrustError, TrustRootSpec, VerifiedBundle,
-        VerifiedReleaseManifest, VerifiedTrustRoot, create_trust_root, read_bundle_dir,
-        read_public_key_file, sign_bundle_dir, sign_release_manifest, verify_attestations,
+        EXECUTED_AT_TOLERANCE_SECONDS, ExecutionPredicate, KeyId, LocalSigningKey, MAX_SIGNATURES,
+        MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, POLICY_FILE, PublicKey,
+        ReleaseManifestSpec, Role, RoleSpec, Signer, SigningKeyStanding, TRUST_ROOT_CHAIN_DIR,
+        TRUST_ROOT_FILE, TrustError, TrustRootSpec, TrustStanding, VerifiedBundle,
+        VerifiedReleaseManifest, VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions,
+        create_trust_root, read_bundle_dir, read_public_key_file, sign_bundle_dir,
+        sign_release_manifest, verify_attestations, verify_attestations_in_history,
         verify_legacy_bundle, write_public_key_file,
     };
 }

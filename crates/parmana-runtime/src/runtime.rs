@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use parmana_canon::{ExecutionId, PolicyRef, Timestamp};
 use parmana_replay::{ExecutionState, ReplayStore};
-use parmana_trust::{AttestationReport, Role, Signer, TrustError, VerifiedBundle};
+use parmana_trust::{AttestationReport, Role, Signer, TrustError, VerifiedBundle, VerifyOptions};
 use serde_json::Value;
 
 use crate::environment::HighestAccepted;
@@ -310,8 +310,11 @@ impl Runtime {
         crate::execute::recover_with(self.inner.store.as_ref(), &signers, &environment)
     }
 
-    /// Verifies an attestation envelope offline against the trust root in force, and — when
-    /// given — a verified bundle and the signals. Every check is reported separately.
+    /// Verifies an attestation envelope offline against every version of the trust-root chain
+    /// in force (one made under an earlier version still verifies, judged at its
+    /// `executed_at`; the clock's reading bounds `executed_at`), and — when given — a verified
+    /// bundle and the signals. Every check is reported separately; the report says whether the
+    /// version it was made under is superseded (current trust is not required here).
     pub fn verify(
         &self,
         envelope: &[u8],
@@ -319,7 +322,17 @@ impl Runtime {
         signals: Option<&Value>,
     ) -> AttestationReport {
         let environment = self.environment();
-        parmana_trust::verify_attestation(envelope, environment.trust_root(), bundle, signals)
+        let options = VerifyOptions {
+            now: self.inner.clock.now(),
+            require_current_trust: false,
+        };
+        parmana_trust::verify_attestation_in_history(
+            envelope,
+            environment.trust_history(),
+            options,
+            bundle,
+            signals,
+        )
     }
 
     /// The verified bundle of a released policy (for [`verify`](Self::verify)'s bundle check).

@@ -1,11 +1,11 @@
-//! Offline verification of attestations: against a trust root, and optionally a policy bundle directory and the signals.
+//! Offline verification of attestations: against a trust root or the verified history of the trust-root chain, and optionally a policy bundle directory and the signals.
 
 use std::path::Path;
 
 use parmana_canon::Timestamp;
 use parmana_trust::{
-    AttestationReport, VerifiedBundle, VerifiedTrustRoot, load_trust_chain, read_bundle_dir,
-    verify_bundle,
+    AttestationReport, VerifiedBundle, VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions,
+    load_trust_chain, read_bundle_dir, verify_bundle,
 };
 use serde_json::Value;
 
@@ -19,6 +19,21 @@ pub fn load_trust_root(
     now: Timestamp,
 ) -> Result<VerifiedTrustRoot, ExecutionError> {
     Ok(load_trust_chain(root_public_key, trust_root, now, None)?)
+}
+
+/// Loads and verifies every version of the trust-root chain, from the pinned root key (SPKI
+/// PEM) through the chain at `trust_root` — the current file with `trust-root.d/` beside it, a
+/// directory holding the chain, or any version's file (see `parmana_trust::read_trust_chain`).
+/// No version's expiry is checked: an auditor verifies attestations against the version each
+/// was made under, at its `executed_at` ([`verify_attestation_in_history`]).
+pub fn load_trust_history(
+    root_public_key: &Path,
+    trust_root: &Path,
+) -> Result<VerifiedTrustHistory, ExecutionError> {
+    Ok(parmana_trust::load_trust_history(
+        root_public_key,
+        trust_root,
+    )?)
 }
 
 /// Reads and verifies a policy bundle directory under `trust_root`.
@@ -41,4 +56,21 @@ pub fn verify_attestation(
     signals: Option<&Value>,
 ) -> AttestationReport {
     parmana_trust::verify_attestation(envelope, trust_root, bundle, signals)
+}
+
+/// Verifies an attestation envelope against every version of a verified trust-root chain: the
+/// version it names must be one of them, its signatures must meet that version's `attestation`
+/// threshold, and that version's expiry is judged at the attestation's `executed_at` (which may
+/// lie at most `EXECUTED_AT_TOLERANCE_SECONDS` after `options.now`). The report says whether
+/// the version is superseded and whether the newest version still trusts the signing keys;
+/// `options.require_current_trust` makes either a failed check. For the bundle check, verify
+/// the bundle under [`VerifiedTrustHistory::attestation_trust_root`].
+pub fn verify_attestation_in_history(
+    envelope: &[u8],
+    history: &VerifiedTrustHistory,
+    options: VerifyOptions,
+    bundle: Option<&VerifiedBundle>,
+    signals: Option<&Value>,
+) -> AttestationReport {
+    parmana_trust::verify_attestation_in_history(envelope, history, options, bundle, signals)
 }

@@ -8,10 +8,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use common::{Fixture, clock};
 use parmana_runtime::canon::{ExecutionId, Timestamp};
 use parmana_runtime::replay::{ClaimRecord, MemoryReplayStore, ReplayStore};
-use parmana_runtime::trust::{LocalSigningKey, RoleSpec, TrustRootSpec};
-use parmana_runtime::{
-    Clock, ExecutionRequest, ExecutionStatus, Runtime, Signals, rotate_trust_root_file,
-};
+use parmana_runtime::trust::LocalSigningKey;
+use parmana_runtime::{Clock, ExecutionRequest, ExecutionStatus, Runtime, Signals};
 
 const SIGNALS: &str =
     r#"{"claim_amount": 1200, "vip_customer": false, "country": "DE", "policy_age_days": 400}"#;
@@ -27,35 +25,6 @@ fn runtime(fixture: &Fixture) -> Runtime {
         .clock(clock())
         .build()
         .unwrap()
-}
-
-/// Rotates the fixture's trust root to the next version with `attestation` as that role.
-fn rotate(fixture: &Fixture, attestation: Vec<&LocalSigningKey>, threshold: u64) {
-    let root = fixture.key("root-2");
-    let public = |k: &LocalSigningKey| k.public_key();
-    let one = |k: &LocalSigningKey| RoleSpec {
-        keys: vec![public(k)],
-        threshold: 1,
-    };
-    let spec = TrustRootSpec {
-        expires: Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
-        root: one(&root),
-        policy: one(&fixture.key("policy")),
-        release: one(&fixture.key("release")),
-        attestation: RoleSpec {
-            keys: attestation.iter().map(|k| public(k)).collect(),
-            threshold,
-        },
-    };
-    let trust = fixture.root().join("trust");
-    rotate_trust_root_file(
-        &trust.join("root.pub"),
-        &trust.join("trust-root.json"),
-        &spec,
-        &[&root],
-        clock().0,
-    )
-    .unwrap();
 }
 
 #[test]
@@ -155,7 +124,7 @@ fn attestations_are_read_back_and_pending_claims_are_told_apart() {
 fn signers_are_chosen_by_role_and_must_meet_the_threshold_before_anything_is_consumed() {
     let fixture = Fixture::new();
     let second = LocalSigningKey::from_seed(&[42; 32]);
-    rotate(&fixture, vec![&fixture.key("attestation"), &second], 2);
+    fixture.rotate(&[&fixture.key("attestation"), &second], 2);
     let store = Arc::new(MemoryReplayStore::new());
     let one = Runtime::builder(fixture.config())
         .signer(fixture.key("policy")) // no attestation role: skipped
@@ -203,7 +172,7 @@ fn reload_swaps_a_verified_environment_and_keeps_the_old_one_on_refusal() {
     let fixture = Fixture::new();
     let runtime = runtime(&fixture);
     assert_eq!(runtime.environment().trust_root().version(), 2);
-    rotate(&fixture, vec![&fixture.key("attestation")], 1);
+    fixture.rotate(&[&fixture.key("attestation")], 1);
     let report = runtime.reload().unwrap();
     assert_eq!(report.trust_root, (2, 3));
     assert!(report.policies >= 1);
@@ -274,7 +243,7 @@ fn an_execution_in_flight_finishes_on_the_environment_it_started_with() {
         .clock(Shared(Arc::clone(&pausing)))
         .build()
         .unwrap();
-    rotate(&fixture, vec![&fixture.key("attestation")], 1);
+    fixture.rotate(&[&fixture.key("attestation")], 1);
     *pausing.first.lock().unwrap() = true;
     let in_flight = {
         let runtime = runtime.clone();
@@ -294,4 +263,32 @@ fn an_execution_in_flight_finishes_on_the_environment_it_started_with() {
     assert_eq!(runtime.environment().trust_root().version(), 3);
     let next = runtime.execute(&request("next")).unwrap();
     assert_eq!(next.predicate().trust_root.version, 3);
+}
+
+#[test]
+fn verify_judges_an_attestation_under_the_version_it_was_made_under() {
+    let fixture = Fixture::new();
+    let runtime = runtime(&fixture);
+    let made_under_2 = runtime.execute(&request("before-rotation")).unwrap();
+    let standing = |runtime: &Runtime| {
+        let report = runtime.verify(made_under_2.envelope(), None, None);
+        assert!(report.is_valid(), "{report:#?}");
+        let standing = report.trust_standing().unwrap().clone();
+        let trusted: Vec<bool> = standing
+            .signing_keys
+            .iter()
+            .map(|k| k.trusted_by_newest)
+            .collect();
+        (standing.version, standing.newest_version, trusted)
+    };
+    assert_eq!(standing(&runtime), (2, 2, vec![true]));
+    // Rotated with the attestation key kept: superseded, the key still trusted.
+    fixture.rotate(&[&fixture.key("attestation")], 1);
+    runtime.reload().unwrap();
+    assert_eq!(standing(&runtime), (2, 3, vec![true]));
+    // Rotated to another attestation key: still valid, the key no longer trusted.
+    fixture.rotate(&[&LocalSigningKey::from_seed(&[42; 32])], 1);
+    runtime.reload().unwrap();
+    assert_eq!(standing(&runtime), (2, 4, vec![false]));
+    assert_eq!(runtime.environment().trust_history().versions().count(), 4);
 }

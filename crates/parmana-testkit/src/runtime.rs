@@ -1,11 +1,14 @@
-//! The `runtime` feature: fixture environments loaded through the runtime, the fixed clock, the fixture keys and temporary stores.
+//! The `runtime` feature: fixture environments loaded through the runtime, rotated to throwaway trust-root versions, the fixed clock, the fixture keys and temporary stores.
 
 use std::io;
 
 use parmana_canon::Timestamp;
 use parmana_runtime::replay::{MemoryReplayStore, SqliteReplayStore};
-use parmana_runtime::trust::{LocalSigningKey, TrustError};
-use parmana_runtime::{ExecutionError, FixedClock, RuntimeEnvironment, RuntimeEnvironmentConfig};
+use parmana_runtime::trust::{LocalSigningKey, RoleSpec, TrustError, TrustRootSpec};
+use parmana_runtime::{
+    ExecutionError, FixedClock, Rotation, RuntimeEnvironment, RuntimeEnvironmentConfig,
+    rotate_trust_root_file,
+};
 
 use crate::{FixtureEnvironment, now};
 
@@ -38,6 +41,42 @@ impl FixtureEnvironment {
     /// The TEST-ONLY attestation signing key of the fixtures.
     pub fn attestation_signer(&self) -> Result<LocalSigningKey, TrustError> {
         self.key("attestation")
+    }
+
+    /// Rotates this environment's trust root to its next version, as `parmana trust rotate`
+    /// would (the current version is archived under `trust/trust-root.d/`): the `attestation`
+    /// role holds `attestation` with `threshold`, the version expires at `expires`, and the
+    /// other roles keep the fixture keys (`root-2` is the root key, and signs the rotation).
+    /// The chain is checked at [`NOW`](crate::NOW).
+    pub fn rotate_trust_root(
+        &self,
+        attestation: &[&LocalSigningKey],
+        threshold: u64,
+        expires: Timestamp,
+    ) -> Result<Rotation, ExecutionError> {
+        let root = self.key("root-2")?;
+        let one = |key: &LocalSigningKey| RoleSpec {
+            keys: vec![key.public_key()],
+            threshold: 1,
+        };
+        let spec = TrustRootSpec {
+            expires,
+            root: one(&root),
+            policy: one(&self.key("policy")?),
+            release: one(&self.key("release")?),
+            attestation: RoleSpec {
+                keys: attestation.iter().map(|key| key.public_key()).collect(),
+                threshold,
+            },
+        };
+        let trust = self.root().join("trust");
+        rotate_trust_root_file(
+            &trust.join("root.pub"),
+            &trust.join("trust-root.json"),
+            &spec,
+            &[&root],
+            now(),
+        )
     }
 }
 
@@ -80,6 +119,25 @@ mod tests {
         fixture.load_at(crate::now_plus_hour()).unwrap();
         fixture.attestation_signer().unwrap();
         assert_eq!(fixed_clock().0, now());
+    }
+
+    #[test]
+    fn a_fixture_environment_rotates_to_its_next_version() {
+        let fixture = FixtureEnvironment::new().unwrap();
+        let other = LocalSigningKey::from_seed(&[42; 32]);
+        let expires = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+        let rotation = fixture.rotate_trust_root(&[&other], 1, expires).unwrap();
+        assert_eq!((rotation.previous_version, rotation.version), (2, 3));
+        let environment = fixture.load().unwrap();
+        assert_eq!(environment.trust_root().version(), 3);
+        assert_eq!(environment.trust_root().expires(), expires);
+        assert_eq!(
+            environment
+                .trust_root()
+                .role_key_ids(parmana_runtime::trust::Role::Attestation),
+            vec![other.key_id()]
+        );
+        assert_eq!(environment.trust_history().versions().count(), 3);
     }
 
     #[test]

@@ -62,10 +62,18 @@ impl Envelope {
                 "`signatures` is not an array",
             ));
         };
+        if raw_signatures.len() > MAX_SIGNATURES {
+            return Err(TrustError::TooManySignatures {
+                document: expected_type.to_owned(),
+                found: raw_signatures.len(),
+                limit: MAX_SIGNATURES,
+            });
+        }
         let mut signatures = Vec::with_capacity(raw_signatures.len());
         for raw in raw_signatures {
             signatures.push(parse_signature_entry(raw, expected_type)?);
         }
+        check_distinct(&signatures, expected_type)?;
         let signed_bytes = canonicalize_value(&signed)?;
         Ok(Self {
             signed,
@@ -88,9 +96,7 @@ impl Envelope {
     /// Checks that at least `threshold` distinct keys of a role signed `signed` validly.
     ///
     /// `role_keys` are the keys of the role; `known_keys` every key of the trust root (to tell
-    /// "unknown key" from "key lacks role"). A signature claiming a role key that does not verify
-    /// refuses the whole document. Keys are counted by their public bytes, so one key listed under
-    /// two ids, or signing twice, counts once.
+    /// "unknown key" from "key lacks role"). See [`check_signatures`] for the rule.
     pub(crate) fn check_role(
         &self,
         document: &str,
@@ -99,30 +105,98 @@ impl Envelope {
         known_keys: &BTreeMap<KeyId, PublicKey>,
         threshold: u64,
     ) -> Result<(), TrustError> {
-        check_signatures(
-            &self.signatures,
-            &self.signed_bytes,
-            &SignatureCheck {
-                document,
-                role,
-                role_keys,
-                known_keys,
-                threshold,
-            },
-        )
+        self.check(&SignatureCheck {
+            document,
+            role,
+            role_keys,
+            known_keys,
+            threshold,
+            co_signers: None,
+        })
+    }
+
+    /// [`check_role`](Self::check_role) with every part of the check given.
+    pub(crate) fn check(&self, check: &SignatureCheck<'_>) -> Result<(), TrustError> {
+        check_signatures(&self.signatures, &self.signed_bytes, check)
     }
 }
 
+/// The most signatures any one document may carry, whatever its roles: a longer list is
+/// refused while it is read, before any signature is decoded or checked.
+pub const MAX_SIGNATURES: usize = 1_024;
+
 /// What one role check needs.
+///
+/// `role_keys` are the keys of the role; `known_keys` every key of the trust root (to tell
+/// "unknown key" from "key lacks role"); `co_signers` the keys whose signatures the document
+/// carries for another check of the same document (the other side of a trust-root rotation):
+/// they are neither counted nor reported as unknown or lacking the role.
 pub(crate) struct SignatureCheck<'a> {
     pub(crate) document: &'a str,
     pub(crate) role: &'a str,
     pub(crate) role_keys: &'a BTreeMap<KeyId, PublicKey>,
     pub(crate) known_keys: &'a BTreeMap<KeyId, PublicKey>,
     pub(crate) threshold: u64,
+    pub(crate) co_signers: Option<&'a BTreeMap<KeyId, PublicKey>>,
 }
 
-/// The threshold rule shared by envelopes and attestations (see [`Envelope::check_role`]).
+impl SignatureCheck<'_> {
+    /// How many signatures the document may carry: one per key id of the role and of the
+    /// co-signers.
+    pub(crate) fn allowed_signatures(&self) -> usize {
+        let others = self.co_signers.map_or(0, |co| {
+            co.keys()
+                .filter(|keyid| !self.role_keys.contains_key(keyid))
+                .count()
+        });
+        self.role_keys.len().saturating_add(others)
+    }
+
+    /// Refuses more signatures than [`allowed_signatures`](Self::allowed_signatures), before
+    /// any of them is checked.
+    pub(crate) fn check_count(&self, signatures: usize) -> Result<(), TrustError> {
+        let limit = self.allowed_signatures();
+        if signatures > limit {
+            return Err(TrustError::TooManySignatures {
+                document: self.document.to_owned(),
+                found: signatures,
+                limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a signature list that names one key id twice or carries the same signature bytes
+/// twice (a repeated entry can only inflate the work of checking it).
+pub(crate) fn check_distinct(
+    signatures: &[SignatureEntry],
+    document: &str,
+) -> Result<(), TrustError> {
+    let mut keyids = BTreeSet::new();
+    let mut sigs = BTreeSet::new();
+    for entry in signatures {
+        if !keyids.insert(entry.keyid) {
+            return Err(TrustError::DuplicateSignature {
+                document: document.to_owned(),
+                what: format!("key id {} twice", entry.keyid),
+            });
+        }
+        if !sigs.insert(entry.sig) {
+            return Err(TrustError::DuplicateSignature {
+                document: document.to_owned(),
+                what: "the same signature bytes twice".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The threshold rule shared by envelopes and attestations.
+///
+/// The number of signatures is bounded first ([`SignatureCheck::check_count`]), before any is
+/// verified. A signature claiming a role key that does not verify refuses the whole document.
+/// Keys are counted by their public bytes, so one key listed under two ids counts once.
 pub(crate) fn check_signatures(
     signatures: &[SignatureEntry],
     message: &[u8],
@@ -141,6 +215,7 @@ pub(crate) fn check_signatures_with(
     check: &SignatureCheck<'_>,
     verifies: impl Fn(usize, &PublicKey) -> bool,
 ) -> Result<(), TrustError> {
+    check.check_count(signatures.len())?;
     let mut valid: BTreeSet<[u8; 32]> = BTreeSet::new();
     let mut lacking_role = None;
     let mut unknown = None;
@@ -153,6 +228,11 @@ pub(crate) fn check_signatures_with(
                 });
             }
             valid.insert(key.to_bytes());
+        } else if check
+            .co_signers
+            .is_some_and(|co| co.contains_key(&entry.keyid))
+        {
+            // Signed for the other side of a rotation: checked by that side's own check.
         } else if check.known_keys.contains_key(&entry.keyid) {
             lacking_role.get_or_insert(entry.keyid);
         } else {

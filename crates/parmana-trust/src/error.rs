@@ -232,6 +232,91 @@ pub enum TrustError {
         /// What the signer reported.
         message: String,
     },
+    /// A document carries more signatures than keys that may sign it (or than
+    /// [`MAX_SIGNATURES`](crate::MAX_SIGNATURES)): refused before any signature is checked.
+    #[error("{document} carries {found} signature(s), more than the {limit} allowed")]
+    TooManySignatures {
+        /// The document kind.
+        document: String,
+        /// Signatures found (at least; counting stops being exact past the hard limit).
+        found: usize,
+        /// Signatures allowed.
+        limit: usize,
+    },
+    /// A document carries the same key id twice, or the same signature bytes twice.
+    #[error("{document} carries a duplicate signature ({what})")]
+    DuplicateSignature {
+        /// The document kind.
+        document: String,
+        /// The repeated key id, or `the same signature bytes`.
+        what: String,
+    },
+    /// The trust-root files disagree with the current trust root: a version newer than it in
+    /// `trust-root.d/`, or another document under its number.
+    #[error("unexpected trust-root file {path}: {message}")]
+    UnexpectedVersion {
+        /// The file.
+        path: String,
+        /// What disagrees.
+        message: String,
+    },
+    /// A trust-root chain longer than [`MAX_TRUST_CHAIN_VERSIONS`](crate::MAX_TRUST_CHAIN_VERSIONS).
+    #[error("the trust-root chain holds more than {limit} versions")]
+    ChainTooLong {
+        /// The limit.
+        limit: usize,
+    },
+    /// A trust-root file larger than [`MAX_TRUST_ROOT_BYTES`](crate::MAX_TRUST_ROOT_BYTES).
+    #[error("{path} is larger than {limit} bytes")]
+    DocumentTooLarge {
+        /// The file.
+        path: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// An attestation's `executed_at` is at or after the expiry of the trust-root version it
+    /// was made under.
+    #[error(
+        "executed at {executed_at}, when trust root version {version} had expired (at {expires})"
+    )]
+    ExecutedAfterExpiry {
+        /// The trust-root version the attestation names.
+        version: u64,
+        /// When that version expired.
+        expires: Timestamp,
+        /// The attestation's `executed_at`.
+        executed_at: Timestamp,
+    },
+    /// An attestation's `executed_at` is later than the verifier's clock plus the tolerance.
+    #[error(
+        "executed at {executed_at}, more than {tolerance_seconds} s after the verifier's clock ({now})"
+    )]
+    ExecutedInFuture {
+        /// The attestation's `executed_at`.
+        executed_at: Timestamp,
+        /// The verifier's clock reading.
+        now: Timestamp,
+        /// The tolerance allowed, in seconds.
+        tolerance_seconds: i64,
+    },
+    /// The trust-root version an attestation was made under has been superseded (only refused
+    /// when current trust is required).
+    #[error("trust root version {version} is superseded by version {newest}")]
+    Superseded {
+        /// The version the attestation was made under.
+        version: u64,
+        /// The newest verified version.
+        newest: u64,
+    },
+    /// A key that signed an attestation no longer holds the `attestation` role in the newest
+    /// trust-root version (only refused when current trust is required).
+    #[error("key {keyid} is no longer trusted for attestations by trust root version {newest}")]
+    KeyNoLongerTrusted {
+        /// The signing key.
+        keyid: String,
+        /// The newest verified version.
+        newest: u64,
+    },
     /// Reading or writing a file failed.
     #[error("IO error on {path}: {message}")]
     Io {
@@ -277,6 +362,15 @@ impl TrustError {
             Self::InvalidVersion { .. } => "trust.invalid_version",
             Self::UnsafePath { .. } => "trust.unsafe_path",
             Self::SigningFailed { .. } => "trust.signing_failed",
+            Self::TooManySignatures { .. } => "trust.too_many_signatures",
+            Self::DuplicateSignature { .. } => "trust.duplicate_signature",
+            Self::UnexpectedVersion { .. } => "trust.unexpected_version",
+            Self::ChainTooLong { .. } => "trust.chain_too_long",
+            Self::DocumentTooLarge { .. } => "trust.document_too_large",
+            Self::ExecutedAfterExpiry { .. } => "trust.executed_after_expiry",
+            Self::ExecutedInFuture { .. } => "trust.executed_in_future",
+            Self::Superseded { .. } => "trust.superseded",
+            Self::KeyNoLongerTrusted { .. } => "trust.key_no_longer_trusted",
             Self::Io { .. } => "trust.io",
             Self::Canon(inner) => inner.code(),
         }

@@ -7,14 +7,17 @@
 //! * the **pinned root key** (out of band) signs trust root version 1;
 //! * each **trust root** version lists keys and the roles `root`, `policy`, `release`,
 //!   `attestation` with thresholds; version N+1 is signed by a threshold of N's root keys and
-//!   of its own ([`verify_trust_chain`] → [`VerifiedTrustRoot`]);
+//!   of its own ([`verify_trust_history`] → [`VerifiedTrustHistory`], every version, no clock;
+//!   [`verify_trust_chain`] → the newest [`VerifiedTrustRoot`], in force when unexpired);
 //! * the `policy` role signs **bundle manifests** ([`verify_bundle`] → [`VerifiedBundle`]);
 //! * the `release` role signs the **release manifest** ([`verify_release_manifest`] →
 //!   [`VerifiedReleaseManifest`], whose [`check_bundle`](VerifiedReleaseManifest::check_bundle)
 //!   refuses bundles it does not list);
 //! * the `attestation` role signs **execution attestations** ([`build_attestation`],
-//!   [`verify_attestation`] → [`AttestationReport`]; [`verify_attestations`] checks many at once
-//!   with Ed25519 batch verification and reports exactly what one-by-one verification reports).
+//!   [`verify_attestation`] → [`AttestationReport`]; [`verify_attestation_in_history`] judges an
+//!   attestation under the trust-root version it names, at its `executed_at`, so it stays
+//!   verifiable after rotations and expiry; [`verify_attestations`] checks many at once with
+//!   Ed25519 batch verification and reports exactly what one-by-one verification reports).
 //!
 //! Verified values have private fields: only the check that proves them builds them.
 //!
@@ -44,17 +47,21 @@ mod error;
 mod keys;
 mod legacy;
 mod release;
+mod trust_chain;
 mod trust_root;
 
 pub use attestation::{
     AttestationCheck, AttestationCheckKind, AttestationReport, AttestedPolicy, DocumentRef,
-    EvaluatorRef, ExecutionPredicate, PreparedAttestation, RuntimeRef, build_attestation,
-    prepare_attestation, verify_attestation, verify_attestations,
+    EXECUTED_AT_TOLERANCE_SECONDS, EvaluatorRef, ExecutionPredicate, PreparedAttestation,
+    RuntimeRef, SigningKeyStanding, TrustStanding, VerifyOptions, build_attestation,
+    prepare_attestation, verify_attestation, verify_attestation_in_history, verify_attestations,
+    verify_attestations_in_history,
 };
 pub use bundle::{
     BUNDLE_MANIFEST_FILE, BundleFiles, POLICY_FILE, VerifiedBundle, read_bundle_dir, sign_bundle,
     sign_bundle_dir, verify_bundle,
 };
+pub use envelope::MAX_SIGNATURES;
 pub use error::TrustError;
 pub use keys::{
     KeyId, LocalSigningKey, PublicKey, PublicKeyDocument, Signer, read_public_key_file,
@@ -65,7 +72,11 @@ pub use release::{
     RELEASE_MANIFEST_FILE, ReleaseManifestSpec, VerifiedReleaseManifest, sign_release_manifest,
     verify_release_manifest,
 };
+pub use trust_chain::{
+    MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,
+    VerifiedTrustHistory, load_trust_chain, load_trust_history, read_trust_chain,
+    verify_trust_chain, verify_trust_history,
+};
 pub use trust_root::{
-    Role, RoleSpec, TRUST_ROOT_CHAIN_DIR, TrustRootSpec, VerifiedTrustRoot, create_trust_root,
-    load_trust_chain, read_trust_chain, rotate_trust_root, verify_trust_chain,
+    Role, RoleSpec, TrustRootSpec, VerifiedTrustRoot, create_trust_root, rotate_trust_root,
 };

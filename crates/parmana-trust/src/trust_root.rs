@@ -2,20 +2,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::Path;
 
 use parmana_canon::{Digest, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::{Envelope, sign_document};
+use crate::envelope::{Envelope, SignatureCheck, sign_document};
 use crate::keys::PublicKeyDocument;
 use crate::{KeyId, PublicKey, Signer, TrustError};
 
 /// The `_type` of a trust root.
 pub(crate) const TRUST_ROOT_TYPE: &str = "parmana/trust-root";
-
-/// The directory next to `trust-root.json` that holds the older versions, `<N>.json`.
-pub const TRUST_ROOT_CHAIN_DIR: &str = "trust-root.d";
 
 /// A role a key can hold in the trust root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -93,22 +89,33 @@ impl TrustRootContent {
             .ok_or_else(|| TrustError::malformed(TRUST_ROOT_TYPE, format!("no {role} role")))
     }
 
-    fn check_role(&self, envelope: &Envelope, role: Role) -> Result<(), TrustError> {
+    fn check_role(
+        &self,
+        envelope: &Envelope,
+        role: Role,
+        co_signers: Option<&BTreeMap<KeyId, PublicKey>>,
+    ) -> Result<(), TrustError> {
         let keys = self.role(role)?;
-        envelope.check_role(
-            TRUST_ROOT_TYPE,
-            role.as_str(),
-            &keys.keys,
-            &self.keys,
-            keys.threshold,
-        )
+        envelope.check(&SignatureCheck {
+            document: TRUST_ROOT_TYPE,
+            role: role.as_str(),
+            role_keys: &keys.keys,
+            known_keys: &self.keys,
+            threshold: keys.threshold,
+            co_signers,
+        })
     }
 }
 
-/// A trust root whose whole chain, from the pinned root key to this version, verified, and
-/// which had not expired and was not older than the highest accepted version when checked.
+/// A trust-root version whose whole chain, from the pinned root key to this version, verified.
 ///
-/// Only [`verify_trust_chain`] and [`load_trust_chain`] build one.
+/// Only the chain check builds one: [`verify_trust_chain`] and [`load_trust_chain`] return the
+/// newest version, which had not expired and was not older than the highest accepted version
+/// when checked; a [`VerifiedTrustHistory`](crate::VerifiedTrustHistory) holds every version
+/// of a verified chain, whose expiry its user judges (an attestation's at its `executed_at`).
+///
+/// [`verify_trust_chain`]: crate::verify_trust_chain
+/// [`load_trust_chain`]: crate::load_trust_chain
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedTrustRoot {
     content: TrustRootContent,
@@ -250,17 +257,15 @@ fn parse_content(envelope: &Envelope) -> Result<TrustRootContent, TrustError> {
     })
 }
 
-/// Verifies version 1: signed by the pinned root key and by a threshold of its own root keys.
-fn verify_first(pinned: &PublicKey, bytes: &[u8]) -> Result<TrustRootContent, TrustError> {
+/// Verifies version 1: it says version 1, and is signed by the pinned root key and by a
+/// threshold of its own root keys. The content is read before any signature is checked, so
+/// that the signature list is bounded by the keys that may sign it (the pinned key and the
+/// version's root keys) before any verification work.
+pub(crate) fn verify_first(
+    pinned: &PublicKey,
+    bytes: &[u8],
+) -> Result<VerifiedTrustRoot, TrustError> {
     let envelope = Envelope::parse(bytes, TRUST_ROOT_TYPE)?;
-    let pinned_keys: BTreeMap<KeyId, PublicKey> = [(pinned.key_id(), *pinned)].into();
-    envelope.check_role(
-        TRUST_ROOT_TYPE,
-        "pinned root",
-        &pinned_keys,
-        &pinned_keys,
-        1,
-    )?;
     let content = parse_content(&envelope)?;
     if content.version != 1 {
         return Err(TrustError::InvalidVersion {
@@ -271,14 +276,29 @@ fn verify_first(pinned: &PublicKey, bytes: &[u8]) -> Result<TrustRootContent, Tr
             ),
         });
     }
-    content.check_role(&envelope, Role::Root)?;
-    Ok(content)
+    let pinned_keys: BTreeMap<KeyId, PublicKey> = [(pinned.key_id(), *pinned)].into();
+    let own_root = &content.role(Role::Root)?.keys;
+    envelope.check(&SignatureCheck {
+        document: TRUST_ROOT_TYPE,
+        role: "pinned root",
+        role_keys: &pinned_keys,
+        known_keys: &pinned_keys,
+        threshold: 1,
+        co_signers: Some(own_root),
+    })?;
+    content.check_role(&envelope, Role::Root, Some(&pinned_keys))?;
+    Ok(VerifiedTrustRoot { content })
 }
 
-/// Verifies version N+1 against version N: a threshold of N's root keys and of its own.
-fn verify_next(previous: &TrustRootContent, bytes: &[u8]) -> Result<TrustRootContent, TrustError> {
+/// Verifies version N+1 against version N: it says version N+1, and is signed by a threshold
+/// of N's root keys and of its own. Each side's signatures are expected by the other side's
+/// check, so a rotation below either threshold is `trust.threshold_not_met`.
+pub(crate) fn verify_next(
+    previous: &VerifiedTrustRoot,
+    bytes: &[u8],
+) -> Result<VerifiedTrustRoot, TrustError> {
+    let previous = &previous.content;
     let envelope = Envelope::parse(bytes, TRUST_ROOT_TYPE)?;
-    previous.check_role(&envelope, Role::Root)?;
     let content = parse_content(&envelope)?;
     if previous.version.checked_add(1) != Some(content.version) {
         return Err(TrustError::VersionRollback {
@@ -287,106 +307,20 @@ fn verify_next(previous: &TrustRootContent, bytes: &[u8]) -> Result<TrustRootCon
             highest: previous.version,
         });
     }
-    content.check_role(&envelope, Role::Root)?;
-    Ok(content)
+    let (old_root, new_root) = (
+        &previous.role(Role::Root)?.keys,
+        &content.role(Role::Root)?.keys,
+    );
+    previous.check_role(&envelope, Role::Root, Some(new_root))?;
+    content.check_role(&envelope, Role::Root, Some(old_root))?;
+    Ok(VerifiedTrustRoot { content })
 }
 
-/// Verifies a trust-root chain: `versions[0]` is version 1 (signed by `pinned_root_key`), each
-/// next one a rotation of the one before; the last is the current trust root. It must not have
-/// expired at `now`, nor be older than `highest_accepted` (the highest version accepted before).
-pub fn verify_trust_chain(
-    pinned_root_key: &PublicKey,
-    versions: &[Vec<u8>],
-    now: Timestamp,
-    highest_accepted: Option<u64>,
-) -> Result<VerifiedTrustRoot, TrustError> {
-    let Some((first, rest)) = versions.split_first() else {
-        return Err(TrustError::malformed(
-            TRUST_ROOT_TYPE,
-            "empty trust-root chain",
-        ));
-    };
-    let mut current = verify_first(pinned_root_key, first)?;
-    for bytes in rest {
-        current = verify_next(&current, bytes)?;
-    }
-    if let Some(highest) = highest_accepted
-        && current.version < highest
-    {
-        return Err(TrustError::VersionRollback {
-            document: TRUST_ROOT_TYPE.to_owned(),
-            version: current.version,
-            highest,
-        });
-    }
-    let verified = VerifiedTrustRoot { content: current };
-    verified.check_not_expired(now)?;
-    Ok(verified)
-}
-
-/// Reads the chain for the current trust root at `trust_root_path`: the files
-/// `trust-root.d/1.json` … `trust-root.d/<K>.json` next to it (numbered without gaps), then the
-/// current file itself (left out when it is byte-identical to the last chain file).
-pub fn read_trust_chain(trust_root_path: &Path) -> Result<Vec<Vec<u8>>, TrustError> {
-    let current =
-        std::fs::read(trust_root_path).map_err(|e| TrustError::io(trust_root_path, &e))?;
-    let dir = trust_root_path
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(TRUST_ROOT_CHAIN_DIR);
-    let mut numbered = BTreeMap::new();
-    if dir.exists() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| TrustError::io(&dir, &e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| TrustError::io(&dir, &e))?;
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let number = name
-                .strip_suffix(".json")
-                .filter(|n| !n.is_empty() && !n.starts_with('0'))
-                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| TrustError::UnsafePath {
-                    path: path.display().to_string(),
-                    message: "trust-root.d holds only files named <N>.json".to_owned(),
-                })?;
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| TrustError::io(&path, &e))?;
-            if !meta.is_file() {
-                return Err(TrustError::UnsafePath {
-                    path: path.display().to_string(),
-                    message: "not a regular file".to_owned(),
-                });
-            }
-            numbered.insert(number, path);
-        }
-    }
-    let mut versions = Vec::with_capacity(numbered.len() + 1);
-    for (expected, (number, path)) in (1u64..).zip(&numbered) {
-        if *number != expected {
-            return Err(TrustError::malformed(
-                TRUST_ROOT_TYPE,
-                format!("trust-root.d has no {expected}.json"),
-            ));
-        }
-        versions.push(std::fs::read(path).map_err(|e| TrustError::io(path, &e))?);
-    }
-    if versions.last() != Some(&current) {
-        versions.push(current);
-    }
-    Ok(versions)
-}
-
-/// Reads the pinned root key (SPKI PEM) and the chain for `trust_root_path` (see
-/// [`read_trust_chain`]) and verifies them with [`verify_trust_chain`].
-pub fn load_trust_chain(
-    pinned_root_key_path: &Path,
-    trust_root_path: &Path,
-    now: Timestamp,
-    highest_accepted: Option<u64>,
-) -> Result<VerifiedTrustRoot, TrustError> {
-    let pinned = crate::read_public_key_file(pinned_root_key_path)?;
-    let versions = read_trust_chain(trust_root_path)?;
-    verify_trust_chain(&pinned, &versions, now, highest_accepted)
+/// The version a trust-root document claims, read without checking anything but its shape
+/// (to place a file in its chain before the chain is verified).
+pub(crate) fn claimed_version(bytes: &[u8]) -> Result<u64, TrustError> {
+    let envelope = Envelope::parse(bytes, TRUST_ROOT_TYPE)?;
+    Ok(parse_content(&envelope)?.version)
 }
 
 /// The keys of one role and its threshold, for authoring a trust root.
@@ -456,7 +390,7 @@ pub fn create_trust_root(
 ) -> Result<Vec<u8>, TrustError> {
     let bytes = sign_document(&body_of(spec, 1), signers)?;
     let envelope = Envelope::parse(&bytes, TRUST_ROOT_TYPE)?;
-    parse_content(&envelope)?.check_role(&envelope, Role::Root)?;
+    parse_content(&envelope)?.check_role(&envelope, Role::Root, None)?;
     Ok(bytes)
 }
 
@@ -472,7 +406,7 @@ pub fn rotate_trust_root(
         TrustError::malformed(TRUST_ROOT_TYPE, "no version after the largest integer")
     })?;
     let bytes = sign_document(&body_of(spec, version), signers)?;
-    verify_next(&previous.content, &bytes)?;
+    verify_next(previous, &bytes)?;
     Ok(bytes)
 }
 
@@ -504,6 +438,7 @@ mod tests {
             role_keys: &keys,
             known_keys: &keys,
             threshold: 2,
+            co_signers: None,
         };
         let err = check_signatures(&signatures, message, &check).unwrap_err();
         assert_eq!(err.code(), "trust.threshold_not_met");

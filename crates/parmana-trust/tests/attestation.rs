@@ -242,6 +242,7 @@ fn round_trip_with_bundle_and_signals_passes_every_check() {
             "key_role",
             "trust_root",
             "fingerprint",
+            "executed_at",
             "bundle_digest",
             "signals_digest"
         ]
@@ -260,7 +261,7 @@ fn round_trip_with_bundle_and_signals_passes_every_check() {
     let envelope = build_attestation(&bare, &key("attestation"), &root).unwrap();
     let report = verify_attestation(&envelope, &root, None, None);
     assert!(report.is_valid());
-    assert_eq!(report.checks.len(), 5);
+    assert_eq!(report.checks.len(), 6);
     // The report serializes for `parmana verify --format json`.
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["checks"][0]["check"], "envelope");
@@ -633,7 +634,8 @@ fn batch_verification_equals_single_verification() {
         assert_eq!(pair[0], single, "{name}");
         assert!(pair[1].is_valid(), "{name}");
     }
-    let expected_valid = |name: &str| name.starts_with("valid") || name == "one signature twice";
+    // A signature repeated is refused before any verification (trust.duplicate_signature).
+    let expected_valid = |name: &str| name.starts_with("valid");
     for (name, envelope) in &kinds {
         assert_eq!(
             verify_attestation(envelope, &root, None, None).is_valid(),

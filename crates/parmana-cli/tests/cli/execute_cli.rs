@@ -50,7 +50,7 @@ fn execute_then_verify_passes() {
     );
     insta::assert_snapshot!("verify_report", verified.transcript());
 
-    // With the bundle and the signals, two more checks run and pass.
+    // With the bundle and the signals, two more checks run and pass (nine in all).
     let inputs = tempfile::tempdir().unwrap();
     let signals = inputs.path().join("signals.json");
     std::fs::write(&signals, VIP_SIGNALS).unwrap();
@@ -73,7 +73,9 @@ fn execute_then_verify_passes() {
     assert_eq!(full.code, 0, "{}", full.stderr);
     let report: serde_json::Value = serde_json::from_str(&full.stdout).unwrap();
     assert_eq!(report["valid"], true);
-    assert_eq!(report["checks"].as_array().unwrap().len(), 7);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 9);
+    assert_eq!(report["trust"]["version"], 2);
+    assert_eq!(report["trust"]["superseded"], false);
     assert_eq!(report["predicate"]["decision"], "approve");
     assert_eq!(report["predicate"]["rule_id"], "vip");
 }
@@ -446,6 +448,8 @@ fn include_signals_embeds_them_and_verify_checks_them() {
             "key_role",
             "trust_root",
             "fingerprint",
+            "executed_at",
+            "current_trust",
             "signals_digest"
         ]
     );

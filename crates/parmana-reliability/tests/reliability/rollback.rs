@@ -14,9 +14,14 @@ use parmana_runtime::{
 use parmana_testkit::FixtureEnvironment;
 use parmana_trust::{ReleaseManifestSpec, sign_release_manifest};
 
-/// The fixtures plus three variants of the environment: trust root version 1 (the chain file
-/// `trust-root.d/1.json` used as the current trust root), and release manifests 2 and 3 signed
-/// with the fixture release key.
+/// Where the variant with trust root version 1 keeps it: a copy of the chain file
+/// `trust/trust-root.d/1.json` with no `trust-root.d/` beside it (pointing at the chain file
+/// itself reads the whole chain, whose newest version is 2).
+const TRUST_ROOT_1: &str = "trust-root-v1.json";
+
+/// The fixtures plus three variants of the environment: trust root version 1 (a copy of the
+/// chain file `trust-root.d/1.json` used as the current trust root), and release manifests 2
+/// and 3 signed with the fixture release key.
 struct Versions {
     fixture: FixtureEnvironment,
     signer: LocalSigningKey,
@@ -29,6 +34,15 @@ impl Versions {
         let current = fixture.load_at(fixed_now()).unwrap();
         assert_eq!(current.trust_root().version(), 2);
         assert_eq!(current.release_manifest().version(), 1);
+        std::fs::copy(
+            fixture
+                .root()
+                .join("trust")
+                .join("trust-root.d")
+                .join("1.json"),
+            fixture.root().join(TRUST_ROOT_1),
+        )
+        .unwrap();
         let release_key = release_signer(fixture.root()).unwrap();
         for version in [2, 3] {
             let spec = ReleaseManifestSpec {
@@ -59,12 +73,7 @@ impl Versions {
     fn config(&self, trust_root: u64, release: u64) -> RuntimeEnvironmentConfig {
         let mut config = self.fixture.config();
         if trust_root == 1 {
-            config.trust_root = self
-                .fixture
-                .root()
-                .join("trust")
-                .join("trust-root.d")
-                .join("1.json");
+            config.trust_root = self.fixture.root().join(TRUST_ROOT_1);
         }
         config.release_manifest = Self::release_path(self.fixture.root(), release);
         config

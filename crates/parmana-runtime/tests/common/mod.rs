@@ -33,4 +33,13 @@ impl Fixture {
     pub(crate) fn key(&self, name: &str) -> LocalSigningKey {
         self.0.key(name).unwrap()
     }
+
+    /// Rotates the trust root to the next version with `attestation` as that role (expiring
+    /// with the fixtures, 2036-01-01).
+    pub(crate) fn rotate(&self, attestation: &[&LocalSigningKey], threshold: u64) {
+        let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
+        self.0
+            .rotate_trust_root(attestation, threshold, expires)
+            .unwrap();
+    }
 }

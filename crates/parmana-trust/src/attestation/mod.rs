@@ -2,8 +2,10 @@
 //!
 //! `statement.rs` holds the wire types and their encoding (every byte from `parmana-canon`),
 //! `sign.rs` checks and signs a predicate, `verify.rs` reports every check of one attestation or
-//! of many at once (Ed25519 batch verification with a per-attestation fallback).
+//! of many at once (Ed25519 batch verification with a per-attestation fallback), against one
+//! trust root or a verified trust history, with one function per check in `checks.rs`.
 
+mod checks;
 mod sign;
 mod statement;
 mod verify;
@@ -11,8 +13,9 @@ mod verify;
 pub use sign::{PreparedAttestation, build_attestation, prepare_attestation};
 pub use statement::{AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, RuntimeRef};
 pub use verify::{
-    AttestationCheck, AttestationCheckKind, AttestationReport, verify_attestation,
-    verify_attestations,
+    AttestationCheck, AttestationCheckKind, AttestationReport, EXECUTED_AT_TOLERANCE_SECONDS,
+    SigningKeyStanding, TrustStanding, VerifyOptions, verify_attestation,
+    verify_attestation_in_history, verify_attestations, verify_attestations_in_history,
 };
 
 /// The document kind errors name.

@@ -11,8 +11,8 @@ use crate::{KeyId, Role, Signer, TrustError, VerifiedTrustRoot};
 /// Builds and signs an attestation; returns the envelope's bytes (its RFC 8785 form).
 ///
 /// Refuses (before signing) a `trust_root` reference that is not `trust_root`'s version and
-/// digest, embedded signals that do not have `signals_digest`, and a signer whose key does not
-/// hold the `attestation` role. The same inputs and key always give the same bytes. This is
+/// digest, an `executed_at` at or after its expiry, embedded signals that do not have
+/// `signals_digest`, and a signer whose key does not hold the `attestation` role. The same inputs and key always give the same bytes. This is
 /// [`prepare_attestation`] followed by [`PreparedAttestation::sign`].
 pub fn build_attestation(
     predicate: &ExecutionPredicate,
@@ -35,8 +35,9 @@ pub struct PreparedAttestation<'a> {
 
 /// Checks a predicate against the trust root it claims and encodes it once.
 ///
-/// Refuses a `trust_root` reference that is not `trust_root`'s version and digest, and
-/// embedded signals that do not have `signals_digest`. (The execution id, policy id and
+/// Refuses a `trust_root` reference that is not `trust_root`'s version and digest, an
+/// `executed_at` at or after `trust_root`'s expiry (such an attestation would never verify),
+/// and embedded signals that do not have `signals_digest`. (The execution id, policy id and
 /// version are valid by their types.)
 pub fn prepare_attestation<'a>(
     predicate: &'a ExecutionPredicate,
@@ -52,6 +53,13 @@ pub fn prepare_attestation<'a>(
                 "{} {}",
                 predicate.trust_root.version, predicate.trust_root.digest
             ),
+        });
+    }
+    if predicate.executed_at >= trust_root.expires() {
+        return Err(TrustError::ExecutedAfterExpiry {
+            version: trust_root.version(),
+            expires: trust_root.expires(),
+            executed_at: predicate.executed_at,
         });
     }
     if let Some(signals) = &predicate.signals {

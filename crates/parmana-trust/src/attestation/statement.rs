@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::DOCUMENT;
-use crate::envelope::SignatureEntry;
+use crate::envelope::{MAX_SIGNATURES, SignatureEntry, check_distinct};
 use crate::keys::{decode_base64, decode_signature, encode_base64};
 use crate::{KeyId, TrustError};
 
@@ -176,6 +176,66 @@ struct DsseWire<'a> {
     signatures: Vec<DsseSignatureWire<'a>>,
 }
 
+/// The DSSE envelope as it is read: like [`DsseWire`], with the signature list bounded while
+/// it is parsed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DsseReadWire<'a> {
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+    #[serde(rename = "payloadType", borrow)]
+    payload_type: Cow<'a, str>,
+    #[serde(borrow)]
+    signatures: BoundedSignatures<'a>,
+}
+
+/// A signature list read up to [`MAX_SIGNATURES`] entries; the rest are skipped without being
+/// kept (only counted), and the list is then refused.
+struct BoundedSignatures<'a> {
+    entries: Vec<DsseSignatureWire<'a>>,
+    total: usize,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for BoundedSignatures<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Entries<'a> {
+            type Value = BoundedSignatures<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of signatures")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                let mut total = 0usize;
+                loop {
+                    let more = if entries.len() < MAX_SIGNATURES {
+                        match seq.next_element::<DsseSignatureWire<'a>>()? {
+                            Some(entry) => {
+                                entries.push(entry);
+                                true
+                            }
+                            None => false,
+                        }
+                    } else {
+                        seq.next_element::<serde::de::IgnoredAny>()?.is_some()
+                    };
+                    if !more {
+                        break;
+                    }
+                    total = total.saturating_add(1);
+                }
+                Ok(BoundedSignatures { entries, total })
+            }
+        }
+        deserializer.deserialize_seq(Entries(std::marker::PhantomData))
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DsseSignatureWire<'a> {
@@ -241,7 +301,7 @@ pub(crate) struct Statement {
 }
 
 pub(crate) fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
-    let wire: DsseWire<'_> =
+    let wire: DsseReadWire<'_> =
         serde_json::from_slice(bytes).map_err(|e| malformed(format!("envelope: {e}")))?;
     if wire.payload_type != DSSE_PAYLOAD_TYPE {
         return Err(TrustError::WrongType {
@@ -254,11 +314,18 @@ pub(crate) fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
         field: "payload",
         expected: "canonical base64",
     })?;
-    if wire.signatures.is_empty() {
+    if wire.signatures.total > MAX_SIGNATURES {
+        return Err(TrustError::TooManySignatures {
+            document: DOCUMENT.to_owned(),
+            found: wire.signatures.total,
+            limit: MAX_SIGNATURES,
+        });
+    }
+    if wire.signatures.entries.is_empty() {
         return Err(malformed("signatures is empty"));
     }
-    let mut signatures = Vec::with_capacity(wire.signatures.len());
-    for entry in &wire.signatures {
+    let mut signatures = Vec::with_capacity(wire.signatures.entries.len());
+    for entry in &wire.signatures.entries {
         let keyid: KeyId = entry.keyid.parse()?;
         let sig = decode_signature(&entry.sig).ok_or_else(|| TrustError::InvalidEncoding {
             document: DOCUMENT.to_owned(),
@@ -267,6 +334,7 @@ pub(crate) fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
         })?;
         signatures.push(SignatureEntry { keyid, sig });
     }
+    check_distinct(&signatures, DOCUMENT)?;
     Ok(DsseEnvelope {
         payload,
         signatures,

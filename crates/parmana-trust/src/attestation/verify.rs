@@ -1,16 +1,26 @@
-//! Verifying attestations: every check reported separately, for one envelope or many (Ed25519 batch verification, same reports).
+//! Verifying attestations: every check reported separately, for one envelope or many (Ed25519 batch verification, same reports), against one trust root or a verified trust history.
 
-use parmana_canon::Digest;
+use parmana_canon::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::DOCUMENT;
-use super::statement::{
-    DsseEnvelope, ExecutionPredicate, SUBJECT_PREFIX, Statement, pae, parse_dsse, parse_statement,
+use super::checks::{
+    check_all_signatures, check_bundle, check_current_trust, check_executed_at, check_fingerprint,
+    check_key_role, check_signals, check_trust_root,
 };
-use crate::envelope::{SignatureCheck, check_signatures_with};
+use super::statement::{DsseEnvelope, Statement, pae, parse_dsse, parse_statement};
+use crate::envelope::SignatureCheck;
 use crate::keys::{BatchItem, verify_batch};
-use crate::{Role, TrustError, VerifiedBundle, VerifiedTrustRoot};
+use crate::{
+    DocumentRef, ExecutionPredicate, KeyId, Role, TrustError, VerifiedBundle, VerifiedTrustHistory,
+    VerifiedTrustRoot,
+};
+
+/// How far in the future of the verifier's clock an attestation's `executed_at` may lie
+/// (5 minutes: clocks of the executing and the verifying machine differ a little). A later
+/// `executed_at` is refused (`trust.executed_in_future`).
+pub const EXECUTED_AT_TOLERANCE_SECONDS: i64 = 300;
 
 /// One check of [`verify_attestation`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -22,10 +32,18 @@ pub enum AttestationCheckKind {
     Signature,
     /// A threshold of `attestation`-role keys signed.
     KeyRole,
-    /// The predicate names the given trust root's version and digest.
+    /// The predicate names the given trust root's version and digest (with a history: one of
+    /// its versions).
     TrustRoot,
     /// The subject names the execution and carries the recomputed fingerprint.
     Fingerprint,
+    /// `executed_at` is before the expiry of the trust-root version the attestation was made
+    /// under, and (with a history) not beyond the verifier's clock plus
+    /// [`EXECUTED_AT_TOLERANCE_SECONDS`].
+    ExecutedAt,
+    /// With a history only: whether the version is superseded and whether the signing keys are
+    /// still trusted by the newest version; fails only when current trust is required.
+    CurrentTrust,
     /// The predicate's policy matches the given verified bundle (only when one is given).
     BundleDigest,
     /// The signals digest matches the given signals and any embedded signals.
@@ -41,6 +59,8 @@ impl AttestationCheckKind {
             Self::KeyRole => "key_role",
             Self::TrustRoot => "trust_root",
             Self::Fingerprint => "fingerprint",
+            Self::ExecutedAt => "executed_at",
+            Self::CurrentTrust => "current_trust",
             Self::BundleDigest => "bundle_digest",
             Self::SignalsDigest => "signals_digest",
         }
@@ -61,6 +81,43 @@ pub struct AttestationCheck {
     pub detail: String,
 }
 
+/// How an attestation is verified against a [`VerifiedTrustHistory`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// The verifier's clock: an `executed_at` later than this plus
+    /// [`EXECUTED_AT_TOLERANCE_SECONDS`] is refused. It is not used to judge the expiry of the
+    /// version the attestation was made under (that is judged at `executed_at`).
+    pub now: Timestamp,
+    /// Fail the `current_trust` check when the version the attestation was made under has been
+    /// superseded, when a key that signed it no longer holds the `attestation` role in the
+    /// newest version, or when the newest version has expired at `now`.
+    pub require_current_trust: bool,
+}
+
+/// Whether the newest trust-root version still trusts a key that signed an attestation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SigningKeyStanding {
+    /// The key id (a key of the `attestation` role of the version the attestation names).
+    pub keyid: KeyId,
+    /// Whether the newest version lists it in its `attestation` role.
+    pub trusted_by_newest: bool,
+}
+
+/// Where an attestation stands in the trust history it was verified against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustStanding {
+    /// The trust-root version the attestation was made under.
+    pub version: u64,
+    /// The newest version of the history.
+    pub newest_version: u64,
+    /// Whether a newer version superseded the one it was made under.
+    pub superseded: bool,
+    /// Whether the newest version had expired at the verifier's clock.
+    pub newest_expired: bool,
+    /// Each signature's key of the `attestation` role, and whether the newest version trusts it.
+    pub signing_keys: Vec<SigningKeyStanding>,
+}
+
 /// Every check of an attestation, each reported separately; valid only if all passed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttestationReport {
@@ -68,6 +125,8 @@ pub struct AttestationReport {
     pub checks: Vec<AttestationCheck>,
     #[serde(skip)]
     predicate: Option<ExecutionPredicate>,
+    #[serde(skip)]
+    standing: Option<TrustStanding>,
 }
 
 impl AttestationReport {
@@ -79,6 +138,12 @@ impl AttestationReport {
     /// The predicate, when the envelope was well formed (even if other checks failed).
     pub fn predicate(&self) -> Option<&ExecutionPredicate> {
         self.predicate.as_ref()
+    }
+
+    /// Where the attestation stands in the history it was verified against: present when it
+    /// was verified against a [`VerifiedTrustHistory`] that holds the version it names.
+    pub fn trust_standing(&self) -> Option<&TrustStanding> {
+        self.standing.as_ref()
     }
 
     /// The checks that failed.
@@ -119,6 +184,15 @@ struct Parsed {
     envelope: Result<Decoded, TrustError>,
 }
 
+impl Parsed {
+    /// The trust-root version and digest the predicate names, when it could be read.
+    fn named_trust_root(&self) -> Option<DocumentRef> {
+        let decoded = self.envelope.as_ref().ok()?;
+        let statement = decoded.statement.as_ref().ok()?;
+        Some(statement.predicate.trust_root)
+    }
+}
+
 fn parse(envelope: &[u8]) -> Parsed {
     Parsed {
         envelope: parse_dsse(envelope).map(|dsse| {
@@ -133,38 +207,128 @@ fn parse(envelope: &[u8]) -> Parsed {
     }
 }
 
-/// Per signature: `None` when the trust root does not know its key, else whether it verifies.
-type SignatureOutcomes = Vec<Option<bool>>;
-
-/// Each signature of a parsed envelope checked on its own, strictly.
-fn verify_each(parsed: &Parsed, trust_root: &VerifiedTrustRoot) -> SignatureOutcomes {
-    let Ok(Decoded { dsse, message, .. }) = &parsed.envelope else {
-        return Vec::new();
-    };
-    dsse.signatures
-        .iter()
-        .map(|entry| {
-            trust_root
-                .key(&entry.keyid)
-                .map(|key| key.verify_strict(message, &entry.sig))
-        })
-        .collect()
+/// What attestations are verified against.
+#[derive(Clone, Copy)]
+pub(super) enum Anchor<'a> {
+    /// One trust root: the attestation must name exactly it.
+    Root(&'a VerifiedTrustRoot),
+    /// A verified history: the attestation must name one of its versions.
+    History(&'a VerifiedTrustHistory, VerifyOptions),
 }
 
-/// Verifies an attestation envelope against a verified trust root and, when given, the
+impl<'a> Anchor<'a> {
+    /// The version the attestation names, when the anchor holds it exactly.
+    pub(super) fn named(self, named: Option<DocumentRef>) -> Option<&'a VerifiedTrustRoot> {
+        let named = named?;
+        match self {
+            Self::Root(root) => {
+                (root.version() == named.version && root.digest() == named.digest).then_some(root)
+            }
+            Self::History(history, _) => history.find(named.version, &named.digest),
+        }
+    }
+
+    /// The version whose keys check an envelope: the one it names when the anchor holds it,
+    /// else the given root or the newest version (the `trust_root` check then fails).
+    fn select(self, parsed: &Parsed) -> &'a VerifiedTrustRoot {
+        self.named(parsed.named_trust_root()).unwrap_or(match self {
+            Self::Root(root) => root,
+            Self::History(history, _) => history.newest(),
+        })
+    }
+}
+
+impl VerifiedTrustHistory {
+    /// The version an attestation envelope names (its predicate's `trust_root` version and
+    /// digest), when this history holds it; otherwise the newest version. This is the version
+    /// to verify the attestation's policy bundle under.
+    pub fn attestation_trust_root(&self, envelope: &[u8]) -> &VerifiedTrustRoot {
+        parse(envelope)
+            .named_trust_root()
+            .and_then(|named| self.find(named.version, &named.digest))
+            .unwrap_or_else(|| self.newest())
+    }
+}
+
+/// Per signature: `None` when the trust root does not know its key, else whether it verifies;
+/// or why no signature was checked at all.
+type SignatureOutcomes = Result<Vec<Option<bool>>, TrustError>;
+
+/// The bound on an envelope's signatures under `root`, checked before any of them is verified:
+/// no more than the keys of the `attestation` role.
+fn check_count(dsse: &DsseEnvelope, root: &VerifiedTrustRoot) -> Result<(), TrustError> {
+    let role = root.role_keys(Role::Attestation)?;
+    SignatureCheck {
+        document: DOCUMENT,
+        role: Role::Attestation.as_str(),
+        role_keys: &role.keys,
+        known_keys: root.all_keys(),
+        threshold: role.threshold,
+        co_signers: None,
+    }
+    .check_count(dsse.signatures.len())
+}
+
+/// Each signature of a parsed envelope checked on its own, strictly.
+fn verify_each(parsed: &Parsed, root: &VerifiedTrustRoot) -> SignatureOutcomes {
+    let Ok(Decoded { dsse, message, .. }) = &parsed.envelope else {
+        return Ok(Vec::new());
+    };
+    check_count(dsse, root)?;
+    Ok(dsse
+        .signatures
+        .iter()
+        .map(|entry| {
+            root.key(&entry.keyid)
+                .map(|key| key.verify_strict(message, &entry.sig))
+        })
+        .collect())
+}
+
+/// Verifies an attestation envelope against one verified trust root and, when given, the
 /// verified policy bundle and the signals it claims to bind.
 ///
-/// Every check is reported separately (see [`AttestationCheckKind`]); checks that could not run
-/// because the envelope was malformed are reported as failed. Never panics on hostile input.
+/// The attestation must name exactly this trust root, and have been executed before it
+/// expired. Every check is reported separately (see [`AttestationCheckKind`]); checks that
+/// could not run because the envelope was malformed are reported as failed. Never panics on
+/// hostile input. To verify an attestation made under an older version of the chain, use
+/// [`verify_attestation_in_history`].
 pub fn verify_attestation(
     envelope: &[u8],
     trust_root: &VerifiedTrustRoot,
     bundle: Option<&VerifiedBundle>,
     signals: Option<&Value>,
 ) -> AttestationReport {
+    verify_one(envelope, Anchor::Root(trust_root), bundle, signals)
+}
+
+/// Verifies an attestation envelope against a verified trust history: the version its
+/// predicate names (version and digest) must be one of the history's; its signatures must meet
+/// the `attestation` threshold of that version; that version's expiry is judged at the
+/// attestation's `executed_at`, which must not lie beyond `options.now` plus
+/// [`EXECUTED_AT_TOLERANCE_SECONDS`]. The report says whether that version is superseded and
+/// whether the newest version still trusts the signing keys ([`AttestationReport::trust_standing`]);
+/// with `options.require_current_trust` either fails the `current_trust` check.
+pub fn verify_attestation_in_history(
+    envelope: &[u8],
+    history: &VerifiedTrustHistory,
+    options: VerifyOptions,
+    bundle: Option<&VerifiedBundle>,
+    signals: Option<&Value>,
+) -> AttestationReport {
+    verify_one(envelope, Anchor::History(history, options), bundle, signals)
+}
+
+fn verify_one(
+    envelope: &[u8],
+    anchor: Anchor<'_>,
+    bundle: Option<&VerifiedBundle>,
+    signals: Option<&Value>,
+) -> AttestationReport {
     let parsed = parse(envelope);
-    let outcomes = verify_each(&parsed, trust_root);
-    report(parsed, &outcomes, trust_root, bundle, signals)
+    let root = anchor.select(&parsed);
+    let outcomes = verify_each(&parsed, root);
+    report(parsed, outcomes, root, anchor, bundle, signals)
 }
 
 /// At most this many signatures go into one Ed25519 batch; a failing batch is re-checked one
@@ -182,16 +346,36 @@ pub fn verify_attestations(
     envelopes: &[&[u8]],
     trust_root: &VerifiedTrustRoot,
 ) -> Vec<AttestationReport> {
+    verify_many(envelopes, Anchor::Root(trust_root))
+}
+
+/// Verifies many attestation envelopes against a verified trust history, with Ed25519 batch
+/// verification: the reports equal [`verify_attestation_in_history`]`(envelope, history,
+/// options, None, None)` for each envelope, in order.
+pub fn verify_attestations_in_history(
+    envelopes: &[&[u8]],
+    history: &VerifiedTrustHistory,
+    options: VerifyOptions,
+) -> Vec<AttestationReport> {
+    verify_many(envelopes, Anchor::History(history, options))
+}
+
+fn verify_many(envelopes: &[&[u8]], anchor: Anchor<'_>) -> Vec<AttestationReport> {
     let parsed: Vec<Parsed> = envelopes.iter().map(|bytes| parse(bytes)).collect();
-    // Every signature whose key the trust root knows: (envelope, signature) → batch item.
+    let roots: Vec<&VerifiedTrustRoot> = parsed.iter().map(|one| anchor.select(one)).collect();
+    // Every signature whose key the selected version knows: (envelope, signature) → batch item.
     let mut slots: Vec<(usize, usize)> = Vec::new();
     let mut items: Vec<BatchItem<'_>> = Vec::new();
     let mut outcomes: Vec<SignatureOutcomes> = Vec::with_capacity(parsed.len());
-    for (index, one) in parsed.iter().enumerate() {
+    for (index, (one, root)) in parsed.iter().zip(&roots).enumerate() {
         let mut own = Vec::new();
         if let Ok(Decoded { dsse, message, .. }) = &one.envelope {
+            if let Err(error) = check_count(dsse, root) {
+                outcomes.push(Err(error));
+                continue;
+            }
             for (position, entry) in dsse.signatures.iter().enumerate() {
-                match trust_root.key(&entry.keyid) {
+                match root.key(&entry.keyid) {
                     None => own.push(None),
                     Some(key) => {
                         // Provisional; settled below, batch by batch.
@@ -202,7 +386,7 @@ pub fn verify_attestations(
                 }
             }
         }
-        outcomes.push(own);
+        outcomes.push(Ok(own));
     }
     for (chunk, chunk_slots) in items.chunks(BATCH_SIZE).zip(slots.chunks(BATCH_SIZE)) {
         let all_verify = verify_batch(chunk);
@@ -210,6 +394,7 @@ pub fn verify_attestations(
             let verified = all_verify || key.verify_strict(message, sig);
             if let Some(slot) = outcomes
                 .get_mut(index)
+                .and_then(|own| own.as_mut().ok())
                 .and_then(|own| own.get_mut(position))
             {
                 *slot = Some(verified);
@@ -219,29 +404,58 @@ pub fn verify_attestations(
     parsed
         .into_iter()
         .zip(outcomes)
-        .map(|(one, own)| report(one, &own, trust_root, None, None))
+        .zip(roots)
+        .map(|((one, own), root)| report(one, own, root, anchor, None, None))
         .collect()
 }
 
-/// The report of a parsed envelope, given the outcome of each of its signatures.
+fn not_checked(why: &str) -> Result<String, TrustError> {
+    Err(TrustError::malformed(
+        DOCUMENT,
+        format!("not checked: {why}"),
+    ))
+}
+
+/// The report of a parsed envelope, given the outcome of each of its signatures under `root`
+/// (the version selected for it).
 fn report(
     parsed: Parsed,
-    outcomes: &[Option<bool>],
-    trust_root: &VerifiedTrustRoot,
+    outcomes: SignatureOutcomes,
+    root: &VerifiedTrustRoot,
+    anchor: Anchor<'_>,
     bundle: Option<&VerifiedBundle>,
     signals: Option<&Value>,
 ) -> AttestationReport {
     use AttestationCheckKind as Kind;
     let mut report = AttestationReport {
-        checks: Vec::with_capacity(7),
+        checks: Vec::with_capacity(9),
         predicate: None,
+        standing: None,
     };
-    let not_checked = |why: &str| {
-        Err(TrustError::malformed(
-            DOCUMENT,
-            format!("not checked: {why}"),
-        ))
+    let history = matches!(anchor, Anchor::History(..));
+    // The checks after `from` that cannot run, each reported as failed.
+    let skip_rest = |report: &mut AttestationReport, from: Kind, why: &str| {
+        let mut later = vec![
+            Kind::Signature,
+            Kind::KeyRole,
+            Kind::TrustRoot,
+            Kind::Fingerprint,
+            Kind::ExecutedAt,
+        ];
+        if history {
+            later.push(Kind::CurrentTrust);
+        }
+        if bundle.is_some() {
+            later.push(Kind::BundleDigest);
+        }
+        if signals.is_some() {
+            later.push(Kind::SignalsDigest);
+        }
+        for kind in later.into_iter().filter(|kind| *kind >= from) {
+            report.record(kind, not_checked(why));
+        }
     };
+    let named_trust_root = parsed.named_trust_root();
     let (dsse, statement) = match parsed.envelope {
         Ok(Decoded {
             dsse, statement, ..
@@ -249,20 +463,7 @@ fn report(
         Err(error) => {
             let why = error.to_string();
             report.record(Kind::Envelope, Err(error));
-            for kind in [
-                Kind::Signature,
-                Kind::KeyRole,
-                Kind::TrustRoot,
-                Kind::Fingerprint,
-            ] {
-                report.record(kind, not_checked(&why));
-            }
-            if bundle.is_some() {
-                report.record(Kind::BundleDigest, not_checked(&why));
-            }
-            if signals.is_some() {
-                report.record(Kind::SignalsDigest, not_checked(&why));
-            }
+            skip_rest(&mut report, Kind::Signature, &why);
             return report;
         }
     };
@@ -273,26 +474,44 @@ fn report(
             .map(|_| "well formed".to_owned())
             .map_err(Clone::clone),
     );
-    report.record(Kind::Signature, check_all_signatures(&dsse, outcomes));
-    report.record(Kind::KeyRole, check_key_role(&dsse, outcomes, trust_root));
+    match &outcomes {
+        Ok(outcomes) => {
+            report.record(Kind::Signature, check_all_signatures(&dsse, outcomes));
+            report.record(Kind::KeyRole, check_key_role(&dsse, outcomes, root));
+        }
+        Err(error) => {
+            report.record(Kind::Signature, Err(error.clone()));
+            report.record(Kind::KeyRole, not_checked(&error.to_string()));
+        }
+    }
     let statement = match statement {
         Ok(statement) => statement,
         Err(error) => {
-            let why = error.to_string();
-            report.record(Kind::TrustRoot, not_checked(&why));
-            report.record(Kind::Fingerprint, not_checked(&why));
-            if bundle.is_some() {
-                report.record(Kind::BundleDigest, not_checked(&why));
-            }
-            if signals.is_some() {
-                report.record(Kind::SignalsDigest, not_checked(&why));
-            }
+            skip_rest(&mut report, Kind::TrustRoot, &error.to_string());
             return report;
         }
     };
     let predicate = &statement.predicate;
-    report.record(Kind::TrustRoot, check_trust_root(predicate, trust_root));
+    report.record(Kind::TrustRoot, check_trust_root(predicate, anchor));
     report.record(Kind::Fingerprint, check_fingerprint(&statement));
+    let now = match anchor {
+        Anchor::Root(_) => None,
+        Anchor::History(_, options) => Some(options.now),
+    };
+    report.record(Kind::ExecutedAt, check_executed_at(predicate, root, now));
+    if let Anchor::History(history, options) = anchor {
+        match anchor.named(named_trust_root) {
+            Some(made_under) => {
+                let (outcome, standing) = check_current_trust(&dsse, made_under, history, options);
+                report.record(Kind::CurrentTrust, outcome);
+                report.standing = Some(standing);
+            }
+            None => report.record(
+                Kind::CurrentTrust,
+                not_checked("the attestation names no version of the trust-root chain"),
+            ),
+        }
+    }
     if let Some(bundle) = bundle {
         report.record(Kind::BundleDigest, check_bundle(predicate, bundle));
     }
@@ -301,166 +520,4 @@ fn report(
     }
     report.predicate = Some(statement.predicate);
     report
-}
-
-fn check_all_signatures(
-    dsse: &DsseEnvelope,
-    outcomes: &[Option<bool>],
-) -> Result<String, TrustError> {
-    for (entry, outcome) in dsse.signatures.iter().zip(outcomes) {
-        match outcome {
-            None => {
-                return Err(TrustError::UnknownKey {
-                    document: DOCUMENT.to_owned(),
-                    keyid: entry.keyid.to_string(),
-                });
-            }
-            Some(false) => {
-                return Err(TrustError::BadSignature {
-                    document: DOCUMENT.to_owned(),
-                    keyid: entry.keyid.to_string(),
-                });
-            }
-            Some(true) => {}
-        }
-    }
-    Ok(format!("{} signature(s) verify", dsse.signatures.len()))
-}
-
-fn check_key_role(
-    dsse: &DsseEnvelope,
-    outcomes: &[Option<bool>],
-    trust_root: &VerifiedTrustRoot,
-) -> Result<String, TrustError> {
-    let role = trust_root.role_keys(Role::Attestation)?;
-    check_signatures_with(
-        &dsse.signatures,
-        &SignatureCheck {
-            document: DOCUMENT,
-            role: Role::Attestation.as_str(),
-            role_keys: &role.keys,
-            known_keys: trust_root.all_keys(),
-            threshold: role.threshold,
-        },
-        |index, _key| outcomes.get(index).copied().flatten().unwrap_or(false),
-    )?;
-    Ok(format!(
-        "signed by the attestation role of trust root version {}",
-        trust_root.version()
-    ))
-}
-
-fn check_trust_root(
-    predicate: &ExecutionPredicate,
-    trust_root: &VerifiedTrustRoot,
-) -> Result<String, TrustError> {
-    if predicate.trust_root.version == trust_root.version()
-        && predicate.trust_root.digest == trust_root.digest()
-    {
-        Ok(format!(
-            "trust root version {} {}",
-            trust_root.version(),
-            trust_root.digest()
-        ))
-    } else {
-        Err(TrustError::DigestMismatch {
-            subject: "trust_root".to_owned(),
-            expected: format!("{} {}", trust_root.version(), trust_root.digest()),
-            found: format!(
-                "{} {}",
-                predicate.trust_root.version, predicate.trust_root.digest
-            ),
-        })
-    }
-}
-
-fn check_fingerprint(statement: &Statement) -> Result<String, TrustError> {
-    let execution_id = statement.predicate.execution_id.as_str();
-    let named = statement
-        .subject_name
-        .strip_prefix(SUBJECT_PREFIX)
-        .is_some_and(|rest| rest == execution_id);
-    if !named {
-        return Err(TrustError::SubjectMismatch {
-            message: format!(
-                "subject name {:?} is not {:?}",
-                statement.subject_name,
-                format!("{SUBJECT_PREFIX}{execution_id}")
-            ),
-        });
-    }
-    let fingerprint = statement.fingerprint;
-    let hex = fingerprint.to_hex();
-    if statement.subject_sha256 != hex {
-        return Err(TrustError::DigestMismatch {
-            subject: "fingerprint".to_owned(),
-            expected: statement.subject_sha256.clone(),
-            found: hex,
-        });
-    }
-    Ok(fingerprint.to_string())
-}
-
-fn check_bundle(
-    predicate: &ExecutionPredicate,
-    bundle: &VerifiedBundle,
-) -> Result<String, TrustError> {
-    let policy = &predicate.policy;
-    // In the order the report has always named them (alphabetical).
-    let pairs: [(&str, String, String, bool); 4] = [
-        (
-            "bundle digest",
-            policy.bundle_digest.to_string(),
-            bundle.bundle_digest().to_string(),
-            policy.bundle_digest == bundle.bundle_digest(),
-        ),
-        (
-            "policy digest",
-            policy.policy_digest.to_string(),
-            bundle.policy_digest().to_string(),
-            policy.policy_digest == bundle.policy_digest(),
-        ),
-        (
-            "policy id",
-            policy.id.to_string(),
-            bundle.policy_id().to_string(),
-            policy.id == *bundle.policy_id(),
-        ),
-        (
-            "policy version",
-            policy.version.to_string(),
-            bundle.policy_version().to_string(),
-            policy.version == *bundle.policy_version(),
-        ),
-    ];
-    if let Some((subject, expected, found, _)) = pairs.into_iter().find(|pair| !pair.3) {
-        return Err(TrustError::DigestMismatch {
-            subject: subject.to_owned(),
-            expected,
-            found,
-        });
-    }
-    Ok(format!("bundle {}", bundle.bundle_digest()))
-}
-
-fn check_signals(
-    predicate: &ExecutionPredicate,
-    signals: Option<&Value>,
-) -> Result<String, TrustError> {
-    for (label, value) in [
-        ("given signals", signals),
-        ("embedded signals", predicate.signals.as_ref()),
-    ] {
-        if let Some(value) = value {
-            let found = Digest::of_canonical(value)?;
-            if found != predicate.signals_digest {
-                return Err(TrustError::DigestMismatch {
-                    subject: label.to_owned(),
-                    expected: predicate.signals_digest.to_string(),
-                    found: found.to_string(),
-                });
-            }
-        }
-    }
-    Ok(predicate.signals_digest.to_string())
 }
