@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parmana_canon::{Digest, Timestamp};
 use parmana_replay::{
-    ClaimRecord, ExecutionId, LedgerReport, MemoryReplayStore, ReplayError, ReplayStore,
-    verify_ledger, verify_ledger_snapshot,
+    AcceptedVersions, ClaimRecord, ExecutionId, LedgerReport, MemoryReplayStore, ReplayError,
+    ReplayStore, verify_ledger, verify_ledger_snapshot,
 };
 
 pub(crate) mod suite;
@@ -49,6 +49,9 @@ pub(crate) trait Harness: Send + Sync {
     /// Marks the storage as written by a future schema version (`false` if not applicable).
     fn set_future_schema_version(&self) -> bool;
 }
+
+/// The versions of a claim that neither raises the marks nor is refused by a fresh store's.
+pub(crate) const V0: AcceptedVersions = AcceptedVersions::new(0, 0);
 
 pub(crate) fn id(text: &str) -> ExecutionId {
     ExecutionId::parse(text).unwrap()
@@ -124,7 +127,10 @@ impl Harness for MemoryHarness {
                 execution_id,
                 bytes,
             } => {
-                for row in rows.iter_mut().filter(|r| &r.execution_id == execution_id) {
+                for row in rows
+                    .iter_mut()
+                    .filter(|r| r.execution_id.as_ref() == Some(execution_id))
+                {
                     row.attestation = Some(bytes.clone());
                 }
             }
