@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    V0,
-    claim_for, id, postgres_raw, postgres_tls_only_url, postgres_tls_url, postgres_url, unique,
+    V0, claim_for, id, postgres_raw, postgres_tls_only_url, postgres_tls_url, postgres_url, unique,
     with_option,
 };
 use parmana_replay::{
@@ -352,7 +351,9 @@ fn a_server_that_stops_accepting_connections_times_out_as_unavailable_and_recove
     )
     .unwrap();
     assert_eq!(
-        store.claim(&id("before"), &claim_for("before"), V0).unwrap(),
+        store
+            .claim(&id("before"), &claim_for("before"), V0)
+            .unwrap(),
         ClaimOutcome::Claimed
     );
 

@@ -297,7 +297,9 @@ fn sqlite_refuses_a_store_file_with_two_names() {
     {
         let store = SqliteReplayStore::open(&first).unwrap();
         assert_eq!(
-            store.claim(&id("before-link"), &claim_for("a"), V0).unwrap(),
+            store
+                .claim(&id("before-link"), &claim_for("a"), V0)
+                .unwrap(),
             ClaimOutcome::Claimed
         );
     }

@@ -19,7 +19,10 @@ pub(crate) fn claim_complete_get(h: &dyn Harness) {
     assert_eq!(store.get(&exec).unwrap(), ExecutionState::Absent);
 
     let claim = claim_for("exec-1 request");
-    assert_eq!(store.claim(&exec, &claim, V0).unwrap(), ClaimOutcome::Claimed);
+    assert_eq!(
+        store.claim(&exec, &claim, V0).unwrap(),
+        ClaimOutcome::Claimed
+    );
     assert_eq!(
         store.get(&exec).unwrap(),
         ExecutionState::Claimed(claim.clone())
@@ -39,7 +42,10 @@ pub(crate) fn double_claim_is_a_replay(h: &dyn Harness) {
     let exec = id("exec-dup");
     let first = claim_for("first");
     let second = claim_for("second caller");
-    assert_eq!(store.claim(&exec, &first, V0).unwrap(), ClaimOutcome::Claimed);
+    assert_eq!(
+        store.claim(&exec, &first, V0).unwrap(),
+        ClaimOutcome::Claimed
+    );
     let outcome = store.claim(&exec, &second, V0).unwrap();
     assert_eq!(outcome, ClaimOutcome::AlreadyClaimed);
     let refusal = outcome.require_claimed(&exec).unwrap_err();
