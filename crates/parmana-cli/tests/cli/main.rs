@@ -1,4 +1,4 @@
-//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring, canon, execute, help, policy, PostgreSQL, recover.
+//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring, canon, execute, help, policy, PostgreSQL, recover, the store outside the trust boundary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -11,3 +11,4 @@ mod help_cli;
 mod policy_cli;
 mod postgres_cli;
 mod recover_cli;
+mod store_boundary_cli;
