@@ -2,8 +2,10 @@
 //!
 //! Every claim is a fresh id, so every claim is a durable write: for SQLite one WAL commit
 //! shared by the batch the writer thread gathered (group commit), for PostgreSQL one
-//! `INSERT … ON CONFLICT DO NOTHING` committed with `synchronous_commit = on`. The ratio of
-//! the 8-caller to the 1-caller rate is the group-commit gain.
+//! transaction — the marks row read `FOR SHARE` with the newest marks record and claim time,
+//! then `INSERT … ON CONFLICT DO NOTHING` — committed with `synchronous_commit = on`. Every
+//! claim is made under the same versions, as a runtime's are, so only the first raises the
+//! marks. The ratio of the 8-caller to the 1-caller rate is the group-commit gain.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code: a failed unwrap is a failed run
 
@@ -12,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parmana_canon::{Digest, Timestamp};
-use parmana_replay::{ClaimOutcome, ClaimRecord, ExecutionId, MemoryReplayStore, ReplayStore};
+use parmana_replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionId, MemoryReplayStore, ReplayStore,
+};
 
 /// Ids are unique across iterations, callers and runs (the PostgreSQL schema is reused).
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -48,7 +52,11 @@ fn claim_fresh_ids(
                 for _ in 0..share {
                     let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
                     let id = ExecutionId::parse(&format!("{prefix}-{n}")).unwrap();
-                    assert_eq!(store.claim(&id, claim).unwrap(), ClaimOutcome::Claimed);
+                    let under = AcceptedVersions::new(2, 1);
+                    assert_eq!(
+                        store.claim(&id, claim, under).unwrap(),
+                        ClaimOutcome::Claimed
+                    );
                     if complete {
                         store.complete(&id, b"attestation").unwrap();
                     }

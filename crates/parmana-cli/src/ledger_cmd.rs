@@ -1,4 +1,4 @@
-//! `parmana ledger verify`: walk the replay store's chained ledger of completed executions.
+//! `parmana ledger verify`: walk the replay store's chained ledger of completed executions and raises of the high-water marks.
 
 use parmana_runtime::replay::verify_ledger;
 
@@ -11,9 +11,11 @@ use crate::store::StoreArgs;
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum LedgerCommand {
     /// Verify the tamper-evident ledger: every completed execution has exactly one record, each
-    /// record is chained by digest to the one before, and each matches the stored execution.
-    /// Prints the number of records and the head digest (anchor it elsewhere to detect a
-    /// wholesale rewrite); exit 7 at the first break.
+    /// record (execution or raise of the rollback high-water marks) is chained by digest to the
+    /// one before, each execution record matches the stored execution, and the store's marks
+    /// are not lower than its marks records prove (a reset of the marks). Prints the number of
+    /// records of each kind, the highest marks they prove and the head digest (anchor it
+    /// elsewhere to detect a wholesale rewrite); exit 7 at the first break.
     #[command(
         after_help = "Example:\n  parmana ledger verify                       # the store of the deployment (parmana.toml)\n  parmana ledger verify --store postgres://parmana@db.internal/parmana"
     )]
@@ -25,14 +27,17 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
     let LedgerCommand::Verify(store_args) = command;
     let store = store_args.open_existing(&Deployment::load()?)?;
     let report = verify_ledger(store.as_ref()).map_err(|e| Failure::replay(&e))?;
+    let summary = format!(
+        "{} ({}, {}: {})",
+        counted(report.records, "record"),
+        counted(report.executions, "execution"),
+        counted(report.mark_records, "marks record"),
+        report.marks
+    );
     match format {
         Format::Human => match (&report.first_break, &report.head) {
-            (Some(broken), _) => {
-                outln!("ledger BROKEN after {}: {broken}", records(report.records))
-            }
-            (None, Some(head)) => {
-                outln!("ledger intact: {}, head {head}", records(report.records))
-            }
+            (Some(broken), _) => outln!("ledger BROKEN after {summary}: {broken}"),
+            (None, Some(head)) => outln!("ledger intact: {summary}, head {head}"),
             (None, None) => outln!("ledger intact: empty"),
         },
         Format::Json => outln!(
@@ -40,6 +45,12 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
             Json(serde_json::json!({
                 "intact": report.is_intact(),
                 "records": report.records,
+                "executions": report.executions,
+                "mark_records": report.mark_records,
+                "marks": {
+                    "trust_root": report.marks.trust_root,
+                    "release_manifest": report.marks.release_manifest,
+                },
                 "head": report.head.map(|h| h.to_string()),
                 "first_break": report.first_break.as_ref().map(|b| serde_json::json!({
                     "position": b.position, "code": b.code(), "message": b.to_string()
@@ -58,10 +69,10 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
 }
 
 /// "1 record", "2 records".
-fn records(count: u64) -> String {
+fn counted(count: u64, noun: &str) -> String {
     if count == 1 {
-        "1 record".to_owned()
+        format!("1 {noun}")
     } else {
-        format!("{count} records")
+        format!("{count} {noun}s")
     }
 }

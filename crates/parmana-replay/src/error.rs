@@ -1,5 +1,9 @@
 //! The error type of the replay layer: one variant per refusal or store failure, each with a stable code.
 
+use parmana_canon::Timestamp;
+
+use crate::AcceptedVersions;
+
 /// Which high-water mark a rollback check refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -22,8 +26,8 @@ impl std::fmt::Display for VersionKind {
 /// Why a replay-store operation was refused or failed.
 ///
 /// Every variant has a stable machine-readable [`code`](ReplayError::code). Store
-/// failures (`Unavailable`, `Corrupt`, `TlsRefused`, `SchemaVersionUnsupported`) are fail-closed: the
-/// caller must not execute when it sees one.
+/// failures (`Unavailable`, `Corrupt`, `TlsRefused`, `SchemaVersionUnsupported`, `MarksReset`)
+/// are fail-closed: the caller must not execute when it sees one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
@@ -68,6 +72,30 @@ pub enum ReplayError {
         offered: u64,
         /// The highest version accepted before.
         accepted: u64,
+    },
+    /// The store's high-water marks are lower than a marks record of its own ledger proves: they
+    /// were reset behind the store's back (an `UPDATE` of the marks row). Nothing executes on this
+    /// store until it is restored; `parmana ledger verify` reports the same break.
+    #[error(
+        "the store's high-water marks ({found}) are lower than its ledger proves ({proven}): they were reset behind the store's back (run `parmana ledger verify`)"
+    )]
+    MarksReset {
+        /// The marks the store's marks row holds.
+        found: AcceptedVersions,
+        /// The marks its newest marks record proves.
+        proven: AcceptedVersions,
+    },
+    /// The clock reads more than [`CLOCK_TOLERANCE_SECONDS`](crate::CLOCK_TOLERANCE_SECONDS)
+    /// earlier than the newest claim the store holds: time must not run backwards within one store.
+    #[error(
+        "the clock reads {now}, more than {tolerance} s before the newest execution this store holds ({newest}): time must not run backwards within one store",
+        tolerance = crate::CLOCK_TOLERANCE_SECONDS
+    )]
+    ClockBehindStore {
+        /// The clock reading of the refused claim.
+        now: Timestamp,
+        /// The newest clock reading of a claim the store holds.
+        newest: Timestamp,
     },
     /// A version above 2^63−1, which no backend can store.
     #[error("{kind} version {offered} is too large (at most 2^63-1)")]
@@ -125,6 +153,8 @@ impl ReplayError {
             Self::AlreadyCompleted { .. } => "replay.already_completed",
             Self::VersionRollback { .. } => "replay.version_rollback",
             Self::VersionTooLarge { .. } => "replay.version_too_large",
+            Self::MarksReset { .. } => "replay.marks_reset",
+            Self::ClockBehindStore { .. } => "replay.clock_behind_store",
             Self::Unavailable { .. } => "replay.store_unavailable",
             Self::Corrupt { .. } => "replay.store_corrupt",
             Self::TlsRefused { .. } => "replay.store_tls_refused",

@@ -1,11 +1,14 @@
-//! The tamper-evident ledger: one canonical JSON record per completed execution, each chained to the previous by digest.
+//! The tamper-evident ledger: one canonical JSON record per completed execution and per raise of the high-water marks, each chained to the previous by digest.
 //!
-//! A record is the RFC 8785 encoding of
-//! `{"attestation_digest","claimed_at","execution_id","inputs_digest","position","previous","request_digest"}`.
-//! `previous` is the digest of the previous record's bytes ([`LEDGER_GENESIS`] for position 0).
-//! [`verify_ledger`] walks the records in order and cross-checks each against the execution
-//! the store holds, so deleting, reordering or editing a record (or the execution behind it)
-//! is reported at the first position where it shows.
+//! An execution record is the RFC 8785 encoding of
+//! `{"attestation_digest","claimed_at","execution_id","inputs_digest","position","previous","request_digest"}`;
+//! a marks record, of `{"kind":"marks","position","previous","release_manifest","trust_root"}`
+//! (the marks after the raise). `previous` is the digest of the previous record's bytes
+//! ([`LEDGER_GENESIS`] for position 0). [`verify_ledger`] walks the records in order and
+//! cross-checks each execution record against the execution the store holds, so deleting,
+//! reordering or editing a record (or the execution behind it) is reported at the first position
+//! where it shows; and it checks that the store's marks row is not lower than the marks records
+//! prove (a reset of the marks).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -13,12 +16,20 @@ use std::fmt;
 use parmana_canon::{Digest, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::{ClaimRecord, ReplayError, ReplayStore};
+use crate::{AcceptedVersions, ClaimRecord, ReplayError, ReplayStore};
 
 /// The `previous` digest of the first record: 32 zero bytes.
 pub const LEDGER_GENESIS: Digest = Digest::from_bytes([0; 32]);
 
-/// The wire form of one ledger record (serialized only through `parmana_canon`).
+/// How the SQL backends file an execution record (the `kind` column of `ledger`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) const KIND_EXECUTION: &str = "execution";
+
+/// How the SQL backends file a marks record (the `kind` column of `ledger`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) const KIND_MARKS: &str = "marks";
+
+/// The wire form of one execution record (serialized only through `parmana_canon`).
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 struct LedgerRecordWire {
@@ -29,6 +40,24 @@ struct LedgerRecordWire {
     inputs_digest: Digest,
     claimed_at: Timestamp,
     attestation_digest: Digest,
+}
+
+/// The one value of a marks record's `kind`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+enum MarksKind {
+    #[serde(rename = "marks")]
+    Marks,
+}
+
+/// The wire form of one marks record: the high-water marks after a raise.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct MarksRecordWire {
+    kind: MarksKind,
+    position: u64,
+    previous: Digest,
+    trust_root: u64,
+    release_manifest: u64,
 }
 
 /// The position and digest of the newest ledger record, which the next record chains to.
@@ -74,13 +103,60 @@ pub(crate) fn encode_record(
         .map_err(|e| ReplayError::corrupt(format!("cannot encode a ledger record: {e}")))
 }
 
+/// The canonical bytes of the marks record for a raise to `marks` at `head`.
+pub(crate) fn encode_marks_record(
+    head: LedgerHead,
+    marks: AcceptedVersions,
+) -> Result<Vec<u8>, ReplayError> {
+    let wire = MarksRecordWire {
+        kind: MarksKind::Marks,
+        position: head.next_position,
+        previous: head.previous,
+        trust_root: marks.trust_root,
+        release_manifest: marks.release_manifest,
+    };
+    parmana_canon::to_canonical_vec(&wire)
+        .map_err(|e| ReplayError::corrupt(format!("cannot encode a marks record: {e}")))
+}
+
+/// The marks a stored marks record proves (read on every claim; [`verify_ledger`] checks the
+/// rest of it). Anything unreadable means the store is corrupt.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn decode_marks_record(record: &[u8]) -> Result<AcceptedVersions, ReplayError> {
+    let value = parmana_canon::parse_strict(record)
+        .map_err(|e| ReplayError::corrupt(format!("stored marks record: {e}")))?;
+    let wire: MarksRecordWire = serde_json::from_value(value)
+        .map_err(|e| ReplayError::corrupt(format!("stored marks record: {e}")))?;
+    Ok(AcceptedVersions::new(
+        wire.trust_root,
+        wire.release_manifest,
+    ))
+}
+
+/// The execution id a ledger row is filed under, from its `kind` and `execution_id` columns
+/// (`None` for a marks record).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn filed_under(
+    kind: &str,
+    execution_id: Option<String>,
+) -> Result<Option<String>, ReplayError> {
+    match (kind, execution_id) {
+        (KIND_MARKS, _) => Ok(None),
+        (KIND_EXECUTION, Some(id)) => Ok(Some(id)),
+        (kind, _) => Err(ReplayError::corrupt(format!(
+            "a ledger row of kind {kind:?} without an execution id, or of an unknown kind"
+        ))),
+    }
+}
+
 /// One stored ledger record, with the execution it names as the store holds it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerRow {
     /// The position the store files the record under (0, 1, 2, …).
     pub position: u64,
-    /// The execution id the store files the record under.
-    pub execution_id: String,
+    /// The execution id the store files the record under; `None` when the store files it as a
+    /// marks record.
+    pub execution_id: Option<String>,
     /// The record's bytes as stored.
     pub record: Vec<u8>,
     /// The claim of that execution, if the store has one.
@@ -96,6 +172,9 @@ pub struct LedgerSnapshot {
     pub rows: Vec<LedgerRow>,
     /// How many completed executions the store holds (each must have one record).
     pub completed_executions: u64,
+    /// The high-water marks as the store holds them (its marks row, read as stored: a reset
+    /// is reported by [`verify_ledger`], not refused here).
+    pub marks: AcceptedVersions,
 }
 
 /// What is wrong at the first broken ledger position.
@@ -128,12 +207,26 @@ pub enum LedgerBreakKind {
     },
     /// The record names an execution the store does not hold as completed.
     ExecutionNotCompleted,
+    /// The store files the record as one kind (an execution's, or a marks record) and its bytes
+    /// are the other.
+    KindMismatch {
+        /// `true` when the store files it as a marks record.
+        filed_as_marks: bool,
+    },
     /// A second record for the same execution.
     DuplicateExecution,
     /// The store holds more completed executions than the ledger has records (records were cut off).
     RecordsMissing {
         /// Completed executions in the store.
         completed: u64,
+    },
+    /// The store's high-water marks are lower than the marks record at this position proves:
+    /// the marks were reset behind the store's back (the store refuses to execute until then).
+    MarksReset {
+        /// The marks the store holds.
+        found: AcceptedVersions,
+        /// The marks this record proves.
+        proven: AcceptedVersions,
     },
 }
 
@@ -157,8 +250,10 @@ impl LedgerBreak {
             LedgerBreakKind::ChainBroken => "replay.ledger_chain_broken",
             LedgerBreakKind::ExecutionMismatch { .. } => "replay.ledger_execution_mismatch",
             LedgerBreakKind::ExecutionNotCompleted => "replay.ledger_execution_not_completed",
+            LedgerBreakKind::KindMismatch { .. } => "replay.ledger_kind_mismatch",
             LedgerBreakKind::DuplicateExecution => "replay.ledger_duplicate_execution",
             LedgerBreakKind::RecordsMissing { .. } => "replay.ledger_records_missing",
+            LedgerBreakKind::MarksReset { .. } => "replay.marks_reset",
         }
     }
 }
@@ -187,9 +282,19 @@ impl fmt::Display for LedgerBreak {
             LedgerBreakKind::DuplicateExecution => {
                 f.write_str("a second record for the same execution")
             }
+            LedgerBreakKind::KindMismatch { filed_as_marks } => f.write_str(if *filed_as_marks {
+                "the store files an execution record as a marks record"
+            } else {
+                "the store files a marks record as an execution's"
+            }),
             LedgerBreakKind::RecordsMissing { completed } => write!(
                 f,
                 "the store holds {completed} completed executions but the ledger ends here"
+            ),
+            LedgerBreakKind::MarksReset { found, proven } => write!(
+                f,
+                "the store's high-water marks ({found}) are lower than this marks record proves \
+                 ({proven}): they were reset"
             ),
         }
     }
@@ -198,8 +303,14 @@ impl fmt::Display for LedgerBreak {
 /// The result of walking a ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerReport {
-    /// How many records were walked.
+    /// How many records were walked (execution and marks records).
     pub records: u64,
+    /// How many of them are execution records.
+    pub executions: u64,
+    /// How many of them are marks records.
+    pub mark_records: u64,
+    /// The highest marks the walked marks records prove (0 when none).
+    pub marks: AcceptedVersions,
     /// The digest of the last record when the ledger is intact (anchor it elsewhere to
     /// detect a wholesale rewrite); `None` for an empty or broken ledger.
     pub head: Option<Digest>,
@@ -219,40 +330,62 @@ pub fn verify_ledger<S: ReplayStore + ?Sized>(store: &S) -> Result<LedgerReport,
     Ok(verify_ledger_snapshot(&store.ledger_snapshot()?))
 }
 
-/// Walks `snapshot` in order and reports the first break, if any.
+/// What one record is, once checked.
+enum Entry {
+    Execution,
+    Marks(AcceptedVersions),
+}
+
+/// Walks `snapshot` in order and reports the first break, if any: in the chain, then missing
+/// records, then a marks row lower than a marks record proves.
 pub fn verify_ledger_snapshot(snapshot: &LedgerSnapshot) -> LedgerReport {
     let mut previous = LEDGER_GENESIS;
     let mut seen = HashSet::new();
-    let records = u64::try_from(snapshot.rows.len()).unwrap_or(u64::MAX);
+    let mut report = LedgerReport {
+        records: u64::try_from(snapshot.rows.len()).unwrap_or(u64::MAX),
+        executions: 0,
+        mark_records: 0,
+        marks: AcceptedVersions::default(),
+        head: None,
+        first_break: None,
+    };
+    // The first marks record proving more than the store's marks row holds.
+    let mut reset: Option<(u64, AcceptedVersions)> = None;
+    let broken = |report: LedgerReport, position, kind| LedgerReport {
+        head: None,
+        first_break: Some(LedgerBreak { position, kind }),
+        ..report
+    };
     for (index, row) in (0u64..).zip(&snapshot.rows) {
-        if let Err(kind) = check_row(index, row, previous, &mut seen) {
-            return LedgerReport {
-                records,
-                head: None,
-                first_break: Some(LedgerBreak {
-                    position: index,
-                    kind,
-                }),
-            };
+        match check_row(index, row, previous, &mut seen) {
+            Err(kind) => return broken(report, index, kind),
+            Ok(Entry::Execution) => report.executions += 1,
+            Ok(Entry::Marks(proven)) => {
+                report.mark_records += 1;
+                report.marks = report.marks.max(proven);
+                if reset.is_none() && snapshot.marks.is_below(proven) {
+                    reset = Some((index, proven));
+                }
+            }
         }
         previous = Digest::of(&row.record);
     }
-    if snapshot.completed_executions > records {
-        return LedgerReport {
-            records,
-            head: None,
-            first_break: Some(LedgerBreak {
-                position: records,
-                kind: LedgerBreakKind::RecordsMissing {
-                    completed: snapshot.completed_executions,
-                },
-            }),
+    if snapshot.completed_executions > report.executions {
+        let kind = LedgerBreakKind::RecordsMissing {
+            completed: snapshot.completed_executions,
         };
+        return broken(report.clone(), report.records, kind);
+    }
+    if let Some((position, proven)) = reset {
+        let kind = LedgerBreakKind::MarksReset {
+            found: snapshot.marks,
+            proven,
+        };
+        return broken(report, position, kind);
     }
     LedgerReport {
-        records,
-        head: (records > 0).then_some(previous),
-        first_break: None,
+        head: (report.records > 0).then_some(previous),
+        ..report
     }
 }
 
@@ -261,7 +394,7 @@ fn check_row(
     row: &LedgerRow,
     previous: Digest,
     seen: &mut HashSet<String>,
-) -> Result<(), LedgerBreakKind> {
+) -> Result<Entry, LedgerBreakKind> {
     if row.position != index {
         return Err(LedgerBreakKind::PositionMismatch {
             found: row.position,
@@ -278,19 +411,30 @@ fn check_row(
     if canonical != row.record {
         return Err(LedgerBreakKind::NotCanonical);
     }
-    let wire: LedgerRecordWire =
-        serde_json::from_value(value).map_err(|e| LedgerBreakKind::Malformed {
-            message: e.to_string(),
-        })?;
-    if wire.position != index {
-        return Err(LedgerBreakKind::PositionFieldMismatch {
-            found: wire.position,
+    let malformed = |e: serde_json::Error| LedgerBreakKind::Malformed {
+        message: e.to_string(),
+    };
+    if value.get("kind").is_some() {
+        let wire: MarksRecordWire = serde_json::from_value(value).map_err(malformed)?;
+        check_link(index, wire.position, wire.previous, previous)?;
+        if row.execution_id.is_some() {
+            return Err(LedgerBreakKind::KindMismatch {
+                filed_as_marks: false,
+            });
+        }
+        return Ok(Entry::Marks(AcceptedVersions::new(
+            wire.trust_root,
+            wire.release_manifest,
+        )));
+    }
+    let wire: LedgerRecordWire = serde_json::from_value(value).map_err(malformed)?;
+    check_link(index, wire.position, wire.previous, previous)?;
+    let Some(execution_id) = &row.execution_id else {
+        return Err(LedgerBreakKind::KindMismatch {
+            filed_as_marks: true,
         });
-    }
-    if wire.previous != previous {
-        return Err(LedgerBreakKind::ChainBroken);
-    }
-    if wire.execution_id != row.execution_id {
+    };
+    if wire.execution_id != *execution_id {
         return Err(LedgerBreakKind::ExecutionMismatch {
             field: "execution_id",
         });
@@ -313,6 +457,22 @@ fn check_row(
     }
     if wire.attestation_digest != Digest::of(attestation) {
         return mismatch("attestation_digest");
+    }
+    Ok(Entry::Execution)
+}
+
+/// The record's own position and chain link.
+fn check_link(
+    index: u64,
+    position: u64,
+    previous: Digest,
+    expected: Digest,
+) -> Result<(), LedgerBreakKind> {
+    if position != index {
+        return Err(LedgerBreakKind::PositionFieldMismatch { found: position });
+    }
+    if previous != expected {
+        return Err(LedgerBreakKind::ChainBroken);
     }
     Ok(())
 }

@@ -4,12 +4,19 @@
 //!
 //! 1. [`ReplayStore::claim`] atomically reserves the id together with a [`ClaimRecord`]
 //!    (request digest, canonical attestation inputs, clock reading), or answers
-//!    [`ClaimOutcome::AlreadyClaimed`] — two callers can never both win.
+//!    [`ClaimOutcome::AlreadyClaimed`] — two callers can never both win. In the same atomic step
+//!    it checks the versions the claim is made under against the store's rollback high-water
+//!    marks (raising them, with a marks record in the ledger, when they are newer), the marks
+//!    against the highest marks the ledger proves, and the clock reading against the newest
+//!    one the store holds.
 //! 2. [`ReplayStore::complete`] records the attestation and appends a record to the ledger.
 //!
 //! A crash between the two leaves the id in [`ReplayStore::pending`]; completing it from the
 //! recorded inputs gives byte-identical output. A claimed id is never reopened: there is no
 //! expiry and no delete.
+//!
+//! The ledger holds two kinds of record, chained together: one per completed execution and one
+//! per raise of the high-water marks (see `ledger.rs` and `docs/replay-stores.md`).
 //!
 //! Backends: [`MemoryReplayStore`] (always), `SqliteReplayStore` (feature `sqlite`, on by
 //! default) and `PostgresReplayStore` (feature `postgres`). Every one passes the same
@@ -17,16 +24,26 @@
 //!
 //! ```
 //! use parmana_canon::{Digest, Timestamp};
-//! use parmana_replay::{ClaimOutcome, ClaimRecord, ExecutionId, MemoryReplayStore, ReplayStore};
+//! use parmana_replay::{
+//!     AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionId, MemoryReplayStore, ReplayStore,
+//! };
 //!
 //! let store = MemoryReplayStore::new();
 //! let id = ExecutionId::parse("exec-1").unwrap();
 //! let now = Timestamp::parse("2026-11-28T21:00:00Z").unwrap();
 //! let claim = ClaimRecord::new(Digest::of(b"request"), b"{}".to_vec(), now);
-//! assert_eq!(store.claim(&id, &claim).unwrap(), ClaimOutcome::Claimed);
-//! assert_eq!(store.claim(&id, &claim).unwrap(), ClaimOutcome::AlreadyClaimed);
+//! // Made under trust root 2 and release manifest 1: the store's marks rise to them.
+//! let under = AcceptedVersions::new(2, 1);
+//! assert_eq!(store.claim(&id, &claim, under).unwrap(), ClaimOutcome::Claimed);
+//! assert_eq!(store.claim(&id, &claim, under).unwrap(), ClaimOutcome::AlreadyClaimed);
 //! store.complete(&id, b"attestation").unwrap();
-//! assert!(parmana_replay::verify_ledger(&store).unwrap().is_intact());
+//! // An older release manifest is refused from now on.
+//! let older = AcceptedVersions::new(2, 0);
+//! let other = ExecutionId::parse("exec-2").unwrap();
+//! assert_eq!(store.claim(&other, &claim, older).unwrap_err().code(), "replay.version_rollback");
+//! let report = parmana_replay::verify_ledger(&store).unwrap();
+//! assert!(report.is_intact());
+//! assert_eq!((report.records, report.executions, report.mark_records), (2, 1, 1));
 //! ```
 
 mod error;
@@ -52,20 +69,49 @@ pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteReplayStore;
 
+/// How far (in seconds) a claim's clock reading may lie before the newest one a store holds
+/// before it is refused with `replay.clock_behind_store`.
+///
+/// Time must not run backwards within one store — otherwise setting the clock back (or passing
+/// an old `--now`) would execute again under a trust root or release manifest that has since
+/// expired. The tolerance is not zero because one store is shared by runtimes on several
+/// machines whose clocks are synchronized only approximately (NTP keeps them within
+/// milliseconds when it works, seconds after a restart or a pause of a virtual machine; leap
+/// seconds are smeared differently by different time sources) and because the system clock is
+/// read in whole seconds. A minute absorbs all of these, while every clock change that matters
+/// for expiry (documents are valid for months) is far larger.
+pub const CLOCK_TOLERANCE_SECONDS: i64 = 60;
+
 /// A replay store: the one place that decides whether an execution id may be used.
 ///
 /// Every method is atomic on its own. Implementations are shared between threads
 /// (`Send + Sync`) and, for the SQL backends, between processes and machines.
+///
+/// The store is outside the trust boundary: whoever can write its database holds no key. What
+/// it holds is checked where it matters — the ledger is chained, the high-water marks are
+/// cross-checked against the marks records of the ledger on every claim, recovery decides
+/// again (in the runtime) — see `docs/trust-model.md`, "The replay store".
 pub trait ReplayStore: Send + Sync + std::fmt::Debug {
-    /// Reserves `execution_id` with `record`, or reports that it is already claimed.
+    /// Reserves `execution_id` with `record`, made under the trust-root and release-manifest
+    /// versions `under`, or reports that it is already claimed.
     ///
     /// Exactly one of any number of concurrent callers gets [`ClaimOutcome::Claimed`]; the
     /// record of a lost claim is not stored. `Ok(Claimed)` is returned only once the claim is
     /// durable in the backend.
+    ///
+    /// In the same atomic step, before the id is touched, it refuses (and then changes
+    /// nothing): marks lower than the ledger proves (`replay.marks_reset`); either version of
+    /// `under` older than the store's mark (`replay.version_rollback`) or above 2^63−1
+    /// (`replay.version_too_large`); a clock reading ([`ClaimRecord::claimed_at`]) more than
+    /// [`CLOCK_TOLERANCE_SECONDS`] before the newest one the store holds
+    /// (`replay.clock_behind_store`). Versions newer than the marks raise them, appending a
+    /// marks record to the ledger, as [`accept_versions`](ReplayStore::accept_versions) does —
+    /// so no claim is ever recorded under versions older than marks accepted before it.
     fn claim(
         &self,
         execution_id: &ExecutionId,
         record: &ClaimRecord,
+        under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError>;
 
     /// Records `attestation` as the outcome of the claimed `execution_id` and appends its
@@ -81,12 +127,15 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// Every id claimed but not completed, in byte order: the executions to finish after a crash.
     fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError>;
 
-    /// The highest trust-root and release-manifest versions accepted so far.
+    /// The highest trust-root and release-manifest versions accepted so far; refused with
+    /// `replay.marks_reset` when they are lower than the ledger's newest marks record proves.
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError>;
 
     /// Accepts a trust root and a release manifest, raising the high-water marks, or refuses
     /// with `replay.version_rollback` if either is older than one accepted before (then
-    /// nothing changes). Equal versions are accepted. Returns the marks now in force.
+    /// nothing changes) and `replay.marks_reset` when the marks are lower than the ledger
+    /// proves. Equal versions are accepted. A raise appends a marks record to the ledger in
+    /// the same transaction. Returns the marks now in force.
     fn accept_versions(
         &self,
         trust_root: u64,

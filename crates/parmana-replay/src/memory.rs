@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::ledger::{LedgerHead, encode_record};
+use parmana_canon::Timestamp;
+
+use crate::ledger::{LedgerHead, encode_marks_record, encode_record};
+use crate::record::{GuardState, Raise};
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
     LedgerRow, LedgerSnapshot, ReplayError, ReplayStore,
@@ -12,12 +15,15 @@ use crate::{
 /// A thread-safe replay store held in memory. One mutex guards all state, so every
 /// operation is atomic; nothing is durable.
 ///
-/// Completing an execution fixes its ledger position (the completion order); the record's
-/// bytes are a pure function of that position, the previous record and the execution held
-/// here, none of which can change afterwards, so they are encoded and chained when the ledger
-/// is first read ([`ReplayStore::ledger_snapshot`]) and kept from then on — the same bytes
-/// an eager encoding at completion would give, without canonical JSON and three SHA-256
-/// digests on every execution's path.
+/// Completing an execution (or raising the high-water marks) fixes its ledger position; the
+/// record's bytes are a pure function of that position, the previous record and the execution
+/// (or marks) held here, none of which can change afterwards, so they are encoded and chained
+/// when the ledger is first read ([`ReplayStore::ledger_snapshot`]) and kept from then on — the
+/// same bytes an eager encoding would give, without canonical JSON and three SHA-256 digests on
+/// every execution's path.
+///
+/// Nothing outside the process can write this store, so its marks cannot be reset behind its
+/// back: the marks records it keeps are for the ledger's readers.
 #[derive(Debug, Default)]
 pub struct MemoryReplayStore {
     state: Mutex<MemoryState>,
@@ -26,11 +32,22 @@ pub struct MemoryReplayStore {
 #[derive(Debug, Default)]
 struct MemoryState {
     executions: BTreeMap<ExecutionId, ExecutionState>,
-    /// The completed ids in completion order: position `i` of the ledger is `ledger[i]`.
-    ledger: Vec<ExecutionId>,
+    /// What each ledger position records, in order.
+    ledger: Vec<Entry>,
     /// The encoded records of the first `records.len()` ledger positions.
     records: Vec<Vec<u8>>,
     versions: AcceptedVersions,
+    /// The newest clock reading of a claim held.
+    newest_claim: Option<Timestamp>,
+}
+
+/// What one ledger position records.
+#[derive(Debug, Clone)]
+enum Entry {
+    /// The completion of this execution.
+    Execution(ExecutionId),
+    /// A raise of the high-water marks to these.
+    Marks(AcceptedVersions),
 }
 
 impl MemoryState {
@@ -42,13 +59,20 @@ impl MemoryState {
             records,
             ..
         } = self;
-        for execution_id in ledger.iter().skip(records.len()) {
+        for entry in ledger.iter().skip(records.len()) {
             let head = match records.last() {
                 None => LedgerHead::EMPTY,
                 Some(last) => {
                     let position = u64::try_from(records.len() - 1).unwrap_or(u64::MAX);
                     LedgerHead::after(position, last)
                 }
+            };
+            let execution_id = match entry {
+                Entry::Marks(marks) => {
+                    records.push(encode_marks_record(head, *marks)?);
+                    continue;
+                }
+                Entry::Execution(execution_id) => execution_id,
             };
             let Some(ExecutionState::Completed(done)) = executions.get(execution_id) else {
                 return Err(ReplayError::corrupt(format!(
@@ -64,6 +88,22 @@ impl MemoryState {
             )?);
         }
         Ok(())
+    }
+
+    fn guard(&self) -> GuardState {
+        GuardState {
+            marks: self.versions,
+            // Nobody outside this process writes the marks: there is nothing to cross-check.
+            proven: None,
+            newest_claim: self.newest_claim,
+        }
+    }
+
+    fn apply_raise(&mut self, raise: Raise) {
+        if raise.changed {
+            self.versions = raise.marks;
+            self.ledger.push(Entry::Marks(raise.marks));
+        }
     }
 }
 
@@ -86,8 +126,11 @@ impl ReplayStore for MemoryReplayStore {
         &self,
         execution_id: &ExecutionId,
         record: &ClaimRecord,
+        under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError> {
         let mut state = self.lock()?;
+        let raise = state.guard().claim(under, record.claimed_at())?;
+        state.apply_raise(raise);
         if state.executions.contains_key(execution_id) {
             return Ok(ClaimOutcome::AlreadyClaimed);
         }
@@ -95,6 +138,7 @@ impl ReplayStore for MemoryReplayStore {
             execution_id.clone(),
             ExecutionState::Claimed(record.clone()),
         );
+        state.newest_claim = state.newest_claim.max(Some(record.claimed_at()));
         Ok(ClaimOutcome::Claimed)
     }
 
@@ -125,7 +169,7 @@ impl ReplayStore for MemoryReplayStore {
                 return Err(error);
             }
         }
-        state.ledger.push(execution_id.clone());
+        state.ledger.push(Entry::Execution(execution_id.clone()));
         Ok(())
     }
 
@@ -158,9 +202,11 @@ impl ReplayStore for MemoryReplayStore {
         release_manifest: u64,
     ) -> Result<AcceptedVersions, ReplayError> {
         let mut state = self.lock()?;
-        let raised = state.versions.raised_to(trust_root, release_manifest)?;
-        state.versions = raised;
-        Ok(raised)
+        let raise = state
+            .guard()
+            .raise(AcceptedVersions::new(trust_root, release_manifest))?;
+        state.apply_raise(raise);
+        Ok(raise.marks)
     }
 
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
@@ -168,7 +214,16 @@ impl ReplayStore for MemoryReplayStore {
         state.materialize_records()?;
         let rows = (0u64..)
             .zip(state.ledger.iter().zip(&state.records))
-            .map(|(position, (id, record))| {
+            .map(|(position, (entry, record))| {
+                let Entry::Execution(id) = entry else {
+                    return LedgerRow {
+                        position,
+                        execution_id: None,
+                        record: record.clone(),
+                        claim: None,
+                        attestation: None,
+                    };
+                };
                 let (claim, attestation) = match state.executions.get(id) {
                     Some(ExecutionState::Completed(done)) => (
                         Some(done.claim().clone()),
@@ -179,7 +234,7 @@ impl ReplayStore for MemoryReplayStore {
                 };
                 LedgerRow {
                     position,
-                    execution_id: id.to_string(),
+                    execution_id: Some(id.to_string()),
                     record: record.clone(),
                     claim,
                     attestation,
@@ -194,6 +249,7 @@ impl ReplayStore for MemoryReplayStore {
         Ok(LedgerSnapshot {
             rows,
             completed_executions: u64::try_from(completed).unwrap_or(u64::MAX),
+            marks: state.versions,
         })
     }
 }

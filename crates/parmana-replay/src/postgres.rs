@@ -1,8 +1,12 @@
 //! `PostgresReplayStore`: the shared backend for many runtime instances on many machines (synchronous `postgres` client).
 //!
-//! A claim is one statement, `INSERT … ON CONFLICT (id) DO NOTHING`, committed on its own
-//! with `synchronous_commit = on`; its row count says who won. PostgreSQL's unique index
-//! makes the race impossible to lose twice. Completion appends to a single serialized
+//! A claim is one `INSERT … ON CONFLICT (id) DO NOTHING`, committed with
+//! `synchronous_commit = on`; its row count says who won. PostgreSQL's unique index makes the
+//! race impossible to lose twice. It runs in one transaction with its checks: the marks row is
+//! read `FOR SHARE` (so a raise, which takes it `FOR UPDATE`, waits for the claims under the old
+//! marks to commit, and claims wait for a raise), together with the newest marks record and the
+//! newest claim time; a claim that raises the marks takes the row `FOR UPDATE` itself and
+//! appends the marks record in the same transaction. Completion appends to a single serialized
 //! ledger chain: the transaction locks the execution row, then the one `ledger_head` row
 //! (`SELECT … FOR UPDATE`), so records get consecutive positions in commit order across
 //! every machine. See `docs/replay-stores.md` for why one chain rather than one per writer.
@@ -21,9 +25,13 @@ use r2d2_postgres::PostgresConnectionManager;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::VersionKind;
-use crate::ledger::{LedgerHead, encode_record};
+use crate::ledger::{
+    KIND_EXECUTION, KIND_MARKS, LedgerHead, decode_marks_record, encode_marks_record,
+    encode_record, filed_under,
+};
 use crate::record::{
-    decode_claim, decode_execution_id, decode_version, encode_version, pending_migrations,
+    GuardState, MARKS_RECORDS_SINCE, Raise, decode_claim, decode_execution_id, decode_timestamp,
+    decode_version, encode_version, pending_migrations,
 };
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
@@ -60,6 +68,18 @@ const MIGRATIONS: &[&str] = &[
         release_manifest BIGINT NOT NULL
     );
     INSERT INTO high_water_marks VALUES (1, 0, 0);",
+    // 2: marks records in the ledger (`kind`; `execution_id` only on execution records), the
+    // index that finds the newest marks record, and the one that finds the newest claim (in
+    // byte order: the one spelling of a timestamp sorts as it reads). Execution records keep
+    // their bytes. (A marks record for marks raised before is appended by `migrate`.)
+    "ALTER TABLE ledger ADD COLUMN kind TEXT NOT NULL DEFAULT 'execution';
+    ALTER TABLE ledger ALTER COLUMN kind DROP DEFAULT;
+    ALTER TABLE ledger ALTER COLUMN execution_id DROP NOT NULL;
+    ALTER TABLE ledger ADD CONSTRAINT ledger_kind CHECK (kind IN ('execution', 'marks'));
+    ALTER TABLE ledger ADD CONSTRAINT ledger_kind_execution_id
+        CHECK ((kind = 'execution') = (execution_id IS NOT NULL));
+    CREATE INDEX ledger_marks ON ledger (position) WHERE kind = 'marks';
+    CREATE INDEX executions_claimed_at ON executions ((claimed_at COLLATE \"C\"));",
 ];
 
 /// How a [`PostgresReplayStore`] connects.
@@ -229,7 +249,164 @@ fn migrate(client: &mut Client, schema: &str) -> Result<(), ReplayError> {
         )
         .map_err(map_error)?;
     }
+    // Marks raised before the ledger held marks records: the ledger proves them from now on.
+    if (1..MARKS_RECORDS_SINCE).contains(&found) {
+        let marks = read_guard(&mut tx, RowLock::Update)?.marks;
+        if marks != AcceptedVersions::default() {
+            append_record(&mut tx, None, |head| encode_marks_record(head, marks))?;
+        }
+    }
     tx.commit().map_err(map_error)
+}
+
+/// How a transaction locks the marks row while it decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowLock {
+    /// Not at all (a plain read).
+    None,
+    /// `FOR SHARE`: claims under the marks in force run side by side; a raise waits for them.
+    Share,
+    /// `FOR UPDATE`: a raise, alone.
+    Update,
+}
+
+/// Reads what a claim or a raise is decided on, in the caller's transaction: the marks row
+/// (locked as `lock` says), the newest marks record (through the partial index `ledger_marks`)
+/// and the newest claim time (through `executions_claimed_at`).
+fn read_guard(
+    tx: &mut postgres::Transaction<'_>,
+    lock: RowLock,
+) -> Result<GuardState, ReplayError> {
+    let locking = match lock {
+        RowLock::None => "",
+        RowLock::Share => " FOR SHARE OF h",
+        RowLock::Update => " FOR UPDATE OF h",
+    };
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT h.trust_root, h.release_manifest,
+                        (SELECT l.record FROM ledger l WHERE l.kind = 'marks'
+                         ORDER BY l.position DESC LIMIT 1),
+                        (SELECT max(e.claimed_at COLLATE \"C\") FROM executions e)
+                 FROM high_water_marks h WHERE h.singleton = 1{locking}"
+            ),
+            &[],
+        )
+        .map_err(map_error)?
+        .ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
+    Ok(GuardState {
+        marks: versions_from(&row)?,
+        proven: get::<Option<Vec<u8>>>(&row, 2)?
+            .as_deref()
+            .map(decode_marks_record)
+            .transpose()?,
+        newest_claim: get::<Option<String>>(&row, 3)?
+            .as_deref()
+            .map(decode_timestamp)
+            .transpose()?,
+    })
+}
+
+/// Writes a raise decided by [`GuardState`] (the marks row must be locked `FOR UPDATE`): the
+/// marks row and a marks record, when they changed.
+fn apply_raise(tx: &mut postgres::Transaction<'_>, raise: Raise) -> Result<(), ReplayError> {
+    if !raise.changed {
+        return Ok(());
+    }
+    tx.execute(
+        "UPDATE high_water_marks SET trust_root = $1, release_manifest = $2 WHERE singleton = 1",
+        &[
+            &encode_version(VersionKind::TrustRoot, raise.marks.trust_root)?,
+            &encode_version(VersionKind::ReleaseManifest, raise.marks.release_manifest)?,
+        ],
+    )
+    .map_err(map_error)?;
+    append_record(tx, None, |head| encode_marks_record(head, raise.marks))?;
+    Ok(())
+}
+
+/// Appends the record `encode` makes at the head of the one serialized chain — the
+/// `ledger_head` row stays locked until commit — filed under `execution_id` (an execution
+/// record) or as a marks record (`None`); returns its position.
+fn append_record(
+    tx: &mut postgres::Transaction<'_>,
+    execution_id: Option<&str>,
+    encode: impl FnOnce(LedgerHead) -> Result<Vec<u8>, ReplayError>,
+) -> Result<i64, ReplayError> {
+    let head_row = tx
+        .query_one(
+            "SELECT next_position, previous FROM ledger_head WHERE singleton = 1 FOR UPDATE",
+            &[],
+        )
+        .map_err(map_error)?;
+    let head = LedgerHead {
+        next_position: decode_version(get(&head_row, 0)?)?,
+        previous: get::<String>(&head_row, 1)?
+            .parse()
+            .map_err(|e| ReplayError::corrupt(format!("stored ledger head: {e}")))?,
+    };
+    let record = encode(head)?;
+    let position = i64::try_from(head.next_position)
+        .map_err(|_| ReplayError::corrupt("the ledger is full"))?;
+    let after = LedgerHead::after(head.next_position, &record);
+    let next_position = i64::try_from(after.next_position)
+        .map_err(|_| ReplayError::corrupt("the ledger is full"))?;
+    let kind = if execution_id.is_some() {
+        KIND_EXECUTION
+    } else {
+        KIND_MARKS
+    };
+    tx.execute(
+        "INSERT INTO ledger (position, kind, execution_id, record) VALUES ($1, $2, $3, $4)",
+        &[&position, &kind, &execution_id, &record],
+    )
+    .map_err(map_error)?;
+    tx.execute(
+        "UPDATE ledger_head SET next_position = $1, previous = $2 WHERE singleton = 1",
+        &[&next_position, &after.previous.to_string()],
+    )
+    .map_err(map_error)?;
+    Ok(position)
+}
+
+/// One attempt at a claim in its own transaction, the marks row locked as `lock` says. With
+/// [`RowLock::Share`], a claim that would raise the marks is rolled back untouched (`None`):
+/// the caller tries again with [`RowLock::Update`], which always decides.
+fn claim_in(
+    client: &mut Client,
+    execution_id: &ExecutionId,
+    record: &ClaimRecord,
+    under: AcceptedVersions,
+    lock: RowLock,
+) -> Result<Option<ClaimOutcome>, ReplayError> {
+    let mut tx = client.transaction().map_err(map_error)?;
+    let raise = read_guard(&mut tx, lock)?.claim(under, record.claimed_at())?;
+    if raise.changed {
+        if lock != RowLock::Update {
+            // Dropping the transaction rolls it back: nothing was written.
+            return Ok(None);
+        }
+        apply_raise(&mut tx, raise)?;
+    }
+    let inserted = tx
+        .execute(
+            "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            &[
+                &execution_id.as_str(),
+                &record.request_digest().to_string(),
+                &record.attestation_inputs(),
+                &record.claimed_at().to_string(),
+            ],
+        )
+        .map_err(map_error)?;
+    tx.commit().map_err(map_error)?;
+    Ok(Some(if inserted == 1 {
+        ClaimOutcome::Claimed
+    } else {
+        ClaimOutcome::AlreadyClaimed
+    }))
 }
 
 impl ReplayStore for PostgresReplayStore {
@@ -237,25 +414,16 @@ impl ReplayStore for PostgresReplayStore {
         &self,
         execution_id: &ExecutionId,
         record: &ClaimRecord,
+        under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError> {
         let mut client = self.pool.checkout()?;
-        let inserted = client
-            .execute(
-                "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-                &[
-                    &execution_id.as_str(),
-                    &record.request_digest().to_string(),
-                    &record.attestation_inputs(),
-                    &record.claimed_at().to_string(),
-                ],
-            )
-            .map_err(map_error)?;
-        Ok(if inserted == 1 {
-            ClaimOutcome::Claimed
-        } else {
-            ClaimOutcome::AlreadyClaimed
-        })
+        // The common case — the marks equal `under` — shares the marks row with other claims;
+        // a raise (once per new trust root or release manifest) takes it alone.
+        if let Some(outcome) = claim_in(&mut client, execution_id, record, under, RowLock::Share)? {
+            return Ok(outcome);
+        }
+        claim_in(&mut client, execution_id, record, under, RowLock::Update)?
+            .ok_or_else(|| ReplayError::unavailable("a claim under FOR UPDATE did not decide"))
     }
 
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
@@ -284,34 +452,9 @@ impl ReplayStore for PostgresReplayStore {
             &get::<String>(&row, 2)?,
         )?;
         // The one serialization point of the chain: the head row stays locked until commit.
-        let head_row = tx
-            .query_one(
-                "SELECT next_position, previous FROM ledger_head WHERE singleton = 1 FOR UPDATE",
-                &[],
-            )
-            .map_err(map_error)?;
-        let head = LedgerHead {
-            next_position: decode_version(get(&head_row, 0)?)?,
-            previous: get::<String>(&head_row, 1)?
-                .parse()
-                .map_err(|e| ReplayError::corrupt(format!("stored ledger head: {e}")))?,
-        };
-        let record = encode_record(head, execution_id.as_str(), &claim, attestation)?;
-        let position = i64::try_from(head.next_position)
-            .map_err(|_| ReplayError::corrupt("the ledger is full"))?;
-        let after = LedgerHead::after(head.next_position, &record);
-        let next_position = i64::try_from(after.next_position)
-            .map_err(|_| ReplayError::corrupt("the ledger is full"))?;
-        tx.execute(
-            "INSERT INTO ledger (position, execution_id, record) VALUES ($1, $2, $3)",
-            &[&position, &execution_id.as_str(), &record],
-        )
-        .map_err(map_error)?;
-        tx.execute(
-            "UPDATE ledger_head SET next_position = $1, previous = $2 WHERE singleton = 1",
-            &[&next_position, &after.previous.to_string()],
-        )
-        .map_err(map_error)?;
+        let position = append_record(&mut tx, Some(execution_id.as_str()), |head| {
+            encode_record(head, execution_id.as_str(), &claim, attestation)
+        })?;
         tx.execute(
             "UPDATE executions SET attestation = $1, ledger_position = $2 WHERE id = $3",
             &[&attestation, &position, &execution_id.as_str()],
@@ -360,13 +503,11 @@ impl ReplayStore for PostgresReplayStore {
 
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
         let mut client = self.pool.checkout()?;
-        let row = client
-            .query_one(
-                "SELECT trust_root, release_manifest FROM high_water_marks WHERE singleton = 1",
-                &[],
-            )
-            .map_err(map_error)?;
-        versions_from(&row)
+        // One statement: the marks row and the newest marks record from one snapshot.
+        let mut tx = client.transaction().map_err(map_error)?;
+        let guard = read_guard(&mut tx, RowLock::None)?;
+        tx.commit().map_err(map_error)?;
+        guard.check_not_reset()
     }
 
     fn accept_versions(
@@ -376,24 +517,11 @@ impl ReplayStore for PostgresReplayStore {
     ) -> Result<AcceptedVersions, ReplayError> {
         let mut client = self.pool.checkout()?;
         let mut tx = client.transaction().map_err(map_error)?;
-        let row = tx
-            .query_one(
-                "SELECT trust_root, release_manifest FROM high_water_marks
-                 WHERE singleton = 1 FOR UPDATE",
-                &[],
-            )
-            .map_err(map_error)?;
-        let raised = versions_from(&row)?.raised_to(trust_root, release_manifest)?;
-        tx.execute(
-            "UPDATE high_water_marks SET trust_root = $1, release_manifest = $2 WHERE singleton = 1",
-            &[
-                &encode_version(VersionKind::TrustRoot, raised.trust_root)?,
-                &encode_version(VersionKind::ReleaseManifest, raised.release_manifest)?,
-            ],
-        )
-        .map_err(map_error)?;
+        let raise = read_guard(&mut tx, RowLock::Update)?
+            .raise(AcceptedVersions::new(trust_root, release_manifest))?;
+        apply_raise(&mut tx, raise)?;
         tx.commit().map_err(map_error)?;
-        Ok(raised)
+        Ok(raise.marks)
     }
 
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
@@ -406,7 +534,7 @@ impl ReplayStore for PostgresReplayStore {
             .map_err(map_error)?;
         let rows = tx
             .query(
-                "SELECT l.position, l.execution_id, l.record,
+                "SELECT l.position, l.kind, l.execution_id, l.record,
                         e.request_digest, e.attestation_inputs, e.claimed_at, e.attestation
                  FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id
                  ORDER BY l.position",
@@ -421,30 +549,32 @@ impl ReplayStore for PostgresReplayStore {
             .map_err(map_error)?,
             0,
         )?;
+        let marks = read_guard(&mut tx, RowLock::None)?.marks;
         tx.commit().map_err(map_error)?;
         let rows = rows
             .iter()
             .map(|row| {
                 let claim = match (
-                    get::<Option<String>>(row, 3)?,
-                    get::<Option<Vec<u8>>>(row, 4)?,
-                    get::<Option<String>>(row, 5)?,
+                    get::<Option<String>>(row, 4)?,
+                    get::<Option<Vec<u8>>>(row, 5)?,
+                    get::<Option<String>>(row, 6)?,
                 ) {
                     (Some(d), Some(i), Some(c)) => Some(decode_claim(&d, i, &c)?),
                     _ => None,
                 };
                 Ok(LedgerRow {
                     position: decode_version(get(row, 0)?)?,
-                    execution_id: get(row, 1)?,
-                    record: get(row, 2)?,
+                    execution_id: filed_under(&get::<String>(row, 1)?, get(row, 2)?)?,
+                    record: get(row, 3)?,
                     claim,
-                    attestation: get(row, 6)?,
+                    attestation: get(row, 7)?,
                 })
             })
             .collect::<Result<Vec<_>, ReplayError>>()?;
         Ok(LedgerSnapshot {
             rows,
             completed_executions: decode_version(completed)?,
+            marks,
         })
     }
 }

@@ -97,16 +97,48 @@ pub enum ExecutionState {
     Completed(CompletedExecution),
 }
 
-/// The highest trust-root and release-manifest versions a store has accepted (0 when none yet).
+/// A trust-root version and a release-manifest version: the highest a store has accepted (its
+/// high-water marks, 0 when none yet), or those of the environment a claim is made under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AcceptedVersions {
-    /// The highest trust-root version accepted.
+    /// The trust-root version.
     pub trust_root: u64,
-    /// The highest release-manifest version accepted.
+    /// The release-manifest version.
     pub release_manifest: u64,
 }
 
+impl std::fmt::Display for AcceptedVersions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "trust root {}, release manifest {}",
+            self.trust_root, self.release_manifest
+        )
+    }
+}
+
 impl AcceptedVersions {
+    /// The pair `(trust_root, release_manifest)`.
+    pub const fn new(trust_root: u64, release_manifest: u64) -> Self {
+        Self {
+            trust_root,
+            release_manifest,
+        }
+    }
+
+    /// Whether either version is below the same version of `other`.
+    pub fn is_below(self, other: Self) -> bool {
+        self.trust_root < other.trust_root || self.release_manifest < other.release_manifest
+    }
+
+    /// The higher of each version of `self` and `other`.
+    pub fn max(self, other: Self) -> Self {
+        Self {
+            trust_root: self.trust_root.max(other.trust_root),
+            release_manifest: self.release_manifest.max(other.release_manifest),
+        }
+    }
+
     /// The marks after accepting `trust_root` and `release_manifest`, or the rollback refusal.
     ///
     /// Every backend applies this one rule inside its own atomic update.
@@ -140,6 +172,75 @@ impl AcceptedVersions {
     }
 }
 
+/// What a store reads, inside the transaction of a claim or a raise, to decide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GuardState {
+    /// The marks row as stored.
+    pub(crate) marks: AcceptedVersions,
+    /// The marks its newest marks record proves (`None` when the ledger holds none).
+    pub(crate) proven: Option<AcceptedVersions>,
+    /// The newest clock reading of a claim the store holds (`None` when it holds none).
+    pub(crate) newest_claim: Option<Timestamp>,
+}
+
+impl GuardState {
+    /// Refuses marks lower than the ledger proves (`replay.marks_reset`).
+    pub(crate) fn check_not_reset(&self) -> Result<AcceptedVersions, ReplayError> {
+        match self.proven {
+            Some(proven) if self.marks.is_below(proven) => Err(ReplayError::MarksReset {
+                found: self.marks,
+                proven,
+            }),
+            _ => Ok(self.marks),
+        }
+    }
+
+    /// Decides a raise of the marks to `offered` (without a clock check): the marks after it,
+    /// and whether they changed (then a marks record is appended). Refuses a reset store, a
+    /// rollback and a version no backend can store.
+    pub(crate) fn raise(&self, offered: AcceptedVersions) -> Result<Raise, ReplayError> {
+        let marks = self.check_not_reset()?;
+        let raised = marks.raised_to(offered.trust_root, offered.release_manifest)?;
+        Ok(Raise {
+            marks: raised,
+            changed: raised != marks,
+        })
+    }
+
+    /// Decides a claim made under `under` at `claimed_at`, before anything is written: the
+    /// reset and rollback checks of [`GuardState::raise`], then the clock check — refused with
+    /// `replay.clock_behind_store` when `claimed_at` is more than
+    /// [`CLOCK_TOLERANCE_SECONDS`](crate::CLOCK_TOLERANCE_SECONDS) before the newest claim held.
+    pub(crate) fn claim(
+        &self,
+        under: AcceptedVersions,
+        claimed_at: Timestamp,
+    ) -> Result<Raise, ReplayError> {
+        let raise = self.raise(under)?;
+        if let Some(newest) = self.newest_claim
+            && claimed_at
+                .unix_seconds()
+                .saturating_add(crate::CLOCK_TOLERANCE_SECONDS)
+                < newest.unix_seconds()
+        {
+            return Err(ReplayError::ClockBehindStore {
+                now: claimed_at,
+                newest,
+            });
+        }
+        Ok(raise)
+    }
+}
+
+/// The outcome of a raise decided by [`GuardState`]: the marks in force after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Raise {
+    /// The marks after the raise.
+    pub(crate) marks: AcceptedVersions,
+    /// Whether they are higher than before (the store must write them and a marks record).
+    pub(crate) changed: bool,
+}
+
 /// Rebuilds a claim from its stored columns; anything unreadable means the store is corrupt.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn decode_claim(
@@ -158,6 +259,17 @@ pub(crate) fn decode_claim(
         claimed_at,
     ))
 }
+
+/// Reads a clock reading back from a store.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn decode_timestamp(text: &str) -> Result<Timestamp, ReplayError> {
+    Timestamp::parse(text).map_err(|e| ReplayError::corrupt(format!("stored claim time: {e}")))
+}
+
+/// The schema version from which the ledger holds marks records; a store migrated from below it
+/// gets one marks record for the marks it had raised before.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) const MARKS_RECORDS_SINCE: i64 = 2;
 
 /// Rebuilds an execution id read back from a store.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

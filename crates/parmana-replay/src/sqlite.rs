@@ -6,7 +6,8 @@
 //! its own channel. While one commit is being synced to disk the next batch gathers, so many
 //! concurrent callers share one fsync instead of queueing for one each. Other processes
 //! using the same file serialize on SQLite's write lock (with a busy timeout); a claim is an
-//! `INSERT … ON CONFLICT DO NOTHING` inside that lock, so there is no check-then-set window.
+//! `INSERT … ON CONFLICT DO NOTHING` inside that lock, so there is no check-then-set window —
+//! and so are its rollback, marks-reset and clock checks, read in the same transaction.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -19,9 +20,13 @@ use rusqlite::{
 };
 
 use crate::error::VersionKind;
-use crate::ledger::{LedgerHead, encode_record};
+use crate::ledger::{
+    KIND_EXECUTION, KIND_MARKS, LedgerHead, decode_marks_record, encode_marks_record,
+    encode_record, filed_under,
+};
 use crate::record::{
-    decode_claim, decode_execution_id, decode_version, encode_version, pending_migrations,
+    GuardState, MARKS_RECORDS_SINCE, Raise, decode_claim, decode_execution_id, decode_timestamp,
+    decode_version, encode_version, pending_migrations,
 };
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
@@ -58,6 +63,23 @@ const MIGRATIONS: &[&str] = &[
         release_manifest INTEGER NOT NULL
     );
     INSERT INTO high_water_marks (singleton, trust_root, release_manifest) VALUES (1, 0, 0);",
+    // 2: marks records in the ledger (`kind`; `execution_id` only on execution records), the
+    // index that finds the newest marks record, and the one that finds the newest claim.
+    // Execution records keep their bytes. (A marks record for marks raised before is appended
+    // by `migrate`.)
+    "CREATE TABLE ledger_v2 (
+        position INTEGER PRIMARY KEY NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('execution', 'marks')),
+        execution_id TEXT,
+        record BLOB NOT NULL,
+        CHECK ((kind = 'execution') = (execution_id IS NOT NULL))
+    );
+    INSERT INTO ledger_v2 (position, kind, execution_id, record)
+        SELECT position, 'execution', execution_id, record FROM ledger;
+    DROP TABLE ledger;
+    ALTER TABLE ledger_v2 RENAME TO ledger;
+    CREATE INDEX ledger_marks ON ledger (position) WHERE kind = 'marks';
+    CREATE INDEX executions_claimed_at ON executions (claimed_at);",
 ];
 
 /// A replay store in one SQLite file, safe across threads and across processes on one machine.
@@ -75,7 +97,7 @@ pub struct SqliteReplayStore {
 
 #[derive(Debug)]
 enum WriteOp {
-    Claim(ExecutionId, ClaimRecord),
+    Claim(ExecutionId, ClaimRecord, AcceptedVersions),
     Complete(ExecutionId, Vec<u8>),
     AcceptVersions(u64, u64),
 }
@@ -188,8 +210,9 @@ impl ReplayStore for SqliteReplayStore {
         &self,
         execution_id: &ExecutionId,
         record: &ClaimRecord,
+        under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError> {
-        match self.write(WriteOp::Claim(execution_id.clone(), record.clone()))? {
+        match self.write(WriteOp::Claim(execution_id.clone(), record.clone(), under))? {
             WriteAnswer::Claim(outcome) => Ok(outcome),
             other => Err(unexpected(&other)),
         }
@@ -249,7 +272,12 @@ impl ReplayStore for SqliteReplayStore {
     }
 
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        read_versions(&*self.reader()?)
+        let mut reader = self.reader()?;
+        // One read transaction: the marks row and the newest marks record from one snapshot.
+        let tx = reader.transaction().map_err(map_error)?;
+        let guard = read_guard(&tx)?;
+        tx.finish().map_err(map_error)?;
+        guard.check_not_reset()
     }
 
     fn accept_versions(
@@ -271,7 +299,7 @@ impl ReplayStore for SqliteReplayStore {
         {
             let mut statement = tx
                 .prepare(
-                    "SELECT l.position, l.execution_id, l.record,
+                    "SELECT l.position, l.kind, l.execution_id, l.record,
                             e.request_digest, e.attestation_inputs, e.claimed_at, e.attestation
                      FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id
                      ORDER BY l.position",
@@ -280,19 +308,20 @@ impl ReplayStore for SqliteReplayStore {
             let mut query = statement.query([]).map_err(map_error)?;
             while let Some(row) = query.next().map_err(map_error)? {
                 let position: i64 = row.get(0).map_err(map_error)?;
-                let digest: Option<String> = row.get(3).map_err(map_error)?;
-                let inputs: Option<Vec<u8>> = row.get(4).map_err(map_error)?;
-                let claimed_at: Option<String> = row.get(5).map_err(map_error)?;
+                let kind: String = row.get(1).map_err(map_error)?;
+                let digest: Option<String> = row.get(4).map_err(map_error)?;
+                let inputs: Option<Vec<u8>> = row.get(5).map_err(map_error)?;
+                let claimed_at: Option<String> = row.get(6).map_err(map_error)?;
                 let claim = match (digest, inputs, claimed_at) {
                     (Some(d), Some(i), Some(c)) => Some(decode_claim(&d, i, &c)?),
                     _ => None,
                 };
                 rows.push(LedgerRow {
                     position: decode_version(position)?,
-                    execution_id: row.get(1).map_err(map_error)?,
-                    record: row.get(2).map_err(map_error)?,
+                    execution_id: filed_under(&kind, row.get(2).map_err(map_error)?)?,
+                    record: row.get(3).map_err(map_error)?,
                     claim,
-                    attestation: row.get(6).map_err(map_error)?,
+                    attestation: row.get(7).map_err(map_error)?,
                 });
             }
         }
@@ -303,10 +332,12 @@ impl ReplayStore for SqliteReplayStore {
                 |row| row.get(0),
             )
             .map_err(map_error)?;
+        let marks = read_guard(&tx)?.marks;
         tx.finish().map_err(map_error)?;
         Ok(LedgerSnapshot {
             rows,
             completed_executions: decode_version(completed)?,
+            marks,
         })
     }
 }
@@ -340,6 +371,8 @@ fn connect(path: &Path, create: bool) -> Result<Connection, ReplayError> {
 }
 
 /// Applies the missing migrations in one write transaction (safe when processes race to open).
+/// A store that raised its marks before the ledger held marks records gets one now, so that the
+/// ledger proves them from the upgrade on.
 fn migrate(conn: &mut Connection) -> Result<(), ReplayError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -352,22 +385,44 @@ fn migrate(conn: &mut Connection) -> Result<(), ReplayError> {
         tx.pragma_update(None, "user_version", applied)
             .map_err(map_error)?;
     }
+    if (1..MARKS_RECORDS_SINCE).contains(&found) {
+        let marks = read_guard(&tx)?.marks;
+        if marks != AcceptedVersions::default() {
+            append_record(&tx, None, |head| encode_marks_record(head, marks))?;
+        }
+    }
     tx.commit().map_err(map_error)
 }
 
-fn read_versions(conn: &Connection) -> Result<AcceptedVersions, ReplayError> {
-    let (trust_root, release_manifest): (i64, i64) = conn
-        .query_row(
-            "SELECT trust_root, release_manifest FROM high_water_marks WHERE singleton = 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+/// Reads, in the caller's transaction, what a claim or a raise is decided on: the marks row, the
+/// newest marks record (through the partial index `ledger_marks`) and the newest claim time
+/// (through `executions_claimed_at`; the one spelling of a timestamp sorts as it reads).
+fn read_guard(conn: &Connection) -> Result<GuardState, ReplayError> {
+    /// The marks row, the newest marks record and the newest claim time, as stored.
+    type GuardRow = (i64, i64, Option<Vec<u8>>, Option<String>);
+    let row: Option<GuardRow> = conn
+        .prepare_cached(
+            "SELECT h.trust_root, h.release_manifest,
+                    (SELECT l.record FROM ledger l WHERE l.kind = 'marks'
+                     ORDER BY l.position DESC LIMIT 1),
+                    (SELECT max(e.claimed_at) FROM executions e)
+             FROM high_water_marks h WHERE h.singleton = 1",
         )
-        .optional()
         .map_err(map_error)?
-        .ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
-    Ok(AcceptedVersions {
-        trust_root: decode_version(trust_root)?,
-        release_manifest: decode_version(release_manifest)?,
+        .query_row([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()
+        .map_err(map_error)?;
+    let (trust_root, release_manifest, proven, newest) =
+        row.ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
+    Ok(GuardState {
+        marks: AcceptedVersions::new(
+            decode_version(trust_root)?,
+            decode_version(release_manifest)?,
+        ),
+        proven: proven.as_deref().map(decode_marks_record).transpose()?,
+        newest_claim: newest.as_deref().map(decode_timestamp).transpose()?,
     })
 }
 
@@ -513,7 +568,10 @@ fn is_storage_failure(error: &ReplayError) -> bool {
 
 fn apply(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteAnswer, ReplayError> {
     match op {
-        WriteOp::Claim(id, record) => {
+        WriteOp::Claim(id, record, under) => {
+            // Decided before anything is written, under the write lock: nothing can interleave.
+            let raise = read_guard(tx)?.claim(*under, record.claimed_at())?;
+            apply_raise(tx, raise)?;
             let inserted = tx
                 .prepare_cached(
                     "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
@@ -538,20 +596,65 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteAnswer, ReplayError>
             Ok(WriteAnswer::Complete)
         }
         WriteOp::AcceptVersions(trust_root, release_manifest) => {
-            let raised = read_versions(tx)?.raised_to(*trust_root, *release_manifest)?;
-            tx.prepare_cached(
-                "UPDATE high_water_marks SET trust_root = ?1, release_manifest = ?2
-                 WHERE singleton = 1",
-            )
-            .map_err(map_error)?
-            .execute([
-                encode_version(VersionKind::TrustRoot, raised.trust_root)?,
-                encode_version(VersionKind::ReleaseManifest, raised.release_manifest)?,
-            ])
-            .map_err(map_error)?;
-            Ok(WriteAnswer::Versions(raised))
+            let raise =
+                read_guard(tx)?.raise(AcceptedVersions::new(*trust_root, *release_manifest))?;
+            apply_raise(tx, raise)?;
+            Ok(WriteAnswer::Versions(raise.marks))
         }
     }
+}
+
+/// Writes a raise decided by [`GuardState`]: the marks row and a marks record, when they changed.
+fn apply_raise(tx: &Transaction<'_>, raise: Raise) -> Result<(), ReplayError> {
+    if !raise.changed {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "UPDATE high_water_marks SET trust_root = ?1, release_manifest = ?2
+         WHERE singleton = 1",
+    )
+    .map_err(map_error)?
+    .execute([
+        encode_version(VersionKind::TrustRoot, raise.marks.trust_root)?,
+        encode_version(VersionKind::ReleaseManifest, raise.marks.release_manifest)?,
+    ])
+    .map_err(map_error)?;
+    append_record(tx, None, |head| encode_marks_record(head, raise.marks))?;
+    Ok(())
+}
+
+/// Appends the record `encode` makes at the current head of the ledger, filed under
+/// `execution_id` (an execution record) or as a marks record (`None`); returns its position.
+fn append_record(
+    tx: &Transaction<'_>,
+    execution_id: Option<&str>,
+    encode: impl FnOnce(LedgerHead) -> Result<Vec<u8>, ReplayError>,
+) -> Result<i64, ReplayError> {
+    let last: Option<(i64, Vec<u8>)> = tx
+        .prepare_cached("SELECT position, record FROM ledger ORDER BY position DESC LIMIT 1")
+        .map_err(map_error)?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .map_err(map_error)?;
+    let head = match last {
+        None => LedgerHead::EMPTY,
+        Some((position, record)) => LedgerHead::after(decode_version(position)?, &record),
+    };
+    let record = encode(head)?;
+    let position = i64::try_from(head.next_position)
+        .map_err(|_| ReplayError::corrupt("the ledger is full"))?;
+    let kind = if execution_id.is_some() {
+        KIND_EXECUTION
+    } else {
+        KIND_MARKS
+    };
+    tx.prepare_cached(
+        "INSERT INTO ledger (position, kind, execution_id, record) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .map_err(map_error)?
+    .execute(rusqlite::params![position, kind, execution_id, record])
+    .map_err(map_error)?;
+    Ok(position)
 }
 
 fn complete_in(
@@ -586,23 +689,9 @@ fn complete_in(
         });
     }
     let claim = decode_claim(&digest, inputs, &claimed_at)?;
-    let last: Option<(i64, Vec<u8>)> = tx
-        .prepare_cached("SELECT position, record FROM ledger ORDER BY position DESC LIMIT 1")
-        .map_err(map_error)?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()
-        .map_err(map_error)?;
-    let head = match last {
-        None => LedgerHead::EMPTY,
-        Some((position, record)) => LedgerHead::after(decode_version(position)?, &record),
-    };
-    let record = encode_record(head, id.as_str(), &claim, attestation)?;
-    let position = i64::try_from(head.next_position)
-        .map_err(|_| ReplayError::corrupt("the ledger is full"))?;
-    tx.prepare_cached("INSERT INTO ledger (position, execution_id, record) VALUES (?1, ?2, ?3)")
-        .map_err(map_error)?
-        .execute(rusqlite::params![position, id.as_str(), record])
-        .map_err(map_error)?;
+    let position = append_record(tx, Some(id.as_str()), |head| {
+        encode_record(head, id.as_str(), &claim, attestation)
+    })?;
     tx.prepare_cached("UPDATE executions SET attestation = ?1, ledger_position = ?2 WHERE id = ?3")
         .map_err(map_error)?
         .execute(rusqlite::params![attestation, position, id.as_str()])

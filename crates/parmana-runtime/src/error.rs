@@ -113,7 +113,8 @@ pub enum ExecutionError {
         /// The refused id.
         execution_id: String,
     },
-    /// The replay store refused or failed (including a trust-root or manifest version rollback it detected).
+    /// The replay store refused or failed (including a trust-root or manifest version rollback,
+    /// a reset of its high-water marks, or a clock reading behind its newest, which it detected).
     #[error("replay store: {0}")]
     Store(#[source] ReplayError),
     /// A stored claim could not be read back for recovery.
@@ -232,7 +233,10 @@ impl ExecutionError {
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,
             Self::EvaluationFault(_) => ErrorClass::Internal,
-            Self::Store(ReplayError::VersionRollback { .. }) => ErrorClass::Trust,
+            // Rollbacks and a clock behind the store refuse untrustworthy time or documents, like
+            // `runtime.expired`; a reset of the marks is a store that can no longer be trusted.
+            Self::Store(ReplayError::VersionRollback { .. })
+            | Self::Store(ReplayError::ClockBehindStore { .. }) => ErrorClass::Trust,
             Self::Store(_)
             | Self::StoredClaimUnreadable { .. }
             | Self::StoreNotFound { .. }

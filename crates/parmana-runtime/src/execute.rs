@@ -3,10 +3,10 @@
 use parmana_canon::{
     Digest, ExecutionId, PolicyRef, RawCanonical, Timestamp, parse_strict, to_canonical_vec,
 };
-use parmana_replay::{ClaimOutcome, ClaimRecord, ExecutionState, ReplayStore};
+use parmana_replay::{AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, ReplayStore};
 use parmana_trust::{
     AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, KeyId, Role, RuntimeRef, Signer,
-    prepare_attestation,
+    TrustError, prepare_attestation,
 };
 use serde_json::Value;
 
@@ -61,9 +61,11 @@ pub fn execute_from_signals(
 /// threshold; the policy bundle is resolved path-safely, verified against its signature and
 /// the release manifest (cached per environment); the signals are validated and the policy
 /// evaluated (pure — nothing is consumed when any of this fails); the trust root and release
-/// manifest must not have expired at the clock's reading, nor be older than the store's
-/// high-water marks; then the id is claimed atomically together with every attestation input,
-/// the attestation is signed, recorded as completed, and returned.
+/// manifest must not have expired at the clock's reading; then the id is claimed atomically
+/// together with every attestation input — in the same atomic step the store refuses versions
+/// older than its high-water marks (raising them when ours are newer), marks lower than its
+/// ledger proves, and a clock reading behind the newest it holds — and the attestation is
+/// signed, recorded as completed, and returned.
 ///
 /// A second use of an id is refused with `runtime.replay_detected` and the first outcome stands.
 /// If signing or completion fails after the claim, the id stays claimed and
@@ -86,7 +88,6 @@ pub(crate) fn execute(
 
     let now = clock.now();
     check_expiry(environment, now)?;
-    guard_rollback(replay_store, environment)?;
 
     let predicate = build_predicate(
         environment,
@@ -105,7 +106,9 @@ pub(crate) fn execute(
         signals: &signals_canonical,
     })?;
     let claim = ClaimRecord::new(request_digest, inputs, now);
-    match replay_store.claim(execution_id, &claim)? {
+    // One atomic step: the rollback, marks-reset and clock checks cannot interleave with the
+    // claim (a raise by another runtime either lands before it, and refuses it, or after it).
+    match replay_store.claim(execution_id, &claim, versions_of(environment))? {
         ClaimOutcome::Claimed => {}
         ClaimOutcome::AlreadyClaimed => {
             return Err(ExecutionError::ReplayDetected {
@@ -261,20 +264,37 @@ pub(crate) fn check_expiry(
     Ok(())
 }
 
-/// Refuses to execute under a trust root or release manifest older than the store has
-/// accepted, and raises the store's marks when ours are newer.
-fn guard_rollback(
+/// The trust-root and release-manifest versions of `environment`, which a claim is made under.
+pub(crate) fn versions_of(environment: &RuntimeEnvironment) -> AcceptedVersions {
+    AcceptedVersions::new(
+        environment.trust_root().version(),
+        environment.release_manifest().version(),
+    )
+}
+
+/// Refuses an environment older than the store's high-water marks (`trust.version_rollback`),
+/// and a store whose marks are lower than its ledger proves (`replay.marks_reset`).
+pub(crate) fn check_not_older_than_store(
     store: &dyn ReplayStore,
     environment: &RuntimeEnvironment,
 ) -> Result<(), ExecutionError> {
-    let ours = (
-        environment.trust_root().version(),
-        environment.release_manifest().version(),
-    );
     let marks = store.accepted_versions()?;
-    if (marks.trust_root, marks.release_manifest) != ours {
-        // Refuses atomically when either of ours is older than a mark.
-        store.accept_versions(ours.0, ours.1)?;
+    let ours = versions_of(environment);
+    for (document, version, highest) in [
+        ("trust root", ours.trust_root, marks.trust_root),
+        (
+            "release manifest",
+            ours.release_manifest,
+            marks.release_manifest,
+        ),
+    ] {
+        if version < highest {
+            return Err(ExecutionError::Trust(TrustError::VersionRollback {
+                document: document.to_owned(),
+                version,
+                highest,
+            }));
+        }
     }
     Ok(())
 }
@@ -294,7 +314,10 @@ pub struct RecoveryReport {
 /// attestation is byte-identical to the one the interrupted execution would have returned.
 /// It must run with the environment (trust root) and signer of the interrupted execution;
 /// otherwise that id fails here and stays claimed — a claimed id is never reopened. A signer
-/// without the `attestation` role is refused before anything is read.
+/// without the `attestation` role is refused before anything is read, and so are an
+/// environment older than the store's high-water marks (`trust.version_rollback`) and a store
+/// whose marks were reset (`replay.marks_reset`): recovery signs nothing a rolled-back
+/// environment decides.
 pub fn recover(
     replay_store: &dyn ReplayStore,
     signer: &dyn Signer,
@@ -309,6 +332,7 @@ pub(crate) fn recover_with(
     environment: &RuntimeEnvironment,
 ) -> Result<RecoveryReport, ExecutionError> {
     check_signers(signers, environment)?;
+    check_not_older_than_store(replay_store, environment)?;
     let mut report = RecoveryReport::default();
     for execution_id in replay_store.pending()? {
         match recover_one(replay_store, signers, environment, &execution_id) {

@@ -82,9 +82,9 @@ pub mod replay {
     #[cfg(feature = "sqlite")]
     pub use parmana_replay::SqliteReplayStore;
     pub use parmana_replay::{
-        AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId,
-        ExecutionState, LedgerReport, LedgerSnapshot, MemoryReplayStore, ReplayError, ReplayStore,
-        verify_ledger,
+        AcceptedVersions, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord, CompletedExecution,
+        ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerSnapshot,
+        MemoryReplayStore, ReplayError, ReplayStore, verify_ledger,
     };
     #[cfg(feature = "postgres")]
     pub use parmana_replay::{PostgresOptions, PostgresReplayStore};

@@ -9,7 +9,7 @@ use parmana_trust::{AttestationReport, Role, Signer, TrustError, VerifiedBundle,
 use serde_json::Value;
 
 use crate::environment::HighestAccepted;
-use crate::execute::{Attestation, RecoveryReport, check_expiry};
+use crate::execute::{Attestation, RecoveryReport, check_expiry, check_not_older_than_store};
 use crate::{
     Clock, ExecutionError, ExecutionRequest, RuntimeEnvironment, RuntimeEnvironmentConfig, Signals,
     StoreOpen, SystemClock, open_store,
@@ -123,7 +123,8 @@ impl RuntimeBuilder {
 
     /// Verifies the environment (trust chain from the pinned root key, release manifest,
     /// runtime compatibility) at the clock's reading, opens the store, refuses versions older
-    /// than the store's high-water marks (`trust.version_rollback`), and builds the runtime.
+    /// than the store's high-water marks (`trust.version_rollback`) and a store whose marks
+    /// are lower than its ledger proves (`replay.marks_reset`), and builds the runtime.
     /// Refuses a runtime without a store.
     pub fn build(self) -> Result<Runtime, ExecutionError> {
         let source = self.store.ok_or(ExecutionError::NoStore)?;
@@ -132,27 +133,7 @@ impl RuntimeBuilder {
             StoreSource::Ready(store) => store,
             StoreSource::Location(location, mode) => Arc::from(open_store(&location, mode)?),
         };
-        let marks = store.accepted_versions()?;
-        for (document, ours, mark) in [
-            (
-                "trust root",
-                environment.trust_root().version(),
-                marks.trust_root,
-            ),
-            (
-                "release manifest",
-                environment.release_manifest().version(),
-                marks.release_manifest,
-            ),
-        ] {
-            if ours < mark {
-                return Err(ExecutionError::Trust(TrustError::VersionRollback {
-                    document: document.to_owned(),
-                    version: ours,
-                    highest: mark,
-                }));
-            }
-        }
+        check_not_older_than_store(store.as_ref(), &environment)?;
         Ok(Runtime {
             inner: Arc::new(Inner {
                 config: self.config,
@@ -360,7 +341,8 @@ impl Runtime {
     /// Loads the trust root and release manifest from their files again, verifies them fully
     /// (chain from the pinned key, expiry, runtime compatibility, and every released bundle),
     /// refuses a version older than the one in force or than the store's marks
-    /// (`trust.version_rollback`), and swaps the environment atomically. Executions in flight
+    /// (`trust.version_rollback`) — and a store whose marks were reset (`replay.marks_reset`)
+    /// —, and swaps the environment atomically. Executions in flight
     /// finish on the environment they started with. On any refusal the old environment stays.
     pub fn reload(&self) -> Result<ReloadReport, ExecutionError> {
         let at = self.inner.clock.now();

@@ -374,8 +374,9 @@ impl ReplayStore for CrashingStore {
         &self,
         id: &ExecutionId,
         record: &parmana_runtime::replay::ClaimRecord,
+        under: parmana_runtime::replay::AcceptedVersions,
     ) -> Result<parmana_runtime::replay::ClaimOutcome, ReplayError> {
-        self.inner.claim(id, record)
+        self.inner.claim(id, record, under)
     }
     fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
         if self.fail.load(Ordering::SeqCst) {

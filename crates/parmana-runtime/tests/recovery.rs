@@ -1,9 +1,9 @@
-//! Recovery signs only what the pipeline would sign: claimed rows forged by whoever can write the store — every field of the recorded predicate, the signals, the request digest — are decided again and refused (`runtime.recovery_mismatch`), left claimed; a genuine crashed row is completed byte-identically. On SQLite and PostgreSQL (when configured).
+//! Recovery signs only what the pipeline would sign: claimed rows forged by whoever can write the store — every field of the recorded predicate, the signals, the request digest, the timestamps — are decided again and refused (`runtime.recovery_mismatch`), left claimed; a genuine crashed row is completed byte-identically. One table of forgeries, run on every backend: memory, SQLite and PostgreSQL (when configured).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use common::{Fixture, clock};
+use common::{Fixture, clock, postgres_store, postgres_url};
 use parmana_runtime::canon::{Digest, ExecutionId, canonicalize_value, parse_strict};
 use parmana_runtime::replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerSnapshot, MemoryReplayStore,
@@ -17,8 +17,13 @@ use serde_json::{Value, json};
 struct CrashBeforeComplete<'a>(&'a dyn ReplayStore);
 
 impl ReplayStore for CrashBeforeComplete<'_> {
-    fn claim(&self, id: &ExecutionId, record: &ClaimRecord) -> Result<ClaimOutcome, ReplayError> {
-        self.0.claim(id, record)
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.0.claim(id, record, under)
     }
     fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
         Err(ReplayError::Unavailable {
@@ -44,6 +49,14 @@ impl ReplayStore for CrashBeforeComplete<'_> {
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
         self.0.ledger_snapshot()
     }
+}
+
+/// The versions of `environment`, which its claims are made under.
+fn under(environment: &parmana_runtime::RuntimeEnvironment) -> AcceptedVersions {
+    AcceptedVersions::new(
+        environment.trust_root().version(),
+        environment.release_manifest().version(),
+    )
 }
 
 /// Signals the `claims-approval` policy denies at its `ceiling` rule.
@@ -159,7 +172,9 @@ fn check_store(store: &dyn ReplayStore) {
         let claim = ClaimRecord::new(digest, canonicalize_value(&inputs).unwrap(), clock().0);
         let forged_id = ExecutionId::parse(&id).unwrap();
         assert_eq!(
-            store.claim(&forged_id, &claim).unwrap(),
+            store
+                .claim(&forged_id, &claim, under(&environment))
+                .unwrap(),
             ClaimOutcome::Claimed,
             "{name}"
         );
@@ -192,7 +207,7 @@ fn check_store(store: &dyn ReplayStore) {
     );
     let late_id = ExecutionId::parse("late").unwrap();
     assert_eq!(
-        store.claim(&late_id, &claim).unwrap(),
+        store.claim(&late_id, &claim, under(&environment)).unwrap(),
         ClaimOutcome::Claimed
     );
     let again = recover(store, &signer, &environment).unwrap();
@@ -223,4 +238,16 @@ fn forged_claims_are_refused_on_sqlite() {
 #[test]
 fn forged_claims_are_refused_in_memory() {
     check_store(&MemoryReplayStore::new());
+}
+
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
+fn forged_claims_are_refused_on_postgres() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    check_store(&postgres_store(&url, "recovery"));
 }

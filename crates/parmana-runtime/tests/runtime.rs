@@ -111,7 +111,11 @@ fn attestations_are_read_back_and_pending_claims_are_told_apart() {
         b"{}".to_vec(),
         clock().0,
     );
-    let _claimed = runtime.store().claim(&id("pending"), &claim).unwrap();
+    let under = parmana_runtime::replay::AcceptedVersions::new(2, 1);
+    let _claimed = runtime
+        .store()
+        .claim(&id("pending"), &claim, under)
+        .unwrap();
     assert_eq!(
         runtime.attestation(&id("pending")).unwrap(),
         ExecutionStatus::Claimed {

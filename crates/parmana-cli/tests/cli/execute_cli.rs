@@ -146,7 +146,7 @@ fn the_same_id_twice_is_a_replay_and_the_first_attestation_stands() {
     assert!(
         ledger
             .stdout
-            .starts_with("ledger intact: 1 record, head sha256:"),
+            .starts_with("ledger intact: 2 records (1 execution, 1 marks record: trust root 2, release manifest 1), head sha256:"),
         "{}",
         ledger.stdout
     );
@@ -394,7 +394,9 @@ fn the_default_store_lives_under_dot_parmana_and_ids_are_fresh_uuidv7() {
     let ledger = run_in(repo.root(), &["ledger", "verify"], b"");
     assert_eq!(ledger.code, 0, "{}", ledger.stderr);
     assert!(
-        ledger.stdout.starts_with("ledger intact: 2 records"),
+        ledger
+            .stdout
+            .starts_with("ledger intact: 3 records (2 executions, 1 marks record:"),
         "{}",
         ledger.stdout
     );

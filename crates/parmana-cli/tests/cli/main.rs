@@ -1,4 +1,4 @@
-//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring, canon, execute, help, policy, PostgreSQL, recover, verify.
+//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring, canon, config, execute, help, init, policy, PostgreSQL, recover, the store outside the trust boundary, verify.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -13,4 +13,5 @@ mod init_cli;
 mod policy_cli;
 mod postgres_cli;
 mod recover_cli;
+mod store_boundary_cli;
 mod verify_cli;

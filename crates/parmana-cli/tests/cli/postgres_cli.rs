@@ -59,4 +59,24 @@ fn a_postgres_store_consumes_each_id_once() {
         "{}",
         ledger.stdout
     );
+    // Time does not run backwards within the store: a day before the execution above is
+    // refused (exit 4) and writes nothing, so the shared database stays usable at NOW.
+    let now = parmana_runtime::canon::Timestamp::parse(NOW).unwrap();
+    let day_before =
+        parmana_runtime::canon::Timestamp::from_unix_seconds(now.unix_seconds() - 86_400)
+            .unwrap()
+            .to_string();
+    let earlier_id = format!("{id}-earlier");
+    let mut earlier = args;
+    earlier[6] = earlier_id.as_str();
+    earlier[10] = day_before.as_str();
+    let refused = run(&earlier);
+    assert_eq!(refused.code, 4, "{}", refused.transcript());
+    assert!(
+        refused
+            .stderr
+            .starts_with("error[replay.clock_behind_store]"),
+        "{}",
+        refused.stderr
+    );
 }

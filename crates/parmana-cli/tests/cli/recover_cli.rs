@@ -5,7 +5,9 @@
 use crate::common::{NOW, VIP_SIGNALS, repo_root, run};
 use base64::Engine as _;
 use parmana_runtime::canon::{Digest, ExecutionId, Timestamp, canonicalize_value, parse_strict};
-use parmana_runtime::replay::{ClaimOutcome, ClaimRecord, ReplayStore, SqliteReplayStore};
+use parmana_runtime::replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ReplayStore, SqliteReplayStore,
+};
 
 #[test]
 fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
@@ -55,7 +57,12 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
         let store = SqliteReplayStore::open(&path).unwrap();
         let id = ExecutionId::parse("crashed-1").unwrap();
         let claim = ClaimRecord::new(request_digest, inputs, Timestamp::parse(NOW).unwrap());
-        assert_eq!(store.claim(&id, &claim).unwrap(), ClaimOutcome::Claimed);
+        // Under the fixtures' trust root 2 and release manifest 1, as the execution would have.
+        let under = AcceptedVersions::new(2, 1);
+        assert_eq!(
+            store.claim(&id, &claim, under).unwrap(),
+            ClaimOutcome::Claimed
+        );
     }
     let store_flag = format!("sqlite:{}", path.display());
     let repo = repo_root();
@@ -148,7 +155,12 @@ fn unreadable_claims_and_keys_without_the_role_complete_nothing() {
             b"{}".to_vec(),
             Timestamp::parse(NOW).unwrap(),
         );
-        assert_eq!(store.claim(&id, &claim).unwrap(), ClaimOutcome::Claimed);
+        // Under the fixtures' trust root 2 and release manifest 1, as the execution would have.
+        let under = AcceptedVersions::new(2, 1);
+        assert_eq!(
+            store.claim(&id, &claim, under).unwrap(),
+            ClaimOutcome::Claimed
+        );
     }
     let store_flag = format!("sqlite:{}", path.display());
     let out = run(&["recover", "--store", &store_flag, "--now", NOW]);

@@ -177,29 +177,30 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             "ledger broken after round {round}: {ledger:?}"
         );
         let snapshot = store.ledger_snapshot().unwrap();
-        assert_eq!(ledger.records, snapshot.completed_executions);
-        for row in &snapshot.rows {
+        assert_eq!(ledger.executions, snapshot.completed_executions);
+        // The execution records (the marks records aside).
+        for (row, execution_id) in snapshot
+            .rows
+            .iter()
+            .filter_map(|row| Some((row, row.execution_id.clone()?)))
+        {
             let stored = row.attestation.clone().unwrap();
-            match outcomes.get(&row.execution_id) {
-                Some(before) => assert_eq!(before, &stored, "{} changed outcome", row.execution_id),
+            match outcomes.get(&execution_id) {
+                Some(before) => assert_eq!(before, &stored, "{execution_id} changed outcome"),
                 None => {
-                    assert_eq!(
-                        stored,
-                        fresh_build(&row.execution_id, &environment, &signer)
-                    );
-                    if !acknowledged.contains_key(&row.execution_id)
+                    assert_eq!(stored, fresh_build(&execution_id, &environment, &signer));
+                    if !acknowledged.contains_key(&execution_id)
                         && !report
                             .completed
                             .iter()
-                            .any(|a| a.predicate().execution_id.as_str() == row.execution_id)
+                            .any(|a| a.predicate().execution_id.as_str() == execution_id)
                     {
                         figures.completed_unacknowledged += 1;
                     }
-                    outcomes.insert(row.execution_id.clone(), stored);
+                    outcomes.insert(execution_id.clone(), stored);
                 }
             }
-            let index: u64 = row
-                .execution_id
+            let index: u64 = execution_id
                 .strip_prefix("crash-")
                 .unwrap()
                 .parse()

@@ -1,4 +1,4 @@
-//! Fault injection under the runtime: a store wrapper that fails `claim`, `complete`, `accepted_versions` or `accept_versions` on command, a SQLite store whose files disappear, and a full disk (RLIMIT_FSIZE) — refused with a store error, nothing signed without being recorded, nothing half-written.
+//! Fault injection under the runtime: a store wrapper that fails `claim`, `complete`, `accepted_versions` or `pending` on command, a SQLite store whose files disappear, and a full disk (RLIMIT_FSIZE) — refused with a store error, nothing signed without being recorded, nothing half-written.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
@@ -27,8 +27,6 @@ enum Fault {
     CompleteReplyLost,
     /// `accepted_versions` fails.
     ReadVersions,
-    /// `accept_versions` fails.
-    AcceptVersions,
     /// `pending` fails.
     Pending,
 }
@@ -68,9 +66,14 @@ impl<S: ReplayStore> FaultyStore<S> {
 }
 
 impl<S: ReplayStore> ReplayStore for FaultyStore<S> {
-    fn claim(&self, id: &ExecutionId, record: &ClaimRecord) -> Result<ClaimOutcome, ReplayError> {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
         self.check(Fault::Claim)?;
-        self.inner.claim(id, record)
+        self.inner.claim(id, record, under)
     }
 
     fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
@@ -98,7 +101,6 @@ impl<S: ReplayStore> ReplayStore for FaultyStore<S> {
         trust_root: u64,
         release: u64,
     ) -> Result<AcceptedVersions, ReplayError> {
-        self.check(Fault::AcceptVersions)?;
         self.inner.accept_versions(trust_root, release)
     }
 
@@ -164,6 +166,16 @@ impl Setup {
         assert!(report.is_intact(), "{report:?}");
         self.store.ledger_snapshot().unwrap()
     }
+
+    /// How many execution records the (intact) ledger holds (the marks records aside).
+    fn executions_in_ledger(&self) -> usize {
+        let ledger = self.ledger();
+        ledger
+            .rows
+            .iter()
+            .filter(|row| row.execution_id.is_some())
+            .count()
+    }
 }
 
 fn request(n: u64) -> ExecutionRequest {
@@ -191,25 +203,32 @@ fn a_failing_claim_refuses_with_a_store_error_and_consumes_nothing() {
     assert_eq!(s.execute(&request(1)).unwrap(), s.fresh_build(&request(1)));
 }
 
+/// An execution reads and raises the marks inside its claim (a failing claim is above);
+/// recovery reads them first, and refuses — before anything is signed — when it cannot.
 #[test]
-fn failing_version_marks_refuse_before_anything_is_claimed() {
-    for fault in [Fault::ReadVersions, Fault::AcceptVersions] {
-        let s = setup();
-        s.store.fail(fault);
-        let error = s.execute(&request(0)).unwrap_err();
-        assert_eq!(error.class(), ErrorClass::Store, "{fault:?}: {error}");
-        assert_eq!(
-            s.store.get(&id(0)).unwrap(),
-            ExecutionState::Absent,
-            "{fault:?}"
-        );
-        assert_eq!(
-            s.store.inner.accepted_versions().unwrap(),
-            AcceptedVersions::default()
-        );
-        s.store.heal();
-        s.execute(&request(0)).unwrap();
-    }
+fn failing_version_marks_refuse_recovery_before_anything_is_signed() {
+    let s = setup();
+    s.store.fail(Fault::Complete);
+    s.execute(&request(0)).unwrap_err();
+    s.store.heal();
+    s.store.fail(Fault::ReadVersions);
+    let error = recover(&s.store, &s.signer, &s.environment).unwrap_err();
+    assert_eq!(
+        (error.code(), error.class()),
+        ("replay.store_unavailable", ErrorClass::Store)
+    );
+    assert_eq!(s.store.inner.pending().unwrap(), vec![id(0)]);
+    assert_eq!(
+        s.store.inner.accepted_versions().unwrap(),
+        AcceptedVersions::new(2, 1)
+    );
+    s.store.heal();
+    let report = recover(&s.store, &s.signer, &s.environment).unwrap();
+    assert_eq!(report.completed.len(), 1);
+    assert_eq!(
+        report.completed[0].envelope(),
+        s.fresh_build(&request(0)).as_slice()
+    );
 }
 
 #[test]
@@ -228,7 +247,7 @@ fn a_failing_complete_returns_no_attestation_and_recover_finishes_it_identically
         ExecutionState::Claimed(_)
     ));
     assert_eq!(s.store.inner.pending().unwrap(), vec![id(1)]);
-    assert_eq!(s.ledger().rows.len(), 1);
+    assert_eq!(s.executions_in_ledger(), 1);
     // The id is never reopened: a retry is a replay, even with the store healed.
     s.store.heal();
     assert_eq!(
@@ -255,7 +274,7 @@ fn a_failing_complete_returns_no_attestation_and_recover_finishes_it_identically
         ExecutionState::Completed(done) => assert_eq!(done.attestation(), expected.as_slice()),
         other => panic!("{other:?}"),
     }
-    assert_eq!(s.ledger().rows.len(), 2);
+    assert_eq!(s.executions_in_ledger(), 2);
 }
 
 #[test]
@@ -281,7 +300,7 @@ fn a_lost_completion_reply_refuses_but_the_recorded_outcome_stands() {
         s.execute(&request(0)).unwrap_err().code(),
         "runtime.replay_detected"
     );
-    assert_eq!(s.ledger().rows.len(), 1);
+    assert_eq!(s.executions_in_ledger(), 1);
 }
 
 #[test]
@@ -456,7 +475,7 @@ fn a_full_disk_refuses_with_store_errors_and_loses_nothing() {
     }
     let ledger = verify_ledger(&store).unwrap();
     assert!(ledger.is_intact(), "{ledger:?}");
-    assert_eq!(ledger.records as usize, acknowledged.len() + recovered);
+    assert_eq!(ledger.executions as usize, acknowledged.len() + recovered);
     eprintln!(
         "full disk: {} acknowledged, {} refused ({} of them claimed and recovered), codes {:?}",
         acknowledged.len(),

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use parmana_reliability::{
     fixed_clock, fixed_now, open_target, postgres_url, release_signer, stream_request, unique_name,
 };
-use parmana_replay::{ExecutionId, ExecutionState, ReplayStore, SqliteReplayStore};
+use parmana_replay::{
+    AcceptedVersions, ExecutionId, ExecutionState, ReplayStore, SqliteReplayStore, verify_ledger,
+};
 use parmana_runtime::{
     ErrorClass, HighestAccepted, RuntimeEnvironment, RuntimeEnvironmentConfig,
     execute_from_signals, trust::LocalSigningKey,
@@ -168,6 +170,13 @@ fn check_rollbacks(open: &dyn Fn() -> Box<dyn ReplayStore>) {
     let store = open();
     refused_as_rollback(versions.execute(store.as_ref(), (2, 2), 9));
     unused(store.as_ref(), 9);
+    // Every raise is a marks record in the chained ledger: (1, 1), (2, 2), (2, 3).
+    let ledger = verify_ledger(store.as_ref()).unwrap();
+    assert!(ledger.is_intact(), "{ledger:?}");
+    assert_eq!(
+        (ledger.executions, ledger.mark_records, ledger.marks),
+        (4, 3, AcceptedVersions::new(2, 3))
+    );
 }
 
 #[test]

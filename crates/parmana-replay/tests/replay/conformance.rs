@@ -1,4 +1,4 @@
-//! The one behavioural conformance suite (`common/suite.rs`), instantiated for every backend.
+//! The one behavioural conformance suite (`common/suite.rs` and `common/boundary.rs`), instantiated for every backend.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -9,7 +9,7 @@
 macro_rules! conformance_suite {
     ($backend:ident, $open:expr $(, #[$attr:meta])*) => {
         mod $backend {
-            use crate::common::{Harness, suite};
+            use crate::common::{Harness, boundary, suite};
 
             fn open() -> Option<Box<dyn Harness>> {
                 let open = $open;
@@ -31,11 +31,26 @@ macro_rules! conformance_suite {
                 threads_race_one_winner_per_id,
                 threads_race_to_complete
             );
+            conformance_suite!(@boundary [$(#[$attr])*]
+                raises_are_chained_in_the_ledger,
+                claims_are_decided_under_the_marks,
+                marks_reset_is_refused_and_reported,
+                clock_must_not_run_backwards,
+                rollback_check_and_claim_do_not_interleave,
+                threads_claim_while_the_marks_rise,
+                threads_raise_the_marks_at_once
+            );
 
             #[test]
             $(#[$attr])*
             fn ledger_tampering_is_detected() {
                 suite::ledger_tampering_is_detected(&open);
+            }
+
+            #[test]
+            $(#[$attr])*
+            fn marks_record_tampering_is_detected() {
+                boundary::marks_record_tampering_is_detected(&open);
             }
         }
     };
@@ -50,6 +65,20 @@ macro_rules! conformance_suite {
         fn $name() {
             if let Some(h) = open() {
                 suite::$name(&*h);
+            }
+        }
+    };
+    (@boundary $attrs:tt $($name:ident),*) => {
+        $(
+            conformance_suite!(@boundary_test $attrs $name);
+        )*
+    };
+    (@boundary_test [$(#[$attr:meta])*] $name:ident) => {
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            if let Some(h) = open() {
+                boundary::$name(&*h);
             }
         }
     };

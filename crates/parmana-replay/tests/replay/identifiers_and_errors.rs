@@ -2,7 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-use parmana_replay::{ReplayError, VersionKind};
+use parmana_canon::Timestamp;
+use parmana_replay::{AcceptedVersions, ReplayError, VersionKind};
 
 #[test]
 fn every_error_has_a_stable_code_and_message() {
@@ -39,6 +40,25 @@ fn every_error_has_a_stable_code_and_message() {
             },
             "replay.version_too_large",
             "release manifest version 18446744073709551615 is too large (at most 2^63-1)",
+        ),
+        (
+            ReplayError::MarksReset {
+                found: AcceptedVersions::new(1, 1),
+                proven: AcceptedVersions::new(2, 1),
+            },
+            "replay.marks_reset",
+            "the store's high-water marks (trust root 1, release manifest 1) are lower than its \
+             ledger proves (trust root 2, release manifest 1): they were reset behind the store's \
+             back (run `parmana ledger verify`)",
+        ),
+        (
+            ReplayError::ClockBehindStore {
+                now: Timestamp::parse("2026-11-28T21:00:00Z").unwrap(),
+                newest: Timestamp::parse("2026-11-28T22:00:00Z").unwrap(),
+            },
+            "replay.clock_behind_store",
+            "the clock reads 2026-11-28T21:00:00Z, more than 60 s before the newest execution \
+             this store holds (2026-11-28T22:00:00Z): time must not run backwards within one store",
         ),
         (
             ReplayError::Unavailable {

@@ -6,5 +6,6 @@ mod common;
 
 mod conformance;
 mod identifiers_and_errors;
+mod migration;
 mod postgres_connections;
 mod processes;

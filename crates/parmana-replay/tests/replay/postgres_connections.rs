@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    claim_for, id, postgres_raw, postgres_tls_only_url, postgres_tls_url, postgres_url, unique,
+    V0, claim_for, id, postgres_raw, postgres_tls_only_url, postgres_tls_url, postgres_url, unique,
     with_option,
 };
 use parmana_replay::{
@@ -48,11 +48,11 @@ fn round_trip(url: &str, schema: &str) -> Result<(), ReplayError> {
     let store = PostgresReplayStore::connect(url, &options(schema))?;
     let exec = id(&format!("round-trip-{schema}"));
     assert_eq!(
-        store.claim(&exec, &claim_for("tls"))?,
+        store.claim(&exec, &claim_for("tls"), V0)?,
         ClaimOutcome::Claimed
     );
     assert_eq!(
-        store.claim(&exec, &claim_for("tls"))?,
+        store.claim(&exec, &claim_for("tls"), V0)?,
         ClaimOutcome::AlreadyClaimed
     );
     assert!(matches!(store.get(&exec)?, ExecutionState::Claimed(_)));
@@ -295,7 +295,7 @@ fn the_pool_holds_at_most_pool_size_connections() {
                     for n in 0..40 {
                         let exec = id(&format!("pool-{t}-{n}"));
                         assert_eq!(
-                            store.claim(&exec, &claim_for("pool")).unwrap(),
+                            store.claim(&exec, &claim_for("pool"), V0).unwrap(),
                             ClaimOutcome::Claimed
                         );
                         store.complete(&exec, b"attestation").unwrap();
@@ -351,7 +351,9 @@ fn a_server_that_stops_accepting_connections_times_out_as_unavailable_and_recove
     )
     .unwrap();
     assert_eq!(
-        store.claim(&id("before"), &claim_for("before")).unwrap(),
+        store
+            .claim(&id("before"), &claim_for("before"), V0)
+            .unwrap(),
         ClaimOutcome::Claimed
     );
 
@@ -366,7 +368,7 @@ fn a_server_that_stops_accepting_connections_times_out_as_unavailable_and_recove
     for n in 0..3 {
         let started = Instant::now();
         let error = store
-            .claim(&id(&format!("during-{n}")), &claim_for("during"))
+            .claim(&id(&format!("during-{n}")), &claim_for("during"), V0)
             .unwrap_err();
         assert_eq!(error.code(), "replay.store_unavailable", "{error}");
         if started.elapsed() >= Duration::from_millis(900) {
@@ -395,7 +397,7 @@ fn a_server_that_stops_accepting_connections_times_out_as_unavailable_and_recove
         .batch_execute(&format!("ALTER ROLE {role} LOGIN"))
         .unwrap();
     assert_eq!(
-        store.claim(&id("after"), &claim_for("after")).unwrap(),
+        store.claim(&id("after"), &claim_for("after"), V0).unwrap(),
         ClaimOutcome::Claimed
     );
     assert!(matches!(

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{claim_for, id};
+use crate::common::{V0, claim_for, id};
 use parmana_replay::{ClaimOutcome, ExecutionState, ReplayStore, verify_ledger};
 
 const ROLE: &str = "PARMANA_REPLAY_CHILD";
@@ -66,7 +66,7 @@ fn run_as_child() -> bool {
                     (RACE_IDS - 1 - k + index * 53) % RACE_IDS
                 };
                 let exec = id(&format!("race-{i}"));
-                if store.claim(&exec, &claim).unwrap() == ClaimOutcome::Claimed {
+                if store.claim(&exec, &claim, V0).unwrap() == ClaimOutcome::Claimed {
                     println!("WON race-{i}");
                 }
             }
@@ -76,7 +76,7 @@ fn run_as_child() -> bool {
             for n in 0..1_000_000 {
                 let exec = id(&format!("kill-{index}-{n}"));
                 store
-                    .claim(&exec, &claim_for(exec.as_str()))
+                    .claim(&exec, &claim_for(exec.as_str()), V0)
                     .unwrap()
                     .require_claimed(&exec)
                     .unwrap();
@@ -297,7 +297,9 @@ fn sqlite_refuses_a_store_file_with_two_names() {
     {
         let store = SqliteReplayStore::open(&first).unwrap();
         assert_eq!(
-            store.claim(&id("before-link"), &claim_for("a")).unwrap(),
+            store
+                .claim(&id("before-link"), &claim_for("a"), V0)
+                .unwrap(),
             ClaimOutcome::Claimed
         );
     }
@@ -321,14 +323,14 @@ fn sqlite_refuses_a_store_file_with_two_names() {
                 scope.spawn(move || {
                     if name == first {
                         store
-                            .claim(&id("dup-1"), &claim_for("x"))
+                            .claim(&id("dup-1"), &claim_for("x"), V0)
                             .map_err(|e| e.code().to_owned())
                     } else {
                         SqliteReplayStore::open(name)
                             .map_err(|e| e.code().to_owned())
                             .and_then(|other| {
                                 other
-                                    .claim(&id("dup-1"), &claim_for("y"))
+                                    .claim(&id("dup-1"), &claim_for("y"), V0)
                                     .map_err(|e| e.code().to_owned())
                             })
                     }
@@ -347,7 +349,7 @@ fn sqlite_refuses_a_store_file_with_two_names() {
     // With one name again, the id is still free: nothing was claimed through either name.
     assert_eq!(store.get(&id("dup-1")).unwrap(), ExecutionState::Absent,);
     assert_eq!(
-        store.claim(&id("dup-1"), &claim_for("x")).unwrap(),
+        store.claim(&id("dup-1"), &claim_for("x"), V0).unwrap(),
         ClaimOutcome::Claimed
     );
 }

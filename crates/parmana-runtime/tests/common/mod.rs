@@ -43,3 +43,41 @@ impl Fixture {
             .unwrap();
     }
 }
+
+/// The URL of the PostgreSQL server for tests: `None` (after saying so) when
+/// `PARMANA_TEST_POSTGRES_URL` is unset outside CI; under `CI=true` a missing URL fails the test.
+pub(crate) fn postgres_url() -> Option<String> {
+    const VAR: &str = "PARMANA_TEST_POSTGRES_URL";
+    match std::env::var(VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "CI=true but {VAR} is not set: the PostgreSQL tests must run in CI \
+             (.ci/services starts a server and exports it)"
+        ),
+        _ => {
+            eprintln!(
+                "SKIPPED: PostgreSQL runtime test — set {VAR}=postgres://… \
+                 (for example by `source .ci/services`) to run it"
+            );
+            None
+        }
+    }
+}
+
+/// A PostgreSQL store in a schema of its own, on the test server.
+pub(crate) fn postgres_store(url: &str, prefix: &str) -> parmana_replay::PostgresReplayStore {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let options = parmana_replay::PostgresOptions {
+        schema: format!(
+            "{prefix}_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ),
+        ..parmana_replay::PostgresOptions::default()
+    };
+    parmana_replay::PostgresReplayStore::connect(url, &options).unwrap()
+}

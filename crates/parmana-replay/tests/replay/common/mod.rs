@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parmana_canon::{Digest, Timestamp};
 use parmana_replay::{
-    ClaimRecord, ExecutionId, LedgerReport, MemoryReplayStore, ReplayError, ReplayStore,
-    verify_ledger, verify_ledger_snapshot,
+    AcceptedVersions, ClaimRecord, ExecutionId, LedgerReport, MemoryReplayStore, ReplayError,
+    ReplayStore, verify_ledger, verify_ledger_snapshot,
 };
 
+pub(crate) mod boundary;
 pub(crate) mod suite;
 
 /// A change made to a store without going through its API.
@@ -33,6 +34,19 @@ pub(crate) enum Tamper {
         execution_id: String,
         bytes: Vec<u8>,
     },
+    /// Set the high-water marks row (an `UPDATE` of it: a reset when lower).
+    ResetMarks { to: AcceptedVersions },
+    /// File the record at `position` as the execution `execution_id`'s.
+    FileAsExecution { position: u64, execution_id: String },
+    /// File the record at `position` as a marks record.
+    FileAsMarks { position: u64 },
+}
+
+/// A raise of the marks row made behind the store's back in a transaction still open: the
+/// store's writes wait for it (SQLite: the write lock; PostgreSQL: the row lock).
+pub(crate) trait HeldRaise {
+    /// Commits the raise.
+    fn commit(self: Box<Self>);
 }
 
 /// One backend under test, with its own isolated storage.
@@ -48,7 +62,16 @@ pub(crate) trait Harness: Send + Sync {
     fn corrupt_claim(&self, execution_id: &str) -> bool;
     /// Marks the storage as written by a future schema version (`false` if not applicable).
     fn set_future_schema_version(&self) -> bool;
+    /// Whether [`Harness::tamper_and_verify`] changes the storage itself (`false` for the memory
+    /// backend, which edits the snapshot it hands out).
+    fn tampers_with_storage(&self) -> bool;
+    /// Opens a transaction behind the store's back that sets the marks row to `to`, and leaves
+    /// it open (`None` for the memory backend, which one mutex serializes).
+    fn hold_raise(&self, to: AcceptedVersions) -> Option<Box<dyn HeldRaise>>;
 }
+
+/// The versions of a claim that neither raises the marks nor is refused by a fresh store's.
+pub(crate) const V0: AcceptedVersions = AcceptedVersions::new(0, 0);
 
 pub(crate) fn id(text: &str) -> ExecutionId {
     ExecutionId::parse(text).unwrap()
@@ -124,9 +147,22 @@ impl Harness for MemoryHarness {
                 execution_id,
                 bytes,
             } => {
-                for row in rows.iter_mut().filter(|r| &r.execution_id == execution_id) {
+                for row in rows
+                    .iter_mut()
+                    .filter(|r| r.execution_id.as_ref() == Some(execution_id))
+                {
                     row.attestation = Some(bytes.clone());
                 }
+            }
+            Tamper::ResetMarks { to } => snapshot.marks = *to,
+            Tamper::FileAsExecution {
+                position,
+                execution_id,
+            } => {
+                rows[usize::try_from(*position).unwrap()].execution_id = Some(execution_id.clone());
+            }
+            Tamper::FileAsMarks { position } => {
+                rows[usize::try_from(*position).unwrap()].execution_id = None;
             }
         }
         verify_ledger_snapshot(&snapshot)
@@ -138,6 +174,14 @@ impl Harness for MemoryHarness {
 
     fn set_future_schema_version(&self) -> bool {
         false
+    }
+
+    fn tampers_with_storage(&self) -> bool {
+        false
+    }
+
+    fn hold_raise(&self, _to: AcceptedVersions) -> Option<Box<dyn HeldRaise>> {
+        None
     }
 }
 
@@ -226,6 +270,31 @@ mod sqlite_harness {
                     )
                     .unwrap();
                 }
+                Tamper::ResetMarks { to } => {
+                    raw.execute(
+                        "UPDATE high_water_marks SET trust_root = ?1, release_manifest = ?2",
+                        [as_i64(&to.trust_root), as_i64(&to.release_manifest)],
+                    )
+                    .unwrap();
+                }
+                Tamper::FileAsExecution {
+                    position,
+                    execution_id,
+                } => {
+                    raw.execute(
+                        "UPDATE ledger SET kind = 'execution', execution_id = ?1
+                         WHERE position = ?2",
+                        rusqlite::params![execution_id, as_i64(position)],
+                    )
+                    .unwrap();
+                }
+                Tamper::FileAsMarks { position } => {
+                    raw.execute(
+                        "UPDATE ledger SET kind = 'marks', execution_id = NULL WHERE position = ?1",
+                        [as_i64(position)],
+                    )
+                    .unwrap();
+                }
             }
             verify_ledger(&self.store).unwrap()
         }
@@ -243,6 +312,32 @@ mod sqlite_harness {
         fn set_future_schema_version(&self) -> bool {
             self.raw().pragma_update(None, "user_version", 99).unwrap();
             true
+        }
+
+        fn tampers_with_storage(&self) -> bool {
+            true
+        }
+
+        fn hold_raise(&self, to: AcceptedVersions) -> Option<Box<dyn HeldRaise>> {
+            let raw = self.raw();
+            raw.execute_batch("BEGIN IMMEDIATE").unwrap();
+            raw.execute(
+                "UPDATE high_water_marks SET trust_root = ?1, release_manifest = ?2",
+                [
+                    i64::try_from(to.trust_root).unwrap(),
+                    i64::try_from(to.release_manifest).unwrap(),
+                ],
+            )
+            .unwrap();
+            Some(Box::new(SqliteHeld(raw)))
+        }
+    }
+
+    struct SqliteHeld(rusqlite::Connection);
+
+    impl HeldRaise for SqliteHeld {
+        fn commit(self: Box<Self>) {
+            self.0.execute_batch("COMMIT").unwrap();
         }
     }
 }
@@ -424,6 +519,31 @@ mod postgres_harness {
                     )
                     .unwrap();
                 }
+                Tamper::ResetMarks { to } => {
+                    raw.execute(
+                        "UPDATE high_water_marks SET trust_root = $1, release_manifest = $2",
+                        &[&as_i64(&to.trust_root), &as_i64(&to.release_manifest)],
+                    )
+                    .unwrap();
+                }
+                Tamper::FileAsExecution {
+                    position,
+                    execution_id,
+                } => {
+                    raw.execute(
+                        "UPDATE ledger SET kind = 'execution', execution_id = $1
+                         WHERE position = $2",
+                        &[execution_id, &as_i64(position)],
+                    )
+                    .unwrap();
+                }
+                Tamper::FileAsMarks { position } => {
+                    raw.execute(
+                        "UPDATE ledger SET kind = 'marks', execution_id = NULL WHERE position = $1",
+                        &[&as_i64(position)],
+                    )
+                    .unwrap();
+                }
             }
             verify_ledger(&self.store).unwrap()
         }
@@ -443,6 +563,32 @@ mod postgres_harness {
                 .execute("UPDATE schema_version SET version = 99", &[])
                 .unwrap();
             true
+        }
+
+        fn tampers_with_storage(&self) -> bool {
+            true
+        }
+
+        fn hold_raise(&self, to: AcceptedVersions) -> Option<Box<dyn HeldRaise>> {
+            let mut raw = self.raw();
+            raw.batch_execute("BEGIN").unwrap();
+            raw.execute(
+                "UPDATE high_water_marks SET trust_root = $1, release_manifest = $2",
+                &[
+                    &i64::try_from(to.trust_root).unwrap(),
+                    &i64::try_from(to.release_manifest).unwrap(),
+                ],
+            )
+            .unwrap();
+            Some(Box::new(PostgresHeld(raw)))
+        }
+    }
+
+    struct PostgresHeld(postgres::Client);
+
+    impl HeldRaise for PostgresHeld {
+        fn commit(mut self: Box<Self>) {
+            self.0.batch_execute("COMMIT").unwrap();
         }
     }
 }

@@ -11,7 +11,7 @@ use parmana_replay::{
     ReplayStore, VersionKind, verify_ledger,
 };
 
-use super::{Harness, Tamper, claim_for, id};
+use super::{Harness, Tamper, V0, claim_for, id};
 
 pub(crate) fn claim_complete_get(h: &dyn Harness) {
     let store = h.store();
@@ -19,7 +19,10 @@ pub(crate) fn claim_complete_get(h: &dyn Harness) {
     assert_eq!(store.get(&exec).unwrap(), ExecutionState::Absent);
 
     let claim = claim_for("exec-1 request");
-    assert_eq!(store.claim(&exec, &claim).unwrap(), ClaimOutcome::Claimed);
+    assert_eq!(
+        store.claim(&exec, &claim, V0).unwrap(),
+        ClaimOutcome::Claimed
+    );
     assert_eq!(
         store.get(&exec).unwrap(),
         ExecutionState::Claimed(claim.clone())
@@ -39,8 +42,11 @@ pub(crate) fn double_claim_is_a_replay(h: &dyn Harness) {
     let exec = id("exec-dup");
     let first = claim_for("first");
     let second = claim_for("second caller");
-    assert_eq!(store.claim(&exec, &first).unwrap(), ClaimOutcome::Claimed);
-    let outcome = store.claim(&exec, &second).unwrap();
+    assert_eq!(
+        store.claim(&exec, &first, V0).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let outcome = store.claim(&exec, &second, V0).unwrap();
     assert_eq!(outcome, ClaimOutcome::AlreadyClaimed);
     let refusal = outcome.require_claimed(&exec).unwrap_err();
     assert_eq!(refusal.code(), "replay.replay_detected");
@@ -55,7 +61,7 @@ pub(crate) fn double_claim_is_a_replay(h: &dyn Harness) {
     // A completed id is never reopened either.
     store.complete(&exec, b"a").unwrap();
     assert_eq!(
-        store.claim(&exec, &first).unwrap(),
+        store.claim(&exec, &first, V0).unwrap(),
         ClaimOutcome::AlreadyClaimed
     );
 }
@@ -73,7 +79,7 @@ pub(crate) fn complete_twice_is_refused(h: &dyn Harness) {
     let store = h.store();
     let exec = id("twice");
     store
-        .claim(&exec, &claim_for("twice"))
+        .claim(&exec, &claim_for("twice"), V0)
         .unwrap()
         .require_claimed(&exec)
         .unwrap();
@@ -94,7 +100,7 @@ pub(crate) fn pending_lists_claimed_but_not_completed(h: &dyn Harness) {
     assert!(store.pending().unwrap().is_empty());
     for name in ["c-3", "a-1", "b-2", "d-4"] {
         store
-            .claim(&id(name), &claim_for(name))
+            .claim(&id(name), &claim_for(name), V0)
             .unwrap()
             .require_claimed(&id(name))
             .unwrap();
@@ -168,7 +174,7 @@ fn fill_ledger(store: &dyn ReplayStore, count: usize) {
     for i in 0..count {
         let exec = id(&format!("ledger-{i}"));
         store
-            .claim(&exec, &claim_for(&format!("ledger request {i}")))
+            .claim(&exec, &claim_for(&format!("ledger request {i}")), V0)
             .unwrap()
             .require_claimed(&exec)
             .unwrap();
@@ -187,7 +193,7 @@ pub(crate) fn ledger_appends_and_verifies(h: &dyn Harness) {
     fill_ledger(store, 5);
     // A claimed but uncompleted execution has no record.
     store
-        .claim(&id("in-flight"), &claim_for("x"))
+        .claim(&id("in-flight"), &claim_for("x"), V0)
         .unwrap()
         .require_claimed(&id("in-flight"))
         .unwrap();
@@ -200,7 +206,7 @@ pub(crate) fn ledger_appends_and_verifies(h: &dyn Harness) {
     let ids: Vec<_> = snapshot
         .rows
         .iter()
-        .map(|r| r.execution_id.as_str())
+        .map(|r| r.execution_id.as_deref().unwrap())
         .collect();
     assert_eq!(
         ids,
@@ -353,7 +359,7 @@ pub(crate) fn survives_reopen(h: &dyn Harness) {
     let store = h.store();
     fill_ledger(store, 3);
     store
-        .claim(&id("pending-1"), &claim_for("p"))
+        .claim(&id("pending-1"), &claim_for("p"), V0)
         .unwrap()
         .require_claimed(&id("pending-1"))
         .unwrap();
@@ -361,7 +367,7 @@ pub(crate) fn survives_reopen(h: &dyn Harness) {
     let again = h.reopen().unwrap().unwrap();
     assert_eq!(again.pending().unwrap(), vec![id("pending-1")]);
     assert_eq!(
-        again.claim(&id("ledger-1"), &claim_for("x")).unwrap(),
+        again.claim(&id("ledger-1"), &claim_for("x"), V0).unwrap(),
         ClaimOutcome::AlreadyClaimed
     );
     assert!(verify_ledger(&*again).unwrap().is_intact());
@@ -377,7 +383,7 @@ pub(crate) fn survives_reopen(h: &dyn Harness) {
 pub(crate) fn unreadable_rows_are_corrupt(h: &dyn Harness) {
     let exec = id("to-corrupt");
     h.store()
-        .claim(&exec, &claim_for("c"))
+        .claim(&exec, &claim_for("c"), V0)
         .unwrap()
         .require_claimed(&exec)
         .unwrap();
@@ -408,7 +414,7 @@ pub(crate) fn future_schema_is_refused(h: &dyn Harness) {
         err,
         ReplayError::SchemaVersionUnsupported {
             found: 99,
-            supported: 1
+            supported: 2
         }
     ));
 }
@@ -438,7 +444,7 @@ pub(crate) fn threads_race_one_winner_per_id(h: &dyn Harness) {
                         } else {
                             (IDS - 1 - k + t * 17) % IDS
                         };
-                        match store.claim(&ids[i], &claims[t]).unwrap() {
+                        match store.claim(&ids[i], &claims[t], V0).unwrap() {
                             ClaimOutcome::Claimed => won.push(i),
                             ClaimOutcome::AlreadyClaimed => {}
                         }
@@ -474,7 +480,7 @@ pub(crate) fn threads_race_to_complete(h: &dyn Harness) {
     let ids: Vec<_> = (0..IDS).map(|i| id(&format!("done-{i}"))).collect();
     for exec in &ids {
         store
-            .claim(exec, &claim_for(exec.as_str()))
+            .claim(exec, &claim_for(exec.as_str()), V0)
             .unwrap()
             .require_claimed(exec)
             .unwrap();

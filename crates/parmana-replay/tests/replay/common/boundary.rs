@@ -1,0 +1,494 @@
+//! The conformance suite, continued: the store is outside the trust boundary — marks raises are chained ledger records, a reset of the marks is refused and reported, time does not run backwards, and the rollback check cannot interleave with the claim.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parmana_canon::{Digest, Timestamp};
+use parmana_replay::{
+    AcceptedVersions, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord, ExecutionState,
+    LEDGER_GENESIS, LedgerBreakKind, ReplayError, ReplayStore, VersionKind, verify_ledger,
+};
+
+use super::{Harness, Tamper, at, claim_for, id};
+
+fn v(trust_root: u64, release_manifest: u64) -> AcceptedVersions {
+    AcceptedVersions::new(trust_root, release_manifest)
+}
+
+/// A claim like [`claim_for`] at the clock reading `claimed_at`.
+fn claim_at(tag: &str, claimed_at: Timestamp) -> ClaimRecord {
+    let base = claim_for(tag);
+    ClaimRecord::new(
+        base.request_digest(),
+        base.attestation_inputs().to_vec(),
+        claimed_at,
+    )
+}
+
+/// Claims and completes `name` under `under`.
+fn execute(store: &dyn ReplayStore, name: &str, under: AcceptedVersions) {
+    let exec = id(name);
+    store
+        .claim(&exec, &claim_for(name), under)
+        .unwrap()
+        .require_claimed(&exec)
+        .unwrap();
+    store
+        .complete(&exec, format!("attestation of {name}").as_bytes())
+        .unwrap();
+}
+
+/// Every raise — by `accept_versions` or by a claim under newer versions — appends one marks
+/// record, chained with the execution records; an equal or refused offer appends none.
+pub(crate) fn raises_are_chained_in_the_ledger(h: &dyn Harness) {
+    let store = h.store();
+    assert_eq!(store.accept_versions(1, 1).unwrap(), v(1, 1));
+    assert_eq!(store.accept_versions(1, 1).unwrap(), v(1, 1));
+    execute(store, "first", v(2, 1));
+    execute(store, "second", v(2, 1));
+    assert_eq!(
+        store.accept_versions(1, 5).unwrap_err().code(),
+        "replay.version_rollback"
+    );
+    assert_eq!(store.accept_versions(3, 4).unwrap(), v(3, 4));
+    assert_eq!(store.accepted_versions().unwrap(), v(3, 4));
+
+    let report = verify_ledger(store).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(
+        (
+            report.records,
+            report.executions,
+            report.mark_records,
+            report.marks
+        ),
+        (5, 2, 3, v(3, 4))
+    );
+    let snapshot = store.ledger_snapshot().unwrap();
+    assert_eq!(snapshot.marks, v(3, 4));
+    let filed: Vec<_> = snapshot
+        .rows
+        .iter()
+        .map(|r| r.execution_id.as_deref())
+        .collect();
+    assert_eq!(filed, [None, None, Some("first"), Some("second"), None]);
+    // The record formats, byte for byte, as docs/replay-stores.md gives them.
+    let record = |i: usize| String::from_utf8(snapshot.rows[i].record.clone()).unwrap();
+    assert_eq!(
+        record(0),
+        format!(
+            r#"{{"kind":"marks","position":0,"previous":"{LEDGER_GENESIS}","release_manifest":1,"trust_root":1}}"#
+        )
+    );
+    let previous = Digest::of(&snapshot.rows[0].record);
+    assert_eq!(
+        record(1),
+        format!(
+            r#"{{"kind":"marks","position":1,"previous":"{previous}","release_manifest":1,"trust_root":2}}"#
+        )
+    );
+    let claim = claim_for("first");
+    assert_eq!(
+        record(2),
+        format!(
+            r#"{{"attestation_digest":"{}","claimed_at":"{}","execution_id":"first","inputs_digest":"{}","position":2,"previous":"{}","request_digest":"{}"}}"#,
+            Digest::of(b"attestation of first"),
+            claim.claimed_at(),
+            Digest::of(claim.attestation_inputs()),
+            Digest::of(&snapshot.rows[1].record),
+            claim.request_digest(),
+        )
+    );
+    assert_eq!(report.head, Some(Digest::of(&snapshot.rows[4].record)));
+}
+
+/// A claim under newer versions raises the marks, under older ones is refused before the id is
+/// touched (the id stays usable), under equal ones goes through.
+pub(crate) fn claims_are_decided_under_the_marks(h: &dyn Harness) {
+    let store = h.store();
+    assert_eq!(
+        store.claim(&id("a"), &claim_for("a"), v(2, 3)).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(store.accepted_versions().unwrap(), v(2, 3));
+    for (under, kind, offered, accepted) in [
+        (v(1, 3), VersionKind::TrustRoot, 1, 2),
+        (v(2, 2), VersionKind::ReleaseManifest, 2, 3),
+        (v(9, 0), VersionKind::ReleaseManifest, 0, 3),
+    ] {
+        assert_eq!(
+            store.claim(&id("b"), &claim_for("b"), under).unwrap_err(),
+            ReplayError::VersionRollback {
+                kind,
+                offered,
+                accepted
+            },
+            "{under}"
+        );
+    }
+    assert_eq!(
+        store
+            .claim(&id("b"), &claim_for("b"), v(u64::MAX, 3))
+            .unwrap_err()
+            .code(),
+        "replay.version_too_large"
+    );
+    // Nothing changed: not the id, not the marks, not the ledger.
+    assert_eq!(store.get(&id("b")).unwrap(), ExecutionState::Absent);
+    assert_eq!(store.accepted_versions().unwrap(), v(2, 3));
+    assert_eq!(verify_ledger(store).unwrap().mark_records, 1);
+    assert_eq!(
+        store.claim(&id("b"), &claim_for("b"), v(2, 3)).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // A replay under older versions is refused as a rollback; under the marks, as a replay.
+    assert_eq!(
+        store
+            .claim(&id("a"), &claim_for("a"), v(1, 1))
+            .unwrap_err()
+            .code(),
+        "replay.version_rollback"
+    );
+    assert_eq!(
+        store.claim(&id("a"), &claim_for("a"), v(2, 3)).unwrap(),
+        ClaimOutcome::AlreadyClaimed
+    );
+    if let Some(reopened) = h.reopen() {
+        let reopened = reopened.unwrap();
+        assert_eq!(
+            reopened
+                .claim(&id("c"), &claim_for("c"), v(2, 2))
+                .unwrap_err()
+                .code(),
+            "replay.version_rollback"
+        );
+    }
+}
+
+/// An `UPDATE` lowering the marks row behind the store's back: `verify_ledger` reports the
+/// reset at the first marks record proving more, and the store refuses to claim, to report its
+/// marks and to raise them — under any versions — until it is restored.
+pub(crate) fn marks_reset_is_refused_and_reported(h: &dyn Harness) {
+    let store = h.store();
+    execute(store, "before", v(2, 1));
+    store.accept_versions(2, 3).unwrap();
+    execute(store, "after", v(2, 3));
+    // Positions: 0 marks (2,1), 1 "before", 2 marks (2,3), 3 "after".
+    for (to, position, proven) in [
+        (v(1, 1), 0, v(2, 1)),
+        (v(2, 1), 2, v(2, 3)),
+        (v(3, 2), 2, v(2, 3)),
+        (v(0, 0), 0, v(2, 1)),
+    ] {
+        let report = h.tamper_and_verify(&Tamper::ResetMarks { to });
+        let found = report
+            .first_break
+            .unwrap_or_else(|| panic!("a reset to {to} is not reported"));
+        assert_eq!(
+            (found.position, found.code(), found.kind),
+            (
+                position,
+                "replay.marks_reset",
+                LedgerBreakKind::MarksReset { found: to, proven }
+            )
+        );
+        assert_eq!((report.head, report.marks), (None, v(2, 3)));
+        if !h.tampers_with_storage() {
+            continue;
+        }
+        // The store compares with its newest marks record.
+        let refusal = ReplayError::MarksReset {
+            found: to,
+            proven: v(2, 3),
+        };
+        for under in [to, v(2, 3), v(5, 5)] {
+            assert_eq!(
+                store.claim(&id("later"), &claim_for("later"), under),
+                Err(refusal.clone()),
+                "claim under {under} after a reset to {to}"
+            );
+        }
+        assert_eq!(store.accepted_versions(), Err(refusal.clone()));
+        assert_eq!(store.accept_versions(2, 3), Err(refusal.clone()));
+        assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
+        let reopened = h.reopen().unwrap().unwrap();
+        assert_eq!(reopened.accepted_versions(), Err(refusal));
+    }
+    // Marks above what the ledger proves are no reset (a denial of service at most).
+    let report = h.tamper_and_verify(&Tamper::ResetMarks { to: v(7, 7) });
+    assert!(report.is_intact(), "{report:?}");
+    if h.tampers_with_storage() {
+        assert_eq!(store.accepted_versions().unwrap(), v(7, 7));
+        assert_eq!(
+            store
+                .claim(&id("later"), &claim_for("later"), v(2, 3))
+                .unwrap_err()
+                .code(),
+            "replay.version_rollback"
+        );
+    }
+}
+
+/// Editing, deleting or refiling marks records breaks the chain where it shows.
+pub(crate) fn marks_record_tampering_is_detected(open: &dyn Fn() -> Option<Box<dyn Harness>>) {
+    type Case = (&'static str, fn(&dyn Harness) -> Tamper, u64, &'static str);
+    let cases: &[Case] = &[
+        (
+            "lower the trust root in marks record 2",
+            |h| {
+                let record = h.store().ledger_snapshot().unwrap().rows[2].record.clone();
+                let text = String::from_utf8(record).unwrap();
+                assert!(text.contains(r#""trust_root":2"#), "{text}");
+                Tamper::ReplaceRecord {
+                    position: 2,
+                    bytes: text
+                        .replace(r#""trust_root":2"#, r#""trust_root":1"#)
+                        .into_bytes(),
+                }
+            },
+            3,
+            "replay.ledger_chain_broken",
+        ),
+        (
+            "delete marks record 2",
+            |_| Tamper::DeleteRecord { position: 2 },
+            2,
+            "replay.ledger_position_mismatch",
+        ),
+        (
+            "file marks record 2 as an execution's",
+            |_| Tamper::FileAsExecution {
+                position: 2,
+                execution_id: "ghost".to_owned(),
+            },
+            2,
+            "replay.ledger_kind_mismatch",
+        ),
+        (
+            "file execution record 1 as a marks record",
+            |_| Tamper::FileAsMarks { position: 1 },
+            1,
+            "replay.ledger_kind_mismatch",
+        ),
+        (
+            "add an unknown member to marks record 0",
+            |h| {
+                let record = h.store().ledger_snapshot().unwrap().rows[0].record.clone();
+                let text = String::from_utf8(record).unwrap();
+                Tamper::ReplaceRecord {
+                    position: 0,
+                    bytes: text.replacen('{', r#"{"extra":1,"#, 1).into_bytes(),
+                }
+            },
+            0,
+            "replay.ledger_record_malformed",
+        ),
+    ];
+    for (what, tamper, position, code) in cases {
+        let Some(h) = open() else { return };
+        execute(h.store(), "one", v(1, 1));
+        h.store().accept_versions(2, 2).unwrap();
+        execute(h.store(), "two", v(2, 2));
+        assert!(verify_ledger(h.store()).unwrap().is_intact());
+        let report = h.tamper_and_verify(&tamper(&*h));
+        let found = report
+            .first_break
+            .unwrap_or_else(|| panic!("{what}: not detected"));
+        assert_eq!(
+            (found.position, found.code()),
+            (*position, *code),
+            "{what}: {found}"
+        );
+    }
+}
+
+/// A claim whose clock reading lies more than the tolerance before the newest claim held is
+/// refused before anything changes; within the tolerance, or later, it goes through.
+pub(crate) fn clock_must_not_run_backwards(h: &dyn Harness) {
+    let store = h.store();
+    let newest = at(10_000);
+    assert_eq!(
+        store
+            .claim(&id("now"), &claim_at("now", newest), v(1, 1))
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let back = |seconds: i64| at(10_000 - seconds);
+    // Within the tolerance: accepted.
+    assert_eq!(
+        store
+            .claim(
+                &id("skewed"),
+                &claim_at("skewed", back(CLOCK_TOLERANCE_SECONDS)),
+                v(1, 1)
+            )
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // Beyond it — even under newer versions, which are then not accepted: refused.
+    for (name, seconds) in [
+        ("a second more", CLOCK_TOLERANCE_SECONDS + 1),
+        ("a year", 31_536_000),
+    ] {
+        assert_eq!(
+            store.claim(&id("late"), &claim_at("late", back(seconds)), v(2, 2)),
+            Err(ReplayError::ClockBehindStore {
+                now: back(seconds),
+                newest
+            }),
+            "{name}"
+        );
+    }
+    assert_eq!(store.get(&id("late")).unwrap(), ExecutionState::Absent);
+    assert_eq!(store.accepted_versions().unwrap(), v(1, 1));
+    // A completed execution counts like a pending one, and a later reading moves the floor.
+    store.complete(&id("now"), b"done").unwrap();
+    assert_eq!(
+        store
+            .claim(&id("later"), &claim_at("later", at(20_000)), v(1, 1))
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store
+            .claim(&id("late"), &claim_at("late", newest), v(1, 1))
+            .unwrap_err()
+            .code(),
+        "replay.clock_behind_store"
+    );
+    if let Some(reopened) = h.reopen() {
+        assert_eq!(
+            reopened
+                .unwrap()
+                .claim(&id("late"), &claim_at("late", newest), v(1, 1))
+                .unwrap_err()
+                .code(),
+            "replay.clock_behind_store"
+        );
+    }
+    assert_eq!(
+        store
+            .claim(&id("late"), &claim_at("late", at(20_000)), v(1, 1))
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+}
+
+/// The rollback check and the claim are one atomic step: a claim under (1, 1) made while a
+/// raise to (2, 2) is being committed behind the store's back waits for it and is then refused
+/// — it is never recorded after the raise under the older versions.
+pub(crate) fn rollback_check_and_claim_do_not_interleave(h: &dyn Harness) {
+    let store = h.store();
+    store.accept_versions(1, 1).unwrap();
+    let Some(held) = h.hold_raise(v(2, 2)) else {
+        return; // the memory store: one mutex, nothing to interleave with
+    };
+    let outcome = std::thread::scope(|scope| {
+        let claimer = scope.spawn(|| store.claim(&id("old"), &claim_for("old"), v(1, 1)));
+        // Long enough for the claim to reach the store and wait on the raise; a claim that
+        // arrives later sees the raise committed, which must refuse it all the same.
+        std::thread::sleep(Duration::from_millis(300));
+        held.commit();
+        claimer.join().unwrap()
+    });
+    assert_eq!(
+        outcome,
+        Err(ReplayError::VersionRollback {
+            kind: VersionKind::TrustRoot,
+            offered: 1,
+            accepted: 2
+        })
+    );
+    assert_eq!(store.get(&id("old")).unwrap(), ExecutionState::Absent);
+}
+
+/// One thread raises the marks step by step while eight claim under the marks they last saw
+/// and one below them: a claim under versions older than a raise that returned before it began
+/// is always refused, no other error occurs, and the ledger holds one marks record per step.
+pub(crate) fn threads_claim_while_the_marks_rise(h: &dyn Harness) {
+    const STEPS: u64 = 20;
+    const CLAIMERS: u64 = 8;
+    const CLAIMS: u64 = 40;
+    let store = h.store();
+    store.accept_versions(1, 1).unwrap();
+    let raised = AtomicU64::new(1);
+    let start = Barrier::new(usize::try_from(CLAIMERS + 1).unwrap());
+    let won: u64 = std::thread::scope(|scope| {
+        let raiser = scope.spawn(|| {
+            start.wait();
+            for step in 2..=STEPS {
+                store.accept_versions(step, step).unwrap();
+                raised.store(step, Ordering::SeqCst);
+            }
+        });
+        let claimers: Vec<_> = (0..CLAIMERS)
+            .map(|t| {
+                let (raised, start) = (&raised, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    let mut won = 0;
+                    for k in 0..CLAIMS {
+                        let floor = raised.load(Ordering::SeqCst);
+                        let under = if k % 2 == 0 { floor } else { floor - 1 };
+                        let name = format!("rise-{t}-{k}");
+                        match store.claim(&id(&name), &claim_for(&name), v(under, under)) {
+                            Ok(ClaimOutcome::Claimed) => {
+                                assert!(under >= floor, "{name} claimed under {under} < {floor}");
+                                won += 1;
+                            }
+                            Ok(ClaimOutcome::AlreadyClaimed) => panic!("{name} was claimed"),
+                            Err(ReplayError::VersionRollback {
+                                offered, accepted, ..
+                            }) => assert!(offered == under && accepted > under, "{name}"),
+                            Err(other) => panic!("{name}: {other}"),
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        raiser.join().unwrap();
+        claimers.into_iter().map(|c| c.join().unwrap()).sum()
+    });
+    assert!(won > 0, "no claim went through");
+    assert_eq!(
+        store.pending().unwrap().len(),
+        usize::try_from(won).unwrap()
+    );
+    let report = verify_ledger(store).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(
+        (report.mark_records, report.marks),
+        (STEPS, v(STEPS, STEPS))
+    );
+}
+
+/// Sixteen threads claim at once under versions newer than the marks: every claim is won, the
+/// marks rise once, with one marks record.
+pub(crate) fn threads_raise_the_marks_at_once(h: &dyn Harness) {
+    const THREADS: usize = 16;
+    let store = h.store();
+    store.accept_versions(1, 1).unwrap();
+    let start = Barrier::new(THREADS);
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let start = &start;
+            scope.spawn(move || {
+                start.wait();
+                let name = format!("raise-{t}");
+                assert_eq!(
+                    store.claim(&id(&name), &claim_for(&name), v(5, 5)).unwrap(),
+                    ClaimOutcome::Claimed
+                );
+            });
+        }
+    });
+    assert_eq!(store.accepted_versions().unwrap(), v(5, 5));
+    let report = verify_ledger(store).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.mark_records, report.marks), (2, v(5, 5)));
+    assert_eq!(store.pending().unwrap().len(), THREADS);
+}
