@@ -1,10 +1,11 @@
 //! `parmana canon` and `parmana digest`: canonical bytes and digests of JSON documents.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use parmana_runtime::canon::{CanonError, Digest, canonicalize};
 
+use crate::common::read_bounded;
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, print_failure};
 
@@ -27,18 +28,25 @@ pub(crate) struct DigestArgs {
     lines: bool,
 }
 
+/// The largest input `canon` and `digest` read: 64 MiB (refused after one byte more).
+const MAX_CANON_INPUT_BYTES: usize = 64 * 1024 * 1024;
+
 fn read_input(file: Option<&PathBuf>) -> Result<Vec<u8>, Failure> {
-    let mut bytes = Vec::new();
-    match file {
-        Some(path) => {
-            bytes =
-                std::fs::read(path).map_err(|e| Failure::io(&path.display().to_string(), &e))?;
-        }
-        None => {
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|e| Failure::io("standard input", &e))?;
-        }
+    let path = file.map_or_else(|| PathBuf::from("-"), Clone::clone);
+    let bytes = read_bounded(&path, MAX_CANON_INPUT_BYTES)?;
+    if bytes.len() > MAX_CANON_INPUT_BYTES {
+        return Err(Failure::new(
+            "cli.input_too_large",
+            format!(
+                "{}: more than {MAX_CANON_INPUT_BYTES} bytes",
+                if file.is_some() {
+                    path.display().to_string()
+                } else {
+                    "standard input".to_owned()
+                }
+            ),
+            ExitClass::InvalidInput,
+        ));
     }
     Ok(bytes)
 }

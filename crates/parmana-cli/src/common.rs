@@ -187,18 +187,6 @@ pub(crate) fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
     Timestamp::parse(text).map_err(|e| format!("{e} (expected for example 2026-11-28T21:00:00Z)"))
 }
 
-/// Reads a file, or standard input for `-`.
-pub(crate) fn read_file_or_stdin(path: &Path) -> Result<Vec<u8>, Failure> {
-    if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| Failure::io("standard input", &e))?;
-        return Ok(bytes);
-    }
-    std::fs::read(path).map_err(|e| Failure::io(&path.display().to_string(), &e))
-}
-
 /// Parses `JSON|FILE` signals strictly (duplicate keys and unsafe numbers are refused): inline
 /// JSON when the argument starts with `{` or `[`, otherwise the file it names (`-` for stdin).
 /// Refuses more than [`MAX_SIGNALS_JSON_BYTES`] with `runtime.request_too_large`, reading no

@@ -3,9 +3,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use parmana_runtime::policy::limits::MAX_POLICY_BYTES;
 use parmana_runtime::policy::{CompiledPolicy, TestReport, check, compile, run_tests};
 
-use crate::common::{read_file_or_stdin, read_signals};
+use parmana_runtime::BatchReader;
+
+use crate::common::{read_bounded, read_signals};
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, Json, failure_json, out, outln};
 
@@ -132,9 +135,26 @@ fn locate(path: &Path) -> (PathBuf, PathBuf) {
     }
 }
 
+/// Reads a policy document, refusing one larger than the policy limit after reading one byte
+/// more (`policy.too_large`), so that a huge file is never loaded.
+fn read_policy(file: &Path) -> Result<Vec<u8>, Failure> {
+    let bytes = read_bounded(file, MAX_POLICY_BYTES)?;
+    if bytes.len() > MAX_POLICY_BYTES {
+        return Err(Failure::new(
+            "policy.too_large",
+            format!(
+                "{}: a policy is at most {MAX_POLICY_BYTES} bytes",
+                file.display()
+            ),
+            ExitClass::InvalidInput,
+        ));
+    }
+    Ok(bytes)
+}
+
 fn load(path: &Path) -> Result<(CompiledPolicy, PathBuf), Failure> {
     let (file, dir) = locate(path);
-    let bytes = read_file_or_stdin(&file)?;
+    let bytes = read_policy(&file)?;
     let policy = compile(&bytes).map_err(|e| Failure::policy(&file.display().to_string(), &e))?;
     Ok((policy, dir))
 }
@@ -216,7 +236,7 @@ fn check_policy(args: &CheckArgs, format: Format) -> Result<(), Failure> {
     let mut first_code = None;
     for path in &policies {
         let (file, _) = locate(path);
-        let bytes = read_file_or_stdin(&file)?;
+        let bytes = read_policy(&file)?;
         let report = check(&bytes);
         header(&policies, path, format)?;
         match format {
@@ -303,17 +323,34 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
             ExitClass::Usage,
         ));
     };
-    let input = read_file_or_stdin(batch)?;
+    // Streamed one bounded line at a time (as `execute --batch`): a batch of any length holds
+    // one line in memory, and an overlong line is refused unread.
+    let input: Box<dyn std::io::BufRead> = if batch.as_path() == Path::new("-") {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(batch)
+                .map_err(|e| Failure::io(&batch.display().to_string(), &e))?,
+        ))
+    };
+    let mut lines = BatchReader::new(input);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let write_err = |e: std::io::Error| Failure::io("standard output", &e);
     let (mut total, mut refused) = (0usize, 0usize);
-    for (index, line) in input.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+    while let Some((number, line)) = lines.next_line() {
         total += 1;
+        let line = match line {
+            Ok(line) => line,
+            Err(error) => {
+                refused += 1;
+                let failure = Failure::execution(&error);
+                let entry = serde_json::json!({"error": failure_json(&failure), "line": number});
+                writeln!(out, "{}", Json(&entry)).map_err(write_err)?;
+                continue;
+            }
+        };
+        let line = line.as_slice();
         let outcome = parmana_runtime::canon::parse_strict(line)
             .map_err(|e| {
                 let column = e
@@ -331,7 +368,7 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
             Ok(decision) => writeln!(out, "{decision}").map_err(write_err)?,
             Err(failure) => {
                 refused += 1;
-                let entry = serde_json::json!({"error": failure_json(&failure), "line": index + 1});
+                let entry = serde_json::json!({"error": failure_json(&failure), "line": number});
                 writeln!(out, "{}", Json(&entry)).map_err(write_err)?;
             }
         }

@@ -3,10 +3,10 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use parmana_runtime::trust::{AttestationReport, VerifyOptions};
+use parmana_runtime::trust::{AttestationReport, MAX_ENVELOPE_BYTES, VerifyOptions};
 use parmana_runtime::{load_bundle, load_trust_history, verify_attestation_in_history};
 
-use crate::common::{ClockArgs, TrustRootArgs, read_file_or_stdin, read_signals};
+use crate::common::{ClockArgs, TrustRootArgs, read_bounded, read_signals};
 use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, Json, out, outln};
@@ -64,7 +64,18 @@ pub(crate) struct VerifyArgs {
 
 /// Runs `parmana verify`.
 pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
-    let envelope = read_file_or_stdin(&args.attestation)?;
+    // Read at most one byte past the envelope limit: a huge file is refused, not loaded.
+    let envelope = read_bounded(&args.attestation, MAX_ENVELOPE_BYTES)?;
+    if envelope.len() > MAX_ENVELOPE_BYTES {
+        return Err(Failure::new(
+            "trust.document_too_large",
+            format!(
+                "{}: an attestation is at most {MAX_ENVELOPE_BYTES} bytes",
+                args.attestation.display()
+            ),
+            ExitClass::InvalidInput,
+        ));
+    }
     // The envelope is one line of JSON; a trailing newline from a pipe is not part of it.
     let envelope = envelope.trim_ascii_end();
     let signals = args.signals.as_deref().map(read_signals).transpose()?;

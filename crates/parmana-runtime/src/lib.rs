@@ -54,6 +54,9 @@ pub mod canon {
 
 /// The policy language: what a caller needs to check, evaluate and explain policies offline.
 pub mod policy {
+    pub use parmana_policy::MAX_REPORTED_SIGNAL_PROBLEMS;
+    /// The size and count limits of policy documents.
+    pub use parmana_policy::limits;
     pub use parmana_policy::{
         CaseOutcome, CheckReport, CompiledPolicy, Decision, Diagnostic, EVALUATOR_NAME,
         EVALUATOR_SEMANTICS, EVALUATOR_VERSION, Explanation, Fault, PolicyError, SignalError,
@@ -66,12 +69,12 @@ pub mod policy {
 pub mod trust {
     pub use parmana_trust::{
         AttestationCheck, AttestationCheckKind, AttestationReport, BUNDLE_MANIFEST_FILE,
-        EXECUTED_AT_TOLERANCE_SECONDS, ExecutionPredicate, KeyId, LocalSigningKey, MAX_SIGNATURES,
-        MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, POLICY_FILE, PublicKey,
-        ReleaseManifestSpec, Role, RoleSpec, Signer, SigningKeyStanding, TRUST_ROOT_CHAIN_DIR,
-        TRUST_ROOT_FILE, TrustError, TrustRootSpec, TrustStanding, VerifiedBundle,
-        VerifiedReleaseManifest, VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions,
-        create_trust_root, read_bundle_dir, read_public_key_file, sign_bundle_dir,
+        EXECUTED_AT_TOLERANCE_SECONDS, ExecutionPredicate, KeyId, LocalSigningKey,
+        MAX_ENVELOPE_BYTES, MAX_SIGNATURES, MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES,
+        POLICY_FILE, PublicKey, ReleaseManifestSpec, Role, RoleSpec, Signer, SigningKeyStanding,
+        TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE, TrustError, TrustRootSpec, TrustStanding,
+        VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustHistory, VerifiedTrustRoot,
+        VerifyOptions, create_trust_root, read_bundle_dir, read_public_key_file, sign_bundle_dir,
         sign_release_manifest, verify_attestations, verify_attestations_in_history,
         verify_legacy_bundle, write_public_key_file,
     };

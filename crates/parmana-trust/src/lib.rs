@@ -52,10 +52,10 @@ mod trust_root;
 
 pub use attestation::{
     AttestationCheck, AttestationCheckKind, AttestationReport, AttestedPolicy, DocumentRef,
-    EXECUTED_AT_TOLERANCE_SECONDS, EvaluatorRef, ExecutionPredicate, PreparedAttestation,
-    RuntimeRef, SigningKeyStanding, TrustStanding, VerifyOptions, build_attestation,
-    prepare_attestation, verify_attestation, verify_attestation_in_history, verify_attestations,
-    verify_attestations_in_history,
+    EXECUTED_AT_TOLERANCE_SECONDS, EvaluatorRef, ExecutionPredicate, MAX_ENVELOPE_BYTES,
+    PreparedAttestation, RuntimeRef, SigningKeyStanding, TrustStanding, VerifyOptions,
+    build_attestation, prepare_attestation, verify_attestation, verify_attestation_in_history,
+    verify_attestations, verify_attestations_in_history,
 };
 pub use bundle::{
     BUNDLE_MANIFEST_FILE, BundleFiles, POLICY_FILE, VerifiedBundle, read_bundle_dir, sign_bundle,

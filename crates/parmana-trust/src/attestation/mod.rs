@@ -11,7 +11,9 @@ mod statement;
 mod verify;
 
 pub use sign::{PreparedAttestation, build_attestation, prepare_attestation};
-pub use statement::{AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, RuntimeRef};
+pub use statement::{
+    AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, MAX_ENVELOPE_BYTES, RuntimeRef,
+};
 pub use verify::{
     AttestationCheck, AttestationCheckKind, AttestationReport, EXECUTED_AT_TOLERANCE_SECONDS,
     SigningKeyStanding, TrustStanding, VerifyOptions, verify_attestation,

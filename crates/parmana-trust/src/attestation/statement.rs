@@ -30,6 +30,10 @@ pub(crate) const PREDICATE_TYPE: &str = "urn:parmana:attestation:execution:v1";
 /// The prefix of the statement subject's name, followed by the execution id.
 pub(crate) const SUBJECT_PREFIX: &str = "execution/";
 
+/// The largest attestation envelope read or verified: 4 MiB. An envelope embedding the largest
+/// signals (1 MiB of JSON, base64 inside the payload) and the most signatures stays well below.
+pub const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
+
 /// The start of every attestation's PAE: `"DSSEv1" SP LEN(type) SP type SP`.
 const PAE_PREFIX: &str = "DSSEv1 28 application/vnd.in-toto+json ";
 
@@ -301,6 +305,12 @@ pub(crate) struct Statement {
 }
 
 pub(crate) fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        return Err(TrustError::DocumentTooLarge {
+            path: DOCUMENT.to_owned(),
+            limit: MAX_ENVELOPE_BYTES,
+        });
+    }
     let wire: DsseReadWire<'_> =
         serde_json::from_slice(bytes).map_err(|e| malformed(format!("envelope: {e}")))?;
     if wire.payload_type != DSSE_PAYLOAD_TYPE {
