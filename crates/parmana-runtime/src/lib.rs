@@ -14,7 +14,9 @@ mod runtime;
 mod store;
 mod verify;
 
-pub use authoring::{Rotation, rotate_trust_root_file};
+pub use authoring::{
+    Rotation, rotate_trust_root_file, sign_bundle_verified, sign_release_manifest_verified,
+};
 pub use batch::{BatchLine, BatchReader, MAX_BATCH_LINE_BYTES, batch_lines, batch_refusal_line};
 pub use batch_run::{BatchOptions, BatchOutcome, BatchStopped, BatchSummary, run_batch};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -63,11 +65,12 @@ pub mod policy {
 pub mod trust {
     pub use parmana_trust::{
         AttestationCheck, AttestationCheckKind, AttestationReport, BUNDLE_MANIFEST_FILE,
-        ExecutionPredicate, KeyId, LocalSigningKey, POLICY_FILE, PublicKey, ReleaseManifestSpec,
-        Role, RoleSpec, Signer, TRUST_ROOT_CHAIN_DIR, TrustError, TrustRootSpec, VerifiedBundle,
-        VerifiedReleaseManifest, VerifiedTrustRoot, create_trust_root, read_bundle_dir,
-        read_public_key_file, sign_bundle_dir, sign_release_manifest, verify_attestations,
-        verify_legacy_bundle, write_public_key_file,
+        BundleFiles, ExecutionPredicate, KeyFile, KeyId, LocalSigningKey, POLICY_FILE, PublicKey,
+        RELEASE_MANIFEST_FILE, ReleaseManifestSpec, Role, RoleSpec, Signer, TRUST_ROOT_CHAIN_DIR,
+        TrustError, TrustRootSpec, VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustRoot,
+        check_signer_role, create_trust_root, read_bundle_dir, read_key_file, read_public_key_file,
+        read_release_manifest_version, verify_attestations, verify_legacy_bundle,
+        write_public_key_file,
     };
 }
 

@@ -1,9 +1,10 @@
-//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring, canon, execute, help, policy, PostgreSQL, recover.
+//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring (and its refusals), canon, execute, help, policy, PostgreSQL, recover.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 mod common;
 
+mod authoring_checks_cli;
 mod authoring_cli;
 mod canon_cli;
 mod execute_cli;
