@@ -1,4 +1,4 @@
-//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring (and its refusals), canon, execute, help, policy, PostgreSQL, recover.
+//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring (and its refusals), bounded inputs, canon, execute, help, policy, PostgreSQL, recover.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -6,6 +6,8 @@ mod common;
 
 mod authoring_checks_cli;
 mod authoring_cli;
+#[cfg(target_os = "linux")]
+mod bounded_cli;
 mod canon_cli;
 mod execute_cli;
 mod help_cli;
