@@ -121,7 +121,7 @@ impl RoleKeyArgs {
             let file = key_file(path)?;
             root_keys.push(file.public_key());
             if let KeyFile::Private(key) = file {
-                signers.push(key);
+                signers.push(*key);
             }
         }
         let role = |paths: &[PathBuf], threshold: u64| -> Result<RoleSpec, Failure> {

@@ -383,8 +383,9 @@ pub fn read_public_key_file(path: &Path) -> Result<PublicKey, TrustError> {
 pub enum KeyFile {
     /// A public key (`-----BEGIN PUBLIC KEY-----`).
     Public(PublicKey),
-    /// A private key (`-----BEGIN PRIVATE KEY-----`) and, through it, its public half.
-    Private(LocalSigningKey),
+    /// A private key (`-----BEGIN PRIVATE KEY-----`) and, through it, its public half (boxed:
+    /// it is six times the size of a public key).
+    Private(Box<LocalSigningKey>),
 }
 
 impl KeyFile {
@@ -406,7 +407,7 @@ pub fn read_key_file(path: &Path) -> Result<KeyFile, TrustError> {
         return PublicKey::from_pem(&text).map(KeyFile::Public);
     }
     LocalSigningKey::from_pkcs8_pem(&text)
-        .map(KeyFile::Private)
+        .map(|key| KeyFile::Private(Box::new(key)))
         .map_err(|_| TrustError::InvalidKey {
             message: "not an Ed25519 SPKI public key or PKCS#8 private key (PEM)".to_owned(),
         })
