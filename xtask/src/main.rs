@@ -1,6 +1,7 @@
 //! `cargo xtask`: repository automation that is plain Rust, not shell scripts.
 
 mod bench_report;
+mod cli_docs;
 mod fixtures;
 mod golden;
 mod tidy;
@@ -14,7 +15,8 @@ fn main() -> ExitCode {
         Some("fixtures") => fixtures::run(&tidy::workspace_root()),
         Some("golden") => golden::run(&tidy::workspace_root()),
         Some("bench-report") => bench_report::run(&tidy::workspace_root(), &args[1..]),
-        _ => Err("usage: cargo xtask <tidy|fixtures|golden|bench-report>".to_owned()),
+        Some("cli-docs") => cli_docs::run(&tidy::workspace_root()),
+        _ => Err("usage: cargo xtask <tidy|fixtures|golden|bench-report|cli-docs>".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -99,6 +99,28 @@ impl CanonError {
         }
     }
 
+    /// Where in `input` the error is, as line and column, when it refers to a position.
+    ///
+    /// ```
+    /// let input = b"{\"a\": 1,\n \"a\": 2}";
+    /// let err = parmana_canon::parse_strict(input).unwrap_err();
+    /// let at = err.location(input).unwrap();
+    /// assert_eq!((at.line, at.column, at.offset), (2, 2, 10));
+    /// assert_eq!(err.describe(input), "duplicate object key \"a\" at byte 10 (line 2, column 2)");
+    /// ```
+    pub fn location(&self, input: &[u8]) -> Option<Location> {
+        self.offset().map(|offset| Location::of(input, offset))
+    }
+
+    /// The message with the line and column appended when the error has a position:
+    /// `invalid JSON at byte 9: … (line 2, column 3)`.
+    pub fn describe(&self, input: &[u8]) -> String {
+        match self.location(input) {
+            Some(at) => format!("{self} (line {}, column {})", at.line, at.column),
+            None => self.to_string(),
+        }
+    }
+
     /// The byte offset the error refers to, when it refers to a position in the input.
     pub fn offset(&self) -> Option<usize> {
         match self {
@@ -112,6 +134,62 @@ impl CanonError {
             | Self::UnexpectedEnd { offset }
             | Self::Syntax { offset, .. } => Some(*offset),
             Self::InvalidTimestamp { .. } | Self::NotRepresentable { .. } => None,
+        }
+    }
+}
+
+/// A position in an input: 1-based line and column (in characters) and the byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based line: one more than the number of `\n` before the offset.
+    pub line: usize,
+    /// 1-based column: one more than the number of characters between the line start and the
+    /// offset (a byte that is not UTF-8 counts as one).
+    pub column: usize,
+    /// The byte offset.
+    pub offset: usize,
+}
+
+impl Location {
+    /// The line and column of byte `offset` of `input` (an offset past the end is the end).
+    pub fn of(input: &[u8], offset: usize) -> Self {
+        let before = input.get(..offset).unwrap_or(input);
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        // Characters: every byte that does not continue a UTF-8 sequence starts one.
+        let column = before[line_start..]
+            .iter()
+            .filter(|&&b| (b & 0xC0) != 0x80)
+            .count()
+            + 1;
+        Self {
+            line,
+            column,
+            offset,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Location;
+
+    #[test]
+    fn lines_and_columns_count_characters() {
+        for (input, offset, line, column) in [
+            (&b""[..], 0, 1, 1),
+            (b"abc", 2, 1, 3),
+            (b"a\nbc", 2, 2, 1),
+            (b"a\nbc", 4, 2, 3),
+            ("\u{e9}\u{e9}x".as_bytes(), 4, 1, 3),
+            (b"a\r\nb", 3, 2, 1),
+            (b"ab", 99, 1, 3),
+        ] {
+            let at = Location::of(input, offset);
+            assert_eq!((at.line, at.column), (line, column), "{input:?} @ {offset}");
         }
     }
 }

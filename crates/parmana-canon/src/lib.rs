@@ -32,7 +32,7 @@ pub mod reader;
 mod time;
 
 pub use digest::{Digest, DigestParseError};
-pub use error::CanonError;
+pub use error::{CanonError, Location};
 pub use id::{
     ExecutionId, IdError, IdKind, MAX_EXECUTION_ID_LEN, MAX_POLICY_ID_LEN, MAX_POLICY_VERSION_LEN,
     PolicyId, PolicyRef, PolicyVersion,

@@ -17,8 +17,10 @@ use parmana_runtime::{
 };
 
 use crate::common::{
-    ClockArgs, TrustRootArgs, create_dir, parse_timestamp, read_private_key, write_file,
+    ClockArgs, TrustRootArgs, create_dir, parse_timestamp, read_private_key, refuse_past_expiry,
+    write_file,
 };
+use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
 
@@ -113,6 +115,21 @@ fn key_file(path: &Path) -> Result<KeyFile, Failure> {
 }
 
 impl RoleKeyArgs {
+    /// The spec, and the private root keys given (which sign). Refuses an `--expires` that is
+    /// not in the future; warns when one key holds several roles, or when the version expires
+    /// within the warning window.
+    fn checked_spec(
+        &self,
+        deployment: &Deployment,
+        clock: &ClockArgs,
+    ) -> Result<(TrustRootSpec, Vec<LocalSigningKey>), Failure> {
+        refuse_past_expiry("--expires", self.expires, clock.now())?;
+        let (spec, signers) = self.spec()?;
+        warn_shared_keys(&spec);
+        clock.warn_if_expiring(deployment, "the new trust root version", spec.expires)?;
+        Ok((spec, signers))
+    }
+
     /// The spec, and the private root keys given (which sign).
     fn spec(&self) -> Result<(TrustRootSpec, Vec<LocalSigningKey>), Failure> {
         let mut signers = Vec::new();
@@ -145,6 +162,34 @@ impl RoleKeyArgs {
     }
 }
 
+/// Writes `warning[cli.key_in_several_roles]` for every key listed in more than one role: one
+/// compromised key then defeats the separation the roles exist for.
+fn warn_shared_keys(spec: &TrustRootSpec) {
+    let roles = [
+        ("root", &spec.root),
+        ("policy", &spec.policy),
+        ("release", &spec.release),
+        ("attestation", &spec.attestation),
+    ];
+    let mut holders: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (name, role) in roles {
+        for key in &role.keys {
+            let names = holders.entry(key.key_id().to_string()).or_default();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    for (key_id, names) in holders {
+        if names.len() > 1 {
+            eprintln!(
+                "warning[cli.key_in_several_roles]: key {key_id} holds the roles {}: a compromise of it is a compromise of each",
+                names.join(", ")
+            );
+        }
+    }
+}
+
 /// `parmana trust …`.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum TrustCommand {
@@ -171,6 +216,8 @@ pub(crate) struct TrustInitArgs {
     /// The directory to write `trust-root.json` and `root.pub` into (created if missing).
     #[arg(long, value_name = "DIR", default_value = "trust")]
     out: PathBuf,
+    #[command(flatten)]
+    clock: ClockArgs,
 }
 
 /// Arguments of `parmana trust rotate`.
@@ -181,12 +228,10 @@ pub(crate) struct TrustRotateArgs {
     /// A private key that signs the new version: the current version's root keys (repeatable).
     #[arg(long, value_name = "FILE")]
     sign_with: Vec<PathBuf>,
-    /// The pinned root public key the current chain starts from.
-    #[arg(long, value_name = "FILE", default_value = "trust/root.pub")]
-    pinned_key: PathBuf,
-    /// The current trust root (rewritten in place; the old version moves to `trust-root.d/`).
-    #[arg(long, value_name = "FILE", default_value = "trust/trust-root.json")]
-    trust_root: PathBuf,
+    /// The pinned root key and the current trust root (rewritten in place; the old version
+    /// moves to `trust-root.d/`).
+    #[command(flatten)]
+    trust: TrustRootArgs,
     #[command(flatten)]
     clock: ClockArgs,
 }
@@ -213,6 +258,7 @@ pub(crate) fn trust(command: &TrustCommand) -> Result<(), Failure> {
 }
 
 fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
+    let deployment = Deployment::load()?;
     let first_root = args
         .roles
         .root_key
@@ -220,7 +266,7 @@ fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
         .map(|p| read_private_key(p))
         .transpose()?
         .ok_or_else(|| Failure::new("cli.usage", "--root-key is required", ExitClass::Usage))?;
-    let (spec, signers) = args.roles.spec()?;
+    let (spec, signers) = args.roles.checked_spec(&deployment, &args.clock)?;
     let trust_root_path = args.out.join("trust-root.json");
     let root_pub_path = args.out.join("root.pub");
     refuse_existing(&trust_root_path)?;
@@ -240,13 +286,15 @@ fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
 }
 
 fn trust_rotate(args: &TrustRotateArgs) -> Result<(), Failure> {
-    let (spec, mut signers) = args.roles.spec()?;
+    let deployment = Deployment::load()?;
+    let (spec, mut signers) = args.roles.checked_spec(&deployment, &args.clock)?;
     for path in &args.sign_with {
         signers.push(read_private_key(path)?);
     }
+    let paths = args.trust.resolve(&deployment);
     let rotation = rotate_trust_root_file(
-        &args.pinned_key,
-        &args.trust_root,
+        &paths.pinned_root,
+        &paths.trust_root,
         &spec,
         &as_signers(&signers),
         args.clock.now(),
@@ -255,7 +303,7 @@ fn trust_rotate(args: &TrustRotateArgs) -> Result<(), Failure> {
     outln!(
         "trust root version {} written to {}; version {} kept as {}",
         rotation.version,
-        args.trust_root.display(),
+        paths.trust_root.display(),
         rotation.previous_version,
         rotation.archived.display()
     );
@@ -365,17 +413,24 @@ fn bundle_digest(bundle_json: &[u8]) -> Result<Digest, Failure> {
     Digest::of_canonical(signed).map_err(|e| Failure::canon("bundle.json", &e))
 }
 
-/// Reads the signing key and the trust root in force, and refuses a key without `role` before
-/// anything else is read or written.
+/// Reads the signing key and the trust root in force (warning when it expires soon), and
+/// refuses a key without `role` before anything else is read or written.
 fn authoring_key(
     key: &Path,
     trust: &TrustRootArgs,
     clock: &ClockArgs,
+    deployment: &Deployment,
     role: Role,
 ) -> Result<(LocalSigningKey, VerifiedTrustRoot), Failure> {
     let signer = read_private_key(key)?;
-    let trust_root = load_trust_root(&trust.root_key, &trust.trust_root, clock.now())
+    let paths = trust.resolve(deployment);
+    let trust_root = load_trust_root(&paths.pinned_root, &paths.trust_root, clock.now())
         .map_err(|e| Failure::execution(&e))?;
+    clock.warn_if_expiring(
+        deployment,
+        &format!("the trust root (version {})", trust_root.version()),
+        trust_root.expires(),
+    )?;
     check_signer_role(&trust_root, &signer.key_id(), role).map_err(|e| {
         let mut failure = Failure::trust(&e);
         failure.message = format!(
@@ -390,7 +445,14 @@ fn authoring_key(
 }
 
 fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
-    let (signer, trust_root) = authoring_key(&args.key, &args.trust, &args.clock, Role::Policy)?;
+    let deployment = Deployment::load()?;
+    let (signer, trust_root) = authoring_key(
+        &args.key,
+        &args.trust,
+        &args.clock,
+        &deployment,
+        Role::Policy,
+    )?;
     let policy_path = args.dir.join(POLICY_FILE);
     let policy_bytes = std::fs::read(&policy_path)
         .map_err(|e| Failure::io(&policy_path.display().to_string(), &e))?;
@@ -422,7 +484,14 @@ fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
 }
 
 fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
-    let (signer, trust_root) = authoring_key(&args.key, &args.trust, &args.clock, Role::Policy)?;
+    let deployment = Deployment::load()?;
+    let (signer, trust_root) = authoring_key(
+        &args.key,
+        &args.trust,
+        &args.clock,
+        &deployment,
+        Role::Policy,
+    )?;
     let legacy_key = read_public_key_file(&args.legacy_key).map_err(|e| Failure::trust(&e))?;
     let files = read_bundle_dir(&args.dir).map_err(|e| Failure::trust(&e))?;
     let legacy = verify_legacy_bundle(&files, &legacy_key).map_err(|e| Failure::trust(&e))?;
@@ -529,7 +598,17 @@ pub(crate) struct ReleaseSignArgs {
 /// Runs `parmana release …`.
 pub(crate) fn release(command: &ReleaseCommand) -> Result<(), Failure> {
     let ReleaseCommand::Sign(args) = command;
-    let (signer, trust_root) = authoring_key(&args.key, &args.trust, &args.clock, Role::Release)?;
+    refuse_past_expiry("--expires", args.expires, args.clock.now())?;
+    let deployment = Deployment::load()?;
+    let (signer, trust_root) = authoring_key(
+        &args.key,
+        &args.trust,
+        &args.clock,
+        &deployment,
+        Role::Release,
+    )?;
+    args.clock
+        .warn_if_expiring(&deployment, "the new release manifest", args.expires)?;
     check_replaced_manifest(args)?;
     let spec = ReleaseManifestSpec {
         version: args.version,

@@ -43,10 +43,11 @@ fn read_input(file: Option<&PathBuf>) -> Result<Vec<u8>, Failure> {
     Ok(bytes)
 }
 
-fn refused(err: &CanonError, line: Option<usize>) -> Failure {
-    let message = match line {
-        Some(n) => format!("line {n}: {err}"),
-        None => err.to_string(),
+fn refused(err: &CanonError, input: &[u8], line: Option<usize>) -> Failure {
+    let message = match (line, err.location(input)) {
+        (Some(n), Some(at)) => format!("line {n}, column {}: {err}", at.column),
+        (Some(n), None) => format!("line {n}: {err}"),
+        (None, _) => err.describe(input),
     };
     Failure::new(err.code(), message, ExitClass::InvalidInput)
 }
@@ -64,7 +65,7 @@ fn for_each_document(
     let write_err = |e: std::io::Error| Failure::io("standard output", &e);
     if !lines {
         let mut buffer = Vec::new();
-        f(&input, &mut buffer).map_err(|e| refused(&e, None))?;
+        f(&input, &mut buffer).map_err(|e| refused(&e, &input, None))?;
         out.write_all(&buffer).map_err(write_err)?;
         return out.flush().map_err(write_err);
     }
@@ -81,7 +82,7 @@ fn for_each_document(
                 out.write_all(&buffer).map_err(write_err)?;
             }
             Err(e) => {
-                let failure = refused(&e, Some(index + 1));
+                let failure = refused(&e, line, Some(index + 1));
                 print_failure(&failure, format);
                 last_failure = Some(failure);
             }

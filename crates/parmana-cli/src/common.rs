@@ -11,40 +11,75 @@ use parmana_runtime::{
 };
 use serde_json::Value;
 
+use crate::config::{self, Deployment};
 use crate::report::Failure;
 
-/// The pinned root key and the trust root, defaulting to the repository layout.
+/// The pinned root key and the trust root. Unset flags come from `PARMANA_*` variables, then
+/// `parmana.toml`, then the repository layout (see `parmana config`).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct TrustRootArgs {
-    /// The pinned root public key (SPKI PEM), the out-of-band anchor of the trust chain.
-    #[arg(long, value_name = "FILE", default_value = "trust/root.pub")]
-    pub root_key: PathBuf,
-    /// The current trust root; its older versions are read from `trust-root.d/<N>.json` beside it.
-    #[arg(long, value_name = "FILE", default_value = "trust/trust-root.json")]
+    /// The pinned root public key (SPKI PEM), the out-of-band anchor of the trust chain
+    /// [env: PARMANA_PINNED_ROOT; config: pinned_root; default: trust/root.pub].
+    #[arg(long, value_name = "FILE")]
+    pub pinned_root: Option<PathBuf>,
+    /// The current trust root; its older versions are read from `trust-root.d/<N>.json` beside
+    /// it [env: PARMANA_TRUST_ROOT; config: trust_root; default: trust/trust-root.json].
+    #[arg(long, value_name = "FILE")]
+    pub trust_root: Option<PathBuf>,
+}
+
+/// The resolved paths of [`TrustRootArgs`].
+#[derive(Debug, Clone)]
+pub(crate) struct TrustRootPaths {
+    /// The pinned root public key.
+    pub pinned_root: PathBuf,
+    /// The current trust root.
     pub trust_root: PathBuf,
 }
 
-/// Everything an execution is verified against, defaulting to the repository layout.
+impl TrustRootArgs {
+    /// The paths in force: flags, then the deployment configuration.
+    pub(crate) fn resolve(&self, deployment: &Deployment) -> TrustRootPaths {
+        TrustRootPaths {
+            pinned_root: deployment
+                .path(config::PINNED_ROOT, self.pinned_root.as_deref())
+                .value,
+            trust_root: deployment
+                .path(config::TRUST_ROOT, self.trust_root.as_deref())
+                .value,
+        }
+    }
+}
+
+/// Everything an execution is verified against. Unset flags come from `PARMANA_*` variables,
+/// then `parmana.toml`, then the repository layout (see `parmana config`).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct EnvironmentArgs {
     #[command(flatten)]
     pub trust: TrustRootArgs,
-    /// The directory holding the signed policy bundles, `<policy_id>/<version>/`.
-    #[arg(long, value_name = "DIR", default_value = "policies")]
-    pub policies: PathBuf,
-    /// The signed release manifest listing every policy bundle allowed to run.
-    #[arg(long, value_name = "FILE", default_value = "release-manifest.json")]
-    pub release_manifest: PathBuf,
+    /// The directory holding the signed policy bundles, `<policy_id>/<version>/`
+    /// [env: PARMANA_POLICIES; config: policies; default: policies].
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// The signed release manifest listing every policy bundle allowed to run
+    /// [env: PARMANA_RELEASE_MANIFEST; config: release_manifest; default: release-manifest.json].
+    #[arg(long, value_name = "FILE")]
+    pub release_manifest: Option<PathBuf>,
 }
 
 impl EnvironmentArgs {
-    /// The runtime's configuration for these paths.
-    pub(crate) fn config(&self) -> RuntimeEnvironmentConfig {
+    /// The runtime's configuration: flags, then the deployment configuration.
+    pub(crate) fn config(&self, deployment: &Deployment) -> RuntimeEnvironmentConfig {
+        let trust = self.trust.resolve(deployment);
         RuntimeEnvironmentConfig {
-            policies_root: self.policies.clone(),
-            root_public_key: self.trust.root_key.clone(),
-            trust_root: self.trust.trust_root.clone(),
-            release_manifest: self.release_manifest.clone(),
+            policies_root: deployment
+                .path(config::POLICIES, self.policies.as_deref())
+                .value,
+            root_public_key: trust.pinned_root,
+            trust_root: trust.trust_root,
+            release_manifest: deployment
+                .path(config::RELEASE_MANIFEST, self.release_manifest.as_deref())
+                .value,
         }
     }
 }
@@ -56,6 +91,10 @@ pub(crate) struct ClockArgs {
     /// expiry at another time. RFC 3339 in UTC, for example `2026-11-28T21:00:00Z`.
     #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
     pub now: Option<Timestamp>,
+    /// Warn on stderr when the trust root or the release manifest expires within this many days
+    /// [env: PARMANA_EXPIRY_WARNING_DAYS; config: expiry_warning_days; default: 30].
+    #[arg(long, value_name = "DAYS")]
+    pub expiry_warning_days: Option<u32>,
 }
 
 impl ClockArgs {
@@ -71,6 +110,73 @@ impl ClockArgs {
     pub(crate) fn now(&self) -> Timestamp {
         self.clock().now()
     }
+
+    /// Writes `warning[cli.expires_soon]` on stderr when `what` expires within the warning
+    /// window (it has not expired: the checks that loaded it refuse that).
+    pub(crate) fn warn_if_expiring(
+        &self,
+        deployment: &Deployment,
+        what: &str,
+        expires: Timestamp,
+    ) -> Result<(), Failure> {
+        let window = deployment.expiry_warning_days(self.expiry_warning_days)?;
+        let now = self.now();
+        let left = expires.unix_seconds().saturating_sub(now.unix_seconds());
+        if left >= 0 && left < i64::from(window.value).saturating_mul(SECONDS_PER_DAY) {
+            let days = left / SECONDS_PER_DAY;
+            let when = match days {
+                0 => "in less than a day".to_owned(),
+                1 => "in 1 day".to_owned(),
+                n => format!("in {n} days"),
+            };
+            let plural = if window.value == 1 { "" } else { "s" };
+            eprintln!(
+                "warning[cli.expires_soon]: {what} expires at {expires}, {when} (warning window: {} day{plural})",
+                window.value
+            );
+        }
+        Ok(())
+    }
+}
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Warns when the trust root or the release manifest a runtime loaded expires soon.
+pub(crate) fn warn_environment_expiry(
+    deployment: &Deployment,
+    clock: &ClockArgs,
+    runtime: &Runtime,
+) -> Result<(), Failure> {
+    let environment = runtime.environment();
+    let trust_root = environment.trust_root();
+    clock.warn_if_expiring(
+        deployment,
+        &format!("the trust root (version {})", trust_root.version()),
+        trust_root.expires(),
+    )?;
+    let manifest = environment.release_manifest();
+    clock.warn_if_expiring(
+        deployment,
+        &format!("the release manifest (version {})", manifest.version()),
+        manifest.expires(),
+    )
+}
+
+/// Refuses an `--expires` that is not in the future: a document born expired would be refused
+/// by every command that reads it.
+pub(crate) fn refuse_past_expiry(
+    flag: &str,
+    expires: Timestamp,
+    now: Timestamp,
+) -> Result<(), Failure> {
+    if expires <= now {
+        return Err(Failure::new(
+            "cli.expires_in_past",
+            format!("{flag} {expires} is not after the current time {now}"),
+            crate::exit::ExitClass::Usage,
+        ));
+    }
+    Ok(())
 }
 
 /// Parses an RFC 3339 UTC instant (`YYYY-MM-DDTHH:MM:SSZ`) for clap.
@@ -107,7 +213,7 @@ pub(crate) fn read_signals(argument: &str) -> Result<Value, Failure> {
             limit: MAX_SIGNALS_JSON_BYTES,
         }));
     }
-    parse_strict(&bytes).map_err(|e| Failure::canon("signals", &e))
+    parse_strict(&bytes).map_err(|e| Failure::canon_in("signals", &e, &bytes))
 }
 
 /// Reads at most `limit + 1` bytes of a file (or standard input for `-`): enough to tell that
@@ -154,17 +260,31 @@ pub(crate) fn create_dir(path: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(path).map_err(|e| Failure::io(&path.display().to_string(), &e))
 }
 
-/// The runtime a command executes or recovers with: every `--key` as a signer, the environment,
-/// the store (opened only after the environment verified) and the clock.
+/// The runtime a command executes or recovers with: every signing key, the environment, the
+/// store (opened only after the environment verified) and the clock — flags first, then the
+/// deployment configuration. A missing key file says which setting named it.
 pub(crate) fn build_runtime(
+    deployment: &Deployment,
     keys: &[PathBuf],
     environment: &EnvironmentArgs,
     store: &str,
     mode: StoreOpen,
     clock: &ClockArgs,
 ) -> Result<Runtime, Failure> {
-    let mut builder = Runtime::builder(environment.config());
-    for path in keys {
+    let mut builder = Runtime::builder(environment.config(deployment));
+    let keys = deployment.keys(keys);
+    for path in &keys.value {
+        if !path.exists() {
+            return Err(Failure::new(
+                "io.error",
+                format!(
+                    "{}: the attestation signing key does not exist ({})",
+                    path.display(),
+                    config::how_to_set(&keys.source, config::KEYS)
+                ),
+                crate::exit::ExitClass::Io,
+            ));
+        }
         builder = builder.signer(read_private_key(path)?);
     }
     builder

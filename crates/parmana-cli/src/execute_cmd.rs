@@ -11,7 +11,11 @@ use parmana_runtime::{
     batch_refusal_line, new_execution_id, parse_execution_id, run_batch,
 };
 
-use crate::common::{ClockArgs, EnvironmentArgs, build_runtime, policy_reference, read_signals};
+use crate::common::{
+    ClockArgs, EnvironmentArgs, build_runtime, policy_reference, read_signals,
+    warn_environment_expiry,
+};
+use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
 use crate::store::StoreArgs;
@@ -64,11 +68,8 @@ pub(crate) struct ExecuteArgs {
     /// An attestation signing key (PKCS#8 PEM) holding the `attestation` role in the trust root;
     /// repeat it when the role's threshold is above one (every key signs). Checked before the
     /// execution id is consumed.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "trust/keys/attestation.pem"
-    )]
+    /// [env: PARMANA_KEYS, a path list; config: keys; default: trust/keys/attestation.pem]
+    #[arg(long, value_name = "FILE")]
     key: Vec<PathBuf>,
     /// Embed the validated signals in the attestation (their digest is always bound).
     #[arg(long)]
@@ -93,13 +94,17 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         .transpose()
         .map_err(|e| Failure::execution(&e))?;
     let batch = args.batch.as_deref().map(open_batch).transpose()?;
+    let deployment = Deployment::load()?;
+    let store = args.store.location(&deployment)?;
     let runtime = build_runtime(
+        &deployment,
         &args.key,
         &args.environment,
-        &args.store.store,
+        &store.value,
         StoreOpen::CreateIfMissing,
         &args.clock,
     )?;
+    warn_environment_expiry(&deployment, &args.clock, &runtime)?;
     if let Some(input) = batch {
         return execute_batch(
             &runtime,

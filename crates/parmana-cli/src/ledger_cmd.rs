@@ -2,6 +2,7 @@
 
 use parmana_runtime::replay::verify_ledger;
 
+use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, Json, outln};
 use crate::store::StoreArgs;
@@ -14,7 +15,7 @@ pub(crate) enum LedgerCommand {
     /// Prints the number of records and the head digest (anchor it elsewhere to detect a
     /// wholesale rewrite); exit 7 at the first break.
     #[command(
-        after_help = "Example:\n  parmana ledger verify                       # the default store, .parmana/replay.sqlite3\n  parmana ledger verify --store postgres://parmana@db.internal/parmana"
+        after_help = "Example:\n  parmana ledger verify                       # the store of the deployment (parmana.toml)\n  parmana ledger verify --store postgres://parmana@db.internal/parmana"
     )]
     Verify(StoreArgs),
 }
@@ -22,15 +23,15 @@ pub(crate) enum LedgerCommand {
 /// Runs `parmana ledger …`.
 pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Failure> {
     let LedgerCommand::Verify(store_args) = command;
-    let store = store_args.open(false)?;
+    let store = store_args.open_existing(&Deployment::load()?)?;
     let report = verify_ledger(store.as_ref()).map_err(|e| Failure::replay(&e))?;
     match format {
         Format::Human => match (&report.first_break, &report.head) {
             (Some(broken), _) => {
-                outln!("ledger BROKEN after {} records: {broken}", report.records)
+                outln!("ledger BROKEN after {}: {broken}", records(report.records))
             }
             (None, Some(head)) => {
-                outln!("ledger intact: {} records, head {head}", report.records)
+                outln!("ledger intact: {}, head {head}", records(report.records))
             }
             (None, None) => outln!("ledger intact: empty"),
         },
@@ -53,5 +54,14 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
             broken.to_string(),
             ExitClass::VerificationFailed,
         )),
+    }
+}
+
+/// "1 record", "2 records".
+fn records(count: u64) -> String {
+    if count == 1 {
+        "1 record".to_owned()
+    } else {
+        format!("{count} records")
     }
 }

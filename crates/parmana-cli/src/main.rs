@@ -2,9 +2,13 @@
 
 mod authoring_cmd;
 mod canon_cmd;
+mod cli_docs_cmd;
 mod common;
+mod config;
+mod config_cmd;
 mod execute_cmd;
 mod exit;
+mod init_cmd;
 mod ledger_cmd;
 mod policy_cmd;
 mod recover_cmd;
@@ -15,13 +19,15 @@ mod verify_cmd;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 /// Parmana: a deterministic governance runtime that decides under signed policy and signs every decision.
 ///
-/// Every path flag defaults to the repository layout relative to the current directory
-/// (`policies/`, `trust/root.pub`, `trust/trust-root.json`, `release-manifest.json`,
-/// `trust/keys/attestation.pem`), so from the repository root no paths are needed.
+/// Settings come from flags, then `PARMANA_*` variables, then `parmana.toml` (found in the
+/// current directory or above it, like Cargo.toml), then the repository layout (`policies/`,
+/// `trust/root.pub`, `trust/trust-root.json`, `release-manifest.json`,
+/// `trust/keys/attestation.pem`). `parmana config` shows what is in force and why.
 #[derive(Debug, Parser)]
 #[command(name = "parmana", version, about, long_about, after_help = exit::EXIT_CODES_HELP)]
 struct Cli {
@@ -65,10 +71,24 @@ enum Command {
     /// Verify the replay store's tamper-evident ledger of completed executions.
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
+    /// Print the effective deployment settings (flags, PARMANA_* variables, parmana.toml,
+    /// defaults) and where each came from.
+    Config(config_cmd::ConfigArgs),
+    /// Scaffold a deployment: keys, trust root, an example policy with tests, a release manifest
+    /// and `parmana.toml` — then print the commands to a verified attestation.
+    Init(init_cmd::InitArgs),
+    /// Print a shell completion script (bash, zsh, fish) on stdout.
+    Completions(cli_docs_cmd::CompletionsArgs),
+    /// Write shell completions and man pages into a directory (what `cargo xtask cli-docs` runs).
+    #[command(hide = true)]
+    GenerateCliDocs(cli_docs_cmd::GenerateArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let result = match &cli.command {
         Command::Execute(args) => execute_cmd::execute(args),
         Command::Verify(args) => verify_cmd::verify(args, cli.format),
@@ -82,6 +102,10 @@ fn main() -> ExitCode {
         Command::Ledger(command) => ledger_cmd::ledger(command, cli.format),
         Command::Recover(args) => recover_cmd::recover_command(args, cli.format),
         Command::Show(args) => show_cmd::show(args),
+        Command::Config(args) => config_cmd::config(args, cli.format),
+        Command::Init(args) => init_cmd::init(args),
+        Command::Completions(args) => cli_docs_cmd::completions(args),
+        Command::GenerateCliDocs(args) => cli_docs_cmd::generate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,4 +116,60 @@ fn main() -> ExitCode {
             failure.exit_code()
         }
     }
+}
+
+/// Reports a command line clap refused (or `--help`/`--version`, which are not errors). With
+/// `--format json` anywhere on the line, the error is `{"code":"cli.usage","message"}` on stderr
+/// like every other error; otherwise clap's own text. Exit 2 either way.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        let code = if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            2
+        } else {
+            0
+        };
+        return ExitCode::from(code);
+    }
+    if json_requested(std::env::args_os().skip(1)) {
+        // clap's text up to its usage line, on one line: the error and its tip.
+        let rendered = error.render().to_string();
+        let message = rendered
+            .split("\nUsage:")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .trim_start_matches("error: ")
+            .to_owned();
+        let failure = report::Failure::new("cli.usage", message, exit::ExitClass::Usage);
+        report::print_failure(&failure, report::Format::Json);
+        return failure.exit_code();
+    }
+    let _ = error.print();
+    ExitCode::from(exit::ExitClass::Usage.code())
+}
+
+/// Whether the raw arguments ask for `--format json` (`--format json` or `--format=json`).
+fn json_requested(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let mut previous_was_format = false;
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        if arg == "--" {
+            return false;
+        }
+        if (previous_was_format && arg == "json") || arg == "--format=json" {
+            return true;
+        }
+        previous_was_format = arg == "--format";
+    }
+    false
 }

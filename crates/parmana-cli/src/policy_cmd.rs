@@ -22,9 +22,10 @@ Examples:
 /// `parmana policy …`.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum PolicyCommand {
-    /// Validate a policy: print every diagnostic (errors and warnings); exit 3 on any error.
+    /// Validate policies: print every diagnostic (errors and warnings); exit 3 on any error (or,
+    /// with --deny-warnings, any warning).
     #[command(after_help = POLICY_HELP)]
-    Check(PolicyFileArgs),
+    Check(CheckArgs),
     /// Decide without signing: print `{"decision","rule_id","reason"}` for the signals.
     #[command(after_help = POLICY_HELP)]
     Eval(EvalArgs),
@@ -43,6 +44,25 @@ pub(crate) struct PolicyFileArgs {
     /// A policy.json file, or the directory holding one.
     #[arg(value_name = "POLICY_FILE_OR_DIR")]
     policy: PathBuf,
+}
+
+/// Several policies: files, bundle directories, or a directory of bundles searched below it.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PolicyPathsArgs {
+    /// Policy.json files, directories holding one, or a policies root (every directory below it
+    /// that holds a policy.json, for example `policies`).
+    #[arg(value_name = "POLICY_FILE_OR_DIR", required = true)]
+    policies: Vec<PathBuf>,
+}
+
+/// Arguments of `parmana policy check`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    paths: PolicyPathsArgs,
+    /// Treat warnings as errors (exit 3 with `cli.warnings_denied`), for CI.
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
 /// Arguments of `parmana policy eval`.
@@ -79,7 +99,7 @@ pub(crate) struct ExplainArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct TestArgs {
     #[command(flatten)]
-    policy: PolicyFileArgs,
+    paths: PolicyPathsArgs,
     /// Also print rule and condition coverage (which rules never decided, which conditions
     /// were never seen both true and false).
     #[arg(long)]
@@ -112,41 +132,147 @@ fn locate(path: &Path) -> (PathBuf, PathBuf) {
     }
 }
 
-fn load(args: &PolicyFileArgs) -> Result<(CompiledPolicy, PathBuf), Failure> {
-    let (file, dir) = locate(&args.policy);
+fn load(path: &Path) -> Result<(CompiledPolicy, PathBuf), Failure> {
+    let (file, dir) = locate(path);
     let bytes = read_file_or_stdin(&file)?;
     let policy = compile(&bytes).map_err(|e| Failure::policy(&file.display().to_string(), &e))?;
     Ok((policy, dir))
 }
 
-fn check_policy(args: &PolicyFileArgs, format: Format) -> Result<(), Failure> {
-    let (file, _) = locate(&args.policy);
-    let bytes = read_file_or_stdin(&file)?;
-    let report = check(&bytes);
-    match format {
-        Format::Human => out!("{}", report.render()),
-        Format::Json => outln!(
-            "{}",
-            Json(serde_json::json!({"ok": report.is_ok(), "diagnostics": report.diagnostics}))
-        ),
+/// How deep below a policies root `policy check`/`test` look for `policy.json` (`<id>/<version>/`
+/// is two levels), and how many policies one command takes.
+const MAX_SEARCH_DEPTH: usize = 4;
+const MAX_POLICIES: usize = 10_000;
+
+/// The policies the paths name: a file or a directory holding `policy.json` is one; another
+/// directory is searched below for directories holding one (sorted).
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+    fn search(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) -> Result<(), Failure> {
+        if dir.join(POLICY_FILE_NAME).is_file() {
+            found.push(dir.to_path_buf());
+            return Ok(());
+        }
+        if depth == 0 || found.len() >= MAX_POLICIES {
+            return Ok(());
+        }
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| Failure::io(&dir.display().to_string(), &e))?;
+        let mut dirs = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Failure::io(&dir.display().to_string(), &e))?;
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && !entry.file_name().to_string_lossy().starts_with('.') {
+                dirs.push(entry.path());
+            }
+        }
+        dirs.sort();
+        for sub in dirs {
+            search(&sub, depth - 1, found)?;
+        }
+        Ok(())
     }
-    if report.is_ok() {
-        return Ok(());
+    let mut policies = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let before = policies.len();
+            search(path, MAX_SEARCH_DEPTH, &mut policies)?;
+            if policies.len() == before {
+                return Err(Failure::new(
+                    "cli.no_policies",
+                    format!(
+                        "no {POLICY_FILE_NAME} in {} or in the directories below it",
+                        path.display()
+                    ),
+                    ExitClass::InvalidInput,
+                ));
+            }
+        } else {
+            policies.push(path.clone());
+        }
+        if policies.len() > MAX_POLICIES {
+            return Err(Failure::new(
+                "cli.usage",
+                format!("more than {MAX_POLICIES} policies in one command"),
+                ExitClass::Usage,
+            ));
+        }
     }
-    let errors = report.errors().count();
-    let code = report
-        .errors()
-        .next()
-        .map_or("policy.invalid", |d| d.code.code());
-    Err(Failure::new(
-        code,
-        format!(
-            "{}: policy refused with {errors} error{}",
-            file.display(),
-            if errors == 1 { "" } else { "s" }
-        ),
-        ExitClass::InvalidInput,
-    ))
+    Ok(policies)
+}
+
+const POLICY_FILE_NAME: &str = "policy.json";
+
+/// Prints `== PATH` before each report when a command covers several policies.
+fn header(policies: &[PathBuf], path: &Path, format: Format) -> Result<(), Failure> {
+    if policies.len() > 1 && format == Format::Human {
+        outln!("== {}", path.display());
+    }
+    Ok(())
+}
+
+fn check_policy(args: &CheckArgs, format: Format) -> Result<(), Failure> {
+    let policies = expand(&args.paths.policies)?;
+    let (mut refused, mut warned) = (Vec::new(), 0usize);
+    let mut first_code = None;
+    for path in &policies {
+        let (file, _) = locate(path);
+        let bytes = read_file_or_stdin(&file)?;
+        let report = check(&bytes);
+        header(&policies, path, format)?;
+        match format {
+            Format::Human => out!("{}", report.render()),
+            Format::Json if policies.len() == 1 => outln!(
+                "{}",
+                Json(serde_json::json!({"ok": report.is_ok(), "diagnostics": report.diagnostics}))
+            ),
+            Format::Json => outln!(
+                "{}",
+                Json(serde_json::json!({
+                    "path": path.display().to_string(),
+                    "ok": report.is_ok(),
+                    "diagnostics": report.diagnostics,
+                }))
+            ),
+        }
+        warned += report.warnings().count();
+        if !report.is_ok() {
+            let errors = report.errors().count();
+            first_code = first_code.or_else(|| report.errors().next().map(|d| d.code.code()));
+            refused.push(format!(
+                "{}: policy refused with {errors} error{}",
+                file.display(),
+                if errors == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if !refused.is_empty() {
+        let message = if policies.len() == 1 {
+            refused.concat()
+        } else {
+            format!(
+                "{} of {} policies refused: {}",
+                refused.len(),
+                policies.len(),
+                refused.join("; ")
+            )
+        };
+        return Err(Failure::new(
+            first_code.unwrap_or("policy.invalid"),
+            message,
+            ExitClass::InvalidInput,
+        ));
+    }
+    if args.deny_warnings && warned > 0 {
+        return Err(Failure::new(
+            "cli.warnings_denied",
+            format!(
+                "{warned} warning{} and --deny-warnings",
+                if warned == 1 { "" } else { "s" }
+            ),
+            ExitClass::InvalidInput,
+        ));
+    }
+    Ok(())
 }
 
 fn decision_json(policy: &CompiledPolicy, signals: &serde_json::Value) -> Result<String, Failure> {
@@ -164,7 +290,7 @@ fn decision_json(policy: &CompiledPolicy, signals: &serde_json::Value) -> Result
 }
 
 fn eval(args: &EvalArgs) -> Result<(), Failure> {
-    let (policy, _) = load(&args.policy)?;
+    let (policy, _) = load(&args.policy.policy)?;
     if let Some(signals) = &args.signals {
         let signals = read_signals(signals)?;
         outln!("{}", decision_json(&policy, &signals)?);
@@ -189,7 +315,17 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
         }
         total += 1;
         let outcome = parmana_runtime::canon::parse_strict(line)
-            .map_err(|e| Failure::canon("signals", &e))
+            .map_err(|e| {
+                let column = e
+                    .location(line)
+                    .map(|at| format!(" (column {})", at.column))
+                    .unwrap_or_default();
+                Failure::new(
+                    e.code(),
+                    format!("signals: {e}{column}"),
+                    ExitClass::InvalidInput,
+                )
+            })
             .and_then(|signals| decision_json(&policy, &signals));
         match outcome {
             Ok(decision) => writeln!(out, "{decision}").map_err(write_err)?,
@@ -213,7 +349,7 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
 }
 
 fn explain(args: &ExplainArgs, format: Format) -> Result<(), Failure> {
-    let (policy, _) = load(&args.policy)?;
+    let (policy, _) = load(&args.policy.policy)?;
     let signals = read_signals(&args.signals)?;
     let validated = policy.validate_signals(&signals).map_err(|e| {
         Failure::new(
@@ -254,12 +390,55 @@ fn read_cases(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
 }
 
 fn test(args: &TestArgs, format: Format) -> Result<(), Failure> {
-    let (policy, dir) = load(&args.policy)?;
+    let policies = expand(&args.paths.policies)?;
+    let mut failures = Vec::new();
+    for path in &policies {
+        header(&policies, path, format)?;
+        if let Err(failure) = test_one(path, args, format, policies.len() > 1) {
+            if policies.len() == 1 {
+                return Err(failure);
+            }
+            crate::report::print_failure(&failure, format);
+            failures.push(failure);
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        n => {
+            let worst = failures
+                .iter()
+                .max_by_key(|f| f.class.code())
+                .map_or(ExitClass::VerificationFailed, |f| f.class);
+            Err(Failure {
+                reported: false,
+                ..Failure::new(
+                    "cli.policy_tests_failed",
+                    format!(
+                        "{n} of {} policies did not pass their tests",
+                        policies.len()
+                    ),
+                    worst,
+                )
+            })
+        }
+    }
+}
+
+fn test_one(path: &Path, args: &TestArgs, format: Format, several: bool) -> Result<(), Failure> {
+    let (policy, dir) = load(path)?;
+    let tests = dir.join("tests");
+    if !tests.is_dir() {
+        return Err(Failure::new(
+            "cli.no_tests",
+            format!("no test cases: {} is not a directory", tests.display()),
+            ExitClass::InvalidInput,
+        ));
+    }
     let cases = read_cases(&dir)?;
     if cases.is_empty() {
         return Err(Failure::new(
             "cli.no_tests",
-            format!("no test cases in {}", dir.join("tests").display()),
+            format!("no test cases in {}", tests.display()),
             ExitClass::InvalidInput,
         ));
     }
@@ -267,13 +446,24 @@ fn test(args: &TestArgs, format: Format) -> Result<(), Failure> {
     let show_coverage = args.coverage || args.threshold.is_some();
     match format {
         Format::Human => out!("{}", render_tests(&report, show_coverage)),
+        Format::Json if several => {
+            let mut json = tests_json(&report);
+            if let Some(object) = json.as_object_mut() {
+                object.insert("path".to_owned(), path.display().to_string().into());
+            }
+            outln!("{}", Json(json));
+        }
         Format::Json => outln!("{}", Json(tests_json(&report))),
     }
     if !report.all_passed() {
         let failed = report.cases.len() - report.passed();
         return Err(Failure::new(
             "cli.policy_tests_failed",
-            format!("{failed} of {} test cases failed", report.cases.len()),
+            format!(
+                "{}: {failed} of {} test cases failed",
+                path.display(),
+                report.cases.len()
+            ),
             ExitClass::VerificationFailed,
         ));
     }
@@ -283,7 +473,8 @@ fn test(args: &TestArgs, format: Format) -> Result<(), Failure> {
         return Err(Failure::new(
             "cli.coverage_below_threshold",
             format!(
-                "coverage below {threshold}%: rules {:.1}%, conditions {:.1}%",
+                "{}: coverage below {threshold}%: rules {:.1}%, conditions {:.1}%",
+                path.display(),
                 report.coverage.rule_percent(),
                 report.coverage.condition_percent()
             ),

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use parmana_runtime::StoreOpen;
 
-use crate::common::{ClockArgs, EnvironmentArgs, build_runtime};
+use crate::common::{ClockArgs, EnvironmentArgs, build_runtime, warn_environment_expiry};
+use crate::config::Deployment;
 use crate::report::{Failure, outln, print_failure};
 use crate::store::StoreArgs;
 
@@ -17,7 +18,7 @@ byte-identical to the one the interrupted run would have printed. Run it with th
 root and attestation key as the interrupted run.
 
 Example:
-  parmana recover                              # the default store, .parmana/replay.sqlite3",
+  parmana recover                              # the store of the deployment (parmana.toml)",
     "\n\n",
     crate::exit::exit_codes_help!()
 );
@@ -28,11 +29,8 @@ Example:
 pub(crate) struct RecoverArgs {
     /// The attestation signing key(s) (PKCS#8 PEM) of the interrupted executions; repeat it
     /// when the `attestation` role's threshold is above one.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "trust/keys/attestation.pem"
-    )]
+    /// [env: PARMANA_KEYS, a path list; config: keys; default: trust/keys/attestation.pem]
+    #[arg(long, value_name = "FILE")]
     key: Vec<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
@@ -48,13 +46,17 @@ pub(crate) fn recover_command(
     args: &RecoverArgs,
     format: crate::report::Format,
 ) -> Result<(), Failure> {
+    let deployment = Deployment::load()?;
+    let store = args.store.location(&deployment)?;
     let runtime = build_runtime(
+        &deployment,
         &args.key,
         &args.environment,
-        &args.store.store,
+        &store.value,
         StoreOpen::MustExist,
         &args.clock,
     )?;
+    warn_environment_expiry(&deployment, &args.clock, &runtime)?;
     let report = runtime.recover().map_err(|e| Failure::execution(&e))?;
     for attestation in &report.completed {
         outln!("{}", attestation.envelope_str());

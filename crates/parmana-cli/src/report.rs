@@ -87,6 +87,15 @@ impl Failure {
         )
     }
 
+    /// A refused JSON document, with the line and column of the problem in `input`.
+    pub(crate) fn canon_in(what: &str, err: &CanonError, input: &[u8]) -> Self {
+        Self::new(
+            err.code(),
+            format!("{what}: {}", err.describe(input)),
+            ExitClass::InvalidInput,
+        )
+    }
+
     /// A refused JSON document.
     pub(crate) fn canon(what: &str, err: &CanonError) -> Self {
         Self::new(

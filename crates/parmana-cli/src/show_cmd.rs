@@ -2,6 +2,7 @@
 
 use parmana_runtime::{ExecutionStatus, execution_status, parse_execution_id};
 
+use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
 use crate::store::StoreArgs;
@@ -22,7 +23,7 @@ pub(crate) struct ShowArgs {
 /// Runs `parmana show`.
 pub(crate) fn show(args: &ShowArgs) -> Result<(), Failure> {
     let id = parse_execution_id(&args.execution_id).map_err(|e| Failure::execution(&e))?;
-    let store = args.store.open(false)?;
+    let store = args.store.open_existing(&Deployment::load()?)?;
     match execution_status(store.as_ref(), &id).map_err(|e| Failure::execution(&e))? {
         ExecutionStatus::Completed(envelope) => {
             outln!("{}", String::from_utf8_lossy(&envelope));

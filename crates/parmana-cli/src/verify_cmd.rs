@@ -7,6 +7,7 @@ use parmana_runtime::trust::AttestationReport;
 use parmana_runtime::{load_bundle, load_trust_root, verify_attestation};
 
 use crate::common::{ClockArgs, TrustRootArgs, read_file_or_stdin, read_signals};
+use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, Json, out, outln};
 
@@ -52,12 +53,15 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
     // The envelope is one line of JSON; a trailing newline from a pipe is not part of it.
     let envelope = envelope.trim_ascii_end();
     let signals = args.signals.as_deref().map(read_signals).transpose()?;
-    let trust_root = load_trust_root(
-        &args.trust.root_key,
-        &args.trust.trust_root,
-        args.clock.now(),
-    )
-    .map_err(|e| Failure::execution(&e))?;
+    let deployment = Deployment::load()?;
+    let paths = args.trust.resolve(&deployment);
+    let trust_root = load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
+        .map_err(|e| Failure::execution(&e))?;
+    args.clock.warn_if_expiring(
+        &deployment,
+        &format!("the trust root (version {})", trust_root.version()),
+        trust_root.expires(),
+    )?;
     let bundle = args
         .policy_bundle
         .as_deref()

@@ -1,11 +1,14 @@
-//! Reading the `signals` declarations: types, `required`, and the constraints `minimum`, `maximum`, `enum`, `max_length`.
+//! Reading the `signals` declarations: names, types, `required`, and the constraints `minimum`, `maximum`, `enum`, `max_length`.
 
 use serde_json::Value;
 
 use crate::diagnostic::{DiagnosticCode as Code, join_path};
 use crate::limits;
 use crate::model::{Constant, SignalDecl, SignalType};
-use crate::parse::{Reader, check_fields, constant_of_type, required, string, valid_signal_name};
+use crate::parse::{
+    Dialect, Reader, check_fields, constant_of_type, integer_of, required, string,
+    valid_signal_name,
+};
 
 /// Reads the `signals` object, sorted by name.
 pub(crate) fn read_signals(reader: &mut Reader<'_>, value: &Value, path: &str) -> Vec<SignalDecl> {
@@ -35,7 +38,9 @@ pub(crate) fn read_signals(reader: &mut Reader<'_>, value: &Value, path: &str) -
     let mut decls = Vec::with_capacity(map.len());
     for (name, decl) in map {
         let decl_path = join_path(path, name);
-        if !valid_signal_name(name) {
+        // Schema 1.0.0 names signals with any JSON string, as the original tooling did; 2.0.0
+        // keeps its grammar.
+        if reader.dialect == Dialect::V2 && !valid_signal_name(name) {
             reader.report(
                 Code::InvalidName,
                 &decl_path,
@@ -169,7 +174,12 @@ fn read_signal_decl(
                     format!("\"max_length\" applies only to string signals, not to {ty}"),
                 );
                 None
-            } else if let Some(n) = v.as_u64().and_then(|n| usize::try_from(n).ok()) {
+            } else if let Some(n) = v
+                .as_number()
+                .and_then(integer_of)
+                .and_then(|n| usize::try_from(n).ok())
+            {
+                // A whole number however it is spelt (`5`, `5.0`, `5e0`), as for `integer`.
                 Some(n)
             } else {
                 ok = false;
@@ -218,7 +228,10 @@ fn read_signal_decl(
                             reader.report(
                                 Code::InvalidConstraint,
                                 &ip,
-                                format!("enum value {item} is not a {ty}"),
+                                format!(
+                                    "enum value {item} is not {}",
+                                    crate::error::with_article(ty)
+                                ),
                             );
                         }
                     }

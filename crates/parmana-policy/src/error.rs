@@ -129,11 +129,37 @@ pub enum SignalError {
         max_length: usize,
     },
     /// A signal the policy does not declare (and the policy does not say `"additional_signals": "ignore"`).
-    #[error("signal {signal:?} is not declared by the policy")]
+    #[error("signal {signal:?} is not declared by the policy{}", .suggestion.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default())]
     Undeclared {
         /// The undeclared signal.
         signal: String,
+        /// The declared signal it is probably a typo of.
+        suggestion: Option<String>,
     },
+    /// Several signals are refused: the first problem (whose code this error has) and the
+    /// others, in the same order (declared signals by name, then undeclared ones), at most
+    /// [`MAX_REPORTED_SIGNAL_PROBLEMS`] in all.
+    #[error("{first}; {}", render_more(more, *unlisted))]
+    Several {
+        /// The first problem; [`code`](SignalError::code) and [`signal`](SignalError::signal) are its.
+        first: Box<SignalError>,
+        /// The other problems listed.
+        more: Vec<SignalError>,
+        /// How many further problems were found but not listed.
+        unlisted: usize,
+    },
+}
+
+/// The most signal problems one error lists (the rest are counted).
+pub const MAX_REPORTED_SIGNAL_PROBLEMS: usize = 20;
+
+fn render_more(more: &[SignalError], unlisted: usize) -> String {
+    let listed: Vec<String> = more.iter().map(ToString::to_string).collect();
+    let mut text = format!("and {} more: {}", more.len() + unlisted, listed.join("; "));
+    if unlisted > 0 {
+        text.push_str(&format!("; … {unlisted} not listed"));
+    }
+    text
 }
 
 impl SignalError {
@@ -149,6 +175,7 @@ impl SignalError {
             Self::NotInEnum { .. } => "policy.signal_not_in_enum",
             Self::TooLong { .. } => "policy.signal_too_long",
             Self::Undeclared { .. } => "policy.signal_undeclared",
+            Self::Several { first, .. } => first.code(),
         }
     }
 
@@ -162,9 +189,31 @@ impl SignalError {
             | Self::OutOfRange { signal, .. }
             | Self::NotInEnum { signal, .. }
             | Self::TooLong { signal, .. }
-            | Self::Undeclared { signal } => Some(signal),
+            | Self::Undeclared { signal, .. } => Some(signal),
+            Self::Several { first, .. } => first.signal(),
         }
     }
+
+    /// Every problem this error lists: itself, or the first and the others of
+    /// [`Several`](SignalError::Several).
+    pub fn problems(&self) -> Vec<&SignalError> {
+        match self {
+            Self::Several { first, more, .. } => {
+                std::iter::once(first.as_ref()).chain(more.iter()).collect()
+            }
+            other => vec![other],
+        }
+    }
+}
+
+/// `word` with its indefinite article, for messages: "an integer", "a string".
+pub(crate) fn with_article(word: impl std::fmt::Display) -> String {
+    let word = word.to_string();
+    let article = match word.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u' | 'A' | 'E' | 'I' | 'O' | 'U') => "an",
+        _ => "a",
+    };
+    format!("{article} {word}")
 }
 
 /// The kind of a JSON value, for messages.

@@ -101,6 +101,7 @@ impl fmt::Display for Explanation<'_> {
                 let mark = if c.result { "true " } else { "false" };
                 write!(f, "{indent}[{mark}] {}", c.condition)?;
                 if let Some(signal) = c.signal {
+                    let signal = crate::parse::shown_signal_name(signal);
                     match &c.value {
                         Some(v) => write!(f, "  ({signal} = {v})")?,
                         None => write!(f, "  ({signal} absent)")?,

@@ -33,11 +33,12 @@ mod model;
 mod names;
 mod parse;
 mod signals;
+mod suggest;
 mod testing;
 
 pub use compile::CompiledPolicy;
 pub use diagnostic::{Diagnostic, DiagnosticCode, Severity, render_diagnostics};
-pub use error::{PolicyError, SignalError};
+pub use error::{MAX_REPORTED_SIGNAL_PROBLEMS, PolicyError, SignalError};
 pub use eval::{ConditionTrace, DEFAULT_RULE_ID, Decision, Explanation, Fault, RuleTrace};
 pub use legacy::{LEGACY_FALSE_DECISION, LEGACY_RULE_ID};
 pub use model::{AdditionalSignals, SchemaVersion, SignalDecl, SignalType};

@@ -35,6 +35,14 @@ impl Dialect {
     }
 
     /// The keys that make an object a compound condition in this dialect.
+    /// Every operator name of the dialect, for suggestions.
+    fn operator_names(self) -> Vec<&'static str> {
+        match self {
+            Self::V2 => Op::ALL.iter().map(|(name, _)| *name).collect(),
+            Self::Legacy1 => vec!["equals", "greater_than", "less_than"],
+        }
+    }
+
     fn compound_keys(self) -> &'static [&'static str] {
         match self {
             Self::V2 => &["all", "any", "not"],
@@ -293,7 +301,10 @@ impl<'a> Reader<'a> {
                 Code::UnknownOperator,
                 &join_path(path, key),
                 node,
-                format!("unknown operator {key:?}"),
+                format!(
+                    "unknown operator {key:?}{}",
+                    crate::suggest::hint(key, self.dialect.operator_names())
+                ),
             );
         }
         let Value::String(signal) = signal_value else {
@@ -314,7 +325,10 @@ impl<'a> Reader<'a> {
                 Code::UndeclaredSignal,
                 &join_path(path, "signal"),
                 node,
-                format!("signal {signal:?} is not declared in \"signals\""),
+                format!(
+                    "signal {signal:?} is not declared in \"signals\"{}",
+                    crate::suggest::hint(signal, self.signals.iter().map(|d| d.name.as_str()))
+                ),
             );
             return None;
         };
@@ -351,7 +365,10 @@ impl<'a> Reader<'a> {
                 Code::OperatorTypeMismatch,
                 &op_path,
                 node,
-                format!("operator {op_key:?} does not apply to {signal:?}, a {ty} signal"),
+                format!(
+                    "operator {op_key:?} does not apply to {signal:?}, {} signal",
+                    crate::error::with_article(ty)
+                ),
             );
             return None;
         }
@@ -430,7 +447,8 @@ impl<'a> Reader<'a> {
                         format!("string longer than {} characters", limits::MAX_STRING_LEN)
                     }
                     ConstantProblem::WrongType => format!(
-                        "expected a {ty} operand, found {}",
+                        "expected {} operand, found {}",
+                        crate::error::with_article(ty),
                         crate::error::json_kind(value)
                     ),
                 };
@@ -567,6 +585,19 @@ pub(crate) fn valid_signal_name(name: &str) -> bool {
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// A signal name as traces and explanations show it: as written when it is within 2.0.0's
+/// grammar, otherwise (a legacy name such as `10`, `a b` or `""`) as a JSON string, so that no
+/// name can read as another name, an operator or a value.
+pub(crate) fn shown_signal_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if valid_signal_name(name) {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(crate::diagnostic::json_text(&Value::String(
+            name.to_owned(),
+        )))
+    }
 }
 
 /// Whether `name` is a valid decision name or rule id: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 128 characters.

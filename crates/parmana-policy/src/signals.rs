@@ -208,23 +208,32 @@ impl CompiledPolicy {
     /// Validates signals given as a JSON object against the declarations.
     ///
     /// Declared signals are checked in name order (missing, type, whole number, range,
-    /// enum, length), then undeclared names in sorted order; the first problem is returned.
+    /// enum, length), then undeclared names in sorted order. Every problem is reported: one as
+    /// itself, several as [`SignalError::Several`] whose code is the first one's.
     pub fn validate_signals(&self, signals: &Value) -> Result<ValidatedSignals<'_>, SignalError> {
         let Value::Object(map) = signals else {
             return Err(SignalError::NotAnObject {
                 found: json_kind(signals),
             });
         };
+        let mut problems = Problems::default();
         let mut slots = Vec::with_capacity(self.signals.len());
         for decl in &self.signals {
             slots.push(match map.get(&decl.name) {
                 None if decl.required => {
-                    return Err(SignalError::Missing {
+                    problems.push(SignalError::Missing {
                         signal: decl.name.clone(),
                     });
+                    Slot::Absent
                 }
                 None => Slot::Absent,
-                Some(value) => self.slot_of(decl, value)?,
+                Some(value) => match self.slot_of(decl, value) {
+                    Ok(slot) => slot,
+                    Err(problem) => {
+                        problems.push(problem);
+                        Slot::Absent
+                    }
+                },
             });
         }
         if self.additional_signals == AdditionalSignals::Reject {
@@ -233,12 +242,22 @@ impl CompiledPolicy {
                 .filter(|k| self.slot_index(k).is_none())
                 .collect();
             undeclared.sort();
-            if let Some(name) = undeclared.first() {
-                return Err(SignalError::Undeclared {
-                    signal: (*name).clone(),
+            for name in undeclared {
+                let suggestion = crate::suggest::closest(
+                    name,
+                    self.signals
+                        .iter()
+                        .filter(|d| !map.contains_key(&d.name))
+                        .map(|d| d.name.as_str()),
+                )
+                .map(str::to_owned);
+                problems.push(SignalError::Undeclared {
+                    signal: name.clone(),
+                    suggestion,
                 });
             }
         }
+        problems.into_result()?;
         Ok(ValidatedSignals {
             policy: self,
             slots,
@@ -364,5 +383,76 @@ impl CompiledPolicy {
             }
         }
         Ok(slot)
+    }
+}
+
+/// The problems found while validating signals, bounded: the first, up to
+/// [`MAX_REPORTED_SIGNAL_PROBLEMS`](crate::MAX_REPORTED_SIGNAL_PROBLEMS) in all, and a count of the rest.
+#[derive(Default)]
+struct Problems {
+    listed: Vec<SignalError>,
+    unlisted: usize,
+}
+
+impl Problems {
+    fn push(&mut self, problem: SignalError) {
+        if self.listed.len() < crate::MAX_REPORTED_SIGNAL_PROBLEMS {
+            self.listed.push(problem);
+        } else {
+            self.unlisted += 1;
+        }
+    }
+
+    fn into_result(self) -> Result<(), SignalError> {
+        let mut listed = self.listed.into_iter();
+        let Some(first) = listed.next() else {
+            return Ok(());
+        };
+        let more: Vec<SignalError> = listed.collect();
+        if more.is_empty() {
+            return Err(first);
+        }
+        Err(SignalError::Several {
+            first: Box::new(first),
+            more,
+            unlisted: self.unlisted,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value, json};
+
+    use crate::{MAX_REPORTED_SIGNAL_PROBLEMS, SignalError, compile};
+
+    #[test]
+    fn problems_are_all_reported_but_bounded() {
+        let policy = compile(
+            br#"{"schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
+                "decisions": ["ok"], "signals": {"amount": {"type": "integer", "required": true}},
+                "rules": [], "default": {"decision": "ok"}}"#,
+        )
+        .unwrap();
+        let mut signals = Map::new();
+        for i in 0..1000 {
+            signals.insert(format!("extra{i:04}"), json!(1));
+        }
+        let err = policy
+            .validate_signals(&Value::Object(signals))
+            .unwrap_err();
+        assert_eq!(err.code(), "policy.signal_missing");
+        let SignalError::Several { more, unlisted, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(more.len() + 1, MAX_REPORTED_SIGNAL_PROBLEMS);
+        assert_eq!(more.len() + 1 + unlisted, 1001);
+        assert_eq!(err.problems().len(), MAX_REPORTED_SIGNAL_PROBLEMS);
+        assert!(err.to_string().len() < 4096, "{}", err.to_string().len());
+        let one = policy.validate_signals(&json!({"amont": 1})).unwrap_err();
+        assert_eq!(
+            one.to_string(),
+            "required signal \"amount\" is missing; and 1 more: signal \"amont\" is not declared by the policy (did you mean \"amount\"?)"
+        );
     }
 }

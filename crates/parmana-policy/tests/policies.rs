@@ -6,7 +6,9 @@ use std::path::Path;
 
 use parmana_policy::{SchemaVersion, check, compile, run_policy_tests};
 
-use parmana_testkit::{legacy_bundles as legacy_dir, repository_root as repo_root};
+use parmana_testkit::{
+    legacy_bundles as legacy_dir, legacy_js_bundles, repository_root as repo_root,
+};
 
 /// Reads every `tests/*.json` of a policy directory as (file name, bytes).
 fn test_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -149,4 +151,54 @@ fn legacy_skeleton_is_refused_with_a_schema_error() {
     let bytes = std::fs::read(legacy_dir().join("claims-approval/v2/policy.json")).unwrap();
     let err = compile(&bytes).unwrap_err();
     assert_eq!(err.code(), "policy.unsupported_schema_version");
+}
+
+/// The bundle JavaScript signed with names outside 2.0.0's grammar (`vectors/legacy-js/`):
+/// every case of its `cases.json` decides as the JavaScript re-enactment of schema 1.0.0 did,
+/// from a JSON tree and from text whose keys are written with escapes.
+#[test]
+fn legacy_names_decide_as_javascript_did() {
+    let dir = legacy_js_bundles().join("legacy-names");
+    let policy = compile(&std::fs::read(dir.join("v1/policy.json")).unwrap()).unwrap();
+    assert_eq!(policy.schema_version(), SchemaVersion::Legacy1);
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("cases.json")).unwrap()).unwrap();
+    assert_eq!(cases.len(), 16);
+    for case in &cases {
+        let (signals, expected) = (&case["signals"], case["decision"].as_str().unwrap());
+        let decision = policy
+            .validate_signals(signals)
+            .unwrap()
+            .evaluate()
+            .unwrap();
+        assert_eq!(decision.decision, expected, "{signals}");
+        let rule = if expected == "deny" {
+            "default"
+        } else {
+            "rules"
+        };
+        assert_eq!(decision.rule_id, rule, "{signals}");
+        let escaped = serde_json::to_string(signals)
+            .unwrap()
+            .replace("\"10\"", "\"\\u0031\\u0030\"")
+            .replace('é', "\\u00e9")
+            .replace('\u{1d11e}', "\\ud834\\udd1e");
+        let from_text = policy.validate_signals_json(escaped.as_bytes()).unwrap();
+        assert_eq!(from_text.evaluate().unwrap(), decision, "{escaped}");
+    }
+}
+
+/// In an explanation, a name outside 2.0.0's grammar is shown as a JSON string, so `"a b" lt 5`
+/// or `"" eq true` cannot be misread; names within it are shown as before.
+#[test]
+fn legacy_names_in_explanations_are_quoted() {
+    let dir = legacy_js_bundles().join("legacy-names");
+    let policy = compile(&std::fs::read(dir.join("v1/policy.json")).unwrap()).unwrap();
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("cases.json")).unwrap()).unwrap();
+    let validated = policy.validate_signals(&cases[0]["signals"]).unwrap();
+    insta::assert_snapshot!(
+        "explain_legacy_names",
+        validated.explain().unwrap().to_string()
+    );
 }

@@ -69,8 +69,8 @@ pub mod trust {
         RELEASE_MANIFEST_FILE, ReleaseManifestSpec, Role, RoleSpec, Signer, TRUST_ROOT_CHAIN_DIR,
         TrustError, TrustRootSpec, VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustRoot,
         check_signer_role, create_trust_root, read_bundle_dir, read_key_file, read_public_key_file,
-        read_release_manifest_version, verify_attestations, verify_legacy_bundle,
-        write_public_key_file,
+        read_release_manifest_version, sign_bundle_dir, sign_release_manifest, verify_attestations,
+        verify_legacy_bundle, write_public_key_file,
     };
 }
 

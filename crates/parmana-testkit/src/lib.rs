@@ -40,6 +40,11 @@ pub fn legacy_bundles() -> PathBuf {
     repository_root().join("vectors/legacy-bundles")
 }
 
+/// The bundles signed by the JavaScript re-enactment of the original tooling, under `vectors/`.
+pub fn legacy_js_bundles() -> PathBuf {
+    repository_root().join("vectors/legacy-js")
+}
+
 /// Copies the directory tree `from` to `to`, creating `to`.
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::create_dir_all(to)?;
@@ -73,8 +78,9 @@ pub fn files_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Copies the repository's environment — `policies/`, `trust/` and `release-manifest.json` —
-/// into `destination`.
+/// Copies the repository's environment — `policies/`, `trust/`, `release-manifest.json` and the
+/// deployment configuration `parmana.toml` (which names the store `.parmana/replay.sqlite3`
+/// beside it) — into `destination`.
 pub fn copy_fixture_environment(destination: &Path) -> io::Result<()> {
     let root = repository_root();
     copy_tree(&root.join("policies"), &destination.join("policies"))?;
@@ -83,6 +89,7 @@ pub fn copy_fixture_environment(destination: &Path) -> io::Result<()> {
         root.join("release-manifest.json"),
         destination.join("release-manifest.json"),
     )?;
+    std::fs::copy(root.join("parmana.toml"), destination.join("parmana.toml"))?;
     Ok(())
 }
 

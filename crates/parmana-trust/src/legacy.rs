@@ -4,7 +4,15 @@
 //! keys in JavaScript enumeration order after sorting (integer-like keys first, ascending
 //! numerically, then the rest by UTF-16 code units), two-space indentation, `": "` after keys,
 //! no trailing newline, UTF-8. Numbers and strings are written as JavaScript writes them, which
-//! is what RFC 8785 specifies for scalars.
+//! is what RFC 8785 specifies for scalars. Only the key order differs from RFC 8785 (which sorts
+//! every key by UTF-16 code units, so `"10"` before `"9"`), and only for integer-like keys such as
+//! the signal names schema 1.0.0 allows (`vectors/legacy-js/` holds bundles signed by
+//! JavaScript itself with such names).
+//!
+//! `sortKeysRecursively` assigns each key to a fresh object, and assigning `__proto__` sets the
+//! object's prototype instead of adding a member: the original's hashes and signature never
+//! covered a `__proto__` member. A legacy document holding one is refused (`trust.malformed`)
+//! rather than trusted for content nobody signed.
 
 use std::cmp::Ordering;
 
@@ -55,10 +63,13 @@ impl VerifiedLegacyBundle {
     }
 }
 
+/// The key JavaScript cannot hold as an ordinary member of the sorted object.
+const PROTO_KEY: &str = "__proto__";
+
 /// The legacy canonical form of a JSON value (see the module documentation).
 pub(crate) fn legacy_canonical_json(value: &Value) -> Result<Vec<u8>, TrustError> {
     let mut out = Vec::new();
-    write_legacy(value, 0, &mut out)?;
+    write_legacy(value, 0, legacy_key_order, &mut out)?;
     Ok(out)
 }
 
@@ -66,7 +77,14 @@ fn indent(out: &mut Vec<u8>, level: usize) {
     out.extend(std::iter::repeat_n(b' ', level * 2));
 }
 
-fn write_legacy(value: &Value, level: usize, out: &mut Vec<u8>) -> Result<(), TrustError> {
+/// Writes `value` in the legacy form with object keys in `order` (always [`legacy_key_order`]
+/// outside the tests, which compare it with RFC 8785's order).
+fn write_legacy(
+    value: &Value,
+    level: usize,
+    order: fn(&str, &str) -> Ordering,
+    out: &mut Vec<u8>,
+) -> Result<(), TrustError> {
     match value {
         Value::Array(items) if !items.is_empty() => {
             out.extend_from_slice(b"[\n");
@@ -75,15 +93,21 @@ fn write_legacy(value: &Value, level: usize, out: &mut Vec<u8>) -> Result<(), Tr
                     out.extend_from_slice(b",\n");
                 }
                 indent(out, level + 1);
-                write_legacy(item, level + 1, out)?;
+                write_legacy(item, level + 1, order, out)?;
             }
             out.push(b'\n');
             indent(out, level);
             out.push(b']');
         }
         Value::Object(map) if !map.is_empty() => {
+            if map.contains_key(PROTO_KEY) {
+                return Err(TrustError::malformed(
+                    DOCUMENT,
+                    "a \"__proto__\" member: the original tooling's canonical form drops it, so no legacy hash or signature covers it",
+                ));
+            }
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| legacy_key_order(a, b));
+            keys.sort_by(|a, b| order(a, b));
             out.extend_from_slice(b"{\n");
             for (i, key) in keys.iter().enumerate() {
                 if i > 0 {
@@ -92,7 +116,7 @@ fn write_legacy(value: &Value, level: usize, out: &mut Vec<u8>) -> Result<(), Tr
                 indent(out, level + 1);
                 out.extend_from_slice(&to_canonical_vec(key.as_str())?);
                 out.extend_from_slice(b": ");
-                write_legacy(&map[key.as_str()], level + 1, out)?;
+                write_legacy(&map[key.as_str()], level + 1, order, out)?;
             }
             out.push(b'\n');
             indent(out, level);
@@ -129,6 +153,17 @@ fn sha256_hex_of_legacy(value: &Value) -> Result<String, TrustError> {
     Ok(Digest::of(&legacy_canonical_json(value)?).to_hex())
 }
 
+/// Names the file a malformed document came from.
+fn in_file(path: &str, error: TrustError) -> TrustError {
+    match error {
+        TrustError::Malformed { document, message } => TrustError::Malformed {
+            document,
+            message: format!("{path}: {message}"),
+        },
+        other => other,
+    }
+}
+
 fn field<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<&'a str, TrustError> {
     map.get(name).and_then(Value::as_str).ok_or_else(|| {
         TrustError::malformed(DOCUMENT, format!("manifest field {name} is not a string"))
@@ -140,8 +175,9 @@ fn field<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<&'a 
 /// Checks (all must pass; the cheap hash checks run first): the manifest parses strictly;
 /// `bundle_hash` is the hex SHA-256 of the legacy canonical form of the manifest with
 /// `bundle_hash` set to `""`; every artifact exists, parses strictly, and its `hash` is the hex
-/// SHA-256 of its legacy canonical form; no file is missing or unlisted; `policy.json` is among
-/// the artifacts; `bundle.sig` is one canonical base64 Ed25519 signature (optionally followed
+/// SHA-256 of its legacy canonical form; no object in the manifest or an artifact has a
+/// `__proto__` key (`trust.malformed`: the legacy form drops it, so nothing signed it); no file
+/// is missing or unlisted; `policy.json` is among the artifacts; `bundle.sig` is one canonical base64 Ed25519 signature (optionally followed
 /// by CR/LF line ends) that verifies (`verify_strict`) over the legacy canonical form of the
 /// whole manifest.
 pub fn verify_legacy_bundle(
@@ -172,7 +208,7 @@ pub fn verify_legacy_bundle(
     if let Value::Object(m) = &mut unhashed {
         m.insert("bundle_hash".to_owned(), Value::String(String::new()));
     }
-    let computed = sha256_hex_of_legacy(&unhashed)?;
+    let computed = sha256_hex_of_legacy(&unhashed).map_err(|e| in_file(LEGACY_MANIFEST_FILE, e))?;
     if computed != bundle_hash {
         return Err(TrustError::DigestMismatch {
             subject: "bundle_hash".to_owned(),
@@ -201,7 +237,7 @@ pub fn verify_legacy_bundle(
         }
         let bytes = get(path)?;
         let parsed = parse_strict(bytes).map_err(|e| bad(format!("{path}: {e}")))?;
-        let found = sha256_hex_of_legacy(&parsed)?;
+        let found = sha256_hex_of_legacy(&parsed).map_err(|e| in_file(path, e))?;
         if found != hash {
             return Err(TrustError::DigestMismatch {
                 subject: path.to_owned(),
@@ -261,5 +297,84 @@ mod tests {
         let text = String::from_utf8(legacy_canonical_json(&value).unwrap()).unwrap();
         let expected = "{\n  \"a\": {\n    \"2\": null,\n    \"10\": true,\n    \"Z\": 0,\n    \"x\": [],\n    \"y\": {},\n    \"\u{e9}\": \"\u{2028}\",\n    \"\u{1f600}\": 1500\n  },\n  \"b\": 1\n}";
         assert_eq!(text, expected);
+    }
+
+    /// Keys in the order Node.js 20 printed `JSON.stringify(sortKeysRecursively(o), null, 2)`
+    /// for an object with these keys: array indexes (up to 2^32 − 2) in numeric order, then the
+    /// rest by UTF-16 code units (`"𝄞"`, a surrogate pair, before `"ｆ"`, U+FF46).
+    const JAVASCRIPT_ORDER: &[&str] = &[
+        "0",
+        "9",
+        "10",
+        "4294967294",
+        "",
+        "\u{0}",
+        "-1",
+        "01",
+        "1.5",
+        "4294967295",
+        "A",
+        "a.b",
+        "constructor",
+        "\u{e9}",
+        "\u{1d11e}",
+        "\u{ff46}",
+    ];
+
+    #[test]
+    fn key_order_matches_javascript() {
+        let mut keys = JAVASCRIPT_ORDER.to_vec();
+        keys.reverse();
+        keys.sort_by(|a, b| legacy_key_order(a, b));
+        assert_eq!(keys, JAVASCRIPT_ORDER);
+        // RFC 8785 orders the same keys otherwise: "10" before "9", "" first.
+        keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+        assert_eq!(&keys[..5], ["", "\u{0}", "-1", "0", "01"]);
+        assert!(keys.iter().position(|k| *k == "10") < keys.iter().position(|k| *k == "9"));
+    }
+
+    fn js_vector(path: &str) -> Value {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vectors/legacy-js");
+        parse_strict(&std::fs::read(root.join(path)).unwrap()).unwrap()
+    }
+
+    /// The artifact hash JavaScript wrote for a policy whose signal names are integer-like is
+    /// the hash of the JavaScript key order; the same text in RFC 8785's key order hashes
+    /// differently, so verification depends on getting the order right.
+    #[test]
+    fn javascript_key_order_is_what_the_original_hashed() {
+        let policy = js_vector("legacy-names/v1/policy.json");
+        let manifest = js_vector("legacy-names/v1/bundle.manifest.json");
+        let signed = manifest["artifacts"][0]["hash"].as_str().unwrap();
+        assert_eq!(sha256_hex_of_legacy(&policy).unwrap(), signed);
+        let mut rfc_order = Vec::new();
+        write_legacy(
+            &policy,
+            0,
+            |a, b| a.encode_utf16().cmp(b.encode_utf16()),
+            &mut rfc_order,
+        )
+        .unwrap();
+        assert_ne!(Digest::of(&rfc_order).to_hex(), signed);
+        let text = String::from_utf8(legacy_canonical_json(&policy).unwrap()).unwrap();
+        let nine = text.find("\"9\": {").unwrap();
+        assert!(nine < text.find("\"10\": {").unwrap());
+        assert!(text.find("\"4294967294\": {").unwrap() < text.find("\"\": {").unwrap());
+    }
+
+    #[test]
+    fn a_proto_member_is_refused_at_any_depth() {
+        for text in [
+            r#"{"__proto__": {"type": "number"}}"#,
+            r#"{"signals": {"ok": {}, "__proto__": 1}}"#,
+            r#"[{"a": [{"__proto__": null}]}]"#,
+        ] {
+            let value = parse_strict(text.as_bytes()).unwrap();
+            let err = legacy_canonical_json(&value).unwrap_err();
+            assert_eq!(err.code(), "trust.malformed", "{text}");
+        }
+        // As a value, or inside a longer key, it is ordinary text.
+        let value = parse_strict(br#"{"signal": "__proto__", "__proto__x": 1}"#).unwrap();
+        assert!(legacy_canonical_json(&value).is_ok());
     }
 }

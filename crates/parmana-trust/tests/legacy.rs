@@ -25,6 +25,57 @@ fn bundles() -> Vec<(&'static str, BundleFiles)> {
     .collect()
 }
 
+fn js_vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vectors/legacy-js")
+}
+
+fn js_key() -> PublicKey {
+    read_public_key_file(&js_vectors().join("legacy-js-signing.pub")).unwrap()
+}
+
+/// Signed by JavaScript with signal names `"10"`, `"9"`, `"é"`, `""`, …: the artifact hash
+/// covers JavaScript's key order (integer-like keys first, in numeric order), which differs
+/// from RFC 8785's. It verifies under its key only; every bit flip is refused.
+#[test]
+fn a_javascript_signed_bundle_with_integer_like_names_verifies() {
+    let files = read_bundle_dir(&js_vectors().join("legacy-names/v1")).unwrap();
+    let verified = verify_legacy_bundle(&files, &js_key()).unwrap();
+    assert_eq!(
+        (verified.policy_id(), verified.policy_version()),
+        ("legacy-names", "v1")
+    );
+    assert_eq!(verified.files()["policy.json"], files["policy.json"]);
+    assert_eq!(
+        verify_legacy_bundle(&files, &legacy_key())
+            .unwrap_err()
+            .code(),
+        "trust.bad_signature"
+    );
+    let policy = &files["policy.json"];
+    for position in 0..policy.len() {
+        let mut tampered = files.clone();
+        tampered.get_mut("policy.json").unwrap()[position] ^= 0x01;
+        assert!(
+            verify_legacy_bundle(&tampered, &js_key()).is_err(),
+            "byte {position} ^ 1 accepted"
+        );
+    }
+}
+
+/// JavaScript's canonical form leaves out a `__proto__` member, so nothing signed it: the
+/// bundle is refused as malformed, naming the file, not verified for unsigned content.
+#[test]
+fn a_proto_member_no_signature_covers_is_refused() {
+    let files = read_bundle_dir(&js_vectors().join("legacy-proto/v1")).unwrap();
+    let err = verify_legacy_bundle(&files, &js_key()).unwrap_err();
+    assert_eq!(err.code(), "trust.malformed");
+    assert!(
+        err.to_string()
+            .contains("policy.json: a \"__proto__\" member"),
+        "{err}"
+    );
+}
+
 #[test]
 fn all_three_legacy_bundles_verify() {
     let key = legacy_key();

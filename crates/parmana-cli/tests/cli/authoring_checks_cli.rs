@@ -304,7 +304,7 @@ fn a_directory_named_for_another_policy_is_refused() {
 }
 
 /// The manifest `--out` replaces: only with --force, only by a higher version, and only when
-/// its version can be read. A manifest `execute` would refuse (expired) is not written.
+/// its version can be read. A manifest born expired is not written.
 #[test]
 fn a_release_manifest_is_replaced_only_by_a_higher_version_with_force() {
     let repo = temp_repo();
@@ -333,10 +333,10 @@ fn a_release_manifest_is_replaced_only_by_a_higher_version_with_force() {
     ok(d, &release_sign("3", &["--force"]));
     // A new file needs no --force, whatever its version.
     ok(d, &release_sign("1", &["--out", "other-manifest.json"]));
-    // An expired manifest is refused before it is written.
+    // A manifest born expired is refused before it is written.
     let mut expired = release_sign("4", &["--force"]);
     expired[7] = "2026-01-01T00:00:00Z";
-    refused(d, &expired, 4, "trust.expired");
+    refused(d, &expired, 2, "cli.expires_in_past");
     // What --out holds must read as a release manifest, or nothing is replaced.
     for (content, code) in [
         (&b"not json"[..], "trust.malformed"),

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use crate::common::{NOW, VIP_SIGNALS, copy_tree, legacy_bundles, repo_root, run_in, temp_repo};
+use crate::common::{
+    NOW, VIP_SIGNALS, copy_tree, legacy_bundles, legacy_js_bundles, repo_root, run_in, temp_repo,
+};
 
 fn ok(dir: &Path, args: &[&str]) -> String {
     let out = run_in(dir, args, b"");
@@ -333,6 +335,110 @@ fn import_legacy_refuses_the_v2_skeleton_and_a_wrong_legacy_key() {
         b"",
     );
     insta::assert_snapshot!("import_legacy_wrong_key", wrong_key.transcript());
+}
+
+/// A schema 1.0.0 bundle (signed by JavaScript) whose signals are named `"10"`, `"9"`, `"é"`,
+/// `""`, `"\u0000"`, … is imported, released and executed: each case of its `cases.json` decides
+/// as the JavaScript re-enactment of the original did.
+#[test]
+fn import_legacy_names_of_any_json_string_then_execute_them() {
+    let repo = temp_repo();
+    let d = repo.root();
+    copy_tree(&legacy_js_bundles(), &d.join("legacy"));
+    let imported = run_in(
+        d,
+        &[
+            "bundle",
+            "import-legacy",
+            "legacy/legacy-names/v1",
+            "--legacy-key",
+            "legacy/legacy-js-signing.pub",
+            "--key",
+            "trust/keys/policy.pem",
+            "--out",
+            "policies/legacy-names/v1",
+        ],
+        b"",
+    );
+    insta::assert_snapshot!("import_legacy_names", imported.transcript());
+    ok(
+        d,
+        &[
+            "release",
+            "sign",
+            "--key",
+            "trust/keys/release.pem",
+            "--version",
+            "2",
+            "--expires",
+            "2030-01-01T00:00:00Z",
+            "--now",
+            NOW,
+            "--force",
+        ],
+    );
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(d.join("legacy/legacy-names/cases.json")).unwrap())
+            .unwrap();
+    for (i, case) in cases.iter().enumerate() {
+        let signals = case["signals"].to_string();
+        let out = run_in(
+            d,
+            &[
+                "execute",
+                "--policy",
+                "legacy-names@v1",
+                "--signals",
+                &signals,
+                "--execution-id",
+                &format!("legacy-names-{i}"),
+                "--store",
+                "memory",
+                "--now",
+                NOW,
+            ],
+            b"",
+        );
+        assert_eq!(out.code, 0, "{signals}\n{}", out.transcript());
+        let report = run_in(
+            d,
+            &["--format", "json", "verify", "-", "--now", NOW],
+            out.stdout.as_bytes(),
+        );
+        assert_eq!(report.code, 0, "{}", report.transcript());
+        let value: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+        assert_eq!(
+            value["predicate"]["decision"], case["decision"],
+            "{signals}"
+        );
+    }
+}
+
+/// The original's canonical form drops a `__proto__` member, so its signature never covered
+/// one: such a bundle is refused, and nothing is written.
+#[test]
+fn import_legacy_refuses_a_proto_member_no_signature_covers() {
+    let dir = temp_repo();
+    let d = dir.root();
+    copy_tree(&legacy_js_bundles(), &d.join("legacy"));
+    std::fs::copy(d.join("trust/keys/policy.pem"), d.join("policy.pem")).unwrap();
+    let refused = run_in(
+        d,
+        &[
+            "bundle",
+            "import-legacy",
+            "legacy/legacy-proto/v1",
+            "--legacy-key",
+            "legacy/legacy-js-signing.pub",
+            "--key",
+            "policy.pem",
+            "--out",
+            "out",
+        ],
+        b"",
+    );
+    insta::assert_snapshot!("import_legacy_proto", refused.transcript());
+    assert!(!d.join("out").exists());
 }
 
 /// An `attestation` role with threshold 2: one `--key` is refused before the id is consumed

@@ -75,7 +75,7 @@ fn canon_lines_writes_one_line_per_document_and_skips_bad_ones() {
     [1.5,"x"]
 
     --- stderr
-    error[canon.duplicate_key]: line 2: duplicate object key "a" at byte 7
+    error[canon.duplicate_key]: line 2, column 8: duplicate object key "a" at byte 7
     "#);
 }
 
@@ -107,4 +107,33 @@ fn missing_file_is_an_io_error() {
     --- stderr
     error[io.error]: /nonexistent/parmana-test.json: No such file or directory (os error 2)
     ");
+}
+
+#[test]
+fn json_errors_give_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["canon"], "{\"a\": 1,\n  \"b\": tru}"),
+        (&["canon", "--lines"], "{\"ok\": 1}\n{\"a\": 1, \"a\": 2}\n"),
+        (
+            &["policy", "eval", "policy.json", "--signals", "-"],
+            "{\"claim_amount\": 1,\n \"claim_amount\": 2}",
+        ),
+    ];
+    std::fs::copy(
+        crate::common::repo_root().join("policies/claims-approval/1.0.0/policy.json"),
+        dir.path().join("policy.json"),
+    )
+    .unwrap();
+    let mut transcript = String::new();
+    for (args, stdin) in cases {
+        let out = crate::common::run_in(dir.path(), args, stdin.as_bytes());
+        assert_eq!(out.code, 3, "{args:?}: {}", out.stderr);
+        transcript.push_str(&format!(
+            "$ parmana {}\n{}\n",
+            args.join(" "),
+            out.transcript()
+        ));
+    }
+    insta::assert_snapshot!("json_error_locations", transcript);
 }

@@ -144,7 +144,7 @@ fn the_same_id_twice_is_a_replay_and_the_first_attestation_stands() {
     assert!(
         ledger
             .stdout
-            .starts_with("ledger intact: 1 records, head sha256:"),
+            .starts_with("ledger intact: 1 record, head sha256:"),
         "{}",
         ledger.stdout
     );
@@ -401,7 +401,16 @@ fn the_default_store_lives_under_dot_parmana_and_ids_are_fresh_uuidv7() {
 #[test]
 fn ledger_verify_reports_a_missing_store() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_in(dir.path(), &["ledger", "verify"], b"");
+    let out = run_in(
+        dir.path(),
+        &[
+            "ledger",
+            "verify",
+            "--store",
+            "sqlite:.parmana/replay.sqlite3",
+        ],
+        b"",
+    );
     insta::assert_snapshot!("ledger_missing_store", out.transcript());
 }
 

@@ -9,8 +9,10 @@ mod authoring_cli;
 #[cfg(target_os = "linux")]
 mod bounded_cli;
 mod canon_cli;
+mod config_cli;
 mod execute_cli;
 mod help_cli;
+mod init_cli;
 mod policy_cli;
 mod postgres_cli;
 mod recover_cli;

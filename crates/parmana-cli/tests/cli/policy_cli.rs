@@ -149,3 +149,90 @@ fn test_fails_on_a_wrong_expectation_and_on_low_coverage() {
     let failed = run_in(dir.path(), &["policy", "test", "."], b"");
     insta::assert_snapshot!("test_failed", failed.transcript());
 }
+
+/// A policy that declares a decision no rule gives: a warning.
+const SHADOWED: &str = r#"{"schema_version": "2.0.0", "policy_id": "shadow", "policy_version": "1.0.0",
+  "decisions": ["approve", "deny", "escalate"],
+  "signals": {"amount": {"type": "integer", "required": true}},
+  "rules": [
+    {"id": "any", "when": {"signal": "amount", "ge": 0}, "then": {"decision": "approve"}},
+    {"id": "small", "when": {"signal": "amount", "le": 10}, "then": {"decision": "approve"}}
+  ],
+  "default": {"decision": "escalate"}}"#;
+
+#[test]
+fn check_and_test_take_several_policies_and_a_policies_root() {
+    let root = crate::common::temp_repo();
+    let policies = root.root().join("policies");
+    let shadow = policies.join("shadow/1.0.0");
+    std::fs::create_dir_all(&shadow).unwrap();
+    std::fs::write(shadow.join("policy.json"), SHADOWED).unwrap();
+    let mut transcript = String::new();
+    let cases: &[&[&str]] = &[
+        &["policy", "check", "policies"],
+        &["policy", "check", "--deny-warnings", "policies"],
+        &[
+            "policy",
+            "check",
+            "--deny-warnings",
+            CLAIMS,
+            "policies/patient-triage/1.0.0",
+        ],
+        &[
+            "--format",
+            "json",
+            "policy",
+            "check",
+            CLAIMS,
+            "policies/shadow/1.0.0",
+        ],
+        &["policy", "check", "trust"],
+        &["policy", "test", CLAIMS, "policies/patient-triage/1.0.0"],
+        &["policy", "test", "policies/shadow/1.0.0"],
+        &["policy", "test", "policies"],
+    ];
+    for args in cases {
+        let out = run_in(root.root(), args, b"");
+        transcript.push_str(&format!(
+            "$ parmana {}\n{}\n",
+            args.join(" "),
+            out.transcript()
+        ));
+    }
+    insta::assert_snapshot!("several_policies", transcript);
+}
+
+#[test]
+fn type_names_take_their_article() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.json"),
+        r#"{"schema_version": "2.0.0", "policy_id": "art", "policy_version": "1.0.0",
+  "decisions": ["approve"],
+  "signals": {"n": {"type": "integer", "required": true}},
+  "rules": [{"id": "r", "when": {"signal": "n", "gt": "ten"}, "then": {"decision": "approve"}}],
+  "default": {"decision": "approve"}}"#,
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["policy", "check", "policy.json"], b"");
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("expected an integer operand, found a string"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn every_invalid_signal_is_reported_with_a_suggestion_for_a_typo() {
+    let out = run(&[
+        "policy",
+        "eval",
+        CLAIMS,
+        "--signals",
+        r#"{"claim_amout": 500, "vip_customer": "no", "country": "DE", "policy_age_days": 400}"#,
+    ]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    insta::assert_snapshot!("all_signal_problems", out.transcript());
+}

@@ -63,9 +63,13 @@ fn lower_all(
     items.iter().map(|c| lower(p, c, depth + 1, rule)).collect()
 }
 
-/// Renders a leaf for traces: `fraud_score gt 80`.
+/// Renders a leaf for traces: `fraud_score gt 80` (a legacy name outside 2.0.0's grammar quoted: `"10" gt 9`).
 fn leaf_label(leaf: &Leaf, signals: &[SignalDecl]) -> String {
-    let name = signals.get(leaf.slot).map_or("?", |d| d.name.as_str());
+    let name = signals
+        .get(leaf.slot)
+        .map_or(std::borrow::Cow::Borrowed("?"), |d| {
+            crate::parse::shown_signal_name(&d.name)
+        });
     match &leaf.operand {
         Operand::None => format!("{name} {}", leaf.op.name()),
         Operand::One(c) => format!("{name} {} {}", leaf.op.name(), json_text(&c.to_json())),

@@ -14,7 +14,9 @@ pub(crate) const README_SIGNALS: &str =
 pub(crate) const VIP_SIGNALS: &str =
     r#"{"claim_amount":1200,"vip_customer":true,"country":"DE","policy_age_days":400}"#;
 
-pub(crate) use parmana_testkit::{NOW, legacy_bundles, repository_root as repo_root};
+pub(crate) use parmana_testkit::{
+    NOW, legacy_bundles, legacy_js_bundles, repository_root as repo_root,
+};
 
 /// What one run of the binary did.
 pub(crate) struct Run {
@@ -35,7 +37,20 @@ impl Run {
 
 /// Runs `parmana ARGS` in `dir` with `stdin`.
 pub(crate) fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
+    run_with_env(dir, args, stdin, &[])
+}
+
+/// Runs `parmana ARGS` in `dir` with `stdin` and exactly the `PARMANA_*` variables of `env`
+/// (those of the environment running the tests are removed, so that tests are hermetic).
+pub(crate) fn run_with_env(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PARMANA_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    let mut child = command
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::piped())

@@ -1,0 +1,623 @@
+//! The deployment configuration: `parmana.toml` (found walking up, or named by `PARMANA_CONFIG`), `PARMANA_*` variables and defaults, resolved with flag > env > file > default.
+//!
+//! The library below the CLI reads no file it was not given and no environment variable; this
+//! module is where a deployment's settings come from. A setting is resolved in this order:
+//!
+//! 1. the command-line flag;
+//! 2. its `PARMANA_*` environment variable (a relative path resolves against the current directory);
+//! 3. the configuration file (a relative path resolves against the file's directory);
+//! 4. the default (a relative path resolves against the file's directory when a file was found —
+//!    the deployment root — else against the current directory).
+//!
+//! The replay store has no default: outside any configuration, a command that consumes or reads
+//! execution ids refuses to run until a store is named, so that exactly-once never depends on
+//! which directory a command happened to run in.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::exit::ExitClass;
+use crate::report::Failure;
+
+/// The file name looked for in the current directory and every directory above it.
+pub(crate) const CONFIG_FILE_NAME: &str = "parmana.toml";
+
+/// The largest configuration file read (it holds a handful of paths).
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// The environment variable naming the configuration file (no walking up then).
+pub(crate) const CONFIG_ENV: &str = "PARMANA_CONFIG";
+
+/// The `parmana.toml` keys, as written in the file. Unknown keys are refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    policies: Option<PathBuf>,
+    pinned_root: Option<PathBuf>,
+    trust_root: Option<PathBuf>,
+    release_manifest: Option<PathBuf>,
+    store: Option<String>,
+    keys: Option<Vec<PathBuf>>,
+    expiry_warning_days: Option<u32>,
+}
+
+/// Where a resolved setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A command-line flag, for example `--store`.
+    Flag(&'static str),
+    /// An environment variable, for example `PARMANA_STORE`.
+    Env(&'static str),
+    /// The configuration file.
+    File(PathBuf),
+    /// The built-in default.
+    Default,
+}
+
+impl Source {
+    /// A short word for the kind of source: `flag`, `env`, `file` or `default`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Flag(_) => "flag",
+            Self::Env(_) => "env",
+            Self::File(_) => "file",
+            Self::Default => "default",
+        }
+    }
+
+    /// The flag, variable or file that set it (empty for the default).
+    pub(crate) fn origin(&self) -> String {
+        match self {
+            Self::Flag(flag) => (*flag).to_owned(),
+            Self::Env(variable) => (*variable).to_owned(),
+            Self::File(path) => path.display().to_string(),
+            Self::Default => String::new(),
+        }
+    }
+
+    /// How to change the setting, for error messages: "--store", "PARMANA_STORE" or "`store` in FILE".
+    fn how_to_set(&self, key: &str) -> String {
+        match self {
+            Self::Flag(flag) => format!("the flag {flag}"),
+            Self::Env(variable) => format!("the variable {variable}"),
+            Self::File(path) => format!("`{key}` in {}", path.display()),
+            Self::Default => format!("the default of `{key}`"),
+        }
+    }
+}
+
+/// A setting's value with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Setting<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+/// One setting: its key in `parmana.toml`, its flag and its environment variable.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Key {
+    /// The key in `parmana.toml`, for example `pinned_root`.
+    pub name: &'static str,
+    /// The command-line flag, for example `--pinned-root`.
+    pub flag: &'static str,
+    /// The environment variable, for example `PARMANA_PINNED_ROOT`.
+    pub env: &'static str,
+}
+
+/// The settings, in the order `parmana config` prints them.
+pub(crate) const POLICIES: Key = Key {
+    name: "policies",
+    flag: "--policies",
+    env: "PARMANA_POLICIES",
+};
+pub(crate) const PINNED_ROOT: Key = Key {
+    name: "pinned_root",
+    flag: "--pinned-root",
+    env: "PARMANA_PINNED_ROOT",
+};
+pub(crate) const TRUST_ROOT: Key = Key {
+    name: "trust_root",
+    flag: "--trust-root",
+    env: "PARMANA_TRUST_ROOT",
+};
+pub(crate) const RELEASE_MANIFEST: Key = Key {
+    name: "release_manifest",
+    flag: "--release-manifest",
+    env: "PARMANA_RELEASE_MANIFEST",
+};
+pub(crate) const STORE: Key = Key {
+    name: "store",
+    flag: "--store",
+    env: "PARMANA_STORE",
+};
+pub(crate) const KEYS: Key = Key {
+    name: "keys",
+    flag: "--key",
+    env: "PARMANA_KEYS",
+};
+pub(crate) const EXPIRY_WARNING_DAYS: Key = Key {
+    name: "expiry_warning_days",
+    flag: "--expiry-warning-days",
+    env: "PARMANA_EXPIRY_WARNING_DAYS",
+};
+
+/// The default of each path setting, relative to the deployment root.
+const DEFAULT_POLICIES: &str = "policies";
+const DEFAULT_PINNED_ROOT: &str = "trust/root.pub";
+const DEFAULT_TRUST_ROOT: &str = "trust/trust-root.json";
+const DEFAULT_RELEASE_MANIFEST: &str = "release-manifest.json";
+const DEFAULT_KEY: &str = "trust/keys/attestation.pem";
+
+/// The default warning window before the trust root or release manifest expires, in days.
+pub(crate) const DEFAULT_EXPIRY_WARNING_DAYS: u32 = 30;
+
+/// How the configuration file was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FoundBy {
+    /// Named by `PARMANA_CONFIG`.
+    Env,
+    /// Found walking up from the current directory.
+    WalkingUp,
+}
+
+/// The configuration in force for this process: the file (if any) and the environment.
+#[derive(Debug)]
+pub(crate) struct Deployment {
+    file: Option<(PathBuf, FoundBy, ConfigFile)>,
+    cwd: PathBuf,
+    env: Vec<(&'static str, OsString)>,
+}
+
+/// Every variable the configuration reads, so that the environment is read once.
+const VARIABLES: [&str; 7] = [
+    POLICIES.env,
+    PINNED_ROOT.env,
+    TRUST_ROOT.env,
+    RELEASE_MANIFEST.env,
+    STORE.env,
+    KEYS.env,
+    EXPIRY_WARNING_DAYS.env,
+];
+
+impl Deployment {
+    /// Reads the environment and the configuration file of this process.
+    pub(crate) fn load() -> Result<Self, Failure> {
+        let cwd = std::env::current_dir().map_err(|e| Failure::io("the current directory", &e))?;
+        let env = VARIABLES
+            .iter()
+            .filter_map(|name| std::env::var_os(name).map(|value| (*name, value)))
+            .collect();
+        let config_env = std::env::var_os(CONFIG_ENV).filter(|value| !value.is_empty());
+        Self::load_from(cwd, env, config_env)
+    }
+
+    /// [`Deployment::load`] with the environment given (for tests of the precedence rules).
+    fn load_from(
+        cwd: PathBuf,
+        env: Vec<(&'static str, OsString)>,
+        config_env: Option<OsString>,
+    ) -> Result<Self, Failure> {
+        let file = match config_env {
+            Some(named) => {
+                let path = absolute(&cwd, Path::new(&named));
+                if !path.is_file() {
+                    return Err(Failure::new(
+                        "cli.invalid_config",
+                        format!("{CONFIG_ENV} names {}, which is not a file", path.display()),
+                        ExitClass::Usage,
+                    ));
+                }
+                Some((path, FoundBy::Env))
+            }
+            None => find_upwards(&cwd).map(|path| (path, FoundBy::WalkingUp)),
+        };
+        let file = match file {
+            Some((path, found_by)) => {
+                let parsed = read_config_file(&path)?;
+                Some((path, found_by, parsed))
+            }
+            None => None,
+        };
+        Ok(Self { file, cwd, env })
+    }
+
+    /// The configuration file in force and how it was found.
+    pub(crate) fn file(&self) -> Option<(&Path, &FoundBy)> {
+        self.file
+            .as_ref()
+            .map(|(path, found_by, _)| (path.as_path(), found_by))
+    }
+
+    /// The current directory the command runs in.
+    pub(crate) fn cwd(&self) -> &Path {
+        &self.cwd
+    }
+
+    /// The directory relative defaults resolve against: the file's directory, or the current one.
+    fn root(&self) -> &Path {
+        self.file
+            .as_ref()
+            .and_then(|(path, _, _)| path.parent())
+            .unwrap_or(&self.cwd)
+    }
+
+    fn env(&self, key: Key) -> Option<&OsString> {
+        self.env
+            .iter()
+            .find(|(name, value)| *name == key.env && !value.is_empty())
+            .map(|(_, value)| value)
+    }
+
+    fn file_path(&self) -> Option<&Path> {
+        self.file.as_ref().map(|(path, _, _)| path.as_path())
+    }
+
+    fn file_dir(&self) -> &Path {
+        self.root()
+    }
+
+    /// A path setting: flag, then variable, then file, then `default` under the deployment root.
+    pub(crate) fn path(&self, key: Key, flag: Option<&Path>) -> Setting<PathBuf> {
+        if let Some(flag) = flag {
+            return Setting {
+                value: flag.to_path_buf(),
+                source: Source::Flag(key.flag),
+            };
+        }
+        if let Some(value) = self.env(key) {
+            return Setting {
+                value: relative_to(&self.cwd, Path::new(value)),
+                source: Source::Env(key.env),
+            };
+        }
+        if let Some((file, _, parsed)) = &self.file {
+            let from_file = match key.name {
+                "policies" => parsed.policies.as_ref(),
+                "pinned_root" => parsed.pinned_root.as_ref(),
+                "trust_root" => parsed.trust_root.as_ref(),
+                "release_manifest" => parsed.release_manifest.as_ref(),
+                _ => None,
+            };
+            if let Some(value) = from_file {
+                return Setting {
+                    value: relative_to(self.file_dir(), value),
+                    source: Source::File(file.clone()),
+                };
+            }
+        }
+        let default = match key.name {
+            "policies" => DEFAULT_POLICIES,
+            "pinned_root" => DEFAULT_PINNED_ROOT,
+            "trust_root" => DEFAULT_TRUST_ROOT,
+            _ => DEFAULT_RELEASE_MANIFEST,
+        };
+        Setting {
+            value: self.default_path(default),
+            source: Source::Default,
+        }
+    }
+
+    /// A default path: under the deployment root when a file was found, else as given (relative
+    /// to the current directory, the way it is printed in `--help`).
+    fn default_path(&self, default: &str) -> PathBuf {
+        match self.file_path() {
+            Some(_) => self.root().join(default),
+            None => PathBuf::from(default),
+        }
+    }
+
+    /// The attestation signing keys: every `--key`, else the variable (a path list), else the
+    /// file, else the default key.
+    pub(crate) fn keys(&self, flags: &[PathBuf]) -> Setting<Vec<PathBuf>> {
+        if !flags.is_empty() {
+            return Setting {
+                value: flags.to_vec(),
+                source: Source::Flag(KEYS.flag),
+            };
+        }
+        if let Some(value) = self.env(KEYS) {
+            return Setting {
+                value: std::env::split_paths(value)
+                    .filter(|path| !path.as_os_str().is_empty())
+                    .map(|path| relative_to(&self.cwd, &path))
+                    .collect(),
+                source: Source::Env(KEYS.env),
+            };
+        }
+        if let Some((file, _, parsed)) = &self.file
+            && let Some(keys) = &parsed.keys
+        {
+            return Setting {
+                value: keys
+                    .iter()
+                    .map(|path| relative_to(self.file_dir(), path))
+                    .collect(),
+                source: Source::File(file.clone()),
+            };
+        }
+        Setting {
+            value: vec![self.default_path(DEFAULT_KEY)],
+            source: Source::Default,
+        }
+    }
+
+    /// The replay store, or `None` when nothing names one (there is no default).
+    pub(crate) fn store(&self, flag: Option<&str>) -> Option<Setting<String>> {
+        if let Some(flag) = flag {
+            return Some(Setting {
+                value: flag.to_owned(),
+                source: Source::Flag(STORE.flag),
+            });
+        }
+        if let Some(value) = self.env(STORE) {
+            return Some(Setting {
+                value: resolve_store(&self.cwd, &value.to_string_lossy()),
+                source: Source::Env(STORE.env),
+            });
+        }
+        let (file, _, parsed) = self.file.as_ref()?;
+        let store = parsed.store.as_ref()?;
+        Some(Setting {
+            value: resolve_store(self.file_dir(), store),
+            source: Source::File(file.clone()),
+        })
+    }
+
+    /// The replay store, refusing with `cli.store_not_configured` when nothing names one.
+    pub(crate) fn require_store(&self, flag: Option<&str>) -> Result<Setting<String>, Failure> {
+        self.store(flag).ok_or_else(|| {
+            Failure::new(
+                "cli.store_not_configured",
+                format!(
+                    "no replay store is configured: name one with --store, {} or `store` in a \
+                     {CONFIG_FILE_NAME} (none was found from the current directory upwards); \
+                     `parmana init` scaffolds a deployment with one",
+                    STORE.env,
+                ),
+                ExitClass::Usage,
+            )
+        })
+    }
+
+    /// The warning window before expiry, in days.
+    pub(crate) fn expiry_warning_days(&self, flag: Option<u32>) -> Result<Setting<u32>, Failure> {
+        if let Some(days) = flag {
+            return Ok(Setting {
+                value: days,
+                source: Source::Flag(EXPIRY_WARNING_DAYS.flag),
+            });
+        }
+        if let Some(value) = self.env(EXPIRY_WARNING_DAYS) {
+            let days = value
+                .to_str()
+                .and_then(|text| text.parse::<u32>().ok())
+                .ok_or_else(|| {
+                    Failure::new(
+                        "cli.invalid_config",
+                        format!(
+                            "{} must be a whole number of days, not {value:?}",
+                            EXPIRY_WARNING_DAYS.env
+                        ),
+                        ExitClass::Usage,
+                    )
+                })?;
+            return Ok(Setting {
+                value: days,
+                source: Source::Env(EXPIRY_WARNING_DAYS.env),
+            });
+        }
+        if let Some((file, _, parsed)) = &self.file
+            && let Some(days) = parsed.expiry_warning_days
+        {
+            return Ok(Setting {
+                value: days,
+                source: Source::File(file.clone()),
+            });
+        }
+        Ok(Setting {
+            value: DEFAULT_EXPIRY_WARNING_DAYS,
+            source: Source::Default,
+        })
+    }
+}
+
+/// Says how a setting can be changed, for messages about a file it names (a missing key file).
+pub(crate) fn how_to_set(setting_source: &Source, key: Key) -> String {
+    match setting_source {
+        Source::Default => format!(
+            "set it with {}, {} or `{}` in {CONFIG_FILE_NAME}",
+            key.flag, key.env, key.name
+        ),
+        other => format!("it comes from {}", other.how_to_set(key.name)),
+    }
+}
+
+/// `sqlite:PATH` with a relative PATH resolves against `base`; other stores are kept as written.
+fn resolve_store(base: &Path, store: &str) -> String {
+    match store.strip_prefix("sqlite:") {
+        Some(path) if !path.is_empty() && Path::new(path).is_relative() => {
+            format!("sqlite:{}", base.join(path).display())
+        }
+        _ => store.to_owned(),
+    }
+}
+
+/// `path` made absolute against `base` (kept as is when absolute).
+fn relative_to(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    relative_to(cwd, path)
+}
+
+/// The nearest `parmana.toml` in `start` or a directory above it.
+fn find_upwards(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(CONFIG_FILE_NAME))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Reads and parses a configuration file, bounded, refusing unknown keys.
+fn read_config_file(path: &Path) -> Result<ConfigFile, Failure> {
+    use std::io::Read as _;
+    let what = path.display().to_string();
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| Failure::io(&what, &e))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Failure::new(
+            "cli.invalid_config",
+            format!("{what}: larger than {MAX_CONFIG_BYTES} bytes"),
+            ExitClass::Usage,
+        ));
+    }
+    toml::from_str(&text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|span| {
+                let before = text.get(..span.start).unwrap_or("");
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!(":{line}:{column}")
+            })
+            .unwrap_or_default();
+        Failure::new(
+            "cli.invalid_config",
+            format!("{what}{at}: {}", e.message().trim_end()),
+            ExitClass::Usage,
+        )
+    })
+}
+
+/// Hides the password of a `postgres://user:password@host/…` URL for printing.
+pub(crate) fn redact_store(store: &str) -> String {
+    let Some(rest) = store
+        .strip_prefix("postgres://")
+        .map(|rest| ("postgres://", rest))
+        .or_else(|| {
+            store
+                .strip_prefix("postgresql://")
+                .map(|rest| ("postgresql://", rest))
+        })
+    else {
+        return store.to_owned();
+    };
+    let (scheme, rest) = rest;
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rfind('@') {
+        Some(at) => {
+            let (userinfo, host) = authority.split_at(at);
+            match userinfo.find(':') {
+                Some(colon) => format!("{scheme}{}:***{host}{tail}", &userinfo[..colon]),
+                None => store.to_owned(),
+            }
+        }
+        None => store.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(dir: &Path, file: Option<&str>, env: &[(&'static str, &str)]) -> Deployment {
+        if let Some(text) = file {
+            std::fs::write(dir.join(CONFIG_FILE_NAME), text).unwrap();
+        }
+        let env = env
+            .iter()
+            .map(|(name, value)| (*name, OsString::from(value)))
+            .collect();
+        Deployment::load_from(dir.join("sub/dir"), env, None).unwrap()
+    }
+
+    #[test]
+    fn precedence_is_flag_then_env_then_file_then_default() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path();
+        std::fs::create_dir_all(root.join("sub/dir")).unwrap();
+        let file = "store = \"sqlite:state/replay.sqlite3\"\npolicies = \"pol\"\n";
+        let with_file = deployment(root, Some(file), &[]);
+        let from_file = with_file.path(POLICIES, None);
+        assert_eq!(from_file.value, root.join("pol"));
+        assert_eq!(from_file.source.kind(), "file");
+        let store = with_file.store(None).unwrap();
+        assert_eq!(
+            store.value,
+            format!("sqlite:{}", root.join("state/replay.sqlite3").display())
+        );
+        // A default resolves against the file's directory, not the current one.
+        assert_eq!(
+            with_file.path(TRUST_ROOT, None).value,
+            root.join("trust/trust-root.json")
+        );
+        let with_env = deployment(root, None, &[(POLICIES.env, "env-pol")]);
+        assert_eq!(
+            with_env.path(POLICIES, None).value,
+            root.join("sub/dir/env-pol")
+        );
+        let flag = with_env.path(POLICIES, Some(Path::new("flag-pol")));
+        assert_eq!(flag.value, PathBuf::from("flag-pol"));
+        assert_eq!(flag.source, Source::Flag("--policies"));
+    }
+
+    #[test]
+    fn no_file_means_no_store_and_cwd_relative_defaults() {
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(temp.path().join("sub/dir")).unwrap();
+        let bare = deployment(temp.path(), None, &[]);
+        assert!(bare.store(None).is_none());
+        assert_eq!(
+            bare.require_store(None).unwrap_err().code,
+            "cli.store_not_configured"
+        );
+        assert_eq!(
+            bare.path(PINNED_ROOT, None).value,
+            PathBuf::from("trust/root.pub")
+        );
+        assert_eq!(
+            bare.keys(&[]).value,
+            vec![PathBuf::from("trust/keys/attestation.pem")]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_toml_are_refused() {
+        for text in [
+            "polices = \"x\"\n",
+            "store = \n",
+            "expiry_warning_days = -1\n",
+        ] {
+            let temp = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(temp.path().join("sub/dir")).unwrap();
+            std::fs::write(temp.path().join(CONFIG_FILE_NAME), text).unwrap();
+            let err =
+                Deployment::load_from(temp.path().join("sub/dir"), Vec::new(), None).unwrap_err();
+            assert_eq!(err.code, "cli.invalid_config", "{text}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        for (store, shown) in [
+            (
+                "postgres://parmana:s3cret@db:5432/p?sslmode=require",
+                "postgres://parmana:***@db:5432/p?sslmode=require",
+            ),
+            ("postgresql://parmana@db/p", "postgresql://parmana@db/p"),
+            ("sqlite:/a/b", "sqlite:/a/b"),
+        ] {
+            assert_eq!(redact_store(store), shown);
+        }
+    }
+}

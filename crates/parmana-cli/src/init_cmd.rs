@@ -1,0 +1,275 @@
+//! `parmana init [DIR]`: scaffold a deployment — fresh keys, trust root, an example policy with tests, a signed bundle, a release manifest and `parmana.toml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use parmana_runtime::canon::{PolicyRef, Timestamp};
+use parmana_runtime::policy::EVALUATOR_SEMANTICS;
+use parmana_runtime::trust::{
+    LocalSigningKey, ReleaseManifestSpec, RoleSpec, Signer, TrustRootSpec, create_trust_root,
+    sign_bundle_dir, sign_release_manifest, write_public_key_file,
+};
+use parmana_runtime::{
+    RUNTIME_VERSION, RuntimeEnvironment, RuntimeEnvironmentConfig, load_bundle, load_trust_root,
+    parse_policy_ref,
+};
+
+use crate::common::{ClockArgs, create_dir, parse_timestamp, refuse_past_expiry, write_file};
+use crate::config::CONFIG_FILE_NAME;
+use crate::exit::ExitClass;
+use crate::report::{Failure, outln};
+
+/// The example policy `init` writes, its tests, and the signals the printed commands use.
+const EXAMPLE_POLICY: &str = include_str!("init/policy.json");
+const EXAMPLE_TESTS: [(&str, &str); 4] = [
+    (
+        "small-approve.json",
+        include_str!("init/tests/small-approve.json"),
+    ),
+    (
+        "large-deny.json",
+        include_str!("init/tests/large-deny.json"),
+    ),
+    (
+        "new-payee-escalates.json",
+        include_str!("init/tests/new-payee-escalates.json"),
+    ),
+    (
+        "unknown-currency.json",
+        include_str!("init/tests/unknown-currency.json"),
+    ),
+];
+const EXAMPLE_REF: &str = "payments-approval@1.0.0";
+const EXAMPLE_SIGNALS: &str = r#"{"amount":120,"currency":"EUR","new_payee":false}"#;
+
+/// How long the trust root and release manifest live by default: one year.
+const DEFAULT_LIFETIME_SECONDS: i64 = 365 * 86_400;
+
+const INIT_EXAMPLES: &str = "\
+Example:
+  parmana init my-deployment
+  cd my-deployment
+  parmana execute --policy payments-approval@1.0.0 \\
+      --signals '{\"amount\":120,\"currency\":\"EUR\",\"new_payee\":false}' > attestation.json
+  parmana verify attestation.json
+
+The keys init generates are real Ed25519 keys written as files (private keys mode 0600): fine to
+try things out; in production keep the root, policy and release keys offline and the attestation
+key in a secret store.";
+
+/// Arguments of `parmana init`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = INIT_EXAMPLES)]
+pub(crate) struct InitArgs {
+    /// The directory to create the deployment in (created if missing; it must not already hold a
+    /// `parmana.toml`, `trust/`, `policies/` or `release-manifest.json`).
+    #[arg(value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
+    /// When the trust root and the release manifest expire (RFC 3339 UTC); default one year
+    /// from now.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
+    expires: Option<Timestamp>,
+    #[command(flatten)]
+    clock: ClockArgs,
+}
+
+/// One generated key: its role name and the signer.
+struct RoleKey {
+    role: &'static str,
+    key: LocalSigningKey,
+}
+
+/// Runs `parmana init`.
+pub(crate) fn init(args: &InitArgs) -> Result<(), Failure> {
+    let dir = &args.dir;
+    let now = args.clock.now();
+    let expires = match args.expires {
+        Some(expires) => expires,
+        None => Timestamp::from_unix_seconds_saturating(
+            now.unix_seconds().saturating_add(DEFAULT_LIFETIME_SECONDS),
+        ),
+    };
+    refuse_past_expiry("--expires", expires, now)?;
+    for existing in [
+        CONFIG_FILE_NAME,
+        "trust",
+        "policies",
+        "release-manifest.json",
+    ] {
+        let path = dir.join(existing);
+        if path.exists() {
+            return Err(Failure::new(
+                "cli.output_exists",
+                format!(
+                    "{} already exists: `parmana init` only creates a new deployment",
+                    path.display()
+                ),
+                ExitClass::Io,
+            ));
+        }
+    }
+    let keys_dir = dir.join("trust").join("keys");
+    create_dir(&keys_dir)?;
+    let mut keys = Vec::new();
+    for role in ["root", "policy", "release", "attestation"] {
+        let key = LocalSigningKey::generate().map_err(|e| Failure::trust(&e))?;
+        key.write_pem_file(&keys_dir.join(format!("{role}.pem")))
+            .map_err(|e| Failure::trust(&e))?;
+        write_public_key_file(&key.public_key(), &keys_dir.join(format!("{role}.pub")))
+            .map_err(|e| Failure::trust(&e))?;
+        keys.push(RoleKey { role, key });
+    }
+    let key = |role: &str| -> Result<&LocalSigningKey, Failure> {
+        keys.iter()
+            .find(|k| k.role == role)
+            .map(|k| &k.key)
+            .ok_or_else(|| Failure::new("cli.usage", format!("no {role} key"), ExitClass::Internal))
+    };
+    let role = |name: &str| -> Result<RoleSpec, Failure> {
+        Ok(RoleSpec {
+            keys: vec![key(name)?.public_key()],
+            threshold: 1,
+        })
+    };
+
+    // Trust root version 1, signed by the root key, and the pinned root public key.
+    let spec = TrustRootSpec {
+        expires,
+        root: role("root")?,
+        policy: role("policy")?,
+        release: role("release")?,
+        attestation: role("attestation")?,
+    };
+    let root_key: &dyn Signer = key("root")?;
+    let trust_root = create_trust_root(&spec, &[root_key]).map_err(|e| Failure::trust(&e))?;
+    write_file(&dir.join("trust").join("trust-root.json"), &trust_root)?;
+    write_public_key_file(
+        &key("root")?.public_key(),
+        &dir.join("trust").join("root.pub"),
+    )
+    .map_err(|e| Failure::trust(&e))?;
+
+    // The example policy with its tests, signed as a bundle by the policy key.
+    let policy = example_ref()?;
+    let bundle_dir = dir
+        .join("policies")
+        .join(policy.id().as_str())
+        .join(policy.version().as_str());
+    create_dir(&bundle_dir.join("tests"))?;
+    write_file(&bundle_dir.join("policy.json"), EXAMPLE_POLICY.as_bytes())?;
+    for (name, text) in EXAMPLE_TESTS {
+        write_file(&bundle_dir.join("tests").join(name), text.as_bytes())?;
+    }
+    let policy_key: &dyn Signer = key("policy")?;
+    sign_bundle_dir(&bundle_dir, &policy, &[policy_key]).map_err(|e| Failure::trust(&e))?;
+    // What was written verifies as any command will verify it.
+    let trust = load_trust_root(
+        &dir.join("trust").join("root.pub"),
+        &dir.join("trust").join("trust-root.json"),
+        now,
+    )
+    .map_err(|e| Failure::execution(&e))?;
+    let bundle_digest = load_bundle(&trust, &bundle_dir)
+        .map_err(|e| Failure::execution(&e))?
+        .bundle_digest();
+
+    // Release manifest version 1 listing it, signed by the release key.
+    let manifest = ReleaseManifestSpec {
+        version: 1,
+        expires,
+        evaluator_semantics: EVALUATOR_SEMANTICS.to_owned(),
+        minimum_runtime_version: RUNTIME_VERSION.to_owned(),
+        policies: BTreeMap::from([(policy.clone(), bundle_digest)]),
+    };
+    let release_key: &dyn Signer = key("release")?;
+    let manifest =
+        sign_release_manifest(&manifest, &[release_key]).map_err(|e| Failure::trust(&e))?;
+    write_file(&dir.join("release-manifest.json"), &manifest)?;
+    RuntimeEnvironment::load(&RuntimeEnvironmentConfig::standard_layout(dir), now)
+        .map_err(|e| Failure::execution(&e))?;
+
+    write_file(&dir.join(CONFIG_FILE_NAME), CONFIG_TEMPLATE.as_bytes())?;
+    write_gitignore(dir)?;
+    print_next_steps(dir, expires)
+}
+
+/// The `parmana.toml` of a new deployment.
+const CONFIG_TEMPLATE: &str = "\
+# The deployment configuration, written by `parmana init`. Every command run in this directory or
+# below it uses these settings; relative paths resolve against this file's directory.
+# `parmana config` prints what is in force and where each setting came from.
+policies = \"policies\"
+pinned_root = \"trust/root.pub\"
+trust_root = \"trust/trust-root.json\"
+release_manifest = \"release-manifest.json\"
+keys = [\"trust/keys/attestation.pem\"]
+# The replay store: every execution id is consumed here exactly once. For several machines, use a
+# PostgreSQL URL: store = \"postgres://parmana@db.internal/parmana\".
+store = \"sqlite:.parmana/replay.sqlite3\"
+expiry_warning_days = 30
+";
+
+/// Keeps the store and the private keys out of version control (unless a `.gitignore` exists).
+fn write_gitignore(dir: &Path) -> Result<(), Failure> {
+    let path = dir.join(".gitignore");
+    if path.exists() {
+        return Ok(());
+    }
+    write_file(
+        &path,
+        b"# The replay store and the private keys never belong in version control.\n/.parmana/\n/trust/keys/*.pem\n",
+    )
+}
+
+fn example_ref() -> Result<PolicyRef, Failure> {
+    parse_policy_ref(EXAMPLE_REF).map_err(|e| Failure::execution(&e))
+}
+
+fn print_next_steps(dir: &Path, expires: Timestamp) -> Result<(), Failure> {
+    let shown = dir.display();
+    outln!("created a Parmana deployment in {shown}:");
+    for (path, what) in [
+        (
+            "parmana.toml",
+            "settings (store: sqlite:.parmana/replay.sqlite3)".to_owned(),
+        ),
+        (
+            "trust/keys/",
+            "root, policy, release and attestation keys (.pem private, mode 0600; .pub public)"
+                .to_owned(),
+        ),
+        (
+            "trust/trust-root.json",
+            format!("trust root version 1, expires {expires}"),
+        ),
+        ("trust/root.pub", "the pinned root key".to_owned()),
+        (
+            "policies/payments-approval/1.0.0/",
+            "an example policy with tests, signed".to_owned(),
+        ),
+        (
+            "release-manifest.json",
+            "release manifest version 1 listing it".to_owned(),
+        ),
+    ] {
+        outln!("  {path:<35}{what}");
+    }
+    outln!("");
+    outln!("From here to a verified attestation:");
+    outln!("  cd {}", shell_quote(&shown.to_string()));
+    outln!(
+        "  parmana execute --policy {EXAMPLE_REF} --signals '{EXAMPLE_SIGNALS}' > attestation.json"
+    );
+    outln!("  parmana verify attestation.json");
+    Ok(())
+}
+
+/// Quotes a path for a POSIX shell when it needs it.
+fn shell_quote(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}

@@ -1,0 +1,337 @@
+//! `parmana.toml`, `PARMANA_*` variables and `parmana config`: precedence, the deployment root, no implicit store, expiry warnings.
+
+use std::path::Path;
+
+use crate::common::{NOW, README_SIGNALS, Run, run_in, run_with_env, temp_repo};
+
+/// `PARMANA_*` variables a case runs with.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+/// `execute` of the README signals with a fixed id and clock, and nothing else named.
+fn execute_args(id: &str) -> Vec<&str> {
+    vec![
+        "execute",
+        "--policy",
+        "claims-approval@1.0.0",
+        "--signals",
+        README_SIGNALS,
+        "--execution-id",
+        id,
+        "--now",
+        NOW,
+    ]
+}
+
+/// The transcript with the temporary directory replaced by `[ROOT]` and runs of spaces (table
+/// padding, which depends on the directory's length) made one, for snapshots.
+fn redacted(out: &Run, root: &Path) -> String {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let text = out
+        .transcript()
+        .replace(&root.display().to_string(), "[ROOT]");
+    let mut collapsed = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        if c != ' ' || !text[..i].ends_with(' ') {
+            collapsed.push(c);
+        }
+    }
+    collapsed
+}
+
+#[test]
+fn exactly_once_does_not_depend_on_the_current_directory() {
+    let repo = temp_repo();
+    let root = repo.root();
+    // The same id from three directories of one deployment: one store, one execution.
+    let first = run_in(root, &execute_args("cfg-1"), b"");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    for sub in ["policies", "policies/claims-approval/1.0.0", "trust/keys"] {
+        let again = run_in(&root.join(sub), &execute_args("cfg-1"), b"");
+        assert_eq!(again.code, 5, "{sub}: {}", again.stderr);
+        assert!(
+            again.stderr.contains("runtime.replay_detected"),
+            "{sub}: {}",
+            again.stderr
+        );
+        assert!(!root.join(sub).join(".parmana").exists(), "{sub}");
+    }
+    assert!(root.join(".parmana/replay.sqlite3").is_file());
+    // `show` from a subdirectory reads the same store.
+    let shown = run_in(&root.join("trust"), &["show", "cfg-1"], b"");
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert_eq!(shown.stdout, first.stdout);
+}
+
+#[test]
+fn outside_a_deployment_no_store_is_created_implicitly() {
+    let repo = temp_repo();
+    let root = repo.root();
+    std::fs::remove_file(root.join("parmana.toml")).unwrap();
+    for args in [
+        execute_args("cfg-2"),
+        vec!["recover"],
+        vec!["show", "cfg-2"],
+        vec!["ledger", "verify"],
+    ] {
+        let out = run_in(root, &args, b"");
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .starts_with("error[cli.store_not_configured]: no replay store is configured"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(!root.join(".parmana").exists());
+    // Named by the variable, it is used (relative to the current directory).
+    let out = run_with_env(
+        root,
+        &execute_args("cfg-2"),
+        b"",
+        &[("PARMANA_STORE", "sqlite:state/replay.sqlite3")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(root.join("state/replay.sqlite3").is_file());
+}
+
+#[test]
+fn flag_beats_variable_beats_file_beats_default() {
+    let repo = temp_repo();
+    let root = repo.root();
+    std::fs::write(
+        root.join("parmana.toml"),
+        "store = \"sqlite:from-file.sqlite3\"\npolicies = \"policies\"\nexpiry_warning_days = 7\n",
+    )
+    .unwrap();
+    std::fs::create_dir(root.join("work")).unwrap();
+    let cases: &[(&[&str], Env)] = &[
+        (&["config"], &[]),
+        (
+            &["config"],
+            &[
+                ("PARMANA_STORE", "memory"),
+                ("PARMANA_EXPIRY_WARNING_DAYS", "3"),
+            ],
+        ),
+        (
+            &[
+                "config",
+                "--store",
+                "postgres://parmana:s3cret@db.internal/parmana",
+                "--policies",
+                "elsewhere",
+            ],
+            &[("PARMANA_STORE", "memory"), ("PARMANA_KEYS", "a.pem:b.pem")],
+        ),
+        (
+            &["--format", "json", "config"],
+            &[("PARMANA_PINNED_ROOT", "pinned.pub")],
+        ),
+    ];
+    let mut transcript = String::new();
+    for (args, env) in cases {
+        let out = run_with_env(&root.join("work"), args, b"", env);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        transcript.push_str(&format!("$ {env:?} parmana {}\n", args.join(" ")));
+        transcript.push_str(&redacted(&out, root));
+        transcript.push('\n');
+    }
+    insta::assert_snapshot!("config_precedence", transcript);
+}
+
+#[test]
+fn parmana_config_names_the_file() {
+    let repo = temp_repo();
+    let root = repo.root();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(
+        elsewhere.path().join("deploy.toml"),
+        format!(
+            "store = \"memory\"\npolicies = \"{}\"\n",
+            root.join("policies").display()
+        ),
+    )
+    .unwrap();
+    let config = elsewhere.path().join("deploy.toml");
+    let config = config.to_str().unwrap();
+    // PARMANA_CONFIG wins over the parmana.toml of the current directory.
+    let out = run_with_env(
+        root,
+        &execute_args("cfg-3"),
+        b"",
+        &[("PARMANA_CONFIG", config)],
+    );
+    // The policies come from the named file; the trust root from its directory (none there).
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&elsewhere.path().join("trust").display().to_string()),
+        "{}",
+        out.stderr
+    );
+    let missing = run_with_env(
+        root,
+        &["config"],
+        b"",
+        &[("PARMANA_CONFIG", "/nonexistent/p.toml")],
+    );
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.starts_with("error[cli.invalid_config]"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn a_broken_configuration_is_refused() {
+    let repo = temp_repo();
+    let root = repo.root();
+    let mut transcript = String::new();
+    for text in [
+        "polices = \"policies\"\n",
+        "store = 42\n",
+        "store = \"memory\"\nstore = \"memory\"\n",
+        "keys = \"one.pem\"\n",
+    ] {
+        std::fs::write(root.join("parmana.toml"), text).unwrap();
+        let out = run_in(root, &execute_args("cfg-4"), b"");
+        assert_eq!(out.code, 2, "{text}: {}", out.stderr);
+        transcript.push_str(&format!("--- parmana.toml\n{text}"));
+        transcript.push_str(&redacted(&out, root));
+        transcript.push('\n');
+    }
+    assert!(!root.join(".parmana").exists());
+    insta::assert_snapshot!("config_refused", transcript);
+}
+
+#[test]
+fn a_missing_key_file_names_the_setting_that_chose_it() {
+    let repo = temp_repo();
+    let root = repo.root();
+    std::fs::remove_file(root.join("trust/keys/attestation.pem")).unwrap();
+    let from_file = run_in(root, &execute_args("cfg-5"), b"");
+    let from_flag = run_in(
+        root,
+        &[&execute_args("cfg-5")[..], &["--key", "nowhere.pem"]].concat(),
+        b"",
+    );
+    let from_env = run_with_env(
+        root,
+        &execute_args("cfg-5"),
+        b"",
+        &[("PARMANA_KEYS", "k1.pem")],
+    );
+    std::fs::write(
+        root.join("parmana.toml"),
+        "store = \"sqlite:.parmana/replay.sqlite3\"\n",
+    )
+    .unwrap();
+    let from_default = run_in(root, &execute_args("cfg-5"), b"");
+    let mut transcript = String::new();
+    for out in [&from_file, &from_flag, &from_env, &from_default] {
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        transcript.push_str(&redacted(out, root));
+        transcript.push('\n');
+    }
+    // Nothing was consumed: the store holds no execution.
+    assert!(!root.join(".parmana/replay.sqlite3").exists());
+    insta::assert_snapshot!("config_missing_key", transcript);
+}
+
+#[test]
+fn expiry_within_the_window_is_warned_about() {
+    let repo = temp_repo();
+    let root = repo.root();
+    // The fixtures expire at 2036-01-01T00:00:00Z.
+    let cases: &[(&str, &[&str], Env)] = &[
+        ("2035-12-20T00:00:00Z", &[], &[]),
+        ("2035-12-20T00:00:00Z", &["--expiry-warning-days", "5"], &[]),
+        (
+            "2035-12-31T12:00:00Z",
+            &[],
+            &[("PARMANA_EXPIRY_WARNING_DAYS", "1")],
+        ),
+        ("2035-11-01T00:00:00Z", &[], &[]),
+    ];
+    let mut transcript = String::new();
+    for (i, (now, extra, env)) in cases.iter().enumerate() {
+        let id = format!("cfg-exp-{i}");
+        let mut args = vec![
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            README_SIGNALS,
+            "--execution-id",
+            &id,
+            "--store",
+            "memory",
+            "--now",
+            now,
+        ];
+        args.extend_from_slice(extra);
+        let out = run_with_env(root, &args, b"", env);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        transcript.push_str(&format!(
+            "$ {env:?} --now {now} {}\n--- stderr\n{}\n",
+            extra.join(" "),
+            out.stderr
+        ));
+        let verify = run_with_env(
+            root,
+            &["verify", "-", "--now", now],
+            out.stdout.as_bytes(),
+            env,
+        );
+        assert_eq!(verify.code, 0, "{}", verify.stderr);
+        transcript.push_str(&format!("--- verify stderr\n{}\n", verify.stderr));
+    }
+    insta::assert_snapshot!("config_expiry_warnings", transcript);
+}
+
+#[test]
+fn trust_init_refuses_a_past_expiry_and_warns_about_shared_keys() {
+    let repo = temp_repo();
+    let root = repo.root();
+    let key = |name: &str| repo.key_path(name).display().to_string();
+    let (root_key, policy, release, attestation) = (
+        key("root-1"),
+        key("policy"),
+        key("release"),
+        key("attestation"),
+    );
+    let init = |expires: &str, attestation_key: &str, out: &str| {
+        run_in(
+            root,
+            &[
+                "trust",
+                "init",
+                "--root-key",
+                &root_key,
+                "--policy-key",
+                &policy,
+                "--release-key",
+                &release,
+                "--attestation-key",
+                attestation_key,
+                "--expires",
+                expires,
+                "--out",
+                out,
+                "--now",
+                NOW,
+            ],
+            b"",
+        )
+    };
+    let past = init("2026-11-01T00:00:00Z", &attestation, "past");
+    assert_eq!(past.code, 2, "{}", past.stderr);
+    assert!(!root.join("past").exists());
+    let shared = init("2027-01-01T00:00:00Z", &root_key, "shared");
+    assert_eq!(shared.code, 0, "{}", shared.stderr);
+    let mut transcript = redacted(&past, root);
+    transcript.push('\n');
+    transcript.push_str(&redacted(&shared, root));
+    insta::assert_snapshot!("trust_init_expiry_and_shared_keys", transcript);
+}

@@ -1,0 +1,1 @@
+oDaTH9v3lHo34N7/d5pMnikF0Yr/PfYCsohGwtFViv5pIlPwcrhjAjA6bO5xlo9OwkBAai6YPnHW7P2mOeB3CQ==
