@@ -58,7 +58,7 @@ fn a_release_manifest_is_signed_only_by_the_release_role_unexpired() {
     let fixture = Fixture::new();
     let environment = fixture.environment();
     let trust_root = environment.trust_root();
-    let now = ts(parmana_testkit::NOW);
+    let now = common::clock().0;
     let policies = environment.release_manifest().policies().clone();
     let good = spec(policies.clone(), "2030-01-01T00:00:00Z");
     for (key, code) in [
