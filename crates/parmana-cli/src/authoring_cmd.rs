@@ -6,11 +6,15 @@ use std::path::{Path, PathBuf};
 use parmana_runtime::canon::{Digest, PolicyId, PolicyRef, PolicyVersion, Timestamp, parse_strict};
 use parmana_runtime::policy::EVALUATOR_SEMANTICS;
 use parmana_runtime::trust::{
-    BUNDLE_MANIFEST_FILE, LocalSigningKey, POLICY_FILE, PublicKey, ReleaseManifestSpec, RoleSpec,
-    Signer, TrustError, TrustRootSpec, create_trust_root, read_bundle_dir, read_public_key_file,
-    sign_bundle_dir, sign_release_manifest, verify_legacy_bundle, write_public_key_file,
+    BUNDLE_MANIFEST_FILE, BundleFiles, KeyFile, LocalSigningKey, POLICY_FILE, ReleaseManifestSpec,
+    Role, RoleSpec, Signer, TrustError, TrustRootSpec, VerifiedTrustRoot, check_signer_role,
+    create_trust_root, read_bundle_dir, read_key_file, read_public_key_file,
+    read_release_manifest_version, verify_legacy_bundle, write_public_key_file,
 };
-use parmana_runtime::{RUNTIME_VERSION, load_bundle, load_trust_root, rotate_trust_root_file};
+use parmana_runtime::{
+    ExecutionError, RUNTIME_VERSION, load_bundle, load_trust_root, rotate_trust_root_file,
+    sign_bundle_verified, sign_release_manifest_verified,
+};
 
 use crate::common::{
     ClockArgs, TrustRootArgs, create_dir, parse_timestamp, read_private_key, refuse_past_expiry,
@@ -100,35 +104,14 @@ pub(crate) struct RoleKeyArgs {
     expires: Timestamp,
 }
 
-/// A key file read as its public key and, when it is a private key, its signer.
-struct KeyFile {
-    public: PublicKey,
-    private: Option<LocalSigningKey>,
-}
-
-fn read_key_file(path: &Path) -> Result<KeyFile, Failure> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Failure::io(&path.display().to_string(), &e))?;
-    if let Ok(public) = PublicKey::from_pem(&text) {
-        return Ok(KeyFile {
-            public,
-            private: None,
-        });
-    }
-    match LocalSigningKey::from_pkcs8_pem(&text) {
-        Ok(key) => Ok(KeyFile {
-            public: key.public_key(),
-            private: Some(key),
-        }),
-        Err(_) => Err(Failure::new(
-            "trust.invalid_key",
-            format!(
-                "{}: not an Ed25519 SPKI public key or PKCS#8 private key (PEM)",
-                path.display()
-            ),
-            ExitClass::Trust,
-        )),
-    }
+/// A key file of either kind (public SPKI or private PKCS#8 PEM). A refused public key keeps
+/// its code (`trust.weak_public_key`, `trust.non_canonical_public_key`, …).
+fn key_file(path: &Path) -> Result<KeyFile, Failure> {
+    read_key_file(path).map_err(|e| {
+        let mut failure = Failure::trust(&e);
+        failure.message = format!("{}: {}", path.display(), failure.message);
+        failure
+    })
 }
 
 impl RoleKeyArgs {
@@ -152,14 +135,16 @@ impl RoleKeyArgs {
         let mut signers = Vec::new();
         let mut root_keys = Vec::new();
         for path in &self.root_key {
-            let file = read_key_file(path)?;
-            root_keys.push(file.public);
-            signers.extend(file.private);
+            let file = key_file(path)?;
+            root_keys.push(file.public_key());
+            if let KeyFile::Private(key) = file {
+                signers.push(*key);
+            }
         }
         let role = |paths: &[PathBuf], threshold: u64| -> Result<RoleSpec, Failure> {
             let keys = paths
                 .iter()
-                .map(|p| read_key_file(p).map(|f| f.public))
+                .map(|p| key_file(p).map(|f| f.public_key()))
                 .collect::<Result<_, _>>()?;
             Ok(RoleSpec { keys, threshold })
         };
@@ -331,9 +316,11 @@ fn trust_rotate(args: &TrustRotateArgs) -> Result<(), Failure> {
 /// `parmana bundle …`.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BundleCommand {
-    /// Sign a policy bundle directory: checks that its policy.json is a valid policy, then
-    /// writes `bundle.json` with the digest of every other file, signed by a `policy` role key.
-    /// Prints `ID@VERSION BUNDLE_DIGEST`, the line a release manifest lists.
+    /// Sign a policy bundle directory: checks that --key holds the `policy` role in the trust
+    /// root in force and that policy.json is a valid policy, then writes `bundle.json` with the
+    /// digest of every other file, signed by --key — only after checking the bundle verifies
+    /// under the trust root as `execute` will verify it. Prints `ID@VERSION BUNDLE_DIGEST`, the
+    /// line a release manifest lists.
     #[command(
         after_help = "Example:\n  parmana bundle sign policies/claims-approval/1.0.0 --key trust/keys/policy.pem"
     )]
@@ -363,6 +350,10 @@ pub(crate) struct BundleSignArgs {
     /// The signing key (PKCS#8 PEM) of the `policy` role.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
+    #[command(flatten)]
+    trust: TrustRootArgs,
+    #[command(flatten)]
+    clock: ClockArgs,
 }
 
 /// Arguments of `parmana bundle import-legacy`.
@@ -380,6 +371,10 @@ pub(crate) struct ImportLegacyArgs {
     /// The new bundle directory (created; it must not already hold files).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    #[command(flatten)]
+    trust: TrustRootArgs,
+    #[command(flatten)]
+    clock: ClockArgs,
 }
 
 /// Runs `parmana bundle …`.
@@ -418,8 +413,46 @@ fn bundle_digest(bundle_json: &[u8]) -> Result<Digest, Failure> {
     Digest::of_canonical(signed).map_err(|e| Failure::canon("bundle.json", &e))
 }
 
+/// Reads the signing key and the trust root in force (warning when it expires soon), and
+/// refuses a key without `role` before anything else is read or written.
+fn authoring_key(
+    key: &Path,
+    trust: &TrustRootArgs,
+    clock: &ClockArgs,
+    deployment: &Deployment,
+    role: Role,
+) -> Result<(LocalSigningKey, VerifiedTrustRoot), Failure> {
+    let signer = read_private_key(key)?;
+    let paths = trust.resolve(deployment);
+    let trust_root = load_trust_root(&paths.pinned_root, &paths.trust_root, clock.now())
+        .map_err(|e| Failure::execution(&e))?;
+    clock.warn_if_expiring(
+        deployment,
+        &format!("the trust root (version {})", trust_root.version()),
+        trust_root.expires(),
+    )?;
+    check_signer_role(&trust_root, &signer.key_id(), role).map_err(|e| {
+        let mut failure = Failure::trust(&e);
+        failure.message = format!(
+            "{}: {} (trust root version {})",
+            key.display(),
+            failure.message,
+            trust_root.version()
+        );
+        failure
+    })?;
+    Ok((signer, trust_root))
+}
+
 fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
-    let signer = read_private_key(&args.key)?;
+    let deployment = Deployment::load()?;
+    let (signer, trust_root) = authoring_key(
+        &args.key,
+        &args.trust,
+        &args.clock,
+        &deployment,
+        Role::Policy,
+    )?;
     let policy_path = args.dir.join(POLICY_FILE);
     let policy_bytes = std::fs::read(&policy_path)
         .map_err(|e| Failure::io(&policy_path.display().to_string(), &e))?;
@@ -442,14 +475,24 @@ fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
         })?,
     };
     let policy = bundle_policy_ref(&id, &version)?;
-    let bytes = sign_bundle_dir(&args.dir, &policy, &[&signer]).map_err(|e| Failure::trust(&e))?;
+    let files = read_bundle_dir(&args.dir).map_err(|e| Failure::trust(&e))?;
+    let bytes = sign_bundle_verified(&trust_root, &policy, &files, &signer)
+        .map_err(|e| Failure::execution(&e))?;
+    write_file(&args.dir.join(BUNDLE_MANIFEST_FILE), &bytes)?;
     outln!("{id}@{version} {}", bundle_digest(&bytes)?);
     Ok(())
 }
 
 fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
+    let deployment = Deployment::load()?;
+    let (signer, trust_root) = authoring_key(
+        &args.key,
+        &args.trust,
+        &args.clock,
+        &deployment,
+        Role::Policy,
+    )?;
     let legacy_key = read_public_key_file(&args.legacy_key).map_err(|e| Failure::trust(&e))?;
-    let signer = read_private_key(&args.key)?;
     let files = read_bundle_dir(&args.dir).map_err(|e| Failure::trust(&e))?;
     let legacy = verify_legacy_bundle(&files, &legacy_key).map_err(|e| Failure::trust(&e))?;
     let policy_bytes = legacy.files().get(POLICY_FILE).ok_or_else(|| {
@@ -477,18 +520,20 @@ fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
             ExitClass::Io,
         ));
     }
-    for (relative, bytes) in legacy.files() {
-        if relative == BUNDLE_MANIFEST_FILE {
-            continue;
-        }
+    let mut files: BundleFiles = legacy.files().clone();
+    files.remove(BUNDLE_MANIFEST_FILE);
+    let policy = bundle_policy_ref(legacy.policy_id(), legacy.policy_version())?;
+    // Signed and verified in memory first: a refusal writes nothing.
+    let bundle = sign_bundle_verified(&trust_root, &policy, &files, &signer)
+        .map_err(|e| Failure::execution(&e))?;
+    files.insert(BUNDLE_MANIFEST_FILE.to_owned(), bundle.clone());
+    for (relative, bytes) in &files {
         let path = args.out.join(relative);
         if let Some(parent) = path.parent() {
             create_dir(parent)?;
         }
         write_file(&path, bytes)?;
     }
-    let policy = bundle_policy_ref(legacy.policy_id(), legacy.policy_version())?;
-    let bundle = sign_bundle_dir(&args.out, &policy, &[&signer]).map_err(|e| Failure::trust(&e))?;
     outln!(
         "{}@{} {}",
         legacy.policy_id(),
@@ -505,10 +550,14 @@ fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ReleaseCommand {
     /// Sign a release manifest listing every bundle under --policies-root
-    /// (`<id>/<version>/bundle.json`). Each bundle must verify under the trust root and hold a
-    /// valid policy; only listed bundles can execute.
+    /// (`<id>/<version>/bundle.json`). --key must hold the `release` role in the trust root in
+    /// force. Each bundle must verify under the trust root, hold a valid policy, and sit in the
+    /// directory its id and version name (two directories claiming one `id@version` are
+    /// refused); only listed bundles can execute. The manifest is verified as `execute` will
+    /// verify it before it is written. An existing --out is replaced only with --force, and only
+    /// by a higher --version.
     #[command(
-        after_help = "Example:\n  parmana release sign --key trust/keys/release.pem --policies-root policies \\\n      --version 2 --expires 2027-12-31T00:00:00Z --out release-manifest.json"
+        after_help = "Example:\n  parmana release sign --key trust/keys/release.pem --policies-root policies \\\n      --version 2 --expires 2027-12-31T00:00:00Z --out release-manifest.json --force"
     )]
     Sign(ReleaseSignArgs),
 }
@@ -522,7 +571,8 @@ pub(crate) struct ReleaseSignArgs {
     /// The directory holding `<id>/<version>/` bundles.
     #[arg(long, value_name = "DIR", default_value = "policies")]
     policies_root: PathBuf,
-    /// The manifest version: higher than any released before (runtimes refuse older ones).
+    /// The manifest version: higher than any released before (runtimes refuse older ones), and
+    /// higher than the version of the manifest --out replaces.
     #[arg(long, value_name = "N")]
     version: u64,
     /// When the manifest expires (RFC 3339 UTC).
@@ -534,6 +584,11 @@ pub(crate) struct ReleaseSignArgs {
     /// Where to write the manifest.
     #[arg(long, value_name = "FILE", default_value = "release-manifest.json")]
     out: PathBuf,
+    /// Replace an existing --out. It must be a release manifest whose version can be read
+    /// (signatures and expiry are not checked: it may be expired or signed by a rotated key),
+    /// and --version must be higher than that version.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     trust: TrustRootArgs,
     #[command(flatten)]
@@ -544,37 +599,26 @@ pub(crate) struct ReleaseSignArgs {
 pub(crate) fn release(command: &ReleaseCommand) -> Result<(), Failure> {
     let ReleaseCommand::Sign(args) = command;
     refuse_past_expiry("--expires", args.expires, args.clock.now())?;
-    let signer = read_private_key(&args.key)?;
     let deployment = Deployment::load()?;
-    let paths = args.trust.resolve(&deployment);
-    let trust_root = load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
-        .map_err(|e| Failure::execution(&e))?;
-    args.clock.warn_if_expiring(
+    let (signer, trust_root) = authoring_key(
+        &args.key,
+        &args.trust,
+        &args.clock,
         &deployment,
-        &format!("the trust root (version {})", trust_root.version()),
-        trust_root.expires(),
+        Role::Release,
     )?;
     args.clock
         .warn_if_expiring(&deployment, "the new release manifest", args.expires)?;
-    let mut policies = BTreeMap::new();
-    for dir in bundle_dirs(&args.policies_root)? {
-        let bundle = load_bundle(&trust_root, &dir).map_err(|e| {
-            let mut failure = Failure::execution(&e);
-            failure.message = format!("{}: {}", dir.display(), failure.message);
-            failure
-        })?;
-        parmana_runtime::policy::compile(bundle.policy_bytes())
-            .map_err(|e| Failure::policy(&dir.join(POLICY_FILE).display().to_string(), &e))?;
-        policies.insert(bundle.policy_ref(), bundle.bundle_digest());
-    }
+    check_replaced_manifest(args)?;
     let spec = ReleaseManifestSpec {
         version: args.version,
         expires: args.expires,
         evaluator_semantics: EVALUATOR_SEMANTICS.to_owned(),
         minimum_runtime_version: args.minimum_runtime_version.clone(),
-        policies,
+        policies: released_policies(&trust_root, &args.policies_root)?,
     };
-    let bytes = sign_release_manifest(&spec, &[&signer]).map_err(|e| Failure::trust(&e))?;
+    let bytes = sign_release_manifest_verified(&trust_root, &spec, &signer, args.clock.now())
+        .map_err(|e| Failure::execution(&e))?;
     write_file(&args.out, &bytes)?;
     outln!(
         "release manifest version {} with {} polic{} written to {}",
@@ -584,6 +628,108 @@ pub(crate) fn release(command: &ReleaseCommand) -> Result<(), Failure> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Refuses to replace an existing --out without --force, one whose version cannot be read
+/// (fail closed: the rollback check needs it; move it away by hand after looking at it), and
+/// a --version not higher than the one it replaces.
+fn check_replaced_manifest(args: &ReleaseSignArgs) -> Result<(), Failure> {
+    let out = args.out.display().to_string();
+    match std::fs::symlink_metadata(&args.out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Failure::io(&out, &e)),
+        Ok(_) if !args.force => {
+            return Err(Failure::new(
+                "cli.output_exists",
+                format!(
+                    "{out} already exists; not overwriting it (--force replaces it with a higher --version)"
+                ),
+                ExitClass::Io,
+            ));
+        }
+        Ok(_) => {}
+    }
+    let bytes = std::fs::read(&args.out).map_err(|e| Failure::io(&out, &e))?;
+    let replaced = read_release_manifest_version(&bytes).map_err(|e| {
+        let mut failure = Failure::trust(&e);
+        failure.message = format!(
+            "{out}: {}; not replacing a file whose release-manifest version cannot be read (move it away first)",
+            failure.message
+        );
+        failure
+    })?;
+    if args.version <= replaced {
+        return Err(Failure::new(
+            "cli.version_not_higher",
+            format!(
+                "--version {} is not higher than version {replaced} of the release manifest {out} replaces",
+                args.version
+            ),
+            ExitClass::InvalidInput,
+        ));
+    }
+    Ok(())
+}
+
+/// Every bundle under `root`, verified, with a valid policy, in the directory its name says:
+/// `<id>@<version>` → bundle digest. Refuses two directories claiming one name
+/// (`cli.duplicate_policy`) and a directory whose `<id>/<version>` differs from what its
+/// bundle or its policy declares (`runtime.policy_identity_mismatch`, as `execute` would).
+fn released_policies(
+    trust_root: &VerifiedTrustRoot,
+    root: &Path,
+) -> Result<BTreeMap<PolicyRef, Digest>, Failure> {
+    let mut policies = BTreeMap::new();
+    let mut found_in: BTreeMap<PolicyRef, PathBuf> = BTreeMap::new();
+    for dir in bundle_dirs(root)? {
+        let in_dir = |failure: Failure| Failure {
+            message: format!("{}: {}", dir.display(), failure.message),
+            ..failure
+        };
+        let bundle = load_bundle(trust_root, &dir).map_err(|e| in_dir(Failure::execution(&e)))?;
+        let policy = parmana_runtime::policy::compile(bundle.policy_bytes())
+            .map_err(|e| Failure::policy(&dir.join(POLICY_FILE).display().to_string(), &e))?;
+        let name = bundle.policy_ref();
+        if let Some(first) = found_in.get(&name) {
+            return Err(Failure::new(
+                "cli.duplicate_policy",
+                format!(
+                    "{name} is claimed by two bundle directories, {} and {}: give each its own policy_version",
+                    first.display(),
+                    dir.display()
+                ),
+                ExitClass::Trust,
+            ));
+        }
+        let location = dir_name(&dir);
+        // Schema 2.0.0 policies name themselves; legacy 1.0.0 policies take the bundle's name.
+        let declared = match (policy.policy_id(), policy.policy_version()) {
+            (Some(id), Some(version)) => format!("{id}@{version}"),
+            _ => name.to_string(),
+        };
+        for declared in [name.to_string(), declared] {
+            if declared != location {
+                return Err(in_dir(Failure::execution(
+                    &ExecutionError::PolicyIdentityMismatch {
+                        policy: location,
+                        declared,
+                    },
+                )));
+            }
+        }
+        found_in.insert(name.clone(), dir);
+        policies.insert(name, bundle.bundle_digest());
+    }
+    Ok(policies)
+}
+
+/// `<id>@<version>` as the directory `…/<id>/<version>` spells it.
+fn dir_name(dir: &Path) -> String {
+    let name = |path: Option<&Path>| {
+        path.and_then(Path::file_name)
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    format!("{}@{}", name(dir.parent()), name(Some(dir)))
 }
 
 /// Every `<id>/<version>/` directory under `root`, sorted.

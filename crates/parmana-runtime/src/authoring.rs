@@ -1,10 +1,12 @@
-//! Authoring on disk: rotating the trust root file while archiving the version it replaces under `trust-root.d/`, so that the chain stays verifiable from the pinned key.
+//! Authoring on disk: rotating the trust root file while archiving the version it replaces under `trust-root.d/`, so that the chain stays verifiable from the pinned key; and signing bundles and release manifests only with a key of the right role, checking what is signed as execution will.
 
 use std::path::{Path, PathBuf};
 
-use parmana_canon::Timestamp;
+use parmana_canon::{PolicyRef, Timestamp};
 use parmana_trust::{
-    Signer, TRUST_ROOT_CHAIN_DIR, TrustRootSpec, load_trust_chain, rotate_trust_root,
+    BUNDLE_MANIFEST_FILE, BundleFiles, ReleaseManifestSpec, Role, Signer, TRUST_ROOT_CHAIN_DIR,
+    TrustRootSpec, VerifiedTrustRoot, check_signer_role, load_trust_chain, rotate_trust_root,
+    sign_bundle, sign_release_manifest, verify_bundle, verify_release_manifest,
 };
 
 use crate::ExecutionError;
@@ -63,6 +65,45 @@ pub fn rotate_trust_root_file(
         version: previous.version() + 1,
         archived,
     })
+}
+
+/// Signs `bundle.json` for the bundle `files` (an existing `bundle.json` among them is ignored)
+/// as `policy`, and returns its bytes. Nothing is written.
+///
+/// The signer must hold the `policy` role in `trust_root` (`trust.unknown_key`,
+/// `trust.key_lacks_role` otherwise; checked before signing), and the bundle made must verify
+/// under `trust_root` exactly as execution verifies it — so a key that alone cannot meet the
+/// role's threshold is refused too (`trust.threshold_not_met`), instead of writing a bundle
+/// that `execute` would refuse.
+pub fn sign_bundle_verified(
+    trust_root: &VerifiedTrustRoot,
+    policy: &PolicyRef,
+    files: &BundleFiles,
+    signer: &dyn Signer,
+) -> Result<Vec<u8>, ExecutionError> {
+    check_signer_role(trust_root, &signer.key_id(), Role::Policy)?;
+    let manifest = sign_bundle(policy, files, &[signer])?;
+    let mut signed = files.clone();
+    signed.insert(BUNDLE_MANIFEST_FILE.to_owned(), manifest.clone());
+    verify_bundle(trust_root, &signed)?;
+    Ok(manifest)
+}
+
+/// Signs a release manifest and returns its bytes. Nothing is written.
+///
+/// The signer must hold the `release` role in `trust_root` (checked before signing), and the
+/// manifest made must verify under `trust_root` at `now` as execution verifies it: a threshold
+/// the one key cannot meet, or an `expires` not after `now`, is refused instead of written.
+pub fn sign_release_manifest_verified(
+    trust_root: &VerifiedTrustRoot,
+    spec: &ReleaseManifestSpec,
+    signer: &dyn Signer,
+    now: Timestamp,
+) -> Result<Vec<u8>, ExecutionError> {
+    check_signer_role(trust_root, &signer.key_id(), Role::Release)?;
+    let bytes = sign_release_manifest(spec, &[signer])?;
+    verify_release_manifest(trust_root, &bytes, now, None)?;
+    Ok(bytes)
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so that a reader never sees

@@ -14,7 +14,9 @@ mod runtime;
 mod store;
 mod verify;
 
-pub use authoring::{Rotation, rotate_trust_root_file};
+pub use authoring::{
+    Rotation, rotate_trust_root_file, sign_bundle_verified, sign_release_manifest_verified,
+};
 pub use batch::{BatchLine, BatchReader, MAX_BATCH_LINE_BYTES, batch_lines, batch_refusal_line};
 pub use batch_run::{BatchOptions, BatchOutcome, BatchStopped, BatchSummary, run_batch};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -69,14 +71,15 @@ pub mod policy {
 pub mod trust {
     pub use parmana_trust::{
         AttestationCheck, AttestationCheckKind, AttestationReport, BUNDLE_MANIFEST_FILE,
-        EXECUTED_AT_TOLERANCE_SECONDS, ExecutionPredicate, KeyId, LocalSigningKey,
-        MAX_ENVELOPE_BYTES, MAX_SIGNATURES, MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES,
-        POLICY_FILE, PublicKey, ReleaseManifestSpec, Role, RoleSpec, Signer, SigningKeyStanding,
-        TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE, TrustError, TrustRootSpec, TrustStanding,
-        VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustHistory, VerifiedTrustRoot,
-        VerifyOptions, create_trust_root, read_bundle_dir, read_public_key_file, sign_bundle_dir,
-        sign_release_manifest, verify_attestations, verify_attestations_in_history,
-        verify_legacy_bundle, write_public_key_file,
+        BundleFiles, EXECUTED_AT_TOLERANCE_SECONDS, ExecutionPredicate, KeyFile, KeyId,
+        LocalSigningKey, MAX_ENVELOPE_BYTES, MAX_SIGNATURES, MAX_TRUST_CHAIN_VERSIONS,
+        MAX_TRUST_ROOT_BYTES, POLICY_FILE, PublicKey, RELEASE_MANIFEST_FILE, ReleaseManifestSpec,
+        Role, RoleSpec, Signer, SigningKeyStanding, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,
+        TrustError, TrustRootSpec, TrustStanding, VerifiedBundle, VerifiedReleaseManifest,
+        VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions, check_signer_role,
+        create_trust_root, read_bundle_dir, read_key_file, read_public_key_file,
+        read_release_manifest_version, sign_bundle_dir, sign_release_manifest, verify_attestations,
+        verify_attestations_in_history, verify_legacy_bundle, write_public_key_file,
     };
 }
 

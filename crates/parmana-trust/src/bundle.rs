@@ -19,11 +19,14 @@ pub const BUNDLE_MANIFEST_FILE: &str = "bundle.json";
 /// The policy file every bundle holds.
 pub const POLICY_FILE: &str = "policy.json";
 
-/// At most this many files in one bundle directory.
-pub(crate) const MAX_BUNDLE_FILES: usize = 10_000;
+/// At most this many entries — files, subdirectories and links, at every depth — in one
+/// bundle directory. Entries are counted as they are listed, so a directory with millions of
+/// names is refused before their list is held.
+pub(crate) const MAX_BUNDLE_ENTRIES: usize = 10_000;
 
-/// At most this many bytes in all files of one bundle directory together.
-pub(crate) const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
+/// At most this many bytes in all files of one bundle directory together. Each file's size is
+/// checked before it is read, and reading stops one byte past what is left of this budget.
+pub(crate) const MAX_BUNDLE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The files of a bundle directory: relative path (`/`-separated) → raw bytes.
 pub type BundleFiles = BTreeMap<String, Vec<u8>>;
@@ -199,12 +202,34 @@ fn check_body(body: &BundleBody) -> Result<(), TrustError> {
 /// Paths are relative and `/`-separated. A symbolic link is followed only when it points to a
 /// regular file inside `dir`; links leaving the directory, links to directories, special files,
 /// and names that are not UTF-8 are refused with [`TrustError::UnsafePath`].
+///
+/// Bounded: more than 10,000 entries (files, subdirectories and links) or 64 MiB of file
+/// content is refused with [`TrustError::BundleTooLarge`] — the size of each file is checked
+/// on the open file before it is read, and no more than what is left of the 64 MiB, plus one
+/// byte, is ever read from it (a file that grows after the check is still refused).
 pub fn read_bundle_dir(dir: &Path) -> Result<BundleFiles, TrustError> {
     let root = dir.canonicalize().map_err(|e| TrustError::io(dir, &e))?;
     let mut files = BundleFiles::new();
-    let mut total = 0usize;
-    walk(&root, &root, "", &mut files, &mut total)?;
+    let mut budget = Budget {
+        entries: 0,
+        bytes: 0,
+    };
+    walk(&root, &root, "", &mut files, &mut budget)?;
     Ok(files)
+}
+
+/// What the bundle directory read so far has used of [`MAX_BUNDLE_ENTRIES`] and
+/// [`MAX_BUNDLE_BYTES`].
+struct Budget {
+    entries: usize,
+    bytes: u64,
+}
+
+fn too_large() -> TrustError {
+    TrustError::BundleTooLarge {
+        max_entries: MAX_BUNDLE_ENTRIES,
+        max_bytes: MAX_BUNDLE_BYTES,
+    }
 }
 
 fn unsafe_path(path: &Path, message: &str) -> TrustError {
@@ -219,10 +244,14 @@ fn walk(
     dir: &Path,
     prefix: &str,
     files: &mut BundleFiles,
-    total: &mut usize,
+    budget: &mut Budget,
 ) -> Result<(), TrustError> {
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| TrustError::io(dir, &e))? {
+        budget.entries += 1;
+        if budget.entries > MAX_BUNDLE_ENTRIES {
+            return Err(too_large());
+        }
         entries.push(entry.map_err(|e| TrustError::io(dir, &e))?.path());
     }
     entries.sort();
@@ -256,24 +285,50 @@ fn walk(
             }
             target
         } else if meta.is_dir() {
-            walk(root, &path, &format!("{relative}/"), files, total)?;
+            walk(root, &path, &format!("{relative}/"), files, budget)?;
             continue;
         } else if meta.is_file() {
             path.clone()
         } else {
             return Err(unsafe_path(&path, "not a regular file or directory"));
         };
-        let bytes = std::fs::read(&file_to_read).map_err(|e| TrustError::io(&file_to_read, &e))?;
-        *total = total.saturating_add(bytes.len());
-        if files.len() >= MAX_BUNDLE_FILES || *total > MAX_BUNDLE_BYTES {
-            return Err(TrustError::BundleTooLarge {
-                max_files: MAX_BUNDLE_FILES,
-                max_bytes: MAX_BUNDLE_BYTES,
-            });
-        }
+        let bytes = read_file_within(&file_to_read, budget)?;
         files.insert(relative, bytes);
     }
     Ok(())
+}
+
+/// Reads one bundle file, charging its size to `budget`: the size the open file reports is
+/// checked first (a 1.5 GiB file is refused without reading a byte of it), then at most what is
+/// left of the budget plus one byte is read, so a file that grew since is refused too.
+fn read_file_within(path: &Path, budget: &mut Budget) -> Result<Vec<u8>, TrustError> {
+    let left = MAX_BUNDLE_BYTES.saturating_sub(budget.bytes);
+    let file = std::fs::File::open(path).map_err(|e| TrustError::io(path, &e))?;
+    let meta = file.metadata().map_err(|e| TrustError::io(path, &e))?;
+    if !meta.is_file() {
+        return Err(unsafe_path(path, "not a regular file or directory"));
+    }
+    if meta.len() > left {
+        return Err(too_large());
+    }
+    let bytes = read_at_most(file, left).map_err(|e| TrustError::io(path, &e))?;
+    let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if read > left {
+        return Err(too_large());
+    }
+    budget.bytes += read;
+    Ok(bytes)
+}
+
+/// Reads `reader` to its end or to `limit + 1` bytes, whichever comes first: a result longer
+/// than `limit` means the source holds more than `limit` bytes.
+fn read_at_most(reader: impl std::io::Read, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Authors `bundle.json` for the files of a bundle (an existing `bundle.json` in `files` is
@@ -309,4 +364,21 @@ pub fn sign_bundle_dir(
     let path = dir.join(BUNDLE_MANIFEST_FILE);
     std::fs::write(&path, &bytes).map_err(|e| TrustError::io(&path, &e))?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bound holds whatever the file's size said: an endless source yields `limit + 1`
+    /// bytes, never more.
+    #[test]
+    fn reading_stops_one_byte_past_the_limit() {
+        for limit in [0u64, 1, 4096] {
+            let bytes = read_at_most(std::io::repeat(7), limit).unwrap();
+            assert_eq!(bytes.len() as u64, limit + 1);
+            let exact = read_at_most(&vec![7u8; limit as usize][..], limit).unwrap();
+            assert_eq!(exact.len() as u64, limit);
+        }
+    }
 }

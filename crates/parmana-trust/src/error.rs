@@ -186,13 +186,13 @@ pub enum TrustError {
     /// A bundle manifest does not list `policy.json`.
     #[error("the bundle manifest does not list policy.json")]
     PolicyFileNotListed,
-    /// A bundle directory holds more files or bytes than allowed.
-    #[error("bundle directory exceeds {max_files} files or {max_bytes} bytes")]
+    /// A bundle directory holds more entries (files, subdirectories, links) or bytes than allowed.
+    #[error("bundle directory exceeds {max_entries} entries or {max_bytes} bytes")]
     BundleTooLarge {
-        /// The file limit.
-        max_files: usize,
-        /// The byte limit.
-        max_bytes: usize,
+        /// The limit on entries (files, subdirectories and links).
+        max_entries: usize,
+        /// The limit on the bytes of all files together.
+        max_bytes: u64,
     },
     /// A role's threshold is 0 or above the number of its distinct keys.
     #[error("{role} threshold {threshold} must be between 1 and its {available} distinct key(s)")]
@@ -217,6 +217,33 @@ pub enum TrustError {
     InvalidKey {
         /// What is wrong (never the key material).
         message: String,
+    },
+    /// An Ed25519 public key written in a form other than the one canonical encoding of its
+    /// point (`y` not reduced below p, or the sign bit set on `x = 0`): the same point would
+    /// have a second key id.
+    #[error(
+        "non-canonical Ed25519 public key encoding {key_id}: the point's encoding is {canonical_key_id}"
+    )]
+    NonCanonicalPublicKey {
+        /// The key id of the bytes given.
+        key_id: String,
+        /// The key id of the point's canonical encoding.
+        canonical_key_id: String,
+    },
+    /// A small-order ("weak") Ed25519 public key: one of the eight points of order 1, 2, 4 or 8,
+    /// for which a signature can be valid on many messages.
+    #[error("weak (small-order) Ed25519 public key {key_id}")]
+    WeakPublicKey {
+        /// The key id of the bytes given.
+        key_id: String,
+    },
+    /// Two key ids of one trust root resolve to the same Ed25519 point.
+    #[error("key ids {first} and {second} are the same public key")]
+    DuplicatePublicKey {
+        /// The first key id (in key-id order).
+        first: String,
+        /// The second key id.
+        second: String,
     },
     /// A path inside a bundle or trust directory is unsafe (`..`, absolute, a symlink leaving the directory).
     #[error("unsafe path {path:?}: {message}")]
@@ -349,6 +376,9 @@ impl TrustError {
             Self::RuntimeIncompatible { .. } => "trust.runtime_incompatible",
             Self::Malformed { .. } => "trust.malformed",
             Self::InvalidKey { .. } => "trust.invalid_key",
+            Self::NonCanonicalPublicKey { .. } => "trust.non_canonical_public_key",
+            Self::WeakPublicKey { .. } => "trust.weak_public_key",
+            Self::DuplicatePublicKey { .. } => "trust.duplicate_public_key",
             Self::InvalidKeyId { .. } => "trust.invalid_key_id",
             Self::KeyIdMismatch { .. } => "trust.key_id_mismatch",
             Self::InvalidEncoding { .. } => "trust.invalid_encoding",

@@ -1,5 +1,6 @@
 //! Ed25519 keys: key ids, public keys in documents, PEM files, the `Signer` trait, and strict single and batch verification.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -89,15 +90,29 @@ pub struct PublicKeyDocument {
 }
 
 impl PublicKey {
-    /// A public key from its 32 raw bytes. Points that are not on the curve, and weak
-    /// (small-order) keys, are refused.
+    /// A public key from its 32 raw bytes. Refused, in this order: bytes that are not the
+    /// encoding of a curve point (`trust.invalid_key`); an encoding other than the point's one
+    /// canonical encoding (`trust.non_canonical_public_key`); a small-order point
+    /// (`trust.weak_public_key`).
+    ///
+    /// `ed25519-dalek` decodes `y` modulo p and ignores the sign bit when `x = 0`, so up to
+    /// four byte strings decode to one point; each would have its own key id. Only the bytes
+    /// that decompressing and compressing again gives back are accepted, so one point has one
+    /// key id and the threshold rule, which counts keys by their bytes, counts it once.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, TrustError> {
         let key = VerifyingKey::from_bytes(bytes).map_err(|_| TrustError::InvalidKey {
             message: "not a valid Ed25519 public key".to_owned(),
         })?;
+        let canonical = key.to_edwards().compress().to_bytes();
+        if canonical != *bytes {
+            return Err(TrustError::NonCanonicalPublicKey {
+                key_id: Digest::of(bytes).to_string(),
+                canonical_key_id: Digest::of(&canonical).to_string(),
+            });
+        }
         if key.is_weak() {
-            return Err(TrustError::InvalidKey {
-                message: "weak (small-order) Ed25519 public key".to_owned(),
+            return Err(TrustError::WeakPublicKey {
+                key_id: Digest::of(bytes).to_string(),
             });
         }
         Ok(Self(key))
@@ -177,6 +192,25 @@ impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PublicKey({})", self.key_id())
     }
+}
+
+/// Refuses a key map in which two ids resolve to one Ed25519 point (compared by the point's
+/// canonical encoding), with `trust.duplicate_public_key`. A trust root cannot list such a pair
+/// today — [`PublicKey::from_bytes`] accepts only canonical encodings, and a key id must be the
+/// digest of its key's bytes — so this check keeps the promise "one point, one id" on its own,
+/// should either rule change.
+pub(crate) fn check_distinct_points(keys: &BTreeMap<KeyId, PublicKey>) -> Result<(), TrustError> {
+    let mut seen: BTreeMap<[u8; 32], KeyId> = BTreeMap::new();
+    for (id, key) in keys {
+        let point = key.0.to_edwards().compress().to_bytes();
+        if let Some(first) = seen.insert(point, *id) {
+            return Err(TrustError::DuplicatePublicKey {
+                first: first.to_string(),
+                second: id.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Decodes standard base64 with padding, refusing non-canonical encodings (stray bits,
@@ -344,10 +378,61 @@ pub fn read_public_key_file(path: &Path) -> Result<PublicKey, TrustError> {
     PublicKey::from_pem(&read_pem_text(path)?)
 }
 
-/// Reads a PEM file: a file that cannot be read is `trust.io`; one that is not text is not a
-/// key (`trust.invalid_key`).
+/// What a key file holds: a public key (SPKI PEM) or a private key (PKCS#8 PEM).
+#[derive(Debug)]
+pub enum KeyFile {
+    /// A public key (`-----BEGIN PUBLIC KEY-----`).
+    Public(PublicKey),
+    /// A private key (`-----BEGIN PRIVATE KEY-----`) and, through it, its public half (boxed:
+    /// it is six times the size of a public key).
+    Private(Box<LocalSigningKey>),
+}
+
+impl KeyFile {
+    /// The public key, read or derived from the private key.
+    pub fn public_key(&self) -> PublicKey {
+        match self {
+            Self::Public(key) => *key,
+            Self::Private(key) => key.public_key(),
+        }
+    }
+}
+
+/// Reads a key file that may hold either a public or a private key, told apart by the PEM
+/// label. A public key keeps the code of its refusal (`trust.non_canonical_public_key`,
+/// `trust.weak_public_key`, `trust.invalid_key`); anything else must be a PKCS#8 private key.
+pub fn read_key_file(path: &Path) -> Result<KeyFile, TrustError> {
+    let text = read_pem_text(path)?;
+    if text.contains("-----BEGIN PUBLIC KEY-----") {
+        return PublicKey::from_pem(&text).map(KeyFile::Public);
+    }
+    LocalSigningKey::from_pkcs8_pem(&text)
+        .map(|key| KeyFile::Private(Box::new(key)))
+        .map_err(|_| TrustError::InvalidKey {
+            message: "not an Ed25519 SPKI public key or PKCS#8 private key (PEM)".to_owned(),
+        })
+}
+
+/// A key file longer than this is not a key: PEM Ed25519 keys are about 120 bytes.
+pub(crate) const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a PEM file, at most [`MAX_KEY_FILE_BYTES`] of it (plus one byte to tell that it is
+/// longer): a file that cannot be read is `trust.io`; one that is too long or not text is not
+/// a key (`trust.invalid_key`).
 fn read_pem_text(path: &Path) -> Result<String, TrustError> {
-    let bytes = std::fs::read(path).map_err(|e| TrustError::io(path, &e))?;
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| TrustError::io(path, &e))?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_KEY_FILE_BYTES {
+        return Err(TrustError::InvalidKey {
+            message: format!(
+                "{} is longer than {MAX_KEY_FILE_BYTES} bytes: not a key file",
+                path.display()
+            ),
+        });
+    }
     String::from_utf8(bytes).map_err(|_| TrustError::InvalidKey {
         message: format!("{} is not PEM text", path.display()),
     })
@@ -452,6 +537,33 @@ mod tests {
         let key = LocalSigningKey::from_seed(&[9; 32]);
         let sig = Signer::sign(&key, b"m").unwrap();
         assert!(!has_small_order_r(&sig));
+    }
+
+    /// One point under two ids is refused, whatever the ids; distinct points pass.
+    #[test]
+    fn two_ids_of_one_point_are_refused() {
+        let a = LocalSigningKey::from_seed(&[1; 32]).public_key();
+        let b = LocalSigningKey::from_seed(&[2; 32]).public_key();
+        let alias: KeyId = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        let distinct: BTreeMap<KeyId, PublicKey> = [(a.key_id(), a), (b.key_id(), b)].into();
+        assert!(check_distinct_points(&distinct).is_ok());
+        assert!(check_distinct_points(&BTreeMap::new()).is_ok());
+        let aliased: BTreeMap<KeyId, PublicKey> =
+            [(a.key_id(), a), (b.key_id(), b), (alias, a)].into();
+        let err = check_distinct_points(&aliased).unwrap_err();
+        assert_eq!(err.code(), "trust.duplicate_public_key");
+        let (first, second) = if alias < a.key_id() {
+            (alias, a.key_id())
+        } else {
+            (a.key_id(), alias)
+        };
+        assert_eq!(
+            err,
+            TrustError::DuplicatePublicKey {
+                first: first.to_string(),
+                second: second.to_string(),
+            }
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@
 #![warn(unreachable_pub)]
 
 mod attestation;
+mod authoring;
 mod bundle;
 mod envelope;
 mod error;
@@ -57,6 +58,7 @@ pub use attestation::{
     build_attestation, prepare_attestation, verify_attestation, verify_attestation_in_history,
     verify_attestations, verify_attestations_in_history,
 };
+pub use authoring::check_signer_role;
 pub use bundle::{
     BUNDLE_MANIFEST_FILE, BundleFiles, POLICY_FILE, VerifiedBundle, read_bundle_dir, sign_bundle,
     sign_bundle_dir, verify_bundle,
@@ -64,13 +66,13 @@ pub use bundle::{
 pub use envelope::MAX_SIGNATURES;
 pub use error::TrustError;
 pub use keys::{
-    KeyId, LocalSigningKey, PublicKey, PublicKeyDocument, Signer, read_public_key_file,
-    write_public_key_file,
+    KeyFile, KeyId, LocalSigningKey, PublicKey, PublicKeyDocument, Signer, read_key_file,
+    read_public_key_file, write_public_key_file,
 };
 pub use legacy::{VerifiedLegacyBundle, verify_legacy_bundle};
 pub use release::{
-    RELEASE_MANIFEST_FILE, ReleaseManifestSpec, VerifiedReleaseManifest, sign_release_manifest,
-    verify_release_manifest,
+    RELEASE_MANIFEST_FILE, ReleaseManifestSpec, VerifiedReleaseManifest,
+    read_release_manifest_version, sign_release_manifest, verify_release_manifest,
 };
 pub use trust_chain::{
     MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,

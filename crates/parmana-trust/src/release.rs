@@ -247,6 +247,20 @@ pub fn verify_release_manifest(
     Ok(verified)
 }
 
+/// The version a release-manifest document states, read without checking its signatures or
+/// its expiry: for authoring, where a new manifest must be numbered above the one it replaces —
+/// which may have expired, or have been signed by a release key rotated out since. Refuses what
+/// is not a well-formed release manifest (`_type`, shape, content), with the codes
+/// [`verify_release_manifest`] would give.
+pub fn read_release_manifest_version(bytes: &[u8]) -> Result<u64, TrustError> {
+    let envelope = Envelope::parse(bytes, RELEASE_MANIFEST_TYPE)?;
+    let body: ReleaseBody = envelope
+        .body(RELEASE_MANIFEST_TYPE)
+        .map_err(|error| policy_name_error(&envelope.signed).unwrap_or(error))?;
+    check_body(&body)?;
+    Ok(body.version)
+}
+
 /// Authors a release manifest signed by `signers`.
 pub fn sign_release_manifest(
     spec: &ReleaseManifestSpec,

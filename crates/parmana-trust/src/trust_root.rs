@@ -209,6 +209,7 @@ fn parse_content(envelope: &Envelope) -> Result<TrustRootContent, TrustError> {
         }
         keys.insert(keyid, key);
     }
+    crate::keys::check_distinct_points(&keys)?;
     let names: BTreeSet<&str> = body.roles.keys().map(String::as_str).collect();
     let expected: BTreeSet<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
     if names != expected {

@@ -848,9 +848,17 @@ fn repeated_or_surplus_attestation_signatures_are_refused_before_verification() 
     );
     let copies = |value: &Value, n: usize| Value::Array(vec![value.clone(); n]);
     for (name, signatures, check, code) in [
+        // 100,000 copies are ~15 MB: refused by size before the JSON is read.
         (
             "100,000 copies",
             copies(&first, 100_000),
+            "envelope",
+            "trust.document_too_large",
+        ),
+        // 5,000 copies fit in MAX_ENVELOPE_BYTES: refused by count before any is verified.
+        (
+            "5,000 copies",
+            copies(&first, 5_000),
             "envelope",
             "trust.too_many_signatures",
         ),

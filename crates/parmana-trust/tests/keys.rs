@@ -92,7 +92,6 @@ fn bad_public_keys_are_refused() {
         "AAAA",                                         // too short
         "S8CrLMmcFmrrSznegBYnK2fbrcWaV9suQ9zlHySGEXh=", // stray bits: not canonical base64
         " S8CrLMmcFmrrSznegBYnK2fbrcWaV9suQ9zlHySGEXg=",
-        "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", // the identity point: small order
     ] {
         let document = PublicKeyDocument {
             keytype: "ed25519".to_owned(),
@@ -104,6 +103,15 @@ fn bad_public_keys_are_refused() {
             "{public}"
         );
     }
+    // Small-order and non-canonical encodings have codes of their own (tests/key_encodings.rs).
+    let identity = PublicKeyDocument {
+        keytype: "ed25519".to_owned(),
+        public: "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned(),
+    };
+    assert_eq!(
+        PublicKey::from_document(&identity).unwrap_err().code(),
+        "trust.weak_public_key"
+    );
     let rsa = PublicKeyDocument {
         keytype: "rsa".to_owned(),
         public: common::key("policy").public_key().to_document().public,
@@ -241,4 +249,73 @@ fn fixture_keys_are_distinct_and_root_pub_is_root_1() {
         names.iter().map(|n| common::key(n).key_id()).collect();
     assert_eq!(ids.len(), names.len());
     assert_eq!(common::pinned(), common::key("root-1").public_key());
+}
+
+/// Key files are read bounded: 64 KiB is the most a key file may be (a PEM key is ~120 bytes),
+/// so a huge file (sparse here: no disk used) is refused without being read whole.
+#[test]
+fn key_files_longer_than_64_kib_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = common::key("policy").public_key().to_pem().unwrap();
+    let padded = dir.path().join("padded.pub");
+    // Trailing whitespace up to exactly 64 KiB still reads; one byte more does not.
+    let mut text = pem.clone().into_bytes();
+    text.resize(64 * 1024, b'\n');
+    std::fs::write(&padded, &text).unwrap();
+    assert_eq!(
+        read_public_key_file(&padded).unwrap(),
+        common::key("policy").public_key()
+    );
+    text.push(b'\n');
+    std::fs::write(&padded, &text).unwrap();
+    assert_eq!(
+        read_public_key_file(&padded).unwrap_err().code(),
+        "trust.invalid_key"
+    );
+    let huge = dir.path().join("huge.pem");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(3 << 29)
+        .unwrap();
+    for err in [
+        read_public_key_file(&huge).unwrap_err(),
+        LocalSigningKey::read_pem_file(&huge).unwrap_err(),
+        read_key_file(&huge).unwrap_err(),
+    ] {
+        assert_eq!(err.code(), "trust.invalid_key", "{err}");
+    }
+}
+
+/// `read_key_file` tells the two kinds apart by their PEM label and keeps the code of a
+/// refused public key.
+#[test]
+fn key_files_of_either_kind_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = common::key("policy");
+    let private = dir.path().join("k.pem");
+    let public = dir.path().join("k.pub");
+    key.write_pem_file(&private).unwrap();
+    write_public_key_file(&key.public_key(), &public).unwrap();
+    assert!(matches!(
+        read_key_file(&private).unwrap(),
+        KeyFile::Private(_)
+    ));
+    assert!(matches!(
+        read_key_file(&public).unwrap(),
+        KeyFile::Public(_)
+    ));
+    for path in [&private, &public] {
+        assert_eq!(read_key_file(path).unwrap().public_key(), key.public_key());
+    }
+    std::fs::write(&public, "not a key\n").unwrap();
+    assert_eq!(
+        read_key_file(&public).unwrap_err().code(),
+        "trust.invalid_key"
+    );
+    assert_eq!(
+        read_key_file(&dir.path().join("missing"))
+            .unwrap_err()
+            .code(),
+        "trust.io"
+    );
 }

@@ -337,7 +337,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__bundle__subcmd__import__subcmd__legacy)
-            opts="-h --legacy-key --key --out --format --help"
+            opts="-h --legacy-key --key --out --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -355,6 +355,22 @@ _parmana() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiry-warning-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "human json" -- "${cur}"))
                     return 0
@@ -367,13 +383,29 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__bundle__subcmd__sign)
-            opts="-h --key --format --help"
+            opts="-h --key --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiry-warning-days)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1407,7 +1439,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__release__subcmd__sign)
-            opts="-h --key --policies-root --version --expires --minimum-runtime-version --out --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --key --policies-root --version --expires --minimum-runtime-version --out --force --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -132,7 +132,10 @@ fn a_new_chain_from_keygen_to_a_verified_execution_and_a_rotation() {
     );
     assert_eq!(foreign.code, 7, "{}", foreign.transcript());
 
-    // A wrong signer for the bundle (the release key) is refused at execution.
+    // A wrong signer for the bundle (the release key) is refused when signing, before
+    // anything is written (authoring_checks_cli.rs covers every command).
+    let signed_bundle =
+        std::fs::read(d.join("policies/claims-approval/1.0.0/bundle.json")).unwrap();
     let wrong = run_in(
         d,
         &[
@@ -144,32 +147,15 @@ fn a_new_chain_from_keygen_to_a_verified_execution_and_a_rotation() {
         ],
         b"",
     );
-    assert_eq!(wrong.code, 0, "{}", wrong.transcript());
-    let refused = run_in(
-        d,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            VIP_SIGNALS,
-            "--store",
-            "memory",
-            "--now",
-            NOW,
-        ],
-        b"",
+    assert_eq!(wrong.code, 4, "{}", wrong.transcript());
+    assert!(
+        wrong.stderr.starts_with("error[trust.key_lacks_role]"),
+        "{}",
+        wrong.stderr
     );
-    assert_eq!(refused.code, 4, "{}", refused.transcript());
-    ok(
-        d,
-        &[
-            "bundle",
-            "sign",
-            "policies/claims-approval/1.0.0",
-            "--key",
-            "trust/keys/policy.pem",
-        ],
+    assert_eq!(
+        std::fs::read(d.join("policies/claims-approval/1.0.0/bundle.json")).unwrap(),
+        signed_bundle
     );
 
     // Rotate the root role to root-2: signed by version 1's root key and the new one.
@@ -290,6 +276,7 @@ fn import_legacy_v1_then_release_and_execute_it() {
             "2030-01-01T00:00:00Z",
             "--now",
             NOW,
+            "--force",
         ],
     );
     let out = execute("legacy-2");
@@ -307,19 +294,11 @@ fn import_legacy_v1_then_release_and_execute_it() {
 
 #[test]
 fn import_legacy_refuses_the_v2_skeleton_and_a_wrong_legacy_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let dir = temp_repo();
+    let d = dir.root();
     copy_tree(&legacy_bundles(), &d.join("legacy"));
-    std::fs::copy(
-        repo_root().join("trust/keys/policy.pem"),
-        d.join("policy.pem"),
-    )
-    .unwrap();
-    std::fs::copy(
-        repo_root().join("trust/keys/policy.pub"),
-        d.join("other.pub"),
-    )
-    .unwrap();
+    std::fs::copy(d.join("trust/keys/policy.pem"), d.join("policy.pem")).unwrap();
+    std::fs::copy(d.join("trust/keys/policy.pub"), d.join("other.pub")).unwrap();
     let skeleton = run_in(
         d,
         &[
@@ -395,6 +374,7 @@ fn import_legacy_names_of_any_json_string_then_execute_them() {
             "2030-01-01T00:00:00Z",
             "--now",
             NOW,
+            "--force",
         ],
     );
     let cases: Vec<serde_json::Value> =
@@ -438,14 +418,10 @@ fn import_legacy_names_of_any_json_string_then_execute_them() {
 /// one: such a bundle is refused, and nothing is written.
 #[test]
 fn import_legacy_refuses_a_proto_member_no_signature_covers() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let dir = temp_repo();
+    let d = dir.root();
     copy_tree(&legacy_js_bundles(), &d.join("legacy"));
-    std::fs::copy(
-        repo_root().join("trust/keys/policy.pem"),
-        d.join("policy.pem"),
-    )
-    .unwrap();
+    std::fs::copy(d.join("trust/keys/policy.pem"), d.join("policy.pem")).unwrap();
     let refused = run_in(
         d,
         &[

@@ -1,10 +1,13 @@
-//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring, canon, config, execute, help, init, policy, PostgreSQL, recover, the store outside the trust boundary, verify.
+//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring (and its refusals), bounded inputs, canon, config, execute, help, init, policy, PostgreSQL, recover, the store outside the trust boundary, verify.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 mod common;
 
+mod authoring_checks_cli;
 mod authoring_cli;
+#[cfg(target_os = "linux")]
+mod bounded_cli;
 mod canon_cli;
 mod config_cli;
 mod execute_cli;
