@@ -32,12 +32,17 @@ fresh() {
 # measure NAME -- ARGS…: runs `parmana execute ARGS…` and prints one table row.
 measure() {
   local name=$1; shift 2
+  measure_command "$name" -- execute --policy claims-approval@1.0.0 --store memory --now "$now" "$@"
+}
+
+# measure_command NAME -- ARGS…: runs `parmana ARGS…` in the fresh copy, prints one table row.
+measure_command() {
+  local name=$1; shift 2
   local stats="$work/stats" err="$work/stderr"
   local start=$EPOCHREALTIME
   set +e
   (cd "$work/env" && /usr/bin/time -f '%M' -o "$stats" \
-    "$parmana" execute --policy claims-approval@1.0.0 --store memory --now "$now" "$@" \
-    >/dev/null 2>"$err")
+    "$parmana" "$@" <"${STDIN_FILE:-/dev/null}" >/dev/null 2>"$err")
   local status=$?
   set -e
   local end=$EPOCHREALTIME
@@ -74,3 +79,50 @@ measure "1.5 GiB sparse file in a bundle directory" -- --signals "$signals"
 fresh
 truncate -s 1536M "$work/env/huge.pem"
 measure "1.5 GiB sparse key file (\`--key\`)" -- --signals "$signals" --key huge.pem
+
+# Signature lists: the fixture trust root with its one signature copied N times.
+copies() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+path, n = sys.argv[1], int(sys.argv[2])
+doc = json.load(open(path))
+doc["signatures"] = doc["signatures"][:1] * n
+json.dump(doc, open(path, "w"))
+PY
+}
+
+fresh
+copies "$work/env/trust/trust-root.json" 50000
+measure "trust root with its signature copied 50,000 times (7 MB)" -- --signals "$signals"
+
+fresh
+copies "$work/env/trust/trust-root.json" 5000
+measure "trust root with its signature copied 5,000 times (under the 1 MiB cap)" -- --signals "$signals"
+
+fresh
+(cd "$work/env" && "$parmana" execute --policy claims-approval@1.0.0 --store memory --now "$now" \
+  --signals "$signals" >attestation.json)
+copies "$work/env/attestation.json" 100000
+measure_command "attestation with its signature copied 100,000 times (\`verify\`)" -- verify attestation.json --now "$now"
+
+fresh
+(cd "$work/env" && "$parmana" execute --policy claims-approval@1.0.0 --store memory --now "$now" \
+  --signals "$signals" >attestation.json)
+copies "$work/env/attestation.json" 5000
+measure_command "attestation with its signature copied 5,000 times (\`verify\`)" -- verify attestation.json --now "$now"
+
+fresh
+truncate -s 1536M "$work/env/attestation.json"
+measure_command "1.5 GiB sparse attestation file (\`verify\`)" -- verify attestation.json --now "$now"
+
+fresh
+truncate -s 1536M "$work/env/huge-policy.json"
+measure_command "1.5 GiB sparse policy file (\`policy check\`)" -- policy check huge-policy.json
+
+fresh
+truncate -s 1536M "$work/env/huge.json"
+measure_command "1.5 GiB sparse document (\`canon\`)" -- canon huge.json
+
+fresh
+{ printf '{"claim_amount":1,"pad":"'; pad; printf '"}\n'; printf '%s\n' "$signals"; } >"$work/env/eval.jsonl"
+measure_command "40 MiB line, then a good line (\`policy eval --batch\`)" -- policy eval policies/claims-approval/1.0.0 --batch eval.jsonl

@@ -113,3 +113,80 @@ fn huge_inputs_are_refused_in_bounded_memory() {
         }
     }
 }
+
+/// Commands other than `execute` that read a file someone else may have written: each is refused
+/// under the same data limit, so none was read whole.
+const OTHER_COMMANDS: &[(&str, &[&str], i32, &str)] = &[
+    (
+        "attestation.json",
+        &["verify", "attestation.json", "--now", NOW],
+        3,
+        "trust.document_too_large",
+    ),
+    (
+        "trust/trust-root.json",
+        &["verify", "-", "--now", NOW],
+        4,
+        "trust.document_too_large",
+    ),
+    (
+        "huge-policy.json",
+        &["policy", "check", "huge-policy.json"],
+        3,
+        "policy.too_large",
+    ),
+    (
+        "huge-policy.json",
+        &["policy", "test", "huge-policy.json"],
+        3,
+        "policy.too_large",
+    ),
+];
+
+#[test]
+fn huge_files_are_refused_in_bounded_memory_by_every_reader() {
+    for (file, args, exit, code) in OTHER_COMMANDS {
+        let repo = temp_repo();
+        let d = repo.root();
+        sparse(&d.join(file), HUGE);
+        let out = run_limited(d, args);
+        assert_eq!(out.code, *exit, "{args:?}\n{}", out.transcript());
+        assert!(
+            out.stderr.starts_with(&format!("error[{code}]")),
+            "{args:?}\n{}",
+            out.transcript()
+        );
+    }
+    // `policy eval --batch` streams its lines like `execute --batch`.
+    let repo = temp_repo();
+    let d = repo.root();
+    sparse(&d.join("long-line.jsonl"), LONG_LINE);
+    let out = run_limited(
+        d,
+        &[
+            "policy",
+            "eval",
+            "policies/claims-approval/1.0.0",
+            "--batch",
+            "long-line.jsonl",
+        ],
+    );
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    assert!(
+        out.stdout
+            .starts_with(r#"{"error":{"code":"runtime.request_too_large""#),
+        "{}",
+        out.transcript()
+    );
+    // `canon` bounds its input at 64 MiB: one byte more is refused without being parsed.
+    let repo = temp_repo();
+    let d = repo.root();
+    sparse(&d.join("huge.json"), (64 << 20) + 1);
+    let out = crate::common::run_in(d, &["canon", "huge.json"], b"");
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    assert!(
+        out.stderr.starts_with("error[cli.input_too_large]"),
+        "{}",
+        out.transcript()
+    );
+}
