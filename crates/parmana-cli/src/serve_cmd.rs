@@ -90,6 +90,9 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_KEYS; config: keys; default: trust/keys/attestation.pem].
     #[arg(long, value_name = "FILE")]
     key: Vec<PathBuf>,
+    /// Print the OpenAPI 3.1 document the server serves at /openapi.json, and exit.
+    #[arg(long)]
+    print_openapi: bool,
     #[command(flatten)]
     environment: EnvironmentArgs,
     #[command(flatten)]
@@ -239,6 +242,10 @@ fn settings(args: &ServeArgs, deployment: &Deployment, store: &str) -> Result<(S
 
 /// Runs `parmana serve` until SIGTERM or SIGINT.
 pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    if args.print_openapi {
+        outln!("{}", crate::report::Json(parmana_server::openapi_json()));
+        return Ok(());
+    }
     let deployment = Deployment::load()?;
     let store = args.store.location(&deployment)?;
     let (settings, token) = settings(args, &deployment, &store.value)?;

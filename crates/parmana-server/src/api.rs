@@ -23,7 +23,7 @@ use crate::observe::Outcome;
 use crate::state::AppState;
 use crate::wire::{
     BatchEvaluationResponse, BatchItem, DocumentStatus, ErrorBody, EvaluationBody,
-    EvaluationRequestBody, ExecutionRequestBody, ExecutionResponse, HealthBody, ReloadResponse,
+    EvaluationOutcome, EvaluationRequestBody, ExecutionRequestBody, ExecutionResponse, HealthBody, ReloadResponse,
     ReloadStatus, StatusBody, VerifyRequestBody, VerifyResponse, json_response, raw_json_response,
 };
 
@@ -256,7 +256,7 @@ fn evaluate_one(
     params(ExplainQuery),
     request_body = EvaluationRequestBody,
     responses(
-        (status = 200, description = "The decision (with `signals`), or one result per signal set (with `batch`)", body = EvaluationBody),
+        (status = 200, description = "The decision (with `signals`), or one result per signal set (with `batch`)", body = EvaluationOutcome),
         (status = 400, description = "Malformed request or policy reference", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),

@@ -145,6 +145,17 @@ pub(crate) struct EvaluationsResponse {
     pub(crate) evaluations: Vec<Decision>,
 }
 
+/// What `POST /access/v1/evaluations` answers: the decisions of `evaluations`, or one decision
+/// when the request has none.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum EvaluationsOutcome {
+    /// With `evaluations`: one decision each.
+    Many(EvaluationsResponse),
+    /// Without: the single evaluation's decision.
+    One(Decision),
+}
+
 /// `GET /.well-known/authzen-configuration` (AuthZEN §9).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub(crate) struct Configuration {
@@ -424,7 +435,7 @@ pub(crate) async fn evaluation(
     post, path = "/access/v1/evaluations", tag = "authzen",
     request_body = EvaluationsRequest,
     responses(
-        (status = 200, description = "One decision per evaluation, in order (fewer when a short-circuiting semantic stopped early); without `evaluations`, one decision", body = EvaluationsResponse),
+        (status = 200, description = "One decision per evaluation, in order (fewer when a short-circuiting semantic stopped early); without `evaluations`, one decision", body = EvaluationsOutcome),
         (status = 400, description = "Malformed request, or an evaluation missing a member with no default", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),

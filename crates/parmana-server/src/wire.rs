@@ -108,6 +108,16 @@ pub(crate) struct BatchEvaluationResponse {
     pub(crate) results: Vec<BatchItem>,
 }
 
+/// What `POST /v1/evaluations` answers: one decision (with `signals`) or the batch's results.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum EvaluationOutcome {
+    /// The decision for `signals`.
+    Single(EvaluationBody),
+    /// One result per signal set of `batch`.
+    Batch(BatchEvaluationResponse),
+}
+
 /// `POST /v1/verify`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
