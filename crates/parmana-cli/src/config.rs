@@ -852,20 +852,32 @@ mod tests {
             Source::Default
         );
         let (_, server) = with_file.server_file().unwrap();
-        assert_eq!(server.authzen.as_ref().unwrap().policies[0].permit, ["allow"]);
+        assert_eq!(
+            server.authzen.as_ref().unwrap().policies[0].permit,
+            ["allow"]
+        );
         // The variable beats the file, the flag beats the variable.
         let with_env = deployment(root, None, &[(LISTEN.env, "127.0.0.1:9001")]);
         let from_env = with_env
             .server_value::<std::net::SocketAddr>(LISTEN, None, "127.0.0.1:8080".parse().unwrap())
             .unwrap();
-        assert_eq!((from_env.value.port(), from_env.source.kind()), (9001, "env"));
+        assert_eq!(
+            (from_env.value.port(), from_env.source.kind()),
+            (9001, "env")
+        );
         let from_flag = with_env
-            .server_value(LISTEN, Some("127.0.0.1:9002".parse::<std::net::SocketAddr>().unwrap()), "127.0.0.1:8080".parse().unwrap())
+            .server_value(
+                LISTEN,
+                Some("127.0.0.1:9002".parse::<std::net::SocketAddr>().unwrap()),
+                "127.0.0.1:8080".parse().unwrap(),
+            )
             .unwrap();
         assert_eq!(from_flag.value.port(), 9002);
         // A value that does not parse is refused, naming where it came from.
         let bad = deployment(root, None, &[(MAX_CONCURRENCY.env, "many")]);
-        let error = bad.server_value::<usize>(MAX_CONCURRENCY, None, 256).unwrap_err();
+        let error = bad
+            .server_value::<usize>(MAX_CONCURRENCY, None, 256)
+            .unwrap_err();
         assert_eq!(error.code, "cli.invalid_config");
         assert!(error.message.contains("PARMANA_MAX_CONCURRENCY"));
     }

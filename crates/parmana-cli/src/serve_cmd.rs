@@ -49,7 +49,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, conflicts_with = "tokens")]
     insecure_no_auth: bool,
     /// The TLS certificate chain (PEM) [env: PARMANA_TLS_CERT; config: server.tls_cert].
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(long, value_name = "FILE")]
     tls_cert: Option<PathBuf>,
     /// The TLS private key (PEM) [env: PARMANA_TLS_KEY; config: server.tls_key].
     #[arg(long, value_name = "FILE")]
@@ -113,11 +113,17 @@ fn server_failure(error: &ServerError) -> Failure {
 }
 
 /// The settings of `parmana serve`, flags first.
-fn settings(args: &ServeArgs, deployment: &Deployment, store: &str) -> Result<(ServerSettings, Option<String>), Failure> {
+fn settings(
+    args: &ServeArgs,
+    deployment: &Deployment,
+    store: &str,
+) -> Result<(ServerSettings, Option<String>), Failure> {
     let default_listen = DEFAULT_LISTEN
         .parse::<SocketAddr>()
         .map_err(|e| Failure::new("cli.usage", e.to_string(), ExitClass::Usage))?;
-    let listen = deployment.server_value(config::LISTEN, args.listen, default_listen)?.value;
+    let listen = deployment
+        .server_value(config::LISTEN, args.listen, default_listen)?
+        .value;
     let mut printed_token = None;
     let authentication = if args.dev_token {
         let (tokens, secret) = Tokens::generate_dev_token().map_err(|e| server_failure(&e))?;
@@ -127,9 +133,9 @@ fn settings(args: &ServeArgs, deployment: &Deployment, store: &str) -> Result<(S
         Authentication::InsecureNoAuth
     } else {
         match deployment.server_path(config::TOKENS, args.tokens.as_deref()) {
-            Some(path) => Authentication::Tokens(
-                Tokens::load(&path.value).map_err(|e| server_failure(&e))?,
-            ),
+            Some(path) => {
+                Authentication::Tokens(Tokens::load(&path.value).map_err(|e| server_failure(&e))?)
+            }
             None => return Err(server_failure(&ServerError::NoTokens)),
         }
     };
@@ -155,14 +161,26 @@ fn settings(args: &ServeArgs, deployment: &Deployment, store: &str) -> Result<(S
     let defaults = Limits::default();
     let limits = Limits {
         max_body_bytes: deployment
-            .server_value(config::MAX_BODY_BYTES, args.max_body_bytes, defaults.max_body_bytes)?
+            .server_value(
+                config::MAX_BODY_BYTES,
+                args.max_body_bytes,
+                defaults.max_body_bytes,
+            )?
             .value,
         max_header_bytes: defaults.max_header_bytes,
         max_concurrency: deployment
-            .server_value(config::MAX_CONCURRENCY, args.max_concurrency, defaults.max_concurrency)?
+            .server_value(
+                config::MAX_CONCURRENCY,
+                args.max_concurrency,
+                defaults.max_concurrency,
+            )?
             .value,
         max_connections: deployment
-            .server_value(config::MAX_CONNECTIONS, args.max_connections, defaults.max_connections)?
+            .server_value(
+                config::MAX_CONNECTIONS,
+                args.max_connections,
+                defaults.max_connections,
+            )?
             .value,
         request_timeout: Duration::from_millis(
             deployment
@@ -184,7 +202,11 @@ fn settings(args: &ServeArgs, deployment: &Deployment, store: &str) -> Result<(S
         ),
     };
     let log_format = deployment
-        .server_value(config::LOG_FORMAT, args.log_format.clone(), "text".to_owned())?
+        .server_value(
+            config::LOG_FORMAT,
+            args.log_format.clone(),
+            "text".to_owned(),
+        )?
         .value;
     let json = match log_format.as_str() {
         "text" => false,

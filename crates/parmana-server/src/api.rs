@@ -23,8 +23,9 @@ use crate::observe::Outcome;
 use crate::state::AppState;
 use crate::wire::{
     BatchEvaluationResponse, BatchItem, DocumentStatus, ErrorBody, EvaluationBody,
-    EvaluationOutcome, EvaluationRequestBody, ExecutionRequestBody, ExecutionResponse, HealthBody, ReloadResponse,
-    ReloadStatus, StatusBody, VerifyRequestBody, VerifyResponse, json_response, raw_json_response,
+    EvaluationOutcome, EvaluationRequestBody, ExecutionRequestBody, ExecutionResponse, HealthBody,
+    ReloadResponse, ReloadStatus, StatusBody, VerifyRequestBody, VerifyResponse, json_response,
+    raw_json_response,
 };
 
 type Shared = State<Arc<AppState>>;
@@ -126,8 +127,12 @@ pub(crate) async fn create_execution(
         None => new_execution_id(),
     };
     outcome.execution_id = Some(execution_id.as_str().to_owned());
-    let request = ExecutionRequest::new(execution_id.clone(), policy, Signals::from_value(body.signals))
-        .with_signals_included(body.include_signals);
+    let request = ExecutionRequest::new(
+        execution_id.clone(),
+        policy,
+        Signals::from_value(body.signals),
+    )
+    .with_signals_included(body.include_signals);
     let result = state
         .blocking("execute", move |runtime| runtime.execute(&request))
         .await?;
@@ -291,7 +296,10 @@ pub(crate) async fn evaluate(
                 .await?
                 .map_err(|e| execution_error(&e))?;
             outcome.decision = Some(decided.decision.clone());
-            Ok(with_outcome(json_response(StatusCode::OK, &decided), outcome))
+            Ok(with_outcome(
+                json_response(StatusCode::OK, &decided),
+                outcome,
+            ))
         }
         (None, Some(batch)) => {
             let results = state
@@ -301,10 +309,14 @@ pub(crate) async fn evaluate(
                     Ok::<_, ExecutionError>(
                         batch
                             .into_iter()
-                            .map(|signals| match evaluate_one(runtime, &policy, signals, explain) {
-                                Ok(decided) => BatchItem::Decided(decided),
-                                Err(error) => BatchItem::Refused(execution_error(&error).body()),
-                            })
+                            .map(
+                                |signals| match evaluate_one(runtime, &policy, signals, explain) {
+                                    Ok(decided) => BatchItem::Decided(decided),
+                                    Err(error) => {
+                                        BatchItem::Refused(execution_error(&error).body())
+                                    }
+                                },
+                            )
                             .collect::<Vec<_>>(),
                     )
                 })
@@ -344,7 +356,11 @@ pub(crate) async fn verify(
     let envelope = match &body.attestation {
         Value::String(text) => text.as_bytes().to_vec(),
         other => parmana_runtime::canon::to_canonical_vec(other).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, e.code(), format!("attestation: {e}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                e.code(),
+                format!("attestation: {e}"),
+            )
         })?,
     };
     let report = state
@@ -363,7 +379,13 @@ pub(crate) async fn verify(
         .await?
         .map_err(|e| execution_error(&e))?;
     let to_value = |value: Result<Value, serde_json::Error>| {
-        value.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server.internal", e.to_string()))
+        value.map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.internal",
+                e.to_string(),
+            )
+        })
     };
     let response = VerifyResponse {
         valid: report.is_valid(),
@@ -429,10 +451,8 @@ pub(crate) async fn readyz(State(state): Shared) -> Response {
                 status: "ok".to_owned(),
             },
         ),
-        Some(reason) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server.not_ready", reason)
-                .into_response()
-        }
+        Some(reason) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server.not_ready", reason)
+            .into_response(),
     }
 }
 
@@ -450,20 +470,23 @@ pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<R
     let environment = state.runtime.environment();
     let trust_root = environment.trust_root();
     let manifest = environment.release_manifest();
-    let last_reload = state.runtime.last_reload().map(|record| match record.outcome {
-        Ok(_) => ReloadStatus {
-            at: record.at.to_string(),
-            outcome: "ok".to_owned(),
-            code: None,
-            message: None,
-        },
-        Err((code, message)) => ReloadStatus {
-            at: record.at.to_string(),
-            outcome: "refused".to_owned(),
-            code: Some(code),
-            message: Some(message),
-        },
-    });
+    let last_reload = state
+        .runtime
+        .last_reload()
+        .map(|record| match record.outcome {
+            Ok(_) => ReloadStatus {
+                at: record.at.to_string(),
+                outcome: "ok".to_owned(),
+                code: None,
+                message: None,
+            },
+            Err((code, message)) => ReloadStatus {
+                at: record.at.to_string(),
+                outcome: "refused".to_owned(),
+                code: Some(code),
+                message: Some(message),
+            },
+        });
     let body = StatusBody {
         runtime_version: parmana_runtime::RUNTIME_VERSION.to_owned(),
         trust_root: DocumentStatus {
@@ -476,7 +499,11 @@ pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<R
             digest: manifest.digest().to_string(),
             expires: manifest.expires().to_string(),
         },
-        policies: manifest.policies().keys().map(ToString::to_string).collect(),
+        policies: manifest
+            .policies()
+            .keys()
+            .map(ToString::to_string)
+            .collect(),
         store: state.store_kind.clone(),
         uptime_seconds: state.started.elapsed().as_secs(),
         ready,
@@ -493,10 +520,17 @@ pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<R
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
     ),
     security(("bearer" = ["read"])))]
-pub(crate) async fn metrics(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(crate) async fn metrics(
+    State(state): Shared,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Read)?;
     let text = state.metrics.encode().map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server.internal", e.to_string())
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server.internal",
+            e.to_string(),
+        )
     })?;
     let mut response = text.into_response();
     response.headers_mut().insert(

@@ -98,7 +98,9 @@ impl Tokens {
             })
             .map_err(|e| invalid(e.to_string()))?;
         if text.len() as u64 > MAX_TOKENS_FILE_BYTES {
-            return Err(invalid(format!("larger than {MAX_TOKENS_FILE_BYTES} bytes")));
+            return Err(invalid(format!(
+                "larger than {MAX_TOKENS_FILE_BYTES} bytes"
+            )));
         }
         let file: TokensFile =
             toml::from_str(&text).map_err(|e| invalid(e.message().trim_end().to_owned()))?;
@@ -275,7 +277,9 @@ mod tests {
             "[[tokens]]\nname = \"a\"\nsha256 = \"sha256:00\"\nscopes = [\"read\"]\n".to_owned(),
             format!("[[tokens]]\nname = \"a\"\nsha256 = \"{digest}\"\nscopes = []\n"),
             format!("[[tokens]]\nname = \"a\"\nsha256 = \"{digest}\"\nscopes = [\"root\"]\n"),
-            format!("[[tokens]]\nname = \"a\"\nsha256 = \"{digest}\"\nscopes = [\"read\"]\nextra = 1\n"),
+            format!(
+                "[[tokens]]\nname = \"a\"\nsha256 = \"{digest}\"\nscopes = [\"read\"]\nextra = 1\n"
+            ),
             format!(
                 "[[tokens]]\nname = \"a\"\nsha256 = \"{digest}\"\nscopes = [\"read\"]\n\
                  [[tokens]]\nname = \"b\"\nsha256 = \"{digest}\"\nscopes = [\"admin\"]\n"

@@ -194,7 +194,10 @@ impl AuthzenMapping {
                 .policy(&policy)
                 .map_err(|e| refuse(format!("{}: {e}", entry.policy)))?;
             if entry.permit.is_empty() {
-                return Err(refuse(format!("{}: `permit` lists no decision", entry.policy)));
+                return Err(refuse(format!(
+                    "{}: `permit` lists no decision",
+                    entry.policy
+                )));
             }
             for decision in &entry.permit {
                 if !loaded.policy().decisions().contains(decision) {
@@ -271,19 +274,51 @@ fn flatten(prefix: String, value: &Value, out: &mut Map<String, Value>) -> Resul
 fn signals_of(request: &Resolved) -> Result<(Map<String, Value>, Option<String>), String> {
     let mut out = Map::new();
     let text = |s: &str| Value::String(s.to_owned());
-    flatten("subject.type".to_owned(), &text(&request.subject.kind), &mut out)?;
-    flatten("subject.id".to_owned(), &text(&request.subject.id), &mut out)?;
+    flatten(
+        "subject.type".to_owned(),
+        &text(&request.subject.kind),
+        &mut out,
+    )?;
+    flatten(
+        "subject.id".to_owned(),
+        &text(&request.subject.id),
+        &mut out,
+    )?;
     if let Some(properties) = &request.subject.properties {
-        flatten("subject.properties".to_owned(), &Value::Object(properties.clone()), &mut out)?;
+        flatten(
+            "subject.properties".to_owned(),
+            &Value::Object(properties.clone()),
+            &mut out,
+        )?;
     }
-    flatten("action.name".to_owned(), &text(&request.action.name), &mut out)?;
+    flatten(
+        "action.name".to_owned(),
+        &text(&request.action.name),
+        &mut out,
+    )?;
     if let Some(properties) = &request.action.properties {
-        flatten("action.properties".to_owned(), &Value::Object(properties.clone()), &mut out)?;
+        flatten(
+            "action.properties".to_owned(),
+            &Value::Object(properties.clone()),
+            &mut out,
+        )?;
     }
-    flatten("resource.type".to_owned(), &text(&request.resource.kind), &mut out)?;
-    flatten("resource.id".to_owned(), &text(&request.resource.id), &mut out)?;
+    flatten(
+        "resource.type".to_owned(),
+        &text(&request.resource.kind),
+        &mut out,
+    )?;
+    flatten(
+        "resource.id".to_owned(),
+        &text(&request.resource.id),
+        &mut out,
+    )?;
     if let Some(properties) = &request.resource.properties {
-        flatten("resource.properties".to_owned(), &Value::Object(properties.clone()), &mut out)?;
+        flatten(
+            "resource.properties".to_owned(),
+            &Value::Object(properties.clone()),
+            &mut out,
+        )?;
     }
     let mut execution_id = None;
     if let Some(context) = &request.context {
@@ -314,7 +349,10 @@ fn decide(
         refusal(
             StatusCode::BAD_REQUEST,
             "server.authzen_no_policy",
-            format!("no policy answers resource type {:?}", request.resource.kind),
+            format!(
+                "no policy answers resource type {:?}",
+                request.resource.kind
+            ),
         )
     })?;
     let (signals, execution_id) = signals_of(request)
@@ -354,8 +392,7 @@ fn decide(
                 ));
             }
             let execution_id = parse_execution_id(&id).map_err(|e| fail(&e))?;
-            let request =
-                ExecutionRequest::new(execution_id, answering.policy.clone(), signals);
+            let request = ExecutionRequest::new(execution_id, answering.policy.clone(), signals);
             let attestation = runtime.execute(&request).map_err(|e| fail(&e))?;
             let predicate = attestation.predicate();
             let envelope = parse_strict(attestation.envelope()).map_err(|e| fail(&e.into()))?;
@@ -480,9 +517,18 @@ pub(crate) async fn evaluations(
             (defaults, own) => own.or_else(|| defaults.clone()),
         };
         resolved.push(Resolved {
-            subject: item.subject.or_else(|| request.subject.clone()).ok_or_else(|| missing("subject"))?,
-            action: item.action.or_else(|| request.action.clone()).ok_or_else(|| missing("action"))?,
-            resource: item.resource.or_else(|| request.resource.clone()).ok_or_else(|| missing("resource"))?,
+            subject: item
+                .subject
+                .or_else(|| request.subject.clone())
+                .ok_or_else(|| missing("subject"))?,
+            action: item
+                .action
+                .or_else(|| request.action.clone())
+                .ok_or_else(|| missing("action"))?,
+            resource: item
+                .resource
+                .or_else(|| request.resource.clone())
+                .ok_or_else(|| missing("resource"))?,
             context,
         });
     }
@@ -511,13 +557,17 @@ pub(crate) async fn evaluations(
             .into_iter()
             .map(|decided| decided.unwrap_or_else(|error| refused_decision(&error)))
             .collect();
-        Ok(json_response(StatusCode::OK, &EvaluationsResponse { evaluations }))
+        Ok(json_response(
+            StatusCode::OK,
+            &EvaluationsResponse { evaluations },
+        ))
     } else {
         // Without `evaluations`, the request is a single evaluation (AuthZEN §7.1): a refusal
         // is a transport-level error, as on /access/v1/evaluation.
-        let decision = decisions.into_iter().next().ok_or_else(|| {
-            ApiError::invalid_request("the request holds no evaluation")
-        })??;
+        let decision = decisions
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::invalid_request("the request holds no evaluation"))??;
         Ok(json_response(StatusCode::OK, &decision))
     }
 }
@@ -527,7 +577,10 @@ pub(crate) async fn evaluations(
     get, path = "/.well-known/authzen-configuration", tag = "authzen",
     responses((status = 200, description = "The Policy Decision Point metadata", body = Configuration))
 )]
-pub(crate) async fn configuration(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub(crate) async fn configuration(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Response {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

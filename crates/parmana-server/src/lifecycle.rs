@@ -64,13 +64,18 @@ impl Server {
             }
             _ => {}
         }
-        let tls = settings.tls.as_ref().map(crate::tls::server_config).transpose()?;
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let authzen = AuthzenMapping::new(&settings.authzen, &runtime)?;
-        let listener = std::net::TcpListener::bind(settings.listen).map_err(|e| ServerError::Io {
-            action: "bind",
-            address: listen.clone(),
-            message: e.to_string(),
-        })?;
+        let listener =
+            std::net::TcpListener::bind(settings.listen).map_err(|e| ServerError::Io {
+                action: "bind",
+                address: listen.clone(),
+                message: e.to_string(),
+            })?;
         let local_addr = listener.local_addr().map_err(|e| ServerError::Io {
             action: "bind",
             address: listen,

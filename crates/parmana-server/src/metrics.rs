@@ -115,11 +115,7 @@ impl Metrics {
             shed.clone(),
         );
         let ready = Gauge::default();
-        registry.register(
-            "ready",
-            "1 when /readyz answers 200, else 0",
-            ready.clone(),
-        );
+        registry.register("ready", "1 when /readyz answers 200, else 0", ready.clone());
         Self {
             registry,
             requests,

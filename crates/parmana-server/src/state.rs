@@ -45,13 +45,19 @@ impl AppState {
     ) -> Result<Option<String>, ApiError> {
         match &self.authentication {
             Authentication::InsecureNoAuth => Ok(None),
-            Authentication::Tokens(tokens) | Authentication::DevToken(tokens) => tokens.authorize(headers, scope).map(Some),
+            Authentication::Tokens(tokens) | Authentication::DevToken(tokens) => {
+                tokens.authorize(headers, scope).map(Some)
+            }
         }
     }
 
     /// Runs `work` (a call into the synchronous runtime, which may block on the store) on the
     /// blocking pool, recording its latency under `operation`. The async workers never block.
-    pub(crate) async fn blocking<T, F>(self: &Arc<Self>, operation: &'static str, work: F) -> Result<T, ApiError>
+    pub(crate) async fn blocking<T, F>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        work: F,
+    ) -> Result<T, ApiError>
     where
         F: FnOnce(&Runtime) -> T + Send + 'static,
         T: Send + 'static,

@@ -34,8 +34,27 @@ fn authzen_deployment() -> tempfile::TempDir {
     std::fs::create_dir_all(&bundle).unwrap();
     std::fs::write(bundle.join("policy.json"), POLICY).unwrap();
     let steps: [&[&str]; 2] = [
-        &["bundle", "sign", "policies/documents-access/1.0.0", "--key", "trust/keys/policy.pem"],
-        &["release", "sign", "--key", "trust/keys/release.pem", "--policies-root", "policies", "--version", "2", "--expires", "2035-01-01T00:00:00Z", "--out", "release-manifest.json"],
+        &[
+            "bundle",
+            "sign",
+            "policies/documents-access/1.0.0",
+            "--key",
+            "trust/keys/policy.pem",
+        ],
+        &[
+            "release",
+            "sign",
+            "--key",
+            "trust/keys/release.pem",
+            "--policies-root",
+            "policies",
+            "--version",
+            "2",
+            "--expires",
+            "2035-01-01T00:00:00Z",
+            "--out",
+            "release-manifest.json",
+        ],
     ];
     std::fs::remove_file(root.join("release-manifest.json")).unwrap();
     for step in steps {
@@ -89,9 +108,15 @@ fn authzen_evaluations_follow_the_mapping_and_the_semantics() {
     let mut missing = request("viewer", "read");
     missing["subject"]["properties"] = json!({});
     let refused = post("/access/v1/evaluation", &missing);
-    assert_eq!((refused.status, refused.code().as_str()), (400, "policy.signal_missing"));
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (400, "policy.signal_missing")
+    );
     // A request without a required member: 400.
-    let refused = post("/access/v1/evaluation", &json!({"subject": {"type": "user", "id": "a"}}));
+    let refused = post(
+        "/access/v1/evaluation",
+        &json!({"subject": {"type": "user", "id": "a"}}),
+    );
     assert_eq!(refused.status, 400);
 
     let boxcar = |semantic: Option<&str>| {
@@ -128,9 +153,15 @@ fn authzen_evaluations_follow_the_mapping_and_the_semantics() {
     )
     .json();
     assert_eq!(mixed["evaluations"][1]["decision"], false);
-    assert_eq!(mixed["evaluations"][1]["context"]["error"]["code"], "policy.signal_missing");
+    assert_eq!(
+        mixed["evaluations"][1]["context"]["error"]["code"],
+        "policy.signal_missing"
+    );
     // Without `evaluations`, the request is one evaluation.
-    assert_eq!(post("/access/v1/evaluations", &request("viewer", "read")).json()["decision"], true);
+    assert_eq!(
+        post("/access/v1/evaluations", &request("viewer", "read")).json()["decision"],
+        true
+    );
 
     // With an execution id in the context, the evaluation is executed and attested.
     let mut execution = request("editor", "edit");
@@ -139,11 +170,19 @@ fn authzen_evaluations_follow_the_mapping_and_the_semantics() {
     assert_eq!(executed.status, 200, "{}", executed.text);
     assert_eq!(executed.json()["decision"], true);
     let attestation = executed.json()["context"]["attestation"].clone();
-    assert_eq!(served.get("/v1/executions/authzen-1", token).json(), attestation);
+    assert_eq!(
+        served.get("/v1/executions/authzen-1", token).json(),
+        attestation
+    );
     let again = post("/access/v1/evaluation", &execution);
-    assert_eq!((again.status, again.code().as_str()), (409, "runtime.replay_detected"));
+    assert_eq!(
+        (again.status, again.code().as_str()),
+        (409, "runtime.replay_detected")
+    );
 
-    let metadata = served.get("/.well-known/authzen-configuration", None).json();
+    let metadata = served
+        .get("/.well-known/authzen-configuration", None)
+        .json();
     assert_eq!(metadata["policy_decision_point"], served.base.as_str());
     assert_eq!(
         metadata["access_evaluations_endpoint"],
@@ -156,8 +195,15 @@ fn a_mapping_that_does_not_fit_the_policy_is_refused_at_start() {
     let temp = authzen_deployment();
     let config = root(&temp).join("parmana.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("permit = [\"allow\"]", "permit = [\"permit\"]")).unwrap();
-    let (code, _, stderr) = parmana(Path::new(&root(&temp)), &["serve", "--listen", "127.0.0.1:0", "--dev-token"]);
+    std::fs::write(
+        &config,
+        text.replace("permit = [\"allow\"]", "permit = [\"permit\"]"),
+    )
+    .unwrap();
+    let (code, _, stderr) = parmana(
+        Path::new(&root(&temp)),
+        &["serve", "--listen", "127.0.0.1:0", "--dev-token"],
+    );
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("server.authzen_config"), "{stderr}");
 }

@@ -170,7 +170,10 @@ impl Reply {
 
     /// The error code of an error body.
     pub(crate) fn code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -185,7 +188,13 @@ fn agent() -> &'static ureq::Agent {
 }
 
 /// Sends one request (no retry) and returns the answer; transport failures panic.
-pub(crate) fn call(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
+pub(crate) fn call(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Reply {
     try_call(base, method, path, token, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
@@ -208,7 +217,9 @@ pub(crate) fn try_call(
             request.call()?
         }
         (_, body) => {
-            let mut request = agent().post(&url).header("Content-Type", "application/json");
+            let mut request = agent()
+                .post(&url)
+                .header("Content-Type", "application/json");
             if let Some(bearer) = &bearer {
                 request = request.header("Authorization", bearer);
             }
@@ -219,7 +230,12 @@ pub(crate) fn try_call(
     let headers = response
         .headers()
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     let text = response.body_mut().read_to_string()?;
     let reply = Reply {
@@ -239,7 +255,11 @@ fn openapi() -> &'static Value {
             .args(["serve", "--print-openapi"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     })
 }
@@ -247,12 +267,15 @@ fn openapi() -> &'static Value {
 /// The OpenAPI path template a concrete path matches (`/v1/executions/{id}`).
 fn template_of<'d>(doc: &'d Value, path: &str) -> Option<&'d str> {
     let path = path.split('?').next().unwrap_or(path);
-    doc["paths"].as_object()?.keys().map(String::as_str).find(|template| {
-        let a: Vec<&str> = template.split('/').collect();
-        let b: Vec<&str> = path.split('/').collect();
-        a.len() == b.len()
-            && a.iter().zip(&b).all(|(t, p)| t.starts_with('{') || t == p)
-    })
+    doc["paths"]
+        .as_object()?
+        .keys()
+        .map(String::as_str)
+        .find(|template| {
+            let a: Vec<&str> = template.split('/').collect();
+            let b: Vec<&str> = path.split('/').collect();
+            a.len() == b.len() && a.iter().zip(&b).all(|(t, p)| t.starts_with('{') || t == p)
+        })
 }
 
 /// Checks that `reply`'s status is documented for the operation and that its JSON body
@@ -260,14 +283,23 @@ fn template_of<'d>(doc: &'d Value, path: &str) -> Option<&'d str> {
 pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply: &Reply) {
     let doc = openapi();
     let Some(template) = template_of(doc, path) else {
-        assert_eq!(reply.status, 404, "{method} {path} is not documented: {}", reply.text);
+        assert_eq!(
+            reply.status, 404,
+            "{method} {path} is not documented: {}",
+            reply.text
+        );
         return;
     };
     let operation = &doc["paths"][template][method.to_ascii_lowercase()];
     let documented = &operation["responses"][reply.status.to_string()];
     if reply.status == 503 && documented.is_null() {
         // Shedding and timeouts can answer any route; their body is the error body.
-        assert_eq!(reply.json()["error"]["code"].as_str().map(|c| c.starts_with("server.")), Some(true));
+        assert_eq!(
+            reply.json()["error"]["code"]
+                .as_str()
+                .map(|c| c.starts_with("server.")),
+            Some(true)
+        );
         return;
     }
     assert!(
@@ -286,7 +318,10 @@ pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply
     });
     let validator = jsonschema::validator_for(&root).unwrap();
     let body = reply.json();
-    let errors: Vec<String> = validator.iter_errors(&body).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&body)
+        .map(|e| e.to_string())
+        .collect();
     assert!(
         errors.is_empty(),
         "{method} {path} {}: body does not match /openapi.json: {errors:?}\n{}",
@@ -308,7 +343,9 @@ pub(crate) fn deployment(store: &str, extra: &str) -> FixtureEnvironment {
 
 /// An execution body for the README signals.
 pub(crate) fn execution_body(id: &str) -> String {
-    format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS},"execution_id":"{id}"}}"#)
+    format!(
+        r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS},"execution_id":"{id}"}}"#
+    )
 }
 
 /// Runs `parmana ARGS` in `dir` (no PARMANA_* variables): exit code and stdout.
