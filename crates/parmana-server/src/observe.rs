@@ -23,6 +23,9 @@ pub(crate) struct Outcome {
     pub(crate) signals: Option<String>,
 }
 
+/// The request identifier header (AuthZEN, "Request Identification"), echoed on the response.
+const REQUEST_ID: &str = "x-request-id";
+
 /// Routes that are never shed: probes must answer under load.
 const NEVER_SHED: [&str; 2] = ["/healthz", "/readyz"];
 
@@ -39,7 +42,8 @@ pub(crate) async fn guard(
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
     let method = request.method().as_str().to_owned();
-    let response = if NEVER_SHED.contains(&route.as_str()) {
+    let request_id = request.headers().get(REQUEST_ID).cloned();
+    let mut response = if NEVER_SHED.contains(&route.as_str()) {
         next.run(request).await
     } else {
         match Arc::clone(&state.in_flight).try_acquire_owned() {
@@ -65,6 +69,10 @@ pub(crate) async fn guard(
             }
         }
     };
+    // AuthZEN §10.1.3: a request identifier given is returned, on every route.
+    if let Some(request_id) = request_id {
+        response.headers_mut().insert(REQUEST_ID, request_id);
+    }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     state.metrics.request(&route, &method, status, elapsed);

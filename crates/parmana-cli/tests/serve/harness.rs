@@ -219,7 +219,8 @@ pub(crate) fn try_call(
         (_, body) => {
             let mut request = agent()
                 .post(&url)
-                .header("Content-Type", "application/json");
+                .header("Content-Type", "application/json")
+                .header("X-Request-ID", "req-1");
             if let Some(bearer) = &bearer {
                 request = request.header("Authorization", bearer);
             }
