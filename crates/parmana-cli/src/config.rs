@@ -41,6 +41,47 @@ struct ConfigFile {
     store: Option<String>,
     keys: Option<Vec<PathBuf>>,
     expiry_warning_days: Option<u32>,
+    server: Option<ServerFile>,
+}
+
+/// The `[server]` table of `parmana.toml`: what `parmana serve` adds (docs/server.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerFile {
+    listen: Option<String>,
+    tokens: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    max_body_bytes: Option<u64>,
+    max_concurrency: Option<u64>,
+    max_connections: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    shutdown_grace_ms: Option<u64>,
+    log_format: Option<String>,
+    log_signals: Option<bool>,
+    /// The AuthZEN mapping: in the file only (it is a table, not one value).
+    pub(crate) authzen: Option<AuthzenFile>,
+}
+
+/// `[server.authzen]`: which policy answers AuthZEN requests, and which of its decisions mean
+/// `true`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthzenFile {
+    pub(crate) default_policy: Option<String>,
+    #[serde(default)]
+    pub(crate) policies: Vec<AuthzenPolicyFile>,
+}
+
+/// One `[[server.authzen.policies]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthzenPolicyFile {
+    pub(crate) policy: String,
+    #[serde(default)]
+    pub(crate) resource_types: Vec<String>,
+    pub(crate) permit: Vec<String>,
 }
 
 /// Where a resolved setting came from.
@@ -143,6 +184,68 @@ pub(crate) const EXPIRY_WARNING_DAYS: Key = Key {
     env: "PARMANA_EXPIRY_WARNING_DAYS",
 };
 
+/// The settings of `parmana serve`, in `[server]` of `parmana.toml`.
+pub(crate) const LISTEN: Key = Key {
+    name: "listen",
+    flag: "--listen",
+    env: "PARMANA_LISTEN",
+};
+pub(crate) const TOKENS: Key = Key {
+    name: "tokens",
+    flag: "--tokens",
+    env: "PARMANA_TOKENS",
+};
+pub(crate) const TLS_CERT: Key = Key {
+    name: "tls_cert",
+    flag: "--tls-cert",
+    env: "PARMANA_TLS_CERT",
+};
+pub(crate) const TLS_KEY: Key = Key {
+    name: "tls_key",
+    flag: "--tls-key",
+    env: "PARMANA_TLS_KEY",
+};
+pub(crate) const TLS_CLIENT_CA: Key = Key {
+    name: "tls_client_ca",
+    flag: "--tls-client-ca",
+    env: "PARMANA_TLS_CLIENT_CA",
+};
+pub(crate) const MAX_BODY_BYTES: Key = Key {
+    name: "max_body_bytes",
+    flag: "--max-body-bytes",
+    env: "PARMANA_MAX_BODY_BYTES",
+};
+pub(crate) const MAX_CONCURRENCY: Key = Key {
+    name: "max_concurrency",
+    flag: "--max-concurrency",
+    env: "PARMANA_MAX_CONCURRENCY",
+};
+pub(crate) const MAX_CONNECTIONS: Key = Key {
+    name: "max_connections",
+    flag: "--max-connections",
+    env: "PARMANA_MAX_CONNECTIONS",
+};
+pub(crate) const REQUEST_TIMEOUT_MS: Key = Key {
+    name: "request_timeout_ms",
+    flag: "--request-timeout-ms",
+    env: "PARMANA_REQUEST_TIMEOUT_MS",
+};
+pub(crate) const SHUTDOWN_GRACE_MS: Key = Key {
+    name: "shutdown_grace_ms",
+    flag: "--shutdown-grace-ms",
+    env: "PARMANA_SHUTDOWN_GRACE_MS",
+};
+pub(crate) const LOG_FORMAT: Key = Key {
+    name: "log_format",
+    flag: "--log-format",
+    env: "PARMANA_LOG_FORMAT",
+};
+pub(crate) const LOG_SIGNALS: Key = Key {
+    name: "log_signals",
+    flag: "--log-signals",
+    env: "PARMANA_LOG_SIGNALS",
+};
+
 /// The default of each path setting, relative to the deployment root.
 const DEFAULT_POLICIES: &str = "policies";
 const DEFAULT_PINNED_ROOT: &str = "trust/root.pub";
@@ -171,7 +274,7 @@ pub(crate) struct Deployment {
 }
 
 /// Every variable the configuration reads, so that the environment is read once.
-const VARIABLES: [&str; 7] = [
+const VARIABLES: [&str; 19] = [
     POLICIES.env,
     PINNED_ROOT.env,
     TRUST_ROOT.env,
@@ -179,6 +282,18 @@ const VARIABLES: [&str; 7] = [
     STORE.env,
     KEYS.env,
     EXPIRY_WARNING_DAYS.env,
+    LISTEN.env,
+    TOKENS.env,
+    TLS_CERT.env,
+    TLS_KEY.env,
+    TLS_CLIENT_CA.env,
+    MAX_BODY_BYTES.env,
+    MAX_CONCURRENCY.env,
+    MAX_CONNECTIONS.env,
+    REQUEST_TIMEOUT_MS.env,
+    SHUTDOWN_GRACE_MS.env,
+    LOG_FORMAT.env,
+    LOG_SIGNALS.env,
 ];
 
 impl Deployment {
@@ -423,6 +538,101 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// The `[server]` table of the file, if any.
+    pub(crate) fn server_file(&self) -> Option<(&Path, &ServerFile)> {
+        let (path, _, parsed) = self.file.as_ref()?;
+        Some((path.as_path(), parsed.server.as_ref()?))
+    }
+
+    /// A `parmana serve` file setting (no default): flag, variable, then `[server]` in the file.
+    pub(crate) fn server_path(&self, key: Key, flag: Option<&Path>) -> Option<Setting<PathBuf>> {
+        if let Some(flag) = flag {
+            return Some(Setting {
+                value: flag.to_path_buf(),
+                source: Source::Flag(key.flag),
+            });
+        }
+        if let Some(value) = self.env(key) {
+            return Some(Setting {
+                value: relative_to(&self.cwd, Path::new(value)),
+                source: Source::Env(key.env),
+            });
+        }
+        let (file, server) = self.server_file()?;
+        let value = match key.name {
+            "tokens" => server.tokens.as_ref(),
+            "tls_cert" => server.tls_cert.as_ref(),
+            "tls_key" => server.tls_key.as_ref(),
+            "tls_client_ca" => server.tls_client_ca.as_ref(),
+            _ => None,
+        }?;
+        Some(Setting {
+            value: relative_to(self.file_dir(), value),
+            source: Source::File(file.to_path_buf()),
+        })
+    }
+
+    /// A `parmana serve` value setting: flag, variable (parsed), `[server]` in the file, then
+    /// `default`. A variable or file value that does not parse is `cli.invalid_config`.
+    pub(crate) fn server_value<T>(
+        &self,
+        key: Key,
+        flag: Option<T>,
+        default: T,
+    ) -> Result<Setting<T>, Failure>
+    where
+        T: std::str::FromStr + Clone,
+    {
+        if let Some(flag) = flag {
+            return Ok(Setting {
+                value: flag,
+                source: Source::Flag(key.flag),
+            });
+        }
+        let invalid = |origin: &str, value: &str| {
+            Failure::new(
+                "cli.invalid_config",
+                format!("{origin}: {value:?} is not a valid `{}`", key.name),
+                ExitClass::Usage,
+            )
+        };
+        if let Some(value) = self.env(key) {
+            let text = value.to_string_lossy();
+            let parsed = text.parse::<T>().map_err(|_| invalid(key.env, &text))?;
+            return Ok(Setting {
+                value: parsed,
+                source: Source::Env(key.env),
+            });
+        }
+        if let Some((file, server)) = self.server_file() {
+            let text = match key.name {
+                "listen" => server.listen.clone(),
+                "max_body_bytes" => server.max_body_bytes.map(|v| v.to_string()),
+                "max_concurrency" => server.max_concurrency.map(|v| v.to_string()),
+                "max_connections" => server.max_connections.map(|v| v.to_string()),
+                "request_timeout_ms" => server.request_timeout_ms.map(|v| v.to_string()),
+                "shutdown_grace_ms" => server.shutdown_grace_ms.map(|v| v.to_string()),
+                "log_format" => server.log_format.clone(),
+                "log_signals" => server.log_signals.map(|v| v.to_string()),
+                _ => None,
+            };
+            if let Some(text) = text {
+                let shown = file.display().to_string();
+                let parsed = text.parse::<T>().map_err(|_| invalid(&shown, &text))?;
+                return Ok(Setting {
+                    value: parsed,
+                    source: Source::File(file.to_path_buf()),
+                });
+            }
+        }
+        Ok(Setting {
+            value: default,
+            source: Source::Default,
+        })
+    }
+}
+
 /// Says how a setting can be changed, for messages about a file it names (a missing key file).
 pub(crate) fn how_to_set(setting_source: &Source, key: Key) -> String {
     match setting_source {
@@ -597,6 +807,86 @@ mod tests {
             "polices = \"x\"\n",
             "store = \n",
             "expiry_warning_days = -1\n",
+        ] {
+            let temp = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(temp.path().join("sub/dir")).unwrap();
+            std::fs::write(temp.path().join(CONFIG_FILE_NAME), text).unwrap();
+            let err =
+                Deployment::load_from(temp.path().join("sub/dir"), Vec::new(), None).unwrap_err();
+            assert_eq!(err.code, "cli.invalid_config", "{text}");
+        }
+    }
+
+    #[test]
+    fn server_settings_follow_the_same_precedence() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path();
+        std::fs::create_dir_all(root.join("sub/dir")).unwrap();
+        let file = "[server]\nlisten = \"127.0.0.1:9000\"\ntokens = \"tokens.toml\"\n\
+                    max_concurrency = 8\n[[server.authzen.policies]]\n\
+                    policy = \"p@1.0.0\"\npermit = [\"allow\"]\n";
+        let with_file = deployment(root, Some(file), &[]);
+        let listen = with_file
+            .server_value::<std::net::SocketAddr>(LISTEN, None, "127.0.0.1:8080".parse().unwrap())
+            .unwrap();
+        assert_eq!(listen.value.port(), 9000);
+        assert_eq!(listen.source.kind(), "file");
+        // A relative file path resolves against the file's directory.
+        assert_eq!(
+            with_file.server_path(TOKENS, None).unwrap().value,
+            root.join("tokens.toml")
+        );
+        assert!(with_file.server_path(TLS_CERT, None).is_none());
+        assert_eq!(
+            with_file
+                .server_value::<usize>(MAX_CONCURRENCY, None, 256)
+                .unwrap()
+                .value,
+            8
+        );
+        assert_eq!(
+            with_file
+                .server_value::<usize>(MAX_CONNECTIONS, None, 1024)
+                .unwrap()
+                .source,
+            Source::Default
+        );
+        let (_, server) = with_file.server_file().unwrap();
+        assert_eq!(
+            server.authzen.as_ref().unwrap().policies[0].permit,
+            ["allow"]
+        );
+        // The variable beats the file, the flag beats the variable.
+        let with_env = deployment(root, None, &[(LISTEN.env, "127.0.0.1:9001")]);
+        let from_env = with_env
+            .server_value::<std::net::SocketAddr>(LISTEN, None, "127.0.0.1:8080".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            (from_env.value.port(), from_env.source.kind()),
+            (9001, "env")
+        );
+        let from_flag = with_env
+            .server_value(
+                LISTEN,
+                Some("127.0.0.1:9002".parse::<std::net::SocketAddr>().unwrap()),
+                "127.0.0.1:8080".parse().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(from_flag.value.port(), 9002);
+        // A value that does not parse is refused, naming where it came from.
+        let bad = deployment(root, None, &[(MAX_CONCURRENCY.env, "many")]);
+        let error = bad
+            .server_value::<usize>(MAX_CONCURRENCY, None, 256)
+            .unwrap_err();
+        assert_eq!(error.code, "cli.invalid_config");
+        assert!(error.message.contains("PARMANA_MAX_CONCURRENCY"));
+    }
+
+    #[test]
+    fn unknown_server_keys_are_refused() {
+        for text in [
+            "[server]\nlisten_on = \"x\"\n",
+            "[server.authzen]\nfallback = \"p@1\"\n",
         ] {
             let temp = tempfile::tempdir().unwrap();
             std::fs::create_dir_all(temp.path().join("sub/dir")).unwrap();

@@ -13,6 +13,7 @@ mod ledger_cmd;
 mod policy_cmd;
 mod recover_cmd;
 mod report;
+mod serve_cmd;
 mod show_cmd;
 mod store;
 mod verify_cmd;
@@ -71,6 +72,9 @@ enum Command {
     /// Verify the replay store's tamper-evident ledger of completed executions.
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
+    /// Run the runtime as an HTTP service: executions, evaluations, verification, AuthZEN 1.0,
+    /// health, status and metrics (docs/server.md).
+    Serve(serve_cmd::ServeArgs),
     /// Print the effective deployment settings (flags, PARMANA_* variables, parmana.toml,
     /// defaults) and where each came from.
     Config(config_cmd::ConfigArgs),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Ledger(command) => ledger_cmd::ledger(command, cli.format),
         Command::Recover(args) => recover_cmd::recover_command(args, cli.format),
         Command::Show(args) => show_cmd::show(args),
+        Command::Serve(args) => serve_cmd::serve(args),
         Command::Config(args) => config_cmd::config(args, cli.format),
         Command::Init(args) => init_cmd::init(args),
         Command::Completions(args) => cli_docs_cmd::completions(args),

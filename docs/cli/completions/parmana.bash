@@ -58,6 +58,9 @@ _parmana() {
             parmana,release)
                 cmd="parmana__subcmd__release"
                 ;;
+            parmana,serve)
+                cmd="parmana__subcmd__serve"
+                ;;
             parmana,show)
                 cmd="parmana__subcmd__show"
                 ;;
@@ -126,6 +129,9 @@ _parmana() {
                 ;;
             parmana__subcmd__help,release)
                 cmd="parmana__subcmd__help__subcmd__release"
+                ;;
+            parmana__subcmd__help,serve)
+                cmd="parmana__subcmd__help__subcmd__serve"
                 ;;
             parmana__subcmd__help,show)
                 cmd="parmana__subcmd__help__subcmd__show"
@@ -245,7 +251,7 @@ _parmana() {
 
     case "${cmd}" in
         parmana)
-            opts="-h -V --format --help --version execute verify policy canon digest keygen trust bundle release recover show ledger config init completions generate-cli-docs help"
+            opts="-h -V --format --help --version execute verify policy canon digest keygen trust bundle release recover show ledger serve config init completions generate-cli-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -613,7 +619,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help)
-            opts="execute verify policy canon digest keygen trust bundle release recover show ledger config init completions generate-cli-docs help"
+            opts="execute verify policy canon digest keygen trust bundle release recover show ledger serve config init completions generate-cli-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -923,6 +929,20 @@ _parmana() {
         parmana__subcmd__help__subcmd__release__subcmd__sign)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1482,6 +1502,92 @@ _parmana() {
                     return 0
                     ;;
                 --expiry-warning-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__serve)
+            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-concurrency --max-connections --request-timeout-ms --shutdown-grace-ms --log-format --log-signals --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tokens)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-client-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shutdown-grace-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --release-manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -24,6 +24,7 @@ const COMMANDS: &[&[&str]] = &[
     &["release", "sign"],
     &["ledger", "verify"],
     &["recover"],
+    &["serve"],
     &["config"],
     &["init"],
     &["completions"],

@@ -1,0 +1,293 @@
+//! `parmana serve`: run the runtime as an HTTP service (`parmana-server`) with the settings of flags, `PARMANA_*` variables and `[server]` in `parmana.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use parmana_runtime::StoreOpen;
+use parmana_server::{
+    Authentication, AuthzenPolicy, AuthzenSettings, Limits, Logging, Server, ServerError,
+    ServerSettings, TlsFiles, Tokens,
+};
+
+use crate::common::{ClockArgs, EnvironmentArgs, build_runtime, warn_environment_expiry};
+use crate::config::{self, Deployment};
+use crate::exit::ExitClass;
+use crate::report::{Failure, outln};
+use crate::store::StoreArgs;
+
+const SERVE_EXAMPLES: &str = concat!(
+    "\
+The first line on stdout is `listening on http://ADDRESS` (with --listen 127.0.0.1:0, the port
+chosen); with --dev-token the next is `token: SECRET`. Logs go to stderr. SIGHUP reloads the trust
+root and release manifest; SIGTERM or SIGINT drains and stops. See docs/server.md.
+
+Examples (from the repository root, on the bundled TEST-ONLY trust chain):
+  parmana serve --store memory --dev-token
+  parmana serve --listen 0.0.0.0:8443 --tokens tokens.toml --tls-cert cert.pem --tls-key key.pem",
+    "\n\n",
+    crate::exit::exit_codes_help!()
+);
+
+/// Arguments of `parmana serve`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = SERVE_EXAMPLES)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on; port 0 picks a free one
+    /// [env: PARMANA_LISTEN; config: server.listen; default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDRESS")]
+    listen: Option<SocketAddr>,
+    /// The bearer tokens file: `[[tokens]]` with `name`, `sha256` and `scopes`
+    /// [env: PARMANA_TOKENS; config: server.tokens; no default].
+    #[arg(long, value_name = "FILE")]
+    tokens: Option<PathBuf>,
+    /// Generate one random token holding every scope, print it, and accept it until exit.
+    /// Loopback addresses only: for trials and tests.
+    #[arg(long, conflicts_with_all = ["tokens", "insecure_no_auth"])]
+    dev_token: bool,
+    /// Serve without authentication. Refused unless the listen address is loopback.
+    #[arg(long, conflicts_with = "tokens")]
+    insecure_no_auth: bool,
+    /// The TLS certificate chain (PEM) [env: PARMANA_TLS_CERT; config: server.tls_cert].
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM) [env: PARMANA_TLS_KEY; config: server.tls_key].
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by these CAs (PEM)
+    /// [env: PARMANA_TLS_CLIENT_CA; config: server.tls_client_ca].
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// The largest request body [env: PARMANA_MAX_BODY_BYTES; config: server.max_body_bytes;
+    /// default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Requests handled at once; more are refused with 503 and Retry-After
+    /// [env: PARMANA_MAX_CONCURRENCY; config: server.max_concurrency; default: 256].
+    #[arg(long, value_name = "N")]
+    max_concurrency: Option<usize>,
+    /// Connections held open at once [env: PARMANA_MAX_CONNECTIONS;
+    /// config: server.max_connections; default: 1024].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// How long one request may take (503 server.timeout after)
+    /// [env: PARMANA_REQUEST_TIMEOUT_MS; config: server.request_timeout_ms; default: 10000].
+    #[arg(long, value_name = "MS")]
+    request_timeout_ms: Option<u64>,
+    /// On SIGTERM/SIGINT, how long requests in flight get to finish
+    /// [env: PARMANA_SHUTDOWN_GRACE_MS; config: server.shutdown_grace_ms; default: 30000].
+    #[arg(long, value_name = "MS")]
+    shutdown_grace_ms: Option<u64>,
+    /// Log format on stderr: `text` or `json`
+    /// [env: PARMANA_LOG_FORMAT; config: server.log_format; default: text].
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Also log each request's signals (off by default: signals may be personal data)
+    /// [env: PARMANA_LOG_SIGNALS; config: server.log_signals].
+    #[arg(long)]
+    log_signals: bool,
+    /// An attestation signing key (PKCS#8 PEM), as `execute --key` takes it (repeatable)
+    /// [env: PARMANA_KEYS; config: keys; default: trust/keys/attestation.pem].
+    #[arg(long, value_name = "FILE")]
+    key: Vec<PathBuf>,
+    /// Print the OpenAPI 3.1 document the server serves at /openapi.json, and exit.
+    #[arg(long)]
+    print_openapi: bool,
+    #[command(flatten)]
+    environment: EnvironmentArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+fn server_failure(error: &ServerError) -> Failure {
+    Failure::new(
+        error.code(),
+        error.to_string(),
+        match error {
+            ServerError::Runtime(_) | ServerError::Io { .. } => ExitClass::from(error.class()),
+            _ => ExitClass::Usage,
+        },
+    )
+}
+
+/// The settings of `parmana serve`, flags first.
+fn settings(
+    args: &ServeArgs,
+    deployment: &Deployment,
+    store: &str,
+) -> Result<(ServerSettings, Option<String>), Failure> {
+    let default_listen = DEFAULT_LISTEN
+        .parse::<SocketAddr>()
+        .map_err(|e| Failure::new("cli.usage", e.to_string(), ExitClass::Usage))?;
+    let listen = deployment
+        .server_value(config::LISTEN, args.listen, default_listen)?
+        .value;
+    let mut printed_token = None;
+    let authentication = if args.dev_token {
+        let (tokens, secret) = Tokens::generate_dev_token().map_err(|e| server_failure(&e))?;
+        printed_token = Some(secret);
+        Authentication::DevToken(tokens)
+    } else if args.insecure_no_auth {
+        Authentication::InsecureNoAuth
+    } else {
+        match deployment.server_path(config::TOKENS, args.tokens.as_deref()) {
+            Some(path) => {
+                Authentication::Tokens(Tokens::load(&path.value).map_err(|e| server_failure(&e))?)
+            }
+            None => return Err(server_failure(&ServerError::NoTokens)),
+        }
+    };
+    let certificate = deployment.server_path(config::TLS_CERT, args.tls_cert.as_deref());
+    let key = deployment.server_path(config::TLS_KEY, args.tls_key.as_deref());
+    let client_ca = deployment.server_path(config::TLS_CLIENT_CA, args.tls_client_ca.as_deref());
+    let tls = match (certificate, key) {
+        (Some(certificate), Some(key)) => Some(TlsFiles {
+            certificate: certificate.value,
+            key: key.value,
+            client_ca: client_ca.map(|ca| ca.value),
+        }),
+        (None, None) if client_ca.is_none() => None,
+        _ => {
+            return Err(Failure::new(
+                "cli.usage",
+                "TLS needs both a certificate and a key (--tls-cert, --tls-key); a client CA \
+                 needs them too",
+                ExitClass::Usage,
+            ));
+        }
+    };
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_body_bytes: deployment
+            .server_value(
+                config::MAX_BODY_BYTES,
+                args.max_body_bytes,
+                defaults.max_body_bytes,
+            )?
+            .value,
+        max_header_bytes: defaults.max_header_bytes,
+        max_concurrency: deployment
+            .server_value(
+                config::MAX_CONCURRENCY,
+                args.max_concurrency,
+                defaults.max_concurrency,
+            )?
+            .value,
+        max_connections: deployment
+            .server_value(
+                config::MAX_CONNECTIONS,
+                args.max_connections,
+                defaults.max_connections,
+            )?
+            .value,
+        request_timeout: Duration::from_millis(
+            deployment
+                .server_value(
+                    config::REQUEST_TIMEOUT_MS,
+                    args.request_timeout_ms,
+                    u64::try_from(defaults.request_timeout.as_millis()).unwrap_or(u64::MAX),
+                )?
+                .value,
+        ),
+        shutdown_grace: Duration::from_millis(
+            deployment
+                .server_value(
+                    config::SHUTDOWN_GRACE_MS,
+                    args.shutdown_grace_ms,
+                    u64::try_from(defaults.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
+                )?
+                .value,
+        ),
+    };
+    let log_format = deployment
+        .server_value(
+            config::LOG_FORMAT,
+            args.log_format.clone(),
+            "text".to_owned(),
+        )?
+        .value;
+    let json = match log_format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            return Err(Failure::new(
+                "cli.invalid_config",
+                format!("log format {other:?}: expected `text` or `json`"),
+                ExitClass::Usage,
+            ));
+        }
+    };
+    let log_signals = deployment
+        .server_value(config::LOG_SIGNALS, args.log_signals.then_some(true), false)?
+        .value;
+    let authzen = deployment
+        .server_file()
+        .and_then(|(_, server)| server.authzen.as_ref())
+        .map(|file| AuthzenSettings {
+            default_policy: file.default_policy.clone(),
+            policies: file
+                .policies
+                .iter()
+                .map(|p| AuthzenPolicy {
+                    policy: p.policy.clone(),
+                    resource_types: p.resource_types.clone(),
+                    permit: p.permit.clone(),
+                })
+                .collect(),
+        })
+        .unwrap_or_default();
+    let store_kind = if store == "memory" {
+        "memory"
+    } else if store.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    Ok((
+        ServerSettings {
+            listen,
+            authentication,
+            tls,
+            limits,
+            logging: Logging {
+                json,
+                signals: log_signals,
+            },
+            authzen,
+            store_kind: store_kind.to_owned(),
+        },
+        printed_token,
+    ))
+}
+
+/// Runs `parmana serve` until SIGTERM or SIGINT.
+pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    if args.print_openapi {
+        outln!("{}", crate::report::Json(parmana_server::openapi_json()));
+        return Ok(());
+    }
+    let deployment = Deployment::load()?;
+    let store = args.store.location(&deployment)?;
+    let (settings, token) = settings(args, &deployment, &store.value)?;
+    let clock = ClockArgs {
+        now: None,
+        expiry_warning_days: None,
+    };
+    let runtime = build_runtime(
+        &deployment,
+        &args.key,
+        &args.environment,
+        &store.value,
+        StoreOpen::CreateIfMissing,
+        &clock,
+    )?;
+    warn_environment_expiry(&deployment, &clock, &runtime)?;
+    let server = Server::bind(runtime, settings).map_err(|e| server_failure(&e))?;
+    outln!("listening on {}://{}", server.scheme(), server.local_addr());
+    if let Some(token) = token {
+        outln!("token: {token}");
+    }
+    server.run().map_err(|e| server_failure(&e))
+}

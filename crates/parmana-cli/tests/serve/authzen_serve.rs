@@ -1,0 +1,211 @@
+//! AuthZEN 1.0: a deployment with a policy over dotted signal names, the mapping in `parmana.toml`, single and boxcarred evaluations with the three semantics, an evaluation that becomes an execution, and the metadata document.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::harness::{Served, parmana};
+
+const POLICY: &str = r#"{
+  "schema_version": "2.0.0",
+  "policy_id": "documents-access",
+  "policy_version": "1.0.0",
+  "description": "AuthZEN example: anyone may read, editors may edit, the rest is denied.",
+  "decisions": ["allow", "deny"],
+  "additional_signals": "ignore",
+  "signals": {
+    "subject.properties.role": {"type": "string", "required": true, "enum": ["editor", "viewer"]},
+    "action.name": {"type": "string", "required": true}
+  },
+  "rules": [
+    {"id": "read", "when": {"signal": "action.name", "eq": "read"}, "then": {"decision": "allow", "reason": "anyone may read"}},
+    {"id": "edit", "when": {"all": [{"signal": "action.name", "eq": "edit"}, {"signal": "subject.properties.role", "eq": "editor"}]}, "then": {"decision": "allow", "reason": "editors may edit"}}
+  ],
+  "default": {"decision": "deny", "reason": "not allowed"}
+}"#;
+
+/// A fresh deployment (`parmana init`) with the AuthZEN policy signed and released.
+fn authzen_deployment() -> tempfile::TempDir {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path().join("d");
+    let (code, _, stderr) = parmana(temp.path(), &["init", "d"]);
+    assert_eq!(code, 0, "{stderr}");
+    let bundle = root.join("policies/documents-access/1.0.0");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(bundle.join("policy.json"), POLICY).unwrap();
+    let steps: [&[&str]; 2] = [
+        &[
+            "bundle",
+            "sign",
+            "policies/documents-access/1.0.0",
+            "--key",
+            "trust/keys/policy.pem",
+        ],
+        &[
+            "release",
+            "sign",
+            "--key",
+            "trust/keys/release.pem",
+            "--policies-root",
+            "policies",
+            "--version",
+            "2",
+            "--expires",
+            "2035-01-01T00:00:00Z",
+            "--out",
+            "release-manifest.json",
+        ],
+    ];
+    std::fs::remove_file(root.join("release-manifest.json")).unwrap();
+    for step in steps {
+        let (code, _, stderr) = parmana(&root, step);
+        assert_eq!(code, 0, "{step:?}: {stderr}");
+    }
+    let mut config = std::fs::read_to_string(root.join("parmana.toml")).unwrap();
+    config.push_str(
+        "\n[server.authzen]\ndefault_policy = \"documents-access@1.0.0\"\n\
+         [[server.authzen.policies]]\npolicy = \"documents-access@1.0.0\"\n\
+         resource_types = [\"document\"]\npermit = [\"allow\"]\n",
+    );
+    std::fs::write(root.join("parmana.toml"), config).unwrap();
+    temp
+}
+
+fn root(temp: &tempfile::TempDir) -> std::path::PathBuf {
+    temp.path().join("d")
+}
+
+fn request(role: &str, action: &str) -> serde_json::Value {
+    json!({
+        "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": role}},
+        "action": {"name": action},
+        "resource": {"type": "document", "id": "boxcarring.md"},
+        "context": {"time": "2024-05-31T15:22-07:00"},
+        "unknown_member": "ignored, as AuthZEN requires"
+    })
+}
+
+#[test]
+fn authzen_evaluations_follow_the_mapping_and_the_semantics() {
+    let temp = authzen_deployment();
+    let served = Served::start(&root(&temp), &["--dev-token"]);
+    let token = served.token.clone();
+    let token = token.as_deref();
+    let post = |path: &str, body: &serde_json::Value| served.post(path, token, &body.to_string());
+    // (role, action, decision)
+    for (role, action, expected) in [
+        ("viewer", "read", true),
+        ("viewer", "edit", false),
+        ("editor", "edit", true),
+        ("editor", "delete", false),
+    ] {
+        let reply = post("/access/v1/evaluation", &request(role, action));
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json()["decision"], expected, "{role} {action}");
+        assert_eq!(reply.json()["context"]["policy"], "documents-access@1.0.0");
+        // The request identifier the client sent comes back.
+        assert_eq!(reply.header("x-request-id"), Some("req-1"));
+    }
+    // A subject without the declared property: 400, a typed error.
+    let mut missing = request("viewer", "read");
+    missing["subject"]["properties"] = json!({});
+    let refused = post("/access/v1/evaluation", &missing);
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (400, "policy.signal_missing")
+    );
+    // A request without a required member: 400.
+    let refused = post(
+        "/access/v1/evaluation",
+        &json!({"subject": {"type": "user", "id": "a"}}),
+    );
+    assert_eq!(refused.status, 400);
+
+    let boxcar = |semantic: Option<&str>| {
+        let mut body = json!({
+            "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": "viewer"}},
+            "resource": {"type": "document", "id": "1"},
+            "evaluations": [
+                {"action": {"name": "read"}},
+                {"action": {"name": "edit"}},
+                {"action": {"name": "read"}},
+                {"action": {"name": "edit"}, "subject": {"type": "user", "id": "bob", "properties": {"role": "nobody"}}}
+            ]
+        });
+        if let Some(semantic) = semantic {
+            body["options"] = json!({"evaluations_semantic": semantic});
+        }
+        let reply = post("/access/v1/evaluations", &body);
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json()["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["decision"].as_bool().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(boxcar(None), [true, false, true, false]);
+    assert_eq!(boxcar(Some("execute_all")), [true, false, true, false]);
+    assert_eq!(boxcar(Some("deny_on_first_deny")), [true, false]);
+    assert_eq!(boxcar(Some("permit_on_first_permit")), [true]);
+    // A refused evaluation inside a boxcar is `false` with the error in its context.
+    let mixed = post(
+        "/access/v1/evaluations",
+        &json!({"evaluations": [request("viewer", "read"), missing.clone()]}),
+    )
+    .json();
+    assert_eq!(mixed["evaluations"][1]["decision"], false);
+    assert_eq!(
+        mixed["evaluations"][1]["context"]["error"]["code"],
+        "policy.signal_missing"
+    );
+    // Without `evaluations`, the request is one evaluation.
+    assert_eq!(
+        post("/access/v1/evaluations", &request("viewer", "read")).json()["decision"],
+        true
+    );
+
+    // With an execution id in the context, the evaluation is executed and attested.
+    let mut execution = request("editor", "edit");
+    execution["context"]["execution_id"] = json!("authzen-1");
+    let executed = post("/access/v1/evaluation", &execution);
+    assert_eq!(executed.status, 200, "{}", executed.text);
+    assert_eq!(executed.json()["decision"], true);
+    let attestation = executed.json()["context"]["attestation"].clone();
+    assert_eq!(
+        served.get("/v1/executions/authzen-1", token).json(),
+        attestation
+    );
+    let again = post("/access/v1/evaluation", &execution);
+    assert_eq!(
+        (again.status, again.code().as_str()),
+        (409, "runtime.replay_detected")
+    );
+
+    let metadata = served
+        .get("/.well-known/authzen-configuration", None)
+        .json();
+    assert_eq!(metadata["policy_decision_point"], served.base.as_str());
+    assert_eq!(
+        metadata["access_evaluations_endpoint"],
+        format!("{}/access/v1/evaluations", served.base)
+    );
+}
+
+#[test]
+fn a_mapping_that_does_not_fit_the_policy_is_refused_at_start() {
+    let temp = authzen_deployment();
+    let config = root(&temp).join("parmana.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("permit = [\"allow\"]", "permit = [\"permit\"]"),
+    )
+    .unwrap();
+    let (code, _, stderr) = parmana(
+        Path::new(&root(&temp)),
+        &["serve", "--listen", "127.0.0.1:0", "--dev-token"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("server.authzen_config"), "{stderr}");
+}

@@ -1,0 +1,366 @@
+//! Starting `parmana serve` (port 0, address read from its stdout), calling it, and validating every response against `/openapi.json`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+pub(crate) use parmana_testkit::FixtureEnvironment;
+
+/// Signals of the README example (decided by the default rule: escalate).
+pub(crate) const README_SIGNALS: &str =
+    r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
+
+/// A running server; killed when dropped.
+pub(crate) struct Served {
+    child: Child,
+    pub(crate) base: String,
+    pub(crate) token: Option<String>,
+    pub(crate) log: PathBuf,
+    _logs: tempfile::TempDir,
+}
+
+/// `sha256:` and the hex SHA-256 of a token's bytes, as the tokens file holds it.
+pub(crate) fn token_digest(secret: &str) -> String {
+    parmana_runtime::canon::Digest::of(secret.as_bytes()).to_string()
+}
+
+/// Writes a tokens file with one token per (secret, scopes).
+pub(crate) fn tokens_file(dir: &Path, tokens: &[(&str, &[&str])]) -> PathBuf {
+    let mut text = String::new();
+    for (secret, scopes) in tokens {
+        let scopes: Vec<String> = scopes.iter().map(|s| format!("\"{s}\"")).collect();
+        text.push_str(&format!(
+            "[[tokens]]\nname = \"{secret}\"\nsha256 = \"{}\"\nscopes = [{}]\n",
+            token_digest(secret),
+            scopes.join(", ")
+        ));
+    }
+    let path = dir.join("tokens.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+impl Served {
+    /// Starts `parmana serve --listen 127.0.0.1:0 ARGS` in `dir` and waits for its address.
+    pub(crate) fn start(dir: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(dir, args, &[])
+    }
+
+    pub(crate) fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let logs = tempfile::tempdir().unwrap();
+        let log = logs.path().join("stderr.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("PARMANA_") {
+                command.env_remove(name);
+            }
+        }
+        command.envs(env.iter().copied());
+        let mut child = command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let base = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address on stdout: {first:?}; stderr: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        let token = if args.contains(&"--dev-token") {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            Some(line.trim().strip_prefix("token: ").unwrap().to_owned())
+        } else {
+            None
+        };
+        let served = Self {
+            child,
+            base,
+            token,
+            log,
+            _logs: logs,
+        };
+        served.wait_ready();
+        served
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..400 {
+            if self.get("/readyz", None).status == 200 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("the server never became ready: {}", self.stderr());
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal to the server (by its process id).
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub(crate) fn wait(&mut self) -> Option<i32> {
+        self.child.wait().unwrap().code()
+    }
+
+    pub(crate) fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        call(&self.base, "GET", path, token, None)
+    }
+
+    pub(crate) fn post(&self, path: &str, token: Option<&str>, body: &str) -> Reply {
+        call(&self.base, "POST", path, token, Some(body))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One answer.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) text: String,
+}
+
+impl Reply {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The error code of an error body.
+    pub(crate) fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into()
+    })
+}
+
+/// Sends one request (no retry) and returns the answer; transport failures panic.
+pub(crate) fn call(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Reply {
+    try_call(base, method, path, token, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// Like [`call`], returning transport failures.
+pub(crate) fn try_call(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Result<Reply, ureq::Error> {
+    let url = format!("{base}{path}");
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut response = match (method, body) {
+        ("GET", _) => {
+            let mut request = agent().get(&url);
+            if let Some(bearer) = &bearer {
+                request = request.header("Authorization", bearer);
+            }
+            request.call()?
+        }
+        (_, body) => {
+            let mut request = agent()
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .header("X-Request-ID", "req-1");
+            if let Some(bearer) = &bearer {
+                request = request.header("Authorization", bearer);
+            }
+            request.send(body.unwrap_or(""))?
+        }
+    };
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let text = response.body_mut().read_to_string()?;
+    let reply = Reply {
+        status,
+        headers,
+        text,
+    };
+    check_against_openapi(base, method, path, &reply);
+    Ok(reply)
+}
+
+/// The OpenAPI document the binary generates (the same for every server of this build).
+fn openapi() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let out = Command::new(env!("CARGO_BIN_EXE_parmana"))
+            .args(["serve", "--print-openapi"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
+}
+
+/// The OpenAPI path template a concrete path matches (`/v1/executions/{id}`).
+fn template_of<'d>(doc: &'d Value, path: &str) -> Option<&'d str> {
+    let path = path.split('?').next().unwrap_or(path);
+    doc["paths"]
+        .as_object()?
+        .keys()
+        .map(String::as_str)
+        .find(|template| {
+            let a: Vec<&str> = template.split('/').collect();
+            let b: Vec<&str> = path.split('/').collect();
+            a.len() == b.len() && a.iter().zip(&b).all(|(t, p)| t.starts_with('{') || t == p)
+        })
+}
+
+/// Checks that `reply`'s status is documented for the operation and that its JSON body
+/// validates against the documented schema. Unknown paths must answer 404 `server.not_found`.
+pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply: &Reply) {
+    let doc = openapi();
+    let Some(template) = template_of(doc, path) else {
+        assert_eq!(
+            reply.status, 404,
+            "{method} {path} is not documented: {}",
+            reply.text
+        );
+        return;
+    };
+    let operation = &doc["paths"][template][method.to_ascii_lowercase()];
+    let documented = &operation["responses"][reply.status.to_string()];
+    if reply.status == 503 && documented.is_null() {
+        // Shedding and timeouts can answer any route; their body is the error body.
+        assert_eq!(
+            reply.json()["error"]["code"]
+                .as_str()
+                .map(|c| c.starts_with("server.")),
+            Some(true)
+        );
+        return;
+    }
+    assert!(
+        !documented.is_null(),
+        "{method} {path} answered {} which /openapi.json does not document: {}",
+        reply.status,
+        reply.text
+    );
+    let Some(schema) = documented["content"]["application/json"]["schema"].as_object() else {
+        return;
+    };
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "allOf": [Value::Object(schema.clone())],
+    });
+    let validator = jsonschema::validator_for(&root).unwrap();
+    let body = reply.json();
+    let errors: Vec<String> = validator
+        .iter_errors(&body)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {}: body does not match /openapi.json: {errors:?}\n{}",
+        reply.status,
+        reply.text
+    );
+}
+
+/// A copy of the repository's fixtures with a `parmana.toml` naming `store`.
+pub(crate) fn deployment(store: &str, extra: &str) -> FixtureEnvironment {
+    let env = FixtureEnvironment::new().unwrap();
+    std::fs::write(
+        env.root().join("parmana.toml"),
+        format!("store = \"{store}\"\n{extra}"),
+    )
+    .unwrap();
+    env
+}
+
+/// An execution body for the README signals.
+pub(crate) fn execution_body(id: &str) -> String {
+    format!(
+        r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS},"execution_id":"{id}"}}"#
+    )
+}
+
+/// Runs `parmana ARGS` in `dir` (no PARMANA_* variables): exit code and stdout.
+pub(crate) fn parmana(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PARMANA_") {
+            command.env_remove(name);
+        }
+    }
+    let out = command.args(args).current_dir(dir).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}

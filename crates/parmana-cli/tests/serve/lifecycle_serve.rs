@@ -1,0 +1,182 @@
+//! Lifecycle: reload (good, bad, rollback; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, recovery before ready.
+
+use crate::harness::{Served, deployment, execution_body, parmana, try_call};
+
+fn last_reload(served: &Served, token: Option<&str>) -> serde_json::Value {
+    served.get("/v1/status", token).json()["last_reload"].clone()
+}
+
+#[test]
+fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
+    let env = deployment("memory", "");
+    let root = env.root();
+    let served = Served::start(root, &["--dev-token"]);
+    let token = served.token.clone();
+    let token = token.as_deref();
+    // (what is done to the files, expected status, expected code)
+    let manifest = std::fs::read(root.join("release-manifest.json")).unwrap();
+    let trust_root = std::fs::read(root.join("trust/trust-root.json")).unwrap();
+    let older_trust_root = std::fs::read(root.join("trust/trust-root.d/1.json")).unwrap();
+    let cases: [(&str, &dyn Fn(), u16, &str); 4] = [
+        ("unchanged", &|| {}, 200, ""),
+        (
+            "tampered manifest",
+            &|| {
+                let text = String::from_utf8(manifest.clone()).unwrap();
+                std::fs::write(
+                    root.join("release-manifest.json"),
+                    text.replace("2036", "2037"),
+                )
+                .unwrap();
+            },
+            422,
+            "trust.bad_signature",
+        ),
+        (
+            "older trust root",
+            &|| {
+                std::fs::write(root.join("release-manifest.json"), &manifest).unwrap();
+                std::fs::write(root.join("trust/trust-root.json"), &older_trust_root).unwrap();
+            },
+            422,
+            "trust.version_rollback",
+        ),
+        (
+            "restored",
+            &|| std::fs::write(root.join("trust/trust-root.json"), &trust_root).unwrap(),
+            200,
+            "",
+        ),
+    ];
+    for (what, change, status, code) in cases {
+        change();
+        let reply = served.post("/v1/admin/reload", token, "");
+        assert_eq!(reply.status, status, "{what}: {}", reply.text);
+        let last = last_reload(&served, token);
+        if code.is_empty() {
+            assert_eq!(
+                reply.json()["trust_root"],
+                serde_json::json!([2, 2]),
+                "{what}"
+            );
+            assert_eq!(last["outcome"], "ok", "{what}");
+        } else {
+            assert_eq!(reply.code(), code, "{what}");
+            assert_eq!(
+                (last["outcome"].as_str(), last["code"].as_str()),
+                (Some("refused"), Some(code)),
+                "{what}"
+            );
+        }
+        // The environment in force keeps serving either way.
+        let id = format!("after-{}", what.replace(' ', "-"));
+        assert_eq!(
+            served
+                .post("/v1/executions", token, &execution_body(&id))
+                .status,
+            201,
+            "{what}"
+        );
+    }
+    let metrics = served.get("/metrics", token).text;
+    assert!(
+        metrics.contains("parmana_reloads_total{outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("parmana_reloads_total{outcome=\"refused\"} 2"),
+        "{metrics}"
+    );
+
+    // SIGHUP reloads too: a refused reload shows in the status.
+    std::fs::write(root.join("trust/trust-root.json"), &older_trust_root).unwrap();
+    served.signal("HUP");
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..200 {
+        seen = served
+            .get("/metrics", token)
+            .text
+            .contains("parmana_reloads_total{outcome=\"refused\"} 3")
+            .into();
+        if seen == true {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(seen, true, "SIGHUP did not reload: {}", served.stderr());
+    assert_eq!(
+        last_reload(&served, token)["code"],
+        "trust.version_rollback"
+    );
+}
+
+#[test]
+fn sigterm_under_load_loses_and_doubles_no_outcome() {
+    let env = deployment("sqlite:state/replay.sqlite3", "");
+    let root = env.root().to_path_buf();
+    let mut served = Served::start(&root, &["--dev-token", "--shutdown-grace-ms", "20000"]);
+    let token = served.token.clone().unwrap();
+    let base = served.base.clone();
+    let mut workers = Vec::new();
+    for worker in 0..4 {
+        let (base, token) = (base.clone(), token.clone());
+        workers.push(std::thread::spawn(move || {
+            let mut answered = Vec::new();
+            let mut unanswered = Vec::new();
+            // Bounded: at most 200 requests per worker; it stops at the first refusal (the
+            // shutdown observed).
+            for n in 0..200 {
+                let id = format!("w{worker}-{n}");
+                match try_call(
+                    &base,
+                    "POST",
+                    "/v1/executions",
+                    Some(&token),
+                    Some(&execution_body(&id)),
+                ) {
+                    Ok(reply) if reply.status == 201 => {
+                        answered.push((id, reply.json()["attestation"].clone()))
+                    }
+                    Ok(reply) => {
+                        assert_eq!(reply.status, 503, "{}", reply.text);
+                        unanswered.push(id);
+                        break;
+                    }
+                    Err(_) => {
+                        unanswered.push(id);
+                        break;
+                    }
+                }
+            }
+            (answered, unanswered)
+        }));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    served.signal("TERM");
+    assert_eq!(served.wait(), Some(0), "{}", served.stderr());
+    let mut answered = Vec::new();
+    let mut unanswered = Vec::new();
+    for worker in workers {
+        let (a, u) = worker.join().unwrap();
+        answered.extend(a);
+        unanswered.extend(u);
+    }
+    assert!(!answered.is_empty());
+    // Every answered id is stored with exactly the attestation the client got.
+    for (id, attestation) in &answered {
+        let (code, stdout, stderr) = parmana(&root, &["show", id]);
+        assert_eq!(code, 0, "{id}: {stderr}");
+        let stored: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(&stored, attestation, "{id}");
+    }
+    // An id whose answer was lost is completed or unknown, never left claimed.
+    for id in &unanswered {
+        let (code, _, stderr) = parmana(&root, &["show", id]);
+        assert!(
+            code == 0 || stderr.contains("cli.execution_unknown"),
+            "{id}: {stderr}"
+        );
+    }
+    let (code, _, stderr) = parmana(&root, &["ledger", "verify"]);
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of `parmana serve`: the real binary on a loopback port, a real HTTP client (`ureq`), every response body checked against the server's own `/openapi.json`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod authzen_serve;
+mod harness;
+mod lifecycle_serve;
+mod native_serve;
+mod postgres_serve;

@@ -1,0 +1,380 @@
+//! The native API: every route, every error status, the scopes of each token, the body limit and load shedding — a table of requests against one server.
+
+use std::io::Write;
+use std::net::TcpStream;
+
+use crate::harness::{README_SIGNALS, Served, deployment, execution_body, tokens_file};
+
+/// (method, path, token, body, expected status, expected error code or "")
+type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, u16, &'a str);
+
+fn check(served: &Served, cases: &[Case<'_>]) {
+    for (method, path, token, body, status, code) in cases {
+        let reply = match *method {
+            "GET" => served.get(path, *token),
+            _ => served.post(path, *token, body),
+        };
+        assert_eq!(
+            reply.status, *status,
+            "{method} {path} {body}: {}",
+            reply.text
+        );
+        if !code.is_empty() {
+            assert_eq!(reply.code(), *code, "{method} {path} {body}");
+        }
+    }
+}
+
+#[test]
+fn every_route_answers_with_the_documented_status_and_scope() {
+    let env = deployment("memory", "");
+    let tokens = tokens_file(
+        env.root(),
+        &[
+            ("all", &["execute", "evaluate", "read", "verify", "admin"]),
+            ("reader", &["read"]),
+            ("evaluator", &["evaluate"]),
+        ],
+    );
+    let served = Served::start(env.root(), &["--tokens", tokens.to_str().unwrap()]);
+    let all = Some("all");
+    let executed = served.post("/v1/executions", all, &execution_body("claim-1"));
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    let body = executed.json();
+    assert_eq!(body["decision"], "escalate");
+    assert_eq!(body["rule_id"], "default");
+    assert_eq!(executed.header("location"), Some("/v1/executions/claim-1"));
+    // The read-back is the attestation byte for byte.
+    let stored = served.get("/v1/executions/claim-1", Some("reader"));
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.json(), body["attestation"]);
+    // A replay is 409 and names the stored attestation.
+    let replay = served.post("/v1/executions", all, &execution_body("claim-1"));
+    assert_eq!(
+        (replay.status, replay.code().as_str()),
+        (409, "runtime.replay_detected")
+    );
+    assert_eq!(replay.header("location"), Some("/v1/executions/claim-1"));
+    // An id with reserved characters is percent-encoded in Location and read back.
+    let odd = served.post("/v1/executions", all, &execution_body("a/b?c"));
+    assert_eq!(odd.header("location"), Some("/v1/executions/a%2Fb%3Fc"));
+    assert_eq!(served.get("/v1/executions/a%2Fb%3Fc", all).status, 200);
+    // Verify the attestation, with the signals and the bundle.
+    let verify = format!(
+        r#"{{"attestation":{},"signals":{README_SIGNALS},"check_bundle":true}}"#,
+        body["attestation"]
+    );
+    let report = served.post("/v1/verify", all, &verify);
+    assert_eq!(report.status, 200, "{}", report.text);
+    assert_eq!(report.json()["valid"], true, "{}", report.text);
+    let tampered = verify.replace(r#""claim_amount":1200"#, r#""claim_amount":1201"#);
+    assert_eq!(
+        served.post("/v1/verify", all, &tampered).json()["valid"],
+        false
+    );
+
+    let evaluation = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#);
+    let explained = served.post(
+        "/v1/evaluations?explain=true",
+        Some("evaluator"),
+        &evaluation,
+    );
+    assert_eq!(explained.json()["decision"], "escalate");
+    assert!(explained.json()["trace"]["rules"].is_array());
+    let batch = format!(
+        r#"{{"policy":"claims-approval@1.0.0","batch":[{README_SIGNALS},{{"claim_amount":5}}]}}"#
+    );
+    let results = served
+        .post("/v1/evaluations", Some("evaluator"), &batch)
+        .json();
+    assert_eq!(results["results"][0]["decision"], "escalate");
+    assert_eq!(
+        results["results"][1]["error"]["code"],
+        "policy.signal_missing"
+    );
+
+    let metrics = served.get("/metrics", Some("reader"));
+    assert!(
+        metrics
+            .text
+            .contains("parmana_executions_total{decision=\"escalate\"} 2"),
+        "{}",
+        metrics.text
+    );
+    assert!(
+        metrics
+            .text
+            .contains("parmana_execution_errors_total{code=\"runtime.replay_detected\"} 1")
+    );
+    assert!(
+        metrics
+            .text
+            .contains("parmana_http_request_duration_seconds_bucket")
+    );
+
+    let cases: &[Case<'_>] = &[
+        ("GET", "/healthz", None, "", 200, ""),
+        ("GET", "/readyz", None, "", 200, ""),
+        ("GET", "/openapi.json", None, "", 200, ""),
+        (
+            "GET",
+            "/.well-known/authzen-configuration",
+            None,
+            "",
+            200,
+            "",
+        ),
+        ("GET", "/v1/status", Some("reader"), "", 200, ""),
+        ("GET", "/v1/status", None, "", 401, "server.unauthorized"),
+        (
+            "GET",
+            "/v1/status",
+            Some("wrong"),
+            "",
+            401,
+            "server.unauthorized",
+        ),
+        (
+            "GET",
+            "/v1/status",
+            Some("evaluator"),
+            "",
+            403,
+            "server.forbidden",
+        ),
+        (
+            "GET",
+            "/metrics",
+            Some("evaluator"),
+            "",
+            403,
+            "server.forbidden",
+        ),
+        (
+            "POST",
+            "/v1/executions",
+            Some("reader"),
+            "{}",
+            403,
+            "server.forbidden",
+        ),
+        (
+            "POST",
+            "/v1/executions",
+            all,
+            "{",
+            400,
+            "canon.unexpected_end",
+        ),
+        (
+            "POST",
+            "/v1/executions",
+            all,
+            r#"{"policy":"x@1.0.0","policy":"y"}"#,
+            400,
+            "canon.duplicate_key",
+        ),
+        (
+            "POST",
+            "/v1/executions",
+            all,
+            r#"{"policy":"claims-approval@1.0.0"}"#,
+            400,
+            "server.invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/executions",
+            all,
+            r#"{"policy":"../x","signals":{}}"#,
+            400,
+            "runtime.invalid_policy_reference",
+        ),
+        (
+            "POST",
+            "/v1/executions",
+            all,
+            r#"{"policy":"nope@1.0.0","signals":{}}"#,
+            422,
+            "runtime.policy_not_found",
+        ),
+        (
+            "POST",
+            "/v1/executions",
+            all,
+            r#"{"policy":"claims-approval@1.0.0","signals":{"claim_amount":1}}"#,
+            422,
+            "policy.signal_missing",
+        ),
+        (
+            "POST",
+            "/v1/executions",
+            all,
+            r#"{"policy":"claims-approval@1.0.0","signals":{},"execution_id":"has space"}"#,
+            400,
+            "runtime.invalid_execution_id",
+        ),
+        (
+            "GET",
+            "/v1/executions/never-used",
+            all,
+            "",
+            404,
+            "server.execution_unknown",
+        ),
+        (
+            "GET",
+            "/v1/executions/claim-1",
+            Some("evaluator"),
+            "",
+            403,
+            "server.forbidden",
+        ),
+        (
+            "POST",
+            "/v1/evaluations",
+            Some("reader"),
+            "{}",
+            403,
+            "server.forbidden",
+        ),
+        (
+            "POST",
+            "/v1/evaluations",
+            all,
+            r#"{"policy":"claims-approval@1.0.0"}"#,
+            400,
+            "server.invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/evaluations?explain=maybe",
+            all,
+            r#"{"policy":"claims-approval@1.0.0","signals":{}}"#,
+            400,
+            "server.invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/evaluations",
+            all,
+            r#"{"policy":"nope@1.0.0","batch":[{}]}"#,
+            422,
+            "runtime.policy_not_found",
+        ),
+        (
+            "POST",
+            "/v1/verify",
+            Some("reader"),
+            "{}",
+            403,
+            "server.forbidden",
+        ),
+        (
+            "POST",
+            "/v1/verify",
+            all,
+            r#"{"signals":{}}"#,
+            400,
+            "server.invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/admin/reload",
+            Some("reader"),
+            "",
+            403,
+            "server.forbidden",
+        ),
+        ("POST", "/v1/admin/reload", all, "", 200, ""),
+        ("GET", "/no/such/route", None, "", 404, "server.not_found"),
+    ];
+    check(&served, cases);
+}
+
+#[test]
+fn bodies_over_the_limit_are_413_and_a_full_server_sheds_with_503() {
+    let env = deployment("memory", "");
+    let served = Served::start(
+        env.root(),
+        &[
+            "--dev-token",
+            "--max-body-bytes",
+            "512",
+            "--max-concurrency",
+            "1",
+        ],
+    );
+    let token = served.token.clone();
+    let padding = "x".repeat(600);
+    let big = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{{"pad":"{padding}"}}}}"#);
+    let refused = served.post("/v1/evaluations", token.as_deref(), &big);
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (413, "server.body_too_large")
+    );
+    // Hold the only slot with a request whose body never finishes arriving, then ask again.
+    // Bounded: at most 20 rounds of 5 requests.
+    let address = served.base.trim_start_matches("http://").to_owned();
+    let evaluation = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#);
+    let mut shed = None;
+    'rounds: for _ in 0..20 {
+        let mut slow = TcpStream::connect(&address).unwrap();
+        write!(
+            slow,
+            "POST /v1/evaluations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+            token.as_deref().unwrap()
+        )
+        .unwrap();
+        slow.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        for _ in 0..5 {
+            let reply = served.post("/v1/evaluations", token.as_deref(), &evaluation);
+            if reply.status == 503 {
+                shed = Some(reply);
+                break 'rounds;
+            }
+        }
+    }
+    let shed = shed.unwrap_or_else(|| {
+        panic!(
+            "a request beyond the concurrency limit was not shed: {}",
+            served.stderr()
+        )
+    });
+    assert_eq!(shed.code(), "server.overloaded");
+    assert_eq!(shed.header("retry-after"), Some("1"));
+    // Probes are never shed.
+    assert_eq!(served.get("/readyz", None).status, 200);
+    let metrics = served.get("/metrics", token.as_deref());
+    assert!(
+        !metrics.text.contains("parmana_requests_shed_total 0"),
+        "{}",
+        metrics.text
+    );
+}
+
+#[test]
+fn the_server_refuses_to_start_without_tokens_or_off_loopback_without_auth() {
+    let env = deployment("memory", "");
+    for (args, code) in [
+        (vec!["--listen", "127.0.0.1:0"], "server.no_tokens"),
+        (
+            vec!["--listen", "0.0.0.0:0", "--insecure-no-auth"],
+            "server.not_loopback",
+        ),
+        (
+            vec!["--listen", "0.0.0.0:0", "--dev-token"],
+            "server.not_loopback",
+        ),
+    ] {
+        let mut full = vec!["--format", "json", "serve"];
+        full.extend(args.iter().copied());
+        let (exit, _, stderr) = crate::harness::parmana(env.root(), &full);
+        assert_eq!(exit, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(code), "{args:?}: {stderr}");
+    }
+    // On loopback, --insecure-no-auth serves every route without a token.
+    let open = Served::start(env.root(), &["--insecure-no-auth"]);
+    assert_eq!(open.get("/v1/status", None).status, 200);
+}

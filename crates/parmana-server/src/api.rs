@@ -1,0 +1,576 @@
+//! The native API handlers: executions, read-back, evaluations (single, batch, explained), verify, health, readiness, status, metrics, reload and the OpenAPI document.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use parmana_runtime::canon::{PolicyRef, parse_strict};
+use parmana_runtime::{
+    ExecutionError, ExecutionRequest, ExecutionStatus, Signals, new_execution_id,
+    parse_execution_id, parse_policy_ref,
+};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::auth::Scope;
+use crate::error::{ApiError, RETRY_AFTER_SECONDS};
+use crate::observe::Outcome;
+use crate::state::AppState;
+use crate::wire::{
+    BatchEvaluationResponse, BatchItem, DocumentStatus, ErrorBody, EvaluationBody,
+    EvaluationOutcome, EvaluationRequestBody, ExecutionRequestBody, ExecutionResponse, HealthBody,
+    ReloadResponse, ReloadStatus, StatusBody, VerifyRequestBody, VerifyResponse, json_response,
+    raw_json_response,
+};
+
+type Shared = State<Arc<AppState>>;
+
+/// The body of a request, refused with 413 past the limit.
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "server.body_too_large",
+                "the request body is larger than the server's limit",
+            )
+        } else {
+            ApiError::invalid_request(rejection.body_text())
+        }
+    })
+}
+
+/// Parses a request body strictly (canon's rules: duplicate keys, lone surrogates and unsafe
+/// integers are refused with their `canon.*` code, 400), then into the route's shape.
+pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = parse_strict(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            e.code(),
+            format!("request body: {e}"),
+        )
+    })?;
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::invalid_request(format!("request body: {e}")))
+}
+
+pub(crate) fn execution_error(error: &ExecutionError) -> ApiError {
+    ApiError::from_execution(error)
+}
+
+/// The path of an execution's stored attestation, the id percent-encoded.
+pub(crate) fn execution_location(execution_id: &str) -> String {
+    let mut path = String::from("/v1/executions/");
+    for byte in execution_id.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            path.push(char::from(byte));
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    path
+}
+
+fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
+    response.extensions_mut().insert(outcome);
+    response
+}
+
+fn envelope_value(envelope: &[u8]) -> Result<Value, ApiError> {
+    parse_strict(envelope).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.code(),
+            format!("stored attestation: {e}"),
+        )
+    })
+}
+
+/// Execute signals under a signed policy exactly once; the signed attestation comes back.
+#[utoipa::path(
+    post, path = "/v1/executions", tag = "native",
+    request_body = ExecutionRequestBody,
+    responses(
+        (status = 201, description = "Executed: the decision and the signed attestation", body = ExecutionResponse,
+            headers(("Location" = String, description = "Where the stored attestation is read back"))),
+        (status = 400, description = "Malformed request, policy reference or execution id", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `execute` scope", body = ErrorBody),
+        (status = 409, description = "The execution id was already used; `Location` names the stored attestation", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
+        (status = 500, description = "The environment refused (trust) or a defect", body = ErrorBody),
+        (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody),
+    ),
+    security(("bearer" = ["execute"]))
+)]
+pub(crate) async fn create_execution(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Execute)?;
+    let body: ExecutionRequestBody = parse_body(&body_bytes(body)?)?;
+    let mut outcome = Outcome {
+        policy: Some(body.policy.clone()),
+        signals: state.logging.signals.then(|| body.signals.to_string()),
+        ..Outcome::default()
+    };
+    let policy = parse_policy_ref(&body.policy).map_err(|e| execution_error(&e))?;
+    let execution_id = match &body.execution_id {
+        Some(id) => parse_execution_id(id).map_err(|e| execution_error(&e))?,
+        None => new_execution_id(),
+    };
+    outcome.execution_id = Some(execution_id.as_str().to_owned());
+    let request = ExecutionRequest::new(
+        execution_id.clone(),
+        policy,
+        Signals::from_value(body.signals),
+    )
+    .with_signals_included(body.include_signals);
+    let result = state
+        .blocking("execute", move |runtime| runtime.execute(&request))
+        .await?;
+    let location = execution_location(execution_id.as_str());
+    match result {
+        Ok(attestation) => {
+            let predicate = attestation.predicate();
+            state.metrics.execution(&predicate.decision);
+            outcome.decision = Some(predicate.decision.clone());
+            let body = ExecutionResponse {
+                execution_id: execution_id.as_str().to_owned(),
+                decision: predicate.decision.clone(),
+                rule_id: predicate.rule_id.clone(),
+                reason: predicate.reason.clone(),
+                attestation: envelope_value(attestation.envelope())?,
+            };
+            let mut response = json_response(StatusCode::CREATED, &body);
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            Ok(with_outcome(response, outcome))
+        }
+        Err(error) => {
+            state.metrics.execution_error(error.code());
+            let mut api = execution_error(&error);
+            if matches!(error, ExecutionError::ReplayDetected { .. }) {
+                api = api.with_header(header::LOCATION, &location);
+            }
+            outcome.code = Some(api.code.clone());
+            Ok(with_outcome(api.into_response(), outcome))
+        }
+    }
+}
+
+/// Read back what the store holds for an execution id.
+#[utoipa::path(
+    get, path = "/v1/executions/{id}", tag = "native",
+    params(("id" = String, Path, description = "The execution id")),
+    responses(
+        (status = 200, description = "The stored attestation, byte for byte as it was returned", body = Object),
+        (status = 400, description = "Malformed execution id", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
+        (status = 404, description = "The id was never used", body = ErrorBody),
+        (status = 423, description = "Claimed, not completed: in flight, or interrupted (run `parmana recover`)", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = ["read"]))
+)]
+pub(crate) async fn read_execution(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let execution_id = parse_execution_id(&id).map_err(|e| execution_error(&e))?;
+    let outcome = Outcome {
+        execution_id: Some(execution_id.as_str().to_owned()),
+        ..Outcome::default()
+    };
+    let status = state
+        .blocking("read", move |runtime| runtime.attestation(&execution_id))
+        .await?
+        .map_err(|e| execution_error(&e))?;
+    let response = match status {
+        ExecutionStatus::Completed(envelope) => raw_json_response(StatusCode::OK, envelope),
+        ExecutionStatus::Claimed { claimed_at } => ApiError::new(
+            StatusCode::LOCKED,
+            "server.execution_pending",
+            format!(
+                "execution {id:?} was claimed at {claimed_at} and is not completed: in flight, \
+                 or interrupted (`parmana recover` completes it)"
+            ),
+        )
+        .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
+        .into_response(),
+        ExecutionStatus::Unknown => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "server.execution_unknown",
+            format!("the store holds no execution {id:?}"),
+        )
+        .into_response(),
+    };
+    Ok(with_outcome(response, outcome))
+}
+
+/// `?explain=true`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExplainQuery {
+    /// Add the trace: every rule tried, every condition evaluated, with the values read.
+    #[serde(default)]
+    explain: bool,
+}
+
+fn evaluate_one(
+    runtime: &parmana_runtime::Runtime,
+    policy: &PolicyRef,
+    signals: Value,
+    explain: bool,
+) -> Result<EvaluationBody, ExecutionError> {
+    let signals = Signals::from_value(signals);
+    if explain {
+        let explained = runtime.explain(policy, &signals)?;
+        let trace = parse_strict(&explained.trace)?;
+        Ok(EvaluationBody {
+            decision: explained.evaluation.decision,
+            rule_id: explained.evaluation.rule_id,
+            reason: explained.evaluation.reason,
+            trace: Some(trace),
+        })
+    } else {
+        let evaluation = runtime.evaluate(policy, &signals)?;
+        Ok(EvaluationBody {
+            decision: evaluation.decision,
+            rule_id: evaluation.rule_id,
+            reason: evaluation.reason,
+            trace: None,
+        })
+    }
+}
+
+/// A pure decision (nothing consumed, nothing signed); `batch` decides many signal sets.
+#[utoipa::path(
+    post, path = "/v1/evaluations", tag = "native",
+    params(ExplainQuery),
+    request_body = EvaluationRequestBody,
+    responses(
+        (status = 200, description = "The decision (with `signals`), or one result per signal set (with `batch`)", body = EvaluationOutcome),
+        (status = 400, description = "Malformed request or policy reference", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
+        (status = 503, description = "Overloaded or timed out", body = ErrorBody),
+    ),
+    security(("bearer" = ["evaluate"]))
+)]
+pub(crate) async fn evaluate(
+    State(state): Shared,
+    headers: HeaderMap,
+    query: Result<Query<ExplainQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Evaluate)?;
+    let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    let body: EvaluationRequestBody = parse_body(&body_bytes(body)?)?;
+    let mut outcome = Outcome {
+        policy: Some(body.policy.clone()),
+        ..Outcome::default()
+    };
+    let policy = parse_policy_ref(&body.policy).map_err(|e| execution_error(&e))?;
+    let explain = query.explain;
+    match (body.signals, body.batch) {
+        (Some(signals), None) => {
+            outcome.signals = state.logging.signals.then(|| signals.to_string());
+            let decided = state
+                .blocking("evaluate", move |runtime| {
+                    evaluate_one(runtime, &policy, signals, explain)
+                })
+                .await?
+                .map_err(|e| execution_error(&e))?;
+            outcome.decision = Some(decided.decision.clone());
+            Ok(with_outcome(
+                json_response(StatusCode::OK, &decided),
+                outcome,
+            ))
+        }
+        (None, Some(batch)) => {
+            let results = state
+                .blocking("evaluate", move |runtime| {
+                    // An unknown or broken policy refuses the whole batch.
+                    runtime.bundle(&policy)?;
+                    Ok::<_, ExecutionError>(
+                        batch
+                            .into_iter()
+                            .map(
+                                |signals| match evaluate_one(runtime, &policy, signals, explain) {
+                                    Ok(decided) => BatchItem::Decided(decided),
+                                    Err(error) => {
+                                        BatchItem::Refused(execution_error(&error).body())
+                                    }
+                                },
+                            )
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .await?
+                .map_err(|e| execution_error(&e))?;
+            Ok(with_outcome(
+                json_response(StatusCode::OK, &BatchEvaluationResponse { results }),
+                outcome,
+            ))
+        }
+        _ => Err(ApiError::invalid_request(
+            "request body: give exactly one of `signals` and `batch`",
+        )),
+    }
+}
+
+/// Verify an attestation: one entry per check, as `parmana --format json verify` prints.
+#[utoipa::path(
+    post, path = "/v1/verify", tag = "native",
+    request_body = VerifyRequestBody,
+    responses(
+        (status = 200, description = "The report (`valid` is true only if every check passed)", body = VerifyResponse),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `verify` scope", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+    ),
+    security(("bearer" = ["verify"]))
+)]
+pub(crate) async fn verify(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Verify)?;
+    let body: VerifyRequestBody = parse_body(&body_bytes(body)?)?;
+    let envelope = match &body.attestation {
+        Value::String(text) => text.as_bytes().to_vec(),
+        other => parmana_runtime::canon::to_canonical_vec(other).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                e.code(),
+                format!("attestation: {e}"),
+            )
+        })?,
+    };
+    let report = state
+        .blocking("verify", move |runtime| {
+            let plain = runtime.verify(&envelope, None, body.signals.as_ref());
+            if !body.check_bundle {
+                return Ok(plain);
+            }
+            let Some(predicate) = plain.predicate() else {
+                return Ok(plain);
+            };
+            let reference = format!("{}@{}", predicate.policy.id, predicate.policy.version);
+            let bundle = runtime.bundle(&parse_policy_ref(&reference)?)?;
+            Ok::<_, ExecutionError>(runtime.verify(&envelope, Some(&bundle), body.signals.as_ref()))
+        })
+        .await?
+        .map_err(|e| execution_error(&e))?;
+    let to_value = |value: Result<Value, serde_json::Error>| {
+        value.map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.internal",
+                e.to_string(),
+            )
+        })
+    };
+    let response = VerifyResponse {
+        valid: report.is_valid(),
+        checks: to_value(serde_json::to_value(&report.checks))?,
+        predicate: to_value(serde_json::to_value(report.predicate()))?,
+    };
+    Ok(json_response(StatusCode::OK, &response))
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Up", body = HealthBody)))]
+pub(crate) async fn healthz() -> Response {
+    json_response(
+        StatusCode::OK,
+        &HealthBody {
+            status: "ok".to_owned(),
+        },
+    )
+}
+
+/// Why the server is not ready, if it is not.
+pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
+    if state.is_draining() {
+        return Some("draining: shutting down".to_owned());
+    }
+    if !state.is_started() {
+        return Some("starting: recovering leftovers".to_owned());
+    }
+    let environment = state.runtime.environment();
+    let now = state.runtime.clock().now();
+    if let Err(error) = environment.trust_root().check_not_expired(now) {
+        return Some(format!("trust root: {error}"));
+    }
+    if let Err(error) = environment.release_manifest().check_not_expired(now) {
+        return Some(format!("release manifest: {error}"));
+    }
+    let started = Instant::now();
+    let probe = state
+        .blocking("probe", |runtime| runtime.store().accepted_versions())
+        .await;
+    state.metrics.store_probe(started.elapsed());
+    match probe {
+        Ok(Ok(_)) => None,
+        Ok(Err(error)) => Some(format!("replay store: {error}")),
+        Err(error) => Some(error.message),
+    }
+}
+
+/// Ready: environment valid now, store reachable, started and not draining.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = HealthBody),
+        (status = 503, description = "Not ready: starting, draining, environment expired or store unreachable", body = ErrorBody),
+    ))]
+pub(crate) async fn readyz(State(state): Shared) -> Response {
+    let reason = not_ready_reason(&state).await;
+    state.metrics.set_ready(reason.is_none());
+    match reason {
+        None => json_response(
+            StatusCode::OK,
+            &HealthBody {
+                status: "ok".to_owned(),
+            },
+        ),
+        Some(reason) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server.not_ready", reason)
+            .into_response(),
+    }
+}
+
+/// Versions and digests in force, policies, store, uptime, last reload.
+#[utoipa::path(get, path = "/v1/status", tag = "operations",
+    responses(
+        (status = 200, description = "The status", body = StatusBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
+    ),
+    security(("bearer" = ["read"])))]
+pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let ready = not_ready_reason(&state).await.is_none();
+    let environment = state.runtime.environment();
+    let trust_root = environment.trust_root();
+    let manifest = environment.release_manifest();
+    let last_reload = state
+        .runtime
+        .last_reload()
+        .map(|record| match record.outcome {
+            Ok(_) => ReloadStatus {
+                at: record.at.to_string(),
+                outcome: "ok".to_owned(),
+                code: None,
+                message: None,
+            },
+            Err((code, message)) => ReloadStatus {
+                at: record.at.to_string(),
+                outcome: "refused".to_owned(),
+                code: Some(code),
+                message: Some(message),
+            },
+        });
+    let body = StatusBody {
+        runtime_version: parmana_runtime::RUNTIME_VERSION.to_owned(),
+        trust_root: DocumentStatus {
+            version: trust_root.version(),
+            digest: trust_root.digest().to_string(),
+            expires: trust_root.expires().to_string(),
+        },
+        release_manifest: DocumentStatus {
+            version: manifest.version(),
+            digest: manifest.digest().to_string(),
+            expires: manifest.expires().to_string(),
+        },
+        policies: manifest
+            .policies()
+            .keys()
+            .map(ToString::to_string)
+            .collect(),
+        store: state.store_kind.clone(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        ready,
+        last_reload,
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// Prometheus text exposition (OpenMetrics).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "The metrics", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
+    ),
+    security(("bearer" = ["read"])))]
+pub(crate) async fn metrics(
+    State(state): Shared,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let text = state.metrics.encode().map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server.internal",
+            e.to_string(),
+        )
+    })?;
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// Reload the trust root and release manifest from disk; the old environment stays on refusal.
+#[utoipa::path(post, path = "/v1/admin/reload", tag = "operations",
+    responses(
+        (status = 200, description = "Reloaded: versions before and after", body = ReloadResponse),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `admin` scope", body = ErrorBody),
+        (status = 422, description = "The environment on disk was refused (rollback, signature, expiry…); the old one stays in force", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"])))]
+pub(crate) async fn reload(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Admin)?;
+    let report = crate::lifecycle::reload(&state).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &ReloadResponse {
+            trust_root: [report.trust_root.0, report.trust_root.1],
+            release_manifest: [report.release_manifest.0, report.release_manifest.1],
+            policies: report.policies,
+        },
+    ))
+}
+
+/// The OpenAPI 3.1 document of this server, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub(crate) async fn openapi() -> Response {
+    json_response(StatusCode::OK, &crate::openapi::document())
+}
+
+/// Any other path.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "server.not_found", "no such route")
+}

@@ -1,0 +1,302 @@
+//! Bearer-token authentication: a tokens file of SHA-256 digests with scopes, compared in constant time; `Scope` and the check each route makes.
+
+use std::path::Path;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use parmana_runtime::canon::Digest;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::error::{ApiError, ServerError};
+
+/// The largest tokens file read.
+const MAX_TOKENS_FILE_BYTES: u64 = 1024 * 1024;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// `POST /v1/executions`, and AuthZEN requests that carry an execution id.
+    Execute,
+    /// `POST /v1/evaluations` and AuthZEN evaluations.
+    Evaluate,
+    /// `GET /v1/executions/{id}`, `GET /v1/status`, `GET /metrics`.
+    Read,
+    /// `POST /v1/verify`.
+    Verify,
+    /// `POST /v1/admin/reload`.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Self; 5] = [
+        Self::Execute,
+        Self::Evaluate,
+        Self::Read,
+        Self::Verify,
+        Self::Admin,
+    ];
+
+    /// The scope as the tokens file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Execute => "execute",
+            Self::Evaluate => "evaluate",
+            Self::Read => "read",
+            Self::Verify => "verify",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// One accepted token: a name for logs, the digest of its secret, and its scopes.
+#[derive(Debug, Clone)]
+struct Token {
+    name: String,
+    digest: [u8; 32],
+    scopes: Vec<Scope>,
+}
+
+/// The accepted bearer tokens. Only digests are held; a presented token is hashed and
+/// compared with every digest in constant time.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    tokens: Vec<Token>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    tokens: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    name: String,
+    sha256: String,
+    scopes: Vec<Scope>,
+}
+
+impl Tokens {
+    /// Reads a tokens file (`docs/server.md`, "Authentication"): TOML with one `[[tokens]]`
+    /// table per token — `name`, `sha256` (`sha256:` and the hex digest of the token's UTF-8
+    /// bytes) and `scopes`. Refuses an empty file, a malformed digest, a repeated digest and
+    /// a token without scopes.
+    pub fn load(path: &Path) -> Result<Self, ServerError> {
+        use std::io::Read as _;
+        let invalid = |message: String| ServerError::TokensInvalid {
+            path: path.display().to_string(),
+            message,
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| {
+                file.take(MAX_TOKENS_FILE_BYTES + 1)
+                    .read_to_string(&mut text)
+            })
+            .map_err(|e| invalid(e.to_string()))?;
+        if text.len() as u64 > MAX_TOKENS_FILE_BYTES {
+            return Err(invalid(format!(
+                "larger than {MAX_TOKENS_FILE_BYTES} bytes"
+            )));
+        }
+        let file: TokensFile =
+            toml::from_str(&text).map_err(|e| invalid(e.message().trim_end().to_owned()))?;
+        Self::from_entries(file.tokens).map_err(invalid)
+    }
+
+    fn from_entries(entries: Vec<TokenEntry>) -> Result<Self, String> {
+        if entries.is_empty() {
+            return Err("no [[tokens]] entry".to_owned());
+        }
+        let mut tokens: Vec<Token> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let digest: Digest = entry
+                .sha256
+                .parse()
+                .map_err(|e| format!("token {:?}: sha256: {e}", entry.name))?;
+            if entry.scopes.is_empty() {
+                return Err(format!("token {:?} has no scopes", entry.name));
+            }
+            if tokens.iter().any(|t| t.digest == *digest.as_bytes()) {
+                return Err(format!("token {:?} repeats another token", entry.name));
+            }
+            tokens.push(Token {
+                name: entry.name,
+                digest: *digest.as_bytes(),
+                scopes: entry.scopes,
+            });
+        }
+        Ok(Self { tokens })
+    }
+
+    /// A fresh random token holding every scope (for `--dev-token`): the accepted set and the
+    /// secret to print.
+    pub fn generate_dev_token() -> Result<(Self, String), ServerError> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| ServerError::Io {
+            action: "generate",
+            address: "a random token".to_owned(),
+            message: e.to_string(),
+        })?;
+        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = Token {
+            name: "dev-token".to_owned(),
+            digest: *Digest::of(secret.as_bytes()).as_bytes(),
+            scopes: Scope::ALL.to_vec(),
+        };
+        Ok((
+            Self {
+                tokens: vec![token],
+            },
+            secret,
+        ))
+    }
+
+    /// How many tokens are accepted.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Whether no token is accepted.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The token presented, found in constant time over every digest: its name and scopes.
+    fn find(&self, presented: &str) -> Option<&Token> {
+        let digest = Digest::of(presented.as_bytes());
+        let mut found = None;
+        for token in &self.tokens {
+            // Every digest is compared (no early exit), each comparison in constant time.
+            if bool::from(token.digest.ct_eq(digest.as_bytes())) {
+                found = Some(token);
+            }
+        }
+        found
+    }
+
+    /// Checks the `Authorization: Bearer …` header for `scope`: 401 without a valid token,
+    /// 403 when the token lacks the scope. Returns the token's name, for logs.
+    pub(crate) fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<String, ApiError> {
+        let unauthorized = |message: &str| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "server.unauthorized", message)
+                .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"parmana\"")
+        };
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Err(unauthorized("a bearer token is required"));
+        };
+        let presented = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| unauthorized("the Authorization header is not `Bearer TOKEN`"))?;
+        let token = self
+            .find(presented)
+            .ok_or_else(|| unauthorized("the bearer token is not accepted"))?;
+        if !token.scopes.contains(&scope) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "server.forbidden",
+                format!(
+                    "the token {:?} lacks the `{}` scope",
+                    token.name,
+                    scope.as_str()
+                ),
+            ));
+        }
+        Ok(token.name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(value: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = value {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    fn tokens_file(text: &str) -> Result<Tokens, ServerError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        std::fs::write(&path, text).unwrap();
+        Tokens::load(&path)
+    }
+
+    #[test]
+    fn tokens_are_checked_by_digest_and_scope() {
+        let reader = Digest::of(b"reader-secret");
+        let tokens = tokens_file(&format!(
+            "[[tokens]]\nname = \"reader\"\nsha256 = \"{reader}\"\nscopes = [\"read\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(tokens.len(), 1);
+        // (header, scope asked, expected code or the token name)
+        for (header, scope, expected) in [
+            (Some("Bearer reader-secret"), Scope::Read, "reader"),
+            (
+                Some("Bearer reader-secret"),
+                Scope::Execute,
+                "server.forbidden",
+            ),
+            (Some("Bearer wrong"), Scope::Read, "server.unauthorized"),
+            (None, Scope::Read, "server.unauthorized"),
+            (Some("Basic abc"), Scope::Read, "server.unauthorized"),
+            (Some("Bearer "), Scope::Read, "server.unauthorized"),
+        ] {
+            let got = match tokens.authorize(&headers(header), scope) {
+                Ok(name) => name,
+                Err(error) => error.code,
+            };
+            assert_eq!(got, expected, "{header:?} {scope:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_token_files_are_refused() {
+        let digest = Digest::of(b"x");
+        for text in [
+            String::new(),
+            "tokens = []\n".to_owned(),
+            "[[tokens]]\nname = \"a\"\nsha256 = \"sha256:00\"\nscopes = [\"read\"]\n".to_owned(),
+            format!("[[tokens]]\nname = \"a\"\nsha256 = \"{digest}\"\nscopes = []\n"),
+            format!("[[tokens]]\nname = \"a\"\nsha256 = \"{digest}\"\nscopes = [\"root\"]\n"),
+            format!(
+                "[[tokens]]\nname = \"a\"\nsha256 = \"{digest}\"\nscopes = [\"read\"]\nextra = 1\n"
+            ),
+            format!(
+                "[[tokens]]\nname = \"a\"\nsha256 = \"{digest}\"\nscopes = [\"read\"]\n\
+                 [[tokens]]\nname = \"b\"\nsha256 = \"{digest}\"\nscopes = [\"admin\"]\n"
+            ),
+        ] {
+            let error = tokens_file(&text).unwrap_err();
+            assert_eq!(error.code(), "server.tokens_invalid", "{text}");
+        }
+    }
+
+    #[test]
+    fn a_dev_token_holds_every_scope() {
+        let (tokens, secret) = Tokens::generate_dev_token().unwrap();
+        assert_eq!(secret.len(), 64);
+        let bearer = format!("Bearer {secret}");
+        for scope in Scope::ALL {
+            assert!(tokens.authorize(&headers(Some(&bearer)), scope).is_ok());
+        }
+    }
+}

@@ -1,0 +1,597 @@
+//! AuthZEN 1.0 (OpenID Authorization API): the evaluation and evaluations endpoints, the metadata document, and the mapping — subject, action, resource and context flattened into dotted signal names, the answering policy chosen by `resource.type`, its permitting decisions from the server configuration.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use parmana_runtime::canon::{PolicyRef, parse_strict};
+use parmana_runtime::{ExecutionError, ExecutionRequest, Runtime, Signals, parse_execution_id};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use crate::api::{body_bytes, execution_error, parse_body};
+use crate::auth::Scope;
+use crate::error::{ApiError, ServerError};
+use crate::observe::Outcome;
+use crate::settings::AuthzenSettings;
+use crate::state::AppState;
+use crate::wire::{ErrorBody, json_response};
+
+/// The context member that turns an evaluation into an execution.
+const EXECUTION_ID_KEY: &str = "execution_id";
+
+/// The user or machine principal (AuthZEN §5.1).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Subject {
+    /// The subject's type.
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    /// The subject's id, scoped to its type.
+    pub(crate) id: String,
+    /// More attributes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) properties: Option<Map<String, Value>>,
+}
+
+/// The target of the request (AuthZEN §5.2).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Resource {
+    /// The resource's type; it chooses the answering policy.
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    /// The resource's id, scoped to its type.
+    pub(crate) id: String,
+    /// More attributes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) properties: Option<Map<String, Value>>,
+}
+
+/// What the subject wants to do (AuthZEN §5.3).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Action {
+    /// The action's name.
+    pub(crate) name: String,
+    /// More attributes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) properties: Option<Map<String, Value>>,
+}
+
+/// `POST /access/v1/evaluation` (AuthZEN §6.1). Unknown members are ignored, as AuthZEN requires.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct EvaluationRequest {
+    pub(crate) subject: Subject,
+    pub(crate) action: Action,
+    pub(crate) resource: Resource,
+    /// The environment; `context.execution_id` makes the evaluation an execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) context: Option<Map<String, Value>>,
+}
+
+/// One entry of `evaluations`: each member overrides the top-level default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub(crate) struct EvaluationItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) subject: Option<Subject>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) action: Option<Action>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) resource: Option<Resource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) context: Option<Map<String, Value>>,
+}
+
+/// How a boxcar is evaluated (AuthZEN §7.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Semantic {
+    /// Every evaluation, every result.
+    #[default]
+    ExecuteAll,
+    /// Stop after the first `false` (a refused evaluation is `false`).
+    DenyOnFirstDeny,
+    /// Stop after the first `true`.
+    PermitOnFirstPermit,
+}
+
+/// `options` of an evaluations request; unknown options are ignored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub(crate) struct EvaluationsOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) evaluations_semantic: Option<Semantic>,
+}
+
+/// `POST /access/v1/evaluations` (AuthZEN §7.1): top-level defaults and the evaluations.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub(crate) struct EvaluationsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) subject: Option<Subject>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) action: Option<Action>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) resource: Option<Resource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) context: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) evaluations: Option<Vec<EvaluationItem>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) options: Option<EvaluationsOptions>,
+}
+
+/// An AuthZEN decision (§5.5): `true` only when the policy's decision is one the
+/// configuration lists as permitting.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Decision {
+    pub(crate) decision: bool,
+    /// `policy`, `outcome` (the policy's decision), `rule_id`, `reason`; with an execution,
+    /// `execution_id` and `attestation`; on a refused evaluation, `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) context: Option<Value>,
+}
+
+/// The response of `POST /access/v1/evaluations` with an `evaluations` array.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct EvaluationsResponse {
+    pub(crate) evaluations: Vec<Decision>,
+}
+
+/// What `POST /access/v1/evaluations` answers: the decisions of `evaluations`, or one decision
+/// when the request has none.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum EvaluationsOutcome {
+    /// With `evaluations`: one decision each.
+    Many(EvaluationsResponse),
+    /// Without: the single evaluation's decision.
+    One(Decision),
+}
+
+/// `GET /.well-known/authzen-configuration` (AuthZEN §9).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Configuration {
+    pub(crate) policy_decision_point: String,
+    pub(crate) access_evaluation_endpoint: String,
+    pub(crate) access_evaluations_endpoint: String,
+}
+
+/// A policy that answers, with the decisions that mean `true`.
+#[derive(Debug)]
+struct Answering {
+    policy: PolicyRef,
+    permit: Vec<String>,
+}
+
+/// The verified AuthZEN mapping: which policy answers which `resource.type`.
+#[derive(Debug, Default)]
+pub(crate) struct AuthzenMapping {
+    by_type: Vec<(String, Arc<Answering>)>,
+    default: Option<Arc<Answering>>,
+}
+
+impl AuthzenMapping {
+    /// Checks the configuration against the environment: every policy is released and
+    /// compiles, every permitting decision is one of its decisions, no resource type is
+    /// answered twice, and the default policy is one of those configured.
+    pub(crate) fn new(settings: &AuthzenSettings, runtime: &Runtime) -> Result<Self, ServerError> {
+        let refuse = |message: String| ServerError::AuthzenConfig(message);
+        let environment = runtime.environment();
+        let mut mapping = Self::default();
+        let mut all: Vec<Arc<Answering>> = Vec::new();
+        for entry in &settings.policies {
+            let policy = parmana_runtime::parse_policy_ref(&entry.policy)
+                .map_err(|e| refuse(e.to_string()))?;
+            let loaded = environment
+                .policy(&policy)
+                .map_err(|e| refuse(format!("{}: {e}", entry.policy)))?;
+            if entry.permit.is_empty() {
+                return Err(refuse(format!(
+                    "{}: `permit` lists no decision",
+                    entry.policy
+                )));
+            }
+            for decision in &entry.permit {
+                if !loaded.policy().decisions().contains(decision) {
+                    return Err(refuse(format!(
+                        "{}: `permit` names {decision:?}, which is not one of its decisions",
+                        entry.policy
+                    )));
+                }
+            }
+            let answering = Arc::new(Answering {
+                policy,
+                permit: entry.permit.clone(),
+            });
+            for kind in &entry.resource_types {
+                if mapping.by_type.iter().any(|(k, _)| k == kind) {
+                    return Err(refuse(format!("resource type {kind:?} is answered twice")));
+                }
+                mapping.by_type.push((kind.clone(), Arc::clone(&answering)));
+            }
+            all.push(answering);
+        }
+        if let Some(default) = &settings.default_policy {
+            let found = all
+                .iter()
+                .find(|a| a.policy.to_string() == *default)
+                .ok_or_else(|| {
+                    refuse(format!(
+                        "default_policy {default} is not one of the configured policies"
+                    ))
+                })?;
+            mapping.default = Some(Arc::clone(found));
+        }
+        Ok(mapping)
+    }
+
+    fn answering(&self, resource_type: &str) -> Option<&Arc<Answering>> {
+        self.by_type
+            .iter()
+            .find(|(kind, _)| kind == resource_type)
+            .map(|(_, answering)| answering)
+            .or(self.default.as_ref())
+    }
+}
+
+/// One evaluation, every member resolved.
+struct Resolved {
+    subject: Subject,
+    action: Action,
+    resource: Resource,
+    context: Option<Map<String, Value>>,
+}
+
+/// Flattens `value` under `prefix` into `out` (`a.b.c` for nested objects); refuses a name
+/// reached twice.
+fn flatten(prefix: String, value: &Value, out: &mut Map<String, Value>) -> Result<(), String> {
+    match value {
+        Value::Object(members) => {
+            for (key, member) in members {
+                flatten(format!("{prefix}.{key}"), member, out)?;
+            }
+            Ok(())
+        }
+        other => {
+            if out.insert(prefix.clone(), other.clone()).is_some() {
+                return Err(format!("the signal name {prefix:?} is reached twice"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The signals of an evaluation (`docs/server.md`, "AuthZEN"), and the execution id in its
+/// context, if any.
+fn signals_of(request: &Resolved) -> Result<(Map<String, Value>, Option<String>), String> {
+    let mut out = Map::new();
+    let text = |s: &str| Value::String(s.to_owned());
+    flatten(
+        "subject.type".to_owned(),
+        &text(&request.subject.kind),
+        &mut out,
+    )?;
+    flatten(
+        "subject.id".to_owned(),
+        &text(&request.subject.id),
+        &mut out,
+    )?;
+    if let Some(properties) = &request.subject.properties {
+        flatten(
+            "subject.properties".to_owned(),
+            &Value::Object(properties.clone()),
+            &mut out,
+        )?;
+    }
+    flatten(
+        "action.name".to_owned(),
+        &text(&request.action.name),
+        &mut out,
+    )?;
+    if let Some(properties) = &request.action.properties {
+        flatten(
+            "action.properties".to_owned(),
+            &Value::Object(properties.clone()),
+            &mut out,
+        )?;
+    }
+    flatten(
+        "resource.type".to_owned(),
+        &text(&request.resource.kind),
+        &mut out,
+    )?;
+    flatten(
+        "resource.id".to_owned(),
+        &text(&request.resource.id),
+        &mut out,
+    )?;
+    if let Some(properties) = &request.resource.properties {
+        flatten(
+            "resource.properties".to_owned(),
+            &Value::Object(properties.clone()),
+            &mut out,
+        )?;
+    }
+    let mut execution_id = None;
+    if let Some(context) = &request.context {
+        let mut context = context.clone();
+        match context.remove(EXECUTION_ID_KEY) {
+            Some(Value::String(id)) => execution_id = Some(id),
+            Some(_) => return Err("context.execution_id must be a string".to_owned()),
+            None => {}
+        }
+        flatten("context".to_owned(), &Value::Object(context), &mut out)?;
+    }
+    Ok((out, execution_id))
+}
+
+/// A refused evaluation: the HTTP status and the typed error.
+fn refusal(status: StatusCode, code: &str, message: String) -> ApiError {
+    ApiError::new(status, code, message)
+}
+
+/// Decides one evaluation (executes it when its context names an execution id).
+fn decide(
+    runtime: &Runtime,
+    mapping: &AuthzenMapping,
+    request: &Resolved,
+    may_execute: bool,
+) -> Result<Decision, ApiError> {
+    let answering = mapping.answering(&request.resource.kind).ok_or_else(|| {
+        refusal(
+            StatusCode::BAD_REQUEST,
+            "server.authzen_no_policy",
+            format!(
+                "no policy answers resource type {:?}",
+                request.resource.kind
+            ),
+        )
+    })?;
+    let (signals, execution_id) = signals_of(request)
+        .map_err(|m| refusal(StatusCode::BAD_REQUEST, "server.invalid_request", m))?;
+    let signals = Signals::from_value(Value::Object(signals));
+    let policy = answering.policy.to_string();
+    let fail = |e: &ExecutionError| {
+        let mut api = execution_error(e);
+        // AuthZEN's transport knows 400 for a request it cannot decide.
+        if api.status == StatusCode::UNPROCESSABLE_ENTITY {
+            api.status = StatusCode::BAD_REQUEST;
+        }
+        api
+    };
+    match execution_id {
+        None => {
+            let evaluation = runtime
+                .evaluate(&answering.policy, &signals)
+                .map_err(|e| fail(&e))?;
+            Ok(Decision {
+                decision: answering.permit.contains(&evaluation.decision),
+                context: Some(json!({
+                    "policy": policy,
+                    "outcome": evaluation.decision,
+                    "rule_id": evaluation.rule_id,
+                    "reason": evaluation.reason,
+                })),
+            })
+        }
+        Some(id) => {
+            if !may_execute {
+                return Err(refusal(
+                    StatusCode::FORBIDDEN,
+                    "server.forbidden",
+                    "context.execution_id asks for an execution: the token lacks the `execute` scope"
+                        .to_owned(),
+                ));
+            }
+            let execution_id = parse_execution_id(&id).map_err(|e| fail(&e))?;
+            let request = ExecutionRequest::new(execution_id, answering.policy.clone(), signals);
+            let attestation = runtime.execute(&request).map_err(|e| fail(&e))?;
+            let predicate = attestation.predicate();
+            let envelope = parse_strict(attestation.envelope()).map_err(|e| fail(&e.into()))?;
+            Ok(Decision {
+                decision: answering.permit.contains(&predicate.decision),
+                context: Some(json!({
+                    "policy": policy,
+                    "outcome": predicate.decision,
+                    "rule_id": predicate.rule_id,
+                    "reason": predicate.reason,
+                    "execution_id": id,
+                    "attestation": envelope,
+                })),
+            })
+        }
+    }
+}
+
+/// A refused evaluation inside a boxcar: `false`, with the error in its context (AuthZEN §7.2.1).
+fn refused_decision(error: &ApiError) -> Decision {
+    Decision {
+        decision: false,
+        context: Some(json!({"error": {
+            "status": error.status.as_u16(),
+            "code": error.code,
+            "message": error.message,
+        }})),
+    }
+}
+
+/// Decide one access request.
+#[utoipa::path(
+    post, path = "/access/v1/evaluation", tag = "authzen",
+    request_body = EvaluationRequest,
+    responses(
+        (status = 200, description = "The decision", body = Decision),
+        (status = 400, description = "Malformed request, no answering policy, or signals the policy refuses", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `evaluate` scope (or `execute`, with context.execution_id)", body = ErrorBody),
+        (status = 409, description = "context.execution_id was already used", body = ErrorBody),
+        (status = 500, description = "The environment refused", body = ErrorBody),
+        (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody),
+    ),
+    security(("bearer" = ["evaluate"]))
+)]
+pub(crate) async fn evaluation(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Evaluate)?;
+    let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
+    let request: EvaluationRequest = parse_body(&body_bytes(body)?)?;
+    let resolved = Resolved {
+        subject: request.subject,
+        action: request.action,
+        resource: request.resource,
+        context: request.context,
+    };
+    let shared = Arc::clone(&state);
+    let decision = state
+        .blocking("evaluate", move |runtime| {
+            decide(runtime, &shared.authzen, &resolved, may_execute)
+        })
+        .await??;
+    let outcome = Outcome {
+        decision: Some(decision.decision.to_string()),
+        ..Outcome::default()
+    };
+    let mut response = json_response(StatusCode::OK, &decision);
+    response.extensions_mut().insert(outcome);
+    Ok(response)
+}
+
+/// Decide many access requests (boxcarring), with the three evaluation semantics.
+#[utoipa::path(
+    post, path = "/access/v1/evaluations", tag = "authzen",
+    request_body = EvaluationsRequest,
+    responses(
+        (status = 200, description = "One decision per evaluation, in order (fewer when a short-circuiting semantic stopped early); without `evaluations`, one decision", body = EvaluationsOutcome),
+        (status = 400, description = "Malformed request, or an evaluation missing a member with no default", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),
+        (status = 503, description = "Overloaded or timed out", body = ErrorBody),
+    ),
+    security(("bearer" = ["evaluate"]))
+)]
+pub(crate) async fn evaluations(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Evaluate)?;
+    let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
+    let request: EvaluationsRequest = parse_body(&body_bytes(body)?)?;
+    let semantic = request
+        .options
+        .as_ref()
+        .and_then(|o| o.evaluations_semantic)
+        .unwrap_or_default();
+    let items = request.evaluations.clone().unwrap_or_default();
+    let boxcar = !items.is_empty();
+    let items = if boxcar {
+        items
+    } else {
+        vec![EvaluationItem::default()]
+    };
+    // Every evaluation must be complete (its own member or the default) before any is decided.
+    let mut resolved = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let missing = |member: &str| {
+            ApiError::invalid_request(format!(
+                "evaluation {index}: `{member}` is missing and has no top-level default"
+            ))
+        };
+        let context = match (&request.context, item.context) {
+            (Some(defaults), Some(own)) => {
+                let mut merged = defaults.clone();
+                merged.extend(own);
+                Some(merged)
+            }
+            (defaults, own) => own.or_else(|| defaults.clone()),
+        };
+        resolved.push(Resolved {
+            subject: item
+                .subject
+                .or_else(|| request.subject.clone())
+                .ok_or_else(|| missing("subject"))?,
+            action: item
+                .action
+                .or_else(|| request.action.clone())
+                .ok_or_else(|| missing("action"))?,
+            resource: item
+                .resource
+                .or_else(|| request.resource.clone())
+                .ok_or_else(|| missing("resource"))?,
+            context,
+        });
+    }
+    let shared = Arc::clone(&state);
+    let decisions = state
+        .blocking("evaluate", move |runtime| {
+            let mut out = Vec::with_capacity(resolved.len());
+            for request in &resolved {
+                let decision = decide(runtime, &shared.authzen, request, may_execute);
+                let permitted = decision.as_ref().is_ok_and(|d| d.decision);
+                let stop = match semantic {
+                    Semantic::ExecuteAll => false,
+                    Semantic::DenyOnFirstDeny => !permitted,
+                    Semantic::PermitOnFirstPermit => permitted,
+                };
+                out.push(decision);
+                if stop {
+                    break;
+                }
+            }
+            out
+        })
+        .await?;
+    if boxcar {
+        let evaluations = decisions
+            .into_iter()
+            .map(|decided| decided.unwrap_or_else(|error| refused_decision(&error)))
+            .collect();
+        Ok(json_response(
+            StatusCode::OK,
+            &EvaluationsResponse { evaluations },
+        ))
+    } else {
+        // Without `evaluations`, the request is a single evaluation (AuthZEN §7.1): a refusal
+        // is a transport-level error, as on /access/v1/evaluation.
+        let decision = decisions
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::invalid_request("the request holds no evaluation"))??;
+        Ok(json_response(StatusCode::OK, &decision))
+    }
+}
+
+/// The AuthZEN metadata: where the evaluation endpoints are.
+#[utoipa::path(
+    get, path = "/.well-known/authzen-configuration", tag = "authzen",
+    responses((status = 200, description = "The Policy Decision Point metadata", body = Configuration))
+)]
+pub(crate) async fn configuration(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let base = format!("{}://{host}", state.scheme);
+    json_response(
+        StatusCode::OK,
+        &Configuration {
+            access_evaluation_endpoint: format!("{base}/access/v1/evaluation"),
+            access_evaluations_endpoint: format!("{base}/access/v1/evaluations"),
+            policy_decision_point: base,
+        },
+    )
+}

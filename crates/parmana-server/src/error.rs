@@ -1,0 +1,180 @@
+//! `ServerError` (why the server could not start) and `ApiError` (a refused request: HTTP status, stable code, message) with the status mapping of every runtime refusal.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use parmana_runtime::{ErrorClass, ExecutionError};
+
+/// Why `parmana serve` refused to start or stopped with a failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// No bearer token is configured and the server was not told to run without.
+    #[error(
+        "no bearer tokens are configured: name a tokens file (--tokens), or on a loopback address \
+         only, pass --insecure-no-auth or --dev-token"
+    )]
+    NoTokens,
+    /// Running without authentication was asked for on an address that is not loopback.
+    #[error("{what} is allowed on a loopback address only, not on {listen}")]
+    NotLoopback {
+        /// `--insecure-no-auth` or `--dev-token`.
+        what: &'static str,
+        /// The listen address.
+        listen: String,
+    },
+    /// The tokens file is not what `docs/server.md` describes.
+    #[error("tokens file {path}: {message}")]
+    TokensInvalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The TLS certificate, key or client CA could not be used.
+    #[error("TLS: {0}")]
+    TlsInvalid(String),
+    /// The AuthZEN mapping is not usable (an unknown policy, an invalid reference).
+    #[error("AuthZEN mapping: {0}")]
+    AuthzenConfig(String),
+    /// The listen address could not be bound, or serving failed.
+    #[error("cannot {action} {address}: {message}")]
+    Io {
+        /// `bind`, `serve` …
+        action: &'static str,
+        /// The address.
+        address: String,
+        /// The operating system's message.
+        message: String,
+    },
+    /// The runtime refused at start (recovering leftovers).
+    #[error("{0}")]
+    Runtime(#[from] ExecutionError),
+}
+
+impl ServerError {
+    /// The stable code of this failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoTokens => "server.no_tokens",
+            Self::NotLoopback { .. } => "server.not_loopback",
+            Self::TokensInvalid { .. } => "server.tokens_invalid",
+            Self::TlsInvalid(_) => "server.tls_invalid",
+            Self::AuthzenConfig(_) => "server.authzen_config",
+            Self::Io { .. } => "server.io",
+            Self::Runtime(error) => error.code(),
+        }
+    }
+
+    /// The runtime class of this failure (for the CLI's exit code).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Runtime(error) => error.class(),
+            Self::Io { .. } => ErrorClass::Io,
+            _ => ErrorClass::InvalidInput,
+        }
+    }
+}
+
+/// A refused request: the HTTP status, the stable code and a one-line message, sent as
+/// `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: String,
+    pub(crate) message: String,
+    /// Extra headers: `Location` of a stored attestation, `Retry-After`, `WWW-Authenticate`.
+    pub(crate) headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+/// Seconds a client is asked to wait before retrying a shed or pending request.
+pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_header(mut self, name: header::HeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
+    /// A request body that is not what the route takes (`server.invalid_request`, 400).
+    pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "server.invalid_request", message)
+    }
+
+    /// Too many requests in flight: shed with 503 and `Retry-After`.
+    pub(crate) fn overloaded() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server.overloaded",
+            "too many requests in flight; retry later",
+        )
+        .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
+    }
+
+    /// A refusal of the runtime, with the status its code and class call for.
+    pub(crate) fn from_execution(error: &ExecutionError) -> Self {
+        let code = error.code();
+        let status = status_of(error);
+        let mut api = Self::new(status, code, error.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            api = api.with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS);
+        }
+        api
+    }
+
+    /// The error body, `{"error": {"code", "message"}}`.
+    pub(crate) fn body(&self) -> crate::wire::ErrorBody {
+        crate::wire::ErrorBody {
+            error: crate::wire::ErrorDetail {
+                code: self.code.clone(),
+                message: self.message.clone(),
+            },
+        }
+    }
+}
+
+/// The HTTP status of a runtime refusal (`docs/server.md`, "Errors"): malformed requests 400,
+/// too large 413, policy and signals 422, replay 409, store 503, trust and defects 500.
+pub(crate) fn status_of(error: &ExecutionError) -> StatusCode {
+    let code = error.code();
+    match error.class() {
+        ErrorClass::InvalidInput => {
+            if code == "runtime.request_too_large" {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else if code.starts_with("policy.") || code == "runtime.policy_not_found" {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::BAD_REQUEST
+            }
+        }
+        ErrorClass::Replay => StatusCode::CONFLICT,
+        ErrorClass::Store => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorClass::Trust | ErrorClass::Io | ErrorClass::Internal => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = crate::wire::json_response(self.status, &self.body());
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
+        response.extensions_mut().insert(crate::observe::Outcome {
+            code: Some(self.code),
+            ..crate::observe::Outcome::default()
+        });
+        response
+    }
+}

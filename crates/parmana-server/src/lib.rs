@@ -1,0 +1,32 @@
+//! `parmana-server`: the Parmana runtime as an HTTP service (`parmana serve`) — the native API, AuthZEN 1.0, health, readiness, status, Prometheus metrics, hot reload and graceful shutdown, on axum and tokio.
+//!
+//! The runtime is synchronous (it may block on SQLite or PostgreSQL): every call into it runs
+//! on tokio's blocking pool, never on the async workers. The crate depends on
+//! `parmana-runtime` alone among the workspace crates, and reads no file or variable it is not
+//! given: the CLI resolves the settings (`docs/configuration.md`) and builds the runtime.
+//! `docs/server.md` is the API's documentation; `/openapi.json` is generated from this code.
+
+mod api;
+mod auth;
+mod authzen;
+mod error;
+mod lifecycle;
+mod metrics;
+mod observe;
+mod openapi;
+mod settings;
+mod state;
+mod tls;
+mod wire;
+
+pub use auth::{Scope, Tokens};
+pub use error::ServerError;
+pub use lifecycle::Server;
+pub use settings::{
+    Authentication, AuthzenPolicy, AuthzenSettings, Limits, Logging, ServerSettings, TlsFiles,
+};
+
+/// The OpenAPI 3.1 document the server serves at `/openapi.json`, as JSON.
+pub fn openapi_json() -> serde_json::Value {
+    serde_json::to_value(openapi::document()).unwrap_or_default()
+}

@@ -1,0 +1,395 @@
+//! The server's life: bind, refuse unsafe authentication, build the router, recover leftovers before ready, serve (plain or TLS, connections bounded), reload on SIGHUP, drain on SIGTERM/SIGINT.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum_server::Handle;
+use axum_server::accept::{Accept, DefaultAcceptor};
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use parmana_runtime::{ReloadReport, Runtime};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::authzen::AuthzenMapping;
+use crate::error::{ApiError, ServerError};
+use crate::metrics::Metrics;
+use crate::settings::{Authentication, ServerSettings};
+use crate::state::AppState;
+use crate::{api, authzen, observe};
+
+/// A bound server, not yet serving: its address is known (so `--listen 127.0.0.1:0` can be
+/// reported before the first request).
+#[derive(Debug)]
+pub struct Server {
+    state: Arc<AppState>,
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Server {
+    /// Checks the settings against the runtime and binds the listen address. Refuses to run
+    /// without tokens unless `--insecure-no-auth` on loopback, a dev token off loopback, an
+    /// unusable TLS file or AuthZEN mapping.
+    pub fn bind(runtime: Runtime, settings: ServerSettings) -> Result<Self, ServerError> {
+        let loopback = settings.listen.ip().is_loopback();
+        let listen = settings.listen.to_string();
+        match &settings.authentication {
+            Authentication::InsecureNoAuth if !loopback => {
+                return Err(ServerError::NotLoopback {
+                    what: "--insecure-no-auth",
+                    listen,
+                });
+            }
+            Authentication::DevToken(_) if !loopback => {
+                return Err(ServerError::NotLoopback {
+                    what: "--dev-token",
+                    listen,
+                });
+            }
+            Authentication::Tokens(tokens) | Authentication::DevToken(tokens)
+                if tokens.is_empty() =>
+            {
+                return Err(ServerError::NoTokens);
+            }
+            _ => {}
+        }
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
+        let authzen = AuthzenMapping::new(&settings.authzen, &runtime)?;
+        let listener =
+            std::net::TcpListener::bind(settings.listen).map_err(|e| ServerError::Io {
+                action: "bind",
+                address: listen.clone(),
+                message: e.to_string(),
+            })?;
+        let local_addr = listener.local_addr().map_err(|e| ServerError::Io {
+            action: "bind",
+            address: listen,
+            message: e.to_string(),
+        })?;
+        let state = Arc::new(AppState {
+            runtime,
+            authentication: settings.authentication,
+            metrics: Metrics::new(),
+            limits: settings.limits,
+            logging: settings.logging,
+            authzen,
+            store_kind: settings.store_kind,
+            scheme: if tls.is_some() { "https" } else { "http" },
+            started: Instant::now(),
+            in_flight: Arc::new(Semaphore::new(settings.limits.max_concurrency.max(1))),
+            started_up: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+        });
+        Ok(Self {
+            state,
+            listener,
+            local_addr,
+            tls,
+        })
+    }
+
+    /// The bound address (the port chosen when it was `0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        self.state.scheme
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains: stops accepting, `/readyz` answers 503,
+    /// requests in flight get the shutdown grace to finish, and every execution already
+    /// handed to the runtime completes before this returns. Leftover claims are recovered
+    /// before the server reports ready; a recovery that fails stops the server.
+    pub fn run(self) -> Result<(), ServerError> {
+        let limits = self.state.limits;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .max_blocking_threads(limits.max_concurrency.saturating_add(16))
+            .thread_name("parmana-serve")
+            .build()
+            .map_err(|e| ServerError::Io {
+                action: "start",
+                address: self.local_addr.to_string(),
+                message: e.to_string(),
+            })?;
+        // Dropping the tokio runtime waits for blocking tasks: an execution that started
+        // finishes (claim, sign, complete) even when its client went away.
+        runtime.block_on(self.serve())
+    }
+
+    async fn serve(self) -> Result<(), ServerError> {
+        observe::init_logging(&self.state.logging);
+        let state = self.state;
+        let handle: Handle<SocketAddr> = Handle::new();
+        let app = router(Arc::clone(&state));
+        let io_error = |action: &'static str, e: io::Error| ServerError::Io {
+            action,
+            address: self.local_addr.to_string(),
+            message: e.to_string(),
+        };
+        let connections = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
+        let recovery = tokio::spawn(recover_then_ready(Arc::clone(&state), handle.clone()));
+        let signals = tokio::spawn(watch_signals(Arc::clone(&state), handle.clone()));
+        let mut server = axum_server::from_tcp(self.listener)
+            .map_err(|e| io_error("serve", e))?
+            .handle(handle.clone());
+        server
+            .http_builder()
+            .http1()
+            .max_buf_size(state.limits.max_header_bytes.max(8192));
+        tracing::info!(
+            target: "parmana::server",
+            address = %self.local_addr,
+            scheme = state.scheme,
+            "listening"
+        );
+        let served = match self.tls {
+            None => {
+                server
+                    .acceptor(Limited::new(DefaultAcceptor, connections))
+                    .serve(app.into_make_service())
+                    .await
+            }
+            Some(config) => {
+                let tls = RustlsAcceptor::new(RustlsConfig::from_config(config));
+                server
+                    .acceptor(Limited::new(tls, connections))
+                    .serve(app.into_make_service())
+                    .await
+            }
+        };
+        signals.abort();
+        let recovered = recovery.await;
+        served.map_err(|e| io_error("serve", e))?;
+        match recovered {
+            Ok(result) => result,
+            Err(e) => Err(io_error("recover", io::Error::other(e.to_string()))),
+        }
+    }
+}
+
+/// Completes leftover claims, then marks the server ready. On failure the server stops:
+/// it never reports ready over ids it could not settle.
+async fn recover_then_ready(
+    state: Arc<AppState>,
+    handle: Handle<SocketAddr>,
+) -> Result<(), ServerError> {
+    let recovered = state.blocking("recover", Runtime::recover).await;
+    match recovered {
+        Ok(Ok(report)) => {
+            tracing::info!(
+                target: "parmana::server",
+                recovered = report.completed.len(),
+                failed = report.failed.len(),
+                "leftover claims recovered; ready"
+            );
+            state.started_up.store(true, Ordering::SeqCst);
+            state.metrics.set_ready(true);
+            Ok(())
+        }
+        Ok(Err(error)) => {
+            tracing::error!(target: "parmana::server", code = error.code(), %error, "recovery failed; stopping");
+            handle.graceful_shutdown(Some(state.limits.shutdown_grace));
+            Err(ServerError::Runtime(error))
+        }
+        Err(error) => {
+            handle.graceful_shutdown(Some(state.limits.shutdown_grace));
+            Err(ServerError::Io {
+                action: "recover",
+                address: String::new(),
+                message: error.message,
+            })
+        }
+    }
+}
+
+/// SIGHUP reloads; SIGTERM and SIGINT drain and stop.
+async fn watch_signals(state: Arc<AppState>, handle: Handle<SocketAddr>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hangup), Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!(target: "parmana::server", "cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                let _ = reload(&state).await;
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    state.draining.store(true, Ordering::SeqCst);
+    state.metrics.set_ready(false);
+    tracing::info!(
+        target: "parmana::server",
+        grace_ms = u64::try_from(state.limits.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
+        "draining: no new connections; requests in flight finish"
+    );
+    handle.graceful_shutdown(Some(state.limits.shutdown_grace));
+}
+
+/// Reloads the environment from disk (SIGHUP or `POST /v1/admin/reload`); on refusal the old
+/// environment stays and the refusal is answered with 422 (503 when the store failed).
+pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
+    let result = state.blocking("reload", Runtime::reload).await?;
+    state.metrics.reload(result.is_ok());
+    match result {
+        Ok(report) => {
+            tracing::info!(
+                target: "parmana::server",
+                trust_root = report.trust_root.1,
+                release_manifest = report.release_manifest.1,
+                policies = report.policies,
+                "reloaded"
+            );
+            Ok(report)
+        }
+        Err(error) => {
+            tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment stays");
+            let mut api = ApiError::from_execution(&error);
+            if api.status != StatusCode::SERVICE_UNAVAILABLE {
+                api.status = StatusCode::UNPROCESSABLE_ENTITY;
+            }
+            Err(api)
+        }
+    }
+}
+
+/// Every route, the body limit, and the guard middleware (shedding, timeout, metrics, logs).
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/executions", post(api::create_execution))
+        .route("/v1/executions/{id}", get(api::read_execution))
+        .route("/v1/evaluations", post(api::evaluate))
+        .route("/v1/verify", post(api::verify))
+        .route("/v1/status", get(api::status))
+        .route("/v1/admin/reload", post(api::reload))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .route("/openapi.json", get(api::openapi))
+        .route("/access/v1/evaluation", post(authzen::evaluation))
+        .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route(
+            "/.well-known/authzen-configuration",
+            get(authzen::configuration),
+        )
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            observe::guard,
+        ))
+        .with_state(state)
+}
+
+/// An acceptor that holds at most N connections: one semaphore permit per connection, kept
+/// by its stream; a connection accepted past the limit is closed at once.
+#[derive(Debug, Clone)]
+struct Limited<A> {
+    inner: A,
+    connections: Arc<Semaphore>,
+}
+
+impl<A> Limited<A> {
+    fn new(inner: A, connections: Arc<Semaphore>) -> Self {
+        Self { inner, connections }
+    }
+}
+
+impl<A, I, S> Accept<I, S> for Limited<A>
+where
+    A: Accept<I, S> + Clone + Send + 'static,
+    A::Future: Send + 'static,
+    I: Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = Counted<A::Stream>;
+    type Service = A::Service;
+    type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let permit = Arc::clone(&self.connections).try_acquire_owned();
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let permit = permit.map_err(|_| io::Error::other("too many connections"))?;
+            let (stream, service) = inner.accept(stream, service).await?;
+            Ok((
+                Counted {
+                    inner: stream,
+                    _permit: permit,
+                },
+                service,
+            ))
+        })
+    }
+}
+
+/// A connection's stream with its connection permit.
+#[derive(Debug)]
+struct Counted<T> {
+    inner: T,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -1,0 +1,195 @@
+//! Prometheus metrics (`prometheus-client`): requests and latency by route and status, executions by decision and by error code, runtime-call and store-probe latency, reloads, shedding, readiness.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    decision: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 25 µs to ~6.5 s.
+    Histogram::new(exponential_buckets(0.000_025, 2.0, 19))
+}
+
+/// Every metric the server exports, registered once.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    executions: Family<DecisionLabels, Counter>,
+    execution_errors: Family<CodeLabels, Counter>,
+    runtime_seconds: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    store_probe_seconds: Histogram,
+    reloads: Family<OutcomeLabels, Counter>,
+    shed: Counter,
+    ready: Gauge,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("parmana");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status",
+            requests.clone(),
+        );
+        let request_seconds =
+            Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency, by route, method and status",
+            request_seconds.clone(),
+        );
+        let executions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "executions",
+            "Executions completed (attestation signed and recorded), by decision",
+            executions.clone(),
+        );
+        let execution_errors = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "execution_errors",
+            "Executions refused, by stable error code",
+            execution_errors.clone(),
+        );
+        let runtime_seconds =
+            Family::<OperationLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register(
+            "runtime_call_duration_seconds",
+            "Time in the runtime (on the blocking pool), by operation: execute (claim and \
+             completion in the store included), evaluate, read, verify, reload, recover",
+            runtime_seconds.clone(),
+        );
+        let store_probe_seconds = latency_histogram();
+        registry.register(
+            "store_probe_duration_seconds",
+            "Latency of the replay store's readiness probe (one read of its high-water marks)",
+            store_probe_seconds.clone(),
+        );
+        let reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Environment reloads (SIGHUP or POST /v1/admin/reload), by outcome: ok or refused",
+            reloads.clone(),
+        );
+        let shed = Counter::default();
+        registry.register(
+            "requests_shed",
+            "Requests refused with 503 because the concurrency limit was reached",
+            shed.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register("ready", "1 when /readyz answers 200, else 0", ready.clone());
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            executions,
+            execution_errors,
+            runtime_seconds,
+            store_probe_seconds,
+            reloads,
+            shed,
+            ready,
+        }
+    }
+
+    pub(crate) fn request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let labels = RequestLabels {
+            route: route.to_owned(),
+            method: method.to_owned(),
+            status,
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.request_seconds
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn execution(&self, decision: &str) {
+        self.executions
+            .get_or_create(&DecisionLabels {
+                decision: decision.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn execution_error(&self, code: &str) {
+        self.execution_errors
+            .get_or_create(&CodeLabels {
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn runtime_call(&self, operation: &str, elapsed: Duration) {
+        self.runtime_seconds
+            .get_or_create(&OperationLabels {
+                operation: operation.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn store_probe(&self, elapsed: Duration) {
+        self.store_probe_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&OutcomeLabels {
+                outcome: if ok { "ok" } else { "refused" }.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn shed(&self) {
+        self.shed.inc();
+    }
+
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}

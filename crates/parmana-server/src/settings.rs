@@ -1,0 +1,110 @@
+//! What a server is started with: listen address, tokens, TLS files, limits, logging and the AuthZEN mapping — resolved by the CLI from flags, `PARMANA_*` variables and `parmana.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use parmana_runtime::MAX_SIGNALS_JSON_BYTES;
+
+use crate::Tokens;
+
+/// Who may call the server.
+#[derive(Debug, Clone)]
+pub enum Authentication {
+    /// Bearer tokens from a tokens file.
+    Tokens(Tokens),
+    /// One generated token holding every scope (`--dev-token`). Refused unless the listen
+    /// address is loopback.
+    DevToken(Tokens),
+    /// No authentication: every route is open. Refused unless the listen address is loopback.
+    InsecureNoAuth,
+}
+
+/// TLS from PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain (PEM), leaf first.
+    pub certificate: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// When set, clients must present a certificate issued by one of these CAs (PEM).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Request and connection limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body, in bytes (default: the runtime's signals limit, 1 MiB).
+    pub max_body_bytes: usize,
+    /// The largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// How many requests are handled at once; more are refused with 503 and `Retry-After`.
+    pub max_concurrency: usize,
+    /// How many connections are held open at once; more are closed when accepted.
+    pub max_connections: usize,
+    /// How long one request may take before it is answered with 503 `server.timeout`.
+    pub request_timeout: Duration,
+    /// On SIGTERM/SIGINT, how long requests in flight are given to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: MAX_SIGNALS_JSON_BYTES,
+            max_header_bytes: 16 * 1024,
+            max_concurrency: 256,
+            max_connections: 1024,
+            request_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How requests are logged (on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Logging {
+    /// One JSON object per line instead of text.
+    pub json: bool,
+    /// Also log the signals of each request (off by default: signals may be personal data).
+    pub signals: bool,
+}
+
+/// One policy answering AuthZEN requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthzenPolicy {
+    /// The policy, `id@version`.
+    pub policy: String,
+    /// The `resource.type` values it answers (empty: it answers only as the default).
+    pub resource_types: Vec<String>,
+    /// The decisions that mean `"decision": true`; every other decision means `false`.
+    pub permit: Vec<String>,
+}
+
+/// The AuthZEN mapping (`docs/server.md`, "AuthZEN").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthzenSettings {
+    /// The policies that answer, each with its permitting decisions.
+    pub policies: Vec<AuthzenPolicy>,
+    /// The policy that answers a `resource.type` no policy names (`id@version`).
+    pub default_policy: Option<String>,
+}
+
+/// Everything `parmana serve` needs besides the runtime.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The address to listen on (`127.0.0.1:0` picks a free port; the bound one is reported).
+    pub listen: SocketAddr,
+    /// Who may call.
+    pub authentication: Authentication,
+    /// TLS, or plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
+    /// Limits.
+    pub limits: Limits,
+    /// Logging.
+    pub logging: Logging,
+    /// The AuthZEN mapping.
+    pub authzen: AuthzenSettings,
+    /// The kind of replay store (`memory`, `sqlite`, `postgres`), shown by `/v1/status`.
+    pub store_kind: String,
+}

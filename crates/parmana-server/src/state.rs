@@ -1,0 +1,85 @@
+//! The state every handler shares: the runtime, tokens, metrics, readiness and draining flags, and `blocking`, the one way a handler calls the synchronous runtime (on tokio's blocking pool, timed).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::http::{HeaderMap, StatusCode};
+use parmana_runtime::Runtime;
+use tokio::sync::Semaphore;
+
+use crate::auth::Scope;
+use crate::authzen::AuthzenMapping;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::settings::{Authentication, Limits, Logging};
+
+/// Shared by every request.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) runtime: Runtime,
+    pub(crate) authentication: Authentication,
+    pub(crate) metrics: Metrics,
+    pub(crate) limits: Limits,
+    pub(crate) logging: Logging,
+    pub(crate) authzen: AuthzenMapping,
+    pub(crate) store_kind: String,
+    /// `https` with TLS, else `http` (for the AuthZEN metadata).
+    pub(crate) scheme: &'static str,
+    pub(crate) started: Instant,
+    /// Requests in flight: a permit each; none left means shed.
+    pub(crate) in_flight: Arc<Semaphore>,
+    /// Set once leftovers are recovered and the server accepts traffic.
+    pub(crate) started_up: AtomicBool,
+    /// Set on SIGTERM/SIGINT: `/readyz` answers 503 while requests in flight finish.
+    pub(crate) draining: AtomicBool,
+}
+
+impl AppState {
+    /// Checks the request's bearer token for `scope` (nothing to check without authentication).
+    /// Returns the token's name, for logs.
+    pub(crate) fn authorize(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+    ) -> Result<Option<String>, ApiError> {
+        match &self.authentication {
+            Authentication::InsecureNoAuth => Ok(None),
+            Authentication::Tokens(tokens) | Authentication::DevToken(tokens) => {
+                tokens.authorize(headers, scope).map(Some)
+            }
+        }
+    }
+
+    /// Runs `work` (a call into the synchronous runtime, which may block on the store) on the
+    /// blocking pool, recording its latency under `operation`. The async workers never block.
+    pub(crate) async fn blocking<T, F>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        work: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Runtime) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let state = Arc::clone(self);
+        let started = Instant::now();
+        let joined = tokio::task::spawn_blocking(move || work(&state.runtime)).await;
+        self.metrics.runtime_call(operation, started.elapsed());
+        joined.map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.internal",
+                format!("the {operation} task failed: {e}"),
+            )
+        })
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_started(&self) -> bool {
+        self.started_up.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,249 @@
+//! The JSON bodies of the native API (requests and responses), their OpenAPI schemas, and the one way a response body is written: canonical JSON through `parmana-canon`.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// A refusal: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ErrorBody {
+    pub(crate) error: ErrorDetail,
+}
+
+/// The stable code (as in `docs/errors.md`) and a one-line message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ErrorDetail {
+    /// The stable code, for example `runtime.replay_detected` or `policy.signal_missing`.
+    pub(crate) code: String,
+    /// What went wrong, for people.
+    pub(crate) message: String,
+}
+
+/// `POST /v1/executions`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExecutionRequestBody {
+    /// The policy, `id@version`.
+    pub(crate) policy: String,
+    /// The signals: one JSON object of the policy's declared signals.
+    #[schema(value_type = Object)]
+    pub(crate) signals: Value,
+    /// The execution id, consumed at most once (a fresh UUIDv7 when absent).
+    #[serde(default)]
+    pub(crate) execution_id: Option<String>,
+    /// Embed the validated signals in the attestation (their digest is always bound).
+    #[serde(default)]
+    pub(crate) include_signals: bool,
+}
+
+/// The outcome of `POST /v1/executions`: the decision and the signed attestation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct ExecutionResponse {
+    /// The execution id consumed.
+    pub(crate) execution_id: String,
+    /// The decision.
+    pub(crate) decision: String,
+    /// The deciding rule, or `default`.
+    pub(crate) rule_id: String,
+    /// The reason the deciding rule gives.
+    pub(crate) reason: String,
+    /// The DSSE envelope, exactly as `parmana execute` prints it.
+    #[schema(value_type = Object)]
+    pub(crate) attestation: Value,
+}
+
+/// `POST /v1/evaluations`: one signal set, or many (`batch`) for one policy.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EvaluationRequestBody {
+    /// The policy, `id@version`.
+    pub(crate) policy: String,
+    /// The signals (exactly one of `signals` and `batch`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) signals: Option<Value>,
+    /// Many signal sets, each decided on its own (exactly one of `signals` and `batch`).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub(crate) batch: Option<Vec<Value>>,
+}
+
+/// A pure decision: nothing consumed, nothing signed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EvaluationBody {
+    /// The decision.
+    pub(crate) decision: String,
+    /// The deciding rule, or `default`.
+    pub(crate) rule_id: String,
+    /// The reason the deciding rule gives, when it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    /// With `?explain=true`: every rule tried and every condition evaluated, with the values read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) trace: Option<Value>,
+}
+
+/// One result of a batch: a decision or a refusal.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum BatchItem {
+    /// The decision for this signal set.
+    Decided(EvaluationBody),
+    /// Why this signal set was refused.
+    Refused(ErrorBody),
+}
+
+/// The outcome of a batch: one result per signal set, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchEvaluationResponse {
+    /// One result per signal set, in the order given.
+    pub(crate) results: Vec<BatchItem>,
+}
+
+/// What `POST /v1/evaluations` answers: one decision (with `signals`) or the batch's results.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum EvaluationOutcome {
+    /// The decision for `signals`.
+    Single(EvaluationBody),
+    /// One result per signal set of `batch`.
+    Batch(BatchEvaluationResponse),
+}
+
+/// `POST /v1/verify`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyRequestBody {
+    /// The DSSE envelope, as `POST /v1/executions` or `parmana execute` returned it.
+    #[schema(value_type = Object)]
+    pub(crate) attestation: Value,
+    /// Also check that the attestation binds these signals.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) signals: Option<Value>,
+    /// Also check that the attestation binds the released bundle of the policy it names.
+    #[serde(default)]
+    pub(crate) check_bundle: bool,
+}
+
+/// The per-check report, as `parmana --format json verify` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyResponse {
+    /// True only if every check passed.
+    pub(crate) valid: bool,
+    /// One entry per check: `check`, `passed`, `detail` and, when failed, `code`.
+    #[schema(value_type = Vec<Object>)]
+    pub(crate) checks: Value,
+    /// What the attestation binds, when its envelope could be read.
+    #[schema(value_type = Option<Object>)]
+    pub(crate) predicate: Value,
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HealthBody {
+    /// `ok`, or why the server is not ready.
+    pub(crate) status: String,
+}
+
+/// A verified document in force.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DocumentStatus {
+    /// Its version.
+    pub(crate) version: u64,
+    /// The `sha256:` digest of its canonical bytes.
+    pub(crate) digest: String,
+    /// When it expires.
+    pub(crate) expires: String,
+}
+
+/// The last reload attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReloadStatus {
+    /// When it was attempted.
+    pub(crate) at: String,
+    /// `ok` or `refused`.
+    pub(crate) outcome: String,
+    /// The stable code of the refusal (the old environment stayed in force).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) code: Option<String>,
+    /// The refusal's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) message: Option<String>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StatusBody {
+    /// The runtime's version.
+    pub(crate) runtime_version: String,
+    /// The trust root in force.
+    pub(crate) trust_root: DocumentStatus,
+    /// The release manifest in force.
+    pub(crate) release_manifest: DocumentStatus,
+    /// The released policies, `id@version`.
+    pub(crate) policies: Vec<String>,
+    /// The kind of replay store: `memory`, `sqlite` or `postgres`.
+    pub(crate) store: String,
+    /// Seconds since the server started.
+    pub(crate) uptime_seconds: u64,
+    /// Whether the server is ready (see `/readyz`).
+    pub(crate) ready: bool,
+    /// The last reload attempt, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_reload: Option<ReloadStatus>,
+}
+
+/// `POST /v1/admin/reload`: the versions before and after.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReloadResponse {
+    /// Trust root version before and after.
+    pub(crate) trust_root: [u64; 2],
+    /// Release manifest version before and after.
+    pub(crate) release_manifest: [u64; 2],
+    /// How many released policies were verified before the swap.
+    pub(crate) policies: usize,
+}
+
+/// A response whose body is the canonical JSON of `value` (RFC 8785, through `parmana-canon`).
+pub(crate) fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match parmana_runtime::canon::to_canonical_vec(value) {
+        Ok(bytes) => raw_json_response(status, bytes),
+        // Only a non-finite float has no JSON form; none of our bodies holds one.
+        Err(error) => {
+            let fallback = serde_json::json!({"error": {
+                "code": error.code(),
+                "message": "the response could not be encoded",
+            }});
+            raw_json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::to_vec(&fallback).unwrap_or_default(),
+            )
+        }
+    }
+}
+
+/// A response with `bytes` as its JSON body.
+pub(crate) fn raw_json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
