@@ -8,8 +8,9 @@ use parmana_runtime::policy::EVALUATOR_SEMANTICS;
 use parmana_runtime::trust::{
     BUNDLE_MANIFEST_FILE, BundleFiles, KeyFile, LocalSigningKey, POLICY_FILE, ReleaseManifestSpec,
     Role, RoleSpec, Signer, TrustError, TrustRootSpec, VerifiedTrustRoot, check_signer_role,
-    create_trust_root, read_bundle_dir, read_key_file, read_public_key_file,
-    read_release_manifest_version, verify_legacy_bundle, write_public_key_file,
+    create_trust_root, read_bundle_dir, read_key_file, read_legacy_bundle_dir,
+    read_public_key_file, read_release_manifest_version, verify_legacy_bundle,
+    write_public_key_file,
 };
 use parmana_runtime::{
     ExecutionError, RUNTIME_VERSION, load_bundle, load_trust_root, rotate_trust_root_file,
@@ -344,12 +345,17 @@ pub(crate) enum BundleCommand {
 /// Arguments of `parmana bundle sign`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BundleSignArgs {
-    /// The bundle directory: policy.json and any other files (tests/…); `bundle.json` is (re)written.
+    /// The bundle directory `<id>/<version>/`: policy.json and any other files; `bundle.json` is
+    /// (re)written. `tests/` holds the policy's test cases: they are run, not signed.
     #[arg(value_name = "DIR")]
     dir: PathBuf,
     /// The signing key (PKCS#8 PEM) of the `policy` role.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
+    /// Sign even when some of the policy's test cases fail (they are reported). Policy errors
+    /// always refuse.
+    #[arg(long)]
+    allow_failing_tests: bool,
     #[command(flatten)]
     trust: TrustRootArgs,
     #[command(flatten)]
@@ -453,10 +459,20 @@ fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
         &deployment,
         Role::Policy,
     )?;
+    if !args.dir.is_dir() {
+        return Err(Failure::trust(&TrustError::NotABundleDirectory {
+            path: args.dir.display().to_string(),
+        }));
+    }
     let policy_path = args.dir.join(POLICY_FILE);
-    let policy_bytes = std::fs::read(&policy_path)
-        .map_err(|e| Failure::io(&policy_path.display().to_string(), &e))?;
-    let policy = parmana_runtime::policy::compile(&policy_bytes)
+    let policy_bytes = crate::policy_cmd::read_policy(&policy_path)?;
+    // The checks `policy check` runs: warnings are printed, errors refuse.
+    let report = parmana_runtime::policy::check(&policy_bytes);
+    if !report.diagnostics.is_empty() {
+        eprint!("{}", report.render());
+    }
+    let policy = report
+        .into_result()
         .map_err(|e| Failure::policy(&policy_path.display().to_string(), &e))?;
     // Schema 2.0.0 policies name themselves; a legacy policy takes its directory's names.
     let from_dirs = || {
@@ -474,6 +490,19 @@ fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
             )
         })?,
     };
+    if let Some((dir_id, dir_version)) = from_dirs()
+        && (dir_id != id || dir_version != version)
+    {
+        return Err(Failure::new(
+            "cli.bundle_directory_mismatch",
+            format!(
+                "{} is {dir_id}/{dir_version}/, but its policy is {id}@{version}: a bundle lives in <id>/<version>/",
+                args.dir.display()
+            ),
+            ExitClass::InvalidInput,
+        ));
+    }
+    crate::policy_cmd::gate_on_tests(&policy, &args.dir, args.allow_failing_tests)?;
     let policy = bundle_policy_ref(&id, &version)?;
     let files = read_bundle_dir(&args.dir).map_err(|e| Failure::trust(&e))?;
     let bytes = sign_bundle_verified(&trust_root, &policy, &files, &signer)
@@ -493,7 +522,7 @@ fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
         Role::Policy,
     )?;
     let legacy_key = read_public_key_file(&args.legacy_key).map_err(|e| Failure::trust(&e))?;
-    let files = read_bundle_dir(&args.dir).map_err(|e| Failure::trust(&e))?;
+    let files = read_legacy_bundle_dir(&args.dir).map_err(|e| Failure::trust(&e))?;
     let legacy = verify_legacy_bundle(&files, &legacy_key).map_err(|e| Failure::trust(&e))?;
     let policy_bytes = legacy.files().get(POLICY_FILE).ok_or_else(|| {
         Failure::new(

@@ -137,7 +137,7 @@ fn locate(path: &Path) -> (PathBuf, PathBuf) {
 
 /// Reads a policy document, refusing one larger than the policy limit after reading one byte
 /// more (`policy.too_large`), so that a huge file is never loaded.
-fn read_policy(file: &Path) -> Result<Vec<u8>, Failure> {
+pub(crate) fn read_policy(file: &Path) -> Result<Vec<u8>, Failure> {
     let bytes = read_bounded(file, MAX_POLICY_BYTES)?;
     if bytes.len() > MAX_POLICY_BYTES {
         return Err(Failure::new(
@@ -576,4 +576,45 @@ fn tests_json(report: &TestReport) -> serde_json::Value {
             "conditions": conditions,
         }
     })
+}
+
+/// Before signing: runs the policy's test cases in `dir/tests/` (when there are any) and
+/// refuses with `cli.policy_tests_failed` when one fails, unless `allow_failing`. The report goes
+/// to stderr (stdout is the command's result).
+pub(crate) fn gate_on_tests(
+    policy: &CompiledPolicy,
+    dir: &Path,
+    allow_failing: bool,
+) -> Result<(), Failure> {
+    if !dir.join("tests").is_dir() {
+        eprintln!("note: {} has no tests/ to run", dir.display());
+        return Ok(());
+    }
+    let cases = read_cases(dir)?;
+    if cases.is_empty() {
+        eprintln!("note: {} holds no test cases", dir.join("tests").display());
+        return Ok(());
+    }
+    let report = run_tests(policy, &cases);
+    if report.all_passed() {
+        eprintln!("tests: {} passed", report.passed());
+        return Ok(());
+    }
+    eprint!("{}", render_tests(&report, false));
+    let failed = report.cases.len() - report.passed();
+    if allow_failing {
+        eprintln!(
+            "warning[cli.policy_tests_failed]: {failed} of {} test cases failed; signing anyway (--allow-failing-tests)",
+            report.cases.len()
+        );
+        return Ok(());
+    }
+    Err(Failure::new(
+        "cli.policy_tests_failed",
+        format!(
+            "{failed} of {} test cases failed: nothing signed (--allow-failing-tests signs anyway)",
+            report.cases.len()
+        ),
+        ExitClass::VerificationFailed,
+    ))
 }

@@ -108,12 +108,9 @@ pub fn verify_bundle(
     trust_root: &VerifiedTrustRoot,
     files: &BundleFiles,
 ) -> Result<VerifiedBundle, TrustError> {
-    let manifest =
-        files
-            .get(BUNDLE_MANIFEST_FILE)
-            .ok_or_else(|| TrustError::BundleFileMissing {
-                path: BUNDLE_MANIFEST_FILE.to_owned(),
-            })?;
+    let manifest = files
+        .get(BUNDLE_MANIFEST_FILE)
+        .ok_or(TrustError::BundleNotSigned)?;
     let envelope = Envelope::parse(manifest, BUNDLE_TYPE)?;
     let role = trust_root.role_keys(Role::Policy)?;
     envelope.check_role(
@@ -197,7 +194,13 @@ fn check_body(body: &BundleBody) -> Result<(), TrustError> {
     Ok(())
 }
 
-/// Reads every file under `dir` (recursively) into a [`BundleFiles`] map.
+/// The directory of a bundle that holds its policy's test cases: an authoring artifact, never
+/// read into a Parmana bundle, never signed, so that adding a test does not invalidate a release.
+pub const BUNDLE_TESTS_DIR: &str = "tests";
+
+/// Reads every file of a Parmana bundle under `dir` (recursively) into a [`BundleFiles`] map,
+/// except the top-level [`BUNDLE_TESTS_DIR`] directory (the policy's test cases, which are not
+/// signed; anything else unexpected stays an error at verification).
 ///
 /// Paths are relative and `/`-separated. A symbolic link is followed only when it points to a
 /// regular file inside `dir`; links leaving the directory, links to directories, special files,
@@ -208,13 +211,30 @@ fn check_body(body: &BundleBody) -> Result<(), TrustError> {
 /// on the open file before it is read, and no more than what is left of the 64 MiB, plus one
 /// byte, is ever read from it (a file that grows after the check is still refused).
 pub fn read_bundle_dir(dir: &Path) -> Result<BundleFiles, TrustError> {
+    read_dir_files(dir, Some(BUNDLE_TESTS_DIR))
+}
+
+/// Reads every file under `dir`, `tests/` included, with the same bounds and path rules as
+/// [`read_bundle_dir`]: for bundles of the original tooling, whose manifest lists what it
+/// signed, whatever directory it is in.
+pub fn read_legacy_bundle_dir(dir: &Path) -> Result<BundleFiles, TrustError> {
+    read_dir_files(dir, None)
+}
+
+fn read_dir_files(dir: &Path, skip_top_level: Option<&str>) -> Result<BundleFiles, TrustError> {
+    let meta = std::fs::metadata(dir).map_err(|e| TrustError::io(dir, &e))?;
+    if !meta.is_dir() {
+        return Err(TrustError::NotABundleDirectory {
+            path: dir.display().to_string(),
+        });
+    }
     let root = dir.canonicalize().map_err(|e| TrustError::io(dir, &e))?;
     let mut files = BundleFiles::new();
     let mut budget = Budget {
         entries: 0,
         bytes: 0,
     };
-    walk(&root, &root, "", &mut files, &mut budget)?;
+    walk(&root, &root, "", skip_top_level, &mut files, &mut budget)?;
     Ok(files)
 }
 
@@ -243,6 +263,7 @@ fn walk(
     root: &Path,
     dir: &Path,
     prefix: &str,
+    skip_top_level: Option<&str>,
     files: &mut BundleFiles,
     budget: &mut Budget,
 ) -> Result<(), TrustError> {
@@ -261,6 +282,9 @@ fn walk(
             .and_then(|n| n.to_str())
             .ok_or_else(|| unsafe_path(&path, "file name is not UTF-8"))?;
         let relative = format!("{prefix}{name}");
+        if prefix.is_empty() && skip_top_level == Some(name) && path.is_dir() {
+            continue;
+        }
         if !is_safe_relative_path(&relative) {
             return Err(unsafe_path(&path, "unsafe file name"));
         }
@@ -285,7 +309,7 @@ fn walk(
             }
             target
         } else if meta.is_dir() {
-            walk(root, &path, &format!("{relative}/"), files, budget)?;
+            walk(root, &path, &format!("{relative}/"), None, files, budget)?;
             continue;
         } else if meta.is_file() {
             path.clone()

@@ -85,6 +85,15 @@ pub enum TrustError {
         /// The digest of the content presented.
         found: String,
     },
+    /// The bundle directory holds no `bundle.json`: it was never signed (`parmana bundle sign`).
+    #[error("the bundle has no bundle.json: it is not signed (sign it with `parmana bundle sign`)")]
+    BundleNotSigned,
+    /// A bundle path that is not a directory.
+    #[error("{path} is not a directory (a bundle is a directory holding policy.json)")]
+    NotABundleDirectory {
+        /// The path given.
+        path: String,
+    },
     /// A file the bundle manifest lists is not in the bundle.
     #[error("bundle file {path:?} listed in the manifest is missing")]
     BundleFileMissing {
@@ -371,6 +380,8 @@ impl TrustError {
             Self::WrongType { .. } => "trust.wrong_type",
             Self::DigestMismatch { .. } => "trust.digest_mismatch",
             Self::BundleFileMissing { .. } => "trust.bundle_file_missing",
+            Self::BundleNotSigned => "trust.bundle_not_signed",
+            Self::NotABundleDirectory { .. } => "trust.not_a_bundle_directory",
             Self::BundleFileUnexpected { .. } => "trust.bundle_file_unexpected",
             Self::NotInReleaseManifest { .. } => "trust.not_in_release_manifest",
             Self::RuntimeIncompatible { .. } => "trust.runtime_incompatible",

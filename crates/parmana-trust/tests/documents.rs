@@ -369,10 +369,10 @@ fn bundle_files_missing_extra_or_changed_are_refused() {
     assert_eq!(bundle.policy_ref().to_string(), "demo@1.0.0");
     assert_eq!(bundle.policy_id().as_str(), "demo");
     assert_eq!(bundle.policy_version().as_str(), "1.0.0");
-    assert!(bundle.files().contains_key("tests/small.json"));
+    assert!(bundle.files().contains_key("data/small.json"));
 
     let mut missing = files.clone();
-    missing.remove("tests/small.json");
+    missing.remove("data/small.json");
     assert_eq!(
         code(verify_bundle(&root, &missing)),
         "trust.bundle_file_missing"
@@ -381,7 +381,7 @@ fn bundle_files_missing_extra_or_changed_are_refused() {
     no_manifest.remove(BUNDLE_MANIFEST_FILE);
     assert_eq!(
         code(verify_bundle(&root, &no_manifest)),
-        "trust.bundle_file_missing"
+        "trust.bundle_not_signed"
     );
     let mut extra = files.clone();
     extra.insert("tests/new.json".to_owned(), b"{}".to_vec());
@@ -520,10 +520,27 @@ fn reading_a_bundle_directory_refuses_escaping_symlinks() {
     std::fs::write(bundle.join("policy.json"), b"{}").unwrap();
     std::fs::write(bundle.join("tests/t.json"), b"[]").unwrap();
     std::fs::write(dir.path().join("secret"), b"s").unwrap();
+    // The top-level tests/ holds the policy's test cases: never read into (or signed with) a
+    // Parmana bundle; a legacy bundle is read whole; a nested tests/ is ordinary content.
+    std::fs::create_dir_all(bundle.join("data/tests")).unwrap();
+    std::fs::write(bundle.join("data/tests/x.json"), b"1").unwrap();
     let files = read_bundle_dir(&bundle).unwrap();
     assert_eq!(
         files.keys().collect::<Vec<_>>(),
-        ["policy.json", "tests/t.json"]
+        ["data/tests/x.json", "policy.json"]
+    );
+    assert_eq!(
+        read_legacy_bundle_dir(&bundle)
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["data/tests/x.json", "policy.json", "tests/t.json"]
+    );
+    std::fs::remove_dir_all(bundle.join("data")).unwrap();
+    // A bundle path that is a file, not a directory.
+    assert_eq!(
+        code(read_bundle_dir(&bundle.join("policy.json"))),
+        "trust.not_a_bundle_directory"
     );
     // A link to a file inside is read; a link outside is refused.
     std::os::unix::fs::symlink(bundle.join("policy.json"), bundle.join("alias.json")).unwrap();
@@ -532,7 +549,7 @@ fn reading_a_bundle_directory_refuses_escaping_symlinks() {
     assert_eq!(code(read_bundle_dir(&bundle)), "trust.unsafe_path");
     std::fs::remove_file(bundle.join("escape")).unwrap();
     std::os::unix::fs::symlink("../secret", bundle.join("tests/up")).unwrap();
-    assert_eq!(code(read_bundle_dir(&bundle)), "trust.unsafe_path");
+    assert_eq!(code(read_legacy_bundle_dir(&bundle)), "trust.unsafe_path");
     std::fs::remove_file(bundle.join("tests/up")).unwrap();
     std::os::unix::fs::symlink(dir.path(), bundle.join("dirlink")).unwrap();
     assert_eq!(code(read_bundle_dir(&bundle)), "trust.unsafe_path");
@@ -542,7 +559,8 @@ fn reading_a_bundle_directory_refuses_escaping_symlinks() {
     sign_bundle_dir(&bundle, &common::demo_ref(), &[&key("policy")]).unwrap();
     let verified =
         verify_bundle(&common::trust_root(), &read_bundle_dir(&bundle).unwrap()).unwrap();
-    assert_eq!(verified.files().len(), 2);
+    // tests/ is not signed: only policy.json is.
+    assert_eq!(verified.files().len(), 1);
 }
 
 fn release_spec(policies: BTreeMap<PolicyRef, Digest>) -> ReleaseManifestSpec {
@@ -672,7 +690,7 @@ fn error_messages_snapshot() {
     let files = common::signed_test_bundle();
     let bundle = verify_bundle(&root, &files).unwrap();
     let mut missing = files.clone();
-    missing.remove("tests/small.json");
+    missing.remove("data/small.json");
     let mut changed = files.clone();
     changed.insert("policy.json".to_owned(), b"{}".to_vec());
     let mut wrong_key = common::test_bundle_files();

@@ -389,7 +389,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__bundle__subcmd__sign)
-            opts="-h --key --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --key --allow-failing-tests --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

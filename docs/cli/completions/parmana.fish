@@ -170,6 +170,7 @@ complete -c parmana -n "__fish_parmana_using_subcommand bundle; and __fish_seen_
 complete -c parmana -n "__fish_parmana_using_subcommand bundle; and __fish_seen_subcommand_from sign" -l expiry-warning-days -d 'Warn on stderr when the trust root or the release manifest expires within this many days [env: PARMANA_EXPIRY_WARNING_DAYS; config: expiry_warning_days; default: 30]' -r
 complete -c parmana -n "__fish_parmana_using_subcommand bundle; and __fish_seen_subcommand_from sign" -l format -d 'Output format: `human` (readable lines and tables) or `json` (one JSON object per report, and errors as `{"code","message"}` on stderr)' -r -f -a "human\t'Readable text: one line per error, tables for reports'
 json\t'JSON: one object per error (`{"code": ..., "message": ...}`) and per report'"
+complete -c parmana -n "__fish_parmana_using_subcommand bundle; and __fish_seen_subcommand_from sign" -l allow-failing-tests -d 'Sign even when some of the policy\'s test cases fail (they are reported). Policy errors always refuse'
 complete -c parmana -n "__fish_parmana_using_subcommand bundle; and __fish_seen_subcommand_from sign" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c parmana -n "__fish_parmana_using_subcommand bundle; and __fish_seen_subcommand_from import-legacy" -l legacy-key -d 'The legacy tooling\'s signing public key (SPKI PEM)' -r -F
 complete -c parmana -n "__fish_parmana_using_subcommand bundle; and __fish_seen_subcommand_from import-legacy" -l key -d 'The signing key (PKCS#8 PEM) of the `policy` role for the new bundle' -r -F

@@ -27,8 +27,12 @@ fn refused(dir: &Path, args: &[&str], exit: i32, code: &str) -> Run {
     let before = tree(dir);
     let out = run_in(dir, args, b"");
     assert_eq!(out.code, exit, "{args:?}\n{}", out.transcript());
+    // The error is the last line (`bundle sign` reports its checks and tests first).
     assert!(
-        out.stderr.starts_with(&format!("error[{code}]")),
+        out.stderr
+            .lines()
+            .last()
+            .is_some_and(|line| line.starts_with(&format!("error[{code}]"))),
         "{args:?}\n{}",
         out.transcript()
     );
@@ -230,8 +234,8 @@ fn two_directories_claiming_one_policy_are_refused() {
     for dir in ["claims-approval/1.0.0", "claims-approval/2.0.0"] {
         assert!(out.stderr.contains(dir), "{}", out.stderr);
     }
-    // Signing the copy again does not help: the policy still names itself 1.0.0.
-    ok(
+    // Signing the copy is refused: its policy still names itself 1.0.0.
+    refused(
         d,
         &[
             "bundle",
@@ -242,6 +246,8 @@ fn two_directories_claiming_one_policy_are_refused() {
             "--now",
             NOW,
         ],
+        3,
+        "cli.bundle_directory_mismatch",
     );
     refused(
         d,

@@ -8,6 +8,7 @@ mod authoring_checks_cli;
 mod authoring_cli;
 #[cfg(target_os = "linux")]
 mod bounded_cli;
+mod bundle_sign_cli;
 mod canon_cli;
 mod config_cli;
 mod execute_cli;

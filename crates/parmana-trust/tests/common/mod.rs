@@ -59,7 +59,7 @@ pub fn spec(root: &LocalSigningKey, expires: &str) -> TrustRootSpec {
     }
 }
 
-/// The test-only bundle under `tests/data/bundle` (a policy and a nested test file).
+/// The test-only bundle under `tests/data/bundle` (a policy and a nested data file).
 /// `demo@1.0.0`, the name the test bundle is signed under.
 pub fn demo_ref() -> parmana_canon::PolicyRef {
     "demo@1.0.0".parse().unwrap()
