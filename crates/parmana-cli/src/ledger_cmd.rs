@@ -1,6 +1,8 @@
-//! `parmana ledger verify`: walk the replay store's chained ledger of completed executions and raises of the high-water marks.
+//! `parmana ledger verify|export`: walk the replay store's chained ledger of completed executions and raises of the high-water marks, or ship it as JSON lines.
 
-use parmana_runtime::replay::verify_ledger;
+use std::io::Write as _;
+
+use parmana_runtime::replay::{verify_ledger, verify_ledger_snapshot};
 
 use crate::config::Deployment;
 use crate::exit::ExitClass;
@@ -20,11 +22,108 @@ pub(crate) enum LedgerCommand {
         after_help = "Example:\n  parmana ledger verify                       # the store of the deployment (parmana.toml)\n  parmana ledger verify --store postgres://parmana@db.internal/parmana"
     )]
     Verify(StoreArgs),
+    /// Write ledger records with their attestations as JSON lines, for an audit system: one line
+    /// per record, `{"position", "kind", "execution_id"?, "record", "attestation"?}` (the record
+    /// and the attestation as the store holds them, as JSON). The ledger is verified first and
+    /// nothing is written if it is broken. Resumable: `--from` the position after the last one
+    /// shipped.
+    #[command(after_help = "Examples:
+  parmana ledger export > ledger.jsonl                # everything
+  parmana ledger export --from 1000 >> ledger.jsonl   # resume after position 999
+  parmana ledger export --from 10 --to 19             # positions 10 to 19")]
+    Export(ExportArgs),
+}
+
+/// Arguments of `parmana ledger export`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The first position written (0 is the first record).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    from: u64,
+    /// The last position written (inclusive); the end of the ledger when absent.
+    #[arg(long, value_name = "M")]
+    to: Option<u64>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Runs `parmana ledger export`: refuses a broken ledger, then writes the records in range.
+fn export(args: &ExportArgs) -> Result<(), Failure> {
+    if args.to.is_some_and(|to| to < args.from) {
+        return Err(Failure::new(
+            "cli.usage",
+            "--to is before --from",
+            ExitClass::Usage,
+        ));
+    }
+    let store = args.store.open_existing(&Deployment::load()?)?;
+    let snapshot = store.ledger_snapshot().map_err(|e| Failure::replay(&e))?;
+    let report = verify_ledger_snapshot(&snapshot);
+    if let Some(broken) = report.first_break {
+        return Err(Failure::new(
+            broken.code(),
+            format!("the ledger is broken, nothing exported: {broken}"),
+            ExitClass::VerificationFailed,
+        ));
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let write_err = |e: std::io::Error| Failure::io("standard output", &e);
+    let mut written = 0u64;
+    for row in snapshot
+        .rows
+        .iter()
+        .filter(|row| row.position >= args.from && args.to.is_none_or(|to| row.position <= to))
+    {
+        let record = parse_stored("ledger record", &row.record)?;
+        let mut line = serde_json::json!({
+            "position": row.position,
+            "kind": if row.execution_id.is_some() { "execution" } else { "marks" },
+            "record": record,
+        });
+        if let Some(object) = line.as_object_mut() {
+            if let Some(id) = &row.execution_id {
+                object.insert("execution_id".to_owned(), id.clone().into());
+            }
+            if let Some(attestation) = &row.attestation {
+                object.insert(
+                    "attestation".to_owned(),
+                    parse_stored("attestation", attestation)?,
+                );
+            }
+        }
+        writeln!(out, "{}", Json(&line)).map_err(write_err)?;
+        written += 1;
+    }
+    out.flush().map_err(write_err)?;
+    eprintln!(
+        "exported {} of {} (positions {}..={})",
+        counted(written, "record"),
+        counted(report.records, "record"),
+        args.from,
+        args.to.unwrap_or_else(|| report.records.saturating_sub(1))
+    );
+    Ok(())
+}
+
+/// A JSON document the store holds, parsed strictly: a stored record that is not JSON is a
+/// broken store, not something to ship.
+fn parse_stored(what: &str, bytes: &[u8]) -> Result<serde_json::Value, Failure> {
+    parmana_runtime::canon::parse_strict(bytes).map_err(|e| {
+        Failure::new(
+            "cli.store_record_invalid",
+            format!("a stored {what} is not strict JSON: {e}"),
+            ExitClass::Store,
+        )
+    })
 }
 
 /// Runs `parmana ledger …`.
 pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Failure> {
-    let LedgerCommand::Verify(store_args) = command;
+    let store_args = match command {
+        LedgerCommand::Verify(store_args) => store_args,
+        LedgerCommand::Export(args) => return export(args),
+    };
     let store = store_args.open_existing(&Deployment::load()?)?;
     let report = verify_ledger(store.as_ref()).map_err(|e| Failure::replay(&e))?;
     let summary = format!(

@@ -90,8 +90,9 @@ pub mod replay {
     pub use parmana_replay::SqliteReplayStore;
     pub use parmana_replay::{
         AcceptedVersions, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord, CompletedExecution,
-        ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerSnapshot,
-        MemoryReplayStore, ReplayError, ReplayStore, verify_ledger,
+        ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerRow,
+        LedgerSnapshot, MemoryReplayStore, ReplayError, ReplayStore, verify_ledger,
+        verify_ledger_snapshot,
     };
     #[cfg(feature = "postgres")]
     pub use parmana_replay::{PostgresOptions, PostgresReplayStore};

@@ -148,6 +148,9 @@ _parmana() {
             parmana__subcmd__help__subcmd__bundle,sign)
                 cmd="parmana__subcmd__help__subcmd__bundle__subcmd__sign"
                 ;;
+            parmana__subcmd__help__subcmd__ledger,export)
+                cmd="parmana__subcmd__help__subcmd__ledger__subcmd__export"
+                ;;
             parmana__subcmd__help__subcmd__ledger,verify)
                 cmd="parmana__subcmd__help__subcmd__ledger__subcmd__verify"
                 ;;
@@ -172,11 +175,17 @@ _parmana() {
             parmana__subcmd__help__subcmd__trust,rotate)
                 cmd="parmana__subcmd__help__subcmd__trust__subcmd__rotate"
                 ;;
+            parmana__subcmd__ledger,export)
+                cmd="parmana__subcmd__ledger__subcmd__export"
+                ;;
             parmana__subcmd__ledger,help)
                 cmd="parmana__subcmd__ledger__subcmd__help"
                 ;;
             parmana__subcmd__ledger,verify)
                 cmd="parmana__subcmd__ledger__subcmd__verify"
+                ;;
+            parmana__subcmd__ledger__subcmd__help,export)
+                cmd="parmana__subcmd__ledger__subcmd__help__subcmd__export"
                 ;;
             parmana__subcmd__ledger__subcmd__help,help)
                 cmd="parmana__subcmd__ledger__subcmd__help__subcmd__help"
@@ -801,8 +810,22 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help__subcmd__ledger)
-            opts="verify"
+            opts="verify export"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__ledger__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1077,7 +1100,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__ledger)
-            opts="-h --format --help verify help"
+            opts="-h --format --help verify export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1094,9 +1117,53 @@ _parmana() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        parmana__subcmd__ledger__subcmd__help)
-            opts="verify help"
+        parmana__subcmd__ledger__subcmd__export)
+            opts="-h --from --to --store --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__ledger__subcmd__help)
+            opts="verify export help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__ledger__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -14,6 +14,7 @@ mod config_cli;
 mod execute_cli;
 mod help_cli;
 mod init_cli;
+mod ledger_cli;
 mod policy_cli;
 mod postgres_cli;
 mod recover_cli;
