@@ -23,6 +23,7 @@ const COMMANDS: &[&[&str]] = &[
     &["bundle", "import-legacy"],
     &["release", "sign"],
     &["ledger", "verify"],
+    &["ledger", "export"],
     &["recover"],
     &["serve"],
     &["config"],
