@@ -74,6 +74,10 @@ pub(crate) struct ExecuteArgs {
     /// Embed the validated signals in the attestation (their digest is always bound).
     #[arg(long)]
     include_signals: bool,
+    /// A short human summary on stderr (decision, rule, reason, execution id, where it is
+    /// stored): `auto` when stdout is a terminal; the attestation on stdout is the same either way.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Summary::Auto)]
+    summary: Summary,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -131,6 +135,27 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         .execute(&request)
         .map_err(|e| Failure::execution(&e))?;
     outln!("{}", attestation.envelope_str());
+    if args.summary.wanted() {
+        let p = attestation.predicate();
+        let reason = if p.reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", p.reason)
+        };
+        let stored = if store.value == "memory" {
+            "kept in memory only (forgotten when this command ends)".to_owned()
+        } else {
+            format!(
+                "stored in {} — read it back with `parmana show {}`",
+                crate::config::redact_store(&store.value),
+                p.execution_id
+            )
+        };
+        eprintln!(
+            "{} (rule {:?}{reason})\n  execution {} under {}@{}, at {}\n  {stored}",
+            p.decision, p.rule_id, p.execution_id, p.policy.id, p.policy.version, p.executed_at,
+        );
+    }
     Ok(())
 }
 
@@ -257,4 +282,25 @@ fn progress_bar() -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// When `execute` writes its human summary on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Summary {
+    /// When stdout is a terminal (a person is reading).
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Summary {
+    fn wanted(self) -> bool {
+        match self {
+            Self::Auto => std::io::stdout().is_terminal(),
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
 }

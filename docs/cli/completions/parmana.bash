@@ -536,7 +536,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__execute)
-            opts="-h --policy --signals --execution-id --batch --jobs --key --include-signals --store --pinned-root --trust-root --policies --release-manifest --now --expiry-warning-days --format --help"
+            opts="-h --policy --signals --execution-id --batch --jobs --key --include-signals --summary --store --pinned-root --trust-root --policies --release-manifest --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -564,6 +564,10 @@ _parmana() {
                     ;;
                 --key)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --summary)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 --store)

@@ -583,3 +583,22 @@ fn batch_jobs_keep_input_order_and_one_winner_per_id() {
         out.stderr
     );
 }
+
+#[test]
+fn a_human_summary_goes_to_stderr_and_the_attestation_is_unchanged() {
+    let repo = crate::common::temp_repo();
+    let plain = execute_in(repo.root(), "memory", "sum-1", VIP_SIGNALS, &[]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    // Not a terminal: no summary by default.
+    assert_eq!(plain.stderr, "");
+    let summary = execute_in(
+        repo.root(),
+        "sqlite:.parmana/replay.sqlite3",
+        "sum-1",
+        VIP_SIGNALS,
+        &["--summary", "always"],
+    );
+    assert_eq!(summary.code, 0, "{}", summary.stderr);
+    assert_eq!(summary.stdout, plain.stdout);
+    insta::assert_snapshot!("execute_summary", summary.stderr);
+}
