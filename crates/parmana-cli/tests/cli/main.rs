@@ -11,6 +11,7 @@ mod bounded_cli;
 mod bundle_sign_cli;
 mod canon_cli;
 mod config_cli;
+mod docs_cli;
 mod execute_cli;
 mod help_cli;
 mod init_cli;
