@@ -1,4 +1,4 @@
-//! Runtime rows: Ed25519 floors, JCS + SHA-256, end-to-end execute (memory store), verify (one and a batch of 64), and durable execute on SQLite and PostgreSQL.
+//! Runtime rows: Ed25519 floors, JCS + SHA-256, end-to-end execute (memory store), verify (one and a batch of 64), durable execute on SQLite and PostgreSQL, and `execute --batch` on durable SQLite at `--jobs` 1 and 8.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code: a failed unwrap is a failed run
 
@@ -19,8 +19,8 @@ use parmana_runtime::replay::{
 };
 use parmana_runtime::trust::{LocalSigningKey, Signer, verify_attestations};
 use parmana_runtime::{
-    ExecutionRequest, FixedClock, RuntimeEnvironment, RuntimeEnvironmentConfig,
-    execute_from_signals, verify_attestation,
+    BatchOptions, BatchReader, ExecutionRequest, FixedClock, Runtime, RuntimeEnvironment,
+    RuntimeEnvironmentConfig, execute_from_signals, run_batch, verify_attestation,
 };
 
 const SIGNALS: &[u8] =
@@ -172,6 +172,58 @@ fn durable_sqlite(c: &mut Criterion) {
     durable(c, "sqlite", Arc::new(store));
 }
 
+/// Lines per batch of the `batch/sqlite` rows.
+const BATCH_LINES: u64 = 64;
+
+/// `execute --batch` as the CLI runs it (`run_batch`: bounded read-ahead, output in input
+/// order) on a durable SQLite store, with `jobs` 1 and 8: executions per second.
+fn batch_sqlite(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = parmana_testkit::repository_root();
+    let runtime = Runtime::builder(RuntimeEnvironmentConfig::standard_layout(&root))
+        .signer(LocalSigningKey::read_pem_file(&root.join("trust/keys/attestation.pem")).unwrap())
+        .store(SqliteReplayStore::open(dir.path().join("batch.sqlite3")).unwrap())
+        .clock(FixedClock(parmana_testkit::now()))
+        .build()
+        .unwrap();
+    let counter = AtomicU64::new(0);
+    let mut group = c.benchmark_group("batch/sqlite");
+    group.throughput(Throughput::Elements(BATCH_LINES));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    for jobs in [1_usize, 8] {
+        let options = BatchOptions {
+            jobs,
+            default_policy: Some("claims-approval@1.0.0".parse().unwrap()),
+            include_signals: false,
+        };
+        group.bench_function(format!("jobs_{jobs}"), |b| {
+            b.iter(|| {
+                let mut input = Vec::new();
+                for _ in 0..BATCH_LINES {
+                    input.extend_from_slice(b"{\"execution_id\":\"");
+                    input.extend_from_slice(next_id(&counter).as_bytes());
+                    input.extend_from_slice(b"\",\"signals\":");
+                    input.extend_from_slice(SIGNALS);
+                    input.extend_from_slice(b"}\n");
+                }
+                let summary = run_batch(
+                    &runtime,
+                    BatchReader::new(input.as_slice()),
+                    &options,
+                    |outcome| {
+                        black_box(outcome);
+                        Ok::<(), ()>(())
+                    },
+                )
+                .unwrap();
+                assert_eq!(summary.refused(), 0);
+            })
+        });
+    }
+    group.finish();
+}
+
 fn durable_postgres(c: &mut Criterion) {
     let Ok(url) = std::env::var("PARMANA_TEST_POSTGRES_URL") else {
         eprintln!("durable/postgres: skipped (PARMANA_TEST_POSTGRES_URL is not set)");
@@ -190,6 +242,7 @@ criterion_group!(
     benches,
     primitives_and_memory,
     durable_sqlite,
+    batch_sqlite,
     durable_postgres
 );
 criterion_main!(benches);

@@ -131,6 +131,15 @@ const RATIOS: &[RatioSpec] = &[
         target: "at least 3×",
     },
     RatioSpec {
+        label: "`execute --batch` on durable SQLite: executions/s at `--jobs 8` ÷ `--jobs 1`",
+        numerator: &["batch/sqlite/jobs_8"],
+        denominator: &["batch/sqlite/jobs_1"],
+        fastest_denominator: false,
+        measure: Measure::Rate,
+        bar: Some(Bar::AtLeast(3.0)),
+        target: "at least 3×",
+    },
+    RatioSpec {
         label: "SQLite replay store alone (claim + complete): claims/s at 8 callers ÷ at 1 caller",
         numerator: &["replay/sqlite/claim_and_complete/8_callers"],
         denominator: &["replay/sqlite/claim_and_complete/1_callers"],
