@@ -284,7 +284,7 @@ mod tests {
                 "| 4.00 | `durable/sqlite/8` ÷ `durable/sqlite/1` | at least 3× | **met** |"
             )
         );
-        assert!(report.contains("**5 of 9 targets met**, 2 not met, 2 not measured in this run."));
+        assert!(report.contains("**5 of 10 targets met**, 2 not met, 3 not measured in this run."));
         assert!(
             report.contains(
                 "| `decision/typed/parmana` | 60.0 ns | 54.0 ns – 66.0 ns | 3.00 ns |  |"
