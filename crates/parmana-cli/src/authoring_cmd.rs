@@ -13,8 +13,8 @@ use parmana_runtime::trust::{
     write_public_key_file,
 };
 use parmana_runtime::{
-    ExecutionError, RUNTIME_VERSION, load_bundle, load_trust_root, rotate_trust_root_file,
-    sign_bundle_verified, sign_release_manifest_verified,
+    ExecutionError, RUNTIME_VERSION, load_bundle, load_trust_history, load_trust_root,
+    rotate_trust_root_file, sign_bundle_verified, sign_release_manifest_verified,
 };
 
 use crate::common::{
@@ -289,10 +289,32 @@ fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
 fn trust_rotate(args: &TrustRotateArgs) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     let (spec, mut signers) = args.roles.checked_spec(&deployment, &args.clock)?;
-    for path in &args.sign_with {
-        signers.push(read_private_key(path)?);
-    }
     let paths = args.trust.resolve(&deployment);
+    // Each --sign-with key must be a root key of the version in force: say which ones are.
+    let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
+        .map_err(|e| Failure::execution(&e))?;
+    let current = history.newest();
+    for path in &args.sign_with {
+        let key = read_private_key(path)?;
+        check_signer_role(current, &key.key_id(), Role::Root).map_err(|e| {
+            let roots: Vec<String> = current
+                .role_key_ids(Role::Root)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let mut failure = Failure::trust(&e);
+            failure.message = format!(
+                "--sign-with {}: {}; the root keys of trust root version {} are {} ({} of them must sign)",
+                path.display(),
+                failure.message,
+                current.version(),
+                roots.join(", "),
+                current.role_threshold(Role::Root)
+            );
+            failure
+        })?;
+        signers.push(key);
+    }
     let rotation = rotate_trust_root_file(
         &paths.pinned_root,
         &paths.trust_root,

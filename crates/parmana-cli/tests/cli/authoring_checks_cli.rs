@@ -414,3 +414,33 @@ fn trust_init_refuses_weak_and_non_canonical_key_files() {
         assert!(!d.join("trust").exists());
     }
 }
+
+#[test]
+fn a_wrong_sign_with_names_the_root_keys_that_may_sign() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let out = refused(
+        d,
+        &[
+            "trust",
+            "rotate",
+            "--sign-with",
+            "trust/keys/policy.pem",
+            "--root-key",
+            "trust/keys/root-2.pem",
+            "--policy-key",
+            "trust/keys/policy.pub",
+            "--release-key",
+            "trust/keys/release.pub",
+            "--attestation-key",
+            "trust/keys/attestation.pub",
+            "--expires",
+            "2036-01-01T00:00:00Z",
+            "--now",
+            NOW,
+        ],
+        4,
+        "trust.key_lacks_role",
+    );
+    insta::assert_snapshot!("rotate_wrong_sign_with", out.stderr);
+}
