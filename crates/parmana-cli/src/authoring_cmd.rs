@@ -31,7 +31,7 @@ use crate::report::{Failure, outln};
 /// Arguments of `parmana keygen`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  parmana keygen --out keys/attestation.pem   # writes keys/attestation.pem and keys/attestation.pub"
+    after_help = "Example:\n  parmana keygen --out trust/keys/attestation.pem   # writes trust/keys/attestation.pem and trust/keys/attestation.pub\n\n`execute --key` defaults to trust/keys/attestation.pem (or `keys` in parmana.toml)."
 )]
 pub(crate) struct KeygenArgs {
     /// Where to write the private key (PKCS#8 PEM, mode 0600; the directory is created if
@@ -197,14 +197,14 @@ pub(crate) enum TrustCommand {
     /// Create trust root version 1 and its pinned root key: writes `OUT/trust-root.json` and
     /// `OUT/root.pub` (the first --root-key, which must be a private key: it signs).
     #[command(
-        after_help = "Example:\n  parmana trust init --root-key keys/root.pem --policy-key keys/policy.pub \\\n      --release-key keys/release.pub --attestation-key keys/attestation.pub \\\n      --expires 2027-12-31T00:00:00Z --out trust"
+        after_help = "Example:\n  parmana trust init --root-key trust/keys/root.pem --policy-key trust/keys/policy.pub \\\n      --release-key trust/keys/release.pub --attestation-key trust/keys/attestation.pub \\\n      --expires 2027-12-31T00:00:00Z --out trust"
     )]
     Init(TrustInitArgs),
     /// Rotate to trust root version N+1: the current `trust-root.json` moves to
     /// `trust-root.d/<N>.json` and the new version takes its place. It must be signed by a
     /// threshold of version N's root keys (--sign-with) and of its own (private --root-key files).
     #[command(
-        after_help = "Example:\n  parmana trust rotate --sign-with keys/root-1.pem --root-key keys/root-2.pem \\\n      --policy-key keys/policy.pub --release-key keys/release.pub \\\n      --attestation-key keys/attestation.pub --expires 2028-12-31T00:00:00Z"
+        after_help = "Example:\n  parmana trust rotate --sign-with trust/keys/root-1.pem --root-key trust/keys/root-2.pem \\\n      --policy-key trust/keys/policy.pub --release-key trust/keys/release.pub \\\n      --attestation-key trust/keys/attestation.pub --expires 2028-12-31T00:00:00Z"
     )]
     Rotate(TrustRotateArgs),
 }
