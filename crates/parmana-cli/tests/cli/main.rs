@@ -17,5 +17,6 @@ mod init_cli;
 mod policy_cli;
 mod postgres_cli;
 mod recover_cli;
+mod schema_cli;
 mod store_boundary_cli;
 mod verify_cli;
