@@ -128,7 +128,9 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         signals.as_ref(),
     );
     match format {
-        Format::Human if args.show => out!("{}{}", statement_text(envelope), render_report(&report)),
+        Format::Human if args.show => {
+            out!("{}{}", statement_text(envelope), render_report(&report))
+        }
         Format::Human => out!("{}", render_report(&report)),
         Format::Json => {
             let mut json = report_json(&report);

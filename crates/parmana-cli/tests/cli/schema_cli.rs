@@ -205,7 +205,12 @@ fn the_release_manifest_and_every_trust_root_version_validate() {
     assert_eq!(versions.len(), 2);
     for path in versions {
         let what = path.display().to_string();
-        check_valid(&trust_root, "the trust root schema", &what, &read_json(&path));
+        check_valid(
+            &trust_root,
+            "the trust root schema",
+            &what,
+            &read_json(&path),
+        );
     }
 }
 
@@ -248,7 +253,11 @@ fn the_legacy_vectors_validate_except_the_skeleton_the_parser_refuses() {
         let what = path.display().to_string();
         let (ok, structural) = check_policy(&what, &read_json(&path));
         // `claims-approval/v2` has no schema_version: refused by both.
-        assert_eq!(ok, !what.ends_with("claims-approval/v2/policy.json"), "{what}");
+        assert_eq!(
+            ok,
+            !what.ends_with("claims-approval/v2/policy.json"),
+            "{what}"
+        );
         assert_eq!(structural, !ok, "{what}");
     }
 }
@@ -267,7 +276,10 @@ fn conformance_cases_agree_with_the_schema() {
         valid += usize::from(ok);
         refused += usize::from(structural);
     }
-    assert!(valid >= 70 && refused >= 40, "{valid} valid, {refused} refused");
+    assert!(
+        valid >= 70 && refused >= 40,
+        "{valid} valid, {refused} refused"
+    );
 }
 
 /// The ```json blocks of a Markdown file that are whole documents of `key`'s kind.
@@ -336,40 +348,117 @@ fn documents_refused_for_their_shape_are_refused_by_the_schemas() {
     let bundle = read_json(&root.join("policies/claims-approval/1.0.0/bundle.json"));
     let manifest = read_json(&root.join("release-manifest.json"));
     let trust_root = read_json(&root.join("trust/trust-root.json"));
-    let predicate = predicate_of(&read_json(&root.join("golden/claims-escalate.attestation.json")));
+    let predicate = predicate_of(&read_json(
+        &root.join("golden/claims-escalate.attestation.json"),
+    ));
     let s = |text: &str| Some(json!(text));
     let table: Vec<(&str, &Value, &str, Option<Value>)> = vec![
-        ("policy-2.0.0", &policy, "/$schema", s("https://parmana.dev/schema/policy-2.0.0.schema.json")),
+        (
+            "policy-2.0.0",
+            &policy,
+            "/$schema",
+            s("https://parmana.dev/schema/policy-2.0.0.schema.json"),
+        ),
         ("policy-2.0.0", &policy, "/policy_id", s("Claims")),
         ("policy-2.0.0", &policy, "/policy_version", s("v1")),
-        ("policy-2.0.0", &policy, "/rules/0/when", Some(json!({"signal": "fraud_score"}))),
+        (
+            "policy-2.0.0",
+            &policy,
+            "/rules/0/when",
+            Some(json!({"signal": "fraud_score"})),
+        ),
         ("policy-2.0.0", &policy, "/rules/0/id", s("default")),
         ("policy-2.0.0", &policy, "/signals/country/type", s("text")),
         ("policy-2.0.0", &policy, "/default/decision", Some(json!(1))),
         ("policy-test-case", &case, "/expected", Some(json!({}))),
-        ("policy-test-case", &case, "/expect/error", s("policy.signal_missing")),
-        ("policy-test-case", &case, "/expect/decision", Some(json!(true))),
+        (
+            "policy-test-case",
+            &case,
+            "/expect/error",
+            s("policy.signal_missing"),
+        ),
+        (
+            "policy-test-case",
+            &case,
+            "/expect/decision",
+            Some(json!(true)),
+        ),
         ("policy-test-case", &case, "/signals", None),
         ("bundle", &bundle, "/signed/extra", s("x")),
         ("bundle", &bundle, "/signed/policy_id", s("../etc")),
         ("bundle", &bundle, "/signed/files/policy.json", None),
         ("bundle", &bundle, "/signed/files/..~1x", s("sha256:00")),
         ("bundle", &bundle, "/signatures/0/sig", s("AAAA")),
-        ("release-manifest", &manifest, "/signed/version", Some(json!(0))),
-        ("release-manifest", &manifest, "/signed/expires", s("2036-01-01T00:00:00+00:00")),
-        ("release-manifest", &manifest, "/signed/policies/claims-approval", s("sha256:00")),
-        ("release-manifest", &manifest, "/signed/runtime/minimum_runtime_version", s("1.0")),
-        ("release-manifest", &manifest, "/signed/runtime/extra", s("x")),
+        (
+            "release-manifest",
+            &manifest,
+            "/signed/version",
+            Some(json!(0)),
+        ),
+        (
+            "release-manifest",
+            &manifest,
+            "/signed/expires",
+            s("2036-01-01T00:00:00+00:00"),
+        ),
+        (
+            "release-manifest",
+            &manifest,
+            "/signed/policies/claims-approval",
+            s("sha256:00"),
+        ),
+        (
+            "release-manifest",
+            &manifest,
+            "/signed/runtime/minimum_runtime_version",
+            s("1.0"),
+        ),
+        (
+            "release-manifest",
+            &manifest,
+            "/signed/runtime/extra",
+            s("x"),
+        ),
         ("release-manifest", &manifest, "/extra", Some(json!([]))),
         ("trust-root", &trust_root, "/signed/roles/release", None),
-        ("trust-root", &trust_root, "/signed/roles/root/threshold", Some(json!(0))),
-        ("trust-root", &trust_root, "/signed/roles/admin", Some(json!({"keyids": [], "threshold": 1}))),
-        ("trust-root", &trust_root, "/signed/_type", s("parmana/bundle")),
+        (
+            "trust-root",
+            &trust_root,
+            "/signed/roles/root/threshold",
+            Some(json!(0)),
+        ),
+        (
+            "trust-root",
+            &trust_root,
+            "/signed/roles/admin",
+            Some(json!({"keyids": [], "threshold": 1})),
+        ),
+        (
+            "trust-root",
+            &trust_root,
+            "/signed/_type",
+            s("parmana/bundle"),
+        ),
         ("attestation-predicate", &predicate, "/extra", s("x")),
-        ("attestation-predicate", &predicate, "/execution_id", s("has space")),
-        ("attestation-predicate", &predicate, "/signals_digest", s("sha256:ABC")),
+        (
+            "attestation-predicate",
+            &predicate,
+            "/execution_id",
+            s("has space"),
+        ),
+        (
+            "attestation-predicate",
+            &predicate,
+            "/signals_digest",
+            s("sha256:ABC"),
+        ),
         ("attestation-predicate", &predicate, "/reason", None),
-        ("attestation-predicate", &predicate, "/trust_root/version", s("2")),
+        (
+            "attestation-predicate",
+            &predicate,
+            "/trust_root/version",
+            s("2"),
+        ),
     ];
     for (schema, document, pointer, value) in table {
         let what = format!("{schema} with {pointer} = {value:?}");

@@ -298,7 +298,15 @@ fn a_batch_verifies_line_by_line_as_each_line_verifies_alone() {
     std::fs::write(d.join("attestations.jsonl"), &batch).unwrap();
     let json = run_in(
         d,
-        &["--format", "json", "verify", "--show", "attestations.jsonl", "--now", NOW],
+        &[
+            "--format",
+            "json",
+            "verify",
+            "--show",
+            "attestations.jsonl",
+            "--now",
+            NOW,
+        ],
         b"",
     );
     assert_eq!(json.code, 0, "{}", json.transcript());
@@ -307,7 +315,10 @@ fn a_batch_verifies_line_by_line_as_each_line_verifies_alone() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    assert_eq!(reports[1], serde_json::json!({"line": 2, "skipped": "batch error"}));
+    assert_eq!(
+        reports[1],
+        serde_json::json!({"line": 2, "skipped": "batch error"})
+    );
     for (index, line) in batch.lines().enumerate().filter(|(i, _)| *i != 1) {
         std::fs::write(d.join("attestation.json"), line).unwrap();
         let single = verify(d, &["--format", "json", "--show", "--now", NOW]);
@@ -337,5 +348,9 @@ fn a_tampered_line_fails_alone_and_single_only_flags_are_refused() {
         batch.as_bytes(),
     );
     assert_eq!(refused.code, 2, "{}", refused.transcript());
-    assert!(refused.stderr.contains("error[cli.usage]"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("error[cli.usage]"),
+        "{}",
+        refused.stderr
+    );
 }
