@@ -17,6 +17,7 @@ mod serve_cmd;
 mod show_cmd;
 mod store;
 mod verify_cmd;
+mod verify_lines;
 
 use std::process::ExitCode;
 

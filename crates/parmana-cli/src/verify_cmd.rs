@@ -3,13 +3,15 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use parmana_runtime::trust::{AttestationReport, MAX_ENVELOPE_BYTES, VerifyOptions};
+use parmana_runtime::canon::{canonicalize_value, parse_strict};
+use parmana_runtime::trust::{AttestationReport, VerifyOptions, decode_attestation_statement};
 use parmana_runtime::{load_bundle, load_trust_history, verify_attestation_in_history};
 
-use crate::common::{ClockArgs, TrustRootArgs, read_bounded, read_signals};
+use crate::common::{ClockArgs, TrustRootArgs, read_signals};
 use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, Json, out, outln};
+use crate::verify_lines::{self, Input};
 
 const VERIFY_EXAMPLES: &str = concat!(
     "\
@@ -21,7 +23,15 @@ version's expiry, and at most 5 minutes after --now), current_trust (whether tha
 superseded and whether the newest version still trusts the signing keys; fails only with
 --require-current-trust), and when asked bundle_digest (--policy-bundle) and signals_digest
 (--signals, or signals embedded in the attestation). The attestation is valid only if every
-check passes.
+check passes. --show prints the decoded in-toto statement first (with --format json, as
+\"statement\" in the report).
+
+Given JSON Lines (the output of `execute --batch`: more than one line, each a whole attestation
+or a batch error line), every attestation is verified (signatures checked in Ed25519 batches)
+and one line is printed per input line: `line N: valid|NOT VALID (failed checks), execution ID:
+DECISION`, or with --format json `{\"line\",\"valid\",\"checks\",\"predicate\",\"trust\"}`; batch error
+lines are reported as `{\"line\":N,\"skipped\":\"batch error\"}`. Exit 0 only when every attestation
+is valid. --policy-bundle and --signals apply to a single attestation only.
 
 The whole chain is verified from the pinned root key, without judging any version's expiry at
 --now: an attestation made under version 1 still verifies after rotations and after every
@@ -32,6 +42,8 @@ Examples:
   parmana verify attestation.json --policy-bundle policies/claims-approval/1.0.0 --signals signals.json
   parmana verify attestation.json --trust-root trust/ --require-current-trust
   parmana verify attestation.json --trust-root trust/trust-root.d/1.json
+  parmana verify --show attestation.json
+  parmana execute --policy claims-approval@1.0.0 --batch requests.jsonl | parmana verify -
   parmana --format json verify attestation.json",
     "\n\n",
     crate::exit::exit_codes_help!()
@@ -41,9 +53,14 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = VERIFY_EXAMPLES)]
 pub(crate) struct VerifyArgs {
-    /// The attestation (the DSSE envelope `parmana execute` prints); `-` reads standard input.
+    /// The attestation (the DSSE envelope `parmana execute` prints), or JSON Lines of them (what
+    /// `parmana execute --batch` prints); `-` reads standard input.
     #[arg(value_name = "ATTESTATION_FILE|-")]
     attestation: PathBuf,
+    /// Print the decoded in-toto statement (the predicate and its subject) before the report;
+    /// with `--format json`, include it as `"statement"`.
+    #[arg(long)]
+    show: bool,
     /// Also check that the attestation binds this signed policy bundle directory
     /// (for example `policies/claims-approval/1.0.0`).
     #[arg(long, value_name = "DIR")]
@@ -64,20 +81,15 @@ pub(crate) struct VerifyArgs {
 
 /// Runs `parmana verify`.
 pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
-    // Read at most one byte past the envelope limit: a huge file is refused, not loaded.
-    let envelope = read_bounded(&args.attestation, MAX_ENVELOPE_BYTES)?;
-    if envelope.len() > MAX_ENVELOPE_BYTES {
+    let input = verify_lines::read_input(&args.attestation)?;
+    if matches!(input, Input::Lines(_)) && (args.policy_bundle.is_some() || args.signals.is_some())
+    {
         return Err(Failure::new(
-            "trust.document_too_large",
-            format!(
-                "{}: an attestation is at most {MAX_ENVELOPE_BYTES} bytes",
-                args.attestation.display()
-            ),
-            ExitClass::InvalidInput,
+            "cli.usage",
+            "--policy-bundle and --signals apply to a single attestation, not to JSON Lines",
+            ExitClass::Usage,
         ));
     }
-    // The envelope is one line of JSON; a trailing newline from a pipe is not part of it.
-    let envelope = envelope.trim_ascii_end();
     let signals = args.signals.as_deref().map(read_signals).transpose()?;
     let deployment = Deployment::load()?;
     let paths = args.trust.resolve(&deployment);
@@ -89,6 +101,17 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         &format!("the newest trust root (version {})", newest.version()),
         newest.expires(),
     )?;
+    let options = VerifyOptions {
+        now: args.clock.now(),
+        require_current_trust: args.require_current_trust,
+    };
+    let envelope = match input {
+        Input::Lines(lines) => {
+            return verify_lines::verify_lines(lines, &history, options, args.show, format);
+        }
+        Input::Single(envelope) => envelope,
+    };
+    let envelope = envelope.as_slice();
     // The bundle was signed under the version the attestation names (the newest when it names
     // none of the chain's versions: the trust_root check then fails).
     let bundle = args
@@ -97,10 +120,6 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         .map(|dir| load_bundle(history.attestation_trust_root(envelope), dir))
         .transpose()
         .map_err(|e| Failure::execution(&e))?;
-    let options = VerifyOptions {
-        now: args.clock.now(),
-        require_current_trust: args.require_current_trust,
-    };
     let report = verify_attestation_in_history(
         envelope,
         &history,
@@ -109,8 +128,17 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         signals.as_ref(),
     );
     match format {
+        Format::Human if args.show => {
+            out!("{}{}", statement_text(envelope), render_report(&report))
+        }
         Format::Human => out!("{}", render_report(&report)),
-        Format::Json => outln!("{}", Json(report_json(&report))),
+        Format::Json => {
+            let mut json = report_json(&report);
+            if args.show {
+                json["statement"] = statement_json(envelope);
+            }
+            outln!("{}", Json(json))
+        }
     }
     if report.is_valid() {
         return Ok(());
@@ -168,4 +196,28 @@ pub(crate) fn report_json(report: &AttestationReport) -> serde_json::Value {
         "predicate": report.predicate(),
         "trust": report.trust_standing(),
     })
+}
+
+/// The decoded in-toto statement, or `null` when the envelope does not decode.
+pub(crate) fn statement_json(envelope: &[u8]) -> serde_json::Value {
+    decode_attestation_statement(envelope).unwrap_or(serde_json::Value::Null)
+}
+
+/// The decoded in-toto statement as indented JSON with sorted members, under a `statement:`
+/// heading (or why it does not decode). Decoding verifies nothing: the report that follows it
+/// says whether the attestation is valid.
+pub(crate) fn statement_text(envelope: &[u8]) -> String {
+    let pretty = decode_attestation_statement(envelope)
+        .map_err(|e| format!("[{}] {e}", e.code()))
+        .and_then(|statement| {
+            // Sorted members whatever `serde_json`'s features (see `sign_document`).
+            let sorted = canonicalize_value(&statement)
+                .and_then(|bytes| parse_strict(&bytes))
+                .map_err(|e| format!("[{}] {e}", e.code()))?;
+            serde_json::to_string_pretty(&sorted).map_err(|e| e.to_string())
+        });
+    match pretty {
+        Ok(text) => format!("statement:\n{text}\n"),
+        Err(why) => format!("statement: not decoded: {why}\n"),
+    }
 }

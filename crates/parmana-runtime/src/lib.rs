@@ -77,10 +77,10 @@ pub mod trust {
         Role, RoleSpec, Signer, SigningKeyStanding, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,
         TrustError, TrustRootSpec, TrustStanding, VerifiedBundle, VerifiedReleaseManifest,
         VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions, check_signer_role,
-        create_trust_root, read_bundle_dir, read_key_file, read_legacy_bundle_dir,
-        read_public_key_file, read_release_manifest_version, sign_bundle_dir,
-        sign_release_manifest, verify_attestations, verify_attestations_in_history,
-        verify_legacy_bundle, write_public_key_file,
+        create_trust_root, decode_attestation_statement, read_bundle_dir, read_key_file,
+        read_legacy_bundle_dir, read_public_key_file, read_release_manifest_version,
+        sign_bundle_dir, sign_release_manifest, verify_attestations,
+        verify_attestations_in_history, verify_legacy_bundle, write_public_key_file,
     };
 }
 

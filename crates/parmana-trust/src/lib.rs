@@ -55,8 +55,8 @@ pub use attestation::{
     AttestationCheck, AttestationCheckKind, AttestationReport, AttestedPolicy, DocumentRef,
     EXECUTED_AT_TOLERANCE_SECONDS, EvaluatorRef, ExecutionPredicate, MAX_ENVELOPE_BYTES,
     PreparedAttestation, RuntimeRef, SigningKeyStanding, TrustStanding, VerifyOptions,
-    build_attestation, prepare_attestation, verify_attestation, verify_attestation_in_history,
-    verify_attestations, verify_attestations_in_history,
+    build_attestation, decode_attestation_statement, prepare_attestation, verify_attestation,
+    verify_attestation_in_history, verify_attestations, verify_attestations_in_history,
 };
 pub use authoring::check_signer_role;
 pub use bundle::{

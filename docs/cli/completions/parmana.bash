@@ -1910,7 +1910,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__verify)
-            opts="-h --policy-bundle --signals --require-current-trust --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --show --policy-bundle --signals --require-current-trust --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

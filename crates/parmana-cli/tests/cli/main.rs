@@ -19,5 +19,6 @@ mod ledger_cli;
 mod policy_cli;
 mod postgres_cli;
 mod recover_cli;
+mod schema_cli;
 mod store_boundary_cli;
 mod verify_cli;

@@ -241,3 +241,116 @@ fn a_newer_version_beside_the_current_trust_root_is_refused() {
     let as_directory = verify(d, &["--now", NOW, "--trust-root", "trust/trust-root.d"]);
     assert_eq!(as_directory.code, 0, "{}", as_directory.transcript());
 }
+
+#[test]
+fn show_prints_the_decoded_statement_before_the_report() {
+    let golden = "golden/claims-escalate.attestation.json";
+    let human = crate::common::run(&["verify", "--show", golden, "--now", NOW]);
+    insta::assert_snapshot!("verify_show", human.transcript());
+    let json = crate::common::run(&["--format", "json", "verify", "--show", golden, "--now", NOW]);
+    assert_eq!(json.code, 0, "{}", json.transcript());
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["statement"]["predicate"], report["predicate"]);
+    assert_eq!(
+        report["statement"]["subject"][0]["name"],
+        "execution/golden-claims-0003"
+    );
+    // Without --show, no statement.
+    let plain = crate::common::run(&["--format", "json", "verify", golden, "--now", NOW]);
+    let plain: serde_json::Value = serde_json::from_str(&plain.stdout).unwrap();
+    assert!(plain.get("statement").is_none());
+}
+
+/// `execute --batch` of three lines in `dir` (the second refused), its output as written.
+fn execute_batch(dir: &Path) -> String {
+    let requests = [
+        format!(r#"{{"execution_id":"lines-1","signals":{VIP_SIGNALS}}}"#),
+        r#"{"execution_id":"lines-2","signals":{"claim_amount":100}}"#.to_owned(),
+        format!(r#"{{"execution_id":"lines-3","signals":{VIP_SIGNALS}}}"#),
+    ];
+    std::fs::write(dir.join("requests.jsonl"), requests.join("\n") + "\n").unwrap();
+    let out = run_in(
+        dir,
+        &[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--batch",
+            "requests.jsonl",
+            "--store",
+            "memory",
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    assert_eq!(out.stdout.lines().count(), 3, "{}", out.transcript());
+    out.stdout
+}
+
+#[test]
+fn a_batch_verifies_line_by_line_as_each_line_verifies_alone() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let batch = execute_batch(d);
+    let human = run_in(d, &["verify", "-", "--now", NOW], batch.as_bytes());
+    insta::assert_snapshot!("verify_lines", human.transcript());
+    std::fs::write(d.join("attestations.jsonl"), &batch).unwrap();
+    let json = run_in(
+        d,
+        &[
+            "--format",
+            "json",
+            "verify",
+            "--show",
+            "attestations.jsonl",
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    assert_eq!(json.code, 0, "{}", json.transcript());
+    let reports: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        reports[1],
+        serde_json::json!({"line": 2, "skipped": "batch error"})
+    );
+    for (index, line) in batch.lines().enumerate().filter(|(i, _)| *i != 1) {
+        std::fs::write(d.join("attestation.json"), line).unwrap();
+        let single = verify(d, &["--format", "json", "--show", "--now", NOW]);
+        let mut expected: serde_json::Value = serde_json::from_str(&single.stdout).unwrap();
+        expected["line"] = serde_json::json!(index + 1);
+        assert_eq!(reports[index], expected, "line {}", index + 1);
+    }
+}
+
+#[test]
+fn a_tampered_line_fails_alone_and_single_only_flags_are_refused() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let batch = execute_batch(d);
+    let mut lines: Vec<String> = batch.lines().map(str::to_owned).collect();
+    // Another signature on line 3: its own key's, over line 1's payload.
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let mut third: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
+    third["signatures"] = first["signatures"].clone();
+    lines[2] = third.to_string();
+    let tampered = lines.join("\n") + "\n";
+    let out = run_in(d, &["verify", "-", "--now", NOW], tampered.as_bytes());
+    insta::assert_snapshot!("verify_lines_tampered", out.transcript());
+    let refused = run_in(
+        d,
+        &["verify", "-", "--signals", VIP_SIGNALS, "--now", NOW],
+        batch.as_bytes(),
+    );
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    assert!(
+        refused.stderr.contains("error[cli.usage]"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -351,6 +351,15 @@ pub(crate) fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
     })
 }
 
+/// The in-toto statement an attestation envelope carries, decoded for display (`parmana verify
+/// --show`): the DSSE envelope read as [`verify_attestation`](crate::verify_attestation) reads
+/// it, its payload parsed as strict JSON. Nothing is verified: the statement of a forged or
+/// tampered attestation decodes too, so show it only beside its verification report.
+pub fn decode_attestation_statement(envelope: &[u8]) -> Result<Value, TrustError> {
+    let dsse = parse_dsse(envelope)?;
+    parmana_canon::parse_strict(&dsse.payload).map_err(|e| malformed(format!("payload: {e}")))
+}
+
 pub(crate) fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
     let StatementWire {
         statement_type,
@@ -423,5 +432,23 @@ mod tests {
             pae(b"{\"a\":1}"),
             b"DSSEv1 28 application/vnd.in-toto+json 7 {\"a\":1}".to_vec()
         );
+    }
+
+    fn keyid() -> KeyId {
+        format!("sha256:{}", "ab".repeat(32)).parse().unwrap()
+    }
+
+    #[test]
+    fn the_statement_decodes_from_the_envelope_without_verifying_it() {
+        let payload = br#"{"_type":"x","predicate":{"a":1}}"#;
+        let envelope = encode_envelope(payload, &[(keyid(), [7; 64])]).unwrap();
+        let statement = decode_attestation_statement(&envelope).unwrap();
+        assert_eq!(statement["predicate"]["a"], 1);
+        assert_eq!(
+            decode_attestation_statement(b"{}").unwrap_err().code(),
+            "trust.malformed"
+        );
+        let not_json = encode_envelope(b"{", &[(keyid(), [7; 64])]).unwrap();
+        assert!(decode_attestation_statement(&not_json).is_err());
     }
 }
