@@ -137,11 +137,12 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     outln!("{}", attestation.envelope_str());
     if args.summary.wanted() {
         let p = attestation.predicate();
-        let reason = if p.reason.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", p.reason)
-        };
+        let reason = p
+            .reason
+            .as_deref()
+            .filter(|reason| !reason.is_empty())
+            .map(|reason| format!(": {reason}"))
+            .unwrap_or_default();
         let stored = if store.value == "memory" {
             "kept in memory only (forgotten when this command ends)".to_owned()
         } else {

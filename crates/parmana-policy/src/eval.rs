@@ -27,7 +27,8 @@ pub struct Decision<'p> {
     pub decision: &'p str,
     /// The id of the first matching rule, or [`DEFAULT_RULE_ID`].
     pub rule_id: &'p str,
-    /// The outcome's `reason`, when the policy gives one.
+    /// The outcome's `reason`, when the policy gives one (absent from the JSON otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'p str>,
 }
 

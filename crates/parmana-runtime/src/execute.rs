@@ -158,7 +158,7 @@ fn build_predicate(
         signals_digest,
         decision: decision.decision.to_owned(),
         rule_id: decision.rule_id.to_owned(),
-        reason: decision.reason.unwrap_or_default().to_owned(),
+        reason: decision.reason.map(str::to_owned),
         evaluator: EvaluatorRef {
             name: parmana_policy::EVALUATOR_NAME.to_owned(),
             version: parmana_policy::EVALUATOR_VERSION.to_owned(),

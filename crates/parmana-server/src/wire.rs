@@ -50,8 +50,9 @@ pub(crate) struct ExecutionResponse {
     pub(crate) decision: String,
     /// The deciding rule, or `default`.
     pub(crate) rule_id: String,
-    /// The reason the deciding rule gives.
-    pub(crate) reason: String,
+    /// The reason the deciding rule gives, when it gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
     /// The DSSE envelope, exactly as `parmana execute` prints it.
     #[schema(value_type = Object)]
     pub(crate) attestation: Value,

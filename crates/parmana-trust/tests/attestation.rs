@@ -34,7 +34,7 @@ fn predicate(root: &VerifiedTrustRoot) -> ExecutionPredicate {
         signals_digest: Digest::of_canonical(&signals()).unwrap(),
         decision: "approve".to_owned(),
         rule_id: "small".to_owned(),
-        reason: "claim at or below 1000".to_owned(),
+        reason: Some("claim at or below 1000".to_owned()),
         evaluator: EvaluatorRef {
             name: "parmana-policy".to_owned(),
             version: "0.1.0".to_owned(),
@@ -161,7 +161,7 @@ fn golden_attestation_has_the_documented_shape() {
     let mut later = predicate(&root);
     later.executed_at = Timestamp::parse("2027-01-01T00:00:00Z").unwrap();
     assert_eq!(attestation_fingerprint(&later).unwrap(), fingerprint);
-    later.reason.push('.');
+    later.reason = later.reason.map(|r| r + ".");
     assert_ne!(attestation_fingerprint(&later).unwrap(), fingerprint);
     let predicate_keys: Vec<&String> = statement["predicate"].as_object().unwrap().keys().collect();
     assert_eq!(

@@ -85,7 +85,7 @@ fn predicate(root: &VerifiedTrustRoot, executed_at: &str) -> ExecutionPredicate 
         signals_digest: Digest::of_canonical(&json!({"claim_amount": 800})).unwrap(),
         decision: "approve".to_owned(),
         rule_id: "small".to_owned(),
-        reason: "small claim".to_owned(),
+        reason: Some("small claim".to_owned()),
         evaluator: EvaluatorRef {
             name: "parmana-policy".to_owned(),
             version: "0.1.0".to_owned(),

@@ -602,3 +602,109 @@ fn a_human_summary_goes_to_stderr_and_the_attestation_is_unchanged() {
     assert_eq!(summary.stdout, plain.stdout);
     insta::assert_snapshot!("execute_summary", summary.stderr);
 }
+
+#[test]
+fn a_missing_reason_is_absent_in_eval_explain_and_the_attestation() {
+    let repo = crate::common::temp_repo();
+    let d = repo.root();
+    let bundle = d.join("policies/plain/1.0.0");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(
+        bundle.join("policy.json"),
+        r#"{"schema_version": "2.0.0", "policy_id": "plain", "policy_version": "1.0.0",
+  "decisions": ["ok"], "signals": {"n": {"type": "integer", "required": true}},
+  "rules": [{"id": "big", "when": {"signal": "n", "gt": 10}, "then": {"decision": "ok"}}],
+  "default": {"decision": "ok"}}"#,
+    )
+    .unwrap();
+    let now = ["--now", NOW];
+    for args in [
+        vec![
+            "bundle",
+            "sign",
+            "policies/plain/1.0.0",
+            "--key",
+            "trust/keys/policy.pem",
+        ],
+        vec![
+            "release",
+            "sign",
+            "--key",
+            "trust/keys/release.pem",
+            "--policies-root",
+            "policies",
+            "--version",
+            "2",
+            "--expires",
+            "2036-01-01T00:00:00Z",
+            "--out",
+            "release-manifest.json",
+            "--force",
+        ],
+    ] {
+        let out = run_in(d, &[&args[..], &now[..]].concat(), b"");
+        assert_eq!(out.code, 0, "{args:?}: {}", out.transcript());
+    }
+    let eval = run_in(
+        d,
+        &[
+            "policy",
+            "eval",
+            "policies/plain/1.0.0",
+            "--signals",
+            r#"{"n":11}"#,
+        ],
+        b"",
+    );
+    assert_eq!(eval.stdout.trim(), r#"{"decision":"ok","rule_id":"big"}"#);
+    let explain = run_in(
+        d,
+        &[
+            "--format",
+            "json",
+            "policy",
+            "explain",
+            "policies/plain/1.0.0",
+            "--signals",
+            r#"{"n":11}"#,
+        ],
+        b"",
+    );
+    let explained: serde_json::Value = serde_json::from_str(&explain.stdout).unwrap();
+    assert!(
+        explained["decision"].get("reason").is_none(),
+        "{}",
+        explain.stdout
+    );
+    let executed = run_in(
+        d,
+        &[
+            "execute",
+            "--policy",
+            "plain@1.0.0",
+            "--signals",
+            r#"{"n":11}"#,
+            "--execution-id",
+            "plain-1",
+            "--store",
+            "memory",
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    assert_eq!(executed.code, 0, "{}", executed.transcript());
+    let report = run_in(
+        d,
+        &["--format", "json", "verify", "-", "--now", NOW],
+        executed.stdout.as_bytes(),
+    );
+    assert_eq!(report.code, 0, "{}", report.transcript());
+    let report: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(report["predicate"]["rule_id"], "big");
+    assert!(
+        report["predicate"].get("reason").is_none(),
+        "{}",
+        report["predicate"]
+    );
+}

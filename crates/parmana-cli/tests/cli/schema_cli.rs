@@ -452,7 +452,7 @@ fn documents_refused_for_their_shape_are_refused_by_the_schemas() {
             "/signals_digest",
             s("sha256:ABC"),
         ),
-        ("attestation-predicate", &predicate, "/reason", None),
+        ("attestation-predicate", &predicate, "/rule_id", None),
         (
             "attestation-predicate",
             &predicate,

@@ -98,8 +98,10 @@ pub struct ExecutionPredicate {
     pub decision: String,
     /// The deciding rule id, or `default`.
     pub rule_id: String,
-    /// The reason given by the deciding rule.
-    pub reason: String,
+    /// The reason given by the deciding outcome; absent when the policy gives none (as in
+    /// `policy eval` and `explain`). An attestation of an earlier version may carry `""`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The evaluator.
     pub evaluator: EvaluatorRef,
     /// The runtime.
