@@ -19,6 +19,11 @@
 //!   verifiable after rotations and expiry; [`verify_attestations`] checks many at once with
 //!   Ed25519 batch verification and reports exactly what one-by-one verification reports).
 //!
+//! * the transparency log's signed tree heads are C2SP checkpoints in signed notes
+//!   ([`sign_checkpoint`], [`open_checkpoint`] → [`VerifiedCheckpoint`]), and an entry's offline
+//!   proof is a C2SP `tlog-proof` ([`TlogProof`], [`verify_tlog_proof`] → [`VerifiedInclusion`]);
+//!   see `docs/transparency-log.md`.
+//!
 //! Verified values have private fields: only the check that proves them builds them.
 //!
 //! ```
@@ -48,6 +53,7 @@ mod error;
 mod keys;
 mod legacy;
 mod release;
+mod tlog;
 mod trust_chain;
 mod trust_root;
 
@@ -73,6 +79,12 @@ pub use legacy::{VerifiedLegacyBundle, verify_legacy_bundle};
 pub use release::{
     RELEASE_MANIFEST_FILE, ReleaseManifestSpec, VerifiedReleaseManifest,
     read_release_manifest_version, sign_release_manifest, verify_release_manifest,
+};
+pub use tlog::{
+    Checkpoint, MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, MAX_TLOG_PROOF_BYTES, Note, NoteKeyName,
+    NoteSignature, NoteVerifierKey, TLOG_PROOF_HEADER, TlogProof, VerifiedCheckpoint,
+    VerifiedInclusion, VerifiedNote, note_key_id, open_checkpoint, open_note, sign_checkpoint,
+    sign_note, verify_tlog_proof,
 };
 pub use trust_chain::{
     MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,

@@ -1,0 +1,198 @@
+//! C2SP `tlog-checkpoint`: the transparency log's signed tree head (origin, tree size, base64 root hash, extension lines), signed and opened as a note.
+
+use parmana_canon::Digest;
+use parmana_canon::merkle::verify_consistency;
+
+use crate::keys::{decode_base64, encode_base64};
+use crate::tlog::note::{NoteKeyName, NoteVerifierKey, VerifiedNote, open_note, sign_note};
+use crate::{Signer, TrustError};
+
+fn malformed(message: impl Into<String>) -> TrustError {
+    TrustError::CheckpointMalformed {
+        message: message.into(),
+    }
+}
+
+/// A checkpoint's text: the log's origin, its size and its root hash at that size.
+///
+/// ```
+/// use parmana_canon::merkle::empty_root;
+/// use parmana_trust::Checkpoint;
+/// let checkpoint = Checkpoint::new("example.com/log", 0, empty_root()).unwrap();
+/// assert_eq!(checkpoint.to_text(), "example.com/log\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n");
+/// assert_eq!(Checkpoint::parse_text(&checkpoint.to_text()).unwrap(), checkpoint);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    origin: String,
+    size: u64,
+    root: Digest,
+    extensions: Vec<String>,
+}
+
+/// Refuses a line that would not read back as itself: empty, or holding a control character.
+fn check_line(what: &str, line: &str) -> Result<(), TrustError> {
+    if line.is_empty() {
+        return Err(malformed(format!("the {what} must not be empty")));
+    }
+    if line.chars().any(char::is_control) {
+        return Err(malformed(format!(
+            "the {what} must not hold control characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Checkpoint {
+    /// The checkpoint of the log `origin` at `size` leaves with root hash `root`.
+    pub fn new(origin: &str, size: u64, root: Digest) -> Result<Self, TrustError> {
+        check_line("origin", origin)?;
+        Ok(Self {
+            origin: origin.to_owned(),
+            size,
+            root,
+            extensions: Vec::new(),
+        })
+    }
+
+    /// Reads checkpoint text: at least three lines, each ending in a newline — a non-empty origin,
+    /// the size in decimal without leading zeros, the canonical base64 of a 32-byte root hash —
+    /// then non-empty extension lines. Anything else is `trust.checkpoint_malformed`.
+    pub fn parse_text(text: &str) -> Result<Self, TrustError> {
+        let body = text
+            .strip_suffix('\n')
+            .ok_or_else(|| malformed("checkpoint text ends with a newline"))?;
+        let mut lines = body.split('\n');
+        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next())
+        else {
+            return Err(malformed(
+                "a checkpoint has an origin, a size and a root hash",
+            ));
+        };
+        check_line("origin", origin)?;
+        let size = parse_decimal(size)
+            .ok_or_else(|| malformed("the tree size is a decimal number without leading zeros"))?;
+        let root = decode_base64(root)
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .map(Digest::from_bytes)
+            .ok_or_else(|| malformed("the root hash is the base64 of 32 bytes"))?;
+        let extensions = lines
+            .map(|line| check_line("extension line", line).map(|()| line.to_owned()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            origin: origin.to_owned(),
+            size,
+            root,
+            extensions,
+        })
+    }
+
+    /// The checkpoint text, each line ending in a newline.
+    pub fn to_text(&self) -> String {
+        let mut text = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            encode_base64(self.root.as_bytes())
+        );
+        for line in &self.extensions {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    }
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The tree size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The root hash at that size.
+    pub fn root(&self) -> Digest {
+        self.root
+    }
+
+    /// The extension lines (opaque; Parmana writes none).
+    pub fn extensions(&self) -> &[String] {
+        &self.extensions
+    }
+}
+
+/// An ASCII decimal without leading zeros (`0` itself allowed) that fits in a `u64`.
+pub(crate) fn parse_decimal(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
+}
+
+/// Signs `checkpoint` as the note key `name` (which should equal the origin) with `signer`.
+pub fn sign_checkpoint(
+    checkpoint: &Checkpoint,
+    name: &NoteKeyName,
+    signer: &dyn Signer,
+) -> Result<String, TrustError> {
+    sign_note(&checkpoint.to_text(), name, signer)
+}
+
+/// A checkpoint of the expected log, signed by at least one of its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCheckpoint {
+    checkpoint: Checkpoint,
+    note: VerifiedNote,
+}
+
+impl VerifiedCheckpoint {
+    /// The checkpoint.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// The verified note it came in, with the keys that signed it.
+    pub fn note(&self) -> &VerifiedNote {
+        &self.note
+    }
+
+    /// Checks that this checkpoint extends `older` (same log, not smaller, `proof` an RFC 9162
+    /// consistency proof between the two): refused with `trust.tlog_inconsistent` when the log
+    /// forked or rewrote what `older` committed to.
+    pub fn check_extends(&self, older: &Self, proof: &[Digest]) -> Result<(), TrustError> {
+        let (old, new) = (&older.checkpoint, &self.checkpoint);
+        if old.origin != new.origin {
+            return Err(TrustError::CheckpointOriginMismatch {
+                expected: old.origin.clone(),
+                found: new.origin.clone(),
+            });
+        }
+        verify_consistency(old.size, new.size, proof, old.root, new.root).map_err(|reason| {
+            TrustError::TlogInconsistent {
+                old_size: old.size,
+                new_size: new.size,
+                reason,
+            }
+        })
+    }
+}
+
+/// Verifies a signed checkpoint of the log `origin` against the log's keys `log_keys` (see
+/// [`open_note`] for the signature rule), then reads its text.
+pub fn open_checkpoint(
+    bytes: &[u8],
+    origin: &str,
+    log_keys: &[NoteVerifierKey],
+) -> Result<VerifiedCheckpoint, TrustError> {
+    let note = open_note(bytes, log_keys)?;
+    let checkpoint = Checkpoint::parse_text(note.text())?;
+    if checkpoint.origin != origin {
+        return Err(TrustError::CheckpointOriginMismatch {
+            expected: origin.to_owned(),
+            found: checkpoint.origin,
+        });
+    }
+    Ok(VerifiedCheckpoint { checkpoint, note })
+}

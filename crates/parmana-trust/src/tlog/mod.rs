@@ -1,0 +1,17 @@
+//! The transparency log's signed formats: C2SP `signed-note` (Ed25519), `tlog-checkpoint` and `tlog-proof` (see `docs/transparency-log.md`).
+//!
+//! The Merkle tree itself (leaf and node hashes, proofs) is `parmana_canon::merkle`; this module
+//! signs and verifies what binds a tree head to the log's key, and checks proofs against it.
+
+mod checkpoint;
+mod note;
+mod proof;
+
+pub use checkpoint::{Checkpoint, VerifiedCheckpoint, open_checkpoint, sign_checkpoint};
+pub use note::{
+    MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, Note, NoteKeyName, NoteSignature, NoteVerifierKey,
+    VerifiedNote, note_key_id, open_note, sign_note,
+};
+pub use proof::{
+    MAX_TLOG_PROOF_BYTES, TLOG_PROOF_HEADER, TlogProof, VerifiedInclusion, verify_tlog_proof,
+};

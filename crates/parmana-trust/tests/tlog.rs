@@ -1,0 +1,335 @@
+//! The transparency log's signed formats: signed notes against the Go `sumdb/note` vector and the `signed_note` crate (an implementation we did not write), checkpoints, tlog proofs, consistency, and every tampered byte refused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use parmana_canon::Digest;
+use parmana_canon::merkle::{MerkleTree, empty_root};
+use parmana_trust::{
+    Checkpoint, LocalSigningKey, NoteKeyName, NoteVerifierKey, TlogProof, open_checkpoint,
+    open_note, sign_checkpoint, sign_note, verify_tlog_proof,
+};
+use signed_note::Verifiers as _;
+
+/// The example of golang.org/x/mod/sumdb/note (`note.go`, `note_test.go`): its verifier and
+/// signer keys, text, and the signed note Go produces.
+const GO_VERIFIER: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+const GO_SIGNER: &str =
+    "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+const GO_TEXT: &str = "If you think cryptography is the answer to your problem,\n\
+                       then you don't know what your problem is.\n";
+const GO_NOTE: &str = "If you think cryptography is the answer to your problem,\n\
+                       then you don't know what your problem is.\n\
+                       \n\
+                       \u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+
+/// The Go example's signing key, from its `PRIVATE+KEY+name+id+base64(0x01 ‖ seed)` form.
+fn go_signing_key() -> LocalSigningKey {
+    let encoded = GO_SIGNER.splitn(5, '+').nth(4).unwrap();
+    let bytes = BASE64.decode(encoded).unwrap();
+    assert_eq!(bytes[0], 0x01);
+    LocalSigningKey::from_seed(&bytes[1..].try_into().unwrap())
+}
+
+fn name(text: &str) -> NoteKeyName {
+    NoteKeyName::parse(text).unwrap()
+}
+
+#[test]
+fn go_sumdb_note_vector() {
+    let verifier = NoteVerifierKey::parse(GO_VERIFIER).unwrap();
+    assert_eq!(verifier.id(), 0xc74f_20a3);
+    assert_eq!(verifier.to_string(), GO_VERIFIER);
+    let key = go_signing_key();
+    assert_eq!(verifier.public_key(), &key.public_key());
+    // Ed25519 is deterministic: our note is Go's, byte for byte.
+    assert_eq!(
+        sign_note(GO_TEXT, &name("PeterNeumann"), &key).unwrap(),
+        GO_NOTE
+    );
+    let opened = open_note(GO_NOTE.as_bytes(), std::slice::from_ref(&verifier)).unwrap();
+    assert_eq!(opened.text(), GO_TEXT);
+    assert_eq!(opened.verified_by(), std::slice::from_ref(&verifier));
+    let changed = GO_NOTE.replace("cryptography", "cryptographY");
+    assert_eq!(
+        open_note(changed.as_bytes(), &[verifier])
+            .unwrap_err()
+            .code(),
+        "trust.note_bad_signature"
+    );
+}
+
+/// Our checkpoints open with the `signed_note` crate (cloudflare/azul), and its notes with ours;
+/// verifier key strings read both ways.
+#[test]
+fn interoperates_with_the_signed_note_crate() {
+    let key = LocalSigningKey::from_seed(&[9; 32]);
+    let ours = NoteVerifierKey::new(name("log.example/parmana"), key.public_key());
+    let theirs = signed_note::StandardVerifier::new(&ours.to_string()).unwrap();
+    let checkpoint = Checkpoint::new("log.example/parmana", 3, Digest::of(b"root")).unwrap();
+    let signed = sign_checkpoint(&checkpoint, ours.name(), &key).unwrap();
+    let note = signed_note::Note::from_bytes(signed.as_bytes()).unwrap();
+    let list = signed_note::VerifierList::new(vec![Box::new(theirs)]);
+    let (verified, unverified) = note.verify(&list).unwrap();
+    assert_eq!((verified.len(), unverified.len()), (1, 0));
+    assert_eq!(note.text(), checkpoint.to_text().as_bytes());
+    assert!(list.verifier("log.example/parmana", ours.id()).is_ok());
+
+    // Their signer (the Go example key), our verifier.
+    let signer = signed_note::StandardSigner::new(GO_SIGNER).unwrap();
+    let mut theirs = signed_note::Note::new(checkpoint.to_text().as_bytes(), &[]).unwrap();
+    theirs.add_sigs(&[&signer]).unwrap();
+    let verifier = NoteVerifierKey::parse(GO_VERIFIER).unwrap();
+    let opened = open_checkpoint(&theirs.to_bytes(), "log.example/parmana", &[verifier]).unwrap();
+    assert_eq!(opened.checkpoint(), &checkpoint);
+}
+
+#[test]
+fn verifier_keys_are_refused_unless_exact() {
+    let key = LocalSigningKey::from_seed(&[3; 32]).public_key();
+    let good = NoteVerifierKey::new(name("a.example"), key.clone()).to_string();
+    let (head, encoded) = good.rsplit_once('+').unwrap();
+    let mut typed = BASE64.decode(encoded).unwrap();
+    typed[0] = 0x04;
+    let cosignature = format!("{head}+{}", BASE64.encode(&typed));
+    let cases: Vec<(String, &str)> = vec![
+        (
+            good.replacen("a.example", "b.example", 1),
+            "wrong name for the key ID",
+        ),
+        (good.to_uppercase(), "upper case"),
+        (cosignature, "signature type 0x04"),
+        (format!("{head}+{}", &encoded[..40]), "short key"),
+        (
+            good.replacen("a.example", "a example", 1),
+            "space in the name",
+        ),
+        ("+00000000+AQ==".to_owned(), "empty name"),
+        ("a.example+0000000+AQ==".to_owned(), "7 hex digits"),
+        ("a.example".to_owned(), "no parts"),
+    ];
+    for (text, why) in cases {
+        let err = NoteVerifierKey::parse(&text).unwrap_err();
+        assert!(
+            ["trust.note_key_invalid", "trust.invalid_key"].contains(&err.code()),
+            "{why}: {err}"
+        );
+    }
+}
+
+#[test]
+fn notes_are_refused_unless_well_formed() {
+    let key = LocalSigningKey::from_seed(&[4; 32]);
+    let verifier = NoteVerifierKey::new(name("n.example"), key.public_key());
+    let good = sign_note("text\n", verifier.name(), &key).unwrap();
+    let other = LocalSigningKey::from_seed(&[5; 32]);
+    let stranger = sign_note("text\n", &name("m.example"), &other).unwrap();
+    let stranger_line = stranger.split_once("\n\n").unwrap().1;
+    let cases: Vec<(String, &str)> = vec![
+        ("text\n\n".to_owned(), "trust.note_malformed"),
+        ("text\n".to_owned(), "trust.note_malformed"),
+        (good.replace('\n', "\r\n"), "trust.note_malformed"),
+        (good.replace("\u{2014}", "-"), "trust.note_malformed"),
+        (good.trim_end().to_owned(), "trust.note_malformed"),
+        (
+            format!("te\u{7}xt\n\n{stranger_line}"),
+            "trust.note_malformed",
+        ),
+        // Only a stranger signed: unknown signatures are ignored, none verified.
+        (stranger.clone(), "trust.note_unverified"),
+        // A stranger's line beside ours is ignored.
+        (format!("{good}{stranger_line}"), "ok"),
+        (
+            format!("{}{}", good, good.split_once("\n\n").unwrap().1.repeat(100)),
+            "trust.note_malformed",
+        ),
+    ];
+    for (text, expected) in cases {
+        let got = open_note(text.as_bytes(), std::slice::from_ref(&verifier))
+            .map(|_| "ok")
+            .unwrap_or_else(|e| e.code());
+        assert_eq!(got, expected, "{text:?}");
+    }
+    assert_eq!(
+        sign_note("no newline", verifier.name(), &key)
+            .unwrap_err()
+            .code(),
+        "trust.note_malformed"
+    );
+}
+
+#[test]
+fn checkpoint_text_is_read_exactly() {
+    let root = BASE64.encode(empty_root().as_bytes());
+    let ok = |text: &str| Checkpoint::parse_text(text).map(|c| c.to_text());
+    let cases: Vec<(String, bool)> = vec![
+        (format!("o\n0\n{root}\n"), true),
+        (format!("o\n18446744073709551615\n{root}\n"), true),
+        (format!("o\n5\n{root}\next one\next two\n"), true),
+        (format!("o\n05\n{root}\n"), false),
+        (format!("o\n18446744073709551616\n{root}\n"), false),
+        (format!("o\n+5\n{root}\n"), false),
+        (format!("\n5\n{root}\n"), false),
+        (format!("o\n5\n{root}"), false),
+        (format!("o\n5\n{root}\n\n"), false),
+        (format!("o\n5\n{}\n", &root[..40]), false),
+        (format!("o\n5\n{}\n", root.trim_end_matches('=')), false),
+        ("o\n5\n".to_owned(), false),
+    ];
+    for (text, accepted) in cases {
+        match ok(&text) {
+            Ok(again) => {
+                assert!(accepted, "{text:?} accepted");
+                assert_eq!(again, text, "round trip");
+            }
+            Err(e) => {
+                assert!(!accepted, "{text:?}: {e}");
+                assert_eq!(e.code(), "trust.checkpoint_malformed");
+            }
+        }
+    }
+}
+
+const ORIGIN: &str = "log.example/parmana";
+
+fn entry(i: u64) -> Vec<u8> {
+    format!("{{\"position\":{i}}}").into_bytes()
+}
+
+fn log(entries: impl Iterator<Item = Vec<u8>>) -> MerkleTree {
+    let mut tree = MerkleTree::new();
+    entries.for_each(|e| tree.push(&e));
+    tree
+}
+
+fn signed_head(tree: &MerkleTree, size: u64, key: &LocalSigningKey) -> String {
+    let checkpoint = Checkpoint::new(ORIGIN, size, tree.root_at(size).unwrap()).unwrap();
+    sign_checkpoint(&checkpoint, &name(ORIGIN), key).unwrap()
+}
+
+fn log_key() -> (LocalSigningKey, NoteVerifierKey) {
+    let key = LocalSigningKey::from_seed(&[7; 32]);
+    let verifier = NoteVerifierKey::new(name(ORIGIN), key.public_key());
+    (key, verifier)
+}
+
+#[test]
+fn every_entry_proves_its_inclusion_and_no_other() {
+    let (key, verifier) = log_key();
+    let tree = log((0..11).map(entry));
+    let head = signed_head(&tree, 11, &key);
+    for index in 0..11 {
+        let proof = TlogProof::new(
+            index,
+            tree.inclusion_proof(index, 11).unwrap(),
+            head.clone(),
+        );
+        let text = proof.to_text();
+        let read = TlogProof::parse(text.as_bytes()).unwrap();
+        assert_eq!(read, proof);
+        let verified = verify_tlog_proof(
+            &read,
+            &entry(index),
+            ORIGIN,
+            std::slice::from_ref(&verifier),
+        )
+        .unwrap();
+        assert_eq!(verified.index(), index);
+        assert_eq!(verified.checkpoint().checkpoint().size(), 11);
+        let other = verify_tlog_proof(
+            &read,
+            &entry(index + 1),
+            ORIGIN,
+            std::slice::from_ref(&verifier),
+        );
+        assert_eq!(other.unwrap_err().code(), "trust.tlog_not_included");
+        // The proof is at most 32·⌈log2 n⌉ bytes of hashes.
+        assert!(read.hashes().len() <= 4);
+    }
+    let proof = TlogProof::parse(
+        TlogProof::new(2, tree.inclusion_proof(2, 11).unwrap(), head.clone())
+            .to_text()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        verify_tlog_proof(&proof, &entry(2), "other.example/log", &[verifier])
+            .unwrap_err()
+            .code(),
+        "trust.checkpoint_origin_mismatch"
+    );
+}
+
+/// Every byte of a proof file flipped (each of three ways) is refused, never accepted.
+#[test]
+fn no_tampered_proof_file_is_accepted() {
+    let (key, verifier) = log_key();
+    let tree = log((0..6).map(entry));
+    let head = signed_head(&tree, 6, &key);
+    let text = TlogProof::new(4, tree.inclusion_proof(4, 6).unwrap(), head).to_text();
+    let verify = |bytes: &[u8]| {
+        TlogProof::parse(bytes)
+            .and_then(|p| verify_tlog_proof(&p, &entry(4), ORIGIN, std::slice::from_ref(&verifier)))
+    };
+    verify(text.as_bytes()).unwrap();
+    for position in 0..text.len() {
+        for mask in [0x01u8, 0x20, 0x80] {
+            let mut bytes = text.clone().into_bytes();
+            bytes[position] ^= mask;
+            assert!(
+                verify(&bytes).is_err(),
+                "flipping {mask:#04x} at byte {position} was accepted"
+            );
+        }
+    }
+}
+
+/// A log that rewrites an entry after a witness saw a checkpoint cannot prove the new
+/// checkpoint consistent with the old one, even signed by its own key.
+#[test]
+fn a_rewritten_log_is_caught_by_consistency() {
+    let (key, verifier) = log_key();
+    let honest = log((0..10).map(entry));
+    let old = open_checkpoint(
+        signed_head(&honest, 6, &key).as_bytes(),
+        ORIGIN,
+        std::slice::from_ref(&verifier),
+    )
+    .unwrap();
+    let new = open_checkpoint(
+        signed_head(&honest, 10, &key).as_bytes(),
+        ORIGIN,
+        std::slice::from_ref(&verifier),
+    )
+    .unwrap();
+    new.check_extends(&old, &honest.consistency_proof(6, 10).unwrap())
+        .unwrap();
+
+    let rewritten = log((0..10).map(|i| if i == 3 { b"forged".to_vec() } else { entry(i) }));
+    let forged = open_checkpoint(
+        signed_head(&rewritten, 10, &key).as_bytes(),
+        ORIGIN,
+        std::slice::from_ref(&verifier),
+    )
+    .unwrap();
+    for proof in [
+        rewritten.consistency_proof(6, 10).unwrap(),
+        honest.consistency_proof(6, 10).unwrap(),
+    ] {
+        assert_eq!(
+            forged.check_extends(&old, &proof).unwrap_err().code(),
+            "trust.tlog_inconsistent"
+        );
+    }
+    // A smaller "new" checkpoint (history cut off) is refused too.
+    let shorter = open_checkpoint(
+        signed_head(&honest, 4, &key).as_bytes(),
+        ORIGIN,
+        &[verifier],
+    )
+    .unwrap();
+    assert_eq!(
+        shorter.check_extends(&old, &[]).unwrap_err().code(),
+        "trust.tlog_inconsistent"
+    );
+}
