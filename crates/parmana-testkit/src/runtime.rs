@@ -68,6 +68,7 @@ impl FixtureEnvironment {
                 keys: attestation.iter().map(|key| key.public_key()).collect(),
                 threshold,
             },
+            log: None,
         };
         let trust = self.root().join("trust");
         rotate_trust_root_file(

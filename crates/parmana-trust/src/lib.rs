@@ -20,7 +20,8 @@
 //!   Ed25519 batch verification and reports exactly what one-by-one verification reports).
 //!
 //! * the transparency log's signed tree heads are C2SP checkpoints in signed notes
-//!   ([`sign_checkpoint`], [`open_checkpoint`] → [`VerifiedCheckpoint`]), and an entry's offline
+//!   ([`sign_checkpoint`], [`LogVerifier::open_checkpoint`] → [`VerifiedCheckpoint`]; the
+//!   trust root's optional `log` role, [`LogRole`], names the log and its keys), and an entry's offline
 //!   proof is a C2SP `tlog-proof` ([`TlogProof`], [`verify_tlog_proof`] → [`VerifiedInclusion`]);
 //!   see `docs/transparency-log.md`.
 //!
@@ -35,6 +36,7 @@
 //! let spec = TrustRootSpec {
 //!     expires: Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
 //!     root: role(&root), policy: role(&other), release: role(&other), attestation: role(&other),
+//!     log: None,
 //! };
 //! let v1 = create_trust_root(&spec, &[&root]).unwrap();
 //! let now = Timestamp::parse("2026-11-28T21:00:00Z").unwrap();
@@ -81,9 +83,9 @@ pub use release::{
     read_release_manifest_version, sign_release_manifest, verify_release_manifest,
 };
 pub use tlog::{
-    Checkpoint, MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, MAX_TLOG_PROOF_BYTES, Note, NoteKeyName,
-    NoteSignature, NoteVerifierKey, TLOG_PROOF_HEADER, TlogProof, VerifiedCheckpoint,
-    VerifiedInclusion, VerifiedNote, note_key_id, open_checkpoint, open_note, sign_checkpoint,
+    Checkpoint, LogVerifier, MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, MAX_TLOG_PROOF_BYTES, Note,
+    NoteKeyName, NoteSignature, NoteVerifierKey, TLOG_PROOF_HEADER, TlogProof, VerifiedCheckpoint,
+    VerifiedInclusion, VerifiedNote, cosign_note, note_key_id, open_note, sign_checkpoint,
     sign_note, verify_tlog_proof,
 };
 pub use trust_chain::{
@@ -92,5 +94,6 @@ pub use trust_chain::{
     verify_trust_chain, verify_trust_history,
 };
 pub use trust_root::{
-    Role, RoleSpec, TrustRootSpec, VerifiedTrustRoot, create_trust_root, rotate_trust_root,
+    LogRole, LogSpec, Role, RoleSpec, TrustRootSpec, VerifiedTrustRoot, create_trust_root,
+    rotate_trust_root,
 };

@@ -3,11 +3,12 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use parmana_canon::Digest;
 use parmana_canon::merkle::{MerkleTree, empty_root};
+use parmana_canon::{Digest, Timestamp};
 use parmana_trust::{
-    Checkpoint, LocalSigningKey, NoteKeyName, NoteVerifierKey, TlogProof, open_checkpoint,
-    open_note, sign_checkpoint, sign_note, verify_tlog_proof,
+    Checkpoint, LocalSigningKey, LogSpec, LogVerifier, NoteKeyName, NoteVerifierKey, RoleSpec,
+    TlogProof, TrustRootSpec, cosign_note, create_trust_root, open_note, sign_checkpoint,
+    sign_note, verify_tlog_proof, verify_trust_chain,
 };
 use signed_note::Verifiers as _;
 
@@ -80,7 +81,9 @@ fn interoperates_with_the_signed_note_crate() {
     let mut theirs = signed_note::Note::new(checkpoint.to_text().as_bytes(), &[]).unwrap();
     theirs.add_sigs(&[&signer]).unwrap();
     let verifier = NoteVerifierKey::parse(GO_VERIFIER).unwrap();
-    let opened = open_checkpoint(&theirs.to_bytes(), "log.example/parmana", &[verifier]).unwrap();
+    let opened = LogVerifier::new("log.example/parmana", vec![verifier], 1)
+        .open_checkpoint(&theirs.to_bytes())
+        .unwrap();
     assert_eq!(opened.checkpoint(), &checkpoint);
 }
 
@@ -207,6 +210,11 @@ fn signed_head(tree: &MerkleTree, size: u64, key: &LocalSigningKey) -> String {
     sign_checkpoint(&checkpoint, &name(ORIGIN), key).unwrap()
 }
 
+/// The log of [`ORIGIN`] with the one key `verifier`.
+fn one_key(verifier: &NoteVerifierKey) -> LogVerifier {
+    LogVerifier::new(ORIGIN, vec![verifier.clone()], 1)
+}
+
 fn log_key() -> (LocalSigningKey, NoteVerifierKey) {
     let key = LocalSigningKey::from_seed(&[7; 32]);
     let verifier = NoteVerifierKey::new(name(ORIGIN), key.public_key());
@@ -227,21 +235,10 @@ fn every_entry_proves_its_inclusion_and_no_other() {
         let text = proof.to_text();
         let read = TlogProof::parse(text.as_bytes()).unwrap();
         assert_eq!(read, proof);
-        let verified = verify_tlog_proof(
-            &read,
-            &entry(index),
-            ORIGIN,
-            std::slice::from_ref(&verifier),
-        )
-        .unwrap();
+        let verified = verify_tlog_proof(&read, &entry(index), &one_key(&verifier)).unwrap();
         assert_eq!(verified.index(), index);
         assert_eq!(verified.checkpoint().checkpoint().size(), 11);
-        let other = verify_tlog_proof(
-            &read,
-            &entry(index + 1),
-            ORIGIN,
-            std::slice::from_ref(&verifier),
-        );
+        let other = verify_tlog_proof(&read, &entry(index + 1), &one_key(&verifier));
         assert_eq!(other.unwrap_err().code(), "trust.tlog_not_included");
         // The proof is at most 32·⌈log2 n⌉ bytes of hashes.
         assert!(read.hashes().len() <= 4);
@@ -253,9 +250,13 @@ fn every_entry_proves_its_inclusion_and_no_other() {
     )
     .unwrap();
     assert_eq!(
-        verify_tlog_proof(&proof, &entry(2), "other.example/log", &[verifier])
-            .unwrap_err()
-            .code(),
+        verify_tlog_proof(
+            &proof,
+            &entry(2),
+            &LogVerifier::new("other.example/log", vec![verifier], 1)
+        )
+        .unwrap_err()
+        .code(),
         "trust.checkpoint_origin_mismatch"
     );
 }
@@ -268,8 +269,7 @@ fn no_tampered_proof_file_is_accepted() {
     let head = signed_head(&tree, 6, &key);
     let text = TlogProof::new(4, tree.inclusion_proof(4, 6).unwrap(), head).to_text();
     let verify = |bytes: &[u8]| {
-        TlogProof::parse(bytes)
-            .and_then(|p| verify_tlog_proof(&p, &entry(4), ORIGIN, std::slice::from_ref(&verifier)))
+        TlogProof::parse(bytes).and_then(|p| verify_tlog_proof(&p, &entry(4), &one_key(&verifier)))
     };
     verify(text.as_bytes()).unwrap();
     for position in 0..text.len() {
@@ -289,29 +289,19 @@ fn no_tampered_proof_file_is_accepted() {
 #[test]
 fn a_rewritten_log_is_caught_by_consistency() {
     let (key, verifier) = log_key();
+    let open = |tree: &MerkleTree, size: u64| {
+        one_key(&verifier)
+            .open_checkpoint(signed_head(tree, size, &key).as_bytes())
+            .unwrap()
+    };
     let honest = log((0..10).map(entry));
-    let old = open_checkpoint(
-        signed_head(&honest, 6, &key).as_bytes(),
-        ORIGIN,
-        std::slice::from_ref(&verifier),
-    )
-    .unwrap();
-    let new = open_checkpoint(
-        signed_head(&honest, 10, &key).as_bytes(),
-        ORIGIN,
-        std::slice::from_ref(&verifier),
-    )
-    .unwrap();
+    let old = open(&honest, 6);
+    let new = open(&honest, 10);
     new.check_extends(&old, &honest.consistency_proof(6, 10).unwrap())
         .unwrap();
 
     let rewritten = log((0..10).map(|i| if i == 3 { b"forged".to_vec() } else { entry(i) }));
-    let forged = open_checkpoint(
-        signed_head(&rewritten, 10, &key).as_bytes(),
-        ORIGIN,
-        std::slice::from_ref(&verifier),
-    )
-    .unwrap();
+    let forged = open(&rewritten, 10);
     for proof in [
         rewritten.consistency_proof(6, 10).unwrap(),
         honest.consistency_proof(6, 10).unwrap(),
@@ -322,14 +312,104 @@ fn a_rewritten_log_is_caught_by_consistency() {
         );
     }
     // A smaller "new" checkpoint (history cut off) is refused too.
-    let shorter = open_checkpoint(
-        signed_head(&honest, 4, &key).as_bytes(),
-        ORIGIN,
-        &[verifier],
-    )
-    .unwrap();
+    let shorter = open(&honest, 4);
     assert_eq!(
         shorter.check_extends(&old, &[]).unwrap_err().code(),
         "trust.tlog_inconsistent"
     );
+}
+
+/// The trust root's `log` role names the origin and keys; a checkpoint needs its threshold of
+/// distinct log keys, and a trust root without the role has no log.
+#[test]
+fn the_log_role_of_the_trust_root() {
+    let root = LocalSigningKey::from_seed(&[1; 32]);
+    let other = LocalSigningKey::from_seed(&[2; 32]);
+    let (log_a, log_b) = (
+        LocalSigningKey::from_seed(&[10; 32]),
+        LocalSigningKey::from_seed(&[11; 32]),
+    );
+    let role = |k: &LocalSigningKey| RoleSpec {
+        keys: vec![k.public_key()],
+        threshold: 1,
+    };
+    let spec = |log: Option<LogSpec>| TrustRootSpec {
+        expires: Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
+        root: role(&root),
+        policy: role(&other),
+        release: role(&other),
+        attestation: role(&other),
+        log,
+    };
+    let now = Timestamp::parse("2026-11-28T21:00:00Z").unwrap();
+    let load = |spec: &TrustRootSpec| {
+        let v1 = create_trust_root(spec, &[&root]).unwrap();
+        verify_trust_chain(&root.public_key(), &[v1], now, None)
+    };
+    assert!(load(&spec(None)).unwrap().log().is_none());
+    let two_of_two = spec(Some(LogSpec {
+        origin: ORIGIN.to_owned(),
+        keys: vec![log_a.public_key(), log_b.public_key()],
+        threshold: 2,
+    }));
+    let trust = load(&two_of_two).unwrap();
+    let log_role = trust.log().unwrap();
+    assert_eq!(
+        (log_role.origin().as_str(), log_role.threshold()),
+        (ORIGIN, 2)
+    );
+    assert!(log_role.holds(&log_a.key_id()) && !log_role.holds(&other.key_id()));
+    let verifier = log_role.verifier();
+    let checkpoint = Checkpoint::new(ORIGIN, 0, empty_root()).unwrap();
+    let once = sign_checkpoint(&checkpoint, &name(ORIGIN), &log_a).unwrap();
+    let err = verifier.open_checkpoint(once.as_bytes()).unwrap_err();
+    assert_eq!(err.code(), "trust.threshold_not_met");
+    let twice = cosign_note(&once, &name(ORIGIN), &log_b).unwrap();
+    assert_eq!(
+        verifier
+            .open_checkpoint(twice.as_bytes())
+            .unwrap()
+            .checkpoint(),
+        &checkpoint
+    );
+    // The same key twice is one key.
+    let same = cosign_note(&once, &name(ORIGIN), &log_a).unwrap();
+    assert_eq!(
+        verifier
+            .open_checkpoint(same.as_bytes())
+            .unwrap_err()
+            .code(),
+        "trust.threshold_not_met"
+    );
+
+    for (log, code) in [
+        (
+            LogSpec {
+                origin: "a log".to_owned(),
+                keys: vec![log_a.public_key()],
+                threshold: 1,
+            },
+            "trust.malformed",
+        ),
+        (
+            LogSpec {
+                origin: ORIGIN.to_owned(),
+                keys: vec![log_a.public_key()],
+                threshold: 2,
+            },
+            "trust.invalid_threshold",
+        ),
+        (
+            LogSpec {
+                origin: ORIGIN.to_owned(),
+                keys: vec![],
+                threshold: 1,
+            },
+            "trust.invalid_threshold",
+        ),
+    ] {
+        let bytes = create_trust_root(&spec(Some(log)), &[&root]);
+        let got = bytes.and_then(|v1| verify_trust_chain(&root.public_key(), &[v1], now, None));
+        assert_eq!(got.unwrap_err().code(), code);
+    }
 }

@@ -179,20 +179,56 @@ impl VerifiedCheckpoint {
     }
 }
 
-/// Verifies a signed checkpoint of the log `origin` against the log's keys `log_keys` (see
-/// [`open_note`] for the signature rule), then reads its text.
-pub fn open_checkpoint(
-    bytes: &[u8],
-    origin: &str,
-    log_keys: &[NoteVerifierKey],
-) -> Result<VerifiedCheckpoint, TrustError> {
-    let note = open_note(bytes, log_keys)?;
-    let checkpoint = Checkpoint::parse_text(note.text())?;
-    if checkpoint.origin != origin {
-        return Err(TrustError::CheckpointOriginMismatch {
-            expected: origin.to_owned(),
-            found: checkpoint.origin,
-        });
+/// What a verifier trusts about one log: its origin, its keys (note verifier keys, named by the
+/// origin) and how many of them must sign a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogVerifier {
+    origin: String,
+    keys: Vec<NoteVerifierKey>,
+    threshold: u64,
+}
+
+impl LogVerifier {
+    /// Trusts checkpoints of `origin` signed by at least `threshold` (at least 1) of `keys`.
+    pub fn new(origin: &str, keys: Vec<NoteVerifierKey>, threshold: u64) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            keys,
+            threshold: threshold.max(1),
+        }
     }
-    Ok(VerifiedCheckpoint { checkpoint, note })
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The log's keys.
+    pub fn keys(&self) -> &[NoteVerifierKey] {
+        &self.keys
+    }
+
+    /// Verifies a signed checkpoint of this log: every signature of a known key verifies (see
+    /// [`open_note`]), at least `threshold` distinct known keys signed
+    /// (`trust.threshold_not_met`), the text is a checkpoint of this origin.
+    pub fn open_checkpoint(&self, bytes: &[u8]) -> Result<VerifiedCheckpoint, TrustError> {
+        let note = open_note(bytes, &self.keys)?;
+        let found = u64::try_from(note.verified_by().len()).unwrap_or(u64::MAX);
+        if found < self.threshold {
+            return Err(TrustError::ThresholdNotMet {
+                document: "checkpoint".to_owned(),
+                role: "log".to_owned(),
+                threshold: self.threshold,
+                found,
+            });
+        }
+        let checkpoint = Checkpoint::parse_text(note.text())?;
+        if checkpoint.origin != self.origin {
+            return Err(TrustError::CheckpointOriginMismatch {
+                expected: self.origin.clone(),
+                found: checkpoint.origin,
+            });
+        }
+        Ok(VerifiedCheckpoint { checkpoint, note })
+    }
 }

@@ -7,10 +7,10 @@ mod checkpoint;
 mod note;
 mod proof;
 
-pub use checkpoint::{Checkpoint, VerifiedCheckpoint, open_checkpoint, sign_checkpoint};
+pub use checkpoint::{Checkpoint, LogVerifier, VerifiedCheckpoint, sign_checkpoint};
 pub use note::{
     MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, Note, NoteKeyName, NoteSignature, NoteVerifierKey,
-    VerifiedNote, note_key_id, open_note, sign_note,
+    VerifiedNote, cosign_note, note_key_id, open_note, sign_note,
 };
 pub use proof::{
     MAX_TLOG_PROOF_BYTES, TLOG_PROOF_HEADER, TlogProof, VerifiedInclusion, verify_tlog_proof,

@@ -328,6 +328,27 @@ pub fn sign_note(
     .to_text())
 }
 
+/// Adds the signature of `signer`, as note key `name`, to the signed note `note` (a cosignature
+/// of the same text by another key, for a log whose `log` role needs several).
+pub fn cosign_note(
+    note: &str,
+    name: &NoteKeyName,
+    signer: &dyn Signer,
+) -> Result<String, TrustError> {
+    let mut note = Note::parse(note.as_bytes())?;
+    if note.signatures.len() >= MAX_NOTE_SIGNATURES {
+        return Err(malformed(format!(
+            "a note carries at most {MAX_NOTE_SIGNATURES} signatures"
+        )));
+    }
+    note.signatures.push(NoteSignature {
+        name: name.clone(),
+        id: note_key_id(name, &signer.public_key()),
+        signature: signer.sign(note.text.as_bytes())?.to_vec(),
+    });
+    Ok(note.to_text())
+}
+
 /// A note whose signatures by known keys all verified, and at least one did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedNote {

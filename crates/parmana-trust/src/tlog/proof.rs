@@ -5,8 +5,8 @@ use parmana_canon::merkle::{MAX_PROOF_HASHES, leaf_hash, verify_inclusion};
 
 use crate::TrustError;
 use crate::keys::{decode_base64, encode_base64};
-use crate::tlog::checkpoint::{VerifiedCheckpoint, open_checkpoint, parse_decimal};
-use crate::tlog::note::{MAX_NOTE_BYTES, NoteVerifierKey};
+use crate::tlog::checkpoint::{LogVerifier, VerifiedCheckpoint, parse_decimal};
+use crate::tlog::note::MAX_NOTE_BYTES;
 
 /// The first line of every proof.
 pub const TLOG_PROOF_HEADER: &str = "c2sp.org/tlog-proof@v1";
@@ -156,16 +156,16 @@ impl VerifiedInclusion {
     }
 }
 
-/// Verifies offline that `entry` is in the log `origin`: the proof's checkpoint is signed by one
-/// of `log_keys` (see [`open_checkpoint`]) and the inclusion proof leads from `SHA-256(0x00 ‖
-/// entry)` at the proof's index to its root hash (`trust.tlog_not_included` otherwise).
+/// Verifies offline that `entry` is in the log `log` trusts: the proof's checkpoint is signed as
+/// [`LogVerifier::open_checkpoint`] requires and the inclusion proof leads from
+/// `SHA-256(0x00 ‖ entry)` at the proof's index to its root hash (`trust.tlog_not_included`
+/// otherwise).
 pub fn verify_tlog_proof(
     proof: &TlogProof,
     entry: &[u8],
-    origin: &str,
-    log_keys: &[NoteVerifierKey],
+    log: &LogVerifier,
 ) -> Result<VerifiedInclusion, TrustError> {
-    let checkpoint = open_checkpoint(proof.checkpoint.as_bytes(), origin, log_keys)?;
+    let checkpoint = log.open_checkpoint(proof.checkpoint.as_bytes())?;
     let head = checkpoint.checkpoint();
     verify_inclusion(
         leaf_hash(entry),
