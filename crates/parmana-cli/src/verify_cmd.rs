@@ -3,8 +3,14 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use parmana_runtime::trust::{AttestationReport, MAX_ENVELOPE_BYTES, VerifyOptions};
-use parmana_runtime::{load_bundle, load_trust_history, verify_attestation_in_history};
+use parmana_runtime::trust::{
+    AttestationReport, MAX_ENVELOPE_BYTES, MAX_TLOG_PROOF_BYTES, VerifiedInclusion, VerifyOptions,
+    tlog_hash_text,
+};
+use parmana_runtime::{
+    ExecutionError, load_bundle, load_trust_history, verify_attestation_in_history,
+    verify_attestation_proof,
+};
 
 use crate::common::{ClockArgs, TrustRootArgs, read_bounded, read_signals};
 use crate::config::Deployment;
@@ -32,6 +38,7 @@ Examples:
   parmana verify attestation.json --policy-bundle policies/claims-approval/1.0.0 --signals signals.json
   parmana verify attestation.json --trust-root trust/ --require-current-trust
   parmana verify attestation.json --trust-root trust/trust-root.d/1.json
+  parmana verify attestation.json --proof exec-42.tlog-proof
   parmana --format json verify attestation.json",
     "\n\n",
     crate::exit::exit_codes_help!()
@@ -56,6 +63,11 @@ pub(crate) struct VerifyArgs {
     /// version, or when the newest version has expired at --now.
     #[arg(long)]
     require_current_trust: bool,
+    /// Also check that the attestation is in the transparency log: this `.tlog-proof` (from
+    /// `parmana log prove`) must carry the attestation's log entry, included in a checkpoint
+    /// signed by the log role of the newest trust-root version (docs/transparency-log.md).
+    #[arg(long, value_name = "FILE")]
+    proof: Option<PathBuf>,
     #[command(flatten)]
     trust: TrustRootArgs,
     #[command(flatten)]
@@ -108,9 +120,39 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         bundle.as_ref(),
         signals.as_ref(),
     );
+    let log = args
+        .proof
+        .as_deref()
+        .map(|path| {
+            let proof = read_bounded(path, MAX_TLOG_PROOF_BYTES)?;
+            Ok::<_, Failure>(verify_attestation_proof(envelope, &proof, &history))
+        })
+        .transpose()?;
     match format {
-        Format::Human => out!("{}", render_report(&report)),
-        Format::Json => outln!("{}", Json(report_json(&report))),
+        Format::Human => {
+            out!("{}", render_report(&report));
+            if let Some(log) = &log {
+                outln!("{}", render_log(log));
+            }
+        }
+        Format::Json => {
+            let mut json = report_json(&report);
+            if let (Some(log), Some(object)) = (&log, json.as_object_mut()) {
+                object.insert("log".to_owned(), log_json(log));
+            }
+            outln!("{}", Json(json));
+        }
+    }
+    if let Some(Err(e)) = &log {
+        let failure = Failure::execution(e);
+        return Err(Failure::new(
+            failure.code,
+            format!(
+                "the attestation is not proven in the log: {}",
+                failure.message
+            ),
+            ExitClass::VerificationFailed,
+        ));
     }
     if report.is_valid() {
         return Ok(());
@@ -121,6 +163,41 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         format!("the attestation is not valid: failed {}", failed.join(", ")),
         ExitClass::VerificationFailed,
     ))
+}
+
+/// The log line of `verify --proof`.
+fn render_log(log: &Result<VerifiedInclusion, ExecutionError>) -> String {
+    match log {
+        Ok(inclusion) => {
+            let head = inclusion.checkpoint().checkpoint();
+            format!(
+                "log: included as entry {} of the checkpoint of size {} of {}",
+                inclusion.index(),
+                head.size(),
+                head.origin()
+            )
+        }
+        Err(e) => format!("log: NOT PROVEN [{}] {e}", e.code()),
+    }
+}
+
+/// The `log` member of `verify --proof --format json`.
+fn log_json(log: &Result<VerifiedInclusion, ExecutionError>) -> serde_json::Value {
+    match log {
+        Ok(inclusion) => {
+            let head = inclusion.checkpoint().checkpoint();
+            serde_json::json!({
+                "included": true,
+                "index": inclusion.index(),
+                "origin": head.origin(),
+                "tree_size": head.size(),
+                "root": tlog_hash_text(&head.root()),
+            })
+        }
+        Err(e) => {
+            serde_json::json!({"included": false, "code": e.code(), "message": e.to_string()})
+        }
+    }
 }
 
 /// The report as a table, one row per check.

@@ -72,7 +72,7 @@ pub use postgres::{PostgresOptions, PostgresReplayStore};
 pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionState};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteReplayStore;
-pub use tlog::{LedgerLog, ledger_log};
+pub use tlog::{ExecutionEntry, LedgerLog, ledger_log};
 
 /// How far (in seconds) a claim's clock reading may lie before the newest one a store holds
 /// before it is refused with `replay.clock_behind_store`.

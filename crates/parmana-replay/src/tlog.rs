@@ -72,6 +72,31 @@ impl LedgerLog {
     }
 }
 
+/// What an entry of the log says about the execution it records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionEntry {
+    /// The entry's position (its leaf index).
+    pub position: u64,
+    /// The execution id.
+    pub execution_id: String,
+    /// The SHA-256 digest of the attestation envelope recorded for it.
+    pub attestation_digest: Digest,
+}
+
+impl ExecutionEntry {
+    /// Reads a log entry as an execution record; `None` for a marks record or bytes that are not
+    /// a canonical execution record.
+    pub fn read(entry: &[u8]) -> Option<Self> {
+        let (position, execution_id, attestation_digest) =
+            crate::ledger::read_execution_record(entry)?;
+        Some(Self {
+            position,
+            execution_id,
+            attestation_digest,
+        })
+    }
+}
+
 /// Reads `store`'s ledger in one consistent snapshot and builds its log ([`LedgerLog::from_snapshot`]).
 pub fn ledger_log<S: ReplayStore + ?Sized>(store: &S) -> Result<LedgerLog, ReplayError> {
     LedgerLog::from_snapshot(store.ledger_snapshot()?)

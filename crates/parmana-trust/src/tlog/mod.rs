@@ -13,5 +13,6 @@ pub use note::{
     VerifiedNote, cosign_note, note_key_id, open_note, sign_note,
 };
 pub use proof::{
-    MAX_TLOG_PROOF_BYTES, TLOG_PROOF_HEADER, TlogProof, VerifiedInclusion, verify_tlog_proof,
+    MAX_TLOG_PROOF_BYTES, TLOG_PROOF_HEADER, TlogProof, VerifiedInclusion, tlog_hash_text,
+    verify_tlog_proof,
 };

@@ -21,6 +21,11 @@ fn malformed(message: impl Into<String>) -> TrustError {
     }
 }
 
+/// A hash as the transparency-log formats write it: standard base64 with padding.
+pub fn tlog_hash_text(hash: &Digest) -> String {
+    encode_base64(hash.as_bytes())
+}
+
 /// A transparency-log proof as written in a `.tlog-proof` file (not yet verified).
 ///
 /// ```
@@ -47,6 +52,15 @@ impl TlogProof {
             index,
             hashes,
             checkpoint,
+        }
+    }
+
+    /// The same proof carrying `extra` as its (unauthenticated) extra data: Parmana puts the log
+    /// entry there, which the inclusion proof then authenticates.
+    pub fn with_extra(self, extra: Vec<u8>) -> Self {
+        Self {
+            extra: Some(extra),
+            ..self
         }
     }
 
@@ -131,7 +145,7 @@ impl TlogProof {
         &self.checkpoint
     }
 
-    /// The unauthenticated extra data, if any (Parmana writes none and never trusts it).
+    /// The extra data, if any: unauthenticated until the entry it holds is proven included.
     pub fn extra(&self) -> Option<&[u8]> {
         self.extra.as_deref()
     }
