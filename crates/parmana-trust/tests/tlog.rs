@@ -90,7 +90,7 @@ fn interoperates_with_the_signed_note_crate() {
 #[test]
 fn verifier_keys_are_refused_unless_exact() {
     let key = LocalSigningKey::from_seed(&[3; 32]).public_key();
-    let good = NoteVerifierKey::new(name("a.example"), key.clone()).to_string();
+    let good = NoteVerifierKey::new(name("a.example"), key).to_string();
     let (head, encoded) = good.rsplit_once('+').unwrap();
     let mut typed = BASE64.decode(encoded).unwrap();
     typed[0] = 0x04;
