@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use parmana_runtime::canon::{Digest, PolicyId, PolicyRef, PolicyVersion, Timestamp, parse_strict};
 use parmana_runtime::policy::EVALUATOR_SEMANTICS;
 use parmana_runtime::trust::{
-    BUNDLE_MANIFEST_FILE, BundleFiles, KeyFile, LocalSigningKey, LogSpec, POLICY_FILE,
+    BUNDLE_MANIFEST_FILE, BundleFiles, KeyFile, LocalSigningKey, LogSpec, POLICY_FILE, PublicKey,
     ReleaseManifestSpec, Role, RoleSpec, Signer, TrustError, TrustRootSpec, VerifiedTrustRoot,
     check_signer_role, create_trust_root, read_bundle_dir, read_key_file, read_public_key_file,
     read_release_manifest_version, verify_legacy_bundle, write_public_key_file,
@@ -111,6 +111,13 @@ pub(crate) struct RoleKeyArgs {
     /// How many distinct `log` keys must sign a checkpoint.
     #[arg(long, value_name = "N", default_value_t = 1)]
     log_threshold: u64,
+    /// A witness whose cosignature every checkpoint needs, as `NAME=FILE` (its name and its
+    /// public or private PEM key; repeatable). Needs --log-origin.
+    #[arg(long, value_name = "NAME=FILE", requires = "log_origin")]
+    witness: Vec<String>,
+    /// How many distinct witnesses must cosign a checkpoint (default: 1 when --witness is given).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    witness_threshold: u64,
     /// When this trust root version expires (RFC 3339 UTC, for example `2027-12-31T00:00:00Z`).
     #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
     expires: Timestamp,
@@ -176,12 +183,36 @@ impl RoleKeyArgs {
                         origin: origin.clone(),
                         keys: role.keys,
                         threshold: role.threshold,
+                        witnesses: self.witnesses()?,
+                        witness_threshold: match (self.witness_threshold, self.witness.len()) {
+                            (0, 1..) => 1,
+                            (threshold, _) => threshold,
+                        },
                     })
                 }
                 None => None,
             },
         };
         Ok((spec, signers))
+    }
+}
+
+impl RoleKeyArgs {
+    /// The witnesses of `--witness NAME=FILE`.
+    fn witnesses(&self) -> Result<Vec<(String, PublicKey)>, Failure> {
+        self.witness
+            .iter()
+            .map(|text| {
+                let (name, path) = text.split_once('=').ok_or_else(|| {
+                    Failure::new(
+                        "cli.invalid_witness",
+                        format!("--witness {text:?}: expected NAME=FILE"),
+                        ExitClass::Usage,
+                    )
+                })?;
+                Ok((name.to_owned(), key_file(Path::new(path))?.public_key()))
+            })
+            .collect()
     }
 }
 

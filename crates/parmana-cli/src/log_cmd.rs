@@ -1,12 +1,12 @@
-//! `parmana log …`: the transparency log over the replay store's ledger — signed checkpoints, offline inclusion proofs of executions, consistency with an older checkpoint.
+//! `parmana log …`: the transparency log over the replay store's ledger — signed checkpoints, offline inclusion proofs of executions, consistency with an older checkpoint, witness cosignatures.
 
 use std::path::PathBuf;
 
 use parmana_runtime::canon::ExecutionId;
-use parmana_runtime::trust::{MAX_TLOG_PROOF_BYTES, tlog_hash_text};
+use parmana_runtime::trust::{MAX_TLOG_PROOF_BYTES, NoteKeyName, tlog_hash_text};
 use parmana_runtime::{
     load_trust_history, load_trust_root, log_consistency, parse_execution_id, prove_execution,
-    sign_log_checkpoint,
+    sign_log_checkpoint, witness_checkpoint,
 };
 
 use crate::common::{ClockArgs, TrustRootArgs, read_bounded, read_private_key, write_file};
@@ -36,6 +36,38 @@ pub(crate) enum LogCommand {
     /// removed since) and print the RFC 9162 consistency proof from it to the current size.
     #[command(after_help = "Example:\n  parmana log consistency checkpoint-yesterday.txt")]
     Consistency(ConsistencyArgs),
+    /// Act as a witness: cosign a checkpoint (C2SP tlog-cosignature, Ed25519) after checking that
+    /// the log signed it and that it extends the last checkpoint this witness cosigned (kept in
+    /// --state; the consistency proof is taken from the store and verified against both signed
+    /// roots). Prints the cosigned checkpoint and keeps it in --state; a forked or rewritten log
+    /// is refused and --state is left as it was.
+    #[command(
+        after_help = "Example:\n  parmana log witness checkpoint.txt --key keys/witness.pem --name witness.example/w1 \\\n      --state witness-state.txt > checkpoint-cosigned.txt"
+    )]
+    Witness(WitnessArgs),
+}
+
+/// Arguments of `parmana log witness`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WitnessArgs {
+    /// The signed checkpoint to cosign.
+    #[arg(value_name = "CHECKPOINT")]
+    checkpoint: PathBuf,
+    /// The witness's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The witness's name (its note key name, for example `witness.example/w1`).
+    #[arg(long, value_name = "NAME")]
+    name: String,
+    /// The file holding the last checkpoint this witness cosigned (created on the first run).
+    #[arg(long, value_name = "FILE")]
+    state: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    trust: TrustRootArgs,
+    #[command(flatten)]
+    clock: ClockArgs,
 }
 
 /// Arguments of `parmana log checkpoint`.
@@ -114,6 +146,33 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                     Ok(())
                 }
             }
+        }
+        LogCommand::Witness(args) => {
+            let name = NoteKeyName::parse(&args.name).map_err(|e| Failure::trust(&e))?;
+            let paths = args.trust.resolve(&deployment);
+            let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
+                .map_err(|e| Failure::execution(&e))?;
+            let key = read_private_key(&args.key)?;
+            let checkpoint = read_checkpoint(&args.checkpoint)?;
+            let previous = if args.state.exists() {
+                Some(read_checkpoint(&args.state)?)
+            } else {
+                None
+            };
+            let store = args.store.open_existing(&deployment)?;
+            let cosigned = witness_checkpoint(
+                store.as_ref(),
+                history.newest(),
+                previous.as_deref(),
+                &checkpoint,
+                &name,
+                &key,
+                args.clock.now(),
+            )
+            .map_err(|e| Failure::execution(&e))?;
+            write_file(&args.state, cosigned.as_bytes())?;
+            out!("{cosigned}");
+            Ok(())
         }
         LogCommand::Consistency(args) => {
             let paths = args.trust.resolve(&deployment);

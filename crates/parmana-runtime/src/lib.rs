@@ -27,7 +27,8 @@ pub use environment::{
 pub use error::{ErrorClass, ExecutionError};
 pub use execute::{Attestation, RecoveryReport, execute_from_signals, recover};
 pub use log::{
-    LogConsistency, log_consistency, prove_execution, sign_log_checkpoint, verify_attestation_proof,
+    LogConsistency, log_consistency, prove_execution, sign_log_checkpoint,
+    verify_attestation_proof, witness_checkpoint,
 };
 pub use request::{
     ExecutionRequest, MAX_SIGNALS_JSON_BYTES, Signals, new_execution_id, parse_execution_id,
@@ -87,9 +88,9 @@ pub mod trust {
     };
     /// The transparency log's signed formats (`docs/transparency-log.md`).
     pub use parmana_trust::{
-        Checkpoint, LogRole, LogSpec, LogVerifier, MAX_TLOG_PROOF_BYTES, NoteKeyName,
-        NoteVerifierKey, TlogProof, VerifiedCheckpoint, VerifiedInclusion, cosign_note,
-        tlog_hash_text, verify_tlog_proof,
+        Checkpoint, Cosignature, CosignerKey, LogRole, LogSpec, LogVerifier, MAX_TLOG_PROOF_BYTES,
+        NoteKeyName, NoteVerifierKey, TlogProof, VerifiedCheckpoint, VerifiedInclusion,
+        cosign_checkpoint, cosign_note, tlog_hash_text, verify_cosignatures, verify_tlog_proof,
     };
 }
 

@@ -1,10 +1,10 @@
-//! The transparency log over a store's ledger: signed checkpoints by the trust root's `log` role, inclusion proofs of executions, consistency with older checkpoints, and the offline check of an attestation's proof.
+//! The transparency log over a store's ledger: signed checkpoints by the trust root's `log` role, inclusion proofs of executions, consistency with older checkpoints, witness cosignatures, and the offline check of an attestation's proof.
 
-use parmana_canon::Digest;
+use parmana_canon::{Digest, Timestamp};
 use parmana_replay::{ExecutionEntry, ExecutionId, LedgerLog, ReplayStore, ledger_log};
 use parmana_trust::{
-    Checkpoint, LogRole, Signer, TlogProof, TrustError, VerifiedCheckpoint, VerifiedInclusion,
-    VerifiedTrustHistory, VerifiedTrustRoot, sign_checkpoint,
+    Checkpoint, LogRole, NoteKeyName, Signer, TlogProof, TrustError, VerifiedCheckpoint,
+    VerifiedInclusion, VerifiedTrustHistory, VerifiedTrustRoot, cosign_checkpoint, sign_checkpoint,
 };
 
 use crate::ExecutionError;
@@ -39,7 +39,8 @@ pub fn sign_log_checkpoint(
     Ok(sign_checkpoint(&checkpoint, role.origin(), signer)?)
 }
 
-/// Verifies `checkpoint` (a signed note) as a checkpoint of `trust_root`'s log, and that the
+/// Verifies `checkpoint` (a signed note) as a checkpoint signed by `trust_root`'s log keys
+/// (cosignatures are not required here), and that the
 /// store's log extends it: its root at the checkpoint's size is the checkpoint's root
 /// (`trust.tlog_inconsistent` when the store's ledger was rewritten or truncated since).
 fn checked_against_store(
@@ -47,8 +48,10 @@ fn checked_against_store(
     trust_root: &VerifiedTrustRoot,
     checkpoint: &[u8],
 ) -> Result<VerifiedCheckpoint, ExecutionError> {
+    // The log's own signatures: witnesses' cosignatures are the verifier's requirement.
     let verified = log_role(trust_root)?
         .verifier()
+        .log_only()
         .open_checkpoint(checkpoint)?;
     let head = verified.checkpoint();
     let reason = match log.tree().root_at(head.size()) {
@@ -143,6 +146,46 @@ pub fn log_consistency(
         new_root: log.root(),
         proof,
     })
+}
+
+/// Cosigns the signed checkpoint `checkpoint` of `trust_root`'s log as the witness `name` with
+/// `signer`, at `now` (C2SP `tlog-cosignature`), after checking it: signed by the log's keys,
+/// and — when `previous`, the last checkpoint this witness cosigned, is given — an extension of
+/// it, by a consistency proof taken from `store` and verified against both signed roots
+/// (`trust.tlog_inconsistent` when the log forked, rewrote or shrank since). Returns the
+/// checkpoint with the cosignature added.
+pub fn witness_checkpoint(
+    store: &dyn ReplayStore,
+    trust_root: &VerifiedTrustRoot,
+    previous: Option<&[u8]>,
+    checkpoint: &[u8],
+    name: &NoteKeyName,
+    signer: &dyn Signer,
+    now: Timestamp,
+) -> Result<String, ExecutionError> {
+    let log_keys = log_role(trust_root)?.verifier().log_only();
+    let new = log_keys.open_checkpoint(checkpoint)?;
+    if let Some(previous) = previous {
+        let old = log_keys.open_checkpoint(previous)?;
+        let (old_size, new_size) = (old.checkpoint().size(), new.checkpoint().size());
+        let inconsistent = |reason| TrustError::TlogInconsistent {
+            old_size,
+            new_size,
+            reason,
+        };
+        let proof = if old_size <= new_size {
+            ledger_log(store)?
+                .tree()
+                .consistency_proof(old_size, new_size)
+                .map_err(inconsistent)?
+        } else {
+            Vec::new()
+        };
+        new.check_extends(&old, &proof)?;
+    }
+    let timestamp = u64::try_from(now.unix_seconds()).unwrap_or(0);
+    let note = String::from_utf8_lossy(checkpoint);
+    Ok(cosign_checkpoint(&note, name, signer, timestamp)?)
 }
 
 /// Verifies offline that the attestation `envelope` is in the transparency log: the proof file

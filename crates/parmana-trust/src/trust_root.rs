@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Envelope, SignatureCheck, sign_document};
 use crate::keys::PublicKeyDocument;
-use crate::{KeyId, LogVerifier, NoteKeyName, NoteVerifierKey, PublicKey, Signer, TrustError};
+use crate::{
+    CosignerKey, KeyId, LogVerifier, NoteKeyName, NoteVerifierKey, PublicKey, Signer, TrustError,
+};
 
 /// The `_type` of a trust root.
 pub(crate) const TRUST_ROOT_TYPE: &str = "parmana/trust-root";
@@ -68,6 +70,23 @@ struct LogBody {
     origin: String,
     keyids: Vec<String>,
     threshold: u64,
+    /// The witnesses whose cosignatures a checkpoint needs (omitted when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    witnesses: Vec<WitnessBody>,
+    /// How many distinct witnesses must cosign (omitted when none are required).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    witness_threshold: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WitnessBody {
+    name: String,
+    keyid: String,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -91,6 +110,8 @@ pub struct LogRole {
     origin: NoteKeyName,
     keys: BTreeMap<KeyId, PublicKey>,
     threshold: u64,
+    witnesses: Vec<CosignerKey>,
+    witness_threshold: u64,
 }
 
 impl LogRole {
@@ -117,9 +138,16 @@ impl LogRole {
             .collect()
     }
 
-    /// What a verifier of this log's checkpoints trusts: the origin, the keys, the threshold.
+    /// The witnesses whose cosignatures a checkpoint needs, and how many of them.
+    pub fn witnesses(&self) -> (&[CosignerKey], u64) {
+        (&self.witnesses, self.witness_threshold)
+    }
+
+    /// What a verifier of this log's checkpoints trusts: the origin, the keys, the threshold,
+    /// and the witnesses that must cosign.
     pub fn verifier(&self) -> LogVerifier {
         LogVerifier::new(self.origin.as_str(), self.verifiers(), self.threshold)
+            .with_witnesses(self.witnesses.clone(), self.witness_threshold)
     }
 }
 
@@ -345,10 +373,36 @@ fn parse_log(body: &LogBody, keys: &BTreeMap<KeyId, PublicKey>) -> Result<LogRol
             available,
         });
     }
+    let mut witnesses: Vec<CosignerKey> = Vec::new();
+    for witness in &body.witnesses {
+        let name = NoteKeyName::parse(&witness.name)
+            .map_err(|e| bad(format!("witness name {:?}: {e}", witness.name)))?;
+        let keyid: KeyId = witness.keyid.parse()?;
+        let key = keys
+            .get(&keyid)
+            .ok_or_else(|| bad(format!("witness {name} names key {keyid} not in keys")))?;
+        if witnesses
+            .iter()
+            .any(|w| w.public_key() == key || *w.name() == name)
+        {
+            return Err(bad(format!("witness {name} or its key is listed twice")));
+        }
+        witnesses.push(CosignerKey::new(name, *key));
+    }
+    let listed = u64::try_from(witnesses.len()).unwrap_or(u64::MAX);
+    if body.witness_threshold > listed || (listed > 0 && body.witness_threshold == 0) {
+        return Err(TrustError::InvalidThreshold {
+            role: "witness".to_owned(),
+            threshold: body.witness_threshold,
+            available: listed,
+        });
+    }
     Ok(LogRole {
         origin,
         keys: log_keys,
         threshold: body.threshold,
+        witnesses,
+        witness_threshold: body.witness_threshold,
     })
 }
 
@@ -453,6 +507,10 @@ pub struct LogSpec {
     pub keys: Vec<PublicKey>,
     /// How many distinct keys must sign a checkpoint.
     pub threshold: u64,
+    /// The witnesses (name and Ed25519 key) whose cosignatures a checkpoint needs.
+    pub witnesses: Vec<(String, PublicKey)>,
+    /// How many distinct witnesses must cosign (0 when `witnesses` is empty).
+    pub witness_threshold: u64,
 }
 
 fn body_of(spec: &TrustRootSpec, version: u64) -> TrustRootBody {
@@ -491,10 +549,24 @@ fn body_of(spec: &TrustRootSpec, version: u64) -> TrustRootBody {
             }
         }
         keyids.sort();
+        let witnesses = log
+            .witnesses
+            .iter()
+            .map(|(name, key)| {
+                let keyid = key.key_id().to_string();
+                keys.insert(keyid.clone(), key.to_document());
+                WitnessBody {
+                    name: name.clone(),
+                    keyid,
+                }
+            })
+            .collect();
         LogBody {
             origin: log.origin.clone(),
             keyids,
             threshold: log.threshold,
+            witnesses,
+            witness_threshold: log.witness_threshold,
         }
     });
     TrustRootBody {

@@ -6,9 +6,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use parmana_canon::merkle::{MerkleTree, empty_root};
 use parmana_canon::{Digest, Timestamp};
 use parmana_trust::{
-    Checkpoint, LocalSigningKey, LogSpec, LogVerifier, NoteKeyName, NoteVerifierKey, RoleSpec,
-    TlogProof, TrustRootSpec, cosign_note, create_trust_root, open_note, sign_checkpoint,
-    sign_note, verify_tlog_proof, verify_trust_chain,
+    Checkpoint, Cosignature, CosignerKey, LocalSigningKey, LogSpec, LogVerifier, Note, NoteKeyName,
+    NoteVerifierKey, RoleSpec, TlogProof, TrustRootSpec, cosign_checkpoint, cosign_note,
+    create_trust_root, open_note, sign_checkpoint, sign_note, verify_cosignatures,
+    verify_tlog_proof, verify_trust_chain,
 };
 use signed_note::Verifiers as _;
 
@@ -347,10 +348,68 @@ fn the_log_role_of_the_trust_root() {
         verify_trust_chain(&root.public_key(), &[v1], now, None)
     };
     assert!(load(&spec(None)).unwrap().log().is_none());
+    // Witnesses: listed with a threshold of 1 to their number, each with a valid name.
+    let witness = LocalSigningKey::from_seed(&[12; 32]);
+    let with_witnesses = |witnesses: Vec<(&str, &LocalSigningKey)>, witness_threshold| {
+        spec(Some(LogSpec {
+            origin: ORIGIN.to_owned(),
+            keys: vec![log_a.public_key()],
+            threshold: 1,
+            witnesses: witnesses
+                .into_iter()
+                .map(|(n, k)| (n.to_owned(), k.public_key()))
+                .collect(),
+            witness_threshold,
+        }))
+    };
+    let witnessed = load(&with_witnesses(vec![("witness.example/w1", &witness)], 1)).unwrap();
+    let (witnesses, required) = witnessed.log().unwrap().witnesses();
+    assert_eq!((witnesses.len(), required), (1, 1));
+    assert_eq!(witnesses[0].name().as_str(), "witness.example/w1");
+    let bare = sign_checkpoint(
+        &Checkpoint::new(ORIGIN, 0, empty_root()).unwrap(),
+        &name(ORIGIN),
+        &log_a,
+    )
+    .unwrap();
+    let verifier = witnessed.log().unwrap().verifier();
+    assert_eq!(
+        verifier
+            .open_checkpoint(bare.as_bytes())
+            .unwrap_err()
+            .code(),
+        "trust.threshold_not_met"
+    );
+    let cosigned = cosign_checkpoint(&bare, witnesses[0].name(), &witness, 1).unwrap();
+    verifier.open_checkpoint(cosigned.as_bytes()).unwrap();
+    for (witnesses, threshold, code) in [
+        (
+            vec![("witness.example/w1", &witness)],
+            0,
+            "trust.invalid_threshold",
+        ),
+        (
+            vec![("witness.example/w1", &witness)],
+            2,
+            "trust.invalid_threshold",
+        ),
+        (vec![("w 1", &witness)], 1, "trust.malformed"),
+        (
+            vec![("w1", &witness), ("w2", &witness)],
+            1,
+            "trust.malformed",
+        ),
+    ] {
+        let got = create_trust_root(&with_witnesses(witnesses, threshold), &[&root])
+            .and_then(|v1| verify_trust_chain(&root.public_key(), &[v1], now, None));
+        assert_eq!(got.unwrap_err().code(), code);
+    }
     let two_of_two = spec(Some(LogSpec {
         origin: ORIGIN.to_owned(),
         keys: vec![log_a.public_key(), log_b.public_key()],
         threshold: 2,
+        witnesses: vec![],
+        witness_threshold: 0,
     }));
     let trust = load(&two_of_two).unwrap();
     let log_role = trust.log().unwrap();
@@ -388,6 +447,8 @@ fn the_log_role_of_the_trust_root() {
                 origin: "a log".to_owned(),
                 keys: vec![log_a.public_key()],
                 threshold: 1,
+                witnesses: vec![],
+                witness_threshold: 0,
             },
             "trust.malformed",
         ),
@@ -396,6 +457,8 @@ fn the_log_role_of_the_trust_root() {
                 origin: ORIGIN.to_owned(),
                 keys: vec![log_a.public_key()],
                 threshold: 2,
+                witnesses: vec![],
+                witness_threshold: 0,
             },
             "trust.invalid_threshold",
         ),
@@ -404,6 +467,8 @@ fn the_log_role_of_the_trust_root() {
                 origin: ORIGIN.to_owned(),
                 keys: vec![],
                 threshold: 1,
+                witnesses: vec![],
+                witness_threshold: 0,
             },
             "trust.invalid_threshold",
         ),
@@ -412,4 +477,106 @@ fn the_log_role_of_the_trust_root() {
         let got = bytes.and_then(|v1| verify_trust_chain(&root.public_key(), &[v1], now, None));
         assert_eq!(got.unwrap_err().code(), code);
     }
+}
+
+/// Cosignatures (C2SP `tlog-cosignature`, type 0x04): the signed message, the timestamp, the
+/// key ID; a tampered cosignature refuses the note; unknown cosigners are ignored; a log verifier
+/// that requires witnesses counts distinct ones.
+#[test]
+fn witness_cosignatures() {
+    let (key, verifier) = log_key();
+    let tree = log((0..3).map(entry));
+    let head = signed_head(&tree, 3, &key);
+    let (w1, w2) = (
+        LocalSigningKey::from_seed(&[21; 32]),
+        LocalSigningKey::from_seed(&[22; 32]),
+    );
+    let c1 = CosignerKey::new(name("witness.example/w1"), w1.public_key());
+    let c2 = CosignerKey::new(name("witness.example/w2"), w2.public_key());
+    assert_eq!(CosignerKey::parse(&c1.to_string()).unwrap(), c1);
+    // A note verifier key (type 0x01) is not a cosigner key (type 0x04), and the other way round.
+    assert_eq!(
+        CosignerKey::parse(&verifier.to_string())
+            .unwrap_err()
+            .code(),
+        "trust.note_key_invalid"
+    );
+    assert_eq!(
+        NoteVerifierKey::parse(&c1.to_string()).unwrap_err().code(),
+        "trust.note_key_invalid"
+    );
+
+    let once = cosign_checkpoint(&head, c1.name(), &w1, 1_795_000_000).unwrap();
+    let note = Note::parse(once.as_bytes()).unwrap();
+    let line = &note.signatures()[1];
+    assert_eq!((line.name(), line.id()), (c1.name(), c1.id()));
+    assert_eq!(&line.signature()[..8], &1_795_000_000u64.to_be_bytes());
+    // The signature covers "cosignature/v1\ntime T\n" and the checkpoint text.
+    let message = format!("cosignature/v1\ntime 1795000000\n{}", note.text());
+    assert!(
+        w1.public_key()
+            .verify_signature(message.as_bytes(), &line.signature()[8..])
+    );
+    let verified = verify_cosignatures(&note, &[c1.clone(), c2.clone()], 1).unwrap();
+    assert_eq!(
+        verified,
+        vec![Cosignature {
+            cosigner: c1.clone(),
+            timestamp: 1_795_000_000
+        }]
+    );
+    assert_eq!(
+        verify_cosignatures(&note, &[c1.clone(), c2.clone()], 2)
+            .unwrap_err()
+            .code(),
+        "trust.threshold_not_met"
+    );
+    // Another time in the line than the one signed: the known cosigner's line fails.
+    let mut blob = line.signature().to_vec();
+    blob[7] ^= 1;
+    let forged_line = format!(
+        "\u{2014} witness.example/w1 {}\n",
+        BASE64.encode([c1.id().to_be_bytes().as_slice(), &blob].concat())
+    );
+    let forged = format!("{head}{forged_line}");
+    let forged_note = Note::parse(forged.as_bytes()).unwrap();
+    assert_eq!(
+        verify_cosignatures(&forged_note, std::slice::from_ref(&c1), 1)
+            .unwrap_err()
+            .code(),
+        "trust.note_bad_signature"
+    );
+
+    // The log verifier that requires 2 of 2 witnesses.
+    let required = one_key(&verifier).with_witnesses(vec![c1.clone(), c2.clone()], 2);
+    assert_eq!(
+        required
+            .open_checkpoint(head.as_bytes())
+            .unwrap_err()
+            .code(),
+        "trust.threshold_not_met"
+    );
+    assert_eq!(
+        required
+            .open_checkpoint(once.as_bytes())
+            .unwrap_err()
+            .code(),
+        "trust.threshold_not_met"
+    );
+    let again = cosign_checkpoint(&once, c1.name(), &w1, 1_795_000_100).unwrap();
+    assert_eq!(
+        required
+            .open_checkpoint(again.as_bytes())
+            .unwrap_err()
+            .code(),
+        "trust.threshold_not_met"
+    );
+    let twice = cosign_checkpoint(&once, c2.name(), &w2, 1_795_000_000).unwrap();
+    let opened = required.open_checkpoint(twice.as_bytes()).unwrap();
+    assert_eq!(opened.checkpoint().size(), 3);
+    // Without the requirement, cosignatures are unknown signatures and ignored.
+    required
+        .log_only()
+        .open_checkpoint(head.as_bytes())
+        .unwrap();
 }

@@ -166,6 +166,9 @@ _parmana() {
             parmana__subcmd__help__subcmd__log,prove)
                 cmd="parmana__subcmd__help__subcmd__log__subcmd__prove"
                 ;;
+            parmana__subcmd__help__subcmd__log,witness)
+                cmd="parmana__subcmd__help__subcmd__log__subcmd__witness"
+                ;;
             parmana__subcmd__help__subcmd__policy,check)
                 cmd="parmana__subcmd__help__subcmd__policy__subcmd__check"
                 ;;
@@ -211,6 +214,9 @@ _parmana() {
             parmana__subcmd__log,prove)
                 cmd="parmana__subcmd__log__subcmd__prove"
                 ;;
+            parmana__subcmd__log,witness)
+                cmd="parmana__subcmd__log__subcmd__witness"
+                ;;
             parmana__subcmd__log__subcmd__help,checkpoint)
                 cmd="parmana__subcmd__log__subcmd__help__subcmd__checkpoint"
                 ;;
@@ -222,6 +228,9 @@ _parmana() {
                 ;;
             parmana__subcmd__log__subcmd__help,prove)
                 cmd="parmana__subcmd__log__subcmd__help__subcmd__prove"
+                ;;
+            parmana__subcmd__log__subcmd__help,witness)
+                cmd="parmana__subcmd__log__subcmd__help__subcmd__witness"
                 ;;
             parmana__subcmd__policy,check)
                 cmd="parmana__subcmd__policy__subcmd__check"
@@ -868,7 +877,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help__subcmd__log)
-            opts="checkpoint prove consistency"
+            opts="checkpoint prove consistency witness"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -910,6 +919,20 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help__subcmd__log__subcmd__prove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__log__subcmd__witness)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1254,7 +1277,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log)
-            opts="-h --format --help checkpoint prove consistency help"
+            opts="-h --format --help checkpoint prove consistency witness help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1344,7 +1367,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log__subcmd__help)
-            opts="checkpoint prove consistency help"
+            opts="checkpoint prove consistency witness help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1413,6 +1436,20 @@ _parmana() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        parmana__subcmd__log__subcmd__help__subcmd__witness)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         parmana__subcmd__log__subcmd__prove)
             opts="-h --checkpoint --out --store --pinned-root --trust-root --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1437,6 +1474,56 @@ _parmana() {
                     return 0
                     ;;
                 --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__witness)
+            opts="-h --key --name --state --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiry-warning-days)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1992,7 +2079,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__trust__subcmd__init)
-            opts="-h --root-key --policy-key --release-key --attestation-key --root-threshold --policy-threshold --release-threshold --attestation-threshold --log-origin --log-key --log-threshold --expires --out --now --expiry-warning-days --format --help"
+            opts="-h --root-key --policy-key --release-key --attestation-key --root-threshold --policy-threshold --release-threshold --attestation-threshold --log-origin --log-key --log-threshold --witness --witness-threshold --expires --out --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2039,6 +2126,14 @@ _parmana() {
                     return 0
                     ;;
                 --log-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness-threshold)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2070,7 +2165,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__trust__subcmd__rotate)
-            opts="-h --root-key --policy-key --release-key --attestation-key --root-threshold --policy-threshold --release-threshold --attestation-threshold --log-origin --log-key --log-threshold --expires --sign-with --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --root-key --policy-key --release-key --attestation-key --root-threshold --policy-threshold --release-threshold --attestation-threshold --log-origin --log-key --log-threshold --witness --witness-threshold --expires --sign-with --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2117,6 +2212,14 @@ _parmana() {
                     return 0
                     ;;
                 --log-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness-threshold)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -26,6 +26,7 @@ const COMMANDS: &[&[&str]] = &[
     &["log", "checkpoint"],
     &["log", "prove"],
     &["log", "consistency"],
+    &["log", "witness"],
     &["recover"],
     &["serve"],
     &["config"],

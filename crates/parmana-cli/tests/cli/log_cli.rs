@@ -287,3 +287,110 @@ fn only_a_log_key_of_a_trust_root_with_a_log_signs_checkpoints() {
         wrong_key.transcript()
     );
 }
+
+/// A trust root that requires a witness: proofs verify only against cosigned checkpoints; the
+/// witness cosigns checkpoints that extend the last one it cosigned and refuses a store rewritten
+/// wholesale, leaving its state as it was.
+#[test]
+fn a_witness_cosigns_consistent_checkpoints_and_catches_a_rewrite() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let out = run(
+        d,
+        &[
+            "trust",
+            "rotate",
+            "--sign-with",
+            "trust/keys/root-2.pem",
+            "--root-key",
+            "trust/keys/root-2.pem",
+            "--policy-key",
+            "trust/keys/policy.pub",
+            "--release-key",
+            "trust/keys/release.pub",
+            "--attestation-key",
+            "trust/keys/attestation.pub",
+            "--log-origin",
+            ORIGIN,
+            "--log-key",
+            "trust/keys/root-1.pub",
+            "--witness",
+            "witness.example/w1=trust/keys/policy.pub",
+            "--expires",
+            "2036-01-01T00:00:00Z",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let witness = |checkpoint: &str| {
+        run(
+            d,
+            &[
+                "log",
+                "witness",
+                checkpoint,
+                "--key",
+                "trust/keys/policy.pem",
+                "--name",
+                "witness.example/w1",
+                "--state",
+                "witness-state.txt",
+                "--store",
+                STORE,
+                "--now",
+                NOW,
+            ],
+        )
+    };
+    execute(d, "w-0001");
+    execute(d, "w-0002");
+    checkpoint(d, "cp1.txt");
+    assert_eq!(prove(d, "w-0001", "cp1.txt").code, 0);
+    let unwitnessed = verify(d, "w-0001.json", "w-0001.tlog-proof");
+    assert_eq!(
+        (unwitnessed.code, code(&unwitnessed)),
+        (7, "trust.threshold_not_met"),
+        "{}",
+        unwitnessed.transcript()
+    );
+
+    let cosigned = witness("cp1.txt");
+    assert_eq!(cosigned.code, 0, "{}", cosigned.transcript());
+    assert!(
+        cosigned.stdout.contains("\u{2014} witness.example/w1 "),
+        "{}",
+        cosigned.stdout
+    );
+    std::fs::write(d.join("cp1-cosigned.txt"), &cosigned.stdout).unwrap();
+    assert_eq!(prove(d, "w-0001", "cp1-cosigned.txt").code, 0);
+    let witnessed = verify(d, "w-0001.json", "w-0001.tlog-proof");
+    assert_eq!(witnessed.code, 0, "{}", witnessed.transcript());
+
+    execute(d, "w-0003");
+    checkpoint(d, "cp2.txt");
+    let extended = witness("cp2.txt");
+    assert_eq!(extended.code, 0, "{}", extended.transcript());
+    let state = std::fs::read_to_string(d.join("witness-state.txt")).unwrap();
+
+    // The store replaced wholesale, its own chain intact, and a checkpoint of it signed by the log.
+    std::fs::remove_file(d.join("store.sqlite")).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(d.join(format!("store.sqlite{suffix}")));
+    }
+    for id in ["f-0001", "f-0002", "f-0003", "f-0004"] {
+        execute(d, id);
+    }
+    checkpoint(d, "forged.txt");
+    let caught = witness("forged.txt");
+    assert_eq!(
+        (caught.code, code(&caught)),
+        (4, "trust.tlog_inconsistent"),
+        "{}",
+        caught.transcript()
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("witness-state.txt")).unwrap(),
+        state
+    );
+}

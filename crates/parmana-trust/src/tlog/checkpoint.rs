@@ -4,6 +4,7 @@ use parmana_canon::Digest;
 use parmana_canon::merkle::verify_consistency;
 
 use crate::keys::{decode_base64, encode_base64};
+use crate::tlog::cosignature::{CosignerKey, verify_cosignatures};
 use crate::tlog::note::{NoteKeyName, NoteVerifierKey, VerifiedNote, open_note, sign_note};
 use crate::{Signer, TrustError};
 
@@ -186,6 +187,8 @@ pub struct LogVerifier {
     origin: String,
     keys: Vec<NoteVerifierKey>,
     threshold: u64,
+    witnesses: Vec<CosignerKey>,
+    witness_threshold: u64,
 }
 
 impl LogVerifier {
@@ -195,6 +198,28 @@ impl LogVerifier {
             origin: origin.to_owned(),
             keys,
             threshold: threshold.max(1),
+            witnesses: Vec::new(),
+            witness_threshold: 0,
+        }
+    }
+
+    /// The same verifier also requiring cosignatures of at least `threshold` distinct
+    /// `witnesses` on every checkpoint (C2SP `tlog-cosignature`, see [`verify_cosignatures`]).
+    pub fn with_witnesses(self, witnesses: Vec<CosignerKey>, threshold: u64) -> Self {
+        Self {
+            witnesses,
+            witness_threshold: threshold,
+            ..self
+        }
+    }
+
+    /// The same verifier without the witness requirement: what a witness checks before it
+    /// cosigns (the log's own signatures).
+    pub fn log_only(&self) -> Self {
+        Self {
+            witnesses: Vec::new(),
+            witness_threshold: 0,
+            ..self.clone()
         }
     }
 
@@ -210,9 +235,13 @@ impl LogVerifier {
 
     /// Verifies a signed checkpoint of this log: every signature of a known key verifies (see
     /// [`open_note`]), at least `threshold` distinct known keys signed
-    /// (`trust.threshold_not_met`), the text is a checkpoint of this origin.
+    /// (`trust.threshold_not_met`), the text is a checkpoint of this origin, and — when
+    /// witnesses are required — enough of them cosigned it.
     pub fn open_checkpoint(&self, bytes: &[u8]) -> Result<VerifiedCheckpoint, TrustError> {
         let note = open_note(bytes, &self.keys)?;
+        if self.witness_threshold > 0 {
+            verify_cosignatures(note.note(), &self.witnesses, self.witness_threshold)?;
+        }
         let found = u64::try_from(note.verified_by().len()).unwrap_or(u64::MAX);
         if found < self.threshold {
             return Err(TrustError::ThresholdNotMet {

@@ -187,6 +187,19 @@ impl NoteSignature {
         self.id
     }
 
+    /// The signature bytes after the key ID.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    pub(crate) fn new(name: NoteKeyName, id: u32, signature: Vec<u8>) -> Self {
+        Self {
+            name,
+            id,
+            signature,
+        }
+    }
+
     fn line(&self) -> String {
         let mut blob = self.id.to_be_bytes().to_vec();
         blob.extend_from_slice(&self.signature);
@@ -286,6 +299,10 @@ impl Note {
     /// The signature lines, in order.
     pub fn signatures(&self) -> &[NoteSignature] {
         &self.signatures
+    }
+
+    pub(crate) fn push_signature(&mut self, signature: NoteSignature) {
+        self.signatures.push(signature);
     }
 
     /// The note's bytes: text, blank line, signature lines.
