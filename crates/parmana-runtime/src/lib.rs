@@ -101,7 +101,7 @@ pub mod replay {
     pub use parmana_replay::{
         AcceptedVersions, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord, CompletedExecution,
         ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerSnapshot,
-        MemoryReplayStore, ReplayError, ReplayStore, verify_ledger,
+        MemoryReplayStore, ReplayError, ReplayStore, verify_ledger, verify_ledger_snapshot,
     };
     /// The ledger as a transparency log (`docs/transparency-log.md`).
     pub use parmana_replay::{ExecutionEntry, LedgerLog, ledger_log};

@@ -135,6 +135,16 @@ fn an_auditor_checks_an_attestation_in_the_log_offline() {
         lines[4].starts_with(&format!("\u{2014} {ORIGIN} ")),
         "{text}"
     );
+    // `ledger verify` recomputes the same root from the records.
+    let ledger = run(d, &["ledger", "verify", "--store", STORE]);
+    assert!(
+        ledger
+            .stdout
+            .trim_end()
+            .ends_with(&format!("log root {}", lines[2])),
+        "{}",
+        ledger.stdout
+    );
 
     let proved = prove(d, "log-0002", "checkpoint.txt");
     assert_eq!(proved.code, 0, "{}", proved.transcript());
