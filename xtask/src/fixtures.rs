@@ -161,6 +161,7 @@ pub(crate) fn generate(root: &Path) -> Result<Vec<PathBuf>, String> {
         policy: role(policy),
         release: role(release),
         attestation: role(attestation),
+        log: None,
     };
     let version_1 = create_trust_root(&spec(root_1), &[root_1 as &dyn Signer]).map_err(err)?;
     let verified_1 = verify_trust_chain(

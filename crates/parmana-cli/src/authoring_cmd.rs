@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use parmana_runtime::canon::{Digest, PolicyId, PolicyRef, PolicyVersion, Timestamp, parse_strict};
 use parmana_runtime::policy::EVALUATOR_SEMANTICS;
 use parmana_runtime::trust::{
-    BUNDLE_MANIFEST_FILE, BundleFiles, KeyFile, LocalSigningKey, POLICY_FILE, ReleaseManifestSpec,
-    Role, RoleSpec, Signer, TrustError, TrustRootSpec, VerifiedTrustRoot, check_signer_role,
-    create_trust_root, read_bundle_dir, read_key_file, read_legacy_bundle_dir,
+    BUNDLE_MANIFEST_FILE, BundleFiles, KeyFile, LocalSigningKey, LogSpec, POLICY_FILE, PublicKey,
+    ReleaseManifestSpec, Role, RoleSpec, Signer, TrustError, TrustRootSpec, VerifiedTrustRoot,
+    check_signer_role, create_trust_root, read_bundle_dir, read_key_file, read_legacy_bundle_dir,
     read_public_key_file, read_release_manifest_version, verify_legacy_bundle,
     write_public_key_file,
 };
@@ -100,6 +100,25 @@ pub(crate) struct RoleKeyArgs {
     /// How many distinct `attestation` keys must sign an attestation.
     #[arg(long, value_name = "N", default_value_t = 1)]
     attestation_threshold: u64,
+    /// The origin of the transparency log this version names (for example
+    /// `log.example.com/parmana`; also the note key name of its keys): adds the optional `log`
+    /// role, whose keys sign checkpoints (docs/transparency-log.md). Needs --log-key.
+    #[arg(long, value_name = "ORIGIN", requires = "log_key")]
+    log_origin: Option<String>,
+    /// A key of the `log` role, which signs transparency-log checkpoints (public or private PEM;
+    /// repeatable). Needs --log-origin.
+    #[arg(long, value_name = "FILE", requires = "log_origin")]
+    log_key: Vec<PathBuf>,
+    /// How many distinct `log` keys must sign a checkpoint.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    log_threshold: u64,
+    /// A witness whose cosignature every checkpoint needs, as `NAME=FILE` (its name and its
+    /// public or private PEM key; repeatable). Needs --log-origin.
+    #[arg(long, value_name = "NAME=FILE", requires = "log_origin")]
+    witness: Vec<String>,
+    /// How many distinct witnesses must cosign a checkpoint (default: 1 when --witness is given).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    witness_threshold: u64,
     /// When this trust root version expires (RFC 3339 UTC, for example `2027-12-31T00:00:00Z`).
     #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
     expires: Timestamp,
@@ -158,8 +177,43 @@ impl RoleKeyArgs {
             policy: role(&self.policy_key, self.policy_threshold)?,
             release: role(&self.release_key, self.release_threshold)?,
             attestation: role(&self.attestation_key, self.attestation_threshold)?,
+            log: match &self.log_origin {
+                Some(origin) => {
+                    let role = role(&self.log_key, self.log_threshold)?;
+                    Some(LogSpec {
+                        origin: origin.clone(),
+                        keys: role.keys,
+                        threshold: role.threshold,
+                        witnesses: self.witnesses()?,
+                        witness_threshold: match (self.witness_threshold, self.witness.len()) {
+                            (0, 1..) => 1,
+                            (threshold, _) => threshold,
+                        },
+                    })
+                }
+                None => None,
+            },
         };
         Ok((spec, signers))
+    }
+}
+
+impl RoleKeyArgs {
+    /// The witnesses of `--witness NAME=FILE`.
+    fn witnesses(&self) -> Result<Vec<(String, PublicKey)>, Failure> {
+        self.witness
+            .iter()
+            .map(|text| {
+                let (name, path) = text.split_once('=').ok_or_else(|| {
+                    Failure::new(
+                        "cli.invalid_witness",
+                        format!("--witness {text:?}: expected NAME=FILE"),
+                        ExitClass::Usage,
+                    )
+                })?;
+                Ok((name.to_owned(), key_file(Path::new(path))?.public_key()))
+            })
+            .collect()
     }
 }
 
@@ -167,14 +221,15 @@ impl RoleKeyArgs {
 /// compromised key then defeats the separation the roles exist for.
 fn warn_shared_keys(spec: &TrustRootSpec) {
     let roles = [
-        ("root", &spec.root),
-        ("policy", &spec.policy),
-        ("release", &spec.release),
-        ("attestation", &spec.attestation),
+        ("root", &spec.root.keys),
+        ("policy", &spec.policy.keys),
+        ("release", &spec.release.keys),
+        ("attestation", &spec.attestation.keys),
     ];
+    let log = spec.log.as_ref().map(|log| ("log", &log.keys));
     let mut holders: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for (name, role) in roles {
-        for key in &role.keys {
+    for (name, keys) in roles.into_iter().chain(log) {
+        for key in keys {
             let names = holders.entry(key.key_id().to_string()).or_default();
             if !names.contains(&name) {
                 names.push(name);

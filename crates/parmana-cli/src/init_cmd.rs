@@ -139,6 +139,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<(), Failure> {
         policy: role("policy")?,
         release: role("release")?,
         attestation: role("attestation")?,
+        log: None,
     };
     let root_key: &dyn Signer = key("root")?;
     let trust_root = create_trust_root(&spec, &[root_key]).map_err(|e| Failure::trust(&e))?;

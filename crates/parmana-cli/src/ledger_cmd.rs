@@ -1,8 +1,9 @@
-//! `parmana ledger verify|export`: walk the replay store's chained ledger of completed executions and raises of the high-water marks, or ship it as JSON lines.
+//! `parmana ledger verify|export`: walk the replay store's chained ledger of completed executions and raises of the high-water marks (and recompute its transparency-log root), or ship it as JSON lines.
 
 use std::io::Write as _;
 
-use parmana_runtime::replay::{verify_ledger, verify_ledger_snapshot};
+use parmana_runtime::replay::{LedgerLog, verify_ledger_snapshot};
+use parmana_runtime::trust::tlog_hash_text;
 
 use crate::config::Deployment;
 use crate::exit::ExitClass;
@@ -16,8 +17,9 @@ pub(crate) enum LedgerCommand {
     /// record (execution or raise of the rollback high-water marks) is chained by digest to the
     /// one before, each execution record matches the stored execution, and the store's marks
     /// are not lower than its marks records prove (a reset of the marks). Prints the number of
-    /// records of each kind, the highest marks they prove and the head digest (anchor it
-    /// elsewhere to detect a wholesale rewrite); exit 7 at the first break.
+    /// records of each kind, the highest marks they prove, the head digest and the root hash of
+    /// the transparency log over the records (compare it with a signed checkpoint of the same
+    /// size, or use `parmana log consistency`); exit 7 at the first break.
     #[command(
         after_help = "Example:\n  parmana ledger verify                       # the store of the deployment (parmana.toml)\n  parmana ledger verify --store postgres://parmana@db.internal/parmana"
     )]
@@ -125,7 +127,14 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
         LedgerCommand::Export(args) => return export(args),
     };
     let store = store_args.open_existing(&Deployment::load()?)?;
-    let report = verify_ledger(store.as_ref()).map_err(|e| Failure::replay(&e))?;
+    let snapshot = store.ledger_snapshot().map_err(|e| Failure::replay(&e))?;
+    let report = verify_ledger_snapshot(&snapshot);
+    // The transparency log's root over the same records (docs/transparency-log.md), when intact.
+    let log_root = report
+        .is_intact()
+        .then(|| LedgerLog::from_snapshot(snapshot).ok())
+        .flatten()
+        .map(|log| tlog_hash_text(&log.root()));
     let summary = format!(
         "{} ({}, {}: {})",
         counted(report.records, "record"),
@@ -136,7 +145,10 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
     match format {
         Format::Human => match (&report.first_break, &report.head) {
             (Some(broken), _) => outln!("ledger BROKEN after {summary}: {broken}"),
-            (None, Some(head)) => outln!("ledger intact: {summary}, head {head}"),
+            (None, Some(head)) => outln!(
+                "ledger intact: {summary}, head {head}, log root {}",
+                log_root.as_deref().unwrap_or("-")
+            ),
             (None, None) => outln!("ledger intact: empty"),
         },
         Format::Json => outln!(
@@ -151,6 +163,7 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
                     "release_manifest": report.marks.release_manifest,
                 },
                 "head": report.head.map(|h| h.to_string()),
+                "log_root": log_root,
                 "first_break": report.first_break.as_ref().map(|b| serde_json::json!({
                     "position": b.position, "code": b.code(), "message": b.to_string()
                 })),

@@ -10,6 +10,7 @@ mod execute_cmd;
 mod exit;
 mod init_cmd;
 mod ledger_cmd;
+mod log_cmd;
 mod policy_cmd;
 mod recover_cmd;
 mod report;
@@ -73,6 +74,10 @@ enum Command {
     /// Verify the replay store's tamper-evident ledger of completed executions.
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
+    /// The transparency log over the ledger: signed checkpoints, offline inclusion proofs of
+    /// executions, consistency with older checkpoints (docs/transparency-log.md).
+    #[command(subcommand)]
+    Log(log_cmd::LogCommand),
     /// Run the runtime as an HTTP service: executions, evaluations, verification, AuthZEN 1.0,
     /// health, status and metrics (docs/server.md).
     Serve(serve_cmd::ServeArgs),
@@ -105,6 +110,7 @@ fn main() -> ExitCode {
         Command::Bundle(command) => authoring_cmd::bundle(command),
         Command::Release(command) => authoring_cmd::release(command),
         Command::Ledger(command) => ledger_cmd::ledger(command, cli.format),
+        Command::Log(command) => log_cmd::log(command, cli.format),
         Command::Recover(args) => recover_cmd::recover_command(args, cli.format),
         Command::Show(args) => show_cmd::show(args),
         Command::Serve(args) => serve_cmd::serve(args),

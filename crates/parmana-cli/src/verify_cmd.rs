@@ -4,10 +4,16 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use parmana_runtime::canon::{canonicalize_value, parse_strict};
-use parmana_runtime::trust::{AttestationReport, VerifyOptions, decode_attestation_statement};
-use parmana_runtime::{load_bundle, load_trust_history, verify_attestation_in_history};
+use parmana_runtime::trust::{
+    AttestationReport, MAX_TLOG_PROOF_BYTES, VerifiedInclusion, VerifyOptions,
+    decode_attestation_statement, tlog_hash_text,
+};
+use parmana_runtime::{
+    ExecutionError, load_bundle, load_trust_history, verify_attestation_in_history,
+    verify_attestation_proof,
+};
 
-use crate::common::{ClockArgs, TrustRootArgs, read_signals};
+use crate::common::{ClockArgs, TrustRootArgs, read_bounded, read_signals};
 use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, Json, out, outln};
@@ -44,6 +50,7 @@ Examples:
   parmana verify attestation.json --trust-root trust/trust-root.d/1.json
   parmana verify --show attestation.json
   parmana execute --policy claims-approval@1.0.0 --batch requests.jsonl | parmana verify -
+  parmana verify attestation.json --proof exec-42.tlog-proof
   parmana --format json verify attestation.json",
     "\n\n",
     crate::exit::exit_codes_help!()
@@ -73,6 +80,11 @@ pub(crate) struct VerifyArgs {
     /// version, or when the newest version has expired at --now.
     #[arg(long)]
     require_current_trust: bool,
+    /// Also check that the attestation is in the transparency log: this `.tlog-proof` (from
+    /// `parmana log prove`) must carry the attestation's log entry, included in a checkpoint
+    /// signed by the log role of the newest trust-root version (docs/transparency-log.md).
+    #[arg(long, value_name = "FILE")]
+    proof: Option<PathBuf>,
     #[command(flatten)]
     trust: TrustRootArgs,
     #[command(flatten)]
@@ -127,18 +139,45 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         bundle.as_ref(),
         signals.as_ref(),
     );
+    let log = args
+        .proof
+        .as_deref()
+        .map(|path| {
+            let proof = read_bounded(path, MAX_TLOG_PROOF_BYTES)?;
+            Ok::<_, Failure>(verify_attestation_proof(envelope, &proof, &history))
+        })
+        .transpose()?;
     match format {
-        Format::Human if args.show => {
-            out!("{}{}", statement_text(envelope), render_report(&report))
+        Format::Human => {
+            if args.show {
+                out!("{}", statement_text(envelope));
+            }
+            out!("{}", render_report(&report));
+            if let Some(log) = &log {
+                outln!("{}", render_log(log));
+            }
         }
-        Format::Human => out!("{}", render_report(&report)),
         Format::Json => {
             let mut json = report_json(&report);
             if args.show {
                 json["statement"] = statement_json(envelope);
             }
-            outln!("{}", Json(json))
+            if let (Some(log), Some(object)) = (&log, json.as_object_mut()) {
+                object.insert("log".to_owned(), log_json(log));
+            }
+            outln!("{}", Json(json));
         }
+    }
+    if let Some(Err(e)) = &log {
+        let failure = Failure::execution(e);
+        return Err(Failure::new(
+            failure.code,
+            format!(
+                "the attestation is not proven in the log: {}",
+                failure.message
+            ),
+            ExitClass::VerificationFailed,
+        ));
     }
     if report.is_valid() {
         return Ok(());
@@ -149,6 +188,41 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         format!("the attestation is not valid: failed {}", failed.join(", ")),
         ExitClass::VerificationFailed,
     ))
+}
+
+/// The log line of `verify --proof`.
+fn render_log(log: &Result<VerifiedInclusion, ExecutionError>) -> String {
+    match log {
+        Ok(inclusion) => {
+            let head = inclusion.checkpoint().checkpoint();
+            format!(
+                "log: included as entry {} of the checkpoint of size {} of {}",
+                inclusion.index(),
+                head.size(),
+                head.origin()
+            )
+        }
+        Err(e) => format!("log: NOT PROVEN [{}] {e}", e.code()),
+    }
+}
+
+/// The `log` member of `verify --proof --format json`.
+fn log_json(log: &Result<VerifiedInclusion, ExecutionError>) -> serde_json::Value {
+    match log {
+        Ok(inclusion) => {
+            let head = inclusion.checkpoint().checkpoint();
+            serde_json::json!({
+                "included": true,
+                "index": inclusion.index(),
+                "origin": head.origin(),
+                "tree_size": head.size(),
+                "root": tlog_hash_text(&head.root()),
+            })
+        }
+        Err(e) => {
+            serde_json::json!({"included": false, "code": e.code(), "message": e.to_string()})
+        }
+    }
 }
 
 /// The report as a table, one row per check.

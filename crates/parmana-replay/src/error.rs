@@ -2,7 +2,7 @@
 
 use parmana_canon::Timestamp;
 
-use crate::AcceptedVersions;
+use crate::{AcceptedVersions, LedgerBreak};
 
 /// Which high-water mark a rollback check refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,6 +135,10 @@ pub enum ReplayError {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// The ledger is not intact, so no transparency log is built from it (`parmana ledger verify`
+    /// reports the same break).
+    #[error("no transparency log over a broken ledger: {0}")]
+    LedgerBroken(LedgerBreak),
     /// The store configuration is invalid (a malformed URL or schema name, a zero pool size).
     #[error("invalid replay store configuration: {message}")]
     InvalidConfiguration {
@@ -160,6 +164,7 @@ impl ReplayError {
             Self::TlsRefused { .. } => "replay.store_tls_refused",
             Self::SchemaVersionUnsupported { .. } => "replay.schema_version_unsupported",
             Self::InvalidConfiguration { .. } => "replay.invalid_configuration",
+            Self::LedgerBroken(_) => "replay.ledger_broken",
         }
     }
 

@@ -119,6 +119,17 @@ pub(crate) fn encode_marks_record(
         .map_err(|e| ReplayError::corrupt(format!("cannot encode a marks record: {e}")))
 }
 
+/// The position, execution id and attestation digest of a canonical execution record; `None`
+/// for a marks record or anything that is not a canonical execution record.
+pub(crate) fn read_execution_record(record: &[u8]) -> Option<(u64, String, Digest)> {
+    let value = parmana_canon::parse_strict(record).ok()?;
+    if parmana_canon::canonicalize_value(&value).ok()? != record {
+        return None;
+    }
+    let wire: LedgerRecordWire = serde_json::from_value(value).ok()?;
+    Some((wire.position, wire.execution_id, wire.attestation_digest))
+}
+
 /// The marks a stored marks record proves (read on every claim; [`verify_ledger`] checks the
 /// rest of it). Anything unreadable means the store is corrupt.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

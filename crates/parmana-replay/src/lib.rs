@@ -16,7 +16,10 @@
 //! expiry and no delete.
 //!
 //! The ledger holds two kinds of record, chained together: one per completed execution and one
-//! per raise of the high-water marks (see `ledger.rs` and `docs/replay-stores.md`).
+//! per raise of the high-water marks (see `ledger.rs` and `docs/replay-stores.md`). It is also a
+//! transparency log: [`ledger_log`] builds the RFC 9162 Merkle tree with one leaf per record, from
+//! which signed checkpoints and inclusion and consistency proofs are made
+//! (`docs/transparency-log.md`).
 //!
 //! Backends: [`MemoryReplayStore`] (always), `SqliteReplayStore` (feature `sqlite`, on by
 //! default) and `PostgresReplayStore` (feature `postgres`). Every one passes the same
@@ -54,6 +57,7 @@ mod postgres;
 mod record;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod tlog;
 
 pub use error::{ReplayError, VersionKind};
 pub use ledger::{
@@ -68,6 +72,7 @@ pub use postgres::{PostgresOptions, PostgresReplayStore};
 pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionState};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteReplayStore;
+pub use tlog::{ExecutionEntry, LedgerLog, ledger_log};
 
 /// How far (in seconds) a claim's clock reading may lie before the newest one a store holds
 /// before it is refused with `replay.clock_behind_store`.

@@ -181,6 +181,26 @@ pub enum ExecutionError {
         /// The trust root consulted.
         trust_root_version: u64,
     },
+    /// The trust root names no transparency log (it has no `log` role).
+    #[error("trust root version {trust_root_version} names no transparency log (no log role)")]
+    NoTransparencyLog {
+        /// The trust root consulted.
+        trust_root_version: u64,
+    },
+    /// The execution has no entry in the log or not in the checkpoint asked for.
+    #[error("execution {execution_id:?} is not in the log: {reason}")]
+    NotInLog {
+        /// The execution id.
+        execution_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A `.tlog-proof` whose entry is not the record of the attestation checked with it.
+    #[error("the proof's log entry does not record this attestation: its {what} differs")]
+    ProofEntryMismatch {
+        /// What differs.
+        what: &'static str,
+    },
 }
 
 impl ExecutionError {
@@ -209,6 +229,9 @@ impl ExecutionError {
             Self::DuplicateSigner { .. } => "runtime.duplicate_signer",
             Self::NoStore => "runtime.no_store",
             Self::SignersBelowThreshold { .. } => "runtime.signers_below_threshold",
+            Self::NoTransparencyLog { .. } => "runtime.no_transparency_log",
+            Self::NotInLog { .. } => "runtime.not_in_log",
+            Self::ProofEntryMismatch { .. } => "runtime.proof_entry_mismatch",
         }
     }
 
@@ -222,7 +245,8 @@ impl ExecutionError {
             | Self::Signals(_)
             | Self::RequestTooLarge { .. }
             | Self::Canon(_)
-            | Self::BatchLineInvalid { .. } => ErrorClass::InvalidInput,
+            | Self::BatchLineInvalid { .. }
+            | Self::NotInLog { .. } => ErrorClass::InvalidInput,
             Self::Io { .. } => ErrorClass::Io,
             Self::Trust(error) => ErrorClass::of_trust(error),
             Self::PolicyIdentityMismatch { .. }
@@ -230,6 +254,8 @@ impl ExecutionError {
             | Self::DuplicateSigner { .. }
             | Self::SignersBelowThreshold { .. }
             | Self::RecoveryMismatch { .. }
+            | Self::NoTransparencyLog { .. }
+            | Self::ProofEntryMismatch { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,
             Self::EvaluationFault(_) => ErrorClass::Internal,

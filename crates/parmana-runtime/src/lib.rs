@@ -9,6 +9,7 @@ mod clock;
 mod environment;
 mod error;
 mod execute;
+mod log;
 mod request;
 mod runtime;
 mod store;
@@ -25,6 +26,10 @@ pub use environment::{
 };
 pub use error::{ErrorClass, ExecutionError};
 pub use execute::{Attestation, RecoveryReport, execute_from_signals, recover};
+pub use log::{
+    LogConsistency, log_consistency, prove_execution, sign_log_checkpoint,
+    verify_attestation_proof, witness_checkpoint,
+};
 pub use request::{
     ExecutionRequest, MAX_SIGNALS_JSON_BYTES, Signals, new_execution_id, parse_execution_id,
     parse_policy_ref,
@@ -82,6 +87,12 @@ pub mod trust {
         sign_bundle_dir, sign_release_manifest, verify_attestations,
         verify_attestations_in_history, verify_legacy_bundle, write_public_key_file,
     };
+    /// The transparency log's signed formats (`docs/transparency-log.md`).
+    pub use parmana_trust::{
+        Checkpoint, Cosignature, CosignerKey, LogRole, LogSpec, LogVerifier, MAX_TLOG_PROOF_BYTES,
+        NoteKeyName, NoteVerifierKey, TlogProof, VerifiedCheckpoint, VerifiedInclusion,
+        cosign_checkpoint, cosign_note, tlog_hash_text, verify_cosignatures, verify_tlog_proof,
+    };
 }
 
 /// Replay stores: exactly-once execution ids and the ledger.
@@ -94,6 +105,8 @@ pub mod replay {
         LedgerSnapshot, MemoryReplayStore, ReplayError, ReplayStore, verify_ledger,
         verify_ledger_snapshot,
     };
+    /// The ledger as a transparency log (`docs/transparency-log.md`).
+    pub use parmana_replay::{ExecutionEntry, LedgerLog, ledger_log};
     #[cfg(feature = "postgres")]
     pub use parmana_replay::{PostgresOptions, PostgresReplayStore};
 }

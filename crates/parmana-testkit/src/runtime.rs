@@ -4,7 +4,7 @@ use std::io;
 
 use parmana_canon::Timestamp;
 use parmana_runtime::replay::{MemoryReplayStore, SqliteReplayStore};
-use parmana_runtime::trust::{LocalSigningKey, RoleSpec, TrustError, TrustRootSpec};
+use parmana_runtime::trust::{LocalSigningKey, LogSpec, RoleSpec, TrustError, TrustRootSpec};
 use parmana_runtime::{
     ExecutionError, FixedClock, Rotation, RuntimeEnvironment, RuntimeEnvironmentConfig,
     rotate_trust_root_file,
@@ -54,6 +54,27 @@ impl FixtureEnvironment {
         threshold: u64,
         expires: Timestamp,
     ) -> Result<Rotation, ExecutionError> {
+        self.rotate(attestation, threshold, expires, None)
+    }
+
+    /// Rotates this environment's trust root, as [`rotate_trust_root`](Self::rotate_trust_root)
+    /// with the fixture attestation key, to a version that names the transparency log `log`.
+    pub fn rotate_with_log(
+        &self,
+        log: LogSpec,
+        expires: Timestamp,
+    ) -> Result<Rotation, ExecutionError> {
+        let attestation = self.attestation_signer()?;
+        self.rotate(&[&attestation], 1, expires, Some(log))
+    }
+
+    fn rotate(
+        &self,
+        attestation: &[&LocalSigningKey],
+        threshold: u64,
+        expires: Timestamp,
+        log: Option<LogSpec>,
+    ) -> Result<Rotation, ExecutionError> {
         let root = self.key("root-2")?;
         let one = |key: &LocalSigningKey| RoleSpec {
             keys: vec![key.public_key()],
@@ -68,6 +89,7 @@ impl FixtureEnvironment {
                 keys: attestation.iter().map(|key| key.public_key()).collect(),
                 threshold,
             },
+            log,
         };
         let trust = self.root().join("trust");
         rotate_trust_root_file(

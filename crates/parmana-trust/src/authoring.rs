@@ -30,6 +30,7 @@ fn document_of(role: Role) -> &'static str {
 /// let spec = TrustRootSpec {
 ///     expires: Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
 ///     root: role(&root), policy: role(&policy), release: role(&root), attestation: role(&root),
+///     log: None,
 /// };
 /// let v1 = create_trust_root(&spec, &[&root]).unwrap();
 /// let now = Timestamp::parse("2026-11-28T21:00:00Z").unwrap();

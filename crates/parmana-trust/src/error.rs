@@ -1,5 +1,6 @@
 //! The error type of the trust layer: one variant per refusal class, each with a stable code.
 
+use parmana_canon::merkle::MerkleError;
 use parmana_canon::{CanonError, IdError, Timestamp};
 
 /// Why a key, signature or signed document was refused.
@@ -362,6 +363,70 @@ pub enum TrustError {
         /// The operating system's message.
         message: String,
     },
+    /// A signed note (C2SP `signed-note`) is not well formed: not UTF-8, a control character,
+    /// no blank line before the signatures, a malformed signature line, too large or too many
+    /// signatures.
+    #[error("malformed signed note: {message}")]
+    NoteMalformed {
+        /// What is wrong.
+        message: String,
+    },
+    /// A note key name or verifier key (`name+hash+base64`) is not well formed, is not an Ed25519
+    /// key (type 0x01), or its key ID does not match its name and key.
+    #[error("invalid note key: {message}")]
+    NoteKeyInvalid {
+        /// What is wrong.
+        message: String,
+    },
+    /// A signature line of a known note key (name and key ID both match) does not verify.
+    #[error("the signature of note key {name} does not verify")]
+    NoteBadSignature {
+        /// The key name.
+        name: String,
+    },
+    /// No signature of a known note key is on the note.
+    #[error("the note carries no signature of a trusted key")]
+    NoteUnverified,
+    /// The text of a checkpoint (C2SP `tlog-checkpoint`) is not well formed.
+    #[error("malformed checkpoint: {message}")]
+    CheckpointMalformed {
+        /// What is wrong.
+        message: String,
+    },
+    /// A checkpoint of another log than the one expected.
+    #[error("checkpoint of log {found:?}, expected {expected:?}")]
+    CheckpointOriginMismatch {
+        /// The origin expected.
+        expected: String,
+        /// The origin the checkpoint names.
+        found: String,
+    },
+    /// A transparency-log proof file (C2SP `tlog-proof`) is not well formed.
+    #[error("malformed tlog proof: {message}")]
+    TlogProofMalformed {
+        /// What is wrong.
+        message: String,
+    },
+    /// An entry is not included in the signed checkpoint at the index the proof names.
+    #[error("the entry is not included in the checkpoint at index {index}: {reason}")]
+    TlogNotIncluded {
+        /// The index the proof names.
+        index: u64,
+        /// Why the inclusion proof failed.
+        reason: MerkleError,
+    },
+    /// Two checkpoints of one log are not consistent: the log forked or rewrote its history.
+    #[error(
+        "checkpoint of size {new_size} is not consistent with the one of size {old_size}: {reason}"
+    )]
+    TlogInconsistent {
+        /// The older (smaller) checkpoint's size.
+        old_size: u64,
+        /// The newer checkpoint's size.
+        new_size: u64,
+        /// Why the consistency proof failed.
+        reason: MerkleError,
+    },
     /// Canonical encoding failed.
     #[error(transparent)]
     Canon(#[from] CanonError),
@@ -414,6 +479,15 @@ impl TrustError {
             Self::Superseded { .. } => "trust.superseded",
             Self::KeyNoLongerTrusted { .. } => "trust.key_no_longer_trusted",
             Self::Io { .. } => "trust.io",
+            Self::NoteMalformed { .. } => "trust.note_malformed",
+            Self::NoteKeyInvalid { .. } => "trust.note_key_invalid",
+            Self::NoteBadSignature { .. } => "trust.note_bad_signature",
+            Self::NoteUnverified => "trust.note_unverified",
+            Self::CheckpointMalformed { .. } => "trust.checkpoint_malformed",
+            Self::CheckpointOriginMismatch { .. } => "trust.checkpoint_origin_mismatch",
+            Self::TlogProofMalformed { .. } => "trust.tlog_proof_malformed",
+            Self::TlogNotIncluded { .. } => "trust.tlog_not_included",
+            Self::TlogInconsistent { .. } => "trust.tlog_inconsistent",
             Self::Canon(inner) => inner.code(),
         }
     }

@@ -19,6 +19,12 @@
 //!   verifiable after rotations and expiry; [`verify_attestations`] checks many at once with
 //!   Ed25519 batch verification and reports exactly what one-by-one verification reports).
 //!
+//! * the transparency log's signed tree heads are C2SP checkpoints in signed notes
+//!   ([`sign_checkpoint`], [`LogVerifier::open_checkpoint`] → [`VerifiedCheckpoint`]; the
+//!   trust root's optional `log` role, [`LogRole`], names the log and its keys), and an entry's offline
+//!   proof is a C2SP `tlog-proof` ([`TlogProof`], [`verify_tlog_proof`] → [`VerifiedInclusion`]);
+//!   see `docs/transparency-log.md`.
+//!
 //! Verified values have private fields: only the check that proves them builds them.
 //!
 //! ```
@@ -30,6 +36,7 @@
 //! let spec = TrustRootSpec {
 //!     expires: Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
 //!     root: role(&root), policy: role(&other), release: role(&other), attestation: role(&other),
+//!     log: None,
 //! };
 //! let v1 = create_trust_root(&spec, &[&root]).unwrap();
 //! let now = Timestamp::parse("2026-11-28T21:00:00Z").unwrap();
@@ -48,6 +55,7 @@ mod error;
 mod keys;
 mod legacy;
 mod release;
+mod tlog;
 mod trust_chain;
 mod trust_root;
 
@@ -74,11 +82,19 @@ pub use release::{
     RELEASE_MANIFEST_FILE, ReleaseManifestSpec, VerifiedReleaseManifest,
     read_release_manifest_version, sign_release_manifest, verify_release_manifest,
 };
+pub use tlog::{
+    Checkpoint, Cosignature, CosignerKey, LogVerifier, MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES,
+    MAX_TLOG_PROOF_BYTES, Note, NoteKeyName, NoteSignature, NoteVerifierKey, TLOG_PROOF_HEADER,
+    TlogProof, VerifiedCheckpoint, VerifiedInclusion, VerifiedNote, cosign_checkpoint, cosign_note,
+    note_key_id, open_note, sign_checkpoint, sign_note, tlog_hash_text, verify_cosignatures,
+    verify_tlog_proof,
+};
 pub use trust_chain::{
     MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,
     VerifiedTrustHistory, load_trust_chain, load_trust_history, read_trust_chain,
     verify_trust_chain, verify_trust_history,
 };
 pub use trust_root::{
-    Role, RoleSpec, TrustRootSpec, VerifiedTrustRoot, create_trust_root, rotate_trust_root,
+    LogRole, LogSpec, Role, RoleSpec, TrustRootSpec, VerifiedTrustRoot, create_trust_root,
+    rotate_trust_root,
 };

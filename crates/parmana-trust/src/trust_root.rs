@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Envelope, SignatureCheck, sign_document};
 use crate::keys::PublicKeyDocument;
-use crate::{KeyId, PublicKey, Signer, TrustError};
+use crate::{
+    CosignerKey, KeyId, LogVerifier, NoteKeyName, NoteVerifierKey, PublicKey, Signer, TrustError,
+};
 
 /// The `_type` of a trust root.
 pub(crate) const TRUST_ROOT_TYPE: &str = "parmana/trust-root";
@@ -56,6 +58,35 @@ struct TrustRootBody {
     expires: Timestamp,
     keys: BTreeMap<String, PublicKeyDocument>,
     roles: BTreeMap<String, RoleBody>,
+    /// The transparency log's origin and keys; absent in trust roots without a log (the field
+    /// is then omitted, so documents written before it keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    log: Option<LogBody>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogBody {
+    origin: String,
+    keyids: Vec<String>,
+    threshold: u64,
+    /// The witnesses whose cosignatures a checkpoint needs (omitted when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    witnesses: Vec<WitnessBody>,
+    /// How many distinct witnesses must cosign (omitted when none are required).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    witness_threshold: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WitnessBody {
+    name: String,
+    keyid: String,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -72,6 +103,54 @@ pub(crate) struct RoleKeys {
     pub threshold: u64,
 }
 
+/// The `log` role of a trust root: the transparency log's origin (also the note key name of its
+/// keys) and the keys that sign its checkpoints, of which `threshold` must sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRole {
+    origin: NoteKeyName,
+    keys: BTreeMap<KeyId, PublicKey>,
+    threshold: u64,
+    witnesses: Vec<CosignerKey>,
+    witness_threshold: u64,
+}
+
+impl LogRole {
+    /// The log's origin (the first line of its checkpoints and the name of its note keys).
+    pub fn origin(&self) -> &NoteKeyName {
+        &self.origin
+    }
+
+    /// How many distinct log keys must sign a checkpoint.
+    pub fn threshold(&self) -> u64 {
+        self.threshold
+    }
+
+    /// Whether the key with this id signs the log's checkpoints.
+    pub fn holds(&self, keyid: &KeyId) -> bool {
+        self.keys.contains_key(keyid)
+    }
+
+    /// The note verifier keys of the log's keys, named by the origin.
+    pub fn verifiers(&self) -> Vec<NoteVerifierKey> {
+        self.keys
+            .values()
+            .map(|key| NoteVerifierKey::new(self.origin.clone(), *key))
+            .collect()
+    }
+
+    /// The witnesses whose cosignatures a checkpoint needs, and how many of them.
+    pub fn witnesses(&self) -> (&[CosignerKey], u64) {
+        (&self.witnesses, self.witness_threshold)
+    }
+
+    /// What a verifier of this log's checkpoints trusts: the origin, the keys, the threshold,
+    /// and the witnesses that must cosign.
+    pub fn verifier(&self) -> LogVerifier {
+        LogVerifier::new(self.origin.as_str(), self.verifiers(), self.threshold)
+            .with_witnesses(self.witnesses.clone(), self.witness_threshold)
+    }
+}
+
 /// The checked content of one trust-root version (signatures verified, expiry not yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct TrustRootContent {
@@ -80,6 +159,7 @@ struct TrustRootContent {
     digest: Digest,
     keys: BTreeMap<KeyId, PublicKey>,
     roles: BTreeMap<Role, RoleKeys>,
+    log: Option<LogRole>,
 }
 
 impl TrustRootContent {
@@ -180,6 +260,11 @@ impl VerifiedTrustRoot {
             .is_some_and(|r| r.keys.contains_key(keyid))
     }
 
+    /// The transparency log's role, if this version names a log.
+    pub fn log(&self) -> Option<&LogRole> {
+        self.content.log.as_ref()
+    }
+
     pub(crate) fn role_keys(&self, role: Role) -> Result<&RoleKeys, TrustError> {
         self.content.role(role)
     }
@@ -249,12 +334,75 @@ fn parse_content(envelope: &Envelope) -> Result<TrustRootContent, TrustError> {
             },
         );
     }
+    let log = body
+        .log
+        .as_ref()
+        .map(|log| parse_log(log, &keys))
+        .transpose()?;
     Ok(TrustRootContent {
         version: body.version,
         expires: body.expires,
         digest: envelope.digest(),
         keys,
         roles,
+        log,
+    })
+}
+
+/// Reads the `log` role: an origin that is a note key name, keys the trust root lists, each
+/// once, and a threshold between 1 and their number.
+fn parse_log(body: &LogBody, keys: &BTreeMap<KeyId, PublicKey>) -> Result<LogRole, TrustError> {
+    let bad = |message: String| TrustError::malformed(TRUST_ROOT_TYPE, message);
+    let origin = NoteKeyName::parse(&body.origin)
+        .map_err(|e| bad(format!("log origin {:?}: {e}", body.origin)))?;
+    let mut log_keys = BTreeMap::new();
+    for text in &body.keyids {
+        let keyid: KeyId = text.parse()?;
+        let key = keys
+            .get(&keyid)
+            .ok_or_else(|| bad(format!("log role lists key {text} not in keys")))?;
+        if log_keys.insert(keyid, *key).is_some() {
+            return Err(bad(format!("log role lists key {text} twice")));
+        }
+    }
+    let available = u64::try_from(log_keys.len()).unwrap_or(u64::MAX);
+    if body.threshold == 0 || body.threshold > available {
+        return Err(TrustError::InvalidThreshold {
+            role: "log".to_owned(),
+            threshold: body.threshold,
+            available,
+        });
+    }
+    let mut witnesses: Vec<CosignerKey> = Vec::new();
+    for witness in &body.witnesses {
+        let name = NoteKeyName::parse(&witness.name)
+            .map_err(|e| bad(format!("witness name {:?}: {e}", witness.name)))?;
+        let keyid: KeyId = witness.keyid.parse()?;
+        let key = keys
+            .get(&keyid)
+            .ok_or_else(|| bad(format!("witness {name} names key {keyid} not in keys")))?;
+        if witnesses
+            .iter()
+            .any(|w| w.public_key() == key || *w.name() == name)
+        {
+            return Err(bad(format!("witness {name} or its key is listed twice")));
+        }
+        witnesses.push(CosignerKey::new(name, *key));
+    }
+    let listed = u64::try_from(witnesses.len()).unwrap_or(u64::MAX);
+    if body.witness_threshold > listed || (listed > 0 && body.witness_threshold == 0) {
+        return Err(TrustError::InvalidThreshold {
+            role: "witness".to_owned(),
+            threshold: body.witness_threshold,
+            available: listed,
+        });
+    }
+    Ok(LogRole {
+        origin,
+        keys: log_keys,
+        threshold: body.threshold,
+        witnesses,
+        witness_threshold: body.witness_threshold,
     })
 }
 
@@ -346,6 +494,23 @@ pub struct TrustRootSpec {
     pub release: RoleSpec,
     /// Keys that sign attestations.
     pub attestation: RoleSpec,
+    /// The transparency log and the keys that sign its checkpoints, if any.
+    pub log: Option<LogSpec>,
+}
+
+/// The transparency log of a trust root to author: its origin and the keys of its `log` role.
+#[derive(Debug, Clone)]
+pub struct LogSpec {
+    /// The log's origin, also the note key name of its keys (see `docs/transparency-log.md`).
+    pub origin: String,
+    /// The keys that sign checkpoints.
+    pub keys: Vec<PublicKey>,
+    /// How many distinct keys must sign a checkpoint.
+    pub threshold: u64,
+    /// The witnesses (name and Ed25519 key) whose cosignatures a checkpoint needs.
+    pub witnesses: Vec<(String, PublicKey)>,
+    /// How many distinct witnesses must cosign (0 when `witnesses` is empty).
+    pub witness_threshold: u64,
 }
 
 fn body_of(spec: &TrustRootSpec, version: u64) -> TrustRootBody {
@@ -374,12 +539,43 @@ fn body_of(spec: &TrustRootSpec, version: u64) -> TrustRootBody {
             },
         );
     }
+    let log = spec.log.as_ref().map(|log| {
+        let mut keyids = Vec::new();
+        for key in &log.keys {
+            let id = key.key_id().to_string();
+            keys.insert(id.clone(), key.to_document());
+            if !keyids.contains(&id) {
+                keyids.push(id);
+            }
+        }
+        keyids.sort();
+        let witnesses = log
+            .witnesses
+            .iter()
+            .map(|(name, key)| {
+                let keyid = key.key_id().to_string();
+                keys.insert(keyid.clone(), key.to_document());
+                WitnessBody {
+                    name: name.clone(),
+                    keyid,
+                }
+            })
+            .collect();
+        LogBody {
+            origin: log.origin.clone(),
+            keyids,
+            threshold: log.threshold,
+            witnesses,
+            witness_threshold: log.witness_threshold,
+        }
+    });
     TrustRootBody {
         doc_type: TRUST_ROOT_TYPE.to_owned(),
         version,
         expires: spec.expires,
         keys,
         roles,
+        log,
     }
 }
 

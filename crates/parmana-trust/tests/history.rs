@@ -55,6 +55,7 @@ fn spec_of(v: &Version) -> TrustRootSpec {
                 .collect(),
             threshold: v.threshold,
         },
+        log: None,
     }
 }
 

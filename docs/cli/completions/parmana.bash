@@ -49,6 +49,9 @@ _parmana() {
             parmana,ledger)
                 cmd="parmana__subcmd__ledger"
                 ;;
+            parmana,log)
+                cmd="parmana__subcmd__log"
+                ;;
             parmana,policy)
                 cmd="parmana__subcmd__policy"
                 ;;
@@ -121,6 +124,9 @@ _parmana() {
             parmana__subcmd__help,ledger)
                 cmd="parmana__subcmd__help__subcmd__ledger"
                 ;;
+            parmana__subcmd__help,log)
+                cmd="parmana__subcmd__help__subcmd__log"
+                ;;
             parmana__subcmd__help,policy)
                 cmd="parmana__subcmd__help__subcmd__policy"
                 ;;
@@ -153,6 +159,18 @@ _parmana() {
                 ;;
             parmana__subcmd__help__subcmd__ledger,verify)
                 cmd="parmana__subcmd__help__subcmd__ledger__subcmd__verify"
+                ;;
+            parmana__subcmd__help__subcmd__log,checkpoint)
+                cmd="parmana__subcmd__help__subcmd__log__subcmd__checkpoint"
+                ;;
+            parmana__subcmd__help__subcmd__log,consistency)
+                cmd="parmana__subcmd__help__subcmd__log__subcmd__consistency"
+                ;;
+            parmana__subcmd__help__subcmd__log,prove)
+                cmd="parmana__subcmd__help__subcmd__log__subcmd__prove"
+                ;;
+            parmana__subcmd__help__subcmd__log,witness)
+                cmd="parmana__subcmd__help__subcmd__log__subcmd__witness"
                 ;;
             parmana__subcmd__help__subcmd__policy,check)
                 cmd="parmana__subcmd__help__subcmd__policy__subcmd__check"
@@ -192,6 +210,36 @@ _parmana() {
                 ;;
             parmana__subcmd__ledger__subcmd__help,verify)
                 cmd="parmana__subcmd__ledger__subcmd__help__subcmd__verify"
+                ;;
+            parmana__subcmd__log,checkpoint)
+                cmd="parmana__subcmd__log__subcmd__checkpoint"
+                ;;
+            parmana__subcmd__log,consistency)
+                cmd="parmana__subcmd__log__subcmd__consistency"
+                ;;
+            parmana__subcmd__log,help)
+                cmd="parmana__subcmd__log__subcmd__help"
+                ;;
+            parmana__subcmd__log,prove)
+                cmd="parmana__subcmd__log__subcmd__prove"
+                ;;
+            parmana__subcmd__log,witness)
+                cmd="parmana__subcmd__log__subcmd__witness"
+                ;;
+            parmana__subcmd__log__subcmd__help,checkpoint)
+                cmd="parmana__subcmd__log__subcmd__help__subcmd__checkpoint"
+                ;;
+            parmana__subcmd__log__subcmd__help,consistency)
+                cmd="parmana__subcmd__log__subcmd__help__subcmd__consistency"
+                ;;
+            parmana__subcmd__log__subcmd__help,help)
+                cmd="parmana__subcmd__log__subcmd__help__subcmd__help"
+                ;;
+            parmana__subcmd__log__subcmd__help,prove)
+                cmd="parmana__subcmd__log__subcmd__help__subcmd__prove"
+                ;;
+            parmana__subcmd__log__subcmd__help,witness)
+                cmd="parmana__subcmd__log__subcmd__help__subcmd__witness"
                 ;;
             parmana__subcmd__policy,check)
                 cmd="parmana__subcmd__policy__subcmd__check"
@@ -260,7 +308,7 @@ _parmana() {
 
     case "${cmd}" in
         parmana)
-            opts="-h -V --format --help --version execute verify policy canon digest keygen trust bundle release recover show ledger serve config init completions generate-cli-docs help"
+            opts="-h -V --format --help --version execute verify policy canon digest keygen trust bundle release recover show ledger log serve config init completions generate-cli-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -632,7 +680,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help)
-            opts="execute verify policy canon digest keygen trust bundle release recover show ledger serve config init completions generate-cli-docs help"
+            opts="execute verify policy canon digest keygen trust bundle release recover show ledger log serve config init completions generate-cli-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -842,6 +890,76 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help__subcmd__ledger__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__log)
+            opts="checkpoint prove consistency witness"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__log__subcmd__checkpoint)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__log__subcmd__consistency)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__log__subcmd__prove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__log__subcmd__witness)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1215,6 +1333,268 @@ _parmana() {
             fi
             case "${prev}" in
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log)
+            opts="-h --format --help checkpoint prove consistency witness help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__checkpoint)
+            opts="-h --key --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiry-warning-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__consistency)
+            opts="-h --store --pinned-root --trust-root --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__help)
+            opts="checkpoint prove consistency witness help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__help__subcmd__checkpoint)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__help__subcmd__consistency)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__help__subcmd__prove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__help__subcmd__witness)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__prove)
+            opts="-h --checkpoint --out --store --pinned-root --trust-root --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --checkpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__witness)
+            opts="-h --key --name --state --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiry-warning-days)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1770,7 +2150,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__trust__subcmd__init)
-            opts="-h --root-key --policy-key --release-key --attestation-key --root-threshold --policy-threshold --release-threshold --attestation-threshold --expires --out --now --expiry-warning-days --format --help"
+            opts="-h --root-key --policy-key --release-key --attestation-key --root-threshold --policy-threshold --release-threshold --attestation-threshold --log-origin --log-key --log-threshold --witness --witness-threshold --expires --out --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1805,6 +2185,26 @@ _parmana() {
                     return 0
                     ;;
                 --attestation-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness-threshold)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1836,7 +2236,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__trust__subcmd__rotate)
-            opts="-h --root-key --policy-key --release-key --attestation-key --root-threshold --policy-threshold --release-threshold --attestation-threshold --expires --sign-with --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --root-key --policy-key --release-key --attestation-key --root-threshold --policy-threshold --release-threshold --attestation-threshold --log-origin --log-key --log-threshold --witness --witness-threshold --expires --sign-with --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1871,6 +2271,26 @@ _parmana() {
                     return 0
                     ;;
                 --attestation-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness-threshold)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1910,7 +2330,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__verify)
-            opts="-h --show --policy-bundle --signals --require-current-trust --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --show --policy-bundle --signals --require-current-trust --proof --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1921,6 +2341,10 @@ _parmana() {
                     return 0
                     ;;
                 --signals)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proof)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

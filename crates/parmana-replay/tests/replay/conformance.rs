@@ -9,7 +9,7 @@
 macro_rules! conformance_suite {
     ($backend:ident, $open:expr $(, #[$attr:meta])*) => {
         mod $backend {
-            use crate::common::{Harness, boundary, suite};
+            use crate::common::{Harness, boundary, log, suite};
 
             fn open() -> Option<Box<dyn Harness>> {
                 let open = $open;
@@ -39,6 +39,10 @@ macro_rules! conformance_suite {
                 rollback_check_and_claim_do_not_interleave,
                 threads_claim_while_the_marks_rise,
                 threads_raise_the_marks_at_once
+            );
+            conformance_suite!(@log [$(#[$attr])*]
+                ledger_is_a_merkle_log,
+                no_log_over_a_broken_ledger
             );
 
             #[test]
@@ -72,6 +76,20 @@ macro_rules! conformance_suite {
         $(
             conformance_suite!(@boundary_test $attrs $name);
         )*
+    };
+    (@log $attrs:tt $($name:ident),*) => {
+        $(
+            conformance_suite!(@log_test $attrs $name);
+        )*
+    };
+    (@log_test [$(#[$attr:meta])*] $name:ident) => {
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            if let Some(h) = open() {
+                log::$name(&*h);
+            }
+        }
     };
     (@boundary_test [$(#[$attr:meta])*] $name:ident) => {
         #[test]

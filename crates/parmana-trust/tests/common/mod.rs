@@ -56,6 +56,7 @@ pub fn spec(root: &LocalSigningKey, expires: &str) -> TrustRootSpec {
         policy: role(&key("policy")),
         release: role(&key("release")),
         attestation: role(&key("attestation")),
+        log: None,
     }
 }
 

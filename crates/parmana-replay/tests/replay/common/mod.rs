@@ -18,6 +18,7 @@ use parmana_replay::{
 };
 
 pub(crate) mod boundary;
+pub(crate) mod log;
 pub(crate) mod suite;
 
 /// A change made to a store without going through its API.

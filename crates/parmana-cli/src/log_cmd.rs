@@ -1,0 +1,227 @@
+//! `parmana log …`: the transparency log over the replay store's ledger — signed checkpoints, offline inclusion proofs of executions, consistency with an older checkpoint, witness cosignatures.
+
+use std::path::PathBuf;
+
+use parmana_runtime::canon::ExecutionId;
+use parmana_runtime::trust::{MAX_TLOG_PROOF_BYTES, NoteKeyName, tlog_hash_text};
+use parmana_runtime::{
+    load_trust_history, load_trust_root, log_consistency, parse_execution_id, prove_execution,
+    sign_log_checkpoint, witness_checkpoint,
+};
+
+use crate::common::{ClockArgs, TrustRootArgs, read_bounded, read_private_key, write_file};
+use crate::config::Deployment;
+use crate::exit::ExitClass;
+use crate::report::{Failure, Format, Json, out, outln};
+use crate::store::StoreArgs;
+
+/// `parmana log …`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum LogCommand {
+    /// Sign and print a checkpoint of the log as it is now: a C2SP tlog-checkpoint (origin, size,
+    /// base64 root hash) in a signed note, by a key of the trust root's log role. Refused when
+    /// the ledger is broken or the key does not hold the log role.
+    #[command(
+        after_help = "Example:\n  parmana log checkpoint --key keys/log.pem > checkpoint.txt"
+    )]
+    Checkpoint(CheckpointArgs),
+    /// Write the .tlog-proof of an execution (C2SP tlog-proof: index, inclusion proof, the
+    /// checkpoint verbatim; the execution's log entry as its extra data) for a signed checkpoint
+    /// that the store's log extends. `parmana verify ATTESTATION --proof FILE` checks it offline.
+    #[command(
+        after_help = "Example:\n  parmana log prove exec-42 --checkpoint checkpoint.txt --out exec-42.tlog-proof"
+    )]
+    Prove(ProveArgs),
+    /// Check that the store's log extends an older signed checkpoint (no entry rewritten or
+    /// removed since) and print the RFC 9162 consistency proof from it to the current size.
+    #[command(after_help = "Example:\n  parmana log consistency checkpoint-yesterday.txt")]
+    Consistency(ConsistencyArgs),
+    /// Act as a witness: cosign a checkpoint (C2SP tlog-cosignature, Ed25519) after checking that
+    /// the log signed it and that it extends the last checkpoint this witness cosigned (kept in
+    /// --state; the consistency proof is taken from the store and verified against both signed
+    /// roots). Prints the cosigned checkpoint and keeps it in --state; a forked or rewritten log
+    /// is refused and --state is left as it was.
+    #[command(
+        after_help = "Example:\n  parmana log witness checkpoint.txt --key keys/witness.pem --name witness.example/w1 \\\n      --state witness-state.txt > checkpoint-cosigned.txt"
+    )]
+    Witness(WitnessArgs),
+}
+
+/// Arguments of `parmana log witness`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WitnessArgs {
+    /// The signed checkpoint to cosign.
+    #[arg(value_name = "CHECKPOINT")]
+    checkpoint: PathBuf,
+    /// The witness's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The witness's name (its note key name, for example `witness.example/w1`).
+    #[arg(long, value_name = "NAME")]
+    name: String,
+    /// The file holding the last checkpoint this witness cosigned (created on the first run).
+    #[arg(long, value_name = "FILE")]
+    state: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    trust: TrustRootArgs,
+    #[command(flatten)]
+    clock: ClockArgs,
+}
+
+/// Arguments of `parmana log checkpoint`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckpointArgs {
+    /// The private key (PKCS#8 PEM) of the trust root's log role that signs.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    trust: TrustRootArgs,
+    #[command(flatten)]
+    clock: ClockArgs,
+}
+
+/// Arguments of `parmana log prove`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProveArgs {
+    /// The execution id.
+    #[arg(value_name = "EXECUTION_ID")]
+    execution_id: String,
+    /// The signed checkpoint to prove inclusion in (what `parmana log checkpoint` printed).
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Write the proof to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    trust: TrustRootArgs,
+}
+
+/// Arguments of `parmana log consistency`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConsistencyArgs {
+    /// The older signed checkpoint.
+    #[arg(value_name = "OLD_CHECKPOINT")]
+    old: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    trust: TrustRootArgs,
+}
+
+/// Runs `parmana log …`.
+pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
+    let deployment = Deployment::load()?;
+    match command {
+        LogCommand::Checkpoint(args) => {
+            let paths = args.trust.resolve(&deployment);
+            let trust = load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
+                .map_err(|e| Failure::execution(&e))?;
+            let key = read_private_key(&args.key)?;
+            let store = args.store.open_existing(&deployment)?;
+            let note = sign_log_checkpoint(store.as_ref(), &trust, &key)
+                .map_err(|e| Failure::execution(&e))?;
+            out!("{note}");
+            Ok(())
+        }
+        LogCommand::Prove(args) => {
+            let id: ExecutionId =
+                parse_execution_id(&args.execution_id).map_err(|e| Failure::execution(&e))?;
+            let paths = args.trust.resolve(&deployment);
+            let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
+                .map_err(|e| Failure::execution(&e))?;
+            let checkpoint = read_checkpoint(&args.checkpoint)?;
+            let store = args.store.open_existing(&deployment)?;
+            let proof = prove_execution(store.as_ref(), history.newest(), &id, &checkpoint)
+                .map_err(|e| Failure::execution(&e))?;
+            match &args.out {
+                Some(path) => write_file(path, proof.to_text().as_bytes()),
+                None => {
+                    out!("{}", proof.to_text());
+                    Ok(())
+                }
+            }
+        }
+        LogCommand::Witness(args) => {
+            let name = NoteKeyName::parse(&args.name).map_err(|e| Failure::trust(&e))?;
+            let paths = args.trust.resolve(&deployment);
+            let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
+                .map_err(|e| Failure::execution(&e))?;
+            let key = read_private_key(&args.key)?;
+            let checkpoint = read_checkpoint(&args.checkpoint)?;
+            let previous = if args.state.exists() {
+                Some(read_checkpoint(&args.state)?)
+            } else {
+                None
+            };
+            let store = args.store.open_existing(&deployment)?;
+            let cosigned = witness_checkpoint(
+                store.as_ref(),
+                history.newest(),
+                previous.as_deref(),
+                &checkpoint,
+                &name,
+                &key,
+                args.clock.now(),
+            )
+            .map_err(|e| Failure::execution(&e))?;
+            write_file(&args.state, cosigned.as_bytes())?;
+            out!("{cosigned}");
+            Ok(())
+        }
+        LogCommand::Consistency(args) => {
+            let paths = args.trust.resolve(&deployment);
+            let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
+                .map_err(|e| Failure::execution(&e))?;
+            let old = read_checkpoint(&args.old)?;
+            let store = args.store.open_existing(&deployment)?;
+            let consistency = log_consistency(store.as_ref(), history.newest(), &old)
+                .map_err(|e| Failure::execution(&e))?;
+            let proof: Vec<String> = consistency.proof.iter().map(tlog_hash_text).collect();
+            let root = tlog_hash_text(&consistency.new_root);
+            match format {
+                Format::Human => {
+                    outln!(
+                        "consistent: the log of size {} extends the checkpoint of size {} (root now {root})",
+                        consistency.new_size,
+                        consistency.old_size
+                    );
+                    for hash in &proof {
+                        outln!("{hash}");
+                    }
+                }
+                Format::Json => outln!(
+                    "{}",
+                    Json(serde_json::json!({
+                        "old_size": consistency.old_size,
+                        "new_size": consistency.new_size,
+                        "new_root": root,
+                        "proof": proof,
+                    }))
+                ),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Reads a signed checkpoint file, bounded like a proof file.
+fn read_checkpoint(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    let bytes = read_bounded(path, MAX_TLOG_PROOF_BYTES)?;
+    if bytes.len() > MAX_TLOG_PROOF_BYTES {
+        return Err(Failure::new(
+            "trust.note_malformed",
+            format!(
+                "{}: a checkpoint is at most {MAX_TLOG_PROOF_BYTES} bytes",
+                path.display()
+            ),
+            ExitClass::InvalidInput,
+        ));
+    }
+    Ok(bytes)
+}

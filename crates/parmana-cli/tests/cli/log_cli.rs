@@ -1,0 +1,406 @@
+//! `parmana log` and `verify --proof` as an auditor runs them: a trust root that names a log, signed checkpoints, offline proofs, consistency, a store rewritten wholesale caught by an older checkpoint, and tampered proofs refused.
+
+use std::path::Path;
+
+use crate::common::{NOW, Run, VIP_SIGNALS, run_in, temp_repo};
+
+const ORIGIN: &str = "log.example/parmana";
+const STORE: &str = "sqlite:store.sqlite";
+
+/// `parmana trust rotate` of the fixture chain to a version naming the log [`ORIGIN`] with the
+/// TEST-ONLY key `root-1` as its one log key.
+fn rotate_with_log(dir: &Path) {
+    let out = run_in(
+        dir,
+        &[
+            "trust",
+            "rotate",
+            "--sign-with",
+            "trust/keys/root-2.pem",
+            "--root-key",
+            "trust/keys/root-2.pem",
+            "--policy-key",
+            "trust/keys/policy.pub",
+            "--release-key",
+            "trust/keys/release.pub",
+            "--attestation-key",
+            "trust/keys/attestation.pub",
+            "--log-origin",
+            ORIGIN,
+            "--log-key",
+            "trust/keys/root-1.pub",
+            "--expires",
+            "2036-01-01T00:00:00Z",
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+}
+
+/// Executes the VIP claim as `id` into [`STORE`] and writes its attestation to `<id>.json`.
+fn execute(dir: &Path, id: &str) {
+    let out = run_in(
+        dir,
+        &[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            VIP_SIGNALS,
+            "--execution-id",
+            id,
+            "--store",
+            STORE,
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    std::fs::write(dir.join(format!("{id}.json")), out.stdout).unwrap();
+}
+
+fn run(dir: &Path, args: &[&str]) -> Run {
+    run_in(dir, args, b"")
+}
+
+/// `parmana log checkpoint` with the log key, written to `file`.
+fn checkpoint(dir: &Path, file: &str) {
+    let out = run(
+        dir,
+        &[
+            "log",
+            "checkpoint",
+            "--key",
+            "trust/keys/root-1.pem",
+            "--store",
+            STORE,
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    std::fs::write(dir.join(file), out.stdout).unwrap();
+}
+
+fn prove(dir: &Path, id: &str, checkpoint: &str) -> Run {
+    let out = format!("{id}.tlog-proof");
+    run(
+        dir,
+        &[
+            "log",
+            "prove",
+            id,
+            "--checkpoint",
+            checkpoint,
+            "--out",
+            &out,
+            "--store",
+            STORE,
+        ],
+    )
+}
+
+fn verify(dir: &Path, attestation: &str, proof: &str) -> Run {
+    run(
+        dir,
+        &["verify", attestation, "--proof", proof, "--now", NOW],
+    )
+}
+
+/// The stable code of a failed run (`error[CODE]: …` on stderr).
+fn code(out: &Run) -> &str {
+    let start = out.stderr.find("error[").map_or(0, |i| i + 6);
+    let end = out.stderr[start..].find(']').map_or(start, |i| start + i);
+    &out.stderr[start..end]
+}
+
+#[test]
+fn an_auditor_checks_an_attestation_in_the_log_offline() {
+    let repo = temp_repo();
+    let d = repo.root();
+    rotate_with_log(d);
+    for id in ["log-0001", "log-0002", "log-0003"] {
+        execute(d, id);
+    }
+    checkpoint(d, "checkpoint.txt");
+    let text = std::fs::read_to_string(d.join("checkpoint.txt")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], ORIGIN, "{text}");
+    // Three execution records and the marks record of the first claim under version 3.
+    assert_eq!(lines[1], "4", "{text}");
+    assert!(
+        lines[4].starts_with(&format!("\u{2014} {ORIGIN} ")),
+        "{text}"
+    );
+    // `ledger verify` recomputes the same root from the records.
+    let ledger = run(d, &["ledger", "verify", "--store", STORE]);
+    assert!(
+        ledger
+            .stdout
+            .trim_end()
+            .ends_with(&format!("log root {}", lines[2])),
+        "{}",
+        ledger.stdout
+    );
+
+    let proved = prove(d, "log-0002", "checkpoint.txt");
+    assert_eq!(proved.code, 0, "{}", proved.transcript());
+    let proof = std::fs::read_to_string(d.join("log-0002.tlog-proof")).unwrap();
+    assert!(
+        proof.starts_with("c2sp.org/tlog-proof@v1\nextra "),
+        "{proof}"
+    );
+    assert!(proof.ends_with(&text), "the checkpoint is carried verbatim");
+
+    let verified = verify(d, "log-0002.json", "log-0002.tlog-proof");
+    assert_eq!(verified.code, 0, "{}", verified.transcript());
+    assert!(
+        verified.stdout.contains(&format!(
+            "log: included as entry 2 of the checkpoint of size 4 of {ORIGIN}"
+        )),
+        "{}",
+        verified.stdout
+    );
+
+    // Another attestation with this proof, or this one with a tampered proof, is refused.
+    let other = verify(d, "log-0003.json", "log-0002.tlog-proof");
+    assert_eq!(
+        (other.code, code(&other)),
+        (7, "runtime.proof_entry_mismatch"),
+        "{}",
+        other.transcript()
+    );
+    let signature_at = proof.rfind(' ').unwrap() + 5;
+    let mut forged = proof.clone().into_bytes();
+    forged[signature_at] ^= 0x01;
+    std::fs::write(d.join("forged.tlog-proof"), forged).unwrap();
+    let refused = verify(d, "log-0002.json", "forged.tlog-proof");
+    assert_eq!(refused.code, 7, "{}", refused.transcript());
+    assert!(
+        code(&refused).starts_with("trust."),
+        "{}",
+        refused.transcript()
+    );
+
+    // An execution after the checkpoint is not in it; a newer checkpoint proves it.
+    execute(d, "log-0004");
+    let later = prove(d, "log-0004", "checkpoint.txt");
+    assert_eq!(
+        (later.code, code(&later)),
+        (3, "runtime.not_in_log"),
+        "{}",
+        later.transcript()
+    );
+    checkpoint(d, "checkpoint-2.txt");
+    assert_eq!(prove(d, "log-0004", "checkpoint-2.txt").code, 0);
+
+    // The log extends the first checkpoint.
+    let consistent = run(
+        d,
+        &["log", "consistency", "checkpoint.txt", "--store", STORE],
+    );
+    assert_eq!(consistent.code, 0, "{}", consistent.transcript());
+    assert!(
+        consistent
+            .stdout
+            .starts_with("consistent: the log of size 5 extends the checkpoint of size 4"),
+        "{}",
+        consistent.stdout
+    );
+}
+
+/// A store rewritten wholesale (replaced by one with other executions, its chain intact) is
+/// caught by anyone holding an earlier checkpoint.
+#[test]
+fn a_store_rewritten_wholesale_is_caught_by_an_older_checkpoint() {
+    let repo = temp_repo();
+    let d = repo.root();
+    rotate_with_log(d);
+    execute(d, "honest-1");
+    execute(d, "honest-2");
+    checkpoint(d, "seen.txt");
+    std::fs::remove_file(d.join("store.sqlite")).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(d.join(format!("store.sqlite{suffix}")));
+    }
+    execute(d, "forged-1");
+    execute(d, "forged-2");
+    execute(d, "forged-3");
+    let intact = run(d, &["ledger", "verify", "--store", STORE]);
+    assert_eq!(
+        intact.code,
+        0,
+        "the rewritten chain is intact: {}",
+        intact.transcript()
+    );
+    let caught = run(d, &["log", "consistency", "seen.txt", "--store", STORE]);
+    assert_eq!(
+        (caught.code, code(&caught)),
+        (4, "trust.tlog_inconsistent"),
+        "{}",
+        caught.transcript()
+    );
+    let prove = prove(d, "forged-1", "seen.txt");
+    assert_eq!(
+        code(&prove),
+        "trust.tlog_inconsistent",
+        "{}",
+        prove.transcript()
+    );
+}
+
+#[test]
+fn only_a_log_key_of_a_trust_root_with_a_log_signs_checkpoints() {
+    let repo = temp_repo();
+    let d = repo.root();
+    execute(d, "no-log-1");
+    let no_log = run(
+        d,
+        &[
+            "log",
+            "checkpoint",
+            "--key",
+            "trust/keys/root-1.pem",
+            "--store",
+            STORE,
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(
+        (no_log.code, code(&no_log)),
+        (4, "runtime.no_transparency_log"),
+        "{}",
+        no_log.transcript()
+    );
+    rotate_with_log(d);
+    let wrong_key = run(
+        d,
+        &[
+            "log",
+            "checkpoint",
+            "--key",
+            "trust/keys/attestation.pem",
+            "--store",
+            STORE,
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(
+        (wrong_key.code, code(&wrong_key)),
+        (4, "trust.key_lacks_role"),
+        "{}",
+        wrong_key.transcript()
+    );
+}
+
+/// A trust root that requires a witness: proofs verify only against cosigned checkpoints; the
+/// witness cosigns checkpoints that extend the last one it cosigned and refuses a store rewritten
+/// wholesale, leaving its state as it was.
+#[test]
+fn a_witness_cosigns_consistent_checkpoints_and_catches_a_rewrite() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let out = run(
+        d,
+        &[
+            "trust",
+            "rotate",
+            "--sign-with",
+            "trust/keys/root-2.pem",
+            "--root-key",
+            "trust/keys/root-2.pem",
+            "--policy-key",
+            "trust/keys/policy.pub",
+            "--release-key",
+            "trust/keys/release.pub",
+            "--attestation-key",
+            "trust/keys/attestation.pub",
+            "--log-origin",
+            ORIGIN,
+            "--log-key",
+            "trust/keys/root-1.pub",
+            "--witness",
+            "witness.example/w1=trust/keys/policy.pub",
+            "--expires",
+            "2036-01-01T00:00:00Z",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let witness = |checkpoint: &str| {
+        run(
+            d,
+            &[
+                "log",
+                "witness",
+                checkpoint,
+                "--key",
+                "trust/keys/policy.pem",
+                "--name",
+                "witness.example/w1",
+                "--state",
+                "witness-state.txt",
+                "--store",
+                STORE,
+                "--now",
+                NOW,
+            ],
+        )
+    };
+    execute(d, "w-0001");
+    execute(d, "w-0002");
+    checkpoint(d, "cp1.txt");
+    assert_eq!(prove(d, "w-0001", "cp1.txt").code, 0);
+    let unwitnessed = verify(d, "w-0001.json", "w-0001.tlog-proof");
+    assert_eq!(
+        (unwitnessed.code, code(&unwitnessed)),
+        (7, "trust.threshold_not_met"),
+        "{}",
+        unwitnessed.transcript()
+    );
+
+    let cosigned = witness("cp1.txt");
+    assert_eq!(cosigned.code, 0, "{}", cosigned.transcript());
+    assert!(
+        cosigned.stdout.contains("\u{2014} witness.example/w1 "),
+        "{}",
+        cosigned.stdout
+    );
+    std::fs::write(d.join("cp1-cosigned.txt"), &cosigned.stdout).unwrap();
+    assert_eq!(prove(d, "w-0001", "cp1-cosigned.txt").code, 0);
+    let witnessed = verify(d, "w-0001.json", "w-0001.tlog-proof");
+    assert_eq!(witnessed.code, 0, "{}", witnessed.transcript());
+
+    execute(d, "w-0003");
+    checkpoint(d, "cp2.txt");
+    let extended = witness("cp2.txt");
+    assert_eq!(extended.code, 0, "{}", extended.transcript());
+    let state = std::fs::read_to_string(d.join("witness-state.txt")).unwrap();
+
+    // The store replaced wholesale, its own chain intact, and a checkpoint of it signed by the log.
+    std::fs::remove_file(d.join("store.sqlite")).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(d.join(format!("store.sqlite{suffix}")));
+    }
+    for id in ["f-0001", "f-0002", "f-0003", "f-0004"] {
+        execute(d, id);
+    }
+    checkpoint(d, "forged.txt");
+    let caught = witness("forged.txt");
+    assert_eq!(
+        (caught.code, code(&caught)),
+        (4, "trust.tlog_inconsistent"),
+        "{}",
+        caught.transcript()
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("witness-state.txt")).unwrap(),
+        state
+    );
+}

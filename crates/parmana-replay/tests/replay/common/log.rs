@@ -1,0 +1,95 @@
+//! The conformance suite for the ledger as a transparency log: one Merkle leaf per record, append-only roots, proofs that verify, no log over a broken ledger.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use parmana_canon::merkle::{
+    MerkleTree, empty_root, leaf_hash, verify_consistency, verify_inclusion,
+};
+use parmana_replay::{AcceptedVersions, LedgerLog, ReplayStore, ledger_log};
+
+use super::{Harness, Tamper, V0, claim_for, id};
+
+/// The versions after the raise in [`ledger_is_a_merkle_log`].
+const V1: AcceptedVersions = AcceptedVersions::new(1, 1);
+
+/// Claims and completes `log-{i}` for each `i` in `range`, under `under`.
+fn complete(store: &dyn ReplayStore, range: std::ops::Range<u32>, under: AcceptedVersions) {
+    for i in range {
+        let exec = id(&format!("log-{i}"));
+        store
+            .claim(&exec, &claim_for(&format!("log request {i}")), under)
+            .unwrap()
+            .require_claimed(&exec)
+            .unwrap();
+        store
+            .complete(&exec, format!("log attestation {i}").as_bytes())
+            .unwrap();
+    }
+}
+
+/// Every record is a leaf, in position order; every execution proves its inclusion; a later log
+/// extends an earlier one (its root at the earlier size is the earlier root, and a consistency
+/// proof between them verifies).
+pub(crate) fn ledger_is_a_merkle_log(h: &dyn Harness) {
+    let store = h.store();
+    let empty = ledger_log(store).unwrap();
+    assert_eq!((empty.size(), empty.root()), (0, empty_root()));
+
+    complete(store, 0..3, V0);
+    store.accept_versions(1, 1).unwrap();
+    complete(store, 3..5, V1);
+    let log = ledger_log(store).unwrap();
+    let snapshot = store.ledger_snapshot().unwrap();
+    assert_eq!(log.size(), 6, "five execution records and one marks record");
+    let mut expected = MerkleTree::new();
+    snapshot
+        .rows
+        .iter()
+        .for_each(|row| expected.push(&row.record));
+    assert_eq!(log.root(), expected.root());
+    for row in &snapshot.rows {
+        assert_eq!(log.entry(row.position), Some(row.record.as_slice()));
+    }
+    for i in 0..5 {
+        let position = log.position_of(&id(&format!("log-{i}"))).unwrap();
+        let entry = log.entry(position).unwrap();
+        let record = parmana_canon::parse_strict(entry).unwrap();
+        assert_eq!(record["execution_id"], format!("log-{i}").as_str());
+        let proof = log.tree().inclusion_proof(position, log.size()).unwrap();
+        verify_inclusion(leaf_hash(entry), position, log.size(), &proof, log.root()).unwrap();
+    }
+    assert_eq!(log.position_of(&id("log-99")), None);
+
+    complete(store, 5..9, V1);
+    let later = ledger_log(store).unwrap();
+    assert_eq!(later.size(), 10);
+    assert_eq!(later.tree().root_at(6).unwrap(), log.root());
+    let proof = later.tree().consistency_proof(6, 10).unwrap();
+    verify_consistency(6, 10, &proof, log.root(), later.root()).unwrap();
+}
+
+/// A ledger with a record edited has no log: `replay.ledger_broken`, with the break's position.
+pub(crate) fn no_log_over_a_broken_ledger(h: &dyn Harness) {
+    let store = h.store();
+    complete(store, 0..4, V0);
+    let mut snapshot = store.ledger_snapshot().unwrap();
+    let edited = String::from_utf8(snapshot.rows[2].record.clone())
+        .unwrap()
+        .replacen("log-2", "log-X", 1);
+    snapshot.rows[2].record = edited.clone().into_bytes();
+    let err = LedgerLog::from_snapshot(snapshot).unwrap_err();
+    assert_eq!(err.code(), "replay.ledger_broken");
+    assert!(err.to_string().contains("position 2"), "{err}");
+
+    let report = h.tamper_and_verify(&Tamper::ReplaceRecord {
+        position: 2,
+        bytes: edited.into_bytes(),
+    });
+    assert!(!report.is_intact());
+    if h.tampers_with_storage() {
+        assert_eq!(
+            ledger_log(store).unwrap_err().code(),
+            "replay.ledger_broken"
+        );
+    }
+}

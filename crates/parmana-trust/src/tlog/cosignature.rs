@@ -1,0 +1,202 @@
+//! C2SP `tlog-cosignature` with Ed25519 (signature type 0x04): a witness's timestamped statement that a checkpoint is the largest consistent tree head it has seen of the log.
+//!
+//! The signed message is `cosignature/v1\n`, `time <POSIX seconds>\n`, then the checkpoint's note
+//! text; the signature line is `— <witness name> base64(key ID ‖ u64 timestamp, big-endian ‖
+//! 64-byte Ed25519 signature)`, with the key ID `SHA-256(name ‖ 0x0A ‖ 0x04 ‖ public key)[:4]`.
+
+use std::fmt;
+
+use parmana_canon::Digest;
+
+use crate::keys::{decode_base64, encode_base64};
+use crate::tlog::note::{MAX_NOTE_SIGNATURES, Note, NoteKeyName, NoteSignature};
+use crate::{PublicKey, Signer, TrustError};
+
+/// The signature type byte of Ed25519 cosignatures.
+const COSIGNATURE_V1: u8 = 0x04;
+
+/// The largest timestamp a cosignature may carry (2^63 − 1).
+const MAX_TIMESTAMP: u64 = i64::MAX as u64;
+
+fn key_invalid(message: impl Into<String>) -> TrustError {
+    TrustError::NoteKeyInvalid {
+        message: message.into(),
+    }
+}
+
+/// A witness (cosigner): its name and its Ed25519 public key.
+///
+/// ```
+/// use parmana_trust::{CosignerKey, LocalSigningKey, NoteKeyName};
+/// let key = CosignerKey::new(NoteKeyName::parse("witness.example/w1").unwrap(), LocalSigningKey::from_seed(&[5; 32]).public_key());
+/// assert_eq!(CosignerKey::parse(&key.to_string()).unwrap(), key);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosignerKey {
+    name: NoteKeyName,
+    id: u32,
+    key: PublicKey,
+}
+
+impl CosignerKey {
+    /// The cosigner `name` with the Ed25519 key `key`.
+    pub fn new(name: NoteKeyName, key: PublicKey) -> Self {
+        let mut preimage = name.as_str().as_bytes().to_vec();
+        preimage.push(b'\n');
+        preimage.push(COSIGNATURE_V1);
+        preimage.extend_from_slice(&key.to_bytes());
+        let [a, b, c, d, ..] = *Digest::of(&preimage).as_bytes();
+        Self {
+            name,
+            id: u32::from_be_bytes([a, b, c, d]),
+            key,
+        }
+    }
+
+    /// Reads `<name>+<8 lowercase hex digits>+base64(0x04 ‖ 32-byte key)`
+    /// (`trust.note_key_invalid` otherwise).
+    pub fn parse(text: &str) -> Result<Self, TrustError> {
+        let mut parts = text.splitn(3, '+');
+        let (Some(name), Some(hash), Some(encoded)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(key_invalid(
+                "a cosigner key is <name>+<key ID>+<base64 key>",
+            ));
+        };
+        let name = NoteKeyName::parse(name)?;
+        if hash.len() != 8 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(key_invalid("the key ID must be 8 lowercase hex digits"));
+        }
+        let id = u32::from_str_radix(hash, 16).map_err(|e| key_invalid(e.to_string()))?;
+        let bytes =
+            decode_base64(encoded).ok_or_else(|| key_invalid("the key is not canonical base64"))?;
+        let Some((&COSIGNATURE_V1, raw)) = bytes.split_first() else {
+            return Err(key_invalid(
+                "a cosigner key has signature type 0x04 (Ed25519 cosignature/v1)",
+            ));
+        };
+        let raw: &[u8; 32] = raw
+            .try_into()
+            .map_err(|_| key_invalid("an Ed25519 key has 32 bytes"))?;
+        let cosigner = Self::new(name, PublicKey::from_bytes(raw)?);
+        if cosigner.id != id {
+            return Err(key_invalid(format!(
+                "key ID {id:08x} is not the ID of this name and key ({:08x})",
+                cosigner.id
+            )));
+        }
+        Ok(cosigner)
+    }
+
+    /// The cosigner's name.
+    pub fn name(&self) -> &NoteKeyName {
+        &self.name
+    }
+
+    /// The key ID.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The Ed25519 public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.key
+    }
+}
+
+impl fmt::Display for CosignerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut typed = vec![COSIGNATURE_V1];
+        typed.extend_from_slice(&self.key.to_bytes());
+        write!(f, "{}+{:08x}+{}", self.name, self.id, encode_base64(&typed))
+    }
+}
+
+/// The message a cosignature signs: the header, the time line and the checkpoint's note text.
+fn cosigned_message(timestamp: u64, text: &str) -> Vec<u8> {
+    format!("cosignature/v1\ntime {timestamp}\n{text}").into_bytes()
+}
+
+/// Adds the cosignature of `signer` as the witness `name`, at `timestamp` (POSIX seconds), to the
+/// signed checkpoint `note`. The caller has checked that the checkpoint is consistent with every
+/// one it cosigned before (`VerifiedCheckpoint::check_extends`).
+pub fn cosign_checkpoint(
+    note: &str,
+    name: &NoteKeyName,
+    signer: &dyn Signer,
+    timestamp: u64,
+) -> Result<String, TrustError> {
+    if timestamp > MAX_TIMESTAMP {
+        return Err(TrustError::NoteMalformed {
+            message: "a cosignature timestamp is at most 2^63-1".to_owned(),
+        });
+    }
+    let mut parsed = Note::parse(note.as_bytes())?;
+    if parsed.signatures().len() >= MAX_NOTE_SIGNATURES {
+        return Err(TrustError::NoteMalformed {
+            message: format!("a note carries at most {MAX_NOTE_SIGNATURES} signatures"),
+        });
+    }
+    let cosigner = CosignerKey::new(name.clone(), signer.public_key());
+    let mut signature = timestamp.to_be_bytes().to_vec();
+    signature.extend_from_slice(&signer.sign(&cosigned_message(timestamp, parsed.text()))?);
+    parsed.push_signature(NoteSignature::new(name.clone(), cosigner.id, signature));
+    Ok(parsed.to_text())
+}
+
+/// One verified cosignature: who, and the time it states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosignature {
+    /// The witness.
+    pub cosigner: CosignerKey,
+    /// The time of the statement, POSIX seconds.
+    pub timestamp: u64,
+}
+
+/// Verifies the cosignatures on `note` by `witnesses`: every line whose name and key ID match a
+/// witness must verify (`trust.note_bad_signature`), the others are ignored, and at least
+/// `threshold` distinct witnesses must have cosigned (`trust.threshold_not_met`, role `witness`).
+pub fn verify_cosignatures(
+    note: &Note,
+    witnesses: &[CosignerKey],
+    threshold: u64,
+) -> Result<Vec<Cosignature>, TrustError> {
+    let mut verified: Vec<Cosignature> = Vec::new();
+    for line in note.signatures() {
+        for witness in witnesses {
+            if witness.name != *line.name() || witness.id != line.id() {
+                continue;
+            }
+            let bad = || TrustError::NoteBadSignature {
+                name: line.name().to_string(),
+            };
+            let Some((time, signature)) = line.signature().split_first_chunk::<8>() else {
+                return Err(bad());
+            };
+            let timestamp = u64::from_be_bytes(*time);
+            if timestamp > MAX_TIMESTAMP
+                || !witness
+                    .key
+                    .verify_signature(&cosigned_message(timestamp, note.text()), signature)
+            {
+                return Err(bad());
+            }
+            if !verified.iter().any(|c| c.cosigner.key == witness.key) {
+                verified.push(Cosignature {
+                    cosigner: witness.clone(),
+                    timestamp,
+                });
+            }
+        }
+    }
+    let found = u64::try_from(verified.len()).unwrap_or(u64::MAX);
+    if found < threshold {
+        return Err(TrustError::ThresholdNotMet {
+            document: "checkpoint".to_owned(),
+            role: "witness".to_owned(),
+            threshold,
+            found,
+        });
+    }
+    Ok(verified)
+}

@@ -1,0 +1,20 @@
+//! The transparency log's signed formats: C2SP `signed-note` (Ed25519), `tlog-checkpoint`, `tlog-cosignature` (witnesses) and `tlog-proof` (see `docs/transparency-log.md`).
+//!
+//! The Merkle tree itself (leaf and node hashes, proofs) is `parmana_canon::merkle`; this module
+//! signs and verifies what binds a tree head to the log's key, and checks proofs against it.
+
+mod checkpoint;
+mod cosignature;
+mod note;
+mod proof;
+
+pub use checkpoint::{Checkpoint, LogVerifier, VerifiedCheckpoint, sign_checkpoint};
+pub use cosignature::{Cosignature, CosignerKey, cosign_checkpoint, verify_cosignatures};
+pub use note::{
+    MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, Note, NoteKeyName, NoteSignature, NoteVerifierKey,
+    VerifiedNote, cosign_note, note_key_id, open_note, sign_note,
+};
+pub use proof::{
+    MAX_TLOG_PROOF_BYTES, TLOG_PROOF_HEADER, TlogProof, VerifiedInclusion, tlog_hash_text,
+    verify_tlog_proof,
+};

@@ -1,0 +1,199 @@
+//! C2SP `tlog-proof` (`c2sp.org/tlog-proof@v1`): an offline proof that one entry is in a transparency log — index, inclusion proof, signed checkpoint — written, read and verified.
+
+use parmana_canon::Digest;
+use parmana_canon::merkle::{MAX_PROOF_HASHES, leaf_hash, verify_inclusion};
+
+use crate::TrustError;
+use crate::keys::{decode_base64, encode_base64};
+use crate::tlog::checkpoint::{LogVerifier, VerifiedCheckpoint, parse_decimal};
+use crate::tlog::note::MAX_NOTE_BYTES;
+
+/// The first line of every proof.
+pub const TLOG_PROOF_HEADER: &str = "c2sp.org/tlog-proof@v1";
+
+/// The largest proof file read, in bytes: the header, an index, [`MAX_PROOF_HASHES`] hashes, a
+/// note of at most [`MAX_NOTE_BYTES`] and up to 4 KiB of extra data.
+pub const MAX_TLOG_PROOF_BYTES: usize = MAX_NOTE_BYTES + 64 * 46 + 8 * 1024;
+
+fn malformed(message: impl Into<String>) -> TrustError {
+    TrustError::TlogProofMalformed {
+        message: message.into(),
+    }
+}
+
+/// A hash as the transparency-log formats write it: standard base64 with padding.
+pub fn tlog_hash_text(hash: &Digest) -> String {
+    encode_base64(hash.as_bytes())
+}
+
+/// A transparency-log proof as written in a `.tlog-proof` file (not yet verified).
+///
+/// ```
+/// use parmana_trust::TlogProof;
+/// let text = "c2sp.org/tlog-proof@v1\nindex 0\n\nexample.com/log\n1\nbjQLnP+zepicpUTmu3gKLHiQHT+zNzh2hRGjBhevoB0=\n\n— example.com/log AAAAAAAA\n";
+/// let proof = TlogProof::parse(text.as_bytes()).unwrap();
+/// assert_eq!(proof.index(), 0);
+/// assert_eq!(proof.to_text(), text);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlogProof {
+    extra: Option<Vec<u8>>,
+    index: u64,
+    hashes: Vec<Digest>,
+    checkpoint: String,
+}
+
+impl TlogProof {
+    /// A proof that the entry at `index` is in the tree of the signed checkpoint `checkpoint`
+    /// (the note, verbatim), with the inclusion proof `hashes` (leaf's sibling first).
+    pub fn new(index: u64, hashes: Vec<Digest>, checkpoint: String) -> Self {
+        Self {
+            extra: None,
+            index,
+            hashes,
+            checkpoint,
+        }
+    }
+
+    /// The same proof carrying `extra` as its (unauthenticated) extra data: Parmana puts the log
+    /// entry there, which the inclusion proof then authenticates.
+    pub fn with_extra(self, extra: Vec<u8>) -> Self {
+        Self {
+            extra: Some(extra),
+            ..self
+        }
+    }
+
+    /// Reads a proof file, refusing anything else with `trust.tlog_proof_malformed`.
+    pub fn parse(bytes: &[u8]) -> Result<Self, TrustError> {
+        if bytes.len() > MAX_TLOG_PROOF_BYTES {
+            return Err(malformed(format!(
+                "{} bytes, more than the {MAX_TLOG_PROOF_BYTES} allowed",
+                bytes.len()
+            )));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| malformed("a proof is UTF-8"))?;
+        let (head, checkpoint) = text
+            .split_once("\n\n")
+            .ok_or_else(|| malformed("no blank line before the checkpoint"))?;
+        let mut lines = head.split('\n');
+        if lines.next() != Some(TLOG_PROOF_HEADER) {
+            return Err(malformed(format!("the first line is {TLOG_PROOF_HEADER}")));
+        }
+        let mut line = lines.next();
+        let mut extra = None;
+        if let Some(data) = line.and_then(|l| l.strip_prefix("extra ")) {
+            extra = Some(
+                decode_base64(data).ok_or_else(|| malformed("extra data is canonical base64"))?,
+            );
+            line = lines.next();
+        }
+        let index = line
+            .and_then(|l| l.strip_prefix("index "))
+            .and_then(parse_decimal)
+            .ok_or_else(|| malformed("`index N` follows, N decimal without leading zeros"))?;
+        let hashes = lines
+            .map(|l| {
+                decode_base64(l)
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .map(Digest::from_bytes)
+                    .ok_or_else(|| malformed("each proof line is the base64 of a 32-byte hash"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if hashes.len() > MAX_PROOF_HASHES {
+            return Err(malformed(format!(
+                "{} proof hashes, more than any tree needs",
+                hashes.len()
+            )));
+        }
+        Ok(Self {
+            extra,
+            index,
+            hashes,
+            checkpoint: checkpoint.to_owned(),
+        })
+    }
+
+    /// The proof file's text.
+    pub fn to_text(&self) -> String {
+        let mut text = format!("{TLOG_PROOF_HEADER}\n");
+        if let Some(extra) = &self.extra {
+            text.push_str(&format!("extra {}\n", encode_base64(extra)));
+        }
+        text.push_str(&format!("index {}\n", self.index));
+        for hash in &self.hashes {
+            text.push_str(&encode_base64(hash.as_bytes()));
+            text.push('\n');
+        }
+        text.push('\n');
+        text.push_str(&self.checkpoint);
+        text
+    }
+
+    /// The entry's index in the log.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// The inclusion proof, leaf's sibling first.
+    pub fn hashes(&self) -> &[Digest] {
+        &self.hashes
+    }
+
+    /// The signed checkpoint, verbatim.
+    pub fn checkpoint(&self) -> &str {
+        &self.checkpoint
+    }
+
+    /// The extra data, if any: unauthenticated until the entry it holds is proven included.
+    pub fn extra(&self) -> Option<&[u8]> {
+        self.extra.as_deref()
+    }
+}
+
+/// An entry proven to be in a checkpoint signed by the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedInclusion {
+    index: u64,
+    checkpoint: VerifiedCheckpoint,
+}
+
+impl VerifiedInclusion {
+    /// The entry's index.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// The checkpoint it is included in.
+    pub fn checkpoint(&self) -> &VerifiedCheckpoint {
+        &self.checkpoint
+    }
+}
+
+/// Verifies offline that `entry` is in the log `log` trusts: the proof's checkpoint is signed as
+/// [`LogVerifier::open_checkpoint`] requires and the inclusion proof leads from
+/// `SHA-256(0x00 ‖ entry)` at the proof's index to its root hash (`trust.tlog_not_included`
+/// otherwise).
+pub fn verify_tlog_proof(
+    proof: &TlogProof,
+    entry: &[u8],
+    log: &LogVerifier,
+) -> Result<VerifiedInclusion, TrustError> {
+    let checkpoint = log.open_checkpoint(proof.checkpoint.as_bytes())?;
+    let head = checkpoint.checkpoint();
+    verify_inclusion(
+        leaf_hash(entry),
+        proof.index,
+        head.size(),
+        &proof.hashes,
+        head.root(),
+    )
+    .map_err(|reason| TrustError::TlogNotIncluded {
+        index: proof.index,
+        reason,
+    })?;
+    Ok(VerifiedInclusion {
+        index: proof.index,
+        checkpoint,
+    })
+}
