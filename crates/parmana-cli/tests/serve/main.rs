@@ -7,3 +7,4 @@ mod harness;
 mod lifecycle_serve;
 mod native_serve;
 mod postgres_serve;
+mod tls_serve;
