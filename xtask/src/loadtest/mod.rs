@@ -19,6 +19,7 @@ mod report;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parmana_runtime::replay::MemoryReplayStore;
@@ -235,11 +236,12 @@ fn measured(
     })
 }
 
+/// Execution bodies with ids fresh across workers, warm-up and measurement.
 fn execution_body(prefix: &str) -> impl Fn(usize, u64) -> String + Sync + '_ {
-    move |worker, i| {
-        format!(
-            r#"{{"policy":"{POLICY}","signals":{SIGNALS},"execution_id":"{prefix}-{worker}-{i}"}}"#
-        )
+    let next = AtomicU64::new(0);
+    move |_, _| {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        format!(r#"{{"policy":"{POLICY}","signals":{SIGNALS},"execution_id":"{prefix}-{n}"}}"#)
     }
 }
 
