@@ -215,7 +215,8 @@ impl Drop for Server {
     }
 }
 
-/// Warms up, then measures `load` over `connections` connections.
+/// Warms up, then measures `load` over `connections` connections, with the server's own
+/// latency histogram read before and after.
 fn measured(
     name: &str,
     load: &Load<'_>,
@@ -223,7 +224,10 @@ fn measured(
     duration: Duration,
 ) -> Result<Measurement, String> {
     driver::drive(load, connections, WARM_UP)?;
+    let before = server_histogram(load)?;
     let sample = driver::drive(load, connections, duration)?;
+    let after = server_histogram(load)?;
+    let server_p50_le = report::histogram_median(&report::histogram_difference(&after, &before));
     eprintln!(
         "{name} at {connections}: {} requests, {:.0}/s",
         sample.requests,
@@ -233,7 +237,31 @@ fn measured(
         name: name.to_owned(),
         connections,
         sample,
+        server_p50_le,
     })
+}
+
+/// The server's cumulative `parmana_http_request_duration_seconds` buckets of `load`'s route
+/// (POST, its expected status), from `/metrics`.
+fn server_histogram(load: &Load<'_>) -> Result<Vec<(f64, u64)>, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .get(format!("{}/metrics", load.base))
+        .header("Authorization", &format!("Bearer {}", load.token))
+        .call()
+        .map_err(|e| format!("GET /metrics: {e}"))?;
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("GET /metrics: {e}"))?;
+    Ok(report::histogram_buckets(
+        &text,
+        load.path,
+        load.expected_status,
+    ))
 }
 
 /// Execution bodies with ids fresh across workers, warm-up and measurement.
@@ -344,6 +372,7 @@ fn in_process(root: &Path, run: &str, duration: Duration) -> Result<Measurement,
         name: "in-process/execute".to_owned(),
         connections: 8,
         sample,
+        server_p50_le: None,
     })
 }
 

@@ -17,6 +17,9 @@ pub(crate) struct Measurement {
     /// Keep-alive connections (threads for the in-process row).
     pub(crate) connections: usize,
     pub(crate) sample: Sample,
+    /// The upper bound (seconds) of the server's histogram bucket holding the median of this
+    /// row's requests, from `/metrics`: the time inside the server, without the client.
+    pub(crate) server_p50_le: Option<f64>,
 }
 
 /// What one run measured.
@@ -67,13 +70,16 @@ impl ServiceReport {
             self.seconds, self.machine.commit, self.machine.cpus, self.machine.cpu_model
         );
         out.push_str(
-            "| row | connections | requests | throughput | p50 | p99 |\n\
-             | --- | ---: | ---: | ---: | ---: | ---: |\n",
+            "| row | connections | requests | throughput | p50 | p99 | p50 inside the server |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         );
         for m in &self.measurements {
+            let inside = m
+                .server_p50_le
+                .map_or_else(|| "—".to_owned(), |le| format!("≤ {:.0} µs", le * 1e6));
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {:.0} /s | {} | {} |",
+                "| `{}` | {} | {} | {:.0} /s | {} | {} | {inside} |",
                 m.name,
                 m.connections,
                 m.sample.requests,
@@ -82,6 +88,16 @@ impl ServiceReport {
                 micros(m.sample.percentile_ns(0.99)),
             );
         }
+        out.push_str(
+            "\nHow to read it: with `c` connections each waiting for its answer, the median latency \
+             cannot be much below `c` ÷ throughput (Little's law), so where the client's threads \
+             and the server share two cores, the p50 at 8 and 64 connections measures throughput \
+             more than the server's own latency. The last column is the time inside the server \
+             (its `/metrics` histogram, from the request reaching the router to its response, \
+             read before and after the row): the bucket holding the row's median. The driver's \
+             own CPU per request (`ureq`, JSON bodies) counts against the HTTP rows and not \
+             against the in-process one.\n",
+        );
         out.push_str("\n| ratio | value | target | status |\n| --- | --- | --- | --- |\n");
         let p50 = self.find("evaluate", 8).and_then(|s| s.percentile_ns(0.5));
         let _ = writeln!(
@@ -140,6 +156,56 @@ pub(crate) fn keep_service_section(section: &str, old: &str) -> String {
     }
 }
 
+/// The cumulative buckets `(le, count)` of `parmana_http_request_duration_seconds` for `route`,
+/// method POST and `status`, in the order `/metrics` lists them (`+Inf` last, as infinity).
+pub(crate) fn histogram_buckets(metrics: &str, route: &str, status: u16) -> Vec<(f64, u64)> {
+    let route = format!("route=\"{route}\"");
+    let status = format!("status=\"{status}\"");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("parmana_http_request_duration_seconds_bucket{"))
+        .filter(|line| {
+            line.contains(&route) && line.contains(&status) && line.contains("method=\"POST\"")
+        })
+        .filter_map(|line| {
+            let le = line
+                .split("le=\"")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .parse()
+                .ok()?;
+            let count = line.rsplit(' ').next()?.parse().ok()?;
+            Some((le, count))
+        })
+        .collect()
+}
+
+/// `after − before`, bucket by bucket (the requests of one measurement).
+pub(crate) fn histogram_difference(after: &[(f64, u64)], before: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    after
+        .iter()
+        .map(|&(le, count)| {
+            let earlier = before.iter().find(|(l, _)| *l == le).map_or(0, |(_, c)| *c);
+            (le, count.saturating_sub(earlier))
+        })
+        .collect()
+}
+
+/// The upper bound of the first cumulative bucket holding at least half of the requests; `None`
+/// when the median is beyond the last finite bucket or nothing was counted.
+pub(crate) fn histogram_median(buckets: &[(f64, u64)]) -> Option<f64> {
+    let total = buckets.iter().map(|(_, c)| *c).max()?;
+    if total == 0 {
+        return None;
+    }
+    buckets
+        .iter()
+        .find(|(_, count)| count * 2 >= total)
+        .map(|(le, _)| *le)
+        .filter(|le| le.is_finite())
+}
+
 /// A freshly rendered `BENCHMARKS.md` (`cargo xtask bench-report`) with the service section of
 /// the `old` one carried over, when it had one.
 pub(crate) fn carry_service_section(report: String, old: &str) -> String {
@@ -180,6 +246,7 @@ mod tests {
             name: name.to_owned(),
             connections,
             sample,
+            server_p50_le: Some(0.0001),
         };
         ServiceReport {
             machine: Machine {
@@ -238,6 +305,46 @@ mod tests {
                 .render()
                 .contains("| — | at least 0.70 | not measured |")
         );
+    }
+
+    #[test]
+    fn the_server_median_comes_from_the_difference_of_two_metrics_readings() {
+        let metrics = |counts: [u64; 4]| {
+            let mut text = String::from("# TYPE parmana_http_request_duration_seconds histogram\n");
+            for (le, count) in ["0.00005", "0.0001", "0.0002", "+Inf"].iter().zip(counts) {
+                text.push_str(&format!(
+                    "parmana_http_request_duration_seconds_bucket{{le=\"{le}\",route=\"/v1/evaluations\",method=\"POST\",status=\"200\"}} {count}\n"
+                ));
+            }
+            // Another route and another status are not counted.
+            text.push_str("parmana_http_request_duration_seconds_bucket{le=\"0.00005\",route=\"/v1/executions\",method=\"POST\",status=\"201\"} 99\n");
+            text.push_str("parmana_http_request_duration_seconds_bucket{le=\"0.00005\",route=\"/v1/evaluations\",method=\"POST\",status=\"400\"} 99\n");
+            text
+        };
+        let before = histogram_buckets(&metrics([10, 10, 10, 10]), "/v1/evaluations", 200);
+        assert_eq!(
+            before,
+            vec![
+                (0.00005, 10),
+                (0.0001, 10),
+                (0.0002, 10),
+                (f64::INFINITY, 10)
+            ]
+        );
+        // (after, expected median bucket): the 10 earlier requests are not counted.
+        for (after, expected) in [
+            ([10, 15, 20, 20], Some(0.0001)),
+            ([11, 12, 20, 20], Some(0.0002)),
+            ([10, 11, 12, 40], None),
+            ([10, 10, 10, 10], None),
+        ] {
+            let now = histogram_buckets(&metrics(after), "/v1/evaluations", 200);
+            assert_eq!(
+                histogram_median(&histogram_difference(&now, &before)),
+                expected,
+                "{after:?}"
+            );
+        }
     }
 
     #[test]
