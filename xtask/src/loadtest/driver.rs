@@ -55,6 +55,8 @@ pub(crate) struct Load<'a> {
     pub(crate) token: &'a str,
     pub(crate) expected_status: u16,
     pub(crate) body: &'a (dyn Fn(usize, u64) -> String + Sync),
+    /// Whether the server has parmana's `/metrics` (the time inside it is read around a row).
+    pub(crate) metrics: bool,
 }
 
 /// Runs `workers` threads, each calling `work(worker, i)` in a loop until `duration` has passed
@@ -145,10 +147,11 @@ pub(crate) fn drive(
             .ok_or_else(|| format!("no client for worker {worker}"))?;
         let body = (load.body)(worker, i);
         let start = Instant::now();
-        let mut response = agent
-            .post(&url)
-            .header("Authorization", &bearer)
-            .header("Content-Type", "application/json")
+        let mut request = agent.post(&url).header("Content-Type", "application/json");
+        if !load.token.is_empty() {
+            request = request.header("Authorization", &bearer);
+        }
+        let mut response = request
             .send(body.as_str())
             .map_err(|e| format!("POST {}: {e}", load.path))?;
         let text = response

@@ -13,6 +13,7 @@
 //! must both be optimised builds. `--no-write` prints the section without touching
 //! `BENCHMARKS.md`.
 
+mod cedar;
 mod driver;
 mod report;
 
@@ -45,6 +46,7 @@ struct Options {
     seconds: u64,
     write: bool,
     binary: Option<PathBuf>,
+    cedar_agent: Option<PathBuf>,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
@@ -52,6 +54,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         seconds: DEFAULT_SECONDS,
         write: true,
         binary: None,
+        cedar_agent: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -68,10 +71,14 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--binary" => {
                 options.binary = Some(PathBuf::from(args.next().ok_or("--binary needs a path")?));
             }
+            "--cedar-agent" => {
+                let path = args.next().ok_or("--cedar-agent needs a path")?;
+                options.cedar_agent = Some(PathBuf::from(path));
+            }
             other => {
                 return Err(format!(
                     "loadtest: unknown argument {other} (usage: cargo xtask loadtest \
-                     [--seconds N] [--no-write] [--binary PATH])"
+                     [--seconds N] [--no-write] [--binary PATH] [--cedar-agent PATH])"
                 ));
             }
         }
@@ -79,7 +86,7 @@ fn options(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-/// `cargo xtask loadtest [--seconds N] [--no-write] [--binary PATH]`.
+/// `cargo xtask loadtest [--seconds N] [--no-write] [--binary PATH] [--cedar-agent PATH]`.
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let options = options(args)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -124,11 +131,16 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     };
     let duration = Duration::from_secs(options.seconds);
     let machine = crate::bench_report::machine(root);
-    let measurements = measure(root, &binary, duration)?;
+    let cedar_agent = match &options.cedar_agent {
+        Some(path) => Some(version_of(path)?),
+        None => None,
+    };
+    let measurements = measure(root, &binary, options.cedar_agent.as_deref(), duration)?;
     let report = ServiceReport {
         machine,
         seconds: options.seconds,
         measurements,
+        cedar_agent,
     };
     let section = report.render();
     print!("{section}");
@@ -140,6 +152,20 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         println!("wrote the service section of {}", path.display());
     }
     Ok(())
+}
+
+/// What `PATH --version` prints (`cedar-agent 0.2.0`).
+fn version_of(path: &Path) -> Result<String, String> {
+    let output = Command::new(path)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if output.status.success() && !version.is_empty() {
+        Ok(version)
+    } else {
+        Err(format!("{} --version failed", path.display()))
+    }
 }
 
 /// A `parmana serve` started for the measurement; stopped when dropped.
@@ -224,10 +250,18 @@ fn measured(
     duration: Duration,
 ) -> Result<Measurement, String> {
     driver::drive(load, connections, WARM_UP)?;
-    let before = server_histogram(load)?;
+    let before = if load.metrics {
+        server_histogram(load)?
+    } else {
+        Vec::new()
+    };
     let sample = driver::drive(load, connections, duration)?;
-    let after = server_histogram(load)?;
-    let server_p50_le = report::histogram_median(&report::histogram_difference(&after, &before));
+    let server_p50_le = if load.metrics {
+        let after = server_histogram(load)?;
+        report::histogram_median(&report::histogram_difference(&after, &before))
+    } else {
+        None
+    };
     eprintln!(
         "{name} at {connections}: {} requests, {:.0}/s",
         sample.requests,
@@ -273,7 +307,12 @@ fn execution_body(prefix: &str) -> impl Fn(usize, u64) -> String + Sync + '_ {
     }
 }
 
-fn measure(root: &Path, binary: &Path, duration: Duration) -> Result<Vec<Measurement>, String> {
+fn measure(
+    root: &Path,
+    binary: &Path,
+    cedar_agent: Option<&Path>,
+    duration: Duration,
+) -> Result<Vec<Measurement>, String> {
     let run = format!("lt{}", std::process::id());
     let mut out = Vec::new();
 
@@ -286,7 +325,9 @@ fn measure(root: &Path, binary: &Path, duration: Duration) -> Result<Vec<Measure
         token: &memory.token,
         expected_status: 200,
         body: &evaluate_body,
+        metrics: true,
     };
+    let ours = decision_of_ours(&memory)?;
     for connections in [1, 8, 64] {
         out.push(measured("evaluate", &evaluate, connections, duration)?);
     }
@@ -298,10 +339,14 @@ fn measure(root: &Path, binary: &Path, duration: Duration) -> Result<Vec<Measure
         token: &memory.token,
         expected_status: 201,
         body: &memory_body,
+        metrics: true,
     };
     out.push(measured("execute/memory", &execute, 8, duration)?);
     drop(memory);
 
+    if let Some(path) = cedar_agent {
+        out.extend(measure_cedar_agent(path, &ours, duration)?);
+    }
     out.push(in_process(root, &run, duration)?);
 
     let dir = std::env::temp_dir().join(format!("parmana-{run}"));
@@ -309,6 +354,61 @@ fn measure(root: &Path, binary: &Path, duration: Duration) -> Result<Vec<Measure
     let sqlite = measure_sqlite(root, binary, &run, &dir, duration);
     let _ = std::fs::remove_dir_all(&dir);
     out.extend(sqlite?);
+    Ok(out)
+}
+
+/// Our `(decision, rule_id)` for the measured signals.
+fn decision_of_ours(server: &Server) -> Result<(String, String), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(format!("{}/v1/evaluations", server.base))
+        .header("Authorization", &format!("Bearer {}", server.token))
+        .header("Content-Type", "application/json")
+        .send(format!(r#"{{"policy":"{POLICY}","signals":{SIGNALS}}}"#).as_str())
+        .map_err(|e| format!("POST /v1/evaluations: {e}"))?;
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("POST /v1/evaluations: {e}"))?;
+    let answer: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
+    match (answer["decision"].as_str(), answer["rule_id"].as_str()) {
+        (Some(decision), Some(rule)) => Ok((decision.to_owned(), rule.to_owned())),
+        _ => Err(format!("POST /v1/evaluations: no decision in {text}")),
+    }
+}
+
+/// The same signals through `cedar-agent` at 1, 8 and 64 connections, once it has been shown to
+/// reach our decision for them.
+fn measure_cedar_agent(
+    binary: &Path,
+    ours: &(String, String),
+    duration: Duration,
+) -> Result<Vec<Measurement>, String> {
+    let agent = cedar::CedarAgent::start(binary)?;
+    let theirs = agent.decide(SIGNALS)?;
+    if &theirs != ours {
+        return Err(format!(
+            "cedar-agent decides {theirs:?} where parmana decides {ours:?}: not comparable"
+        ));
+    }
+    let request = cedar::request_body(SIGNALS)?;
+    let body = |_: usize, _: u64| request.clone();
+    let load = Load {
+        base: &agent.base,
+        path: "/v1/is_authorized",
+        token: "",
+        expected_status: 200,
+        body: &body,
+        metrics: false,
+    };
+    let mut out = Vec::new();
+    for connections in [1, 8, 64] {
+        out.push(measured("cedar-agent", &load, connections, duration)?);
+    }
     Ok(out)
 }
 
@@ -331,6 +431,7 @@ fn measure_sqlite(
             token: &server.token,
             expected_status: 201,
             body: &body,
+            metrics: true,
         };
         out.push(measured("execute/sqlite", &execute, connections, duration)?);
     }

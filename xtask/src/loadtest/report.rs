@@ -27,6 +27,8 @@ pub(crate) struct ServiceReport {
     pub(crate) machine: Machine,
     pub(crate) seconds: u64,
     pub(crate) measurements: Vec<Measurement>,
+    /// `cedar-agent --version` when its rows were measured.
+    pub(crate) cedar_agent: Option<String>,
 }
 
 fn micros(ns: Option<u64>) -> String {
@@ -130,17 +132,41 @@ impl ServiceReport {
                 status(value.map(|v| v >= bar))
             );
         }
-        let _ = writeln!(
-            out,
-            "| the claims policy through `cedar-agent`, same load | — | side by side | not measured |"
-        );
-        out.push_str(
-            "\n`cedar-agent` is not measured: its latest release on crates.io (0.2.2) is built on \
-             `cedar-policy` 2.4, two major versions behind the Cedar 4 that the `peers` rows use, \
-             and answers Allow/Deny only, so the claims policy's first-match decision would need \
-             its diagnostics read back per request; building it was not attempted on this shared \
-             2-core machine.\n",
-        );
+        for connections in [1, 8, 64] {
+            let ratio =
+                self.throughput_ratio(("evaluate", connections), ("cedar-agent", connections));
+            let shown = ratio.map_or_else(|| "—".to_owned(), |v| format!("{v:.2}"));
+            let _ = writeln!(
+                out,
+                "| `POST /v1/evaluations` ÷ `cedar-agent` `POST /v1/is_authorized`, the same claims \
+                 policy and signals: throughput at {connections} connection{} | {shown} | side by side | {} |",
+                if connections == 1 { "" } else { "s" },
+                if ratio.is_some() {
+                    "—"
+                } else {
+                    "not measured"
+                }
+            );
+        }
+        match &self.cedar_agent {
+            Some(version) => {
+                let _ = writeln!(
+                    out,
+                    "\n`cedar-agent` rows: `{version}` (built from crates.io with its own lock file: \
+                     `cedar-policy` 2.x on Rocket), started on `127.0.0.1` by the load test, the six \
+                     rules of `claims-approval@1.0.0` loaded as Cedar `permit`s through its policy \
+                     API. It answers Allow/Deny with the satisfied policies; the first of them in \
+                     rule order is the decision, and before timing its decision and rule for the \
+                     measured signals are checked to equal ours. No authentication on its side, \
+                     a bearer token on ours; both log each request."
+                );
+            }
+            None => out.push_str(
+                "\n`cedar-agent` rows are measured when `--cedar-agent PATH` names its binary \
+                 (`cargo install --locked cedar-agent@0.2.0`; its latest release, 0.2.2, is \
+                 marked pre-release). Not in this run.\n",
+            ),
+        }
         let _ = writeln!(out, "{END}");
         out
     }
@@ -256,6 +282,7 @@ mod tests {
                 commit: "`abc1234`".to_owned(),
             },
             seconds: 3,
+            cedar_agent: None,
             measurements: vec![
                 row(
                     "evaluate",
