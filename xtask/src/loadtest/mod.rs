@@ -131,6 +131,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     };
     let duration = Duration::from_secs(options.seconds);
     let machine = crate::bench_report::machine(root);
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned));
     let cedar_agent = match &options.cedar_agent {
         Some(path) => Some(version_of(path)?),
         None => None,
@@ -141,6 +144,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         seconds: options.seconds,
         measurements,
         cedar_agent,
+        load_average,
     };
     let section = report.render();
     print!("{section}");
