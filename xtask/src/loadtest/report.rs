@@ -104,7 +104,9 @@ impl ServiceReport {
              (its `/metrics` histogram, from the request reaching the router to its response, \
              read before and after the row): the bucket holding the row's median. The driver's \
              own CPU per request (`ureq`, JSON bodies) counts against the HTTP rows and not \
-             against the in-process one.\n",
+             against the in-process one. The durable rows wait on the disk's flushes, which other \
+             work on a shared machine also makes: the 1-connection SQLite row, and so its ratio, \
+             moves the most between runs.\n",
         );
         out.push_str("\n| ratio | value | target | status |\n| --- | --- | --- | --- |\n");
         let p50 = self.find("evaluate", 8).and_then(|s| s.percentile_ns(0.5));
