@@ -207,6 +207,83 @@ mod tests {
         assert_eq!(result, Err("refused".to_owned()));
     }
 
+    /// A loopback HTTP/1.1 server answering every request with `status` and `{}`, keeping
+    /// connections open; its address and the number of connections it accepted.
+    fn fixed_server(status: u16) -> (String, std::sync::Arc<AtomicU64>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(AtomicU64::new(0));
+        let counter = std::sync::Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut length = 0;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(value) = lower.strip_prefix("content-length:") {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let answer = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{{}}"
+                        );
+                        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{address}"), accepted)
+    }
+
+    #[test]
+    fn the_driver_keeps_one_connection_per_worker_and_refuses_unexpected_statuses() {
+        let body = |worker: usize, i: u64| format!("{{\"worker\":{worker},\"i\":{i}}}");
+        // (server status, expected status, whether the run succeeds)
+        for (status, expected, succeeds) in [(200, 200, true), (503, 200, false)] {
+            let (base, accepted) = fixed_server(status);
+            let load = Load {
+                base: &base,
+                path: "/v1/evaluations",
+                token: "t",
+                expected_status: expected,
+                body: &body,
+                metrics: false,
+            };
+            let result = drive(&load, 3, Duration::from_millis(200));
+            if succeeds {
+                let sample = result.unwrap();
+                assert!(sample.requests >= 3, "{sample:?}");
+                assert_eq!(sample.latencies_ns.len() as u64, sample.requests);
+                assert_eq!(
+                    accepted.load(Ordering::SeqCst),
+                    3,
+                    "keep-alive: one per worker"
+                );
+            } else {
+                let error = result.unwrap_err();
+                assert!(error.contains("answered 503, not 200"), "{error}");
+            }
+        }
+    }
+
     #[test]
     fn workers_count_every_call_and_collect_latencies_sorted() {
         let calls = AtomicU64::new(0);
