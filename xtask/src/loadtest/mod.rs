@@ -181,7 +181,7 @@ struct Server {
 
 impl Server {
     fn start(root: &Path, binary: &Path, store: &str) -> Result<Self, String> {
-        let mut child = Command::new(binary)
+        let child = Command::new(binary)
             .args([
                 "serve",
                 "--listen",
@@ -198,24 +198,30 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("{}: {e}", binary.display()))?;
-        let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        // Held from here on, so that every early return below stops the process.
+        let mut server = Self {
+            child,
+            base: String::new(),
+            token: String::new(),
+        };
+        let stdout = server.child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
         let mut next = || -> Result<String, String> {
             lines
                 .next()
-                .ok_or("the server printed nothing")?
+                .ok_or("the server stopped before printing its address (run `parmana serve` by hand to see why)")?
                 .map_err(|e| e.to_string())
         };
         let (first, second) = (next()?, next()?);
-        let base = first.strip_prefix("listening on ").map(str::to_owned);
-        let token = second.strip_prefix("token: ").map(str::to_owned);
-        let mut server = Self {
-            child,
-            base: base.unwrap_or_default(),
-            token: token.unwrap_or_default(),
-        };
-        if server.base.is_empty() || server.token.is_empty() {
-            let _ = server.child.kill();
-            return Err(format!("unexpected server output: {first:?}, {second:?}"));
+        match (
+            first.strip_prefix("listening on "),
+            second.strip_prefix("token: "),
+        ) {
+            (Some(base), Some(token)) => {
+                server.base = base.to_owned();
+                server.token = token.to_owned();
+            }
+            _ => return Err(format!("unexpected server output: {first:?}, {second:?}")),
         }
         server.wait_ready()?;
         Ok(server)
