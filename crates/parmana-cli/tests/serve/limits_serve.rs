@@ -1,4 +1,4 @@
-//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured) and the transport limits: oversized request heads and connections over `--max-connections`.
+//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured), the transport limits (oversized request heads, connections over `--max-connections`), the per-request timeout, and an id claimed elsewhere read as pending.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Served, deployment};
+use parmana_runtime::canon::{Digest, ExecutionId};
+use parmana_runtime::replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ReplayStore, SqliteReplayStore,
+};
+
+use crate::harness::{Served, deployment, execution_body};
 
 /// Signals with a value found nowhere else in a log (no timestamp or latency has `4321.5`);
 /// decided by the default rule.
@@ -176,5 +181,73 @@ fn connections_over_the_limit_are_closed_and_a_freed_slot_serves_again() {
         served_again,
         "a freed slot never served: {}",
         served.stderr()
+    );
+}
+
+#[test]
+fn a_timed_out_execution_still_completes_and_a_claimed_id_reads_as_pending() {
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(env.root(), &["--dev-token", "--request-timeout-ms", "300"]);
+    let token = served.token.as_deref();
+    let database = env.root().join("replay.sqlite3");
+
+    // An id claimed by another process and not completed (yet) reads as pending: 423.
+    {
+        let store = SqliteReplayStore::open(&database).unwrap();
+        let claim = ClaimRecord::new(
+            Digest::of(b"a request elsewhere"),
+            b"{}".to_vec(),
+            parmana_testkit::now(),
+        );
+        let claimed = store
+            .claim(
+                &ExecutionId::parse("pending-1").unwrap(),
+                &claim,
+                AcceptedVersions::new(2, 1),
+            )
+            .unwrap();
+        assert_eq!(claimed, ClaimOutcome::Claimed);
+    }
+    let pending = served.get("/v1/executions/pending-1", token);
+    assert_eq!(pending.status, 423, "{}", pending.text);
+    assert_eq!(pending.code(), "server.execution_pending");
+    assert_eq!(
+        served
+            .post("/v1/executions", token, &execution_body("pending-1"))
+            .status,
+        409
+    );
+
+    // With the store's write lock held elsewhere, the execution outlives the request's timeout:
+    // 503 server.timeout with Retry-After, and the runtime still completes it once the lock goes.
+    let lock = rusqlite::Connection::open(&database).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let slow = served.post("/v1/executions", token, &execution_body("slow-1"));
+    assert_eq!(slow.status, 503, "{}", slow.text);
+    assert_eq!(slow.code(), "server.timeout");
+    assert!(slow.header("retry-after").is_some());
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    let completed = (0..400).find_map(|_| {
+        let reply = served.get("/v1/executions/slow-1", token);
+        if reply.status == 200 {
+            return Some(reply);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+        None
+    });
+    let completed =
+        completed.unwrap_or_else(|| panic!("slow-1 never completed: {}", served.stderr()));
+    assert!(
+        completed.json()["payload"].is_string(),
+        "{}",
+        completed.text
+    );
+    // The first outcome stands.
+    assert_eq!(
+        served
+            .post("/v1/executions", token, &execution_body("slow-1"))
+            .status,
+        409
     );
 }
