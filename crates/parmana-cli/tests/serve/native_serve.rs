@@ -313,6 +313,8 @@ fn bodies_over_the_limit_are_413_and_a_full_server_sheds_with_503() {
         (refused.status, refused.code().as_str()),
         (413, "server.body_too_large")
     );
+    // The body was left unread: the server ends the connection and says so.
+    assert_eq!(refused.header("connection"), Some("close"));
     // Hold the only slot with a request whose body never finishes arriving, then ask again.
     // Bounded: at most 20 rounds of 5 requests.
     let address = served.base.trim_start_matches("http://").to_owned();
@@ -344,6 +346,7 @@ fn bodies_over_the_limit_are_413_and_a_full_server_sheds_with_503() {
     });
     assert_eq!(shed.code(), "server.overloaded");
     assert_eq!(shed.header("retry-after"), Some("1"));
+    assert_eq!(shed.header("connection"), Some("close"));
     // Probes are never shed.
     assert_eq!(served.get("/readyz", None).status, 200);
     let metrics = served.get("/metrics", token.as_deref());
