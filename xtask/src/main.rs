@@ -4,6 +4,7 @@ mod bench_report;
 mod cli_docs;
 mod fixtures;
 mod golden;
+mod loadtest;
 mod tidy;
 
 use std::process::ExitCode;
@@ -16,7 +17,10 @@ fn main() -> ExitCode {
         Some("golden") => golden::run(&tidy::workspace_root()),
         Some("bench-report") => bench_report::run(&tidy::workspace_root(), &args[1..]),
         Some("cli-docs") => cli_docs::run(&tidy::workspace_root()),
-        _ => Err("usage: cargo xtask <tidy|fixtures|golden|bench-report|cli-docs>".to_owned()),
+        Some("loadtest") => loadtest::run(&tidy::workspace_root(), &args[1..]),
+        _ => Err(
+            "usage: cargo xtask <tidy|fixtures|golden|bench-report|cli-docs|loadtest>".to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -69,6 +69,16 @@ pub(crate) async fn guard(
             }
         }
     };
+    // A refusal that can leave the request body unread (shed, timed out, too large) ends the
+    // connection; saying so keeps a client from reusing a connection the server is closing.
+    if matches!(
+        response.status(),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::PAYLOAD_TOO_LARGE
+    ) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     // AuthZEN §10.1.3: a request identifier given is returned, on every route.
     if let Some(request_id) = request_id {
         response.headers_mut().insert(REQUEST_ID, request_id);

@@ -19,7 +19,8 @@ use std::process::Command;
 use std::time::SystemTime;
 
 use render::render_report;
-use results::{Machine, collect_results};
+pub(crate) use results::Machine;
+use results::collect_results;
 
 /// The package whose benches the report covers.
 const BENCH_PACKAGE: &str = "parmana-benches";
@@ -39,7 +40,7 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-fn machine(root: &Path) -> Machine {
+pub(crate) fn machine(root: &Path) -> Machine {
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| {
@@ -129,6 +130,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let notes = std::fs::read_to_string(root.join(NOTES_FILE)).unwrap_or_default();
     let report = render_report(&machine, &shown_command, &results, &notes);
     let path = root.join("BENCHMARKS.md");
+    // The service section belongs to `cargo xtask loadtest`: carried over as it is.
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let report = crate::loadtest::carry_service_section(report, &old);
     std::fs::write(&path, report).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("wrote {} ({} rows)", path.display(), results.len());
     Ok(())

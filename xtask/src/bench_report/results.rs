@@ -35,15 +35,15 @@ impl BenchResult {
 
 /// Where the benchmarks ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Machine {
+pub(crate) struct Machine {
     /// Logical CPUs available (what `nproc` prints).
-    pub cpus: usize,
+    pub(crate) cpus: usize,
     /// The CPU model from `/proc/cpuinfo`.
-    pub cpu_model: String,
+    pub(crate) cpu_model: String,
     /// `rustc -V`.
-    pub rustc: String,
+    pub(crate) rustc: String,
     /// The commit measured (Markdown, as shown).
-    pub commit: String,
+    pub(crate) commit: String,
 }
 
 /// Parses one criterion result from its `new/benchmark.json` and `new/estimates.json`.

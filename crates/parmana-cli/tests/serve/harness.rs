@@ -19,6 +19,8 @@ pub(crate) struct Served {
     pub(crate) base: String,
     pub(crate) token: Option<String>,
     pub(crate) log: PathBuf,
+    /// The client this server is called with (TLS trust and client certificate, if any).
+    agent: ureq::Agent,
     _logs: tempfile::TempDir,
 }
 
@@ -50,6 +52,16 @@ impl Served {
     }
 
     pub(crate) fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_with_agent(dir, args, env, agent().clone())
+    }
+
+    /// Like [`Served::start_with_env`], calling the server (readiness included) with `agent`.
+    pub(crate) fn start_with_agent(
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        agent: ureq::Agent,
+    ) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let log = logs.path().join("stderr.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
@@ -94,6 +106,7 @@ impl Served {
             base,
             token,
             log,
+            agent,
             _logs: logs,
         };
         served.wait_ready();
@@ -133,11 +146,18 @@ impl Served {
     }
 
     pub(crate) fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        call(&self.base, "GET", path, token, None)
+        self.try_get(path, token)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     pub(crate) fn post(&self, path: &str, token: Option<&str>, body: &str) -> Reply {
-        call(&self.base, "POST", path, token, Some(body))
+        try_call_with(&self.agent, &self.base, "POST", path, token, Some(body))
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// `GET path` with this server's client, returning transport failures.
+    pub(crate) fn try_get(&self, path: &str, token: Option<&str>) -> Result<Reply, ureq::Error> {
+        try_call_with(&self.agent, &self.base, "GET", path, token, None)
     }
 }
 
@@ -206,18 +226,30 @@ pub(crate) fn try_call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> Result<Reply, ureq::Error> {
+    try_call_with(agent(), base, method, path, token, body)
+}
+
+/// Like [`try_call`], with a given client (TLS settings).
+pub(crate) fn try_call_with(
+    agent: &ureq::Agent,
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Result<Reply, ureq::Error> {
     let url = format!("{base}{path}");
     let bearer = token.map(|t| format!("Bearer {t}"));
     let mut response = match (method, body) {
         ("GET", _) => {
-            let mut request = agent().get(&url);
+            let mut request = agent.get(&url);
             if let Some(bearer) = &bearer {
                 request = request.header("Authorization", bearer);
             }
             request.call()?
         }
         (_, body) => {
-            let mut request = agent()
+            let mut request = agent
                 .post(&url)
                 .header("Content-Type", "application/json")
                 .header("X-Request-ID", "req-1");

@@ -1,0 +1,233 @@
+//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured), the transport limits (oversized request heads, connections over `--max-connections`), the per-request timeout, and an id claimed elsewhere read as pending (`423`).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use parmana_runtime::canon::{Digest, ExecutionId};
+use parmana_runtime::replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ReplayStore, SqliteReplayStore,
+};
+
+use crate::harness::{Served, deployment, execution_body};
+
+/// Signals with a value found nowhere else in a log (no timestamp or latency has `4321.5`);
+/// decided by the default rule.
+const MARKED_SIGNALS: &str =
+    r#"{"claim_amount":4321.5,"vip_customer":false,"country":"NL","policy_age_days":400}"#;
+
+/// The JSON log line of the request to `route` with `status`, waiting for it to be written.
+fn log_line(served: &Served, route: &str, status: u64) -> (Value, String) {
+    for _ in 0..200 {
+        let log = served.stderr();
+        let found = log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|event| event["route"] == route && event["status"] == status);
+        if let Some(event) = found {
+            return (event, log);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("no log line for {route} {status}: {}", served.stderr());
+}
+
+#[test]
+fn request_logs_are_json_lines_without_signal_values_unless_configured() {
+    let env = deployment("memory", "");
+    // (extra arguments, whether signal values are logged)
+    for (args, logged) in [
+        (&["--log-format", "json"][..], false),
+        (&["--log-format", "json", "--log-signals"], true),
+    ] {
+        let mut all = vec!["--dev-token"];
+        all.extend(args);
+        let served = Served::start(env.root(), &all);
+        let body = format!(
+            r#"{{"policy":"claims-approval@1.0.0","signals":{MARKED_SIGNALS},"execution_id":"log-{logged}"}}"#
+        );
+        let reply = served.post("/v1/executions", served.token.as_deref(), &body);
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let (event, log) = log_line(&served, "/v1/executions", 201);
+        assert_eq!(event["execution_id"], format!("log-{logged}"), "{event}");
+        assert_eq!(event["policy"], "claims-approval@1.0.0", "{event}");
+        assert_eq!(event["decision"], "escalate", "{event}");
+        assert_eq!(event["method"], "POST", "{event}");
+        assert!(event["latency_us"].is_u64(), "{event}");
+        assert_eq!(log.contains("4321.5"), logged, "{args:?}:\n{log}");
+        if logged {
+            assert!(
+                event["signals"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("4321.5")),
+                "{event}"
+            );
+        }
+    }
+}
+
+/// The `host:port` of a server.
+fn address(served: &Served) -> String {
+    served.base.trim_start_matches("http://").to_owned()
+}
+
+/// Sends `request` on `stream` and reads one response (head and `Content-Length` body); an empty
+/// string when the server closed the connection instead.
+fn exchange(stream: &mut TcpStream, request: &[u8]) -> String {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    if stream.write_all(request).is_err() {
+        return String::new();
+    }
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if received.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&received).into_owned(),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+        }
+    }
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
+
+#[test]
+fn oversized_request_heads_are_refused() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    // (header value length, expected status line prefix)
+    for (length, expected) in [(1_000, "HTTP/1.1 200"), (20_000, "HTTP/1.1 431")] {
+        let mut stream = TcpStream::connect(address(&served)).unwrap();
+        let request = format!(
+            "GET /healthz HTTP/1.1\r\nHost: test\r\nX-Padding: {}\r\n\r\n",
+            "a".repeat(length)
+        );
+        let answer = exchange(&mut stream, request.as_bytes());
+        assert!(answer.starts_with(expected), "{length}: {answer:?}");
+    }
+}
+
+#[test]
+fn connections_over_the_limit_are_closed_and_a_freed_slot_serves_again() {
+    let env = deployment("memory", "");
+    // A client that keeps no idle connection: the readiness polls leave no slot taken.
+    let unpooled: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_idle_connections_per_host(0)
+        .build()
+        .into();
+    let served = Served::start_with_agent(
+        env.root(),
+        &["--dev-token", "--max-connections", "2"],
+        &[],
+        unpooled,
+    );
+    // Two kept-alive connections take both slots (retried while the server is still releasing
+    // the readiness polls' connections, which it notices closed asynchronously).
+    let mut held: Vec<TcpStream> = Vec::new();
+    for _ in 0..200 {
+        if held.len() == 2 {
+            break;
+        }
+        let mut stream = TcpStream::connect(address(&served)).unwrap();
+        if exchange(&mut stream, HEALTHZ).starts_with("HTTP/1.1 200") {
+            held.push(stream);
+        } else {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+    assert_eq!(
+        held.len(),
+        2,
+        "two connections never held: {}",
+        served.stderr()
+    );
+    // A third is closed when accepted, with no answer.
+    let mut third = TcpStream::connect(address(&served)).unwrap();
+    assert_eq!(exchange(&mut third, HEALTHZ), "");
+    // Both held connections still serve.
+    for stream in &mut held {
+        assert!(exchange(stream, HEALTHZ).starts_with("HTTP/1.1 200"));
+    }
+    // Closing one frees its slot (the server notices the close asynchronously: retry).
+    held.truncate(1);
+    let served_again = (0..200).any(|_| {
+        let mut stream = TcpStream::connect(address(&served)).unwrap();
+        let answer = exchange(&mut stream, HEALTHZ);
+        if answer.starts_with("HTTP/1.1 200") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+        false
+    });
+    assert!(
+        served_again,
+        "a freed slot never served: {}",
+        served.stderr()
+    );
+}
+
+#[test]
+fn an_id_claimed_elsewhere_reads_as_pending() {
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    // Claimed by another process (sharing the store) and not completed yet.
+    {
+        let store = SqliteReplayStore::open(env.root().join("replay.sqlite3")).unwrap();
+        let claim = ClaimRecord::new(
+            Digest::of(b"a request elsewhere"),
+            b"{}".to_vec(),
+            parmana_testkit::now(),
+        );
+        let claimed = store
+            .claim(
+                &ExecutionId::parse("pending-1").unwrap(),
+                &claim,
+                AcceptedVersions::new(2, 1),
+            )
+            .unwrap();
+        assert_eq!(claimed, ClaimOutcome::Claimed);
+    }
+    let pending = served.get("/v1/executions/pending-1", token);
+    assert_eq!(pending.status, 423, "{}", pending.text);
+    assert_eq!(pending.code(), "server.execution_pending");
+    let replay = served.post("/v1/executions", token, &execution_body("pending-1"));
+    assert_eq!(replay.status, 409, "{}", replay.text);
+    assert_eq!(served.get("/v1/executions/never-1", token).status, 404);
+}
+
+#[test]
+fn a_request_over_its_time_is_answered_503_and_the_server_goes_on() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token", "--request-timeout-ms", "1"]);
+    let token = served.token.as_deref();
+    // A batch of 10,000 signal sets (about 800 KiB, under the body limit) takes well over 1 ms
+    // to parse and decide.
+    let sets = vec![crate::harness::README_SIGNALS; 10_000].join(",");
+    let batch = format!(r#"{{"policy":"claims-approval@1.0.0","batch":[{sets}]}}"#);
+    let slow = served.post("/v1/evaluations", token, &batch);
+    assert_eq!(slow.status, 503, "{}", slow.text);
+    assert_eq!(slow.code(), "server.timeout");
+    assert!(slow.header("retry-after").is_some());
+    assert_eq!(slow.header("connection"), Some("close"));
+    // Probes have no timeout; the server still answers.
+    assert_eq!(served.get("/readyz", None).status, 200);
+}

@@ -1,0 +1,244 @@
+//! TLS: HTTPS with the certificate and key from files (flags, `PARMANA_TLS_*` and `[server]` in `parmana.toml`), required client certificates, and unusable TLS files refused at start.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+
+use crate::harness::{Served, deployment, execution_body, parmana, try_call_with};
+
+/// A certificate authority made for one test.
+struct Authority {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+impl Authority {
+    fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut subject = DistinguishedName::new();
+        subject.push(DnType::CommonName, name);
+        params.distinguished_name = subject;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        Self {
+            issuer: Issuer::new(params, key),
+            pem,
+        }
+    }
+
+    /// A leaf certificate for `names`, for servers or clients: (certificate PEM, key PEM).
+    fn issue(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let certificate = params.signed_by(&key, &self.issuer).unwrap();
+        (certificate.pem(), key.serialize_pem())
+    }
+
+    fn write(&self, path: &Path) -> PathBuf {
+        std::fs::write(path, &self.pem).unwrap();
+        path.to_owned()
+    }
+}
+
+/// A client trusting `ca`, presenting `identity` (certificate PEM, key PEM) when given.
+fn client(ca: &Authority, identity: Option<&(String, String)>) -> ureq::Agent {
+    let roots = RootCerts::new_with_certs(&[Certificate::from_pem(ca.pem.as_bytes()).unwrap()]);
+    let identity = identity.map(|(certificate, key)| {
+        ClientCert::new_with_certs(
+            &[Certificate::from_pem(certificate.as_bytes()).unwrap()],
+            PrivateKey::from_pem(key.as_bytes()).unwrap(),
+        )
+    });
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(
+            TlsConfig::builder()
+                .root_certs(roots)
+                .client_cert(identity)
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// Writes the server's certificate and key under `dir/tls/`.
+fn server_files(dir: &Path, ca: &Authority) -> (PathBuf, PathBuf) {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let (certificate, key) = ca.issue(
+        &["127.0.0.1", "localhost"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    std::fs::write(tls.join("cert.pem"), certificate).unwrap();
+    std::fs::write(tls.join("key.pem"), key).unwrap();
+    (tls.join("cert.pem"), tls.join("key.pem"))
+}
+
+#[test]
+fn https_serves_the_api_to_clients_that_trust_the_certificate_and_nothing_else() {
+    let server_ca = Authority::new("server CA");
+    // The certificate and key are named in parmana.toml, relative to its directory.
+    let env = deployment(
+        "memory",
+        "[server]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n",
+    );
+    server_files(env.root(), &server_ca);
+    let served =
+        Served::start_with_agent(env.root(), &["--dev-token"], &[], client(&server_ca, None));
+    assert!(
+        served.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        served.base
+    );
+    let token = served.token.as_deref();
+
+    let executed = served.post("/v1/executions", token, &execution_body("tls-0001"));
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    let stored = served.get("/v1/executions/tls-0001", token);
+    assert_eq!(stored.status, 200, "{}", stored.text);
+    assert_eq!(stored.json(), executed.json()["attestation"]);
+    let discovery = served.get("/.well-known/authzen-configuration", None);
+    assert!(
+        discovery.json()["access_evaluation_endpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("https://")),
+        "{}",
+        discovery.text
+    );
+
+    // Nothing is answered to a client that does not trust the certificate, nor over plain HTTP.
+    let other_ca = Authority::new("another CA");
+    let untrusting = client(&other_ca, None);
+    let plain = served.base.replacen("https://", "http://", 1);
+    for (what, agent, base) in [
+        ("untrusted certificate", &untrusting, served.base.as_str()),
+        ("plain HTTP", &client(&server_ca, None), plain.as_str()),
+    ] {
+        let refused = try_call_with(agent, base, "GET", "/v1/status", token, None);
+        assert!(refused.is_err(), "{what}: {refused:?}");
+    }
+}
+
+#[test]
+fn client_certificates_are_required_when_a_client_ca_is_named() {
+    let server_ca = Authority::new("server CA");
+    let client_ca = Authority::new("client CA");
+    let stranger_ca = Authority::new("stranger CA");
+    let env = deployment("memory", "");
+    let (certificate, key) = server_files(env.root(), &server_ca);
+    let client_ca_file = client_ca.write(&env.root().join("tls/clients.pem"));
+    let member = client_ca.issue(&["agent.example"], ExtendedKeyUsagePurpose::ClientAuth);
+    let stranger = stranger_ca.issue(&["agent.example"], ExtendedKeyUsagePurpose::ClientAuth);
+    // Certificate and key by flag, the client CA by variable.
+    let served = Served::start_with_agent(
+        env.root(),
+        &[
+            "--dev-token",
+            "--tls-cert",
+            certificate.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[("PARMANA_TLS_CLIENT_CA", client_ca_file.to_str().unwrap())],
+        client(&server_ca, Some(&member)),
+    );
+    let token = served.token.as_deref();
+    let status = served.get("/v1/status", token);
+    assert_eq!(status.status, 200, "{}", status.text);
+
+    for (what, identity) in [
+        ("no client certificate", None),
+        ("a certificate from another CA", Some(&stranger)),
+    ] {
+        let refused = try_call_with(
+            &client(&server_ca, identity),
+            &served.base,
+            "GET",
+            "/v1/status",
+            token,
+            None,
+        );
+        assert!(refused.is_err(), "{what}: {refused:?}");
+    }
+    // The server still serves the member after refusing the others.
+    assert_eq!(served.get("/healthz", None).status, 200);
+}
+
+#[test]
+fn unusable_tls_files_refuse_to_start_with_a_typed_error() {
+    let server_ca = Authority::new("server CA");
+    let env = deployment("memory", "");
+    let root = env.root();
+    let (certificate, key) = server_files(root, &server_ca);
+    let empty = root.join("tls/empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let missing = root.join("tls/missing.pem");
+    let certificate = certificate.to_str().unwrap();
+    let key = key.to_str().unwrap();
+    let empty = empty.to_str().unwrap();
+    let missing = missing.to_str().unwrap();
+    // (what, TLS arguments, expected code)
+    let cases: [(&str, Vec<&str>, &str); 6] = [
+        (
+            "missing key file",
+            vec!["--tls-cert", certificate, "--tls-key", missing],
+            "server.tls_invalid",
+        ),
+        (
+            "no certificate in the file",
+            vec!["--tls-cert", empty, "--tls-key", key],
+            "server.tls_invalid",
+        ),
+        (
+            "a certificate where the key should be",
+            vec!["--tls-cert", certificate, "--tls-key", certificate],
+            "server.tls_invalid",
+        ),
+        (
+            "empty client CA file",
+            vec![
+                "--tls-cert",
+                certificate,
+                "--tls-key",
+                key,
+                "--tls-client-ca",
+                empty,
+            ],
+            "server.tls_invalid",
+        ),
+        (
+            "a certificate without its key",
+            vec!["--tls-cert", certificate],
+            "cli.usage",
+        ),
+        (
+            "a client CA without a certificate",
+            vec!["--tls-client-ca", certificate],
+            "cli.usage",
+        ),
+    ];
+    for (what, tls, code) in cases {
+        let mut args = vec![
+            "--format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dev-token",
+        ];
+        args.extend(tls);
+        let (exit, stdout, stderr) = parmana(root, &args);
+        assert_eq!(exit, 2, "{what}: {stderr}");
+        assert!(stderr.contains(code), "{what}: {stderr}");
+        assert!(!stdout.contains("listening on"), "{what}: {stdout}");
+    }
+}

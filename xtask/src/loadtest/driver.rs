@@ -1,0 +1,299 @@
+//! The load driver: keep-alive HTTP connections (one `ureq` agent per worker thread) sending requests for a bounded time and count, and the in-process baseline on the same clock; latency percentiles and throughput.
+
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// At most this many requests per measurement, whatever the duration.
+pub(crate) const MAX_REQUESTS: u64 = 2_000_000;
+
+/// What one measurement saw.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sample {
+    /// Requests completed.
+    pub(crate) requests: u64,
+    /// Wall time from the common start to the last worker's end.
+    pub(crate) elapsed: Duration,
+    /// Latencies in nanoseconds, sorted (empty for the in-process baseline).
+    pub(crate) latencies_ns: Vec<u64>,
+}
+
+impl Sample {
+    /// Requests per second.
+    pub(crate) fn throughput(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.requests as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// The `q`-quantile latency (nearest rank), in nanoseconds; `None` with no latencies.
+    pub(crate) fn percentile_ns(&self, q: f64) -> Option<u64> {
+        percentile(&self.latencies_ns, q)
+    }
+}
+
+/// Nearest-rank quantile of sorted values: the smallest value with at least `q` of the values
+/// at or below it.
+pub(crate) fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    sorted
+        .get(rank.saturating_sub(1).min(sorted.len() - 1))
+        .copied()
+}
+
+/// One kind of request: where, with what token, the body of the `i`th request of a worker,
+/// and the status every answer must have.
+pub(crate) struct Load<'a> {
+    pub(crate) base: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) expected_status: u16,
+    pub(crate) body: &'a (dyn Fn(usize, u64) -> String + Sync),
+    /// Whether the server has parmana's `/metrics` (the time inside it is read around a row).
+    pub(crate) metrics: bool,
+}
+
+/// Runs `workers` threads, each calling `work(worker, i)` in a loop until `duration` has passed
+/// or [`MAX_REQUESTS`] have been made in all; returns the count, the wall time and (when `work`
+/// returns them) the latencies. The first error stops every worker and is returned.
+fn run_workers<W>(workers: usize, duration: Duration, work: W) -> Result<Sample, String>
+where
+    W: Fn(usize, u64) -> Result<Option<u64>, String> + Sync,
+{
+    let barrier = Barrier::new(workers + 1);
+    let issued = AtomicU64::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (started, outcomes) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let (barrier, issued, stop, work) = (&barrier, &issued, &stop, &work);
+                scope.spawn(move || {
+                    let mut latencies = Vec::new();
+                    barrier.wait();
+                    let deadline = Instant::now() + duration;
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed)
+                        && Instant::now() < deadline
+                        && issued.fetch_add(1, Ordering::Relaxed) < MAX_REQUESTS
+                    {
+                        match work(worker, i) {
+                            Ok(Some(latency)) => latencies.push(latency),
+                            Ok(None) => {}
+                            Err(e) => {
+                                stop.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                        i += 1;
+                    }
+                    Ok((i, latencies, Instant::now()))
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        let outcomes: Vec<_> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a load worker panicked".to_owned()))
+            })
+            .collect();
+        (started, outcomes)
+    });
+    let mut sample = Sample {
+        requests: 0,
+        elapsed: Duration::ZERO,
+        latencies_ns: Vec::new(),
+    };
+    for outcome in outcomes {
+        let (requests, latencies, ended) = outcome?;
+        sample.requests += requests;
+        sample.elapsed = sample.elapsed.max(ended.duration_since(started));
+        sample.latencies_ns.extend(latencies);
+    }
+    sample.latencies_ns.sort_unstable();
+    Ok(sample)
+}
+
+/// A client holding one keep-alive connection.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_idle_connections_per_host(1)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// Drives `load` over `connections` keep-alive connections for `duration`.
+pub(crate) fn drive(
+    load: &Load<'_>,
+    connections: usize,
+    duration: Duration,
+) -> Result<Sample, String> {
+    let agents: Vec<ureq::Agent> = (0..connections).map(|_| agent()).collect();
+    let url = format!("{}{}", load.base, load.path);
+    let bearer = format!("Bearer {}", load.token);
+    run_workers(connections, duration, |worker, i| {
+        let agent = agents
+            .get(worker)
+            .ok_or_else(|| format!("no client for worker {worker}"))?;
+        let body = (load.body)(worker, i);
+        let start = Instant::now();
+        let mut request = agent.post(&url).header("Content-Type", "application/json");
+        if !load.token.is_empty() {
+            request = request.header("Authorization", &bearer);
+        }
+        let mut response = request
+            .send(body.as_str())
+            .map_err(|e| format!("POST {}: {e}", load.path))?;
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("POST {}: {e}", load.path))?;
+        let latency = start.elapsed();
+        let status = response.status().as_u16();
+        if status != load.expected_status {
+            return Err(format!(
+                "POST {} answered {status}, not {}: {text}",
+                load.path, load.expected_status
+            ));
+        }
+        Ok(Some(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX)))
+    })
+}
+
+/// Runs `call(worker, i)` on `threads` threads for `duration`: the in-process baseline.
+pub(crate) fn in_process<F>(threads: usize, duration: Duration, call: F) -> Result<Sample, String>
+where
+    F: Fn(usize, u64) -> Result<(), String> + Sync,
+{
+    run_workers(threads, duration, |worker, i| {
+        call(worker, i).map(|()| None)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let values: Vec<u64> = (1..=100).collect();
+        // (quantile, expected)
+        for (q, expected) in [(0.5, 50), (0.99, 99), (1.0, 100), (0.0, 1), (0.001, 1)] {
+            assert_eq!(percentile(&values, q), Some(expected), "q = {q}");
+        }
+        assert_eq!(percentile(&[7], 0.99), Some(7));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn workers_stop_at_the_first_error_and_report_it() {
+        let result = in_process(2, Duration::from_secs(30), |_, i| {
+            if i == 3 {
+                Err("refused".to_owned())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(result, Err("refused".to_owned()));
+    }
+
+    /// A loopback HTTP/1.1 server answering every request with `status` and `{}`, keeping
+    /// connections open; its address and the number of connections it accepted.
+    fn fixed_server(status: u16) -> (String, std::sync::Arc<AtomicU64>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(AtomicU64::new(0));
+        let counter = std::sync::Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut length = 0;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(value) = lower.strip_prefix("content-length:") {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let answer = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{{}}"
+                        );
+                        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{address}"), accepted)
+    }
+
+    #[test]
+    fn the_driver_keeps_one_connection_per_worker_and_refuses_unexpected_statuses() {
+        let body = |worker: usize, i: u64| format!("{{\"worker\":{worker},\"i\":{i}}}");
+        // (server status, expected status, whether the run succeeds)
+        for (status, expected, succeeds) in [(200, 200, true), (503, 200, false)] {
+            let (base, accepted) = fixed_server(status);
+            let load = Load {
+                base: &base,
+                path: "/v1/evaluations",
+                token: "t",
+                expected_status: expected,
+                body: &body,
+                metrics: false,
+            };
+            let result = drive(&load, 3, Duration::from_millis(200));
+            if succeeds {
+                let sample = result.unwrap();
+                assert!(sample.requests >= 3, "{sample:?}");
+                assert_eq!(sample.latencies_ns.len() as u64, sample.requests);
+                assert_eq!(
+                    accepted.load(Ordering::SeqCst),
+                    3,
+                    "keep-alive: one per worker"
+                );
+            } else {
+                let error = result.unwrap_err();
+                assert!(error.contains("answered 503, not 200"), "{error}");
+            }
+        }
+    }
+
+    #[test]
+    fn workers_count_every_call_and_collect_latencies_sorted() {
+        let calls = AtomicU64::new(0);
+        let sample = run_workers(3, Duration::from_millis(20), |worker, i| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(1000 - (worker as u64 * 100 + i % 100)))
+        })
+        .unwrap();
+        assert_eq!(sample.requests, calls.load(Ordering::Relaxed));
+        assert_eq!(sample.latencies_ns.len() as u64, sample.requests);
+        assert!(sample.latencies_ns.windows(2).all(|w| w[0] <= w[1]));
+    }
+}
