@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::common::{NOW, Run, copy_tree, legacy_bundles, run_in, temp_repo};
+use crate::common::{
+    NOW, Run, copy_tree, fixture_rotate, legacy_bundles, release_sign, run_in, temp_repo,
+};
 
 /// Every file under `dir` with its bytes: equal before and after means nothing was written.
 fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -44,24 +46,6 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     let out = run_in(dir, args, b"");
     assert_eq!(out.code, 0, "{args:?}\n{}", out.transcript());
     out.stdout
-}
-
-/// `release sign` with the fixture release key, version `version`, and `extra` flags.
-fn release_sign<'a>(version: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "release",
-        "sign",
-        "--key",
-        "trust/keys/release.pem",
-        "--version",
-        version,
-        "--expires",
-        "2030-01-01T00:00:00Z",
-        "--now",
-        NOW,
-    ];
-    args.extend_from_slice(extra);
-    args
 }
 
 /// Each authoring command with a key of another role, and with a key the trust root does not
@@ -178,28 +162,21 @@ fn a_bundle_one_key_cannot_make_valid_is_not_written() {
     ok(d, &["keygen", "--out", "trust/keys/policy-2.pem"]);
     ok(
         d,
-        &[
-            "trust",
-            "rotate",
-            "--sign-with",
+        &fixture_rotate(
             "trust/keys/root-2.pem",
-            "--root-key",
-            "trust/keys/root-2.pem",
-            "--policy-key",
-            "trust/keys/policy.pub",
-            "--policy-key",
-            "trust/keys/policy-2.pub",
-            "--policy-threshold",
-            "2",
-            "--release-key",
-            "trust/keys/release.pub",
-            "--attestation-key",
-            "trust/keys/attestation.pub",
-            "--expires",
-            "2031-01-01T00:00:00Z",
-            "--now",
-            NOW,
-        ],
+            &[
+                "--policy-key",
+                "trust/keys/policy-2.pub",
+                "--policy-threshold",
+                "2",
+                "--attestation-key",
+                "trust/keys/attestation.pub",
+                "--expires",
+                "2031-01-01T00:00:00Z",
+                "--now",
+                NOW,
+            ],
+        ),
     );
     refused(
         d,
@@ -421,24 +398,17 @@ fn a_wrong_sign_with_names_the_root_keys_that_may_sign() {
     let d = repo.root();
     let out = refused(
         d,
-        &[
-            "trust",
-            "rotate",
-            "--sign-with",
+        &fixture_rotate(
             "trust/keys/policy.pem",
-            "--root-key",
-            "trust/keys/root-2.pem",
-            "--policy-key",
-            "trust/keys/policy.pub",
-            "--release-key",
-            "trust/keys/release.pub",
-            "--attestation-key",
-            "trust/keys/attestation.pub",
-            "--expires",
-            "2036-01-01T00:00:00Z",
-            "--now",
-            NOW,
-        ],
+            &[
+                "--attestation-key",
+                "trust/keys/attestation.pub",
+                "--expires",
+                "2036-01-01T00:00:00Z",
+                "--now",
+                NOW,
+            ],
+        ),
         4,
         "trust.key_lacks_role",
     );

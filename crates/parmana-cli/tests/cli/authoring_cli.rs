@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use crate::common::{
-    NOW, VIP_SIGNALS, copy_tree, legacy_bundles, legacy_js_bundles, repo_root, run_in, temp_repo,
+    NOW, VIP_SIGNALS, copy_tree, fixture_rotate, legacy_bundles, legacy_js_bundles, release_sign,
+    repo_root, run_in, temp_repo,
 };
 
 fn ok(dir: &Path, args: &[&str]) -> String {
@@ -161,24 +162,17 @@ fn a_new_chain_from_keygen_to_a_verified_execution_and_a_rotation() {
     // Rotate the root role to root-2: signed by version 1's root key and the new one.
     let rotated = ok(
         d,
-        &[
-            "trust",
-            "rotate",
-            "--sign-with",
+        &fixture_rotate(
             "trust/keys/root.pem",
-            "--root-key",
-            "trust/keys/root-2.pem",
-            "--policy-key",
-            "trust/keys/policy.pub",
-            "--release-key",
-            "trust/keys/release.pub",
-            "--attestation-key",
-            "trust/keys/attestation.pub",
-            "--expires",
-            "2031-01-01T00:00:00Z",
-            "--now",
-            NOW,
-        ],
+            &[
+                "--attestation-key",
+                "trust/keys/attestation.pub",
+                "--expires",
+                "2031-01-01T00:00:00Z",
+                "--now",
+                NOW,
+            ],
+        ),
     );
     assert!(rotated.starts_with("trust root version 2"), "{rotated}");
     assert!(d.join("trust/trust-root.d/1.json").is_file());
@@ -263,22 +257,7 @@ fn import_legacy_v1_then_release_and_execute_it() {
         )
     };
     assert_eq!(execute("legacy-1").code, 4);
-    ok(
-        d,
-        &[
-            "release",
-            "sign",
-            "--key",
-            "trust/keys/release.pem",
-            "--version",
-            "2",
-            "--expires",
-            "2030-01-01T00:00:00Z",
-            "--now",
-            NOW,
-            "--force",
-        ],
-    );
+    ok(d, &release_sign("2", &["--force"]));
     let out = execute("legacy-2");
     assert_eq!(out.code, 0, "{}", out.transcript());
     let report = run_in(
@@ -361,22 +340,7 @@ fn import_legacy_names_of_any_json_string_then_execute_them() {
         b"",
     );
     insta::assert_snapshot!("import_legacy_names", imported.transcript());
-    ok(
-        d,
-        &[
-            "release",
-            "sign",
-            "--key",
-            "trust/keys/release.pem",
-            "--version",
-            "2",
-            "--expires",
-            "2030-01-01T00:00:00Z",
-            "--now",
-            NOW,
-            "--force",
-        ],
-    );
+    ok(d, &release_sign("2", &["--force"]));
     let cases: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(d.join("legacy/legacy-names/cases.json")).unwrap())
             .unwrap();
@@ -451,28 +415,21 @@ fn a_threshold_of_two_attestation_keys_is_met_before_anything_is_consumed() {
     ok(d, &["keygen", "--out", "trust/keys/attestation-2.pem"]);
     let rotated = ok(
         d,
-        &[
-            "trust",
-            "rotate",
-            "--sign-with",
+        &fixture_rotate(
             "trust/keys/root-2.pem",
-            "--root-key",
-            "trust/keys/root-2.pem",
-            "--policy-key",
-            "trust/keys/policy.pub",
-            "--release-key",
-            "trust/keys/release.pub",
-            "--attestation-key",
-            "trust/keys/attestation.pub",
-            "--attestation-key",
-            "trust/keys/attestation-2.pub",
-            "--attestation-threshold",
-            "2",
-            "--expires",
-            "2031-01-01T00:00:00Z",
-            "--now",
-            NOW,
-        ],
+            &[
+                "--attestation-key",
+                "trust/keys/attestation.pub",
+                "--attestation-key",
+                "trust/keys/attestation-2.pub",
+                "--attestation-threshold",
+                "2",
+                "--expires",
+                "2031-01-01T00:00:00Z",
+                "--now",
+                NOW,
+            ],
+        ),
     );
     assert!(rotated.starts_with("trust root version 3"), "{rotated}");
     let execute = |keys: &[&str]| {

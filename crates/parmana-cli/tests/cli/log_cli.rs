@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::common::{NOW, Run, VIP_SIGNALS, run_in, temp_repo};
+use crate::common::{NOW, Run, VIP_SIGNALS, fixture_rotate, run_in, temp_repo};
 
 const ORIGIN: &str = "log.example/parmana";
 const STORE: &str = "sqlite:store.sqlite";
@@ -12,28 +12,21 @@ const STORE: &str = "sqlite:store.sqlite";
 fn rotate_with_log(dir: &Path) {
     let out = run_in(
         dir,
-        &[
-            "trust",
-            "rotate",
-            "--sign-with",
+        &fixture_rotate(
             "trust/keys/root-2.pem",
-            "--root-key",
-            "trust/keys/root-2.pem",
-            "--policy-key",
-            "trust/keys/policy.pub",
-            "--release-key",
-            "trust/keys/release.pub",
-            "--attestation-key",
-            "trust/keys/attestation.pub",
-            "--log-origin",
-            ORIGIN,
-            "--log-key",
-            "trust/keys/root-1.pub",
-            "--expires",
-            "2036-01-01T00:00:00Z",
-            "--now",
-            NOW,
-        ],
+            &[
+                "--attestation-key",
+                "trust/keys/attestation.pub",
+                "--log-origin",
+                ORIGIN,
+                "--log-key",
+                "trust/keys/root-1.pub",
+                "--expires",
+                "2036-01-01T00:00:00Z",
+                "--now",
+                NOW,
+            ],
+        ),
         b"",
     );
     assert_eq!(out.code, 0, "{}", out.transcript());
@@ -307,30 +300,23 @@ fn a_witness_cosigns_consistent_checkpoints_and_catches_a_rewrite() {
     let d = repo.root();
     let out = run(
         d,
-        &[
-            "trust",
-            "rotate",
-            "--sign-with",
+        &fixture_rotate(
             "trust/keys/root-2.pem",
-            "--root-key",
-            "trust/keys/root-2.pem",
-            "--policy-key",
-            "trust/keys/policy.pub",
-            "--release-key",
-            "trust/keys/release.pub",
-            "--attestation-key",
-            "trust/keys/attestation.pub",
-            "--log-origin",
-            ORIGIN,
-            "--log-key",
-            "trust/keys/root-1.pub",
-            "--witness",
-            "witness.example/w1=trust/keys/policy.pub",
-            "--expires",
-            "2036-01-01T00:00:00Z",
-            "--now",
-            NOW,
-        ],
+            &[
+                "--attestation-key",
+                "trust/keys/attestation.pub",
+                "--log-origin",
+                ORIGIN,
+                "--log-key",
+                "trust/keys/root-1.pub",
+                "--witness",
+                "witness.example/w1=trust/keys/policy.pub",
+                "--expires",
+                "2036-01-01T00:00:00Z",
+                "--now",
+                NOW,
+            ],
+        ),
     );
     assert_eq!(out.code, 0, "{}", out.transcript());
     let witness = |checkpoint: &str| {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::common::{NOW, VIP_SIGNALS, run_in, temp_repo};
+use crate::common::{NOW, VIP_SIGNALS, fixture_rotate, run_in, temp_repo};
 use parmana_runtime::canon::Timestamp;
 
 /// Executes the VIP claim as `id` at `at` in `dir` (memory store) and returns the attestation.
@@ -33,24 +33,17 @@ fn execute_at(dir: &Path, id: &str, at: &str) -> String {
 fn rotate(dir: &Path, attestation_key: &str) {
     let out = run_in(
         dir,
-        &[
-            "trust",
-            "rotate",
-            "--sign-with",
+        &fixture_rotate(
             "trust/keys/root-2.pem",
-            "--root-key",
-            "trust/keys/root-2.pem",
-            "--policy-key",
-            "trust/keys/policy.pub",
-            "--release-key",
-            "trust/keys/release.pub",
-            "--attestation-key",
-            attestation_key,
-            "--expires",
-            "2036-01-01T00:00:00Z",
-            "--now",
-            NOW,
-        ],
+            &[
+                "--attestation-key",
+                attestation_key,
+                "--expires",
+                "2036-01-01T00:00:00Z",
+                "--now",
+                NOW,
+            ],
+        ),
         b"",
     );
     assert_eq!(out.code, 0, "{}", out.transcript());

@@ -81,3 +81,42 @@ pub(crate) fn temp_repo() -> parmana_testkit::FixtureEnvironment {
 pub(crate) fn copy_tree(from: &Path, to: &Path) {
     parmana_testkit::copy_tree(from, to).unwrap();
 }
+
+/// The arguments of `trust rotate` on the fixture chain: signed by `sign_with`, the root role
+/// `root-2`, the policy and release roles unchanged; `rest` names the attestation keys and any
+/// other role or option, `--expires` and `--now` included.
+pub(crate) fn fixture_rotate<'a>(sign_with: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "trust",
+        "rotate",
+        "--sign-with",
+        sign_with,
+        "--root-key",
+        "trust/keys/root-2.pem",
+        "--policy-key",
+        "trust/keys/policy.pub",
+        "--release-key",
+        "trust/keys/release.pub",
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
+/// The arguments of `release sign` with the fixture release key: manifest `version`, expiring in
+/// 2030, at [`NOW`]; `extra` adds flags (`--force`, `--out`, …).
+pub(crate) fn release_sign<'a>(version: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "release",
+        "sign",
+        "--key",
+        "trust/keys/release.pem",
+        "--version",
+        version,
+        "--expires",
+        "2030-01-01T00:00:00Z",
+        "--now",
+        NOW,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
