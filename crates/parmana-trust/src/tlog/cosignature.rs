@@ -6,10 +6,10 @@
 
 use std::fmt;
 
-use parmana_canon::Digest;
-
-use crate::keys::{decode_base64, encode_base64};
-use crate::tlog::note::{MAX_NOTE_SIGNATURES, Note, NoteKeyName, NoteSignature};
+use crate::tlog::note::{
+    MAX_NOTE_SIGNATURES, Note, NoteKeyName, NoteSignature, parse_typed_key, typed_key_id,
+    write_typed_key,
+};
 use crate::{PublicKey, Signer, TrustError};
 
 /// The signature type byte of Ed25519 cosignatures.
@@ -17,12 +17,6 @@ const COSIGNATURE_V1: u8 = 0x04;
 
 /// The largest timestamp a cosignature may carry (2^63 − 1).
 const MAX_TIMESTAMP: u64 = i64::MAX as u64;
-
-fn key_invalid(message: impl Into<String>) -> TrustError {
-    TrustError::NoteKeyInvalid {
-        message: message.into(),
-    }
-}
 
 /// A witness (cosigner): its name and its Ed25519 public key.
 ///
@@ -41,51 +35,20 @@ pub struct CosignerKey {
 impl CosignerKey {
     /// The cosigner `name` with the Ed25519 key `key`.
     pub fn new(name: NoteKeyName, key: PublicKey) -> Self {
-        let mut preimage = name.as_str().as_bytes().to_vec();
-        preimage.push(b'\n');
-        preimage.push(COSIGNATURE_V1);
-        preimage.extend_from_slice(&key.to_bytes());
-        let [a, b, c, d, ..] = *Digest::of(&preimage).as_bytes();
-        Self {
-            name,
-            id: u32::from_be_bytes([a, b, c, d]),
-            key,
-        }
+        let id = typed_key_id(&name, COSIGNATURE_V1, &key);
+        Self { name, id, key }
     }
 
     /// Reads `<name>+<8 lowercase hex digits>+base64(0x04 ‖ 32-byte key)`
     /// (`trust.note_key_invalid` otherwise).
     pub fn parse(text: &str) -> Result<Self, TrustError> {
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(hash), Some(encoded)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(key_invalid(
-                "a cosigner key is <name>+<key ID>+<base64 key>",
-            ));
-        };
-        let name = NoteKeyName::parse(name)?;
-        if hash.len() != 8 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(key_invalid("the key ID must be 8 lowercase hex digits"));
-        }
-        let id = u32::from_str_radix(hash, 16).map_err(|e| key_invalid(e.to_string()))?;
-        let bytes =
-            decode_base64(encoded).ok_or_else(|| key_invalid("the key is not canonical base64"))?;
-        let Some((&COSIGNATURE_V1, raw)) = bytes.split_first() else {
-            return Err(key_invalid(
-                "a cosigner key has signature type 0x04 (Ed25519 cosignature/v1)",
-            ));
-        };
-        let raw: &[u8; 32] = raw
-            .try_into()
-            .map_err(|_| key_invalid("an Ed25519 key has 32 bytes"))?;
-        let cosigner = Self::new(name, PublicKey::from_bytes(raw)?);
-        if cosigner.id != id {
-            return Err(key_invalid(format!(
-                "key ID {id:08x} is not the ID of this name and key ({:08x})",
-                cosigner.id
-            )));
-        }
-        Ok(cosigner)
+        let (name, id, key) = parse_typed_key(
+            text,
+            "a cosigner key",
+            COSIGNATURE_V1,
+            "a cosigner key has signature type 0x04 (Ed25519 cosignature/v1)",
+        )?;
+        Ok(Self { name, id, key })
     }
 
     /// The cosigner's name.
@@ -106,9 +69,7 @@ impl CosignerKey {
 
 impl fmt::Display for CosignerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut typed = vec![COSIGNATURE_V1];
-        typed.extend_from_slice(&self.key.to_bytes());
-        write!(f, "{}+{:08x}+{}", self.name, self.id, encode_base64(&typed))
+        write_typed_key(f, &self.name, self.id, COSIGNATURE_V1, &self.key)
     }
 }
 

@@ -74,14 +74,75 @@ impl fmt::Display for NoteKeyName {
 /// The key ID of the Ed25519 key `key` named `name`: the first four bytes, big-endian, of
 /// `SHA-256(name ‖ 0x0A ‖ 0x01 ‖ key)`.
 pub fn note_key_id(name: &NoteKeyName, key: &PublicKey) -> u32 {
+    typed_key_id(name, ED25519, key)
+}
+
+/// The key ID of `key` under `name` for a signature type: the first four bytes of
+/// SHA-256(name ‖ 0x0A ‖ type ‖ key), as C2SP signed-note defines it for every type.
+pub(crate) fn typed_key_id(name: &NoteKeyName, signature_type: u8, key: &PublicKey) -> u32 {
     let mut preimage = Vec::with_capacity(name.0.len() + 34);
     preimage.extend_from_slice(name.0.as_bytes());
     preimage.push(b'\n');
-    preimage.push(ED25519);
+    preimage.push(signature_type);
     preimage.extend_from_slice(&key.to_bytes());
     let digest = Digest::of(&preimage);
     let [a, b, c, d, ..] = *digest.as_bytes();
     u32::from_be_bytes([a, b, c, d])
+}
+
+/// Reads a key string `<name>+<8 lowercase hex digits>+base64(type ‖ 32-byte key)` whose type
+/// byte is `signature_type`, and checks that the key ID is the ID of that name and key
+/// (`trust.note_key_invalid` otherwise, with `what` naming the kind of key and `wrong_type`
+/// saying which type was expected).
+pub(crate) fn parse_typed_key(
+    text: &str,
+    what: &str,
+    signature_type: u8,
+    wrong_type: &str,
+) -> Result<(NoteKeyName, u32, PublicKey), TrustError> {
+    let mut parts = text.splitn(3, '+');
+    let (Some(name), Some(hash), Some(encoded)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(key_invalid(format!(
+            "{what} is <name>+<key ID>+<base64 key>"
+        )));
+    };
+    let name = NoteKeyName::parse(name)?;
+    if hash.len() != 8 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(key_invalid("the key ID must be 8 lowercase hex digits"));
+    }
+    let id = u32::from_str_radix(hash, 16).map_err(|e| key_invalid(e.to_string()))?;
+    let bytes =
+        decode_base64(encoded).ok_or_else(|| key_invalid("the key is not canonical base64"))?;
+    let Some((&found, raw)) = bytes.split_first() else {
+        return Err(key_invalid(wrong_type));
+    };
+    if found != signature_type {
+        return Err(key_invalid(wrong_type));
+    }
+    let raw: &[u8; 32] = raw
+        .try_into()
+        .map_err(|_| key_invalid("an Ed25519 key has 32 bytes"))?;
+    let key = PublicKey::from_bytes(raw)?;
+    let expected = typed_key_id(&name, signature_type, &key);
+    if expected != id {
+        return Err(key_invalid(format!(
+            "key ID {id:08x} is not the ID of this name and key ({expected:08x})"
+        )));
+    }
+    Ok((name, id, key))
+}
+
+/// Writes a key string `<name>+<key ID>+base64(type ‖ key)`.
+pub(crate) fn write_typed_key(
+    f: &mut fmt::Formatter<'_>,
+    name: &NoteKeyName,
+    id: u32,
+    signature_type: u8,
+    key: &PublicKey,
+) -> fmt::Result {
+    let mut typed = vec![signature_type];
+    typed.extend_from_slice(&key.to_bytes());
+    write!(f, "{name}+{id:08x}+{}", encode_base64(&typed))
 }
 
 /// A note verifier key: a key name and the Ed25519 public key it stands for.
@@ -111,37 +172,13 @@ impl NoteVerifierKey {
     /// (another signature type, a key ID that is not the key's, a non-canonical or weak key) with
     /// `trust.note_key_invalid`.
     pub fn parse(text: &str) -> Result<Self, TrustError> {
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(hash), Some(encoded)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(key_invalid(
-                "a verifier key is <name>+<key ID>+<base64 key>",
-            ));
-        };
-        let name = NoteKeyName::parse(name)?;
-        if hash.len() != 8 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(key_invalid("the key ID must be 8 lowercase hex digits"));
-        }
-        let id = u32::from_str_radix(hash, 16).map_err(|e| key_invalid(e.to_string()))?;
-        let bytes =
-            decode_base64(encoded).ok_or_else(|| key_invalid("the key is not canonical base64"))?;
-        let Some((&ED25519, raw)) = bytes.split_first() else {
-            return Err(key_invalid(
-                "only Ed25519 verifier keys (signature type 0x01) are supported",
-            ));
-        };
-        let raw: &[u8; 32] = raw
-            .try_into()
-            .map_err(|_| key_invalid("an Ed25519 key has 32 bytes"))?;
-        let key = PublicKey::from_bytes(raw)?;
-        let verifier = Self::new(name, key);
-        if verifier.id != id {
-            return Err(key_invalid(format!(
-                "key ID {id:08x} is not the ID of this name and key ({:08x})",
-                verifier.id
-            )));
-        }
-        Ok(verifier)
+        let (name, id, key) = parse_typed_key(
+            text,
+            "a verifier key",
+            ED25519,
+            "only Ed25519 verifier keys (signature type 0x01) are supported",
+        )?;
+        Ok(Self { name, id, key })
     }
 
     /// The key name.
@@ -162,9 +199,7 @@ impl NoteVerifierKey {
 
 impl fmt::Display for NoteVerifierKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut typed = vec![ED25519];
-        typed.extend_from_slice(&self.key.to_bytes());
-        write!(f, "{}+{:08x}+{}", self.name, self.id, encode_base64(&typed))
+        write_typed_key(f, &self.name, self.id, ED25519, &self.key)
     }
 }
 
