@@ -25,7 +25,7 @@ const POLICY: &str = r#"{
 }"#;
 
 /// A fresh deployment (`parmana init`) with the AuthZEN policy signed and released.
-fn authzen_deployment() -> tempfile::TempDir {
+pub(crate) fn authzen_deployment() -> tempfile::TempDir {
     let temp = tempfile::tempdir().unwrap();
     let root = temp.path().join("d");
     let (code, _, stderr) = parmana(temp.path(), &["init", "d"]);
@@ -71,7 +71,7 @@ fn authzen_deployment() -> tempfile::TempDir {
     temp
 }
 
-fn root(temp: &tempfile::TempDir) -> std::path::PathBuf {
+pub(crate) fn root(temp: &tempfile::TempDir) -> std::path::PathBuf {
     temp.path().join("d")
 }
 

@@ -11,13 +11,13 @@ use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 use crate::harness::{Served, deployment, execution_body, parmana, try_call_with};
 
 /// A certificate authority made for one test.
-struct Authority {
+pub(crate) struct Authority {
     issuer: Issuer<'static, KeyPair>,
     pem: String,
 }
 
 impl Authority {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         let mut subject = DistinguishedName::new();
         subject.push(DnType::CommonName, name);
@@ -50,7 +50,7 @@ impl Authority {
 }
 
 /// A client trusting `ca`, presenting `identity` (certificate PEM, key PEM) when given.
-fn client(ca: &Authority, identity: Option<&(String, String)>) -> ureq::Agent {
+pub(crate) fn client(ca: &Authority, identity: Option<&(String, String)>) -> ureq::Agent {
     let roots = RootCerts::new_with_certs(&[Certificate::from_pem(ca.pem.as_bytes()).unwrap()]);
     let identity = identity.map(|(certificate, key)| {
         ClientCert::new_with_certs(
@@ -71,7 +71,7 @@ fn client(ca: &Authority, identity: Option<&(String, String)>) -> ureq::Agent {
 }
 
 /// Writes the server's certificate and key under `dir/tls/`.
-fn server_files(dir: &Path, ca: &Authority) -> (PathBuf, PathBuf) {
+pub(crate) fn server_files(dir: &Path, ca: &Authority) -> (PathBuf, PathBuf) {
     let tls = dir.join("tls");
     std::fs::create_dir_all(&tls).unwrap();
     let (certificate, key) = ca.issue(
