@@ -201,6 +201,9 @@ pub enum ExecutionError {
         /// What differs.
         what: &'static str,
     },
+    /// A C2SP `tlog-tiles` tile that is malformed or not (yet) in the log.
+    #[error("{0}")]
+    Tile(#[from] parmana_canon::tile::TileError),
 }
 
 impl ExecutionError {
@@ -232,6 +235,7 @@ impl ExecutionError {
             Self::NoTransparencyLog { .. } => "runtime.no_transparency_log",
             Self::NotInLog { .. } => "runtime.not_in_log",
             Self::ProofEntryMismatch { .. } => "runtime.proof_entry_mismatch",
+            Self::Tile(e) => e.code(),
         }
     }
 
@@ -246,7 +250,8 @@ impl ExecutionError {
             | Self::RequestTooLarge { .. }
             | Self::Canon(_)
             | Self::BatchLineInvalid { .. }
-            | Self::NotInLog { .. } => ErrorClass::InvalidInput,
+            | Self::NotInLog { .. }
+            | Self::Tile(_) => ErrorClass::InvalidInput,
             Self::Io { .. } => ErrorClass::Io,
             Self::Trust(error) => ErrorClass::of_trust(error),
             Self::PolicyIdentityMismatch { .. }

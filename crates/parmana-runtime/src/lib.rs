@@ -27,8 +27,8 @@ pub use environment::{
 pub use error::{ErrorClass, ExecutionError};
 pub use execute::{Attestation, RecoveryReport, execute_from_signals, recover};
 pub use log::{
-    LogConsistency, log_consistency, prove_execution, sign_log_checkpoint,
-    verify_attestation_proof, witness_checkpoint,
+    LogConsistency, LogSnapshot, check_log_signer, log_consistency, prove_execution, read_log,
+    sign_log_checkpoint, verify_attestation_proof, witness_checkpoint,
 };
 pub use request::{
     ExecutionRequest, MAX_SIGNALS_JSON_BYTES, Signals, new_execution_id, parse_execution_id,
@@ -57,6 +57,8 @@ pub mod canon {
         CanonError, Digest, ExecutionId, IdError, PolicyId, PolicyRef, PolicyVersion, Timestamp,
         canonicalize, canonicalize_value, parse_strict, to_canonical_vec,
     };
+    /// RFC 9162 Merkle tree hashing and C2SP `tlog-tiles` tiles (`docs/transparency-log.md`).
+    pub use parmana_canon::{merkle, tile};
 }
 
 /// The policy language: what a caller needs to check, evaluate and explain policies offline.

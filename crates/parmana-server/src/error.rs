@@ -147,6 +147,12 @@ impl ApiError {
 /// too large 413, policy and signals 422, replay 409, store 503, trust and defects 500.
 pub(crate) fn status_of(error: &ExecutionError) -> StatusCode {
     let code = error.code();
+    // The log: a tile past the tree or an execution not (yet) in it is not there.
+    match code {
+        "tile.beyond_tree" | "runtime.not_in_log" => return StatusCode::NOT_FOUND,
+        "tile.entry_too_large" => return StatusCode::INTERNAL_SERVER_ERROR,
+        _ => {}
+    }
     match error.class() {
         ErrorClass::InvalidInput => {
             if code == "runtime.request_too_large" {

@@ -16,6 +16,7 @@ mod observe;
 mod openapi;
 mod settings;
 mod state;
+mod tlog;
 mod tls;
 mod wire;
 
@@ -23,7 +24,8 @@ pub use auth::{Scope, Tokens};
 pub use error::ServerError;
 pub use lifecycle::Server;
 pub use settings::{
-    Authentication, AuthzenPolicy, AuthzenSettings, Limits, Logging, ServerSettings, TlsFiles,
+    Authentication, AuthzenPolicy, AuthzenSettings, Limits, LogSettings, Logging, ServerSettings,
+    TlsFiles,
 };
 
 /// The OpenAPI 3.1 document the server serves at `/openapi.json`, as JSON.

@@ -6,6 +6,7 @@ mod authzen_serve;
 mod harness;
 mod lifecycle_serve;
 mod limits_serve;
+mod log_serve;
 mod native_serve;
 mod postgres_serve;
 mod tls_serve;
