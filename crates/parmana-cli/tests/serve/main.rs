@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod authzen_serve;
+mod go_tlog_serve;
 mod harness;
 mod lifecycle_serve;
 mod limits_serve;
