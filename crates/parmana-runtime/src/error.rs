@@ -201,6 +201,17 @@ pub enum ExecutionError {
         /// What differs.
         what: &'static str,
     },
+    /// A witness asked to extend a checkpoint of another size than the last one it cosigned
+    /// (C2SP `tlog-witness`: HTTP 409 with that size).
+    #[error(
+        "the witness last cosigned a checkpoint of size {size}, not {requested}: send the consistency proof from {size}"
+    )]
+    WitnessSizeMismatch {
+        /// The old size the request gave.
+        requested: u64,
+        /// The size of the last checkpoint the witness cosigned (0: none).
+        size: u64,
+    },
     /// A C2SP `tlog-tiles` tile that is malformed or not (yet) in the log.
     #[error("{0}")]
     Tile(#[from] parmana_canon::tile::TileError),
@@ -236,6 +247,7 @@ impl ExecutionError {
             Self::NotInLog { .. } => "runtime.not_in_log",
             Self::ProofEntryMismatch { .. } => "runtime.proof_entry_mismatch",
             Self::Tile(e) => e.code(),
+            Self::WitnessSizeMismatch { .. } => "runtime.witness_size_mismatch",
         }
     }
 
@@ -251,7 +263,8 @@ impl ExecutionError {
             | Self::Canon(_)
             | Self::BatchLineInvalid { .. }
             | Self::NotInLog { .. }
-            | Self::Tile(_) => ErrorClass::InvalidInput,
+            | Self::Tile(_)
+            | Self::WitnessSizeMismatch { .. } => ErrorClass::InvalidInput,
             Self::Io { .. } => ErrorClass::Io,
             Self::Trust(error) => ErrorClass::of_trust(error),
             Self::PolicyIdentityMismatch { .. }

@@ -115,7 +115,7 @@ impl LogSnapshot {
 /// (cosignatures are not required here), and that the
 /// store's log extends it: its root at the checkpoint's size is the checkpoint's root
 /// (`trust.tlog_inconsistent` when the store's ledger was rewritten or truncated since).
-fn checked_against_store(
+pub(crate) fn checked_against_store(
     log: &LedgerLog,
     trust_root: &VerifiedTrustRoot,
     checkpoint: &[u8],

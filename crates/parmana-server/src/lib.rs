@@ -19,6 +19,7 @@ mod state;
 mod tlog;
 mod tls;
 mod wire;
+mod witness;
 
 pub use auth::{Scope, Tokens};
 pub use error::ServerError;
@@ -26,6 +27,9 @@ pub use lifecycle::Server;
 pub use settings::{
     Authentication, AuthzenPolicy, AuthzenSettings, Limits, LogSettings, Logging, ServerSettings,
     TlsFiles,
+};
+pub use witness::{
+    TLOG_SIZE_MEDIA_TYPE, WitnessReply, WitnessServer, WitnessSettings, submit_add_checkpoint,
 };
 
 /// The OpenAPI 3.1 document the server serves at `/openapi.json`, as JSON.

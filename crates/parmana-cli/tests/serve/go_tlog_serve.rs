@@ -84,7 +84,15 @@ fn go_sumdb_checks_the_served_log_tiles_entries_and_proofs() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     std::fs::write(&proof, &reply.bytes).unwrap();
 
-    let vkey = verifier_key(d).to_string();
+    // The verifier key string as `parmana log keys` prints it (and as we compute it).
+    let (code, keys, err) = crate::harness::parmana(d, &["log", "keys"]);
+    assert_eq!(code, 0, "{err}");
+    let vkey = keys
+        .lines()
+        .find_map(|l| l.strip_prefix("log "))
+        .unwrap()
+        .to_owned();
+    assert_eq!(vkey, verifier_key(d).to_string());
     let (ok, out, err) = check(
         &binary,
         &[

@@ -11,3 +11,4 @@ mod log_serve;
 mod native_serve;
 mod postgres_serve;
 mod tls_serve;
+mod witness_serve;
