@@ -146,12 +146,6 @@ impl WitnessServer {
         self.local_addr
     }
 
-    /// The size of the last checkpoint cosigned (0: none).
-    pub fn state_size(&self) -> u64 {
-        let last = self.witness.last.lock().map(|l| l.clone()).unwrap_or(None);
-        witness_state_size(last.as_deref()).unwrap_or(0)
-    }
-
     /// Serves until SIGTERM or SIGINT.
     pub fn run(self) -> Result<(), ServerError> {
         let address = self.local_addr.to_string();
