@@ -406,7 +406,8 @@ mod tests {
                     continue;
                 };
                 let is_code = [
-                    "canon", "digest", "policy", "trust", "replay", "runtime", "server", "cli",
+                    "canon", "digest", "merkle", "tile", "policy", "trust", "replay", "runtime",
+                    "server", "cli",
                 ]
                 .contains(&layer)
                     && !name.is_empty()

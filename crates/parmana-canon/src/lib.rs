@@ -11,7 +11,8 @@
 //! * [`reader::Reader`] is the strict pull tokenizer underneath: the same rules, token by
 //!   token, for readers that build something other than a `Value`.
 //! * [`Digest`] is a SHA-256 content digest written `sha256:<64 lowercase hex>`.
-//! * [`merkle`] is RFC 9162 Merkle tree hashing: the transparency log's tree heads and proofs.
+//! * [`merkle`] is RFC 9162 Merkle tree hashing: the transparency log's tree heads and proofs;
+//!   [`tile`] names and cuts that tree into C2SP `tlog-tiles` tiles and entry bundles.
 //! * [`Timestamp`] is a UTC instant with exactly one text form, `YYYY-MM-DDTHH:MM:SSZ`.
 //! * [`PolicyId`], [`PolicyVersion`], [`PolicyRef`] (`id@version`) and [`ExecutionId`] are the
 //!   identifiers every layer shares, each with one grammar (see `tests/identifiers/`).
@@ -31,6 +32,7 @@ pub mod merkle;
 mod parse;
 mod raw;
 pub mod reader;
+pub mod tile;
 mod time;
 
 pub use digest::{Digest, DigestParseError};

@@ -60,6 +60,8 @@ pub(crate) struct ServerFile {
     shutdown_grace_ms: Option<u64>,
     log_format: Option<String>,
     log_signals: Option<bool>,
+    log_key: Option<PathBuf>,
+    log_public: Option<bool>,
     /// The AuthZEN mapping: in the file only (it is a table, not one value).
     pub(crate) authzen: Option<AuthzenFile>,
 }
@@ -245,6 +247,16 @@ pub(crate) const LOG_SIGNALS: Key = Key {
     flag: "--log-signals",
     env: "PARMANA_LOG_SIGNALS",
 };
+pub(crate) const LOG_KEY: Key = Key {
+    name: "log_key",
+    flag: "--log-key",
+    env: "PARMANA_LOG_KEY",
+};
+pub(crate) const LOG_PUBLIC: Key = Key {
+    name: "log_public",
+    flag: "--log-public",
+    env: "PARMANA_LOG_PUBLIC",
+};
 
 /// The default of each path setting, relative to the deployment root.
 const DEFAULT_POLICIES: &str = "policies";
@@ -274,7 +286,7 @@ pub(crate) struct Deployment {
 }
 
 /// Every variable the configuration reads, so that the environment is read once.
-const VARIABLES: [&str; 19] = [
+const VARIABLES: [&str; 21] = [
     POLICIES.env,
     PINNED_ROOT.env,
     TRUST_ROOT.env,
@@ -294,6 +306,8 @@ const VARIABLES: [&str; 19] = [
     SHUTDOWN_GRACE_MS.env,
     LOG_FORMAT.env,
     LOG_SIGNALS.env,
+    LOG_KEY.env,
+    LOG_PUBLIC.env,
 ];
 
 impl Deployment {
@@ -565,6 +579,7 @@ impl Deployment {
             "tls_cert" => server.tls_cert.as_ref(),
             "tls_key" => server.tls_key.as_ref(),
             "tls_client_ca" => server.tls_client_ca.as_ref(),
+            "log_key" => server.log_key.as_ref(),
             _ => None,
         }?;
         Some(Setting {
@@ -615,6 +630,7 @@ impl Deployment {
                 "shutdown_grace_ms" => server.shutdown_grace_ms.map(|v| v.to_string()),
                 "log_format" => server.log_format.clone(),
                 "log_signals" => server.log_signals.map(|v| v.to_string()),
+                "log_public" => server.log_public.map(|v| v.to_string()),
                 _ => None,
             };
             if let Some(text) = text {
@@ -823,7 +839,8 @@ mod tests {
         let root = temp.path();
         std::fs::create_dir_all(root.join("sub/dir")).unwrap();
         let file = "[server]\nlisten = \"127.0.0.1:9000\"\ntokens = \"tokens.toml\"\n\
-                    max_concurrency = 8\n[[server.authzen.policies]]\n\
+                    max_concurrency = 8\nlog_key = \"keys/log.pem\"\nlog_public = true\n\
+                    [[server.authzen.policies]]\n\
                     policy = \"p@1.0.0\"\npermit = [\"allow\"]\n";
         let with_file = deployment(root, Some(file), &[]);
         let listen = with_file
@@ -837,6 +854,21 @@ mod tests {
             root.join("tokens.toml")
         );
         assert!(with_file.server_path(TLS_CERT, None).is_none());
+        assert_eq!(
+            with_file.server_path(LOG_KEY, None).unwrap().value,
+            root.join("keys/log.pem")
+        );
+        assert!(
+            with_file
+                .server_value(LOG_PUBLIC, None, false)
+                .unwrap()
+                .value
+        );
+        let log_key_env = deployment(root, Some(file), &[(LOG_KEY.env, "/etc/log.pem")]);
+        assert_eq!(
+            log_key_env.server_path(LOG_KEY, None).unwrap().source,
+            Source::Env("PARMANA_LOG_KEY")
+        );
         assert_eq!(
             with_file
                 .server_value::<usize>(MAX_CONCURRENCY, None, 256)

@@ -1,12 +1,21 @@
 //! `parmana log …`: the transparency log over the replay store's ledger — signed checkpoints, offline inclusion proofs of executions, consistency with an older checkpoint, witness cosignatures.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use parmana_runtime::canon::ExecutionId;
-use parmana_runtime::trust::{MAX_TLOG_PROOF_BYTES, NoteKeyName, tlog_hash_text};
+use parmana_runtime::replay::ReplayStore;
+use parmana_runtime::trust::{
+    CosignerKey, LocalSigningKey, MAX_TLOG_PROOF_BYTES, NoteKeyName, VerifiedTrustRoot,
+    tlog_hash_text,
+};
 use parmana_runtime::{
-    load_trust_history, load_trust_root, log_consistency, parse_execution_id, prove_execution,
-    sign_log_checkpoint, witness_checkpoint,
+    ExecutionError, add_cosignatures, load_trust_history, load_trust_root, log_consistency,
+    parse_execution_id, prove_execution, sign_log_checkpoint, witness_checkpoint, witness_request,
+};
+use parmana_server::{
+    ServerError, TLOG_SIZE_MEDIA_TYPE, WitnessServer, WitnessSettings, submit_add_checkpoint,
 };
 
 use crate::common::{ClockArgs, TrustRootArgs, read_bounded, read_private_key, write_file};
@@ -41,18 +50,72 @@ pub(crate) enum LogCommand {
     /// --state; the consistency proof is taken from the store and verified against both signed
     /// roots). Prints the cosigned checkpoint and keeps it in --state; a forked or rewritten log
     /// is refused and --state is left as it was.
+    ///
+    /// With --serve ADDRESS instead of a checkpoint, runs the witness as an HTTP service (C2SP
+    /// tlog-witness): `POST /add-checkpoint` takes `old N`, the consistency proof from N, an
+    /// empty line and the checkpoint; answers 200 with the cosignature line, 409 with the size it
+    /// cosigned last (text/x.tlog.size), 400/403/404/422 per the specification. The state is
+    /// written, synced and renamed into place before each answer, so a restarted witness
+    /// remembers. The first stdout line is `listening on http://ADDRESS`, the second the
+    /// witness's cosigner key.
     #[command(
-        after_help = "Example:\n  parmana log witness checkpoint.txt --key keys/witness.pem --name witness.example/w1 \\\n      --state witness-state.txt > checkpoint-cosigned.txt"
+        after_help = "Examples:\n  parmana log witness checkpoint.txt --key keys/witness.pem --name witness.example/w1 \\\n      --state witness-state.txt > checkpoint-cosigned.txt\n  parmana log witness --serve 0.0.0.0:7380 --key keys/witness.pem --name witness.example/w1 \\\n      --state witness-state.txt"
     )]
     Witness(WitnessArgs),
+    /// Ask a witness (C2SP tlog-witness, `POST <URL>/add-checkpoint`) to cosign a checkpoint of
+    /// this store's log: sends it with the consistency proof from the size the witness last
+    /// cosigned (asking the witness for that size first), checks the cosignatures of the trust
+    /// root's witnesses in the answer, and prints the checkpoint with them (or writes --out), for
+    /// `log prove` and `verify --proof` with a witness threshold.
+    #[command(
+        after_help = "Example:\n  parmana log cosign checkpoint.txt --url https://witness.example/w1 --out checkpoint-cosigned.txt"
+    )]
+    Cosign(CosignArgs),
+    /// Print the keys of the trust root's log role as the transparency-log tools read them: the
+    /// note verifier key of each log key (`<origin>+<key ID>+base64(0x01 ‖ key)`, for Go's
+    /// sumdb/note and C2SP tools) and the cosigner key of each witness the role lists.
+    #[command(after_help = "Example:\n  parmana log keys\n  parmana --format json log keys")]
+    Keys(KeysArgs),
+}
+
+/// Arguments of `parmana log keys`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KeysArgs {
+    #[command(flatten)]
+    trust: TrustRootArgs,
+}
+
+/// Arguments of `parmana log cosign`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CosignArgs {
+    /// The signed checkpoint to have cosigned.
+    #[arg(value_name = "CHECKPOINT")]
+    checkpoint: PathBuf,
+    /// The witness's submission prefix (`<URL>/add-checkpoint` is posted to).
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// Write the cosigned checkpoint to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    trust: TrustRootArgs,
 }
 
 /// Arguments of `parmana log witness`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct WitnessArgs {
-    /// The signed checkpoint to cosign.
-    #[arg(value_name = "CHECKPOINT")]
-    checkpoint: PathBuf,
+    /// The signed checkpoint to cosign (or --serve).
+    #[arg(
+        value_name = "CHECKPOINT",
+        required_unless_present = "serve",
+        conflicts_with = "serve"
+    )]
+    checkpoint: Option<PathBuf>,
+    /// Serve the C2SP tlog-witness HTTP protocol on this address instead.
+    #[arg(long, value_name = "ADDRESS")]
+    serve: Option<SocketAddr>,
     /// The witness's private key (PKCS#8 PEM).
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
@@ -153,7 +216,10 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
             let key = read_private_key(&args.key)?;
-            let checkpoint = read_checkpoint(&args.checkpoint)?;
+            let (Some(checkpoint), None) = (&args.checkpoint, args.serve) else {
+                return serve_witness(args, name, key, history.newest().clone());
+            };
+            let checkpoint = read_checkpoint(checkpoint)?;
             let previous = if args.state.exists() {
                 Some(read_checkpoint(&args.state)?)
             } else {
@@ -173,6 +239,56 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             write_file(&args.state, cosigned.as_bytes())?;
             out!("{cosigned}");
             Ok(())
+        }
+        LogCommand::Keys(args) => {
+            let paths = args.trust.resolve(&deployment);
+            let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
+                .map_err(|e| Failure::execution(&e))?;
+            let trust_root = history.newest();
+            let role = trust_root.log().ok_or_else(|| {
+                Failure::execution(&ExecutionError::NoTransparencyLog {
+                    trust_root_version: trust_root.version(),
+                })
+            })?;
+            let keys: Vec<String> = role.verifiers().iter().map(ToString::to_string).collect();
+            let (witnesses, witness_threshold) = role.witnesses();
+            let witnesses: Vec<String> = witnesses.iter().map(ToString::to_string).collect();
+            match format {
+                Format::Human => {
+                    for key in &keys {
+                        outln!("log {key}");
+                    }
+                    for witness in &witnesses {
+                        outln!("witness {witness}");
+                    }
+                }
+                Format::Json => outln!(
+                    "{}",
+                    Json(serde_json::json!({
+                        "origin": role.origin().as_str(),
+                        "log_keys": keys,
+                        "threshold": role.threshold(),
+                        "witnesses": witnesses,
+                        "witness_threshold": witness_threshold,
+                    }))
+                ),
+            }
+            Ok(())
+        }
+        LogCommand::Cosign(args) => {
+            let paths = args.trust.resolve(&deployment);
+            let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
+                .map_err(|e| Failure::execution(&e))?;
+            let checkpoint = read_checkpoint(&args.checkpoint)?;
+            let store = args.store.open_existing(&deployment)?;
+            let cosigned = cosign(store.as_ref(), history.newest(), &checkpoint, &args.url)?;
+            match &args.out {
+                Some(path) => write_file(path, cosigned.as_bytes()),
+                None => {
+                    out!("{cosigned}");
+                    Ok(())
+                }
+            }
         }
         LogCommand::Consistency(args) => {
             let paths = args.trust.resolve(&deployment);
@@ -208,6 +324,78 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// Runs `parmana log witness --serve` until SIGTERM or SIGINT.
+fn serve_witness(
+    args: &WitnessArgs,
+    name: NoteKeyName,
+    key: LocalSigningKey,
+    trust_root: VerifiedTrustRoot,
+) -> Result<(), Failure> {
+    let server_failure =
+        |e: &ServerError| Failure::new(e.code(), e.to_string(), ExitClass::from(e.class()));
+    let listen = args.serve.ok_or_else(|| {
+        Failure::new(
+            "cli.usage",
+            "give a CHECKPOINT to cosign, or --serve ADDRESS",
+            ExitClass::Usage,
+        )
+    })?;
+    let cosigner = CosignerKey::new(name.clone(), key.public_key());
+    let server = WitnessServer::bind(WitnessSettings {
+        listen,
+        name,
+        signer: Arc::new(key),
+        state: args.state.clone(),
+        trust_root,
+        clock: Arc::from(args.clock.clock()),
+    })
+    .map_err(|e| server_failure(&e))?;
+    outln!("listening on http://{}", server.local_addr());
+    outln!("cosigner key: {cosigner}");
+    server.run().map_err(|e| server_failure(&e))
+}
+
+/// Has a witness cosign `checkpoint`: first with the old size 0, then — when the witness answers
+/// 409 with the size it cosigned last — once more with the consistency proof from that size.
+fn cosign(
+    store: &dyn ReplayStore,
+    trust_root: &VerifiedTrustRoot,
+    checkpoint: &[u8],
+    url: &str,
+) -> Result<String, Failure> {
+    let server_failure =
+        |e: &ServerError| Failure::new(e.code(), e.to_string(), ExitClass::from(e.class()));
+    let mut old_size = 0;
+    for attempt in 0..2 {
+        let body = witness_request(store, trust_root, checkpoint, old_size)
+            .map_err(|e| Failure::execution(&e))?;
+        let reply = submit_add_checkpoint(url, &body).map_err(|e| server_failure(&e))?;
+        let answer = String::from_utf8_lossy(&reply.body).trim_end().to_owned();
+        if reply.status == 200 {
+            return add_cosignatures(trust_root, checkpoint, &reply.body)
+                .map_err(|e| Failure::execution(&e));
+        }
+        let retry = (reply.status == 409
+            && attempt == 0
+            && reply.content_type.starts_with(TLOG_SIZE_MEDIA_TYPE))
+        .then(|| answer.parse::<u64>().ok())
+        .flatten();
+        match retry {
+            Some(size) => old_size = size,
+            None => {
+                return Err(server_failure(&ServerError::WitnessRefused {
+                    status: reply.status,
+                    message: answer,
+                }));
+            }
+        }
+    }
+    Err(server_failure(&ServerError::WitnessRefused {
+        status: 409,
+        message: "the witness's size changed between two requests".to_owned(),
+    }))
 }
 
 /// Reads a signed checkpoint file, bounded like a proof file.

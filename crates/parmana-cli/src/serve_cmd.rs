@@ -2,15 +2,18 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parmana_runtime::StoreOpen;
 use parmana_server::{
-    Authentication, AuthzenPolicy, AuthzenSettings, Limits, Logging, Server, ServerError,
-    ServerSettings, TlsFiles, Tokens,
+    Authentication, AuthzenPolicy, AuthzenSettings, Limits, LogSettings, Logging, Server,
+    ServerError, ServerSettings, TlsFiles, Tokens,
 };
 
-use crate::common::{ClockArgs, EnvironmentArgs, build_runtime, warn_environment_expiry};
+use crate::common::{
+    ClockArgs, EnvironmentArgs, build_runtime, read_private_key, warn_environment_expiry,
+};
 use crate::config::{self, Deployment};
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
@@ -86,6 +89,15 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_LOG_SIGNALS; config: server.log_signals].
     #[arg(long)]
     log_signals: bool,
+    /// A key of the trust root's `log` role (PKCS#8 PEM): serve the transparency log's read API
+    /// (C2SP tlog-tiles under /log/) and execution proofs, checkpoints signed with it
+    /// [env: PARMANA_LOG_KEY; config: server.log_key; no default: no log served].
+    #[arg(long, value_name = "FILE")]
+    log_key: Option<PathBuf>,
+    /// Serve /log/* without a token (the checkpoint, tiles and entry bundles are public;
+    /// the proof route still needs `read`) [env: PARMANA_LOG_PUBLIC; config: server.log_public].
+    #[arg(long)]
+    log_public: bool,
     /// An attestation signing key (PKCS#8 PEM), as `execute --key` takes it (repeatable)
     /// [env: PARMANA_KEYS; config: keys; default: trust/keys/attestation.pem].
     #[arg(long, value_name = "FILE")]
@@ -238,6 +250,23 @@ fn settings(
                 .collect(),
         })
         .unwrap_or_default();
+    let log_public = deployment
+        .server_value(config::LOG_PUBLIC, args.log_public.then_some(true), false)?
+        .value;
+    let log = match deployment.server_path(config::LOG_KEY, args.log_key.as_deref()) {
+        Some(path) => Some(LogSettings {
+            signer: Arc::new(read_private_key(&path.value)?),
+            public: log_public,
+        }),
+        None if log_public => {
+            return Err(Failure::new(
+                "cli.usage",
+                "--log-public needs a log key (--log-key, PARMANA_LOG_KEY or server.log_key)",
+                ExitClass::Usage,
+            ));
+        }
+        None => None,
+    };
     let store_kind = if store == "memory" {
         "memory"
     } else if store.starts_with("sqlite:") {
@@ -257,6 +286,7 @@ fn settings(
             },
             authzen,
             store_kind: store_kind.to_owned(),
+            log,
         },
         printed_token,
     ))

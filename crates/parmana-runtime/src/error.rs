@@ -201,6 +201,20 @@ pub enum ExecutionError {
         /// What differs.
         what: &'static str,
     },
+    /// A witness asked to extend a checkpoint of another size than the last one it cosigned
+    /// (C2SP `tlog-witness`: HTTP 409 with that size).
+    #[error(
+        "the witness last cosigned a checkpoint of size {size}, not {requested}: send the consistency proof from {size}"
+    )]
+    WitnessSizeMismatch {
+        /// The old size the request gave.
+        requested: u64,
+        /// The size of the last checkpoint the witness cosigned (0: none).
+        size: u64,
+    },
+    /// A C2SP `tlog-tiles` tile that is malformed or not (yet) in the log.
+    #[error("{0}")]
+    Tile(#[from] parmana_canon::tile::TileError),
 }
 
 impl ExecutionError {
@@ -232,6 +246,8 @@ impl ExecutionError {
             Self::NoTransparencyLog { .. } => "runtime.no_transparency_log",
             Self::NotInLog { .. } => "runtime.not_in_log",
             Self::ProofEntryMismatch { .. } => "runtime.proof_entry_mismatch",
+            Self::Tile(e) => e.code(),
+            Self::WitnessSizeMismatch { .. } => "runtime.witness_size_mismatch",
         }
     }
 
@@ -246,7 +262,9 @@ impl ExecutionError {
             | Self::RequestTooLarge { .. }
             | Self::Canon(_)
             | Self::BatchLineInvalid { .. }
-            | Self::NotInLog { .. } => ErrorClass::InvalidInput,
+            | Self::NotInLog { .. }
+            | Self::Tile(_)
+            | Self::WitnessSizeMismatch { .. } => ErrorClass::InvalidInput,
             Self::Io { .. } => ErrorClass::Io,
             Self::Trust(error) => ErrorClass::of_trust(error),
             Self::PolicyIdentityMismatch { .. }

@@ -14,6 +14,7 @@ mod request;
 mod runtime;
 mod store;
 mod verify;
+mod witness;
 
 pub use authoring::{
     Rotation, rotate_trust_root_file, sign_bundle_verified, sign_release_manifest_verified,
@@ -27,8 +28,8 @@ pub use environment::{
 pub use error::{ErrorClass, ExecutionError};
 pub use execute::{Attestation, RecoveryReport, execute_from_signals, recover};
 pub use log::{
-    LogConsistency, log_consistency, prove_execution, sign_log_checkpoint,
-    verify_attestation_proof, witness_checkpoint,
+    LogConsistency, LogSnapshot, check_log_signer, log_consistency, prove_execution, read_log,
+    sign_log_checkpoint, verify_attestation_proof, witness_checkpoint,
 };
 pub use request::{
     ExecutionRequest, MAX_SIGNALS_JSON_BYTES, Signals, new_execution_id, parse_execution_id,
@@ -42,6 +43,9 @@ pub use store::{StoreOpen, open_store};
 pub use verify::{
     load_bundle, load_trust_history, load_trust_root, verify_attestation,
     verify_attestation_in_history,
+};
+pub use witness::{
+    WitnessCosigned, add_cosignatures, witness_add_checkpoint, witness_request, witness_state_size,
 };
 
 /// The name of this runtime, recorded in every attestation.
@@ -57,6 +61,8 @@ pub mod canon {
         CanonError, Digest, ExecutionId, IdError, PolicyId, PolicyRef, PolicyVersion, Timestamp,
         canonicalize, canonicalize_value, parse_strict, to_canonical_vec,
     };
+    /// RFC 9162 Merkle tree hashing and C2SP `tlog-tiles` tiles (`docs/transparency-log.md`).
+    pub use parmana_canon::{merkle, tile};
 }
 
 /// The policy language: what a caller needs to check, evaluate and explain policies offline.
@@ -74,6 +80,13 @@ pub mod policy {
 
 /// Keys, signers and the verified documents of the chain of trust.
 pub mod trust {
+    /// The transparency log's signed formats (`docs/transparency-log.md`).
+    pub use parmana_trust::{
+        AddCheckpoint, Checkpoint, Cosignature, CosignerKey, LogRole, LogSpec, LogVerifier,
+        MAX_ADD_CHECKPOINT_BYTES, MAX_NOTE_BYTES, MAX_TLOG_PROOF_BYTES, Note, NoteKeyName,
+        NoteVerifierKey, TlogProof, VerifiedCheckpoint, VerifiedInclusion, cosign_checkpoint,
+        cosign_note, sign_checkpoint, tlog_hash_text, verify_cosignatures, verify_tlog_proof,
+    };
     pub use parmana_trust::{
         AttestationCheck, AttestationCheckKind, AttestationReport, BUNDLE_MANIFEST_FILE,
         BUNDLE_TESTS_DIR, BundleFiles, EXECUTED_AT_TOLERANCE_SECONDS, ExecutionPredicate, KeyFile,
@@ -86,12 +99,6 @@ pub mod trust {
         read_legacy_bundle_dir, read_public_key_file, read_release_manifest_version,
         sign_bundle_dir, sign_release_manifest, verify_attestations,
         verify_attestations_in_history, verify_legacy_bundle, write_public_key_file,
-    };
-    /// The transparency log's signed formats (`docs/transparency-log.md`).
-    pub use parmana_trust::{
-        Checkpoint, Cosignature, CosignerKey, LogRole, LogSpec, LogVerifier, MAX_TLOG_PROOF_BYTES,
-        NoteKeyName, NoteVerifierKey, TlogProof, VerifiedCheckpoint, VerifiedInclusion,
-        cosign_checkpoint, cosign_note, tlog_hash_text, verify_cosignatures, verify_tlog_proof,
     };
 }
 

@@ -1,5 +1,6 @@
 //! The transparency log over a store's ledger: signed checkpoints by the trust root's `log` role, inclusion proofs of executions, consistency with older checkpoints, witness cosignatures, and the offline check of an attestation's proof.
 
+use parmana_canon::tile::{Tile, TileKind};
 use parmana_canon::{Digest, Timestamp};
 use parmana_replay::{ExecutionEntry, ExecutionId, LedgerLog, ReplayStore, ledger_log};
 use parmana_trust::{
@@ -16,15 +17,13 @@ fn log_role(trust_root: &VerifiedTrustRoot) -> Result<&LogRole, ExecutionError> 
     })
 }
 
-/// Signs the checkpoint of `store`'s log as it is now (its size and root hash), with `signer`,
-/// which must be a key of the `log` role of `trust_root` (`trust.key_lacks_role` otherwise).
-/// Returns the signed note, C2SP `tlog-checkpoint` text. A log whose role needs several keys
-/// gets the others' signatures with `parmana_trust::cosign_note`.
-pub fn sign_log_checkpoint(
-    store: &dyn ReplayStore,
+/// Refuses `signer` unless it is a key of the `log` role of `trust_root`
+/// (`runtime.no_transparency_log` without the role, `trust.key_lacks_role` for another key).
+/// `parmana serve --log-key` checks its key with this before it starts.
+pub fn check_log_signer(
     trust_root: &VerifiedTrustRoot,
     signer: &dyn Signer,
-) -> Result<String, ExecutionError> {
+) -> Result<(), ExecutionError> {
     let role = log_role(trust_root)?;
     if !role.holds(&signer.key_id()) {
         return Err(TrustError::KeyLacksRole {
@@ -34,16 +33,89 @@ pub fn sign_log_checkpoint(
         }
         .into());
     }
-    let log = ledger_log(store)?;
-    let checkpoint = Checkpoint::new(role.origin().as_str(), log.size(), log.root())?;
-    Ok(sign_checkpoint(&checkpoint, role.origin(), signer)?)
+    Ok(())
+}
+
+/// Signs the checkpoint of `store`'s log as it is now (its size and root hash), with `signer`,
+/// which must be a key of the `log` role of `trust_root` (`trust.key_lacks_role` otherwise).
+/// Returns the signed note, C2SP `tlog-checkpoint` text. A log whose role needs several keys
+/// gets the others' signatures with `parmana_trust::cosign_note`.
+pub fn sign_log_checkpoint(
+    store: &dyn ReplayStore,
+    trust_root: &VerifiedTrustRoot,
+    signer: &dyn Signer,
+) -> Result<String, ExecutionError> {
+    check_log_signer(trust_root, signer)?;
+    read_log(store)?.checkpoint(trust_root, signer)
+}
+
+/// The log as one read of the store sees it: what `parmana serve` serves (C2SP `tlog-tiles`
+/// tiles and entry bundles, the checkpoint, execution proofs) and what the `log` commands prove
+/// from.
+///
+/// Today the tree is rebuilt from the store's ledger on every read ([`read_log`]) and the
+/// checkpoint is signed on demand with a log key ([`LogSnapshot::checkpoint`]); a sequencer
+/// that integrates the tree and stores signed checkpoints replaces these two, and everything
+/// served from a snapshot stays as it is.
+#[derive(Debug, Clone)]
+pub struct LogSnapshot {
+    log: LedgerLog,
+}
+
+/// Reads `store`'s log in one consistent snapshot of its ledger (`replay.ledger_broken` when
+/// the ledger is not intact).
+pub fn read_log(store: &dyn ReplayStore) -> Result<LogSnapshot, ExecutionError> {
+    Ok(LogSnapshot {
+        log: ledger_log(store)?,
+    })
+}
+
+impl LogSnapshot {
+    /// The number of entries.
+    pub fn size(&self) -> u64 {
+        self.log.size()
+    }
+
+    /// The signed checkpoint of the log at this snapshot's size, by `signer`, a key of the
+    /// `log` role of `trust_root` (checked: `trust.key_lacks_role`).
+    pub fn checkpoint(
+        &self,
+        trust_root: &VerifiedTrustRoot,
+        signer: &dyn Signer,
+    ) -> Result<String, ExecutionError> {
+        check_log_signer(trust_root, signer)?;
+        let role = log_role(trust_root)?;
+        let checkpoint = Checkpoint::new(role.origin().as_str(), self.log.size(), self.log.root())?;
+        Ok(sign_checkpoint(&checkpoint, role.origin(), signer)?)
+    }
+
+    /// The bytes of a C2SP `tlog-tiles` tile of this log: its hashes, or for an entry bundle the
+    /// length-prefixed entries (`tile.beyond_tree` when the log does not hold it all yet).
+    pub fn tile(&self, tile: &Tile) -> Result<Vec<u8>, ExecutionError> {
+        let bytes = match tile.kind() {
+            TileKind::Hashes { .. } => tile.hashes(self.log.tree())?,
+            TileKind::Entries => tile.bundle(self.log.size(), |p| self.log.entry(p))?,
+        };
+        Ok(bytes)
+    }
+
+    /// The `.tlog-proof` of `execution_id` in the signed `checkpoint` of `trust_root`'s log:
+    /// see [`prove_execution`].
+    pub fn prove(
+        &self,
+        trust_root: &VerifiedTrustRoot,
+        execution_id: &ExecutionId,
+        checkpoint: &[u8],
+    ) -> Result<TlogProof, ExecutionError> {
+        prove_in(&self.log, trust_root, execution_id, checkpoint)
+    }
 }
 
 /// Verifies `checkpoint` (a signed note) as a checkpoint signed by `trust_root`'s log keys
 /// (cosignatures are not required here), and that the
 /// store's log extends it: its root at the checkpoint's size is the checkpoint's root
 /// (`trust.tlog_inconsistent` when the store's ledger was rewritten or truncated since).
-fn checked_against_store(
+pub(crate) fn checked_against_store(
     log: &LedgerLog,
     trust_root: &VerifiedTrustRoot,
     checkpoint: &[u8],
@@ -78,8 +150,16 @@ pub fn prove_execution(
     execution_id: &ExecutionId,
     checkpoint: &[u8],
 ) -> Result<TlogProof, ExecutionError> {
-    let log = ledger_log(store)?;
-    let verified = checked_against_store(&log, trust_root, checkpoint)?;
+    prove_in(&ledger_log(store)?, trust_root, execution_id, checkpoint)
+}
+
+fn prove_in(
+    log: &LedgerLog,
+    trust_root: &VerifiedTrustRoot,
+    execution_id: &ExecutionId,
+    checkpoint: &[u8],
+) -> Result<TlogProof, ExecutionError> {
+    let verified = checked_against_store(log, trust_root, checkpoint)?;
     let size = verified.checkpoint().size();
     let not_in_log = |reason: String| ExecutionError::NotInLog {
         execution_id: execution_id.as_str().to_owned(),

@@ -46,6 +46,22 @@ pub enum ServerError {
         /// The operating system's message.
         message: String,
     },
+    /// A witness could not be reached, or its answer not read (`parmana log cosign`).
+    #[error("witness {url}: {message}")]
+    WitnessUnreachable {
+        /// The `add-checkpoint` URL.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+    /// A witness refused to cosign (`parmana log cosign`): its status and answer.
+    #[error("the witness refused the checkpoint: HTTP {status}: {message}")]
+    WitnessRefused {
+        /// The HTTP status.
+        status: u16,
+        /// The witness's answer.
+        message: String,
+    },
     /// The runtime refused at start (recovering leftovers).
     #[error("{0}")]
     Runtime(#[from] ExecutionError),
@@ -61,6 +77,8 @@ impl ServerError {
             Self::TlsInvalid(_) => "server.tls_invalid",
             Self::AuthzenConfig(_) => "server.authzen_config",
             Self::Io { .. } => "server.io",
+            Self::WitnessUnreachable { .. } => "server.witness_unreachable",
+            Self::WitnessRefused { .. } => "server.witness_refused",
             Self::Runtime(error) => error.code(),
         }
     }
@@ -69,7 +87,8 @@ impl ServerError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Runtime(error) => error.class(),
-            Self::Io { .. } => ErrorClass::Io,
+            Self::Io { .. } | Self::WitnessUnreachable { .. } => ErrorClass::Io,
+            Self::WitnessRefused { .. } => ErrorClass::Trust,
             _ => ErrorClass::InvalidInput,
         }
     }
@@ -147,6 +166,12 @@ impl ApiError {
 /// too large 413, policy and signals 422, replay 409, store 503, trust and defects 500.
 pub(crate) fn status_of(error: &ExecutionError) -> StatusCode {
     let code = error.code();
+    // The log: a tile past the tree or an execution not (yet) in it is not there.
+    match code {
+        "tile.beyond_tree" | "runtime.not_in_log" => return StatusCode::NOT_FOUND,
+        "tile.entry_too_large" => return StatusCode::INTERNAL_SERVER_ERROR,
+        _ => {}
+    }
     match error.class() {
         ErrorClass::InvalidInput => {
             if code == "runtime.request_too_large" {

@@ -16,14 +16,20 @@ mod observe;
 mod openapi;
 mod settings;
 mod state;
+mod tlog;
 mod tls;
 mod wire;
+mod witness;
 
 pub use auth::{Scope, Tokens};
 pub use error::ServerError;
 pub use lifecycle::Server;
 pub use settings::{
-    Authentication, AuthzenPolicy, AuthzenSettings, Limits, Logging, ServerSettings, TlsFiles,
+    Authentication, AuthzenPolicy, AuthzenSettings, Limits, LogSettings, Logging, ServerSettings,
+    TlsFiles,
+};
+pub use witness::{
+    TLOG_SIZE_MEDIA_TYPE, WitnessReply, WitnessServer, WitnessSettings, submit_add_checkpoint,
 };
 
 /// The OpenAPI 3.1 document the server serves at `/openapi.json`, as JSON.

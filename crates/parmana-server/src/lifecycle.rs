@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum_server::Handle;
 use axum_server::accept::{Accept, DefaultAcceptor};
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
-use parmana_runtime::{ReloadReport, Runtime};
+use parmana_runtime::{ReloadReport, Runtime, check_log_signer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -25,7 +25,7 @@ use crate::error::{ApiError, ServerError};
 use crate::metrics::Metrics;
 use crate::settings::{Authentication, ServerSettings};
 use crate::state::AppState;
-use crate::{api, authzen, observe};
+use crate::{api, authzen, observe, tlog};
 
 /// A bound server, not yet serving: its address is known (so `--listen 127.0.0.1:0` can be
 /// reported before the first request).
@@ -70,6 +70,9 @@ impl Server {
             .map(crate::tls::server_config)
             .transpose()?;
         let authzen = AuthzenMapping::new(&settings.authzen, &runtime)?;
+        if let Some(log) = &settings.log {
+            check_log_signer(runtime.environment().trust_root(), log.signer.as_ref())?;
+        }
         let listener =
             std::net::TcpListener::bind(settings.listen).map_err(|e| ServerError::Io {
                 action: "bind",
@@ -89,6 +92,7 @@ impl Server {
             logging: settings.logging,
             authzen,
             store_kind: settings.store_kind,
+            log: settings.log,
             scheme: if tls.is_some() { "https" } else { "http" },
             started: Instant::now(),
             in_flight: Arc::new(Semaphore::new(settings.limits.max_concurrency.max(1))),
@@ -282,6 +286,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/executions", post(api::create_execution))
         .route("/v1/executions/{id}", get(api::read_execution))
+        .route("/v1/executions/{id}/proof", get(tlog::proof))
+        .route("/log/checkpoint", get(tlog::checkpoint))
+        .route("/log/tile/{*tile_path}", get(tlog::tile))
         .route("/v1/evaluations", post(api::evaluate))
         .route("/v1/verify", post(api::verify))
         .route("/v1/status", get(api::status))

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api, authzen, wire};
+use crate::{api, authzen, tlog, wire};
 
 /// The bearer-token security scheme.
 struct Bearer;
@@ -39,6 +39,9 @@ impl Modify for Bearer {
         authzen::evaluation,
         authzen::evaluations,
         authzen::configuration,
+        tlog::checkpoint,
+        tlog::tile,
+        tlog::proof,
     ),
     components(schemas(
         wire::ErrorBody,
@@ -72,6 +75,7 @@ impl Modify for Bearer {
     tags(
         (name = "native", description = "The native API"),
         (name = "authzen", description = "OpenID AuthZEN Authorization API 1.0"),
+        (name = "log", description = "The transparency log: C2SP tlog-tiles read API and execution proofs (docs/transparency-log.md)"),
         (name = "operations", description = "Health, readiness, status, metrics, reload, this document"),
     )
 )]

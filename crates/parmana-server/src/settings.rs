@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parmana_runtime::MAX_SIGNALS_JSON_BYTES;
+use parmana_runtime::trust::LocalSigningKey;
 
 use crate::Tokens;
 
@@ -90,6 +92,15 @@ pub struct AuthzenSettings {
     pub default_policy: Option<String>,
 }
 
+/// The transparency log the server serves (`docs/server.md`, "Transparency log").
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// A key of the trust root's `log` role: it signs the checkpoints served.
+    pub signer: Arc<LocalSigningKey>,
+    /// Serve `/log/*` without a token (the proof route still needs `read`).
+    pub public: bool,
+}
+
 /// Everything `parmana serve` needs besides the runtime.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -107,4 +118,6 @@ pub struct ServerSettings {
     pub authzen: AuthzenSettings,
     /// The kind of replay store (`memory`, `sqlite`, `postgres`), shown by `/v1/status`.
     pub store_kind: String,
+    /// The transparency log's read API, when a log key is configured.
+    pub log: Option<LogSettings>,
 }

@@ -12,7 +12,7 @@ use crate::auth::Scope;
 use crate::authzen::AuthzenMapping;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::settings::{Authentication, Limits, Logging};
+use crate::settings::{Authentication, Limits, LogSettings, Logging};
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -24,6 +24,8 @@ pub(crate) struct AppState {
     pub(crate) logging: Logging,
     pub(crate) authzen: AuthzenMapping,
     pub(crate) store_kind: String,
+    /// The transparency log served, if any.
+    pub(crate) log: Option<LogSettings>,
     /// `https` with TLS, else `http` (for the AuthZEN metadata).
     pub(crate) scheme: &'static str,
     pub(crate) started: Instant,

@@ -401,6 +401,12 @@ pub enum TrustError {
         /// The origin the checkpoint names.
         found: String,
     },
+    /// A C2SP `tlog-witness` `add-checkpoint` request body is not well formed.
+    #[error("malformed add-checkpoint request: {message}")]
+    WitnessRequestMalformed {
+        /// What is wrong.
+        message: String,
+    },
     /// A transparency-log proof file (C2SP `tlog-proof`) is not well formed.
     #[error("malformed tlog proof: {message}")]
     TlogProofMalformed {
@@ -486,6 +492,7 @@ impl TrustError {
             Self::CheckpointMalformed { .. } => "trust.checkpoint_malformed",
             Self::CheckpointOriginMismatch { .. } => "trust.checkpoint_origin_mismatch",
             Self::TlogProofMalformed { .. } => "trust.tlog_proof_malformed",
+            Self::WitnessRequestMalformed { .. } => "trust.witness_request_malformed",
             Self::TlogNotIncluded { .. } => "trust.tlog_not_included",
             Self::TlogInconsistent { .. } => "trust.tlog_inconsistent",
             Self::Canon(inner) => inner.code(),

@@ -83,11 +83,11 @@ pub use release::{
     read_release_manifest_version, sign_release_manifest, verify_release_manifest,
 };
 pub use tlog::{
-    Checkpoint, Cosignature, CosignerKey, LogVerifier, MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES,
-    MAX_TLOG_PROOF_BYTES, Note, NoteKeyName, NoteSignature, NoteVerifierKey, TLOG_PROOF_HEADER,
-    TlogProof, VerifiedCheckpoint, VerifiedInclusion, VerifiedNote, cosign_checkpoint, cosign_note,
-    note_key_id, open_note, sign_checkpoint, sign_note, tlog_hash_text, verify_cosignatures,
-    verify_tlog_proof,
+    AddCheckpoint, Checkpoint, Cosignature, CosignerKey, LogVerifier, MAX_ADD_CHECKPOINT_BYTES,
+    MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, MAX_TLOG_PROOF_BYTES, MAX_WITNESS_PROOF_LINES, Note,
+    NoteKeyName, NoteSignature, NoteVerifierKey, TLOG_PROOF_HEADER, TlogProof, VerifiedCheckpoint,
+    VerifiedInclusion, VerifiedNote, cosign_checkpoint, cosign_note, note_key_id, open_note,
+    sign_checkpoint, sign_note, tlog_hash_text, verify_cosignatures, verify_tlog_proof,
 };
 pub use trust_chain::{
     MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,

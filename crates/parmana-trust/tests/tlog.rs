@@ -580,3 +580,69 @@ fn witness_cosignatures() {
         .open_checkpoint(head.as_bytes())
         .unwrap();
 }
+
+/// C2SP `tlog-witness` `add-checkpoint` bodies: the specification's example reads and writes back
+/// byte for byte; every malformed body is refused with one code.
+#[test]
+fn add_checkpoint_bodies_are_read_exactly() {
+    let example = "old 20852014\n\
+        PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n\
+        jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=\n\
+        5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=\n\
+        /6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=\n\
+        \n\
+        example.com/behind-the-sofa\n\
+        20852163\n\
+        CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\
+        \n\
+        \u{2014} example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n";
+    let request = parmana_trust::AddCheckpoint::parse(example.as_bytes()).unwrap();
+    assert_eq!(request.old_size(), 20_852_014);
+    assert_eq!(request.proof().len(), 4);
+    assert!(
+        request
+            .checkpoint()
+            .starts_with("example.com/behind-the-sofa\n")
+    );
+    assert_eq!(request.to_text(), example);
+    let hash = "PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n";
+    let too_many = format!("old 1\n{}\ncp\n", hash.repeat(64));
+    let oversized = format!(
+        "old 1\n\n{}",
+        "x".repeat(parmana_trust::MAX_ADD_CHECKPOINT_BYTES)
+    );
+    for body in [
+        "",
+        "old 1",
+        "old\n\ncp\n",
+        "old -1\n\ncp\n",
+        "old 01\n\ncp\n",
+        "old 1 \n\ncp\n",
+        "Old 1\n\ncp\n",
+        "old 1\n\n",
+        "old 1\nnot base64\n\ncp\n",
+        "old 1\nAAAA\n\ncp\n",
+        "old 1\nPlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=",
+        "old 18446744073709551616\n\ncp\n",
+        too_many.as_str(),
+        oversized.as_str(),
+    ] {
+        let error = parmana_trust::AddCheckpoint::parse(body.as_bytes()).unwrap_err();
+        assert_eq!(error.code(), "trust.witness_request_malformed", "{body:?}");
+    }
+    assert_eq!(
+        parmana_trust::AddCheckpoint::parse(&[b'o', b'l', b'd', b' ', b'1', b'\n', b'\n', 0xff])
+            .unwrap_err()
+            .code(),
+        "trust.witness_request_malformed"
+    );
+    // 63 proof lines are the most allowed.
+    let most = format!("old 1\n{}\ncp\n", hash.repeat(63));
+    assert_eq!(
+        parmana_trust::AddCheckpoint::parse(most.as_bytes())
+            .unwrap()
+            .proof()
+            .len(),
+        63
+    );
+}

@@ -166,6 +166,12 @@ _parmana() {
             parmana__subcmd__help__subcmd__log,consistency)
                 cmd="parmana__subcmd__help__subcmd__log__subcmd__consistency"
                 ;;
+            parmana__subcmd__help__subcmd__log,cosign)
+                cmd="parmana__subcmd__help__subcmd__log__subcmd__cosign"
+                ;;
+            parmana__subcmd__help__subcmd__log,keys)
+                cmd="parmana__subcmd__help__subcmd__log__subcmd__keys"
+                ;;
             parmana__subcmd__help__subcmd__log,prove)
                 cmd="parmana__subcmd__help__subcmd__log__subcmd__prove"
                 ;;
@@ -217,8 +223,14 @@ _parmana() {
             parmana__subcmd__log,consistency)
                 cmd="parmana__subcmd__log__subcmd__consistency"
                 ;;
+            parmana__subcmd__log,cosign)
+                cmd="parmana__subcmd__log__subcmd__cosign"
+                ;;
             parmana__subcmd__log,help)
                 cmd="parmana__subcmd__log__subcmd__help"
+                ;;
+            parmana__subcmd__log,keys)
+                cmd="parmana__subcmd__log__subcmd__keys"
                 ;;
             parmana__subcmd__log,prove)
                 cmd="parmana__subcmd__log__subcmd__prove"
@@ -232,8 +244,14 @@ _parmana() {
             parmana__subcmd__log__subcmd__help,consistency)
                 cmd="parmana__subcmd__log__subcmd__help__subcmd__consistency"
                 ;;
+            parmana__subcmd__log__subcmd__help,cosign)
+                cmd="parmana__subcmd__log__subcmd__help__subcmd__cosign"
+                ;;
             parmana__subcmd__log__subcmd__help,help)
                 cmd="parmana__subcmd__log__subcmd__help__subcmd__help"
+                ;;
+            parmana__subcmd__log__subcmd__help,keys)
+                cmd="parmana__subcmd__log__subcmd__help__subcmd__keys"
                 ;;
             parmana__subcmd__log__subcmd__help,prove)
                 cmd="parmana__subcmd__log__subcmd__help__subcmd__prove"
@@ -904,7 +922,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help__subcmd__log)
-            opts="checkpoint prove consistency witness"
+            opts="checkpoint prove consistency witness cosign keys"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -932,6 +950,34 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help__subcmd__log__subcmd__consistency)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__log__subcmd__cosign)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__log__subcmd__keys)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1348,7 +1394,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log)
-            opts="-h --format --help checkpoint prove consistency witness help"
+            opts="-h --format --help checkpoint prove consistency witness cosign keys help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1437,8 +1483,46 @@ _parmana() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        parmana__subcmd__log__subcmd__cosign)
+            opts="-h --url --out --store --pinned-root --trust-root --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         parmana__subcmd__log__subcmd__help)
-            opts="checkpoint prove consistency witness help"
+            opts="checkpoint prove consistency witness cosign keys help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1479,7 +1563,35 @@ _parmana() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        parmana__subcmd__log__subcmd__help__subcmd__cosign)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         parmana__subcmd__log__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__help__subcmd__keys)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1514,6 +1626,32 @@ _parmana() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__keys)
+            opts="-h --pinned-root --trust-root --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1560,12 +1698,16 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log__subcmd__witness)
-            opts="-h --key --name --state --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --serve --key --name --state --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --serve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1968,7 +2110,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__serve)
-            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-concurrency --max-connections --request-timeout-ms --shutdown-grace-ms --log-format --log-signals --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
+            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-concurrency --max-connections --request-timeout-ms --shutdown-grace-ms --log-format --log-signals --log-key --log-public --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2015,6 +2157,10 @@ _parmana() {
                     return 0
                     ;;
                 --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -28,6 +28,8 @@ const COMMANDS: &[&[&str]] = &[
     &["log", "prove"],
     &["log", "consistency"],
     &["log", "witness"],
+    &["log", "cosign"],
+    &["log", "keys"],
     &["recover"],
     &["serve"],
     &["config"],

@@ -390,3 +390,45 @@ fn a_witness_cosigns_consistent_checkpoints_and_catches_a_rewrite() {
         state
     );
 }
+
+/// `parmana log keys` prints the log's note verifier keys and the witnesses' cosigner keys in
+/// the forms the C2SP tools read, and refuses a trust root that names no log.
+#[test]
+fn log_keys_prints_the_verifier_and_cosigner_keys() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let none = run(d, &["log", "keys"]);
+    assert_eq!(
+        (none.code, code(&none)),
+        (4, "runtime.no_transparency_log"),
+        "{}",
+        none.transcript()
+    );
+    let out = run(
+        d,
+        &fixture_rotate(
+            "trust/keys/root-2.pem",
+            &[
+                "--attestation-key",
+                "trust/keys/attestation.pub",
+                "--log-origin",
+                ORIGIN,
+                "--log-key",
+                "trust/keys/root-1.pub",
+                "--witness",
+                "witness.example/w1=trust/keys/policy.pub",
+                "--expires",
+                "2036-01-01T00:00:00Z",
+                "--now",
+                NOW,
+            ],
+        ),
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let human = run(d, &["log", "keys"]);
+    assert_eq!(human.code, 0, "{}", human.transcript());
+    insta::assert_snapshot!("log_keys", human.stdout);
+    let json = run(d, &["--format", "json", "log", "keys"]);
+    assert_eq!(json.code, 0, "{}", json.transcript());
+    insta::assert_snapshot!("log_keys_json", json.stdout);
+}

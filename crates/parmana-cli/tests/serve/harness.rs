@@ -174,6 +174,8 @@ pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) text: String,
+    /// The body as received (tiles are binary; `text` is its lossy UTF-8).
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -270,11 +272,12 @@ pub(crate) fn try_call_with(
             )
         })
         .collect();
-    let text = response.body_mut().read_to_string()?;
+    let bytes = response.body_mut().read_to_vec()?;
     let reply = Reply {
         status,
         headers,
-        text,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
     };
     check_against_openapi(base, method, path, &reply);
     Ok(reply)
@@ -297,18 +300,24 @@ fn openapi() -> &'static Value {
     })
 }
 
-/// The OpenAPI path template a concrete path matches (`/v1/executions/{id}`).
+/// The OpenAPI path template a concrete path matches (`/v1/executions/{id}`). A last parameter
+/// named `{…_path}` (`/log/tile/{tile_path}`) stands for one or more segments.
 fn template_of<'d>(doc: &'d Value, path: &str) -> Option<&'d str> {
     let path = path.split('?').next().unwrap_or(path);
-    doc["paths"]
-        .as_object()?
-        .keys()
-        .map(String::as_str)
-        .find(|template| {
+    let b: Vec<&str> = path.split('/').collect();
+    let templates = || doc["paths"].as_object().into_iter().flat_map(|p| p.keys());
+    let exact = templates().map(String::as_str).find(|template| {
+        let a: Vec<&str> = template.split('/').collect();
+        a.len() == b.len() && a.iter().zip(&b).all(|(t, p)| t.starts_with('{') || t == p)
+    });
+    exact.or_else(|| {
+        templates().map(String::as_str).find(|template| {
             let a: Vec<&str> = template.split('/').collect();
-            let b: Vec<&str> = path.split('/').collect();
-            a.len() == b.len() && a.iter().zip(&b).all(|(t, p)| t.starts_with('{') || t == p)
+            a.last().is_some_and(|last| last.ends_with("_path}"))
+                && b.len() >= a.len()
+                && a.iter().zip(&b).all(|(t, p)| t.starts_with('{') || t == p)
         })
+    })
 }
 
 /// Checks that `reply`'s status is documented for the operation and that its JSON body
@@ -341,6 +350,27 @@ pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply
         reply.status,
         reply.text
     );
+    // A body that is not JSON (text, tiles) comes with the documented media type.
+    if let Some(content) = documented["content"].as_object()
+        && !content.contains_key("application/json")
+        && let Some(media) = content.keys().next()
+    {
+        let essence = |media: &str| {
+            media
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
+        let got = reply.header("content-type").unwrap_or_default();
+        assert_eq!(
+            essence(got),
+            essence(media),
+            "{method} {path} {}: content type",
+            reply.status
+        );
+    }
     let Some(schema) = documented["content"]["application/json"]["schema"].as_object() else {
         return;
     };

@@ -4,9 +4,12 @@
 
 mod authzen_client_serve;
 mod authzen_serve;
+mod go_tlog_serve;
 mod harness;
 mod lifecycle_serve;
 mod limits_serve;
+mod log_serve;
 mod native_serve;
 mod postgres_serve;
 mod tls_serve;
+mod witness_serve;

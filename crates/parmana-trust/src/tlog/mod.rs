@@ -7,6 +7,7 @@ mod checkpoint;
 mod cosignature;
 mod note;
 mod proof;
+mod witness;
 
 pub use checkpoint::{Checkpoint, LogVerifier, VerifiedCheckpoint, sign_checkpoint};
 pub use cosignature::{Cosignature, CosignerKey, cosign_checkpoint, verify_cosignatures};
@@ -18,3 +19,4 @@ pub use proof::{
     MAX_TLOG_PROOF_BYTES, TLOG_PROOF_HEADER, TlogProof, VerifiedInclusion, tlog_hash_text,
     verify_tlog_proof,
 };
+pub use witness::{AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES, MAX_WITNESS_PROOF_LINES};

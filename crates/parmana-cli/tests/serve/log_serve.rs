@@ -1,0 +1,266 @@
+//! The transparency log's read API over HTTP: the signed checkpoint, every hash tile and entry bundle of a log past one full tile (rebuilt into the checkpoint's root), caching headers, 404 past the tree, scopes and the public mode, and `GET /v1/executions/{id}/proof` checked offline by `parmana verify --proof`.
+
+use std::path::Path;
+
+use parmana_runtime::canon::tile::{Tile, TileKind, hash_tiles};
+use parmana_runtime::canon::{Digest, merkle};
+use parmana_runtime::trust::{LogVerifier, NoteKeyName, NoteVerifierKey, read_public_key_file};
+
+use crate::harness::{Served, deployment, execution_body, parmana, tokens_file};
+
+pub(crate) const ORIGIN: &str = "log.example/parmana";
+/// The TEST-ONLY fixture key made the log's key by [`name_a_log`].
+pub(crate) const LOG_KEY: &str = "trust/keys/root-1.pem";
+
+/// Rotates the fixture trust chain (in `dir`) to a version naming the log [`ORIGIN`], whose one
+/// key is the fixture key `root-1`; `extra` adds flags (witnesses).
+pub(crate) fn name_a_log(dir: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "trust",
+        "rotate",
+        "--sign-with",
+        "trust/keys/root-2.pem",
+        "--root-key",
+        "trust/keys/root-2.pem",
+        "--policy-key",
+        "trust/keys/policy.pub",
+        "--release-key",
+        "trust/keys/release.pub",
+        "--attestation-key",
+        "trust/keys/attestation.pub",
+        "--log-origin",
+        ORIGIN,
+        "--log-key",
+        "trust/keys/root-1.pub",
+        "--expires",
+        "2036-01-01T00:00:00Z",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = parmana(dir, &args);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// The log's note verifier key, as Go's `sumdb/note` reads it.
+pub(crate) fn verifier_key(dir: &Path) -> NoteVerifierKey {
+    NoteVerifierKey::new(
+        NoteKeyName::parse(ORIGIN).unwrap(),
+        read_public_key_file(&dir.join("trust/keys/root-1.pub")).unwrap(),
+    )
+}
+
+/// Executes `count` claims through the server as `prefix-N`.
+pub(crate) fn execute_many(served: &Served, token: Option<&str>, prefix: &str, count: usize) {
+    for i in 0..count {
+        let reply = served.post(
+            "/v1/executions",
+            token,
+            &execution_body(&format!("{prefix}-{i:04}")),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+}
+
+#[test]
+fn the_log_is_served_as_tiles_that_rebuild_the_signed_checkpoint() {
+    let env = deployment("memory", "");
+    let d = env.root();
+    name_a_log(d, &[]);
+    let tokens = tokens_file(
+        d,
+        &[("all", &["execute", "read"]), ("executor", &["execute"])],
+    );
+    let served = Served::start(
+        d,
+        &["--tokens", tokens.to_str().unwrap(), "--log-key", LOG_KEY],
+    );
+    let all = Some("all");
+    // Past one full tile of 256 entries.
+    execute_many(&served, all, "tile", 300);
+
+    let checkpoint = served.get("/log/checkpoint", all);
+    assert_eq!(checkpoint.status, 200, "{}", checkpoint.text);
+    assert_eq!(checkpoint.header("cache-control"), Some("no-cache"));
+    let verifier = LogVerifier::new(ORIGIN, vec![verifier_key(d)], 1);
+    let verified = verifier.open_checkpoint(&checkpoint.bytes).unwrap();
+    let size = verified.checkpoint().size();
+    assert!(size >= 300, "{size}");
+
+    // Every tile of that size: level-0 hashes are the leaf hashes of the bundled entries, and
+    // the tree they rebuild has the checkpoint's root and the level-1 tile's hashes.
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    let mut leaves: Vec<Digest> = Vec::new();
+    let mut level1 = Vec::new();
+    for tile in hash_tiles(size) {
+        let reply = served.get(&format!("/log/tile/{}", tile.path()), all);
+        assert_eq!(reply.status, 200, "{}: {}", tile.path(), reply.text);
+        let expected_cache = if tile.is_full() {
+            "private, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        assert_eq!(reply.header("cache-control"), Some(expected_cache));
+        assert_eq!(reply.bytes.len(), usize::from(tile.width()) * 32);
+        let TileKind::Hashes { level } = tile.kind() else {
+            unreachable!()
+        };
+        match level {
+            0 => {
+                let bundle_path = format!(
+                    "/log/tile/{}",
+                    Tile::new(TileKind::Entries, tile.index(), tile.width())
+                        .unwrap()
+                        .path()
+                );
+                let bundle = served.get(&bundle_path, all);
+                assert_eq!(bundle.status, 200, "{bundle_path}");
+                assert_eq!(bundle.header("cache-control"), Some(expected_cache));
+                let mut rest = bundle.bytes.as_slice();
+                while let Some((length, tail)) = rest.split_first_chunk::<2>() {
+                    let length = usize::from(u16::from_be_bytes(*length));
+                    entries.push(tail[..length].to_vec());
+                    rest = &tail[length..];
+                }
+                for hash in reply.bytes.chunks(32) {
+                    leaves.push(Digest::from_bytes(hash.try_into().unwrap()));
+                }
+            }
+            _ => level1.extend_from_slice(&reply.bytes),
+        }
+    }
+    assert_eq!(entries.len() as u64, size);
+    let mut tree = merkle::MerkleTree::new();
+    for (entry, leaf) in entries.iter().zip(&leaves) {
+        assert_eq!(merkle::leaf_hash(entry), *leaf);
+        tree.push(entry);
+    }
+    assert_eq!(tree.root(), verified.checkpoint().root());
+    assert_eq!(level1, tree.stored_hash(8, 0).unwrap().as_bytes().to_vec());
+
+    // Past the tree: 404; not a tile path: 400.
+    for (path, status, code) in [
+        ("/log/tile/0/001", 404, "tile.beyond_tree"),
+        ("/log/tile/entries/002.p/1", 404, "tile.beyond_tree"),
+        ("/log/tile/1/000.p/2", 404, "tile.beyond_tree"),
+        ("/log/tile/0/x000/001", 400, "tile.malformed_path"),
+        ("/log/tile/0/000.p/256", 400, "tile.malformed_path"),
+        ("/log/tile/64/000", 400, "tile.malformed_path"),
+        ("/log/tile/entries", 400, "tile.malformed_path"),
+    ] {
+        let reply = served.get(path, all);
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (status, code),
+            "{path}"
+        );
+    }
+    // The read scope is needed unless the log is public.
+    for path in [
+        "/log/checkpoint",
+        "/log/tile/0/000",
+        "/v1/executions/tile-0001/proof",
+    ] {
+        assert_eq!(served.get(path, None).status, 401, "{path}");
+        assert_eq!(served.get(path, Some("executor")).status, 403, "{path}");
+    }
+}
+
+#[test]
+fn an_execution_proof_from_the_server_verifies_offline() {
+    let env = deployment("memory", "");
+    let d = env.root();
+    name_a_log(d, &[]);
+    let served = Served::start(d, &["--dev-token", "--log-key", LOG_KEY]);
+    let token = served.token.clone();
+    let token = token.as_deref();
+    execute_many(&served, token, "proof", 5);
+    let attestation = served.get("/v1/executions/proof-0003", token);
+    std::fs::write(d.join("proof-0003.json"), attestation.text.trim_end()).unwrap();
+    let proof = served.get("/v1/executions/proof-0003/proof", token);
+    assert_eq!(proof.status, 200, "{}", proof.text);
+    assert!(
+        proof.text.starts_with("c2sp.org/tlog-proof@v1\n"),
+        "{}",
+        proof.text
+    );
+    std::fs::write(d.join("proof-0003.tlog-proof"), &proof.bytes).unwrap();
+    let (code, out, err) = parmana(
+        d,
+        &[
+            "verify",
+            "proof-0003.json",
+            "--proof",
+            "proof-0003.tlog-proof",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("log: included as entry"), "{out}");
+    // Another execution's proof does not verify this attestation.
+    let other = served.get("/v1/executions/proof-0001/proof", token);
+    std::fs::write(d.join("other.tlog-proof"), &other.bytes).unwrap();
+    let (code, _, err) = parmana(
+        d,
+        &["verify", "proof-0003.json", "--proof", "other.tlog-proof"],
+    );
+    assert_eq!(code, 7, "{err}");
+    // Unknown or malformed ids.
+    let unknown = served.get("/v1/executions/never-ran/proof", token);
+    assert_eq!(
+        (unknown.status, unknown.code().as_str()),
+        (404, "runtime.not_in_log")
+    );
+}
+
+#[test]
+fn a_public_log_needs_no_token_and_a_server_without_a_log_key_serves_none() {
+    let env = deployment("memory", "");
+    let d = env.root();
+    name_a_log(d, &[]);
+    let public = Served::start(d, &["--dev-token", "--log-key", LOG_KEY, "--log-public"]);
+    let token = public.token.clone();
+    execute_many(&public, token.as_deref(), "pub", 1);
+    let checkpoint = public.get("/log/checkpoint", None);
+    assert_eq!(checkpoint.status, 200, "{}", checkpoint.text);
+    let size = LogVerifier::new(ORIGIN, vec![verifier_key(d)], 1)
+        .open_checkpoint(&checkpoint.bytes)
+        .unwrap()
+        .checkpoint()
+        .size();
+    let partial = public.get(&format!("/log/tile/0/000.p/{size}"), None);
+    assert_eq!(partial.status, 200, "{}", partial.text);
+    assert_eq!(partial.header("cache-control"), Some("no-cache"));
+    // The proof route still needs the read scope.
+    assert_eq!(
+        public.get("/v1/executions/pub-0000/proof", None).status,
+        401
+    );
+    drop(public);
+
+    let no_log = Served::start(d, &["--dev-token"]);
+    let token = no_log.token.clone();
+    for path in [
+        "/log/checkpoint",
+        "/log/tile/0/000",
+        "/v1/executions/x/proof",
+    ] {
+        let reply = no_log.get(path, token.as_deref());
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (404, "server.log_disabled"),
+            "{path}"
+        );
+    }
+    // A key that is not the log's refuses to start; --log-public without a key is a usage error.
+    for (args, code) in [
+        (
+            &["--dev-token", "--log-key", "trust/keys/policy.pem"][..],
+            "trust.key_lacks_role",
+        ),
+        (&["--dev-token", "--log-public"][..], "cli.usage"),
+    ] {
+        let mut full = vec!["serve", "--listen", "127.0.0.1:0"];
+        full.extend_from_slice(args);
+        let (exit, out, err) = parmana(d, &full);
+        assert_ne!(exit, 0, "{out}");
+        assert!(err.contains(code), "{err}");
+    }
+}

@@ -1,0 +1,335 @@
+//! The C2SP `tlog-witness` protocol through the binary: `parmana log witness --serve` on loopback, `parmana log cosign` submitting checkpoints with consistency proofs (409 then the proof), proofs verifying with a witness threshold, every refusal status of the specification from a real HTTP client, bounded bodies, a forked log refused, and a restarted witness remembering its state.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use parmana_runtime::canon::Digest;
+use parmana_runtime::trust::{
+    Checkpoint, LocalSigningKey, MAX_ADD_CHECKPOINT_BYTES, NoteKeyName, sign_checkpoint,
+};
+
+use crate::harness::{README_SIGNALS, deployment, parmana};
+use crate::log_serve::{LOG_KEY, ORIGIN, name_a_log};
+
+const WITNESS: &str = "witness.example/w1";
+
+/// A running `parmana log witness --serve`; killed when dropped.
+struct Witness {
+    child: Child,
+    base: String,
+}
+
+impl Witness {
+    fn start(dir: &Path) -> Self {
+        Self::start_with_state(dir, "witness-state.txt")
+    }
+
+    fn start_with_state(dir: &Path, state: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
+            .args([
+                "log",
+                "witness",
+                "--serve",
+                "127.0.0.1:0",
+                "--key",
+                "trust/keys/policy.pem",
+                "--name",
+                WITNESS,
+                "--state",
+                state,
+            ])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let base = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("no address: {first:?}"))
+            .to_owned();
+        let mut key = String::new();
+        stdout.read_line(&mut key).unwrap();
+        // The key it prints is the one the trust root lists (`parmana log keys`).
+        let (_, listed, _) = parmana(dir, &["log", "keys"]);
+        let cosigner = key
+            .trim()
+            .strip_prefix("cosigner key: ")
+            .unwrap_or_default();
+        assert!(cosigner.starts_with(&format!("{WITNESS}+")), "{key}");
+        assert!(
+            listed.contains(&format!("witness {cosigner}\n")),
+            "{key} / {listed}"
+        );
+        Self { child, base }
+    }
+
+    /// `POST /add-checkpoint` with `body`: status, content type, body.
+    fn add(&self, body: &[u8]) -> (u16, String, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut response = agent
+            .post(&format!("{}/add-checkpoint", self.base))
+            .send(body)
+            .unwrap();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (
+            response.status().as_u16(),
+            content_type,
+            response.body_mut().read_to_string().unwrap(),
+        )
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut response = agent.get(&format!("{}{path}", self.base)).call().unwrap();
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap(),
+        )
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    parmana(dir, args)
+}
+
+fn execute(dir: &Path, store: &str, ids: &[String]) {
+    for id in ids {
+        let (code, out, err) = run(
+            dir,
+            &[
+                "execute",
+                "--policy",
+                "claims-approval@1.0.0",
+                "--signals",
+                README_SIGNALS,
+                "--execution-id",
+                id,
+                "--store",
+                store,
+            ],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        std::fs::write(dir.join(format!("{id}.json")), out.trim_end()).unwrap();
+    }
+}
+
+fn ids(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}-{i:04}")).collect()
+}
+
+/// Signs a checkpoint of `store` into `file`; its size.
+fn checkpoint(dir: &Path, store: &str, file: &str) -> u64 {
+    let (code, out, err) = run(
+        dir,
+        &["log", "checkpoint", "--key", LOG_KEY, "--store", store],
+    );
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(dir.join(file), &out).unwrap();
+    out.lines().nth(1).unwrap().parse().unwrap()
+}
+
+fn cosign(dir: &Path, store: &str, file: &str, url: &str, out: &str) -> (i32, String) {
+    let (code, _, err) = run(
+        dir,
+        &[
+            "log", "cosign", file, "--url", url, "--out", out, "--store", store,
+        ],
+    );
+    (code, err)
+}
+
+fn state_size(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("witness-state.txt"))
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
+    const MAIN: &str = "sqlite:store.sqlite";
+    let env = deployment(MAIN, "");
+    let d = env.root();
+    name_a_log(
+        d,
+        &[
+            "--witness",
+            &format!("{WITNESS}=trust/keys/policy.pub"),
+            "--witness-threshold",
+            "1",
+        ],
+    );
+    execute(d, MAIN, &ids("w", 0..3));
+    let size1 = checkpoint(d, MAIN, "cp1.txt");
+    let witness = Witness::start(d);
+
+    // A fresh witness cosigns the first checkpoint it sees (old size 0).
+    let (code, err) = cosign(d, MAIN, "cp1.txt", &witness.base, "cp1-cosigned.txt");
+    assert_eq!(code, 0, "{err}");
+    let cosigned = std::fs::read_to_string(d.join("cp1-cosigned.txt")).unwrap();
+    assert!(
+        cosigned.contains(&format!("\n\u{2014} {WITNESS} ")),
+        "{cosigned}"
+    );
+    assert_eq!(state_size(d), size1);
+    // A proof against the cosigned checkpoint passes `verify --proof` with the witness threshold;
+    // against the bare checkpoint it does not.
+    for (checkpoint, expected) in [("cp1-cosigned.txt", 0), ("cp1.txt", 7)] {
+        let (code, _, err) = run(
+            d,
+            &[
+                "log",
+                "prove",
+                "w-0001",
+                "--checkpoint",
+                checkpoint,
+                "--out",
+                "w.tlog-proof",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let (code, out, err) = run(d, &["verify", "w-0001.json", "--proof", "w.tlog-proof"]);
+        assert_eq!(code, expected, "{checkpoint}: {out}{err}");
+    }
+
+    // The log grows: the client learns the witness's size from its 409 and sends the proof.
+    execute(d, MAIN, &ids("w", 3..7));
+    let size2 = checkpoint(d, MAIN, "cp2.txt");
+    let (code, err) = cosign(d, MAIN, "cp2.txt", &witness.base, "cp2-cosigned.txt");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(state_size(d), size2);
+
+    // Every refusal of the specification, from a plain HTTP client.
+    let cp2 = std::fs::read_to_string(d.join("cp2.txt")).unwrap();
+    let root_line = cp2.lines().nth(2).unwrap();
+    let cases: Vec<(String, u16, &str)> = vec![
+        // The old size is not the witness's: 409 with its size.
+        (format!("old 0\n\n{cp2}"), 409, "text/x.tlog.size"),
+        // An old size above the checkpoint's, a body that is no request: 400.
+        (format!("old {}\n\n{cp2}", size2 + 1), 400, "text/plain"),
+        ("hello\n".to_owned(), 400, "text/plain"),
+        (format!("old 01\n\n{cp2}"), 400, "text/plain"),
+        // Another log: 404. A signature that does not verify: 403.
+        (
+            format!(
+                "old {size2}\n\n{}",
+                cp2.replacen(ORIGIN, "log.example/other", 1)
+            ),
+            404,
+            "text/plain",
+        ),
+        (
+            format!(
+                "old {size2}\n\n{}",
+                cp2.replacen(root_line, &format!("{}=", "A".repeat(43)), 1)
+            ),
+            403,
+            "text/plain",
+        ),
+        // A non-empty proof at the same size: 422.
+        (
+            format!("old {size2}\n{root_line}\n\n{cp2}"),
+            422,
+            "text/plain",
+        ),
+    ];
+    for (body, status, media) in &cases {
+        let (got, content_type, answer) = witness.add(body.as_bytes());
+        assert_eq!(got, *status, "{body:?}: {answer}");
+        assert!(content_type.starts_with(media), "{content_type}");
+        if *status == 409 {
+            assert_eq!(answer, format!("{size2}\n"));
+        }
+    }
+    // Bodies are bounded.
+    let huge = vec![b'x'; MAX_ADD_CHECKPOINT_BYTES + 1];
+    assert_eq!(witness.add(&huge).0, 413);
+    // The same checkpoint again, from its own size with no proof, is cosigned again.
+    let (got, _, answer) = witness.add(format!("old {size2}\n\n{cp2}").as_bytes());
+    assert_eq!(got, 200, "{answer}");
+    assert!(answer.starts_with(&format!("\u{2014} {WITNESS} ")) && answer.ends_with('\n'));
+    // The monitoring endpoint serves the last cosigned checkpoint.
+    let origin_hash = Digest::of(ORIGIN.as_bytes())
+        .to_string()
+        .replace("sha256:", "");
+    let (got, latest) = witness.get(&format!("/{origin_hash}/checkpoint"));
+    assert_eq!(got, 200);
+    assert!(
+        latest.starts_with(&cp2[..cp2.find("\n\n").unwrap()]),
+        "{latest}"
+    );
+    assert_eq!(witness.get("/0000/checkpoint").0, 404);
+
+    // A log rewritten wholesale, signed by the same log key, larger than what the witness saw:
+    // its consistency proof does not lead from the witness's root. Refused; the state stays.
+    const FORK: &str = "sqlite:fork.sqlite";
+    execute(d, FORK, &ids("fork", 0..12));
+    assert!(checkpoint(d, FORK, "fork.txt") > size2);
+    let (code, err) = cosign(d, FORK, "fork.txt", &witness.base, "fork-cosigned.txt");
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("server.witness_refused") && err.contains("422"),
+        "{err}"
+    );
+    assert!(!d.join("fork-cosigned.txt").exists());
+    assert_eq!(state_size(d), size2);
+
+    // Restarted, the witness remembers the size it cosigned last and goes on from it.
+    drop(witness);
+    let witness = Witness::start(d);
+    let (got, _, answer) = witness.add(format!("old 0\n\n{cp2}").as_bytes());
+    assert_eq!((got, answer), (409, format!("{size2}\n")));
+    execute(d, MAIN, &ids("w", 7..9));
+    let size3 = checkpoint(d, MAIN, "cp3.txt");
+    let (code, err) = cosign(d, MAIN, "cp3.txt", &witness.base, "cp3-cosigned.txt");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(state_size(d), size3);
+    // A fresh witness: a checkpoint of size 0 must have the empty tree's root (422), and a
+    // proof from 0 must be empty (422); the first checkpoint is then trusted (200).
+    drop(witness);
+    let fresh = Witness::start_with_state(d, "fresh-state.txt");
+    let key = LocalSigningKey::read_pem_file(&d.join(LOG_KEY)).unwrap();
+    let origin = NoteKeyName::parse(ORIGIN).unwrap();
+    let wrong_empty = Checkpoint::new(ORIGIN, 0, Digest::of(b"not empty")).unwrap();
+    let wrong_empty = sign_checkpoint(&wrong_empty, &origin, &key).unwrap();
+    let (got, _, answer) = fresh.add(format!("old 0\n\n{wrong_empty}").as_bytes());
+    assert_eq!(got, 422, "{answer}");
+    let cp3 = std::fs::read_to_string(d.join("cp3.txt")).unwrap();
+    let (got, _, answer) = fresh.add(format!("old 0\n{root_line}\n\n{cp3}").as_bytes());
+    assert_eq!(got, 422, "{answer}");
+    assert!(!d.join("fresh-state.txt").exists());
+    let (got, _, answer) = fresh.add(format!("old 0\n\n{cp3}").as_bytes());
+    assert_eq!(got, 200, "{answer}");
+    drop(fresh);
+    // A witness that is not there is a typed failure.
+    let (code, err) = cosign(d, MAIN, "cp3.txt", "http://127.0.0.1:9", "x.txt");
+    assert_ne!(code, 0);
+    assert!(err.contains("server.witness_unreachable"), "{err}");
+}

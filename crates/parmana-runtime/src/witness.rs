@@ -1,0 +1,187 @@
+//! The C2SP `tlog-witness` protocol's two sides: the witness's decision on an `add-checkpoint` request against the last checkpoint it cosigned, and the log's request (with the consistency proof from the store) and the cosignatures it gets back.
+
+use parmana_canon::Timestamp;
+use parmana_canon::merkle::{empty_root, verify_consistency};
+use parmana_replay::{ReplayStore, ledger_log};
+use parmana_trust::{
+    AddCheckpoint, Checkpoint, CosignerKey, Note, NoteKeyName, Signer, TrustError,
+    VerifiedTrustRoot, cosign_checkpoint, verify_cosignatures,
+};
+
+use crate::ExecutionError;
+
+/// A checkpoint the witness cosigned: the note to keep as its state, and the response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessCosigned {
+    /// The checkpoint with the witness's cosignature added: the witness's new state.
+    pub checkpoint: String,
+    /// The `add-checkpoint` response: the cosignature line, `— <name> <base64>` and a newline.
+    pub signature_lines: String,
+}
+
+/// The checkpoint text of a signed note, unverified (the witness's own state, or a request's
+/// checkpoint before its origin is known).
+fn checkpoint_text(note: &[u8]) -> Result<Checkpoint, TrustError> {
+    Checkpoint::parse_text(Note::parse(note)?.text())
+}
+
+/// The size of the checkpoint a witness cosigned last, from its state (`0` without one).
+pub fn witness_state_size(state: Option<&[u8]>) -> Result<u64, ExecutionError> {
+    Ok(match state {
+        Some(note) => checkpoint_text(note)?.size(),
+        None => 0,
+    })
+}
+
+/// Decides an `add-checkpoint` request as C2SP `tlog-witness` says, for the log of
+/// `trust_root`'s `log` role, the witness `name` signing with `signer` at `now`. `state` is the
+/// checkpoint this witness cosigned last (its own record, not re-verified). In order:
+///
+/// - a body that does not parse: `trust.witness_request_malformed` (HTTP 400);
+/// - a checkpoint of another origin: `trust.checkpoint_origin_mismatch` (404);
+/// - no valid signature of the log's keys, or a bad one: `trust.note_unverified`,
+///   `trust.note_bad_signature`, `trust.threshold_not_met` (403);
+/// - an old size above the checkpoint's: `trust.witness_request_malformed` (400);
+/// - an old size other than the state's: `runtime.witness_size_mismatch` (409, with the size);
+/// - a size-0 checkpoint whose root is not the empty tree's, a proof that does not lead from the
+///   state's root to the new one (a non-empty proof from 0, different roots at one size):
+///   `trust.tlog_inconsistent` (422).
+///
+/// Then it cosigns (C2SP `tlog-cosignature`, Ed25519). The caller persists
+/// [`WitnessCosigned::checkpoint`] before answering, atomically with the check of the state.
+pub fn witness_add_checkpoint(
+    trust_root: &VerifiedTrustRoot,
+    state: Option<&[u8]>,
+    body: &[u8],
+    name: &NoteKeyName,
+    signer: &dyn Signer,
+    now: Timestamp,
+) -> Result<WitnessCosigned, ExecutionError> {
+    let role = trust_root.log().ok_or(ExecutionError::NoTransparencyLog {
+        trust_root_version: trust_root.version(),
+    })?;
+    let request = AddCheckpoint::parse(body)?;
+    let claimed = checkpoint_text(request.checkpoint().as_bytes())?;
+    if claimed.origin() != role.origin().as_str() {
+        return Err(TrustError::CheckpointOriginMismatch {
+            expected: role.origin().to_string(),
+            found: claimed.origin().to_owned(),
+        }
+        .into());
+    }
+    let verified = role
+        .verifier()
+        .log_only()
+        .open_checkpoint(request.checkpoint().as_bytes())?;
+    let new = verified.checkpoint();
+    if request.old_size() > new.size() {
+        return Err(TrustError::WitnessRequestMalformed {
+            message: format!(
+                "the old size {} is above the checkpoint's size {}",
+                request.old_size(),
+                new.size()
+            ),
+        }
+        .into());
+    }
+    let stored = state.map(checkpoint_text).transpose()?;
+    let stored_size = stored.as_ref().map_or(0, Checkpoint::size);
+    if request.old_size() != stored_size {
+        return Err(ExecutionError::WitnessSizeMismatch {
+            requested: request.old_size(),
+            size: stored_size,
+        });
+    }
+    let inconsistent = |reason| TrustError::TlogInconsistent {
+        old_size: stored_size,
+        new_size: new.size(),
+        reason,
+    };
+    if new.size() == 0 && new.root() != empty_root() {
+        return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
+    }
+    let old_root = stored.as_ref().map_or_else(empty_root, Checkpoint::root);
+    verify_consistency(
+        stored_size,
+        new.size(),
+        request.proof(),
+        old_root,
+        new.root(),
+    )
+    .map_err(inconsistent)?;
+    let timestamp = u64::try_from(now.unix_seconds())
+        .ok()
+        .filter(|t| *t > 0)
+        .ok_or_else(|| TrustError::NoteMalformed {
+            message: "a cosignature's timestamp must be after 1970".to_owned(),
+        })?;
+    let checkpoint = cosign_checkpoint(request.checkpoint(), name, signer, timestamp)?;
+    let line = checkpoint
+        .trim_end_matches('\n')
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default();
+    Ok(WitnessCosigned {
+        signature_lines: format!("{line}\n"),
+        checkpoint,
+    })
+}
+
+/// The `add-checkpoint` body a log sends for its signed `checkpoint` to a witness that last
+/// cosigned the checkpoint of `old_size`: the checkpoint must be signed by `trust_root`'s log
+/// keys and extended by `store`'s log, and the RFC 9162 consistency proof from `old_size` comes
+/// from the store (`trust.tlog_inconsistent` when `old_size` is above the checkpoint's size).
+pub fn witness_request(
+    store: &dyn ReplayStore,
+    trust_root: &VerifiedTrustRoot,
+    checkpoint: &[u8],
+    old_size: u64,
+) -> Result<String, ExecutionError> {
+    let log = ledger_log(store)?;
+    let verified = crate::log::checked_against_store(&log, trust_root, checkpoint)?;
+    let size = verified.checkpoint().size();
+    let proof = if old_size == 0 {
+        Vec::new()
+    } else {
+        log.tree()
+            .consistency_proof(old_size, size)
+            .map_err(|reason| TrustError::TlogInconsistent {
+                old_size,
+                new_size: size,
+                reason,
+            })?
+    };
+    let note = String::from_utf8_lossy(checkpoint);
+    Ok(AddCheckpoint::new(old_size, proof, &note).to_text())
+}
+
+/// Adds a witness's `add-checkpoint` response (its signature lines) to the signed `checkpoint`.
+/// Every line must be a note signature line; those of witnesses the `log` role of `trust_root`
+/// lists must verify as their cosignatures of this checkpoint (`trust.note_bad_signature`),
+/// others are kept as they are (a verifier ignores them). Refused with
+/// `trust.note_malformed` when the response holds no signature line.
+pub fn add_cosignatures(
+    trust_root: &VerifiedTrustRoot,
+    checkpoint: &[u8],
+    response: &[u8],
+) -> Result<String, ExecutionError> {
+    let response = std::str::from_utf8(response).map_err(|_| TrustError::NoteMalformed {
+        message: "the witness's response is not UTF-8".to_owned(),
+    })?;
+    if response.is_empty() || !response.ends_with('\n') {
+        return Err(TrustError::NoteMalformed {
+            message: "the witness's response is signature lines, each ending in a newline"
+                .to_owned(),
+        }
+        .into());
+    }
+    let mut text = String::from_utf8_lossy(checkpoint).into_owned();
+    text.push_str(response);
+    let note = Note::parse(text.as_bytes())?;
+    let witnesses: Vec<CosignerKey> = trust_root
+        .log()
+        .map(|role| role.witnesses().0.to_vec())
+        .unwrap_or_default();
+    verify_cosignatures(&note, &witnesses, 0)?;
+    Ok(note.to_text())
+}

@@ -1,0 +1,161 @@
+//! The transparency log's read API (C2SP `tlog-tiles`: the signed checkpoint, hash tiles, entry bundles, with their caching headers) and `GET /v1/executions/{id}/proof` (a C2SP `tlog-proof`), served when the server has a log key.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use parmana_runtime::canon::tile::Tile;
+use parmana_runtime::{parse_execution_id, read_log};
+
+use crate::auth::Scope;
+use crate::error::ApiError;
+use crate::settings::LogSettings;
+use crate::state::AppState;
+use crate::wire::ErrorBody;
+
+type Shared = State<Arc<AppState>>;
+
+/// Full tiles and entry bundles never change.
+const IMMUTABLE_PUBLIC: &str = "public, max-age=31536000, immutable";
+/// The same when the log needs a token: no shared cache may store it for others.
+const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
+/// The checkpoint moves on; partial tiles are replaced by wider ones.
+const NO_CACHE: &str = "no-cache";
+
+/// The log settings, or `404 server.log_disabled` when the server has no log key.
+fn log_settings(state: &AppState) -> Result<&LogSettings, ApiError> {
+    state.log.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "server.log_disabled",
+            "this server serves no transparency log: start it with a log key (--log-key)",
+        )
+    })
+}
+
+/// Checks the token for `/log/*`: none needed when the operator made the log public.
+fn authorize_log(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiError> {
+    let public = log_settings(state)?.public;
+    if !public {
+        state.authorize(headers, Scope::Read)?;
+    }
+    Ok(public)
+}
+
+fn body_response(content_type: &'static str, cache: &'static str, body: Vec<u8>) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
+/// The log's latest checkpoint, a C2SP `tlog-checkpoint` in a signed note.
+#[utoipa::path(
+    get, path = "/log/checkpoint", tag = "log",
+    responses(
+        (status = 200, description = "The signed checkpoint (origin, size, base64 root hash; note signatures)", content_type = "text/plain; charset=utf-8", body = String,
+            headers(("Cache-Control" = String, description = "`no-cache`: the checkpoint moves on"))),
+        (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
+        (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
+        (status = 404, description = "The server serves no log (`server.log_disabled`)", body = ErrorBody),
+        (status = 500, description = "The trust root names no log, or the log key no longer holds the `log` role", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ),
+    security((), ("bearer" = ["read"]))
+)]
+pub(crate) async fn checkpoint(
+    State(state): Shared,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_log(&state, &headers)?;
+    let signer = Arc::clone(&log_settings(&state)?.signer);
+    let note = state
+        .blocking("log", move |runtime| {
+            let environment = runtime.environment();
+            read_log(runtime.store())?.checkpoint(environment.trust_root(), signer.as_ref())
+        })
+        .await?
+        .map_err(|e| ApiError::from_execution(&e))?;
+    Ok(body_response(
+        "text/plain; charset=utf-8",
+        NO_CACHE,
+        note.into_bytes(),
+    ))
+}
+
+/// A hash tile (`<L>/<N>[.p/<W>]`) or an entry bundle (`entries/<N>[.p/<W>]`) of the log.
+#[utoipa::path(
+    get, path = "/log/tile/{tile_path}", tag = "log",
+    params(("tile_path" = String, Path, description = "The rest of the path, several segments: `<L>/<N>[.p/<W>]` (level 0–63; index in three-digit groups, all but the last prefixed with `x`, e.g. `x001/234`; partial width 1–255) for a hash tile, `entries/<N>[.p/<W>]` for an entry bundle")),
+    responses(
+        (status = 200, description = "The tile: 32-byte hashes concatenated; or the entry bundle: each entry as a big-endian u16 length and its bytes", content_type = "application/octet-stream", body = Vec<u8>,
+            headers(("Cache-Control" = String, description = "Full tiles: `public, max-age=31536000, immutable` (`private, …` when the log needs a token); partial tiles: `no-cache`"))),
+        (status = 400, description = "Not a tile path (`tile.malformed_path`)", body = ErrorBody),
+        (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
+        (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
+        (status = 404, description = "Past the log (`tile.beyond_tree`), or the server serves no log", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ),
+    security((), ("bearer" = ["read"]))
+)]
+pub(crate) async fn tile(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(tile_path): Path<String>,
+) -> Result<Response, ApiError> {
+    let public = authorize_log(&state, &headers)?;
+    let tile = Tile::parse_path(&tile_path)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
+    let bytes = state
+        .blocking("log", move |runtime| read_log(runtime.store())?.tile(&tile))
+        .await?
+        .map_err(|e| ApiError::from_execution(&e))?;
+    let cache = match (tile.is_full(), public) {
+        (true, true) => IMMUTABLE_PUBLIC,
+        (true, false) => IMMUTABLE_PRIVATE,
+        (false, _) => NO_CACHE,
+    };
+    Ok(body_response("application/octet-stream", cache, bytes))
+}
+
+/// The `.tlog-proof` of a completed execution, against a checkpoint signed now.
+#[utoipa::path(
+    get, path = "/v1/executions/{id}/proof", tag = "log",
+    params(("id" = String, Path, description = "The execution id")),
+    responses(
+        (status = 200, description = "The C2SP tlog-proof (c2sp.org/tlog-proof@v1): the execution's log entry, its index, the inclusion proof and the signed checkpoint; `parmana verify ATTESTATION --proof FILE` checks it offline", content_type = "text/plain; charset=utf-8", body = String),
+        (status = 400, description = "Malformed execution id", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
+        (status = 404, description = "No completed execution with this id (`runtime.not_in_log`), or the server serves no log", body = ErrorBody),
+        (status = 500, description = "The trust root names no log, or the log key no longer holds the `log` role", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = ["read"]))
+)]
+pub(crate) async fn proof(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let signer = Arc::clone(&log_settings(&state)?.signer);
+    let execution_id = parse_execution_id(&id).map_err(|e| ApiError::from_execution(&e))?;
+    let proof = state
+        .blocking("log", move |runtime| {
+            let environment = runtime.environment();
+            let trust_root = environment.trust_root();
+            let log = read_log(runtime.store())?;
+            let checkpoint = log.checkpoint(trust_root, signer.as_ref())?;
+            log.prove(trust_root, &execution_id, checkpoint.as_bytes())
+        })
+        .await?
+        .map_err(|e| ApiError::from_execution(&e))?;
+    Ok(body_response(
+        "text/plain; charset=utf-8",
+        NO_CACHE,
+        proof.to_text().into_bytes(),
+    ))
+}

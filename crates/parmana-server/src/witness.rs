@@ -1,0 +1,355 @@
+//! A C2SP `tlog-witness` over HTTP (`parmana log witness --serve`): `POST /add-checkpoint` cosigns a checkpoint of the trust root's log that extends the last one it cosigned, whose record survives restarts (written, synced and renamed into place before the answer); and the client side a log uses to submit to a witness.
+
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use parmana_runtime::canon::Digest;
+use parmana_runtime::trust::{
+    LocalSigningKey, MAX_ADD_CHECKPOINT_BYTES, MAX_NOTE_BYTES, NoteKeyName, VerifiedTrustRoot,
+};
+use parmana_runtime::{Clock, ExecutionError, witness_add_checkpoint, witness_state_size};
+
+use crate::error::ServerError;
+
+/// The media type of a witness's `409` body: the size it cosigned last.
+pub const TLOG_SIZE_MEDIA_TYPE: &str = "text/x.tlog.size";
+
+/// What a witness is started with.
+pub struct WitnessSettings {
+    /// The address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// The witness's name (its cosigner key name).
+    pub name: NoteKeyName,
+    /// The witness's key.
+    pub signer: Arc<LocalSigningKey>,
+    /// The file holding the last checkpoint it cosigned (created on the first cosignature).
+    pub state: PathBuf,
+    /// The trust root whose `log` role names the log witnessed and its keys.
+    pub trust_root: VerifiedTrustRoot,
+    /// The clock of the cosignatures' timestamps.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for WitnessSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WitnessSettings")
+            .field("listen", &self.listen)
+            .field("name", &self.name)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Witness {
+    settings: WitnessSettings,
+    /// The last checkpoint cosigned: checked and replaced under this lock, so that two requests
+    /// cannot both pass the check against one state (C2SP's rollback race).
+    last: Mutex<Option<Vec<u8>>>,
+}
+
+/// A bound witness, not yet serving.
+#[derive(Debug)]
+pub struct WitnessServer {
+    witness: Arc<Witness>,
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Witness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.settings.fmt(f)
+    }
+}
+
+fn io_error(action: &'static str, path: &Path, error: &std::io::Error) -> ServerError {
+    ServerError::Runtime(ExecutionError::io(action, path, error))
+}
+
+/// Reads the witness's state file, bounded; `None` when it does not exist yet.
+fn read_state(path: &Path) -> Result<Option<Vec<u8>>, ServerError> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("read", path, &e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_NOTE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error("read", path, &e))?;
+    witness_state_size(Some(&bytes))?;
+    Ok(Some(bytes))
+}
+
+/// Replaces `path` with `bytes` durably: a temporary file beside it is written and synced, then
+/// renamed over it, and the directory synced — a crash leaves the old state or the new one.
+fn write_state(path: &Path, bytes: &[u8]) -> Result<(), ExecutionError> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = directory.join(format!(".{name}.tmp"));
+    let written = std::fs::File::create(&temporary).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    written.map_err(|e| ExecutionError::io("write", &temporary, &e))?;
+    std::fs::rename(&temporary, path).map_err(|e| ExecutionError::io("rename", path, &e))?;
+    std::fs::File::open(&directory)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| ExecutionError::io("sync", &directory, &e))
+}
+
+impl WitnessServer {
+    /// Checks that the trust root names a log, reads the state (a state file that is not a
+    /// checkpoint refuses to start) and binds the listen address.
+    pub fn bind(settings: WitnessSettings) -> Result<Self, ServerError> {
+        if settings.trust_root.log().is_none() {
+            return Err(ServerError::Runtime(ExecutionError::NoTransparencyLog {
+                trust_root_version: settings.trust_root.version(),
+            }));
+        }
+        let last = read_state(&settings.state)?;
+        let listen = settings.listen.to_string();
+        let bind_error = |e: std::io::Error| ServerError::Io {
+            action: "bind",
+            address: listen.clone(),
+            message: e.to_string(),
+        };
+        let listener = std::net::TcpListener::bind(settings.listen).map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        Ok(Self {
+            witness: Arc::new(Witness {
+                settings,
+                last: Mutex::new(last),
+            }),
+            listener,
+            local_addr,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub fn run(self) -> Result<(), ServerError> {
+        let address = self.local_addr.to_string();
+        let io = |e: std::io::Error| ServerError::Io {
+            action: "serve",
+            address: address.clone(),
+            message: e.to_string(),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(io)?;
+        runtime.block_on(async move {
+            self.listener.set_nonblocking(true).map_err(io)?;
+            let listener = tokio::net::TcpListener::from_std(self.listener).map_err(io)?;
+            let app = Router::new()
+                .route("/add-checkpoint", post(add_checkpoint))
+                .route("/{origin_hash}/checkpoint", get(latest_checkpoint))
+                .layer(DefaultBodyLimit::max(MAX_ADD_CHECKPOINT_BYTES))
+                .with_state(self.witness);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped())
+                .await
+                .map_err(io)
+        })
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stopped() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// The HTTP status C2SP `tlog-witness` gives each refusal.
+fn refusal(error: &ExecutionError) -> Response {
+    if let ExecutionError::WitnessSizeMismatch { size, .. } = error {
+        return text(
+            StatusCode::CONFLICT,
+            TLOG_SIZE_MEDIA_TYPE,
+            format!("{size}\n"),
+        );
+    }
+    let status = match error.code() {
+        "trust.witness_request_malformed"
+        | "trust.note_malformed"
+        | "trust.checkpoint_malformed" => StatusCode::BAD_REQUEST,
+        "trust.checkpoint_origin_mismatch" => StatusCode::NOT_FOUND,
+        "trust.note_unverified" | "trust.note_bad_signature" | "trust.threshold_not_met" => {
+            StatusCode::FORBIDDEN
+        }
+        "trust.tlog_inconsistent" => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    text(
+        status,
+        "text/plain; charset=utf-8",
+        format!("{}: {error}\n", error.code()),
+    )
+}
+
+/// `POST /add-checkpoint`.
+async fn add_checkpoint(
+    State(witness): State<Arc<Witness>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return text(
+                rejection.status(),
+                "text/plain; charset=utf-8",
+                format!("{}\n", rejection.body_text()),
+            );
+        }
+    };
+    let decided = tokio::task::spawn_blocking(move || {
+        let settings = &witness.settings;
+        let Ok(mut last) = witness.last.lock() else {
+            return Err(ExecutionError::io(
+                "lock",
+                &settings.state,
+                &std::io::Error::other("the witness state lock is poisoned"),
+            ));
+        };
+        let cosigned = witness_add_checkpoint(
+            &settings.trust_root,
+            last.as_deref(),
+            &body,
+            &settings.name,
+            settings.signer.as_ref(),
+            settings.clock.now(),
+        )?;
+        // Persisted before the answer, under the lock that checked the old state.
+        write_state(&settings.state, cosigned.checkpoint.as_bytes())?;
+        *last = Some(cosigned.checkpoint.into_bytes());
+        Ok(cosigned.signature_lines)
+    })
+    .await;
+    match decided {
+        Ok(Ok(lines)) => text(StatusCode::OK, "text/plain; charset=utf-8", lines),
+        Ok(Err(error)) => refusal(&error),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            format!("server.internal: {e}\n"),
+        ),
+    }
+}
+
+/// `GET /<origin hash>/checkpoint`: the last checkpoint cosigned, with every signature, when the
+/// hash is the lowercase hex SHA-256 of the log's origin.
+async fn latest_checkpoint(
+    State(witness): State<Arc<Witness>>,
+    UrlPath(origin_hash): UrlPath<String>,
+) -> Response {
+    let not_found = || {
+        text(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n".to_owned(),
+        )
+    };
+    let Some(role) = witness.settings.trust_root.log() else {
+        return not_found();
+    };
+    let expected = Digest::of(role.origin().as_str().as_bytes()).to_string();
+    if expected.strip_prefix("sha256:") != Some(origin_hash.as_str()) {
+        return not_found();
+    }
+    let last = witness.last.lock().map(|l| l.clone()).unwrap_or(None);
+    match last {
+        Some(note) => text(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            String::from_utf8_lossy(&note).into_owned(),
+        ),
+        None => not_found(),
+    }
+}
+
+/// A witness's answer to `add-checkpoint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessReply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Sends an `add-checkpoint` body to the witness at `prefix` (its submission prefix:
+/// `POST <prefix>/add-checkpoint`), answered within 30 seconds (`server.witness_unreachable`).
+pub fn submit_add_checkpoint(prefix: &str, body: &str) -> Result<WitnessReply, ServerError> {
+    let url = format!("{}/add-checkpoint", prefix.trim_end_matches('/'));
+    let unreachable = |e: ureq::Error| ServerError::WitnessUnreachable {
+        url: url.clone(),
+        message: e.to_string(),
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut response = agent
+        .post(&url)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .send(body)
+        .map_err(unreachable)?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_ADD_CHECKPOINT_BYTES as u64)
+        .read_to_vec()
+        .map_err(unreachable)?;
+    Ok(WitnessReply {
+        status,
+        content_type,
+        body,
+    })
+}
