@@ -105,6 +105,10 @@ pub mod replay {
         LedgerSnapshot, MemoryReplayStore, ReplayError, ReplayStore, verify_ledger,
         verify_ledger_snapshot,
     };
+    /// The batched sequencer and stored checkpoints (`docs/transparency-log.md`).
+    pub use parmana_replay::{
+        DEFAULT_SEQUENCE_BATCH, SequenceOutcome, StoredCheckpoint, sequence_all,
+    };
     /// The ledger as a transparency log (`docs/transparency-log.md`).
     pub use parmana_replay::{ExecutionEntry, LedgerLog, ledger_log};
     #[cfg(feature = "postgres")]

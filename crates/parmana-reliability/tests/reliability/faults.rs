@@ -107,6 +107,18 @@ impl<S: ReplayStore> ReplayStore for FaultyStore<S> {
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
         self.inner.ledger_snapshot()
     }
+    fn sequence(&self, max: usize) -> Result<parmana_replay::SequenceOutcome, ReplayError> {
+        self.inner.sequence(max)
+    }
+    fn store_checkpoint(
+        &self,
+        checkpoint: &parmana_replay::StoredCheckpoint,
+    ) -> Result<(), ReplayError> {
+        self.inner.store_checkpoint(checkpoint)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<parmana_replay::StoredCheckpoint>, ReplayError> {
+        self.inner.latest_checkpoint()
+    }
 }
 
 struct Setup {
