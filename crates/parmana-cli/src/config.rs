@@ -60,6 +60,7 @@ pub(crate) struct ServerFile {
     shutdown_grace_ms: Option<u64>,
     log_format: Option<String>,
     log_signals: Option<bool>,
+    log_key: Option<PathBuf>,
     /// The AuthZEN mapping: in the file only (it is a table, not one value).
     pub(crate) authzen: Option<AuthzenFile>,
 }
@@ -244,6 +245,13 @@ pub(crate) const LOG_SIGNALS: Key = Key {
     name: "log_signals",
     flag: "--log-signals",
     env: "PARMANA_LOG_SIGNALS",
+};
+/// The transparency log's signing key (a key of the trust root's `log` role): the sequencer of
+/// `parmana serve` and `parmana execute` signs checkpoints with it (docs/transparency-log.md).
+pub(crate) const LOG_KEY: Key = Key {
+    name: "log_key",
+    flag: "--log-key",
+    env: "PARMANA_LOG_KEY",
 };
 
 /// The default of each path setting, relative to the deployment root.
@@ -565,6 +573,7 @@ impl Deployment {
             "tls_cert" => server.tls_cert.as_ref(),
             "tls_key" => server.tls_key.as_ref(),
             "tls_client_ca" => server.tls_client_ca.as_ref(),
+            "log_key" => server.log_key.as_ref(),
             _ => None,
         }?;
         Some(Setting {

@@ -201,6 +201,29 @@ pub enum ExecutionError {
         /// What differs.
         what: &'static str,
     },
+    /// The execution is completed but the sequencer has not integrated it into the log yet.
+    #[error(
+        "execution {execution_id:?} is completed but not yet sequenced into the log; run `parmana log sequence` (or wait for the server's sequencer) and try again"
+    )]
+    NotYetSequenced {
+        /// The execution id.
+        execution_id: String,
+    },
+    /// No stored checkpoint (or none covering the entry asked for).
+    #[error("no stored checkpoint {reason}")]
+    NoCheckpoint {
+        /// What is missing, for example "covers entry 7 yet (the newest has size 5)".
+        reason: String,
+    },
+    /// A stored checkpoint is not a checkpoint of this log signed by a `log` key of the chain,
+    /// or says another size or root than it is stored under.
+    #[error("the stored checkpoint of size {size} is invalid: {reason}")]
+    StoredCheckpointInvalid {
+        /// The size it is stored under.
+        size: u64,
+        /// Why, with the underlying code.
+        reason: String,
+    },
 }
 
 impl ExecutionError {
@@ -232,6 +255,9 @@ impl ExecutionError {
             Self::NoTransparencyLog { .. } => "runtime.no_transparency_log",
             Self::NotInLog { .. } => "runtime.not_in_log",
             Self::ProofEntryMismatch { .. } => "runtime.proof_entry_mismatch",
+            Self::NotYetSequenced { .. } => "runtime.not_yet_sequenced",
+            Self::NoCheckpoint { .. } => "runtime.no_checkpoint",
+            Self::StoredCheckpointInvalid { .. } => "runtime.stored_checkpoint_invalid",
         }
     }
 
@@ -246,7 +272,9 @@ impl ExecutionError {
             | Self::RequestTooLarge { .. }
             | Self::Canon(_)
             | Self::BatchLineInvalid { .. }
-            | Self::NotInLog { .. } => ErrorClass::InvalidInput,
+            | Self::NotInLog { .. }
+            | Self::NotYetSequenced { .. }
+            | Self::NoCheckpoint { .. } => ErrorClass::InvalidInput,
             Self::Io { .. } => ErrorClass::Io,
             Self::Trust(error) => ErrorClass::of_trust(error),
             Self::PolicyIdentityMismatch { .. }
@@ -256,6 +284,7 @@ impl ExecutionError {
             | Self::RecoveryMismatch { .. }
             | Self::NoTransparencyLog { .. }
             | Self::ProofEntryMismatch { .. }
+            | Self::StoredCheckpointInvalid { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,
             Self::EvaluationFault(_) => ErrorClass::Internal,

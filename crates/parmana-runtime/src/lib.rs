@@ -12,6 +12,7 @@ mod execute;
 mod log;
 mod request;
 mod runtime;
+mod sequencer;
 mod store;
 mod verify;
 
@@ -27,7 +28,7 @@ pub use environment::{
 pub use error::{ErrorClass, ExecutionError};
 pub use execute::{Attestation, RecoveryReport, execute_from_signals, recover};
 pub use log::{
-    LogConsistency, log_consistency, prove_execution, sign_log_checkpoint,
+    LogConsistency, latest_log_checkpoint, log_consistency, prove_execution, sign_log_checkpoint,
     verify_attestation_proof, witness_checkpoint,
 };
 pub use request::{
@@ -37,6 +38,10 @@ pub use request::{
 pub use runtime::{
     Evaluation, ExecutionStatus, ExplainedEvaluation, ReloadRecord, ReloadReport, Runtime,
     RuntimeBuilder, execution_status,
+};
+pub use sequencer::{
+    IntegratedEntry, LedgerAudit, LogSequencer, LogSigning, SequenceReport, audit_ledger,
+    check_log_signer,
 };
 pub use store::{StoreOpen, open_store};
 pub use verify::{
@@ -91,7 +96,8 @@ pub mod trust {
     pub use parmana_trust::{
         Checkpoint, Cosignature, CosignerKey, LogRole, LogSpec, LogVerifier, MAX_TLOG_PROOF_BYTES,
         NoteKeyName, NoteVerifierKey, TlogProof, VerifiedCheckpoint, VerifiedInclusion,
-        cosign_checkpoint, cosign_note, tlog_hash_text, verify_cosignatures, verify_tlog_proof,
+        cosign_checkpoint, cosign_note, sign_checkpoint, tlog_hash_text, verify_cosignatures,
+        verify_tlog_proof,
     };
 }
 

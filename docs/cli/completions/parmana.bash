@@ -169,6 +169,9 @@ _parmana() {
             parmana__subcmd__help__subcmd__log,prove)
                 cmd="parmana__subcmd__help__subcmd__log__subcmd__prove"
                 ;;
+            parmana__subcmd__help__subcmd__log,sequence)
+                cmd="parmana__subcmd__help__subcmd__log__subcmd__sequence"
+                ;;
             parmana__subcmd__help__subcmd__log,witness)
                 cmd="parmana__subcmd__help__subcmd__log__subcmd__witness"
                 ;;
@@ -223,6 +226,9 @@ _parmana() {
             parmana__subcmd__log,prove)
                 cmd="parmana__subcmd__log__subcmd__prove"
                 ;;
+            parmana__subcmd__log,sequence)
+                cmd="parmana__subcmd__log__subcmd__sequence"
+                ;;
             parmana__subcmd__log,witness)
                 cmd="parmana__subcmd__log__subcmd__witness"
                 ;;
@@ -237,6 +243,9 @@ _parmana() {
                 ;;
             parmana__subcmd__log__subcmd__help,prove)
                 cmd="parmana__subcmd__log__subcmd__help__subcmd__prove"
+                ;;
+            parmana__subcmd__log__subcmd__help,sequence)
+                cmd="parmana__subcmd__log__subcmd__help__subcmd__sequence"
                 ;;
             parmana__subcmd__log__subcmd__help,witness)
                 cmd="parmana__subcmd__log__subcmd__help__subcmd__witness"
@@ -584,7 +593,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__execute)
-            opts="-h --policy --signals --execution-id --batch --jobs --key --include-signals --summary --store --pinned-root --trust-root --policies --release-manifest --now --expiry-warning-days --format --help"
+            opts="-h --policy --signals --execution-id --batch --jobs --key --include-signals --summary --log-key --store --pinned-root --trust-root --policies --release-manifest --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -616,6 +625,10 @@ _parmana() {
                     ;;
                 --summary)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --store)
@@ -904,7 +917,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help__subcmd__log)
-            opts="checkpoint prove consistency witness"
+            opts="checkpoint sequence prove consistency witness"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -946,6 +959,20 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help__subcmd__log__subcmd__prove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__log__subcmd__sequence)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1326,13 +1353,21 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__ledger__subcmd__verify)
-            opts="-h --store --format --help"
+            opts="-h --store --pinned-root --trust-root --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1348,7 +1383,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log)
-            opts="-h --format --help checkpoint prove consistency witness help"
+            opts="-h --format --help checkpoint sequence prove consistency witness help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1438,7 +1473,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log__subcmd__help)
-            opts="checkpoint prove consistency witness help"
+            opts="checkpoint sequence prove consistency witness help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1507,6 +1542,20 @@ _parmana() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        parmana__subcmd__log__subcmd__help__subcmd__sequence)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         parmana__subcmd__log__subcmd__help__subcmd__witness)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1545,6 +1594,52 @@ _parmana() {
                     return 0
                     ;;
                 --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__sequence)
+            opts="-h --key --batch --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiry-warning-days)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
