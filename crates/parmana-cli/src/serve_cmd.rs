@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use parmana_runtime::StoreOpen;
 use parmana_server::{
-    Authentication, AuthzenPolicy, AuthzenSettings, Limits, Logging, Server, ServerError,
-    ServerSettings, TlsFiles, Tokens,
+    Authentication, AuthzenPolicy, AuthzenSettings, Limits, Logging, SequencerSettings, Server,
+    ServerError, ServerSettings, TlsFiles, Tokens,
 };
 
 use crate::common::{ClockArgs, EnvironmentArgs, build_runtime, warn_environment_expiry};
@@ -86,6 +86,17 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_LOG_SIGNALS; config: server.log_signals].
     #[arg(long)]
     log_signals: bool,
+    /// A key of the trust root's `log` role (PKCS#8 PEM): the background sequencer signs and
+    /// stores a checkpoint of the transparency log after each run that grew it (without one,
+    /// executions are still sequenced, unsigned). Checked at start.
+    /// [env: PARMANA_LOG_KEY; config: server.log_key; no default].
+    #[arg(long, value_name = "FILE")]
+    log_key: Option<PathBuf>,
+    /// How often the background sequencer integrates completed executions into the log, in
+    /// milliseconds (it also runs once more on graceful shutdown)
+    /// [env: PARMANA_SEQUENCE_INTERVAL_MS; config: server.sequence_interval_ms; default: 1000].
+    #[arg(long, value_name = "MS")]
+    sequence_interval_ms: Option<u64>,
     /// An attestation signing key (PKCS#8 PEM), as `execute --key` takes it (repeatable)
     /// [env: PARMANA_KEYS; config: keys; default: trust/keys/attestation.pem].
     #[arg(long, value_name = "FILE")]
@@ -257,6 +268,19 @@ fn settings(
             },
             authzen,
             store_kind: store_kind.to_owned(),
+            sequencer: SequencerSettings {
+                cadence: Duration::from_millis(
+                    deployment
+                        .server_value(
+                            config::SEQUENCE_INTERVAL_MS,
+                            args.sequence_interval_ms,
+                            1000,
+                        )?
+                        .value
+                        .max(1),
+                ),
+                log_key: None,
+            },
         },
         printed_token,
     ))
@@ -284,6 +308,10 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         &clock,
     )?;
     warn_environment_expiry(&deployment, &clock, &runtime)?;
+    let mut settings = settings;
+    settings.sequencer.log_key =
+        crate::execute_cmd::configured_log_key(&deployment, args.log_key.as_deref(), &runtime)?
+            .map(std::sync::Arc::new);
     let server = Server::bind(runtime, settings).map_err(|e| server_failure(&e))?;
     outln!("listening on {}://{}", server.scheme(), server.local_addr());
     if let Some(token) = token {

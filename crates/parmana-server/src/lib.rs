@@ -23,7 +23,8 @@ pub use auth::{Scope, Tokens};
 pub use error::ServerError;
 pub use lifecycle::Server;
 pub use settings::{
-    Authentication, AuthzenPolicy, AuthzenSettings, Limits, Logging, ServerSettings, TlsFiles,
+    Authentication, AuthzenPolicy, AuthzenSettings, Limits, Logging, SequencerSettings,
+    ServerSettings, TlsFiles,
 };
 
 /// The OpenAPI 3.1 document the server serves at `/openapi.json`, as JSON.

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -94,6 +94,8 @@ impl Server {
             in_flight: Arc::new(Semaphore::new(settings.limits.max_concurrency.max(1))),
             started_up: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            sequencer: settings.sequencer,
+            log_sequencer: parmana_runtime::LogSequencer::default(),
         });
         Ok(Self {
             state,
@@ -147,6 +149,7 @@ impl Server {
         let connections = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
         let recovery = tokio::spawn(recover_then_ready(Arc::clone(&state), handle.clone()));
         let signals = tokio::spawn(watch_signals(Arc::clone(&state), handle.clone()));
+        let sequencer = tokio::spawn(sequence_periodically(Arc::clone(&state)));
         let mut server = axum_server::from_tcp(self.listener)
             .map_err(|e| io_error("serve", e))?
             .handle(handle.clone());
@@ -176,7 +179,10 @@ impl Server {
             }
         };
         signals.abort();
+        sequencer.abort();
         let recovered = recovery.await;
+        // Everything completed before the drain enters the log (and a checkpoint) now.
+        sequence_all(&state).await;
         served.map_err(|e| io_error("serve", e))?;
         match recovered {
             Ok(result) => result,
@@ -216,6 +222,62 @@ async fn recover_then_ready(
                 address: String::new(),
                 message: error.message,
             })
+        }
+    }
+}
+
+/// The background sequencer: every cadence, one run (integrate a batch, sign and store a
+/// checkpoint with the log key); a run that integrated a full batch is followed at once by the
+/// next. A failed run is logged and tried again at the next tick (completions wait, nothing is
+/// lost: they are durable in their own rows).
+async fn sequence_periodically(state: Arc<AppState>) {
+    let mut ticks = tokio::time::interval(state.sequencer.cadence.max(Duration::from_millis(1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if !state.is_started() {
+            continue;
+        }
+        sequence_all(&state).await;
+    }
+}
+
+/// Runs the sequencer until nothing waits (or another server's integrator holds the lock), on
+/// the blocking pool; logs what it did or why it failed.
+async fn sequence_all(state: &Arc<AppState>) {
+    let worker = Arc::clone(state);
+    let result = state
+        .blocking("sequence", move |runtime| {
+            let environment = runtime.environment();
+            let signing =
+                worker
+                    .sequencer
+                    .log_key
+                    .as_deref()
+                    .map(|key| parmana_runtime::LogSigning {
+                        trust_root: environment.trust_root(),
+                        signer: key,
+                    });
+            worker.log_sequencer.run_all(runtime.store(), signing)
+        })
+        .await;
+    match result {
+        Ok(Ok(report)) => {
+            if !report.integrated.is_empty() || report.checkpoint.is_some() {
+                tracing::debug!(
+                    target: "parmana::server",
+                    integrated = report.integrated.len(),
+                    size = report.size,
+                    checkpoint = report.checkpoint.as_ref().map(|c| c.size),
+                    "sequenced"
+                );
+            }
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(target: "parmana::server", code = error.code(), %error, "sequencer run failed");
+        }
+        Err(error) => {
+            tracing::warn!(target: "parmana::server", code = error.code, "sequencer task failed");
         }
     }
 }

@@ -2063,7 +2063,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__serve)
-            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-concurrency --max-connections --request-timeout-ms --shutdown-grace-ms --log-format --log-signals --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
+            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-concurrency --max-connections --request-timeout-ms --shutdown-grace-ms --log-format --log-signals --log-key --sequence-interval-ms --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2110,6 +2110,14 @@ _parmana() {
                     return 0
                     ;;
                 --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sequence-interval-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
