@@ -62,6 +62,7 @@ pub(crate) struct ServerFile {
     log_signals: Option<bool>,
     log_key: Option<PathBuf>,
     log_public: Option<bool>,
+    sequence_interval_ms: Option<u64>,
     /// The AuthZEN mapping: in the file only (it is a table, not one value).
     pub(crate) authzen: Option<AuthzenFile>,
 }
@@ -247,6 +248,14 @@ pub(crate) const LOG_SIGNALS: Key = Key {
     flag: "--log-signals",
     env: "PARMANA_LOG_SIGNALS",
 };
+/// How often `parmana serve`'s sequencer runs, in milliseconds.
+pub(crate) const SEQUENCE_INTERVAL_MS: Key = Key {
+    name: "sequence_interval_ms",
+    flag: "--sequence-interval-ms",
+    env: "PARMANA_SEQUENCE_INTERVAL_MS",
+};
+/// The transparency log's signing key (a key of the trust root's `log` role): the sequencer of
+/// `parmana serve` and `parmana execute` signs checkpoints with it (docs/transparency-log.md).
 pub(crate) const LOG_KEY: Key = Key {
     name: "log_key",
     flag: "--log-key",
@@ -628,6 +637,7 @@ impl Deployment {
                 "max_connections" => server.max_connections.map(|v| v.to_string()),
                 "request_timeout_ms" => server.request_timeout_ms.map(|v| v.to_string()),
                 "shutdown_grace_ms" => server.shutdown_grace_ms.map(|v| v.to_string()),
+                "sequence_interval_ms" => server.sequence_interval_ms.map(|v| v.to_string()),
                 "log_format" => server.log_format.clone(),
                 "log_signals" => server.log_signals.map(|v| v.to_string()),
                 "log_public" => server.log_public.map(|v| v.to_string()),

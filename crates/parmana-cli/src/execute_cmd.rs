@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use parmana_runtime::canon::PolicyRef;
+use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{
-    BatchOptions, BatchReader, BatchSummary, ExecutionRequest, Runtime, Signals, StoreOpen,
-    batch_refusal_line, new_execution_id, parse_execution_id, run_batch,
+    BatchOptions, BatchReader, BatchSummary, ExecutionRequest, LogSequencer, LogSigning, Runtime,
+    Signals, StoreOpen, batch_refusal_line, check_log_signer, new_execution_id, parse_execution_id,
+    run_batch,
 };
 
 use crate::common::{
-    ClockArgs, EnvironmentArgs, build_runtime, policy_reference, read_signals,
+    ClockArgs, EnvironmentArgs, build_runtime, policy_reference, read_private_key, read_signals,
     warn_environment_expiry,
 };
 use crate::config::Deployment;
@@ -78,6 +80,13 @@ pub(crate) struct ExecuteArgs {
     /// stored): `auto` when stdout is a terminal; the attestation on stdout is the same either way.
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Summary::Auto)]
     summary: Summary,
+    /// A key of the trust root's `log` role (PKCS#8 PEM): after executing, the sequencer signs
+    /// and stores a checkpoint of the transparency log that includes this execution (without
+    /// one, the execution is still sequenced into the ledger, unsigned). Checked before the
+    /// execution id is consumed.
+    /// [env: PARMANA_LOG_KEY; config: server.log_key; no default]
+    #[arg(long, value_name = "FILE")]
+    log_key: Option<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -109,14 +118,17 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         &args.clock,
     )?;
     warn_environment_expiry(&deployment, &args.clock, &runtime)?;
+    let log_key = configured_log_key(&deployment, args.log_key.as_deref(), &runtime)?;
     if let Some(input) = batch {
-        return execute_batch(
+        let result = execute_batch(
             &runtime,
             default_policy,
             BatchReader::new(input),
             args.include_signals,
             args.jobs.map_or_else(default_jobs, usize::from),
         );
+        sequence_after(&runtime, log_key.as_ref());
+        return result;
     }
     let (Some(policy), Some(signals)) = (default_policy, single_signals) else {
         return Err(Failure::new(
@@ -135,6 +147,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         .execute(&request)
         .map_err(|e| Failure::execution(&e))?;
     outln!("{}", attestation.envelope_str());
+    sequence_after(&runtime, log_key.as_ref());
     if args.summary.wanted() {
         let p = attestation.predicate();
         let reason = p
@@ -158,6 +171,45 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// The log key in force (`--log-key`, `PARMANA_LOG_KEY`, `log_key` in `[server]`), read and
+/// checked against the `log` role of the runtime's trust root before anything executes.
+pub(crate) fn configured_log_key(
+    deployment: &Deployment,
+    flag: Option<&Path>,
+    runtime: &Runtime,
+) -> Result<Option<LocalSigningKey>, Failure> {
+    let Some(setting) = deployment.server_path(crate::config::LOG_KEY, flag) else {
+        return Ok(None);
+    };
+    let key = read_private_key(&setting.value)?;
+    let environment = runtime.environment();
+    check_log_signer(LogSigning {
+        trust_root: environment.trust_root(),
+        signer: &key,
+    })
+    .map_err(|e| Failure::execution(&e))?;
+    Ok(Some(key))
+}
+
+/// Runs the sequencer over what this command completed (and whatever else waits), signing and
+/// storing a checkpoint with `log_key` when one is configured. The executions are complete and
+/// printed already: a failure here is a warning on stderr (the entries wait for the next
+/// sequencer run), never a failed execution.
+pub(crate) fn sequence_after(runtime: &Runtime, log_key: Option<&LocalSigningKey>) {
+    let environment = runtime.environment();
+    let signing = log_key.map(|key| LogSigning {
+        trust_root: environment.trust_root(),
+        signer: key,
+    });
+    if let Err(error) = LogSequencer::default().run_all(runtime.store(), signing) {
+        eprintln!(
+            "warning[{}]: the execution is complete; its log entry waits for the next sequencer \
+             run (`parmana log sequence`): {error}",
+            error.code()
+        );
+    }
 }
 
 /// Opens the batch input (`-` for standard input) before anything else, so that a missing

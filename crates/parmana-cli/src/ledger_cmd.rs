@@ -2,9 +2,11 @@
 
 use std::io::Write as _;
 
-use parmana_runtime::replay::{LedgerLog, verify_ledger_snapshot};
+use parmana_runtime::replay::verify_ledger_snapshot;
 use parmana_runtime::trust::tlog_hash_text;
+use parmana_runtime::{audit_ledger, load_trust_history};
 
+use crate::common::TrustRootArgs;
 use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, Json, outln};
@@ -16,14 +18,16 @@ pub(crate) enum LedgerCommand {
     /// Verify the tamper-evident ledger: every completed execution has exactly one record, each
     /// record (execution or raise of the rollback high-water marks) is chained by digest to the
     /// one before, each execution record matches the stored execution, and the store's marks
-    /// are not lower than its marks records prove (a reset of the marks). Prints the number of
-    /// records of each kind, the highest marks they prove, the head digest and the root hash of
-    /// the transparency log over the records (compare it with a signed checkpoint of the same
-    /// size, or use `parmana log consistency`); exit 7 at the first break.
+    /// are not lower than its marks records prove (a reset of the marks). Recomputes the
+    /// transparency log's tree and checks every stored checkpoint: its root is the recomputed
+    /// root at its size, and its note is signed by a log key of the trust-root chain (so each is
+    /// consistent with every earlier one). Prints the number of records of each kind, the
+    /// highest marks they prove, the head digest, the log's root hash, the checkpoints checked
+    /// and the completed executions not yet sequenced (not a break); exit 7 at the first break.
     #[command(
         after_help = "Example:\n  parmana ledger verify                       # the store of the deployment (parmana.toml)\n  parmana ledger verify --store postgres://parmana@db.internal/parmana"
     )]
-    Verify(StoreArgs),
+    Verify(VerifyArgs),
     /// Write ledger records with their attestations as JSON lines, for an audit system: one line
     /// per record, `{"position", "kind", "execution_id"?, "record", "attestation"?}` (the record
     /// and the attestation as the store holds them, as JSON). The ledger is verified first and
@@ -34,6 +38,17 @@ pub(crate) enum LedgerCommand {
   parmana ledger export --from 1000 >> ledger.jsonl   # resume after position 999
   parmana ledger export --from 10 --to 19             # positions 10 to 19")]
     Export(ExportArgs),
+}
+
+/// Arguments of `parmana ledger verify`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The trust-root chain whose log keys signed the stored checkpoints (read only when the
+    /// store holds checkpoints).
+    #[command(flatten)]
+    trust: TrustRootArgs,
 }
 
 /// Arguments of `parmana ledger export`.
@@ -105,6 +120,12 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
         args.from,
         args.to.unwrap_or_else(|| report.records.saturating_sub(1))
     );
+    if report.unsequenced > 0 {
+        eprintln!(
+            "{} not yet sequenced (not in the ledger yet: `parmana log sequence`)",
+            counted(report.unsequenced, "completed execution")
+        );
+    }
     Ok(())
 }
 
@@ -122,19 +143,26 @@ fn parse_stored(what: &str, bytes: &[u8]) -> Result<serde_json::Value, Failure> 
 
 /// Runs `parmana ledger …`.
 pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Failure> {
-    let store_args = match command {
-        LedgerCommand::Verify(store_args) => store_args,
+    let args = match command {
+        LedgerCommand::Verify(args) => args,
         LedgerCommand::Export(args) => return export(args),
     };
-    let store = store_args.open_existing(&Deployment::load()?)?;
+    let deployment = Deployment::load()?;
+    let store = args.store.open_existing(&deployment)?;
     let snapshot = store.ledger_snapshot().map_err(|e| Failure::replay(&e))?;
-    let report = verify_ledger_snapshot(&snapshot);
-    // The transparency log's root over the same records (docs/transparency-log.md), when intact.
-    let log_root = report
-        .is_intact()
-        .then(|| LedgerLog::from_snapshot(snapshot).ok())
-        .flatten()
-        .map(|log| tlog_hash_text(&log.root()));
+    // Stored checkpoints are checked against the log keys of the trust-root chain.
+    let history = if snapshot.checkpoints.is_empty() {
+        None
+    } else {
+        let paths = args.trust.resolve(&deployment);
+        Some(
+            load_trust_history(&paths.pinned_root, &paths.trust_root)
+                .map_err(|e| Failure::execution(&e))?,
+        )
+    };
+    let audit = audit_ledger(snapshot, history.as_ref());
+    let report = &audit.report;
+    let log_root = audit.log_root.map(|root| tlog_hash_text(&root));
     let summary = format!(
         "{} ({}, {}: {})",
         counted(report.records, "record"),
@@ -142,41 +170,70 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
         counted(report.mark_records, "marks record"),
         report.marks
     );
+    let mut extra = String::new();
+    if report.checkpoints > 0 {
+        extra.push_str(&format!(
+            ", {} checked",
+            counted(report.checkpoints, "stored checkpoint")
+        ));
+    }
+    if report.unsequenced > 0 {
+        extra.push_str(&format!(
+            ", {} not yet sequenced",
+            counted(report.unsequenced, "completed execution")
+        ));
+    }
+    let checkpoint_failure = audit
+        .checkpoint_failure
+        .as_ref()
+        .map(|error| (error.code(), error.to_string()));
     match format {
-        Format::Human => match (&report.first_break, &report.head) {
-            (Some(broken), _) => outln!("ledger BROKEN after {summary}: {broken}"),
-            (None, Some(head)) => outln!(
-                "ledger intact: {summary}, head {head}, log root {}",
+        Format::Human => match (&report.first_break, &checkpoint_failure, &report.head) {
+            (Some(broken), _, _) => outln!("ledger BROKEN after {summary}: {broken}"),
+            (None, Some((_, message)), _) => outln!("ledger BROKEN after {summary}: {message}"),
+            (None, None, Some(head)) => outln!(
+                "ledger intact: {summary}, head {head}, log root {}{extra}",
                 log_root.as_deref().unwrap_or("-")
             ),
-            (None, None) => outln!("ledger intact: empty"),
+            (None, None, None) => outln!("ledger intact: empty{extra}"),
         },
         Format::Json => outln!(
             "{}",
             Json(serde_json::json!({
-                "intact": report.is_intact(),
+                "intact": audit.is_intact(),
                 "records": report.records,
                 "executions": report.executions,
                 "mark_records": report.mark_records,
+                "unsequenced": report.unsequenced,
+                "checkpoints": report.checkpoints,
                 "marks": {
                     "trust_root": report.marks.trust_root,
                     "release_manifest": report.marks.release_manifest,
                 },
                 "head": report.head.map(|h| h.to_string()),
                 "log_root": log_root,
-                "first_break": report.first_break.as_ref().map(|b| serde_json::json!({
-                    "position": b.position, "code": b.code(), "message": b.to_string()
-                })),
+                "first_break": match (&report.first_break, &checkpoint_failure) {
+                    (Some(b), _) => Some(serde_json::json!({
+                        "position": b.position, "code": b.code(), "message": b.to_string()
+                    })),
+                    (None, Some((code, message))) => Some(serde_json::json!({
+                        "code": code, "message": message
+                    })),
+                    (None, None) => None,
+                },
             }))
         ),
     }
-    match report.first_break {
-        None => Ok(()),
-        Some(broken) => Err(Failure::new(
+    if let Some(broken) = &report.first_break {
+        return Err(Failure::new(
             broken.code(),
             broken.to_string(),
             ExitClass::VerificationFailed,
-        )),
+        ));
+    }
+    match checkpoint_failure {
+        None => Ok(()),
+        Some((code, message)) => Err(Failure::new(code, message, ExitClass::VerificationFailed)),
     }
 }
 

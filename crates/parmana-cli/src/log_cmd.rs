@@ -1,4 +1,4 @@
-//! `parmana log …`: the transparency log over the replay store's ledger — signed checkpoints, offline inclusion proofs of executions, consistency with an older checkpoint, witness cosignatures.
+//! `parmana log …`: the transparency log over the replay store's ledger — the batched sequencer, signed and stored checkpoints, offline inclusion proofs of executions, consistency with an older checkpoint, witness cosignatures.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +11,8 @@ use parmana_runtime::trust::{
     tlog_hash_text,
 };
 use parmana_runtime::{
-    ExecutionError, add_cosignatures, load_trust_history, load_trust_root, log_consistency,
+    ExecutionError, LogSequencer, LogSigning, SequenceReport, add_cosignatures,
+    latest_log_checkpoint, load_trust_history, load_trust_root, log_consistency,
     parse_execution_id, prove_execution, sign_log_checkpoint, witness_checkpoint, witness_request,
 };
 use parmana_server::{
@@ -27,19 +28,29 @@ use crate::store::StoreArgs;
 /// `parmana log …`.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum LogCommand {
-    /// Sign and print a checkpoint of the log as it is now: a C2SP tlog-checkpoint (origin, size,
-    /// base64 root hash) in a signed note, by a key of the trust root's log role. Refused when
-    /// the ledger is broken or the key does not hold the log role.
-    #[command(
-        after_help = "Example:\n  parmana log checkpoint --key keys/log.pem > checkpoint.txt"
-    )]
+    /// Print the newest stored checkpoint: a C2SP tlog-checkpoint (origin, size, base64 root
+    /// hash) in a note signed by a key of the trust root's log role. With --key: first sequence
+    /// every completed execution still waiting, then sign the checkpoint of the log as it is now
+    /// with that key, store it, and print it. Refused when the ledger is broken, the key does not
+    /// hold the log role, or (without --key) no checkpoint is stored.
+    #[command(after_help = "Examples:
+  parmana log checkpoint > checkpoint.txt                      # the newest stored one
+  parmana log checkpoint --key keys/log.pem > checkpoint.txt   # sequence, sign, store now")]
     Checkpoint(CheckpointArgs),
+    /// Run the batched sequencer once: give the completed executions that wait for it their
+    /// ledger positions (at most --batch, in claim-time then id order) and, with --key (a key of
+    /// the log role), sign and store a checkpoint of the grown log. Prints what it integrated.
+    /// Safe while servers share the store: one integrator runs at a time, the others are told
+    /// it is busy.
+    #[command(after_help = "Example:\n  parmana log sequence --key keys/log.pem")]
+    Sequence(SequenceArgs),
     /// Write the .tlog-proof of an execution (C2SP tlog-proof: index, inclusion proof, the
     /// checkpoint verbatim; the execution's log entry as its extra data) for a signed checkpoint
-    /// that the store's log extends. `parmana verify ATTESTATION --proof FILE` checks it offline.
-    #[command(
-        after_help = "Example:\n  parmana log prove exec-42 --checkpoint checkpoint.txt --out exec-42.tlog-proof"
-    )]
+    /// that the store's log extends: the one given, or the newest stored one.
+    /// `parmana verify ATTESTATION --proof FILE` checks it offline.
+    #[command(after_help = "Examples:
+  parmana log prove exec-42 --out exec-42.tlog-proof
+  parmana log prove exec-42 --checkpoint checkpoint.txt --out exec-42.tlog-proof")]
     Prove(ProveArgs),
     /// Check that the store's log extends an older signed checkpoint (no entry rewritten or
     /// removed since) and print the RFC 9162 consistency proof from it to the current size.
@@ -133,12 +144,32 @@ pub(crate) struct WitnessArgs {
     clock: ClockArgs,
 }
 
+/// Arguments of `parmana log sequence`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SequenceArgs {
+    /// The private key (PKCS#8 PEM) of the trust root's log role that signs the checkpoint;
+    /// without it the executions are sequenced and no checkpoint is signed.
+    /// [env: PARMANA_LOG_KEY; config: server.log_key; no default]
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// The most executions integrated.
+    #[arg(long, value_name = "N", default_value_t = parmana_runtime::replay::DEFAULT_SEQUENCE_BATCH)]
+    batch: usize,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    trust: TrustRootArgs,
+    #[command(flatten)]
+    clock: ClockArgs,
+}
+
 /// Arguments of `parmana log checkpoint`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CheckpointArgs {
-    /// The private key (PKCS#8 PEM) of the trust root's log role that signs.
+    /// The private key (PKCS#8 PEM) of the trust root's log role that signs a checkpoint now;
+    /// without it, the newest stored checkpoint is printed.
     #[arg(long, value_name = "FILE")]
-    key: PathBuf,
+    key: Option<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -153,9 +184,10 @@ pub(crate) struct ProveArgs {
     /// The execution id.
     #[arg(value_name = "EXECUTION_ID")]
     execution_id: String,
-    /// The signed checkpoint to prove inclusion in (what `parmana log checkpoint` printed).
+    /// The signed checkpoint to prove inclusion in (what `parmana log checkpoint` printed); the
+    /// newest stored one when absent.
     #[arg(long, value_name = "FILE")]
-    checkpoint: PathBuf,
+    checkpoint: Option<PathBuf>,
     /// Write the proof to this file instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -182,26 +214,39 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     match command {
         LogCommand::Checkpoint(args) => {
+            let Some(key) = &args.key else {
+                let store = args.store.open_existing(&deployment)?;
+                let stored =
+                    latest_log_checkpoint(store.as_ref()).map_err(|e| Failure::execution(&e))?;
+                out!("{}", stored.note);
+                return Ok(());
+            };
             let paths = args.trust.resolve(&deployment);
             let trust = load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
                 .map_err(|e| Failure::execution(&e))?;
-            let key = read_private_key(&args.key)?;
+            let key = read_private_key(key)?;
             let store = args.store.open_existing(&deployment)?;
             let note = sign_log_checkpoint(store.as_ref(), &trust, &key)
                 .map_err(|e| Failure::execution(&e))?;
             out!("{note}");
             Ok(())
         }
+        LogCommand::Sequence(args) => sequence(args, &deployment, format),
         LogCommand::Prove(args) => {
             let id: ExecutionId =
                 parse_execution_id(&args.execution_id).map_err(|e| Failure::execution(&e))?;
             let paths = args.trust.resolve(&deployment);
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
-            let checkpoint = read_checkpoint(&args.checkpoint)?;
+            let checkpoint = args
+                .checkpoint
+                .as_deref()
+                .map(read_checkpoint)
+                .transpose()?;
             let store = args.store.open_existing(&deployment)?;
-            let proof = prove_execution(store.as_ref(), history.newest(), &id, &checkpoint)
-                .map_err(|e| Failure::execution(&e))?;
+            let proof =
+                prove_execution(store.as_ref(), history.newest(), &id, checkpoint.as_deref())
+                    .map_err(|e| Failure::execution(&e))?;
             match &args.out {
                 Some(path) => write_file(path, proof.to_text().as_bytes()),
                 None => {
@@ -396,6 +441,89 @@ fn cosign(
         status: 409,
         message: "the witness's size changed between two requests".to_owned(),
     }))
+}
+
+/// Runs `parmana log sequence`: one run of the sequencer, and what it did.
+fn sequence(args: &SequenceArgs, deployment: &Deployment, format: Format) -> Result<(), Failure> {
+    let key = deployment
+        .server_path(crate::config::LOG_KEY, args.key.as_deref())
+        .map(|setting| read_private_key(&setting.value))
+        .transpose()?;
+    let trust = match &key {
+        Some(_) => {
+            let paths = args.trust.resolve(deployment);
+            Some(
+                load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
+                    .map_err(|e| Failure::execution(&e))?,
+            )
+        }
+        None => None,
+    };
+    let signing = match (&trust, &key) {
+        (Some(trust_root), Some(key)) => Some(LogSigning {
+            trust_root,
+            signer: key,
+        }),
+        _ => None,
+    };
+    let store = args.store.open_existing(deployment)?;
+    let report = LogSequencer::new(args.batch)
+        .run(store.as_ref(), signing)
+        .map_err(|e| Failure::execution(&e))?;
+    print_sequence_report(&report, format)
+}
+
+/// Prints what a sequencer run did.
+fn print_sequence_report(report: &SequenceReport, format: Format) -> Result<(), Failure> {
+    match format {
+        Format::Human => {
+            if report.busy {
+                outln!("another sequencer holds the store's lock: nothing integrated");
+                return Ok(());
+            }
+            match (report.integrated.first(), report.integrated.last()) {
+                (Some(first), Some(last)) => outln!(
+                    "integrated {} (positions {}..={}); log size {}",
+                    if report.integrated.len() == 1 {
+                        "1 execution".to_owned()
+                    } else {
+                        format!("{} executions", report.integrated.len())
+                    },
+                    first.position,
+                    last.position,
+                    report.size
+                ),
+                _ => outln!("nothing to integrate; log size {}", report.size),
+            }
+            for entry in &report.integrated {
+                outln!("{} {}", entry.position, entry.execution_id);
+            }
+            if let Some(checkpoint) = &report.checkpoint {
+                outln!(
+                    "checkpoint of size {} signed and stored (root {})",
+                    checkpoint.size,
+                    tlog_hash_text(&checkpoint.root)
+                );
+            }
+        }
+        Format::Json => outln!(
+            "{}",
+            Json(serde_json::json!({
+                "busy": report.busy,
+                "size": report.size,
+                "integrated": report.integrated.iter().map(|entry| serde_json::json!({
+                    "position": entry.position,
+                    "execution_id": entry.execution_id,
+                })).collect::<Vec<_>>(),
+                "checkpoint": report.checkpoint.as_ref().map(|checkpoint| serde_json::json!({
+                    "size": checkpoint.size,
+                    "root": tlog_hash_text(&checkpoint.root),
+                    "note": checkpoint.note,
+                })),
+            }))
+        ),
+    }
+    Ok(())
 }
 
 /// Reads a signed checkpoint file, bounded like a proof file.

@@ -15,7 +15,9 @@ An execution whose process died after its id was claimed and before its attestat
 recorded stays claimed (and refused to everyone else). `parmana recover` signs it from the
 inputs recorded with the claim — including the clock reading — so the attestation is
 byte-identical to the one the interrupted run would have printed. Run it with the same trust
-root and attestation key as the interrupted run.
+root and attestation key as the interrupted run. The recovered executions are then sequenced
+into the log (with a checkpoint signed when a log key is configured: PARMANA_LOG_KEY or
+`log_key` in `[server]`).
 
 Example:
   parmana recover                              # the store of the deployment (parmana.toml)",
@@ -57,7 +59,10 @@ pub(crate) fn recover_command(
         &args.clock,
     )?;
     warn_environment_expiry(&deployment, &args.clock, &runtime)?;
+    let log_key = crate::execute_cmd::configured_log_key(&deployment, None, &runtime)?;
     let report = runtime.recover().map_err(|e| Failure::execution(&e))?;
+    // The recovered executions (and any other waiting) go into the log, as `execute` does.
+    crate::execute_cmd::sequence_after(&runtime, log_key.as_ref());
     for attestation in &report.completed {
         outln!("{}", attestation.envelope_str());
     }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use parmana_runtime::StoreOpen;
 use parmana_server::{
-    Authentication, AuthzenPolicy, AuthzenSettings, Limits, LogSettings, Logging, Server,
-    ServerError, ServerSettings, TlsFiles, Tokens,
+    Authentication, AuthzenPolicy, AuthzenSettings, Limits, LogSettings, Logging,
+    SequencerSettings, Server, ServerError, ServerSettings, TlsFiles, Tokens,
 };
 
 use crate::common::{
@@ -89,15 +89,22 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_LOG_SIGNALS; config: server.log_signals].
     #[arg(long)]
     log_signals: bool,
-    /// A key of the trust root's `log` role (PKCS#8 PEM): serve the transparency log's read API
-    /// (C2SP tlog-tiles under /log/) and execution proofs, checkpoints signed with it
-    /// [env: PARMANA_LOG_KEY; config: server.log_key; no default: no log served].
+    /// A key of the trust root's `log` role (PKCS#8 PEM): the background sequencer signs and
+    /// stores a checkpoint of the transparency log after each run that grew it, and the server
+    /// serves the log's read API (C2SP tlog-tiles under /log/) and execution proofs (without one,
+    /// executions are still sequenced, unsigned, and no log is served). Checked at start
+    /// [env: PARMANA_LOG_KEY; config: server.log_key; no default].
     #[arg(long, value_name = "FILE")]
     log_key: Option<PathBuf>,
     /// Serve /log/* without a token (the checkpoint, tiles and entry bundles are public;
     /// the proof route still needs `read`) [env: PARMANA_LOG_PUBLIC; config: server.log_public].
     #[arg(long)]
     log_public: bool,
+    /// How often the background sequencer integrates completed executions into the log, in
+    /// milliseconds (it also runs once more on graceful shutdown)
+    /// [env: PARMANA_SEQUENCE_INTERVAL_MS; config: server.sequence_interval_ms; default: 1000].
+    #[arg(long, value_name = "MS")]
+    sequence_interval_ms: Option<u64>,
     /// An attestation signing key (PKCS#8 PEM), as `execute --key` takes it (repeatable)
     /// [env: PARMANA_KEYS; config: keys; default: trust/keys/attestation.pem].
     #[arg(long, value_name = "FILE")]
@@ -287,6 +294,19 @@ fn settings(
             authzen,
             store_kind: store_kind.to_owned(),
             log,
+            sequencer: SequencerSettings {
+                cadence: Duration::from_millis(
+                    deployment
+                        .server_value(
+                            config::SEQUENCE_INTERVAL_MS,
+                            args.sequence_interval_ms,
+                            1000,
+                        )?
+                        .value
+                        .max(1),
+                ),
+                log_key: None,
+            },
         },
         printed_token,
     ))
@@ -314,6 +334,16 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         &clock,
     )?;
     warn_environment_expiry(&deployment, &clock, &runtime)?;
+    let mut settings = settings;
+    // One key, checked against the `log` role once: the sequencer signs stored checkpoints with
+    // it and the log routes serve checkpoints signed with it.
+    let log_key =
+        crate::execute_cmd::configured_log_key(&deployment, args.log_key.as_deref(), &runtime)?
+            .map(Arc::new);
+    if let (Some(log), Some(key)) = (settings.log.as_mut(), &log_key) {
+        log.signer = Arc::clone(key);
+    }
+    settings.sequencer.log_key = log_key;
     let server = Server::bind(runtime, settings).map_err(|e| server_failure(&e))?;
     outln!("listening on {}://{}", server.scheme(), server.local_addr());
     if let Some(token) = token {

@@ -181,8 +181,12 @@ pub struct LedgerRow {
 pub struct LedgerSnapshot {
     /// The records in position order.
     pub rows: Vec<LedgerRow>,
-    /// How many completed executions the store holds (each must have one record).
+    /// How many completed executions the store holds (each sequenced one must have one record).
     pub completed_executions: u64,
+    /// How many of them are completed but not yet sequenced (no ledger position yet).
+    pub unsequenced: u64,
+    /// The stored checkpoints, by increasing size.
+    pub checkpoints: Vec<crate::StoredCheckpoint>,
     /// The high-water marks as the store holds them (its marks row, read as stored: a reset
     /// is reported by [`verify_ledger`], not refused here).
     pub marks: AcceptedVersions,
@@ -231,6 +235,12 @@ pub enum LedgerBreakKind {
         /// Completed executions in the store.
         completed: u64,
     },
+    /// A stored checkpoint does not commit to this ledger: its size is beyond the ledger's end,
+    /// or its root hash is not the root recomputed over the first `size` records.
+    CheckpointMismatch {
+        /// The checkpoint's size.
+        size: u64,
+    },
     /// The store's high-water marks are lower than the marks record at this position proves:
     /// the marks were reset behind the store's back (the store refuses to execute until then).
     MarksReset {
@@ -265,6 +275,7 @@ impl LedgerBreak {
             LedgerBreakKind::DuplicateExecution => "replay.ledger_duplicate_execution",
             LedgerBreakKind::RecordsMissing { .. } => "replay.ledger_records_missing",
             LedgerBreakKind::MarksReset { .. } => "replay.marks_reset",
+            LedgerBreakKind::CheckpointMismatch { .. } => "replay.ledger_checkpoint_mismatch",
         }
     }
 }
@@ -302,6 +313,11 @@ impl fmt::Display for LedgerBreak {
                 f,
                 "the store holds {completed} completed executions but the ledger ends here"
             ),
+            LedgerBreakKind::CheckpointMismatch { size } => write!(
+                f,
+                "the stored checkpoint of size {size} does not commit to the ledger's first \
+                 {size} records (edited, or the ledger was rewritten since)"
+            ),
             LedgerBreakKind::MarksReset { found, proven } => write!(
                 f,
                 "the store's high-water marks ({found}) are lower than this marks record proves \
@@ -320,6 +336,11 @@ pub struct LedgerReport {
     pub executions: u64,
     /// How many of them are marks records.
     pub mark_records: u64,
+    /// How many completed executions are not yet sequenced (not a break: the sequencer has not
+    /// integrated them yet).
+    pub unsequenced: u64,
+    /// How many stored checkpoints were checked against the recomputed tree.
+    pub checkpoints: u64,
     /// The highest marks the walked marks records prove (0 when none).
     pub marks: AcceptedVersions,
     /// The digest of the last record when the ledger is intact (anchor it elsewhere to
@@ -342,7 +363,7 @@ pub fn verify_ledger<S: ReplayStore + ?Sized>(store: &S) -> Result<LedgerReport,
 }
 
 /// What one record is, once checked.
-enum Entry {
+pub(crate) enum Entry {
     Execution,
     Marks(AcceptedVersions),
 }
@@ -356,6 +377,8 @@ pub fn verify_ledger_snapshot(snapshot: &LedgerSnapshot) -> LedgerReport {
         records: u64::try_from(snapshot.rows.len()).unwrap_or(u64::MAX),
         executions: 0,
         mark_records: 0,
+        unsequenced: snapshot.unsequenced,
+        checkpoints: u64::try_from(snapshot.checkpoints.len()).unwrap_or(u64::MAX),
         marks: AcceptedVersions::default(),
         head: None,
         first_break: None,
@@ -381,11 +404,19 @@ pub fn verify_ledger_snapshot(snapshot: &LedgerSnapshot) -> LedgerReport {
         }
         previous = Digest::of(&row.record);
     }
-    if snapshot.completed_executions > report.executions {
+    // Every completed execution the store says is sequenced has its record.
+    if snapshot
+        .completed_executions
+        .saturating_sub(snapshot.unsequenced)
+        > report.executions
+    {
         let kind = LedgerBreakKind::RecordsMissing {
             completed: snapshot.completed_executions,
         };
         return broken(report.clone(), report.records, kind);
+    }
+    if let Some((size, kind)) = check_checkpoints(snapshot) {
+        return broken(report, size, kind);
     }
     if let Some((position, proven)) = reset {
         let kind = LedgerBreakKind::MarksReset {
@@ -400,7 +431,7 @@ pub fn verify_ledger_snapshot(snapshot: &LedgerSnapshot) -> LedgerReport {
     }
 }
 
-fn check_row(
+pub(crate) fn check_row(
     index: u64,
     row: &LedgerRow,
     previous: Digest,
@@ -470,6 +501,23 @@ fn check_row(
         return mismatch("attestation_digest");
     }
     Ok(Entry::Execution)
+}
+
+/// Checks every stored checkpoint's size and root against the tree over the snapshot's records
+/// (the chain was verified first): the first that does not commit to them, by increasing size.
+fn check_checkpoints(snapshot: &LedgerSnapshot) -> Option<(u64, LedgerBreakKind)> {
+    if snapshot.checkpoints.is_empty() {
+        return None;
+    }
+    let mut tree = parmana_canon::merkle::MerkleTree::new();
+    snapshot.rows.iter().for_each(|row| tree.push(&row.record));
+    let mut ordered: Vec<&crate::StoredCheckpoint> = snapshot.checkpoints.iter().collect();
+    ordered.sort_by_key(|checkpoint| checkpoint.size);
+    ordered.into_iter().find_map(|checkpoint| {
+        let size = checkpoint.size;
+        let commits = tree.root_at(size).is_ok_and(|root| root == checkpoint.root);
+        (!commits).then_some((size, LedgerBreakKind::CheckpointMismatch { size }))
+    })
 }
 
 /// The record's own position and chain link.

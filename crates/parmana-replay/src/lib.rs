@@ -9,7 +9,13 @@
 //!    marks (raising them, with a marks record in the ledger, when they are newer), the marks
 //!    against the highest marks the ledger proves, and the clock reading against the newest
 //!    one the store holds.
-//! 2. [`ReplayStore::complete`] records the attestation and appends a record to the ledger.
+//! 2. [`ReplayStore::complete`] records the attestation in the execution's own row: one
+//!    single-row write, so completions never wait for each other. The execution is then
+//!    "completed, not yet sequenced".
+//! 3. [`ReplayStore::sequence`] — the batched sequencer, one integrator at a time per store —
+//!    gives completed executions the next ledger positions and appends their chained records;
+//!    the runtime then signs a checkpoint of the grown log and keeps it with
+//!    [`ReplayStore::store_checkpoint`].
 //!
 //! A crash between the two leaves the id in [`ReplayStore::pending`]; completing it from the
 //! recorded inputs gives byte-identical output. A claimed id is never reopened: there is no
@@ -40,6 +46,9 @@
 //! assert_eq!(store.claim(&id, &claim, under).unwrap(), ClaimOutcome::Claimed);
 //! assert_eq!(store.claim(&id, &claim, under).unwrap(), ClaimOutcome::AlreadyClaimed);
 //! store.complete(&id, b"attestation").unwrap();
+//! // Completed, not yet sequenced: the ledger holds only the marks record of the raise.
+//! assert_eq!(parmana_replay::verify_ledger(&store).unwrap().unsequenced, 1);
+//! assert_eq!(store.sequence(100).unwrap().rows().len(), 1);
 //! // An older release manifest is refused from now on.
 //! let older = AcceptedVersions::new(2, 0);
 //! let other = ExecutionId::parse("exec-2").unwrap();
@@ -55,6 +64,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
+mod sequencer;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod tlog;
@@ -70,6 +80,7 @@ pub use parmana_canon::{ExecutionId, MAX_EXECUTION_ID_LEN};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresReplayStore};
 pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionState};
+pub use sequencer::{DEFAULT_SEQUENCE_BATCH, SequenceOutcome, StoredCheckpoint, sequence_all};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteReplayStore;
 pub use tlog::{ExecutionEntry, LedgerLog, ledger_log};
@@ -119,12 +130,28 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
         under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError>;
 
-    /// Records `attestation` as the outcome of the claimed `execution_id` and appends its
-    /// ledger record, atomically.
+    /// Records `attestation` as the outcome of the claimed `execution_id`, durably, in the
+    /// execution's own row (a single-row write: completions do not wait for each other). The
+    /// execution is then completed — [`get`](ReplayStore::get) returns it — and not yet
+    /// sequenced: its ledger record is written by a later [`sequence`](ReplayStore::sequence).
     ///
     /// Refused with `replay.not_claimed` for an id never claimed and
     /// `replay.already_completed` for one completed before (the first outcome stands).
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError>;
+
+    /// One run of the batched sequencer: takes the integrator lock of the store (or answers
+    /// [`SequenceOutcome::Busy`] at once when another integrator holds it), gives at most `max`
+    /// completed, not yet sequenced executions the next ledger positions — ordered by claim
+    /// time, then execution id, both in byte order — and appends their chained execution
+    /// records, in one transaction. Returns the records appended.
+    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError>;
+
+    /// Keeps a signed checkpoint of the log. A store keeps one checkpoint per size: storing a
+    /// second one of a size already held changes nothing.
+    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError>;
+
+    /// The stored checkpoint of the largest size, if any.
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError>;
 
     /// The state of `execution_id`: absent, claimed (with its record) or completed.
     fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError>;
@@ -147,8 +174,9 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
         release_manifest: u64,
     ) -> Result<AcceptedVersions, ReplayError>;
 
-    /// A consistent read of the whole ledger with the executions its records name,
-    /// for [`verify_ledger`].
+    /// A consistent read of the whole ledger with the executions its records name, the number
+    /// of completed executions not yet sequenced and the stored checkpoints, for
+    /// [`verify_ledger`].
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError>;
 }
 

@@ -1,6 +1,6 @@
 //! `MemoryReplayStore`: the in-process backend, for tests and embedding; nothing survives the process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 use parmana_canon::Timestamp;
@@ -9,13 +9,14 @@ use crate::ledger::{LedgerHead, encode_marks_record, encode_record};
 use crate::record::{GuardState, Raise};
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
-    LedgerRow, LedgerSnapshot, ReplayError, ReplayStore,
+    LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
 };
 
 /// A thread-safe replay store held in memory. One mutex guards all state, so every
 /// operation is atomic; nothing is durable.
 ///
-/// Completing an execution (or raising the high-water marks) fixes its ledger position; the
+/// Completing an execution queues it for the sequencer (by claim time, then id); a sequencer run
+/// ([`ReplayStore::sequence`]) or a raise of the high-water marks fixes a ledger position; the
 /// record's bytes are a pure function of that position, the previous record and the execution
 /// (or marks) held here, none of which can change afterwards, so they are encoded and chained
 /// when the ledger is first read ([`ReplayStore::ledger_snapshot`]) and kept from then on — the
@@ -39,6 +40,10 @@ struct MemoryState {
     versions: AcceptedVersions,
     /// The newest clock reading of a claim held.
     newest_claim: Option<Timestamp>,
+    /// Completed executions not yet sequenced, in the order the sequencer takes them.
+    unsequenced: BTreeSet<(Timestamp, ExecutionId)>,
+    /// The stored checkpoints, by size.
+    checkpoints: BTreeMap<u64, StoredCheckpoint>,
 }
 
 /// What one ledger position records.
@@ -88,6 +93,36 @@ impl MemoryState {
             )?);
         }
         Ok(())
+    }
+
+    /// The ledger row at `position` (its record must be materialized).
+    fn row(&self, position: usize) -> Option<LedgerRow> {
+        let record = self.records.get(position)?.clone();
+        let position_number = u64::try_from(position).unwrap_or(u64::MAX);
+        let Entry::Execution(id) = self.ledger.get(position)? else {
+            return Some(LedgerRow {
+                position: position_number,
+                execution_id: None,
+                record,
+                claim: None,
+                attestation: None,
+            });
+        };
+        let (claim, attestation) = match self.executions.get(id) {
+            Some(ExecutionState::Completed(done)) => (
+                Some(done.claim().clone()),
+                Some(done.attestation().to_vec()),
+            ),
+            Some(ExecutionState::Claimed(claim)) => (Some(claim.clone()), None),
+            None | Some(ExecutionState::Absent) => (None, None),
+        };
+        Some(LedgerRow {
+            position: position_number,
+            execution_id: Some(id.to_string()),
+            record,
+            claim,
+            attestation,
+        })
     }
 
     fn guard(&self) -> GuardState {
@@ -150,10 +185,12 @@ impl ReplayStore for MemoryReplayStore {
             });
         };
         // The claim moves into the completed state: its recorded inputs are not copied.
-        match std::mem::replace(entry, ExecutionState::Absent) {
+        let claimed_at = match std::mem::replace(entry, ExecutionState::Absent) {
             ExecutionState::Claimed(claim) => {
+                let claimed_at = claim.claimed_at();
                 *entry =
                     ExecutionState::Completed(CompletedExecution::new(claim, attestation.to_vec()));
+                claimed_at
             }
             other => {
                 let error = if matches!(other, ExecutionState::Completed(_)) {
@@ -168,9 +205,42 @@ impl ReplayStore for MemoryReplayStore {
                 *entry = other;
                 return Err(error);
             }
-        }
-        state.ledger.push(Entry::Execution(execution_id.clone()));
+        };
+        state.unsequenced.insert((claimed_at, execution_id.clone()));
         Ok(())
+    }
+
+    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
+        // The one mutex is the integrator lock.
+        let mut state = self.lock()?;
+        let first = state.ledger.len();
+        for _ in 0..max {
+            let Some((_, execution_id)) = state.unsequenced.pop_first() else {
+                break;
+            };
+            state.ledger.push(Entry::Execution(execution_id));
+        }
+        state.materialize_records()?;
+        let rows = (first..state.ledger.len())
+            .filter_map(|position| state.row(position))
+            .collect();
+        Ok(SequenceOutcome::Integrated(rows))
+    }
+
+    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
+        self.lock()?
+            .checkpoints
+            .entry(checkpoint.size)
+            .or_insert_with(|| checkpoint.clone());
+        Ok(())
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
+        Ok(self
+            .lock()?
+            .checkpoints
+            .last_key_value()
+            .map(|(_, checkpoint)| checkpoint.clone()))
     }
 
     fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
@@ -212,34 +282,8 @@ impl ReplayStore for MemoryReplayStore {
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
         let mut state = self.lock()?;
         state.materialize_records()?;
-        let rows = (0u64..)
-            .zip(state.ledger.iter().zip(&state.records))
-            .map(|(position, (entry, record))| {
-                let Entry::Execution(id) = entry else {
-                    return LedgerRow {
-                        position,
-                        execution_id: None,
-                        record: record.clone(),
-                        claim: None,
-                        attestation: None,
-                    };
-                };
-                let (claim, attestation) = match state.executions.get(id) {
-                    Some(ExecutionState::Completed(done)) => (
-                        Some(done.claim().clone()),
-                        Some(done.attestation().to_vec()),
-                    ),
-                    Some(ExecutionState::Claimed(claim)) => (Some(claim.clone()), None),
-                    None | Some(ExecutionState::Absent) => (None, None),
-                };
-                LedgerRow {
-                    position,
-                    execution_id: Some(id.to_string()),
-                    record: record.clone(),
-                    claim,
-                    attestation,
-                }
-            })
+        let rows = (0..state.records.len())
+            .filter_map(|position| state.row(position))
             .collect();
         let completed = state
             .executions
@@ -249,6 +293,8 @@ impl ReplayStore for MemoryReplayStore {
         Ok(LedgerSnapshot {
             rows,
             completed_executions: u64::try_from(completed).unwrap_or(u64::MAX),
+            unsequenced: u64::try_from(state.unsequenced.len()).unwrap_or(u64::MAX),
+            checkpoints: state.checkpoints.values().cloned().collect(),
             marks: state.versions,
         })
     }

@@ -6,10 +6,12 @@
 //! read `FOR SHARE` (so a raise, which takes it `FOR UPDATE`, waits for the claims under the old
 //! marks to commit, and claims wait for a raise), together with the newest marks record and the
 //! newest claim time; a claim that raises the marks takes the row `FOR UPDATE` itself and
-//! appends the marks record in the same transaction. Completion appends to a single serialized
-//! ledger chain: the transaction locks the execution row, then the one `ledger_head` row
-//! (`SELECT … FOR UPDATE`), so records get consecutive positions in commit order across
-//! every machine. See `docs/replay-stores.md` for why one chain rather than one per writer.
+//! appends the marks record in the same transaction. Completion is one `UPDATE` of the
+//! execution's row: completions do not wait for each other. The batched sequencer
+//! ([`ReplayStore::sequence`]) appends their records to the single chain, one integrator at a
+//! time per schema (`pg_try_advisory_xact_lock`), locking the one `ledger_head` row (`SELECT …
+//! FOR UPDATE`) as a raise of the marks does, so records get consecutive positions across every
+//! machine. See `docs/replay-stores.md` for why one chain rather than one per writer.
 //!
 //! Connections come from an `r2d2` pool (`r2d2_postgres`), optionally over TLS (rustls, see
 //! `tls.rs`, configured by `sslmode`/`sslrootcert` in the URL).
@@ -35,7 +37,7 @@ use crate::record::{
 };
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
-    LedgerRow, LedgerSnapshot, ReplayError, ReplayStore,
+    LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
 };
 
 /// The schema migrations, in order; the version applied is kept in `schema_version`.
@@ -80,7 +82,24 @@ const MIGRATIONS: &[&str] = &[
         CHECK ((kind = 'execution') = (execution_id IS NOT NULL));
     CREATE INDEX ledger_marks ON ledger (position) WHERE kind = 'marks';
     CREATE INDEX executions_claimed_at ON executions ((claimed_at COLLATE \"C\"));",
+    // 3: the batched sequencer. A completion writes only its execution row; the sequencer finds
+    // the completed executions without a ledger position through `executions_unsequenced` (in
+    // the order it takes them: claim time, then id, in byte order) and keeps the signed
+    // checkpoints in `checkpoints`. `ledger_head` is now taken only by the sequencer and by
+    // raises of the marks. Every record and every execution keeps its bytes.
+    "CREATE INDEX executions_unsequenced
+        ON executions (claimed_at COLLATE \"C\", id COLLATE \"C\")
+        WHERE attestation IS NOT NULL AND ledger_position IS NULL;
+    CREATE TABLE checkpoints (
+        size BIGINT PRIMARY KEY,
+        root TEXT NOT NULL,
+        note TEXT NOT NULL
+    );",
 ];
+
+/// The first key of the transaction-level advisory lock that makes one sequencer run at a time
+/// per schema (the second is `hashtext` of the schema name); migrations use the key before it.
+const SEQUENCER_LOCK: i32 = 1_886_220_654;
 
 /// How a [`PostgresReplayStore`] connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,7 +272,7 @@ fn migrate(client: &mut Client, schema: &str) -> Result<(), ReplayError> {
     if (1..MARKS_RECORDS_SINCE).contains(&found) {
         let marks = read_guard(&mut tx, RowLock::Update)?.marks;
         if marks != AcceptedVersions::default() {
-            append_record(&mut tx, None, |head| encode_marks_record(head, marks))?;
+            append_record(&mut tx, |head| encode_marks_record(head, marks))?;
         }
     }
     tx.commit().map_err(map_error)
@@ -322,52 +341,137 @@ fn apply_raise(tx: &mut postgres::Transaction<'_>, raise: Raise) -> Result<(), R
         ],
     )
     .map_err(map_error)?;
-    append_record(tx, None, |head| encode_marks_record(head, raise.marks))?;
+    append_record(tx, |head| encode_marks_record(head, raise.marks))?;
     Ok(())
 }
 
-/// Appends the record `encode` makes at the head of the one serialized chain — the
-/// `ledger_head` row stays locked until commit — filed under `execution_id` (an execution
-/// record) or as a marks record (`None`); returns its position.
-fn append_record(
-    tx: &mut postgres::Transaction<'_>,
-    execution_id: Option<&str>,
-    encode: impl FnOnce(LedgerHead) -> Result<Vec<u8>, ReplayError>,
-) -> Result<i64, ReplayError> {
+/// Locks the one `ledger_head` row until commit (the chain's serialization point, taken by the
+/// sequencer and by raises of the marks) and reads it.
+fn lock_head(tx: &mut postgres::Transaction<'_>) -> Result<LedgerHead, ReplayError> {
     let head_row = tx
         .query_one(
             "SELECT next_position, previous FROM ledger_head WHERE singleton = 1 FOR UPDATE",
             &[],
         )
         .map_err(map_error)?;
-    let head = LedgerHead {
+    Ok(LedgerHead {
         next_position: decode_version(get(&head_row, 0)?)?,
         previous: get::<String>(&head_row, 1)?
             .parse()
             .map_err(|e| ReplayError::corrupt(format!("stored ledger head: {e}")))?,
-    };
-    let record = encode(head)?;
-    let position = i64::try_from(head.next_position)
-        .map_err(|_| ReplayError::corrupt("the ledger is full"))?;
-    let after = LedgerHead::after(head.next_position, &record);
-    let next_position = i64::try_from(after.next_position)
-        .map_err(|_| ReplayError::corrupt("the ledger is full"))?;
-    let kind = if execution_id.is_some() {
-        KIND_EXECUTION
-    } else {
-        KIND_MARKS
-    };
-    tx.execute(
-        "INSERT INTO ledger (position, kind, execution_id, record) VALUES ($1, $2, $3, $4)",
-        &[&position, &kind, &execution_id, &record],
-    )
-    .map_err(map_error)?;
+    })
+}
+
+/// Moves the locked `ledger_head` row to `head`.
+fn write_head(tx: &mut postgres::Transaction<'_>, head: LedgerHead) -> Result<(), ReplayError> {
     tx.execute(
         "UPDATE ledger_head SET next_position = $1, previous = $2 WHERE singleton = 1",
-        &[&next_position, &after.previous.to_string()],
+        &[
+            &encode_position(head.next_position)?,
+            &head.previous.to_string(),
+        ],
     )
     .map_err(map_error)?;
-    Ok(position)
+    Ok(())
+}
+
+/// A ledger position or checkpoint size as PostgreSQL stores it.
+fn encode_position(position: u64) -> Result<i64, ReplayError> {
+    i64::try_from(position).map_err(|_| ReplayError::corrupt("the ledger is full"))
+}
+
+/// Appends the marks record `encode` makes at the head of the one serialized chain (the
+/// `ledger_head` row stays locked until commit).
+fn append_record(
+    tx: &mut postgres::Transaction<'_>,
+    encode: impl FnOnce(LedgerHead) -> Result<Vec<u8>, ReplayError>,
+) -> Result<(), ReplayError> {
+    let head = lock_head(tx)?;
+    let record = encode(head)?;
+    tx.execute(
+        "INSERT INTO ledger (position, kind, execution_id, record) VALUES ($1, $2, NULL, $3)",
+        &[&encode_position(head.next_position)?, &KIND_MARKS, &record],
+    )
+    .map_err(map_error)?;
+    write_head(tx, LedgerHead::after(head.next_position, &record))
+}
+
+/// One sequencer run in the caller's transaction (which holds the sequencer's advisory lock):
+/// the next `max` completed executions without a position (by claim time, then id, in byte
+/// order), each given the next position and its chained record, written with one `INSERT` and
+/// one `UPDATE` over arrays.
+fn sequence_in(
+    tx: &mut postgres::Transaction<'_>,
+    max: usize,
+) -> Result<Vec<LedgerRow>, ReplayError> {
+    let mut head = lock_head(tx)?;
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let waiting = tx
+        .query(
+            "SELECT id, request_digest, attestation_inputs, claimed_at, attestation
+             FROM executions WHERE attestation IS NOT NULL AND ledger_position IS NULL
+             ORDER BY claimed_at COLLATE \"C\", id COLLATE \"C\" LIMIT $1",
+            &[&limit],
+        )
+        .map_err(map_error)?;
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows = Vec::with_capacity(waiting.len());
+    for row in &waiting {
+        let id: String = get(row, 0)?;
+        let claim = decode_claim(
+            &get::<String>(row, 1)?,
+            get(row, 2)?,
+            &get::<String>(row, 3)?,
+        )?;
+        let attestation: Vec<u8> = get(row, 4)?;
+        let execution_id = decode_execution_id(&id)?;
+        let record = encode_record(head, execution_id.as_str(), &claim, &attestation)?;
+        let position = head.next_position;
+        head = LedgerHead::after(position, &record);
+        rows.push(LedgerRow {
+            position,
+            execution_id: Some(id),
+            record,
+            claim: Some(claim),
+            attestation: Some(attestation),
+        });
+    }
+    let positions = rows
+        .iter()
+        .map(|row| encode_position(row.position))
+        .collect::<Result<Vec<i64>, _>>()?;
+    let ids: Vec<&str> = rows
+        .iter()
+        .filter_map(|row| row.execution_id.as_deref())
+        .collect();
+    let records: Vec<&[u8]> = rows.iter().map(|row| row.record.as_slice()).collect();
+    tx.execute(
+        "INSERT INTO ledger (position, kind, execution_id, record)
+         SELECT p, $4, i, r FROM unnest($1::bigint[], $2::text[], $3::bytea[]) AS u(p, i, r)",
+        &[&positions, &ids, &records, &KIND_EXECUTION],
+    )
+    .map_err(map_error)?;
+    tx.execute(
+        "UPDATE executions e SET ledger_position = u.p
+         FROM unnest($1::text[], $2::bigint[]) AS u(i, p) WHERE e.id = u.i",
+        &[&ids, &positions],
+    )
+    .map_err(map_error)?;
+    write_head(tx, head)?;
+    Ok(rows)
+}
+
+/// Rebuilds a stored checkpoint from its row; anything unreadable means the store is corrupt.
+fn decode_checkpoint(row: &Row) -> Result<StoredCheckpoint, ReplayError> {
+    Ok(StoredCheckpoint {
+        size: decode_version(get(row, 0)?)?,
+        root: get::<String>(row, 1)?
+            .parse()
+            .map_err(|e| ReplayError::corrupt(format!("stored checkpoint root: {e}")))?,
+        note: get(row, 2)?,
+    })
 }
 
 /// One attempt at a claim in its own transaction, the marks row locked as `lock` says. With
@@ -428,39 +532,80 @@ impl ReplayStore for PostgresReplayStore {
 
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
         let mut client = self.pool.checkout()?;
-        let mut tx = client.transaction().map_err(map_error)?;
-        let row = tx
-            .query_opt(
-                "SELECT request_digest, attestation_inputs, claimed_at, attestation IS NOT NULL
-                 FROM executions WHERE id = $1 FOR UPDATE",
-                &[&execution_id.as_str()],
+        // One statement on the execution's own row, committed on its own: the sequencer
+        // appends the ledger record later.
+        let updated = client
+            .execute(
+                "UPDATE executions SET attestation = $1 WHERE id = $2 AND attestation IS NULL",
+                &[&attestation, &execution_id.as_str()],
             )
             .map_err(map_error)?;
-        let Some(row) = row else {
-            return Err(ReplayError::NotClaimed {
-                execution_id: execution_id.to_string(),
-            });
-        };
-        if get::<bool>(&row, 3)? {
-            return Err(ReplayError::AlreadyCompleted {
-                execution_id: execution_id.to_string(),
-            });
+        if updated == 1 {
+            return Ok(());
         }
-        let claim = decode_claim(
-            &get::<String>(&row, 0)?,
-            get(&row, 1)?,
-            &get::<String>(&row, 2)?,
+        let completed = client
+            .query_opt(
+                "SELECT attestation IS NOT NULL FROM executions WHERE id = $1",
+                &[&execution_id.as_str()],
+            )
+            .map_err(map_error)?
+            .map(|row| get::<bool>(&row, 0))
+            .transpose()?;
+        Err(match completed {
+            Some(true) => ReplayError::AlreadyCompleted {
+                execution_id: execution_id.to_string(),
+            },
+            _ => ReplayError::NotClaimed {
+                execution_id: execution_id.to_string(),
+            },
+        })
+    }
+
+    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
+        let mut client = self.pool.checkout()?;
+        let mut tx = client.transaction().map_err(map_error)?;
+        let locked: bool = get(
+            &tx.query_one(
+                "SELECT pg_try_advisory_xact_lock($1, hashtext($2))",
+                &[&SEQUENCER_LOCK, &self.pool.schema],
+            )
+            .map_err(map_error)?,
+            0,
         )?;
-        // The one serialization point of the chain: the head row stays locked until commit.
-        let position = append_record(&mut tx, Some(execution_id.as_str()), |head| {
-            encode_record(head, execution_id.as_str(), &claim, attestation)
-        })?;
-        tx.execute(
-            "UPDATE executions SET attestation = $1, ledger_position = $2 WHERE id = $3",
-            &[&attestation, &position, &execution_id.as_str()],
-        )
-        .map_err(map_error)?;
-        tx.commit().map_err(map_error)
+        if !locked {
+            // Another integrator is running; dropping the transaction ends it.
+            return Ok(SequenceOutcome::Busy);
+        }
+        let rows = sequence_in(&mut tx, max)?;
+        tx.commit().map_err(map_error)?;
+        Ok(SequenceOutcome::Integrated(rows))
+    }
+
+    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
+        let mut client = self.pool.checkout()?;
+        let size = i64::try_from(checkpoint.size)
+            .map_err(|_| ReplayError::corrupt("a checkpoint size beyond 2^63-1"))?;
+        client
+            .execute(
+                "INSERT INTO checkpoints (size, root, note) VALUES ($1, $2, $3)
+                 ON CONFLICT (size) DO NOTHING",
+                &[&size, &checkpoint.root.to_string(), &checkpoint.note],
+            )
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
+        let mut client = self.pool.checkout()?;
+        client
+            .query_opt(
+                "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1",
+                &[],
+            )
+            .map_err(map_error)?
+            .as_ref()
+            .map(decode_checkpoint)
+            .transpose()
     }
 
     fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
@@ -549,6 +694,24 @@ impl ReplayStore for PostgresReplayStore {
             .map_err(map_error)?,
             0,
         )?;
+        let unsequenced: i64 = get(
+            &tx.query_one(
+                "SELECT count(*) FROM executions
+                 WHERE attestation IS NOT NULL AND ledger_position IS NULL",
+                &[],
+            )
+            .map_err(map_error)?,
+            0,
+        )?;
+        let checkpoints = tx
+            .query(
+                "SELECT size, root, note FROM checkpoints ORDER BY size",
+                &[],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(decode_checkpoint)
+            .collect::<Result<Vec<_>, _>>()?;
         let marks = read_guard(&mut tx, RowLock::None)?.marks;
         tx.commit().map_err(map_error)?;
         let rows = rows
@@ -574,6 +737,8 @@ impl ReplayStore for PostgresReplayStore {
         Ok(LedgerSnapshot {
             rows,
             completed_executions: decode_version(completed)?,
+            unsequenced: decode_version(unsequenced)?,
+            checkpoints,
             marks,
         })
     }

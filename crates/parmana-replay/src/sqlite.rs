@@ -30,7 +30,7 @@ use crate::record::{
 };
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
-    LedgerRow, LedgerSnapshot, ReplayError, ReplayStore,
+    LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
 };
 
 /// The most requests committed in one transaction.
@@ -80,6 +80,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE ledger_v2 RENAME TO ledger;
     CREATE INDEX ledger_marks ON ledger (position) WHERE kind = 'marks';
     CREATE INDEX executions_claimed_at ON executions (claimed_at);",
+    // 3: the batched sequencer. A completion writes only its execution row; the sequencer finds
+    // the completed executions without a ledger position through `executions_unsequenced` (in
+    // the order it takes them) and keeps the signed checkpoints in `checkpoints`. Every record
+    // and every execution keeps its bytes.
+    "CREATE INDEX executions_unsequenced ON executions (claimed_at, id)
+        WHERE attestation IS NOT NULL AND ledger_position IS NULL;
+    CREATE TABLE checkpoints (
+        size INTEGER PRIMARY KEY NOT NULL,
+        root TEXT NOT NULL,
+        note TEXT NOT NULL
+    );",
 ];
 
 /// A replay store in one SQLite file, safe across threads and across processes on one machine.
@@ -100,6 +111,8 @@ enum WriteOp {
     Claim(ExecutionId, ClaimRecord, AcceptedVersions),
     Complete(ExecutionId, Vec<u8>),
     AcceptVersions(u64, u64),
+    Sequence(usize),
+    StoreCheckpoint(StoredCheckpoint),
 }
 
 #[derive(Debug)]
@@ -107,6 +120,8 @@ enum WriteAnswer {
     Claim(ClaimOutcome),
     Complete,
     Versions(AcceptedVersions),
+    Sequenced(Vec<LedgerRow>),
+    Stored,
 }
 
 #[derive(Debug)]
@@ -228,6 +243,33 @@ impl ReplayStore for SqliteReplayStore {
         }
     }
 
+    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
+        // The writer applies it under `BEGIN IMMEDIATE`: the write lock is the integrator lock.
+        match self.write(WriteOp::Sequence(max))? {
+            WriteAnswer::Sequenced(rows) => Ok(SequenceOutcome::Integrated(rows)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
+        match self.write(WriteOp::StoreCheckpoint(checkpoint.clone()))? {
+            WriteAnswer::Stored => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
+        let reader = self.reader()?;
+        let row: Option<(i64, String, String)> = reader
+            .prepare_cached("SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+            .map_err(map_error)?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()
+            .map_err(map_error)?;
+        row.map(|(size, root, note)| decode_checkpoint(size, &root, note))
+            .transpose()
+    }
+
     fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
         let reader = self.reader()?;
         let row = reader
@@ -332,11 +374,35 @@ impl ReplayStore for SqliteReplayStore {
                 |row| row.get(0),
             )
             .map_err(map_error)?;
+        let unsequenced: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM executions
+                 WHERE attestation IS NOT NULL AND ledger_position IS NULL",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(map_error)?;
+        let checkpoints = {
+            let mut statement = tx
+                .prepare("SELECT size, root, note FROM checkpoints ORDER BY size")
+                .map_err(map_error)?;
+            let stored: Vec<(i64, String, String)> = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .map_err(map_error)?
+                .collect::<Result<_, _>>()
+                .map_err(map_error)?;
+            stored
+                .into_iter()
+                .map(|(size, root, note)| decode_checkpoint(size, &root, note))
+                .collect::<Result<Vec<_>, _>>()?
+        };
         let marks = read_guard(&tx)?.marks;
         tx.finish().map_err(map_error)?;
         Ok(LedgerSnapshot {
             rows,
             completed_executions: decode_version(completed)?,
+            unsequenced: decode_version(unsequenced)?,
+            checkpoints,
             marks,
         })
     }
@@ -388,7 +454,7 @@ fn migrate(conn: &mut Connection) -> Result<(), ReplayError> {
     if (1..MARKS_RECORDS_SINCE).contains(&found) {
         let marks = read_guard(&tx)?.marks;
         if marks != AcceptedVersions::default() {
-            append_record(&tx, None, |head| encode_marks_record(head, marks))?;
+            append_marks_record(&tx, |head| encode_marks_record(head, marks))?;
         }
     }
     tx.commit().map_err(map_error)
@@ -601,6 +667,21 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteAnswer, ReplayError>
             apply_raise(tx, raise)?;
             Ok(WriteAnswer::Versions(raise.marks))
         }
+        WriteOp::Sequence(max) => Ok(WriteAnswer::Sequenced(sequence_in(tx, *max)?)),
+        WriteOp::StoreCheckpoint(checkpoint) => {
+            tx.prepare_cached(
+                "INSERT INTO checkpoints (size, root, note) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (size) DO NOTHING",
+            )
+            .map_err(map_error)?
+            .execute(rusqlite::params![
+                encode_position(checkpoint.size)?,
+                checkpoint.root.to_string(),
+                checkpoint.note,
+            ])
+            .map_err(map_error)?;
+            Ok(WriteAnswer::Stored)
+        }
     }
 }
 
@@ -619,30 +700,33 @@ fn apply_raise(tx: &Transaction<'_>, raise: Raise) -> Result<(), ReplayError> {
         encode_version(VersionKind::ReleaseManifest, raise.marks.release_manifest)?,
     ])
     .map_err(map_error)?;
-    append_record(tx, None, |head| encode_marks_record(head, raise.marks))?;
+    append_marks_record(tx, |head| encode_marks_record(head, raise.marks))?;
     Ok(())
 }
 
-/// Appends the record `encode` makes at the current head of the ledger, filed under
-/// `execution_id` (an execution record) or as a marks record (`None`); returns its position.
-fn append_record(
-    tx: &Transaction<'_>,
-    execution_id: Option<&str>,
-    encode: impl FnOnce(LedgerHead) -> Result<Vec<u8>, ReplayError>,
-) -> Result<i64, ReplayError> {
+/// The head of the ledger: the position after its last record and that record's digest.
+fn read_head(tx: &Transaction<'_>) -> Result<LedgerHead, ReplayError> {
     let last: Option<(i64, Vec<u8>)> = tx
         .prepare_cached("SELECT position, record FROM ledger ORDER BY position DESC LIMIT 1")
         .map_err(map_error)?
         .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()
         .map_err(map_error)?;
-    let head = match last {
-        None => LedgerHead::EMPTY,
-        Some((position, record)) => LedgerHead::after(decode_version(position)?, &record),
-    };
-    let record = encode(head)?;
-    let position = i64::try_from(head.next_position)
-        .map_err(|_| ReplayError::corrupt("the ledger is full"))?;
+    match last {
+        None => Ok(LedgerHead::EMPTY),
+        Some((position, record)) => Ok(LedgerHead::after(decode_version(position)?, &record)),
+    }
+}
+
+/// Files `record` at `position`, under `execution_id` (an execution record) or as a marks
+/// record (`None`).
+fn insert_record(
+    tx: &Transaction<'_>,
+    position: u64,
+    execution_id: Option<&str>,
+    record: &[u8],
+) -> Result<i64, ReplayError> {
+    let position = encode_position(position)?;
     let kind = if execution_id.is_some() {
         KIND_EXECUTION
     } else {
@@ -657,46 +741,114 @@ fn append_record(
     Ok(position)
 }
 
+/// A ledger position or checkpoint size as SQLite stores it.
+fn encode_position(position: u64) -> Result<i64, ReplayError> {
+    i64::try_from(position).map_err(|_| ReplayError::corrupt("the ledger is full"))
+}
+
+/// Rebuilds a stored checkpoint; anything unreadable means the store is corrupt.
+fn decode_checkpoint(size: i64, root: &str, note: String) -> Result<StoredCheckpoint, ReplayError> {
+    Ok(StoredCheckpoint {
+        size: decode_version(size)?,
+        root: root
+            .parse()
+            .map_err(|e| ReplayError::corrupt(format!("stored checkpoint root: {e}")))?,
+        note,
+    })
+}
+
+/// Appends the marks record `encode` makes at the current head of the ledger.
+fn append_marks_record(
+    tx: &Transaction<'_>,
+    encode: impl FnOnce(LedgerHead) -> Result<Vec<u8>, ReplayError>,
+) -> Result<(), ReplayError> {
+    let head = read_head(tx)?;
+    let record = encode(head)?;
+    insert_record(tx, head.next_position, None, &record)?;
+    Ok(())
+}
+
+/// One sequencer run inside the writer's `BEGIN IMMEDIATE` transaction: the next `max`
+/// completed executions without a position (by claim time, then id), each given the next
+/// position and its chained record.
+fn sequence_in(tx: &Transaction<'_>, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+    /// One waiting execution: id, request digest, inputs, claim time, attestation.
+    type Waiting = (String, String, Vec<u8>, String, Vec<u8>);
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let waiting: Vec<Waiting> = tx
+        .prepare_cached(
+            "SELECT id, request_digest, attestation_inputs, claimed_at, attestation
+             FROM executions WHERE attestation IS NOT NULL AND ledger_position IS NULL
+             ORDER BY claimed_at, id LIMIT ?1",
+        )
+        .map_err(map_error)?
+        .query_map([limit], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
+        .map_err(map_error)?
+        .collect::<Result<_, _>>()
+        .map_err(map_error)?;
+    let mut head = read_head(tx)?;
+    let mut rows = Vec::with_capacity(waiting.len());
+    for (id, digest, inputs, claimed_at, attestation) in waiting {
+        let claim = decode_claim(&digest, inputs, &claimed_at)?;
+        let execution_id = decode_execution_id(&id)?;
+        let record = encode_record(head, execution_id.as_str(), &claim, &attestation)?;
+        let position = head.next_position;
+        let stored = insert_record(tx, position, Some(&id), &record)?;
+        tx.prepare_cached("UPDATE executions SET ledger_position = ?1 WHERE id = ?2")
+            .map_err(map_error)?
+            .execute(rusqlite::params![stored, id])
+            .map_err(map_error)?;
+        head = LedgerHead::after(position, &record);
+        rows.push(LedgerRow {
+            position,
+            execution_id: Some(id),
+            record,
+            claim: Some(claim),
+            attestation: Some(attestation),
+        });
+    }
+    Ok(rows)
+}
+
+/// Records the attestation in the execution's own row (a single-row write; the sequencer
+/// appends its ledger record later).
 fn complete_in(
     tx: &Transaction<'_>,
     id: &ExecutionId,
     attestation: &[u8],
 ) -> Result<(), ReplayError> {
-    let row = tx
+    let updated = tx
         .prepare_cached(
-            "SELECT request_digest, attestation_inputs, claimed_at, attestation IS NOT NULL
-             FROM executions WHERE id = ?1",
+            "UPDATE executions SET attestation = ?1 WHERE id = ?2 AND attestation IS NULL",
         )
         .map_err(map_error)?
-        .query_row([id.as_str()], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, bool>(3)?,
-            ))
-        })
+        .execute(rusqlite::params![attestation, id.as_str()])
+        .map_err(map_error)?;
+    if updated == 1 {
+        return Ok(());
+    }
+    let completed: Option<bool> = tx
+        .prepare_cached("SELECT attestation IS NOT NULL FROM executions WHERE id = ?1")
+        .map_err(map_error)?
+        .query_row([id.as_str()], |row| row.get(0))
         .optional()
         .map_err(map_error)?;
-    let Some((digest, inputs, claimed_at, completed)) = row else {
-        return Err(ReplayError::NotClaimed {
+    Err(match completed {
+        Some(true) => ReplayError::AlreadyCompleted {
             execution_id: id.to_string(),
-        });
-    };
-    if completed {
-        return Err(ReplayError::AlreadyCompleted {
+        },
+        _ => ReplayError::NotClaimed {
             execution_id: id.to_string(),
-        });
-    }
-    let claim = decode_claim(&digest, inputs, &claimed_at)?;
-    let position = append_record(tx, Some(id.as_str()), |head| {
-        encode_record(head, id.as_str(), &claim, attestation)
-    })?;
-    tx.prepare_cached("UPDATE executions SET attestation = ?1, ledger_position = ?2 WHERE id = ?3")
-        .map_err(map_error)?
-        .execute(rusqlite::params![attestation, position, id.as_str()])
-        .map_err(map_error)?;
-    Ok(())
+        },
+    })
 }
 
 /// Sorts SQLite failures into "the data is bad" and "the store cannot be used right now".

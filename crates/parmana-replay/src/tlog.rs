@@ -11,7 +11,10 @@ use std::collections::HashMap;
 use parmana_canon::Digest;
 use parmana_canon::merkle::MerkleTree;
 
-use crate::{ExecutionId, LedgerSnapshot, ReplayError, ReplayStore, verify_ledger_snapshot};
+use crate::ledger::{LedgerBreak, LedgerBreakKind, check_row};
+use crate::{
+    ExecutionId, LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, verify_ledger_snapshot,
+};
 
 /// The Merkle tree over an intact ledger, with the records it was built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,46 @@ impl LedgerLog {
             entries,
             by_execution,
         })
+    }
+
+    /// Extends the log with `rows`, the records a sequencer run just appended: each must sit at
+    /// the next position, verify as a ledger record that chains to the log's last entry, and
+    /// name an execution not in the log yet, as [`verify_ledger`](crate::verify_ledger) checks
+    /// it. Refused with `replay.ledger_broken` otherwise (then the log is unchanged: rebuild it
+    /// from a snapshot — another integrator may have appended records in between).
+    pub fn extend(&mut self, rows: Vec<LedgerRow>) -> Result<(), ReplayError> {
+        let mut previous = self
+            .entries
+            .last()
+            .map_or(crate::LEDGER_GENESIS, |last| Digest::of(last));
+        // Executions new in this batch; those already in the log are in `by_execution`.
+        let mut seen = std::collections::HashSet::new();
+        let start = self.size();
+        for (index, row) in (start..).zip(&rows) {
+            let broken = |kind| {
+                ReplayError::LedgerBroken(LedgerBreak {
+                    position: index,
+                    kind,
+                })
+            };
+            check_row(index, row, previous, &mut seen).map_err(broken)?;
+            if row
+                .execution_id
+                .as_ref()
+                .is_some_and(|id| self.by_execution.contains_key(id))
+            {
+                return Err(broken(LedgerBreakKind::DuplicateExecution));
+            }
+            previous = Digest::of(&row.record);
+        }
+        for row in rows {
+            self.tree.push(&row.record);
+            if let Some(id) = row.execution_id {
+                self.by_execution.insert(id, row.position);
+            }
+            self.entries.push(row.record);
+        }
+        Ok(())
     }
 
     /// The number of entries (ledger records).

@@ -215,6 +215,29 @@ pub enum ExecutionError {
     /// A C2SP `tlog-tiles` tile that is malformed or not (yet) in the log.
     #[error("{0}")]
     Tile(#[from] parmana_canon::tile::TileError),
+    /// The execution is completed but the sequencer has not integrated it into the log yet.
+    #[error(
+        "execution {execution_id:?} is completed but not yet sequenced into the log; run `parmana log sequence` (or wait for the server's sequencer) and try again"
+    )]
+    NotYetSequenced {
+        /// The execution id.
+        execution_id: String,
+    },
+    /// No stored checkpoint (or none covering the entry asked for).
+    #[error("no stored checkpoint {reason}")]
+    NoCheckpoint {
+        /// What is missing, for example "covers entry 7 yet (the newest has size 5)".
+        reason: String,
+    },
+    /// A stored checkpoint is not a checkpoint of this log signed by a `log` key of the chain,
+    /// or says another size or root than it is stored under.
+    #[error("the stored checkpoint of size {size} is invalid: {reason}")]
+    StoredCheckpointInvalid {
+        /// The size it is stored under.
+        size: u64,
+        /// Why, with the underlying code.
+        reason: String,
+    },
 }
 
 impl ExecutionError {
@@ -248,6 +271,9 @@ impl ExecutionError {
             Self::ProofEntryMismatch { .. } => "runtime.proof_entry_mismatch",
             Self::Tile(e) => e.code(),
             Self::WitnessSizeMismatch { .. } => "runtime.witness_size_mismatch",
+            Self::NotYetSequenced { .. } => "runtime.not_yet_sequenced",
+            Self::NoCheckpoint { .. } => "runtime.no_checkpoint",
+            Self::StoredCheckpointInvalid { .. } => "runtime.stored_checkpoint_invalid",
         }
     }
 
@@ -265,6 +291,7 @@ impl ExecutionError {
             | Self::NotInLog { .. }
             | Self::Tile(_)
             | Self::WitnessSizeMismatch { .. } => ErrorClass::InvalidInput,
+            Self::NotYetSequenced { .. } | Self::NoCheckpoint { .. } => ErrorClass::InvalidInput,
             Self::Io { .. } => ErrorClass::Io,
             Self::Trust(error) => ErrorClass::of_trust(error),
             Self::PolicyIdentityMismatch { .. }
@@ -274,6 +301,7 @@ impl ExecutionError {
             | Self::RecoveryMismatch { .. }
             | Self::NoTransparencyLog { .. }
             | Self::ProofEntryMismatch { .. }
+            | Self::StoredCheckpointInvalid { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,
             Self::EvaluationFault(_) => ErrorClass::Internal,

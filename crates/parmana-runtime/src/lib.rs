@@ -12,6 +12,7 @@ mod execute;
 mod log;
 mod request;
 mod runtime;
+mod sequencer;
 mod store;
 mod verify;
 mod witness;
@@ -28,7 +29,7 @@ pub use environment::{
 pub use error::{ErrorClass, ExecutionError};
 pub use execute::{Attestation, RecoveryReport, execute_from_signals, recover};
 pub use log::{
-    LogConsistency, LogSnapshot, check_log_signer, log_consistency, prove_execution, read_log,
+    LogConsistency, LogSnapshot, latest_log_checkpoint, log_consistency, prove_execution, read_log,
     sign_log_checkpoint, verify_attestation_proof, witness_checkpoint,
 };
 pub use request::{
@@ -38,6 +39,10 @@ pub use request::{
 pub use runtime::{
     Evaluation, ExecutionStatus, ExplainedEvaluation, ReloadRecord, ReloadReport, Runtime,
     RuntimeBuilder, execution_status,
+};
+pub use sequencer::{
+    IntegratedEntry, LedgerAudit, LogSequencer, LogSigning, SequenceReport, audit_ledger,
+    check_log_signer,
 };
 pub use store::{StoreOpen, open_store};
 pub use verify::{
@@ -111,6 +116,10 @@ pub mod replay {
         ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerRow,
         LedgerSnapshot, MemoryReplayStore, ReplayError, ReplayStore, verify_ledger,
         verify_ledger_snapshot,
+    };
+    /// The batched sequencer and stored checkpoints (`docs/transparency-log.md`).
+    pub use parmana_replay::{
+        DEFAULT_SEQUENCE_BATCH, SequenceOutcome, StoredCheckpoint, sequence_all,
     };
     /// The ledger as a transparency log (`docs/transparency-log.md`).
     pub use parmana_replay::{ExecutionEntry, LedgerLog, ledger_log};

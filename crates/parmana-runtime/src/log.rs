@@ -2,61 +2,84 @@
 
 use parmana_canon::tile::{Tile, TileKind};
 use parmana_canon::{Digest, Timestamp};
-use parmana_replay::{ExecutionEntry, ExecutionId, LedgerLog, ReplayStore, ledger_log};
+use parmana_replay::{
+    ExecutionEntry, ExecutionId, ExecutionState, LedgerLog, ReplayStore, StoredCheckpoint,
+    ledger_log,
+};
 use parmana_trust::{
-    Checkpoint, LogRole, NoteKeyName, Signer, TlogProof, TrustError, VerifiedCheckpoint,
-    VerifiedInclusion, VerifiedTrustHistory, VerifiedTrustRoot, cosign_checkpoint, sign_checkpoint,
+    LogRole, NoteKeyName, Signer, TlogProof, TrustError, VerifiedCheckpoint, VerifiedInclusion,
+    VerifiedTrustHistory, VerifiedTrustRoot, cosign_checkpoint,
 };
 
 use crate::ExecutionError;
+use crate::sequencer::{LogSequencer, LogSigning, check_log_signer, sign_stored_checkpoint};
 
 /// The `log` role of `trust_root`, or `runtime.no_transparency_log`.
-fn log_role(trust_root: &VerifiedTrustRoot) -> Result<&LogRole, ExecutionError> {
+pub(crate) fn log_role(trust_root: &VerifiedTrustRoot) -> Result<&LogRole, ExecutionError> {
     trust_root.log().ok_or(ExecutionError::NoTransparencyLog {
         trust_root_version: trust_root.version(),
     })
 }
 
-/// Refuses `signer` unless it is a key of the `log` role of `trust_root`
-/// (`runtime.no_transparency_log` without the role, `trust.key_lacks_role` for another key).
-/// `parmana serve --log-key` checks its key with this before it starts.
-pub fn check_log_signer(
-    trust_root: &VerifiedTrustRoot,
-    signer: &dyn Signer,
-) -> Result<(), ExecutionError> {
-    let role = log_role(trust_root)?;
-    if !role.holds(&signer.key_id()) {
-        return Err(TrustError::KeyLacksRole {
-            document: "checkpoint".to_owned(),
-            keyid: signer.key_id().to_string(),
-            role: "log".to_owned(),
-        }
-        .into());
-    }
-    Ok(())
-}
-
-/// Signs the checkpoint of `store`'s log as it is now (its size and root hash), with `signer`,
-/// which must be a key of the `log` role of `trust_root` (`trust.key_lacks_role` otherwise).
-/// Returns the signed note, C2SP `tlog-checkpoint` text. A log whose role needs several keys
-/// gets the others' signatures with `parmana_trust::cosign_note`.
+/// Integrates every completed execution still waiting (the batched sequencer), then signs the
+/// checkpoint of `store`'s log as it is now (its size and root hash) with `signer`, which must
+/// be a key of the `log` role of `trust_root` (`trust.key_lacks_role` otherwise), and stores it
+/// when it is larger than the newest stored checkpoint — which must commit to the log
+/// (`trust.tlog_inconsistent`). Returns the signed note, C2SP `tlog-checkpoint` text. A log
+/// whose role needs several keys gets the others' signatures with `parmana_trust::cosign_note`.
 pub fn sign_log_checkpoint(
     store: &dyn ReplayStore,
     trust_root: &VerifiedTrustRoot,
     signer: &dyn Signer,
 ) -> Result<String, ExecutionError> {
-    check_log_signer(trust_root, signer)?;
-    read_log(store)?.checkpoint(trust_root, signer)
+    let signing = LogSigning { trust_root, signer };
+    let report = LogSequencer::default().run_all(store, Some(signing))?;
+    if let Some(stored) = report.checkpoint {
+        return Ok(stored.note);
+    }
+    // Nothing larger to store: the current log's checkpoint, signed by this key, after the same
+    // consistency check with the newest stored one.
+    let log = ledger_log(store)?;
+    if let Some(latest) = store.latest_checkpoint()? {
+        check_commits(&log, &latest)?;
+    }
+    Ok(sign_stored_checkpoint(&log, signing)?.note)
+}
+
+/// Refuses a log whose root at `checkpoint`'s size is not its root (`trust.tlog_inconsistent`).
+fn check_commits(log: &LedgerLog, checkpoint: &StoredCheckpoint) -> Result<(), ExecutionError> {
+    let reason = match log.tree().root_at(checkpoint.size) {
+        Ok(root) if root == checkpoint.root => return Ok(()),
+        Ok(_) => parmana_canon::merkle::MerkleError::RootMismatch,
+        Err(e) => e,
+    };
+    Err(TrustError::TlogInconsistent {
+        old_size: checkpoint.size,
+        new_size: log.size(),
+        reason,
+    }
+    .into())
+}
+
+/// The newest checkpoint `store` holds (the largest), or `runtime.no_checkpoint`.
+pub fn latest_log_checkpoint(store: &dyn ReplayStore) -> Result<StoredCheckpoint, ExecutionError> {
+    store
+        .latest_checkpoint()?
+        .ok_or_else(|| ExecutionError::NoCheckpoint {
+            reason: "yet: the sequencer signs one when a log key is configured \
+                     (`parmana log sequence --key FILE`)"
+                .to_owned(),
+        })
 }
 
 /// The log as one read of the store sees it: what `parmana serve` serves (C2SP `tlog-tiles`
 /// tiles and entry bundles, the checkpoint, execution proofs) and what the `log` commands prove
 /// from.
 ///
-/// Today the tree is rebuilt from the store's ledger on every read ([`read_log`]) and the
-/// checkpoint is signed on demand with a log key ([`LogSnapshot::checkpoint`]); a sequencer
-/// that integrates the tree and stores signed checkpoints replaces these two, and everything
-/// served from a snapshot stays as it is.
+/// The tree is rebuilt from the store's sequenced ledger on every read ([`read_log`]) and the
+/// checkpoint is signed on demand with the log key ([`LogSnapshot::checkpoint`]). Ed25519 is
+/// deterministic and a checkpoint holds only the origin, size and root, so at a size the
+/// sequencer has stored a checkpoint for, the note is byte for byte the stored one.
 #[derive(Debug, Clone)]
 pub struct LogSnapshot {
     log: LedgerLog,
@@ -83,10 +106,9 @@ impl LogSnapshot {
         trust_root: &VerifiedTrustRoot,
         signer: &dyn Signer,
     ) -> Result<String, ExecutionError> {
-        check_log_signer(trust_root, signer)?;
-        let role = log_role(trust_root)?;
-        let checkpoint = Checkpoint::new(role.origin().as_str(), self.log.size(), self.log.root())?;
-        Ok(sign_checkpoint(&checkpoint, role.origin(), signer)?)
+        let signing = LogSigning { trust_root, signer };
+        check_log_signer(signing)?;
+        Ok(sign_stored_checkpoint(&self.log, signing)?.note)
     }
 
     /// The bytes of a C2SP `tlog-tiles` tile of this log: its hashes, or for an entry bundle the
@@ -103,11 +125,12 @@ impl LogSnapshot {
     /// see [`prove_execution`].
     pub fn prove(
         &self,
+        store: &dyn ReplayStore,
         trust_root: &VerifiedTrustRoot,
         execution_id: &ExecutionId,
         checkpoint: &[u8],
     ) -> Result<TlogProof, ExecutionError> {
-        prove_in(&self.log, trust_root, execution_id, checkpoint)
+        prove_in(store, &self.log, trust_root, execution_id, checkpoint, true)
     }
 }
 
@@ -139,25 +162,48 @@ pub(crate) fn checked_against_store(
     .into())
 }
 
-/// The `.tlog-proof` of `execution_id` in the signed `checkpoint` of `trust_root`'s log, from
-/// `store`: the checkpoint must verify and the store's log must extend it; the proof carries the
-/// execution's log entry (its ledger record) as its extra data, so that an auditor holding the
-/// attestation can check it offline ([`verify_attestation_proof`]). Refused with
-/// `runtime.not_in_log` when the execution is not completed or came after the checkpoint.
+/// The `.tlog-proof` of `execution_id` in the signed `checkpoint` of `trust_root`'s log — or,
+/// without one, in the newest checkpoint `store` holds — from `store`: the checkpoint must
+/// verify and the store's log must extend it; the proof carries the execution's log entry (its
+/// ledger record) as its extra data, so that an auditor holding the attestation can check it
+/// offline ([`verify_attestation_proof`]). Refused with `runtime.not_in_log` when the execution
+/// is not completed, `runtime.not_yet_sequenced` when it is completed but not yet in the log,
+/// and — for the entry after the checkpoint — `runtime.no_checkpoint` with the stored one,
+/// `runtime.not_in_log` with a given one.
 pub fn prove_execution(
     store: &dyn ReplayStore,
     trust_root: &VerifiedTrustRoot,
     execution_id: &ExecutionId,
-    checkpoint: &[u8],
+    checkpoint: Option<&[u8]>,
 ) -> Result<TlogProof, ExecutionError> {
-    prove_in(&ledger_log(store)?, trust_root, execution_id, checkpoint)
+    let stored;
+    let given = checkpoint.is_some();
+    let checkpoint = match checkpoint {
+        Some(given) => given,
+        None => {
+            stored = latest_log_checkpoint(store)?;
+            stored.note.as_bytes()
+        }
+    };
+    prove_in(
+        store,
+        &ledger_log(store)?,
+        trust_root,
+        execution_id,
+        checkpoint,
+        given,
+    )
 }
 
+/// [`prove_execution`] in `log`, read from `store`; `given`: the checkpoint was the caller's
+/// (not the newest stored one).
 fn prove_in(
+    store: &dyn ReplayStore,
     log: &LedgerLog,
     trust_root: &VerifiedTrustRoot,
     execution_id: &ExecutionId,
     checkpoint: &[u8],
+    given: bool,
 ) -> Result<TlogProof, ExecutionError> {
     let verified = checked_against_store(log, trust_root, checkpoint)?;
     let size = verified.checkpoint().size();
@@ -165,13 +211,25 @@ fn prove_in(
         execution_id: execution_id.as_str().to_owned(),
         reason,
     };
-    let position = log
-        .position_of(execution_id)
-        .ok_or_else(|| not_in_log("the store holds no completed execution with this id".into()))?;
+    let Some(position) = log.position_of(execution_id) else {
+        if matches!(store.get(execution_id)?, ExecutionState::Completed(_)) {
+            return Err(ExecutionError::NotYetSequenced {
+                execution_id: execution_id.as_str().to_owned(),
+            });
+        }
+        return Err(not_in_log(
+            "the store holds no completed execution with this id".into(),
+        ));
+    };
     if position >= size {
-        return Err(not_in_log(format!(
-            "its entry {position} came after the checkpoint of size {size}; sign a newer one"
-        )));
+        let reason = format!("its entry {position} came after the checkpoint of size {size}");
+        return Err(if !given {
+            ExecutionError::NoCheckpoint {
+                reason: format!("covers it yet: {reason}"),
+            }
+        } else {
+            not_in_log(format!("{reason}; sign a newer one"))
+        });
     }
     let entry = log
         .entry(position)

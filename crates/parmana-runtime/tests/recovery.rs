@@ -49,6 +49,23 @@ impl ReplayStore for CrashBeforeComplete<'_> {
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
         self.0.ledger_snapshot()
     }
+    fn sequence(
+        &self,
+        max: usize,
+    ) -> Result<parmana_runtime::replay::SequenceOutcome, ReplayError> {
+        self.0.sequence(max)
+    }
+    fn store_checkpoint(
+        &self,
+        checkpoint: &parmana_runtime::replay::StoredCheckpoint,
+    ) -> Result<(), ReplayError> {
+        self.0.store_checkpoint(checkpoint)
+    }
+    fn latest_checkpoint(
+        &self,
+    ) -> Result<Option<parmana_runtime::replay::StoredCheckpoint>, ReplayError> {
+        self.0.latest_checkpoint()
+    }
 }
 
 /// The versions of `environment`, which its claims are made under.

@@ -61,6 +61,23 @@ impl ReplayStore for RaiseBeforeClaim {
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
         self.inner.ledger_snapshot()
     }
+    fn sequence(
+        &self,
+        max: usize,
+    ) -> Result<parmana_runtime::replay::SequenceOutcome, ReplayError> {
+        self.inner.sequence(max)
+    }
+    fn store_checkpoint(
+        &self,
+        checkpoint: &parmana_runtime::replay::StoredCheckpoint,
+    ) -> Result<(), ReplayError> {
+        self.inner.store_checkpoint(checkpoint)
+    }
+    fn latest_checkpoint(
+        &self,
+    ) -> Result<Option<parmana_runtime::replay::StoredCheckpoint>, ReplayError> {
+        self.inner.latest_checkpoint()
+    }
 }
 
 /// The fixture environment is trust root 2, release manifest 1. A raise to trust root 3 that

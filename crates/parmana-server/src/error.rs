@@ -145,7 +145,9 @@ impl ApiError {
         let code = error.code();
         let status = status_of(error);
         let mut api = Self::new(status, code, error.to_string());
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Overload, an unavailable store and an execution the sequencer has not integrated
+        // yet are worth asking again.
+        if status == StatusCode::SERVICE_UNAVAILABLE || code == "runtime.not_yet_sequenced" {
             api = api.with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS);
         }
         api
@@ -168,7 +170,9 @@ pub(crate) fn status_of(error: &ExecutionError) -> StatusCode {
     let code = error.code();
     // The log: a tile past the tree or an execution not (yet) in it is not there.
     match code {
-        "tile.beyond_tree" | "runtime.not_in_log" => return StatusCode::NOT_FOUND,
+        "tile.beyond_tree" | "runtime.not_in_log" | "runtime.not_yet_sequenced" => {
+            return StatusCode::NOT_FOUND;
+        }
         "tile.entry_too_large" => return StatusCode::INTERNAL_SERVER_ERROR,
         _ => {}
     }

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum_server::Handle;
 use axum_server::accept::{Accept, DefaultAcceptor};
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
-use parmana_runtime::{ReloadReport, Runtime, check_log_signer};
+use parmana_runtime::{LogSigning, ReloadReport, Runtime, check_log_signer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -71,7 +71,10 @@ impl Server {
             .transpose()?;
         let authzen = AuthzenMapping::new(&settings.authzen, &runtime)?;
         if let Some(log) = &settings.log {
-            check_log_signer(runtime.environment().trust_root(), log.signer.as_ref())?;
+            check_log_signer(LogSigning {
+                trust_root: runtime.environment().trust_root(),
+                signer: log.signer.as_ref(),
+            })?;
         }
         let listener =
             std::net::TcpListener::bind(settings.listen).map_err(|e| ServerError::Io {
@@ -98,6 +101,8 @@ impl Server {
             in_flight: Arc::new(Semaphore::new(settings.limits.max_concurrency.max(1))),
             started_up: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            sequencer: settings.sequencer,
+            log_sequencer: parmana_runtime::LogSequencer::default(),
         });
         Ok(Self {
             state,
@@ -151,6 +156,7 @@ impl Server {
         let connections = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
         let recovery = tokio::spawn(recover_then_ready(Arc::clone(&state), handle.clone()));
         let signals = tokio::spawn(watch_signals(Arc::clone(&state), handle.clone()));
+        let sequencer = tokio::spawn(sequence_periodically(Arc::clone(&state)));
         let mut server = axum_server::from_tcp(self.listener)
             .map_err(|e| io_error("serve", e))?
             .handle(handle.clone());
@@ -180,7 +186,10 @@ impl Server {
             }
         };
         signals.abort();
+        sequencer.abort();
         let recovered = recovery.await;
+        // Everything completed before the drain enters the log (and a checkpoint) now.
+        sequence_all(&state).await;
         served.map_err(|e| io_error("serve", e))?;
         match recovered {
             Ok(result) => result,
@@ -220,6 +229,62 @@ async fn recover_then_ready(
                 address: String::new(),
                 message: error.message,
             })
+        }
+    }
+}
+
+/// The background sequencer: every cadence, one run (integrate a batch, sign and store a
+/// checkpoint with the log key); a run that integrated a full batch is followed at once by the
+/// next. A failed run is logged and tried again at the next tick (completions wait, nothing is
+/// lost: they are durable in their own rows).
+async fn sequence_periodically(state: Arc<AppState>) {
+    let mut ticks = tokio::time::interval(state.sequencer.cadence.max(Duration::from_millis(1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if !state.is_started() {
+            continue;
+        }
+        sequence_all(&state).await;
+    }
+}
+
+/// Runs the sequencer until nothing waits (or another server's integrator holds the lock), on
+/// the blocking pool; logs what it did or why it failed.
+async fn sequence_all(state: &Arc<AppState>) {
+    let worker = Arc::clone(state);
+    let result = state
+        .blocking("sequence", move |runtime| {
+            let environment = runtime.environment();
+            let signing =
+                worker
+                    .sequencer
+                    .log_key
+                    .as_deref()
+                    .map(|key| parmana_runtime::LogSigning {
+                        trust_root: environment.trust_root(),
+                        signer: key,
+                    });
+            worker.log_sequencer.run_all(runtime.store(), signing)
+        })
+        .await;
+    match result {
+        Ok(Ok(report)) => {
+            if !report.integrated.is_empty() || report.checkpoint.is_some() {
+                tracing::debug!(
+                    target: "parmana::server",
+                    integrated = report.integrated.len(),
+                    size = report.size,
+                    checkpoint = report.checkpoint.as_ref().map(|c| c.size),
+                    "sequenced"
+                );
+            }
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(target: "parmana::server", code = error.code(), %error, "sequencer run failed");
+        }
+        Err(error) => {
+            tracing::warn!(target: "parmana::server", code = error.code, "sequencer task failed");
         }
     }
 }

@@ -120,4 +120,27 @@ pub struct ServerSettings {
     pub store_kind: String,
     /// The transparency log's read API, when a log key is configured.
     pub log: Option<LogSettings>,
+    /// The background sequencer of the transparency log.
+    pub sequencer: SequencerSettings,
+}
+
+/// The background sequencer (`docs/transparency-log.md`, "The sequencer"): it integrates
+/// completed executions into the ledger every `cadence` while there is new work, and once more
+/// on graceful shutdown; with a `log_key` it signs and stores a checkpoint after each run that
+/// grew the log.
+#[derive(Debug, Clone)]
+pub struct SequencerSettings {
+    /// How often it runs (default 1 s).
+    pub cadence: Duration,
+    /// A key of the trust root's `log` role that signs checkpoints; none: no checkpoints.
+    pub log_key: Option<std::sync::Arc<LocalSigningKey>>,
+}
+
+impl Default for SequencerSettings {
+    fn default() -> Self {
+        Self {
+            cadence: Duration::from_secs(1),
+            log_key: None,
+        }
+    }
 }

@@ -35,6 +35,9 @@ pub(crate) struct AppState {
     pub(crate) started_up: AtomicBool,
     /// Set on SIGTERM/SIGINT: `/readyz` answers 503 while requests in flight finish.
     pub(crate) draining: AtomicBool,
+    /// The background sequencer's settings and its driver (which keeps the log between runs).
+    pub(crate) sequencer: crate::settings::SequencerSettings,
+    pub(crate) log_sequencer: parmana_runtime::LogSequencer,
 }
 
 impl AppState {

@@ -149,7 +149,12 @@ pub(crate) async fn proof(
             let trust_root = environment.trust_root();
             let log = read_log(runtime.store())?;
             let checkpoint = log.checkpoint(trust_root, signer.as_ref())?;
-            log.prove(trust_root, &execution_id, checkpoint.as_bytes())
+            log.prove(
+                runtime.store(),
+                trust_root,
+                &execution_id,
+                checkpoint.as_bytes(),
+            )
         })
         .await?
         .map_err(|e| ApiError::from_execution(&e))?;

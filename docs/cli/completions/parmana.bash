@@ -175,6 +175,9 @@ _parmana() {
             parmana__subcmd__help__subcmd__log,prove)
                 cmd="parmana__subcmd__help__subcmd__log__subcmd__prove"
                 ;;
+            parmana__subcmd__help__subcmd__log,sequence)
+                cmd="parmana__subcmd__help__subcmd__log__subcmd__sequence"
+                ;;
             parmana__subcmd__help__subcmd__log,witness)
                 cmd="parmana__subcmd__help__subcmd__log__subcmd__witness"
                 ;;
@@ -235,6 +238,9 @@ _parmana() {
             parmana__subcmd__log,prove)
                 cmd="parmana__subcmd__log__subcmd__prove"
                 ;;
+            parmana__subcmd__log,sequence)
+                cmd="parmana__subcmd__log__subcmd__sequence"
+                ;;
             parmana__subcmd__log,witness)
                 cmd="parmana__subcmd__log__subcmd__witness"
                 ;;
@@ -255,6 +261,9 @@ _parmana() {
                 ;;
             parmana__subcmd__log__subcmd__help,prove)
                 cmd="parmana__subcmd__log__subcmd__help__subcmd__prove"
+                ;;
+            parmana__subcmd__log__subcmd__help,sequence)
+                cmd="parmana__subcmd__log__subcmd__help__subcmd__sequence"
                 ;;
             parmana__subcmd__log__subcmd__help,witness)
                 cmd="parmana__subcmd__log__subcmd__help__subcmd__witness"
@@ -602,7 +611,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__execute)
-            opts="-h --policy --signals --execution-id --batch --jobs --key --include-signals --summary --store --pinned-root --trust-root --policies --release-manifest --now --expiry-warning-days --format --help"
+            opts="-h --policy --signals --execution-id --batch --jobs --key --include-signals --summary --log-key --store --pinned-root --trust-root --policies --release-manifest --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -634,6 +643,10 @@ _parmana() {
                     ;;
                 --summary)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --store)
@@ -922,7 +935,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help__subcmd__log)
-            opts="checkpoint prove consistency witness cosign keys"
+            opts="checkpoint sequence prove consistency witness cosign keys"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -992,6 +1005,20 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__help__subcmd__log__subcmd__prove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__help__subcmd__log__subcmd__sequence)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1372,13 +1399,21 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__ledger__subcmd__verify)
-            opts="-h --store --format --help"
+            opts="-h --store --pinned-root --trust-root --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1394,7 +1429,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log)
-            opts="-h --format --help checkpoint prove consistency witness cosign keys help"
+            opts="-h --format --help checkpoint sequence prove consistency witness cosign keys help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1522,7 +1557,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log__subcmd__help)
-            opts="checkpoint prove consistency witness cosign keys help"
+            opts="checkpoint sequence prove consistency witness cosign keys help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1619,6 +1654,20 @@ _parmana() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        parmana__subcmd__log__subcmd__help__subcmd__sequence)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         parmana__subcmd__log__subcmd__help__subcmd__witness)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1683,6 +1732,52 @@ _parmana() {
                     return 0
                     ;;
                 --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        parmana__subcmd__log__subcmd__sequence)
+            opts="-h --key --batch --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiry-warning-days)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2110,7 +2205,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__serve)
-            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-concurrency --max-connections --request-timeout-ms --shutdown-grace-ms --log-format --log-signals --log-key --log-public --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
+            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-concurrency --max-connections --request-timeout-ms --shutdown-grace-ms --log-format --log-signals --log-key --log-public --sequence-interval-ms --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2161,6 +2256,10 @@ _parmana() {
                     return 0
                     ;;
                 --log-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sequence-interval-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -25,6 +25,7 @@ const COMMANDS: &[&[&str]] = &[
     &["ledger", "verify"],
     &["ledger", "export"],
     &["log", "checkpoint"],
+    &["log", "sequence"],
     &["log", "prove"],
     &["log", "consistency"],
     &["log", "witness"],

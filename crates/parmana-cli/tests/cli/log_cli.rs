@@ -128,13 +128,14 @@ fn an_auditor_checks_an_attestation_in_the_log_offline() {
         lines[4].starts_with(&format!("\u{2014} {ORIGIN} ")),
         "{text}"
     );
-    // `ledger verify` recomputes the same root from the records.
+    // `ledger verify` recomputes the same root from the records, and checks the checkpoint
+    // `log checkpoint --key` stored.
     let ledger = run(d, &["ledger", "verify", "--store", STORE]);
     assert!(
-        ledger
-            .stdout
-            .trim_end()
-            .ends_with(&format!("log root {}", lines[2])),
+        ledger.stdout.trim_end().ends_with(&format!(
+            "log root {}, 1 stored checkpoint checked",
+            lines[2]
+        )),
         "{}",
         ledger.stdout
     );
@@ -431,4 +432,89 @@ fn log_keys_prints_the_verifier_and_cosigner_keys() {
     let json = run(d, &["--format", "json", "log", "keys"]);
     assert_eq!(json.code, 0, "{}", json.transcript());
     insta::assert_snapshot!("log_keys_json", json.stdout);
+}
+
+/// `parmana execute` with `--log-key ID` (the argument list of [`execute`] and the key).
+fn execute_with_log_key(dir: &Path, id: &str, key: &str) -> Run {
+    run(
+        dir,
+        &[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            VIP_SIGNALS,
+            "--execution-id",
+            id,
+            "--log-key",
+            key,
+            "--store",
+            STORE,
+            "--now",
+            NOW,
+        ],
+    )
+}
+
+#[test]
+fn execute_with_a_log_key_stores_a_checkpoint_that_proves_it() {
+    let repo = temp_repo();
+    let d = repo.root();
+    rotate_with_log(d);
+    // A log key without the log role is refused before the id is consumed.
+    let refused = execute_with_log_key(d, "seq-0001", "trust/keys/root-2.pem");
+    assert_eq!(
+        (refused.code, code(&refused)),
+        (4, "trust.key_lacks_role"),
+        "{}",
+        refused.transcript()
+    );
+    let none = run(d, &["log", "checkpoint", "--store", STORE]);
+    assert_eq!(
+        (none.code, code(&none)),
+        (3, "runtime.no_checkpoint"),
+        "{}",
+        none.transcript()
+    );
+
+    let out = execute_with_log_key(d, "seq-0001", "trust/keys/root-1.pem");
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    std::fs::write(d.join("seq-0001.json"), &out.stdout).unwrap();
+    // The stored checkpoint covers the marks record of the first claim and the execution.
+    let stored = run(d, &["log", "checkpoint", "--store", STORE]);
+    assert_eq!(stored.code, 0, "{}", stored.transcript());
+    assert_eq!(stored.stdout.lines().nth(1), Some("2"), "{}", stored.stdout);
+    let proved = run(
+        d,
+        &[
+            "log",
+            "prove",
+            "seq-0001",
+            "--out",
+            "seq-0001.tlog-proof",
+            "--store",
+            STORE,
+        ],
+    );
+    assert_eq!(proved.code, 0, "{}", proved.transcript());
+    let verified = verify(d, "seq-0001.json", "seq-0001.tlog-proof");
+    assert_eq!(verified.code, 0, "{}", verified.transcript());
+    assert!(
+        verified
+            .stdout
+            .contains("included as entry 1 of the checkpoint of size 2"),
+        "{}",
+        verified.stdout
+    );
+
+    let idle = run(d, &["log", "sequence", "--store", STORE]);
+    assert_eq!(idle.code, 0, "{}", idle.transcript());
+    assert_eq!(idle.stdout, "nothing to integrate; log size 2\n");
+    let ledger = run(d, &["ledger", "verify", "--store", STORE]);
+    assert_eq!(ledger.code, 0, "{}", ledger.transcript());
+    assert!(
+        ledger.stdout.contains(", 1 stored checkpoint checked"),
+        "{}",
+        ledger.stdout
+    );
 }

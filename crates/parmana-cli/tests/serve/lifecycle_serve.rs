@@ -114,7 +114,17 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
 fn sigterm_under_load_loses_and_doubles_no_outcome() {
     let env = deployment("sqlite:state/replay.sqlite3", "");
     let root = env.root().to_path_buf();
-    let mut served = Served::start(&root, &["--dev-token", "--shutdown-grace-ms", "20000"]);
+    // The periodic sequencer runs once an hour here: what is sequenced, the shutdown sequenced.
+    let mut served = Served::start(
+        &root,
+        &[
+            "--dev-token",
+            "--shutdown-grace-ms",
+            "20000",
+            "--sequence-interval-ms",
+            "3600000",
+        ],
+    );
     let token = served.token.clone().unwrap();
     let base = served.base.clone();
     let mut workers = Vec::new();
@@ -177,6 +187,59 @@ fn sigterm_under_load_loses_and_doubles_no_outcome() {
             "{id}: {stderr}"
         );
     }
-    let (code, _, stderr) = parmana(&root, &["ledger", "verify"]);
+    // The drain sequenced every completion into the log.
+    let (code, stdout, stderr) = parmana(&root, &["ledger", "verify"]);
     assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("not yet sequenced"), "{stdout}");
+}
+
+#[test]
+fn the_background_sequencer_signs_checkpoints_with_the_log_key() {
+    use parmana_runtime::canon::Timestamp;
+    use parmana_runtime::trust::LogSpec;
+    let env = deployment("sqlite:state/replay.sqlite3", "");
+    let root = env.root().to_path_buf();
+    let log_key = env.key("root-1").unwrap();
+    env.rotate_with_log(
+        LogSpec {
+            origin: "log.example/parmana".to_owned(),
+            keys: vec![log_key.public_key()],
+            threshold: 1,
+            witnesses: vec![],
+            witness_threshold: 0,
+        },
+        Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
+    )
+    .unwrap();
+    let served = Served::start(
+        &root,
+        &[
+            "--dev-token",
+            "--log-key",
+            "trust/keys/root-1.pem",
+            "--sequence-interval-ms",
+            "20",
+        ],
+    );
+    let token = served.token.clone();
+    let reply = served.post(
+        "/v1/executions",
+        token.as_deref(),
+        &execution_body("seq-served"),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    // Polled, not timed: the checkpoint covering the marks record and the execution appears.
+    let mut stored = String::new();
+    for _ in 0..500 {
+        let (code, stdout, _) = parmana(&root, &["log", "checkpoint"]);
+        if code == 0 && stdout.lines().nth(1) == Some("2") {
+            stored = stdout;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(stored.starts_with("log.example/parmana\n2\n"), "{stored}");
+    let (code, stdout, stderr) = parmana(&root, &["log", "prove", "seq-served"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("c2sp.org/tlog-proof@v1\n"), "{stdout}");
 }

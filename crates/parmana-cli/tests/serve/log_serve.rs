@@ -58,6 +58,30 @@ pub(crate) fn execute_many(served: &Served, token: Option<&str>, prefix: &str, c
         );
         assert_eq!(reply.status, 201, "{}", reply.text);
     }
+    // The server's sequencer integrates completions in batches (every second by default): wait
+    // until the last one has a proof — batches go in claim order, so every earlier one has too.
+    let last = format!(
+        "/v1/executions/{prefix}-{:04}/proof",
+        count.saturating_sub(1)
+    );
+    for _ in 0..400 {
+        let proof = served.get(&last, token);
+        if proof.status == 200 {
+            return;
+        }
+        assert_eq!(
+            (
+                proof.status,
+                proof.code().as_str(),
+                proof.header("retry-after")
+            ),
+            (404, "runtime.not_yet_sequenced", Some("1")),
+            "{}",
+            proof.text
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("{last} was never sequenced: {}", served.stderr());
 }
 
 #[test]

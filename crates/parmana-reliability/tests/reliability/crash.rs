@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use parmana_reliability::{fixed_clock, fixed_now, stream_request};
 use parmana_replay::{
-    ExecutionId, ExecutionState, MemoryReplayStore, ReplayStore, SqliteReplayStore, verify_ledger,
+    ExecutionId, ExecutionState, MemoryReplayStore, ReplayStore, SqliteReplayStore, sequence_all,
+    verify_ledger,
 };
 use parmana_runtime::{
     RuntimeEnvironment, execute_from_signals, recover, trust::LocalSigningKey, verify_attestation,
@@ -171,7 +172,10 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         }
 
         // Every completed execution: one outcome, byte-identical to a fresh build, forever.
+        // Recovery leaves its completions for the sequencer, as execution does: run it.
+        sequence_all(&store).unwrap().unwrap();
         let ledger = verify_ledger(&store).unwrap();
+        assert_eq!(ledger.unsequenced, 0);
         assert!(
             ledger.is_intact(),
             "ledger broken after round {round}: {ledger:?}"

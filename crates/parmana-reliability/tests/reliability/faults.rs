@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use parmana_reliability::{fixed_clock, fixed_now, stream_request};
 use parmana_replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionId, ExecutionState, LedgerSnapshot,
-    MemoryReplayStore, ReplayError, ReplayStore, SqliteReplayStore, verify_ledger,
+    MemoryReplayStore, ReplayError, ReplayStore, SqliteReplayStore, sequence_all, verify_ledger,
 };
 use parmana_runtime::{
     ErrorClass, ExecutionRequest, RuntimeEnvironment, execute_from_signals, recover,
@@ -107,6 +107,18 @@ impl<S: ReplayStore> ReplayStore for FaultyStore<S> {
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
         self.inner.ledger_snapshot()
     }
+    fn sequence(&self, max: usize) -> Result<parmana_replay::SequenceOutcome, ReplayError> {
+        self.inner.sequence(max)
+    }
+    fn store_checkpoint(
+        &self,
+        checkpoint: &parmana_replay::StoredCheckpoint,
+    ) -> Result<(), ReplayError> {
+        self.inner.store_checkpoint(checkpoint)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<parmana_replay::StoredCheckpoint>, ReplayError> {
+        self.inner.latest_checkpoint()
+    }
 }
 
 struct Setup {
@@ -162,6 +174,7 @@ impl Setup {
     }
 
     fn ledger(&self) -> LedgerSnapshot {
+        sequence_all(&self.store).unwrap().unwrap();
         let report = verify_ledger(&self.store).unwrap();
         assert!(report.is_intact(), "{report:?}");
         self.store.ledger_snapshot().unwrap()
@@ -473,6 +486,7 @@ fn a_full_disk_refuses_with_store_errors_and_loses_nothing() {
             ExecutionState::Claimed(_) => panic!("{id} still claimed after recovery"),
         }
     }
+    sequence_all(&store).unwrap().unwrap();
     let ledger = verify_ledger(&store).unwrap();
     assert!(ledger.is_intact(), "{ledger:?}");
     assert_eq!(ledger.executions as usize, acknowledged.len() + recovered);

@@ -10,7 +10,7 @@ use parmana_canon::Digest;
 use parmana_reliability::{
     fixed_clock, fixed_now, open_target, postgres_url, race_order, race_request, unique_name,
 };
-use parmana_replay::{ReplayStore, verify_ledger};
+use parmana_replay::{ReplayStore, sequence_all, verify_ledger};
 use parmana_runtime::{RuntimeEnvironment, execute_from_signals, verify_attestation};
 use parmana_testkit::FixtureEnvironment;
 
@@ -69,7 +69,10 @@ fn check_outcome(
         store.pending().unwrap().is_empty(),
         "{label}: nothing left pending"
     );
+    // Every completion enters the log through the sequencer, exactly once.
+    sequence_all(store).unwrap().unwrap();
     let ledger = verify_ledger(store).unwrap();
+    assert_eq!(ledger.unsequenced, 0, "{label}");
     assert!(ledger.is_intact(), "{label}: {ledger:?}");
     assert_eq!(ledger.executions, IDS);
     let snapshot = store.ledger_snapshot().unwrap();

@@ -7,7 +7,8 @@ use parmana_reliability::{
     fixed_clock, fixed_now, open_target, postgres_url, release_signer, stream_request, unique_name,
 };
 use parmana_replay::{
-    AcceptedVersions, ExecutionId, ExecutionState, ReplayStore, SqliteReplayStore, verify_ledger,
+    AcceptedVersions, ExecutionId, ExecutionState, ReplayStore, SqliteReplayStore, sequence_all,
+    verify_ledger,
 };
 use parmana_runtime::{
     ErrorClass, HighestAccepted, RuntimeEnvironment, RuntimeEnvironmentConfig,
@@ -171,6 +172,7 @@ fn check_rollbacks(open: &dyn Fn() -> Box<dyn ReplayStore>) {
     refused_as_rollback(versions.execute(store.as_ref(), (2, 2), 9));
     unused(store.as_ref(), 9);
     // Every raise is a marks record in the chained ledger: (1, 1), (2, 2), (2, 3).
+    sequence_all(store.as_ref()).unwrap().unwrap();
     let ledger = verify_ledger(store.as_ref()).unwrap();
     assert!(ledger.is_intact(), "{ledger:?}");
     assert_eq!(

@@ -9,7 +9,7 @@
 macro_rules! conformance_suite {
     ($backend:ident, $open:expr $(, #[$attr:meta])*) => {
         mod $backend {
-            use crate::common::{Harness, boundary, log, suite};
+            use crate::common::{Harness, boundary, log, sequencer, suite};
 
             fn open() -> Option<Box<dyn Harness>> {
                 let open = $open;
@@ -43,6 +43,12 @@ macro_rules! conformance_suite {
             conformance_suite!(@log [$(#[$attr])*]
                 ledger_is_a_merkle_log,
                 no_log_over_a_broken_ledger
+            );
+            conformance_suite!(@sequencer [$(#[$attr])*]
+                sequencer_integrates_in_batches,
+                sequencers_race,
+                stored_checkpoints_are_checked,
+                unsequenced_completions_and_pending_claims
             );
 
             #[test]
@@ -81,6 +87,20 @@ macro_rules! conformance_suite {
         $(
             conformance_suite!(@log_test $attrs $name);
         )*
+    };
+    (@sequencer $attrs:tt $($name:ident),*) => {
+        $(
+            conformance_suite!(@sequencer_test $attrs $name);
+        )*
+    };
+    (@sequencer_test [$(#[$attr:meta])*] $name:ident) => {
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            if let Some(h) = open() {
+                sequencer::$name(&*h);
+            }
+        }
     };
     (@log_test [$(#[$attr:meta])*] $name:ident) => {
         #[test]

@@ -1,12 +1,13 @@
-//! Stores written by schema 1 (no marks records) are migrated on open: execution records keep their bytes, the marks raised before get one marks record, and from then on the ledger proves them.
+//! Stores written by schema 1 (no marks records) are migrated on open, through schema 2 to 3 (the batched sequencer): execution records keep their bytes, the marks raised before get one marks record, and from then on the ledger proves them; the old records count as sequenced and new completions are sequenced after them.
 
 use parmana_canon::{Digest, to_canonical_vec};
 use parmana_replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, LEDGER_GENESIS, ReplayStore, verify_ledger,
+    AcceptedVersions, ClaimOutcome, ClaimRecord, LEDGER_GENESIS, ReplayStore, StoredCheckpoint,
+    ledger_log, verify_ledger,
 };
 use serde_json::json;
 
-use crate::common::{claim_for, id};
+use crate::common::{claim_for, id, sequence};
 
 /// One completed execution of a schema-1 store, with its ledger record in the documented format.
 struct OldExecution {
@@ -87,6 +88,30 @@ fn check_migrated(store: &dyn ReplayStore, old: &[OldExecution]) {
         ClaimOutcome::Claimed
     );
     assert_eq!(verify_ledger(store).unwrap().mark_records, 1);
+    // Schema 3: the migrated executions count as sequenced; a new completion waits for the
+    // sequencer, which appends it after them, and checkpoints can be stored.
+    assert_eq!(report.unsequenced, 0);
+    store.complete(&id("new"), b"new attestation").unwrap();
+    assert_eq!(verify_ledger(store).unwrap().unsequenced, 1);
+    assert_eq!(sequence(store), 1);
+    let report = verify_ledger(store).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(
+        (report.records, report.executions, report.unsequenced),
+        (4, 3, 0)
+    );
+    let after = store.ledger_snapshot().unwrap();
+    assert_eq!(after.rows[..3], snapshot.rows[..3]);
+    assert_eq!(after.rows[3].execution_id.as_deref(), Some("new"));
+    let log = ledger_log(store).unwrap();
+    store
+        .store_checkpoint(&StoredCheckpoint {
+            size: log.size(),
+            root: log.root(),
+            note: "a note".to_owned(),
+        })
+        .unwrap();
+    assert_eq!(verify_ledger(store).unwrap().checkpoints, 1);
 }
 
 #[cfg(feature = "sqlite")]

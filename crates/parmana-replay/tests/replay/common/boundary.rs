@@ -28,7 +28,7 @@ fn claim_at(tag: &str, claimed_at: Timestamp) -> ClaimRecord {
     )
 }
 
-/// Claims and completes `name` under `under`.
+/// Claims, completes and sequences `name` under `under`.
 fn execute(store: &dyn ReplayStore, name: &str, under: AcceptedVersions) {
     let exec = id(name);
     store
@@ -39,6 +39,7 @@ fn execute(store: &dyn ReplayStore, name: &str, under: AcceptedVersions) {
     store
         .complete(&exec, format!("attestation of {name}").as_bytes())
         .unwrap();
+    super::sequence(store);
 }
 
 /// Every raise — by `accept_versions` or by a claim under newer versions — appends one marks

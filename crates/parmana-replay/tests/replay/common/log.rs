@@ -12,7 +12,7 @@ use super::{Harness, Tamper, V0, claim_for, id};
 /// The versions after the raise in [`ledger_is_a_merkle_log`].
 const V1: AcceptedVersions = AcceptedVersions::new(1, 1);
 
-/// Claims and completes `log-{i}` for each `i` in `range`, under `under`.
+/// Claims and completes `log-{i}` for each `i` in `range`, under `under`, then sequences them.
 fn complete(store: &dyn ReplayStore, range: std::ops::Range<u32>, under: AcceptedVersions) {
     for i in range {
         let exec = id(&format!("log-{i}"));
@@ -25,6 +25,7 @@ fn complete(store: &dyn ReplayStore, range: std::ops::Range<u32>, under: Accepte
             .complete(&exec, format!("log attestation {i}").as_bytes())
             .unwrap();
     }
+    super::sequence(store);
 }
 
 /// Every record is a leaf, in position order; every execution proves its inclusion; a later log

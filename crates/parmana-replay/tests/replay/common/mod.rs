@@ -19,6 +19,7 @@ use parmana_replay::{
 
 pub(crate) mod boundary;
 pub(crate) mod log;
+pub(crate) mod sequencer;
 pub(crate) mod suite;
 
 /// A change made to a store without going through its API.
@@ -41,6 +42,8 @@ pub(crate) enum Tamper {
     FileAsExecution { position: u64, execution_id: String },
     /// File the record at `position` as a marks record.
     FileAsMarks { position: u64 },
+    /// Set the root hash of the stored checkpoint of `size`.
+    ReplaceCheckpointRoot { size: u64, root: Digest },
 }
 
 /// A raise of the marks row made behind the store's back in a transaction still open: the
@@ -89,6 +92,14 @@ pub(crate) fn claim_for(tag: &str) -> ClaimRecord {
         format!(r#"{{"inputs":"{tag}"}}"#).into_bytes(),
         at(i64::try_from(tag.len()).unwrap()),
     )
+}
+
+/// Runs the sequencer until every completed execution of `store` is in the ledger; returns the
+/// number of records appended (no other integrator runs in these tests).
+pub(crate) fn sequence(store: &dyn ReplayStore) -> u64 {
+    parmana_replay::sequence_all(store)
+        .unwrap()
+        .expect("no other integrator holds the lock")
 }
 
 /// A process-unique suffix for storage names.
@@ -164,6 +175,13 @@ impl Harness for MemoryHarness {
             }
             Tamper::FileAsMarks { position } => {
                 rows[usize::try_from(*position).unwrap()].execution_id = None;
+            }
+            Tamper::ReplaceCheckpointRoot { size, root } => {
+                for checkpoint in &mut snapshot.checkpoints {
+                    if checkpoint.size == *size {
+                        checkpoint.root = *root;
+                    }
+                }
             }
         }
         verify_ledger_snapshot(&snapshot)
@@ -293,6 +311,13 @@ mod sqlite_harness {
                     raw.execute(
                         "UPDATE ledger SET kind = 'marks', execution_id = NULL WHERE position = ?1",
                         [as_i64(position)],
+                    )
+                    .unwrap();
+                }
+                Tamper::ReplaceCheckpointRoot { size, root } => {
+                    raw.execute(
+                        "UPDATE checkpoints SET root = ?1 WHERE size = ?2",
+                        rusqlite::params![root.to_string(), as_i64(size)],
                     )
                     .unwrap();
                 }
@@ -542,6 +567,13 @@ mod postgres_harness {
                     raw.execute(
                         "UPDATE ledger SET kind = 'marks', execution_id = NULL WHERE position = $1",
                         &[&as_i64(position)],
+                    )
+                    .unwrap();
+                }
+                Tamper::ReplaceCheckpointRoot { size, root } => {
+                    raw.execute(
+                        "UPDATE checkpoints SET root = $1 WHERE size = $2",
+                        &[&root.to_string(), &as_i64(size)],
                     )
                     .unwrap();
                 }

@@ -11,7 +11,7 @@ use parmana_replay::{
     ReplayStore, VersionKind, verify_ledger,
 };
 
-use super::{Harness, Tamper, V0, claim_for, id};
+use super::{Harness, Tamper, V0, claim_for, id, sequence};
 
 pub(crate) fn claim_complete_get(h: &dyn Harness) {
     let store = h.store();
@@ -90,9 +90,15 @@ pub(crate) fn complete_twice_is_refused(h: &dyn Harness) {
         panic!("must stay completed");
     };
     assert_eq!(done.attestation(), b"first outcome");
+    // Completed, not yet sequenced: no record yet, and that is no break.
     let report = verify_ledger(store).unwrap();
     assert!(report.is_intact(), "{report:?}");
-    assert_eq!(report.records, 1);
+    assert_eq!((report.records, report.unsequenced), (0, 1));
+    assert_eq!(sequence(store), 1);
+    let report = verify_ledger(store).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.records, report.unsequenced), (1, 0));
+    assert_eq!(sequence(store), 0, "a completion is sequenced once");
 }
 
 pub(crate) fn pending_lists_claimed_but_not_completed(h: &dyn Harness) {
@@ -169,7 +175,7 @@ pub(crate) fn version_high_water_marks_refuse_rollback(h: &dyn Harness) {
     }
 }
 
-/// Completes `count` executions named `ledger-<i>` in order.
+/// Completes `count` executions named `ledger-<i>` in order, then sequences them.
 fn fill_ledger(store: &dyn ReplayStore, count: usize) {
     for i in 0..count {
         let exec = id(&format!("ledger-{i}"));
@@ -182,6 +188,7 @@ fn fill_ledger(store: &dyn ReplayStore, count: usize) {
             .complete(&exec, format!("attestation {i}").as_bytes())
             .unwrap();
     }
+    sequence(store);
 }
 
 pub(crate) fn ledger_appends_and_verifies(h: &dyn Harness) {
@@ -375,6 +382,7 @@ pub(crate) fn survives_reopen(h: &dyn Harness) {
     again
         .complete(&id("pending-1"), b"finished elsewhere")
         .unwrap();
+    assert_eq!(sequence(store), 1);
     let report = verify_ledger(store).unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.records, 4);
@@ -394,9 +402,11 @@ pub(crate) fn unreadable_rows_are_corrupt(h: &dyn Harness) {
         h.store().get(&exec).unwrap_err().code(),
         "replay.store_corrupt"
     );
-    // Fail closed: completing from a corrupt claim is refused and writes nothing.
+    // Completing writes the execution's own row only; the sequencer, which reads the claim to
+    // write the record, fails closed: it refuses and appends nothing.
+    h.store().complete(&exec, b"a").unwrap();
     assert_eq!(
-        h.store().complete(&exec, b"a").unwrap_err().code(),
+        h.store().sequence(10).unwrap_err().code(),
         "replay.store_corrupt"
     );
     assert_eq!(h.store().ledger_snapshot().unwrap().rows.len(), 0);
@@ -414,7 +424,7 @@ pub(crate) fn future_schema_is_refused(h: &dyn Harness) {
         err,
         ReplayError::SchemaVersionUnsupported {
             found: 99,
-            supported: 2
+            supported: 3
         }
     ));
 }
@@ -519,6 +529,7 @@ pub(crate) fn threads_race_to_complete(h: &dyn Harness) {
         };
         assert_eq!(done.attestation(), format!("by thread {t}").as_bytes());
     }
+    assert_eq!(sequence(store), u64::try_from(IDS).unwrap());
     let report = verify_ledger(store).unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.records, u64::try_from(IDS).unwrap());

@@ -1,0 +1,325 @@
+//! The sequencer driver: one run integrates completed executions into the ledger in a batch (the store's `sequence`), then signs a checkpoint of the grown log with a `log` key and stores it; and the audit of the stored checkpoints that `ledger verify` runs.
+
+use std::sync::{Mutex, MutexGuard};
+
+use parmana_canon::Digest;
+use parmana_replay::{
+    LedgerLog, LedgerReport, LedgerSnapshot, ReplayStore, SequenceOutcome, StoredCheckpoint,
+    ledger_log, verify_ledger_snapshot,
+};
+use parmana_trust::{
+    Checkpoint, Signer, TrustError, VerifiedTrustHistory, VerifiedTrustRoot, sign_checkpoint,
+};
+
+use crate::ExecutionError;
+
+/// The log key a sequencer run signs checkpoints with, and the trust root whose `log` role it
+/// must hold.
+#[derive(Clone, Copy)]
+pub struct LogSigning<'a> {
+    /// The trust root in force (its `log` role names the origin and the keys).
+    pub trust_root: &'a VerifiedTrustRoot,
+    /// A key of that role.
+    pub signer: &'a dyn Signer,
+}
+
+impl std::fmt::Debug for LogSigning<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogSigning")
+            .field("trust_root", &self.trust_root.version())
+            .field("key", &self.signer.key_id().to_string())
+            .finish()
+    }
+}
+
+/// One integrated ledger record, as a sequencer run reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegratedEntry {
+    /// Its ledger position (its leaf index in the log).
+    pub position: u64,
+    /// The execution it records.
+    pub execution_id: String,
+}
+
+/// What one sequencer run did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SequenceReport {
+    /// The records this run appended, in position order.
+    pub integrated: Vec<IntegratedEntry>,
+    /// Another integrator held the store's lock: this run appended nothing and signed nothing.
+    pub busy: bool,
+    /// The size of the log as this run knows it (0 when busy).
+    pub size: u64,
+    /// The checkpoint this run signed and stored, if the log grew past the newest stored one.
+    pub checkpoint: Option<StoredCheckpoint>,
+}
+
+/// The runtime's sequencer: runs the store's batched sequencer and signs checkpoints. It keeps
+/// the log it built (the Merkle tree over the ledger) between runs and extends it with the
+/// records each run appends, so a run costs the batch, not the ledger; when the store holds
+/// records it did not see (another integrator's, or a raise's marks record) it reads the whole
+/// ledger again, verified.
+///
+/// Safe to share between threads; one run at a time per driver (and per store: the store's
+/// integrator lock).
+#[derive(Debug)]
+pub struct LogSequencer {
+    batch: usize,
+    log: Mutex<Option<LedgerLog>>,
+}
+
+impl Default for LogSequencer {
+    fn default() -> Self {
+        Self::new(parmana_replay::DEFAULT_SEQUENCE_BATCH)
+    }
+}
+
+impl LogSequencer {
+    /// A driver integrating at most `batch` executions per run (at least 1).
+    pub fn new(batch: usize) -> Self {
+        Self {
+            batch: batch.max(1),
+            log: Mutex::new(None),
+        }
+    }
+
+    /// The kept log; after a run that panicked, none (it is rebuilt from the store).
+    fn lock(&self) -> MutexGuard<'_, Option<LedgerLog>> {
+        self.log.lock().unwrap_or_else(|poisoned| {
+            let mut guard = poisoned.into_inner();
+            *guard = None;
+            guard
+        })
+    }
+
+    /// One run: integrates at most the batch size of completed executions into `store`'s
+    /// ledger; then, with `signing`, signs a checkpoint of the log when it grew past the newest
+    /// stored checkpoint — after checking that that checkpoint commits to the log
+    /// (`trust.tlog_inconsistent` otherwise: a log never signs a checkpoint inconsistent with
+    /// one it signed before) — and stores it. A key without the `log` role is refused
+    /// (`trust.key_lacks_role`) before anything is integrated.
+    pub fn run(
+        &self,
+        store: &dyn ReplayStore,
+        signing: Option<LogSigning<'_>>,
+    ) -> Result<SequenceReport, ExecutionError> {
+        if let Some(signing) = signing {
+            check_log_signer(signing)?;
+        }
+        let mut cached = self.lock();
+        let rows = match store.sequence(self.batch)? {
+            SequenceOutcome::Busy => {
+                return Ok(SequenceReport {
+                    busy: true,
+                    ..SequenceReport::default()
+                });
+            }
+            SequenceOutcome::Integrated(rows) => rows,
+        };
+        let integrated = rows
+            .iter()
+            .filter_map(|row| {
+                row.execution_id.as_ref().map(|id| IntegratedEntry {
+                    position: row.position,
+                    execution_id: id.clone(),
+                })
+            })
+            .collect();
+        let kept = cached
+            .take()
+            .and_then(|mut log| log.extend(rows).is_ok().then_some(log));
+        let log = match kept {
+            Some(log) => log,
+            // Records this driver did not see (or none kept yet): read the ledger again.
+            None => ledger_log(store)?,
+        };
+        let log = cached.insert(log);
+        let checkpoint = match signing {
+            Some(signing) => sign_if_grown(store, log, signing)?,
+            None => None,
+        };
+        Ok(SequenceReport {
+            integrated,
+            busy: false,
+            size: log.size(),
+            checkpoint,
+        })
+    }
+
+    /// Runs until nothing is waiting (or another integrator holds the lock): the reports of
+    /// every run merged, with the last checkpoint signed.
+    pub fn run_all(
+        &self,
+        store: &dyn ReplayStore,
+        signing: Option<LogSigning<'_>>,
+    ) -> Result<SequenceReport, ExecutionError> {
+        let mut total = SequenceReport::default();
+        loop {
+            let report = self.run(store, signing)?;
+            let done = report.busy || report.integrated.is_empty();
+            total.integrated.extend(report.integrated);
+            total.busy = report.busy;
+            total.size = total.size.max(report.size);
+            if report.checkpoint.is_some() {
+                total.checkpoint = report.checkpoint;
+            }
+            if done {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// Refuses a signer that is not a key of `signing.trust_root`'s `log` role
+/// (`trust.key_lacks_role`; `runtime.no_transparency_log` when it names no log) — for callers
+/// that check a configured log key before they execute anything.
+pub fn check_log_signer(signing: LogSigning<'_>) -> Result<(), ExecutionError> {
+    let role = crate::log::log_role(signing.trust_root)?;
+    if role.holds(&signing.signer.key_id()) {
+        return Ok(());
+    }
+    Err(TrustError::KeyLacksRole {
+        document: "checkpoint".to_owned(),
+        keyid: signing.signer.key_id().to_string(),
+        role: "log".to_owned(),
+    }
+    .into())
+}
+
+/// Signs and stores a checkpoint of `log` when it is larger than the newest stored one, which
+/// must commit to it.
+fn sign_if_grown(
+    store: &dyn ReplayStore,
+    log: &LedgerLog,
+    signing: LogSigning<'_>,
+) -> Result<Option<StoredCheckpoint>, ExecutionError> {
+    let latest = store.latest_checkpoint()?;
+    if let Some(latest) = &latest {
+        let inconsistent = |reason| TrustError::TlogInconsistent {
+            old_size: latest.size,
+            new_size: log.size(),
+            reason,
+        };
+        let root = log.tree().root_at(latest.size).map_err(inconsistent)?;
+        if root != latest.root {
+            return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
+        }
+    }
+    let newest_size = latest.map_or(0, |latest| latest.size);
+    if log.size() <= newest_size {
+        return Ok(None);
+    }
+    let stored = sign_stored_checkpoint(log, signing)?;
+    store.store_checkpoint(&stored)?;
+    Ok(Some(stored))
+}
+
+/// The checkpoint of `log` as it is now, signed with `signing`.
+pub(crate) fn sign_stored_checkpoint(
+    log: &LedgerLog,
+    signing: LogSigning<'_>,
+) -> Result<StoredCheckpoint, ExecutionError> {
+    let role = crate::log::log_role(signing.trust_root)?;
+    let checkpoint = Checkpoint::new(role.origin().as_str(), log.size(), log.root())?;
+    let note = sign_checkpoint(&checkpoint, role.origin(), signing.signer)?;
+    Ok(StoredCheckpoint {
+        size: log.size(),
+        root: log.root(),
+        note,
+    })
+}
+
+/// What `ledger verify` found: the walk of the chain, the log's root, and the first stored
+/// checkpoint that is not a valid signed checkpoint of this log.
+#[derive(Debug)]
+pub struct LedgerAudit {
+    /// The walk of the chain (with the stored checkpoints' sizes and roots checked against the
+    /// recomputed tree).
+    pub report: LedgerReport,
+    /// The transparency log's root over every record, when the chain is intact.
+    pub log_root: Option<Digest>,
+    /// The first stored checkpoint (by size) whose note does not verify, when the chain is intact.
+    pub checkpoint_failure: Option<ExecutionError>,
+}
+
+impl LedgerAudit {
+    /// Whether neither the chain nor any stored checkpoint is broken.
+    pub fn is_intact(&self) -> bool {
+        self.report.is_intact() && self.checkpoint_failure.is_none()
+    }
+}
+
+/// Verifies `snapshot`: the chain and the stored checkpoints' sizes and roots
+/// ([`verify_ledger_snapshot`]), then — with `history`, the trust-root chain — every stored
+/// checkpoint's note: signed by a threshold of the `log` role of some version of the chain
+/// (cosignatures are not required), of that role's origin, and saying the size and root it is
+/// stored under (`runtime.stored_checkpoint_invalid` otherwise). The roots all being the
+/// recomputed tree's makes every checkpoint consistent with every earlier one.
+pub fn audit_ledger(
+    snapshot: LedgerSnapshot,
+    history: Option<&VerifiedTrustHistory>,
+) -> LedgerAudit {
+    let report = verify_ledger_snapshot(&snapshot);
+    if !report.is_intact() {
+        return LedgerAudit {
+            report,
+            log_root: None,
+            checkpoint_failure: None,
+        };
+    }
+    let checkpoints = snapshot.checkpoints.clone();
+    let log_root = LedgerLog::from_snapshot(snapshot)
+        .ok()
+        .map(|log| log.root());
+    let checkpoint_failure = history.and_then(|history| {
+        checkpoints
+            .iter()
+            .find_map(|stored| check_stored_note(stored, history).err())
+    });
+    LedgerAudit {
+        report,
+        log_root,
+        checkpoint_failure,
+    }
+}
+
+/// Checks one stored checkpoint's note against the log roles of `history`, newest first.
+fn check_stored_note(
+    stored: &StoredCheckpoint,
+    history: &VerifiedTrustHistory,
+) -> Result<(), ExecutionError> {
+    let invalid = |reason: String| ExecutionError::StoredCheckpointInvalid {
+        size: stored.size,
+        reason,
+    };
+    let mut last_refusal = None;
+    let roles = history
+        .versions()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .filter_map(VerifiedTrustRoot::log);
+    for role in roles {
+        match role
+            .verifier()
+            .log_only()
+            .open_checkpoint(stored.note.as_bytes())
+        {
+            Ok(verified) => {
+                let head = verified.checkpoint();
+                if (head.size(), head.root()) != (stored.size, stored.root) {
+                    return Err(invalid(format!(
+                        "its note says size {} and another root than it is stored under",
+                        head.size()
+                    )));
+                }
+                return Ok(());
+            }
+            Err(error) => last_refusal = Some(error),
+        }
+    }
+    Err(invalid(match last_refusal {
+        Some(error) => format!("[{}] {error}", error.code()),
+        None => "the trust-root chain names no transparency log".to_owned(),
+    }))
+}

@@ -1,0 +1,203 @@
+//! The sequencer driver: executions are readable at once and enter the log in batches; runs sign and store checkpoints with a `log` key; proofs come from stored checkpoints; `audit_ledger` refuses a tampered stored checkpoint.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use parmana_runtime::canon::{Digest, ExecutionId, Timestamp};
+use parmana_runtime::replay::{MemoryReplayStore, ReplayStore, StoredCheckpoint};
+use parmana_runtime::trust::{LocalSigningKey, LogSpec};
+use parmana_runtime::{
+    ExecutionRequest, ExecutionStatus, LogSequencer, LogSigning, Runtime, audit_ledger,
+    latest_log_checkpoint, load_trust_history, prove_execution, verify_attestation_proof,
+};
+use parmana_testkit::{FixtureEnvironment, fixed_clock};
+
+const SIGNALS: &str =
+    r#"{"claim_amount": 1200, "vip_customer": false, "country": "DE", "policy_age_days": 400}"#;
+const ORIGIN: &str = "log.example/parmana";
+
+/// A fixture environment rotated to a version whose log role holds `root-1`, and a runtime on
+/// a memory store.
+fn setup() -> (FixtureEnvironment, Runtime, LocalSigningKey) {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let log_key = fixture.key("root-1").unwrap();
+    fixture
+        .rotate_with_log(
+            LogSpec {
+                origin: ORIGIN.to_owned(),
+                keys: vec![log_key.public_key()],
+                threshold: 1,
+                witnesses: vec![],
+                witness_threshold: 0,
+            },
+            Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
+        )
+        .unwrap();
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.attestation_signer().unwrap())
+        .store(MemoryReplayStore::new())
+        .clock(fixed_clock())
+        .build()
+        .unwrap();
+    (fixture, runtime, log_key)
+}
+
+fn execute(runtime: &Runtime, id: &str) -> Vec<u8> {
+    let request = ExecutionRequest::parse(id, "claims-approval@1.0.0", SIGNALS).unwrap();
+    runtime.execute(&request).unwrap().into_envelope()
+}
+
+fn id(text: &str) -> ExecutionId {
+    ExecutionId::parse(text).unwrap()
+}
+
+#[test]
+fn executions_enter_the_log_in_batches_with_stored_checkpoints() {
+    let (fixture, runtime, log_key) = setup();
+    let environment = runtime.environment();
+    let signing = LogSigning {
+        trust_root: environment.trust_root(),
+        signer: &log_key,
+    };
+    let store = runtime.store();
+    let first = execute(&runtime, "seq-1");
+    // Read back at once, before it is sequenced; not provable yet.
+    assert!(matches!(
+        runtime.attestation(&id("seq-1")).unwrap(),
+        ExecutionStatus::Completed(ref bytes) if *bytes == first
+    ));
+    assert_eq!(
+        latest_log_checkpoint(store).unwrap_err().code(),
+        "runtime.no_checkpoint"
+    );
+    let signed = store_a_checkpoint_of_nothing(store, signing);
+    assert_eq!(
+        prove_execution(
+            store,
+            environment.trust_root(),
+            &id("seq-1"),
+            Some(signed.as_bytes())
+        )
+        .unwrap_err()
+        .code(),
+        "runtime.not_yet_sequenced"
+    );
+
+    let sequencer = LogSequencer::new(2);
+    for name in ["seq-2", "seq-3"] {
+        execute(&runtime, name);
+    }
+    // Batches of two: the marks record of the first claim is already at position 0.
+    let report = sequencer.run(store, Some(signing)).unwrap();
+    let positions: Vec<(u64, &str)> = report
+        .integrated
+        .iter()
+        .map(|e| (e.position, e.execution_id.as_str()))
+        .collect();
+    assert_eq!(positions, [(1, "seq-1"), (2, "seq-2")]);
+    let checkpoint = report.checkpoint.clone().unwrap();
+    assert_eq!((report.size, checkpoint.size), (3, 3));
+    let report = sequencer.run(store, Some(signing)).unwrap();
+    assert_eq!(report.integrated.len(), 1);
+    assert_eq!(report.checkpoint.as_ref().unwrap().size, 4);
+    // Nothing new: no run signs a second checkpoint of the same size.
+    let idle = sequencer.run(store, Some(signing)).unwrap();
+    assert_eq!((idle.integrated.len(), idle.checkpoint), (0, None));
+
+    // A proof against the newest stored checkpoint verifies offline.
+    let proof = prove_execution(store, environment.trust_root(), &id("seq-1"), None).unwrap();
+    let history = load_trust_history(
+        &fixture.root().join("trust/root.pub"),
+        &fixture.root().join("trust/trust-root.json"),
+    )
+    .unwrap();
+    let included = verify_attestation_proof(&first, proof.to_text().as_bytes(), &history).unwrap();
+    assert_eq!(included.index(), 1);
+
+    // The audit checks every stored checkpoint's signature and root.
+    let audit = audit_ledger(store.ledger_snapshot().unwrap(), Some(&history));
+    assert!(audit.is_intact(), "{audit:?}");
+    assert_eq!(audit.report.checkpoints, 2);
+    let mut snapshot = store.ledger_snapshot().unwrap();
+    snapshot.checkpoints[0].note = snapshot.checkpoints[0].note.replacen('3', "2", 1);
+    let audit = audit_ledger(snapshot, Some(&history));
+    let failure = audit.checkpoint_failure.expect("an edited note is refused");
+    assert_eq!(failure.code(), "runtime.stored_checkpoint_invalid");
+    assert!(failure.to_string().contains("size 3"), "{failure}");
+    // A note signed by a key outside every log role is refused too.
+    let mut snapshot = store.ledger_snapshot().unwrap();
+    let forged = LogSigning {
+        trust_root: environment.trust_root(),
+        signer: &fixture.key("root-2").unwrap(),
+    };
+    snapshot.checkpoints[1].note = forged_note(&snapshot.checkpoints[1], forged);
+    let failure = audit_ledger(snapshot, Some(&history))
+        .checkpoint_failure
+        .unwrap();
+    assert_eq!(failure.code(), "runtime.stored_checkpoint_invalid");
+}
+
+/// A checkpoint of the log before any sequencer run (size 1: the marks record of the first
+/// claim), signed with the log key.
+fn store_a_checkpoint_of_nothing(store: &dyn ReplayStore, signing: LogSigning<'_>) -> String {
+    let log = parmana_runtime::replay::ledger_log(store).unwrap();
+    assert_eq!(log.size(), 1, "only the marks record of the first claim");
+    let checkpoint =
+        parmana_runtime::trust::Checkpoint::new(ORIGIN, log.size(), log.root()).unwrap();
+    let origin = parmana_runtime::trust::NoteKeyName::parse(ORIGIN).unwrap();
+    parmana_runtime::trust::sign_checkpoint(&checkpoint, &origin, signing.signer).unwrap()
+}
+
+/// The note of `stored`'s size and root signed by `signing.signer` (whatever its roles).
+fn forged_note(stored: &StoredCheckpoint, signing: LogSigning<'_>) -> String {
+    let checkpoint =
+        parmana_runtime::trust::Checkpoint::new(ORIGIN, stored.size, stored.root).unwrap();
+    let origin = parmana_runtime::trust::NoteKeyName::parse(ORIGIN).unwrap();
+    parmana_runtime::trust::sign_checkpoint(&checkpoint, &origin, signing.signer).unwrap()
+}
+
+#[test]
+fn a_sequencer_refuses_a_key_without_the_log_role_and_an_inconsistent_stored_checkpoint() {
+    let (fixture, runtime, log_key) = setup();
+    let environment = runtime.environment();
+    let store = runtime.store();
+    execute(&runtime, "refused-1");
+    let stranger = fixture.key("root-2").unwrap();
+    let err = LogSequencer::default()
+        .run(
+            store,
+            Some(LogSigning {
+                trust_root: environment.trust_root(),
+                signer: &stranger,
+            }),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "trust.key_lacks_role");
+    // Refused before anything was integrated.
+    assert_eq!(store.ledger_snapshot().unwrap().unsequenced, 1);
+
+    let signing = LogSigning {
+        trust_root: environment.trust_root(),
+        signer: &log_key,
+    };
+    let sequencer = LogSequencer::default();
+    let report = sequencer.run(store, Some(signing)).unwrap();
+    assert_eq!(report.checkpoint.unwrap().size, 2);
+
+    // A stored checkpoint that does not commit to the log (written behind the driver's back at
+    // the size the next run reaches): the driver never signs past it.
+    execute(&runtime, "refused-2");
+    store
+        .store_checkpoint(&StoredCheckpoint {
+            size: 3,
+            root: Digest::of(b"another history"),
+            note: String::new(),
+        })
+        .unwrap();
+    let err = sequencer.run(store, Some(signing)).unwrap_err();
+    assert_eq!(err.code(), "trust.tlog_inconsistent");
+    // A fresh driver reads the whole ledger, whose verification refuses the checkpoint too.
+    let err = LogSequencer::default()
+        .run(store, Some(signing))
+        .unwrap_err();
+    assert_eq!(err.code(), "replay.ledger_broken");
+    assert!(err.to_string().contains("checkpoint of size 3"), "{err}");
+}
