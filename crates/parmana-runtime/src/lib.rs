@@ -27,8 +27,8 @@ pub use environment::{
 pub use error::{ErrorClass, ExecutionError};
 pub use execute::{Attestation, RecoveryReport, execute_from_signals, recover};
 pub use log::{
-    LogConsistency, log_consistency, prove_execution, sign_log_checkpoint,
-    verify_attestation_proof, witness_checkpoint,
+    AttestationProofVerifier, LogConsistency, log_consistency, prove_execution,
+    sign_log_checkpoint, verify_attestation_proof, witness_checkpoint,
 };
 pub use request::{
     ExecutionRequest, MAX_SIGNALS_JSON_BYTES, Signals, new_execution_id, parse_execution_id,
@@ -41,7 +41,7 @@ pub use runtime::{
 pub use store::{StoreOpen, open_store};
 pub use verify::{
     load_bundle, load_trust_history, load_trust_root, verify_attestation,
-    verify_attestation_in_history,
+    verify_attestation_in_history, verify_attestation_with_log,
 };
 
 /// The name of this runtime, recorded in every attestation.
@@ -89,9 +89,11 @@ pub mod trust {
     };
     /// The transparency log's signed formats (`docs/transparency-log.md`).
     pub use parmana_trust::{
-        Checkpoint, Cosignature, CosignerKey, LogRole, LogSpec, LogVerifier, MAX_TLOG_PROOF_BYTES,
-        NoteKeyName, NoteVerifierKey, TlogProof, VerifiedCheckpoint, VerifiedInclusion,
-        cosign_checkpoint, cosign_note, tlog_hash_text, verify_cosignatures, verify_tlog_proof,
+        CHECKPOINT_CACHE_CAPACITY, Checkpoint, CheckpointCache, Cosignature, CosignerKey, LogRole,
+        LogSpec, LogVerifier, MAX_REVOCATION_REASON_CHARS, MAX_TLOG_PROOF_BYTES, NoteKeyName,
+        NoteVerifierKey, Revocation, RevocationSpec, TlogProof, VerifiedCheckpoint,
+        VerifiedInclusion, cosign_checkpoint, cosign_note, tlog_hash_text, verify_cosignatures,
+        verify_tlog_proof, verify_tlog_proof_cached,
     };
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use parmana_canon::{Digest, Timestamp};
 
 use crate::trust_root::{TRUST_ROOT_TYPE, claimed_version, verify_first, verify_next};
-use crate::{PublicKey, TrustError, VerifiedTrustRoot};
+use crate::{KeyId, PublicKey, Revocation, TrustError, VerifiedTrustRoot};
 
 /// The name of the current trust-root file in a trust directory.
 pub const TRUST_ROOT_FILE: &str = "trust-root.json";
@@ -63,6 +63,16 @@ impl VerifiedTrustHistory {
     pub fn find(&self, version: u64, digest: &Digest) -> Option<&VerifiedTrustRoot> {
         self.version(version)
             .filter(|root| root.digest() == *digest)
+    }
+
+    /// Every revocation of `keyid` that a version of the chain lists, oldest version first. A
+    /// key revoked once stays revoked: a later version that no longer lists the revocation does
+    /// not lift it, and each revocation listed must admit an attestation of the key.
+    pub fn revocations_of(&self, keyid: KeyId) -> impl Iterator<Item = &Revocation> {
+        self.versions()
+            .filter_map(VerifiedTrustRoot::log)
+            .flat_map(|log| log.revocations())
+            .filter(move |revocation| *revocation.keyid() == keyid)
     }
 
     /// The newest version as the trust root in force: refused when it has expired at `now`

@@ -8,7 +8,10 @@ mod cosignature;
 mod note;
 mod proof;
 
-pub use checkpoint::{Checkpoint, LogVerifier, VerifiedCheckpoint, sign_checkpoint};
+pub use checkpoint::{
+    CHECKPOINT_CACHE_CAPACITY, Checkpoint, CheckpointCache, LogVerifier, VerifiedCheckpoint,
+    sign_checkpoint,
+};
 pub use cosignature::{Cosignature, CosignerKey, cosign_checkpoint, verify_cosignatures};
 pub use note::{
     MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, Note, NoteKeyName, NoteSignature, NoteVerifierKey,
@@ -16,5 +19,5 @@ pub use note::{
 };
 pub use proof::{
     MAX_TLOG_PROOF_BYTES, TLOG_PROOF_HEADER, TlogProof, VerifiedInclusion, tlog_hash_text,
-    verify_tlog_proof,
+    verify_tlog_proof, verify_tlog_proof_cached,
 };
