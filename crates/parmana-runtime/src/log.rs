@@ -210,6 +210,12 @@ impl AttestationProofVerifier {
         })
     }
 
+    /// How many distinct checkpoints this verifier has verified and remembers (at most
+    /// `CHECKPOINT_CACHE_CAPACITY`).
+    pub fn cached_checkpoints(&self) -> usize {
+        self.checkpoints.len()
+    }
+
     /// Verifies that the attestation `envelope` is in the log: the proof file `proof` carries a
     /// log entry (its extra data) that records this envelope (its digest) at the proof's index
     /// (`runtime.proof_entry_mismatch` otherwise), and that entry is included in a checkpoint
