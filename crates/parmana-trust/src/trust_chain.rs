@@ -119,11 +119,44 @@ pub fn verify_trust_history(
     };
     let mut older = Vec::with_capacity(rest.len());
     let mut newest = verify_first(pinned_root_key, first)?;
+    let mut revoked = BTreeMap::new();
+    check_not_revoked(&newest, &mut revoked)?;
     for bytes in rest {
         let next = verify_next(&newest, bytes)?;
+        check_not_revoked(&next, &mut revoked)?;
         older.push(std::mem::replace(&mut newest, next));
     }
     Ok(VerifiedTrustHistory { older, newest })
+}
+
+/// Refuses a version whose `attestation` role holds a key that an earlier version revoked (a
+/// revocation stays in force, so that key's attestations could never verify), then adds the
+/// version's own revocations to `revoked` (key → the version revoking it).
+fn check_not_revoked(
+    version: &VerifiedTrustRoot,
+    revoked: &mut BTreeMap<KeyId, u64>,
+) -> Result<(), TrustError> {
+    for keyid in version.role_key_ids(crate::Role::Attestation) {
+        if let Some(by) = revoked.get(&keyid) {
+            return Err(TrustError::malformed(
+                TRUST_ROOT_TYPE,
+                format!(
+                    "version {} gives the attestation role to key {keyid}, which version {by} revoked",
+                    version.version()
+                ),
+            ));
+        }
+    }
+    for revocation in version
+        .log()
+        .map(|log| log.revocations())
+        .unwrap_or_default()
+    {
+        revoked
+            .entry(*revocation.keyid())
+            .or_insert(revocation.version());
+    }
+    Ok(())
 }
 
 /// Verifies a trust-root chain (see [`verify_trust_history`]) and returns its newest version as

@@ -507,6 +507,24 @@ fn malformed_revocations_are_refused() {
         )])),
         Ok(())
     );
+    // A later version may not give the attestation role back to a key an earlier one revoked
+    // (even without listing the revocation again): the whole chain is refused.
+    let mut bytes = chain(false);
+    let history = verify_trust_history(&pinned(), &bytes).unwrap();
+    bytes.push(
+        rotate_trust_root(
+            history.newest(),
+            &spec(&revoked_key(), log_spec(vec![])),
+            &[&root],
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        verify_trust_history(&pinned(), &bytes)
+            .map(|_| ())
+            .map_err(|e| e.code()),
+        Err("trust.malformed")
+    );
 }
 
 #[test]

@@ -252,6 +252,34 @@ fn attestations_of_a_revoked_key_stand_only_when_logged_before_the_revocation() 
         with_proof.transcript()
     );
 
+    // A later rotation may not give the attestation role back to the revoked key — not even
+    // one naming another log, which carries no revocation: the revocation of version 4 stays in
+    // force, and the chain with such a version is refused before it is written.
+    let before = std::fs::read(d.join("trust/trust-root.json")).unwrap();
+    let back = run(
+        d,
+        &fixture_rotate(
+            "trust/keys/root-2.pem",
+            &[
+                "--attestation-key",
+                "trust/keys/attestation.pub",
+                "--log-origin",
+                "other.example/log",
+                "--log-key",
+                "trust/keys/root-1.pub",
+                "--expires",
+                "2036-01-01T00:00:00Z",
+                "--now",
+                NOW,
+            ],
+        ),
+    );
+    assert_eq!(code(&back), "trust.malformed", "{}", back.transcript());
+    assert_ne!(back.code, 0);
+    assert_eq!(
+        std::fs::read(d.join("trust/trust-root.json")).unwrap(),
+        before
+    );
     // A later rotation without --revoke carries the revocation; the verdicts are unchanged.
     let carried = rotate(d, new_key, &[]);
     assert_eq!(carried.code, 0, "{}", carried.transcript());
