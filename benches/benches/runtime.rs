@@ -1,4 +1,4 @@
-//! Runtime rows: Ed25519 floors, JCS + SHA-256, end-to-end execute (memory store), verify (one and a batch of 64), durable execute on SQLite and PostgreSQL, and `execute --batch` on durable SQLite at `--jobs` 1 and 8.
+//! Runtime rows: Ed25519 floors, JCS + SHA-256, end-to-end execute (memory store), verify (one and a batch of 64, and one with its transparency-log proof), durable execute on SQLite and PostgreSQL, and `execute --batch` on durable SQLite at `--jobs` 1 and 8.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code: a failed unwrap is a failed run
 
@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parmana_runtime::canon::{Digest, to_canonical_vec};
+use parmana_runtime::replay::ExecutionId;
 use parmana_runtime::replay::{
     MemoryReplayStore, PostgresOptions, PostgresReplayStore, ReplayStore, SqliteReplayStore,
 };
-use parmana_runtime::trust::{LocalSigningKey, Signer, verify_attestations};
+use parmana_runtime::trust::{LocalSigningKey, LogSpec, Signer, verify_attestations};
 use parmana_runtime::{
-    BatchOptions, BatchReader, ExecutionRequest, FixedClock, Runtime, RuntimeEnvironment,
-    RuntimeEnvironmentConfig, execute_from_signals, run_batch, verify_attestation,
+    AttestationProofVerifier, BatchOptions, BatchReader, ExecutionRequest, FixedClock, Runtime,
+    RuntimeEnvironment, RuntimeEnvironmentConfig, execute_from_signals, prove_execution, run_batch,
+    sign_log_checkpoint, verify_attestation,
 };
 
 const SIGNALS: &[u8] =
@@ -128,6 +130,81 @@ fn primitives_and_memory(c: &mut Criterion) {
 
 /// Attestations per `runtime/verify_batch` iteration.
 const VERIFY_BATCH: u64 = 64;
+
+/// Entries of the log `runtime/verify_proof` proves in (so that its proof has ⌈log2⌉ = 10
+/// hashes, like a real log's).
+const PROOF_LOG_ENTRIES: usize = 1_000;
+
+/// `verify --proof` against plain verify, in the group of `runtime/verify`: a fixture chain
+/// rotated to a version naming a log, [`PROOF_LOG_ENTRIES`] executions in a memory store, one
+/// signed checkpoint, and the proof of an execution in the middle. `verify_proof` is plain
+/// `verify_attestation` plus the proof checked by one [`AttestationProofVerifier`] kept across
+/// iterations — the checkpoint's signature verified once and amortised, as for a batch of
+/// proofs against one checkpoint; `verify_proof_cold` makes a new verifier each time (one more
+/// Ed25519 verification, the checkpoint's).
+fn verify_with_proof(c: &mut Criterion) {
+    let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
+    let log_key = LocalSigningKey::from_seed(&[30; 32]);
+    let log = LogSpec {
+        origin: "log.example/parmana".to_owned(),
+        keys: vec![log_key.public_key()],
+        threshold: 1,
+        witnesses: vec![],
+        witness_threshold: 0,
+        revocations: vec![],
+    };
+    let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
+    fixture.rotate_with_log(log, expires).unwrap();
+    let environment = fixture.load().unwrap();
+    let signer = fixture.attestation_signer().unwrap();
+    let store = MemoryReplayStore::new();
+    let clock = FixedClock(parmana_testkit::now());
+    let mut envelopes = Vec::with_capacity(PROOF_LOG_ENTRIES);
+    for i in 0..PROOF_LOG_ENTRIES {
+        let request =
+            ExecutionRequest::parse(&format!("proof-{i}"), "claims-approval@1.0.0", SIGNALS)
+                .unwrap();
+        let attestation =
+            execute_from_signals(&request, &signer, &store, &environment, &clock).unwrap();
+        envelopes.push(attestation.into_envelope());
+    }
+    let checkpoint = sign_log_checkpoint(&store, environment.trust_root(), &log_key).unwrap();
+    let middle = PROOF_LOG_ENTRIES / 2;
+    let id: ExecutionId = format!("proof-{middle}").parse().unwrap();
+    let proof = prove_execution(
+        &store,
+        environment.trust_root(),
+        &id,
+        Some(checkpoint.as_bytes()),
+    )
+    .unwrap()
+    .to_text()
+    .into_bytes();
+    let envelope = &envelopes[middle];
+    let history = environment.trust_history();
+    let mut verifier = AttestationProofVerifier::new(history).unwrap();
+
+    let mut group = c.benchmark_group("runtime");
+    group.bench_function("verify_proof", |b| {
+        b.iter(|| {
+            let report =
+                verify_attestation(black_box(envelope), environment.trust_root(), None, None);
+            let inclusion = verifier.verify(black_box(envelope), black_box(&proof));
+            assert!(report.is_valid() && inclusion.is_ok());
+        })
+    });
+    group.bench_function("verify_proof_cold", |b| {
+        b.iter(|| {
+            let report =
+                verify_attestation(black_box(envelope), environment.trust_root(), None, None);
+            let inclusion = AttestationProofVerifier::new(history)
+                .unwrap()
+                .verify(black_box(envelope), black_box(&proof));
+            assert!(report.is_valid() && inclusion.is_ok());
+        })
+    });
+    group.finish();
+}
 
 /// Durable executions per second with `callers` threads sharing one store.
 fn durable(c: &mut Criterion, backend: &str, store: Arc<dyn ReplayStore>) {
@@ -241,6 +318,7 @@ fn durable_postgres(c: &mut Criterion) {
 criterion_group!(
     benches,
     primitives_and_memory,
+    verify_with_proof,
     durable_sqlite,
     batch_sqlite,
     durable_postgres

@@ -24,6 +24,7 @@ use crate::common::{
 use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
+use crate::revoke::RevokeArgs;
 
 // ---------------------------------------------------------------------------------------------
 // keygen
@@ -189,6 +190,8 @@ impl RoleKeyArgs {
                             (0, 1..) => 1,
                             (threshold, _) => threshold,
                         },
+                        // Filled by `trust rotate` (see `revoke.rs`).
+                        revocations: Vec::new(),
                     })
                 }
                 None => None,
@@ -284,6 +287,8 @@ pub(crate) struct TrustRotateArgs {
     /// A private key that signs the new version: the current version's root keys (repeatable).
     #[arg(long, value_name = "FILE")]
     sign_with: Vec<PathBuf>,
+    #[command(flatten)]
+    revoke: RevokeArgs,
     /// The pinned root key and the current trust root (rewritten in place; the old version
     /// moves to `trust-root.d/`).
     #[command(flatten)]
@@ -343,12 +348,16 @@ fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
 
 fn trust_rotate(args: &TrustRotateArgs) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
-    let (spec, mut signers) = args.roles.checked_spec(&deployment, &args.clock)?;
+    let (mut spec, mut signers) = args.roles.checked_spec(&deployment, &args.clock)?;
     let paths = args.trust.resolve(&deployment);
     // Each --sign-with key must be a root key of the version in force: say which ones are.
     let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
         .map_err(|e| Failure::execution(&e))?;
     let current = history.newest();
+    let revocations = args.revoke.revocations(current, spec.log.as_ref())?;
+    if let Some(log) = spec.log.as_mut() {
+        log.revocations = revocations;
+    }
     for path in &args.sign_with {
         let key = read_private_key(path)?;
         check_signer_role(current, &key.key_id(), Role::Root).map_err(|e| {

@@ -14,6 +14,7 @@ mod log_cmd;
 mod policy_cmd;
 mod recover_cmd;
 mod report;
+mod revoke;
 mod serve_cmd;
 mod show_cmd;
 mod store;

@@ -9,8 +9,8 @@ use parmana_runtime::trust::{
     decode_attestation_statement, tlog_hash_text,
 };
 use parmana_runtime::{
-    ExecutionError, load_bundle, load_trust_history, verify_attestation_in_history,
-    verify_attestation_proof,
+    ExecutionError, load_bundle, load_trust_history, verify_attestation_proof,
+    verify_attestation_with_log,
 };
 
 use crate::common::{ClockArgs, TrustRootArgs, read_bounded, read_signals};
@@ -28,16 +28,18 @@ verified chain's), fingerprint (recomputed over the predicate), executed_at (bef
 version's expiry, and at most 5 minutes after --now), current_trust (whether that version is
 superseded and whether the newest version still trusts the signing keys; fails only with
 --require-current-trust), and when asked bundle_digest (--policy-bundle) and signals_digest
-(--signals, or signals embedded in the attestation). The attestation is valid only if every
-check passes. --show prints the decoded in-toto statement first (with --format json, as
-\"statement\" in the report).
+(--signals, or signals embedded in the attestation). When a key that signed the attestation is
+revoked as of a checkpoint of the transparency log, a revocation check is added: it passes only
+with --proof, for an attestation whose log entry comes before the revocation. The attestation is
+valid only if every check passes. --show prints the decoded in-toto statement first (with
+--format json, as \"statement\" in the report).
 
 Given JSON Lines (the output of `execute --batch`: more than one line, each a whole attestation
 or a batch error line), every attestation is verified (signatures checked in Ed25519 batches)
 and one line is printed per input line: `line N: valid|NOT VALID (failed checks), execution ID:
 DECISION`, or with --format json `{\"line\",\"valid\",\"checks\",\"predicate\",\"trust\"}`; batch error
 lines are reported as `{\"line\":N,\"skipped\":\"batch error\"}`. Exit 0 only when every attestation
-is valid. --policy-bundle and --signals apply to a single attestation only.
+is valid. --policy-bundle, --signals and --proof apply to a single attestation only.
 
 The whole chain is verified from the pinned root key, without judging any version's expiry at
 --now: an attestation made under version 1 still verifies after rotations and after every
@@ -94,11 +96,12 @@ pub(crate) struct VerifyArgs {
 /// Runs `parmana verify`.
 pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
     let input = verify_lines::read_input(&args.attestation)?;
-    if matches!(input, Input::Lines(_)) && (args.policy_bundle.is_some() || args.signals.is_some())
+    if matches!(input, Input::Lines(_))
+        && (args.policy_bundle.is_some() || args.signals.is_some() || args.proof.is_some())
     {
         return Err(Failure::new(
             "cli.usage",
-            "--policy-bundle and --signals apply to a single attestation, not to JSON Lines",
+            "--policy-bundle, --signals and --proof apply to a single attestation, not to JSON Lines",
             ExitClass::Usage,
         ));
     }
@@ -132,13 +135,6 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         .map(|dir| load_bundle(history.attestation_trust_root(envelope), dir))
         .transpose()
         .map_err(|e| Failure::execution(&e))?;
-    let report = verify_attestation_in_history(
-        envelope,
-        &history,
-        options,
-        bundle.as_ref(),
-        signals.as_ref(),
-    );
     let log = args
         .proof
         .as_deref()
@@ -147,6 +143,16 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
             Ok::<_, Failure>(verify_attestation_proof(envelope, &proof, &history))
         })
         .transpose()?;
+    // The proven log entry orders the attestation against key revocations (trust-model §6.2).
+    let inclusion = log.as_ref().and_then(|log| log.as_ref().ok());
+    let report = verify_attestation_with_log(
+        envelope,
+        &history,
+        options,
+        bundle.as_ref(),
+        signals.as_ref(),
+        inclusion,
+    );
     match format {
         Format::Human => {
             if args.show {

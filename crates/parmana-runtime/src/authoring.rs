@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use parmana_canon::{PolicyRef, Timestamp};
 use parmana_trust::{
     BUNDLE_MANIFEST_FILE, BundleFiles, ReleaseManifestSpec, Role, Signer, TRUST_ROOT_CHAIN_DIR,
-    TrustRootSpec, VerifiedTrustRoot, check_signer_role, load_trust_chain, rotate_trust_root,
-    sign_bundle, sign_release_manifest, verify_bundle, verify_release_manifest,
+    TrustRootSpec, VerifiedTrustRoot, check_signer_role, read_public_key_file, read_trust_chain,
+    rotate_trust_root, sign_bundle, sign_release_manifest, verify_bundle, verify_release_manifest,
+    verify_trust_history,
 };
 
 use crate::ExecutionError;
@@ -25,7 +26,7 @@ pub struct Rotation {
 
 /// Rotates the trust root at `trust_root` to the next version: verifies the current chain from
 /// `pinned_key` at `now`, signs the new version with `signers` (a threshold of the current
-/// version's root keys and of the new version's), keeps the current version as
+/// version's root keys and of the new version's), checks that the chain with it verifies, keeps the current version as
 /// `trust-root.d/<N>.json` beside it (never overwriting an archived version that differs), then
 /// replaces `trust_root` with the new version.
 pub fn rotate_trust_root_file(
@@ -35,9 +36,15 @@ pub fn rotate_trust_root_file(
     signers: &[&dyn Signer],
     now: Timestamp,
 ) -> Result<Rotation, ExecutionError> {
-    let previous = load_trust_chain(pinned_key, trust_root, now, None)?;
+    let pinned = read_public_key_file(pinned_key)?;
+    let mut chain = read_trust_chain(trust_root)?;
+    let previous = verify_trust_history(&pinned, &chain)?.current(now, None)?;
     let current_bytes = read_file(trust_root)?;
     let bytes = rotate_trust_root(&previous, spec, signers)?;
+    // The whole chain with the new version must verify (a version may not, for example, give
+    // the attestation role back to a key an older version revoked).
+    chain.push(bytes.clone());
+    verify_trust_history(&pinned, &chain)?;
     let chain_dir = trust_root
         .parent()
         .unwrap_or_else(|| Path::new("."))

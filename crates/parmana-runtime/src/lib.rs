@@ -29,8 +29,8 @@ pub use environment::{
 pub use error::{ErrorClass, ExecutionError};
 pub use execute::{Attestation, RecoveryReport, execute_from_signals, recover};
 pub use log::{
-    LogConsistency, LogSnapshot, latest_log_checkpoint, log_consistency, prove_execution, read_log,
-    sign_log_checkpoint, verify_attestation_proof, witness_checkpoint,
+    AttestationProofVerifier, LogConsistency, LogSnapshot, latest_log_checkpoint, log_consistency,
+    prove_execution, read_log, sign_log_checkpoint, verify_attestation_proof, witness_checkpoint,
 };
 pub use request::{
     ExecutionRequest, MAX_SIGNALS_JSON_BYTES, Signals, new_execution_id, parse_execution_id,
@@ -47,7 +47,7 @@ pub use sequencer::{
 pub use store::{StoreOpen, open_store};
 pub use verify::{
     load_bundle, load_trust_history, load_trust_root, verify_attestation,
-    verify_attestation_in_history,
+    verify_attestation_in_history, verify_attestation_with_log,
 };
 pub use witness::{
     WitnessCosigned, add_cosignatures, witness_add_checkpoint, witness_request, witness_state_size,
@@ -87,10 +87,12 @@ pub mod policy {
 pub mod trust {
     /// The transparency log's signed formats (`docs/transparency-log.md`).
     pub use parmana_trust::{
-        AddCheckpoint, Checkpoint, Cosignature, CosignerKey, LogRole, LogSpec, LogVerifier,
-        MAX_ADD_CHECKPOINT_BYTES, MAX_NOTE_BYTES, MAX_TLOG_PROOF_BYTES, Note, NoteKeyName,
-        NoteVerifierKey, TlogProof, VerifiedCheckpoint, VerifiedInclusion, cosign_checkpoint,
-        cosign_note, sign_checkpoint, tlog_hash_text, verify_cosignatures, verify_tlog_proof,
+        AddCheckpoint, CHECKPOINT_CACHE_CAPACITY, Checkpoint, CheckpointCache, Cosignature,
+        CosignerKey, LogRole, LogSpec, LogVerifier, MAX_ADD_CHECKPOINT_BYTES, MAX_NOTE_BYTES,
+        MAX_REVOCATION_REASON_CHARS, MAX_TLOG_PROOF_BYTES, Note, NoteKeyName, NoteVerifierKey,
+        Revocation, RevocationSpec, TlogProof, VerifiedCheckpoint, VerifiedInclusion,
+        cosign_checkpoint, cosign_note, sign_checkpoint, tlog_hash_text, verify_cosignatures,
+        verify_tlog_proof, verify_tlog_proof_cached,
     };
     pub use parmana_trust::{
         AttestationCheck, AttestationCheckKind, AttestationReport, BUNDLE_MANIFEST_FILE,

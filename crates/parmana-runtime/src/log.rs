@@ -7,8 +7,9 @@ use parmana_replay::{
     ledger_log,
 };
 use parmana_trust::{
-    LogRole, NoteKeyName, Signer, TlogProof, TrustError, VerifiedCheckpoint, VerifiedInclusion,
-    VerifiedTrustHistory, VerifiedTrustRoot, cosign_checkpoint,
+    CheckpointCache, LogRole, NoteKeyName, Signer, TlogProof, TrustError, VerifiedCheckpoint,
+    VerifiedInclusion, VerifiedTrustHistory, VerifiedTrustRoot, cosign_checkpoint,
+    verify_tlog_proof_cached,
 };
 
 use crate::ExecutionError;
@@ -326,32 +327,74 @@ pub fn witness_checkpoint(
     Ok(cosign_checkpoint(&note, name, signer, timestamp)?)
 }
 
+/// Verifies offline that attestations are in the transparency log, checking each distinct
+/// checkpoint's signatures once: a batch of proofs against one checkpoint costs one note
+/// verification and, per proof, a few hashes.
+///
+/// Built from the `log` role of the newest trust-root version of a verified history; each
+/// [`verify`](Self::verify) is [`verify_attestation_proof`].
+#[derive(Debug, Clone)]
+pub struct AttestationProofVerifier {
+    checkpoints: CheckpointCache,
+}
+
+impl AttestationProofVerifier {
+    /// The verifier of proofs against checkpoints of the log of `history`'s newest version
+    /// (`runtime.no_transparency_log` when it names none).
+    pub fn new(history: &VerifiedTrustHistory) -> Result<Self, ExecutionError> {
+        let role = log_role(history.newest())?;
+        Ok(Self {
+            checkpoints: CheckpointCache::new(role.verifier()),
+        })
+    }
+
+    /// How many distinct checkpoints this verifier has verified and remembers (at most
+    /// `CHECKPOINT_CACHE_CAPACITY`).
+    pub fn cached_checkpoints(&self) -> usize {
+        self.checkpoints.len()
+    }
+
+    /// Verifies that the attestation `envelope` is in the log: the proof file `proof` carries a
+    /// log entry (its extra data) that records this envelope (its digest) at the proof's index
+    /// (`runtime.proof_entry_mismatch` otherwise), and that entry is included in a checkpoint
+    /// signed by a threshold of the log's keys, and cosigned by its witnesses when the role
+    /// requires them (`trust.tlog_not_included`, `trust.threshold_not_met`, …).
+    pub fn verify(
+        &mut self,
+        envelope: &[u8],
+        proof: &[u8],
+    ) -> Result<VerifiedInclusion, ExecutionError> {
+        let proof = TlogProof::parse(proof)?;
+        let mismatch = |what: &'static str| ExecutionError::ProofEntryMismatch { what };
+        let entry = proof
+            .extra()
+            .ok_or(mismatch("entry (the proof carries none)"))?;
+        let record =
+            ExecutionEntry::read(entry).ok_or(mismatch("entry (not an execution record)"))?;
+        if record.position != proof.index() {
+            return Err(mismatch("position"));
+        }
+        if record.attestation_digest != Digest::of(envelope) {
+            return Err(mismatch("attestation digest"));
+        }
+        Ok(verify_tlog_proof_cached(
+            &proof,
+            entry,
+            &mut self.checkpoints,
+        )?)
+    }
+}
+
 /// Verifies offline that the attestation `envelope` is in the transparency log: the proof file
 /// `proof` carries a log entry (its extra data) that records this envelope (its digest) at the
 /// proof's index (`runtime.proof_entry_mismatch` otherwise), and that entry is included in a
 /// checkpoint signed by a threshold of the `log` role of the newest trust-root version of
-/// `history` (`trust.tlog_not_included`, `trust.threshold_not_met`, …).
+/// `history` (`trust.tlog_not_included`, `trust.threshold_not_met`, …). For many proofs, an
+/// [`AttestationProofVerifier`] checks each distinct checkpoint once.
 pub fn verify_attestation_proof(
     envelope: &[u8],
     proof: &[u8],
     history: &VerifiedTrustHistory,
 ) -> Result<VerifiedInclusion, ExecutionError> {
-    let proof = TlogProof::parse(proof)?;
-    let mismatch = |what: &'static str| ExecutionError::ProofEntryMismatch { what };
-    let entry = proof
-        .extra()
-        .ok_or(mismatch("entry (the proof carries none)"))?;
-    let record = ExecutionEntry::read(entry).ok_or(mismatch("entry (not an execution record)"))?;
-    if record.position != proof.index() {
-        return Err(mismatch("position"));
-    }
-    if record.attestation_digest != Digest::of(envelope) {
-        return Err(mismatch("attestation digest"));
-    }
-    let role = log_role(history.newest())?;
-    Ok(parmana_trust::verify_tlog_proof(
-        &proof,
-        entry,
-        &role.verifier(),
-    )?)
+    AttestationProofVerifier::new(history)?.verify(envelope, proof)
 }

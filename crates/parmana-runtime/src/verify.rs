@@ -4,8 +4,8 @@ use std::path::Path;
 
 use parmana_canon::Timestamp;
 use parmana_trust::{
-    AttestationReport, VerifiedBundle, VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions,
-    load_trust_chain, read_bundle_dir, verify_bundle,
+    AttestationReport, VerifiedBundle, VerifiedInclusion, VerifiedTrustHistory, VerifiedTrustRoot,
+    VerifyOptions, load_trust_chain, read_bundle_dir, verify_bundle,
 };
 use serde_json::Value;
 
@@ -73,4 +73,23 @@ pub fn verify_attestation_in_history(
     signals: Option<&Value>,
 ) -> AttestationReport {
     parmana_trust::verify_attestation_in_history(envelope, history, options, bundle, signals)
+}
+
+/// [`verify_attestation_in_history`] for an attestation whose log entry is proven included:
+/// `inclusion` is what [`verify_attestation_proof`](crate::verify_attestation_proof) (or an
+/// [`AttestationProofVerifier`](crate::AttestationProofVerifier)) returned for **this**
+/// envelope. When a key that signed it is revoked as of a log checkpoint, the report's
+/// `revocation` check passes only when that entry comes before the revocation; without an
+/// inclusion it fails (`trust.key_revoked_unproven`). See `docs/trust-model.md` §6.2.
+pub fn verify_attestation_with_log(
+    envelope: &[u8],
+    history: &VerifiedTrustHistory,
+    options: VerifyOptions,
+    bundle: Option<&VerifiedBundle>,
+    signals: Option<&Value>,
+    inclusion: Option<&VerifiedInclusion>,
+) -> AttestationReport {
+    parmana_trust::verify_attestation_with_log(
+        envelope, history, options, bundle, signals, inclusion,
+    )
 }

@@ -27,6 +27,7 @@ fn setup() -> (FixtureEnvironment, Runtime, LocalSigningKey) {
                 threshold: 1,
                 witnesses: vec![],
                 witness_threshold: 0,
+                revocations: vec![],
             },
             Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
         )

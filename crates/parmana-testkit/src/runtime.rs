@@ -54,7 +54,7 @@ impl FixtureEnvironment {
         threshold: u64,
         expires: Timestamp,
     ) -> Result<Rotation, ExecutionError> {
-        self.rotate(attestation, threshold, expires, None)
+        self.rotate_with(attestation, threshold, expires, None)
     }
 
     /// Rotates this environment's trust root, as [`rotate_trust_root`](Self::rotate_trust_root)
@@ -65,10 +65,13 @@ impl FixtureEnvironment {
         expires: Timestamp,
     ) -> Result<Rotation, ExecutionError> {
         let attestation = self.attestation_signer()?;
-        self.rotate(&[&attestation], 1, expires, Some(log))
+        self.rotate_with(&[&attestation], 1, expires, Some(log))
     }
 
-    fn rotate(
+    /// Rotates this environment's trust root, as [`rotate_trust_root`](Self::rotate_trust_root),
+    /// to a version that names the transparency log `log` when given (its revocations
+    /// included).
+    pub fn rotate_with(
         &self,
         attestation: &[&LocalSigningKey],
         threshold: u64,

@@ -355,6 +355,42 @@ pub enum TrustError {
         /// The newest verified version.
         newest: u64,
     },
+    /// An attestation key was revoked as of a transparency-log checkpoint, and the
+    /// attestation's proven log entry is not before it (a later entry, or another log).
+    #[error(
+        "key {keyid} was revoked by trust root version {version} as of the checkpoint of size {tree_size} of log {origin} ({reason}): {found}"
+    )]
+    KeyRevoked {
+        /// The revoked key.
+        keyid: String,
+        /// The trust-root version listing the revocation.
+        version: u64,
+        /// The log the revocation is ordered in.
+        origin: String,
+        /// Entries below this index stay valid.
+        tree_size: u64,
+        /// Why the key was revoked.
+        reason: String,
+        /// What the attestation's proof showed.
+        found: String,
+    },
+    /// An attestation key was revoked as of a transparency-log checkpoint, and the attestation
+    /// comes without a proof of its log entry: nothing shows it was signed before.
+    #[error(
+        "key {keyid} was revoked by trust root version {version} as of the checkpoint of size {tree_size} of log {origin} ({reason}); without a proof that the attestation's entry is in that log before it (verify --proof), the attestation cannot show it was signed before the revocation"
+    )]
+    KeyRevokedUnproven {
+        /// The revoked key.
+        keyid: String,
+        /// The trust-root version listing the revocation.
+        version: u64,
+        /// The log the revocation is ordered in.
+        origin: String,
+        /// Entries below this index stay valid.
+        tree_size: u64,
+        /// Why the key was revoked.
+        reason: String,
+    },
     /// Reading or writing a file failed.
     #[error("IO error on {path}: {message}")]
     Io {
@@ -484,6 +520,8 @@ impl TrustError {
             Self::ExecutedInFuture { .. } => "trust.executed_in_future",
             Self::Superseded { .. } => "trust.superseded",
             Self::KeyNoLongerTrusted { .. } => "trust.key_no_longer_trusted",
+            Self::KeyRevoked { .. } => "trust.key_revoked",
+            Self::KeyRevokedUnproven { .. } => "trust.key_revoked_unproven",
             Self::Io { .. } => "trust.io",
             Self::NoteMalformed { .. } => "trust.note_malformed",
             Self::NoteKeyInvalid { .. } => "trust.note_key_invalid",

@@ -55,6 +55,7 @@ mod error;
 mod keys;
 mod legacy;
 mod release;
+mod revocation;
 mod tlog;
 mod trust_chain;
 mod trust_root;
@@ -64,7 +65,8 @@ pub use attestation::{
     EXECUTED_AT_TOLERANCE_SECONDS, EvaluatorRef, ExecutionPredicate, MAX_ENVELOPE_BYTES,
     PreparedAttestation, RuntimeRef, SigningKeyStanding, TrustStanding, VerifyOptions,
     build_attestation, decode_attestation_statement, prepare_attestation, verify_attestation,
-    verify_attestation_in_history, verify_attestations, verify_attestations_in_history,
+    verify_attestation_in_history, verify_attestation_with_log, verify_attestations,
+    verify_attestations_in_history,
 };
 pub use authoring::check_signer_role;
 pub use bundle::{
@@ -82,12 +84,14 @@ pub use release::{
     RELEASE_MANIFEST_FILE, ReleaseManifestSpec, VerifiedReleaseManifest,
     read_release_manifest_version, sign_release_manifest, verify_release_manifest,
 };
+pub use revocation::{MAX_REVOCATION_REASON_CHARS, Revocation, RevocationSpec};
 pub use tlog::{
-    AddCheckpoint, Checkpoint, Cosignature, CosignerKey, LogVerifier, MAX_ADD_CHECKPOINT_BYTES,
-    MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, MAX_TLOG_PROOF_BYTES, MAX_WITNESS_PROOF_LINES, Note,
-    NoteKeyName, NoteSignature, NoteVerifierKey, TLOG_PROOF_HEADER, TlogProof, VerifiedCheckpoint,
-    VerifiedInclusion, VerifiedNote, cosign_checkpoint, cosign_note, note_key_id, open_note,
-    sign_checkpoint, sign_note, tlog_hash_text, verify_cosignatures, verify_tlog_proof,
+    AddCheckpoint, CHECKPOINT_CACHE_CAPACITY, Checkpoint, CheckpointCache, Cosignature,
+    CosignerKey, LogVerifier, MAX_ADD_CHECKPOINT_BYTES, MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES,
+    MAX_TLOG_PROOF_BYTES, MAX_WITNESS_PROOF_LINES, Note, NoteKeyName, NoteSignature,
+    NoteVerifierKey, TLOG_PROOF_HEADER, TlogProof, VerifiedCheckpoint, VerifiedInclusion,
+    VerifiedNote, cosign_checkpoint, cosign_note, note_key_id, open_note, sign_checkpoint,
+    sign_note, tlog_hash_text, verify_cosignatures, verify_tlog_proof, verify_tlog_proof_cached,
 };
 pub use trust_chain::{
     MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use parmana_canon::{Digest, Timestamp};
 
 use crate::trust_root::{TRUST_ROOT_TYPE, claimed_version, verify_first, verify_next};
-use crate::{PublicKey, TrustError, VerifiedTrustRoot};
+use crate::{KeyId, PublicKey, Revocation, TrustError, VerifiedTrustRoot};
 
 /// The name of the current trust-root file in a trust directory.
 pub const TRUST_ROOT_FILE: &str = "trust-root.json";
@@ -65,6 +65,16 @@ impl VerifiedTrustHistory {
             .filter(|root| root.digest() == *digest)
     }
 
+    /// Every revocation of `keyid` that a version of the chain lists, oldest version first. A
+    /// key revoked once stays revoked: a later version that no longer lists the revocation does
+    /// not lift it, and each revocation listed must admit an attestation of the key.
+    pub fn revocations_of(&self, keyid: KeyId) -> impl Iterator<Item = &Revocation> {
+        self.versions()
+            .filter_map(VerifiedTrustRoot::log)
+            .flat_map(|log| log.revocations())
+            .filter(move |revocation| *revocation.keyid() == keyid)
+    }
+
     /// The newest version as the trust root in force: refused when it has expired at `now`
     /// (`trust.expired`) or is older than `highest_accepted`, the highest version accepted
     /// before (`trust.version_rollback`).
@@ -109,11 +119,44 @@ pub fn verify_trust_history(
     };
     let mut older = Vec::with_capacity(rest.len());
     let mut newest = verify_first(pinned_root_key, first)?;
+    let mut revoked = BTreeMap::new();
+    check_not_revoked(&newest, &mut revoked)?;
     for bytes in rest {
         let next = verify_next(&newest, bytes)?;
+        check_not_revoked(&next, &mut revoked)?;
         older.push(std::mem::replace(&mut newest, next));
     }
     Ok(VerifiedTrustHistory { older, newest })
+}
+
+/// Refuses a version whose `attestation` role holds a key that an earlier version revoked (a
+/// revocation stays in force, so that key's attestations could never verify), then adds the
+/// version's own revocations to `revoked` (key → the version revoking it).
+fn check_not_revoked(
+    version: &VerifiedTrustRoot,
+    revoked: &mut BTreeMap<KeyId, u64>,
+) -> Result<(), TrustError> {
+    for keyid in version.role_key_ids(crate::Role::Attestation) {
+        if let Some(by) = revoked.get(&keyid) {
+            return Err(TrustError::malformed(
+                TRUST_ROOT_TYPE,
+                format!(
+                    "version {} gives the attestation role to key {keyid}, which version {by} revoked",
+                    version.version()
+                ),
+            ));
+        }
+    }
+    for revocation in version
+        .log()
+        .map(|log| log.revocations())
+        .unwrap_or_default()
+    {
+        revoked
+            .entry(*revocation.keyid())
+            .or_insert(revocation.version());
+    }
+    Ok(())
 }
 
 /// Verifies a trust-root chain (see [`verify_trust_history`]) and returns its newest version as

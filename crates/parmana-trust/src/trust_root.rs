@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Envelope, SignatureCheck, sign_document};
 use crate::keys::PublicKeyDocument;
+use crate::revocation::{Revocation, RevocationBody, RevocationSpec, parse_revocations};
 use crate::{
     CosignerKey, KeyId, LogVerifier, NoteKeyName, NoteVerifierKey, PublicKey, Signer, TrustError,
 };
@@ -76,6 +77,9 @@ struct LogBody {
     /// How many distinct witnesses must cosign (omitted when none are required).
     #[serde(default, skip_serializing_if = "is_zero")]
     witness_threshold: u64,
+    /// Attestation keys revoked as of a checkpoint of this log (omitted when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    revocations: Vec<RevocationBody>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -112,6 +116,7 @@ pub struct LogRole {
     threshold: u64,
     witnesses: Vec<CosignerKey>,
     witness_threshold: u64,
+    revocations: Vec<Revocation>,
 }
 
 impl LogRole {
@@ -141,6 +146,11 @@ impl LogRole {
     /// The witnesses whose cosignatures a checkpoint needs, and how many of them.
     pub fn witnesses(&self) -> (&[CosignerKey], u64) {
         (&self.witnesses, self.witness_threshold)
+    }
+
+    /// The attestation keys this version revokes as of checkpoints of this log.
+    pub fn revocations(&self) -> &[Revocation] {
+        &self.revocations
     }
 
     /// What a verifier of this log's checkpoints trusts: the origin, the keys, the threshold,
@@ -337,8 +347,19 @@ fn parse_content(envelope: &Envelope) -> Result<TrustRootContent, TrustError> {
     let log = body
         .log
         .as_ref()
-        .map(|log| parse_log(log, &keys))
+        .map(|log| parse_log(log, &keys, body.version))
         .transpose()?;
+    if let (Some(log), Some(attestation)) = (&log, roles.get(&Role::Attestation))
+        && let Some(revoked) = log
+            .revocations
+            .iter()
+            .find(|r| attestation.keys.contains_key(r.keyid()))
+    {
+        return Err(bad(format!(
+            "key {} is revoked and holds the attestation role in the same version",
+            revoked.keyid()
+        )));
+    }
     Ok(TrustRootContent {
         version: body.version,
         expires: body.expires,
@@ -350,8 +371,12 @@ fn parse_content(envelope: &Envelope) -> Result<TrustRootContent, TrustError> {
 }
 
 /// Reads the `log` role: an origin that is a note key name, keys the trust root lists, each
-/// once, and a threshold between 1 and their number.
-fn parse_log(body: &LogBody, keys: &BTreeMap<KeyId, PublicKey>) -> Result<LogRole, TrustError> {
+/// once, a threshold between 1 and their number, witnesses, and revocations.
+fn parse_log(
+    body: &LogBody,
+    keys: &BTreeMap<KeyId, PublicKey>,
+    version: u64,
+) -> Result<LogRole, TrustError> {
     let bad = |message: String| TrustError::malformed(TRUST_ROOT_TYPE, message);
     let origin = NoteKeyName::parse(&body.origin)
         .map_err(|e| bad(format!("log origin {:?}: {e}", body.origin)))?;
@@ -397,12 +422,14 @@ fn parse_log(body: &LogBody, keys: &BTreeMap<KeyId, PublicKey>) -> Result<LogRol
             available: listed,
         });
     }
+    let revocations = parse_revocations(&body.revocations, &origin, version)?;
     Ok(LogRole {
         origin,
         keys: log_keys,
         threshold: body.threshold,
         witnesses,
         witness_threshold: body.witness_threshold,
+        revocations,
     })
 }
 
@@ -511,6 +538,8 @@ pub struct LogSpec {
     pub witnesses: Vec<(String, PublicKey)>,
     /// How many distinct witnesses must cosign (0 when `witnesses` is empty).
     pub witness_threshold: u64,
+    /// Attestation keys revoked as of checkpoints of this log (see `docs/trust-model.md` §6.2).
+    pub revocations: Vec<RevocationSpec>,
 }
 
 fn body_of(spec: &TrustRootSpec, version: u64) -> TrustRootBody {
@@ -567,6 +596,11 @@ fn body_of(spec: &TrustRootSpec, version: u64) -> TrustRootBody {
             threshold: log.threshold,
             witnesses,
             witness_threshold: log.witness_threshold,
+            revocations: log
+                .revocations
+                .iter()
+                .map(RevocationSpec::to_body)
+                .collect(),
         }
     });
     TrustRootBody {

@@ -360,6 +360,7 @@ fn the_log_role_of_the_trust_root() {
                 .map(|(n, k)| (n.to_owned(), k.public_key()))
                 .collect(),
             witness_threshold,
+            revocations: vec![],
         }))
     };
     let witnessed = load(&with_witnesses(vec![("witness.example/w1", &witness)], 1)).unwrap();
@@ -410,6 +411,7 @@ fn the_log_role_of_the_trust_root() {
         threshold: 2,
         witnesses: vec![],
         witness_threshold: 0,
+        revocations: vec![],
     }));
     let trust = load(&two_of_two).unwrap();
     let log_role = trust.log().unwrap();
@@ -449,6 +451,7 @@ fn the_log_role_of_the_trust_root() {
                 threshold: 1,
                 witnesses: vec![],
                 witness_threshold: 0,
+                revocations: vec![],
             },
             "trust.malformed",
         ),
@@ -459,6 +462,7 @@ fn the_log_role_of_the_trust_root() {
                 threshold: 2,
                 witnesses: vec![],
                 witness_threshold: 0,
+                revocations: vec![],
             },
             "trust.invalid_threshold",
         ),
@@ -469,6 +473,7 @@ fn the_log_role_of_the_trust_root() {
                 threshold: 1,
                 witnesses: vec![],
                 witness_threshold: 0,
+                revocations: vec![],
             },
             "trust.invalid_threshold",
         ),

@@ -7,8 +7,10 @@
 //! [`run`] touches processes and files.
 //!
 //! `results` parses criterion's output, `targets` holds the ratios and their bars as data,
-//! `render` writes the Markdown.
+//! `proof_size` computes the transparency-log proof sizes (not timed), `render` writes the
+//! Markdown.
 
+mod proof_size;
 mod render;
 mod results;
 mod targets;
@@ -288,7 +290,13 @@ mod tests {
                 "| 4.00 | `durable/sqlite/8` ÷ `durable/sqlite/1` | at least 3× | **met** |"
             )
         );
-        assert!(report.contains("**5 of 10 targets met**, 2 not met, 3 not measured in this run."));
+        assert!(report.contains("**5 of 11 targets met**, 2 not met, 4 not measured in this run."));
+        // The proof sizes are computed, whatever ran.
+        assert!(
+            report.contains("| 1,000,000 | 20 | 640 B | 640 B |"),
+            "{report}"
+        );
+        assert!(report.contains("**2 of 2 proof sizes within the bound.**"));
         assert!(
             report.contains(
                 "| `decision/typed/parmana` | 60.0 ns | 54.0 ns – 66.0 ns | 3.00 ns |  |"

@@ -1,4 +1,4 @@
-//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring (and its refusals), bounded inputs, canon, config, execute, help, init, the transparency log, policy, PostgreSQL, recover, the store outside the trust boundary, verify.
+//! The `parmana` binary's tests, one test binary (one link) with a module per command group: authoring (and its refusals), bounded inputs, canon, config, execute, help, init, the transparency log, policy, PostgreSQL, recover, key revocation, the store outside the trust boundary, verify.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -20,6 +20,7 @@ mod log_cli;
 mod policy_cli;
 mod postgres_cli;
 mod recover_cli;
+mod revoke_cli;
 mod schema_cli;
 mod store_boundary_cli;
 mod verify_cli;

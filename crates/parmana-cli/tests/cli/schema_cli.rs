@@ -25,14 +25,14 @@ fn schemas() -> BTreeMap<String, Value> {
 }
 
 /// The validator of one schema, by file name.
-fn validator(name: &str) -> jsonschema::Validator {
+pub(crate) fn validator(name: &str) -> jsonschema::Validator {
     let path = repo_root().join("docs/schema").join(name);
     let schema: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     jsonschema::draft202012::new(&schema).unwrap()
 }
 
 /// Every problem the schema finds, one per line (empty when the document is valid).
-fn problems(validator: &jsonschema::Validator, document: &Value) -> String {
+pub(crate) fn problems(validator: &jsonschema::Validator, document: &Value) -> String {
     validator
         .iter_errors(document)
         .map(|e| format!("  {} at {}", e, e.instance_path()))

@@ -207,6 +207,7 @@ fn the_background_sequencer_signs_checkpoints_with_the_log_key() {
             threshold: 1,
             witnesses: vec![],
             witness_threshold: 0,
+            revocations: vec![],
         },
         Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
     )

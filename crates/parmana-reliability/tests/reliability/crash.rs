@@ -1,4 +1,4 @@
-//! Crash safety: a worker process executing against a SQLite store is SIGKILLed at seeded random moments, then the store is reopened and `recover` run — nothing acknowledged is lost, no id gets two outcomes.
+//! Crash safety: a worker process executing against a SQLite store is SIGKILLed at seeded random moments, then the store is reopened and `recover` run — nothing acknowledged is lost, no id gets two outcomes, and after every restart the transparency log keeps every entry once, recomputes, and extends every checkpoint taken before.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -16,6 +16,8 @@ use parmana_runtime::{
     RuntimeEnvironment, execute_from_signals, recover, trust::LocalSigningKey, verify_attestation,
 };
 use parmana_testkit::{FixtureEnvironment, SeededRandom};
+
+use crate::log_checks::{LogWatch, with_log};
 
 /// How many times the worker is killed.
 const KILLS: u64 = 50;
@@ -69,8 +71,10 @@ struct Figures {
 fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let started = Instant::now();
     let fixture = FixtureEnvironment::new().unwrap();
+    with_log(&fixture);
     let environment = fixture.load_at(fixed_now()).unwrap();
     let signer = fixture.attestation_signer().unwrap();
+    let mut log = LogWatch::default();
     let store_dir = tempfile::tempdir().unwrap();
     let db = store_dir.path().join("replay.sqlite");
     let worker = env!("CARGO_BIN_EXE_parmana-reliability-worker");
@@ -212,6 +216,12 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             next_index = next_index.max(index + 1);
         }
         assert_eq!(outcomes.len() as u64, snapshot.completed_executions);
+        // The log after the restart: nothing lost or doubled, every checkpoint so far extended.
+        log.check(
+            &format!("after kill {round}"),
+            &store,
+            environment.trust_root(),
+        );
         for (id, bytes) in &acknowledged {
             match store.get(&ExecutionId::parse(id).unwrap()).unwrap() {
                 ExecutionState::Completed(done) => assert_eq!(done.attestation(), bytes.as_slice()),
@@ -232,6 +242,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     }
 
     assert_eq!(figures.kills, KILLS);
+    assert_eq!(log.checkpoints() as u64, KILLS);
     assert!(
         figures.acknowledged > 0,
         "the worker never acknowledged anything: {figures:?}"

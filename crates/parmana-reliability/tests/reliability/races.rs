@@ -1,4 +1,4 @@
-//! Races through the runtime: 64 threads, and 4 processes, submit the same 2,000 execution ids (even ids with identical signals, odd ids with signals that differ per contender) against SQLite and PostgreSQL — exactly one attestation per id, every other submission `runtime.replay_detected`, the ledger intact.
+//! Races through the runtime: 64 threads, and 4 processes, submit the same 2,000 execution ids (even ids with identical signals, odd ids with signals that differ per contender) against SQLite and PostgreSQL — exactly one attestation per id, every other submission `runtime.replay_detected`, the ledger intact; checkpoints of the transparency log taken while the race runs are each consistent with every later one, and no log entry is lost or doubled.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -13,6 +13,21 @@ use parmana_reliability::{
 use parmana_replay::{ReplayStore, sequence_all, verify_ledger};
 use parmana_runtime::{RuntimeEnvironment, execute_from_signals, verify_attestation};
 use parmana_testkit::FixtureEnvironment;
+
+use crate::log_checks::{LogWatch, with_log};
+
+/// Counts a contender as finished when it ends, even by a panic (so that the checkpointing
+/// thread stops and the panic is reported rather than waited on).
+struct Finished<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The pause between two checkpoints taken while a race runs.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Execution ids raced on.
 const IDS: u64 = 2_000;
@@ -105,16 +120,28 @@ fn check_outcome(
 fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
     let started = Instant::now();
     let fixture = FixtureEnvironment::new().unwrap();
+    with_log(&fixture);
     let environment = fixture.load_at(fixed_now()).unwrap();
     let signer = fixture.attestation_signer().unwrap();
     let clock = fixed_clock();
     let outcome = std::sync::Mutex::new(Outcome::default());
     let barrier = std::sync::Barrier::new(THREADS as usize);
+    let finished = std::sync::atomic::AtomicU64::new(0);
+    let mut log = LogWatch::default();
     std::thread::scope(|scope| {
+        // Checkpoints while the contenders run, each checked against every earlier one.
+        let (watch, finished_ref, environment_ref) = (&mut log, &finished, &environment);
+        scope.spawn(move || {
+            while finished_ref.load(std::sync::atomic::Ordering::SeqCst) < THREADS {
+                watch.check(label, store, environment_ref.trust_root());
+                std::thread::sleep(CHECKPOINT_EVERY);
+            }
+        });
         for contender in 0..THREADS {
-            let (environment, signer, clock, outcome, barrier) =
-                (&environment, &signer, &clock, &outcome, &barrier);
+            let (environment, signer, clock, outcome, barrier, finished) =
+                (&environment, &signer, &clock, &outcome, &barrier, &finished);
             scope.spawn(move || {
+                let _finished = Finished(finished);
                 let mut mine = Outcome::default();
                 barrier.wait();
                 let groups = THREADS / per_id;
@@ -146,6 +173,12 @@ fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
     });
     let outcome = outcome.into_inner().unwrap();
     check_outcome(label, &outcome, per_id, store, &environment);
+    log.check(label, store, environment.trust_root());
+    eprintln!("{label}: {} checkpoints checked", log.checkpoints());
+    assert!(
+        log.checkpoints() >= 2,
+        "{label}: a checkpoint during the race"
+    );
     eprintln!("{label}: {:.1} s", started.elapsed().as_secs_f64());
 }
 
@@ -154,6 +187,7 @@ fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
 fn race_processes(label: &str, target: &str, threads_per_process: u64) {
     let started = Instant::now();
     let fixture = FixtureEnvironment::new().unwrap();
+    with_log(&fixture);
     let environment = fixture.load_at(fixed_now()).unwrap();
     let start_file = fixture.root().join("start");
     let worker = env!("CARGO_BIN_EXE_parmana-reliability-worker");
@@ -173,16 +207,32 @@ fn race_processes(label: &str, target: &str, threads_per_process: u64) {
         })
         .collect();
     std::fs::write(&start_file, b"go").unwrap();
+    // The workers' output is read while checkpoints are taken from this process.
+    let readers: Vec<_> = children
+        .into_iter()
+        .map(|mut child| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                child
+                    .stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut text)
+                    .unwrap();
+                (child.wait().unwrap().success(), text)
+            })
+        })
+        .collect();
+    let watched = open_target(target, 1).unwrap();
+    let mut log = LogWatch::default();
+    while readers.iter().any(|reader| !reader.is_finished()) {
+        log.check(label, watched.as_ref(), environment.trust_root());
+        std::thread::sleep(CHECKPOINT_EVERY);
+    }
     let mut outcome = Outcome::default();
-    for mut child in children {
-        let mut text = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        assert!(child.wait().unwrap().success(), "{label}: a worker failed");
+    for reader in readers {
+        let (success, text) = reader.join().unwrap();
+        assert!(success, "{label}: a worker failed");
         for line in text.lines() {
             let mut words = line.split(' ');
             match words.next() {
@@ -206,6 +256,12 @@ fn race_processes(label: &str, target: &str, threads_per_process: u64) {
         PROCESSES * threads_per_process,
         store.as_ref(),
         &environment,
+    );
+    log.check(label, store.as_ref(), environment.trust_root());
+    eprintln!("{label}: {} checkpoints checked", log.checkpoints());
+    assert!(
+        log.checkpoints() >= 2,
+        "{label}: a checkpoint during the race"
     );
     eprintln!("{label}: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -44,6 +44,21 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Rotates the trust root to the next version with `attestation` as that role and `log` as
+    /// its transparency log (expiring with the fixtures, 2036-01-01).
+    pub(crate) fn rotate_with_log(
+        &self,
+        attestation: &LocalSigningKey,
+        log: parmana_runtime::trust::LogSpec,
+    ) {
+        let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
+        self.0
+            .rotate_with(&[attestation], 1, expires, Some(log))
+            .unwrap();
+    }
+}
+
 /// The URL of the PostgreSQL server for tests: `None` (after saying so) when
 /// `PARMANA_TEST_POSTGRES_URL` is unset outside CI; under `CI=true` a missing URL fails the test.
 pub(crate) fn postgres_url() -> Option<String> {

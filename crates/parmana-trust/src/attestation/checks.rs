@@ -9,7 +9,10 @@ use super::verify::{
     Anchor, EXECUTED_AT_TOLERANCE_SECONDS, SigningKeyStanding, TrustStanding, VerifyOptions,
 };
 use crate::envelope::{SignatureCheck, check_signatures_with};
-use crate::{Role, TrustError, VerifiedBundle, VerifiedTrustHistory, VerifiedTrustRoot};
+use crate::{
+    Revocation, Role, TrustError, VerifiedBundle, VerifiedInclusion, VerifiedTrustHistory,
+    VerifiedTrustRoot,
+};
 
 pub(super) fn check_all_signatures(
     dsse: &DsseEnvelope,
@@ -210,6 +213,40 @@ pub(super) fn check_current_trust(
         detail.push_str(" (current trust not required)");
     }
     (Ok(detail), standing)
+}
+
+/// The revocations of the keys that signed the envelope — of every version of the history, or of
+/// the one trust root given —, each of which must admit the attestation given its proven log
+/// entry (`inclusion`); `None` when no signing key is revoked (the check is then not reported).
+pub(super) fn check_revocation(
+    dsse: &DsseEnvelope,
+    anchor: Anchor<'_>,
+    inclusion: Option<&VerifiedInclusion>,
+) -> Option<Result<String, TrustError>> {
+    let mut revoked: Vec<&Revocation> = Vec::new();
+    for entry in &dsse.signatures {
+        match anchor {
+            Anchor::Root(root) => revoked.extend(
+                root.log()
+                    .into_iter()
+                    .flat_map(|log| log.revocations())
+                    .filter(|r| *r.keyid() == entry.keyid),
+            ),
+            Anchor::History(history, _) => revoked.extend(history.revocations_of(entry.keyid)),
+        }
+    }
+    if revoked.is_empty() {
+        return None;
+    }
+    let mut admitted = Vec::with_capacity(revoked.len());
+    for revocation in revoked {
+        match revocation.admits(inclusion) {
+            Ok(detail) => admitted.push(detail),
+            Err(error) => return Some(Err(error)),
+        }
+    }
+    admitted.dedup();
+    Some(Ok(admitted.join("; ")))
 }
 
 pub(super) fn check_fingerprint(statement: &Statement) -> Result<String, TrustError> {

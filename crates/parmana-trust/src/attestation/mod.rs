@@ -18,7 +18,8 @@ pub use statement::{
 pub use verify::{
     AttestationCheck, AttestationCheckKind, AttestationReport, EXECUTED_AT_TOLERANCE_SECONDS,
     SigningKeyStanding, TrustStanding, VerifyOptions, verify_attestation,
-    verify_attestation_in_history, verify_attestations, verify_attestations_in_history,
+    verify_attestation_in_history, verify_attestation_with_log, verify_attestations,
+    verify_attestations_in_history,
 };
 
 /// The document kind errors name.

@@ -7,14 +7,14 @@ use serde_json::Value;
 use super::DOCUMENT;
 use super::checks::{
     check_all_signatures, check_bundle, check_current_trust, check_executed_at, check_fingerprint,
-    check_key_role, check_signals, check_trust_root,
+    check_key_role, check_revocation, check_signals, check_trust_root,
 };
 use super::statement::{DsseEnvelope, Statement, pae, parse_dsse, parse_statement};
 use crate::envelope::SignatureCheck;
 use crate::keys::{BatchItem, verify_batch};
 use crate::{
-    DocumentRef, ExecutionPredicate, KeyId, Role, TrustError, VerifiedBundle, VerifiedTrustHistory,
-    VerifiedTrustRoot,
+    DocumentRef, ExecutionPredicate, KeyId, Role, TrustError, VerifiedBundle, VerifiedInclusion,
+    VerifiedTrustHistory, VerifiedTrustRoot,
 };
 
 /// How far in the future of the verifier's clock an attestation's `executed_at` may lie
@@ -44,6 +44,10 @@ pub enum AttestationCheckKind {
     /// With a history only: whether the version is superseded and whether the signing keys are
     /// still trusted by the newest version; fails only when current trust is required.
     CurrentTrust,
+    /// Only when a key that signed the attestation is revoked (in any version of the history,
+    /// or in the trust root given): the attestation's log entry, proven included, comes before
+    /// the revocation (`docs/trust-model.md` §6.2).
+    Revocation,
     /// The predicate's policy matches the given verified bundle (only when one is given).
     BundleDigest,
     /// The signals digest matches the given signals and any embedded signals.
@@ -61,6 +65,7 @@ impl AttestationCheckKind {
             Self::Fingerprint => "fingerprint",
             Self::ExecutedAt => "executed_at",
             Self::CurrentTrust => "current_trust",
+            Self::Revocation => "revocation",
             Self::BundleDigest => "bundle_digest",
             Self::SignalsDigest => "signals_digest",
         }
@@ -299,7 +304,7 @@ pub fn verify_attestation(
     bundle: Option<&VerifiedBundle>,
     signals: Option<&Value>,
 ) -> AttestationReport {
-    verify_one(envelope, Anchor::Root(trust_root), bundle, signals)
+    verify_one(envelope, Anchor::Root(trust_root), bundle, signals, None)
 }
 
 /// Verifies an attestation envelope against a verified trust history: the version its
@@ -316,7 +321,37 @@ pub fn verify_attestation_in_history(
     bundle: Option<&VerifiedBundle>,
     signals: Option<&Value>,
 ) -> AttestationReport {
-    verify_one(envelope, Anchor::History(history, options), bundle, signals)
+    verify_one(
+        envelope,
+        Anchor::History(history, options),
+        bundle,
+        signals,
+        None,
+    )
+}
+
+/// [`verify_attestation_in_history`] for an attestation whose log entry is proven included in
+/// the transparency log: `inclusion` must be the verified inclusion of **this envelope's** entry
+/// (`parmana_runtime::verify_attestation_proof` reads the entry from the proof, checks that it
+/// records this envelope's digest at the proof's index, and verifies the proof). It matters only
+/// when a key that signed the attestation is revoked: the `revocation` check then passes when the
+/// entry comes before every revocation of the key (`docs/trust-model.md` §6.2). With `None` the
+/// report is that of [`verify_attestation_in_history`].
+pub fn verify_attestation_with_log(
+    envelope: &[u8],
+    history: &VerifiedTrustHistory,
+    options: VerifyOptions,
+    bundle: Option<&VerifiedBundle>,
+    signals: Option<&Value>,
+    inclusion: Option<&VerifiedInclusion>,
+) -> AttestationReport {
+    verify_one(
+        envelope,
+        Anchor::History(history, options),
+        bundle,
+        signals,
+        inclusion,
+    )
 }
 
 fn verify_one(
@@ -324,11 +359,18 @@ fn verify_one(
     anchor: Anchor<'_>,
     bundle: Option<&VerifiedBundle>,
     signals: Option<&Value>,
+    inclusion: Option<&VerifiedInclusion>,
 ) -> AttestationReport {
     let parsed = parse(envelope);
     let root = anchor.select(&parsed);
     let outcomes = verify_each(&parsed, root);
-    report(parsed, outcomes, root, anchor, bundle, signals)
+    let context = ReportContext {
+        anchor,
+        bundle,
+        signals,
+        inclusion,
+    };
+    report(parsed, outcomes, root, &context)
 }
 
 /// At most this many signatures go into one Ed25519 batch; a failing batch is re-checked one
@@ -405,7 +447,15 @@ fn verify_many(envelopes: &[&[u8]], anchor: Anchor<'_>) -> Vec<AttestationReport
         .into_iter()
         .zip(outcomes)
         .zip(roots)
-        .map(|((one, own), root)| report(one, own, root, anchor, None, None))
+        .map(|((one, own), root)| {
+            let context = ReportContext {
+                anchor,
+                bundle: None,
+                signals: None,
+                inclusion: None,
+            };
+            report(one, own, root, &context)
+        })
         .collect()
 }
 
@@ -416,17 +466,30 @@ fn not_checked(why: &str) -> Result<String, TrustError> {
     ))
 }
 
+/// What an envelope is verified against besides its own bytes.
+struct ReportContext<'a> {
+    anchor: Anchor<'a>,
+    bundle: Option<&'a VerifiedBundle>,
+    signals: Option<&'a Value>,
+    /// The proven inclusion of the envelope's log entry, if any.
+    inclusion: Option<&'a VerifiedInclusion>,
+}
+
 /// The report of a parsed envelope, given the outcome of each of its signatures under `root`
 /// (the version selected for it).
 fn report(
     parsed: Parsed,
     outcomes: SignatureOutcomes,
     root: &VerifiedTrustRoot,
-    anchor: Anchor<'_>,
-    bundle: Option<&VerifiedBundle>,
-    signals: Option<&Value>,
+    context: &ReportContext<'_>,
 ) -> AttestationReport {
     use AttestationCheckKind as Kind;
+    let ReportContext {
+        anchor,
+        bundle,
+        signals,
+        inclusion,
+    } = *context;
     let mut report = AttestationReport {
         checks: Vec::with_capacity(9),
         predicate: None,
@@ -511,6 +574,9 @@ fn report(
                 not_checked("the attestation names no version of the trust-root chain"),
             ),
         }
+    }
+    if let Some(outcome) = check_revocation(&dsse, anchor, inclusion) {
+        report.record(Kind::Revocation, outcome);
     }
     if let Some(bundle) = bundle {
         report.record(Kind::BundleDigest, check_bundle(predicate, bundle));

@@ -261,3 +261,57 @@ impl LogVerifier {
         Ok(VerifiedCheckpoint { checkpoint, note })
     }
 }
+
+/// The most distinct checkpoints a [`CheckpointCache`] keeps.
+pub const CHECKPOINT_CACHE_CAPACITY: usize = 16;
+
+/// A [`LogVerifier`] that remembers the checkpoints it verified, so that a batch of proofs
+/// against one checkpoint verifies its signatures once.
+///
+/// A checkpoint is remembered by its exact signed-note bytes: the same bytes always verify
+/// alike, so a remembered checkpoint is the one [`LogVerifier::open_checkpoint`] would return.
+/// Refusals are not remembered. At most [`CHECKPOINT_CACHE_CAPACITY`] checkpoints are kept (the
+/// oldest is forgotten first), so many distinct checkpoints cost memory no more than that.
+#[derive(Debug, Clone)]
+pub struct CheckpointCache {
+    log: LogVerifier,
+    opened: std::collections::VecDeque<(Vec<u8>, VerifiedCheckpoint)>,
+}
+
+impl CheckpointCache {
+    /// An empty cache for checkpoints of `log`.
+    pub fn new(log: LogVerifier) -> Self {
+        Self {
+            log,
+            opened: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The log verifier behind the cache.
+    pub fn verifier(&self) -> &LogVerifier {
+        &self.log
+    }
+
+    /// How many checkpoints are remembered.
+    pub fn len(&self) -> usize {
+        self.opened.len()
+    }
+
+    /// Whether no checkpoint is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.opened.is_empty()
+    }
+
+    /// [`LogVerifier::open_checkpoint`], verifying each distinct note once.
+    pub fn open_checkpoint(&mut self, bytes: &[u8]) -> Result<VerifiedCheckpoint, TrustError> {
+        if let Some((_, verified)) = self.opened.iter().find(|(seen, _)| seen == bytes) {
+            return Ok(verified.clone());
+        }
+        let verified = self.log.open_checkpoint(bytes)?;
+        if self.opened.len() == CHECKPOINT_CACHE_CAPACITY {
+            self.opened.pop_front();
+        }
+        self.opened.push_back((bytes.to_vec(), verified.clone()));
+        Ok(verified)
+    }
+}

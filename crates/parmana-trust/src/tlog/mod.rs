@@ -9,7 +9,10 @@ mod note;
 mod proof;
 mod witness;
 
-pub use checkpoint::{Checkpoint, LogVerifier, VerifiedCheckpoint, sign_checkpoint};
+pub use checkpoint::{
+    CHECKPOINT_CACHE_CAPACITY, Checkpoint, CheckpointCache, LogVerifier, VerifiedCheckpoint,
+    sign_checkpoint,
+};
 pub use cosignature::{Cosignature, CosignerKey, cosign_checkpoint, verify_cosignatures};
 pub use note::{
     MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, Note, NoteKeyName, NoteSignature, NoteVerifierKey,
@@ -17,6 +20,6 @@ pub use note::{
 };
 pub use proof::{
     MAX_TLOG_PROOF_BYTES, TLOG_PROOF_HEADER, TlogProof, VerifiedInclusion, tlog_hash_text,
-    verify_tlog_proof,
+    verify_tlog_proof, verify_tlog_proof_cached,
 };
 pub use witness::{AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES, MAX_WITNESS_PROOF_LINES};

@@ -5,7 +5,7 @@ use parmana_canon::merkle::{MAX_PROOF_HASHES, leaf_hash, verify_inclusion};
 
 use crate::TrustError;
 use crate::keys::{decode_base64, encode_base64};
-use crate::tlog::checkpoint::{LogVerifier, VerifiedCheckpoint, parse_decimal};
+use crate::tlog::checkpoint::{CheckpointCache, LogVerifier, VerifiedCheckpoint, parse_decimal};
 use crate::tlog::note::MAX_NOTE_BYTES;
 
 /// The first line of every proof.
@@ -179,7 +179,33 @@ pub fn verify_tlog_proof(
     entry: &[u8],
     log: &LogVerifier,
 ) -> Result<VerifiedInclusion, TrustError> {
-    let checkpoint = log.open_checkpoint(proof.checkpoint.as_bytes())?;
+    included(
+        proof,
+        entry,
+        log.open_checkpoint(proof.checkpoint.as_bytes())?,
+    )
+}
+
+/// [`verify_tlog_proof`] with the checkpoint's signatures checked through `cache`: once per
+/// distinct checkpoint for a batch of proofs.
+pub fn verify_tlog_proof_cached(
+    proof: &TlogProof,
+    entry: &[u8],
+    cache: &mut CheckpointCache,
+) -> Result<VerifiedInclusion, TrustError> {
+    included(
+        proof,
+        entry,
+        cache.open_checkpoint(proof.checkpoint.as_bytes())?,
+    )
+}
+
+/// The inclusion proof of `proof` checked against the verified `checkpoint`.
+fn included(
+    proof: &TlogProof,
+    entry: &[u8],
+    checkpoint: VerifiedCheckpoint,
+) -> Result<VerifiedInclusion, TrustError> {
     let head = checkpoint.checkpoint();
     verify_inclusion(
         leaf_hash(entry),
