@@ -7,6 +7,7 @@ use crate::config::{
     self, CONFIG_ENV, CONFIG_FILE_NAME, Deployment, FoundBy, Setting, Source, redact_store,
 };
 use crate::report::{Failure, Format, Json, outln};
+use crate::serve_cmd::{ServerFlags, ServerValues, authzen_settings};
 use crate::store::StoreArgs;
 
 const CONFIG_EXAMPLES: &str = "\
@@ -54,6 +55,114 @@ fn path_row(name: &'static str, setting: Setting<PathBuf>) -> Row {
     }
 }
 
+/// A `[server]` value's row, named `server.NAME`.
+fn value_row<T: ToString + serde::Serialize>(name: &'static str, setting: Setting<T>) -> Row {
+    Row {
+        name,
+        value: serde_json::json!(setting.value),
+        shown: setting.value.to_string(),
+        source: Some(setting.source),
+    }
+}
+
+/// A `[server]` file's row: its path, or none.
+fn optional_path_row(name: &'static str, setting: Option<Setting<PathBuf>>, none: &str) -> Row {
+    match setting {
+        Some(setting) => path_row(name, setting),
+        None => Row {
+            name,
+            value: serde_json::Value::Null,
+            shown: none.to_owned(),
+            source: None,
+        },
+    }
+}
+
+/// The rows of `parmana serve`'s settings (`[server]`), resolved as `serve` resolves them
+/// without its flags.
+fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
+    let values = ServerValues::resolve(deployment, &ServerFlags::default())?;
+    let authzen = authzen_settings(deployment);
+    let authzen_row = if authzen.policies.is_empty() && authzen.default_policy.is_none() {
+        Row {
+            name: "server.authzen",
+            value: serde_json::Value::Null,
+            shown: "(none: the AuthZEN routes answer no resource type)".to_owned(),
+            source: None,
+        }
+    } else {
+        let policies: Vec<serde_json::Value> = authzen
+            .policies
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "policy": p.policy,
+                    "resource_types": p.resource_types,
+                    "permit": p.permit,
+                })
+            })
+            .collect();
+        let shown = authzen
+            .policies
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} [{}] permit {}",
+                    p.policy,
+                    p.resource_types.join(", "),
+                    p.permit.join(", ")
+                )
+            })
+            .chain(
+                authzen
+                    .default_policy
+                    .iter()
+                    .map(|d| format!("default {d}")),
+            )
+            .collect::<Vec<_>>()
+            .join("; ");
+        Row {
+            name: "server.authzen",
+            value: serde_json::json!({
+                "default_policy": authzen.default_policy,
+                "policies": policies,
+            }),
+            shown,
+            source: deployment
+                .server_file()
+                .map(|(path, _)| Source::File(path.to_path_buf())),
+        }
+    };
+    Ok(vec![
+        Row {
+            name: "server.listen",
+            value: serde_json::json!(values.listen.value.to_string()),
+            shown: values.listen.value.to_string(),
+            source: Some(values.listen.source),
+        },
+        optional_path_row(
+            "server.tokens",
+            values.tokens,
+            "(none: serve needs --tokens, --dev-token or --insecure-no-auth)",
+        ),
+        optional_path_row("server.tls_cert", values.tls_cert, "(none: plain HTTP)"),
+        optional_path_row("server.tls_key", values.tls_key, "(none)"),
+        optional_path_row(
+            "server.tls_client_ca",
+            values.tls_client_ca,
+            "(none: no client certificates asked)",
+        ),
+        value_row("server.max_body_bytes", values.max_body_bytes),
+        value_row("server.max_concurrency", values.max_concurrency),
+        value_row("server.max_connections", values.max_connections),
+        value_row("server.request_timeout_ms", values.request_timeout_ms),
+        value_row("server.shutdown_grace_ms", values.shutdown_grace_ms),
+        value_row("server.log_format", values.log_format),
+        value_row("server.log_signals", values.log_signals),
+        authzen_row,
+    ])
+}
+
 /// Runs `parmana config`.
 pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
@@ -61,7 +170,7 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
     let store = deployment.store(args.store.store.as_deref());
     let keys = deployment.keys(&args.key);
     let days = deployment.expiry_warning_days(args.expiry_warning_days)?;
-    let rows = vec![
+    let mut rows = vec![
         path_row(
             config::POLICIES.name,
             deployment.path(config::POLICIES, environment.policies.as_deref()),
@@ -125,6 +234,7 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
             source: Some(days.source),
         },
     ];
+    rows.extend(server_rows(&deployment)?);
     let file = deployment.file();
     match format {
         Format::Human => {
@@ -143,14 +253,15 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
                 ),
             }
             let width = rows.iter().map(|row| row.shown.len()).max().unwrap_or(0);
-            outln!("{:<21}{:<width$}  SOURCE", "SETTING", "VALUE");
+            let names = rows.iter().map(|row| row.name.len() + 2).max().unwrap_or(0);
+            outln!("{:<names$}{:<width$}  SOURCE", "SETTING", "VALUE");
             for row in &rows {
                 let source = match &row.source {
                     Some(Source::Default) => "default".to_owned(),
                     Some(source) => format!("{} {}", source.kind(), source.origin()),
                     None => "-".to_owned(),
                 };
-                outln!("{:<21}{:<width$}  {source}", row.name, row.shown);
+                outln!("{:<names$}{:<width$}  {source}", row.name, row.shown);
             }
         }
         Format::Json => {
