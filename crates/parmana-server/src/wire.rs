@@ -25,14 +25,17 @@ pub(crate) struct ErrorDetail {
 }
 
 /// `POST /v1/executions`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+///
+/// Read by `body.rs` (the signals kept as their text); the `serde` attributes here only shape
+/// the OpenAPI schema.
+#[derive(Debug, Clone, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExecutionRequestBody {
     /// The policy, `id@version`.
     pub(crate) policy: String,
     /// The signals: one JSON object of the policy's declared signals.
     #[schema(value_type = Object)]
-    pub(crate) signals: Value,
+    pub(crate) signals: String,
     /// The execution id, consumed at most once (a fresh UUIDv7 when absent).
     #[serde(default)]
     pub(crate) execution_id: Option<String>,
@@ -59,7 +62,10 @@ pub(crate) struct ExecutionResponse {
 }
 
 /// `POST /v1/evaluations`: one signal set, or many (`batch`) for one policy.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+///
+/// Read by `body.rs` (each signal set kept as its text); the `serde` attributes here only shape
+/// the OpenAPI schema.
+#[derive(Debug, Clone, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EvaluationRequestBody {
     /// The policy, `id@version`.
@@ -67,11 +73,11 @@ pub(crate) struct EvaluationRequestBody {
     /// The signals (exactly one of `signals` and `batch`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub(crate) signals: Option<Value>,
+    pub(crate) signals: Option<String>,
     /// Many signal sets, each decided on its own (exactly one of `signals` and `batch`).
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
-    pub(crate) batch: Option<Vec<Value>>,
+    pub(crate) batch: Option<Vec<String>>,
 }
 
 /// A pure decision: nothing consumed, nothing signed.

@@ -8,4 +8,5 @@ mod lifecycle_serve;
 mod limits_serve;
 mod native_serve;
 mod postgres_serve;
+mod signals_serve;
 mod tls_serve;
