@@ -64,6 +64,58 @@ impl ServiceReport {
             .map(|m| &m.sample)
     }
 
+    /// The CPU per request of a row, in microseconds: (server, driver).
+    fn cpu_us(&self, name: &str, connections: usize) -> (Option<f64>, Option<f64>) {
+        let cpu = self
+            .measurements
+            .iter()
+            .find(|m| m.name == name && m.connections == connections)
+            .map(|m| m.cpu)
+            .unwrap_or_default();
+        let us = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e6);
+        (us(cpu.server), us(cpu.driver))
+    }
+
+    /// What the CPU columns say bounds the two unmet-prone targets, from this run's figures:
+    /// the p50 floor of evaluations at 8 connections, and the execution ratio were both rows
+    /// given the same CPU.
+    fn bounds(&self) -> String {
+        let mut out = String::new();
+        let cores = self.machine.cpus.max(1) as f64;
+        if let (Some(server), Some(driver)) = self.cpu_us("evaluate", 8) {
+            let total = server + driver;
+            let _ = write!(
+                out,
+                "\nWhat bounds the rows, from this run's CPU columns: an evaluation at 8 \
+                 connections costs {server:.1} µs of server CPU and {driver:.1} µs of driver CPU, \
+                 {total:.1} µs in all, so {cores:.0} cores answer at most {:.0} per second and, by \
+                 Little's law, the p50 at 8 connections cannot fall below 8 × {total:.1} ÷ {cores:.0} \
+                 = {:.0} µs on this machine (target 100 µs), whatever else runs on it.",
+                cores / total * 1e6,
+                8.0 * total / cores,
+            );
+        }
+        if let ((Some(server), Some(driver)), (Some(inproc), _)) = (
+            self.cpu_us("execute/memory", 8),
+            self.cpu_us("in-process/execute", 8),
+        ) {
+            let _ = write!(
+                out,
+                " An execution costs {inproc:.1} µs of CPU in-process and {server:.1} µs (server) + \
+                 {driver:.1} µs (driver) over HTTP: given the same CPU, the HTTP row reaches at \
+                 most {:.2} of the in-process row ({:.2} counting the server alone, as with \
+                 clients on other machines); the throughput ratio above differs from that as far \
+                 as the two rows got different shares of the cores.",
+                inproc / (server + driver),
+                inproc / server,
+            );
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out
+    }
+
     fn throughput_ratio(&self, a: (&str, usize), b: (&str, usize)) -> Option<f64> {
         let (a, b) = (self.find(a.0, a.1)?, self.find(b.0, b.1)?);
         (b.throughput() > 0.0).then(|| a.throughput() / b.throughput())
@@ -182,6 +234,7 @@ impl ServiceReport {
                 }
             );
         }
+        out.push_str(&self.bounds());
         match &self.cedar_agent {
             Some(version) => {
                 let _ = writeln!(
@@ -365,6 +418,8 @@ mod tests {
             assert!(text.starts_with(BEGIN) && text.trim_end().ends_with(END));
             assert!(text.contains("load average 0.50 as it started"), "{text}");
             assert!(text.contains("| 40.0 µs | — |"), "{text}");
+            // Without the HTTP rows' CPU, no bound is claimed.
+            assert!(!text.contains("What bounds the rows"), "{text}");
         }
         let mut partial = report(80, 1, 1, (1, 1));
         partial.measurements.retain(|m| m.name == "evaluate");
@@ -413,6 +468,32 @@ mod tests {
                 "{after:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_cpu_columns_bound_the_latency_and_the_ratio() {
+        let mut run = report(80, 7_000, 10_000, (100, 300));
+        let cpu = |server: u64, driver: Option<u64>| Cpu {
+            server: Some(Duration::from_micros(server)),
+            driver: driver.map(Duration::from_micros),
+        };
+        for m in &mut run.measurements {
+            m.cpu = match m.name.as_str() {
+                "evaluate" => cpu(20, Some(20)),
+                "execute/memory" => cpu(60, Some(20)),
+                "in-process/execute" => cpu(40, None),
+                _ => m.cpu,
+            };
+        }
+        let text = run.render();
+        // 40 µs per evaluation on 2 cores: 50,000 per second, p50 at 8 at least 160 µs.
+        assert!(text.contains("answer at most 50000 per second"), "{text}");
+        assert!(text.contains("8 × 40.0 ÷ 2 = 160 µs"), "{text}");
+        // 40 µs in-process against 60 + 20 over HTTP.
+        assert!(
+            text.contains("at most 0.50 of the in-process row (0.67"),
+            "{text}"
+        );
     }
 
     #[test]
