@@ -451,6 +451,40 @@ mod tests {
         );
     }
 
+    /// The bodies are read here, not by serde: their documented schema must still say what
+    /// `read` takes (required members, nothing else).
+    #[test]
+    fn the_documented_request_schemas_match_what_is_read() {
+        let document = crate::openapi_json();
+        let schemas = &document["components"]["schemas"];
+        // (schema, required members, every member)
+        for (name, required, members) in [
+            (
+                "ExecutionRequestBody",
+                &["policy", "signals"][..],
+                &["execution_id", "include_signals", "policy", "signals"][..],
+            ),
+            (
+                "EvaluationRequestBody",
+                &["policy"],
+                &["batch", "policy", "signals"],
+            ),
+        ] {
+            let schema = &schemas[name];
+            assert_eq!(schema["additionalProperties"], false, "{name}");
+            assert_eq!(schema["required"], serde_json::json!(required), "{name}");
+            let mut found: Vec<&str> = schema["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            found.sort_unstable();
+            assert_eq!(found, members, "{name}");
+            assert!(!schema["description"].as_str().unwrap().contains("body.rs"));
+        }
+    }
+
     #[test]
     fn offsets_of_refusals_count_from_the_start_of_the_body() {
         let body = r#"{"policy":"\ud800"}"#;

@@ -25,9 +25,8 @@ pub(crate) struct ErrorDetail {
 }
 
 /// `POST /v1/executions`.
-///
-/// Read by `body.rs` (the signals kept as their text); the `serde` attributes here only shape
-/// the OpenAPI schema.
+// Read by `body.rs` (the signals kept as their text); the `serde` attributes here only shape the
+// OpenAPI schema (a plain comment: doc comments become the schema's description).
 #[derive(Debug, Clone, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExecutionRequestBody {
@@ -62,9 +61,8 @@ pub(crate) struct ExecutionResponse {
 }
 
 /// `POST /v1/evaluations`: one signal set, or many (`batch`) for one policy.
-///
-/// Read by `body.rs` (each signal set kept as its text); the `serde` attributes here only shape
-/// the OpenAPI schema.
+// Read by `body.rs` (each signal set kept as its text); the `serde` attributes here only shape
+// the OpenAPI schema.
 #[derive(Debug, Clone, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EvaluationRequestBody {
