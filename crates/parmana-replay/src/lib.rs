@@ -71,7 +71,7 @@ pub use parmana_canon::{ExecutionId, MAX_EXECUTION_ID_LEN};
 pub use postgres::{PostgresOptions, PostgresReplayStore};
 pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionState};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteReplayStore;
+pub use sqlite::{SqliteReplayStore, WriteHold};
 pub use tlog::{ExecutionEntry, LedgerLog, ledger_log};
 
 /// How far (in seconds) a claim's clock reading may lie before the newest one a store holds

@@ -97,8 +97,6 @@ pub mod trust {
 
 /// Replay stores: exactly-once execution ids and the ledger.
 pub mod replay {
-    #[cfg(feature = "sqlite")]
-    pub use parmana_replay::SqliteReplayStore;
     pub use parmana_replay::{
         AcceptedVersions, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord, CompletedExecution,
         ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerRow,
@@ -109,4 +107,6 @@ pub mod replay {
     pub use parmana_replay::{ExecutionEntry, LedgerLog, ledger_log};
     #[cfg(feature = "postgres")]
     pub use parmana_replay::{PostgresOptions, PostgresReplayStore};
+    #[cfg(feature = "sqlite")]
+    pub use parmana_replay::{SqliteReplayStore, WriteHold};
 }

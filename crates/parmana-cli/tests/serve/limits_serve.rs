@@ -243,59 +243,60 @@ fn an_execution_past_its_time_is_answered_503_keeps_its_slot_and_completes_once(
             "--request-timeout-ms",
             "300",
             "--max-concurrency",
-            "1",
+            "2",
         ],
     );
     let token = served.token.as_deref();
-    // Another process holds the store's write lock: the claim waits (SQLite's busy timeout).
-    let holder = rusqlite::Connection::open(env.root().join("replay.sqlite3")).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // The store's write lock is held from outside the server: its claims wait (SQLite's busy
+    // timeout), its reads go on.
+    let held = SqliteReplayStore::hold_writes(env.root().join("replay.sqlite3")).unwrap();
     let slow = served.post("/v1/executions", token, &execution_body("held-1"));
     assert_eq!(slow.status, 503, "{}", slow.text);
     assert_eq!(slow.code(), "server.timeout");
     assert_eq!(slow.header("retry-after"), Some("1"));
-    // Answered, but not consumed: nothing is claimed while the store is held.
-    let claimed: i64 = holder
-        .query_row(
-            "SELECT count(*) FROM executions WHERE id = 'held-1'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(claimed, 0);
-    // The runtime call still holds the only slot: more requests are shed, not started.
-    let shed = served.post("/v1/executions", token, &execution_body("held-2"));
+    // Answered, and not consumed: nothing is claimed while the store is held.
+    assert_eq!(served.get("/v1/executions/held-1", token).status, 404);
+    let second = served.post("/v1/executions", token, &execution_body("held-2"));
+    assert_eq!(second.code(), "server.timeout", "{}", second.text);
+    // Both runtime calls still hold their slots: more requests are shed, not started.
+    let shed = served.post("/v1/executions", token, &execution_body("held-3"));
     assert_eq!(
         (shed.status, shed.code().as_str()),
         (503, "server.overloaded")
     );
-    holder.execute_batch("ROLLBACK").unwrap();
-    // The execution completes on its own once the store is free (bounded: 400 polls).
-    let stored = (0..400)
-        .map(|_| {
-            let reply = served.get("/v1/executions/held-1", token);
-            if reply.status != 200 {
-                // Shed while the slot is held, or claimed and not yet completed.
-                assert!(matches!(reply.status, 503 | 423), "{}", reply.text);
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            reply
-        })
-        .find(|reply| reply.status == 200)
-        .unwrap_or_else(|| panic!("held-1 never completed: {}", served.stderr()));
-    // Exactly once: the same request again is a replay naming the stored attestation, which
-    // verifies; the shed request did nothing.
-    let again = served.post("/v1/executions", token, &execution_body("held-1"));
-    assert_eq!(
-        (again.status, again.code().as_str()),
-        (409, "runtime.replay_detected")
-    );
-    assert_eq!(again.header("location"), Some("/v1/executions/held-1"));
-    let verified = served.post(
-        "/v1/verify",
-        token,
-        &format!(r#"{{"attestation":{}}}"#, stored.text),
-    );
-    assert_eq!(verified.json()["valid"], true, "{}", verified.text);
-    assert_eq!(served.get("/v1/executions/held-2", token).status, 404);
+    drop(held);
+    // Each execution completes on its own once the store is free (bounded: 400 polls each).
+    for id in ["held-1", "held-2"] {
+        let stored = (0..400)
+            .map(|_| {
+                let reply = served.get(&format!("/v1/executions/{id}"), token);
+                if reply.status != 200 {
+                    // Shed while the slots are held, or claimed and not yet completed.
+                    assert!(matches!(reply.status, 503 | 423), "{}", reply.text);
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                reply
+            })
+            .find(|reply| reply.status == 200)
+            .unwrap_or_else(|| panic!("{id} never completed: {}", served.stderr()));
+        // Exactly once: the same request again is a replay naming the stored attestation,
+        // which verifies.
+        let again = served.post("/v1/executions", token, &execution_body(id));
+        assert_eq!(
+            (again.status, again.code().as_str()),
+            (409, "runtime.replay_detected")
+        );
+        assert_eq!(
+            again.header("location"),
+            Some(format!("/v1/executions/{id}").as_str())
+        );
+        let verified = served.post(
+            "/v1/verify",
+            token,
+            &format!(r#"{{"attestation":{}}}"#, stored.text),
+        );
+        assert_eq!(verified.json()["valid"], true, "{}", verified.text);
+    }
+    // The shed request did nothing.
+    assert_eq!(served.get("/v1/executions/held-3", token).status, 404);
 }
