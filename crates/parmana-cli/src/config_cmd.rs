@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::common::EnvironmentArgs;
 use crate::config::{
-    self, CONFIG_ENV, CONFIG_FILE_NAME, Deployment, FoundBy, Setting, Source, redact_store,
+    self, CONFIG_ENV, CONFIG_FILE_NAME, Deployment, FoundBy, Key, Setting, Source, redact_store,
 };
 use crate::report::{Failure, Format, Json, outln};
 use crate::serve_cmd::{ServerFlags, ServerValues, authzen_settings};
@@ -39,26 +39,34 @@ pub(crate) struct ConfigArgs {
 
 /// One row of the report: a setting's name, its value as text, and its source.
 struct Row {
-    name: &'static str,
+    name: String,
     value: serde_json::Value,
     shown: String,
     source: Option<Source>,
 }
 
-fn path_row(name: &'static str, setting: Setting<PathBuf>) -> Row {
+fn path_row(name: impl Into<String>, setting: Setting<PathBuf>) -> Row {
     let shown = setting.value.display().to_string();
     Row {
-        name,
+        name: name.into(),
         value: serde_json::Value::String(shown.clone()),
         shown,
         source: Some(setting.source),
     }
 }
 
-/// A `[server]` value's row, named `server.NAME`.
-fn value_row<T: ToString + serde::Serialize>(name: &'static str, setting: Setting<T>) -> Row {
+/// The name `parmana config` shows for a `[server]` setting: `server.` and its key.
+fn server_name(key: &str) -> String {
+    format!("{SERVER_TABLE}.{key}")
+}
+
+/// The table of `parmana serve`'s settings in `parmana.toml`.
+const SERVER_TABLE: &str = "server";
+
+/// A `[server]` value's row.
+fn value_row<T: ToString + serde::Serialize>(key: Key, setting: Setting<T>) -> Row {
     Row {
-        name,
+        name: server_name(key.name),
         value: serde_json::json!(setting.value),
         shown: setting.value.to_string(),
         source: Some(setting.source),
@@ -66,11 +74,11 @@ fn value_row<T: ToString + serde::Serialize>(name: &'static str, setting: Settin
 }
 
 /// A `[server]` file's row: its path, or none.
-fn optional_path_row(name: &'static str, setting: Option<Setting<PathBuf>>, none: &str) -> Row {
+fn optional_path_row(key: Key, setting: Option<Setting<PathBuf>>, none: &str) -> Row {
     match setting {
-        Some(setting) => path_row(name, setting),
+        Some(setting) => path_row(server_name(key.name), setting),
         None => Row {
-            name,
+            name: server_name(key.name),
             value: serde_json::Value::Null,
             shown: none.to_owned(),
             source: None,
@@ -85,7 +93,7 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
     let authzen = authzen_settings(deployment);
     let authzen_row = if authzen.policies.is_empty() && authzen.default_policy.is_none() {
         Row {
-            name: "server.authzen",
+            name: server_name("authzen"),
             value: serde_json::Value::Null,
             shown: "(none: the AuthZEN routes answer no resource type)".to_owned(),
             source: None,
@@ -122,7 +130,7 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
             .collect::<Vec<_>>()
             .join("; ");
         Row {
-            name: "server.authzen",
+            name: server_name("authzen"),
             value: serde_json::json!({
                 "default_policy": authzen.default_policy,
                 "policies": policies,
@@ -135,30 +143,30 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
     };
     Ok(vec![
         Row {
-            name: "server.listen",
+            name: server_name(config::LISTEN.name),
             value: serde_json::json!(values.listen.value.to_string()),
             shown: values.listen.value.to_string(),
             source: Some(values.listen.source),
         },
         optional_path_row(
-            "server.tokens",
+            config::TOKENS,
             values.tokens,
             "(none: serve needs --tokens, --dev-token or --insecure-no-auth)",
         ),
-        optional_path_row("server.tls_cert", values.tls_cert, "(none: plain HTTP)"),
-        optional_path_row("server.tls_key", values.tls_key, "(none)"),
+        optional_path_row(config::TLS_CERT, values.tls_cert, "(none: plain HTTP)"),
+        optional_path_row(config::TLS_KEY, values.tls_key, "(none)"),
         optional_path_row(
-            "server.tls_client_ca",
+            config::TLS_CLIENT_CA,
             values.tls_client_ca,
             "(none: no client certificates asked)",
         ),
-        value_row("server.max_body_bytes", values.max_body_bytes),
-        value_row("server.max_concurrency", values.max_concurrency),
-        value_row("server.max_connections", values.max_connections),
-        value_row("server.request_timeout_ms", values.request_timeout_ms),
-        value_row("server.shutdown_grace_ms", values.shutdown_grace_ms),
-        value_row("server.log_format", values.log_format),
-        value_row("server.log_signals", values.log_signals),
+        value_row(config::MAX_BODY_BYTES, values.max_body_bytes),
+        value_row(config::MAX_CONCURRENCY, values.max_concurrency),
+        value_row(config::MAX_CONNECTIONS, values.max_connections),
+        value_row(config::REQUEST_TIMEOUT_MS, values.request_timeout_ms),
+        value_row(config::SHUTDOWN_GRACE_MS, values.shutdown_grace_ms),
+        value_row(config::LOG_FORMAT, values.log_format),
+        value_row(config::LOG_SIGNALS, values.log_signals),
         authzen_row,
     ])
 }
@@ -197,14 +205,14 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
             Some(store) => {
                 let shown = redact_store(&store.value);
                 Row {
-                    name: config::STORE.name,
+                    name: config::STORE.name.to_owned(),
                     value: serde_json::Value::String(shown.clone()),
                     shown,
                     source: Some(store.source),
                 }
             }
             None => Row {
-                name: config::STORE.name,
+                name: config::STORE.name.to_owned(),
                 value: serde_json::Value::Null,
                 shown: "(none: execute, recover, show and ledger refuse until one is named)"
                     .to_owned(),
@@ -212,7 +220,7 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
             },
         },
         Row {
-            name: config::KEYS.name,
+            name: config::KEYS.name.to_owned(),
             value: serde_json::json!(
                 keys.value
                     .iter()
@@ -228,7 +236,7 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
             source: Some(keys.source),
         },
         Row {
-            name: config::EXPIRY_WARNING_DAYS.name,
+            name: config::EXPIRY_WARNING_DAYS.name.to_owned(),
             value: serde_json::json!(days.value),
             shown: days.value.to_string(),
             source: Some(days.source),
@@ -270,7 +278,7 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
                 .map(|row| {
                     let source = row.source.as_ref();
                     (
-                        row.name.to_owned(),
+                        row.name.clone(),
                         serde_json::json!({
                             "value": row.value,
                             "source": source.map(Source::kind),
