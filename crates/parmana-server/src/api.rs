@@ -81,16 +81,6 @@ fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
     response
 }
 
-fn envelope_value(envelope: &[u8]) -> Result<Value, ApiError> {
-    parse_strict(envelope).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            e.code(),
-            format!("stored attestation: {e}"),
-        )
-    })
-}
-
 /// Execute signals under a signed policy exactly once; the signed attestation comes back.
 #[utoipa::path(
     post, path = "/v1/executions", tag = "native",
@@ -154,7 +144,8 @@ pub(crate) async fn create_execution(
                 decision: predicate.decision.clone(),
                 rule_id: predicate.rule_id.clone(),
                 reason: predicate.reason.clone(),
-                attestation: envelope_value(attestation.envelope())?,
+                // Canonical already: copied into the answer as it is.
+                attestation: attestation.envelope_canonical().clone(),
             };
             let mut response = json_response(StatusCode::CREATED, &body);
             if let Ok(value) = HeaderValue::from_str(&location) {

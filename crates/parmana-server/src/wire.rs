@@ -3,6 +3,7 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use parmana_runtime::canon::RawCanonical;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -57,7 +58,7 @@ pub(crate) struct ExecutionResponse {
     pub(crate) reason: Option<String>,
     /// The DSSE envelope, exactly as `parmana execute` prints it.
     #[schema(value_type = Object)]
-    pub(crate) attestation: Value,
+    pub(crate) attestation: RawCanonical,
 }
 
 /// `POST /v1/evaluations`: one signal set, or many (`batch`) for one policy.
