@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use crate::common::EnvironmentArgs;
 use crate::config::{
-    self, CONFIG_ENV, CONFIG_FILE_NAME, Deployment, FoundBy, Setting, Source, redact_store,
+    self, CONFIG_ENV, CONFIG_FILE_NAME, Deployment, FoundBy, Key, Setting, Source, redact_store,
 };
 use crate::report::{Failure, Format, Json, outln};
+use crate::serve_cmd::{ServerFlags, ServerValues, authzen_settings};
 use crate::store::StoreArgs;
 
 const CONFIG_EXAMPLES: &str = "\
@@ -38,20 +39,143 @@ pub(crate) struct ConfigArgs {
 
 /// One row of the report: a setting's name, its value as text, and its source.
 struct Row {
-    name: &'static str,
+    name: String,
     value: serde_json::Value,
     shown: String,
     source: Option<Source>,
 }
 
-fn path_row(name: &'static str, setting: Setting<PathBuf>) -> Row {
+fn path_row(name: impl Into<String>, setting: Setting<PathBuf>) -> Row {
     let shown = setting.value.display().to_string();
     Row {
-        name,
+        name: name.into(),
         value: serde_json::Value::String(shown.clone()),
         shown,
         source: Some(setting.source),
     }
+}
+
+/// The name `parmana config` shows for a `[server]` setting: `server.` and its key.
+fn server_name(key: &str) -> String {
+    format!("{SERVER_TABLE}.{key}")
+}
+
+/// The table of `parmana serve`'s settings in `parmana.toml`.
+const SERVER_TABLE: &str = "server";
+
+/// A `[server]` value's row.
+fn value_row<T: ToString + serde::Serialize>(key: Key, setting: Setting<T>) -> Row {
+    Row {
+        name: server_name(key.name),
+        value: serde_json::json!(setting.value),
+        shown: setting.value.to_string(),
+        source: Some(setting.source),
+    }
+}
+
+/// A `[server]` file's row: its path, or none.
+fn optional_path_row(key: Key, setting: Option<Setting<PathBuf>>, none: &str) -> Row {
+    match setting {
+        Some(setting) => path_row(server_name(key.name), setting),
+        None => Row {
+            name: server_name(key.name),
+            value: serde_json::Value::Null,
+            shown: none.to_owned(),
+            source: None,
+        },
+    }
+}
+
+/// The rows of `parmana serve`'s settings (`[server]`), resolved as `serve` resolves them
+/// without its flags.
+fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
+    let values = ServerValues::resolve(deployment, &ServerFlags::default())?;
+    let authzen = authzen_settings(deployment);
+    let authzen_row = if authzen.policies.is_empty() && authzen.default_policy.is_none() {
+        Row {
+            name: server_name("authzen"),
+            value: serde_json::Value::Null,
+            shown: "(none: the AuthZEN routes answer no resource type)".to_owned(),
+            source: None,
+        }
+    } else {
+        let policies: Vec<serde_json::Value> = authzen
+            .policies
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "policy": p.policy,
+                    "resource_types": p.resource_types,
+                    "permit": p.permit,
+                })
+            })
+            .collect();
+        let shown = authzen
+            .policies
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} [{}] permit {}",
+                    p.policy,
+                    p.resource_types.join(", "),
+                    p.permit.join(", ")
+                )
+            })
+            .chain(
+                authzen
+                    .default_policy
+                    .iter()
+                    .map(|d| format!("default {d}")),
+            )
+            .collect::<Vec<_>>()
+            .join("; ");
+        Row {
+            name: server_name("authzen"),
+            value: serde_json::json!({
+                "default_policy": authzen.default_policy,
+                "policies": policies,
+            }),
+            shown,
+            source: deployment
+                .server_file()
+                .map(|(path, _)| Source::File(path.to_path_buf())),
+        }
+    };
+    Ok(vec![
+        Row {
+            name: server_name(config::LISTEN.name),
+            value: serde_json::json!(values.listen.value.to_string()),
+            shown: values.listen.value.to_string(),
+            source: Some(values.listen.source),
+        },
+        optional_path_row(
+            config::TOKENS,
+            values.tokens,
+            "(none: serve needs --tokens, --dev-token or --insecure-no-auth)",
+        ),
+        optional_path_row(config::TLS_CERT, values.tls_cert, "(none: plain HTTP)"),
+        optional_path_row(config::TLS_KEY, values.tls_key, "(none)"),
+        optional_path_row(
+            config::TLS_CLIENT_CA,
+            values.tls_client_ca,
+            "(none: no client certificates asked)",
+        ),
+        value_row(config::MAX_BODY_BYTES, values.max_body_bytes),
+        value_row(config::MAX_CONCURRENCY, values.max_concurrency),
+        value_row(config::MAX_CONNECTIONS, values.max_connections),
+        value_row(config::REQUEST_TIMEOUT_MS, values.request_timeout_ms),
+        value_row(config::SHUTDOWN_GRACE_MS, values.shutdown_grace_ms),
+        value_row(config::LOG_FORMAT, values.log_format),
+        value_row(config::LOG_SIGNALS, values.log_signals),
+        optional_path_row(
+            config::LOG_KEY,
+            values.log_key,
+            "(none: no checkpoints signed, no log served)",
+        ),
+        value_row(config::LOG_PUBLIC, values.log_public),
+        value_row(config::SEQUENCE_INTERVAL_MS, values.sequence_interval_ms),
+        authzen_row,
+    ])
 }
 
 /// Runs `parmana config`.
@@ -61,7 +185,7 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
     let store = deployment.store(args.store.store.as_deref());
     let keys = deployment.keys(&args.key);
     let days = deployment.expiry_warning_days(args.expiry_warning_days)?;
-    let rows = vec![
+    let mut rows = vec![
         path_row(
             config::POLICIES.name,
             deployment.path(config::POLICIES, environment.policies.as_deref()),
@@ -88,14 +212,14 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
             Some(store) => {
                 let shown = redact_store(&store.value);
                 Row {
-                    name: config::STORE.name,
+                    name: config::STORE.name.to_owned(),
                     value: serde_json::Value::String(shown.clone()),
                     shown,
                     source: Some(store.source),
                 }
             }
             None => Row {
-                name: config::STORE.name,
+                name: config::STORE.name.to_owned(),
                 value: serde_json::Value::Null,
                 shown: "(none: execute, recover, show and ledger refuse until one is named)"
                     .to_owned(),
@@ -103,7 +227,7 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
             },
         },
         Row {
-            name: config::KEYS.name,
+            name: config::KEYS.name.to_owned(),
             value: serde_json::json!(
                 keys.value
                     .iter()
@@ -119,12 +243,13 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
             source: Some(keys.source),
         },
         Row {
-            name: config::EXPIRY_WARNING_DAYS.name,
+            name: config::EXPIRY_WARNING_DAYS.name.to_owned(),
             value: serde_json::json!(days.value),
             shown: days.value.to_string(),
             source: Some(days.source),
         },
     ];
+    rows.extend(server_rows(&deployment)?);
     let file = deployment.file();
     match format {
         Format::Human => {
@@ -143,14 +268,15 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
                 ),
             }
             let width = rows.iter().map(|row| row.shown.len()).max().unwrap_or(0);
-            outln!("{:<21}{:<width$}  SOURCE", "SETTING", "VALUE");
+            let names = rows.iter().map(|row| row.name.len() + 2).max().unwrap_or(0);
+            outln!("{:<names$}{:<width$}  SOURCE", "SETTING", "VALUE");
             for row in &rows {
                 let source = match &row.source {
                     Some(Source::Default) => "default".to_owned(),
                     Some(source) => format!("{} {}", source.kind(), source.origin()),
                     None => "-".to_owned(),
                 };
-                outln!("{:<21}{:<width$}  {source}", row.name, row.shown);
+                outln!("{:<names$}{:<width$}  {source}", row.name, row.shown);
             }
         }
         Format::Json => {
@@ -159,7 +285,7 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
                 .map(|row| {
                     let source = row.source.as_ref();
                     (
-                        row.name.to_owned(),
+                        row.name.clone(),
                         serde_json::json!({
                             "value": row.value,
                             "source": source.map(Source::kind),

@@ -1,7 +1,7 @@
 //! `parmana serve`: run the runtime as an HTTP service (`parmana-server`) with the settings of flags, `PARMANA_*` variables and `[server]` in `parmana.toml`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use parmana_server::{
 use crate::common::{
     ClockArgs, EnvironmentArgs, build_runtime, read_private_key, warn_environment_expiry,
 };
-use crate::config::{self, Deployment};
+use crate::config::{self, Deployment, Setting};
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
 use crate::store::StoreArgs;
@@ -131,117 +131,153 @@ fn server_failure(error: &ServerError) -> Failure {
     )
 }
 
-/// The settings of `parmana serve`, flags first.
-fn settings(
-    args: &ServeArgs,
-    deployment: &Deployment,
-    store: &str,
-) -> Result<(ServerSettings, Option<String>), Failure> {
-    let default_listen = DEFAULT_LISTEN
-        .parse::<SocketAddr>()
-        .map_err(|e| Failure::new("cli.usage", e.to_string(), ExitClass::Usage))?;
-    let listen = deployment
-        .server_value(config::LISTEN, args.listen, default_listen)?
-        .value;
-    let mut printed_token = None;
-    let authentication = if args.dev_token {
-        let (tokens, secret) = Tokens::generate_dev_token().map_err(|e| server_failure(&e))?;
-        printed_token = Some(secret);
-        Authentication::DevToken(tokens)
-    } else if args.insecure_no_auth {
-        Authentication::InsecureNoAuth
-    } else {
-        match deployment.server_path(config::TOKENS, args.tokens.as_deref()) {
-            Some(path) => {
-                Authentication::Tokens(Tokens::load(&path.value).map_err(|e| server_failure(&e))?)
-            }
-            None => return Err(server_failure(&ServerError::NoTokens)),
+/// The flags of `parmana serve` that set `[server]` values (none of them for `parmana config`).
+#[derive(Debug, Default)]
+pub(crate) struct ServerFlags<'a> {
+    listen: Option<SocketAddr>,
+    tokens: Option<&'a Path>,
+    tls_cert: Option<&'a Path>,
+    tls_key: Option<&'a Path>,
+    tls_client_ca: Option<&'a Path>,
+    max_body_bytes: Option<usize>,
+    max_concurrency: Option<usize>,
+    max_connections: Option<usize>,
+    request_timeout_ms: Option<u64>,
+    shutdown_grace_ms: Option<u64>,
+    log_format: Option<String>,
+    log_signals: bool,
+    log_key: Option<&'a Path>,
+    log_public: bool,
+    sequence_interval_ms: Option<u64>,
+}
+
+impl ServeArgs {
+    fn server_flags(&self) -> ServerFlags<'_> {
+        ServerFlags {
+            listen: self.listen,
+            tokens: self.tokens.as_deref(),
+            tls_cert: self.tls_cert.as_deref(),
+            tls_key: self.tls_key.as_deref(),
+            tls_client_ca: self.tls_client_ca.as_deref(),
+            max_body_bytes: self.max_body_bytes,
+            max_concurrency: self.max_concurrency,
+            max_connections: self.max_connections,
+            request_timeout_ms: self.request_timeout_ms,
+            shutdown_grace_ms: self.shutdown_grace_ms,
+            log_format: self.log_format.clone(),
+            log_signals: self.log_signals,
+            log_key: self.log_key.as_deref(),
+            log_public: self.log_public,
+            sequence_interval_ms: self.sequence_interval_ms,
         }
-    };
-    let certificate = deployment.server_path(config::TLS_CERT, args.tls_cert.as_deref());
-    let key = deployment.server_path(config::TLS_KEY, args.tls_key.as_deref());
-    let client_ca = deployment.server_path(config::TLS_CLIENT_CA, args.tls_client_ca.as_deref());
-    let tls = match (certificate, key) {
-        (Some(certificate), Some(key)) => Some(TlsFiles {
-            certificate: certificate.value,
-            key: key.value,
-            client_ca: client_ca.map(|ca| ca.value),
-        }),
-        (None, None) if client_ca.is_none() => None,
-        _ => {
-            return Err(Failure::new(
-                "cli.usage",
-                "TLS needs both a certificate and a key (--tls-cert, --tls-key); a client CA \
-                 needs them too",
-                ExitClass::Usage,
-            ));
-        }
-    };
-    let defaults = Limits::default();
-    let limits = Limits {
-        max_body_bytes: deployment
-            .server_value(
-                config::MAX_BODY_BYTES,
-                args.max_body_bytes,
-                defaults.max_body_bytes,
-            )?
-            .value,
-        max_header_bytes: defaults.max_header_bytes,
-        max_concurrency: deployment
-            .server_value(
-                config::MAX_CONCURRENCY,
-                args.max_concurrency,
-                defaults.max_concurrency,
-            )?
-            .value,
-        max_connections: deployment
-            .server_value(
-                config::MAX_CONNECTIONS,
-                args.max_connections,
-                defaults.max_connections,
-            )?
-            .value,
-        request_timeout: Duration::from_millis(
-            deployment
-                .server_value(
-                    config::REQUEST_TIMEOUT_MS,
-                    args.request_timeout_ms,
-                    u64::try_from(defaults.request_timeout.as_millis()).unwrap_or(u64::MAX),
-                )?
-                .value,
-        ),
-        shutdown_grace: Duration::from_millis(
-            deployment
-                .server_value(
-                    config::SHUTDOWN_GRACE_MS,
-                    args.shutdown_grace_ms,
-                    u64::try_from(defaults.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
-                )?
-                .value,
-        ),
-    };
-    let log_format = deployment
-        .server_value(
+    }
+}
+
+/// The `[server]` values, each with where it came from (flag, variable, file or default):
+/// what `parmana serve` runs with, and what `parmana config` prints.
+#[derive(Debug)]
+pub(crate) struct ServerValues {
+    pub(crate) listen: Setting<SocketAddr>,
+    pub(crate) tokens: Option<Setting<PathBuf>>,
+    pub(crate) tls_cert: Option<Setting<PathBuf>>,
+    pub(crate) tls_key: Option<Setting<PathBuf>>,
+    pub(crate) tls_client_ca: Option<Setting<PathBuf>>,
+    pub(crate) max_body_bytes: Setting<usize>,
+    pub(crate) max_concurrency: Setting<usize>,
+    pub(crate) max_connections: Setting<usize>,
+    pub(crate) request_timeout_ms: Setting<u64>,
+    pub(crate) shutdown_grace_ms: Setting<u64>,
+    /// `text` or `json` (anything else is refused when resolving).
+    pub(crate) log_format: Setting<String>,
+    pub(crate) log_signals: Setting<bool>,
+    /// A key of the trust root's `log` role (read and checked when the server starts).
+    pub(crate) log_key: Option<Setting<PathBuf>>,
+    pub(crate) log_public: Setting<bool>,
+    pub(crate) sequence_interval_ms: Setting<u64>,
+}
+
+impl ServerValues {
+    /// Resolves every `[server]` value: flag, variable, `parmana.toml`, default. A value that
+    /// does not parse, or a log format other than `text` and `json`, is `cli.invalid_config`.
+    pub(crate) fn resolve(
+        deployment: &Deployment,
+        flags: &ServerFlags<'_>,
+    ) -> Result<Self, Failure> {
+        let default_listen = DEFAULT_LISTEN
+            .parse::<SocketAddr>()
+            .map_err(|e| Failure::new("cli.usage", e.to_string(), ExitClass::Usage))?;
+        let defaults = Limits::default();
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let log_format = deployment.server_value(
             config::LOG_FORMAT,
-            args.log_format.clone(),
+            flags.log_format.clone(),
             "text".to_owned(),
-        )?
-        .value;
-    let json = match log_format.as_str() {
-        "text" => false,
-        "json" => true,
-        other => {
+        )?;
+        if !matches!(log_format.value.as_str(), "text" | "json") {
             return Err(Failure::new(
                 "cli.invalid_config",
-                format!("log format {other:?}: expected `text` or `json`"),
+                format!(
+                    "log format {:?}: expected `text` or `json`",
+                    log_format.value
+                ),
                 ExitClass::Usage,
             ));
         }
-    };
-    let log_signals = deployment
-        .server_value(config::LOG_SIGNALS, args.log_signals.then_some(true), false)?
-        .value;
-    let authzen = deployment
+        Ok(Self {
+            listen: deployment.server_value(config::LISTEN, flags.listen, default_listen)?,
+            tokens: deployment.server_path(config::TOKENS, flags.tokens),
+            tls_cert: deployment.server_path(config::TLS_CERT, flags.tls_cert),
+            tls_key: deployment.server_path(config::TLS_KEY, flags.tls_key),
+            tls_client_ca: deployment.server_path(config::TLS_CLIENT_CA, flags.tls_client_ca),
+            max_body_bytes: deployment.server_value(
+                config::MAX_BODY_BYTES,
+                flags.max_body_bytes,
+                defaults.max_body_bytes,
+            )?,
+            max_concurrency: deployment.server_value(
+                config::MAX_CONCURRENCY,
+                flags.max_concurrency,
+                defaults.max_concurrency,
+            )?,
+            max_connections: deployment.server_value(
+                config::MAX_CONNECTIONS,
+                flags.max_connections,
+                defaults.max_connections,
+            )?,
+            request_timeout_ms: deployment.server_value(
+                config::REQUEST_TIMEOUT_MS,
+                flags.request_timeout_ms,
+                millis(defaults.request_timeout),
+            )?,
+            shutdown_grace_ms: deployment.server_value(
+                config::SHUTDOWN_GRACE_MS,
+                flags.shutdown_grace_ms,
+                millis(defaults.shutdown_grace),
+            )?,
+            log_format,
+            log_signals: deployment.server_value(
+                config::LOG_SIGNALS,
+                flags.log_signals.then_some(true),
+                false,
+            )?,
+            log_key: deployment.server_path(config::LOG_KEY, flags.log_key),
+            log_public: deployment.server_value(
+                config::LOG_PUBLIC,
+                flags.log_public.then_some(true),
+                false,
+            )?,
+            sequence_interval_ms: deployment.server_value(
+                config::SEQUENCE_INTERVAL_MS,
+                flags.sequence_interval_ms,
+                1000,
+            )?,
+        })
+    }
+}
+
+/// The AuthZEN mapping of `[server.authzen]` (in the file only).
+pub(crate) fn authzen_settings(deployment: &Deployment) -> AuthzenSettings {
+    deployment
         .server_file()
         .and_then(|(_, server)| server.authzen.as_ref())
         .map(|file| AuthzenSettings {
@@ -256,16 +292,61 @@ fn settings(
                 })
                 .collect(),
         })
-        .unwrap_or_default();
-    let log_public = deployment
-        .server_value(config::LOG_PUBLIC, args.log_public.then_some(true), false)?
-        .value;
-    let log = match deployment.server_path(config::LOG_KEY, args.log_key.as_deref()) {
+        .unwrap_or_default()
+}
+
+/// The settings of `parmana serve`, flags first.
+fn settings(
+    args: &ServeArgs,
+    deployment: &Deployment,
+    store: &str,
+) -> Result<(ServerSettings, Option<String>), Failure> {
+    let values = ServerValues::resolve(deployment, &args.server_flags())?;
+    let mut printed_token = None;
+    let authentication = if args.dev_token {
+        let (tokens, secret) = Tokens::generate_dev_token().map_err(|e| server_failure(&e))?;
+        printed_token = Some(secret);
+        Authentication::DevToken(tokens)
+    } else if args.insecure_no_auth {
+        Authentication::InsecureNoAuth
+    } else {
+        match &values.tokens {
+            Some(path) => {
+                Authentication::Tokens(Tokens::load(&path.value).map_err(|e| server_failure(&e))?)
+            }
+            None => return Err(server_failure(&ServerError::NoTokens)),
+        }
+    };
+    let tls = match (values.tls_cert, values.tls_key) {
+        (Some(certificate), Some(key)) => Some(TlsFiles {
+            certificate: certificate.value,
+            key: key.value,
+            client_ca: values.tls_client_ca.map(|ca| ca.value),
+        }),
+        (None, None) if values.tls_client_ca.is_none() => None,
+        _ => {
+            return Err(Failure::new(
+                "cli.usage",
+                "TLS needs both a certificate and a key (--tls-cert, --tls-key); a client CA \
+                 needs them too",
+                ExitClass::Usage,
+            ));
+        }
+    };
+    let limits = Limits {
+        max_body_bytes: values.max_body_bytes.value,
+        max_header_bytes: Limits::default().max_header_bytes,
+        max_concurrency: values.max_concurrency.value,
+        max_connections: values.max_connections.value,
+        request_timeout: Duration::from_millis(values.request_timeout_ms.value),
+        shutdown_grace: Duration::from_millis(values.shutdown_grace_ms.value),
+    };
+    let log = match &values.log_key {
         Some(path) => Some(LogSettings {
             signer: Arc::new(read_private_key(&path.value)?),
-            public: log_public,
+            public: values.log_public.value,
         }),
-        None if log_public => {
+        None if values.log_public.value => {
             return Err(Failure::new(
                 "cli.usage",
                 "--log-public needs a log key (--log-key, PARMANA_LOG_KEY or server.log_key)",
@@ -283,28 +364,19 @@ fn settings(
     };
     Ok((
         ServerSettings {
-            listen,
+            listen: values.listen.value,
             authentication,
             tls,
             limits,
             logging: Logging {
-                json,
-                signals: log_signals,
+                json: values.log_format.value == "json",
+                signals: values.log_signals.value,
             },
-            authzen,
+            authzen: authzen_settings(deployment),
             store_kind: store_kind.to_owned(),
             log,
             sequencer: SequencerSettings {
-                cadence: Duration::from_millis(
-                    deployment
-                        .server_value(
-                            config::SEQUENCE_INTERVAL_MS,
-                            args.sequence_interval_ms,
-                            1000,
-                        )?
-                        .value
-                        .max(1),
-                ),
+                cadence: Duration::from_millis(values.sequence_interval_ms.value.max(1)),
                 log_key: None,
             },
         },

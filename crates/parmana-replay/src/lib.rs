@@ -82,7 +82,7 @@ pub use postgres::{PostgresOptions, PostgresReplayStore};
 pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionState};
 pub use sequencer::{DEFAULT_SEQUENCE_BATCH, SequenceOutcome, StoredCheckpoint, sequence_all};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteReplayStore;
+pub use sqlite::{SqliteReplayStore, WriteHold};
 pub use tlog::{ExecutionEntry, LedgerLog, ledger_log};
 
 /// How far (in seconds) a claim's clock reading may lie before the newest one a store holds

@@ -167,6 +167,17 @@ impl SqliteReplayStore {
         &self.path
     }
 
+    /// Takes the write lock of the existing store at `path` (`BEGIN IMMEDIATE` on a connection
+    /// of its own) and holds it until the returned [`WriteHold`] is dropped, writing nothing.
+    /// Meanwhile every writer of the file — a store open in this process or another, a server,
+    /// the CLI — waits, up to its busy timeout; readers go on. For a consistent copy of a store
+    /// in use, and for seeing what callers do while their store is slow.
+    pub fn hold_writes(path: impl AsRef<Path>) -> Result<WriteHold, ReplayError> {
+        let conn = connect(path.as_ref(), false)?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
+        Ok(WriteHold { conn })
+    }
+
     /// Runs SQLite's full `PRAGMA integrity_check`; `replay.store_corrupt` unless it reports `ok`.
     pub fn check_integrity(&self) -> Result<(), ReplayError> {
         let reader = self.reader()?;
@@ -405,6 +416,20 @@ impl ReplayStore for SqliteReplayStore {
             checkpoints,
             marks,
         })
+    }
+}
+
+/// The write lock of a SQLite store, held until dropped ([`SqliteReplayStore::hold_writes`]);
+/// dropping it rolls back its empty transaction.
+#[derive(Debug)]
+pub struct WriteHold {
+    conn: Connection,
+}
+
+impl Drop for WriteHold {
+    fn drop(&mut self) {
+        // Nothing was written: the rollback only ends the transaction (closing would too).
+        let _ = self.conn.execute_batch("ROLLBACK");
     }
 }
 

@@ -17,19 +17,25 @@ use crate::{
 /// A signed execution attestation: the DSSE envelope's canonical bytes and what it binds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attestation {
-    envelope: Vec<u8>,
+    envelope: RawCanonical,
     predicate: ExecutionPredicate,
 }
 
 impl Attestation {
     /// The DSSE envelope, as RFC 8785 JSON bytes: what is stored, printed and verified.
     pub fn envelope(&self) -> &[u8] {
+        self.envelope.as_bytes()
+    }
+
+    /// The envelope as a [`RawCanonical`]: embedded in a larger canonical document (an HTTP
+    /// answer), its bytes are copied as they are, not parsed and encoded again.
+    pub fn envelope_canonical(&self) -> &RawCanonical {
         &self.envelope
     }
 
     /// The envelope as a string (it is always UTF-8 JSON).
     pub fn envelope_str(&self) -> &str {
-        std::str::from_utf8(&self.envelope).unwrap_or_default()
+        std::str::from_utf8(self.envelope.as_bytes()).unwrap_or_default()
     }
 
     /// Everything the attestation binds.
@@ -39,7 +45,7 @@ impl Attestation {
 
     /// Consumes the attestation, returning the envelope bytes.
     pub fn into_envelope(self) -> Vec<u8> {
-        self.envelope
+        self.envelope.into_bytes()
     }
 }
 
@@ -116,8 +122,8 @@ pub(crate) fn execute(
             });
         }
     }
-    let envelope = prepared.sign_all(signers, environment.trust_root())?;
-    replay_store.complete(execution_id, &envelope)?;
+    let envelope = prepared.sign_all_canonical(signers, environment.trust_root())?;
+    replay_store.complete(execution_id, envelope.as_bytes())?;
     Ok(Attestation {
         envelope,
         predicate,
@@ -435,8 +441,8 @@ fn recover_one(
         return Err(mismatch("request digest"));
     }
     let envelope = prepare_attestation(&rebuilt, environment.trust_root())?
-        .sign_all(signers, environment.trust_root())?;
-    store.complete(execution_id, &envelope)?;
+        .sign_all_canonical(signers, environment.trust_root())?;
+    store.complete(execution_id, envelope.as_bytes())?;
     Ok(Some(Attestation {
         envelope,
         predicate: rebuilt,

@@ -63,8 +63,8 @@ pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The canonical layer: strict JSON, RFC 8785 bytes, digests, timestamps and identifiers.
 pub mod canon {
     pub use parmana_canon::{
-        CanonError, Digest, ExecutionId, IdError, PolicyId, PolicyRef, PolicyVersion, Timestamp,
-        canonicalize, canonicalize_value, parse_strict, to_canonical_vec,
+        CanonError, Digest, ExecutionId, IdError, PolicyId, PolicyRef, PolicyVersion, RawCanonical,
+        Timestamp, canonicalize, canonicalize_value, parse_strict, to_canonical_vec,
     };
     /// RFC 9162 Merkle tree hashing and C2SP `tlog-tiles` tiles (`docs/transparency-log.md`).
     pub use parmana_canon::{merkle, tile};
@@ -111,8 +111,6 @@ pub mod trust {
 
 /// Replay stores: exactly-once execution ids and the ledger.
 pub mod replay {
-    #[cfg(feature = "sqlite")]
-    pub use parmana_replay::SqliteReplayStore;
     pub use parmana_replay::{
         AcceptedVersions, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord, CompletedExecution,
         ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerRow,
@@ -127,4 +125,6 @@ pub mod replay {
     pub use parmana_replay::{ExecutionEntry, LedgerLog, ledger_log};
     #[cfg(feature = "postgres")]
     pub use parmana_replay::{PostgresOptions, PostgresReplayStore};
+    #[cfg(feature = "sqlite")]
+    pub use parmana_replay::{SqliteReplayStore, WriteHold};
 }

@@ -81,16 +81,6 @@ fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
     response
 }
 
-fn envelope_value(envelope: &[u8]) -> Result<Value, ApiError> {
-    parse_strict(envelope).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            e.code(),
-            format!("stored attestation: {e}"),
-        )
-    })
-}
-
 /// Execute signals under a signed policy exactly once; the signed attestation comes back.
 #[utoipa::path(
     post, path = "/v1/executions", tag = "native",
@@ -115,10 +105,10 @@ pub(crate) async fn create_execution(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Execute)?;
-    let body: ExecutionRequestBody = parse_body(&body_bytes(body)?)?;
+    let body = ExecutionRequestBody::read(&body_bytes(body)?)?;
     let mut outcome = Outcome {
         policy: Some(body.policy.clone()),
-        signals: state.logging.signals.then(|| body.signals.to_string()),
+        signals: state.logging.signals.then(|| body.signals.clone()),
         ..Outcome::default()
     };
     let policy = parse_policy_ref(&body.policy).map_err(|e| execution_error(&e))?;
@@ -127,15 +117,22 @@ pub(crate) async fn create_execution(
         None => new_execution_id(),
     };
     outcome.execution_id = Some(execution_id.as_str().to_owned());
-    let request = ExecutionRequest::new(
-        execution_id.clone(),
-        policy,
-        Signals::from_value(body.signals),
-    )
-    .with_signals_included(body.include_signals);
-    let result = state
-        .blocking("execute", move |runtime| runtime.execute(&request))
-        .await?;
+    // The signals' text goes to the runtime's strict parser as it is (as the CLI's does).
+    let signals = Signals::from_json(body.signals).map_err(|e| execution_error(&e))?;
+    let request = ExecutionRequest::new(execution_id.clone(), policy, signals)
+        .with_signals_included(body.include_signals);
+    let result = if !state.store_waits() {
+        // The execution is bounded CPU work (decide, sign, one short lock): done here, without
+        // the hand-off to the blocking pool and back.
+        let started = Instant::now();
+        let result = state.runtime.execute(&request);
+        state.metrics.runtime_call("execute", started.elapsed());
+        result
+    } else {
+        state
+            .blocking("execute", move |runtime| runtime.execute(&request))
+            .await?
+    };
     let location = execution_location(execution_id.as_str());
     match result {
         Ok(attestation) => {
@@ -147,7 +144,8 @@ pub(crate) async fn create_execution(
                 decision: predicate.decision.clone(),
                 rule_id: predicate.rule_id.clone(),
                 reason: predicate.reason.clone(),
-                attestation: envelope_value(attestation.envelope())?,
+                // Canonical already: copied into the answer as it is.
+                attestation: attestation.envelope_canonical().clone(),
             };
             let mut response = json_response(StatusCode::CREATED, &body);
             if let Ok(value) = HeaderValue::from_str(&location) {
@@ -228,13 +226,14 @@ pub(crate) struct ExplainQuery {
     explain: bool,
 }
 
+/// Decides one signal set, given as JSON text (read by the runtime's strict parser).
 fn evaluate_one(
     runtime: &parmana_runtime::Runtime,
     policy: &PolicyRef,
-    signals: Value,
+    signals: String,
     explain: bool,
 ) -> Result<EvaluationBody, ExecutionError> {
-    let signals = Signals::from_value(signals);
+    let signals = Signals::from_json(signals)?;
     if explain {
         let explained = runtime.explain(policy, &signals)?;
         let trace = parse_strict(&explained.trace)?;
@@ -279,7 +278,7 @@ pub(crate) async fn evaluate(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Evaluate)?;
     let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
-    let body: EvaluationRequestBody = parse_body(&body_bytes(body)?)?;
+    let body = EvaluationRequestBody::read(&body_bytes(body)?)?;
     let mut outcome = Outcome {
         policy: Some(body.policy.clone()),
         ..Outcome::default()
@@ -288,13 +287,13 @@ pub(crate) async fn evaluate(
     let explain = query.explain;
     match (body.signals, body.batch) {
         (Some(signals), None) => {
-            outcome.signals = state.logging.signals.then(|| signals.to_string());
-            let decided = state
-                .blocking("evaluate", move |runtime| {
-                    evaluate_one(runtime, &policy, signals, explain)
-                })
-                .await?
-                .map_err(|e| execution_error(&e))?;
+            outcome.signals = state.logging.signals.then(|| signals.clone());
+            // One evaluation is pure and bounded by the policy limits (no store, no lock held
+            // across it, no I/O): it runs here, on the async worker, not on the blocking pool.
+            let started = Instant::now();
+            let decided = evaluate_one(&state.runtime, &policy, signals, explain);
+            state.metrics.runtime_call("evaluate", started.elapsed());
+            let decided = decided.map_err(|e| execution_error(&e))?;
             outcome.decision = Some(decided.decision.clone());
             Ok(with_outcome(
                 json_response(StatusCode::OK, &decided),

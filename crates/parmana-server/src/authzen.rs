@@ -452,12 +452,26 @@ pub(crate) async fn evaluation(
         resource: request.resource,
         context: request.context,
     };
-    let shared = Arc::clone(&state);
-    let decision = state
-        .blocking("evaluate", move |runtime| {
-            decide(runtime, &shared.authzen, &resolved, may_execute)
-        })
-        .await??;
+    let executes = resolved
+        .context
+        .as_ref()
+        .is_some_and(|context| context.contains_key(EXECUTION_ID_KEY));
+    let decision = if executes {
+        // An execution may block on the store: the blocking pool.
+        let shared = Arc::clone(&state);
+        state
+            .blocking("execute", move |runtime| {
+                decide(runtime, &shared.authzen, &resolved, may_execute)
+            })
+            .await??
+    } else {
+        // One evaluation is pure and bounded by the policy limits: decided here, on the async
+        // worker, as `POST /v1/evaluations` does.
+        let started = std::time::Instant::now();
+        let decided = decide(&state.runtime, &state.authzen, &resolved, may_execute);
+        state.metrics.runtime_call("evaluate", started.elapsed());
+        decided?
+    };
     let outcome = Outcome {
         decision: Some(decision.decision.to_string()),
         ..Outcome::default()

@@ -1,7 +1,8 @@
 //! `parmana-server`: the Parmana runtime as an HTTP service (`parmana serve`) — the native API, AuthZEN 1.0, health, readiness, status, Prometheus metrics, hot reload and graceful shutdown, on axum and tokio.
 //!
-//! The runtime is synchronous (it may block on SQLite or PostgreSQL): every call into it runs
-//! on tokio's blocking pool, never on the async workers. The crate depends on
+//! The runtime is synchronous (it may block on SQLite or PostgreSQL): every call into it that
+//! may touch the store, or whose size the request chooses, runs on tokio's blocking pool, never
+//! on the async workers; one pure evaluation (bounded by the policy limits) runs inline. The crate depends on
 //! `parmana-runtime` alone among the workspace crates, and reads no file or variable it is not
 //! given: the CLI resolves the settings (`docs/configuration.md`) and builds the runtime.
 //! `docs/server.md` is the API's documentation; `/openapi.json` is generated from this code.
@@ -9,6 +10,7 @@
 mod api;
 mod auth;
 mod authzen;
+mod body;
 mod error;
 mod lifecycle;
 mod metrics;

@@ -1,5 +1,6 @@
 //! Prometheus metrics (`prometheus-client`): requests and latency by route and status, executions by decision and by error code, runtime-call and store-probe latency, reloads, shedding, readiness.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -9,10 +10,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// A request's labels. The route and method are borrowed for the routes and methods the
+/// server knows (no allocation per request), owned otherwise.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
-    method: String,
+    route: Cow<'static, str>,
+    method: Cow<'static, str>,
     status: u16,
 }
 
@@ -28,7 +31,7 @@ struct CodeLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
-    operation: String,
+    operation: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -130,10 +133,16 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    pub(crate) fn request(
+        &self,
+        route: Cow<'static, str>,
+        method: Cow<'static, str>,
+        status: u16,
+        elapsed: Duration,
+    ) {
         let labels = RequestLabels {
-            route: route.to_owned(),
-            method: method.to_owned(),
+            route,
+            method,
             status,
         };
         self.requests.get_or_create(&labels).inc();
@@ -158,11 +167,9 @@ impl Metrics {
             .inc();
     }
 
-    pub(crate) fn runtime_call(&self, operation: &str, elapsed: Duration) {
+    pub(crate) fn runtime_call(&self, operation: &'static str, elapsed: Duration) {
         self.runtime_seconds
-            .get_or_create(&OperationLabels {
-                operation: operation.to_owned(),
-            })
+            .get_or_create(&OperationLabels { operation })
             .observe(elapsed.as_secs_f64());
     }
 

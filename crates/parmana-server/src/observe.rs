@@ -1,16 +1,17 @@
 //! The middleware every request passes: load shedding (503 + `Retry-After` when the concurrency limit is reached), the per-request timeout, metrics, and one structured log event per request (never the signals unless configured).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, RETRY_AFTER_SECONDS};
 use crate::settings::Logging;
-use crate::state::AppState;
+use crate::state::{AppState, SLOT};
 
 /// What a handler decided, attached to its response for the log line and metrics.
 #[derive(Debug, Clone, Default)]
@@ -37,13 +38,10 @@ pub(crate) async fn guard(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let route = matched
-        .as_ref()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = request.method().as_str().to_owned();
+    let route = route_label(matched.as_ref().map_or("unmatched", MatchedPath::as_str));
+    let method = method_label(request.method());
     let request_id = request.headers().get(REQUEST_ID).cloned();
-    let mut response = if NEVER_SHED.contains(&route.as_str()) {
+    let mut response = if NEVER_SHED.contains(&route.as_ref()) {
         next.run(request).await
     } else {
         match Arc::clone(&state.in_flight).try_acquire_owned() {
@@ -51,8 +49,12 @@ pub(crate) async fn guard(
                 state.metrics.shed();
                 ApiError::overloaded().into_response()
             }
-            Ok(_permit) => {
-                match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
+            Ok(permit) => {
+                // Shared with the runtime call the request starts (`AppState::blocking`): the
+                // slot is free again only when both are done.
+                let slot = Arc::new(permit);
+                let handled = tokio::time::timeout(state.limits.request_timeout, next.run(request));
+                match SLOT.scope(slot, handled).await {
                     Ok(response) => response,
                     Err(_) => ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -85,14 +87,51 @@ pub(crate) async fn guard(
     }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    state.metrics.request(&route, &method, status, elapsed);
     let outcome = response
-        .extensions()
-        .get::<Outcome>()
-        .cloned()
+        .extensions_mut()
+        .remove::<Outcome>()
         .unwrap_or_default();
     log_request(&state.logging, &route, &method, status, elapsed, &outcome);
+    state.metrics.request(route, method, status, elapsed);
     response
+}
+
+/// The routes the router serves, as metric labels (borrowed, so that counting a request
+/// allocates nothing); a path not among them is labelled as given.
+const ROUTES: [&str; 17] = [
+    "/v1/executions",
+    "/v1/executions/{id}",
+    "/v1/executions/{id}/proof",
+    "/log/checkpoint",
+    "/log/tile/{*tile_path}",
+    "/v1/evaluations",
+    "/v1/verify",
+    "/v1/status",
+    "/v1/admin/reload",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/access/v1/evaluation",
+    "/access/v1/evaluations",
+    "/.well-known/authzen-configuration",
+    "unmatched",
+];
+
+fn route_label(route: &str) -> Cow<'static, str> {
+    ROUTES.iter().find(|known| **known == route).map_or_else(
+        || Cow::Owned(route.to_owned()),
+        |known| Cow::Borrowed(*known),
+    )
+}
+
+fn method_label(method: &Method) -> Cow<'static, str> {
+    match method.as_str() {
+        "GET" => Cow::Borrowed("GET"),
+        "POST" => Cow::Borrowed("POST"),
+        "HEAD" => Cow::Borrowed("HEAD"),
+        other => Cow::Owned(other.to_owned()),
+    }
 }
 
 fn log_request(
@@ -104,11 +143,13 @@ fn log_request(
     outcome: &Outcome,
 ) {
     let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-    let field = |value: &Option<String>| value.clone().unwrap_or_default();
+    fn field(value: &Option<String>) -> &str {
+        value.as_deref().unwrap_or_default()
+    }
     let signals = if logging.signals {
         field(&outcome.signals)
     } else {
-        String::new()
+        ""
     };
     tracing::info!(
         target: "parmana::request",

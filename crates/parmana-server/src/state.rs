@@ -1,4 +1,4 @@
-//! The state every handler shares: the runtime, tokens, metrics, readiness and draining flags, and `blocking`, the one way a handler calls the synchronous runtime (on tokio's blocking pool, timed).
+//! The state every handler shares: the runtime, tokens, metrics, readiness and draining flags, and `blocking`, the way a handler calls the synchronous runtime when the call may block (on tokio's blocking pool, timed, holding the request's concurrency slot).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,13 +6,18 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode};
 use parmana_runtime::Runtime;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::Scope;
 use crate::authzen::AuthzenMapping;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::settings::{Authentication, Limits, LogSettings, Logging};
+
+tokio::task_local! {
+    /// The concurrency slot of the request being handled (see `observe::guard`).
+    pub(crate) static SLOT: Arc<OwnedSemaphorePermit>;
+}
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -68,8 +73,16 @@ impl AppState {
         T: Send + 'static,
     {
         let state = Arc::clone(self);
+        // The request's concurrency slot goes with the call: a request answered on its timeout
+        // keeps its slot until the runtime call it started has finished, so calls stuck on a
+        // store never outnumber `max_concurrency` (more requests are shed, not started).
+        let slot = SLOT.try_with(Arc::clone).ok();
         let started = Instant::now();
-        let joined = tokio::task::spawn_blocking(move || work(&state.runtime)).await;
+        let joined = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            work(&state.runtime)
+        })
+        .await;
         self.metrics.runtime_call(operation, started.elapsed());
         joined.map_err(|e| {
             ApiError::new(
@@ -78,6 +91,12 @@ impl AppState {
                 format!("the {operation} task failed: {e}"),
             )
         })
+    }
+
+    /// Whether a store call may wait (on a disk, a lock of another process, a network): every
+    /// store but `memory`, which holds one short lock of this process and nothing else.
+    pub(crate) fn store_waits(&self) -> bool {
+        self.store_kind != "memory"
     }
 
     pub(crate) fn is_draining(&self) -> bool {

@@ -3,6 +3,7 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use parmana_runtime::canon::RawCanonical;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -25,14 +26,16 @@ pub(crate) struct ErrorDetail {
 }
 
 /// `POST /v1/executions`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+// Read by `body.rs` (the signals kept as their text); the `serde` attributes here only shape the
+// OpenAPI schema (a plain comment: doc comments become the schema's description).
+#[derive(Debug, Clone, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExecutionRequestBody {
     /// The policy, `id@version`.
     pub(crate) policy: String,
     /// The signals: one JSON object of the policy's declared signals.
     #[schema(value_type = Object)]
-    pub(crate) signals: Value,
+    pub(crate) signals: String,
     /// The execution id, consumed at most once (a fresh UUIDv7 when absent).
     #[serde(default)]
     pub(crate) execution_id: Option<String>,
@@ -55,11 +58,13 @@ pub(crate) struct ExecutionResponse {
     pub(crate) reason: Option<String>,
     /// The DSSE envelope, exactly as `parmana execute` prints it.
     #[schema(value_type = Object)]
-    pub(crate) attestation: Value,
+    pub(crate) attestation: RawCanonical,
 }
 
 /// `POST /v1/evaluations`: one signal set, or many (`batch`) for one policy.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+// Read by `body.rs` (each signal set kept as its text); the `serde` attributes here only shape
+// the OpenAPI schema.
+#[derive(Debug, Clone, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EvaluationRequestBody {
     /// The policy, `id@version`.
@@ -67,11 +72,11 @@ pub(crate) struct EvaluationRequestBody {
     /// The signals (exactly one of `signals` and `batch`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub(crate) signals: Option<Value>,
+    pub(crate) signals: Option<String>,
     /// Many signal sets, each decided on its own (exactly one of `signals` and `batch`).
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
-    pub(crate) batch: Option<Vec<Value>>,
+    pub(crate) batch: Option<Vec<String>>,
 }
 
 /// A pure decision: nothing consumed, nothing signed.

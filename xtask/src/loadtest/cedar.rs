@@ -79,6 +79,11 @@ pub(crate) struct CedarAgent {
 }
 
 impl CedarAgent {
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn start(binary: &Path) -> Result<Self, String> {
         // A free port: cedar-agent takes a port, not a listener (the gap is loopback-only).
         let port = TcpListener::bind("127.0.0.1:0")

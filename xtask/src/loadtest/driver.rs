@@ -1,8 +1,10 @@
-//! The load driver: keep-alive HTTP connections (one `ureq` agent per worker thread) sending requests for a bounded time and count, and the in-process baseline on the same clock; latency percentiles and throughput.
+//! The load driver: keep-alive HTTP connections (one per worker thread, `http::Connection`) sending requests for a bounded time and count, and the in-process baseline on the same clock; latency percentiles and throughput.
 
-use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
+
+use super::http::Connection;
 
 /// At most this many requests per measurement, whatever the duration.
 pub(crate) const MAX_REQUESTS: u64 = 2_000_000;
@@ -57,6 +59,34 @@ pub(crate) struct Load<'a> {
     pub(crate) body: &'a (dyn Fn(usize, u64) -> String + Sync),
     /// Whether the server has parmana's `/metrics` (the time inside it is read around a row).
     pub(crate) metrics: bool,
+    /// The server's process id, whose CPU time is read around a row.
+    pub(crate) pid: Option<u32>,
+}
+
+/// Linux reports process times in `USER_HZ` ticks, 100 per second on every architecture it
+/// exposes them for.
+const TICKS_PER_SECOND: u64 = 100;
+
+/// The CPU time (user and system, every thread) a process has used: this one (`None`) or
+/// `pid`; `None` where `/proc` cannot tell.
+pub(crate) fn process_cpu(pid: Option<u32>) -> Option<Duration> {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_owned(),
+        |pid| format!("/proc/{pid}/stat"),
+    );
+    cpu_of_stat(&std::fs::read_to_string(path).ok()?)
+}
+
+/// `utime + stime` of a `/proc/PID/stat` line (the 14th and 15th fields; the 2nd, the command
+/// name in parentheses, may hold spaces).
+fn cpu_of_stat(stat: &str) -> Option<Duration> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis(
+        (user + system) * 1000 / TICKS_PER_SECOND,
+    ))
 }
 
 /// Runs `workers` threads, each calling `work(worker, i)` in a loop until `duration` has passed
@@ -122,48 +152,41 @@ where
     Ok(sample)
 }
 
-/// A client holding one keep-alive connection.
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_idle_connections_per_host(1)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
-/// Drives `load` over `connections` keep-alive connections for `duration`.
+/// Drives `load` over `connections` keep-alive connections (one per worker thread, opened
+/// before the clock starts) for `duration`.
 pub(crate) fn drive(
     load: &Load<'_>,
     connections: usize,
     duration: Duration,
 ) -> Result<Sample, String> {
-    let agents: Vec<ureq::Agent> = (0..connections).map(|_| agent()).collect();
-    let url = format!("{}{}", load.base, load.path);
     let bearer = format!("Bearer {}", load.token);
+    let mut headers = vec![("Content-Type", "application/json")];
+    if !load.token.is_empty() {
+        headers.push(("Authorization", bearer.as_str()));
+    }
+    let opened = (0..connections)
+        .map(|_| Connection::open(load.base, load.path, &headers).map(Mutex::new))
+        .collect::<Result<Vec<_>, String>>()?;
     run_workers(connections, duration, |worker, i| {
-        let agent = agents
+        // Each worker locks only its own connection: the lock is never contended.
+        let mut connection = opened
             .get(worker)
-            .ok_or_else(|| format!("no client for worker {worker}"))?;
+            .ok_or_else(|| format!("no connection for worker {worker}"))?
+            .lock()
+            .map_err(|_| "a connection's lock is poisoned".to_owned())?;
         let body = (load.body)(worker, i);
         let start = Instant::now();
-        let mut request = agent.post(&url).header("Content-Type", "application/json");
-        if !load.token.is_empty() {
-            request = request.header("Authorization", &bearer);
-        }
-        let mut response = request
-            .send(body.as_str())
-            .map_err(|e| format!("POST {}: {e}", load.path))?;
-        let text = response
-            .body_mut()
-            .read_to_string()
+        let answer = connection
+            .post(body.as_bytes())
             .map_err(|e| format!("POST {}: {e}", load.path))?;
         let latency = start.elapsed();
-        let status = response.status().as_u16();
-        if status != load.expected_status {
+        if answer.status != load.expected_status {
             return Err(format!(
-                "POST {} answered {status}, not {}: {text}",
-                load.path, load.expected_status
+                "POST {} answered {}, not {}: {}",
+                load.path,
+                answer.status,
+                load.expected_status,
+                String::from_utf8_lossy(&answer.body)
             ));
         }
         Ok(Some(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX)))
@@ -193,6 +216,14 @@ mod tests {
         }
         assert_eq!(percentile(&[7], 0.99), Some(7));
         assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn process_cpu_is_user_plus_system_time() {
+        let stat = "4242 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 125 0 0 20 0 3";
+        assert_eq!(cpu_of_stat(stat), Some(Duration::from_millis(3750)));
+        assert_eq!(cpu_of_stat("4242 (x) S 1"), None);
+        assert!(process_cpu(None).is_some());
     }
 
     #[test]
@@ -266,6 +297,7 @@ mod tests {
                 expected_status: expected,
                 body: &body,
                 metrics: false,
+                pid: None,
             };
             let result = drive(&load, 3, Duration::from_millis(200));
             if succeeds {

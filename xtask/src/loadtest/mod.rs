@@ -15,6 +15,7 @@
 
 mod cedar;
 mod driver;
+mod http;
 mod report;
 
 use std::io::{BufRead, BufReader};
@@ -265,7 +266,24 @@ fn measured(
     } else {
         Vec::new()
     };
+    let cpu_before = (
+        driver::process_cpu(None),
+        load.pid.and_then(|pid| driver::process_cpu(Some(pid))),
+    );
     let sample = driver::drive(load, connections, duration)?;
+    let cpu_after = (
+        driver::process_cpu(None),
+        load.pid.and_then(|pid| driver::process_cpu(Some(pid))),
+    );
+    let per_request = |before: Option<Duration>, after: Option<Duration>| {
+        let used = after?.checked_sub(before?)?;
+        let requests = u32::try_from(sample.requests).ok().filter(|n| *n > 0)?;
+        Some(used / requests)
+    };
+    let cpu = report::Cpu {
+        server: per_request(cpu_before.1, cpu_after.1),
+        driver: per_request(cpu_before.0, cpu_after.0),
+    };
     let server_p50_le = if load.metrics {
         let after = server_histogram(load)?;
         report::histogram_median(&report::histogram_difference(&after, &before))
@@ -282,6 +300,7 @@ fn measured(
         connections,
         sample,
         server_p50_le,
+        cpu,
     })
 }
 
@@ -336,6 +355,7 @@ fn measure(
         expected_status: 200,
         body: &evaluate_body,
         metrics: true,
+        pid: Some(memory.child.id()),
     };
     let ours = decision_of_ours(&memory)?;
     for connections in [1, 8, 64] {
@@ -350,6 +370,7 @@ fn measure(
         expected_status: 201,
         body: &memory_body,
         metrics: true,
+        pid: Some(memory.child.id()),
     };
     out.push(measured("execute/memory", &execute, 8, duration)?);
     drop(memory);
@@ -414,6 +435,7 @@ fn measure_cedar_agent(
         expected_status: 200,
         body: &body,
         metrics: false,
+        pid: Some(agent.pid()),
     };
     let mut out = Vec::new();
     for connections in [1, 8, 64] {
@@ -442,6 +464,7 @@ fn measure_sqlite(
             expected_status: 201,
             body: &body,
             metrics: true,
+            pid: Some(server.child.id()),
         };
         out.push(measured("execute/sqlite", &execute, connections, duration)?);
     }
@@ -473,7 +496,13 @@ fn in_process(root: &Path, run: &str, duration: Duration) -> Result<Measurement,
     let warm = format!("{run}-warm");
     driver::in_process(8, WARM_UP, |w, i| call(&warm, w, i))?;
     let measured = format!("{run}-inproc");
+    let before = driver::process_cpu(None);
     let sample: Sample = driver::in_process(8, duration, |w, i| call(&measured, w, i))?;
+    let after = driver::process_cpu(None);
+    let per_call = (|| {
+        let used = after?.checked_sub(before?)?;
+        Some(used / u32::try_from(sample.requests).ok().filter(|n| *n > 0)?)
+    })();
     eprintln!(
         "in-process execute at 8 threads: {} calls, {:.0}/s",
         sample.requests,
@@ -484,6 +513,11 @@ fn in_process(root: &Path, run: &str, duration: Duration) -> Result<Measurement,
         connections: 8,
         sample,
         server_p50_le: None,
+        // The runtime works in this process: its CPU per call is the "server" side.
+        cpu: report::Cpu {
+            server: per_call,
+            driver: None,
+        },
     })
 }
 

@@ -140,6 +140,50 @@ fn flag_beats_variable_beats_file_beats_default() {
 }
 
 #[test]
+fn parmana_config_prints_the_server_settings_with_their_sources() {
+    let repo = temp_repo();
+    let root = repo.root();
+    std::fs::write(
+        root.join("parmana.toml"),
+        "store = \"memory\"\n\
+         [server]\nlisten = \"127.0.0.1:9000\"\ntokens = \"tokens.toml\"\nmax_concurrency = 8\n\
+         log_format = \"json\"\n\
+         [server.authzen]\ndefault_policy = \"claims-approval@1.0.0\"\n\
+         [[server.authzen.policies]]\npolicy = \"claims-approval@1.0.0\"\n\
+         resource_types = [\"claim\"]\npermit = [\"approve\"]\n",
+    )
+    .unwrap();
+    let cases: &[(&[&str], Env)] = &[
+        (&["config"], &[]),
+        (
+            &["--format", "json", "config"],
+            &[
+                ("PARMANA_MAX_CONCURRENCY", "64"),
+                ("PARMANA_TLS_CERT", "cert.pem"),
+                ("PARMANA_LOG_SIGNALS", "true"),
+            ],
+        ),
+    ];
+    let mut transcript = String::new();
+    for (args, env) in cases {
+        let out = run_with_env(root, args, b"", env);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        transcript.push_str(&format!("$ {env:?} parmana {}\n", args.join(" ")));
+        transcript.push_str(&redacted(&out, root));
+        transcript.push('\n');
+    }
+    insta::assert_snapshot!("config_server", transcript);
+    // A value `serve` would refuse is refused here too.
+    let refused = run_with_env(root, &["config"], b"", &[("PARMANA_LOG_FORMAT", "yaml")]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.starts_with("error[cli.invalid_config]"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
 fn parmana_config_names_the_file() {
     let repo = temp_repo();
     let root = repo.root();

@@ -1,4 +1,4 @@
-//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured), the transport limits (oversized request heads, connections over `--max-connections`), the per-request timeout, and an id claimed elsewhere read as pending (`423`).
+//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured), the transport limits (oversized request heads, connections over `--max-connections`), the per-request timeout (of an evaluation, and of an execution held up by the store's lock: answered, slot kept, completed once), and an id claimed elsewhere read as pending (`423`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -217,17 +217,86 @@ fn an_id_claimed_elsewhere_reads_as_pending() {
 #[test]
 fn a_request_over_its_time_is_answered_503_and_the_server_goes_on() {
     let env = deployment("memory", "");
-    let served = Served::start(env.root(), &["--dev-token", "--request-timeout-ms", "1"]);
+    let served = Served::start(env.root(), &["--dev-token", "--request-timeout-ms", "5"]);
     let token = served.token.as_deref();
-    // A batch of 10,000 signal sets (about 800 KiB, under the body limit) takes well over 1 ms
-    // to parse and decide.
-    let sets = vec![crate::harness::README_SIGNALS; 10_000].join(",");
+    // A batch of 2,000 signal sets, each explained, takes well over 5 ms to decide; its body
+    // (about 160 KiB) arrives well within them, so the answer comes before the body is dropped
+    // (a client still sending when the server closes may see no answer at all).
+    let sets = vec![crate::harness::README_SIGNALS; 2_000].join(",");
     let batch = format!(r#"{{"policy":"claims-approval@1.0.0","batch":[{sets}]}}"#);
-    let slow = served.post("/v1/evaluations", token, &batch);
+    let slow = served.post("/v1/evaluations?explain=true", token, &batch);
     assert_eq!(slow.status, 503, "{}", slow.text);
     assert_eq!(slow.code(), "server.timeout");
     assert!(slow.header("retry-after").is_some());
     assert_eq!(slow.header("connection"), Some("close"));
     // Probes have no timeout; the server still answers.
     assert_eq!(served.get("/readyz", None).status, 200);
+}
+
+#[test]
+fn an_execution_past_its_time_is_answered_503_keeps_its_slot_and_completes_once() {
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(
+        env.root(),
+        &[
+            "--dev-token",
+            "--request-timeout-ms",
+            "300",
+            "--max-concurrency",
+            "2",
+        ],
+    );
+    let token = served.token.as_deref();
+    // The store's write lock is held from outside the server: its claims wait (SQLite's busy
+    // timeout), its reads go on.
+    let held = SqliteReplayStore::hold_writes(env.root().join("replay.sqlite3")).unwrap();
+    let slow = served.post("/v1/executions", token, &execution_body("held-1"));
+    assert_eq!(slow.status, 503, "{}", slow.text);
+    assert_eq!(slow.code(), "server.timeout");
+    assert_eq!(slow.header("retry-after"), Some("1"));
+    // Answered, and not consumed: nothing is claimed while the store is held.
+    assert_eq!(served.get("/v1/executions/held-1", token).status, 404);
+    let second = served.post("/v1/executions", token, &execution_body("held-2"));
+    assert_eq!(second.code(), "server.timeout", "{}", second.text);
+    // Both runtime calls still hold their slots: more requests are shed, not started.
+    let shed = served.post("/v1/executions", token, &execution_body("held-3"));
+    assert_eq!(
+        (shed.status, shed.code().as_str()),
+        (503, "server.overloaded")
+    );
+    drop(held);
+    // Each execution completes on its own once the store is free (bounded: 400 polls each).
+    for id in ["held-1", "held-2"] {
+        let stored = (0..400)
+            .map(|_| {
+                let reply = served.get(&format!("/v1/executions/{id}"), token);
+                if reply.status != 200 {
+                    // Shed while the slots are held, or claimed and not yet completed.
+                    assert!(matches!(reply.status, 503 | 423), "{}", reply.text);
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                reply
+            })
+            .find(|reply| reply.status == 200)
+            .unwrap_or_else(|| panic!("{id} never completed: {}", served.stderr()));
+        // Exactly once: the same request again is a replay naming the stored attestation,
+        // which verifies.
+        let again = served.post("/v1/executions", token, &execution_body(id));
+        assert_eq!(
+            (again.status, again.code().as_str()),
+            (409, "runtime.replay_detected")
+        );
+        assert_eq!(
+            again.header("location"),
+            Some(format!("/v1/executions/{id}").as_str())
+        );
+        let verified = served.post(
+            "/v1/verify",
+            token,
+            &format!(r#"{{"attestation":{}}}"#, stored.text),
+        );
+        assert_eq!(verified.json()["valid"], true, "{}", verified.text);
+    }
+    // The shed request did nothing.
+    assert_eq!(served.get("/v1/executions/held-3", token).status, 404);
 }

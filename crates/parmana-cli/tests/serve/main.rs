@@ -11,5 +11,6 @@ mod limits_serve;
 mod log_serve;
 mod native_serve;
 mod postgres_serve;
+mod signals_serve;
 mod tls_serve;
 mod witness_serve;

@@ -48,6 +48,14 @@ fn every_route_answers_with_the_documented_status_and_scope() {
     let stored = served.get("/v1/executions/claim-1", Some("reader"));
     assert_eq!(stored.status, 200);
     assert_eq!(stored.json(), body["attestation"]);
+    // The answer embeds the envelope's canonical bytes as they are stored.
+    assert!(
+        executed
+            .text
+            .starts_with(&format!(r#"{{"attestation":{},"#, stored.text)),
+        "{}",
+        executed.text
+    );
     // A replay is 409 and names the stored attestation.
     let replay = served.post("/v1/executions", all, &execution_body("claim-1"));
     assert_eq!(

@@ -353,3 +353,39 @@ fn sqlite_refuses_a_store_file_with_two_names() {
         ClaimOutcome::Claimed
     );
 }
+
+/// A held write lock stops every writer of the file (here a store of this process, as the
+/// lock would another process's) until it is dropped; reads go on meanwhile.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_writes_wait_while_the_write_lock_is_held() {
+    if run_as_child() {
+        return;
+    }
+    let h = crate::common::sqlite().unwrap();
+    let store = std::sync::Arc::new(h.store);
+    let held = parmana_replay::SqliteReplayStore::hold_writes(store.path()).unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    let writer = std::sync::Arc::clone(&store);
+    let claimer = std::thread::spawn(move || {
+        let outcome = writer.claim(&id("held"), &claim_for("held"), V0);
+        done.send(()).unwrap();
+        outcome
+    });
+    // The claim cannot commit while the lock is held (however long this waits).
+    assert!(
+        finished.recv_timeout(Duration::from_millis(200)).is_err(),
+        "a claim committed under a held write lock"
+    );
+    assert_eq!(store.get(&id("held")).unwrap(), ExecutionState::Absent);
+    drop(held);
+    assert_eq!(claimer.join().unwrap().unwrap(), ClaimOutcome::Claimed);
+    assert!(matches!(
+        store.get(&id("held")).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+    // A store that does not exist is not created by holding its lock.
+    let missing = h.dir.path().join("missing.sqlite");
+    assert!(parmana_replay::SqliteReplayStore::hold_writes(&missing).is_err());
+    assert!(!missing.exists());
+}

@@ -117,6 +117,16 @@ impl PreparedAttestation<'_> {
         signers: &[&dyn Signer],
         trust_root: &VerifiedTrustRoot,
     ) -> Result<Vec<u8>, TrustError> {
+        Ok(self.sign_all_canonical(signers, trust_root)?.into_bytes())
+    }
+
+    /// Like [`sign_all`](Self::sign_all), the envelope as [`RawCanonical`]: a document that
+    /// embeds it (an HTTP answer) copies its bytes as they are instead of encoding it again.
+    pub fn sign_all_canonical(
+        &self,
+        signers: &[&dyn Signer],
+        trust_root: &VerifiedTrustRoot,
+    ) -> Result<RawCanonical, TrustError> {
         if signers.is_empty() {
             return Err(TrustError::malformed(DOCUMENT, "no signer given"));
         }

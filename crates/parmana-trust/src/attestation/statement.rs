@@ -278,8 +278,8 @@ pub(crate) fn encode_payload(
 pub(crate) fn encode_envelope(
     payload: &[u8],
     signatures: &[(KeyId, [u8; 64])],
-) -> Result<Vec<u8>, TrustError> {
-    Ok(to_canonical_vec(&DsseWire {
+) -> Result<RawCanonical, TrustError> {
+    Ok(RawCanonical::encode(&DsseWire {
         payload: Cow::Owned(encode_base64(payload)),
         payload_type: Cow::Borrowed(DSSE_PAYLOAD_TYPE),
         signatures: signatures
@@ -444,13 +444,13 @@ mod tests {
     fn the_statement_decodes_from_the_envelope_without_verifying_it() {
         let payload = br#"{"_type":"x","predicate":{"a":1}}"#;
         let envelope = encode_envelope(payload, &[(keyid(), [7; 64])]).unwrap();
-        let statement = decode_attestation_statement(&envelope).unwrap();
+        let statement = decode_attestation_statement(envelope.as_bytes()).unwrap();
         assert_eq!(statement["predicate"]["a"], 1);
         assert_eq!(
             decode_attestation_statement(b"{}").unwrap_err().code(),
             "trust.malformed"
         );
         let not_json = encode_envelope(b"{", &[(keyid(), [7; 64])]).unwrap();
-        assert!(decode_attestation_statement(&not_json).is_err());
+        assert!(decode_attestation_statement(not_json.as_bytes()).is_err());
     }
 }
