@@ -7,7 +7,10 @@
 //! marks to commit, and claims wait for a raise), together with the newest marks record and the
 //! newest claim time; a claim that raises the marks takes the row `FOR UPDATE` itself and
 //! appends the marks record in the same transaction. Completion is one `UPDATE` of the
-//! execution's row: completions do not wait for each other. The batched sequencer
+//! execution's row: completions do not wait for each other. The common claim and every
+//! completion are one prepared statement each (`hot.rs`): a claim under the marks in force, with
+//! the newest marks record already decoded, makes the same reads and the insert in one
+//! statement; anything else is decided in the transaction described here. The batched sequencer
 //! ([`ReplayStore::sequence`]) appends their records to the single chain, one integrator at a
 //! time per schema (`pg_try_advisory_xact_lock`), locking the one `ledger_head` row (`SELECT …
 //! FOR UPDATE`) as a raise of the marks does, so records get consecutive positions across every

@@ -215,3 +215,186 @@ impl ManageConnection for Manager {
         self.0.has_broken(&mut connection.client)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+mod tests {
+    use parmana_canon::{Digest, Timestamp};
+
+    use super::*;
+    use crate::postgres::{PostgresOptions, PostgresReplayStore};
+    use crate::{ClaimOutcome, ReplayStore};
+
+    /// Which marks record a case offers as already decoded.
+    #[derive(Debug, Clone, Copy)]
+    enum Offered {
+        /// The one the store remembers (the newest in the ledger).
+        Remembered,
+        /// Other bytes proving the same marks.
+        OtherBytes,
+        /// None (as if the ledger held no marks record).
+        NoRecord,
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(1_795_000_000 + seconds).unwrap()
+    }
+
+    fn claim_at(when: Timestamp) -> ClaimRecord {
+        ClaimRecord::new(Digest::of(b"request"), b"{}".to_vec(), when)
+    }
+
+    /// Each case in order against one store whose marks are (2, 1), its first claim at `at(0)`:
+    /// whether the one statement decides, and what it decides. What it leaves undecided must
+    /// insert nothing.
+    #[test]
+    #[cfg_attr(
+        parmana_no_postgres,
+        ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+    )]
+    fn one_statement_decides_only_the_claims_under_the_marks_in_force() {
+        let Ok(url) = std::env::var("PARMANA_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let options = PostgresOptions {
+            schema: format!("hot_{}", std::process::id()),
+            ..PostgresOptions::default()
+        };
+        let store = PostgresReplayStore::connect(&url, &options).unwrap();
+        let marks = AcceptedVersions::new(2, 1);
+        store.accept_versions(2, 1).unwrap();
+        let first = ExecutionId::parse("first").unwrap();
+        assert_eq!(
+            store.claim(&first, &claim_at(at(0)), marks),
+            Ok(ClaimOutcome::Claimed)
+        );
+        let remembered = store.known.lock().unwrap().clone().unwrap();
+        assert_eq!(remembered.proven, Some(marks));
+        let tolerance = crate::CLOCK_TOLERANCE_SECONDS;
+        let decided = |inserted| FastClaim::Decided { inserted };
+        let cases: &[(&str, &str, AcceptedVersions, i64, Offered, FastClaim)] = &[
+            (
+                "under the marks",
+                "a",
+                marks,
+                0,
+                Offered::Remembered,
+                decided(true),
+            ),
+            (
+                "the same id again",
+                "a",
+                marks,
+                0,
+                Offered::Remembered,
+                decided(false),
+            ),
+            (
+                "a later clock",
+                "b",
+                marks,
+                3_600,
+                Offered::Remembered,
+                decided(true),
+            ),
+            (
+                "back by the tolerance",
+                "c",
+                marks,
+                3_600 - tolerance,
+                Offered::Remembered,
+                decided(true),
+            ),
+            (
+                "back by more",
+                "d",
+                marks,
+                3_599 - tolerance,
+                Offered::Remembered,
+                FastClaim::Undecided,
+            ),
+            (
+                "a raise",
+                "e",
+                AcceptedVersions::new(2, 2),
+                3_600,
+                Offered::Remembered,
+                FastClaim::Undecided,
+            ),
+            (
+                "a rollback",
+                "f",
+                AcceptedVersions::new(1, 1),
+                3_600,
+                Offered::Remembered,
+                FastClaim::Undecided,
+            ),
+            (
+                "another record",
+                "g",
+                marks,
+                3_600,
+                Offered::OtherBytes,
+                FastClaim::Undecided,
+            ),
+            (
+                "no record",
+                "h",
+                marks,
+                3_600,
+                Offered::NoRecord,
+                FastClaim::Undecided,
+            ),
+        ];
+        let mut connection = store.pool.checkout().unwrap();
+        for (name, id, under, seconds, offered, expected) in cases {
+            let known = match offered {
+                Offered::Remembered => remembered.clone(),
+                Offered::OtherBytes => KnownMarks {
+                    record: Some(b"{}".to_vec()),
+                    proven: Some(marks),
+                },
+                Offered::NoRecord => KnownMarks {
+                    record: None,
+                    proven: None,
+                },
+            };
+            let id = ExecutionId::parse(id).unwrap();
+            let found = claim_fast(
+                &mut connection,
+                &known,
+                &id,
+                &claim_at(at(*seconds)),
+                *under,
+            );
+            assert_eq!(found, Ok(*expected), "{name}");
+            if *expected == FastClaim::Undecided {
+                assert_eq!(store.get(&id), Ok(crate::ExecutionState::Absent), "{name}");
+            }
+        }
+        // The newest claim time in another spelling (sorting before the bound) is left to the
+        // transactional path, which reports it.
+        let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        raw.execute(
+            &format!(
+                "UPDATE {}.executions SET claimed_at = claimed_at || ' ' WHERE id = 'b'",
+                options.schema
+            ),
+            &[],
+        )
+        .unwrap();
+        let late = ExecutionId::parse("late").unwrap();
+        let record = claim_at(at(3_600));
+        assert_eq!(
+            claim_fast(&mut connection, &remembered, &late, &record, marks),
+            Ok(FastClaim::Undecided)
+        );
+        drop(connection);
+        assert!(matches!(
+            store.claim(&late, &record, marks),
+            Err(ReplayError::Corrupt { .. })
+        ));
+        raw.batch_execute(&format!("DROP SCHEMA {} CASCADE", options.schema))
+            .unwrap();
+    }
+}
