@@ -1,9 +1,9 @@
 //! Replay-store claims (and claim + complete) per second, per backend, at 1 and 8 concurrent callers (PostgreSQL only when `PARMANA_TEST_POSTGRES_URL` is set).
 //!
 //! Every claim is a fresh id, so every claim is a durable write: for SQLite one WAL commit
-//! shared by the batch the writer thread gathered (group commit), for PostgreSQL one
-//! transaction — the marks row read `FOR SHARE` with the newest marks record and claim time,
-//! then `INSERT … ON CONFLICT DO NOTHING` — committed with `synchronous_commit = on`. Every
+//! shared by the batch the writer thread gathered (group commit), for PostgreSQL one prepared
+//! statement — the marks row read `FOR SHARE` with the newest marks record and claim time, and
+//! `INSERT … ON CONFLICT DO NOTHING` — committed with `synchronous_commit = on`. Every
 //! claim is made under the same versions, as a runtime's are, so only the first raises the
 //! marks. The ratio of the 8-caller to the 1-caller rate is the group-commit gain.
 

@@ -1,4 +1,4 @@
-//! Runtime rows: Ed25519 floors, JCS + SHA-256, end-to-end execute (memory store), verify (one and a batch of 64, and one with its transparency-log proof), durable execute on SQLite and PostgreSQL, and `execute --batch` on durable SQLite at `--jobs` 1 and 8.
+//! Runtime rows: Ed25519 floors, JCS + SHA-256, end-to-end execute (memory store), verify (one and a batch of 64, and one with its transparency-log proof), durable execute on SQLite and PostgreSQL (with the server's bare single-row insert at 8 connections beside it), and `execute --batch` on durable SQLite at `--jobs` 1 and 8.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code: a failed unwrap is a failed run
 
@@ -313,6 +313,62 @@ fn durable_postgres(c: &mut Criterion) {
     };
     let store = PostgresReplayStore::connect(&url, &options).unwrap();
     durable(c, "postgres", Arc::new(store));
+    bare_insert_postgres(c, &url, &options.schema);
+}
+
+/// Connections (and threads) of the `postgres/bare_insert` row: as many as the 8-caller row.
+const BARE_CONNECTIONS: usize = 8;
+
+/// The server's floor for what a durable execute writes, measured right after the
+/// `durable/postgres` rows on the same server: `BARE_CONNECTIONS` threads, each on its own
+/// connection with `synchronous_commit = on` (as the store's), each committing one prepared
+/// single-row `INSERT … ON CONFLICT DO NOTHING` of a fresh text key at a time. Inserts per second.
+fn bare_insert_postgres(c: &mut Criterion, url: &str, store_schema: &str) {
+    let schema = format!("{store_schema}_bare");
+    let mut connections: Vec<(postgres::Client, postgres::Statement)> = (0..BARE_CONNECTIONS)
+        .map(|_| {
+            let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+            client
+                .batch_execute(&format!(
+                    "SET synchronous_commit = on;
+                     CREATE SCHEMA IF NOT EXISTS {schema};
+                     CREATE TABLE IF NOT EXISTS {schema}.t (id TEXT PRIMARY KEY);"
+                ))
+                .unwrap();
+            let insert = client
+                .prepare(&format!(
+                    "INSERT INTO {schema}.t (id) VALUES ($1) ON CONFLICT DO NOTHING"
+                ))
+                .unwrap();
+            (client, insert)
+        })
+        .collect();
+    let counter = AtomicU64::new(0);
+    let mut group = c.benchmark_group("postgres/bare_insert");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function(format!("{BARE_CONNECTIONS}_connections"), |b| {
+        b.iter_custom(|iterations| {
+            let per_connection = iterations.div_ceil(BARE_CONNECTIONS as u64);
+            let start = Instant::now();
+            std::thread::scope(|scope| {
+                for (client, insert) in connections.iter_mut() {
+                    let counter = &counter;
+                    scope.spawn(move || {
+                        for _ in 0..per_connection {
+                            let inserted = client.execute(&*insert, &[&next_id(counter)]).unwrap();
+                            assert_eq!(inserted, 1);
+                        }
+                    });
+                }
+            });
+            start
+                .elapsed()
+                .mul_f64(iterations as f64 / (per_connection * BARE_CONNECTIONS as u64) as f64)
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(

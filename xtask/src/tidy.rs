@@ -122,6 +122,28 @@ const EXCLUSIVE_EXTERNAL: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The only exceptions to [`EXCLUSIVE_EXTERNAL`]: (crate, external crate, why), each allowed
+/// under `[dev-dependencies]` only, for a measurement baseline that must not go through the
+/// product's own code.
+const BASELINE_EXCEPTIONS: &[(&str, &str, &str)] = &[(
+    "parmana-benches",
+    "postgres",
+    "the `postgres/bare_insert` row: the server's bare single-row insert, beside the store's rows",
+)];
+
+/// What is wrong with `name` depending on the external crate `dep_name`, if anything: a crate
+/// that only one workspace crate may use, outside a baseline exception.
+fn exclusive_external_problem(name: &str, dep_name: &str, is_dev: bool) -> Option<String> {
+    let (_, owner, why) = EXCLUSIVE_EXTERNAL
+        .iter()
+        .find(|(external, _, _)| *external == dep_name)?;
+    let excepted = is_dev
+        && BASELINE_EXCEPTIONS
+            .iter()
+            .any(|(crate_name, external, _)| *crate_name == name && *external == dep_name);
+    (name != *owner && !excepted).then(|| format!("`{name}` depends on `{dep_name}`: {why}"))
+}
+
 /// Runs every tidy check and returns all violations at once.
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     let mut problems = Vec::new();
@@ -181,10 +203,8 @@ fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> Result<(), Str
             {
                 problems.push(problem);
             }
-            for (external, owner, why) in EXCLUSIVE_EXTERNAL {
-                if dep_name == *external && name != *owner {
-                    problems.push(format!("`{name}` depends on `{dep_name}`: {why}"));
-                }
+            if let Some(problem) = exclusive_external_problem(name, dep_name, is_dev) {
+                problems.push(problem);
             }
         }
     }
@@ -367,6 +387,28 @@ mod tests {
     }
 
     /// Every stable error code written in the library sources is listed in `docs/errors.md`.
+    #[test]
+    fn storage_and_crypto_crates_have_one_owner_and_named_baselines() {
+        let cases: &[(&str, &str, bool, bool)] = &[
+            // (crate, external, under [dev-dependencies], refused)
+            ("parmana-replay", "postgres", false, false),
+            ("parmana-runtime", "postgres", false, true),
+            ("parmana-runtime", "rusqlite", true, true),
+            ("parmana-benches", "postgres", true, false),
+            ("parmana-benches", "postgres", false, true),
+            ("parmana-benches", "r2d2", true, true),
+            ("parmana-cli", "ed25519-dalek", true, true),
+            ("parmana-cli", "serde_json", false, false),
+        ];
+        for (name, dep, is_dev, refused) in cases {
+            assert_eq!(
+                exclusive_external_problem(name, dep, *is_dev).is_some(),
+                *refused,
+                "{name} -> {dep} (dev: {is_dev})"
+            );
+        }
+    }
+
     #[test]
     fn test_support_is_a_dev_dependency_only() {
         let none: &[&str] = &[];

@@ -7,7 +7,10 @@
 //! marks to commit, and claims wait for a raise), together with the newest marks record and the
 //! newest claim time; a claim that raises the marks takes the row `FOR UPDATE` itself and
 //! appends the marks record in the same transaction. Completion is one `UPDATE` of the
-//! execution's row: completions do not wait for each other. The batched sequencer
+//! execution's row: completions do not wait for each other. The common claim and every
+//! completion are one prepared statement each (`hot.rs`): a claim under the marks in force, with
+//! the newest marks record already decoded, makes the same reads and the insert in one
+//! statement; anything else is decided in the transaction described here. The batched sequencer
 //! ([`ReplayStore::sequence`]) appends their records to the single chain, one integrator at a
 //! time per schema (`pg_try_advisory_xact_lock`), locking the one `ledger_head` row (`SELECT …
 //! FOR UPDATE`) as a raise of the marks does, so records get consecutive positions across every
@@ -16,6 +19,7 @@
 //! Connections come from an `r2d2` pool (`r2d2_postgres`), optionally over TLS (rustls, see
 //! `tls.rs`, configured by `sslmode`/`sslrootcert` in the URL).
 
+mod hot;
 mod tls;
 
 use std::sync::{Arc, Mutex};
@@ -24,7 +28,8 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::{Client, Config, IsolationLevel, Row};
 use r2d2_postgres::PostgresConnectionManager;
-use tokio_postgres_rustls::MakeRustlsConnect;
+
+use hot::{FastClaim, KnownMarks, Manager, claim_fast, complete_fast};
 
 use crate::error::VersionKind;
 use crate::ledger::{
@@ -128,6 +133,9 @@ impl Default for PostgresOptions {
 /// A replay store in a PostgreSQL database, shared by any number of processes and machines.
 pub struct PostgresReplayStore {
     pool: Pool,
+    /// The newest marks record this store has seen, decoded (`None` until the first read): what
+    /// lets a claim be decided in one statement (`hot.rs`).
+    known: Mutex<Option<KnownMarks>>,
 }
 
 impl std::fmt::Debug for PostgresReplayStore {
@@ -220,7 +228,7 @@ impl PostgresReplayStore {
             .event_handler(Box::new(RecordFailures {
                 last: Arc::clone(&last_failure),
             }))
-            .build_unchecked(PostgresConnectionManager::new(config, connector));
+            .build_unchecked(Manager(PostgresConnectionManager::new(config, connector)));
         Ok(Self {
             pool: Pool {
                 pool,
@@ -230,6 +238,7 @@ impl PostgresReplayStore {
                 wait: options.connect_timeout,
                 last_failure,
             },
+            known: Mutex::new(None),
         })
     }
 }
@@ -270,7 +279,7 @@ fn migrate(client: &mut Client, schema: &str) -> Result<(), ReplayError> {
     }
     // Marks raised before the ledger held marks records: the ledger proves them from now on.
     if (1..MARKS_RECORDS_SINCE).contains(&found) {
-        let marks = read_guard(&mut tx, RowLock::Update)?.marks;
+        let marks = read_guard(&mut tx, RowLock::Update)?.0.marks;
         if marks != AcceptedVersions::default() {
             append_record(&mut tx, |head| encode_marks_record(head, marks))?;
         }
@@ -291,11 +300,12 @@ enum RowLock {
 
 /// Reads what a claim or a raise is decided on, in the caller's transaction: the marks row
 /// (locked as `lock` says), the newest marks record (through the partial index `ledger_marks`)
-/// and the newest claim time (through `executions_claimed_at`).
+/// and the newest claim time (through `executions_claimed_at`); with the newest marks record's
+/// bytes and what it proves.
 fn read_guard(
     tx: &mut postgres::Transaction<'_>,
     lock: RowLock,
-) -> Result<GuardState, ReplayError> {
+) -> Result<(GuardState, KnownMarks), ReplayError> {
     let locking = match lock {
         RowLock::None => "",
         RowLock::Share => " FOR SHARE OF h",
@@ -314,24 +324,27 @@ fn read_guard(
         )
         .map_err(map_error)?
         .ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
-    Ok(GuardState {
+    let record = get::<Option<Vec<u8>>>(&row, 2)?;
+    let proven = record.as_deref().map(decode_marks_record).transpose()?;
+    let guard = GuardState {
         marks: versions_from(&row)?,
-        proven: get::<Option<Vec<u8>>>(&row, 2)?
-            .as_deref()
-            .map(decode_marks_record)
-            .transpose()?,
+        proven,
         newest_claim: get::<Option<String>>(&row, 3)?
             .as_deref()
             .map(decode_timestamp)
             .transpose()?,
-    })
+    };
+    Ok((guard, KnownMarks { record, proven }))
 }
 
 /// Writes a raise decided by [`GuardState`] (the marks row must be locked `FOR UPDATE`): the
-/// marks row and a marks record, when they changed.
-fn apply_raise(tx: &mut postgres::Transaction<'_>, raise: Raise) -> Result<(), ReplayError> {
+/// marks row and a marks record, when they changed. Returns the record appended, if any.
+fn apply_raise(
+    tx: &mut postgres::Transaction<'_>,
+    raise: Raise,
+) -> Result<Option<KnownMarks>, ReplayError> {
     if !raise.changed {
-        return Ok(());
+        return Ok(None);
     }
     tx.execute(
         "UPDATE high_water_marks SET trust_root = $1, release_manifest = $2 WHERE singleton = 1",
@@ -341,8 +354,11 @@ fn apply_raise(tx: &mut postgres::Transaction<'_>, raise: Raise) -> Result<(), R
         ],
     )
     .map_err(map_error)?;
-    append_record(tx, |head| encode_marks_record(head, raise.marks))?;
-    Ok(())
+    let record = append_record(tx, |head| encode_marks_record(head, raise.marks))?;
+    Ok(Some(KnownMarks {
+        record: Some(record),
+        proven: Some(raise.marks),
+    }))
 }
 
 /// Locks the one `ledger_head` row until commit (the chain's serialization point, taken by the
@@ -381,11 +397,11 @@ fn encode_position(position: u64) -> Result<i64, ReplayError> {
 }
 
 /// Appends the marks record `encode` makes at the head of the one serialized chain (the
-/// `ledger_head` row stays locked until commit).
+/// `ledger_head` row stays locked until commit), and returns it.
 fn append_record(
     tx: &mut postgres::Transaction<'_>,
     encode: impl FnOnce(LedgerHead) -> Result<Vec<u8>, ReplayError>,
-) -> Result<(), ReplayError> {
+) -> Result<Vec<u8>, ReplayError> {
     let head = lock_head(tx)?;
     let record = encode(head)?;
     tx.execute(
@@ -393,7 +409,8 @@ fn append_record(
         &[&encode_position(head.next_position)?, &KIND_MARKS, &record],
     )
     .map_err(map_error)?;
-    write_head(tx, LedgerHead::after(head.next_position, &record))
+    write_head(tx, LedgerHead::after(head.next_position, &record))?;
+    Ok(record)
 }
 
 /// One sequencer run in the caller's transaction (which holds the sequencer's advisory lock):
@@ -476,22 +493,27 @@ fn decode_checkpoint(row: &Row) -> Result<StoredCheckpoint, ReplayError> {
 
 /// One attempt at a claim in its own transaction, the marks row locked as `lock` says. With
 /// [`RowLock::Share`], a claim that would raise the marks is rolled back untouched (`None`):
-/// the caller tries again with [`RowLock::Update`], which always decides.
+/// the caller tries again with [`RowLock::Update`], which always decides. The newest marks
+/// record it reads or appends is remembered in `known`.
 fn claim_in(
     client: &mut Client,
+    known: &Mutex<Option<KnownMarks>>,
     execution_id: &ExecutionId,
     record: &ClaimRecord,
     under: AcceptedVersions,
     lock: RowLock,
 ) -> Result<Option<ClaimOutcome>, ReplayError> {
     let mut tx = client.transaction().map_err(map_error)?;
-    let raise = read_guard(&mut tx, lock)?.claim(under, record.claimed_at())?;
+    let (guard, read) = read_guard(&mut tx, lock)?;
+    remember(known, read);
+    let raise = guard.claim(under, record.claimed_at())?;
+    let mut appended = None;
     if raise.changed {
         if lock != RowLock::Update {
             // Dropping the transaction rolls it back: nothing was written.
             return Ok(None);
         }
-        apply_raise(&mut tx, raise)?;
+        appended = apply_raise(&mut tx, raise)?;
     }
     let inserted = tx
         .execute(
@@ -506,6 +528,9 @@ fn claim_in(
         )
         .map_err(map_error)?;
     tx.commit().map_err(map_error)?;
+    if let Some(appended) = appended {
+        remember(known, appended);
+    }
     Ok(Some(if inserted == 1 {
         ClaimOutcome::Claimed
     } else {
@@ -521,26 +546,48 @@ impl ReplayStore for PostgresReplayStore {
         under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError> {
         let mut client = self.pool.checkout()?;
-        // The common case — the marks equal `under` — shares the marks row with other claims;
-        // a raise (once per new trust root or release manifest) takes it alone.
-        if let Some(outcome) = claim_in(&mut client, execution_id, record, under, RowLock::Share)? {
+        // The common case — the marks equal `under`, the newest marks record already decoded —
+        // is one prepared statement (`hot.rs`); anything else is decided in a transaction.
+        let known = self.known.lock().ok().and_then(|known| known.clone());
+        if let Some(known) = known
+            && let FastClaim::Decided { inserted } =
+                claim_fast(&mut client, &known, execution_id, record, under)?
+        {
+            return Ok(if inserted {
+                ClaimOutcome::Claimed
+            } else {
+                ClaimOutcome::AlreadyClaimed
+            });
+        }
+        // Under the marks in force the marks row is shared with other claims; a raise (once per
+        // new trust root or release manifest) takes it alone.
+        let known = &self.known;
+        if let Some(outcome) = claim_in(
+            &mut client,
+            known,
+            execution_id,
+            record,
+            under,
+            RowLock::Share,
+        )? {
             return Ok(outcome);
         }
-        claim_in(&mut client, execution_id, record, under, RowLock::Update)?
-            .ok_or_else(|| ReplayError::unavailable("a claim under FOR UPDATE did not decide"))
+        claim_in(
+            &mut client,
+            known,
+            execution_id,
+            record,
+            under,
+            RowLock::Update,
+        )?
+        .ok_or_else(|| ReplayError::unavailable("a claim under FOR UPDATE did not decide"))
     }
 
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
         let mut client = self.pool.checkout()?;
-        // One statement on the execution's own row, committed on its own: the sequencer
-        // appends the ledger record later.
-        let updated = client
-            .execute(
-                "UPDATE executions SET attestation = $1 WHERE id = $2 AND attestation IS NULL",
-                &[&attestation, &execution_id.as_str()],
-            )
-            .map_err(map_error)?;
-        if updated == 1 {
+        // One prepared statement on the execution's own row, committed on its own: the
+        // sequencer appends the ledger record later.
+        if complete_fast(&mut client, execution_id, attestation)? {
             return Ok(());
         }
         let completed = client
@@ -650,8 +697,9 @@ impl ReplayStore for PostgresReplayStore {
         let mut client = self.pool.checkout()?;
         // One statement: the marks row and the newest marks record from one snapshot.
         let mut tx = client.transaction().map_err(map_error)?;
-        let guard = read_guard(&mut tx, RowLock::None)?;
+        let (guard, read) = read_guard(&mut tx, RowLock::None)?;
         tx.commit().map_err(map_error)?;
+        remember(&self.known, read);
         guard.check_not_reset()
     }
 
@@ -662,10 +710,14 @@ impl ReplayStore for PostgresReplayStore {
     ) -> Result<AcceptedVersions, ReplayError> {
         let mut client = self.pool.checkout()?;
         let mut tx = client.transaction().map_err(map_error)?;
-        let raise = read_guard(&mut tx, RowLock::Update)?
-            .raise(AcceptedVersions::new(trust_root, release_manifest))?;
-        apply_raise(&mut tx, raise)?;
+        let (guard, read) = read_guard(&mut tx, RowLock::Update)?;
+        remember(&self.known, read);
+        let raise = guard.raise(AcceptedVersions::new(trust_root, release_manifest))?;
+        let appended = apply_raise(&mut tx, raise)?;
         tx.commit().map_err(map_error)?;
+        if let Some(appended) = appended {
+            remember(&self.known, appended);
+        }
         Ok(raise.marks)
     }
 
@@ -712,7 +764,7 @@ impl ReplayStore for PostgresReplayStore {
             .iter()
             .map(decode_checkpoint)
             .collect::<Result<Vec<_>, _>>()?;
-        let marks = read_guard(&mut tx, RowLock::None)?.marks;
+        let marks = read_guard(&mut tx, RowLock::None)?.0.marks;
         tx.commit().map_err(map_error)?;
         let rows = rows
             .iter()
@@ -741,6 +793,14 @@ impl ReplayStore for PostgresReplayStore {
             checkpoints,
             marks,
         })
+    }
+}
+
+/// Remembers the newest marks record seen (a decoding, true of those bytes whatever happens to
+/// the transaction that read them; a poisoned lock only costs the one-statement claim).
+fn remember(known: &Mutex<Option<KnownMarks>>, marks: KnownMarks) {
+    if let Ok(mut known) = known.lock() {
+        *known = Some(marks);
     }
 }
 
@@ -799,7 +859,7 @@ fn map_connect_error(error: postgres::Error) -> ReplayError {
 
 /// The pool of connections (at most `size`, opened on demand, dropped when broken).
 struct Pool {
-    pool: r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>,
+    pool: r2d2::Pool<Manager>,
     schema: String,
     size: usize,
     tls_mode: tls::TlsMode,
@@ -811,10 +871,7 @@ struct Pool {
 
 impl Pool {
     /// A connection, waiting at most `connect_timeout` for one.
-    fn checkout(
-        &self,
-    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>, ReplayError>
-    {
+    fn checkout(&self) -> Result<r2d2::PooledConnection<Manager>, ReplayError> {
         self.pool.get().map_err(|_timeout| {
             let last = self
                 .last_failure

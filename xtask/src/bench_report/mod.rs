@@ -234,6 +234,9 @@ mod tests {
             row("runtime/execute_memory", 40_000.0, None),
             row("durable/sqlite/1", 4_000_000.0, Some(1)),
             row("durable/sqlite/8", 1_000_000.0, Some(1)),
+            row("durable/postgres/1", 2_000_000.0, Some(1)),
+            row("durable/postgres/8", 500_000.0, Some(1)),
+            row("postgres/bare_insert/8_connections", 200_000.0, Some(1)),
         ];
         let report = render_report(
             &machine(),
@@ -290,7 +293,21 @@ mod tests {
                 "| 4.00 | `durable/sqlite/8` ÷ `durable/sqlite/1` | at least 3× | **met** |"
             )
         );
-        assert!(report.contains("**5 of 11 targets met**, 2 not met, 4 not measured in this run."));
+        // Issue 15: PostgreSQL's own gain, and its rate against the server's bare insert.
+        assert!(
+            line("Durable PostgreSQL execute: executions/s at 8 callers ÷ at 1 caller").contains(
+                "| 4.00 | `durable/postgres/8` ÷ `durable/postgres/1` | at least 3× (issue 15; needs a server) | **met** |"
+            )
+        );
+        assert!(
+            line("Durable PostgreSQL execute at 8 callers ÷ bare single-row `INSERT … ON CONFLICT DO NOTHING` at 8 connections (same server, same run)").contains(
+                "| 0.40 | `durable/postgres/8` ÷ `postgres/bare_insert/8_connections` | at least 50% (issue 15; needs a server) | **not met** |"
+            )
+        );
+        assert!(
+            report.contains("**6 of 13 targets met**, 3 not met, 4 not measured in this run."),
+            "{report}"
+        );
         // The proof sizes are computed, whatever ran.
         assert!(
             report.contains("| 1,000,000 | 20 | 640 B | 640 B |"),

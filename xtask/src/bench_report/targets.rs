@@ -172,8 +172,17 @@ const RATIOS: &[RatioSpec] = &[
         denominator: &["durable/postgres/1", "execute/postgres/1_callers"],
         fastest_denominator: false,
         measure: Measure::Rate,
-        bar: None,
-        target: "reported (needs a server)",
+        bar: Some(Bar::AtLeast(3.0)),
+        target: "at least 3× (issue 15; needs a server)",
+    },
+    RatioSpec {
+        label: "Durable PostgreSQL execute at 8 callers ÷ bare single-row `INSERT … ON CONFLICT DO NOTHING` at 8 connections (same server, same run)",
+        numerator: &["durable/postgres/8", "execute/postgres/8_callers"],
+        denominator: &["postgres/bare_insert/8_connections"],
+        fastest_denominator: false,
+        measure: Measure::Rate,
+        bar: Some(Bar::AtLeast(0.5)),
+        target: "at least 50% (issue 15; needs a server)",
     },
 ];
 

@@ -1,0 +1,400 @@
+//! The PostgreSQL hot path: pooled connections that keep their prepared statements, the claim as one statement, and completion as one prepared `UPDATE`.
+//!
+//! A claim made under the marks in force (every claim but the first after a new trust root or
+//! release manifest) is one round trip: one prepared statement reads the marks row `FOR SHARE`,
+//! the newest marks record and the newest claim time, exactly as the transactional path does
+//! (`claim_in` in `postgres.rs`), and inserts the claim only when that state is one the
+//! transactional path would accept without a raise — the marks row equal to the claim's versions,
+//! the newest marks record byte for byte the one this store has already decoded (so the marks it
+//! proves are known and the claim's versions are not below them), and the newest claim time in
+//! the one spelling of a timestamp and no later than the claim time plus the tolerance (compared
+//! as text: that spelling sorts as it reads). Anything else inserts nothing and says so; the
+//! caller then decides in a transaction, which returns the typed refusal or raises the marks.
+//! The statement commits on its own (autocommit, `synchronous_commit = on`); the marks row stays
+//! locked `FOR SHARE` until then, so a raise still waits for it.
+
+use std::ops::{Deref, DerefMut};
+
+use postgres::{Client, Statement};
+use r2d2::ManageConnection;
+use r2d2_postgres::PostgresConnectionManager;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::error::VersionKind;
+use crate::record::{GuardState, encode_version};
+use crate::{AcceptedVersions, ClaimRecord, ExecutionId, ReplayError};
+
+use super::{get, map_error};
+
+/// The claim in one statement (see the module documentation). Parameters: id, request digest,
+/// attestation inputs, claim time, the claim's trust-root and release-manifest versions, the
+/// newest marks record this store has decoded (`NULL`: none), and the latest newest claim time
+/// the clock check lets through (`NULL`: any). Returns one row — whether the state let the
+/// statement decide, and how many rows it inserted — or none when the marks row is missing.
+const CLAIM: &str = "WITH guard AS (
+        SELECT h.trust_root, h.release_manifest,
+               (SELECT l.record FROM ledger l WHERE l.kind = 'marks'
+                ORDER BY l.position DESC LIMIT 1) AS proven,
+               (SELECT max(e.claimed_at COLLATE \"C\") FROM executions e) AS newest
+        FROM high_water_marks h WHERE h.singleton = 1 FOR SHARE OF h
+    ), decision AS (
+        SELECT coalesce(
+                   g.trust_root = $5::bigint AND g.release_manifest = $6::bigint
+                   AND g.proven IS NOT DISTINCT FROM $7::bytea
+                   AND (g.newest IS NULL
+                        OR (g.newest ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
+                            AND ($8::text IS NULL OR g.newest <= $8::text COLLATE \"C\"))),
+                   false) AS decided
+        FROM guard g
+    ), inserted AS (
+        INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
+        SELECT $1::text, $2::text, $3::bytea, $4::text FROM decision WHERE decided
+        ON CONFLICT (id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT d.decided, (SELECT count(*) FROM inserted) FROM decision d";
+
+/// Completion: one statement on the execution's own row, committed on its own.
+const COMPLETE: &str =
+    "UPDATE executions SET attestation = $1 WHERE id = $2 AND attestation IS NULL";
+
+/// The newest marks record a store has read (or written), with the marks it proves: decoded
+/// once, then recognised by its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct KnownMarks {
+    /// The record's bytes (`None`: the ledger held no marks record).
+    pub(super) record: Option<Vec<u8>>,
+    /// The marks it proves (`None` with no record).
+    pub(super) proven: Option<AcceptedVersions>,
+}
+
+/// What the one-statement claim found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FastClaim {
+    /// It decided: `true` when this claim inserted the row, `false` when the id was taken.
+    Decided { inserted: bool },
+    /// The state needs the transactional path (a raise, a refusal, or a record not yet known);
+    /// nothing was written.
+    Undecided,
+}
+
+/// Makes a claim in one statement when `known` shows it can be decided there.
+pub(super) fn claim_fast(
+    connection: &mut Connection,
+    known: &KnownMarks,
+    execution_id: &ExecutionId,
+    record: &ClaimRecord,
+    under: AcceptedVersions,
+) -> Result<FastClaim, ReplayError> {
+    // The transactional path's own decision for a marks row equal to `under` and the known
+    // record: anything but "no raise, no refusal" goes there (the clock is checked in SQL).
+    let assumed = GuardState {
+        marks: under,
+        proven: known.proven,
+        newest_claim: None,
+    };
+    if !matches!(assumed.claim(under, record.claimed_at()), Ok(raise) if !raise.changed) {
+        return Ok(FastClaim::Undecided);
+    }
+    let (Ok(trust_root), Ok(release_manifest)) = (
+        encode_version(VersionKind::TrustRoot, under.trust_root),
+        encode_version(VersionKind::ReleaseManifest, under.release_manifest),
+    ) else {
+        return Ok(FastClaim::Undecided);
+    };
+    // The latest newest claim time the clock check accepts (none past the last timestamp).
+    let latest_newest = record
+        .claimed_at()
+        .unix_seconds()
+        .checked_add(crate::CLOCK_TOLERANCE_SECONDS)
+        .and_then(|seconds| parmana_canon::Timestamp::from_unix_seconds(seconds).ok())
+        .map(|latest| latest.to_string());
+    let (client, statements) = connection.prepared()?;
+    let rows = client
+        .query(
+            &statements.claim,
+            &[
+                &execution_id.as_str(),
+                &record.request_digest().to_string(),
+                &record.attestation_inputs(),
+                &record.claimed_at().to_string(),
+                &trust_root,
+                &release_manifest,
+                &known.record,
+                &latest_newest,
+            ],
+        )
+        .map_err(map_error)?;
+    let Some(row) = rows.first() else {
+        return Ok(FastClaim::Undecided);
+    };
+    if !get::<bool>(row, 0)? {
+        return Ok(FastClaim::Undecided);
+    }
+    Ok(FastClaim::Decided {
+        inserted: get::<i64>(row, 1)? == 1,
+    })
+}
+
+/// Completes an execution with the prepared `UPDATE`: `true` when it updated the row (claimed,
+/// not yet completed).
+pub(super) fn complete_fast(
+    connection: &mut Connection,
+    execution_id: &ExecutionId,
+    attestation: &[u8],
+) -> Result<bool, ReplayError> {
+    let (client, statements) = connection.prepared()?;
+    let updated = client
+        .execute(
+            &statements.complete,
+            &[&attestation, &execution_id.as_str()],
+        )
+        .map_err(map_error)?;
+    Ok(updated == 1)
+}
+
+/// The statements of the hot path, prepared once per connection.
+struct Prepared {
+    claim: Statement,
+    complete: Statement,
+}
+
+/// A pooled connection: the client and, once first used, its prepared statements.
+pub(super) struct Connection {
+    client: Client,
+    prepared: Option<Prepared>,
+}
+
+impl Connection {
+    /// The client and its prepared statements (prepared on first use).
+    fn prepared(&mut self) -> Result<(&mut Client, &Prepared), ReplayError> {
+        if self.prepared.is_none() {
+            let claim = self.client.prepare(CLAIM).map_err(map_error)?;
+            let complete = self.client.prepare(COMPLETE).map_err(map_error)?;
+            self.prepared = Some(Prepared { claim, complete });
+        }
+        match &self.prepared {
+            Some(prepared) => Ok((&mut self.client, prepared)),
+            None => Err(ReplayError::unavailable("the statements were not prepared")),
+        }
+    }
+}
+
+impl Deref for Connection {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+/// `r2d2_postgres`'s manager, handing out [`Connection`]s.
+pub(super) struct Manager(pub(super) PostgresConnectionManager<MakeRustlsConnect>);
+
+impl ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Connection, postgres::Error> {
+        Ok(Connection {
+            client: self.0.connect()?,
+            prepared: None,
+        })
+    }
+
+    fn is_valid(&self, connection: &mut Connection) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut connection.client)
+    }
+
+    fn has_broken(&self, connection: &mut Connection) -> bool {
+        self.0.has_broken(&mut connection.client)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+mod tests {
+    use parmana_canon::{Digest, Timestamp};
+
+    use super::*;
+    use crate::postgres::{PostgresOptions, PostgresReplayStore};
+    use crate::{ClaimOutcome, ReplayStore};
+
+    /// Which marks record a case offers as already decoded.
+    #[derive(Debug, Clone, Copy)]
+    enum Offered {
+        /// The one the store remembers (the newest in the ledger).
+        Remembered,
+        /// Other bytes proving the same marks.
+        OtherBytes,
+        /// None (as if the ledger held no marks record).
+        NoRecord,
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(1_795_000_000 + seconds).unwrap()
+    }
+
+    fn claim_at(when: Timestamp) -> ClaimRecord {
+        ClaimRecord::new(Digest::of(b"request"), b"{}".to_vec(), when)
+    }
+
+    /// Each case in order against one store whose marks are (2, 1), its first claim at `at(0)`:
+    /// whether the one statement decides, and what it decides. What it leaves undecided must
+    /// insert nothing.
+    #[test]
+    #[cfg_attr(
+        parmana_no_postgres,
+        ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+    )]
+    fn one_statement_decides_only_the_claims_under_the_marks_in_force() {
+        let Ok(url) = std::env::var("PARMANA_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let options = PostgresOptions {
+            schema: format!("hot_{}", std::process::id()),
+            ..PostgresOptions::default()
+        };
+        let store = PostgresReplayStore::connect(&url, &options).unwrap();
+        let marks = AcceptedVersions::new(2, 1);
+        store.accept_versions(2, 1).unwrap();
+        let first = ExecutionId::parse("first").unwrap();
+        assert_eq!(
+            store.claim(&first, &claim_at(at(0)), marks),
+            Ok(ClaimOutcome::Claimed)
+        );
+        let remembered = store.known.lock().unwrap().clone().unwrap();
+        assert_eq!(remembered.proven, Some(marks));
+        let tolerance = crate::CLOCK_TOLERANCE_SECONDS;
+        let decided = |inserted| FastClaim::Decided { inserted };
+        let cases: &[(&str, &str, AcceptedVersions, i64, Offered, FastClaim)] = &[
+            (
+                "under the marks",
+                "a",
+                marks,
+                0,
+                Offered::Remembered,
+                decided(true),
+            ),
+            (
+                "the same id again",
+                "a",
+                marks,
+                0,
+                Offered::Remembered,
+                decided(false),
+            ),
+            (
+                "a later clock",
+                "b",
+                marks,
+                3_600,
+                Offered::Remembered,
+                decided(true),
+            ),
+            (
+                "back by the tolerance",
+                "c",
+                marks,
+                3_600 - tolerance,
+                Offered::Remembered,
+                decided(true),
+            ),
+            (
+                "back by more",
+                "d",
+                marks,
+                3_599 - tolerance,
+                Offered::Remembered,
+                FastClaim::Undecided,
+            ),
+            (
+                "a raise",
+                "e",
+                AcceptedVersions::new(2, 2),
+                3_600,
+                Offered::Remembered,
+                FastClaim::Undecided,
+            ),
+            (
+                "a rollback",
+                "f",
+                AcceptedVersions::new(1, 1),
+                3_600,
+                Offered::Remembered,
+                FastClaim::Undecided,
+            ),
+            (
+                "another record",
+                "g",
+                marks,
+                3_600,
+                Offered::OtherBytes,
+                FastClaim::Undecided,
+            ),
+            (
+                "no record",
+                "h",
+                marks,
+                3_600,
+                Offered::NoRecord,
+                FastClaim::Undecided,
+            ),
+        ];
+        let mut connection = store.pool.checkout().unwrap();
+        for (name, id, under, seconds, offered, expected) in cases {
+            let known = match offered {
+                Offered::Remembered => remembered.clone(),
+                Offered::OtherBytes => KnownMarks {
+                    record: Some(b"{}".to_vec()),
+                    proven: Some(marks),
+                },
+                Offered::NoRecord => KnownMarks {
+                    record: None,
+                    proven: None,
+                },
+            };
+            let id = ExecutionId::parse(id).unwrap();
+            let found = claim_fast(
+                &mut connection,
+                &known,
+                &id,
+                &claim_at(at(*seconds)),
+                *under,
+            );
+            assert_eq!(found, Ok(*expected), "{name}");
+            if *expected == FastClaim::Undecided {
+                assert_eq!(store.get(&id), Ok(crate::ExecutionState::Absent), "{name}");
+            }
+        }
+        // The newest claim time in another spelling (sorting before the bound) is left to the
+        // transactional path, which reports it.
+        let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        raw.execute(
+            &format!(
+                "UPDATE {}.executions SET claimed_at = claimed_at || ' ' WHERE id = 'b'",
+                options.schema
+            ),
+            &[],
+        )
+        .unwrap();
+        let late = ExecutionId::parse("late").unwrap();
+        let record = claim_at(at(3_600));
+        assert_eq!(
+            claim_fast(&mut connection, &remembered, &late, &record, marks),
+            Ok(FastClaim::Undecided)
+        );
+        drop(connection);
+        assert!(matches!(
+            store.claim(&late, &record, marks),
+            Err(ReplayError::Corrupt { .. })
+        ));
+        raw.batch_execute(&format!("DROP SCHEMA {} CASCADE", options.schema))
+            .unwrap();
+    }
+}
