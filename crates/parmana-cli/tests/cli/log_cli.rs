@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
-use crate::common::{NOW, Run, VIP_SIGNALS, fixture_rotate, run_in, temp_repo};
-
-const ORIGIN: &str = "log.example/parmana";
-const STORE: &str = "sqlite:store.sqlite";
+use crate::common::{
+    LOG_ORIGIN as ORIGIN, LOG_STORE as STORE, NOW, Run, VIP_SIGNALS,
+    checkpoint_logged as checkpoint, error_code as code, execute_logged as execute, fixture_rotate,
+    run_in, temp_repo,
+};
 
 /// `parmana trust rotate` of the fixture chain to a version naming the log [`ORIGIN`] with the
 /// TEST-ONLY key `root-1` as its one log key.
@@ -32,50 +33,8 @@ fn rotate_with_log(dir: &Path) {
     assert_eq!(out.code, 0, "{}", out.transcript());
 }
 
-/// Executes the VIP claim as `id` into [`STORE`] and writes its attestation to `<id>.json`.
-fn execute(dir: &Path, id: &str) {
-    let out = run_in(
-        dir,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            VIP_SIGNALS,
-            "--execution-id",
-            id,
-            "--store",
-            STORE,
-            "--now",
-            NOW,
-        ],
-        b"",
-    );
-    assert_eq!(out.code, 0, "{}", out.transcript());
-    std::fs::write(dir.join(format!("{id}.json")), out.stdout).unwrap();
-}
-
 fn run(dir: &Path, args: &[&str]) -> Run {
     run_in(dir, args, b"")
-}
-
-/// `parmana log checkpoint` with the log key, written to `file`.
-fn checkpoint(dir: &Path, file: &str) {
-    let out = run(
-        dir,
-        &[
-            "log",
-            "checkpoint",
-            "--key",
-            "trust/keys/root-1.pem",
-            "--store",
-            STORE,
-            "--now",
-            NOW,
-        ],
-    );
-    assert_eq!(out.code, 0, "{}", out.transcript());
-    std::fs::write(dir.join(file), out.stdout).unwrap();
 }
 
 fn prove(dir: &Path, id: &str, checkpoint: &str) -> Run {
@@ -101,13 +60,6 @@ fn verify(dir: &Path, attestation: &str, proof: &str) -> Run {
         dir,
         &["verify", attestation, "--proof", proof, "--now", NOW],
     )
-}
-
-/// The stable code of a failed run (`error[CODE]: …` on stderr).
-fn code(out: &Run) -> &str {
-    let start = out.stderr.find("error[").map_or(0, |i| i + 6);
-    let end = out.stderr[start..].find(']').map_or(start, |i| start + i);
-    &out.stderr[start..end]
 }
 
 #[test]

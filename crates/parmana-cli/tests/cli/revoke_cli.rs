@@ -5,21 +5,15 @@ use std::path::Path;
 use parmana_runtime::trust::{LocalSigningKey, write_public_key_file};
 use serde_json::Value;
 
-use crate::common::{NOW, Run, VIP_SIGNALS, fixture_rotate, run_in, temp_repo};
+use crate::common::{
+    LOG_ORIGIN as ORIGIN, LOG_STORE as STORE, NOW, Run, checkpoint_logged as checkpoint,
+    error_code as code, execute_logged as execute, fixture_rotate, run_in, temp_repo,
+};
 
-const ORIGIN: &str = "log.example/parmana";
-const STORE: &str = "sqlite:store.sqlite";
 const REASON: &str = "attestation key compromised";
 
 fn run(dir: &Path, args: &[&str]) -> Run {
     run_in(dir, args, b"")
-}
-
-/// The stable code of a failed run (`error[CODE]: …` on stderr).
-fn code(out: &Run) -> &str {
-    let start = out.stderr.find("error[").map_or(0, |i| i + 6);
-    let end = out.stderr[start..].find(']').map_or(start, |i| start + i);
-    &out.stderr[start..end]
 }
 
 /// `trust rotate` of the fixture chain keeping the log [`ORIGIN`] (key `root-1`), with the
@@ -39,45 +33,6 @@ fn rotate(dir: &Path, attestation: &str, extra: &[&str]) -> Run {
     ];
     rest.extend_from_slice(extra);
     run(dir, &fixture_rotate("trust/keys/root-2.pem", &rest))
-}
-
-fn execute(dir: &Path, id: &str) {
-    let out = run(
-        dir,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            VIP_SIGNALS,
-            "--execution-id",
-            id,
-            "--store",
-            STORE,
-            "--now",
-            NOW,
-        ],
-    );
-    assert_eq!(out.code, 0, "{}", out.transcript());
-    std::fs::write(dir.join(format!("{id}.json")), out.stdout).unwrap();
-}
-
-fn checkpoint(dir: &Path, file: &str) {
-    let out = run(
-        dir,
-        &[
-            "log",
-            "checkpoint",
-            "--key",
-            "trust/keys/root-1.pem",
-            "--store",
-            STORE,
-            "--now",
-            NOW,
-        ],
-    );
-    assert_eq!(out.code, 0, "{}", out.transcript());
-    std::fs::write(dir.join(file), out.stdout).unwrap();
 }
 
 fn prove(dir: &Path, id: &str, checkpoint: &str, out: &str) {

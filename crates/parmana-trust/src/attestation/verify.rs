@@ -321,13 +321,7 @@ pub fn verify_attestation_in_history(
     bundle: Option<&VerifiedBundle>,
     signals: Option<&Value>,
 ) -> AttestationReport {
-    verify_one(
-        envelope,
-        Anchor::History(history, options),
-        bundle,
-        signals,
-        None,
-    )
+    verify_attestation_with_log(envelope, history, options, bundle, signals, None)
 }
 
 /// [`verify_attestation_in_history`] for an attestation whose log entry is proven included in

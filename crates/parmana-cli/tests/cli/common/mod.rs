@@ -120,3 +120,59 @@ pub(crate) fn release_sign<'a>(version: &'a str, extra: &[&'a str]) -> Vec<&'a s
     args.extend_from_slice(extra);
     args
 }
+
+/// The transparency log of the log and revocation tests: the origin a rotated fixture names.
+pub(crate) const LOG_ORIGIN: &str = "log.example/parmana";
+/// The durable store the log and revocation tests execute into.
+pub(crate) const LOG_STORE: &str = "sqlite:store.sqlite";
+
+/// Executes the VIP claim as `id` into [`LOG_STORE`] and writes its attestation to `<id>.json`.
+pub(crate) fn execute_logged(dir: &Path, id: &str) {
+    let out = run_in(
+        dir,
+        &[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            VIP_SIGNALS,
+            "--execution-id",
+            id,
+            "--store",
+            LOG_STORE,
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    std::fs::write(dir.join(format!("{id}.json")), out.stdout).unwrap();
+}
+
+/// `parmana log checkpoint` of [`LOG_STORE`] with the TEST-ONLY log key `root-1`, written to
+/// `file`.
+pub(crate) fn checkpoint_logged(dir: &Path, file: &str) {
+    let out = run_in(
+        dir,
+        &[
+            "log",
+            "checkpoint",
+            "--key",
+            "trust/keys/root-1.pem",
+            "--store",
+            LOG_STORE,
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    std::fs::write(dir.join(file), out.stdout).unwrap();
+}
+
+/// The stable code of a failed run (`error[CODE]: …` on stderr).
+pub(crate) fn error_code(out: &Run) -> &str {
+    let start = out.stderr.find("error[").map_or(0, |i| i + 6);
+    let end = out.stderr[start..].find(']').map_or(start, |i| start + i);
+    &out.stderr[start..end]
+}
