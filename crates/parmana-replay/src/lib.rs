@@ -139,6 +139,38 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// `replay.already_completed` for one completed before (the first outcome stands).
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError>;
 
+    /// Whether [`claim_completed`](ReplayStore::claim_completed) is one durable write in this
+    /// store. The runtime then signs before it claims and writes the execution once, already
+    /// completed; otherwise it claims, signs and completes (the default: `false`).
+    fn completes_in_one_write(&self) -> bool {
+        false
+    }
+
+    /// Claims `execution_id` exactly as [`claim`](ReplayStore::claim) does — the same checks,
+    /// the same refusals, the same one winner among concurrent callers — and records
+    /// `attestation` as its outcome: on [`ClaimOutcome::Claimed`] the execution is completed
+    /// (not yet sequenced); on [`ClaimOutcome::AlreadyClaimed`] nothing is stored and
+    /// `attestation` is dropped.
+    ///
+    /// The default claims, then completes (two writes: a crash between them leaves the id in
+    /// [`pending`](ReplayStore::pending)). A store whose
+    /// [`completes_in_one_write`](ReplayStore::completes_in_one_write) is `true` writes the
+    /// claimed and completed row in one statement whenever it can, and falls back to this
+    /// order when the state needs deciding in a transaction.
+    fn claim_completed(
+        &self,
+        execution_id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+        attestation: &[u8],
+    ) -> Result<ClaimOutcome, ReplayError> {
+        let outcome = self.claim(execution_id, record, under)?;
+        if outcome == ClaimOutcome::Claimed {
+            self.complete(execution_id, attestation)?;
+        }
+        Ok(outcome)
+    }
+
     /// One run of the batched sequencer: takes the integrator lock of the store (or answers
     /// [`SequenceOutcome::Busy`] at once when another integrator holds it), gives at most `max`
     /// completed, not yet sequenced executions the next ledger positions — ordered by claim
