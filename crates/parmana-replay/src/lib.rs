@@ -1,6 +1,7 @@
 //! `parmana-replay`: replay stores — exactly-once execution ids, rollback high-water marks and a tamper-evident ledger.
 //!
-//! The runtime claims each [`ExecutionId`] in a [`ReplayStore`] before it signs anything:
+//! The runtime claims each [`ExecutionId`] in a [`ReplayStore`] before it releases anything —
+//! on most stores before it signs:
 //!
 //! 1. [`ReplayStore::claim`] atomically reserves the id together with a [`ClaimRecord`]
 //!    (request digest, canonical attestation inputs, clock reading), or answers
@@ -18,7 +19,10 @@
 //!    [`ReplayStore::store_checkpoint`].
 //!
 //! A crash between the two leaves the id in [`ReplayStore::pending`]; completing it from the
-//! recorded inputs gives byte-identical output. A claimed id is never reopened: there is no
+//! recorded inputs gives byte-identical output. A store that
+//! [completes in one write](ReplayStore::completes_in_one_write) (PostgreSQL) is given the
+//! attestation with the claim instead ([`ReplayStore::claim_completed`]): the runtime signs
+//! first and the row is written once, already completed, so nothing is left pending. A claimed id is never reopened: there is no
 //! expiry and no delete.
 //!
 //! The ledger holds two kinds of record, chained together: one per completed execution and one
