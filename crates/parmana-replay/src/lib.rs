@@ -1,6 +1,7 @@
 //! `parmana-replay`: replay stores — exactly-once execution ids, rollback high-water marks and a tamper-evident ledger.
 //!
-//! The runtime claims each [`ExecutionId`] in a [`ReplayStore`] before it signs anything:
+//! The runtime claims each [`ExecutionId`] in a [`ReplayStore`] before it releases anything —
+//! on most stores before it signs:
 //!
 //! 1. [`ReplayStore::claim`] atomically reserves the id together with a [`ClaimRecord`]
 //!    (request digest, canonical attestation inputs, clock reading), or answers
@@ -18,7 +19,10 @@
 //!    [`ReplayStore::store_checkpoint`].
 //!
 //! A crash between the two leaves the id in [`ReplayStore::pending`]; completing it from the
-//! recorded inputs gives byte-identical output. A claimed id is never reopened: there is no
+//! recorded inputs gives byte-identical output. A store that
+//! [completes in one write](ReplayStore::completes_in_one_write) (PostgreSQL) is given the
+//! attestation with the claim instead ([`ReplayStore::claim_completed`]): the runtime signs
+//! first and the row is written once, already completed, so nothing is left pending. A claimed id is never reopened: there is no
 //! expiry and no delete.
 //!
 //! The ledger holds two kinds of record, chained together: one per completed execution and one
@@ -138,6 +142,38 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// Refused with `replay.not_claimed` for an id never claimed and
     /// `replay.already_completed` for one completed before (the first outcome stands).
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError>;
+
+    /// Whether [`claim_completed`](ReplayStore::claim_completed) is one durable write in this
+    /// store. The runtime then signs before it claims and writes the execution once, already
+    /// completed; otherwise it claims, signs and completes (the default: `false`).
+    fn completes_in_one_write(&self) -> bool {
+        false
+    }
+
+    /// Claims `execution_id` exactly as [`claim`](ReplayStore::claim) does — the same checks,
+    /// the same refusals, the same one winner among concurrent callers — and records
+    /// `attestation` as its outcome: on [`ClaimOutcome::Claimed`] the execution is completed
+    /// (not yet sequenced); on [`ClaimOutcome::AlreadyClaimed`] nothing is stored and
+    /// `attestation` is dropped.
+    ///
+    /// The default claims, then completes (two writes: a crash between them leaves the id in
+    /// [`pending`](ReplayStore::pending)). A store whose
+    /// [`completes_in_one_write`](ReplayStore::completes_in_one_write) is `true` writes the
+    /// claimed and completed row in one statement whenever it can, and falls back to this
+    /// order when the state needs deciding in a transaction.
+    fn claim_completed(
+        &self,
+        execution_id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+        attestation: &[u8],
+    ) -> Result<ClaimOutcome, ReplayError> {
+        let outcome = self.claim(execution_id, record, under)?;
+        if outcome == ClaimOutcome::Claimed {
+            self.complete(execution_id, attestation)?;
+        }
+        Ok(outcome)
+    }
 
     /// One run of the batched sequencer: takes the integrator lock of the store (or answers
     /// [`SequenceOutcome::Busy`] at once when another integrator holds it), gives at most `max`

@@ -494,13 +494,15 @@ fn decode_checkpoint(row: &Row) -> Result<StoredCheckpoint, ReplayError> {
 /// One attempt at a claim in its own transaction, the marks row locked as `lock` says. With
 /// [`RowLock::Share`], a claim that would raise the marks is rolled back untouched (`None`):
 /// the caller tries again with [`RowLock::Update`], which always decides. The newest marks
-/// record it reads or appends is remembered in `known`.
+/// record it reads or appends is remembered in `known`. With `attestation`, the row it inserts
+/// is already completed with it.
 fn claim_in(
     client: &mut Client,
     known: &Mutex<Option<KnownMarks>>,
     execution_id: &ExecutionId,
     record: &ClaimRecord,
     under: AcceptedVersions,
+    attestation: Option<&[u8]>,
     lock: RowLock,
 ) -> Result<Option<ClaimOutcome>, ReplayError> {
     let mut tx = client.transaction().map_err(map_error)?;
@@ -517,13 +519,14 @@ fn claim_in(
     }
     let inserted = tx
         .execute(
-            "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at, attestation)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
             &[
                 &execution_id.as_str(),
                 &record.request_digest().to_string(),
                 &record.attestation_inputs(),
                 &record.claimed_at().to_string(),
+                &attestation,
             ],
         )
         .map_err(map_error)?;
@@ -538,20 +541,28 @@ fn claim_in(
     }))
 }
 
-impl ReplayStore for PostgresReplayStore {
-    fn claim(
+impl PostgresReplayStore {
+    /// A claim, with `attestation` already completed in the same write when given.
+    fn claim_with(
         &self,
         execution_id: &ExecutionId,
         record: &ClaimRecord,
         under: AcceptedVersions,
+        attestation: Option<&[u8]>,
     ) -> Result<ClaimOutcome, ReplayError> {
         let mut client = self.pool.checkout()?;
         // The common case — the marks equal `under`, the newest marks record already decoded —
         // is one prepared statement (`hot.rs`); anything else is decided in a transaction.
         let known = self.known.lock().ok().and_then(|known| known.clone());
         if let Some(known) = known
-            && let FastClaim::Decided { inserted } =
-                claim_fast(&mut client, &known, execution_id, record, under)?
+            && let FastClaim::Decided { inserted } = claim_fast(
+                &mut client,
+                &known,
+                execution_id,
+                record,
+                under,
+                attestation,
+            )?
         {
             return Ok(if inserted {
                 ClaimOutcome::Claimed
@@ -562,25 +573,50 @@ impl ReplayStore for PostgresReplayStore {
         // Under the marks in force the marks row is shared with other claims; a raise (once per
         // new trust root or release manifest) takes it alone.
         let known = &self.known;
-        if let Some(outcome) = claim_in(
-            &mut client,
-            known,
-            execution_id,
-            record,
-            under,
-            RowLock::Share,
-        )? {
-            return Ok(outcome);
+        for lock in [RowLock::Share, RowLock::Update] {
+            if let Some(outcome) = claim_in(
+                &mut client,
+                known,
+                execution_id,
+                record,
+                under,
+                attestation,
+                lock,
+            )? {
+                return Ok(outcome);
+            }
         }
-        claim_in(
-            &mut client,
-            known,
-            execution_id,
-            record,
-            under,
-            RowLock::Update,
-        )?
-        .ok_or_else(|| ReplayError::unavailable("a claim under FOR UPDATE did not decide"))
+        Err(ReplayError::unavailable(
+            "a claim under FOR UPDATE did not decide",
+        ))
+    }
+}
+
+impl ReplayStore for PostgresReplayStore {
+    fn claim(
+        &self,
+        execution_id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.claim_with(execution_id, record, under, None)
+    }
+
+    fn completes_in_one_write(&self) -> bool {
+        true
+    }
+
+    /// The row is inserted already completed: by the one prepared statement when the claim is
+    /// made under the marks in force, otherwise in the claim's transaction — either way one
+    /// commit, so no claimed-not-completed state arises from it.
+    fn claim_completed(
+        &self,
+        execution_id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+        attestation: &[u8],
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.claim_with(execution_id, record, under, Some(attestation))
     }
 
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {

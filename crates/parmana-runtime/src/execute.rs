@@ -73,6 +73,11 @@ pub fn execute_from_signals(
 /// ledger proves, and a clock reading behind the newest it holds — and the attestation is
 /// signed, recorded as completed, and returned.
 ///
+/// A store that [completes in one write](ReplayStore::completes_in_one_write) (PostgreSQL) is
+/// given the signed attestation with the claim instead: signed first, then claimed and completed
+/// in one write ([`ReplayStore::claim_completed`]), with the same checks and refusals. A replay
+/// then costs a signature, and the envelope is dropped unreturned.
+///
 /// A second use of an id is refused with `runtime.replay_detected` and the first outcome stands.
 /// If signing or completion fails after the claim, the id stays claimed and
 /// [`recover`] completes it with byte-identical output.
@@ -112,9 +117,30 @@ pub(crate) fn execute(
         signals: &signals_canonical,
     })?;
     let claim = ClaimRecord::new(request_digest, inputs, now);
+    let under = versions_of(environment);
+    if replay_store.completes_in_one_write() {
+        // Sign first, then write the execution once, already completed: the id is consumed
+        // exactly when that write commits, under the same checks as a claim. On a replay the
+        // envelope just signed is dropped, never returned.
+        let envelope = prepared.sign_all_canonical(signers, environment.trust_root())?;
+        return match replay_store.claim_completed(
+            execution_id,
+            &claim,
+            under,
+            envelope.as_bytes(),
+        )? {
+            ClaimOutcome::Claimed => Ok(Attestation {
+                envelope,
+                predicate,
+            }),
+            ClaimOutcome::AlreadyClaimed => Err(ExecutionError::ReplayDetected {
+                execution_id: execution_id.as_str().to_owned(),
+            }),
+        };
+    }
     // One atomic step: the rollback, marks-reset and clock checks cannot interleave with the
     // claim (a raise by another runtime either lands before it, and refuses it, or after it).
-    match replay_store.claim(execution_id, &claim, versions_of(environment))? {
+    match replay_store.claim(execution_id, &claim, under)? {
         ClaimOutcome::Claimed => {}
         ClaimOutcome::AlreadyClaimed => {
             return Err(ExecutionError::ReplayDetected {

@@ -43,6 +43,20 @@ impl ReplayStore for RaiseBeforeClaim {
             .accept_versions(self.to.trust_root, self.to.release_manifest)?;
         self.inner.claim(id, record, under)
     }
+    fn completes_in_one_write(&self) -> bool {
+        self.inner.completes_in_one_write()
+    }
+    fn claim_completed(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+        attestation: &[u8],
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.inner
+            .accept_versions(self.to.trust_root, self.to.release_manifest)?;
+        self.inner.claim_completed(id, record, under, attestation)
+    }
     fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
         self.inner.complete(id, attestation)
     }

@@ -1,4 +1,4 @@
-//! The PostgreSQL hot path: pooled connections that keep their prepared statements, the claim as one statement, and completion as one prepared `UPDATE`.
+//! The PostgreSQL hot path: pooled connections that keep their prepared statements, the claim (or the claim with its attestation) as one statement, and completion as one prepared `UPDATE`.
 //!
 //! A claim made under the marks in force (every claim but the first after a new trust root or
 //! release manifest) is one round trip: one prepared statement reads the marks row `FOR SHARE`,
@@ -12,6 +12,11 @@
 //! caller then decides in a transaction, which returns the typed refusal or raises the marks.
 //! The statement commits on its own (autocommit, `synchronous_commit = on`); the marks row stays
 //! locked `FOR SHARE` until then, so a raise still waits for it.
+//!
+//! The same statement writes an execution once, already completed
+//! ([`ReplayStore::claim_completed`](crate::ReplayStore::claim_completed)): given the attestation,
+//! it inserts the row with it, so the id is consumed and the outcome recorded in one commit — no
+//! claimed-not-completed state arises from it.
 
 use std::ops::{Deref, DerefMut};
 
@@ -28,8 +33,9 @@ use super::{get, map_error};
 
 /// The claim in one statement (see the module documentation). Parameters: id, request digest,
 /// attestation inputs, claim time, the claim's trust-root and release-manifest versions, the
-/// newest marks record this store has decoded (`NULL`: none), and the latest newest claim time
-/// the clock check lets through (`NULL`: any). Returns one row — whether the state let the
+/// newest marks record this store has decoded (`NULL`: none), the latest newest claim time
+/// the clock check lets through (`NULL`: any), and the attestation (`NULL`: a claim only, to be
+/// completed later). Returns one row — whether the state let the
 /// statement decide, and how many rows it inserted — or none when the marks row is missing.
 const CLAIM: &str = "WITH guard AS (
         SELECT h.trust_root, h.release_manifest,
@@ -47,8 +53,8 @@ const CLAIM: &str = "WITH guard AS (
                    false) AS decided
         FROM guard g
     ), inserted AS (
-        INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
-        SELECT $1::text, $2::text, $3::bytea, $4::text FROM decision WHERE decided
+        INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at, attestation)
+        SELECT $1::text, $2::text, $3::bytea, $4::text, $9::bytea FROM decision WHERE decided
         ON CONFLICT (id) DO NOTHING
         RETURNING 1
     )
@@ -78,13 +84,15 @@ pub(super) enum FastClaim {
     Undecided,
 }
 
-/// Makes a claim in one statement when `known` shows it can be decided there.
+/// Makes a claim in one statement when `known` shows it can be decided there; with
+/// `attestation`, the row it inserts is already completed with it.
 pub(super) fn claim_fast(
     connection: &mut Connection,
     known: &KnownMarks,
     execution_id: &ExecutionId,
     record: &ClaimRecord,
     under: AcceptedVersions,
+    attestation: Option<&[u8]>,
 ) -> Result<FastClaim, ReplayError> {
     // The transactional path's own decision for a marks row equal to `under` and the known
     // record: anything but "no raise, no refusal" goes there (the clock is checked in SQL).
@@ -122,6 +130,7 @@ pub(super) fn claim_fast(
                 &release_manifest,
                 &known.record,
                 &latest_newest,
+                &attestation,
             ],
         )
         .map_err(map_error)?;
@@ -366,12 +375,46 @@ mod tests {
                 &id,
                 &claim_at(at(*seconds)),
                 *under,
+                None,
             );
             assert_eq!(found, Ok(*expected), "{name}");
             if *expected == FastClaim::Undecided {
                 assert_eq!(store.get(&id), Ok(crate::ExecutionState::Absent), "{name}");
             }
         }
+        // With the attestation, the one statement writes the row already completed.
+        assert!(store.completes_in_one_write());
+        let signed = ExecutionId::parse("signed").unwrap();
+        let record = claim_at(at(3_600));
+        assert_eq!(
+            claim_fast(
+                &mut connection,
+                &remembered,
+                &signed,
+                &record,
+                marks,
+                Some(b"att")
+            ),
+            Ok(decided(true))
+        );
+        assert_eq!(
+            store.get(&signed),
+            Ok(crate::ExecutionState::Completed(
+                crate::CompletedExecution::new(record.clone(), b"att".to_vec())
+            ))
+        );
+        assert_eq!(
+            claim_fast(
+                &mut connection,
+                &remembered,
+                &signed,
+                &record,
+                marks,
+                Some(b"other")
+            ),
+            Ok(decided(false))
+        );
+        assert!(store.pending().unwrap().iter().all(|id| id != &signed));
         // The newest claim time in another spelling (sorting before the bound) is left to the
         // transactional path, which reports it.
         let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
@@ -386,7 +429,7 @@ mod tests {
         let late = ExecutionId::parse("late").unwrap();
         let record = claim_at(at(3_600));
         assert_eq!(
-            claim_fast(&mut connection, &remembered, &late, &record, marks),
+            claim_fast(&mut connection, &remembered, &late, &record, marks, None),
             Ok(FastClaim::Undecided)
         );
         drop(connection);

@@ -9,7 +9,7 @@
 macro_rules! conformance_suite {
     ($backend:ident, $open:expr $(, #[$attr:meta])*) => {
         mod $backend {
-            use crate::common::{Harness, boundary, log, sequencer, suite};
+            use crate::common::{Harness, boundary, log, one_write, sequencer, suite};
 
             fn open() -> Option<Box<dyn Harness>> {
                 let open = $open;
@@ -39,6 +39,11 @@ macro_rules! conformance_suite {
                 rollback_check_and_claim_do_not_interleave,
                 threads_claim_while_the_marks_rise,
                 threads_raise_the_marks_at_once
+            );
+            conformance_suite!(@one_write [$(#[$attr])*]
+                claim_completed_writes_a_completed_execution,
+                claim_completed_is_decided_like_a_claim,
+                threads_race_claim_completed
             );
             conformance_suite!(@log [$(#[$attr])*]
                 ledger_is_a_merkle_log,
@@ -82,6 +87,20 @@ macro_rules! conformance_suite {
         $(
             conformance_suite!(@boundary_test $attrs $name);
         )*
+    };
+    (@one_write $attrs:tt $($name:ident),*) => {
+        $(
+            conformance_suite!(@one_write_test $attrs $name);
+        )*
+    };
+    (@one_write_test [$(#[$attr:meta])*] $name:ident) => {
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            if let Some(h) = open() {
+                one_write::$name(&*h);
+            }
+        }
     };
     (@log $attrs:tt $($name:ident),*) => {
         $(

@@ -19,6 +19,7 @@ use parmana_replay::{
 
 pub(crate) mod boundary;
 pub(crate) mod log;
+pub(crate) mod one_write;
 pub(crate) mod sequencer;
 pub(crate) mod suite;
 

@@ -1,0 +1,147 @@
+//! Execution on a store that completes in one write (PostgreSQL): the runtime signs first and writes the execution once, already completed — nothing is left claimed, a replay is refused and the first outcome stands; other stores keep claim, sign, complete.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{Fixture, clock, postgres_store, postgres_url};
+use parmana_runtime::canon::ExecutionId;
+use parmana_runtime::replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerSnapshot, MemoryReplayStore,
+    ReplayError, ReplayStore, SequenceOutcome, SqliteReplayStore, StoredCheckpoint, verify_ledger,
+};
+use parmana_runtime::{ExecutionRequest, Runtime};
+
+const SIGNALS: &str =
+    r#"{"claim_amount": 1200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
+
+/// A store that records which of its writes of an execution the runtime calls.
+#[derive(Debug)]
+struct Recorded {
+    inner: Arc<dyn ReplayStore>,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl Recorded {
+    fn note(&self, call: &'static str) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+impl ReplayStore for Recorded {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.note("claim");
+        self.inner.claim(id, record, under)
+    }
+    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        self.note("complete");
+        self.inner.complete(id, attestation)
+    }
+    fn completes_in_one_write(&self) -> bool {
+        self.inner.completes_in_one_write()
+    }
+    fn claim_completed(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+        attestation: &[u8],
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.note("claim_completed");
+        self.inner.claim_completed(id, record, under, attestation)
+    }
+    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
+        self.inner.get(id)
+    }
+    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.inner.pending()
+    }
+    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+        self.inner.accepted_versions()
+    }
+    fn accept_versions(&self, t: u64, r: u64) -> Result<AcceptedVersions, ReplayError> {
+        self.inner.accept_versions(t, r)
+    }
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        self.inner.ledger_snapshot()
+    }
+    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
+        self.inner.sequence(max)
+    }
+    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
+        self.inner.store_checkpoint(checkpoint)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
+        self.inner.latest_checkpoint()
+    }
+}
+
+/// Executes one id twice on `store`: the first returns the attestation that is stored, the
+/// second is `runtime.replay_detected`, nothing is pending, and the store was written the way
+/// it says it can be (`one_write`: one `claim_completed` per execute).
+fn check(store: Arc<dyn ReplayStore>, one_write: bool) {
+    assert_eq!(store.completes_in_one_write(), one_write);
+    let fixture = Fixture::new();
+    let recorded = Arc::new(Recorded {
+        inner: Arc::clone(&store),
+        calls: Mutex::new(Vec::new()),
+    });
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .shared_store(Arc::clone(&recorded) as Arc<dyn ReplayStore>)
+        .clock(clock())
+        .build()
+        .unwrap();
+    let request = ExecutionRequest::parse("once", "claims-approval@1.0.0", SIGNALS).unwrap();
+    let attestation = runtime.execute(&request).unwrap();
+    let id = ExecutionId::parse("once").unwrap();
+    let ExecutionState::Completed(done) = store.get(&id).unwrap() else {
+        panic!("the execution must be stored completed");
+    };
+    assert_eq!(done.attestation(), attestation.envelope());
+    let replay = runtime.execute(&request).unwrap_err();
+    assert_eq!(replay.code(), "runtime.replay_detected");
+    assert!(store.pending().unwrap().is_empty());
+    let expected: &[&str] = if one_write {
+        &["claim_completed", "claim_completed"]
+    } else {
+        &["claim", "complete", "claim"]
+    };
+    assert_eq!(*recorded.calls.lock().unwrap(), expected);
+    parmana_runtime::replay::sequence_all(store.as_ref())
+        .unwrap()
+        .unwrap();
+    let report = verify_ledger(store.as_ref()).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.executions, 1);
+}
+
+#[test]
+fn memory_claims_signs_and_completes() {
+    check(Arc::new(MemoryReplayStore::new()), false);
+}
+
+#[test]
+fn sqlite_claims_signs_and_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteReplayStore::open(dir.path().join("s.sqlite3")).unwrap();
+    check(Arc::new(store), false);
+}
+
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
+fn postgres_signs_then_writes_once() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    check(Arc::new(postgres_store(&url, "one_write")), true);
+}
