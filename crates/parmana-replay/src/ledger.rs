@@ -122,11 +122,13 @@ pub(crate) fn encode_marks_record(
 /// The position, execution id and attestation digest of a canonical execution record; `None`
 /// for a marks record or anything that is not a canonical execution record.
 pub(crate) fn read_execution_record(record: &[u8]) -> Option<(u64, String, Digest)> {
-    let value = parmana_canon::parse_strict(record).ok()?;
-    if parmana_canon::canonicalize_value(&value).ok()? != record {
+    // Read straight into the typed record (repeated or unknown members refused), then prove it
+    // canonical by encoding what was read: any other spelling, order, escape or member of the
+    // same record gives other bytes. One pass, no `Value` tree (this runs once per proof).
+    let wire: LedgerRecordWire = serde_json::from_slice(record).ok()?;
+    if parmana_canon::to_canonical_vec(&wire).ok()? != record {
         return None;
     }
-    let wire: LedgerRecordWire = serde_json::from_value(value).ok()?;
     Some((wire.position, wire.execution_id, wire.attestation_digest))
 }
 
@@ -534,4 +536,51 @@ fn check_link(
         return Err(LedgerBreakKind::ChainBroken);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Vec<u8> {
+        let wire = LedgerRecordWire {
+            position: 7,
+            previous: LEDGER_GENESIS,
+            execution_id: "claim-0007".to_owned(),
+            request_digest: Digest::of(b"request"),
+            inputs_digest: Digest::of(b"inputs"),
+            claimed_at: Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+            attestation_digest: Digest::of(b"attestation"),
+        };
+        parmana_canon::to_canonical_vec(&wire).unwrap()
+    }
+
+    /// An execution record reads only in its one canonical spelling: every respelling of the
+    /// same record, a repeated or unknown member, and a marks record read as nothing.
+    #[test]
+    fn an_execution_record_reads_only_in_its_canonical_spelling() {
+        let canonical = String::from_utf8(record()).unwrap();
+        assert_eq!(
+            read_execution_record(canonical.as_bytes()),
+            Some((7, "claim-0007".to_owned(), Digest::of(b"attestation")))
+        );
+        let respelled = [
+            canonical.replacen('{', "{ ", 1),
+            canonical.replacen("\"position\":7", "\"position\":7.0", 1),
+            canonical.replacen("\"position\":7", "\"position\":7,\"position\":7", 1),
+            canonical.replacen('{', "{\"zzz\":1,", 1),
+            canonical.replacen("claim-0007", "claim\\u002d0007", 1),
+            // Members out of order: `position` moved to the front.
+            format!(
+                "{{\"position\":7,{}",
+                canonical[1..].replacen(",\"position\":7", "", 1)
+            ),
+        ];
+        for text in respelled {
+            assert_ne!(text, canonical);
+            assert_eq!(read_execution_record(text.as_bytes()), None, "{text}");
+        }
+        let marks = encode_marks_record(LedgerHead::EMPTY, AcceptedVersions::new(1, 1)).unwrap();
+        assert_eq!(read_execution_record(&marks), None);
+    }
 }
