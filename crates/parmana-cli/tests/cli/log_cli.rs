@@ -4,32 +4,14 @@ use std::path::Path;
 
 use crate::common::{
     LOG_ORIGIN as ORIGIN, LOG_STORE as STORE, NOW, Run, VIP_SIGNALS,
-    checkpoint_logged as checkpoint, error_code as code, execute_logged as execute, fixture_rotate,
-    run_in, temp_repo,
+    checkpoint_logged as checkpoint, error_code as code, execute_logged as execute,
+    rotate_with_log, run_in, temp_repo,
 };
 
-/// `parmana trust rotate` of the fixture chain to a version naming the log [`ORIGIN`] with the
-/// TEST-ONLY key `root-1` as its one log key.
-fn rotate_with_log(dir: &Path) {
-    let out = run_in(
-        dir,
-        &fixture_rotate(
-            "trust/keys/root-2.pem",
-            &[
-                "--attestation-key",
-                "trust/keys/attestation.pub",
-                "--log-origin",
-                ORIGIN,
-                "--log-key",
-                "trust/keys/root-1.pub",
-                "--expires",
-                "2036-01-01T00:00:00Z",
-                "--now",
-                NOW,
-            ],
-        ),
-        b"",
-    );
+/// Rotates the fixture chain to a version naming the log (see [`rotate_with_log`]), with the
+/// fixture's attestation key and the extra flags `extra`; the rotation must succeed.
+fn name_the_log(dir: &Path, extra: &[&str]) {
+    let out = rotate_with_log(dir, "trust/keys/attestation.pub", extra);
     assert_eq!(out.code, 0, "{}", out.transcript());
 }
 
@@ -66,7 +48,7 @@ fn verify(dir: &Path, attestation: &str, proof: &str) -> Run {
 fn an_auditor_checks_an_attestation_in_the_log_offline() {
     let repo = temp_repo();
     let d = repo.root();
-    rotate_with_log(d);
+    name_the_log(d, &[]);
     for id in ["log-0001", "log-0002", "log-0003"] {
         execute(d, id);
     }
@@ -164,7 +146,7 @@ fn an_auditor_checks_an_attestation_in_the_log_offline() {
 fn a_store_rewritten_wholesale_is_caught_by_an_older_checkpoint() {
     let repo = temp_repo();
     let d = repo.root();
-    rotate_with_log(d);
+    name_the_log(d, &[]);
     execute(d, "honest-1");
     execute(d, "honest-2");
     checkpoint(d, "seen.txt");
@@ -222,7 +204,7 @@ fn only_a_log_key_of_a_trust_root_with_a_log_signs_checkpoints() {
         "{}",
         no_log.transcript()
     );
-    rotate_with_log(d);
+    name_the_log(d, &[]);
     let wrong_key = run(
         d,
         &[
@@ -251,27 +233,10 @@ fn only_a_log_key_of_a_trust_root_with_a_log_signs_checkpoints() {
 fn a_witness_cosigns_consistent_checkpoints_and_catches_a_rewrite() {
     let repo = temp_repo();
     let d = repo.root();
-    let out = run(
+    name_the_log(
         d,
-        &fixture_rotate(
-            "trust/keys/root-2.pem",
-            &[
-                "--attestation-key",
-                "trust/keys/attestation.pub",
-                "--log-origin",
-                ORIGIN,
-                "--log-key",
-                "trust/keys/root-1.pub",
-                "--witness",
-                "witness.example/w1=trust/keys/policy.pub",
-                "--expires",
-                "2036-01-01T00:00:00Z",
-                "--now",
-                NOW,
-            ],
-        ),
+        &["--witness", "witness.example/w1=trust/keys/policy.pub"],
     );
-    assert_eq!(out.code, 0, "{}", out.transcript());
     let witness = |checkpoint: &str| {
         run(
             d,
@@ -357,27 +322,10 @@ fn log_keys_prints_the_verifier_and_cosigner_keys() {
         "{}",
         none.transcript()
     );
-    let out = run(
+    name_the_log(
         d,
-        &fixture_rotate(
-            "trust/keys/root-2.pem",
-            &[
-                "--attestation-key",
-                "trust/keys/attestation.pub",
-                "--log-origin",
-                ORIGIN,
-                "--log-key",
-                "trust/keys/root-1.pub",
-                "--witness",
-                "witness.example/w1=trust/keys/policy.pub",
-                "--expires",
-                "2036-01-01T00:00:00Z",
-                "--now",
-                NOW,
-            ],
-        ),
+        &["--witness", "witness.example/w1=trust/keys/policy.pub"],
     );
-    assert_eq!(out.code, 0, "{}", out.transcript());
     let human = run(d, &["log", "keys"]);
     assert_eq!(human.code, 0, "{}", human.transcript());
     insta::assert_snapshot!("log_keys", human.stdout);
@@ -412,7 +360,7 @@ fn execute_with_log_key(dir: &Path, id: &str, key: &str) -> Run {
 fn execute_with_a_log_key_stores_a_checkpoint_that_proves_it() {
     let repo = temp_repo();
     let d = repo.root();
-    rotate_with_log(d);
+    name_the_log(d, &[]);
     // A log key without the log role is refused before the id is consumed.
     let refused = execute_with_log_key(d, "seq-0001", "trust/keys/root-2.pem");
     assert_eq!(

@@ -6,33 +6,14 @@ use parmana_runtime::trust::{LocalSigningKey, write_public_key_file};
 use serde_json::Value;
 
 use crate::common::{
-    LOG_ORIGIN as ORIGIN, LOG_STORE as STORE, NOW, Run, checkpoint_logged as checkpoint,
-    error_code as code, execute_logged as execute, fixture_rotate, run_in, temp_repo,
+    LOG_STORE as STORE, NOW, Run, checkpoint_logged as checkpoint, error_code as code,
+    execute_logged as execute, fixture_rotate, rotate_with_log, run_in, temp_repo,
 };
 
 const REASON: &str = "attestation key compromised";
 
 fn run(dir: &Path, args: &[&str]) -> Run {
     run_in(dir, args, b"")
-}
-
-/// `trust rotate` of the fixture chain keeping the log [`ORIGIN`] (key `root-1`), with the
-/// attestation key `attestation` and the extra flags `extra`.
-fn rotate(dir: &Path, attestation: &str, extra: &[&str]) -> Run {
-    let mut rest = vec![
-        "--attestation-key",
-        attestation,
-        "--log-origin",
-        ORIGIN,
-        "--log-key",
-        "trust/keys/root-1.pub",
-        "--expires",
-        "2036-01-01T00:00:00Z",
-        "--now",
-        NOW,
-    ];
-    rest.extend_from_slice(extra);
-    run(dir, &fixture_rotate("trust/keys/root-2.pem", &rest))
 }
 
 fn prove(dir: &Path, id: &str, checkpoint: &str, out: &str) {
@@ -66,7 +47,7 @@ fn verify(dir: &Path, attestation: &str, proof: Option<&str>) -> Run {
 /// against `revoke.txt`. Then version 4 rotates the attestation key out and revokes it as of
 /// `revoke.txt`. Returns the TEST-ONLY key file of the new attestation key.
 fn revoked_setup(d: &Path) -> &'static str {
-    let out = rotate(d, "trust/keys/attestation.pub", &[]);
+    let out = rotate_with_log(d, "trust/keys/attestation.pub", &[]);
     assert_eq!(out.code, 0, "{}", out.transcript());
     for id in ["rev-0001", "rev-0002"] {
         execute(d, id);
@@ -83,7 +64,7 @@ fn revoked_setup(d: &Path) -> &'static str {
         &d.join(new_key),
     )
     .unwrap();
-    let revoked = rotate(
+    let revoked = rotate_with_log(
         d,
         new_key,
         &[
@@ -236,7 +217,7 @@ fn attestations_of_a_revoked_key_stand_only_when_logged_before_the_revocation() 
         before
     );
     // A later rotation without --revoke carries the revocation; the verdicts are unchanged.
-    let carried = rotate(d, new_key, &[]);
+    let carried = rotate_with_log(d, new_key, &[]);
     assert_eq!(carried.code, 0, "{}", carried.transcript());
     let document = std::fs::read_to_string(d.join("trust/trust-root.json")).unwrap();
     assert!(document.contains(REASON), "{document}");
@@ -249,7 +230,7 @@ fn attestations_of_a_revoked_key_stand_only_when_logged_before_the_revocation() 
 fn malformed_revocations_are_refused_before_anything_is_written() {
     let repo = temp_repo();
     let d = repo.root();
-    let out = rotate(d, "trust/keys/attestation.pub", &[]);
+    let out = rotate_with_log(d, "trust/keys/attestation.pub", &[]);
     assert_eq!(out.code, 0, "{}", out.transcript());
     execute(d, "rev-0001");
     checkpoint(d, "checkpoint.txt");
@@ -323,7 +304,7 @@ fn malformed_revocations_are_refused_before_anything_is_written() {
             "cli.usage",
         ),
     ] {
-        let out = rotate(d, attestation, &extra);
+        let out = rotate_with_log(d, attestation, &extra);
         assert_ne!(out.code, 0, "{name}: {}", out.transcript());
         if expected == "cli.usage" {
             assert_eq!(out.code, 2, "{name}: {}", out.transcript());
@@ -344,7 +325,7 @@ fn malformed_revocations_are_refused_before_anything_is_written() {
     .key_id()
     .to_string();
     let spec = format!("{id}=checkpoint.txt");
-    let by_id = rotate(
+    let by_id = rotate_with_log(
         d,
         "new.pub",
         &["--revoke", &spec, "--revoke-reason", REASON],

@@ -126,6 +126,26 @@ pub(crate) const LOG_ORIGIN: &str = "log.example/parmana";
 /// The durable store the log and revocation tests execute into.
 pub(crate) const LOG_STORE: &str = "sqlite:store.sqlite";
 
+/// `trust rotate` of the fixture chain (signed by `root-2`) to a version naming the log
+/// [`LOG_ORIGIN`] with the TEST-ONLY key `root-1` as its one log key, the attestation key
+/// `attestation`, and the extra flags `extra` (witnesses, revocations).
+pub(crate) fn rotate_with_log(dir: &Path, attestation: &str, extra: &[&str]) -> Run {
+    let mut rest = vec![
+        "--attestation-key",
+        attestation,
+        "--log-origin",
+        LOG_ORIGIN,
+        "--log-key",
+        "trust/keys/root-1.pub",
+        "--expires",
+        "2036-01-01T00:00:00Z",
+        "--now",
+        NOW,
+    ];
+    rest.extend_from_slice(extra);
+    run_in(dir, &fixture_rotate("trust/keys/root-2.pem", &rest), b"")
+}
+
 /// Executes the VIP claim as `id` into [`LOG_STORE`] and writes its attestation to `<id>.json`.
 pub(crate) fn execute_logged(dir: &Path, id: &str) {
     let out = run_in(
