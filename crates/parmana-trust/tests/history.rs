@@ -75,38 +75,7 @@ fn history(versions: &[Version]) -> VerifiedTrustHistory {
 }
 
 fn predicate(root: &VerifiedTrustRoot, executed_at: &str) -> ExecutionPredicate {
-    ExecutionPredicate {
-        execution_id: "exec-history".parse().unwrap(),
-        policy: AttestedPolicy {
-            id: "claims-approval".parse().unwrap(),
-            version: "1.0.0".parse().unwrap(),
-            policy_digest: Digest::of(b"policy.json"),
-            bundle_digest: Digest::of(b"bundle manifest"),
-        },
-        signals_digest: Digest::of_canonical(&json!({"claim_amount": 800})).unwrap(),
-        decision: "approve".to_owned(),
-        rule_id: "small".to_owned(),
-        reason: Some("small claim".to_owned()),
-        evaluator: EvaluatorRef {
-            name: "parmana-policy".to_owned(),
-            version: "0.1.0".to_owned(),
-            semantics: "parmana-policy/2".to_owned(),
-        },
-        runtime: RuntimeRef {
-            name: "parmana-runtime".to_owned(),
-            version: "0.1.0".to_owned(),
-        },
-        trust_root: DocumentRef {
-            version: root.version(),
-            digest: root.digest(),
-        },
-        release_manifest: DocumentRef {
-            version: 1,
-            digest: Digest::of(b"release manifest"),
-        },
-        executed_at: ts(executed_at),
-        signals: None,
-    }
+    common::small_claim_predicate(root, "exec-history", ts(executed_at))
 }
 
 /// An attestation made under `root` at `executed_at`, signed by the keys with these seeds.

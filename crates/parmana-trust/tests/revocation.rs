@@ -7,7 +7,6 @@ use common::{key, pinned};
 use parmana_canon::merkle::MerkleTree;
 use parmana_canon::{Digest, Timestamp};
 use parmana_trust::*;
-use serde_json::json;
 
 const ORIGIN: &str = "log.example/parmana";
 const OTHER_ORIGIN: &str = "other.example/log";
@@ -104,38 +103,11 @@ fn chain(dropped: bool) -> Vec<Vec<u8>> {
 }
 
 fn predicate(root: &VerifiedTrustRoot) -> ExecutionPredicate {
-    ExecutionPredicate {
-        execution_id: "exec-revoked".parse().unwrap(),
-        policy: AttestedPolicy {
-            id: "claims-approval".parse().unwrap(),
-            version: "1.0.0".parse().unwrap(),
-            policy_digest: Digest::of(b"policy.json"),
-            bundle_digest: Digest::of(b"bundle manifest"),
-        },
-        signals_digest: Digest::of_canonical(&json!({"claim_amount": 800})).unwrap(),
-        decision: "approve".to_owned(),
-        rule_id: "small".to_owned(),
-        reason: None,
-        evaluator: EvaluatorRef {
-            name: "parmana-policy".to_owned(),
-            version: "0.1.0".to_owned(),
-            semantics: "parmana-policy/2".to_owned(),
-        },
-        runtime: RuntimeRef {
-            name: "parmana-runtime".to_owned(),
-            version: "0.1.0".to_owned(),
-        },
-        trust_root: DocumentRef {
-            version: root.version(),
-            digest: root.digest(),
-        },
-        release_manifest: DocumentRef {
-            version: 1,
-            digest: Digest::of(b"release manifest"),
-        },
-        executed_at: Timestamp::parse("2026-11-28T20:00:00Z").unwrap(),
-        signals: None,
-    }
+    common::small_claim_predicate(
+        root,
+        "exec-revoked",
+        Timestamp::parse("2026-11-28T20:00:00Z").unwrap(),
+    )
 }
 
 /// An attestation made under `version` of `history`, signed by `signer`.

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use parmana_canon::Timestamp;
+use parmana_canon::{Digest, Timestamp};
 use parmana_trust::*;
 
 pub use parmana_testkit::{now, repository_root as repo};
@@ -132,3 +132,44 @@ pub const TAMPER_CODES: &[&str] = &[
     "trust.not_canonical",
     "trust.subject_mismatch",
 ];
+
+/// The predicate of a small claim approved under `root` as `execution_id` at `executed_at`,
+/// every other reference fixed: what the history and revocation tests sign and judge.
+pub fn small_claim_predicate(
+    root: &VerifiedTrustRoot,
+    execution_id: &str,
+    executed_at: Timestamp,
+) -> ExecutionPredicate {
+    ExecutionPredicate {
+        execution_id: execution_id.parse().unwrap(),
+        policy: AttestedPolicy {
+            id: "claims-approval".parse().unwrap(),
+            version: "1.0.0".parse().unwrap(),
+            policy_digest: Digest::of(b"policy.json"),
+            bundle_digest: Digest::of(b"bundle manifest"),
+        },
+        signals_digest: Digest::of_canonical(&serde_json::json!({"claim_amount": 800})).unwrap(),
+        decision: "approve".to_owned(),
+        rule_id: "small".to_owned(),
+        reason: Some("small claim".to_owned()),
+        evaluator: EvaluatorRef {
+            name: "parmana-policy".to_owned(),
+            version: "0.1.0".to_owned(),
+            semantics: "parmana-policy/2".to_owned(),
+        },
+        runtime: RuntimeRef {
+            name: "parmana-runtime".to_owned(),
+            version: "0.1.0".to_owned(),
+        },
+        trust_root: DocumentRef {
+            version: root.version(),
+            digest: root.digest(),
+        },
+        release_manifest: DocumentRef {
+            version: 1,
+            digest: Digest::of(b"release manifest"),
+        },
+        executed_at,
+        signals: None,
+    }
+}
