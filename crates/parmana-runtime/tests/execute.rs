@@ -386,42 +386,7 @@ impl ReplayStore for CrashingStore {
         }
         self.inner.complete(id, attestation)
     }
-    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
-        self.inner.get(id)
-    }
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.inner.pending()
-    }
-    fn accepted_versions(&self) -> Result<parmana_runtime::replay::AcceptedVersions, ReplayError> {
-        self.inner.accepted_versions()
-    }
-    fn accept_versions(
-        &self,
-        t: u64,
-        r: u64,
-    ) -> Result<parmana_runtime::replay::AcceptedVersions, ReplayError> {
-        self.inner.accept_versions(t, r)
-    }
-    fn ledger_snapshot(&self) -> Result<parmana_runtime::replay::LedgerSnapshot, ReplayError> {
-        self.inner.ledger_snapshot()
-    }
-    fn sequence(
-        &self,
-        max: usize,
-    ) -> Result<parmana_runtime::replay::SequenceOutcome, ReplayError> {
-        self.inner.sequence(max)
-    }
-    fn store_checkpoint(
-        &self,
-        checkpoint: &parmana_runtime::replay::StoredCheckpoint,
-    ) -> Result<(), ReplayError> {
-        self.inner.store_checkpoint(checkpoint)
-    }
-    fn latest_checkpoint(
-        &self,
-    ) -> Result<Option<parmana_runtime::replay::StoredCheckpoint>, ReplayError> {
-        self.inner.latest_checkpoint()
-    }
+    common::forward_store_reads!(inner);
 }
 
 #[test]

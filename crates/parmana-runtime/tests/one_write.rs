@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use common::{Fixture, clock, postgres_store, postgres_url};
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerSnapshot, MemoryReplayStore,
-    ReplayError, ReplayStore, SequenceOutcome, SqliteReplayStore, StoredCheckpoint, verify_ledger,
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, MemoryReplayStore, ReplayError,
+    ReplayStore, SqliteReplayStore, verify_ledger,
 };
 use parmana_runtime::{ExecutionRequest, Runtime};
 
@@ -56,30 +56,7 @@ impl ReplayStore for Recorded {
         self.note("claim_completed");
         self.inner.claim_completed(id, record, under, attestation)
     }
-    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
-        self.inner.get(id)
-    }
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.inner.pending()
-    }
-    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        self.inner.accepted_versions()
-    }
-    fn accept_versions(&self, t: u64, r: u64) -> Result<AcceptedVersions, ReplayError> {
-        self.inner.accept_versions(t, r)
-    }
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        self.inner.ledger_snapshot()
-    }
-    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
-        self.inner.sequence(max)
-    }
-    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
-        self.inner.store_checkpoint(checkpoint)
-    }
-    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
-        self.inner.latest_checkpoint()
-    }
+    common::forward_store_reads!(inner);
 }
 
 /// Executes one id twice on `store`: the first returns the attestation that is stored, the

@@ -6,8 +6,8 @@ mod common;
 use common::{Fixture, clock, postgres_store, postgres_url};
 use parmana_runtime::canon::{Digest, ExecutionId, canonicalize_value, parse_strict};
 use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerSnapshot, MemoryReplayStore,
-    ReplayError, ReplayStore, SqliteReplayStore,
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, MemoryReplayStore, ReplayError,
+    ReplayStore, SqliteReplayStore,
 };
 use parmana_runtime::{ExecutionRequest, Runtime, execute_from_signals, recover};
 use serde_json::{Value, json};
@@ -30,42 +30,7 @@ impl ReplayStore for CrashBeforeComplete<'_> {
             message: "crashed".to_owned(),
         })
     }
-    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
-        self.0.get(id)
-    }
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.0.pending()
-    }
-    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        self.0.accepted_versions()
-    }
-    fn accept_versions(
-        &self,
-        trust_root: u64,
-        release: u64,
-    ) -> Result<AcceptedVersions, ReplayError> {
-        self.0.accept_versions(trust_root, release)
-    }
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        self.0.ledger_snapshot()
-    }
-    fn sequence(
-        &self,
-        max: usize,
-    ) -> Result<parmana_runtime::replay::SequenceOutcome, ReplayError> {
-        self.0.sequence(max)
-    }
-    fn store_checkpoint(
-        &self,
-        checkpoint: &parmana_runtime::replay::StoredCheckpoint,
-    ) -> Result<(), ReplayError> {
-        self.0.store_checkpoint(checkpoint)
-    }
-    fn latest_checkpoint(
-        &self,
-    ) -> Result<Option<parmana_runtime::replay::StoredCheckpoint>, ReplayError> {
-        self.0.latest_checkpoint()
-    }
+    common::forward_store_reads!(0);
 }
 
 /// The versions of `environment`, which its claims are made under.

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use common::{Fixture, clock, postgres_store, postgres_url};
 use parmana_runtime::canon::{ExecutionId, Timestamp};
 use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerSnapshot, MemoryReplayStore,
-    ReplayError, ReplayStore, SqliteReplayStore, verify_ledger,
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, MemoryReplayStore, ReplayError,
+    ReplayStore, SqliteReplayStore, verify_ledger,
 };
 use parmana_runtime::{ErrorClass, ExecutionRequest, FixedClock, Runtime, recover};
 
@@ -60,38 +60,7 @@ impl ReplayStore for RaiseBeforeClaim {
     fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
         self.inner.complete(id, attestation)
     }
-    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
-        self.inner.get(id)
-    }
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.inner.pending()
-    }
-    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        self.inner.accepted_versions()
-    }
-    fn accept_versions(&self, t: u64, r: u64) -> Result<AcceptedVersions, ReplayError> {
-        self.inner.accept_versions(t, r)
-    }
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        self.inner.ledger_snapshot()
-    }
-    fn sequence(
-        &self,
-        max: usize,
-    ) -> Result<parmana_runtime::replay::SequenceOutcome, ReplayError> {
-        self.inner.sequence(max)
-    }
-    fn store_checkpoint(
-        &self,
-        checkpoint: &parmana_runtime::replay::StoredCheckpoint,
-    ) -> Result<(), ReplayError> {
-        self.inner.store_checkpoint(checkpoint)
-    }
-    fn latest_checkpoint(
-        &self,
-    ) -> Result<Option<parmana_runtime::replay::StoredCheckpoint>, ReplayError> {
-        self.inner.latest_checkpoint()
-    }
+    common::forward_store_reads!(inner);
 }
 
 /// The fixture environment is trust root 2, release manifest 1. A raise to trust root 3 that

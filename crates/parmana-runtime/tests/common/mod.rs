@@ -96,3 +96,74 @@ pub(crate) fn postgres_store(url: &str, prefix: &str) -> parmana_replay::Postgre
     };
     parmana_replay::PostgresReplayStore::connect(url, &options).unwrap()
 }
+
+/// The `ReplayStore` methods a test's wrapper store forwards unchanged to `self.$inner`: reads,
+/// marks, the ledger and the sequencer. Each wrapper writes out only the writes it observes or
+/// breaks (`claim`, `complete`, `claim_completed`). Not every test binary has a wrapper.
+#[allow(unused_macros)]
+macro_rules! forward_store_reads {
+    ($inner:tt) => {
+        fn get(
+            &self,
+            id: &::parmana_runtime::canon::ExecutionId,
+        ) -> Result<::parmana_runtime::replay::ExecutionState, ::parmana_runtime::replay::ReplayError>
+        {
+            self.$inner.get(id)
+        }
+        fn pending(
+            &self,
+        ) -> Result<Vec<::parmana_runtime::canon::ExecutionId>, ::parmana_runtime::replay::ReplayError>
+        {
+            self.$inner.pending()
+        }
+        fn accepted_versions(
+            &self,
+        ) -> Result<
+            ::parmana_runtime::replay::AcceptedVersions,
+            ::parmana_runtime::replay::ReplayError,
+        > {
+            self.$inner.accepted_versions()
+        }
+        fn accept_versions(
+            &self,
+            trust_root: u64,
+            release_manifest: u64,
+        ) -> Result<
+            ::parmana_runtime::replay::AcceptedVersions,
+            ::parmana_runtime::replay::ReplayError,
+        > {
+            self.$inner.accept_versions(trust_root, release_manifest)
+        }
+        fn ledger_snapshot(
+            &self,
+        ) -> Result<::parmana_runtime::replay::LedgerSnapshot, ::parmana_runtime::replay::ReplayError>
+        {
+            self.$inner.ledger_snapshot()
+        }
+        fn sequence(
+            &self,
+            max: usize,
+        ) -> Result<
+            ::parmana_runtime::replay::SequenceOutcome,
+            ::parmana_runtime::replay::ReplayError,
+        > {
+            self.$inner.sequence(max)
+        }
+        fn store_checkpoint(
+            &self,
+            checkpoint: &::parmana_runtime::replay::StoredCheckpoint,
+        ) -> Result<(), ::parmana_runtime::replay::ReplayError> {
+            self.$inner.store_checkpoint(checkpoint)
+        }
+        fn latest_checkpoint(
+            &self,
+        ) -> Result<
+            Option<::parmana_runtime::replay::StoredCheckpoint>,
+            ::parmana_runtime::replay::ReplayError,
+        > {
+            self.$inner.latest_checkpoint()
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use forward_store_reads;
