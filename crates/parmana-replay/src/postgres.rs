@@ -19,6 +19,7 @@
 //! Connections come from an `r2d2` pool (`r2d2_postgres`), optionally over TLS (rustls, see
 //! `tls.rs`, configured by `sslmode`/`sslrootcert` in the URL).
 
+mod group;
 mod hot;
 mod tls;
 
@@ -29,7 +30,10 @@ use postgres::error::SqlState;
 use postgres::{Client, Config, IsolationLevel, Row};
 use r2d2_postgres::PostgresConnectionManager;
 
-use hot::{FastClaim, KnownMarks, Manager, claim_fast, complete_fast};
+use group::GroupCommit;
+use hot::{
+    FastClaim, KnownMarks, MAX_BATCH_CLAIMS, Manager, PendingClaim, claim_fast, complete_fast,
+};
 
 use crate::error::VersionKind;
 use crate::ledger::{
@@ -136,6 +140,8 @@ pub struct PostgresReplayStore {
     /// The newest marks record this store has seen, decoded (`None` until the first read): what
     /// lets a claim be decided in one statement (`hot.rs`).
     known: Mutex<Option<KnownMarks>>,
+    /// The claims decided in one statement, batched (`group.rs`).
+    group: GroupCommit<PendingClaim, FastClaim>,
 }
 
 impl std::fmt::Debug for PostgresReplayStore {
@@ -239,6 +245,7 @@ impl PostgresReplayStore {
                 last_failure,
             },
             known: Mutex::new(None),
+            group: GroupCommit::new(MAX_BATCH_CLAIMS),
         })
     }
 }
@@ -550,26 +557,28 @@ impl PostgresReplayStore {
         under: AcceptedVersions,
         attestation: Option<&[u8]>,
     ) -> Result<ClaimOutcome, ReplayError> {
-        let mut client = self.pool.checkout()?;
         // The common case — the marks equal `under`, the newest marks record already decoded —
-        // is one prepared statement (`hot.rs`); anything else is decided in a transaction.
-        let known = self.known.lock().ok().and_then(|known| known.clone());
-        if let Some(known) = known
-            && let FastClaim::Decided { inserted } = claim_fast(
-                &mut client,
-                &known,
-                execution_id,
-                record,
+        // is one prepared statement shared with the claims made at the same time (`hot.rs`,
+        // `group.rs`); anything else is decided in a transaction.
+        if self.known_marks().is_some() {
+            let pending = PendingClaim {
+                execution_id: execution_id.clone(),
+                record: record.clone(),
                 under,
-                attestation,
-            )?
-        {
-            return Ok(if inserted {
-                ClaimOutcome::Claimed
-            } else {
-                ClaimOutcome::AlreadyClaimed
-            });
+                attestation: attestation.map(<[u8]>::to_vec),
+            };
+            if let FastClaim::Decided { inserted } = self
+                .group
+                .submit(pending, |batch| self.write_batch(batch))?
+            {
+                return Ok(if inserted {
+                    ClaimOutcome::Claimed
+                } else {
+                    ClaimOutcome::AlreadyClaimed
+                });
+            }
         }
+        let mut client = self.pool.checkout()?;
         // Under the marks in force the marks row is shared with other claims; a raise (once per
         // new trust root or release manifest) takes it alone.
         let known = &self.known;
@@ -589,6 +598,29 @@ impl PostgresReplayStore {
         Err(ReplayError::unavailable(
             "a claim under FOR UPDATE did not decide",
         ))
+    }
+
+    /// The newest marks record this store has decoded, if any.
+    fn known_marks(&self) -> Option<KnownMarks> {
+        self.known.lock().ok().and_then(|known| known.clone())
+    }
+
+    /// Writes one batch of the group commit: its decidable claims in one statement on one
+    /// pooled connection. A failure answers every claim of the batch with it: the statement
+    /// wrote none of them.
+    fn write_batch(&self, batch: &[PendingClaim]) -> Vec<Result<FastClaim, ReplayError>> {
+        let Some(known) = self.known_marks() else {
+            return vec![Ok(FastClaim::Undecided); batch.len()];
+        };
+        let claims: Vec<&PendingClaim> = batch.iter().collect();
+        let written = self
+            .pool
+            .checkout()
+            .and_then(|mut connection| claim_fast(&mut connection, &known, &claims));
+        match written {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
+        }
     }
 }
 

@@ -1,23 +1,29 @@
-//! The PostgreSQL hot path: pooled connections that keep their prepared statements, the claim (or the claim with its attestation) as one statement, and completion as one prepared `UPDATE`.
+//! The PostgreSQL hot path: pooled connections that keep their prepared statements, a batch of claims (or of claims with their attestations) as one statement, and completion as one prepared `UPDATE`.
 //!
 //! A claim made under the marks in force (every claim but the first after a new trust root or
-//! release manifest) is one round trip: one prepared statement reads the marks row `FOR SHARE`,
+//! release manifest) is one round trip, shared with the claims made at the same time: the group
+//! commit (`group.rs`) hands the claims queued while the previous batch was being written to one
+//! prepared statement, which reads the marks row `FOR SHARE`,
 //! the newest marks record and the newest claim time, exactly as the transactional path does
 //! (`claim_in` in `postgres.rs`), and inserts the claim only when that state is one the
 //! transactional path would accept without a raise — the marks row equal to the claim's versions,
 //! the newest marks record byte for byte the one this store has already decoded (so the marks it
 //! proves are known and the claim's versions are not below them), and the newest claim time in
 //! the one spelling of a timestamp and no later than the claim time plus the tolerance (compared
-//! as text: that spelling sorts as it reads). Anything else inserts nothing and says so; the
-//! caller then decides in a transaction, which returns the typed refusal or raises the marks.
-//! The statement commits on its own (autocommit, `synchronous_commit = on`); the marks row stays
-//! locked `FOR SHARE` until then, so a raise still waits for it.
+//! as text: that spelling sorts as it reads; for a batch, the earliest claim time of the batch).
+//! Anything else inserts nothing and says so; each caller then decides in a transaction of its
+//! own, which returns the typed refusal or raises the marks. The statement commits on its own
+//! (autocommit, `synchronous_commit = on`): every claim of the batch is written, or none; the
+//! marks row stays locked `FOR SHARE` until then, so a raise still waits for it. Each row is its
+//! own `INSERT … ON CONFLICT (id) DO NOTHING`, so whether a claim won is decided per id exactly as
+//! for a claim alone.
 //!
 //! The same statement writes an execution once, already completed
 //! ([`ReplayStore::claim_completed`](crate::ReplayStore::claim_completed)): given the attestation,
 //! it inserts the row with it, so the id is consumed and the outcome recorded in one commit — no
 //! claimed-not-completed state arises from it.
 
+use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 
 use postgres::{Client, Statement};
@@ -29,14 +35,17 @@ use crate::error::VersionKind;
 use crate::record::{GuardState, encode_version};
 use crate::{AcceptedVersions, ClaimRecord, ExecutionId, ReplayError};
 
+use super::group::Batchable;
 use super::{get, map_error};
 
-/// The claim in one statement (see the module documentation). Parameters: id, request digest,
-/// attestation inputs, claim time, the claim's trust-root and release-manifest versions, the
-/// newest marks record this store has decoded (`NULL`: none), the latest newest claim time
-/// the clock check lets through (`NULL`: any), and the attestation (`NULL`: a claim only, to be
-/// completed later). Returns one row — whether the state let the
-/// statement decide, and how many rows it inserted — or none when the marks row is missing.
+/// The claims of one batch in one statement (see the module documentation). Parameters: the
+/// ids, request digests, attestation inputs and claim times (arrays, one element per claim, in
+/// the order they are inserted), the claims' trust-root and release-manifest versions (one pair
+/// for the batch), the newest marks record this store has decoded (`NULL`: none), the latest
+/// newest claim time the clock check lets through for every claim of the batch (`NULL`: any),
+/// and the attestations (an array; a `NULL` element: a claim only, to be completed later).
+/// Returns one row — whether the state let the statement decide, and the ids it inserted — or
+/// none when the marks row is missing. It decides for the whole batch or for none of it.
 const CLAIM: &str = "WITH guard AS (
         SELECT h.trust_root, h.release_manifest,
                (SELECT l.record FROM ledger l WHERE l.kind = 'marks'
@@ -54,11 +63,23 @@ const CLAIM: &str = "WITH guard AS (
         FROM guard g
     ), inserted AS (
         INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at, attestation)
-        SELECT $1::text, $2::text, $3::bytea, $4::text, $9::bytea FROM decision WHERE decided
+        SELECT c.id, c.request_digest, c.attestation_inputs, c.claimed_at, c.attestation
+        FROM decision d,
+             unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $9::bytea[])
+                 WITH ORDINALITY AS c(id, request_digest, attestation_inputs, claimed_at,
+                                      attestation, n)
+        WHERE d.decided
+        ORDER BY c.n
         ON CONFLICT (id) DO NOTHING
-        RETURNING 1
+        RETURNING id
     )
-    SELECT d.decided, (SELECT count(*) FROM inserted) FROM decision d";
+    SELECT d.decided, coalesce((SELECT array_agg(i.id) FROM inserted i), '{}'::text[])
+    FROM decision d";
+
+/// The most claims one batch carries, and the most attestation bytes (a claim larger than that
+/// still goes alone).
+pub(super) const MAX_BATCH_CLAIMS: usize = 64;
+const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// Completion: one statement on the execution's own row, committed on its own.
 const COMPLETE: &str =
@@ -84,65 +105,145 @@ pub(super) enum FastClaim {
     Undecided,
 }
 
-/// Makes a claim in one statement when `known` shows it can be decided there; with
-/// `attestation`, the row it inserts is already completed with it.
-pub(super) fn claim_fast(
-    connection: &mut Connection,
-    known: &KnownMarks,
-    execution_id: &ExecutionId,
-    record: &ClaimRecord,
-    under: AcceptedVersions,
-    attestation: Option<&[u8]>,
-) -> Result<FastClaim, ReplayError> {
-    // The transactional path's own decision for a marks row equal to `under` and the known
-    // record: anything but "no raise, no refusal" goes there (the clock is checked in SQL).
+/// A claim waiting for the group commit (`group.rs`): everything the statement writes for it.
+#[derive(Debug, Clone)]
+pub(super) struct PendingClaim {
+    pub(super) execution_id: ExecutionId,
+    pub(super) record: ClaimRecord,
+    pub(super) under: AcceptedVersions,
+    /// With it, the row is inserted already completed.
+    pub(super) attestation: Option<Vec<u8>>,
+}
+
+impl PendingClaim {
+    fn bytes(&self) -> usize {
+        self.record.attestation_inputs().len() + self.attestation.as_ref().map_or(0, Vec::len)
+    }
+}
+
+impl Batchable for PendingClaim {
+    /// A claim joins a batch made under the same versions that does not hold its id yet (the
+    /// second claim of an id goes in a later batch, where the first has decided), while the
+    /// batch's attestation bytes stay under their bound (the count is the group's own bound).
+    fn joins(&self, batch: &[Self]) -> bool {
+        batch.first().is_some_and(|first| first.under == self.under)
+            && batch.iter().map(Self::bytes).sum::<usize>() + self.bytes() <= MAX_BATCH_BYTES
+            && batch
+                .iter()
+                .all(|other| other.execution_id != self.execution_id)
+    }
+}
+
+/// Whether the transactional path would decide `claim` without a raise or a refusal for a marks
+/// row equal to its versions and the known record: only such a claim is made in one statement
+/// (the clock is checked in SQL).
+fn decidable(known: &KnownMarks, claim: &PendingClaim) -> bool {
     let assumed = GuardState {
-        marks: under,
+        marks: claim.under,
         proven: known.proven,
         newest_claim: None,
     };
-    if !matches!(assumed.claim(under, record.claimed_at()), Ok(raise) if !raise.changed) {
-        return Ok(FastClaim::Undecided);
-    }
+    matches!(assumed.claim(claim.under, claim.record.claimed_at()), Ok(raise) if !raise.changed)
+}
+
+/// Makes the claims that `known` shows can be decided in one statement, all in that one
+/// statement, and says for each claim what it found: [`FastClaim::Undecided`] for a claim left to
+/// the transactional path (nothing of it written). The statement takes the claims made under the
+/// versions of the first decidable one, each id once, in id order: batches written by other
+/// processes insert the ids they share in the same order, so they wait for each other rather
+/// than deadlock. It decides all of them or none.
+pub(super) fn claim_fast(
+    connection: &mut Connection,
+    known: &KnownMarks,
+    claims: &[&PendingClaim],
+) -> Result<Vec<FastClaim>, ReplayError> {
+    let mut outcomes = vec![FastClaim::Undecided; claims.len()];
+    let mut taken: Vec<usize> = (0..claims.len())
+        .filter(|&i| decidable(known, claims[i]))
+        .collect();
+    let Some(under) = taken.first().map(|&i| claims[i].under) else {
+        return Ok(outcomes);
+    };
+    taken.retain(|&i| claims[i].under == under);
+    taken.sort_by(|&a, &b| {
+        claims[a]
+            .execution_id
+            .as_str()
+            .cmp(claims[b].execution_id.as_str())
+    });
+    // A repeated id stays undecided: the transactional path finds it taken (or takes it).
+    taken.dedup_by(|a, b| claims[*a].execution_id == claims[*b].execution_id);
     let (Ok(trust_root), Ok(release_manifest)) = (
         encode_version(VersionKind::TrustRoot, under.trust_root),
         encode_version(VersionKind::ReleaseManifest, under.release_manifest),
     ) else {
-        return Ok(FastClaim::Undecided);
+        return Ok(outcomes);
     };
-    // The latest newest claim time the clock check accepts (none past the last timestamp).
-    let latest_newest = record
-        .claimed_at()
-        .unix_seconds()
-        .checked_add(crate::CLOCK_TOLERANCE_SECONDS)
+    // The latest newest claim time the clock check accepts for every claim of the batch (none
+    // past the last timestamp).
+    let latest_newest = taken
+        .iter()
+        .map(|&i| {
+            claims[i]
+                .record
+                .claimed_at()
+                .unix_seconds()
+                .checked_add(crate::CLOCK_TOLERANCE_SECONDS)
+        })
+        .min()
+        .flatten()
         .and_then(|seconds| parmana_canon::Timestamp::from_unix_seconds(seconds).ok())
         .map(|latest| latest.to_string());
+    let ids: Vec<&str> = taken
+        .iter()
+        .map(|&i| claims[i].execution_id.as_str())
+        .collect();
+    let digests: Vec<String> = taken
+        .iter()
+        .map(|&i| claims[i].record.request_digest().to_string())
+        .collect();
+    let inputs: Vec<&[u8]> = taken
+        .iter()
+        .map(|&i| claims[i].record.attestation_inputs())
+        .collect();
+    let claimed_at: Vec<String> = taken
+        .iter()
+        .map(|&i| claims[i].record.claimed_at().to_string())
+        .collect();
+    let attestations: Vec<Option<&[u8]>> = taken
+        .iter()
+        .map(|&i| claims[i].attestation.as_deref())
+        .collect();
     let (client, statements) = connection.prepared()?;
     let rows = client
         .query(
             &statements.claim,
             &[
-                &execution_id.as_str(),
-                &record.request_digest().to_string(),
-                &record.attestation_inputs(),
-                &record.claimed_at().to_string(),
+                &ids,
+                &digests,
+                &inputs,
+                &claimed_at,
                 &trust_root,
                 &release_manifest,
                 &known.record,
                 &latest_newest,
-                &attestation,
+                &attestations,
             ],
         )
         .map_err(map_error)?;
     let Some(row) = rows.first() else {
-        return Ok(FastClaim::Undecided);
+        return Ok(outcomes);
     };
     if !get::<bool>(row, 0)? {
-        return Ok(FastClaim::Undecided);
+        return Ok(outcomes);
     }
-    Ok(FastClaim::Decided {
-        inserted: get::<i64>(row, 1)? == 1,
-    })
+    let inserted: HashSet<String> = get::<Vec<String>>(row, 1)?.into_iter().collect();
+    for &i in &taken {
+        outcomes[i] = FastClaim::Decided {
+            inserted: inserted.contains(claims[i].execution_id.as_str()),
+        };
+    }
+    Ok(outcomes)
 }
 
 /// Completes an execution with the prepared `UPDATE`: `true` when it updated the row (claimed,
@@ -251,6 +352,35 @@ mod tests {
 
     fn claim_at(when: Timestamp) -> ClaimRecord {
         ClaimRecord::new(Digest::of(b"request"), b"{}".to_vec(), when)
+    }
+
+    fn pending(
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+        attestation: Option<&[u8]>,
+    ) -> PendingClaim {
+        PendingClaim {
+            execution_id: id.clone(),
+            record: record.clone(),
+            under,
+            attestation: attestation.map(<[u8]>::to_vec),
+        }
+    }
+
+    /// One claim alone through the batch statement.
+    fn claim_one(
+        connection: &mut Connection,
+        known: &KnownMarks,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+        attestation: Option<&[u8]>,
+    ) -> Result<FastClaim, ReplayError> {
+        let claim = pending(id, record, under, attestation);
+        let outcomes = claim_fast(connection, known, &[&claim])?;
+        assert_eq!(outcomes.len(), 1);
+        Ok(outcomes[0])
     }
 
     /// Each case in order against one store whose marks are (2, 1), its first claim at `at(0)`:
@@ -369,7 +499,7 @@ mod tests {
                 },
             };
             let id = ExecutionId::parse(id).unwrap();
-            let found = claim_fast(
+            let found = claim_one(
                 &mut connection,
                 &known,
                 &id,
@@ -387,7 +517,7 @@ mod tests {
         let signed = ExecutionId::parse("signed").unwrap();
         let record = claim_at(at(3_600));
         assert_eq!(
-            claim_fast(
+            claim_one(
                 &mut connection,
                 &remembered,
                 &signed,
@@ -404,7 +534,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            claim_fast(
+            claim_one(
                 &mut connection,
                 &remembered,
                 &signed,
@@ -415,6 +545,61 @@ mod tests {
             Ok(decided(false))
         );
         assert!(store.pending().unwrap().iter().all(|id| id != &signed));
+        // A batch: each id decided on its own (new ids inserted, a taken one not, completed rows
+        // where the attestation came along), a repeated id and a claim under other versions left
+        // to the transactional path, nothing of them written.
+        let id = |name: &str| ExecutionId::parse(name).unwrap();
+        let late = claim_at(at(3_600));
+        let batch = [
+            pending(&id("batch-2"), &late, marks, Some(b"two")),
+            pending(&id("a"), &late, marks, None),
+            pending(&id("batch-1"), &late, marks, None),
+            pending(&id("batch-2"), &late, marks, Some(b"again")),
+            pending(&id("batch-raise"), &late, AcceptedVersions::new(2, 2), None),
+        ];
+        let claims: Vec<&PendingClaim> = batch.iter().collect();
+        assert_eq!(
+            claim_fast(&mut connection, &remembered, &claims),
+            Ok(vec![
+                decided(true),
+                decided(false),
+                decided(true),
+                FastClaim::Undecided,
+                FastClaim::Undecided,
+            ])
+        );
+        assert_eq!(
+            store.get(&id("batch-2")),
+            Ok(crate::ExecutionState::Completed(
+                crate::CompletedExecution::new(late.clone(), b"two".to_vec())
+            ))
+        );
+        assert_eq!(
+            store.get(&id("batch-1")),
+            Ok(crate::ExecutionState::Claimed(late.clone()))
+        );
+        assert_eq!(
+            store.get(&id("batch-raise")),
+            Ok(crate::ExecutionState::Absent)
+        );
+        // One claim the clock check refuses leaves the whole batch undecided: none is written.
+        let early = claim_at(at(3_599 - tolerance));
+        let batch = [
+            pending(&id("batch-3"), &late, marks, None),
+            pending(&id("batch-early"), &early, marks, None),
+        ];
+        let claims: Vec<&PendingClaim> = batch.iter().collect();
+        assert_eq!(
+            claim_fast(&mut connection, &remembered, &claims),
+            Ok(vec![FastClaim::Undecided, FastClaim::Undecided])
+        );
+        for name in ["batch-3", "batch-early"] {
+            assert_eq!(
+                store.get(&id(name)),
+                Ok(crate::ExecutionState::Absent),
+                "{name}"
+            );
+        }
         // The newest claim time in another spelling (sorting before the bound) is left to the
         // transactional path, which reports it.
         let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
@@ -429,7 +614,7 @@ mod tests {
         let late = ExecutionId::parse("late").unwrap();
         let record = claim_at(at(3_600));
         assert_eq!(
-            claim_fast(&mut connection, &remembered, &late, &record, marks, None),
+            claim_one(&mut connection, &remembered, &late, &record, marks, None),
             Ok(FastClaim::Undecided)
         );
         drop(connection);
