@@ -10,7 +10,9 @@
 //! execution's row: completions do not wait for each other. The common claim and every
 //! completion are one prepared statement each (`hot.rs`): a claim under the marks in force, with
 //! the newest marks record already decoded, makes the same reads and the insert in one
-//! statement; anything else is decided in the transaction described here. The batched sequencer
+//! statement, shared by the claims made at the same time (the group commit of `group.rs`: one
+//! statement and one commit per batch, each row still decided by its own insert); anything else
+//! is decided in the transaction described here. The batched sequencer
 //! ([`ReplayStore::sequence`]) appends their records to the single chain, one integrator at a
 //! time per schema (`pg_try_advisory_xact_lock`), locking the one `ledger_head` row (`SELECT …
 //! FOR UPDATE`) as a raise of the marks does, so records get consecutive positions across every
@@ -104,6 +106,12 @@ const MIGRATIONS: &[&str] = &[
         root TEXT NOT NULL,
         note TEXT NOT NULL
     );",
+    // 4 (PostgreSQL only): an execution row stays in the table's own pages up to 8,160 bytes
+    // (`toast_tuple_target`, default about 2 KB). A completed execution is about 2.8 KB with its
+    // attestation: it was compressed (an attempt that base64 and digests defeat) and moved to
+    // the TOAST table, one more heap row and index entry per execution. Rows written before keep
+    // their storage; nothing is rewritten.
+    "ALTER TABLE executions SET (toast_tuple_target = 8160);",
 ];
 
 /// The first key of the transaction-level advisory lock that makes one sequencer run at a time

@@ -383,6 +383,59 @@ mod tests {
         Ok(outcomes[0])
     }
 
+    /// An execution with its attestation stays in the table's own pages (schema 4) up to 8,160
+    /// bytes; a larger one still goes to the TOAST table.
+    #[test]
+    #[cfg_attr(
+        parmana_no_postgres,
+        ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+    )]
+    fn executions_stay_inline_up_to_the_toast_target() {
+        let Ok(url) = std::env::var("PARMANA_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let options = PostgresOptions {
+            schema: format!("inline_{}", std::process::id()),
+            ..PostgresOptions::default()
+        };
+        let store = PostgresReplayStore::connect(&url, &options).unwrap();
+        let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let toast_size = |raw: &mut postgres::Client| -> i64 {
+            raw.query_one(
+                &format!(
+                    "SELECT pg_relation_size(reltoastrelid) FROM pg_class
+                     WHERE oid = '{}.executions'::regclass",
+                    options.schema
+                ),
+                &[],
+            )
+            .unwrap()
+            .get(0)
+        };
+        let record = claim_at(at(0));
+        for (id, bytes, toasted) in [("typical", 3_000, false), ("large", 9_000, true)] {
+            // Bytes that do not compress, as a signature's base64 does not.
+            let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+            let attestation: Vec<u8> = (0..bytes)
+                .map(|_| {
+                    // xorshift64
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state.to_le_bytes()[0]
+                })
+                .collect();
+            let id = ExecutionId::parse(id).unwrap();
+            assert_eq!(
+                store.claim_completed(&id, &record, AcceptedVersions::new(0, 0), &attestation),
+                Ok(ClaimOutcome::Claimed)
+            );
+            assert_eq!(toast_size(&mut raw) > 0, toasted, "{bytes} bytes");
+        }
+        raw.batch_execute(&format!("DROP SCHEMA {} CASCADE", options.schema))
+            .unwrap();
+    }
+
     /// Each case in order against one store whose marks are (2, 1), its first claim at `at(0)`:
     /// whether the one statement decides, and what it decides. What it leaves undecided must
     /// insert nothing.

@@ -65,8 +65,9 @@ pub(crate) trait Harness: Send + Sync {
     /// Writes an unreadable request digest for `execution_id` behind the store's back
     /// (`false` for the memory backend, which cannot be corrupted from outside).
     fn corrupt_claim(&self, execution_id: &str) -> bool;
-    /// Marks the storage as written by a future schema version (`false` if not applicable).
-    fn set_future_schema_version(&self) -> bool;
+    /// Marks the storage as written by a future schema version, and returns the schema version
+    /// this build writes for the backend (`None` if not applicable).
+    fn set_future_schema_version(&self) -> Option<i64>;
     /// Whether [`Harness::tamper_and_verify`] changes the storage itself (`false` for the memory
     /// backend, which edits the snapshot it hands out).
     fn tampers_with_storage(&self) -> bool;
@@ -192,8 +193,8 @@ impl Harness for MemoryHarness {
         false
     }
 
-    fn set_future_schema_version(&self) -> bool {
-        false
+    fn set_future_schema_version(&self) -> Option<i64> {
+        None
     }
 
     fn tampers_with_storage(&self) -> bool {
@@ -336,9 +337,9 @@ mod sqlite_harness {
             true
         }
 
-        fn set_future_schema_version(&self) -> bool {
+        fn set_future_schema_version(&self) -> Option<i64> {
             self.raw().pragma_update(None, "user_version", 99).unwrap();
-            true
+            Some(3)
         }
 
         fn tampers_with_storage(&self) -> bool {
@@ -592,11 +593,11 @@ mod postgres_harness {
             true
         }
 
-        fn set_future_schema_version(&self) -> bool {
+        fn set_future_schema_version(&self) -> Option<i64> {
             self.raw()
                 .execute("UPDATE schema_version SET version = 99", &[])
                 .unwrap();
-            true
+            Some(4)
         }
 
         fn tampers_with_storage(&self) -> bool {

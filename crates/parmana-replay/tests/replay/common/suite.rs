@@ -413,19 +413,17 @@ pub(crate) fn unreadable_rows_are_corrupt(h: &dyn Harness) {
 }
 
 pub(crate) fn future_schema_is_refused(h: &dyn Harness) {
-    if !h.set_future_schema_version() {
+    let Some(supported) = h.set_future_schema_version() else {
         return;
-    }
+    };
     let Err(err) = h.reopen().unwrap() else {
         panic!("a store written by a newer schema must be refused");
     };
     assert_eq!(err.code(), "replay.schema_version_unsupported");
     assert!(matches!(
         err,
-        ReplayError::SchemaVersionUnsupported {
-            found: 99,
-            supported: 3
-        }
+        ReplayError::SchemaVersionUnsupported { found: 99, supported: current }
+            if current == supported
     ));
 }
 
