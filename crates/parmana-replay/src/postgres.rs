@@ -615,7 +615,8 @@ impl PostgresReplayStore {
 
     /// Writes one batch of the group commit: its decidable claims in one statement on one
     /// pooled connection. A failure answers every claim of the batch with it: the statement
-    /// wrote none of them.
+    /// commits all of them or none (an error after the commit was sent may hide a commit that
+    /// happened, as for a claim alone).
     fn write_batch(&self, batch: &[PendingClaim]) -> Vec<Result<FastClaim, ReplayError>> {
         let Some(known) = self.known_marks() else {
             return vec![Ok(FastClaim::Undecided); batch.len()];

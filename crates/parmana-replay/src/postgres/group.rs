@@ -1,8 +1,9 @@
 //! Group commit for the PostgreSQL hot path: while one caller (the leader) writes a batch, the claims that arrive queue up, and the next leader writes them together — one statement and one commit for the lot.
 //!
 //! There is no timer and no background thread. A caller queues its item; when no batch is being
-//! written it becomes the leader, takes the queue's front (the items that [`Batchable::joins`]
-//! lets in, at most `max_batch`), writes it outside the lock, posts one result per item and wakes
+//! written it becomes the leader, takes the oldest queued item and, in queue order, each later
+//! one that [`Batchable::joins`] lets in (at most `max_batch`), writes them outside the lock,
+//! posts one result per item and wakes
 //! the others. A caller alone is a batch of one, written at once; callers arriving during a write
 //! wait for it to finish and go out in the next, so the batch grows with the load and the commit's
 //! fixed cost (a round trip, a WAL flush) is shared by everyone in it. One batch is written at a
@@ -74,8 +75,8 @@ impl<T: Batchable, R> GroupCommit<T, R> {
                 queue = self.wake.wait(queue).map_err(|_| poisoned())?;
                 continue;
             }
-            queue.leading = true;
             let (tickets, batch) = take_batch(&mut queue.waiting, self.max_batch);
+            queue.leading = true;
             drop(queue);
             let mut leader = Leader {
                 group: self,
@@ -279,6 +280,51 @@ mod tests {
             batches.len() < CALLERS as usize,
             "no batch held more than one item: {batches:?}"
         );
+    }
+
+    /// A leader whose write panics answers every caller waiting in its batch with
+    /// `replay.store_unavailable` (and withdraws its own item if another leader's batch left it
+    /// queued): nothing waits forever, and the queue is left empty.
+    #[test]
+    fn a_panicking_leader_answers_the_callers_of_its_batch() {
+        const CALLERS: u32 = 6;
+        let group: Arc<GroupCommit<Item, u32>> = Arc::new(GroupCommit::new(64));
+        let start = Arc::new(Barrier::new(CALLERS as usize));
+        let handles: Vec<_> = (0..CALLERS)
+            .map(|key| {
+                let (group, start) = (Arc::clone(&group), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    group.submit(Item { key, group: 0 }, |_| {
+                        // Slow enough that the other callers queue behind it, then it fails.
+                        std::thread::sleep(Duration::from_millis(20));
+                        panic!("the write failed")
+                    })
+                })
+            })
+            .collect();
+        let (mut answered, mut panicked) = (0, 0);
+        for handle in handles {
+            match handle.join() {
+                Ok(result) => {
+                    assert!(
+                        matches!(result, Err(ReplayError::Unavailable { .. })),
+                        "{result:?}"
+                    );
+                    answered += 1;
+                }
+                Err(_) => panicked += 1,
+            }
+        }
+        // Six callers cannot all have led a batch of their own (each write takes 20 ms and they
+        // start together): some waited in a panicking leader's batch and got its error.
+        assert!(
+            answered >= 1 && panicked >= 1,
+            "{answered} answered, {panicked} panicked"
+        );
+        assert_eq!(answered + panicked, CALLERS);
+        let queue = group.queue.lock().unwrap();
+        assert!(queue.waiting.is_empty() && queue.finished.is_empty() && !queue.leading);
     }
 
     /// A write that returns too few results answers the rest with an error; one that panics

@@ -14,9 +14,10 @@
 //! Anything else inserts nothing and says so; each caller then decides in a transaction of its
 //! own, which returns the typed refusal or raises the marks. The statement commits on its own
 //! (autocommit, `synchronous_commit = on`): every claim of the batch is written, or none; the
-//! marks row stays locked `FOR SHARE` until then, so a raise still waits for it. Each row is its
-//! own `INSERT … ON CONFLICT (id) DO NOTHING`, so whether a claim won is decided per id exactly as
-//! for a claim alone.
+//! marks row stays locked `FOR SHARE` until then, so a raise still waits for it. The statement is
+//! one multi-row `INSERT … ON CONFLICT (id) DO NOTHING` whose conflict check is made row by row
+//! against the unique index, so whether a claim won is decided per id exactly as for a claim
+//! alone.
 //!
 //! The same statement writes an execution once, already completed
 //! ([`ReplayStore::claim_completed`](crate::ReplayStore::claim_completed)): given the attestation,
@@ -183,7 +184,7 @@ pub(super) fn claim_fast(
     // past the last timestamp).
     let latest_newest = taken
         .iter()
-        .map(|&i| {
+        .filter_map(|&i| {
             claims[i]
                 .record
                 .claimed_at()
@@ -191,7 +192,6 @@ pub(super) fn claim_fast(
                 .checked_add(crate::CLOCK_TOLERANCE_SECONDS)
         })
         .min()
-        .flatten()
         .and_then(|seconds| parmana_canon::Timestamp::from_unix_seconds(seconds).ok())
         .map(|latest| latest.to_string());
     let ids: Vec<&str> = taken
@@ -381,6 +381,91 @@ mod tests {
         let outcomes = claim_fast(connection, known, &[&claim])?;
         assert_eq!(outcomes.len(), 1);
         Ok(outcomes[0])
+    }
+
+    /// Two stores on one schema (two processes, as far as the server can tell), 8 threads each,
+    /// claiming the same ids, each thread in an order of its own, so that batches written at the
+    /// same time share ids: exactly one winner per id, and no error (a deadlock between two
+    /// batches would be one: PostgreSQL aborts one of them; the batches insert in id order so
+    /// that they wait for each other instead).
+    #[test]
+    #[cfg_attr(
+        parmana_no_postgres,
+        ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+    )]
+    fn batches_of_two_stores_racing_on_the_same_ids_never_deadlock() {
+        const IDS: usize = 400;
+        const CHUNK: usize = 16;
+        const THREADS: usize = 8;
+        let Ok(url) = std::env::var("PARMANA_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let options = PostgresOptions {
+            schema: format!("batches_{}", std::process::id()),
+            ..PostgresOptions::default()
+        };
+        let stores: Vec<std::sync::Arc<PostgresReplayStore>> = (0..2)
+            .map(|_| std::sync::Arc::new(PostgresReplayStore::connect(&url, &options).unwrap()))
+            .collect();
+        let marks = AcceptedVersions::new(0, 0);
+        let record = claim_at(at(0));
+        // A first claim through each store decodes the marks: the rest go through the batches.
+        for (i, store) in stores.iter().enumerate() {
+            let warm = ExecutionId::parse(&format!("warm-{i}")).unwrap();
+            assert_eq!(
+                store.claim(&warm, &record, marks),
+                Ok(ClaimOutcome::Claimed)
+            );
+        }
+        let ids: std::sync::Arc<Vec<ExecutionId>> = std::sync::Arc::new(
+            (0..IDS)
+                .map(|i| ExecutionId::parse(&format!("race-{i:03}")).unwrap())
+                .collect(),
+        );
+        let handles: Vec<_> = (0..2 * THREADS)
+            .map(|thread| {
+                let store = std::sync::Arc::clone(&stores[thread % 2]);
+                let (ids, record) = (std::sync::Arc::clone(&ids), record.clone());
+                std::thread::spawn(move || {
+                    // The ids in chunks of `CHUNK`, each chunk in an order of this thread's own
+                    // (a seeded shuffle): the threads go through the same fresh ids at about the
+                    // same time, so batches of the two stores written at once hold shared,
+                    // not yet committed ids in different orders.
+                    let mut state = 0x2545_f491_4f6c_dd1d_u64 ^ (thread as u64 + 1);
+                    let mut order: Vec<usize> = Vec::with_capacity(IDS);
+                    for chunk in (0..IDS).collect::<Vec<_>>().chunks(CHUNK) {
+                        let mut chunk = chunk.to_vec();
+                        for i in (1..chunk.len()).rev() {
+                            state ^= state << 13;
+                            state ^= state >> 7;
+                            state ^= state << 17;
+                            chunk.swap(i, (state % (i as u64 + 1)) as usize);
+                        }
+                        order.extend(chunk);
+                    }
+                    let attestation = format!("thread-{thread}");
+                    order
+                        .into_iter()
+                        .map(|i| {
+                            let outcome = store
+                                .claim_completed(&ids[i], &record, marks, attestation.as_bytes())
+                                .unwrap();
+                            (i, outcome == ClaimOutcome::Claimed)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut winners = vec![0_u32; IDS];
+        for handle in handles {
+            for (i, won) in handle.join().unwrap() {
+                winners[i] += u32::from(won);
+            }
+        }
+        assert!(winners.iter().all(|&w| w == 1), "{winners:?}");
+        let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        raw.batch_execute(&format!("DROP SCHEMA {} CASCADE", options.schema))
+            .unwrap();
     }
 
     /// An execution with its attestation stays in the table's own pages (schema 4) up to 8,160
