@@ -1,10 +1,12 @@
 //! C2SP `tlog-proof` (`c2sp.org/tlog-proof@v1`): an offline proof that one entry is in a transparency log — index, inclusion proof, signed checkpoint — written, read and verified.
 
+use std::sync::Arc;
+
 use parmana_canon::Digest;
 use parmana_canon::merkle::{MAX_PROOF_HASHES, leaf_hash, verify_inclusion};
 
 use crate::TrustError;
-use crate::keys::{decode_base64, encode_base64};
+use crate::keys::{decode_base64, decode_hash, encode_base64};
 use crate::tlog::checkpoint::{CheckpointCache, LogVerifier, VerifiedCheckpoint, parse_decimal};
 use crate::tlog::note::MAX_NOTE_BYTES;
 
@@ -19,6 +21,18 @@ fn malformed(message: impl Into<String>) -> TrustError {
     TrustError::TlogProofMalformed {
         message: message.into(),
     }
+}
+
+/// `text` split around its first blank line (the first `\n\n`), as `str::split_once("\n\n")`
+/// would — found by looking for each newline (`memchr`) and the byte after it, not by a general
+/// substring search (which dominated the parse of a proof).
+fn split_at_blank_line(text: &str) -> Option<(&str, &str)> {
+    let bytes = text.as_bytes();
+    let at = text
+        .match_indices('\n')
+        .map(|(i, _)| i)
+        .find(|&i| bytes.get(i + 1) == Some(&b'\n'))?;
+    Some((text.get(..at)?, text.get(at + 2..)?))
 }
 
 /// A hash as the transparency-log formats write it: standard base64 with padding.
@@ -73,9 +87,8 @@ impl TlogProof {
             )));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| malformed("a proof is UTF-8"))?;
-        let (head, checkpoint) = text
-            .split_once("\n\n")
-            .ok_or_else(|| malformed("no blank line before the checkpoint"))?;
+        let (head, checkpoint) =
+            split_at_blank_line(text).ok_or_else(|| malformed("no blank line before the checkpoint"))?;
         let mut lines = head.split('\n');
         if lines.next() != Some(TLOG_PROOF_HEADER) {
             return Err(malformed(format!("the first line is {TLOG_PROOF_HEADER}")));
@@ -92,10 +105,10 @@ impl TlogProof {
             .and_then(|l| l.strip_prefix("index "))
             .and_then(parse_decimal)
             .ok_or_else(|| malformed("`index N` follows, N decimal without leading zeros"))?;
+        // Each hash decoded straight into its array (no `Vec` per line).
         let hashes = lines
             .map(|l| {
-                decode_base64(l)
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                decode_hash(l)
                     .map(Digest::from_bytes)
                     .ok_or_else(|| malformed("each proof line is the base64 of a 32-byte hash"))
             })
@@ -155,7 +168,8 @@ impl TlogProof {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedInclusion {
     index: u64,
-    checkpoint: VerifiedCheckpoint,
+    /// Shared with the [`CheckpointCache`] that verified it (no copy per proof).
+    checkpoint: Arc<VerifiedCheckpoint>,
 }
 
 impl VerifiedInclusion {
@@ -182,7 +196,7 @@ pub fn verify_tlog_proof(
     included(
         proof,
         entry,
-        log.open_checkpoint(proof.checkpoint.as_bytes())?,
+        Arc::new(log.open_checkpoint(proof.checkpoint.as_bytes())?),
     )
 }
 
@@ -193,18 +207,14 @@ pub fn verify_tlog_proof_cached(
     entry: &[u8],
     cache: &mut CheckpointCache,
 ) -> Result<VerifiedInclusion, TrustError> {
-    included(
-        proof,
-        entry,
-        cache.open_checkpoint(proof.checkpoint.as_bytes())?,
-    )
+    included(proof, entry, cache.open_shared(proof.checkpoint.as_bytes())?)
 }
 
 /// The inclusion proof of `proof` checked against the verified `checkpoint`.
 fn included(
     proof: &TlogProof,
     entry: &[u8],
-    checkpoint: VerifiedCheckpoint,
+    checkpoint: Arc<VerifiedCheckpoint>,
 ) -> Result<VerifiedInclusion, TrustError> {
     let head = checkpoint.checkpoint();
     verify_inclusion(
@@ -222,4 +232,30 @@ fn included(
         index: proof.index,
         checkpoint,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_at_blank_line;
+
+    /// The newline scan splits exactly where `split_once("\n\n")` does.
+    #[test]
+    fn split_at_blank_line_is_split_once() {
+        for text in [
+            "",
+            "\n",
+            "\n\n",
+            "a\n\nb",
+            "a\nb\n\nc\n\nd",
+            "\n\n\n",
+            "a\n",
+            "a\nb\nc\n",
+            "a\n\n",
+            "\na\n\n",
+            "é\n\nü",
+            "a\r\n\r\nb",
+        ] {
+            assert_eq!(split_at_blank_line(text), text.split_once("\n\n"), "{text:?}");
+        }
+    }
 }
