@@ -659,7 +659,9 @@ mod tests {
             text[..43].to_owned(),
         ];
         for i in 0..text.len() {
-            for c in ['A', 'B', 'Z', 'a', 'z', '0', '9', '+', '/', '=', '-', '_', ' ', 'é'] {
+            for c in [
+                'A', 'B', 'Z', 'a', 'z', '0', '9', '+', '/', '=', '-', '_', ' ', 'é',
+            ] {
                 let mut changed: Vec<char> = text.chars().collect();
                 changed[i] = c;
                 cases.push(changed.into_iter().collect());
@@ -674,6 +676,9 @@ mod tests {
         // Both sides are exercised: changes to other alphabet characters stay canonical, while
         // non-alphabet characters, moved padding and stray bits in the last character do not.
         let refused = cases.len() - accepted;
-        assert!(accepted > 100 && refused > 100, "{accepted} accepted, {refused} refused");
+        assert!(
+            accepted > 100 && refused > 100,
+            "{accepted} accepted, {refused} refused"
+        );
     }
 }

@@ -325,7 +325,8 @@ impl CheckpointCache {
         if self.opened.len() == CHECKPOINT_CACHE_CAPACITY {
             self.opened.pop_front();
         }
-        self.opened.push_back((bytes.to_vec(), Arc::clone(&verified)));
+        self.opened
+            .push_back((bytes.to_vec(), Arc::clone(&verified)));
         Ok(verified)
     }
 }
