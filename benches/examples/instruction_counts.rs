@@ -7,7 +7,8 @@
 //! `verify_attestations` call), `verify-proof` (the transparency-log proof alone, as
 //! `runtime/verify_proof` checks it on top of `verify-attestation`: one
 //! `AttestationProofVerifier` kept across iterations, an entry in the middle of a 1,000-entry
-//! log). `cargo xtask bench-report` does not use this; BENCHMARKS.md
+//! log, the same proof each time), `verify-proof-batch` (the same, cycling through the distinct
+//! proofs of 64 consecutive entries around the middle). `cargo xtask bench-report` does not use this; BENCHMARKS.md
 //! quotes it where timings were too noisy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // measurement tool: a failed unwrap is a failed run
@@ -54,10 +55,14 @@ fn main() {
     let signature = signer.sign(&message).unwrap();
     let public = signer.public_key();
     let mut sink = 0usize;
-    if workload == "verify-proof" {
-        let (envelope, proof, mut verifier) = proof_fixture();
-        for _ in 0..n {
-            sink += usize::from(verifier.verify(&envelope, &proof).is_ok());
+    if let Some(distinct) = match workload {
+        "verify-proof" => Some(1),
+        "verify-proof-batch" => Some(64),
+        _ => None,
+    } {
+        let (proofs, mut verifier) = proof_fixture(distinct);
+        for (envelope, proof) in proofs.iter().cycle().take(usize::try_from(n).unwrap()) {
+            sink += usize::from(verifier.verify(envelope, proof).is_ok());
         }
         println!("{workload} x{n}: {sink}");
         return;
@@ -96,9 +101,11 @@ fn main() {
 }
 
 /// The set-up of `runtime/verify_proof` (benches/runtime.rs): a fixture chain rotated to a
-/// version naming a log, 1,000 executions, one signed checkpoint, and the envelope and proof of
-/// the middle one, with a verifier that has already verified the checkpoint once.
-fn proof_fixture() -> (Vec<u8>, Vec<u8>, AttestationProofVerifier) {
+/// version naming a log, 1,000 executions, one signed checkpoint, and the envelopes and proofs
+/// of `distinct` consecutive entries from the middle one on, with a verifier that has already
+/// verified the checkpoint once.
+#[allow(clippy::type_complexity)]
+fn proof_fixture(distinct: usize) -> (Vec<(Vec<u8>, Vec<u8>)>, AttestationProofVerifier) {
     const ENTRIES: usize = 1_000;
     let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
     let log_key = LocalSigningKey::from_seed(&[30; 32]);
@@ -118,33 +125,37 @@ fn proof_fixture() -> (Vec<u8>, Vec<u8>, AttestationProofVerifier) {
     let clock = FixedClock(parmana_testkit::now());
     let signals =
         br#"{"claim_amount": 1200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
-    let mut middle = Vec::new();
-    for i in 0..ENTRIES {
-        let request = ExecutionRequest::parse(
-            &format!("proof-{i}"),
-            "claims-approval@1.0.0",
-            signals.to_vec(),
-        )
-        .unwrap();
-        let envelope = execute_from_signals(&request, &signer, &store, &environment, &clock)
-            .unwrap()
-            .into_envelope();
-        if i == ENTRIES / 2 {
-            middle = envelope;
-        }
-    }
+    let envelopes: Vec<Vec<u8>> = (0..ENTRIES)
+        .map(|i| {
+            let request = ExecutionRequest::parse(
+                &format!("proof-{i}"),
+                "claims-approval@1.0.0",
+                signals.to_vec(),
+            )
+            .unwrap();
+            execute_from_signals(&request, &signer, &store, &environment, &clock)
+                .unwrap()
+                .into_envelope()
+        })
+        .collect();
     let checkpoint = sign_log_checkpoint(&store, environment.trust_root(), &log_key).unwrap();
-    let id: ExecutionId = format!("proof-{}", ENTRIES / 2).parse().unwrap();
-    let proof = prove_execution(
-        &store,
-        environment.trust_root(),
-        &id,
-        Some(checkpoint.as_bytes()),
-    )
-    .unwrap()
-    .to_text()
-    .into_bytes();
+    let proofs: Vec<(Vec<u8>, Vec<u8>)> = (ENTRIES / 2..ENTRIES / 2 + distinct)
+        .map(|i| {
+            let id: ExecutionId = format!("proof-{i}").parse().unwrap();
+            let proof = prove_execution(
+                &store,
+                environment.trust_root(),
+                &id,
+                Some(checkpoint.as_bytes()),
+            )
+            .unwrap()
+            .to_text()
+            .into_bytes();
+            (envelopes[i].clone(), proof)
+        })
+        .collect();
     let mut verifier = AttestationProofVerifier::new(environment.trust_history()).unwrap();
-    verifier.verify(&middle, &proof).unwrap();
-    (middle, proof, verifier)
+    let (envelope, proof) = &proofs[0];
+    verifier.verify(envelope, proof).unwrap();
+    (proofs, verifier)
 }

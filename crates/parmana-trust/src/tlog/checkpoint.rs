@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use parmana_canon::Digest;
-use parmana_canon::merkle::verify_consistency;
+use parmana_canon::merkle::{NodeHashMemo, verify_consistency};
 
 use crate::keys::{decode_base64, encode_base64};
 use crate::tlog::cosignature::{CosignerKey, verify_cosignatures};
@@ -279,6 +279,9 @@ pub struct CheckpointCache {
     log: LogVerifier,
     /// Shared, so that a proof checked against a remembered checkpoint costs no copy of it.
     opened: std::collections::VecDeque<(Vec<u8>, Arc<VerifiedCheckpoint>)>,
+    /// The interior nodes of recent inclusion proofs: a batch of proofs in one tree shares the
+    /// nodes near its root (a pure-function cache: results are those of hashing).
+    nodes: NodeHashMemo,
 }
 
 impl CheckpointCache {
@@ -287,6 +290,7 @@ impl CheckpointCache {
         Self {
             log,
             opened: std::collections::VecDeque::new(),
+            nodes: NodeHashMemo::new(),
         }
     }
 
@@ -308,6 +312,11 @@ impl CheckpointCache {
     /// [`LogVerifier::open_checkpoint`], verifying each distinct note once.
     pub fn open_checkpoint(&mut self, bytes: &[u8]) -> Result<VerifiedCheckpoint, TrustError> {
         self.open_shared(bytes).map(Arc::unwrap_or_clone)
+    }
+
+    /// The memo of interior node hashes the cached proof checks share.
+    pub(crate) fn nodes(&mut self) -> &mut NodeHashMemo {
+        &mut self.nodes
     }
 
     /// [`open_checkpoint`](Self::open_checkpoint), sharing the remembered checkpoint: bytes

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use parmana_canon::Digest;
-use parmana_canon::merkle::{MAX_PROOF_HASHES, leaf_hash, verify_inclusion};
+use parmana_canon::merkle::{
+    MAX_PROOF_HASHES, NodeHashMemo, leaf_hash, verify_inclusion, verify_inclusion_memo,
+};
 
 use crate::TrustError;
 use crate::keys::{decode_base64, decode_hash, encode_base64};
@@ -228,49 +230,38 @@ pub fn verify_tlog_proof(
     entry: &[u8],
     log: &LogVerifier,
 ) -> Result<VerifiedInclusion, TrustError> {
-    included(
-        proof,
-        entry,
-        Arc::new(log.open_checkpoint(proof.checkpoint.as_bytes())?),
-    )
+    let checkpoint = Arc::new(log.open_checkpoint(proof.checkpoint.as_bytes())?);
+    included(proof, entry, checkpoint, None)
 }
 
 /// [`verify_tlog_proof`] with the checkpoint's signatures checked through `cache`: once per
-/// distinct checkpoint for a batch of proofs.
+/// distinct checkpoint for a batch of proofs, whose inclusion proofs also share the interior
+/// nodes the cache remembers (the same results as hashing them).
 pub fn verify_tlog_proof_cached(
     proof: &TlogProof,
     entry: &[u8],
     cache: &mut CheckpointCache,
 ) -> Result<VerifiedInclusion, TrustError> {
-    included(
-        proof,
-        entry,
-        cache.open_shared(proof.checkpoint.as_bytes())?,
-    )
+    let checkpoint = cache.open_shared(proof.checkpoint.as_bytes())?;
+    included(proof, entry, checkpoint, Some(cache.nodes()))
 }
 
-/// The inclusion proof of `proof` checked against the verified `checkpoint`.
+/// The inclusion proof of `proof` checked against the verified `checkpoint`, its interior nodes
+/// through `memo` when given.
 fn included(
     proof: &TlogProof,
     entry: &[u8],
     checkpoint: Arc<VerifiedCheckpoint>,
+    memo: Option<&mut NodeHashMemo>,
 ) -> Result<VerifiedInclusion, TrustError> {
     let head = checkpoint.checkpoint();
-    verify_inclusion(
-        leaf_hash(entry),
-        proof.index,
-        head.size(),
-        &proof.hashes,
-        head.root(),
-    )
-    .map_err(|reason| TrustError::TlogNotIncluded {
-        index: proof.index,
-        reason,
-    })?;
-    Ok(VerifiedInclusion {
-        index: proof.index,
-        checkpoint,
-    })
+    let (leaf, index, size, root) = (leaf_hash(entry), proof.index, head.size(), head.root());
+    match memo {
+        Some(memo) => verify_inclusion_memo(leaf, index, size, &proof.hashes, root, memo),
+        None => verify_inclusion(leaf, index, size, &proof.hashes, root),
+    }
+    .map_err(|reason| TrustError::TlogNotIncluded { index, reason })?;
+    Ok(VerifiedInclusion { index, checkpoint })
 }
 
 #[cfg(test)]
