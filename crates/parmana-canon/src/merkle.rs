@@ -383,10 +383,11 @@ impl NodeHashMemo {
         let Some(slot) = self.slots.get_mut(at) else {
             return node_hash(left, right);
         };
-        if let Some([seen_left, seen_right, node]) = slot {
-            if seen_left == left && seen_right == right {
-                return *node;
-            }
+        if let Some([seen_left, seen_right, node]) = slot
+            && seen_left == left
+            && seen_right == right
+        {
+            return *node;
         }
         let node = node_hash(left, right);
         *slot = Some([*left, *right, node]);
