@@ -369,15 +369,17 @@ impl Default for NodeHashMemo {
 }
 
 impl NodeHashMemo {
-    /// An empty memo.
+    /// An empty memo (its slots are allocated on first use: a verifier that checks one proof
+    /// and is dropped never pays for them).
     pub fn new() -> Self {
-        Self {
-            slots: vec![None; NODE_HASH_MEMO_SLOTS],
-        }
+        Self { slots: Vec::new() }
     }
 
     /// [`node_hash`] of `left` and `right`, remembered.
     pub fn node_hash(&mut self, left: &Digest, right: &Digest) -> Digest {
+        if self.slots.is_empty() {
+            self.slots = vec![None; NODE_HASH_MEMO_SLOTS];
+        }
         let (l, r) = (left.as_bytes(), right.as_bytes());
         let at = usize::from(u16::from_le_bytes([l[0] ^ r[1], l[1] ^ r[0]])) % NODE_HASH_MEMO_SLOTS;
         let Some(slot) = self.slots.get_mut(at) else {
