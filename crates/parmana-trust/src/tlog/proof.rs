@@ -33,8 +33,9 @@ fn no_blank_line() -> TrustError {
 const HASH_LINE: usize = 44;
 
 /// `text` split around its first blank line (the first `\n\n`), as `str::split_once("\n\n")`
-/// would — found by looking for each newline (`memchr`) and the byte after it, not by a general
-/// substring search (which dominated the parse of a proof).
+/// would, found by looking for each newline (`memchr`) and the byte after it. Only a refused
+/// proof needs it (to refuse a text without a blank line as such); an accepted one is read in
+/// one pass.
 fn split_at_blank_line(text: &str) -> Option<(&str, &str)> {
     let bytes = text.as_bytes();
     let at = text
@@ -111,8 +112,8 @@ impl TlogProof {
     /// [`parse`](Self::parse) this refuses as reading the head and the checkpoint apart would
     /// (the tests compare the two on every one-byte change of a proof).
     fn read(text: &str) -> Result<Self, TrustError> {
-        /// The line at the start of `rest` and what follows its newline; a line without one
-        /// lies after the blank line's place, which it lacks.
+        /// The line at the start of `rest` and what follows its newline; with no newline left,
+        /// the text has no blank line.
         fn line(rest: &str) -> Result<(&str, &str), TrustError> {
             rest.split_once('\n').ok_or_else(no_blank_line)
         }
