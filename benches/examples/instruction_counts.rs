@@ -4,7 +4,11 @@
 //! the difference between N and 0 iterations, divided by N, is the cost of one iteration.
 //! Workloads: `sign`, `verify` (bare Ed25519 over an attestation's PAE), `execute` (memory
 //! store), `verify-attestation`, `verify-batch` (N attestations, 64 distinct ones per
-//! `verify_attestations` call). `cargo xtask bench-report` does not use this; BENCHMARKS.md
+//! `verify_attestations` call), `verify-proof` (the transparency-log proof alone, as
+//! `runtime/verify_proof` checks it on top of `verify-attestation`: one
+//! `AttestationProofVerifier` kept across iterations, an entry in the middle of a 1,000-entry
+//! log, the same proof each time), `verify-proof-batch` (the same, cycling through the distinct
+//! proofs of 64 consecutive entries around the middle). `cargo xtask bench-report` does not use this; BENCHMARKS.md
 //! quotes it where timings were too noisy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // measurement tool: a failed unwrap is a failed run
@@ -14,11 +18,12 @@ mod signed_message;
 
 use signed_message::signed_message;
 
-use parmana_runtime::replay::MemoryReplayStore;
-use parmana_runtime::trust::{LocalSigningKey, Signer, verify_attestations};
+use parmana_runtime::replay::{ExecutionId, MemoryReplayStore};
+use parmana_runtime::trust::{LocalSigningKey, LogSpec, Signer, verify_attestations};
 use parmana_runtime::{
-    ExecutionRequest, FixedClock, RuntimeEnvironment, RuntimeEnvironmentConfig,
-    execute_from_signals, verify_attestation,
+    AttestationProofVerifier, ExecutionRequest, FixedClock, RuntimeEnvironment,
+    RuntimeEnvironmentConfig, execute_from_signals, prove_execution, sign_log_checkpoint,
+    verify_attestation,
 };
 
 fn main() {
@@ -50,6 +55,18 @@ fn main() {
     let signature = signer.sign(&message).unwrap();
     let public = signer.public_key();
     let mut sink = 0usize;
+    if let Some(distinct) = match workload {
+        "verify-proof" => Some(1),
+        "verify-proof-batch" => Some(64),
+        _ => None,
+    } {
+        let (proofs, mut verifier) = proof_fixture(distinct);
+        for (envelope, proof) in proofs.iter().cycle().take(usize::try_from(n).unwrap()) {
+            sink += usize::from(verifier.verify(envelope, proof).is_ok());
+        }
+        println!("{workload} x{n}: {sink}");
+        return;
+    }
     if workload == "verify-batch" {
         let batch: Vec<Vec<u8>> = (0..64)
             .map(|i| {
@@ -81,4 +98,64 @@ fn main() {
         };
     }
     println!("{workload} x{n}: {sink}");
+}
+
+/// The set-up of `runtime/verify_proof` (benches/runtime.rs): a fixture chain rotated to a
+/// version naming a log, 1,000 executions, one signed checkpoint, and the envelopes and proofs
+/// of `distinct` consecutive entries from the middle one on, with a verifier that has already
+/// verified the checkpoint once.
+#[allow(clippy::type_complexity)]
+fn proof_fixture(distinct: usize) -> (Vec<(Vec<u8>, Vec<u8>)>, AttestationProofVerifier) {
+    const ENTRIES: usize = 1_000;
+    let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
+    let log_key = LocalSigningKey::from_seed(&[30; 32]);
+    let log = LogSpec {
+        origin: "log.example/parmana".to_owned(),
+        keys: vec![log_key.public_key()],
+        threshold: 1,
+        witnesses: vec![],
+        witness_threshold: 0,
+        revocations: vec![],
+    };
+    let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
+    fixture.rotate_with_log(log, expires).unwrap();
+    let environment = fixture.load().unwrap();
+    let signer = fixture.attestation_signer().unwrap();
+    let store = MemoryReplayStore::new();
+    let clock = FixedClock(parmana_testkit::now());
+    let signals =
+        br#"{"claim_amount": 1200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
+    let envelopes: Vec<Vec<u8>> = (0..ENTRIES)
+        .map(|i| {
+            let request = ExecutionRequest::parse(
+                &format!("proof-{i}"),
+                "claims-approval@1.0.0",
+                signals.to_vec(),
+            )
+            .unwrap();
+            execute_from_signals(&request, &signer, &store, &environment, &clock)
+                .unwrap()
+                .into_envelope()
+        })
+        .collect();
+    let checkpoint = sign_log_checkpoint(&store, environment.trust_root(), &log_key).unwrap();
+    let proofs: Vec<(Vec<u8>, Vec<u8>)> = (ENTRIES / 2..ENTRIES / 2 + distinct)
+        .map(|i| {
+            let id: ExecutionId = format!("proof-{i}").parse().unwrap();
+            let proof = prove_execution(
+                &store,
+                environment.trust_root(),
+                &id,
+                Some(checkpoint.as_bytes()),
+            )
+            .unwrap()
+            .to_text()
+            .into_bytes();
+            (envelopes[i].clone(), proof)
+        })
+        .collect();
+    let mut verifier = AttestationProofVerifier::new(environment.trust_history()).unwrap();
+    let (envelope, proof) = &proofs[0];
+    verifier.verify(envelope, proof).unwrap();
+    (proofs, verifier)
 }

@@ -285,6 +285,36 @@ pub fn verify_inclusion(
     proof: &[Digest],
     root: Digest,
 ) -> Result<(), MerkleError> {
+    check_inclusion(leaf, index, size, proof, root, node_hash)
+}
+
+/// [`verify_inclusion`], each interior node taken from `memo` when it holds that node's
+/// children, hashed (and remembered) otherwise: the same result for every input, cheaper for a
+/// batch of proofs in one tree, whose paths share the nodes near the root (consecutive entries
+/// share nearly all of them).
+pub fn verify_inclusion_memo(
+    leaf: Digest,
+    index: u64,
+    size: u64,
+    proof: &[Digest],
+    root: Digest,
+    memo: &mut NodeHashMemo,
+) -> Result<(), MerkleError> {
+    check_inclusion(leaf, index, size, proof, root, |left, right| {
+        memo.node_hash(left, right)
+    })
+}
+
+/// The RFC 9162 §2.1.3.2 check, interior nodes computed by `node` (always [`node_hash`]'s
+/// value: directly or through a [`NodeHashMemo`]).
+fn check_inclusion(
+    leaf: Digest,
+    index: u64,
+    size: u64,
+    proof: &[Digest],
+    root: Digest,
+    mut node: impl FnMut(&Digest, &Digest) -> Digest,
+) -> Result<(), MerkleError> {
     if index >= size {
         return Err(MerkleError::IndexOutOfRange { index, size });
     }
@@ -299,13 +329,13 @@ pub fn verify_inclusion(
             return Err(MerkleError::WrongLength { found: proof.len() });
         }
         if f & 1 == 1 || f == s {
-            r = node_hash(p, &r);
+            r = node(p, &r);
             while f & 1 == 0 && f != 0 {
                 f >>= 1;
                 s >>= 1;
             }
         } else {
-            r = node_hash(&r, p);
+            r = node(&r, p);
         }
         f >>= 1;
         s >>= 1;
@@ -317,6 +347,54 @@ pub fn verify_inclusion(
         return Err(MerkleError::RootMismatch);
     }
     Ok(())
+}
+
+/// How many interior nodes a [`NodeHashMemo`] remembers.
+pub const NODE_HASH_MEMO_SLOTS: usize = 256;
+
+/// Interior node hashes remembered by their children: a pure-function cache of [`node_hash`]
+/// (`SHA-256(0x01 ‖ left ‖ right)`), so it returns exactly what hashing would, whatever the
+/// children (a hit compares both children in full). Direct-mapped: [`NODE_HASH_MEMO_SLOTS`]
+/// slots picked by bytes of the children, a new node replacing the slot's old one, so hostile
+/// children cost at most a miss each and the memo never grows.
+#[derive(Debug, Clone)]
+pub struct NodeHashMemo {
+    slots: Vec<Option<[Digest; 3]>>,
+}
+
+impl Default for NodeHashMemo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NodeHashMemo {
+    /// An empty memo (its slots are allocated on first use: a verifier that checks one proof
+    /// and is dropped never pays for them).
+    pub fn new() -> Self {
+        Self { slots: Vec::new() }
+    }
+
+    /// [`node_hash`] of `left` and `right`, remembered.
+    pub fn node_hash(&mut self, left: &Digest, right: &Digest) -> Digest {
+        if self.slots.is_empty() {
+            self.slots = vec![None; NODE_HASH_MEMO_SLOTS];
+        }
+        let (l, r) = (left.as_bytes(), right.as_bytes());
+        let at = usize::from(u16::from_le_bytes([l[0] ^ r[1], l[1] ^ r[0]])) % NODE_HASH_MEMO_SLOTS;
+        let Some(slot) = self.slots.get_mut(at) else {
+            return node_hash(left, right);
+        };
+        if let Some([seen_left, seen_right, node]) = slot
+            && seen_left == left
+            && seen_right == right
+        {
+            return *node;
+        }
+        let node = node_hash(left, right);
+        *slot = Some([*left, *right, node]);
+        node
+    }
 }
 
 /// Checks that the tree of `new_size` leaves with root `new_root` extends the tree of `old_size`

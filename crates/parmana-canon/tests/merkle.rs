@@ -5,7 +5,8 @@ use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
 use parmana_canon::Digest;
 use parmana_canon::merkle::{
-    MerkleTree, empty_root, leaf_hash, verify_consistency, verify_inclusion,
+    MerkleTree, NodeHashMemo, empty_root, leaf_hash, verify_consistency, verify_inclusion,
+    verify_inclusion_memo,
 };
 use sha2::Sha256;
 
@@ -296,6 +297,63 @@ fn tampered_proofs_are_refused() {
         assert!(verify_consistency(old, size, &proof, old_root, flip(root, 1)).is_err());
         assert!(verify_consistency(old, size, &proof[1..], old_root, root).is_err());
     }
+}
+
+/// A memo of interior nodes changes no result: one memo shared by every inclusion proof of
+/// trees of 1 to 40 leaves and by their tampered copies (each bit of each hash flipped, the
+/// leaf flipped, the index moved, a hash added or dropped) — enough nodes to evict and collide —
+/// gives exactly what `verify_inclusion` gives.
+#[test]
+fn memoised_inclusion_checks_agree() {
+    let mut tree = MerkleTree::new();
+    let mut memo = NodeHashMemo::new();
+    let mut check = |leaf, index, size, proof: &[Digest], root| {
+        let expected = verify_inclusion(leaf, index, size, proof, root);
+        assert_eq!(
+            verify_inclusion_memo(leaf, index, size, proof, root, &mut memo),
+            expected,
+            "index {index} of {size}"
+        );
+        expected.is_ok()
+    };
+    let (mut accepted, mut refused) = (0, 0);
+    for size in 1..=40 {
+        tree.push(&entry(size - 1));
+        let root = tree.root();
+        for index in 0..size {
+            let leaf = leaf_hash(&entry(index));
+            let proof = tree.inclusion_proof(index, size).unwrap();
+            let mut cases = vec![
+                (leaf, index, proof.clone()),
+                (flip(leaf, 5), index, proof.clone()),
+                (leaf, (index + 1) % size, proof.clone()),
+                (leaf, index, [proof.as_slice(), &[root]].concat()),
+            ];
+            if let Some((_, rest)) = proof.split_first() {
+                cases.push((leaf, index, rest.to_vec()));
+            }
+            for position in 0..proof.len() {
+                for bit in (0..256).step_by(37) {
+                    let mut bad = proof.clone();
+                    bad[position] = flip(bad[position], bit);
+                    cases.push((leaf, index, bad));
+                }
+            }
+            // The valid proof again after its tampered copies: the memo still holds its nodes.
+            cases.push((leaf, index, proof));
+            for (leaf, index, proof) in cases {
+                if check(leaf, index, size, &proof, root) {
+                    accepted += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        accepted > 1_000 && refused > 10_000,
+        "{accepted} accepted, {refused} refused"
+    );
 }
 
 #[test]

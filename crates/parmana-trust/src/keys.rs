@@ -237,6 +237,24 @@ pub(crate) fn decode_signature(text: &str) -> Option<[u8; 64]> {
     }
 }
 
+/// Decodes a 32-byte hash written in canonical base64 (see [`decode_base64`]) straight into an
+/// array: exactly what `decode_base64` accepts with a 32-byte result, without allocating.
+pub(crate) fn decode_hash(text: &str) -> Option<[u8; 32]> {
+    // 32 bytes are exactly 44 characters (one `=`); anything else is refused before decoding.
+    if text.len() != 44 {
+        return None;
+    }
+    let mut out = [0u8; 33];
+    match BASE64.decode_slice(text, &mut out) {
+        Ok(32) => {
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(&out[..32]);
+            Some(hash)
+        }
+        _ => None,
+    }
+}
+
 /// Encodes standard base64 with padding.
 pub(crate) fn encode_base64(bytes: &[u8]) -> String {
     BASE64.encode(bytes)
@@ -624,5 +642,43 @@ mod tests {
         let mut stray = text.into_bytes();
         stray[85] = b'9';
         assert_eq!(decode_signature(std::str::from_utf8(&stray).unwrap()), None);
+    }
+
+    /// `decode_hash` accepts exactly the texts `decode_base64` decodes to 32 bytes: a hash's
+    /// text, every one-character change of it, and the texts of 31, 33 and 0 bytes.
+    #[test]
+    fn decode_hash_is_decode_base64_of_32_bytes() {
+        let text = encode_base64(&[0x5a; 32]);
+        let mut cases = vec![
+            text.clone(),
+            encode_base64(&[1; 31]),
+            encode_base64(&[1; 33]),
+            String::new(),
+            format!("{text}\n"),
+            format!(" {text}"),
+            text[..43].to_owned(),
+        ];
+        for i in 0..text.len() {
+            for c in [
+                'A', 'B', 'Z', 'a', 'z', '0', '9', '+', '/', '=', '-', '_', ' ', 'é',
+            ] {
+                let mut changed: Vec<char> = text.chars().collect();
+                changed[i] = c;
+                cases.push(changed.into_iter().collect());
+            }
+        }
+        let mut accepted = 0;
+        for case in &cases {
+            let expected = decode_base64(case).and_then(|b| <[u8; 32]>::try_from(b).ok());
+            assert_eq!(decode_hash(case), expected, "{case:?}");
+            accepted += usize::from(expected.is_some());
+        }
+        // Both sides are exercised: changes to other alphabet characters stay canonical, while
+        // non-alphabet characters, moved padding and stray bits in the last character do not.
+        let refused = cases.len() - accepted;
+        assert!(
+            accepted > 100 && refused > 100,
+            "{accepted} accepted, {refused} refused"
+        );
     }
 }

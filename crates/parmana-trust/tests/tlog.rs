@@ -6,10 +6,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use parmana_canon::merkle::{MerkleTree, empty_root};
 use parmana_canon::{Digest, Timestamp};
 use parmana_trust::{
-    Checkpoint, Cosignature, CosignerKey, LocalSigningKey, LogSpec, LogVerifier, Note, NoteKeyName,
-    NoteVerifierKey, RoleSpec, TlogProof, TrustRootSpec, cosign_checkpoint, cosign_note,
-    create_trust_root, open_note, sign_checkpoint, sign_note, verify_cosignatures,
-    verify_tlog_proof, verify_trust_chain,
+    Checkpoint, CheckpointCache, Cosignature, CosignerKey, LocalSigningKey, LogSpec, LogVerifier,
+    Note, NoteKeyName, NoteVerifierKey, RoleSpec, TlogProof, TrustRootSpec, cosign_checkpoint,
+    cosign_note, create_trust_root, open_note, sign_checkpoint, sign_note, verify_cosignatures,
+    verify_tlog_proof, verify_tlog_proof_cached, verify_trust_chain,
 };
 use signed_note::Verifiers as _;
 
@@ -262,7 +262,11 @@ fn every_entry_proves_its_inclusion_and_no_other() {
     );
 }
 
-/// Every byte of a proof file flipped (each of three ways) is refused, never accepted.
+/// Every byte of a proof file flipped (each of three ways) is refused, never accepted — and
+/// refused alike through a [`CheckpointCache`] that has already verified the good proof, whose
+/// shortcuts (a checkpoint equal to a remembered one, interior nodes remembered from the good
+/// path) then apply: a checkpoint one byte off is opened in full, a flipped hash meets the
+/// remembered nodes but still misses the root.
 #[test]
 fn no_tampered_proof_file_is_accepted() {
     let (key, verifier) = log_key();
@@ -272,16 +276,35 @@ fn no_tampered_proof_file_is_accepted() {
     let verify = |bytes: &[u8]| {
         TlogProof::parse(bytes).and_then(|p| verify_tlog_proof(&p, &entry(4), &one_key(&verifier)))
     };
+    let mut cache = CheckpointCache::new(one_key(&verifier));
+    let mut verify_cached = |bytes: &[u8]| {
+        TlogProof::parse(bytes).and_then(|p| verify_tlog_proof_cached(&p, &entry(4), &mut cache))
+    };
     verify(text.as_bytes()).unwrap();
+    verify_cached(text.as_bytes()).unwrap();
+    let mut codes = std::collections::BTreeSet::new();
     for position in 0..text.len() {
         for mask in [0x01u8, 0x20, 0x80] {
             let mut bytes = text.clone().into_bytes();
             bytes[position] ^= mask;
-            assert!(
-                verify(&bytes).is_err(),
-                "flipping {mask:#04x} at byte {position} was accepted"
+            let refusal = verify(&bytes).map(|_| ()).unwrap_err();
+            assert_eq!(
+                verify_cached(&bytes).map(|_| ()),
+                Err(refusal.clone()),
+                "flipping {mask:#04x} at byte {position}"
             );
+            codes.insert(refusal.code());
         }
+        // The good proof still verifies through the cache after each refusal.
+        verify_cached(text.as_bytes()).unwrap();
+    }
+    // Proof lines, hashes, the checkpoint's text and its signature are all reached.
+    for code in [
+        "trust.tlog_proof_malformed",
+        "trust.tlog_not_included",
+        "trust.note_bad_signature",
+    ] {
+        assert!(codes.contains(code), "{code} not reached: {codes:?}");
     }
 }
 

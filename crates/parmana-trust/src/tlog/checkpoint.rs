@@ -1,7 +1,9 @@
 //! C2SP `tlog-checkpoint`: the transparency log's signed tree head (origin, tree size, base64 root hash, extension lines), signed and opened as a note.
 
+use std::sync::Arc;
+
 use parmana_canon::Digest;
-use parmana_canon::merkle::verify_consistency;
+use parmana_canon::merkle::{NodeHashMemo, verify_consistency};
 
 use crate::keys::{decode_base64, encode_base64};
 use crate::tlog::cosignature::{CosignerKey, verify_cosignatures};
@@ -275,7 +277,11 @@ pub const CHECKPOINT_CACHE_CAPACITY: usize = 16;
 #[derive(Debug, Clone)]
 pub struct CheckpointCache {
     log: LogVerifier,
-    opened: std::collections::VecDeque<(Vec<u8>, VerifiedCheckpoint)>,
+    /// Shared, so that a proof checked against a remembered checkpoint costs no copy of it.
+    opened: std::collections::VecDeque<(Vec<u8>, Arc<VerifiedCheckpoint>)>,
+    /// The interior nodes of recent inclusion proofs: a batch of proofs in one tree shares the
+    /// nodes near its root (a pure-function cache: results are those of hashing).
+    nodes: NodeHashMemo,
 }
 
 impl CheckpointCache {
@@ -284,6 +290,7 @@ impl CheckpointCache {
         Self {
             log,
             opened: std::collections::VecDeque::new(),
+            nodes: NodeHashMemo::new(),
         }
     }
 
@@ -304,14 +311,31 @@ impl CheckpointCache {
 
     /// [`LogVerifier::open_checkpoint`], verifying each distinct note once.
     pub fn open_checkpoint(&mut self, bytes: &[u8]) -> Result<VerifiedCheckpoint, TrustError> {
+        self.open_shared(bytes).map(Arc::unwrap_or_clone)
+    }
+
+    /// The memo of interior node hashes the cached proof checks share.
+    pub(crate) fn nodes(&mut self) -> &mut NodeHashMemo {
+        &mut self.nodes
+    }
+
+    /// [`open_checkpoint`](Self::open_checkpoint), sharing the remembered checkpoint: bytes
+    /// equal to a remembered note's (compared in full) return it; any other bytes are opened by
+    /// [`LogVerifier::open_checkpoint`] — every check, every refusal — and remembered only when
+    /// they verify.
+    pub(crate) fn open_shared(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<Arc<VerifiedCheckpoint>, TrustError> {
         if let Some((_, verified)) = self.opened.iter().find(|(seen, _)| seen == bytes) {
-            return Ok(verified.clone());
+            return Ok(Arc::clone(verified));
         }
-        let verified = self.log.open_checkpoint(bytes)?;
+        let verified = Arc::new(self.log.open_checkpoint(bytes)?);
         if self.opened.len() == CHECKPOINT_CACHE_CAPACITY {
             self.opened.pop_front();
         }
-        self.opened.push_back((bytes.to_vec(), verified.clone()));
+        self.opened
+            .push_back((bytes.to_vec(), Arc::clone(&verified)));
         Ok(verified)
     }
 }
