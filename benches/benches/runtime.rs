@@ -135,17 +135,18 @@ const VERIFY_BATCH: u64 = 64;
 /// hashes, like a real log's).
 const PROOF_LOG_ENTRIES: usize = 1_000;
 
-/// How many proofs `runtime/verify_proof` takes in turn: entries spread evenly over the log.
+/// How many proofs the `runtime/verify_proof` rows take in turn.
 const PROOFS_IN_TURN: usize = 64;
 
 /// `verify --proof` against plain verify, in the group of `runtime/verify`: a fixture chain
 /// rotated to a version naming a log, [`PROOF_LOG_ENTRIES`] executions in a memory store, one
-/// signed checkpoint, and the proofs of [`PROOFS_IN_TURN`] executions spread over the log, each
-/// iteration the next one in turn. `verify_proof` is plain
-/// `verify_attestation` plus the proof checked by one [`AttestationProofVerifier`] kept across
-/// iterations — the checkpoint's signature verified once and amortised, as for a batch of
-/// proofs against one checkpoint; `verify_proof_cold` makes a new verifier each time (one more
-/// Ed25519 verification, the checkpoint's).
+/// signed checkpoint, and the attestations and proofs of [`PROOFS_IN_TURN`] executions, each
+/// iteration the next one in turn. `verify_proof` is plain `verify_attestation` plus the proof
+/// checked by one [`AttestationProofVerifier`] kept across iterations — the checkpoint's
+/// signature verified once and amortised, as for a batch of proofs against one checkpoint — for
+/// consecutive entries (a range audited together); `verify_proof_spread` the same for entries
+/// spread evenly over the log; `verify_proof_cold` makes a new verifier each time (one more
+/// Ed25519 verification, the checkpoint's, and no node shared with an earlier proof).
 fn verify_with_proof(c: &mut Criterion) {
     let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
     let log_key = LocalSigningKey::from_seed(&[30; 32]);
@@ -173,44 +174,57 @@ fn verify_with_proof(c: &mut Criterion) {
         envelopes.push(attestation.into_envelope());
     }
     let checkpoint = sign_log_checkpoint(&store, environment.trust_root(), &log_key).unwrap();
-    // Proofs of entries spread over the whole log, taken in turn: a batch of proofs against one
-    // checkpoint shares only the nodes near the root (what the verifier's node memo can reuse),
-    // not a whole path, as the same proof over and over would.
-    let proven: Vec<(Vec<u8>, Vec<u8>)> = (0..PROOF_LOG_ENTRIES)
-        .step_by(PROOF_LOG_ENTRIES / PROOFS_IN_TURN)
-        .take(PROOFS_IN_TURN)
-        .map(|i| {
-            let id: ExecutionId = format!("proof-{i}").parse().unwrap();
-            let proof = prove_execution(
-                &store,
-                environment.trust_root(),
-                &id,
-                Some(checkpoint.as_bytes()),
-            )
-            .unwrap()
-            .to_text()
-            .into_bytes();
-            (envelopes[i].clone(), proof)
-        })
-        .collect();
+    let proofs_of = |entries: &mut dyn Iterator<Item = usize>| -> Vec<(Vec<u8>, Vec<u8>)> {
+        entries
+            .map(|i| {
+                let id: ExecutionId = format!("proof-{i}").parse().unwrap();
+                let proof = prove_execution(
+                    &store,
+                    environment.trust_root(),
+                    &id,
+                    Some(checkpoint.as_bytes()),
+                )
+                .unwrap()
+                .to_text()
+                .into_bytes();
+                (envelopes[i].clone(), proof)
+            })
+            .collect()
+    };
+    // A batch audit of a range: consecutive entries share nearly all of their paths (what the
+    // verifier's node memo reuses). Entries spread over the whole log share only the nodes near
+    // the root: the other end of what a batch can share.
+    let start = (PROOF_LOG_ENTRIES - PROOFS_IN_TURN) / 2;
+    let consecutive = proofs_of(&mut (start..start + PROOFS_IN_TURN));
+    let spread = proofs_of(
+        &mut (0..PROOF_LOG_ENTRIES)
+            .step_by(PROOF_LOG_ENTRIES / PROOFS_IN_TURN)
+            .take(PROOFS_IN_TURN),
+    );
     let history = environment.trust_history();
-    let mut verifier = AttestationProofVerifier::new(history).unwrap();
 
     let mut group = c.benchmark_group("runtime");
+    for (name, proven) in [
+        ("verify_proof", &consecutive),
+        ("verify_proof_spread", &spread),
+    ] {
+        let mut verifier = AttestationProofVerifier::new(history).unwrap();
+        let mut turn = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let (envelope, proof) = &proven[turn % PROOFS_IN_TURN];
+                turn += 1;
+                let report =
+                    verify_attestation(black_box(envelope), environment.trust_root(), None, None);
+                let inclusion = verifier.verify(black_box(envelope), black_box(proof));
+                assert!(report.is_valid() && inclusion.is_ok());
+            })
+        });
+    }
     let mut turn = 0;
-    group.bench_function("verify_proof", |b| {
-        b.iter(|| {
-            let (envelope, proof) = &proven[turn % PROOFS_IN_TURN];
-            turn += 1;
-            let report =
-                verify_attestation(black_box(envelope), environment.trust_root(), None, None);
-            let inclusion = verifier.verify(black_box(envelope), black_box(proof));
-            assert!(report.is_valid() && inclusion.is_ok());
-        })
-    });
     group.bench_function("verify_proof_cold", |b| {
         b.iter(|| {
-            let (envelope, proof) = &proven[turn % PROOFS_IN_TURN];
+            let (envelope, proof) = &consecutive[turn % PROOFS_IN_TURN];
             turn += 1;
             let report =
                 verify_attestation(black_box(envelope), environment.trust_root(), None, None);
