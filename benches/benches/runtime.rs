@@ -2,9 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code: a failed unwrap is a failed run
 
+#[path = "../support/proof_log.rs"]
+mod proof_log;
 #[path = "../support/signed_message.rs"]
 mod signed_message;
 
+use proof_log::ProofLog;
 use signed_message::signed_message;
 
 use std::hint::black_box;
@@ -14,15 +17,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parmana_runtime::canon::{Digest, to_canonical_vec};
-use parmana_runtime::replay::ExecutionId;
 use parmana_runtime::replay::{
     MemoryReplayStore, PostgresOptions, PostgresReplayStore, ReplayStore, SqliteReplayStore,
 };
-use parmana_runtime::trust::{LocalSigningKey, LogSpec, Signer, verify_attestations};
+use parmana_runtime::trust::{LocalSigningKey, Signer, verify_attestations};
 use parmana_runtime::{
     AttestationProofVerifier, BatchOptions, BatchReader, ExecutionRequest, FixedClock, Runtime,
-    RuntimeEnvironment, RuntimeEnvironmentConfig, execute_from_signals, prove_execution, run_batch,
-    sign_log_checkpoint, verify_attestation,
+    RuntimeEnvironment, RuntimeEnvironmentConfig, execute_from_signals, run_batch,
+    verify_attestation,
 };
 
 const SIGNALS: &[u8] =
@@ -148,56 +150,15 @@ const PROOFS_IN_TURN: usize = 64;
 /// spread evenly over the log; `verify_proof_cold` makes a new verifier each time (one more
 /// Ed25519 verification, the checkpoint's, and no node shared with an earlier proof).
 fn verify_with_proof(c: &mut Criterion) {
-    let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
-    let log_key = LocalSigningKey::from_seed(&[30; 32]);
-    let log = LogSpec {
-        origin: "log.example/parmana".to_owned(),
-        keys: vec![log_key.public_key()],
-        threshold: 1,
-        witnesses: vec![],
-        witness_threshold: 0,
-        revocations: vec![],
-    };
-    let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
-    fixture.rotate_with_log(log, expires).unwrap();
-    let environment = fixture.load().unwrap();
-    let signer = fixture.attestation_signer().unwrap();
-    let store = MemoryReplayStore::new();
-    let clock = FixedClock(parmana_testkit::now());
-    let mut envelopes = Vec::with_capacity(PROOF_LOG_ENTRIES);
-    for i in 0..PROOF_LOG_ENTRIES {
-        let request =
-            ExecutionRequest::parse(&format!("proof-{i}"), "claims-approval@1.0.0", SIGNALS)
-                .unwrap();
-        let attestation =
-            execute_from_signals(&request, &signer, &store, &environment, &clock).unwrap();
-        envelopes.push(attestation.into_envelope());
-    }
-    let checkpoint = sign_log_checkpoint(&store, environment.trust_root(), &log_key).unwrap();
-    let proofs_of = |entries: &mut dyn Iterator<Item = usize>| -> Vec<(Vec<u8>, Vec<u8>)> {
-        entries
-            .map(|i| {
-                let id: ExecutionId = format!("proof-{i}").parse().unwrap();
-                let proof = prove_execution(
-                    &store,
-                    environment.trust_root(),
-                    &id,
-                    Some(checkpoint.as_bytes()),
-                )
-                .unwrap()
-                .to_text()
-                .into_bytes();
-                (envelopes[i].clone(), proof)
-            })
-            .collect()
-    };
+    let log = ProofLog::new(PROOF_LOG_ENTRIES);
+    let environment = &log.environment;
     // A batch audit of a range: consecutive entries share nearly all of their paths (what the
     // verifier's node memo reuses). Entries spread over the whole log share only the nodes near
     // the root: the other end of what a batch can share.
     let start = (PROOF_LOG_ENTRIES - PROOFS_IN_TURN) / 2;
-    let consecutive = proofs_of(&mut (start..start + PROOFS_IN_TURN));
-    let spread = proofs_of(
-        &mut (0..PROOF_LOG_ENTRIES)
+    let consecutive = log.proofs(start..start + PROOFS_IN_TURN);
+    let spread = log.proofs(
+        (0..PROOF_LOG_ENTRIES)
             .step_by(PROOF_LOG_ENTRIES / PROOFS_IN_TURN)
             .take(PROOFS_IN_TURN),
     );

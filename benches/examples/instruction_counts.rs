@@ -13,17 +13,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // measurement tool: a failed unwrap is a failed run
 
+#[path = "../support/proof_log.rs"]
+mod proof_log;
 #[path = "../support/signed_message.rs"]
 mod signed_message;
 
+use proof_log::ProofLog;
 use signed_message::signed_message;
 
-use parmana_runtime::replay::{ExecutionId, MemoryReplayStore};
-use parmana_runtime::trust::{LocalSigningKey, LogSpec, Signer, verify_attestations};
+use parmana_runtime::replay::MemoryReplayStore;
+use parmana_runtime::trust::{LocalSigningKey, Signer, verify_attestations};
 use parmana_runtime::{
     AttestationProofVerifier, ExecutionRequest, FixedClock, RuntimeEnvironment,
-    RuntimeEnvironmentConfig, execute_from_signals, prove_execution, sign_log_checkpoint,
-    verify_attestation,
+    RuntimeEnvironmentConfig, execute_from_signals, verify_attestation,
 };
 
 fn main() {
@@ -107,53 +109,9 @@ fn main() {
 #[allow(clippy::type_complexity)]
 fn proof_fixture(distinct: usize) -> (Vec<(Vec<u8>, Vec<u8>)>, AttestationProofVerifier) {
     const ENTRIES: usize = 1_000;
-    let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
-    let log_key = LocalSigningKey::from_seed(&[30; 32]);
-    let log = LogSpec {
-        origin: "log.example/parmana".to_owned(),
-        keys: vec![log_key.public_key()],
-        threshold: 1,
-        witnesses: vec![],
-        witness_threshold: 0,
-        revocations: vec![],
-    };
-    let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
-    fixture.rotate_with_log(log, expires).unwrap();
-    let environment = fixture.load().unwrap();
-    let signer = fixture.attestation_signer().unwrap();
-    let store = MemoryReplayStore::new();
-    let clock = FixedClock(parmana_testkit::now());
-    let signals =
-        br#"{"claim_amount": 1200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
-    let envelopes: Vec<Vec<u8>> = (0..ENTRIES)
-        .map(|i| {
-            let request = ExecutionRequest::parse(
-                &format!("proof-{i}"),
-                "claims-approval@1.0.0",
-                signals.to_vec(),
-            )
-            .unwrap();
-            execute_from_signals(&request, &signer, &store, &environment, &clock)
-                .unwrap()
-                .into_envelope()
-        })
-        .collect();
-    let checkpoint = sign_log_checkpoint(&store, environment.trust_root(), &log_key).unwrap();
-    let proofs: Vec<(Vec<u8>, Vec<u8>)> = (ENTRIES / 2..ENTRIES / 2 + distinct)
-        .map(|i| {
-            let id: ExecutionId = format!("proof-{i}").parse().unwrap();
-            let proof = prove_execution(
-                &store,
-                environment.trust_root(),
-                &id,
-                Some(checkpoint.as_bytes()),
-            )
-            .unwrap()
-            .to_text()
-            .into_bytes();
-            (envelopes[i].clone(), proof)
-        })
-        .collect();
+    let log = ProofLog::new(ENTRIES);
+    let proofs = log.proofs(ENTRIES / 2..ENTRIES / 2 + distinct);
+    let environment = &log.environment;
     let mut verifier = AttestationProofVerifier::new(environment.trust_history()).unwrap();
     let (envelope, proof) = &proofs[0];
     verifier.verify(envelope, proof).unwrap();
