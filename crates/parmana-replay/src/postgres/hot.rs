@@ -720,6 +720,24 @@ mod tests {
             store.get(&id("batch-raise")),
             Ok(crate::ExecutionState::Absent)
         );
+        // The rows went in in id order (`batch-1` before `batch-2`, though given after it): the
+        // order that keeps batches of different processes from deadlocking. In a table nothing
+        // was deleted from, rows inserted later sit at later tuple ids.
+        let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let inserted: Vec<String> = raw
+            .query(
+                &format!(
+                    "SELECT id FROM {}.executions WHERE id LIKE 'batch-%' ORDER BY ctid",
+                    options.schema
+                ),
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(inserted, ["batch-1", "batch-2"]);
+        drop(raw);
         // One claim the clock check refuses leaves the whole batch undecided: none is written.
         let early = claim_at(at(3_599 - tolerance));
         let batch = [
