@@ -13,6 +13,7 @@ mod authzen;
 mod body;
 mod error;
 mod lifecycle;
+mod log_cache;
 mod metrics;
 mod observe;
 mod openapi;

@@ -101,6 +101,7 @@ impl Server {
             in_flight: Arc::new(Semaphore::new(settings.limits.max_concurrency.max(1))),
             started_up: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            log_cache: crate::log_cache::LogCache::new(settings.sequencer.cadence),
             sequencer: settings.sequencer,
             log_sequencer: parmana_runtime::LogSequencer::default(),
         });
@@ -270,6 +271,10 @@ async fn sequence_all(state: &Arc<AppState>) {
         .await;
     match result {
         Ok(Ok(report)) => {
+            if !report.integrated.is_empty() {
+                // The log routes serve the grown log from the next request on.
+                state.log_cache.invalidate();
+            }
             if !report.integrated.is_empty() || report.checkpoint.is_some() {
                 tracing::debug!(
                     target: "parmana::server",

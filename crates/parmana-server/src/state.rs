@@ -43,6 +43,8 @@ pub(crate) struct AppState {
     /// The background sequencer's settings and its driver (which keeps the log between runs).
     pub(crate) sequencer: crate::settings::SequencerSettings,
     pub(crate) log_sequencer: parmana_runtime::LogSequencer,
+    /// The log the log routes serve, read at most once per sequencer cadence.
+    pub(crate) log_cache: crate::log_cache::LogCache,
 }
 
 impl AppState {

@@ -71,10 +71,14 @@ pub(crate) async fn checkpoint(
 ) -> Result<Response, ApiError> {
     authorize_log(&state, &headers)?;
     let signer = Arc::clone(&log_settings(&state)?.signer);
+    let worker = Arc::clone(&state);
     let note = state
         .blocking("log", move |runtime| {
             let environment = runtime.environment();
-            read_log(runtime.store())?.checkpoint(environment.trust_root(), signer.as_ref())
+            worker
+                .log_cache
+                .get(|| read_log(runtime.store()))?
+                .checkpoint(environment.trust_root(), signer.as_ref())
         })
         .await?
         .map_err(|e| ApiError::from_execution(&e))?;
@@ -108,8 +112,14 @@ pub(crate) async fn tile(
     let public = authorize_log(&state, &headers)?;
     let tile = Tile::parse_path(&tile_path)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
+    let worker = Arc::clone(&state);
     let bytes = state
-        .blocking("log", move |runtime| read_log(runtime.store())?.tile(&tile))
+        .blocking("log", move |runtime| {
+            worker
+                .log_cache
+                .get(|| read_log(runtime.store()))?
+                .tile(&tile)
+        })
         .await?
         .map_err(|e| ApiError::from_execution(&e))?;
     let cache = match (tile.is_full(), public) {
@@ -143,11 +153,12 @@ pub(crate) async fn proof(
     state.authorize(&headers, Scope::Read)?;
     let signer = Arc::clone(&log_settings(&state)?.signer);
     let execution_id = parse_execution_id(&id).map_err(|e| ApiError::from_execution(&e))?;
+    let worker = Arc::clone(&state);
     let proof = state
         .blocking("log", move |runtime| {
             let environment = runtime.environment();
             let trust_root = environment.trust_root();
-            let log = read_log(runtime.store())?;
+            let log = worker.log_cache.get(|| read_log(runtime.store()))?;
             let checkpoint = log.checkpoint(trust_root, signer.as_ref())?;
             log.prove(
                 runtime.store(),
