@@ -24,14 +24,7 @@ impl ProofLog {
     pub(crate) fn new(entries: usize) -> Self {
         let fixture = FixtureEnvironment::new().unwrap();
         let log_key = LocalSigningKey::from_seed(&[30; 32]);
-        let log = LogSpec {
-            origin: "log.example/parmana".to_owned(),
-            keys: vec![log_key.public_key()],
-            threshold: 1,
-            witnesses: vec![],
-            witness_threshold: 0,
-            revocations: vec![],
-        };
+        let log = LogSpec::one_key("log.example/parmana", log_key.public_key());
         let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
         fixture.rotate_with_log(log, expires).unwrap();
         let environment = fixture.load().unwrap();

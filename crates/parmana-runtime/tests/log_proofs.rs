@@ -24,12 +24,8 @@ fn log_key() -> LocalSigningKey {
 
 fn log_spec(revocations: Vec<RevocationSpec>) -> LogSpec {
     LogSpec {
-        origin: ORIGIN.to_owned(),
-        keys: vec![log_key().public_key()],
-        threshold: 1,
-        witnesses: vec![],
-        witness_threshold: 0,
         revocations,
+        ..LogSpec::one_key(ORIGIN, log_key().public_key())
     }
 }
 

@@ -21,14 +21,7 @@ fn setup() -> (FixtureEnvironment, Runtime, LocalSigningKey) {
     let log_key = fixture.key("root-1").unwrap();
     fixture
         .rotate_with_log(
-            LogSpec {
-                origin: ORIGIN.to_owned(),
-                keys: vec![log_key.public_key()],
-                threshold: 1,
-                witnesses: vec![],
-                witness_threshold: 0,
-                revocations: vec![],
-            },
+            LogSpec::one_key(ORIGIN, log_key.public_key()),
             Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
         )
         .unwrap();

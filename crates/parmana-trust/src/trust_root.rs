@@ -542,6 +542,20 @@ pub struct LogSpec {
     pub revocations: Vec<RevocationSpec>,
 }
 
+impl LogSpec {
+    /// A log whose checkpoints one key signs: threshold 1, no witnesses, no revocations.
+    pub fn one_key(origin: impl Into<String>, key: PublicKey) -> Self {
+        Self {
+            origin: origin.into(),
+            keys: vec![key],
+            threshold: 1,
+            witnesses: vec![],
+            witness_threshold: 0,
+            revocations: vec![],
+        }
+    }
+}
+
 fn body_of(spec: &TrustRootSpec, version: u64) -> TrustRootBody {
     let mut keys = BTreeMap::new();
     let mut roles = BTreeMap::new();

@@ -375,15 +375,12 @@ fn the_log_role_of_the_trust_root() {
     let witness = LocalSigningKey::from_seed(&[12; 32]);
     let with_witnesses = |witnesses: Vec<(&str, &LocalSigningKey)>, witness_threshold| {
         spec(Some(LogSpec {
-            origin: ORIGIN.to_owned(),
-            keys: vec![log_a.public_key()],
-            threshold: 1,
             witnesses: witnesses
                 .into_iter()
                 .map(|(n, k)| (n.to_owned(), k.public_key()))
                 .collect(),
             witness_threshold,
-            revocations: vec![],
+            ..LogSpec::one_key(ORIGIN, log_a.public_key())
         }))
     };
     let witnessed = load(&with_witnesses(vec![("witness.example/w1", &witness)], 1)).unwrap();
@@ -429,12 +426,9 @@ fn the_log_role_of_the_trust_root() {
         assert_eq!(got.unwrap_err().code(), code);
     }
     let two_of_two = spec(Some(LogSpec {
-        origin: ORIGIN.to_owned(),
         keys: vec![log_a.public_key(), log_b.public_key()],
         threshold: 2,
-        witnesses: vec![],
-        witness_threshold: 0,
-        revocations: vec![],
+        ..LogSpec::one_key(ORIGIN, log_a.public_key())
     }));
     let trust = load(&two_of_two).unwrap();
     let log_role = trust.log().unwrap();
@@ -468,35 +462,20 @@ fn the_log_role_of_the_trust_root() {
 
     for (log, code) in [
         (
-            LogSpec {
-                origin: "a log".to_owned(),
-                keys: vec![log_a.public_key()],
-                threshold: 1,
-                witnesses: vec![],
-                witness_threshold: 0,
-                revocations: vec![],
-            },
+            LogSpec::one_key("a log", log_a.public_key()),
             "trust.malformed",
         ),
         (
             LogSpec {
-                origin: ORIGIN.to_owned(),
-                keys: vec![log_a.public_key()],
                 threshold: 2,
-                witnesses: vec![],
-                witness_threshold: 0,
-                revocations: vec![],
+                ..LogSpec::one_key(ORIGIN, log_a.public_key())
             },
             "trust.invalid_threshold",
         ),
         (
             LogSpec {
-                origin: ORIGIN.to_owned(),
                 keys: vec![],
-                threshold: 1,
-                witnesses: vec![],
-                witness_threshold: 0,
-                revocations: vec![],
+                ..LogSpec::one_key(ORIGIN, log_a.public_key())
             },
             "trust.invalid_threshold",
         ),

@@ -201,14 +201,7 @@ fn the_background_sequencer_signs_checkpoints_with_the_log_key() {
     let root = env.root().to_path_buf();
     let log_key = env.key("root-1").unwrap();
     env.rotate_with_log(
-        LogSpec {
-            origin: "log.example/parmana".to_owned(),
-            keys: vec![log_key.public_key()],
-            threshold: 1,
-            witnesses: vec![],
-            witness_threshold: 0,
-            revocations: vec![],
-        },
+        LogSpec::one_key("log.example/parmana", log_key.public_key()),
         Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
     )
     .unwrap();

@@ -19,14 +19,7 @@ fn log_key() -> LocalSigningKey {
 /// Rotates `fixture` to a trust-root version naming the fixture log (its attestation key
 /// unchanged), before the run loads it.
 pub(crate) fn with_log(fixture: &FixtureEnvironment) {
-    let log = LogSpec {
-        origin: ORIGIN.to_owned(),
-        keys: vec![log_key().public_key()],
-        threshold: 1,
-        witnesses: vec![],
-        witness_threshold: 0,
-        revocations: vec![],
-    };
+    let log = LogSpec::one_key(ORIGIN, log_key().public_key());
     let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
     fixture.rotate_with_log(log, expires).unwrap();
 }

@@ -346,6 +346,52 @@ mod tests {
         NoRecord,
     }
 
+    /// A schema of its own on the test server (`{prefix}_{pid}`), dropped with this value;
+    /// `None` without a server (`PARMANA_TEST_POSTGRES_URL` unset).
+    struct TestSchema {
+        url: String,
+        options: PostgresOptions,
+    }
+
+    impl TestSchema {
+        fn new(prefix: &str) -> Option<Self> {
+            let url = std::env::var("PARMANA_TEST_POSTGRES_URL").ok()?;
+            let options = PostgresOptions {
+                schema: format!("{prefix}_{}", std::process::id()),
+                ..PostgresOptions::default()
+            };
+            Some(Self { url, options })
+        }
+
+        /// A store on the schema (created on first connect).
+        fn store(&self) -> PostgresReplayStore {
+            PostgresReplayStore::connect(&self.url, &self.options).unwrap()
+        }
+
+        /// A plain connection, to look behind the store's back.
+        fn raw(&self) -> postgres::Client {
+            postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+        }
+
+        /// `name` qualified with the schema.
+        fn table(&self, name: &str) -> String {
+            format!("{}.{name}", self.options.schema)
+        }
+    }
+
+    impl Drop for TestSchema {
+        fn drop(&mut self) {
+            let dropped = self.raw().batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                self.options.schema
+            ));
+            // A test that already failed must not panic again while unwinding.
+            if !std::thread::panicking() {
+                dropped.unwrap();
+            }
+        }
+    }
+
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_unix_seconds(1_795_000_000 + seconds).unwrap()
     }
@@ -397,15 +443,11 @@ mod tests {
         const IDS: usize = 400;
         const CHUNK: usize = 16;
         const THREADS: usize = 8;
-        let Ok(url) = std::env::var("PARMANA_TEST_POSTGRES_URL") else {
+        let Some(schema) = TestSchema::new("batches") else {
             return;
         };
-        let options = PostgresOptions {
-            schema: format!("batches_{}", std::process::id()),
-            ..PostgresOptions::default()
-        };
         let stores: Vec<std::sync::Arc<PostgresReplayStore>> = (0..2)
-            .map(|_| std::sync::Arc::new(PostgresReplayStore::connect(&url, &options).unwrap()))
+            .map(|_| std::sync::Arc::new(schema.store()))
             .collect();
         let marks = AcceptedVersions::new(0, 0);
         let record = claim_at(at(0));
@@ -463,9 +505,6 @@ mod tests {
             }
         }
         assert!(winners.iter().all(|&w| w == 1), "{winners:?}");
-        let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        raw.batch_execute(&format!("DROP SCHEMA {} CASCADE", options.schema))
-            .unwrap();
     }
 
     /// An execution with its attestation stays in the table's own pages (schema 4) up to 8,160
@@ -476,21 +515,17 @@ mod tests {
         ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
     )]
     fn executions_stay_inline_up_to_the_toast_target() {
-        let Ok(url) = std::env::var("PARMANA_TEST_POSTGRES_URL") else {
+        let Some(schema) = TestSchema::new("inline") else {
             return;
         };
-        let options = PostgresOptions {
-            schema: format!("inline_{}", std::process::id()),
-            ..PostgresOptions::default()
-        };
-        let store = PostgresReplayStore::connect(&url, &options).unwrap();
-        let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let store = schema.store();
+        let mut raw = schema.raw();
         let toast_size = |raw: &mut postgres::Client| -> i64 {
             raw.query_one(
                 &format!(
                     "SELECT pg_relation_size(reltoastrelid) FROM pg_class
-                     WHERE oid = '{}.executions'::regclass",
-                    options.schema
+                     WHERE oid = '{}'::regclass",
+                    schema.table("executions")
                 ),
                 &[],
             )
@@ -517,8 +552,6 @@ mod tests {
             );
             assert_eq!(toast_size(&mut raw) > 0, toasted, "{bytes} bytes");
         }
-        raw.batch_execute(&format!("DROP SCHEMA {} CASCADE", options.schema))
-            .unwrap();
     }
 
     /// Each case in order against one store whose marks are (2, 1), its first claim at `at(0)`:
@@ -530,14 +563,10 @@ mod tests {
         ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
     )]
     fn one_statement_decides_only_the_claims_under_the_marks_in_force() {
-        let Ok(url) = std::env::var("PARMANA_TEST_POSTGRES_URL") else {
+        let Some(schema) = TestSchema::new("hot") else {
             return;
         };
-        let options = PostgresOptions {
-            schema: format!("hot_{}", std::process::id()),
-            ..PostgresOptions::default()
-        };
-        let store = PostgresReplayStore::connect(&url, &options).unwrap();
+        let store = schema.store();
         let marks = AcceptedVersions::new(2, 1);
         store.accept_versions(2, 1).unwrap();
         let first = ExecutionId::parse("first").unwrap();
@@ -723,12 +752,12 @@ mod tests {
         // The rows went in in id order (`batch-1` before `batch-2`, though given after it): the
         // order that keeps batches of different processes from deadlocking. In a table nothing
         // was deleted from, rows inserted later sit at later tuple ids.
-        let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let mut raw = schema.raw();
         let inserted: Vec<String> = raw
             .query(
                 &format!(
-                    "SELECT id FROM {}.executions WHERE id LIKE 'batch-%' ORDER BY ctid",
-                    options.schema
+                    "SELECT id FROM {} WHERE id LIKE 'batch-%' ORDER BY ctid",
+                    schema.table("executions")
                 ),
                 &[],
             )
@@ -737,7 +766,6 @@ mod tests {
             .map(|row| row.get(0))
             .collect();
         assert_eq!(inserted, ["batch-1", "batch-2"]);
-        drop(raw);
         // One claim the clock check refuses leaves the whole batch undecided: none is written.
         let early = claim_at(at(3_599 - tolerance));
         let batch = [
@@ -758,11 +786,10 @@ mod tests {
         }
         // The newest claim time in another spelling (sorting before the bound) is left to the
         // transactional path, which reports it.
-        let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         raw.execute(
             &format!(
-                "UPDATE {}.executions SET claimed_at = claimed_at || ' ' WHERE id = 'b'",
-                options.schema
+                "UPDATE {} SET claimed_at = claimed_at || ' ' WHERE id = 'b'",
+                schema.table("executions")
             ),
             &[],
         )
@@ -778,7 +805,5 @@ mod tests {
             store.claim(&late, &record, marks),
             Err(ReplayError::Corrupt { .. })
         ));
-        raw.batch_execute(&format!("DROP SCHEMA {} CASCADE", options.schema))
-            .unwrap();
     }
 }

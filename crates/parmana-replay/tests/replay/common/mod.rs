@@ -79,6 +79,41 @@ pub(crate) trait Harness: Send + Sync {
 /// The versions of a claim that neither raises the marks nor is refused by a fresh store's.
 pub(crate) const V0: AcceptedVersions = AcceptedVersions::new(0, 0);
 
+/// Races `threads` threads over the ids `0..ids`, all starting together: thread `t` tries id
+/// `order(t, k)` as its `k`-th, by `claim(t, i)` (`true` when it won). Checks that each id was
+/// won exactly once and returns which thread won each.
+pub(crate) fn race_for_ids(
+    threads: usize,
+    ids: usize,
+    order: impl Fn(usize, usize) -> usize + Sync,
+    claim: impl Fn(usize, usize) -> bool + Sync,
+) -> std::collections::HashMap<usize, usize> {
+    let start = std::sync::Barrier::new(threads);
+    let wins: Vec<Vec<usize>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (start, order, claim) = (&start, &order, &claim);
+                scope.spawn(move || {
+                    start.wait();
+                    (0..ids)
+                        .map(|k| order(t, k))
+                        .filter(|&i| claim(t, i))
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut winner = std::collections::HashMap::new();
+    for (t, won) in wins.iter().enumerate() {
+        for &i in won {
+            assert!(winner.insert(i, t).is_none(), "id {i} won twice");
+        }
+    }
+    assert_eq!(winner.len(), ids, "every id has a winner");
+    winner
+}
+
 pub(crate) fn id(text: &str) -> ExecutionId {
     ExecutionId::parse(text).unwrap()
 }

@@ -9,7 +9,7 @@ use parmana_replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, ReplayStore, verify_ledger,
 };
 
-use super::{Harness, V0, at, claim_for, id, sequence};
+use super::{Harness, V0, at, claim_for, id, race_for_ids, sequence};
 
 /// A won claim is stored completed with its attestation, never pending; a second one (with
 /// another attestation) is a replay and the first outcome stands; the sequencer integrates it.
@@ -164,39 +164,23 @@ pub(crate) fn threads_race_claim_completed(h: &dyn Harness) {
     const IDS: usize = 200;
     let store = h.store();
     let ids: Vec<_> = (0..IDS).map(|i| id(&format!("once-{i}"))).collect();
-    let start = Barrier::new(THREADS);
-    let wins: Vec<Vec<usize>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (ids, start) = (&ids, &start);
-                scope.spawn(move || {
-                    start.wait();
-                    let claim = claim_for(&format!("thread {t}"));
-                    let attestation = format!("signed by thread {t}");
-                    let mut won = Vec::new();
-                    for k in 0..IDS {
-                        let i = (k + t * 29) % IDS;
-                        match store
-                            .claim_completed(&ids[i], &claim, V0, attestation.as_bytes())
-                            .unwrap()
-                        {
-                            ClaimOutcome::Claimed => won.push(i),
-                            ClaimOutcome::AlreadyClaimed => {}
-                        }
-                    }
-                    won
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let mut winner: HashMap<usize, usize> = HashMap::new();
-    for (t, won) in wins.iter().enumerate() {
-        for &i in won {
-            assert!(winner.insert(i, t).is_none(), "once-{i} won twice");
-        }
-    }
-    assert_eq!(winner.len(), IDS, "every id has a winner");
+    let winner = race_for_ids(
+        THREADS,
+        IDS,
+        |t, k| (k + t * 29) % IDS,
+        |t, i| {
+            let attestation = format!("signed by thread {t}");
+            let outcome = store
+                .claim_completed(
+                    &ids[i],
+                    &claim_for(&format!("thread {t}")),
+                    V0,
+                    attestation.as_bytes(),
+                )
+                .unwrap();
+            outcome == ClaimOutcome::Claimed
+        },
+    );
     for (i, t) in winner {
         let ExecutionState::Completed(done) = store.get(&ids[i]).unwrap() else {
             panic!("once-{i} not completed");

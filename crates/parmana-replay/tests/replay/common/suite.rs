@@ -11,7 +11,7 @@ use parmana_replay::{
     ReplayStore, VersionKind, verify_ledger,
 };
 
-use super::{Harness, Tamper, V0, claim_for, id, sequence};
+use super::{Harness, Tamper, V0, claim_for, id, race_for_ids, sequence};
 
 pub(crate) fn claim_complete_get(h: &dyn Harness) {
     let store = h.store();
@@ -437,39 +437,19 @@ pub(crate) fn threads_race_one_winner_per_id(h: &dyn Harness) {
     let claims: Vec<ClaimRecord> = (0..THREADS)
         .map(|t| claim_for(&format!("thread {t}")))
         .collect();
-    let start = Barrier::new(THREADS);
-    let wins: Vec<Vec<usize>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (ids, claims, start) = (&ids, &claims, &start);
-                scope.spawn(move || {
-                    start.wait();
-                    let mut won = Vec::new();
-                    for k in 0..IDS {
-                        // Half the threads go forwards, half backwards, all from different offsets.
-                        let i = if t.is_multiple_of(2) {
-                            (k + t * 31) % IDS
-                        } else {
-                            (IDS - 1 - k + t * 17) % IDS
-                        };
-                        match store.claim(&ids[i], &claims[t], V0).unwrap() {
-                            ClaimOutcome::Claimed => won.push(i),
-                            ClaimOutcome::AlreadyClaimed => {}
-                        }
-                    }
-                    won
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let mut winner: HashMap<usize, usize> = HashMap::new();
-    for (t, won) in wins.iter().enumerate() {
-        for &i in won {
-            assert!(winner.insert(i, t).is_none(), "race-{i} won twice");
-        }
-    }
-    assert_eq!(winner.len(), IDS, "every id has a winner");
+    let winner = race_for_ids(
+        THREADS,
+        IDS,
+        // Half the threads go forwards, half backwards, all from different offsets.
+        |t, k| {
+            if t.is_multiple_of(2) {
+                (k + t * 31) % IDS
+            } else {
+                (IDS - 1 - k + t * 17) % IDS
+            }
+        },
+        |t, i| store.claim(&ids[i], &claims[t], V0).unwrap() == ClaimOutcome::Claimed,
+    );
     for (i, t) in winner {
         assert_eq!(
             store.get(&ids[i]).unwrap(),
