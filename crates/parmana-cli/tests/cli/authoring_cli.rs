@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::common::{
-    NOW, VIP_SIGNALS, copy_tree, fixture_rotate, legacy_bundles, legacy_js_bundles, release_sign,
+    NOW, copy_tree, execute_vip, fixture_rotate, legacy_bundles, legacy_js_bundles, release_sign,
     repo_root, run_in, temp_repo,
 };
 
@@ -101,19 +101,7 @@ fn a_new_chain_from_keygen_to_a_verified_execution_and_a_rotation() {
     let execute = |id: &str| {
         ok(
             d,
-            &[
-                "execute",
-                "--policy",
-                "claims-approval@1.0.0",
-                "--signals",
-                VIP_SIGNALS,
-                "--execution-id",
-                id,
-                "--store",
-                "memory",
-                "--now",
-                NOW,
-            ],
+            &execute_vip(&["--execution-id", id, "--store", "memory", "--now", NOW]),
         )
     };
     let attestation = execute("new-chain-1");

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use crate::common::{NOW, README_SIGNALS, VIP_SIGNALS, repo_root, run, run_in, temp_repo};
+use crate::common::{
+    NOW, README_SIGNALS, VIP_SIGNALS, execute_vip, repo_root, run, run_in, temp_repo,
+};
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{ExecutionState, ReplayStore, SqliteReplayStore};
 
@@ -241,17 +243,12 @@ fn a_bundle_not_in_the_release_manifest_is_refused() {
 
 #[test]
 fn an_expired_trust_root_is_refused() {
-    let out = run(&[
-        "execute",
-        "--policy",
-        "claims-approval@1.0.0",
-        "--signals",
-        VIP_SIGNALS,
+    let out = run(&execute_vip(&[
         "--store",
         "memory",
         "--now",
         "2040-01-01T00:00:00Z",
-    ]);
+    ]));
     insta::assert_snapshot!("expired_trust_root", out.transcript());
 }
 

@@ -3,9 +3,8 @@
 use std::path::Path;
 
 use crate::common::{
-    LOG_ORIGIN as ORIGIN, LOG_STORE as STORE, NOW, Run, VIP_SIGNALS,
-    checkpoint_logged as checkpoint, error_code as code, execute_logged as execute,
-    rotate_with_log, run_in, temp_repo,
+    LOG_ORIGIN as ORIGIN, LOG_STORE as STORE, NOW, Run, checkpoint_logged as checkpoint,
+    error_code as code, execute_logged as execute, execute_vip, rotate_with_log, run_in, temp_repo,
 };
 
 /// Rotates the fixture chain to a version naming the log (see [`rotate_with_log`]), with the
@@ -338,12 +337,7 @@ fn log_keys_prints_the_verifier_and_cosigner_keys() {
 fn execute_with_log_key(dir: &Path, id: &str, key: &str) -> Run {
     run(
         dir,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            VIP_SIGNALS,
+        &execute_vip(&[
             "--execution-id",
             id,
             "--log-key",
@@ -352,7 +346,7 @@ fn execute_with_log_key(dir: &Path, id: &str, key: &str) -> Run {
             STORE,
             "--now",
             NOW,
-        ],
+        ]),
     )
 }
 

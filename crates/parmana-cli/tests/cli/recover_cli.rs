@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::common::{NOW, VIP_SIGNALS, repo_root, run};
+use crate::common::{NOW, VIP_SIGNALS, execute_vip, repo_root, run};
 use base64::Engine as _;
 use parmana_runtime::canon::{Digest, ExecutionId, Timestamp, canonicalize_value, parse_strict};
 use parmana_runtime::replay::{
@@ -12,19 +12,14 @@ use parmana_runtime::replay::{
 #[test]
 fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     // What the execution would have printed had it not crashed.
-    let expected = run(&[
-        "execute",
-        "--policy",
-        "claims-approval@1.0.0",
-        "--signals",
-        VIP_SIGNALS,
+    let expected = run(&execute_vip(&[
         "--execution-id",
         "crashed-1",
         "--store",
         "memory",
         "--now",
         NOW,
-    ]);
+    ]));
     assert_eq!(expected.code, 0, "{}", expected.stderr);
     let envelope = parse_strict(expected.stdout.trim().as_bytes()).unwrap();
     let payload = base64::engine::general_purpose::STANDARD
@@ -91,19 +86,14 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     // A replay names `show`.
     let replay = crate::common::run_in(
         &repo,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            VIP_SIGNALS,
+        &execute_vip(&[
             "--execution-id",
             "crashed-1",
             "--store",
             &store_flag,
             "--now",
             NOW,
-        ],
+        ]),
         b"",
     );
     assert_eq!(replay.code, 5, "{}", replay.transcript());
@@ -126,19 +116,14 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
         b"",
     );
     assert_eq!((again.code, again.stdout.as_str()), (0, ""));
-    let replay = run(&[
-        "execute",
-        "--policy",
-        "claims-approval@1.0.0",
-        "--signals",
-        VIP_SIGNALS,
+    let replay = run(&execute_vip(&[
         "--execution-id",
         "crashed-1",
         "--store",
         &store_flag,
         "--now",
         NOW,
-    ]);
+    ]));
     assert_eq!(replay.code, 5, "{}", replay.stderr);
     assert_eq!(run(&["ledger", "verify", "--store", &store_flag]).code, 0);
 }

@@ -2,26 +2,14 @@
 
 use std::path::Path;
 
-use crate::common::{NOW, VIP_SIGNALS, fixture_rotate, run_in, temp_repo};
+use crate::common::{NOW, VIP_SIGNALS, execute_vip, fixture_rotate, run_in, temp_repo};
 use parmana_runtime::canon::Timestamp;
 
 /// Executes the VIP claim as `id` at `at` in `dir` (memory store) and returns the attestation.
 fn execute_at(dir: &Path, id: &str, at: &str) -> String {
     let out = run_in(
         dir,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            VIP_SIGNALS,
-            "--execution-id",
-            id,
-            "--store",
-            "memory",
-            "--now",
-            at,
-        ],
+        &execute_vip(&["--execution-id", id, "--store", "memory", "--now", at]),
         b"",
     );
     assert_eq!(out.code, 0, "{}", out.transcript());
@@ -140,21 +128,7 @@ fn an_attestation_verifies_after_every_version_expired() {
         strict.stdout
     );
     // Executing is not weakened: the expired trust root refuses.
-    let out = run_in(
-        d,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            VIP_SIGNALS,
-            "--store",
-            "memory",
-            "--now",
-            later,
-        ],
-        b"",
-    );
+    let out = run_in(d, &execute_vip(&["--store", "memory", "--now", later]), b"");
     assert_eq!(out.code, 4, "{}", out.transcript());
     assert!(
         out.stderr.starts_with("error[trust.expired]"),
@@ -206,21 +180,7 @@ fn a_newer_version_beside_the_current_trust_root_is_refused() {
     .unwrap();
     let refused = verify(d, &["--now", NOW, "--trust-root", "trust/trust-root.json"]);
     insta::assert_snapshot!("verify_newer_version_in_chain_dir", refused.transcript());
-    let execute = run_in(
-        d,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            VIP_SIGNALS,
-            "--store",
-            "memory",
-            "--now",
-            NOW,
-        ],
-        b"",
-    );
+    let execute = run_in(d, &execute_vip(&["--store", "memory", "--now", NOW]), b"");
     assert_eq!(execute.code, 4, "{}", execute.transcript());
     assert!(
         execute

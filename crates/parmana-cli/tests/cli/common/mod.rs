@@ -14,6 +14,20 @@ pub(crate) const README_SIGNALS: &str =
 pub(crate) const VIP_SIGNALS: &str =
     r#"{"claim_amount":1200,"vip_customer":true,"country":"DE","policy_age_days":400}"#;
 
+/// The arguments of `parmana execute` for the VIP claim (`claims-approval@1.0.0` with
+/// [`VIP_SIGNALS`]), followed by `rest`.
+pub(crate) fn execute_vip<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "execute",
+        "--policy",
+        "claims-approval@1.0.0",
+        "--signals",
+        VIP_SIGNALS,
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
 pub(crate) use parmana_testkit::{
     NOW, legacy_bundles, legacy_js_bundles, repository_root as repo_root,
 };
@@ -150,19 +164,7 @@ pub(crate) fn rotate_with_log(dir: &Path, attestation: &str, extra: &[&str]) -> 
 pub(crate) fn execute_logged(dir: &Path, id: &str) {
     let out = run_in(
         dir,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            VIP_SIGNALS,
-            "--execution-id",
-            id,
-            "--store",
-            LOG_STORE,
-            "--now",
-            NOW,
-        ],
+        &execute_vip(&["--execution-id", id, "--store", LOG_STORE, "--now", NOW]),
         b"",
     );
     assert_eq!(out.code, 0, "{}", out.transcript());
