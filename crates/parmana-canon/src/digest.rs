@@ -100,21 +100,38 @@ impl Digest {
         if hex.len() != 64 {
             return Err(DigestParseError::WrongLength(hex.chars().count()));
         }
+        // Decode all 64 characters, then look once at whether any was not a digit (no branch
+        // per character: this runs for every digest read).
         let mut out = [0u8; 32];
+        let mut seen = 0u8;
         for (slot, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-            *slot = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+            let (high, low) = (
+                HEX_DIGIT_VALUE[usize::from(pair[0])],
+                HEX_DIGIT_VALUE[usize::from(pair[1])],
+            );
+            seen |= high | low;
+            *slot = (high << 4) | low;
+        }
+        if seen > 0x0f {
+            return Err(DigestParseError::NotLowercaseHex);
         }
         Ok(Self(out))
     }
 }
 
-fn nibble(c: u8) -> Result<u8, DigestParseError> {
-    match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        _ => Err(DigestParseError::NotLowercaseHex),
+/// Each byte's value as a lowercase hex digit (0–15), or [`NOT_HEX`] for any other byte.
+const HEX_DIGIT_VALUE: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut value = 0u8;
+    while value < 16 {
+        table[b"0123456789abcdef"[value as usize] as usize] = value;
+        value += 1;
     }
-}
+    table
+};
+
+/// The [`HEX_DIGIT_VALUE`] of a byte that is not a lowercase hex digit (above any digit's).
+const NOT_HEX: u8 = 0xf0;
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -237,6 +237,35 @@ fn digests_parse_strictly_and_round_trip() {
     );
 }
 
+/// Every ASCII character in every one of the 64 places: a digest reads only with a lowercase
+/// hex digit there, and that digit's value lands in the right half of the right byte.
+#[test]
+fn each_hex_place_takes_exactly_the_lowercase_digits() {
+    let digest = Digest::of(b"");
+    let hex = digest.to_hex();
+    for place in 0..64 {
+        for character in (0_u8..0x80).map(char::from) {
+            let mut changed = hex.clone();
+            changed.replace_range(place..=place, &character.to_string());
+            let read = Digest::from_hex(&changed);
+            match character.to_digit(16) {
+                Some(value) if !character.is_ascii_uppercase() => {
+                    let mut expected = *digest.as_bytes();
+                    let shift = if place % 2 == 0 { 4 } else { 0 };
+                    let byte = &mut expected[place / 2];
+                    *byte = (*byte & !(0x0f << shift)) | (u8::try_from(value).unwrap() << shift);
+                    assert_eq!(read.unwrap(), Digest::from_bytes(expected), "{changed}");
+                }
+                _ => assert_eq!(
+                    read.unwrap_err().code(),
+                    "digest.not_lowercase_hex",
+                    "{changed}"
+                ),
+            }
+        }
+    }
+}
+
 #[test]
 fn values_json_cannot_carry_exactly_are_refused_by_the_encoder() {
     use parmana_canon::to_canonical_vec;

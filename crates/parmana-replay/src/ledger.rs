@@ -122,6 +122,12 @@ pub(crate) fn encode_marks_record(
 /// The position, execution id and attestation digest of a canonical execution record; `None`
 /// for a marks record or anything that is not a canonical execution record.
 pub(crate) fn read_execution_record(record: &[u8]) -> Option<(u64, String, Digest)> {
+    read_plain_execution_record(record).or_else(|| read_any_execution_record(record))
+}
+
+/// The general path of [`read_execution_record`]: any bytes, in any spelling, decided by
+/// encoding what they say.
+fn read_any_execution_record(record: &[u8]) -> Option<(u64, String, Digest)> {
     // Read straight into the typed record (repeated or unknown members refused), then prove it
     // canonical by encoding what was read: any other spelling, order, escape or member of the
     // same record gives other bytes. One pass, no `Value` tree (this runs once per proof).
@@ -130,6 +136,69 @@ pub(crate) fn read_execution_record(record: &[u8]) -> Option<(u64, String, Diges
         return None;
     }
     Some((wire.position, wire.execution_id, wire.attestation_digest))
+}
+
+/// The fast path of [`read_execution_record`] (it runs once per proof a verifier checks): the
+/// one spelling every execution record has when its execution id needs no escape — the members
+/// in canonical order with no whitespace, each digest `sha256:` and 64 lowercase hex digits, the
+/// timestamp in its one form, the position a canonical integer within ±(2^53−1), and the
+/// execution id a string with no `"`, `\` or control character (the strings RFC 8785 writes
+/// unescaped). Bytes in exactly that form are the canonical encoding of what they say, so this
+/// reads them without building and re-encoding the record; anything else gives `None`, and the
+/// general path decides. A test compares the two paths on every one-byte change of records.
+fn read_plain_execution_record(record: &[u8]) -> Option<(u64, String, Digest)> {
+    let rest = record.strip_prefix(b"{\"attestation_digest\":")?;
+    let (attestation_digest, rest) = plain_string(rest)?;
+    let rest = rest.strip_prefix(b",\"claimed_at\":")?;
+    let (claimed_at, rest) = plain_string(rest)?;
+    let rest = rest.strip_prefix(b",\"execution_id\":")?;
+    let (execution_id, rest) = plain_string(rest)?;
+    let rest = rest.strip_prefix(b",\"inputs_digest\":")?;
+    let (inputs_digest, rest) = plain_string(rest)?;
+    let rest = rest.strip_prefix(b",\"position\":")?;
+    let (position, rest) = canonical_integer(rest)?;
+    let rest = rest.strip_prefix(b",\"previous\":")?;
+    let (previous, rest) = plain_string(rest)?;
+    let rest = rest.strip_prefix(b",\"request_digest\":")?;
+    let (request_digest, rest) = plain_string(rest)?;
+    if rest != b"}" {
+        return None;
+    }
+    // `Digest` and `Timestamp` parse only their one text form, which is what they write.
+    for digest in [inputs_digest, previous, request_digest] {
+        digest.parse::<Digest>().ok()?;
+    }
+    Timestamp::parse(claimed_at).ok()?;
+    let attestation_digest = attestation_digest.parse().ok()?;
+    Some((position, execution_id.to_owned(), attestation_digest))
+}
+
+/// A JSON string that RFC 8785 writes without escapes (no `"`, `\` or byte below 0x20, valid
+/// UTF-8) at the start of `bytes`, and the bytes after it.
+fn plain_string(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let body = bytes.strip_prefix(b"\"")?;
+    let end = body
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    let (text, rest) = body.split_at(end);
+    let rest = rest.strip_prefix(b"\"")?;
+    Some((std::str::from_utf8(text).ok()?, rest))
+}
+
+/// A non-negative integer in its canonical spelling (no sign, no leading zero, no fraction or
+/// exponent) within 2^53−1 at the start of `bytes`, and the bytes after it.
+fn canonical_integer(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (text, rest) = bytes.split_at(digits);
+    // 16 digits hold every integer up to 2^53−1 (16 digits) without overflowing a u64.
+    if digits == 0 || digits > 16 || (digits > 1 && text[0] == b'0') {
+        return None;
+    }
+    let value = text
+        .iter()
+        .fold(0_u64, |n, &digit| n * 10 + u64::from(digit - b'0'));
+    (value <= MAX_SAFE_INTEGER).then_some((value, rest))
 }
 
 /// The marks a stored marks record proves (read on every claim; [`verify_ledger`] checks the
@@ -582,5 +651,72 @@ mod tests {
         }
         let marks = encode_marks_record(LedgerHead::EMPTY, AcceptedVersions::new(1, 1)).unwrap();
         assert_eq!(read_execution_record(&marks), None);
+    }
+
+    /// The fast path reads what the general path reads, or leaves it to it: on records whose
+    /// ids need escapes or not, at positions up to 2^53−1, and on every one-byte replacement,
+    /// deletion and insertion of each. It does read the records whose ids need no escape.
+    #[test]
+    fn the_fast_path_reads_exactly_what_the_general_path_reads() {
+        let ids = [
+            ("claim-0007", true),
+            ("ünïcödé \u{2028} \u{7f} ~", true),
+            ("quote\"d", false),
+            ("back\\slash", false),
+            ("new\nline", false),
+            ("nul\u{0}", false),
+        ];
+        let positions = [0, 7, 10, 1 << 40, (1 << 53) - 1];
+        // Bytes that matter to JSON, digests and timestamps, and a few that do not.
+        let replacements: Vec<u8> = b"\"\\/ ,:{}[]-+.0123456789aefzEZTtnu\x00\x1f\x7f"
+            .iter()
+            .copied()
+            .chain([0x80, 0xc3, 0xe2, 0xff])
+            .collect();
+        let check = |bytes: &[u8]| {
+            if let Some(fast) = read_plain_execution_record(bytes) {
+                assert_eq!(
+                    Some(fast),
+                    read_any_execution_record(bytes),
+                    "{}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+        };
+        for (id, plain) in ids {
+            for position in positions {
+                let head = LedgerHead {
+                    next_position: position,
+                    previous: Digest::of(id.as_bytes()),
+                };
+                let claim = ClaimRecord::new(
+                    Digest::of(b"request"),
+                    id.as_bytes().to_vec(),
+                    Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+                );
+                let record = encode_record(head, id, &claim, b"attestation").unwrap();
+                let expected = Some((position, id.to_owned(), Digest::of(b"attestation")));
+                assert_eq!(read_any_execution_record(&record), expected);
+                assert_eq!(read_execution_record(&record), expected);
+                assert_eq!(
+                    read_plain_execution_record(&record).is_some(),
+                    plain,
+                    "{id}"
+                );
+                for at in 0..record.len() {
+                    for &byte in &replacements {
+                        let mut changed = record.clone();
+                        changed[at] = byte;
+                        check(&changed);
+                    }
+                    let mut deleted = record.clone();
+                    deleted.remove(at);
+                    check(&deleted);
+                    let mut inserted = record.clone();
+                    inserted.insert(at, b' ');
+                    check(&inserted);
+                }
+            }
+        }
     }
 }
