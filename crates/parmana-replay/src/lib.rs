@@ -87,7 +87,7 @@ pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution
 pub use sequencer::{DEFAULT_SEQUENCE_BATCH, SequenceOutcome, StoredCheckpoint, sequence_all};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteReplayStore, WriteHold};
-pub use tlog::{ExecutionEntry, LedgerLog, ledger_log};
+pub use tlog::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};
 
 /// How far (in seconds) a claim's clock reading may lie before the newest one a store holds
 /// before it is refused with `replay.clock_behind_store`.
@@ -214,6 +214,13 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// of completed executions not yet sequenced and the stored checkpoints, for
     /// [`verify_ledger`].
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError>;
+
+    /// The ledger records at positions `from`, `from + 1`, … in order, at most `max` of them,
+    /// each with the execution it names as the store holds it now (as in
+    /// [`ledger_snapshot`](ReplayStore::ledger_snapshot)); empty when the ledger holds no
+    /// record at `from`. What a reader that holds the log up to `from` reads to catch up
+    /// ([`LedgerLog::catch_up`]) instead of the whole ledger.
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError>;
 }
 
 /// Opens the store named by `location`, as the command line spells it:

@@ -298,4 +298,14 @@ impl ReplayStore for MemoryReplayStore {
             marks: state.versions,
         })
     }
+
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        let mut state = self.lock()?;
+        state.materialize_records()?;
+        let start = usize::try_from(from).unwrap_or(usize::MAX);
+        Ok((start..state.records.len())
+            .take(max)
+            .filter_map(|position| state.row(position))
+            .collect())
+    }
 }

@@ -23,13 +23,14 @@
 
 mod group;
 mod hot;
+mod ledger_read;
 mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::{Client, Config, IsolationLevel, Row};
+use postgres::{Client, Config, Row};
 use r2d2_postgres::PostgresConnectionManager;
 
 use group::GroupCommit;
@@ -39,8 +40,7 @@ use hot::{
 
 use crate::error::VersionKind;
 use crate::ledger::{
-    KIND_EXECUTION, KIND_MARKS, LedgerHead, decode_marks_record, encode_marks_record,
-    encode_record, filed_under,
+    KIND_EXECUTION, KIND_MARKS, LedgerHead, decode_marks_record, encode_marks_record, encode_record,
 };
 use crate::record::{
     GuardState, MARKS_RECORDS_SINCE, Raise, decode_claim, decode_execution_id, decode_timestamp,
@@ -799,77 +799,11 @@ impl ReplayStore for PostgresReplayStore {
     }
 
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        let mut client = self.pool.checkout()?;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(map_error)?;
-        let rows = tx
-            .query(
-                "SELECT l.position, l.kind, l.execution_id, l.record,
-                        e.request_digest, e.attestation_inputs, e.claimed_at, e.attestation
-                 FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id
-                 ORDER BY l.position",
-                &[],
-            )
-            .map_err(map_error)?;
-        let completed: i64 = get(
-            &tx.query_one(
-                "SELECT count(*) FROM executions WHERE attestation IS NOT NULL",
-                &[],
-            )
-            .map_err(map_error)?,
-            0,
-        )?;
-        let unsequenced: i64 = get(
-            &tx.query_one(
-                "SELECT count(*) FROM executions
-                 WHERE attestation IS NOT NULL AND ledger_position IS NULL",
-                &[],
-            )
-            .map_err(map_error)?,
-            0,
-        )?;
-        let checkpoints = tx
-            .query(
-                "SELECT size, root, note FROM checkpoints ORDER BY size",
-                &[],
-            )
-            .map_err(map_error)?
-            .iter()
-            .map(decode_checkpoint)
-            .collect::<Result<Vec<_>, _>>()?;
-        let marks = read_guard(&mut tx, RowLock::None)?.0.marks;
-        tx.commit().map_err(map_error)?;
-        let rows = rows
-            .iter()
-            .map(|row| {
-                let claim = match (
-                    get::<Option<String>>(row, 4)?,
-                    get::<Option<Vec<u8>>>(row, 5)?,
-                    get::<Option<String>>(row, 6)?,
-                ) {
-                    (Some(d), Some(i), Some(c)) => Some(decode_claim(&d, i, &c)?),
-                    _ => None,
-                };
-                Ok(LedgerRow {
-                    position: decode_version(get(row, 0)?)?,
-                    execution_id: filed_under(&get::<String>(row, 1)?, get(row, 2)?)?,
-                    record: get(row, 3)?,
-                    claim,
-                    attestation: get(row, 7)?,
-                })
-            })
-            .collect::<Result<Vec<_>, ReplayError>>()?;
-        Ok(LedgerSnapshot {
-            rows,
-            completed_executions: decode_version(completed)?,
-            unsequenced: decode_version(unsequenced)?,
-            checkpoints,
-            marks,
-        })
+        ledger_read::snapshot(&mut *self.pool.checkout()?)
+    }
+
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        ledger_read::rows(&mut *self.pool.checkout()?, from, max)
     }
 }
 

@@ -348,36 +348,7 @@ impl ReplayStore for SqliteReplayStore {
         let mut reader = self.reader()?;
         // One read transaction: the rows and the count come from the same snapshot.
         let tx = reader.transaction().map_err(map_error)?;
-        let mut rows = Vec::new();
-        {
-            let mut statement = tx
-                .prepare(
-                    "SELECT l.position, l.kind, l.execution_id, l.record,
-                            e.request_digest, e.attestation_inputs, e.claimed_at, e.attestation
-                     FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id
-                     ORDER BY l.position",
-                )
-                .map_err(map_error)?;
-            let mut query = statement.query([]).map_err(map_error)?;
-            while let Some(row) = query.next().map_err(map_error)? {
-                let position: i64 = row.get(0).map_err(map_error)?;
-                let kind: String = row.get(1).map_err(map_error)?;
-                let digest: Option<String> = row.get(4).map_err(map_error)?;
-                let inputs: Option<Vec<u8>> = row.get(5).map_err(map_error)?;
-                let claimed_at: Option<String> = row.get(6).map_err(map_error)?;
-                let claim = match (digest, inputs, claimed_at) {
-                    (Some(d), Some(i), Some(c)) => Some(decode_claim(&d, i, &c)?),
-                    _ => None,
-                };
-                rows.push(LedgerRow {
-                    position: decode_version(position)?,
-                    execution_id: filed_under(&kind, row.get(2).map_err(map_error)?)?,
-                    record: row.get(3).map_err(map_error)?,
-                    claim,
-                    attestation: row.get(7).map_err(map_error)?,
-                });
-            }
-        }
+        let rows = read_ledger_rows(&tx, 0, i64::MAX)?;
         let completed: i64 = tx
             .query_row(
                 "SELECT count(*) FROM executions WHERE attestation IS NOT NULL",
@@ -417,6 +388,54 @@ impl ReplayStore for SqliteReplayStore {
             marks,
         })
     }
+
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        // Positions and counts beyond SQLite's integers hold no record.
+        let (Ok(from), Ok(max)) = (i64::try_from(from), i64::try_from(max)) else {
+            return Ok(Vec::new());
+        };
+        read_ledger_rows(&*self.reader()?, from, max)
+    }
+}
+
+/// The ledger records at positions `from` on, at most `max`, in order, each with the execution
+/// it names (one statement: one consistent read).
+fn read_ledger_rows(
+    connection: &Connection,
+    from: i64,
+    max: i64,
+) -> Result<Vec<LedgerRow>, ReplayError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT l.position, l.kind, l.execution_id, l.record,
+                    e.request_digest, e.attestation_inputs, e.claimed_at, e.attestation
+             FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id
+             WHERE l.position >= ?1
+             ORDER BY l.position
+             LIMIT ?2",
+        )
+        .map_err(map_error)?;
+    let mut query = statement.query([from, max]).map_err(map_error)?;
+    let mut rows = Vec::new();
+    while let Some(row) = query.next().map_err(map_error)? {
+        let position: i64 = row.get(0).map_err(map_error)?;
+        let kind: String = row.get(1).map_err(map_error)?;
+        let digest: Option<String> = row.get(4).map_err(map_error)?;
+        let inputs: Option<Vec<u8>> = row.get(5).map_err(map_error)?;
+        let claimed_at: Option<String> = row.get(6).map_err(map_error)?;
+        let claim = match (digest, inputs, claimed_at) {
+            (Some(d), Some(i), Some(c)) => Some(decode_claim(&d, i, &c)?),
+            _ => None,
+        };
+        rows.push(LedgerRow {
+            position: decode_version(position)?,
+            execution_id: filed_under(&kind, row.get(2).map_err(map_error)?)?,
+            record: row.get(3).map_err(map_error)?,
+            claim,
+            attestation: row.get(7).map_err(map_error)?,
+        });
+    }
+    Ok(rows)
 }
 
 /// The write lock of a SQLite store, held until dropped ([`SqliteReplayStore::hold_writes`]);

@@ -88,6 +88,33 @@ impl LedgerLog {
         Ok(())
     }
 
+    /// Reads the records `store` appended after this log's last entry
+    /// ([`ReplayStore::ledger_rows`], [`CATCH_UP_BATCH`] at a time) and extends the log with them,
+    /// each checked as [`extend`](Self::extend) checks it: what a reader that keeps the log reads
+    /// instead of the whole ledger. Refused with `replay.ledger_broken` when a record does not
+    /// extend this log (the store's ledger is no longer the one this log was read from: rebuild
+    /// it from a snapshot, which verifies the whole ledger); the batches before it are kept, a
+    /// longer prefix of the same log.
+    pub fn catch_up<S: ReplayStore + ?Sized>(&mut self, store: &S) -> Result<(), ReplayError> {
+        self.catch_up_in_batches(store, CATCH_UP_BATCH)
+    }
+
+    /// [`catch_up`](Self::catch_up), reading `batch` records at a time.
+    fn catch_up_in_batches<S: ReplayStore + ?Sized>(
+        &mut self,
+        store: &S,
+        batch: usize,
+    ) -> Result<(), ReplayError> {
+        loop {
+            let rows = store.ledger_rows(self.size(), batch)?;
+            let last = rows.len() < batch;
+            self.extend(rows)?;
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
     /// The number of entries (ledger records).
     pub fn size(&self) -> u64 {
         self.tree.len()
@@ -140,7 +167,47 @@ impl ExecutionEntry {
     }
 }
 
+/// How many records [`LedgerLog::catch_up`] reads at a time.
+pub const CATCH_UP_BATCH: usize = 1_024;
+
 /// Reads `store`'s ledger in one consistent snapshot and builds its log ([`LedgerLog::from_snapshot`]).
 pub fn ledger_log<S: ReplayStore + ?Sized>(store: &S) -> Result<LedgerLog, ReplayError> {
     LedgerLog::from_snapshot(store.ledger_snapshot()?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+mod tests {
+    use parmana_canon::Timestamp;
+
+    use super::*;
+    use crate::{AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, sequence_all};
+
+    /// A catch-up reads batch after batch until one comes back short: from an empty log, with
+    /// batches of 1, 2, 3 and more than the ledger, it ends at the log read whole.
+    #[test]
+    fn a_catch_up_reads_batch_after_batch() {
+        let store = MemoryReplayStore::new();
+        let empty = ledger_log(&store).unwrap();
+        for i in 0..7 {
+            let id = ExecutionId::parse(&format!("batch-{i}")).unwrap();
+            let claim = ClaimRecord::new(
+                Digest::of(id.as_str().as_bytes()),
+                b"inputs".to_vec(),
+                Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+            );
+            let outcome = store
+                .claim_completed(&id, &claim, AcceptedVersions::new(0, 0), b"attestation")
+                .unwrap();
+            assert_eq!(outcome, ClaimOutcome::Claimed);
+        }
+        sequence_all(&store).unwrap();
+        let whole = ledger_log(&store).unwrap();
+        assert_eq!(whole.size(), 7);
+        for batch in [1, 2, 3, 7, 8, 100] {
+            let mut log = empty.clone();
+            log.catch_up_in_batches(&store, batch).unwrap();
+            assert_eq!(log, whole, "batches of {batch}");
+        }
+    }
 }

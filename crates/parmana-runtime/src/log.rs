@@ -77,8 +77,8 @@ pub fn latest_log_checkpoint(store: &dyn ReplayStore) -> Result<StoredCheckpoint
 /// tiles and entry bundles, the checkpoint, execution proofs) and what the `log` commands prove
 /// from.
 ///
-/// The tree is rebuilt from the store's sequenced ledger on every read ([`read_log`]) and the
-/// checkpoint is signed on demand with the log key ([`LogSnapshot::checkpoint`]). Ed25519 is
+/// The tree is built from the store's sequenced ledger by [`read_log`] and extended with the
+/// records appended since by [`catch_up`](LogSnapshot::catch_up); the checkpoint is signed on demand with the log key ([`LogSnapshot::checkpoint`]). Ed25519 is
 /// deterministic and a checkpoint holds only the origin, size and root, so at a size the
 /// sequencer has stored a checkpoint for, the note is byte for byte the stored one.
 #[derive(Debug, Clone)]
@@ -98,6 +98,16 @@ impl LogSnapshot {
     /// The number of entries.
     pub fn size(&self) -> u64 {
         self.log.size()
+    }
+
+    /// Extends this snapshot with the records `store` appended since it was read, each checked
+    /// as the sequencer checks the records it appends
+    /// ([`LedgerLog::catch_up`](parmana_replay::LedgerLog::catch_up)): the log stays a verified
+    /// prefix of the store's without reading the whole ledger again. `replay.ledger_broken` when
+    /// the store's records no longer extend it (read the log again: [`read_log`] verifies the
+    /// whole ledger); the records read before that stay, a longer prefix of the same log.
+    pub fn catch_up(&mut self, store: &dyn ReplayStore) -> Result<(), ExecutionError> {
+        Ok(self.log.catch_up(store)?)
     }
 
     /// The signed checkpoint of the log at this snapshot's size, by `signer`, a key of the

@@ -57,8 +57,10 @@ pub struct SequenceReport {
 /// The runtime's sequencer: runs the store's batched sequencer and signs checkpoints. It keeps
 /// the log it built (the Merkle tree over the ledger) between runs and extends it with the
 /// records each run appends, so a run costs the batch, not the ledger; when the store holds
-/// records it did not see (another integrator's, or a raise's marks record) it reads the whole
-/// ledger again, verified.
+/// records it did not see (another integrator's, or a raise's marks record) it reads the
+/// records after its last one ([`LedgerLog::catch_up`](parmana_replay::LedgerLog::catch_up)),
+/// each checked, and reads the whole ledger again, verified, only when they do not extend its
+/// log.
 ///
 /// Safe to share between threads; one run at a time per driver (and per store: the store's
 /// integrator lock).
@@ -125,12 +127,15 @@ impl LogSequencer {
                 })
             })
             .collect();
-        let kept = cached
-            .take()
-            .and_then(|mut log| log.extend(rows).is_ok().then_some(log));
+        // The records of this run extend the kept log; when records this driver did not see
+        // come first (another integrator's, a raise's marks record), it reads the records after
+        // its last one instead, this run's included.
+        let kept = cached.take().and_then(|mut log| {
+            (log.extend(rows).is_ok() || log.catch_up(store).is_ok()).then_some(log)
+        });
         let log = match kept {
             Some(log) => log,
-            // Records this driver did not see (or none kept yet): read the ledger again.
+            // No log kept yet, or the ledger no longer extends it: read the whole ledger.
             None => ledger_log(store)?,
         };
         let log = cached.insert(log);

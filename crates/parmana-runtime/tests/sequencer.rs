@@ -1,14 +1,23 @@
 //! The sequencer driver: executions are readable at once and enter the log in batches; runs sign and store checkpoints with a `log` key; proofs come from stored checkpoints; `audit_ledger` refuses a tampered stored checkpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::clock;
 use parmana_runtime::canon::{Digest, ExecutionId, Timestamp};
-use parmana_runtime::replay::{MemoryReplayStore, ReplayStore, StoredCheckpoint};
+use parmana_runtime::replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, LedgerSnapshot, MemoryReplayStore, ReplayError,
+    ReplayStore, StoredCheckpoint,
+};
 use parmana_runtime::trust::{LocalSigningKey, LogSpec};
 use parmana_runtime::{
     ExecutionRequest, ExecutionStatus, LogSequencer, LogSigning, Runtime, audit_ledger,
-    latest_log_checkpoint, load_trust_history, prove_execution, verify_attestation_proof,
+    latest_log_checkpoint, load_trust_history, prove_execution, read_log, verify_attestation_proof,
 };
-use parmana_testkit::{FixtureEnvironment, fixed_clock};
+use parmana_testkit::FixtureEnvironment;
 
 const SIGNALS: &str =
     r#"{"claim_amount": 1200, "vip_customer": false, "country": "DE", "policy_age_days": 400}"#;
@@ -17,6 +26,11 @@ const ORIGIN: &str = "log.example/parmana";
 /// A fixture environment rotated to a version whose log role holds `root-1`, and a runtime on
 /// a memory store.
 fn setup() -> (FixtureEnvironment, Runtime, LocalSigningKey) {
+    setup_on(MemoryReplayStore::new())
+}
+
+/// [`setup`] with the runtime on `store`.
+fn setup_on(store: impl ReplayStore + 'static) -> (FixtureEnvironment, Runtime, LocalSigningKey) {
     let fixture = FixtureEnvironment::new().unwrap();
     let log_key = fixture.key("root-1").unwrap();
     fixture
@@ -27,8 +41,8 @@ fn setup() -> (FixtureEnvironment, Runtime, LocalSigningKey) {
         .unwrap();
     let runtime = Runtime::builder(fixture.config())
         .signer(fixture.attestation_signer().unwrap())
-        .store(MemoryReplayStore::new())
-        .clock(fixed_clock())
+        .store(store)
+        .clock(clock())
         .build()
         .unwrap();
     (fixture, runtime, log_key)
@@ -194,4 +208,72 @@ fn a_sequencer_refuses_a_key_without_the_log_role_and_an_inconsistent_stored_che
         .unwrap_err();
     assert_eq!(err.code(), "replay.ledger_broken");
     assert!(err.to_string().contains("checkpoint of size 3"), "{err}");
+}
+
+/// A memory store that counts its whole-ledger reads.
+#[derive(Debug)]
+struct CountingSnapshots {
+    inner: MemoryReplayStore,
+    snapshots: Arc<AtomicUsize>,
+}
+
+impl ReplayStore for CountingSnapshots {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.inner.claim(id, record, under)
+    }
+    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        self.inner.complete(id, attestation)
+    }
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        self.snapshots.fetch_add(1, Ordering::SeqCst);
+        self.inner.ledger_snapshot()
+    }
+    common::forward_store_reads!(@all_but_the_snapshot inner);
+}
+
+/// Two drivers on one store, as two servers sharing PostgreSQL: each reads the whole ledger
+/// once, then catches up with the records the other appended (and with a raise's marks record)
+/// instead of reading it whole again; a log snapshot does the same; every checkpoint signed is
+/// of the log read whole.
+#[test]
+fn drivers_catch_up_with_records_they_did_not_append() {
+    let snapshots = Arc::new(AtomicUsize::new(0));
+    let (_fixture, runtime, log_key) = setup_on(CountingSnapshots {
+        inner: MemoryReplayStore::new(),
+        snapshots: Arc::clone(&snapshots),
+    });
+    let environment = runtime.environment();
+    let signing = LogSigning {
+        trust_root: environment.trust_root(),
+        signer: &log_key,
+    };
+    let store = runtime.store();
+    let drivers = [LogSequencer::new(2), LogSequencer::new(2)];
+    execute(&runtime, "two-0");
+    for driver in &drivers {
+        driver.run_all(store, Some(signing)).unwrap();
+    }
+    let mut snapshot = read_log(store).unwrap();
+    let before = snapshots.load(Ordering::SeqCst);
+    for round in 1..6 {
+        for k in 0..3 {
+            execute(&runtime, &format!("two-{round}-{k}"));
+        }
+        let report = drivers[round % 2].run_all(store, Some(signing)).unwrap();
+        let whole = read_log(store).unwrap();
+        assert_eq!(report.size, whole.size(), "round {round}");
+        assert_eq!(
+            report.checkpoint.unwrap().root,
+            parmana_runtime::replay::ledger_log(store).unwrap().root()
+        );
+        snapshot.catch_up(store).unwrap();
+        assert_eq!(snapshot.size(), whole.size());
+    }
+    // The whole reads since, two per round, are the test's own.
+    assert_eq!(snapshots.load(Ordering::SeqCst), before + 2 * 5);
 }

@@ -273,7 +273,7 @@ async fn sequence_all(state: &Arc<AppState>) {
         Ok(Ok(report)) => {
             if !report.integrated.is_empty() {
                 // The log routes serve the grown log from the next request on.
-                state.log_cache.invalidate();
+                state.log_cache.expire();
             }
             if !report.integrated.is_empty() || report.checkpoint.is_some() {
                 tracing::debug!(

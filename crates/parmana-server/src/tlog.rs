@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::tile::Tile;
-use parmana_runtime::{parse_execution_id, read_log};
+use parmana_runtime::parse_execution_id;
 
 use crate::auth::Scope;
 use crate::error::ApiError;
@@ -77,7 +77,7 @@ pub(crate) async fn checkpoint(
             let environment = runtime.environment();
             worker
                 .log_cache
-                .get(|| read_log(runtime.store()))?
+                .get(runtime.store())?
                 .checkpoint(environment.trust_root(), signer.as_ref())
         })
         .await?
@@ -115,10 +115,7 @@ pub(crate) async fn tile(
     let worker = Arc::clone(&state);
     let bytes = state
         .blocking("log", move |runtime| {
-            worker
-                .log_cache
-                .get(|| read_log(runtime.store()))?
-                .tile(&tile)
+            worker.log_cache.get(runtime.store())?.tile(&tile)
         })
         .await?
         .map_err(|e| ApiError::from_execution(&e))?;
@@ -158,7 +155,7 @@ pub(crate) async fn proof(
         .blocking("log", move |runtime| {
             let environment = runtime.environment();
             let trust_root = environment.trust_root();
-            let log = worker.log_cache.get(|| read_log(runtime.store()))?;
+            let log = worker.log_cache.get(runtime.store())?;
             let checkpoint = log.checkpoint(trust_root, signer.as_ref())?;
             log.prove(
                 runtime.store(),

@@ -107,6 +107,13 @@ impl<S: ReplayStore> ReplayStore for FaultyStore<S> {
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
         self.inner.ledger_snapshot()
     }
+    fn ledger_rows(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<parmana_replay::LedgerRow>, ReplayError> {
+        self.inner.ledger_rows(from, max)
+    }
     fn sequence(&self, max: usize) -> Result<parmana_replay::SequenceOutcome, ReplayError> {
         self.inner.sequence(max)
     }

@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
             );
             conformance_suite!(@sequencer [$(#[$attr])*]
                 sequencer_integrates_in_batches,
+                logs_catch_up_from_any_size,
                 sequencers_race,
                 stored_checkpoints_are_checked,
                 unsequenced_completions_and_pending_claims

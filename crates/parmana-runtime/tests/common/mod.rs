@@ -98,11 +98,21 @@ pub(crate) fn postgres_store(url: &str, prefix: &str) -> parmana_replay::Postgre
 }
 
 /// The `ReplayStore` methods a test's wrapper store forwards unchanged to `self.$inner`: reads,
-/// marks, the ledger and the sequencer. Each wrapper writes out only the writes it observes or
+/// marks, the ledger and the sequencer (`@all_but_the_snapshot`: all but `ledger_snapshot`). Each wrapper writes out only the writes it observes or
 /// breaks (`claim`, `complete`, `claim_completed`). Not every test binary has a wrapper.
 #[allow(unused_macros)]
 macro_rules! forward_store_reads {
     ($inner:tt) => {
+        $crate::common::forward_store_reads!(@all_but_the_snapshot $inner);
+        fn ledger_snapshot(
+            &self,
+        ) -> Result<::parmana_runtime::replay::LedgerSnapshot, ::parmana_runtime::replay::ReplayError>
+        {
+            self.$inner.ledger_snapshot()
+        }
+    };
+    // For a wrapper that observes whole-ledger reads.
+    (@all_but_the_snapshot $inner:tt) => {
         fn get(
             &self,
             id: &::parmana_runtime::canon::ExecutionId,
@@ -134,11 +144,13 @@ macro_rules! forward_store_reads {
         > {
             self.$inner.accept_versions(trust_root, release_manifest)
         }
-        fn ledger_snapshot(
+        fn ledger_rows(
             &self,
-        ) -> Result<::parmana_runtime::replay::LedgerSnapshot, ::parmana_runtime::replay::ReplayError>
+            from: u64,
+            max: usize,
+        ) -> Result<Vec<::parmana_runtime::replay::LedgerRow>, ::parmana_runtime::replay::ReplayError>
         {
-            self.$inner.ledger_snapshot()
+            self.$inner.ledger_rows(from, max)
         }
         fn sequence(
             &self,

@@ -102,6 +102,71 @@ pub(crate) fn sequencer_integrates_in_batches(h: &dyn Harness) {
     assert_eq!((report.records, report.unsequenced), (5, 0));
 }
 
+/// `ledger_rows` reads the ledger from a position on exactly as the snapshot holds it; a log
+/// kept at any size catches up to the log read whole (through a marks record too); and records
+/// rewritten after a kept log's end do not extend it.
+pub(crate) fn logs_catch_up_from_any_size(h: &dyn Harness) {
+    let store = h.store();
+    for i in 0..6 {
+        complete_at(store, &format!("rows-{i}"), i);
+    }
+    sequence(store);
+    store.accept_versions(1, 1).unwrap();
+    let rows = store.ledger_snapshot().unwrap().rows;
+    let total = rows.len();
+    assert_eq!(total, 7, "six execution records and a marks record");
+    for from in 0..=total + 1 {
+        for max in [0, 1, 3, total + 5] {
+            let (start, end) = (from.min(total), (from + max).min(total));
+            assert_eq!(
+                store
+                    .ledger_rows(u64::try_from(from).unwrap(), max)
+                    .unwrap(),
+                rows[start..end],
+                "from {from}, at most {max}"
+            );
+        }
+    }
+    assert_eq!(store.ledger_rows(u64::MAX, usize::MAX).unwrap(), []);
+
+    // A log kept at `size` entries: the snapshot cut there.
+    let kept_at = |size: usize| {
+        let mut partial = store.ledger_snapshot().unwrap();
+        partial.rows.truncate(size);
+        let executions = partial
+            .rows
+            .iter()
+            .filter(|r| r.execution_id.is_some())
+            .count();
+        partial.completed_executions = u64::try_from(executions).unwrap();
+        partial.unsequenced = 0;
+        partial.checkpoints.clear();
+        LedgerLog::from_snapshot(partial).unwrap()
+    };
+    let whole = ledger_log(store).unwrap();
+    for size in 0..=total {
+        let mut log = kept_at(size);
+        log.catch_up(store).unwrap();
+        assert_eq!(log, whole, "caught up from {size}");
+    }
+
+    if h.tampers_with_storage() {
+        let mut log = kept_at(3);
+        let rewritten = rows[4].record.clone();
+        h.tamper_and_verify(&Tamper::ReplaceRecord {
+            position: 5,
+            bytes: rewritten,
+        });
+        let err = log.catch_up(store).unwrap_err();
+        assert_eq!(err.code(), "replay.ledger_broken");
+        assert_eq!(
+            log.size(),
+            3,
+            "a batch that does not extend the log leaves it as it was"
+        );
+    }
+}
+
 /// Eight threads complete executions and run the sequencer at the same time, storing a
 /// checkpoint after each run: no position is doubled or skipped, every completion has exactly
 /// one record, and every stored checkpoint is consistent with every earlier one.

@@ -1,0 +1,103 @@
+//! Reading the PostgreSQL ledger: the whole of it in one consistent snapshot (`verify_ledger`), or the records from a position on (a log catching up).
+
+use postgres::{Client, IsolationLevel, Row};
+
+use super::{RowLock, decode_checkpoint, get, map_error, read_guard};
+use crate::ledger::filed_under;
+use crate::record::{decode_claim, decode_version};
+use crate::{LedgerRow, LedgerSnapshot, ReplayError};
+
+/// The ledger's records with the executions they name; the callers add the range and order.
+const SELECT_LEDGER_ROWS: &str = "SELECT l.position, l.kind, l.execution_id, l.record,
+        e.request_digest, e.attestation_inputs, e.claimed_at, e.attestation
+ FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id";
+
+/// The whole ledger, the execution counts, the stored checkpoints and the marks, read in one
+/// repeatable-read transaction.
+pub(super) fn snapshot(client: &mut Client) -> Result<LedgerSnapshot, ReplayError> {
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(map_error)?;
+    let rows = tx
+        .query(&format!("{SELECT_LEDGER_ROWS} ORDER BY l.position"), &[])
+        .map_err(map_error)?;
+    let completed: i64 = get(
+        &tx.query_one(
+            "SELECT count(*) FROM executions WHERE attestation IS NOT NULL",
+            &[],
+        )
+        .map_err(map_error)?,
+        0,
+    )?;
+    let unsequenced: i64 = get(
+        &tx.query_one(
+            "SELECT count(*) FROM executions
+             WHERE attestation IS NOT NULL AND ledger_position IS NULL",
+            &[],
+        )
+        .map_err(map_error)?,
+        0,
+    )?;
+    let checkpoints = tx
+        .query(
+            "SELECT size, root, note FROM checkpoints ORDER BY size",
+            &[],
+        )
+        .map_err(map_error)?
+        .iter()
+        .map(decode_checkpoint)
+        .collect::<Result<Vec<_>, _>>()?;
+    let marks = read_guard(&mut tx, RowLock::None)?.0.marks;
+    tx.commit().map_err(map_error)?;
+    Ok(LedgerSnapshot {
+        rows: rows.iter().map(decode_row).collect::<Result<_, _>>()?,
+        completed_executions: decode_version(completed)?,
+        unsequenced: decode_version(unsequenced)?,
+        checkpoints,
+        marks,
+    })
+}
+
+/// The records at positions `from` on, at most `max`, in order (one statement: one consistent
+/// read).
+pub(super) fn rows(
+    client: &mut Client,
+    from: u64,
+    max: usize,
+) -> Result<Vec<LedgerRow>, ReplayError> {
+    // Positions and counts beyond PostgreSQL's bigint hold no record.
+    let (Ok(from), Ok(max)) = (i64::try_from(from), i64::try_from(max)) else {
+        return Ok(Vec::new());
+    };
+    client
+        .query(
+            &format!("{SELECT_LEDGER_ROWS} WHERE l.position >= $1 ORDER BY l.position LIMIT $2"),
+            &[&from, &max],
+        )
+        .map_err(map_error)?
+        .iter()
+        .map(decode_row)
+        .collect()
+}
+
+/// One row of [`SELECT_LEDGER_ROWS`].
+fn decode_row(row: &Row) -> Result<LedgerRow, ReplayError> {
+    let claim = match (
+        get::<Option<String>>(row, 4)?,
+        get::<Option<Vec<u8>>>(row, 5)?,
+        get::<Option<String>>(row, 6)?,
+    ) {
+        (Some(d), Some(i), Some(c)) => Some(decode_claim(&d, i, &c)?),
+        _ => None,
+    };
+    Ok(LedgerRow {
+        position: decode_version(get(row, 0)?)?,
+        execution_id: filed_under(&get::<String>(row, 1)?, get(row, 2)?)?,
+        record: get(row, 3)?,
+        claim,
+        attestation: get(row, 7)?,
+    })
+}
