@@ -141,7 +141,7 @@ fn read_any_execution_record(record: &[u8]) -> Option<(u64, String, Digest)> {
 /// The fast path of [`read_execution_record`] (it runs once per proof a verifier checks): the
 /// one spelling every execution record has when its execution id needs no escape — the members
 /// in canonical order with no whitespace, each digest `sha256:` and 64 lowercase hex digits, the
-/// timestamp in its one form, the position a canonical integer within ±(2^53−1), and the
+/// timestamp in its one form, the position a canonical integer up to 2^53−1, and the
 /// execution id a string with no `"`, `\` or control character (the strings RFC 8785 writes
 /// unescaped). Bytes in exactly that form are the canonical encoding of what they say, so this
 /// reads them without building and re-encoding the record; anything else gives `None`, and the

@@ -215,11 +215,12 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// [`verify_ledger`].
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError>;
 
-    /// The ledger records at positions `from`, `from + 1`, … in order, at most `max` of them,
-    /// each with the execution it names as the store holds it now (as in
-    /// [`ledger_snapshot`](ReplayStore::ledger_snapshot)); empty when the ledger holds no
-    /// record at `from`. What a reader that holds the log up to `from` reads to catch up
-    /// ([`LedgerLog::catch_up`]) instead of the whole ledger.
+    /// The first `max` ledger records at positions `from` or later, in position order, each with
+    /// the execution it names as the store holds it now (as in
+    /// [`ledger_snapshot`](ReplayStore::ledger_snapshot)): in an intact ledger, the records at
+    /// `from`, `from + 1`, …; empty when it holds none from `from` on. What a reader that holds
+    /// the log up to `from` reads to catch up ([`LedgerLog::catch_up`]) instead of the whole
+    /// ledger; the reader checks each record's position and chain.
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError>;
 }
 

@@ -390,10 +390,11 @@ impl ReplayStore for SqliteReplayStore {
     }
 
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
-        // Positions and counts beyond SQLite's integers hold no record.
-        let (Ok(from), Ok(max)) = (i64::try_from(from), i64::try_from(max)) else {
+        // No record sits beyond SQLite's integers; a count beyond them is "all".
+        let Ok(from) = i64::try_from(from) else {
             return Ok(Vec::new());
         };
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
         read_ledger_rows(&*self.reader()?, from, max)
     }
 }

@@ -105,6 +105,7 @@ impl LedgerLog {
         store: &S,
         batch: usize,
     ) -> Result<(), ReplayError> {
+        let batch = batch.max(1);
         loop {
             let rows = store.ledger_rows(self.size(), batch)?;
             let last = rows.len() < batch;

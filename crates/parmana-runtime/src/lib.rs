@@ -117,12 +117,12 @@ pub mod replay {
         LedgerSnapshot, MemoryReplayStore, ReplayError, ReplayStore, verify_ledger,
         verify_ledger_snapshot,
     };
+    /// The ledger as a transparency log (`docs/transparency-log.md`).
+    pub use parmana_replay::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};
     /// The batched sequencer and stored checkpoints (`docs/transparency-log.md`).
     pub use parmana_replay::{
         DEFAULT_SEQUENCE_BATCH, SequenceOutcome, StoredCheckpoint, sequence_all,
     };
-    /// The ledger as a transparency log (`docs/transparency-log.md`).
-    pub use parmana_replay::{ExecutionEntry, LedgerLog, ledger_log};
     #[cfg(feature = "postgres")]
     pub use parmana_replay::{PostgresOptions, PostgresReplayStore};
     #[cfg(feature = "sqlite")]

@@ -3,8 +3,8 @@
 use parmana_canon::tile::{Tile, TileKind};
 use parmana_canon::{Digest, Timestamp};
 use parmana_replay::{
-    ExecutionEntry, ExecutionId, ExecutionState, LedgerLog, ReplayStore, StoredCheckpoint,
-    ledger_log,
+    ExecutionEntry, ExecutionId, ExecutionState, LedgerLog, ReplayError, ReplayStore,
+    StoredCheckpoint, ledger_log,
 };
 use parmana_trust::{
     CheckpointCache, LogRole, NoteKeyName, Signer, TlogProof, TrustError, VerifiedCheckpoint,
@@ -102,12 +102,21 @@ impl LogSnapshot {
 
     /// Extends this snapshot with the records `store` appended since it was read, each checked
     /// as the sequencer checks the records it appends
-    /// ([`LedgerLog::catch_up`](parmana_replay::LedgerLog::catch_up)): the log stays a verified
-    /// prefix of the store's without reading the whole ledger again. `replay.ledger_broken` when
-    /// the store's records no longer extend it (read the log again: [`read_log`] verifies the
-    /// whole ledger); the records read before that stay, a longer prefix of the same log.
+    /// ([`LedgerLog::catch_up`](parmana_replay::LedgerLog::catch_up)), without reading the whole
+    /// ledger again. When the store's records no longer extend it, it reads the whole ledger,
+    /// verified, and takes it only if it extends this snapshot (`trust.tlog_inconsistent`
+    /// otherwise, and the snapshot stays as it was: a log served never forks or shrinks). Store
+    /// failures are errors; the records read before one stay, a longer prefix of the same log.
     pub fn catch_up(&mut self, store: &dyn ReplayStore) -> Result<(), ExecutionError> {
-        Ok(self.log.catch_up(store)?)
+        match self.log.catch_up(store) {
+            Err(ReplayError::LedgerBroken(_)) => {
+                let whole = ledger_log(store)?;
+                crate::sequencer::check_log_extends(&self.log, &whole)?;
+                self.log = whole;
+                Ok(())
+            }
+            caught_up => Ok(caught_up?),
+        }
     }
 
     /// The signed checkpoint of the log at this snapshot's size, by `signer`, a key of the

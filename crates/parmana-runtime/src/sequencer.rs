@@ -4,8 +4,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use parmana_canon::Digest;
 use parmana_replay::{
-    LedgerLog, LedgerReport, LedgerSnapshot, ReplayStore, SequenceOutcome, StoredCheckpoint,
-    ledger_log, verify_ledger_snapshot,
+    LedgerLog, LedgerReport, LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, SequenceOutcome,
+    StoredCheckpoint, ledger_log, verify_ledger_snapshot,
 };
 use parmana_trust::{
     Checkpoint, Signer, TrustError, VerifiedTrustHistory, VerifiedTrustRoot, sign_checkpoint,
@@ -58,9 +58,10 @@ pub struct SequenceReport {
 /// the log it built (the Merkle tree over the ledger) between runs and extends it with the
 /// records each run appends, so a run costs the batch, not the ledger; when the store holds
 /// records it did not see (another integrator's, or a raise's marks record) it reads the
-/// records after its last one ([`LedgerLog::catch_up`](parmana_replay::LedgerLog::catch_up)),
-/// each checked, and reads the whole ledger again, verified, only when they do not extend its
-/// log.
+/// records after its last one ([`LedgerLog::catch_up`]), each checked. Only when the store's
+/// records no longer extend its log does it read the whole ledger again, verified, and it takes
+/// that ledger only if it extends the log it kept (`trust.tlog_inconsistent` otherwise, run after
+/// run: a ledger rewritten or cut under a running driver is never signed).
 ///
 /// Safe to share between threads; one run at a time per driver (and per store: the store's
 /// integrator lock).
@@ -127,16 +128,29 @@ impl LogSequencer {
                 })
             })
             .collect();
-        // The records of this run extend the kept log; when records this driver did not see
-        // come first (another integrator's, a raise's marks record), it reads the records after
-        // its last one instead, this run's included.
-        let kept = cached.take().and_then(|mut log| {
-            (log.extend(rows).is_ok() || log.catch_up(store).is_ok()).then_some(log)
-        });
-        let log = match kept {
-            Some(log) => log,
-            // No log kept yet, or the ledger no longer extends it: read the whole ledger.
+        let log = match cached.take() {
+            // No log kept yet (the first run, or one that panicked): read the whole ledger.
             None => ledger_log(store)?,
+            Some(mut log) => match follow(&mut log, store, rows) {
+                Ok(true) => log,
+                // The store's ledger no longer extends the kept log: read it whole, and take it
+                // only if it extends the kept log (a log never forks or shrinks); otherwise keep
+                // the kept one and refuse, run after run.
+                Ok(false) => match ledger_log(store)
+                    .map_err(ExecutionError::from)
+                    .and_then(|whole| check_log_extends(&log, &whole).map(|()| whole))
+                {
+                    Ok(whole) => whole,
+                    Err(error) => {
+                        *cached = Some(log);
+                        return Err(error);
+                    }
+                },
+                Err(error) => {
+                    *cached = Some(log);
+                    return Err(error.into());
+                }
+            },
         };
         let log = cached.insert(log);
         let checkpoint = match signing {
@@ -173,6 +187,51 @@ impl LogSequencer {
             }
         }
     }
+}
+
+/// Brings the kept `log` up to `store`'s ledger after a run that appended `rows`: `Ok(true)`
+/// when it now holds them and every record before them. The run's records extend it directly;
+/// when records this driver did not see come first (another integrator's, a raise's marks
+/// record), or the run appended nothing (another integrator may have), it reads the records
+/// after its last one ([`LedgerLog::catch_up`]) and then checks that this run's records are the
+/// ones at their positions. `Ok(false)` when the store's records no longer extend the log (the
+/// ledger was rewritten or cut under it); store failures are errors.
+fn follow(
+    log: &mut LedgerLog,
+    store: &dyn ReplayStore,
+    rows: Vec<LedgerRow>,
+) -> Result<bool, ReplayError> {
+    let appended: Vec<(u64, Digest)> = rows
+        .iter()
+        .map(|row| (row.position, Digest::of(&row.record)))
+        .collect();
+    if !appended.is_empty() && log.extend(rows).is_ok() {
+        return Ok(true);
+    }
+    match log.catch_up(store) {
+        Ok(()) => Ok(appended.iter().all(|(position, digest)| {
+            log.entry(*position)
+                .is_some_and(|entry| Digest::of(entry) == *digest)
+        })),
+        Err(ReplayError::LedgerBroken(_)) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Refuses `new` unless it extends `old` — the same entries at every position `old` holds
+/// (`trust.tlog_inconsistent`): a log never switches to a ledger that rewrote or cut what it
+/// held.
+pub(crate) fn check_log_extends(old: &LedgerLog, new: &LedgerLog) -> Result<(), ExecutionError> {
+    let inconsistent = |reason| TrustError::TlogInconsistent {
+        old_size: old.size(),
+        new_size: new.size(),
+        reason,
+    };
+    let root = new.tree().root_at(old.size()).map_err(inconsistent)?;
+    if root != old.root() {
+        return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
+    }
+    Ok(())
 }
 
 /// Refuses a signer that is not a key of `signing.trust_root`'s `log` role
@@ -327,4 +386,75 @@ fn check_stored_note(
         Some(error) => format!("[{}] {error}", error.code()),
         None => "the trust-root chain names no transparency log".to_owned(),
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+mod tests {
+    use parmana_canon::{ExecutionId, Timestamp};
+    use parmana_replay::{
+        AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, sequence_all,
+    };
+
+    use super::*;
+
+    /// A memory store holding the sequenced executions `names` (completed in that order).
+    fn ledger_of(names: &[&str]) -> MemoryReplayStore {
+        let store = MemoryReplayStore::new();
+        for name in names {
+            let id = ExecutionId::parse(name).unwrap();
+            let claim = ClaimRecord::new(
+                Digest::of(name.as_bytes()),
+                b"inputs".to_vec(),
+                Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+            );
+            let outcome = store
+                .claim_completed(&id, &claim, AcceptedVersions::new(0, 0), b"attestation")
+                .unwrap();
+            assert_eq!(outcome, ClaimOutcome::Claimed);
+        }
+        sequence_all(&store).unwrap();
+        store
+    }
+
+    /// What a run's records tell a kept log: records that extend it are taken; records another
+    /// integrator appended first are caught up, then this run's found in place; a run that
+    /// appended nothing catches up; and a run whose records sit at positions the log already
+    /// holds — a tail cut and sequenced again — is the same log only if they are the same
+    /// records.
+    #[test]
+    fn a_run_follows_the_ledger_only_while_it_extends_the_kept_log() {
+        let store = ledger_of(&["a", "b", "c", "d"]);
+        let rows = store.ledger_snapshot().unwrap().rows;
+        let kept_at = |size: usize| {
+            let mut snapshot = store.ledger_snapshot().unwrap();
+            snapshot.rows.truncate(size);
+            snapshot.completed_executions = u64::try_from(size).unwrap();
+            snapshot.unsequenced = 0;
+            LedgerLog::from_snapshot(snapshot).unwrap()
+        };
+        let whole = ledger_log(&store).unwrap();
+        for (size, run, extends) in [
+            (2, 2..4, true), // this run's records extend the log
+            (1, 3..4, true), // another integrator's (1..3) came first
+            (4, 4..4, true), // idle, nothing new
+            (2, 4..4, true), // idle, another integrator's came
+            (4, 3..4, true), // this run re-appended the record the log holds
+        ] {
+            let mut log = kept_at(size);
+            let appended = rows[run.clone()].to_vec();
+            assert_eq!(
+                follow(&mut log, &store, appended).unwrap(),
+                extends,
+                "kept {size}, run {run:?}"
+            );
+            assert_eq!(log, whole, "kept {size}, run {run:?}");
+        }
+        // The tail cut and sequenced again differently: another record at position 3.
+        let other = ledger_of(&["a", "b", "c", "e"]);
+        let mut log = kept_at(4);
+        let resequenced = other.ledger_snapshot().unwrap().rows[3..].to_vec();
+        assert!(!follow(&mut log, &store, resequenced).unwrap());
+        assert_eq!(log, whole, "the kept log is left as it was");
+    }
 }

@@ -4,13 +4,13 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::clock;
 use parmana_runtime::canon::{Digest, ExecutionId, Timestamp};
 use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, LedgerSnapshot, MemoryReplayStore, ReplayError,
-    ReplayStore, StoredCheckpoint,
+    AcceptedVersions, ClaimOutcome, ClaimRecord, LedgerRow, LedgerSnapshot, MemoryReplayStore,
+    ReplayError, ReplayStore, StoredCheckpoint,
 };
 use parmana_runtime::trust::{LocalSigningKey, LogSpec};
 use parmana_runtime::{
@@ -26,11 +26,11 @@ const ORIGIN: &str = "log.example/parmana";
 /// A fixture environment rotated to a version whose log role holds `root-1`, and a runtime on
 /// a memory store.
 fn setup() -> (FixtureEnvironment, Runtime, LocalSigningKey) {
-    setup_on(MemoryReplayStore::new())
+    setup_on(Arc::new(MemoryReplayStore::new()))
 }
 
 /// [`setup`] with the runtime on `store`.
-fn setup_on(store: impl ReplayStore + 'static) -> (FixtureEnvironment, Runtime, LocalSigningKey) {
+fn setup_on(store: Arc<dyn ReplayStore>) -> (FixtureEnvironment, Runtime, LocalSigningKey) {
     let fixture = FixtureEnvironment::new().unwrap();
     let log_key = fixture.key("root-1").unwrap();
     fixture
@@ -41,7 +41,7 @@ fn setup_on(store: impl ReplayStore + 'static) -> (FixtureEnvironment, Runtime, 
         .unwrap();
     let runtime = Runtime::builder(fixture.config())
         .signer(fixture.attestation_signer().unwrap())
-        .store(store)
+        .shared_store(store)
         .clock(clock())
         .build()
         .unwrap();
@@ -233,20 +233,23 @@ impl ReplayStore for CountingSnapshots {
         self.snapshots.fetch_add(1, Ordering::SeqCst);
         self.inner.ledger_snapshot()
     }
-    common::forward_store_reads!(@all_but_the_snapshot inner);
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        self.inner.ledger_rows(from, max)
+    }
+    common::forward_store_reads!(@all_but_ledger_reads inner);
 }
 
 /// Two drivers on one store, as two servers sharing PostgreSQL: each reads the whole ledger
-/// once, then catches up with the records the other appended (and with a raise's marks record)
-/// instead of reading it whole again; a log snapshot does the same; every checkpoint signed is
-/// of the log read whole.
+/// once, then catches up with the records the other appended instead of reading it whole again
+/// — an idle run too; a log snapshot does the same; every checkpoint signed is of the log read
+/// whole.
 #[test]
 fn drivers_catch_up_with_records_they_did_not_append() {
     let snapshots = Arc::new(AtomicUsize::new(0));
-    let (_fixture, runtime, log_key) = setup_on(CountingSnapshots {
+    let (_fixture, runtime, log_key) = setup_on(Arc::new(CountingSnapshots {
         inner: MemoryReplayStore::new(),
         snapshots: Arc::clone(&snapshots),
-    });
+    }));
     let environment = runtime.environment();
     let signing = LogSigning {
         trust_root: environment.trust_root(),
@@ -273,7 +276,111 @@ fn drivers_catch_up_with_records_they_did_not_append() {
         );
         snapshot.catch_up(store).unwrap();
         assert_eq!(snapshot.size(), whole.size());
+        // The other driver, idle, catches up too.
+        let idle = drivers[(round + 1) % 2].run(store, Some(signing)).unwrap();
+        assert_eq!((idle.integrated.len(), idle.size), (0, whole.size()));
     }
     // The whole reads since, two per round, are the test's own.
     assert_eq!(snapshots.load(Ordering::SeqCst), before + 2 * 5);
+}
+
+/// A memory store whose ledger reads switch, while `forked` is set, to another store's ledger:
+/// what a writer without a key who rewrites the ledger (or replaces it wholesale) shows readers.
+#[derive(Debug)]
+struct ForkingLedger {
+    inner: MemoryReplayStore,
+    fork: Arc<dyn ReplayStore>,
+    forked: Arc<AtomicBool>,
+}
+
+impl ForkingLedger {
+    fn ledger(&self) -> &dyn ReplayStore {
+        if self.forked.load(Ordering::SeqCst) {
+            self.fork.as_ref()
+        } else {
+            &self.inner
+        }
+    }
+}
+
+impl ReplayStore for ForkingLedger {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.inner.claim(id, record, under)
+    }
+    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        self.inner.complete(id, attestation)
+    }
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        self.ledger().ledger_snapshot()
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        self.ledger().ledger_rows(from, max)
+    }
+    common::forward_store_reads!(@all_but_ledger_reads inner);
+}
+
+/// A ledger rewritten under a running driver and a kept log snapshot — another valid history,
+/// longer than theirs — is refused (`trust.tlog_inconsistent`) run after run and read after
+/// read, with nothing signed and nothing they hold changed; back on the ledger they hold, both
+/// go on from where they were.
+#[test]
+fn a_rewritten_ledger_is_never_taken_by_a_running_driver_or_snapshot() {
+    let fork: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let (_other_fixture, other, _) = setup_on(Arc::clone(&fork));
+    for i in 0..6 {
+        execute(&other, &format!("other-{i}"));
+    }
+    LogSequencer::default()
+        .run_all(fork.as_ref(), None)
+        .unwrap();
+    let forked = Arc::new(AtomicBool::new(false));
+    let (_fixture, runtime, log_key) = setup_on(Arc::new(ForkingLedger {
+        inner: MemoryReplayStore::new(),
+        fork: Arc::clone(&fork),
+        forked: Arc::clone(&forked),
+    }));
+    let environment = runtime.environment();
+    let signing = LogSigning {
+        trust_root: environment.trust_root(),
+        signer: &log_key,
+    };
+    let store = runtime.store();
+    let driver = LogSequencer::default();
+    for i in 0..3 {
+        execute(&runtime, &format!("ours-{i}"));
+    }
+    let signed = driver
+        .run_all(store, Some(signing))
+        .unwrap()
+        .checkpoint
+        .unwrap();
+    let mut snapshot = read_log(store).unwrap();
+    assert_eq!(snapshot.size(), signed.size);
+    assert!(fork.ledger_snapshot().unwrap().rows.len() > usize::try_from(signed.size).unwrap());
+
+    forked.store(true, Ordering::SeqCst);
+    for _ in 0..2 {
+        // Without a key (nothing to sign, no stored checkpoint consulted) the driver's own
+        // check refuses; with one, too.
+        for signing in [None, Some(signing)] {
+            let refused = driver.run(store, signing).unwrap_err();
+            assert_eq!(refused.code(), "trust.tlog_inconsistent");
+        }
+        let refused = snapshot.catch_up(store).unwrap_err();
+        assert_eq!(refused.code(), "trust.tlog_inconsistent");
+        assert_eq!(snapshot.size(), signed.size);
+    }
+    assert_eq!(store.latest_checkpoint().unwrap(), Some(signed.clone()));
+
+    forked.store(false, Ordering::SeqCst);
+    execute(&runtime, "ours-3");
+    let report = driver.run_all(store, Some(signing)).unwrap();
+    assert_eq!(report.size, signed.size + 1);
+    snapshot.catch_up(store).unwrap();
+    assert_eq!(snapshot.size(), signed.size + 1);
 }

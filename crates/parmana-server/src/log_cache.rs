@@ -7,31 +7,28 @@
 //!
 //! The first request reads the whole ledger, verified ([`read_log`]). A stale snapshot then
 //! catches up ([`LogSnapshot::catch_up`]): the records after its last one, each checked as the
-//! sequencer checks the records it appends, so the log served is always a verified prefix of
-//! the store's and only ever grows. It is extended in place when no request still holds it, in
-//! a copy otherwise. Records that do not extend it (the store's ledger was rewritten under it)
-//! make the next read a whole, verified one again. A catch-up that fails otherwise (the store
-//! unreachable) answers that error and keeps the snapshot, still stale, to catch up later.
-//! Requests arriving during a read wait for it and share it.
+//! sequencer checks the records it appends. When there are none, nothing is copied; otherwise
+//! the snapshot is extended in place when no request still holds it, in a copy otherwise. A
+//! ledger rewritten or cut under it is read whole and taken only if it extends the snapshot, so
+//! the log served never forks or shrinks; until then every request answers
+//! `trust.tlog_inconsistent` (and reads the ledger again). A catch-up that fails answers its
+//! error and keeps the snapshot, still stale, to catch up at the next request. Requests arriving
+//! during a read wait for it and share it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use parmana_runtime::replay::{ReplayError, ReplayStore};
+use parmana_runtime::replay::ReplayStore;
 use parmana_runtime::{ExecutionError, LogSnapshot, read_log};
 
 /// The cached log (see the module documentation).
 #[derive(Debug)]
 pub(crate) struct LogCache {
     ttl: Duration,
-    slot: Mutex<Slot>,
-}
-
-/// The kept snapshot and until when it is fresh.
-#[derive(Debug, Default)]
-struct Slot {
-    log: Option<Arc<LogSnapshot>>,
-    fresh_until: Option<Instant>,
+    slot: Mutex<Option<(Instant, Arc<LogSnapshot>)>>,
+    /// Set by [`expire`](LogCache::expire) without the lock (it is called from async code).
+    expired: AtomicBool,
 }
 
 impl LogCache {
@@ -39,58 +36,73 @@ impl LogCache {
     pub(crate) fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            slot: Mutex::new(Slot::default()),
+            slot: Mutex::new(None),
+            expired: AtomicBool::new(false),
         }
     }
 
     /// `store`'s log: the kept snapshot while it is fresh; otherwise the kept one caught up, or
     /// the whole log read when none is kept (see the module documentation).
     pub(crate) fn get(&self, store: &dyn ReplayStore) -> Result<Arc<LogSnapshot>, ExecutionError> {
-        self.get_with(|| read_log(store), |log| log.catch_up(store))
+        self.get_with(|| read_log(store), |log| catch_up_shared(log, store))
     }
 
     /// [`get`](Self::get) with the whole read and the catch-up given.
     fn get_with(
         &self,
         read: impl FnOnce() -> Result<LogSnapshot, ExecutionError>,
-        catch_up: impl FnOnce(&mut LogSnapshot) -> Result<(), ExecutionError>,
+        catch_up: impl FnOnce(&mut Arc<LogSnapshot>) -> Result<(), ExecutionError>,
     ) -> Result<Arc<LogSnapshot>, ExecutionError> {
         let mut slot = self.lock();
-        if let (Some(log), Some(fresh_until)) = (&slot.log, slot.fresh_until)
-            && Instant::now() < fresh_until
+        // Taken under the lock: an expiry after this point makes the next request catch up.
+        let expired = self.expired.swap(false, Ordering::AcqRel);
+        if let Some((read_at, log)) = slot.as_ref()
+            && !expired
+            && read_at.elapsed() < self.ttl
         {
             return Ok(Arc::clone(log));
         }
-        let log = match slot.log.take() {
-            Some(mut log) => match catch_up(Arc::make_mut(&mut log)) {
-                Ok(()) => log,
-                // The store's records no longer extend the log: read it whole, verified.
-                Err(ExecutionError::Store(ReplayError::LedgerBroken(_))) => Arc::new(read()?),
-                Err(error) => {
-                    slot.log = Some(log);
+        let log = match slot.take() {
+            Some((read_at, mut log)) => {
+                if let Err(error) = catch_up(&mut log) {
+                    // Kept as it was read (stale): the next request catches it up again.
+                    *slot = Some((read_at, log));
+                    self.expired.store(true, Ordering::Release);
                     return Err(error);
                 }
-            },
+                log
+            }
             None => Arc::new(read()?),
         };
-        slot.log = Some(Arc::clone(&log));
-        slot.fresh_until = Instant::now().checked_add(self.ttl);
+        *slot = Some((Instant::now(), Arc::clone(&log)));
         Ok(log)
     }
 
     /// Makes the kept snapshot stale: the next request catches it up.
     pub(crate) fn expire(&self) {
-        self.lock().fresh_until = None;
+        self.expired.store(true, Ordering::Release);
     }
 
     /// The slot; after a read that panicked, empty (the next request reads the whole log).
-    fn lock(&self) -> MutexGuard<'_, Slot> {
+    fn lock(&self) -> MutexGuard<'_, Option<(Instant, Arc<LogSnapshot>)>> {
         self.slot.lock().unwrap_or_else(|poisoned| {
             let mut slot = poisoned.into_inner();
-            *slot = Slot::default();
+            *slot = None;
             slot
         })
     }
+}
+
+/// Catches the shared snapshot `log` up with `store` ([`LogSnapshot::catch_up`]), copying it
+/// (when a request still holds it) only when the store holds a record after its last one.
+fn catch_up_shared(
+    log: &mut Arc<LogSnapshot>,
+    store: &dyn ReplayStore,
+) -> Result<(), ExecutionError> {
+    if store.ledger_rows(log.size(), 1)?.is_empty() {
+        return Ok(());
+    }
+    Arc::make_mut(log).catch_up(store)
 }
 
 #[cfg(test)]
@@ -98,19 +110,14 @@ impl LogCache {
 mod tests {
     use std::cell::Cell;
 
-    use parmana_runtime::replay::{LedgerBreak, LedgerBreakKind, MemoryReplayStore};
+    use parmana_runtime::canon::{Digest, ExecutionId, Timestamp};
+    use parmana_runtime::replay::{
+        AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, ReplayError, sequence_all,
+    };
 
     use super::*;
 
-    /// How a catch-up in a test ends.
-    #[derive(Clone, Copy)]
-    enum CatchUp {
-        Extends,
-        Broken,
-        Unreachable,
-    }
-
-    /// A cache whose whole reads and catch-ups are counted, and whose catch-ups end as told.
+    /// A cache on an empty store whose whole reads and catch-ups are counted.
     struct Counted {
         cache: LogCache,
         store: MemoryReplayStore,
@@ -128,7 +135,8 @@ mod tests {
             }
         }
 
-        fn get(&self, outcome: CatchUp) -> Result<Arc<LogSnapshot>, ExecutionError> {
+        /// A request; its catch-up, if it makes one, fails when `store_down`.
+        fn get(&self, store_down: bool) -> Result<Arc<LogSnapshot>, ExecutionError> {
             self.cache.get_with(
                 || {
                     self.reads.set(self.reads.get() + 1);
@@ -136,20 +144,12 @@ mod tests {
                 },
                 |log| {
                     self.catch_ups.set(self.catch_ups.get() + 1);
-                    match outcome {
-                        CatchUp::Extends => log.catch_up(&self.store),
-                        CatchUp::Broken => Err(ExecutionError::Store(ReplayError::LedgerBroken(
-                            LedgerBreak {
-                                position: 0,
-                                kind: LedgerBreakKind::NotCanonical,
-                            },
-                        ))),
-                        CatchUp::Unreachable => {
-                            Err(ExecutionError::Store(ReplayError::Unavailable {
-                                message: "a test store that is down".to_owned(),
-                            }))
-                        }
+                    if store_down {
+                        return Err(ExecutionError::Store(ReplayError::Unavailable {
+                            message: "a test store that is down".to_owned(),
+                        }));
                     }
+                    catch_up_shared(log, &self.store)
                 },
             )
         }
@@ -161,50 +161,43 @@ mod tests {
     }
 
     /// Which reads a sequence of requests makes: the first reads the whole log; a fresh snapshot
-    /// is shared; a stale one (its ttl passed, or expired) is caught up — in place when no
-    /// request holds it, in a copy otherwise; a catch-up that finds the ledger broken reads the
-    /// whole log again; one that fails otherwise answers its error and keeps the snapshot.
+    /// is shared; a stale one (its ttl passed, or expired) is caught up; a catch-up that fails
+    /// answers its error and keeps the snapshot, which the next request catches up.
     #[test]
     fn the_log_is_read_whole_once_then_caught_up() {
         let kept = Counted::new(Duration::from_secs(3_600));
-        let first = kept.get(CatchUp::Extends).unwrap();
-        let second = kept.get(CatchUp::Extends).unwrap();
+        let first = kept.get(false).unwrap();
+        let second = kept.get(false).unwrap();
         assert!(Arc::ptr_eq(&first, &second));
         assert_eq!(kept.counts(), (1, 0), "a fresh snapshot is shared");
         kept.cache.expire();
-        let third = kept.get(CatchUp::Extends).unwrap();
+        let third = kept.get(false).unwrap();
         assert!(
-            !Arc::ptr_eq(&first, &third),
-            "held by requests: caught up in a copy"
+            Arc::ptr_eq(&first, &third),
+            "nothing new: the same snapshot"
         );
-        assert_eq!(kept.counts(), (1, 1));
-        drop((first, second, third));
+        assert_eq!(kept.counts(), (1, 1), "an expired snapshot is caught up");
+        assert!(Arc::ptr_eq(&kept.get(false).unwrap(), &first));
+        assert_eq!(kept.counts(), (1, 1), "and fresh again");
         kept.cache.expire();
-        let fourth = kept.get(CatchUp::Unreachable).unwrap_err();
-        assert_eq!(fourth.code(), "replay.store_unavailable");
+        let refused = kept.get(true).unwrap_err();
+        assert_eq!(refused.code(), "replay.store_unavailable");
         assert_eq!(
             kept.counts(),
             (1, 2),
-            "an unreachable store answers its error"
+            "a store that is down answers its error"
         );
-        kept.get(CatchUp::Extends).unwrap();
+        assert!(Arc::ptr_eq(&kept.get(false).unwrap(), &first));
         assert_eq!(
             kept.counts(),
             (1, 3),
-            "and the kept snapshot is caught up later"
-        );
-        kept.cache.expire();
-        kept.get(CatchUp::Broken).unwrap();
-        assert_eq!(
-            kept.counts(),
-            (2, 4),
-            "a broken ledger: the whole log read again"
+            "and the kept snapshot is caught up next"
         );
 
         let expiring = Counted::new(Duration::ZERO);
-        expiring.get(CatchUp::Extends).unwrap();
-        expiring.get(CatchUp::Extends).unwrap();
-        expiring.get(CatchUp::Extends).unwrap();
+        for _ in 0..3 {
+            expiring.get(false).unwrap();
+        }
         assert_eq!(
             expiring.counts(),
             (1, 2),
@@ -212,13 +205,73 @@ mod tests {
         );
     }
 
-    /// A snapshot nobody holds is caught up in place, and a failed whole read keeps nothing.
-    #[test]
-    fn a_snapshot_nobody_holds_is_caught_up_in_place() {
-        let kept = Counted::new(Duration::ZERO);
-        let address = Arc::as_ptr(&kept.get(CatchUp::Extends).unwrap());
-        assert_eq!(Arc::as_ptr(&kept.get(CatchUp::Extends).unwrap()), address);
+    /// Appends the completed executions `names` to `store`'s ledger.
+    fn append(store: &MemoryReplayStore, names: std::ops::Range<u32>) {
+        for name in names {
+            let id = ExecutionId::parse(&format!("cache-{name}")).unwrap();
+            let claim = ClaimRecord::new(
+                Digest::of(id.as_str().as_bytes()),
+                b"inputs".to_vec(),
+                Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+            );
+            let outcome = store
+                .claim_completed(&id, &claim, AcceptedVersions::new(0, 0), b"attestation")
+                .unwrap();
+            assert_eq!(outcome, ClaimOutcome::Claimed);
+        }
+        sequence_all(store).unwrap();
+    }
 
+    /// Against a store: with nothing appended nothing is copied, even while a request holds the
+    /// snapshot; records appended are taken in a copy while a request holds it, in place once
+    /// none does.
+    #[test]
+    fn a_snapshot_is_copied_only_to_take_new_records() {
+        let store = MemoryReplayStore::new();
+        append(&store, 0..3);
+        let mut shared = Arc::new(read_log(&store).unwrap());
+        let held = Arc::clone(&shared);
+        catch_up_shared(&mut shared, &store).unwrap();
+        assert!(Arc::ptr_eq(&shared, &held), "nothing new: nothing copied");
+        append(&store, 3..5);
+        catch_up_shared(&mut shared, &store).unwrap();
+        assert!(!Arc::ptr_eq(&shared, &held), "held: caught up in a copy");
+        assert_eq!((held.size(), shared.size()), (3, 5));
+        drop(held);
+        append(&store, 5..6);
+        let before = Arc::as_ptr(&shared);
+        catch_up_shared(&mut shared, &store).unwrap();
+        assert_eq!(
+            Arc::as_ptr(&shared),
+            before,
+            "held by none: caught up in place"
+        );
+        assert_eq!(shared.size(), 6);
+        // Through the cache: the records another integrator appends are served after a
+        // catch-up, not a whole read.
+        let cache = LogCache::new(Duration::ZERO);
+        let mut reads = 0;
+        let mut get = |cache: &LogCache| {
+            cache
+                .get_with(
+                    || {
+                        reads += 1;
+                        read_log(&store)
+                    },
+                    |log| catch_up_shared(log, &store),
+                )
+                .unwrap()
+                .size()
+        };
+        assert_eq!(get(&cache), 6);
+        append(&store, 6..9);
+        assert_eq!(get(&cache), 9);
+        assert_eq!(reads, 1);
+    }
+
+    /// A failed whole read keeps nothing: the next request reads again.
+    #[test]
+    fn a_failed_read_is_not_kept() {
         let failed = LogCache::new(Duration::from_secs(3_600));
         let failing = || -> Result<LogSnapshot, ExecutionError> {
             Err(ExecutionError::NoCheckpoint {
@@ -226,6 +279,6 @@ mod tests {
             })
         };
         assert!(failed.get_with(failing, |_| Ok(())).is_err());
-        assert!(failed.lock().log.is_none(), "a failed read is not kept");
+        assert!(failed.lock().is_none(), "a failed read is not kept");
     }
 }

@@ -60,7 +60,7 @@ fn body_response(content_type: &'static str, cache: &'static str, body: Vec<u8>)
         (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "The server serves no log (`server.log_disabled`)", body = ErrorBody),
-        (status = 500, description = "The trust root names no log, or the log key no longer holds the `log` role", body = ErrorBody),
+        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, or the store's ledger no longer extends the log served (`trust.tlog_inconsistent`)", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ),
     security((), ("bearer" = ["read"]))
@@ -100,6 +100,7 @@ pub(crate) async fn checkpoint(
         (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "Past the log (`tile.beyond_tree`), or the server serves no log", body = ErrorBody),
+        (status = 500, description = "The store's ledger no longer extends the log served (`trust.tlog_inconsistent`)", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ),
     security((), ("bearer" = ["read"]))
@@ -137,7 +138,7 @@ pub(crate) async fn tile(
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "No completed execution with this id (`runtime.not_in_log`), or the server serves no log", body = ErrorBody),
-        (status = 500, description = "The trust root names no log, or the log key no longer holds the `log` role", body = ErrorBody),
+        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, or the store's ledger no longer extends the log served (`trust.tlog_inconsistent`)", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))

@@ -79,7 +79,11 @@ pub(super) fn render_report(
                 if ratio.spec.measure == Measure::Time && value < 1.0 {
                     let _ = write!(shown, " ({:.1}× faster)", 1.0 / value);
                 }
-                (shown, format!("`{}` ÷ `{}`", n.id, d.id))
+                let from = match ratio.spec.measure {
+                    Measure::AddedTime => format!("(`{}` + `{}`) ÷ `{}`", d.id, n.id, d.id),
+                    Measure::Time | Measure::Rate => format!("`{}` ÷ `{}`", n.id, d.id),
+                };
+                (shown, from)
             }
             None => (
                 "—".to_owned(),

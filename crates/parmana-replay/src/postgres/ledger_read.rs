@@ -68,10 +68,11 @@ pub(super) fn rows(
     from: u64,
     max: usize,
 ) -> Result<Vec<LedgerRow>, ReplayError> {
-    // Positions and counts beyond PostgreSQL's bigint hold no record.
-    let (Ok(from), Ok(max)) = (i64::try_from(from), i64::try_from(max)) else {
+    // No record sits beyond PostgreSQL's bigint; a count beyond it is "all".
+    let Ok(from) = i64::try_from(from) else {
         return Ok(Vec::new());
     };
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
     client
         .query(
             &format!("{SELECT_LEDGER_ROWS} WHERE l.position >= $1 ORDER BY l.position LIMIT $2"),

@@ -98,21 +98,29 @@ pub(crate) fn postgres_store(url: &str, prefix: &str) -> parmana_replay::Postgre
 }
 
 /// The `ReplayStore` methods a test's wrapper store forwards unchanged to `self.$inner`: reads,
-/// marks, the ledger and the sequencer (`@all_but_the_snapshot`: all but `ledger_snapshot`). Each wrapper writes out only the writes it observes or
+/// marks, the ledger and the sequencer (`@all_but_ledger_reads`: all but `ledger_snapshot` and `ledger_rows`). Each wrapper writes out only the writes it observes or
 /// breaks (`claim`, `complete`, `claim_completed`). Not every test binary has a wrapper.
 #[allow(unused_macros)]
 macro_rules! forward_store_reads {
     ($inner:tt) => {
-        $crate::common::forward_store_reads!(@all_but_the_snapshot $inner);
+        $crate::common::forward_store_reads!(@all_but_ledger_reads $inner);
         fn ledger_snapshot(
             &self,
         ) -> Result<::parmana_runtime::replay::LedgerSnapshot, ::parmana_runtime::replay::ReplayError>
         {
             self.$inner.ledger_snapshot()
         }
+        fn ledger_rows(
+            &self,
+            from: u64,
+            max: usize,
+        ) -> Result<Vec<::parmana_runtime::replay::LedgerRow>, ::parmana_runtime::replay::ReplayError>
+        {
+            self.$inner.ledger_rows(from, max)
+        }
     };
-    // For a wrapper that observes whole-ledger reads.
-    (@all_but_the_snapshot $inner:tt) => {
+    // For a wrapper that observes or changes what the ledger reads return.
+    (@all_but_ledger_reads $inner:tt) => {
         fn get(
             &self,
             id: &::parmana_runtime::canon::ExecutionId,
@@ -143,14 +151,6 @@ macro_rules! forward_store_reads {
             ::parmana_runtime::replay::ReplayError,
         > {
             self.$inner.accept_versions(trust_root, release_manifest)
-        }
-        fn ledger_rows(
-            &self,
-            from: u64,
-            max: usize,
-        ) -> Result<Vec<::parmana_runtime::replay::LedgerRow>, ::parmana_runtime::replay::ReplayError>
-        {
-            self.$inner.ledger_rows(from, max)
         }
         fn sequence(
             &self,
