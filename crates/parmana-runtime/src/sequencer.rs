@@ -391,29 +391,15 @@ fn check_stored_note(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 mod tests {
-    use parmana_canon::{ExecutionId, Timestamp};
-    use parmana_replay::{
-        AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, sequence_all,
-    };
+    use parmana_replay::MemoryReplayStore;
 
     use super::*;
 
-    /// A memory store holding the sequenced executions `names` (completed in that order).
+    /// A memory store holding the sequenced executions `names`.
     fn ledger_of(names: &[&str]) -> MemoryReplayStore {
         let store = MemoryReplayStore::new();
-        for name in names {
-            let id = ExecutionId::parse(name).unwrap();
-            let claim = ClaimRecord::new(
-                Digest::of(name.as_bytes()),
-                b"inputs".to_vec(),
-                Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
-            );
-            let outcome = store
-                .claim_completed(&id, &claim, AcceptedVersions::new(0, 0), b"attestation")
-                .unwrap();
-            assert_eq!(outcome, ClaimOutcome::Claimed);
-        }
-        sequence_all(&store).unwrap();
+        parmana_testkit::append_sequenced(&store, names.iter().map(|name| (*name).to_owned()))
+            .unwrap();
         store
     }
 

@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use common::clock;
 use parmana_runtime::canon::{Digest, ExecutionId, Timestamp};
 use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, LedgerRow, LedgerSnapshot, MemoryReplayStore,
-    ReplayError, ReplayStore, StoredCheckpoint,
+    LedgerRow, LedgerSnapshot, MemoryReplayStore, ReplayError, ReplayStore, StoredCheckpoint,
 };
 use parmana_runtime::trust::{LocalSigningKey, LogSpec};
 use parmana_runtime::{
@@ -218,17 +217,7 @@ struct CountingSnapshots {
 }
 
 impl ReplayStore for CountingSnapshots {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, ReplayError> {
-        self.inner.claim(id, record, under)
-    }
-    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
-        self.inner.complete(id, attestation)
-    }
+    common::forward_store_writes!(inner);
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
         self.snapshots.fetch_add(1, Ordering::SeqCst);
         self.inner.ledger_snapshot()
@@ -304,17 +293,7 @@ impl ForkingLedger {
 }
 
 impl ReplayStore for ForkingLedger {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, ReplayError> {
-        self.inner.claim(id, record, under)
-    }
-    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
-        self.inner.complete(id, attestation)
-    }
+    common::forward_store_writes!(inner);
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
         self.ledger().ledger_snapshot()
     }

@@ -110,10 +110,7 @@ fn catch_up_shared(
 mod tests {
     use std::cell::Cell;
 
-    use parmana_runtime::canon::{Digest, ExecutionId, Timestamp};
-    use parmana_runtime::replay::{
-        AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, ReplayError, sequence_all,
-    };
+    use parmana_runtime::replay::{MemoryReplayStore, ReplayError};
 
     use super::*;
 
@@ -205,21 +202,9 @@ mod tests {
         );
     }
 
-    /// Appends the completed executions `names` to `store`'s ledger.
+    /// Appends the completed executions `cache-N` for each N of `names` to `store`'s ledger.
     fn append(store: &MemoryReplayStore, names: std::ops::Range<u32>) {
-        for name in names {
-            let id = ExecutionId::parse(&format!("cache-{name}")).unwrap();
-            let claim = ClaimRecord::new(
-                Digest::of(id.as_str().as_bytes()),
-                b"inputs".to_vec(),
-                Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
-            );
-            let outcome = store
-                .claim_completed(&id, &claim, AcceptedVersions::new(0, 0), b"attestation")
-                .unwrap();
-            assert_eq!(outcome, ClaimOutcome::Claimed);
-        }
-        sequence_all(store).unwrap();
+        parmana_testkit::append_sequenced(store, names.map(|n| format!("cache-{n}"))).unwrap();
     }
 
     /// Against a store: with nothing appended nothing is copied, even while a request holds the

@@ -2,8 +2,11 @@
 
 use std::io;
 
-use parmana_canon::Timestamp;
-use parmana_runtime::replay::{MemoryReplayStore, SqliteReplayStore};
+use parmana_canon::{Digest, ExecutionId, Timestamp};
+use parmana_runtime::replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, ReplayStore, SqliteReplayStore,
+    sequence_all,
+};
 use parmana_runtime::trust::{LocalSigningKey, LogSpec, RoleSpec, TrustError, TrustRootSpec};
 use parmana_runtime::{
     ExecutionError, FixedClock, Rotation, RuntimeEnvironment, RuntimeEnvironmentConfig,
@@ -129,11 +132,34 @@ pub fn memory_store() -> MemoryReplayStore {
     MemoryReplayStore::new()
 }
 
+/// Claims and completes the executions `ids` in `store`, in that order (under versions 0, at
+/// [`NOW`](crate::NOW), each with an attestation of its own), then sequences them: the ledger
+/// grows by one record per id. An id claimed before is an error.
+pub fn append_sequenced(
+    store: &dyn ReplayStore,
+    ids: impl IntoIterator<Item = String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for id in ids {
+        let execution_id = ExecutionId::parse(&id)?;
+        let claim = ClaimRecord::new(Digest::of(id.as_bytes()), b"inputs".to_vec(), now());
+        let attestation = format!("attestation of {id}");
+        let outcome = store.claim_completed(
+            &execution_id,
+            &claim,
+            AcceptedVersions::new(0, 0),
+            attestation.as_bytes(),
+        )?;
+        if outcome != ClaimOutcome::Claimed {
+            return Err(format!("{id} was claimed before").into());
+        }
+    }
+    sequence_all(store)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-    use parmana_runtime::replay::ReplayStore;
 
     use super::*;
 

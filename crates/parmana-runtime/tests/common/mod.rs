@@ -179,3 +179,29 @@ macro_rules! forward_store_reads {
 }
 #[allow(unused_imports)]
 pub(crate) use forward_store_reads;
+
+/// The writes `claim` and `complete`, forwarded unchanged to `self.$inner`: for a wrapper that
+/// observes or changes only what the store reads back.
+#[allow(unused_macros)]
+macro_rules! forward_store_writes {
+    ($inner:tt) => {
+        fn claim(
+            &self,
+            id: &::parmana_runtime::canon::ExecutionId,
+            record: &::parmana_runtime::replay::ClaimRecord,
+            under: ::parmana_runtime::replay::AcceptedVersions,
+        ) -> Result<::parmana_runtime::replay::ClaimOutcome, ::parmana_runtime::replay::ReplayError>
+        {
+            self.$inner.claim(id, record, under)
+        }
+        fn complete(
+            &self,
+            id: &::parmana_runtime::canon::ExecutionId,
+            attestation: &[u8],
+        ) -> Result<(), ::parmana_runtime::replay::ReplayError> {
+            self.$inner.complete(id, attestation)
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use forward_store_writes;
