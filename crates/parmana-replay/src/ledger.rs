@@ -147,20 +147,13 @@ fn read_any_execution_record(record: &[u8]) -> Option<(u64, String, Digest)> {
 /// reads them without building and re-encoding the record; anything else gives `None`, and the
 /// general path decides. A test compares the two paths on every one-byte change of records.
 fn read_plain_execution_record(record: &[u8]) -> Option<(u64, String, Digest)> {
-    let rest = record.strip_prefix(b"{\"attestation_digest\":")?;
-    let (attestation_digest, rest) = plain_string(rest)?;
-    let rest = rest.strip_prefix(b",\"claimed_at\":")?;
-    let (claimed_at, rest) = plain_string(rest)?;
-    let rest = rest.strip_prefix(b",\"execution_id\":")?;
-    let (execution_id, rest) = plain_string(rest)?;
-    let rest = rest.strip_prefix(b",\"inputs_digest\":")?;
-    let (inputs_digest, rest) = plain_string(rest)?;
-    let rest = rest.strip_prefix(b",\"position\":")?;
-    let (position, rest) = canonical_integer(rest)?;
-    let rest = rest.strip_prefix(b",\"previous\":")?;
-    let (previous, rest) = plain_string(rest)?;
-    let rest = rest.strip_prefix(b",\"request_digest\":")?;
-    let (request_digest, rest) = plain_string(rest)?;
+    let (attestation_digest, rest) = member(record, b"{\"attestation_digest\":", plain_string)?;
+    let (claimed_at, rest) = member(rest, b",\"claimed_at\":", plain_string)?;
+    let (execution_id, rest) = member(rest, b",\"execution_id\":", plain_string)?;
+    let (inputs_digest, rest) = member(rest, b",\"inputs_digest\":", plain_string)?;
+    let (position, rest) = member(rest, b",\"position\":", canonical_integer)?;
+    let (previous, rest) = member(rest, b",\"previous\":", plain_string)?;
+    let (request_digest, rest) = member(rest, b",\"request_digest\":", plain_string)?;
     if rest != b"}" {
         return None;
     }
@@ -171,6 +164,16 @@ fn read_plain_execution_record(record: &[u8]) -> Option<(u64, String, Digest)> {
     Timestamp::parse(claimed_at).ok()?;
     let attestation_digest = attestation_digest.parse().ok()?;
     Some((position, execution_id.to_owned(), attestation_digest))
+}
+
+/// The value `read` reads after exactly `key` (the separator, the quoted name and the colon) at
+/// the start of `bytes`, and the bytes after it.
+fn member<'a, T>(
+    bytes: &'a [u8],
+    key: &[u8],
+    read: impl FnOnce(&'a [u8]) -> Option<(T, &'a [u8])>,
+) -> Option<(T, &'a [u8])> {
+    read(bytes.strip_prefix(key)?)
 }
 
 /// A JSON string that RFC 8785 writes without escapes (no `"`, `\` or byte below 0x20, valid

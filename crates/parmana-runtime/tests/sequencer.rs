@@ -13,8 +13,9 @@ use parmana_runtime::replay::{
 };
 use parmana_runtime::trust::{LocalSigningKey, LogSpec};
 use parmana_runtime::{
-    ExecutionRequest, ExecutionStatus, LogSequencer, LogSigning, Runtime, audit_ledger,
-    latest_log_checkpoint, load_trust_history, prove_execution, read_log, verify_attestation_proof,
+    ExecutionRequest, ExecutionStatus, LogSequencer, LogSigning, Runtime, RuntimeEnvironment,
+    audit_ledger, latest_log_checkpoint, load_trust_history, prove_execution, read_log,
+    verify_attestation_proof,
 };
 use parmana_testkit::FixtureEnvironment;
 
@@ -47,6 +48,17 @@ fn setup_on(store: Arc<dyn ReplayStore>) -> (FixtureEnvironment, Runtime, LocalS
     (fixture, runtime, log_key)
 }
 
+/// Signing with `key` under `environment`'s trust root.
+fn signing_with<'a>(
+    environment: &'a RuntimeEnvironment,
+    key: &'a LocalSigningKey,
+) -> LogSigning<'a> {
+    LogSigning {
+        trust_root: environment.trust_root(),
+        signer: key,
+    }
+}
+
 fn execute(runtime: &Runtime, id: &str) -> Vec<u8> {
     let request = ExecutionRequest::parse(id, "claims-approval@1.0.0", SIGNALS).unwrap();
     runtime.execute(&request).unwrap().into_envelope()
@@ -60,10 +72,7 @@ fn id(text: &str) -> ExecutionId {
 fn executions_enter_the_log_in_batches_with_stored_checkpoints() {
     let (fixture, runtime, log_key) = setup();
     let environment = runtime.environment();
-    let signing = LogSigning {
-        trust_root: environment.trust_root(),
-        signer: &log_key,
-    };
+    let signing = signing_with(&environment, &log_key);
     let store = runtime.store();
     let first = execute(&runtime, "seq-1");
     // Read back at once, before it is sequenced; not provable yet.
@@ -131,10 +140,8 @@ fn executions_enter_the_log_in_batches_with_stored_checkpoints() {
     assert!(failure.to_string().contains("size 3"), "{failure}");
     // A note signed by a key outside every log role is refused too.
     let mut snapshot = store.ledger_snapshot().unwrap();
-    let forged = LogSigning {
-        trust_root: environment.trust_root(),
-        signer: &fixture.key("root-2").unwrap(),
-    };
+    let forger = fixture.key("root-2").unwrap();
+    let forged = signing_with(&environment, &forger);
     snapshot.checkpoints[1].note = forged_note(&snapshot.checkpoints[1], forged);
     let failure = audit_ledger(snapshot, Some(&history))
         .checkpoint_failure
@@ -169,22 +176,13 @@ fn a_sequencer_refuses_a_key_without_the_log_role_and_an_inconsistent_stored_che
     execute(&runtime, "refused-1");
     let stranger = fixture.key("root-2").unwrap();
     let err = LogSequencer::default()
-        .run(
-            store,
-            Some(LogSigning {
-                trust_root: environment.trust_root(),
-                signer: &stranger,
-            }),
-        )
+        .run(store, Some(signing_with(&environment, &stranger)))
         .unwrap_err();
     assert_eq!(err.code(), "trust.key_lacks_role");
     // Refused before anything was integrated.
     assert_eq!(store.ledger_snapshot().unwrap().unsequenced, 1);
 
-    let signing = LogSigning {
-        trust_root: environment.trust_root(),
-        signer: &log_key,
-    };
+    let signing = signing_with(&environment, &log_key);
     let sequencer = LogSequencer::default();
     let report = sequencer.run(store, Some(signing)).unwrap();
     assert_eq!(report.checkpoint.unwrap().size, 2);
@@ -240,10 +238,7 @@ fn drivers_catch_up_with_records_they_did_not_append() {
         snapshots: Arc::clone(&snapshots),
     }));
     let environment = runtime.environment();
-    let signing = LogSigning {
-        trust_root: environment.trust_root(),
-        signer: &log_key,
-    };
+    let signing = signing_with(&environment, &log_key);
     let store = runtime.store();
     let drivers = [LogSequencer::new(2), LogSequencer::new(2)];
     execute(&runtime, "two-0");
@@ -324,10 +319,7 @@ fn a_rewritten_ledger_is_never_taken_by_a_running_driver_or_snapshot() {
         forked: Arc::clone(&forked),
     }));
     let environment = runtime.environment();
-    let signing = LogSigning {
-        trust_root: environment.trust_root(),
-        signer: &log_key,
-    };
+    let signing = signing_with(&environment, &log_key);
     let store = runtime.store();
     let driver = LogSequencer::default();
     for i in 0..3 {

@@ -33,6 +33,23 @@ pub(super) struct RatioSpec {
     pub(super) target: &'static str,
 }
 
+/// A ratio of two times shown for comparison, with no bar.
+const fn compared_times(
+    label: &'static str,
+    numerator: &'static [&'static str],
+    denominator: &'static [&'static str],
+) -> RatioSpec {
+    RatioSpec {
+        label,
+        numerator,
+        denominator,
+        fastest_denominator: false,
+        measure: Measure::Time,
+        bar: None,
+        target: "for comparison",
+    }
+}
+
 const RATIOS: &[RatioSpec] = &[
     RatioSpec {
         label: "Decision from typed signals: ours ÷ Cedar",
@@ -79,24 +96,16 @@ const RATIOS: &[RatioSpec] = &[
         bar: Some(Bar::AtMost(3.0)),
         target: "at most 3×",
     },
-    RatioSpec {
-        label: "Scaling, Cedar: 1,000 rules ÷ 10 rules",
-        numerator: &["scaling/1000/cedar"],
-        denominator: &["scaling/10/cedar"],
-        fastest_denominator: false,
-        measure: Measure::Time,
-        bar: None,
-        target: "for comparison",
-    },
-    RatioSpec {
-        label: "Scaling, regorus: 1,000 rules ÷ 10 rules",
-        numerator: &["scaling/1000/regorus"],
-        denominator: &["scaling/10/regorus"],
-        fastest_denominator: false,
-        measure: Measure::Time,
-        bar: None,
-        target: "for comparison",
-    },
+    compared_times(
+        "Scaling, Cedar: 1,000 rules ÷ 10 rules",
+        &["scaling/1000/cedar"],
+        &["scaling/10/cedar"],
+    ),
+    compared_times(
+        "Scaling, regorus: 1,000 rules ÷ 10 rules",
+        &["scaling/1000/regorus"],
+        &["scaling/10/regorus"],
+    ),
     RatioSpec {
         label: "End-to-end execute (JSON in, signed attestation out, memory store) ÷ Ed25519 sign",
         numerator: &["runtime/execute_memory", "execute/memory"],
@@ -124,33 +133,21 @@ const RATIOS: &[RatioSpec] = &[
         bar: Some(Bar::AtMost(1.1)),
         target: "at most 1.1×",
     },
-    RatioSpec {
-        label: "verify --proof (64 consecutive entries), the two rows as measured one after the other ÷ plain verify",
-        numerator: &["runtime/verify_proof"],
-        denominator: &["runtime/verify"],
-        fastest_denominator: false,
-        measure: Measure::Time,
-        bar: None,
-        target: "for comparison",
-    },
-    RatioSpec {
-        label: "verify --proof, 64 entries spread over the log (they share only the nodes near the root) ÷ plain verify",
-        numerator: &["runtime/verify_proof_spread"],
-        denominator: &["runtime/verify"],
-        fastest_denominator: false,
-        measure: Measure::Time,
-        bar: None,
-        target: "for comparison",
-    },
-    RatioSpec {
-        label: "verify --proof, the checkpoint's signature checked every time ÷ plain verify",
-        numerator: &["runtime/verify_proof_cold"],
-        denominator: &["runtime/verify"],
-        fastest_denominator: false,
-        measure: Measure::Time,
-        bar: None,
-        target: "for comparison",
-    },
+    compared_times(
+        "verify --proof (64 consecutive entries), the two rows as measured one after the other ÷ plain verify",
+        &["runtime/verify_proof"],
+        &["runtime/verify"],
+    ),
+    compared_times(
+        "verify --proof, 64 entries spread over the log (they share only the nodes near the root) ÷ plain verify",
+        &["runtime/verify_proof_spread"],
+        &["runtime/verify"],
+    ),
+    compared_times(
+        "verify --proof, the checkpoint's signature checked every time ÷ plain verify",
+        &["runtime/verify_proof_cold"],
+        &["runtime/verify"],
+    ),
     RatioSpec {
         label: "Batch verify (64 attestations): attestations/s ÷ verify_attestation",
         numerator: &["runtime/verify_batch"],
