@@ -67,6 +67,12 @@ pub enum MerkleError {
     /// The proof does not lead to the expected root hash (or, for consistency, to both roots).
     #[error("the proof does not lead to the expected root hash")]
     RootMismatch,
+    /// An entry whose leaf hash is not the one the tree holds at its index.
+    #[error("the entry at leaf {index} is not the one the tree holds there")]
+    LeafMismatch {
+        /// The leaf index.
+        index: u64,
+    },
 }
 
 impl MerkleError {
@@ -77,6 +83,7 @@ impl MerkleError {
             Self::SizeOutOfRange { .. } => "merkle.size_out_of_range",
             Self::WrongLength { .. } => "merkle.proof_wrong_length",
             Self::RootMismatch => "merkle.root_mismatch",
+            Self::LeafMismatch { .. } => "merkle.leaf_mismatch",
         }
     }
 }

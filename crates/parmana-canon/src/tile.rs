@@ -270,6 +270,19 @@ impl Tile {
         Ok(bytes)
     }
 
+    /// The positions of the entries this entry bundle holds in a log of `size` entries
+    /// (`tile.beyond_tree` past the log, or for a hash tile).
+    pub fn entry_positions(&self, size: u64) -> Result<std::ops::Range<u64>, TileError> {
+        if self.kind != TileKind::Entries {
+            return Err(TileError::BeyondTree {
+                path: self.path(),
+                size,
+            });
+        }
+        let (first, end) = self.range_in(size)?;
+        Ok(first..end)
+    }
+
     /// The entry bundle of this tile for a log of `size` entries, `entry(position)` giving each
     /// entry's bytes: every entry as a big-endian `u16` length and the bytes
     /// (`tile.beyond_tree` past the log, `tile.entry_too_large` for an entry over 65535 bytes).

@@ -309,6 +309,9 @@ pub enum LedgerBreakKind {
         /// Completed executions in the store.
         completed: u64,
     },
+    /// The store's record at this position is not the entry a log read earlier holds there
+    /// (its leaf hash differs, or it is gone): the ledger was rewritten or cut since.
+    EntryChanged,
     /// A stored checkpoint does not commit to this ledger: its size is beyond the ledger's end,
     /// or its root hash is not the root recomputed over the first `size` records.
     CheckpointMismatch {
@@ -350,6 +353,7 @@ impl LedgerBreak {
             LedgerBreakKind::RecordsMissing { .. } => "replay.ledger_records_missing",
             LedgerBreakKind::MarksReset { .. } => "replay.marks_reset",
             LedgerBreakKind::CheckpointMismatch { .. } => "replay.ledger_checkpoint_mismatch",
+            LedgerBreakKind::EntryChanged => "replay.ledger_entry_changed",
         }
     }
 }
@@ -386,6 +390,10 @@ impl fmt::Display for LedgerBreak {
             LedgerBreakKind::RecordsMissing { completed } => write!(
                 f,
                 "the store holds {completed} completed executions but the ledger ends here"
+            ),
+            LedgerBreakKind::EntryChanged => f.write_str(
+                "the store's record here is not the entry the log read at this position: the \
+                 ledger was rewritten or cut since",
             ),
             LedgerBreakKind::CheckpointMismatch { size } => write!(
                 f,

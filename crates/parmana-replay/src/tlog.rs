@@ -7,20 +7,28 @@
 //! [`verify_ledger_snapshot`](crate::verify_ledger_snapshot) finds intact.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use parmana_canon::Digest;
-use parmana_canon::merkle::MerkleTree;
+use parmana_canon::merkle::{MerkleTree, leaf_hash};
 
 use crate::ledger::{LedgerBreak, LedgerBreakKind, check_row};
 use crate::{
     ExecutionId, LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, verify_ledger_snapshot,
 };
 
-/// The Merkle tree over an intact ledger, with the records it was built from.
+/// The Merkle tree over an intact ledger, and where each execution's record sits in it.
+///
+/// It keeps no entry: the tree's leaf hashes commit to them, and
+/// [`read_entries`](LedgerLog::read_entries) reads them back from the store, each checked
+/// against its leaf hash — so a log kept for a long-running server costs its tree (about 64 bytes a record) and
+/// the execution index, not the records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerLog {
     tree: MerkleTree,
-    entries: Vec<Vec<u8>>,
+    /// The digest of the last entry (what the next record's `previous` must be), or the
+    /// genesis digest of an empty log.
+    last: Digest,
     by_execution: HashMap<String, u64>,
 }
 
@@ -31,21 +39,13 @@ impl LedgerLog {
         if let Some(first_break) = report.first_break {
             return Err(ReplayError::LedgerBroken(first_break));
         }
-        let mut tree = MerkleTree::new();
-        let mut by_execution = HashMap::new();
-        let mut entries = Vec::with_capacity(snapshot.rows.len());
-        for row in snapshot.rows {
-            tree.push(&row.record);
-            if let Some(id) = row.execution_id {
-                by_execution.insert(id, row.position);
-            }
-            entries.push(row.record);
-        }
-        Ok(Self {
-            tree,
-            entries,
-            by_execution,
-        })
+        let mut log = Self {
+            tree: MerkleTree::new(),
+            last: crate::LEDGER_GENESIS,
+            by_execution: HashMap::new(),
+        };
+        log.push_all(snapshot.rows);
+        Ok(log)
     }
 
     /// Extends the log with `rows`, the records a sequencer run just appended: each must sit at
@@ -54,10 +54,7 @@ impl LedgerLog {
     /// it. Refused with `replay.ledger_broken` otherwise (then the log is unchanged: rebuild it
     /// from a snapshot — another integrator may have appended records in between).
     pub fn extend(&mut self, rows: Vec<LedgerRow>) -> Result<(), ReplayError> {
-        let mut previous = self
-            .entries
-            .last()
-            .map_or(crate::LEDGER_GENESIS, |last| Digest::of(last));
+        let mut previous = self.last;
         // Executions new in this batch; those already in the log are in `by_execution`.
         let mut seen = std::collections::HashSet::new();
         let start = self.size();
@@ -78,14 +75,19 @@ impl LedgerLog {
             }
             previous = Digest::of(&row.record);
         }
+        self.push_all(rows);
+        Ok(())
+    }
+
+    /// Appends `rows`, already checked, as the next leaves.
+    fn push_all(&mut self, rows: Vec<LedgerRow>) {
         for row in rows {
             self.tree.push(&row.record);
+            self.last = Digest::of(&row.record);
             if let Some(id) = row.execution_id {
                 self.by_execution.insert(id, row.position);
             }
-            self.entries.push(row.record);
         }
-        Ok(())
     }
 
     /// Reads the records `store` appended after this log's last entry
@@ -131,10 +133,43 @@ impl LedgerLog {
         &self.tree
     }
 
-    /// The entry at `position`: the ledger record's bytes.
-    pub fn entry(&self, position: u64) -> Option<&[u8]> {
-        let index = usize::try_from(position).ok()?;
-        self.entries.get(index).map(Vec::as_slice)
+    /// Whether `record` is the entry at `position`: its leaf hash is the one the tree holds
+    /// there.
+    pub fn holds(&self, position: u64, record: &[u8]) -> bool {
+        self.tree.stored_hash(0, position) == Some(leaf_hash(record))
+    }
+
+    /// The entries at `positions` (those of them the log holds), read from `store`
+    /// ([`ReplayStore::ledger_rows`]) and each checked against its leaf hash: refused with
+    /// `replay.ledger_entry_changed` at the first position where the store no longer holds the
+    /// entry this log was built from (the ledger was rewritten or cut since it was read), so
+    /// what is returned is exactly what the tree commits to.
+    pub fn read_entries<S: ReplayStore + ?Sized>(
+        &self,
+        store: &S,
+        positions: Range<u64>,
+    ) -> Result<Vec<Vec<u8>>, ReplayError> {
+        let end = positions.end.min(self.size());
+        let count = usize::try_from(end.saturating_sub(positions.start)).unwrap_or(usize::MAX);
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut rows = store.ledger_rows(positions.start, count)?.into_iter();
+        let mut entries = Vec::with_capacity(count);
+        for position in positions.start..end {
+            match rows.next() {
+                Some(row) if row.position == position && self.holds(position, &row.record) => {
+                    entries.push(row.record);
+                }
+                _ => {
+                    return Err(ReplayError::LedgerBroken(LedgerBreak {
+                        position,
+                        kind: LedgerBreakKind::EntryChanged,
+                    }));
+                }
+            }
+        }
+        Ok(entries)
     }
 
     /// The position of the record of the completed execution `execution_id`.

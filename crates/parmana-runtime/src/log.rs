@@ -2,9 +2,12 @@
 
 use parmana_canon::tile::{Tile, TileKind};
 use parmana_canon::{Digest, Timestamp};
+use std::ops::Range;
+
+use parmana_canon::merkle::MerkleError;
 use parmana_replay::{
-    ExecutionEntry, ExecutionId, ExecutionState, LedgerLog, ReplayError, ReplayStore,
-    StoredCheckpoint, ledger_log,
+    ExecutionEntry, ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerLog,
+    ReplayError, ReplayStore, StoredCheckpoint, ledger_log,
 };
 use parmana_trust::{
     CheckpointCache, LogRole, NoteKeyName, Signer, TlogProof, TrustError, VerifiedCheckpoint,
@@ -132,11 +135,20 @@ impl LogSnapshot {
     }
 
     /// The bytes of a C2SP `tlog-tiles` tile of this log: its hashes, or for an entry bundle the
-    /// length-prefixed entries (`tile.beyond_tree` when the log does not hold it all yet).
-    pub fn tile(&self, tile: &Tile) -> Result<Vec<u8>, ExecutionError> {
+    /// length-prefixed entries, read back from `store` and each checked against the tree
+    /// (`tile.beyond_tree` when the log does not hold it all yet; `trust.tlog_inconsistent` when
+    /// the store no longer holds an entry the log was built from).
+    pub fn tile(&self, store: &dyn ReplayStore, tile: &Tile) -> Result<Vec<u8>, ExecutionError> {
         let bytes = match tile.kind() {
             TileKind::Hashes { .. } => tile.hashes(self.log.tree())?,
-            TileKind::Entries => tile.bundle(self.log.size(), |p| self.log.entry(p))?,
+            TileKind::Entries => {
+                let positions = tile.entry_positions(self.log.size())?;
+                let entries = log_entries(&self.log, store, positions.clone())?;
+                tile.bundle(self.log.size(), |position| {
+                    let index = usize::try_from(position.checked_sub(positions.start)?).ok()?;
+                    entries.get(index).map(Vec::as_slice)
+                })?
+            }
         };
         Ok(bytes)
     }
@@ -152,6 +164,29 @@ impl LogSnapshot {
     ) -> Result<TlogProof, ExecutionError> {
         prove_in(store, &self.log, trust_root, execution_id, checkpoint, true)
     }
+}
+
+/// The entries at `positions` of `log`, read back from `store` and checked against its tree
+/// ([`LedgerLog::read_entries`]); a record that is no longer the log's entry is
+/// `trust.tlog_inconsistent`: the store's ledger no longer extends the log read from it.
+fn log_entries(
+    log: &LedgerLog,
+    store: &dyn ReplayStore,
+    positions: Range<u64>,
+) -> Result<Vec<Vec<u8>>, ExecutionError> {
+    log.read_entries(store, positions)
+        .map_err(|error| match error {
+            ReplayError::LedgerBroken(LedgerBreak {
+                position,
+                kind: LedgerBreakKind::EntryChanged,
+            }) => TrustError::TlogInconsistent {
+                old_size: log.size(),
+                new_size: log.size(),
+                reason: MerkleError::LeafMismatch { index: position },
+            }
+            .into(),
+            other => other.into(),
+        })
 }
 
 /// Verifies `checkpoint` (a signed note) as a checkpoint signed by `trust_root`'s log keys
@@ -251,8 +286,8 @@ fn prove_in(
             not_in_log(format!("{reason}; sign a newer one"))
         });
     }
-    let entry = log
-        .entry(position)
+    let entry = log_entries(log, store, position..position.saturating_add(1))?
+        .pop()
         .ok_or_else(|| not_in_log(format!("no entry at {position}")))?;
     let hashes = log
         .tree()
@@ -263,7 +298,7 @@ fn prove_in(
         hashes,
         String::from_utf8_lossy(checkpoint).into_owned(),
     )
-    .with_extra(entry.to_vec()))
+    .with_extra(entry))
 }
 
 /// How the store's log extends an older checkpoint.

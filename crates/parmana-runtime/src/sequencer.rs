@@ -3,6 +3,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use parmana_canon::Digest;
+use parmana_canon::merkle::leaf_hash;
 use parmana_replay::{
     LedgerLog, LedgerReport, LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, SequenceOutcome,
     StoredCheckpoint, ledger_log, verify_ledger_snapshot,
@@ -203,16 +204,15 @@ fn follow(
 ) -> Result<bool, ReplayError> {
     let appended: Vec<(u64, Digest)> = rows
         .iter()
-        .map(|row| (row.position, Digest::of(&row.record)))
+        .map(|row| (row.position, leaf_hash(&row.record)))
         .collect();
     if !appended.is_empty() && log.extend(rows).is_ok() {
         return Ok(true);
     }
     match log.catch_up(store) {
-        Ok(()) => Ok(appended.iter().all(|(position, digest)| {
-            log.entry(*position)
-                .is_some_and(|entry| Digest::of(entry) == *digest)
-        })),
+        Ok(()) => Ok(appended
+            .iter()
+            .all(|(position, leaf)| log.tree().stored_hash(0, *position) == Some(*leaf))),
         Err(ReplayError::LedgerBroken(_)) => Ok(false),
         Err(error) => Err(error),
     }

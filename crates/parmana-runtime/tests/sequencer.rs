@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::clock;
+use parmana_runtime::canon::tile::Tile;
 use parmana_runtime::canon::{Digest, ExecutionId, Timestamp};
 use parmana_runtime::replay::{
     LedgerRow, LedgerSnapshot, MemoryReplayStore, ReplayError, ReplayStore, StoredCheckpoint,
@@ -300,8 +301,9 @@ impl ReplayStore for ForkingLedger {
 
 /// A ledger rewritten under a running driver and a kept log snapshot — another valid history,
 /// longer than theirs — is refused (`trust.tlog_inconsistent`) run after run and read after
-/// read, with nothing signed and nothing they hold changed; back on the ledger they hold, both
-/// go on from where they were.
+/// read, with nothing signed and nothing they hold changed: the snapshot, which keeps no entry,
+/// hands out no entry bundle and no proof entry that its tree does not commit to. Back on the
+/// ledger they hold, both go on from where they were.
 #[test]
 fn a_rewritten_ledger_is_never_taken_by_a_running_driver_or_snapshot() {
     let fork: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
@@ -333,6 +335,31 @@ fn a_rewritten_ledger_is_never_taken_by_a_running_driver_or_snapshot() {
     let mut snapshot = read_log(store).unwrap();
     assert_eq!(snapshot.size(), signed.size);
     assert!(fork.ledger_snapshot().unwrap().rows.len() > usize::try_from(signed.size).unwrap());
+    let trust_root = environment.trust_root();
+    let (bundle, hashes) = (
+        Tile::parse_path("entries/000.p/3").unwrap(),
+        Tile::parse_path("0/000.p/3").unwrap(),
+    );
+    let records: Vec<Vec<u8>> = store
+        .ledger_snapshot()
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|row| row.record)
+        .collect();
+    let mut expected_bundle = Vec::new();
+    for record in &records[..3] {
+        expected_bundle.extend_from_slice(&u16::try_from(record.len()).unwrap().to_be_bytes());
+        expected_bundle.extend_from_slice(record);
+    }
+    assert_eq!(snapshot.tile(store, &bundle).unwrap(), expected_bundle);
+    let hash_tile = snapshot.tile(store, &hashes).unwrap();
+    let proof = snapshot
+        .prove(store, trust_root, &id("ours-1"), signed.note.as_bytes())
+        .unwrap();
+    let entry = &records[usize::try_from(proof.index()).unwrap()];
+    assert_eq!(proof.extra(), Some(&entry[..]));
+    assert!(String::from_utf8_lossy(entry).contains(r#""execution_id":"ours-1""#));
 
     forked.store(true, Ordering::SeqCst);
     for _ in 0..2 {
@@ -345,6 +372,15 @@ fn a_rewritten_ledger_is_never_taken_by_a_running_driver_or_snapshot() {
         let refused = snapshot.catch_up(store).unwrap_err();
         assert_eq!(refused.code(), "trust.tlog_inconsistent");
         assert_eq!(snapshot.size(), signed.size);
+        let refused = snapshot.tile(store, &bundle).unwrap_err();
+        assert_eq!(refused.code(), "trust.tlog_inconsistent");
+        assert!(refused.to_string().contains("leaf "), "{refused}");
+        let refused = snapshot
+            .prove(store, trust_root, &id("ours-1"), signed.note.as_bytes())
+            .unwrap_err();
+        assert_eq!(refused.code(), "trust.tlog_inconsistent");
+        // Hash tiles come from the tree alone, and stay the log's.
+        assert_eq!(snapshot.tile(store, &hashes).unwrap(), hash_tile);
     }
     assert_eq!(store.latest_checkpoint().unwrap(), Some(signed.clone()));
 
@@ -354,4 +390,5 @@ fn a_rewritten_ledger_is_never_taken_by_a_running_driver_or_snapshot() {
     assert_eq!(report.size, signed.size + 1);
     snapshot.catch_up(store).unwrap();
     assert_eq!(snapshot.size(), signed.size + 1);
+    assert_eq!(snapshot.tile(store, &bundle).unwrap(), expected_bundle);
 }

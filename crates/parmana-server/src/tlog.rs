@@ -116,7 +116,8 @@ pub(crate) async fn tile(
     let worker = Arc::clone(&state);
     let bytes = state
         .blocking("log", move |runtime| {
-            worker.log_cache.get(runtime.store())?.tile(&tile)
+            let store = runtime.store();
+            worker.log_cache.get(store)?.tile(store, &tile)
         })
         .await?
         .map_err(|e| ApiError::from_execution(&e))?;

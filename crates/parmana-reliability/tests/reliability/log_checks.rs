@@ -60,9 +60,9 @@ impl LogWatch {
         let log = ledger_log(store).unwrap();
         let head = checkpoint.checkpoint();
         assert!(log.size() >= head.size(), "{label}: the log shrank");
-        let entries: Vec<Vec<u8>> = (0..log.size())
-            .map(|position| log.entry(position).unwrap().to_vec())
-            .collect();
+        let entries = log
+            .read_entries(store, 0..log.size())
+            .unwrap_or_else(|e| panic!("{label}: entries: {e}"));
         assert!(
             entries.len() >= self.entries.len(),
             "{label}: {} entries, {} before",

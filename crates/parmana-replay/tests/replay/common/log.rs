@@ -5,7 +5,9 @@
 use parmana_canon::merkle::{
     MerkleTree, empty_root, leaf_hash, verify_consistency, verify_inclusion,
 };
-use parmana_replay::{AcceptedVersions, LedgerLog, ReplayStore, ledger_log};
+use parmana_replay::{
+    AcceptedVersions, LedgerBreak, LedgerBreakKind, LedgerLog, ReplayStore, ledger_log,
+};
 
 use super::{Harness, Tamper, V0, claim_for, id};
 
@@ -48,16 +50,34 @@ pub(crate) fn ledger_is_a_merkle_log(h: &dyn Harness) {
         .iter()
         .for_each(|row| expected.push(&row.record));
     assert_eq!(log.root(), expected.root());
-    for row in &snapshot.rows {
-        assert_eq!(log.entry(row.position), Some(row.record.as_slice()));
+    let records: Vec<Vec<u8>> = snapshot.rows.iter().map(|r| r.record.clone()).collect();
+    for from in 0..=8 {
+        for to in from..=8 {
+            // Read back from the store, checked against the tree; past the log, nothing.
+            let (start, end) = (from.min(6), to.min(6));
+            assert_eq!(
+                log.read_entries(store, from..to).unwrap(),
+                records[usize::try_from(start).unwrap()..usize::try_from(end).unwrap()],
+                "entries {from}..{to}"
+            );
+        }
     }
+    for row in &snapshot.rows {
+        assert!(log.holds(row.position, &row.record));
+        assert!(!log.holds(row.position, b"another record"));
+    }
+    assert!(!log.holds(6, &snapshot.rows[0].record), "past the log");
     for i in 0..5 {
         let position = log.position_of(&id(&format!("log-{i}"))).unwrap();
-        let entry = log.entry(position).unwrap();
-        let record = parmana_canon::parse_strict(entry).unwrap();
+        let entry = log
+            .read_entries(store, position..position + 1)
+            .unwrap()
+            .pop()
+            .unwrap();
+        let record = parmana_canon::parse_strict(&entry).unwrap();
         assert_eq!(record["execution_id"], format!("log-{i}").as_str());
         let proof = log.tree().inclusion_proof(position, log.size()).unwrap();
-        verify_inclusion(leaf_hash(entry), position, log.size(), &proof, log.root()).unwrap();
+        verify_inclusion(leaf_hash(&entry), position, log.size(), &proof, log.root()).unwrap();
     }
     assert_eq!(log.position_of(&id("log-99")), None);
 
@@ -93,4 +113,56 @@ pub(crate) fn no_log_over_a_broken_ledger(h: &dyn Harness) {
             "replay.ledger_broken"
         );
     }
+}
+
+/// A log keeps no entry: it reads them back from the store. A record rewritten, deleted or
+/// moved after the log was read is refused at its position (`replay.ledger_entry_changed`),
+/// never handed out as the log's entry; the entries before it still read back.
+pub(crate) fn log_entries_read_back_are_checked(h: &dyn Harness) {
+    let store = h.store();
+    complete(store, 0..5, V0);
+    let log = ledger_log(store).unwrap();
+    let records: Vec<Vec<u8>> = store
+        .ledger_snapshot()
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r.record)
+        .collect();
+    assert_eq!(log.read_entries(store, 0..5).unwrap(), records);
+    if !h.tampers_with_storage() {
+        return;
+    }
+    let refused_at = |position: u64| {
+        let err = log.read_entries(store, 0..5).unwrap_err();
+        assert_eq!(err.code(), "replay.ledger_broken");
+        match err {
+            parmana_replay::ReplayError::LedgerBroken(LedgerBreak { position: at, kind }) => {
+                assert_eq!((at, kind), (position, LedgerBreakKind::EntryChanged));
+            }
+            other => panic!("{other}"),
+        }
+        assert_eq!(
+            log.read_entries(store, 0..position).unwrap(),
+            records[..usize::try_from(position).unwrap()]
+        );
+    };
+    h.tamper_and_verify(&Tamper::SwapRecords { a: 3, b: 4 });
+    refused_at(3);
+    h.tamper_and_verify(&Tamper::SwapRecords { a: 3, b: 4 });
+    assert_eq!(log.read_entries(store, 0..5).unwrap(), records, "restored");
+    let edited = String::from_utf8(records[1].clone())
+        .unwrap()
+        .replacen("log-1", "log-Y", 1);
+    h.tamper_and_verify(&Tamper::ReplaceRecord {
+        position: 1,
+        bytes: edited.into_bytes(),
+    });
+    refused_at(1);
+    h.tamper_and_verify(&Tamper::ReplaceRecord {
+        position: 1,
+        bytes: records[1].clone(),
+    });
+    h.tamper_and_verify(&Tamper::DeleteRecord { position: 4 });
+    refused_at(4);
 }
