@@ -6,32 +6,12 @@ mod common;
 use common::{Fixture, clock, postgres_store, postgres_url};
 use parmana_runtime::canon::{Digest, ExecutionId, canonicalize_value, parse_strict};
 use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, MemoryReplayStore, ReplayError,
-    ReplayStore, SqliteReplayStore,
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, MemoryReplayStore, ReplayStore,
+    SqliteReplayStore,
 };
 use parmana_runtime::{ExecutionRequest, Runtime, execute_from_signals, recover};
+use parmana_testkit::CrashBeforeComplete;
 use serde_json::{Value, json};
-
-/// A store whose `complete` always fails: every execution stays claimed, as after a crash.
-#[derive(Debug)]
-struct CrashBeforeComplete<'a>(&'a dyn ReplayStore);
-
-impl ReplayStore for CrashBeforeComplete<'_> {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, ReplayError> {
-        self.0.claim(id, record, under)
-    }
-    fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
-        Err(ReplayError::Unavailable {
-            message: "crashed".to_owned(),
-        })
-    }
-    common::forward_store_reads!(0);
-}
 
 /// The versions of `environment`, which its claims are made under.
 fn under(environment: &parmana_runtime::RuntimeEnvironment) -> AcceptedVersions {

@@ -207,3 +207,103 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use parmana_runtime::canon::Timestamp;
+    use parmana_runtime::canon::tile::TileError;
+    use parmana_runtime::parse_execution_id;
+    use parmana_runtime::replay::ReplayError;
+
+    use super::*;
+
+    /// One refusal of each kind the routes pass on, and the status `docs/server.md` ("Errors")
+    /// gives it: input is never a 500, replay is 409, a store that fails is 503 with
+    /// `Retry-After`, trust and defects are 500, and what is not (yet) in the log is 404.
+    #[test]
+    fn each_class_of_refusal_answers_its_status() {
+        let at = Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
+        let cases: Vec<(ExecutionError, u16, Option<&str>)> = vec![
+            (parse_execution_id("").unwrap_err(), 400, None),
+            (parse_execution_id("a b").unwrap_err(), 400, None),
+            (
+                ExecutionError::RequestTooLarge {
+                    size: 2 << 20,
+                    limit: 1 << 20,
+                },
+                413,
+                None,
+            ),
+            (
+                ExecutionError::PolicyNotFound {
+                    policy: "nowhere@1.0.0".to_owned(),
+                },
+                422,
+                None,
+            ),
+            (
+                ExecutionError::ReplayDetected {
+                    execution_id: "claim-1".to_owned(),
+                },
+                409,
+                None,
+            ),
+            (
+                ExecutionError::Store(ReplayError::Unavailable {
+                    message: "connection refused".to_owned(),
+                }),
+                503,
+                Some(RETRY_AFTER_SECONDS),
+            ),
+            (
+                ExecutionError::Expired {
+                    document: "trust root",
+                    expires: at,
+                    now: at,
+                },
+                500,
+                None,
+            ),
+            (ExecutionError::NoStore, 503, Some(RETRY_AFTER_SECONDS)),
+            (
+                ExecutionError::NotInLog {
+                    execution_id: "claim-1".to_owned(),
+                    reason: "never completed".to_owned(),
+                },
+                404,
+                None,
+            ),
+            (
+                ExecutionError::NotYetSequenced {
+                    execution_id: "claim-1".to_owned(),
+                },
+                404,
+                Some(RETRY_AFTER_SECONDS),
+            ),
+            (
+                ExecutionError::Tile(TileError::BeyondTree {
+                    path: "tile/0/001".to_owned(),
+                    size: 3,
+                }),
+                404,
+                None,
+            ),
+        ];
+        for (error, status, retry_after) in cases {
+            let api = ApiError::from_execution(&error);
+            assert_eq!(api.status.as_u16(), status, "{}: {error}", error.code());
+            assert_eq!(api.code, error.code());
+            let retry = api
+                .headers
+                .iter()
+                .find(|(name, _)| name == header::RETRY_AFTER)
+                .map(|(_, value)| value.to_str().unwrap());
+            assert_eq!(retry, retry_after, "{}", error.code());
+            if error.class() == ErrorClass::InvalidInput {
+                assert!(api.status.is_client_error(), "{}", error.code());
+            }
+        }
+    }
+}

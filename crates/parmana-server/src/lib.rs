@@ -17,6 +17,8 @@ mod log_cache;
 mod metrics;
 mod observe;
 mod openapi;
+#[cfg(test)]
+mod readiness_tests;
 mod settings;
 mod state;
 mod tlog;

@@ -113,6 +113,12 @@ impl Server {
         })
     }
 
+    /// The shared state the router serves from (for the crate's tests).
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
     /// The bound address (the port chosen when it was `0`).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

@@ -12,7 +12,9 @@ use parmana_canon::Timestamp;
 #[cfg(feature = "runtime")]
 mod runtime;
 #[cfg(feature = "runtime")]
-pub use runtime::{TempSqliteStore, append_sequenced, fixed_clock, memory_store};
+pub use runtime::{
+    CrashBeforeComplete, TempSqliteStore, append_sequenced, fixed_clock, memory_store,
+};
 
 /// The instant most tests execute at (the fixtures expire in 2036).
 pub const NOW: &str = "2026-11-28T21:00:00Z";

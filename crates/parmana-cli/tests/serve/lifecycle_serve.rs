@@ -237,3 +237,79 @@ fn the_background_sequencer_signs_checkpoints_with_the_log_key() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with("c2sp.org/tlog-proof@v1\n"), "{stdout}");
 }
+
+/// Leftovers are settled before the server says it is ready: an execution that crashed between
+/// its claim and its completion is completed at start, byte for byte the attestation the
+/// execution would have returned; a claimed row forged by whoever can write the store is
+/// refused, signs nothing, and stays claimed (`423 server.execution_pending`) without keeping
+/// the server from serving.
+#[test]
+fn leftover_claims_are_settled_before_the_server_is_ready() {
+    use parmana_runtime::replay::{
+        AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, ReplayStore,
+        SqliteReplayStore,
+    };
+    use parmana_runtime::{ExecutionRequest, execute_from_signals};
+    use parmana_testkit::{CrashBeforeComplete, fixed_clock, now};
+
+    let env = deployment("sqlite:state/replay.sqlite3", "");
+    let root = env.root();
+    std::fs::create_dir_all(root.join("state")).unwrap();
+    let environment = env.load().unwrap();
+    let signer = env.attestation_signer().unwrap();
+    let request = ExecutionRequest::parse(
+        "crashed-1",
+        "claims-approval@1.0.0",
+        crate::harness::README_SIGNALS,
+    )
+    .unwrap();
+    let expected = execute_from_signals(
+        &request,
+        &signer,
+        &MemoryReplayStore::new(),
+        &environment,
+        &fixed_clock(),
+    )
+    .unwrap();
+    {
+        let store = SqliteReplayStore::open(root.join("state/replay.sqlite3")).unwrap();
+        let crashed = execute_from_signals(
+            &request,
+            &signer,
+            &CrashBeforeComplete(&store),
+            &environment,
+            &fixed_clock(),
+        )
+        .unwrap_err();
+        assert_eq!(crashed.code(), "replay.store_unavailable");
+        let forged = parmana_runtime::canon::ExecutionId::parse("forged-1").unwrap();
+        let claim = ClaimRecord::new(
+            parmana_runtime::canon::Digest::of(b"no such request"),
+            br#"{"format":2,"predicate":{},"signals":{}}"#.to_vec(),
+            now(),
+        );
+        let under = AcceptedVersions::new(
+            environment.trust_root().version(),
+            environment.release_manifest().version(),
+        );
+        assert_eq!(
+            store.claim(&forged, &claim, under).unwrap(),
+            ClaimOutcome::Claimed
+        );
+        assert_eq!(store.pending().unwrap().len(), 2);
+    }
+
+    let served = Served::start(root, &["--dev-token"]);
+    let token = served.token.as_deref();
+    let completed = served.get("/v1/executions/crashed-1", token);
+    assert_eq!(completed.status, 200, "{}", completed.text);
+    assert_eq!(completed.bytes, expected.envelope());
+    let forged = served.get("/v1/executions/forged-1", token);
+    assert_eq!(forged.status, 423, "{}", forged.text);
+    assert_eq!(forged.json()["error"]["code"], "server.execution_pending");
+    assert!(
+        served.stderr().contains("recovered"),
+        "the start logs what recovery did: {}",
+        served.stderr()
+    );
+}

@@ -1,0 +1,209 @@
+//! `/readyz` answers `503 server.not_ready` whenever the server must not get traffic — starting (leftovers not yet recovered), draining, its environment expired, its store unreachable — and `200` only when none holds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use axum::extract::State;
+use parmana_runtime::canon::{ExecutionId, Timestamp};
+use parmana_runtime::replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerRow, LedgerSnapshot,
+    MemoryReplayStore, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
+};
+use parmana_runtime::{Clock, Runtime};
+use parmana_testkit::{FixtureEnvironment, now};
+
+use crate::settings::{
+    Authentication, AuthzenSettings, Limits, Logging, SequencerSettings, ServerSettings,
+};
+use crate::state::AppState;
+
+/// A store that cannot be reached: every call fails with `replay.store_unavailable`, except
+/// reading the marks until it is `down` (the runtime reads them once when it is built).
+#[derive(Debug, Default)]
+struct Unreachable {
+    down: AtomicBool,
+}
+
+fn unreachable<T>() -> Result<T, ReplayError> {
+    Err(ReplayError::Unavailable {
+        message: "connection refused".to_owned(),
+    })
+}
+
+impl ReplayStore for Unreachable {
+    fn claim(
+        &self,
+        _: &ExecutionId,
+        _: &ClaimRecord,
+        _: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        unreachable()
+    }
+    fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
+        unreachable()
+    }
+    fn sequence(&self, _: usize) -> Result<SequenceOutcome, ReplayError> {
+        unreachable()
+    }
+    fn store_checkpoint(&self, _: &StoredCheckpoint) -> Result<(), ReplayError> {
+        unreachable()
+    }
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
+        unreachable()
+    }
+    fn get(&self, _: &ExecutionId) -> Result<ExecutionState, ReplayError> {
+        unreachable()
+    }
+    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+        unreachable()
+    }
+    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+        if self.down.load(Ordering::SeqCst) {
+            unreachable()
+        } else {
+            Ok(AcceptedVersions::new(0, 0))
+        }
+    }
+    fn accept_versions(&self, _: u64, _: u64) -> Result<AcceptedVersions, ReplayError> {
+        unreachable()
+    }
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        unreachable()
+    }
+    fn ledger_rows(&self, _: u64, _: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        unreachable()
+    }
+}
+
+/// A clock the test moves on: `now` (whole seconds since the epoch).
+#[derive(Debug)]
+struct MovingClock(Arc<AtomicI64>);
+
+impl Clock for MovingClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_seconds(self.0.load(Ordering::SeqCst)).unwrap()
+    }
+}
+
+/// The state of a server bound on loopback over `store`, its clock reading `NOW` until `clock`
+/// is moved, before it has recovered anything.
+fn state_over(
+    fixture: &FixtureEnvironment,
+    store: Arc<dyn ReplayStore>,
+    clock: &Arc<AtomicI64>,
+) -> Arc<AppState> {
+    clock.store(now().unix_seconds(), Ordering::SeqCst);
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.attestation_signer().unwrap())
+        .shared_store(store)
+        .clock(MovingClock(Arc::clone(clock)))
+        .build()
+        .unwrap();
+    let settings = ServerSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        authentication: Authentication::InsecureNoAuth,
+        tls: None,
+        limits: Limits::default(),
+        logging: Logging::default(),
+        authzen: AuthzenSettings::default(),
+        store_kind: "memory".to_owned(),
+        log: None,
+        sequencer: SequencerSettings::default(),
+    };
+    Arc::clone(
+        crate::lifecycle::Server::bind(runtime, settings)
+            .unwrap()
+            .state(),
+    )
+}
+
+/// `/readyz`'s status, error code and message.
+fn readiness(state: &Arc<AppState>) -> (u16, String, String) {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio.block_on(async {
+        let response = crate::api::readyz(State(Arc::clone(state))).await;
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        (
+            status,
+            text(&body["error"]["code"]),
+            text(&body["error"]["message"]),
+        )
+    })
+}
+
+#[test]
+fn readyz_is_200_only_when_started_not_draining_unexpired_and_the_store_answers() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let memory = || -> Arc<dyn ReplayStore> { Arc::new(MemoryReplayStore::new()) };
+    let started = |state: Arc<AppState>| {
+        state.started_up.store(true, Ordering::SeqCst);
+        state
+    };
+    let clock = Arc::new(AtomicI64::new(0));
+    let later = Arc::new(AtomicI64::new(0));
+    let expired = started(state_over(&fixture, memory(), &later));
+    later.store(
+        Timestamp::parse("2040-01-01T00:00:00Z")
+            .unwrap()
+            .unix_seconds(),
+        Ordering::SeqCst,
+    );
+    let unreachable = Arc::new(Unreachable::default());
+    let over_unreachable = state_over(
+        &fixture,
+        Arc::clone(&unreachable) as Arc<dyn ReplayStore>,
+        &clock,
+    );
+    unreachable.down.store(true, Ordering::SeqCst);
+    let draining = |state: Arc<AppState>| {
+        state.draining.store(true, Ordering::SeqCst);
+        state
+    };
+    // (case, state, expected status, what the refusal says)
+    let cases: Vec<(&str, Arc<AppState>, u16, &str)> = vec![
+        (
+            "starting",
+            state_over(&fixture, memory(), &clock),
+            503,
+            "starting",
+        ),
+        (
+            "ready",
+            started(state_over(&fixture, memory(), &clock)),
+            200,
+            "",
+        ),
+        (
+            "draining",
+            draining(started(state_over(&fixture, memory(), &clock))),
+            503,
+            "draining",
+        ),
+        (
+            "store unreachable",
+            started(over_unreachable),
+            503,
+            "replay store",
+        ),
+        ("trust root expired", expired, 503, "expired"),
+    ];
+    for (case, state, status, says) in cases {
+        let (got, code, message) = readiness(&state);
+        assert_eq!(got, status, "{case}: {code} {message}");
+        if status == 503 {
+            assert_eq!(code, "server.not_ready", "{case}");
+            assert!(message.contains(says), "{case}: {message}");
+        }
+    }
+}
