@@ -303,6 +303,26 @@ fn settings(
 ) -> Result<(ServerSettings, Option<String>), Failure> {
     let values = ServerValues::resolve(deployment, &args.server_flags())?;
     let mut printed_token = None;
+    // Tokens configured in the environment or `parmana.toml` are never dropped silently: a
+    // deployment that names them serves with them (clap already refuses `--tokens` beside these).
+    if let (true, Some(tokens)) = (args.dev_token || args.insecure_no_auth, &values.tokens) {
+        let flag = if args.dev_token {
+            "--dev-token"
+        } else {
+            "--insecure-no-auth"
+        };
+        return Err(Failure::new(
+            "cli.usage",
+            format!(
+                "{flag} would serve without the tokens file {} (set by {} {}): unset it to run \
+                 a trial server, or drop {flag}",
+                tokens.value.display(),
+                tokens.source.kind(),
+                tokens.source.origin(),
+            ),
+            ExitClass::Usage,
+        ));
+    }
     let authentication = if args.dev_token {
         let (tokens, secret) = Tokens::generate_dev_token().map_err(|e| server_failure(&e))?;
         printed_token = Some(secret);

@@ -385,6 +385,19 @@ fn the_server_refuses_to_start_without_tokens_or_off_loopback_without_auth() {
         assert_eq!(exit, 2, "{args:?}: {stderr}");
         assert!(stderr.contains(code), "{args:?}: {stderr}");
     }
+    // Tokens a deployment configures are never dropped silently by a trial flag.
+    let configured = deployment("memory", "[server]\ntokens = \"tokens.toml\"\n");
+    for flag in ["--insecure-no-auth", "--dev-token"] {
+        let (exit, _, stderr) = crate::harness::parmana(
+            configured.root(),
+            &["--format", "json", "serve", "--listen", "127.0.0.1:0", flag],
+        );
+        assert_eq!(exit, 2, "{flag}: {stderr}");
+        assert!(
+            stderr.contains("cli.usage") && stderr.contains("tokens.toml"),
+            "{flag}: {stderr}"
+        );
+    }
     // On loopback, --insecure-no-auth serves every route without a token.
     let open = Served::start(env.root(), &["--insecure-no-auth"]);
     assert_eq!(open.get("/v1/status", None).status, 200);
