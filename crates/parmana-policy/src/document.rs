@@ -115,6 +115,7 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
             "policy_version",
             "description",
             "decisions",
+            "permit",
             "signals",
             "additional_signals",
             "rules",
@@ -166,6 +167,9 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
         Some(v) => read_decisions(&mut top, v),
         None => Vec::new(),
     };
+    let permit = map
+        .get("permit")
+        .map(|v| read_permit(&mut top, v, &decisions));
     let signals = match required(&mut top, map, "", "signals") {
         Some(v) => read_signals(&mut top, v, "/signals"),
         None => Vec::new(),
@@ -207,6 +211,7 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
             policy_version: Some(version),
             description,
             decisions,
+            permit,
             signals,
             additional_signals,
             rules,
@@ -216,6 +221,40 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
         _ => None,
     };
     crate::analysis::finish(model, diagnostics)
+}
+
+/// `permit`: the declared decisions that permit what was asked (an AuthZEN `"decision": true`),
+/// each named once.
+fn read_permit(reader: &mut Reader<'_>, value: &Value, decisions: &[String]) -> Vec<String> {
+    let Some(items) = reader.list(value, "/permit", "permit") else {
+        return Vec::new();
+    };
+    let mut permit: Vec<String> = Vec::with_capacity(items.len().min(limits::MAX_DECISIONS));
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("/permit/{i}");
+        let Some(name) = string(reader, item, &path) else {
+            continue;
+        };
+        if !decisions.iter().any(|d| d == name) {
+            reader.report(
+                Code::UndeclaredDecision,
+                &path,
+                format!(
+                    "permit names {name:?}, which is not in \"decisions\" ({})",
+                    decisions.join(", ")
+                ),
+            );
+        } else if permit.iter().any(|d| d == name) {
+            reader.report(
+                Code::DuplicateDecision,
+                &path,
+                format!("permit names {name:?} twice"),
+            );
+        } else {
+            permit.push(name.to_owned());
+        }
+    }
+    permit
 }
 
 fn read_decisions(reader: &mut Reader<'_>, value: &Value) -> Vec<String> {

@@ -61,6 +61,7 @@ pub(crate) fn read_legacy(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec
                 policy_version: None,
                 description: None,
                 decisions,
+                permit: None,
                 signals,
                 additional_signals: AdditionalSignals::Reject,
                 rules: vec![Rule {

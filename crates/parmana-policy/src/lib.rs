@@ -3,7 +3,7 @@
 //! ```
 //! let policy = parmana_policy::compile(br#"{
 //!   "schema_version": "2.0.0", "policy_id": "demo", "policy_version": "1.0.0",
-//!   "decisions": ["approve", "escalate"],
+//!   "decisions": ["approve", "escalate"], "permit": ["approve"],
 //!   "signals": {"amount": {"type": "number", "required": true, "minimum": 0}},
 //!   "rules": [{"id": "small", "when": {"signal": "amount", "le": 1000},
 //!              "then": {"decision": "approve"}}],
@@ -13,6 +13,7 @@
 //! let decision = signals.evaluate().unwrap();
 //! assert_eq!((decision.decision, decision.rule_id), ("approve", "small"));
 //! assert_eq!(signals.explain().unwrap().decision, decision);
+//! assert_eq!(policy.permit(), Some(&["approve".to_owned()][..]));
 //! ```
 //!
 //! The pipeline is: bytes → [`check`] (strict JSON, schema 2.0.0 or legacy 1.0.0,

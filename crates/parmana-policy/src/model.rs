@@ -271,6 +271,8 @@ pub(crate) struct PolicyModel {
     pub(crate) policy_version: Option<String>,
     pub(crate) description: Option<String>,
     pub(crate) decisions: Vec<String>,
+    /// The decisions that permit what was asked (schema 2.0.0 `permit`), when declared.
+    pub(crate) permit: Option<Vec<String>>,
     /// Sorted by name; a leaf's `slot` indexes this list.
     pub(crate) signals: Vec<SignalDecl>,
     pub(crate) additional_signals: AdditionalSignals,

@@ -219,6 +219,7 @@ pub struct CompiledPolicy {
     pub(crate) policy_version: Option<String>,
     pub(crate) description: Option<String>,
     pub(crate) decisions: Vec<String>,
+    pub(crate) permit: Option<Vec<String>>,
     pub(crate) signals: Vec<SignalDecl>,
     pub(crate) additional_signals: AdditionalSignals,
     pub(crate) rules: Vec<CompiledRule>,
@@ -253,6 +254,11 @@ impl CompiledPolicy {
     /// The declared decisions, in declaration order.
     pub fn decisions(&self) -> &[String] {
         &self.decisions
+    }
+    /// The decisions the policy declares to permit what was asked (`permit`, schema 2.0.0), in
+    /// declaration order; `None` when it declares none.
+    pub fn permit(&self) -> Option<&[String]> {
+        self.permit.as_deref()
     }
     /// The declared signals, sorted by name.
     pub fn signals(&self) -> &[SignalDecl] {

@@ -37,6 +37,7 @@ pub(crate) fn compile_model(model: PolicyModel) -> Result<CompiledPolicy, Diagno
         policy_version: model.policy_version,
         description: model.description,
         decisions: model.decisions,
+        permit: model.permit,
         signals: model.signals,
         additional_signals: model.additional_signals,
         rules: Vec::with_capacity(model.rules.len()),
