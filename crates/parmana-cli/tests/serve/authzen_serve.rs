@@ -1,10 +1,8 @@
-//! AuthZEN 1.0: a deployment with a policy over dotted signal names, the mapping in `parmana.toml`, single and boxcarred evaluations with the three semantics, an evaluation that becomes an execution, and the metadata document.
-
-use std::path::Path;
+//! AuthZEN 1.0: a deployment with a policy over dotted signal names, the mapping in `parmana.toml`, single and boxcarred evaluations with the three semantics, an evaluation that becomes an execution (and the `execute` scope it needs on both routes), and the metadata document.
 
 use serde_json::json;
 
-use crate::harness::{Served, parmana};
+use crate::harness::{Served, parmana, tokens_file};
 
 const POLICY: &str = r#"{
   "schema_version": "2.0.0",
@@ -24,23 +22,36 @@ const POLICY: &str = r#"{
   "default": {"decision": "deny", "reason": "not allowed"}
 }"#;
 
+/// The mapping of [`authzen_deployment`]: one policy, also the default.
+const DOCUMENTS_MAPPING: &str = "\n[server.authzen]\ndefault_policy = \"documents-access@1.0.0\"\n\
+     [[server.authzen.policies]]\npolicy = \"documents-access@1.0.0\"\n\
+     resource_types = [\"document\"]\npermit = [\"allow\"]\n";
+
 /// A fresh deployment (`parmana init`) with the AuthZEN policy signed and released.
 pub(crate) fn authzen_deployment() -> tempfile::TempDir {
+    authzen_deployment_with(&[("documents-access", POLICY)], DOCUMENTS_MAPPING)
+}
+
+/// A fresh deployment (`parmana init`) with `policies` (id, `policy.json` of version 1.0.0)
+/// signed and released, and `mapping` appended to its `parmana.toml`.
+fn authzen_deployment_with(policies: &[(&str, &str)], mapping: &str) -> tempfile::TempDir {
     let temp = tempfile::tempdir().unwrap();
     let root = temp.path().join("d");
     let (code, _, stderr) = parmana(temp.path(), &["init", "d"]);
     assert_eq!(code, 0, "{stderr}");
-    let bundle = root.join("policies/documents-access/1.0.0");
-    std::fs::create_dir_all(&bundle).unwrap();
-    std::fs::write(bundle.join("policy.json"), POLICY).unwrap();
-    let steps: [&[&str]; 2] = [
-        &[
-            "bundle",
-            "sign",
-            "policies/documents-access/1.0.0",
-            "--key",
-            "trust/keys/policy.pem",
-        ],
+    for (id, policy) in policies {
+        let dir = format!("policies/{id}/1.0.0");
+        std::fs::create_dir_all(root.join(&dir)).unwrap();
+        std::fs::write(root.join(&dir).join("policy.json"), policy).unwrap();
+        let (code, _, stderr) = parmana(
+            &root,
+            &["bundle", "sign", &dir, "--key", "trust/keys/policy.pem"],
+        );
+        assert_eq!(code, 0, "{id}: {stderr}");
+    }
+    std::fs::remove_file(root.join("release-manifest.json")).unwrap();
+    let (code, _, stderr) = parmana(
+        &root,
         &[
             "release",
             "sign",
@@ -55,18 +66,10 @@ pub(crate) fn authzen_deployment() -> tempfile::TempDir {
             "--out",
             "release-manifest.json",
         ],
-    ];
-    std::fs::remove_file(root.join("release-manifest.json")).unwrap();
-    for step in steps {
-        let (code, _, stderr) = parmana(&root, step);
-        assert_eq!(code, 0, "{step:?}: {stderr}");
-    }
-    let mut config = std::fs::read_to_string(root.join("parmana.toml")).unwrap();
-    config.push_str(
-        "\n[server.authzen]\ndefault_policy = \"documents-access@1.0.0\"\n\
-         [[server.authzen.policies]]\npolicy = \"documents-access@1.0.0\"\n\
-         resource_types = [\"document\"]\npermit = [\"allow\"]\n",
     );
+    assert_eq!(code, 0, "release: {stderr}");
+    let mut config = std::fs::read_to_string(root.join("parmana.toml")).unwrap();
+    config.push_str(mapping);
     std::fs::write(root.join("parmana.toml"), config).unwrap();
     temp
 }
@@ -193,6 +196,116 @@ fn authzen_evaluations_follow_the_mapping_and_the_semantics() {
 }
 
 #[test]
+fn an_execution_id_needs_the_execute_scope_on_both_authzen_routes() {
+    let temp = authzen_deployment();
+    let root = root(&temp);
+    let tokens = tokens_file(
+        &root,
+        &[
+            ("evaluator", &["evaluate"]),
+            ("reader", &["read"]),
+            ("executor", &["evaluate", "execute"]),
+        ],
+    );
+    let served = Served::start(&root, &["--tokens", tokens.to_str().unwrap()]);
+    let plain = request("editor", "edit");
+    let mut execution = plain.clone();
+    execution["context"]["execution_id"] = json!("scoped-1");
+    let boxcar = json!({"evaluations": [plain.clone(), execution.clone()]});
+    // (token, route, body, status, code): every refusal comes before anything is decided.
+    let cases: [(&str, &str, &serde_json::Value, u16, &str); 6] = [
+        (
+            "evaluator",
+            "/access/v1/evaluation",
+            &execution,
+            403,
+            "server.forbidden",
+        ),
+        // Without `evaluations`, the request is one evaluation, refused as a whole.
+        (
+            "evaluator",
+            "/access/v1/evaluations",
+            &execution,
+            403,
+            "server.forbidden",
+        ),
+        (
+            "reader",
+            "/access/v1/evaluation",
+            &plain,
+            403,
+            "server.forbidden",
+        ),
+        (
+            "reader",
+            "/access/v1/evaluations",
+            &plain,
+            403,
+            "server.forbidden",
+        ),
+        (
+            "reader",
+            "/access/v1/evaluations",
+            &boxcar,
+            403,
+            "server.forbidden",
+        ),
+        (
+            "reader",
+            "/access/v1/evaluation",
+            &execution,
+            403,
+            "server.forbidden",
+        ),
+    ];
+    for (token, route, body, status, code) in cases {
+        let reply = served.post(route, Some(token), &body.to_string());
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (status, code),
+            "{token} {route} {body}: {}",
+            reply.text
+        );
+    }
+    // In a boxcar, the evaluation that asks for an execution is refused (`false`, the error in
+    // its context), not executed; the others are decided.
+    let mixed = served.post(
+        "/access/v1/evaluations",
+        Some("evaluator"),
+        &boxcar.to_string(),
+    );
+    assert_eq!(mixed.status, 200, "{}", mixed.text);
+    let mixed = mixed.json();
+    assert_eq!(mixed["evaluations"][0]["decision"], true, "{mixed}");
+    assert_eq!(mixed["evaluations"][1]["decision"], false, "{mixed}");
+    assert_eq!(mixed["evaluations"][1]["context"]["error"]["status"], 403);
+    assert_eq!(
+        mixed["evaluations"][1]["context"]["error"]["code"],
+        "server.forbidden"
+    );
+    // None of it used the id.
+    let unused = served.get("/v1/executions/scoped-1", Some("reader"));
+    assert_eq!(
+        (unused.status, unused.code().as_str()),
+        (404, "server.execution_unknown"),
+        "{}",
+        unused.text
+    );
+    // With `execute` too, the same request executes.
+    let executed = served.post(
+        "/access/v1/evaluation",
+        Some("executor"),
+        &execution.to_string(),
+    );
+    assert_eq!(executed.status, 200, "{}", executed.text);
+    assert_eq!(executed.json()["context"]["execution_id"], "scoped-1");
+    assert_eq!(
+        served.get("/v1/executions/scoped-1", Some("reader")).status,
+        200
+    );
+}
+
+#[test]
 fn a_mapping_that_does_not_fit_the_policy_is_refused_at_start() {
     let temp = authzen_deployment();
     let config = root(&temp).join("parmana.toml");
@@ -203,7 +316,7 @@ fn a_mapping_that_does_not_fit_the_policy_is_refused_at_start() {
     )
     .unwrap();
     let (code, _, stderr) = parmana(
-        Path::new(&root(&temp)),
+        &root(&temp),
         &["serve", "--listen", "127.0.0.1:0", "--dev-token"],
     );
     assert_eq!(code, 2, "{stderr}");
