@@ -1,8 +1,9 @@
-//! AuthZEN 1.0: a deployment with a policy over dotted signal names, the mapping in `parmana.toml`, single and boxcarred evaluations with the three semantics, an evaluation that becomes an execution (and the `execute` scope it needs on both routes), and the metadata document.
+//! AuthZEN 1.0: a deployment with a policy over dotted signal names, the mapping in `parmana.toml`, single and boxcarred evaluations with the three semantics, evaluations that become executions (the `execute` scope they need, their metrics, log lines and replays), and the metadata document.
 
 use serde_json::json;
 
 use crate::harness::{Served, parmana, tokens_file};
+use crate::limits_serve::log_line;
 
 const POLICY: &str = r#"{
   "schema_version": "2.0.0",
@@ -303,6 +304,95 @@ fn an_execution_id_needs_the_execute_scope_on_both_authzen_routes() {
         served.get("/v1/executions/scoped-1", Some("reader")).status,
         200
     );
+}
+
+/// The value of the metric line `series` (`name{labels}`), 0 when absent.
+fn metric(served: &Served, series: &str) -> u64 {
+    let text = served.get("/metrics", Some("all")).text;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+#[test]
+fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
+    let temp = authzen_deployment();
+    let root = root(&temp);
+    let tokens = tokens_file(&root, &[("all", &["evaluate", "execute", "read"])]);
+    let served = Served::start(
+        &root,
+        &["--tokens", tokens.to_str().unwrap(), "--log-format", "json"],
+    );
+    let all = Some("all");
+    let allowed = r#"parmana_executions_total{decision="allow"}"#;
+    let denied = r#"parmana_executions_total{decision="deny"}"#;
+    let replayed = r#"parmana_execution_errors_total{code="runtime.replay_detected"}"#;
+    let series = [allowed, denied, replayed];
+    let before = series.map(|s| metric(&served, s));
+    let executing = |role: &str, action: &str, id: &str| {
+        let mut body = request(role, action);
+        body["context"]["execution_id"] = json!(id);
+        body
+    };
+    let first = executing("editor", "edit", "authzen-m1");
+    let executed = served.post("/access/v1/evaluation", all, &first.to_string());
+    assert_eq!(executed.status, 200, "{}", executed.text);
+    let boxcar = json!({"evaluations": [
+        executing("viewer", "read", "authzen-m2"),
+        executing("viewer", "edit", "authzen-m3"),
+        request("viewer", "read"),
+        first.clone(),
+    ]});
+    let decided = served.post("/access/v1/evaluations", all, &boxcar.to_string());
+    assert_eq!(decided.status, 200, "{}", decided.text);
+    assert_eq!(
+        decided.json()["evaluations"][3]["context"]["error"]["code"],
+        "runtime.replay_detected"
+    );
+    // A reused id, on both routes (without `evaluations`, one evaluation): 409 naming the
+    // stored attestation, as on POST /v1/executions.
+    for route in ["/access/v1/evaluation", "/access/v1/evaluations"] {
+        let again = served.post(route, all, &first.to_string());
+        assert_eq!(
+            (again.status, again.code().as_str()),
+            (409, "runtime.replay_detected"),
+            "{route}"
+        );
+        assert_eq!(
+            again.header("location"),
+            Some("/v1/executions/authzen-m1"),
+            "{route}"
+        );
+    }
+    // Executions by decision (m1 and m2 allow, m3 denies) and refusals by code (the replay in
+    // the boxcar and the two above); the plain evaluation is not an execution.
+    let after = series.map(|s| metric(&served, s));
+    assert_eq!(
+        [
+            after[0] - before[0],
+            after[1] - before[1],
+            after[2] - before[2]
+        ],
+        [2, 1, 3]
+    );
+    // The log lines carry the id, the policy, the policy's decision and the error code.
+    let (event, _) = log_line(&served, "/access/v1/evaluation", 200);
+    assert_eq!(event["execution_id"], "authzen-m1", "{event}");
+    assert_eq!(event["policy"], "documents-access@1.0.0", "{event}");
+    assert_eq!(event["decision"], "allow", "{event}");
+    let (event, _) = log_line(&served, "/access/v1/evaluation", 409);
+    assert_eq!(event["execution_id"], "authzen-m1", "{event}");
+    assert_eq!(event["policy"], "documents-access@1.0.0", "{event}");
+    assert_eq!(event["code"], "runtime.replay_detected", "{event}");
+    // A boxcar's line lists its evaluations' values in order.
+    let (event, _) = log_line(&served, "/access/v1/evaluations", 200);
+    assert_eq!(
+        event["execution_id"], "authzen-m2,authzen-m3,authzen-m1",
+        "{event}"
+    );
+    assert_eq!(event["policy"], "documents-access@1.0.0", "{event}");
+    assert_eq!(event["decision"], "allow,deny,allow", "{event}");
+    assert_eq!(event["code"], "runtime.replay_detected", "{event}");
 }
 
 #[test]
