@@ -1,4 +1,4 @@
-//! AuthZEN 1.0: a deployment with a policy over dotted signal names, the mapping in `parmana.toml`, single and boxcarred evaluations with the three semantics, evaluations that become executions (the `execute` scope they need, their metrics, log lines and replays), and the metadata document.
+//! AuthZEN 1.0: deployments with policies over dotted signal names and the mapping in `parmana.toml` (one policy that is also the default; two routed by `resource.type` with no default), single and boxcarred evaluations with the three semantics, evaluations that become executions (the `execute` scope they need, their metrics, log lines and replays), the mappings refused at start, and the metadata document.
 
 use serde_json::json;
 
@@ -395,20 +395,218 @@ fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
     assert_eq!(event["code"], "runtime.replay_detected", "{event}");
 }
 
+/// A second policy, answering records: it decides on the request's type and id members and on
+/// a context member.
+const RECORDS_POLICY: &str = r#"{
+  "schema_version": "2.0.0",
+  "policy_id": "records-access",
+  "policy_version": "1.0.0",
+  "description": "Only alice, as a user, may open record r-1, and only at the gold tier.",
+  "decisions": ["grant", "refuse"],
+  "additional_signals": "ignore",
+  "signals": {
+    "subject.type": {"type": "string", "required": true},
+    "subject.id": {"type": "string", "required": true},
+    "resource.type": {"type": "string", "required": true},
+    "resource.id": {"type": "string", "required": true},
+    "context.tier": {"type": "string", "required": true}
+  },
+  "rules": [
+    {"id": "owner", "when": {"all": [
+      {"signal": "subject.type", "eq": "user"},
+      {"signal": "subject.id", "eq": "alice"},
+      {"signal": "resource.type", "eq": "record"},
+      {"signal": "resource.id", "eq": "r-1"},
+      {"signal": "context.tier", "eq": "gold"}
+    ]}, "then": {"decision": "grant", "reason": "the owner"}}
+  ],
+  "default": {"decision": "refuse", "reason": "not the owner"}
+}"#;
+
+/// Two policies routed by `resource.type`, no default.
+const TWO_POLICIES: &str = "\n[server.authzen]\n\
+     [[server.authzen.policies]]\npolicy = \"documents-access@1.0.0\"\n\
+     resource_types = [\"document\"]\npermit = [\"allow\"]\n\
+     [[server.authzen.policies]]\npolicy = \"records-access@1.0.0\"\n\
+     resource_types = [\"record\", \"archive\"]\npermit = [\"grant\"]\n";
+
 #[test]
-fn a_mapping_that_does_not_fit_the_policy_is_refused_at_start() {
-    let temp = authzen_deployment();
-    let config = root(&temp).join("parmana.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace("permit = [\"allow\"]", "permit = [\"permit\"]"),
-    )
-    .unwrap();
-    let (code, _, stderr) = parmana(
-        &root(&temp),
-        &["serve", "--listen", "127.0.0.1:0", "--dev-token"],
+fn each_resource_type_is_answered_by_its_policy_with_the_flattened_members() {
+    let temp = authzen_deployment_with(
+        &[
+            ("documents-access", POLICY),
+            ("records-access", RECORDS_POLICY),
+        ],
+        TWO_POLICIES,
     );
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("server.authzen_config"), "{stderr}");
+    let served = Served::start(&root(&temp), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let body = |subject: (&str, &str), resource: (&str, &str), tier: &str| {
+        json!({
+            "subject": {"type": subject.0, "id": subject.1, "properties": {"role": "viewer"}},
+            "action": {"name": "read"},
+            "resource": {"type": resource.0, "id": resource.1},
+            "context": {"tier": tier}
+        })
+    };
+    let owner = (("user", "alice"), ("record", "r-1"), "gold");
+    // (subject, resource, context.tier, decision, policy, rule)
+    let cases = [
+        (
+            ("user", "bob"),
+            ("document", "d-1"),
+            "none",
+            true,
+            "documents-access@1.0.0",
+            "read",
+        ),
+        (
+            owner.0,
+            owner.1,
+            owner.2,
+            true,
+            "records-access@1.0.0",
+            "owner",
+        ),
+        (
+            ("service", "alice"),
+            owner.1,
+            owner.2,
+            false,
+            "records-access@1.0.0",
+            "default",
+        ),
+        (
+            ("user", "bob"),
+            owner.1,
+            owner.2,
+            false,
+            "records-access@1.0.0",
+            "default",
+        ),
+        (
+            owner.0,
+            ("record", "r-2"),
+            owner.2,
+            false,
+            "records-access@1.0.0",
+            "default",
+        ),
+        (
+            owner.0,
+            ("archive", "r-1"),
+            owner.2,
+            false,
+            "records-access@1.0.0",
+            "default",
+        ),
+        (
+            owner.0,
+            owner.1,
+            "silver",
+            false,
+            "records-access@1.0.0",
+            "default",
+        ),
+    ];
+    for (subject, resource, tier, decision, policy, rule) in cases {
+        let sent = body(subject, resource, tier);
+        let reply = served.post("/access/v1/evaluation", token, &sent.to_string());
+        assert_eq!(reply.status, 200, "{sent}: {}", reply.text);
+        let reply = reply.json();
+        assert_eq!(
+            (
+                &reply["decision"],
+                &reply["context"]["policy"],
+                &reply["context"]["rule_id"]
+            ),
+            (&json!(decision), &json!(policy), &json!(rule)),
+            "{sent}"
+        );
+    }
+    // No default: a resource type no policy names is refused, alone and in a boxcar.
+    let unmapped = body(owner.0, ("folder", "f-1"), "gold");
+    let refused = served.post("/access/v1/evaluation", token, &unmapped.to_string());
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (400, "server.authzen_no_policy"),
+        "{}",
+        refused.text
+    );
+    let boxcar = json!({"evaluations": [unmapped, body(owner.0, owner.1, owner.2)]});
+    let mixed = served
+        .post("/access/v1/evaluations", token, &boxcar.to_string())
+        .json();
+    assert_eq!(
+        mixed["evaluations"][0]["context"]["error"]["code"],
+        "server.authzen_no_policy"
+    );
+    assert_eq!(mixed["evaluations"][1]["decision"], true, "{mixed}");
+}
+
+#[test]
+fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
+    let temp = authzen_deployment_with(
+        &[
+            ("documents-access", POLICY),
+            ("records-access", RECORDS_POLICY),
+        ],
+        "",
+    );
+    let config = root(&temp).join("parmana.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let entry = |policy: &str, types: &str, permit: &str| {
+        format!(
+            "[[server.authzen.policies]]\npolicy = \"{policy}\"\nresource_types = [{types}]\n\
+             permit = [{permit}]\n"
+        )
+    };
+    let documents = entry("documents-access@1.0.0", r#""document""#, r#""allow""#);
+    // (the [server.authzen] table, what the refusal says)
+    let cases = [
+        (
+            entry("documents-access@1.0.0", r#""document""#, r#""permit""#),
+            "not one of its decisions",
+        ),
+        (
+            entry("documents-access@1.0.0", r#""document""#, ""),
+            "lists no decision",
+        ),
+        (
+            entry("missing-policy@1.0.0", r#""document""#, r#""allow""#),
+            "missing-policy@1.0.0",
+        ),
+        (
+            entry("not a reference", r#""document""#, r#""allow""#),
+            "not a reference",
+        ),
+        (
+            format!(
+                "{documents}{}",
+                entry(
+                    "records-access@1.0.0",
+                    r#""record", "document""#,
+                    r#""grant""#
+                )
+            ),
+            "\"document\" is answered twice",
+        ),
+        (
+            format!("default_policy = \"records-access@1.0.0\"\n{documents}"),
+            "default_policy records-access@1.0.0 is not one of the configured policies",
+        ),
+    ];
+    for (table, says) in cases {
+        std::fs::write(&config, format!("{base}\n[server.authzen]\n{table}")).unwrap();
+        let (code, _, stderr) = parmana(
+            &root(&temp),
+            &["serve", "--listen", "127.0.0.1:0", "--dev-token"],
+        );
+        assert_eq!(code, 2, "{table}: {stderr}");
+        assert!(
+            stderr.contains("server.authzen_config"),
+            "{table}: {stderr}"
+        );
+        assert!(stderr.contains(says), "{table}: {stderr}");
+    }
 }
