@@ -506,7 +506,8 @@ fn refused_decision(error: &ApiError) -> Decision {
         (status = 403, description = "The token lacks the `evaluate` scope (or `execute`, with context.execution_id)", body = ErrorBody),
         (status = 409, description = "context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody,
             headers(("Location" = String, description = "Where the stored attestation is read back"))),
-        (status = 500, description = "The environment refused", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 500, description = "The environment refused (trust) or a defect", body = ErrorBody),
         (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
@@ -557,12 +558,14 @@ pub(crate) async fn evaluation(
     request_body = EvaluationsRequest,
     responses(
         (status = 200, description = "One decision per evaluation, in order (fewer when a short-circuiting semantic stopped early); without `evaluations`, one decision", body = EvaluationsOutcome),
-        (status = 400, description = "Malformed request, or an evaluation missing a member with no default", body = ErrorBody),
+        (status = 400, description = "Malformed request, or an evaluation missing a member with no default; without `evaluations`, as /access/v1/evaluation (no answering policy, signals the policy refuses)", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
-        (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),
+        (status = 403, description = "The token lacks the `evaluate` scope; without `evaluations`, or `execute` with context.execution_id (in a boxcar, that evaluation is refused: `false`)", body = ErrorBody),
         (status = 409, description = "Without `evaluations`: context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody,
             headers(("Location" = String, description = "Where the stored attestation is read back"))),
-        (status = 503, description = "Overloaded or timed out", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 500, description = "Without `evaluations`: the environment refused (trust); or a defect", body = ErrorBody),
+        (status = 503, description = "Overloaded or timed out; without `evaluations`, store unavailable", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
 )]

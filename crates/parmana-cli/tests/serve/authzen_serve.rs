@@ -1,4 +1,4 @@
-//! AuthZEN 1.0: deployments with policies over dotted signal names and the mapping in `parmana.toml` (one policy that is also the default; two routed by `resource.type` with no default), single and boxcarred evaluations with the three semantics, evaluations that become executions (the `execute` scope they need, their metrics, log lines and replays), the mappings refused at start, and the metadata document.
+//! AuthZEN 1.0: deployments with policies over dotted signal names and the mapping in `parmana.toml` (one policy that is also the default; two routed by `resource.type` with no default), single and boxcarred evaluations with the three semantics, evaluations that become executions (the `execute` scope they need, their metrics, log lines and replays), the mappings refused at start, the statuses (400 where the native API answers 422, 413), and the metadata document.
 
 use serde_json::json;
 
@@ -608,5 +608,42 @@ fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
             "{table}: {stderr}"
         );
         assert!(stderr.contains(says), "{table}: {stderr}");
+    }
+}
+
+#[test]
+fn authzen_answers_400_where_the_native_api_answers_422_and_413_past_the_body_limit() {
+    let temp = authzen_deployment();
+    let served = Served::start(&root(&temp), &["--dev-token", "--max-body-bytes", "512"]);
+    let token = served.token.as_deref();
+    let mut refused_signals = request("viewer", "read");
+    refused_signals["subject"]["properties"] = json!({});
+    let mut big = request("viewer", "read");
+    big["context"]["pad"] = json!("x".repeat(600));
+    // (route, body, status, code); every answer is also checked against /openapi.json.
+    let cases = [
+        (
+            "/access/v1/evaluation",
+            &refused_signals,
+            400,
+            "policy.signal_missing",
+        ),
+        (
+            "/access/v1/evaluations",
+            &refused_signals,
+            400,
+            "policy.signal_missing",
+        ),
+        ("/access/v1/evaluation", &big, 413, "server.body_too_large"),
+        ("/access/v1/evaluations", &big, 413, "server.body_too_large"),
+    ];
+    for (route, body, status, code) in cases {
+        let reply = served.post(route, token, &body.to_string());
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (status, code),
+            "{route}: {}",
+            reply.text
+        );
     }
 }
