@@ -6,14 +6,14 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::{PolicyRef, parse_strict};
 use parmana_runtime::{ExecutionError, ExecutionRequest, Runtime, Signals, parse_execution_id};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::api::{body_bytes, execution_error, parse_body};
+use crate::api::{body_bytes, execution_error, execution_location, parse_body};
 use crate::auth::Scope;
 use crate::error::{ApiError, ServerError};
 use crate::observe::Outcome;
@@ -338,27 +338,52 @@ fn refusal(status: StatusCode, code: &str, message: String) -> ApiError {
     ApiError::new(status, code, message)
 }
 
-/// Decides one evaluation (executes it when its context names an execution id).
+/// Decides one evaluation (executes it when its context names an execution id), and what the
+/// request's log line says of it: the policy, the execution id, the policy's decision or the
+/// error code. An execution is counted in the metrics as on `POST /v1/executions`.
 fn decide(
+    state: &AppState,
     runtime: &Runtime,
-    mapping: &AuthzenMapping,
     request: &Resolved,
     may_execute: bool,
+) -> (Result<Decision, ApiError>, Outcome) {
+    let mut outcome = Outcome::default();
+    let decided = decide_noting(state, runtime, request, may_execute, &mut outcome);
+    if let Err(error) = &decided {
+        outcome.code = Some(error.code.clone());
+    }
+    (decided, outcome)
+}
+
+fn decide_noting(
+    state: &AppState,
+    runtime: &Runtime,
+    request: &Resolved,
+    may_execute: bool,
+    outcome: &mut Outcome,
 ) -> Result<Decision, ApiError> {
-    let answering = mapping.answering(&request.resource.kind).ok_or_else(|| {
-        refusal(
-            StatusCode::BAD_REQUEST,
-            "server.authzen_no_policy",
-            format!(
-                "no policy answers resource type {:?}",
-                request.resource.kind
-            ),
-        )
-    })?;
+    let answering = state
+        .authzen
+        .answering(&request.resource.kind)
+        .ok_or_else(|| {
+            refusal(
+                StatusCode::BAD_REQUEST,
+                "server.authzen_no_policy",
+                format!(
+                    "no policy answers resource type {:?}",
+                    request.resource.kind
+                ),
+            )
+        })?;
+    let policy = answering.policy.to_string();
+    outcome.policy = Some(policy.clone());
     let (signals, execution_id) = signals_of(request)
         .map_err(|m| refusal(StatusCode::BAD_REQUEST, "server.invalid_request", m))?;
-    let signals = Signals::from_value(Value::Object(signals));
-    let policy = answering.policy.to_string();
+    let signals = Value::Object(signals);
+    if state.logging.signals {
+        outcome.signals = Some(signals.to_string());
+    }
+    let signals = Signals::from_value(signals);
     let fail = |e: &ExecutionError| {
         let mut api = execution_error(e);
         // AuthZEN's transport knows 400 for a request it cannot decide.
@@ -372,6 +397,7 @@ fn decide(
             let evaluation = runtime
                 .evaluate(&answering.policy, &signals)
                 .map_err(|e| fail(&e))?;
+            outcome.decision = Some(evaluation.decision.clone());
             Ok(Decision {
                 decision: answering.permit.contains(&evaluation.decision),
                 context: Some(json!({
@@ -392,9 +418,23 @@ fn decide(
                 ));
             }
             let execution_id = parse_execution_id(&id).map_err(|e| fail(&e))?;
+            outcome.execution_id = Some(execution_id.as_str().to_owned());
+            let location = execution_location(execution_id.as_str());
             let request = ExecutionRequest::new(execution_id, answering.policy.clone(), signals);
-            let attestation = runtime.execute(&request).map_err(|e| fail(&e))?;
+            let attestation = match runtime.execute(&request) {
+                Ok(attestation) => attestation,
+                Err(error) => {
+                    state.metrics.execution_error(error.code());
+                    let mut api = fail(&error);
+                    if matches!(error, ExecutionError::ReplayDetected { .. }) {
+                        api = api.with_header(header::LOCATION, &location);
+                    }
+                    return Err(api);
+                }
+            };
             let predicate = attestation.predicate();
+            state.metrics.execution(&predicate.decision);
+            outcome.decision = Some(predicate.decision.clone());
             let envelope = parse_strict(attestation.envelope()).map_err(|e| fail(&e.into()))?;
             Ok(Decision {
                 decision: answering.permit.contains(&predicate.decision),
@@ -409,6 +449,38 @@ fn decide(
             })
         }
     }
+}
+
+/// The log line of a boxcar: one evaluation's own; for more, the execution ids, decisions and
+/// error codes of the evaluations that have one, in order, and the policies that answered, each
+/// once, comma-separated (the signals are not logged).
+fn boxcar_outcome(outcomes: Vec<Outcome>) -> Outcome {
+    if outcomes.len() <= 1 {
+        return outcomes.into_iter().next().unwrap_or_default();
+    }
+    let join = |field: fn(&Outcome) -> &Option<String>, once: bool| {
+        let mut values: Vec<&str> = Vec::new();
+        for value in outcomes.iter().filter_map(|o| field(o).as_deref()) {
+            if !(once && values.contains(&value)) {
+                values.push(value);
+            }
+        }
+        (!values.is_empty()).then(|| values.join(","))
+    };
+    Outcome {
+        execution_id: join(|o| &o.execution_id, false),
+        policy: join(|o| &o.policy, true),
+        decision: join(|o| &o.decision, false),
+        code: join(|o| &o.code, false),
+        signals: None,
+    }
+}
+
+/// A response carrying the outcome its log line and metrics read.
+fn answer(result: Result<Response, ApiError>, outcome: Outcome) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(outcome);
+    response
 }
 
 /// A refused evaluation inside a boxcar: `false`, with the error in its context (AuthZEN §7.2.1).
@@ -432,8 +504,10 @@ fn refused_decision(error: &ApiError) -> Decision {
         (status = 400, description = "Malformed request, no answering policy, or signals the policy refuses", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `evaluate` scope (or `execute`, with context.execution_id)", body = ErrorBody),
-        (status = 409, description = "context.execution_id was already used", body = ErrorBody),
-        (status = 500, description = "The environment refused", body = ErrorBody),
+        (status = 409, description = "context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody,
+            headers(("Location" = String, description = "Where the stored attestation is read back"))),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 500, description = "The environment refused (trust) or a defect", body = ErrorBody),
         (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
@@ -456,29 +530,26 @@ pub(crate) async fn evaluation(
         .context
         .as_ref()
         .is_some_and(|context| context.contains_key(EXECUTION_ID_KEY));
-    let decision = if executes {
+    let (decided, outcome) = if executes {
         // An execution may block on the store: the blocking pool.
         let shared = Arc::clone(&state);
         state
             .blocking("execute", move |runtime| {
-                decide(runtime, &shared.authzen, &resolved, may_execute)
+                decide(&shared, runtime, &resolved, may_execute)
             })
-            .await??
+            .await?
     } else {
         // One evaluation is pure and bounded by the policy limits: decided here, on the async
         // worker, as `POST /v1/evaluations` does.
         let started = std::time::Instant::now();
-        let decided = decide(&state.runtime, &state.authzen, &resolved, may_execute);
+        let decided = decide(&state, &state.runtime, &resolved, may_execute);
         state.metrics.runtime_call("evaluate", started.elapsed());
-        decided?
+        decided
     };
-    let outcome = Outcome {
-        decision: Some(decision.decision.to_string()),
-        ..Outcome::default()
-    };
-    let mut response = json_response(StatusCode::OK, &decision);
-    response.extensions_mut().insert(outcome);
-    Ok(response)
+    Ok(answer(
+        decided.map(|decision| json_response(StatusCode::OK, &decision)),
+        outcome,
+    ))
 }
 
 /// Decide many access requests (boxcarring), with the three evaluation semantics.
@@ -487,10 +558,14 @@ pub(crate) async fn evaluation(
     request_body = EvaluationsRequest,
     responses(
         (status = 200, description = "One decision per evaluation, in order (fewer when a short-circuiting semantic stopped early); without `evaluations`, one decision", body = EvaluationsOutcome),
-        (status = 400, description = "Malformed request, or an evaluation missing a member with no default", body = ErrorBody),
+        (status = 400, description = "Malformed request, or an evaluation missing a member with no default; without `evaluations`, as /access/v1/evaluation (no answering policy, signals the policy refuses)", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
-        (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),
-        (status = 503, description = "Overloaded or timed out", body = ErrorBody),
+        (status = 403, description = "The token lacks the `evaluate` scope; without `evaluations`, or `execute` with context.execution_id (in a boxcar, that evaluation is refused: `false`)", body = ErrorBody),
+        (status = 409, description = "Without `evaluations`: context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody,
+            headers(("Location" = String, description = "Where the stored attestation is read back"))),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 500, description = "Without `evaluations`: the environment refused (trust); or a defect", body = ErrorBody),
+        (status = 503, description = "Overloaded or timed out; without `evaluations`, store unavailable", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
 )]
@@ -547,18 +622,18 @@ pub(crate) async fn evaluations(
         });
     }
     let shared = Arc::clone(&state);
-    let decisions = state
+    let decided = state
         .blocking("evaluate", move |runtime| {
             let mut out = Vec::with_capacity(resolved.len());
             for request in &resolved {
-                let decision = decide(runtime, &shared.authzen, request, may_execute);
+                let (decision, outcome) = decide(&shared, runtime, request, may_execute);
                 let permitted = decision.as_ref().is_ok_and(|d| d.decision);
                 let stop = match semantic {
                     Semantic::ExecuteAll => false,
                     Semantic::DenyOnFirstDeny => !permitted,
                     Semantic::PermitOnFirstPermit => permitted,
                 };
-                out.push(decision);
+                out.push((decision, outcome));
                 if stop {
                     break;
                 }
@@ -566,14 +641,19 @@ pub(crate) async fn evaluations(
             out
         })
         .await?;
+    let (decisions, outcomes): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
+    let outcome = boxcar_outcome(outcomes);
     if boxcar {
         let evaluations = decisions
             .into_iter()
             .map(|decided| decided.unwrap_or_else(|error| refused_decision(&error)))
             .collect();
-        Ok(json_response(
-            StatusCode::OK,
-            &EvaluationsResponse { evaluations },
+        Ok(answer(
+            Ok(json_response(
+                StatusCode::OK,
+                &EvaluationsResponse { evaluations },
+            )),
+            outcome,
         ))
     } else {
         // Without `evaluations`, the request is a single evaluation (AuthZEN §7.1): a refusal
@@ -581,8 +661,11 @@ pub(crate) async fn evaluations(
         let decision = decisions
             .into_iter()
             .next()
-            .ok_or_else(|| ApiError::invalid_request("the request holds no evaluation"))??;
-        Ok(json_response(StatusCode::OK, &decision))
+            .ok_or_else(|| ApiError::invalid_request("the request holds no evaluation"))?;
+        Ok(answer(
+            decision.map(|decision| json_response(StatusCode::OK, &decision)),
+            outcome,
+        ))
     }
 }
 

@@ -1,10 +1,9 @@
-//! AuthZEN 1.0: a deployment with a policy over dotted signal names, the mapping in `parmana.toml`, single and boxcarred evaluations with the three semantics, an evaluation that becomes an execution, and the metadata document.
-
-use std::path::Path;
+//! AuthZEN 1.0: deployments with policies over dotted signal names and the mapping in `parmana.toml` (one policy that is also the default; two routed by `resource.type` with no default), single and boxcarred evaluations with the three semantics, evaluations that become executions (the `execute` scope they need, their metrics, log lines and replays), the mappings refused at start, the statuses (400 where the native API answers 422, 413), and the metadata document.
 
 use serde_json::json;
 
-use crate::harness::{Served, parmana};
+use crate::harness::{Served, parmana, tokens_file};
+use crate::limits_serve::log_line;
 
 const POLICY: &str = r#"{
   "schema_version": "2.0.0",
@@ -24,23 +23,36 @@ const POLICY: &str = r#"{
   "default": {"decision": "deny", "reason": "not allowed"}
 }"#;
 
+/// The mapping of [`authzen_deployment`]: one policy, also the default.
+const DOCUMENTS_MAPPING: &str = "\n[server.authzen]\ndefault_policy = \"documents-access@1.0.0\"\n\
+     [[server.authzen.policies]]\npolicy = \"documents-access@1.0.0\"\n\
+     resource_types = [\"document\"]\npermit = [\"allow\"]\n";
+
 /// A fresh deployment (`parmana init`) with the AuthZEN policy signed and released.
 pub(crate) fn authzen_deployment() -> tempfile::TempDir {
+    authzen_deployment_with(&[("documents-access", POLICY)], DOCUMENTS_MAPPING)
+}
+
+/// A fresh deployment (`parmana init`) with `policies` (id, `policy.json` of version 1.0.0)
+/// signed and released, and `mapping` appended to its `parmana.toml`.
+fn authzen_deployment_with(policies: &[(&str, &str)], mapping: &str) -> tempfile::TempDir {
     let temp = tempfile::tempdir().unwrap();
     let root = temp.path().join("d");
     let (code, _, stderr) = parmana(temp.path(), &["init", "d"]);
     assert_eq!(code, 0, "{stderr}");
-    let bundle = root.join("policies/documents-access/1.0.0");
-    std::fs::create_dir_all(&bundle).unwrap();
-    std::fs::write(bundle.join("policy.json"), POLICY).unwrap();
-    let steps: [&[&str]; 2] = [
-        &[
-            "bundle",
-            "sign",
-            "policies/documents-access/1.0.0",
-            "--key",
-            "trust/keys/policy.pem",
-        ],
+    for (id, policy) in policies {
+        let dir = format!("policies/{id}/1.0.0");
+        std::fs::create_dir_all(root.join(&dir)).unwrap();
+        std::fs::write(root.join(&dir).join("policy.json"), policy).unwrap();
+        let (code, _, stderr) = parmana(
+            &root,
+            &["bundle", "sign", &dir, "--key", "trust/keys/policy.pem"],
+        );
+        assert_eq!(code, 0, "{id}: {stderr}");
+    }
+    std::fs::remove_file(root.join("release-manifest.json")).unwrap();
+    let (code, _, stderr) = parmana(
+        &root,
         &[
             "release",
             "sign",
@@ -55,18 +67,10 @@ pub(crate) fn authzen_deployment() -> tempfile::TempDir {
             "--out",
             "release-manifest.json",
         ],
-    ];
-    std::fs::remove_file(root.join("release-manifest.json")).unwrap();
-    for step in steps {
-        let (code, _, stderr) = parmana(&root, step);
-        assert_eq!(code, 0, "{step:?}: {stderr}");
-    }
-    let mut config = std::fs::read_to_string(root.join("parmana.toml")).unwrap();
-    config.push_str(
-        "\n[server.authzen]\ndefault_policy = \"documents-access@1.0.0\"\n\
-         [[server.authzen.policies]]\npolicy = \"documents-access@1.0.0\"\n\
-         resource_types = [\"document\"]\npermit = [\"allow\"]\n",
     );
+    assert_eq!(code, 0, "release: {stderr}");
+    let mut config = std::fs::read_to_string(root.join("parmana.toml")).unwrap();
+    config.push_str(mapping);
     std::fs::write(root.join("parmana.toml"), config).unwrap();
     temp
 }
@@ -193,19 +197,453 @@ fn authzen_evaluations_follow_the_mapping_and_the_semantics() {
 }
 
 #[test]
-fn a_mapping_that_does_not_fit_the_policy_is_refused_at_start() {
+fn an_execution_id_needs_the_execute_scope_on_both_authzen_routes() {
     let temp = authzen_deployment();
-    let config = root(&temp).join("parmana.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace("permit = [\"allow\"]", "permit = [\"permit\"]"),
-    )
-    .unwrap();
-    let (code, _, stderr) = parmana(
-        Path::new(&root(&temp)),
-        &["serve", "--listen", "127.0.0.1:0", "--dev-token"],
+    let root = root(&temp);
+    let tokens = tokens_file(
+        &root,
+        &[
+            ("evaluator", &["evaluate"]),
+            ("reader", &["read"]),
+            ("executor", &["evaluate", "execute"]),
+        ],
     );
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("server.authzen_config"), "{stderr}");
+    let served = Served::start(&root, &["--tokens", tokens.to_str().unwrap()]);
+    let plain = request("editor", "edit");
+    let mut execution = plain.clone();
+    execution["context"]["execution_id"] = json!("scoped-1");
+    let boxcar = json!({"evaluations": [plain.clone(), execution.clone()]});
+    // (token, route, body, status, code): every refusal comes before anything is decided.
+    let cases: [(&str, &str, &serde_json::Value, u16, &str); 6] = [
+        (
+            "evaluator",
+            "/access/v1/evaluation",
+            &execution,
+            403,
+            "server.forbidden",
+        ),
+        // Without `evaluations`, the request is one evaluation, refused as a whole.
+        (
+            "evaluator",
+            "/access/v1/evaluations",
+            &execution,
+            403,
+            "server.forbidden",
+        ),
+        (
+            "reader",
+            "/access/v1/evaluation",
+            &plain,
+            403,
+            "server.forbidden",
+        ),
+        (
+            "reader",
+            "/access/v1/evaluations",
+            &plain,
+            403,
+            "server.forbidden",
+        ),
+        (
+            "reader",
+            "/access/v1/evaluations",
+            &boxcar,
+            403,
+            "server.forbidden",
+        ),
+        (
+            "reader",
+            "/access/v1/evaluation",
+            &execution,
+            403,
+            "server.forbidden",
+        ),
+    ];
+    for (token, route, body, status, code) in cases {
+        let reply = served.post(route, Some(token), &body.to_string());
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (status, code),
+            "{token} {route} {body}: {}",
+            reply.text
+        );
+    }
+    // In a boxcar, the evaluation that asks for an execution is refused (`false`, the error in
+    // its context), not executed; the others are decided.
+    let mixed = served.post(
+        "/access/v1/evaluations",
+        Some("evaluator"),
+        &boxcar.to_string(),
+    );
+    assert_eq!(mixed.status, 200, "{}", mixed.text);
+    let mixed = mixed.json();
+    assert_eq!(mixed["evaluations"][0]["decision"], true, "{mixed}");
+    assert_eq!(mixed["evaluations"][1]["decision"], false, "{mixed}");
+    assert_eq!(mixed["evaluations"][1]["context"]["error"]["status"], 403);
+    assert_eq!(
+        mixed["evaluations"][1]["context"]["error"]["code"],
+        "server.forbidden"
+    );
+    // None of it used the id.
+    let unused = served.get("/v1/executions/scoped-1", Some("reader"));
+    assert_eq!(
+        (unused.status, unused.code().as_str()),
+        (404, "server.execution_unknown"),
+        "{}",
+        unused.text
+    );
+    // With `execute` too, the same request executes.
+    let executed = served.post(
+        "/access/v1/evaluation",
+        Some("executor"),
+        &execution.to_string(),
+    );
+    assert_eq!(executed.status, 200, "{}", executed.text);
+    assert_eq!(executed.json()["context"]["execution_id"], "scoped-1");
+    assert_eq!(
+        served.get("/v1/executions/scoped-1", Some("reader")).status,
+        200
+    );
+}
+
+/// The value of the metric line `series` (`name{labels}`), 0 when absent.
+fn metric(served: &Served, series: &str) -> u64 {
+    let text = served.get("/metrics", Some("all")).text;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+#[test]
+fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
+    let temp = authzen_deployment();
+    let root = root(&temp);
+    let tokens = tokens_file(&root, &[("all", &["evaluate", "execute", "read"])]);
+    let served = Served::start(
+        &root,
+        &["--tokens", tokens.to_str().unwrap(), "--log-format", "json"],
+    );
+    let all = Some("all");
+    let allowed = r#"parmana_executions_total{decision="allow"}"#;
+    let denied = r#"parmana_executions_total{decision="deny"}"#;
+    let replayed = r#"parmana_execution_errors_total{code="runtime.replay_detected"}"#;
+    let series = [allowed, denied, replayed];
+    let before = series.map(|s| metric(&served, s));
+    let executing = |role: &str, action: &str, id: &str| {
+        let mut body = request(role, action);
+        body["context"]["execution_id"] = json!(id);
+        body
+    };
+    let first = executing("editor", "edit", "authzen-m1");
+    let executed = served.post("/access/v1/evaluation", all, &first.to_string());
+    assert_eq!(executed.status, 200, "{}", executed.text);
+    let boxcar = json!({"evaluations": [
+        executing("viewer", "read", "authzen-m2"),
+        executing("viewer", "edit", "authzen-m3"),
+        request("viewer", "read"),
+        first.clone(),
+    ]});
+    let decided = served.post("/access/v1/evaluations", all, &boxcar.to_string());
+    assert_eq!(decided.status, 200, "{}", decided.text);
+    assert_eq!(
+        decided.json()["evaluations"][3]["context"]["error"]["code"],
+        "runtime.replay_detected"
+    );
+    // A reused id, on both routes (without `evaluations`, one evaluation): 409 naming the
+    // stored attestation, as on POST /v1/executions.
+    for route in ["/access/v1/evaluation", "/access/v1/evaluations"] {
+        let again = served.post(route, all, &first.to_string());
+        assert_eq!(
+            (again.status, again.code().as_str()),
+            (409, "runtime.replay_detected"),
+            "{route}"
+        );
+        assert_eq!(
+            again.header("location"),
+            Some("/v1/executions/authzen-m1"),
+            "{route}"
+        );
+    }
+    // Executions by decision (m1 and m2 allow, m3 denies) and refusals by code (the replay in
+    // the boxcar and the two above); the plain evaluation is not an execution.
+    let after = series.map(|s| metric(&served, s));
+    assert_eq!(
+        [
+            after[0] - before[0],
+            after[1] - before[1],
+            after[2] - before[2]
+        ],
+        [2, 1, 3]
+    );
+    // The log lines carry the id, the policy, the policy's decision and the error code.
+    let (event, _) = log_line(&served, "/access/v1/evaluation", 200);
+    assert_eq!(event["execution_id"], "authzen-m1", "{event}");
+    assert_eq!(event["policy"], "documents-access@1.0.0", "{event}");
+    assert_eq!(event["decision"], "allow", "{event}");
+    let (event, _) = log_line(&served, "/access/v1/evaluation", 409);
+    assert_eq!(event["execution_id"], "authzen-m1", "{event}");
+    assert_eq!(event["policy"], "documents-access@1.0.0", "{event}");
+    assert_eq!(event["code"], "runtime.replay_detected", "{event}");
+    // A boxcar's line lists its evaluations' values in order.
+    let (event, _) = log_line(&served, "/access/v1/evaluations", 200);
+    assert_eq!(
+        event["execution_id"], "authzen-m2,authzen-m3,authzen-m1",
+        "{event}"
+    );
+    assert_eq!(event["policy"], "documents-access@1.0.0", "{event}");
+    assert_eq!(event["decision"], "allow,deny,allow", "{event}");
+    assert_eq!(event["code"], "runtime.replay_detected", "{event}");
+}
+
+/// A second policy, answering records: it decides on the request's type and id members and on
+/// a context member.
+const RECORDS_POLICY: &str = r#"{
+  "schema_version": "2.0.0",
+  "policy_id": "records-access",
+  "policy_version": "1.0.0",
+  "description": "Only alice, as a user, may open record r-1, and only at the gold tier.",
+  "decisions": ["grant", "refuse"],
+  "additional_signals": "ignore",
+  "signals": {
+    "subject.type": {"type": "string", "required": true},
+    "subject.id": {"type": "string", "required": true},
+    "resource.type": {"type": "string", "required": true},
+    "resource.id": {"type": "string", "required": true},
+    "context.tier": {"type": "string", "required": true}
+  },
+  "rules": [
+    {"id": "owner", "when": {"all": [
+      {"signal": "subject.type", "eq": "user"},
+      {"signal": "subject.id", "eq": "alice"},
+      {"signal": "resource.type", "eq": "record"},
+      {"signal": "resource.id", "eq": "r-1"},
+      {"signal": "context.tier", "eq": "gold"}
+    ]}, "then": {"decision": "grant", "reason": "the owner"}}
+  ],
+  "default": {"decision": "refuse", "reason": "not the owner"}
+}"#;
+
+/// Two policies routed by `resource.type`, no default.
+const TWO_POLICIES: &str = "\n[server.authzen]\n\
+     [[server.authzen.policies]]\npolicy = \"documents-access@1.0.0\"\n\
+     resource_types = [\"document\"]\npermit = [\"allow\"]\n\
+     [[server.authzen.policies]]\npolicy = \"records-access@1.0.0\"\n\
+     resource_types = [\"record\", \"archive\"]\npermit = [\"grant\"]\n";
+
+#[test]
+fn each_resource_type_is_answered_by_its_policy_with_the_flattened_members() {
+    let temp = authzen_deployment_with(
+        &[
+            ("documents-access", POLICY),
+            ("records-access", RECORDS_POLICY),
+        ],
+        TWO_POLICIES,
+    );
+    let served = Served::start(&root(&temp), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let body = |subject: (&str, &str), resource: (&str, &str), tier: &str| {
+        json!({
+            "subject": {"type": subject.0, "id": subject.1, "properties": {"role": "viewer"}},
+            "action": {"name": "read"},
+            "resource": {"type": resource.0, "id": resource.1},
+            "context": {"tier": tier}
+        })
+    };
+    let owner = (("user", "alice"), ("record", "r-1"), "gold");
+    // (subject, resource, context.tier, decision, policy, rule)
+    let cases = [
+        (
+            ("user", "bob"),
+            ("document", "d-1"),
+            "none",
+            true,
+            "documents-access@1.0.0",
+            "read",
+        ),
+        (
+            owner.0,
+            owner.1,
+            owner.2,
+            true,
+            "records-access@1.0.0",
+            "owner",
+        ),
+        (
+            ("service", "alice"),
+            owner.1,
+            owner.2,
+            false,
+            "records-access@1.0.0",
+            "default",
+        ),
+        (
+            ("user", "bob"),
+            owner.1,
+            owner.2,
+            false,
+            "records-access@1.0.0",
+            "default",
+        ),
+        (
+            owner.0,
+            ("record", "r-2"),
+            owner.2,
+            false,
+            "records-access@1.0.0",
+            "default",
+        ),
+        (
+            owner.0,
+            ("archive", "r-1"),
+            owner.2,
+            false,
+            "records-access@1.0.0",
+            "default",
+        ),
+        (
+            owner.0,
+            owner.1,
+            "silver",
+            false,
+            "records-access@1.0.0",
+            "default",
+        ),
+    ];
+    for (subject, resource, tier, decision, policy, rule) in cases {
+        let sent = body(subject, resource, tier);
+        let reply = served.post("/access/v1/evaluation", token, &sent.to_string());
+        assert_eq!(reply.status, 200, "{sent}: {}", reply.text);
+        let reply = reply.json();
+        assert_eq!(
+            (
+                &reply["decision"],
+                &reply["context"]["policy"],
+                &reply["context"]["rule_id"]
+            ),
+            (&json!(decision), &json!(policy), &json!(rule)),
+            "{sent}"
+        );
+    }
+    // No default: a resource type no policy names is refused, alone and in a boxcar.
+    let unmapped = body(owner.0, ("folder", "f-1"), "gold");
+    let refused = served.post("/access/v1/evaluation", token, &unmapped.to_string());
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (400, "server.authzen_no_policy"),
+        "{}",
+        refused.text
+    );
+    let boxcar = json!({"evaluations": [unmapped, body(owner.0, owner.1, owner.2)]});
+    let mixed = served
+        .post("/access/v1/evaluations", token, &boxcar.to_string())
+        .json();
+    assert_eq!(
+        mixed["evaluations"][0]["context"]["error"]["code"],
+        "server.authzen_no_policy"
+    );
+    assert_eq!(mixed["evaluations"][1]["decision"], true, "{mixed}");
+}
+
+#[test]
+fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
+    let temp = authzen_deployment_with(
+        &[
+            ("documents-access", POLICY),
+            ("records-access", RECORDS_POLICY),
+        ],
+        "",
+    );
+    let config = root(&temp).join("parmana.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let entry = |policy: &str, types: &str, permit: &str| {
+        format!(
+            "[[server.authzen.policies]]\npolicy = \"{policy}\"\nresource_types = [{types}]\n\
+             permit = [{permit}]\n"
+        )
+    };
+    let documents = entry("documents-access@1.0.0", r#""document""#, r#""allow""#);
+    // (the [server.authzen] table, what the refusal says)
+    let cases = [
+        (
+            entry("documents-access@1.0.0", r#""document""#, r#""permit""#),
+            "not one of its decisions",
+        ),
+        (
+            entry("documents-access@1.0.0", r#""document""#, ""),
+            "lists no decision",
+        ),
+        (
+            entry("missing-policy@1.0.0", r#""document""#, r#""allow""#),
+            "missing-policy@1.0.0",
+        ),
+        (
+            entry("not a reference", r#""document""#, r#""allow""#),
+            "not a reference",
+        ),
+        (
+            format!(
+                "{documents}{}",
+                entry(
+                    "records-access@1.0.0",
+                    r#""record", "document""#,
+                    r#""grant""#
+                )
+            ),
+            "\"document\" is answered twice",
+        ),
+        (
+            format!("default_policy = \"records-access@1.0.0\"\n{documents}"),
+            "default_policy records-access@1.0.0 is not one of the configured policies",
+        ),
+    ];
+    for (table, says) in cases {
+        std::fs::write(&config, format!("{base}\n[server.authzen]\n{table}")).unwrap();
+        let (code, _, stderr) = parmana(
+            &root(&temp),
+            &["serve", "--listen", "127.0.0.1:0", "--dev-token"],
+        );
+        assert_eq!(code, 2, "{table}: {stderr}");
+        assert!(
+            stderr.contains("server.authzen_config"),
+            "{table}: {stderr}"
+        );
+        assert!(stderr.contains(says), "{table}: {stderr}");
+    }
+}
+
+#[test]
+fn authzen_answers_400_where_the_native_api_answers_422_and_413_past_the_body_limit() {
+    let temp = authzen_deployment();
+    let served = Served::start(&root(&temp), &["--dev-token", "--max-body-bytes", "512"]);
+    let token = served.token.as_deref();
+    let mut refused_signals = request("viewer", "read");
+    refused_signals["subject"]["properties"] = json!({});
+    let mut big = request("viewer", "read");
+    big["context"]["pad"] = json!("x".repeat(600));
+    // (route, body, status, code); every answer is also checked against /openapi.json.
+    let cases = [
+        (
+            "/access/v1/evaluation",
+            &refused_signals,
+            400,
+            "policy.signal_missing",
+        ),
+        (
+            "/access/v1/evaluations",
+            &refused_signals,
+            400,
+            "policy.signal_missing",
+        ),
+        ("/access/v1/evaluation", &big, 413, "server.body_too_large"),
+        ("/access/v1/evaluations", &big, 413, "server.body_too_large"),
+    ];
+    for (route, body, status, code) in cases {
+        let reply = served.post(route, token, &body.to_string());
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (status, code),
+            "{route}: {}",
+            reply.text
+        );
+    }
 }

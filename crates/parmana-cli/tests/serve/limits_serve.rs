@@ -19,7 +19,7 @@ const MARKED_SIGNALS: &str =
     r#"{"claim_amount":4321.5,"vip_customer":false,"country":"NL","policy_age_days":400}"#;
 
 /// The JSON log line of the request to `route` with `status`, waiting for it to be written.
-fn log_line(served: &Served, route: &str, status: u64) -> (Value, String) {
+pub(crate) fn log_line(served: &Served, route: &str, status: u64) -> (Value, String) {
     for _ in 0..200 {
         let log = served.stderr();
         let found = log
