@@ -84,7 +84,9 @@ pub(crate) struct AuthzenPolicyFile {
     pub(crate) policy: String,
     #[serde(default)]
     pub(crate) resource_types: Vec<String>,
-    pub(crate) permit: Vec<String>,
+    /// Absent: the policy's own signed `permit` says which decisions permit.
+    #[serde(default)]
+    pub(crate) permit: Option<Vec<String>>,
 }
 
 /// Where a resolved setting came from.
@@ -896,7 +898,7 @@ mod tests {
         let (_, server) = with_file.server_file().unwrap();
         assert_eq!(
             server.authzen.as_ref().unwrap().policies[0].permit,
-            ["allow"]
+            Some(vec!["allow".to_owned()])
         );
         // The variable beats the file, the flag beats the variable.
         let with_env = deployment(root, None, &[(LISTEN.env, "127.0.0.1:9001")]);

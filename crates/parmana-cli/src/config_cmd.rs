@@ -118,7 +118,9 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
                     "{} [{}] permit {}",
                     p.policy,
                     p.resource_types.join(", "),
-                    p.permit.join(", ")
+                    p.permit
+                        .as_ref()
+                        .map_or_else(|| "(the policy's)".to_owned(), |permit| permit.join(", "))
                 )
             })
             .chain(

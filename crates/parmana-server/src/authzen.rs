@@ -178,6 +178,47 @@ pub(crate) struct AuthzenMapping {
     default: Option<Arc<Answering>>,
 }
 
+/// The decisions of `policy` (the policy `reference` names) that mean `"decision": true`: those
+/// its signed `permit` declares, or the deployment's `configured` list when it declares none. A
+/// configured list must name decisions of the policy, at least one; beside a declared one it
+/// must name the same decisions — a deployment never widens or narrows what the policy's
+/// author signed.
+fn permitting(
+    reference: &str,
+    configured: Option<&[String]>,
+    policy: &parmana_runtime::policy::CompiledPolicy,
+) -> Result<Vec<String>, String> {
+    let Some(configured) = configured else {
+        return policy.permit().map(<[String]>::to_vec).ok_or_else(|| {
+            format!(
+                "{reference}: neither the policy (a signed `permit`) nor the deployment \
+                 (`permit` in its entry) says which decisions mean true"
+            )
+        });
+    };
+    if configured.is_empty() {
+        return Err(format!("{reference}: `permit` lists no decision"));
+    }
+    if let Some(decision) = configured.iter().find(|d| !policy.decisions().contains(d)) {
+        return Err(format!(
+            "{reference}: `permit` names {decision:?}, which is not one of its decisions"
+        ));
+    }
+    if let Some(declared) = policy.permit() {
+        let same = configured.iter().all(|d| declared.contains(d))
+            && declared.iter().all(|d| configured.contains(d));
+        if !same {
+            return Err(format!(
+                "{reference}: `permit` [{}] differs from the policy's signed `permit` [{}]: \
+                 drop it from the deployment, or release a policy that says it",
+                configured.join(", "),
+                declared.join(", ")
+            ));
+        }
+    }
+    Ok(configured.to_vec())
+}
+
 impl AuthzenMapping {
     /// Checks the configuration against the environment: every policy is released and
     /// compiles, every permitting decision is one of its decisions, no resource type is
@@ -193,24 +234,9 @@ impl AuthzenMapping {
             let loaded = environment
                 .policy(&policy)
                 .map_err(|e| refuse(format!("{}: {e}", entry.policy)))?;
-            if entry.permit.is_empty() {
-                return Err(refuse(format!(
-                    "{}: `permit` lists no decision",
-                    entry.policy
-                )));
-            }
-            for decision in &entry.permit {
-                if !loaded.policy().decisions().contains(decision) {
-                    return Err(refuse(format!(
-                        "{}: `permit` names {decision:?}, which is not one of its decisions",
-                        entry.policy
-                    )));
-                }
-            }
-            let answering = Arc::new(Answering {
-                policy,
-                permit: entry.permit.clone(),
-            });
+            let permit = permitting(&entry.policy, entry.permit.as_deref(), loaded.policy())
+                .map_err(refuse)?;
+            let answering = Arc::new(Answering { policy, permit });
             for kind in &entry.resource_types {
                 if mapping.by_type.iter().any(|(k, _)| k == kind) {
                     return Err(refuse(format!("resource type {kind:?} is answered twice")));

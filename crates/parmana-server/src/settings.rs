@@ -79,8 +79,10 @@ pub struct AuthzenPolicy {
     pub policy: String,
     /// The `resource.type` values it answers (empty: it answers only as the default).
     pub resource_types: Vec<String>,
-    /// The decisions that mean `"decision": true`; every other decision means `false`.
-    pub permit: Vec<String>,
+    /// The decisions that mean `"decision": true` (every other decision means `false`); `None`:
+    /// those the policy declares in its signed `permit`. Given beside the policy's own, it must
+    /// name the same decisions.
+    pub permit: Option<Vec<String>>,
 }
 
 /// The AuthZEN mapping (`docs/server.md`, "AuthZEN").

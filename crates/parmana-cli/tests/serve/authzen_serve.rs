@@ -403,6 +403,7 @@ const RECORDS_POLICY: &str = r#"{
   "policy_version": "1.0.0",
   "description": "Only alice, as a user, may open record r-1, and only at the gold tier.",
   "decisions": ["grant", "refuse"],
+  "permit": ["grant"],
   "additional_signals": "ignore",
   "signals": {
     "subject.type": {"type": "string", "required": true},
@@ -423,12 +424,13 @@ const RECORDS_POLICY: &str = r#"{
   "default": {"decision": "refuse", "reason": "not the owner"}
 }"#;
 
-/// Two policies routed by `resource.type`, no default.
+/// Two policies routed by `resource.type`, no default: what `true` means for the first is the
+/// deployment's `permit`, for the second the policy's own signed `permit`.
 const TWO_POLICIES: &str = "\n[server.authzen]\n\
      [[server.authzen.policies]]\npolicy = \"documents-access@1.0.0\"\n\
      resource_types = [\"document\"]\npermit = [\"allow\"]\n\
      [[server.authzen.policies]]\npolicy = \"records-access@1.0.0\"\n\
-     resource_types = [\"record\", \"archive\"]\npermit = [\"grant\"]\n";
+     resource_types = [\"record\", \"archive\"]\n";
 
 #[test]
 fn each_resource_type_is_answered_by_its_policy_with_the_flattened_members() {
@@ -571,6 +573,22 @@ fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
         (
             entry("documents-access@1.0.0", r#""document""#, ""),
             "lists no decision",
+        ),
+        (
+            "[[server.authzen.policies]]\npolicy = \"documents-access@1.0.0\"\n".to_owned(),
+            "neither the policy (a signed `permit`) nor the deployment",
+        ),
+        (
+            entry("records-access@1.0.0", r#""record""#, r#""refuse""#),
+            "differs from the policy's signed `permit` [grant]",
+        ),
+        (
+            entry(
+                "records-access@1.0.0",
+                r#""record""#,
+                r#""grant", "refuse""#,
+            ),
+            "differs from the policy's signed `permit` [grant]",
         ),
         (
             entry("missing-policy@1.0.0", r#""document""#, r#""allow""#),
