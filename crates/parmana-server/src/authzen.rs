@@ -388,6 +388,20 @@ fn decide_noting(
     may_execute: bool,
     outcome: &mut Outcome,
 ) -> Result<Decision, ApiError> {
+    // The scope first: a token that may not execute learns nothing about the policy or the
+    // signals from a request that asks for an execution.
+    let asks_execution = request
+        .context
+        .as_ref()
+        .is_some_and(|context| context.contains_key(EXECUTION_ID_KEY));
+    if asks_execution && !may_execute {
+        return Err(refusal(
+            StatusCode::FORBIDDEN,
+            "server.forbidden",
+            "context.execution_id asks for an execution: the token lacks the `execute` scope"
+                .to_owned(),
+        ));
+    }
     let answering = state
         .authzen
         .answering(&request.resource.kind)
@@ -435,14 +449,6 @@ fn decide_noting(
             })
         }
         Some(id) => {
-            if !may_execute {
-                return Err(refusal(
-                    StatusCode::FORBIDDEN,
-                    "server.forbidden",
-                    "context.execution_id asks for an execution: the token lacks the `execute` scope"
-                        .to_owned(),
-                ));
-            }
             let execution_id = parse_execution_id(&id).map_err(|e| fail(&e))?;
             outcome.execution_id = Some(execution_id.as_str().to_owned());
             let location = execution_location(execution_id.as_str());

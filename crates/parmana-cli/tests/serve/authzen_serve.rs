@@ -213,8 +213,27 @@ fn an_execution_id_needs_the_execute_scope_on_both_authzen_routes() {
     let mut execution = plain.clone();
     execution["context"]["execution_id"] = json!("scoped-1");
     let boxcar = json!({"evaluations": [plain.clone(), execution.clone()]});
+    // Members that cannot be flattened (`context.x.y` reached twice: 400): the missing scope is
+    // answered first.
+    let mut refused_execution = execution.clone();
+    refused_execution["context"]["x.y"] = json!(1);
+    refused_execution["context"]["x"] = json!({"y": 2});
     // (token, route, body, status, code): every refusal comes before anything is decided.
-    let cases: [(&str, &str, &serde_json::Value, u16, &str); 6] = [
+    let cases: [(&str, &str, &serde_json::Value, u16, &str); 8] = [
+        (
+            "evaluator",
+            "/access/v1/evaluation",
+            &refused_execution,
+            403,
+            "server.forbidden",
+        ),
+        (
+            "evaluator",
+            "/access/v1/evaluations",
+            &refused_execution,
+            403,
+            "server.forbidden",
+        ),
         (
             "evaluator",
             "/access/v1/evaluation",
