@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::api::{body_bytes, execution_error, execution_location, parse_body};
 use crate::auth::Scope;
-use crate::error::{ApiError, ServerError};
+use crate::error::{ApiError, MAX_BATCH_ITEMS, ServerError};
 use crate::observe::Outcome;
 use crate::settings::AuthzenSettings;
 use crate::state::AppState;
@@ -614,6 +614,14 @@ pub(crate) async fn evaluations(
         .as_ref()
         .and_then(|o| o.evaluations_semantic)
         .unwrap_or_default();
+    if let Some(count) = request
+        .evaluations
+        .as_ref()
+        .map(Vec::len)
+        .filter(|count| *count > MAX_BATCH_ITEMS)
+    {
+        return Err(ApiError::batch_too_large(count));
+    }
     let items = request.evaluations.clone().unwrap_or_default();
     let boxcar = !items.is_empty();
     let items = if boxcar {

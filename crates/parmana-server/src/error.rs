@@ -105,6 +105,10 @@ pub(crate) struct ApiError {
     pub(crate) headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
+/// The most evaluations one request may carry (a native `batch`, an AuthZEN boxcar): more are
+/// refused before any is decided (`413 server.batch_too_large`).
+pub(crate) const MAX_BATCH_ITEMS: usize = 1_000;
+
 /// Seconds a client is asked to wait before retrying a shed or pending request.
 pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
 
@@ -128,6 +132,18 @@ impl ApiError {
     /// A request body that is not what the route takes (`server.invalid_request`, 400).
     pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "server.invalid_request", message)
+    }
+
+    /// A request carrying `count` evaluations, more than [`MAX_BATCH_ITEMS`].
+    pub(crate) fn batch_too_large(count: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "server.batch_too_large",
+            format!(
+                "{count} evaluations in one request, more than the {MAX_BATCH_ITEMS} allowed: \
+                 split it"
+            ),
+        )
     }
 
     /// Too many requests in flight: shed with 503 and `Retry-After`.

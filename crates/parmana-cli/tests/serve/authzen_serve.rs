@@ -684,3 +684,38 @@ fn authzen_answers_400_where_the_native_api_answers_422_and_413_past_the_body_li
         );
     }
 }
+
+/// A boxcar carries at most 1,000 evaluations: one more is refused whole before any is decided
+/// (`413 server.batch_too_large`), whatever its semantic.
+#[test]
+fn a_boxcar_carries_at_most_a_thousand_evaluations() {
+    let temp = authzen_deployment();
+    let served = Served::start(&root(&temp), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let boxcar = |count: usize, semantic: &str| {
+        let mut body = request("viewer", "read");
+        body["evaluations"] = json!(vec![json!({"action": {"name": "read"}}); count]);
+        body["options"] = json!({"evaluations_semantic": semantic});
+        body.to_string()
+    };
+    let full = served.post(
+        "/access/v1/evaluations",
+        token,
+        &boxcar(1_000, "execute_all"),
+    );
+    assert_eq!(full.status, 200, "{}", full.text);
+    assert_eq!(full.json()["evaluations"].as_array().unwrap().len(), 1_000);
+    for semantic in [
+        "execute_all",
+        "deny_on_first_deny",
+        "permit_on_first_permit",
+    ] {
+        let over = served.post("/access/v1/evaluations", token, &boxcar(1_001, semantic));
+        assert_eq!(
+            (over.status, over.code().as_str()),
+            (413, "server.batch_too_large"),
+            "{semantic}: {}",
+            over.text
+        );
+    }
+}
