@@ -624,6 +624,19 @@ pub(crate) async fn evaluations(
     }
     let items = request.evaluations.clone().unwrap_or_default();
     let boxcar = !items.is_empty();
+    // One execution id names one execution: as a default it would be tried by every evaluation
+    // (the first executes, the others are replays), so a boxcar takes it only per evaluation.
+    if boxcar
+        && request
+            .context
+            .as_ref()
+            .is_some_and(|context| context.contains_key(EXECUTION_ID_KEY))
+    {
+        return Err(ApiError::invalid_request(
+            "context.execution_id at the top of a boxcar would be every evaluation's: give it \
+             in the context of the one evaluation it names",
+        ));
+    }
     let items = if boxcar {
         items
     } else {

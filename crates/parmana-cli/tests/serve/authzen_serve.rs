@@ -686,7 +686,8 @@ fn authzen_answers_400_where_the_native_api_answers_422_and_413_past_the_body_li
 }
 
 /// A boxcar carries at most 1,000 evaluations: one more is refused whole before any is decided
-/// (`413 server.batch_too_large`), whatever its semantic.
+/// (`413 server.batch_too_large`), whatever its semantic; an execution id is an evaluation's own,
+/// never a default for all of them.
 #[test]
 fn a_boxcar_carries_at_most_a_thousand_evaluations() {
     let temp = authzen_deployment();
@@ -705,6 +706,17 @@ fn a_boxcar_carries_at_most_a_thousand_evaluations() {
     );
     assert_eq!(full.status, 200, "{}", full.text);
     assert_eq!(full.json()["evaluations"].as_array().unwrap().len(), 1_000);
+    // A top-level execution id would be every evaluation's: refused, nothing executed.
+    let mut shared_id: serde_json::Value = serde_json::from_str(&boxcar(2, "execute_all")).unwrap();
+    shared_id["context"]["execution_id"] = json!("shared-1");
+    let refused = served.post("/access/v1/evaluations", token, &shared_id.to_string());
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (400, "server.invalid_request"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(served.get("/v1/executions/shared-1", token).status, 404);
     for semantic in [
         "execute_all",
         "deny_on_first_deny",
