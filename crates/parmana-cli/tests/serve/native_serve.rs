@@ -10,10 +10,7 @@ type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, u16, &'a str);
 
 fn check(served: &Served, cases: &[Case<'_>]) {
     for (method, path, token, body, status, code) in cases {
-        let reply = match *method {
-            "GET" => served.get(path, *token),
-            _ => served.post(path, *token, body),
-        };
+        let reply = served.request(method, path, *token, body);
         assert_eq!(
             reply.status, *status,
             "{method} {path} {body}: {}",
@@ -296,6 +293,39 @@ fn every_route_answers_with_the_documented_status_and_scope() {
         ),
         ("POST", "/v1/admin/reload", all, "", 200, ""),
         ("GET", "/no/such/route", None, "", 404, "server.not_found"),
+        (
+            "DELETE",
+            "/no/such/route",
+            None,
+            "",
+            404,
+            "server.not_found",
+        ),
+        // A percent-encoded id that is not UTF-8: the error body, not axum's plain text.
+        (
+            "GET",
+            "/v1/executions/%FF",
+            all,
+            "",
+            400,
+            "server.invalid_request",
+        ),
+        (
+            "GET",
+            "/v1/executions/%C3%28/proof",
+            all,
+            "",
+            400,
+            "server.invalid_request",
+        ),
+        (
+            "GET",
+            "/v1/executions/%FF",
+            None,
+            "",
+            401,
+            "server.unauthorized",
+        ),
     ];
     check(&served, cases);
 }
@@ -388,4 +418,45 @@ fn the_server_refuses_to_start_without_tokens_or_off_loopback_without_auth() {
     // On loopback, --insecure-no-auth serves every route without a token.
     let open = Served::start(env.root(), &["--insecure-no-auth"]);
     assert_eq!(open.get("/v1/status", None).status, 200);
+}
+
+#[test]
+fn a_known_path_with_another_method_is_405_with_allow() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    // (method, path, the methods `Allow` names)
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("GET", "/v1/executions", &["POST"]),
+        ("PUT", "/v1/executions", &["POST"]),
+        ("POST", "/healthz", &["GET", "HEAD"]),
+        ("DELETE", "/v1/executions/claim-1", &["GET", "HEAD"]),
+        ("POST", "/v1/executions/claim-1/proof", &["GET", "HEAD"]),
+        ("GET", "/v1/verify", &["POST"]),
+        ("PATCH", "/v1/evaluations", &["POST"]),
+        ("GET", "/v1/admin/reload", &["POST"]),
+        ("POST", "/openapi.json", &["GET", "HEAD"]),
+        ("POST", "/log/tile/0/000", &["GET", "HEAD"]),
+        ("GET", "/access/v1/evaluation", &["POST"]),
+    ];
+    for (method, path, allowed) in cases {
+        // With and without a token: the method is refused before authentication.
+        for token in [None, token] {
+            let reply = served.request(method, path, token, "");
+            assert_eq!(
+                (reply.status, reply.code().as_str()),
+                (405, "server.method_not_allowed"),
+                "{method} {path}: {}",
+                reply.text
+            );
+            let mut allow: Vec<&str> = reply
+                .header("allow")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .collect();
+            allow.sort_unstable();
+            assert_eq!(allow, *allowed, "{method} {path}");
+        }
+    }
 }
