@@ -267,6 +267,7 @@ fn evaluate_one(
         (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
+        (status = 500, description = "The environment refused (`runtime.expired`, `trust.*`) or a defect", body = ErrorBody),
         (status = 503, description = "Overloaded or timed out", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
@@ -333,16 +334,20 @@ pub(crate) async fn evaluate(
     }
 }
 
-/// Verify an attestation: one entry per check, as `parmana --format json verify` prints.
+/// Verify an attestation: the report `parmana --format json verify` prints (`valid`, `checks`,
+/// `predicate`, `trust`).
 #[utoipa::path(
     post, path = "/v1/verify", tag = "native",
     request_body = VerifyRequestBody,
     responses(
         (status = 200, description = "The report (`valid` is true only if every check passed)", body = VerifyResponse),
-        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 400, description = "Malformed request; with `check_bundle`, a policy reference in the attestation that is not one", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `verify` scope", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "With `check_bundle`: the policy the attestation names is not released (`runtime.policy_not_found`) or its bundle is refused", body = ErrorBody),
+        (status = 500, description = "A defect (`server.internal`)", body = ErrorBody),
+        (status = 503, description = "Overloaded or timed out", body = ErrorBody),
     ),
     security(("bearer" = ["verify"]))
 )]
@@ -391,6 +396,7 @@ pub(crate) async fn verify(
         valid: report.is_valid(),
         checks: to_value(serde_json::to_value(&report.checks))?,
         predicate: to_value(serde_json::to_value(report.predicate()))?,
+        trust: to_value(serde_json::to_value(report.trust_standing()))?,
     };
     Ok(json_response(StatusCode::OK, &response))
 }
