@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::{PolicyRef, parse_strict};
 use parmana_runtime::{
@@ -171,10 +171,10 @@ pub(crate) async fn create_execution(
     params(("id" = String, Path, description = "The execution id")),
     responses(
         (status = 200, description = "The stored attestation, byte for byte as it was returned", body = Object),
-        (status = 400, description = "Malformed execution id", body = ErrorBody),
+        (status = 400, description = "Malformed execution id (`runtime.invalid_execution_id`), or one that does not decode as UTF-8 (`server.invalid_request`)", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
-        (status = 404, description = "The id was never used", body = ErrorBody),
+        (status = 404, description = "The id was never used (`server.execution_unknown`)", body = ErrorBody),
         (status = 423, description = "Claimed, not completed: in flight, or interrupted (run `parmana recover`)", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ),
@@ -183,9 +183,10 @@ pub(crate) async fn create_execution(
 pub(crate) async fn read_execution(
     State(state): Shared,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Read)?;
+    let id = path_param(id)?;
     let execution_id = parse_execution_id(&id).map_err(|e| execution_error(&e))?;
     let outcome = Outcome {
         execution_id: Some(execution_id.as_str().to_owned()),
@@ -266,6 +267,7 @@ fn evaluate_one(
         (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
+        (status = 500, description = "The environment refused (`runtime.expired`, `trust.*`) or a defect", body = ErrorBody),
         (status = 503, description = "Overloaded or timed out", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
@@ -332,16 +334,20 @@ pub(crate) async fn evaluate(
     }
 }
 
-/// Verify an attestation: one entry per check, as `parmana --format json verify` prints.
+/// Verify an attestation: the report `parmana --format json verify` prints (`valid`, `checks`,
+/// `predicate`, `trust`).
 #[utoipa::path(
     post, path = "/v1/verify", tag = "native",
     request_body = VerifyRequestBody,
     responses(
         (status = 200, description = "The report (`valid` is true only if every check passed)", body = VerifyResponse),
-        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 400, description = "Malformed request; with `check_bundle`, a policy reference in the attestation that is not one", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `verify` scope", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "With `check_bundle`: the policy the attestation names is not released (`runtime.policy_not_found`) or its bundle is refused", body = ErrorBody),
+        (status = 500, description = "A defect (`server.internal`)", body = ErrorBody),
+        (status = 503, description = "Overloaded or timed out", body = ErrorBody),
     ),
     security(("bearer" = ["verify"]))
 )]
@@ -390,6 +396,7 @@ pub(crate) async fn verify(
         valid: report.is_valid(),
         checks: to_value(serde_json::to_value(&report.checks))?,
         predicate: to_value(serde_json::to_value(report.predicate()))?,
+        trust: to_value(serde_json::to_value(report.trust_standing()))?,
     };
     Ok(json_response(StatusCode::OK, &response))
 }
@@ -572,4 +579,20 @@ pub(crate) async fn openapi() -> Response {
 /// Any other path.
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "server.not_found", "no such route")
+}
+
+/// A known path with a method it does not take (axum adds `Allow`, naming the methods it does).
+pub(crate) async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "server.method_not_allowed",
+        format!("this route does not take {method}"),
+    )
+}
+
+/// A path parameter, or `server.invalid_request` (400) when it does not decode (a
+/// percent-encoded byte sequence that is not UTF-8).
+pub(crate) fn path_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(value)| value)
+        .map_err(|rejection| ApiError::invalid_request(format!("path: {}", rejection.body_text())))
 }

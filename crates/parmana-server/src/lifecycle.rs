@@ -380,6 +380,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             get(authzen::configuration),
         )
         .fallback(api::not_found)
+        // After every route: it applies to the routes registered before it.
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

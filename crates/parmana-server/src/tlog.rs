@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -96,7 +97,7 @@ pub(crate) async fn checkpoint(
     responses(
         (status = 200, description = "The tile: 32-byte hashes concatenated; or the entry bundle: each entry as a big-endian u16 length and its bytes", content_type = "application/octet-stream", body = Vec<u8>,
             headers(("Cache-Control" = String, description = "Full tiles: `public, max-age=31536000, immutable` (`private, …` when the log needs a token); partial tiles: `no-cache`"))),
-        (status = 400, description = "Not a tile path (`tile.malformed_path`)", body = ErrorBody),
+        (status = 400, description = "Not a tile path (`tile.malformed_path`), or one that does not decode as UTF-8 (`server.invalid_request`)", body = ErrorBody),
         (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "Past the log (`tile.beyond_tree`), or the server serves no log", body = ErrorBody),
@@ -108,9 +109,10 @@ pub(crate) async fn checkpoint(
 pub(crate) async fn tile(
     State(state): Shared,
     headers: HeaderMap,
-    Path(tile_path): Path<String>,
+    tile_path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let public = authorize_log(&state, &headers)?;
+    let tile_path = crate::api::path_param(tile_path)?;
     let tile = Tile::parse_path(&tile_path)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
     let worker = Arc::clone(&state);
@@ -135,7 +137,7 @@ pub(crate) async fn tile(
     params(("id" = String, Path, description = "The execution id")),
     responses(
         (status = 200, description = "The C2SP tlog-proof (c2sp.org/tlog-proof@v1): the execution's log entry, its index, the inclusion proof and the signed checkpoint; `parmana verify ATTESTATION --proof FILE` checks it offline", content_type = "text/plain; charset=utf-8", body = String),
-        (status = 400, description = "Malformed execution id", body = ErrorBody),
+        (status = 400, description = "Malformed execution id (`runtime.invalid_execution_id`), or one that does not decode as UTF-8 (`server.invalid_request`)", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "No completed execution with this id (`runtime.not_in_log`), or the server serves no log", body = ErrorBody),
@@ -147,9 +149,10 @@ pub(crate) async fn tile(
 pub(crate) async fn proof(
     State(state): Shared,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Read)?;
+    let id = crate::api::path_param(id)?;
     let signer = Arc::clone(&log_settings(&state)?.signer);
     let execution_id = parse_execution_id(&id).map_err(|e| ApiError::from_execution(&e))?;
     let worker = Arc::clone(&state);

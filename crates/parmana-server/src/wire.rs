@@ -152,6 +152,12 @@ pub(crate) struct VerifyResponse {
     /// What the attestation binds, when its envelope could be read.
     #[schema(value_type = Option<Object>)]
     pub(crate) predicate: Value,
+    /// Where the attestation stands in the trust-root chain in force: `version` (made under),
+    /// `newest_version`, `superseded`, `newest_expired`, and `signing_keys` (each signature's
+    /// `keyid` and whether the newest version still trusts it, `trusted_by_newest`); `null` when
+    /// the attestation names no version of the chain.
+    #[schema(value_type = Option<Object>)]
+    pub(crate) trust: Value,
 }
 
 /// `GET /healthz` and `GET /readyz`.

@@ -155,6 +155,18 @@ impl Served {
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
+    /// `METHOD path` (any method; a body is sent with `POST` only).
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> Reply {
+        try_call_with(&self.agent, &self.base, method, path, token, Some(body))
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
     /// `GET path` with this server's client, returning transport failures.
     pub(crate) fn try_get(&self, path: &str, token: Option<&str>) -> Result<Reply, ureq::Error> {
         try_call_with(&self.agent, &self.base, "GET", path, token, None)
@@ -250,7 +262,7 @@ pub(crate) fn try_call_with(
             }
             request.call()?
         }
-        (_, body) => {
+        ("POST", body) => {
             let mut request = agent
                 .post(&url)
                 .header("Content-Type", "application/json")
@@ -259,6 +271,14 @@ pub(crate) fn try_call_with(
                 request = request.header("Authorization", bearer);
             }
             request.send(body.unwrap_or(""))?
+        }
+        // Any other method (405 tests): no body.
+        (other, _) => {
+            let mut request = ureq::http::Request::builder().method(other).uri(&url);
+            if let Some(bearer) = &bearer {
+                request = request.header("Authorization", bearer);
+            }
+            agent.run(request.body(()).unwrap())?
         }
     };
     let status = response.status().as_u16();
@@ -321,7 +341,8 @@ fn template_of<'d>(doc: &'d Value, path: &str) -> Option<&'d str> {
 }
 
 /// Checks that `reply`'s status is documented for the operation and that its JSON body
-/// validates against the documented schema. Unknown paths must answer 404 `server.not_found`.
+/// validates against the documented schema. Unknown paths must answer 404 `server.not_found`;
+/// a documented path asked with an undocumented method, 405 `server.method_not_allowed`.
 pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply: &Reply) {
     let doc = openapi();
     let Some(template) = template_of(doc, path) else {
@@ -341,6 +362,20 @@ pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply
                 .as_str()
                 .map(|c| c.starts_with("server.")),
             Some(true)
+        );
+        return;
+    }
+    if reply.status == 405 && operation.is_null() {
+        // A documented path asked with a method it does not take (any path can be): the error
+        // body, with `Allow` naming the methods it takes.
+        assert_eq!(reply.code(), "server.method_not_allowed", "{method} {path}");
+        assert!(reply.header("allow").is_some(), "{method} {path}: no Allow");
+        validate(
+            doc,
+            &json!({"$ref": "#/components/schemas/ErrorBody"}),
+            method,
+            path,
+            reply,
         );
         return;
     }
@@ -371,13 +406,18 @@ pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply
             reply.status
         );
     }
-    let Some(schema) = documented["content"]["application/json"]["schema"].as_object() else {
-        return;
-    };
+    let schema = &documented["content"]["application/json"]["schema"];
+    if schema.is_object() {
+        validate(doc, schema, method, path, reply);
+    }
+}
+
+/// Checks that `reply`'s JSON body validates against `schema` (of the document `doc`).
+fn validate(doc: &Value, schema: &Value, method: &str, path: &str, reply: &Reply) {
     let root = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "components": doc["components"],
-        "allOf": [Value::Object(schema.clone())],
+        "allOf": [schema],
     });
     let validator = jsonschema::validator_for(&root).unwrap();
     let body = reply.json();

@@ -3,17 +3,17 @@
 use std::io::Write;
 use std::net::TcpStream;
 
-use crate::harness::{README_SIGNALS, Served, deployment, execution_body, tokens_file};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::harness::{README_SIGNALS, Served, deployment, execution_body, parmana, tokens_file};
 
 /// (method, path, token, body, expected status, expected error code or "")
 type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, u16, &'a str);
 
 fn check(served: &Served, cases: &[Case<'_>]) {
     for (method, path, token, body, status, code) in cases {
-        let reply = match *method {
-            "GET" => served.get(path, *token),
-            _ => served.post(path, *token, body),
-        };
+        let reply = served.request(method, path, *token, body);
         assert_eq!(
             reply.status, *status,
             "{method} {path} {body}: {}",
@@ -296,6 +296,39 @@ fn every_route_answers_with_the_documented_status_and_scope() {
         ),
         ("POST", "/v1/admin/reload", all, "", 200, ""),
         ("GET", "/no/such/route", None, "", 404, "server.not_found"),
+        (
+            "DELETE",
+            "/no/such/route",
+            None,
+            "",
+            404,
+            "server.not_found",
+        ),
+        // A percent-encoded id that is not UTF-8: the error body, not axum's plain text.
+        (
+            "GET",
+            "/v1/executions/%FF",
+            all,
+            "",
+            400,
+            "server.invalid_request",
+        ),
+        (
+            "GET",
+            "/v1/executions/%C3%28/proof",
+            all,
+            "",
+            400,
+            "server.invalid_request",
+        ),
+        (
+            "GET",
+            "/v1/executions/%FF",
+            None,
+            "",
+            401,
+            "server.unauthorized",
+        ),
     ];
     check(&served, cases);
 }
@@ -401,4 +434,175 @@ fn the_server_refuses_to_start_without_tokens_or_off_loopback_without_auth() {
     // On loopback, --insecure-no-auth serves every route without a token.
     let open = Served::start(env.root(), &["--insecure-no-auth"]);
     assert_eq!(open.get("/v1/status", None).status, 200);
+}
+
+#[test]
+fn a_known_path_with_another_method_is_405_with_allow() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    // (method, path, the methods `Allow` names)
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("GET", "/v1/executions", &["POST"]),
+        ("PUT", "/v1/executions", &["POST"]),
+        ("POST", "/healthz", &["GET", "HEAD"]),
+        ("DELETE", "/v1/executions/claim-1", &["GET", "HEAD"]),
+        ("POST", "/v1/executions/claim-1/proof", &["GET", "HEAD"]),
+        ("GET", "/v1/verify", &["POST"]),
+        ("PATCH", "/v1/evaluations", &["POST"]),
+        ("GET", "/v1/admin/reload", &["POST"]),
+        ("POST", "/openapi.json", &["GET", "HEAD"]),
+        ("POST", "/log/tile/0/000", &["GET", "HEAD"]),
+        ("GET", "/access/v1/evaluation", &["POST"]),
+    ];
+    for (method, path, allowed) in cases {
+        // With and without a token: the method is refused before authentication.
+        for token in [None, token] {
+            let reply = served.request(method, path, token, "");
+            assert_eq!(
+                (reply.status, reply.code().as_str()),
+                (405, "server.method_not_allowed"),
+                "{method} {path}: {}",
+                reply.text
+            );
+            let mut allow: Vec<&str> = reply
+                .header("allow")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .collect();
+            allow.sort_unstable();
+            assert_eq!(allow, *allowed, "{method} {path}");
+        }
+    }
+}
+
+/// The decoded in-toto statement of a DSSE envelope (its base64 `payload`).
+fn statement(envelope: &Value) -> Value {
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
+
+#[test]
+fn include_signals_embeds_the_signals_in_the_attestation() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let signals: Value = serde_json::from_str(README_SIGNALS).unwrap();
+    // (the `include_signals` member, or none; whether the predicate carries the signals)
+    for (index, (member, embedded)) in [
+        ("", false),
+        (r#","include_signals":false"#, false),
+        (r#","include_signals":true"#, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = format!(
+            r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS},"execution_id":"inc-{index}"{member}}}"#
+        );
+        let executed = served.post("/v1/executions", token, &body);
+        assert_eq!(executed.status, 201, "{member}: {}", executed.text);
+        let envelope = &executed.json()["attestation"];
+        let predicate = &statement(envelope)["predicate"];
+        // The digest is always bound; the signals themselves only when asked for.
+        assert!(predicate["signals_digest"].is_string(), "{predicate}");
+        if embedded {
+            assert_eq!(predicate["signals"], signals, "{member}");
+        } else {
+            assert!(predicate.get("signals").is_none(), "{member}: {predicate}");
+        }
+        // Verified without signals given, embedded signals are checked against their digest.
+        let report = served
+            .post(
+                "/v1/verify",
+                token,
+                &json!({"attestation": envelope}).to_string(),
+            )
+            .json();
+        assert_eq!(report["valid"], true, "{report}");
+        let checked = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "signals_digest");
+        assert_eq!(checked, embedded, "{member}: {report}");
+    }
+}
+
+#[test]
+fn verify_answers_what_the_cli_prints() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let executed = served.post("/v1/executions", token, &execution_body("parity-1"));
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    let envelope = executed.json()["attestation"].clone();
+    let mut forged = envelope.clone();
+    let signature = forged["signatures"][0]["sig"].as_str().unwrap().to_owned();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    forged["signatures"][0]["sig"] = Value::String(format!("{flipped}{}", &signature[1..]));
+    let other_signals = README_SIGNALS.replace("1200", "1201");
+    // (envelope, signals or none, check the released bundle, valid)
+    let cases: &[(&Value, Option<&str>, bool, bool)] = &[
+        (&envelope, None, false, true),
+        (&envelope, Some(README_SIGNALS), false, true),
+        (&envelope, Some(README_SIGNALS), true, true),
+        (&envelope, Some(&other_signals), true, false),
+        (&forged, Some(README_SIGNALS), false, false),
+    ];
+    for (index, (attestation, signals, bundle, valid)) in cases.iter().enumerate() {
+        let file = env.root().join(format!("attestation-{index}.json"));
+        std::fs::write(&file, attestation.to_string()).unwrap();
+        let mut args = vec!["--format", "json", "verify", file.to_str().unwrap()];
+        if let Some(signals) = signals {
+            args.extend(["--signals", signals]);
+        }
+        if *bundle {
+            args.extend(["--policy-bundle", "policies/claims-approval/1.0.0"]);
+        }
+        let (exit, stdout, stderr) = parmana(env.root(), &args);
+        assert_eq!(exit == 0, *valid, "{args:?}: {stderr}");
+        let printed: Value = serde_json::from_str(&stdout).unwrap();
+
+        let mut request = json!({"attestation": attestation, "check_bundle": bundle});
+        if let Some(signals) = signals {
+            request["signals"] = serde_json::from_str(signals).unwrap();
+        }
+        let answered = served.post("/v1/verify", token, &request.to_string());
+        assert_eq!(answered.status, 200, "{}", answered.text);
+        // Both judge against the same trust chain, at each one's clock; no member of the report
+        // depends on the clock's reading while the chain is in force (the `executed_at` check
+        // names the attestation's time and the version's expiry), so the documents are equal.
+        assert_eq!(answered.json(), printed, "{args:?}");
+        assert_eq!(printed["valid"], *valid, "{args:?}");
+        assert!(printed["trust"].is_object(), "{printed}");
+    }
+}
+
+#[test]
+fn verify_with_check_bundle_of_a_policy_not_released_is_422() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let executed = served.post("/v1/executions", token, &execution_body("nope-1"));
+    let mut envelope = executed.json()["attestation"].clone();
+    // The predicate now names a policy that is not released (the signature no longer holds).
+    let mut statement = statement(&envelope);
+    statement["predicate"]["policy"]["id"] = json!("not-released");
+    envelope["payload"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(statement.to_string().as_bytes()));
+    // (check_bundle, status, code or "")
+    for (bundle, status, code) in [(false, 200, ""), (true, 422, "runtime.policy_not_found")] {
+        let request = json!({"attestation": envelope, "check_bundle": bundle});
+        let reply = served.post("/v1/verify", token, &request.to_string());
+        assert_eq!(reply.status, status, "{}", reply.text);
+        if code.is_empty() {
+            assert_eq!(reply.json()["valid"], false, "{}", reply.text);
+        } else {
+            assert_eq!(reply.code(), code);
+        }
+    }
 }
