@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::auth::Scope;
-use crate::error::{ApiError, RETRY_AFTER_SECONDS};
+use crate::error::{ApiError, MAX_BATCH_ITEMS, RETRY_AFTER_SECONDS};
 use crate::observe::Outcome;
 use crate::state::AppState;
 use crate::wire::{
@@ -265,7 +265,7 @@ fn evaluate_one(
         (status = 400, description = "Malformed request or policy reference", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),
-        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 413, description = "The body is too large, or a `batch` of more than 1,000 signal sets (`server.batch_too_large`)", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
         (status = 500, description = "The environment refused (`runtime.expired`, `trust.*`) or a defect", body = ErrorBody),
         (status = 503, description = "Overloaded or timed out", body = ErrorBody),
@@ -303,6 +303,9 @@ pub(crate) async fn evaluate(
             ))
         }
         (None, Some(batch)) => {
+            if batch.len() > MAX_BATCH_ITEMS {
+                return Err(ApiError::batch_too_large(batch.len()));
+            }
             let results = state
                 .blocking("evaluate", move |runtime| {
                     // An unknown or broken policy refuses the whole batch.

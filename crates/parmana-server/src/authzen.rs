@@ -595,7 +595,7 @@ pub(crate) async fn evaluation(
         (status = 403, description = "The token lacks the `evaluate` scope; without `evaluations`, or `execute` with context.execution_id (in a boxcar, that evaluation is refused: `false`)", body = ErrorBody),
         (status = 409, description = "Without `evaluations`: context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody,
             headers(("Location" = String, description = "Where the stored attestation is read back"))),
-        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 413, description = "The body is too large, or more than 1,000 evaluations (`server.batch_too_large`)", body = ErrorBody),
         (status = 500, description = "Without `evaluations`: the environment refused (trust); or a defect", body = ErrorBody),
         (status = 503, description = "Overloaded or timed out; without `evaluations`, store unavailable", body = ErrorBody),
     ),

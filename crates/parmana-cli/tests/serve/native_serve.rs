@@ -100,6 +100,20 @@ fn every_route_answers_with_the_documented_status_and_scope() {
         results["results"][1]["error"]["code"],
         "policy.signal_missing"
     );
+    // A batch carries at most 1,000 signal sets: one more is refused before any is decided.
+    let sized = |count: usize| {
+        let sets = vec![README_SIGNALS; count].join(",");
+        format!(r#"{{"policy":"claims-approval@1.0.0","batch":[{sets}]}}"#)
+    };
+    let full = served.post("/v1/evaluations", Some("evaluator"), &sized(1_000));
+    assert_eq!(full.json()["results"].as_array().unwrap().len(), 1_000);
+    let over = served.post("/v1/evaluations", Some("evaluator"), &sized(1_001));
+    assert_eq!(
+        (over.status, over.code().as_str()),
+        (413, "server.batch_too_large"),
+        "{}",
+        over.text
+    );
 
     let metrics = served.get("/metrics", Some("reader"));
     assert!(
