@@ -1,4 +1,4 @@
-//! Lifecycle: reload (good, bad, rollback; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, recovery before ready.
+//! Lifecycle: reload (good — the same files and a newer release manifest —, bad, rollback; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, recovery before ready.
 
 use crate::harness::{Served, deployment, execution_body, parmana, try_call};
 
@@ -78,13 +78,64 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
             "{what}"
         );
     }
+    // A newer release manifest, signed by the release key, is swapped in: the status reports
+    // its version, and executions go on under it.
+    let (code, _, stderr) = parmana(
+        root,
+        &[
+            "release",
+            "sign",
+            "--key",
+            "trust/keys/release.pem",
+            "--policies-root",
+            "policies",
+            "--version",
+            "2",
+            "--expires",
+            "2036-01-01T00:00:00Z",
+            "--out",
+            "release-manifest.json",
+            "--force",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let reply = served.post("/v1/admin/reload", token, "");
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        (
+            &reply.json()["trust_root"],
+            &reply.json()["release_manifest"]
+        ),
+        (&serde_json::json!([2, 2]), &serde_json::json!([1, 2]))
+    );
+    let status = served.get("/v1/status", token).json();
+    assert_eq!(status["release_manifest"]["version"], 2, "{status}");
+    assert_eq!(
+        served
+            .post(
+                "/v1/executions",
+                token,
+                &execution_body("after-newer-manifest")
+            )
+            .status,
+        201
+    );
+    // The older manifest is a rollback now.
+    std::fs::write(root.join("release-manifest.json"), &manifest).unwrap();
+    let reply = served.post("/v1/admin/reload", token, "");
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (422, "trust.version_rollback"),
+        "{}",
+        reply.text
+    );
     let metrics = served.get("/metrics", token).text;
     assert!(
-        metrics.contains("parmana_reloads_total{outcome=\"ok\"} 2"),
+        metrics.contains("parmana_reloads_total{outcome=\"ok\"} 3"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("parmana_reloads_total{outcome=\"refused\"} 2"),
+        metrics.contains("parmana_reloads_total{outcome=\"refused\"} 3"),
         "{metrics}"
     );
 
@@ -96,7 +147,7 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
         seen = served
             .get("/metrics", token)
             .text
-            .contains("parmana_reloads_total{outcome=\"refused\"} 3")
+            .contains("parmana_reloads_total{outcome=\"refused\"} 4")
             .into();
         if seen == true {
             break;
