@@ -1,4 +1,4 @@
-//! Lifecycle: reload (good — the same files and a newer release manifest —, bad, rollback; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, recovery before ready.
+//! Lifecycle: reload (the same files, a newer release manifest, bad files, rollbacks; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, recovery before ready.
 
 use crate::harness::{Served, deployment, execution_body, parmana, try_call};
 
