@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::{PolicyRef, parse_strict};
@@ -30,19 +30,23 @@ use crate::wire::{
 
 type Shared = State<Arc<AppState>>;
 
-/// The body of a request, refused with 413 past the limit.
-pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "server.body_too_large",
-                "the request body is larger than the server's limit",
-            )
-        } else {
-            ApiError::invalid_request(rejection.body_text())
-        }
-    })
+/// The body of `request`, read only when the handler calls this — after it has checked the
+/// token, so that a caller without one never has a body buffered — and refused with 413 past
+/// the limit (`DefaultBodyLimit`).
+pub(crate) async fn read_body(request: Request) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "server.body_too_large",
+                    "the request body is larger than the server's limit",
+                )
+            } else {
+                ApiError::invalid_request(rejection.body_text())
+            }
+        })
 }
 
 /// Parses a request body strictly (canon's rules: duplicate keys, lone surrogates and unsafe
@@ -102,10 +106,10 @@ fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
 pub(crate) async fn create_execution(
     State(state): Shared,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Execute)?;
-    let body = ExecutionRequestBody::read(&body_bytes(body)?)?;
+    let body = ExecutionRequestBody::read(&read_body(request).await?)?;
     let mut outcome = Outcome {
         policy: Some(body.policy.clone()),
         signals: state.logging.signals.then(|| body.signals.clone()),
@@ -276,11 +280,11 @@ pub(crate) async fn evaluate(
     State(state): Shared,
     headers: HeaderMap,
     query: Result<Query<ExplainQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Evaluate)?;
     let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
-    let body = EvaluationRequestBody::read(&body_bytes(body)?)?;
+    let body = EvaluationRequestBody::read(&read_body(request).await?)?;
     let mut outcome = Outcome {
         policy: Some(body.policy.clone()),
         ..Outcome::default()
@@ -357,10 +361,10 @@ pub(crate) async fn evaluate(
 pub(crate) async fn verify(
     State(state): Shared,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Verify)?;
-    let body: VerifyRequestBody = parse_body(&body_bytes(body)?)?;
+    let body: VerifyRequestBody = parse_body(&read_body(request).await?)?;
     let envelope = match &body.attestation {
         Value::String(text) => text.as_bytes().to_vec(),
         other => parmana_runtime::canon::to_canonical_vec(other).map_err(|e| {

@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::{PolicyRef, parse_strict};
@@ -13,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::api::{body_bytes, execution_error, execution_location, parse_body};
+use crate::api::{execution_error, execution_location, parse_body, read_body};
 use crate::auth::Scope;
 use crate::error::{ApiError, MAX_BATCH_ITEMS, ServerError};
 use crate::observe::Outcome;
@@ -547,11 +545,11 @@ fn refused_decision(error: &ApiError) -> Decision {
 pub(crate) async fn evaluation(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Evaluate)?;
     let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
-    let request: EvaluationRequest = parse_body(&body_bytes(body)?)?;
+    let request: EvaluationRequest = parse_body(&read_body(request).await?)?;
     let resolved = Resolved {
         subject: request.subject,
         action: request.action,
@@ -604,11 +602,11 @@ pub(crate) async fn evaluation(
 pub(crate) async fn evaluations(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Evaluate)?;
     let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
-    let request: EvaluationsRequest = parse_body(&body_bytes(body)?)?;
+    let request: EvaluationsRequest = parse_body(&read_body(request).await?)?;
     let semantic = request
         .options
         .as_ref()

@@ -71,11 +71,15 @@ pub(crate) async fn guard(
             }
         }
     };
-    // A refusal that can leave the request body unread (shed, timed out, too large) ends the
-    // connection; saying so keeps a client from reusing a connection the server is closing.
+    // A refusal that can leave the request body unread (shed, timed out, too large, or refused
+    // before it was read: no token, or not its scope) ends the connection; saying so keeps a
+    // client from reusing a connection the server is closing.
     if matches!(
         response.status(),
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::PAYLOAD_TOO_LARGE
+        StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
     ) {
         response
             .headers_mut()

@@ -370,6 +370,23 @@ fn bodies_over_the_limit_are_413_and_a_full_server_sheds_with_503() {
     );
     // The body was left unread: the server ends the connection and says so.
     assert_eq!(refused.header("connection"), Some("close"));
+    // Without a token the body is not even read: 401, never 413, whatever its size.
+    for route in [
+        "/v1/executions",
+        "/v1/evaluations",
+        "/v1/verify",
+        "/access/v1/evaluation",
+        "/access/v1/evaluations",
+    ] {
+        let refused = served.post(route, None, &big);
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (401, "server.unauthorized"),
+            "{route}: {}",
+            refused.text
+        );
+        assert_eq!(refused.header("connection"), Some("close"), "{route}");
+    }
     // Hold the only slot with a request whose body never finishes arriving, then ask again.
     // Bounded: at most 20 rounds of 5 requests.
     let address = served.base.trim_start_matches("http://").to_owned();
