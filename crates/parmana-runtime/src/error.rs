@@ -238,6 +238,13 @@ pub enum ExecutionError {
         /// Why, with the underlying code.
         reason: String,
     },
+    /// A reload's new environment was refused by the caller's own check of it
+    /// ([`Runtime::reload_checked`](crate::Runtime::reload_checked)): the old one stays.
+    #[error("the new environment was refused: {reason}")]
+    EnvironmentRefused {
+        /// Why, from the caller's check.
+        reason: String,
+    },
 }
 
 impl ExecutionError {
@@ -274,6 +281,7 @@ impl ExecutionError {
             Self::NotYetSequenced { .. } => "runtime.not_yet_sequenced",
             Self::NoCheckpoint { .. } => "runtime.no_checkpoint",
             Self::StoredCheckpointInvalid { .. } => "runtime.stored_checkpoint_invalid",
+            Self::EnvironmentRefused { .. } => "runtime.environment_refused",
         }
     }
 
@@ -302,6 +310,7 @@ impl ExecutionError {
             | Self::NoTransparencyLog { .. }
             | Self::ProofEntryMismatch { .. }
             | Self::StoredCheckpointInvalid { .. }
+            | Self::EnvironmentRefused { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,
             Self::EvaluationFault(_) => ErrorClass::Internal,

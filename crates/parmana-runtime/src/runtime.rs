@@ -345,8 +345,20 @@ impl Runtime {
     /// —, and swaps the environment atomically. Executions in flight
     /// finish on the environment they started with. On any refusal the old environment stays.
     pub fn reload(&self) -> Result<ReloadReport, ExecutionError> {
+        self.reload_checked(|_| Ok(()))
+    }
+
+    /// [`reload`](Runtime::reload), with `check` run on the new environment — verified, its
+    /// policies loaded — before the swap: a refusal (`runtime.environment_refused`, with the
+    /// reason it gives) keeps the old environment, like every other refusal. For a caller that
+    /// holds settings checked against the environment at start (`parmana serve`'s AuthZEN
+    /// mapping), so that no environment they no longer fit is ever in force.
+    pub fn reload_checked(
+        &self,
+        check: impl FnOnce(&RuntimeEnvironment) -> Result<(), String>,
+    ) -> Result<ReloadReport, ExecutionError> {
         let at = self.inner.clock.now();
-        let outcome = self.try_reload(at);
+        let outcome = self.try_reload(at, check);
         let record = ReloadRecord {
             at,
             outcome: outcome
@@ -371,7 +383,11 @@ impl Runtime {
             .clone()
     }
 
-    fn try_reload(&self, now: Timestamp) -> Result<ReloadReport, ExecutionError> {
+    fn try_reload(
+        &self,
+        now: Timestamp,
+        check: impl FnOnce(&RuntimeEnvironment) -> Result<(), String>,
+    ) -> Result<ReloadReport, ExecutionError> {
         let current = self.environment();
         let marks = self.inner.store.accepted_versions()?;
         let highest = HighestAccepted {
@@ -385,6 +401,7 @@ impl Runtime {
         };
         let fresh = RuntimeEnvironment::load_after(&self.inner.config, now, highest)?;
         let policies = fresh.preload_released_policies()?;
+        check(&fresh).map_err(|reason| ExecutionError::EnvironmentRefused { reason })?;
         let report = ReloadReport {
             trust_root: (current.trust_root().version(), fresh.trust_root().version()),
             release_manifest: (

@@ -6,7 +6,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::{PolicyRef, parse_strict};
-use parmana_runtime::{ExecutionError, ExecutionRequest, Runtime, Signals, parse_execution_id};
+use parmana_runtime::{
+    ExecutionError, ExecutionRequest, Runtime, RuntimeEnvironment, Signals, parse_execution_id,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -166,6 +168,8 @@ pub(crate) struct Configuration {
 #[derive(Debug)]
 struct Answering {
     policy: PolicyRef,
+    /// The deployment's `permit` for it, if it gives one.
+    configured: Option<Vec<String>>,
     permit: Vec<String>,
 }
 
@@ -174,6 +178,8 @@ struct Answering {
 pub(crate) struct AuthzenMapping {
     by_type: Vec<(String, Arc<Answering>)>,
     default: Option<Arc<Answering>>,
+    /// Every policy that answers, once.
+    all: Vec<Arc<Answering>>,
 }
 
 /// The decisions of `policy` (the policy `reference` names) that mean `"decision": true`: those
@@ -234,7 +240,11 @@ impl AuthzenMapping {
                 .map_err(|e| refuse(format!("{}: {e}", entry.policy)))?;
             let permit = permitting(&entry.policy, entry.permit.as_deref(), loaded.policy())
                 .map_err(refuse)?;
-            let answering = Arc::new(Answering { policy, permit });
+            let answering = Arc::new(Answering {
+                policy,
+                configured: entry.permit.clone(),
+                permit,
+            });
             for kind in &entry.resource_types {
                 if mapping.by_type.iter().any(|(k, _)| k == kind) {
                     return Err(refuse(format!("resource type {kind:?} is answered twice")));
@@ -254,7 +264,34 @@ impl AuthzenMapping {
                 })?;
             mapping.default = Some(Arc::clone(found));
         }
+        mapping.all = all;
         Ok(mapping)
+    }
+
+    /// Checks that `environment` (a reload's, before it is swapped in) still fits the mapping
+    /// the server answers with: every answering policy is released, and what `true` means for
+    /// it is what it meant at start — the mapping is fixed for the process's life, so a release
+    /// that changes a policy's signed `permit`, or drops the policy, is refused (restart the
+    /// server to take it).
+    pub(crate) fn check_environment(&self, environment: &RuntimeEnvironment) -> Result<(), String> {
+        for answering in &self.all {
+            let reference = answering.policy.to_string();
+            let loaded = environment
+                .policy(&answering.policy)
+                .map_err(|e| format!("{reference}, which answers AuthZEN requests: {e}"))?;
+            let permit = permitting(&reference, answering.configured.as_deref(), loaded.policy())?;
+            let same = permit.len() == answering.permit.len()
+                && permit.iter().all(|d| answering.permit.contains(d));
+            if !same {
+                return Err(format!(
+                    "{reference}: the new release permits [{}] where the server answers true for \
+                     [{}]; restart the server to take it",
+                    permit.join(", "),
+                    answering.permit.join(", ")
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn answering(&self, resource_type: &str) -> Option<&Arc<Answering>> {

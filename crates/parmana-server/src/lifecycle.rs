@@ -333,7 +333,12 @@ async fn watch_signals(state: Arc<AppState>, handle: Handle<SocketAddr>) {
 /// Reloads the environment from disk (SIGHUP or `POST /v1/admin/reload`); on refusal the old
 /// environment stays and the refusal is answered with 422 (503 when the store failed).
 pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
-    let result = state.blocking("reload", Runtime::reload).await?;
+    let checking = Arc::clone(state);
+    let result = state
+        .blocking("reload", move |runtime| {
+            runtime.reload_checked(|fresh| checking.authzen.check_environment(fresh))
+        })
+        .await?;
     state.metrics.reload(result.is_ok());
     match result {
         Ok(report) => {

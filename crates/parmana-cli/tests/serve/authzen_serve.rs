@@ -731,3 +731,110 @@ fn a_boxcar_carries_at_most_a_thousand_evaluations() {
         );
     }
 }
+
+/// The mapping is checked against every environment before it is in force: a reload whose
+/// release changes what `true` means for an answering policy (its signed `permit`), or drops the
+/// policy, is refused (`422 runtime.environment_refused`) and the old environment keeps
+/// answering as before; a release that keeps both is taken.
+#[test]
+fn a_reload_that_no_longer_fits_the_mapping_is_refused() {
+    let temp = authzen_deployment_with(
+        &[
+            ("documents-access", POLICY),
+            ("records-access", RECORDS_POLICY),
+        ],
+        TWO_POLICIES,
+    );
+    let root = root(&temp);
+    let served = Served::start(&root, &["--dev-token"]);
+    let token = served.token.as_deref();
+    let owner = json!({
+        "subject": {"type": "user", "id": "alice"},
+        "action": {"name": "read"},
+        "resource": {"type": "record", "id": "r-1"},
+        "context": {"tier": "gold"}
+    });
+    let owner_decides = || {
+        let reply = served.post("/access/v1/evaluation", token, &owner.to_string());
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json()["decision"].clone()
+    };
+    assert_eq!(owner_decides(), true);
+    let records = root.join("policies/records-access/1.0.0");
+    let release = |version: &str| {
+        let (code, _, stderr) = parmana(
+            &root,
+            &[
+                "release",
+                "sign",
+                "--key",
+                "trust/keys/release.pem",
+                "--policies-root",
+                "policies",
+                "--version",
+                version,
+                "--expires",
+                "2035-01-01T00:00:00Z",
+                "--out",
+                "release-manifest.json",
+                "--force",
+            ],
+        );
+        assert_eq!(code, 0, "release {version}: {stderr}");
+    };
+    let resign_records = |policy: &str| {
+        std::fs::write(records.join("policy.json"), policy).unwrap();
+        let (code, _, stderr) = parmana(
+            &root,
+            &[
+                "bundle",
+                "sign",
+                "policies/records-access/1.0.0",
+                "--key",
+                "trust/keys/policy.pem",
+            ],
+        );
+        assert_eq!(code, 0, "{stderr}");
+    };
+    let reload = || served.post("/v1/admin/reload", token, "");
+    // (what changes, the release version, what the refusal names)
+    let refused: [(&str, &dyn Fn(), &str, &str); 2] = [
+        (
+            "a release whose records-access permits `refuse`",
+            &|| {
+                resign_records(
+                    &RECORDS_POLICY.replace(r#""permit": ["grant"]"#, r#""permit": ["refuse"]"#),
+                )
+            },
+            "3",
+            "permits [refuse] where the server answers true for [grant]",
+        ),
+        (
+            "a release without records-access",
+            &|| std::fs::rename(&records, root.join("records-access-withdrawn")).unwrap(),
+            "4",
+            "records-access@1.0.0, which answers AuthZEN requests",
+        ),
+    ];
+    for (what, change, version, says) in refused {
+        change();
+        release(version);
+        let reply = reload();
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (422, "runtime.environment_refused"),
+            "{what}: {}",
+            reply.text
+        );
+        assert!(reply.text.contains(says), "{what}: {}", reply.text);
+        assert_eq!(owner_decides(), true, "{what}: the old environment answers");
+    }
+    // Back to a release that fits: taken.
+    std::fs::rename(root.join("records-access-withdrawn"), &records).unwrap();
+    resign_records(RECORDS_POLICY);
+    release("5");
+    let reply = reload();
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()["release_manifest"], json!([2, 5]));
+    assert_eq!(owner_decides(), true);
+}
