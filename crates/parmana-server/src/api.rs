@@ -601,14 +601,15 @@ pub(crate) async fn method_not_allowed(method: Method) -> ApiError {
 /// percent-encoded byte sequence that is not UTF-8); a route without the parameter is a defect
 /// of the router (`server.internal`, 500), not the caller's input.
 pub(crate) fn path_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(value)| value).map_err(|rejection| match rejection {
-        PathRejection::FailedToDeserializePathParams(_) => {
-            ApiError::invalid_request(format!("path: {}", rejection.body_text()))
-        }
-        other => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server.internal",
-            format!("path: {}", other.body_text()),
-        ),
-    })
+    path.map(|Path(value)| value)
+        .map_err(|rejection| match rejection {
+            PathRejection::FailedToDeserializePathParams(_) => {
+                ApiError::invalid_request(format!("path: {}", rejection.body_text()))
+            }
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.internal",
+                format!("path: {}", other.body_text()),
+            ),
+        })
 }

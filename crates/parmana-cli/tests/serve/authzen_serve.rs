@@ -50,25 +50,7 @@ fn authzen_deployment_with(policies: &[(&str, &str)], mapping: &str) -> tempfile
         );
         assert_eq!(code, 0, "{id}: {stderr}");
     }
-    std::fs::remove_file(root.join("release-manifest.json")).unwrap();
-    let (code, _, stderr) = parmana(
-        &root,
-        &[
-            "release",
-            "sign",
-            "--key",
-            "trust/keys/release.pem",
-            "--policies-root",
-            "policies",
-            "--version",
-            "2",
-            "--expires",
-            "2035-01-01T00:00:00Z",
-            "--out",
-            "release-manifest.json",
-        ],
-    );
-    assert_eq!(code, 0, "release: {stderr}");
+    crate::harness::release_sign(&root, "2", "2035-01-01T00:00:00Z");
     let mut config = std::fs::read_to_string(root.join("parmana.toml")).unwrap();
     config.push_str(mapping);
     std::fs::write(root.join("parmana.toml"), config).unwrap();
@@ -761,27 +743,8 @@ fn a_reload_that_no_longer_fits_the_mapping_is_refused() {
     };
     assert_eq!(owner_decides(), true);
     let records = root.join("policies/records-access/1.0.0");
-    let release = |version: &str| {
-        let (code, _, stderr) = parmana(
-            &root,
-            &[
-                "release",
-                "sign",
-                "--key",
-                "trust/keys/release.pem",
-                "--policies-root",
-                "policies",
-                "--version",
-                version,
-                "--expires",
-                "2035-01-01T00:00:00Z",
-                "--out",
-                "release-manifest.json",
-                "--force",
-            ],
-        );
-        assert_eq!(code, 0, "release {version}: {stderr}");
-    };
+    let release =
+        |version: &str| crate::harness::release_sign(&root, version, "2035-01-01T00:00:00Z");
     let resign_records = |policy: &str| {
         std::fs::write(records.join("policy.json"), policy).unwrap();
         let (code, _, stderr) = parmana(

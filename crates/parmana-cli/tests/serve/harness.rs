@@ -451,6 +451,31 @@ pub(crate) fn execution_body(id: &str) -> String {
     )
 }
 
+/// Signs the release manifest of the deployment at `root` anew with its release key
+/// (`parmana release sign --force`): every bundle under `policies/`, as `version`, expiring at
+/// `expires`.
+pub(crate) fn release_sign(root: &Path, version: &str, expires: &str) {
+    let (code, _, stderr) = parmana(
+        root,
+        &[
+            "release",
+            "sign",
+            "--key",
+            "trust/keys/release.pem",
+            "--policies-root",
+            "policies",
+            "--version",
+            version,
+            "--expires",
+            expires,
+            "--out",
+            "release-manifest.json",
+            "--force",
+        ],
+    );
+    assert_eq!(code, 0, "release {version}: {stderr}");
+}
+
 /// Runs `parmana ARGS` in `dir` (no PARMANA_* variables): exit code and stdout.
 pub(crate) fn parmana(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));

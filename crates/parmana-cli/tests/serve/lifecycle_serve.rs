@@ -80,25 +80,7 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
     }
     // A newer release manifest, signed by the release key, is swapped in: the status reports
     // its version, and executions go on under it.
-    let (code, _, stderr) = parmana(
-        root,
-        &[
-            "release",
-            "sign",
-            "--key",
-            "trust/keys/release.pem",
-            "--policies-root",
-            "policies",
-            "--version",
-            "2",
-            "--expires",
-            "2036-01-01T00:00:00Z",
-            "--out",
-            "release-manifest.json",
-            "--force",
-        ],
-    );
-    assert_eq!(code, 0, "{stderr}");
+    crate::harness::release_sign(root, "2", "2036-01-01T00:00:00Z");
     let reply = served.post("/v1/admin/reload", token, "");
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(
