@@ -289,6 +289,13 @@ fn prove_in(
     let entry = log_entries(log, store, position..position.saturating_add(1))?
         .pop()
         .ok_or_else(|| not_in_log(format!("no entry at {position}")))?;
+    // The index found the position; the entry there, which the tree commits to, must be this
+    // execution's record — never another's handed out as its proof.
+    if !ExecutionEntry::read(&entry).is_some_and(|e| e.execution_id == execution_id.as_str()) {
+        return Err(ExecutionError::ProofEntryMismatch {
+            what: "execution id",
+        });
+    }
     let hashes = log
         .tree()
         .inclusion_proof(position, size)

@@ -280,8 +280,8 @@ impl AuthzenMapping {
                 .policy(&answering.policy)
                 .map_err(|e| format!("{reference}, which answers AuthZEN requests: {e}"))?;
             let permit = permitting(&reference, answering.configured.as_deref(), loaded.policy())?;
-            let same = permit.len() == answering.permit.len()
-                && permit.iter().all(|d| answering.permit.contains(d));
+            let same = permit.iter().all(|d| answering.permit.contains(d))
+                && answering.permit.iter().all(|d| permit.contains(d));
             if !same {
                 return Err(format!(
                     "{reference}: the new release permits [{}] where the server answers true for \

@@ -387,6 +387,28 @@ fn bodies_over_the_limit_are_413_and_a_full_server_sheds_with_503() {
         );
         assert_eq!(refused.header("connection"), Some("close"), "{route}");
     }
+    // Nor does it wait for one: a request announcing 100,000 bytes and sending ten, without a
+    // token, is answered 401 at once (a server reading the body first would wait for the rest
+    // until its 10 s request timeout).
+    let address = served.base.trim_start_matches("http://").to_owned();
+    for route in ["/v1/executions", "/access/v1/evaluations"] {
+        let mut partial = TcpStream::connect(&address).unwrap();
+        partial
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            partial,
+            "POST {route} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 100000\r\n\r\n{{\"policy\":"
+        )
+        .unwrap();
+        partial.flush().unwrap();
+        let mut answer = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut partial, &mut answer);
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 401"), "{route}: {answer}");
+        assert!(answer.contains("connection: close"), "{route}: {answer}");
+    }
     // Hold the only slot with a request whose body never finishes arriving, then ask again.
     // Bounded: at most 20 rounds of 5 requests.
     let address = served.base.trim_start_matches("http://").to_owned();
