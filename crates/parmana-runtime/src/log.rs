@@ -291,7 +291,7 @@ fn prove_in(
         .ok_or_else(|| not_in_log(format!("no entry at {position}")))?;
     // The index found the position; the entry there, which the tree commits to, must be this
     // execution's record — never another's handed out as its proof.
-    if !ExecutionEntry::read(&entry).is_some_and(|e| e.execution_id == execution_id.as_str()) {
+    if ExecutionEntry::read(&entry).is_none_or(|e| e.execution_id != execution_id.as_str()) {
         return Err(ExecutionError::ProofEntryMismatch {
             what: "execution id",
         });
