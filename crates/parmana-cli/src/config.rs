@@ -54,6 +54,7 @@ pub(crate) struct ServerFile {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     max_body_bytes: Option<u64>,
+    max_header_bytes: Option<u64>,
     max_concurrency: Option<u64>,
     max_connections: Option<u64>,
     request_timeout_ms: Option<u64>,
@@ -220,6 +221,11 @@ pub(crate) const MAX_BODY_BYTES: Key = Key {
     flag: "--max-body-bytes",
     env: "PARMANA_MAX_BODY_BYTES",
 };
+pub(crate) const MAX_HEADER_BYTES: Key = Key {
+    name: "max_header_bytes",
+    flag: "--max-header-bytes",
+    env: "PARMANA_MAX_HEADER_BYTES",
+};
 pub(crate) const MAX_CONCURRENCY: Key = Key {
     name: "max_concurrency",
     flag: "--max-concurrency",
@@ -297,7 +303,7 @@ pub(crate) struct Deployment {
 }
 
 /// Every variable the configuration reads, so that the environment is read once.
-const VARIABLES: [&str; 21] = [
+const VARIABLES: [&str; 22] = [
     POLICIES.env,
     PINNED_ROOT.env,
     TRUST_ROOT.env,
@@ -311,6 +317,7 @@ const VARIABLES: [&str; 21] = [
     TLS_KEY.env,
     TLS_CLIENT_CA.env,
     MAX_BODY_BYTES.env,
+    MAX_HEADER_BYTES.env,
     MAX_CONCURRENCY.env,
     MAX_CONNECTIONS.env,
     REQUEST_TIMEOUT_MS.env,
@@ -635,6 +642,7 @@ impl Deployment {
             let text = match key.name {
                 "listen" => server.listen.clone(),
                 "max_body_bytes" => server.max_body_bytes.map(|v| v.to_string()),
+                "max_header_bytes" => server.max_header_bytes.map(|v| v.to_string()),
                 "max_concurrency" => server.max_concurrency.map(|v| v.to_string()),
                 "max_connections" => server.max_connections.map(|v| v.to_string()),
                 "request_timeout_ms" => server.request_timeout_ms.map(|v| v.to_string()),

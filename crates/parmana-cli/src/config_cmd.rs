@@ -163,6 +163,7 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
             "(none: no client certificates asked)",
         ),
         value_row(config::MAX_BODY_BYTES, values.max_body_bytes),
+        value_row(config::MAX_HEADER_BYTES, values.max_header_bytes),
         value_row(config::MAX_CONCURRENCY, values.max_concurrency),
         value_row(config::MAX_CONNECTIONS, values.max_connections),
         value_row(config::REQUEST_TIMEOUT_MS, values.request_timeout_ms),

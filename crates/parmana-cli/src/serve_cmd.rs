@@ -65,6 +65,10 @@ pub(crate) struct ServeArgs {
     /// default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_body_bytes: Option<usize>,
+    /// The largest request head, request line and headers (larger: 431), from 8192 to 1048576
+    /// [env: PARMANA_MAX_HEADER_BYTES; config: server.max_header_bytes; default: 16384].
+    #[arg(long, value_name = "BYTES")]
+    max_header_bytes: Option<usize>,
     /// Requests handled at once; more are refused with 503 and Retry-After
     /// [env: PARMANA_MAX_CONCURRENCY; config: server.max_concurrency; default: 256].
     #[arg(long, value_name = "N")]
@@ -140,6 +144,7 @@ pub(crate) struct ServerFlags<'a> {
     tls_key: Option<&'a Path>,
     tls_client_ca: Option<&'a Path>,
     max_body_bytes: Option<usize>,
+    max_header_bytes: Option<usize>,
     max_concurrency: Option<usize>,
     max_connections: Option<usize>,
     request_timeout_ms: Option<u64>,
@@ -160,6 +165,7 @@ impl ServeArgs {
             tls_key: self.tls_key.as_deref(),
             tls_client_ca: self.tls_client_ca.as_deref(),
             max_body_bytes: self.max_body_bytes,
+            max_header_bytes: self.max_header_bytes,
             max_concurrency: self.max_concurrency,
             max_connections: self.max_connections,
             request_timeout_ms: self.request_timeout_ms,
@@ -183,6 +189,7 @@ pub(crate) struct ServerValues {
     pub(crate) tls_key: Option<Setting<PathBuf>>,
     pub(crate) tls_client_ca: Option<Setting<PathBuf>>,
     pub(crate) max_body_bytes: Setting<usize>,
+    pub(crate) max_header_bytes: Setting<usize>,
     pub(crate) max_concurrency: Setting<usize>,
     pub(crate) max_connections: Setting<usize>,
     pub(crate) request_timeout_ms: Setting<u64>,
@@ -233,6 +240,11 @@ impl ServerValues {
                 config::MAX_BODY_BYTES,
                 flags.max_body_bytes,
                 defaults.max_body_bytes,
+            )?,
+            max_header_bytes: deployment.server_value(
+                config::MAX_HEADER_BYTES,
+                flags.max_header_bytes,
+                defaults.max_header_bytes,
             )?,
             max_concurrency: deployment.server_value(
                 config::MAX_CONCURRENCY,
@@ -355,7 +367,7 @@ fn settings(
     };
     let limits = Limits {
         max_body_bytes: values.max_body_bytes.value,
-        max_header_bytes: Limits::default().max_header_bytes,
+        max_header_bytes: values.max_header_bytes.value,
         max_concurrency: values.max_concurrency.value,
         max_connections: values.max_connections.value,
         request_timeout: Duration::from_millis(values.request_timeout_ms.value),

@@ -36,6 +36,18 @@ pub enum ServerError {
     /// The AuthZEN mapping is not usable (an unknown policy, an invalid reference).
     #[error("AuthZEN mapping: {0}")]
     AuthzenConfig(String),
+    /// A limit outside the range the server can keep.
+    #[error("{name} {value}: from {min} to {max}")]
+    LimitOutOfRange {
+        /// The setting, for example `max_header_bytes`.
+        name: &'static str,
+        /// The value given.
+        value: usize,
+        /// The smallest allowed.
+        min: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// The listen address could not be bound, or serving failed.
     #[error("cannot {action} {address}: {message}")]
     Io {
@@ -76,6 +88,7 @@ impl ServerError {
             Self::TokensInvalid { .. } => "server.tokens_invalid",
             Self::TlsInvalid(_) => "server.tls_invalid",
             Self::AuthzenConfig(_) => "server.authzen_config",
+            Self::LimitOutOfRange { .. } => "server.limit_out_of_range",
             Self::Io { .. } => "server.io",
             Self::WitnessUnreachable { .. } => "server.witness_unreachable",
             Self::WitnessRefused { .. } => "server.witness_refused",

@@ -23,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::authzen::AuthzenMapping;
 use crate::error::{ApiError, ServerError};
 use crate::metrics::Metrics;
-use crate::settings::{Authentication, ServerSettings};
+use crate::settings::{Authentication, MAX_HEADER_BYTES, MIN_HEADER_BYTES, ServerSettings};
 use crate::state::AppState;
 use crate::{api, authzen, observe, tlog};
 
@@ -63,6 +63,15 @@ impl Server {
                 return Err(ServerError::NoTokens);
             }
             _ => {}
+        }
+        let header = settings.limits.max_header_bytes;
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&header) {
+            return Err(ServerError::LimitOutOfRange {
+                name: "max_header_bytes",
+                value: header,
+                min: MIN_HEADER_BYTES,
+                max: MAX_HEADER_BYTES,
+            });
         }
         let tls = settings
             .tls
@@ -170,7 +179,7 @@ impl Server {
         server
             .http_builder()
             .http1()
-            .max_buf_size(state.limits.max_header_bytes.max(8192));
+            .max_buf_size(state.limits.max_header_bytes);
         tracing::info!(
             target: "parmana::server",
             address = %self.local_addr,

@@ -33,12 +33,18 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
+/// The smallest `max_header_bytes` (HTTP/1.1's read buffer cannot be smaller).
+pub const MIN_HEADER_BYTES: usize = 8 * 1024;
+/// The largest `max_header_bytes`.
+pub const MAX_HEADER_BYTES: usize = 1024 * 1024;
+
 /// Request and connection limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest request body, in bytes (default: the runtime's signals limit, 1 MiB).
     pub max_body_bytes: usize,
-    /// The largest request head (request line and headers), in bytes.
+    /// The largest request head (request line and headers), in bytes: from
+    /// [`MIN_HEADER_BYTES`] to [`MAX_HEADER_BYTES`] (`server.limit_out_of_range` otherwise).
     pub max_header_bytes: usize,
     /// How many requests are handled at once; more are refused with 503 and `Retry-After`.
     pub max_concurrency: usize,

@@ -344,6 +344,7 @@ complete -c parmana -n "__fish_parmana_using_subcommand serve" -l tls-cert -d 'T
 complete -c parmana -n "__fish_parmana_using_subcommand serve" -l tls-key -d 'The TLS private key (PEM) [env: PARMANA_TLS_KEY; config: server.tls_key]' -r -F
 complete -c parmana -n "__fish_parmana_using_subcommand serve" -l tls-client-ca -d 'Require client certificates issued by these CAs (PEM) [env: PARMANA_TLS_CLIENT_CA; config: server.tls_client_ca]' -r -F
 complete -c parmana -n "__fish_parmana_using_subcommand serve" -l max-body-bytes -d 'The largest request body [env: PARMANA_MAX_BODY_BYTES; config: server.max_body_bytes; default: 1048576]' -r
+complete -c parmana -n "__fish_parmana_using_subcommand serve" -l max-header-bytes -d 'The largest request head, request line and headers (larger: 431), from 8192 to 1048576 [env: PARMANA_MAX_HEADER_BYTES; config: server.max_header_bytes; default: 16384]' -r
 complete -c parmana -n "__fish_parmana_using_subcommand serve" -l max-concurrency -d 'Requests handled at once; more are refused with 503 and Retry-After [env: PARMANA_MAX_CONCURRENCY; config: server.max_concurrency; default: 256]' -r
 complete -c parmana -n "__fish_parmana_using_subcommand serve" -l max-connections -d 'Connections held open at once [env: PARMANA_MAX_CONNECTIONS; config: server.max_connections; default: 1024]' -r
 complete -c parmana -n "__fish_parmana_using_subcommand serve" -l request-timeout-ms -d 'How long one request may take (503 server.timeout after) [env: PARMANA_REQUEST_TIMEOUT_MS; config: server.request_timeout_ms; default: 10000]' -r

@@ -111,16 +111,46 @@ const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
 #[test]
 fn oversized_request_heads_are_refused() {
     let env = deployment("memory", "");
-    let served = Served::start(env.root(), &["--dev-token"]);
-    // (header value length, expected status line prefix)
-    for (length, expected) in [(1_000, "HTTP/1.1 200"), (20_000, "HTTP/1.1 431")] {
-        let mut stream = TcpStream::connect(address(&served)).unwrap();
-        let request = format!(
-            "GET /healthz HTTP/1.1\r\nHost: test\r\nX-Padding: {}\r\n\r\n",
-            "a".repeat(length)
+    // (the server's flags, header value length, expected status line prefix): 16 KiB by default,
+    // `--max-header-bytes` otherwise.
+    let default: &[&str] = &["--dev-token"];
+    let raised: &[&str] = &["--dev-token", "--max-header-bytes", "65536"];
+    for (args, rows) in [
+        (default, [(1_000, "HTTP/1.1 200"), (20_000, "HTTP/1.1 431")]),
+        (raised, [(20_000, "HTTP/1.1 200"), (70_000, "HTTP/1.1 431")]),
+    ] {
+        let served = Served::start(env.root(), args);
+        for (length, expected) in rows {
+            let mut stream = TcpStream::connect(address(&served)).unwrap();
+            let request = format!(
+                "GET /healthz HTTP/1.1\r\nHost: test\r\nX-Padding: {}\r\n\r\n",
+                "a".repeat(length)
+            );
+            let answer = exchange(&mut stream, request.as_bytes());
+            assert!(
+                answer.starts_with(expected),
+                "{args:?} {length}: {answer:?}"
+            );
+        }
+    }
+    // Outside what the server can keep, it does not start.
+    for value in ["4096", "2000000"] {
+        let (exit, _, stderr) = crate::harness::parmana(
+            env.root(),
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--dev-token",
+                "--max-header-bytes",
+                value,
+            ],
         );
-        let answer = exchange(&mut stream, request.as_bytes());
-        assert!(answer.starts_with(expected), "{length}: {answer:?}");
+        assert_eq!(exit, 2, "{value}: {stderr}");
+        assert!(
+            stderr.contains("server.limit_out_of_range"),
+            "{value}: {stderr}"
+        );
     }
 }
 
