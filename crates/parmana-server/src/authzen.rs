@@ -24,6 +24,11 @@ use crate::wire::{ErrorBody, json_response};
 /// The context member that turns an evaluation into an execution.
 const EXECUTION_ID_KEY: &str = "execution_id";
 
+/// Whether a request's `context` asks for an execution (it names `execution_id`).
+fn names_execution(context: Option<&Map<String, Value>>) -> bool {
+    context.is_some_and(|context| context.contains_key(EXECUTION_ID_KEY))
+}
+
 /// The user or machine principal (AuthZEN §5.1).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub(crate) struct Subject {
@@ -425,11 +430,7 @@ fn decide_noting(
 ) -> Result<Decision, ApiError> {
     // The scope first: a token that may not execute learns nothing about the policy or the
     // signals from a request that asks for an execution.
-    let asks_execution = request
-        .context
-        .as_ref()
-        .is_some_and(|context| context.contains_key(EXECUTION_ID_KEY));
-    if asks_execution && !may_execute {
+    if names_execution(request.context.as_ref()) && !may_execute {
         return Err(refusal(
             StatusCode::FORBIDDEN,
             "server.forbidden",
@@ -593,10 +594,7 @@ pub(crate) async fn evaluation(
         resource: request.resource,
         context: request.context,
     };
-    let executes = resolved
-        .context
-        .as_ref()
-        .is_some_and(|context| context.contains_key(EXECUTION_ID_KEY));
+    let executes = names_execution(resolved.context.as_ref());
     let (decided, outcome) = if executes {
         // An execution may block on the store: the blocking pool.
         let shared = Arc::clone(&state);
@@ -661,12 +659,7 @@ pub(crate) async fn evaluations(
     let boxcar = !items.is_empty();
     // One execution id names one execution: as a default it would be tried by every evaluation
     // (the first executes, the others are replays), so a boxcar takes it only per evaluation.
-    if boxcar
-        && request
-            .context
-            .as_ref()
-            .is_some_and(|context| context.contains_key(EXECUTION_ID_KEY))
-    {
+    if boxcar && names_execution(request.context.as_ref()) {
         return Err(ApiError::invalid_request(
             "context.execution_id at the top of a boxcar would be every evaluation's: give it \
              in the context of the one evaluation it names",
@@ -709,9 +702,15 @@ pub(crate) async fn evaluations(
             context,
         });
     }
+    // Timed as an execution when any evaluation asks for one (it may wait on the store).
+    let operation = if resolved.iter().any(|r| names_execution(r.context.as_ref())) {
+        "execute"
+    } else {
+        "evaluate"
+    };
     let shared = Arc::clone(&state);
     let decided = state
-        .blocking("evaluate", move |runtime| {
+        .blocking(operation, move |runtime| {
             let mut out = Vec::with_capacity(resolved.len());
             for request in &resolved {
                 let (decision, outcome) = decide(&shared, runtime, request, may_execute);

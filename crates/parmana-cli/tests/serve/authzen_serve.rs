@@ -328,7 +328,10 @@ fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
     let allowed = r#"parmana_executions_total{decision="allow"}"#;
     let denied = r#"parmana_executions_total{decision="deny"}"#;
     let replayed = r#"parmana_execution_errors_total{code="runtime.replay_detected"}"#;
-    let series = [allowed, denied, replayed];
+    // Runtime calls by operation: a request that asks for an execution is timed as one.
+    let executing_calls = r#"parmana_runtime_call_duration_seconds_count{operation="execute"}"#;
+    let evaluating_calls = r#"parmana_runtime_call_duration_seconds_count{operation="evaluate"}"#;
+    let series = [allowed, denied, replayed, executing_calls, evaluating_calls];
     let before = series.map(|s| metric(&served, s));
     let executing = |role: &str, action: &str, id: &str| {
         let mut body = request(role, action);
@@ -366,16 +369,11 @@ fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
         );
     }
     // Executions by decision (m1 and m2 allow, m3 denies) and refusals by code (the replay in
-    // the boxcar and the two above); the plain evaluation is not an execution.
+    // the boxcar and the two above); the plain evaluation is not an execution. Four requests
+    // asked for executions (m1, the boxcar, the two replays), each timed as one runtime call.
     let after = series.map(|s| metric(&served, s));
-    assert_eq!(
-        [
-            after[0] - before[0],
-            after[1] - before[1],
-            after[2] - before[2]
-        ],
-        [2, 1, 3]
-    );
+    let deltas: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(deltas, [2, 1, 3, 4, 0]);
     // The log lines carry the id, the policy, the policy's decision and the error code.
     let (event, _) = log_line(&served, "/access/v1/evaluation", 200);
     assert_eq!(event["execution_id"], "authzen-m1", "{event}");
