@@ -96,7 +96,8 @@ impl Metrics {
         registry.register(
             "runtime_call_duration_seconds",
             "Time in the runtime (on the blocking pool), by operation: execute (claim and \
-             completion in the store included), evaluate, read, verify, reload, recover",
+             completion in the store included), evaluate, read, verify, reload, recover, log, \
+             sequence, probe",
             runtime_seconds.clone(),
         );
         let store_probe_seconds = latency_histogram();
