@@ -226,76 +226,84 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
 /// `permit`: the declared decisions that permit what was asked (an AuthZEN `"decision": true`),
 /// each named once.
 fn read_permit(reader: &mut Reader<'_>, value: &Value, decisions: &[String]) -> Vec<String> {
-    let Some(items) = reader.list(value, "/permit", "permit") else {
-        return Vec::new();
-    };
-    let mut permit: Vec<String> = Vec::with_capacity(items.len().min(limits::MAX_DECISIONS));
-    for (i, item) in items.iter().enumerate() {
-        let path = format!("/permit/{i}");
-        let Some(name) = string(reader, item, &path) else {
-            continue;
-        };
-        if !decisions.iter().any(|d| d == name) {
-            reader.report(
-                Code::UndeclaredDecision,
-                &path,
-                format!(
-                    "permit names {name:?}, which is not in \"decisions\" ({})",
-                    decisions.join(", ")
-                ),
-            );
-        } else if permit.iter().any(|d| d == name) {
-            reader.report(
-                Code::DuplicateDecision,
-                &path,
-                format!("permit names {name:?} twice"),
-            );
-        } else {
-            permit.push(name.to_owned());
-        }
-    }
-    permit
+    read_decision_list(
+        reader,
+        value,
+        "permit",
+        |name| {
+            (!decisions.iter().any(|d| d == name)).then(|| {
+                (
+                    Code::UndeclaredDecision,
+                    format!(
+                        "permit names {name:?}, which is not in \"decisions\" ({})",
+                        decisions.join(", ")
+                    ),
+                )
+            })
+        },
+        |name| format!("permit names {name:?} twice"),
+    )
 }
 
 fn read_decisions(reader: &mut Reader<'_>, value: &Value) -> Vec<String> {
-    let Some(items) = reader.list(value, "/decisions", "decisions") else {
+    read_decision_list(
+        reader,
+        value,
+        "decisions",
+        |name| {
+            (!valid_label(name)).then(|| {
+                (
+                    Code::InvalidName,
+                    format!("decision {name:?} must match [A-Za-z0-9][A-Za-z0-9_.-]*"),
+                )
+            })
+        },
+        |name| format!("decision {name:?} is declared twice"),
+    )
+}
+
+/// The non-empty list of decision names at `/{field}`: at most [`limits::MAX_DECISIONS`]
+/// items (`policy.too_many`, checked before any item), each a string that `refuse` accepts (it
+/// gives the code and message of a refusal) and named once (`policy.duplicate_decision`, with
+/// the message `twice` gives). Refused items are reported and left out.
+fn read_decision_list(
+    reader: &mut Reader<'_>,
+    value: &Value,
+    field: &str,
+    refuse: impl Fn(&str) -> Option<(Code, String)>,
+    twice: impl Fn(&str) -> String,
+) -> Vec<String> {
+    let list_path = format!("/{field}");
+    let Some(items) = reader.list(value, &list_path, field) else {
         return Vec::new();
     };
     if items.len() > limits::MAX_DECISIONS {
         reader.report(
             Code::TooMany,
-            "/decisions",
+            &list_path,
             format!(
-                "{} decisions, more than {}",
+                "{} entries in \"{field}\", more than {}",
                 items.len(),
                 limits::MAX_DECISIONS
             ),
         );
         return Vec::new();
     }
-    let mut decisions: Vec<String> = Vec::with_capacity(items.len());
+    let mut names: Vec<String> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let path = format!("/decisions/{i}");
+        let path = format!("{list_path}/{i}");
         let Some(name) = string(reader, item, &path) else {
             continue;
         };
-        if !valid_label(name) {
-            reader.report(
-                Code::InvalidName,
-                &path,
-                format!("decision {name:?} must match [A-Za-z0-9][A-Za-z0-9_.-]*"),
-            );
-        } else if decisions.iter().any(|d| d == name) {
-            reader.report(
-                Code::DuplicateDecision,
-                &path,
-                format!("decision {name:?} is declared twice"),
-            );
+        if let Some((code, message)) = refuse(name) {
+            reader.report(code, &path, message);
+        } else if names.iter().any(|d| d == name) {
+            reader.report(Code::DuplicateDecision, &path, twice(name));
         } else {
-            decisions.push(name.to_owned());
+            names.push(name.to_owned());
         }
     }
-    decisions
+    names
 }
 
 fn read_rule(reader: &mut Reader<'_>, value: &Value, path: &str) -> Option<Rule> {
