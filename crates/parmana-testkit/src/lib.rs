@@ -80,6 +80,27 @@ pub fn files_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The arguments of `parmana release sign` in a deployment laid out as the fixtures are: its
+/// release key `trust/keys/release.pem`, every bundle under `policies/`, manifest `version`
+/// expiring at `expires`, written to `release-manifest.json`. Callers add flags (`--force`,
+/// `--now`).
+pub fn release_sign_args<'a>(version: &'a str, expires: &'a str) -> [&'a str; 12] {
+    [
+        "release",
+        "sign",
+        "--key",
+        "trust/keys/release.pem",
+        "--policies-root",
+        "policies",
+        "--version",
+        version,
+        "--expires",
+        expires,
+        "--out",
+        "release-manifest.json",
+    ]
+}
+
 /// Copies the repository's environment — `policies/`, `trust/`, `release-manifest.json` and the
 /// deployment configuration `parmana.toml` (which names the store `.parmana/replay.sqlite3`
 /// beside it) — into `destination`.

@@ -76,25 +76,8 @@ fn a_new_chain_from_keygen_to_a_verified_execution_and_a_rotation() {
         "{signed}"
     );
 
-    let released = ok(
-        d,
-        &[
-            "release",
-            "sign",
-            "--key",
-            "trust/keys/release.pem",
-            "--policies-root",
-            "policies",
-            "--version",
-            "1",
-            "--expires",
-            "2030-01-01T00:00:00Z",
-            "--out",
-            "release-manifest.json",
-            "--now",
-            NOW,
-        ],
-    );
+    let release = parmana_testkit::release_sign_args("1", "2030-01-01T00:00:00Z");
+    let released = ok(d, &[&release[..], &["--now", NOW]].concat());
     assert!(released.contains("with 1 policy"), "{released}");
 
     // The standard layout under the temp dir: no path flags needed.

@@ -623,21 +623,11 @@ fn a_missing_reason_is_absent_in_eval_explain_and_the_attestation() {
             "--key",
             "trust/keys/policy.pem",
         ],
-        vec![
-            "release",
-            "sign",
-            "--key",
-            "trust/keys/release.pem",
-            "--policies-root",
-            "policies",
-            "--version",
-            "2",
-            "--expires",
-            "2036-01-01T00:00:00Z",
-            "--out",
-            "release-manifest.json",
-            "--force",
-        ],
+        [
+            &parmana_testkit::release_sign_args("2", "2036-01-01T00:00:00Z")[..],
+            &["--force"],
+        ]
+        .concat(),
     ] {
         let out = run_in(d, &[&args[..], &now[..]].concat(), b"");
         assert_eq!(out.code, 0, "{args:?}: {}", out.transcript());

@@ -455,24 +455,8 @@ pub(crate) fn execution_body(id: &str) -> String {
 /// (`parmana release sign --force`): every bundle under `policies/`, as `version`, expiring at
 /// `expires`.
 pub(crate) fn release_sign(root: &Path, version: &str, expires: &str) {
-    let (code, _, stderr) = parmana(
-        root,
-        &[
-            "release",
-            "sign",
-            "--key",
-            "trust/keys/release.pem",
-            "--policies-root",
-            "policies",
-            "--version",
-            version,
-            "--expires",
-            expires,
-            "--out",
-            "release-manifest.json",
-            "--force",
-        ],
-    );
+    let args = parmana_testkit::release_sign_args(version, expires);
+    let (code, _, stderr) = parmana(root, &[&args[..], &["--force"]].concat());
     assert_eq!(code, 0, "release {version}: {stderr}");
 }
 
