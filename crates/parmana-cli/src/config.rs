@@ -58,6 +58,7 @@ pub(crate) struct ServerFile {
     max_concurrency: Option<u64>,
     max_connections: Option<u64>,
     request_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     log_format: Option<String>,
     log_signals: Option<bool>,
@@ -241,6 +242,11 @@ pub(crate) const REQUEST_TIMEOUT_MS: Key = Key {
     flag: "--request-timeout-ms",
     env: "PARMANA_REQUEST_TIMEOUT_MS",
 };
+pub(crate) const IDLE_TIMEOUT_MS: Key = Key {
+    name: "idle_timeout_ms",
+    flag: "--idle-timeout-ms",
+    env: "PARMANA_IDLE_TIMEOUT_MS",
+};
 pub(crate) const SHUTDOWN_GRACE_MS: Key = Key {
     name: "shutdown_grace_ms",
     flag: "--shutdown-grace-ms",
@@ -303,7 +309,7 @@ pub(crate) struct Deployment {
 }
 
 /// Every variable the configuration reads, so that the environment is read once.
-const VARIABLES: [&str; 22] = [
+const VARIABLES: [&str; 24] = [
     POLICIES.env,
     PINNED_ROOT.env,
     TRUST_ROOT.env,
@@ -321,11 +327,13 @@ const VARIABLES: [&str; 22] = [
     MAX_CONCURRENCY.env,
     MAX_CONNECTIONS.env,
     REQUEST_TIMEOUT_MS.env,
+    IDLE_TIMEOUT_MS.env,
     SHUTDOWN_GRACE_MS.env,
     LOG_FORMAT.env,
     LOG_SIGNALS.env,
     LOG_KEY.env,
     LOG_PUBLIC.env,
+    SEQUENCE_INTERVAL_MS.env,
 ];
 
 impl Deployment {
@@ -646,6 +654,7 @@ impl Deployment {
                 "max_concurrency" => server.max_concurrency.map(|v| v.to_string()),
                 "max_connections" => server.max_connections.map(|v| v.to_string()),
                 "request_timeout_ms" => server.request_timeout_ms.map(|v| v.to_string()),
+                "idle_timeout_ms" => server.idle_timeout_ms.map(|v| v.to_string()),
                 "shutdown_grace_ms" => server.shutdown_grace_ms.map(|v| v.to_string()),
                 "sequence_interval_ms" => server.sequence_interval_ms.map(|v| v.to_string()),
                 "log_format" => server.log_format.clone(),
@@ -785,6 +794,23 @@ mod tests {
             .map(|(name, value)| (*name, OsString::from(value)))
             .collect();
         Deployment::load_from(dir.join("sub/dir"), env, None).unwrap()
+    }
+
+    /// Every variable a setting names is read: one left out of [`VARIABLES`] would be
+    /// documented (help, `parmana config`) and silently ignored.
+    #[test]
+    fn every_setting_variable_is_read_from_the_environment() {
+        let source = include_str!("config.rs");
+        let named: Vec<&str> = source
+            .split("env: \"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|name| name.starts_with("PARMANA_"))
+            .collect();
+        assert!(named.len() >= VARIABLES.len(), "{named:?}");
+        for name in named {
+            assert!(VARIABLES.contains(&name), "{name} is never read");
+        }
     }
 
     #[test]

@@ -81,6 +81,11 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_REQUEST_TIMEOUT_MS; config: server.request_timeout_ms; default: 10000].
     #[arg(long, value_name = "MS")]
     request_timeout_ms: Option<u64>,
+    /// How long a connection may take to send a complete request head, from when it opens or
+    /// from its previous answer, before it is closed (idle kept-alive connections too), from 1
+    /// to 3600000 [env: PARMANA_IDLE_TIMEOUT_MS; config: server.idle_timeout_ms; default: 30000].
+    #[arg(long, value_name = "MS")]
+    idle_timeout_ms: Option<u64>,
     /// On SIGTERM/SIGINT, how long requests in flight get to finish
     /// [env: PARMANA_SHUTDOWN_GRACE_MS; config: server.shutdown_grace_ms; default: 30000].
     #[arg(long, value_name = "MS")]
@@ -148,6 +153,7 @@ pub(crate) struct ServerFlags<'a> {
     max_concurrency: Option<usize>,
     max_connections: Option<usize>,
     request_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     log_format: Option<String>,
     log_signals: bool,
@@ -169,6 +175,7 @@ impl ServeArgs {
             max_concurrency: self.max_concurrency,
             max_connections: self.max_connections,
             request_timeout_ms: self.request_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
             shutdown_grace_ms: self.shutdown_grace_ms,
             log_format: self.log_format.clone(),
             log_signals: self.log_signals,
@@ -193,6 +200,7 @@ pub(crate) struct ServerValues {
     pub(crate) max_concurrency: Setting<usize>,
     pub(crate) max_connections: Setting<usize>,
     pub(crate) request_timeout_ms: Setting<u64>,
+    pub(crate) idle_timeout_ms: Setting<u64>,
     pub(crate) shutdown_grace_ms: Setting<u64>,
     /// `text` or `json` (anything else is refused when resolving).
     pub(crate) log_format: Setting<String>,
@@ -260,6 +268,11 @@ impl ServerValues {
                 config::REQUEST_TIMEOUT_MS,
                 flags.request_timeout_ms,
                 millis(defaults.request_timeout),
+            )?,
+            idle_timeout_ms: deployment.server_value(
+                config::IDLE_TIMEOUT_MS,
+                flags.idle_timeout_ms,
+                millis(defaults.idle_timeout),
             )?,
             shutdown_grace_ms: deployment.server_value(
                 config::SHUTDOWN_GRACE_MS,
@@ -371,6 +384,7 @@ fn settings(
         max_concurrency: values.max_concurrency.value,
         max_connections: values.max_connections.value,
         request_timeout: Duration::from_millis(values.request_timeout_ms.value),
+        idle_timeout: Duration::from_millis(values.idle_timeout_ms.value),
         shutdown_grace: Duration::from_millis(values.shutdown_grace_ms.value),
     };
     let log = match &values.log_key {
@@ -408,7 +422,7 @@ fn settings(
             store_kind: store_kind.to_owned(),
             log,
             sequencer: SequencerSettings {
-                cadence: Duration::from_millis(values.sequence_interval_ms.value.max(1)),
+                cadence: Duration::from_millis(values.sequence_interval_ms.value),
                 log_key: None,
             },
         },

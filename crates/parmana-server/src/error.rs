@@ -160,6 +160,15 @@ impl ApiError {
     }
 
     /// Too many requests in flight: shed with 503 and `Retry-After`.
+    /// `431`: a request head (request line and headers) over `max_header_bytes`.
+    pub(crate) fn header_too_large(size: usize, limit: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "server.header_too_large",
+            format!("a request head of {size} bytes, more than the {limit} allowed"),
+        )
+    }
+
     pub(crate) fn overloaded() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -30,8 +30,8 @@ pub use auth::{Scope, Tokens};
 pub use error::ServerError;
 pub use lifecycle::Server;
 pub use settings::{
-    Authentication, AuthzenPolicy, AuthzenSettings, Limits, LogSettings, Logging, MAX_HEADER_BYTES,
-    MIN_HEADER_BYTES, SequencerSettings, ServerSettings, TlsFiles,
+    Authentication, AuthzenPolicy, AuthzenSettings, LIMIT_RANGES, Limits, LogSettings, Logging,
+    MAX_HEADER_BYTES, MIN_HEADER_BYTES, SequencerSettings, ServerSettings, TlsFiles,
 };
 pub use witness::{
     TLOG_SIZE_MEDIA_TYPE, WitnessReply, WitnessServer, WitnessSettings, submit_add_checkpoint,

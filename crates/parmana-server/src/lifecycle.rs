@@ -23,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::authzen::AuthzenMapping;
 use crate::error::{ApiError, ServerError};
 use crate::metrics::Metrics;
-use crate::settings::{Authentication, MAX_HEADER_BYTES, MIN_HEADER_BYTES, ServerSettings};
+use crate::settings::{Authentication, LIMIT_RANGES, Limits, ServerSettings};
 use crate::state::AppState;
 use crate::{api, authzen, observe, tlog};
 
@@ -64,15 +64,7 @@ impl Server {
             }
             _ => {}
         }
-        let header = settings.limits.max_header_bytes;
-        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&header) {
-            return Err(ServerError::LimitOutOfRange {
-                name: "max_header_bytes",
-                value: header,
-                min: MIN_HEADER_BYTES,
-                max: MAX_HEADER_BYTES,
-            });
-        }
+        check_limits(&settings.limits, settings.sequencer.cadence)?;
         let tls = settings
             .tls
             .as_ref()
@@ -173,13 +165,19 @@ impl Server {
         let recovery = tokio::spawn(recover_then_ready(Arc::clone(&state), handle.clone()));
         let signals = tokio::spawn(watch_signals(Arc::clone(&state), handle.clone()));
         let sequencer = tokio::spawn(sequence_periodically(Arc::clone(&state)));
+        // HTTP/1.1 only, as with TLS (ALPN offers `http/1.1` alone): without it, a client could
+        // open HTTP/2 in clear text (h2c, prior knowledge), whose limits these are not.
         let mut server = axum_server::from_tcp(self.listener)
             .map_err(|e| io_error("serve", e))?
-            .handle(handle.clone());
+            .handle(handle.clone())
+            .http1_only();
         server
             .http_builder()
             .http1()
-            .max_buf_size(state.limits.max_header_bytes);
+            .max_buf_size(state.limits.max_header_bytes)
+            // Counted from the connection's start or its previous answer: a connection that
+            // sends no complete request head in time is closed, idle or trickling.
+            .header_read_timeout(state.limits.idle_timeout);
         tracing::info!(
             target: "parmana::server",
             address = %self.local_addr,
@@ -204,6 +202,10 @@ impl Server {
         signals.abort();
         sequencer.abort();
         let recovered = recovery.await;
+        // Executions whose requests were answered on their timeout, or cut off by the end of the
+        // grace period, may still be running: they finish first, so that the final pass
+        // sequences them too.
+        runtime_calls_finished(&state).await;
         // Everything completed before the drain enters the log (and a checkpoint) now.
         sequence_all(&state).await;
         served.map_err(|e| io_error("serve", e))?;
@@ -212,6 +214,54 @@ impl Server {
             Err(e) => Err(io_error("recover", io::Error::other(e.to_string()))),
         }
     }
+}
+
+/// Waits until no request's runtime call is running: each holds its request's concurrency slot
+/// until it returns (`AppState::blocking`), so holding every slot means none is left. (The
+/// process would wait for them anyway: the tokio runtime's drop waits for its blocking pool.)
+async fn runtime_calls_finished(state: &AppState) {
+    let total = state.limits.max_concurrency.max(1);
+    let running = total.saturating_sub(state.in_flight.available_permits());
+    if running > 0 {
+        tracing::info!(
+            target: "parmana::server",
+            running,
+            "waiting for the runtime calls still running before the final sequencer pass"
+        );
+    }
+    // `check_limits` keeps `max_concurrency` within a `u32`; a closed semaphore (never, here)
+    // has nothing left to wait for.
+    let permits = u32::try_from(total).unwrap_or(u32::MAX);
+    let _all = state.in_flight.acquire_many(permits).await;
+}
+
+/// Refuses a limit outside [`LIMIT_RANGES`] (`server.limit_out_of_range`): a value the server
+/// cannot keep (a zero that refuses everything, a count no semaphore holds, a duration no clock
+/// adds) is refused at start rather than met by a panic or a silent change under load.
+fn check_limits(limits: &Limits, sequence_interval: Duration) -> Result<(), ServerError> {
+    let millis = |d: Duration| usize::try_from(d.as_millis()).unwrap_or(usize::MAX);
+    for (name, min, max) in LIMIT_RANGES {
+        let value = match name {
+            "max_body_bytes" => limits.max_body_bytes,
+            "max_header_bytes" => limits.max_header_bytes,
+            "max_concurrency" => limits.max_concurrency,
+            "max_connections" => limits.max_connections,
+            "request_timeout_ms" => millis(limits.request_timeout),
+            "idle_timeout_ms" => millis(limits.idle_timeout),
+            "shutdown_grace_ms" => millis(limits.shutdown_grace),
+            "sequence_interval_ms" => millis(sequence_interval),
+            _ => continue,
+        };
+        if !(min..=max).contains(&value) {
+            return Err(ServerError::LimitOutOfRange {
+                name,
+                value,
+                min,
+                max,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Completes leftover claims, then marks the server ready. On failure the server stops:
@@ -490,5 +540,51 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default limits with the one named set to `value` (milliseconds for durations),
+    /// and the sequencer's cadence.
+    fn with(name: &str, value: usize) -> (Limits, Duration) {
+        let mut limits = Limits::default();
+        let mut cadence = Duration::from_secs(1);
+        let millis = Duration::from_millis(value as u64);
+        match name {
+            "max_body_bytes" => limits.max_body_bytes = value,
+            "max_header_bytes" => limits.max_header_bytes = value,
+            "max_concurrency" => limits.max_concurrency = value,
+            "max_connections" => limits.max_connections = value,
+            "request_timeout_ms" => limits.request_timeout = millis,
+            "idle_timeout_ms" => limits.idle_timeout = millis,
+            "shutdown_grace_ms" => limits.shutdown_grace = millis,
+            "sequence_interval_ms" => cadence = millis,
+            other => panic!("no limit {other}"),
+        }
+        (limits, cadence)
+    }
+
+    #[test]
+    fn every_limit_is_refused_outside_its_range_and_kept_at_its_ends() {
+        assert!(check_limits(&Limits::default(), Duration::from_secs(1)).is_ok());
+        for (name, min, max) in LIMIT_RANGES {
+            for value in [min, max] {
+                let (limits, cadence) = with(name, value);
+                assert!(check_limits(&limits, cadence).is_ok(), "{name} {value}");
+            }
+            let outside = [min.checked_sub(1), Some(max + 1)];
+            for value in outside.into_iter().flatten() {
+                let (limits, cadence) = with(name, value);
+                match check_limits(&limits, cadence) {
+                    Err(ServerError::LimitOutOfRange { name: refused, .. }) => {
+                        assert_eq!(refused, name, "{value}");
+                    }
+                    other => panic!("{name} {value}: {other:?}"),
+                }
+            }
+        }
     }
 }

@@ -41,7 +41,12 @@ pub(crate) async fn guard(
     let route = route_label(matched.as_ref().map_or("unmatched", MatchedPath::as_str));
     let method = method_label(request.method());
     let request_id = request.headers().get(REQUEST_ID).cloned();
-    let mut response = if NEVER_SHED.contains(&route.as_ref()) {
+    let head = head_size(&request);
+    let mut response = if head > state.limits.max_header_bytes {
+        // HTTP/1.1's read buffer (as large as the limit) refuses most such heads before they
+        // are parsed, with a bare 431; one that arrived whole in a single read is refused here.
+        ApiError::header_too_large(head, state.limits.max_header_bytes).into_response()
+    } else if NEVER_SHED.contains(&route.as_ref()) {
         next.run(request).await
     } else {
         match Arc::clone(&state.in_flight).try_acquire_owned() {
@@ -78,6 +83,7 @@ pub(crate) async fn guard(
         response.status(),
         StatusCode::SERVICE_UNAVAILABLE
             | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
             | StatusCode::UNAUTHORIZED
             | StatusCode::FORBIDDEN
     ) {
@@ -98,6 +104,22 @@ pub(crate) async fn guard(
     log_request(&state.logging, &route, &method, status, elapsed, &outcome);
     state.metrics.request(route, method, status, elapsed);
     response
+}
+
+/// The size of a request's head as HTTP/1.1 writes it: the request line (`METHOD target
+/// HTTP/1.1`), each header as `name: value`, each line with its CRLF, and the blank line.
+fn head_size(request: &Request) -> usize {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(1, |target| target.as_str().len());
+    let line = request.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    line + headers + 2
 }
 
 /// The routes the router serves, as metric labels (borrowed, so that counting a request
@@ -129,13 +151,21 @@ fn route_label(route: &str) -> Cow<'static, str> {
     )
 }
 
+/// The method as a metric label and in the log line: the standard methods by name, every other
+/// one as `OTHER`. A client may send any token as a method, and each label value is a series
+/// `/metrics` keeps for the process's life: labelled as given, a client without a token could
+/// grow it without bound.
 fn method_label(method: &Method) -> Cow<'static, str> {
-    match method.as_str() {
-        "GET" => Cow::Borrowed("GET"),
-        "POST" => Cow::Borrowed("POST"),
-        "HEAD" => Cow::Borrowed("HEAD"),
-        other => Cow::Owned(other.to_owned()),
-    }
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    Cow::Borrowed(
+        STANDARD
+            .iter()
+            .find(|known| **known == method.as_str())
+            .copied()
+            .unwrap_or("OTHER"),
+    )
 }
 
 fn log_request(
@@ -182,4 +212,49 @@ pub(crate) fn init_logging(logging: &Logging) {
     } else {
         builder.try_init()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header, as name and value.
+    type Header = (&'static str, &'static str);
+
+    #[test]
+    fn a_head_is_measured_as_http_1_1_writes_it() {
+        // (method, target, headers): each compared with the bytes of the same head on the wire.
+        let cases: [(&str, &str, &[Header]); 3] = [
+            ("GET", "/healthz", &[]),
+            (
+                "POST",
+                "/v1/evaluations?explain=true",
+                &[("host", "x"), ("authorization", "Bearer t")],
+            ),
+            (
+                "INVENTED",
+                "/",
+                &[("x-padding", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")],
+            ),
+        ];
+        for (method, target, headers) in cases {
+            let mut builder = axum::http::Request::builder().method(method).uri(target);
+            let mut wire = format!("{method} {target} HTTP/1.1\r\n");
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+                wire.push_str(&format!("{name}: {value}\r\n"));
+            }
+            wire.push_str("\r\n");
+            let request = builder.body(axum::body::Body::empty()).unwrap();
+            assert_eq!(head_size(&request), wire.len(), "{wire:?}");
+        }
+    }
+
+    #[test]
+    fn an_invented_method_is_labelled_other() {
+        for (method, label) in [("GET", "GET"), ("PATCH", "PATCH"), ("INVENTED", "OTHER")] {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), label);
+        }
+    }
 }

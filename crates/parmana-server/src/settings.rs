@@ -38,7 +38,26 @@ pub const MIN_HEADER_BYTES: usize = 8 * 1024;
 /// The largest `max_header_bytes`.
 pub const MAX_HEADER_BYTES: usize = 1024 * 1024;
 
-/// Request and connection limits.
+/// An hour, in milliseconds: the longest duration a limit may name.
+const HOUR_MS: usize = 3_600_000;
+
+/// Each limit's name (as in `[server]`), smallest and largest value, in bytes, a count or
+/// milliseconds; the server does not start with a limit outside its range
+/// (`server.limit_out_of_range`).
+pub const LIMIT_RANGES: [(&str, usize, usize); 8] = [
+    // Up to 64 times the runtime's signals limit (a batch carries many signal sets).
+    ("max_body_bytes", 1, 64 * MAX_SIGNALS_JSON_BYTES),
+    ("max_header_bytes", MIN_HEADER_BYTES, MAX_HEADER_BYTES),
+    // Also the blocking threads' bound (plus 16).
+    ("max_concurrency", 1, 65_536),
+    ("max_connections", 1, 1_048_576),
+    ("request_timeout_ms", 1, HOUR_MS),
+    ("idle_timeout_ms", 1, HOUR_MS),
+    ("shutdown_grace_ms", 0, HOUR_MS),
+    ("sequence_interval_ms", 1, HOUR_MS),
+];
+
+/// Request and connection limits (each within [`LIMIT_RANGES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest request body, in bytes (default: the runtime's signals limit, 1 MiB).
@@ -52,6 +71,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long one request may take before it is answered with 503 `server.timeout`.
     pub request_timeout: Duration,
+    /// How long a connection may take to send a complete request head, counted from when it
+    /// opens or from its previous answer, before it is closed: a silent, trickling or idle
+    /// kept-alive connection holds a connection slot no longer.
+    pub idle_timeout: Duration,
     /// On SIGTERM/SIGINT, how long requests in flight are given to finish.
     pub shutdown_grace: Duration,
 }
@@ -64,6 +87,7 @@ impl Default for Limits {
             max_concurrency: 256,
             max_connections: 1024,
             request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
         }
     }

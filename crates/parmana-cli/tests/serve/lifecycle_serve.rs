@@ -1,4 +1,4 @@
-//! Lifecycle: reload (the same files, a newer release manifest, bad files, rollbacks; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, recovery before ready.
+//! Lifecycle: reload (the same files, a newer release manifest, bad files, rollbacks; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, an execution outliving its request sequenced by the shutdown, recovery before ready.
 
 use crate::harness::{Served, deployment, execution_body, parmana, try_call};
 
@@ -221,6 +221,54 @@ fn sigterm_under_load_loses_and_doubles_no_outcome() {
         );
     }
     // The drain sequenced every completion into the log.
+    let (code, stdout, stderr) = parmana(&root, &["ledger", "verify"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("not yet sequenced"), "{stdout}");
+}
+
+#[test]
+fn a_clean_shutdown_sequences_an_execution_that_outlived_its_request() {
+    use parmana_runtime::replay::SqliteReplayStore;
+    let env = deployment("sqlite:state/replay.sqlite3", "");
+    let root = env.root().to_path_buf();
+    let mut served = Served::start(
+        &root,
+        &[
+            "--dev-token",
+            "--request-timeout-ms",
+            "300",
+            "--sequence-interval-ms",
+            "3600000",
+        ],
+    );
+    let token = served.token.clone();
+    // The store's write lock is held from outside: the execution waits on it past its request's
+    // time, and is still running when the drain starts.
+    let held = SqliteReplayStore::hold_writes(root.join("state/replay.sqlite3")).unwrap();
+    let late = served.post(
+        "/v1/executions",
+        token.as_deref(),
+        &execution_body("late-1"),
+    );
+    assert_eq!(late.code(), "server.timeout", "{}", late.text);
+    served.signal("TERM");
+    // The server says it waits for that execution before its final sequencer pass (polled,
+    // bounded: 400 × 25 ms); only then is the store let go.
+    let waiting = (0..400).any(|_| {
+        let said = served
+            .stderr()
+            .contains("waiting for the runtime calls still running");
+        if !said {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        said
+    });
+    assert!(waiting, "{}", served.stderr());
+    drop(held);
+    assert_eq!(served.wait(), Some(0), "{}", served.stderr());
+    // The execution completed, and the final pass sequenced it: nothing waits for a restart.
+    let (code, _, stderr) = parmana(&root, &["show", "late-1"]);
+    assert_eq!(code, 0, "{stderr}");
     let (code, stdout, stderr) = parmana(&root, &["ledger", "verify"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stdout.contains("not yet sequenced"), "{stdout}");

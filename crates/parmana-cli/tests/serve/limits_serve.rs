@@ -1,4 +1,4 @@
-//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured), the transport limits (oversized request heads, connections over `--max-connections`), the per-request timeout (of an evaluation, and of an execution held up by the store's lock: answered, slot kept, completed once), and an id claimed elsewhere read as pending (`423`).
+//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured), the transport limits (oversized request heads, connections over `--max-connections`, connections that send no request within `--idle-timeout-ms`, HTTP/2 in clear text refused, limits out of range refused at start, invented methods counted as `OTHER`), the per-request timeout (of an evaluation, and of an execution held up by the store's lock: answered, slot kept, completed once), and an id claimed elsewhere read as pending (`423`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -133,8 +133,24 @@ fn oversized_request_heads_are_refused() {
             );
         }
     }
-    // Outside what the server can keep, it does not start.
-    for value in ["4096", "2000000"] {
+}
+
+#[test]
+fn a_limit_outside_what_the_server_can_keep_stops_it_at_start() {
+    let env = deployment("memory", "");
+    // Each limit just outside its range (the server's unit tests walk every end); a count no
+    // semaphore holds once made the server panic.
+    for (flag, value) in [
+        ("--max-header-bytes", "4096"),
+        ("--max-header-bytes", "2000000"),
+        ("--max-body-bytes", "0"),
+        ("--max-concurrency", "18446744073709551615"),
+        ("--max-connections", "0"),
+        ("--request-timeout-ms", "0"),
+        ("--idle-timeout-ms", "3600001"),
+        ("--shutdown-grace-ms", "18446744073709551615"),
+        ("--sequence-interval-ms", "0"),
+    ] {
         let (exit, _, stderr) = crate::harness::parmana(
             env.root(),
             &[
@@ -142,16 +158,111 @@ fn oversized_request_heads_are_refused() {
                 "--listen",
                 "127.0.0.1:0",
                 "--dev-token",
-                "--max-header-bytes",
+                flag,
                 value,
             ],
         );
-        assert_eq!(exit, 2, "{value}: {stderr}");
+        assert_eq!(exit, 2, "{flag} {value}: {stderr}");
+        let name = flag.trim_start_matches("--").replace('-', "_");
         assert!(
-            stderr.contains("server.limit_out_of_range"),
-            "{value}: {stderr}"
+            stderr.contains("server.limit_out_of_range") && stderr.contains(&name),
+            "{flag} {value}: {stderr}"
         );
     }
+}
+
+#[test]
+fn connections_that_send_no_request_in_time_are_closed() {
+    let env = deployment("memory", "");
+    let unpooled: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_idle_connections_per_host(0)
+        .build()
+        .into();
+    let served = Served::start_with_agent(
+        env.root(),
+        &[
+            "--dev-token",
+            "--max-connections",
+            "3",
+            "--idle-timeout-ms",
+            "300",
+        ],
+        &[],
+        unpooled,
+    );
+    // One connection silent from the start, one trickling a request head it never ends, one
+    // kept alive after an answer: each is closed by the server (read: end of stream), so the
+    // connection slots they held serve others again.
+    let mut silent = TcpStream::connect(address(&served)).unwrap();
+    let mut trickling = TcpStream::connect(address(&served)).unwrap();
+    trickling.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    let mut kept = TcpStream::connect(address(&served)).unwrap();
+    assert!(exchange(&mut kept, HEALTHZ).starts_with("HTTP/1.1 200"));
+    for (name, stream) in [
+        ("silent", &mut silent),
+        ("trickling", &mut trickling),
+        ("kept alive", &mut kept),
+    ] {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut rest = Vec::new();
+        // Closed: the read ends (a trickled head may first be answered 408 or 400).
+        let read = stream.read_to_end(&mut rest);
+        assert!(read.is_ok(), "{name}: {read:?}");
+        let text = String::from_utf8_lossy(&rest);
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 4"),
+            "{name}: {text:?}"
+        );
+    }
+    let mut fresh = TcpStream::connect(address(&served)).unwrap();
+    assert!(exchange(&mut fresh, HEALTHZ).starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn http2_in_clear_text_is_not_spoken() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    // HTTP/2 with prior knowledge: the connection preface, then an empty SETTINGS frame. An
+    // HTTP/2 server answers with its own SETTINGS frame (binary); this one speaks HTTP/1.1 only,
+    // whose limits and timeouts are the ones configured, and refuses the preface.
+    let mut stream = TcpStream::connect(address(&served)).unwrap();
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let answer = exchange(&mut stream, &preface);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 "),
+        "{answer:?}"
+    );
+    assert!(!answer.starts_with("HTTP/1.1 2"), "{answer:?}");
+}
+
+#[test]
+fn any_method_a_client_invents_is_counted_as_other() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    // Each invented method, on a known path and an unknown one, without a token: labelled as
+    // given, each would be a series `/metrics` keeps for the process's life.
+    for n in 0..40 {
+        for path in ["/healthz", "/no-such-route"] {
+            let mut stream = TcpStream::connect(address(&served)).unwrap();
+            let request = format!("INVENTED{n} {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+            let answer = exchange(&mut stream, request.as_bytes());
+            assert!(answer.starts_with("HTTP/1.1 4"), "{answer:?}");
+        }
+    }
+    let metrics = served.get("/metrics", served.token.as_deref()).text;
+    assert!(!metrics.contains("INVENTED"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("parmana_http_requests_total")
+                && line.contains(r#"method="OTHER""#)
+                && line.contains(r#"route="/healthz""#)),
+        "{metrics}"
+    );
 }
 
 #[test]
