@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::api::{execution_error, execution_location, parse_body, read_body};
-use crate::body::array_exceeds;
 use crate::auth::Scope;
+use crate::body::array_exceeds;
 use crate::error::{ApiError, MAX_BATCH_ITEMS, ServerError};
 use crate::observe::Outcome;
 use crate::settings::AuthzenSettings;
@@ -881,9 +881,8 @@ pub(crate) async fn evaluations(
             .next()
             .ok_or_else(|| ApiError::invalid_request("the request holds no evaluation"))?;
         Ok(answer(
-            decision.map(|decision| {
-                json_response(StatusCode::OK, &EvaluationsOutcome::One(decision))
-            }),
+            decision
+                .map(|decision| json_response(StatusCode::OK, &EvaluationsOutcome::One(decision))),
             outcome,
         ))
     }

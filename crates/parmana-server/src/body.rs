@@ -642,10 +642,16 @@ mod tests {
         // (body, number of signal sets read, or the refusing code)
         let cases: Vec<(String, Result<usize, &str>)> = vec![
             (batch(MAX_BATCH_ITEMS, ""), Ok(MAX_BATCH_ITEMS)),
-            (batch(MAX_BATCH_ITEMS + 1, ""), Err("server.batch_too_large")),
+            (
+                batch(MAX_BATCH_ITEMS + 1, ""),
+                Err("server.batch_too_large"),
+            ),
             // Entry 1,000 does not scan: refused as such; as entry 1,001, it is never read.
             (batch(MAX_BATCH_ITEMS - 1, ",1 2"), Err("canon.syntax")),
-            (batch(MAX_BATCH_ITEMS, ",1 2"), Err("server.batch_too_large")),
+            (
+                batch(MAX_BATCH_ITEMS, ",1 2"),
+                Err("server.batch_too_large"),
+            ),
             (batch(500_000, ""), Err("server.batch_too_large")),
         ];
         for (body, expected) in cases {

@@ -152,9 +152,7 @@ impl ApiError {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "server.batch_too_large",
-            format!(
-                "more than the {MAX_BATCH_ITEMS} evaluations allowed in one request: split it"
-            ),
+            format!("more than the {MAX_BATCH_ITEMS} evaluations allowed in one request: split it"),
         )
     }
 

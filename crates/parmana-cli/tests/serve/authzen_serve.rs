@@ -718,7 +718,8 @@ fn a_boxcar_carries_at_most_a_thousand_evaluations() {
     }
     // Counted before the body is parsed: an evaluation past the 1,000th is never read (here
     // one the parser would refuse with 400).
-    let mut unread: serde_json::Value = serde_json::from_str(&boxcar(1_000, "execute_all")).unwrap();
+    let mut unread: serde_json::Value =
+        serde_json::from_str(&boxcar(1_000, "execute_all")).unwrap();
     unread["evaluations"]
         .as_array_mut()
         .unwrap()
