@@ -73,10 +73,12 @@ pub enum ExecutionError {
     /// decided, nothing consumed.
     #[error("{0}")]
     EvaluationFault(#[from] parmana_policy::Fault),
-    /// The signals text is longer than [`MAX_SIGNALS_JSON_BYTES`](crate::MAX_SIGNALS_JSON_BYTES).
+    /// The signals text (or a signals value's compact JSON text) is longer than
+    /// [`MAX_SIGNALS_JSON_BYTES`](crate::MAX_SIGNALS_JSON_BYTES).
     #[error("request refused: {size} bytes of signals text, more than {limit}")]
     RequestTooLarge {
-        /// The size of the text, in bytes.
+        /// The size of the text, in bytes (a value's counted up to the first byte past the
+        /// limit).
         size: usize,
         /// The limit, in bytes.
         limit: usize,

@@ -1,4 +1,4 @@
-//! What a caller asks for: `ExecutionRequest` (execute) and `Signals` (JSON text on the fast path, or a value), with the size limit checked before any parsing.
+//! What a caller asks for: `ExecutionRequest` (execute) and `Signals` (JSON text on the fast path, or a value), with the size limit checked before any parsing (text) or any use (a value).
 
 use parmana_canon::{ExecutionId, PolicyRef};
 use parmana_policy::{CompiledPolicy, SignalError, ValidatedSignals};
@@ -14,7 +14,10 @@ pub const MAX_SIGNALS_JSON_BYTES: usize = 1024 * 1024;
 /// path, strictly parsed otherwise) or an already parsed JSON value.
 ///
 /// Text is bounded when it is given ([`Signals::from_json`] refuses more than
-/// [`MAX_SIGNALS_JSON_BYTES`]), so holding a `Signals` proves the limit was checked.
+/// [`MAX_SIGNALS_JSON_BYTES`]), so holding text signals proves the limit was checked. A value
+/// is bounded by the same limit when it is first used (validated, before anything is decided or
+/// consumed): its compact JSON text may not be longer, or it is refused with the same
+/// `runtime.request_too_large`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signals(SignalsInner);
 
@@ -39,7 +42,9 @@ impl Signals {
         Ok(Self(SignalsInner::Json(text.into_boxed_slice())))
     }
 
-    /// Signals as a parsed JSON value (an object), held by the caller already.
+    /// Signals as a parsed JSON value (an object), held by the caller already. A value whose
+    /// compact JSON text is longer than [`MAX_SIGNALS_JSON_BYTES`] is refused with
+    /// `runtime.request_too_large` when it is used, as [`Signals::from_json`] refuses such text.
     pub fn from_value(value: Value) -> Self {
         Self(SignalsInner::Value(value))
     }
@@ -57,8 +62,39 @@ impl Signals {
                     other => ExecutionError::Signals(other),
                 })?
             }
-            SignalsInner::Value(value) => policy.validate_signals(value)?,
+            SignalsInner::Value(value) => {
+                check_value_size(value)?;
+                policy.validate_signals(value)?
+            }
         })
+    }
+}
+
+/// Refuses `value` when its compact JSON text is longer than [`MAX_SIGNALS_JSON_BYTES`]; the
+/// text is counted, not kept, and counting stops at the first byte past the limit.
+fn check_value_size(value: &Value) -> Result<(), ExecutionError> {
+    /// Counts the bytes written; fails once past the limit (which stops the serializer).
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(bytes.len());
+            if self.0 > MAX_SIGNALS_JSON_BYTES {
+                return Err(std::io::Error::other("past the limit"));
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        // A `Value` always has a JSON form: the only failure is the counter's own.
+        Ok(()) if counter.0 <= MAX_SIGNALS_JSON_BYTES => Ok(()),
+        _ => Err(ExecutionError::RequestTooLarge {
+            size: counter.0,
+            limit: MAX_SIGNALS_JSON_BYTES,
+        }),
     }
 }
 

@@ -92,6 +92,65 @@ fn evaluate_and_explain_decide_without_consuming_or_signing() {
     );
 }
 
+/// Signals given as a value are bounded as text is: a value whose compact JSON text is longer
+/// than `MAX_SIGNALS_JSON_BYTES` is refused with `runtime.request_too_large` (as the same text
+/// given to `Signals::from_json`), by evaluate and by execute before the id is claimed; one at
+/// the limit goes on to the policy.
+#[test]
+fn signals_given_as_a_value_are_bounded_as_text_is() {
+    use parmana_runtime::MAX_SIGNALS_JSON_BYTES;
+    let fixture = Fixture::new();
+    let runtime = runtime(&fixture);
+    let policy = "claims-approval@1.0.0".parse().unwrap();
+    // (padding so that the compact text is exactly the limit, plus `extra` bytes; refused)
+    let with_text_len = |extra: usize| {
+        let mut value: serde_json::Value = serde_json::from_str(SIGNALS).unwrap();
+        value["pad"] = serde_json::Value::String(String::new());
+        let bare = serde_json::to_string(&value).unwrap().len();
+        value["pad"] = serde_json::Value::String("x".repeat(MAX_SIGNALS_JSON_BYTES - bare + extra));
+        assert_eq!(
+            serde_json::to_string(&value).unwrap().len(),
+            MAX_SIGNALS_JSON_BYTES + extra
+        );
+        value
+    };
+    for (extra, refused) in [(0, false), (1, true), (MAX_SIGNALS_JSON_BYTES, true)] {
+        let value = with_text_len(extra);
+        let text = serde_json::to_string(&value).unwrap();
+        assert_eq!(Signals::from_json(text).is_err(), refused, "text +{extra}");
+        let signals = Signals::from_value(value);
+        let evaluated = runtime.evaluate(&policy, &signals).map(|e| e.decision);
+        let id = format!("value-{extra}");
+        let executed = runtime
+            .execute(&ExecutionRequest::new(
+                ExecutionId::parse(&id).unwrap(),
+                policy.clone(),
+                signals,
+            ))
+            .map(|a| a.predicate().decision.clone());
+        if refused {
+            for got in [evaluated, executed] {
+                assert_eq!(
+                    got.unwrap_err().code(),
+                    "runtime.request_too_large",
+                    "+{extra}"
+                );
+            }
+            // Nothing was claimed: the id is still free.
+            assert!(runtime.execute(&request(&id)).is_ok(), "+{extra}");
+        } else {
+            // Past the size check, judged by the policy (which declares no `pad`).
+            for got in [evaluated, executed] {
+                assert_eq!(
+                    got.unwrap_err().code(),
+                    "policy.signal_undeclared",
+                    "+{extra}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn attestations_are_read_back_and_pending_claims_are_told_apart() {
     let fixture = Fixture::new();

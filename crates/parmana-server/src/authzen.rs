@@ -5,16 +5,17 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use parmana_runtime::canon::{PolicyRef, parse_strict};
+use parmana_runtime::canon::{PolicyRef, RawCanonical};
 use parmana_runtime::{
     ExecutionError, ExecutionRequest, Runtime, RuntimeEnvironment, Signals, parse_execution_id,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::api::{execution_error, execution_location, parse_body, read_body};
 use crate::auth::Scope;
+use crate::body::array_exceeds;
 use crate::error::{ApiError, MAX_BATCH_ITEMS, ServerError};
 use crate::observe::Outcome;
 use crate::settings::AuthzenSettings;
@@ -134,25 +135,54 @@ pub(crate) struct EvaluationsRequest {
 
 /// An AuthZEN decision (§5.5): `true` only when the policy's decision is one the
 /// configuration lists as permitting.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct Decision {
     pub(crate) decision: bool,
     /// `policy`, `outcome` (the policy's decision), `rule_id`, `reason`; with an execution,
     /// `execution_id` and `attestation`; on a refused evaluation, `error`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub(crate) context: Option<Value>,
+    pub(crate) context: Option<DecisionContext>,
+}
+
+/// The `context` of a [`Decision`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub(crate) enum DecisionContext {
+    /// What the policy decided (`reason` is `null` when its rule gives none).
+    Decided {
+        policy: String,
+        outcome: String,
+        rule_id: String,
+        reason: Option<String>,
+        /// With an execution: its id and the signed attestation, embedded as its canonical
+        /// bytes are (nothing is parsed or encoded again after the id is consumed).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        execution_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attestation: Option<RawCanonical>,
+    },
+    /// A refused evaluation inside a boxcar (AuthZEN §7.2.1).
+    Refused { error: RefusalDetail },
+}
+
+/// The error of a refused evaluation inside a boxcar.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RefusalDetail {
+    status: u16,
+    code: String,
+    message: String,
 }
 
 /// The response of `POST /access/v1/evaluations` with an `evaluations` array.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct EvaluationsResponse {
     pub(crate) evaluations: Vec<Decision>,
 }
 
 /// What `POST /access/v1/evaluations` answers: the decisions of `evaluations`, or one decision
 /// when the request has none.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum EvaluationsOutcome {
     /// With `evaluations`: one decision each.
@@ -308,24 +338,53 @@ impl AuthzenMapping {
     }
 }
 
-/// One evaluation, every member resolved.
-struct Resolved {
-    subject: Subject,
-    action: Action,
-    resource: Resource,
-    context: Option<Map<String, Value>>,
+/// One evaluation, every member resolved, borrowed from the request: an evaluation of a boxcar
+/// takes the top-level defaults by reference, never by copy.
+struct Resolved<'a> {
+    subject: &'a Subject,
+    action: &'a Action,
+    resource: &'a Resource,
+    /// The top-level context (a boxcar's default for every evaluation).
+    context: Option<&'a Map<String, Value>>,
+    /// The evaluation's own context: its members override the default's.
+    own_context: Option<&'a Map<String, Value>>,
+}
+
+impl Resolved<'_> {
+    /// The merged context's members: the default's that the evaluation's own does not
+    /// override, then its own.
+    fn context_members(&self) -> impl Iterator<Item = (&String, &Value)> {
+        let own = self.own_context;
+        let defaults = self.context.into_iter().flatten();
+        defaults
+            .filter(move |(key, _)| !own.is_some_and(|own| own.contains_key(*key)))
+            .chain(own.into_iter().flatten())
+    }
+
+    /// Whether the merged context names an execution id.
+    fn names_execution(&self) -> bool {
+        names_execution(self.context) || names_execution(self.own_context)
+    }
+}
+
+impl EvaluationRequest {
+    /// The request as the one evaluation it is.
+    fn resolved(&self) -> Resolved<'_> {
+        Resolved {
+            subject: &self.subject,
+            action: &self.action,
+            resource: &self.resource,
+            context: self.context.as_ref(),
+            own_context: None,
+        }
+    }
 }
 
 /// Flattens `value` under `prefix` into `out` (`a.b.c` for nested objects); refuses a name
 /// reached twice.
 fn flatten(prefix: String, value: &Value, out: &mut Map<String, Value>) -> Result<(), String> {
     match value {
-        Value::Object(members) => {
-            for (key, member) in members {
-                flatten(format!("{prefix}.{key}"), member, out)?;
-            }
-            Ok(())
-        }
+        Value::Object(members) => flatten_members(&prefix, members, out),
         other => {
             if out.insert(prefix.clone(), other.clone()).is_some() {
                 return Err(format!("the signal name {prefix:?} is reached twice"));
@@ -335,9 +394,21 @@ fn flatten(prefix: String, value: &Value, out: &mut Map<String, Value>) -> Resul
     }
 }
 
+/// Flattens each of `members` under `prefix.<key>`.
+fn flatten_members(
+    prefix: &str,
+    members: &Map<String, Value>,
+    out: &mut Map<String, Value>,
+) -> Result<(), String> {
+    for (key, member) in members {
+        flatten(format!("{prefix}.{key}"), member, out)?;
+    }
+    Ok(())
+}
+
 /// The signals of an evaluation (`docs/server.md`, "AuthZEN"), and the execution id in its
 /// context, if any.
-fn signals_of(request: &Resolved) -> Result<(Map<String, Value>, Option<String>), String> {
+fn signals_of(request: &Resolved<'_>) -> Result<(Map<String, Value>, Option<String>), String> {
     let mut out = Map::new();
     let text = |s: &str| Value::String(s.to_owned());
     flatten(
@@ -351,11 +422,7 @@ fn signals_of(request: &Resolved) -> Result<(Map<String, Value>, Option<String>)
         &mut out,
     )?;
     if let Some(properties) = &request.subject.properties {
-        flatten(
-            "subject.properties".to_owned(),
-            &Value::Object(properties.clone()),
-            &mut out,
-        )?;
+        flatten_members("subject.properties", properties, &mut out)?;
     }
     flatten(
         "action.name".to_owned(),
@@ -363,11 +430,7 @@ fn signals_of(request: &Resolved) -> Result<(Map<String, Value>, Option<String>)
         &mut out,
     )?;
     if let Some(properties) = &request.action.properties {
-        flatten(
-            "action.properties".to_owned(),
-            &Value::Object(properties.clone()),
-            &mut out,
-        )?;
+        flatten_members("action.properties", properties, &mut out)?;
     }
     flatten(
         "resource.type".to_owned(),
@@ -380,21 +443,18 @@ fn signals_of(request: &Resolved) -> Result<(Map<String, Value>, Option<String>)
         &mut out,
     )?;
     if let Some(properties) = &request.resource.properties {
-        flatten(
-            "resource.properties".to_owned(),
-            &Value::Object(properties.clone()),
-            &mut out,
-        )?;
+        flatten_members("resource.properties", properties, &mut out)?;
     }
     let mut execution_id = None;
-    if let Some(context) = &request.context {
-        let mut context = context.clone();
-        match context.remove(EXECUTION_ID_KEY) {
-            Some(Value::String(id)) => execution_id = Some(id),
-            Some(_) => return Err("context.execution_id must be a string".to_owned()),
-            None => {}
+    for (key, value) in request.context_members() {
+        if key == EXECUTION_ID_KEY {
+            match value {
+                Value::String(id) => execution_id = Some(id.clone()),
+                _ => return Err("context.execution_id must be a string".to_owned()),
+            }
+        } else {
+            flatten(format!("context.{key}"), value, &mut out)?;
         }
-        flatten("context".to_owned(), &Value::Object(context), &mut out)?;
     }
     Ok((out, execution_id))
 }
@@ -410,7 +470,7 @@ fn refusal(status: StatusCode, code: &str, message: String) -> ApiError {
 fn decide(
     state: &AppState,
     runtime: &Runtime,
-    request: &Resolved,
+    request: &Resolved<'_>,
     may_execute: bool,
 ) -> (Result<Decision, ApiError>, Outcome) {
     let mut outcome = Outcome::default();
@@ -424,13 +484,13 @@ fn decide(
 fn decide_noting(
     state: &AppState,
     runtime: &Runtime,
-    request: &Resolved,
+    request: &Resolved<'_>,
     may_execute: bool,
     outcome: &mut Outcome,
 ) -> Result<Decision, ApiError> {
     // The scope first: a token that may not execute learns nothing about the policy or the
     // signals from a request that asks for an execution.
-    if names_execution(request.context.as_ref()) && !may_execute {
+    if request.names_execution() && !may_execute {
         return Err(refusal(
             StatusCode::FORBIDDEN,
             "server.forbidden",
@@ -476,12 +536,14 @@ fn decide_noting(
             outcome.decision = Some(evaluation.decision.clone());
             Ok(Decision {
                 decision: answering.permit.contains(&evaluation.decision),
-                context: Some(json!({
-                    "policy": policy,
-                    "outcome": evaluation.decision,
-                    "rule_id": evaluation.rule_id,
-                    "reason": evaluation.reason,
-                })),
+                context: Some(DecisionContext::Decided {
+                    policy,
+                    outcome: evaluation.decision,
+                    rule_id: evaluation.rule_id,
+                    reason: evaluation.reason,
+                    execution_id: None,
+                    attestation: None,
+                }),
             })
         }
         Some(id) => {
@@ -503,17 +565,18 @@ fn decide_noting(
             let predicate = attestation.predicate();
             state.metrics.execution(&predicate.decision);
             outcome.decision = Some(predicate.decision.clone());
-            let envelope = parse_strict(attestation.envelope()).map_err(|e| fail(&e.into()))?;
+            // Nothing after the id is consumed can fail: the attestation is embedded as its
+            // canonical bytes are, as on `POST /v1/executions`.
             Ok(Decision {
                 decision: answering.permit.contains(&predicate.decision),
-                context: Some(json!({
-                    "policy": policy,
-                    "outcome": predicate.decision,
-                    "rule_id": predicate.rule_id,
-                    "reason": predicate.reason,
-                    "execution_id": id,
-                    "attestation": envelope,
-                })),
+                context: Some(DecisionContext::Decided {
+                    policy,
+                    outcome: predicate.decision.clone(),
+                    rule_id: predicate.rule_id.clone(),
+                    reason: predicate.reason.clone(),
+                    execution_id: Some(id),
+                    attestation: Some(attestation.envelope_canonical().clone()),
+                }),
             })
         }
     }
@@ -555,12 +618,101 @@ fn answer(result: Result<Response, ApiError>, outcome: Outcome) -> Response {
 fn refused_decision(error: &ApiError) -> Decision {
     Decision {
         decision: false,
-        context: Some(json!({"error": {
-            "status": error.status.as_u16(),
-            "code": error.code,
-            "message": error.message,
-        }})),
+        context: Some(DecisionContext::Refused {
+            error: RefusalDetail {
+                status: error.status.as_u16(),
+                code: error.code.clone(),
+                message: error.message.clone(),
+            },
+        }),
     }
+}
+
+/// The evaluations of a request: its `evaluations`, or — without any (AuthZEN §7.1) — one that
+/// takes every member from the top level.
+fn items_of(request: &EvaluationsRequest) -> &[EvaluationItem] {
+    static SINGLE: [EvaluationItem; 1] = [EvaluationItem {
+        subject: None,
+        action: None,
+        resource: None,
+        context: None,
+    }];
+    match request.evaluations.as_deref() {
+        Some(items) if !items.is_empty() => items,
+        _ => &SINGLE,
+    }
+}
+
+/// Evaluation `index` of `request`, each member its own or the top-level default (borrowed).
+fn resolve<'a>(
+    request: &'a EvaluationsRequest,
+    item: &'a EvaluationItem,
+    index: usize,
+) -> Result<Resolved<'a>, ApiError> {
+    let missing = |member: &str| {
+        ApiError::invalid_request(format!(
+            "evaluation {index}: `{member}` is missing and has no top-level default"
+        ))
+    };
+    Ok(Resolved {
+        subject: item
+            .subject
+            .as_ref()
+            .or(request.subject.as_ref())
+            .ok_or_else(|| missing("subject"))?,
+        action: item
+            .action
+            .as_ref()
+            .or(request.action.as_ref())
+            .ok_or_else(|| missing("action"))?,
+        resource: item
+            .resource
+            .as_ref()
+            .or(request.resource.as_ref())
+            .ok_or_else(|| missing("resource"))?,
+        context: request.context.as_ref(),
+        own_context: item.context.as_ref(),
+    })
+}
+
+/// The length of `value`'s compact JSON text, counted, not kept.
+fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(bytes.len());
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        // Every member read from JSON has a JSON form; were one not to, it counts as unbounded.
+        Err(_) => usize::MAX,
+    }
+}
+
+/// How many bytes of JSON the evaluations of `request` add up to once each takes the
+/// top-level defaults it lacks: every evaluation's own members, plus each default's size times
+/// the number of evaluations that take it (the context, a default every evaluation merges,
+/// once per evaluation). Computed from the parsed request without copying anything.
+fn expanded_size(request: &EvaluationsRequest) -> usize {
+    let default = |size: usize, present: bool| if present { 0 } else { size };
+    let subject = request.subject.as_ref().map_or(0, json_len);
+    let action = request.action.as_ref().map_or(0, json_len);
+    let resource = request.resource.as_ref().map_or(0, json_len);
+    let context = request.context.as_ref().map_or(0, json_len);
+    items_of(request).iter().fold(0usize, |total, item| {
+        total
+            .saturating_add(json_len(item))
+            .saturating_add(default(subject, item.subject.is_some()))
+            .saturating_add(default(action, item.action.is_some()))
+            .saturating_add(default(resource, item.resource.is_some()))
+            .saturating_add(context)
+    })
 }
 
 /// Decide one access request.
@@ -570,13 +722,15 @@ fn refused_decision(error: &ApiError) -> Decision {
     responses(
         (status = 200, description = "The decision", body = Decision),
         (status = 400, description = "Malformed request, no answering policy, or signals the policy refuses", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
         (status = 403, description = "The token lacks the `evaluate` scope (or `execute`, with context.execution_id)", body = ErrorBody),
         (status = 409, description = "context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody,
             headers(("Location" = String, description = "Where the stored attestation is read back"))),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 500, description = "The environment refused (trust) or a defect", body = ErrorBody),
-        (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody),
+        (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
     ),
     security(("bearer" = ["evaluate"]))
 )]
@@ -588,26 +742,20 @@ pub(crate) async fn evaluation(
     state.authorize(&headers, Scope::Evaluate)?;
     let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
     let request: EvaluationRequest = parse_body(&read_body(request).await?)?;
-    let resolved = Resolved {
-        subject: request.subject,
-        action: request.action,
-        resource: request.resource,
-        context: request.context,
-    };
-    let executes = names_execution(resolved.context.as_ref());
+    let executes = names_execution(request.context.as_ref());
     let (decided, outcome) = if executes {
         // An execution may block on the store: the blocking pool.
         let shared = Arc::clone(&state);
         state
             .blocking("execute", move |runtime| {
-                decide(&shared, runtime, &resolved, may_execute)
+                decide(&shared, runtime, &request.resolved(), may_execute)
             })
             .await?
     } else {
         // One evaluation is pure and bounded by the policy limits: decided here, on the async
         // worker, as `POST /v1/evaluations` does.
         let started = std::time::Instant::now();
-        let decided = decide(&state, &state.runtime, &resolved, may_execute);
+        let decided = decide(&state, &state.runtime, &request.resolved(), may_execute);
         state.metrics.runtime_call("evaluate", started.elapsed());
         decided
     };
@@ -624,13 +772,15 @@ pub(crate) async fn evaluation(
     responses(
         (status = 200, description = "One decision per evaluation, in order (fewer when a short-circuiting semantic stopped early); without `evaluations`, one decision", body = EvaluationsOutcome),
         (status = 400, description = "Malformed request, or an evaluation missing a member with no default; without `evaluations`, as /access/v1/evaluation (no answering policy, signals the policy refuses)", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
         (status = 403, description = "The token lacks the `evaluate` scope; without `evaluations`, or `execute` with context.execution_id (in a boxcar, that evaluation is refused: `false`)", body = ErrorBody),
         (status = 409, description = "Without `evaluations`: context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody,
             headers(("Location" = String, description = "Where the stored attestation is read back"))),
         (status = 413, description = "The body is too large, or more than 1,000 evaluations (`server.batch_too_large`)", body = ErrorBody),
         (status = 500, description = "Without `evaluations`: the environment refused (trust); or a defect", body = ErrorBody),
-        (status = 503, description = "Overloaded or timed out; without `evaluations`, store unavailable", body = ErrorBody),
+        (status = 503, description = "Overloaded or timed out; without `evaluations`, store unavailable", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
     ),
     security(("bearer" = ["evaluate"]))
 )]
@@ -641,22 +791,23 @@ pub(crate) async fn evaluations(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Evaluate)?;
     let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
-    let request: EvaluationsRequest = parse_body(&read_body(request).await?)?;
+    let body = read_body(request).await?;
+    // Counted before the body is parsed: the scan stops at evaluation 1,001.
+    if array_exceeds(&body, "evaluations", MAX_BATCH_ITEMS) {
+        return Err(ApiError::batch_too_large());
+    }
+    let request: EvaluationsRequest = parse_body(&body)?;
+    drop(body);
     let semantic = request
         .options
         .as_ref()
         .and_then(|o| o.evaluations_semantic)
         .unwrap_or_default();
-    if let Some(count) = request
-        .evaluations
-        .as_ref()
-        .map(Vec::len)
-        .filter(|count| *count > MAX_BATCH_ITEMS)
-    {
-        return Err(ApiError::batch_too_large(count));
-    }
-    let items = request.evaluations.clone().unwrap_or_default();
-    let boxcar = !items.is_empty();
+    // An empty `evaluations` is no boxcar: AuthZEN §7.1 ("If an evaluations array is NOT
+    // present or is empty, the Access Evaluations Request behaves in a backwards-compatible
+    // manner with the (single) Access Evaluation API Request"), so it is decided once, as the
+    // top-level request, and answered with one decision.
+    let boxcar = request.evaluations.as_ref().is_some_and(|e| !e.is_empty());
     // One execution id names one execution: as a default it would be tried by every evaluation
     // (the first executes, the others are replays), so a boxcar takes it only per evaluation.
     if boxcar && names_execution(request.context.as_ref()) {
@@ -665,52 +816,32 @@ pub(crate) async fn evaluations(
              in the context of the one evaluation it names",
         ));
     }
-    let items = if boxcar {
-        items
-    } else {
-        vec![EvaluationItem::default()]
-    };
-    // Every evaluation must be complete (its own member or the default) before any is decided.
-    let mut resolved = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        let missing = |member: &str| {
-            ApiError::invalid_request(format!(
-                "evaluation {index}: `{member}` is missing and has no top-level default"
-            ))
-        };
-        let context = match (&request.context, item.context) {
-            (Some(defaults), Some(own)) => {
-                let mut merged = defaults.clone();
-                merged.extend(own);
-                Some(merged)
-            }
-            (defaults, own) => own.or_else(|| defaults.clone()),
-        };
-        resolved.push(Resolved {
-            subject: item
-                .subject
-                .or_else(|| request.subject.clone())
-                .ok_or_else(|| missing("subject"))?,
-            action: item
-                .action
-                .or_else(|| request.action.clone())
-                .ok_or_else(|| missing("action"))?,
-            resource: item
-                .resource
-                .or_else(|| request.resource.clone())
-                .ok_or_else(|| missing("resource"))?,
-            context,
-        });
+    // The work a boxcar asks for is what it expands to: bounded like a body, before anything is
+    // resolved or decided.
+    let expanded = expanded_size(&request);
+    if expanded > state.limits.max_body_bytes {
+        return Err(ApiError::batch_expands_too_far(
+            expanded,
+            state.limits.max_body_bytes,
+        ));
     }
     // Timed as an execution when any evaluation asks for one (it may wait on the store).
-    let operation = if resolved.iter().any(|r| names_execution(r.context.as_ref())) {
-        "execute"
-    } else {
-        "evaluate"
-    };
+    let executes = names_execution(request.context.as_ref())
+        || items_of(&request)
+            .iter()
+            .any(|item| names_execution(item.context.as_ref()));
+    let operation = if executes { "execute" } else { "evaluate" };
     let shared = Arc::clone(&state);
     let decided = state
         .blocking(operation, move |runtime| {
+            // Every evaluation must be complete (its own member or the default) before any is
+            // decided. Each borrows the defaults, and its signals are built when it is decided:
+            // one evaluation's signals are held at once, whatever the boxcar's size.
+            let resolved = items_of(&request)
+                .iter()
+                .enumerate()
+                .map(|(index, item)| resolve(&request, item, index))
+                .collect::<Result<Vec<_>, ApiError>>()?;
             let mut out = Vec::with_capacity(resolved.len());
             for request in &resolved {
                 let (decision, outcome) = decide(&shared, runtime, request, may_execute);
@@ -725,9 +856,9 @@ pub(crate) async fn evaluations(
                     break;
                 }
             }
-            out
+            Ok::<_, ApiError>(out)
         })
-        .await?;
+        .await??;
     let (decisions, outcomes): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
     let outcome = boxcar_outcome(outcomes);
     if boxcar {
@@ -738,7 +869,7 @@ pub(crate) async fn evaluations(
         Ok(answer(
             Ok(json_response(
                 StatusCode::OK,
-                &EvaluationsResponse { evaluations },
+                &EvaluationsOutcome::Many(EvaluationsResponse { evaluations }),
             )),
             outcome,
         ))
@@ -750,7 +881,8 @@ pub(crate) async fn evaluations(
             .next()
             .ok_or_else(|| ApiError::invalid_request("the request holds no evaluation"))?;
         Ok(answer(
-            decision.map(|decision| json_response(StatusCode::OK, &decision)),
+            decision
+                .map(|decision| json_response(StatusCode::OK, &EvaluationsOutcome::One(decision))),
             outcome,
         ))
     }

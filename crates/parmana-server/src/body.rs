@@ -11,7 +11,7 @@
 use parmana_runtime::canon::{CanonError, parse_strict};
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, MAX_BATCH_ITEMS};
 use crate::wire::{EvaluationRequestBody, ExecutionRequestBody};
 
 /// One member of the body's top-level object: its decoded key, its value's text, and where
@@ -233,8 +233,10 @@ fn members(body: &[u8]) -> Result<Vec<Member<'_>>, CanonError> {
     Ok(out)
 }
 
-/// The texts of the elements of the array `text` (which starts at `base` in the body).
-fn elements(text: &str, base: usize) -> Result<Vec<&str>, CanonError> {
+/// The texts of the elements of the array `text` (which starts at `base` in the body), or
+/// `None` when it has more than `limit`: the scan stops at element `limit + 1`, so a refused
+/// array costs no more than an accepted one.
+fn elements(text: &str, base: usize, limit: usize) -> Result<Option<Vec<&str>>, CanonError> {
     let bytes = text.as_bytes();
     let fail = |e: CanonError| rebase(e, base);
     if bytes.first() != Some(&b'[') {
@@ -246,6 +248,9 @@ fn elements(text: &str, base: usize) -> Result<Vec<&str>, CanonError> {
         at += 1;
     } else {
         loop {
+            if out.len() == limit {
+                return Ok(None);
+            }
             let end = value_end(bytes, at).map_err(fail)?;
             out.push(&text[at..end]);
             at = skip_whitespace(bytes, end);
@@ -262,7 +267,21 @@ fn elements(text: &str, base: usize) -> Result<Vec<&str>, CanonError> {
     if at != bytes.len() {
         return Err(fail(CanonError::TrailingData { offset: at }));
     }
-    Ok(out)
+    Ok(Some(out))
+}
+
+/// Whether the body is an object whose member `key` is an array of more than `limit` elements,
+/// told by the structural scan alone (nothing is parsed or copied, and counting stops at
+/// element `limit + 1`): a route checks its count before it parses the body. `false` for a
+/// body the scan refuses — its parser refuses it with the right code.
+pub(crate) fn array_exceeds(body: &[u8], key: &str, limit: usize) -> bool {
+    let Ok(members) = members(body) else {
+        return false;
+    };
+    members
+        .iter()
+        .find(|member| member.key == key)
+        .is_some_and(|member| matches!(elements(member.value, member.offset, limit), Ok(None)))
 }
 
 /// A canon refusal of the body: 400 with its code.
@@ -379,7 +398,17 @@ impl EvaluationRequestBody {
                             kind(&value)
                         )));
                     }
-                    let sets = elements(member.value, member.offset).map_err(|e| malformed(&e))?;
+                    let sets = elements(member.value, member.offset, MAX_BATCH_ITEMS)
+                        .map_err(|e| malformed(&e))?
+                        .ok_or_else(ApiError::batch_too_large)?;
+                    if sets.is_empty() {
+                        // A 200 must carry a decision: an empty batch decides nothing.
+                        return Err(shape(
+                            "`batch` holds no signal set: give at least one (or `signals` for \
+                             one)"
+                                .to_owned(),
+                        ));
+                    }
                     batch = Some(sets.into_iter().map(str::to_owned).collect());
                 }
                 other => return Err(unknown(other, "`policy`, `signals`, `batch`")),
@@ -556,8 +585,17 @@ mod tests {
                 Ok((None, Some(&[r#"{"a":1}"#, r#"{"b":"]"}"#, "[]", "3"]))),
             ),
             (
-                r#"{"policy":"p@1.0.0","batch":[],"signals":null}"#,
-                Ok((None, Some(&[]))),
+                r#"{"policy":"p@1.0.0","batch":[{}],"signals":null}"#,
+                Ok((None, Some(&["{}"]))),
+            ),
+            // An empty batch decides nothing: refused, never a 200 without a decision.
+            (
+                r#"{"policy":"p@1.0.0","batch":[]}"#,
+                Err("server.invalid_request"),
+            ),
+            (
+                r#"{"policy":"p@1.0.0","batch":[ ] ,"signals":null}"#,
+                Err("server.invalid_request"),
             ),
             (
                 r#"{"policy":"p@1.0.0","batch":{}}"#,
@@ -587,6 +625,65 @@ mod tests {
                 })
                 .map_err(str::to_owned);
             assert_eq!(got, expected, "{body}");
+        }
+    }
+
+    /// A batch is counted while it is split, and the split stops at entry 1,001: what comes
+    /// after it is never looked at (here, text that does not even scan), and nothing past the
+    /// limit is copied.
+    #[test]
+    fn a_batch_is_refused_at_its_first_entry_past_the_limit() {
+        let batch = |count: usize, tail: &str| {
+            format!(
+                r#"{{"policy":"p@1.0.0","batch":[{}{tail}]}}"#,
+                vec!["{}"; count].join(",")
+            )
+        };
+        // (body, number of signal sets read, or the refusing code)
+        let cases: Vec<(String, Result<usize, &str>)> = vec![
+            (batch(MAX_BATCH_ITEMS, ""), Ok(MAX_BATCH_ITEMS)),
+            (
+                batch(MAX_BATCH_ITEMS + 1, ""),
+                Err("server.batch_too_large"),
+            ),
+            // Entry 1,000 does not scan: refused as such; as entry 1,001, it is never read.
+            (batch(MAX_BATCH_ITEMS - 1, ",1 2"), Err("canon.syntax")),
+            (
+                batch(MAX_BATCH_ITEMS, ",1 2"),
+                Err("server.batch_too_large"),
+            ),
+            (batch(500_000, ""), Err("server.batch_too_large")),
+        ];
+        for (body, expected) in cases {
+            let got = EvaluationRequestBody::read(body.as_bytes())
+                .map(|b| b.batch.map_or(0, |batch| batch.len()))
+                .map_err(|e| e.code);
+            assert_eq!(got, expected.map_err(str::to_owned), "{}", &body[..60]);
+        }
+    }
+
+    /// `array_exceeds` tells an over-long array from the scan alone; a body that does not scan,
+    /// a member that is not an array, or an absent member is not over the limit.
+    #[test]
+    fn array_exceeds_counts_one_member_without_parsing() {
+        let cases: &[(&str, bool)] = &[
+            (r#"{"evaluations":[{},{},{}]}"#, true),
+            (r#"{"evaluations":[{},{}]}"#, false),
+            (r#"{"evaluations":[]}"#, false),
+            (r#"{"evaluations":[{"a":[1,2,3,4]},{"b":"],[,"},3]}"#, true),
+            // Entries are not judged: a duplicate key inside one is its parser's to refuse.
+            (r#"{"evaluations":[{"a":1,"a":2},{},{}]}"#, true),
+            (r#"{"other":[1,2,3],"evaluations":{}}"#, false),
+            (r#"{"other":[1,2,3]}"#, false),
+            (r#"{"evaluations":[1,2,3]"#, false),
+            (r#"{"evaluations":[1,2,3]} x"#, false),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                array_exceeds(body.as_bytes(), "evaluations", 2),
+                *expected,
+                "{body}"
+            );
         }
     }
 }

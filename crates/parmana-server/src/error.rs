@@ -147,14 +147,26 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "server.invalid_request", message)
     }
 
-    /// A request carrying `count` evaluations, more than [`MAX_BATCH_ITEMS`].
-    pub(crate) fn batch_too_large(count: usize) -> Self {
+    /// A request carrying more than [`MAX_BATCH_ITEMS`] evaluations (counted no further).
+    pub(crate) fn batch_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "server.batch_too_large",
+            format!("more than the {MAX_BATCH_ITEMS} evaluations allowed in one request: split it"),
+        )
+    }
+
+    /// An AuthZEN boxcar whose evaluations, each with the top-level defaults it takes, add up
+    /// to `size` bytes of JSON, more than `limit` (the body limit): refused before any is
+    /// resolved, as a body of that size would be.
+    pub(crate) fn batch_expands_too_far(size: usize, limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "server.batch_too_large",
             format!(
-                "{count} evaluations in one request, more than the {MAX_BATCH_ITEMS} allowed: \
-                 split it"
+                "the evaluations, each with the top-level defaults it takes, add up to {size} \
+                 bytes, more than the body limit ({limit}): split the boxcar, or give a large \
+                 member only to the evaluations that need it"
             ),
         )
     }

@@ -1,5 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the handlers' and wire types' annotations by `utoipa` (so `/openapi.json` cannot drift from the code).
 
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
+use parmana_runtime::canon::{CanonError, to_canonical_vec};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -86,6 +90,15 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// The document's canonical JSON, rendered on first use and shared by every answer after (it
+/// is fixed when the server is built).
+pub(crate) fn rendered() -> Result<&'static Bytes, &'static CanonError> {
+    static RENDERED: OnceLock<Result<Bytes, CanonError>> = OnceLock::new();
+    RENDERED
+        .get_or_init(|| to_canonical_vec(&document()).map(Bytes::from))
+        .as_ref()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -146,6 +159,72 @@ mod tests {
             missing.is_empty() && extra.is_empty(),
             "in /openapi.json, not in docs/server.md's route table: {missing:?}; \
              in the table, not in /openapi.json: {extra:?}"
+        );
+    }
+
+    /// The response headers the document declares for an operation's status, lowercased.
+    fn declared_headers(document: &serde_json::Value, route: &str, status: &str) -> Vec<String> {
+        let (method, path) = route.split_once(' ').unwrap();
+        let response = &document["paths"][path][method.to_ascii_lowercase()]["responses"][status];
+        assert!(response.is_object(), "{route} declares no {status}");
+        response["headers"]
+            .as_object()
+            .map(|headers| headers.keys().map(|k| k.to_ascii_lowercase()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every header the handlers send on a status is declared for it: `Location` with the
+    /// stored attestation (201, and a replay's 409 on every route that executes), `Retry-After`
+    /// on every 503 (shed, timed out, store unavailable: the readiness probe's excepted, it
+    /// sends none), on 423 (claimed, pending) and on the proof's 404 (not yet sequenced), and
+    /// `WWW-Authenticate` on every 401.
+    #[test]
+    fn the_headers_the_server_sends_are_declared() {
+        let document = serde_json::to_value(super::document()).unwrap();
+        let cases = [
+            ("POST /v1/executions", "201", "location"),
+            ("POST /v1/executions", "409", "location"),
+            ("POST /access/v1/evaluation", "409", "location"),
+            ("POST /access/v1/evaluations", "409", "location"),
+            ("GET /v1/executions/{id}", "423", "retry-after"),
+            ("GET /v1/executions/{id}/proof", "404", "retry-after"),
+        ];
+        for (route, status, header) in cases {
+            let declared = declared_headers(&document, route, status);
+            assert!(
+                declared.iter().any(|h| h == header),
+                "{route} {status}: {declared:?}"
+            );
+        }
+        let mut checked = 0;
+        for route in openapi_routes() {
+            for (status, header) in [("503", "retry-after"), ("401", "www-authenticate")] {
+                let (method, path) = route.split_once(' ').unwrap();
+                let declared = &document["paths"][path][method.to_ascii_lowercase()]["responses"];
+                if declared[status].is_null() || route == "GET /readyz" {
+                    continue;
+                }
+                checked += 1;
+                let headers = declared_headers(&document, &route, status);
+                assert!(
+                    headers.iter().any(|h| h == header),
+                    "{route} {status}: {headers:?}"
+                );
+            }
+        }
+        assert!(checked > 10, "{checked}");
+    }
+
+    /// The document is rendered once: every answer shares the same bytes, which are the
+    /// canonical JSON of the generated document.
+    #[test]
+    fn the_rendered_document_is_built_once() {
+        let first = super::rendered().unwrap();
+        let again = super::rendered().unwrap();
+        assert!(std::ptr::eq(first, again));
+        assert_eq!(
+            first.as_ref(),
+            super::to_canonical_vec(&super::document()).unwrap()
         );
     }
 

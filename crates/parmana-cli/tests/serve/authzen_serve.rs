@@ -145,11 +145,17 @@ fn authzen_evaluations_follow_the_mapping_and_the_semantics() {
         mixed["evaluations"][1]["context"]["error"]["code"],
         "policy.signal_missing"
     );
-    // Without `evaluations`, the request is one evaluation.
-    assert_eq!(
-        post("/access/v1/evaluations", &request("viewer", "read")).json()["decision"],
-        true
-    );
+    // Without `evaluations`, or with an empty one, the request is one evaluation (AuthZEN
+    // §7.1: "If an evaluations array is NOT present or is empty, the Access Evaluations Request
+    // behaves in a backwards-compatible manner with the (single) Access Evaluation API
+    // Request"): one decision, never a 200 without one.
+    let mut empty = request("viewer", "read");
+    empty["evaluations"] = json!([]);
+    for body in [request("viewer", "read"), empty] {
+        let single = post("/access/v1/evaluations", &body).json();
+        assert_eq!(single["decision"], true, "{body}");
+        assert!(single.get("evaluations").is_none(), "{single}");
+    }
 
     // With an execution id in the context, the evaluation is executed and attested.
     let mut execution = request("editor", "edit");
@@ -158,10 +164,10 @@ fn authzen_evaluations_follow_the_mapping_and_the_semantics() {
     assert_eq!(executed.status, 200, "{}", executed.text);
     assert_eq!(executed.json()["decision"], true);
     let attestation = executed.json()["context"]["attestation"].clone();
-    assert_eq!(
-        served.get("/v1/executions/authzen-1", token).json(),
-        attestation
-    );
+    let stored = served.get("/v1/executions/authzen-1", token);
+    assert_eq!(stored.json(), attestation);
+    // Embedded byte for byte as the store holds it.
+    assert!(executed.text.contains(&stored.text), "{}", executed.text);
     let again = post("/access/v1/evaluation", &execution);
     assert_eq!(
         (again.status, again.code().as_str()),
@@ -709,6 +715,72 @@ fn a_boxcar_carries_at_most_a_thousand_evaluations() {
             "{semantic}: {}",
             over.text
         );
+    }
+    // Counted before the body is parsed: an evaluation past the 1,000th is never read (here
+    // one the parser would refuse with 400).
+    let mut unread: serde_json::Value =
+        serde_json::from_str(&boxcar(1_000, "execute_all")).unwrap();
+    unread["evaluations"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"subject": 5}));
+    let over = served.post("/access/v1/evaluations", token, &unread.to_string());
+    assert_eq!(
+        (over.status, over.code().as_str()),
+        (413, "server.batch_too_large"),
+        "{}",
+        over.text
+    );
+}
+
+/// A boxcar is bounded by what it expands to, not only by its body: each evaluation takes the
+/// top-level defaults it lacks, so ~900 KiB of top-level `context` under 1,000 evaluations `{}`
+/// (a body under 1 MiB) would be ~900 MB of signals. Past `max_body_bytes` once expanded, it is
+/// refused whole (`413 server.batch_too_large`) before anything is resolved, and the server
+/// keeps answering; a boxcar that expands to just under the limit is decided.
+#[test]
+fn a_boxcar_is_bounded_by_what_it_expands_to() {
+    let temp = authzen_deployment();
+    let served = Served::start(&root(&temp), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let boxcar = |pad: usize, count: usize| {
+        let mut body = request("viewer", "read");
+        body["context"]["pad"] = json!("x".repeat(pad));
+        body["evaluations"] = json!(vec![json!({}); count]);
+        body.to_string()
+    };
+    let amplifying = boxcar(900 * 1024, 1_000);
+    assert!(amplifying.len() < 1024 * 1024, "{}", amplifying.len());
+    // (body, the number of decisions or the refusing code): 300 evaluations of ~3.2 KB each
+    // expand to ~0.96 MB, 350 to ~1.1 MB.
+    let cases: [(String, Result<usize, &str>); 3] = [
+        (amplifying, Err("server.batch_too_large")),
+        (boxcar(3_000, 350), Err("server.batch_too_large")),
+        (boxcar(3_000, 300), Ok(300)),
+    ];
+    for (body, expected) in &cases {
+        let reply = served.post("/access/v1/evaluations", token, body);
+        match expected {
+            Err(code) => assert_eq!(
+                (reply.status, reply.code().as_str()),
+                (413, *code),
+                "{}",
+                reply.text
+            ),
+            Ok(count) => {
+                assert_eq!(reply.status, 200, "{}", reply.text);
+                let decisions = reply.json()["evaluations"].as_array().unwrap().clone();
+                assert_eq!(decisions.len(), *count);
+                assert!(decisions.iter().all(|d| d["decision"] == true));
+            }
+        }
+        // The server keeps answering.
+        let after = served.post(
+            "/access/v1/evaluation",
+            token,
+            &request("viewer", "read").to_string(),
+        );
+        assert_eq!(after.json()["decision"], true, "{}", after.text);
     }
 }
 

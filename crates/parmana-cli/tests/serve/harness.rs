@@ -385,6 +385,19 @@ pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply
         reply.status,
         reply.text
     );
+    // The headers a client acts on are declared where they are sent.
+    for header in ["location", "retry-after", "www-authenticate"] {
+        if reply.header(header).is_some() {
+            let declared = documented["headers"]
+                .as_object()
+                .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(header)));
+            assert!(
+                declared,
+                "{method} {path} {} sends {header}, which /openapi.json does not declare",
+                reply.status
+            );
+        }
+    }
     // A body that is not JSON (text, tiles) comes with the documented media type.
     if let Some(content) = documented["content"].as_object()
         && !content.contains_key("application/json")

@@ -114,6 +114,29 @@ fn every_route_answers_with_the_documented_status_and_scope() {
         "{}",
         over.text
     );
+    // Counted while the body is split, before any entry is copied: a body under the limit
+    // holding 500,000 entries is refused as one holding 1,001. An empty batch decides nothing:
+    // 400, never a 200 without a decision.
+    let zeros = format!(
+        r#"{{"policy":"claims-approval@1.0.0","batch":[{}0]}}"#,
+        "0,".repeat(500_000)
+    );
+    for (body, status, code) in [
+        (zeros.as_str(), 413, "server.batch_too_large"),
+        (
+            r#"{"policy":"claims-approval@1.0.0","batch":[]}"#,
+            400,
+            "server.invalid_request",
+        ),
+    ] {
+        let reply = served.post("/v1/evaluations", Some("evaluator"), body);
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (status, code),
+            "{}",
+            reply.text
+        );
+    }
 
     let metrics = served.get("/metrics", Some("reader"));
     assert!(
