@@ -1,7 +1,7 @@
 //! The native API handlers: executions, read-back, evaluations (single, batch, explained), verify, health, readiness, status, metrics, reload and the OpenAPI document.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -445,16 +445,52 @@ pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
     if let Err(error) = environment.release_manifest().check_not_expired(now) {
         return Some(format!("release manifest: {error}"));
     }
-    let started = Instant::now();
-    let probe = state
-        .blocking("probe", |runtime| runtime.store().accepted_versions())
-        .await;
-    state.metrics.store_probe(started.elapsed());
-    match probe {
-        Ok(Ok(_)) => None,
-        Ok(Err(error)) => Some(format!("replay store: {error}")),
-        Err(error) => Some(error.message),
-    }
+    store_not_ready(state).await
+}
+
+/// How long a store probe's answer is reused by `/readyz`.
+pub(crate) const PROBE_FRESH: Duration = Duration::from_secs(1);
+/// How long `/readyz` waits for the store probe before it answers not ready.
+pub(crate) const PROBE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Why the store is not ready, if it is not: one probe at a time, its answer reused for
+/// [`PROBE_FRESH`], so that probes (never shed, needing no token) cannot pile store round trips
+/// on the blocking pool. A caller waits at most [`PROBE_DEADLINE`]; a probe still waiting for
+/// the store then goes on in its own task, holding the lock, and keeps its answer for the next.
+async fn store_not_ready(state: &Arc<AppState>) -> Option<String> {
+    let prober = Arc::clone(state);
+    let probed = tokio::time::timeout(PROBE_DEADLINE, async move {
+        let mut last = Arc::clone(&prober.probe).lock_owned().await;
+        if let Some((answered, reason)) = last.as_ref()
+            && answered.elapsed() < PROBE_FRESH
+        {
+            return reason.clone();
+        }
+        let probe = tokio::spawn(async move {
+            let started = Instant::now();
+            let probe = prober
+                .blocking("probe", |runtime| runtime.store().accepted_versions())
+                .await;
+            prober.metrics.store_probe(started.elapsed());
+            let reason = match probe {
+                Ok(Ok(_)) => None,
+                Ok(Err(error)) => Some(format!("replay store: {error}")),
+                Err(error) => Some(error.message),
+            };
+            *last = Some((Instant::now(), reason.clone()));
+            reason
+        });
+        probe
+            .await
+            .unwrap_or_else(|e| Some(format!("replay store: the probe failed: {e}")))
+    })
+    .await;
+    probed.unwrap_or_else(|_| {
+        Some(format!(
+            "replay store: no answer within {} ms",
+            PROBE_DEADLINE.as_millis()
+        ))
+    })
 }
 
 /// Ready: environment valid now, store reachable, started and not draining.

@@ -7,7 +7,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::{PolicyRef, RawCanonical};
 use parmana_runtime::{
-    ExecutionError, ExecutionRequest, Runtime, RuntimeEnvironment, Signals, parse_execution_id,
+    ExecutionError, ExecutionRequest, MAX_SIGNALS_JSON_BYTES, Runtime, RuntimeEnvironment, Signals,
+    parse_execution_id,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -380,83 +381,144 @@ impl EvaluationRequest {
     }
 }
 
-/// Flattens `value` under `prefix` into `out` (`a.b.c` for nested objects); refuses a name
-/// reached twice.
-fn flatten(prefix: String, value: &Value, out: &mut Map<String, Value>) -> Result<(), String> {
-    match value {
-        Value::Object(members) => flatten_members(&prefix, members, out),
-        other => {
-            if out.insert(prefix.clone(), other.clone()).is_some() {
-                return Err(format!("the signal name {prefix:?} is reached twice"));
-            }
-            Ok(())
+/// The signals an evaluation flattens to, counted as they are built: their compact JSON text
+/// (each member `"name":value,`) may not pass the runtime's signals limit. Names repeat their
+/// whole path, so a long key over many leaves would otherwise make far more than the body.
+pub(crate) struct Flat {
+    out: Map<String, Value>,
+    size: usize,
+}
+
+/// Why flattening stopped: a name reached twice or an execution id that is not a string (400),
+/// or the signals past the limit (413).
+pub(crate) enum FlatError {
+    Invalid(String),
+    TooLarge,
+}
+
+impl Flat {
+    /// Nothing flattened yet (the object's braces counted).
+    pub(crate) fn new() -> Self {
+        Self {
+            out: Map::new(),
+            size: 2,
         }
+    }
+
+    /// How many signals are flattened.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
+    }
+    /// Charges `bytes` against the limit, before what they measure is made.
+    fn charge(&mut self, bytes: usize) -> Result<(), FlatError> {
+        self.size = self.size.saturating_add(bytes);
+        if self.size > MAX_SIGNALS_JSON_BYTES {
+            return Err(FlatError::TooLarge);
+        }
+        Ok(())
+    }
+
+    /// Flattens `value` under `prefix` (`a.b.c` for nested objects); refuses a name reached
+    /// twice.
+    fn add(&mut self, prefix: String, value: &Value) -> Result<(), FlatError> {
+        match value {
+            Value::Object(members) => self.add_members(&prefix, members),
+            other => {
+                // The name's quotes, colon and comma, and the value as compact JSON.
+                self.charge(4 + compact_len(other))?;
+                if self.out.insert(prefix.clone(), other.clone()).is_some() {
+                    return Err(FlatError::Invalid(format!(
+                        "the signal name {prefix:?} is reached twice"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Flattens each of `members` under `prefix.<key>`.
+    pub(crate) fn add_members(
+        &mut self,
+        prefix: &str,
+        members: &Map<String, Value>,
+    ) -> Result<(), FlatError> {
+        for (key, member) in members {
+            // The name is charged before it is made (its leaves charge their values).
+            self.charge(prefix.len() + 1 + key.len())?;
+            self.add(format!("{prefix}.{key}"), member)?;
+        }
+        Ok(())
     }
 }
 
-/// Flattens each of `members` under `prefix.<key>`.
-fn flatten_members(
-    prefix: &str,
-    members: &Map<String, Value>,
-    out: &mut Map<String, Value>,
-) -> Result<(), String> {
-    for (key, member) in members {
-        flatten(format!("{prefix}.{key}"), member, out)?;
-    }
-    Ok(())
+/// The length of `value` as compact JSON (a leaf of the request's body, so bounded by it).
+fn compact_len(value: &Value) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |text| text.len())
 }
 
 /// The signals of an evaluation (`docs/server.md`, "AuthZEN"), and the execution id in its
 /// context, if any.
-fn signals_of(request: &Resolved<'_>) -> Result<(Map<String, Value>, Option<String>), String> {
-    let mut out = Map::new();
+fn signals_of(request: &Resolved<'_>) -> Result<(Map<String, Value>, Option<String>), ApiError> {
+    let mut flat = Flat::new();
+    let flattened = flatten_request(request, &mut flat);
+    match flattened {
+        Ok(execution_id) => Ok((flat.out, execution_id)),
+        Err(FlatError::Invalid(message)) => Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "server.invalid_request",
+            message,
+        )),
+        Err(FlatError::TooLarge) => Err(refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "runtime.request_too_large",
+            format!(
+                "the signals this evaluation flattens to are larger than the \
+                 {MAX_SIGNALS_JSON_BYTES} bytes allowed"
+            ),
+        )),
+    }
+}
+
+/// Flattens subject, action, resource and context into `flat`; the execution id in the context.
+fn flatten_request(request: &Resolved<'_>, flat: &mut Flat) -> Result<Option<String>, FlatError> {
     let text = |s: &str| Value::String(s.to_owned());
-    flatten(
-        "subject.type".to_owned(),
-        &text(&request.subject.kind),
-        &mut out,
-    )?;
-    flatten(
-        "subject.id".to_owned(),
-        &text(&request.subject.id),
-        &mut out,
-    )?;
+    flat.charge("subject.type".len() + request.subject.kind.len())?;
+    flat.add("subject.type".to_owned(), &text(&request.subject.kind))?;
+    flat.charge("subject.id".len() + request.subject.id.len())?;
+    flat.add("subject.id".to_owned(), &text(&request.subject.id))?;
     if let Some(properties) = &request.subject.properties {
-        flatten_members("subject.properties", properties, &mut out)?;
+        flat.add_members("subject.properties", properties)?;
     }
-    flatten(
-        "action.name".to_owned(),
-        &text(&request.action.name),
-        &mut out,
-    )?;
+    flat.charge("action.name".len() + request.action.name.len())?;
+    flat.add("action.name".to_owned(), &text(&request.action.name))?;
     if let Some(properties) = &request.action.properties {
-        flatten_members("action.properties", properties, &mut out)?;
+        flat.add_members("action.properties", properties)?;
     }
-    flatten(
-        "resource.type".to_owned(),
-        &text(&request.resource.kind),
-        &mut out,
-    )?;
-    flatten(
-        "resource.id".to_owned(),
-        &text(&request.resource.id),
-        &mut out,
-    )?;
+    flat.charge("resource.type".len() + request.resource.kind.len())?;
+    flat.add("resource.type".to_owned(), &text(&request.resource.kind))?;
+    flat.charge("resource.id".len() + request.resource.id.len())?;
+    flat.add("resource.id".to_owned(), &text(&request.resource.id))?;
     if let Some(properties) = &request.resource.properties {
-        flatten_members("resource.properties", properties, &mut out)?;
+        flat.add_members("resource.properties", properties)?;
     }
     let mut execution_id = None;
     for (key, value) in request.context_members() {
         if key == EXECUTION_ID_KEY {
             match value {
                 Value::String(id) => execution_id = Some(id.clone()),
-                _ => return Err("context.execution_id must be a string".to_owned()),
+                _ => {
+                    return Err(FlatError::Invalid(
+                        "context.execution_id must be a string".to_owned(),
+                    ));
+                }
             }
         } else {
-            flatten(format!("context.{key}"), value, &mut out)?;
+            flat.charge("context.".len() + key.len())?;
+            flat.add(format!("context.{key}"), value)?;
         }
     }
-    Ok((out, execution_id))
+    Ok(execution_id)
 }
 
 /// A refused evaluation: the HTTP status and the typed error.
@@ -513,8 +575,7 @@ fn decide_noting(
         })?;
     let policy = answering.policy.to_string();
     outcome.policy = Some(policy.clone());
-    let (signals, execution_id) = signals_of(request)
-        .map_err(|m| refusal(StatusCode::BAD_REQUEST, "server.invalid_request", m))?;
+    let (signals, execution_id) = signals_of(request)?;
     let signals = Value::Object(signals);
     if state.logging.signals {
         outcome.signals = Some(signals.to_string());
@@ -798,6 +859,14 @@ pub(crate) async fn evaluations(
     }
     let request: EvaluationsRequest = parse_body(&body)?;
     drop(body);
+    // Counted again once parsed: the limit never rests on the scan agreeing with the parser.
+    if request
+        .evaluations
+        .as_ref()
+        .is_some_and(|evaluations| evaluations.len() > MAX_BATCH_ITEMS)
+    {
+        return Err(ApiError::batch_too_large());
+    }
     let semantic = request
         .options
         .as_ref()

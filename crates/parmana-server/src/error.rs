@@ -171,7 +171,6 @@ impl ApiError {
         )
     }
 
-    /// Too many requests in flight: shed with 503 and `Retry-After`.
     /// `431`: a request head (request line and headers) over `max_header_bytes`.
     pub(crate) fn header_too_large(size: usize, limit: usize) -> Self {
         Self::new(
@@ -181,6 +180,7 @@ impl ApiError {
         )
     }
 
+    /// Too many requests in flight: shed with 503 and `Retry-After`.
     pub(crate) fn overloaded() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

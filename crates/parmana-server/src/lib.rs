@@ -12,6 +12,8 @@ mod auth;
 mod authzen;
 mod body;
 mod error;
+#[cfg(test)]
+mod flatten_tests;
 mod lifecycle;
 mod log_cache;
 mod metrics;

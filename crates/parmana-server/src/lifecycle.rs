@@ -103,6 +103,7 @@ impl Server {
             started_up: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             log_cache: crate::log_cache::LogCache::new(settings.sequencer.cadence),
+            probe: Arc::new(tokio::sync::Mutex::new(None)),
             sequencer: settings.sequencer,
             log_sequencer: parmana_runtime::LogSequencer::default(),
         });
@@ -217,8 +218,8 @@ impl Server {
 }
 
 /// Waits until no request's runtime call is running: each holds its request's concurrency slot
-/// until it returns (`AppState::blocking`), so holding every slot means none is left. (The
-/// process would wait for them anyway: the tokio runtime's drop waits for its blocking pool.)
+/// until it returns (`AppState::blocking`), so holding every slot means none is left (waited
+/// for at most the shutdown grace; the tokio runtime's drop waits for its blocking pool anyway).
 async fn runtime_calls_finished(state: &AppState) {
     let total = state.limits.max_concurrency.max(1);
     let running = total.saturating_sub(state.in_flight.available_permits());
@@ -230,9 +231,22 @@ async fn runtime_calls_finished(state: &AppState) {
         );
     }
     // `check_limits` keeps `max_concurrency` within a `u32`; a closed semaphore (never, here)
-    // has nothing left to wait for.
+    // has nothing left to wait for. A call stuck on its store is waited for at most the
+    // shutdown grace: the final pass then runs without it (the process still waits for it to
+    // return, and it is sequenced at the next start).
     let permits = u32::try_from(total).unwrap_or(u32::MAX);
-    let _all = state.in_flight.acquire_many(permits).await;
+    let waited = tokio::time::timeout(
+        state.limits.shutdown_grace,
+        state.in_flight.acquire_many(permits),
+    )
+    .await;
+    if waited.is_err() {
+        tracing::warn!(
+            target: "parmana::server",
+            grace_ms = u64::try_from(state.limits.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
+            "runtime calls still running after the shutdown grace; the final sequencer pass goes on without them"
+        );
+    }
 }
 
 /// Refuses a limit outside [`LIMIT_RANGES`] (`server.limit_out_of_range`): a value the server

@@ -107,12 +107,24 @@ pub(crate) async fn guard(
 }
 
 /// The size of a request's head as HTTP/1.1 writes it: the request line (`METHOD target
-/// HTTP/1.1`), each header as `name: value`, each line with its CRLF, and the blank line.
+/// HTTP/1.1`, the target in the form it came in: origin, absolute or authority), each header as
+/// `name: value`, each line with its CRLF, and the blank line. Whitespace the parser trimmed
+/// (around header values) is not counted.
 fn head_size(request: &Request) -> usize {
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or(1, |target| target.as_str().len());
+    let uri = request.uri();
+    let scheme = uri
+        .scheme_str()
+        .map_or(0, |scheme| scheme.len() + "://".len());
+    let authority = uri
+        .authority()
+        .map_or(0, |authority| authority.as_str().len());
+    let path = match uri.path_and_query() {
+        Some(target) => target.as_str().len(),
+        // An authority-form target (`CONNECT host:443`) has no path.
+        None if authority > 0 => 0,
+        None => 1,
+    };
+    let target = scheme + authority + path;
     let line = request.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
     let headers: usize = request
         .headers()
@@ -224,7 +236,7 @@ mod tests {
     #[test]
     fn a_head_is_measured_as_http_1_1_writes_it() {
         // (method, target, headers): each compared with the bytes of the same head on the wire.
-        let cases: [(&str, &str, &[Header]); 3] = [
+        let cases: [(&str, &str, &[Header]); 5] = [
             ("GET", "/healthz", &[]),
             (
                 "POST",
@@ -236,6 +248,8 @@ mod tests {
                 "/",
                 &[("x-padding", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")],
             ),
+            ("GET", "http://example.com:8080/healthz?x=1", &[]),
+            ("CONNECT", "example.com:443", &[]),
         ];
         for (method, target, headers) in cases {
             let mut builder = axum::http::Request::builder().method(method).uri(target);

@@ -1,9 +1,9 @@
-//! `/readyz` answers `503 server.not_ready` whenever the server must not get traffic — starting (leftovers not yet recovered), draining, its environment expired, its store unreachable — and `200` only when none holds.
+//! `/readyz` answers `503 server.not_ready` whenever the server must not get traffic — starting (leftovers not yet recovered), draining, its environment expired, its store unreachable or silent — and `200` only when none holds; a burst of probes asks the store once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use axum::extract::State;
 use parmana_runtime::canon::{ExecutionId, Timestamp};
@@ -20,10 +20,20 @@ use crate::settings::{
 use crate::state::AppState;
 
 /// A store that cannot be reached: every call fails with `replay.store_unavailable`, except
-/// reading the marks until it is `down` (the runtime reads them once when it is built).
+/// reading the marks until it is `down` (the runtime reads them once when it is built). Reading
+/// the marks (`/readyz`'s probe) is counted, and waits while `silent` holds `true`.
 #[derive(Debug, Default)]
 struct Unreachable {
     down: AtomicBool,
+    probes: AtomicUsize,
+    silent: (Mutex<bool>, Condvar),
+}
+
+impl Unreachable {
+    fn set_silent(&self, silent: bool) {
+        *self.silent.0.lock().unwrap() = silent;
+        self.silent.1.notify_all();
+    }
 }
 
 fn unreachable<T>() -> Result<T, ReplayError> {
@@ -60,6 +70,11 @@ impl ReplayStore for Unreachable {
         unreachable()
     }
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+        self.probes.fetch_add(1, Ordering::SeqCst);
+        let (silent, wake) = &self.silent;
+        let _answered = wake
+            .wait_while(silent.lock().unwrap(), |silent| *silent)
+            .unwrap();
         if self.down.load(Ordering::SeqCst) {
             unreachable()
         } else {
@@ -121,11 +136,21 @@ fn state_over(
 
 /// `/readyz`'s status, error code and message.
 fn readiness(state: &Arc<AppState>) -> (u16, String, String) {
-    let tokio = tokio::runtime::Builder::new_multi_thread()
+    readiness_on(&tokio_runtime(), state)
+}
+
+/// A runtime as the server's (a probe left waiting for its store outlives the request that
+/// started it, so a test that leaves one keeps its runtime until the store answers).
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`readiness`] on `tokio`.
+fn readiness_on(tokio: &tokio::runtime::Runtime, state: &Arc<AppState>) -> (u16, String, String) {
     tokio.block_on(async {
         let response = crate::api::readyz(State(Arc::clone(state))).await;
         let status = response.status().as_u16();
@@ -206,4 +231,72 @@ fn readyz_is_200_only_when_started_not_draining_unexpired_and_the_store_answers(
             assert!(message.contains(says), "{case}: {message}");
         }
     }
+}
+
+/// A started server over an [`Unreachable`] store that answers (not `down`), its probes not yet
+/// counted.
+fn started_over_probed(fixture: &FixtureEnvironment) -> (Arc<AppState>, Arc<Unreachable>) {
+    let store = Arc::new(Unreachable::default());
+    let clock = Arc::new(AtomicI64::new(0));
+    let state = state_over(fixture, Arc::clone(&store) as Arc<dyn ReplayStore>, &clock);
+    state.started_up.store(true, Ordering::SeqCst);
+    store.probes.store(0, Ordering::SeqCst);
+    (state, store)
+}
+
+#[test]
+fn a_burst_of_probes_asks_the_store_once() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let (state, store) = started_over_probed(&fixture);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses: Vec<u16> = tokio.block_on(async {
+        let calls: Vec<_> = (0..64)
+            .map(|_| {
+                let state = Arc::clone(&state);
+                tokio::spawn(
+                    async move { crate::api::readyz(State(state)).await.status().as_u16() },
+                )
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for call in calls {
+            statuses.push(call.await.unwrap());
+        }
+        statuses
+    });
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    // One probe answers the burst (its answer is reused for a second; a machine stalled past
+    // that between two calls may probe again, never once per call).
+    let probes = store.probes.load(Ordering::SeqCst);
+    assert!((1..8).contains(&probes), "{probes} probes for 64 calls");
+}
+
+#[test]
+fn a_store_that_does_not_answer_is_not_ready_and_is_probed_once() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let (state, store) = started_over_probed(&fixture);
+    let tokio = tokio_runtime();
+    store.set_silent(true);
+    // Each call gives up after the deadline; the first probe still waits for the store, and no
+    // second one is started beside it.
+    for _ in 0..2 {
+        let (status, code, message) = readiness_on(&tokio, &state);
+        assert_eq!((status, code.as_str()), (503, "server.not_ready"));
+        assert!(message.contains("no answer within"), "{message}");
+    }
+    assert_eq!(store.probes.load(Ordering::SeqCst), 1);
+    // Once the store answers, so does `/readyz` (the waiting probe's answer, or a new one).
+    store.set_silent(false);
+    let ready = (0..200).any(|_| {
+        let ready = readiness_on(&tokio, &state).0 == 200;
+        if !ready {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        ready
+    });
+    assert!(ready);
 }

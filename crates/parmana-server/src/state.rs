@@ -19,6 +19,9 @@ tokio::task_local! {
     pub(crate) static SLOT: Arc<OwnedSemaphorePermit>;
 }
 
+/// A store probe's answer: when it came, and why the store is not ready, if it is not.
+pub(crate) type StoreProbe = (Instant, Option<String>);
+
 /// Shared by every request.
 #[derive(Debug)]
 pub(crate) struct AppState {
@@ -45,6 +48,9 @@ pub(crate) struct AppState {
     pub(crate) log_sequencer: parmana_runtime::LogSequencer,
     /// The log the log routes serve, read at most once per sequencer cadence.
     pub(crate) log_cache: crate::log_cache::LogCache,
+    /// The last store probe of `/readyz` (when it answered, and why the store is not ready,
+    /// if it is not); held by the one probe running (`api::store_not_ready`).
+    pub(crate) probe: Arc<tokio::sync::Mutex<Option<StoreProbe>>>,
 }
 
 impl AppState {

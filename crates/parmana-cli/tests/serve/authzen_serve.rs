@@ -782,6 +782,19 @@ fn a_boxcar_is_bounded_by_what_it_expands_to() {
         );
         assert_eq!(after.json()["decision"], true, "{}", after.text);
     }
+    // One evaluation flattening to more than the signals limit (a 100 KB key over 1,000 leaves:
+    // each signal name repeats it) is refused while it is flattened, not after.
+    let mut long_names = request("viewer", "read");
+    let leaves: serde_json::Map<String, serde_json::Value> =
+        (0..1_000).map(|n| (format!("a{n}"), json!(0))).collect();
+    long_names["context"]["k".repeat(100 * 1024)] = serde_json::Value::Object(leaves);
+    let refused = served.post("/access/v1/evaluation", token, &long_names.to_string());
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (413, "runtime.request_too_large"),
+        "{}",
+        refused.text
+    );
 }
 
 /// The mapping is checked against every environment before it is in force: a reload whose
