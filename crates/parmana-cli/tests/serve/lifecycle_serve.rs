@@ -228,6 +228,15 @@ fn sigterm_under_load_loses_and_doubles_no_outcome() {
 
 #[test]
 fn a_clean_shutdown_sequences_an_execution_that_outlived_its_request() {
+    // SIGTERM and SIGINT drain alike.
+    for signal in ["TERM", "INT"] {
+        shutdown_on(signal);
+    }
+}
+
+/// One execution held up by the store past its request, then `signal`: the drain waits for it
+/// before its final sequencer pass.
+fn shutdown_on(signal: &str) {
     use parmana_runtime::replay::SqliteReplayStore;
     let env = deployment("sqlite:state/replay.sqlite3", "");
     let root = env.root().to_path_buf();
@@ -251,7 +260,7 @@ fn a_clean_shutdown_sequences_an_execution_that_outlived_its_request() {
         &execution_body("late-1"),
     );
     assert_eq!(late.code(), "server.timeout", "{}", late.text);
-    served.signal("TERM");
+    served.signal(signal);
     // The server says it waits for that execution before its final sequencer pass (polled,
     // bounded: 400 × 25 ms); only then is the store let go.
     let waiting = (0..400).any(|_| {
@@ -263,7 +272,7 @@ fn a_clean_shutdown_sequences_an_execution_that_outlived_its_request() {
         }
         said
     });
-    assert!(waiting, "{}", served.stderr());
+    assert!(waiting, "{signal}: {}", served.stderr());
     drop(held);
     assert_eq!(served.wait(), Some(0), "{}", served.stderr());
     // The execution completed, and the final pass sequenced it: nothing waits for a restart.

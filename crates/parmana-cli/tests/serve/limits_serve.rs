@@ -1,4 +1,4 @@
-//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured), the transport limits (oversized request heads, connections over `--max-connections`, connections that send no request within `--idle-timeout-ms`, HTTP/2 in clear text refused, limits out of range refused at start, invented methods counted as `OTHER`), the per-request timeout (of an evaluation, and of an execution held up by the store's lock: answered, slot kept, completed once), and an id claimed elsewhere read as pending (`423`).
+//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured), the transport limits (oversized request heads, connections over `--max-connections`, connections that send no request within `--idle-timeout-ms`, HTTP/2 in clear text refused, limits out of range refused at start, invented methods counted as `OTHER`), a store that fails (`503` with `Retry-After`, not ready, evaluations going on), a burst past `--max-concurrency` (decided or shed, never queued), the per-request timeout (of an evaluation, and of an execution held up by the store's lock: answered, slot kept, completed once), and an id claimed elsewhere read as pending (`423`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -443,4 +443,108 @@ fn an_execution_past_its_time_is_answered_503_keeps_its_slot_and_completes_once(
     }
     // The shed request did nothing.
     assert_eq!(served.get("/v1/executions/held-3", token).status, 404);
+}
+
+#[test]
+fn a_store_that_fails_is_answered_503_and_the_server_is_not_ready() {
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let first = served.post("/v1/executions", token, &execution_body("before-1"));
+    assert_eq!(first.status, 201, "{}", first.text);
+    // The store's file is overwritten in place (the server's connections keep it open): every
+    // store call fails from now on.
+    for name in ["replay.sqlite3", "replay.sqlite3-wal", "replay.sqlite3-shm"] {
+        let path = env.root().join(name);
+        if let Ok(length) = std::fs::metadata(&path).map(|m| m.len()) {
+            let garbage = vec![0x5a_u8; usize::try_from(length).unwrap()];
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .write_all(&garbage)
+                .unwrap();
+        }
+    }
+    let failed = served.post("/v1/executions", token, &execution_body("after-1"));
+    assert_eq!(failed.status, 503, "{}", failed.text);
+    assert!(failed.code().starts_with("replay."), "{}", failed.text);
+    assert_eq!(failed.header("retry-after"), Some("1"));
+    let read = served.get("/v1/executions/before-1", token);
+    assert_eq!(read.status, 503, "{}", read.text);
+    // Not ready while its store fails (polled: a probe's answer is reused for a second).
+    let not_ready = (0..200).any(|_| {
+        let status = served.get("/readyz", None).status;
+        if status != 503 {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        status == 503
+    });
+    assert!(not_ready, "{}", served.stderr());
+    // Pure evaluations touch no store and go on.
+    let evaluated = served.post(
+        "/v1/evaluations",
+        token,
+        &format!(
+            r#"{{"policy":"claims-approval@1.0.0","signals":{}}}"#,
+            crate::harness::README_SIGNALS
+        ),
+    );
+    assert_eq!(evaluated.status, 200, "{}", evaluated.text);
+}
+
+#[test]
+fn a_burst_past_the_concurrency_limit_is_decided_or_shed_never_queued() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token", "--max-concurrency", "2"]);
+    let token = served.token.clone().unwrap();
+    // A batch of 200 signal sets, explained: long enough that 12 clients at once overrun the
+    // two slots (decided on the blocking pool).
+    let sets = vec![crate::harness::README_SIGNALS; 200].join(",");
+    let batch = format!(r#"{{"policy":"claims-approval@1.0.0","batch":[{sets}]}}"#);
+    let clients: Vec<_> = (0..12)
+        .map(|_| {
+            let (base, token, batch) = (served.base.clone(), token.clone(), batch.clone());
+            std::thread::spawn(move || {
+                (0..8)
+                    .map(|_| {
+                        let reply = crate::harness::try_call(
+                            &base,
+                            "POST",
+                            "/v1/evaluations?explain=true",
+                            Some(&token),
+                            Some(&batch),
+                        )
+                        .unwrap();
+                        (
+                            reply.status,
+                            reply.code(),
+                            reply.header("retry-after").map(str::to_owned),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<_> = clients
+        .into_iter()
+        .flat_map(|client| client.join().unwrap())
+        .collect();
+    // Every answer is a decision or a shed (never a timeout, a defect or a wait in a queue).
+    for (status, code, retry_after) in &answers {
+        match status {
+            200 => {}
+            503 => {
+                assert_eq!(code, "server.overloaded");
+                assert_eq!(retry_after.as_deref(), Some("1"));
+            }
+            other => panic!("{other} {code}"),
+        }
+    }
+    // Both happened: twelve clients on two slots are shed (slower machines shed more, not less).
+    assert!(answers.iter().any(|(status, _, _)| *status == 200));
+    assert!(answers.iter().any(|(status, _, _)| *status == 503));
+    // After the burst, the server decides again.
+    let after = served.post("/v1/evaluations", Some(&token), &batch);
+    assert_eq!(after.status, 200, "{}", after.text);
 }
