@@ -521,6 +521,8 @@ pub(crate) async fn readyz(State(state): Shared) -> Response {
         (status = 401, description = "No valid bearer token", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
+        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
     ),
     security(("bearer" = ["read"])))]
 pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -578,6 +580,8 @@ pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<R
         (status = 401, description = "No valid bearer token", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
+        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
     ),
     security(("bearer" = ["read"])))]
 pub(crate) async fn metrics(
@@ -627,7 +631,11 @@ pub(crate) async fn reload(State(state): Shared, headers: HeaderMap) -> Result<R
 
 /// The OpenAPI 3.1 document of this server, generated from the code.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+    responses(
+        (status = 200, description = "The OpenAPI document", body = Object),
+        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+    ))]
 pub(crate) async fn openapi() -> Response {
     // Rendered once per process (the document is fixed at build time); each answer shares it.
     match crate::openapi::rendered() {

@@ -960,7 +960,11 @@ pub(crate) async fn evaluations(
 /// The AuthZEN metadata: where the evaluation endpoints are.
 #[utoipa::path(
     get, path = "/.well-known/authzen-configuration", tag = "authzen",
-    responses((status = 200, description = "The Policy Decision Point metadata", body = Configuration))
+    responses(
+        (status = 200, description = "The Policy Decision Point metadata", body = Configuration),
+        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+    )
 )]
 pub(crate) async fn configuration(
     State(state): State<Arc<AppState>>,

@@ -106,6 +106,17 @@ fn exchange(stream: &mut TcpStream, request: &[u8]) -> String {
     }
 }
 
+/// A server polled for readiness by a client that keeps no idle connection: the polls leave no
+/// connection slot taken.
+fn start_unpooled(root: &std::path::Path, args: &[&str]) -> Served {
+    let unpooled: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_idle_connections_per_host(0)
+        .build()
+        .into();
+    Served::start_with_agent(root, args, &[], unpooled)
+}
+
 const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
 
 #[test]
@@ -174,12 +185,7 @@ fn a_limit_outside_what_the_server_can_keep_stops_it_at_start() {
 #[test]
 fn connections_that_send_no_request_in_time_are_closed() {
     let env = deployment("memory", "");
-    let unpooled: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_idle_connections_per_host(0)
-        .build()
-        .into();
-    let served = Served::start_with_agent(
+    let served = start_unpooled(
         env.root(),
         &[
             "--dev-token",
@@ -188,8 +194,6 @@ fn connections_that_send_no_request_in_time_are_closed() {
             "--idle-timeout-ms",
             "300",
         ],
-        &[],
-        unpooled,
     );
     // One connection silent from the start, one trickling a request head it never ends, one
     // kept alive after an answer: each is closed by the server (read: end of stream), so the
@@ -270,18 +274,7 @@ fn any_method_a_client_invents_is_counted_as_other() {
 #[test]
 fn connections_over_the_limit_are_closed_and_a_freed_slot_serves_again() {
     let env = deployment("memory", "");
-    // A client that keeps no idle connection: the readiness polls leave no slot taken.
-    let unpooled: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_idle_connections_per_host(0)
-        .build()
-        .into();
-    let served = Served::start_with_agent(
-        env.root(),
-        &["--dev-token", "--max-connections", "2"],
-        &[],
-        unpooled,
-    );
+    let served = start_unpooled(env.root(), &["--dev-token", "--max-connections", "2"]);
     // Two kept-alive connections take both slots (retried while the server is still releasing
     // the readiness polls' connections, which it notices closed asynchronously).
     let mut held: Vec<TcpStream> = Vec::new();
