@@ -120,6 +120,13 @@ impl Tokens {
             if entry.scopes.is_empty() {
                 return Err(format!("token {:?} has no scopes", entry.name));
             }
+            // The name is what the logs say of a caller: it names one token.
+            if entry.name.trim().is_empty() {
+                return Err("a token has an empty name".to_owned());
+            }
+            if tokens.iter().any(|t| t.name == entry.name) {
+                return Err(format!("two tokens are named {:?}", entry.name));
+            }
             if tokens.iter().any(|t| t.digest == *digest.as_bytes()) {
                 return Err(format!("token {:?} repeats another token", entry.name));
             }
@@ -271,6 +278,7 @@ mod tests {
     #[test]
     fn malformed_token_files_are_refused() {
         let digest = Digest::of(b"x");
+        let other = Digest::of(b"y");
         for text in [
             String::new(),
             "tokens = []\n".to_owned(),
@@ -283,6 +291,12 @@ mod tests {
             format!(
                 "[[tokens]]\nname = \"a\"\nsha256 = \"{digest}\"\nscopes = [\"read\"]\n\
                  [[tokens]]\nname = \"b\"\nsha256 = \"{digest}\"\nscopes = [\"admin\"]\n"
+            ),
+            // A name says which token called, in every log line: never empty, never twice.
+            format!("[[tokens]]\nname = \" \"\nsha256 = \"{digest}\"\nscopes = [\"read\"]\n"),
+            format!(
+                "[[tokens]]\nname = \"a\"\nsha256 = \"{digest}\"\nscopes = [\"read\"]\n\
+                 [[tokens]]\nname = \"a\"\nsha256 = \"{other}\"\nscopes = [\"admin\"]\n"
             ),
         ] {
             let error = tokens_file(&text).unwrap_err();

@@ -193,7 +193,10 @@ impl Server {
                     .await
             }
             Some(config) => {
-                let tls = RustlsAcceptor::new(RustlsConfig::from_config(config));
+                // A connection that completes no handshake within the idle timeout is closed, as
+                // one that sends no request head is.
+                let tls = RustlsAcceptor::new(RustlsConfig::from_config(config))
+                    .handshake_timeout(state.limits.idle_timeout);
                 server
                     .acceptor(Limited::new(tls, connections))
                     .serve(app.into_make_service())

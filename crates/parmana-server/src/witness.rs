@@ -90,13 +90,11 @@ fn read_state(path: &Path) -> Result<Option<Vec<u8>>, ServerError> {
     Ok(Some(bytes))
 }
 
-/// Replaces `path` with `bytes` durably: a temporary file beside it is written and synced, then
-/// renamed over it, and the directory synced — a crash leaves the old state or the new one.
-fn write_state(path: &Path, bytes: &[u8]) -> Result<(), ExecutionError> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+/// Replaces `path` with `bytes`: a temporary file beside it is written and synced, then renamed
+/// over it (made durable by [`sync_state_directory`]) — a crash leaves the old state or the new
+/// one.
+fn replace_state(path: &Path, bytes: &[u8]) -> Result<(), ExecutionError> {
+    let directory = state_directory(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -107,10 +105,23 @@ fn write_state(path: &Path, bytes: &[u8]) -> Result<(), ExecutionError> {
         file.sync_all()
     });
     written.map_err(|e| ExecutionError::io("write", &temporary, &e))?;
-    std::fs::rename(&temporary, path).map_err(|e| ExecutionError::io("rename", path, &e))?;
+    std::fs::rename(&temporary, path).map_err(|e| ExecutionError::io("rename", path, &e))
+}
+
+/// Makes the rename of the state file durable (its directory synced).
+fn sync_state_directory(path: &Path) -> Result<(), ExecutionError> {
+    let directory = state_directory(path);
     std::fs::File::open(&directory)
         .and_then(|dir| dir.sync_all())
         .map_err(|e| ExecutionError::io("sync", &directory, &e))
+}
+
+/// The directory holding the state file.
+fn state_directory(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 impl WitnessServer {
@@ -257,9 +268,12 @@ async fn add_checkpoint(
             settings.signer.as_ref(),
             settings.clock.now(),
         )?;
-        // Persisted before the answer, under the lock that checked the old state.
-        write_state(&settings.state, cosigned.checkpoint.as_bytes())?;
+        // Persisted before the answer, under the lock that checked the old state. Once the file
+        // names the new checkpoint, so does the state kept here, even when making the rename
+        // durable then fails (and the request is refused): the two never disagree.
+        replace_state(&settings.state, cosigned.checkpoint.as_bytes())?;
         *last = Some(cosigned.checkpoint.into_bytes());
+        sync_state_directory(&settings.state)?;
         Ok(cosigned.signature_lines)
     })
     .await;
@@ -326,6 +340,8 @@ pub fn submit_add_checkpoint(prefix: &str, body: &str) -> Result<WitnessReply, S
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        // The answer must come from the witness asked: a redirect is not followed.
+        .max_redirects(0)
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();

@@ -1,4 +1,4 @@
-//! TLS: HTTPS with the certificate and key from files (flags, `PARMANA_TLS_*` and `[server]` in `parmana.toml`), required client certificates, and unusable TLS files refused at start.
+//! TLS: HTTPS with the certificate and key from files (flags, `PARMANA_TLS_*` and `[server]` in `parmana.toml`), required client certificates, a connection that completes no handshake within the idle timeout closed, and unusable TLS files refused at start.
 
 use std::path::{Path, PathBuf};
 
@@ -126,6 +126,34 @@ fn https_serves_the_api_to_clients_that_trust_the_certificate_and_nothing_else()
         let refused = try_call_with(agent, base, "GET", "/v1/status", token, None);
         assert!(refused.is_err(), "{what}: {refused:?}");
     }
+}
+
+#[test]
+fn a_connection_that_completes_no_handshake_in_time_is_closed() {
+    use std::io::Read;
+    let server_ca = Authority::new("server CA");
+    let env = deployment(
+        "memory",
+        "[server]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n",
+    );
+    server_files(env.root(), &server_ca);
+    let served = Served::start_with_agent(
+        env.root(),
+        &["--dev-token", "--idle-timeout-ms", "300"],
+        &[],
+        client(&server_ca, None),
+    );
+    // A client that opens a connection and never starts the handshake: closed by the server
+    // within 5 s (the idle timeout is 300 ms; TLS's own default is 10 s).
+    let address = served.base.trim_start_matches("https://");
+    let mut silent = std::net::TcpStream::connect(address).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = silent.read_to_end(&mut rest);
+    assert!(closed.is_ok(), "{closed:?}");
+    assert!(rest.is_empty(), "{rest:?}");
 }
 
 #[test]
