@@ -136,6 +136,10 @@ pub(crate) struct WitnessArgs {
     /// The file holding the last checkpoint this witness cosigned (created on the first run).
     #[arg(long, value_name = "FILE")]
     state: PathBuf,
+    /// With --serve: how long a connection may take to send a complete request head, from when
+    /// it opens or from its previous answer, before it is closed, from 1 to 3600000.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, requires = "serve")]
+    idle_timeout_ms: u64,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -395,6 +399,7 @@ fn serve_witness(
         state: args.state.clone(),
         trust_root,
         clock: Arc::from(args.clock.clock()),
+        idle_timeout: std::time::Duration::from_millis(args.idle_timeout_ms),
     })
     .map_err(|e| server_failure(&e))?;
     outln!("listening on http://{}", server.local_addr());

@@ -474,13 +474,13 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 /// An acceptor that holds at most N connections: one semaphore permit per connection, kept
 /// by its stream; a connection accepted past the limit is closed at once.
 #[derive(Debug, Clone)]
-struct Limited<A> {
+pub(crate) struct Limited<A> {
     inner: A,
     connections: Arc<Semaphore>,
 }
 
 impl<A> Limited<A> {
-    fn new(inner: A, connections: Arc<Semaphore>) -> Self {
+    pub(crate) fn new(inner: A, connections: Arc<Semaphore>) -> Self {
         Self { inner, connections }
     }
 }
@@ -515,7 +515,7 @@ where
 
 /// A connection's stream with its connection permit.
 #[derive(Debug)]
-struct Counted<T> {
+pub(crate) struct Counted<T> {
     inner: T,
     _permit: OwnedSemaphorePermit,
 }

@@ -13,6 +13,8 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum_server::Handle;
+use axum_server::accept::DefaultAcceptor;
 use parmana_runtime::canon::Digest;
 use parmana_runtime::trust::{
     LocalSigningKey, MAX_ADD_CHECKPOINT_BYTES, MAX_NOTE_BYTES, NoteKeyName, VerifiedTrustRoot,
@@ -20,6 +22,7 @@ use parmana_runtime::trust::{
 use parmana_runtime::{Clock, ExecutionError, witness_add_checkpoint, witness_state_size};
 
 use crate::error::ServerError;
+use crate::lifecycle::Limited;
 
 /// The media type of a witness's `409` body: the size it cosigned last.
 pub const TLOG_SIZE_MEDIA_TYPE: &str = "text/x.tlog.size";
@@ -38,7 +41,18 @@ pub struct WitnessSettings {
     pub trust_root: VerifiedTrustRoot,
     /// The clock of the cosignatures' timestamps.
     pub clock: Arc<dyn Clock>,
+    /// How long a connection may take to send a complete request head (from when it opens or
+    /// from its previous answer) before it is closed; 1 ms to an hour.
+    pub idle_timeout: Duration,
 }
+
+/// The most connections a witness holds open at once; more are closed when accepted.
+pub(crate) const WITNESS_MAX_CONNECTIONS: usize = 1024;
+/// The most `add-checkpoint` requests a witness handles at once (each waits for the state
+/// file's lock and its sync); more are refused with `503` and `Retry-After`.
+pub(crate) const WITNESS_MAX_IN_FLIGHT: usize = 16;
+/// How long one witness request may take, its body included, before it is answered `503`.
+pub(crate) const WITNESS_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for WitnessSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,6 +66,8 @@ impl std::fmt::Debug for WitnessSettings {
 
 struct Witness {
     settings: WitnessSettings,
+    /// `add-checkpoint` requests in flight: a permit each; none left means `503`.
+    in_flight: Arc<tokio::sync::Semaphore>,
     /// The last checkpoint cosigned: checked and replaced under this lock, so that two requests
     /// cannot both pass the check against one state (C2SP's rollback race).
     last: Mutex<Option<Vec<u8>>>,
@@ -128,6 +144,15 @@ impl WitnessServer {
     /// Checks that the trust root names a log, reads the state (a state file that is not a
     /// checkpoint refuses to start) and binds the listen address.
     pub fn bind(settings: WitnessSettings) -> Result<Self, ServerError> {
+        let idle = settings.idle_timeout;
+        if !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&idle) {
+            return Err(ServerError::LimitOutOfRange {
+                name: "idle_timeout_ms",
+                value: usize::try_from(idle.as_millis()).unwrap_or(usize::MAX),
+                min: 1,
+                max: 3_600_000,
+            });
+        }
         if settings.trust_root.log().is_none() {
             return Err(ServerError::Runtime(ExecutionError::NoTransparencyLog {
                 trust_root_version: settings.trust_root.version(),
@@ -145,6 +170,7 @@ impl WitnessServer {
         Ok(Self {
             witness: Arc::new(Witness {
                 settings,
+                in_flight: Arc::new(tokio::sync::Semaphore::new(WITNESS_MAX_IN_FLIGHT)),
                 last: Mutex::new(last),
             }),
             listener,
@@ -171,17 +197,38 @@ impl WitnessServer {
             .build()
             .map_err(io)?;
         runtime.block_on(async move {
-            self.listener.set_nonblocking(true).map_err(io)?;
-            let listener = tokio::net::TcpListener::from_std(self.listener).map_err(io)?;
+            let idle_timeout = self.witness.settings.idle_timeout;
             let app = Router::new()
                 .route("/add-checkpoint", post(add_checkpoint))
                 .route("/{origin_hash}/checkpoint", get(latest_checkpoint))
                 .layer(DefaultBodyLimit::max(MAX_ADD_CHECKPOINT_BYTES))
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&self.witness),
+                    bounded,
+                ))
                 .with_state(self.witness);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped())
-                .await
-                .map_err(io)
+            // Bounded as `parmana serve` is: HTTP/1.1 only, a connection that sends no request
+            // head within the idle timeout closed, at most WITNESS_MAX_CONNECTIONS held.
+            let handle: Handle<SocketAddr> = Handle::new();
+            let mut server = axum_server::from_tcp(self.listener)
+                .map_err(io)?
+                .handle(handle.clone())
+                .http1_only();
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(idle_timeout);
+            let connections = Arc::new(tokio::sync::Semaphore::new(WITNESS_MAX_CONNECTIONS));
+            let signals = tokio::spawn(async move {
+                stopped().await;
+                handle.graceful_shutdown(Some(WITNESS_REQUEST_TIMEOUT));
+            });
+            let served = server
+                .acceptor(Limited::new(DefaultAcceptor, connections))
+                .serve(app.into_make_service())
+                .await;
+            signals.abort();
+            served.map_err(io)
         })
     }
 }
@@ -236,9 +283,52 @@ fn refusal(error: &ExecutionError) -> Response {
     )
 }
 
+/// A request's place among the [`WITNESS_MAX_IN_FLIGHT`]: held until its work is done, also
+/// by the blocking task a timed-out request leaves running.
+#[derive(Debug, Clone)]
+struct Slot {
+    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// `503` with `Retry-After`, ending the connection (the body may be unread).
+fn busy(message: &str) -> Response {
+    let mut response = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain; charset=utf-8",
+        format!("{message}\n"),
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Every request: refused when [`WITNESS_MAX_IN_FLIGHT`] are in flight, answered `503` past
+/// [`WITNESS_REQUEST_TIMEOUT`] (its body's arrival included).
+async fn bounded(
+    State(witness): State<Arc<Witness>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(permit) = Arc::clone(&witness.in_flight).try_acquire_owned() else {
+        return busy("too many requests in flight; retry later");
+    };
+    request.extensions_mut().insert(Slot {
+        _permit: Arc::new(permit),
+    });
+    match tokio::time::timeout(WITNESS_REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => busy(&format!(
+            "no answer within {} s",
+            WITNESS_REQUEST_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 /// `POST /add-checkpoint`.
 async fn add_checkpoint(
     State(witness): State<Arc<Witness>>,
+    axum::Extension(slot): axum::Extension<Slot>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -252,6 +342,7 @@ async fn add_checkpoint(
         }
     };
     let decided = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let settings = &witness.settings;
         let Ok(mut last) = witness.last.lock() else {
             return Err(ExecutionError::io(

@@ -1,4 +1,4 @@
-//! The C2SP `tlog-witness` protocol through the binary: `parmana log witness --serve` on loopback, `parmana log cosign` submitting checkpoints with consistency proofs (409 then the proof), proofs verifying with a witness threshold, every refusal status of the specification from a real HTTP client, bounded bodies, a forked log refused, and a restarted witness remembering its state.
+//! The C2SP `tlog-witness` protocol through the binary: `parmana log witness --serve` on loopback, `parmana log cosign` submitting checkpoints with consistency proofs (409 then the proof), proofs verifying with a witness threshold, every refusal status of the specification from a real HTTP client, bounded bodies, a forked log refused, a restarted witness remembering its state, silent connections closed after the idle timeout, and requests past the in-flight limit refused with 503.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -26,6 +26,10 @@ impl Witness {
     }
 
     fn start_with_state(dir: &Path, state: &str) -> Self {
+        Self::start_with(dir, state, &[])
+    }
+
+    fn start_with(dir: &Path, state: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
             .args([
                 "log",
@@ -39,6 +43,7 @@ impl Witness {
                 "--state",
                 state,
             ])
+            .args(extra)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -332,4 +337,70 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
     let (code, err) = cosign(d, MAIN, "cp3.txt", "http://127.0.0.1:9", "x.txt");
     assert_ne!(code, 0);
     assert!(err.contains("server.witness_unreachable"), "{err}");
+}
+
+#[test]
+fn a_witness_closes_connections_that_send_no_request_in_time() {
+    use std::io::Read;
+    let env = deployment("sqlite:store.sqlite", "");
+    let d = env.root();
+    name_a_log(
+        d,
+        &[
+            "--witness",
+            &format!("{WITNESS}=trust/keys/policy.pub"),
+            "--witness-threshold",
+            "1",
+        ],
+    );
+    let witness = Witness::start_with(d, "witness-state.txt", &["--idle-timeout-ms", "300"]);
+    // Silent from the start, and trickling a head it never ends: each closed by the witness
+    // within 5 s (the idle timeout is 300 ms).
+    let address = witness.base.trim_start_matches("http://");
+    for partial in [&b""[..], b"POST /add-checkpoint HTTP/1.1\r\n"] {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        std::io::Write::write_all(&mut stream, partial).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let closed = stream.read_to_end(&mut rest);
+        assert!(closed.is_ok(), "{partial:?}: {closed:?}");
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    }
+    // Sixteen requests whose bodies never finish hold every place: the next is refused with
+    // 503 and Retry-After (polled while the server reads the sixteen heads), not queued.
+    let held: Vec<std::net::TcpStream> = (0..16)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            std::io::Write::write_all(
+                &mut stream,
+                b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: 100\r\n\r\nold",
+            )
+            .unwrap();
+            stream
+        })
+        .collect();
+    let refused = (0..200).find_map(|_| {
+        let (status, _, body) = witness.add(b"old 0\n");
+        if status == 503 {
+            return Some(body);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        None
+    });
+    assert!(
+        refused.is_some_and(|body| body.contains("too many requests in flight")),
+        "never refused"
+    );
+    drop(held);
+    // Once they are gone, it answers again (a malformed body: 400).
+    let answered = (0..200).any(|_| {
+        let (status, _, _) = witness.add(b"old 0\n");
+        if status == 503 {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        status == 400
+    });
+    assert!(answered);
 }
