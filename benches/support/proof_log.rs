@@ -45,7 +45,8 @@ impl ProofLog {
                     .into_envelope()
             })
             .collect();
-        let checkpoint = sign_log_checkpoint(&store, environment.trust_root(), &log_key).unwrap();
+        let checkpoint =
+            sign_log_checkpoint(&store, environment.trust_root(), &log_key, None).unwrap();
         Self {
             _fixture: fixture,
             environment,

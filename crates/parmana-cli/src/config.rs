@@ -63,6 +63,7 @@ pub(crate) struct ServerFile {
     log_format: Option<String>,
     log_signals: Option<bool>,
     log_key: Option<PathBuf>,
+    log_anchor: Option<PathBuf>,
     log_public: Option<bool>,
     sequence_interval_ms: Option<u64>,
     /// The AuthZEN mapping: in the file only (it is a table, not one value).
@@ -263,6 +264,11 @@ pub(crate) const LOG_SIGNALS: Key = Key {
     env: "PARMANA_LOG_SIGNALS",
 };
 /// How often `parmana serve`'s sequencer runs, in milliseconds.
+pub(crate) const LOG_ANCHOR: Key = Key {
+    name: "log_anchor",
+    flag: "--log-anchor",
+    env: "PARMANA_LOG_ANCHOR",
+};
 pub(crate) const SEQUENCE_INTERVAL_MS: Key = Key {
     name: "sequence_interval_ms",
     flag: "--sequence-interval-ms",
@@ -309,7 +315,7 @@ pub(crate) struct Deployment {
 }
 
 /// Every variable the configuration reads, so that the environment is read once.
-const VARIABLES: [&str; 24] = [
+const VARIABLES: [&str; 25] = [
     POLICIES.env,
     PINNED_ROOT.env,
     TRUST_ROOT.env,
@@ -334,6 +340,7 @@ const VARIABLES: [&str; 24] = [
     LOG_KEY.env,
     LOG_PUBLIC.env,
     SEQUENCE_INTERVAL_MS.env,
+    LOG_ANCHOR.env,
 ];
 
 impl Deployment {
@@ -606,6 +613,7 @@ impl Deployment {
             "tls_key" => server.tls_key.as_ref(),
             "tls_client_ca" => server.tls_client_ca.as_ref(),
             "log_key" => server.log_key.as_ref(),
+            "log_anchor" => server.log_anchor.as_ref(),
             _ => None,
         }?;
         Some(Setting {

@@ -176,6 +176,11 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
             values.log_key,
             "(none: no checkpoints signed, no log served)",
         ),
+        optional_path_row(
+            config::LOG_ANCHOR,
+            values.log_anchor,
+            "(none: checkpoints are checked against the store's alone)",
+        ),
         value_row(config::LOG_PUBLIC, values.log_public),
         value_row(config::SEQUENCE_INTERVAL_MS, values.sequence_interval_ms),
         authzen_row,

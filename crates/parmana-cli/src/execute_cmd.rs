@@ -8,9 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use parmana_runtime::canon::PolicyRef;
 use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{
-    BatchOptions, BatchReader, BatchSummary, ExecutionRequest, LogSequencer, LogSigning, Runtime,
-    Signals, StoreOpen, batch_refusal_line, check_log_signer, new_execution_id, parse_execution_id,
-    run_batch,
+    BatchOptions, BatchReader, BatchSummary, ExecutionRequest, LogAnchor, LogSequencer, LogSigning,
+    Runtime, Signals, StoreOpen, batch_refusal_line, check_log_signer, new_execution_id,
+    parse_execution_id, run_batch,
 };
 
 use crate::common::{
@@ -119,6 +119,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     )?;
     warn_environment_expiry(&deployment, &args.clock, &runtime)?;
     let log_key = configured_log_key(&deployment, args.log_key.as_deref(), &runtime)?;
+    let anchor = configured_log_anchor(&deployment, None)?;
     if let Some(input) = batch {
         let result = execute_batch(
             &runtime,
@@ -127,7 +128,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
             args.include_signals,
             args.jobs.map_or_else(default_jobs, usize::from),
         );
-        sequence_after(&runtime, log_key.as_ref());
+        sequence_after(&runtime, log_key.as_ref(), anchor.as_ref());
         return result;
     }
     let (Some(policy), Some(signals)) = (default_policy, single_signals) else {
@@ -147,7 +148,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         .execute(&request)
         .map_err(|e| Failure::execution(&e))?;
     outln!("{}", attestation.envelope_str());
-    sequence_after(&runtime, log_key.as_ref());
+    sequence_after(&runtime, log_key.as_ref(), anchor.as_ref());
     if args.summary.wanted() {
         let p = attestation.predicate();
         let reason = p
@@ -188,20 +189,40 @@ pub(crate) fn configured_log_key(
     check_log_signer(LogSigning {
         trust_root: environment.trust_root(),
         signer: &key,
+        anchor: None,
     })
     .map_err(|e| Failure::execution(&e))?;
     Ok(Some(key))
 }
 
+/// The log anchor in force (`--log-anchor` where a command takes it, `PARMANA_LOG_ANCHOR`,
+/// `log_anchor` in `[server]`), read: the largest checkpoint the log key signed, which a
+/// checkpoint signed now must extend.
+pub(crate) fn configured_log_anchor(
+    deployment: &Deployment,
+    flag: Option<&Path>,
+) -> Result<Option<LogAnchor>, Failure> {
+    deployment
+        .server_path(crate::config::LOG_ANCHOR, flag)
+        .map(|setting| LogAnchor::open(setting.value).map_err(|e| Failure::execution(&e)))
+        .transpose()
+}
+
 /// Runs the sequencer over what this command completed (and whatever else waits), signing and
-/// storing a checkpoint with `log_key` when one is configured. The executions are complete and
-/// printed already: a failure here is a warning on stderr (the entries wait for the next
-/// sequencer run), never a failed execution.
-pub(crate) fn sequence_after(runtime: &Runtime, log_key: Option<&LocalSigningKey>) {
+/// storing a checkpoint with `log_key` when one is configured (refused, with the log anchor,
+/// unless the log extends it). The executions are complete and printed already: a failure here
+/// is a warning on stderr (the entries wait for the next sequencer run), never a failed
+/// execution.
+pub(crate) fn sequence_after(
+    runtime: &Runtime,
+    log_key: Option<&LocalSigningKey>,
+    anchor: Option<&LogAnchor>,
+) {
     let environment = runtime.environment();
     let signing = log_key.map(|key| LogSigning {
         trust_root: environment.trust_root(),
         signer: key,
+        anchor,
     });
     if let Err(error) = LogSequencer::default().run_all(runtime.store(), signing) {
         eprintln!(

@@ -230,7 +230,8 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 .map_err(|e| Failure::execution(&e))?;
             let key = read_private_key(key)?;
             let store = args.store.open_existing(&deployment)?;
-            let note = sign_log_checkpoint(store.as_ref(), &trust, &key)
+            let anchor = crate::execute_cmd::configured_log_anchor(&deployment, None)?;
+            let note = sign_log_checkpoint(store.as_ref(), &trust, &key, anchor.as_ref())
                 .map_err(|e| Failure::execution(&e))?;
             out!("{note}");
             Ok(())
@@ -464,10 +465,12 @@ fn sequence(args: &SequenceArgs, deployment: &Deployment, format: Format) -> Res
         }
         None => None,
     };
+    let anchor = crate::execute_cmd::configured_log_anchor(deployment, None)?;
     let signing = match (&trust, &key) {
         (Some(trust_root), Some(key)) => Some(LogSigning {
             trust_root,
             signer: key,
+            anchor: anchor.as_ref(),
         }),
         _ => None,
     };

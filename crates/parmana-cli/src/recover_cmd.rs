@@ -60,9 +60,10 @@ pub(crate) fn recover_command(
     )?;
     warn_environment_expiry(&deployment, &args.clock, &runtime)?;
     let log_key = crate::execute_cmd::configured_log_key(&deployment, None, &runtime)?;
+    let anchor = crate::execute_cmd::configured_log_anchor(&deployment, None)?;
     let report = runtime.recover().map_err(|e| Failure::execution(&e))?;
     // The recovered executions (and any other waiting) go into the log, as `execute` does.
-    crate::execute_cmd::sequence_after(&runtime, log_key.as_ref());
+    crate::execute_cmd::sequence_after(&runtime, log_key.as_ref(), anchor.as_ref());
     for attestation in &report.completed {
         outln!("{}", attestation.envelope_str());
     }

@@ -105,6 +105,12 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_LOG_KEY; config: server.log_key; no default].
     #[arg(long, value_name = "FILE")]
     log_key: Option<PathBuf>,
+    /// A file, outside the store, recording the largest checkpoint the log key signed: no
+    /// checkpoint that does not extend it is signed (a store rewritten or cut is refused, after
+    /// a restart too); created at the first signature. Also read by execute, recover and the log
+    /// commands [env: PARMANA_LOG_ANCHOR; config: server.log_anchor; no default].
+    #[arg(long, value_name = "FILE")]
+    log_anchor: Option<PathBuf>,
     /// Serve /log/* without a token (the checkpoint, tiles and entry bundles are public;
     /// the proof route still needs `read`) [env: PARMANA_LOG_PUBLIC; config: server.log_public].
     #[arg(long)]
@@ -158,6 +164,7 @@ pub(crate) struct ServerFlags<'a> {
     log_format: Option<String>,
     log_signals: bool,
     log_key: Option<&'a Path>,
+    log_anchor: Option<&'a Path>,
     log_public: bool,
     sequence_interval_ms: Option<u64>,
 }
@@ -180,6 +187,7 @@ impl ServeArgs {
             log_format: self.log_format.clone(),
             log_signals: self.log_signals,
             log_key: self.log_key.as_deref(),
+            log_anchor: self.log_anchor.as_deref(),
             log_public: self.log_public,
             sequence_interval_ms: self.sequence_interval_ms,
         }
@@ -207,6 +215,8 @@ pub(crate) struct ServerValues {
     pub(crate) log_signals: Setting<bool>,
     /// A key of the trust root's `log` role (read and checked when the server starts).
     pub(crate) log_key: Option<Setting<PathBuf>>,
+    /// The log anchor (read when the server starts).
+    pub(crate) log_anchor: Option<Setting<PathBuf>>,
     pub(crate) log_public: Setting<bool>,
     pub(crate) sequence_interval_ms: Setting<u64>,
 }
@@ -286,6 +296,7 @@ impl ServerValues {
                 false,
             )?,
             log_key: deployment.server_path(config::LOG_KEY, flags.log_key),
+            log_anchor: deployment.server_path(config::LOG_ANCHOR, flags.log_anchor),
             log_public: deployment.server_value(
                 config::LOG_PUBLIC,
                 flags.log_public.then_some(true),
@@ -399,6 +410,13 @@ fn settings(
                 ExitClass::Usage,
             ));
         }
+        None if values.log_anchor.is_some() => {
+            return Err(Failure::new(
+                "cli.usage",
+                "--log-anchor needs a log key (--log-key, PARMANA_LOG_KEY or server.log_key)",
+                ExitClass::Usage,
+            ));
+        }
         None => None,
     };
     let store_kind = if store == "memory" {
@@ -424,6 +442,7 @@ fn settings(
             sequencer: SequencerSettings {
                 cadence: Duration::from_millis(values.sequence_interval_ms.value),
                 log_key: None,
+                anchor: None,
             },
         },
         printed_token,
@@ -462,6 +481,9 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         log.signer = Arc::clone(key);
     }
     settings.sequencer.log_key = log_key;
+    settings.sequencer.anchor =
+        crate::execute_cmd::configured_log_anchor(&deployment, args.log_anchor.as_deref())?
+            .map(Arc::new);
     let server = Server::bind(runtime, settings).map_err(|e| server_failure(&e))?;
     outln!("listening on {}://{}", server.scheme(), server.local_addr());
     if let Some(token) = token {

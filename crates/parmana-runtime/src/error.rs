@@ -183,6 +183,14 @@ pub enum ExecutionError {
         /// The trust root consulted.
         trust_root_version: u64,
     },
+    /// The log anchor file is not an anchor (`LogAnchor::open`).
+    #[error("log anchor {path}: {reason}")]
+    LogAnchorInvalid {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The trust root names no transparency log (it has no `log` role).
     #[error("trust root version {trust_root_version} names no transparency log (no log role)")]
     NoTransparencyLog {
@@ -276,6 +284,7 @@ impl ExecutionError {
             Self::NoStore => "runtime.no_store",
             Self::SignersBelowThreshold { .. } => "runtime.signers_below_threshold",
             Self::NoTransparencyLog { .. } => "runtime.no_transparency_log",
+            Self::LogAnchorInvalid { .. } => "runtime.log_anchor_invalid",
             Self::NotInLog { .. } => "runtime.not_in_log",
             Self::ProofEntryMismatch { .. } => "runtime.proof_entry_mismatch",
             Self::Tile(e) => e.code(),
@@ -310,6 +319,7 @@ impl ExecutionError {
             | Self::SignersBelowThreshold { .. }
             | Self::RecoveryMismatch { .. }
             | Self::NoTransparencyLog { .. }
+            | Self::LogAnchorInvalid { .. }
             | Self::ProofEntryMismatch { .. }
             | Self::StoredCheckpointInvalid { .. }
             | Self::EnvironmentRefused { .. }

@@ -2,6 +2,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod anchor;
 mod authoring;
 mod batch;
 mod batch_run;
@@ -17,6 +18,7 @@ mod store;
 mod verify;
 mod witness;
 
+pub use anchor::LogAnchor;
 pub use authoring::{
     Rotation, rotate_trust_root_file, sign_bundle_verified, sign_release_manifest_verified,
 };

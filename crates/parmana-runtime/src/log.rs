@@ -16,6 +16,7 @@ use parmana_trust::{
 };
 
 use crate::ExecutionError;
+use crate::anchor::LogAnchor;
 use crate::sequencer::{LogSequencer, LogSigning, check_log_signer, sign_stored_checkpoint};
 
 /// The `log` role of `trust_root`, or `runtime.no_transparency_log`.
@@ -31,12 +32,18 @@ pub(crate) fn log_role(trust_root: &VerifiedTrustRoot) -> Result<&LogRole, Execu
 /// when it is larger than the newest stored checkpoint — which must commit to the log
 /// (`trust.tlog_inconsistent`). Returns the signed note, C2SP `tlog-checkpoint` text. A log
 /// whose role needs several keys gets the others' signatures with `parmana_trust::cosign_note`.
+/// With an `anchor`, a log that does not extend the largest checkpoint it records is refused.
 pub fn sign_log_checkpoint(
     store: &dyn ReplayStore,
     trust_root: &VerifiedTrustRoot,
     signer: &dyn Signer,
+    anchor: Option<&LogAnchor>,
 ) -> Result<String, ExecutionError> {
-    let signing = LogSigning { trust_root, signer };
+    let signing = LogSigning {
+        trust_root,
+        signer,
+        anchor,
+    };
     let report = LogSequencer::default().run_all(store, Some(signing))?;
     if let Some(stored) = report.checkpoint {
         return Ok(stored.note);
@@ -123,13 +130,19 @@ impl LogSnapshot {
     }
 
     /// The signed checkpoint of the log at this snapshot's size, by `signer`, a key of the
-    /// `log` role of `trust_root` (checked: `trust.key_lacks_role`).
+    /// `log` role of `trust_root` (checked: `trust.key_lacks_role`); with an `anchor`, refused
+    /// unless the log extends the largest checkpoint it records.
     pub fn checkpoint(
         &self,
         trust_root: &VerifiedTrustRoot,
         signer: &dyn Signer,
+        anchor: Option<&LogAnchor>,
     ) -> Result<String, ExecutionError> {
-        let signing = LogSigning { trust_root, signer };
+        let signing = LogSigning {
+            trust_root,
+            signer,
+            anchor,
+        };
         check_log_signer(signing)?;
         Ok(sign_stored_checkpoint(&self.log, signing)?.note)
     }

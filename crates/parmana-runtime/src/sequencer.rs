@@ -22,6 +22,9 @@ pub struct LogSigning<'a> {
     pub trust_root: &'a VerifiedTrustRoot,
     /// A key of that role.
     pub signer: &'a dyn Signer,
+    /// The largest checkpoint this key signed, kept outside the store: with one, a log that
+    /// does not extend it is never signed (`trust.tlog_inconsistent`).
+    pub anchor: Option<&'a crate::LogAnchor>,
 }
 
 impl std::fmt::Debug for LogSigning<'_> {
@@ -284,6 +287,9 @@ pub(crate) fn sign_stored_checkpoint(
     signing: LogSigning<'_>,
 ) -> Result<StoredCheckpoint, ExecutionError> {
     let role = crate::log::log_role(signing.trust_root)?;
+    if let Some(anchor) = signing.anchor {
+        anchor.check_and_advance(log)?;
+    }
     let checkpoint = Checkpoint::new(role.origin().as_str(), log.size(), log.root())?;
     let note = sign_checkpoint(&checkpoint, role.origin(), signing.signer)?;
     Ok(StoredCheckpoint {

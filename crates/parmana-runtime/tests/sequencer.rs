@@ -1,4 +1,4 @@
-//! The sequencer driver: executions are readable at once and enter the log in batches; runs sign and store checkpoints with a `log` key; proofs come from stored checkpoints; `audit_ledger` refuses a tampered stored checkpoint.
+//! The sequencer driver: executions are readable at once and enter the log in batches; runs sign and store checkpoints with a `log` key; proofs come from stored checkpoints; `audit_ledger` refuses a tampered stored checkpoint; a log anchor refuses to sign a log that does not extend what the key signed, across restarts.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -14,9 +14,9 @@ use parmana_runtime::replay::{
 };
 use parmana_runtime::trust::{LocalSigningKey, LogSpec};
 use parmana_runtime::{
-    ExecutionRequest, ExecutionStatus, LogSequencer, LogSigning, Runtime, RuntimeEnvironment,
-    audit_ledger, latest_log_checkpoint, load_trust_history, prove_execution, read_log,
-    verify_attestation_proof,
+    ExecutionRequest, ExecutionStatus, LogAnchor, LogSequencer, LogSigning, Runtime,
+    RuntimeEnvironment, audit_ledger, latest_log_checkpoint, load_trust_history, prove_execution,
+    read_log, sign_log_checkpoint, verify_attestation_proof,
 };
 use parmana_testkit::FixtureEnvironment;
 
@@ -57,6 +57,7 @@ fn signing_with<'a>(
     LogSigning {
         trust_root: environment.trust_root(),
         signer: key,
+        anchor: None,
     }
 }
 
@@ -391,4 +392,76 @@ fn a_rewritten_ledger_is_never_taken_by_a_running_driver_or_snapshot() {
     snapshot.catch_up(store).unwrap();
     assert_eq!(snapshot.size(), signed.size + 1);
     assert_eq!(snapshot.tile(store, &bundle).unwrap(), expected_bundle);
+}
+
+#[test]
+fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
+    let (fixture, runtime, log_key) = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log-anchor");
+    let anchor = LogAnchor::open(&path).unwrap();
+    assert_eq!(anchor.recorded(), None);
+    for n in 0..3 {
+        execute(&runtime, &format!("anchored-{n}"));
+    }
+    let with = |environment, anchor| LogSigning {
+        anchor: Some(anchor),
+        ..signing_with(environment, &log_key)
+    };
+    let environment = runtime.environment();
+    let report = LogSequencer::default()
+        .run_all(runtime.store(), Some(with(&environment, &anchor)))
+        .unwrap();
+    let (size, root) = anchor.recorded().unwrap();
+    assert_eq!(size, report.size);
+    // Kept in the file: read again as a restarted signer reads it.
+    let reopened = LogAnchor::open(&path).unwrap();
+    assert_eq!(reopened.recorded(), Some((size, root)));
+
+    // A store that does not hold that log (the ledger cut or rewritten; here another store,
+    // shorter): the sequencer, a checkpoint asked now, and a snapshot's checkpoint are refused.
+    let other = Runtime::builder(fixture.config())
+        .signer(fixture.attestation_signer().unwrap())
+        .shared_store(Arc::new(MemoryReplayStore::new()))
+        .clock(clock())
+        .build()
+        .unwrap();
+    execute(&other, "elsewhere-0");
+    let other_environment = other.environment();
+    let refused = LogSequencer::default()
+        .run_all(other.store(), Some(with(&other_environment, &reopened)))
+        .unwrap_err();
+    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    let trust_root = other_environment.trust_root();
+    let refused =
+        sign_log_checkpoint(other.store(), trust_root, &log_key, Some(&reopened)).unwrap_err();
+    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    let snapshot = read_log(other.store()).unwrap();
+    let refused = snapshot
+        .checkpoint(trust_root, &log_key, Some(&reopened))
+        .unwrap_err();
+    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    // Without the anchor, that store's log is signed (what the anchor is for).
+    assert!(sign_log_checkpoint(other.store(), trust_root, &log_key, None).is_ok());
+    assert_eq!(reopened.recorded(), Some((size, root)));
+
+    // The log that extends it is signed, and the anchor follows it.
+    execute(&runtime, "anchored-3");
+    LogSequencer::default()
+        .run_all(runtime.store(), Some(with(&environment, &reopened)))
+        .unwrap();
+    let (grown, _) = reopened.recorded().unwrap();
+    assert!(grown > size, "{grown} {size}");
+    assert_eq!(LogAnchor::open(&path).unwrap().recorded().unwrap().0, grown);
+
+    // A file that is not an anchor is refused when it is read.
+    for text in [
+        "",
+        "parmana log anchor v1\n3\n",
+        "parmana log anchor v1\nx\nsha256:00\n",
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let error = LogAnchor::open(&path).unwrap_err();
+        assert_eq!(error.code(), "runtime.log_anchor_invalid", "{text:?}");
+    }
 }

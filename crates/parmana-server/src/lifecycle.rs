@@ -75,6 +75,7 @@ impl Server {
             check_log_signer(LogSigning {
                 trust_root: runtime.environment().trust_root(),
                 signer: log.signer.as_ref(),
+                anchor: None,
             })?;
         }
         let listener =
@@ -347,6 +348,7 @@ async fn sequence_all(state: &Arc<AppState>) {
                     .map(|key| parmana_runtime::LogSigning {
                         trust_root: environment.trust_root(),
                         signer: key,
+                        anchor: worker.sequencer.anchor.as_deref(),
                     });
             worker.log_sequencer.run_all(runtime.store(), signing)
         })

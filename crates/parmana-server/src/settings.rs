@@ -166,6 +166,9 @@ pub struct SequencerSettings {
     pub cadence: Duration,
     /// A key of the trust root's `log` role that signs checkpoints; none: no checkpoints.
     pub log_key: Option<std::sync::Arc<LocalSigningKey>>,
+    /// The largest checkpoint that key signed, kept outside the store: every checkpoint the
+    /// server signs (the sequencer's, `/log/checkpoint`, a proof's) must extend it.
+    pub anchor: Option<std::sync::Arc<parmana_runtime::LogAnchor>>,
 }
 
 impl Default for SequencerSettings {
@@ -173,6 +176,7 @@ impl Default for SequencerSettings {
         Self {
             cadence: Duration::from_secs(1),
             log_key: None,
+            anchor: None,
         }
     }
 }

@@ -78,10 +78,11 @@ pub(crate) async fn checkpoint(
     let note = state
         .blocking("log", move |runtime| {
             let environment = runtime.environment();
-            worker
-                .log_cache
-                .get(runtime.store())?
-                .checkpoint(environment.trust_root(), signer.as_ref())
+            worker.log_cache.get(runtime.store())?.checkpoint(
+                environment.trust_root(),
+                signer.as_ref(),
+                worker.sequencer.anchor.as_deref(),
+            )
         })
         .await?
         .map_err(|e| ApiError::from_execution(&e))?;
@@ -168,7 +169,11 @@ pub(crate) async fn proof(
             let environment = runtime.environment();
             let trust_root = environment.trust_root();
             let log = worker.log_cache.get(runtime.store())?;
-            let checkpoint = log.checkpoint(trust_root, signer.as_ref())?;
+            let checkpoint = log.checkpoint(
+                trust_root,
+                signer.as_ref(),
+                worker.sequencer.anchor.as_deref(),
+            )?;
             log.prove(
                 runtime.store(),
                 trust_root,

@@ -1,4 +1,4 @@
-//! The transparency log's read API over HTTP: the signed checkpoint, every hash tile and entry bundle of a log past one full tile (rebuilt into the checkpoint's root), caching headers, 404 past the tree, scopes and the public mode, and `GET /v1/executions/{id}/proof` checked offline by `parmana verify --proof`.
+//! The transparency log's read API over HTTP: the signed checkpoint, every hash tile and entry bundle of a log past one full tile (rebuilt into the checkpoint's root), caching headers, 404 past the tree, scopes and the public mode, `GET /v1/executions/{id}/proof` checked offline by `parmana verify --proof`, and a log anchor keeping a restarted server from signing a store rewritten under it.
 
 use std::path::Path;
 
@@ -287,4 +287,59 @@ fn a_public_log_needs_no_token_and_a_server_without_a_log_key_serves_none() {
         assert_ne!(exit, 0, "{out}");
         assert!(err.contains(code), "{err}");
     }
+}
+
+#[test]
+fn a_server_restarted_over_a_rewritten_store_signs_nothing_its_anchor_does_not_extend() {
+    let env = deployment("sqlite:state/replay.sqlite3", "");
+    let root = env.root();
+    name_a_log(root, &[]);
+    let args = [
+        "--dev-token",
+        "--log-key",
+        LOG_KEY,
+        "--log-anchor",
+        "anchor/log-anchor",
+        "--sequence-interval-ms",
+        "20",
+    ];
+    std::fs::create_dir_all(root.join("anchor")).unwrap();
+    {
+        let served = Served::start(root, &args);
+        let token = served.token.clone();
+        execute_many(&served, token.as_deref(), "anchored", 3);
+        let checkpoint = served.get("/log/checkpoint", token.as_deref());
+        assert_eq!(checkpoint.status, 200, "{}", checkpoint.text);
+    }
+    let anchored = std::fs::read_to_string(root.join("anchor/log-anchor")).unwrap();
+    assert!(
+        anchored.starts_with("parmana log anchor v1\n"),
+        "{anchored}"
+    );
+    // Whoever can write the store replaces it (its ledger and checkpoints gone); the server
+    // restarts over it with the same key and anchor.
+    for name in ["replay.sqlite3", "replay.sqlite3-wal", "replay.sqlite3-shm"] {
+        let _ = std::fs::remove_file(root.join("state").join(name));
+    }
+    let served = Served::start(root, &args);
+    let token = served.token.clone();
+    let executed = served.post(
+        "/v1/executions",
+        token.as_deref(),
+        &execution_body("after-rewrite"),
+    );
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    // The log it holds now does not extend what the key signed: no checkpoint of it is signed.
+    let refused = served.get("/log/checkpoint", token.as_deref());
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (500, "trust.tlog_inconsistent"),
+        "{}",
+        refused.text
+    );
+    // The anchor is unchanged.
+    assert_eq!(
+        std::fs::read_to_string(root.join("anchor/log-anchor")).unwrap(),
+        anchored
+    );
 }

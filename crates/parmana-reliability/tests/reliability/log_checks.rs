@@ -52,7 +52,7 @@ impl LogWatch {
         store: &dyn ReplayStore,
         trust: &VerifiedTrustRoot,
     ) {
-        let note = sign_log_checkpoint(store, trust, &log_key())
+        let note = sign_log_checkpoint(store, trust, &log_key(), None)
             .unwrap_or_else(|e| panic!("{label}: checkpoint: {e}"));
         let verifier = trust.log().unwrap().verifier();
         let checkpoint = verifier.open_checkpoint(note.as_bytes()).unwrap();

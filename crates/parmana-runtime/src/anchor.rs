@@ -1,0 +1,143 @@
+//! The log anchor: a file outside the store recording the largest checkpoint a log key signed (its size and root), so that a store rewritten or cut after a restart cannot get that key's signature on a log that does not extend it.
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use parmana_canon::Digest;
+use parmana_replay::LedgerLog;
+use parmana_trust::TrustError;
+
+use crate::error::ExecutionError;
+
+/// The largest anchor file read (a size and a root are about 80 bytes).
+const MAX_ANCHOR_BYTES: u64 = 1024;
+
+/// The first line of an anchor file.
+const HEADER: &str = "parmana log anchor v1";
+
+/// The largest checkpoint signed with a log key, kept in a file of its own (`docs/transparency-
+/// log.md`, "The log anchor"). Signing a checkpoint ([`crate::LogSigning`] with an anchor)
+/// refuses a log that does not extend it (`trust.tlog_inconsistent`), and records a larger one,
+/// durably, before the signature is made.
+#[derive(Debug)]
+pub struct LogAnchor {
+    path: PathBuf,
+    /// The size and root recorded; `None` before the first signature.
+    last: Mutex<Option<(u64, Digest)>>,
+}
+
+impl LogAnchor {
+    /// The anchor kept at `path`: read when the file exists (a file that is not an anchor is
+    /// `runtime.log_anchor_invalid`), none recorded yet when it does not.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, ExecutionError> {
+        let path = path.into();
+        let last = match std::fs::File::open(&path) {
+            Ok(file) => {
+                let mut text = String::new();
+                file.take(MAX_ANCHOR_BYTES + 1)
+                    .read_to_string(&mut text)
+                    .map_err(|e| ExecutionError::io("read", &path, &e))?;
+                Some(
+                    parse(&text).map_err(|reason| ExecutionError::LogAnchorInvalid {
+                        path: path.display().to_string(),
+                        reason,
+                    })?,
+                )
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(ExecutionError::io("read", &path, &e)),
+        };
+        Ok(Self {
+            path,
+            last: Mutex::new(last),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The size and root recorded, if any.
+    pub fn recorded(&self) -> Option<(u64, Digest)> {
+        self.last.lock().ok().and_then(|last| *last)
+    }
+
+    /// Refuses `log` unless it extends the recorded checkpoint (as large, the same root at its
+    /// size); records `log`'s size and root when it is larger, durably, before returning.
+    pub(crate) fn check_and_advance(&self, log: &LedgerLog) -> Result<(), ExecutionError> {
+        let mut last = self.last.lock().map_err(|_| {
+            ExecutionError::io(
+                "lock",
+                &self.path,
+                &std::io::Error::other("the log anchor's lock is poisoned"),
+            )
+        })?;
+        if let Some((size, root)) = *last {
+            let inconsistent = |reason| TrustError::TlogInconsistent {
+                old_size: size,
+                new_size: log.size(),
+                reason,
+            };
+            let at = log.tree().root_at(size).map_err(inconsistent)?;
+            if at != root {
+                return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
+            }
+            if log.size() == size {
+                return Ok(());
+            }
+        }
+        write(&self.path, log.size(), log.root())?;
+        *last = Some((log.size(), log.root()));
+        Ok(())
+    }
+}
+
+/// `HEADER`, the size and the root's hex, one per line.
+fn parse(text: &str) -> Result<(u64, Digest), String> {
+    if text.len() as u64 > MAX_ANCHOR_BYTES {
+        return Err(format!("larger than {MAX_ANCHOR_BYTES} bytes"));
+    }
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return Err(format!("the first line is not {HEADER:?}"));
+    }
+    let size = lines
+        .next()
+        .and_then(|line| line.parse::<u64>().ok())
+        .ok_or("the second line is not a size")?;
+    let root = lines
+        .next()
+        .and_then(|line| line.parse::<Digest>().ok())
+        .ok_or("the third line is not a root hash")?;
+    if lines.next().is_some() {
+        return Err("more than three lines".to_owned());
+    }
+    Ok((size, root))
+}
+
+/// Replaces the anchor file: a temporary file beside it written and synced, renamed over it,
+/// and the directory synced — a crash leaves the old anchor or the new one.
+fn write(path: &Path, size: u64, root: Digest) -> Result<(), ExecutionError> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = directory.join(format!(".{name}.tmp"));
+    let text = format!("{HEADER}\n{size}\n{root}\n");
+    std::fs::File::create(&temporary)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+        .map_err(|e| ExecutionError::io("write", &temporary, &e))?;
+    std::fs::rename(&temporary, path).map_err(|e| ExecutionError::io("rename", path, &e))?;
+    std::fs::File::open(&directory)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| ExecutionError::io("sync", &directory, &e))
+}
