@@ -32,22 +32,7 @@ impl LogAnchor {
     /// `runtime.log_anchor_invalid`), none recorded yet when it does not.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, ExecutionError> {
         let path = path.into();
-        let last = match std::fs::File::open(&path) {
-            Ok(file) => {
-                let mut text = String::new();
-                file.take(MAX_ANCHOR_BYTES + 1)
-                    .read_to_string(&mut text)
-                    .map_err(|e| ExecutionError::io("read", &path, &e))?;
-                Some(
-                    parse(&text).map_err(|reason| ExecutionError::LogAnchorInvalid {
-                        path: path.display().to_string(),
-                        reason,
-                    })?,
-                )
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(ExecutionError::io("read", &path, &e)),
-        };
+        let last = read(&path)?;
         Ok(Self {
             path,
             last: Mutex::new(last),
@@ -65,7 +50,10 @@ impl LogAnchor {
     }
 
     /// Refuses `log` unless it extends the recorded checkpoint (as large, the same root at its
-    /// size); records `log`'s size and root when it is larger, durably, before returning.
+    /// size); records `log`'s size and root when it is larger, durably, before returning (and
+    /// so before the checkpoint is signed: a signature that then fails leaves the anchor ahead,
+    /// which only refuses more). Signers sharing the file (a server and the CLI on one host) are
+    /// ordered by an exclusive lock on `<file>.lock`, and each reads the file again under it.
     pub(crate) fn check_and_advance(&self, log: &LedgerLog) -> Result<(), ExecutionError> {
         let mut last = self.last.lock().map_err(|_| {
             ExecutionError::io(
@@ -74,7 +62,29 @@ impl LogAnchor {
                 &std::io::Error::other("the log anchor's lock is poisoned"),
             )
         })?;
-        if let Some((size, root)) = *last {
+        let lock_path = sibling(&self.path, "lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| ExecutionError::io("open", &lock_path, &e))?;
+        lock.lock()
+            .map_err(|e| ExecutionError::io("lock", &lock_path, &e))?;
+        // What another signer recorded since counts as much as what this one did.
+        let recorded = match (*last, read(&self.path)?) {
+            (Some((kept, kept_root)), Some((filed, filed_root))) if kept == filed => {
+                if kept_root != filed_root {
+                    return Err(ExecutionError::LogAnchorInvalid {
+                        path: self.path.display().to_string(),
+                        reason: format!("it records another root at size {filed} than before"),
+                    });
+                }
+                Some((kept, kept_root))
+            }
+            (kept, filed) => kept.into_iter().chain(filed).max_by_key(|(size, _)| *size),
+        };
+        if let Some((size, root)) = recorded {
             let inconsistent = |reason| TrustError::TlogInconsistent {
                 old_size: size,
                 new_size: log.size(),
@@ -85,6 +95,7 @@ impl LogAnchor {
                 return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
             }
             if log.size() == size {
+                *last = Some((size, root));
                 return Ok(());
             }
         }
@@ -94,11 +105,41 @@ impl LogAnchor {
     }
 }
 
+/// The anchor in the file at `path`: `None` when there is no file yet; a file that is not an
+/// anchor is `runtime.log_anchor_invalid`.
+fn read(path: &Path) -> Result<Option<(u64, Digest)>, ExecutionError> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ExecutionError::io("read", path, &e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_ANCHOR_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ExecutionError::io("read", path, &e))?;
+    let invalid = |reason: String| ExecutionError::LogAnchorInvalid {
+        path: path.display().to_string(),
+        reason,
+    };
+    if bytes.len() as u64 > MAX_ANCHOR_BYTES {
+        return Err(invalid(format!("larger than {MAX_ANCHOR_BYTES} bytes")));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8".to_owned()))?;
+    parse(&text).map(Some).map_err(invalid)
+}
+
+/// `path` with `.suffix` added to its file name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".{suffix}"));
+    path.with_file_name(name)
+}
+
 /// `HEADER`, the size and the root's hex, one per line.
 fn parse(text: &str) -> Result<(u64, Digest), String> {
-    if text.len() as u64 > MAX_ANCHOR_BYTES {
-        return Err(format!("larger than {MAX_ANCHOR_BYTES} bytes"));
-    }
     let mut lines = text.lines();
     if lines.next() != Some(HEADER) {
         return Err(format!("the first line is not {HEADER:?}"));
@@ -117,8 +158,8 @@ fn parse(text: &str) -> Result<(u64, Digest), String> {
     Ok((size, root))
 }
 
-/// Replaces the anchor file: a temporary file beside it written and synced, renamed over it,
-/// and the directory synced — a crash leaves the old anchor or the new one.
+/// Replaces the anchor file (under its lock): a temporary file beside it written and synced,
+/// renamed over it, and the directory synced — a crash leaves the old anchor or the new one.
 fn write(path: &Path, size: u64, root: Digest) -> Result<(), ExecutionError> {
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -128,7 +169,7 @@ fn write(path: &Path, size: u64, root: Digest) -> Result<(), ExecutionError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temporary = directory.join(format!(".{name}.tmp"));
+    let temporary = directory.join(format!(".{name}.{}.tmp", std::process::id()));
     let text = format!("{HEADER}\n{size}\n{root}\n");
     std::fs::File::create(&temporary)
         .and_then(|mut file| {

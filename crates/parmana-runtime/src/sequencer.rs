@@ -287,10 +287,11 @@ pub(crate) fn sign_stored_checkpoint(
     signing: LogSigning<'_>,
 ) -> Result<StoredCheckpoint, ExecutionError> {
     let role = crate::log::log_role(signing.trust_root)?;
+    let checkpoint = Checkpoint::new(role.origin().as_str(), log.size(), log.root())?;
+    // Checked and recorded last before the signature.
     if let Some(anchor) = signing.anchor {
         anchor.check_and_advance(log)?;
     }
-    let checkpoint = Checkpoint::new(role.origin().as_str(), log.size(), log.root())?;
     let note = sign_checkpoint(&checkpoint, role.origin(), signing.signer)?;
     Ok(StoredCheckpoint {
         size: log.size(),

@@ -401,6 +401,8 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
     let path = dir.path().join("log-anchor");
     let anchor = LogAnchor::open(&path).unwrap();
     assert_eq!(anchor.recorded(), None);
+    // Another signer sharing the file (another process), opened before anything was recorded.
+    let sharing = LogAnchor::open(&path).unwrap();
     for n in 0..3 {
         execute(&runtime, &format!("anchored-{n}"));
     }
@@ -441,9 +443,29 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         .checkpoint(trust_root, &log_key, Some(&reopened))
         .unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    // The signer sharing the file reads it again before it signs: refused too.
+    let refused =
+        sign_log_checkpoint(other.store(), trust_root, &log_key, Some(&sharing)).unwrap_err();
+    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     // Without the anchor, that store's log is signed (what the anchor is for).
     assert!(sign_log_checkpoint(other.store(), trust_root, &log_key, None).is_ok());
     assert_eq!(reopened.recorded(), Some((size, root)));
+    // A log of the same size with another history, then a longer one: refused as well.
+    for n in 1..3 {
+        execute(&other, &format!("elsewhere-{n}"));
+    }
+    LogSequencer::default()
+        .run_all(other.store(), None)
+        .unwrap();
+    assert_eq!(read_log(other.store()).unwrap().size(), size);
+    for grow in [false, true] {
+        if grow {
+            execute(&other, "elsewhere-3");
+        }
+        let refused =
+            sign_log_checkpoint(other.store(), trust_root, &log_key, Some(&reopened)).unwrap_err();
+        assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    }
 
     // The log that extends it is signed, and the anchor follows it.
     execute(&runtime, "anchored-3");
@@ -455,11 +477,15 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
     assert_eq!(LogAnchor::open(&path).unwrap().recorded().unwrap().0, grown);
 
     // A file that is not an anchor is refused when it is read.
-    for text in [
-        "",
-        "parmana log anchor v1\n3\n",
-        "parmana log anchor v1\nx\nsha256:00\n",
-    ] {
+    let long = format!("parmana log anchor v1\n{}\n", "1".repeat(2000));
+    let files: [&[u8]; 5] = [
+        b"",
+        b"parmana log anchor v1\n3\n",
+        b"parmana log anchor v1\nx\nsha256:00\n",
+        b"parmana log anchor v1\n3\n\xff\n",
+        long.as_bytes(),
+    ];
+    for text in files {
         std::fs::write(&path, text).unwrap();
         let error = LogAnchor::open(&path).unwrap_err();
         assert_eq!(error.code(), "runtime.log_anchor_invalid", "{text:?}");

@@ -7,7 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::tile::Tile;
-use parmana_runtime::parse_execution_id;
+use parmana_runtime::trust::Signer;
+use parmana_runtime::{ExecutionError, LogSnapshot, Runtime, parse_execution_id};
 
 use crate::auth::Scope;
 use crate::error::ApiError;
@@ -77,12 +78,7 @@ pub(crate) async fn checkpoint(
     let worker = Arc::clone(&state);
     let note = state
         .blocking("log", move |runtime| {
-            let environment = runtime.environment();
-            worker.log_cache.get(runtime.store())?.checkpoint(
-                environment.trust_root(),
-                signer.as_ref(),
-                worker.sequencer.anchor.as_deref(),
-            )
+            signed_checkpoint(&worker, runtime, signer.as_ref()).map(|(_, note)| note)
         })
         .await?
         .map_err(|e| ApiError::from_execution(&e))?;
@@ -91,6 +87,31 @@ pub(crate) async fn checkpoint(
         NO_CACHE,
         note.into_bytes(),
     ))
+}
+
+/// The log served and its checkpoint signed with `signer`. With a log anchor, the snapshot may
+/// be behind what this server's sequencer (or another signer sharing the anchor) recorded a
+/// moment ago: refused against the anchor, it is read again and signed once more, so only a
+/// store that no longer holds what the key signed is refused.
+fn signed_checkpoint(
+    state: &AppState,
+    runtime: &Runtime,
+    signer: &dyn Signer,
+) -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
+    let anchor = state.sequencer.anchor.as_deref();
+    let environment = runtime.environment();
+    let sign = || -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
+        let log = state.log_cache.get(runtime.store())?;
+        let note = log.checkpoint(environment.trust_root(), signer, anchor)?;
+        Ok((log, note))
+    };
+    match sign() {
+        Err(error) if anchor.is_some() && error.code() == "trust.tlog_inconsistent" => {
+            state.log_cache.expire();
+            sign()
+        }
+        signed => signed,
+    }
 }
 
 /// A hash tile (`<L>/<N>[.p/<W>]`) or an entry bundle (`entries/<N>[.p/<W>]`) of the log.
@@ -168,12 +189,7 @@ pub(crate) async fn proof(
         .blocking("log", move |runtime| {
             let environment = runtime.environment();
             let trust_root = environment.trust_root();
-            let log = worker.log_cache.get(runtime.store())?;
-            let checkpoint = log.checkpoint(
-                trust_root,
-                signer.as_ref(),
-                worker.sequencer.anchor.as_deref(),
-            )?;
+            let (log, checkpoint) = signed_checkpoint(&worker, runtime, signer.as_ref())?;
             log.prove(
                 runtime.store(),
                 trust_root,

@@ -51,6 +51,8 @@ pub(crate) const WITNESS_MAX_CONNECTIONS: usize = 1024;
 /// The most `add-checkpoint` requests a witness handles at once (each waits for the state
 /// file's lock and its sync); more are refused with `503` and `Retry-After`.
 pub(crate) const WITNESS_MAX_IN_FLIGHT: usize = 16;
+/// The largest request head a witness reads (its requests carry a few short headers).
+pub(crate) const WITNESS_MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How long one witness request may take, its body included, before it is answered `503`.
 pub(crate) const WITNESS_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -202,10 +204,7 @@ impl WitnessServer {
                 .route("/add-checkpoint", post(add_checkpoint))
                 .route("/{origin_hash}/checkpoint", get(latest_checkpoint))
                 .layer(DefaultBodyLimit::max(MAX_ADD_CHECKPOINT_BYTES))
-                .layer(axum::middleware::from_fn_with_state(
-                    Arc::clone(&self.witness),
-                    bounded,
-                ))
+                .layer(axum::middleware::from_fn(bounded))
                 .with_state(self.witness);
             // Bounded as `parmana serve` is: HTTP/1.1 only, a connection that sends no request
             // head within the idle timeout closed, at most WITNESS_MAX_CONNECTIONS held.
@@ -217,6 +216,7 @@ impl WitnessServer {
             server
                 .http_builder()
                 .http1()
+                .max_buf_size(WITNESS_MAX_HEAD_BYTES)
                 .header_read_timeout(idle_timeout);
             let connections = Arc::new(tokio::sync::Semaphore::new(WITNESS_MAX_CONNECTIONS));
             let signals = tokio::spawn(async move {
@@ -283,13 +283,6 @@ fn refusal(error: &ExecutionError) -> Response {
     )
 }
 
-/// A request's place among the [`WITNESS_MAX_IN_FLIGHT`]: held until its work is done, also
-/// by the blocking task a timed-out request leaves running.
-#[derive(Debug, Clone)]
-struct Slot {
-    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
-}
-
 /// `503` with `Retry-After`, ending the connection (the body may be unread).
 fn busy(message: &str) -> Response {
     let mut response = text(
@@ -303,19 +296,9 @@ fn busy(message: &str) -> Response {
     response
 }
 
-/// Every request: refused when [`WITNESS_MAX_IN_FLIGHT`] are in flight, answered `503` past
-/// [`WITNESS_REQUEST_TIMEOUT`] (its body's arrival included).
-async fn bounded(
-    State(witness): State<Arc<Witness>>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let Ok(permit) = Arc::clone(&witness.in_flight).try_acquire_owned() else {
-        return busy("too many requests in flight; retry later");
-    };
-    request.extensions_mut().insert(Slot {
-        _permit: Arc::new(permit),
-    });
+/// Every request: answered `503` past [`WITNESS_REQUEST_TIMEOUT`] (its body's arrival
+/// included).
+async fn bounded(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     match tokio::time::timeout(WITNESS_REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
         Err(_) => busy(&format!(
@@ -328,7 +311,6 @@ async fn bounded(
 /// `POST /add-checkpoint`.
 async fn add_checkpoint(
     State(witness): State<Arc<Witness>>,
-    axum::Extension(slot): axum::Extension<Slot>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -340,6 +322,12 @@ async fn add_checkpoint(
                 format!("{}\n", rejection.body_text()),
             );
         }
+    };
+    // A place among the WITNESS_MAX_IN_FLIGHT, taken once the body is read (a client sending
+    // its body slowly holds none) and kept by the blocking task until its work is done, also
+    // when the request has timed out.
+    let Ok(slot) = Arc::clone(&witness.in_flight).try_acquire_owned() else {
+        return busy("too many requests in flight; retry later");
     };
     let decided = tokio::task::spawn_blocking(move || {
         let _slot = slot;

@@ -291,15 +291,17 @@ fn a_public_log_needs_no_token_and_a_server_without_a_log_key_serves_none() {
 
 #[test]
 fn a_server_restarted_over_a_rewritten_store_signs_nothing_its_anchor_does_not_extend() {
-    let env = deployment("sqlite:state/replay.sqlite3", "");
+    // The anchor named in parmana.toml: the server and the CLI's signers read it alike.
+    let env = deployment(
+        "sqlite:state/replay.sqlite3",
+        "[server]\nlog_anchor = \"anchor/log-anchor\"\n",
+    );
     let root = env.root();
     name_a_log(root, &[]);
     let args = [
         "--dev-token",
         "--log-key",
         LOG_KEY,
-        "--log-anchor",
-        "anchor/log-anchor",
         "--sequence-interval-ms",
         "20",
     ];
@@ -337,6 +339,13 @@ fn a_server_restarted_over_a_rewritten_store_signs_nothing_its_anchor_does_not_e
         "{}",
         refused.text
     );
+    // Nor did the sequencer sign and store one, nor does the CLI sign one with the same key.
+    let (code, _, stderr) = parmana(root, &["log", "checkpoint"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("runtime.no_checkpoint"), "{stderr}");
+    let (code, _, stderr) = parmana(root, &["log", "checkpoint", "--key", LOG_KEY]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("trust.tlog_inconsistent"), "{stderr}");
     // The anchor is unchanged.
     assert_eq!(
         std::fs::read_to_string(root.join("anchor/log-anchor")).unwrap(),
