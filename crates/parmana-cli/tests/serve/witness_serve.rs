@@ -177,13 +177,10 @@ fn state_size(dir: &Path) -> u64 {
         .unwrap()
 }
 
-#[test]
-fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
-    const MAIN: &str = "sqlite:store.sqlite";
-    let env = deployment(MAIN, "");
-    let d = env.root();
+/// Names the log (as [`name_a_log`]) with the witness [`WITNESS`], threshold 1.
+fn name_a_witnessed_log(dir: &Path) {
     name_a_log(
-        d,
+        dir,
         &[
             "--witness",
             &format!("{WITNESS}=trust/keys/policy.pub"),
@@ -191,6 +188,14 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
             "1",
         ],
     );
+}
+
+#[test]
+fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
+    const MAIN: &str = "sqlite:store.sqlite";
+    let env = deployment(MAIN, "");
+    let d = env.root();
+    name_a_witnessed_log(d);
     execute(d, MAIN, &ids("w", 0..3));
     let size1 = checkpoint(d, MAIN, "cp1.txt");
     let witness = Witness::start(d);
@@ -344,15 +349,7 @@ fn a_witness_closes_connections_that_send_no_request_in_time() {
     use std::io::Read;
     let env = deployment("sqlite:store.sqlite", "");
     let d = env.root();
-    name_a_log(
-        d,
-        &[
-            "--witness",
-            &format!("{WITNESS}=trust/keys/policy.pub"),
-            "--witness-threshold",
-            "1",
-        ],
-    );
+    name_a_witnessed_log(d);
     let witness = Witness::start_with(d, "witness-state.txt", &["--idle-timeout-ms", "300"]);
     // Silent from the start, and trickling a head it never ends: each closed by the witness
     // within 5 s (the idle timeout is 300 ms).
