@@ -110,6 +110,11 @@ impl LogSnapshot {
         self.log.size()
     }
 
+    /// The root hash of the tree at its size.
+    pub fn root(&self) -> Digest {
+        self.log.root()
+    }
+
     /// Extends this snapshot with the records `store` appended since it was read, each checked
     /// as the sequencer checks the records it appends
     /// ([`LedgerLog::catch_up`](parmana_replay::LedgerLog::catch_up)), without reading the whole

@@ -105,6 +105,7 @@ impl Server {
             draining: AtomicBool::new(false),
             log_cache: crate::log_cache::LogCache::new(settings.sequencer.cadence),
             probe: Arc::new(tokio::sync::Mutex::new(None)),
+            signed_note: std::sync::Mutex::new(None),
             sequencer: settings.sequencer,
             log_sequencer: parmana_runtime::LogSequencer::default(),
         });

@@ -51,6 +51,20 @@ pub(crate) struct AppState {
     /// The last store probe of `/readyz` (when it answered, and why the store is not ready,
     /// if it is not); held by the one probe running (`api::store_not_ready`).
     pub(crate) probe: Arc<tokio::sync::Mutex<Option<StoreProbe>>>,
+    /// The last checkpoint the log routes signed, reused while the log and the trust root are
+    /// the same (`tlog::signed_checkpoint`).
+    pub(crate) signed_note: std::sync::Mutex<Option<SignedNote>>,
+}
+
+/// A signed checkpoint note and what it was signed for: the log's size and root, and the
+/// version of the trust root whose `log` role the key held. Ed25519 signatures are
+/// deterministic, so signing the same again would give the same note.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedNote {
+    pub(crate) size: u64,
+    pub(crate) root: parmana_runtime::canon::Digest,
+    pub(crate) trust_root_version: u64,
+    pub(crate) note: String,
 }
 
 impl AppState {

@@ -13,7 +13,7 @@ use parmana_runtime::{ExecutionError, LogSnapshot, Runtime, parse_execution_id};
 use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::settings::LogSettings;
-use crate::state::AppState;
+use crate::state::{AppState, SignedNote};
 use crate::wire::ErrorBody;
 
 type Shared = State<Arc<AppState>>;
@@ -89,7 +89,9 @@ pub(crate) async fn checkpoint(
     ))
 }
 
-/// The log served and its checkpoint signed with `signer`. With a log anchor, the snapshot may
+/// The log served and its checkpoint signed with `signer`: signed once per log size and root
+/// (and trust root), then reused, so that asking for the checkpoint (without a token, with
+/// `--log-public`) costs no signature and no anchor read. With a log anchor, the snapshot may
 /// be behind what this server's sequencer (or another signer sharing the anchor) recorded a
 /// moment ago: refused against the anchor, it is read again and signed once more, so only a
 /// store that no longer holds what the key signed is refused.
@@ -100,9 +102,31 @@ fn signed_checkpoint(
 ) -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
     let anchor = state.sequencer.anchor.as_deref();
     let environment = runtime.environment();
+    let trust_root_version = environment.trust_root().version();
     let sign = || -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
         let log = state.log_cache.get(runtime.store())?;
+        let kept = state
+            .signed_note
+            .lock()
+            .ok()
+            .and_then(|kept| kept.clone())
+            .filter(|kept| {
+                kept.size == log.size()
+                    && kept.root == log.root()
+                    && kept.trust_root_version == trust_root_version
+            });
+        if let Some(kept) = kept {
+            return Ok((log, kept.note));
+        }
         let note = log.checkpoint(environment.trust_root(), signer, anchor)?;
+        if let Ok(mut kept) = state.signed_note.lock() {
+            *kept = Some(SignedNote {
+                size: log.size(),
+                root: log.root(),
+                trust_root_version,
+                note: note.clone(),
+            });
+        }
         Ok((log, note))
     };
     match sign() {

@@ -1,4 +1,4 @@
-//! The transparency log's read API over HTTP: the signed checkpoint, every hash tile and entry bundle of a log past one full tile (rebuilt into the checkpoint's root), caching headers, 404 past the tree, scopes and the public mode, `GET /v1/executions/{id}/proof` checked offline by `parmana verify --proof`, and a log anchor keeping a restarted server from signing a store rewritten under it.
+//! The transparency log's read API over HTTP: the signed checkpoint, every hash tile and entry bundle of a log past one full tile (rebuilt into the checkpoint's root), caching headers, 404 past the tree, scopes and the public mode, `GET /v1/executions/{id}/proof` checked offline by `parmana verify --proof`, a log anchor keeping a restarted server from signing a store rewritten under it, and a checkpoint signed once per log and reused.
 
 use std::path::Path;
 
@@ -350,5 +350,60 @@ fn a_server_restarted_over_a_rewritten_store_signs_nothing_its_anchor_does_not_e
     assert_eq!(
         std::fs::read_to_string(root.join("anchor/log-anchor")).unwrap(),
         anchored
+    );
+}
+
+#[test]
+fn a_checkpoint_is_signed_once_per_log_and_reused() {
+    let env = deployment(
+        "sqlite:state/replay.sqlite3",
+        "[server]\nlog_anchor = \"anchor/log-anchor\"\nlog_public = true\n",
+    );
+    let root = env.root();
+    name_a_log(root, &[]);
+    std::fs::create_dir_all(root.join("anchor")).unwrap();
+    let served = Served::start(
+        root,
+        &[
+            "--dev-token",
+            "--log-key",
+            LOG_KEY,
+            "--sequence-interval-ms",
+            "20",
+        ],
+    );
+    let token = served.token.clone();
+    execute_many(&served, token.as_deref(), "reused", 2);
+    let first = served.get("/log/checkpoint", None);
+    assert_eq!(first.status, 200, "{}", first.text);
+    // The anchor made unreadable: the same log's checkpoint is the note signed before, not a new
+    // signature (which would read the anchor and be refused).
+    std::fs::write(root.join("anchor/log-anchor"), "not an anchor").unwrap();
+    for _ in 0..3 {
+        let again = served.get("/log/checkpoint", None);
+        assert_eq!(again.status, 200, "{}", again.text);
+        assert_eq!(again.text, first.text);
+    }
+    // Once the log grows, a new checkpoint must be signed, and the anchor refuses it.
+    let grown = served.post(
+        "/v1/executions",
+        token.as_deref(),
+        &execution_body("reused-grown"),
+    );
+    assert_eq!(grown.status, 201, "{}", grown.text);
+    let refused = (0..400).find_map(|_| {
+        let reply = served.get("/log/checkpoint", None);
+        if reply.status == 200 {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            return None;
+        }
+        Some(reply)
+    });
+    let refused = refused.unwrap_or_else(|| panic!("never refused: {}", served.stderr()));
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (500, "runtime.log_anchor_invalid"),
+        "{}",
+        refused.text
     );
 }
