@@ -444,6 +444,15 @@ fn settings(
                 log_key: None,
                 anchor: None,
             },
+            config_file: deployment.file().map(|(path, found_by)| {
+                let how = match found_by {
+                    crate::config::FoundBy::Env => "named by PARMANA_CONFIG",
+                    crate::config::FoundBy::WalkingUp => {
+                        "found walking up from the current directory"
+                    }
+                };
+                format!("{} ({how})", path.display())
+            }),
         },
         printed_token,
     ))

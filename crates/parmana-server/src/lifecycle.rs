@@ -35,6 +35,7 @@ pub struct Server {
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
+    config_file: Option<String>,
 }
 
 impl Server {
@@ -42,6 +43,7 @@ impl Server {
     /// without tokens unless `--insecure-no-auth` on loopback, a dev token off loopback, an
     /// unusable TLS file or AuthZEN mapping.
     pub fn bind(runtime: Runtime, settings: ServerSettings) -> Result<Self, ServerError> {
+        let config_file = settings.config_file.clone();
         let loopback = settings.listen.ip().is_loopback();
         let listen = settings.listen.to_string();
         match &settings.authentication {
@@ -114,6 +116,7 @@ impl Server {
             listener,
             local_addr,
             tls,
+            config_file,
         })
     }
 
@@ -185,6 +188,7 @@ impl Server {
             target: "parmana::server",
             address = %self.local_addr,
             scheme = state.scheme,
+            config = self.config_file.as_deref().unwrap_or("none"),
             "listening"
         );
         let served = match self.tls {

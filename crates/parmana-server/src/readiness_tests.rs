@@ -126,6 +126,7 @@ fn state_over(
         store_kind: "memory".to_owned(),
         log: None,
         sequencer: SequencerSettings::default(),
+        config_file: None,
     };
     Arc::clone(
         crate::lifecycle::Server::bind(runtime, settings)

@@ -154,6 +154,9 @@ pub struct ServerSettings {
     pub log: Option<LogSettings>,
     /// The background sequencer of the transparency log.
     pub sequencer: SequencerSettings,
+    /// The configuration file these settings were read from and how it was found (for the
+    /// start log line: a file picked up from a parent directory is named), if any.
+    pub config_file: Option<String>,
 }
 
 /// The background sequencer (`docs/transparency-log.md`, "The sequencer"): it integrates

@@ -1,4 +1,4 @@
-//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured), the transport limits (oversized request heads, connections over `--max-connections`, connections that send no request within `--idle-timeout-ms`, HTTP/2 in clear text refused, limits out of range refused at start, invented methods counted as `OTHER`), a store that fails (`503` with `Retry-After`, not ready, evaluations going on), a burst past `--max-concurrency` (decided or shed, never queued), the per-request timeout (of an evaluation, and of an execution held up by the store's lock: answered, slot kept, completed once), and an id claimed elsewhere read as pending (`423`).
+//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured; the start line naming the configuration file), the transport limits (oversized request heads, connections over `--max-connections`, connections that send no request within `--idle-timeout-ms`, HTTP/2 in clear text refused, limits out of range refused at start, invented methods counted as `OTHER`), a store that fails (`503` with `Retry-After`, not ready, evaluations going on), a burst past `--max-concurrency` (decided or shed, never queued), the per-request timeout (of an evaluation, and of an execution held up by the store's lock: answered, slot kept, completed once), and an id claimed elsewhere read as pending (`423`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -57,6 +57,17 @@ fn request_logs_are_json_lines_without_signal_values_unless_configured() {
         assert_eq!(event["method"], "POST", "{event}");
         assert!(event["latency_us"].is_u64(), "{event}");
         assert_eq!(log.contains("4321.5"), logged, "{args:?}:\n{log}");
+        // The start names the configuration file in force and how it was found.
+        let listening = log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|event| event["message"] == "listening")
+            .unwrap_or_else(|| panic!("no start line: {log}"));
+        let config = listening["config"].as_str().unwrap_or_default();
+        assert!(
+            config.ends_with("parmana.toml (found walking up from the current directory)"),
+            "{listening}"
+        );
         if logged {
             assert!(
                 event["signals"]
