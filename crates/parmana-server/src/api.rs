@@ -90,19 +90,15 @@ fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
     post, path = "/v1/executions", tag = "native",
     request_body = ExecutionRequestBody,
     responses(
-        (status = 201, description = "Executed: the decision and the signed attestation", body = ExecutionResponse,
-            headers(("Location" = String, description = "Where the stored attestation is read back"))),
+        (status = 201, description = "Executed: the decision and the signed attestation", body = ExecutionResponse),
         (status = 400, description = "Malformed request, policy reference or execution id", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `execute` scope", body = ErrorBody),
-        (status = 409, description = "The execution id was already used; `Location` names the stored attestation", body = ErrorBody,
-            headers(("Location" = String, description = "Where the stored attestation is read back"))),
+        (status = 409, description = "The execution id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
         (status = 500, description = "The environment refused (trust) or a defect", body = ErrorBody),
-        (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody),
     ),
     security(("bearer" = ["execute"]))
 )]
@@ -179,14 +175,11 @@ pub(crate) async fn create_execution(
     responses(
         (status = 200, description = "The stored attestation, byte for byte as it was returned", body = Object),
         (status = 400, description = "Malformed execution id (`runtime.invalid_execution_id`), or one that does not decode as UTF-8 (`server.invalid_request`)", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "The id was never used (`server.execution_unknown`)", body = ErrorBody),
-        (status = 423, description = "Claimed, not completed: in flight, or interrupted (run `parmana recover`)", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
-        (status = 503, description = "Store unavailable", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 423, description = "Claimed, not completed: in flight, or interrupted (run `parmana recover`)", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))
 )]
@@ -273,14 +266,12 @@ fn evaluate_one(
     responses(
         (status = 200, description = "The decision (with `signals`), or one result per signal set (with `batch`)", body = EvaluationOutcome),
         (status = 400, description = "Malformed request or policy reference", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),
         (status = 413, description = "The body is too large, or a `batch` of more than 1,000 signal sets (`server.batch_too_large`)", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
         (status = 500, description = "The environment refused (`runtime.expired`, `trust.*`) or a defect", body = ErrorBody),
-        (status = 503, description = "Overloaded or timed out", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Overloaded or timed out", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
 )]
@@ -356,14 +347,12 @@ pub(crate) async fn evaluate(
     responses(
         (status = 200, description = "The report (`valid` is true only if every check passed)", body = VerifyResponse),
         (status = 400, description = "Malformed request; with `check_bundle`, a policy reference in the attestation that is not one", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `verify` scope", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 422, description = "With `check_bundle`: the policy the attestation names is not released (`runtime.policy_not_found`) or its bundle is refused", body = ErrorBody),
         (status = 500, description = "A defect (`server.internal`)", body = ErrorBody),
-        (status = 503, description = "Overloaded or timed out", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Overloaded or timed out", body = ErrorBody),
     ),
     security(("bearer" = ["verify"]))
 )]
@@ -518,11 +507,9 @@ pub(crate) async fn readyz(State(state): Shared) -> Response {
 #[utoipa::path(get, path = "/v1/status", tag = "operations",
     responses(
         (status = 200, description = "The status", body = StatusBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
-        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"])))]
 pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -577,11 +564,9 @@ pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<R
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses(
         (status = 200, description = "The metrics", content_type = "application/openmetrics-text", body = String),
-        (status = 401, description = "No valid bearer token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
-        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"])))]
 pub(crate) async fn metrics(
@@ -608,12 +593,10 @@ pub(crate) async fn metrics(
 #[utoipa::path(post, path = "/v1/admin/reload", tag = "operations",
     responses(
         (status = 200, description = "Reloaded: versions before and after", body = ReloadResponse),
-        (status = 401, description = "No valid bearer token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `admin` scope", body = ErrorBody),
         (status = 422, description = "The environment on disk was refused (rollback, signature, expiry…); the old one stays in force", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
     ),
     security(("bearer" = ["admin"])))]
 pub(crate) async fn reload(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -633,8 +616,7 @@ pub(crate) async fn reload(State(state): Shared, headers: HeaderMap) -> Result<R
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses(
         (status = 200, description = "The OpenAPI document", body = Object),
-        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ))]
 pub(crate) async fn openapi() -> Response {
     // Rendered once per process (the document is fixed at build time); each answer shares it.

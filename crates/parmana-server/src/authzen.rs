@@ -783,15 +783,12 @@ fn expanded_size(request: &EvaluationsRequest) -> usize {
     responses(
         (status = 200, description = "The decision", body = Decision),
         (status = 400, description = "Malformed request, no answering policy, or signals the policy refuses", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `evaluate` scope (or `execute`, with context.execution_id)", body = ErrorBody),
-        (status = 409, description = "context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody,
-            headers(("Location" = String, description = "Where the stored attestation is read back"))),
+        (status = 409, description = "context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 500, description = "The environment refused (trust) or a defect", body = ErrorBody),
-        (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
 )]
@@ -833,15 +830,12 @@ pub(crate) async fn evaluation(
     responses(
         (status = 200, description = "One decision per evaluation, in order (fewer when a short-circuiting semantic stopped early); without `evaluations`, one decision", body = EvaluationsOutcome),
         (status = 400, description = "Malformed request, or an evaluation missing a member with no default; without `evaluations`, as /access/v1/evaluation (no answering policy, signals the policy refuses)", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `evaluate` scope; without `evaluations`, or `execute` with context.execution_id (in a boxcar, that evaluation is refused: `false`)", body = ErrorBody),
-        (status = 409, description = "Without `evaluations`: context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody,
-            headers(("Location" = String, description = "Where the stored attestation is read back"))),
+        (status = 409, description = "Without `evaluations`: context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 413, description = "The body is too large, or more than 1,000 evaluations (`server.batch_too_large`)", body = ErrorBody),
         (status = 500, description = "Without `evaluations`: the environment refused (trust); or a defect", body = ErrorBody),
-        (status = 503, description = "Overloaded or timed out; without `evaluations`, store unavailable", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Overloaded or timed out; without `evaluations`, store unavailable", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
 )]
@@ -962,8 +956,7 @@ pub(crate) async fn evaluations(
     get, path = "/.well-known/authzen-configuration", tag = "authzen",
     responses(
         (status = 200, description = "The Policy Decision Point metadata", body = Configuration),
-        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     )
 )]
 pub(crate) async fn configuration(

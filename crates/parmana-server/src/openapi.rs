@@ -22,6 +22,69 @@ impl Modify for Bearer {
     }
 }
 
+/// The headers the server sends with a status on every route, declared once here instead of in
+/// each handler's annotation: `WWW-Authenticate` with every `401`, `Location` with every `201`
+/// and `409` (an execution, and the replay that names it), `Retry-After` with every `423` and
+/// every `503` but `/readyz`'s (which sends none).
+struct StandardHeaders;
+
+/// (status, header, description) for [`StandardHeaders`].
+const STANDARD_HEADERS: [(&str, &str, &str); 5] = [
+    (
+        "401",
+        "WWW-Authenticate",
+        "`Bearer realm=\"parmana\"`: the scheme the route takes",
+    ),
+    (
+        "201",
+        "Location",
+        "Where the stored attestation is read back",
+    ),
+    (
+        "409",
+        "Location",
+        "Where the stored attestation is read back",
+    ),
+    ("423", "Retry-After", "Seconds to wait before asking again"),
+    ("503", "Retry-After", "Seconds to wait before asking again"),
+];
+
+impl Modify for StandardHeaders {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::header::Header;
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten();
+            for operation in operations {
+                for (status, name, description) in STANDARD_HEADERS {
+                    if path == "/readyz" && status == "503" {
+                        continue;
+                    }
+                    if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status)
+                    {
+                        response.headers.entry(name.to_owned()).or_insert_with(|| {
+                            let mut header = Header::default();
+                            header.description = Some(description.to_owned());
+                            header
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -75,7 +138,7 @@ impl Modify for Bearer {
         authzen::EvaluationsOutcome,
         authzen::Configuration,
     )),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &StandardHeaders),
     tags(
         (name = "native", description = "The native API"),
         (name = "authzen", description = "OpenID AuthZEN Authorization API 1.0"),

@@ -59,13 +59,11 @@ fn body_response(content_type: &'static str, cache: &'static str, body: Vec<u8>)
     responses(
         (status = 200, description = "The signed checkpoint (origin, size, base64 root hash; note signatures)", content_type = "text/plain; charset=utf-8", body = String,
             headers(("Cache-Control" = String, description = "`no-cache`: the checkpoint moves on"))),
-        (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "The server serves no log (`server.log_disabled`)", body = ErrorBody),
         (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, or the store's ledger no longer extends the log served (`trust.tlog_inconsistent`)", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
     ),
     security((), ("bearer" = ["read"]))
 )]
@@ -146,13 +144,11 @@ fn signed_checkpoint(
         (status = 200, description = "The tile: 32-byte hashes concatenated; or the entry bundle: each entry as a big-endian u16 length and its bytes", content_type = "application/octet-stream", body = Vec<u8>,
             headers(("Cache-Control" = String, description = "Full tiles: `public, max-age=31536000, immutable` (`private, …` when the log needs a token); partial tiles: `no-cache`"))),
         (status = 400, description = "Not a tile path (`tile.malformed_path`), or one that does not decode as UTF-8 (`server.invalid_request`)", body = ErrorBody),
-        (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "Past the log (`tile.beyond_tree`), or the server serves no log", body = ErrorBody),
         (status = 500, description = "The store's ledger no longer extends the log served (`trust.tlog_inconsistent`)", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
     ),
     security((), ("bearer" = ["read"]))
 )]
@@ -188,14 +184,12 @@ pub(crate) async fn tile(
     responses(
         (status = 200, description = "The C2SP tlog-proof (c2sp.org/tlog-proof@v1): the execution's log entry, its index, the inclusion proof and the signed checkpoint; `parmana verify ATTESTATION --proof FILE` checks it offline", content_type = "text/plain; charset=utf-8", body = String),
         (status = 400, description = "Malformed execution id (`runtime.invalid_execution_id`), or one that does not decode as UTF-8 (`server.invalid_request`)", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"parmana\"`: the scheme the route takes"))),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "No completed execution with this id (`runtime.not_in_log`), one completed but not yet in the log (`runtime.not_yet_sequenced`, with `Retry-After`), or the server serves no log", body = ErrorBody,
             headers(("Retry-After" = String, description = "With `runtime.not_yet_sequenced`: seconds to wait before asking again"))),
         (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, or the store's ledger no longer extends the log served (`trust.tlog_inconsistent`)", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody,
-            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))
 )]
