@@ -76,6 +76,8 @@ pub(crate) struct ServerFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuthzenFile {
     pub(crate) default_policy: Option<String>,
+    /// The public `https` URL the metadata names as the Policy Decision Point.
+    pub(crate) pdp_url: Option<String>,
     #[serde(default)]
     pub(crate) policies: Vec<AuthzenPolicyFile>,
 }

@@ -91,7 +91,10 @@ fn optional_path_row(key: Key, setting: Option<Setting<PathBuf>>, none: &str) ->
 fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
     let values = ServerValues::resolve(deployment, &ServerFlags::default())?;
     let authzen = authzen_settings(deployment);
-    let authzen_row = if authzen.policies.is_empty() && authzen.default_policy.is_none() {
+    let authzen_row = if authzen.policies.is_empty()
+        && authzen.default_policy.is_none()
+        && authzen.pdp_url.is_none()
+    {
         Row {
             name: server_name("authzen"),
             value: serde_json::Value::Null,
@@ -129,12 +132,14 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
                     .iter()
                     .map(|d| format!("default {d}")),
             )
+            .chain(authzen.pdp_url.iter().map(|url| format!("pdp_url {url}")))
             .collect::<Vec<_>>()
             .join("; ");
         Row {
             name: server_name("authzen"),
             value: serde_json::json!({
                 "default_policy": authzen.default_policy,
+                "pdp_url": authzen.pdp_url,
                 "policies": policies,
             }),
             shown,

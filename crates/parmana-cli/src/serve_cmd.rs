@@ -318,6 +318,7 @@ pub(crate) fn authzen_settings(deployment: &Deployment) -> AuthzenSettings {
         .and_then(|(_, server)| server.authzen.as_ref())
         .map(|file| AuthzenSettings {
             default_policy: file.default_policy.clone(),
+            pdp_url: file.pdp_url.clone(),
             policies: file
                 .policies
                 .iter()

@@ -78,10 +78,10 @@ pub mod policy {
     /// The size and count limits of policy documents.
     pub use parmana_policy::limits;
     pub use parmana_policy::{
-        CaseOutcome, CheckReport, CompiledPolicy, Decision, Diagnostic, EVALUATOR_NAME,
-        EVALUATOR_SEMANTICS, EVALUATOR_VERSION, Explanation, Fault, PolicyError, SignalError,
-        TestReport, ValidatedSignals, check, compile, render_diagnostics, run_policy_tests,
-        run_tests,
+        AdditionalSignals, CaseOutcome, CheckReport, CompiledPolicy, Decision, Diagnostic,
+        EVALUATOR_NAME, EVALUATOR_SEMANTICS, EVALUATOR_VERSION, Explanation, Fault, PolicyError,
+        SignalError, TestReport, ValidatedSignals, check, compile, render_diagnostics,
+        run_policy_tests, run_tests,
     };
 }
 

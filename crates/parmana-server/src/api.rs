@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::auth::Scope;
-use crate::error::{ApiError, RETRY_AFTER_SECONDS};
+use crate::error::{ApiError, RETRY_AFTER_SECONDS, status_of};
 use crate::observe::Outcome;
 use crate::state::AppState;
 use crate::wire::{
@@ -98,7 +98,7 @@ fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
         (status = 500, description = "The environment refused (trust) or a defect", body = ErrorBody),
-        (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody),
+        (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["execute"]))
 )]
@@ -179,7 +179,8 @@ pub(crate) async fn create_execution(
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "The id was never used (`server.execution_unknown`)", body = ErrorBody),
         (status = 423, description = "Claimed, not completed: in flight, or interrupted (run `parmana recover`)", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody),
+        (status = 500, description = "The stored record is refused (`trust.*`, `replay.*` integrity) or a defect (`server.internal`)", body = ErrorBody),
+        (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))
 )]
@@ -270,8 +271,8 @@ fn evaluate_one(
         (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),
         (status = 413, description = "The body is too large, or a `batch` of more than 1,000 signal sets (`server.batch_too_large`)", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
-        (status = 500, description = "The environment refused (`runtime.expired`, `trust.*`) or a defect", body = ErrorBody),
-        (status = 503, description = "Overloaded or timed out", body = ErrorBody),
+        (status = 500, description = "The environment refused (`runtime.expired`, `trust.*`; for a `batch`, the whole batch) or a defect", body = ErrorBody),
+        (status = 503, description = "Starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
 )]
@@ -312,19 +313,22 @@ pub(crate) async fn evaluate(
                 .blocking("evaluate", move |runtime| {
                     // An unknown or broken policy refuses the whole batch.
                     runtime.bundle(&policy)?;
-                    Ok::<_, ExecutionError>(
-                        batch
-                            .into_iter()
-                            .map(
-                                |signals| match evaluate_one(runtime, &policy, signals, explain) {
-                                    Ok(decided) => BatchItem::Decided(decided),
-                                    Err(error) => {
-                                        BatchItem::Refused(execution_error(&error).body())
-                                    }
-                                },
-                            )
-                            .collect::<Vec<_>>(),
-                    )
+                    let mut results = Vec::with_capacity(batch.len());
+                    for signals in batch {
+                        match evaluate_one(runtime, &policy, signals, explain) {
+                            Ok(decided) => results.push(BatchItem::Decided(decided)),
+                            // What refuses the environment rather than the signals (expired,
+                            // `trust.*`, a defect: a 5xx) refuses the whole batch, as it would
+                            // one evaluation: a 200 always carries decisions.
+                            Err(error) if status_of(&error).is_server_error() => {
+                                return Err(error);
+                            }
+                            Err(error) => {
+                                results.push(BatchItem::Refused(execution_error(&error).body()));
+                            }
+                        }
+                    }
+                    Ok::<_, ExecutionError>(results)
                 })
                 .await?
                 .map_err(|e| execution_error(&e))?;
@@ -350,9 +354,9 @@ pub(crate) async fn evaluate(
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `verify` scope", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
-        (status = 422, description = "With `check_bundle`: the policy the attestation names is not released (`runtime.policy_not_found`) or its bundle is refused", body = ErrorBody),
-        (status = 500, description = "A defect (`server.internal`)", body = ErrorBody),
-        (status = 503, description = "Overloaded or timed out", body = ErrorBody),
+        (status = 422, description = "With `check_bundle`: the policy the attestation names is not released (`runtime.policy_not_found`)", body = ErrorBody),
+        (status = 500, description = "With `check_bundle`: the released bundle is refused (`trust.*`); or a defect (`server.internal`)", body = ErrorBody),
+        (status = 503, description = "Starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["verify"]))
 )]
@@ -566,6 +570,7 @@ pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<R
         (status = 200, description = "The metrics", content_type = "application/openmetrics-text", body = String),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
+        (status = 500, description = "The metrics could not be encoded (a defect: `server.internal`)", body = ErrorBody),
         (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"])))]
@@ -596,7 +601,8 @@ pub(crate) async fn metrics(
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `admin` scope", body = ErrorBody),
         (status = 422, description = "The environment on disk was refused (rollback, signature, expiry…); the old one stays in force", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody),
+        (status = 500, description = "The reload task failed (a defect: `server.internal`); the old environment stays in force", body = ErrorBody),
+        (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["admin"])))]
 pub(crate) async fn reload(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -616,6 +622,7 @@ pub(crate) async fn reload(State(state): Shared, headers: HeaderMap) -> Result<R
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses(
         (status = 200, description = "The OpenAPI document", body = Object),
+        (status = 500, description = "The document could not be encoded (a defect: `server.internal`)", body = ErrorBody),
         (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ))]
 pub(crate) async fn openapi() -> Response {

@@ -6,6 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::{PolicyRef, RawCanonical};
+use parmana_runtime::policy::AdditionalSignals;
 use parmana_runtime::{
     ExecutionError, ExecutionRequest, MAX_SIGNALS_JSON_BYTES, Runtime, RuntimeEnvironment, Signals,
     parse_execution_id,
@@ -128,8 +129,11 @@ pub(crate) struct EvaluationsRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub(crate) context: Option<Map<String, Value>>,
+    /// Each entry is read on its own: one that is not a valid evaluation is refused alone
+    /// (`false`, with its error), not the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) evaluations: Option<Vec<EvaluationItem>>,
+    #[schema(value_type = Option<Vec<EvaluationItem>>)]
+    pub(crate) evaluations: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) options: Option<EvaluationsOptions>,
 }
@@ -150,11 +154,13 @@ pub(crate) struct Decision {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub(crate) enum DecisionContext {
-    /// What the policy decided (`reason` is `null` when its rule gives none).
+    /// What the policy decided (`reason` is absent when its rule gives none: AuthZEN omits
+    /// null members).
     Decided {
         policy: String,
         outcome: String,
         rule_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
         /// With an execution: its id and the signed attestation, embedded as its canonical
         /// bytes are (nothing is parsed or encoded again after the id is consumed).
@@ -216,6 +222,34 @@ pub(crate) struct AuthzenMapping {
     default: Option<Arc<Answering>>,
     /// Every policy that answers, once.
     all: Vec<Arc<Answering>>,
+    /// The Policy Decision Point identifier the metadata names (`pdp_url`, checked, without a
+    /// trailing `/`); `None`: the scheme and `Host` of each request.
+    pdp_url: Option<String>,
+    /// The answering policies that refuse undeclared signals (warned of at start).
+    strict: Vec<String>,
+}
+
+/// Checks `server.authzen.pdp_url`: an absolute `https` URL with a host and no query or
+/// fragment (AuthZEN §9.1, `policy_decision_point`); returned without a trailing `/`.
+fn checked_pdp_url(url: &str) -> Result<String, String> {
+    let refuse = |why: &str| format!("pdp_url {url:?}: {why}");
+    if url.contains(['?', '#']) {
+        return Err(refuse("it may have no query or fragment"));
+    }
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|e| refuse(&format!("not a URL ({e})")))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(refuse(
+            "AuthZEN names a Policy Decision Point by an https URL (the public one, where TLS is \
+             terminated in front of the server)",
+        ));
+    }
+    match uri.authority() {
+        Some(authority) if !authority.as_str().contains('@') && !authority.host().is_empty() => {}
+        _ => return Err(refuse("it needs a host (and no user information)")),
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// The decisions of `policy` (the policy `reference` names) that mean `"decision": true`: those
@@ -301,7 +335,42 @@ impl AuthzenMapping {
             mapping.default = Some(Arc::clone(found));
         }
         mapping.all = all;
+        mapping.pdp_url = settings
+            .pdp_url
+            .as_deref()
+            .map(checked_pdp_url)
+            .transpose()
+            .map_err(refuse)?;
+        for answering in &mapping.all {
+            let loaded = environment
+                .policy(&answering.policy)
+                .map_err(|e| refuse(format!("{}: {e}", answering.policy)))?;
+            if loaded.policy().additional_signals() == AdditionalSignals::Reject {
+                mapping.strict.push(answering.policy.to_string());
+            }
+        }
         Ok(mapping)
+    }
+
+    /// Warns, once logging is set up, of each answering policy that refuses undeclared signals
+    /// (`"additional_signals": "reject"`): AuthZEN clients may send properties and context it
+    /// does not declare, and each such request is refused.
+    pub(crate) fn warn_of_strict_policies(&self) {
+        for policy in &self.strict {
+            tracing::warn!(
+                target: "parmana::server",
+                policy = %policy,
+                "an AuthZEN policy refuses undeclared signals (\"additional_signals\": \
+                 \"reject\"): a request with a property or context member it does not declare \
+                 is refused with 400 policy.signal_undeclared; AuthZEN clients may send more, so \
+                 such a policy usually declares \"ignore\""
+            );
+        }
+    }
+
+    /// Whether any policy answers (a default, or one for some `resource.type`).
+    fn answers_anything(&self) -> bool {
+        !self.all.is_empty()
     }
 
     /// Checks that `environment` (a reload's, before it is swapped in) still fits the mapping
@@ -345,26 +414,15 @@ struct Resolved<'a> {
     subject: &'a Subject,
     action: &'a Action,
     resource: &'a Resource,
-    /// The top-level context (a boxcar's default for every evaluation).
+    /// The evaluation's own context, or the top-level default when it has none (AuthZEN §7.1.1:
+    /// a member given overrides the default whole; nothing is merged).
     context: Option<&'a Map<String, Value>>,
-    /// The evaluation's own context: its members override the default's.
-    own_context: Option<&'a Map<String, Value>>,
 }
 
 impl Resolved<'_> {
-    /// The merged context's members: the default's that the evaluation's own does not
-    /// override, then its own.
-    fn context_members(&self) -> impl Iterator<Item = (&String, &Value)> {
-        let own = self.own_context;
-        let defaults = self.context.into_iter().flatten();
-        defaults
-            .filter(move |(key, _)| !own.is_some_and(|own| own.contains_key(*key)))
-            .chain(own.into_iter().flatten())
-    }
-
-    /// Whether the merged context names an execution id.
+    /// Whether the context names an execution id.
     fn names_execution(&self) -> bool {
-        names_execution(self.context) || names_execution(self.own_context)
+        names_execution(self.context)
     }
 }
 
@@ -376,7 +434,6 @@ impl EvaluationRequest {
             action: &self.action,
             resource: &self.resource,
             context: self.context.as_ref(),
-            own_context: None,
         }
     }
 }
@@ -503,7 +560,7 @@ fn flatten_request(request: &Resolved<'_>, flat: &mut Flat) -> Result<Option<Str
         flat.add_members("resource.properties", properties)?;
     }
     let mut execution_id = None;
-    for (key, value) in request.context_members() {
+    for (key, value) in request.context.into_iter().flatten() {
         if key == EXECUTION_ID_KEY {
             match value {
                 Value::String(id) => execution_id = Some(id.clone()),
@@ -689,18 +746,20 @@ fn refused_decision(error: &ApiError) -> Decision {
     }
 }
 
-/// The evaluations of a request: its `evaluations`, or — without any (AuthZEN §7.1) — one that
-/// takes every member from the top level.
-fn items_of(request: &EvaluationsRequest) -> &[EvaluationItem] {
-    static SINGLE: [EvaluationItem; 1] = [EvaluationItem {
-        subject: None,
-        action: None,
-        resource: None,
-        context: None,
-    }];
-    match request.evaluations.as_deref() {
-        Some(items) if !items.is_empty() => items,
-        _ => &SINGLE,
+/// The evaluations of a request, taken out of it: each entry of `evaluations` read on its own
+/// (one that is not an evaluation object is refused alone: AuthZEN certification c-3-4-1), or —
+/// without any (AuthZEN §7.1) — one that takes every member from the top level.
+fn items_of(request: &mut EvaluationsRequest) -> Vec<Result<EvaluationItem, ApiError>> {
+    match request.evaluations.take() {
+        Some(entries) if !entries.is_empty() => entries
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                serde_json::from_value(entry)
+                    .map_err(|e| ApiError::invalid_request(format!("evaluation {index}: {e}")))
+            })
+            .collect(),
+        _ => vec![Ok(EvaluationItem::default())],
     }
 }
 
@@ -731,8 +790,7 @@ fn resolve<'a>(
             .as_ref()
             .or(request.resource.as_ref())
             .ok_or_else(|| missing("resource"))?,
-        context: request.context.as_ref(),
-        own_context: item.context.as_ref(),
+        context: item.context.as_ref().or(request.context.as_ref()),
     })
 }
 
@@ -758,21 +816,24 @@ fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
 
 /// How many bytes of JSON the evaluations of `request` add up to once each takes the
 /// top-level defaults it lacks: every evaluation's own members, plus each default's size times
-/// the number of evaluations that take it (the context, a default every evaluation merges,
-/// once per evaluation). Computed from the parsed request without copying anything.
-fn expanded_size(request: &EvaluationsRequest) -> usize {
+/// the number of evaluations that take it (an entry refused as it was read takes none).
+/// Computed from the parsed request without copying anything.
+fn expanded_size(
+    request: &EvaluationsRequest,
+    items: &[Result<EvaluationItem, ApiError>],
+) -> usize {
     let default = |size: usize, present: bool| if present { 0 } else { size };
     let subject = request.subject.as_ref().map_or(0, json_len);
     let action = request.action.as_ref().map_or(0, json_len);
     let resource = request.resource.as_ref().map_or(0, json_len);
     let context = request.context.as_ref().map_or(0, json_len);
-    items_of(request).iter().fold(0usize, |total, item| {
+    items.iter().flatten().fold(0usize, |total, item| {
         total
             .saturating_add(json_len(item))
             .saturating_add(default(subject, item.subject.is_some()))
             .saturating_add(default(action, item.action.is_some()))
             .saturating_add(default(resource, item.resource.is_some()))
-            .saturating_add(context)
+            .saturating_add(default(context, item.context.is_some()))
     })
 }
 
@@ -788,7 +849,7 @@ fn expanded_size(request: &EvaluationsRequest) -> usize {
         (status = 409, description = "context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 500, description = "The environment refused (trust) or a defect", body = ErrorBody),
-        (status = 503, description = "Store unavailable, overloaded or timed out", body = ErrorBody),
+(status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
 )]
@@ -799,6 +860,7 @@ pub(crate) async fn evaluation(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Evaluate)?;
     let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
+    require_json(&headers)?;
     let request: EvaluationRequest = parse_body(&read_body(request).await?)?;
     let executes = names_execution(request.context.as_ref());
     let (decided, outcome) = if executes {
@@ -835,7 +897,7 @@ pub(crate) async fn evaluation(
         (status = 409, description = "Without `evaluations`: context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 413, description = "The body is too large, or more than 1,000 evaluations (`server.batch_too_large`)", body = ErrorBody),
         (status = 500, description = "Without `evaluations`: the environment refused (trust); or a defect", body = ErrorBody),
-        (status = 503, description = "Overloaded or timed out; without `evaluations`, store unavailable", body = ErrorBody),
+        (status = 503, description = "Starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`); without `evaluations`, store unavailable (`replay.*`)", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
 )]
@@ -846,12 +908,13 @@ pub(crate) async fn evaluations(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Evaluate)?;
     let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
+    require_json(&headers)?;
     let body = read_body(request).await?;
     // Counted before the body is parsed: the scan stops at evaluation 1,001.
     if array_exceeds(&body, "evaluations", MAX_BATCH_ITEMS) {
         return Err(ApiError::batch_too_large());
     }
-    let request: EvaluationsRequest = parse_body(&body)?;
+    let mut request: EvaluationsRequest = parse_body(&body)?;
     drop(body);
     // Counted again once parsed: the limit never rests on the scan agreeing with the parser.
     if request
@@ -871,6 +934,7 @@ pub(crate) async fn evaluations(
     // manner with the (single) Access Evaluation API Request"), so it is decided once, as the
     // top-level request, and answered with one decision.
     let boxcar = request.evaluations.as_ref().is_some_and(|e| !e.is_empty());
+    let items = items_of(&mut request);
     // One execution id names one execution: as a default it would be tried by every evaluation
     // (the first executes, the others are replays), so a boxcar takes it only per evaluation.
     if boxcar && names_execution(request.context.as_ref()) {
@@ -881,7 +945,7 @@ pub(crate) async fn evaluations(
     }
     // The work a boxcar asks for is what it expands to: bounded like a body, before anything is
     // resolved or decided.
-    let expanded = expanded_size(&request);
+    let expanded = expanded_size(&request, &items);
     if expanded > state.limits.max_body_bytes {
         return Err(ApiError::batch_expands_too_far(
             expanded,
@@ -890,24 +954,34 @@ pub(crate) async fn evaluations(
     }
     // Timed as an execution when any evaluation asks for one (it may wait on the store).
     let executes = names_execution(request.context.as_ref())
-        || items_of(&request)
+        || items
             .iter()
+            .flatten()
             .any(|item| names_execution(item.context.as_ref()));
     let operation = if executes { "execute" } else { "evaluate" };
     let shared = Arc::clone(&state);
     let decided = state
         .blocking(operation, move |runtime| {
-            // Every evaluation must be complete (its own member or the default) before any is
-            // decided. Each borrows the defaults, and its signals are built when it is decided:
-            // one evaluation's signals are held at once, whatever the boxcar's size.
-            let resolved = items_of(&request)
-                .iter()
-                .enumerate()
-                .map(|(index, item)| resolve(&request, item, index))
-                .collect::<Result<Vec<_>, ApiError>>()?;
-            let mut out = Vec::with_capacity(resolved.len());
-            for request in &resolved {
-                let (decision, outcome) = decide(&shared, runtime, request, may_execute);
+            // Each evaluation borrows the defaults it takes, and its signals are built when it
+            // is decided: one evaluation's signals are held at once, whatever the boxcar's size.
+            // One that is not complete (a member missing with no default) or could not be read
+            // is refused alone (AuthZEN certification c-3-4-1), as `false`, like any refusal.
+            let mut out = Vec::with_capacity(items.len());
+            for (index, item) in items.iter().enumerate() {
+                let resolved = item
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|item| resolve(&request, item, index));
+                let (decision, outcome) = match resolved {
+                    Ok(resolved) => decide(&shared, runtime, &resolved, may_execute),
+                    Err(error) => {
+                        let outcome = Outcome {
+                            code: Some(error.code.clone()),
+                            ..Outcome::default()
+                        };
+                        (Err(error), outcome)
+                    }
+                };
                 let permitted = decision.as_ref().is_ok_and(|d| d.decision);
                 let stop = match semantic {
                     Semantic::ExecuteAll => false,
@@ -919,9 +993,9 @@ pub(crate) async fn evaluations(
                     break;
                 }
             }
-            Ok::<_, ApiError>(out)
+            out
         })
-        .await??;
+        .await?;
     let (decisions, outcomes): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
     let outcome = boxcar_outcome(outcomes);
     if boxcar {
@@ -956,24 +1030,74 @@ pub(crate) async fn evaluations(
     get, path = "/.well-known/authzen-configuration", tag = "authzen",
     responses(
         (status = 200, description = "The Policy Decision Point metadata", body = Configuration),
+        (status = 400, description = "No `pdp_url` configured and the request's `Host` is absent or not a host (`server.invalid_request`)", body = ErrorBody),
+        (status = 404, description = "No policy answers AuthZEN requests here (`server.not_found`)", body = ErrorBody),
         (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     )
 )]
 pub(crate) async fn configuration(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-) -> Response {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let base = format!("{}://{host}", state.scheme);
-    json_response(
+) -> Result<Response, ApiError> {
+    // A server no policy answers for is no Policy Decision Point: no metadata (AuthZEN §9:
+    // the absence of an endpoint tells the PEP the PDP cannot answer).
+    if !state.authzen.answers_anything() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "server.not_found",
+            "no policy answers AuthZEN requests here ([server.authzen] names none)",
+        ));
+    }
+    let base = match &state.authzen.pdp_url {
+        Some(url) => url.clone(),
+        None => format!("{}://{}", state.scheme, request_host(&headers)?),
+    };
+    Ok(json_response(
         StatusCode::OK,
         &Configuration {
             access_evaluation_endpoint: format!("{base}/access/v1/evaluation"),
             access_evaluations_endpoint: format!("{base}/access/v1/evaluations"),
             policy_decision_point: base,
         },
-    )
+    ))
+}
+
+/// The request's `Host`, when it is a host and port and nothing else (no path, query,
+/// fragment or user information can enter the identifier the metadata names).
+fn request_host(headers: &HeaderMap) -> Result<String, ApiError> {
+    let refuse = |why: &str| {
+        ApiError::invalid_request(format!(
+            "{why}: the metadata names the endpoints under the request's Host (or configure \
+             server.authzen.pdp_url)"
+        ))
+    };
+    let host = headers
+        .get(header::HOST)
+        .ok_or_else(|| refuse("no Host header"))?
+        .to_str()
+        .map_err(|_| refuse("a Host header that is not text"))?;
+    match host.parse::<axum::http::uri::Authority>() {
+        Ok(authority) if !host.contains('@') && !authority.host().is_empty() => {
+            Ok(authority.as_str().to_owned())
+        }
+        _ => Err(refuse(&format!("the Host header {host:?} is not a host"))),
+    }
+}
+
+/// AuthZEN requests are JSON and say so: `Content-Type: application/json` (parameters such as
+/// `charset` allowed); any other type, or none, is `400` (AuthZEN §10.1, certification c-2-4-3).
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.split(';').next().unwrap_or_default().trim());
+    match media_type {
+        Some(media_type) if media_type.eq_ignore_ascii_case("application/json") => Ok(()),
+        Some(media_type) => Err(ApiError::invalid_request(format!(
+            "Content-Type {media_type:?}: AuthZEN requests are application/json"
+        ))),
+        None => Err(ApiError::invalid_request(
+            "no Content-Type: AuthZEN requests are application/json",
+        )),
+    }
 }

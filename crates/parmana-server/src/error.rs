@@ -190,6 +190,17 @@ impl ApiError {
         .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
     }
 
+    /// A request that needs the runtime, before leftover claims are recovered: refused with
+    /// 503 and `Retry-After`, so that no request claims an id recovery is completing.
+    pub(crate) fn starting() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server.not_ready",
+            "starting: recovering leftover claims; retry later",
+        )
+        .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
+    }
+
     /// A refusal of the runtime, with the status its code and class call for.
     pub(crate) fn from_execution(error: &ExecutionError) -> Self {
         let code = error.code();

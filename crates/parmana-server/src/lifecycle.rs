@@ -159,6 +159,7 @@ impl Server {
 
     async fn serve(self) -> Result<(), ServerError> {
         observe::init_logging(&self.state.logging);
+        self.state.authzen.warn_of_strict_policies();
         let state = self.state;
         let handle: Handle<SocketAddr> = Handle::new();
         let app = router(Arc::clone(&state));
@@ -287,6 +288,10 @@ fn check_limits(limits: &Limits, sequence_interval: Duration) -> Result<(), Serv
     Ok(())
 }
 
+/// How many ids recovery could not complete are named in the log, one line each (the count of
+/// all of them is in the line that follows).
+const LOGGED_RECOVERY_FAILURES: usize = 100;
+
 /// Completes leftover claims, then marks the server ready. On failure the server stops:
 /// it never reports ready over ids it could not settle.
 async fn recover_then_ready(
@@ -296,6 +301,19 @@ async fn recover_then_ready(
     let recovered = state.blocking("recover", Runtime::recover).await;
     match recovered {
         Ok(Ok(report)) => {
+            // An id recovery cannot complete (its inputs unreadable, or made under keys or a
+            // trust root this server does not hold) stays claimed and refused, as after
+            // `parmana recover`: named here, the first ones one line each, so that one bad
+            // record neither stops every server of a deployment nor passes unseen.
+            for (execution_id, error) in report.failed.iter().take(LOGGED_RECOVERY_FAILURES) {
+                tracing::warn!(
+                    target: "parmana::server",
+                    execution_id = %execution_id,
+                    code = error.code(),
+                    %error,
+                    "leftover claim not recovered; it stays claimed"
+                );
+            }
             tracing::info!(
                 target: "parmana::server",
                 recovered = report.completed.len(),
@@ -414,15 +432,23 @@ async fn watch_signals(state: Arc<AppState>, handle: Handle<SocketAddr>) {
 }
 
 /// Reloads the environment from disk (SIGHUP or `POST /v1/admin/reload`); on refusal the old
-/// environment stays and the refusal is answered with 422 (503 when the store failed).
+/// environment stays and the refusal is answered with 422 (503 when the store failed, 500 when
+/// the reload task failed).
 pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
     let checking = Arc::clone(state);
     let result = state
         .blocking("reload", move |runtime| {
             runtime.reload_checked(|fresh| checking.authzen.check_environment(fresh))
         })
-        .await?;
-    state.metrics.reload(result.is_ok());
+        .await;
+    // A reload task that failed (a defect: `500 server.internal`) is a refused reload too, and
+    // counted as one; the old environment stays.
+    state
+        .metrics
+        .reload(result.as_ref().is_ok_and(Result::is_ok));
+    let result = result.inspect_err(|error| {
+        tracing::warn!(target: "parmana::server", code = %error.code, message = %error.message, "reload failed; the old environment stays");
+    })?;
     match result {
         Ok(report) => {
             tracing::info!(

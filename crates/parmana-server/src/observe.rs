@@ -30,6 +30,20 @@ const REQUEST_ID: &str = "x-request-id";
 /// Routes that are never shed: probes must answer under load.
 const NEVER_SHED: [&str; 2] = ["/healthz", "/readyz"];
 
+/// Routes answered while the server starts (before leftover claims are recovered): they read
+/// no execution and decide nothing (and a path no route serves is still `404`). Every other
+/// route is `503 server.not_ready` until then, so that no request claims, reads or decides
+/// beside recovery.
+const SERVED_WHILE_STARTING: [&str; 7] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/v1/status",
+    "/.well-known/authzen-configuration",
+    "unmatched",
+];
+
 /// Sheds, times out, measures and logs one request.
 pub(crate) async fn guard(
     State(state): State<Arc<AppState>>,
@@ -46,6 +60,8 @@ pub(crate) async fn guard(
         // HTTP/1.1's read buffer (as large as the limit) refuses most such heads before they
         // are parsed, with a bare 431; one that arrived whole in a single read is refused here.
         ApiError::header_too_large(head, state.limits.max_header_bytes).into_response()
+    } else if !state.is_started() && !SERVED_WHILE_STARTING.contains(&route.as_ref()) {
+        ApiError::starting().into_response()
     } else if NEVER_SHED.contains(&route.as_ref()) {
         next.run(request).await
     } else {

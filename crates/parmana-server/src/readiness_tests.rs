@@ -1,4 +1,4 @@
-//! `/readyz` answers `503 server.not_ready` whenever the server must not get traffic — starting (leftovers not yet recovered), draining, its environment expired, its store unreachable or silent — and `200` only when none holds; a burst of probes asks the store once.
+//! `/readyz` answers `503 server.not_ready` whenever the server must not get traffic — starting (leftovers not yet recovered), draining, its environment expired, its store unreachable or silent — and `200` only when none holds; a burst of probes asks the store once; while starting, every route that decides answers `503` too, and an expired environment refuses a native batch whole.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -300,4 +300,120 @@ fn a_store_that_does_not_answer_is_not_ready_and_is_probed_once() {
         ready
     });
     assert!(ready);
+}
+
+/// `method path` with `body` through the server's router (its guard included), in process:
+/// the status, the error code and whether `Retry-After` came with it.
+fn through_router(
+    tokio: &tokio::runtime::Runtime,
+    state: &Arc<AppState>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, bool) {
+    use tower::ServiceExt;
+    tokio.block_on(async {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap();
+        let response = crate::lifecycle::router(Arc::clone(state))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response.headers().contains_key("retry-after");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let code = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|body| body["error"]["code"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        (status, code, retry_after)
+    })
+}
+
+#[test]
+fn until_leftovers_are_recovered_only_the_routes_that_decide_nothing_answer() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let clock = Arc::new(AtomicI64::new(0));
+    let state = state_over(&fixture, Arc::new(MemoryReplayStore::new()), &clock);
+    let tokio = tokio_runtime();
+    let execution =
+        r#"{"policy": "claims-approval@1.0.0", "signals": {}, "execution_id": "early-1"}"#;
+    let evaluation = r#"{"policy": "claims-approval@1.0.0", "signals": {}}"#;
+    // (method, path, body): every route that reads an execution or decides.
+    let deciding = [
+        ("POST", "/v1/executions", execution),
+        ("GET", "/v1/executions/early-1", ""),
+        ("GET", "/v1/executions/early-1/proof", ""),
+        ("GET", "/log/checkpoint", ""),
+        ("GET", "/log/tile/0/000", ""),
+        ("POST", "/v1/evaluations", evaluation),
+        ("POST", "/v1/verify", "{}"),
+        ("POST", "/v1/admin/reload", ""),
+        ("POST", "/access/v1/evaluation", "{}"),
+        ("POST", "/access/v1/evaluations", "{}"),
+    ];
+    for (method, path, body) in deciding {
+        let (status, code, retry_after) = through_router(&tokio, &state, method, path, body);
+        assert_eq!(
+            (status, code.as_str(), retry_after),
+            (503, "server.not_ready", true),
+            "{method} {path} while starting"
+        );
+    }
+    // Probes, metrics, the documents and a path no route serves answer as ever.
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/metrics", 200),
+        ("/openapi.json", 200),
+        ("/v1/status", 200),
+        ("/nowhere", 404),
+    ] {
+        assert_eq!(
+            through_router(&tokio, &state, "GET", path, "").0,
+            status,
+            "GET {path} while starting"
+        );
+    }
+    assert_eq!(
+        through_router(&tokio, &state, "GET", "/readyz", "").1,
+        "server.not_ready"
+    );
+    // Started: the same requests reach their handlers (the execution is refused by the
+    // policy's validation, not by the gate; nothing was claimed before).
+    state.started_up.store(true, Ordering::SeqCst);
+    let (status, code, _) = through_router(&tokio, &state, "GET", "/v1/executions/early-1", "");
+    assert_eq!((status, code.as_str()), (404, "server.execution_unknown"));
+    let (status, code, _) = through_router(&tokio, &state, "POST", "/v1/evaluations", evaluation);
+    assert_eq!(status, 422, "{code}");
+    assert!(code.starts_with("policy."), "{code}");
+}
+
+#[test]
+fn a_native_batch_under_an_expired_environment_is_refused_whole() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let clock = Arc::new(AtomicI64::new(0));
+    let state = state_over(&fixture, Arc::new(MemoryReplayStore::new()), &clock);
+    state.started_up.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    let batch = r#"{"policy": "claims-approval@1.0.0", "batch": [{}, {"x": 1}]}"#;
+    // In force: each signal set is refused by the policy inside a 200.
+    assert_eq!(
+        through_router(&tokio, &state, "POST", "/v1/evaluations", batch).0,
+        200
+    );
+    // Expired: no 200 carries refusals of the environment in place of decisions.
+    clock.store(
+        Timestamp::parse("2040-01-01T00:00:00Z")
+            .unwrap()
+            .unix_seconds(),
+        Ordering::SeqCst,
+    );
+    let (status, code, _) = through_router(&tokio, &state, "POST", "/v1/evaluations", batch);
+    assert_eq!((status, code.as_str()), (500, "runtime.expired"));
 }

@@ -122,6 +122,10 @@ pub struct AuthzenSettings {
     pub policies: Vec<AuthzenPolicy>,
     /// The policy that answers a `resource.type` no policy names (`id@version`).
     pub default_policy: Option<String>,
+    /// The Policy Decision Point identifier the metadata document names (an `https` URL, the
+    /// public one where TLS is terminated in front of the server); `None`: the scheme and
+    /// `Host` of each metadata request.
+    pub pdp_url: Option<String>,
 }
 
 /// The transparency log the server serves (`docs/server.md`, "Transparency log").

@@ -35,7 +35,10 @@ pub(crate) fn authzen_deployment() -> tempfile::TempDir {
 
 /// A fresh deployment (`parmana init`) with `policies` (id, `policy.json` of version 1.0.0)
 /// signed and released, and `mapping` appended to its `parmana.toml`.
-fn authzen_deployment_with(policies: &[(&str, &str)], mapping: &str) -> tempfile::TempDir {
+pub(crate) fn authzen_deployment_with(
+    policies: &[(&str, &str)],
+    mapping: &str,
+) -> tempfile::TempDir {
     let temp = tempfile::tempdir().unwrap();
     let root = temp.path().join("d");
     let (code, _, stderr) = parmana(temp.path(), &["init", "d"]);

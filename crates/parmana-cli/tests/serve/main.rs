@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod authzen_certification_serve;
 mod authzen_client_serve;
 mod authzen_serve;
 mod go_tlog_serve;

@@ -161,13 +161,14 @@ fn every_route_answers_with_the_documented_status_and_scope() {
         ("GET", "/healthz", None, "", 200, ""),
         ("GET", "/readyz", None, "", 200, ""),
         ("GET", "/openapi.json", None, "", 200, ""),
+        // No policy answers AuthZEN requests in this deployment: no metadata.
         (
             "GET",
             "/.well-known/authzen-configuration",
             None,
             "",
-            200,
-            "",
+            404,
+            "server.not_found",
         ),
         ("GET", "/v1/status", Some("reader"), "", 200, ""),
         ("GET", "/v1/status", None, "", 401, "server.unauthorized"),

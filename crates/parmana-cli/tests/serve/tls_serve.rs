@@ -86,10 +86,13 @@ pub(crate) fn server_files(dir: &Path, ca: &Authority) -> (PathBuf, PathBuf) {
 #[test]
 fn https_serves_the_api_to_clients_that_trust_the_certificate_and_nothing_else() {
     let server_ca = Authority::new("server CA");
-    // The certificate and key are named in parmana.toml, relative to its directory.
+    // The certificate and key are named in parmana.toml, relative to its directory; a policy
+    // answers AuthZEN requests, so the metadata is served.
     let env = deployment(
         "memory",
-        "[server]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n",
+        "[server]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n\
+         [server.authzen]\ndefault_policy = \"claims-approval@1.0.0\"\n\
+         [[server.authzen.policies]]\npolicy = \"claims-approval@1.0.0\"\npermit = [\"approve\"]\n",
     );
     server_files(env.root(), &server_ca);
     let served =
