@@ -140,6 +140,10 @@ pub(crate) struct WitnessArgs {
     /// it opens or from its previous answer, before it is closed, from 1 to 3600000.
     #[arg(long, value_name = "MS", default_value_t = 30_000, requires = "serve")]
     idle_timeout_ms: u64,
+    /// With --serve: how long one request may take, its body's arrival included, before it is
+    /// answered 503 (Retry-After, the connection closed), from 1 to 3600000.
+    #[arg(long, value_name = "MS", default_value_t = 10_000, requires = "serve")]
+    request_timeout_ms: u64,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -401,6 +405,7 @@ fn serve_witness(
         trust_root,
         clock: Arc::from(args.clock.clock()),
         idle_timeout: std::time::Duration::from_millis(args.idle_timeout_ms),
+        request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
     })
     .map_err(|e| server_failure(&e))?;
     outln!("listening on http://{}", server.local_addr());

@@ -44,6 +44,9 @@ pub struct WitnessSettings {
     /// How long a connection may take to send a complete request head (from when it opens or
     /// from its previous answer) before it is closed; 1 ms to an hour.
     pub idle_timeout: Duration,
+    /// How long one request may take, its body's arrival included, before it is answered `503`
+    /// (`Retry-After`, the connection closed); 1 ms to an hour.
+    pub request_timeout: Duration,
 }
 
 /// The most connections a witness holds open at once; more are closed when accepted.
@@ -53,8 +56,6 @@ pub(crate) const WITNESS_MAX_CONNECTIONS: usize = 1024;
 pub(crate) const WITNESS_MAX_IN_FLIGHT: usize = 16;
 /// The largest request head a witness reads (its requests carry a few short headers).
 pub(crate) const WITNESS_MAX_HEAD_BYTES: usize = 16 * 1024;
-/// How long one witness request may take, its body included, before it is answered `503`.
-pub(crate) const WITNESS_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for WitnessSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,14 +147,18 @@ impl WitnessServer {
     /// Checks that the trust root names a log, reads the state (a state file that is not a
     /// checkpoint refuses to start) and binds the listen address.
     pub fn bind(settings: WitnessSettings) -> Result<Self, ServerError> {
-        let idle = settings.idle_timeout;
-        if !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&idle) {
-            return Err(ServerError::LimitOutOfRange {
-                name: "idle_timeout_ms",
-                value: usize::try_from(idle.as_millis()).unwrap_or(usize::MAX),
-                min: 1,
-                max: 3_600_000,
-            });
+        for (name, timeout) in [
+            ("idle_timeout_ms", settings.idle_timeout),
+            ("request_timeout_ms", settings.request_timeout),
+        ] {
+            if !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&timeout) {
+                return Err(ServerError::LimitOutOfRange {
+                    name,
+                    value: usize::try_from(timeout.as_millis()).unwrap_or(usize::MAX),
+                    min: 1,
+                    max: 3_600_000,
+                });
+            }
         }
         if settings.trust_root.log().is_none() {
             return Err(ServerError::Runtime(ExecutionError::NoTransparencyLog {
@@ -200,11 +205,14 @@ impl WitnessServer {
             .map_err(io)?;
         runtime.block_on(async move {
             let idle_timeout = self.witness.settings.idle_timeout;
+            let request_timeout = self.witness.settings.request_timeout;
             let app = Router::new()
                 .route("/add-checkpoint", post(add_checkpoint))
                 .route("/{origin_hash}/checkpoint", get(latest_checkpoint))
                 .layer(DefaultBodyLimit::max(MAX_ADD_CHECKPOINT_BYTES))
-                .layer(axum::middleware::from_fn(bounded))
+                .layer(axum::middleware::from_fn(move |request, next| {
+                    bounded(request_timeout, request, next)
+                }))
                 .with_state(self.witness);
             // Bounded as `parmana serve` is: HTTP/1.1 only, a connection that sends no request
             // head within the idle timeout closed, at most WITNESS_MAX_CONNECTIONS held.
@@ -221,7 +229,7 @@ impl WitnessServer {
             let connections = Arc::new(tokio::sync::Semaphore::new(WITNESS_MAX_CONNECTIONS));
             let signals = tokio::spawn(async move {
                 stopped().await;
-                handle.graceful_shutdown(Some(WITNESS_REQUEST_TIMEOUT));
+                handle.graceful_shutdown(Some(request_timeout));
             });
             let served = server
                 .acceptor(Limited::new(DefaultAcceptor, connections))
@@ -296,15 +304,15 @@ fn busy(message: &str) -> Response {
     response
 }
 
-/// Every request: answered `503` past [`WITNESS_REQUEST_TIMEOUT`] (its body's arrival
-/// included).
-async fn bounded(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    match tokio::time::timeout(WITNESS_REQUEST_TIMEOUT, next.run(request)).await {
+/// Every request: answered `503` past `timeout` (its body's arrival included).
+async fn bounded(
+    timeout: Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => busy(&format!(
-            "no answer within {} s",
-            WITNESS_REQUEST_TIMEOUT.as_secs()
-        )),
+        Err(_) => busy(&format!("no answer within {} ms", timeout.as_millis())),
     }
 }
 

@@ -1793,7 +1793,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log__subcmd__witness)
-            opts="-h --serve --key --name --state --idle-timeout-ms --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --serve --key --name --state --idle-timeout-ms --request-timeout-ms --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1816,6 +1816,10 @@ _parmana() {
                     return 0
                     ;;
                 --idle-timeout-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

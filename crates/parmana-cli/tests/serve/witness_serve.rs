@@ -345,12 +345,16 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
 }
 
 #[test]
-fn a_witness_closes_connections_that_send_no_request_in_time() {
+fn a_witness_closes_connections_that_send_no_request_in_time_and_answers_slow_bodies_503() {
     use std::io::Read;
     let env = deployment("sqlite:store.sqlite", "");
     let d = env.root();
     name_a_witnessed_log(d);
-    let witness = Witness::start_with(d, "witness-state.txt", &["--idle-timeout-ms", "300"]);
+    let witness = Witness::start_with(
+        d,
+        "witness-state.txt",
+        &["--idle-timeout-ms", "300", "--request-timeout-ms", "400"],
+    );
     // Silent from the start, and trickling a head it never ends: each closed by the witness
     // within 5 s (the idle timeout is 300 ms).
     let address = witness.base.trim_start_matches("http://");
@@ -380,5 +384,46 @@ fn a_witness_closes_connections_that_send_no_request_in_time() {
         .collect();
     let (status, _, body) = witness.add(b"old 0\n");
     assert_eq!(status, 400, "{body}");
-    drop(held);
+    // A body that never finishes is answered at the request timeout (400 ms): 503, asked to
+    // retry, the connection closed.
+    for mut stream in held.into_iter().take(1) {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 503"), "{answer}");
+        assert!(answer.contains("retry-after: 1"), "{answer}");
+        assert!(answer.contains("connection: close"), "{answer}");
+        assert!(answer.contains("no answer within 400 ms"), "{answer}");
+    }
+    drop(witness);
+    // Either timeout out of its range is refused at start.
+    for flag in ["--idle-timeout-ms", "--request-timeout-ms"] {
+        for value in ["0", "3600001"] {
+            let (code, _, stderr) = run(
+                d,
+                &[
+                    "log",
+                    "witness",
+                    "--serve",
+                    "127.0.0.1:0",
+                    "--key",
+                    "trust/keys/policy.pem",
+                    "--name",
+                    WITNESS,
+                    "--state",
+                    "witness-state.txt",
+                    flag,
+                    value,
+                ],
+            );
+            assert_eq!(code, 3, "{flag} {value}: {stderr}");
+            assert!(
+                stderr.contains("server.limit_out_of_range"),
+                "{flag} {value}: {stderr}"
+            );
+        }
+    }
 }
