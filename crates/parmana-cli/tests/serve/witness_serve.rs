@@ -31,18 +31,7 @@ impl Witness {
 
     fn start_with(dir: &Path, state: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
-            .args([
-                "log",
-                "witness",
-                "--serve",
-                "127.0.0.1:0",
-                "--key",
-                "trust/keys/policy.pem",
-                "--name",
-                WITNESS,
-                "--state",
-                state,
-            ])
+            .args(serve_args(state))
             .args(extra)
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -115,6 +104,22 @@ impl Drop for Witness {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `parmana log witness --serve` on a free loopback port with the test witness's key and name.
+fn serve_args(state: &str) -> [&str; 10] {
+    [
+        "log",
+        "witness",
+        "--serve",
+        "127.0.0.1:0",
+        "--key",
+        "trust/keys/policy.pem",
+        "--name",
+        WITNESS,
+        "--state",
+        state,
+    ]
 }
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
@@ -402,23 +407,9 @@ fn a_witness_closes_connections_that_send_no_request_in_time_and_answers_slow_bo
     // Either timeout out of its range is refused at start.
     for flag in ["--idle-timeout-ms", "--request-timeout-ms"] {
         for value in ["0", "3600001"] {
-            let (code, _, stderr) = run(
-                d,
-                &[
-                    "log",
-                    "witness",
-                    "--serve",
-                    "127.0.0.1:0",
-                    "--key",
-                    "trust/keys/policy.pem",
-                    "--name",
-                    WITNESS,
-                    "--state",
-                    "witness-state.txt",
-                    flag,
-                    value,
-                ],
-            );
+            let mut args = serve_args("witness-state.txt").to_vec();
+            args.extend([flag, value]);
+            let (code, _, stderr) = run(d, &args);
             assert_eq!(code, 3, "{flag} {value}: {stderr}");
             assert!(
                 stderr.contains("server.limit_out_of_range"),
