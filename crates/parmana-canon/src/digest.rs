@@ -61,6 +61,47 @@ impl Digest {
         Ok(Self::of(&to_canonical_vec(value)?))
     }
 
+    /// HMAC-SHA256 (RFC 2104) of `message` under `key`: a tag only a holder of the key can
+    /// make. Compare tags with [`Digest::ct_eq`].
+    ///
+    /// ```
+    /// use parmana_canon::Digest;
+    /// // RFC 4231, test case 2.
+    /// let tag = Digest::hmac(b"Jefe", b"what do ya want for nothing?");
+    /// assert_eq!(tag.to_hex(), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    /// ```
+    pub fn hmac(key: &[u8], message: &[u8]) -> Self {
+        const BLOCK: usize = 64;
+        let mut block = [0u8; BLOCK];
+        if key.len() > BLOCK {
+            block[..32].copy_from_slice(&Sha256::digest(key));
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let pad = |byte: u8| block.map(|b| b ^ byte);
+        let inner = Sha256::new()
+            .chain_update(pad(0x36))
+            .chain_update(message)
+            .finalize();
+        Self(
+            Sha256::new()
+                .chain_update(pad(0x5c))
+                .chain_update(inner)
+                .finalize()
+                .into(),
+        )
+    }
+
+    /// Whether two digests are equal, in time that does not depend on where they differ (for
+    /// comparing a tag with the one expected).
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
+    }
+
     /// A digest from its 32 raw bytes.
     pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
@@ -170,5 +211,33 @@ impl<'de> serde::Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::Digest;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        let long_key = [0xaa_u8; 131];
+        let key_4: Vec<u8> = (1..=25).collect();
+        // RFC 4231 §4: test cases 1, 2, 3, 4, 6 and 7 (HMAC-SHA-256; case 5 is truncated).
+        let cases: [(&[u8], &[u8], &str); 6] = [
+            (&[0x0b; 20], b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+            (b"Jefe", b"what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+            (&[0xaa; 20], &[0xdd; 50], "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"),
+            (&key_4, &[0xcd; 50], "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"),
+            (&long_key, b"Test Using Larger Than Block-Size Key - Hash Key First", "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+            (&long_key, b"This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.", "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"),
+        ];
+        for (n, (key, message, expected)) in cases.iter().enumerate() {
+            let tag = Digest::hmac(key, message);
+            assert_eq!(tag.to_hex(), *expected, "case {n}");
+            let same: Digest = format!("sha256:{expected}").parse().unwrap();
+            assert!(tag.ct_eq(&same), "case {n}");
+            assert!(!tag.ct_eq(&Digest::of(message)), "case {n}");
+        }
     }
 }

@@ -127,6 +127,18 @@ pub enum ExecutionError {
         /// What was wrong.
         message: String,
     },
+    /// A claimed execution whose recorded inputs carry no tag, or one this runtime's
+    /// attestation key does not make: the row was not recorded by a runtime holding the key
+    /// (a store writer's, or an earlier build's). Nothing is signed; the id stays claimed.
+    #[error(
+        "recovery of {execution_id:?} refused: the claim is not authenticated by this runtime's attestation key ({why})"
+    )]
+    ClaimNotAuthenticated {
+        /// The execution id.
+        execution_id: String,
+        /// Why: no tag, or another one.
+        why: &'static str,
+    },
     /// Recovery decided a claimed execution again and did not arrive at what the store
     /// recorded: the row was written by something other than this pipeline (or under another
     /// environment). Nothing is signed; the id stays claimed.
@@ -277,6 +289,7 @@ impl ExecutionError {
             Self::Store(e) => e.code(),
             Self::StoredClaimUnreadable { .. } => "runtime.stored_claim_unreadable",
             Self::RecoveryMismatch { .. } => "runtime.recovery_mismatch",
+            Self::ClaimNotAuthenticated { .. } => "runtime.claim_not_authenticated",
             Self::Io { .. } => "runtime.io",
             Self::StoreNotFound { .. } => "runtime.store_not_found",
             Self::BatchLineInvalid { .. } => "runtime.batch_line_invalid",
@@ -318,6 +331,7 @@ impl ExecutionError {
             | Self::DuplicateSigner { .. }
             | Self::SignersBelowThreshold { .. }
             | Self::RecoveryMismatch { .. }
+            | Self::ClaimNotAuthenticated { .. }
             | Self::NoTransparencyLog { .. }
             | Self::LogAnchorInvalid { .. }
             | Self::ProofEntryMismatch { .. }

@@ -111,11 +111,7 @@ pub(crate) fn execute(
     );
     let prepared = prepare_attestation(&predicate, environment.trust_root())?;
     let request_digest = request_digest(execution_id, &request.policy, &signals_digest)?;
-    let inputs = to_canonical_vec(&ClaimInputs {
-        format: CLAIM_INPUTS_FORMAT,
-        predicate: prepared.raw_predicate(),
-        signals: &signals_canonical,
-    })?;
+    let inputs = tagged_claim_inputs(signers, prepared.raw_predicate(), &signals_canonical)?;
     let claim = ClaimRecord::new(request_digest, inputs, now);
     let under = versions_of(environment);
     if replay_store.completes_in_one_write() {
@@ -157,15 +153,78 @@ pub(crate) fn execute(
 }
 
 /// The version of what a claim records ([`ClaimInputs`]).
-const CLAIM_INPUTS_FORMAT: u64 = 2;
+const CLAIM_INPUTS_FORMAT: u64 = 3;
 
 /// What a claim records: everything recovery needs to decide again — the canonical validated
-/// signals — and what it must then arrive at byte for byte — the canonical predicate.
+/// signals — and what it must then arrive at byte for byte — the canonical predicate; and, from
+/// format 3, the `tag` that proves a runtime holding the attestation key recorded it.
 #[derive(serde::Serialize)]
 struct ClaimInputs<'a> {
     format: u64,
     predicate: &'a RawCanonical,
     signals: &'a RawCanonical,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<String>,
+}
+
+/// The key that tags claims: the claim key of the signer with the smallest key id, so that
+/// every runtime holding the same keys, in any order, makes and checks the same tags.
+fn claim_key(signers: &[&dyn Signer]) -> Result<parmana_trust::ClaimKey, ExecutionError> {
+    let signer = signers
+        .iter()
+        .min_by_key(|signer| signer.key_id())
+        .ok_or_else(|| TrustError::SigningFailed {
+            message: "no attestation signer to tag the claim".to_owned(),
+        })?;
+    Ok(signer.claim_key()?)
+}
+
+/// The canonical bytes a claim records: the format, predicate and signals, and the tag of those
+/// three (their canonical bytes, without it) under the signers' [`claim_key`].
+fn tagged_claim_inputs(
+    signers: &[&dyn Signer],
+    predicate: &RawCanonical,
+    signals: &RawCanonical,
+) -> Result<Vec<u8>, ExecutionError> {
+    let mut inputs = ClaimInputs {
+        format: CLAIM_INPUTS_FORMAT,
+        predicate,
+        signals,
+        tag: None,
+    };
+    let untagged = to_canonical_vec(&inputs)?;
+    inputs.tag = Some(claim_key(signers)?.tag(&untagged).to_hex());
+    Ok(to_canonical_vec(&inputs)?)
+}
+
+/// Checks the tag of recorded claim inputs (`recorded`, parsed) and takes it out: only inputs a
+/// runtime holding the signers' attestation key recorded are completed.
+fn check_claim_tag(
+    signers: &[&dyn Signer],
+    execution_id: &ExecutionId,
+    recorded: &mut Value,
+) -> Result<(), ExecutionError> {
+    let refuse = |why: &'static str| ExecutionError::ClaimNotAuthenticated {
+        execution_id: execution_id.as_str().to_owned(),
+        why,
+    };
+    let tag = match recorded.as_object_mut().and_then(|o| o.remove("tag")) {
+        Some(Value::String(tag)) => tag,
+        Some(_) => return Err(refuse("a tag that is not text")),
+        None => {
+            return Err(refuse(
+                "no tag: a row not recorded by this runtime, or by an earlier build",
+            ));
+        }
+    };
+    let tag: Digest = format!("sha256:{tag}")
+        .parse()
+        .map_err(|_| refuse("a tag that is not 64 lowercase hex digits"))?;
+    let expected = claim_key(signers)?.tag(&parmana_canon::canonicalize_value(recorded)?);
+    if !expected.ct_eq(&tag) {
+        return Err(refuse("another tag: recorded by a writer without this key"));
+    }
+    Ok(())
 }
 
 /// The predicate of an execution decided under `environment` by `loaded` at `executed_at`.
@@ -398,33 +457,25 @@ fn recover_one(
     };
     let mut recorded: Value =
         parse_strict(claim.attestation_inputs()).map_err(|e| unreadable(e.to_string()))?;
-    // Format 2 records the predicate and the signals; what earlier builds recorded is the
-    // predicate alone, which can be decided again only when it embeds its signals.
-    let (recorded_predicate, recorded_signals) = match recorded.get("format") {
-        Some(format) if format.as_u64() == Some(CLAIM_INPUTS_FORMAT) => {
-            let predicate = recorded
-                .get_mut("predicate")
-                .map(Value::take)
-                .ok_or_else(|| unreadable("no predicate recorded".to_owned()))?;
-            let signals = recorded
-                .get_mut("signals")
-                .map(Value::take)
-                .ok_or_else(|| unreadable("no signals recorded".to_owned()))?;
-            (predicate, signals)
-        }
-        Some(_) => return Err(unreadable("an unknown claim format".to_owned())),
-        None => {
-            let signals = recorded.get("signals").cloned();
-            (recorded, signals.unwrap_or(Value::Null))
-        }
+    // The store is not trusted to say what was claimed: a row is completed only when a
+    // runtime holding this attestation key recorded it (its tag), and then only when deciding
+    // it again gives the recorded predicate byte for byte.
+    check_claim_tag(signers, execution_id, &mut recorded)?;
+    // Format 3 records the predicate, the signals and the tag (checked above); the formats of
+    // earlier builds carry no tag and were refused with it.
+    if recorded.get("format").and_then(Value::as_u64) != Some(CLAIM_INPUTS_FORMAT) {
+        return Err(unreadable("an unknown claim format".to_owned()));
+    }
+    let mut take = |member: &str| {
+        recorded
+            .get_mut(member)
+            .map(Value::take)
+            .ok_or_else(|| unreadable(format!("no {member} recorded")))
     };
+    let recorded_predicate = take("predicate")?;
+    let recorded_signals = take("signals")?;
     let predicate: ExecutionPredicate = serde_json::from_value(recorded_predicate.clone())
         .map_err(|e| unreadable(e.to_string()))?;
-    if recorded_signals.is_null() {
-        return Err(mismatch(
-            "signals (a claim of an earlier build, without them)",
-        ));
-    }
     if predicate.execution_id != *execution_id || predicate.executed_at != claim.claimed_at() {
         return Err(unreadable(
             "the recorded inputs belong to another execution".to_owned(),

@@ -1,4 +1,4 @@
-//! Recovery signs only what the pipeline would sign: claimed rows forged by whoever can write the store — every field of the recorded predicate, the signals, the request digest, the timestamps — are decided again and refused (`runtime.recovery_mismatch`), left claimed; a genuine crashed row is completed byte-identically. One table of forgeries, run on every backend: memory, SQLite and PostgreSQL (when configured).
+//! Recovery signs only what the pipeline would sign: a claimed row that no runtime holding the attestation key recorded — a new row consistent in every field, one without a tag, with another key's tag, of an earlier build — is refused (`runtime.claim_not_authenticated`); rows that carry a valid tag but were edited — every field of the recorded predicate, the signals, the request digest, the timestamps — are decided again and refused (`runtime.recovery_mismatch`); all are left claimed, and a genuine crashed row is completed byte-identically. One table of forgeries, run on every backend: memory, SQLite and PostgreSQL (when configured).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -9,6 +9,7 @@ use parmana_runtime::replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, MemoryReplayStore, ReplayStore,
     SqliteReplayStore,
 };
+use parmana_runtime::trust::{ClaimKey, LocalSigningKey, Signer};
 use parmana_runtime::{ExecutionRequest, Runtime, execute_from_signals, recover};
 use parmana_testkit::CrashBeforeComplete;
 use serde_json::{Value, json};
@@ -76,6 +77,40 @@ fn forgeries() -> Vec<Forgery> {
     ]
 }
 
+/// Tags `inputs` as a runtime holding the key of `key` would: the tag of the canonical bytes
+/// of everything but the tag.
+fn retag(inputs: &mut Value, key: &ClaimKey) {
+    inputs.as_object_mut().unwrap().remove("tag");
+    let tag = key.tag(&canonicalize_value(inputs).unwrap()).to_hex();
+    inputs["tag"] = json!(tag);
+}
+
+/// One row no runtime holding the attestation key recorded: a name, and an edit of the genuine
+/// recorded inputs (whose `execution_id` is already the row's own).
+type Unauthenticated = (&'static str, fn(&mut Value));
+
+fn unauthenticated() -> Vec<Unauthenticated> {
+    vec![
+        // Every field consistent with its own id, the tag copied from the genuine row: what a
+        // store writer would insert to have an execution it never asked for signed.
+        ("a new row, the genuine tag copied", |_| {}),
+        ("no tag", |v| {
+            v.as_object_mut().unwrap().remove("tag");
+        }),
+        ("another key's tag", |v| {
+            retag(
+                v,
+                &LocalSigningKey::from_seed(&[7; 32]).claim_key().unwrap(),
+            )
+        }),
+        ("a tag that is not hex", |v| v["tag"] = json!("not hex")),
+        ("an earlier build's format, untagged", |v| {
+            v.as_object_mut().unwrap().remove("tag");
+            v["format"] = json!(2);
+        }),
+    ]
+}
+
 /// Crashes a genuine execution of `signals` as `id` on `store`, returns its recorded inputs.
 fn crash(fixture: &Fixture, store: &dyn ReplayStore, id: &str, signals: &str) -> (Value, Digest) {
     let environment = fixture.environment();
@@ -117,6 +152,7 @@ fn check_store(store: &dyn ReplayStore) {
         .unwrap()
         .into_envelope()
     };
+    let claim_key = signer.claim_key().unwrap();
     for (n, (name, forge)) in forgeries().into_iter().enumerate() {
         let id = format!("forged-{n}");
         let mut inputs = genuine.clone();
@@ -131,6 +167,9 @@ fn check_store(store: &dyn ReplayStore) {
             .unwrap(),
         );
         forge(&mut inputs, &mut digest);
+        // Tagged with the attestation key's claim key, as if the key's holder had recorded it:
+        // the second line of defence (deciding again) must refuse it on its own.
+        retag(&mut inputs, &claim_key);
         let claim = ClaimRecord::new(digest, canonicalize_value(&inputs).unwrap(), clock().0);
         let forged_id = ExecutionId::parse(&id).unwrap();
         assert_eq!(
@@ -141,11 +180,58 @@ fn check_store(store: &dyn ReplayStore) {
             "{name}"
         );
     }
+    for (n, (name, edit)) in unauthenticated().into_iter().enumerate() {
+        let id = format!("unauthenticated-{n}");
+        let mut inputs = genuine.clone();
+        inputs["predicate"]["execution_id"] = json!(id);
+        edit(&mut inputs);
+        let digest = Digest::of(
+            &canonicalize_value(&json!({
+                "execution_id": id,
+                "policy_id": "claims-approval",
+                "policy_version": "1.0.0",
+                "signals_digest": inputs["predicate"]["signals_digest"],
+            }))
+            .unwrap(),
+        );
+        let claim = ClaimRecord::new(digest, canonicalize_value(&inputs).unwrap(), clock().0);
+        assert_eq!(
+            store
+                .claim(
+                    &ExecutionId::parse(&id).unwrap(),
+                    &claim,
+                    under(&environment)
+                )
+                .unwrap(),
+            ClaimOutcome::Claimed,
+            "{name}"
+        );
+    }
     let report = recover(store, &signer, &environment).unwrap();
     // The genuine row completes byte-identically; every forged one is refused and stays claimed.
     assert_eq!(report.completed.len(), 1, "{:?}", report.failed);
     assert_eq!(report.completed[0].envelope(), &expected[..]);
-    assert_eq!(report.failed.len(), forgeries().len());
+    assert_eq!(
+        report.failed.len(),
+        forgeries().len() + unauthenticated().len()
+    );
+    for (n, (name, _)) in unauthenticated().into_iter().enumerate() {
+        let id = format!("unauthenticated-{n}");
+        let (_, error) = report
+            .failed
+            .iter()
+            .find(|(failed, _)| *failed == id)
+            .unwrap_or_else(|| panic!("{name}: not refused"));
+        assert_eq!(
+            error.code(),
+            "runtime.claim_not_authenticated",
+            "{name}: {error}"
+        );
+        assert!(matches!(
+            store.get(&ExecutionId::parse(&id).unwrap()).unwrap(),
+            ExecutionState::Claimed(_)
+        ));
+    }
     for (n, (name, _)) in forgeries().into_iter().enumerate() {
         let id = format!("forged-{n}");
         let (_, error) = report
@@ -162,6 +248,7 @@ fn check_store(store: &dyn ReplayStore) {
     // A claim whose timestamp disagrees with its record is unreadable, not signed.
     let mut late = genuine.clone();
     late["predicate"]["execution_id"] = json!("late");
+    retag(&mut late, &claim_key);
     let claim = ClaimRecord::new(
         genuine_digest,
         canonicalize_value(&late).unwrap(),

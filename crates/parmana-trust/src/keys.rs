@@ -275,6 +275,56 @@ pub trait Signer: Send + Sync {
 
     /// The 64-byte Ed25519 signature of `message`.
     fn sign(&self, message: &[u8]) -> Result<[u8; 64], TrustError>;
+
+    /// The key that authenticates the claims a runtime signing with this key records in a
+    /// replay store ([`ClaimKey`]). The default derives it with one signature each call; a
+    /// signer that keeps it (as [`LocalSigningKey`] does) returns the same key.
+    fn claim_key(&self) -> Result<ClaimKey, TrustError> {
+        ClaimKey::derive(self)
+    }
+}
+
+/// A secret key that authenticates the claims a runtime records in a replay store
+/// (`docs/trust-model.md` §8.1): a claim carries an HMAC-SHA256 tag of its recorded inputs under
+/// this key, and recovery completes — signs — only a claim whose tag it can make again. Whoever
+/// can write the store but holds no attestation key cannot make one.
+///
+/// It is derived from the attestation key itself: the SHA-256 of the key's Ed25519 signature of
+/// one fixed canonical message ([`CLAIM_KEY_PURPOSE`]), deterministic, so every process holding
+/// the key derives the same (a server recovers what another one claimed), and never published
+/// (the key signs nothing else of that shape: attestations are DSSE, every document has its own
+/// `_type`). Its `Debug` output shows nothing of it.
+#[derive(Clone, Copy)]
+pub struct ClaimKey([u8; 32]);
+
+/// The message whose signature a [`ClaimKey`] is derived from (signed as its canonical bytes).
+pub const CLAIM_KEY_PURPOSE: &str =
+    "parmana: authenticate the claims this key's runtime records in a replay store";
+
+impl ClaimKey {
+    /// Derives the claim key of `signer` (one signature).
+    pub fn derive(signer: &(impl Signer + ?Sized)) -> Result<Self, TrustError> {
+        let message = parmana_canon::canonicalize_value(&serde_json::json!({
+            "purpose": CLAIM_KEY_PURPOSE,
+            "version": 1,
+        }))
+        .map_err(|e| TrustError::SigningFailed {
+            message: e.to_string(),
+        })?;
+        let signature = signer.sign(&message)?;
+        Ok(Self(*Digest::of(&signature).as_bytes()))
+    }
+
+    /// The tag of `inputs` (the canonical bytes a claim records).
+    pub fn tag(&self, inputs: &[u8]) -> Digest {
+        Digest::hmac(&self.0, inputs)
+    }
+}
+
+impl fmt::Debug for ClaimKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClaimKey(..)")
+    }
 }
 
 /// An Ed25519 private key held in memory. Its `Debug` output shows only the key id.
@@ -283,6 +333,8 @@ pub struct LocalSigningKey {
     public: PublicKey,
     /// Computed once: every execution asks for it several times (role checks, signing).
     key_id: KeyId,
+    /// Derived once, on first use: every execution tags its claim with it.
+    claim_key: std::sync::OnceLock<ClaimKey>,
 }
 
 impl LocalSigningKey {
@@ -297,6 +349,7 @@ impl LocalSigningKey {
             key,
             public,
             key_id: public.key_id(),
+            claim_key: std::sync::OnceLock::new(),
         }
     }
 
@@ -373,6 +426,14 @@ impl Signer for LocalSigningKey {
 
     fn key_id(&self) -> KeyId {
         self.key_id
+    }
+
+    fn claim_key(&self) -> Result<ClaimKey, TrustError> {
+        if let Some(key) = self.claim_key.get() {
+            return Ok(*key);
+        }
+        let key = ClaimKey::derive(self)?;
+        Ok(*self.claim_key.get_or_init(|| key))
     }
 
     fn sign(&self, message: &[u8]) -> Result<[u8; 64], TrustError> {

@@ -76,8 +76,8 @@ pub use bundle::{
 pub use envelope::MAX_SIGNATURES;
 pub use error::TrustError;
 pub use keys::{
-    KeyFile, KeyId, LocalSigningKey, PublicKey, PublicKeyDocument, Signer, read_key_file,
-    read_public_key_file, write_public_key_file,
+    CLAIM_KEY_PURPOSE, ClaimKey, KeyFile, KeyId, LocalSigningKey, PublicKey, PublicKeyDocument,
+    Signer, read_key_file, read_public_key_file, write_public_key_file,
 };
 pub use legacy::{VerifiedLegacyBundle, verify_legacy_bundle};
 pub use release::{

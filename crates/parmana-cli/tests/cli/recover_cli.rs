@@ -8,6 +8,7 @@ use parmana_runtime::canon::{Digest, ExecutionId, Timestamp, canonicalize_value,
 use parmana_runtime::replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ReplayStore, SqliteReplayStore,
 };
+use parmana_runtime::trust::{LocalSigningKey, Signer as _};
 
 #[test]
 fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
@@ -26,15 +27,23 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
         .decode(envelope["payload"].as_str().unwrap())
         .unwrap();
     let statement = parse_strict(&payload).unwrap();
-    // What a claim records: the predicate and the canonical validated signals (format 2), and
-    // the digest of the request.
+    // What a claim records: the predicate and the canonical validated signals (format 3), the
+    // tag of those under the attestation key's claim key — only a holder of the key can make
+    // it — and the digest of the request.
     let signals = parse_strict(VIP_SIGNALS.as_bytes()).unwrap();
-    let inputs = canonicalize_value(&serde_json::json!({
-        "format": 2,
+    let mut recorded = serde_json::json!({
+        "format": 3,
         "predicate": statement["predicate"],
         "signals": signals,
-    }))
-    .unwrap();
+    });
+    let attestation_key =
+        LocalSigningKey::read_pem_file(&repo_root().join("trust/keys/attestation.pem")).unwrap();
+    let tag = attestation_key
+        .claim_key()
+        .unwrap()
+        .tag(&canonicalize_value(&recorded).unwrap());
+    recorded["tag"] = serde_json::json!(tag.to_hex());
+    let inputs = canonicalize_value(&recorded).unwrap();
     let request_digest = Digest::of(
         &canonicalize_value(&serde_json::json!({
             "execution_id": "crashed-1",
@@ -129,36 +138,41 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
 }
 
 #[test]
-fn unreadable_claims_and_keys_without_the_role_complete_nothing() {
+fn unreadable_or_unauthenticated_claims_and_keys_without_the_role_complete_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replay.sqlite3");
     {
         let store = SqliteReplayStore::open(&path).unwrap();
-        let id = ExecutionId::parse("crashed-2").unwrap();
-        let claim = ClaimRecord::new(
-            Digest::of(b"request"),
-            b"{}".to_vec(),
-            Timestamp::parse(NOW).unwrap(),
-        );
-        // Under the fixtures' trust root 2 and release manifest 1, as the execution would have.
-        let under = AcceptedVersions::new(2, 1);
-        assert_eq!(
-            store.claim(&id, &claim, under).unwrap(),
-            ClaimOutcome::Claimed
-        );
+        // Recorded inputs that are not JSON, and a claim no holder of the attestation key
+        // recorded (no tag), under the fixtures' trust root 2 and release manifest 1.
+        for (id, inputs) in [("crashed-2", &b"not json"[..]), ("crashed-3", b"{}")] {
+            let claim = ClaimRecord::new(
+                Digest::of(b"request"),
+                inputs.to_vec(),
+                Timestamp::parse(NOW).unwrap(),
+            );
+            let under = AcceptedVersions::new(2, 1);
+            assert_eq!(
+                store
+                    .claim(&ExecutionId::parse(id).unwrap(), &claim, under)
+                    .unwrap(),
+                ClaimOutcome::Claimed
+            );
+        }
     }
     let store_flag = format!("sqlite:{}", path.display());
     let out = run(&["recover", "--store", &store_flag, "--now", NOW]);
-    // The recorded inputs are not a predicate: reported, the id stays claimed.
+    // Each is reported, its id stays claimed.
     assert_ne!(out.code, 0);
+    for code in [
+        "runtime.stored_claim_unreadable",
+        "runtime.claim_not_authenticated",
+    ] {
+        assert!(out.stderr.contains(code), "{code}: {}", out.stderr);
+    }
     assert!(
-        out.stderr.contains("runtime.stored_claim_unreadable"),
-        "{}",
         out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("recovered 0 execution(s); 1 could not be completed"),
+            .contains("recovered 0 execution(s); 2 could not be completed"),
         "{}",
         out.stderr
     );
