@@ -349,7 +349,8 @@ impl Runtime {
     }
 
     /// [`reload`](Runtime::reload), with `check` run on the new environment — verified, its
-    /// policies loaded — before the swap: a refusal (`runtime.environment_refused`, with the
+    /// policies loaded, this runtime's attestation keys still enough to sign under it — before
+    /// the swap: a refusal (`runtime.environment_refused`, with the
     /// reason it gives) keeps the old environment, like every other refusal. For a caller that
     /// holds settings checked against the environment at start (`parmana serve`'s AuthZEN
     /// mapping), so that no environment they no longer fit is ever in force.
@@ -401,6 +402,16 @@ impl Runtime {
         };
         let fresh = RuntimeEnvironment::load_after(&self.inner.config, now, highest)?;
         let policies = fresh.preload_released_policies()?;
+        // A runtime that signs must still sign under what it takes: a trust root whose
+        // `attestation` role no longer holds its keys (or raised its threshold past them) would
+        // be accepted only to refuse every execution after it.
+        if !self.inner.signers.is_empty() {
+            self.signers_for(&fresh)
+                .and_then(|signers| crate::execute::check_signers(&signers, &fresh))
+                .map_err(|e| ExecutionError::EnvironmentRefused {
+                    reason: format!("this runtime's attestation keys cannot sign under it: {e}"),
+                })?;
+        }
         check(&fresh).map_err(|reason| ExecutionError::EnvironmentRefused { reason })?;
         let report = ReloadReport {
             trust_root: (current.trust_root().version(), fresh.trust_root().version()),

@@ -264,6 +264,19 @@ fn reload_swaps_a_verified_environment_and_keeps_the_old_one_on_refusal() {
     std::fs::write(&archived, std::fs::read(&path).unwrap()).unwrap();
     std::fs::write(&path, good).unwrap();
     assert_eq!(runtime.reload().unwrap().trust_root, (3, 3));
+
+    // A valid next version whose `attestation` role no longer holds this runtime's key: taking
+    // it would refuse every execution after it, so it is refused, and the old one keeps serving.
+    let stranger = parmana_runtime::trust::LocalSigningKey::from_seed(&[9; 32]);
+    fixture.rotate(&[&stranger], 1);
+    let refused = runtime.reload().unwrap_err();
+    assert_eq!(refused.code(), "runtime.environment_refused", "{refused}");
+    assert!(
+        refused.to_string().contains("attestation keys cannot sign"),
+        "{refused}"
+    );
+    assert_eq!(runtime.environment().trust_root().version(), 3);
+    runtime.execute(&request("kept-serving")).unwrap();
 }
 
 /// A clock that, on its first reading, waits until the test has reloaded the runtime.

@@ -412,10 +412,19 @@ async fn watch_signals(state: Arc<AppState>, handle: Handle<SocketAddr>) {
         tracing::error!(target: "parmana::server", "cannot install signal handlers");
         return;
     };
+    // A reload runs in its own task, so that SIGTERM is heeded while one reads and verifies
+    // the files (up to the store's wait and every bundle); reloads from signals run one after
+    // another, each reading the files as they are when it starts.
+    let one_at_a_time = Arc::new(tokio::sync::Mutex::new(()));
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                let _ = reload(&state).await;
+                let state = Arc::clone(&state);
+                let one_at_a_time = Arc::clone(&one_at_a_time);
+                tokio::spawn(async move {
+                    let _turn = one_at_a_time.lock().await;
+                    let _ = reload(&state).await;
+                });
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -438,7 +447,22 @@ pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiErr
     let checking = Arc::clone(state);
     let result = state
         .blocking("reload", move |runtime| {
-            runtime.reload_checked(|fresh| checking.authzen.check_environment(fresh))
+            runtime.reload_checked(|fresh| {
+                checking.authzen.check_environment(fresh)?;
+                // The log key must still hold the `log` role: otherwise every sequencer run
+                // after the swap would fail and the log stop growing.
+                if let Some(key) = checking.sequencer.log_key.as_deref() {
+                    check_log_signer(LogSigning {
+                        trust_root: fresh.trust_root(),
+                        signer: key,
+                        anchor: None,
+                    })
+                    .map_err(|e| {
+                        format!("the log key of this server cannot sign checkpoints under it: {e}")
+                    })?;
+                }
+                Ok(())
+            })
         })
         .await;
     // A reload task that failed (a defect: `500 server.internal`) is a refused reload too, and

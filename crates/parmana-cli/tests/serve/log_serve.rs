@@ -15,6 +15,17 @@ pub(crate) const LOG_KEY: &str = "trust/keys/root-1.pem";
 /// Rotates the fixture trust chain (in `dir`) to a version naming the log [`ORIGIN`], whose one
 /// key is the fixture key `root-1`; `extra` adds flags (witnesses).
 pub(crate) fn name_a_log(dir: &Path, extra: &[&str]) {
+    rotate_naming(
+        dir,
+        "trust/keys/attestation.pub",
+        "trust/keys/root-1.pub",
+        extra,
+    );
+}
+
+/// Rotates the fixture trust chain (in `dir`) to a version whose `attestation` role holds the
+/// public key `attestation` and whose log [`ORIGIN`] has the one key `log`.
+fn rotate_naming(dir: &Path, attestation: &str, log: &str, extra: &[&str]) {
     let mut args = vec![
         "trust",
         "rotate",
@@ -27,17 +38,63 @@ pub(crate) fn name_a_log(dir: &Path, extra: &[&str]) {
         "--release-key",
         "trust/keys/release.pub",
         "--attestation-key",
-        "trust/keys/attestation.pub",
+        attestation,
         "--log-origin",
         ORIGIN,
         "--log-key",
-        "trust/keys/root-1.pub",
+        log,
         "--expires",
         "2036-01-01T00:00:00Z",
     ];
     args.extend_from_slice(extra);
     let (code, out, err) = parmana(dir, &args);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn a_reload_that_would_leave_the_server_unable_to_sign_is_refused() {
+    let env = deployment("memory", "");
+    let d = env.root();
+    name_a_log(d, &[]);
+    let served = Served::start(d, &["--dev-token", "--log-key", LOG_KEY]);
+    let token = served.token.clone();
+    let token = token.as_deref();
+    // (the next version's attestation key, its log key, what the refusal names): valid
+    // versions this server could not sign under — its log would stop growing, or every
+    // execution would be refused — are refused, and the one in force keeps serving.
+    for (n, (attestation, log, says)) in [
+        (
+            "trust/keys/attestation.pub",
+            "trust/keys/policy.pub",
+            "the log key of this server",
+        ),
+        (
+            "trust/keys/policy.pub",
+            "trust/keys/root-1.pub",
+            "attestation keys cannot sign",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        rotate_naming(d, attestation, log, &[]);
+        let refused = served.post("/v1/admin/reload", token, "");
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (422, "runtime.environment_refused"),
+            "{}",
+            refused.text
+        );
+        assert!(refused.text.contains(says), "{}", refused.text);
+        let status = served.get("/v1/status", token).json();
+        assert_eq!(status["trust_root"]["version"], 3, "{status}");
+        let executed = served.post(
+            "/v1/executions",
+            token,
+            &execution_body(&format!("after-refusal-{n}")),
+        );
+        assert_eq!(executed.status, 201, "{}", executed.text);
+    }
 }
 
 /// The log's note verifier key, as Go's `sumdb/note` reads it.
