@@ -195,7 +195,11 @@ impl Server {
         let served = match self.tls {
             None => {
                 server
-                    .acceptor(Limited::new(DefaultAcceptor, connections))
+                    .acceptor(Limited::new(
+                        DefaultAcceptor,
+                        connections,
+                        state.limits.idle_timeout,
+                    ))
                     .serve(app.into_make_service())
                     .await
             }
@@ -205,7 +209,7 @@ impl Server {
                 let tls = RustlsAcceptor::new(RustlsConfig::from_config(config))
                     .handshake_timeout(state.limits.idle_timeout);
                 server
-                    .acceptor(Limited::new(tls, connections))
+                    .acceptor(Limited::new(tls, connections, state.limits.idle_timeout))
                     .serve(app.into_make_service())
                     .await
             }
@@ -529,16 +533,24 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 }
 
 /// An acceptor that holds at most N connections: one semaphore permit per connection, kept
-/// by its stream; a connection accepted past the limit is closed at once.
+/// by its stream; a connection accepted past the limit is closed at once. A connection whose
+/// peer takes nothing of an answer for `write_stall` (it reads nothing, its window stays shut)
+/// is closed too: hyper's own timer covers only the reading of request heads, and a client
+/// that pipelines requests and never reads the answers would hold its permit for ever.
 #[derive(Debug, Clone)]
 pub(crate) struct Limited<A> {
     inner: A,
     connections: Arc<Semaphore>,
+    write_stall: Duration,
 }
 
 impl<A> Limited<A> {
-    pub(crate) fn new(inner: A, connections: Arc<Semaphore>) -> Self {
-        Self { inner, connections }
+    pub(crate) fn new(inner: A, connections: Arc<Semaphore>, write_stall: Duration) -> Self {
+        Self {
+            inner,
+            connections,
+            write_stall,
+        }
     }
 }
 
@@ -556,6 +568,7 @@ where
     fn accept(&self, stream: I, service: S) -> Self::Future {
         let permit = Arc::clone(&self.connections).try_acquire_owned();
         let inner = self.inner.clone();
+        let write_stall = self.write_stall;
         Box::pin(async move {
             let permit = permit.map_err(|_| io::Error::other("too many connections"))?;
             let (stream, service) = inner.accept(stream, service).await?;
@@ -563,6 +576,8 @@ where
                 Counted {
                     inner: stream,
                     _permit: permit,
+                    write_stall,
+                    stalled_since: None,
                 },
                 service,
             ))
@@ -570,11 +585,40 @@ where
     }
 }
 
-/// A connection's stream with its connection permit.
+/// A connection's stream with its connection permit; a write that makes no progress for
+/// `write_stall` fails (`TimedOut`), and hyper closes the connection.
 #[derive(Debug)]
 pub(crate) struct Counted<T> {
     inner: T,
     _permit: OwnedSemaphorePermit,
+    write_stall: Duration,
+    /// Armed when a write first waits, disarmed when one makes progress.
+    stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> Counted<T> {
+    /// Passes on a write's outcome, timing how long writes wait without progress.
+    fn timed<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if polled.is_ready() {
+            self.stalled_since = None;
+            return polled;
+        }
+        let write_stall = self.write_stall;
+        let stall = self
+            .stalled_since
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(write_stall)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer took nothing of the answer in time",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
@@ -593,11 +637,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.timed(cx, polled)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.timed(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -609,7 +655,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.timed(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

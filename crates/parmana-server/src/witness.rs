@@ -232,7 +232,7 @@ impl WitnessServer {
                 handle.graceful_shutdown(Some(request_timeout));
             });
             let served = server
-                .acceptor(Limited::new(DefaultAcceptor, connections))
+                .acceptor(Limited::new(DefaultAcceptor, connections, idle_timeout))
                 .serve(app.into_make_service())
                 .await;
             signals.abort();

@@ -239,6 +239,66 @@ fn connections_that_send_no_request_in_time_are_closed() {
 }
 
 #[test]
+fn a_client_that_never_reads_its_answers_is_closed_and_frees_its_slot() {
+    let env = deployment("memory", "");
+    let served = Served::start(
+        env.root(),
+        &[
+            "--dev-token",
+            "--max-connections",
+            "1",
+            "--idle-timeout-ms",
+            "300",
+        ],
+    );
+    // The only connection pipelines far more answers than the socket buffers hold (each
+    // `/openapi.json` is tens of KiB) and never reads one: the server's writes wait on a shut
+    // window. The head-read timer does not run then; the write stall must close it.
+    // The harness's own kept-alive connection (its readiness probe) holds the one slot until
+    // the idle timeout closes it.
+    std::thread::sleep(Duration::from_millis(900));
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    // A small receive buffer (set before connecting, so the window stays small): the server's
+    // first answers fill it and its socket's send buffer, then every write waits.
+    socket.set_recv_buffer_size(1024).unwrap();
+    let target: std::net::SocketAddr = address(&served).parse().unwrap();
+    socket.connect(&target.into()).unwrap();
+    let mut greedy: TcpStream = socket.into();
+    let request = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut pipelined = Vec::new();
+    for _ in 0..300 {
+        pipelined.extend_from_slice(request);
+    }
+    greedy.write_all(&pipelined).unwrap();
+    // It holds the slot: its first answer begins (read a few bytes, then nothing more).
+    let mut start = [0u8; 12];
+    greedy.read_exact(&mut start).unwrap();
+    assert_eq!(&start, b"HTTP/1.1 200");
+    // Closed within 5 s (the stall limit is 300 ms), its slot serving another client again.
+    let fresh = (0..100).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        let mut fresh = TcpStream::connect(address(&served)).ok()?;
+        fresh
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let answer = exchange(&mut fresh, HEALTHZ);
+        answer.starts_with("HTTP/1.1 200").then_some(answer)
+    });
+    assert!(fresh.is_some(), "the stalled connection kept the only slot");
+    // What the greedy client reads ends: the server closed its side.
+    greedy
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = greedy.read_to_end(&mut rest);
+    assert!(
+        !matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+        "{read:?} after {} bytes",
+        rest.len()
+    );
+}
+
+#[test]
 fn http2_in_clear_text_is_not_spoken() {
     let env = deployment("memory", "");
     let served = Served::start(env.root(), &["--dev-token"]);
