@@ -65,8 +65,8 @@ pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The canonical layer: strict JSON, RFC 8785 bytes, digests, timestamps and identifiers.
 pub mod canon {
     pub use parmana_canon::{
-        CanonError, Digest, ExecutionId, IdError, PolicyId, PolicyRef, PolicyVersion, RawCanonical,
-        Timestamp, canonicalize, canonicalize_value, parse_strict, to_canonical_vec,
+        CanonError, Digest, ExecutionId, IdError, MAX_DEPTH, PolicyId, PolicyRef, PolicyVersion,
+        RawCanonical, Timestamp, canonicalize, canonicalize_value, parse_strict, to_canonical_vec,
     };
     /// RFC 9162 Merkle tree hashing and C2SP `tlog-tiles` tiles (`docs/transparency-log.md`).
     pub use parmana_canon::{merkle, tile};

@@ -465,10 +465,24 @@ async fn store_not_ready(state: &Arc<AppState>) -> Option<String> {
                 .blocking("probe", |runtime| runtime.store().accepted_versions())
                 .await;
             prober.metrics.store_probe(started.elapsed());
+            // The answer goes to anyone (`/readyz` needs no token): it names the store's error
+            // code; its message, which can name hosts, paths and database errors, goes to the
+            // server's log (at most once per probe, so once a second).
             let reason = match probe {
                 Ok(Ok(_)) => None,
-                Ok(Err(error)) => Some(format!("replay store: {error}")),
-                Err(error) => Some(error.message),
+                Ok(Err(error)) => {
+                    tracing::warn!(
+                        target: "parmana::server",
+                        code = error.code(),
+                        %error,
+                        "readiness probe: the replay store did not answer"
+                    );
+                    Some(format!(
+                        "replay store: unavailable ({}; the server's log says why)",
+                        error.code()
+                    ))
+                }
+                Err(error) => Some(format!("replay store: the probe failed ({})", error.code)),
             };
             *last = Some((Instant::now(), reason.clone()));
             reason

@@ -69,7 +69,9 @@ fn value_end(bytes: &[u8], start: usize) -> Result<usize, CanonError> {
         }),
         Some(b'"') => string_end(bytes, start),
         Some(b'{' | b'[') => {
-            let mut depth = 0usize;
+            // The brackets open, innermost last: each must close with its own kind (a value
+            // the parser would refuse is refused here too), at most MAX_DEPTH deep.
+            let mut open: Vec<u8> = Vec::new();
             let mut at = start;
             loop {
                 match bytes.get(at) {
@@ -82,10 +84,21 @@ fn value_end(bytes: &[u8], start: usize) -> Result<usize, CanonError> {
                         at = string_end(bytes, at)?;
                         continue;
                     }
-                    Some(b'{' | b'[') => depth += 1,
-                    Some(b'}' | b']') => {
-                        depth -= 1;
-                        if depth == 0 {
+                    Some(&opener @ (b'{' | b'[')) => {
+                        if open.len() == parmana_runtime::canon::MAX_DEPTH {
+                            return Err(CanonError::TooDeep {
+                                limit: parmana_runtime::canon::MAX_DEPTH,
+                                offset: at,
+                            });
+                        }
+                        open.push(opener);
+                    }
+                    Some(&closer @ (b'}' | b']')) => {
+                        let expected = if closer == b'}' { b'{' } else { b'[' };
+                        if open.pop() != Some(expected) {
+                            return Err(syntax("a bracket closed by another kind", at));
+                        }
+                        if open.is_empty() {
                             return Ok(at + 1);
                         }
                     }
@@ -460,6 +473,11 @@ mod tests {
         (r#"{"a":}"#, Err("canon.syntax")),
         (r#"{a:1}"#, Err("canon.syntax")),
         (r#"[1]"#, Err("canon.syntax")),
+        // A bracket closed by the other kind, at any depth (a batch of such values is not
+        // split into entries).
+        (r#"{"batch":[{"a":1]]}"#, Err("canon.syntax")),
+        (r#"{"a":{"b":[1}}"#, Err("canon.syntax")),
+        (r#"{"a":[1}"#, Err("canon.syntax")),
         (r#"{"a":{"b":1}"#, Err("canon.unexpected_end")),
         (r#"{"a":"x"#, Err("canon.unexpected_end")),
         (r#"{"a":1,"#, Err("canon.unexpected_end")),
@@ -484,6 +502,12 @@ mod tests {
         assert_eq!(
             members(b"{\"a\":\xff}").unwrap_err().code(),
             "canon.invalid_utf8"
+        );
+        // Nesting is bounded as the parser bounds it.
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            members(deep.as_bytes()).unwrap_err().code(),
+            "canon.too_deep"
         );
     }
 
