@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, RETRY_AFTER_SECONDS};
 use crate::settings::Logging;
-use crate::state::{AppState, SLOT};
+use crate::state::{AppState, CALLER, SLOT};
 
 /// What a handler decided, attached to its response for the log line and metrics.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +56,8 @@ pub(crate) async fn guard(
     let method = method_label(request.method());
     let request_id = request.headers().get(REQUEST_ID).cloned();
     let head = head_size(&request);
+    // Who the request's token names, once a handler has checked it (for the log line).
+    let caller = Arc::new(std::sync::Mutex::new(None::<String>));
     let mut response = if head > state.limits.max_header_bytes {
         // HTTP/1.1's read buffer (as large as the limit) refuses most such heads before they
         // are parsed, with a bare 431; one that arrived whole in a single read is refused here.
@@ -63,7 +65,7 @@ pub(crate) async fn guard(
     } else if !state.is_started() && !SERVED_WHILE_STARTING.contains(&route.as_ref()) {
         ApiError::starting().into_response()
     } else if NEVER_SHED.contains(&route.as_ref()) {
-        next.run(request).await
+        CALLER.scope(Arc::clone(&caller), next.run(request)).await
     } else {
         match Arc::clone(&state.in_flight).try_acquire_owned() {
             Err(_) => {
@@ -74,7 +76,10 @@ pub(crate) async fn guard(
                 // Shared with the runtime call the request starts (`AppState::blocking`): the
                 // slot is free again only when both are done.
                 let slot = Arc::new(permit);
-                let handled = tokio::time::timeout(state.limits.request_timeout, next.run(request));
+                let handled = tokio::time::timeout(
+                    state.limits.request_timeout,
+                    CALLER.scope(Arc::clone(&caller), next.run(request)),
+                );
                 match SLOT.scope(slot, handled).await {
                     Ok(response) => response,
                     Err(_) => ApiError::new(
@@ -117,7 +122,16 @@ pub(crate) async fn guard(
         .extensions_mut()
         .remove::<Outcome>()
         .unwrap_or_default();
-    log_request(&state.logging, &route, &method, status, elapsed, &outcome);
+    let caller = caller.lock().ok().and_then(|mut caller| caller.take());
+    log_request(
+        &state.logging,
+        &route,
+        &method,
+        status,
+        elapsed,
+        &outcome,
+        caller.as_deref(),
+    );
     state.metrics.request(route, method, status, elapsed);
     response
 }
@@ -203,6 +217,7 @@ fn log_request(
     status: u16,
     elapsed: std::time::Duration,
     outcome: &Outcome,
+    caller: Option<&str>,
 ) {
     let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     fn field(value: &Option<String>) -> &str {
@@ -219,6 +234,7 @@ fn log_request(
         method,
         status,
         latency_us,
+        caller = caller.unwrap_or_default(),
         execution_id = field(&outcome.execution_id),
         policy = field(&outcome.policy),
         decision = field(&outcome.decision),

@@ -1,7 +1,7 @@
 //! The state every handler shares: the runtime, tokens, metrics, readiness and draining flags, and `blocking`, the way a handler calls the synchronous runtime when the call may block (on tokio's blocking pool, timed, holding the request's concurrency slot).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -17,6 +17,9 @@ use crate::settings::{Authentication, Limits, LogSettings, Logging};
 tokio::task_local! {
     /// The concurrency slot of the request being handled (see `observe::guard`).
     pub(crate) static SLOT: Arc<OwnedSemaphorePermit>;
+    /// The name of the token that authorized the request being handled, for its log line
+    /// (set by [`AppState::authorize`], read by `observe::guard`).
+    pub(crate) static CALLER: Arc<Mutex<Option<String>>>;
 }
 
 /// A store probe's answer: when it came, and why the store is not ready, if it is not.
@@ -78,7 +81,13 @@ impl AppState {
         match &self.authentication {
             Authentication::InsecureNoAuth => Ok(None),
             Authentication::Tokens(tokens) | Authentication::DevToken(tokens) => {
-                tokens.authorize(headers, scope).map(Some)
+                let name = tokens.authorize(headers, scope)?;
+                let _ = CALLER.try_with(|caller| {
+                    if let Ok(mut caller) = caller.lock() {
+                        caller.get_or_insert_with(|| name.clone());
+                    }
+                });
+                Ok(Some(name))
             }
         }
     }

@@ -383,8 +383,10 @@ fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
     let after = series.map(|s| metric(&served, s));
     let deltas: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     assert_eq!(deltas, [2, 1, 3, 4, 0]);
-    // The log lines carry the id, the policy, the policy's decision and the error code.
+    // The log lines carry the caller (its token's name), the id, the policy, the policy's
+    // decision and the error code.
     let (event, _) = log_line(&served, "/access/v1/evaluation", 200);
+    assert_eq!(event["caller"], "all", "{event}");
     assert_eq!(event["execution_id"], "authzen-m1", "{event}");
     assert_eq!(event["policy"], "documents-access@1.0.0", "{event}");
     assert_eq!(event["decision"], "allow", "{event}");

@@ -55,6 +55,8 @@ fn request_logs_are_json_lines_without_signal_values_unless_configured() {
         assert_eq!(event["policy"], "claims-approval@1.0.0", "{event}");
         assert_eq!(event["decision"], "escalate", "{event}");
         assert_eq!(event["method"], "POST", "{event}");
+        // The caller, by its token's name (`--dev-token` names its token `dev-token`).
+        assert_eq!(event["caller"], "dev-token", "{event}");
         assert!(event["latency_us"].is_u64(), "{event}");
         assert_eq!(log.contains("4321.5"), logged, "{args:?}:\n{log}");
         // The start names the configuration file in force and how it was found.
