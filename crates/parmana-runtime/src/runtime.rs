@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use parmana_canon::{ExecutionId, PolicyRef, Timestamp};
-use parmana_replay::{ExecutionState, ReplayStore};
+use parmana_replay::{ExecutionState, ReplayError, ReplayStore};
 use parmana_trust::{AttestationReport, Role, Signer, TrustError, VerifiedBundle, VerifyOptions};
 use serde_json::Value;
 
@@ -240,14 +240,39 @@ impl Runtime {
     /// attestation (see [`execute_from_signals`](crate::execute_from_signals) for the order).
     pub fn execute(&self, request: &ExecutionRequest) -> Result<Attestation, ExecutionError> {
         let environment = self.environment();
+        let execute_under = |environment: &RuntimeEnvironment| {
+            let signers = self.signers_for(environment)?;
+            crate::execute::execute(
+                request,
+                &signers,
+                self.inner.store.as_ref(),
+                environment,
+                self.inner.clock.as_ref(),
+            )
+        };
+        match execute_under(&environment) {
+            // The claim was refused as a rollback (nothing consumed) because another execution
+            // claimed under a newer environment this runtime reloaded after this one took its
+            // own: nothing rolled back, so it is decided once more, under the environment now in
+            // force. Under the same environment, the refusal stands.
+            Err(ExecutionError::Store(ReplayError::VersionRollback { .. }))
+                if !Arc::ptr_eq(&self.environment(), &environment) =>
+            {
+                execute_under(&self.environment())
+            }
+            executed => executed,
+        }
+    }
+
+    /// Whether this runtime's attestation keys can sign under the environment in force: a
+    /// trust root that rotated the `attestation` role away from them (or raised its threshold
+    /// past them) is taken by a reload — a key rotated out, perhaps because it leaked, must stop
+    /// signing — and every execution is then refused (`runtime.signer_lacks_role`,
+    /// `runtime.signers_below_threshold`) until the runtime is built with the new keys.
+    pub fn check_can_sign(&self) -> Result<(), ExecutionError> {
+        let environment = self.environment();
         let signers = self.signers_for(&environment)?;
-        crate::execute::execute(
-            request,
-            &signers,
-            self.inner.store.as_ref(),
-            &environment,
-            self.inner.clock.as_ref(),
-        )
+        crate::execute::check_signers(&signers, &environment)
     }
 
     /// Decides without consuming or signing anything: validates the signals and evaluates the
@@ -349,8 +374,7 @@ impl Runtime {
     }
 
     /// [`reload`](Runtime::reload), with `check` run on the new environment — verified, its
-    /// policies loaded, this runtime's attestation keys still enough to sign under it — before
-    /// the swap: a refusal (`runtime.environment_refused`, with the
+    /// policies loaded — before the swap: a refusal (`runtime.environment_refused`, with the
     /// reason it gives) keeps the old environment, like every other refusal. For a caller that
     /// holds settings checked against the environment at start (`parmana serve`'s AuthZEN
     /// mapping), so that no environment they no longer fit is ever in force.
@@ -402,16 +426,6 @@ impl Runtime {
         };
         let fresh = RuntimeEnvironment::load_after(&self.inner.config, now, highest)?;
         let policies = fresh.preload_released_policies()?;
-        // A runtime that signs must still sign under what it takes: a trust root whose
-        // `attestation` role no longer holds its keys (or raised its threshold past them) would
-        // be accepted only to refuse every execution after it.
-        if !self.inner.signers.is_empty() {
-            self.signers_for(&fresh)
-                .and_then(|signers| crate::execute::check_signers(&signers, &fresh))
-                .map_err(|e| ExecutionError::EnvironmentRefused {
-                    reason: format!("this runtime's attestation keys cannot sign under it: {e}"),
-                })?;
-        }
         check(&fresh).map_err(|reason| ExecutionError::EnvironmentRefused { reason })?;
         let report = ReloadReport {
             trust_root: (current.trust_root().version(), fresh.trust_root().version()),

@@ -265,18 +265,25 @@ fn reload_swaps_a_verified_environment_and_keeps_the_old_one_on_refusal() {
     std::fs::write(&path, good).unwrap();
     assert_eq!(runtime.reload().unwrap().trust_root, (3, 3));
 
-    // A valid next version whose `attestation` role no longer holds this runtime's key: taking
-    // it would refuse every execution after it, so it is refused, and the old one keeps serving.
-    let stranger = parmana_runtime::trust::LocalSigningKey::from_seed(&[9; 32]);
+    // A valid next version whose `attestation` role no longer holds this runtime's key (it was
+    // rotated out, perhaps because it leaked): taken, and the key signs no more — every
+    // execution is refused, nothing consumed, and the runtime says it cannot sign.
+    runtime.check_can_sign().unwrap();
+    let stranger = LocalSigningKey::from_seed(&[9; 32]);
     fixture.rotate(&[&stranger], 1);
-    let refused = runtime.reload().unwrap_err();
-    assert_eq!(refused.code(), "runtime.environment_refused", "{refused}");
-    assert!(
-        refused.to_string().contains("attestation keys cannot sign"),
-        "{refused}"
+    assert_eq!(runtime.reload().unwrap().trust_root, (3, 4));
+    assert_eq!(
+        runtime.check_can_sign().unwrap_err().code(),
+        "runtime.signer_lacks_role"
     );
-    assert_eq!(runtime.environment().trust_root().version(), 3);
-    runtime.execute(&request("kept-serving")).unwrap();
+    assert_eq!(
+        runtime.execute(&request("rotated-out")).unwrap_err().code(),
+        "runtime.signer_lacks_role"
+    );
+    assert!(matches!(
+        runtime.attestation(&ExecutionId::parse("rotated-out").unwrap()),
+        Ok(ExecutionStatus::Unknown)
+    ));
 }
 
 /// A clock that, on its first reading, waits until the test has reloaded the runtime.
@@ -339,6 +346,57 @@ fn an_execution_in_flight_finishes_on_the_environment_it_started_with() {
     assert_eq!(runtime.environment().trust_root().version(), 3);
     let next = runtime.execute(&request("next")).unwrap();
     assert_eq!(next.predicate().trust_root.version, 3);
+}
+
+#[test]
+fn an_execution_overtaken_by_a_newer_claim_is_decided_again_under_the_new_environment() {
+    let fixture = Fixture::new();
+    let pausing = Arc::new(PausingClock {
+        reading: clock().0,
+        reached: Barrier::new(2),
+        resume: Barrier::new(2),
+        first: Mutex::new(false),
+    });
+    struct Shared(Arc<PausingClock>);
+    impl Clock for Shared {
+        fn now(&self) -> Timestamp {
+            self.0.now()
+        }
+    }
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .store(MemoryReplayStore::new())
+        .clock(Shared(Arc::clone(&pausing)))
+        .build()
+        .unwrap();
+    fixture.rotate(&[&fixture.key("attestation")], 1);
+    *pausing.first.lock().unwrap() = true;
+    let overtaken = {
+        let runtime = runtime.clone();
+        std::thread::spawn(move || runtime.execute(&request("overtaken")))
+    };
+    // It holds version 2; the runtime reloads version 3 and another execution claims under it,
+    // raising the store's marks past what the first one holds.
+    pausing.reached.wait();
+    let reloaded = {
+        let runtime = runtime.clone();
+        std::thread::spawn(move || runtime.reload())
+    };
+    assert_eq!(reloaded.join().unwrap().unwrap().trust_root, (2, 3));
+    let newer = {
+        let runtime = runtime.clone();
+        std::thread::spawn(move || runtime.execute(&request("newer")))
+    };
+    let newer = newer.join().unwrap().unwrap();
+    assert_eq!(newer.predicate().trust_root.version, 3);
+    pausing.resume.wait();
+    // Its claim under version 2 is refused as a rollback, consuming nothing; nothing rolled
+    // back, so it is decided again under version 3 rather than answered as a trust failure.
+    let attestation = overtaken.join().unwrap().unwrap();
+    assert_eq!(attestation.predicate().trust_root.version, 3);
+    // A genuine rollback (an environment older than the store, with no newer one in force)
+    // is still refused: see `reload_swaps_a_verified_environment_and_keeps_the_old_one_on_refusal`
+    // and the store-boundary tests.
 }
 
 #[test]

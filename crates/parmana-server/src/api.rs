@@ -438,6 +438,25 @@ pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
     if let Err(error) = environment.release_manifest().check_not_expired(now) {
         return Some(format!("release manifest: {error}"));
     }
+    // A reload may take a trust root that rotated this server's keys out (a leaked key must stop
+    // signing): it then refuses every execution, or signs no checkpoint, until it is restarted
+    // with the new keys, and says so here.
+    if let Err(error) = state.runtime.check_can_sign() {
+        return Some(format!(
+            "attestation keys: {error}; restart the server with the keys of the trust root in force"
+        ));
+    }
+    if let Some(key) = state.sequencer.log_key.as_deref()
+        && let Err(error) = parmana_runtime::check_log_signer(parmana_runtime::LogSigning {
+            trust_root: environment.trust_root(),
+            signer: key,
+            anchor: None,
+        })
+    {
+        return Some(format!(
+            "log key: {error}; restart the server with the log key of the trust root in force"
+        ));
+    }
     store_not_ready(state).await
 }
 

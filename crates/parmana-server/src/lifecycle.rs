@@ -367,16 +367,19 @@ async fn sequence_all(state: &Arc<AppState>) {
     let result = state
         .blocking("sequence", move |runtime| {
             let environment = runtime.environment();
-            let signing =
-                worker
-                    .sequencer
-                    .log_key
-                    .as_deref()
-                    .map(|key| parmana_runtime::LogSigning {
-                        trust_root: environment.trust_root(),
-                        signer: key,
-                        anchor: worker.sequencer.anchor.as_deref(),
-                    });
+            let signing = worker
+                .sequencer
+                .log_key
+                .as_deref()
+                .map(|key| parmana_runtime::LogSigning {
+                    trust_root: environment.trust_root(),
+                    signer: key,
+                    anchor: worker.sequencer.anchor.as_deref(),
+                })
+                // A log key the trust root in force rotated out (a reload took it) signs no
+                // more; the completions are still integrated into the ledger, so that none
+                // waits unsequenced, and `/readyz` says why no checkpoint is signed.
+                .filter(|signing| check_log_signer(*signing).is_ok());
             worker.log_sequencer.run_all(runtime.store(), signing)
         })
         .await;
@@ -451,22 +454,7 @@ pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiErr
     let checking = Arc::clone(state);
     let result = state
         .blocking("reload", move |runtime| {
-            runtime.reload_checked(|fresh| {
-                checking.authzen.check_environment(fresh)?;
-                // The log key must still hold the `log` role: otherwise every sequencer run
-                // after the swap would fail and the log stop growing.
-                if let Some(key) = checking.sequencer.log_key.as_deref() {
-                    check_log_signer(LogSigning {
-                        trust_root: fresh.trust_root(),
-                        signer: key,
-                        anchor: None,
-                    })
-                    .map_err(|e| {
-                        format!("the log key of this server cannot sign checkpoints under it: {e}")
-                    })?;
-                }
-                Ok(())
-            })
+            runtime.reload_checked(|fresh| checking.authzen.check_environment(fresh))
         })
         .await;
     // A reload task that failed (a defect: `500 server.internal`) is a refused reload too, and
