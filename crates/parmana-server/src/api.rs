@@ -488,7 +488,26 @@ async fn store_not_ready(state: &Arc<AppState>) -> Option<String> {
             // code; its message, which can name hosts, paths and database errors, goes to the
             // server's log (at most once per probe, so once a second).
             let reason = match probe {
-                Ok(Ok(_)) => None,
+                // Another server of the deployment took a newer trust root or release manifest
+                // (its claims raised the store's marks): every execution here would be refused
+                // as a rollback until this server reloads.
+                Ok(Ok(marks)) => {
+                    let environment = prober.runtime.environment();
+                    let (trust_root, manifest) = (
+                        environment.trust_root().version(),
+                        environment.release_manifest().version(),
+                    );
+                    (marks.trust_root > trust_root || marks.release_manifest > manifest).then(
+                        || {
+                            format!(
+                                "behind the replay store: it accepted trust root {} and release \
+                             manifest {}, this server holds {trust_root} and {manifest}; reload it \
+                             (SIGHUP) after publishing the new files",
+                                marks.trust_root, marks.release_manifest
+                            )
+                        },
+                    )
+                }
                 Ok(Err(error)) => {
                     tracing::warn!(
                         target: "parmana::server",

@@ -192,6 +192,11 @@ fn readyz_is_200_only_when_started_not_draining_unexpired_and_the_store_answers(
         &clock,
     );
     unreachable.down.store(true, Ordering::SeqCst);
+    // Another server took a newer trust root: its claims raised the store's marks past this
+    // one's environment.
+    let raised: Arc<dyn ReplayStore> = memory();
+    let behind = started(state_over(&fixture, Arc::clone(&raised), &clock));
+    raised.accept_versions(99, 1).unwrap();
     let draining = |state: Arc<AppState>| {
         state.draining.store(true, Ordering::SeqCst);
         state
@@ -223,6 +228,12 @@ fn readyz_is_200_only_when_started_not_draining_unexpired_and_the_store_answers(
             "replay store: unavailable (replay.store_unavailable",
         ),
         ("trust root expired", expired, 503, "expired"),
+        (
+            "behind the store",
+            behind,
+            503,
+            "behind the replay store: it accepted trust root 99",
+        ),
     ];
     for (case, state, status, says) in cases {
         let (got, code, message) = readiness(&state);
