@@ -45,8 +45,14 @@ impl ProofLog {
                     .into_envelope()
             })
             .collect();
-        let checkpoint =
-            sign_log_checkpoint(&store, environment.trust_root(), &log_key, None).unwrap();
+        let checkpoint = sign_log_checkpoint(
+            &store,
+            environment.trust_history(),
+            parmana_testkit::now(),
+            &log_key,
+            None,
+        )
+        .unwrap();
         Self {
             _fixture: fixture,
             environment,

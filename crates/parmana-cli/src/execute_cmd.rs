@@ -188,6 +188,8 @@ pub(crate) fn configured_log_key(
     let environment = runtime.environment();
     check_log_signer(LogSigning {
         trust_root: environment.trust_root(),
+        history: environment.trust_history(),
+        now: runtime.clock().now(),
         signer: &key,
         anchor: None,
     })
@@ -221,6 +223,8 @@ pub(crate) fn sequence_after(
     let environment = runtime.environment();
     let signing = log_key.map(|key| LogSigning {
         trust_root: environment.trust_root(),
+        history: environment.trust_history(),
+        now: runtime.clock().now(),
         signer: key,
         anchor,
     });

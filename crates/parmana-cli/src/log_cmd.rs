@@ -230,13 +230,22 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 return Ok(());
             };
             let paths = args.trust.resolve(&deployment);
-            let trust = load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
+            // In force now (not expired), and the chain it ends, for the entries' attestations.
+            load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
+                .map_err(|e| Failure::execution(&e))?;
+            let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
             let key = read_private_key(key)?;
             let store = args.store.open_existing(&deployment)?;
             let anchor = crate::execute_cmd::configured_log_anchor(&deployment, None)?;
-            let note = sign_log_checkpoint(store.as_ref(), &trust, &key, anchor.as_ref())
-                .map_err(|e| Failure::execution(&e))?;
+            let note = sign_log_checkpoint(
+                store.as_ref(),
+                &history,
+                args.clock.now(),
+                &key,
+                anchor.as_ref(),
+            )
+            .map_err(|e| Failure::execution(&e))?;
             out!("{note}");
             Ok(())
         }
@@ -460,20 +469,25 @@ fn sequence(args: &SequenceArgs, deployment: &Deployment, format: Format) -> Res
         .server_path(crate::config::LOG_KEY, args.key.as_deref())
         .map(|setting| read_private_key(&setting.value))
         .transpose()?;
-    let trust = match &key {
+    let history = match &key {
         Some(_) => {
             let paths = args.trust.resolve(deployment);
+            // In force now (not expired), and the chain it ends, for the entries' attestations.
+            load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
+                .map_err(|e| Failure::execution(&e))?;
             Some(
-                load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
+                load_trust_history(&paths.pinned_root, &paths.trust_root)
                     .map_err(|e| Failure::execution(&e))?,
             )
         }
         None => None,
     };
     let anchor = crate::execute_cmd::configured_log_anchor(deployment, None)?;
-    let signing = match (&trust, &key) {
-        (Some(trust_root), Some(key)) => Some(LogSigning {
-            trust_root,
+    let signing = match (&history, &key) {
+        (Some(history), Some(key)) => Some(LogSigning {
+            trust_root: history.newest(),
+            history,
+            now: args.clock.now(),
             signer: key,
             anchor: anchor.as_ref(),
         }),

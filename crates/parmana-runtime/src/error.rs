@@ -127,6 +127,18 @@ pub enum ExecutionError {
         /// What was wrong.
         message: String,
     },
+    /// A checkpoint was not signed: an entry of the log past the newest checkpoint its keys
+    /// signed is not an attested execution (a record a writer of the store made, or one whose
+    /// attestation the store no longer holds as recorded).
+    #[error(
+        "the log's entry {position} is not an attested execution: {reason}; no checkpoint is signed over it"
+    )]
+    LogEntryUnattested {
+        /// The entry's position.
+        position: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A claimed execution whose recorded inputs carry no tag, or one this runtime's
     /// attestation key does not make: the row was not recorded by a runtime holding the key
     /// (a store writer's, or an earlier build's). Nothing is signed; the id stays claimed.
@@ -290,6 +302,7 @@ impl ExecutionError {
             Self::StoredClaimUnreadable { .. } => "runtime.stored_claim_unreadable",
             Self::RecoveryMismatch { .. } => "runtime.recovery_mismatch",
             Self::ClaimNotAuthenticated { .. } => "runtime.claim_not_authenticated",
+            Self::LogEntryUnattested { .. } => "runtime.log_entry_unattested",
             Self::Io { .. } => "runtime.io",
             Self::StoreNotFound { .. } => "runtime.store_not_found",
             Self::BatchLineInvalid { .. } => "runtime.batch_line_invalid",
@@ -332,6 +345,7 @@ impl ExecutionError {
             | Self::SignersBelowThreshold { .. }
             | Self::RecoveryMismatch { .. }
             | Self::ClaimNotAuthenticated { .. }
+            | Self::LogEntryUnattested { .. }
             | Self::NoTransparencyLog { .. }
             | Self::LogAnchorInvalid { .. }
             | Self::ProofEntryMismatch { .. }

@@ -33,14 +33,20 @@ pub(crate) fn log_role(trust_root: &VerifiedTrustRoot) -> Result<&LogRole, Execu
 /// (`trust.tlog_inconsistent`). Returns the signed note, C2SP `tlog-checkpoint` text. A log
 /// whose role needs several keys gets the others' signatures with `parmana_trust::cosign_note`.
 /// With an `anchor`, a log that does not extend the largest checkpoint it records is refused.
+/// `history` is the trust-root chain `trust_root` (its newest version) ends, against which the
+/// entries' attestations are verified at `now` before anything is signed
+/// (`runtime.log_entry_unattested`).
 pub fn sign_log_checkpoint(
     store: &dyn ReplayStore,
-    trust_root: &VerifiedTrustRoot,
+    history: &VerifiedTrustHistory,
+    now: Timestamp,
     signer: &dyn Signer,
     anchor: Option<&LogAnchor>,
 ) -> Result<String, ExecutionError> {
     let signing = LogSigning {
-        trust_root,
+        trust_root: history.newest(),
+        history,
+        now,
         signer,
         anchor,
     };
@@ -54,7 +60,7 @@ pub fn sign_log_checkpoint(
     if let Some(latest) = store.latest_checkpoint()? {
         check_commits(&log, &latest)?;
     }
-    Ok(sign_stored_checkpoint(&log, signing)?.note)
+    Ok(sign_stored_checkpoint(store, &log, signing)?.note)
 }
 
 /// Refuses a log whose root at `checkpoint`'s size is not its root (`trust.tlog_inconsistent`).
@@ -135,21 +141,27 @@ impl LogSnapshot {
     }
 
     /// The signed checkpoint of the log at this snapshot's size, by `signer`, a key of the
-    /// `log` role of `trust_root` (checked: `trust.key_lacks_role`); with an `anchor`, refused
-    /// unless the log extends the largest checkpoint it records.
+    /// `log` role of the newest version of `history` (checked: `trust.key_lacks_role`), once
+    /// the entries past the newest checkpoint its keys signed are attested executions (read
+    /// from `store`, verified at `now`); with an `anchor`, refused unless the log extends the
+    /// largest checkpoint it records.
     pub fn checkpoint(
         &self,
-        trust_root: &VerifiedTrustRoot,
+        store: &dyn ReplayStore,
+        history: &VerifiedTrustHistory,
+        now: Timestamp,
         signer: &dyn Signer,
         anchor: Option<&LogAnchor>,
     ) -> Result<String, ExecutionError> {
         let signing = LogSigning {
-            trust_root,
+            trust_root: history.newest(),
+            history,
+            now,
             signer,
             anchor,
         };
         check_log_signer(signing)?;
-        Ok(sign_stored_checkpoint(&self.log, signing)?.note)
+        Ok(sign_stored_checkpoint(store, &self.log, signing)?.note)
     }
 
     /// The bytes of a C2SP `tlog-tiles` tile of this log: its hashes, or for an entry bundle the

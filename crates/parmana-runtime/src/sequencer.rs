@@ -2,14 +2,15 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use parmana_canon::Digest;
 use parmana_canon::merkle::leaf_hash;
+use parmana_canon::{Digest, Timestamp};
 use parmana_replay::{
     LedgerLog, LedgerReport, LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, SequenceOutcome,
     StoredCheckpoint, ledger_log, verify_ledger_snapshot,
 };
 use parmana_trust::{
-    Checkpoint, Signer, TrustError, VerifiedTrustHistory, VerifiedTrustRoot, sign_checkpoint,
+    Checkpoint, Signer, TrustError, VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions,
+    sign_checkpoint, verify_attestations_in_history,
 };
 
 use crate::ExecutionError;
@@ -20,6 +21,11 @@ use crate::ExecutionError;
 pub struct LogSigning<'a> {
     /// The trust root in force (its `log` role names the origin and the keys).
     pub trust_root: &'a VerifiedTrustRoot,
+    /// The trust-root chain it ends (the attestations of the entries signed are verified
+    /// against the version each was made under).
+    pub history: &'a VerifiedTrustHistory,
+    /// The clock's reading (it bounds the entries' `executed_at`).
+    pub now: Timestamp,
     /// A key of that role.
     pub signer: &'a dyn Signer,
     /// The largest checkpoint this key signed, kept outside the store: with one, a log that
@@ -276,17 +282,21 @@ fn sign_if_grown(
     if log.size() <= newest_size {
         return Ok(None);
     }
-    let stored = sign_stored_checkpoint(log, signing)?;
+    let stored = sign_stored_checkpoint(store, log, signing)?;
     store.store_checkpoint(&stored)?;
     Ok(Some(stored))
 }
 
-/// The checkpoint of `log` as it is now, signed with `signing`.
+/// The checkpoint of `log` as it is now, signed with `signing` — once every entry it holds past
+/// the newest checkpoint the log's keys signed is an attested execution
+/// ([`check_entries_attested`]).
 pub(crate) fn sign_stored_checkpoint(
+    store: &dyn ReplayStore,
     log: &LedgerLog,
     signing: LogSigning<'_>,
 ) -> Result<StoredCheckpoint, ExecutionError> {
     let role = crate::log::log_role(signing.trust_root)?;
+    check_entries_attested(store, log, signing)?;
     let checkpoint = Checkpoint::new(role.origin().as_str(), log.size(), log.root())?;
     // Checked and recorded last before the signature.
     if let Some(anchor) = signing.anchor {
@@ -298,6 +308,124 @@ pub(crate) fn sign_stored_checkpoint(
         root: log.root(),
         note,
     })
+}
+
+/// How many entries are read and verified at once by [`check_entries_attested`].
+const ATTESTED_BATCH: u64 = 256;
+
+/// Where the entries not yet known to be attested begin: the size of the newest stored
+/// checkpoint when its note verifies against the log roles of the history (a checkpoint the
+/// log's keys signed covers entries checked when it was signed) and it commits to `log`; 0
+/// without one. A stored checkpoint whose note does not verify is a writer's
+/// (`runtime.stored_checkpoint_invalid`): nothing is signed over it.
+fn attested_prefix(
+    store: &dyn ReplayStore,
+    log: &LedgerLog,
+    history: &VerifiedTrustHistory,
+) -> Result<u64, ExecutionError> {
+    let Some(latest) = store.latest_checkpoint()? else {
+        return Ok(0);
+    };
+    check_stored_note(&latest, history)?;
+    let commits = latest.size <= log.size()
+        && log
+            .tree()
+            .root_at(latest.size)
+            .is_ok_and(|root| root == latest.root);
+    Ok(if commits { latest.size } else { 0 })
+}
+
+/// Refuses to sign `log` unless every execution entry past [`attested_prefix`] records the
+/// digest of an attestation that verifies — signed by the `attestation` role of the trust-root
+/// version it names, not revoked — for that execution id at that clock reading, and the store
+/// still holds the entry the log holds at each position (`runtime.log_entry_unattested`). So a
+/// writer of the store, holding no key, cannot have the log key sign an entry of its own (a
+/// completed row it inserted, a record it appended). Verified in batches of
+/// [`ATTESTED_BATCH`] with Ed25519 batch verification.
+pub(crate) fn check_entries_attested(
+    store: &dyn ReplayStore,
+    log: &LedgerLog,
+    signing: LogSigning<'_>,
+) -> Result<(), ExecutionError> {
+    let unattested =
+        |position: u64, reason: String| ExecutionError::LogEntryUnattested { position, reason };
+    let options = VerifyOptions {
+        now: signing.now,
+        require_current_trust: false,
+    };
+    let mut position = attested_prefix(store, log, signing.history)?;
+    while position < log.size() {
+        let count =
+            usize::try_from((log.size() - position).min(ATTESTED_BATCH)).unwrap_or(usize::MAX);
+        let rows = store.ledger_rows(position, count)?;
+        if rows.is_empty() {
+            return Err(unattested(
+                position,
+                "the store no longer holds it".to_owned(),
+            ));
+        }
+        // (position, execution id, clock reading recorded) of each execution entry, beside its
+        // attestation.
+        let mut expected: Vec<(u64, &str, String)> = Vec::new();
+        let mut envelopes: Vec<&[u8]> = Vec::new();
+        for (offset, row) in rows.iter().enumerate() {
+            let at = position + u64::try_from(offset).unwrap_or(u64::MAX);
+            if row.position != at || log.tree().stored_hash(0, at) != Some(leaf_hash(&row.record)) {
+                return Err(unattested(
+                    at,
+                    "the store holds another entry there than the log".to_owned(),
+                ));
+            }
+            let Some(execution_id) = row.execution_id.as_deref() else {
+                continue;
+            };
+            let record = parmana_canon::parse_strict(&row.record)
+                .map_err(|e| unattested(at, format!("the record is unreadable: {e}")))?;
+            let text = |member: &str| record.get(member).and_then(|v| v.as_str());
+            let attestation = row
+                .attestation
+                .as_deref()
+                .ok_or_else(|| unattested(at, "no attestation is stored for it".to_owned()))?;
+            if text("attestation_digest") != Some(Digest::of(attestation).to_string().as_str()) {
+                return Err(unattested(
+                    at,
+                    "the stored attestation is not the one it records".to_owned(),
+                ));
+            }
+            expected.push((
+                at,
+                execution_id,
+                text("claimed_at").unwrap_or("").to_owned(),
+            ));
+            envelopes.push(attestation);
+        }
+        let reports = verify_attestations_in_history(&envelopes, signing.history, options);
+        for (report, (at, execution_id, claimed_at)) in reports.iter().zip(&expected) {
+            if !report.is_valid() {
+                let why = report
+                    .failures()
+                    .next()
+                    .map(|check| format!("{} ({})", check.detail, check.code.unwrap_or("")))
+                    .unwrap_or_default();
+                return Err(unattested(
+                    *at,
+                    format!("its attestation does not verify: {why}"),
+                ));
+            }
+            let matches = report.predicate().is_some_and(|predicate| {
+                predicate.execution_id.as_str() == *execution_id
+                    && predicate.executed_at.to_string() == *claimed_at
+            });
+            if !matches {
+                return Err(unattested(
+                    *at,
+                    "its attestation is another execution's".to_owned(),
+                ));
+            }
+        }
+        position += u64::try_from(rows.len()).unwrap_or(u64::MAX);
+    }
+    Ok(())
 }
 
 /// What `ledger verify` found: the walk of the chain, the log's root, and the first stored

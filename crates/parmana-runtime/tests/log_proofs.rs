@@ -47,7 +47,8 @@ fn attested(
                 .into_envelope()
         })
         .collect();
-    let checkpoint = sign_log_checkpoint(store, env.trust_root(), &log_key(), None).unwrap();
+    let checkpoint =
+        sign_log_checkpoint(store, env.trust_history(), clock().0, &log_key(), None).unwrap();
     let proofs = (0..count)
         .map(|i| {
             let id: ExecutionId = format!("proof-{i}").parse().unwrap();
@@ -114,7 +115,8 @@ fn a_revoked_key_stands_only_with_a_proof_from_before_the_revocation() {
         let envelope = execute_from_signals(&request, &signer, &store, &env, &clock())
             .unwrap()
             .into_envelope();
-        let checkpoint = sign_log_checkpoint(&store, env.trust_root(), &log_key(), None).unwrap();
+        let checkpoint =
+            sign_log_checkpoint(&store, env.trust_history(), clock().0, &log_key(), None).unwrap();
         let id: ExecutionId = "proof-after".parse().unwrap();
         let proof = prove_execution(&store, env.trust_root(), &id, Some(checkpoint.as_bytes()))
             .unwrap()

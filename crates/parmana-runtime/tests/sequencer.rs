@@ -1,4 +1,4 @@
-//! The sequencer driver: executions are readable at once and enter the log in batches; runs sign and store checkpoints with a `log` key; proofs come from stored checkpoints; `audit_ledger` refuses a tampered stored checkpoint; a log anchor refuses to sign a log that does not extend what the key signed, across restarts.
+//! The sequencer driver: executions are readable at once and enter the log in batches; runs sign and store checkpoints with a `log` key, never over an entry that is not an attested execution; proofs come from stored checkpoints; `audit_ledger` refuses a tampered stored checkpoint; a log anchor refuses to sign a log that does not extend what the key signed, across restarts.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -56,6 +56,8 @@ fn signing_with<'a>(
 ) -> LogSigning<'a> {
     LogSigning {
         trust_root: environment.trust_root(),
+        history: environment.trust_history(),
+        now: clock().0,
         signer: key,
         anchor: None,
     }
@@ -207,6 +209,99 @@ fn a_sequencer_refuses_a_key_without_the_log_role_and_an_inconsistent_stored_che
         .unwrap_err();
     assert_eq!(err.code(), "replay.ledger_broken");
     assert!(err.to_string().contains("checkpoint of size 3"), "{err}");
+}
+
+/// A forged completion: a name, what the writer stores as the attestation (given a genuine
+/// one), and what the refusal says.
+type ForgedCompletion = (&'static str, fn(&[u8]) -> Vec<u8>, &'static str);
+
+#[test]
+fn no_checkpoint_is_signed_over_an_entry_a_writer_of_the_store_made() {
+    let forgeries: [ForgedCompletion; 2] = [
+        ("bytes of its own", |_| b"{}".to_vec(), "does not verify"),
+        (
+            "another execution's genuine attestation",
+            |genuine| genuine.to_vec(),
+            "another execution's",
+        ),
+    ];
+    for (name, attestation, says) in forgeries {
+        let (_fixture, runtime, log_key) = setup();
+        let environment = runtime.environment();
+        let signing = signing_with(&environment, &log_key);
+        let store = runtime.store();
+        let genuine = execute(&runtime, "genuine-1");
+        let sequencer = LogSequencer::default();
+        let signed = sequencer
+            .run(store, Some(signing))
+            .unwrap()
+            .checkpoint
+            .unwrap();
+        // A writer of the store, holding no key, inserts a completed execution of its own.
+        let forged = id("forged-1");
+        let claim = parmana_runtime::replay::ClaimRecord::new(
+            Digest::of(b"a request"),
+            b"{}".to_vec(),
+            clock().0,
+        );
+        let under = parmana_runtime::replay::AcceptedVersions::new(
+            environment.trust_root().version(),
+            environment.release_manifest().version(),
+        );
+        let _ = store.claim(&forged, &claim, under).unwrap();
+        store.complete(&forged, &attestation(&genuine)).unwrap();
+        // The store integrates it (it holds no key either); no key signs over it.
+        let refused = sequencer.run(store, Some(signing)).unwrap_err();
+        assert_eq!(
+            refused.code(),
+            "runtime.log_entry_unattested",
+            "{name}: {refused}"
+        );
+        assert!(refused.to_string().contains(says), "{name}: {refused}");
+        let now = clock().0;
+        let history = environment.trust_history();
+        let refused = sign_log_checkpoint(store, history, now, &log_key, None).unwrap_err();
+        assert_eq!(refused.code(), "runtime.log_entry_unattested", "{name}");
+        let refused = read_log(store)
+            .unwrap()
+            .checkpoint(store, history, now, &log_key, None)
+            .unwrap_err();
+        assert_eq!(refused.code(), "runtime.log_entry_unattested", "{name}");
+        assert_eq!(store.latest_checkpoint().unwrap(), Some(signed), "{name}");
+    }
+
+    // A stored checkpoint no key of the log signed (its size and root the log's, its note a
+    // writer's): it does not stand for entries checked, and nothing is signed over it.
+    let (_fixture, runtime, log_key) = setup();
+    let environment = runtime.environment();
+    let signing = signing_with(&environment, &log_key);
+    let store = runtime.store();
+    execute(&runtime, "genuine-2");
+    LogSequencer::default().run(store, Some(signing)).unwrap();
+    execute(&runtime, "genuine-3");
+    LogSequencer::default().run(store, None).unwrap();
+    execute(&runtime, "genuine-4");
+    let log = read_log(store).unwrap();
+    store
+        .store_checkpoint(&StoredCheckpoint {
+            size: log.size(),
+            root: log.root(),
+            note: "log.example/parmana\n9\nnot a note\n".to_owned(),
+        })
+        .unwrap();
+    let refused = sign_log_checkpoint(
+        store,
+        environment.trust_history(),
+        clock().0,
+        &log_key,
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        "runtime.stored_checkpoint_invalid",
+        "{refused}"
+    );
 }
 
 /// A memory store that counts its whole-ledger reads.
@@ -434,21 +529,22 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         .run_all(other.store(), Some(with(&other_environment, &reopened)))
         .unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
-    let trust_root = other_environment.trust_root();
+    let history = other_environment.trust_history();
+    let now = clock().0;
     let refused =
-        sign_log_checkpoint(other.store(), trust_root, &log_key, Some(&reopened)).unwrap_err();
+        sign_log_checkpoint(other.store(), history, now, &log_key, Some(&reopened)).unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     let snapshot = read_log(other.store()).unwrap();
     let refused = snapshot
-        .checkpoint(trust_root, &log_key, Some(&reopened))
+        .checkpoint(other.store(), history, now, &log_key, Some(&reopened))
         .unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     // The signer sharing the file reads it again before it signs: refused too.
     let refused =
-        sign_log_checkpoint(other.store(), trust_root, &log_key, Some(&sharing)).unwrap_err();
+        sign_log_checkpoint(other.store(), history, now, &log_key, Some(&sharing)).unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     // Without the anchor, that store's log is signed (what the anchor is for).
-    assert!(sign_log_checkpoint(other.store(), trust_root, &log_key, None).is_ok());
+    assert!(sign_log_checkpoint(other.store(), history, now, &log_key, None).is_ok());
     assert_eq!(reopened.recorded(), Some((size, root)));
     // A log of the same size with another history, then a longer one: refused as well.
     for n in 1..3 {
@@ -462,8 +558,8 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         if grow {
             execute(&other, "elsewhere-3");
         }
-        let refused =
-            sign_log_checkpoint(other.store(), trust_root, &log_key, Some(&reopened)).unwrap_err();
+        let refused = sign_log_checkpoint(other.store(), history, now, &log_key, Some(&reopened))
+            .unwrap_err();
         assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     }
 

@@ -449,6 +449,8 @@ pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
     if let Some(key) = state.sequencer.log_key.as_deref()
         && let Err(error) = parmana_runtime::check_log_signer(parmana_runtime::LogSigning {
             trust_root: environment.trust_root(),
+            history: environment.trust_history(),
+            now,
             signer: key,
             anchor: None,
         })

@@ -74,8 +74,11 @@ impl Server {
             .transpose()?;
         let authzen = AuthzenMapping::new(&settings.authzen, &runtime)?;
         if let Some(log) = &settings.log {
+            let environment = runtime.environment();
             check_log_signer(LogSigning {
-                trust_root: runtime.environment().trust_root(),
+                trust_root: environment.trust_root(),
+                history: environment.trust_history(),
+                now: runtime.clock().now(),
                 signer: log.signer.as_ref(),
                 anchor: None,
             })?;
@@ -373,6 +376,8 @@ async fn sequence_all(state: &Arc<AppState>) {
                 .as_deref()
                 .map(|key| parmana_runtime::LogSigning {
                     trust_root: environment.trust_root(),
+                    history: environment.trust_history(),
+                    now: runtime.clock().now(),
                     signer: key,
                     anchor: worker.sequencer.anchor.as_deref(),
                 })

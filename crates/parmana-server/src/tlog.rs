@@ -116,7 +116,13 @@ fn signed_checkpoint(
         if let Some(kept) = kept {
             return Ok((log, kept.note));
         }
-        let note = log.checkpoint(environment.trust_root(), signer, anchor)?;
+        let note = log.checkpoint(
+            runtime.store(),
+            environment.trust_history(),
+            runtime.clock().now(),
+            signer,
+            anchor,
+        )?;
         if let Ok(mut kept) = state.signed_note.lock() {
             *kept = Some(SignedNote {
                 size: log.size(),

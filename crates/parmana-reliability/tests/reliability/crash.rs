@@ -217,11 +217,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         }
         assert_eq!(outcomes.len() as u64, snapshot.completed_executions);
         // The log after the restart: nothing lost or doubled, every checkpoint so far extended.
-        log.check(
-            &format!("after kill {round}"),
-            &store,
-            environment.trust_root(),
-        );
+        log.check(&format!("after kill {round}"), &store, &environment);
         for (id, bytes) in &acknowledged {
             match store.get(&ExecutionId::parse(id).unwrap()).unwrap() {
                 ExecutionState::Completed(done) => assert_eq!(done.attestation(), bytes.as_slice()),

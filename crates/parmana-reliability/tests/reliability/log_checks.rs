@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 
 use parmana_canon::merkle::{MerkleTree, verify_consistency};
 use parmana_replay::{ExecutionEntry, ReplayStore, ledger_log};
-use parmana_runtime::sign_log_checkpoint;
-use parmana_runtime::trust::{LocalSigningKey, LogSpec, VerifiedCheckpoint, VerifiedTrustRoot};
+use parmana_runtime::trust::{LocalSigningKey, LogSpec, VerifiedCheckpoint};
+use parmana_runtime::{RuntimeEnvironment, sign_log_checkpoint};
 use parmana_testkit::FixtureEnvironment;
 
 /// The origin of the fixture log.
@@ -50,10 +50,18 @@ impl LogWatch {
         &mut self,
         label: &str,
         store: &dyn ReplayStore,
-        trust: &VerifiedTrustRoot,
+        environment: &RuntimeEnvironment,
     ) {
-        let note = sign_log_checkpoint(store, trust, &log_key(), None)
-            .unwrap_or_else(|e| panic!("{label}: checkpoint: {e}"));
+        let trust = environment.trust_root();
+        let note = sign_log_checkpoint(
+            store,
+            environment.trust_history(),
+            // The latest clock reading the contenders execute under.
+            parmana_testkit::now_plus_hour(),
+            &log_key(),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{label}: checkpoint: {e}"));
         let verifier = trust.log().unwrap().verifier();
         let checkpoint = verifier.open_checkpoint(note.as_bytes()).unwrap();
         // The log now; it may have grown since the checkpoint was signed, never shrunk.

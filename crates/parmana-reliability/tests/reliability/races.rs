@@ -133,7 +133,7 @@ fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
         let (watch, finished_ref, environment_ref) = (&mut log, &finished, &environment);
         scope.spawn(move || {
             while finished_ref.load(std::sync::atomic::Ordering::SeqCst) < THREADS {
-                watch.check(label, store, environment_ref.trust_root());
+                watch.check(label, store, environment_ref);
                 std::thread::sleep(CHECKPOINT_EVERY);
             }
         });
@@ -173,7 +173,7 @@ fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
     });
     let outcome = outcome.into_inner().unwrap();
     check_outcome(label, &outcome, per_id, store, &environment);
-    log.check(label, store, environment.trust_root());
+    log.check(label, store, &environment);
     eprintln!("{label}: {} checkpoints checked", log.checkpoints());
     assert!(
         log.checkpoints() >= 2,
@@ -226,7 +226,7 @@ fn race_processes(label: &str, target: &str, threads_per_process: u64) {
     let watched = open_target(target, 1).unwrap();
     let mut log = LogWatch::default();
     while readers.iter().any(|reader| !reader.is_finished()) {
-        log.check(label, watched.as_ref(), environment.trust_root());
+        log.check(label, watched.as_ref(), &environment);
         std::thread::sleep(CHECKPOINT_EVERY);
     }
     let mut outcome = Outcome::default();
@@ -257,7 +257,7 @@ fn race_processes(label: &str, target: &str, threads_per_process: u64) {
         store.as_ref(),
         &environment,
     );
-    log.check(label, store.as_ref(), environment.trust_root());
+    log.check(label, store.as_ref(), &environment);
     eprintln!("{label}: {} checkpoints checked", log.checkpoints());
     assert!(
         log.checkpoints() >= 2,
