@@ -231,6 +231,45 @@ pub(crate) struct ExplainQuery {
     explain: bool,
 }
 
+/// The most bytes each condition of a trace adds beside the value it read (its names, operator,
+/// operand and outcome), for [`check_explain_budget`].
+const TRACE_BYTES_PER_CONDITION: usize = 256;
+
+/// Refuses, before anything is evaluated, an explanation whose trace could pass the budget
+/// (`413 server.explain_too_large`): a trace records, for each condition it evaluates, the
+/// value the condition read, so a policy's conditions times the signals' size bounds it. The
+/// budget is four times `max_body_bytes` (4 MiB by default) for the whole request, its batch
+/// included.
+fn check_explain_budget(
+    state: &AppState,
+    policy: &PolicyRef,
+    signals_bytes: usize,
+) -> Result<(), ApiError> {
+    let conditions = state
+        .runtime
+        .environment()
+        .policy(policy)
+        .map_err(|e| execution_error(&e))?
+        .policy()
+        .condition_count();
+    let bound = conditions
+        .max(1)
+        .saturating_mul(signals_bytes.saturating_add(TRACE_BYTES_PER_CONDITION));
+    let budget = state.limits.max_body_bytes.saturating_mul(4);
+    if bound > budget {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "server.explain_too_large",
+            format!(
+                "an explanation of {conditions} conditions over {signals_bytes} bytes of signals \
+                 could make a trace of {bound} bytes, more than the {budget} allowed: evaluate \
+                 without explain=true, or explain fewer or smaller signal sets"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Decides one signal set, given as JSON text (read by the runtime's strict parser).
 fn evaluate_one(
     runtime: &parmana_runtime::Runtime,
@@ -269,7 +308,7 @@ fn evaluate_one(
         (status = 400, description = "Malformed request or policy reference", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),
-        (status = 413, description = "The body is too large, or a `batch` of more than 1,000 signal sets (`server.batch_too_large`)", body = ErrorBody),
+        (status = 413, description = "The body is too large, a `batch` of more than 1,000 signal sets (`server.batch_too_large`), or an explanation whose trace could pass its budget (`server.explain_too_large`)", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
         (status = 500, description = "The environment refused (`runtime.expired`, `trust.*`; for a `batch`, the whole batch) or a defect", body = ErrorBody),
         (status = 503, description = "Starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
@@ -291,6 +330,14 @@ pub(crate) async fn evaluate(
     };
     let policy = parse_policy_ref(&body.policy).map_err(|e| execution_error(&e))?;
     let explain = query.explain;
+    if explain {
+        let signals_bytes = match (&body.signals, &body.batch) {
+            (Some(signals), _) => signals.len(),
+            (None, Some(batch)) => batch.iter().map(String::len).sum(),
+            (None, None) => 0,
+        };
+        check_explain_budget(&state, &policy, signals_bytes)?;
+    }
     match (body.signals, body.batch) {
         (Some(signals), None) => {
             outcome.signals = state.logging.signals.then(|| signals.clone());

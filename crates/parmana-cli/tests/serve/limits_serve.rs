@@ -301,6 +301,33 @@ fn a_client_that_never_reads_its_answers_is_closed_and_frees_its_slot() {
 }
 
 #[test]
+fn an_explanation_whose_trace_could_pass_its_budget_is_refused_before_it_is_made() {
+    let env = deployment("memory", "");
+    // The trace budget is four times the body limit: 2 KiB here, less than the policy's dozen
+    // conditions times (the signals' 82 bytes and 256 for each condition).
+    let served = Served::start(env.root(), &["--dev-token", "--max-body-bytes", "512"]);
+    let token = served.token.as_deref();
+    let body = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{MARKED_SIGNALS}}}"#);
+    assert_eq!(served.post("/v1/evaluations", token, &body).status, 200);
+    let refused = served.post("/v1/evaluations?explain=true", token, &body);
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (413, "server.explain_too_large"),
+        "{}",
+        refused.text
+    );
+    // With the default limits the same explanation is made.
+    let roomy = Served::start(env.root(), &["--dev-token"]);
+    let explained = roomy.post(
+        "/v1/evaluations?explain=true",
+        roomy.token.as_deref(),
+        &body,
+    );
+    assert_eq!(explained.status, 200, "{}", explained.text);
+    assert!(explained.json()["trace"].is_object() || explained.json()["trace"].is_array());
+}
+
+#[test]
 fn http2_in_clear_text_is_not_spoken() {
     let env = deployment("memory", "");
     let served = Served::start(env.root(), &["--dev-token"]);
