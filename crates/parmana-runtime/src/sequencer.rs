@@ -267,6 +267,19 @@ fn sign_if_grown(
     signing: LogSigning<'_>,
 ) -> Result<Option<StoredCheckpoint>, ExecutionError> {
     let latest = store.latest_checkpoint()?;
+    // Another signer of the same log (another server sharing the store) stored a checkpoint
+    // past what this run's log holds, between its integration and now: nothing to sign here —
+    // the next run catches up — once the note shows a key of the log signed it (a writer's
+    // checkpoint stops the signing: `runtime.stored_checkpoint_invalid`).
+    if let Some(latest) = &latest
+        && latest.size > log.size()
+        && !store.ledger_rows(log.size(), 1)?.is_empty()
+    {
+        check_stored_note(latest, signing.history)?;
+        return Ok(None);
+    }
+    // (A store that holds no more records than this log, under a checkpoint of more, was cut:
+    // refused below, as every checkpoint that does not commit to the log is.)
     if let Some(latest) = &latest {
         let inconsistent = |reason| TrustError::TlogInconsistent {
             old_size: latest.size,

@@ -304,6 +304,106 @@ fn no_checkpoint_is_signed_over_an_entry_a_writer_of_the_store_made() {
     );
 }
 
+/// A memory store on which, the first time a driver asks for the newest stored checkpoint,
+/// another server's driver integrates and signs first (`racer`): the race between one driver's
+/// integration and its signing.
+struct RacedSigning {
+    inner: Arc<MemoryReplayStore>,
+    racer: std::sync::Mutex<Option<Racer>>,
+}
+
+/// What another server does on the store, once.
+type Racer = Box<dyn FnOnce(&MemoryReplayStore) + Send>;
+
+impl std::fmt::Debug for RacedSigning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RacedSigning")
+    }
+}
+
+impl ReplayStore for RacedSigning {
+    common::forward_store_writes!(inner);
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
+        if let Some(racer) = self.racer.lock().unwrap().take() {
+            racer(&self.inner);
+        }
+        self.inner.latest_checkpoint()
+    }
+    fn get(
+        &self,
+        id: &ExecutionId,
+    ) -> Result<parmana_runtime::replay::ExecutionState, ReplayError> {
+        self.inner.get(id)
+    }
+    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.inner.pending()
+    }
+    fn accepted_versions(&self) -> Result<parmana_runtime::replay::AcceptedVersions, ReplayError> {
+        self.inner.accepted_versions()
+    }
+    fn accept_versions(
+        &self,
+        trust_root: u64,
+        release_manifest: u64,
+    ) -> Result<parmana_runtime::replay::AcceptedVersions, ReplayError> {
+        self.inner.accept_versions(trust_root, release_manifest)
+    }
+    fn sequence(
+        &self,
+        max: usize,
+    ) -> Result<parmana_runtime::replay::SequenceOutcome, ReplayError> {
+        self.inner.sequence(max)
+    }
+    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
+        self.inner.store_checkpoint(checkpoint)
+    }
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        self.inner.ledger_snapshot()
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        self.inner.ledger_rows(from, max)
+    }
+}
+
+#[test]
+fn a_checkpoint_another_signer_stored_past_this_run_is_no_alarm() {
+    let inner = Arc::new(MemoryReplayStore::new());
+    let raced = Arc::new(RacedSigning {
+        inner: Arc::clone(&inner),
+        racer: std::sync::Mutex::new(None),
+    });
+    let (_fixture, runtime, log_key) = setup_on(Arc::clone(&raced) as Arc<dyn ReplayStore>);
+    let environment = runtime.environment();
+    execute(&runtime, "raced-1");
+    let driver = LogSequencer::default();
+    driver
+        .run(raced.as_ref(), Some(signing_with(&environment, &log_key)))
+        .unwrap();
+    execute(&runtime, "raced-2");
+    // Between this driver's integration of raced-2 and its signing, another server executes
+    // raced-3, integrates it and signs the larger log.
+    let (other_runtime, other_key) = (runtime.clone(), log_key.public_key());
+    let racer_key = LocalSigningKey::from_pkcs8_pem(&log_key.to_pkcs8_pem().unwrap()).unwrap();
+    assert_eq!(racer_key.public_key(), other_key);
+    *raced.racer.lock().unwrap() = Some(Box::new(move |store: &MemoryReplayStore| {
+        execute(&other_runtime, "raced-3");
+        let environment = other_runtime.environment();
+        let signed = LogSequencer::default()
+            .run_all(store, Some(signing_with(&environment, &racer_key)))
+            .unwrap();
+        assert!(signed.checkpoint.is_some());
+    }));
+    let report = driver
+        .run(raced.as_ref(), Some(signing_with(&environment, &log_key)))
+        .unwrap();
+    // Nothing signed by this run (the other is ahead), no alarm; the next run catches up.
+    assert!(report.checkpoint.is_none(), "{report:?}");
+    let next = driver
+        .run(raced.as_ref(), Some(signing_with(&environment, &log_key)))
+        .unwrap();
+    assert_eq!(next.size, read_log(raced.as_ref()).unwrap().size());
+}
+
 /// A memory store that counts its whole-ledger reads.
 #[derive(Debug)]
 struct CountingSnapshots {
