@@ -9,8 +9,8 @@ use parmana_replay::{
     StoredCheckpoint, ledger_log, verify_ledger_snapshot,
 };
 use parmana_trust::{
-    Checkpoint, Signer, TrustError, VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions,
-    sign_checkpoint, verify_attestations_in_history,
+    AttestationCheckKind, Checkpoint, Signer, TrustError, VerifiedTrustHistory, VerifiedTrustRoot,
+    VerifyOptions, sign_checkpoint, verify_attestations_in_history,
 };
 
 use crate::ExecutionError;
@@ -327,10 +327,14 @@ pub(crate) fn sign_stored_checkpoint(
 const ATTESTED_BATCH: u64 = 256;
 
 /// Where the entries not yet known to be attested begin: the size of the newest stored
-/// checkpoint when its note verifies against the log roles of the history (a checkpoint the
-/// log's keys signed covers entries checked when it was signed) and it commits to `log`; 0
-/// without one. A stored checkpoint whose note does not verify is a writer's
-/// (`runtime.stored_checkpoint_invalid`): nothing is signed over it.
+/// checkpoint when its note verifies under the `log` role of the newest trust-root version (a
+/// checkpoint the log's key in force signed covers entries checked when it was signed); 0 when
+/// there is none, or when a key of an earlier version signed it (a key rotated out, perhaps
+/// leaked, vouches for nothing: the log is checked whole once, and the key in force then signs).
+/// A stored checkpoint whose note no version's key signed is a writer's
+/// (`runtime.stored_checkpoint_invalid`); one past `log`, or that does not commit to it, is
+/// `trust.tlog_inconsistent` (a reader behind the store catches up and asks again): nothing is
+/// signed over either.
 fn attested_prefix(
     store: &dyn ReplayStore,
     log: &LedgerLog,
@@ -340,20 +344,34 @@ fn attested_prefix(
         return Ok(0);
     };
     check_stored_note(&latest, history)?;
-    let commits = latest.size <= log.size()
-        && log
-            .tree()
-            .root_at(latest.size)
-            .is_ok_and(|root| root == latest.root);
-    Ok(if commits { latest.size } else { 0 })
+    let inconsistent = |reason| TrustError::TlogInconsistent {
+        old_size: latest.size,
+        new_size: log.size(),
+        reason,
+    };
+    let root = log.tree().root_at(latest.size).map_err(inconsistent)?;
+    if root != latest.root {
+        return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
+    }
+    let by_key_in_force = history.newest().log().is_some_and(|role| {
+        role.verifier()
+            .log_only()
+            .open_checkpoint(latest.note.as_bytes())
+            .is_ok()
+    });
+    Ok(if by_key_in_force { latest.size } else { 0 })
 }
 
 /// Refuses to sign `log` unless every execution entry past [`attested_prefix`] records the
 /// digest of an attestation that verifies — signed by the `attestation` role of the trust-root
-/// version it names, not revoked — for that execution id at that clock reading, and the store
-/// still holds the entry the log holds at each position (`runtime.log_entry_unattested`). So a
-/// writer of the store, holding no key, cannot have the log key sign an entry of its own (a
-/// completed row it inserted, a record it appended). Verified in batches of
+/// version it names — for that execution id at that clock reading, and the store still holds
+/// the entry the log holds at each position (`runtime.log_entry_unattested`). So a writer of
+/// the store, holding no key, cannot have the log key sign an entry of its own (a completed row
+/// it inserted, a record it appended). What an entry is — an execution's record or a marks
+/// record, and which execution — is read from the record's bytes (bound to the leaf), never
+/// from the store's columns. A revoked key does not refuse an entry here: that is a verifier's
+/// judgement of the attestation against the entry's place in the log (`docs/trust-model.md`
+/// §6.2), which the log must record to make; nor does current trust. Verified in batches of
 /// [`ATTESTED_BATCH`] with Ed25519 batch verification.
 pub(crate) fn check_entries_attested(
     store: &dyn ReplayStore,
@@ -379,7 +397,7 @@ pub(crate) fn check_entries_attested(
         }
         // (position, execution id, clock reading recorded) of each execution entry, beside its
         // attestation.
-        let mut expected: Vec<(u64, &str, String)> = Vec::new();
+        let mut expected: Vec<(u64, String, String)> = Vec::new();
         let mut envelopes: Vec<&[u8]> = Vec::new();
         for (offset, row) in rows.iter().enumerate() {
             let at = position + u64::try_from(offset).unwrap_or(u64::MAX);
@@ -389,12 +407,21 @@ pub(crate) fn check_entries_attested(
                     "the store holds another entry there than the log".to_owned(),
                 ));
             }
-            let Some(execution_id) = row.execution_id.as_deref() else {
-                continue;
-            };
             let record = parmana_canon::parse_strict(&row.record)
                 .map_err(|e| unattested(at, format!("the record is unreadable: {e}")))?;
+            // A marks record (it names no execution); checked as one when the log took it.
+            if record.get("kind").is_some() {
+                continue;
+            }
             let text = |member: &str| record.get(member).and_then(|v| v.as_str());
+            let execution_id = text("execution_id")
+                .ok_or_else(|| unattested(at, "the record names no execution".to_owned()))?;
+            if row.execution_id.as_deref() != Some(execution_id) {
+                return Err(unattested(
+                    at,
+                    "the store files it under another execution than its record names".to_owned(),
+                ));
+            }
             let attestation = row
                 .attestation
                 .as_deref()
@@ -407,26 +434,35 @@ pub(crate) fn check_entries_attested(
             }
             expected.push((
                 at,
-                execution_id,
+                execution_id.to_owned(),
                 text("claimed_at").unwrap_or("").to_owned(),
             ));
             envelopes.push(attestation);
         }
         let reports = verify_attestations_in_history(&envelopes, signing.history, options);
         for (report, (at, execution_id, claimed_at)) in reports.iter().zip(&expected) {
-            if !report.is_valid() {
-                let why = report
+            // Every check but the two a verifier judges against the log and the present.
+            let failed = if report.checks.is_empty() {
+                Some("no check could be made".to_owned())
+            } else {
+                report
                     .failures()
-                    .next()
+                    .find(|check| {
+                        !matches!(
+                            check.check,
+                            AttestationCheckKind::Revocation | AttestationCheckKind::CurrentTrust
+                        )
+                    })
                     .map(|check| format!("{} ({})", check.detail, check.code.unwrap_or("")))
-                    .unwrap_or_default();
+            };
+            if let Some(why) = failed {
                 return Err(unattested(
                     *at,
                     format!("its attestation does not verify: {why}"),
                 ));
             }
             let matches = report.predicate().is_some_and(|predicate| {
-                predicate.execution_id.as_str() == *execution_id
+                predicate.execution_id.as_str() == execution_id.as_str()
                     && predicate.executed_at.to_string() == *claimed_at
             });
             if !matches {

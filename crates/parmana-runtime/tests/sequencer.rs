@@ -306,10 +306,13 @@ fn no_checkpoint_is_signed_over_an_entry_a_writer_of_the_store_made() {
 
 /// A memory store on which, the first time a driver asks for the newest stored checkpoint,
 /// another server's driver integrates and signs first (`racer`): the race between one driver's
-/// integration and its signing.
+/// integration and its signing. With `refiled`, the ledger row at that position reads back
+/// filed under another execution id (or as a marks record, `None`): a writer of the store
+/// editing the row's columns, not its record.
 struct RacedSigning {
     inner: Arc<MemoryReplayStore>,
     racer: std::sync::Mutex<Option<Racer>>,
+    refiled: std::sync::Mutex<Option<(u64, Option<String>)>>,
 }
 
 /// What another server does on the store, once.
@@ -361,17 +364,73 @@ impl ReplayStore for RacedSigning {
         self.inner.ledger_snapshot()
     }
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
-        self.inner.ledger_rows(from, max)
+        let mut rows = self.inner.ledger_rows(from, max)?;
+        if let Some((position, filed)) = self.refiled.lock().unwrap().clone() {
+            for row in rows.iter_mut().filter(|row| row.position == position) {
+                row.execution_id = filed.clone();
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// A store of [`RacedSigning`] over a fresh memory store, nothing raced or refiled yet.
+fn raced_store() -> Arc<RacedSigning> {
+    Arc::new(RacedSigning {
+        inner: Arc::new(MemoryReplayStore::new()),
+        racer: std::sync::Mutex::new(None),
+        refiled: std::sync::Mutex::new(None),
+    })
+}
+
+#[test]
+fn an_entry_is_judged_by_its_record_not_by_the_columns_it_is_filed_under() {
+    let store = raced_store();
+    let (_fixture, runtime, log_key) = setup_on(Arc::clone(&store) as Arc<dyn ReplayStore>);
+    let environment = runtime.environment();
+    let signing = signing_with(&environment, &log_key);
+    let genuine = execute(&runtime, "genuine-1");
+    let driver = LogSequencer::default();
+    driver.run(store.as_ref(), Some(signing)).unwrap();
+    // A completion of the writer's own, carrying genuine-1's attestation: refused, and the
+    // driver keeps the log it read (the entry in it).
+    let forged = id("forged-1");
+    let claim = parmana_runtime::replay::ClaimRecord::new(
+        Digest::of(b"a request"),
+        b"{}".to_vec(),
+        clock().0,
+    );
+    let under = parmana_runtime::replay::AcceptedVersions::new(
+        environment.trust_root().version(),
+        environment.release_manifest().version(),
+    );
+    let _ = store.inner.claim(&forged, &claim, under).unwrap();
+    store.inner.complete(&forged, &genuine).unwrap();
+    let refused = driver.run(store.as_ref(), Some(signing)).unwrap_err();
+    assert_eq!(refused.code(), "runtime.log_entry_unattested", "{refused}");
+    let position = read_log(store.as_ref()).unwrap().size() - 1;
+    // The writer then refiles the entry's row: as a marks record, or under genuine-1 (whose
+    // attestation it carries). Its record still names forged-1: refused each time.
+    for filed in [None, Some("genuine-1".to_owned())] {
+        *store.refiled.lock().unwrap() = Some((position, filed.clone()));
+        let refused = driver.run(store.as_ref(), Some(signing)).unwrap_err();
+        assert_eq!(
+            refused.code(),
+            "runtime.log_entry_unattested",
+            "{filed:?}: {refused}"
+        );
+        assert!(
+            refused
+                .to_string()
+                .contains("files it under another execution"),
+            "{filed:?}: {refused}"
+        );
     }
 }
 
 #[test]
 fn a_checkpoint_another_signer_stored_past_this_run_is_no_alarm() {
-    let inner = Arc::new(MemoryReplayStore::new());
-    let raced = Arc::new(RacedSigning {
-        inner: Arc::clone(&inner),
-        racer: std::sync::Mutex::new(None),
-    });
+    let raced = raced_store();
     let (_fixture, runtime, log_key) = setup_on(Arc::clone(&raced) as Arc<dyn ReplayStore>);
     let environment = runtime.environment();
     execute(&runtime, "raced-1");

@@ -85,9 +85,11 @@ fn value_end(bytes: &[u8], start: usize) -> Result<usize, CanonError> {
                         continue;
                     }
                     Some(&opener @ (b'{' | b'[')) => {
-                        if open.len() == parmana_runtime::canon::MAX_DEPTH {
+                        // One level more than the parser's: a `batch` array holds signal sets
+                        // each as deep as `signals` may be (each is then parsed on its own).
+                        if open.len() > parmana_runtime::canon::MAX_DEPTH {
                             return Err(CanonError::TooDeep {
-                                limit: parmana_runtime::canon::MAX_DEPTH,
+                                limit: parmana_runtime::canon::MAX_DEPTH + 1,
                                 offset: at,
                             });
                         }

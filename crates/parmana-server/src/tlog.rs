@@ -89,10 +89,10 @@ pub(crate) async fn checkpoint(
 
 /// The log served and its checkpoint signed with `signer`: signed once per log size and root
 /// (and trust root), then reused, so that asking for the checkpoint (without a token, with
-/// `--log-public`) costs no signature and no anchor read. With a log anchor, the snapshot may
-/// be behind what this server's sequencer (or another signer sharing the anchor) recorded a
-/// moment ago: refused against the anchor, it is read again and signed once more, so only a
-/// store that no longer holds what the key signed is refused.
+/// `--log-public`) costs no signature and no anchor read. The snapshot may be behind what a
+/// signer recorded a moment ago — this server's sequencer or another signer sharing the anchor,
+/// or another server's sequencer storing a checkpoint: refused as inconsistent, it is read again
+/// and signed once more, so only a store that no longer holds what the key signed is refused.
 fn signed_checkpoint(
     state: &AppState,
     runtime: &Runtime,
@@ -134,7 +134,9 @@ fn signed_checkpoint(
         Ok((log, note))
     };
     match sign() {
-        Err(error) if anchor.is_some() && error.code() == "trust.tlog_inconsistent" => {
+        // Behind what a signer recorded a moment ago (the anchor, or a checkpoint another
+        // server's sequencer stored past this snapshot): read again, once.
+        Err(error) if error.code() == "trust.tlog_inconsistent" => {
             state.log_cache.expire();
             sign()
         }

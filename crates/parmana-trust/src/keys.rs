@@ -291,7 +291,9 @@ pub trait Signer: Send + Sync {
 ///
 /// It is derived from the attestation key itself: the SHA-256 of the key's Ed25519 signature of
 /// one fixed canonical message ([`CLAIM_KEY_PURPOSE`]), deterministic, so every process holding
-/// the key derives the same (a server recovers what another one claimed), and never published
+/// the key derives the same (a server holding the same attestation keys recovers what another
+/// one claimed; one with other keys refuses such a claim, which that server's keys complete),
+/// and never published
 /// (the key signs nothing else of that shape: attestations are DSSE, every document has its own
 /// `_type`). Its `Debug` output shows nothing of it.
 #[derive(Clone, Copy)]
