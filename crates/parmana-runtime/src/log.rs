@@ -64,7 +64,10 @@ pub fn sign_log_checkpoint(
 }
 
 /// Refuses a log whose root at `checkpoint`'s size is not its root (`trust.tlog_inconsistent`).
-fn check_commits(log: &LedgerLog, checkpoint: &StoredCheckpoint) -> Result<(), ExecutionError> {
+pub(crate) fn check_commits(
+    log: &LedgerLog,
+    checkpoint: &StoredCheckpoint,
+) -> Result<(), ExecutionError> {
     let reason = match log.tree().root_at(checkpoint.size) {
         Ok(root) if root == checkpoint.root => return Ok(()),
         Ok(_) => parmana_canon::merkle::MerkleError::RootMismatch,

@@ -281,15 +281,7 @@ fn sign_if_grown(
     // (A store that holds no more records than this log, under a checkpoint of more, was cut:
     // refused below, as every checkpoint that does not commit to the log is.)
     if let Some(latest) = &latest {
-        let inconsistent = |reason| TrustError::TlogInconsistent {
-            old_size: latest.size,
-            new_size: log.size(),
-            reason,
-        };
-        let root = log.tree().root_at(latest.size).map_err(inconsistent)?;
-        if root != latest.root {
-            return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
-        }
+        crate::log::check_commits(log, latest)?;
     }
     let newest_size = latest.map_or(0, |latest| latest.size);
     if log.size() <= newest_size {
@@ -344,15 +336,7 @@ fn attested_prefix(
         return Ok(0);
     };
     check_stored_note(&latest, history)?;
-    let inconsistent = |reason| TrustError::TlogInconsistent {
-        old_size: latest.size,
-        new_size: log.size(),
-        reason,
-    };
-    let root = log.tree().root_at(latest.size).map_err(inconsistent)?;
-    if root != latest.root {
-        return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
-    }
+    crate::log::check_commits(log, &latest)?;
     let by_key_in_force = history.newest().log().is_some_and(|role| {
         role.verifier()
             .log_only()

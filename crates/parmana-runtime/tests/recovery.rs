@@ -77,6 +77,20 @@ fn forgeries() -> Vec<Forgery> {
     ]
 }
 
+/// The request digest of execution `id` of the claims policy with the recorded `inputs`'
+/// signals.
+fn request_digest(id: &str, inputs: &Value) -> Digest {
+    Digest::of(
+        &canonicalize_value(&json!({
+            "execution_id": id,
+            "policy_id": "claims-approval",
+            "policy_version": "1.0.0",
+            "signals_digest": inputs["predicate"]["signals_digest"],
+        }))
+        .unwrap(),
+    )
+}
+
 /// Tags `inputs` as a runtime holding the key of `key` would: the tag of the canonical bytes
 /// of everything but the tag.
 fn retag(inputs: &mut Value, key: &ClaimKey) {
@@ -157,15 +171,7 @@ fn check_store(store: &dyn ReplayStore) {
         let id = format!("forged-{n}");
         let mut inputs = genuine.clone();
         inputs["predicate"]["execution_id"] = json!(id);
-        let mut digest = Digest::of(
-            &canonicalize_value(&json!({
-                "execution_id": id,
-                "policy_id": "claims-approval",
-                "policy_version": "1.0.0",
-                "signals_digest": inputs["predicate"]["signals_digest"],
-            }))
-            .unwrap(),
-        );
+        let mut digest = request_digest(&id, &inputs);
         forge(&mut inputs, &mut digest);
         // Tagged with the attestation key's claim key, as if the key's holder had recorded it:
         // the second line of defence (deciding again) must refuse it on its own.
@@ -185,15 +191,7 @@ fn check_store(store: &dyn ReplayStore) {
         let mut inputs = genuine.clone();
         inputs["predicate"]["execution_id"] = json!(id);
         edit(&mut inputs);
-        let digest = Digest::of(
-            &canonicalize_value(&json!({
-                "execution_id": id,
-                "policy_id": "claims-approval",
-                "policy_version": "1.0.0",
-                "signals_digest": inputs["predicate"]["signals_digest"],
-            }))
-            .unwrap(),
-        );
+        let digest = request_digest(&id, &inputs);
         let claim = ClaimRecord::new(digest, canonicalize_value(&inputs).unwrap(), clock().0);
         assert_eq!(
             store

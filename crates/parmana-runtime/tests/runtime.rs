@@ -305,21 +305,25 @@ impl Clock for PausingClock {
     }
 }
 
-#[test]
-fn an_execution_in_flight_finishes_on_the_environment_it_started_with() {
-    let fixture = Fixture::new();
+/// A clock shared between a runtime and the test.
+struct Shared(Arc<PausingClock>);
+
+impl Clock for Shared {
+    fn now(&self) -> Timestamp {
+        self.0.now()
+    }
+}
+
+/// A runtime on a memory store whose next clock reading (the first execution's) waits for the
+/// test, with `fixture` rotated to version 3 on disk (the runtime holds version 2 until it
+/// reloads).
+fn paused_at_its_first_clock_reading(fixture: &Fixture) -> (Runtime, Arc<PausingClock>) {
     let pausing = Arc::new(PausingClock {
         reading: clock().0,
         reached: Barrier::new(2),
         resume: Barrier::new(2),
         first: Mutex::new(false),
     });
-    struct Shared(Arc<PausingClock>);
-    impl Clock for Shared {
-        fn now(&self) -> Timestamp {
-            self.0.now()
-        }
-    }
     let runtime = Runtime::builder(fixture.config())
         .signer(fixture.key("attestation"))
         .store(MemoryReplayStore::new())
@@ -328,6 +332,13 @@ fn an_execution_in_flight_finishes_on_the_environment_it_started_with() {
         .unwrap();
     fixture.rotate(&[&fixture.key("attestation")], 1);
     *pausing.first.lock().unwrap() = true;
+    (runtime, pausing)
+}
+
+#[test]
+fn an_execution_in_flight_finishes_on_the_environment_it_started_with() {
+    let fixture = Fixture::new();
+    let (runtime, pausing) = paused_at_its_first_clock_reading(&fixture);
     let in_flight = {
         let runtime = runtime.clone();
         std::thread::spawn(move || runtime.execute(&request("in-flight")))
@@ -351,26 +362,7 @@ fn an_execution_in_flight_finishes_on_the_environment_it_started_with() {
 #[test]
 fn an_execution_overtaken_by_a_newer_claim_is_decided_again_under_the_new_environment() {
     let fixture = Fixture::new();
-    let pausing = Arc::new(PausingClock {
-        reading: clock().0,
-        reached: Barrier::new(2),
-        resume: Barrier::new(2),
-        first: Mutex::new(false),
-    });
-    struct Shared(Arc<PausingClock>);
-    impl Clock for Shared {
-        fn now(&self) -> Timestamp {
-            self.0.now()
-        }
-    }
-    let runtime = Runtime::builder(fixture.config())
-        .signer(fixture.key("attestation"))
-        .store(MemoryReplayStore::new())
-        .clock(Shared(Arc::clone(&pausing)))
-        .build()
-        .unwrap();
-    fixture.rotate(&[&fixture.key("attestation")], 1);
-    *pausing.first.lock().unwrap() = true;
+    let (runtime, pausing) = paused_at_its_first_clock_reading(&fixture);
     let overtaken = {
         let runtime = runtime.clone();
         std::thread::spawn(move || runtime.execute(&request("overtaken")))

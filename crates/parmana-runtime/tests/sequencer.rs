@@ -211,6 +211,28 @@ fn a_sequencer_refuses_a_key_without_the_log_role_and_an_inconsistent_stored_che
     assert!(err.to_string().contains("checkpoint of size 3"), "{err}");
 }
 
+/// What a writer of the store, holding no key, can do: claim `id` and complete it with
+/// `attestation`, under `environment`'s versions.
+fn insert_completion(
+    store: &dyn ReplayStore,
+    environment: &RuntimeEnvironment,
+    execution_id: &str,
+    attestation: &[u8],
+) {
+    let claim = parmana_runtime::replay::ClaimRecord::new(
+        Digest::of(b"a request"),
+        b"{}".to_vec(),
+        clock().0,
+    );
+    let under = parmana_runtime::replay::AcceptedVersions::new(
+        environment.trust_root().version(),
+        environment.release_manifest().version(),
+    );
+    let forged = id(execution_id);
+    let _ = store.claim(&forged, &claim, under).unwrap();
+    store.complete(&forged, attestation).unwrap();
+}
+
 /// A forged completion: a name, what the writer stores as the attestation (given a genuine
 /// one), and what the refusal says.
 type ForgedCompletion = (&'static str, fn(&[u8]) -> Vec<u8>, &'static str);
@@ -238,18 +260,7 @@ fn no_checkpoint_is_signed_over_an_entry_a_writer_of_the_store_made() {
             .checkpoint
             .unwrap();
         // A writer of the store, holding no key, inserts a completed execution of its own.
-        let forged = id("forged-1");
-        let claim = parmana_runtime::replay::ClaimRecord::new(
-            Digest::of(b"a request"),
-            b"{}".to_vec(),
-            clock().0,
-        );
-        let under = parmana_runtime::replay::AcceptedVersions::new(
-            environment.trust_root().version(),
-            environment.release_manifest().version(),
-        );
-        let _ = store.claim(&forged, &claim, under).unwrap();
-        store.complete(&forged, &attestation(&genuine)).unwrap();
+        insert_completion(store, &environment, "forged-1", &attestation(&genuine));
         // The store integrates it (it holds no key either); no key signs over it.
         let refused = sequencer.run(store, Some(signing)).unwrap_err();
         assert_eq!(
@@ -394,18 +405,7 @@ fn an_entry_is_judged_by_its_record_not_by_the_columns_it_is_filed_under() {
     driver.run(store.as_ref(), Some(signing)).unwrap();
     // A completion of the writer's own, carrying genuine-1's attestation: refused, and the
     // driver keeps the log it read (the entry in it).
-    let forged = id("forged-1");
-    let claim = parmana_runtime::replay::ClaimRecord::new(
-        Digest::of(b"a request"),
-        b"{}".to_vec(),
-        clock().0,
-    );
-    let under = parmana_runtime::replay::AcceptedVersions::new(
-        environment.trust_root().version(),
-        environment.release_manifest().version(),
-    );
-    let _ = store.inner.claim(&forged, &claim, under).unwrap();
-    store.inner.complete(&forged, &genuine).unwrap();
+    insert_completion(store.inner.as_ref(), &environment, "forged-1", &genuine);
     let refused = driver.run(store.as_ref(), Some(signing)).unwrap_err();
     assert_eq!(refused.code(), "runtime.log_entry_unattested", "{refused}");
     let position = read_log(store.as_ref()).unwrap().size() - 1;
