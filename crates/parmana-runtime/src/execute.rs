@@ -60,7 +60,7 @@ pub fn execute_from_signals(
     environment: &RuntimeEnvironment,
     clock: &dyn Clock,
 ) -> Result<Attestation, ExecutionError> {
-    execute(request, &[signer], replay_store, environment, clock)
+    execute(request, &[signer], replay_store, environment, clock, None)
 }
 
 /// The pipeline, in order (`docs/design.md` §4): the signers must hold the `attestation` role and meet its
@@ -87,6 +87,7 @@ pub(crate) fn execute(
     replay_store: &dyn ReplayStore,
     environment: &RuntimeEnvironment,
     clock: &dyn Clock,
+    unfinished: Option<&Unfinished>,
 ) -> Result<Attestation, ExecutionError> {
     check_signers(signers, environment)?;
     let execution_id = &request.execution_id;
@@ -145,11 +146,75 @@ pub(crate) fn execute(
         }
     }
     let envelope = prepared.sign_all_canonical(signers, environment.trust_root())?;
-    replay_store.complete(execution_id, envelope.as_bytes())?;
+    if let Err(error) = replay_store.complete(execution_id, envelope.as_bytes()) {
+        // The id is claimed and its attestation signed, but not recorded: kept, so that the
+        // completion can be written again once the store answers, rather than the id staying
+        // claimed until a `recover`.
+        if let Some(unfinished) = unfinished {
+            unfinished.keep(execution_id.clone(), envelope);
+        }
+        return Err(error.into());
+    }
     Ok(Attestation {
         envelope,
         predicate,
     })
+}
+
+/// Completions a runtime signed but could not record (the store failed at `complete`), to be
+/// written again ([`Runtime::finish_completions`](crate::Runtime::finish_completions)); at most
+/// [`Unfinished::MAX`] are kept, the rest wait for `recover`.
+#[derive(Debug, Default)]
+pub(crate) struct Unfinished(std::sync::Mutex<Vec<(ExecutionId, RawCanonical)>>);
+
+/// What [`Runtime::finish_completions`](crate::Runtime::finish_completions) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FinishReport {
+    /// Completions recorded now (or found recorded already, byte for byte, or by another).
+    pub finished: usize,
+    /// Completions the store still refused: kept for the next call.
+    pub waiting: usize,
+}
+
+impl Unfinished {
+    /// The most completions kept.
+    pub(crate) const MAX: usize = 10_000;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(ExecutionId, RawCanonical)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn keep(&self, execution_id: ExecutionId, envelope: RawCanonical) {
+        let mut kept = self.lock();
+        if kept.len() < Self::MAX {
+            kept.push((execution_id, envelope));
+        }
+    }
+
+    /// Writes each kept completion again: recorded, or found completed already (its reply was
+    /// lost, or a `recover` completed it), it is done; the store failing again, it is kept.
+    pub(crate) fn finish(&self, store: &dyn ReplayStore) -> FinishReport {
+        let taken = std::mem::take(&mut *self.lock());
+        let mut report = FinishReport::default();
+        let mut still = Vec::new();
+        for (execution_id, envelope) in taken {
+            match store.complete(&execution_id, envelope.as_bytes()) {
+                Ok(())
+                | Err(
+                    parmana_replay::ReplayError::AlreadyCompleted { .. }
+                    | parmana_replay::ReplayError::NotClaimed { .. },
+                ) => report.finished += 1,
+                Err(_) => still.push((execution_id, envelope)),
+            }
+        }
+        report.waiting = still.len();
+        let mut kept = self.lock();
+        still.append(&mut kept);
+        *kept = still;
+        report
+    }
 }
 
 /// The version of what a claim records ([`ClaimInputs`]).

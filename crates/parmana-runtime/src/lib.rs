@@ -29,7 +29,7 @@ pub use environment::{
     HighestAccepted, LoadedPolicy, RuntimeEnvironment, RuntimeEnvironmentConfig,
 };
 pub use error::{ErrorClass, ExecutionError};
-pub use execute::{Attestation, RecoveryReport, execute_from_signals, recover};
+pub use execute::{Attestation, FinishReport, RecoveryReport, execute_from_signals, recover};
 pub use log::{
     AttestationProofVerifier, LogConsistency, LogSnapshot, latest_log_checkpoint, log_consistency,
     prove_execution, read_log, sign_log_checkpoint, verify_attestation_proof, witness_checkpoint,

@@ -35,6 +35,9 @@ struct Inner {
     store: Arc<dyn ReplayStore>,
     clock: Arc<dyn Clock>,
     last_reload: Mutex<Option<ReloadRecord>>,
+    /// Completions signed but not recorded (the store failed), written again by
+    /// [`Runtime::finish_completions`].
+    unfinished: crate::execute::Unfinished,
 }
 
 impl fmt::Debug for Runtime {
@@ -142,6 +145,7 @@ impl RuntimeBuilder {
                 store,
                 clock: self.clock,
                 last_reload: Mutex::new(None),
+                unfinished: crate::execute::Unfinished::default(),
             }),
         })
     }
@@ -248,6 +252,7 @@ impl Runtime {
                 self.inner.store.as_ref(),
                 environment,
                 self.inner.clock.as_ref(),
+                Some(&self.inner.unfinished),
             )
         };
         match execute_under(&environment) {
@@ -262,6 +267,14 @@ impl Runtime {
             }
             executed => executed,
         }
+    }
+
+    /// Writes again the completions this runtime signed but could not record because the store
+    /// failed at that moment (an id it claimed then stays claimed — `GET` answers pending, a
+    /// retry is a replay — until this, or a `recover`, records the attestation it signed). A
+    /// server calls it on every sequencer tick and before its last one; at most 10,000 are kept.
+    pub fn finish_completions(&self) -> crate::FinishReport {
+        self.inner.unfinished.finish(self.inner.store.as_ref())
     }
 
     /// Whether this runtime's attestation keys can sign under the environment in force: a

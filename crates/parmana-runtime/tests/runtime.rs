@@ -418,3 +418,86 @@ fn verify_judges_an_attestation_under_the_version_it_was_made_under() {
     assert_eq!(standing(&runtime), (2, 4, vec![false]));
     assert_eq!(runtime.environment().trust_history().versions().count(), 4);
 }
+
+/// A memory store whose `complete` fails while `failing` holds (the store unreachable at that
+/// moment, its write lock held elsewhere past the busy timeout, a full disk).
+#[derive(Debug, Default)]
+struct FlakyComplete {
+    inner: MemoryReplayStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl ReplayStore for FlakyComplete {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: parmana_runtime::replay::AcceptedVersions,
+    ) -> Result<parmana_runtime::replay::ClaimOutcome, parmana_runtime::replay::ReplayError> {
+        self.inner.claim(id, record, under)
+    }
+    fn complete(
+        &self,
+        id: &ExecutionId,
+        attestation: &[u8],
+    ) -> Result<(), parmana_runtime::replay::ReplayError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(parmana_runtime::replay::ReplayError::Unavailable {
+                message: "the store does not answer".to_owned(),
+            });
+        }
+        self.inner.complete(id, attestation)
+    }
+    common::forward_store_reads!(inner);
+}
+
+#[test]
+fn a_completion_the_store_refused_is_written_again_once_it_answers() {
+    let fixture = Fixture::new();
+    let store = Arc::new(FlakyComplete::default());
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
+        .clock(clock())
+        .build()
+        .unwrap();
+    // What the execution would have returned.
+    let expected = runtime
+        .execute(&request("reference"))
+        .unwrap()
+        .into_envelope();
+    store
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = runtime.execute(&request("flaky-1")).unwrap_err();
+    assert_eq!(refused.code(), "replay.store_unavailable");
+    let id = ExecutionId::parse("flaky-1").unwrap();
+    assert!(matches!(
+        runtime.attestation(&id).unwrap(),
+        ExecutionStatus::Claimed { .. }
+    ));
+    // Still failing: kept.
+    let report = runtime.finish_completions();
+    assert_eq!((report.finished, report.waiting), (0, 1));
+    // The store answers again: the attestation signed then is recorded, byte for byte what
+    // the execution would have returned (the same signals and clock as the reference, another
+    // id: compared by its predicate's id).
+    store
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let report = runtime.finish_completions();
+    assert_eq!((report.finished, report.waiting), (1, 0));
+    let ExecutionStatus::Completed(bytes) = runtime.attestation(&id).unwrap() else {
+        panic!("flaky-1 is not completed");
+    };
+    assert_ne!(bytes, expected);
+    let report = runtime.verify(&bytes, None, None);
+    assert!(report.is_valid(), "{report:#?}");
+    assert_eq!(report.predicate().unwrap().execution_id.as_str(), "flaky-1");
+    // Nothing left; a retry of the request is a replay of the recorded outcome.
+    assert_eq!(runtime.finish_completions(), Default::default());
+    assert_eq!(
+        runtime.execute(&request("flaky-1")).unwrap_err().code(),
+        "runtime.replay_detected"
+    );
+}

@@ -369,6 +369,17 @@ async fn sequence_all(state: &Arc<AppState>) {
     let worker = Arc::clone(state);
     let result = state
         .blocking("sequence", move |runtime| {
+            // Completions signed but not recorded (the store failed at that moment) are written
+            // again first, so that their ids do not stay claimed until the next start.
+            let finished = runtime.finish_completions();
+            if finished.finished > 0 || finished.waiting > 0 {
+                tracing::warn!(
+                    target: "parmana::server",
+                    finished = finished.finished,
+                    waiting = finished.waiting,
+                    "completions the store had refused written again"
+                );
+            }
             let environment = runtime.environment();
             let signing = worker
                 .sequencer
