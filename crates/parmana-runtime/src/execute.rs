@@ -151,7 +151,7 @@ pub(crate) fn execute(
         // completion can be written again once the store answers, rather than the id staying
         // claimed until a `recover`.
         if let Some(unfinished) = unfinished {
-            unfinished.keep(execution_id.clone(), envelope);
+            unfinished.keep(execution_id.clone(), &claim, envelope);
         }
         return Err(error.into());
     }
@@ -163,55 +163,108 @@ pub(crate) fn execute(
 
 /// Completions a runtime signed but could not record (the store failed at `complete`), to be
 /// written again ([`Runtime::finish_completions`](crate::Runtime::finish_completions)); at most
-/// [`Unfinished::MAX`] are kept, the rest wait for `recover`.
+/// [`Unfinished::MAX`] are kept, and [`Unfinished::MAX_BYTES`] of attestations, the rest wait
+/// for `recover`.
 #[derive(Debug, Default)]
-pub(crate) struct Unfinished(std::sync::Mutex<Vec<(ExecutionId, RawCanonical)>>);
+pub(crate) struct Unfinished(std::sync::Mutex<Vec<Kept>>);
+
+/// One completion kept: the id, the claim it completes (its clock reading and the digest of its
+/// recorded inputs: written again only onto that claim), and the attestation signed.
+#[derive(Debug)]
+struct Kept {
+    execution_id: ExecutionId,
+    claimed_at: Timestamp,
+    inputs_digest: Digest,
+    envelope: RawCanonical,
+}
 
 /// What [`Runtime::finish_completions`](crate::Runtime::finish_completions) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FinishReport {
     /// Completions recorded now (or found recorded already, byte for byte, or by another).
     pub finished: usize,
-    /// Completions the store still refused: kept for the next call.
+    /// Completions not written: the store refused one (the rest were not tried), kept for the
+    /// next call.
     pub waiting: usize,
 }
 
 impl Unfinished {
     /// The most completions kept.
     pub(crate) const MAX: usize = 10_000;
+    /// The most bytes of attestations kept (an attestation embedding its signals can be over a
+    /// megabyte).
+    pub(crate) const MAX_BYTES: usize = 64 * 1024 * 1024;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(ExecutionId, RawCanonical)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Kept>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn keep(&self, execution_id: ExecutionId, envelope: RawCanonical) {
+    /// Keeps a completion unless that passes [`Self::MAX`] or [`Self::MAX_BYTES`].
+    fn keep(&self, execution_id: ExecutionId, claim: &ClaimRecord, envelope: RawCanonical) {
         let mut kept = self.lock();
-        if kept.len() < Self::MAX {
-            kept.push((execution_id, envelope));
+        let bytes: usize = kept.iter().map(|k| k.envelope.as_bytes().len()).sum();
+        if kept.len() < Self::MAX
+            && bytes.saturating_add(envelope.as_bytes().len()) <= Self::MAX_BYTES
+        {
+            kept.push(Kept {
+                execution_id,
+                claimed_at: claim.claimed_at(),
+                inputs_digest: Digest::of(claim.attestation_inputs()),
+                envelope,
+            });
         }
     }
 
-    /// Writes each kept completion again: recorded, or found completed already (its reply was
-    /// lost, or a `recover` completed it), it is done; the store failing again, it is kept.
+    /// Writes the kept completions again, in order: each only onto the claim it was signed for
+    /// (still claimed, with the same clock reading and recorded inputs; otherwise it is dropped
+    /// — completed already, its reply lost, or by `recover`; or the id is no longer that claim).
+    /// The first the store refuses stops the pass (one store wait a pass, not one each): it and
+    /// the rest are kept, in order.
     pub(crate) fn finish(&self, store: &dyn ReplayStore) -> FinishReport {
-        let taken = std::mem::take(&mut *self.lock());
+        let mut taken = std::mem::take(&mut *self.lock()).into_iter();
         let mut report = FinishReport::default();
         let mut still = Vec::new();
-        for (execution_id, envelope) in taken {
-            match store.complete(&execution_id, envelope.as_bytes()) {
+        for kept in taken.by_ref() {
+            let ours = match store.get(&kept.execution_id) {
+                Ok(ExecutionState::Claimed(claim)) => {
+                    claim.claimed_at() == kept.claimed_at
+                        && Digest::of(claim.attestation_inputs()) == kept.inputs_digest
+                }
+                Ok(_) => false,
+                Err(_) => {
+                    still.push(kept);
+                    break;
+                }
+            };
+            if !ours {
+                report.finished += 1;
+                continue;
+            }
+            match store.complete(&kept.execution_id, kept.envelope.as_bytes()) {
                 Ok(())
                 | Err(
                     parmana_replay::ReplayError::AlreadyCompleted { .. }
                     | parmana_replay::ReplayError::NotClaimed { .. },
                 ) => report.finished += 1,
-                Err(_) => still.push((execution_id, envelope)),
+                Err(_) => {
+                    still.push(kept);
+                    break;
+                }
             }
         }
+        still.extend(taken);
         report.waiting = still.len();
         let mut kept = self.lock();
+        // Kept while this pass ran come after; the bounds hold for the whole.
         still.append(&mut kept);
+        let mut bytes = 0usize;
+        still.retain(|k| {
+            bytes = bytes.saturating_add(k.envelope.as_bytes().len());
+            bytes <= Self::MAX_BYTES
+        });
+        still.truncate(Self::MAX);
         *kept = still;
         report
     }

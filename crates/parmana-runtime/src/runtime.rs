@@ -272,7 +272,9 @@ impl Runtime {
     /// Writes again the completions this runtime signed but could not record because the store
     /// failed at that moment (an id it claimed then stays claimed — `GET` answers pending, a
     /// retry is a replay — until this, or a `recover`, records the attestation it signed). A
-    /// server calls it on every sequencer tick and before its last one; at most 10,000 are kept.
+    /// server calls it on every sequencer tick and before its last one; at most 10,000 are kept
+    /// (64 MiB), each written only onto the claim it was signed for, and the first the store
+    /// refuses ends the pass.
     pub fn finish_completions(&self) -> crate::FinishReport {
         self.inner.unfinished.finish(self.inner.store.as_ref())
     }

@@ -496,6 +496,26 @@ fn a_completion_the_store_refused_is_written_again_once_it_answers() {
     assert_eq!(report.predicate().unwrap().execution_id.as_str(), "flaky-1");
     // Nothing left; a retry of the request is a replay of the recorded outcome.
     assert_eq!(runtime.finish_completions(), Default::default());
+    // A kept completion is written only onto the claim it was signed for: completed meanwhile
+    // by another (a `recover`), it is dropped and what is stored stands.
+    store
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    runtime.execute(&request("flaky-2")).unwrap_err();
+    let other = ExecutionId::parse("flaky-2").unwrap();
+    store
+        .inner
+        .complete(&other, b"completed by another")
+        .unwrap();
+    store
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let report = runtime.finish_completions();
+    assert_eq!((report.finished, report.waiting), (1, 0));
+    assert!(matches!(
+        runtime.attestation(&other).unwrap(),
+        ExecutionStatus::Completed(bytes) if bytes == b"completed by another"
+    ));
     assert_eq!(
         runtime.execute(&request("flaky-1")).unwrap_err().code(),
         "runtime.replay_detected"
