@@ -67,7 +67,10 @@ pub(crate) struct SignedNote {
     pub(crate) size: u64,
     pub(crate) root: parmana_runtime::canon::Digest,
     pub(crate) trust_root_version: u64,
-    pub(crate) note: String,
+    /// The note, or why none is signed over this log: an entry that is not an attested
+    /// execution (its position and the reason), refused again without reading the entries
+    /// again until the log or the trust root changes.
+    pub(crate) note: Result<String, (u64, String)>,
 }
 
 impl AppState {

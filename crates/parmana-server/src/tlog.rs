@@ -114,24 +114,39 @@ fn signed_checkpoint(
                     && kept.trust_root_version == trust_root_version
             });
         if let Some(kept) = kept {
-            return Ok((log, kept.note));
+            return match kept.note {
+                Ok(note) => Ok((log, note)),
+                Err((position, reason)) => {
+                    Err(ExecutionError::LogEntryUnattested { position, reason })
+                }
+            };
         }
-        let note = log.checkpoint(
+        let signed = log.checkpoint(
             runtime.store(),
             environment.trust_history(),
             runtime.clock().now(),
             signer,
             anchor,
-        )?;
-        if let Ok(mut kept) = state.signed_note.lock() {
+        );
+        // A signed note, or an entry that is not an attested execution, is kept for this log
+        // and trust root: asking again (anonymously, with `--log-public`) reads and verifies
+        // no entry again.
+        let kept_note = match &signed {
+            Ok(note) => Some(Ok(note.clone())),
+            Err(ExecutionError::LogEntryUnattested { position, reason }) => {
+                Some(Err((*position, reason.clone())))
+            }
+            Err(_) => None,
+        };
+        if let (Some(note), Ok(mut kept)) = (kept_note, state.signed_note.lock()) {
             *kept = Some(SignedNote {
                 size: log.size(),
                 root: log.root(),
                 trust_root_version,
-                note: note.clone(),
+                note,
             });
         }
-        Ok((log, note))
+        Ok((log, signed?))
     };
     match sign() {
         // Behind what a signer recorded a moment ago (the anchor, or a checkpoint another

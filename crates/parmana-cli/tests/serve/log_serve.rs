@@ -243,6 +243,77 @@ fn the_log_is_served_as_tiles_that_rebuild_the_signed_checkpoint() {
 }
 
 #[test]
+fn a_completion_a_writer_of_the_store_inserts_is_never_signed_into_a_checkpoint() {
+    let env = deployment("sqlite:state/replay.sqlite3", "");
+    let root = env.root();
+    name_a_log(root, &[]);
+    let args = [
+        "--dev-token",
+        "--log-key",
+        LOG_KEY,
+        "--sequence-interval-ms",
+        "20",
+    ];
+    let served = Served::start(root, &args);
+    let token = served.token.clone();
+    let token = token.as_deref();
+    execute_many(&served, token, "honest", 2);
+    let signed = served.get("/log/checkpoint", token);
+    assert_eq!(signed.status, 200, "{}", signed.text);
+    // Whoever can write the database, holding no key, inserts a completed execution of its own
+    // (here through the store's own API, on the same file).
+    {
+        use parmana_runtime::replay::{AcceptedVersions, ClaimRecord, ReplayStore};
+        let store =
+            parmana_runtime::replay::SqliteReplayStore::open(root.join("state/replay.sqlite3"))
+                .unwrap();
+        let forged = parmana_runtime::canon::ExecutionId::parse("forged-1").unwrap();
+        let claim = ClaimRecord::new(
+            Digest::of(b"a request"),
+            b"{}".to_vec(),
+            parmana_runtime::canon::Timestamp::from_unix_seconds(
+                i64::try_from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs(),
+                )
+                .unwrap(),
+            )
+            .unwrap(),
+        );
+        let under = store.accepted_versions().unwrap();
+        let under = AcceptedVersions::new(under.trust_root, under.release_manifest);
+        let _ = store.claim(&forged, &claim, under).unwrap();
+        store
+            .complete(&forged, b"{\"not\":\"an attestation\"}")
+            .unwrap();
+    }
+    // Integrated by the sequencer (it holds no key to judge the row), never signed: the server
+    // answers no checkpoint over it, twice the same, and keeps executing.
+    let mut refused = None;
+    for _ in 0..200 {
+        let reply = served.get("/log/checkpoint", token);
+        if reply.status != 200 {
+            refused = Some(reply);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let refused = refused.expect("a checkpoint was signed over the forged entry");
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (500, "runtime.log_entry_unattested"),
+        "{}",
+        refused.text
+    );
+    let again = served.get("/log/checkpoint", token);
+    assert_eq!(again.text, refused.text);
+    let executed = served.post("/v1/executions", token, &execution_body("still-serving"));
+    assert_eq!(executed.status, 201, "{}", executed.text);
+}
+
+#[test]
 fn an_execution_proof_from_the_server_verifies_offline() {
     let env = deployment("memory", "");
     let d = env.root();
