@@ -62,7 +62,7 @@ fn body_response(content_type: &'static str, cache: &'static str, body: Vec<u8>)
         (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "The server serves no log (`server.log_disabled`)", body = ErrorBody),
-        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, or the store's ledger no longer extends the log served (`trust.tlog_inconsistent`)", body = ErrorBody),
+        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), or an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it)", body = ErrorBody),
 (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security((), ("bearer" = ["read"]))
@@ -211,7 +211,7 @@ pub(crate) async fn tile(
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "No completed execution with this id (`runtime.not_in_log`), one completed but not yet in the log (`runtime.not_yet_sequenced`, with `Retry-After`), or the server serves no log", body = ErrorBody,
             headers(("Retry-After" = String, description = "With `runtime.not_yet_sequenced`: seconds to wait before asking again"))),
-        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, or the store's ledger no longer extends the log served (`trust.tlog_inconsistent`)", body = ErrorBody),
+        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), or an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it)", body = ErrorBody),
 (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))
