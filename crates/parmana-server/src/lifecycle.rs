@@ -113,6 +113,7 @@ impl Server {
             signed_note: std::sync::Mutex::new(None),
             sequencer: settings.sequencer,
             log_sequencer: parmana_runtime::LogSequencer::default(),
+            sequencing: Arc::new(tokio::sync::Mutex::new(())),
         });
         Ok(Self {
             state,
@@ -367,8 +368,10 @@ async fn sequence_periodically(state: Arc<AppState>) {
 /// the blocking pool; logs what it did or why it failed.
 async fn sequence_all(state: &Arc<AppState>) {
     let worker = Arc::clone(state);
+    let turn = Arc::clone(&state.sequencing).lock_owned().await;
     let result = state
         .blocking("sequence", move |runtime| {
+            let _turn = turn;
             // Completions signed but not recorded (the store failed at that moment) are written
             // again first, so that their ids do not stay claimed until the next start.
             let finished = runtime.finish_completions();

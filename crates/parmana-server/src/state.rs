@@ -49,6 +49,9 @@ pub(crate) struct AppState {
     /// The background sequencer's settings and its driver (which keeps the log between runs).
     pub(crate) sequencer: crate::settings::SequencerSettings,
     pub(crate) log_sequencer: parmana_runtime::LogSequencer,
+    /// One sequencer pass at a time, the turn held by the pass's blocking work itself: the final
+    /// pass at shutdown waits for a periodic one the drain aborted while its work still runs.
+    pub(crate) sequencing: Arc<tokio::sync::Mutex<()>>,
     /// The log the log routes serve, read at most once per sequencer cadence.
     pub(crate) log_cache: crate::log_cache::LogCache,
     /// The last store probe of `/readyz` (when it answered, and why the store is not ready,
