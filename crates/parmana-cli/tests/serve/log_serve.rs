@@ -23,6 +23,15 @@ pub(crate) fn name_a_log(dir: &Path, extra: &[&str]) {
     );
 }
 
+/// A fresh deployment on the memory store whose trust root names the log, and a server of it
+/// signing with [`LOG_KEY`] (and a dev token).
+fn serving_a_log() -> (parmana_testkit::FixtureEnvironment, Served) {
+    let env = deployment("memory", "");
+    name_a_log(env.root(), &[]);
+    let served = Served::start(env.root(), &["--dev-token", "--log-key", LOG_KEY]);
+    (env, served)
+}
+
 /// Rotates the fixture trust chain (in `dir`) to a version whose `attestation` role holds the
 /// public key `attestation` and whose log [`ORIGIN`] has the one key `log`.
 fn rotate_naming(dir: &Path, attestation: &str, log: &str, extra: &[&str]) {
@@ -53,10 +62,8 @@ fn rotate_naming(dir: &Path, attestation: &str, log: &str, extra: &[&str]) {
 
 #[test]
 fn a_reload_that_rotates_the_servers_keys_out_stops_their_signing_and_turns_readyz_false() {
-    let env = deployment("memory", "");
+    let (env, served) = serving_a_log();
     let d = env.root();
-    name_a_log(d, &[]);
-    let served = Served::start(d, &["--dev-token", "--log-key", LOG_KEY]);
     let token = served.token.clone();
     let token = token.as_deref();
     let execute = |id: &str| served.post("/v1/executions", token, &execution_body(id));
@@ -315,10 +322,8 @@ fn a_completion_a_writer_of_the_store_inserts_is_never_signed_into_a_checkpoint(
 
 #[test]
 fn an_execution_proof_from_the_server_verifies_offline() {
-    let env = deployment("memory", "");
+    let (env, served) = serving_a_log();
     let d = env.root();
-    name_a_log(d, &[]);
-    let served = Served::start(d, &["--dev-token", "--log-key", LOG_KEY]);
     let token = served.token.clone();
     let token = token.as_deref();
     execute_many(&served, token, "proof", 5);
