@@ -106,6 +106,7 @@ impl Server {
             scheme: if tls.is_some() { "https" } else { "http" },
             started: Instant::now(),
             in_flight: Arc::new(Semaphore::new(settings.limits.max_concurrency.max(1))),
+            log_in_flight: Arc::new(Semaphore::new((settings.limits.max_concurrency / 4).max(1))),
             started_up: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             log_cache: crate::log_cache::LogCache::new(settings.sequencer.cadence),

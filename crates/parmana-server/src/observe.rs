@@ -30,6 +30,13 @@ const REQUEST_ID: &str = "x-request-id";
 /// Routes that are never shed: probes must answer under load.
 const NEVER_SHED: [&str; 2] = ["/healthz", "/readyz"];
 
+/// The log's routes: they hold at most a quarter of the concurrency slots (`AppState::log_in_flight`).
+const LOG_ROUTES: [&str; 3] = [
+    "/log/checkpoint",
+    "/log/tile/{*tile_path}",
+    "/v1/executions/{id}/proof",
+];
+
 /// Routes answered while the server starts (before leftover claims are recovered): they read
 /// no execution and decide nothing (and a path no route serves is still `404`). Every other
 /// route is `503 server.not_ready` until then, so that no request claims, reads or decides
@@ -67,12 +74,26 @@ pub(crate) async fn guard(
     } else if NEVER_SHED.contains(&route.as_ref()) {
         CALLER.scope(Arc::clone(&caller), next.run(request)).await
     } else {
-        match Arc::clone(&state.in_flight).try_acquire_owned() {
-            Err(_) => {
+        // A log route takes a place of the log's share first, then a slot like any request.
+        let log_share = if LOG_ROUTES.contains(&route.as_ref()) {
+            Arc::clone(&state.log_in_flight)
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| ())
+        } else {
+            Ok(None)
+        };
+        match log_share.and_then(|share| {
+            Arc::clone(&state.in_flight)
+                .try_acquire_owned()
+                .map(|permit| (permit, share))
+                .map_err(|_| ())
+        }) {
+            Err(()) => {
                 state.metrics.shed();
                 ApiError::overloaded().into_response()
             }
-            Ok(permit) => {
+            Ok((permit, _log_share)) => {
                 // Shared with the runtime call the request starts (`AppState::blocking`): the
                 // slot is free again only when both are done.
                 let slot = Arc::new(permit);

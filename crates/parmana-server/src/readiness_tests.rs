@@ -1,4 +1,4 @@
-//! `/readyz` answers `503 server.not_ready` whenever the server must not get traffic — starting (leftovers not yet recovered), draining, its environment expired, its store unreachable or silent — and `200` only when none holds; a burst of probes asks the store once; while starting, every route that decides answers `503` too, and an expired environment refuses a native batch whole.
+//! `/readyz` answers `503 server.not_ready` whenever the server must not get traffic — starting (leftovers not yet recovered), draining, its environment expired, its store unreachable or silent — and `200` only when none holds; a burst of probes asks the store once; while starting, every route that decides answers `503` too, an expired environment refuses a native batch whole, and the log's routes hold at most a quarter of the slots.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -429,4 +429,142 @@ fn a_native_batch_under_an_expired_environment_is_refused_whole() {
     );
     let (status, code, _) = through_router(&tokio, &state, "POST", "/v1/evaluations", batch);
     assert_eq!((status, code.as_str()), (500, "runtime.expired"));
+}
+
+/// A memory store whose whole-ledger reads wait while `held` (a slow or locked database), and
+/// say how many are waiting.
+#[derive(Debug, Default)]
+struct SlowLedger {
+    inner: MemoryReplayStore,
+    held: (Mutex<bool>, Condvar),
+    waiting: AtomicUsize,
+}
+
+impl SlowLedger {
+    fn hold(&self, held: bool) {
+        *self.held.0.lock().unwrap() = held;
+        self.held.1.notify_all();
+    }
+}
+
+impl ReplayStore for SlowLedger {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.inner.claim(id, record, under)
+    }
+    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        self.inner.complete(id, attestation)
+    }
+    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
+        self.inner.sequence(max)
+    }
+    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
+        self.inner.store_checkpoint(checkpoint)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
+        self.inner.latest_checkpoint()
+    }
+    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
+        self.inner.get(id)
+    }
+    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.inner.pending()
+    }
+    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+        self.inner.accepted_versions()
+    }
+    fn accept_versions(&self, t: u64, r: u64) -> Result<AcceptedVersions, ReplayError> {
+        self.inner.accept_versions(t, r)
+    }
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let (held, wake) = &self.held;
+        drop(wake.wait_while(held.lock().unwrap(), |held| *held).unwrap());
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.inner.ledger_snapshot()
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        self.inner.ledger_rows(from, max)
+    }
+}
+
+#[test]
+fn the_log_routes_hold_at_most_a_quarter_of_the_slots() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let log_key = fixture.key("root-1").unwrap();
+    fixture
+        .rotate_with_log(
+            parmana_runtime::trust::LogSpec::one_key("log.example/parmana", log_key.public_key()),
+            Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
+        )
+        .unwrap();
+    let store = Arc::new(SlowLedger::default());
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.attestation_signer().unwrap())
+        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
+        .clock(parmana_testkit::fixed_clock())
+        .build()
+        .unwrap();
+    let settings = ServerSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        authentication: Authentication::InsecureNoAuth,
+        tls: None,
+        // Four slots: the log's share is one.
+        limits: Limits {
+            max_concurrency: 4,
+            ..Limits::default()
+        },
+        logging: Logging::default(),
+        authzen: AuthzenSettings::default(),
+        store_kind: "memory".to_owned(),
+        log: Some(crate::settings::LogSettings {
+            signer: Arc::new(log_key),
+            public: true,
+        }),
+        sequencer: SequencerSettings::default(),
+        config_file: None,
+    };
+    let state = Arc::clone(
+        crate::lifecycle::Server::bind(runtime, settings)
+            .unwrap()
+            .state(),
+    );
+    state.started_up.store(true, Ordering::SeqCst);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // An anonymous reader of the public log whose read waits on the store holds the log's one
+    // place.
+    store.hold(true);
+    let slow = {
+        let state = Arc::clone(&state);
+        std::thread::spawn(move || {
+            through_router(&tokio_runtime(), &state, "GET", "/log/checkpoint", "").0
+        })
+    };
+    let waited = (0..400).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        store.waiting.load(Ordering::SeqCst) == 1
+    });
+    assert!(waited, "the log read never reached the store");
+    // Another log request is shed; a decision is not (three slots are still free).
+    let (status, code, retry_after) = through_router(&tokio, &state, "GET", "/log/checkpoint", "");
+    assert_eq!(
+        (status, code.as_str(), retry_after),
+        (503, "server.overloaded", true)
+    );
+    let evaluation = r#"{"policy": "claims-approval@1.0.0", "signals": {}}"#;
+    let (status, code, _) = through_router(&tokio, &state, "POST", "/v1/evaluations", evaluation);
+    assert_eq!(status, 422, "{code}");
+    // The store answers: the waiting reader gets its checkpoint, and the log's place is free.
+    store.hold(false);
+    assert_eq!(slow.join().unwrap(), 200);
+    let (status, _, _) = through_router(&tokio, &state, "GET", "/log/checkpoint", "");
+    assert_eq!(status, 200);
 }

@@ -42,6 +42,9 @@ pub(crate) struct AppState {
     pub(crate) started: Instant,
     /// Requests in flight: a permit each; none left means shed.
     pub(crate) in_flight: Arc<Semaphore>,
+    /// The share of `in_flight` the log's routes may hold (a quarter, at least one): anonymous
+    /// readers of a public log cannot take the slots executions need.
+    pub(crate) log_in_flight: Arc<Semaphore>,
     /// Set once leftovers are recovered and the server accepts traffic.
     pub(crate) started_up: AtomicBool,
     /// Set on SIGTERM/SIGINT: `/readyz` answers 503 while requests in flight finish.
