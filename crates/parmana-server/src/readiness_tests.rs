@@ -116,15 +116,25 @@ fn state_over(
         .clock(MovingClock(Arc::clone(clock)))
         .build()
         .unwrap();
+    bound(runtime, Limits::default(), None)
+}
+
+/// The state of a server of `runtime` bound on loopback, without authentication, with `limits`
+/// and the transparency log's read API when `log` is given; not started.
+fn bound(
+    runtime: Runtime,
+    limits: Limits,
+    log: Option<crate::settings::LogSettings>,
+) -> Arc<AppState> {
     let settings = ServerSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         authentication: Authentication::InsecureNoAuth,
         tls: None,
-        limits: Limits::default(),
+        limits,
         logging: Logging::default(),
         authzen: AuthzenSettings::default(),
         store_kind: "memory".to_owned(),
-        log: None,
+        log,
         sequencer: SequencerSettings::default(),
         config_file: None,
     };
@@ -448,38 +458,8 @@ impl SlowLedger {
 }
 
 impl ReplayStore for SlowLedger {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, ReplayError> {
-        self.inner.claim(id, record, under)
-    }
-    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
-        self.inner.complete(id, attestation)
-    }
-    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
-        self.inner.sequence(max)
-    }
-    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
-        self.inner.store_checkpoint(checkpoint)
-    }
-    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
-        self.inner.latest_checkpoint()
-    }
-    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
-        self.inner.get(id)
-    }
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.inner.pending()
-    }
-    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        self.inner.accepted_versions()
-    }
-    fn accept_versions(&self, t: u64, r: u64) -> Result<AcceptedVersions, ReplayError> {
-        self.inner.accept_versions(t, r)
-    }
+    parmana_testkit::forward_store_writes!(inner);
+    parmana_testkit::forward_store_reads!(@all_but_ledger_reads inner);
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let (held, wake) = &self.held;
@@ -509,30 +489,16 @@ fn the_log_routes_hold_at_most_a_quarter_of_the_slots() {
         .clock(parmana_testkit::fixed_clock())
         .build()
         .unwrap();
-    let settings = ServerSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        authentication: Authentication::InsecureNoAuth,
-        tls: None,
-        // Four slots: the log's share is one.
-        limits: Limits {
-            max_concurrency: 4,
-            ..Limits::default()
-        },
-        logging: Logging::default(),
-        authzen: AuthzenSettings::default(),
-        store_kind: "memory".to_owned(),
-        log: Some(crate::settings::LogSettings {
-            signer: Arc::new(log_key),
-            public: true,
-        }),
-        sequencer: SequencerSettings::default(),
-        config_file: None,
+    // Four slots: the log's share is one.
+    let limits = Limits {
+        max_concurrency: 4,
+        ..Limits::default()
     };
-    let state = Arc::clone(
-        crate::lifecycle::Server::bind(runtime, settings)
-            .unwrap()
-            .state(),
-    );
+    let log = crate::settings::LogSettings {
+        signer: Arc::new(log_key),
+        public: true,
+    };
+    let state = bound(runtime, limits, Some(log));
     state.started_up.store(true, Ordering::SeqCst);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -10,7 +10,13 @@ use std::path::{Path, PathBuf};
 use parmana_canon::Timestamp;
 
 #[cfg(feature = "runtime")]
+mod forward;
+#[cfg(feature = "runtime")]
 mod runtime;
+/// The runtime, for the paths the forwarding macros expand to in the crate that uses them.
+#[cfg(feature = "runtime")]
+#[doc(hidden)]
+pub use parmana_runtime as __runtime;
 #[cfg(feature = "runtime")]
 pub use runtime::{
     CrashBeforeComplete, TempSqliteStore, append_sequenced, fixed_clock, memory_store,

@@ -4,9 +4,8 @@ use std::io;
 
 use parmana_canon::{Digest, ExecutionId, Timestamp};
 use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerRow, LedgerSnapshot,
-    MemoryReplayStore, ReplayError, ReplayStore, SequenceOutcome, SqliteReplayStore,
-    StoredCheckpoint, sequence_all,
+    AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, ReplayError, ReplayStore,
+    SqliteReplayStore, sequence_all,
 };
 use parmana_runtime::trust::{LocalSigningKey, LogSpec, RoleSpec, TrustError, TrustRootSpec};
 use parmana_runtime::{
@@ -179,37 +178,7 @@ impl ReplayStore for CrashBeforeComplete<'_> {
             message: "crashed before the completion".to_owned(),
         })
     }
-    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
-        self.0.sequence(max)
-    }
-    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
-        self.0.store_checkpoint(checkpoint)
-    }
-    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
-        self.0.latest_checkpoint()
-    }
-    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
-        self.0.get(id)
-    }
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.0.pending()
-    }
-    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        self.0.accepted_versions()
-    }
-    fn accept_versions(
-        &self,
-        trust_root: u64,
-        release_manifest: u64,
-    ) -> Result<AcceptedVersions, ReplayError> {
-        self.0.accept_versions(trust_root, release_manifest)
-    }
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        self.0.ledger_snapshot()
-    }
-    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
-        self.0.ledger_rows(from, max)
-    }
+    crate::forward_store_reads!(0);
 }
 
 #[cfg(test)]

@@ -23,6 +23,15 @@ pub(crate) fn name_a_log(dir: &Path, extra: &[&str]) {
     );
 }
 
+/// A server with a dev token signing the log with [`LOG_KEY`], sequencing every 20 ms.
+const SIGNING_FAST: [&str; 5] = [
+    "--dev-token",
+    "--log-key",
+    LOG_KEY,
+    "--sequence-interval-ms",
+    "20",
+];
+
 /// A fresh deployment on the memory store whose trust root names the log, and a server of it
 /// signing with [`LOG_KEY`] (and a dev token).
 fn serving_a_log() -> (parmana_testkit::FixtureEnvironment, Served) {
@@ -254,13 +263,7 @@ fn a_completion_a_writer_of_the_store_inserts_is_never_signed_into_a_checkpoint(
     let env = deployment("sqlite:state/replay.sqlite3", "");
     let root = env.root();
     name_a_log(root, &[]);
-    let args = [
-        "--dev-token",
-        "--log-key",
-        LOG_KEY,
-        "--sequence-interval-ms",
-        "20",
-    ];
+    let args = SIGNING_FAST;
     let served = Served::start(root, &args);
     let token = served.token.clone();
     let token = token.as_deref();
@@ -428,13 +431,7 @@ fn a_server_restarted_over_a_rewritten_store_signs_nothing_its_anchor_does_not_e
     );
     let root = env.root();
     name_a_log(root, &[]);
-    let args = [
-        "--dev-token",
-        "--log-key",
-        LOG_KEY,
-        "--sequence-interval-ms",
-        "20",
-    ];
+    let args = SIGNING_FAST;
     std::fs::create_dir_all(root.join("anchor")).unwrap();
     {
         let served = Served::start(root, &args);

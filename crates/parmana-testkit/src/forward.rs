@@ -1,0 +1,107 @@
+//! `forward_store_reads!` and `forward_store_writes!`: the `ReplayStore` methods a test's wrapper store forwards unchanged to the store it wraps, so that each wrapper writes out only what it observes or breaks.
+
+/// The `ReplayStore` methods a wrapper store forwards unchanged to `self.$inner`: reads, marks,
+/// the ledger and the sequencer (`@all_but_ledger_reads`: all but `ledger_snapshot` and
+/// `ledger_rows`). Each wrapper writes out only the writes it observes or breaks (`claim`,
+/// `complete`, `claim_completed`).
+#[macro_export]
+macro_rules! forward_store_reads {
+    ($inner:tt) => {
+        $crate::forward_store_reads!(@all_but_ledger_reads $inner);
+        fn ledger_snapshot(
+            &self,
+        ) -> Result<$crate::__runtime::replay::LedgerSnapshot, $crate::__runtime::replay::ReplayError>
+        {
+            self.$inner.ledger_snapshot()
+        }
+        fn ledger_rows(
+            &self,
+            from: u64,
+            max: usize,
+        ) -> Result<Vec<$crate::__runtime::replay::LedgerRow>, $crate::__runtime::replay::ReplayError>
+        {
+            self.$inner.ledger_rows(from, max)
+        }
+    };
+    // For a wrapper that observes or changes what the ledger reads return.
+    (@all_but_ledger_reads $inner:tt) => {
+        fn get(
+            &self,
+            id: &$crate::__runtime::canon::ExecutionId,
+        ) -> Result<$crate::__runtime::replay::ExecutionState, $crate::__runtime::replay::ReplayError>
+        {
+            self.$inner.get(id)
+        }
+        fn pending(
+            &self,
+        ) -> Result<Vec<$crate::__runtime::canon::ExecutionId>, $crate::__runtime::replay::ReplayError>
+        {
+            self.$inner.pending()
+        }
+        fn accepted_versions(
+            &self,
+        ) -> Result<
+            $crate::__runtime::replay::AcceptedVersions,
+            $crate::__runtime::replay::ReplayError,
+        > {
+            self.$inner.accepted_versions()
+        }
+        fn accept_versions(
+            &self,
+            trust_root: u64,
+            release_manifest: u64,
+        ) -> Result<
+            $crate::__runtime::replay::AcceptedVersions,
+            $crate::__runtime::replay::ReplayError,
+        > {
+            self.$inner.accept_versions(trust_root, release_manifest)
+        }
+        fn sequence(
+            &self,
+            max: usize,
+        ) -> Result<
+            $crate::__runtime::replay::SequenceOutcome,
+            $crate::__runtime::replay::ReplayError,
+        > {
+            self.$inner.sequence(max)
+        }
+        fn store_checkpoint(
+            &self,
+            checkpoint: &$crate::__runtime::replay::StoredCheckpoint,
+        ) -> Result<(), $crate::__runtime::replay::ReplayError> {
+            self.$inner.store_checkpoint(checkpoint)
+        }
+        fn latest_checkpoint(
+            &self,
+        ) -> Result<
+            Option<$crate::__runtime::replay::StoredCheckpoint>,
+            $crate::__runtime::replay::ReplayError,
+        > {
+            self.$inner.latest_checkpoint()
+        }
+    };
+}
+
+/// The writes `claim` and `complete`, forwarded unchanged to `self.$inner`: for a wrapper that
+/// observes or changes only what the store reads back.
+#[macro_export]
+macro_rules! forward_store_writes {
+    ($inner:tt) => {
+        fn claim(
+            &self,
+            id: &$crate::__runtime::canon::ExecutionId,
+            record: &$crate::__runtime::replay::ClaimRecord,
+            under: $crate::__runtime::replay::AcceptedVersions,
+        ) -> Result<$crate::__runtime::replay::ClaimOutcome, $crate::__runtime::replay::ReplayError>
+        {
+            self.$inner.claim(id, record, under)
+        }
+        fn complete(
+            &self,
+            id: &$crate::__runtime::canon::ExecutionId,
+            attestation: &[u8],
+        ) -> Result<(), $crate::__runtime::replay::ReplayError> {
+            self.$inner.complete(id, attestation)
+        }
+    };
+}
