@@ -1,4 +1,4 @@
-//! `parmana trust rotate --revoke KEY=CHECKPOINT` and what `verify` makes of it: attestations of the revoked key logged before the revocation's checkpoint stay valid with `--proof`, later ones and any without a proof are refused; the revocation is carried into later versions and validates against the trust-root schema; malformed revocations are refused without writing anything.
+//! `parmana trust rotate --revoke KEY=CHECKPOINT` and what `verify` makes of it: attestations of the revoked key logged before the revocation's checkpoint stay valid with `--proof`, later ones and any without a proof are refused; the revocation is carried into later versions and validates against the trust-root schema; the log still signs checkpoints over entries of the revoked key (its entry check leaves revocations to the verifier); malformed revocations are refused without writing anything.
 
 use std::path::Path;
 
@@ -43,8 +43,8 @@ fn verify(dir: &Path, attestation: &str, proof: Option<&str>) -> Run {
 }
 
 /// The log under version 3: executions 1 and 2, the checkpoint `revoke.txt` (the revocation's),
-/// execution 3, the checkpoint `later.txt`; proofs of 1 and 3 against `later.txt` and of 2
-/// against `revoke.txt`. Then version 4 rotates the attestation key out and revokes it as of
+/// execution 3, the checkpoint `later.txt`, execution 4 (in no checkpoint yet); proofs of 1 and 3
+/// against `later.txt` and of 2 against `revoke.txt`. Then version 4 rotates the attestation key out and revokes it as of
 /// `revoke.txt`. Returns the TEST-ONLY key file of the new attestation key.
 fn revoked_setup(d: &Path) -> &'static str {
     let out = rotate_with_log(d, "trust/keys/attestation.pub", &[]);
@@ -55,6 +55,7 @@ fn revoked_setup(d: &Path) -> &'static str {
     checkpoint(d, "revoke.txt");
     execute(d, "rev-0003");
     checkpoint(d, "later.txt");
+    execute(d, "rev-0004");
     prove(d, "rev-0001", "later.txt", "rev-0001.tlog-proof");
     prove(d, "rev-0002", "revoke.txt", "rev-0002.tlog-proof");
     prove(d, "rev-0003", "later.txt", "rev-0003.tlog-proof");
@@ -159,6 +160,19 @@ fn attestations_of_a_revoked_key_stand_only_when_logged_before_the_revocation() 
     for case in CASES {
         check(d, case);
     }
+    // The log still signs a checkpoint over execution 4, which the revoked key signed after the
+    // revocation's checkpoint: the log records what was signed, and the revocation is judged by
+    // the verifier against the proven position (the log's entry check ignores revocations).
+    checkpoint(d, "after.txt");
+    prove(d, "rev-0004", "after.txt", "rev-0004.tlog-proof");
+    check(
+        d,
+        &Case {
+            attestation: "rev-0004.json",
+            proof: Some("rev-0004.tlog-proof"),
+            refused_with: Some("trust.key_revoked"),
+        },
+    );
     insta::assert_snapshot!(
         "verify_revoked_key_logged_before",
         verify(d, "rev-0001.json", Some("rev-0001.tlog-proof")).transcript()
