@@ -193,7 +193,10 @@ pub(crate) fn json_text(value: &serde_json::Value) -> String {
 }
 
 fn snippet_of(node: &serde_json::Value) -> String {
-    let text = json_text(node);
+    // Only the start of the node's text is shown, so only the start is written: a node of
+    // megabytes costs no more than a small one.
+    let mut text = String::new();
+    write_start(node, &mut text);
     if text.chars().count() <= SNIPPET_CHARS {
         text
     } else {
@@ -201,6 +204,69 @@ fn snippet_of(node: &serde_json::Value) -> String {
         short.push('…');
         short
     }
+}
+
+/// Appends `value`'s canonical text to `out` (as [`json_text`] writes it) until `out` holds more
+/// than [`SNIPPET_CHARS`] characters: what is written is the start of that text, and is longer
+/// than `SNIPPET_CHARS` exactly when the whole text is.
+fn write_start(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    let room = |out: &String| (SNIPPET_CHARS + 1).saturating_sub(out.chars().count());
+    match value {
+        // A string's text starts with the text of its start (escapes are per character).
+        Value::String(s) => {
+            let start: String = s.chars().take(room(out)).collect();
+            out.push_str(&json_text(&Value::String(start)));
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if room(out) == 0 {
+                    return;
+                }
+                if i > 0 {
+                    out.push(',');
+                }
+                write_start(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            out.push('{');
+            // Each member takes at least one character: only the first `room` in canonical
+            // order can show.
+            let mut keys: Vec<&String> = members.keys().collect();
+            let first = room(out).min(keys.len());
+            if first < keys.len() {
+                keys.select_nth_unstable_by(first, |a, b| utf16_order(a, b));
+                keys.truncate(first);
+            }
+            keys.sort_by(|a, b| utf16_order(a, b));
+            for (i, key) in keys.into_iter().enumerate() {
+                if room(out) == 0 {
+                    return;
+                }
+                if i > 0 {
+                    out.push(',');
+                }
+                write_start(&Value::String(key.clone()), out);
+                out.push(':');
+                if let Some(member) = members.get(key) {
+                    write_start(member, out);
+                }
+            }
+            // Members left out: the text goes on past what is written.
+            if first == members.len() {
+                out.push('}');
+            }
+        }
+        scalar => out.push_str(&json_text(scalar)),
+    }
+}
+
+/// RFC 8785's order of object keys: by UTF-16 code units.
+fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
 }
 
 impl fmt::Display for Diagnostic {
@@ -243,4 +309,55 @@ pub fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
 pub(crate) fn join_path(base: &str, segment: &str) -> String {
     let escaped = segment.replace('~', "~0").replace('/', "~1");
     format!("{base}/{escaped}")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::{SNIPPET_CHARS, json_text, snippet_of};
+
+    /// The snippet as it reads from the whole node's text.
+    fn from_whole_text(node: &Value) -> String {
+        let text = json_text(node);
+        if text.chars().count() <= SNIPPET_CHARS {
+            text
+        } else {
+            text.chars().take(SNIPPET_CHARS).chain(['…']).collect()
+        }
+    }
+
+    #[test]
+    fn a_snippet_reads_as_the_start_of_the_whole_nodes_text() {
+        let long = "x".repeat(5_000);
+        let mut many = serde_json::Map::new();
+        for i in 0..2_000 {
+            many.insert(format!("u{i}"), json!(i));
+        }
+        many.insert("signal".into(), json!("claim_amount"));
+        many.insert("\u{e9}t\u{e9}".into(), json!([1.5, "\n\u{1}", null]));
+        many.insert("\u{1f600}".into(), json!(true));
+        many.insert("\u{ff61}".into(), json!(false));
+        let nodes = [
+            json!({"signal": "a", "eq": 50000.0}),
+            json!(long),
+            json!({"signal": "a", "big": long, "u1": 0}),
+            json!((0..1_000).collect::<Vec<_>>()),
+            json!([[[[[[[[{"deep": long}]]]]]]]]),
+            json!({"\u{1f600}": 1, "\u{ff61}": 2, "z": "\u{7f}\u{2028}\"\\"}),
+            json!(["\n".repeat(60), "tail"]),
+            Value::Object(many),
+            json!({}),
+            json!([]),
+            json!(-0.0),
+        ];
+        for node in &nodes {
+            assert_eq!(snippet_of(node), from_whole_text(node));
+        }
+        // Exactly at the boundary: 100 characters stay whole, 101 are shortened.
+        for length in [SNIPPET_CHARS - 2, SNIPPET_CHARS - 1] {
+            let node = json!("y".repeat(length));
+            assert_eq!(snippet_of(&node), from_whole_text(&node), "{length}");
+        }
+    }
 }

@@ -58,7 +58,12 @@ pub(crate) struct Reader<'a> {
     signals: &'a [SignalDecl],
     condition_nodes: usize,
     too_many_nodes_reported: bool,
+    /// How many more diagnostics may show their node (see [`MAX_SNIPPETS`]).
+    snippets_left: usize,
 }
+
+/// The diagnostics of one policy that show the node they name; the rest name only its path.
+const MAX_SNIPPETS: usize = 100;
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(dialect: Dialect, signals: &'a [SignalDecl]) -> Self {
@@ -68,6 +73,7 @@ impl<'a> Reader<'a> {
             signals,
             condition_nodes: 0,
             too_many_nodes_reported: false,
+            snippets_left: MAX_SNIPPETS,
         }
     }
 
@@ -82,8 +88,15 @@ impl<'a> Reader<'a> {
         node: &Value,
         message: impl Into<String>,
     ) {
-        self.diagnostics
-            .push(Diagnostic::new(code, path, message).with_snippet(node));
+        let diagnostic = Diagnostic::new(code, path, message);
+        // A snippet costs time in proportion to the node's members, and one node may be named
+        // by a diagnostic per member: only the first diagnostics show theirs.
+        self.diagnostics.push(if self.snippets_left > 0 {
+            self.snippets_left -= 1;
+            diagnostic.with_snippet(node)
+        } else {
+            diagnostic
+        });
     }
 
     /// Reads one condition; `guarded` lists the optional signals an enclosing `all` proved present.

@@ -242,15 +242,23 @@ impl CompiledPolicy {
                 .filter(|k| self.slot_index(k).is_none())
                 .collect();
             undeclared.sort();
+            // A suggestion is looked for only for a problem that will be listed, and within one
+            // budget for all of them: names sent from outside cost bounded time.
+            let mut cells_left = crate::suggest::SUGGESTION_CELLS;
             for name in undeclared {
-                let suggestion = crate::suggest::closest(
-                    name,
-                    self.signals
-                        .iter()
-                        .filter(|d| !map.contains_key(&d.name))
-                        .map(|d| d.name.as_str()),
-                )
-                .map(str::to_owned);
+                let suggestion = if problems.has_room() {
+                    crate::suggest::closest(
+                        name,
+                        self.signals
+                            .iter()
+                            .filter(|d| !map.contains_key(&d.name))
+                            .map(|d| d.name.as_str()),
+                        &mut cells_left,
+                    )
+                    .map(str::to_owned)
+                } else {
+                    None
+                };
                 problems.push(SignalError::Undeclared {
                     signal: name.clone(),
                     suggestion,
@@ -395,8 +403,13 @@ struct Problems {
 }
 
 impl Problems {
+    /// Whether the next problem pushed will be listed.
+    fn has_room(&self) -> bool {
+        self.listed.len() < crate::MAX_REPORTED_SIGNAL_PROBLEMS
+    }
+
     fn push(&mut self, problem: SignalError) {
-        if self.listed.len() < crate::MAX_REPORTED_SIGNAL_PROBLEMS {
+        if self.has_room() {
             self.listed.push(problem);
         } else {
             self.unlisted += 1;

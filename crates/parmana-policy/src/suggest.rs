@@ -1,19 +1,46 @@
 //! "Did you mean …?": the closest known name to a misspelt one (signals, operators), by edit distance.
 
+/// Names longer than this, in characters, get no suggestion: every name a policy declares, and
+/// every operator, is at most [`MAX_NAME_LEN`](crate::limits::MAX_NAME_LEN) bytes, so a longer
+/// name is more than a third of its length away from all of them — and measuring the distance
+/// to a name sent from outside would cost time in proportion to its length.
+const MAX_SUGGESTED_NAME_CHARS: usize = crate::limits::MAX_NAME_LEN * 3 / 2;
+
+/// The edit-distance table cells one search for suggestions may fill (one `validate_signals`, or
+/// one name in a policy): a name sent from outside costs a bounded time however many declared
+/// names it is compared with. Candidates are compared in order until the cells are spent.
+pub(crate) const SUGGESTION_CELLS: usize = 1 << 18;
+
 /// The candidate closest to `name` by Damerau–Levenshtein distance, when it is close enough to
 /// be a likely typo: at most one edit for names up to four characters, at most a third of the
 /// length beyond. Ties go to the first candidate in order; an exact match is not a suggestion.
+/// Candidates whose length alone puts them out of reach are skipped; each comparison spends
+/// `(name + 1) × (candidate + 1)` of `cells_left`, and none is made once that would run out.
 pub(crate) fn closest<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
+    cells_left: &mut usize,
 ) -> Option<&'a str> {
-    let length = name.chars().count();
+    let length = name.chars().take(MAX_SUGGESTED_NAME_CHARS + 1).count();
+    if length > MAX_SUGGESTED_NAME_CHARS {
+        return None;
+    }
     let limit = if length <= 4 { 1 } else { length.div_ceil(3) };
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
         if candidate == name {
             continue;
         }
+        // The distance is at least the difference in length.
+        let candidate_length = candidate.chars().count();
+        if candidate_length.abs_diff(length) > limit {
+            continue;
+        }
+        let cells = (length + 1).saturating_mul(candidate_length + 1);
+        let Some(left) = cells_left.checked_sub(cells) else {
+            break;
+        };
+        *cells_left = left;
         let distance = strsim::damerau_levenshtein(name, candidate);
         if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
@@ -24,14 +51,21 @@ pub(crate) fn closest<'a>(
 
 /// ` (did you mean "x"?)` for the closest candidate, or nothing.
 pub(crate) fn hint<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    closest(name, candidates)
+    closest(name, candidates, &mut SUGGESTION_CELLS.clone())
         .map(|c| format!(" (did you mean {c:?}?)"))
         .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::closest;
+    use super::{SUGGESTION_CELLS, closest};
+
+    fn closest_of<'a>(
+        name: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> Option<&'a str> {
+        closest(name, candidates, &mut SUGGESTION_CELLS.clone())
+    }
 
     #[test]
     fn near_misses_and_far_ones() {
@@ -45,11 +79,50 @@ mod tests {
             ("country", None),
             ("policy_age", None),
         ] {
-            assert_eq!(closest(name, signals), expected, "{name}");
+            assert_eq!(closest_of(name, signals), expected, "{name}");
         }
         let operators = ["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in"];
-        assert_eq!(closest("gte", operators), Some("gt"));
-        assert_eq!(closest("notin", operators), Some("not_in"));
-        assert_eq!(closest("between", operators), None);
+        assert_eq!(closest_of("gte", operators), Some("gt"));
+        assert_eq!(closest_of("notin", operators), Some("not_in"));
+        assert_eq!(closest_of("between", operators), None);
+    }
+
+    #[test]
+    fn a_name_out_of_reach_of_every_declared_one_is_not_measured() {
+        // Longer than any name a policy may declare by more than a third: no candidate is even
+        // looked at, so a megabyte of name costs no more than counting 193 characters.
+        let long = "a".repeat(1 << 20);
+        let mut looked_at = 0;
+        let candidates = ["a"; 3].into_iter().inspect(|_| looked_at += 1);
+        let mut cells = SUGGESTION_CELLS;
+        assert_eq!(closest(&long, candidates, &mut cells), None);
+        assert_eq!((looked_at, cells), (0, SUGGESTION_CELLS));
+        // Candidates whose length alone puts them out of reach cost no cells.
+        let mut cells = SUGGESTION_CELLS;
+        assert_eq!(
+            closest("claim_amout", ["a", "claim_amount"], &mut cells),
+            Some("claim_amount")
+        );
+        assert_eq!(SUGGESTION_CELLS - cells, 12 * 13);
+    }
+
+    #[test]
+    fn the_search_stops_when_its_cells_are_spent() {
+        // 128-character names: each comparison fills 129 × 129 cells, so the budget covers 15
+        // of them and the one near miss, 30th in line, is never reached.
+        let name = format!("{}b", "a".repeat(127));
+        let far: Vec<String> = (0..29).map(|i| format!("{i:0>128}")).collect();
+        let near = "a".repeat(128);
+        let candidates = || far.iter().map(String::as_str).chain([near.as_str()]);
+        let mut cells = SUGGESTION_CELLS;
+        assert_eq!(closest(&name, candidates(), &mut cells), None);
+        assert!(cells < 129 * 129, "{cells} cells left");
+        // With the cells for all thirty, it is found; with none left, nothing is compared.
+        let mut plenty = 30 * 129 * 129;
+        assert_eq!(
+            closest(&name, candidates(), &mut plenty),
+            Some(near.as_str())
+        );
+        assert_eq!(closest(&name, [near.as_str()], &mut 0), None);
     }
 }

@@ -267,3 +267,48 @@ fn validated_signals_canonical_form_drops_ignored_signals() {
     assert_eq!(without_a.canonical_bytes().unwrap(), br#"{"b":0}"#);
     assert_eq!(without_a.get("a"), None);
 }
+
+#[test]
+fn a_node_named_by_many_diagnostics_is_shown_by_the_first_hundred_and_shortened() {
+    // One leaf with 150 unknown operators, one of them a long string: 150 diagnostics name it,
+    // the first 100 show its start (the whole node is never written out), the rest its path.
+    let mut leaf = serde_json::Map::new();
+    leaf.insert("signal".into(), json!("amount"));
+    leaf.insert("u000".into(), json!("x".repeat(100_000)));
+    for i in 1..150 {
+        leaf.insert(format!("u{i:03}"), json!(i));
+    }
+    let policy = json!({
+        "schema_version": "2.0.0",
+        "policy_id": "many",
+        "policy_version": "1.0.0",
+        "decisions": ["deny"],
+        "signals": {"amount": {"type": "number", "required": true}},
+        "rules": [{"id": "r", "when": leaf, "then": {"decision": "deny"}}],
+        "default": {"decision": "deny"}
+    });
+    let report = check(&serde_json::to_vec(&policy).unwrap());
+    let unknown: Vec<_> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == DiagnosticCode::UnknownOperator)
+        .collect();
+    assert_eq!(unknown.len(), 150, "{}", report.render());
+    let snippets: Vec<&str> = unknown
+        .iter()
+        .filter_map(|d| d.snippet.as_deref())
+        .collect();
+    assert_eq!(snippets.len(), 100);
+    let expected = format!(
+        "{{\"signal\":\"amount\",\"u000\":\"{}…",
+        "x".repeat(100 - 27)
+    );
+    assert!(snippets.iter().all(|s| *s == expected), "{}", snippets[0]);
+    assert!(
+        unknown[100..]
+            .iter()
+            .all(|d| d.path.starts_with("/rules/0/when/u1")),
+        "{:?}",
+        unknown[100]
+    );
+}

@@ -39,7 +39,7 @@ pub fn rotate_trust_root_file(
     let pinned = read_public_key_file(pinned_key)?;
     let mut chain = read_trust_chain(trust_root)?;
     let previous = verify_trust_history(&pinned, &chain)?.current(now, None)?;
-    let current_bytes = read_file(trust_root)?;
+    let current_bytes = read_file(trust_root, parmana_trust::MAX_TRUST_ROOT_BYTES)?;
     let bytes = rotate_trust_root(&previous, spec, signers)?;
     // The whole chain with the new version must verify (a version may not, for example, give
     // the attestation role back to a key an older version revoked).

@@ -7,8 +7,9 @@ use std::sync::{Arc, RwLock};
 use parmana_canon::{PolicyRef, Timestamp};
 use parmana_policy::CompiledPolicy;
 use parmana_trust::{
-    VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustHistory, VerifiedTrustRoot,
-    load_trust_history, read_bundle_dir, verify_bundle, verify_release_manifest,
+    MAX_RELEASE_MANIFEST_BYTES, TrustError, VerifiedBundle, VerifiedReleaseManifest,
+    VerifiedTrustHistory, VerifiedTrustRoot, load_trust_history, read_bundle_dir, verify_bundle,
+    verify_release_manifest,
 };
 
 use crate::{ExecutionError, RUNTIME_VERSION};
@@ -106,7 +107,7 @@ impl RuntimeEnvironment {
     ) -> Result<Self, ExecutionError> {
         let trust_history = load_trust_history(&config.root_public_key, &config.trust_root)?;
         let trust_root = trust_history.current(now, highest.trust_root)?;
-        let manifest_bytes = read_file(&config.release_manifest)?;
+        let manifest_bytes = read_file(&config.release_manifest, MAX_RELEASE_MANIFEST_BYTES)?;
         let release_manifest =
             verify_release_manifest(&trust_root, &manifest_bytes, now, highest.release_manifest)?;
         release_manifest.check_runtime(parmana_policy::EVALUATOR_SEMANTICS, RUNTIME_VERSION)?;
@@ -210,6 +211,20 @@ impl RuntimeEnvironment {
     }
 }
 
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ExecutionError> {
-    std::fs::read(path).map_err(|e| ExecutionError::io("read", path, &e))
+/// Reads a file of at most `limit` bytes, refusing a larger one after reading one byte more.
+pub(crate) fn read_file(path: &Path, limit: usize) -> Result<Vec<u8>, ExecutionError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| ExecutionError::io("read", path, &e))?;
+    let mut bytes = Vec::new();
+    file.take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| ExecutionError::io("read", path, &e))?;
+    if bytes.len() > limit {
+        return Err(TrustError::DocumentTooLarge {
+            path: path.display().to_string(),
+            limit,
+        }
+        .into());
+    }
+    Ok(bytes)
 }

@@ -307,6 +307,24 @@ fn a_signed_bundle_missing_from_the_release_manifest_is_refused() {
 }
 
 #[test]
+fn a_release_manifest_past_its_size_limit_is_refused_unread() {
+    let fixture = Fixture::new();
+    let config = fixture.config();
+    let bytes = std::fs::read(&config.release_manifest).unwrap();
+    // Whitespace after the document: still one JSON value, but a byte over the limit.
+    let mut padded = bytes.clone();
+    padded.resize(parmana_trust::MAX_RELEASE_MANIFEST_BYTES + 1, b' ');
+    std::fs::write(&config.release_manifest, &padded).unwrap();
+    let now = parmana_testkit::now();
+    let err = RuntimeEnvironment::load(&config, now).unwrap_err();
+    assert_eq!(err.code(), "trust.document_too_large", "{err}");
+    // At the limit it is read and verified.
+    padded.truncate(parmana_trust::MAX_RELEASE_MANIFEST_BYTES);
+    std::fs::write(&config.release_manifest, &padded).unwrap();
+    RuntimeEnvironment::load(&config, now).unwrap();
+}
+
+#[test]
 fn expired_documents_refuse_at_load_and_at_execution() {
     let fixture = Fixture::new();
     let later = Timestamp::parse("2040-01-01T00:00:00Z").unwrap();

@@ -303,8 +303,10 @@ pub enum TrustError {
         /// The limit.
         limit: usize,
     },
-    /// A trust-root file larger than [`MAX_TRUST_ROOT_BYTES`](crate::MAX_TRUST_ROOT_BYTES), or an
-    /// attestation envelope larger than [`MAX_ENVELOPE_BYTES`](crate::MAX_ENVELOPE_BYTES).
+    /// A trust-root file larger than [`MAX_TRUST_ROOT_BYTES`](crate::MAX_TRUST_ROOT_BYTES), an
+    /// attestation envelope larger than [`MAX_ENVELOPE_BYTES`](crate::MAX_ENVELOPE_BYTES), or a
+    /// release manifest larger than
+    /// [`MAX_RELEASE_MANIFEST_BYTES`](crate::MAX_RELEASE_MANIFEST_BYTES).
     #[error("{path} is larger than {limit} bytes")]
     DocumentTooLarge {
         /// The file.

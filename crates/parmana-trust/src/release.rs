@@ -15,6 +15,20 @@ pub(crate) const RELEASE_MANIFEST_TYPE: &str = "parmana/release-manifest";
 /// The release manifest's file name at the repository root.
 pub const RELEASE_MANIFEST_FILE: &str = "release-manifest.json";
 
+/// The largest release manifest read or verified, in bytes (room for some 40,000 policies).
+pub const MAX_RELEASE_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Refuses manifest bytes past [`MAX_RELEASE_MANIFEST_BYTES`] before any work is done on them.
+fn check_size(bytes: &[u8]) -> Result<(), TrustError> {
+    if bytes.len() > MAX_RELEASE_MANIFEST_BYTES {
+        return Err(TrustError::DocumentTooLarge {
+            path: "the release manifest".to_owned(),
+            limit: MAX_RELEASE_MANIFEST_BYTES,
+        });
+    }
+    Ok(())
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReleaseBody {
@@ -213,6 +227,7 @@ pub fn verify_release_manifest(
     now: Timestamp,
     highest_accepted: Option<u64>,
 ) -> Result<VerifiedReleaseManifest, TrustError> {
+    check_size(bytes)?;
     let envelope = Envelope::parse(bytes, RELEASE_MANIFEST_TYPE)?;
     let role = trust_root.role_keys(Role::Release)?;
     envelope.check_role(
@@ -253,6 +268,7 @@ pub fn verify_release_manifest(
 /// is not a well-formed release manifest (`_type`, shape, content), with the codes
 /// [`verify_release_manifest`] would give.
 pub fn read_release_manifest_version(bytes: &[u8]) -> Result<u64, TrustError> {
+    check_size(bytes)?;
     let envelope = Envelope::parse(bytes, RELEASE_MANIFEST_TYPE)?;
     let body: ReleaseBody = envelope
         .body(RELEASE_MANIFEST_TYPE)
