@@ -414,6 +414,22 @@ impl Runtime {
         outcome
     }
 
+    /// Records a reload that failed outside [`reload_checked`](Self::reload_checked) — the
+    /// host's task running it failed (a defect) — as a refused reload at the clock's reading,
+    /// so that [`last_reload`](Self::last_reload) reports every attempt. The environment in
+    /// force is unchanged.
+    pub fn record_reload_failure(&self, code: &str, message: String) {
+        let record = ReloadRecord {
+            at: self.inner.clock.now(),
+            outcome: Err((code.to_owned(), message)),
+        };
+        *self
+            .inner
+            .last_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(record);
+    }
+
     /// The last reload attempt, if any.
     pub fn last_reload(&self) -> Option<ReloadRecord> {
         self.inner

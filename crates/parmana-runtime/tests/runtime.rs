@@ -264,6 +264,18 @@ fn reload_swaps_a_verified_environment_and_keeps_the_old_one_on_refusal() {
     std::fs::write(&archived, std::fs::read(&path).unwrap()).unwrap();
     std::fs::write(&path, good).unwrap();
     assert_eq!(runtime.reload().unwrap().trust_root, (3, 3));
+    assert!(runtime.last_reload().unwrap().outcome.is_ok());
+    // A host whose reload task failed records it: the last reload reads refused, nothing else
+    // changes.
+    runtime.record_reload_failure("server.internal", "the reload task failed".to_owned());
+    assert_eq!(
+        runtime.last_reload().unwrap().outcome.unwrap_err(),
+        (
+            "server.internal".to_owned(),
+            "the reload task failed".to_owned()
+        )
+    );
+    assert_eq!(runtime.environment().trust_root().version(), 3);
 
     // A valid next version whose `attestation` role no longer holds this runtime's key (it was
     // rotated out, perhaps because it leaked): taken, and the key signs no more — every

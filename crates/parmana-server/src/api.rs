@@ -114,33 +114,53 @@ pub(crate) async fn create_execution(
         signals: state.logging.signals.then(|| body.signals.clone()),
         ..Outcome::default()
     };
-    let policy = parse_policy_ref(&body.policy).map_err(|e| execution_error(&e))?;
+    crate::state::note_request(Some(&body.policy), body.execution_id.as_deref());
+    // Every refusal of the runtime's is counted, here or where the execution ran.
+    let refused = |e: &ExecutionError| {
+        state.metrics.execution_error(e.code());
+        execution_error(e)
+    };
+    let policy = parse_policy_ref(&body.policy).map_err(|e| refused(&e))?;
     let execution_id = match &body.execution_id {
-        Some(id) => parse_execution_id(id).map_err(|e| execution_error(&e))?,
+        Some(id) => parse_execution_id(id).map_err(|e| refused(&e))?,
         None => new_execution_id(),
     };
     outcome.execution_id = Some(execution_id.as_str().to_owned());
+    // A server-made id too: an answer on the request's timeout names it.
+    crate::state::note_request(None, Some(execution_id.as_str()));
     // The signals' text goes to the runtime's strict parser as it is (as the CLI's does).
-    let signals = Signals::from_json(body.signals).map_err(|e| execution_error(&e))?;
+    let signals = Signals::from_json(body.signals).map_err(|e| refused(&e))?;
     let request = ExecutionRequest::new(execution_id.clone(), policy, signals)
         .with_signals_included(body.include_signals);
+    // Counted where it runs: an execution that outlives its request's timeout is counted too.
+    let execute =
+        |state: &AppState, runtime: &parmana_runtime::Runtime, request: &ExecutionRequest| {
+            let result = runtime.execute(request);
+            match &result {
+                Ok(attestation) => state.metrics.execution(&attestation.predicate().decision),
+                Err(error) => state.metrics.execution_error(error.code()),
+            }
+            result
+        };
     let result = if !state.store_waits() {
         // The execution is bounded CPU work (decide, sign, one short lock): done here, without
         // the hand-off to the blocking pool and back.
         let started = Instant::now();
-        let result = state.runtime.execute(&request);
+        let result = execute(&state, &state.runtime, &request);
         state.metrics.runtime_call("execute", started.elapsed());
         result
     } else {
+        let shared = Arc::clone(&state);
         state
-            .blocking("execute", move |runtime| runtime.execute(&request))
+            .blocking("execute", move |runtime| {
+                execute(&shared, runtime, &request)
+            })
             .await?
     };
     let location = execution_location(execution_id.as_str());
     match result {
         Ok(attestation) => {
             let predicate = attestation.predicate();
-            state.metrics.execution(&predicate.decision);
             outcome.decision = Some(predicate.decision.clone());
             let body = ExecutionResponse {
                 execution_id: execution_id.as_str().to_owned(),
@@ -157,7 +177,6 @@ pub(crate) async fn create_execution(
             Ok(with_outcome(response, outcome))
         }
         Err(error) => {
-            state.metrics.execution_error(error.code());
             let mut api = execution_error(&error);
             if matches!(error, ExecutionError::ReplayDetected { .. }) {
                 api = api.with_header(header::LOCATION, &location);
@@ -192,6 +211,7 @@ pub(crate) async fn read_execution(
     state.authorize(&headers, Scope::Read)?;
     let id = path_param(id)?;
     let execution_id = parse_execution_id(&id).map_err(|e| execution_error(&e))?;
+    crate::state::note_request(None, Some(execution_id.as_str()));
     let outcome = Outcome {
         execution_id: Some(execution_id.as_str().to_owned()),
         ..Outcome::default()
@@ -469,6 +489,21 @@ pub(crate) async fn healthz() -> Response {
     )
 }
 
+/// Why the server is not ready, if it is not, with the `parmana_ready` gauge set to match: every
+/// route that reports readiness (`/readyz`, `/v1/status`, `/metrics`) works it out afresh (the
+/// store's answer is cached for a second), so the gauge is never older than a scrape.
+pub(crate) async fn check_readiness(state: &Arc<AppState>) -> Option<String> {
+    let reason = not_ready_reason(state).await;
+    // A drain that began while the store was probed wins.
+    let reason = reason.or_else(|| {
+        state
+            .is_draining()
+            .then(|| "draining: shutting down".to_owned())
+    });
+    state.metrics.set_ready(reason.is_none());
+    reason
+}
+
 /// Why the server is not ready, if it is not.
 pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
     if state.is_draining() {
@@ -594,9 +629,7 @@ async fn store_not_ready(state: &Arc<AppState>) -> Option<String> {
         (status = 503, description = "Not ready: starting, draining, environment expired or store unreachable", body = ErrorBody),
     ))]
 pub(crate) async fn readyz(State(state): Shared) -> Response {
-    let reason = not_ready_reason(&state).await;
-    state.metrics.set_ready(reason.is_none());
-    match reason {
+    match check_readiness(&state).await {
         None => json_response(
             StatusCode::OK,
             &HealthBody {
@@ -619,7 +652,7 @@ pub(crate) async fn readyz(State(state): Shared) -> Response {
     security(("bearer" = ["read"])))]
 pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Read)?;
-    let ready = not_ready_reason(&state).await.is_none();
+    let ready = check_readiness(&state).await.is_none();
     let environment = state.runtime.environment();
     let trust_root = environment.trust_root();
     let manifest = environment.release_manifest();
@@ -636,8 +669,14 @@ pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<R
             Err((code, message)) => ReloadStatus {
                 at: record.at.to_string(),
                 outcome: "refused".to_owned(),
+                // What the store said can name hosts and paths: it went to the server's log
+                // (as `/readyz` keeps it there too).
+                message: Some(if code.starts_with("replay.") {
+                    "the replay store refused; what it said is in the server's log".to_owned()
+                } else {
+                    message
+                }),
                 code: Some(code),
-                message: Some(message),
             },
         });
     let body = StatusBody {
@@ -680,6 +719,7 @@ pub(crate) async fn metrics(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Read)?;
+    check_readiness(&state).await;
     let text = state.metrics.encode().map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -665,7 +665,10 @@ fn decide_noting(
             })
         }
         Some(id) => {
-            let execution_id = parse_execution_id(&id).map_err(|e| fail(&e))?;
+            let execution_id = parse_execution_id(&id).map_err(|e| {
+                state.metrics.execution_error(e.code());
+                fail(&e)
+            })?;
             outcome.execution_id = Some(execution_id.as_str().to_owned());
             let location = execution_location(execution_id.as_str());
             let request = ExecutionRequest::new(execution_id, answering.policy.clone(), signals);
@@ -701,26 +704,30 @@ fn decide_noting(
 }
 
 /// The log line of a boxcar: one evaluation's own; for more, the execution ids, decisions and
-/// error codes of the evaluations that have one, in order, and the policies that answered, each
-/// once, comma-separated (the signals are not logged).
+/// error codes as JSON arrays with one entry per evaluation, in order (`null` where it has
+/// none: an id may hold a comma, and a list of only the values present would not say whose
+/// they are), and the policies that answered, each once, comma-separated (the signals are not
+/// logged).
 fn boxcar_outcome(outcomes: Vec<Outcome>) -> Outcome {
     if outcomes.len() <= 1 {
         return outcomes.into_iter().next().unwrap_or_default();
     }
-    let join = |field: fn(&Outcome) -> &Option<String>, once: bool| {
-        let mut values: Vec<&str> = Vec::new();
-        for value in outcomes.iter().filter_map(|o| field(o).as_deref()) {
-            if !(once && values.contains(&value)) {
-                values.push(value);
-            }
-        }
-        (!values.is_empty()).then(|| values.join(","))
+    let each = |field: fn(&Outcome) -> &Option<String>| {
+        outcomes.iter().any(|o| field(o).is_some()).then(|| {
+            Value::from(outcomes.iter().map(field).cloned().collect::<Vec<_>>()).to_string()
+        })
     };
+    let mut policies: Vec<&str> = Vec::new();
+    for policy in outcomes.iter().filter_map(|o| o.policy.as_deref()) {
+        if !policies.contains(&policy) {
+            policies.push(policy);
+        }
+    }
     Outcome {
-        execution_id: join(|o| &o.execution_id, false),
-        policy: join(|o| &o.policy, true),
-        decision: join(|o| &o.decision, false),
-        code: join(|o| &o.code, false),
+        execution_id: each(|o| &o.execution_id),
+        policy: (!policies.is_empty()).then(|| policies.join(",")),
+        decision: each(|o| &o.decision),
+        code: each(|o| &o.code),
         signals: None,
     }
 }
@@ -863,6 +870,15 @@ pub(crate) async fn evaluation(
     require_json(&headers)?;
     let request: EvaluationRequest = parse_body(&read_body(request).await?)?;
     let executes = names_execution(request.context.as_ref());
+    if executes && may_execute {
+        // Named on any answer, one on the request's timeout included.
+        let id = request
+            .context
+            .as_ref()
+            .and_then(|context| context.get(EXECUTION_ID_KEY))
+            .and_then(Value::as_str);
+        crate::state::note_request(None, id);
+    }
     let (decided, outcome) = if executes {
         // An execution may block on the store: the blocking pool.
         let shared = Arc::clone(&state);

@@ -115,6 +115,7 @@ impl Server {
             sequencer: settings.sequencer,
             log_sequencer: parmana_runtime::LogSequencer::default(),
             sequencing: Arc::new(tokio::sync::Mutex::new(())),
+            reloading: Arc::new(tokio::sync::Mutex::new(())),
         });
         Ok(Self {
             state,
@@ -440,16 +441,13 @@ async fn watch_signals(state: Arc<AppState>, handle: Handle<SocketAddr>) {
         return;
     };
     // A reload runs in its own task, so that SIGTERM is heeded while one reads and verifies
-    // the files (up to the store's wait and every bundle); reloads from signals run one after
-    // another, each reading the files as they are when it starts.
-    let one_at_a_time = Arc::new(tokio::sync::Mutex::new(()));
+    // the files (up to the store's wait and every bundle); reloads run one after another
+    // (`reload` takes the turn), each reading the files as they are when it starts.
     loop {
         tokio::select! {
             _ = hangup.recv() => {
                 let state = Arc::clone(&state);
-                let one_at_a_time = Arc::clone(&one_at_a_time);
                 tokio::spawn(async move {
-                    let _turn = one_at_a_time.lock().await;
                     let _ = reload(&state).await;
                 });
             }
@@ -471,18 +469,23 @@ async fn watch_signals(state: Arc<AppState>, handle: Handle<SocketAddr>) {
 /// environment stays and the refusal is answered with 422 (503 when the store failed, 500 when
 /// the reload task failed).
 pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
+    let turn = Arc::clone(&state.reloading).lock_owned().await;
     let checking = Arc::clone(state);
     let result = state
         .blocking("reload", move |runtime| {
+            let _turn = turn;
             runtime.reload_checked(|fresh| checking.authzen.check_environment(fresh))
         })
         .await;
-    // A reload task that failed (a defect: `500 server.internal`) is a refused reload too, and
-    // counted as one; the old environment stays.
+    // A reload task that failed (a defect: `500 server.internal`) is a refused reload too,
+    // counted and recorded as one; the old environment stays.
     state
         .metrics
         .reload(result.as_ref().is_ok_and(Result::is_ok));
     let result = result.inspect_err(|error| {
+        state
+            .runtime
+            .record_reload_failure(&error.code, error.message.clone());
         tracing::warn!(target: "parmana::server", code = %error.code, message = %error.message, "reload failed; the old environment stays");
     })?;
     match result {

@@ -119,7 +119,11 @@ impl Metrics {
             shed.clone(),
         );
         let ready = Gauge::default();
-        registry.register("ready", "1 when /readyz answers 200, else 0", ready.clone());
+        registry.register(
+            "ready",
+            "1 when /readyz answers 200, else 0 (worked out afresh for every scrape)",
+            ready.clone(),
+        );
         Self {
             registry,
             requests,

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, RETRY_AFTER_SECONDS};
 use crate::settings::Logging;
-use crate::state::{AppState, CALLER, SLOT};
+use crate::state::{AppState, NOTES, Notes, SLOT, Slot};
 
 /// What a handler decided, attached to its response for the log line and metrics.
 #[derive(Debug, Clone, Default)]
@@ -63,8 +63,9 @@ pub(crate) async fn guard(
     let method = method_label(request.method());
     let request_id = request.headers().get(REQUEST_ID).cloned();
     let head = head_size(&request);
-    // Who the request's token names, once a handler has checked it (for the log line).
-    let caller = Arc::new(std::sync::Mutex::new(None::<String>));
+    // Who the request's token names, its policy and execution id, as soon as a handler knows
+    // them (for the log line, whatever the answer).
+    let notes = Arc::new(std::sync::Mutex::new(Notes::default()));
     let mut response = if head > state.limits.max_header_bytes {
         // HTTP/1.1's read buffer (as large as the limit) refuses most such heads before they
         // are parsed, with a bare 431; one that arrived whole in a single read is refused here.
@@ -72,7 +73,7 @@ pub(crate) async fn guard(
     } else if !state.is_started() && !SERVED_WHILE_STARTING.contains(&route.as_ref()) {
         ApiError::starting().into_response()
     } else if NEVER_SHED.contains(&route.as_ref()) {
-        CALLER.scope(Arc::clone(&caller), next.run(request)).await
+        NOTES.scope(Arc::clone(&notes), next.run(request)).await
     } else {
         // A log route takes a place of the log's share first, then a slot like any request.
         let log_share = if LOG_ROUTES.contains(&route.as_ref()) {
@@ -93,27 +94,19 @@ pub(crate) async fn guard(
                 state.metrics.shed();
                 ApiError::overloaded().into_response()
             }
-            Ok((permit, _log_share)) => {
+            Ok((permit, log_share)) => {
                 // Shared with the runtime call the request starts (`AppState::blocking`): the
-                // slot is free again only when both are done.
-                let slot = Arc::new(permit);
+                // slot, and the place of the log's share, are free again only when both are
+                // done (a log read that outlives its request's timeout or its client keeps
+                // its place).
+                let slot = Arc::new(Slot::new(permit, log_share));
                 let handled = tokio::time::timeout(
                     state.limits.request_timeout,
-                    CALLER.scope(Arc::clone(&caller), next.run(request)),
+                    NOTES.scope(Arc::clone(&notes), next.run(request)),
                 );
                 match SLOT.scope(slot, handled).await {
                     Ok(response) => response,
-                    Err(_) => ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "server.timeout",
-                        format!(
-                            "no answer within {} ms; an execution may still complete: read its \
-                             outcome with GET /v1/executions/{{id}}",
-                            state.limits.request_timeout.as_millis()
-                        ),
-                    )
-                    .with_header(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECONDS)
-                    .into_response(),
+                    Err(_) => timed_out(&state, &notes),
                 }
             }
         }
@@ -139,11 +132,18 @@ pub(crate) async fn guard(
     }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    let outcome = response
+    let mut outcome = response
         .extensions_mut()
         .remove::<Outcome>()
         .unwrap_or_default();
-    let caller = caller.lock().ok().and_then(|mut caller| caller.take());
+    let notes = notes
+        .lock()
+        .map(|mut notes| std::mem::take(&mut *notes))
+        .unwrap_or_default();
+    // A refusal, or an answer on the timeout, names what the handler had noted.
+    outcome.policy = outcome.policy.or(notes.policy);
+    outcome.execution_id = outcome.execution_id.or(notes.execution_id);
+    let caller = notes.caller;
     log_request(
         &state.logging,
         &route,
@@ -155,6 +155,40 @@ pub(crate) async fn guard(
     );
     state.metrics.request(route, method, status, elapsed);
     response
+}
+
+/// The answer to a request not answered within `request_timeout`. Its runtime call goes on; an
+/// execution it started may still complete, so the answer names the execution (`Location`)
+/// whenever the handler had noted its id — the only place a client that let the server make
+/// the id learns it.
+fn timed_out(state: &AppState, notes: &std::sync::Mutex<Notes>) -> Response {
+    let execution_id = notes
+        .lock()
+        .ok()
+        .and_then(|notes| notes.execution_id.clone());
+    let timeout = state.limits.request_timeout.as_millis();
+    let error = match &execution_id {
+        Some(id) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server.timeout",
+            format!(
+                "no answer within {timeout} ms; execution {id:?} may still complete: read its \
+                 outcome with GET /v1/executions/{id}"
+            ),
+        )
+        .with_header(header::LOCATION, &crate::api::execution_location(id)),
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server.timeout",
+            format!(
+                "no answer within {timeout} ms; an execution may still complete: read its \
+                 outcome with GET /v1/executions/{{id}}"
+            ),
+        ),
+    };
+    error
+        .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
+        .into_response()
 }
 
 /// The size of a request's head as HTTP/1.1 writes it: the request line (`METHOD target

@@ -25,11 +25,12 @@ impl Modify for Bearer {
 /// The headers the server sends with a status on every route, declared once here instead of in
 /// each handler's annotation: `WWW-Authenticate` with every `401`, `Location` with every `201`
 /// and `409` (an execution, and the replay that names it), `Retry-After` with every `423` and
-/// every `503` but `/readyz`'s (which sends none).
+/// every `503` but `/readyz`'s (which sends none), and `Location` with a `503` on a request's
+/// timeout when the request named an execution (where its outcome is read back).
 struct StandardHeaders;
 
 /// (status, header, description) for [`StandardHeaders`].
-const STANDARD_HEADERS: [(&str, &str, &str); 5] = [
+const STANDARD_HEADERS: [(&str, &str, &str); 6] = [
     (
         "401",
         "WWW-Authenticate",
@@ -47,6 +48,12 @@ const STANDARD_HEADERS: [(&str, &str, &str); 5] = [
     ),
     ("423", "Retry-After", "Seconds to wait before asking again"),
     ("503", "Retry-After", "Seconds to wait before asking again"),
+    (
+        "503",
+        "Location",
+        "On a timeout (`server.timeout`) of a request naming an execution (one the server made \
+         the id of included): where its outcome is read back",
+    ),
 ];
 
 impl Modify for StandardHeaders {
@@ -251,6 +258,8 @@ mod tests {
             ("POST /access/v1/evaluations", "409", "location"),
             ("GET /v1/executions/{id}", "423", "retry-after"),
             ("GET /v1/executions/{id}/proof", "404", "retry-after"),
+            ("POST /v1/executions", "503", "location"),
+            ("POST /access/v1/evaluation", "503", "location"),
         ];
         for (route, status, header) in cases {
             let declared = declared_headers(&document, route, status);

@@ -246,6 +246,9 @@ fn readyz_is_200_only_when_started_not_draining_unexpired_and_the_store_answers(
         ),
     ];
     for (case, state, status, says) in cases {
+        // A scrape of /metrics alone sets the gauge, whatever it said before.
+        state.metrics.set_ready(status != 200);
+        assert_eq!(ready_gauge(&state), u8::from(status == 200), "{case}");
         let (got, code, message) = readiness(&state);
         assert_eq!(got, status, "{case}: {code} {message}");
         if status == 503 {
@@ -255,6 +258,31 @@ fn readyz_is_200_only_when_started_not_draining_unexpired_and_the_store_answers(
             assert!(!message.contains("connection refused"), "{case}: {message}");
         }
     }
+}
+
+/// The `parmana_ready` gauge as a scrape of `/metrics` reads it.
+fn ready_gauge(state: &Arc<AppState>) -> u8 {
+    use tower::ServiceExt;
+    tokio_runtime().block_on(async {
+        let request = axum::http::Request::builder()
+            .uri("/metrics")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = crate::lifecycle::router(Arc::clone(state))
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("parmana_ready "))
+            .unwrap_or_else(|| panic!("no parmana_ready: {text}"))
+            .parse()
+            .unwrap()
+    })
 }
 
 /// A started server over an [`Unreachable`] store that answers (not `down`), its probes not yet
@@ -334,6 +362,23 @@ fn through_router(
     path: &str,
     body: &str,
 ) -> (u16, String, bool) {
+    let (status, body, retry_after) = answer_through_router(tokio, state, method, path, body);
+    let code = body["error"]["code"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    (status, code, retry_after)
+}
+
+/// One request through the router: the status, the body (`null` when not JSON) and whether
+/// `Retry-After` was sent.
+fn answer_through_router(
+    tokio: &tokio::runtime::Runtime,
+    state: &Arc<AppState>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value, bool) {
     use tower::ServiceExt;
     tokio.block_on(async {
         let request = axum::http::Request::builder()
@@ -351,11 +396,8 @@ fn through_router(
         let body = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
             .unwrap();
-        let code = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|body| body["error"]["code"].as_str().map(str::to_owned))
-            .unwrap_or_default();
-        (status, code, retry_after)
+        let body = serde_json::from_slice(&body).unwrap_or_default();
+        (status, body, retry_after)
     })
 }
 
@@ -457,6 +499,16 @@ impl SlowLedger {
     }
 }
 
+/// Lets held reads go when dropped, so a failed assertion ends its test instead of leaving a
+/// runtime waiting, as it is dropped, for a read that is never let go.
+struct LetGo<'a>(&'a SlowLedger);
+
+impl Drop for LetGo<'_> {
+    fn drop(&mut self) {
+        self.0.hold(false);
+    }
+}
+
 impl ReplayStore for SlowLedger {
     parmana_testkit::forward_store_writes!(inner);
     parmana_testkit::forward_store_reads!(@all_but_ledger_reads inner);
@@ -472,8 +524,9 @@ impl ReplayStore for SlowLedger {
     }
 }
 
-#[test]
-fn the_log_routes_hold_at_most_a_quarter_of_the_slots() {
+/// A server with four slots (the log's share is one) serving a public log on a [`SlowLedger`],
+/// answering within `request_timeout`.
+fn serving_a_slow_log(request_timeout: std::time::Duration) -> (Arc<AppState>, Arc<SlowLedger>) {
     let fixture = FixtureEnvironment::new().unwrap();
     let log_key = fixture.key("root-1").unwrap();
     fixture
@@ -489,9 +542,9 @@ fn the_log_routes_hold_at_most_a_quarter_of_the_slots() {
         .clock(parmana_testkit::fixed_clock())
         .build()
         .unwrap();
-    // Four slots: the log's share is one.
     let limits = Limits {
         max_concurrency: 4,
+        request_timeout,
         ..Limits::default()
     };
     let log = crate::settings::LogSettings {
@@ -500,6 +553,21 @@ fn the_log_routes_hold_at_most_a_quarter_of_the_slots() {
     };
     let state = bound(runtime, limits, Some(log));
     state.started_up.store(true, Ordering::SeqCst);
+    (state, store)
+}
+
+/// Waits until `count` reads wait on the store.
+fn wait_for_readers(store: &SlowLedger, count: usize) {
+    let waited = (0..2_000).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        store.waiting.load(Ordering::SeqCst) == count
+    });
+    assert!(waited, "{count} log reads never reached the store");
+}
+
+#[test]
+fn the_log_routes_hold_at_most_a_quarter_of_the_slots() {
+    let (state, store) = serving_a_slow_log(Limits::default().request_timeout);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -507,6 +575,7 @@ fn the_log_routes_hold_at_most_a_quarter_of_the_slots() {
         .unwrap();
     // An anonymous reader of the public log whose read waits on the store holds the log's one
     // place.
+    let _let_go = LetGo(&store);
     store.hold(true);
     let slow = {
         let state = Arc::clone(&state);
@@ -514,11 +583,7 @@ fn the_log_routes_hold_at_most_a_quarter_of_the_slots() {
             through_router(&tokio_runtime(), &state, "GET", "/log/checkpoint", "").0
         })
     };
-    let waited = (0..400).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        store.waiting.load(Ordering::SeqCst) == 1
-    });
-    assert!(waited, "the log read never reached the store");
+    wait_for_readers(&store, 1);
     // Another log request is shed; a decision is not (three slots are still free).
     let (status, code, retry_after) = through_router(&tokio, &state, "GET", "/log/checkpoint", "");
     assert_eq!(
@@ -533,4 +598,65 @@ fn the_log_routes_hold_at_most_a_quarter_of_the_slots() {
     assert_eq!(slow.join().unwrap(), 200);
     let (status, _, _) = through_router(&tokio, &state, "GET", "/log/checkpoint", "");
     assert_eq!(status, 200);
+}
+
+#[test]
+fn a_log_read_past_its_requests_timeout_keeps_its_place_of_the_logs_share() {
+    // Before, the place was given back when the request was answered on its timeout while the
+    // read went on holding a slot: log reads could take every slot, a quarter at a time.
+    let (state, store) = serving_a_slow_log(std::time::Duration::from_millis(100));
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _let_go = LetGo(&store);
+    store.hold(true);
+    let (status, code, _) = through_router(&tokio, &state, "GET", "/log/checkpoint", "");
+    assert_eq!((status, code.as_str()), (503, "server.timeout"));
+    wait_for_readers(&store, 1);
+    // The read goes on: its slot and its place of the log's share are both still held.
+    assert_eq!(state.in_flight.available_permits(), 3);
+    let (status, code, _) = through_router(&tokio, &state, "GET", "/log/checkpoint", "");
+    assert_eq!((status, code.as_str()), (503, "server.overloaded"));
+    assert_eq!(store.waiting.load(Ordering::SeqCst), 1);
+    // When the read is done, both are free again.
+    store.hold(false);
+    wait_for_readers(&store, 0);
+    let freed = (0..2_000).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        state.in_flight.available_permits() == 4 && state.log_in_flight.available_permits() == 1
+    });
+    assert!(freed, "the slot or the log's place was never given back");
+    let (status, _, _) = through_router(&tokio, &state, "GET", "/log/checkpoint", "");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_reload_the_store_refused_is_reported_by_its_code_only() {
+    // What the store said can name hosts and paths: for the server's log, not for every token
+    // that may read the status.
+    let fixture = FixtureEnvironment::new().unwrap();
+    let clock = Arc::new(AtomicI64::new(0));
+    let store = Arc::new(Unreachable::default());
+    let state = state_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>, &clock);
+    state.started_up.store(true, Ordering::SeqCst);
+    store.down.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    let (status, code, _) = through_router(&tokio, &state, "POST", "/v1/admin/reload", "");
+    assert_eq!((status, code.as_str()), (503, "replay.store_unavailable"));
+    let (status, body, _) = answer_through_router(&tokio, &state, "GET", "/v1/status", "");
+    assert_eq!(status, 200, "{body}");
+    let reload = &body["last_reload"];
+    assert_eq!(
+        (&reload["outcome"], &reload["code"]),
+        (
+            &serde_json::Value::from("refused"),
+            &serde_json::Value::from("replay.store_unavailable")
+        ),
+        "{body}"
+    );
+    let message = reload["message"].as_str().unwrap();
+    assert!(!message.contains("connection refused"), "{message}");
+    assert!(message.contains("server's log"), "{message}");
 }

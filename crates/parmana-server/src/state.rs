@@ -16,10 +16,55 @@ use crate::settings::{Authentication, Limits, LogSettings, Logging};
 
 tokio::task_local! {
     /// The concurrency slot of the request being handled (see `observe::guard`).
-    pub(crate) static SLOT: Arc<OwnedSemaphorePermit>;
-    /// The name of the token that authorized the request being handled, for its log line
-    /// (set by [`AppState::authorize`], read by `observe::guard`).
-    pub(crate) static CALLER: Arc<Mutex<Option<String>>>;
+    pub(crate) static SLOT: Arc<Slot>;
+    /// What is known of the request being handled, for its log line (see [`Notes`]).
+    pub(crate) static NOTES: Arc<Mutex<Notes>>;
+}
+
+/// What is known of the request being handled as soon as it is known — the token's name (set by
+/// [`AppState::authorize`]), the policy and the execution id (set by the handlers through
+/// [`note_request`]) — read by `observe::guard` for the log line of any answer: a refusal, and
+/// an answer on the request's timeout, name them too.
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    pub(crate) caller: Option<String>,
+    pub(crate) policy: Option<String>,
+    pub(crate) execution_id: Option<String>,
+}
+
+/// Notes the policy and execution id of the request being handled (a no-op outside one).
+pub(crate) fn note_request(policy: Option<&str>, execution_id: Option<&str>) {
+    let _ = NOTES.try_with(|notes| {
+        if let Ok(mut notes) = notes.lock() {
+            if let Some(policy) = policy {
+                notes.policy = Some(policy.to_owned());
+            }
+            if let Some(execution_id) = execution_id {
+                notes.execution_id = Some(execution_id.to_owned());
+            }
+        }
+    });
+}
+
+/// What a request holds while it, or a runtime call it started, runs: a concurrency slot and,
+/// for the log's routes, a place of the log's share (see `observe::guard`). Both are given back
+/// only when the request and its runtime call are both done.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    _request: OwnedSemaphorePermit,
+    _log_share: Option<OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    pub(crate) fn new(
+        request: OwnedSemaphorePermit,
+        log_share: Option<OwnedSemaphorePermit>,
+    ) -> Self {
+        Self {
+            _request: request,
+            _log_share: log_share,
+        }
+    }
 }
 
 /// A store probe's answer: when it came, and why the store is not ready, if it is not.
@@ -55,6 +100,11 @@ pub(crate) struct AppState {
     /// One sequencer pass at a time, the turn held by the pass's blocking work itself: the final
     /// pass at shutdown waits for a periodic one the drain aborted while its work still runs.
     pub(crate) sequencing: Arc<tokio::sync::Mutex<()>>,
+    /// One reload at a time, from a signal or `POST /v1/admin/reload` alike, the turn held by
+    /// the reload's blocking work itself (a request answered on its timeout does not end it):
+    /// each reads the files as they are when its turn comes, and the last reload recorded is
+    /// the last made.
+    pub(crate) reloading: Arc<tokio::sync::Mutex<()>>,
     /// The log the log routes serve, read at most once per sequencer cadence.
     pub(crate) log_cache: crate::log_cache::LogCache,
     /// The last store probe of `/readyz` (when it answered, and why the store is not ready,
@@ -91,9 +141,9 @@ impl AppState {
             Authentication::InsecureNoAuth => Ok(None),
             Authentication::Tokens(tokens) | Authentication::DevToken(tokens) => {
                 let name = tokens.authorize(headers, scope)?;
-                let _ = CALLER.try_with(|caller| {
-                    if let Ok(mut caller) = caller.lock() {
-                        caller.get_or_insert_with(|| name.clone());
+                let _ = NOTES.try_with(|notes| {
+                    if let Ok(mut notes) = notes.lock() {
+                        notes.caller.get_or_insert_with(|| name.clone());
                     }
                 });
                 Ok(Some(name))
@@ -116,14 +166,17 @@ impl AppState {
         // The request's concurrency slot goes with the call: a request answered on its timeout
         // keeps its slot until the runtime call it started has finished, so calls stuck on a
         // store never outnumber `max_concurrency` (more requests are shed, not started).
+        // Its latency is recorded by the call itself, so a call that outlives its request's
+        // timeout is counted too.
         let slot = SLOT.try_with(Arc::clone).ok();
         let started = Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            work(&state.runtime)
+            let value = work(&state.runtime);
+            state.metrics.runtime_call(operation, started.elapsed());
+            value
         })
         .await;
-        self.metrics.runtime_call(operation, started.elapsed());
         joined.map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

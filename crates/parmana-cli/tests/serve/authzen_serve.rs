@@ -1,8 +1,8 @@
 //! AuthZEN 1.0: deployments with policies over dotted signal names and the mapping in `parmana.toml` (one policy that is also the default; two routed by `resource.type` with no default), single and boxcarred evaluations with the three semantics, evaluations that become executions (the `execute` scope they need, their metrics, log lines and replays), the mappings refused at start, the statuses (400 where the native API answers 422, 413), and the metadata document.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::harness::{Served, parmana, tokens_file};
+use crate::harness::{Served, metric, parmana, tokens_file};
 use crate::limits_serve::log_line;
 
 const POLICY: &str = r#"{
@@ -316,14 +316,6 @@ fn an_execution_id_needs_the_execute_scope_on_both_authzen_routes() {
     );
 }
 
-/// The value of the metric line `series` (`name{labels}`), 0 when absent.
-fn metric(served: &Served, series: &str) -> u64 {
-    let text = served.get("/metrics", Some("all")).text;
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0, |value| value.trim().parse().unwrap())
-}
-
 #[test]
 fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
     let temp = authzen_deployment();
@@ -394,15 +386,27 @@ fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
     assert_eq!(event["execution_id"], "authzen-m1", "{event}");
     assert_eq!(event["policy"], "documents-access@1.0.0", "{event}");
     assert_eq!(event["code"], "runtime.replay_detected", "{event}");
-    // A boxcar's line lists its evaluations' values in order.
+    // A boxcar's line lists its evaluations' values as JSON arrays, one entry per evaluation in
+    // order (`null` where it has none); the policies each once.
     let (event, _) = log_line(&served, "/access/v1/evaluations", 200);
+    let list =
+        |field: &str| -> Value { serde_json::from_str(event[field].as_str().unwrap()).unwrap() };
     assert_eq!(
-        event["execution_id"], "authzen-m2,authzen-m3,authzen-m1",
+        list("execution_id"),
+        json!(["authzen-m2", "authzen-m3", null, "authzen-m1"]),
         "{event}"
     );
     assert_eq!(event["policy"], "documents-access@1.0.0", "{event}");
-    assert_eq!(event["decision"], "allow,deny,allow", "{event}");
-    assert_eq!(event["code"], "runtime.replay_detected", "{event}");
+    assert_eq!(
+        list("decision"),
+        json!(["allow", "deny", "allow", null]),
+        "{event}"
+    );
+    assert_eq!(
+        list("code"),
+        json!([null, null, null, "runtime.replay_detected"]),
+        "{event}"
+    );
 }
 
 /// A second policy, answering records: it decides on the request's type and id members and on

@@ -457,6 +457,20 @@ pub(crate) fn deployment(store: &str, extra: &str) -> FixtureEnvironment {
     env
 }
 
+/// The value of the metric line `series` (`name{labels}`, whole), read with `token`; 0 when
+/// absent.
+pub(crate) fn metric_with(served: &Served, token: Option<&str>, series: &str) -> u64 {
+    let text = served.get("/metrics", token).text;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+/// [`metric_with`] the token `all`.
+pub(crate) fn metric(served: &Served, series: &str) -> u64 {
+    metric_with(served, Some("all"), series)
+}
+
 /// An execution body for the README signals.
 pub(crate) fn execution_body(id: &str) -> String {
     format!(

@@ -11,7 +11,7 @@ use parmana_runtime::replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ReplayStore, SqliteReplayStore,
 };
 
-use crate::harness::{Served, deployment, execution_body};
+use crate::harness::{README_SIGNALS, Served, deployment, execution_body, metric_with};
 
 /// Signals with a value found nowhere else in a log (no timestamp or latency has `4321.5`);
 /// decided by the default rule.
@@ -481,6 +481,8 @@ fn an_execution_past_its_time_is_answered_503_keeps_its_slot_and_completes_once(
             "300",
             "--max-concurrency",
             "2",
+            "--log-format",
+            "json",
         ],
     );
     let token = served.token.as_deref();
@@ -491,10 +493,34 @@ fn an_execution_past_its_time_is_answered_503_keeps_its_slot_and_completes_once(
     assert_eq!(slow.status, 503, "{}", slow.text);
     assert_eq!(slow.code(), "server.timeout");
     assert_eq!(slow.header("retry-after"), Some("1"));
+    // The answer names the execution that may still complete, and so does its log line.
+    assert_eq!(slow.header("location"), Some("/v1/executions/held-1"));
+    let (event, _) = log_line(&served, "/v1/executions", 503);
+    assert_eq!(
+        (&event["execution_id"], &event["policy"], &event["code"]),
+        (
+            &Value::from("held-1"),
+            &Value::from("claims-approval@1.0.0"),
+            &Value::from("server.timeout")
+        ),
+        "{event}"
+    );
     // Answered, and not consumed: nothing is claimed while the store is held.
     assert_eq!(served.get("/v1/executions/held-1", token).status, 404);
-    let second = served.post("/v1/executions", token, &execution_body("held-2"));
+    // An execution whose id the server makes: the answer on its timeout is the only place the
+    // client learns the id.
+    let second = served.post(
+        "/v1/executions",
+        token,
+        &format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#),
+    );
     assert_eq!(second.code(), "server.timeout", "{}", second.text);
+    let made = second
+        .header("location")
+        .and_then(|location| location.strip_prefix("/v1/executions/"))
+        .unwrap_or_else(|| panic!("no location: {second:?}"))
+        .to_owned();
+    assert!(second.text.contains(&made), "{}", second.text);
     // Both runtime calls still hold their slots: more requests are shed, not started.
     let shed = served.post("/v1/executions", token, &execution_body("held-3"));
     assert_eq!(
@@ -503,7 +529,7 @@ fn an_execution_past_its_time_is_answered_503_keeps_its_slot_and_completes_once(
     );
     drop(held);
     // Each execution completes on its own once the store is free (bounded: 400 polls each).
-    for id in ["held-1", "held-2"] {
+    for id in ["held-1", made.as_str()] {
         let stored = (0..400)
             .map(|_| {
                 let reply = served.get(&format!("/v1/executions/{id}"), token);
@@ -536,6 +562,32 @@ fn an_execution_past_its_time_is_answered_503_keeps_its_slot_and_completes_once(
     }
     // The shed request did nothing.
     assert_eq!(served.get("/v1/executions/held-3", token).status, 404);
+    // Both executions are counted though their requests were answered first; so are their two
+    // replays, and the time of all four runtime calls.
+    assert_eq!(
+        metric_with(
+            &served,
+            token,
+            r#"parmana_executions_total{decision="escalate"}"#
+        ),
+        2
+    );
+    assert_eq!(
+        metric_with(
+            &served,
+            token,
+            r#"parmana_execution_errors_total{code="runtime.replay_detected"}"#
+        ),
+        2
+    );
+    assert_eq!(
+        metric_with(
+            &served,
+            token,
+            r#"parmana_runtime_call_duration_seconds_count{operation="execute"}"#
+        ),
+        4
+    );
 }
 
 #[test]
