@@ -111,10 +111,20 @@ fn check_case(path: &Path) -> (Vec<String>, usize) {
             "{name}#{i}: rule"
         );
         assert_eq!(decision.reason, text(ev, "reason"), "{name}#{i}: reason");
-        assert_eq!(
-            signals.explain().unwrap().decision,
-            decision,
-            "{name}#{i}: explain"
+        let explanation = signals.explain().unwrap();
+        assert_eq!(explanation.decision, decision, "{name}#{i}: explain");
+        // The bound a host checks before it explains holds.
+        let signals_len = match (ev.get("signals"), text(ev, "signals_text")) {
+            (Some(s), _) => serde_json::to_vec(s).unwrap().len(),
+            (_, Some(t)) => t.len(),
+            _ => unreachable!(),
+        };
+        let trace = parmana_canon::to_canonical_vec(&explanation).unwrap();
+        let bound = policy.trace_bytes_bound() + policy.condition_count() * signals_len;
+        assert!(
+            trace.len() <= bound,
+            "{name}#{i}: a trace of {} bytes, bound {bound}",
+            trace.len()
         );
         // The JSON text path decides the same.
         let text_form = serde_json::to_vec(&signals.to_json_value()).unwrap();

@@ -1,5 +1,5 @@
 //! Property tests: a naive reference evaluator written from the spec agrees with the compiled evaluator on
-//! random valid policies × signals (2,000 × 50 per run); explain on and off agree; nothing panics on arbitrary input.
+//! random valid policies × signals (2,000 × 50 per run); explain on and off agree, and a trace stays within `trace_bytes_bound`; nothing panics on arbitrary input.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -326,6 +326,14 @@ fn compiled_evaluator_agrees_with_reference() {
                 signals
             );
             let explanation = validated.explain().unwrap();
+            // The bound a host checks before it explains holds.
+            let trace = parmana_canon::to_canonical_vec(&explanation).unwrap().len();
+            let text_len = serde_json::to_vec(&signals).unwrap().len();
+            prop_assert!(
+                trace <= compiled.trace_bytes_bound() + compiled.condition_count() * text_len,
+                "a trace of {} bytes over the bound",
+                trace
+            );
             prop_assert_eq!(explanation.decision, decision);
             prop_assert_eq!(
                 explanation.rules.last().map(|r| r.matched),

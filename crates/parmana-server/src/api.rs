@@ -251,39 +251,37 @@ pub(crate) struct ExplainQuery {
     explain: bool,
 }
 
-/// The most bytes each condition of a trace adds beside the value it read (its names, operator,
-/// operand and outcome), for [`check_explain_budget`].
-const TRACE_BYTES_PER_CONDITION: usize = 256;
-
 /// Refuses, before anything is evaluated, an explanation whose trace could pass the budget
-/// (`413 server.explain_too_large`): a trace records, for each condition it evaluates, the
-/// value the condition read, so a policy's conditions times the signals' size bounds it. The
-/// budget is four times `max_body_bytes` (4 MiB by default) for the whole request, its batch
-/// included.
+/// (`413 server.explain_too_large`). Each signal set gets a trace of its own: the policy's
+/// rules and conditions written out once per set (`trace_bytes_bound`), and, for each condition
+/// evaluated, the value it read — so `sets × trace_bytes_bound + conditions × signals_bytes`
+/// bounds the whole. The budget is four times `max_body_bytes` (4 MiB by default) for the whole
+/// request, its batch included.
 fn check_explain_budget(
     state: &AppState,
     policy: &PolicyRef,
+    sets: usize,
     signals_bytes: usize,
 ) -> Result<(), ApiError> {
-    let conditions = state
-        .runtime
-        .environment()
+    let environment = state.runtime.environment();
+    let loaded = environment
         .policy(policy)
-        .map_err(|e| execution_error(&e))?
-        .policy()
-        .condition_count();
-    let bound = conditions
-        .max(1)
-        .saturating_mul(signals_bytes.saturating_add(TRACE_BYTES_PER_CONDITION));
+        .map_err(|e| execution_error(&e))?;
+    let compiled = loaded.policy();
+    let conditions = compiled.condition_count();
+    let bound = sets
+        .saturating_mul(compiled.trace_bytes_bound())
+        .saturating_add(conditions.saturating_mul(signals_bytes));
     let budget = state.limits.max_body_bytes.saturating_mul(4);
     if bound > budget {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "server.explain_too_large",
             format!(
-                "an explanation of {conditions} conditions over {signals_bytes} bytes of signals \
-                 could make a trace of {bound} bytes, more than the {budget} allowed: evaluate \
-                 without explain=true, or explain fewer or smaller signal sets"
+                "explanations of {sets} signal sets ({signals_bytes} bytes) under a policy of \
+                 {conditions} conditions could make traces of {bound} bytes, more than the \
+                 {budget} allowed: evaluate without explain=true, or explain fewer or smaller \
+                 signal sets"
             ),
         ));
     }
@@ -351,12 +349,12 @@ pub(crate) async fn evaluate(
     let policy = parse_policy_ref(&body.policy).map_err(|e| execution_error(&e))?;
     let explain = query.explain;
     if explain {
-        let signals_bytes = match (&body.signals, &body.batch) {
-            (Some(signals), _) => signals.len(),
-            (None, Some(batch)) => batch.iter().map(String::len).sum(),
-            (None, None) => 0,
+        let (sets, signals_bytes) = match (&body.signals, &body.batch) {
+            (Some(signals), _) => (1, signals.len()),
+            (None, Some(batch)) => (batch.len(), batch.iter().map(String::len).sum()),
+            (None, None) => (0, 0),
         };
-        check_explain_budget(&state, &policy, signals_bytes)?;
+        check_explain_budget(&state, &policy, sets, signals_bytes)?;
     }
     match (body.signals, body.batch) {
         (Some(signals), None) => {

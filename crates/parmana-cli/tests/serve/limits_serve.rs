@@ -303,8 +303,9 @@ fn a_client_that_never_reads_its_answers_is_closed_and_frees_its_slot() {
 #[test]
 fn an_explanation_whose_trace_could_pass_its_budget_is_refused_before_it_is_made() {
     let env = deployment("memory", "");
-    // The trace budget is four times the body limit: 2 KiB here, less than the policy's dozen
-    // conditions times (the signals' 82 bytes and 256 for each condition).
+    // The trace budget is four times the body limit: 2 KiB here, less than the policy's rules
+    // and conditions written out (`trace_bytes_bound`) and its dozen conditions times the
+    // signals' 82 bytes.
     let served = Served::start(env.root(), &["--dev-token", "--max-body-bytes", "512"]);
     let token = served.token.as_deref();
     let body = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{MARKED_SIGNALS}}}"#);
@@ -325,6 +326,29 @@ fn an_explanation_whose_trace_could_pass_its_budget_is_refused_before_it_is_made
     );
     assert_eq!(explained.status, 200, "{}", explained.text);
     assert!(explained.json()["trace"].is_object() || explained.json()["trace"].is_array());
+    // A batch: each signal set gets a trace of its own, the policy's rules and conditions
+    // written out once per set. With a 256 KiB budget, ten sets are explained and a hundred
+    // tiny ones are refused (counting the conditions' names once for the whole batch, as
+    // before, let them through).
+    let batched = Served::start(env.root(), &["--dev-token", "--max-body-bytes", "65536"]);
+    let batch = |sets: usize| {
+        let items = vec![MARKED_SIGNALS; sets].join(",");
+        format!(r#"{{"policy":"claims-approval@1.0.0","batch":[{items}]}}"#)
+    };
+    let token = batched.token.as_deref();
+    let ten = batched.post("/v1/evaluations?explain=true", token, &batch(10));
+    assert_eq!(ten.status, 200, "{}", ten.text);
+    let hundred = batched.post("/v1/evaluations?explain=true", token, &batch(100));
+    assert_eq!(
+        (hundred.status, hundred.code().as_str()),
+        (413, "server.explain_too_large"),
+        "{}",
+        hundred.text
+    );
+    assert_eq!(
+        batched.post("/v1/evaluations", token, &batch(100)).status,
+        200
+    );
 }
 
 #[test]

@@ -280,6 +280,50 @@ impl CompiledPolicy {
     pub fn condition_count(&self) -> usize {
         self.node_info.len()
     }
+
+    /// An upper bound, in bytes, on the canonical text of one explanation (`explain`) beside the
+    /// signal values its conditions read: every rule's and condition's names, paths, labels and
+    /// outcomes, and the decision with its reason, each as JSON writes it (escapes included). An
+    /// explanation over signals whose JSON text is `n` bytes is at most this plus
+    /// `condition_count() × n`: each condition reads at most one value, and a value's canonical
+    /// text is at most its text plus [`TRACE_VALUE_SLACK`] (a number such as `9e15` is written
+    /// `9000000000000000`). Lets a host refuse an explanation before it is made.
+    pub fn trace_bytes_bound(&self) -> usize {
+        // `{"path":"","depth":4294967295,"condition":"","signal":"","value":,"result":false},`
+        // and the slack of the value.
+        const PER_CONDITION: usize = 96 + TRACE_VALUE_SLACK;
+        // `{"rule_id":"","path":"","matched":false,"conditions":[]},`
+        const PER_RULE: usize = 64;
+        // `{"decision":{"decision":"","rule_id":"","reason":""},"rules":[]}` and room to spare.
+        const WHOLE: usize = 256;
+        let conditions: usize = self
+            .node_info
+            .iter()
+            // A leaf's label starts with its signal's name, which the trace names once more.
+            .map(|node| json_len(&node.path) + 2 * json_len(&node.label) + PER_CONDITION)
+            .fold(0, usize::saturating_add);
+        let rules: usize = self
+            .rules
+            .iter()
+            .map(|rule| json_len(&rule.id) + json_len(&rule.path) + PER_RULE)
+            .fold(0, usize::saturating_add);
+        let default = json_len(&self.default_decision)
+            + self.default_reason.as_deref().map_or(0, json_len)
+            + json_len("default");
+        let decision = self
+            .rules
+            .iter()
+            .map(|rule| {
+                json_len(&rule.id)
+                    + json_len(&rule.decision)
+                    + rule.reason.as_deref().map_or(0, json_len)
+            })
+            .fold(default, usize::max);
+        WHOLE
+            .saturating_add(conditions)
+            .saturating_add(rules)
+            .saturating_add(decision)
+    }
     /// The symbol of a string: its position among the policy's string constants, or [`NO_SYMBOL`].
     pub(crate) fn symbol_of(&self, s: &str) -> u32 {
         self.constant_symbol(s).unwrap_or(NO_SYMBOL)
@@ -291,4 +335,22 @@ impl CompiledPolicy {
             .find(s, |i| self.symbols.get(i).map(String::as_str))
             .and_then(|i| u32::try_from(i).ok())
     }
+}
+
+/// The bytes a signal value's canonical text may take beyond its text in a request (see
+/// [`CompiledPolicy::trace_bytes_bound`]): an integer of up to 16 digits written in 4
+/// characters as a power of ten.
+pub(crate) const TRACE_VALUE_SLACK: usize = 16;
+
+/// The length of `text` as a JSON string's contents (RFC 8785 escapes: `\"`, `\\`, the short
+/// escapes and `\u00XX` for other control characters).
+fn json_len(text: &str) -> usize {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => 2,
+            '\u{8}' | '\t' | '\n' | '\u{c}' | '\r' => 2,
+            c if u32::from(c) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .fold(0, usize::saturating_add)
 }
