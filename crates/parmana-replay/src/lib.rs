@@ -82,7 +82,10 @@ pub use memory::MemoryReplayStore;
 /// Execution ids are defined once, in `parmana-canon` (one grammar for every layer).
 pub use parmana_canon::{ExecutionId, MAX_EXECUTION_ID_LEN};
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresOptions, PostgresReplayStore};
+pub use postgres::{
+    IDLE_IN_TRANSACTION_TIMEOUT as POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT,
+    LOCK_TIMEOUT as POSTGRES_LOCK_TIMEOUT, PostgresOptions, PostgresReplayStore,
+};
 pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionState};
 pub use sequencer::{DEFAULT_SEQUENCE_BATCH, SequenceOutcome, StoredCheckpoint, sequence_all};
 #[cfg(feature = "sqlite")]

@@ -132,6 +132,15 @@ pub struct PostgresOptions {
     pub connect_timeout: Duration,
 }
 
+/// How long a statement of the store waits for a lock before it is refused as unavailable
+/// (`lock_timeout`; a URL's `options=-c lock_timeout=…` sets another).
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a session may sit in a transaction without a statement before PostgreSQL ends it and
+/// frees its locks (`idle_in_transaction_session_timeout`; the store's own transactions never
+/// pause; a URL's `options` may set another).
+pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Default for PostgresOptions {
     fn default() -> Self {
         Self {
@@ -214,14 +223,32 @@ impl PostgresReplayStore {
                 })?;
         config.ssl_mode(tls.mode.ssl_mode());
         let connector = tls.connector()?;
-        // Every session writes durably and sees only this store's tables.
+        // Every session writes durably and sees only this store's tables (set last: the URL's
+        // `options` cannot change them). Before the URL's options, so that it may change them:
+        // a statement waits at most `LOCK_TIMEOUT` for a lock (then refused as unavailable,
+        // nothing written), and a transaction whose client went silent (a lost host) gives its
+        // locks back after `IDLE_IN_TRANSACTION_TIMEOUT` instead of holding every claim of every
+        // server until TCP gives up on it (hours).
+        let defaults = format!(
+            "-c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            LOCK_TIMEOUT.as_millis(),
+            IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+        );
         let session = format!("-c synchronous_commit=on -c search_path={schema}");
         let options_text = match config.get_options() {
-            Some(existing) => format!("{existing} {session}"),
-            None => session,
+            Some(existing) => format!("{defaults} {existing} {session}"),
+            None => format!("{defaults} {session}"),
         };
         config.options(&options_text);
         config.connect_timeout(options.connect_timeout);
+        // A peer that vanished is noticed by TCP within about a minute, not the system's default
+        // of two hours.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(60));
         let mut first = config
             .connect(connector.clone())
             .map_err(map_connect_error)?;

@@ -637,9 +637,14 @@ fn recover_one(
     }
     let envelope = prepare_attestation(&rebuilt, environment.trust_root())?
         .sign_all_canonical(signers, environment.trust_root())?;
-    store.complete(execution_id, envelope.as_bytes())?;
-    Ok(Some(Attestation {
-        envelope,
-        predicate: rebuilt,
-    }))
+    match store.complete(execution_id, envelope.as_bytes()) {
+        Ok(()) => Ok(Some(Attestation {
+            envelope,
+            predicate: rebuilt,
+        })),
+        // Completed by another process since it was read (another server's recovery, or a live
+        // server's own completion): nothing is left to do, as when it was completed before.
+        Err(parmana_replay::ReplayError::AlreadyCompleted { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }

@@ -298,3 +298,52 @@ fn forged_claims_are_refused_on_postgres() {
     };
     check_store(&postgres_store(&url, "recovery"));
 }
+
+/// A store on which another process completes each id, with the same bytes, just before this
+/// one does: its own completion is refused as already completed.
+#[derive(Debug)]
+struct CompletedMeanwhile<'a>(&'a dyn ReplayStore);
+
+impl ReplayStore for CompletedMeanwhile<'_> {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, parmana_runtime::replay::ReplayError> {
+        self.0.claim(id, record, under)
+    }
+    fn complete(
+        &self,
+        id: &ExecutionId,
+        attestation: &[u8],
+    ) -> Result<(), parmana_runtime::replay::ReplayError> {
+        self.0.complete(id, attestation)?;
+        self.0.complete(id, attestation)
+    }
+    parmana_testkit::forward_store_reads!(0);
+}
+
+#[test]
+fn a_leftover_another_process_completes_first_is_no_failure_of_recovery() {
+    // Two servers starting together over the same leftovers (or recovery beside a live server
+    // on SQLite): the one that loses the race to complete an id was reported as failing to
+    // recover it, though it is completed.
+    let fixture = Fixture::new();
+    let store = MemoryReplayStore::new();
+    crash(&fixture, &store, "raced", BIG);
+    let report = recover(
+        &CompletedMeanwhile(&store),
+        &fixture.key("attestation"),
+        &fixture.environment(),
+    )
+    .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(report.completed.is_empty());
+    let raced = ExecutionId::parse("raced").unwrap();
+    assert!(matches!(
+        store.get(&raced).unwrap(),
+        ExecutionState::Completed(_)
+    ));
+    assert!(store.pending().unwrap().is_empty());
+}

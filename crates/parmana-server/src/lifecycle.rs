@@ -158,9 +158,16 @@ impl Server {
                 address: self.local_addr.to_string(),
                 message: e.to_string(),
             })?;
+        // Held here, so that the store is dropped last, below, outside the tokio runtime:
+        // PostgreSQL's synchronous client closes its connections on a runtime of its own, which
+        // cannot start inside another (a clean stop on PostgreSQL panicked as it ended).
+        let state = Arc::clone(&self.state);
+        let served = runtime.block_on(self.serve());
         // Dropping the tokio runtime waits for blocking tasks: an execution that started
         // finishes (claim, sign, complete) even when its client went away.
-        runtime.block_on(self.serve())
+        drop(runtime);
+        drop(state);
+        served
     }
 
     async fn serve(self) -> Result<(), ServerError> {
@@ -227,8 +234,9 @@ impl Server {
         // grace period, may still be running: they finish first, so that the final pass
         // sequences them too.
         runtime_calls_finished(&state).await;
-        // Everything completed before the drain enters the log (and a checkpoint) now.
-        sequence_all(&state).await;
+        // Everything completed before the drain enters the log (and a checkpoint) now, waiting
+        // a while for another server's integrator to let go of the ledger.
+        sequence_all(&state, FINAL_PASS_WAIT).await;
         served.map_err(|e| io_error("serve", e))?;
         match recovered {
             Ok(result) => result,
@@ -362,18 +370,25 @@ async fn sequence_periodically(state: Arc<AppState>) {
         if !state.is_started() {
             continue;
         }
-        sequence_all(&state).await;
+        sequence_all(&state, Duration::ZERO).await;
     }
 }
 
-/// Runs the sequencer until nothing waits (or another server's integrator holds the lock), on
-/// the blocking pool; logs what it did or why it failed.
-async fn sequence_all(state: &Arc<AppState>) {
+/// How long the final sequencer pass at shutdown waits, trying again, while another server's
+/// integrator holds the ledger (PostgreSQL): when a whole deployment stops at once, completions
+/// committed after another server's last read of them are integrated by the last to stop.
+const FINAL_PASS_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs the sequencer until nothing waits, on the blocking pool — while another server's
+/// integrator holds the lock, trying again for up to `wait_for_busy` (none: the periodic passes
+/// leave it to the next tick); logs what it did or why it failed.
+async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration) {
     let worker = Arc::clone(state);
     let turn = Arc::clone(&state.sequencing).lock_owned().await;
     let result = state
         .blocking("sequence", move |runtime| {
             let _turn = turn;
+            let deadline = std::time::Instant::now() + wait_for_busy;
             // Completions signed but not recorded (the store failed at that moment) are written
             // again first, so that their ids do not stay claimed until the next start.
             let finished = runtime.finish_completions();
@@ -401,7 +416,18 @@ async fn sequence_all(state: &Arc<AppState>) {
                 // more; the completions are still integrated into the ledger, so that none
                 // waits unsequenced, and `/readyz` says why no checkpoint is signed.
                 .filter(|signing| check_log_signer(*signing).is_ok());
-            worker.log_sequencer.run_all(runtime.store(), signing)
+            let mut total = parmana_runtime::SequenceReport::default();
+            loop {
+                let report = worker.log_sequencer.run_all(runtime.store(), signing)?;
+                total.integrated.extend(report.integrated);
+                total.size = total.size.max(report.size);
+                total.checkpoint = report.checkpoint.or(total.checkpoint);
+                total.busy = report.busy;
+                if !report.busy || std::time::Instant::now() >= deadline {
+                    return Ok::<_, parmana_runtime::ExecutionError>(total);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         })
         .await;
     match result {

@@ -140,6 +140,11 @@ impl Served {
         assert!(status.success());
     }
 
+    /// Whether the process has exited (without waiting).
+    pub(crate) fn has_exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
     /// Waits for the process to exit; its exit code.
     pub(crate) fn wait(&mut self) -> Option<i32> {
         self.child.wait().unwrap().code()

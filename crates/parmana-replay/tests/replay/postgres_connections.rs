@@ -413,3 +413,52 @@ fn a_server_that_stops_accepting_connections_times_out_as_unavailable_and_recove
         ))
         .unwrap();
 }
+
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
+fn a_claim_waits_for_a_lock_held_elsewhere_at_most_lock_timeout_then_is_refused_unwritten() {
+    // A transaction left open on the marks row (a server whose host was lost mid-raise) held
+    // every claim of every server until TCP gave up on it: each statement now waits at most
+    // `lock_timeout` (the store's default, 30 s, is what this test waits for).
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let schema = unique("locks");
+    let _schemas = Schemas(vec![schema.clone()]);
+    let store = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
+    let warm = id("locks-warm");
+    assert_eq!(
+        store.claim(&warm, &claim_for("locks"), V0).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let mut raw = postgres_raw(&url, &schema);
+    let mut holding = raw.transaction().unwrap();
+    holding
+        .batch_execute("SELECT * FROM high_water_marks FOR UPDATE")
+        .unwrap();
+    let exec = id("locks-held");
+    // On a thread, so that a claim that waited for ever fails the test instead of hanging it.
+    let (answered, answer) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let (store, exec) = (&store, &exec);
+        scope.spawn(move || {
+            let _ = answered.send(store.claim(exec, &claim_for("locks"), V0));
+        });
+        let refused = answer
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the claim still waits for the lock")
+            .unwrap_err();
+        assert_eq!(refused.code(), "replay.store_unavailable", "{refused}");
+        assert!(refused.to_string().contains("lock"), "{refused}");
+    });
+    // Nothing was written; once the lock is given back the same id is claimed.
+    holding.rollback().unwrap();
+    assert!(matches!(store.get(&exec).unwrap(), ExecutionState::Absent));
+    assert_eq!(
+        store.claim(&exec, &claim_for("locks"), V0).unwrap(),
+        ClaimOutcome::Claimed
+    );
+}
