@@ -110,16 +110,21 @@ fn authzen_evaluations_follow_the_mapping_and_the_semantics() {
     );
     assert_eq!(refused.status, 400);
 
-    let boxcar = |semantic: Option<&str>| {
+    // The three semantics over boxcars of allowed (T), denied (F) and refused (E, a required
+    // signal missing) evaluations of one viewer: `T` reads, `F` edits. A refused evaluation is
+    // `false` with its error, and counts as a denial where a semantic stops.
+    let entry = |kind: char| match kind {
+        'T' => json!({"action": {"name": "read"}}),
+        'F' => json!({"action": {"name": "edit"}}),
+        _ => {
+            json!({"action": {"name": "read"}, "subject": {"type": "user", "id": "nobody", "properties": {}}})
+        }
+    };
+    let boxcar = |kinds: &str, semantic: Option<&str>| -> String {
         let mut body = json!({
             "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": "viewer"}},
             "resource": {"type": "document", "id": "1"},
-            "evaluations": [
-                {"action": {"name": "read"}},
-                {"action": {"name": "edit"}},
-                {"action": {"name": "read"}},
-                {"action": {"name": "edit"}, "subject": {"type": "user", "id": "bob", "properties": {"role": "nobody"}}}
-            ]
+            "evaluations": kinds.chars().map(entry).collect::<Vec<_>>()
         });
         if let Some(semantic) = semantic {
             body["options"] = json!({"evaluations_semantic": semantic});
@@ -130,13 +135,55 @@ fn authzen_evaluations_follow_the_mapping_and_the_semantics() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|d| d["decision"].as_bool().unwrap())
-            .collect::<Vec<_>>()
+            .map(|d| {
+                match (
+                    d["decision"].as_bool().unwrap(),
+                    d["context"]["error"]["code"].as_str(),
+                ) {
+                    (true, _) => 'T',
+                    (false, None) => 'F',
+                    (false, Some(code)) => {
+                        assert_eq!(code, "policy.signal_missing", "{d}");
+                        'E'
+                    }
+                }
+            })
+            .collect()
     };
-    assert_eq!(boxcar(None), [true, false, true, false]);
-    assert_eq!(boxcar(Some("execute_all")), [true, false, true, false]);
-    assert_eq!(boxcar(Some("deny_on_first_deny")), [true, false]);
-    assert_eq!(boxcar(Some("permit_on_first_permit")), [true]);
+    // (evaluations, semantic, the decisions answered)
+    let cases = [
+        ("TFTF", None, "TFTF"),
+        ("TFTF", Some("execute_all"), "TFTF"),
+        ("TFTF", Some("deny_on_first_deny"), "TF"),
+        ("TFTF", Some("permit_on_first_permit"), "T"),
+        ("FFTF", Some("execute_all"), "FFTF"),
+        ("FFTF", Some("deny_on_first_deny"), "F"),
+        ("FFTF", Some("permit_on_first_permit"), "FFT"),
+        ("TTTF", Some("deny_on_first_deny"), "TTTF"),
+        ("FFFF", Some("permit_on_first_permit"), "FFFF"),
+        ("TETF", Some("deny_on_first_deny"), "TE"),
+        ("ETFT", Some("permit_on_first_permit"), "ET"),
+        ("TETF", Some("execute_all"), "TETF"),
+    ];
+    for (kinds, semantic, answered) in cases {
+        assert_eq!(boxcar(kinds, semantic), answered, "{kinds} {semantic:?}");
+    }
+    // A semantic AuthZEN does not define is refused.
+    let unknown = post(
+        "/access/v1/evaluations",
+        &json!({
+            "subject": {"type": "user", "id": "a", "properties": {"role": "viewer"}},
+            "resource": {"type": "document", "id": "1"},
+            "evaluations": [{"action": {"name": "read"}}],
+            "options": {"evaluations_semantic": "first_one_wins"}
+        }),
+    );
+    assert_eq!(
+        (unknown.status, unknown.code().as_str()),
+        (400, "server.invalid_request"),
+        "{}",
+        unknown.text
+    );
     // A refused evaluation inside a boxcar is `false` with the error in its context.
     let mixed = post(
         "/access/v1/evaluations",
