@@ -92,6 +92,54 @@ impl Modify for StandardHeaders {
     }
 }
 
+/// `431` on every operation: any request's head can be too large. Its body is the error body
+/// (`server.header_too_large`) when the head arrived whole and was measured, and empty when
+/// HTTP/1.1's read buffer refused it unparsed.
+struct HeadTooLarge;
+
+impl Modify for HeadTooLarge {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten();
+            for operation in operations {
+                operation
+                    .responses
+                    .responses
+                    .entry("431".to_owned())
+                    .or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(
+                                    "The request head is larger than `max_header_bytes` \
+                                     (`server.header_too_large`; an empty body when HTTP/1.1's \
+                                     read buffer refused it unparsed)",
+                                )
+                                .content(
+                                    "application/json",
+                                    ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                    });
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -145,7 +193,7 @@ impl Modify for StandardHeaders {
         authzen::EvaluationsOutcome,
         authzen::Configuration,
     )),
-    modifiers(&Bearer, &StandardHeaders),
+    modifiers(&Bearer, &StandardHeaders, &HeadTooLarge),
     tags(
         (name = "native", description = "The native API"),
         (name = "authzen", description = "OpenID AuthZEN Authorization API 1.0"),

@@ -87,31 +87,7 @@ fn exchange(
     stream.write_all(body).unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).unwrap();
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no head: {}", String::from_utf8_lossy(&answer)));
-    let head = String::from_utf8(answer[..split].to_vec()).unwrap();
-    let bytes = answer[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    let reply = Reply {
-        status,
-        headers,
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-        bytes,
-    };
+    let reply = crate::harness::reply_of_raw(&answer);
     check_against_openapi(&served.base, method, path, &reply);
     reply
 }

@@ -345,6 +345,35 @@ fn template_of<'d>(doc: &'d Value, path: &str) -> Option<&'d str> {
     })
 }
 
+/// The reply in the bytes of an HTTP/1.1 answer read from a socket (head, blank line, body).
+pub(crate) fn reply_of_raw(answer: &[u8]) -> Reply {
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head: {}", String::from_utf8_lossy(answer)));
+    let head = String::from_utf8(answer[..split].to_vec()).unwrap();
+    let bytes = answer[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
+    }
+}
+
 /// Checks that `reply`'s status is documented for the operation and that its JSON body
 /// validates against the documented schema. Unknown paths must answer 404 `server.not_found`;
 /// a documented path asked with an undocumented method, 405 `server.method_not_allowed`.
@@ -358,8 +387,29 @@ pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply
         );
         return;
     };
+    // The headers a client acts on are always sent: `WWW-Authenticate` with every 401 (RFC
+    // 6750), `Retry-After` with every 423 and every 503 but the readiness probe's.
+    let required = match reply.status {
+        401 => Some("www-authenticate"),
+        423 => Some("retry-after"),
+        503 if template != "/readyz" => Some("retry-after"),
+        _ => None,
+    };
+    if let Some(header) = required {
+        assert!(
+            reply.header(header).is_some(),
+            "{method} {path} {} without {header}: {}",
+            reply.status,
+            reply.text
+        );
+    }
     let operation = &doc["paths"][template][method.to_ascii_lowercase()];
     let documented = &operation["responses"][reply.status.to_string()];
+    if reply.status == 431 && reply.bytes.is_empty() {
+        // Refused by HTTP/1.1's read buffer before it was parsed: no body (as documented).
+        assert!(!documented.is_null(), "{method} {path}: 431 not documented");
+        return;
+    }
     if reply.status == 503 && documented.is_null() {
         // Shedding and timeouts can answer any route; their body is the error body.
         assert_eq!(

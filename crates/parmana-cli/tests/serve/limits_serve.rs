@@ -155,6 +155,8 @@ fn oversized_request_heads_are_refused() {
                 answer.starts_with(expected),
                 "{args:?} {length}: {answer:?}"
             );
+            let reply = crate::harness::reply_of_raw(answer.as_bytes());
+            crate::harness::check_against_openapi(&served.base, "GET", "/healthz", &reply);
         }
     }
 }
