@@ -111,26 +111,24 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
         "{}",
         reply.text
     );
-    let metrics = served.get("/metrics", token).text;
-    assert!(
-        metrics.contains("parmana_reloads_total{outcome=\"ok\"} 3"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("parmana_reloads_total{outcome=\"refused\"} 3"),
-        "{metrics}"
-    );
+    // The newer manifest stays in force.
+    let status = served.get("/v1/status", token).json();
+    assert_eq!(status["release_manifest"]["version"], 2, "{status}");
+    let reloads = |outcome: &str| {
+        crate::harness::metric_with(
+            &served,
+            token,
+            &format!("parmana_reloads_total{{outcome=\"{outcome}\"}}"),
+        )
+    };
+    assert_eq!((reloads("ok"), reloads("refused")), (3, 3));
 
     // SIGHUP reloads too: a refused reload shows in the status.
     std::fs::write(root.join("trust/trust-root.json"), &older_trust_root).unwrap();
     served.signal("HUP");
     let mut seen = serde_json::Value::Null;
     for _ in 0..200 {
-        seen = served
-            .get("/metrics", token)
-            .text
-            .contains("parmana_reloads_total{outcome=\"refused\"} 4")
-            .into();
+        seen = (reloads("refused") == 4).into();
         if seen == true {
             break;
         }

@@ -138,19 +138,15 @@ fn every_route_answers_with_the_documented_status_and_scope() {
         );
     }
 
+    let metric = |series: &str| crate::harness::metric_with(&served, Some("reader"), series);
+    assert_eq!(
+        (
+            metric(r#"parmana_executions_total{decision="escalate"}"#),
+            metric(r#"parmana_execution_errors_total{code="runtime.replay_detected"}"#)
+        ),
+        (2, 1)
+    );
     let metrics = served.get("/metrics", Some("reader"));
-    assert!(
-        metrics
-            .text
-            .contains("parmana_executions_total{decision=\"escalate\"} 2"),
-        "{}",
-        metrics.text
-    );
-    assert!(
-        metrics
-            .text
-            .contains("parmana_execution_errors_total{code=\"runtime.replay_detected\"} 1")
-    );
     assert!(
         metrics
             .text
