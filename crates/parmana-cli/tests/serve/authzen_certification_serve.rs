@@ -150,7 +150,7 @@ fn check(served: &Served, token: &str, case: &Value) {
     }
     if let Some(expected) = case.get("decisions") {
         let expected = expected.as_array().unwrap();
-        // c-3-3-1 to c-3-3-4: as many as asked, in order, each a decision, none at the top.
+        // c-3-2-1 to c-3-2-7: as many as asked, in order, each a decision, none at the top.
         let got = answer["evaluations"].as_array().unwrap();
         assert_eq!(got.len(), expected.len(), "{scenario}: {answer}");
         for (got, expected) in got.iter().zip(expected) {

@@ -221,6 +221,8 @@ fn agent() -> &'static ureq::Agent {
     AGENT.get_or_init(|| {
         ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // A server that stops answering fails its test instead of hanging the run.
+            .timeout_global(Some(std::time::Duration::from_secs(120)))
             .build()
             .into()
     })

@@ -124,6 +124,8 @@ fn exchange(stream: &mut TcpStream, request: &[u8]) -> String {
 fn start_unpooled(root: &std::path::Path, args: &[&str]) -> Served {
     let unpooled: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        // A server that stops answering fails its test instead of hanging the run.
+        .timeout_global(Some(std::time::Duration::from_secs(120)))
         .max_idle_connections_per_host(0)
         .build()
         .into();
@@ -245,7 +247,8 @@ fn connections_that_send_no_request_in_time_are_closed() {
 #[test]
 fn a_client_that_never_reads_its_answers_is_closed_and_frees_its_slot() {
     let env = deployment("memory", "");
-    let served = Served::start(
+    // Unpooled: the harness keeps no connection of its own open to hold the one slot.
+    let served = start_unpooled(
         env.root(),
         &[
             "--dev-token",
@@ -258,9 +261,6 @@ fn a_client_that_never_reads_its_answers_is_closed_and_frees_its_slot() {
     // The only connection pipelines far more answers than the socket buffers hold (each
     // `/openapi.json` is tens of KiB) and never reads one: the server's writes wait on a shut
     // window. The head-read timer does not run then; the write stall must close it.
-    // The harness's own kept-alive connection (its readiness probe) holds the one slot until
-    // the idle timeout closes it.
-    std::thread::sleep(Duration::from_millis(900));
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     // A small receive buffer (set before connecting, so the window stays small): the server's
     // first answers fill it and its socket's send buffer, then every write waits.

@@ -273,7 +273,7 @@ fn a_completion_a_writer_of_the_store_inserts_is_never_signed_into_a_checkpoint(
     // Whoever can write the database, holding no key, inserts a completed execution of its own
     // (here through the store's own API, on the same file).
     {
-        use parmana_runtime::replay::{AcceptedVersions, ClaimRecord, ReplayStore};
+        use parmana_runtime::replay::{AcceptedVersions, ClaimOutcome, ClaimRecord, ReplayStore};
         let store =
             parmana_runtime::replay::SqliteReplayStore::open(root.join("state/replay.sqlite3"))
                 .unwrap();
@@ -294,7 +294,10 @@ fn a_completion_a_writer_of_the_store_inserts_is_never_signed_into_a_checkpoint(
         );
         let under = store.accepted_versions().unwrap();
         let under = AcceptedVersions::new(under.trust_root, under.release_manifest);
-        let _ = store.claim(&forged, &claim, under).unwrap();
+        assert_eq!(
+            store.claim(&forged, &claim, under).unwrap(),
+            ClaimOutcome::Claimed
+        );
         store
             .complete(&forged, b"{\"not\":\"an attestation\"}")
             .unwrap();

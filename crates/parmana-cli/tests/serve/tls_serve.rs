@@ -60,6 +60,8 @@ pub(crate) fn client(ca: &Authority, identity: Option<&(String, String)>) -> ure
     });
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        // A server that stops answering fails its test instead of hanging the run.
+        .timeout_global(Some(std::time::Duration::from_secs(120)))
         .tls_config(
             TlsConfig::builder()
                 .root_certs(roots)
