@@ -342,6 +342,8 @@ pub(crate) async fn evaluate(
     state.authorize(&headers, Scope::Evaluate)?;
     let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
     let body = EvaluationRequestBody::read(&read_body(request).await?)?;
+    // A refusal's log line names the policy too.
+    crate::state::note_request(Some(&body.policy), None);
     let mut outcome = Outcome {
         policy: Some(body.policy.clone()),
         ..Outcome::default()

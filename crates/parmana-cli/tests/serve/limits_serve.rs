@@ -78,6 +78,41 @@ fn request_logs_are_json_lines_without_signal_values_unless_configured() {
                 "{event}"
             );
         }
+        // A refusal's line names the policy and the execution id too.
+        let token = served.token.as_deref();
+        let refused = served.post(
+            "/v1/executions",
+            token,
+            &format!(
+                r#"{{"policy":"claims-approval@1.0.0","signals":{{"x":1,"x":2}},"execution_id":"bad-{logged}"}}"#
+            ),
+        );
+        assert_eq!(refused.status, 400, "{}", refused.text);
+        let (event, _) = log_line(&served, "/v1/executions", 400);
+        assert_eq!(
+            (&event["execution_id"], &event["policy"], &event["code"]),
+            (
+                &Value::from(format!("bad-{logged}")),
+                &Value::from("claims-approval@1.0.0"),
+                &Value::from(refused.code())
+            ),
+            "{event}"
+        );
+        let refused = served.post(
+            "/v1/evaluations",
+            token,
+            r#"{"policy":"claims-approval@1.0.0","signals":{}}"#,
+        );
+        assert_eq!(refused.status, 422, "{}", refused.text);
+        let (event, _) = log_line(&served, "/v1/evaluations", 422);
+        assert_eq!(
+            (&event["policy"], &event["code"]),
+            (
+                &Value::from("claims-approval@1.0.0"),
+                &Value::from(refused.code())
+            ),
+            "{event}"
+        );
     }
 }
 
