@@ -87,7 +87,10 @@ pub use postgres::{
     LOCK_TIMEOUT as POSTGRES_LOCK_TIMEOUT, PostgresOptions, PostgresReplayStore,
 };
 pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionState};
-pub use sequencer::{DEFAULT_SEQUENCE_BATCH, SequenceOutcome, StoredCheckpoint, sequence_all};
+pub use sequencer::{
+    DEFAULT_SEQUENCE_BATCH, MAX_SEQUENCE_BATCH_BYTES, SequenceOutcome, StoredCheckpoint,
+    sequence_all,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteReplayStore, WriteHold};
 pub use tlog::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};

@@ -214,10 +214,20 @@ impl ReplayStore for MemoryReplayStore {
         // The one mutex is the integrator lock.
         let mut state = self.lock()?;
         let first = state.ledger.len();
+        // As the SQL stores: at most `max`, and only while the payloads before stay under
+        // MAX_SEQUENCE_BATCH_BYTES (the first always).
+        let mut bytes_before: i64 = 0;
         for _ in 0..max {
+            if bytes_before >= crate::MAX_SEQUENCE_BATCH_BYTES {
+                break;
+            }
             let Some((_, execution_id)) = state.unsequenced.pop_first() else {
                 break;
             };
+            if let Some(ExecutionState::Completed(done)) = state.executions.get(&execution_id) {
+                let size = done.claim().attestation_inputs().len() + done.attestation().len();
+                bytes_before = bytes_before.saturating_add(i64::try_from(size).unwrap_or(i64::MAX));
+            }
             state.ledger.push(Entry::Execution(execution_id));
         }
         state.materialize_records()?;

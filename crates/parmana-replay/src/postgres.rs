@@ -457,7 +457,7 @@ fn append_record(
 
 /// One sequencer run in the caller's transaction (which holds the sequencer's advisory lock):
 /// the next `max` completed executions without a position (by claim time, then id, in byte
-/// order), each given the next position and its chained record, written with one `INSERT` and
+/// order; fewer when their payloads pass [`MAX_SEQUENCE_BATCH_BYTES`](crate::MAX_SEQUENCE_BATCH_BYTES)), each given the next position and its chained record, written with one `INSERT` and
 /// one `UPDATE` over arrays.
 fn sequence_in(
     tx: &mut postgres::Transaction<'_>,
@@ -465,12 +465,21 @@ fn sequence_in(
 ) -> Result<Vec<LedgerRow>, ReplayError> {
     let mut head = lock_head(tx)?;
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    // At most `max` executions, and only those whose payloads before them stay under
+    // MAX_SEQUENCE_BATCH_BYTES (the first always): a running total over the waiting rows in
+    // order, their lengths read from the values' headers (nothing is detoasted to be measured).
     let waiting = tx
         .query(
-            "SELECT id, request_digest, attestation_inputs, claimed_at, attestation
-             FROM executions WHERE attestation IS NOT NULL AND ledger_position IS NULL
-             ORDER BY claimed_at COLLATE \"C\", id COLLATE \"C\" LIMIT $1",
-            &[&limit],
+            "SELECT id, request_digest, attestation_inputs, claimed_at, attestation FROM (
+               SELECT id, request_digest, attestation_inputs, claimed_at, attestation,
+                 octet_length(attestation_inputs) + octet_length(attestation) AS size,
+                 sum(octet_length(attestation_inputs) + octet_length(attestation)) OVER (
+                   ORDER BY claimed_at COLLATE \"C\", id COLLATE \"C\") AS through
+               FROM executions WHERE attestation IS NOT NULL AND ledger_position IS NULL
+               ORDER BY claimed_at COLLATE \"C\", id COLLATE \"C\" LIMIT $1) AS waiting
+             WHERE through - size < $2
+             ORDER BY claimed_at COLLATE \"C\", id COLLATE \"C\"",
+            &[&limit, &crate::MAX_SEQUENCE_BATCH_BYTES],
         )
         .map_err(map_error)?;
     if waiting.is_empty() {

@@ -15,6 +15,11 @@ use crate::LedgerRow;
 /// The most executions one sequencer run integrates unless told otherwise.
 pub const DEFAULT_SEQUENCE_BATCH: usize = 4096;
 
+/// The most bytes of recorded inputs and attestations one sequencer run of the SQL stores reads
+/// (at least one execution, however large): a backlog of executions with large signals is
+/// integrated in several runs, never read whole into memory at once.
+pub const MAX_SEQUENCE_BATCH_BYTES: i64 = 64 * 1024 * 1024;
+
 /// What one sequencer run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "a sequencer run reports what it integrated"]

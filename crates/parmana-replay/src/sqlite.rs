@@ -814,28 +814,40 @@ fn append_marks_record(
 }
 
 /// One sequencer run inside the writer's `BEGIN IMMEDIATE` transaction: the next `max`
-/// completed executions without a position (by claim time, then id), each given the next
+/// completed executions without a position (by claim time, then id; fewer when their payloads
+/// pass [`MAX_SEQUENCE_BATCH_BYTES`](crate::MAX_SEQUENCE_BATCH_BYTES)), each given the next
 /// position and its chained record.
 fn sequence_in(tx: &Transaction<'_>, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
     /// One waiting execution: id, request digest, inputs, claim time, attestation.
     type Waiting = (String, String, Vec<u8>, String, Vec<u8>);
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
     let waiting: Vec<Waiting> = tx
+        // At most `max` executions, and only those whose payloads before them stay under
+        // MAX_SEQUENCE_BATCH_BYTES (the first always).
         .prepare_cached(
-            "SELECT id, request_digest, attestation_inputs, claimed_at, attestation
-             FROM executions WHERE attestation IS NOT NULL AND ledger_position IS NULL
-             ORDER BY claimed_at, id LIMIT ?1",
+            "SELECT id, request_digest, attestation_inputs, claimed_at, attestation FROM (
+               SELECT id, request_digest, attestation_inputs, claimed_at, attestation,
+                 length(attestation_inputs) + length(attestation) AS size,
+                 sum(length(attestation_inputs) + length(attestation)) OVER (
+                   ORDER BY claimed_at, id) AS through
+               FROM executions WHERE attestation IS NOT NULL AND ledger_position IS NULL
+               ORDER BY claimed_at, id LIMIT ?1)
+             WHERE through - size < ?2
+             ORDER BY claimed_at, id",
         )
         .map_err(map_error)?
-        .query_map([limit], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })
+        .query_map(
+            rusqlite::params![limit, crate::MAX_SEQUENCE_BATCH_BYTES],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
+        )
         .map_err(map_error)?
         .collect::<Result<_, _>>()
         .map_err(map_error)?;

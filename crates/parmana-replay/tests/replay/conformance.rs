@@ -55,7 +55,8 @@ macro_rules! conformance_suite {
                 logs_catch_up_from_any_size,
                 sequencers_race,
                 stored_checkpoints_are_checked,
-                unsequenced_completions_and_pending_claims
+                unsequenced_completions_and_pending_claims,
+                sequencer_batches_are_bounded_in_bytes
             );
 
             #[test]

@@ -32,6 +32,40 @@ fn complete_at(store: &dyn ReplayStore, name: &str, seconds: i64) {
         .unwrap();
 }
 
+/// A run reads at most `MAX_SEQUENCE_BATCH_BYTES` of payloads (the first execution always, the
+/// next ones while the payloads before them stay under it): a backlog of large executions is
+/// integrated in several runs, never read whole at once.
+pub(crate) fn sequencer_batches_are_bounded_in_bytes(h: &dyn Harness) {
+    let store = h.store();
+    let third = usize::try_from(parmana_replay::MAX_SEQUENCE_BATCH_BYTES).unwrap() / 2 + 1;
+    for (n, name) in ["big-a", "big-b", "big-c"].into_iter().enumerate() {
+        let exec = id(name);
+        store
+            .claim(&exec, &claim_for(name), V0)
+            .unwrap()
+            .require_claimed(&exec)
+            .unwrap();
+        let mut attestation = vec![b'x'; third];
+        attestation[0] = b'0' + u8::try_from(n).unwrap();
+        store.complete(&exec, &attestation).unwrap();
+    }
+    complete_at(store, "small-d", 1_000_000);
+    let ids = |outcome: SequenceOutcome| -> Vec<String> {
+        outcome
+            .rows()
+            .iter()
+            .map(|r| r.execution_id.clone().unwrap())
+            .collect()
+    };
+    // Two halves and a byte pass the bound: the third waits for the next run, with the small one.
+    assert_eq!(ids(store.sequence(4096).unwrap()), ["big-a", "big-b"]);
+    assert_eq!(ids(store.sequence(4096).unwrap()), ["big-c", "small-d"]);
+    assert!(ids(store.sequence(4096).unwrap()).is_empty());
+    let report = verify_ledger(store).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.executions, report.unsequenced), (4, 0));
+}
+
 /// A checkpoint of `store`'s log as it is now (the note is a stand-in: the store does not
 /// read it; the runtime signs real ones).
 fn checkpoint_now(store: &dyn ReplayStore) -> StoredCheckpoint {
