@@ -379,6 +379,9 @@ impl Deployment {
         };
         let file = match file {
             Some((path, found_by)) => {
+                if matches!(found_by, FoundBy::WalkingUp) {
+                    check_found_file_is_yours(&path)?;
+                }
                 let parsed = read_config_file(&path)?;
                 Some((path, found_by, parsed))
             }
@@ -730,6 +733,45 @@ fn find_upwards(start: &Path) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// A configuration file found walking up is read only when the user running the command, or
+/// root, owns it and not everyone may write it (as git refuses a repository another user owns):
+/// one planted in a shared directory above the current one (`/tmp/parmana.toml`) could name a
+/// tokens file, a listen address or a trust root. A file named by `PARMANA_CONFIG` is the user's
+/// choice and is read as named.
+#[cfg(unix)]
+fn check_found_file_is_yours(path: &Path) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt as _;
+    let what = path.display().to_string();
+    let metadata = std::fs::metadata(path).map_err(|e| Failure::io(&what, &e))?;
+    let you = rustix::process::geteuid().as_raw();
+    let unsafe_because = if metadata.uid() != you && metadata.uid() != 0 {
+        Some(format!(
+            "it belongs to uid {}, not to you (uid {you})",
+            metadata.uid()
+        ))
+    } else if metadata.mode() & 0o002 != 0 {
+        Some("anyone may write it".to_owned())
+    } else {
+        None
+    };
+    match unsafe_because {
+        None => Ok(()),
+        Some(reason) => Err(Failure::new(
+            "cli.config_unsafe",
+            format!(
+                "{what} was found walking up from the current directory, but {reason}: it is \
+                 not read; name it with {CONFIG_ENV} to use it anyway"
+            ),
+            ExitClass::Usage,
+        )),
+    }
+}
+
+#[cfg(not(unix))]
+fn check_found_file_is_yours(_: &Path) -> Result<(), Failure> {
+    Ok(())
+}
+
 /// Reads and parses a configuration file, bounded, refusing unknown keys.
 fn read_config_file(path: &Path) -> Result<ConfigFile, Failure> {
     use std::io::Read as _;
@@ -886,6 +928,48 @@ mod tests {
             let err =
                 Deployment::load_from(temp.path().join("sub/dir"), Vec::new(), None).unwrap_err();
             assert_eq!(err.code, "cli.invalid_config", "{text}");
+        }
+    }
+
+    /// A file found walking up that another user owns, or that anyone may write, is refused
+    /// (`cli.config_unsafe`), nothing read from it; named by `PARMANA_CONFIG`, it is read.
+    #[cfg(unix)]
+    #[test]
+    fn a_found_file_someone_else_could_have_planted_is_not_read() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(temp.path().join("sub/dir")).unwrap();
+        let file = temp.path().join(CONFIG_FILE_NAME);
+        std::fs::write(&file, "store = \"memory\"\n").unwrap();
+        let load = || Deployment::load_from(temp.path().join("sub/dir"), Vec::new(), None);
+        let named = || {
+            Deployment::load_from(
+                temp.path().join("sub/dir"),
+                Vec::new(),
+                Some(file.clone().into_os_string()),
+            )
+        };
+        assert!(load().unwrap().file().is_some());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = load().unwrap_err();
+        assert_eq!(err.code, "cli.config_unsafe", "{}", err.message);
+        assert!(
+            err.message.contains("anyone may write it"),
+            "{}",
+            err.message
+        );
+        assert!(named().unwrap().file().is_some());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // Another user's file (only root may give a file away: CI runs as root).
+        if std::os::unix::fs::chown(&file, Some(65_534), None).is_ok() {
+            let err = load().unwrap_err();
+            assert_eq!(err.code, "cli.config_unsafe", "{}", err.message);
+            assert!(
+                err.message.contains("belongs to uid 65534"),
+                "{}",
+                err.message
+            );
+            assert!(named().unwrap().file().is_some());
         }
     }
 
