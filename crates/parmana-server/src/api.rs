@@ -520,6 +520,14 @@ pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
     if let Err(error) = environment.release_manifest().check_not_expired(now) {
         return Some(format!("release manifest: {error}"));
     }
+    // Every client refuses an expired certificate: no traffic should come here then.
+    if let Some(not_after) = state.tls_not_after
+        && now >= not_after
+    {
+        return Some(format!(
+            "TLS certificate: expired at {not_after}; restart the server with a valid one"
+        ));
+    }
     // A reload may take a trust root that rotated this server's keys out (a leaked key must stop
     // signing): it then refuses every execution, or signs no checkpoint, until it is restarted
     // with the new keys, and says so here.

@@ -70,8 +70,10 @@ impl Server {
         let tls = settings
             .tls
             .as_ref()
-            .map(crate::tls::server_config)
+            .map(|files| crate::tls::server_config(files, runtime.clock().now()))
             .transpose()?;
+        let tls_not_after = tls.as_ref().map(|(_, not_after)| *not_after);
+        let tls = tls.map(|(config, _)| config);
         let authzen = AuthzenMapping::new(&settings.authzen, &runtime)?;
         if let Some(log) = &settings.log {
             let environment = runtime.environment();
@@ -116,6 +118,7 @@ impl Server {
             log_sequencer: parmana_runtime::LogSequencer::default(),
             sequencing: Arc::new(tokio::sync::Mutex::new(())),
             reloading: Arc::new(tokio::sync::Mutex::new(())),
+            tls_not_after,
         });
         Ok(Self {
             state,

@@ -211,6 +211,10 @@ fn readyz_is_200_only_when_started_not_draining_unexpired_and_the_store_answers(
         state.draining.store(true, Ordering::SeqCst);
         state
     };
+    // Its TLS certificate expired while it served (the clock reads NOW).
+    let mut certificate_expired = started(state_over(&fixture, memory(), &clock));
+    Arc::get_mut(&mut certificate_expired).unwrap().tls_not_after =
+        Some(Timestamp::parse("2026-11-28T20:59:59Z").unwrap());
     // (case, state, expected status, what the refusal says)
     let cases: Vec<(&str, Arc<AppState>, u16, &str)> = vec![
         (
@@ -238,6 +242,12 @@ fn readyz_is_200_only_when_started_not_draining_unexpired_and_the_store_answers(
             "replay store: unavailable (replay.store_unavailable",
         ),
         ("trust root expired", expired, 503, "expired"),
+        (
+            "TLS certificate expired",
+            certificate_expired,
+            503,
+            "TLS certificate: expired at 2026-11-28T20:59:59Z",
+        ),
         (
             "behind the store",
             behind,

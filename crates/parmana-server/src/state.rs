@@ -105,6 +105,8 @@ pub(crate) struct AppState {
     /// each reads the files as they are when its turn comes, and the last reload recorded is
     /// the last made.
     pub(crate) reloading: Arc<tokio::sync::Mutex<()>>,
+    /// When the server's TLS certificate stops being valid (`/readyz` turns 503 then).
+    pub(crate) tls_not_after: Option<parmana_runtime::canon::Timestamp>,
     /// The log the log routes serve, read at most once per sequencer cadence.
     pub(crate) log_cache: crate::log_cache::LogCache,
     /// The last store probe of `/readyz` (when it answered, and why the store is not ready,

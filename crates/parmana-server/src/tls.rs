@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use parmana_runtime::canon::Timestamp;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -25,10 +26,28 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError
 }
 
 /// The rustls server configuration of `files`: HTTP/1.1 over TLS 1.2 or 1.3, client
-/// certificates required when a client CA is named.
-pub(crate) fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+/// certificates required when a client CA is named; and the end of the server certificate's
+/// validity. A certificate outside its validity window at `now` is refused: every client would
+/// refuse it, while `/readyz` sent traffic to the server.
+pub(crate) fn server_config(
+    files: &TlsFiles,
+    now: Timestamp,
+) -> Result<(Arc<rustls::ServerConfig>, Timestamp), ServerError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates(&files.certificate)?;
+    let leaf = chain.first().map_or(&[][..], |leaf| leaf.as_ref());
+    let (not_before, not_after) = validity(leaf).ok_or_else(|| {
+        ServerError::TlsInvalid(format!(
+            "{}: the certificate's validity cannot be read",
+            files.certificate.display()
+        ))
+    })?;
+    if now < not_before || now >= not_after {
+        return Err(ServerError::TlsInvalid(format!(
+            "{}: the certificate is valid from {not_before} to {not_after}, not now ({now})",
+            files.certificate.display()
+        )));
+    }
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| ServerError::TlsInvalid(format!("{}: {e}", files.key.display())))?;
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
@@ -53,5 +72,168 @@ pub(crate) fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig
         .with_single_cert(chain, key)
         .map_err(|e| ServerError::TlsInvalid(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), not_after))
+}
+
+/// The validity window (`notBefore`, `notAfter`) of a DER certificate (RFC 5280 §4.1.2.5), every
+/// step bounds-checked; `None` when the bytes are not a certificate laid out as RFC 5280 says.
+pub(crate) fn validity(der: &[u8]) -> Option<(Timestamp, Timestamp)> {
+    const SEQUENCE: u8 = 0x30;
+    let expect = |bytes, tag| match element(bytes) {
+        Some((found, value, rest)) if found == tag => Some((value, rest)),
+        _ => None,
+    };
+    let (certificate, _) = expect(der, SEQUENCE)?;
+    let (tbs, _) = expect(certificate, SEQUENCE)?;
+    // `version` is `[0] EXPLICIT`, absent for version 1.
+    let fields = match element(tbs)? {
+        (0xA0, _, rest) => rest,
+        _ => tbs,
+    };
+    let (_serial, rest) = expect(fields, 0x02)?;
+    let (_signature, rest) = expect(rest, SEQUENCE)?;
+    let (_issuer, rest) = expect(rest, SEQUENCE)?;
+    let (window, _) = expect(rest, SEQUENCE)?;
+    let (before_tag, before, rest) = element(window)?;
+    let (after_tag, after, _) = element(rest)?;
+    Some((time(before_tag, before)?, time(after_tag, after)?))
+}
+
+/// One DER element: its tag, its contents and what follows it (single-byte tags; definite
+/// lengths of at most four bytes, as a certificate's are).
+fn element(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = bytes.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (length, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let (length, rest) = rest.split_at_checked(count)?;
+        let length = length
+            .iter()
+            .fold(0_usize, |length, byte| (length << 8) | usize::from(*byte));
+        (length, rest)
+    };
+    let (contents, rest) = rest.split_at_checked(length)?;
+    Some((tag, contents, rest))
+}
+
+/// A `Time` (RFC 5280 §4.1.2.5): `UTCTime` `YYMMDDHHMMSSZ` (years 1950–2049) or
+/// `GeneralizedTime` `YYYYMMDDHHMMSSZ`.
+fn time(tag: u8, contents: &[u8]) -> Option<Timestamp> {
+    let digits = std::str::from_utf8(contents).ok()?.strip_suffix('Z')?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let full = match (tag, digits.len()) {
+        (0x17, 12) => {
+            let century = if digits.get(..2)? >= "50" { "19" } else { "20" };
+            format!("{century}{digits}")
+        }
+        (0x18, 14) => digits.to_owned(),
+        _ => return None,
+    };
+    let part = |range: std::ops::Range<usize>| full.get(range);
+    Timestamp::parse(&format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        part(0..4)?,
+        part(4..6)?,
+        part(6..8)?,
+        part(8..10)?,
+        part(10..12)?,
+        part(12..14)?
+    ))
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// A DER element of `tag` around `contents` (short or long form length).
+    fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match u8::try_from(contents.len()) {
+            Ok(short) if short < 0x80 => out.push(short),
+            _ => {
+                let length = u32::try_from(contents.len()).unwrap().to_be_bytes();
+                let skip = length.iter().take_while(|b| **b == 0).count();
+                out.push(0x80 | u8::try_from(4 - skip).unwrap());
+                out.extend(&length[skip..]);
+            }
+        }
+        out.extend(contents);
+        out
+    }
+
+    /// A certificate's outer layers around a validity window, with or without `version`, with
+    /// an issuer long enough to need a long-form length.
+    fn certificate(with_version: bool, before: (u8, &str), after: (u8, &str)) -> Vec<u8> {
+        let mut tbs = Vec::new();
+        if with_version {
+            tbs.extend(der(0xA0, &der(0x02, &[2])));
+        }
+        tbs.extend(der(0x02, &[1]));
+        tbs.extend(der(0x30, &der(0x06, &[1, 2, 3])));
+        tbs.extend(der(0x30, &vec![b'n'; 300]));
+        let mut window = der(before.0, before.1.as_bytes());
+        window.extend(der(after.0, after.1.as_bytes()));
+        tbs.extend(der(0x30, &window));
+        tbs.extend(der(0x30, b"subject and the rest"));
+        let mut whole = der(0x30, &tbs);
+        whole.extend(der(0x30, b"signature algorithm"));
+        der(0x30, &whole)
+    }
+
+    #[test]
+    fn a_certificates_validity_is_read_in_both_time_forms() {
+        let at = |text: &str| Timestamp::parse(text).unwrap();
+        for with_version in [true, false] {
+            let read = validity(&certificate(
+                with_version,
+                (0x17, "491231235959Z"),
+                (0x18, "20991231235959Z"),
+            ));
+            assert_eq!(
+                read,
+                Some((at("2049-12-31T23:59:59Z"), at("2099-12-31T23:59:59Z")))
+            );
+            // UTCTime years from 50 are the 1900s (RFC 5280).
+            let read = validity(&certificate(
+                with_version,
+                (0x17, "500101000000Z"),
+                (0x17, "260101000000Z"),
+            ));
+            assert_eq!(
+                read,
+                Some((at("1950-01-01T00:00:00Z"), at("2026-01-01T00:00:00Z")))
+            );
+        }
+    }
+
+    #[test]
+    fn anything_else_is_no_validity() {
+        let good = certificate(true, (0x17, "250101000000Z"), (0x17, "260101000000Z"));
+        let cases: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            vec![0x30],
+            vec![0x30, 0x85, 1, 2, 3, 4, 5],
+            good[..good.len() / 2].to_vec(),
+            certificate(true, (0x17, "2501010000Z"), (0x17, "260101000000Z")),
+            certificate(true, (0x17, "250101000000"), (0x17, "260101000000Z")),
+            certificate(true, (0x18, "250101000000Z"), (0x17, "260101000000Z")),
+            certificate(true, (0x17, "25010100000xZ"), (0x17, "260101000000Z")),
+            certificate(true, (0x17, "251301000000Z"), (0x17, "260101000000Z")),
+            certificate(true, (0x04, "250101000000Z"), (0x17, "260101000000Z")),
+        ];
+        for (n, bytes) in cases.iter().enumerate() {
+            assert_eq!(validity(bytes), None, "case {n}");
+        }
+        assert!(validity(&good).is_some());
+    }
 }

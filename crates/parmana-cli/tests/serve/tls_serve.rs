@@ -1,4 +1,4 @@
-//! TLS: HTTPS with the certificate and key from files (flags, `PARMANA_TLS_*` and `[server]` in `parmana.toml`), required client certificates, a connection that completes no handshake within the idle timeout closed, and unusable TLS files refused at start.
+//! TLS: HTTPS with the certificate and key from files (flags, `PARMANA_TLS_*` and `[server]` in `parmana.toml`), required client certificates, a connection that completes no handshake within the idle timeout closed, and unusable TLS files — a certificate expired or not yet valid included — refused at start.
 
 use std::path::{Path, PathBuf};
 
@@ -34,8 +34,22 @@ impl Authority {
 
     /// A leaf certificate for `names`, for servers or clients: (certificate PEM, key PEM).
     fn issue(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
+        self.issue_valid(names, usage, None)
+    }
+
+    /// [`issue`](Self::issue), valid from and to the given (year, month, day) when given.
+    fn issue_valid(
+        &self,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+        window: Option<((i32, u8, u8), (i32, u8, u8))>,
+    ) -> (String, String) {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names).unwrap();
+        if let Some(((y1, m1, d1), (y2, m2, d2))) = window {
+            params.not_before = rcgen::date_time_ymd(y1, m1, d1);
+            params.not_after = rcgen::date_time_ymd(y2, m2, d2);
+        }
         params.is_ca = IsCa::ExplicitNoCa;
         params.extended_key_usages = vec![usage];
         let key = KeyPair::generate().unwrap();
@@ -215,12 +229,36 @@ fn unusable_tls_files_refuse_to_start_with_a_typed_error() {
     let empty = root.join("tls/empty.pem");
     std::fs::write(&empty, "").unwrap();
     let missing = root.join("tls/missing.pem");
+    // Certificates every client would refuse for their dates: expired, and not yet valid.
+    let dated = |name: &str, window| {
+        let (pem, _) = server_ca.issue_valid(
+            &["127.0.0.1"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            Some(window),
+        );
+        let path = root.join(format!("tls/{name}.pem"));
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let expired = dated("expired", ((2020, 1, 1), (2021, 1, 1)));
+    let early = dated("early", ((2090, 1, 1), (2091, 1, 1)));
+    let (expired, early) = (expired.to_str().unwrap(), early.to_str().unwrap());
     let certificate = certificate.to_str().unwrap();
     let key = key.to_str().unwrap();
     let empty = empty.to_str().unwrap();
     let missing = missing.to_str().unwrap();
     // (what, TLS arguments, expected code)
-    let cases: [(&str, Vec<&str>, &str); 6] = [
+    let cases: [(&str, Vec<&str>, &str); 8] = [
+        (
+            "an expired certificate",
+            vec!["--tls-cert", expired, "--tls-key", key],
+            "the certificate is valid from 2020-01-01T00:00:00Z to 2021-01-01T00:00:00Z",
+        ),
+        (
+            "a certificate not yet valid",
+            vec!["--tls-cert", early, "--tls-key", key],
+            "the certificate is valid from 2090-01-01T00:00:00Z",
+        ),
         (
             "missing key file",
             vec!["--tls-cert", certificate, "--tls-key", missing],
@@ -272,6 +310,9 @@ fn unusable_tls_files_refuse_to_start_with_a_typed_error() {
         let (exit, stdout, stderr) = parmana(root, &args);
         assert_eq!(exit, 2, "{what}: {stderr}");
         assert!(stderr.contains(code), "{what}: {stderr}");
+        if code.starts_with("the certificate") {
+            assert!(stderr.contains("server.tls_invalid"), "{what}: {stderr}");
+        }
         assert!(!stdout.contains("listening on"), "{what}: {stdout}");
     }
 }
