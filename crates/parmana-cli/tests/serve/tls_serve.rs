@@ -10,6 +10,9 @@ use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
 use crate::harness::{Served, deployment, execution_body, parmana, try_call_with};
 
+/// A calendar day: (year, month, day).
+type Day = (i32, u8, u8);
+
 /// A certificate authority made for one test.
 pub(crate) struct Authority {
     issuer: Issuer<'static, KeyPair>,
@@ -42,7 +45,7 @@ impl Authority {
         &self,
         names: &[&str],
         usage: ExtendedKeyUsagePurpose,
-        window: Option<((i32, u8, u8), (i32, u8, u8))>,
+        window: Option<(Day, Day)>,
     ) -> (String, String) {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names).unwrap();
