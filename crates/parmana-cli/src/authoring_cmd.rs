@@ -764,7 +764,11 @@ fn check_replaced_manifest(args: &ReleaseSignArgs) -> Result<(), Failure> {
         }
         Ok(_) => {}
     }
-    let bytes = std::fs::read(&args.out).map_err(|e| Failure::io(&out, &e))?;
+    // Bounded: a file past the manifest's limit is refused by the version check below.
+    let bytes = crate::common::read_bounded(
+        &args.out,
+        parmana_runtime::trust::MAX_RELEASE_MANIFEST_BYTES,
+    )?;
     let replaced = read_release_manifest_version(&bytes).map_err(|e| {
         let mut failure = Failure::trust(&e);
         failure.message = format!(

@@ -1,10 +1,12 @@
 //! "Did you mean …?": the closest known name to a misspelt one (signals, operators), by edit distance.
 
-/// Names longer than this, in characters, get no suggestion: every name a policy declares, and
-/// every operator, is at most [`MAX_NAME_LEN`](crate::limits::MAX_NAME_LEN) bytes, so a longer
-/// name is more than a third of its length away from all of them — and measuring the distance
-/// to a name sent from outside would cost time in proportion to its length.
-const MAX_SUGGESTED_NAME_CHARS: usize = crate::limits::MAX_NAME_LEN * 3 / 2;
+/// Names longer than this, in characters, get no suggestion: every name a 2.0.0 policy
+/// declares, and every operator, is at most [`MAX_NAME_LEN`](crate::limits::MAX_NAME_LEN)
+/// bytes, so a longer name is more than a third of its length away from all of them (193 is
+/// 65 edits from 128, and 65 is a third of 193, rounded up) — and measuring the distance to a
+/// name sent from outside would cost time in proportion to its length. (Legacy 1.0.0 names may
+/// be longer; past this, they get no suggestion either.)
+const MAX_SUGGESTED_NAME_CHARS: usize = crate::limits::MAX_NAME_LEN * 3 / 2 + 1;
 
 /// The edit-distance table cells one search for suggestions may fill (one `validate_signals`, or
 /// one name in a policy): a name sent from outside costs a bounded time however many declared
@@ -90,13 +92,26 @@ mod tests {
     #[test]
     fn a_name_out_of_reach_of_every_declared_one_is_not_measured() {
         // Longer than any name a policy may declare by more than a third: no candidate is even
-        // looked at, so a megabyte of name costs no more than counting 193 characters.
+        // looked at, so a megabyte of name costs no more than counting 194 characters.
         let long = "a".repeat(1 << 20);
         let mut looked_at = 0;
         let candidates = ["a"; 3].into_iter().inspect(|_| looked_at += 1);
         let mut cells = SUGGESTION_CELLS;
         assert_eq!(closest(&long, candidates, &mut cells), None);
         assert_eq!((looked_at, cells), (0, SUGGESTION_CELLS));
+        // 193 characters are still in reach of a 128-character name (65 edits, a third of 193
+        // rounded up); 194 are not.
+        let declared = "d".repeat(128);
+        let near = format!("{declared}{}", "e".repeat(65));
+        assert_eq!(
+            closest(&near, [declared.as_str()], &mut SUGGESTION_CELLS.clone()),
+            Some(declared.as_str())
+        );
+        let far = format!("{near}e");
+        assert_eq!(
+            closest(&far, [declared.as_str()], &mut SUGGESTION_CELLS.clone()),
+            None
+        );
         // Candidates whose length alone puts them out of reach cost no cells.
         let mut cells = SUGGESTION_CELLS;
         assert_eq!(

@@ -288,6 +288,10 @@ impl PostgresReplayStore {
 /// Creates the schema if needed and applies the migrations it lacks, in one transaction.
 fn migrate(client: &mut Client, schema: &str) -> Result<(), ReplayError> {
     let mut tx = client.transaction().map_err(map_error)?;
+    // A migration may take long (an index over a large table): the servers starting beside the
+    // one that runs it wait for it, past the session's `lock_timeout`.
+    tx.batch_execute("SET LOCAL lock_timeout = 0")
+        .map_err(map_error)?;
     // Serializes concurrent first opens of the same schema (the lock ends with the transaction).
     tx.execute(
         "SELECT pg_advisory_xact_lock(1886220653, hashtext($1))",

@@ -99,15 +99,16 @@ pub mod trust {
     pub use parmana_trust::{
         AttestationCheck, AttestationCheckKind, AttestationReport, BUNDLE_MANIFEST_FILE,
         BUNDLE_TESTS_DIR, BundleFiles, CLAIM_KEY_PURPOSE, ClaimKey, EXECUTED_AT_TOLERANCE_SECONDS,
-        ExecutionPredicate, KeyFile, KeyId, LocalSigningKey, MAX_ENVELOPE_BYTES, MAX_SIGNATURES,
-        MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, POLICY_FILE, PublicKey,
-        RELEASE_MANIFEST_FILE, ReleaseManifestSpec, Role, RoleSpec, Signer, SigningKeyStanding,
-        TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE, TrustError, TrustRootSpec, TrustStanding,
-        VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustHistory, VerifiedTrustRoot,
-        VerifyOptions, check_signer_role, create_trust_root, decode_attestation_statement,
-        read_bundle_dir, read_key_file, read_legacy_bundle_dir, read_public_key_file,
-        read_release_manifest_version, sign_bundle_dir, sign_release_manifest, verify_attestations,
-        verify_attestations_in_history, verify_legacy_bundle, write_public_key_file,
+        ExecutionPredicate, KeyFile, KeyId, LocalSigningKey, MAX_ENVELOPE_BYTES,
+        MAX_RELEASE_MANIFEST_BYTES, MAX_SIGNATURES, MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES,
+        POLICY_FILE, PublicKey, RELEASE_MANIFEST_FILE, ReleaseManifestSpec, Role, RoleSpec, Signer,
+        SigningKeyStanding, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE, TrustError, TrustRootSpec,
+        TrustStanding, VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustHistory,
+        VerifiedTrustRoot, VerifyOptions, check_signer_role, create_trust_root,
+        decode_attestation_statement, read_bundle_dir, read_key_file, read_legacy_bundle_dir,
+        read_public_key_file, read_release_manifest_version, sign_bundle_dir,
+        sign_release_manifest, verify_attestations, verify_attestations_in_history,
+        verify_legacy_bundle, write_public_key_file,
     };
 }
 

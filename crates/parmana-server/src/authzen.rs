@@ -871,12 +871,14 @@ pub(crate) async fn evaluation(
     let request: EvaluationRequest = parse_body(&read_body(request).await?)?;
     let executes = names_execution(request.context.as_ref());
     if executes && may_execute {
-        // Named on any answer, one on the request's timeout included.
+        // Named on any answer, one on the request's timeout included; only an id that passed
+        // its check (a refused one may be a megabyte).
         let id = request
             .context
             .as_ref()
             .and_then(|context| context.get(EXECUTION_ID_KEY))
-            .and_then(Value::as_str);
+            .and_then(Value::as_str)
+            .filter(|id| parse_execution_id(id).is_ok());
         crate::state::note_request(None, id);
     }
     let (decided, outcome) = if executes {

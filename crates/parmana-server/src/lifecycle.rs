@@ -499,43 +499,54 @@ async fn watch_signals(state: Arc<AppState>, handle: Handle<SocketAddr>) {
 /// the reload task failed).
 pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
     let turn = Arc::clone(&state.reloading).lock_owned().await;
-    let checking = Arc::clone(state);
+    let worker = Arc::clone(state);
+    // Counted, recorded and logged by the reload's own work, under its turn: a reload that
+    // outlives its request (answered on the timeout) is reported too, and a later one cannot
+    // be overtaken by this one's report.
     let result = state
         .blocking("reload", move |runtime| {
             let _turn = turn;
-            runtime.reload_checked(|fresh| checking.authzen.check_environment(fresh))
+            let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.reload_checked(|fresh| worker.authzen.check_environment(fresh))
+            }));
+            worker
+                .metrics
+                .reload(matches!(reloaded, Ok(Ok(_))));
+            match &reloaded {
+                Ok(Ok(report)) => tracing::info!(
+                    target: "parmana::server",
+                    trust_root = report.trust_root.1,
+                    release_manifest = report.release_manifest.1,
+                    policies = report.policies,
+                    "reloaded"
+                ),
+                Ok(Err(error)) => tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment stays"),
+                // A defect: a refused reload too, recorded as one; the old environment stays.
+                Err(_) => {
+                    runtime.record_reload_failure(
+                        "server.internal",
+                        "the reload task failed".to_owned(),
+                    );
+                    tracing::warn!(target: "parmana::server", code = "server.internal", "reload failed; the old environment stays");
+                }
+            }
+            reloaded
         })
-        .await;
-    // A reload task that failed (a defect: `500 server.internal`) is a refused reload too,
-    // counted and recorded as one; the old environment stays.
-    state
-        .metrics
-        .reload(result.as_ref().is_ok_and(Result::is_ok));
-    let result = result.inspect_err(|error| {
-        state
-            .runtime
-            .record_reload_failure(&error.code, error.message.clone());
-        tracing::warn!(target: "parmana::server", code = %error.code, message = %error.message, "reload failed; the old environment stays");
-    })?;
+        .await?;
     match result {
-        Ok(report) => {
-            tracing::info!(
-                target: "parmana::server",
-                trust_root = report.trust_root.1,
-                release_manifest = report.release_manifest.1,
-                policies = report.policies,
-                "reloaded"
-            );
-            Ok(report)
-        }
-        Err(error) => {
-            tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment stays");
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(error)) => {
             let mut api = ApiError::from_execution(&error);
             if api.status != StatusCode::SERVICE_UNAVAILABLE {
                 api.status = StatusCode::UNPROCESSABLE_ENTITY;
             }
             Err(api)
         }
+        Err(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server.internal",
+            "the reload task failed; the old environment stays".to_owned(),
+        )),
     }
 }
 

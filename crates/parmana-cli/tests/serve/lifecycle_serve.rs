@@ -226,8 +226,15 @@ fn sigterm_under_load_loses_and_doubles_no_outcome() {
     // A request the shutdown stopped was not executed: refused before anything was consumed,
     // or never read. (One executed without its answer reaching the client would be an outcome
     // lost: requests in flight are answered within the grace.)
+    // (Only an answer on the request's timeout, `503 server.timeout`, says it may still
+    // complete: counted with the answered ones when it did.)
+    let mut completed_after_timeout = 0;
     for (id, refusal) in &stopped {
         let (code, _, stderr) = parmana(&root, &["show", id]);
+        if refusal.as_deref() == Some("server.timeout") && code == 0 {
+            completed_after_timeout += 1;
+            continue;
+        }
         assert!(
             code != 0 && stderr.contains("cli.execution_unknown"),
             "{id} ({refusal:?}) was executed without an answer: {stderr}"
@@ -240,7 +247,7 @@ fn sigterm_under_load_loses_and_doubles_no_outcome() {
     assert_eq!(
         (&report["executions"], &report["unsequenced"]),
         (
-            &serde_json::Value::from(answered.len()),
+            &serde_json::Value::from(answered.len() + completed_after_timeout),
             &serde_json::Value::from(0)
         ),
         "{report}"

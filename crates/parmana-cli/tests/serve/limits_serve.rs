@@ -624,31 +624,31 @@ fn an_execution_past_its_time_is_answered_503_keeps_its_slot_and_completes_once(
     // The shed request did nothing.
     assert_eq!(served.get("/v1/executions/held-3", token).status, 404);
     // Both executions are counted though their requests were answered first; so are their two
-    // replays, and the time of all four runtime calls.
-    assert_eq!(
-        metric_with(
-            &served,
-            token,
-            r#"parmana_executions_total{decision="escalate"}"#
+    // replays, and the time of all four runtime calls (each counted by its call just after its
+    // completion is stored: read until they are, bounded).
+    let counted = |series: &str| metric_with(&served, token, series);
+    let series = [
+        (r#"parmana_executions_total{decision="escalate"}"#, 2),
+        (
+            r#"parmana_execution_errors_total{code="runtime.replay_detected"}"#,
+            2,
         ),
-        2
-    );
-    assert_eq!(
-        metric_with(
-            &served,
-            token,
-            r#"parmana_execution_errors_total{code="runtime.replay_detected"}"#
+        (
+            r#"parmana_runtime_call_duration_seconds_count{operation="execute"}"#,
+            4,
         ),
-        2
-    );
-    assert_eq!(
-        metric_with(
-            &served,
-            token,
-            r#"parmana_runtime_call_duration_seconds_count{operation="execute"}"#
-        ),
-        4
-    );
+    ];
+    let all_counted = (0..400).any(|_| {
+        let done = series
+            .iter()
+            .all(|(series, expected)| counted(series) == *expected);
+        if !done {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        done
+    });
+    let read: Vec<u64> = series.iter().map(|(series, _)| counted(series)).collect();
+    assert!(all_counted, "{read:?}");
 }
 
 #[test]
