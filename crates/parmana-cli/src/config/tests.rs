@@ -1,0 +1,247 @@
+//! Unit tests of the deployment configuration: precedence, relative paths, refusals of unsafe or malformed files.
+
+use super::*;
+
+fn deployment(dir: &Path, file: Option<&str>, env: &[(&'static str, &str)]) -> Deployment {
+    if let Some(text) = file {
+        std::fs::write(dir.join(CONFIG_FILE_NAME), text).unwrap();
+    }
+    let env = env
+        .iter()
+        .map(|(name, value)| (*name, OsString::from(value)))
+        .collect();
+    Deployment::load_from(dir.join("sub/dir"), env, None).unwrap()
+}
+
+/// Every variable a setting names is read: one left out of [`VARIABLES`] would be
+/// documented (help, `parmana config`) and silently ignored.
+#[test]
+fn every_setting_variable_is_read_from_the_environment() {
+    let source = include_str!("../config.rs");
+    let named: Vec<&str> = source
+        .split("env: \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|name| name.starts_with("PARMANA_"))
+        .collect();
+    assert!(named.len() >= VARIABLES.len(), "{named:?}");
+    for name in named {
+        assert!(VARIABLES.contains(&name), "{name} is never read");
+    }
+}
+
+#[test]
+fn precedence_is_flag_then_env_then_file_then_default() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    std::fs::create_dir_all(root.join("sub/dir")).unwrap();
+    let file = "store = \"sqlite:state/replay.sqlite3\"\npolicies = \"pol\"\n";
+    let with_file = deployment(root, Some(file), &[]);
+    let from_file = with_file.path(POLICIES, None);
+    assert_eq!(from_file.value, root.join("pol"));
+    assert_eq!(from_file.source.kind(), "file");
+    let store = with_file.store(None).unwrap();
+    assert_eq!(
+        store.value,
+        format!("sqlite:{}", root.join("state/replay.sqlite3").display())
+    );
+    // A default resolves against the file's directory, not the current one.
+    assert_eq!(
+        with_file.path(TRUST_ROOT, None).value,
+        root.join("trust/trust-root.json")
+    );
+    let with_env = deployment(root, None, &[(POLICIES.env, "env-pol")]);
+    assert_eq!(
+        with_env.path(POLICIES, None).value,
+        root.join("sub/dir/env-pol")
+    );
+    let flag = with_env.path(POLICIES, Some(Path::new("flag-pol")));
+    assert_eq!(flag.value, PathBuf::from("flag-pol"));
+    assert_eq!(flag.source, Source::Flag("--policies"));
+}
+
+#[test]
+fn no_file_means_no_store_and_cwd_relative_defaults() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(temp.path().join("sub/dir")).unwrap();
+    let bare = deployment(temp.path(), None, &[]);
+    assert!(bare.store(None).is_none());
+    assert_eq!(
+        bare.require_store(None).unwrap_err().code,
+        "cli.store_not_configured"
+    );
+    assert_eq!(
+        bare.path(PINNED_ROOT, None).value,
+        PathBuf::from("trust/root.pub")
+    );
+    assert_eq!(
+        bare.keys(&[]).value,
+        vec![PathBuf::from("trust/keys/attestation.pem")]
+    );
+}
+
+#[test]
+fn unknown_keys_and_bad_toml_are_refused() {
+    for text in [
+        "polices = \"x\"\n",
+        "store = \n",
+        "expiry_warning_days = -1\n",
+    ] {
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(temp.path().join("sub/dir")).unwrap();
+        std::fs::write(temp.path().join(CONFIG_FILE_NAME), text).unwrap();
+        let err = Deployment::load_from(temp.path().join("sub/dir"), Vec::new(), None).unwrap_err();
+        assert_eq!(err.code, "cli.invalid_config", "{text}");
+    }
+}
+
+/// A file found walking up that another user owns, or that anyone may write, is refused
+/// (`cli.config_unsafe`), nothing read from it; named by `PARMANA_CONFIG`, it is read.
+#[cfg(unix)]
+#[test]
+fn a_found_file_someone_else_could_have_planted_is_not_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(temp.path().join("sub/dir")).unwrap();
+    let file = temp.path().join(CONFIG_FILE_NAME);
+    std::fs::write(&file, "store = \"memory\"\n").unwrap();
+    let load = || Deployment::load_from(temp.path().join("sub/dir"), Vec::new(), None);
+    let named = || {
+        Deployment::load_from(
+            temp.path().join("sub/dir"),
+            Vec::new(),
+            Some(file.clone().into_os_string()),
+        )
+    };
+    assert!(load().unwrap().file().is_some());
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let err = load().unwrap_err();
+    assert_eq!(err.code, "cli.config_unsafe", "{}", err.message);
+    assert!(
+        err.message.contains("anyone may write it"),
+        "{}",
+        err.message
+    );
+    assert!(named().unwrap().file().is_some());
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Another user's file (only root may give a file away: CI runs as root).
+    if std::os::unix::fs::chown(&file, Some(65_534), None).is_ok() {
+        let err = load().unwrap_err();
+        assert_eq!(err.code, "cli.config_unsafe", "{}", err.message);
+        assert!(
+            err.message.contains("belongs to uid 65534"),
+            "{}",
+            err.message
+        );
+        assert!(named().unwrap().file().is_some());
+    }
+}
+
+#[test]
+fn server_settings_follow_the_same_precedence() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    std::fs::create_dir_all(root.join("sub/dir")).unwrap();
+    let file = "[server]\nlisten = \"127.0.0.1:9000\"\ntokens = \"tokens.toml\"\n\
+                    max_concurrency = 8\nlog_key = \"keys/log.pem\"\nlog_public = true\n\
+                    [[server.authzen.policies]]\n\
+                    policy = \"p@1.0.0\"\npermit = [\"allow\"]\n";
+    let with_file = deployment(root, Some(file), &[]);
+    let listen = with_file
+        .server_value::<std::net::SocketAddr>(LISTEN, None, "127.0.0.1:8080".parse().unwrap())
+        .unwrap();
+    assert_eq!(listen.value.port(), 9000);
+    assert_eq!(listen.source.kind(), "file");
+    // A relative file path resolves against the file's directory.
+    assert_eq!(
+        with_file.server_path(TOKENS, None).unwrap().value,
+        root.join("tokens.toml")
+    );
+    assert!(with_file.server_path(TLS_CERT, None).is_none());
+    assert_eq!(
+        with_file.server_path(LOG_KEY, None).unwrap().value,
+        root.join("keys/log.pem")
+    );
+    assert!(
+        with_file
+            .server_value(LOG_PUBLIC, None, false)
+            .unwrap()
+            .value
+    );
+    let log_key_env = deployment(root, Some(file), &[(LOG_KEY.env, "/etc/log.pem")]);
+    assert_eq!(
+        log_key_env.server_path(LOG_KEY, None).unwrap().source,
+        Source::Env("PARMANA_LOG_KEY")
+    );
+    assert_eq!(
+        with_file
+            .server_value::<usize>(MAX_CONCURRENCY, None, 256)
+            .unwrap()
+            .value,
+        8
+    );
+    assert_eq!(
+        with_file
+            .server_value::<usize>(MAX_CONNECTIONS, None, 1024)
+            .unwrap()
+            .source,
+        Source::Default
+    );
+    let (_, server) = with_file.server_file().unwrap();
+    assert_eq!(
+        server.authzen.as_ref().unwrap().policies[0].permit,
+        Some(vec!["allow".to_owned()])
+    );
+    // The variable beats the file, the flag beats the variable.
+    let with_env = deployment(root, None, &[(LISTEN.env, "127.0.0.1:9001")]);
+    let from_env = with_env
+        .server_value::<std::net::SocketAddr>(LISTEN, None, "127.0.0.1:8080".parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        (from_env.value.port(), from_env.source.kind()),
+        (9001, "env")
+    );
+    let from_flag = with_env
+        .server_value(
+            LISTEN,
+            Some("127.0.0.1:9002".parse::<std::net::SocketAddr>().unwrap()),
+            "127.0.0.1:8080".parse().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(from_flag.value.port(), 9002);
+    // A value that does not parse is refused, naming where it came from.
+    let bad = deployment(root, None, &[(MAX_CONCURRENCY.env, "many")]);
+    let error = bad
+        .server_value::<usize>(MAX_CONCURRENCY, None, 256)
+        .unwrap_err();
+    assert_eq!(error.code, "cli.invalid_config");
+    assert!(error.message.contains("PARMANA_MAX_CONCURRENCY"));
+}
+
+#[test]
+fn unknown_server_keys_are_refused() {
+    for text in [
+        "[server]\nlisten_on = \"x\"\n",
+        "[server.authzen]\nfallback = \"p@1\"\n",
+    ] {
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(temp.path().join("sub/dir")).unwrap();
+        std::fs::write(temp.path().join(CONFIG_FILE_NAME), text).unwrap();
+        let err = Deployment::load_from(temp.path().join("sub/dir"), Vec::new(), None).unwrap_err();
+        assert_eq!(err.code, "cli.invalid_config", "{text}");
+    }
+}
+
+#[test]
+fn passwords_are_redacted() {
+    for (store, shown) in [
+        (
+            "postgres://parmana:s3cret@db:5432/p?sslmode=require",
+            "postgres://parmana:***@db:5432/p?sslmode=require",
+        ),
+        ("postgresql://parmana@db/p", "postgresql://parmana@db/p"),
+        ("sqlite:/a/b", "sqlite:/a/b"),
+    ] {
+        assert_eq!(redact_store(store), shown);
+    }
+}

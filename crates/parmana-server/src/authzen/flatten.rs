@@ -1,0 +1,181 @@
+//! Flattening an AuthZEN evaluation into signals: subject, action, resource and context become dotted signal names, bounded by the runtime's signals limit as they are built.
+
+use axum::http::StatusCode;
+use parmana_runtime::MAX_SIGNALS_JSON_BYTES;
+use serde_json::{Map, Value};
+
+use super::wire::{Action, EvaluationRequest, Resource, Subject};
+use super::{EXECUTION_ID_KEY, names_execution};
+use crate::error::ApiError;
+
+/// One evaluation, every member resolved, borrowed from the request: an evaluation of a boxcar
+/// takes the top-level defaults by reference, never by copy.
+pub(super) struct Resolved<'a> {
+    pub(super) subject: &'a Subject,
+    pub(super) action: &'a Action,
+    pub(super) resource: &'a Resource,
+    /// The evaluation's own context, or the top-level default when it has none (AuthZEN §7.1.1:
+    /// a member given overrides the default whole; nothing is merged).
+    pub(super) context: Option<&'a Map<String, Value>>,
+}
+
+impl Resolved<'_> {
+    /// Whether the context names an execution id.
+    pub(super) fn names_execution(&self) -> bool {
+        names_execution(self.context)
+    }
+}
+
+impl EvaluationRequest {
+    /// The request as the one evaluation it is.
+    pub(super) fn resolved(&self) -> Resolved<'_> {
+        Resolved {
+            subject: &self.subject,
+            action: &self.action,
+            resource: &self.resource,
+            context: self.context.as_ref(),
+        }
+    }
+}
+
+/// The signals an evaluation flattens to, counted as they are built: their compact JSON text
+/// (each member `"name":value,`) may not pass the runtime's signals limit. Names repeat their
+/// whole path, so a long key over many leaves would otherwise make far more than the body.
+pub(crate) struct Flat {
+    out: Map<String, Value>,
+    size: usize,
+}
+
+/// Why flattening stopped: a name reached twice or an execution id that is not a string (400),
+/// or the signals past the limit (413).
+pub(crate) enum FlatError {
+    Invalid(String),
+    TooLarge,
+}
+
+impl Flat {
+    /// Nothing flattened yet (the object's braces counted).
+    pub(crate) fn new() -> Self {
+        Self {
+            out: Map::new(),
+            size: 2,
+        }
+    }
+
+    /// How many signals are flattened.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
+    }
+    /// Charges `bytes` against the limit, before what they measure is made.
+    fn charge(&mut self, bytes: usize) -> Result<(), FlatError> {
+        self.size = self.size.saturating_add(bytes);
+        if self.size > MAX_SIGNALS_JSON_BYTES {
+            return Err(FlatError::TooLarge);
+        }
+        Ok(())
+    }
+
+    /// Flattens `value` under `prefix` (`a.b.c` for nested objects); refuses a name reached
+    /// twice.
+    fn add(&mut self, prefix: String, value: &Value) -> Result<(), FlatError> {
+        match value {
+            Value::Object(members) => self.add_members(&prefix, members),
+            other => {
+                // The name's quotes, colon and comma, and the value as compact JSON.
+                self.charge(4 + compact_len(other))?;
+                if self.out.insert(prefix.clone(), other.clone()).is_some() {
+                    return Err(FlatError::Invalid(format!(
+                        "the signal name {prefix:?} is reached twice"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Flattens each of `members` under `prefix.<key>`.
+    pub(crate) fn add_members(
+        &mut self,
+        prefix: &str,
+        members: &Map<String, Value>,
+    ) -> Result<(), FlatError> {
+        for (key, member) in members {
+            // The name is charged before it is made (its leaves charge their values).
+            self.charge(prefix.len() + 1 + key.len())?;
+            self.add(format!("{prefix}.{key}"), member)?;
+        }
+        Ok(())
+    }
+}
+
+/// The length of `value` as compact JSON (a leaf of the request's body, so bounded by it).
+fn compact_len(value: &Value) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |text| text.len())
+}
+
+/// The signals of an evaluation (`docs/server.md`, "AuthZEN"), and the execution id in its
+/// context, if any.
+pub(super) fn signals_of(
+    request: &Resolved<'_>,
+) -> Result<(Map<String, Value>, Option<String>), ApiError> {
+    let mut flat = Flat::new();
+    let flattened = flatten_request(request, &mut flat);
+    match flattened {
+        Ok(execution_id) => Ok((flat.out, execution_id)),
+        Err(FlatError::Invalid(message)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "server.invalid_request",
+            message,
+        )),
+        Err(FlatError::TooLarge) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "runtime.request_too_large",
+            format!(
+                "the signals this evaluation flattens to are larger than the \
+                 {MAX_SIGNALS_JSON_BYTES} bytes allowed"
+            ),
+        )),
+    }
+}
+
+/// Flattens subject, action, resource and context into `flat`; the execution id in the context.
+fn flatten_request(request: &Resolved<'_>, flat: &mut Flat) -> Result<Option<String>, FlatError> {
+    let text = |s: &str| Value::String(s.to_owned());
+    flat.charge("subject.type".len() + request.subject.kind.len())?;
+    flat.add("subject.type".to_owned(), &text(&request.subject.kind))?;
+    flat.charge("subject.id".len() + request.subject.id.len())?;
+    flat.add("subject.id".to_owned(), &text(&request.subject.id))?;
+    if let Some(properties) = &request.subject.properties {
+        flat.add_members("subject.properties", properties)?;
+    }
+    flat.charge("action.name".len() + request.action.name.len())?;
+    flat.add("action.name".to_owned(), &text(&request.action.name))?;
+    if let Some(properties) = &request.action.properties {
+        flat.add_members("action.properties", properties)?;
+    }
+    flat.charge("resource.type".len() + request.resource.kind.len())?;
+    flat.add("resource.type".to_owned(), &text(&request.resource.kind))?;
+    flat.charge("resource.id".len() + request.resource.id.len())?;
+    flat.add("resource.id".to_owned(), &text(&request.resource.id))?;
+    if let Some(properties) = &request.resource.properties {
+        flat.add_members("resource.properties", properties)?;
+    }
+    let mut execution_id = None;
+    for (key, value) in request.context.into_iter().flatten() {
+        if key == EXECUTION_ID_KEY {
+            match value {
+                Value::String(id) => execution_id = Some(id.clone()),
+                _ => {
+                    return Err(FlatError::Invalid(
+                        "context.execution_id must be a string".to_owned(),
+                    ));
+                }
+            }
+        } else {
+            flat.charge("context.".len() + key.len())?;
+            flat.add(format!("context.{key}"), value)?;
+        }
+    }
+    Ok(execution_id)
+}
