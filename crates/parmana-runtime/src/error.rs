@@ -272,6 +272,16 @@ pub enum ExecutionError {
         /// Why, with the underlying code.
         reason: String,
     },
+    /// A stored attestation read back is not this execution's: it does not verify under the
+    /// trust-root chain, or it attests another execution or another clock reading than the
+    /// store records for the id — a row a writer of the store replaced or made.
+    #[error("the attestation the store holds for execution {execution_id:?} is refused: {reason}")]
+    StoredAttestationInvalid {
+        /// The execution id read.
+        execution_id: String,
+        /// Why, with the underlying code.
+        reason: String,
+    },
     /// A reload's new environment was refused by the caller's own check of it
     /// ([`Runtime::reload_checked`](crate::Runtime::reload_checked)): the old one stays.
     #[error("the new environment was refused: {reason}")]
@@ -318,6 +328,7 @@ impl ExecutionError {
             Self::NotYetSequenced { .. } => "runtime.not_yet_sequenced",
             Self::NoCheckpoint { .. } => "runtime.no_checkpoint",
             Self::StoredCheckpointInvalid { .. } => "runtime.stored_checkpoint_invalid",
+            Self::StoredAttestationInvalid { .. } => "runtime.stored_attestation_invalid",
             Self::EnvironmentRefused { .. } => "runtime.environment_refused",
         }
     }
@@ -350,6 +361,7 @@ impl ExecutionError {
             | Self::LogAnchorInvalid { .. }
             | Self::ProofEntryMismatch { .. }
             | Self::StoredCheckpointInvalid { .. }
+            | Self::StoredAttestationInvalid { .. }
             | Self::EnvironmentRefused { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,

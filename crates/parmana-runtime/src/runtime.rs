@@ -4,8 +4,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use parmana_canon::{ExecutionId, PolicyRef, Timestamp};
-use parmana_replay::{ExecutionState, ReplayError, ReplayStore};
-use parmana_trust::{AttestationReport, Role, Signer, TrustError, VerifiedBundle, VerifyOptions};
+use parmana_replay::{CompletedExecution, ExecutionState, ReplayError, ReplayStore};
+use parmana_trust::{
+    AttestationCheckKind, AttestationReport, Role, Signer, TrustError, VerifiedBundle,
+    VerifyOptions,
+};
 use serde_json::Value;
 
 use crate::environment::HighestAccepted;
@@ -362,13 +365,19 @@ impl Runtime {
     }
 
     /// What the store holds for `execution_id`: the stored attestation, a pending claim, or
-    /// nothing.
+    /// nothing. The store is outside the trust boundary, so a stored attestation is handed out
+    /// only once it verifies under the trust-root chain as this execution's, made at the clock
+    /// reading its claim records (`runtime.stored_attestation_invalid` otherwise: a row a writer
+    /// of the store replaced — another execution's genuine attestation — or made). As for the
+    /// log's entries, a revoked key and current trust are not judged here: a verifier judges
+    /// them (`docs/trust-model.md` §6).
     pub fn attestation(
         &self,
         execution_id: &ExecutionId,
     ) -> Result<ExecutionStatus, ExecutionError> {
         Ok(match self.inner.store.get(execution_id)? {
             ExecutionState::Completed(done) => {
+                self.check_stored_attestation(execution_id, &done)?;
                 ExecutionStatus::Completed(done.attestation().to_vec())
             }
             ExecutionState::Claimed(claim) => ExecutionStatus::Claimed {
@@ -376,6 +385,45 @@ impl Runtime {
             },
             ExecutionState::Absent => ExecutionStatus::Unknown,
         })
+    }
+
+    /// Refuses a stored attestation that is not `execution_id`'s (see [`attestation`](Self::attestation)).
+    fn check_stored_attestation(
+        &self,
+        execution_id: &ExecutionId,
+        done: &CompletedExecution,
+    ) -> Result<(), ExecutionError> {
+        let refuse = |reason: String| ExecutionError::StoredAttestationInvalid {
+            execution_id: execution_id.as_str().to_owned(),
+            reason,
+        };
+        let report = self.verify(done.attestation(), None, None);
+        if report.checks.is_empty() {
+            return Err(refuse("no check could be made".to_owned()));
+        }
+        if let Some(check) = report.failures().find(|check| {
+            !matches!(
+                check.check,
+                AttestationCheckKind::Revocation | AttestationCheckKind::CurrentTrust
+            )
+        }) {
+            return Err(refuse(format!(
+                "it does not verify: {} ({})",
+                check.detail,
+                check.code.unwrap_or("")
+            )));
+        }
+        let own = report.predicate().is_some_and(|predicate| {
+            predicate.execution_id == *execution_id
+                && predicate.executed_at == done.claim().claimed_at()
+        });
+        if !own {
+            return Err(refuse(
+                "it attests another execution, or another clock reading than the claim records"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// Loads the trust root and release manifest from their files again, verifies them fully

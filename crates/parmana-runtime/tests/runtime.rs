@@ -7,7 +7,10 @@ use std::sync::{Arc, Barrier, Mutex};
 
 use common::{Fixture, clock};
 use parmana_runtime::canon::{ExecutionId, Timestamp};
-use parmana_runtime::replay::{ClaimRecord, MemoryReplayStore, ReplayStore};
+use parmana_runtime::replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerRow, LedgerSnapshot,
+    MemoryReplayStore, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
+};
 use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{Clock, ExecutionRequest, ExecutionStatus, Runtime, Signals};
 
@@ -149,6 +152,93 @@ fn signals_given_as_a_value_are_bounded_as_text_is() {
             }
         }
     }
+}
+
+/// A writer of the store (no key) who files execution `b`'s row — its claim and its genuine
+/// attestation — under the id `a` too.
+#[derive(Debug)]
+struct FilesUnderAnotherId {
+    inner: MemoryReplayStore,
+    a: ExecutionId,
+    b: ExecutionId,
+}
+
+impl ReplayStore for FilesUnderAnotherId {
+    fn claim(
+        &self,
+        execution_id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.inner.claim(execution_id, record, under)
+    }
+    fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        self.inner.complete(execution_id, attestation)
+    }
+    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
+        self.inner.sequence(max)
+    }
+    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
+        self.inner.store_checkpoint(checkpoint)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
+        self.inner.latest_checkpoint()
+    }
+    fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
+        if *execution_id == self.a {
+            return self.inner.get(&self.b);
+        }
+        self.inner.get(execution_id)
+    }
+    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.inner.pending()
+    }
+    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+        self.inner.accepted_versions()
+    }
+    fn accept_versions(
+        &self,
+        trust_root: u64,
+        release_manifest: u64,
+    ) -> Result<AcceptedVersions, ReplayError> {
+        self.inner.accept_versions(trust_root, release_manifest)
+    }
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        self.inner.ledger_snapshot()
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        self.inner.ledger_rows(from, max)
+    }
+}
+
+/// The store is outside the trust boundary: an attestation is read back only as the execution's
+/// own — another execution's genuine attestation filed under its id is refused, not handed out.
+#[test]
+fn a_stored_attestation_is_read_back_only_as_its_own_executions() {
+    let fixture = Fixture::new();
+    let id = |text: &str| ExecutionId::parse(text).unwrap();
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .store(FilesUnderAnotherId {
+            inner: MemoryReplayStore::new(),
+            a: id("swapped"),
+            b: id("genuine"),
+        })
+        .clock(clock())
+        .build()
+        .unwrap();
+    let genuine = runtime.execute(&request("genuine")).unwrap();
+    assert_eq!(
+        runtime.attestation(&id("genuine")).unwrap(),
+        ExecutionStatus::Completed(genuine.envelope().to_vec())
+    );
+    let refused = runtime.attestation(&id("swapped")).unwrap_err();
+    assert_eq!(refused.code(), "runtime.stored_attestation_invalid");
+    assert!(
+        refused.to_string().contains("another execution"),
+        "{refused}"
+    );
+    assert_eq!(refused.class(), parmana_runtime::ErrorClass::Trust);
 }
 
 #[test]
@@ -525,9 +615,14 @@ fn a_completion_the_store_refused_is_written_again_once_it_answers() {
     let report = runtime.finish_completions();
     assert_eq!((report.finished, report.waiting), (1, 0));
     assert!(matches!(
-        runtime.attestation(&other).unwrap(),
-        ExecutionStatus::Completed(bytes) if bytes == b"completed by another"
+        store.inner.get(&other).unwrap(),
+        ExecutionState::Completed(done) if done.attestation() == b"completed by another"
     ));
+    // Which the runtime does not hand out as an attestation: it is none.
+    assert_eq!(
+        runtime.attestation(&other).unwrap_err().code(),
+        "runtime.stored_attestation_invalid"
+    );
     assert_eq!(
         runtime.execute(&request("flaky-1")).unwrap_err().code(),
         "runtime.replay_detected"

@@ -109,25 +109,26 @@ pub(crate) async fn create_execution(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Execute)?;
     let body = ExecutionRequestBody::read(&read_body(request).await?)?;
-    let mut outcome = Outcome {
-        policy: Some(body.policy.clone()),
-        signals: state.logging.signals.then(|| body.signals.clone()),
-        ..Outcome::default()
-    };
-    crate::state::note_request(Some(&body.policy), body.execution_id.as_deref());
     // Every refusal of the runtime's is counted, here or where the execution ran.
     let refused = |e: &ExecutionError| {
         state.metrics.execution_error(e.code());
         execution_error(e)
     };
+    // Only what passed its check is noted for the log line (a refused one may be a megabyte).
     let policy = parse_policy_ref(&body.policy).map_err(|e| refused(&e))?;
+    crate::state::note_request(Some(&policy), None);
     let execution_id = match &body.execution_id {
         Some(id) => parse_execution_id(id).map_err(|e| refused(&e))?,
         None => new_execution_id(),
     };
-    outcome.execution_id = Some(execution_id.as_str().to_owned());
     // A server-made id too: an answer on the request's timeout names it.
-    crate::state::note_request(None, Some(execution_id.as_str()));
+    crate::state::note_request(None, Some(&execution_id));
+    let mut outcome = Outcome {
+        policy: Some(policy.to_string()),
+        execution_id: Some(execution_id.as_str().to_owned()),
+        signals: state.logging.signals.then(|| body.signals.clone()),
+        ..Outcome::default()
+    };
     // The signals' text goes to the runtime's strict parser as it is (as the CLI's does).
     let signals = Signals::from_json(body.signals).map_err(|e| refused(&e))?;
     let request = ExecutionRequest::new(execution_id.clone(), policy, signals)
@@ -192,14 +193,14 @@ pub(crate) async fn create_execution(
     get, path = "/v1/executions/{id}", tag = "native",
     params(("id" = String, Path, description = "The execution id")),
     responses(
-        (status = 200, description = "The stored attestation, byte for byte as it was returned", body = Object),
+        (status = 200, description = "The stored attestation, byte for byte as it was returned, once it verifies under the trust-root chain as this execution's", body = Object),
         (status = 400, description = "Malformed execution id (`runtime.invalid_execution_id`), or one that does not decode as UTF-8 (`server.invalid_request`)", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "The id was never used (`server.execution_unknown`)", body = ErrorBody),
         (status = 423, description = "Claimed, not completed: in flight, or interrupted (run `parmana recover`)", body = ErrorBody),
-        (status = 500, description = "The stored record is refused (`trust.*`, `replay.*` integrity) or a defect (`server.internal`)", body = ErrorBody),
-        (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
+        (status = 500, description = "The stored attestation is not this execution's: it does not verify, or attests another execution (`runtime.stored_attestation_invalid`); or a defect (`server.internal`)", body = ErrorBody),
+        (status = 503, description = "Store unavailable or a row it cannot read (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))
 )]
@@ -211,7 +212,7 @@ pub(crate) async fn read_execution(
     state.authorize(&headers, Scope::Read)?;
     let id = path_param(id)?;
     let execution_id = parse_execution_id(&id).map_err(|e| execution_error(&e))?;
-    crate::state::note_request(None, Some(execution_id.as_str()));
+    crate::state::note_request(None, Some(&execution_id));
     let outcome = Outcome {
         execution_id: Some(execution_id.as_str().to_owned()),
         ..Outcome::default()
@@ -342,13 +343,13 @@ pub(crate) async fn evaluate(
     state.authorize(&headers, Scope::Evaluate)?;
     let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
     let body = EvaluationRequestBody::read(&read_body(request).await?)?;
-    // A refusal's log line names the policy too.
-    crate::state::note_request(Some(&body.policy), None);
+    let policy = parse_policy_ref(&body.policy).map_err(|e| execution_error(&e))?;
+    // A refusal's log line names the policy too (checked: a refused one may be a megabyte).
+    crate::state::note_request(Some(&policy), None);
     let mut outcome = Outcome {
-        policy: Some(body.policy.clone()),
+        policy: Some(policy.to_string()),
         ..Outcome::default()
     };
-    let policy = parse_policy_ref(&body.policy).map_err(|e| execution_error(&e))?;
     let explain = query.explain;
     if explain {
         let (sets, signals_bytes) = match (&body.signals, &body.batch) {

@@ -71,29 +71,69 @@ fn decide_noting(
     // The scope first: a token that may not execute learns nothing about the policy or the
     // signals from a request that asks for an execution.
     if request.names_execution() && !may_execute {
-        return Err(refusal(
-            StatusCode::FORBIDDEN,
-            "server.forbidden",
-            "context.execution_id asks for an execution: the token lacks the `execute` scope"
-                .to_owned(),
-        ));
+        return Err(execute_forbidden());
     }
+    decide_checked(state, runtime, request, outcome)
+}
+
+/// A request that asks for an execution from a token without the `execute` scope.
+fn execute_forbidden() -> ApiError {
+    refusal(
+        StatusCode::FORBIDDEN,
+        "server.forbidden",
+        "context.execution_id asks for an execution: the token lacks the `execute` scope"
+            .to_owned(),
+    )
+}
+
+/// Notes, for the request's log line and an answer on its timeout, what a single evaluation
+/// resolves to: the policy that answers it and, when it executes, its execution id — each only
+/// once checked (a refused id may be as long as the body).
+fn note_single(state: &AppState, request: &Resolved<'_>, may_execute: bool) {
+    let policy = state
+        .authzen
+        .answering(&request.resource.kind)
+        .map(|answering| &answering.policy);
+    let execution_id = request
+        .context
+        .filter(|_| may_execute)
+        .and_then(|context| context.get(EXECUTION_ID_KEY))
+        .and_then(Value::as_str)
+        .and_then(|id| parse_execution_id(id).ok());
+    crate::state::note_request(policy, execution_id.as_ref());
+}
+
+/// [`decide_noting`] once the scope allows what the request asks.
+fn decide_checked(
+    state: &AppState,
+    runtime: &Runtime,
+    request: &Resolved<'_>,
+    outcome: &mut Outcome,
+) -> Result<Decision, ApiError> {
+    // An execution's refusals are counted as on `POST /v1/executions`: these here, the
+    // runtime's where it ran.
+    let counted = |error: ApiError| {
+        if request.names_execution() {
+            state.metrics.execution_error(&error.code);
+        }
+        error
+    };
     let answering = state
         .authzen
         .answering(&request.resource.kind)
         .ok_or_else(|| {
-            refusal(
+            counted(refusal(
                 StatusCode::BAD_REQUEST,
                 "server.authzen_no_policy",
                 format!(
                     "no policy answers resource type {:?}",
                     request.resource.kind
                 ),
-            )
+            ))
         })?;
     let policy = answering.policy.to_string();
     outcome.policy = Some(policy.clone());
-    let (signals, execution_id) = signals_of(request)?;
+    let (signals, execution_id) = signals_of(request).map_err(counted)?;
     let signals = Value::Object(signals);
     if state.logging.signals {
         outcome.signals = Some(signals.to_string());
@@ -126,10 +166,7 @@ fn decide_noting(
             })
         }
         Some(id) => {
-            let execution_id = parse_execution_id(&id).map_err(|e| {
-                state.metrics.execution_error(e.code());
-                fail(&e)
-            })?;
+            let execution_id = parse_execution_id(&id).map_err(|e| counted(fail(&e)))?;
             outcome.execution_id = Some(execution_id.as_str().to_owned());
             let location = execution_location(execution_id.as_str());
             let request = ExecutionRequest::new(execution_id, answering.policy.clone(), signals);
@@ -331,17 +368,11 @@ pub(crate) async fn evaluation(
     require_json(&headers)?;
     let request: EvaluationRequest = parse_body(&read_body(request).await?)?;
     let executes = names_execution(request.context.as_ref());
-    if executes && may_execute {
-        // Named on any answer, one on the request's timeout included; only an id that passed
-        // its check (a refused one may be a megabyte).
-        let id = request
-            .context
-            .as_ref()
-            .and_then(|context| context.get(EXECUTION_ID_KEY))
-            .and_then(Value::as_str)
-            .filter(|id| parse_execution_id(id).is_ok());
-        crate::state::note_request(None, id);
+    if executes && !may_execute {
+        return Err(execute_forbidden());
     }
+    // Named on any answer, one on the request's timeout included.
+    note_single(&state, &request.resolved(), may_execute);
     let (decided, outcome) = if executes {
         // An execution may block on the store: the blocking pool.
         let shared = Arc::clone(&state);
@@ -431,12 +462,21 @@ pub(crate) async fn evaluations(
             state.limits.max_body_bytes,
         ));
     }
-    // Timed as an execution when any evaluation asks for one (it may wait on the store).
-    let executes = names_execution(request.context.as_ref())
-        || items
-            .iter()
-            .flatten()
-            .any(|item| names_execution(item.context.as_ref()));
+    // Without `evaluations`, the one evaluation is named on any answer, as on
+    // /access/v1/evaluation (a boxcar's have a log line of their own).
+    if !boxcar
+        && let Some(Ok(item)) = items.first()
+        && let Ok(resolved) = resolve(&request, item, 0)
+    {
+        note_single(&state, &resolved, may_execute);
+    }
+    // Timed as an execution when any evaluation may run one (it may wait on the store).
+    let executes = may_execute
+        && (names_execution(request.context.as_ref())
+            || items
+                .iter()
+                .flatten()
+                .any(|item| names_execution(item.context.as_ref())));
     let operation = if executes { "execute" } else { "evaluate" };
     let shared = Arc::clone(&state);
     let decided = state

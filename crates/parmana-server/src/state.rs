@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode};
 use parmana_runtime::Runtime;
+use parmana_runtime::canon::{ExecutionId, PolicyRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::Scope;
@@ -32,15 +33,16 @@ pub(crate) struct Notes {
     pub(crate) execution_id: Option<String>,
 }
 
-/// Notes the policy and execution id of the request being handled (a no-op outside one).
-pub(crate) fn note_request(policy: Option<&str>, execution_id: Option<&str>) {
+/// Notes the policy and execution id of the request being handled (a no-op outside one). Only
+/// checked values can be noted: an unchecked one may be as long as the body.
+pub(crate) fn note_request(policy: Option<&PolicyRef>, execution_id: Option<&ExecutionId>) {
     let _ = NOTES.try_with(|notes| {
         if let Ok(mut notes) = notes.lock() {
             if let Some(policy) = policy {
-                notes.policy = Some(policy.to_owned());
+                notes.policy = Some(policy.to_string());
             }
             if let Some(execution_id) = execution_id {
-                notes.execution_id = Some(execution_id.to_owned());
+                notes.execution_id = Some(execution_id.as_str().to_owned());
             }
         }
     });

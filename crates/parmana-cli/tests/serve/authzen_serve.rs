@@ -379,7 +379,15 @@ fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
     // Runtime calls by operation: a request that asks for an execution is timed as one.
     let executing_calls = r#"parmana_runtime_call_duration_seconds_count{operation="execute"}"#;
     let evaluating_calls = r#"parmana_runtime_call_duration_seconds_count{operation="evaluate"}"#;
-    let series = [allowed, denied, replayed, executing_calls, evaluating_calls];
+    let invalid = r#"parmana_execution_errors_total{code="server.invalid_request"}"#;
+    let series = [
+        allowed,
+        denied,
+        replayed,
+        executing_calls,
+        evaluating_calls,
+        invalid,
+    ];
     let before = series.map(|s| metric(&served, s));
     let executing = |role: &str, action: &str, id: &str| {
         let mut body = request(role, action);
@@ -416,12 +424,29 @@ fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
             "{route}"
         );
     }
+    // An execution refused before the runtime is called (an id that is not a string) is counted
+    // as one refused, as on POST /v1/executions; nothing is consumed.
+    let mut numeric = request("viewer", "read");
+    numeric["context"]["execution_id"] = json!(5);
+    let refused = served.post("/access/v1/evaluation", all, &numeric.to_string());
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (400, "server.invalid_request"),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("context.execution_id must be a string"),
+        "{}",
+        refused.text
+    );
     // Executions by decision (m1 and m2 allow, m3 denies) and refusals by code (the replay in
-    // the boxcar and the two above); the plain evaluation is not an execution. Four requests
-    // asked for executions (m1, the boxcar, the two replays), each timed as one runtime call.
+    // the boxcar and the two above, the id that is not a string); the plain evaluation is not
+    // an execution. Five requests asked for executions (m1, the boxcar, the two replays, the
+    // refused one), each timed as one runtime call.
     let after = series.map(|s| metric(&served, s));
     let deltas: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-    assert_eq!(deltas, [2, 1, 3, 4, 0]);
+    assert_eq!(deltas, [2, 1, 3, 5, 0, 1]);
     // The log lines carry the caller (its token's name), the id, the policy, the policy's
     // decision and the error code.
     let (event, _) = log_line(&served, "/access/v1/evaluation", 200);
@@ -669,6 +694,10 @@ fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
                 )
             ),
             "\"document\" is answered twice",
+        ),
+        (
+            entry("documents-access@1.0.0", "", r#""allow""#),
+            "names no resource type and is not the default_policy",
         ),
         (
             format!("default_policy = \"records-access@1.0.0\"\n{documents}"),

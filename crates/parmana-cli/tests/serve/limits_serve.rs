@@ -116,6 +116,70 @@ fn request_logs_are_json_lines_without_signal_values_unless_configured() {
     }
 }
 
+/// A refused policy reference or execution id may be as long as the body: a log line names only
+/// what passed its check, so a line never grows with what was refused.
+#[test]
+fn a_refused_policy_or_id_is_never_written_into_a_log_line() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token", "--log-format", "json"]);
+    let token = served.token.as_deref();
+    let long = "x".repeat(100_000);
+    let bodies = [
+        (
+            "/v1/executions",
+            format!(r#"{{"policy":"{long}","signals":{README_SIGNALS}}}"#),
+        ),
+        (
+            "/v1/evaluations",
+            format!(r#"{{"policy":"{long}","signals":{README_SIGNALS}}}"#),
+        ),
+        (
+            "/v1/executions",
+            format!(
+                r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS},"execution_id":"{long} "}}"#
+            ),
+        ),
+    ];
+    for (route, body) in &bodies {
+        let refused = served.post(route, token, body);
+        assert_eq!(refused.status, 400, "{route}: {}", refused.text);
+    }
+    let events = || -> Vec<Value> {
+        served
+            .stderr()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| event["status"] == 400)
+            .collect()
+    };
+    let mut logged = events();
+    for _ in 0..200 {
+        if logged.len() == bodies.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+        logged = events();
+    }
+    assert_eq!(logged.len(), bodies.len(), "{}", served.stderr());
+    for event in &logged {
+        let line = event.to_string();
+        assert!(line.len() < 2_000, "a {} byte log line", line.len());
+        assert!(!line.contains("xxxxxxxx"), "{line}");
+    }
+    // What was checked is still named: the policy of the request whose id was refused.
+    assert_eq!(
+        logged[2]["policy"], "claims-approval@1.0.0",
+        "{}",
+        logged[2]
+    );
+    assert_eq!(
+        logged[2]["code"], "runtime.invalid_execution_id",
+        "{}",
+        logged[2]
+    );
+    assert_eq!(logged[2]["execution_id"], "", "{}", logged[2]);
+}
+
 /// The `host:port` of a server.
 fn address(served: &Served) -> String {
     served.base.trim_start_matches("http://").to_owned()

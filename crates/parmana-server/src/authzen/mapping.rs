@@ -137,6 +137,24 @@ impl AuthzenMapping {
                 })?;
             mapping.default = Some(Arc::clone(found));
         }
+        // An entry with no resource type answers only as the default: one that is not would
+        // answer nothing, yet the metadata would announce a Policy Decision Point.
+        if let Some(idle) = all.iter().find(|answering| {
+            !mapping
+                .by_type
+                .iter()
+                .any(|(_, a)| Arc::ptr_eq(a, answering))
+                && !mapping
+                    .default
+                    .as_ref()
+                    .is_some_and(|d| Arc::ptr_eq(d, answering))
+        }) {
+            return Err(refuse(format!(
+                "{}: it names no resource type and is not the default_policy, so it would \
+                 answer nothing",
+                idle.policy
+            )));
+        }
         mapping.all = all;
         mapping.pdp_url = settings
             .pdp_url
@@ -173,7 +191,7 @@ impl AuthzenMapping {
 
     /// Whether any policy answers (a default, or one for some `resource.type`).
     pub(super) fn answers_anything(&self) -> bool {
-        !self.all.is_empty()
+        !self.by_type.is_empty() || self.default.is_some()
     }
 
     /// Checks that `environment` (a reload's, before it is swapped in) still fits the mapping
