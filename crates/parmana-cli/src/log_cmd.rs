@@ -417,9 +417,25 @@ fn serve_witness(
         request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
     })
     .map_err(|e| server_failure(&e))?;
-    outln!("listening on http://{}", server.local_addr());
+    let address = server.local_addr();
+    // Printed once SIGTERM and SIGINT are the witness's.
+    let mut announced = Ok(());
+    let served = server.run(|| {
+        announced = announce_witness(address, &cosigner);
+        announced.is_ok()
+    });
+    announced?;
+    served.map_err(|e| server_failure(&e))
+}
+
+/// The lines a started witness prints: where it listens and its cosigner key.
+fn announce_witness(
+    address: std::net::SocketAddr,
+    cosigner: &impl std::fmt::Display,
+) -> Result<(), Failure> {
+    outln!("listening on http://{address}");
     outln!("cosigner key: {cosigner}");
-    server.run().map_err(|e| server_failure(&e))
+    Ok(())
 }
 
 /// Has a witness cosign `checkpoint`: first with the old size 0, then — when the witness answers

@@ -495,9 +495,26 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         crate::execute_cmd::configured_log_anchor(&deployment, args.log_anchor.as_deref())?
             .map(Arc::new);
     let server = Server::bind(runtime, settings).map_err(|e| server_failure(&e))?;
-    outln!("listening on {}://{}", server.scheme(), server.local_addr());
+    let (scheme, address) = (server.scheme(), server.local_addr());
+    // Printed once the signals are the server's: a SIGHUP sent on seeing it reloads.
+    let mut announced = Ok(());
+    let served = server.run(|| {
+        announced = announce(scheme, address, token.as_deref());
+        announced.is_ok()
+    });
+    announced?;
+    served.map_err(|e| server_failure(&e))
+}
+
+/// The lines a started server prints: where it listens and, with `--dev-token`, the token.
+fn announce(
+    scheme: &str,
+    address: std::net::SocketAddr,
+    token: Option<&str>,
+) -> Result<(), Failure> {
+    outln!("listening on {scheme}://{address}");
     if let Some(token) = token {
         outln!("token: {token}");
     }
-    server.run().map_err(|e| server_failure(&e))
+    Ok(())
 }

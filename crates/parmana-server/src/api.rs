@@ -502,6 +502,12 @@ pub(crate) async fn check_readiness(state: &Arc<AppState>) -> Option<String> {
             .then(|| "draining: shutting down".to_owned())
     });
     state.metrics.set_ready(reason.is_none());
+    // A drain sets its flag before it clears the gauge: one that began after the flag was read
+    // above is seen here, and the gauge set again (whichever store comes last, it reads 0).
+    if reason.is_none() && state.is_draining() {
+        state.metrics.set_ready(false);
+        return Some("draining: shutting down".to_owned());
+    }
     reason
 }
 

@@ -149,7 +149,12 @@ impl Server {
     /// requests in flight get the shutdown grace to finish, and every execution already
     /// handed to the runtime completes before this returns. Leftover claims are recovered
     /// before the server reports ready; a recovery that fails stops the server.
-    pub fn run(self) -> Result<(), ServerError> {
+    ///
+    /// `announce` is called once SIGHUP, SIGTERM and SIGINT are the server's — a SIGHUP from
+    /// then on reloads, never ends the process — and before anything is served: where
+    /// `parmana serve` prints `listening on`, so that whoever waits for that line may signal.
+    /// When it returns `false` (it could not announce the server), nothing is served.
+    pub fn run(self, announce: impl FnOnce() -> bool) -> Result<(), ServerError> {
         let limits = self.state.limits;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -165,7 +170,7 @@ impl Server {
         // PostgreSQL's synchronous client closes its connections on a runtime of its own, which
         // cannot start inside another (a clean stop on PostgreSQL panicked as it ended).
         let state = Arc::clone(&self.state);
-        let served = runtime.block_on(self.serve());
+        let served = runtime.block_on(self.serve(announce));
         // Dropping the tokio runtime waits for blocking tasks: an execution that started
         // finishes (claim, sign, complete) even when its client went away.
         drop(runtime);
@@ -173,7 +178,16 @@ impl Server {
         served
     }
 
-    async fn serve(self) -> Result<(), ServerError> {
+    async fn serve(self, announce: impl FnOnce() -> bool) -> Result<(), ServerError> {
+        // The signals first: until they are the server's, a SIGHUP would end the process.
+        let signals = Signals::install().map_err(|e| ServerError::Io {
+            action: "install the signal handlers of",
+            address: self.local_addr.to_string(),
+            message: e.to_string(),
+        })?;
+        if !announce() {
+            return Ok(());
+        }
         observe::init_logging(&self.state.logging);
         self.state.authzen.warn_of_strict_policies();
         let state = self.state;
@@ -186,7 +200,7 @@ impl Server {
         };
         let connections = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
         let recovery = tokio::spawn(recover_then_ready(Arc::clone(&state), handle.clone()));
-        let signals = tokio::spawn(watch_signals(Arc::clone(&state), handle.clone()));
+        let signals = tokio::spawn(watch_signals(signals, Arc::clone(&state), handle.clone()));
         let sequencer = tokio::spawn(sequence_periodically(Arc::clone(&state)));
         // HTTP/1.1 only, as with TLS (ALPN offers `http/1.1` alone): without it, a client could
         // open HTTP/2 in clear text (h2c, prior knowledge), whose limits these are not.
@@ -343,6 +357,10 @@ async fn recover_then_ready(
             );
             state.started_up.store(true, Ordering::SeqCst);
             state.metrics.set_ready(true);
+            // A drain that began meanwhile wins (it sets its flag before it clears the gauge).
+            if state.is_draining() {
+                state.metrics.set_ready(false);
+            }
             Ok(())
         }
         Ok(Err(error)) => {
@@ -458,17 +476,32 @@ async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration) {
     }
 }
 
+/// The server's handlers of SIGHUP, SIGTERM and SIGINT, installed before it serves.
+struct Signals {
+    hangup: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the three handlers (inside the tokio runtime).
+    fn install() -> io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            hangup: signal(SignalKind::hangup())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
 /// SIGHUP reloads; SIGTERM and SIGINT drain and stop.
-async fn watch_signals(state: Arc<AppState>, handle: Handle<SocketAddr>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut hangup), Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!(target: "parmana::server", "cannot install signal handlers");
-        return;
-    };
+async fn watch_signals(signals: Signals, state: Arc<AppState>, handle: Handle<SocketAddr>) {
+    let Signals {
+        mut hangup,
+        mut terminate,
+        mut interrupt,
+    } = signals;
     // A reload runs in its own task, so that SIGTERM is heeded while one reads and verifies
     // the files (up to the store's wait and every bundle); reloads run one after another
     // (`reload` takes the turn), each reading the files as they are when it starts.

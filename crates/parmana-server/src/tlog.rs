@@ -8,7 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::tile::Tile;
 use parmana_runtime::trust::Signer;
-use parmana_runtime::{ExecutionError, LogSnapshot, Runtime, parse_execution_id};
+use parmana_runtime::{
+    ExecutionError, LogSnapshot, Runtime, RuntimeEnvironment, parse_execution_id,
+};
 
 use crate::auth::Scope;
 use crate::error::ApiError;
@@ -76,7 +78,8 @@ pub(crate) async fn checkpoint(
     let worker = Arc::clone(&state);
     let note = state
         .blocking("log", move |runtime| {
-            signed_checkpoint(&worker, runtime, signer.as_ref()).map(|(_, note)| note)
+            signed_checkpoint(&worker, runtime, &runtime.environment(), signer.as_ref())
+                .map(|(_, note)| note)
         })
         .await?
         .map_err(|e| ApiError::from_execution(&e))?;
@@ -96,10 +99,10 @@ pub(crate) async fn checkpoint(
 fn signed_checkpoint(
     state: &AppState,
     runtime: &Runtime,
+    environment: &RuntimeEnvironment,
     signer: &dyn Signer,
 ) -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
     let anchor = state.sequencer.anchor.as_deref();
-    let environment = runtime.environment();
     let trust_root_version = environment.trust_root().version();
     let sign = || -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
         let log = state.log_cache.get(runtime.store())?;
@@ -228,12 +231,14 @@ pub(crate) async fn proof(
     let worker = Arc::clone(&state);
     let proof = state
         .blocking("log", move |runtime| {
+            // One environment for both: a reload between them would have the proof checked
+            // against another trust root than the checkpoint was signed under.
             let environment = runtime.environment();
-            let trust_root = environment.trust_root();
-            let (log, checkpoint) = signed_checkpoint(&worker, runtime, signer.as_ref())?;
+            let (log, checkpoint) =
+                signed_checkpoint(&worker, runtime, &environment, signer.as_ref())?;
             log.prove(
                 runtime.store(),
-                trust_root,
+                environment.trust_root(),
                 &execution_id,
                 checkpoint.as_bytes(),
             )

@@ -190,8 +190,10 @@ impl WitnessServer {
         self.local_addr
     }
 
-    /// Serves until SIGTERM or SIGINT.
-    pub fn run(self) -> Result<(), ServerError> {
+    /// Serves until SIGTERM or SIGINT. `announce` is called once those signals are the
+    /// witness's, before anything is served (where `parmana log witness` prints
+    /// `listening on`); when it returns `false`, nothing is served.
+    pub fn run(self, announce: impl FnOnce() -> bool) -> Result<(), ServerError> {
         let address = self.local_addr.to_string();
         let io = |e: std::io::Error| ServerError::Io {
             action: "serve",
@@ -204,6 +206,15 @@ impl WitnessServer {
             .build()
             .map_err(io)?;
         runtime.block_on(async move {
+            let stopped = stopped().map_err(|e| ServerError::Io {
+                action: "install the signal handlers of",
+                address: self.local_addr.to_string(),
+                message: e.to_string(),
+            })?;
+            if !announce() {
+                return Ok(());
+            }
+            crate::observe::init_logging(&crate::settings::Logging::default());
             let idle_timeout = self.witness.settings.idle_timeout;
             let request_timeout = self.witness.settings.request_timeout;
             let app = Router::new()
@@ -228,7 +239,7 @@ impl WitnessServer {
                 .header_read_timeout(idle_timeout);
             let connections = Arc::new(tokio::sync::Semaphore::new(WITNESS_MAX_CONNECTIONS));
             let signals = tokio::spawn(async move {
-                stopped().await;
+                stopped.await;
                 handle.graceful_shutdown(Some(request_timeout));
             });
             let served = server
@@ -241,19 +252,18 @@ impl WitnessServer {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn stopped() {
+/// Installs the handlers of SIGTERM and SIGINT (inside the tokio runtime): a future that
+/// resolves on either.
+fn stopped() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
@@ -282,7 +292,19 @@ fn refusal(error: &ExecutionError) -> Response {
             StatusCode::FORBIDDEN
         }
         "trust.tlog_inconsistent" => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => {
+            // The witness's own failure (its state file, its key): the detail names paths on
+            // its disk, for its operator's log, not for whoever asked.
+            tracing::error!(target: "parmana::witness", code = error.code(), %error, "add-checkpoint failed");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                format!(
+                    "{}: the witness could not cosign; its operator's log says why\n",
+                    error.code()
+                ),
+            );
+        }
     };
     text(
         status,

@@ -436,7 +436,9 @@ fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
         refused.text
     );
     assert!(
-        refused.text.contains("context.execution_id must be a string"),
+        refused
+            .text
+            .contains("context.execution_id must be a string"),
         "{}",
         refused.text
     );

@@ -62,6 +62,29 @@ impl Served {
         env: &[(&str, &str)],
         agent: ureq::Agent,
     ) -> Self {
+        Self::launch(dir, args, env, agent, |_| {})
+    }
+
+    /// Like [`Served::start`], sending the server `signal` the moment it prints its address
+    /// (by a system call: no `kill` process to wait for).
+    pub(crate) fn start_signalled_on_listening(
+        dir: &Path,
+        args: &[&str],
+        signal: rustix::process::Signal,
+    ) -> Self {
+        Self::launch(dir, args, &[], agent().clone(), |pid| {
+            let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+            rustix::process::kill_process(pid, signal).unwrap();
+        })
+    }
+
+    fn launch(
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        agent: ureq::Agent,
+        on_listening: impl FnOnce(u32),
+    ) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let log = logs.path().join("stderr.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
@@ -94,6 +117,7 @@ impl Served {
                 )
             })
             .to_owned();
+        on_listening(child.id());
         let token = if args.contains(&"--dev-token") {
             let mut line = String::new();
             stdout.read_line(&mut line).unwrap();

@@ -141,6 +141,37 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
     );
 }
 
+/// The signals are the server's before it prints its address: a SIGHUP sent on seeing
+/// `listening on` (a supervisor that reloads as soon as it knows the server started) reloads;
+/// it never ends the process.
+#[test]
+fn a_sighup_sent_on_seeing_the_address_reloads() {
+    let env = deployment("memory", "");
+    let mut served = Served::start_signalled_on_listening(
+        env.root(),
+        &["--dev-token"],
+        rustix::process::Signal::HUP,
+    );
+    let token = served.token.clone();
+    let reloads = |served: &Served| {
+        crate::harness::metric_with(
+            served,
+            token.as_deref(),
+            "parmana_reloads_total{outcome=\"ok\"}",
+        )
+    };
+    let mut count = 0;
+    for _ in 0..200 {
+        count = reloads(&served);
+        if count == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(count, 1, "{}", served.stderr());
+    assert!(!served.has_exited(), "{}", served.stderr());
+}
+
 #[test]
 fn sigterm_under_load_loses_and_doubles_no_outcome() {
     let env = deployment("sqlite:state/replay.sqlite3", "");
