@@ -350,6 +350,12 @@ pub(crate) async fn evaluate(
         policy: Some(policy.to_string()),
         ..Outcome::default()
     };
+    // The shape first: a body with both or neither is malformed, whatever it would cost.
+    if body.signals.is_some() == body.batch.is_some() {
+        return Err(ApiError::invalid_request(
+            "request body: give exactly one of `signals` and `batch`",
+        ));
+    }
     let explain = query.explain;
     if explain {
         let (sets, signals_bytes) = match (&body.signals, &body.batch) {

@@ -198,9 +198,11 @@ impl Tokens {
         let presented = value
             .to_str()
             .ok()
+            // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
             .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
+                v.get(..7)
+                    .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                    .and_then(|_| v.get(7..))
             })
             .map(str::trim)
             .filter(|v| !v.is_empty())
@@ -266,6 +268,26 @@ mod tests {
             (None, Scope::Read, "server.unauthorized"),
             (Some("Basic abc"), Scope::Read, "server.unauthorized"),
             (Some("Bearer "), Scope::Read, "server.unauthorized"),
+            // The scheme in any case (RFC 9110 §11.1); the token as it is.
+            (Some("bearer reader-secret"), Scope::Read, "reader"),
+            (Some("BEARER reader-secret"), Scope::Read, "reader"),
+            (Some("BeArEr reader-secret"), Scope::Read, "reader"),
+            (
+                Some("Bearer READER-SECRET"),
+                Scope::Read,
+                "server.unauthorized",
+            ),
+            (
+                Some("Bearerreader-secret"),
+                Scope::Read,
+                "server.unauthorized",
+            ),
+            (Some("Bear"), Scope::Read, "server.unauthorized"),
+            (
+                Some("Bearé reader-secret"),
+                Scope::Read,
+                "server.unauthorized",
+            ),
         ] {
             let got = match tokens.authorize(&headers(header), scope) {
                 Ok(name) => name,

@@ -632,6 +632,51 @@ fn each_resource_type_is_answered_by_its_policy_with_the_flattened_members() {
         "server.authzen_no_policy"
     );
     assert_eq!(mixed["evaluations"][1]["decision"], true, "{mixed}");
+    // An evaluation's own context replaces the default whole (AuthZEN §7.1.1): the owner at the
+    // gold tier by its own context is granted under a silver default, and refused where it
+    // takes the default — so neither the default nor a merge can stand in for its own.
+    let mut own = body(owner.0, owner.1, owner.2);
+    own.as_object_mut().unwrap().remove("subject");
+    own.as_object_mut().unwrap().remove("action");
+    own.as_object_mut().unwrap().remove("resource");
+    let defaults = body(owner.0, owner.1, "silver");
+    let boxcar = json!({
+        "subject": defaults["subject"],
+        "action": defaults["action"],
+        "resource": defaults["resource"],
+        "context": defaults["context"],
+        "evaluations": [own, {}, {"context": {"tier": "silver", "extra": 1}}],
+    });
+    let decided = served
+        .post("/access/v1/evaluations", token, &boxcar.to_string())
+        .json();
+    let decisions: Vec<&Value> = (0..3)
+        .map(|i| &decided["evaluations"][i]["decision"])
+        .collect();
+    assert_eq!(
+        decisions,
+        [&json!(true), &json!(false), &json!(false)],
+        "{decided}"
+    );
+    // Its default is the top-level context, whole, where it gives none; and an evaluation's
+    // context with the tier missing is refused (the policy requires it), not filled in from
+    // the default.
+    let boxcar = json!({
+        "subject": defaults["subject"],
+        "action": defaults["action"],
+        "resource": defaults["resource"],
+        "context": {"tier": "gold"},
+        "evaluations": [{}, {"context": {"other": "x"}}],
+    });
+    let decided = served
+        .post("/access/v1/evaluations", token, &boxcar.to_string())
+        .json();
+    assert_eq!(decided["evaluations"][0]["decision"], true, "{decided}");
+    assert_eq!(decided["evaluations"][1]["decision"], false, "{decided}");
+    assert_eq!(
+        decided["evaluations"][1]["context"]["error"]["code"], "policy.signal_missing",
+        "{decided}"
+    );
 }
 
 #[test]
@@ -929,9 +974,39 @@ fn a_reload_that_no_longer_fits_the_mapping_is_refused() {
         );
         assert_eq!(code, 0, "{stderr}");
     };
+    let documents = root.join("policies/documents-access/1.0.0");
+    let resign_documents = |policy: &str| {
+        std::fs::write(documents.join("policy.json"), policy).unwrap();
+        let (code, _, stderr) = parmana(
+            &root,
+            &[
+                "bundle",
+                "sign",
+                "policies/documents-access/1.0.0",
+                "--key",
+                "trust/keys/policy.pem",
+            ],
+        );
+        assert_eq!(code, 0, "{stderr}");
+    };
     let reload = || served.post("/v1/admin/reload", token, "");
     // (what changes, the release version, what the refusal names)
-    let refused: [(&str, &dyn Fn(), &str, &str); 2] = [
+    let refused: [(&str, &dyn Fn(), &str, &str); 3] = [
+        (
+            "a release whose documents-access no longer decides `allow`, the deployment's permit",
+            &|| {
+                resign_documents(
+                    &POLICY
+                        .replace(
+                            r#""decisions": ["allow", "deny"]"#,
+                            r#""decisions": ["grant", "deny"]"#,
+                        )
+                        .replace(r#""decision": "allow""#, r#""decision": "grant""#),
+                )
+            },
+            "3",
+            r#"`permit` names \"allow\", which is not one of its decisions"#,
+        ),
         (
             "a release whose records-access permits `refuse`",
             &|| {
@@ -939,18 +1014,22 @@ fn a_reload_that_no_longer_fits_the_mapping_is_refused() {
                     &RECORDS_POLICY.replace(r#""permit": ["grant"]"#, r#""permit": ["refuse"]"#),
                 )
             },
-            "3",
+            "4",
             "permits [refuse] where the server answers true for [grant]",
         ),
         (
             "a release without records-access",
             &|| std::fs::rename(&records, root.join("records-access-withdrawn")).unwrap(),
-            "4",
+            "5",
             "records-access@1.0.0, which answers AuthZEN requests",
         ),
     ];
-    for (what, change, version, says) in refused {
+    for (index, (what, change, version, says)) in refused.into_iter().enumerate() {
         change();
+        // Each refusal alone: documents-access fits again once its own case is done.
+        if index == 1 {
+            resign_documents(POLICY);
+        }
         release(version);
         let reply = reload();
         assert_eq!(
@@ -965,9 +1044,9 @@ fn a_reload_that_no_longer_fits_the_mapping_is_refused() {
     // Back to a release that fits: taken.
     std::fs::rename(root.join("records-access-withdrawn"), &records).unwrap();
     resign_records(RECORDS_POLICY);
-    release("5");
+    release("6");
     let reply = reload();
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.json()["release_manifest"], json!([2, 5]));
+    assert_eq!(reply.json()["release_manifest"], json!([2, 6]));
     assert_eq!(owner_decides(), true);
 }

@@ -407,7 +407,8 @@ pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply
     let doc = openapi();
     let Some(template) = template_of(doc, path) else {
         assert_eq!(
-            reply.status, 404,
+            (reply.status, reply.code().as_str()),
+            (404, "server.not_found"),
             "{method} {path} is not documented: {}",
             reply.text
         );

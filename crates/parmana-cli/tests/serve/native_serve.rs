@@ -288,6 +288,24 @@ fn every_route_answers_with_the_documented_status_and_scope() {
             400,
             "server.invalid_request",
         ),
+        // Both: malformed, and told so before anything is evaluated or budgeted (an unknown
+        // policy too, with an explanation asked).
+        (
+            "POST",
+            "/v1/evaluations?explain=true",
+            all,
+            r#"{"policy":"nope@1.0.0","signals":{},"batch":[{}]}"#,
+            400,
+            "server.invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/evaluations",
+            all,
+            r#"{"policy":"claims-approval@1.0.0","signals":{},"batch":[{}]}"#,
+            400,
+            "server.invalid_request",
+        ),
         (
             "POST",
             "/v1/evaluations?explain=maybe",
@@ -383,13 +401,18 @@ fn bodies_over_the_limit_are_413_and_a_full_server_sheds_with_503() {
     let token = served.token.clone();
     let padding = "x".repeat(600);
     let big = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{{"pad":"{padding}"}}}}"#);
-    let refused = served.post("/v1/evaluations", token.as_deref(), &big);
-    assert_eq!(
-        (refused.status, refused.code().as_str()),
-        (413, "server.body_too_large")
-    );
-    // The body was left unread: the server ends the connection and says so.
-    assert_eq!(refused.header("connection"), Some("close"));
+    // Every route that reads a body (AuthZEN's have their own test).
+    for route in ["/v1/evaluations", "/v1/executions", "/v1/verify"] {
+        let refused = served.post(route, token.as_deref(), &big);
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (413, "server.body_too_large"),
+            "{route}: {}",
+            refused.text
+        );
+        // The body was left unread: the server ends the connection and says so.
+        assert_eq!(refused.header("connection"), Some("close"), "{route}");
+    }
     // Without a token the body is not even read: 401, never 413, whatever its size.
     for route in [
         "/v1/executions",

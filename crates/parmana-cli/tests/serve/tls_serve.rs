@@ -245,13 +245,23 @@ fn unusable_tls_files_refuse_to_start_with_a_typed_error() {
     };
     let expired = dated("expired", ((2020, 1, 1), (2021, 1, 1)));
     let early = dated("early", ((2090, 1, 1), (2091, 1, 1)));
+    // A valid certificate's key, beside another certificate.
+    let (_, other_key) = server_ca.issue(&["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+    let other_key_path = root.join("tls/other.key");
+    std::fs::write(&other_key_path, other_key).unwrap();
+    let other_key = other_key_path.to_str().unwrap();
     let (expired, early) = (expired.to_str().unwrap(), early.to_str().unwrap());
     let certificate = certificate.to_str().unwrap();
     let key = key.to_str().unwrap();
     let empty = empty.to_str().unwrap();
     let missing = missing.to_str().unwrap();
     // (what, TLS arguments, expected code)
-    let cases: [(&str, Vec<&str>, &str); 8] = [
+    let cases: [(&str, Vec<&str>, &str); 9] = [
+        (
+            "a key that is not the certificate's",
+            vec!["--tls-cert", certificate, "--tls-key", other_key],
+            "server.tls_invalid",
+        ),
         (
             "an expired certificate",
             vec!["--tls-cert", expired, "--tls-key", key],
