@@ -671,3 +671,65 @@ fn a_reload_the_store_refused_is_reported_by_its_code_only() {
     assert!(!message.contains("connection refused"), "{message}");
     assert!(message.contains("server's log"), "{message}");
 }
+
+/// A reload outlives its request when the store is slow to answer: the request is answered on
+/// its timeout, and the reload — which goes on, under its turn — is still counted and recorded
+/// once it ends.
+#[test]
+fn a_reload_that_outlives_its_request_is_still_counted_and_recorded() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store = Arc::new(Unreachable::default());
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.attestation_signer().unwrap())
+        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
+        .clock(parmana_testkit::fixed_clock())
+        .build()
+        .unwrap();
+    let limits = Limits {
+        request_timeout: std::time::Duration::from_millis(50),
+        ..Limits::default()
+    };
+    let state = bound(runtime, limits, None);
+    state.started_up.store(true, Ordering::SeqCst);
+    let reloads = r#"parmana_reloads_total{outcome="ok"} "#;
+    // The reload reads the store's marks, which do not answer yet (until the test ends, even by
+    // a failed assertion: a runtime is dropped only once its blocking work is done).
+    store.set_silent(true);
+    struct AnswersAtLast(Arc<Unreachable>);
+    impl Drop for AnswersAtLast {
+        fn drop(&mut self) {
+            self.0.set_silent(false);
+        }
+    }
+    // Declared after the runtime, so dropped before it.
+    let tokio = tokio_runtime();
+    let _answers = AnswersAtLast(Arc::clone(&store));
+    let (status, code, retry_after) =
+        through_router(&tokio, &state, "POST", "/v1/admin/reload", "");
+    assert_eq!(
+        (status, code.as_str(), retry_after),
+        (503, "server.timeout", true)
+    );
+    // (Read from the registry itself: `/metrics` would probe the silent store too.)
+    let counted_now = || {
+        let text = state.metrics.encode().unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(reloads))
+            .map(str::to_owned)
+    };
+    assert_eq!(counted_now(), None, "counted before it ended");
+    // The store answers: the reload ends, on its own, counted and recorded.
+    store.set_silent(false);
+    let mut counted = None;
+    for _ in 0..400 {
+        counted = counted_now();
+        if counted.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(counted.as_deref(), Some("1"));
+    let (status, body, _) = answer_through_router(&tokio, &state, "GET", "/v1/status", "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["last_reload"]["outcome"], "ok", "{body}");
+}
