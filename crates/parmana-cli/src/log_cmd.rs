@@ -11,7 +11,7 @@ use parmana_runtime::trust::{
     tlog_hash_text,
 };
 use parmana_runtime::{
-    ExecutionError, LogSequencer, LogSigning, SequenceReport, add_cosignatures,
+    ExecutionError, LockedWitnessState, LogSequencer, LogSigning, SequenceReport, add_cosignatures,
     latest_log_checkpoint, load_trust_history, load_trust_root, log_consistency,
     parse_execution_id, prove_execution, sign_log_checkpoint, witness_checkpoint, witness_request,
 };
@@ -283,23 +283,26 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 return serve_witness(args, name, key, history.newest().clone());
             };
             let checkpoint = read_checkpoint(checkpoint)?;
-            let previous = if args.state.exists() {
-                Some(read_checkpoint(&args.state)?)
-            } else {
-                None
-            };
             let store = args.store.open_existing(&deployment)?;
+            // The state is read, checked against and replaced under its lock, shared with a
+            // served witness on the same file; replaced durably before the cosigned checkpoint
+            // is printed.
+            let mut state =
+                LockedWitnessState::lock(&args.state).map_err(|e| Failure::execution(&e))?;
             let cosigned = witness_checkpoint(
                 store.as_ref(),
                 history.newest(),
-                previous.as_deref(),
+                state.state(),
                 &checkpoint,
                 &name,
                 &key,
                 args.clock.now(),
             )
             .map_err(|e| Failure::execution(&e))?;
-            write_file(&args.state, cosigned.as_bytes())?;
+            state
+                .replace(cosigned.as_bytes())
+                .map_err(|e| Failure::execution(&e))?;
+            drop(state);
             out!("{cosigned}");
             Ok(())
         }

@@ -17,6 +17,7 @@ mod sequencer;
 mod store;
 mod verify;
 mod witness;
+mod witness_state;
 
 pub use anchor::LogAnchor;
 pub use authoring::{
@@ -54,6 +55,7 @@ pub use verify::{
 pub use witness::{
     WitnessCosigned, add_cosignatures, witness_add_checkpoint, witness_request, witness_state_size,
 };
+pub use witness_state::LockedWitnessState;
 
 /// The name of this runtime, recorded in every attestation.
 pub const RUNTIME_NAME: &str = "parmana-runtime";

@@ -11,7 +11,7 @@ use parmana_replay::{
 };
 use parmana_trust::{
     CheckpointCache, LogRole, NoteKeyName, Signer, TlogProof, TrustError, VerifiedCheckpoint,
-    VerifiedInclusion, VerifiedTrustHistory, VerifiedTrustRoot, cosign_checkpoint,
+    VerifiedInclusion, VerifiedTrustHistory, VerifiedTrustRoot, cosign_verified_checkpoint,
     verify_tlog_proof_cached,
 };
 
@@ -417,8 +417,7 @@ pub fn witness_checkpoint(
         new.check_extends(&old, &proof)?;
     }
     let timestamp = u64::try_from(now.unix_seconds()).unwrap_or(0);
-    let note = String::from_utf8_lossy(checkpoint);
-    Ok(cosign_checkpoint(&note, name, signer, timestamp)?)
+    Ok(cosign_verified_checkpoint(&new, name, signer, timestamp)?)
 }
 
 /// Verifies offline that attestations are in the transparency log, checking each distinct

@@ -5,7 +5,7 @@ use parmana_canon::merkle::{empty_root, verify_consistency};
 use parmana_replay::{ReplayStore, ledger_log};
 use parmana_trust::{
     AddCheckpoint, Checkpoint, CosignerKey, Note, NoteKeyName, Signer, TrustError,
-    VerifiedTrustRoot, cosign_checkpoint, verify_cosignatures,
+    VerifiedTrustRoot, cosign_verified_checkpoint, verify_cosignatures,
 };
 
 use crate::ExecutionError;
@@ -115,7 +115,9 @@ pub fn witness_add_checkpoint(
         .ok_or_else(|| TrustError::NoteMalformed {
             message: "a cosignature's timestamp must be after 1970".to_owned(),
         })?;
-    let checkpoint = cosign_checkpoint(request.checkpoint(), name, signer, timestamp)?;
+    // Kept as the witness's state: the checkpoint, the log's verified signatures and this
+    // cosignature, nothing a requester added.
+    let checkpoint = cosign_verified_checkpoint(&verified, name, signer, timestamp)?;
     let line = checkpoint
         .trim_end_matches('\n')
         .rsplit('\n')

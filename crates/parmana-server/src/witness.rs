@@ -1,8 +1,7 @@
 //! A C2SP `tlog-witness` over HTTP (`parmana log witness --serve`): `POST /add-checkpoint` cosigns a checkpoint of the trust root's log that extends the last one it cosigned, whose record survives restarts (written, synced and renamed into place before the answer); and the client side a log uses to submit to a witness.
 
-use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,9 +16,9 @@ use axum_server::Handle;
 use axum_server::accept::DefaultAcceptor;
 use parmana_runtime::canon::Digest;
 use parmana_runtime::trust::{
-    LocalSigningKey, MAX_ADD_CHECKPOINT_BYTES, MAX_NOTE_BYTES, NoteKeyName, VerifiedTrustRoot,
+    LocalSigningKey, MAX_ADD_CHECKPOINT_BYTES, NoteKeyName, VerifiedTrustRoot,
 };
-use parmana_runtime::{Clock, ExecutionError, witness_add_checkpoint, witness_state_size};
+use parmana_runtime::{Clock, ExecutionError, LockedWitnessState, witness_add_checkpoint};
 
 use crate::error::ServerError;
 use crate::lifecycle::Limited;
@@ -90,59 +89,6 @@ impl std::fmt::Debug for Witness {
     }
 }
 
-fn io_error(action: &'static str, path: &Path, error: &std::io::Error) -> ServerError {
-    ServerError::Runtime(ExecutionError::io(action, path, error))
-}
-
-/// Reads the witness's state file, bounded; `None` when it does not exist yet.
-fn read_state(path: &Path) -> Result<Option<Vec<u8>>, ServerError> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error("read", path, &e)),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_NOTE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_error("read", path, &e))?;
-    witness_state_size(Some(&bytes))?;
-    Ok(Some(bytes))
-}
-
-/// Replaces `path` with `bytes`: a temporary file beside it is written and synced, then renamed
-/// over it (made durable by [`sync_state_directory`]) — a crash leaves the old state or the new
-/// one.
-fn replace_state(path: &Path, bytes: &[u8]) -> Result<(), ExecutionError> {
-    let directory = state_directory(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = directory.join(format!(".{name}.tmp"));
-    let written = std::fs::File::create(&temporary).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    written.map_err(|e| ExecutionError::io("write", &temporary, &e))?;
-    std::fs::rename(&temporary, path).map_err(|e| ExecutionError::io("rename", path, &e))
-}
-
-/// Makes the rename of the state file durable (its directory synced).
-fn sync_state_directory(path: &Path) -> Result<(), ExecutionError> {
-    let directory = state_directory(path);
-    std::fs::File::open(&directory)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| ExecutionError::io("sync", &directory, &e))
-}
-
-/// The directory holding the state file.
-fn state_directory(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 impl WitnessServer {
     /// Checks that the trust root names a log, reads the state (a state file that is not a
     /// checkpoint refuses to start) and binds the listen address.
@@ -165,7 +111,10 @@ impl WitnessServer {
                 trust_root_version: settings.trust_root.version(),
             }));
         }
-        let last = read_state(&settings.state)?;
+        let last = LockedWitnessState::lock(&settings.state)
+            .map_err(ServerError::Runtime)?
+            .state()
+            .map(<[u8]>::to_vec);
         let listen = settings.listen.to_string();
         let bind_error = |e: std::io::Error| ServerError::Io {
             action: "bind",
@@ -369,21 +318,27 @@ async fn add_checkpoint(
                 &std::io::Error::other("the witness state lock is poisoned"),
             ));
         };
+        // Judged against what the file holds under its lock: another witness process on the
+        // same file (a one-off `parmana log witness`, a second server) may have cosigned since.
+        let mut state = LockedWitnessState::lock(&settings.state)?;
         let cosigned = witness_add_checkpoint(
             &settings.trust_root,
-            last.as_deref(),
+            state.state(),
             &body,
             &settings.name,
             settings.signer.as_ref(),
             settings.clock.now(),
-        )?;
+        );
         // Persisted before the answer, under the lock that checked the old state. Once the file
-        // names the new checkpoint, so does the state kept here, even when making the rename
+        // names the new checkpoint, so does the state served here, even when making the rename
         // durable then fails (and the request is refused): the two never disagree.
-        replace_state(&settings.state, cosigned.checkpoint.as_bytes())?;
-        *last = Some(cosigned.checkpoint.into_bytes());
-        sync_state_directory(&settings.state)?;
-        Ok(cosigned.signature_lines)
+        let persisted = cosigned.and_then(|cosigned| {
+            state
+                .replace(cosigned.checkpoint.as_bytes())
+                .map(|()| cosigned.signature_lines)
+        });
+        *last = state.state().map(<[u8]>::to_vec);
+        persisted
     })
     .await;
     match decided {

@@ -91,8 +91,9 @@ pub use tlog::{
     CosignerKey, LogVerifier, MAX_ADD_CHECKPOINT_BYTES, MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES,
     MAX_TLOG_PROOF_BYTES, MAX_WITNESS_PROOF_LINES, Note, NoteKeyName, NoteSignature,
     NoteVerifierKey, TLOG_PROOF_HEADER, TlogProof, VerifiedCheckpoint, VerifiedInclusion,
-    VerifiedNote, cosign_checkpoint, cosign_note, note_key_id, open_note, sign_checkpoint,
-    sign_note, tlog_hash_text, verify_cosignatures, verify_tlog_proof, verify_tlog_proof_cached,
+    VerifiedNote, cosign_checkpoint, cosign_note, cosign_verified_checkpoint, note_key_id,
+    open_note, sign_checkpoint, sign_note, tlog_hash_text, verify_cosignatures, verify_tlog_proof,
+    verify_tlog_proof_cached,
 };
 pub use trust_chain::{
     MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,

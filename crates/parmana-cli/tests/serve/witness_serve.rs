@@ -290,6 +290,20 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
     let (got, _, answer) = witness.add(format!("old {size2}\n\n{cp2}").as_bytes());
     assert_eq!(got, 200, "{answer}");
     assert!(answer.starts_with(&format!("\u{2014} {WITNESS} ")) && answer.ends_with('\n'));
+    // A requester's other signature lines (keys nobody listed, which verification ignores) are
+    // not kept: a checkpoint padded to the note limit with them is cosigned, and the witness
+    // keeps — and serves — the log's signature and its own only, so that its state never
+    // passes what it may read back (it goes on answering, and starts again, below).
+    let junk = format!("\u{2014} junk.example/x {}\n", "A".repeat(700));
+    let mut padded = cp2.clone();
+    while padded.len() + junk.len() < 65_000 {
+        padded.push_str(&junk);
+    }
+    let (got, _, answer) = witness.add(format!("old {size2}\n\n{padded}").as_bytes());
+    assert_eq!(got, 200, "{answer}");
+    let state = std::fs::read_to_string(d.join("witness-state.txt")).unwrap();
+    assert!(!state.contains("junk.example"), "{state}");
+    assert_eq!(state.matches('\u{2014}').count(), 2, "{state}");
     // The monitoring endpoint serves the last cosigned checkpoint.
     let origin_hash = Digest::of(ORIGIN.as_bytes())
         .to_string()
@@ -300,6 +314,7 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
         latest.starts_with(&cp2[..cp2.find("\n\n").unwrap()]),
         "{latest}"
     );
+    assert!(!latest.contains("junk.example"), "{latest}");
     assert_eq!(witness.get("/0000/checkpoint").0, 404);
 
     // A log rewritten wholesale, signed by the same log key, larger than what the witness saw:
@@ -326,6 +341,32 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
     let (code, err) = cosign(d, MAIN, "cp3.txt", &witness.base, "cp3-cosigned.txt");
     assert_eq!(code, 0, "{err}");
     assert_eq!(state_size(d), size3);
+    // A one-off `parmana log witness` on the served witness's state file cosigns a newer
+    // checkpoint: the served witness judges the next request against the file as it is then
+    // (its lock is shared), not against what it cosigned last itself.
+    execute(d, MAIN, &ids("w", 9..11));
+    let size4 = checkpoint(d, MAIN, "cp4.txt");
+    let (code, _, err) = run(
+        d,
+        &[
+            "log",
+            "witness",
+            "cp4.txt",
+            "--key",
+            "trust/keys/policy.pem",
+            "--name",
+            WITNESS,
+            "--state",
+            "witness-state.txt",
+            "--store",
+            MAIN,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(state_size(d), size4);
+    let cp4 = std::fs::read_to_string(d.join("cp4.txt")).unwrap();
+    let (got, _, answer) = witness.add(format!("old {size3}\n\n{cp4}").as_bytes());
+    assert_eq!((got, answer), (409, format!("{size4}\n")));
     // A fresh witness: a checkpoint of size 0 must have the empty tree's root (422), and a
     // proof from 0 must be empty (422); the first checkpoint is then trusted (200).
     drop(witness);

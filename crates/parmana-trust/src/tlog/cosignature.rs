@@ -6,9 +6,10 @@
 
 use std::fmt;
 
+use crate::tlog::checkpoint::VerifiedCheckpoint;
 use crate::tlog::note::{
-    MAX_NOTE_SIGNATURES, Note, NoteKeyName, NoteSignature, parse_typed_key, typed_key_id,
-    write_typed_key,
+    MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, Note, NoteKeyName, NoteSignature, parse_typed_key,
+    typed_key_id, write_typed_key,
 };
 use crate::{PublicKey, Signer, TrustError};
 
@@ -103,6 +104,39 @@ pub fn cosign_checkpoint(
     signature.extend_from_slice(&signer.sign(&cosigned_message(timestamp, parsed.text()))?);
     parsed.push_signature(NoteSignature::new(name.clone(), cosigner.id, signature));
     Ok(parsed.to_text())
+}
+
+/// Cosigns a checkpoint a witness has verified (signed by the log's keys, consistent with what
+/// it cosigned before): the note returned — which a witness keeps as its state — carries the
+/// checkpoint's text, the signature lines by the keys that verified it, and this cosignature;
+/// no other line. A requester's other lines (unknown keys, which verification ignores) would
+/// otherwise be kept and grow the state past what the witness may read back
+/// ([`MAX_NOTE_BYTES`]); a note that would still pass it is refused (`trust.note_malformed`).
+pub fn cosign_verified_checkpoint(
+    verified: &VerifiedCheckpoint,
+    name: &NoteKeyName,
+    signer: &dyn Signer,
+    timestamp: u64,
+) -> Result<String, TrustError> {
+    let opened = verified.note();
+    let mut kept: Note = opened.note().clone();
+    kept.retain_signatures(|line| {
+        opened
+            .verified_by()
+            .iter()
+            .any(|key| key.name() == line.name() && key.id() == line.id())
+    });
+    let cosigned = cosign_checkpoint(&kept.to_text(), name, signer, timestamp)?;
+    if cosigned.len() > MAX_NOTE_BYTES {
+        return Err(TrustError::NoteMalformed {
+            message: format!(
+                "cosigned, the checkpoint would be {} bytes, more than the {MAX_NOTE_BYTES} a \
+                 note may have",
+                cosigned.len()
+            ),
+        });
+    }
+    Ok(cosigned)
 }
 
 /// One verified cosignature: who, and the time it states.

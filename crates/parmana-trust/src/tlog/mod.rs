@@ -13,7 +13,9 @@ pub use checkpoint::{
     CHECKPOINT_CACHE_CAPACITY, Checkpoint, CheckpointCache, LogVerifier, VerifiedCheckpoint,
     sign_checkpoint,
 };
-pub use cosignature::{Cosignature, CosignerKey, cosign_checkpoint, verify_cosignatures};
+pub use cosignature::{
+    Cosignature, CosignerKey, cosign_checkpoint, cosign_verified_checkpoint, verify_cosignatures,
+};
 pub use note::{
     MAX_NOTE_BYTES, MAX_NOTE_SIGNATURES, Note, NoteKeyName, NoteSignature, NoteVerifierKey,
     VerifiedNote, cosign_note, note_key_id, open_note, sign_note,

@@ -340,6 +340,11 @@ impl Note {
         self.signatures.push(signature);
     }
 
+    /// Keeps only the signature lines `keep` accepts.
+    pub(crate) fn retain_signatures(&mut self, keep: impl Fn(&NoteSignature) -> bool) {
+        self.signatures.retain(|line| keep(line));
+    }
+
     /// The note's bytes: text, blank line, signature lines.
     pub fn to_text(&self) -> String {
         let mut out = self.text.clone();
