@@ -282,6 +282,20 @@ pub enum ExecutionError {
         /// Why, with the underlying code.
         reason: String,
     },
+    /// A stored attestation read back names a trust-root version newer than this runtime has
+    /// loaded: another runtime sharing the store took a newer trust root first. Reloading this
+    /// one (or reading from one that has) reads it.
+    #[error(
+        "the attestation of execution {execution_id:?} was made under trust-root version {version}, newer than this runtime's newest ({newest}): reload it (its trust root), or read it from a runtime that has"
+    )]
+    EnvironmentBehind {
+        /// The execution id read.
+        execution_id: String,
+        /// The version the attestation names.
+        version: u64,
+        /// The newest version this runtime has loaded.
+        newest: u64,
+    },
     /// A reload's new environment was refused by the caller's own check of it
     /// ([`Runtime::reload_checked`](crate::Runtime::reload_checked)): the old one stays.
     #[error("the new environment was refused: {reason}")]
@@ -329,6 +343,7 @@ impl ExecutionError {
             Self::NoCheckpoint { .. } => "runtime.no_checkpoint",
             Self::StoredCheckpointInvalid { .. } => "runtime.stored_checkpoint_invalid",
             Self::StoredAttestationInvalid { .. } => "runtime.stored_attestation_invalid",
+            Self::EnvironmentBehind { .. } => "runtime.environment_behind",
             Self::EnvironmentRefused { .. } => "runtime.environment_refused",
         }
     }
@@ -362,6 +377,7 @@ impl ExecutionError {
             | Self::ProofEntryMismatch { .. }
             | Self::StoredCheckpointInvalid { .. }
             | Self::StoredAttestationInvalid { .. }
+            | Self::EnvironmentBehind { .. }
             | Self::EnvironmentRefused { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,

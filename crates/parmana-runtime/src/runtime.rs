@@ -397,9 +397,34 @@ impl Runtime {
             execution_id: execution_id.as_str().to_owned(),
             reason,
         };
-        let report = self.verify(done.attestation(), None, None);
+        let environment = self.environment();
+        let history = environment.trust_history();
+        // A server whose clock lags the one that executed reads a genuine attestation back:
+        // the verifier's clock judges nothing else here.
+        let options = VerifyOptions {
+            now: self.inner.clock.now().max(done.claim().claimed_at()),
+            require_current_trust: false,
+        };
+        let report = parmana_trust::verify_attestation_in_history(
+            done.attestation(),
+            history,
+            options,
+            None,
+            None,
+        );
         if report.checks.is_empty() {
             return Err(refuse("no check could be made".to_owned()));
+        }
+        // Made under a trust-root version this runtime has not loaded yet (another server of
+        // the deployment reloaded first): not judged here, nor refused as a forgery.
+        if let Some(predicate) = report.predicate()
+            && predicate.trust_root.version > history.newest().version()
+        {
+            return Err(ExecutionError::EnvironmentBehind {
+                execution_id: execution_id.as_str().to_owned(),
+                version: predicate.trust_root.version,
+                newest: history.newest().version(),
+            });
         }
         if let Some(check) = report.failures().find(|check| {
             !matches!(

@@ -325,6 +325,7 @@ fn reload_swaps_a_verified_environment_and_keeps_the_old_one_on_refusal() {
     let fixture = Fixture::new();
     let runtime = runtime(&fixture);
     assert_eq!(runtime.environment().trust_root().version(), 2);
+    let before = runtime.execute(&request("before-reload")).unwrap();
     fixture.rotate(&[&fixture.key("attestation")], 1);
     let report = runtime.reload().unwrap();
     assert_eq!(report.trust_root, (2, 3));
@@ -386,6 +387,47 @@ fn reload_swaps_a_verified_environment_and_keeps_the_old_one_on_refusal() {
         runtime.attestation(&ExecutionId::parse("rotated-out").unwrap()),
         Ok(ExecutionStatus::Unknown)
     ));
+    // What it signed before is still read back: made under versions 2 and 3 (superseded), by
+    // a key the newest version no longer trusts.
+    for (id, made) in [("before-reload", &before), ("after-reload", &after)] {
+        assert_eq!(
+            runtime
+                .attestation(&ExecutionId::parse(id).unwrap())
+                .unwrap(),
+            ExecutionStatus::Completed(made.envelope().to_vec()),
+            "{id}"
+        );
+    }
+}
+
+/// Runtimes sharing a store reload one after another (a rolling reload): one that has not yet
+/// reloaded reads an attestation made under the newer trust root as not yet readable here
+/// (`runtime.environment_behind`, retryable), never as a forgery; once reloaded, it reads it.
+#[test]
+fn an_attestation_made_under_a_newer_trust_root_is_read_once_reloaded() {
+    let fixture = Fixture::new();
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let build = || {
+        Runtime::builder(fixture.config())
+            .signer(fixture.key("attestation"))
+            .shared_store(Arc::clone(&store))
+            .clock(clock())
+            .build()
+            .unwrap()
+    };
+    let (first, behind) = (build(), build());
+    fixture.rotate(&[&fixture.key("attestation")], 1);
+    assert_eq!(first.reload().unwrap().trust_root, (2, 3));
+    let made = first.execute(&request("rolled")).unwrap();
+    let id = ExecutionId::parse("rolled").unwrap();
+    let refused = behind.attestation(&id).unwrap_err();
+    assert_eq!(refused.code(), "runtime.environment_behind", "{refused}");
+    assert!(refused.to_string().contains("version 3"), "{refused}");
+    assert_eq!(behind.reload().unwrap().trust_root, (2, 3));
+    assert_eq!(
+        behind.attestation(&id).unwrap(),
+        ExecutionStatus::Completed(made.envelope().to_vec())
+    );
 }
 
 /// A clock that, on its first reading, waits until the test has reloaded the runtime.

@@ -200,7 +200,7 @@ pub(crate) async fn create_execution(
         (status = 404, description = "The id was never used (`server.execution_unknown`)", body = ErrorBody),
         (status = 423, description = "Claimed, not completed: in flight, or interrupted (run `parmana recover`)", body = ErrorBody),
         (status = 500, description = "The stored attestation is not this execution's: it does not verify, or attests another execution (`runtime.stored_attestation_invalid`); or a defect (`server.internal`)", body = ErrorBody),
-        (status = 503, description = "Store unavailable or a row it cannot read (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
+        (status = 503, description = "Made under a trust-root version newer than this server has loaded (`runtime.environment_behind`: reload it), store unavailable or a row it cannot read (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))
 )]
@@ -509,7 +509,9 @@ pub(crate) async fn check_readiness(state: &Arc<AppState>) -> Option<String> {
     });
     state.metrics.set_ready(reason.is_none());
     // A drain sets its flag before it clears the gauge: one that began after the flag was read
-    // above is seen here, and the gauge set again (whichever store comes last, it reads 0).
+    // above is seen here, and the gauge set again (whichever store comes last, it reads 0). The
+    // fences order the gauge's own (relaxed) store with the flag, here and in the drain.
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
     if reason.is_none() && state.is_draining() {
         state.metrics.set_ready(false);
         return Some("draining: shutting down".to_owned());

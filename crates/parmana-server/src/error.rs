@@ -235,6 +235,9 @@ pub(crate) fn status_of(error: &ExecutionError) -> StatusCode {
             return StatusCode::NOT_FOUND;
         }
         "tile.entry_too_large" => return StatusCode::INTERNAL_SERVER_ERROR,
+        // Another server of the deployment reloaded first: this one, once reloaded, or another,
+        // answers.
+        "runtime.environment_behind" => return StatusCode::SERVICE_UNAVAILABLE,
         _ => {}
     }
     match error.class() {

@@ -358,6 +358,7 @@ async fn recover_then_ready(
             state.started_up.store(true, Ordering::SeqCst);
             state.metrics.set_ready(true);
             // A drain that began meanwhile wins (it sets its flag before it clears the gauge).
+            std::sync::atomic::fence(Ordering::SeqCst);
             if state.is_draining() {
                 state.metrics.set_ready(false);
             }
@@ -518,6 +519,7 @@ async fn watch_signals(signals: Signals, state: Arc<AppState>, handle: Handle<So
         }
     }
     state.draining.store(true, Ordering::SeqCst);
+    std::sync::atomic::fence(Ordering::SeqCst);
     state.metrics.set_ready(false);
     tracing::info!(
         target: "parmana::server",
