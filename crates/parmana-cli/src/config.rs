@@ -379,10 +379,7 @@ impl Deployment {
         };
         let file = match file {
             Some((path, found_by)) => {
-                if matches!(found_by, FoundBy::WalkingUp) {
-                    check_found_file_is_yours(&path)?;
-                }
-                let parsed = read_config_file(&path)?;
+                let parsed = read_config_file(&path, matches!(found_by, FoundBy::WalkingUp))?;
                 Some((path, found_by, parsed))
             }
             None => None,
@@ -738,13 +735,25 @@ fn find_upwards(start: &Path) -> Option<PathBuf> {
 /// one planted in a shared directory above the current one (`/tmp/parmana.toml`) could name a
 /// tokens file, a listen address or a trust root. A file named by `PARMANA_CONFIG` is the user's
 /// choice and is read as named.
+///
+/// Judged on the file as opened — the one then read, so that it cannot be swapped between the
+/// check and the read — and, when the name found is a symbolic link, on the link too: a link
+/// someone else planted to a file of yours would make its relative paths resolve in their
+/// directory.
 #[cfg(unix)]
-fn check_found_file_is_yours(path: &Path) -> Result<(), Failure> {
+fn check_found_file_is_yours(path: &Path, opened: &std::fs::File) -> Result<(), Failure> {
     use std::os::unix::fs::MetadataExt as _;
     let what = path.display().to_string();
-    let metadata = std::fs::metadata(path).map_err(|e| Failure::io(&what, &e))?;
+    let named = std::fs::symlink_metadata(path).map_err(|e| Failure::io(&what, &e))?;
+    let metadata = opened.metadata().map_err(|e| Failure::io(&what, &e))?;
     let you = rustix::process::geteuid().as_raw();
-    let unsafe_because = if metadata.uid() != you && metadata.uid() != 0 {
+    let foreign = |uid: u32| uid != you && uid != 0;
+    let unsafe_because = if named.file_type().is_symlink() && foreign(named.uid()) {
+        Some(format!(
+            "it is a symbolic link that belongs to uid {}, not to you (uid {you})",
+            named.uid()
+        ))
+    } else if foreign(metadata.uid()) {
         Some(format!(
             "it belongs to uid {}, not to you (uid {you})",
             metadata.uid()
@@ -768,17 +777,22 @@ fn check_found_file_is_yours(path: &Path) -> Result<(), Failure> {
 }
 
 #[cfg(not(unix))]
-fn check_found_file_is_yours(_: &Path) -> Result<(), Failure> {
+fn check_found_file_is_yours(_: &Path, _: &std::fs::File) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Reads and parses a configuration file, bounded, refusing unknown keys.
-fn read_config_file(path: &Path) -> Result<ConfigFile, Failure> {
+/// Reads and parses a configuration file, bounded, refusing unknown keys; one found walking up
+/// only once [`check_found_file_is_yours`] accepts the file opened.
+fn read_config_file(path: &Path, found_walking_up: bool) -> Result<ConfigFile, Failure> {
     use std::io::Read as _;
     let what = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Failure::io(&what, &e))?;
+    if found_walking_up {
+        check_found_file_is_yours(path, &file)?;
+    }
     let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
         .map_err(|e| Failure::io(&what, &e))?;
     if text.len() as u64 > MAX_CONFIG_BYTES {
         return Err(Failure::new(
@@ -805,32 +819,43 @@ fn read_config_file(path: &Path) -> Result<ConfigFile, Failure> {
     })
 }
 
-/// Hides the password of a `postgres://user:password@host/…` URL for printing.
+/// Hides the passwords of a `postgres://` URL for printing: the credentials' (which end at the
+/// first `@`, as the store's parser reads them) and a `password` in the query string.
 pub(crate) fn redact_store(store: &str) -> String {
-    let Some(rest) = store
-        .strip_prefix("postgres://")
-        .map(|rest| ("postgres://", rest))
-        .or_else(|| {
-            store
-                .strip_prefix("postgresql://")
-                .map(|rest| ("postgresql://", rest))
-        })
+    let Some((scheme, rest)) = ["postgres://", "postgresql://"]
+        .into_iter()
+        .find_map(|scheme| store.strip_prefix(scheme).map(|rest| (scheme, rest)))
     else {
         return store.to_owned();
     };
-    let (scheme, rest) = rest;
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rfind('@') {
-        Some(at) => {
-            let (userinfo, host) = authority.split_at(at);
-            match userinfo.find(':') {
-                Some(colon) => format!("{scheme}{}:***{host}{tail}", &userinfo[..colon]),
-                None => store.to_owned(),
-            }
+    let (credentials, after) = match rest.split_once('@') {
+        Some((userinfo, after)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            (format!("{user}{hidden}@"), after)
         }
-        None => store.to_owned(),
-    }
+        None => (String::new(), rest),
+    };
+    let (base, query) = after.split_once('?').unwrap_or((after, ""));
+    let query: Vec<String> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let key = pair.split_once('=').map_or(pair, |(key, _)| key);
+            // A key spelled with `%` escapes may be `password` too: hidden as well.
+            if key.eq_ignore_ascii_case("password") || key.contains('%') {
+                format!("{key}=***")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect();
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    format!("{scheme}{credentials}{base}{query}")
 }
 
 #[cfg(test)]

@@ -250,9 +250,17 @@ pub fn open_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
     if location.starts_with("postgres://") || location.starts_with("postgresql://") {
         return open_postgres(location);
     }
+    // Only what comes before a `:` or `/` is echoed: a mistyped URL may hold a password.
+    let kind: String = location
+        .split([':', '/', '@', '?'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(32)
+        .collect();
     Err(ReplayError::InvalidConfiguration {
         message: format!(
-            "unknown store {location:?}: expected memory, sqlite:PATH or postgres://…"
+            "unknown store kind {kind:?}: expected memory, sqlite:PATH or postgres://…"
         ),
     })
 }

@@ -137,6 +137,35 @@ fn a_found_file_someone_else_could_have_planted_is_not_read() {
     }
 }
 
+/// A symbolic link found walking up that someone else made is refused, even to a file of
+/// yours: read through it, your file's relative paths would resolve in their directory.
+#[cfg(unix)]
+#[test]
+fn a_found_link_someone_else_made_is_not_read() {
+    let temp = tempfile::tempdir().unwrap();
+    let yours = temp.path().join("yours");
+    std::fs::create_dir_all(&yours).unwrap();
+    std::fs::write(yours.join(CONFIG_FILE_NAME), "store = \"memory\"\n").unwrap();
+    let shared = temp.path().join("shared");
+    std::fs::create_dir_all(shared.join("sub")).unwrap();
+    let link = shared.join(CONFIG_FILE_NAME);
+    std::os::unix::fs::symlink(yours.join(CONFIG_FILE_NAME), &link).unwrap();
+    let load = || Deployment::load_from(shared.join("sub"), Vec::new(), None);
+    // Yours: read (its directory is the link's).
+    assert!(load().unwrap().file().is_some());
+    // Another user's link (only root may give a link away: CI runs as root).
+    if std::os::unix::fs::lchown(&link, Some(65_534), None).is_ok() {
+        let err = load().unwrap_err();
+        assert_eq!(err.code, "cli.config_unsafe", "{}", err.message);
+        assert!(
+            err.message
+                .contains("symbolic link that belongs to uid 65534"),
+            "{}",
+            err.message
+        );
+    }
+}
+
 #[test]
 fn server_settings_follow_the_same_precedence() {
     let temp = tempfile::tempdir().unwrap();
@@ -241,6 +270,24 @@ fn passwords_are_redacted() {
         ),
         ("postgresql://parmana@db/p", "postgresql://parmana@db/p"),
         ("sqlite:/a/b", "sqlite:/a/b"),
+        // The credentials end at the first `@`, as the store's parser reads them: a `?` or a
+        // `/` in a password is still the password.
+        ("postgres://u:a?b@h/db", "postgres://u:***@h/db"),
+        ("postgres://u:pa/ss@h/db", "postgres://u:***@h/db"),
+        // A password in the query string.
+        (
+            "postgres://u@h/db?sslmode=require&password=s3cret",
+            "postgres://u@h/db?sslmode=require&password=***",
+        ),
+        (
+            "postgres://u@h/db?PASSWORD=s3cret",
+            "postgres://u@h/db?PASSWORD=***",
+        ),
+        (
+            "postgres://u@h/db?%70assword=s3cret",
+            "postgres://u@h/db?%70assword=***",
+        ),
+        ("postgres://h/db", "postgres://h/db"),
     ] {
         assert_eq!(redact_store(store), shown);
     }
