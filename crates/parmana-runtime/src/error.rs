@@ -246,6 +246,15 @@ pub enum ExecutionError {
         /// The size of the last checkpoint the witness cosigned (0: none).
         size: u64,
     },
+    /// A C2SP `tlog-witness` `add-checkpoint` of the size the witness cosigned last, with
+    /// another root: the log forked (C2SP `tlog-witness`: HTTP 409).
+    #[error(
+        "the witness cosigned a checkpoint of size {size} with another root: the log presents two trees of one size"
+    )]
+    WitnessRootMismatch {
+        /// The size of both checkpoints.
+        size: u64,
+    },
     /// A C2SP `tlog-tiles` tile that is malformed or not (yet) in the log.
     #[error("{0}")]
     Tile(#[from] parmana_canon::tile::TileError),
@@ -339,6 +348,7 @@ impl ExecutionError {
             Self::ProofEntryMismatch { .. } => "runtime.proof_entry_mismatch",
             Self::Tile(e) => e.code(),
             Self::WitnessSizeMismatch { .. } => "runtime.witness_size_mismatch",
+            Self::WitnessRootMismatch { .. } => "runtime.witness_root_mismatch",
             Self::NotYetSequenced { .. } => "runtime.not_yet_sequenced",
             Self::NoCheckpoint { .. } => "runtime.no_checkpoint",
             Self::StoredCheckpointInvalid { .. } => "runtime.stored_checkpoint_invalid",
@@ -361,7 +371,8 @@ impl ExecutionError {
             | Self::BatchLineInvalid { .. }
             | Self::NotInLog { .. }
             | Self::Tile(_)
-            | Self::WitnessSizeMismatch { .. } => ErrorClass::InvalidInput,
+            | Self::WitnessSizeMismatch { .. }
+            | Self::WitnessRootMismatch { .. } => ErrorClass::InvalidInput,
             Self::NotYetSequenced { .. } | Self::NoCheckpoint { .. } => ErrorClass::InvalidInput,
             Self::Io { .. } => ErrorClass::Io,
             Self::Trust(error) => ErrorClass::of_trust(error),

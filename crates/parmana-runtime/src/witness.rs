@@ -101,6 +101,10 @@ pub fn witness_add_checkpoint(
         return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
     }
     let old_root = stored.as_ref().map_or_else(empty_root, Checkpoint::root);
+    // The size it cosigned, with another root: a fork (C2SP: 409, not a proof's 422).
+    if new.size() == stored_size && new.root() != old_root {
+        return Err(ExecutionError::WitnessRootMismatch { size: stored_size });
+    }
     verify_consistency(
         stored_size,
         new.size(),

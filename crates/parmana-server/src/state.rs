@@ -129,9 +129,16 @@ pub(crate) struct SignedNote {
     pub(crate) trust_root_version: u64,
     /// The note, or why none is signed over this log: an entry that is not an attested
     /// execution (its position and the reason), refused again without reading the entries
-    /// again until the log or the trust root changes.
+    /// again until the log or the trust root changes, or [`REFUSAL_KEPT_FOR`] has passed — what
+    /// refused it may depend on the clock or on what the store holds, which change without the
+    /// log changing.
     pub(crate) note: Result<String, (u64, String)>,
+    /// When it was signed or refused.
+    pub(crate) at: Instant,
 }
+
+/// How long a refusal to sign over a log is answered without checking the entries again.
+pub(crate) const REFUSAL_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl AppState {
     /// Checks the request's bearer token for `scope` (nothing to check without authentication).

@@ -15,7 +15,7 @@ use parmana_runtime::{
 use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::settings::LogSettings;
-use crate::state::{AppState, SignedNote};
+use crate::state::{AppState, REFUSAL_KEPT_FOR, SignedNote};
 use crate::wire::ErrorBody;
 
 type Shared = State<Arc<AppState>>;
@@ -104,7 +104,10 @@ fn signed_checkpoint(
 ) -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
     let anchor = state.sequencer.anchor.as_deref();
     let trust_root_version = environment.trust_root().version();
+    // Whether the last refusal was kept from before (not to be judged again at once).
+    let kept_refusal = std::cell::Cell::new(false);
     let sign = || -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
+        kept_refusal.set(false);
         let log = state.log_cache.get(runtime.store())?;
         let kept = state
             .signed_note
@@ -115,11 +118,13 @@ fn signed_checkpoint(
                 kept.size == log.size()
                     && kept.root == log.root()
                     && kept.trust_root_version == trust_root_version
+                    && (kept.note.is_ok() || kept.at.elapsed() < REFUSAL_KEPT_FOR)
             });
         if let Some(kept) = kept {
             return match kept.note {
                 Ok(note) => Ok((log, note)),
                 Err((position, reason)) => {
+                    kept_refusal.set(true);
                     Err(ExecutionError::LogEntryUnattested { position, reason })
                 }
             };
@@ -147,6 +152,7 @@ fn signed_checkpoint(
                 root: log.root(),
                 trust_root_version,
                 note,
+                at: std::time::Instant::now(),
             });
         }
         Ok((log, signed?))
@@ -154,7 +160,15 @@ fn signed_checkpoint(
     match sign() {
         // Behind what a signer recorded a moment ago (the anchor, or a checkpoint another
         // server's sequencer stored past this snapshot): read again, once.
-        Err(error) if error.code() == "trust.tlog_inconsistent" => {
+        // Or an entry the store no longer holds as the snapshot does (a ledger cut or rewritten
+        // under the server): judged again on the log as the store holds it now.
+        Err(error)
+            if !kept_refusal.get()
+                && matches!(
+                    error.code(),
+                    "trust.tlog_inconsistent" | "runtime.log_entry_unattested"
+                ) =>
+        {
             state.log_cache.expire();
             sign()
         }

@@ -233,6 +233,7 @@ fn refusal(error: &ExecutionError) -> Response {
         );
     }
     let status = match error.code() {
+        "runtime.witness_root_mismatch" => StatusCode::CONFLICT,
         "trust.witness_request_malformed"
         | "trust.note_malformed"
         | "trust.checkpoint_malformed" => StatusCode::BAD_REQUEST,

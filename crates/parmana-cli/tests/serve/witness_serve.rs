@@ -283,6 +283,23 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
             assert_eq!(answer, format!("{size2}\n"));
         }
     }
+    // The size it cosigned, with another root: a fork — 409 in plain text (not the size's
+    // media type), nothing cosigned.
+    let log_key = LocalSigningKey::read_pem_file(&d.join(LOG_KEY)).unwrap();
+    let forked = sign_checkpoint(
+        &Checkpoint::new(ORIGIN, size2, Digest::of(b"another tree")).unwrap(),
+        &NoteKeyName::parse(ORIGIN).unwrap(),
+        &log_key,
+    )
+    .unwrap();
+    let (got, content_type, answer) = witness.add(format!("old {size2}\n\n{forked}").as_bytes());
+    assert_eq!(got, 409, "{answer}");
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    assert!(
+        answer.starts_with("runtime.witness_root_mismatch"),
+        "{answer}"
+    );
+    assert_eq!(state_size(d), size2);
     // Bodies are bounded.
     let huge = vec![b'x'; MAX_ADD_CHECKPOINT_BYTES + 1];
     assert_eq!(witness.add(&huge).0, 413);
