@@ -220,6 +220,12 @@ impl Tile {
         self.width == FULL_TILE_WIDTH
     }
 
+    /// Whether a log of `size` entries holds all of this tile — so that a checkpoint of that
+    /// size commits to its bytes.
+    pub fn is_within(&self, size: u64) -> bool {
+        self.range_in(size).is_ok()
+    }
+
     /// The tile level whose hashes count this tile's coverage (entries count as level 0).
     fn level(&self) -> u8 {
         match self.kind {

@@ -182,8 +182,8 @@ fn signed_checkpoint(
     params(("tile_path" = String, Path, description = "The rest of the path, several segments: `<L>/<N>[.p/<W>]` (level 0–63; index in three-digit groups, all but the last prefixed with `x`, e.g. `x001/234`; partial width 1–255) for a hash tile, `entries/<N>[.p/<W>]` for an entry bundle")),
     responses(
         (status = 200, description = "The tile: 32-byte hashes concatenated; or the entry bundle: each entry as a big-endian u16 length and its bytes", content_type = "application/octet-stream", body = Vec<u8>,
-            headers(("Cache-Control" = String, description = "Full tiles: `public, max-age=31536000, immutable` (`private, …` when the log needs a token); partial tiles: `no-cache`"))),
-        (status = 400, description = "Not a tile path (`tile.malformed_path`), or one that does not decode as UTF-8 (`server.invalid_request`)", body = ErrorBody),
+            headers(("Cache-Control" = String, description = "Full tiles within the newest checkpoint this server signed: `public, max-age=31536000, immutable` (`private, …` when the log needs a token); partial tiles, and tiles past it: `no-cache`"))),
+        (status = 400, description = "Not a tile path, or one with percent escapes (`tile.malformed_path`)", body = ErrorBody),
         (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "Past the log (`tile.beyond_tree`), or the server serves no log", body = ErrorBody),
@@ -195,9 +195,19 @@ fn signed_checkpoint(
 pub(crate) async fn tile(
     State(state): Shared,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     tile_path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let public = authorize_log(&state, &headers)?;
+    // One spelling per tile: a percent-escaped path (`0%2F000`) is not it, even where it
+    // decodes to one.
+    if uri.path().contains('%') {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "tile.malformed_path",
+            "a tile path has no percent escapes",
+        ));
+    }
     let tile_path = crate::api::path_param(tile_path)?;
     let tile = Tile::parse_path(&tile_path)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
@@ -208,8 +218,18 @@ pub(crate) async fn tile(
             worker.log_cache.get(store)?.tile(store, &tile)
         })
         .await?
-        .map_err(|e| ApiError::from_execution(&e))?;
-    let cache = match (tile.is_full(), public) {
+        // A tile not (yet) there may be soon: no cache keeps the refusal.
+        .map_err(|e| ApiError::from_execution(&e).with_header(header::CACHE_CONTROL, "no-store"))?;
+    // Immutable only within a checkpoint this server signed: past it, the entries are not yet
+    // committed to (one a writer of the store forged is never signed over, and an operator may
+    // take it out again).
+    let signed = state
+        .signed_note
+        .lock()
+        .ok()
+        .and_then(|kept| kept.as_ref().filter(|k| k.note.is_ok()).map(|k| k.size))
+        .unwrap_or(0);
+    let cache = match (tile.is_full() && tile.is_within(signed), public) {
         (true, true) => IMMUTABLE_PUBLIC,
         (true, false) => IMMUTABLE_PRIVATE,
         (false, _) => NO_CACHE,

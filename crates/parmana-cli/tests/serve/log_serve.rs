@@ -239,6 +239,9 @@ fn the_log_is_served_as_tiles_that_rebuild_the_signed_checkpoint() {
         ("/log/tile/0/000.p/256", 400, "tile.malformed_path"),
         ("/log/tile/64/000", 400, "tile.malformed_path"),
         ("/log/tile/entries", 400, "tile.malformed_path"),
+        // One spelling per tile: percent escapes are not it, even decoding to a tile path.
+        ("/log/tile/0%2F000", 400, "tile.malformed_path"),
+        ("/log/tile/0/%30%30%30", 400, "tile.malformed_path"),
     ] {
         let reply = served.get(path, all);
         assert_eq!(
@@ -246,7 +249,39 @@ fn the_log_is_served_as_tiles_that_rebuild_the_signed_checkpoint() {
             (status, code),
             "{path}"
         );
+        // A tile not there yet may be soon: no cache keeps the refusal.
+        if status == 404 {
+            assert_eq!(reply.header("cache-control"), Some("no-store"), "{path}");
+        }
     }
+    // A full tile past the newest checkpoint the server signed is not yet committed to: served
+    // `no-cache` until a checkpoint covers it, then immutable. (The entries are integrated by
+    // the sequencer; asking for the tile signs nothing.)
+    for i in 0..(512 - 300) {
+        let reply = served.post(
+            "/v1/executions",
+            all,
+            &execution_body(&format!("more-{i:04}")),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+    let mut past = served.get("/log/tile/0/001", all);
+    for _ in 0..400 {
+        if past.status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        past = served.get("/log/tile/0/001", all);
+    }
+    assert_eq!(past.status, 200, "{}", past.text);
+    assert_eq!(past.header("cache-control"), Some("no-cache"));
+    assert_eq!(served.get("/log/checkpoint", all).status, 200);
+    let covered = served.get("/log/tile/0/001", all);
+    assert_eq!(
+        covered.header("cache-control"),
+        Some("private, max-age=31536000, immutable")
+    );
+    assert_eq!(covered.bytes, past.bytes);
     // The read scope is needed unless the log is public.
     for path in [
         "/log/checkpoint",
