@@ -12,8 +12,8 @@ use parmana_runtime::trust::{
 };
 use parmana_runtime::{
     ExecutionError, LockedWitnessState, LogSequencer, LogSigning, SequenceReport, add_cosignatures,
-    latest_log_checkpoint, load_trust_history, load_trust_root, log_consistency,
-    parse_execution_id, prove_execution, sign_log_checkpoint, witness_checkpoint, witness_request,
+    load_trust_history, load_trust_root, log_consistency, parse_execution_id, prove_execution,
+    sign_log_checkpoint, verified_latest_log_checkpoint, witness_checkpoint, witness_request,
 };
 use parmana_server::{
     ServerError, TLOG_SIZE_MEDIA_TYPE, WitnessServer, WitnessSettings, submit_add_checkpoint,
@@ -32,7 +32,8 @@ pub(crate) enum LogCommand {
     /// hash) in a note signed by a key of the trust root's log role. With --key: first sequence
     /// every completed execution still waiting, then sign the checkpoint of the log as it is now
     /// with that key, store it, and print it. Refused when the ledger is broken, the key does not
-    /// hold the log role, or (without --key) no checkpoint is stored.
+    /// hold the log role, or (without --key) no checkpoint is stored or the newest one stored is
+    /// not signed by the trust-root chain's log role.
     #[command(after_help = "Examples:
   parmana log checkpoint > checkpoint.txt                      # the newest stored one
   parmana log checkpoint --key keys/log.pem > checkpoint.txt   # sequence, sign, store now")]
@@ -222,14 +223,18 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     match command {
         LogCommand::Checkpoint(args) => {
+            let paths = args.trust.resolve(&deployment);
             let Some(key) = &args.key else {
+                // Printed only once checked against the trust-root chain: the store is outside
+                // the trust boundary, and what this prints may be published or sent to witnesses.
+                let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
+                    .map_err(|e| Failure::execution(&e))?;
                 let store = args.store.open_existing(&deployment)?;
-                let stored =
-                    latest_log_checkpoint(store.as_ref()).map_err(|e| Failure::execution(&e))?;
+                let stored = verified_latest_log_checkpoint(store.as_ref(), &history)
+                    .map_err(|e| Failure::execution(&e))?;
                 out!("{}", stored.note);
                 return Ok(());
             };
-            let paths = args.trust.resolve(&deployment);
             // In force now (not expired), and the chain it ends, for the entries' attestations.
             load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
                 .map_err(|e| Failure::execution(&e))?;

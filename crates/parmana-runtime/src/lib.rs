@@ -33,7 +33,8 @@ pub use error::{ErrorClass, ExecutionError};
 pub use execute::{Attestation, FinishReport, RecoveryReport, execute_from_signals, recover};
 pub use log::{
     AttestationProofVerifier, LogConsistency, LogSnapshot, latest_log_checkpoint, log_consistency,
-    prove_execution, read_log, sign_log_checkpoint, verify_attestation_proof, witness_checkpoint,
+    prove_execution, read_log, sign_log_checkpoint, verified_latest_log_checkpoint,
+    verify_attestation_proof, witness_checkpoint,
 };
 pub use request::{
     ExecutionRequest, MAX_SIGNALS_JSON_BYTES, Signals, new_execution_id, parse_execution_id,

@@ -92,6 +92,19 @@ pub fn latest_log_checkpoint(store: &dyn ReplayStore) -> Result<StoredCheckpoint
         })
 }
 
+/// [`latest_log_checkpoint`], once its note is checked: signed by a threshold of the `log`
+/// role of a version of `history` and saying the size and root it is stored under
+/// (`runtime.stored_checkpoint_invalid` otherwise). The store is outside the trust boundary: a
+/// writer of it could store any note, which an operator might then publish or send to witnesses.
+pub fn verified_latest_log_checkpoint(
+    store: &dyn ReplayStore,
+    history: &VerifiedTrustHistory,
+) -> Result<StoredCheckpoint, ExecutionError> {
+    let stored = latest_log_checkpoint(store)?;
+    crate::sequencer::check_stored_note(&stored, history)?;
+    Ok(stored)
+}
+
 /// The log as one read of the store sees it: what `parmana serve` serves (C2SP `tlog-tiles`
 /// tiles and entry bundles, the checkpoint, execution proofs) and what the `log` commands prove
 /// from.

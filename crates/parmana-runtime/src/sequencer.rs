@@ -516,7 +516,7 @@ pub fn audit_ledger(
 }
 
 /// Checks one stored checkpoint's note against the log roles of `history`, newest first.
-fn check_stored_note(
+pub(crate) fn check_stored_note(
     stored: &StoredCheckpoint,
     history: &VerifiedTrustHistory,
 ) -> Result<(), ExecutionError> {

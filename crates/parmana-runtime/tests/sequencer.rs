@@ -151,6 +151,21 @@ fn executions_enter_the_log_in_batches_with_stored_checkpoints() {
         .checkpoint_failure
         .unwrap();
     assert_eq!(failure.code(), "runtime.stored_checkpoint_invalid");
+    // The newest stored checkpoint is handed out only once its note checks out: a larger one a
+    // writer of the store stored, signed by a key outside every log role, is refused.
+    let newest = parmana_runtime::verified_latest_log_checkpoint(store, &history).unwrap();
+    assert_eq!(newest.size, 4);
+    let mut forged_newest = newest.clone();
+    forged_newest.size = 5;
+    forged_newest.note = forged_note(&forged_newest, forged);
+    store.store_checkpoint(&forged_newest).unwrap();
+    assert_eq!(latest_log_checkpoint(store).unwrap().size, 5);
+    assert_eq!(
+        parmana_runtime::verified_latest_log_checkpoint(store, &history)
+            .unwrap_err()
+            .code(),
+        "runtime.stored_checkpoint_invalid"
+    );
 }
 
 /// A checkpoint of the log before any sequencer run (size 1: the marks record of the first
