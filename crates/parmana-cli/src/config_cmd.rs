@@ -90,6 +90,7 @@ fn optional_path_row(key: Key, setting: Option<Setting<PathBuf>>, none: &str) ->
 /// without its flags.
 fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
     let values = ServerValues::resolve(deployment, &ServerFlags::default())?;
+    values.check()?;
     let authzen = authzen_settings(deployment);
     let authzen_row = if authzen.policies.is_empty()
         && authzen.default_policy.is_none()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use parmana_runtime::StoreOpen;
 use parmana_server::{
     Authentication, AuthzenPolicy, AuthzenSettings, Limits, LogSettings, Logging,
-    SequencerSettings, Server, ServerError, ServerSettings, TlsFiles, Tokens,
+    SequencerSettings, Server, ServerError, ServerSettings, TlsFiles, Tokens, check_limits,
 };
 
 use crate::common::{
@@ -332,6 +332,60 @@ pub(crate) fn authzen_settings(deployment: &Deployment) -> AuthzenSettings {
         .unwrap_or_default()
 }
 
+impl ServerValues {
+    /// Refuses what `serve` would refuse of these values alone, before any file is read or any
+    /// store opened (and what `parmana config` refuses too): a limit out of its range
+    /// (`server.limit_out_of_range`), TLS half configured, a public log or a log anchor
+    /// without a log key (`cli.usage`).
+    pub(crate) fn check(&self) -> Result<(), Failure> {
+        check_limits(
+            &self.limits(),
+            Duration::from_millis(self.sequence_interval_ms.value),
+        )
+        .map_err(|e| server_failure(&e))?;
+        if self.tls_cert.is_some() != self.tls_key.is_some()
+            || (self.tls_client_ca.is_some() && self.tls_cert.is_none())
+        {
+            return Err(Failure::new(
+                "cli.usage",
+                "TLS needs both a certificate and a key (--tls-cert, --tls-key); a client CA \
+                 needs them too",
+                ExitClass::Usage,
+            ));
+        }
+        if self.log_key.is_none() {
+            for (given, flag) in [
+                (self.log_public.value, "--log-public"),
+                (self.log_anchor.is_some(), "--log-anchor"),
+            ] {
+                if given {
+                    return Err(Failure::new(
+                        "cli.usage",
+                        format!(
+                            "{flag} needs a log key (--log-key, PARMANA_LOG_KEY or server.log_key)"
+                        ),
+                        ExitClass::Usage,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The server's limits.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_body_bytes: self.max_body_bytes.value,
+            max_header_bytes: self.max_header_bytes.value,
+            max_concurrency: self.max_concurrency.value,
+            max_connections: self.max_connections.value,
+            request_timeout: Duration::from_millis(self.request_timeout_ms.value),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms.value),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms.value),
+        }
+    }
+}
+
 /// The settings of `parmana serve`, flags first.
 fn settings(
     args: &ServeArgs,
@@ -339,6 +393,7 @@ fn settings(
     store: &str,
 ) -> Result<(ServerSettings, Option<String>), Failure> {
     let values = ServerValues::resolve(deployment, &args.server_flags())?;
+    values.check()?;
     let mut printed_token = None;
     // Tokens configured in the environment or `parmana.toml` are never dropped silently: a
     // deployment that names them serves with them (clap already refuses `--tokens` beside these).
@@ -374,50 +429,22 @@ fn settings(
             None => return Err(server_failure(&ServerError::NoTokens)),
         }
     };
+    let limits = values.limits();
+    // (Half-configured TLS, and a public log or an anchor without a key, were refused by
+    // `check` above.)
     let tls = match (values.tls_cert, values.tls_key) {
         (Some(certificate), Some(key)) => Some(TlsFiles {
             certificate: certificate.value,
             key: key.value,
             client_ca: values.tls_client_ca.map(|ca| ca.value),
         }),
-        (None, None) if values.tls_client_ca.is_none() => None,
-        _ => {
-            return Err(Failure::new(
-                "cli.usage",
-                "TLS needs both a certificate and a key (--tls-cert, --tls-key); a client CA \
-                 needs them too",
-                ExitClass::Usage,
-            ));
-        }
-    };
-    let limits = Limits {
-        max_body_bytes: values.max_body_bytes.value,
-        max_header_bytes: values.max_header_bytes.value,
-        max_concurrency: values.max_concurrency.value,
-        max_connections: values.max_connections.value,
-        request_timeout: Duration::from_millis(values.request_timeout_ms.value),
-        idle_timeout: Duration::from_millis(values.idle_timeout_ms.value),
-        shutdown_grace: Duration::from_millis(values.shutdown_grace_ms.value),
+        _ => None,
     };
     let log = match &values.log_key {
         Some(path) => Some(LogSettings {
             signer: Arc::new(read_private_key(&path.value)?),
             public: values.log_public.value,
         }),
-        None if values.log_public.value => {
-            return Err(Failure::new(
-                "cli.usage",
-                "--log-public needs a log key (--log-key, PARMANA_LOG_KEY or server.log_key)",
-                ExitClass::Usage,
-            ));
-        }
-        None if values.log_anchor.is_some() => {
-            return Err(Failure::new(
-                "cli.usage",
-                "--log-anchor needs a log key (--log-key, PARMANA_LOG_KEY or server.log_key)",
-                ExitClass::Usage,
-            ));
-        }
         None => None,
     };
     let store_kind = if store == "memory" {

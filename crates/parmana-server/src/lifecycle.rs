@@ -297,7 +297,7 @@ async fn runtime_calls_finished(state: &AppState) {
 /// Refuses a limit outside [`LIMIT_RANGES`] (`server.limit_out_of_range`): a value the server
 /// cannot keep (a zero that refuses everything, a count no semaphore holds, a duration no clock
 /// adds) is refused at start rather than met by a panic or a silent change under load.
-fn check_limits(limits: &Limits, sequence_interval: Duration) -> Result<(), ServerError> {
+pub fn check_limits(limits: &Limits, sequence_interval: Duration) -> Result<(), ServerError> {
     let millis = |d: Duration| usize::try_from(d.as_millis()).unwrap_or(usize::MAX);
     for (name, min, max) in LIMIT_RANGES {
         let value = match name {

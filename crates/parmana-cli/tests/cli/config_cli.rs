@@ -160,6 +160,7 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
             &[
                 ("PARMANA_MAX_CONCURRENCY", "64"),
                 ("PARMANA_TLS_CERT", "cert.pem"),
+                ("PARMANA_TLS_KEY", "key.pem"),
                 ("PARMANA_LOG_SIGNALS", "true"),
             ],
         ),
@@ -174,13 +175,32 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
     }
     insta::assert_snapshot!("config_server", transcript);
     // A value `serve` would refuse is refused here too.
-    let refused = run_with_env(root, &["config"], b"", &[("PARMANA_LOG_FORMAT", "yaml")]);
-    assert_eq!(refused.code, 2, "{}", refused.stderr);
-    assert!(
-        refused.stderr.starts_with("error[cli.invalid_config]"),
-        "{}",
-        refused.stderr
-    );
+    // (variable, value, the code both refuse it with)
+    for (variable, value, code) in [
+        ("PARMANA_LOG_FORMAT", "yaml", "cli.invalid_config"),
+        (
+            "PARMANA_MAX_HEADER_BYTES",
+            "100",
+            "server.limit_out_of_range",
+        ),
+        ("PARMANA_MAX_CONCURRENCY", "0", "server.limit_out_of_range"),
+        ("PARMANA_TLS_CERT", "tls/server.pem", "cli.usage"),
+        ("PARMANA_LOG_PUBLIC", "true", "cli.usage"),
+    ] {
+        for command in [&["config"][..], &["serve", "--dev-token"]] {
+            let refused = run_with_env(root, command, b"", &[(variable, value)]);
+            assert_eq!(
+                refused.code, 2,
+                "{variable} {command:?}: {}",
+                refused.stderr
+            );
+            assert!(
+                refused.stderr.starts_with(&format!("error[{code}]")),
+                "{variable} {command:?}: {}",
+                refused.stderr
+            );
+        }
+    }
 }
 
 #[test]
