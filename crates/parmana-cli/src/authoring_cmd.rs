@@ -241,7 +241,7 @@ fn warn_shared_keys(spec: &TrustRootSpec) {
     }
     for (key_id, names) in holders {
         if names.len() > 1 {
-            eprintln!(
+            crate::report::errln!(
                 "warning[cli.key_in_several_roles]: key {key_id} holds the roles {}: a compromise of it is a compromise of each",
                 names.join(", ")
             );
@@ -555,7 +555,7 @@ fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
     // The checks `policy check` runs: warnings are printed, errors refuse.
     let report = parmana_runtime::policy::check(&policy_bytes);
     if !report.diagnostics.is_empty() {
-        eprint!("{}", report.render());
+        crate::report::errw!("{}", report.render());
     }
     let policy = report
         .into_result()

@@ -133,7 +133,7 @@ impl ClockArgs {
                 n => format!("in {n} days"),
             };
             let plural = if window.value == 1 { "" } else { "s" };
-            eprintln!(
+            crate::report::errln!(
                 "warning[cli.expires_soon]: {what} expires at {expires}, {when} (warning window: {} day{plural})",
                 window.value
             );

@@ -109,6 +109,9 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     let batch = args.batch.as_deref().map(open_batch).transpose()?;
     let deployment = Deployment::load()?;
     let store = args.store.location(&deployment)?;
+    // The log key and anchor files too, before the store is opened (or created).
+    let log_key = read_log_key(&deployment, args.log_key.as_deref())?;
+    let anchor = configured_log_anchor(&deployment, None)?;
     let runtime = build_runtime(
         &deployment,
         &args.key,
@@ -118,8 +121,9 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         &args.clock,
     )?;
     warn_environment_expiry(&deployment, &args.clock, &runtime)?;
-    let log_key = configured_log_key(&deployment, args.log_key.as_deref(), &runtime)?;
-    let anchor = configured_log_anchor(&deployment, None)?;
+    if let Some(key) = &log_key {
+        check_log_key(key, &runtime)?;
+    }
     if let Some(input) = batch {
         let result = execute_batch(
             &runtime,
@@ -144,9 +148,18 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         Signals::from_value(signals),
     )
     .with_signals_included(args.include_signals);
-    let attestation = runtime
-        .execute(&request)
-        .map_err(|e| Failure::execution(&e))?;
+    let attestation = runtime.execute(&request).map_err(|e| {
+        let mut failure = Failure::execution(&e);
+        // The store failed, perhaps once the id was claimed: what completes it is said.
+        if e.class() == parmana_runtime::ErrorClass::Store {
+            failure.message.push_str(&format!(
+                "; if execution {} was claimed before the store failed, it stays claimed until \
+                 `parmana recover` (with the same store) completes it",
+                request.execution_id
+            ));
+        }
+        failure
+    })?;
     outln!("{}", attestation.envelope_str());
     sequence_after(&runtime, log_key.as_ref(), anchor.as_ref());
     if args.summary.wanted() {
@@ -160,15 +173,25 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         let stored = if store.value == "memory" {
             "kept in memory only (forgotten when this command ends)".to_owned()
         } else {
+            // The same store again: named, unless the deployment's file names it.
+            let again = match store.source {
+                crate::config::Source::File(_) => String::new(),
+                _ => format!(" --store {}", crate::config::redact_store(&store.value)),
+            };
             format!(
-                "stored in {} — read it back with `parmana show {}`",
+                "stored in {} — read it back with `parmana show {}{again}`",
                 crate::config::redact_store(&store.value),
                 p.execution_id
             )
         };
-        eprintln!(
+        crate::report::errln!(
             "{} (rule {:?}{reason})\n  execution {} under {}@{}, at {}\n  {stored}",
-            p.decision, p.rule_id, p.execution_id, p.policy.id, p.policy.version, p.executed_at,
+            p.decision,
+            p.rule_id,
+            p.execution_id,
+            p.policy.id,
+            p.policy.version,
+            p.executed_at,
         );
     }
     Ok(())
@@ -181,20 +204,36 @@ pub(crate) fn configured_log_key(
     flag: Option<&Path>,
     runtime: &Runtime,
 ) -> Result<Option<LocalSigningKey>, Failure> {
-    let Some(setting) = deployment.server_path(crate::config::LOG_KEY, flag) else {
-        return Ok(None);
-    };
-    let key = read_private_key(&setting.value)?;
+    let key = read_log_key(deployment, flag)?;
+    if let Some(key) = &key {
+        check_log_key(key, runtime)?;
+    }
+    Ok(key)
+}
+
+/// The log key in force, read from its file — before any store is opened — but not yet
+/// checked against the trust root ([`check_log_key`]).
+pub(crate) fn read_log_key(
+    deployment: &Deployment,
+    flag: Option<&Path>,
+) -> Result<Option<LocalSigningKey>, Failure> {
+    deployment
+        .server_path(crate::config::LOG_KEY, flag)
+        .map(|setting| read_private_key(&setting.value))
+        .transpose()
+}
+
+/// Refuses a log key that does not hold the `log` role of the trust root in force.
+pub(crate) fn check_log_key(key: &LocalSigningKey, runtime: &Runtime) -> Result<(), Failure> {
     let environment = runtime.environment();
     check_log_signer(LogSigning {
         trust_root: environment.trust_root(),
         history: environment.trust_history(),
         now: runtime.clock().now(),
-        signer: &key,
+        signer: key,
         anchor: None,
     })
-    .map_err(|e| Failure::execution(&e))?;
-    Ok(Some(key))
+    .map_err(|e| Failure::execution(&e))
 }
 
 /// The log anchor in force (`--log-anchor` where a command takes it, `PARMANA_LOG_ANCHOR`,
@@ -229,7 +268,7 @@ pub(crate) fn sequence_after(
         anchor,
     });
     if let Err(error) = LogSequencer::default().run_all(runtime.store(), signing) {
-        eprintln!(
+        crate::report::errln!(
             "warning[{}]: the execution is complete; its log entry waits for the next sequencer \
              run (`parmana log sequence`): {error}",
             error.code()
@@ -295,11 +334,11 @@ fn execute_batch(
     let summary = match outcome {
         Ok(summary) => summary,
         Err(stopped) => {
-            eprintln!("{}", summary_text(&stopped.summary, started.elapsed()));
+            crate::report::errln!("{}", summary_text(&stopped.summary, started.elapsed()));
             return Err(stopped.error);
         }
     };
-    eprintln!("{}", summary_text(&summary, started.elapsed()));
+    crate::report::errln!("{}", summary_text(&summary, started.elapsed()));
     match first_refusal {
         None => Ok(()),
         Some(class) => Err(Failure::new(

@@ -189,9 +189,24 @@ pub(crate) fn init(args: &InitArgs) -> Result<(), Failure> {
     RuntimeEnvironment::load(&RuntimeEnvironmentConfig::standard_layout(dir), now)
         .map_err(|e| Failure::execution(&e))?;
 
-    write_file(&dir.join(CONFIG_FILE_NAME), CONFIG_TEMPLATE.as_bytes())?;
+    write_config(&dir.join(CONFIG_FILE_NAME))?;
     write_gitignore(dir)?;
     print_next_steps(dir, expires)
+}
+
+/// Writes the `parmana.toml` of a new deployment writable by its owner only, whatever the
+/// umask: one anyone may write is refused when found walking up (`cli.config_unsafe`).
+fn write_config(path: &Path) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+    let what = path.display().to_string();
+    let mut file = options.open(path).map_err(|e| Failure::io(&what, &e))?;
+    // (The umask only takes permissions away from 0644: never more than that.)
+    file.write_all(CONFIG_TEMPLATE.as_bytes())
+        .map_err(|e| Failure::io(&what, &e))
 }
 
 /// The `parmana.toml` of a new deployment.

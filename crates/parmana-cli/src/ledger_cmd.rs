@@ -113,7 +113,7 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
         written += 1;
     }
     out.flush().map_err(write_err)?;
-    eprintln!(
+    crate::report::errln!(
         "exported {} of {} (positions {}..={})",
         counted(written, "record"),
         counted(report.records, "record"),
@@ -121,7 +121,7 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
         args.to.unwrap_or_else(|| report.records.saturating_sub(1))
     );
     if report.unsequenced > 0 {
-        eprintln!(
+        crate::report::errln!(
             "{} not yet sequenced (not in the ledger yet: `parmana log sequence`)",
             counted(report.unsequenced, "completed execution")
         );

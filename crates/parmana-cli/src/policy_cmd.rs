@@ -587,23 +587,23 @@ pub(crate) fn gate_on_tests(
     allow_failing: bool,
 ) -> Result<(), Failure> {
     if !dir.join("tests").is_dir() {
-        eprintln!("note: {} has no tests/ to run", dir.display());
+        crate::report::errln!("note: {} has no tests/ to run", dir.display());
         return Ok(());
     }
     let cases = read_cases(dir)?;
     if cases.is_empty() {
-        eprintln!("note: {} holds no test cases", dir.join("tests").display());
+        crate::report::errln!("note: {} holds no test cases", dir.join("tests").display());
         return Ok(());
     }
     let report = run_tests(policy, &cases);
     if report.all_passed() {
-        eprintln!("tests: {} passed", report.passed());
+        crate::report::errln!("tests: {} passed", report.passed());
         return Ok(());
     }
-    eprint!("{}", render_tests(&report, false));
+    crate::report::errw!("{}", render_tests(&report, false));
     let failed = report.cases.len() - report.passed();
     if allow_failing {
-        eprintln!(
+        crate::report::errln!(
             "warning[cli.policy_tests_failed]: {failed} of {} test cases failed; signing anyway (--allow-failing-tests)",
             report.cases.len()
         );

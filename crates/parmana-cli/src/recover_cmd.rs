@@ -74,7 +74,7 @@ pub(crate) fn recover_command(
         print_failure(&failure, format);
         last = Some(failure);
     }
-    eprintln!(
+    crate::report::errln!(
         "recovered {} execution(s); {} could not be completed",
         report.completed.len(),
         report.failed.len()

@@ -126,8 +126,8 @@ impl<T: serde::Serialize> std::fmt::Display for Json<T> {
 /// Writes the failure on stderr in the chosen format.
 pub(crate) fn print_failure(failure: &Failure, format: Format) {
     match format {
-        Format::Human => eprintln!("error[{}]: {}", failure.code, failure.message),
-        Format::Json => eprintln!("{}", Json(failure_json(failure))),
+        Format::Human => crate::report::errln!("error[{}]: {}", failure.code, failure.message),
+        Format::Json => crate::report::errln!("{}", Json(failure_json(failure))),
     }
 }
 
@@ -164,3 +164,27 @@ macro_rules! outln {
     };
 }
 pub(crate) use outln;
+
+/// Writes to standard error and never panics (as `eprintln!` does when stderr is closed or
+/// full): a message that cannot be written is dropped, and the exit code still says what
+/// happened.
+pub(crate) fn write_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
+/// `eprint!` through [`write_stderr`].
+macro_rules! errw {
+    ($($arg:tt)*) => {
+        $crate::report::write_stderr(format_args!($($arg)*))
+    };
+}
+pub(crate) use errw;
+
+/// `eprintln!` through [`write_stderr`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::report::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use errln;

@@ -319,7 +319,9 @@ pub(crate) fn verify_lines(
         not_valid,
         skipped,
     } = verifier.tally;
-    eprintln!("verify: {lines} lines, {valid} valid, {not_valid} not valid, {skipped} skipped");
+    crate::report::errln!(
+        "verify: {lines} lines, {valid} valid, {not_valid} not valid, {skipped} skipped"
+    );
     if not_valid > 0 {
         return Err(Failure::new(
             "cli.verification_failed",

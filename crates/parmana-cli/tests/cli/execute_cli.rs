@@ -695,3 +695,42 @@ fn a_missing_reason_is_absent_in_eval_explain_and_the_attestation() {
         report["predicate"]
     );
 }
+
+/// Standard error that cannot be written (a full device) never turns an outcome into a panic:
+/// an execution still completes and exits 0 with its summary lost, a refusal still exits with
+/// its own code.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unwritable_standard_error_changes_no_exit_code() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", temp.path().join("s.sqlite3").display());
+    let with_full_stderr = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_parmana"))
+            .args(args)
+            .current_dir(repo_root())
+            .env_remove("PARMANA_STORE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create("/dev/full").unwrap())
+            .status()
+            .unwrap()
+            .code()
+    };
+    let execute = |id: &str| {
+        with_full_stderr(&[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            README_SIGNALS,
+            "--execution-id",
+            id,
+            "--store",
+            &store,
+            "--now",
+            NOW,
+        ])
+    };
+    assert_eq!(execute("full-stderr"), Some(0));
+    // The same id again: a replay, exit 5, its message lost.
+    assert_eq!(execute("full-stderr"), Some(5));
+}
