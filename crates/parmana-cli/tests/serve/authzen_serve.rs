@@ -747,6 +747,13 @@ fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
             "names no resource type and is not the default_policy",
         ),
         (
+            format!(
+                "default_policy = \"documents-access@1.0.0\"\n{documents}{}",
+                entry("documents-access@1.0.0", "", r#""allow""#)
+            ),
+            "documents-access@1.0.0 has two entries",
+        ),
+        (
             format!("default_policy = \"records-access@1.0.0\"\n{documents}"),
             "default_policy records-access@1.0.0 is not one of the configured policies",
         ),

@@ -108,6 +108,13 @@ impl AuthzenMapping {
         for entry in &settings.policies {
             let policy = parmana_runtime::parse_policy_ref(&entry.policy)
                 .map_err(|e| refuse(e.to_string()))?;
+            // One entry per policy: two would say two things of what `true` means for it, and
+            // which of them `default_policy` names.
+            if all.iter().any(|answering| answering.policy == policy) {
+                return Err(refuse(format!(
+                    "{policy} has two entries: give it one, naming every resource type it answers"
+                )));
+            }
             let loaded = environment
                 .policy(&policy)
                 .map_err(|e| refuse(format!("{}: {e}", entry.policy)))?;
