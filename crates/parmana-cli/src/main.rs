@@ -137,19 +137,28 @@ fn main() -> ExitCode {
 fn usage_error(error: &clap::Error) -> ExitCode {
     if matches!(
         error.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
     ) {
         let _ = error.print();
-        let code = if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-            2
-        } else {
-            0
-        };
-        return ExitCode::from(code);
+        return ExitCode::SUCCESS;
     }
-    if json_requested(std::env::args_os().skip(1)) {
+    let json = json_requested(std::env::args_os().skip(1));
+    // A command missing its subcommand: its help (exit 2), or with `--format json` the error
+    // every other usage error is.
+    if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand && !json {
+        let _ = error.print();
+        return ExitCode::from(exit::ExitClass::Usage.code());
+    }
+    if json {
+        if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            let failure = report::Failure::new(
+                "cli.usage",
+                "a subcommand is required (see --help)",
+                exit::ExitClass::Usage,
+            );
+            report::print_failure(&failure, report::Format::Json);
+            return failure.exit_code();
+        }
         // clap's text up to its usage line, on one line: the error and its tip.
         let rendered = error.render().to_string();
         let message = rendered

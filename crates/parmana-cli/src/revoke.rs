@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use parmana_runtime::trust::{
-    KeyId, LogSpec, MAX_TLOG_PROOF_BYTES, RevocationSpec, VerifiedTrustRoot, read_key_file,
+    KeyId, LogSpec, MAX_NOTE_BYTES, RevocationSpec, VerifiedTrustRoot, read_key_file,
 };
 
 use crate::common::read_bounded;
@@ -92,7 +92,7 @@ impl RevokeArgs {
                 .split_once('=')
                 .ok_or_else(|| invalid(format!("--revoke {text:?}: expected KEY=CHECKPOINT")))?;
             let keyid = key_id(key)?;
-            let bytes = read_bounded(Path::new(checkpoint), MAX_TLOG_PROOF_BYTES)?;
+            let bytes = read_bounded(Path::new(checkpoint), MAX_NOTE_BYTES)?;
             let verified = role.verifier().open_checkpoint(&bytes).map_err(|e| {
                 let mut failure = Failure::trust(&e);
                 failure.message = format!("--revoke {text}: {}", failure.message);

@@ -73,6 +73,8 @@ fn usage_errors_follow_the_format() {
             "execute", "--policy", "a@1", "--signal", "x", "--format", "json",
         ],
         &["execute", "--policy", "a@1", "--signal", "x"],
+        // A command missing its subcommand: help as text, the error as JSON with --format json.
+        &["--format", "json", "policy"],
     ];
     let mut transcript = String::new();
     for args in cases {
