@@ -62,15 +62,7 @@ impl LogAnchor {
                 &std::io::Error::other("the log anchor's lock is poisoned"),
             )
         })?;
-        let lock_path = sibling(&self.path, "lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| ExecutionError::io("open", &lock_path, &e))?;
-        lock.lock()
-            .map_err(|e| ExecutionError::io("lock", &lock_path, &e))?;
+        let _lock = lock_file(&sibling(&self.path, "lock"))?;
         // What another signer recorded since counts as much as what this one did.
         let recorded = match (*last, read(&self.path)?) {
             (Some((kept, kept_root)), Some((filed, filed_root))) if kept == filed => {
@@ -129,6 +121,20 @@ fn read(path: &Path) -> Result<Option<(u64, Digest)>, ExecutionError> {
 }
 
 /// `path` with `.suffix` added to its file name.
+/// Takes an exclusive lock on the file at `path` (created if missing), waiting for another
+/// holder — another process too; released when the returned file is dropped.
+pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File, ExecutionError> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| ExecutionError::io("open", path, &e))?;
+    lock.lock()
+        .map_err(|e| ExecutionError::io("lock", path, &e))?;
+    Ok(lock)
+}
+
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path
         .file_name()

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use parmana_trust::MAX_NOTE_BYTES;
 
 use crate::ExecutionError;
+use crate::anchor::lock_file;
 use crate::witness::witness_state_size;
 
 /// The state file of a witness, locked: what it holds was read under the lock, and is replaced
@@ -27,15 +28,7 @@ impl LockedWitnessState {
     /// state, bounded: `None` when there is no file yet; a file over [`MAX_NOTE_BYTES`] or that
     /// is not a signed checkpoint is refused.
     pub fn lock(path: &Path) -> Result<Self, ExecutionError> {
-        let lock_path = beside(path, "lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| ExecutionError::io("open", &lock_path, &e))?;
-        lock.lock()
-            .map_err(|e| ExecutionError::io("lock", &lock_path, &e))?;
+        let lock = lock_file(&beside(path, "lock"))?;
         let state = match File::open(path) {
             Ok(file) => {
                 let mut bytes = Vec::new();

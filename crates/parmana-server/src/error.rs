@@ -80,6 +80,15 @@ pub enum ServerError {
 }
 
 impl ServerError {
+    /// The signal handlers of a server bound at `address` could not be installed.
+    pub(crate) fn signals(address: std::net::SocketAddr, error: &std::io::Error) -> Self {
+        Self::Io {
+            action: "install the signal handlers of",
+            address: address.to_string(),
+            message: error.to_string(),
+        }
+    }
+
     /// The stable code of this failure.
     pub fn code(&self) -> &'static str {
         match self {

@@ -180,11 +180,7 @@ impl Server {
 
     async fn serve(self, announce: impl FnOnce() -> bool) -> Result<(), ServerError> {
         // The signals first: until they are the server's, a SIGHUP would end the process.
-        let signals = Signals::install().map_err(|e| ServerError::Io {
-            action: "install the signal handlers of",
-            address: self.local_addr.to_string(),
-            message: e.to_string(),
-        })?;
+        let signals = Signals::install().map_err(|e| ServerError::signals(self.local_addr, &e))?;
         if !announce() {
             return Ok(());
         }

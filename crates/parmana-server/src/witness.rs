@@ -155,11 +155,7 @@ impl WitnessServer {
             .build()
             .map_err(io)?;
         runtime.block_on(async move {
-            let stopped = stopped().map_err(|e| ServerError::Io {
-                action: "install the signal handlers of",
-                address: self.local_addr.to_string(),
-                message: e.to_string(),
-            })?;
+            let stopped = stopped().map_err(|e| ServerError::signals(self.local_addr, &e))?;
             if !announce() {
                 return Ok(());
             }

@@ -967,35 +967,18 @@ fn a_reload_that_no_longer_fits_the_mapping_is_refused() {
     let records = root.join("policies/records-access/1.0.0");
     let release =
         |version: &str| crate::harness::release_sign(&root, version, "2035-01-01T00:00:00Z");
-    let resign_records = |policy: &str| {
-        std::fs::write(records.join("policy.json"), policy).unwrap();
+    // Writes `policy` as `policies/<id>/1.0.0/policy.json` and signs that bundle again.
+    let resign = |id: &str, policy: &str| {
+        let dir = format!("policies/{id}/1.0.0");
+        std::fs::write(root.join(&dir).join("policy.json"), policy).unwrap();
         let (code, _, stderr) = parmana(
             &root,
-            &[
-                "bundle",
-                "sign",
-                "policies/records-access/1.0.0",
-                "--key",
-                "trust/keys/policy.pem",
-            ],
+            &["bundle", "sign", &dir, "--key", "trust/keys/policy.pem"],
         );
         assert_eq!(code, 0, "{stderr}");
     };
-    let documents = root.join("policies/documents-access/1.0.0");
-    let resign_documents = |policy: &str| {
-        std::fs::write(documents.join("policy.json"), policy).unwrap();
-        let (code, _, stderr) = parmana(
-            &root,
-            &[
-                "bundle",
-                "sign",
-                "policies/documents-access/1.0.0",
-                "--key",
-                "trust/keys/policy.pem",
-            ],
-        );
-        assert_eq!(code, 0, "{stderr}");
-    };
+    let resign_records = |policy: &str| resign("records-access", policy);
+    let resign_documents = |policy: &str| resign("documents-access", policy);
     let reload = || served.post("/v1/admin/reload", token, "");
     // (what changes, the release version, what the refusal names)
     let refused: [(&str, &dyn Fn(), &str, &str); 3] = [
