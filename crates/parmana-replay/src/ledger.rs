@@ -204,6 +204,21 @@ fn canonical_integer(bytes: &[u8]) -> Option<(u64, &[u8])> {
     (value <= MAX_SAFE_INTEGER).then_some((value, rest))
 }
 
+/// The marks the store's marks records prove together: the highest of each version over all of
+/// them — not the newest record's, which a writer of the store could make a lower one by
+/// appending it (`replay.ledger_marks_lowered` in [`verify_ledger`]). `None` when there is none.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn marks_proven<'a>(
+    records: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Option<AcceptedVersions>, ReplayError> {
+    let mut proven: Option<AcceptedVersions> = None;
+    for record in records {
+        let marks = decode_marks_record(record)?;
+        proven = Some(proven.map_or(marks, |before| before.max(marks)));
+    }
+    Ok(proven)
+}
+
 /// The marks a stored marks record proves (read on every claim; [`verify_ledger`] checks the
 /// rest of it). Anything unreadable means the store is corrupt.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -326,6 +341,14 @@ pub enum LedgerBreakKind {
         /// The marks this record proves.
         proven: AcceptedVersions,
     },
+    /// A marks record lower than one before it: marks only rise, so a writer of the store
+    /// appended it (to pass a reset of the marks row off as what the ledger proves).
+    MarksLowered {
+        /// The marks this record says.
+        found: AcceptedVersions,
+        /// The highest marks a record before it proves.
+        before: AcceptedVersions,
+    },
 }
 
 /// The first break found by [`verify_ledger`].
@@ -352,6 +375,7 @@ impl LedgerBreak {
             LedgerBreakKind::DuplicateExecution => "replay.ledger_duplicate_execution",
             LedgerBreakKind::RecordsMissing { .. } => "replay.ledger_records_missing",
             LedgerBreakKind::MarksReset { .. } => "replay.marks_reset",
+            LedgerBreakKind::MarksLowered { .. } => "replay.ledger_marks_lowered",
             LedgerBreakKind::CheckpointMismatch { .. } => "replay.ledger_checkpoint_mismatch",
             LedgerBreakKind::EntryChanged => "replay.ledger_entry_changed",
         }
@@ -404,6 +428,11 @@ impl fmt::Display for LedgerBreak {
                 f,
                 "the store's high-water marks ({found}) are lower than this marks record proves \
                  ({proven}): they were reset"
+            ),
+            LedgerBreakKind::MarksLowered { found, before } => write!(
+                f,
+                "this marks record ({found}) is lower than one before it ({before}): marks only \
+                 rise, so it was appended by a writer of the store"
             ),
         }
     }
@@ -477,6 +506,17 @@ pub fn verify_ledger_snapshot(snapshot: &LedgerSnapshot) -> LedgerReport {
             Err(kind) => return broken(report, index, kind),
             Ok(Entry::Execution) => report.executions += 1,
             Ok(Entry::Marks(proven)) => {
+                if proven.is_below(report.marks) {
+                    let before = report.marks;
+                    return broken(
+                        report,
+                        index,
+                        LedgerBreakKind::MarksLowered {
+                            found: proven,
+                            before,
+                        },
+                    );
+                }
                 report.mark_records += 1;
                 report.marks = report.marks.max(proven);
                 if reset.is_none() && snapshot.marks.is_below(proven) {

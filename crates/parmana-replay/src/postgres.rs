@@ -40,7 +40,7 @@ use hot::{
 
 use crate::error::VersionKind;
 use crate::ledger::{
-    KIND_EXECUTION, KIND_MARKS, LedgerHead, decode_marks_record, encode_marks_record, encode_record,
+    KIND_EXECUTION, KIND_MARKS, LedgerHead, encode_marks_record, encode_record, marks_proven,
 };
 use crate::record::{
     GuardState, MARKS_RECORDS_SINCE, Raise, decode_claim, decode_execution_id, decode_timestamp,
@@ -325,7 +325,7 @@ fn migrate(client: &mut Client, schema: &str) -> Result<(), ReplayError> {
     }
     // Marks raised before the ledger held marks records: the ledger proves them from now on.
     if (1..MARKS_RECORDS_SINCE).contains(&found) {
-        let marks = read_guard(&mut tx, RowLock::Update)?.0.marks;
+        let marks = read_marks_row(&mut tx, RowLock::Update)?;
         if marks != AcceptedVersions::default() {
             append_record(&mut tx, |head| encode_marks_record(head, marks))?;
         }
@@ -342,6 +342,31 @@ enum RowLock {
     Share,
     /// `FOR UPDATE`: a raise, alone.
     Update,
+}
+
+/// The marks row as stored, locked as `lock` says (what a ledger snapshot reports beside the
+/// records, which [`verify_ledger`](crate::verify_ledger) judges — a corrupt marks record among
+/// them is its finding to report, not a failure to read).
+fn read_marks_row(
+    tx: &mut postgres::Transaction<'_>,
+    lock: RowLock,
+) -> Result<AcceptedVersions, ReplayError> {
+    let locking = match lock {
+        RowLock::None => "",
+        RowLock::Share => " FOR SHARE OF h",
+        RowLock::Update => " FOR UPDATE OF h",
+    };
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT h.trust_root, h.release_manifest FROM high_water_marks h
+                 WHERE h.singleton = 1{locking}"
+            ),
+            &[],
+        )
+        .map_err(map_error)?
+        .ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
+    versions_from(&row)
 }
 
 /// Reads what a claim or a raise is decided on, in the caller's transaction: the marks row
@@ -371,7 +396,17 @@ fn read_guard(
         .map_err(map_error)?
         .ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
     let record = get::<Option<Vec<u8>>>(&row, 2)?;
-    let proven = record.as_deref().map(decode_marks_record).transpose()?;
+    // What the marks records prove is the highest of each version over all of them (one a
+    // raise), not the newest one's: a writer of the store could append a lower one. (The
+    // newest record's bytes are what the one-statement claim compares: a record appended since
+    // sends it here.)
+    let records: Vec<Vec<u8>> = tx
+        .query("SELECT record FROM ledger WHERE kind = 'marks'", &[])
+        .map_err(map_error)?
+        .iter()
+        .map(|row| get::<Vec<u8>>(row, 0))
+        .collect::<Result<_, _>>()?;
+    let proven = marks_proven(records.iter().map(Vec::as_slice))?;
     let guard = GuardState {
         marks: versions_from(&row)?,
         proven,

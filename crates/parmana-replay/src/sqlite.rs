@@ -21,8 +21,8 @@ use rusqlite::{
 
 use crate::error::VersionKind;
 use crate::ledger::{
-    KIND_EXECUTION, KIND_MARKS, LedgerHead, decode_marks_record, encode_marks_record,
-    encode_record, filed_under,
+    KIND_EXECUTION, KIND_MARKS, LedgerHead, encode_marks_record, encode_record, filed_under,
+    marks_proven,
 };
 use crate::record::{
     GuardState, MARKS_RECORDS_SINCE, Raise, decode_claim, decode_execution_id, decode_timestamp,
@@ -378,7 +378,7 @@ impl ReplayStore for SqliteReplayStore {
                 .map(|(size, root, note)| decode_checkpoint(size, &root, note))
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let marks = read_guard(&tx)?.marks;
+        let marks = read_marks_row(&tx)?;
         tx.finish().map_err(map_error)?;
         Ok(LedgerSnapshot {
             rows,
@@ -497,7 +497,7 @@ fn migrate(conn: &mut Connection) -> Result<(), ReplayError> {
             .map_err(map_error)?;
     }
     if (1..MARKS_RECORDS_SINCE).contains(&found) {
-        let marks = read_guard(&tx)?.marks;
+        let marks = read_marks_row(&tx)?;
         if marks != AcceptedVersions::default() {
             append_marks_record(&tx, |head| encode_marks_record(head, marks))?;
         }
@@ -505,34 +505,58 @@ fn migrate(conn: &mut Connection) -> Result<(), ReplayError> {
     tx.commit().map_err(map_error)
 }
 
-/// Reads, in the caller's transaction, what a claim or a raise is decided on: the marks row, the
-/// newest marks record (through the partial index `ledger_marks`) and the newest claim time
-/// (through `executions_claimed_at`; the one spelling of a timestamp sorts as it reads).
+/// The marks row as stored (what a ledger snapshot reports beside the records, which
+/// [`verify_ledger`](crate::verify_ledger) judges — a corrupt marks record among them is its
+/// finding to report, not a failure to read).
+fn read_marks_row(conn: &Connection) -> Result<AcceptedVersions, ReplayError> {
+    let (trust_root, release_manifest): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT trust_root, release_manifest FROM high_water_marks WHERE singleton = 1",
+        )
+        .map_err(map_error)?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .map_err(map_error)?
+        .ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
+    Ok(AcceptedVersions::new(
+        decode_version(trust_root)?,
+        decode_version(release_manifest)?,
+    ))
+}
+
+/// Reads, in the caller's transaction, what a claim or a raise is decided on: the marks row,
+/// every marks record (through the partial index `ledger_marks`; one a raise) and the newest
+/// claim time (through `executions_claimed_at`; the one spelling of a timestamp sorts as it
+/// reads). What the marks records prove is the highest of each version over all of them, not
+/// the newest one's: a writer of the store could append a lower one.
 fn read_guard(conn: &Connection) -> Result<GuardState, ReplayError> {
-    /// The marks row, the newest marks record and the newest claim time, as stored.
-    type GuardRow = (i64, i64, Option<Vec<u8>>, Option<String>);
+    /// The marks row and the newest claim time, as stored.
+    type GuardRow = (i64, i64, Option<String>);
     let row: Option<GuardRow> = conn
         .prepare_cached(
             "SELECT h.trust_root, h.release_manifest,
-                    (SELECT l.record FROM ledger l WHERE l.kind = 'marks'
-                     ORDER BY l.position DESC LIMIT 1),
                     (SELECT max(e.claimed_at) FROM executions e)
              FROM high_water_marks h WHERE h.singleton = 1",
         )
         .map_err(map_error)?
-        .query_row([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()
         .map_err(map_error)?;
-    let (trust_root, release_manifest, proven, newest) =
+    let (trust_root, release_manifest, newest) =
         row.ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
+    let records: Vec<Vec<u8>> = conn
+        .prepare_cached("SELECT record FROM ledger WHERE kind = 'marks'")
+        .map_err(map_error)?
+        .query_map([], |row| row.get(0))
+        .map_err(map_error)?
+        .collect::<Result<_, _>>()
+        .map_err(map_error)?;
     Ok(GuardState {
         marks: AcceptedVersions::new(
             decode_version(trust_root)?,
             decode_version(release_manifest)?,
         ),
-        proven: proven.as_deref().map(decode_marks_record).transpose()?,
+        proven: marks_proven(records.iter().map(Vec::as_slice))?,
         newest_claim: newest.as_deref().map(decode_timestamp).transpose()?,
     })
 }

@@ -12,9 +12,10 @@ use std::ops::Range;
 use parmana_canon::Digest;
 use parmana_canon::merkle::{MerkleTree, leaf_hash};
 
-use crate::ledger::{LedgerBreak, LedgerBreakKind, check_row};
+use crate::ledger::{Entry, LedgerBreak, LedgerBreakKind, check_row};
 use crate::{
-    ExecutionId, LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, verify_ledger_snapshot,
+    AcceptedVersions, ExecutionId, LedgerRow, LedgerSnapshot, ReplayError, ReplayStore,
+    verify_ledger_snapshot,
 };
 
 /// The Merkle tree over an intact ledger, and where each execution's record sits in it.
@@ -32,6 +33,8 @@ pub struct LedgerLog {
     last: Digest,
     /// Where each execution's record sits, by [`id_key`] of its id.
     by_execution: HashMap<Digest, u64>,
+    /// The highest marks a marks record of the log proves (a later one may not be lower).
+    marks: AcceptedVersions,
 }
 
 /// The key an execution id is indexed under: its SHA-256 — 32 bytes whatever the id's length,
@@ -53,6 +56,7 @@ impl LedgerLog {
             tree: MerkleTree::new(),
             last: crate::LEDGER_GENESIS,
             by_execution: HashMap::new(),
+            marks: report.marks,
         };
         log.push_all(snapshot.rows);
         Ok(log)
@@ -65,6 +69,7 @@ impl LedgerLog {
     /// from a snapshot — another integrator may have appended records in between).
     pub fn extend(&mut self, rows: Vec<LedgerRow>) -> Result<(), ReplayError> {
         let mut previous = self.last;
+        let mut marks = self.marks;
         // Executions new in this batch; those already in the log are in `by_execution`.
         let mut seen = std::collections::HashSet::new();
         let start = self.size();
@@ -75,7 +80,17 @@ impl LedgerLog {
                     kind,
                 })
             };
-            check_row(index, row, previous, &mut seen).map_err(broken)?;
+            if let Entry::Marks(proven) =
+                check_row(index, row, previous, &mut seen).map_err(broken)?
+            {
+                if proven.is_below(marks) {
+                    return Err(broken(LedgerBreakKind::MarksLowered {
+                        found: proven,
+                        before: marks,
+                    }));
+                }
+                marks = marks.max(proven);
+            }
             if row
                 .execution_id
                 .as_ref()
@@ -86,6 +101,7 @@ impl LedgerLog {
             previous = Digest::of(&row.record);
         }
         self.push_all(rows);
+        self.marks = marks;
         Ok(())
     }
 

@@ -415,10 +415,13 @@ impl Runtime {
         if report.checks.is_empty() {
             return Err(refuse("no check could be made".to_owned()));
         }
-        // Made under a trust-root version this runtime has not loaded yet (another server of
-        // the deployment reloaded first): not judged here, nor refused as a forgery.
+        // Made under a trust-root version this runtime has not loaded yet, which a runtime
+        // sharing the store accepted (it raised the store's marks before it executed): another
+        // server of the deployment reloaded first. Not judged here, nor refused as a forgery. A
+        // version no runtime accepted — the envelope is not verified yet — is judged below.
         if let Some(predicate) = report.predicate()
             && predicate.trust_root.version > history.newest().version()
+            && predicate.trust_root.version <= self.inner.store.accepted_versions()?.trust_root
         {
             return Err(ExecutionError::EnvironmentBehind {
                 execution_id: execution_id.as_str().to_owned(),

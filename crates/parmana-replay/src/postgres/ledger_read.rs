@@ -2,7 +2,7 @@
 
 use postgres::{Client, IsolationLevel, Row};
 
-use super::{RowLock, decode_checkpoint, get, map_error, read_guard};
+use super::{RowLock, decode_checkpoint, get, map_error, read_marks_row};
 use crate::ledger::filed_under;
 use crate::record::{decode_claim, decode_version};
 use crate::{LedgerRow, LedgerSnapshot, ReplayError};
@@ -50,7 +50,7 @@ pub(super) fn snapshot(client: &mut Client) -> Result<LedgerSnapshot, ReplayErro
         .iter()
         .map(decode_checkpoint)
         .collect::<Result<Vec<_>, _>>()?;
-    let marks = read_guard(&mut tx, RowLock::None)?.0.marks;
+    let marks = read_marks_row(&mut tx, RowLock::None)?;
     tx.commit().map_err(map_error)?;
     Ok(LedgerSnapshot {
         rows: rows.iter().map(decode_row).collect::<Result<_, _>>()?,

@@ -35,6 +35,7 @@ macro_rules! conformance_suite {
                 raises_are_chained_in_the_ledger,
                 claims_are_decided_under_the_marks,
                 marks_reset_is_refused_and_reported,
+                a_lower_marks_record_appended_is_refused_and_reported,
                 clock_must_not_run_backwards,
                 rollback_check_and_claim_do_not_interleave,
                 threads_claim_while_the_marks_rise,

@@ -233,6 +233,55 @@ pub(crate) fn marks_reset_is_refused_and_reported(h: &dyn Harness) {
     }
 }
 
+/// A writer appends a marks record chained as a store chains one, but lower than those before
+/// it, and resets the marks row to it — to pass the reset off as what the ledger proves: the
+/// ledger reports the lowered record, and the store, which judges the row against every marks
+/// record (not only the newest), refuses to claim under any versions.
+pub(crate) fn a_lower_marks_record_appended_is_refused_and_reported(h: &dyn Harness) {
+    let store = h.store();
+    execute(store, "before", v(2, 1));
+    store.accept_versions(2, 3).unwrap();
+    execute(store, "after", v(2, 3));
+    // Positions: 0 marks (2,1), 1 "before", 2 marks (2,3), 3 "after"; then 4 marks (2,1).
+    h.tamper_and_verify(&Tamper::ResetMarks { to: v(2, 1) });
+    let report = h.tamper_and_verify(&Tamper::AppendMarks { marks: v(2, 1) });
+    let found = report
+        .first_break
+        .expect("a lowered marks record is reported");
+    assert_eq!(
+        (found.position, found.code(), found.kind),
+        (
+            4,
+            "replay.ledger_marks_lowered",
+            LedgerBreakKind::MarksLowered {
+                found: v(2, 1),
+                before: v(2, 3)
+            }
+        )
+    );
+    if !h.tampers_with_storage() {
+        return;
+    }
+    let refusal = ReplayError::MarksReset {
+        found: v(2, 1),
+        proven: v(2, 3),
+    };
+    for under in [v(2, 1), v(2, 3)] {
+        assert_eq!(
+            store.claim(&id("later"), &claim_for("later"), under),
+            Err(refusal.clone()),
+            "claim under {under}"
+        );
+    }
+    assert_eq!(store.accepted_versions(), Err(refusal.clone()));
+    let reopened = h.reopen().unwrap().unwrap();
+    assert_eq!(
+        reopened.claim(&id("later"), &claim_for("later"), v(2, 1)),
+        Err(refusal)
+    );
+    assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
+}
+
 /// Editing, deleting or refiling marks records breaks the chain where it shows.
 pub(crate) fn marks_record_tampering_is_detected(open: &dyn Fn() -> Option<Box<dyn Harness>>) {
     type Case = (&'static str, fn(&dyn Harness) -> Tamper, u64, &'static str);

@@ -45,6 +45,20 @@ pub(crate) enum Tamper {
     FileAsMarks { position: u64 },
     /// Set the root hash of the stored checkpoint of `size`.
     ReplaceCheckpointRoot { size: u64, root: Digest },
+    /// Append a marks record saying `marks`, chained to the last record as a store would chain
+    /// it (what a writer of the store can do without any key).
+    AppendMarks { marks: AcceptedVersions },
+}
+
+/// The marks record saying `marks` at `position` after the record `last`, as a store writes it.
+pub(crate) fn chained_marks_record(position: u64, last: &[u8], marks: AcceptedVersions) -> Vec<u8> {
+    format!(
+        r#"{{"kind":"marks","position":{position},"previous":"{}","release_manifest":{},"trust_root":{}}}"#,
+        Digest::of(last),
+        marks.release_manifest,
+        marks.trust_root
+    )
+    .into_bytes()
 }
 
 /// A raise of the marks row made behind the store's back in a transaction still open: the
@@ -220,6 +234,16 @@ impl Harness for MemoryHarness {
                     }
                 }
             }
+            Tamper::AppendMarks { marks } => {
+                let last = rows.last().unwrap();
+                let record = chained_marks_record(last.position + 1, &last.record, *marks);
+                let mut appended = last.clone();
+                appended.position += 1;
+                appended.execution_id = None;
+                appended.attestation = None;
+                appended.record = record;
+                rows.push(appended);
+            }
         }
         verify_ledger_snapshot(&snapshot)
     }
@@ -355,6 +379,22 @@ mod sqlite_harness {
                     raw.execute(
                         "UPDATE checkpoints SET root = ?1 WHERE size = ?2",
                         rusqlite::params![root.to_string(), as_i64(size)],
+                    )
+                    .unwrap();
+                }
+                Tamper::AppendMarks { marks } => {
+                    let (position, last): (i64, Vec<u8>) = raw
+                        .query_row(
+                            "SELECT position, record FROM ledger ORDER BY position DESC LIMIT 1",
+                            [],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .unwrap();
+                    let next = u64::try_from(position).unwrap() + 1;
+                    raw.execute(
+                        "INSERT INTO ledger (position, kind, execution_id, record)
+                         VALUES (?1, 'marks', NULL, ?2)",
+                        rusqlite::params![as_i64(&next), chained_marks_record(next, &last, *marks)],
                     )
                     .unwrap();
                 }
@@ -611,6 +651,28 @@ mod postgres_harness {
                     raw.execute(
                         "UPDATE checkpoints SET root = $1 WHERE size = $2",
                         &[&root.to_string(), &as_i64(size)],
+                    )
+                    .unwrap();
+                }
+                Tamper::AppendMarks { marks } => {
+                    let row = raw
+                        .query_one(
+                            "SELECT position, record FROM ledger ORDER BY position DESC LIMIT 1",
+                            &[],
+                        )
+                        .unwrap();
+                    let (position, last): (i64, Vec<u8>) = (row.get(0), row.get(1));
+                    let next = u64::try_from(position).unwrap() + 1;
+                    let record = chained_marks_record(next, &last, *marks);
+                    raw.execute(
+                        "INSERT INTO ledger (position, kind, execution_id, record)
+                         VALUES ($1, 'marks', NULL, $2)",
+                        &[&as_i64(&next), &record],
+                    )
+                    .unwrap();
+                    raw.execute(
+                        "UPDATE ledger_head SET next_position = $1, previous = $2",
+                        &[&as_i64(&(next + 1)), &Digest::of(&record).to_string()],
                     )
                     .unwrap();
                 }
