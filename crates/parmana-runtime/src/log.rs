@@ -409,7 +409,8 @@ pub fn witness_checkpoint(
     signer: &dyn Signer,
     now: Timestamp,
 ) -> Result<String, ExecutionError> {
-    let log_keys = log_role(trust_root)?.verifier().log_only();
+    let role = log_role(trust_root)?;
+    let log_keys = role.verifier().log_only();
     let new = log_keys.open_checkpoint(checkpoint)?;
     if let Some(previous) = previous {
         let old = log_keys.open_checkpoint(previous)?;
@@ -430,7 +431,13 @@ pub fn witness_checkpoint(
         new.check_extends(&old, &proof)?;
     }
     let timestamp = u64::try_from(now.unix_seconds()).unwrap_or(0);
-    Ok(cosign_verified_checkpoint(&new, name, signer, timestamp)?)
+    Ok(cosign_verified_checkpoint(
+        &new,
+        role.witnesses().0,
+        name,
+        signer,
+        timestamp,
+    )?)
 }
 
 /// Verifies offline that attestations are in the transparency log, checking each distinct

@@ -43,8 +43,9 @@ pub fn witness_state_size(state: Option<&[u8]>) -> Result<u64, ExecutionError> {
 ///   `trust.note_bad_signature`, `trust.threshold_not_met` (403);
 /// - an old size above the checkpoint's: `trust.witness_request_malformed` (400);
 /// - an old size other than the state's: `runtime.witness_size_mismatch` (409, with the size);
+/// - the state's size with another root (a fork): `runtime.witness_root_mismatch` (409);
 /// - a size-0 checkpoint whose root is not the empty tree's, a proof that does not lead from the
-///   state's root to the new one (a non-empty proof from 0, different roots at one size):
+///   state's root to the new one (a non-empty proof from 0 or at one size):
 ///   `trust.tlog_inconsistent` (422).
 ///
 /// Then it cosigns (C2SP `tlog-cosignature`, Ed25519). The caller persists
@@ -121,7 +122,8 @@ pub fn witness_add_checkpoint(
         })?;
     // Kept as the witness's state: the checkpoint, the log's verified signatures and this
     // cosignature, nothing a requester added.
-    let checkpoint = cosign_verified_checkpoint(&verified, name, signer, timestamp)?;
+    let checkpoint =
+        cosign_verified_checkpoint(&verified, role.witnesses().0, name, signer, timestamp)?;
     let line = checkpoint
         .trim_end_matches('\n')
         .rsplit('\n')

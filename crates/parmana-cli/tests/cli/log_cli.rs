@@ -418,3 +418,81 @@ fn execute_with_a_log_key_stores_a_checkpoint_that_proves_it() {
         ledger.stdout
     );
 }
+
+/// Two witnesses required: the second one-off witness cosigns what the first printed, and keeps
+/// the first's cosignature (a listed witness's that verifies) beside its own — so the checkpoint
+/// reaches the threshold — while a line by a key nobody listed is dropped.
+#[test]
+fn witnesses_in_turn_reach_a_threshold_of_two() {
+    let repo = temp_repo();
+    let d = repo.root();
+    name_the_log(
+        d,
+        &[
+            "--witness",
+            "witness.example/w1=trust/keys/policy.pub",
+            "--witness",
+            "witness.example/w2=trust/keys/release.pub",
+            "--witness-threshold",
+            "2",
+        ],
+    );
+    let witness = |checkpoint: &str, key: &str, name: &str, state: &str| {
+        run(
+            d,
+            &[
+                "log", "witness", checkpoint, "--key", key, "--name", name, "--state", state,
+                "--store", STORE, "--now", NOW,
+            ],
+        )
+    };
+    execute(d, "t-0001");
+    checkpoint(d, "cp.txt");
+    let first = witness(
+        "cp.txt",
+        "trust/keys/policy.pem",
+        "witness.example/w1",
+        "w1.txt",
+    );
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    // A line by a key nobody listed, added on the way.
+    let padded = format!(
+        "{}\u{2014} stranger.example/x {}\n",
+        first.stdout,
+        "A".repeat(96)
+    );
+    std::fs::write(d.join("cp-w1.txt"), padded).unwrap();
+    let second = witness(
+        "cp-w1.txt",
+        "trust/keys/release.pem",
+        "witness.example/w2",
+        "w2.txt",
+    );
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    for witness in ["witness.example/w1", "witness.example/w2"] {
+        assert!(
+            second.stdout.contains(&format!("\u{2014} {witness} ")),
+            "{witness}: {}",
+            second.stdout
+        );
+    }
+    assert!(
+        !second.stdout.contains("stranger.example"),
+        "{}",
+        second.stdout
+    );
+    std::fs::write(d.join("cp-both.txt"), &second.stdout).unwrap();
+    assert_eq!(prove(d, "t-0001", "cp-both.txt").code, 0);
+    let verified = verify(d, "t-0001.json", "t-0001.tlog-proof");
+    assert_eq!(verified.code, 0, "{}", verified.transcript());
+    // One witness's alone does not reach it.
+    std::fs::write(d.join("cp-one.txt"), &first.stdout).unwrap();
+    assert_eq!(prove(d, "t-0001", "cp-one.txt").code, 0);
+    let short = verify(d, "t-0001.json", "t-0001.tlog-proof");
+    assert_eq!(
+        (short.code, code(&short)),
+        (7, "trust.threshold_not_met"),
+        "{}",
+        short.transcript()
+    );
+}

@@ -108,23 +108,44 @@ pub fn cosign_checkpoint(
 
 /// Cosigns a checkpoint a witness has verified (signed by the log's keys, consistent with what
 /// it cosigned before): the note returned — which a witness keeps as its state — carries the
-/// checkpoint's text, the signature lines by the keys that verified it, and this cosignature;
-/// no other line. A requester's other lines (unknown keys, which verification ignores) would
-/// otherwise be kept and grow the state past what the witness may read back
+/// checkpoint's text, the signature lines by the log keys that verified it, the cosignatures of
+/// the other `witnesses` (those the trust root lists) that verify, one each, and this
+/// cosignature; no other line. A requester's other lines (unknown keys, which verification
+/// ignores) would otherwise be kept and grow the state past what the witness may read back
 /// ([`MAX_NOTE_BYTES`]); a note that would still pass it is refused (`trust.note_malformed`).
 pub fn cosign_verified_checkpoint(
     verified: &VerifiedCheckpoint,
+    witnesses: &[CosignerKey],
     name: &NoteKeyName,
     signer: &dyn Signer,
     timestamp: u64,
 ) -> Result<String, TrustError> {
     let opened = verified.note();
     let mut kept: Note = opened.note().clone();
+    let text = opened.text().to_owned();
+    let mut cosigned_by: Vec<PublicKey> = Vec::new();
     kept.retain_signatures(|line| {
-        opened
+        if opened
             .verified_by()
             .iter()
             .any(|key| key.name() == line.name() && key.id() == line.id())
+        {
+            return true;
+        }
+        // Another listed witness's cosignature that verifies, once per witness (this witness's
+        // own earlier one gives way to the one added below).
+        let Some(witness) = witnesses
+            .iter()
+            .find(|w| w.name == *line.name() && w.id == line.id() && w.name != *name)
+        else {
+            return false;
+        };
+        let fresh = !cosigned_by.contains(&witness.key);
+        if fresh && cosignature_time(line, witness, &text).is_some() {
+            cosigned_by.push(witness.key);
+            return true;
+        }
+        false
     });
     let cosigned = cosign_checkpoint(&kept.to_text(), name, signer, timestamp)?;
     if cosigned.len() > MAX_NOTE_BYTES {
@@ -137,6 +158,17 @@ pub fn cosign_verified_checkpoint(
         });
     }
     Ok(cosigned)
+}
+
+/// The time `line` states, if it is `witness`'s cosignature of the note text `text` and verifies.
+fn cosignature_time(line: &NoteSignature, witness: &CosignerKey, text: &str) -> Option<u64> {
+    let (time, signature) = line.signature().split_first_chunk::<8>()?;
+    let timestamp = u64::from_be_bytes(*time);
+    (timestamp <= MAX_TIMESTAMP
+        && witness
+            .key
+            .verify_signature(&cosigned_message(timestamp, text), signature))
+    .then_some(timestamp)
 }
 
 /// One verified cosignature: who, and the time it states.
@@ -162,20 +194,11 @@ pub fn verify_cosignatures(
             if witness.name != *line.name() || witness.id != line.id() {
                 continue;
             }
-            let bad = || TrustError::NoteBadSignature {
-                name: line.name().to_string(),
+            let Some(timestamp) = cosignature_time(line, witness, note.text()) else {
+                return Err(TrustError::NoteBadSignature {
+                    name: line.name().to_string(),
+                });
             };
-            let Some((time, signature)) = line.signature().split_first_chunk::<8>() else {
-                return Err(bad());
-            };
-            let timestamp = u64::from_be_bytes(*time);
-            if timestamp > MAX_TIMESTAMP
-                || !witness
-                    .key
-                    .verify_signature(&cosigned_message(timestamp, note.text()), signature)
-            {
-                return Err(bad());
-            }
             if !verified.iter().any(|c| c.cosigner.key == witness.key) {
                 verified.push(Cosignature {
                     cosigner: witness.clone(),

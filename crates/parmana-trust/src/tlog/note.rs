@@ -341,7 +341,7 @@ impl Note {
     }
 
     /// Keeps only the signature lines `keep` accepts.
-    pub(crate) fn retain_signatures(&mut self, keep: impl Fn(&NoteSignature) -> bool) {
+    pub(crate) fn retain_signatures(&mut self, mut keep: impl FnMut(&NoteSignature) -> bool) {
         self.signatures.retain(|line| keep(line));
     }
 
