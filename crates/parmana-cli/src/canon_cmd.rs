@@ -123,7 +123,7 @@ pub(crate) fn digest(args: &DigestArgs, format: Format) -> Result<(), Failure> {
     });
     // A single digest is printed with a trailing newline, like other hash tools.
     if result.is_ok() && !args.lines {
-        println!();
+        crate::report::write_stdout(format_args!("\n"))?;
     }
     result
 }

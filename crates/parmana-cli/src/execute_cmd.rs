@@ -173,10 +173,13 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         let stored = if store.value == "memory" {
             "kept in memory only (forgotten when this command ends)".to_owned()
         } else {
-            // The same store again: named, unless the deployment's file names it.
+            // The same store again: named when a flag named it (a file or variable names it
+            // again by itself).
             let again = match store.source {
-                crate::config::Source::File(_) => String::new(),
-                _ => format!(" --store {}", crate::config::redact_store(&store.value)),
+                crate::config::Source::Flag(_) => {
+                    format!(" --store {}", crate::config::redact_store(&store.value))
+                }
+                _ => String::new(),
             };
             format!(
                 "stored in {} — read it back with `parmana show {}{again}`",

@@ -13,7 +13,8 @@ use parmana_runtime::trust::{
 use parmana_runtime::{
     ExecutionError, LockedWitnessState, LogSequencer, LogSigning, SequenceReport, add_cosignatures,
     load_trust_history, load_trust_root, log_consistency, parse_execution_id, prove_execution,
-    sign_log_checkpoint, verified_latest_log_checkpoint, witness_checkpoint, witness_request,
+    read_witness_state, sign_log_checkpoint, verified_latest_log_checkpoint, witness_checkpoint,
+    witness_request,
 };
 use parmana_server::{
     ServerError, TLOG_SIZE_MEDIA_TYPE, WitnessServer, WitnessSettings, submit_add_checkpoint,
@@ -66,7 +67,8 @@ pub(crate) enum LogCommand {
     /// With --serve ADDRESS instead of a checkpoint, runs the witness as an HTTP service (C2SP
     /// tlog-witness): `POST /add-checkpoint` takes `old N`, the consistency proof from N, an
     /// empty line and the checkpoint; answers 200 with the cosignature line, 409 with the size it
-    /// cosigned last (text/x.tlog.size), 400/403/404/422 per the specification. The state is
+    /// cosigned last (text/x.tlog.size) or, in plain text, for its size with another root (a
+    /// fork), 400/403/404/422 per the specification. The state is
     /// written, synced and renamed into place before each answer, so a restarted witness
     /// remembers. The first stdout line is `listening on http://ADDRESS`, the second the
     /// witness's cosigner key.
@@ -289,21 +291,29 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             };
             let checkpoint = read_checkpoint(checkpoint)?;
             let store = args.store.open_existing(&deployment)?;
-            // The state is read, checked against and replaced under its lock, shared with a
-            // served witness on the same file; replaced durably before the cosigned checkpoint
-            // is printed.
+            let cosign = |previous: Option<&[u8]>| {
+                witness_checkpoint(
+                    store.as_ref(),
+                    history.newest(),
+                    previous,
+                    &checkpoint,
+                    &name,
+                    &key,
+                    args.clock.now(),
+                )
+                .map_err(|e| Failure::execution(&e))
+            };
+            // Checked first against the state as it is (reading the store's ledger for the
+            // proof may take long: not while holding the lock a served witness on the same file
+            // waits for), then, under the lock, again only if another witness process changed
+            // the state meanwhile; replaced durably before the cosigned checkpoint is printed.
+            let read = read_witness_state(&args.state).map_err(|e| Failure::execution(&e))?;
+            let mut cosigned = cosign(read.as_deref())?;
             let mut state =
                 LockedWitnessState::lock(&args.state).map_err(|e| Failure::execution(&e))?;
-            let cosigned = witness_checkpoint(
-                store.as_ref(),
-                history.newest(),
-                state.state(),
-                &checkpoint,
-                &name,
-                &key,
-                args.clock.now(),
-            )
-            .map_err(|e| Failure::execution(&e))?;
+            if state.state() != read.as_deref() {
+                cosigned = cosign(state.state())?;
+            }
             state
                 .replace(cosigned.as_bytes())
                 .map_err(|e| Failure::execution(&e))?;

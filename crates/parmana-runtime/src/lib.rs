@@ -56,7 +56,7 @@ pub use verify::{
 pub use witness::{
     WitnessCosigned, add_cosignatures, witness_add_checkpoint, witness_request, witness_state_size,
 };
-pub use witness_state::LockedWitnessState;
+pub use witness_state::{LockedWitnessState, read_witness_state};
 
 /// The name of this runtime, recorded in every attestation.
 pub const RUNTIME_NAME: &str = "parmana-runtime";

@@ -127,6 +127,11 @@ pub fn read_log(store: &dyn ReplayStore) -> Result<LogSnapshot, ExecutionError> 
 }
 
 impl LogSnapshot {
+    /// The root of the log's first `size` entries (`None` past the log).
+    pub fn root_at(&self, size: u64) -> Option<Digest> {
+        self.log.tree().root_at(size).ok()
+    }
+
     /// The number of entries.
     pub fn size(&self) -> u64 {
         self.log.size()

@@ -29,18 +29,7 @@ impl LockedWitnessState {
     /// is not a signed checkpoint is refused.
     pub fn lock(path: &Path) -> Result<Self, ExecutionError> {
         let lock = lock_file(&beside(path, "lock"))?;
-        let state = match File::open(path) {
-            Ok(file) => {
-                let mut bytes = Vec::new();
-                file.take(MAX_NOTE_BYTES as u64 + 1)
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| ExecutionError::io("read", path, &e))?;
-                witness_state_size(Some(&bytes))?;
-                Some(bytes)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(ExecutionError::io("read", path, &e)),
-        };
+        let state = read_witness_state(path)?;
         Ok(Self {
             path: path.to_path_buf(),
             state,
@@ -75,6 +64,26 @@ impl LockedWitnessState {
         File::open(&directory)
             .and_then(|dir| dir.sync_all())
             .map_err(|e| ExecutionError::io("sync", &directory, &e))
+    }
+}
+
+/// Reads a witness's state file without its lock, bounded: `None` when there is none yet; a
+/// file over [`MAX_NOTE_BYTES`] or that is not a signed checkpoint is refused. A state is only
+/// ever replaced whole (renamed into place), so what this reads is the last state written — for
+/// reading it (the monitoring endpoint), not for judging a request by it
+/// ([`LockedWitnessState`]).
+pub fn read_witness_state(path: &Path) -> Result<Option<Vec<u8>>, ExecutionError> {
+    match File::open(path) {
+        Ok(file) => {
+            let mut bytes = Vec::new();
+            file.take(MAX_NOTE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| ExecutionError::io("read", path, &e))?;
+            witness_state_size(Some(&bytes))?;
+            Ok(Some(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ExecutionError::io("read", path, &e)),
     }
 }
 

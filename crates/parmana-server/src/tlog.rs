@@ -211,25 +211,30 @@ pub(crate) async fn tile(
     let tile_path = crate::api::path_param(tile_path)?;
     let tile = Tile::parse_path(&tile_path)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
+    // Immutable only within a checkpoint this server signed, of the log the tile is read from:
+    // past it the entries are not yet committed to (one a writer of the store forged is never
+    // signed over, and an operator may take it out again), and a log that no longer has the
+    // signed root there was rewritten.
+    let signed = state.signed_note.lock().ok().and_then(|kept| {
+        kept.as_ref()
+            .filter(|k| k.note.is_ok())
+            .map(|k| (k.size, k.root))
+    });
     let worker = Arc::clone(&state);
-    let bytes = state
+    let (bytes, committed) = state
         .blocking("log", move |runtime| {
             let store = runtime.store();
-            worker.log_cache.get(store)?.tile(store, &tile)
+            let log = worker.log_cache.get(store)?;
+            let bytes = log.tile(store, &tile)?;
+            let committed = signed.is_some_and(|(size, root)| {
+                tile.is_within(size) && log.root_at(size) == Some(root)
+            });
+            Ok::<_, parmana_runtime::ExecutionError>((bytes, committed))
         })
         .await?
         // A tile not (yet) there may be soon: no cache keeps the refusal.
         .map_err(|e| ApiError::from_execution(&e).with_header(header::CACHE_CONTROL, "no-store"))?;
-    // Immutable only within a checkpoint this server signed: past it, the entries are not yet
-    // committed to (one a writer of the store forged is never signed over, and an operator may
-    // take it out again).
-    let signed = state
-        .signed_note
-        .lock()
-        .ok()
-        .and_then(|kept| kept.as_ref().filter(|k| k.note.is_ok()).map(|k| k.size))
-        .unwrap_or(0);
-    let cache = match (tile.is_full() && tile.is_within(signed), public) {
+    let cache = match (tile.is_full() && committed, public) {
         (true, true) => IMMUTABLE_PUBLIC,
         (true, false) => IMMUTABLE_PRIVATE,
         (false, _) => NO_CACHE,

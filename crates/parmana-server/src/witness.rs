@@ -18,7 +18,9 @@ use parmana_runtime::canon::Digest;
 use parmana_runtime::trust::{
     LocalSigningKey, MAX_ADD_CHECKPOINT_BYTES, NoteKeyName, VerifiedTrustRoot,
 };
-use parmana_runtime::{Clock, ExecutionError, LockedWitnessState, witness_add_checkpoint};
+use parmana_runtime::{
+    Clock, ExecutionError, LockedWitnessState, read_witness_state, witness_add_checkpoint,
+};
 
 use crate::error::ServerError;
 use crate::lifecycle::Limited;
@@ -70,9 +72,10 @@ struct Witness {
     settings: WitnessSettings,
     /// `add-checkpoint` requests in flight: a permit each; none left means `503`.
     in_flight: Arc<tokio::sync::Semaphore>,
-    /// The last checkpoint cosigned: checked and replaced under this lock, so that two requests
-    /// cannot both pass the check against one state (C2SP's rollback race).
-    last: Mutex<Option<Vec<u8>>>,
+    /// Requests of this process take turns at the state (the state file's lock orders them with
+    /// other processes): two cannot both pass the check against one state (C2SP's rollback
+    /// race).
+    turn: Mutex<()>,
 }
 
 /// A bound witness, not yet serving.
@@ -111,10 +114,8 @@ impl WitnessServer {
                 trust_root_version: settings.trust_root.version(),
             }));
         }
-        let last = LockedWitnessState::lock(&settings.state)
-            .map_err(ServerError::Runtime)?
-            .state()
-            .map(<[u8]>::to_vec);
+        // A state file that is not a checkpoint refuses the start.
+        LockedWitnessState::lock(&settings.state).map_err(ServerError::Runtime)?;
         let listen = settings.listen.to_string();
         let bind_error = |e: std::io::Error| ServerError::Io {
             action: "bind",
@@ -127,7 +128,7 @@ impl WitnessServer {
             witness: Arc::new(Witness {
                 settings,
                 in_flight: Arc::new(tokio::sync::Semaphore::new(WITNESS_MAX_IN_FLIGHT)),
-                last: Mutex::new(last),
+                turn: Mutex::new(()),
             }),
             listener,
             local_addr,
@@ -308,7 +309,7 @@ async fn add_checkpoint(
     let decided = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let settings = &witness.settings;
-        let Ok(mut last) = witness.last.lock() else {
+        let Ok(_turn) = witness.turn.lock() else {
             return Err(ExecutionError::io(
                 "lock",
                 &settings.state,
@@ -326,16 +327,14 @@ async fn add_checkpoint(
             settings.signer.as_ref(),
             settings.clock.now(),
         );
-        // Persisted before the answer, under the lock that checked the old state. Once the file
-        // names the new checkpoint, so does the state served here, even when making the rename
-        // durable then fails (and the request is refused): the two never disagree.
-        let persisted = cosigned.and_then(|cosigned| {
+        // Persisted before the answer, under the lock that checked the old state; the next
+        // request is judged against the file (once renamed into place, even when making the
+        // rename durable then fails and this request is refused).
+        cosigned.and_then(|cosigned| {
             state
                 .replace(cosigned.checkpoint.as_bytes())
                 .map(|()| cosigned.signature_lines)
-        });
-        *last = state.state().map(<[u8]>::to_vec);
-        persisted
+        })
     })
     .await;
     match decided {
@@ -369,14 +368,22 @@ async fn latest_checkpoint(
     if expected.strip_prefix("sha256:") != Some(origin_hash.as_str()) {
         return not_found();
     }
-    let last = witness.last.lock().map(|l| l.clone()).unwrap_or(None);
-    match last {
-        Some(note) => text(
+    // The file as it is now: another witness process on it (a one-off run, a second server) may
+    // have cosigned since this one did.
+    let path = witness.settings.state.clone();
+    match tokio::task::spawn_blocking(move || read_witness_state(&path)).await {
+        Ok(Ok(Some(note))) => text(
             StatusCode::OK,
             "text/plain; charset=utf-8",
             String::from_utf8_lossy(&note).into_owned(),
         ),
-        None => not_found(),
+        Ok(Ok(None)) => not_found(),
+        Ok(Err(error)) => refusal(&error),
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            "server.internal: the state could not be read\n".to_owned(),
+        ),
     }
 }
 

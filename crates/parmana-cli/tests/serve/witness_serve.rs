@@ -382,6 +382,13 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(state_size(d), size4);
     let cp4 = std::fs::read_to_string(d.join("cp4.txt")).unwrap();
+    // Its monitoring endpoint serves the state as the file holds it now.
+    let (got, latest) = witness.get(&format!("/{origin_hash}/checkpoint"));
+    assert_eq!(got, 200);
+    assert!(
+        latest.starts_with(&cp4[..cp4.find("\n\n").unwrap()]),
+        "{latest}"
+    );
     let (got, _, answer) = witness.add(format!("old {size3}\n\n{cp4}").as_bytes());
     assert_eq!((got, answer), (409, format!("{size4}\n")));
     // A fresh witness: a checkpoint of size 0 must have the empty tree's root (422), and a
