@@ -736,16 +736,29 @@ fn find_upwards(start: &Path) -> Option<PathBuf> {
 /// tokens file, a listen address or a trust root. A file named by `PARMANA_CONFIG` is the user's
 /// choice and is read as named.
 ///
-/// Judged on the file as opened — the one then read, so that it cannot be swapped between the
-/// check and the read — and, when the name found is a symbolic link, on the link too: a link
-/// someone else planted to a file of yours would make its relative paths resolve in their
-/// directory.
+/// Judged on the name as found (`named`, read before the file was opened: when it is a symbolic
+/// link, the link's owner too — a link someone else planted to a file of yours would make its
+/// relative paths resolve in their directory) and on the file as opened — the one then read —,
+/// which must be the file the name held then when the name is no link (not swapped between the
+/// two).
 #[cfg(unix)]
-fn check_found_file_is_yours(path: &Path, opened: &std::fs::File) -> Result<(), Failure> {
+fn check_found_file_is_yours(
+    path: &Path,
+    named: &std::fs::Metadata,
+    opened: &std::fs::File,
+) -> Result<(), Failure> {
     use std::os::unix::fs::MetadataExt as _;
     let what = path.display().to_string();
-    let named = std::fs::symlink_metadata(path).map_err(|e| Failure::io(&what, &e))?;
     let metadata = opened.metadata().map_err(|e| Failure::io(&what, &e))?;
+    if !named.file_type().is_symlink()
+        && (named.dev(), named.ino()) != (metadata.dev(), metadata.ino())
+    {
+        return Err(Failure::new(
+            "cli.config_unsafe",
+            format!("{what} was replaced while it was read: it is not read"),
+            ExitClass::Usage,
+        ));
+    }
     let you = rustix::process::geteuid().as_raw();
     let foreign = |uid: u32| uid != you && uid != 0;
     let unsafe_because = if named.file_type().is_symlink() && foreign(named.uid()) {
@@ -777,7 +790,11 @@ fn check_found_file_is_yours(path: &Path, opened: &std::fs::File) -> Result<(), 
 }
 
 #[cfg(not(unix))]
-fn check_found_file_is_yours(_: &Path, _: &std::fs::File) -> Result<(), Failure> {
+fn check_found_file_is_yours(
+    _: &Path,
+    _: &std::fs::Metadata,
+    _: &std::fs::File,
+) -> Result<(), Failure> {
     Ok(())
 }
 
@@ -786,9 +803,10 @@ fn check_found_file_is_yours(_: &Path, _: &std::fs::File) -> Result<(), Failure>
 fn read_config_file(path: &Path, found_walking_up: bool) -> Result<ConfigFile, Failure> {
     use std::io::Read as _;
     let what = path.display().to_string();
+    let named = std::fs::symlink_metadata(path).map_err(|e| Failure::io(&what, &e))?;
     let file = std::fs::File::open(path).map_err(|e| Failure::io(&what, &e))?;
     if found_walking_up {
-        check_found_file_is_yours(path, &file)?;
+        check_found_file_is_yours(path, &named, &file)?;
     }
     let mut text = String::new();
     file.take(MAX_CONFIG_BYTES + 1)

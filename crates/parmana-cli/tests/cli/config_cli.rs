@@ -175,17 +175,34 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
     }
     insta::assert_snapshot!("config_server", transcript);
     // A value `serve` would refuse is refused here too.
-    // (variable, value, the code both refuse it with)
-    for (variable, value, code) in [
-        ("PARMANA_LOG_FORMAT", "yaml", "cli.invalid_config"),
+    // (variable, value, the code both refuse it with, what the refusal says) — serve's before
+    // anything else it checks (this deployment's tokens file beside --dev-token included)
+    for (variable, value, code, says) in [
+        ("PARMANA_LOG_FORMAT", "yaml", "cli.invalid_config", "yaml"),
         (
             "PARMANA_MAX_HEADER_BYTES",
             "100",
             "server.limit_out_of_range",
+            "max_header_bytes",
         ),
-        ("PARMANA_MAX_CONCURRENCY", "0", "server.limit_out_of_range"),
-        ("PARMANA_TLS_CERT", "tls/server.pem", "cli.usage"),
-        ("PARMANA_LOG_PUBLIC", "true", "cli.usage"),
+        (
+            "PARMANA_MAX_CONCURRENCY",
+            "0",
+            "server.limit_out_of_range",
+            "max_concurrency",
+        ),
+        (
+            "PARMANA_TLS_CERT",
+            "tls/server.pem",
+            "cli.usage",
+            "TLS needs both a certificate and a key",
+        ),
+        (
+            "PARMANA_LOG_PUBLIC",
+            "true",
+            "cli.usage",
+            "--log-public needs a log key",
+        ),
     ] {
         for command in [&["config"][..], &["serve", "--dev-token"]] {
             let refused = run_with_env(root, command, b"", &[(variable, value)]);
@@ -195,7 +212,8 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
                 refused.stderr
             );
             assert!(
-                refused.stderr.starts_with(&format!("error[{code}]")),
+                refused.stderr.starts_with(&format!("error[{code}]"))
+                    && refused.stderr.contains(says),
                 "{variable} {command:?}: {}",
                 refused.stderr
             );
