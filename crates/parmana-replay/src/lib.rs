@@ -108,6 +108,16 @@ pub use tlog::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};
 /// for expiry (documents are valid for months) is far larger.
 pub const CLOCK_TOLERANCE_SECONDS: i64 = 60;
 
+/// The most bytes a store reads back of one execution's recorded inputs or attestation (what
+/// a runtime records is far less: signals of at most 1 MiB, and their attestation). The store is
+/// outside the trust boundary: a larger value — a writer's — is `replay.store_corrupt`, refused
+/// by its length before it is read.
+pub const MAX_STORED_EXECUTION_BYTES: i64 = 8 * 1024 * 1024;
+
+/// The most bytes a store reads back of one marks record (one is about 150 bytes); a larger one
+/// is `replay.store_corrupt`, refused by its length before it is read.
+pub const MAX_STORED_MARKS_RECORD_BYTES: i64 = 4096;
+
 /// A replay store: the one place that decides whether an execution id may be used.
 ///
 /// Every method is atomic on its own. Implementations are shared between threads
@@ -165,8 +175,8 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// The default claims, then completes (two writes: a crash between them leaves the id in
     /// [`pending`](ReplayStore::pending)). A store whose
     /// [`completes_in_one_write`](ReplayStore::completes_in_one_write) is `true` writes the
-    /// claimed and completed row in one statement whenever it can, and falls back to this
-    /// order when the state needs deciding in a transaction.
+    /// claimed and completed row in one commit: in one statement whenever it can, and in the
+    /// transaction that decides the claim when the state needs deciding there.
     fn claim_completed(
         &self,
         execution_id: &ExecutionId,

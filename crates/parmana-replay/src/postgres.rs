@@ -401,11 +401,16 @@ fn read_guard(
     // newest record's bytes are what the one-statement claim compares: a record appended since
     // sends it here.)
     let records: Vec<Vec<u8>> = tx
-        .query("SELECT record FROM ledger WHERE kind = 'marks'", &[])
+        .query(
+            "SELECT CASE WHEN octet_length(record) <= $1::bigint THEN record END FROM ledger
+             WHERE kind = 'marks'",
+            &[&crate::MAX_STORED_MARKS_RECORD_BYTES],
+        )
         .map_err(map_error)?
         .iter()
-        .map(|row| get::<Vec<u8>>(row, 0))
-        .collect::<Result<_, _>>()?;
+        .map(|row| get::<Option<Vec<u8>>>(row, 0))
+        .collect::<Result<Option<Vec<_>>, _>>()?
+        .ok_or_else(crate::record::oversized_marks_record)?;
     let proven = marks_proven(records.iter().map(Vec::as_slice))?;
     let guard = GuardState {
         marks: versions_from(&row)?,
@@ -809,22 +814,36 @@ impl ReplayStore for PostgresReplayStore {
 
     fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
         let mut client = self.pool.checkout()?;
+        // Every value bounded by its length before it is read (a writer of the store may have
+        // made one of any size): over the bound, it reads as NULL and is refused below.
         let row = client
             .query_opt(
-                "SELECT request_digest, attestation_inputs, claimed_at, attestation
+                "SELECT CASE WHEN octet_length(request_digest) <= 128 THEN request_digest END,
+                        CASE WHEN octet_length(attestation_inputs) <= $2::bigint
+                             THEN attestation_inputs END,
+                        CASE WHEN octet_length(claimed_at) <= 64 THEN claimed_at END,
+                        CASE WHEN octet_length(attestation) <= $2::bigint THEN attestation END,
+                        attestation IS NOT NULL
                  FROM executions WHERE id = $1",
-                &[&execution_id.as_str()],
+                &[&execution_id.as_str(), &crate::MAX_STORED_EXECUTION_BYTES],
             )
             .map_err(map_error)?;
         let Some(row) = row else {
             return Ok(ExecutionState::Absent);
         };
-        let claim = decode_claim(
-            &get::<String>(&row, 0)?,
-            get(&row, 1)?,
-            &get::<String>(&row, 2)?,
-        )?;
-        Ok(match get::<Option<Vec<u8>>>(&row, 3)? {
+        let (Some(digest), Some(inputs), Some(claimed_at)) = (
+            get::<Option<String>>(&row, 0)?,
+            get::<Option<Vec<u8>>>(&row, 1)?,
+            get::<Option<String>>(&row, 2)?,
+        ) else {
+            return Err(crate::record::oversized_execution(execution_id));
+        };
+        let attestation = get::<Option<Vec<u8>>>(&row, 3)?;
+        if get::<bool>(&row, 4)? && attestation.is_none() {
+            return Err(crate::record::oversized_execution(execution_id));
+        }
+        let claim = decode_claim(&digest, inputs, &claimed_at)?;
+        Ok(match attestation {
             None => ExecutionState::Claimed(claim),
             Some(attestation) => {
                 ExecutionState::Completed(CompletedExecution::new(claim, attestation))

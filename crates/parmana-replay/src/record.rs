@@ -243,6 +243,26 @@ pub(crate) struct Raise {
 
 /// Rebuilds a claim from its stored columns; anything unreadable means the store is corrupt.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// An execution whose stored row holds a value over its bound (a writer of the store's: nothing
+/// this crate writes is that large), refused before it is read.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn oversized_execution(execution_id: &ExecutionId) -> ReplayError {
+    ReplayError::corrupt(format!(
+        "the stored row of execution {execution_id} holds a value over its bound (inputs and \
+         attestation at most {} bytes)",
+        crate::MAX_STORED_EXECUTION_BYTES
+    ))
+}
+
+/// A marks record over its bound, refused before it is read.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn oversized_marks_record() -> ReplayError {
+    ReplayError::corrupt(format!(
+        "a stored marks record is over {} bytes",
+        crate::MAX_STORED_MARKS_RECORD_BYTES
+    ))
+}
+
 pub(crate) fn decode_claim(
     request_digest: &str,
     attestation_inputs: Vec<u8>,

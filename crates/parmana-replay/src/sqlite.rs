@@ -283,25 +283,41 @@ impl ReplayStore for SqliteReplayStore {
 
     fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
         let reader = self.reader()?;
+        // Every value bounded by its length before it is read (a writer of the store may have
+        // made one of any size): over the bound, it reads as NULL and is refused below.
         let row = reader
             .prepare_cached(
-                "SELECT request_digest, attestation_inputs, claimed_at, attestation
+                "SELECT CASE WHEN length(request_digest) <= 128 THEN request_digest END,
+                        CASE WHEN length(attestation_inputs) <= ?2 THEN attestation_inputs END,
+                        CASE WHEN length(claimed_at) <= 64 THEN claimed_at END,
+                        CASE WHEN length(attestation) <= ?2 THEN attestation END,
+                        attestation IS NOT NULL
                  FROM executions WHERE id = ?1",
             )
             .map_err(map_error)?
-            .query_row([execution_id.as_str()], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, Vec<u8>>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<Vec<u8>>>(3)?,
-                ))
-            })
+            .query_row(
+                rusqlite::params![execution_id.as_str(), crate::MAX_STORED_EXECUTION_BYTES],
+                |row| {
+                    Ok((
+                        row.get::<_, Option<String>>(0)?,
+                        row.get::<_, Option<Vec<u8>>>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Option<Vec<u8>>>(3)?,
+                        row.get::<_, bool>(4)?,
+                    ))
+                },
+            )
             .optional()
             .map_err(map_error)?;
-        let Some((digest, inputs, claimed_at, attestation)) = row else {
+        let Some((digest, inputs, claimed_at, attestation, completed)) = row else {
             return Ok(ExecutionState::Absent);
         };
+        let (Some(digest), Some(inputs), Some(claimed_at)) = (digest, inputs, claimed_at) else {
+            return Err(crate::record::oversized_execution(execution_id));
+        };
+        if completed && attestation.is_none() {
+            return Err(crate::record::oversized_execution(execution_id));
+        }
         let claim = decode_claim(&digest, inputs, &claimed_at)?;
         Ok(match attestation {
             None => ExecutionState::Claimed(claim),
@@ -544,13 +560,20 @@ fn read_guard(conn: &Connection) -> Result<GuardState, ReplayError> {
         .map_err(map_error)?;
     let (trust_root, release_manifest, newest) =
         row.ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
-    let records: Vec<Vec<u8>> = conn
-        .prepare_cached("SELECT record FROM ledger WHERE kind = 'marks'")
+    let records: Vec<Option<Vec<u8>>> = conn
+        .prepare_cached(
+            "SELECT CASE WHEN length(record) <= ?1 THEN record END FROM ledger
+             WHERE kind = 'marks'",
+        )
         .map_err(map_error)?
-        .query_map([], |row| row.get(0))
+        .query_map([crate::MAX_STORED_MARKS_RECORD_BYTES], |row| row.get(0))
         .map_err(map_error)?
         .collect::<Result<_, _>>()
         .map_err(map_error)?;
+    let records = records
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(crate::record::oversized_marks_record)?;
     Ok(GuardState {
         marks: AcceptedVersions::new(
             decode_version(trust_root)?,

@@ -282,6 +282,37 @@ pub(crate) fn a_lower_marks_record_appended_is_refused_and_reported(h: &dyn Harn
     assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
 }
 
+/// A writer of the store gives a value of any size to a row: one over its bound is refused by
+/// its length, unread (`replay.store_corrupt`), never read into memory whole.
+pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {
+    if !h.tampers_with_storage() {
+        return;
+    }
+    let store = h.store();
+    execute(store, "big", v(1, 1));
+    let huge = vec![b'x'; usize::try_from(parmana_replay::MAX_STORED_EXECUTION_BYTES).unwrap() + 1];
+    h.tamper_and_verify(&Tamper::ReplaceAttestation {
+        execution_id: "big".to_owned(),
+        bytes: huge,
+    });
+    let refused = store.get(&id("big")).unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    assert!(refused.to_string().contains("over its bound"), "{refused}");
+    // A marks record over its bound: every claim refuses, nothing is decided.
+    let record =
+        vec![b' '; usize::try_from(parmana_replay::MAX_STORED_MARKS_RECORD_BYTES).unwrap() + 1];
+    h.tamper_and_verify(&Tamper::ReplaceRecord {
+        position: 0,
+        bytes: record,
+    });
+    let refused = store
+        .claim(&id("next"), &claim_for("next"), v(1, 1))
+        .unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    assert!(refused.to_string().contains("marks record is over"), "{refused}");
+    assert_eq!(store.get(&id("next")).unwrap(), ExecutionState::Absent);
+}
+
 /// Editing, deleting or refiling marks records breaks the chain where it shows.
 pub(crate) fn marks_record_tampering_is_detected(open: &dyn Fn() -> Option<Box<dyn Harness>>) {
     type Case = (&'static str, fn(&dyn Harness) -> Tamper, u64, &'static str);
