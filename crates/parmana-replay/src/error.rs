@@ -97,6 +97,18 @@ pub enum ReplayError {
         /// The newest clock reading of a claim the store holds.
         newest: Timestamp,
     },
+    /// A value over [`MAX_STORED_EXECUTION_BYTES`](crate::MAX_STORED_EXECUTION_BYTES) offered to
+    /// be stored: refused, nothing written (a store never acknowledges what it would refuse to
+    /// read back).
+    #[error("{what} of {bytes} bytes is larger than the {max} a store keeps")]
+    ValueTooLarge {
+        /// What was offered: `recorded inputs` or `attestation`.
+        what: &'static str,
+        /// Its size.
+        bytes: usize,
+        /// The bound.
+        max: i64,
+    },
     /// A version above 2^63−1, which no backend can store.
     #[error("{kind} version {offered} is too large (at most 2^63-1)")]
     VersionTooLarge {
@@ -157,6 +169,7 @@ impl ReplayError {
             Self::AlreadyCompleted { .. } => "replay.already_completed",
             Self::VersionRollback { .. } => "replay.version_rollback",
             Self::VersionTooLarge { .. } => "replay.version_too_large",
+            Self::ValueTooLarge { .. } => "replay.value_too_large",
             Self::MarksReset { .. } => "replay.marks_reset",
             Self::ClockBehindStore { .. } => "replay.clock_behind_store",
             Self::Unavailable { .. } => "replay.store_unavailable",

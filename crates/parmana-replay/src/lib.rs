@@ -108,15 +108,30 @@ pub use tlog::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};
 /// for expiry (documents are valid for months) is far larger.
 pub const CLOCK_TOLERANCE_SECONDS: i64 = 60;
 
-/// The most bytes a store reads back of one execution's recorded inputs or attestation (what
-/// a runtime records is far less: signals of at most 1 MiB, and their attestation). The store is
-/// outside the trust boundary: a larger value — a writer's — is `replay.store_corrupt`, refused
-/// by its length before it is read.
-pub const MAX_STORED_EXECUTION_BYTES: i64 = 8 * 1024 * 1024;
+/// The most bytes of one execution's recorded inputs or attestation a store writes
+/// (`replay.value_too_large` beyond) and reads back — as much as one sequencer run reads, and
+/// far more than a runtime records (signals of at most 1 MiB, and their attestation). The store
+/// is outside the trust boundary: a larger stored value — a writer's — is `replay.store_corrupt`,
+/// refused by its length before it is read.
+pub const MAX_STORED_EXECUTION_BYTES: i64 = MAX_SEQUENCE_BATCH_BYTES;
 
-/// The most bytes a store reads back of one marks record (one is about 150 bytes); a larger one
-/// is `replay.store_corrupt`, refused by its length before it is read.
-pub const MAX_STORED_MARKS_RECORD_BYTES: i64 = 4096;
+/// Refuses a value over [`MAX_STORED_EXECUTION_BYTES`] before it is written: a store never
+/// acknowledges what it would refuse to read back.
+pub(crate) fn check_stored_size(what: &'static str, bytes: usize) -> Result<(), ReplayError> {
+    match i64::try_from(bytes) {
+        Ok(len) if len <= MAX_STORED_EXECUTION_BYTES => Ok(()),
+        _ => Err(ReplayError::ValueTooLarge {
+            what,
+            bytes,
+            max: MAX_STORED_EXECUTION_BYTES,
+        }),
+    }
+}
+
+/// The most bytes a store reads back of one ledger record (a marks record is about 150 bytes, an
+/// execution record a few hundred); a larger one is `replay.store_corrupt`, refused by its
+/// length before it is read.
+pub const MAX_STORED_RECORD_BYTES: i64 = 4096;
 
 /// A replay store: the one place that decides whether an execution id may be used.
 ///

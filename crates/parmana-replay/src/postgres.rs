@@ -404,7 +404,7 @@ fn read_guard(
         .query(
             "SELECT CASE WHEN octet_length(record) <= $1::bigint THEN record END FROM ledger
              WHERE kind = 'marks'",
-            &[&crate::MAX_STORED_MARKS_RECORD_BYTES],
+            &[&crate::MAX_STORED_RECORD_BYTES],
         )
         .map_err(map_error)?
         .iter()
@@ -720,6 +720,7 @@ impl ReplayStore for PostgresReplayStore {
         record: &ClaimRecord,
         under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError> {
+        crate::check_stored_size("recorded inputs", record.attestation_inputs().len())?;
         self.claim_with(execution_id, record, under, None)
     }
 
@@ -737,10 +738,13 @@ impl ReplayStore for PostgresReplayStore {
         under: AcceptedVersions,
         attestation: &[u8],
     ) -> Result<ClaimOutcome, ReplayError> {
+        crate::check_stored_size("recorded inputs", record.attestation_inputs().len())?;
+        crate::check_stored_size("attestation", attestation.len())?;
         self.claim_with(execution_id, record, under, Some(attestation))
     }
 
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        crate::check_stored_size("attestation", attestation.len())?;
         let mut client = self.pool.checkout()?;
         // One prepared statement on the execution's own row, committed on its own: the
         // sequencer appends the ledger record later.

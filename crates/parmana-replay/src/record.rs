@@ -254,12 +254,55 @@ pub(crate) fn oversized_execution(execution_id: &ExecutionId) -> ReplayError {
     ))
 }
 
+/// The columns of a ledger row joined with its execution (`l` and `e`), each value bounded by its
+/// length — over its bound it reads as NULL — and last whether any was over: the position, the
+/// kind, the execution id, the record, the request digest, the inputs, the claim time, the
+/// attestation, and the flag. `length` is the backend's byte length of a value.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn bounded_ledger_columns(length: &str) -> String {
+    let (id, record, execution) = (
+        parmana_canon::MAX_EXECUTION_ID_LEN,
+        crate::MAX_STORED_RECORD_BYTES,
+        crate::MAX_STORED_EXECUTION_BYTES,
+    );
+    let bounded = [
+        ("l.execution_id", id.to_string()),
+        ("l.record", record.to_string()),
+        ("e.request_digest", "128".to_owned()),
+        ("e.attestation_inputs", execution.to_string()),
+        ("e.claimed_at", "64".to_owned()),
+        ("e.attestation", execution.to_string()),
+    ];
+    let values = bounded
+        .iter()
+        .map(|(column, max)| format!("CASE WHEN {length}({column}) <= {max} THEN {column} END"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let over = bounded
+        .iter()
+        .map(|(column, max)| format!("{length}({column}) > {max}"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    format!("l.position, l.kind, {values}, coalesce({over}, false)")
+}
+
+/// A ledger row holding a value over its bound, refused before it is read.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn oversized_ledger_row(position: i64) -> ReplayError {
+    ReplayError::corrupt(format!(
+        "the ledger row at position {position} holds a value over its bound (a record at most \
+         {} bytes, an execution's inputs and attestation at most {})",
+        crate::MAX_STORED_RECORD_BYTES,
+        crate::MAX_STORED_EXECUTION_BYTES
+    ))
+}
+
 /// A marks record over its bound, refused before it is read.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn oversized_marks_record() -> ReplayError {
     ReplayError::corrupt(format!(
         "a stored marks record is over {} bytes",
-        crate::MAX_STORED_MARKS_RECORD_BYTES
+        crate::MAX_STORED_RECORD_BYTES
     ))
 }
 

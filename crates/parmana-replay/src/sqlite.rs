@@ -238,6 +238,7 @@ impl ReplayStore for SqliteReplayStore {
         record: &ClaimRecord,
         under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError> {
+        crate::check_stored_size("recorded inputs", record.attestation_inputs().len())?;
         match self.write(WriteOp::Claim(execution_id.clone(), record.clone(), under))? {
             WriteAnswer::Claim(outcome) => Ok(outcome),
             other => Err(unexpected(&other)),
@@ -245,6 +246,7 @@ impl ReplayStore for SqliteReplayStore {
     }
 
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        crate::check_stored_size("attestation", attestation.len())?;
         match self.write(WriteOp::Complete(
             execution_id.clone(),
             attestation.to_vec(),
@@ -423,19 +425,21 @@ fn read_ledger_rows(
     max: i64,
 ) -> Result<Vec<LedgerRow>, ReplayError> {
     let mut statement = connection
-        .prepare_cached(
-            "SELECT l.position, l.kind, l.execution_id, l.record,
-                    e.request_digest, e.attestation_inputs, e.claimed_at, e.attestation
-             FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id
+        .prepare_cached(&format!(
+            "SELECT {} FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id
              WHERE l.position >= ?1
              ORDER BY l.position
              LIMIT ?2",
-        )
+            crate::record::bounded_ledger_columns("length")
+        ))
         .map_err(map_error)?;
     let mut query = statement.query([from, max]).map_err(map_error)?;
     let mut rows = Vec::new();
     while let Some(row) = query.next().map_err(map_error)? {
         let position: i64 = row.get(0).map_err(map_error)?;
+        if row.get::<_, bool>(8).map_err(map_error)? {
+            return Err(crate::record::oversized_ledger_row(position));
+        }
         let kind: String = row.get(1).map_err(map_error)?;
         let digest: Option<String> = row.get(4).map_err(map_error)?;
         let inputs: Option<Vec<u8>> = row.get(5).map_err(map_error)?;
@@ -566,7 +570,7 @@ fn read_guard(conn: &Connection) -> Result<GuardState, ReplayError> {
              WHERE kind = 'marks'",
         )
         .map_err(map_error)?
-        .query_map([crate::MAX_STORED_MARKS_RECORD_BYTES], |row| row.get(0))
+        .query_map([crate::MAX_STORED_RECORD_BYTES], |row| row.get(0))
         .map_err(map_error)?
         .collect::<Result<_, _>>()
         .map_err(map_error)?;

@@ -8,9 +8,13 @@ use crate::record::{decode_claim, decode_version};
 use crate::{LedgerRow, LedgerSnapshot, ReplayError};
 
 /// The ledger's records with the executions they name; the callers add the range and order.
-const SELECT_LEDGER_ROWS: &str = "SELECT l.position, l.kind, l.execution_id, l.record,
-        e.request_digest, e.attestation_inputs, e.claimed_at, e.attestation
- FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id";
+/// The ledger rows joined with their executions, every value bounded by its length.
+fn select_ledger_rows() -> String {
+    format!(
+        "SELECT {} FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id",
+        crate::record::bounded_ledger_columns("octet_length")
+    )
+}
 
 /// The whole ledger, the execution counts, the stored checkpoints and the marks, read in one
 /// repeatable-read transaction.
@@ -22,7 +26,10 @@ pub(super) fn snapshot(client: &mut Client) -> Result<LedgerSnapshot, ReplayErro
         .start()
         .map_err(map_error)?;
     let rows = tx
-        .query(&format!("{SELECT_LEDGER_ROWS} ORDER BY l.position"), &[])
+        .query(
+            &format!("{} ORDER BY l.position", select_ledger_rows()),
+            &[],
+        )
         .map_err(map_error)?;
     let completed: i64 = get(
         &tx.query_one(
@@ -75,7 +82,10 @@ pub(super) fn rows(
     let max = i64::try_from(max).unwrap_or(i64::MAX);
     client
         .query(
-            &format!("{SELECT_LEDGER_ROWS} WHERE l.position >= $1 ORDER BY l.position LIMIT $2"),
+            &format!(
+                "{} WHERE l.position >= $1 ORDER BY l.position LIMIT $2",
+                select_ledger_rows()
+            ),
             &[&from, &max],
         )
         .map_err(map_error)?
@@ -86,6 +96,9 @@ pub(super) fn rows(
 
 /// One row of [`SELECT_LEDGER_ROWS`].
 fn decode_row(row: &Row) -> Result<LedgerRow, ReplayError> {
+    if get::<bool>(row, 8)? {
+        return Err(crate::record::oversized_ledger_row(get(row, 0)?));
+    }
     let claim = match (
         get::<Option<String>>(row, 4)?,
         get::<Option<Vec<u8>>>(row, 5)?,

@@ -285,23 +285,41 @@ pub(crate) fn a_lower_marks_record_appended_is_refused_and_reported(h: &dyn Harn
 /// A writer of the store gives a value of any size to a row: one over its bound is refused by
 /// its length, unread (`replay.store_corrupt`), never read into memory whole.
 pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {
-    if !h.tampers_with_storage() {
-        return;
-    }
     let store = h.store();
     execute(store, "big", v(1, 1));
-    let huge = vec![b'x'; usize::try_from(parmana_replay::MAX_STORED_EXECUTION_BYTES).unwrap() + 1];
-    h.tamper_and_verify(&Tamper::ReplaceAttestation {
+    let over = usize::try_from(parmana_replay::MAX_STORED_EXECUTION_BYTES).unwrap() + 1;
+    // Offered to the store: refused, nothing written (it would not read it back).
+    let exec = id("offered");
+    store
+        .claim(&exec, &claim_for("offered"), v(1, 1))
+        .unwrap()
+        .require_claimed(&exec)
+        .unwrap();
+    assert_eq!(
+        store.complete(&exec, &vec![b'x'; over]).unwrap_err().code(),
+        "replay.value_too_large"
+    );
+    assert!(matches!(
+        store.get(&exec).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+    // Written behind the store's back: refused by its length, unread.
+    if !h.tamper_storage(&Tamper::ReplaceAttestation {
         execution_id: "big".to_owned(),
-        bytes: huge,
-    });
+        bytes: vec![b'x'; over],
+    }) {
+        return;
+    }
     let refused = store.get(&id("big")).unwrap_err();
     assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
     assert!(refused.to_string().contains("over its bound"), "{refused}");
+    // A ledger row holding it: the ledger is not read (nor a log built) from it.
+    let refused = verify_ledger(store).unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    assert!(refused.to_string().contains("over its bound"), "{refused}");
     // A marks record over its bound: every claim refuses, nothing is decided.
-    let record =
-        vec![b' '; usize::try_from(parmana_replay::MAX_STORED_MARKS_RECORD_BYTES).unwrap() + 1];
-    h.tamper_and_verify(&Tamper::ReplaceRecord {
+    let record = vec![b' '; usize::try_from(parmana_replay::MAX_STORED_RECORD_BYTES).unwrap() + 1];
+    h.tamper_storage(&Tamper::ReplaceRecord {
         position: 0,
         bytes: record,
     });
@@ -309,7 +327,10 @@ pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {
         .claim(&id("next"), &claim_for("next"), v(1, 1))
         .unwrap_err();
     assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
-    assert!(refused.to_string().contains("marks record is over"), "{refused}");
+    assert!(
+        refused.to_string().contains("marks record is over"),
+        "{refused}"
+    );
     assert_eq!(store.get(&id("next")).unwrap(), ExecutionState::Absent);
 }
 

@@ -76,6 +76,9 @@ pub(crate) trait Harness: Send + Sync {
     fn reopen(&self) -> Option<Result<Box<dyn ReplayStore>, ReplayError>>;
     /// Applies `tamper` behind the store's back, then verifies the ledger.
     fn tamper_and_verify(&self, tamper: &Tamper) -> LedgerReport;
+    /// Applies `tamper` to the storage itself, verifying nothing (`false` for the memory
+    /// backend, which has no storage to edit).
+    fn tamper_storage(&self, tamper: &Tamper) -> bool;
     /// Writes an unreadable request digest for `execution_id` behind the store's back
     /// (`false` for the memory backend, which cannot be corrupted from outside).
     fn corrupt_claim(&self, execution_id: &str) -> bool;
@@ -248,6 +251,10 @@ impl Harness for MemoryHarness {
         verify_ledger_snapshot(&snapshot)
     }
 
+    fn tamper_storage(&self, _: &Tamper) -> bool {
+        false
+    }
+
     fn corrupt_claim(&self, _execution_id: &str) -> bool {
         false
     }
@@ -308,6 +315,11 @@ mod sqlite_harness {
         }
 
         fn tamper_and_verify(&self, tamper: &Tamper) -> LedgerReport {
+            self.tamper_storage(tamper);
+            verify_ledger(&self.store).unwrap()
+        }
+
+        fn tamper_storage(&self, tamper: &Tamper) -> bool {
             let raw = self.raw();
             let as_i64 = |p: &u64| i64::try_from(*p).unwrap();
             match tamper {
@@ -399,7 +411,7 @@ mod sqlite_harness {
                     .unwrap();
                 }
             }
-            verify_ledger(&self.store).unwrap()
+            true
         }
 
         fn corrupt_claim(&self, execution_id: &str) -> bool {
@@ -576,6 +588,11 @@ mod postgres_harness {
         }
 
         fn tamper_and_verify(&self, tamper: &Tamper) -> LedgerReport {
+            self.tamper_storage(tamper);
+            verify_ledger(&self.store).unwrap()
+        }
+
+        fn tamper_storage(&self, tamper: &Tamper) -> bool {
             let mut raw = self.raw();
             let as_i64 = |p: &u64| i64::try_from(*p).unwrap();
             match tamper {
@@ -677,7 +694,7 @@ mod postgres_harness {
                     .unwrap();
                 }
             }
-            verify_ledger(&self.store).unwrap()
+            true
         }
 
         fn corrupt_claim(&self, execution_id: &str) -> bool {
