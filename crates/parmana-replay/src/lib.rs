@@ -199,6 +199,8 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
         under: AcceptedVersions,
         attestation: &[u8],
     ) -> Result<ClaimOutcome, ReplayError> {
+        // Nothing is claimed for an attestation the store would refuse to keep.
+        check_stored_size("attestation", attestation.len())?;
         let outcome = self.claim(execution_id, record, under)?;
         if outcome == ClaimOutcome::Claimed {
             self.complete(execution_id, attestation)?;

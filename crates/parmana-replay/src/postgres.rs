@@ -369,10 +369,13 @@ fn read_marks_row(
     versions_from(&row)
 }
 
-/// Reads what a claim or a raise is decided on, in the caller's transaction: the marks row
-/// (locked as `lock` says), the newest marks record (through the partial index `ledger_marks`)
-/// and the newest claim time (through `executions_claimed_at`); with the newest marks record's
-/// bytes and what it proves.
+/// Reads what a claim or a raise is decided on, in the caller's transaction and in one statement
+/// (one snapshot, also unlocked under READ COMMITTED): the marks row (locked as `lock` says),
+/// every marks record (through the partial index `ledger_marks`; each bounded by its length) and
+/// the newest claim time (through `executions_claimed_at`). What the records prove is the highest
+/// of each version over all of them — not the newest one's, which a writer could make a lower
+/// one by appending it; the newest one's bytes are kept for the one-statement claim, which a
+/// record appended since sends here.
 fn read_guard(
     tx: &mut postgres::Transaction<'_>,
     lock: RowLock,
@@ -386,32 +389,24 @@ fn read_guard(
         .query_opt(
             &format!(
                 "SELECT h.trust_root, h.release_manifest,
-                        (SELECT l.record FROM ledger l WHERE l.kind = 'marks'
-                         ORDER BY l.position DESC LIMIT 1),
+                        (SELECT array_agg(CASE WHEN octet_length(l.record) <= $1::bigint
+                                               THEN l.record END
+                                          ORDER BY l.position)
+                         FROM ledger l WHERE l.kind = 'marks'),
                         (SELECT max(e.claimed_at COLLATE \"C\") FROM executions e)
                  FROM high_water_marks h WHERE h.singleton = 1{locking}"
             ),
-            &[],
-        )
-        .map_err(map_error)?
-        .ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
-    let record = get::<Option<Vec<u8>>>(&row, 2)?;
-    // What the marks records prove is the highest of each version over all of them (one a
-    // raise), not the newest one's: a writer of the store could append a lower one. (The
-    // newest record's bytes are what the one-statement claim compares: a record appended since
-    // sends it here.)
-    let records: Vec<Vec<u8>> = tx
-        .query(
-            "SELECT CASE WHEN octet_length(record) <= $1::bigint THEN record END FROM ledger
-             WHERE kind = 'marks'",
             &[&crate::MAX_STORED_RECORD_BYTES],
         )
         .map_err(map_error)?
-        .iter()
-        .map(|row| get::<Option<Vec<u8>>>(row, 0))
-        .collect::<Result<Option<Vec<_>>, _>>()?
+        .ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
+    let records: Vec<Vec<u8>> = get::<Option<Vec<Option<Vec<u8>>>>>(&row, 2)?
+        .unwrap_or_default()
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
         .ok_or_else(crate::record::oversized_marks_record)?;
     let proven = marks_proven(records.iter().map(Vec::as_slice))?;
+    let record = records.last().cloned();
     let guard = GuardState {
         marks: versions_from(&row)?,
         proven,

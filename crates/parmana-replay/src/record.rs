@@ -177,7 +177,8 @@ impl AcceptedVersions {
 pub(crate) struct GuardState {
     /// The marks row as stored.
     pub(crate) marks: AcceptedVersions,
-    /// The marks its newest marks record proves (`None` when the ledger holds none).
+    /// The marks its marks records prove together — the highest of each version over all of
+    /// them (`None` when the ledger holds none).
     pub(crate) proven: Option<AcceptedVersions>,
     /// The newest clock reading of a claim the store holds (`None` when it holds none).
     pub(crate) newest_claim: Option<Timestamp>,
@@ -241,8 +242,6 @@ pub(crate) struct Raise {
     pub(crate) changed: bool,
 }
 
-/// Rebuilds a claim from its stored columns; anything unreadable means the store is corrupt.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// An execution whose stored row holds a value over its bound (a writer of the store's: nothing
 /// this crate writes is that large), refused before it is read.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -257,9 +256,11 @@ pub(crate) fn oversized_execution(execution_id: &ExecutionId) -> ReplayError {
 /// The columns of a ledger row joined with its execution (`l` and `e`), each value bounded by its
 /// length — over its bound it reads as NULL — and last whether any was over: the position, the
 /// kind, the execution id, the record, the request digest, the inputs, the claim time, the
-/// attestation, and the flag. `length` is the backend's byte length of a value.
+/// attestation, and the flag. `octet_length` — in both backends — counts a value's bytes without
+/// reading it (SQLite's `length` of TEXT would read it whole and stop at a NUL).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn bounded_ledger_columns(length: &str) -> String {
+pub(crate) fn bounded_ledger_columns() -> String {
+    let length = "octet_length";
     let (id, record, execution) = (
         parmana_canon::MAX_EXECUTION_ID_LEN,
         crate::MAX_STORED_RECORD_BYTES,
@@ -306,6 +307,8 @@ pub(crate) fn oversized_marks_record() -> ReplayError {
     ))
 }
 
+/// Rebuilds a claim from its stored columns; anything unreadable means the store is corrupt.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn decode_claim(
     request_digest: &str,
     attestation_inputs: Vec<u8>,

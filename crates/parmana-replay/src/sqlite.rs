@@ -289,10 +289,10 @@ impl ReplayStore for SqliteReplayStore {
         // made one of any size): over the bound, it reads as NULL and is refused below.
         let row = reader
             .prepare_cached(
-                "SELECT CASE WHEN length(request_digest) <= 128 THEN request_digest END,
-                        CASE WHEN length(attestation_inputs) <= ?2 THEN attestation_inputs END,
-                        CASE WHEN length(claimed_at) <= 64 THEN claimed_at END,
-                        CASE WHEN length(attestation) <= ?2 THEN attestation END,
+                "SELECT CASE WHEN octet_length(request_digest) <= 128 THEN request_digest END,
+                        CASE WHEN octet_length(attestation_inputs) <= ?2 THEN attestation_inputs END,
+                        CASE WHEN octet_length(claimed_at) <= 64 THEN claimed_at END,
+                        CASE WHEN octet_length(attestation) <= ?2 THEN attestation END,
                         attestation IS NOT NULL
                  FROM executions WHERE id = ?1",
             )
@@ -430,7 +430,7 @@ fn read_ledger_rows(
              WHERE l.position >= ?1
              ORDER BY l.position
              LIMIT ?2",
-            crate::record::bounded_ledger_columns("length")
+            crate::record::bounded_ledger_columns()
         ))
         .map_err(map_error)?;
     let mut query = statement.query([from, max]).map_err(map_error)?;
@@ -566,7 +566,7 @@ fn read_guard(conn: &Connection) -> Result<GuardState, ReplayError> {
         row.ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
     let records: Vec<Option<Vec<u8>>> = conn
         .prepare_cached(
-            "SELECT CASE WHEN length(record) <= ?1 THEN record END FROM ledger
+            "SELECT CASE WHEN octet_length(record) <= ?1 THEN record END FROM ledger
              WHERE kind = 'marks'",
         )
         .map_err(map_error)?
@@ -878,8 +878,8 @@ fn sequence_in(tx: &Transaction<'_>, max: usize) -> Result<Vec<LedgerRow>, Repla
         .prepare_cached(
             "SELECT id, request_digest, attestation_inputs, claimed_at, attestation FROM (
                SELECT id, request_digest, attestation_inputs, claimed_at, attestation,
-                 length(attestation_inputs) + length(attestation) AS size,
-                 sum(length(attestation_inputs) + length(attestation)) OVER (
+                 octet_length(attestation_inputs) + octet_length(attestation) AS size,
+                 sum(octet_length(attestation_inputs) + octet_length(attestation)) OVER (
                    ORDER BY claimed_at, id) AS through
                FROM executions WHERE attestation IS NOT NULL AND ledger_position IS NULL
                ORDER BY claimed_at, id LIMIT ?1)

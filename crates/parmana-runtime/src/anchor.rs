@@ -120,7 +120,6 @@ fn read(path: &Path) -> Result<Option<(u64, Digest)>, ExecutionError> {
     parse(&text).map(Some).map_err(invalid)
 }
 
-/// `path` with `.suffix` added to its file name.
 /// Takes an exclusive lock on the file at `path` (created if missing), waiting for another
 /// holder — another process too; released when the returned file is dropped.
 pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File, ExecutionError> {
@@ -135,6 +134,7 @@ pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File, ExecutionError> {
     Ok(lock)
 }
 
+/// `path` with `.suffix` added to its file name.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path
         .file_name()

@@ -7,8 +7,10 @@
 //! the newest marks record and the newest claim time, exactly as the transactional path does
 //! (`claim_in` in `postgres.rs`), and inserts the claim only when that state is one the
 //! transactional path would accept without a raise — the marks row equal to the claim's versions,
-//! the newest marks record byte for byte the one this store has already decoded (so the marks it
-//! proves are known and the claim's versions are not below them), and the newest claim time in
+//! the newest marks record byte for byte the one this store has already read (so the marks every
+//! marks record up to it proves — the highest of each version over all of them, decoded then —
+//! are known and the claim's versions are not below them; a record appended since changes the
+//! newest one's bytes and sends the claim to the transactional path), and the newest claim time in
 //! the one spelling of a timestamp and no later than the claim time plus the tolerance (compared
 //! as text: that spelling sorts as it reads; for a batch, the earliest claim time of the batch).
 //! Anything else inserts nothing and says so; each caller then decides in a transaction of its
@@ -86,13 +88,14 @@ const MAX_BATCH_BYTES: usize = 1 << 20;
 const COMPLETE: &str =
     "UPDATE executions SET attestation = $1 WHERE id = $2 AND attestation IS NULL";
 
-/// The newest marks record a store has read (or written), with the marks it proves: decoded
-/// once, then recognised by its bytes.
+/// The newest marks record a store has read (or written), with the marks all the marks records
+/// up to it prove (the highest of each version over them): read once, then recognised by the
+/// newest one's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct KnownMarks {
     /// The record's bytes (`None`: the ledger held no marks record).
     pub(super) record: Option<Vec<u8>>,
-    /// The marks it proves (`None` with no record).
+    /// The marks the records up to it prove (`None` with no record).
     pub(super) proven: Option<AcceptedVersions>,
 }
 

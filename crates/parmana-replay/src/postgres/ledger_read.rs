@@ -12,7 +12,7 @@ use crate::{LedgerRow, LedgerSnapshot, ReplayError};
 fn select_ledger_rows() -> String {
     format!(
         "SELECT {} FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id",
-        crate::record::bounded_ledger_columns("octet_length")
+        crate::record::bounded_ledger_columns()
     )
 }
 

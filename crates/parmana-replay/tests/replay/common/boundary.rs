@@ -303,6 +303,16 @@ pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {
         store.get(&exec).unwrap(),
         ExecutionState::Claimed(_)
     ));
+    // Claimed and completed at once: refused before anything is claimed.
+    let spared = id("spared");
+    assert_eq!(
+        store
+            .claim_completed(&spared, &claim_for("spared"), v(1, 1), &vec![b'x'; over])
+            .unwrap_err()
+            .code(),
+        "replay.value_too_large"
+    );
+    assert_eq!(store.get(&spared).unwrap(), ExecutionState::Absent);
     // Written behind the store's back: refused by its length, unread.
     if !h.tamper_storage(&Tamper::ReplaceAttestation {
         execution_id: "big".to_owned(),
