@@ -430,6 +430,49 @@ fn an_attestation_made_under_a_newer_trust_root_is_read_once_reloaded() {
     );
 }
 
+/// An attestation naming a trust-root version no runtime sharing the store accepted (its marks
+/// are lower: a writer filed it there) is not "another server reloaded first": it is refused as
+/// what it is, an attestation this runtime cannot verify.
+#[test]
+fn an_attestation_naming_a_version_the_store_never_accepted_is_refused() {
+    let fixture = Fixture::new();
+    // Made by a runtime on another store, after a rotation to version 3.
+    let elsewhere = runtime(&fixture);
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let behind = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .shared_store(Arc::clone(&store))
+        .clock(clock())
+        .build()
+        .unwrap();
+    // Its own execution raises this store's marks to version 2.
+    behind.execute(&request("own")).unwrap();
+    fixture.rotate(&[&fixture.key("attestation")], 1);
+    assert_eq!(elsewhere.reload().unwrap().trust_root, (2, 3));
+    let made = elsewhere.execute(&request("filed")).unwrap();
+    // Filed in this store (whose marks say version 2) by a writer of it.
+    let id = ExecutionId::parse("filed").unwrap();
+    let claim = ClaimRecord::new(
+        parmana_runtime::canon::Digest::of(b"filed"),
+        b"{}".to_vec(),
+        made.predicate().executed_at,
+    );
+    assert_eq!(
+        store
+            .claim(&id, &claim, store.accepted_versions().unwrap())
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    store.complete(&id, made.envelope()).unwrap();
+    assert_eq!(store.accepted_versions().unwrap().trust_root, 2);
+    let refused = behind.attestation(&id).unwrap_err();
+    assert_eq!(
+        refused.code(),
+        "runtime.stored_attestation_invalid",
+        "{refused}"
+    );
+}
+
 /// A clock that, on its first reading, waits until the test has reloaded the runtime.
 struct PausingClock {
     reading: Timestamp,

@@ -243,8 +243,27 @@ pub(crate) fn a_lower_marks_record_appended_is_refused_and_reported(h: &dyn Harn
     store.accept_versions(2, 3).unwrap();
     execute(store, "after", v(2, 3));
     // Positions: 0 marks (2,1), 1 "before", 2 marks (2,3), 3 "after"; then 4 marks (2,1).
+    // A log read before the append (a running server's) refuses to take it in when it catches
+    // up: no checkpoint is signed over it.
+    let mut log = parmana_replay::ledger_log(store).unwrap();
     h.tamper_and_verify(&Tamper::ResetMarks { to: v(2, 1) });
     let report = h.tamper_and_verify(&Tamper::AppendMarks { marks: v(2, 1) });
+    if h.tampers_with_storage() {
+        let size = log.size();
+        let refused = log.catch_up(store).unwrap_err();
+        assert_eq!(refused.code(), "replay.ledger_broken", "{refused}");
+        assert!(
+            matches!(
+                refused,
+                ReplayError::LedgerBroken(parmana_replay::LedgerBreak {
+                    position: 4,
+                    kind: LedgerBreakKind::MarksLowered { .. }
+                })
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(log.size(), size);
+    }
     let found = report
         .first_break
         .expect("a lowered marks record is reported");
