@@ -509,16 +509,26 @@ fn sequence_in(
     // order, their lengths read from the values' headers (nothing is detoasted to be measured).
     let waiting = tx
         .query(
-            "SELECT id, request_digest, attestation_inputs, claimed_at, attestation FROM (
+            "SELECT CASE WHEN NOT over THEN id END, CASE WHEN NOT over THEN request_digest END,
+                    CASE WHEN NOT over THEN attestation_inputs END,
+                    CASE WHEN NOT over THEN claimed_at END,
+                    CASE WHEN NOT over THEN attestation END, over FROM (
                SELECT id, request_digest, attestation_inputs, claimed_at, attestation,
                  octet_length(attestation_inputs) + octet_length(attestation) AS size,
                  sum(octet_length(attestation_inputs) + octet_length(attestation)) OVER (
-                   ORDER BY claimed_at COLLATE \"C\", id COLLATE \"C\") AS through
+                   ORDER BY claimed_at COLLATE \"C\", id COLLATE \"C\") AS through,
+                 (octet_length(id) > 128 OR octet_length(request_digest) > 128
+                  OR octet_length(claimed_at) > 64 OR octet_length(attestation_inputs) > $3::bigint
+                  OR octet_length(attestation) > $3::bigint) AS over
                FROM executions WHERE attestation IS NOT NULL AND ledger_position IS NULL
                ORDER BY claimed_at COLLATE \"C\", id COLLATE \"C\" LIMIT $1) AS waiting
              WHERE through - size < $2
              ORDER BY claimed_at COLLATE \"C\", id COLLATE \"C\"",
-            &[&limit, &crate::MAX_SEQUENCE_BATCH_BYTES],
+            &[
+                &limit,
+                &crate::MAX_SEQUENCE_BATCH_BYTES,
+                &crate::MAX_STORED_EXECUTION_BYTES,
+            ],
         )
         .map_err(map_error)?;
     if waiting.is_empty() {
@@ -526,6 +536,10 @@ fn sequence_in(
     }
     let mut rows = Vec::with_capacity(waiting.len());
     for row in &waiting {
+        // A row holding a value over its bound (a writer's) is not read, and refuses the run.
+        if get::<bool>(row, 5)? {
+            return Err(crate::record::oversized_waiting_execution());
+        }
         let id: String = get(row, 0)?;
         let claim = decode_claim(
             &get::<String>(row, 1)?,

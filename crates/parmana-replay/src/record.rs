@@ -298,6 +298,17 @@ pub(crate) fn oversized_ledger_row(position: i64) -> ReplayError {
     ))
 }
 
+/// A completed execution waiting to be sequenced whose row holds a value over its bound: the
+/// sequencer reads none of it and refuses the run (a writer's row: nothing is appended).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn oversized_waiting_execution() -> ReplayError {
+    ReplayError::corrupt(format!(
+        "a completed execution waiting to be sequenced holds a value over its bound (inputs and \
+         attestation at most {} bytes)",
+        crate::MAX_STORED_EXECUTION_BYTES
+    ))
+}
+
 /// A marks record over its bound, refused before it is read.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn oversized_marks_record() -> ReplayError {

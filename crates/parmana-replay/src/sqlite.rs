@@ -869,18 +869,32 @@ fn append_marks_record(
 /// pass [`MAX_SEQUENCE_BATCH_BYTES`](crate::MAX_SEQUENCE_BATCH_BYTES)), each given the next
 /// position and its chained record.
 fn sequence_in(tx: &Transaction<'_>, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
-    /// One waiting execution: id, request digest, inputs, claim time, attestation.
-    type Waiting = (String, String, Vec<u8>, String, Vec<u8>);
+    /// One waiting execution: id, request digest, inputs, claim time, attestation — each `None`
+    /// when a value of the row is over its bound (then unread).
+    type Waiting = (
+        Option<String>,
+        Option<String>,
+        Option<Vec<u8>>,
+        Option<String>,
+        Option<Vec<u8>>,
+    );
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
     let waiting: Vec<Waiting> = tx
         // At most `max` executions, and only those whose payloads before them stay under
-        // MAX_SEQUENCE_BATCH_BYTES (the first always).
+        // MAX_SEQUENCE_BATCH_BYTES (the first always); a row holding a value over its bound (a
+        // writer's) is not read, and refuses the run.
         .prepare_cached(
-            "SELECT id, request_digest, attestation_inputs, claimed_at, attestation FROM (
+            "SELECT CASE WHEN NOT over THEN id END, CASE WHEN NOT over THEN request_digest END,
+                    CASE WHEN NOT over THEN attestation_inputs END,
+                    CASE WHEN NOT over THEN claimed_at END,
+                    CASE WHEN NOT over THEN attestation END FROM (
                SELECT id, request_digest, attestation_inputs, claimed_at, attestation,
                  octet_length(attestation_inputs) + octet_length(attestation) AS size,
                  sum(octet_length(attestation_inputs) + octet_length(attestation)) OVER (
-                   ORDER BY claimed_at, id) AS through
+                   ORDER BY claimed_at, id) AS through,
+                 (octet_length(id) > 128 OR octet_length(request_digest) > 128
+                  OR octet_length(claimed_at) > 64 OR octet_length(attestation_inputs) > ?3
+                  OR octet_length(attestation) > ?3) AS over
                FROM executions WHERE attestation IS NOT NULL AND ledger_position IS NULL
                ORDER BY claimed_at, id LIMIT ?1)
              WHERE through - size < ?2
@@ -888,7 +902,11 @@ fn sequence_in(tx: &Transaction<'_>, max: usize) -> Result<Vec<LedgerRow>, Repla
         )
         .map_err(map_error)?
         .query_map(
-            rusqlite::params![limit, crate::MAX_SEQUENCE_BATCH_BYTES],
+            rusqlite::params![
+                limit,
+                crate::MAX_SEQUENCE_BATCH_BYTES,
+                crate::MAX_STORED_EXECUTION_BYTES
+            ],
             |row| {
                 Ok((
                     row.get(0)?,
@@ -904,7 +922,11 @@ fn sequence_in(tx: &Transaction<'_>, max: usize) -> Result<Vec<LedgerRow>, Repla
         .map_err(map_error)?;
     let mut head = read_head(tx)?;
     let mut rows = Vec::with_capacity(waiting.len());
-    for (id, digest, inputs, claimed_at, attestation) in waiting {
+    for waiting in waiting {
+        let (Some(id), Some(digest), Some(inputs), Some(claimed_at), Some(attestation)) = waiting
+        else {
+            return Err(crate::record::oversized_waiting_execution());
+        };
         let claim = decode_claim(&digest, inputs, &claimed_at)?;
         let execution_id = decode_execution_id(&id)?;
         let record = encode_record(head, execution_id.as_str(), &claim, &attestation)?;

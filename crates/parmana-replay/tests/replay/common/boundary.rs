@@ -346,6 +346,25 @@ pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {
     let refused = verify_ledger(store).unwrap_err();
     assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
     assert!(refused.to_string().contains("over its bound"), "{refused}");
+    // A completed execution waiting to be sequenced, holding one: the sequencer reads none of it
+    // and appends nothing.
+    let waiting = id("waiting");
+    store
+        .claim(&waiting, &claim_for("waiting"), v(1, 1))
+        .unwrap()
+        .require_claimed(&waiting)
+        .unwrap();
+    store.complete(&waiting, b"attestation of waiting").unwrap();
+    h.tamper_storage(&Tamper::ReplaceAttestation {
+        execution_id: "waiting".to_owned(),
+        bytes: vec![b'x'; over],
+    });
+    let refused = store.sequence(16).unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    assert!(
+        refused.to_string().contains("waiting to be sequenced"),
+        "{refused}"
+    );
     // A marks record over its bound: every claim refuses, nothing is decided.
     let record = vec![b' '; usize::try_from(parmana_replay::MAX_STORED_RECORD_BYTES).unwrap() + 1];
     h.tamper_storage(&Tamper::ReplaceRecord {
