@@ -115,6 +115,14 @@ pub const CLOCK_TOLERANCE_SECONDS: i64 = 60;
 /// refused by its length before it is read.
 pub const MAX_STORED_EXECUTION_BYTES: i64 = MAX_SEQUENCE_BATCH_BYTES;
 
+/// The columns a stored checkpoint is read from — its size, root and note — each bounded by its
+/// length (a root at most 128 bytes, a note at most 64 KiB, a signed note's limit): over it, the
+/// value reads as NULL, unread, and the checkpoint is `replay.store_corrupt`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) const BOUNDED_CHECKPOINT_COLUMNS: &str = "size,
+    CASE WHEN octet_length(root) <= 128 THEN root END,
+    CASE WHEN octet_length(note) <= 65536 THEN note END";
+
 /// Refuses a value over [`MAX_STORED_EXECUTION_BYTES`] before it is written: a store never
 /// acknowledges what it would refuse to read back.
 pub(crate) fn check_stored_size(what: &'static str, bytes: usize) -> Result<(), ReplayError> {

@@ -586,12 +586,19 @@ fn sequence_in(
 
 /// Rebuilds a stored checkpoint from its row; anything unreadable means the store is corrupt.
 fn decode_checkpoint(row: &Row) -> Result<StoredCheckpoint, ReplayError> {
+    let size: i64 = get(row, 0)?;
+    let (Some(root), Some(note)) = (
+        get::<Option<String>>(row, 1)?,
+        get::<Option<String>>(row, 2)?,
+    ) else {
+        return Err(crate::record::oversized_checkpoint(size));
+    };
     Ok(StoredCheckpoint {
-        size: decode_version(get(row, 0)?)?,
-        root: get::<String>(row, 1)?
+        size: decode_version(size)?,
+        root: root
             .parse()
             .map_err(|e| ReplayError::corrupt(format!("stored checkpoint root: {e}")))?,
-        note: get(row, 2)?,
+        note,
     })
 }
 
@@ -816,7 +823,10 @@ impl ReplayStore for PostgresReplayStore {
         let mut client = self.pool.checkout()?;
         client
             .query_opt(
-                "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1",
+                &format!(
+                    "SELECT {} FROM checkpoints ORDER BY size DESC LIMIT 1",
+                    crate::BOUNDED_CHECKPOINT_COLUMNS
+                ),
                 &[],
             )
             .map_err(map_error)?

@@ -309,6 +309,15 @@ pub(crate) fn oversized_waiting_execution() -> ReplayError {
     ))
 }
 
+/// A stored checkpoint whose root or note is over its bound, refused before it is read.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn oversized_checkpoint(size: i64) -> ReplayError {
+    ReplayError::corrupt(format!(
+        "the stored checkpoint of size {size} holds a root or note over its bound (a note at \
+         most 65536 bytes)"
+    ))
+}
+
 /// A marks record over its bound, refused before it is read.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn oversized_marks_record() -> ReplayError {

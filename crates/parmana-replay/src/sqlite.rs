@@ -273,13 +273,16 @@ impl ReplayStore for SqliteReplayStore {
 
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
         let reader = self.reader()?;
-        let row: Option<(i64, String, String)> = reader
-            .prepare_cached("SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+        let row: Option<(i64, Option<String>, Option<String>)> = reader
+            .prepare_cached(&format!(
+                "SELECT {} FROM checkpoints ORDER BY size DESC LIMIT 1",
+                crate::BOUNDED_CHECKPOINT_COLUMNS
+            ))
             .map_err(map_error)?
             .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .optional()
             .map_err(map_error)?;
-        row.map(|(size, root, note)| decode_checkpoint(size, &root, note))
+        row.map(|(size, root, note)| decode_checkpoint(size, root, note))
             .transpose()
     }
 
@@ -384,16 +387,19 @@ impl ReplayStore for SqliteReplayStore {
             .map_err(map_error)?;
         let checkpoints = {
             let mut statement = tx
-                .prepare("SELECT size, root, note FROM checkpoints ORDER BY size")
+                .prepare(&format!(
+                    "SELECT {} FROM checkpoints ORDER BY size",
+                    crate::BOUNDED_CHECKPOINT_COLUMNS
+                ))
                 .map_err(map_error)?;
-            let stored: Vec<(i64, String, String)> = statement
+            let stored: Vec<(i64, Option<String>, Option<String>)> = statement
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
                 .map_err(map_error)?
                 .collect::<Result<_, _>>()
                 .map_err(map_error)?;
             stored
                 .into_iter()
-                .map(|(size, root, note)| decode_checkpoint(size, &root, note))
+                .map(|(size, root, note)| decode_checkpoint(size, root, note))
                 .collect::<Result<Vec<_>, _>>()?
         };
         let marks = read_marks_row(&tx)?;
@@ -843,7 +849,14 @@ fn encode_position(position: u64) -> Result<i64, ReplayError> {
 }
 
 /// Rebuilds a stored checkpoint; anything unreadable means the store is corrupt.
-fn decode_checkpoint(size: i64, root: &str, note: String) -> Result<StoredCheckpoint, ReplayError> {
+fn decode_checkpoint(
+    size: i64,
+    root: Option<String>,
+    note: Option<String>,
+) -> Result<StoredCheckpoint, ReplayError> {
+    let (Some(root), Some(note)) = (root, note) else {
+        return Err(crate::record::oversized_checkpoint(size));
+    };
     Ok(StoredCheckpoint {
         size: decode_version(size)?,
         root: root

@@ -50,7 +50,10 @@ pub(super) fn snapshot(client: &mut Client) -> Result<LedgerSnapshot, ReplayErro
     )?;
     let checkpoints = tx
         .query(
-            "SELECT size, root, note FROM checkpoints ORDER BY size",
+            &format!(
+                "SELECT {} FROM checkpoints ORDER BY size",
+                crate::BOUNDED_CHECKPOINT_COLUMNS
+            ),
             &[],
         )
         .map_err(map_error)?

@@ -365,6 +365,20 @@ pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {
         refused.to_string().contains("waiting to be sequenced"),
         "{refused}"
     );
+    // A stored checkpoint's note over its bound: refused, unread.
+    let checkpoint = parmana_replay::StoredCheckpoint {
+        size: 1,
+        root: Digest::of(b"a root"),
+        note: "a note\n".to_owned(),
+    };
+    store.store_checkpoint(&checkpoint).unwrap();
+    h.tamper_storage(&Tamper::ReplaceCheckpointNote {
+        size: 1,
+        note: "x".repeat(65_537),
+    });
+    let refused = store.latest_checkpoint().unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    assert!(refused.to_string().contains("over its bound"), "{refused}");
     // A marks record over its bound: every claim refuses, nothing is decided.
     let record = vec![b' '; usize::try_from(parmana_replay::MAX_STORED_RECORD_BYTES).unwrap() + 1];
     h.tamper_storage(&Tamper::ReplaceRecord {

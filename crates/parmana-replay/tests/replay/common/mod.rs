@@ -48,6 +48,8 @@ pub(crate) enum Tamper {
     /// Append a marks record saying `marks`, chained to the last record as a store would chain
     /// it (what a writer of the store can do without any key).
     AppendMarks { marks: AcceptedVersions },
+    /// Set the note of the stored checkpoint of `size`.
+    ReplaceCheckpointNote { size: u64, note: String },
 }
 
 /// The marks record saying `marks` at `position` after the record `last`, as a store writes it.
@@ -237,6 +239,13 @@ impl Harness for MemoryHarness {
                     }
                 }
             }
+            Tamper::ReplaceCheckpointNote { size, note } => {
+                for checkpoint in &mut snapshot.checkpoints {
+                    if checkpoint.size == *size {
+                        checkpoint.note = note.clone();
+                    }
+                }
+            }
             Tamper::AppendMarks { marks } => {
                 let last = rows.last().unwrap();
                 let record = chained_marks_record(last.position + 1, &last.record, *marks);
@@ -391,6 +400,13 @@ mod sqlite_harness {
                     raw.execute(
                         "UPDATE checkpoints SET root = ?1 WHERE size = ?2",
                         rusqlite::params![root.to_string(), as_i64(size)],
+                    )
+                    .unwrap();
+                }
+                Tamper::ReplaceCheckpointNote { size, note } => {
+                    raw.execute(
+                        "UPDATE checkpoints SET note = ?1 WHERE size = ?2",
+                        rusqlite::params![note, as_i64(size)],
                     )
                     .unwrap();
                 }
@@ -668,6 +684,13 @@ mod postgres_harness {
                     raw.execute(
                         "UPDATE checkpoints SET root = $1 WHERE size = $2",
                         &[&root.to_string(), &as_i64(size)],
+                    )
+                    .unwrap();
+                }
+                Tamper::ReplaceCheckpointNote { size, note } => {
+                    raw.execute(
+                        "UPDATE checkpoints SET note = $1 WHERE size = $2",
+                        &[note, &as_i64(size)],
                     )
                     .unwrap();
                 }
