@@ -447,13 +447,15 @@ fn apply_raise(
 fn lock_head(tx: &mut postgres::Transaction<'_>) -> Result<LedgerHead, ReplayError> {
     let head_row = tx
         .query_one(
-            "SELECT next_position, previous FROM ledger_head WHERE singleton = 1 FOR UPDATE",
+            "SELECT next_position, CASE WHEN octet_length(previous) <= 128 THEN previous END
+             FROM ledger_head WHERE singleton = 1 FOR UPDATE",
             &[],
         )
         .map_err(map_error)?;
     Ok(LedgerHead {
         next_position: decode_version(get(&head_row, 0)?)?,
-        previous: get::<String>(&head_row, 1)?
+        previous: get::<Option<String>>(&head_row, 1)?
+            .ok_or_else(|| ReplayError::corrupt("stored ledger head: over 128 bytes"))?
             .parse()
             .map_err(|e| ReplayError::corrupt(format!("stored ledger head: {e}")))?,
     })

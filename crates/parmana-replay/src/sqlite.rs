@@ -808,15 +808,22 @@ fn apply_raise(tx: &Transaction<'_>, raise: Raise) -> Result<(), ReplayError> {
 
 /// The head of the ledger: the position after its last record and that record's digest.
 fn read_head(tx: &Transaction<'_>) -> Result<LedgerHead, ReplayError> {
-    let last: Option<(i64, Vec<u8>)> = tx
-        .prepare_cached("SELECT position, record FROM ledger ORDER BY position DESC LIMIT 1")
+    // The last record bounded by its length (a writer's may be of any size): over it, unread.
+    let last: Option<(i64, Option<Vec<u8>>)> = tx
+        .prepare_cached(
+            "SELECT position, CASE WHEN octet_length(record) <= ?1 THEN record END
+             FROM ledger ORDER BY position DESC LIMIT 1",
+        )
         .map_err(map_error)?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row([crate::MAX_STORED_RECORD_BYTES], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
         .optional()
         .map_err(map_error)?;
     match last {
         None => Ok(LedgerHead::EMPTY),
-        Some((position, record)) => Ok(LedgerHead::after(decode_version(position)?, &record)),
+        Some((position, None)) => Err(crate::record::oversized_ledger_row(position)),
+        Some((position, Some(record))) => Ok(LedgerHead::after(decode_version(position)?, &record)),
     }
 }
 
