@@ -344,6 +344,17 @@ enum RowLock {
     Update,
 }
 
+impl RowLock {
+    /// The locking clause of a read of the marks row `h`.
+    fn clause(self) -> &'static str {
+        match self {
+            Self::None => "",
+            Self::Share => " FOR SHARE OF h",
+            Self::Update => " FOR UPDATE OF h",
+        }
+    }
+}
+
 /// The marks row as stored, locked as `lock` says (what a ledger snapshot reports beside the
 /// records, which [`verify_ledger`](crate::verify_ledger) judges — a corrupt marks record among
 /// them is its finding to report, not a failure to read).
@@ -351,11 +362,7 @@ fn read_marks_row(
     tx: &mut postgres::Transaction<'_>,
     lock: RowLock,
 ) -> Result<AcceptedVersions, ReplayError> {
-    let locking = match lock {
-        RowLock::None => "",
-        RowLock::Share => " FOR SHARE OF h",
-        RowLock::Update => " FOR UPDATE OF h",
-    };
+    let locking = lock.clause();
     let row = tx
         .query_opt(
             &format!(
@@ -380,11 +387,7 @@ fn read_guard(
     tx: &mut postgres::Transaction<'_>,
     lock: RowLock,
 ) -> Result<(GuardState, KnownMarks), ReplayError> {
-    let locking = match lock {
-        RowLock::None => "",
-        RowLock::Share => " FOR SHARE OF h",
-        RowLock::Update => " FOR UPDATE OF h",
-    };
+    let locking = lock.clause();
     let row = tx
         .query_opt(
             &format!(
