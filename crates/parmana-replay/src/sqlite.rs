@@ -556,12 +556,15 @@ fn read_marks_row(conn: &Connection) -> Result<AcceptedVersions, ReplayError> {
 /// reads). What the marks records prove is the highest of each version over all of them, not
 /// the newest one's: a writer of the store could append a lower one.
 fn read_guard(conn: &Connection) -> Result<GuardState, ReplayError> {
-    /// The marks row and the newest claim time, as stored.
+    /// The marks row and the newest claim time, as stored (one over its bound — a writer's — is
+    /// not read: its stand-in is refused as no timestamp).
     type GuardRow = (i64, i64, Option<String>);
     let row: Option<GuardRow> = conn
         .prepare_cached(
             "SELECT h.trust_root, h.release_manifest,
-                    (SELECT max(e.claimed_at) FROM executions e)
+                    (SELECT CASE WHEN m.newest IS NULL OR octet_length(m.newest) <= 64
+                                 THEN m.newest ELSE 'over its bound' END
+                     FROM (SELECT max(e.claimed_at) AS newest FROM executions e) m)
              FROM high_water_marks h WHERE h.singleton = 1",
         )
         .map_err(map_error)?

@@ -37,6 +37,7 @@ macro_rules! conformance_suite {
                 marks_reset_is_refused_and_reported,
                 a_lower_marks_record_appended_is_refused_and_reported,
                 oversized_stored_values_are_refused_unread,
+                a_long_claim_time_refuses_claims_unread,
                 clock_must_not_run_backwards,
                 rollback_check_and_claim_do_not_interleave,
                 threads_claim_while_the_marks_rise,

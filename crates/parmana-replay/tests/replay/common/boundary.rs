@@ -396,6 +396,24 @@ pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {
     assert_eq!(store.get(&id("next")).unwrap(), ExecutionState::Absent);
 }
 
+/// A claim time a writer made long, and so the newest: the clock check cannot be made on it,
+/// so no claim is decided — and the store reads at most 64 bytes of it.
+pub(crate) fn a_long_claim_time_refuses_claims_unread(h: &dyn Harness) {
+    let store = h.store();
+    execute(store, "first", v(1, 1));
+    if !h.tamper_storage(&Tamper::ReplaceClaimedAt {
+        execution_id: "first".to_owned(),
+        claimed_at: "9".repeat(2_000),
+    }) {
+        return;
+    }
+    let refused = store
+        .claim(&id("later"), &claim_for("later"), v(1, 1))
+        .unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
+}
+
 /// Editing, deleting or refiling marks records breaks the chain where it shows.
 pub(crate) fn marks_record_tampering_is_detected(open: &dyn Fn() -> Option<Box<dyn Harness>>) {
     type Case = (&'static str, fn(&dyn Harness) -> Tamper, u64, &'static str);

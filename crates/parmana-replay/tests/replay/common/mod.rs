@@ -50,6 +50,11 @@ pub(crate) enum Tamper {
     AppendMarks { marks: AcceptedVersions },
     /// Set the note of the stored checkpoint of `size`.
     ReplaceCheckpointNote { size: u64, note: String },
+    /// Set the stored claim time of `execution_id`.
+    ReplaceClaimedAt {
+        execution_id: String,
+        claimed_at: String,
+    },
 }
 
 /// The marks record saying `marks` at `position` after the record `last`, as a store writes it.
@@ -239,6 +244,7 @@ impl Harness for MemoryHarness {
                     }
                 }
             }
+            Tamper::ReplaceClaimedAt { .. } => {}
             Tamper::ReplaceCheckpointNote { size, note } => {
                 for checkpoint in &mut snapshot.checkpoints {
                     if checkpoint.size == *size {
@@ -407,6 +413,16 @@ mod sqlite_harness {
                     raw.execute(
                         "UPDATE checkpoints SET note = ?1 WHERE size = ?2",
                         rusqlite::params![note, as_i64(size)],
+                    )
+                    .unwrap();
+                }
+                Tamper::ReplaceClaimedAt {
+                    execution_id,
+                    claimed_at,
+                } => {
+                    raw.execute(
+                        "UPDATE executions SET claimed_at = ?1 WHERE id = ?2",
+                        rusqlite::params![claimed_at, execution_id],
                     )
                     .unwrap();
                 }
@@ -691,6 +707,16 @@ mod postgres_harness {
                     raw.execute(
                         "UPDATE checkpoints SET note = $1 WHERE size = $2",
                         &[note, &as_i64(size)],
+                    )
+                    .unwrap();
+                }
+                Tamper::ReplaceClaimedAt {
+                    execution_id,
+                    claimed_at,
+                } => {
+                    raw.execute(
+                        "UPDATE executions SET claimed_at = $1 WHERE id = $2",
+                        &[claimed_at, execution_id],
                     )
                     .unwrap();
                 }
