@@ -61,18 +61,7 @@ impl Modify for StandardHeaders {
         use utoipa::openapi::RefOr;
         use utoipa::openapi::header::Header;
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
-            ]
-            .into_iter()
-            .flatten();
+            let operations = operations_mut(item);
             for operation in operations {
                 for (status, name, description) in STANDARD_HEADERS {
                     if path == "/readyz" && status == "503" {
@@ -92,6 +81,24 @@ impl Modify for StandardHeaders {
     }
 }
 
+/// Every operation of a path item, to be changed.
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// `431` on every operation: any request's head can be too large. Its body is the error body
 /// (`server.header_too_large`) when the head arrived whole and was measured, and empty when
 /// HTTP/1.1's read buffer refused it unparsed.
@@ -101,18 +108,7 @@ impl Modify for HeadTooLarge {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
-            ]
-            .into_iter()
-            .flatten();
+            let operations = operations_mut(item);
             for operation in operations {
                 operation
                     .responses

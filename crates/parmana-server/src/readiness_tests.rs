@@ -102,6 +102,16 @@ impl Clock for MovingClock {
     }
 }
 
+/// A runtime of `fixture` over `store`, its clock fixed.
+fn runtime_over(fixture: &FixtureEnvironment, store: Arc<dyn ReplayStore>) -> Runtime {
+    Runtime::builder(fixture.config())
+        .signer(fixture.attestation_signer().unwrap())
+        .shared_store(store)
+        .clock(parmana_testkit::fixed_clock())
+        .build()
+        .unwrap()
+}
+
 /// The state of a server bound on loopback over `store`, its clock reading `NOW` until `clock`
 /// is moved, before it has recovered anything.
 fn state_over(
@@ -547,12 +557,7 @@ fn serving_a_slow_log(request_timeout: std::time::Duration) -> (Arc<AppState>, A
         )
         .unwrap();
     let store = Arc::new(SlowLedger::default());
-    let runtime = Runtime::builder(fixture.config())
-        .signer(fixture.attestation_signer().unwrap())
-        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
-        .clock(parmana_testkit::fixed_clock())
-        .build()
-        .unwrap();
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
     let limits = Limits {
         max_concurrency: 4,
         request_timeout,
@@ -679,12 +684,7 @@ fn a_reload_the_store_refused_is_reported_by_its_code_only() {
 fn a_reload_that_outlives_its_request_is_still_counted_and_recorded() {
     let fixture = FixtureEnvironment::new().unwrap();
     let store = Arc::new(Unreachable::default());
-    let runtime = Runtime::builder(fixture.config())
-        .signer(fixture.attestation_signer().unwrap())
-        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
-        .clock(parmana_testkit::fixed_clock())
-        .build()
-        .unwrap();
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
     let limits = Limits {
         request_timeout: std::time::Duration::from_millis(50),
         ..Limits::default()

@@ -10,15 +10,10 @@ use crate::common::{
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{ExecutionState, ReplayStore, SqliteReplayStore};
 
-/// `parmana execute` of `signals` under claims-approval@1.0.0 at the fixed clock, in `dir`.
-fn execute_in(
-    dir: &Path,
-    store: &str,
-    id: &str,
-    signals: &str,
-    extra: &[&str],
-) -> crate::common::Run {
-    let mut args = vec![
+/// The arguments of `parmana execute` of `signals` under claims-approval@1.0.0 as `id` on
+/// `store`, at the fixed clock.
+fn execute_args<'a>(store: &'a str, id: &'a str, signals: &'a str) -> Vec<&'a str> {
+    vec![
         "execute",
         "--policy",
         "claims-approval@1.0.0",
@@ -30,7 +25,18 @@ fn execute_in(
         store,
         "--now",
         NOW,
-    ];
+    ]
+}
+
+/// `parmana execute` of `signals` under claims-approval@1.0.0 at the fixed clock, in `dir`.
+fn execute_in(
+    dir: &Path,
+    store: &str,
+    id: &str,
+    signals: &str,
+    extra: &[&str],
+) -> crate::common::Run {
+    let mut args = execute_args(store, id, signals);
     args.extend_from_slice(extra);
     run_in(dir, &args, b"")
 }
@@ -703,7 +709,7 @@ fn a_missing_reason_is_absent_in_eval_explain_and_the_attestation() {
 #[test]
 fn an_unwritable_standard_error_changes_no_exit_code() {
     let temp = tempfile::tempdir().unwrap();
-    let store = format!("sqlite:{}", temp.path().join("s.sqlite3").display());
+    let store = sqlite_store(&temp);
     let with_full_stderr = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_parmana"))
             .args(args)
@@ -715,21 +721,7 @@ fn an_unwritable_standard_error_changes_no_exit_code() {
             .unwrap()
             .code()
     };
-    let execute = |id: &str| {
-        with_full_stderr(&[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            README_SIGNALS,
-            "--execution-id",
-            id,
-            "--store",
-            &store,
-            "--now",
-            NOW,
-        ])
-    };
+    let execute = |id: &str| with_full_stderr(&execute_args(&store, id, README_SIGNALS));
     assert_eq!(execute("full-stderr"), Some(0));
     // The same id again: a replay, exit 5, its message lost.
     assert_eq!(execute("full-stderr"), Some(5));

@@ -141,25 +141,27 @@ pub(super) fn signals_of(
 
 /// Flattens subject, action, resource and context into `flat`; the execution id in the context.
 fn flatten_request(request: &Resolved<'_>, flat: &mut Flat) -> Result<Option<String>, FlatError> {
-    let text = |s: &str| Value::String(s.to_owned());
-    flat.charge("subject.type".len() + request.subject.kind.len())?;
-    flat.add("subject.type".to_owned(), &text(&request.subject.kind))?;
-    flat.charge("subject.id".len() + request.subject.id.len())?;
-    flat.add("subject.id".to_owned(), &text(&request.subject.id))?;
-    if let Some(properties) = &request.subject.properties {
-        flat.add_members("subject.properties", properties)?;
+    // (the member's signal name, its text) and (the prefix, the properties) of each member
+    let texts = [
+        ("subject.type", &request.subject.kind),
+        ("subject.id", &request.subject.id),
+        ("action.name", &request.action.name),
+        ("resource.type", &request.resource.kind),
+        ("resource.id", &request.resource.id),
+    ];
+    for (name, value) in texts {
+        flat.charge(name.len() + value.len())?;
+        flat.add(name.to_owned(), &Value::String(value.clone()))?;
     }
-    flat.charge("action.name".len() + request.action.name.len())?;
-    flat.add("action.name".to_owned(), &text(&request.action.name))?;
-    if let Some(properties) = &request.action.properties {
-        flat.add_members("action.properties", properties)?;
-    }
-    flat.charge("resource.type".len() + request.resource.kind.len())?;
-    flat.add("resource.type".to_owned(), &text(&request.resource.kind))?;
-    flat.charge("resource.id".len() + request.resource.id.len())?;
-    flat.add("resource.id".to_owned(), &text(&request.resource.id))?;
-    if let Some(properties) = &request.resource.properties {
-        flat.add_members("resource.properties", properties)?;
+    let properties = [
+        ("subject.properties", &request.subject.properties),
+        ("action.properties", &request.action.properties),
+        ("resource.properties", &request.resource.properties),
+    ];
+    for (prefix, members) in properties {
+        if let Some(members) = members {
+            flat.add_members(prefix, members)?;
+        }
     }
     let mut execution_id = None;
     for (key, value) in request.context.into_iter().flatten() {

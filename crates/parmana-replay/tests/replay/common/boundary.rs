@@ -28,14 +28,24 @@ fn claim_at(tag: &str, claimed_at: Timestamp) -> ClaimRecord {
     )
 }
 
-/// Claims, completes and sequences `name` under `under`.
-fn execute(store: &dyn ReplayStore, name: &str, under: AcceptedVersions) {
+/// Claims `name` under `under` (it must win); its id.
+fn claim(
+    store: &dyn ReplayStore,
+    name: &str,
+    under: AcceptedVersions,
+) -> parmana_replay::ExecutionId {
     let exec = id(name);
     store
         .claim(&exec, &claim_for(name), under)
         .unwrap()
         .require_claimed(&exec)
         .unwrap();
+    exec
+}
+
+/// Claims, completes and sequences `name` under `under`.
+fn execute(store: &dyn ReplayStore, name: &str, under: AcceptedVersions) {
+    let exec = claim(store, name, under);
     store
         .complete(&exec, format!("attestation of {name}").as_bytes())
         .unwrap();
@@ -308,12 +318,7 @@ pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {
     execute(store, "big", v(1, 1));
     let over = usize::try_from(parmana_replay::MAX_STORED_EXECUTION_BYTES).unwrap() + 1;
     // Offered to the store: refused, nothing written (it would not read it back).
-    let exec = id("offered");
-    store
-        .claim(&exec, &claim_for("offered"), v(1, 1))
-        .unwrap()
-        .require_claimed(&exec)
-        .unwrap();
+    let exec = claim(store, "offered", v(1, 1));
     assert_eq!(
         store.complete(&exec, &vec![b'x'; over]).unwrap_err().code(),
         "replay.value_too_large"
@@ -348,12 +353,7 @@ pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {
     assert!(refused.to_string().contains("over its bound"), "{refused}");
     // A completed execution waiting to be sequenced, holding one: the sequencer reads none of it
     // and appends nothing.
-    let waiting = id("waiting");
-    store
-        .claim(&waiting, &claim_for("waiting"), v(1, 1))
-        .unwrap()
-        .require_claimed(&waiting)
-        .unwrap();
+    let waiting = claim(store, "waiting", v(1, 1));
     store.complete(&waiting, b"attestation of waiting").unwrap();
     h.tamper_storage(&Tamper::ReplaceAttestation {
         execution_id: "waiting".to_owned(),
