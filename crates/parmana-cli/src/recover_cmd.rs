@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use parmana_runtime::StoreOpen;
+use parmana_runtime::{Recovered, StoreOpen};
 
 use crate::common::{ClockArgs, EnvironmentArgs, build_runtime, warn_environment_expiry};
 use crate::config::Deployment;
-use crate::report::{Failure, outln, print_failure};
+use crate::report::{Failure, print_failure, write_stdout};
 use crate::store::StoreArgs;
 
 const RECOVER_EXAMPLES: &str = concat!(
@@ -61,24 +61,40 @@ pub(crate) fn recover_command(
     warn_environment_expiry(&deployment, &args.clock, &runtime)?;
     let log_key = crate::execute_cmd::configured_log_key(&deployment, None, &runtime)?;
     let anchor = crate::execute_cmd::configured_log_anchor(&deployment, None)?;
-    let report = runtime.recover().map_err(|e| Failure::execution(&e))?;
-    // The recovered executions (and any other waiting) go into the log, as `execute` does.
-    crate::execute_cmd::sequence_after(&runtime, log_key.as_ref(), anchor.as_ref());
-    for attestation in &report.completed {
-        outln!("{}", attestation.envelope_str());
-    }
+    // Each settled execution is printed as soon as its attestation is stored, page by page:
+    // memory does not grow with the number of claimed ids. Standard output failing stops no
+    // recovery (what is completed is stored; `parmana show` reads it back): it is the failure
+    // reported at the end.
     let mut last = None;
-    for (execution_id, error) in &report.failed {
-        let mut failure = Failure::execution(error);
-        failure.message = format!("execution {execution_id:?}: {}", failure.message);
-        print_failure(&failure, format);
-        last = Some(failure);
-    }
+    let mut unprinted = None;
+    let recovered = runtime.recover_each(&mut |recovered| match recovered {
+        Recovered::Completed(attestation) => {
+            if unprinted.is_none() {
+                unprinted = write_stdout(format_args!("{}\n", attestation.envelope_str())).err();
+            }
+        }
+        Recovered::Failed {
+            execution_id,
+            error,
+        } => {
+            let mut failure = Failure::execution(&error);
+            failure.message = format!("execution {execution_id:?}: {}", failure.message);
+            print_failure(&failure, format);
+            last = Some(failure);
+        }
+    });
+    // The recovered executions (and any other waiting) go into the log, as `execute` does —
+    // also when recovery stopped part way, for those it completed before.
+    crate::execute_cmd::sequence_after(&runtime, log_key.as_ref(), anchor.as_ref());
+    let counts = recovered.map_err(|e| Failure::execution(&e))?;
     crate::report::errln!(
         "recovered {} execution(s); {} could not be completed",
-        report.completed.len(),
-        report.failed.len()
+        counts.completed,
+        counts.failed
     );
+    if let Some(failure) = unprinted {
+        return Err(failure);
+    }
     match last {
         None => Ok(()),
         Some(failure) => Err(Failure {

@@ -108,6 +108,9 @@ pub use tlog::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};
 /// for expiry (documents are valid for months) is far larger.
 pub const CLOCK_TOLERANCE_SECONDS: i64 = 60;
 
+/// How many ids [`ReplayStore::pending`] reads at a time, and recovery completes per page.
+pub const PENDING_PAGE: usize = 256;
+
 /// The most bytes of one execution's recorded inputs or attestation a store writes
 /// (`replay.value_too_large` beyond) and reads back — as much as one sequencer run reads, and
 /// far more than a runtime records (signals of at most 1 MiB, and their attestation). The store
@@ -233,8 +236,34 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// The state of `execution_id`: absent, claimed (with its record) or completed.
     fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError>;
 
-    /// Every id claimed but not completed, in byte order: the executions to finish after a crash.
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError>;
+    /// One page of the ids claimed but not completed (the executions to finish after a crash):
+    /// at most `limit` of them, in the store's order of ids, each after `after` (from the first
+    /// with `None`). Paging on from the last id of each page until a page comes back short visits
+    /// every id that stayed claimed meanwhile, with memory bounded by the page: a writer of the
+    /// store may have claimed any number. A stored id longer than [`MAX_EXECUTION_ID_LEN`] is
+    /// `replay.store_corrupt`, refused before it is read.
+    fn pending_after(
+        &self,
+        after: Option<&ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionId>, ReplayError>;
+
+    /// Every id claimed but not completed, in byte order, read page by page with
+    /// [`pending_after`](Self::pending_after). Its memory grows with their number: recovery
+    /// pages through them instead.
+    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+        let mut ids: Vec<ExecutionId> = Vec::new();
+        loop {
+            let page = self.pending_after(ids.last(), PENDING_PAGE)?;
+            let done = page.len() < PENDING_PAGE;
+            ids.extend(page);
+            if done {
+                break;
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
 
     /// The highest trust-root and release-manifest versions accepted so far; refused with
     /// `replay.marks_reset` when they are lower than the ledger's newest marks record proves.

@@ -264,13 +264,20 @@ impl ReplayStore for MemoryReplayStore {
             .unwrap_or(ExecutionState::Absent))
     }
 
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
-        Ok(self
-            .lock()?
+    fn pending_after(
+        &self,
+        after: Option<&ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionId>, ReplayError> {
+        use std::ops::Bound;
+        let inner = self.lock()?;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(inner
             .executions
-            .iter()
+            .range::<ExecutionId, _>((from, Bound::Unbounded))
             .filter(|(_, state)| matches!(state, ExecutionState::Claimed(_)))
             .map(|(id, _)| id.clone())
+            .take(limit)
             .collect())
     }
 

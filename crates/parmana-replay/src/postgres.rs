@@ -879,17 +879,33 @@ impl ReplayStore for PostgresReplayStore {
         })
     }
 
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+    fn pending_after(
+        &self,
+        after: Option<&ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionId>, ReplayError> {
         let mut client = self.pool.checkout()?;
-        let rows = client
-            .query("SELECT id FROM executions WHERE attestation IS NULL", &[])
-            .map_err(map_error)?;
-        let mut ids = rows
-            .iter()
-            .map(|row| decode_execution_id(&get::<String>(row, 0)?))
-            .collect::<Result<Vec<_>, _>>()?;
-        ids.sort();
-        Ok(ids)
+        // A range of the pending index in the database's order of ids (the pages continue it:
+        // each compares in the same collation), each id read only when it is no longer than an
+        // id can be.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let max_len = i32::try_from(crate::MAX_EXECUTION_ID_LEN).unwrap_or(i32::MAX);
+        let rows = match after {
+            Some(after) => client.query(
+                "SELECT CASE WHEN octet_length(id) <= $3 THEN id END FROM executions
+                 WHERE attestation IS NULL AND id > $1 ORDER BY id LIMIT $2",
+                &[&after.as_str(), &limit, &max_len],
+            ),
+            None => client.query(
+                "SELECT CASE WHEN octet_length(id) <= $2 THEN id END FROM executions
+                 WHERE attestation IS NULL ORDER BY id LIMIT $1",
+                &[&limit, &max_len],
+            ),
+        }
+        .map_err(map_error)?;
+        rows.iter()
+            .map(|row| crate::record::decode_bounded_execution_id(get::<Option<&str>>(row, 0)?))
+            .collect()
     }
 
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {

@@ -364,6 +364,19 @@ pub(crate) fn decode_execution_id(text: &str) -> Result<ExecutionId, ReplayError
         .map_err(|e| ReplayError::corrupt(format!("stored execution id {text:?}: {e}")))
 }
 
+/// Converts an id a store read bounded by its length ([`crate::MAX_EXECUTION_ID_LEN`]; `None`
+/// when it was longer, and then not read).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn decode_bounded_execution_id(text: Option<&str>) -> Result<ExecutionId, ReplayError> {
+    match text {
+        Some(text) => decode_execution_id(text),
+        None => Err(ReplayError::corrupt(format!(
+            "a claimed execution's id is longer than {} bytes",
+            crate::MAX_EXECUTION_ID_LEN
+        ))),
+    }
+}
+
 /// Converts a version read back from a store.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn decode_version(value: i64) -> Result<u64, ReplayError> {

@@ -332,17 +332,37 @@ impl ReplayStore for SqliteReplayStore {
         })
     }
 
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+    fn pending_after(
+        &self,
+        after: Option<&ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionId>, ReplayError> {
         let reader = self.reader()?;
+        // The ids in byte order (SQLite's BINARY collation), a range of the pending index (a
+        // statement of its own for the first page, so that each page seeks rather than scans),
+        // each read only when it is no longer than an id can be.
         let mut statement = reader
-            .prepare_cached("SELECT id FROM executions WHERE attestation IS NULL ORDER BY id")
+            .prepare_cached(if after.is_some() {
+                "SELECT CASE WHEN octet_length(id) <= ?3 THEN id END FROM executions
+                 WHERE attestation IS NULL AND id > ?1 ORDER BY id LIMIT ?2"
+            } else {
+                "SELECT CASE WHEN octet_length(id) <= ?3 THEN id END FROM executions
+                 WHERE attestation IS NULL AND ?1 IS NULL ORDER BY id LIMIT ?2"
+            })
             .map_err(map_error)?;
-        let ids: Vec<String> = statement
-            .query_map([], |row| row.get::<_, String>(0))
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let max_len = i64::try_from(crate::MAX_EXECUTION_ID_LEN).unwrap_or(i64::MAX);
+        let ids: Vec<Option<String>> = statement
+            .query_map(
+                rusqlite::params![after.map(ExecutionId::as_str), limit, max_len],
+                |row| row.get::<_, Option<String>>(0),
+            )
             .map_err(map_error)?
             .collect::<Result<_, _>>()
             .map_err(map_error)?;
-        ids.iter().map(|id| decode_execution_id(id)).collect()
+        ids.iter()
+            .map(|id| crate::record::decode_bounded_execution_id(id.as_deref()))
+            .collect()
     }
 
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {

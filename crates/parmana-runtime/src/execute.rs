@@ -3,7 +3,9 @@
 use parmana_canon::{
     Digest, ExecutionId, PolicyRef, RawCanonical, Timestamp, parse_strict, to_canonical_vec,
 };
-use parmana_replay::{AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, ReplayStore};
+use parmana_replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, PENDING_PAGE, ReplayStore,
+};
 use parmana_trust::{
     AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, KeyId, Role, RuntimeRef, Signer,
     TrustError, prepare_attestation,
@@ -517,6 +519,31 @@ pub struct RecoveryReport {
     pub failed: Vec<(String, ExecutionError)>,
 }
 
+/// One claimed-but-unfinished execution that recovery settled, handed out as soon as it is
+/// (by [`Runtime::recover_each`](crate::Runtime::recover_each)).
+#[derive(Debug)]
+pub enum Recovered {
+    /// Completed now: its attestation is stored.
+    Completed(Box<Attestation>),
+    /// Could not be completed, with why; it stays claimed (and refused).
+    Failed {
+        /// The claimed id.
+        execution_id: String,
+        /// Why it could not be completed.
+        error: ExecutionError,
+    },
+}
+
+/// How many executions [`Runtime::recover_each`](crate::Runtime::recover_each) completed and how
+/// many it could not.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryCounts {
+    /// Completed now.
+    pub completed: u64,
+    /// Left claimed, each with why (handed out as [`Recovered::Failed`]).
+    pub failed: u64,
+}
+
 /// Completes every claimed-but-unfinished execution from its recorded inputs.
 ///
 /// Ed25519 is deterministic and the recorded inputs include the clock reading, so the
@@ -540,19 +567,59 @@ pub(crate) fn recover_with(
     signers: &[&dyn Signer],
     environment: &RuntimeEnvironment,
 ) -> Result<RecoveryReport, ExecutionError> {
+    let mut report = RecoveryReport::default();
+    recover_each_with(
+        replay_store,
+        signers,
+        environment,
+        &mut |recovered| match recovered {
+            Recovered::Completed(attestation) => report.completed.push(*attestation),
+            Recovered::Failed {
+                execution_id,
+                error,
+            } => report.failed.push((execution_id, error)),
+        },
+    )?;
+    Ok(report)
+}
+
+/// Recovery page by page ([`PENDING_PAGE`] ids at a time, each page continuing after the last
+/// id of the one before): memory stays bounded by a page however many ids the store lists, and
+/// each settled id is handed to `each` at once.
+pub(crate) fn recover_each_with(
+    replay_store: &dyn ReplayStore,
+    signers: &[&dyn Signer],
+    environment: &RuntimeEnvironment,
+    each: &mut dyn FnMut(Recovered),
+) -> Result<RecoveryCounts, ExecutionError> {
     check_signers(signers, environment)?;
     check_not_older_than_store(replay_store, environment)?;
-    let mut report = RecoveryReport::default();
-    for execution_id in replay_store.pending()? {
-        match recover_one(replay_store, signers, environment, &execution_id) {
-            Ok(Some(attestation)) => report.completed.push(attestation),
-            Ok(None) => {}
-            Err(error) => report
-                .failed
-                .push((execution_id.as_str().to_owned(), error)),
+    let mut counts = RecoveryCounts::default();
+    let mut after: Option<ExecutionId> = None;
+    loop {
+        let page = replay_store.pending_after(after.as_ref(), PENDING_PAGE)?;
+        let last_page = page.len() < PENDING_PAGE;
+        for execution_id in &page {
+            match recover_one(replay_store, signers, environment, execution_id) {
+                Ok(Some(attestation)) => {
+                    counts.completed = counts.completed.saturating_add(1);
+                    each(Recovered::Completed(Box::new(attestation)));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    counts.failed = counts.failed.saturating_add(1);
+                    each(Recovered::Failed {
+                        execution_id: execution_id.as_str().to_owned(),
+                        error,
+                    });
+                }
+            }
+        }
+        match page.into_iter().last() {
+            Some(last) if !last_page => after = Some(last),
+            _ => return Ok(counts),
         }
     }
-    Ok(report)
 }
 
 fn recover_one(

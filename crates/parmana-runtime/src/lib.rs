@@ -30,7 +30,10 @@ pub use environment::{
     HighestAccepted, LoadedPolicy, RuntimeEnvironment, RuntimeEnvironmentConfig,
 };
 pub use error::{ErrorClass, ExecutionError};
-pub use execute::{Attestation, FinishReport, RecoveryReport, execute_from_signals, recover};
+pub use execute::{
+    Attestation, FinishReport, Recovered, RecoveryCounts, RecoveryReport, execute_from_signals,
+    recover,
+};
 pub use log::{
     AttestationProofVerifier, LogConsistency, LogSnapshot, latest_log_checkpoint, log_consistency,
     prove_execution, read_log, sign_log_checkpoint, verified_latest_log_checkpoint,
@@ -120,7 +123,7 @@ pub mod replay {
     pub use parmana_replay::{
         AcceptedVersions, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord, CompletedExecution,
         ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerRow,
-        LedgerSnapshot, MemoryReplayStore, ReplayError, ReplayStore, verify_ledger,
+        LedgerSnapshot, MemoryReplayStore, PENDING_PAGE, ReplayError, ReplayStore, verify_ledger,
         verify_ledger_snapshot,
     };
     /// The ledger as a transparency log (`docs/transparency-log.md`).

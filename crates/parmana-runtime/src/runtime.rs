@@ -12,7 +12,10 @@ use parmana_trust::{
 use serde_json::Value;
 
 use crate::environment::HighestAccepted;
-use crate::execute::{Attestation, RecoveryReport, check_expiry, check_not_older_than_store};
+use crate::execute::{
+    Attestation, Recovered, RecoveryCounts, RecoveryReport, check_expiry,
+    check_not_older_than_store,
+};
 use crate::{
     Clock, ExecutionError, ExecutionRequest, RuntimeEnvironment, RuntimeEnvironmentConfig, Signals,
     StoreOpen, SystemClock, open_store,
@@ -332,6 +335,19 @@ impl Runtime {
         let environment = self.environment();
         let signers = self.signers_for(&environment)?;
         crate::execute::recover_with(self.inner.store.as_ref(), &signers, &environment)
+    }
+
+    /// [`recover`](Self::recover) page by page: each execution settled is handed to `each` as
+    /// soon as it is (its attestation stored first), and memory stays bounded by one page of ids
+    /// however many the store lists as claimed. Returns how many were completed and how many
+    /// could not be.
+    pub fn recover_each(
+        &self,
+        each: &mut dyn FnMut(Recovered),
+    ) -> Result<RecoveryCounts, ExecutionError> {
+        let environment = self.environment();
+        let signers = self.signers_for(&environment)?;
+        crate::execute::recover_each_with(self.inner.store.as_ref(), &signers, &environment, each)
     }
 
     /// Verifies an attestation envelope offline against every version of the trust-root chain

@@ -347,3 +347,127 @@ fn a_leftover_another_process_completes_first_is_no_failure_of_recovery() {
     ));
     assert!(store.pending().unwrap().is_empty());
 }
+
+/// A memory store that records the limit of every page of pending ids read from it.
+#[derive(Debug)]
+struct PageCounting {
+    inner: std::sync::Arc<MemoryReplayStore>,
+    limits: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl ReplayStore for PageCounting {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, parmana_runtime::replay::ReplayError> {
+        self.inner.claim(id, record, under)
+    }
+    fn complete(
+        &self,
+        id: &ExecutionId,
+        attestation: &[u8],
+    ) -> Result<(), parmana_runtime::replay::ReplayError> {
+        self.inner.complete(id, attestation)
+    }
+    fn pending_after(
+        &self,
+        after: Option<&ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionId>, parmana_runtime::replay::ReplayError> {
+        self.limits.lock().unwrap().push(limit);
+        self.inner.pending_after(after, limit)
+    }
+    parmana_testkit::forward_store_reads!(@all_but_pending inner);
+}
+
+#[test]
+fn recovery_pages_through_the_claimed_ids_and_hands_each_out_at_once() {
+    // More leftovers than one page, a forged row among them: recovery reads them a page at a
+    // time (memory bounded by the page, not by what a writer of the store claimed), completes
+    // every genuine one, hands each out as it is settled, and names the forged one.
+    use parmana_runtime::replay::PENDING_PAGE;
+    use parmana_runtime::{Recovered, RecoveryCounts};
+    let fixture = Fixture::new();
+    let store = std::sync::Arc::new(MemoryReplayStore::new());
+    let genuine = PENDING_PAGE + 5;
+    for i in 0..genuine {
+        crash(&fixture, store.as_ref(), &format!("left-{i:04}"), BIG);
+    }
+    let (inputs, digest) = crash(&fixture, store.as_ref(), "left-9999", BIG);
+    let ExecutionState::Claimed(genuine_claim) = store
+        .get(&ExecutionId::parse("left-9999").unwrap())
+        .unwrap()
+    else {
+        panic!("left-9999 is not pending");
+    };
+    // A row a writer of the store added, consistent with its own id, the tag copied.
+    let forged = ExecutionId::parse("left-0100x").unwrap();
+    let mut forged_inputs = inputs;
+    forged_inputs["predicate"]["execution_id"] = json!("left-0100x");
+    let claim = ClaimRecord::new(
+        digest,
+        canonicalize_value(&forged_inputs).unwrap(),
+        genuine_claim.claimed_at(),
+    );
+    assert_eq!(
+        store
+            .claim(&forged, &claim, under(&fixture.environment()))
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let limits = std::sync::Arc::default();
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .store(PageCounting {
+            inner: std::sync::Arc::clone(&store),
+            limits: std::sync::Arc::clone(&limits),
+        })
+        .clock(clock())
+        .build()
+        .unwrap();
+    let mut completed = Vec::new();
+    let mut failed = Vec::new();
+    let counts = runtime
+        .recover_each(&mut |recovered| match recovered {
+            Recovered::Completed(attestation) => {
+                // Handed out once stored: the store already holds it, byte for byte.
+                let ExecutionState::Completed(done) =
+                    store.get(&attestation.predicate().execution_id).unwrap()
+                else {
+                    panic!("handed out before it was stored");
+                };
+                assert_eq!(done.attestation(), attestation.envelope_str().as_bytes());
+                completed.push(attestation.predicate().execution_id.clone());
+            }
+            Recovered::Failed {
+                execution_id,
+                error,
+            } => failed.push((execution_id, error.code())),
+        })
+        .unwrap();
+    assert_eq!(
+        counts,
+        RecoveryCounts {
+            completed: u64::try_from(genuine + 1).unwrap(),
+            failed: 1,
+        }
+    );
+    assert_eq!(completed.len(), genuine + 1);
+    assert!(
+        completed.windows(2).all(|w| w[0] < w[1]),
+        "each once, in order"
+    );
+    assert_eq!(
+        failed,
+        vec![("left-0100x".to_owned(), "runtime.claim_not_authenticated")]
+    );
+    let limits = limits.lock().unwrap().clone();
+    assert_eq!(
+        limits,
+        vec![PENDING_PAGE, PENDING_PAGE],
+        "two pages, each bounded"
+    );
+    assert_eq!(store.pending().unwrap(), vec![forged]);
+}

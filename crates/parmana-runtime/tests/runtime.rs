@@ -190,8 +190,12 @@ impl ReplayStore for FilesUnderAnotherId {
         }
         self.inner.get(execution_id)
     }
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.inner.pending()
+    fn pending_after(
+        &self,
+        after: Option<&ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.inner.pending_after(after, limit)
     }
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
         self.inner.accepted_versions()

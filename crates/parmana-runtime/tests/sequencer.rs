@@ -364,8 +364,12 @@ impl ReplayStore for RacedSigning {
     ) -> Result<parmana_runtime::replay::ExecutionState, ReplayError> {
         self.inner.get(id)
     }
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.inner.pending()
+    fn pending_after(
+        &self,
+        after: Option<&ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.inner.pending_after(after, limit)
     }
     fn accepted_versions(&self) -> Result<parmana_runtime::replay::AcceptedVersions, ReplayError> {
         self.inner.accepted_versions()

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum_server::Handle;
 use axum_server::accept::{Accept, DefaultAcceptor};
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
-use parmana_runtime::{LogSigning, ReloadReport, Runtime, check_log_signer};
+use parmana_runtime::{LogSigning, Recovered, ReloadReport, Runtime, check_log_signer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -329,26 +329,40 @@ async fn recover_then_ready(
     state: Arc<AppState>,
     handle: Handle<SocketAddr>,
 ) -> Result<(), ServerError> {
-    let recovered = state.blocking("recover", Runtime::recover).await;
+    // An id recovery cannot complete (its inputs unreadable, or made under keys or a trust root
+    // this server does not hold) stays claimed and refused, as after `parmana recover`: named
+    // here as it is met, the first ones one line each, so that one bad record neither stops
+    // every server of a deployment nor passes unseen. Recovery pages through the claimed ids:
+    // its memory does not grow with their number.
+    let recovered = state
+        .blocking("recover", |runtime: &Runtime| {
+            let mut logged_failures = 0_usize;
+            runtime.recover_each(&mut |recovered| {
+                if let Recovered::Failed {
+                    execution_id,
+                    error,
+                } = recovered
+                {
+                    logged_failures += 1;
+                    if logged_failures <= LOGGED_RECOVERY_FAILURES {
+                        tracing::warn!(
+                            target: "parmana::server",
+                            execution_id = %execution_id,
+                            code = error.code(),
+                            %error,
+                            "leftover claim not recovered; it stays claimed"
+                        );
+                    }
+                }
+            })
+        })
+        .await;
     match recovered {
-        Ok(Ok(report)) => {
-            // An id recovery cannot complete (its inputs unreadable, or made under keys or a
-            // trust root this server does not hold) stays claimed and refused, as after
-            // `parmana recover`: named here, the first ones one line each, so that one bad
-            // record neither stops every server of a deployment nor passes unseen.
-            for (execution_id, error) in report.failed.iter().take(LOGGED_RECOVERY_FAILURES) {
-                tracing::warn!(
-                    target: "parmana::server",
-                    execution_id = %execution_id,
-                    code = error.code(),
-                    %error,
-                    "leftover claim not recovered; it stays claimed"
-                );
-            }
+        Ok(Ok(counts)) => {
             tracing::info!(
                 target: "parmana::server",
-                recovered = report.completed.len(),
-                failed = report.failed.len(),
+                recovered = counts.completed,
+                failed = counts.failed,
                 "leftover claims recovered; ready"
             );
             state.started_up.store(true, Ordering::SeqCst);

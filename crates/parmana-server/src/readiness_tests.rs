@@ -66,7 +66,11 @@ impl ReplayStore for Unreachable {
     fn get(&self, _: &ExecutionId) -> Result<ExecutionState, ReplayError> {
         unreachable()
     }
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+    fn pending_after(
+        &self,
+        _: Option<&ExecutionId>,
+        _: usize,
+    ) -> Result<Vec<ExecutionId>, ReplayError> {
         unreachable()
     }
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {

@@ -2,12 +2,20 @@
 
 /// The `ReplayStore` methods a wrapper store forwards unchanged to `self.$inner`: reads, marks,
 /// the ledger and the sequencer (`@all_but_ledger_reads`: all but `ledger_snapshot` and
-/// `ledger_rows`). Each wrapper writes out only the writes it observes or breaks (`claim`,
+/// `ledger_rows`; `@all_but_pending`: all but `pending_after`). Each wrapper writes out only the writes it observes or breaks (`claim`,
 /// `complete`, `claim_completed`).
 #[macro_export]
 macro_rules! forward_store_reads {
     ($inner:tt) => {
         $crate::forward_store_reads!(@all_but_ledger_reads $inner);
+        $crate::forward_store_reads!(@ledger_reads $inner);
+    };
+    // For a wrapper that observes or changes the pages of pending ids.
+    (@all_but_pending $inner:tt) => {
+        $crate::forward_store_reads!(@all_but_pending_and_ledger_reads $inner);
+        $crate::forward_store_reads!(@ledger_reads $inner);
+    };
+    (@ledger_reads $inner:tt) => {
         fn ledger_snapshot(
             &self,
         ) -> Result<$crate::__runtime::replay::LedgerSnapshot, $crate::__runtime::replay::ReplayError>
@@ -25,18 +33,23 @@ macro_rules! forward_store_reads {
     };
     // For a wrapper that observes or changes what the ledger reads return.
     (@all_but_ledger_reads $inner:tt) => {
+        $crate::forward_store_reads!(@all_but_pending_and_ledger_reads $inner);
+        fn pending_after(
+            &self,
+            after: Option<&$crate::__runtime::canon::ExecutionId>,
+            limit: usize,
+        ) -> Result<Vec<$crate::__runtime::canon::ExecutionId>, $crate::__runtime::replay::ReplayError>
+        {
+            self.$inner.pending_after(after, limit)
+        }
+    };
+    (@all_but_pending_and_ledger_reads $inner:tt) => {
         fn get(
             &self,
             id: &$crate::__runtime::canon::ExecutionId,
         ) -> Result<$crate::__runtime::replay::ExecutionState, $crate::__runtime::replay::ReplayError>
         {
             self.$inner.get(id)
-        }
-        fn pending(
-            &self,
-        ) -> Result<Vec<$crate::__runtime::canon::ExecutionId>, $crate::__runtime::replay::ReplayError>
-        {
-            self.$inner.pending()
         }
         fn accepted_versions(
             &self,

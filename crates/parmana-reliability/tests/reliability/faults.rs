@@ -86,9 +86,13 @@ impl<S: ReplayStore> ReplayStore for FaultyStore<S> {
         self.inner.get(id)
     }
 
-    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+    fn pending_after(
+        &self,
+        after: Option<&ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionId>, ReplayError> {
         self.check(Fault::Pending)?;
-        self.inner.pending()
+        self.inner.pending_after(after, limit)
     }
 
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {

@@ -414,6 +414,30 @@ pub(crate) fn a_long_claim_time_refuses_claims_unread(h: &dyn Harness) {
     assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
 }
 
+/// A claimed id a writer made longer than an id can be is refused unread when the pending ids
+/// are listed (recovery stops there rather than skip it), and its message does not echo it.
+pub(crate) fn a_long_pending_id_is_refused_unread(h: &dyn Harness) {
+    let store = h.store();
+    store
+        .claim(&id("stuck"), &claim_for("stuck"), v(1, 1))
+        .unwrap()
+        .require_claimed(&id("stuck"))
+        .unwrap();
+    if !h.tamper_storage(&Tamper::RenameExecution {
+        execution_id: "stuck".to_owned(),
+        to: "x".repeat(100_000),
+    }) {
+        return;
+    }
+    for refused in [
+        store.pending_after(None, 16).unwrap_err(),
+        store.pending().unwrap_err(),
+    ] {
+        assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+        assert!(refused.to_string().len() < 400, "{refused}");
+    }
+}
+
 /// Editing, deleting or refiling marks records breaks the chain where it shows.
 pub(crate) fn marks_record_tampering_is_detected(open: &dyn Fn() -> Option<Box<dyn Harness>>) {
     type Case = (&'static str, fn(&dyn Harness) -> Tamper, u64, &'static str);

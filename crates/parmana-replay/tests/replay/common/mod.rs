@@ -55,6 +55,8 @@ pub(crate) enum Tamper {
         execution_id: String,
         claimed_at: String,
     },
+    /// Give the execution `execution_id` the id `to` (of any length: the storage's column is).
+    RenameExecution { execution_id: String, to: String },
 }
 
 /// The marks record saying `marks` at `position` after the record `last`, as a store writes it.
@@ -244,7 +246,7 @@ impl Harness for MemoryHarness {
                     }
                 }
             }
-            Tamper::ReplaceClaimedAt { .. } => {}
+            Tamper::ReplaceClaimedAt { .. } | Tamper::RenameExecution { .. } => {}
             Tamper::ReplaceCheckpointNote { size, note } => {
                 for checkpoint in &mut snapshot.checkpoints {
                     if checkpoint.size == *size {
@@ -423,6 +425,13 @@ mod sqlite_harness {
                     raw.execute(
                         "UPDATE executions SET claimed_at = ?1 WHERE id = ?2",
                         rusqlite::params![claimed_at, execution_id],
+                    )
+                    .unwrap();
+                }
+                Tamper::RenameExecution { execution_id, to } => {
+                    raw.execute(
+                        "UPDATE executions SET id = ?1 WHERE id = ?2",
+                        rusqlite::params![to, execution_id],
                     )
                     .unwrap();
                 }
@@ -717,6 +726,13 @@ mod postgres_harness {
                     raw.execute(
                         "UPDATE executions SET claimed_at = $1 WHERE id = $2",
                         &[claimed_at, execution_id],
+                    )
+                    .unwrap();
+                }
+                Tamper::RenameExecution { execution_id, to } => {
+                    raw.execute(
+                        "UPDATE executions SET id = $1 WHERE id = $2",
+                        &[to, execution_id],
                     )
                     .unwrap();
                 }

@@ -125,6 +125,56 @@ pub(crate) fn pending_lists_claimed_but_not_completed(h: &dyn Harness) {
     assert_eq!(store.pending().unwrap(), vec![id("a-1"), id("d-4")]);
 }
 
+/// Pages of pending ids continue after the last id of the one before, each id once, completed
+/// ones left out, never more than the limit; a short page is the last.
+pub(crate) fn pending_pages_continue_after_the_last_id(h: &dyn Harness) {
+    let store = h.store();
+    let names: Vec<String> = (0..23)
+        .map(|i| format!("page-{:02}", (i * 7) % 23))
+        .collect();
+    for name in &names {
+        store
+            .claim(&id(name), &claim_for(name), V0)
+            .unwrap()
+            .require_claimed(&id(name))
+            .unwrap();
+    }
+    for done in ["page-00", "page-05", "page-22"] {
+        store.complete(&id(done), b"done").unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = store.pending_after(seen.last(), 4).unwrap();
+        assert!(page.len() <= 4, "a page of {}", page.len());
+        pages += 1;
+        let short = page.len() < 4;
+        seen.extend(page);
+        if short {
+            break;
+        }
+    }
+    assert_eq!(
+        pages, 6,
+        "20 pending ids in five pages of 4, then an empty one"
+    );
+    let mut expected: Vec<_> = names
+        .iter()
+        .filter(|n| !["page-00", "page-05", "page-22"].contains(&n.as_str()))
+        .map(|n| id(n))
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected, "every pending id once, in order");
+    assert_eq!(store.pending().unwrap(), expected);
+    assert!(
+        store
+            .pending_after(Some(&id("page-21")), 4)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.pending_after(None, 0).unwrap(), Vec::new());
+}
+
 pub(crate) fn version_high_water_marks_refuse_rollback(h: &dyn Harness) {
     let store = h.store();
     let marks = |t, r| AcceptedVersions {
