@@ -139,8 +139,9 @@ impl RuntimeEnvironment {
 
     /// The verified, compiled policy `id@version`, from the cache or loaded now.
     ///
-    /// Loading refuses: a missing bundle directory, a bundle whose files or signature do not
-    /// verify, a bundle the release manifest does not list with that digest, a policy file
+    /// Loading refuses: a missing bundle directory, a name the release manifest does not list
+    /// (before its bundle is read), a bundle whose files or signature do not verify, a bundle
+    /// the release manifest does not list with that digest, a policy file
     /// that is not a valid policy, and a policy file naming another policy than its bundle.
     /// The reference is a parsed [`PolicyRef`], so no path can escape the policies root.
     pub fn policy(&self, policy: &PolicyRef) -> Result<Arc<LoadedPolicy>, ExecutionError> {
@@ -180,6 +181,16 @@ impl RuntimeEnvironment {
         let dir = self.policies_root.join(policy_id).join(policy_version);
         if !dir.is_dir() {
             return Err(ExecutionError::PolicyNotFound { policy: name });
+        }
+        // A bundle the release manifest does not list is refused before it is read: anyone who
+        // may name a policy (a client of the server) would otherwise have a bundle left on disk
+        // read and verified again at every request, as a refusal is not cached.
+        if !self.release_manifest.policies().contains_key(reference) {
+            return Err(TrustError::NotInReleaseManifest {
+                policy: name,
+                detail: String::new(),
+            }
+            .into());
         }
         let files = read_bundle_dir(&dir)?;
         let bundle = verify_bundle(&self.trust_root, &files)?;

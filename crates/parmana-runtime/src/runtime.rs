@@ -11,7 +11,7 @@ use parmana_trust::{
 };
 use serde_json::Value;
 
-use crate::environment::HighestAccepted;
+use crate::environment::{HighestAccepted, LoadedPolicy};
 use crate::execute::{
     Attestation, Recovered, RecoveryCounts, RecoveryReport, check_expiry,
     check_not_older_than_store,
@@ -375,9 +375,10 @@ impl Runtime {
         )
     }
 
-    /// The verified bundle of a released policy (for [`verify`](Self::verify)'s bundle check).
-    pub fn bundle(&self, policy: &PolicyRef) -> Result<VerifiedBundle, ExecutionError> {
-        Ok(self.environment().policy(policy)?.bundle().clone())
+    /// A released policy, verified and compiled (from the environment's cache, or loaded now):
+    /// its bundle is what [`verify`](Self::verify)'s bundle check takes. Shared, not copied.
+    pub fn policy(&self, policy: &PolicyRef) -> Result<Arc<LoadedPolicy>, ExecutionError> {
+        self.environment().policy(policy)
     }
 
     /// What the store holds for `execution_id`: the stored attestation, a pending claim, or

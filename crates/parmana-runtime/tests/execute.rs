@@ -307,6 +307,28 @@ fn a_signed_bundle_missing_from_the_release_manifest_is_refused() {
 }
 
 #[test]
+fn a_bundle_the_release_manifest_does_not_list_is_refused_unread() {
+    // Anyone who may name a policy (a client of the server) must not have a bundle left on
+    // disk read and verified at every request: refused before its files are read — here a
+    // `bundle.json` that is not even JSON, which reading it would refuse as malformed.
+    let fixture = Fixture::new();
+    let to = fixture.root().join("policies/claims-approval/9.9.9");
+    std::fs::create_dir_all(&to).unwrap();
+    std::fs::write(to.join("bundle.json"), b"not a bundle").unwrap();
+    std::fs::write(to.join("policy.json"), vec![b' '; 1 << 20]).unwrap();
+    let env = fixture.environment();
+    for _ in 0..2 {
+        let req = request_parts("n", "claims-approval", "9.9.9", SIGNALS.as_bytes()).unwrap();
+        let err = execute(&fixture, &env, &MemoryReplayStore::new(), &req).unwrap_err();
+        assert_eq!(err.code(), "trust.not_in_release_manifest", "{err}");
+    }
+    // A name with no bundle directory is still `runtime.policy_not_found`.
+    let req = request_parts("n", "claims-approval", "9.9.8", SIGNALS.as_bytes()).unwrap();
+    let err = execute(&fixture, &env, &MemoryReplayStore::new(), &req).unwrap_err();
+    assert_eq!(err.code(), "runtime.policy_not_found", "{err}");
+}
+
+#[test]
 fn a_release_manifest_past_its_size_limit_is_refused_unread() {
     let fixture = Fixture::new();
     let config = fixture.config();

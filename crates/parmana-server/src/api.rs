@@ -386,7 +386,7 @@ pub(crate) async fn evaluate(
             let results = state
                 .blocking("evaluate", move |runtime| {
                     // An unknown or broken policy refuses the whole batch.
-                    runtime.bundle(&policy)?;
+                    runtime.policy(&policy)?;
                     let mut results = Vec::with_capacity(batch.len());
                     for signals in batch {
                         match evaluate_one(runtime, &policy, signals, explain) {
@@ -461,8 +461,12 @@ pub(crate) async fn verify(
                 return Ok(plain);
             };
             let reference = format!("{}@{}", predicate.policy.id, predicate.policy.version);
-            let bundle = runtime.bundle(&parse_policy_ref(&reference)?)?;
-            Ok::<_, ExecutionError>(runtime.verify(&envelope, Some(&bundle), body.signals.as_ref()))
+            let loaded = runtime.policy(&parse_policy_ref(&reference)?)?;
+            Ok::<_, ExecutionError>(runtime.verify(
+                &envelope,
+                Some(loaded.bundle()),
+                body.signals.as_ref(),
+            ))
         })
         .await?
         .map_err(|e| execution_error(&e))?;
