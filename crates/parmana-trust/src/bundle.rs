@@ -28,6 +28,11 @@ pub(crate) const MAX_BUNDLE_ENTRIES: usize = 10_000;
 /// checked before it is read, and reading stops one byte past what is left of this budget.
 pub(crate) const MAX_BUNDLE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The largest `bundle.json` verified, in bytes: room for [`MAX_BUNDLE_ENTRIES`] files' paths
+/// and digests. Checked before it is parsed (the rest of the bundle's 64 MiB would otherwise be
+/// parsed as its manifest before any signature is checked).
+pub const MAX_BUNDLE_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
 /// The files of a bundle directory: relative path (`/`-separated) → raw bytes.
 pub type BundleFiles = BTreeMap<String, Vec<u8>>;
 
@@ -89,6 +94,17 @@ impl VerifiedBundle {
     }
 }
 
+/// Refuses a `bundle.json` past [`MAX_BUNDLE_MANIFEST_BYTES`].
+fn check_manifest_size(manifest: &[u8]) -> Result<(), TrustError> {
+    if manifest.len() > MAX_BUNDLE_MANIFEST_BYTES {
+        return Err(TrustError::DocumentTooLarge {
+            path: BUNDLE_MANIFEST_FILE.to_owned(),
+            limit: MAX_BUNDLE_MANIFEST_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// Whether `path` is a safe relative bundle path: `/`-separated, no empty, `.` or `..`
 /// segments, no backslash, no NUL, not absolute.
 pub(crate) fn is_safe_relative_path(path: &str) -> bool {
@@ -111,6 +127,7 @@ pub fn verify_bundle(
     let manifest = files
         .get(BUNDLE_MANIFEST_FILE)
         .ok_or(TrustError::BundleNotSigned)?;
+    check_manifest_size(manifest)?;
     let envelope = Envelope::parse(manifest, BUNDLE_TYPE)?;
     let role = trust_root.role_keys(Role::Policy)?;
     envelope.check_role(
@@ -373,7 +390,10 @@ pub fn sign_bundle(
             .collect(),
     };
     check_body(&body)?;
-    sign_document(&body, signers)
+    let signed = sign_document(&body, signers)?;
+    // Never sign what verification would refuse unparsed.
+    check_manifest_size(&signed)?;
+    Ok(signed)
 }
 
 /// Reads the bundle directory `dir`, signs it (see [`sign_bundle`]), writes `dir/bundle.json`

@@ -304,9 +304,10 @@ pub enum TrustError {
         limit: usize,
     },
     /// A trust-root file larger than [`MAX_TRUST_ROOT_BYTES`](crate::MAX_TRUST_ROOT_BYTES), an
-    /// attestation envelope larger than [`MAX_ENVELOPE_BYTES`](crate::MAX_ENVELOPE_BYTES), or a
+    /// attestation envelope larger than [`MAX_ENVELOPE_BYTES`](crate::MAX_ENVELOPE_BYTES), a
     /// release manifest larger than
-    /// [`MAX_RELEASE_MANIFEST_BYTES`](crate::MAX_RELEASE_MANIFEST_BYTES).
+    /// [`MAX_RELEASE_MANIFEST_BYTES`](crate::MAX_RELEASE_MANIFEST_BYTES), or a `bundle.json`
+    /// larger than [`MAX_BUNDLE_MANIFEST_BYTES`](crate::MAX_BUNDLE_MANIFEST_BYTES).
     #[error("{path} is larger than {limit} bytes")]
     DocumentTooLarge {
         /// The file.

@@ -70,8 +70,9 @@ pub use attestation::{
 };
 pub use authoring::check_signer_role;
 pub use bundle::{
-    BUNDLE_MANIFEST_FILE, BUNDLE_TESTS_DIR, BundleFiles, POLICY_FILE, VerifiedBundle,
-    read_bundle_dir, read_legacy_bundle_dir, sign_bundle, sign_bundle_dir, verify_bundle,
+    BUNDLE_MANIFEST_FILE, BUNDLE_TESTS_DIR, BundleFiles, MAX_BUNDLE_MANIFEST_BYTES, POLICY_FILE,
+    VerifiedBundle, read_bundle_dir, read_legacy_bundle_dir, sign_bundle, sign_bundle_dir,
+    verify_bundle,
 };
 pub use envelope::MAX_SIGNATURES;
 pub use error::TrustError;

@@ -1,10 +1,14 @@
-//! Reading a bundle directory is bounded: entries and bytes at the limit are read, one past is refused, and a huge (sparse) file is refused without being read.
+//! Reading a bundle directory is bounded: entries and bytes at the limit are read, one past is refused, and a huge (sparse) file is refused without being read; a `bundle.json` past its limit is refused before it is parsed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use std::fs::File;
 use std::path::Path;
 
-use parmana_trust::read_bundle_dir;
+use parmana_trust::{
+    BUNDLE_MANIFEST_FILE, MAX_BUNDLE_MANIFEST_BYTES, read_bundle_dir, verify_bundle,
+};
 
 /// 10,000 entries and 64 MiB: the documented limits (`MAX_BUNDLE_ENTRIES`, `MAX_BUNDLE_BYTES`).
 const MAX_ENTRIES: usize = 10_000;
@@ -83,4 +87,32 @@ fn a_huge_sparse_file_is_refused() {
         std::os::unix::fs::symlink("z/huge", inner.path().join("a-link")).unwrap();
         assert_eq!(read(inner.path()), TOO_LARGE);
     }
+}
+
+#[test]
+fn a_bundle_manifest_past_its_limit_is_refused_before_it_is_parsed() {
+    let root = common::trust_root();
+    let padded = |len: usize| {
+        let mut files = common::signed_test_bundle();
+        let manifest = files.get_mut(BUNDLE_MANIFEST_FILE).unwrap();
+        // Whitespace after the document: still the same signed JSON value.
+        manifest.resize(len, b' ');
+        files
+    };
+    assert_eq!(
+        MAX_BUNDLE_MANIFEST_BYTES,
+        4 * 1024 * 1024,
+        "the documented limit"
+    );
+    verify_bundle(&root, &padded(MAX_BUNDLE_MANIFEST_BYTES)).unwrap();
+    let refused = verify_bundle(&root, &padded(MAX_BUNDLE_MANIFEST_BYTES + 1)).unwrap_err();
+    assert_eq!(refused.code(), "trust.document_too_large", "{refused}");
+    // Not JSON at all past the limit: refused for its size, so it was never parsed.
+    let mut files = common::signed_test_bundle();
+    files.insert(
+        BUNDLE_MANIFEST_FILE.to_owned(),
+        vec![b'['; MAX_BUNDLE_MANIFEST_BYTES + 1],
+    );
+    let refused = verify_bundle(&root, &files).unwrap_err();
+    assert_eq!(refused.code(), "trust.document_too_large", "{refused}");
 }
