@@ -6,13 +6,60 @@
 //! (bounds, enums, `max_length`, required) and, inside an `all`, the intersection of the
 //! constraints its leaves put on each signal. The classification is sound (a condition
 //! classified always/never really is), not complete: unknown is always a safe answer.
+//!
+//! Its cost is bounded for the whole policy ([`ANALYSIS_BUDGET`]): trying every value of an
+//! enumerated signal costs the values times the constants compared, and a policy within every
+//! limit could otherwise keep a core busy for minutes at every load. Past the budget every
+//! condition left is unknown, and one `policy.analysis_incomplete` warning says so.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode as Code};
 use crate::model::{
     Cond, CondKind, Constant, Leaf, Op, Operand, PolicyModel, SchemaVersion, SignalDecl, SignalType,
 };
+
+/// How many elementary comparisons the warnings may cost, for the whole policy: far more than
+/// any hand-written policy needs (the bundled ones use under a thousand), about a second of
+/// work at most.
+pub(crate) const ANALYSIS_BUDGET: u64 = 50_000_000;
+
+/// What the analysis has left of [`ANALYSIS_BUDGET`]; once spent, it stays spent.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    left: Cell<u64>,
+    exhausted: Cell<bool>,
+}
+
+impl Budget {
+    pub(crate) fn new(work: u64) -> Self {
+        Self {
+            left: Cell::new(work),
+            exhausted: Cell::new(false),
+        }
+    }
+
+    /// Takes `cost` comparisons from what is left, or refuses (and then every later request)
+    /// when that is not enough.
+    fn spend(&self, cost: usize) -> bool {
+        let cost = u64::try_from(cost).unwrap_or(u64::MAX);
+        match self.left.get().checked_sub(cost) {
+            Some(left) if !self.exhausted.get() => {
+                self.left.set(left);
+                true
+            }
+            _ => {
+                self.exhausted.set(true);
+                false
+            }
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        self.exhausted.get()
+    }
+}
 
 /// What is known statically about a condition's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,10 +160,11 @@ fn check_decision(
 }
 
 fn warn(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
+    let budget = Budget::new(ANALYSIS_BUDGET);
     let mut produced: Vec<&str> = vec![&model.default.decision];
     let mut always_first: Option<&crate::model::Rule> = None;
     for rule in &model.rules {
-        let tri = classify(&rule.when, &model.signals);
+        let tri = classify(&rule.when, &model.signals, &budget);
         if tri == Tri::Never {
             diagnostics.push(Diagnostic::new(
                 Code::RuleNeverMatches,
@@ -144,6 +192,16 @@ fn warn(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
             always_first = Some(rule);
         }
     }
+    if budget.exhausted() {
+        diagnostics.push(Diagnostic::new(
+            Code::AnalysisIncomplete,
+            "",
+            format!(
+                "the warnings are incomplete: the policy's conditions need more than {ANALYSIS_BUDGET} \
+                 comparisons to analyse, and those left unanalysed get no warning"
+            ),
+        ));
+    }
     for (i, decision) in model.decisions.iter().enumerate() {
         if !produced.contains(&decision.as_str()) {
             let path = match model.schema {
@@ -159,16 +217,17 @@ fn warn(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
     }
 }
 
-/// Classifies a condition as always true, never true, or unknown.
-pub(crate) fn classify(cond: &Cond, signals: &[SignalDecl]) -> Tri {
+/// Classifies a condition as always true, never true, or unknown (unknown too once `budget`
+/// is spent).
+pub(crate) fn classify(cond: &Cond, signals: &[SignalDecl], budget: &Budget) -> Tri {
     match &cond.kind {
         CondKind::Leaf(leaf) => signals
             .get(leaf.slot)
-            .map_or(Tri::Unknown, |d| classify_leaf(leaf, d)),
-        CondKind::Not(inner) => classify(inner, signals).not(),
+            .map_or(Tri::Unknown, |d| classify_leaf(leaf, d, budget)),
+        CondKind::Not(inner) => classify(inner, signals, budget).not(),
         CondKind::Any(items) => {
-            let tris: Vec<Tri> = items.iter().map(|c| classify(c, signals)).collect();
-            if tris.contains(&Tri::Always) || disjunction_exhausts(items, signals) {
+            let tris: Vec<Tri> = items.iter().map(|c| classify(c, signals, budget)).collect();
+            if tris.contains(&Tri::Always) || disjunction_exhausts(items, signals, budget) {
                 Tri::Always
             } else if tris.iter().all(|t| *t == Tri::Never) {
                 Tri::Never
@@ -177,8 +236,8 @@ pub(crate) fn classify(cond: &Cond, signals: &[SignalDecl]) -> Tri {
             }
         }
         CondKind::All(items) => {
-            let tris: Vec<Tri> = items.iter().map(|c| classify(c, signals)).collect();
-            if tris.contains(&Tri::Never) || conjunction_conflicts(items, signals) {
+            let tris: Vec<Tri> = items.iter().map(|c| classify(c, signals, budget)).collect();
+            if tris.contains(&Tri::Never) || conjunction_conflicts(items, signals, budget) {
                 Tri::Never
             } else if tris.iter().all(|t| *t == Tri::Always) {
                 Tri::Always
@@ -204,6 +263,14 @@ fn enumerated(decl: &SignalDecl) -> Option<Vec<Constant>> {
     }
 }
 
+/// How many values [`enumerated`] lists, without listing them.
+fn enumerated_len(decl: &SignalDecl) -> Option<usize> {
+    match decl.ty {
+        SignalType::Boolean => Some(2),
+        _ => decl.enum_values.as_ref().map(Vec::len),
+    }
+}
+
 /// Whether a numeric constant lies within the declared bounds.
 fn within_bounds(decl: &SignalDecl, c: &Constant) -> bool {
     c.as_f64().is_none_or(|f| {
@@ -224,7 +291,22 @@ fn possible(decl: &SignalDecl, c: &Constant) -> bool {
     in_enum && short && within_bounds(decl, c)
 }
 
-fn classify_leaf(leaf: &Leaf, decl: &SignalDecl) -> Tri {
+/// What one value-reading leaf costs to decide for one value, and what deciding whether a
+/// value is possible costs: the constants compared.
+fn leaf_cost(leaf: &Leaf) -> usize {
+    match &leaf.operand {
+        Operand::List(list) => list.len().saturating_add(1),
+        _ => 1,
+    }
+}
+
+fn possible_cost(decl: &SignalDecl) -> usize {
+    decl.enum_values
+        .as_ref()
+        .map_or(1, |e| e.len().saturating_add(1))
+}
+
+fn classify_leaf(leaf: &Leaf, decl: &SignalDecl, budget: &Budget) -> Tri {
     let one = match &leaf.operand {
         Operand::One(c) => Some(c),
         _ => None,
@@ -233,10 +315,19 @@ fn classify_leaf(leaf: &Leaf, decl: &SignalDecl) -> Tri {
         Operand::List(l) => l,
         _ => &[],
     };
+    // The constants compared below: the operand's against the declared enum.
+    if !budget.spend(leaf_cost(leaf).saturating_mul(possible_cost(decl))) {
+        return Tri::Unknown;
+    }
     // With an enumerated domain, decide by trying every value.
-    if let Some(values) = enumerated(decl)
+    if let Some(count) = enumerated_len(decl)
         && leaf.op.reads_value()
     {
+        let each = possible_cost(decl).saturating_add(leaf_cost(leaf));
+        if !budget.spend(count.saturating_mul(each)) {
+            return Tri::Unknown;
+        }
+        let values = enumerated(decl).unwrap_or_default();
         let results: Vec<bool> = values
             .iter()
             .filter(|v| possible(decl, v))
@@ -318,7 +409,7 @@ pub(crate) fn leaf_holds(op: Op, operand: &Operand, v: &Constant) -> bool {
 }
 
 /// Whether the direct leaves of an `all` contradict each other on some signal.
-fn conjunction_conflicts(items: &[Cond], signals: &[SignalDecl]) -> bool {
+fn conjunction_conflicts(items: &[Cond], signals: &[SignalDecl], budget: &Budget) -> bool {
     let leaves: Vec<&Leaf> = items
         .iter()
         .filter_map(|c| match &c.kind {
@@ -330,14 +421,26 @@ fn conjunction_conflicts(items: &[Cond], signals: &[SignalDecl]) -> bool {
     slots.sort_unstable();
     slots.dedup();
     slots.into_iter().any(|slot| {
+        // Finding the slot's leaves is a pass over all of them.
+        if !budget.spend(leaves.len()) {
+            return false;
+        }
         let on_slot: Vec<&Leaf> = leaves.iter().copied().filter(|l| l.slot == slot).collect();
         signals
             .get(slot)
-            .is_some_and(|decl| slot_conflicts(&on_slot, decl))
+            .is_some_and(|decl| slot_conflicts(&on_slot, decl, budget))
     })
 }
 
-fn slot_conflicts(leaves: &[&Leaf], decl: &SignalDecl) -> bool {
+fn slot_conflicts(leaves: &[&Leaf], decl: &SignalDecl, budget: &Budget) -> bool {
+    // Every value tried against every leaf on the slot, each value's possibility checked.
+    let per_value = leaves
+        .iter()
+        .map(|l| leaf_cost(l))
+        .fold(possible_cost(decl), usize::saturating_add);
+    if !budget.spend(enumerated_len(decl).unwrap_or(1).saturating_mul(per_value)) {
+        return false;
+    }
     let present = leaves.iter().any(|l| l.op == Op::Present);
     let absent = leaves.iter().any(|l| l.op == Op::Absent);
     let reads = leaves.iter().any(|l| l.op.reads_value());
@@ -409,7 +512,7 @@ fn numeric_interval_empty(leaves: &[&Leaf], decl: &SignalDecl) -> bool {
 }
 
 /// Whether the direct leaves of an `any` on one enumerable signal accept every value it can take.
-fn disjunction_exhausts(items: &[Cond], signals: &[SignalDecl]) -> bool {
+fn disjunction_exhausts(items: &[Cond], signals: &[SignalDecl], budget: &Budget) -> bool {
     let leaves: Vec<&Leaf> = items
         .iter()
         .filter_map(|c| match &c.kind {
@@ -417,18 +520,82 @@ fn disjunction_exhausts(items: &[Cond], signals: &[SignalDecl]) -> bool {
             _ => None,
         })
         .collect();
-    leaves.iter().any(|first| {
-        let Some(decl) = signals.get(first.slot) else {
+    // Each signal once, however many leaves read it.
+    let mut slots: Vec<usize> = leaves.iter().map(|l| l.slot).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    slots.into_iter().any(|slot| {
+        let Some(decl) = signals.get(slot) else {
             return false;
         };
+        let Some(count) = enumerated_len(decl) else {
+            return false;
+        };
+        // Finding the slot's leaves is a pass over all of them.
+        if !budget.spend(leaves.len()) {
+            return false;
+        }
+        let on_slot: Vec<&Leaf> = leaves.iter().copied().filter(|l| l.slot == slot).collect();
+        let per_value = on_slot
+            .iter()
+            .map(|l| leaf_cost(l))
+            .fold(possible_cost(decl), usize::saturating_add);
+        if !budget.spend(count.saturating_mul(per_value)) {
+            return false;
+        }
         let Some(values) = enumerated(decl) else {
             return false;
         };
-        values.iter().filter(|v| possible(decl, v)).all(|v| {
-            leaves
-                .iter()
-                .filter(|l| l.slot == first.slot)
-                .any(|l| leaf_holds(l.op, &l.operand, v))
-        })
+        values
+            .iter()
+            .filter(|v| possible(decl, v))
+            .all(|v| on_slot.iter().any(|l| leaf_holds(l.op, &l.operand, v)))
     })
+}
+#[cfg(test)]
+mod tests {
+    use super::{ANALYSIS_BUDGET, Budget, Tri, classify};
+
+    #[test]
+    fn the_bundled_policies_use_a_tiny_part_of_the_budget() {
+        // What docs/policy-language.md says: under a thousand comparisons each.
+        for policy in ["claims-approval/1.0.0", "patient-triage/1.0.0"] {
+            let path = format!(
+                "{}/../../policies/{policy}/policy.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let bytes = std::fs::read(&path).unwrap();
+            let (model, diagnostics) = crate::document::read_policy(&bytes);
+            let model = model.unwrap_or_else(|| panic!("{path}: {diagnostics:?}"));
+            let budget = Budget::new(ANALYSIS_BUDGET);
+            for rule in &model.rules {
+                classify(&rule.when, &model.signals, &budget);
+            }
+            let spent = ANALYSIS_BUDGET - budget.left.get();
+            assert!(spent > 0 && spent < 1_000, "{policy}: {spent}");
+        }
+    }
+
+    #[test]
+    fn a_spent_budget_classifies_nothing() {
+        // `gt 10` and `lt 5` in one `all`: never, with budget left; unknown without.
+        let policy = br#"{"schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
+            "decisions": ["yes", "no"],
+            "signals": {"x": {"type": "integer", "required": true}},
+            "rules": [{"id": "r", "when": {"all": [{"signal": "x", "gt": 10}, {"signal": "x", "lt": 5}]},
+                       "then": {"decision": "yes"}}],
+            "default": {"decision": "no"}}"#;
+        let (model, _) = crate::document::read_policy(policy);
+        let model = model.unwrap();
+        let when = &model.rules[0].when;
+        assert_eq!(
+            classify(when, &model.signals, &Budget::new(1_000)),
+            Tri::Never
+        );
+        let spent = Budget::new(3);
+        assert_eq!(classify(when, &model.signals, &spent), Tri::Unknown);
+        assert!(spent.exhausted());
+        // Once spent, it stays spent: a cheaper request is refused too.
+        assert!(!spent.spend(0));
+    }
 }

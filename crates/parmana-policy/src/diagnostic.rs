@@ -119,6 +119,9 @@ diagnostic_codes! {
     RuleShadowed => "policy.rule_shadowed", Warning;
     /// A declared decision that neither a rule nor the default produces.
     DecisionUnused => "policy.decision_unused", Warning;
+    /// The warnings are incomplete: analysing the policy's conditions would cost more than the
+    /// analysis's work budget, and the conditions left unanalysed get no warning.
+    AnalysisIncomplete => "policy.analysis_incomplete", Warning;
 }
 
 impl fmt::Display for DiagnosticCode {

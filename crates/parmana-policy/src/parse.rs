@@ -60,6 +60,9 @@ pub(crate) struct Reader<'a> {
     too_many_nodes_reported: bool,
     /// How many more diagnostics may show their node (see [`MAX_SNIPPETS`]).
     snippets_left: usize,
+    /// What the document's did-you-mean suggestions have left to spend, all together
+    /// ([`POLICY_SUGGESTION_CELLS`](crate::suggest::POLICY_SUGGESTION_CELLS)).
+    suggestion_cells: usize,
 }
 
 /// The diagnostics of one policy that show the node they name; the rest name only its path.
@@ -74,6 +77,7 @@ impl<'a> Reader<'a> {
             condition_nodes: 0,
             too_many_nodes_reported: false,
             snippets_left: MAX_SNIPPETS,
+            suggestion_cells: crate::suggest::POLICY_SUGGESTION_CELLS,
         }
     }
 
@@ -310,14 +314,16 @@ impl<'a> Reader<'a> {
         let mut ok = true;
         for key in &unknown {
             ok = false;
+            let hint = crate::suggest::hint(
+                key,
+                self.dialect.operator_names(),
+                &mut self.suggestion_cells,
+            );
             self.report_at(
                 Code::UnknownOperator,
                 &join_path(path, key),
                 node,
-                format!(
-                    "unknown operator {key:?}{}",
-                    crate::suggest::hint(key, self.dialect.operator_names())
-                ),
+                format!("unknown operator {key:?}{hint}"),
             );
         }
         let Value::String(signal) = signal_value else {
@@ -334,14 +340,16 @@ impl<'a> Reader<'a> {
             .binary_search_by(|d| d.name.as_str().cmp(signal))
             .ok()
         else {
+            let hint = crate::suggest::hint(
+                signal,
+                self.signals.iter().map(|d| d.name.as_str()),
+                &mut self.suggestion_cells,
+            );
             self.report_at(
                 Code::UndeclaredSignal,
                 &join_path(path, "signal"),
                 node,
-                format!(
-                    "signal {signal:?} is not declared in \"signals\"{}",
-                    crate::suggest::hint(signal, self.signals.iter().map(|d| d.name.as_str()))
-                ),
+                format!("signal {signal:?} is not declared in \"signals\"{hint}"),
             );
             return None;
         };

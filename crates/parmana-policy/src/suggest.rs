@@ -8,10 +8,15 @@
 /// be longer; past this, they get no suggestion either.)
 const MAX_SUGGESTED_NAME_CHARS: usize = crate::limits::MAX_NAME_LEN * 3 / 2 + 1;
 
-/// The edit-distance table cells one search for suggestions may fill (one `validate_signals`, or
-/// one name in a policy): a name sent from outside costs a bounded time however many declared
-/// names it is compared with. Candidates are compared in order until the cells are spent.
+/// The edit-distance table cells one search for suggestions may fill (one `validate_signals`):
+/// a name sent from outside costs a bounded time however many declared names it is compared
+/// with. Candidates are compared in order until the cells are spent.
 pub(crate) const SUGGESTION_CELLS: usize = 1 << 18;
+
+/// The cells all the suggestions for one policy document may fill together: a policy naming an
+/// undeclared signal in each of its 100,000 leaves costs a bounded time, not 100,000 searches.
+/// Once they are spent, the diagnostics that follow carry no suggestion.
+pub(crate) const POLICY_SUGGESTION_CELLS: usize = 1 << 22;
 
 /// The candidate closest to `name` by Damerau–Levenshtein distance, when it is close enough to
 /// be a likely typo: at most one edit for names up to four characters, at most a third of the
@@ -51,9 +56,14 @@ pub(crate) fn closest<'a>(
     best.map(|(_, candidate)| candidate)
 }
 
-/// ` (did you mean "x"?)` for the closest candidate, or nothing.
-pub(crate) fn hint<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    closest(name, candidates, &mut SUGGESTION_CELLS.clone())
+/// ` (did you mean "x"?)` for the closest candidate, or nothing; the comparisons spend
+/// `cells_left` (see [`closest`]).
+pub(crate) fn hint<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    cells_left: &mut usize,
+) -> String {
+    closest(name, candidates, cells_left)
         .map(|c| format!(" (did you mean {c:?}?)"))
         .unwrap_or_default()
 }

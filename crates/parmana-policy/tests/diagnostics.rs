@@ -312,3 +312,89 @@ fn a_node_named_by_many_diagnostics_is_shown_by_the_first_hundred_and_shortened(
         unknown[100]
     );
 }
+
+/// A policy within every limit that is costly to analyse: a string signal with 1,024 enumerated
+/// values and `rules` rules, each an `any` of `leaves` `eq` leaves on it, one per value (never
+/// the last value).
+fn costly_to_analyse(rules: usize, leaves: usize) -> Vec<u8> {
+    let values: Vec<String> = (0..limits::MAX_LIST_LEN).map(|i| format!("v{i}")).collect();
+    let any: Vec<_> = values[..leaves.min(values.len() - 1)]
+        .iter()
+        .map(|v| json!({"signal": "s", "eq": v}))
+        .collect();
+    let rules: Vec<_> = (0..rules)
+        .map(|i| json!({"id": format!("r{i}"), "when": {"any": any}, "then": {"decision": "yes"}}))
+        .collect();
+    serde_json::to_vec(&json!({
+        "schema_version": "2.0.0", "policy_id": "costly", "policy_version": "1.0.0",
+        "decisions": ["yes", "no"],
+        "signals": {"s": {"type": "string", "required": true, "enum": values}},
+        "rules": rules, "default": {"decision": "no"}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_analysis_past_its_budget_stops_and_says_so() {
+    // 97 rules of 1,023 leaves on a 1,024-value enum: about 10^11 comparisons analysed in full
+    // (minutes of a core at every load of the policy). The analysis stops at its budget, the
+    // policy compiles, and one warning says the rest got none.
+    let policy = costly_to_analyse(97, 1_023);
+    assert!(policy.len() <= limits::MAX_POLICY_BYTES, "{}", policy.len());
+    let report = check(&policy);
+    let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.code()).collect();
+    assert_eq!(codes, ["policy.analysis_incomplete"], "{}", report.render());
+    assert!(report.is_ok());
+    compile(&policy).unwrap();
+    // Two rules of ten such leaves are analysed in full: no warning at all (neither rule
+    // always matches, as the last value is left out, and none is shadowed).
+    let small = check(&costly_to_analyse(2, 10));
+    assert!(small.diagnostics.is_empty(), "{}", small.render());
+}
+
+#[test]
+fn did_you_mean_suggestions_share_one_budget_per_policy() {
+    // 1,024 declared signals and 20,000 leaves (20 rules of 1,000) naming an undeclared one a
+    // typo away: each leaf is an error, the first ones suggest the near name, and once the
+    // document's budget is spent the rest suggest nothing (each alone would compare with all
+    // 1,024 names).
+    let signals: serde_json::Map<String, serde_json::Value> = (0..limits::MAX_SIGNALS)
+        .map(|i| {
+            (
+                format!("sig{i:05}"),
+                json!({"type": "integer", "required": true}),
+            )
+        })
+        .collect();
+    let leaves: Vec<_> = (0..1_000)
+        .map(|_| json!({"signal": "sig0000x", "eq": 1}))
+        .collect();
+    let rules: Vec<_> = (0..20)
+        .map(|i| json!({"id": format!("r{i}"), "when": {"all": leaves}, "then": {"decision": "yes"}}))
+        .collect();
+    let policy = json!({
+        "schema_version": "2.0.0", "policy_id": "typos", "policy_version": "1.0.0",
+        "decisions": ["yes", "no"], "signals": signals,
+        "rules": rules,
+        "default": {"decision": "no"}
+    });
+    let report = check(&serde_json::to_vec(&policy).unwrap());
+    let undeclared: Vec<_> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == DiagnosticCode::UndeclaredSignal)
+        .collect();
+    assert_eq!(undeclared.len(), 20_000);
+    let suggested = undeclared
+        .iter()
+        .take_while(|d| d.message.contains("did you mean \"sig00000\"?"))
+        .count();
+    assert!(suggested > 0, "{}", undeclared[0].message);
+    assert!(suggested < 20_000, "every leaf searched all 1,024 names");
+    assert!(
+        undeclared[suggested..]
+            .iter()
+            .all(|d| !d.message.contains("did you mean")),
+        "a suggestion after the budget was spent"
+    );
+}
