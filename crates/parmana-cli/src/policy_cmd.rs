@@ -405,11 +405,21 @@ fn explain(args: &ExplainArgs, format: Format) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Reads `dir/tests/*.json` as `(file name, bytes)`, sorted by name.
+/// The largest policy test case read: its signals (at most 1 MiB) and what it expects.
+const MAX_TEST_CASE_BYTES: usize = 2 * 1024 * 1024;
+
+/// The most test cases read from one policy's `tests/` (as many as a bundle has entries).
+const MAX_TEST_CASES: usize = 10_000;
+
+/// Reads `dir/tests/*.json` as `(file name, bytes)`, sorted by name: at most
+/// [`MAX_TEST_CASES`] of them, each at most [`MAX_TEST_CASE_BYTES`] (`cli.input_too_large`
+/// past either, a file refused after reading one byte more).
 fn read_cases(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     let tests = dir.join("tests");
     let entries =
         std::fs::read_dir(&tests).map_err(|e| Failure::io(&tests.display().to_string(), &e))?;
+    let too_large =
+        |message: String| Failure::new("cli.input_too_large", message, ExitClass::InvalidInput);
     let mut cases = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Failure::io(&tests.display().to_string(), &e))?;
@@ -417,9 +427,20 @@ fn read_cases(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
         if !name.ends_with(".json") {
             continue;
         }
+        if cases.len() == MAX_TEST_CASES {
+            return Err(too_large(format!(
+                "{}: more than {MAX_TEST_CASES} test cases",
+                tests.display()
+            )));
+        }
         let path = entry.path();
-        let bytes =
-            std::fs::read(&path).map_err(|e| Failure::io(&path.display().to_string(), &e))?;
+        let bytes = crate::common::read_bounded(&path, MAX_TEST_CASE_BYTES)?;
+        if bytes.len() > MAX_TEST_CASE_BYTES {
+            return Err(too_large(format!(
+                "{}: more than {MAX_TEST_CASE_BYTES} bytes",
+                path.display()
+            )));
+        }
         cases.push((name, bytes));
     }
     cases.sort();

@@ -12,9 +12,31 @@ use rustls::server::WebPkiClientVerifier;
 use crate::error::ServerError;
 use crate::settings::TlsFiles;
 
+/// The largest certificate, key or CA file read, in bytes: a chain or a bundle of CAs fits many
+/// times over; a path to something endless (`/dev/zero`) is refused after one byte more.
+pub(crate) const MAX_TLS_FILE_BYTES: u64 = 1 << 20;
+
+/// The bytes of a PEM file, at most [`MAX_TLS_FILE_BYTES`].
+fn read_pem(path: &Path) -> Result<Vec<u8>, ServerError> {
+    use std::io::Read as _;
+    let invalid = |e: std::io::Error| ServerError::TlsInvalid(format!("{}: {e}", path.display()));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_TLS_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(invalid)?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_TLS_FILE_BYTES {
+        return Err(ServerError::TlsInvalid(format!(
+            "{}: larger than {MAX_TLS_FILE_BYTES} bytes",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {
-    let certificates = CertificateDer::pem_file_iter(path)
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+    let pem = read_pem(path)?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServerError::TlsInvalid(format!("{}: {e}", path.display())))?;
     if certificates.is_empty() {
         return Err(ServerError::TlsInvalid(format!(
@@ -48,7 +70,7 @@ pub(crate) fn server_config(
             files.certificate.display()
         )));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
+    let key = PrivateKeyDer::from_pem_slice(&read_pem(&files.key)?)
         .map_err(|e| ServerError::TlsInvalid(format!("{}: {e}", files.key.display())))?;
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -235,5 +257,30 @@ mod tests {
             assert_eq!(validity(bytes), None, "case {n}");
         }
         assert!(validity(&good).is_some());
+    }
+
+    #[test]
+    fn a_pem_file_past_its_limit_is_refused_after_one_byte_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("huge.pem");
+        // A hole: it takes no disk, and reading it all would take a gigabyte of memory.
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        let Err(ServerError::TlsInvalid(message)) = certificates(&huge) else {
+            panic!("a gigabyte certificate file was read");
+        };
+        assert!(message.ends_with("larger than 1048576 bytes"), "{message}");
+        let at_limit = dir.path().join("at-limit.pem");
+        std::fs::File::create(&at_limit)
+            .unwrap()
+            .set_len(MAX_TLS_FILE_BYTES)
+            .unwrap();
+        assert_eq!(read_pem(&at_limit).unwrap().len(), 1 << 20);
+        let Err(ServerError::TlsInvalid(message)) = certificates(&at_limit) else {
+            panic!("zeros are no certificate");
+        };
+        assert!(message.ends_with("no certificate in the file"), "{message}");
     }
 }

@@ -141,6 +141,12 @@ const OTHER_COMMANDS: &[(&str, &[&str], i32, &str)] = &[
         3,
         "policy.too_large",
     ),
+    (
+        "policies/claims-approval/1.0.0/tests/huge-case.json",
+        &["policy", "test", "policies/claims-approval/1.0.0"],
+        3,
+        "cli.input_too_large",
+    ),
 ];
 
 #[test]
