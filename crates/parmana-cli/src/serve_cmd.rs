@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parmana_runtime::StoreOpen;
+use parmana_runtime::{Clock as _, RuntimeEnvironment, StoreOpen};
 use parmana_server::{
     Authentication, AuthzenPolicy, AuthzenSettings, Limits, LogSettings, Logging,
     SequencerSettings, Server, ServerError, ServerSettings, TlsFiles, Tokens, check_limits,
@@ -499,6 +499,15 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         now: None,
         expiry_warning_days: None,
     };
+    // What the server refuses at start that needs no store — off loopback without tokens, the
+    // TLS files, the AuthZEN mapping, the log key's role — is refused before the store is
+    // opened or created, against the environment as it is now (`bind` checks it all again
+    // against the runtime's).
+    let now = clock.clock().now();
+    let environment = RuntimeEnvironment::load(&args.environment.config(&deployment), now)
+        .map_err(|e| Failure::execution(&e))?;
+    parmana_server::check_settings(&settings, &environment, now).map_err(|e| server_failure(&e))?;
+    drop(environment);
     let runtime = build_runtime(
         &deployment,
         &args.key,

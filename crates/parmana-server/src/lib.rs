@@ -30,7 +30,7 @@ mod witness;
 
 pub use auth::{Scope, Tokens};
 pub use error::ServerError;
-pub use lifecycle::{Server, check_limits};
+pub use lifecycle::{Server, check_limits, check_settings};
 pub use settings::{
     Authentication, AuthzenPolicy, AuthzenSettings, LIMIT_RANGES, Limits, LogSettings, Logging,
     MAX_HEADER_BYTES, MIN_HEADER_BYTES, SequencerSettings, ServerSettings, TlsFiles,

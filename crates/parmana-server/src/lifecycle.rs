@@ -16,7 +16,10 @@ use axum::routing::{get, post};
 use axum_server::Handle;
 use axum_server::accept::{Accept, DefaultAcceptor};
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
-use parmana_runtime::{LogSigning, Recovered, ReloadReport, Runtime, check_log_signer};
+use parmana_runtime::canon::Timestamp;
+use parmana_runtime::{
+    LogSigning, Recovered, ReloadReport, Runtime, RuntimeEnvironment, check_log_signer,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -38,53 +41,90 @@ pub struct Server {
     config_file: Option<String>,
 }
 
+/// What [`checked`] made of the settings: the TLS configuration (and when its certificate
+/// expires) and the AuthZEN mapping.
+struct Checked {
+    tls: Option<Arc<rustls::ServerConfig>>,
+    tls_not_after: Option<Timestamp>,
+    authzen: AuthzenMapping,
+}
+
+/// Everything [`Server::bind`] refuses before it binds, against `environment` at `now`.
+fn checked(
+    settings: &ServerSettings,
+    environment: &RuntimeEnvironment,
+    now: Timestamp,
+) -> Result<Checked, ServerError> {
+    let loopback = settings.listen.ip().is_loopback();
+    let listen = settings.listen.to_string();
+    match &settings.authentication {
+        Authentication::InsecureNoAuth if !loopback => {
+            return Err(ServerError::NotLoopback {
+                what: "--insecure-no-auth",
+                listen,
+            });
+        }
+        Authentication::DevToken(_) if !loopback => {
+            return Err(ServerError::NotLoopback {
+                what: "--dev-token",
+                listen,
+            });
+        }
+        Authentication::Tokens(tokens) | Authentication::DevToken(tokens) if tokens.is_empty() => {
+            return Err(ServerError::NoTokens);
+        }
+        _ => {}
+    }
+    check_limits(&settings.limits, settings.sequencer.cadence)?;
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(|files| crate::tls::server_config(files, now))
+        .transpose()?;
+    let tls_not_after = tls.as_ref().map(|(_, not_after)| *not_after);
+    let tls = tls.map(|(config, _)| config);
+    let authzen = AuthzenMapping::new(&settings.authzen, environment)?;
+    if let Some(log) = &settings.log {
+        check_log_signer(LogSigning {
+            trust_root: environment.trust_root(),
+            history: environment.trust_history(),
+            now,
+            signer: log.signer.as_ref(),
+            anchor: None,
+        })?;
+    }
+    Ok(Checked {
+        tls,
+        tls_not_after,
+        authzen,
+    })
+}
+
+/// Checks `settings` as [`Server::bind`] will, against an environment loaded for the purpose, at
+/// `now`: listening off loopback without tokens, limits, the TLS files, the AuthZEN mapping,
+/// the log key's role. `parmana serve` calls it before it opens (or creates) the replay store,
+/// so that what it refuses at start leaves no store behind; `bind` checks all of it again
+/// against the runtime it is given.
+pub fn check_settings(
+    settings: &ServerSettings,
+    environment: &RuntimeEnvironment,
+    now: Timestamp,
+) -> Result<(), ServerError> {
+    checked(settings, environment, now).map(|_| ())
+}
+
 impl Server {
     /// Checks the settings against the runtime and binds the listen address. Refuses to run
     /// without tokens unless `--insecure-no-auth` on loopback, a dev token off loopback, an
     /// unusable TLS file or AuthZEN mapping.
     pub fn bind(runtime: Runtime, settings: ServerSettings) -> Result<Self, ServerError> {
         let config_file = settings.config_file.clone();
-        let loopback = settings.listen.ip().is_loopback();
         let listen = settings.listen.to_string();
-        match &settings.authentication {
-            Authentication::InsecureNoAuth if !loopback => {
-                return Err(ServerError::NotLoopback {
-                    what: "--insecure-no-auth",
-                    listen,
-                });
-            }
-            Authentication::DevToken(_) if !loopback => {
-                return Err(ServerError::NotLoopback {
-                    what: "--dev-token",
-                    listen,
-                });
-            }
-            Authentication::Tokens(tokens) | Authentication::DevToken(tokens)
-                if tokens.is_empty() =>
-            {
-                return Err(ServerError::NoTokens);
-            }
-            _ => {}
-        }
-        check_limits(&settings.limits, settings.sequencer.cadence)?;
-        let tls = settings
-            .tls
-            .as_ref()
-            .map(|files| crate::tls::server_config(files, runtime.clock().now()))
-            .transpose()?;
-        let tls_not_after = tls.as_ref().map(|(_, not_after)| *not_after);
-        let tls = tls.map(|(config, _)| config);
-        let authzen = AuthzenMapping::new(&settings.authzen, &runtime)?;
-        if let Some(log) = &settings.log {
-            let environment = runtime.environment();
-            check_log_signer(LogSigning {
-                trust_root: environment.trust_root(),
-                history: environment.trust_history(),
-                now: runtime.clock().now(),
-                signer: log.signer.as_ref(),
-                anchor: None,
-            })?;
-        }
+        let Checked {
+            tls,
+            tls_not_after,
+            authzen,
+        } = checked(&settings, &runtime.environment(), runtime.clock().now())?;
         let listener =
             std::net::TcpListener::bind(settings.listen).map_err(|e| ServerError::Io {
                 action: "bind",

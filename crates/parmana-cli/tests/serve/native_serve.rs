@@ -494,6 +494,9 @@ fn bodies_over_the_limit_are_413_and_a_full_server_sheds_with_503() {
 #[test]
 fn the_server_refuses_to_start_without_tokens_or_off_loopback_without_auth() {
     let env = deployment("memory", "");
+    // Each refusal comes before the store is opened: a SQLite store it names is not created.
+    let store = env.root().join("fresh/replay.sqlite3");
+    let store_flag = format!("sqlite:{}", store.display());
     for (args, code) in [
         (vec!["--listen", "127.0.0.1:0"], "server.no_tokens"),
         (
@@ -504,12 +507,26 @@ fn the_server_refuses_to_start_without_tokens_or_off_loopback_without_auth() {
             vec!["--listen", "0.0.0.0:0", "--dev-token"],
             "server.not_loopback",
         ),
+        (
+            vec![
+                "--dev-token",
+                "--tls-cert",
+                "missing-cert.pem",
+                "--tls-key",
+                "missing-key.pem",
+            ],
+            "server.tls_invalid",
+        ),
     ] {
-        let mut full = vec!["--format", "json", "serve"];
+        let mut full = vec!["--format", "json", "serve", "--store", &store_flag];
         full.extend(args.iter().copied());
         let (exit, _, stderr) = crate::harness::parmana(env.root(), &full);
         assert_eq!(exit, 2, "{args:?}: {stderr}");
         assert!(stderr.contains(code), "{args:?}: {stderr}");
+        assert!(
+            !store.parent().unwrap().exists(),
+            "{args:?} created the store before refusing to start"
+        );
     }
     // Tokens a deployment configures are never dropped silently by a trial flag.
     let configured = deployment("memory", "[server]\ntokens = \"tokens.toml\"\n");

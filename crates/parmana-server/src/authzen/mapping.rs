@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use parmana_runtime::RuntimeEnvironment;
 use parmana_runtime::canon::PolicyRef;
 use parmana_runtime::policy::AdditionalSignals;
-use parmana_runtime::{Runtime, RuntimeEnvironment};
 
 use crate::error::ServerError;
 use crate::settings::AuthzenSettings;
@@ -100,9 +100,11 @@ impl AuthzenMapping {
     /// Checks the configuration against the environment: every policy is released and
     /// compiles, every permitting decision is one of its decisions, no resource type is
     /// answered twice, and the default policy is one of those configured.
-    pub(crate) fn new(settings: &AuthzenSettings, runtime: &Runtime) -> Result<Self, ServerError> {
+    pub(crate) fn new(
+        settings: &AuthzenSettings,
+        environment: &RuntimeEnvironment,
+    ) -> Result<Self, ServerError> {
         let refuse = |message: String| ServerError::AuthzenConfig(message);
-        let environment = runtime.environment();
         let mut mapping = Self::default();
         let mut all: Vec<Arc<Answering>> = Vec::new();
         for entry in &settings.policies {
