@@ -239,10 +239,17 @@ impl ServerValues {
             "text".to_owned(),
         )?;
         if !matches!(log_format.value.as_str(), "text" | "json") {
+            // Named with where it came from, as every other value of the configuration is; a
+            // flag's is a usage error.
+            let code = match log_format.source {
+                config::Source::Flag(_) => "cli.usage",
+                _ => "cli.invalid_config",
+            };
             return Err(Failure::new(
-                "cli.invalid_config",
+                code,
                 format!(
-                    "log format {:?}: expected `text` or `json`",
+                    "{}: {:?} is not a valid `log_format` (expected `text` or `json`)",
+                    log_format.source.origin(),
                     log_format.value
                 ),
                 ExitClass::Usage,

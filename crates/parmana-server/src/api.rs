@@ -653,7 +653,7 @@ async fn store_not_ready(state: &Arc<AppState>) -> Option<String> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = HealthBody),
-        (status = 503, description = "Not ready: starting, draining, environment expired or store unreachable", body = ErrorBody),
+        (status = 503, description = "Not ready: starting (recovering leftovers), draining, the environment expired, the store unreachable or ahead of this server's environment (reload it), the server's keys out of their roles, or its TLS certificate expired", body = ErrorBody),
     ))]
 pub(crate) async fn readyz(State(state): Shared) -> Response {
     match check_readiness(&state).await {

@@ -178,7 +178,12 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
     // (variable, value, the code both refuse it with, what the refusal says) — serve's before
     // anything else it checks (this deployment's tokens file beside --dev-token included)
     for (variable, value, code, says) in [
-        ("PARMANA_LOG_FORMAT", "yaml", "cli.invalid_config", "yaml"),
+        (
+            "PARMANA_LOG_FORMAT",
+            "yaml",
+            "cli.invalid_config",
+            "PARMANA_LOG_FORMAT: \"yaml\" is not a valid `log_format`",
+        ),
         (
             "PARMANA_MAX_HEADER_BYTES",
             "100",
@@ -219,6 +224,21 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
             );
         }
     }
+    // A flag's value is named with its flag, as a usage error.
+    let refused = run_with_env(
+        root,
+        &["serve", "--dev-token", "--log-format", "xml"],
+        b"",
+        &[],
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .starts_with("error[cli.usage]: --log-format: \"xml\" is not a valid `log_format`"),
+        "{}",
+        refused.stderr
+    );
 }
 
 #[test]
