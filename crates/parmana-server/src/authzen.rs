@@ -569,21 +569,75 @@ pub(crate) async fn configuration(
     }
     let base = match &state.authzen.pdp_url {
         Some(url) => url.clone(),
-        None => format!("{}://{}", state.scheme, request_host(&headers)?),
+        None => format!(
+            "{}://{}",
+            state.scheme,
+            request_host(&headers, state.scheme)?
+        ),
+    };
+    // The endpoints under the identifier's path, which may end with `/` (it is kept as given).
+    let under = |path: &str| {
+        if base.ends_with('/') {
+            format!("{base}{path}")
+        } else {
+            format!("{base}/{path}")
+        }
     };
     Ok(json_response(
         StatusCode::OK,
         &Configuration {
-            access_evaluation_endpoint: format!("{base}/access/v1/evaluation"),
-            access_evaluations_endpoint: format!("{base}/access/v1/evaluations"),
+            access_evaluation_endpoint: under("access/v1/evaluation"),
+            access_evaluations_endpoint: under("access/v1/evaluations"),
             policy_decision_point: base,
         },
     ))
 }
 
+/// The AuthZEN metadata of a Policy Decision Point whose identifier has a path: AuthZEN §9.2
+/// puts its well-known URL between the host and that path
+/// (`https://pdp.example.com/tenant1` → `/.well-known/authzen-configuration/tenant1`). Answered
+/// only for the configured `pdp_url`'s own path, byte for byte; any other suffix is `404`.
+#[utoipa::path(
+    get, path = "/.well-known/authzen-configuration/{pdp_path}", tag = "authzen",
+    params(("pdp_path" = String, Path, description = "The path of the configured `pdp_url`, without its leading `/`")),
+    responses(
+        (status = 200, description = "The Policy Decision Point metadata", body = Configuration),
+        (status = 404, description = "Not the path of the configured `pdp_url`, or no policy answers AuthZEN requests here (`server.not_found`)", body = ErrorBody),
+        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn configuration_under_path(
+    State(state): State<Arc<AppState>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let asked = uri.path().strip_prefix(WELL_KNOWN);
+    let configured = state
+        .authzen
+        .pdp_url
+        .as_deref()
+        .and_then(|url| url.parse::<axum::http::Uri>().ok())
+        .map(|url| url.path().to_owned());
+    match (asked, configured) {
+        (Some(asked), Some(path)) if path.len() > 1 && asked == path => {
+            configuration(State(state), headers).await
+        }
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "server.not_found",
+            "no Policy Decision Point metadata here: the path after the well-known name must be \
+             the configured pdp_url's",
+        )),
+    }
+}
+
+/// AuthZEN's well-known metadata path (§9.2).
+pub(crate) const WELL_KNOWN: &str = "/.well-known/authzen-configuration";
+
 /// The request's `Host`, when it is a host and port and nothing else (no path, query,
-/// fragment or user information can enter the identifier the metadata names).
-fn request_host(headers: &HeaderMap) -> Result<String, ApiError> {
+/// fragment or user information can enter the identifier the metadata names); the scheme's
+/// default port is left out (`https://pdp.example.com`, not `https://pdp.example.com:443`).
+fn request_host(headers: &HeaderMap, scheme: &str) -> Result<String, ApiError> {
     let refuse = |why: &str| {
         ApiError::invalid_request(format!(
             "{why}: the metadata names the endpoints under the request's Host (or configure \
@@ -597,7 +651,15 @@ fn request_host(headers: &HeaderMap) -> Result<String, ApiError> {
         .map_err(|_| refuse("a Host header that is not text"))?;
     match host.parse::<axum::http::uri::Authority>() {
         Ok(authority) if !host.contains('@') && !authority.host().is_empty() => {
-            Ok(authority.as_str().to_owned())
+            let default_port = match scheme {
+                "https" => 443,
+                _ => 80,
+            };
+            Ok(if authority.port_u16() == Some(default_port) {
+                authority.host().to_owned()
+            } else {
+                authority.as_str().to_owned()
+            })
         }
         _ => Err(refuse(&format!("the Host header {host:?} is not a host"))),
     }

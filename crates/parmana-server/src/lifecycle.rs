@@ -653,9 +653,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(api::openapi))
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route(authzen::WELL_KNOWN, get(authzen::configuration))
         .route(
-            "/.well-known/authzen-configuration",
-            get(authzen::configuration),
+            "/.well-known/authzen-configuration/{*pdp_path}",
+            get(authzen::configuration_under_path),
         )
         .fallback(api::not_found)
         // After every route: it applies to the routes registered before it.

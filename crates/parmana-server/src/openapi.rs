@@ -99,6 +99,45 @@ fn operations_mut(
     .flatten()
 }
 
+/// `X-Request-ID` on every operation: a client may send one, and every answer — of every route
+/// and status — carries it back (AuthZEN §10.1.3 asks it of the AuthZEN routes; the server does
+/// it everywhere). Declared here so that a generated client knows it.
+struct RequestId;
+
+impl Modify for RequestId {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type, header::Header};
+        const NAME: &str = "X-Request-ID";
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations_mut(item) {
+                operation.parameters.get_or_insert_with(Vec::new).push(
+                    ParameterBuilder::new()
+                        .name(NAME)
+                        .parameter_in(ParameterIn::Header)
+                        .required(Required::False)
+                        .description(Some(
+                            "Any identifier of the request: the answer carries it back",
+                        ))
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                        .build(),
+                );
+                for response in operation.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        response.headers.entry(NAME.to_owned()).or_insert_with(|| {
+                            let mut header = Header::default();
+                            header.description = Some(
+                                "The request's own `X-Request-ID`, when it sent one".to_owned(),
+                            );
+                            header
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `431` on every operation: any request's head can be too large. Its body is the error body
 /// (`server.header_too_large`) when the head arrived whole and was measured, and empty when
 /// HTTP/1.1's read buffer refused it unparsed.
@@ -157,6 +196,7 @@ impl Modify for HeadTooLarge {
         authzen::evaluation,
         authzen::evaluations,
         authzen::configuration,
+        authzen::configuration_under_path,
         tlog::checkpoint,
         tlog::tile,
         tlog::proof,
@@ -189,7 +229,7 @@ impl Modify for HeadTooLarge {
         authzen::EvaluationsOutcome,
         authzen::Configuration,
     )),
-    modifiers(&Bearer, &StandardHeaders, &HeadTooLarge),
+    modifiers(&Bearer, &StandardHeaders, &HeadTooLarge, &RequestId),
     tags(
         (name = "native", description = "The native API"),
         (name = "authzen", description = "OpenID AuthZEN Authorization API 1.0"),
@@ -329,6 +369,25 @@ mod tests {
             }
         }
         assert!(checked > 10, "{checked}");
+        // `X-Request-ID`: taken by every operation, carried back on every answer.
+        for route in openapi_routes() {
+            let (method, path) = route.split_once(' ').unwrap();
+            let operation = &document["paths"][path][method.to_ascii_lowercase()];
+            let parameters = operation["parameters"].as_array().unwrap();
+            assert!(
+                parameters
+                    .iter()
+                    .any(|p| p["name"] == "X-Request-ID" && p["in"] == "header"),
+                "{route}: {parameters:?}"
+            );
+            for status in operation["responses"].as_object().unwrap().keys() {
+                let headers = declared_headers(&document, &route, status);
+                assert!(
+                    headers.iter().any(|h| h == "x-request-id"),
+                    "{route} {status}: {headers:?}"
+                );
+            }
+        }
     }
 
     /// The document is rendered once: every answer shares the same bytes, which are the

@@ -219,21 +219,51 @@ fn the_certification_scenarios_pass_as_written() {
 
 #[test]
 fn the_metadata_names_the_configured_identifier_or_the_requested_host() {
-    let configured = with_pdp_url(MAPPING, "https://pdp.example.com/authz/");
-    let temp = authzen_deployment_with(&[("authzen-fixture", FIXTURE_POLICY)], &configured);
-    let served = Served::start(&root(&temp), &["--dev-token"]);
-    let metadata = served
-        .get("/.well-known/authzen-configuration", None)
-        .json();
-    assert_eq!(
-        metadata,
-        json!({
-            "policy_decision_point": "https://pdp.example.com/authz",
+    // The identifier exactly as configured (AuthZEN §9.2.3: a client discards metadata whose
+    // identifier is not the one it was given), a trailing `/` included; served where §9.2 puts
+    // it for an identifier with a path (the well-known name between the host and the path), and
+    // at the bare well-known name.
+    for (url, path) in [
+        ("https://pdp.example.com/authz/", "/authz/"),
+        ("https://pdp.example.com/authz", "/authz"),
+    ] {
+        let configured = with_pdp_url(MAPPING, url);
+        let temp = authzen_deployment_with(&[("authzen-fixture", FIXTURE_POLICY)], &configured);
+        let served = Served::start(&root(&temp), &["--dev-token"]);
+        let expected = json!({
+            "policy_decision_point": url,
             "access_evaluation_endpoint": "https://pdp.example.com/authz/access/v1/evaluation",
             "access_evaluations_endpoint": "https://pdp.example.com/authz/access/v1/evaluations"
-        })
-    );
-    drop(served);
+        });
+        for at in [
+            "/.well-known/authzen-configuration".to_owned(),
+            format!("/.well-known/authzen-configuration{path}"),
+        ] {
+            let metadata = served.get(&at, None);
+            assert_eq!(metadata.status, 200, "{url} at {at}: {}", metadata.text);
+            assert_eq!(metadata.json(), expected, "{url} at {at}");
+        }
+        // Another path after the well-known name names another Policy Decision Point.
+        let trimmed = path.trim_end_matches('/');
+        let other_path = if trimmed == path {
+            format!("{path}/")
+        } else {
+            trimmed.to_owned()
+        };
+        for other in [
+            "/.well-known/authzen-configuration/tenant1".to_owned(),
+            format!("/.well-known/authzen-configuration{other_path}"),
+        ] {
+            let absent = served.get(&other, None);
+            assert_eq!(
+                (absent.status, absent.code().as_str()),
+                (404, "server.not_found"),
+                "{url} at {other}: {}",
+                absent.text
+            );
+        }
+        drop(served);
+    }
 
     // Without it: the scheme served and the request's Host, when that is a host.
     let fixture = authzen_deployment_with(&[("authzen-fixture", FIXTURE_POLICY)], MAPPING);
@@ -245,6 +275,15 @@ fn the_metadata_names_the_configured_identifier_or_the_requested_host() {
         named.json()["policy_decision_point"],
         "http://pdp.internal:8443"
     );
+    // The scheme's default port is left out of the identifier: it is the URL without it.
+    let default_port = exchange(&served, "GET", path, &[("Host", "pdp.internal:80")], b"");
+    assert_eq!(
+        default_port.json()["policy_decision_point"],
+        "http://pdp.internal"
+    );
+    // Without a configured identifier there is no path: nothing below the well-known name.
+    let below = served.get(&format!("{path}/authz"), None);
+    assert_eq!(below.status, 404, "{}", below.text);
     for host in [
         Some("pdp.internal/evil"),
         Some("pdp.internal?x=1"),

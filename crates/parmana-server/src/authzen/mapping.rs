@@ -25,15 +25,16 @@ pub(crate) struct AuthzenMapping {
     default: Option<Arc<Answering>>,
     /// Every policy that answers, once.
     all: Vec<Arc<Answering>>,
-    /// The Policy Decision Point identifier the metadata names (`pdp_url`, checked, without a
-    /// trailing `/`); `None`: the scheme and `Host` of each request.
+    /// The Policy Decision Point identifier the metadata names (`pdp_url`, checked, exactly as
+    /// configured: AuthZEN §9.2.3 has clients discard metadata whose identifier is not the
+    /// one they were given); `None`: the scheme and `Host` of each request.
     pub(super) pdp_url: Option<String>,
     /// The answering policies that refuse undeclared signals (warned of at start).
     strict: Vec<String>,
 }
 
 /// Checks `server.authzen.pdp_url`: an absolute `https` URL with a host and no query or
-/// fragment (AuthZEN §9.1, `policy_decision_point`); returned without a trailing `/`.
+/// fragment (AuthZEN §9.1, `policy_decision_point`); returned as it is.
 fn checked_pdp_url(url: &str) -> Result<String, String> {
     let refuse = |why: &str| format!("pdp_url {url:?}: {why}");
     if url.contains(['?', '#']) {
@@ -52,7 +53,7 @@ fn checked_pdp_url(url: &str) -> Result<String, String> {
         Some(authority) if !authority.as_str().contains('@') && !authority.host().is_empty() => {}
         _ => return Err(refuse("it needs a host (and no user information)")),
     }
-    Ok(url.trim_end_matches('/').to_owned())
+    Ok(url.to_owned())
 }
 
 /// The decisions of `policy` (the policy `reference` names) that mean `"decision": true`: those
