@@ -322,9 +322,28 @@ impl ReplayStore for MemoryReplayStore {
         let mut state = self.lock()?;
         state.materialize_records()?;
         let start = usize::try_from(from).unwrap_or(usize::MAX);
-        Ok((start..state.records.len())
+        // As the SQL stores page: at most `max` rows, and only those whose bytes before them
+        // stay under MAX_LEDGER_PAGE_BYTES (the first always).
+        let budget = usize::try_from(crate::MAX_LEDGER_PAGE_BYTES).unwrap_or(usize::MAX);
+        let mut used = 0_usize;
+        let mut rows = Vec::new();
+        for row in (start..state.records.len())
             .take(max)
             .filter_map(|position| state.row(position))
-            .collect())
+        {
+            if used >= budget {
+                break;
+            }
+            used = used
+                .saturating_add(row.record.len())
+                .saturating_add(
+                    row.claim
+                        .as_ref()
+                        .map_or(0, |c| c.attestation_inputs().len()),
+                )
+                .saturating_add(row.attestation.as_ref().map_or(0, Vec::len));
+            rows.push(row);
+        }
+        Ok(rows)
     }
 }

@@ -287,6 +287,33 @@ pub(crate) fn bounded_ledger_columns() -> String {
     format!("l.position, l.kind, {values}, coalesce({over}, false)")
 }
 
+/// The ledger rows at positions `?1`/`$1` on, at most `?2`/`$2` of them, and only those whose
+/// bytes before them stay under `?3`/`$3` ([`crate::MAX_LEDGER_PAGE_BYTES`]; the first always):
+/// the page's positions are chosen from the values' lengths alone, and only the chosen rows'
+/// values are read ([`bounded_ledger_columns`], each bounded too). `placeholder` is `?` for
+/// SQLite and `$` for PostgreSQL.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn ledger_page_query(placeholder: char) -> String {
+    let size = "coalesce(octet_length(l.record), 0) \
+                + coalesce(octet_length(e.attestation_inputs), 0) \
+                + coalesce(octet_length(e.attestation), 0)";
+    format!(
+        "WITH page AS (
+           SELECT l.position AS position, {size} AS size
+           FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id
+           WHERE l.position >= {placeholder}1 ORDER BY l.position LIMIT {placeholder}2),
+         kept AS (
+           SELECT position FROM (
+             SELECT position, size, sum(size) OVER (ORDER BY position) AS through FROM page
+           ) sized
+           WHERE through - size < {placeholder}3)
+         SELECT {} FROM kept JOIN ledger l ON l.position = kept.position
+           LEFT JOIN executions e ON e.id = l.execution_id
+         ORDER BY l.position",
+        bounded_ledger_columns()
+    )
+}
+
 /// A ledger row holding a value over its bound, refused before it is read.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn oversized_ledger_row(position: i64) -> ReplayError {

@@ -439,7 +439,14 @@ impl ReplayStore for SqliteReplayStore {
             return Ok(Vec::new());
         };
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        read_ledger_rows(&*self.reader()?, from, max)
+        let reader = self.reader()?;
+        let mut statement = reader
+            .prepare_cached(&crate::record::ledger_page_query('?'))
+            .map_err(map_error)?;
+        let query = statement
+            .query(rusqlite::params![from, max, crate::MAX_LEDGER_PAGE_BYTES])
+            .map_err(map_error)?;
+        decode_ledger_rows(query)
     }
 }
 
@@ -459,7 +466,11 @@ fn read_ledger_rows(
             crate::record::bounded_ledger_columns()
         ))
         .map_err(map_error)?;
-    let mut query = statement.query([from, max]).map_err(map_error)?;
+    decode_ledger_rows(statement.query([from, max]).map_err(map_error)?)
+}
+
+/// The rows of a query of [`bounded_ledger_columns`](crate::record::bounded_ledger_columns).
+fn decode_ledger_rows(mut query: rusqlite::Rows<'_>) -> Result<Vec<LedgerRow>, ReplayError> {
     let mut rows = Vec::new();
     while let Some(row) = query.next().map_err(map_error)? {
         let position: i64 = row.get(0).map_err(map_error)?;

@@ -135,12 +135,12 @@ impl LedgerLog {
     ) -> Result<(), ReplayError> {
         let batch = batch.max(1);
         loop {
+            // A page may be short for its bytes: only an empty one is the end.
             let rows = store.ledger_rows(self.size(), batch)?;
-            let last = rows.len() < batch;
-            self.extend(rows)?;
-            if last {
+            if rows.is_empty() {
                 return Ok(());
             }
+            self.extend(rows)?;
         }
     }
 
@@ -180,9 +180,14 @@ impl LedgerLog {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let mut rows = store.ledger_rows(positions.start, count)?.into_iter();
+        let mut rows = Vec::new().into_iter();
         let mut entries = Vec::with_capacity(count);
         for position in positions.start..end {
+            // A page may be short for its bytes: the next one starts where it stopped.
+            if rows.as_slice().is_empty() {
+                let left = usize::try_from(end - position).unwrap_or(usize::MAX);
+                rows = store.ledger_rows(position, left)?.into_iter();
+            }
             match rows.next() {
                 Some(row) if row.position == position && self.holds(position, &row.record) => {
                     entries.push(row.record);

@@ -71,8 +71,9 @@ pub(super) fn snapshot(client: &mut Client) -> Result<LedgerSnapshot, ReplayErro
     })
 }
 
-/// The records at positions `from` on, at most `max`, in order (one statement: one consistent
-/// read).
+/// The records at positions `from` on, at most `max` and at most
+/// [`MAX_LEDGER_PAGE_BYTES`](crate::MAX_LEDGER_PAGE_BYTES) of them (at least one), in order (one
+/// statement: one consistent read).
 pub(super) fn rows(
     client: &mut Client,
     from: u64,
@@ -85,11 +86,8 @@ pub(super) fn rows(
     let max = i64::try_from(max).unwrap_or(i64::MAX);
     client
         .query(
-            &format!(
-                "{} WHERE l.position >= $1 ORDER BY l.position LIMIT $2",
-                select_ledger_rows()
-            ),
-            &[&from, &max],
+            &crate::record::ledger_page_query('$'),
+            &[&from, &max, &crate::MAX_LEDGER_PAGE_BYTES],
         )
         .map_err(map_error)?
         .iter()

@@ -37,6 +37,7 @@ fn complete_at(store: &dyn ReplayStore, name: &str, seconds: i64) {
 /// integrated in several runs, never read whole at once.
 pub(crate) fn sequencer_batches_are_bounded_in_bytes(h: &dyn Harness) {
     let store = h.store();
+    let mut kept = ledger_log(store).unwrap();
     let third = usize::try_from(parmana_replay::MAX_SEQUENCE_BATCH_BYTES).unwrap() / 2 + 1;
     for (n, name) in ["big-a", "big-b", "big-c"].into_iter().enumerate() {
         let exec = id(name);
@@ -64,6 +65,26 @@ pub(crate) fn sequencer_batches_are_bounded_in_bytes(h: &dyn Harness) {
     let report = verify_ledger(store).unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!((report.executions, report.unsequenced), (4, 0));
+    // Reading the ledger back is bounded the same way (MAX_LEDGER_PAGE_BYTES): a page stops
+    // once its rows pass the bound, at least one row however large, and a reader pages on
+    // until a page is empty — catching up, and reading entries, across the short pages.
+    let page_ids = |from: u64| -> Vec<String> {
+        store
+            .ledger_rows(from, 4096)
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.execution_id.clone())
+            .collect()
+    };
+    let from = kept.size();
+    assert_eq!(page_ids(from), ["big-a", "big-b"]);
+    assert_eq!(page_ids(from + 2), ["big-c", "small-d"]);
+    assert!(page_ids(from + 4).is_empty());
+    kept.catch_up(store).unwrap();
+    let whole = ledger_log(store).unwrap();
+    assert_eq!((kept.size(), kept.root()), (whole.size(), whole.root()));
+    let entries = kept.read_entries(store, 0..kept.size()).unwrap();
+    assert_eq!(u64::try_from(entries.len()).unwrap(), kept.size());
 }
 
 /// A checkpoint of `store`'s log as it is now (the note is a stand-in: the store does not
