@@ -150,7 +150,15 @@ pub(crate) fn warn_environment_expiry(
     clock: &ClockArgs,
     runtime: &Runtime,
 ) -> Result<(), Failure> {
-    let environment = runtime.environment();
+    warn_expiry_of(deployment, clock, &runtime.environment())
+}
+
+/// [`warn_environment_expiry`] of an environment loaded without a runtime.
+pub(crate) fn warn_expiry_of(
+    deployment: &Deployment,
+    clock: &ClockArgs,
+    environment: &parmana_runtime::RuntimeEnvironment,
+) -> Result<(), Failure> {
     let trust_root = environment.trust_root();
     clock.warn_if_expiring(
         deployment,

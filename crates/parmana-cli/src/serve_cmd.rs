@@ -11,9 +11,7 @@ use parmana_server::{
     SequencerSettings, Server, ServerError, ServerSettings, TlsFiles, Tokens, check_limits,
 };
 
-use crate::common::{
-    ClockArgs, EnvironmentArgs, build_runtime, read_private_key, warn_environment_expiry,
-};
+use crate::common::{ClockArgs, EnvironmentArgs, build_runtime, read_private_key, warn_expiry_of};
 use crate::config::{self, Deployment, Setting};
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
@@ -514,7 +512,12 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let environment = RuntimeEnvironment::load(&args.environment.config(&deployment), now)
         .map_err(|e| Failure::execution(&e))?;
     parmana_server::check_settings(&settings, &environment, now).map_err(|e| server_failure(&e))?;
+    // So are the expiry warning's window and the log anchor (read before the store too).
+    warn_expiry_of(&deployment, &clock, &environment)?;
     drop(environment);
+    let anchor =
+        crate::execute_cmd::configured_log_anchor(&deployment, args.log_anchor.as_deref())?
+            .map(Arc::new);
     let runtime = build_runtime(
         &deployment,
         &args.key,
@@ -523,7 +526,6 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         StoreOpen::CreateIfMissing,
         &clock,
     )?;
-    warn_environment_expiry(&deployment, &clock, &runtime)?;
     let mut settings = settings;
     // One key, checked against the `log` role once: the sequencer signs stored checkpoints with
     // it and the log routes serve checkpoints signed with it.
@@ -534,9 +536,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         log.signer = Arc::clone(key);
     }
     settings.sequencer.log_key = log_key;
-    settings.sequencer.anchor =
-        crate::execute_cmd::configured_log_anchor(&deployment, args.log_anchor.as_deref())?
-            .map(Arc::new);
+    settings.sequencer.anchor = anchor;
     let server = Server::bind(runtime, settings).map_err(|e| server_failure(&e))?;
     let (scheme, address) = (server.scheme(), server.local_addr());
     // Printed once the signals are the server's: a SIGHUP sent on seeing it reloads.

@@ -596,7 +596,8 @@ pub(crate) async fn configuration(
 /// The AuthZEN metadata of a Policy Decision Point whose identifier has a path: AuthZEN §9.2
 /// puts its well-known URL between the host and that path
 /// (`https://pdp.example.com/tenant1` → `/.well-known/authzen-configuration/tenant1`). Answered
-/// only for the configured `pdp_url`'s own path, byte for byte; any other suffix is `404`.
+/// only for the configured `pdp_url`'s own path, byte for byte — or without its trailing `/`,
+/// which clients building the URL as RFC 8414 §3.1 does leave out; any other suffix is `404`.
 #[utoipa::path(
     get, path = "/.well-known/authzen-configuration/{pdp_path}", tag = "authzen",
     params(("pdp_path" = String, Path, description = "The path of the configured `pdp_url`, without its leading `/`")),
@@ -619,7 +620,9 @@ pub(crate) async fn configuration_under_path(
         .and_then(|url| url.parse::<axum::http::Uri>().ok())
         .map(|url| url.path().to_owned());
     match (asked, configured) {
-        (Some(asked), Some(path)) if path.len() > 1 && asked == path => {
+        (Some(asked), Some(path))
+            if path.len() > 1 && (asked == path || asked == path.trim_end_matches('/')) =>
+        {
             configuration(State(state), headers).await
         }
         _ => Err(ApiError::new(

@@ -227,7 +227,15 @@ fn import_legacy_v1_then_release_and_execute_it() {
             b"",
         )
     };
-    assert_eq!(execute("legacy-1").code, 4);
+    let unreleased = execute("legacy-1");
+    assert_eq!(unreleased.code, 4, "{}", unreleased.transcript());
+    assert!(
+        unreleased
+            .stderr
+            .starts_with("error[trust.not_in_release_manifest]"),
+        "{}",
+        unreleased.transcript()
+    );
     ok(d, &release_sign("2", &["--force"]));
     let out = execute("legacy-2");
     assert_eq!(out.code, 0, "{}", out.transcript());

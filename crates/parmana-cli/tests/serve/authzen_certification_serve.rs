@@ -223,9 +223,15 @@ fn the_metadata_names_the_configured_identifier_or_the_requested_host() {
     // identifier is not the one it was given), a trailing `/` included; served where §9.2 puts
     // it for an identifier with a path (the well-known name between the host and the path), and
     // at the bare well-known name.
-    for (url, path) in [
-        ("https://pdp.example.com/authz/", "/authz/"),
-        ("https://pdp.example.com/authz", "/authz"),
+    // (pdp_url, the paths after the well-known name that answer, one that does not): a client
+    // building the URL as RFC 8414 §3.1 does leaves a trailing `/` out.
+    for (url, paths, not_this) in [
+        (
+            "https://pdp.example.com/authz/",
+            &["/authz/", "/authz"][..],
+            "/authz//",
+        ),
+        ("https://pdp.example.com/authz", &["/authz"][..], "/authz/"),
     ] {
         let configured = with_pdp_url(MAPPING, url);
         let temp = authzen_deployment_with(&[("authzen-fixture", FIXTURE_POLICY)], &configured);
@@ -235,24 +241,17 @@ fn the_metadata_names_the_configured_identifier_or_the_requested_host() {
             "access_evaluation_endpoint": "https://pdp.example.com/authz/access/v1/evaluation",
             "access_evaluations_endpoint": "https://pdp.example.com/authz/access/v1/evaluations"
         });
-        for at in [
-            "/.well-known/authzen-configuration".to_owned(),
-            format!("/.well-known/authzen-configuration{path}"),
-        ] {
+        let answering = std::iter::once(String::new()).chain(paths.iter().map(|p| (*p).to_owned()));
+        for path in answering {
+            let at = format!("/.well-known/authzen-configuration{path}");
             let metadata = served.get(&at, None);
             assert_eq!(metadata.status, 200, "{url} at {at}: {}", metadata.text);
             assert_eq!(metadata.json(), expected, "{url} at {at}");
         }
         // Another path after the well-known name names another Policy Decision Point.
-        let trimmed = path.trim_end_matches('/');
-        let other_path = if trimmed == path {
-            format!("{path}/")
-        } else {
-            trimmed.to_owned()
-        };
         for other in [
             "/.well-known/authzen-configuration/tenant1".to_owned(),
-            format!("/.well-known/authzen-configuration{other_path}"),
+            format!("/.well-known/authzen-configuration{not_this}"),
         ] {
             let absent = served.get(&other, None);
             assert_eq!(

@@ -539,9 +539,54 @@ pub(crate) fn deployment(store: &str, extra: &str) -> FixtureEnvironment {
     env
 }
 
+/// The metric families the server registers (docs/server.md, "Logs and metrics"). A family is
+/// written out only once it has a series, so [`metric_with`] checks a series' family against
+/// this list, and [`assert_families_declared`] checks the list against what the server writes.
+pub(crate) const METRIC_FAMILIES: [&str; 9] = [
+    "parmana_http_requests",
+    "parmana_http_request_duration_seconds",
+    "parmana_executions",
+    "parmana_execution_errors",
+    "parmana_runtime_call_duration_seconds",
+    "parmana_store_probe_duration_seconds",
+    "parmana_reloads",
+    "parmana_requests_shed",
+    "parmana_ready",
+];
+
+/// The family of a series: its name without the labels, `_total` (a counter's) or a
+/// histogram's `_count`, `_sum` or `_bucket`.
+fn metric_family(series: &str) -> &str {
+    let name = series.split('{').next().unwrap_or(series);
+    let name = name.strip_suffix("_total").unwrap_or(name);
+    ["_count", "_sum", "_bucket"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name)
+}
+
+/// Every family of `families` is declared (`# TYPE`) in the server's `/metrics` now.
+pub(crate) fn assert_families_declared(served: &Served, token: Option<&str>, families: &[&str]) {
+    let text = served.get("/metrics", token).text;
+    for family in families {
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with(&format!("# TYPE {family} "))),
+            "no metric family {family} in:\n{text}"
+        );
+    }
+}
+
 /// The value of the metric line `series` (`name{labels}`, whole), read with `token`; 0 when
-/// absent.
+/// that line is absent (a labelled series appears once counted) — but its family must be one
+/// the server registers ([`METRIC_FAMILIES`]), so that a misspelt or renamed metric fails
+/// instead of reading 0.
 pub(crate) fn metric_with(served: &Served, token: Option<&str>, series: &str) -> u64 {
+    let family = metric_family(series);
+    assert!(
+        METRIC_FAMILIES.contains(&family),
+        "{series}: no metric family {family} is registered"
+    );
     let text = served.get("/metrics", token).text;
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))

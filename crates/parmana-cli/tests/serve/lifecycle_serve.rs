@@ -122,6 +122,7 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
         )
     };
     assert_eq!((reloads("ok"), reloads("refused")), (3, 3));
+    crate::harness::assert_families_declared(&served, token, &["parmana_reloads"]);
 
     // SIGHUP reloads too: a refused reload shows in the status.
     std::fs::write(root.join("trust/trust-root.json"), &older_trust_root).unwrap();

@@ -152,6 +152,12 @@ fn every_route_answers_with_the_documented_status_and_scope() {
             .text
             .contains("parmana_http_request_duration_seconds_bucket")
     );
+    // Every family the harness knows is one the server writes (reloads: in the reload test).
+    let families: Vec<&str> = crate::harness::METRIC_FAMILIES
+        .into_iter()
+        .filter(|family| *family != "parmana_reloads")
+        .collect();
+    crate::harness::assert_families_declared(&served, Some("reader"), &families);
 
     let cases: &[Case<'_>] = &[
         ("GET", "/healthz", None, "", 200, ""),
@@ -528,6 +534,20 @@ fn the_server_refuses_to_start_without_tokens_or_off_loopback_without_auth() {
             "{args:?} created the store before refusing to start"
         );
     }
+    // An expiry warning window that is not a number, too.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_parmana"))
+        .args(["serve", "--dev-token", "--store", &store_flag])
+        .env("PARMANA_EXPIRY_WARNING_DAYS", "soon")
+        .current_dir(env.root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cli.invalid_config"), "{stderr}");
+    assert!(
+        !store.parent().unwrap().exists(),
+        "an unusable expiry window created the store before refusing to start"
+    );
     // Tokens a deployment configures are never dropped silently by a trial flag.
     let configured = deployment("memory", "[server]\ntokens = \"tokens.toml\"\n");
     for flag in ["--insecure-no-auth", "--dev-token"] {
