@@ -598,6 +598,19 @@ pub(crate) fn recover_each_with(
     let mut after: Option<ExecutionId> = None;
     loop {
         let page = replay_store.pending_after(after.as_ref(), PENDING_PAGE)?;
+        // A page must move on: one holding the id it was to follow (a store that ignores
+        // `after`) would have recovery go round the same ids for ever.
+        if let Some(after) = &after
+            && page.contains(after)
+        {
+            return Err(parmana_replay::ReplayError::Corrupt {
+                message: format!(
+                    "the store listed the claimed id {:?} again after it",
+                    after.as_str()
+                ),
+            }
+            .into());
+        }
         let last_page = page.len() < PENDING_PAGE;
         for execution_id in &page {
             match recover_one(replay_store, signers, environment, execution_id) {

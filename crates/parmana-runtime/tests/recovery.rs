@@ -471,3 +471,58 @@ fn recovery_pages_through_the_claimed_ids_and_hands_each_out_at_once() {
     );
     assert_eq!(store.pending().unwrap(), vec![forged]);
 }
+
+/// A store whose pages of pending ids ignore where the last one ended (a buggy or hostile one).
+#[derive(Debug)]
+struct IgnoresAfter(MemoryReplayStore);
+
+impl ReplayStore for IgnoresAfter {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, parmana_runtime::replay::ReplayError> {
+        self.0.claim(id, record, under)
+    }
+    fn complete(
+        &self,
+        id: &ExecutionId,
+        attestation: &[u8],
+    ) -> Result<(), parmana_runtime::replay::ReplayError> {
+        self.0.complete(id, attestation)
+    }
+    fn pending_after(
+        &self,
+        _after: Option<&ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionId>, parmana_runtime::replay::ReplayError> {
+        self.0.pending_after(None, limit)
+    }
+    parmana_testkit::forward_store_reads!(@all_but_pending 0);
+}
+
+#[test]
+fn recovery_refuses_a_store_whose_pages_do_not_move_on() {
+    // A full page of ids that cannot be completed (no runtime recorded them), listed again
+    // whatever id the next page is to follow: recovery stops with store_corrupt instead of
+    // going round them for ever.
+    use parmana_runtime::replay::PENDING_PAGE;
+    let fixture = Fixture::new();
+    let store = IgnoresAfter(MemoryReplayStore::new());
+    let environment = fixture.environment();
+    for i in 0..PENDING_PAGE {
+        let id = ExecutionId::parse(&format!("forged-{i:04}")).unwrap();
+        let claim = ClaimRecord::new(
+            Digest::of(b"forged"),
+            b"{}".to_vec(),
+            parmana_runtime::Clock::now(&clock()),
+        );
+        assert_eq!(
+            store.claim(&id, &claim, under(&environment)).unwrap(),
+            ClaimOutcome::Claimed
+        );
+    }
+    let refused = recover(&store, &fixture.key("attestation"), &environment).unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+}
