@@ -20,9 +20,10 @@ use crate::model::{
     Cond, CondKind, Constant, Leaf, Op, Operand, PolicyModel, SchemaVersion, SignalDecl, SignalType,
 };
 
-/// How many elementary comparisons the warnings may cost, for the whole policy: far more than
-/// any hand-written policy needs (the bundled ones use under a thousand), about a second of
-/// work at most.
+/// How many elementary comparisons the warnings may cost, for the whole policy, a string
+/// counting one more for each 64 bytes compared ([`weight`]): far more than any hand-written
+/// policy needs (the bundled ones use under a thousand), a few gigabytes of memory compared —
+/// about a second of work — at most.
 pub(crate) const ANALYSIS_BUDGET: u64 = 50_000_000;
 
 /// What the analysis has left of [`ANALYSIS_BUDGET`]; once spent, it stays spent.
@@ -255,19 +256,14 @@ fn same(a: &Constant, b: &Constant) -> bool {
     }
 }
 
-/// The values a signal may take, when its declaration enumerates them.
-fn enumerated(decl: &SignalDecl) -> Option<Vec<Constant>> {
-    match decl.ty {
-        SignalType::Boolean => Some(vec![Constant::Bool(false), Constant::Bool(true)]),
-        _ => decl.enum_values.clone(),
-    }
-}
+/// A boolean's two values.
+static BOOLEANS: [Constant; 2] = [Constant::Bool(false), Constant::Bool(true)];
 
-/// How many values [`enumerated`] lists, without listing them.
-fn enumerated_len(decl: &SignalDecl) -> Option<usize> {
+/// The values a signal may take, when its declaration enumerates them (borrowed, not copied).
+fn enumerated(decl: &SignalDecl) -> Option<&[Constant]> {
     match decl.ty {
-        SignalType::Boolean => Some(2),
-        _ => decl.enum_values.as_ref().map(Vec::len),
+        SignalType::Boolean => Some(&BOOLEANS),
+        _ => decl.enum_values.as_deref(),
     }
 }
 
@@ -284,26 +280,54 @@ fn possible(decl: &SignalDecl, c: &Constant) -> bool {
         .enum_values
         .as_ref()
         .is_none_or(|e| e.iter().any(|x| same(x, c)));
+    in_enum && possible_value(decl, c)
+}
+
+/// [`possible`] for a value of the declaration's own enum (in it by construction): its length
+/// and bounds only.
+fn possible_value(decl: &SignalDecl, c: &Constant) -> bool {
     let short = match c {
         Constant::Str(s) => decl.max_length.is_none_or(|m| s.chars().count() <= m),
         _ => true,
     };
-    in_enum && short && within_bounds(decl, c)
+    short && within_bounds(decl, c)
 }
 
-/// What one value-reading leaf costs to decide for one value, and what deciding whether a
-/// value is possible costs: the constants compared.
-fn leaf_cost(leaf: &Leaf) -> usize {
-    match &leaf.operand {
-        Operand::List(list) => list.len().saturating_add(1),
+/// What comparing with `c` costs, in the budget's units: one, and one more for each 64 bytes
+/// of a string (a comparison reads up to the shorter of the two strings; counting a string's
+/// characters reads it whole).
+fn weight(c: &Constant) -> usize {
+    match c {
+        Constant::Str(s) => 1 + s.len() / 64,
         _ => 1,
     }
 }
 
-fn possible_cost(decl: &SignalDecl) -> usize {
+/// What deciding one value-reading leaf for one value costs: its constants compared.
+fn leaf_cost(leaf: &Leaf) -> usize {
+    match &leaf.operand {
+        Operand::One(c) => weight(c),
+        Operand::List(list) => list.iter().map(weight).fold(1, usize::saturating_add),
+        _ => 1,
+    }
+}
+
+/// What [`possible`] costs for a constant of `weight`: the enum scanned, the length counted.
+fn possible_cost(decl: &SignalDecl, weight: usize) -> usize {
     decl.enum_values
         .as_ref()
         .map_or(1, |e| e.len().saturating_add(1))
+        .saturating_mul(weight)
+}
+
+/// What trying every enumerated value of `decl` costs before the leaves: each value's length
+/// and bounds ([`possible_value`]). With the number of values: `None` when it enumerates none.
+fn values_cost(decl: &SignalDecl) -> Option<(usize, usize)> {
+    let values = enumerated(decl)?;
+    Some((
+        values.len(),
+        values.iter().map(weight).fold(0, usize::saturating_add),
+    ))
 }
 
 fn classify_leaf(leaf: &Leaf, decl: &SignalDecl, budget: &Budget) -> Tri {
@@ -316,21 +340,20 @@ fn classify_leaf(leaf: &Leaf, decl: &SignalDecl, budget: &Budget) -> Tri {
         _ => &[],
     };
     // The constants compared below: the operand's against the declared enum.
-    if !budget.spend(leaf_cost(leaf).saturating_mul(possible_cost(decl))) {
+    if !budget.spend(possible_cost(decl, leaf_cost(leaf))) {
         return Tri::Unknown;
     }
     // With an enumerated domain, decide by trying every value.
-    if let Some(count) = enumerated_len(decl)
+    if let Some((count, values_weight)) = values_cost(decl)
+        && let Some(values) = enumerated(decl)
         && leaf.op.reads_value()
     {
-        let each = possible_cost(decl).saturating_add(leaf_cost(leaf));
-        if !budget.spend(count.saturating_mul(each)) {
+        if !budget.spend(values_weight.saturating_add(count.saturating_mul(leaf_cost(leaf)))) {
             return Tri::Unknown;
         }
-        let values = enumerated(decl).unwrap_or_default();
         let results: Vec<bool> = values
             .iter()
-            .filter(|v| possible(decl, v))
+            .filter(|v| possible_value(decl, v))
             .map(|v| leaf_holds(leaf.op, &leaf.operand, v))
             .collect();
         return if results.iter().all(|r| *r) {
@@ -433,12 +456,22 @@ fn conjunction_conflicts(items: &[Cond], signals: &[SignalDecl], budget: &Budget
 }
 
 fn slot_conflicts(leaves: &[&Leaf], decl: &SignalDecl, budget: &Budget) -> bool {
-    // Every value tried against every leaf on the slot, each value's possibility checked.
-    let per_value = leaves
+    // At most: the first equality constant's possibility checked and every leaf decided for it,
+    // or every enumerated value's length and bounds checked and every leaf decided for it.
+    let leaves_cost = leaves
         .iter()
         .map(|l| leaf_cost(l))
-        .fold(possible_cost(decl), usize::saturating_add);
-    if !budget.spend(enumerated_len(decl).unwrap_or(1).saturating_mul(per_value)) {
+        .fold(0, usize::saturating_add);
+    let first_cost = leaves
+        .iter()
+        .map(|l| possible_cost(decl, leaf_cost(l)))
+        .max()
+        .unwrap_or(0)
+        .saturating_add(leaves_cost);
+    let values_cost = values_cost(decl).map_or(0, |(count, weight)| {
+        weight.saturating_add(count.saturating_mul(leaves_cost))
+    });
+    if !budget.spend(first_cost.saturating_add(values_cost)) {
         return false;
     }
     let present = leaves.iter().any(|l| l.op == Op::Present);
@@ -464,7 +497,7 @@ fn slot_conflicts(leaves: &[&Leaf], decl: &SignalDecl, budget: &Budget) -> bool 
     }
     if let Some(values) = enumerated(decl) {
         return !values.iter().any(|v| {
-            possible(decl, v)
+            possible_value(decl, v)
                 && leaves
                     .iter()
                     .filter(|l| l.op.reads_value())
@@ -528,7 +561,8 @@ fn disjunction_exhausts(items: &[Cond], signals: &[SignalDecl], budget: &Budget)
         let Some(decl) = signals.get(slot) else {
             return false;
         };
-        let Some(count) = enumerated_len(decl) else {
+        let (Some((count, values_weight)), Some(values)) = (values_cost(decl), enumerated(decl))
+        else {
             return false;
         };
         // Finding the slot's leaves is a pass over all of them.
@@ -536,19 +570,16 @@ fn disjunction_exhausts(items: &[Cond], signals: &[SignalDecl], budget: &Budget)
             return false;
         }
         let on_slot: Vec<&Leaf> = leaves.iter().copied().filter(|l| l.slot == slot).collect();
-        let per_value = on_slot
+        let leaves_cost = on_slot
             .iter()
             .map(|l| leaf_cost(l))
-            .fold(possible_cost(decl), usize::saturating_add);
-        if !budget.spend(count.saturating_mul(per_value)) {
+            .fold(0, usize::saturating_add);
+        if !budget.spend(values_weight.saturating_add(count.saturating_mul(leaves_cost))) {
             return false;
         }
-        let Some(values) = enumerated(decl) else {
-            return false;
-        };
         values
             .iter()
-            .filter(|v| possible(decl, v))
+            .filter(|v| possible_value(decl, v))
             .all(|v| on_slot.iter().any(|l| leaf_holds(l.op, &l.operand, v)))
     })
 }

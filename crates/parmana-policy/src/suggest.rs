@@ -21,8 +21,9 @@ pub(crate) const POLICY_SUGGESTION_CELLS: usize = 1 << 22;
 /// The candidate closest to `name` by Damerau–Levenshtein distance, when it is close enough to
 /// be a likely typo: at most one edit for names up to four characters, at most a third of the
 /// length beyond. Ties go to the first candidate in order; an exact match is not a suggestion.
-/// Candidates whose length alone puts them out of reach are skipped; each comparison spends
-/// `(name + 1) × (candidate + 1)` of `cells_left`, and none is made once that would run out.
+/// Candidates whose length alone puts them out of reach are skipped, for one cell each; each
+/// comparison spends `(name + 1) × (candidate + 1)` of `cells_left`, and none is made (nor
+/// candidate looked at) once that would run out.
 pub(crate) fn closest<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
@@ -35,6 +36,11 @@ pub(crate) fn closest<'a>(
     let limit = if length <= 4 { 1 } else { length.div_ceil(3) };
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
+        // Looking at a candidate costs a cell, so that a spent budget stops the walk too.
+        let Some(left) = cells_left.checked_sub(1) else {
+            break;
+        };
+        *cells_left = left;
         if candidate == name {
             continue;
         }
@@ -122,13 +128,19 @@ mod tests {
             closest(&far, [declared.as_str()], &mut SUGGESTION_CELLS.clone()),
             None
         );
-        // Candidates whose length alone puts them out of reach cost no cells.
+        // Candidates whose length alone puts them out of reach cost one cell, not a comparison.
         let mut cells = SUGGESTION_CELLS;
         assert_eq!(
             closest("claim_amout", ["a", "claim_amount"], &mut cells),
             Some("claim_amount")
         );
-        assert_eq!(SUGGESTION_CELLS - cells, 12 * 13);
+        assert_eq!(SUGGESTION_CELLS - cells, 1 + 1 + 12 * 13);
+        // With no cell left, not even the lengths are looked at.
+        let mut none = 0;
+        assert_eq!(
+            closest("claim_amout", ["a", "claim_amount"], &mut none),
+            None
+        );
     }
 
     #[test]
@@ -142,8 +154,9 @@ mod tests {
         let mut cells = SUGGESTION_CELLS;
         assert_eq!(closest(&name, candidates(), &mut cells), None);
         assert!(cells < 129 * 129, "{cells} cells left");
-        // With the cells for all thirty, it is found; with none left, nothing is compared.
-        let mut plenty = 30 * 129 * 129;
+        // With the cells for all thirty (and the cell each costs to look at), it is found; with
+        // none left, nothing is compared.
+        let mut plenty = 30 * (129 * 129 + 1);
         assert_eq!(
             closest(&name, candidates(), &mut plenty),
             Some(near.as_str())

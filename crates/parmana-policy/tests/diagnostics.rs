@@ -350,6 +350,28 @@ fn an_analysis_past_its_budget_stops_and_says_so() {
     // always matches, as the last value is left out, and none is shadowed).
     let small = check(&costly_to_analyse(2, 10));
     assert!(small.diagnostics.is_empty(), "{}", small.render());
+    // Long strings cost by their length: 1,000 values of about 2 KB (480 four-byte characters)
+    // sharing a prefix, read by 1,000 `eq` leaves of as long constants (about 4 MB in all):
+    // each leaf compares every value with its constant, gigabytes in all — counted by the
+    // bytes compared, the budget runs out.
+    let value = |i: usize| format!("{}{i:05}", "\u{1F600}".repeat(480));
+    let values: Vec<String> = (0..1_000).map(value).collect();
+    let leaves: Vec<_> = values
+        .iter()
+        .map(|v| json!({"signal": "s", "eq": v}))
+        .collect();
+    let long = serde_json::to_vec(&json!({
+        "schema_version": "2.0.0", "policy_id": "long", "policy_version": "1.0.0",
+        "decisions": ["yes", "no"],
+        "signals": {"s": {"type": "string", "required": true, "enum": values}},
+        "rules": [{"id": "r", "when": {"any": leaves}, "then": {"decision": "yes"}}],
+        "default": {"decision": "no"}
+    }))
+    .unwrap();
+    assert!(long.len() <= limits::MAX_POLICY_BYTES, "{}", long.len());
+    let report = check(&long);
+    let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.code()).collect();
+    assert_eq!(codes, ["policy.analysis_incomplete"]);
 }
 
 #[test]
