@@ -338,18 +338,24 @@ mod sqlite_harness {
 
         fn tamper_storage(&self, tamper: &Tamper) -> bool {
             let raw = self.raw();
+            // Each tamper changes exactly one row: one that matched none would leave the
+            // storage as it was, and a test expecting it intact would pass on nothing.
+            let one =
+                |changed| assert_eq!(changed, 1, "the tamper {tamper:?} changed {changed} rows");
             let as_i64 = |p: &u64| i64::try_from(*p).unwrap();
             match tamper {
                 Tamper::ReplaceRecord { position, bytes } => {
-                    raw.execute(
-                        "UPDATE ledger SET record = ?1 WHERE position = ?2",
-                        rusqlite::params![bytes, as_i64(position)],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE ledger SET record = ?1 WHERE position = ?2",
+                            rusqlite::params![bytes, as_i64(position)],
+                        )
+                        .unwrap());
                 }
                 Tamper::DeleteRecord { position } => {
-                    raw.execute("DELETE FROM ledger WHERE position = ?1", [as_i64(position)])
-                        .unwrap();
+                    one(raw
+                        .execute("DELETE FROM ledger WHERE position = ?1", [as_i64(position)])
+                        .unwrap());
                 }
                 Tamper::SwapRecords { a, b } => {
                     let read = |p: i64| -> (String, Vec<u8>) {
@@ -362,78 +368,83 @@ mod sqlite_harness {
                     };
                     let (ra, rb) = (read(as_i64(a)), read(as_i64(b)));
                     for (position, (execution_id, record)) in [(as_i64(a), rb), (as_i64(b), ra)] {
-                        raw.execute(
+                        one(raw.execute(
                             "UPDATE ledger SET execution_id = ?1, record = ?2 WHERE position = ?3",
                             rusqlite::params![execution_id, record, position],
-                        )
-                        .unwrap();
+                        ).unwrap());
                     }
                 }
                 Tamper::ReplaceAttestation {
                     execution_id,
                     bytes,
                 } => {
-                    raw.execute(
-                        "UPDATE executions SET attestation = ?1 WHERE id = ?2",
-                        rusqlite::params![bytes, execution_id],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE executions SET attestation = ?1 WHERE id = ?2",
+                            rusqlite::params![bytes, execution_id],
+                        )
+                        .unwrap());
                 }
                 Tamper::ResetMarks { to } => {
-                    raw.execute(
-                        "UPDATE high_water_marks SET trust_root = ?1, release_manifest = ?2",
-                        [as_i64(&to.trust_root), as_i64(&to.release_manifest)],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE high_water_marks SET trust_root = ?1, release_manifest = ?2",
+                            [as_i64(&to.trust_root), as_i64(&to.release_manifest)],
+                        )
+                        .unwrap());
                 }
                 Tamper::FileAsExecution {
                     position,
                     execution_id,
                 } => {
-                    raw.execute(
-                        "UPDATE ledger SET kind = 'execution', execution_id = ?1
+                    one(raw
+                        .execute(
+                            "UPDATE ledger SET kind = 'execution', execution_id = ?1
                          WHERE position = ?2",
-                        rusqlite::params![execution_id, as_i64(position)],
-                    )
-                    .unwrap();
+                            rusqlite::params![execution_id, as_i64(position)],
+                        )
+                        .unwrap());
                 }
                 Tamper::FileAsMarks { position } => {
-                    raw.execute(
+                    one(raw.execute(
                         "UPDATE ledger SET kind = 'marks', execution_id = NULL WHERE position = ?1",
                         [as_i64(position)],
-                    )
-                    .unwrap();
+                    ).unwrap());
                 }
                 Tamper::ReplaceCheckpointRoot { size, root } => {
-                    raw.execute(
-                        "UPDATE checkpoints SET root = ?1 WHERE size = ?2",
-                        rusqlite::params![root.to_string(), as_i64(size)],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE checkpoints SET root = ?1 WHERE size = ?2",
+                            rusqlite::params![root.to_string(), as_i64(size)],
+                        )
+                        .unwrap());
                 }
                 Tamper::ReplaceCheckpointNote { size, note } => {
-                    raw.execute(
-                        "UPDATE checkpoints SET note = ?1 WHERE size = ?2",
-                        rusqlite::params![note, as_i64(size)],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE checkpoints SET note = ?1 WHERE size = ?2",
+                            rusqlite::params![note, as_i64(size)],
+                        )
+                        .unwrap());
                 }
                 Tamper::ReplaceClaimedAt {
                     execution_id,
                     claimed_at,
                 } => {
-                    raw.execute(
-                        "UPDATE executions SET claimed_at = ?1 WHERE id = ?2",
-                        rusqlite::params![claimed_at, execution_id],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE executions SET claimed_at = ?1 WHERE id = ?2",
+                            rusqlite::params![claimed_at, execution_id],
+                        )
+                        .unwrap());
                 }
                 Tamper::RenameExecution { execution_id, to } => {
-                    raw.execute(
-                        "UPDATE executions SET id = ?1 WHERE id = ?2",
-                        rusqlite::params![to, execution_id],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE executions SET id = ?1 WHERE id = ?2",
+                            rusqlite::params![to, execution_id],
+                        )
+                        .unwrap());
                 }
                 Tamper::AppendMarks { marks } => {
                     let (position, last): (i64, Vec<u8>) = raw
@@ -444,12 +455,16 @@ mod sqlite_harness {
                         )
                         .unwrap();
                     let next = u64::try_from(position).unwrap() + 1;
-                    raw.execute(
-                        "INSERT INTO ledger (position, kind, execution_id, record)
+                    one(raw
+                        .execute(
+                            "INSERT INTO ledger (position, kind, execution_id, record)
                          VALUES (?1, 'marks', NULL, ?2)",
-                        rusqlite::params![as_i64(&next), chained_marks_record(next, &last, *marks)],
-                    )
-                    .unwrap();
+                            rusqlite::params![
+                                as_i64(&next),
+                                chained_marks_record(next, &last, *marks)
+                            ],
+                        )
+                        .unwrap());
                 }
             }
             true
@@ -635,21 +650,27 @@ mod postgres_harness {
 
         fn tamper_storage(&self, tamper: &Tamper) -> bool {
             let mut raw = self.raw();
+            // Each tamper changes exactly one row: one that matched none would leave the
+            // storage as it was, and a test expecting it intact would pass on nothing.
+            let one =
+                |changed| assert_eq!(changed, 1, "the tamper {tamper:?} changed {changed} rows");
             let as_i64 = |p: &u64| i64::try_from(*p).unwrap();
             match tamper {
                 Tamper::ReplaceRecord { position, bytes } => {
-                    raw.execute(
-                        "UPDATE ledger SET record = $1 WHERE position = $2",
-                        &[bytes, &as_i64(position)],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE ledger SET record = $1 WHERE position = $2",
+                            &[bytes, &as_i64(position)],
+                        )
+                        .unwrap());
                 }
                 Tamper::DeleteRecord { position } => {
-                    raw.execute(
-                        "DELETE FROM ledger WHERE position = $1",
-                        &[&as_i64(position)],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "DELETE FROM ledger WHERE position = $1",
+                            &[&as_i64(position)],
+                        )
+                        .unwrap());
                 }
                 Tamper::SwapRecords { a, b } => {
                     let mut read = |p: i64| -> (String, Vec<u8>) {
@@ -663,78 +684,83 @@ mod postgres_harness {
                     };
                     let (ra, rb) = (read(as_i64(a)), read(as_i64(b)));
                     for (position, (execution_id, record)) in [(as_i64(a), rb), (as_i64(b), ra)] {
-                        raw.execute(
+                        one(raw.execute(
                             "UPDATE ledger SET execution_id = $1, record = $2 WHERE position = $3",
                             &[&execution_id, &record, &position],
-                        )
-                        .unwrap();
+                        ).unwrap());
                     }
                 }
                 Tamper::ReplaceAttestation {
                     execution_id,
                     bytes,
                 } => {
-                    raw.execute(
-                        "UPDATE executions SET attestation = $1 WHERE id = $2",
-                        &[bytes, execution_id],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE executions SET attestation = $1 WHERE id = $2",
+                            &[bytes, execution_id],
+                        )
+                        .unwrap());
                 }
                 Tamper::ResetMarks { to } => {
-                    raw.execute(
-                        "UPDATE high_water_marks SET trust_root = $1, release_manifest = $2",
-                        &[&as_i64(&to.trust_root), &as_i64(&to.release_manifest)],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE high_water_marks SET trust_root = $1, release_manifest = $2",
+                            &[&as_i64(&to.trust_root), &as_i64(&to.release_manifest)],
+                        )
+                        .unwrap());
                 }
                 Tamper::FileAsExecution {
                     position,
                     execution_id,
                 } => {
-                    raw.execute(
-                        "UPDATE ledger SET kind = 'execution', execution_id = $1
+                    one(raw
+                        .execute(
+                            "UPDATE ledger SET kind = 'execution', execution_id = $1
                          WHERE position = $2",
-                        &[execution_id, &as_i64(position)],
-                    )
-                    .unwrap();
+                            &[execution_id, &as_i64(position)],
+                        )
+                        .unwrap());
                 }
                 Tamper::FileAsMarks { position } => {
-                    raw.execute(
+                    one(raw.execute(
                         "UPDATE ledger SET kind = 'marks', execution_id = NULL WHERE position = $1",
                         &[&as_i64(position)],
-                    )
-                    .unwrap();
+                    ).unwrap());
                 }
                 Tamper::ReplaceCheckpointRoot { size, root } => {
-                    raw.execute(
-                        "UPDATE checkpoints SET root = $1 WHERE size = $2",
-                        &[&root.to_string(), &as_i64(size)],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE checkpoints SET root = $1 WHERE size = $2",
+                            &[&root.to_string(), &as_i64(size)],
+                        )
+                        .unwrap());
                 }
                 Tamper::ReplaceCheckpointNote { size, note } => {
-                    raw.execute(
-                        "UPDATE checkpoints SET note = $1 WHERE size = $2",
-                        &[note, &as_i64(size)],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE checkpoints SET note = $1 WHERE size = $2",
+                            &[note, &as_i64(size)],
+                        )
+                        .unwrap());
                 }
                 Tamper::ReplaceClaimedAt {
                     execution_id,
                     claimed_at,
                 } => {
-                    raw.execute(
-                        "UPDATE executions SET claimed_at = $1 WHERE id = $2",
-                        &[claimed_at, execution_id],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE executions SET claimed_at = $1 WHERE id = $2",
+                            &[claimed_at, execution_id],
+                        )
+                        .unwrap());
                 }
                 Tamper::RenameExecution { execution_id, to } => {
-                    raw.execute(
-                        "UPDATE executions SET id = $1 WHERE id = $2",
-                        &[to, execution_id],
-                    )
-                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE executions SET id = $1 WHERE id = $2",
+                            &[to, execution_id],
+                        )
+                        .unwrap());
                 }
                 Tamper::AppendMarks { marks } => {
                     let row = raw
@@ -746,17 +772,19 @@ mod postgres_harness {
                     let (position, last): (i64, Vec<u8>) = (row.get(0), row.get(1));
                     let next = u64::try_from(position).unwrap() + 1;
                     let record = chained_marks_record(next, &last, *marks);
-                    raw.execute(
-                        "INSERT INTO ledger (position, kind, execution_id, record)
+                    one(raw
+                        .execute(
+                            "INSERT INTO ledger (position, kind, execution_id, record)
                          VALUES ($1, 'marks', NULL, $2)",
-                        &[&as_i64(&next), &record],
-                    )
-                    .unwrap();
-                    raw.execute(
-                        "UPDATE ledger_head SET next_position = $1, previous = $2",
-                        &[&as_i64(&(next + 1)), &Digest::of(&record).to_string()],
-                    )
-                    .unwrap();
+                            &[&as_i64(&next), &record],
+                        )
+                        .unwrap());
+                    one(raw
+                        .execute(
+                            "UPDATE ledger_head SET next_position = $1, previous = $2",
+                            &[&as_i64(&(next + 1)), &Digest::of(&record).to_string()],
+                        )
+                        .unwrap());
                 }
             }
             true
