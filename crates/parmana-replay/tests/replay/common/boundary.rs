@@ -593,10 +593,18 @@ pub(crate) fn rollback_check_and_claim_do_not_interleave(h: &dyn Harness) {
         return; // the memory store: one mutex, nothing to interleave with
     };
     let outcome = std::thread::scope(|scope| {
-        let claimer = scope.spawn(|| store.claim(&id("old"), &claim_for("old"), v(1, 1)));
-        // Long enough for the claim to reach the store and wait on the raise; a claim that
-        // arrives later sees the raise committed, which must refuse it all the same.
-        std::thread::sleep(Duration::from_millis(300));
+        let (done, finished) = std::sync::mpsc::channel();
+        let claimer = scope.spawn(move || {
+            let outcome = store.claim(&id("old"), &claim_for("old"), v(1, 1));
+            done.send(()).unwrap();
+            outcome
+        });
+        // The claim cannot be decided while the raise is held, however long this waits: one
+        // decided beside it (under the marks before it) would return now.
+        assert!(
+            finished.recv_timeout(Duration::from_millis(300)).is_err(),
+            "a claim was decided beside a raise being committed"
+        );
         held.commit();
         claimer.join().unwrap()
     });
