@@ -140,7 +140,23 @@ fn check(served: &Served, token: &str, case: &Value) {
     );
     // c-2-5-1 / c-2-5-2: the identifier given comes back; none given, the answer is still one.
     assert_eq!(reply.header("x-request-id"), request_id, "{scenario}");
+    // c-2-6: the same request again, the same answer — a refusal too.
+    let again = exchange(served, "POST", route, &headers, body.as_bytes());
+    assert_eq!(
+        (again.status, &again.text),
+        (reply.status, &reply.text),
+        "{scenario}"
+    );
     if reply.status != 200 {
+        // A refusal carries this server's stable code.
+        if let Some(code) = case.get("code") {
+            assert_eq!(
+                reply.code(),
+                code.as_str().unwrap(),
+                "{scenario}: {}",
+                reply.text
+            );
+        }
         return;
     }
     let answer = reply.json();
@@ -158,9 +174,6 @@ fn check(served: &Served, token: &str, case: &Value) {
         }
         assert!(answer.get("decision").is_none(), "{scenario}: {answer}");
     }
-    // c-2-6: the same request again, the same answer.
-    let again = exchange(served, "POST", route, &headers, body.as_bytes());
-    assert_eq!(again.text, reply.text, "{scenario}");
 }
 
 #[test]
