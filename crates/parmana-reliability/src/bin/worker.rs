@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! parmana-reliability-worker crash ENV_ROOT SQLITE_PATH FIRST_INDEX [COUNT]
-//! parmana-reliability-worker race ENV_ROOT TARGET CONTENDER COUNT START_FILE THREADS
+//! parmana-reliability-worker race ENV_ROOT TARGET CONTENDER COUNT START_FILE THREADS PAUSE_AT
 //! ```
 //!
 //! `crash` executes `crash-<n>` for n = FIRST_INDEX, FIRST_INDEX+1, … until killed (or COUNT
@@ -10,7 +10,8 @@
 //! returned it (acknowledged), `REFUSED <id> <code> <class>` otherwise.
 //! `race` waits for START_FILE to exist, then submits every race id once from each of THREADS
 //! threads (contenders CONTENDER*THREADS …) and prints `WON <id> <digest of attestation>` for
-//! each win and a final `DONE won=… replay=… other=…`.
+//! each win and a final `DONE won=… replay=… other=…`; after PAUSE_AT ids its threads stop
+//! and write `START_FILE.half.CONTENDER` until `START_FILE.resume` exists (a mid-race checkpoint).
 
 use std::io::Write;
 use std::path::Path;
@@ -91,6 +92,20 @@ fn crash(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Every thread of the process stops here; the first says so in `half_file` and they all wait
+/// for `resume_file` (at most two minutes: a watcher that never answers does not hang the race).
+fn pause_midway(midway: &std::sync::Barrier, leader: bool, half_file: &str, resume_file: &str) {
+    midway.wait();
+    if leader {
+        let _ = std::fs::write(half_file, b"half");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !Path::new(resume_file).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    midway.wait();
+}
+
 fn race(args: &[String]) -> Result<(), String> {
     let root = arg(args, 0, "ENV_ROOT")?;
     let target = arg(args, 1, "TARGET")?;
@@ -98,6 +113,13 @@ fn race(args: &[String]) -> Result<(), String> {
     let count = number(args, 3, "COUNT")?;
     let start_file = arg(args, 4, "START_FILE")?;
     let threads = number(args, 5, "THREADS")?.max(1);
+    // After PAUSE_AT ids, the threads stop, say so (`START_FILE.half.CONTENDER`) and wait for
+    // `START_FILE.resume`: the race's watcher takes a checkpoint then, mid-race for certain
+    // (the watcher chooses PAUSE_AT so that the ids tried by then are fewer than all of them).
+    let pause_at = number(args, 6, "PAUSE_AT")?;
+    let half_file = format!("{start_file}.half.{contender}");
+    let resume_file = format!("{start_file}.resume");
+    let midway = std::sync::Barrier::new(usize::try_from(threads).map_err(|e| e.to_string())?);
     let environment = load(root)?;
     let signer = attestation_signer(Path::new(root)).map_err(|e| e.to_string())?;
     let pool = usize::try_from(threads).map_err(|e| e.to_string())?;
@@ -117,8 +139,12 @@ fn race(args: &[String]) -> Result<(), String> {
             let contender = contender * threads + thread;
             let (environment, signer, store, clock) = (&environment, &signer, &store, &clock);
             let (won, replay, other, lines) = (&won, &replay, &other, &lines);
+            let (midway, half_file, resume_file) = (&midway, &half_file, &resume_file);
             scope.spawn(move || {
                 for k in 0..count {
+                    if k == pause_at {
+                        pause_midway(midway, thread == 0, half_file, resume_file);
+                    }
                     let index = race_order(k, contender, count);
                     let execution_id = parmana_reliability::race_id(index);
                     let line = match race_request(index, contender).and_then(|request| {

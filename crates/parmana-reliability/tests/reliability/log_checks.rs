@@ -37,6 +37,22 @@ impl LogWatch {
         self.checkpoints.len()
     }
 
+    /// Asserts that some checkpoint was taken while the log grew: its size above zero and
+    /// below the last one's, so that the consistency of a checkpoint taken mid-race with every
+    /// later one was checked, not only that of the empty log with the final one.
+    pub(crate) fn assert_one_taken_midway(&self, label: &str) {
+        let sizes: Vec<u64> = self
+            .checkpoints
+            .iter()
+            .map(|c| c.checkpoint().size())
+            .collect();
+        let last = sizes.last().copied().unwrap_or(0);
+        assert!(
+            sizes.iter().any(|size| *size > 0 && *size < last),
+            "{label}: no checkpoint taken while the log grew (sizes {sizes:?})"
+        );
+    }
+
     /// Takes a signed checkpoint of `store`'s log now (`sign_log_checkpoint`) and checks it:
     ///
     /// - no entry lost or changed: the log still holds every entry seen before, byte for byte,

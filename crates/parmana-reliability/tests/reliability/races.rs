@@ -127,25 +127,45 @@ fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
     let outcome = std::sync::Mutex::new(Outcome::default());
     let barrier = std::sync::Barrier::new(THREADS as usize);
     let finished = std::sync::atomic::AtomicU64::new(0);
+    // Once every contender together has tried at most half the ids, each stops until the
+    // watcher has taken a checkpoint: one taken mid-race for certain (the log partly written),
+    // beside those taken while they run.
+    let paused = std::sync::atomic::AtomicU64::new(0);
+    let resume = std::sync::atomic::AtomicBool::new(false);
     let mut log = LogWatch::default();
     std::thread::scope(|scope| {
         // Checkpoints while the contenders run, each checked against every earlier one.
         let (watch, finished_ref, environment_ref) = (&mut log, &finished, &environment);
+        let (paused_ref, resume_ref) = (&paused, &resume);
         scope.spawn(move || {
-            while finished_ref.load(std::sync::atomic::Ordering::SeqCst) < THREADS {
+            use std::sync::atomic::Ordering::SeqCst;
+            while finished_ref.load(SeqCst) < THREADS {
                 watch.check(label, store, environment_ref);
+                if !resume_ref.load(SeqCst) && paused_ref.load(SeqCst) == THREADS {
+                    watch.check(label, store, environment_ref);
+                    resume_ref.store(true, SeqCst);
+                }
                 std::thread::sleep(CHECKPOINT_EVERY);
             }
         });
         for contender in 0..THREADS {
             let (environment, signer, clock, outcome, barrier, finished) =
                 (&environment, &signer, &clock, &outcome, &barrier, &finished);
+            let (paused, resume) = (&paused, &resume);
             scope.spawn(move || {
+                use std::sync::atomic::Ordering::SeqCst;
                 let _finished = Finished(finished);
                 let mut mine = Outcome::default();
                 barrier.wait();
                 let groups = THREADS / per_id;
                 for k in 0..IDS {
+                    if k == IDS / (2 * THREADS) {
+                        paused.fetch_add(1, SeqCst);
+                        // (A contender that ended before this point panicked: no one waits.)
+                        while !resume.load(SeqCst) && finished.load(SeqCst) == 0 {
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                    }
                     let index = race_order(k, contender, IDS);
                     if index % groups != contender % groups {
                         continue;
@@ -175,10 +195,7 @@ fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
     check_outcome(label, &outcome, per_id, store, &environment);
     log.check(label, store, &environment);
     eprintln!("{label}: {} checkpoints checked", log.checkpoints());
-    assert!(
-        log.checkpoints() >= 2,
-        "{label}: a checkpoint during the race"
-    );
+    log.assert_one_taken_midway(label);
     eprintln!("{label}: {:.1} s", started.elapsed().as_secs_f64());
 }
 
@@ -201,6 +218,9 @@ fn race_processes(label: &str, target: &str, threads_per_process: u64) {
                 .arg(IDS.to_string())
                 .arg(&start_file)
                 .arg(threads_per_process.to_string())
+                // Where they stop for the mid-race checkpoint: by then, every contender
+                // together has tried at most half the ids, so the log is partly written.
+                .arg((IDS / (2 * PROCESSES * threads_per_process)).to_string())
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -225,10 +245,19 @@ fn race_processes(label: &str, target: &str, threads_per_process: u64) {
         .collect();
     let watched = open_target(target, 1).unwrap();
     let mut log = LogWatch::default();
+    let half = |contender: u64| fixture.root().join(format!("start.half.{contender}"));
+    let mut resumed = false;
     while readers.iter().any(|reader| !reader.is_finished()) {
         log.check(label, watched.as_ref(), &environment);
+        // Every worker stopped midway: a checkpoint now is one taken mid-race for certain.
+        if !resumed && (0..PROCESSES).all(|contender| half(contender).exists()) {
+            log.check(label, watched.as_ref(), &environment);
+            std::fs::write(fixture.root().join("start.resume"), b"go").unwrap();
+            resumed = true;
+        }
         std::thread::sleep(CHECKPOINT_EVERY);
     }
+    assert!(resumed, "{label}: the workers never stopped midway");
     let mut outcome = Outcome::default();
     for reader in readers {
         let (success, text) = reader.join().unwrap();
@@ -259,10 +288,7 @@ fn race_processes(label: &str, target: &str, threads_per_process: u64) {
     );
     log.check(label, store.as_ref(), &environment);
     eprintln!("{label}: {} checkpoints checked", log.checkpoints());
-    assert!(
-        log.checkpoints() >= 2,
-        "{label}: a checkpoint during the race"
-    );
+    log.assert_one_taken_midway(label);
     eprintln!("{label}: {:.1} s", started.elapsed().as_secs_f64());
 }
 
