@@ -568,6 +568,13 @@ async fn watch_signals(signals: Signals, state: Arc<AppState>, handle: Handle<So
             _ = interrupt.recv() => break,
         }
     }
+    start_draining(&state);
+    handle.graceful_shutdown(Some(state.limits.shutdown_grace));
+}
+
+/// What SIGTERM and SIGINT do before the listener closes: `/readyz` and the ready gauge turn to
+/// not ready (`draining`), and the log says so.
+pub(crate) fn start_draining(state: &AppState) {
     state.draining.store(true, Ordering::SeqCst);
     std::sync::atomic::fence(Ordering::SeqCst);
     state.metrics.set_ready(false);
@@ -576,7 +583,6 @@ async fn watch_signals(signals: Signals, state: Arc<AppState>, handle: Handle<So
         grace_ms = u64::try_from(state.limits.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
         "draining: no new connections; requests in flight finish"
     );
-    handle.graceful_shutdown(Some(state.limits.shutdown_grace));
 }
 
 /// Reloads the environment from disk (SIGHUP or `POST /v1/admin/reload`); on refusal the old

@@ -221,8 +221,9 @@ fn readyz_is_200_only_when_started_not_draining_unexpired_and_the_store_answers(
     let raised: Arc<dyn ReplayStore> = memory();
     let behind = started(state_over(&fixture, Arc::clone(&raised), &clock));
     raised.accept_versions(99, 1).unwrap();
+    // What a signal does (before the listener closes).
     let draining = |state: Arc<AppState>| {
-        state.draining.store(true, Ordering::SeqCst);
+        crate::lifecycle::start_draining(&state);
         state
     };
     // Its TLS certificate expired while it served (the clock reads NOW).

@@ -333,6 +333,20 @@ fn shutdown_on(signal: &str) {
         said
     });
     assert!(waiting, "{signal}: {}", served.stderr());
+    // Draining: said so, and no new connection is taken while the execution still runs (a load
+    // balancer's next probe is refused).
+    assert!(
+        served
+            .stderr()
+            .contains("draining: no new connections; requests in flight finish"),
+        "{signal}: {}",
+        served.stderr()
+    );
+    let address = served.base.trim_start_matches("http://").to_owned();
+    assert!(
+        std::net::TcpStream::connect(&address).is_err(),
+        "{signal}: a connection was taken while draining"
+    );
     drop(held);
     assert_eq!(served.wait(), Some(0), "{}", served.stderr());
     // The execution completed, and the final pass sequenced it: nothing waits for a restart.
