@@ -45,7 +45,8 @@ pub(crate) fn closest<'a>(
             continue;
         }
         // The distance is at least the difference in length.
-        let candidate_length = candidate.chars().count();
+        // (Counted no further than reach: a long name is not read whole.)
+        let candidate_length = candidate.chars().take(length + limit + 1).count();
         if candidate_length.abs_diff(length) > limit {
             continue;
         }

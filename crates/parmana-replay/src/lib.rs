@@ -118,10 +118,11 @@ pub const PENDING_PAGE: usize = 256;
 /// refused by its length before it is read.
 pub const MAX_STORED_EXECUTION_BYTES: i64 = MAX_SEQUENCE_BATCH_BYTES;
 
-/// The most bytes — records, recorded inputs and attestations together — one page of
-/// [`ReplayStore::ledger_rows`] holds (at least one row, however large): a writer of the store
-/// who filled every execution to its bound still costs a reader catching up at most this much
-/// memory at a time, not a page's count times the bound.
+/// The bytes — records, recorded inputs and attestations together — after which a page of
+/// [`ReplayStore::ledger_rows`] takes no further row (so a page holds at most this much and one
+/// row more; at least one row, however large): a writer of the store who filled every execution
+/// to its bound still costs a reader catching up a bounded read at a time, not a page's count
+/// times the bound.
 pub const MAX_LEDGER_PAGE_BYTES: i64 = MAX_SEQUENCE_BATCH_BYTES;
 
 /// The columns a stored checkpoint is read from — its size, root and note — each bounded by its
@@ -294,8 +295,9 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// The first `max` ledger records at positions `from` or later, in position order, each with
     /// the execution it names as the store holds it now (as in
     /// [`ledger_snapshot`](ReplayStore::ledger_snapshot)): in an intact ledger, the records at
-    /// `from`, `from + 1`, …; fewer when their bytes (records, recorded inputs, attestations)
-    /// pass [`MAX_LEDGER_PAGE_BYTES`], but at least one when the store holds one; empty when it
+    /// `from`, `from + 1`, …; fewer once the bytes of those before (records, recorded inputs,
+    /// attestations) reach [`MAX_LEDGER_PAGE_BYTES`], but at least one when the store holds
+    /// one; empty when it
     /// holds none from `from` on — so a reader pages on until a page is empty, not short. What a
     /// reader that holds the log up to `from` reads to catch up ([`LedgerLog::catch_up`]) instead
     /// of the whole ledger; the reader checks each record's position and chain.

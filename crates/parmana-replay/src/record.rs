@@ -294,9 +294,12 @@ pub(crate) fn bounded_ledger_columns() -> String {
 /// SQLite and `$` for PostgreSQL.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn ledger_page_query(placeholder: char) -> String {
-    let size = "coalesce(octet_length(l.record), 0) \
-                + coalesce(octet_length(e.attestation_inputs), 0) \
-                + coalesce(octet_length(e.attestation), 0)";
+    // Each length as a 64-bit integer: PostgreSQL's are 32-bit, and two values of a writer's
+    // near the largest a column holds would overflow their sum (an error, not a refusal); the
+    // running sum cast back to one (PostgreSQL sums 64-bit integers as `numeric`).
+    let size = "coalesce(CAST(octet_length(l.record) AS BIGINT), 0) \
+                + coalesce(CAST(octet_length(e.attestation_inputs) AS BIGINT), 0) \
+                + coalesce(CAST(octet_length(e.attestation) AS BIGINT), 0)";
     format!(
         "WITH page AS (
            SELECT l.position AS position, {size} AS size
@@ -304,7 +307,8 @@ pub(crate) fn ledger_page_query(placeholder: char) -> String {
            WHERE l.position >= {placeholder}1 ORDER BY l.position LIMIT {placeholder}2),
          kept AS (
            SELECT position FROM (
-             SELECT position, size, sum(size) OVER (ORDER BY position) AS through FROM page
+             SELECT position, size,
+                    CAST(sum(size) OVER (ORDER BY position) AS BIGINT) AS through FROM page
            ) sized
            WHERE through - size < {placeholder}3)
          SELECT {} FROM kept JOIN ledger l ON l.position = kept.position

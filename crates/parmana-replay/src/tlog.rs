@@ -252,7 +252,7 @@ mod tests {
     use super::*;
     use crate::{AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, sequence_all};
 
-    /// A catch-up reads batch after batch until one comes back short: from an empty log, with
+    /// A catch-up reads batch after batch until one comes back empty: from an empty log, with
     /// batches of 1, 2, 3 and more than the ledger, it ends at the log read whole.
     #[test]
     fn a_catch_up_reads_batch_after_batch() {

@@ -596,16 +596,23 @@ pub(crate) fn recover_each_with(
     check_not_older_than_store(replay_store, environment)?;
     let mut counts = RecoveryCounts::default();
     let mut after: Option<ExecutionId> = None;
+    // The id each page ended with (one per page of PENDING_PAGE ids).
+    let mut page_ends: std::collections::HashSet<ExecutionId> = std::collections::HashSet::new();
     loop {
         let page = replay_store.pending_after(after.as_ref(), PENDING_PAGE)?;
-        // A page must move on: one holding the id it was to follow (a store that ignores
-        // `after`) would have recovery go round the same ids for ever.
+        // A page must move on: one holding the id it was to follow, or ending where an earlier
+        // one ended (a store that ignores `after`, or goes round between pages), would have
+        // recovery go round the same ids for ever.
+        let repeated = page
+            .last()
+            .is_some_and(|last| page.len() == PENDING_PAGE && !page_ends.insert(last.clone()));
         if let Some(after) = &after
-            && page.contains(after)
+            && (page.contains(after) || repeated)
         {
             return Err(parmana_replay::ReplayError::Corrupt {
                 message: format!(
-                    "the store listed the claimed id {:?} again after it",
+                    "the store's pages of claimed ids do not move on (after {:?}, it listed ids \
+                     it had listed before)",
                     after.as_str()
                 ),
             }

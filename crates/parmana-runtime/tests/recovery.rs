@@ -472,9 +472,10 @@ fn recovery_pages_through_the_claimed_ids_and_hands_each_out_at_once() {
     assert_eq!(store.pending().unwrap(), vec![forged]);
 }
 
-/// A store whose pages of pending ids ignore where the last one ended (a buggy or hostile one).
+/// A store whose pages of pending ids ignore where the last one ended, or (`wraps`) start again
+/// from the first once they reach the end (a buggy or hostile one).
 #[derive(Debug)]
-struct IgnoresAfter(MemoryReplayStore);
+struct IgnoresAfter(MemoryReplayStore, bool);
 
 impl ReplayStore for IgnoresAfter {
     fn claim(
@@ -494,35 +495,47 @@ impl ReplayStore for IgnoresAfter {
     }
     fn pending_after(
         &self,
-        _after: Option<&ExecutionId>,
+        after: Option<&ExecutionId>,
         limit: usize,
     ) -> Result<Vec<ExecutionId>, parmana_runtime::replay::ReplayError> {
-        self.0.pending_after(None, limit)
+        if !self.1 {
+            return self.0.pending_after(None, limit);
+        }
+        match self.0.pending_after(after, limit)? {
+            page if page.is_empty() => self.0.pending_after(None, limit),
+            page => Ok(page),
+        }
     }
     parmana_testkit::forward_store_reads!(@all_but_pending 0);
 }
 
 #[test]
 fn recovery_refuses_a_store_whose_pages_do_not_move_on() {
-    // A full page of ids that cannot be completed (no runtime recorded them), listed again
-    // whatever id the next page is to follow: recovery stops with store_corrupt instead of
-    // going round them for ever.
+    // Full pages of ids that cannot be completed (no runtime recorded them), listed again
+    // whatever id the next page is to follow, or again from the first once the last is
+    // reached: recovery stops with store_corrupt instead of going round them for ever.
     use parmana_runtime::replay::PENDING_PAGE;
     let fixture = Fixture::new();
-    let store = IgnoresAfter(MemoryReplayStore::new());
     let environment = fixture.environment();
-    for i in 0..PENDING_PAGE {
-        let id = ExecutionId::parse(&format!("forged-{i:04}")).unwrap();
-        let claim = ClaimRecord::new(
-            Digest::of(b"forged"),
-            b"{}".to_vec(),
-            parmana_runtime::Clock::now(&clock()),
-        );
+    for wraps in [false, true] {
+        let store = IgnoresAfter(MemoryReplayStore::new(), wraps);
+        for i in 0..2 * PENDING_PAGE {
+            let id = ExecutionId::parse(&format!("forged-{i:04}")).unwrap();
+            let claim = ClaimRecord::new(
+                Digest::of(b"forged"),
+                b"{}".to_vec(),
+                parmana_runtime::Clock::now(&clock()),
+            );
+            assert_eq!(
+                store.claim(&id, &claim, under(&environment)).unwrap(),
+                ClaimOutcome::Claimed
+            );
+        }
+        let refused = recover(&store, &fixture.key("attestation"), &environment).unwrap_err();
         assert_eq!(
-            store.claim(&id, &claim, under(&environment)).unwrap(),
-            ClaimOutcome::Claimed
+            refused.code(),
+            "replay.store_corrupt",
+            "wraps {wraps}: {refused}"
         );
     }
-    let refused = recover(&store, &fixture.key("attestation"), &environment).unwrap_err();
-    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
 }

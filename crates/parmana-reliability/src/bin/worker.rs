@@ -92,18 +92,44 @@ fn crash(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Every thread of the process stops here; the first says so in `half_file` and they all wait
-/// for `resume_file` (at most two minutes: a watcher that never answers does not hang the race).
-fn pause_midway(midway: &std::sync::Barrier, leader: bool, half_file: &str, resume_file: &str) {
-    midway.wait();
-    if leader {
-        let _ = std::fs::write(half_file, b"half");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !Path::new(resume_file).exists() && Instant::now() < deadline {
+/// Where a race's threads meet midway: how many arrived, whether the leader let them go, and
+/// whether any thread ended (a panic before the meeting: then no one waits for it).
+#[derive(Default)]
+struct Midway {
+    arrived: AtomicU64,
+    go: std::sync::atomic::AtomicBool,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+/// Marks the meeting as one no thread waits at any more once its thread ends, by a panic too.
+struct EndsMidway<'a>(&'a Midway);
+
+impl Drop for EndsMidway<'_> {
+    fn drop(&mut self) {
+        self.0.ended.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Every thread of the process stops here; the leader, once all arrived, says so in
+/// `half_file`, waits for `resume_file` and lets them go. Nothing waits more than two minutes,
+/// nor once a thread ended: a watcher that never answers, or a thread that panicked, does not
+/// hang the race.
+fn pause_midway(midway: &Midway, threads: u64, leader: bool, half_file: &str, resume_file: &str) {
+    midway.arrived.fetch_add(1, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let wait_for = |done: &dyn Fn() -> bool| {
+        while !done() && !midway.ended.load(Ordering::SeqCst) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
+    };
+    if leader {
+        wait_for(&|| midway.arrived.load(Ordering::SeqCst) >= threads);
+        let _ = std::fs::write(half_file, b"half");
+        wait_for(&|| Path::new(resume_file).exists());
+        midway.go.store(true, Ordering::SeqCst);
+    } else {
+        wait_for(&|| midway.go.load(Ordering::SeqCst));
     }
-    midway.wait();
 }
 
 fn race(args: &[String]) -> Result<(), String> {
@@ -119,7 +145,7 @@ fn race(args: &[String]) -> Result<(), String> {
     let pause_at = number(args, 6, "PAUSE_AT")?;
     let half_file = format!("{start_file}.half.{contender}");
     let resume_file = format!("{start_file}.resume");
-    let midway = std::sync::Barrier::new(usize::try_from(threads).map_err(|e| e.to_string())?);
+    let midway = Midway::default();
     let environment = load(root)?;
     let signer = attestation_signer(Path::new(root)).map_err(|e| e.to_string())?;
     let pool = usize::try_from(threads).map_err(|e| e.to_string())?;
@@ -141,9 +167,10 @@ fn race(args: &[String]) -> Result<(), String> {
             let (won, replay, other, lines) = (&won, &replay, &other, &lines);
             let (midway, half_file, resume_file) = (&midway, &half_file, &resume_file);
             scope.spawn(move || {
+                let _ends = EndsMidway(midway);
                 for k in 0..count {
                     if k == pause_at {
-                        pause_midway(midway, thread == 0, half_file, resume_file);
+                        pause_midway(midway, threads, thread == 0, half_file, resume_file);
                     }
                     let index = race_order(k, contender, count);
                     let execution_id = parmana_reliability::race_id(index);

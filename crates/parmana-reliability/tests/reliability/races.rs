@@ -26,6 +26,16 @@ impl Drop for Finished<'_> {
     }
 }
 
+/// Lets the paused contenders go when the watcher ends, even by a panic (so that a failed check
+/// is reported rather than waited on).
+struct Resumes<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Resumes<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The pause between two checkpoints taken while a race runs.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -139,6 +149,8 @@ fn race_threads(label: &str, store: &dyn ReplayStore, per_id: u64) {
         let (paused_ref, resume_ref) = (&paused, &resume);
         scope.spawn(move || {
             use std::sync::atomic::Ordering::SeqCst;
+            // However the watcher ends (a failed check panics), the contenders go on.
+            let _resume = Resumes(resume_ref);
             while finished_ref.load(SeqCst) < THREADS {
                 watch.check(label, store, environment_ref);
                 if !resume_ref.load(SeqCst) && paused_ref.load(SeqCst) == THREADS {
