@@ -174,7 +174,8 @@ pub(crate) struct HealthBody {
 pub(crate) struct DocumentStatus {
     /// Its version.
     pub(crate) version: u64,
-    /// The `sha256:` digest of its canonical bytes.
+    /// The `sha256:` digest of the canonical bytes of its `signed` member (what attestations
+    /// record of it).
     pub(crate) digest: String,
     /// When it expires.
     pub(crate) expires: String,

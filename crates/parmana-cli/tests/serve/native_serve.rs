@@ -152,6 +152,31 @@ fn every_route_answers_with_the_documented_status_and_scope() {
             .text
             .contains("parmana_http_request_duration_seconds_bucket")
     );
+    // The status says what is in force: the documents' digests (of their `signed` members'
+    // canonical bytes, as attestations record them), the released policies, the store,
+    // readiness, the runtime's version.
+    let status = served.get("/v1/status", Some("reader")).json();
+    for (member, file) in [
+        ("trust_root", "trust/trust-root.json"),
+        ("release_manifest", "release-manifest.json"),
+    ] {
+        let document: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(env.root().join(file)).unwrap()).unwrap();
+        let signed = parmana_runtime::canon::canonicalize_value(&document["signed"]).unwrap();
+        let digest = parmana_runtime::canon::Digest::of(&signed).to_string();
+        assert_eq!(status[member]["digest"], digest, "{member}: {status}");
+    }
+    assert_eq!(status["store"], "memory", "{status}");
+    assert_eq!(status["ready"], true, "{status}");
+    assert_eq!(status["runtime_version"], env!("CARGO_PKG_VERSION"), "{status}");
+    assert!(
+        status["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "claims-approval@1.0.0"),
+        "{status}"
+    );
     // Every family the harness knows is one the server writes (reloads: in the reload test).
     let families: Vec<&str> = crate::harness::METRIC_FAMILIES
         .into_iter()
