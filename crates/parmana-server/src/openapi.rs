@@ -261,7 +261,7 @@ pub(crate) fn rendered() -> Result<&'static Bytes, &'static CanonError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     /// The methods an OpenAPI path item may hold.
     const METHODS: [&str; 8] = [
@@ -289,6 +289,84 @@ mod tests {
             }
         }
         routes
+    }
+
+    /// The scope column of `docs/server.md`'s route table, for each `METHOD /path`: the scope a
+    /// route needs (the first quoted scope name of the cell; `None` for "none"), and whether it
+    /// may also be called without a token (the cell says "none").
+    fn documented_scopes(markdown: &str) -> BTreeMap<String, (Option<String>, bool)> {
+        const SCOPES: [&str; 5] = ["execute", "evaluate", "read", "verify", "admin"];
+        let table = markdown
+            .split_once("| route | scope | what |")
+            .map(|(_, rest)| rest)
+            .expect("docs/server.md has the route table");
+        let mut scopes = BTreeMap::new();
+        for line in table.lines().skip(2) {
+            let Some(row) = line.strip_prefix('|') else {
+                break;
+            };
+            let mut cells = row.split('|');
+            let (routes, scope) = (
+                cells.next().unwrap_or_default(),
+                cells.next().unwrap_or_default(),
+            );
+            let named = scope
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .find(|word| SCOPES.contains(word))
+                .map(str::to_owned);
+            let open = scope.split_whitespace().any(|word| word == "none");
+            for quoted in routes.split('`').skip(1).step_by(2) {
+                scopes.insert(quoted.to_owned(), (named.clone(), open));
+            }
+        }
+        scopes
+    }
+
+    /// The same of the generated document: each operation's bearer scope, and whether one of its
+    /// security requirements is empty (or it has none: no token needed).
+    fn openapi_scopes() -> BTreeMap<String, (Option<String>, bool)> {
+        let document = serde_json::to_value(super::document()).unwrap();
+        let mut scopes = BTreeMap::new();
+        for route in openapi_routes() {
+            let (method, path) = route.split_once(' ').unwrap();
+            let security = &document["paths"][path][method.to_ascii_lowercase()]["security"];
+            let requirements = security.as_array().cloned().unwrap_or_default();
+            let named = requirements
+                .iter()
+                .find_map(|r| r["bearer"].as_array()?.first()?.as_str().map(str::to_owned));
+            let open = requirements.is_empty()
+                || requirements
+                    .iter()
+                    .any(|r| r.as_object().is_some_and(serde_json::Map::is_empty));
+            scopes.insert(route, (named, open));
+        }
+        scopes
+    }
+
+    #[test]
+    fn the_docs_scope_column_is_the_openapi_security() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/server.md");
+        let documented = documented_scopes(&std::fs::read_to_string(path).unwrap());
+        let generated = openapi_scopes();
+        assert_eq!(documented, generated);
+        // Both sides say something: scoped routes and open ones.
+        assert!(
+            generated
+                .values()
+                .any(|(scope, _)| scope.as_deref() == Some("admin"))
+        );
+        assert!(
+            generated
+                .values()
+                .any(|(scope, open)| scope.is_none() && *open)
+        );
+        assert!(
+            generated
+                .values()
+                .any(|(scope, open)| scope.is_some() && *open)
+        );
     }
 
     /// Every `METHOD /path` of the generated document.

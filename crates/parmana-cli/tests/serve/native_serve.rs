@@ -168,7 +168,11 @@ fn every_route_answers_with_the_documented_status_and_scope() {
     }
     assert_eq!(status["store"], "memory", "{status}");
     assert_eq!(status["ready"], true, "{status}");
-    assert_eq!(status["runtime_version"], env!("CARGO_PKG_VERSION"), "{status}");
+    assert_eq!(
+        status["runtime_version"],
+        env!("CARGO_PKG_VERSION"),
+        "{status}"
+    );
     assert!(
         status["policies"]
             .as_array()
