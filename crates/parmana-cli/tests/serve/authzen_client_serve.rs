@@ -45,7 +45,7 @@ impl HttpClient for UreqTransport {
         };
         let mut response = response.map_err(transport)?;
         let status = response.status().as_u16();
-        let headers = response
+        let headers: Vec<(String, String)> = response
             .headers()
             .iter()
             .map(|(name, value)| {
@@ -56,6 +56,22 @@ impl HttpClient for UreqTransport {
             })
             .collect();
         let body = response.body_mut().read_to_vec().map_err(transport)?;
+        // What the SDK receives is what /openapi.json says, as for every other client here.
+        let path = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|slash| &rest[slash..]))
+            .unwrap_or("/");
+        let reply = crate::harness::Reply {
+            status,
+            headers: headers.clone(),
+            text: String::from_utf8_lossy(&body).into_owned(),
+            bytes: body.clone(),
+        };
+        let method_name = match method {
+            Method::Post => "POST",
+            _ => "GET",
+        };
+        crate::harness::check_against_openapi(url, method_name, path, &reply);
         Ok(HttpResponse {
             status,
             headers,

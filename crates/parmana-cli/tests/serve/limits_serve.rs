@@ -186,8 +186,27 @@ fn address(served: &Served) -> String {
 }
 
 /// Sends `request` on `stream` and reads one response (head and `Content-Length` body); an empty
-/// string when the server closed the connection instead.
+/// string when the server closed the connection instead. A whole answer to an ordinary request
+/// (a standard method on a path) is checked against `/openapi.json`, as every other reply is.
 fn exchange(stream: &mut TcpStream, request: &[u8]) -> String {
+    let answer = exchange_unchecked(stream, request);
+    let line = String::from_utf8_lossy(request.split(|b| *b == b'\r').next().unwrap_or_default())
+        .into_owned();
+    let mut words = line.split(' ');
+    if let (Some(method), Some(path), Some("HTTP/1.1")) = (words.next(), words.next(), words.next())
+        && ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"].contains(&method)
+        && path.starts_with('/')
+        && answer.starts_with("HTTP/1.1 ")
+        && answer.contains("\r\n\r\n")
+    {
+        let reply = crate::harness::reply_of_raw(answer.as_bytes());
+        crate::harness::check_against_openapi("", method, path, &reply);
+    }
+    answer
+}
+
+/// [`exchange`] without the check (for an answer cut short on purpose).
+fn exchange_unchecked(stream: &mut TcpStream, request: &[u8]) -> String {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
