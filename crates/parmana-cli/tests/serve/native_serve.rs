@@ -835,3 +835,69 @@ fn each_route_takes_exactly_its_scope() {
         );
     }
 }
+
+/// The README's "As a service" block, run as written on a copy of the repository's deployment:
+/// the command's arguments, its printed lines, and the `curl` it shows (its path, header and
+/// body), answered `201` with a signed attestation. (Only the port differs: the harness listens
+/// on a free one; the default the block prints is checked with `parmana config`.)
+#[test]
+fn the_readme_service_block_runs_as_written() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = readme
+        .split("### As a service")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let lines: Vec<&str> = block.lines().collect();
+    let command = lines
+        .iter()
+        .find_map(|line| line.strip_prefix("cargo run --release -p parmana-cli -- "))
+        .unwrap_or_else(|| panic!("no command in:\n{block}"));
+    let args: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(args.first(), Some(&"serve"), "{command}");
+    assert!(
+        lines.contains(&"# listening on http://127.0.0.1:8080"),
+        "{block}"
+    );
+    assert!(lines.contains(&"# token: <T>"), "{block}");
+    // The curl: its URL's path, the bearer header, and the body after `-d '…'`.
+    let curl = block.split("curl ").nth(1).unwrap().replace("\\\n", " ");
+    assert!(curl.contains(r#"-H "Authorization: Bearer <T>""#), "{curl}");
+    let path = curl
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("http://127.0.0.1:8080"))
+        .unwrap();
+    let body = curl
+        .split("-d '")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+
+    // The repository's own deployment (its parmana.toml), copied.
+    let env = parmana_testkit::FixtureEnvironment::new().unwrap();
+    std::fs::copy(root.join("parmana.toml"), env.root().join("parmana.toml")).unwrap();
+    let (code, config, stderr) = crate::harness::parmana(env.root(), &["config"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        config
+            .lines()
+            .any(|line| line.starts_with("server.listen") && line.contains("127.0.0.1:8080")),
+        "{config}"
+    );
+    let served = Served::start(env.root(), &args[1..]);
+    assert!(
+        served.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        served.base
+    );
+    let token = served.token.as_deref().expect("--dev-token prints a token");
+    let reply = served.post(path, Some(token), body);
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let answer = reply.json();
+    assert_eq!(answer["decision"], "escalate", "{answer}");
+    assert!(answer["attestation"]["signatures"].is_array(), "{answer}");
+}
