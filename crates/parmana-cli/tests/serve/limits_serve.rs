@@ -114,6 +114,38 @@ fn request_logs_are_json_lines_without_signal_values_unless_configured() {
             "{event}"
         );
     }
+    // In the default text format too, the signal values stay out, of executions and
+    // evaluations alike, while the line names the execution.
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    for (path, body, status) in [
+        (
+            "/v1/executions",
+            format!(
+                r#"{{"policy":"claims-approval@1.0.0","signals":{MARKED_SIGNALS},"execution_id":"log-text"}}"#
+            ),
+            201,
+        ),
+        (
+            "/v1/evaluations",
+            format!(r#"{{"policy":"claims-approval@1.0.0","signals":{MARKED_SIGNALS}}}"#),
+            200,
+        ),
+    ] {
+        let reply = served.post(path, token, &body);
+        assert_eq!(reply.status, status, "{}", reply.text);
+    }
+    // (The evaluation's line is written after its answer: polled, bounded.)
+    let log = (0..200)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            served.stderr()
+        })
+        .find(|log| log.matches("/v1/e").count() >= 2)
+        .unwrap_or_else(|| served.stderr());
+    assert!(log.contains("log-text"), "{log}");
+    assert!(log.contains("/v1/evaluations"), "{log}");
+    assert!(!log.contains("4321.5"), "{log}");
 }
 
 /// A refused policy reference or execution id may be as long as the body: a log line names only
