@@ -356,21 +356,7 @@ struct PageCounting {
 }
 
 impl ReplayStore for PageCounting {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, parmana_runtime::replay::ReplayError> {
-        self.inner.claim(id, record, under)
-    }
-    fn complete(
-        &self,
-        id: &ExecutionId,
-        attestation: &[u8],
-    ) -> Result<(), parmana_runtime::replay::ReplayError> {
-        self.inner.complete(id, attestation)
-    }
+    parmana_testkit::forward_store_writes!(inner);
     fn pending_after(
         &self,
         after: Option<&ExecutionId>,
@@ -478,21 +464,7 @@ fn recovery_pages_through_the_claimed_ids_and_hands_each_out_at_once() {
 struct IgnoresAfter(MemoryReplayStore, bool);
 
 impl ReplayStore for IgnoresAfter {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, parmana_runtime::replay::ReplayError> {
-        self.0.claim(id, record, under)
-    }
-    fn complete(
-        &self,
-        id: &ExecutionId,
-        attestation: &[u8],
-    ) -> Result<(), parmana_runtime::replay::ReplayError> {
-        self.0.complete(id, attestation)
-    }
+    parmana_testkit::forward_store_writes!(0);
     fn pending_after(
         &self,
         after: Option<&ExecutionId>,

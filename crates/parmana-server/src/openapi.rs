@@ -268,20 +268,31 @@ mod tests {
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
     ];
 
-    /// Every `METHOD /path` in the first column of `docs/server.md`'s route table (the table
-    /// under "## API" whose header is `| route | scope | what |`).
-    fn documented_routes(markdown: &str) -> BTreeSet<String> {
+    /// The rows of `docs/server.md`'s route table (the table under "## API" whose header is
+    /// `| route | scope | what |`), each as its cells.
+    fn route_table_rows(markdown: &str) -> Vec<Vec<&str>> {
         let table = markdown
             .split_once("| route | scope | what |")
             .map(|(_, rest)| rest)
             .expect("docs/server.md has the route table");
+        table
+            .lines()
+            .skip(2)
+            .map_while(|line| line.strip_prefix('|'))
+            .map(|row| row.split('|').collect())
+            .collect()
+    }
+
+    /// The quoted `METHOD /path`s of a route table cell.
+    fn quoted(cell: &str) -> impl Iterator<Item = &str> {
+        cell.split('`').skip(1).step_by(2)
+    }
+
+    /// Every `METHOD /path` in the first column of `docs/server.md`'s route table.
+    fn documented_routes(markdown: &str) -> BTreeSet<String> {
         let mut routes = BTreeSet::new();
-        for line in table.lines().skip(2) {
-            let Some(row) = line.strip_prefix('|') else {
-                break;
-            };
-            let first = row.split('|').next().unwrap_or_default();
-            for quoted in first.split('`').skip(1).step_by(2) {
+        for row in route_table_rows(markdown) {
+            for quoted in quoted(row.first().copied().unwrap_or_default()) {
                 let (method, path) = quoted
                     .split_once(' ')
                     .unwrap_or_else(|| panic!("not `METHOD /path`: {quoted:?}"));
@@ -296,29 +307,18 @@ mod tests {
     /// may also be called without a token (the cell says "none").
     fn documented_scopes(markdown: &str) -> BTreeMap<String, (Option<String>, bool)> {
         const SCOPES: [&str; 5] = ["execute", "evaluate", "read", "verify", "admin"];
-        let table = markdown
-            .split_once("| route | scope | what |")
-            .map(|(_, rest)| rest)
-            .expect("docs/server.md has the route table");
         let mut scopes = BTreeMap::new();
-        for line in table.lines().skip(2) {
-            let Some(row) = line.strip_prefix('|') else {
-                break;
-            };
-            let mut cells = row.split('|');
+        for row in route_table_rows(markdown) {
             let (routes, scope) = (
-                cells.next().unwrap_or_default(),
-                cells.next().unwrap_or_default(),
+                row.first().copied().unwrap_or_default(),
+                row.get(1).copied().unwrap_or_default(),
             );
-            let named = scope
-                .split('`')
-                .skip(1)
-                .step_by(2)
+            let named = quoted(scope)
                 .find(|word| SCOPES.contains(word))
                 .map(str::to_owned);
             let open = scope.split_whitespace().any(|word| word == "none");
-            for quoted in routes.split('`').skip(1).step_by(2) {
-                scopes.insert(quoted.to_owned(), (named.clone(), open));
+            for route in quoted(routes) {
+                scopes.insert(route.to_owned(), (named.clone(), open));
             }
         }
         scopes
