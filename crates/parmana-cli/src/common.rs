@@ -249,9 +249,12 @@ pub(crate) fn policy_reference(reference: &str) -> Result<PolicyRef, Failure> {
     parse_policy_ref(reference).map_err(|e| Failure::execution(&e))
 }
 
-/// Writes a file, reporting failure as an IO error.
+/// Writes a file whole and durably (a temporary file synced and renamed, the directory synced:
+/// what a command prints as written survives a crash, and a file in use is never left
+/// half-written), reporting failure as an IO error.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    std::fs::write(path, bytes).map_err(|e| Failure::io(&path.display().to_string(), &e))
+    parmana_runtime::trust::replace_file_durably(path, bytes, None)
+        .map_err(|e| Failure::io(&path.display().to_string(), &e))
 }
 
 /// Creates a directory and its parents.

@@ -206,6 +206,8 @@ fn write_config(path: &Path) -> Result<(), Failure> {
     let mut file = options.open(path).map_err(|e| Failure::io(&what, &e))?;
     // (The umask only takes permissions away from 0644: never more than that.)
     file.write_all(CONFIG_TEMPLATE.as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| parmana_runtime::trust::sync_directory_of(path))
         .map_err(|e| Failure::io(&what, &e))
 }
 

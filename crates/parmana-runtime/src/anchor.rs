@@ -1,6 +1,6 @@
 //! The log anchor: a file outside the store recording the largest checkpoint a log key signed (its size and root), so that a store rewritten or cut after a restart cannot get that key's signature on a log that does not extend it.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -167,24 +167,7 @@ fn parse(text: &str) -> Result<(u64, Digest), String> {
 /// Replaces the anchor file (under its lock): a temporary file beside it written and synced,
 /// renamed over it, and the directory synced — a crash leaves the old anchor or the new one.
 fn write(path: &Path, size: u64, root: Digest) -> Result<(), ExecutionError> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = directory.join(format!(".{name}.{}.tmp", std::process::id()));
     let text = format!("{HEADER}\n{size}\n{root}\n");
-    std::fs::File::create(&temporary)
-        .and_then(|mut file| {
-            file.write_all(text.as_bytes())?;
-            file.sync_all()
-        })
-        .map_err(|e| ExecutionError::io("write", &temporary, &e))?;
-    std::fs::rename(&temporary, path).map_err(|e| ExecutionError::io("rename", path, &e))?;
-    std::fs::File::open(&directory)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| ExecutionError::io("sync", &directory, &e))
+    parmana_trust::replace_file_durably(path, text.as_bytes(), None)
+        .map_err(|e| ExecutionError::io("write", path, &e))
 }

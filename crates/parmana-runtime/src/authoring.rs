@@ -113,12 +113,10 @@ pub fn sign_release_manifest_verified(
     Ok(bytes)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so that a reader never sees
-/// half a document.
+/// Writes `bytes` to `path` whole and durably (a temporary file synced and renamed, the
+/// directory synced), so that a reader never sees half a document and a version written — and
+/// then accepted by a store's marks — survives a crash.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExecutionError> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, bytes).map_err(|e| ExecutionError::io("write", &temporary, &e))?;
-    std::fs::rename(&temporary, path).map_err(|e| ExecutionError::io("write", path, &e))
+    parmana_trust::replace_file_durably(path, bytes, None)
+        .map_err(|e| ExecutionError::io("write", path, &e))
 }

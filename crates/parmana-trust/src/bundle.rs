@@ -397,7 +397,7 @@ pub fn sign_bundle(
 }
 
 /// Reads the bundle directory `dir`, signs it (see [`sign_bundle`]), writes `dir/bundle.json`
-/// and returns its bytes.
+/// (whole and durably: a bundle in use is never left half-written) and returns its bytes.
 pub fn sign_bundle_dir(
     dir: &Path,
     policy: &PolicyRef,
@@ -406,7 +406,7 @@ pub fn sign_bundle_dir(
     let files = read_bundle_dir(dir)?;
     let bytes = sign_bundle(policy, &files, signers)?;
     let path = dir.join(BUNDLE_MANIFEST_FILE);
-    std::fs::write(&path, &bytes).map_err(|e| TrustError::io(&path, &e))?;
+    crate::replace_file_durably(&path, &bytes, None).map_err(|e| TrustError::io(&path, &e))?;
     Ok(bytes)
 }
 

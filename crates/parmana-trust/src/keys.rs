@@ -404,19 +404,12 @@ impl LocalSigningKey {
         Self::from_pkcs8_pem(&read_pem_text(path)?)
     }
 
-    /// Writes the key as PKCS#8 PEM, readable only by its owner on Unix (mode 0600).
+    /// Writes the key as PKCS#8 PEM, readable only by its owner on Unix (mode 0600), whole and
+    /// durably ([`replace_file_durably`](crate::replace_file_durably)): a key whose id was
+    /// printed survives a crash.
     pub fn write_pem_file(&self, path: &Path) -> Result<(), TrustError> {
-        use std::io::Write as _;
         let pem = self.to_pkcs8_pem()?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(|e| TrustError::io(path, &e))?;
-        file.write_all(pem.as_bytes())
+        crate::replace_file_durably(path, pem.as_bytes(), Some(0o600))
             .map_err(|e| TrustError::io(path, &e))
     }
 }
@@ -519,9 +512,10 @@ fn read_pem_text(path: &Path) -> Result<String, TrustError> {
     })
 }
 
-/// Writes a public key as SPKI PEM.
+/// Writes a public key as SPKI PEM, whole and durably.
 pub fn write_public_key_file(key: &PublicKey, path: &Path) -> Result<(), TrustError> {
-    std::fs::write(path, key.to_pem()?).map_err(|e| TrustError::io(path, &e))
+    crate::replace_file_durably(path, key.to_pem()?.as_bytes(), None)
+        .map_err(|e| TrustError::io(path, &e))
 }
 
 /// The encodings of the eight small-order points of Ed25519, sign bit cleared: `y` = 0, 1,

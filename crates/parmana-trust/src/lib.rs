@@ -50,6 +50,7 @@
 mod attestation;
 mod authoring;
 mod bundle;
+mod durable;
 mod envelope;
 mod error;
 mod keys;
@@ -74,6 +75,7 @@ pub use bundle::{
     VerifiedBundle, read_bundle_dir, read_legacy_bundle_dir, sign_bundle, sign_bundle_dir,
     verify_bundle,
 };
+pub use durable::{replace_file_durably, sync_directory_of};
 pub use envelope::MAX_SIGNATURES;
 pub use error::TrustError;
 pub use keys::{
