@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::{PolicyRef, parse_strict};
 use parmana_runtime::{
-    ExecutionError, ExecutionRequest, ExecutionStatus, Signals, new_execution_id,
+    ErrorClass, ExecutionError, ExecutionRequest, ExecutionStatus, Signals, new_execution_id,
     parse_execution_id, parse_policy_ref,
 };
 use serde::Deserialize;
@@ -67,6 +67,20 @@ pub(crate) fn execution_error(error: &ExecutionError) -> ApiError {
     ApiError::from_execution(error)
 }
 
+/// Whether an execution's refusal answers with `Location`: a replay names the stored
+/// attestation; a failure that may come after the id was claimed — the store failing (its
+/// commit may have happened: a connection lost after it), a file, a defect — names where the
+/// outcome reads back, so that a client that let the server make the id can learn it (`200`
+/// once completed, `423` while claimed, `404` if it was never claimed) instead of retrying
+/// under a new id. Refusals made before the claim (input, policy, trust) name nothing.
+pub(crate) fn names_the_execution(error: &ExecutionError) -> bool {
+    matches!(error, ExecutionError::ReplayDetected { .. })
+        || matches!(
+            error.class(),
+            ErrorClass::Store | ErrorClass::Io | ErrorClass::Internal
+        )
+}
+
 /// The path of an execution's stored attestation, the id percent-encoded.
 pub(crate) fn execution_location(execution_id: &str) -> String {
     let mut path = String::from("/v1/executions/");
@@ -97,8 +111,9 @@ fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
         (status = 409, description = "The execution id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
-        (status = 500, description = "The environment refused (trust) or a defect", body = ErrorBody),
-        (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
+        (status = 500, description = "The environment refused (trust) or a defect; after the id may have been claimed, `Location` names where the outcome reads back", body = ErrorBody,
+            headers(("Location" = String, description = "Where the execution's outcome reads back (a failure after the id may have been claimed)"))),
+        (status = 503, description = "Store unavailable (`replay.*`; `Location` names where the outcome reads back: its commit may have happened), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["execute"]))
 )]
@@ -179,7 +194,7 @@ pub(crate) async fn create_execution(
         }
         Err(error) => {
             let mut api = execution_error(&error);
-            if matches!(error, ExecutionError::ReplayDetected { .. }) {
+            if names_the_execution(&error) {
                 api = api.with_header(header::LOCATION, &location);
             }
             outcome.code = Some(api.code.clone());

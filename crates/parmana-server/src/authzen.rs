@@ -175,7 +175,7 @@ fn decide_checked(
                 Err(error) => {
                     state.metrics.execution_error(error.code());
                     let mut api = fail(&error);
-                    if matches!(error, ExecutionError::ReplayDetected { .. }) {
+                    if crate::api::names_the_execution(&error) {
                         api = api.with_header(header::LOCATION, &location);
                     }
                     return Err(api);
@@ -353,7 +353,8 @@ fn expanded_size(
         (status = 403, description = "The token lacks the `evaluate` scope (or `execute`, with context.execution_id)", body = ErrorBody),
         (status = 409, description = "context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 413, description = "The body is too large (`server.body_too_large`), or the signals it flattens to pass 1 MiB of JSON (`runtime.request_too_large`)", body = ErrorBody),
-        (status = 500, description = "The environment refused (trust) or a defect", body = ErrorBody),
+        (status = 500, description = "The environment refused (trust) or a defect; with `context.execution_id`, after the id may have been claimed, `Location` names where the outcome reads back", body = ErrorBody,
+            headers(("Location" = String, description = "Where the execution's outcome reads back (a failure after the id may have been claimed)"))),
 (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
@@ -406,7 +407,8 @@ pub(crate) async fn evaluation(
         (status = 403, description = "The token lacks the `evaluate` scope; without `evaluations`, or `execute` with context.execution_id (in a boxcar, that evaluation is refused: `false`)", body = ErrorBody),
         (status = 409, description = "Without `evaluations`: context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 413, description = "The body is too large (`server.body_too_large`), more than 1,000 evaluations or a boxcar that expands past the body limit (`server.batch_too_large`); without `evaluations`, signals that flatten past 1 MiB of JSON (`runtime.request_too_large`)", body = ErrorBody),
-        (status = 500, description = "Without `evaluations`: the environment refused (trust); or a defect", body = ErrorBody),
+        (status = 500, description = "Without `evaluations`: the environment refused (trust); or a defect (`Location` as on the single evaluation)", body = ErrorBody,
+            headers(("Location" = String, description = "Where the execution's outcome reads back (a failure after the id may have been claimed)"))),
         (status = 503, description = "Starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`); without `evaluations`, store unavailable (`replay.*`)", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))

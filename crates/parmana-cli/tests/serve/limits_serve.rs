@@ -404,8 +404,10 @@ fn a_client_that_never_reads_its_answers_is_closed_and_frees_its_slot() {
             "--dev-token",
             "--max-connections",
             "1",
+            // Long enough that a loaded machine (CI runs tests side by side on two cores) does not
+            // close the connection before its first answer begins.
             "--idle-timeout-ms",
-            "300",
+            "1000",
         ],
     );
     // The only connection pipelines far more answers than the socket buffers hold (each
@@ -428,8 +430,8 @@ fn a_client_that_never_reads_its_answers_is_closed_and_frees_its_slot() {
     let mut start = [0u8; 12];
     greedy.read_exact(&mut start).unwrap();
     assert_eq!(&start, b"HTTP/1.1 200");
-    // Closed within 5 s (the stall limit is 300 ms), its slot serving another client again.
-    let fresh = (0..100).find_map(|_| {
+    // Closed within 10 s (the stall limit is 1 s), its slot serving another client again.
+    let fresh = (0..200).find_map(|_| {
         std::thread::sleep(Duration::from_millis(50));
         let mut fresh = TcpStream::connect(address(&served)).ok()?;
         fresh
@@ -791,6 +793,32 @@ fn a_store_that_fails_is_answered_503_and_the_server_is_not_ready() {
     assert_eq!(failed.status, 503, "{}", failed.text);
     assert!(failed.code().starts_with("replay."), "{}", failed.text);
     assert_eq!(failed.header("retry-after"), Some("1"));
+    // The store failed where the id may have been claimed: the answer names where its outcome
+    // reads back — also for an id the server made, which the client could learn nowhere else.
+    assert_eq!(failed.header("location"), Some("/v1/executions/after-1"));
+    let made = served.post(
+        "/v1/executions",
+        token,
+        &format!(
+            r#"{{"policy":"claims-approval@1.0.0","signals":{}}}"#,
+            crate::harness::README_SIGNALS
+        ),
+    );
+    assert_eq!(made.status, 503, "{}", made.text);
+    let location = made.header("location").unwrap_or_default();
+    assert!(
+        location.starts_with("/v1/executions/") && location.len() > "/v1/executions/".len(),
+        "{location:?}: {}",
+        made.text
+    );
+    // A refusal before any claim names nothing.
+    let refused = served.post(
+        "/v1/executions",
+        token,
+        r#"{"policy":"claims-approval@1.0.0","signals":{"claim_amount":"many"}}"#,
+    );
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(refused.header("location"), None);
     let read = served.get("/v1/executions/before-1", token);
     assert_eq!(read.status, 503, "{}", read.text);
     // Not ready while its store fails (polled: a probe's answer is reused for a second).
