@@ -58,9 +58,11 @@ pub(crate) struct ExecuteArgs {
     execution_id: Option<String>,
     /// Execute every line of a JSON Lines file, each
     /// `{"execution_id"?: ID, "policy"?: "ID@VERSION", "signals": {...}}`, printing one line per
-    /// input line: the attestation, or `{"error":{"code","message"},"line":N}`. A refused line
-    /// does not stop the batch; the exit code is non-zero if any line was refused. A progress bar
-    /// is drawn on stderr when it is a terminal.
+    /// input line: the attestation, or `{"error":{"code","message"},"line":N}` (with
+    /// `"execution_id"` when the refusal may follow the claim, as a store failure may: where
+    /// `parmana show` reads the outcome back). A refused line does not stop the batch; the exit
+    /// code is non-zero if any line was refused. A progress bar is drawn on stderr when it is a
+    /// terminal.
     #[arg(long, value_name = "FILE.jsonl")]
     batch: Option<PathBuf>,
     /// With `--batch`: how many lines execute at once (default: the number of cores), so that
@@ -321,8 +323,14 @@ fn execute_batch(
             Err(error) => {
                 let failure = Failure::execution(&error);
                 first_refusal.get_or_insert(failure.class);
-                let mut entry = batch_refusal_line(outcome.line, &failure.code, &failure.message)
-                    .map_err(|e| Failure::execution(&e))?;
+                let named = outcome
+                    .execution_id
+                    .as_ref()
+                    .filter(|_| error.may_follow_a_claim())
+                    .map(parmana_runtime::canon::ExecutionId::as_str);
+                let mut entry =
+                    batch_refusal_line(outcome.line, &failure.code, &failure.message, named)
+                        .map_err(|e| Failure::execution(&e))?;
                 entry.push(b'\n');
                 entry
             }
@@ -338,6 +346,15 @@ fn execute_batch(
         Ok(summary) => summary,
         Err(stopped) => {
             crate::report::errln!("{}", summary_text(&stopped.summary, started.elapsed()));
+            // Completed after the output failed: stored, never printed — named here, so that
+            // `parmana show` reads them back.
+            for id in &stopped.unemitted {
+                crate::report::errln!(
+                    "executed but not printed: {} (`parmana show {}` reads it back)",
+                    id.as_str(),
+                    id.as_str()
+                );
+            }
             return Err(stopped.error);
         }
     };

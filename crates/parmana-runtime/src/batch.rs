@@ -182,15 +182,20 @@ impl<R: std::io::BufRead> BatchReader<R> {
 }
 
 /// The line written in place of a refused batch line: `{"error":{"code","message"},"line":N}`,
-/// canonical JSON.
+/// canonical JSON, with `"execution_id"` when the refusal may have come after the line's id was
+/// claimed ([`ExecutionError::may_follow_a_claim`]): where its outcome reads back, the id made
+/// for a line without one included.
 pub fn batch_refusal_line(
     line: usize,
     code: &str,
     message: &str,
+    execution_id: Option<&str>,
 ) -> Result<Vec<u8>, ExecutionError> {
     #[derive(serde::Serialize)]
     struct Refusal<'a> {
         error: RefusalError<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        execution_id: Option<&'a str>,
         line: usize,
     }
     #[derive(serde::Serialize)]
@@ -200,6 +205,7 @@ pub fn batch_refusal_line(
     }
     let refusal = Refusal {
         error: RefusalError { code, message },
+        execution_id,
         line,
     };
     Ok(to_canonical_vec(&refusal)?)

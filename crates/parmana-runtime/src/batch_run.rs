@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError, mpsc};
 
-use parmana_canon::PolicyRef;
+use parmana_canon::{ExecutionId, PolicyRef};
 
 use crate::execute::Attestation;
 use crate::{BatchLine, BatchReader, ExecutionError, Runtime, new_execution_id};
@@ -27,6 +27,9 @@ pub struct BatchOptions {
 pub struct BatchOutcome {
     /// The 1-based line number in the input.
     pub line: usize,
+    /// The execution id of the line's request, once it was read (its own, or the one made for
+    /// it): with a refusal that may come after the claim, where its outcome reads back.
+    pub execution_id: Option<ExecutionId>,
     /// The attestation, or why the line was refused.
     pub result: Result<Attestation, ExecutionError>,
 }
@@ -62,6 +65,10 @@ pub struct BatchStopped<E> {
     pub error: E,
     /// What had been emitted before it.
     pub summary: BatchSummary,
+    /// The executions completed and never emitted — the one whose emitting failed, and those the
+    /// workers completed after it (they run ahead of the output): stored, and read back by
+    /// their ids.
+    pub unemitted: Vec<ExecutionId>,
 }
 
 /// Runs every line of `input` on `options.jobs` threads and calls `emit` with each outcome in
@@ -90,6 +97,7 @@ where
     let (sender, receiver) = mpsc::channel::<(usize, BatchOutcome)>();
     let mut summary = BatchSummary::default();
     let mut failure = None;
+    let mut unemitted = Vec::new();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let sender = sender.clone();
@@ -119,9 +127,21 @@ where
                     let Some((sequence, line, bytes)) = next else {
                         return;
                     };
-                    let result = bytes.and_then(|bytes| execute_line(runtime, &bytes, options));
+                    let request = bytes.and_then(|bytes| {
+                        Ok(BatchLine::parse(&bytes, options.default_policy.as_ref())?
+                            .into_request(new_execution_id, options.include_signals))
+                    });
+                    let execution_id = request.as_ref().ok().map(|r| r.execution_id.clone());
+                    let result = request.and_then(|request| runtime.execute(&request));
                     if sender
-                        .send((sequence, BatchOutcome { line, result }))
+                        .send((
+                            sequence,
+                            BatchOutcome {
+                                line,
+                                execution_id,
+                                result,
+                            },
+                        ))
                         .is_err()
                     {
                         return;
@@ -136,7 +156,12 @@ where
             pending.insert(sequence, outcome);
             while let Some(outcome) = pending.remove(&next) {
                 next += 1;
-                if failure.is_none() {
+                if failure.is_some() {
+                    // Completed after the output failed: never printed, but stored.
+                    if let (Ok(_), Some(id)) = (&outcome.result, outcome.execution_id) {
+                        unemitted.push(id);
+                    }
+                } else {
                     summary.lines += 1;
                     match &outcome.result {
                         Ok(attestation) => {
@@ -149,9 +174,16 @@ where
                             *summary.refusals.entry(error.code().to_owned()).or_default() += 1;
                         }
                     }
+                    // (The one whose emitting failed was not printed either.)
+                    let completed = outcome
+                        .result
+                        .is_ok()
+                        .then(|| outcome.execution_id.clone())
+                        .flatten();
                     if let Err(error) = emit(outcome) {
                         failure = Some(error);
                         stop.store(true, Ordering::Release);
+                        unemitted.extend(completed);
                     }
                 }
                 *emitted.lock().unwrap_or_else(PoisonError::into_inner) = next;
@@ -161,7 +193,11 @@ where
     });
     match failure {
         None => Ok(summary),
-        Some(error) => Err(BatchStopped { error, summary }),
+        Some(error) => Err(BatchStopped {
+            error,
+            summary,
+            unemitted,
+        }),
     }
 }
 
@@ -169,14 +205,4 @@ where
 struct Feed<R> {
     input: BatchReader<R>,
     next_sequence: usize,
-}
-
-fn execute_line(
-    runtime: &Runtime,
-    bytes: &[u8],
-    options: &BatchOptions,
-) -> Result<Attestation, ExecutionError> {
-    let request = BatchLine::parse(bytes, options.default_policy.as_ref())?
-        .into_request(new_execution_id, options.include_signals);
-    runtime.execute(&request)
 }

@@ -122,7 +122,11 @@ fn batch_lines_parse_with_the_runtime_codes() {
     let none = BatchLine::parse(br#"{"signals":{}}"#, None).unwrap_err();
     assert_eq!(none.code(), "runtime.batch_line_invalid");
     assert_eq!(
-        batch_refusal_line(3, "runtime.replay_detected", "again").unwrap(),
+        batch_refusal_line(3, "runtime.replay_detected", "again", None).unwrap(),
         br#"{"error":{"code":"runtime.replay_detected","message":"again"},"line":3}"#
+    );
+    assert_eq!(
+        batch_refusal_line(4, "replay.store_unavailable", "down", Some("claim-4")).unwrap(),
+        br#"{"error":{"code":"replay.store_unavailable","message":"down"},"execution_id":"claim-4","line":4}"#
     );
 }

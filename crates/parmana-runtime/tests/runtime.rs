@@ -717,3 +717,84 @@ fn a_completion_the_store_refused_is_written_again_once_it_answers() {
         "runtime.replay_detected"
     );
 }
+
+/// A batch names every execution it may have consumed without printing its attestation: a line
+/// whose completion the store refused carries the id (made for it when the line had none), and
+/// when the output fails, the executions completed after are handed back, so that every
+/// completed execution is either emitted or named.
+#[test]
+fn a_batch_names_every_execution_it_does_not_print() {
+    use parmana_runtime::{BatchOptions, BatchReader, run_batch};
+    let fixture = Fixture::new();
+    let store = Arc::new(FlakyComplete::default());
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
+        .clock(clock())
+        .build()
+        .unwrap();
+    let options = BatchOptions {
+        jobs: 2,
+        default_policy: Some("claims-approval@1.0.0".parse().unwrap()),
+        include_signals: false,
+    };
+    let line = format!("{{\"signals\":{SIGNALS}}}\n");
+    // The completion fails after the claim: the outcome names the id made for the line.
+    store
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut outcomes = Vec::new();
+    run_batch(
+        &runtime,
+        BatchReader::new(std::io::Cursor::new(line.clone().into_bytes())),
+        &options,
+        |outcome| {
+            outcomes.push(outcome);
+            Ok::<(), ()>(())
+        },
+    )
+    .unwrap();
+    let [outcome] = &outcomes[..] else {
+        panic!("{outcomes:?}");
+    };
+    let error = outcome.result.as_ref().unwrap_err();
+    assert!(error.may_follow_a_claim(), "{error}");
+    let id = outcome
+        .execution_id
+        .clone()
+        .expect("the id made for the line");
+    assert!(matches!(
+        store.get(&id).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+    store
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    // The output fails at its first line (nothing is printed): that line, and whatever the
+    // workers completed after it, are named — exactly the executions the store completed.
+    let many = line.repeat(40);
+    let stopped = run_batch(
+        &runtime,
+        BatchReader::new(std::io::Cursor::new(many.into_bytes())),
+        &options,
+        |_| Err("standard output closed"),
+    )
+    .unwrap_err();
+    assert_eq!(stopped.error, "standard output closed");
+    let mut named = stopped.unemitted;
+    named.sort();
+    assert!(!named.is_empty());
+    parmana_runtime::replay::sequence_all(store.as_ref())
+        .unwrap()
+        .unwrap();
+    let mut completed: Vec<ExecutionId> = store
+        .ledger_snapshot()
+        .unwrap()
+        .rows
+        .iter()
+        .filter_map(|row| row.execution_id.as_deref())
+        .map(|id| ExecutionId::parse(id).unwrap())
+        .collect();
+    completed.sort();
+    assert_eq!(completed, named);
+}

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::{PolicyRef, parse_strict};
 use parmana_runtime::{
-    ErrorClass, ExecutionError, ExecutionRequest, ExecutionStatus, Signals, new_execution_id,
+    ExecutionError, ExecutionRequest, ExecutionStatus, Signals, new_execution_id,
     parse_execution_id, parse_policy_ref,
 };
 use serde::Deserialize;
@@ -74,11 +74,7 @@ pub(crate) fn execution_error(error: &ExecutionError) -> ApiError {
 /// once completed, `423` while claimed, `404` if it was never claimed) instead of retrying
 /// under a new id. Refusals made before the claim (input, policy, trust) name nothing.
 pub(crate) fn names_the_execution(error: &ExecutionError) -> bool {
-    matches!(error, ExecutionError::ReplayDetected { .. })
-        || matches!(
-            error.class(),
-            ErrorClass::Store | ErrorClass::Io | ErrorClass::Internal
-        )
+    matches!(error, ExecutionError::ReplayDetected { .. }) || error.may_follow_a_claim()
 }
 
 /// The path of an execution's stored attestation, the id percent-encoded.
