@@ -596,16 +596,27 @@ pub(crate) fn recover_each_with(
     check_not_older_than_store(replay_store, environment)?;
     let mut counts = RecoveryCounts::default();
     let mut after: Option<ExecutionId> = None;
-    // The id each page ended with (one per page of PENDING_PAGE ids).
-    let mut page_ends: std::collections::HashSet<ExecutionId> = std::collections::HashSet::new();
+    // Brent's cycle detection over the ends of full pages, in constant memory: one end kept, and
+    // kept anew after 1, 2, 4, 8, … pages — pages that go round meet it again.
+    let (mut kept_end, mut power, mut since): (Option<ExecutionId>, u64, u64) = (None, 1, 0);
     loop {
         let page = replay_store.pending_after(after.as_ref(), PENDING_PAGE)?;
         // A page must move on: one holding the id it was to follow, or ending where an earlier
         // one ended (a store that ignores `after`, or goes round between pages), would have
         // recovery go round the same ids for ever.
-        let repeated = page
-            .last()
-            .is_some_and(|last| page.len() == PENDING_PAGE && !page_ends.insert(last.clone()));
+        let repeated = match page.last() {
+            Some(last) if page.len() == PENDING_PAGE => {
+                let seen = kept_end.as_ref() == Some(last);
+                since += 1;
+                if since == power {
+                    kept_end = Some(last.clone());
+                    power = power.saturating_mul(2);
+                    since = 0;
+                }
+                seen
+            }
+            _ => false,
+        };
         if let Some(after) = &after
             && (page.contains(after) || repeated)
         {
