@@ -23,7 +23,8 @@ The first line on stdout is `listening on http://ADDRESS` (with --listen 127.0.0
 chosen); with --dev-token the next is `token: SECRET`. Logs go to stderr. SIGHUP reloads the trust
 root and release manifest; SIGTERM or SIGINT drains and stops. See docs/server.md.
 
-Examples (from the repository root, on the bundled TEST-ONLY trust chain):
+Examples (from the repository root, on the bundled TEST-ONLY trust chain; the memory store keeps
+nothing across a restart, so a trial only):
   parmana serve --store memory --dev-token
   parmana serve --listen 0.0.0.0:8443 --tokens tokens.toml --tls-cert cert.pem --tls-key key.pem",
     "\n\n",

@@ -258,6 +258,13 @@ impl Server {
             config = self.config_file.as_deref().unwrap_or("none"),
             "listening"
         );
+        if state.store_kind == "memory" {
+            tracing::warn!(
+                target: "parmana::server",
+                "the memory store keeps nothing across a restart: an execution id answered now \
+                 can be executed again after one (use sqlite: or postgres: to keep them)"
+            );
+        }
         let served = match self.tls {
             None => {
                 server

@@ -1,11 +1,9 @@
 //! The AuthZEN 1.0 certification scenarios (`authzen_certification.json`, taken from the openid/authzen conformance document) run as written there against a deployment whose policy is the scenarios' fixture, each request sent byte for byte over its own connection; and the metadata's Policy Decision Point identifier — configured (`pdp_url`), from `Host`, refused, or absent where no policy answers — and the warning for a policy that refuses undeclared signals.
 
-use std::io::{Read, Write};
-
 use serde_json::{Value, json};
 
 use crate::authzen_serve::{authzen_deployment_with, root};
-use crate::harness::{Reply, Served, check_against_openapi, parmana};
+use crate::harness::{Served, parmana, raw_exchange as exchange};
 
 /// The fixture policy of the scenarios (their "Required Policy Behaviour", decision rules 1–8):
 /// alice and bob read record-1, alice writes it, bob does not; nobody writes an archived record
@@ -65,31 +63,6 @@ fn with_pdp_url(mapping: &str, url: &str) -> String {
         &format!("[server.authzen]\npdp_url = \"{url}\"\n"),
         1,
     )
-}
-
-/// One request on a connection of its own, every header as given (and `Connection: close`),
-/// the body as it is; the answer checked against `/openapi.json`.
-fn exchange(
-    served: &Served,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Reply {
-    let address = served.base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    let reply = crate::harness::reply_of_raw(&answer);
-    check_against_openapi(&served.base, method, path, &reply);
-    reply
 }
 
 /// Whether `answer` is one decision as the scenarios expect it: a boolean `decision` equal to

@@ -1,6 +1,6 @@
 //! Starting `parmana serve` (port 0, address read from its stdout), calling it, and validating every response against `/openapi.json`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -372,6 +372,31 @@ fn template_of<'d>(doc: &'d Value, path: &str) -> Option<&'d str> {
 }
 
 /// The reply in the bytes of an HTTP/1.1 answer read from a socket (head, blank line, body).
+/// One request on a connection of its own, every header as given (and `Connection: close`),
+/// the body as it is; the answer checked against `/openapi.json`.
+pub(crate) fn raw_exchange(
+    served: &Served,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let address = served.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let reply = crate::harness::reply_of_raw(&answer);
+    check_against_openapi(&served.base, method, path, &reply);
+    reply
+}
+
 pub(crate) fn reply_of_raw(answer: &[u8]) -> Reply {
     let split = answer
         .windows(4)

@@ -775,6 +775,12 @@ fn a_store_that_fails_is_answered_503_and_the_server_is_not_ready() {
     let token = served.token.as_deref();
     let first = served.post("/v1/executions", token, &execution_body("before-1"));
     assert_eq!(first.status, 201, "{}", first.text);
+    // (A durable store: no warning that ids are forgotten on a restart.)
+    assert!(
+        !served.stderr().contains("keeps nothing across a restart"),
+        "{}",
+        served.stderr()
+    );
     // The store's file is overwritten in place (the server's connections keep it open): every
     // store call fails from now on.
     for name in ["replay.sqlite3", "replay.sqlite3-wal", "replay.sqlite3-shm"] {

@@ -481,11 +481,14 @@ fn bodies_over_the_limit_are_413_and_a_full_server_sheds_with_503() {
         )
         .unwrap();
         partial.flush().unwrap();
-        let mut answer = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut partial, &mut answer);
-        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        let mut received = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut partial, &mut received);
+        let answer = String::from_utf8_lossy(&received).to_ascii_lowercase();
         assert!(answer.starts_with("http/1.1 401"), "{route}: {answer}");
         assert!(answer.contains("connection: close"), "{route}: {answer}");
+        // The whole answer, as /openapi.json says.
+        let reply = crate::harness::reply_of_raw(&received);
+        crate::harness::check_against_openapi(&served.base, "POST", route, &reply);
     }
     // Hold the only slot with a request whose body never finishes arriving, then ask again.
     // Bounded: at most 20 rounds of 5 requests.
@@ -894,8 +897,31 @@ fn the_readme_service_block_runs_as_written() {
         "{}",
         served.base
     );
+    // A trial: the memory store forgets every id when the server stops, and it says so.
+    assert!(
+        served
+            .stderr()
+            .contains("the memory store keeps nothing across a restart"),
+        "{}",
+        served.stderr()
+    );
     let token = served.token.as_deref().expect("--dev-token prints a token");
-    let reply = served.post(path, Some(token), body);
+    // As curl sends it: `-d` makes it a form (`application/x-www-form-urlencoded`), and the
+    // README's one header.
+    let authorization = format!("Bearer {token}");
+    let reply = crate::harness::raw_exchange(
+        &served,
+        "POST",
+        path,
+        &[
+            ("Host", "127.0.0.1:8080"),
+            ("User-Agent", "curl/8"),
+            ("Accept", "*/*"),
+            ("Authorization", &authorization),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    );
     assert_eq!(reply.status, 201, "{}", reply.text);
     let answer = reply.json();
     assert_eq!(answer["decision"], "escalate", "{answer}");
