@@ -257,9 +257,22 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .map_err(|e| Failure::io(&path.display().to_string(), &e))
 }
 
-/// Creates a directory and its parents.
+/// Creates a directory and its parents, each new one synced into its parent (so that a file
+/// written durably inside survives a crash with its directories).
 pub(crate) fn create_dir(path: &Path) -> Result<(), Failure> {
-    std::fs::create_dir_all(path).map_err(|e| Failure::io(&path.display().to_string(), &e))
+    let io = |e: &std::io::Error| Failure::io(&path.display().to_string(), e);
+    // The directories this creates: from the deepest one that exists down to `path`.
+    let mut missing: Vec<&Path> = Vec::new();
+    let mut at = Some(path);
+    while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(dir);
+        at = dir.parent();
+    }
+    std::fs::create_dir_all(path).map_err(|e| io(&e))?;
+    for dir in missing.iter().rev() {
+        parmana_runtime::trust::sync_directory_of(dir).map_err(|e| io(&e))?;
+    }
+    Ok(())
 }
 
 /// The runtime a command executes or recovers with: every signing key, the environment, the

@@ -152,10 +152,11 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     .with_signals_included(args.include_signals);
     let attestation = runtime.execute(&request).map_err(|e| {
         let mut failure = Failure::execution(&e);
-        // The store failed, perhaps once the id was claimed: what completes it is said.
-        if e.class() == parmana_runtime::ErrorClass::Store {
+        // Perhaps once the id was claimed (the store, the signer failing): what completes it is
+        // said.
+        if e.may_follow_a_claim() {
             failure.message.push_str(&format!(
-                "; if execution {} was claimed before the store failed, it stays claimed until \
+                "; if execution {} was claimed before this failure, it stays claimed until \
                  `parmana recover` (with the same store) completes it",
                 request.execution_id
             ));
@@ -350,7 +351,8 @@ fn execute_batch(
             // `parmana show` reads them back.
             for id in &stopped.unemitted {
                 crate::report::errln!(
-                    "executed but not printed: {} (`parmana show {}` reads it back)",
+                    "executed (or perhaps claimed) but not printed: {} (`parmana show {}` reads \
+                     it back)",
                     id.as_str(),
                     id.as_str()
                 );

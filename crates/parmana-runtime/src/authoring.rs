@@ -37,6 +37,11 @@ pub fn rotate_trust_root_file(
     now: Timestamp,
 ) -> Result<Rotation, ExecutionError> {
     let pinned = read_public_key_file(pinned_key)?;
+    // What an interrupted rotation left in the chain's directory (its temporary files) would
+    // refuse every read of the chain: a rotation run again starts clean.
+    if let Some(parent) = trust_root.parent() {
+        parmana_trust::remove_interrupted_writes(&parent.join(TRUST_ROOT_CHAIN_DIR));
+    }
     let mut chain = read_trust_chain(trust_root)?;
     let previous = verify_trust_history(&pinned, &chain)?.current(now, None)?;
     let current_bytes = read_file(trust_root, parmana_trust::MAX_TRUST_ROOT_BYTES)?;

@@ -65,9 +65,10 @@ pub struct BatchStopped<E> {
     pub error: E,
     /// What had been emitted before it.
     pub summary: BatchSummary,
-    /// The executions completed and never emitted — the one whose emitting failed, and those the
-    /// workers completed after it (they run ahead of the output): stored, and read back by
-    /// their ids.
+    /// The executions completed, or perhaps claimed (a refusal that
+    /// [may follow a claim](ExecutionError::may_follow_a_claim)), and never emitted — the one whose
+    /// emitting failed, and those the workers ran after it (they run ahead of the output): read
+    /// back by their ids.
     pub unemitted: Vec<ExecutionId>,
 }
 
@@ -157,9 +158,9 @@ where
             while let Some(outcome) = pending.remove(&next) {
                 next += 1;
                 if failure.is_some() {
-                    // Completed after the output failed: never printed, but stored.
-                    if let (Ok(_), Some(id)) = (&outcome.result, outcome.execution_id) {
-                        unemitted.push(id);
+                    // Completed (or perhaps claimed) after the output failed: never printed.
+                    if named_if_unprinted(&outcome) {
+                        unemitted.extend(outcome.execution_id);
                     }
                 } else {
                     summary.lines += 1;
@@ -175,15 +176,13 @@ where
                         }
                     }
                     // (The one whose emitting failed was not printed either.)
-                    let completed = outcome
-                        .result
-                        .is_ok()
+                    let named = named_if_unprinted(&outcome)
                         .then(|| outcome.execution_id.clone())
                         .flatten();
                     if let Err(error) = emit(outcome) {
                         failure = Some(error);
                         stop.store(true, Ordering::Release);
-                        unemitted.extend(completed);
+                        unemitted.extend(named);
                     }
                 }
                 *emitted.lock().unwrap_or_else(PoisonError::into_inner) = next;
@@ -205,4 +204,13 @@ where
 struct Feed<R> {
     input: BatchReader<R>,
     next_sequence: usize,
+}
+
+/// Whether an outcome that was not printed must be named: it completed, or its refusal may have
+/// come after its id was claimed.
+fn named_if_unprinted(outcome: &BatchOutcome) -> bool {
+    match &outcome.result {
+        Ok(_) => true,
+        Err(error) => error.may_follow_a_claim(),
+    }
 }

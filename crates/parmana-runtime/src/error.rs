@@ -359,14 +359,16 @@ impl ExecutionError {
     }
 
     /// Whether this refusal may come after the execution id was claimed — the store failing
-    /// (its commit may have happened, its answer lost), a file, a defect — so that the id may be
-    /// consumed and its outcome stored: whoever reports it names the id, where the outcome reads
-    /// back. Refusals of the input, the policy and the trust come before any claim.
+    /// (its commit may have happened, its answer lost), a file, a defect, the signer failing
+    /// (on a store that claims before it signs) — so that the id may be consumed and its outcome
+    /// stored: whoever reports it names the id, where the outcome reads back. The other refusals
+    /// of the input, the policy and the trust come before any claim.
     pub fn may_follow_a_claim(&self) -> bool {
-        matches!(
-            self.class(),
-            ErrorClass::Store | ErrorClass::Io | ErrorClass::Internal
-        )
+        matches!(self, Self::Trust(TrustError::SigningFailed { .. }))
+            || matches!(
+                self.class(),
+                ErrorClass::Store | ErrorClass::Io | ErrorClass::Internal
+            )
     }
 
     /// The class of this refusal.

@@ -798,3 +798,61 @@ fn a_batch_names_every_execution_it_does_not_print() {
     completed.sort();
     assert_eq!(completed, named);
 }
+
+/// A signer that fails (a hardware or remote key not answering) once `failing` is set; its
+/// claim key is its key's, kept.
+struct FailingSigner {
+    inner: LocalSigningKey,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl parmana_runtime::trust::Signer for FailingSigner {
+    fn public_key(&self) -> parmana_runtime::trust::PublicKey {
+        self.inner.public_key()
+    }
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], parmana_runtime::trust::TrustError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(parmana_runtime::trust::TrustError::SigningFailed {
+                message: "the key did not answer".to_owned(),
+            });
+        }
+        self.inner.sign(message)
+    }
+    fn claim_key(
+        &self,
+    ) -> Result<parmana_runtime::trust::ClaimKey, parmana_runtime::trust::TrustError> {
+        self.inner.claim_key()
+    }
+}
+
+/// A signer failing after the claim leaves the id claimed: the refusal says it may follow a
+/// claim, so whoever reports it names the id (the server's `Location`, a batch line's id).
+#[test]
+fn a_signer_failing_after_the_claim_is_a_refusal_that_names_its_id() {
+    let fixture = Fixture::new();
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = Arc::new(MemoryReplayStore::new());
+    let runtime = Runtime::builder(fixture.config())
+        .signer(FailingSigner {
+            inner: fixture.key("attestation"),
+            failing: Arc::clone(&failing),
+        })
+        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
+        .clock(clock())
+        .build()
+        .unwrap();
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = runtime.execute(&request("signer-down")).unwrap_err();
+    assert_eq!(refused.code(), "trust.signing_failed", "{refused}");
+    assert!(refused.may_follow_a_claim());
+    let id = ExecutionId::parse("signer-down").unwrap();
+    assert!(matches!(
+        store.get(&id).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+    // The refusals before any claim name nothing.
+    let unknown = runtime
+        .execute(&ExecutionRequest::parse("x", "no-such@1.0.0", SIGNALS).unwrap())
+        .unwrap_err();
+    assert!(!unknown.may_follow_a_claim(), "{unknown}");
+}

@@ -355,7 +355,7 @@ fn expanded_size(
         (status = 413, description = "The body is too large (`server.body_too_large`), or the signals it flattens to pass 1 MiB of JSON (`runtime.request_too_large`)", body = ErrorBody),
         (status = 500, description = "The environment refused (trust) or a defect; with `context.execution_id`, after the id may have been claimed, `Location` names where the outcome reads back", body = ErrorBody,
             headers(("Location" = String, description = "Where the execution's outcome reads back (a failure after the id may have been claimed)"))),
-(status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
+        (status = 503, description = "Store unavailable (`replay.*`; with `context.execution_id`, `Location` names where the outcome reads back), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["evaluate"]))
 )]

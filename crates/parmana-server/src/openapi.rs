@@ -51,8 +51,9 @@ const STANDARD_HEADERS: [(&str, &str, &str); 6] = [
     (
         "503",
         "Location",
-        "On a timeout (`server.timeout`) of a request naming an execution (one the server made \
-         the id of included): where its outcome is read back",
+        "On a timeout (`server.timeout`) of a request naming an execution, or the store failing \
+         where its id may have been claimed (an id the server made included): where its outcome \
+         is read back",
     ),
 ];
 

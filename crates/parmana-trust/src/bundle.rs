@@ -160,6 +160,7 @@ pub fn verify_bundle(
     {
         return Err(TrustError::BundleFileUnexpected {
             path: extra.clone(),
+            hint: crate::durable::interrupted_write_hint(extra),
         });
     }
     let mut verified_files = files.clone();
@@ -403,6 +404,8 @@ pub fn sign_bundle_dir(
     policy: &PolicyRef,
     signers: &[&dyn Signer],
 ) -> Result<Vec<u8>, TrustError> {
+    // What an interrupted sign left is not signed into the bundle.
+    crate::remove_interrupted_writes(dir);
     let files = read_bundle_dir(dir)?;
     let bytes = sign_bundle(policy, &files, signers)?;
     let path = dir.join(BUNDLE_MANIFEST_FILE);

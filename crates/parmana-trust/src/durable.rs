@@ -11,44 +11,88 @@ fn directory_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Syncs the directory holding `path`, so that a file created or renamed there survives a
-/// crash (its data synced is not enough: the name is the directory's).
-pub fn sync_directory_of(path: &Path) -> std::io::Result<()> {
-    std::fs::File::open(directory_of(path))?.sync_all()
+/// Whether a file name is one [`replace_file_durably`] gives its temporary files
+/// (`.NAME.PID-NANOS.tmp`): left behind only by a write that was interrupted (a kill, a power
+/// loss) before its rename. Readers of directories whose every file counts name it as such.
+pub fn is_interrupted_write(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp") && name.len() > ".x.tmp".len()
 }
 
-/// Replaces `path` with `bytes`: a temporary file beside it (named for this process) created
-/// with exactly `mode` on Unix when one is given (0600 for a private key, applied as the file is
-/// created, so it is never readable by others; without one, the process's default as its umask
-/// leaves it), written and synced, renamed over
-/// `path`, and the directory synced. A crash leaves the old file or the new one, never a part;
-/// once this returns, the new one survives a power loss. The temporary file is removed when a
-/// step before the rename fails.
+/// What a refusal naming `name` adds when `name` is an interrupted write's leftover: how to
+/// clear it.
+pub(crate) fn interrupted_write_hint(name: &str) -> &'static str {
+    let file_name = name.rsplit('/').next().unwrap_or(name);
+    if is_interrupted_write(file_name) {
+        " (the temporary file of an interrupted write: remove it)"
+    } else {
+        ""
+    }
+}
+
+/// Removes the temporary files interrupted writes left in `directory` (see
+/// [`is_interrupted_write`]), so that a command writing there again starts clean. Nothing else
+/// is touched; a directory that cannot be listed is left as it is.
+pub fn remove_interrupted_writes(directory: &Path) {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
+        if is_file && entry.file_name().to_str().is_some_and(is_interrupted_write) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Syncs the directory holding `path`, so that a file created or renamed there survives a
+/// crash (its data synced is not enough: the name is the directory's). Not on Windows, where a
+/// directory cannot be opened as a file and a rename is made durable by the file system.
+pub fn sync_directory_of(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(directory_of(path))?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Replaces `path` with `bytes`: a temporary file beside it (named for this process and the
+/// moment, created new — never an existing file or a link someone left there), written with
+/// exactly `mode` on Unix when one is given (0600 for a private key, applied as the file is
+/// created, so it is never readable by others) or else with the mode of the file it replaces
+/// (the process's default, as its umask leaves it, for a new one), synced, renamed over `path`,
+/// and the directory synced. A crash leaves the old file or the new one, never a part (and at
+/// most a temporary file, which [`is_interrupted_write`] recognises); once this returns, the new
+/// one survives a power loss. A symbolic link at `path` is replaced by the file, not written
+/// through. The temporary file is removed when a step before the rename fails.
 pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temporary = directory_of(path).join(format!(".{name}.{}.tmp", std::process::id()));
+    #[cfg(unix)]
+    let mode = mode.or_else(|| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::symlink_metadata(path)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map(|existing| existing.permissions().mode() & 0o7777)
+    });
+    let (temporary, mut file) = create_temporary(&directory_of(path), &name, mode)?;
     let written = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         if let Some(mode) = mode {
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-        }
-        let mut file = options.open(&temporary)?;
-        #[cfg(unix)]
-        if let Some(mode) = mode {
-            // Exactly `mode`, whatever the umask took away (and a stale temporary file had).
+            // Exactly `mode`, whatever the umask took away.
             use std::os::unix::fs::PermissionsExt as _;
             file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
-        #[cfg(not(unix))]
-        let _ = mode;
         file.write_all(bytes)?;
         file.sync_all()
     })();
+    drop(file);
     if let Err(error) = written {
         let _ = std::fs::remove_file(&temporary);
         return Err(error);
@@ -58,6 +102,41 @@ pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std
         return Err(error);
     }
     sync_directory_of(path)
+}
+
+/// A new temporary file in `directory` for the file `name`: `.NAME.PID-NANOS.tmp`, created with
+/// `create_new` (so neither a file nor a link already there is used), tried again under another
+/// name if one exists.
+fn create_temporary(
+    directory: &Path,
+    name: &str,
+    mode: Option<u32>,
+) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut last = None;
+    for attempt in 0..16_u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let temporary = directory.join(format!(
+            ".{name}.{}-{}.tmp",
+            std::process::id(),
+            nanos.wrapping_add(attempt)
+        ));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        if let Some(mode) = mode {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        match options.open(&temporary) {
+            Ok(file) => return Ok((temporary, file)),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => last = Some(error),
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary file name was free")))
 }
 
 #[cfg(test)]
@@ -98,10 +177,40 @@ mod tests {
         std::fs::write(taken.join("inside"), b"x").unwrap();
         assert!(replace_file_durably(&taken, b"new", None).is_err());
         assert!(taken.is_dir());
+        assert!(is_interrupted_write(".bundle.json.4711-123.tmp"));
+        assert!(!is_interrupted_write("bundle.json"));
+        assert!(!is_interrupted_write(".tmp"));
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("taken")]);
+    }
+}
+
+#[cfg(all(test, unix))]
+mod unix_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn a_replaced_file_keeps_its_mode_and_a_link_left_in_the_way_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("release-manifest.json");
+        std::fs::write(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        replace_file_durably(&path, b"new", None).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        // Leftovers of interrupted writes are recognised and removed; nothing else is.
+        let leftover = dir.path().join(".release-manifest.json.99-1.tmp");
+        std::fs::write(&leftover, b"half").unwrap();
+        remove_interrupted_writes(dir.path());
+        assert!(!leftover.exists());
+        assert!(path.exists());
     }
 }

@@ -102,10 +102,12 @@ pub enum TrustError {
         path: String,
     },
     /// A file in the bundle is not listed in the bundle manifest.
-    #[error("bundle file {path:?} is not listed in the manifest")]
+    #[error("bundle file {path:?} is not listed in the manifest{hint}")]
     BundleFileUnexpected {
         /// The relative path.
         path: String,
+        /// Empty, or how to clear it when it is an interrupted write's temporary file.
+        hint: &'static str,
     },
     /// The policy bundle is not listed in the release manifest, or is listed with another digest.
     #[error("policy {policy} is not in the release manifest{detail}")]

@@ -259,6 +259,7 @@ pub fn verify_legacy_bundle(
     }) {
         return Err(TrustError::BundleFileUnexpected {
             path: extra.clone(),
+            hint: crate::durable::interrupted_write_hint(extra),
         });
     }
     let mut end = signature_bytes.len();

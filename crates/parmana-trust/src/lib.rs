@@ -75,7 +75,9 @@ pub use bundle::{
     VerifiedBundle, read_bundle_dir, read_legacy_bundle_dir, sign_bundle, sign_bundle_dir,
     verify_bundle,
 };
-pub use durable::{replace_file_durably, sync_directory_of};
+pub use durable::{
+    is_interrupted_write, remove_interrupted_writes, replace_file_durably, sync_directory_of,
+};
 pub use envelope::MAX_SIGNATURES;
 pub use error::TrustError;
 pub use keys::{

@@ -239,7 +239,10 @@ fn numbered_files(dir: &Path) -> Result<BTreeMap<u64, PathBuf>, TrustError> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let number = version_number(&name).ok_or_else(|| TrustError::UnsafePath {
             path: path.display().to_string(),
-            message: "a trust-root chain directory holds only files named <N>.json".to_owned(),
+            message: format!(
+                "a trust-root chain directory holds only files named <N>.json{}",
+                crate::durable::interrupted_write_hint(&name)
+            ),
         })?;
         let meta = std::fs::symlink_metadata(&path).map_err(|e| TrustError::io(&path, &e))?;
         if !meta.is_file() {

@@ -116,3 +116,33 @@ fn a_bundle_manifest_past_its_limit_is_refused_before_it_is_parsed() {
     let refused = verify_bundle(&root, &files).unwrap_err();
     assert_eq!(refused.code(), "trust.document_too_large", "{refused}");
 }
+
+#[test]
+fn an_interrupted_sign_is_named_and_cleared_by_signing_again() {
+    // A kill during `bundle sign` leaves its temporary file beside bundle.json: the bundle is
+    // refused as holding an unlisted file, named as an interrupted write's; signing again
+    // removes it rather than sign it into the bundle.
+    let root = common::trust_root();
+    let dir = tempfile::tempdir().unwrap();
+    for (path, bytes) in common::test_bundle_files() {
+        let target = dir.path().join(&path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, bytes).unwrap();
+    }
+    let policy = common::demo_ref();
+    let key = common::key("policy");
+    parmana_trust::sign_bundle_dir(dir.path(), &policy, &[&key]).unwrap();
+    let leftover = dir.path().join(".bundle.json.4711-1.tmp");
+    std::fs::write(&leftover, b"{\"half\":").unwrap();
+    let refused = verify_bundle(&root, &read_bundle_dir(dir.path()).unwrap()).unwrap_err();
+    assert_eq!(refused.code(), "trust.bundle_file_unexpected");
+    assert!(
+        refused.to_string().contains("interrupted write: remove it"),
+        "{refused}"
+    );
+    parmana_trust::sign_bundle_dir(dir.path(), &policy, &[&key]).unwrap();
+    assert!(!leftover.exists());
+    let files = read_bundle_dir(dir.path()).unwrap();
+    assert!(!files.keys().any(|name| name.ends_with(".tmp")), "{:?}", files.keys());
+    verify_bundle(&root, &files).unwrap();
+}
