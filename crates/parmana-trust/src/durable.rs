@@ -11,11 +11,26 @@ fn directory_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Whether a file name is one [`replace_file_durably`] gives its temporary files
-/// (`.NAME.PID-NANOS.tmp`): left behind only by a write that was interrupted (a kill, a power
-/// loss) before its rename. Readers of directories whose every file counts name it as such.
+/// Whether a file name is one [`replace_file_durably`] gives its temporary files, exactly
+/// (`.NAME.PID-NANOS.tmp`, both numbers in decimal): left behind only by a write that was
+/// interrupted (a kill, a power loss) before its rename. Readers of directories whose every file
+/// counts name it as such; nothing else matches (a hidden file of a user's ending in `.tmp` does
+/// not).
 pub fn is_interrupted_write(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp") && name.len() > ".x.tmp".len()
+    let Some(inner) = name
+        .strip_prefix('.')
+        .and_then(|rest| rest.strip_suffix(".tmp"))
+    else {
+        return false;
+    };
+    let Some((target, stamp)) = inner.rsplit_once('.') else {
+        return false;
+    };
+    let decimal = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    !target.is_empty()
+        && stamp
+            .split_once('-')
+            .is_some_and(|(pid, nanos)| decimal(pid) && decimal(nanos))
 }
 
 /// What a refusal naming `name` adds when `name` is an interrupted write's leftover: how to
@@ -178,8 +193,19 @@ mod tests {
         assert!(replace_file_durably(&taken, b"new", None).is_err());
         assert!(taken.is_dir());
         assert!(is_interrupted_write(".bundle.json.4711-123.tmp"));
-        assert!(!is_interrupted_write("bundle.json"));
-        assert!(!is_interrupted_write(".tmp"));
+        assert!(is_interrupted_write(".3.json.1-0.tmp"));
+        for other in [
+            "bundle.json",
+            ".tmp",
+            ".cache.tmp",
+            ".notes.tmp",
+            "..1-2.tmp",
+            ".bundle.json.4711.tmp",
+            ".bundle.json.47a1-123.tmp",
+            "bundle.json.4711-123.tmp",
+        ] {
+            assert!(!is_interrupted_write(other), "{other}");
+        }
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name())

@@ -143,6 +143,10 @@ fn an_interrupted_sign_is_named_and_cleared_by_signing_again() {
     parmana_trust::sign_bundle_dir(dir.path(), &policy, &[&key]).unwrap();
     assert!(!leftover.exists());
     let files = read_bundle_dir(dir.path()).unwrap();
-    assert!(!files.keys().any(|name| name.ends_with(".tmp")), "{:?}", files.keys());
+    assert!(
+        !files.keys().any(|name| name.ends_with(".tmp")),
+        "{:?}",
+        files.keys()
+    );
     verify_bundle(&root, &files).unwrap();
 }
