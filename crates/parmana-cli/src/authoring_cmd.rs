@@ -590,6 +590,8 @@ fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
     }
     crate::policy_cmd::gate_on_tests(&policy, &args.dir, args.allow_failing_tests)?;
     let policy = bundle_policy_ref(&id, &version)?;
+    // What an interrupted sign left (its temporary file) is removed, never signed in.
+    parmana_runtime::trust::remove_interrupted_writes(&args.dir);
     let files = read_bundle_dir(&args.dir).map_err(|e| Failure::trust(&e))?;
     let bytes = sign_bundle_verified(&trust_root, &policy, &files, &signer)
         .map_err(|e| Failure::execution(&e))?;

@@ -112,9 +112,10 @@ pub mod trust {
         TrustStanding, VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustHistory,
         VerifiedTrustRoot, VerifyOptions, check_signer_role, create_trust_root,
         decode_attestation_statement, read_bundle_dir, read_key_file, read_legacy_bundle_dir,
-        read_public_key_file, read_release_manifest_version, replace_file_durably, sign_bundle_dir,
-        sign_release_manifest, sync_directory_of, verify_attestations,
-        verify_attestations_in_history, verify_legacy_bundle, write_public_key_file,
+        read_public_key_file, read_release_manifest_version, remove_interrupted_writes,
+        replace_file_durably, sign_bundle_dir, sign_release_manifest, sync_directory_of,
+        verify_attestations, verify_attestations_in_history, verify_legacy_bundle,
+        write_public_key_file,
     };
 }
 

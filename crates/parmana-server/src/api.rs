@@ -72,7 +72,8 @@ pub(crate) fn execution_error(error: &ExecutionError) -> ApiError {
 /// commit may have happened: a connection lost after it), a file, a defect — names where the
 /// outcome reads back, so that a client that let the server make the id can learn it (`200`
 /// once completed, `423` while claimed, `404` if it was never claimed) instead of retrying
-/// under a new id. Refusals made before the claim (input, policy, trust) name nothing.
+/// under a new id; so does the signer failing. Refusals made before the claim (input, policy,
+/// the rest of trust) name nothing ([`ExecutionError::may_follow_a_claim`]).
 pub(crate) fn names_the_execution(error: &ExecutionError) -> bool {
     matches!(error, ExecutionError::ReplayDetected { .. }) || error.may_follow_a_claim()
 }

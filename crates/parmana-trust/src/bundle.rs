@@ -208,6 +208,15 @@ fn check_body(body: &BundleBody) -> Result<(), TrustError> {
                 message: "not a safe relative bundle path, or reserved".to_owned(),
             });
         }
+        // An interrupted write's temporary file is never signed into a bundle (nor accepted
+        // as part of one).
+        let hint = crate::durable::interrupted_write_hint(path);
+        if !hint.is_empty() {
+            return Err(TrustError::UnsafePath {
+                path: path.clone(),
+                message: format!("not a bundle file{hint}"),
+            });
+        }
     }
     Ok(())
 }

@@ -45,23 +45,47 @@ pub(crate) fn interrupted_write_hint(name: &str) -> &'static str {
 }
 
 /// Removes the temporary files interrupted writes left in `directory` (see
-/// [`is_interrupted_write`]), so that a command writing there again starts clean. Nothing else
-/// is touched; a directory that cannot be listed is left as it is.
+/// [`is_interrupted_write`]), so that a command writing there again starts clean — but not one
+/// a write still running may own (its process alive on Linux; elsewhere, written in the last ten
+/// minutes). Nothing else is touched; a directory that cannot be listed is left as it is.
 pub fn remove_interrupted_writes(directory: &Path) {
     let Ok(entries) = std::fs::read_dir(directory) else {
         return;
     };
     for entry in entries.flatten() {
         let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
-        if is_file && entry.file_name().to_str().is_some_and(is_interrupted_write) {
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if is_file && is_interrupted_write(&name) && !may_be_in_flight(&name, &entry) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
 }
 
+/// Whether the write that made the temporary file `name` may still be running.
+fn may_be_in_flight(name: &str, entry: &std::fs::DirEntry) -> bool {
+    let pid = name
+        .strip_suffix(".tmp")
+        .and_then(|rest| rest.rsplit_once('.'))
+        .and_then(|(_, stamp)| stamp.split_once('-'))
+        .map(|(pid, _)| pid);
+    if cfg!(target_os = "linux")
+        && let Some(pid) = pid
+    {
+        return Path::new("/proc").join(pid).exists();
+    }
+    entry
+        .metadata()
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_none_or(|age| age < std::time::Duration::from_secs(600))
+}
+
 /// Syncs the directory holding `path`, so that a file created or renamed there survives a
-/// crash (its data synced is not enough: the name is the directory's). Not on Windows, where a
-/// directory cannot be opened as a file and a rename is made durable by the file system.
+/// crash (its data synced is not enough: the name is the directory's). Only on Unix (elsewhere a
+/// directory cannot be opened as a file: this does nothing there).
 pub fn sync_directory_of(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
@@ -77,8 +101,9 @@ pub fn sync_directory_of(path: &Path) -> std::io::Result<()> {
 /// Replaces `path` with `bytes`: a temporary file beside it (named for this process and the
 /// moment, created new — never an existing file or a link someone left there), written with
 /// exactly `mode` on Unix when one is given (0600 for a private key, applied as the file is
-/// created, so it is never readable by others) or else with the mode of the file it replaces
-/// (the process's default, as its umask leaves it, for a new one), synced, renamed over `path`,
+/// created, so it is never readable by others) or else with the permission bits of the file it
+/// replaces (not its owner or group, which the writer's become; the process's default, as its
+/// umask leaves it, for a new one), synced, renamed over `path`,
 /// and the directory synced. A crash leaves the old file or the new one, never a part (and at
 /// most a temporary file, which [`is_interrupted_write`] recognises); once this returns, the new
 /// one survives a power loss. A symbolic link at `path` is replaced by the file, not written
@@ -94,7 +119,7 @@ pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std
         std::fs::symlink_metadata(path)
             .ok()
             .filter(std::fs::Metadata::is_file)
-            .map(|existing| existing.permissions().mode() & 0o7777)
+            .map(|existing| existing.permissions().mode() & 0o777)
     });
     let (temporary, mut file) = create_temporary(&directory_of(path), &name, mode)?;
     let written = (|| {
@@ -223,7 +248,7 @@ mod unix_tests {
     use super::*;
 
     #[test]
-    fn a_replaced_file_keeps_its_mode_and_a_link_left_in_the_way_is_never_written_through() {
+    fn a_replaced_file_keeps_its_mode_and_a_link_at_its_path_is_replaced_not_written_through() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("release-manifest.json");
         std::fs::write(&path, b"old").unwrap();
@@ -232,11 +257,35 @@ mod unix_tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o640);
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
-        // Leftovers of interrupted writes are recognised and removed; nothing else is.
-        let leftover = dir.path().join(".release-manifest.json.99-1.tmp");
-        std::fs::write(&leftover, b"half").unwrap();
+        // A link at the path: replaced by the file, its target left as it was.
+        let target = dir.path().join("v7.json");
+        std::fs::write(&target, b"v7").unwrap();
+        let link = dir.path().join("current.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        replace_file_durably(&link, b"v8", None).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+        assert_eq!(std::fs::read(&link).unwrap(), b"v8");
+        assert_eq!(std::fs::read(&target).unwrap(), b"v7");
+    }
+
+    #[test]
+    fn only_the_leftovers_of_interrupted_writes_no_longer_running_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A process that is gone (no pid is this large) left one; this process has one in
+        // flight; a user keeps a hidden file of their own ending in `.tmp`.
+        let gone = dir.path().join(".release-manifest.json.4294967295-1.tmp");
+        let running = dir
+            .path()
+            .join(format!(".bundle.json.{}-1.tmp", std::process::id()));
+        let own = dir.path().join(".notes.tmp");
+        for file in [&gone, &running, &own] {
+            std::fs::write(file, b"x").unwrap();
+        }
         remove_interrupted_writes(dir.path());
-        assert!(!leftover.exists());
-        assert!(path.exists());
+        assert!(!gone.exists());
+        assert!(own.exists());
+        if cfg!(target_os = "linux") {
+            assert!(running.exists(), "a write still running lost its file");
+        }
     }
 }

@@ -119,9 +119,9 @@ fn a_bundle_manifest_past_its_limit_is_refused_before_it_is_parsed() {
 
 #[test]
 fn an_interrupted_sign_is_named_and_cleared_by_signing_again() {
-    // A kill during `bundle sign` leaves its temporary file beside bundle.json: the bundle is
-    // refused as holding an unlisted file, named as an interrupted write's; signing again
-    // removes it rather than sign it into the bundle.
+    // A kill during `sign_bundle_dir` leaves its temporary file beside bundle.json: the bundle
+    // is refused as holding an unlisted file, named as an interrupted write's; signing again
+    // removes it rather than sign it into the bundle (the CLI's `bundle sign`: authoring_checks_cli).
     let root = common::trust_root();
     let dir = tempfile::tempdir().unwrap();
     for (path, bytes) in common::test_bundle_files() {
@@ -132,7 +132,8 @@ fn an_interrupted_sign_is_named_and_cleared_by_signing_again() {
     let policy = common::demo_ref();
     let key = common::key("policy");
     parmana_trust::sign_bundle_dir(dir.path(), &policy, &[&key]).unwrap();
-    let leftover = dir.path().join(".bundle.json.4711-1.tmp");
+    // (The pid of a process that cannot exist: no write of it still runs.)
+    let leftover = dir.path().join(".bundle.json.4294967295-1.tmp");
     std::fs::write(&leftover, b"{\"half\":").unwrap();
     let refused = verify_bundle(&root, &read_bundle_dir(dir.path()).unwrap()).unwrap_err();
     assert_eq!(refused.code(), "trust.bundle_file_unexpected");
@@ -149,4 +150,18 @@ fn an_interrupted_sign_is_named_and_cleared_by_signing_again() {
         files.keys()
     );
     verify_bundle(&root, &files).unwrap();
+}
+
+#[test]
+fn an_interrupted_writes_file_is_never_signed_into_a_bundle() {
+    let mut files = common::test_bundle_files();
+    files.insert(".bundle.json.4711-1.tmp".to_owned(), b"{\"half\":".to_vec());
+    let refused =
+        parmana_trust::sign_bundle(&common::demo_ref(), &files, &[&common::key("policy")])
+            .unwrap_err();
+    assert_eq!(refused.code(), "trust.unsafe_path", "{refused}");
+    assert!(
+        refused.to_string().contains("interrupted write"),
+        "{refused}"
+    );
 }

@@ -414,3 +414,48 @@ fn a_wrong_sign_with_names_the_root_keys_that_may_sign() {
     );
     insta::assert_snapshot!("rotate_wrong_sign_with", out.stderr);
 }
+
+/// A kill during `bundle sign` leaves the temporary file of `bundle.json` in the bundle: the
+/// bundle is then refused, naming it, and signing again removes it instead of signing it in.
+#[test]
+fn signing_again_clears_what_an_interrupted_sign_left() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let bundle = d.join("policies/claims-approval/1.0.0");
+    let leftover = bundle.join(".bundle.json.4294967295-1.tmp");
+    std::fs::write(&leftover, b"{\"half\":").unwrap();
+    let execute = [
+        "execute",
+        "--policy",
+        "claims-approval@1.0.0",
+        "--signals",
+        r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#,
+        "--store",
+        "memory",
+        "--now",
+        NOW,
+    ];
+    let out = run_in(d, &execute, b"");
+    assert_eq!(out.code, 4, "{}", out.transcript());
+    assert!(
+        out.stderr.contains("trust.bundle_file_unexpected")
+            && out.stderr.contains("interrupted write: remove it"),
+        "{}",
+        out.transcript()
+    );
+    ok(
+        d,
+        &[
+            "bundle",
+            "sign",
+            "policies/claims-approval/1.0.0",
+            "--key",
+            "trust/keys/policy.pem",
+            "--now",
+            NOW,
+        ],
+    );
+    assert!(!leftover.exists());
+    let listed = std::fs::read_to_string(bundle.join("bundle.json")).unwrap();
+    assert!(!listed.contains(".tmp"), "{listed}");
+}
