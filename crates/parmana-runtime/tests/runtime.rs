@@ -610,6 +610,16 @@ fn verify_judges_an_attestation_under_the_version_it_was_made_under() {
     assert_eq!(runtime.environment().trust_history().versions().count(), 4);
 }
 
+/// A runtime with the fixture's attestation key over `store`.
+fn runtime_over(fixture: &Fixture, store: Arc<dyn ReplayStore>) -> Runtime {
+    Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .shared_store(store)
+        .clock(clock())
+        .build()
+        .unwrap()
+}
+
 /// A memory store whose `complete` fails while `failing` holds (the store unreachable at that
 /// moment, its write lock held elsewhere past the busy timeout, a full disk).
 #[derive(Debug, Default)]
@@ -646,12 +656,7 @@ impl ReplayStore for FlakyComplete {
 fn a_completion_the_store_refused_is_written_again_once_it_answers() {
     let fixture = Fixture::new();
     let store = Arc::new(FlakyComplete::default());
-    let runtime = Runtime::builder(fixture.config())
-        .signer(fixture.key("attestation"))
-        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
-        .clock(clock())
-        .build()
-        .unwrap();
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
     // What the execution would have returned.
     let expected = runtime
         .execute(&request("reference"))
@@ -727,12 +732,7 @@ fn a_batch_names_every_execution_it_does_not_print() {
     use parmana_runtime::{BatchOptions, BatchReader, run_batch};
     let fixture = Fixture::new();
     let store = Arc::new(FlakyComplete::default());
-    let runtime = Runtime::builder(fixture.config())
-        .signer(fixture.key("attestation"))
-        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
-        .clock(clock())
-        .build()
-        .unwrap();
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
     let options = BatchOptions {
         jobs: 2,
         default_policy: Some("claims-approval@1.0.0".parse().unwrap()),

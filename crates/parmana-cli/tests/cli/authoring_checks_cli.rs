@@ -42,6 +42,17 @@ fn refused(dir: &Path, args: &[&str], exit: i32, code: &str) -> Run {
     out
 }
 
+/// `bundle sign` of the claims bundle with the policy key.
+const BUNDLE_SIGN: &[&str] = &[
+    "bundle",
+    "sign",
+    "policies/claims-approval/1.0.0",
+    "--key",
+    "trust/keys/policy.pem",
+    "--now",
+    NOW,
+];
+
 fn ok(dir: &Path, args: &[&str]) -> String {
     let out = run_in(dir, args, b"");
     assert_eq!(out.code, 0, "{args:?}\n{}", out.transcript());
@@ -178,20 +189,7 @@ fn a_bundle_one_key_cannot_make_valid_is_not_written() {
             ],
         ),
     );
-    refused(
-        d,
-        &[
-            "bundle",
-            "sign",
-            "policies/claims-approval/1.0.0",
-            "--key",
-            "trust/keys/policy.pem",
-            "--now",
-            NOW,
-        ],
-        4,
-        "trust.threshold_not_met",
-    );
+    refused(d, BUNDLE_SIGN, 4, "trust.threshold_not_met");
 }
 
 /// `cp -R 1.0.0 2.0.0` without changing `policy_version`: both directories claim
@@ -443,18 +441,7 @@ fn signing_again_clears_what_an_interrupted_sign_left() {
         "{}",
         out.transcript()
     );
-    ok(
-        d,
-        &[
-            "bundle",
-            "sign",
-            "policies/claims-approval/1.0.0",
-            "--key",
-            "trust/keys/policy.pem",
-            "--now",
-            NOW,
-        ],
-    );
+    ok(d, BUNDLE_SIGN);
     assert!(!leftover.exists());
     let listed = std::fs::read_to_string(bundle.join("bundle.json")).unwrap();
     assert!(!listed.contains(".tmp"), "{listed}");
