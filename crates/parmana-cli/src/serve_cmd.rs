@@ -513,6 +513,24 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let environment = RuntimeEnvironment::load(&args.environment.config(&deployment), now)
         .map_err(|e| Failure::execution(&e))?;
     parmana_server::check_settings(&settings, &environment, now).map_err(|e| server_failure(&e))?;
+    // The attestation keys too: their role, none twice, the threshold met (those that cannot be
+    // read are reported by the runtime's build, below, as they always are).
+    let keys: Vec<_> = deployment
+        .keys(&args.key)
+        .value
+        .iter()
+        .filter(|path| path.exists())
+        .map(|path| read_private_key(path))
+        .collect::<Result<_, _>>()?;
+    let signers: Vec<&dyn parmana_runtime::trust::Signer> = keys
+        .iter()
+        .map(|key| key as &dyn parmana_runtime::trust::Signer)
+        .collect();
+    if signers.len() == deployment.keys(&args.key).value.len() {
+        environment
+            .check_signers(&signers)
+            .map_err(|e| Failure::execution(&e))?;
+    }
     // So are the expiry warning's window and the log anchor (read before the store too).
     warn_expiry_of(&deployment, &clock, &environment)?;
     drop(environment);

@@ -124,14 +124,17 @@ impl Entry {
 }
 
 /// Whether a line is what `execute --batch` prints for a refused line: an object of exactly
-/// `error` (an object) and `line` (a number).
+/// `error` (an object), `line` (a number) and, when the refusal may follow the claim,
+/// `execution_id` (a string).
 fn is_batch_error(line: &[u8]) -> bool {
     if !line.starts_with(b"{\"error\":") {
         return false;
     }
     match serde_json::from_slice::<Value>(line) {
         Ok(Value::Object(map)) => {
-            map.len() == 2
+            let with_id = map.get("execution_id").map(Value::is_string);
+            map.len() == 2 + usize::from(with_id.is_some())
+                && with_id != Some(false)
                 && map.get("error").is_some_and(Value::is_object)
                 && map.get("line").is_some_and(Value::is_u64)
         }

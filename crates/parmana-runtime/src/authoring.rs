@@ -55,6 +55,7 @@ pub fn rotate_trust_root_file(
         .unwrap_or_else(|| Path::new("."))
         .join(TRUST_ROOT_CHAIN_DIR);
     std::fs::create_dir_all(&chain_dir)
+        .and_then(|()| parmana_trust::sync_directory_of(&chain_dir))
         .map_err(|e| ExecutionError::io("create", &chain_dir, &e))?;
     let archived = chain_dir.join(format!("{}.json", previous.version()));
     match std::fs::read(&archived) {

@@ -165,6 +165,17 @@ impl RuntimeEnvironment {
         Ok(loaded)
     }
 
+    /// Refuses attestation signers this environment would refuse to sign with: a key without
+    /// the `attestation` role in the trust root in force (`runtime.signer_lacks_role`), one
+    /// given twice, or fewer than the role's threshold — what `execute` and `recover` check
+    /// before anything is consumed, for a caller that checks before it opens a store.
+    pub fn check_signers(
+        &self,
+        signers: &[&dyn parmana_trust::Signer],
+    ) -> Result<(), ExecutionError> {
+        crate::execute::check_signers(signers, self)
+    }
+
     /// Loads and verifies every policy the release manifest lists, so that a broken bundle is
     /// found at start-up instead of at its first execution.
     pub fn preload_released_policies(&self) -> Result<usize, ExecutionError> {

@@ -194,6 +194,13 @@ pub fn verify_legacy_bundle(
     };
     let manifest_bytes = get(LEGACY_MANIFEST_FILE)?;
     let signature_bytes = get(LEGACY_SIGNATURE_FILE)?;
+    // Bounded as a Parmana bundle's manifest is, before it is parsed.
+    if manifest_bytes.len() > crate::MAX_BUNDLE_MANIFEST_BYTES {
+        return Err(TrustError::DocumentTooLarge {
+            path: LEGACY_MANIFEST_FILE.to_owned(),
+            limit: crate::MAX_BUNDLE_MANIFEST_BYTES,
+        });
+    }
     let manifest = parse_strict(manifest_bytes).map_err(|e| bad(format!("manifest: {e}")))?;
     let Value::Object(map) = &manifest else {
         return Err(bad("manifest is not a JSON object".to_owned()));

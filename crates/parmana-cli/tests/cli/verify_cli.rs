@@ -307,3 +307,33 @@ fn a_tampered_line_fails_alone_and_single_only_flags_are_refused() {
         refused.stderr
     );
 }
+
+#[test]
+fn a_batch_refusal_line_naming_its_execution_is_skipped_too() {
+    // What `execute --batch` prints for a refusal that may follow the claim carries the
+    // execution's id: still a refusal line, skipped; a line only resembling one is not.
+    let repo = temp_repo();
+    let d = repo.root();
+    let mut batch = execute_batch(d);
+    batch.push_str(
+        "{\"error\":{\"code\":\"replay.store_unavailable\",\"message\":\"down\"},\"execution_id\":\"lines-9\",\"line\":4}\n",
+    );
+    let out = run_in(
+        d,
+        &["--format", "json", "verify", "-", "--now", NOW],
+        batch.as_bytes(),
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let reports: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        reports[3],
+        serde_json::json!({"line": 4, "skipped": "batch error"})
+    );
+    let odd = "{\"error\":{\"code\":\"x\",\"message\":\"y\"},\"execution_id\":9,\"line\":1}\n";
+    let out = run_in(d, &["verify", "-", "--now", NOW], odd.as_bytes());
+    assert_ne!(out.code, 0, "{}", out.transcript());
+}

@@ -580,6 +580,24 @@ fn the_server_refuses_to_start_without_tokens_or_off_loopback_without_auth() {
         !store.parent().unwrap().exists(),
         "an unusable expiry window created the store before refusing to start"
     );
+    // A key without the attestation role, too.
+    let (exit, _, stderr) = crate::harness::parmana(
+        env.root(),
+        &[
+            "serve",
+            "--dev-token",
+            "--store",
+            &store_flag,
+            "--key",
+            "trust/keys/release.pem",
+        ],
+    );
+    assert_ne!(exit, 0, "{stderr}");
+    assert!(stderr.contains("runtime.signer_lacks_role"), "{stderr}");
+    assert!(
+        !store.parent().unwrap().exists(),
+        "a key without the attestation role created the store before refusing to start"
+    );
     // Tokens a deployment configures are never dropped silently by a trial flag.
     let configured = deployment("memory", "[server]\ntokens = \"tokens.toml\"\n");
     for flag in ["--insecure-no-auth", "--dev-token"] {
