@@ -8,8 +8,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use common::{Fixture, clock};
 use parmana_runtime::canon::{ExecutionId, Timestamp};
 use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerRow, LedgerSnapshot,
-    MemoryReplayStore, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
+    ClaimOutcome, ClaimRecord, ExecutionState, MemoryReplayStore, ReplayError, ReplayStore,
 };
 use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{Clock, ExecutionRequest, ExecutionStatus, Runtime, Signals};
@@ -164,54 +163,14 @@ struct FilesUnderAnotherId {
 }
 
 impl ReplayStore for FilesUnderAnotherId {
-    fn claim(
-        &self,
-        execution_id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, ReplayError> {
-        self.inner.claim(execution_id, record, under)
-    }
-    fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
-        self.inner.complete(execution_id, attestation)
-    }
-    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
-        self.inner.sequence(max)
-    }
-    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
-        self.inner.store_checkpoint(checkpoint)
-    }
-    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
-        self.inner.latest_checkpoint()
-    }
+    common::forward_store_writes!(inner);
+    common::forward_store_reads!(inner: pending_after, accepted_versions, accept_versions,
+        sequence, store_checkpoint, latest_checkpoint, ledger_snapshot, ledger_rows);
     fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
         if *execution_id == self.a {
             return self.inner.get(&self.b);
         }
         self.inner.get(execution_id)
-    }
-    fn pending_after(
-        &self,
-        after: Option<&ExecutionId>,
-        limit: usize,
-    ) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.inner.pending_after(after, limit)
-    }
-    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        self.inner.accepted_versions()
-    }
-    fn accept_versions(
-        &self,
-        trust_root: u64,
-        release_manifest: u64,
-    ) -> Result<AcceptedVersions, ReplayError> {
-        self.inner.accept_versions(trust_root, release_manifest)
-    }
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        self.inner.ledger_snapshot()
-    }
-    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
-        self.inner.ledger_rows(from, max)
     }
 }
 

@@ -352,46 +352,13 @@ impl std::fmt::Debug for RacedSigning {
 
 impl ReplayStore for RacedSigning {
     common::forward_store_writes!(inner);
+    common::forward_store_reads!(inner: get, pending_after, accepted_versions, accept_versions,
+        sequence, store_checkpoint, ledger_snapshot);
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
         if let Some(racer) = self.racer.lock().unwrap().take() {
             racer(&self.inner);
         }
         self.inner.latest_checkpoint()
-    }
-    fn get(
-        &self,
-        id: &ExecutionId,
-    ) -> Result<parmana_runtime::replay::ExecutionState, ReplayError> {
-        self.inner.get(id)
-    }
-    fn pending_after(
-        &self,
-        after: Option<&ExecutionId>,
-        limit: usize,
-    ) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.inner.pending_after(after, limit)
-    }
-    fn accepted_versions(&self) -> Result<parmana_runtime::replay::AcceptedVersions, ReplayError> {
-        self.inner.accepted_versions()
-    }
-    fn accept_versions(
-        &self,
-        trust_root: u64,
-        release_manifest: u64,
-    ) -> Result<parmana_runtime::replay::AcceptedVersions, ReplayError> {
-        self.inner.accept_versions(trust_root, release_manifest)
-    }
-    fn sequence(
-        &self,
-        max: usize,
-    ) -> Result<parmana_runtime::replay::SequenceOutcome, ReplayError> {
-        self.inner.sequence(max)
-    }
-    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
-        self.inner.store_checkpoint(checkpoint)
-    }
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        self.inner.ledger_snapshot()
     }
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
         let mut rows = self.inner.ledger_rows(from, max)?;

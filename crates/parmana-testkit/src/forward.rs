@@ -1,39 +1,41 @@
 //! `forward_store_reads!` and `forward_store_writes!`: the `ReplayStore` methods a test's wrapper store forwards unchanged to the store it wraps, so that each wrapper writes out only what it observes or breaks.
 
 /// The `ReplayStore` methods a wrapper store forwards unchanged to `self.$inner`: reads, marks,
-/// the ledger and the sequencer (`@all_but_ledger_reads`: all but `ledger_snapshot` and
-/// `ledger_rows`; `@all_but_pending`: all but `pending_after`). Each wrapper writes out only the writes it observes or breaks (`claim`,
-/// `complete`, `claim_completed`).
+/// the ledger and the sequencer. Each wrapper writes out only what it observes or breaks:
+/// `forward_store_reads!(inner)` forwards every read; `forward_store_reads!(inner: get, …)`
+/// only the ones named (`get`, `pending_after`, `accepted_versions`, `accept_versions`,
+/// `sequence`, `store_checkpoint`, `latest_checkpoint`, `ledger_snapshot`, `ledger_rows`);
+/// `@all_but_ledger_reads` all but `ledger_snapshot` and `ledger_rows`; `@all_but_pending` all
+/// but `pending_after`. The writes (`claim`, `complete`) are [`forward_store_writes!`]'s.
 #[macro_export]
 macro_rules! forward_store_reads {
     ($inner:tt) => {
         $crate::forward_store_reads!(@all_but_ledger_reads $inner);
-        $crate::forward_store_reads!(@ledger_reads $inner);
+        $crate::forward_store_reads!($inner: ledger_snapshot, ledger_rows);
     };
     // For a wrapper that observes or changes the pages of pending ids.
     (@all_but_pending $inner:tt) => {
-        $crate::forward_store_reads!(@all_but_pending_and_ledger_reads $inner);
-        $crate::forward_store_reads!(@ledger_reads $inner);
-    };
-    (@ledger_reads $inner:tt) => {
-        fn ledger_snapshot(
-            &self,
-        ) -> Result<$crate::__runtime::replay::LedgerSnapshot, $crate::__runtime::replay::ReplayError>
-        {
-            self.$inner.ledger_snapshot()
-        }
-        fn ledger_rows(
-            &self,
-            from: u64,
-            max: usize,
-        ) -> Result<Vec<$crate::__runtime::replay::LedgerRow>, $crate::__runtime::replay::ReplayError>
-        {
-            self.$inner.ledger_rows(from, max)
-        }
+        $crate::forward_store_reads!($inner: get, accepted_versions, accept_versions, sequence,
+            store_checkpoint, latest_checkpoint, ledger_snapshot, ledger_rows);
     };
     // For a wrapper that observes or changes what the ledger reads return.
     (@all_but_ledger_reads $inner:tt) => {
-        $crate::forward_store_reads!(@all_but_pending_and_ledger_reads $inner);
+        $crate::forward_store_reads!($inner: get, pending_after, accepted_versions,
+            accept_versions, sequence, store_checkpoint, latest_checkpoint);
+    };
+    ($inner:tt: $($method:ident),+ $(,)?) => {
+        $($crate::forward_store_reads!(@one $inner $method);)+
+    };
+    (@one $inner:tt get) => {
+        fn get(
+            &self,
+            id: &$crate::__runtime::canon::ExecutionId,
+        ) -> Result<$crate::__runtime::replay::ExecutionState, $crate::__runtime::replay::ReplayError>
+        {
+            self.$inner.get(id)
+        }
+    };
+    (@one $inner:tt pending_after) => {
         fn pending_after(
             &self,
             after: Option<&$crate::__runtime::canon::ExecutionId>,
@@ -43,14 +45,7 @@ macro_rules! forward_store_reads {
             self.$inner.pending_after(after, limit)
         }
     };
-    (@all_but_pending_and_ledger_reads $inner:tt) => {
-        fn get(
-            &self,
-            id: &$crate::__runtime::canon::ExecutionId,
-        ) -> Result<$crate::__runtime::replay::ExecutionState, $crate::__runtime::replay::ReplayError>
-        {
-            self.$inner.get(id)
-        }
+    (@one $inner:tt accepted_versions) => {
         fn accepted_versions(
             &self,
         ) -> Result<
@@ -59,6 +54,8 @@ macro_rules! forward_store_reads {
         > {
             self.$inner.accepted_versions()
         }
+    };
+    (@one $inner:tt accept_versions) => {
         fn accept_versions(
             &self,
             trust_root: u64,
@@ -69,6 +66,8 @@ macro_rules! forward_store_reads {
         > {
             self.$inner.accept_versions(trust_root, release_manifest)
         }
+    };
+    (@one $inner:tt sequence) => {
         fn sequence(
             &self,
             max: usize,
@@ -78,12 +77,16 @@ macro_rules! forward_store_reads {
         > {
             self.$inner.sequence(max)
         }
+    };
+    (@one $inner:tt store_checkpoint) => {
         fn store_checkpoint(
             &self,
             checkpoint: &$crate::__runtime::replay::StoredCheckpoint,
         ) -> Result<(), $crate::__runtime::replay::ReplayError> {
             self.$inner.store_checkpoint(checkpoint)
         }
+    };
+    (@one $inner:tt latest_checkpoint) => {
         fn latest_checkpoint(
             &self,
         ) -> Result<
@@ -91,6 +94,24 @@ macro_rules! forward_store_reads {
             $crate::__runtime::replay::ReplayError,
         > {
             self.$inner.latest_checkpoint()
+        }
+    };
+    (@one $inner:tt ledger_snapshot) => {
+        fn ledger_snapshot(
+            &self,
+        ) -> Result<$crate::__runtime::replay::LedgerSnapshot, $crate::__runtime::replay::ReplayError>
+        {
+            self.$inner.ledger_snapshot()
+        }
+    };
+    (@one $inner:tt ledger_rows) => {
+        fn ledger_rows(
+            &self,
+            from: u64,
+            max: usize,
+        ) -> Result<Vec<$crate::__runtime::replay::LedgerRow>, $crate::__runtime::replay::ReplayError>
+        {
+            self.$inner.ledger_rows(from, max)
         }
     };
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::common::{NOW, VIP_SIGNALS, execute_vip, fixture_rotate, run_in, temp_repo};
+use crate::common::{NOW, Run, VIP_SIGNALS, execute_vip, fixture_rotate, run_in, temp_repo};
 use parmana_runtime::canon::Timestamp;
 
 /// Executes the VIP claim as `id` at `at` in `dir` (memory store) and returns the attestation.
@@ -214,6 +214,15 @@ fn show_prints_the_decoded_statement_before_the_report() {
     assert!(plain.get("statement").is_none());
 }
 
+/// The reports `verify --format json` printed for a batch, one per line, having passed.
+fn json_reports(out: &Run) -> Vec<serde_json::Value> {
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    out.stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 /// `execute --batch` of three lines in `dir` (the second refused), its output as written.
 fn execute_batch(dir: &Path) -> String {
     let requests = [
@@ -262,12 +271,7 @@ fn a_batch_verifies_line_by_line_as_each_line_verifies_alone() {
         ],
         b"",
     );
-    assert_eq!(json.code, 0, "{}", json.transcript());
-    let reports: Vec<serde_json::Value> = json
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let reports = json_reports(&json);
     assert_eq!(
         reports[1],
         serde_json::json!({"line": 2, "skipped": "batch error"})
@@ -323,12 +327,7 @@ fn a_batch_refusal_line_naming_its_execution_is_skipped_too() {
         &["--format", "json", "verify", "-", "--now", NOW],
         batch.as_bytes(),
     );
-    assert_eq!(out.code, 0, "{}", out.transcript());
-    let reports: Vec<serde_json::Value> = out
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let reports = json_reports(&out);
     assert_eq!(
         reports[3],
         serde_json::json!({"line": 4, "skipped": "batch error"})

@@ -802,14 +802,12 @@ fn a_store_that_fails_is_answered_503_and_the_server_is_not_ready() {
     // The store failed where the id may have been claimed: the answer names where its outcome
     // reads back — also for an id the server made, which the client could learn nowhere else.
     assert_eq!(failed.header("location"), Some("/v1/executions/after-1"));
-    let made = served.post(
-        "/v1/executions",
-        token,
-        &format!(
-            r#"{{"policy":"claims-approval@1.0.0","signals":{}}}"#,
-            crate::harness::README_SIGNALS
-        ),
+    // The README's request, with no id: the server makes one.
+    let readme_request = format!(
+        r#"{{"policy":"claims-approval@1.0.0","signals":{}}}"#,
+        crate::harness::README_SIGNALS
     );
+    let made = served.post("/v1/executions", token, &readme_request);
     assert_eq!(made.status, 503, "{}", made.text);
     let location = made.header("location").unwrap_or_default();
     assert!(
@@ -837,14 +835,7 @@ fn a_store_that_fails_is_answered_503_and_the_server_is_not_ready() {
     });
     assert!(not_ready, "{}", served.stderr());
     // Pure evaluations touch no store and go on.
-    let evaluated = served.post(
-        "/v1/evaluations",
-        token,
-        &format!(
-            r#"{{"policy":"claims-approval@1.0.0","signals":{}}}"#,
-            crate::harness::README_SIGNALS
-        ),
-    );
+    let evaluated = served.post("/v1/evaluations", token, &readme_request);
     assert_eq!(evaluated.status, 200, "{}", evaluated.text);
 }
 
