@@ -20,12 +20,13 @@ use parmana_runtime::canon::Timestamp;
 use parmana_runtime::{
     LogSigning, Recovered, ReloadReport, Runtime, RuntimeEnvironment, check_log_signer,
 };
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::authzen::AuthzenMapping;
 use crate::error::{ApiError, ServerError};
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectionCounts, Metrics};
 use crate::settings::{Authentication, LIMIT_RANGES, Limits, ServerSettings};
 use crate::state::AppState;
 use crate::{api, authzen, observe, tlog};
@@ -268,11 +269,10 @@ impl Server {
         let served = match self.tls {
             None => {
                 server
-                    .acceptor(Limited::new(
-                        DefaultAcceptor,
-                        connections,
-                        state.limits.idle_timeout,
-                    ))
+                    .acceptor(
+                        Limited::new(DefaultAcceptor, connections, state.limits.idle_timeout)
+                            .counted_in(state.metrics.connection_counts()),
+                    )
                     .serve(app.into_make_service())
                     .await
             }
@@ -282,7 +282,10 @@ impl Server {
                 let tls = RustlsAcceptor::new(RustlsConfig::from_config(config))
                     .handshake_timeout(state.limits.idle_timeout);
                 server
-                    .acceptor(Limited::new(tls, connections, state.limits.idle_timeout))
+                    .acceptor(
+                        Limited::new(tls, connections, state.limits.idle_timeout)
+                            .counted_in(state.metrics.connection_counts()),
+                    )
                     .serve(app.into_make_service())
                     .await
             }
@@ -692,6 +695,9 @@ pub(crate) struct Limited<A> {
     inner: A,
     connections: Arc<Semaphore>,
     write_stall: Duration,
+    /// Where the connections held and refused are counted, if anywhere (the witness exports no
+    /// metrics).
+    counts: Option<ConnectionCounts>,
 }
 
 impl<A> Limited<A> {
@@ -700,6 +706,43 @@ impl<A> Limited<A> {
             inner,
             connections,
             write_stall,
+            counts: None,
+        }
+    }
+
+    /// Counts the connections held and refused in `counts` (`parmana_connections_open`,
+    /// `parmana_connections_refused_total`).
+    pub(crate) fn counted_in(mut self, counts: ConnectionCounts) -> Self {
+        self.counts = Some(counts);
+        self
+    }
+}
+
+/// A connection's slot: its semaphore permit, counted open in the gauge until dropped (the
+/// slot is counted from the accept, through a TLS handshake, to the close).
+#[derive(Debug)]
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    open: Option<Gauge>,
+}
+
+impl Slot {
+    fn taken(permit: OwnedSemaphorePermit, counts: Option<&ConnectionCounts>) -> Self {
+        let open = counts.map(|counts| counts.open.clone());
+        if let Some(open) = &open {
+            open.inc();
+        }
+        Self {
+            _permit: permit,
+            open,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(open) = &self.open {
+            open.dec();
         }
     }
 }
@@ -716,16 +759,24 @@ where
     type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
 
     fn accept(&self, stream: I, service: S) -> Self::Future {
-        let permit = Arc::clone(&self.connections).try_acquire_owned();
+        let slot = match Arc::clone(&self.connections).try_acquire_owned() {
+            Ok(permit) => Ok(Slot::taken(permit, self.counts.as_ref())),
+            Err(_) => {
+                if let Some(counts) = &self.counts {
+                    counts.refused.inc();
+                }
+                Err(io::Error::other("too many connections"))
+            }
+        };
         let inner = self.inner.clone();
         let write_stall = self.write_stall;
         Box::pin(async move {
-            let permit = permit.map_err(|_| io::Error::other("too many connections"))?;
+            let slot = slot?;
             let (stream, service) = inner.accept(stream, service).await?;
             Ok((
                 Counted {
                     inner: stream,
-                    _permit: permit,
+                    _slot: slot,
                     write_stall,
                     stalled_since: None,
                 },
@@ -740,7 +791,7 @@ where
 #[derive(Debug)]
 pub(crate) struct Counted<T> {
     inner: T,
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
     write_stall: Duration,
     /// Armed when a write first waits, disarmed when one makes progress.
     stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,

@@ -1,4 +1,4 @@
-//! Prometheus metrics (`prometheus-client`): requests and latency by route and status, executions by decision and by error code, runtime-call and store-probe latency, reloads, shedding, readiness.
+//! Prometheus metrics (`prometheus-client`): requests and latency by route and status, executions by decision and by error code, runtime-call and store-probe latency, reloads, shedding, connections, readiness.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -56,7 +56,16 @@ pub(crate) struct Metrics {
     store_probe_seconds: Histogram,
     reloads: Family<OutcomeLabels, Counter>,
     shed: Counter,
+    connections: ConnectionCounts,
     ready: Gauge,
+}
+
+/// The connection slots' counts, kept by the acceptor (`lifecycle::Limited`): the connections
+/// holding a slot now, and those closed when accepted because none was free.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectionCounts {
+    pub(crate) open: Gauge,
+    pub(crate) refused: Counter,
 }
 
 impl Metrics {
@@ -118,6 +127,17 @@ impl Metrics {
             "Requests refused with 503 because the concurrency limit was reached",
             shed.clone(),
         );
+        let connections = ConnectionCounts::default();
+        registry.register(
+            "connections_open",
+            "Connections holding one of the max_connections slots (TLS handshakes included)",
+            connections.open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed when accepted because all max_connections slots were held",
+            connections.refused.clone(),
+        );
         let ready = Gauge::default();
         registry.register(
             "ready",
@@ -134,6 +154,7 @@ impl Metrics {
             store_probe_seconds,
             reloads,
             shed,
+            connections,
             ready,
         }
     }
@@ -192,6 +213,11 @@ impl Metrics {
 
     pub(crate) fn shed(&self) {
         self.shed.inc();
+    }
+
+    /// The counts the acceptor keeps (shared: they are the ones `/metrics` reports).
+    pub(crate) fn connection_counts(&self) -> ConnectionCounts {
+        self.connections.clone()
     }
 
     pub(crate) fn set_ready(&self, ready: bool) {

@@ -567,7 +567,7 @@ pub(crate) fn deployment(store: &str, extra: &str) -> FixtureEnvironment {
 /// The metric families the server registers (docs/server.md, "Logs and metrics"). A family is
 /// written out only once it has a series, so [`metric_with`] checks a series' family against
 /// this list, and [`assert_families_declared`] checks the list against what the server writes.
-pub(crate) const METRIC_FAMILIES: [&str; 9] = [
+pub(crate) const METRIC_FAMILIES: [&str; 11] = [
     "parmana_http_requests",
     "parmana_http_request_duration_seconds",
     "parmana_executions",
@@ -576,6 +576,8 @@ pub(crate) const METRIC_FAMILIES: [&str; 9] = [
     "parmana_store_probe_duration_seconds",
     "parmana_reloads",
     "parmana_requests_shed",
+    "parmana_connections_open",
+    "parmana_connections_refused",
     "parmana_ready",
 ];
 

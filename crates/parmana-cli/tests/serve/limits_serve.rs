@@ -358,24 +358,33 @@ fn connections_that_send_no_request_in_time_are_closed() {
             "--dev-token",
             "--max-connections",
             "3",
+            // Long enough that a loaded machine does not close the connection that watches the
+            // others between two of its requests.
             "--idle-timeout-ms",
-            "300",
+            "1000",
         ],
     );
-    // One connection silent from the start, one trickling a request head it never ends, one
-    // kept alive after an answer: each is closed by the server (read: end of stream), so the
-    // connection slots they held serve others again.
+    let token = served.token.clone().unwrap();
+    let metrics =
+        format!("GET /metrics HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\r\n");
+    // A kept-alive connection that watches the count of open connections, once it is the only
+    // one open: the readiness polls' connections, which the server notices closed
+    // asynchronously, have let go of their slots by then.
+    let kept = open_connections_become(&served, None, metrics.as_bytes(), 1);
+    // One connection silent from the start and one trickling a request head it never ends:
+    // both hold slots (all three are held then).
     let mut silent = TcpStream::connect(address(&served)).unwrap();
     let mut trickling = TcpStream::connect(address(&served)).unwrap();
     trickling.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
-    let mut kept = TcpStream::connect(address(&served)).unwrap();
-    assert!(exchange(&mut kept, HEALTHZ).starts_with("HTTP/1.1 200"));
+    let mut kept = open_connections_become(&served, kept, metrics.as_bytes(), 3);
+    // Each is closed by the server (read: end of stream), the watcher too once it sends
+    // nothing more after its answer.
     for (name, stream) in [
         ("silent", &mut silent),
         ("trickling", &mut trickling),
-        ("kept alive", &mut kept),
+        ("kept alive", kept.as_mut().unwrap()),
     ] {
-        // Closed well within 5 s (the idle timeout is 300 ms; the request timeout, 10 s, would
+        // Closed well within 5 s (the idle timeout is 1 s; the request timeout, 10 s, would
         // not close it in time).
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -390,8 +399,40 @@ fn connections_that_send_no_request_in_time_are_closed() {
             "{name}: {text:?}"
         );
     }
-    let mut fresh = TcpStream::connect(address(&served)).unwrap();
-    assert!(exchange(&mut fresh, HEALTHZ).starts_with("HTTP/1.1 200"));
+    // The three slots are free again: a new connection comes to be the only one open.
+    open_connections_become(&served, None, metrics.as_bytes(), 1);
+}
+
+/// A kept-alive connection (`watcher`, or a new one) over which `/metrics` (the `request`)
+/// reads `parmana_connections_open` as `count`, retried a while (a connection closed
+/// unanswered is replaced); the test fails if it never does.
+fn open_connections_become(
+    served: &Served,
+    mut watcher: Option<TcpStream>,
+    request: &[u8],
+    count: u64,
+) -> Option<TcpStream> {
+    let mut seen = None;
+    for _ in 0..400 {
+        let stream = watcher.get_or_insert_with(|| TcpStream::connect(address(served)).unwrap());
+        let answer = exchange(stream, request);
+        if !answer.starts_with("HTTP/1.1 200") {
+            watcher = None;
+        } else {
+            seen = answer
+                .lines()
+                .find_map(|line| line.strip_prefix("parmana_connections_open "))
+                .map(|value| value.trim().parse::<u64>().unwrap());
+            if seen == Some(count) {
+                return watcher;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!(
+        "parmana_connections_open never read {count} (last {seen:?}): {}",
+        served.stderr()
+    );
 }
 
 #[test]
@@ -413,23 +454,36 @@ fn a_client_that_never_reads_its_answers_is_closed_and_frees_its_slot() {
     // The only connection pipelines far more answers than the socket buffers hold (each
     // `/openapi.json` is tens of KiB) and never reads one: the server's writes wait on a shut
     // window. The head-read timer does not run then; the write stall must close it.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    // A small receive buffer (set before connecting, so the window stays small): the server's
-    // first answers fill it and its socket's send buffer, then every write waits.
-    socket.set_recv_buffer_size(1024).unwrap();
-    let target: std::net::SocketAddr = address(&served).parse().unwrap();
-    socket.connect(&target.into()).unwrap();
-    let mut greedy: TcpStream = socket.into();
     let request = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n";
     let mut pipelined = Vec::new();
     for _ in 0..300 {
         pipelined.extend_from_slice(request);
     }
-    greedy.write_all(&pipelined).unwrap();
-    // It holds the slot: its first answer begins (read a few bytes, then nothing more).
-    let mut start = [0u8; 12];
-    greedy.read_exact(&mut start).unwrap();
-    assert_eq!(&start, b"HTTP/1.1 200");
+    // Retried while the only slot is still held by a readiness poll's connection, which the
+    // server notices closed asynchronously (a connection past the limit is closed unanswered).
+    let greedy = (0..200).find_map(|_| {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        // A small receive buffer (set before connecting, so the window stays small): the
+        // server's first answers fill it and its socket's send buffer, then every write waits.
+        socket.set_recv_buffer_size(1024).unwrap();
+        let target: std::net::SocketAddr = address(&served).parse().unwrap();
+        socket.connect(&target.into()).unwrap();
+        let mut greedy: TcpStream = socket.into();
+        greedy
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // It holds the slot: its first answer begins (read a few bytes, then nothing more).
+        let mut start = [0u8; 12];
+        let held = greedy.write_all(&pipelined).is_ok()
+            && greedy.read_exact(&mut start).is_ok()
+            && &start == b"HTTP/1.1 200";
+        if !held {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        held.then_some(greedy)
+    });
+    let mut greedy = greedy.expect("no connection ever held the only slot");
     // Closed within 10 s (the stall limit is 1 s), its slot serving another client again.
     let fresh = (0..200).find_map(|_| {
         std::thread::sleep(Duration::from_millis(50));
@@ -573,9 +627,22 @@ fn connections_over_the_limit_are_closed_and_a_freed_slot_serves_again() {
         "two connections never held: {}",
         served.stderr()
     );
-    // A third is closed when accepted, with no answer.
+    // A third is closed when accepted, with no answer, and counted so.
+    let token = served.token.clone().unwrap();
+    let metrics =
+        format!("GET /metrics HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let mut refused = || {
+        let answer = exchange(&mut held[0], metrics.as_bytes());
+        answer
+            .lines()
+            .find_map(|line| line.strip_prefix("parmana_connections_refused_total "))
+            .map(|value| value.trim().parse::<u64>().unwrap())
+            .unwrap()
+    };
+    let refused_before = refused();
     let mut third = TcpStream::connect(address(&served)).unwrap();
     assert_eq!(exchange(&mut third, HEALTHZ), "");
+    assert_eq!(refused(), refused_before + 1);
     // Both held connections still serve.
     for stream in &mut held {
         assert!(exchange(stream, HEALTHZ).starts_with("HTTP/1.1 200"));
