@@ -45,7 +45,7 @@ pub use request::{
 };
 pub use runtime::{
     Evaluation, ExecutionStatus, ExplainedEvaluation, ReloadRecord, ReloadReport, Runtime,
-    RuntimeBuilder, execution_status,
+    RuntimeBuilder, stored_execution_status,
 };
 pub use sequencer::{
     IntegratedEntry, LedgerAudit, LogSequencer, LogSigning, SequenceReport, audit_ledger,

@@ -7,7 +7,7 @@ use parmana_canon::{ExecutionId, PolicyRef, Timestamp};
 use parmana_replay::{CompletedExecution, ExecutionState, ReplayError, ReplayStore};
 use parmana_trust::{
     AttestationCheckKind, AttestationReport, Role, Signer, TrustError, VerifiedBundle,
-    VerifyOptions,
+    VerifiedTrustHistory, VerifyOptions,
 };
 use serde_json::Value;
 
@@ -392,83 +392,12 @@ impl Runtime {
         &self,
         execution_id: &ExecutionId,
     ) -> Result<ExecutionStatus, ExecutionError> {
-        Ok(match self.inner.store.get(execution_id)? {
-            ExecutionState::Completed(done) => {
-                self.check_stored_attestation(execution_id, &done)?;
-                ExecutionStatus::Completed(done.attestation().to_vec())
-            }
-            ExecutionState::Claimed(claim) => ExecutionStatus::Claimed {
-                claimed_at: claim.claimed_at(),
-            },
-            ExecutionState::Absent => ExecutionStatus::Unknown,
-        })
-    }
-
-    /// Refuses a stored attestation that is not `execution_id`'s (see [`attestation`](Self::attestation)).
-    fn check_stored_attestation(
-        &self,
-        execution_id: &ExecutionId,
-        done: &CompletedExecution,
-    ) -> Result<(), ExecutionError> {
-        let refuse = |reason: String| ExecutionError::StoredAttestationInvalid {
-            execution_id: execution_id.as_str().to_owned(),
-            reason,
-        };
-        let environment = self.environment();
-        let history = environment.trust_history();
-        // A server whose clock lags the one that executed reads a genuine attestation back:
-        // the verifier's clock judges nothing else here.
-        let options = VerifyOptions {
-            now: self.inner.clock.now().max(done.claim().claimed_at()),
-            require_current_trust: false,
-        };
-        let report = parmana_trust::verify_attestation_in_history(
-            done.attestation(),
-            history,
-            options,
-            None,
-            None,
-        );
-        if report.checks.is_empty() {
-            return Err(refuse("no check could be made".to_owned()));
-        }
-        // Made under a trust-root version this runtime has not loaded yet, which a runtime
-        // sharing the store accepted (it raised the store's marks before it executed): another
-        // server of the deployment reloaded first. Not judged here, nor refused as a forgery. A
-        // version no runtime accepted — the envelope is not verified yet — is judged below.
-        if let Some(predicate) = report.predicate()
-            && predicate.trust_root.version > history.newest().version()
-            && predicate.trust_root.version <= self.inner.store.accepted_versions()?.trust_root
-        {
-            return Err(ExecutionError::EnvironmentBehind {
-                execution_id: execution_id.as_str().to_owned(),
-                version: predicate.trust_root.version,
-                newest: history.newest().version(),
-            });
-        }
-        if let Some(check) = report.failures().find(|check| {
-            !matches!(
-                check.check,
-                AttestationCheckKind::Revocation | AttestationCheckKind::CurrentTrust
-            )
-        }) {
-            return Err(refuse(format!(
-                "it does not verify: {} ({})",
-                check.detail,
-                check.code.unwrap_or("")
-            )));
-        }
-        let own = report.predicate().is_some_and(|predicate| {
-            predicate.execution_id == *execution_id
-                && predicate.executed_at == done.claim().claimed_at()
-        });
-        if !own {
-            return Err(refuse(
-                "it attests another execution, or another clock reading than the claim records"
-                    .to_owned(),
-            ));
-        }
-        Ok(())
+        stored_execution_status(
+            self.inner.store.as_ref(),
+            self.environment().trust_history(),
+            self.inner.clock.now(),
+            execution_id,
+        )
     }
 
     /// Loads the trust root and release manifest from their files again, verifies them fully
@@ -619,18 +548,95 @@ impl Runtime {
     }
 }
 
-/// What `store` holds for `execution_id` (without an environment: reading needs no keys).
-pub fn execution_status(
+/// What `store` holds for `execution_id`: the stored attestation, a pending claim, or nothing.
+/// The store is outside the trust boundary, so a stored attestation is handed out only once it
+/// verifies under `history` as this execution's, made at the clock reading its claim records
+/// (`runtime.stored_attestation_invalid` otherwise); `now` is the verifier's clock (a reading
+/// earlier than the claim's counts as the claim's). What [`Runtime::attestation`] reads, for a
+/// reader with the trust-root chain and no keys (`parmana show`).
+pub fn stored_execution_status(
     store: &dyn ReplayStore,
+    history: &VerifiedTrustHistory,
+    now: Timestamp,
     execution_id: &ExecutionId,
 ) -> Result<ExecutionStatus, ExecutionError> {
     Ok(match store.get(execution_id)? {
-        ExecutionState::Completed(done) => ExecutionStatus::Completed(done.attestation().to_vec()),
+        ExecutionState::Completed(done) => {
+            check_stored_attestation(store, history, now, execution_id, &done)?;
+            ExecutionStatus::Completed(done.attestation().to_vec())
+        }
         ExecutionState::Claimed(claim) => ExecutionStatus::Claimed {
             claimed_at: claim.claimed_at(),
         },
         ExecutionState::Absent => ExecutionStatus::Unknown,
     })
+}
+
+/// Refuses a stored attestation that is not `execution_id`'s (see [`Runtime::attestation`]).
+fn check_stored_attestation(
+    store: &dyn ReplayStore,
+    history: &VerifiedTrustHistory,
+    now: Timestamp,
+    execution_id: &ExecutionId,
+    done: &CompletedExecution,
+) -> Result<(), ExecutionError> {
+    let refuse = |reason: String| ExecutionError::StoredAttestationInvalid {
+        execution_id: execution_id.as_str().to_owned(),
+        reason,
+    };
+    // A server whose clock lags the one that executed reads a genuine attestation back:
+    // the verifier's clock judges nothing else here.
+    let options = VerifyOptions {
+        now: now.max(done.claim().claimed_at()),
+        require_current_trust: false,
+    };
+    let report = parmana_trust::verify_attestation_in_history(
+        done.attestation(),
+        history,
+        options,
+        None,
+        None,
+    );
+    if report.checks.is_empty() {
+        return Err(refuse("no check could be made".to_owned()));
+    }
+    // Made under a trust-root version this runtime has not loaded yet, which a runtime
+    // sharing the store accepted (it raised the store's marks before it executed): another
+    // server of the deployment reloaded first. Not judged here, nor refused as a forgery. A
+    // version no runtime accepted — the envelope is not verified yet — is judged below.
+    if let Some(predicate) = report.predicate()
+        && predicate.trust_root.version > history.newest().version()
+        && predicate.trust_root.version <= store.accepted_versions()?.trust_root
+    {
+        return Err(ExecutionError::EnvironmentBehind {
+            execution_id: execution_id.as_str().to_owned(),
+            version: predicate.trust_root.version,
+            newest: history.newest().version(),
+        });
+    }
+    if let Some(check) = report.failures().find(|check| {
+        !matches!(
+            check.check,
+            AttestationCheckKind::Revocation | AttestationCheckKind::CurrentTrust
+        )
+    }) {
+        return Err(refuse(format!(
+            "it does not verify: {} ({})",
+            check.detail,
+            check.code.unwrap_or("")
+        )));
+    }
+    let own = report.predicate().is_some_and(|predicate| {
+        predicate.execution_id == *execution_id
+            && predicate.executed_at == done.claim().claimed_at()
+    });
+    if !own {
+        return Err(refuse(
+            "it attests another execution, or another clock reading than the claim records"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 fn evaluation_of(decision: parmana_policy::Decision<'_>) -> Evaluation {

@@ -2319,13 +2319,21 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__show)
-            opts="-h --store --format --help"
+            opts="-h --store --pinned-root --trust-root --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pinned-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trust-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -135,6 +135,37 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     ]));
     assert_eq!(replay.code, 5, "{}", replay.stderr);
     assert_eq!(run(&["ledger", "verify", "--store", &store_flag]).code, 0);
+
+    // The store is outside the trust boundary: a writer of it (no key) who files the genuine
+    // attestation of crashed-1 under another id gets nothing shown for that id.
+    {
+        let store = SqliteReplayStore::open(&path).unwrap();
+        let forged = ExecutionId::parse("forged-1").unwrap();
+        let claim = ClaimRecord::new(
+            Digest::of(b"forged"),
+            b"{}".to_vec(),
+            Timestamp::parse(NOW).unwrap(),
+        );
+        let under = AcceptedVersions::new(2, 1);
+        assert_eq!(
+            store.claim(&forged, &claim, under).unwrap(),
+            ClaimOutcome::Claimed
+        );
+        store
+            .complete(&forged, shown.stdout.trim_end().as_bytes())
+            .unwrap();
+    }
+    let refused = crate::common::run_in(&repo, &["show", "forged-1", "--store", &store_flag], b"");
+    assert_eq!(refused.code, 4, "{}", refused.transcript());
+    assert!(
+        refused
+            .stderr
+            .starts_with("error[runtime.stored_attestation_invalid]")
+            && refused.stderr.contains("another execution")
+            && refused.stdout.is_empty(),
+        "{}",
+        refused.transcript()
+    );
 }
 
 #[test]
