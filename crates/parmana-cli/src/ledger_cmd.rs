@@ -2,7 +2,11 @@
 
 use std::io::Write as _;
 
-use parmana_runtime::replay::verify_ledger_snapshot;
+use parmana_runtime::canon::Digest;
+use parmana_runtime::replay::{
+    CATCH_UP_BATCH, ExecutionEntry, LedgerBreak, LedgerBreakKind, LedgerLog, LedgerRow,
+    ReplayError, walk_ledger,
+};
 use parmana_runtime::trust::tlog_hash_text;
 use parmana_runtime::{audit_ledger, load_trust_history};
 
@@ -74,43 +78,61 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
         ));
     }
     let store = args.store.open_existing(&Deployment::load()?)?;
-    let snapshot = store.ledger_snapshot().map_err(|e| Failure::replay(&e))?;
-    let report = verify_ledger_snapshot(&snapshot);
-    if let Some(broken) = report.first_break {
-        return Err(Failure::new(
+    // First the whole ledger is verified, page by page; then the records in range are read
+    // again, page by page, each checked to be the entry verified (so what is written is the
+    // verified ledger, whatever a writer of the store does meanwhile).
+    let walked = walk_ledger(store.as_ref()).map_err(|e| Failure::replay(&e))?;
+    let report = walked.report.clone();
+    let log = walked.into_log().map_err(|e| match e {
+        ReplayError::LedgerBroken(broken) => Failure::new(
             broken.code(),
             format!("the ledger is broken, nothing exported: {broken}"),
             ExitClass::VerificationFailed,
-        ));
-    }
+        ),
+        other => Failure::replay(&other),
+    })?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let write_err = |e: std::io::Error| Failure::io("standard output", &e);
+    let end = args
+        .to
+        .map_or(log.size(), |to| to.saturating_add(1).min(log.size()));
+    let mut position = args.from;
     let mut written = 0u64;
-    for row in snapshot
-        .rows
-        .iter()
-        .filter(|row| row.position >= args.from && args.to.is_none_or(|to| row.position <= to))
-    {
-        let record = parse_stored("ledger record", &row.record)?;
-        let mut line = serde_json::json!({
-            "position": row.position,
-            "kind": if row.execution_id.is_some() { "execution" } else { "marks" },
-            "record": record,
-        });
-        if let Some(object) = line.as_object_mut() {
-            if let Some(id) = &row.execution_id {
-                object.insert("execution_id".to_owned(), id.clone().into());
-            }
-            if let Some(attestation) = &row.attestation {
-                object.insert(
-                    "attestation".to_owned(),
-                    parse_stored("attestation", attestation)?,
-                );
-            }
+    while position < end {
+        let left = usize::try_from(end - position).unwrap_or(usize::MAX);
+        let rows = store
+            .ledger_rows(position, left.min(CATCH_UP_BATCH))
+            .map_err(|e| Failure::replay(&e))?;
+        if rows.is_empty() {
+            return Err(changed_during_export(position, written));
         }
-        writeln!(out, "{}", Json(&line)).map_err(write_err)?;
-        written += 1;
+        for row in rows.into_iter().take(left) {
+            if row.position != position || !is_verified_entry(&log, &row) {
+                out.flush().map_err(write_err)?;
+                return Err(changed_during_export(position, written));
+            }
+            let record = parse_stored("ledger record", &row.record)?;
+            let mut line = serde_json::json!({
+                "position": row.position,
+                "kind": if row.execution_id.is_some() { "execution" } else { "marks" },
+                "record": record,
+            });
+            if let Some(object) = line.as_object_mut() {
+                if let Some(id) = &row.execution_id {
+                    object.insert("execution_id".to_owned(), id.clone().into());
+                }
+                if let Some(attestation) = &row.attestation {
+                    object.insert(
+                        "attestation".to_owned(),
+                        parse_stored("attestation", attestation)?,
+                    );
+                }
+            }
+            writeln!(out, "{}", Json(&line)).map_err(write_err)?;
+            written += 1;
+            position += 1;
+        }
     }
     out.flush().map_err(write_err)?;
     crate::report::errln!(
@@ -127,6 +149,43 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Whether `row` is the entry the walk verified at its position: the same record bytes (its
+/// leaf hash), filed under the execution the record names (or none, for a marks record), with
+/// the attestation the record commits to.
+fn is_verified_entry(log: &LedgerLog, row: &LedgerRow) -> bool {
+    if !log.holds(row.position, &row.record) {
+        return false;
+    }
+    match (ExecutionEntry::read(&row.record), &row.execution_id) {
+        (Some(entry), Some(id)) => {
+            entry.execution_id == *id
+                && row
+                    .attestation
+                    .as_ref()
+                    .is_some_and(|a| Digest::of(a) == entry.attestation_digest)
+        }
+        (None, None) => row.attestation.is_none(),
+        _ => false,
+    }
+}
+
+/// The refusal of an export that found the store's ledger changed after it was verified (the
+/// lines written before `position` are the verified ledger's).
+fn changed_during_export(position: u64, written: u64) -> Failure {
+    let broken = LedgerBreak {
+        position,
+        kind: LedgerBreakKind::EntryChanged,
+    };
+    Failure::new(
+        broken.code(),
+        format!(
+            "{broken}; export stopped after {}, which are the verified ledger's",
+            counted(written, "record")
+        ),
+        ExitClass::VerificationFailed,
+    )
 }
 
 /// A JSON document the store holds, parsed strictly: a stored record that is not JSON is a
@@ -149,9 +208,9 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
     };
     let deployment = Deployment::load()?;
     let store = args.store.open_existing(&deployment)?;
-    let snapshot = store.ledger_snapshot().map_err(|e| Failure::replay(&e))?;
+    let walked = walk_ledger(store.as_ref()).map_err(|e| Failure::replay(&e))?;
     // Stored checkpoints are checked against the log keys of the trust-root chain.
-    let history = if snapshot.checkpoints.is_empty() {
+    let history = if walked.checkpoints.is_empty() {
         None
     } else {
         let paths = args.trust.resolve(&deployment);
@@ -160,7 +219,7 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
                 .map_err(|e| Failure::execution(&e))?,
         )
     };
-    let audit = audit_ledger(snapshot, history.as_ref());
+    let audit = audit_ledger(walked, history.as_ref());
     let report = &audit.report;
     let log_root = audit.log_root.map(|root| tlog_hash_text(&root));
     let summary = format!(
@@ -243,5 +302,94 @@ fn counted(count: u64, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{count} {noun}s")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+mod tests {
+    use parmana_runtime::canon::{ExecutionId, Timestamp};
+    use parmana_runtime::replay::{
+        AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, ReplayStore as _,
+        ledger_log, sequence_all,
+    };
+
+    use super::*;
+
+    /// An export writes a record only as the entry the walk verified: the record rewritten, the
+    /// attestation replaced, the row filed under another execution or as a marks record (or a
+    /// marks record given an attestation) — each is refused, so the export stops there.
+    #[test]
+    fn only_the_verified_entry_is_exported() {
+        let store = MemoryReplayStore::new();
+        for i in 0..2 {
+            let id = ExecutionId::parse(&format!("export-{i}")).unwrap();
+            let claim = ClaimRecord::new(
+                Digest::of(id.as_str().as_bytes()),
+                b"{}".to_vec(),
+                Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+            );
+            let outcome = store
+                .claim_completed(&id, &claim, AcceptedVersions::new(1, 1), b"{\"a\":1}")
+                .unwrap();
+            assert_eq!(outcome, ClaimOutcome::Claimed);
+        }
+        sequence_all(&store).unwrap();
+        let log = ledger_log(&store).unwrap();
+        let rows = store.ledger_rows(0, 10).unwrap();
+        assert_eq!(rows.len(), 3, "a marks record and two execution records");
+        assert!(rows.iter().all(|row| is_verified_entry(&log, row)));
+        let marks = rows
+            .iter()
+            .find(|row| row.execution_id.is_none())
+            .unwrap()
+            .clone();
+        let execution = rows
+            .iter()
+            .find(|row| row.execution_id.is_some())
+            .unwrap()
+            .clone();
+        let changed: [(&str, LedgerRow); 6] = [
+            ("record rewritten", {
+                let mut row = execution.clone();
+                row.record = String::from_utf8(row.record)
+                    .unwrap()
+                    .replacen("export-", "exp0rt-", 1)
+                    .into_bytes();
+                row
+            }),
+            ("attestation replaced", {
+                let mut row = execution.clone();
+                row.attestation = Some(b"{\"a\":2}".to_vec());
+                row
+            }),
+            ("attestation gone", {
+                let mut row = execution.clone();
+                row.attestation = None;
+                row
+            }),
+            ("filed under another execution", {
+                let mut row = execution.clone();
+                row.execution_id = Some("export-9".to_owned());
+                row
+            }),
+            ("filed as a marks record", {
+                let mut row = execution.clone();
+                row.execution_id = None;
+                row
+            }),
+            ("a marks record with an attestation", {
+                let mut row = marks.clone();
+                row.attestation = Some(b"{}".to_vec());
+                row
+            }),
+        ];
+        for (what, row) in &changed {
+            assert!(!is_verified_entry(&log, row), "{what}");
+        }
+        // Another position's record is not this position's entry.
+        let mut moved = execution;
+        moved.position = marks.position;
+        assert!(!is_verified_entry(&log, &moved));
     }
 }

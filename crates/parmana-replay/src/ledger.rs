@@ -10,12 +10,12 @@
 //! where it shows; and it checks that the store's marks row is not lower than the marks records
 //! prove (a reset of the marks).
 
-use std::collections::HashSet;
 use std::fmt;
 
 use parmana_canon::{Digest, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::walk::Walk;
 use crate::{AcceptedVersions, ClaimRecord, ReplayError, ReplayStore};
 
 /// The `previous` digest of the first record: 32 zero bytes.
@@ -265,7 +265,9 @@ pub struct LedgerRow {
     pub attestation: Option<Vec<u8>>,
 }
 
-/// A consistent read of a store's whole ledger, taken by [`ReplayStore::ledger_snapshot`].
+/// A read of a store's whole ledger, taken by [`ReplayStore::ledger_snapshot`] (in memory: for
+/// tests and small ledgers; [`verify_ledger`] and [`ledger_log`](crate::ledger_log) read page by
+/// page).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LedgerSnapshot {
     /// The records in position order.
@@ -468,9 +470,11 @@ impl LedgerReport {
     }
 }
 
-/// Reads `store`'s ledger in one consistent snapshot and verifies it with [`verify_ledger_snapshot`].
+/// Verifies `store`'s ledger as [`verify_ledger_snapshot`] does, read page by page
+/// ([`walk_ledger`](crate::walk_ledger)): its memory is a page's and the log's index, whatever the
+/// ledger's size.
 pub fn verify_ledger<S: ReplayStore + ?Sized>(store: &S) -> Result<LedgerReport, ReplayError> {
-    Ok(verify_ledger_snapshot(&store.ledger_snapshot()?))
+    Ok(crate::walk_ledger(store)?.report)
 }
 
 /// What one record is, once checked.
@@ -480,84 +484,32 @@ pub(crate) enum Entry {
 }
 
 /// Walks `snapshot` in order and reports the first break, if any: in the chain, then missing
-/// records, then a marks row lower than a marks record proves.
+/// records, then a stored checkpoint that does not commit to the records, then a marks row
+/// lower than a marks record proves.
 pub fn verify_ledger_snapshot(snapshot: &LedgerSnapshot) -> LedgerReport {
-    let mut previous = LEDGER_GENESIS;
-    let mut seen = HashSet::new();
-    let mut report = LedgerReport {
-        records: u64::try_from(snapshot.rows.len()).unwrap_or(u64::MAX),
-        executions: 0,
-        mark_records: 0,
-        unsequenced: snapshot.unsequenced,
-        checkpoints: u64::try_from(snapshot.checkpoints.len()).unwrap_or(u64::MAX),
-        marks: AcceptedVersions::default(),
-        head: None,
-        first_break: None,
-    };
-    // The first marks record proving more than the store's marks row holds.
-    let mut reset: Option<(u64, AcceptedVersions)> = None;
-    let broken = |report: LedgerReport, position, kind| LedgerReport {
-        head: None,
-        first_break: Some(LedgerBreak { position, kind }),
-        ..report
-    };
-    for (index, row) in (0u64..).zip(&snapshot.rows) {
-        match check_row(index, row, previous, &mut seen) {
-            Err(kind) => return broken(report, index, kind),
-            Ok(Entry::Execution) => report.executions += 1,
-            Ok(Entry::Marks(proven)) => {
-                if proven.is_below(report.marks) {
-                    let before = report.marks;
-                    return broken(
-                        report,
-                        index,
-                        LedgerBreakKind::MarksLowered {
-                            found: proven,
-                            before,
-                        },
-                    );
-                }
-                report.mark_records += 1;
-                report.marks = report.marks.max(proven);
-                if reset.is_none() && snapshot.marks.is_below(proven) {
-                    reset = Some((index, proven));
-                }
-            }
+    let records = u64::try_from(snapshot.rows.len()).unwrap_or(u64::MAX);
+    let mut walk = Walk::new(records, snapshot.marks, snapshot.unsequenced);
+    for row in &snapshot.rows {
+        if !walk.push(row) {
+            break;
         }
-        previous = Digest::of(&row.record);
     }
-    // Every completed execution the store says is sequenced has its record.
-    if snapshot
-        .completed_executions
-        .saturating_sub(snapshot.unsequenced)
-        > report.executions
-    {
-        let kind = LedgerBreakKind::RecordsMissing {
-            completed: snapshot.completed_executions,
-        };
-        return broken(report.clone(), report.records, kind);
-    }
-    if let Some((size, kind)) = check_checkpoints(snapshot) {
-        return broken(report, size, kind);
-    }
-    if let Some((position, proven)) = reset {
-        let kind = LedgerBreakKind::MarksReset {
-            found: snapshot.marks,
-            proven,
-        };
-        return broken(report, position, kind);
-    }
-    LedgerReport {
-        head: (report.records > 0).then_some(previous),
-        ..report
-    }
+    walk.finish(
+        snapshot.completed_executions,
+        snapshot.unsequenced,
+        snapshot.checkpoints.clone(),
+    )
+    .report
 }
 
+/// Checks the record at `index` of a ledger whose record before it has digest `previous`;
+/// `first_record_of(id)` says whether an execution record is the first of its execution (and
+/// remembers it).
 pub(crate) fn check_row(
     index: u64,
     row: &LedgerRow,
     previous: Digest,
-    seen: &mut HashSet<String>,
+    first_record_of: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Entry, LedgerBreakKind> {
     if row.position != index {
         return Err(LedgerBreakKind::PositionMismatch {
@@ -603,7 +555,7 @@ pub(crate) fn check_row(
             field: "execution_id",
         });
     }
-    if !seen.insert(wire.execution_id.clone()) {
+    if !first_record_of(&wire.execution_id) {
         return Err(LedgerBreakKind::DuplicateExecution);
     }
     let (Some(claim), Some(attestation)) = (&row.claim, &row.attestation) else {
@@ -623,23 +575,6 @@ pub(crate) fn check_row(
         return mismatch("attestation_digest");
     }
     Ok(Entry::Execution)
-}
-
-/// Checks every stored checkpoint's size and root against the tree over the snapshot's records
-/// (the chain was verified first): the first that does not commit to them, by increasing size.
-fn check_checkpoints(snapshot: &LedgerSnapshot) -> Option<(u64, LedgerBreakKind)> {
-    if snapshot.checkpoints.is_empty() {
-        return None;
-    }
-    let mut tree = parmana_canon::merkle::MerkleTree::new();
-    snapshot.rows.iter().for_each(|row| tree.push(&row.record));
-    let mut ordered: Vec<&crate::StoredCheckpoint> = snapshot.checkpoints.iter().collect();
-    ordered.sort_by_key(|checkpoint| checkpoint.size);
-    ordered.into_iter().find_map(|checkpoint| {
-        let size = checkpoint.size;
-        let commits = tree.root_at(size).is_ok_and(|root| root == checkpoint.root);
-        (!commits).then_some((size, LedgerBreakKind::CheckpointMismatch { size }))
-    })
 }
 
 /// The record's own position and chain link.

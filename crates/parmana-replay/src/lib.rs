@@ -72,6 +72,7 @@ mod sequencer;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod tlog;
+mod walk;
 
 pub use error::{ReplayError, VersionKind};
 pub use ledger::{
@@ -94,6 +95,7 @@ pub use sequencer::{
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteReplayStore, WriteHold};
 pub use tlog::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};
+pub use walk::{LedgerSummary, WalkedLedger, walk_ledger};
 
 /// How far (in seconds) a claim's clock reading may lie before the newest one a store holds
 /// before it is refused with `replay.clock_behind_store`.
@@ -287,10 +289,41 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
         release_manifest: u64,
     ) -> Result<AcceptedVersions, ReplayError>;
 
-    /// A consistent read of the whole ledger with the executions its records name, the number
-    /// of completed executions not yet sequenced and the stored checkpoints, for
-    /// [`verify_ledger`].
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError>;
+    /// One consistent read of how many ledger records the store holds, how many completed
+    /// executions (and how many of those are not yet sequenced), the stored checkpoints and the
+    /// marks row: what a walk of the ledger ([`walk_ledger`]) reads before the records
+    /// themselves, page by page, up to that count.
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError>;
+
+    /// The whole ledger in memory, with the executions its records name: the
+    /// [`ledger_summary`](Self::ledger_summary), then every record up to its count, page by page
+    /// ([`ledger_rows`](Self::ledger_rows)). Records below that count never change in an intact
+    /// ledger, so this is the ledger as it was at the summary's read. Its memory grows with the
+    /// ledger: [`verify_ledger`] and [`ledger_log`] walk it page by page instead.
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        let summary = self.ledger_summary()?;
+        let mut rows: Vec<LedgerRow> = Vec::new();
+        let mut read = 0_u64;
+        while read < summary.records {
+            let left = usize::try_from(summary.records - read).unwrap_or(usize::MAX);
+            let next = rows.last().map_or(0, |row| row.position.saturating_add(1));
+            let page = self.ledger_rows(next, left)?;
+            if page.is_empty() {
+                break;
+            }
+            for row in page.into_iter().take(left) {
+                rows.push(row);
+                read += 1;
+            }
+        }
+        Ok(LedgerSnapshot {
+            rows,
+            completed_executions: summary.completed_executions,
+            unsequenced: summary.unsequenced,
+            checkpoints: summary.checkpoints,
+            marks: summary.marks,
+        })
+    }
 
     /// The first `max` ledger records at positions `from` or later, in position order, each with
     /// the execution it names as the store holds it now (as in

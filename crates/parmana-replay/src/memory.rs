@@ -9,7 +9,7 @@ use crate::ledger::{LedgerHead, encode_marks_record, encode_record};
 use crate::record::{GuardState, Raise};
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
-    LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
+    LedgerRow, LedgerSummary, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
 };
 
 /// A thread-safe replay store held in memory. One mutex guards all state, so every
@@ -298,19 +298,16 @@ impl ReplayStore for MemoryReplayStore {
         Ok(raise.marks)
     }
 
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
         let mut state = self.lock()?;
         state.materialize_records()?;
-        let rows = (0..state.records.len())
-            .filter_map(|position| state.row(position))
-            .collect();
         let completed = state
             .executions
             .values()
             .filter(|s| matches!(s, ExecutionState::Completed(_)))
             .count();
-        Ok(LedgerSnapshot {
-            rows,
+        Ok(LedgerSummary {
+            records: u64::try_from(state.records.len()).unwrap_or(u64::MAX),
             completed_executions: u64::try_from(completed).unwrap_or(u64::MAX),
             unsequenced: u64::try_from(state.unsequenced.len()).unwrap_or(u64::MAX),
             checkpoints: state.checkpoints.values().cloned().collect(),

@@ -48,7 +48,7 @@ use crate::record::{
 };
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
-    LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
+    LedgerRow, LedgerSummary, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
 };
 
 /// The schema migrations, in order; the version applied is kept in `schema_version`.
@@ -936,8 +936,8 @@ impl ReplayStore for PostgresReplayStore {
         Ok(raise.marks)
     }
 
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        ledger_read::snapshot(&mut *self.pool.checkout()?)
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
+        ledger_read::summary(&mut *self.pool.checkout()?)
     }
 
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {

@@ -30,7 +30,7 @@ use crate::record::{
 };
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
-    LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
+    LedgerRow, LedgerSummary, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
 };
 
 /// The most requests committed in one transaction.
@@ -385,11 +385,13 @@ impl ReplayStore for SqliteReplayStore {
         }
     }
 
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
         let mut reader = self.reader()?;
-        // One read transaction: the rows and the count come from the same snapshot.
+        // One read transaction: the counts, checkpoints and marks come from the same snapshot.
         let tx = reader.transaction().map_err(map_error)?;
-        let rows = read_ledger_rows(&tx, 0, i64::MAX)?;
+        let records: i64 = tx
+            .query_row("SELECT count(*) FROM ledger", [], |row| row.get(0))
+            .map_err(map_error)?;
         let completed: i64 = tx
             .query_row(
                 "SELECT count(*) FROM executions WHERE attestation IS NOT NULL",
@@ -424,8 +426,8 @@ impl ReplayStore for SqliteReplayStore {
         };
         let marks = read_marks_row(&tx)?;
         tx.finish().map_err(map_error)?;
-        Ok(LedgerSnapshot {
-            rows,
+        Ok(LedgerSummary {
+            records: decode_version(records)?,
             completed_executions: decode_version(completed)?,
             unsequenced: decode_version(unsequenced)?,
             checkpoints,
@@ -448,25 +450,6 @@ impl ReplayStore for SqliteReplayStore {
             .map_err(map_error)?;
         decode_ledger_rows(query)
     }
-}
-
-/// The ledger records at positions `from` on, at most `max`, in order, each with the execution
-/// it names (one statement: one consistent read).
-fn read_ledger_rows(
-    connection: &Connection,
-    from: i64,
-    max: i64,
-) -> Result<Vec<LedgerRow>, ReplayError> {
-    let mut statement = connection
-        .prepare_cached(&format!(
-            "SELECT {} FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id
-             WHERE l.position >= ?1
-             ORDER BY l.position
-             LIMIT ?2",
-            crate::record::bounded_ledger_columns()
-        ))
-        .map_err(map_error)?;
-    decode_ledger_rows(statement.query([from, max]).map_err(map_error)?)
 }
 
 /// The rows of a query of [`bounded_ledger_columns`](crate::record::bounded_ledger_columns).

@@ -13,10 +13,8 @@ use parmana_canon::Digest;
 use parmana_canon::merkle::{MerkleTree, leaf_hash};
 
 use crate::ledger::{Entry, LedgerBreak, LedgerBreakKind, check_row};
-use crate::{
-    AcceptedVersions, ExecutionId, LedgerRow, LedgerSnapshot, ReplayError, ReplayStore,
-    verify_ledger_snapshot,
-};
+use crate::walk::Walk;
+use crate::{AcceptedVersions, ExecutionId, LedgerRow, LedgerSnapshot, ReplayError, ReplayStore};
 
 /// The Merkle tree over an intact ledger, and where each execution's record sits in it.
 ///
@@ -41,25 +39,41 @@ pub struct LedgerLog {
 /// and two ids share one only through a SHA-256 collision, so a lookup by key is a lookup by id
 /// (callers choose ids: a shorter key would let one who finds a collision of it make two
 /// executions one entry).
-fn id_key(id: &str) -> Digest {
+pub(crate) fn id_key(id: &str) -> Digest {
     Digest::of(id.as_bytes())
 }
 
 impl LedgerLog {
     /// The log of `snapshot`, refused with `replay.ledger_broken` when its ledger is not intact.
     pub fn from_snapshot(snapshot: LedgerSnapshot) -> Result<Self, ReplayError> {
-        let report = verify_ledger_snapshot(&snapshot);
-        if let Some(first_break) = report.first_break {
-            return Err(ReplayError::LedgerBroken(first_break));
+        let records = u64::try_from(snapshot.rows.len()).unwrap_or(u64::MAX);
+        let mut walk = Walk::new(records, snapshot.marks, snapshot.unsequenced);
+        for row in &snapshot.rows {
+            if !walk.push(row) {
+                break;
+            }
         }
-        let mut log = Self {
-            tree: MerkleTree::new(),
-            last: crate::LEDGER_GENESIS,
-            by_execution: HashMap::new(),
-            marks: report.marks,
-        };
-        log.push_all(snapshot.rows);
-        Ok(log)
+        let walked = walk.finish(
+            snapshot.completed_executions,
+            snapshot.unsequenced,
+            snapshot.checkpoints,
+        );
+        walked.into_log()
+    }
+
+    /// The log of a walk that found the ledger intact.
+    pub(crate) fn from_parts(
+        tree: MerkleTree,
+        last: Digest,
+        by_execution: HashMap<Digest, u64>,
+        marks: AcceptedVersions,
+    ) -> Self {
+        Self {
+            tree,
+            last,
+            by_execution,
+            marks,
+        }
     }
 
     /// Extends the log with `rows`, the records a sequencer run just appended: each must sit at
@@ -80,8 +94,13 @@ impl LedgerLog {
                     kind,
                 })
             };
+            let by_execution = &self.by_execution;
+            let mut first_record_of = |id: &str| {
+                let key = id_key(id);
+                !by_execution.contains_key(&key) && seen.insert(key)
+            };
             if let Entry::Marks(proven) =
-                check_row(index, row, previous, &mut seen).map_err(broken)?
+                check_row(index, row, previous, &mut first_record_of).map_err(broken)?
             {
                 if proven.is_below(marks) {
                     return Err(broken(LedgerBreakKind::MarksLowered {
@@ -90,13 +109,6 @@ impl LedgerLog {
                     }));
                 }
                 marks = marks.max(proven);
-            }
-            if row
-                .execution_id
-                .as_ref()
-                .is_some_and(|id| self.by_execution.contains_key(&id_key(id)))
-            {
-                return Err(broken(LedgerBreakKind::DuplicateExecution));
             }
             previous = Digest::of(&row.record);
         }
@@ -239,9 +251,11 @@ impl ExecutionEntry {
 /// How many records [`LedgerLog::catch_up`] reads at a time.
 pub const CATCH_UP_BATCH: usize = 1_024;
 
-/// Reads `store`'s ledger in one consistent snapshot and builds its log ([`LedgerLog::from_snapshot`]).
+/// Walks `store`'s ledger page by page ([`walk_ledger`](crate::walk_ledger)) and builds its log,
+/// refused with `replay.ledger_broken` when the ledger is not intact: its memory is a page's and
+/// the log's own, whatever the attestations the ledger names.
 pub fn ledger_log<S: ReplayStore + ?Sized>(store: &S) -> Result<LedgerLog, ReplayError> {
-    LedgerLog::from_snapshot(store.ledger_snapshot()?)
+    crate::walk_ledger(store)?.into_log()
 }
 
 #[cfg(test)]

@@ -124,8 +124,8 @@ pub mod replay {
     pub use parmana_replay::{
         AcceptedVersions, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord, CompletedExecution,
         ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerRow,
-        LedgerSnapshot, MemoryReplayStore, PENDING_PAGE, ReplayError, ReplayStore, verify_ledger,
-        verify_ledger_snapshot,
+        LedgerSnapshot, LedgerSummary, MemoryReplayStore, PENDING_PAGE, ReplayError, ReplayStore,
+        WalkedLedger, verify_ledger, verify_ledger_snapshot, walk_ledger,
     };
     /// The ledger as a transparency log (`docs/transparency-log.md`).
     pub use parmana_replay::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};

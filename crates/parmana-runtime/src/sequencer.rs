@@ -5,8 +5,8 @@ use std::sync::{Mutex, MutexGuard};
 use parmana_canon::merkle::leaf_hash;
 use parmana_canon::{Digest, Timestamp};
 use parmana_replay::{
-    LedgerLog, LedgerReport, LedgerRow, LedgerSnapshot, ReplayError, ReplayStore, SequenceOutcome,
-    StoredCheckpoint, ledger_log, verify_ledger_snapshot,
+    LedgerLog, LedgerReport, LedgerRow, ReplayError, ReplayStore, SequenceOutcome,
+    StoredCheckpoint, WalkedLedger, ledger_log,
 };
 use parmana_trust::{
     AttestationCheckKind, Checkpoint, Signer, TrustError, VerifiedTrustHistory, VerifiedTrustRoot,
@@ -481,17 +481,18 @@ impl LedgerAudit {
     }
 }
 
-/// Verifies `snapshot`: the chain and the stored checkpoints' sizes and roots
-/// ([`verify_ledger_snapshot`]), then — with `history`, the trust-root chain — every stored
-/// checkpoint's note: signed by a threshold of the `log` role of some version of the chain
-/// (cosignatures are not required), of that role's origin, and saying the size and root it is
-/// stored under (`runtime.stored_checkpoint_invalid` otherwise). The roots all being the
-/// recomputed tree's makes every checkpoint consistent with every earlier one.
-pub fn audit_ledger(
-    snapshot: LedgerSnapshot,
-    history: Option<&VerifiedTrustHistory>,
-) -> LedgerAudit {
-    let report = verify_ledger_snapshot(&snapshot);
+/// Judges a walked ledger ([`walk_ledger`](parmana_replay::walk_ledger), which checked the chain
+/// and the stored checkpoints' sizes and roots) and — with `history`, the trust-root chain —
+/// every stored checkpoint's note: signed by a threshold of the `log` role of some version of
+/// the chain (cosignatures are not required), of that role's origin, and saying the size and
+/// root it is stored under (`runtime.stored_checkpoint_invalid` otherwise). The roots all being
+/// the recomputed tree's makes every checkpoint consistent with every earlier one.
+pub fn audit_ledger(walked: WalkedLedger, history: Option<&VerifiedTrustHistory>) -> LedgerAudit {
+    let WalkedLedger {
+        report,
+        log,
+        checkpoints,
+    } = walked;
     if !report.is_intact() {
         return LedgerAudit {
             report,
@@ -499,10 +500,7 @@ pub fn audit_ledger(
             checkpoint_failure: None,
         };
     }
-    let checkpoints = snapshot.checkpoints.clone();
-    let log_root = LedgerLog::from_snapshot(snapshot)
-        .ok()
-        .map(|log| log.root());
+    let log_root = log.map(|log| log.root());
     let checkpoint_failure = history.and_then(|history| {
         checkpoints
             .iter()

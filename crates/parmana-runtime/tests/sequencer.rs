@@ -10,7 +10,8 @@ use common::clock;
 use parmana_runtime::canon::tile::Tile;
 use parmana_runtime::canon::{Digest, ExecutionId, Timestamp};
 use parmana_runtime::replay::{
-    LedgerRow, LedgerSnapshot, MemoryReplayStore, ReplayError, ReplayStore, StoredCheckpoint,
+    LedgerRow, LedgerSummary, MemoryReplayStore, ReplayError, ReplayStore, StoredCheckpoint,
+    walk_ledger,
 };
 use parmana_runtime::trust::{LocalSigningKey, LogSpec};
 use parmana_runtime::{
@@ -133,21 +134,21 @@ fn executions_enter_the_log_in_batches_with_stored_checkpoints() {
     assert_eq!(included.index(), 1);
 
     // The audit checks every stored checkpoint's signature and root.
-    let audit = audit_ledger(store.ledger_snapshot().unwrap(), Some(&history));
+    let audit = audit_ledger(walk_ledger(store).unwrap(), Some(&history));
     assert!(audit.is_intact(), "{audit:?}");
     assert_eq!(audit.report.checkpoints, 2);
-    let mut snapshot = store.ledger_snapshot().unwrap();
-    snapshot.checkpoints[0].note = snapshot.checkpoints[0].note.replacen('3', "2", 1);
-    let audit = audit_ledger(snapshot, Some(&history));
+    let mut walked = walk_ledger(store).unwrap();
+    walked.checkpoints[0].note = walked.checkpoints[0].note.replacen('3', "2", 1);
+    let audit = audit_ledger(walked, Some(&history));
     let failure = audit.checkpoint_failure.expect("an edited note is refused");
     assert_eq!(failure.code(), "runtime.stored_checkpoint_invalid");
     assert!(failure.to_string().contains("size 3"), "{failure}");
     // A note signed by a key outside every log role is refused too.
-    let mut snapshot = store.ledger_snapshot().unwrap();
+    let mut walked = walk_ledger(store).unwrap();
     let forger = fixture.key("root-2").unwrap();
     let forged = signing_with(&environment, &forger);
-    snapshot.checkpoints[1].note = forged_note(&snapshot.checkpoints[1], forged);
-    let failure = audit_ledger(snapshot, Some(&history))
+    walked.checkpoints[1].note = forged_note(&walked.checkpoints[1], forged);
+    let failure = audit_ledger(walked, Some(&history))
         .checkpoint_failure
         .unwrap();
     assert_eq!(failure.code(), "runtime.stored_checkpoint_invalid");
@@ -353,7 +354,7 @@ impl std::fmt::Debug for RacedSigning {
 impl ReplayStore for RacedSigning {
     common::forward_store_writes!(inner);
     common::forward_store_reads!(inner: get, pending_after, accepted_versions, accept_versions,
-        sequence, store_checkpoint, ledger_snapshot);
+        sequence, store_checkpoint, ledger_summary);
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
         if let Some(racer) = self.racer.lock().unwrap().take() {
             racer(&self.inner);
@@ -449,7 +450,7 @@ fn a_checkpoint_another_signer_stored_past_this_run_is_no_alarm() {
     assert_eq!(next.size, read_log(raced.as_ref()).unwrap().size());
 }
 
-/// A memory store that counts its whole-ledger reads.
+/// A memory store that counts its whole-ledger reads (each begins with the ledger's summary).
 #[derive(Debug)]
 struct CountingSnapshots {
     inner: MemoryReplayStore,
@@ -458,9 +459,9 @@ struct CountingSnapshots {
 
 impl ReplayStore for CountingSnapshots {
     common::forward_store_writes!(inner);
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
         self.snapshots.fetch_add(1, Ordering::SeqCst);
-        self.inner.ledger_snapshot()
+        self.inner.ledger_summary()
     }
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
         self.inner.ledger_rows(from, max)
@@ -531,8 +532,8 @@ impl ForkingLedger {
 
 impl ReplayStore for ForkingLedger {
     common::forward_store_writes!(inner);
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        self.ledger().ledger_snapshot()
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
+        self.ledger().ledger_summary()
     }
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
         self.ledger().ledger_rows(from, max)

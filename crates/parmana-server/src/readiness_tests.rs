@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use axum::extract::State;
 use parmana_runtime::canon::{ExecutionId, Timestamp};
 use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerRow, LedgerSnapshot,
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerRow, LedgerSummary,
     MemoryReplayStore, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
 };
 use parmana_runtime::{Clock, Runtime};
@@ -88,7 +88,7 @@ impl ReplayStore for Unreachable {
     fn accept_versions(&self, _: u64, _: u64) -> Result<AcceptedVersions, ReplayError> {
         unreachable()
     }
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
         unreachable()
     }
     fn ledger_rows(&self, _: u64, _: usize) -> Result<Vec<LedgerRow>, ReplayError> {
@@ -538,12 +538,12 @@ impl Drop for LetGo<'_> {
 impl ReplayStore for SlowLedger {
     parmana_testkit::forward_store_writes!(inner);
     parmana_testkit::forward_store_reads!(@all_but_ledger_reads inner);
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let (held, wake) = &self.held;
         drop(wake.wait_while(held.lock().unwrap(), |held| *held).unwrap());
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        self.inner.ledger_snapshot()
+        self.inner.ledger_summary()
     }
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
         self.inner.ledger_rows(from, max)

@@ -4,19 +4,20 @@
 /// the ledger and the sequencer. Each wrapper writes out only what it observes or breaks:
 /// `forward_store_reads!(inner)` forwards every read; `forward_store_reads!(inner: get, …)`
 /// only the ones named (`get`, `pending_after`, `accepted_versions`, `accept_versions`,
-/// `sequence`, `store_checkpoint`, `latest_checkpoint`, `ledger_snapshot`, `ledger_rows`);
-/// `@all_but_ledger_reads` all but `ledger_snapshot` and `ledger_rows`; `@all_but_pending` all
+/// `sequence`, `store_checkpoint`, `latest_checkpoint`, `ledger_summary`, `ledger_rows`);
+/// `@all_but_ledger_reads` all but `ledger_summary` and `ledger_rows` (`ledger_snapshot` is the
+/// trait's own, read through them); `@all_but_pending` all
 /// but `pending_after`. The writes (`claim`, `complete`) are [`forward_store_writes!`]'s.
 #[macro_export]
 macro_rules! forward_store_reads {
     ($inner:tt) => {
         $crate::forward_store_reads!(@all_but_ledger_reads $inner);
-        $crate::forward_store_reads!($inner: ledger_snapshot, ledger_rows);
+        $crate::forward_store_reads!($inner: ledger_summary, ledger_rows);
     };
     // For a wrapper that observes or changes the pages of pending ids.
     (@all_but_pending $inner:tt) => {
         $crate::forward_store_reads!($inner: get, accepted_versions, accept_versions, sequence,
-            store_checkpoint, latest_checkpoint, ledger_snapshot, ledger_rows);
+            store_checkpoint, latest_checkpoint, ledger_summary, ledger_rows);
     };
     // For a wrapper that observes or changes what the ledger reads return.
     (@all_but_ledger_reads $inner:tt) => {
@@ -96,12 +97,12 @@ macro_rules! forward_store_reads {
             self.$inner.latest_checkpoint()
         }
     };
-    (@one $inner:tt ledger_snapshot) => {
-        fn ledger_snapshot(
+    (@one $inner:tt ledger_summary) => {
+        fn ledger_summary(
             &self,
-        ) -> Result<$crate::__runtime::replay::LedgerSnapshot, $crate::__runtime::replay::ReplayError>
+        ) -> Result<$crate::__runtime::replay::LedgerSummary, $crate::__runtime::replay::ReplayError>
         {
-            self.$inner.ledger_snapshot()
+            self.$inner.ledger_summary()
         }
     };
     (@one $inner:tt ledger_rows) => {

@@ -108,8 +108,8 @@ impl<S: ReplayStore> ReplayStore for FaultyStore<S> {
         self.inner.accept_versions(trust_root, release)
     }
 
-    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        self.inner.ledger_snapshot()
+    fn ledger_summary(&self) -> Result<parmana_replay::LedgerSummary, ReplayError> {
+        self.inner.ledger_summary()
     }
     fn ledger_rows(
         &self,

@@ -1,36 +1,26 @@
-//! Reading the PostgreSQL ledger: the whole of it in one consistent snapshot (`verify_ledger`), or the records from a position on (a log catching up).
+//! Reading the PostgreSQL ledger: its summary in one consistent read (what a walk reads first), and the records from a position on, a page at a time.
 
 use postgres::{Client, IsolationLevel, Row};
 
 use super::{RowLock, decode_checkpoint, get, map_error, read_marks_row};
 use crate::ledger::filed_under;
 use crate::record::{decode_claim, decode_version};
-use crate::{LedgerRow, LedgerSnapshot, ReplayError};
+use crate::{LedgerRow, LedgerSummary, ReplayError};
 
-/// The ledger's records with the executions they name; the callers add the range and order.
-/// The ledger rows joined with their executions, every value bounded by its length.
-fn select_ledger_rows() -> String {
-    format!(
-        "SELECT {} FROM ledger l LEFT JOIN executions e ON e.id = l.execution_id",
-        crate::record::bounded_ledger_columns()
-    )
-}
-
-/// The whole ledger, the execution counts, the stored checkpoints and the marks, read in one
-/// repeatable-read transaction.
-pub(super) fn snapshot(client: &mut Client) -> Result<LedgerSnapshot, ReplayError> {
+/// The ledger's record count, the execution counts, the stored checkpoints and the marks, read
+/// in one repeatable-read transaction.
+pub(super) fn summary(client: &mut Client) -> Result<LedgerSummary, ReplayError> {
     let mut tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .map_err(map_error)?;
-    let rows = tx
-        .query(
-            &format!("{} ORDER BY l.position", select_ledger_rows()),
-            &[],
-        )
-        .map_err(map_error)?;
+    let records: i64 = get(
+        &tx.query_one("SELECT count(*) FROM ledger", &[])
+            .map_err(map_error)?,
+        0,
+    )?;
     let completed: i64 = get(
         &tx.query_one(
             "SELECT count(*) FROM executions WHERE attestation IS NOT NULL",
@@ -62,8 +52,8 @@ pub(super) fn snapshot(client: &mut Client) -> Result<LedgerSnapshot, ReplayErro
         .collect::<Result<Vec<_>, _>>()?;
     let marks = read_marks_row(&mut tx, RowLock::None)?;
     tx.commit().map_err(map_error)?;
-    Ok(LedgerSnapshot {
-        rows: rows.iter().map(decode_row).collect::<Result<_, _>>()?,
+    Ok(LedgerSummary {
+        records: decode_version(records)?,
         completed_executions: decode_version(completed)?,
         unsequenced: decode_version(unsequenced)?,
         checkpoints,

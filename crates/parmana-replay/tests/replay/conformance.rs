@@ -53,7 +53,8 @@ macro_rules! conformance_suite {
             conformance_suite!(@log [$(#[$attr])*]
                 ledger_is_a_merkle_log,
                 no_log_over_a_broken_ledger,
-                log_entries_read_back_are_checked
+                log_entries_read_back_are_checked,
+                ledgers_are_walked_page_by_page
             );
             conformance_suite!(@sequencer [$(#[$attr])*]
                 sequencer_integrates_in_batches,

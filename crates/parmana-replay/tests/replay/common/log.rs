@@ -1,12 +1,17 @@
-//! The conformance suite for the ledger as a transparency log: one Merkle leaf per record, append-only roots, proofs that verify, no log over a broken ledger.
+//! The conformance suite for the ledger as a transparency log: one Merkle leaf per record, append-only roots, proofs that verify, no log over a broken ledger, ledgers walked page by page.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use parmana_canon::merkle::{
     MerkleTree, empty_root, leaf_hash, verify_consistency, verify_inclusion,
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use parmana_replay::{
-    AcceptedVersions, LedgerBreak, LedgerBreakKind, LedgerLog, ReplayStore, ledger_log,
+    AcceptedVersions, CATCH_UP_BATCH, ClaimOutcome, ClaimRecord, ExecutionId, ExecutionState,
+    LedgerBreak, LedgerBreakKind, LedgerLog, LedgerRow, LedgerSummary, ReplayError, ReplayStore,
+    SequenceOutcome, StoredCheckpoint, ledger_log, verify_ledger, verify_ledger_snapshot,
+    walk_ledger,
 };
 
 use super::{Harness, Tamper, V0, claim_for, id};
@@ -165,4 +170,142 @@ pub(crate) fn log_entries_read_back_are_checked(h: &dyn Harness) {
     });
     h.tamper_and_verify(&Tamper::DeleteRecord { position: 4 });
     refused_at(4);
+}
+
+/// A walk reads the ledger page by page, never whole: with pages of at most two records it finds
+/// what a whole read finds (the same report, the same log). It walks only the records the
+/// summary counted, so a writer appending meanwhile changes nothing it reports; and a ledger cut
+/// after the summary is missing records.
+pub(crate) fn ledgers_are_walked_page_by_page(h: &dyn Harness) {
+    let store = h.store();
+    complete(store, 0..3, V0);
+    store.accept_versions(1, 1).unwrap();
+    complete(store, 3..5, V1);
+    let snapshot = store.ledger_snapshot().unwrap();
+    let summary = store.ledger_summary().unwrap();
+    assert_eq!(
+        (
+            summary.records,
+            summary.completed_executions,
+            summary.unsequenced,
+            summary.marks
+        ),
+        (6, 5, 0, V1)
+    );
+    assert_eq!(snapshot.rows.len(), 6);
+    let whole = ledger_log(store).unwrap();
+
+    let paged = Paged::new(store, None, None);
+    let walked = walk_ledger(&paged).unwrap();
+    assert!(walked.report.is_intact(), "{:?}", walked.report);
+    assert_eq!(walked.report, verify_ledger_snapshot(&snapshot));
+    assert_eq!(walked.log.as_ref(), Some(&whole));
+    assert_eq!(verify_ledger(&paged).unwrap(), walked.report);
+    assert_eq!(ledger_log(&paged).unwrap(), whole);
+    assert!(
+        paged.pages.load(Ordering::SeqCst) >= 3 * 3,
+        "three walks of three pages"
+    );
+
+    // Appended after the summary was read: not walked.
+    complete(store, 5..8, V1);
+    let stale = Paged::new(store, Some(summary), None);
+    let walked = walk_ledger(&stale).unwrap();
+    assert!(walked.report.is_intact(), "{:?}", walked.report);
+    assert_eq!(walked.report.records, 6);
+    assert_eq!(walked.log, Some(whole));
+
+    // Cut after the summary was read: the records it counted from position 7 on are missing.
+    let cut = Paged::new(store, None, Some(7));
+    let walked = walk_ledger(&cut).unwrap();
+    assert_eq!(
+        walked.report.first_break,
+        Some(LedgerBreak {
+            position: 7,
+            kind: LedgerBreakKind::RecordsMissing { completed: 8 },
+        })
+    );
+    assert_eq!(walked.log, None);
+    assert_eq!(ledger_log(&cut).unwrap_err().code(), "replay.ledger_broken");
+}
+
+/// A store read through pages of at most two records, never whole (its `ledger_snapshot` fails
+/// the test), with the summary it was given (read before a writer went on) and the records from
+/// `cut` on hidden (a writer cut the ledger after the summary was read).
+#[derive(Debug)]
+struct Paged<'a> {
+    inner: &'a dyn ReplayStore,
+    summary: Option<LedgerSummary>,
+    cut: Option<u64>,
+    pages: AtomicUsize,
+}
+
+impl<'a> Paged<'a> {
+    fn new(inner: &'a dyn ReplayStore, summary: Option<LedgerSummary>, cut: Option<u64>) -> Self {
+        Self {
+            inner,
+            summary,
+            cut,
+            pages: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl ReplayStore for Paged<'_> {
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
+        match &self.summary {
+            Some(summary) => Ok(summary.clone()),
+            None => self.inner.ledger_summary(),
+        }
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        assert!(max <= CATCH_UP_BATCH, "a page of {max} records asked for");
+        self.pages.fetch_add(1, Ordering::SeqCst);
+        let mut rows = self.inner.ledger_rows(from, max.min(2))?;
+        rows.retain(|row| self.cut.is_none_or(|cut| row.position < cut));
+        Ok(rows)
+    }
+    fn ledger_snapshot(&self) -> Result<parmana_replay::LedgerSnapshot, ReplayError> {
+        panic!("the ledger was read whole")
+    }
+    fn claim(
+        &self,
+        execution_id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.inner.claim(execution_id, record, under)
+    }
+    fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        self.inner.complete(execution_id, attestation)
+    }
+    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
+        self.inner.sequence(max)
+    }
+    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
+        self.inner.store_checkpoint(checkpoint)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
+        self.inner.latest_checkpoint()
+    }
+    fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
+        self.inner.get(execution_id)
+    }
+    fn pending_after(
+        &self,
+        after: Option<&ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.inner.pending_after(after, limit)
+    }
+    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+        self.inner.accepted_versions()
+    }
+    fn accept_versions(
+        &self,
+        trust_root: u64,
+        release_manifest: u64,
+    ) -> Result<AcceptedVersions, ReplayError> {
+        self.inner.accept_versions(trust_root, release_manifest)
+    }
 }
