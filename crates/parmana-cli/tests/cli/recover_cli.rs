@@ -268,14 +268,31 @@ fn a_killed_batch_loses_nothing_it_completed() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Read stdout on a thread so the child never blocks on a full pipe.
+        // Read stdout on a thread so the child never blocks on a full pipe; it says when the
+        // first whole line arrives, so that each kill comes after some execution completed,
+        // however slowly a loaded machine starts the process.
         let mut stdout = child.stdout.take().unwrap();
+        let (first_line, printed_one) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut stdout, &mut bytes).unwrap();
+            let mut chunk = [0u8; 4096];
+            loop {
+                match std::io::Read::read(&mut stdout, &mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => {
+                        if !bytes.contains(&b'\n') && chunk[..read].contains(&b'\n') {
+                            let _ = first_line.send(());
+                        }
+                        bytes.extend_from_slice(&chunk[..read]);
+                    }
+                }
+            }
             bytes
         });
-        std::thread::sleep(std::time::Duration::from_millis(150 + random.below(600)));
+        printed_one
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("round {round}: the batch printed no line"));
+        std::thread::sleep(std::time::Duration::from_millis(random.below(600)));
         let _ = child.kill();
         let _ = child.wait();
         let printed = String::from_utf8(reader.join().unwrap()).unwrap();

@@ -161,16 +161,17 @@ fn a_connection_that_completes_no_handshake_in_time_is_closed() {
     server_files(env.root(), &server_ca);
     let served = Served::start_with_agent(
         env.root(),
-        &["--dev-token", "--idle-timeout-ms", "300"],
+        // Long enough that a loaded machine's readiness polls complete their handshakes.
+        &["--dev-token", "--idle-timeout-ms", "2000"],
         &[],
         client(&server_ca, None),
     );
     // A client that opens a connection and never starts the handshake: closed by the server
-    // within 5 s (the idle timeout is 300 ms; TLS's own default is 10 s).
+    // within 8 s (the idle timeout is 2 s; TLS's own default, 10 s, would not close it in time).
     let address = served.base.trim_start_matches("https://");
     let mut silent = std::net::TcpStream::connect(address).unwrap();
     silent
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .set_read_timeout(Some(std::time::Duration::from_secs(8)))
         .unwrap();
     let mut rest = Vec::new();
     let closed = silent.read_to_end(&mut rest);
