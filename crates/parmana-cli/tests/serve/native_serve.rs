@@ -1,9 +1,10 @@
-//! The native API: every route, every error status, the scopes of each token, the body limit and load shedding — a table of requests against one server.
+//! The native API: every route, every error status, the scopes of each token, the body limit and load shedding — a table of requests against one server — and evaluations that leave the store untouched.
 
 use std::io::Write;
 use std::net::TcpStream;
 
 use base64::Engine as _;
+use parmana_runtime::replay::ReplayStore as _;
 use serde_json::{Value, json};
 
 use crate::harness::{README_SIGNALS, Served, deployment, execution_body, parmana, tokens_file};
@@ -944,4 +945,42 @@ fn the_readme_service_block_runs_as_written() {
     let answer = reply.json();
     assert_eq!(answer["decision"], "escalate", "{answer}");
     assert!(answer["attestation"]["signatures"].is_array(), "{answer}");
+}
+
+#[test]
+fn evaluations_consume_nothing_and_sign_nothing() {
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let one = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#);
+    let batch = format!(
+        r#"{{"policy":"claims-approval@1.0.0","batch":[{README_SIGNALS},{README_SIGNALS}]}}"#
+    );
+    for (path, body) in [
+        ("/v1/evaluations", &one),
+        ("/v1/evaluations?explain=true", &one),
+        ("/v1/evaluations", &batch),
+    ] {
+        for _ in 0..3 {
+            let reply = served.post(path, token, body);
+            assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+            assert!(
+                !reply.text.contains("attestation"),
+                "{path}: {}",
+                reply.text
+            );
+        }
+    }
+    // The store holds nothing: no claim, no completion, no ledger record; no execution counted.
+    let store = parmana_runtime::replay::SqliteReplayStore::open(env.root().join("replay.sqlite3"))
+        .unwrap();
+    let summary = store.ledger_summary().unwrap();
+    assert_eq!(
+        (summary.records, summary.completed_executions),
+        (0, 0),
+        "{summary:?}"
+    );
+    assert!(store.pending().unwrap().is_empty());
+    let metrics = served.get("/metrics", token).text;
+    assert!(!metrics.contains("parmana_executions_total{"), "{metrics}");
 }
