@@ -105,6 +105,7 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
             .ledger_rows(position, left.min(CATCH_UP_BATCH))
             .map_err(|e| Failure::replay(&e))?;
         if rows.is_empty() {
+            out.flush().map_err(write_err)?;
             return Err(changed_during_export(position, written));
         }
         for row in rows.into_iter().take(left) {
@@ -210,7 +211,7 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
     let store = args.store.open_existing(&deployment)?;
     let walked = walk_ledger(store.as_ref()).map_err(|e| Failure::replay(&e))?;
     // Stored checkpoints are checked against the log keys of the trust-root chain.
-    let history = if walked.checkpoints.is_empty() {
+    let history = if walked.report.checkpoints == 0 {
         None
     } else {
         let paths = args.trust.resolve(&deployment);
@@ -219,7 +220,8 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
                 .map_err(|e| Failure::execution(&e))?,
         )
     };
-    let audit = audit_ledger(walked, history.as_ref());
+    let audit = audit_ledger(store.as_ref(), walked, history.as_ref())
+        .map_err(|e| Failure::execution(&e))?;
     let report = &audit.report;
     let log_root = audit.log_root.map(|root| tlog_hash_text(&root));
     let summary = format!(

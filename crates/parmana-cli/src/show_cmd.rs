@@ -14,7 +14,7 @@ use crate::store::StoreArgs;
 /// Arguments of `parmana show`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  parmana show claim-0001                     # the attestation, as execute printed it\n  parmana show claim-0001 | parmana verify -\n\nThe store is outside the trust boundary: the stored attestation is printed only once it\nverifies under the trust-root chain as this execution's (runtime.stored_attestation_invalid\notherwise: a writer of the store replaced or made it).\n\nExit 0 with the attestation; 6 when the id is claimed but not completed (run `parmana recover`);\n3 when the store has never seen it."
+    after_help = "Examples:\n  parmana show claim-0001                     # the attestation, as execute printed it\n  parmana show claim-0001 | parmana verify -\n\nThe store is outside the trust boundary: the stored attestation is printed only once it\nverifies under the trust-root chain as this execution's (runtime.stored_attestation_invalid\notherwise: a writer of the store replaced or made it), so the trust-root chain must be readable\nwhatever the id's state.\n\nExit 0 with the attestation; 6 when the id is claimed but not completed (run `parmana recover`);\n3 when the store has never seen it; 4 when the stored attestation is not this execution's, or was\nmade under a trust-root version newer than the chain on disk."
 )]
 pub(crate) struct ShowArgs {
     /// The execution id.

@@ -487,19 +487,7 @@ pub(crate) enum Entry {
 /// records, then a stored checkpoint that does not commit to the records, then a marks row
 /// lower than a marks record proves.
 pub fn verify_ledger_snapshot(snapshot: &LedgerSnapshot) -> LedgerReport {
-    let records = u64::try_from(snapshot.rows.len()).unwrap_or(u64::MAX);
-    let mut walk = Walk::new(records, snapshot.marks, snapshot.unsequenced);
-    for row in &snapshot.rows {
-        if !walk.push(row) {
-            break;
-        }
-    }
-    walk.finish(
-        snapshot.completed_executions,
-        snapshot.unsequenced,
-        snapshot.checkpoints.clone(),
-    )
-    .report
+    Walk::of_snapshot(snapshot).report
 }
 
 /// Checks the record at `index` of a ledger whose record before it has digest `previous`;

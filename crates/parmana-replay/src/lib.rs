@@ -95,7 +95,7 @@ pub use sequencer::{
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteReplayStore, WriteHold};
 pub use tlog::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};
-pub use walk::{LedgerSummary, WalkedLedger, walk_ledger};
+pub use walk::{CHECKPOINT_PAGE, LedgerSummary, WalkedLedger, for_each_checkpoint, walk_ledger};
 
 /// How far (in seconds) a claim's clock reading may lie before the newest one a store holds
 /// before it is refused with `replay.clock_behind_store`.
@@ -290,37 +290,61 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     ) -> Result<AcceptedVersions, ReplayError>;
 
     /// One consistent read of how many ledger records the store holds, how many completed
-    /// executions (and how many of those are not yet sequenced), the stored checkpoints and the
-    /// marks row: what a walk of the ledger ([`walk_ledger`]) reads before the records
-    /// themselves, page by page, up to that count.
+    /// executions (and how many of those are not yet sequenced), the largest stored checkpoint's
+    /// size and the marks row: what a walk of the ledger ([`walk_ledger`]) reads before the
+    /// records themselves, page by page, up to that count.
     fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError>;
+
+    /// The stored checkpoints of sizes `from` or more, by increasing size, at most `max` (empty
+    /// when none is left: a reader pages on from the last size until a page is empty): what a
+    /// walk of the ledger reads, page by page ([`CHECKPOINT_PAGE`]), to check them against its
+    /// tree, and an audit to check their notes. Each value is bounded by its length, as in
+    /// [`latest_checkpoint`](Self::latest_checkpoint).
+    fn checkpoints_from(&self, from: u64, max: usize)
+    -> Result<Vec<StoredCheckpoint>, ReplayError>;
 
     /// The whole ledger in memory, with the executions its records name: the
     /// [`ledger_summary`](Self::ledger_summary), then every record up to its count, page by page
-    /// ([`ledger_rows`](Self::ledger_rows)). Records below that count never change in an intact
-    /// ledger, so this is the ledger as it was at the summary's read. Its memory grows with the
-    /// ledger: [`verify_ledger`] and [`ledger_log`] walk it page by page instead.
+    /// ([`ledger_rows`](Self::ledger_rows)), and every stored checkpoint up to the largest size it
+    /// saw. Records below that count never change in an intact ledger, so this is the ledger as
+    /// it was at the summary's read; fewer records than counted are `replay.ledger_broken`
+    /// (records missing). Its memory grows with the ledger: [`verify_ledger`] and [`ledger_log`]
+    /// walk it page by page instead.
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
         let summary = self.ledger_summary()?;
         let mut rows: Vec<LedgerRow> = Vec::new();
         let mut read = 0_u64;
         while read < summary.records {
             let left = usize::try_from(summary.records - read).unwrap_or(usize::MAX);
-            let next = rows.last().map_or(0, |row| row.position.saturating_add(1));
-            let page = self.ledger_rows(next, left)?;
+            // As a walk reads: from the number of records read (in an intact ledger, the next
+            // position).
+            let page = self.ledger_rows(read, left)?;
             if page.is_empty() {
-                break;
+                // Fewer records than the summary counted: not a snapshot of that ledger.
+                return Err(ReplayError::LedgerBroken(LedgerBreak {
+                    position: read,
+                    kind: LedgerBreakKind::RecordsMissing {
+                        completed: summary.completed_executions,
+                    },
+                }));
             }
             for row in page.into_iter().take(left) {
                 rows.push(row);
                 read += 1;
             }
         }
+        let mut checkpoints = Vec::new();
+        if let Some(largest) = summary.largest_checkpoint {
+            for_each_checkpoint(self, largest, |checkpoint| {
+                checkpoints.push(checkpoint.clone());
+                true
+            })?;
+        }
         Ok(LedgerSnapshot {
             rows,
             completed_executions: summary.completed_executions,
             unsequenced: summary.unsequenced,
-            checkpoints: summary.checkpoints,
+            checkpoints,
             marks: summary.marks,
         })
     }

@@ -19,7 +19,8 @@ use crate::{
 /// ([`ReplayStore::sequence`]) or a raise of the high-water marks fixes a ledger position; the
 /// record's bytes are a pure function of that position, the previous record and the execution
 /// (or marks) held here, none of which can change afterwards, so they are encoded and chained
-/// when the ledger is first read ([`ReplayStore::ledger_snapshot`]) and kept from then on — the
+/// when the ledger is first read ([`ReplayStore::ledger_summary`], [`ReplayStore::ledger_rows`])
+/// and kept from then on — the
 /// same bytes an eager encoding would give, without canonical JSON and three SHA-256 digests on
 /// every execution's path.
 ///
@@ -310,9 +311,23 @@ impl ReplayStore for MemoryReplayStore {
             records: u64::try_from(state.records.len()).unwrap_or(u64::MAX),
             completed_executions: u64::try_from(completed).unwrap_or(u64::MAX),
             unsequenced: u64::try_from(state.unsequenced.len()).unwrap_or(u64::MAX),
-            checkpoints: state.checkpoints.values().cloned().collect(),
+            largest_checkpoint: state.checkpoints.keys().next_back().copied(),
             marks: state.versions,
         })
+    }
+
+    fn checkpoints_from(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
+        let state = self.lock()?;
+        Ok(state
+            .checkpoints
+            .range(from..)
+            .take(max)
+            .map(|(_, checkpoint)| checkpoint.clone())
+            .collect())
     }
 
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {

@@ -940,6 +940,14 @@ impl ReplayStore for PostgresReplayStore {
         ledger_read::summary(&mut *self.pool.checkout()?)
     }
 
+    fn checkpoints_from(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
+        ledger_read::checkpoints_from(&mut *self.pool.checkout()?, from, max)
+    }
+
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
         ledger_read::rows(&mut *self.pool.checkout()?, from, max)
     }

@@ -407,32 +407,48 @@ impl ReplayStore for SqliteReplayStore {
                 |row| row.get(0),
             )
             .map_err(map_error)?;
-        let checkpoints = {
-            let mut statement = tx
-                .prepare(&format!(
-                    "SELECT {} FROM checkpoints ORDER BY size",
-                    crate::BOUNDED_CHECKPOINT_COLUMNS
-                ))
-                .map_err(map_error)?;
-            let stored: Vec<(i64, Option<String>, Option<String>)> = statement
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                .map_err(map_error)?
-                .collect::<Result<_, _>>()
-                .map_err(map_error)?;
-            stored
-                .into_iter()
-                .map(|(size, root, note)| decode_checkpoint(size, root, note))
-                .collect::<Result<Vec<_>, _>>()?
-        };
+        let largest: Option<i64> = tx
+            .query_row("SELECT max(size) FROM checkpoints", [], |row| row.get(0))
+            .map_err(map_error)?;
         let marks = read_marks_row(&tx)?;
         tx.finish().map_err(map_error)?;
         Ok(LedgerSummary {
             records: decode_version(records)?,
             completed_executions: decode_version(completed)?,
             unsequenced: decode_version(unsequenced)?,
-            checkpoints,
+            largest_checkpoint: largest.map(decode_version).transpose()?,
             marks,
         })
+    }
+
+    fn checkpoints_from(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
+        // No checkpoint is of a size beyond SQLite's integers.
+        let Ok(from) = i64::try_from(from) else {
+            return Ok(Vec::new());
+        };
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let reader = self.reader()?;
+        let mut statement = reader
+            .prepare_cached(&format!(
+                "SELECT {} FROM checkpoints WHERE size >= ?1 ORDER BY size LIMIT ?2",
+                crate::BOUNDED_CHECKPOINT_COLUMNS
+            ))
+            .map_err(map_error)?;
+        let stored: Vec<(i64, Option<String>, Option<String>)> = statement
+            .query_map([from, max], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .map_err(map_error)?
+            .collect::<Result<_, _>>()
+            .map_err(map_error)?;
+        stored
+            .into_iter()
+            .map(|(size, root, note)| decode_checkpoint(size, root, note))
+            .collect()
     }
 
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {

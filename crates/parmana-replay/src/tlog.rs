@@ -46,19 +46,7 @@ pub(crate) fn id_key(id: &str) -> Digest {
 impl LedgerLog {
     /// The log of `snapshot`, refused with `replay.ledger_broken` when its ledger is not intact.
     pub fn from_snapshot(snapshot: LedgerSnapshot) -> Result<Self, ReplayError> {
-        let records = u64::try_from(snapshot.rows.len()).unwrap_or(u64::MAX);
-        let mut walk = Walk::new(records, snapshot.marks, snapshot.unsequenced);
-        for row in &snapshot.rows {
-            if !walk.push(row) {
-                break;
-            }
-        }
-        let walked = walk.finish(
-            snapshot.completed_executions,
-            snapshot.unsequenced,
-            snapshot.checkpoints,
-        );
-        walked.into_log()
+        Walk::of_snapshot(&snapshot).into_log()
     }
 
     /// The log of a walk that found the ledger intact.

@@ -1,11 +1,13 @@
 //! The walk of a ledger, record by record: what [`verify_ledger`](crate::verify_ledger) checks and the log it builds, read from a store page by page or from a snapshot.
 //!
 //! A store's ledger is walked from its [`LedgerSummary`] (one consistent read of the counts, the
-//! checkpoints and the marks row, and of how many records the ledger held then) and then page by
-//! page ([`ReplayStore::ledger_rows`]) up to that many records: records below that count never
-//! change in an intact ledger, so the walk sees the ledger as it was at the summary's read, with
-//! memory bounded by a page and the log's index (the tree's hashes and one key per execution),
-//! however large the attestations the ledger names.
+//! largest stored checkpoint's size and the marks row, and of how many records the ledger held
+//! then) and then page by page ([`ReplayStore::ledger_rows`]) up to that many records: records
+//! below that count never change in an intact ledger, so the walk sees the ledger as it was at
+//! the summary's read. The stored checkpoints are then read page by page too
+//! ([`ReplayStore::checkpoints_from`]), up to that largest size, each checked against the tree.
+//! Memory: a page and the log's index (the tree's hashes and one key per execution), however
+//! large the attestations the ledger names and however many checkpoints the store keeps.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
@@ -29,24 +31,61 @@ pub struct LedgerSummary {
     pub completed_executions: u64,
     /// How many of them are completed but not yet sequenced (no ledger position yet).
     pub unsequenced: u64,
-    /// The stored checkpoints, by increasing size.
-    pub checkpoints: Vec<StoredCheckpoint>,
+    /// The size of the largest stored checkpoint, if the store holds any (those stored after
+    /// this read are not the walk's to check).
+    pub largest_checkpoint: Option<u64>,
     /// The high-water marks as the store holds them (its marks row, read as stored: a reset
     /// is reported by the walk, not refused here).
     pub marks: AcceptedVersions,
 }
 
-/// A store's ledger, walked: the report, the transparency log when the ledger is intact, and the
-/// stored checkpoints the report checked (their notes are the runtime's to verify).
+/// A store's ledger, walked: the report (with how many stored checkpoints it checked against the
+/// tree; their notes are the runtime's to verify) and the transparency log when the ledger is
+/// intact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalkedLedger {
     /// What the walk found.
     pub report: LedgerReport,
     /// The log over every record: `Some` exactly when the ledger is intact.
     pub log: Option<crate::LedgerLog>,
-    /// The stored checkpoints, by increasing size (each one's size and root checked against
-    /// the log when the ledger is intact).
-    pub checkpoints: Vec<StoredCheckpoint>,
+}
+
+/// How many stored checkpoints a walk reads at a time (each at most 64 KiB of note).
+pub const CHECKPOINT_PAGE: usize = 256;
+
+/// Reads `store`'s checkpoints of sizes up to `largest`, by increasing size, a page
+/// ([`CHECKPOINT_PAGE`]) at a time, handing each to `each` until it answers `false`. A store whose
+/// pages do not move on by increasing size is `replay.store_corrupt`.
+pub fn for_each_checkpoint<S: ReplayStore + ?Sized>(
+    store: &S,
+    largest: u64,
+    mut each: impl FnMut(&StoredCheckpoint) -> bool,
+) -> Result<(), ReplayError> {
+    let mut from = 0_u64;
+    loop {
+        let page = store.checkpoints_from(from, CHECKPOINT_PAGE)?;
+        let Some(last) = page.last().map(|checkpoint| checkpoint.size) else {
+            return Ok(());
+        };
+        let mut floor = from;
+        for checkpoint in &page {
+            if checkpoint.size < floor {
+                return Err(ReplayError::corrupt(format!(
+                    "the stored checkpoints from size {from} on came back out of order"
+                )));
+            }
+            floor = checkpoint.size.saturating_add(1);
+            // Stored after the summary's read, or past it: not this walk's.
+            if checkpoint.size > largest || !each(checkpoint) {
+                return Ok(());
+            }
+        }
+        // Only an empty page is the end (a store may answer short pages).
+        if last == u64::MAX {
+            return Ok(());
+        }
+        from = last + 1;
+    }
 }
 
 impl WalkedLedger {
@@ -61,8 +100,9 @@ impl WalkedLedger {
     }
 }
 
-/// Walks `store`'s ledger page by page ([`CATCH_UP_BATCH`] records at most, and at most
-/// [`MAX_LEDGER_PAGE_BYTES`](crate::MAX_LEDGER_PAGE_BYTES) of them): every check of
+/// Walks `store`'s ledger page by page ([`CATCH_UP_BATCH`] records at most, and no record after
+/// those before it reach [`MAX_LEDGER_PAGE_BYTES`](crate::MAX_LEDGER_PAGE_BYTES)), then its stored
+/// checkpoints ([`for_each_checkpoint`]): every check of
 /// [`verify_ledger_snapshot`](crate::verify_ledger_snapshot), with the memory of a page and the
 /// log's index. Store failures are errors; a broken ledger is a report with its first break.
 pub fn walk_ledger<S: ReplayStore + ?Sized>(store: &S) -> Result<WalkedLedger, ReplayError> {
@@ -81,11 +121,10 @@ pub fn walk_ledger<S: ReplayStore + ?Sized>(store: &S) -> Result<WalkedLedger, R
             }
         }
     }
-    Ok(walk.finish(
-        summary.completed_executions,
-        summary.unsequenced,
-        summary.checkpoints,
-    ))
+    if let (None, Some(largest)) = (&walk.broken, summary.largest_checkpoint) {
+        for_each_checkpoint(store, largest, |checkpoint| walk.checkpoint(checkpoint))?;
+    }
+    Ok(walk.finish(summary.completed_executions, summary.unsequenced))
 }
 
 /// A walk in progress: the chain so far, the tree over it and where each execution sits.
@@ -104,6 +143,8 @@ pub(crate) struct Walk {
     reset: Option<(u64, AcceptedVersions)>,
     report: LedgerReport,
     broken: Option<LedgerBreak>,
+    /// The first stored checkpoint that does not commit to the records.
+    checkpoint_mismatch: Option<LedgerBreak>,
 }
 
 impl Walk {
@@ -128,7 +169,51 @@ impl Walk {
                 first_break: None,
             },
             broken: None,
+            checkpoint_mismatch: None,
         }
+    }
+
+    /// Checks the next stored checkpoint (by increasing size) against the tree of the records
+    /// pushed; `false` once one does not commit to them (the first is the one reported).
+    pub(crate) fn checkpoint(&mut self, checkpoint: &StoredCheckpoint) -> bool {
+        if self.checkpoint_mismatch.is_some() {
+            return false;
+        }
+        self.report.checkpoints += 1;
+        let commits = self
+            .tree
+            .root_at(checkpoint.size)
+            .is_ok_and(|root| root == checkpoint.root);
+        if !commits {
+            self.checkpoint_mismatch = Some(LedgerBreak {
+                position: checkpoint.size,
+                kind: LedgerBreakKind::CheckpointMismatch {
+                    size: checkpoint.size,
+                },
+            });
+        }
+        commits
+    }
+
+    /// The walk of a snapshot read whole: its records, then its checkpoints by increasing size.
+    pub(crate) fn of_snapshot(snapshot: &crate::LedgerSnapshot) -> WalkedLedger {
+        let records = u64::try_from(snapshot.rows.len()).unwrap_or(u64::MAX);
+        let mut walk = Self::new(records, snapshot.marks, snapshot.unsequenced);
+        for row in &snapshot.rows {
+            if !walk.push(row) {
+                break;
+            }
+        }
+        if walk.broken.is_none() {
+            let mut checkpoints: Vec<&StoredCheckpoint> = snapshot.checkpoints.iter().collect();
+            checkpoints.sort_by_key(|checkpoint| checkpoint.size);
+            for checkpoint in checkpoints {
+                if !walk.checkpoint(checkpoint) {
+                    break;
+                }
+            }
+        }
+        walk.finish(snapshot.completed_executions, snapshot.unsequenced)
     }
 
     /// Checks the next record; `false` once the ledger is broken (the walk stops there).
@@ -179,68 +264,40 @@ impl Walk {
         true
     }
 
-    /// The report once every record was pushed: the first break in the chain, then records
-    /// missing (fewer walked than the store counted, or fewer execution records than it says
-    /// are sequenced), then a stored checkpoint that does not commit to the records, then a
-    /// marks row lower than a marks record proves.
-    pub(crate) fn finish(
-        self,
-        completed_executions: u64,
-        unsequenced: u64,
-        mut checkpoints: Vec<StoredCheckpoint>,
-    ) -> WalkedLedger {
-        checkpoints.sort_by_key(|checkpoint| checkpoint.size);
+    /// The report once every record and checkpoint was pushed: the first break in the chain,
+    /// then records missing (fewer walked than the store counted, or fewer execution records than
+    /// it says are sequenced), then a stored checkpoint that does not commit to the records, then
+    /// a marks row lower than a marks record proves.
+    pub(crate) fn finish(self, completed_executions: u64, unsequenced: u64) -> WalkedLedger {
         let mut report = LedgerReport {
             unsequenced,
-            checkpoints: u64::try_from(checkpoints.len()).unwrap_or(u64::MAX),
             ..self.report
         };
-        let broken = |report: LedgerReport, position, kind| LedgerReport {
-            head: None,
-            first_break: Some(LedgerBreak { position, kind }),
-            ..report
-        };
-        let first_break = self.broken.clone().or_else(|| {
-            let sequenced = completed_executions.saturating_sub(unsequenced);
-            if self.walked < report.records || sequenced > report.executions {
-                return Some(LedgerBreak {
-                    position: self.walked,
-                    kind: LedgerBreakKind::RecordsMissing {
-                        completed: completed_executions,
-                    },
-                });
-            }
-            checkpoints
-                .iter()
-                .find(|checkpoint| {
-                    !self
-                        .tree
-                        .root_at(checkpoint.size)
-                        .is_ok_and(|root| root == checkpoint.root)
-                })
-                .map(|checkpoint| LedgerBreak {
-                    position: checkpoint.size,
-                    kind: LedgerBreakKind::CheckpointMismatch {
-                        size: checkpoint.size,
-                    },
-                })
-                .or_else(|| {
-                    self.reset.map(|(position, proven)| LedgerBreak {
-                        position,
-                        kind: LedgerBreakKind::MarksReset {
-                            found: self.marks_row,
-                            proven,
-                        },
-                    })
-                })
+        let sequenced = completed_executions.saturating_sub(unsequenced);
+        let missing = (self.walked < report.records || sequenced > report.executions).then_some(
+            LedgerBreak {
+                position: self.walked,
+                kind: LedgerBreakKind::RecordsMissing {
+                    completed: completed_executions,
+                },
+            },
+        );
+        let reset = self.reset.map(|(position, proven)| LedgerBreak {
+            position,
+            kind: LedgerBreakKind::MarksReset {
+                found: self.marks_row,
+                proven,
+            },
         });
+        let first_break = self
+            .broken
+            .or(missing)
+            .or(self.checkpoint_mismatch)
+            .or(reset);
         if let Some(first_break) = first_break {
-            report = broken(report, first_break.position, first_break.kind);
-            return WalkedLedger {
-                report,
-                log: None,
-                checkpoints,
-            };
+            report.head = None;
+            report.first_break = Some(first_break);
+            return WalkedLedger { report, log: None };
         }
         report.head = (self.walked > 0).then_some(self.previous);
         let log =
@@ -248,7 +305,126 @@ impl Walk {
         WalkedLedger {
             report,
             log: Some(log),
-            checkpoints,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+mod tests {
+    use parmana_canon::Timestamp;
+
+    use super::*;
+    use crate::{
+        ClaimOutcome, ClaimRecord, ExecutionId, ExecutionState, MemoryReplayStore, SequenceOutcome,
+        sequence_all,
+    };
+
+    /// A memory store whose summary counts `extra` records more than its ledger holds: records
+    /// cut between the summary's read and the pages'.
+    #[derive(Debug)]
+    struct Overcounted {
+        inner: MemoryReplayStore,
+        extra: u64,
+    }
+
+    impl ReplayStore for Overcounted {
+        fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
+            let mut summary = self.inner.ledger_summary()?;
+            summary.records += self.extra;
+            Ok(summary)
+        }
+        fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+            self.inner.ledger_rows(from, max)
+        }
+        fn checkpoints_from(
+            &self,
+            from: u64,
+            max: usize,
+        ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
+            self.inner.checkpoints_from(from, max)
+        }
+        fn claim(
+            &self,
+            execution_id: &ExecutionId,
+            record: &ClaimRecord,
+            under: AcceptedVersions,
+        ) -> Result<ClaimOutcome, ReplayError> {
+            self.inner.claim(execution_id, record, under)
+        }
+        fn complete(
+            &self,
+            execution_id: &ExecutionId,
+            attestation: &[u8],
+        ) -> Result<(), ReplayError> {
+            self.inner.complete(execution_id, attestation)
+        }
+        fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
+            self.inner.sequence(max)
+        }
+        fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
+            self.inner.store_checkpoint(checkpoint)
+        }
+        fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
+            self.inner.latest_checkpoint()
+        }
+        fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
+            self.inner.get(execution_id)
+        }
+        fn pending_after(
+            &self,
+            after: Option<&ExecutionId>,
+            limit: usize,
+        ) -> Result<Vec<ExecutionId>, ReplayError> {
+            self.inner.pending_after(after, limit)
+        }
+        fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+            self.inner.accepted_versions()
+        }
+        fn accept_versions(
+            &self,
+            trust_root: u64,
+            release_manifest: u64,
+        ) -> Result<AcceptedVersions, ReplayError> {
+            self.inner.accept_versions(trust_root, release_manifest)
+        }
+    }
+
+    /// Records cut after the summary was read: the walk reports them missing where the ledger
+    /// now ends, and no snapshot of that ledger is taken (the trait's own `ledger_snapshot`).
+    #[test]
+    fn records_cut_after_the_summary_are_missing() {
+        let store = Overcounted {
+            inner: MemoryReplayStore::new(),
+            extra: 0,
+        };
+        for i in 0..3 {
+            let id = ExecutionId::parse(&format!("cut-{i}")).unwrap();
+            let claim = ClaimRecord::new(
+                parmana_canon::Digest::of(id.as_str().as_bytes()),
+                b"inputs".to_vec(),
+                Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+            );
+            let outcome = store
+                .claim_completed(&id, &claim, AcceptedVersions::new(0, 0), b"attestation")
+                .unwrap();
+            assert_eq!(outcome, ClaimOutcome::Claimed);
+        }
+        sequence_all(&store).unwrap();
+        assert_eq!(store.ledger_snapshot().unwrap().rows.len(), 3);
+        assert!(walk_ledger(&store).unwrap().report.is_intact());
+        let cut = Overcounted { extra: 2, ..store };
+        let missing = LedgerBreak {
+            position: 3,
+            kind: LedgerBreakKind::RecordsMissing { completed: 3 },
+        };
+        assert_eq!(
+            walk_ledger(&cut).unwrap().report.first_break,
+            Some(missing.clone())
+        );
+        match cut.ledger_snapshot() {
+            Err(ReplayError::LedgerBroken(found)) => assert_eq!(found, missing),
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -122,10 +122,11 @@ pub mod trust {
 /// Replay stores: exactly-once execution ids and the ledger.
 pub mod replay {
     pub use parmana_replay::{
-        AcceptedVersions, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord, CompletedExecution,
-        ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerRow,
-        LedgerSnapshot, LedgerSummary, MemoryReplayStore, PENDING_PAGE, ReplayError, ReplayStore,
-        WalkedLedger, verify_ledger, verify_ledger_snapshot, walk_ledger,
+        AcceptedVersions, CHECKPOINT_PAGE, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord,
+        CompletedExecution, ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind,
+        LedgerReport, LedgerRow, LedgerSnapshot, LedgerSummary, MemoryReplayStore, PENDING_PAGE,
+        ReplayError, ReplayStore, WalkedLedger, for_each_checkpoint, verify_ledger,
+        verify_ledger_snapshot, walk_ledger,
     };
     /// The ledger as a transparency log (`docs/transparency-log.md`).
     pub use parmana_replay::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};

@@ -6,7 +6,7 @@ use parmana_canon::merkle::leaf_hash;
 use parmana_canon::{Digest, Timestamp};
 use parmana_replay::{
     LedgerLog, LedgerReport, LedgerRow, ReplayError, ReplayStore, SequenceOutcome,
-    StoredCheckpoint, WalkedLedger, ledger_log,
+    StoredCheckpoint, WalkedLedger, for_each_checkpoint, ledger_log,
 };
 use parmana_trust::{
     AttestationCheckKind, Checkpoint, Signer, TrustError, VerifiedTrustHistory, VerifiedTrustRoot,
@@ -483,34 +483,34 @@ impl LedgerAudit {
 
 /// Judges a walked ledger ([`walk_ledger`](parmana_replay::walk_ledger), which checked the chain
 /// and the stored checkpoints' sizes and roots) and — with `history`, the trust-root chain —
-/// every stored checkpoint's note: signed by a threshold of the `log` role of some version of
-/// the chain (cosignatures are not required), of that role's origin, and saying the size and
-/// root it is stored under (`runtime.stored_checkpoint_invalid` otherwise). The roots all being
-/// the recomputed tree's makes every checkpoint consistent with every earlier one.
-pub fn audit_ledger(walked: WalkedLedger, history: Option<&VerifiedTrustHistory>) -> LedgerAudit {
-    let WalkedLedger {
-        report,
-        log,
-        checkpoints,
-    } = walked;
-    if !report.is_intact() {
-        return LedgerAudit {
-            report,
-            log_root: None,
-            checkpoint_failure: None,
-        };
+/// the note of every stored checkpoint the walk checked, read again from `store` page by page:
+/// signed by a threshold of the `log` role of some version of the chain (cosignatures are not
+/// required), of that role's origin, and saying the size and root it is stored under
+/// (`runtime.stored_checkpoint_invalid` otherwise; the first by size is reported). The roots all
+/// being the recomputed tree's makes every checkpoint consistent with every earlier one. Store
+/// failures are errors.
+pub fn audit_ledger(
+    store: &dyn ReplayStore,
+    walked: WalkedLedger,
+    history: Option<&VerifiedTrustHistory>,
+) -> Result<LedgerAudit, ExecutionError> {
+    let WalkedLedger { report, log } = walked;
+    let log_root = log.as_ref().map(LedgerLog::root);
+    let mut checkpoint_failure = None;
+    if let (Some(history), Some(log)) = (history, &log)
+        && report.checkpoints > 0
+    {
+        // The checkpoints the walk checked are those of sizes up to the log's.
+        for_each_checkpoint(store, log.size(), |stored| {
+            checkpoint_failure = check_stored_note(stored, history).err();
+            checkpoint_failure.is_none()
+        })?;
     }
-    let log_root = log.map(|log| log.root());
-    let checkpoint_failure = history.and_then(|history| {
-        checkpoints
-            .iter()
-            .find_map(|stored| check_stored_note(stored, history).err())
-    });
-    LedgerAudit {
+    Ok(LedgerAudit {
         report,
         log_root,
         checkpoint_failure,
-    }
+    })
 }
 
 /// Checks one stored checkpoint's note against the log roles of `history`, newest first.

@@ -165,7 +165,8 @@ struct FilesUnderAnotherId {
 impl ReplayStore for FilesUnderAnotherId {
     common::forward_store_writes!(inner);
     common::forward_store_reads!(inner: pending_after, accepted_versions, accept_versions,
-        sequence, store_checkpoint, latest_checkpoint, ledger_summary, ledger_rows);
+        sequence, store_checkpoint, latest_checkpoint, checkpoints_from, ledger_summary,
+        ledger_rows);
     fn get(&self, execution_id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
         if *execution_id == self.a {
             return self.inner.get(&self.b);

@@ -134,23 +134,32 @@ fn executions_enter_the_log_in_batches_with_stored_checkpoints() {
     assert_eq!(included.index(), 1);
 
     // The audit checks every stored checkpoint's signature and root.
-    let audit = audit_ledger(walk_ledger(store).unwrap(), Some(&history));
+    let audit = audit_ledger(store, walk_ledger(store).unwrap(), Some(&history)).unwrap();
     assert!(audit.is_intact(), "{audit:?}");
     assert_eq!(audit.report.checkpoints, 2);
-    let mut walked = walk_ledger(store).unwrap();
-    walked.checkpoints[0].note = walked.checkpoints[0].note.replacen('3', "2", 1);
-    let audit = audit_ledger(walked, Some(&history));
-    let failure = audit.checkpoint_failure.expect("an edited note is refused");
+    let stored = store.ledger_snapshot().unwrap().checkpoints;
+    let audited = |edited: &EditedNote<'_>| {
+        audit_ledger(edited, walk_ledger(edited).unwrap(), Some(&history)).unwrap()
+    };
+    let edited = EditedNote {
+        inner: store,
+        size: stored[0].size,
+        note: stored[0].note.replacen('3', "2", 1),
+    };
+    let failure = audited(&edited)
+        .checkpoint_failure
+        .expect("an edited note is refused");
     assert_eq!(failure.code(), "runtime.stored_checkpoint_invalid");
     assert!(failure.to_string().contains("size 3"), "{failure}");
     // A note signed by a key outside every log role is refused too.
-    let mut walked = walk_ledger(store).unwrap();
     let forger = fixture.key("root-2").unwrap();
     let forged = signing_with(&environment, &forger);
-    walked.checkpoints[1].note = forged_note(&walked.checkpoints[1], forged);
-    let failure = audit_ledger(walked, Some(&history))
-        .checkpoint_failure
-        .unwrap();
+    let edited = EditedNote {
+        inner: store,
+        size: stored[1].size,
+        note: forged_note(&stored[1], forged),
+    };
+    let failure = audited(&edited).checkpoint_failure.unwrap();
     assert_eq!(failure.code(), "runtime.stored_checkpoint_invalid");
     // The newest stored checkpoint is handed out only once its note checks out: a larger one a
     // writer of the store stored, signed by a key outside every log role, is refused.
@@ -331,6 +340,32 @@ fn no_checkpoint_is_signed_over_an_entry_a_writer_of_the_store_made() {
     );
 }
 
+/// A store whose stored checkpoint of `size` reads back, page by page, with `note`: a writer of
+/// the store editing a note.
+#[derive(Debug)]
+struct EditedNote<'a> {
+    inner: &'a dyn ReplayStore,
+    size: u64,
+    note: String,
+}
+
+impl ReplayStore for EditedNote<'_> {
+    common::forward_store_writes!(inner);
+    common::forward_store_reads!(inner: get, pending_after, accepted_versions, accept_versions,
+        sequence, store_checkpoint, latest_checkpoint, ledger_summary, ledger_rows);
+    fn checkpoints_from(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
+        let mut page = self.inner.checkpoints_from(from, max)?;
+        for checkpoint in page.iter_mut().filter(|c| c.size == self.size) {
+            checkpoint.note.clone_from(&self.note);
+        }
+        Ok(page)
+    }
+}
+
 /// A memory store on which, the first time a driver asks for the newest stored checkpoint,
 /// another server's driver integrates and signs first (`racer`): the race between one driver's
 /// integration and its signing. With `refiled`, the ledger row at that position reads back
@@ -354,7 +389,7 @@ impl std::fmt::Debug for RacedSigning {
 impl ReplayStore for RacedSigning {
     common::forward_store_writes!(inner);
     common::forward_store_reads!(inner: get, pending_after, accepted_versions, accept_versions,
-        sequence, store_checkpoint, ledger_summary);
+        sequence, store_checkpoint, checkpoints_from, ledger_summary);
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
         if let Some(racer) = self.racer.lock().unwrap().take() {
             racer(&self.inner);

@@ -91,6 +91,9 @@ impl ReplayStore for Unreachable {
     fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
         unreachable()
     }
+    fn checkpoints_from(&self, _: u64, _: usize) -> Result<Vec<StoredCheckpoint>, ReplayError> {
+        unreachable()
+    }
     fn ledger_rows(&self, _: u64, _: usize) -> Result<Vec<LedgerRow>, ReplayError> {
         unreachable()
     }

@@ -4,7 +4,8 @@
 /// the ledger and the sequencer. Each wrapper writes out only what it observes or breaks:
 /// `forward_store_reads!(inner)` forwards every read; `forward_store_reads!(inner: get, …)`
 /// only the ones named (`get`, `pending_after`, `accepted_versions`, `accept_versions`,
-/// `sequence`, `store_checkpoint`, `latest_checkpoint`, `ledger_summary`, `ledger_rows`);
+/// `sequence`, `store_checkpoint`, `latest_checkpoint`, `checkpoints_from`, `ledger_summary`,
+/// `ledger_rows`);
 /// `@all_but_ledger_reads` all but `ledger_summary` and `ledger_rows` (`ledger_snapshot` is the
 /// trait's own, read through them); `@all_but_pending` all
 /// but `pending_after`. The writes (`claim`, `complete`) are [`forward_store_writes!`]'s.
@@ -17,12 +18,12 @@ macro_rules! forward_store_reads {
     // For a wrapper that observes or changes the pages of pending ids.
     (@all_but_pending $inner:tt) => {
         $crate::forward_store_reads!($inner: get, accepted_versions, accept_versions, sequence,
-            store_checkpoint, latest_checkpoint, ledger_summary, ledger_rows);
+            store_checkpoint, latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows);
     };
     // For a wrapper that observes or changes what the ledger reads return.
     (@all_but_ledger_reads $inner:tt) => {
         $crate::forward_store_reads!($inner: get, pending_after, accepted_versions,
-            accept_versions, sequence, store_checkpoint, latest_checkpoint);
+            accept_versions, sequence, store_checkpoint, latest_checkpoint, checkpoints_from);
     };
     ($inner:tt: $($method:ident),+ $(,)?) => {
         $($crate::forward_store_reads!(@one $inner $method);)+
@@ -95,6 +96,18 @@ macro_rules! forward_store_reads {
             $crate::__runtime::replay::ReplayError,
         > {
             self.$inner.latest_checkpoint()
+        }
+    };
+    (@one $inner:tt checkpoints_from) => {
+        fn checkpoints_from(
+            &self,
+            from: u64,
+            max: usize,
+        ) -> Result<
+            Vec<$crate::__runtime::replay::StoredCheckpoint>,
+            $crate::__runtime::replay::ReplayError,
+        > {
+            self.$inner.checkpoints_from(from, max)
         }
     };
     (@one $inner:tt ledger_summary) => {

@@ -111,6 +111,13 @@ impl<S: ReplayStore> ReplayStore for FaultyStore<S> {
     fn ledger_summary(&self) -> Result<parmana_replay::LedgerSummary, ReplayError> {
         self.inner.ledger_summary()
     }
+    fn checkpoints_from(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<parmana_replay::StoredCheckpoint>, ReplayError> {
+        self.inner.checkpoints_from(from, max)
+    }
     fn ledger_rows(
         &self,
         from: u64,

@@ -5,10 +5,10 @@ use postgres::{Client, IsolationLevel, Row};
 use super::{RowLock, decode_checkpoint, get, map_error, read_marks_row};
 use crate::ledger::filed_under;
 use crate::record::{decode_claim, decode_version};
-use crate::{LedgerRow, LedgerSummary, ReplayError};
+use crate::{LedgerRow, LedgerSummary, ReplayError, StoredCheckpoint};
 
-/// The ledger's record count, the execution counts, the stored checkpoints and the marks, read
-/// in one repeatable-read transaction.
+/// The ledger's record count, the execution counts, the largest stored checkpoint's size and the
+/// marks, read in one repeatable-read transaction.
 pub(super) fn summary(client: &mut Client) -> Result<LedgerSummary, ReplayError> {
     let mut tx = client
         .build_transaction()
@@ -38,27 +38,45 @@ pub(super) fn summary(client: &mut Client) -> Result<LedgerSummary, ReplayError>
         .map_err(map_error)?,
         0,
     )?;
-    let checkpoints = tx
-        .query(
-            &format!(
-                "SELECT {} FROM checkpoints ORDER BY size",
-                crate::BOUNDED_CHECKPOINT_COLUMNS
-            ),
-            &[],
-        )
-        .map_err(map_error)?
-        .iter()
-        .map(decode_checkpoint)
-        .collect::<Result<Vec<_>, _>>()?;
+    let largest: Option<i64> = get(
+        &tx.query_one("SELECT max(size) FROM checkpoints", &[])
+            .map_err(map_error)?,
+        0,
+    )?;
     let marks = read_marks_row(&mut tx, RowLock::None)?;
     tx.commit().map_err(map_error)?;
     Ok(LedgerSummary {
         records: decode_version(records)?,
         completed_executions: decode_version(completed)?,
         unsequenced: decode_version(unsequenced)?,
-        checkpoints,
+        largest_checkpoint: largest.map(decode_version).transpose()?,
         marks,
     })
+}
+
+/// The stored checkpoints of sizes `from` or more, by increasing size, at most `max`.
+pub(super) fn checkpoints_from(
+    client: &mut Client,
+    from: u64,
+    max: usize,
+) -> Result<Vec<StoredCheckpoint>, ReplayError> {
+    // No checkpoint is of a size beyond PostgreSQL's BIGINT.
+    let Ok(from) = i64::try_from(from) else {
+        return Ok(Vec::new());
+    };
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    client
+        .query(
+            &format!(
+                "SELECT {} FROM checkpoints WHERE size >= $1 ORDER BY size LIMIT $2",
+                crate::BOUNDED_CHECKPOINT_COLUMNS
+            ),
+            &[&from, &max],
+        )
+        .map_err(map_error)?
+        .iter()
+        .map(decode_checkpoint)
+        .collect()
 }
 
 /// The records at positions `from` on, at most `max` and at most

@@ -8,10 +8,10 @@ use parmana_canon::merkle::{
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parmana_replay::{
-    AcceptedVersions, CATCH_UP_BATCH, ClaimOutcome, ClaimRecord, ExecutionId, ExecutionState,
-    LedgerBreak, LedgerBreakKind, LedgerLog, LedgerRow, LedgerSummary, ReplayError, ReplayStore,
-    SequenceOutcome, StoredCheckpoint, ledger_log, verify_ledger, verify_ledger_snapshot,
-    walk_ledger,
+    AcceptedVersions, CATCH_UP_BATCH, CHECKPOINT_PAGE, ClaimOutcome, ClaimRecord, ExecutionId,
+    ExecutionState, LedgerBreak, LedgerBreakKind, LedgerLog, LedgerRow, LedgerSummary, ReplayError,
+    ReplayStore, SequenceOutcome, StoredCheckpoint, ledger_log, verify_ledger,
+    verify_ledger_snapshot, walk_ledger,
 };
 
 use super::{Harness, Tamper, V0, claim_for, id};
@@ -207,6 +207,42 @@ pub(crate) fn ledgers_are_walked_page_by_page(h: &dyn Harness) {
         "three walks of three pages"
     );
 
+    // Stored checkpoints are read a page (of two, here) at a time, each checked against the tree.
+    for size in [2, 4, 6] {
+        store
+            .store_checkpoint(&StoredCheckpoint {
+                size,
+                root: whole.tree().root_at(size).unwrap(),
+                note: format!("note of size {size}\n"),
+            })
+            .unwrap();
+    }
+    let walked = walk_ledger(&paged).unwrap();
+    assert!(walked.report.is_intact(), "{:?}", walked.report);
+    assert_eq!(walked.report.checkpoints, 3);
+    // One stored past the ledger's end (by a writer: no log had that size) is a mismatch at its
+    // size; one stored after the summary was read is not the walk's to check.
+    let past = StoredCheckpoint {
+        size: 7,
+        root: whole.root(),
+        note: "note of size 7\n".to_owned(),
+    };
+    store.store_checkpoint(&past).unwrap();
+    assert_eq!(
+        walk_ledger(&paged).unwrap().report.first_break,
+        Some(LedgerBreak {
+            position: 7,
+            kind: LedgerBreakKind::CheckpointMismatch { size: 7 },
+        })
+    );
+    let before_it = LedgerSummary {
+        largest_checkpoint: Some(6),
+        ..summary.clone()
+    };
+    let walked = walk_ledger(&Paged::new(store, Some(before_it), None)).unwrap();
+    assert!(walked.report.is_intact(), "{:?}", walked.report);
+    assert_eq!(walked.report.checkpoints, 3);
+
     // Appended after the summary was read: not walked.
     complete(store, 5..8, V1);
     let stale = Paged::new(store, Some(summary), None);
@@ -264,6 +300,18 @@ impl ReplayStore for Paged<'_> {
         let mut rows = self.inner.ledger_rows(from, max.min(2))?;
         rows.retain(|row| self.cut.is_none_or(|cut| row.position < cut));
         Ok(rows)
+    }
+    fn checkpoints_from(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
+        assert!(
+            max <= CHECKPOINT_PAGE,
+            "a page of {max} checkpoints asked for"
+        );
+        self.pages.fetch_add(1, Ordering::SeqCst);
+        self.inner.checkpoints_from(from, max.min(2))
     }
     fn ledger_snapshot(&self) -> Result<parmana_replay::LedgerSnapshot, ReplayError> {
         panic!("the ledger was read whole")
