@@ -77,15 +77,31 @@ pub(crate) fn process_cpu(pid: Option<u32>) -> Option<Duration> {
     cpu_of_stat(&std::fs::read_to_string(path).ok()?)
 }
 
+/// The CPU time (user and system) of this process's children that it has waited for (`cutime`
+/// and `cstime` of `/proc/self/stat`): an external driver's, read around its run.
+pub(crate) fn children_cpu() -> Option<Duration> {
+    children_of_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
 /// `utime + stime` of a `/proc/PID/stat` line (the 14th and 15th fields; the 2nd, the command
 /// name in parentheses, may hold spaces).
 fn cpu_of_stat(stat: &str) -> Option<Duration> {
+    ticks_after(stat, 11)
+}
+
+/// `cutime + cstime` of a `/proc/PID/stat` line (the 16th and 17th fields).
+fn children_of_stat(stat: &str) -> Option<Duration> {
+    ticks_after(stat, 13)
+}
+
+/// The sum of the two tick counts `skip` fields after the command name, as a duration.
+fn ticks_after(stat: &str, skip: usize) -> Option<Duration> {
     let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
+    let mut fields = after_name.split_whitespace().skip(skip);
+    let first: u64 = fields.next()?.parse().ok()?;
+    let second: u64 = fields.next()?.parse().ok()?;
     Some(Duration::from_millis(
-        (user + system) * 1000 / TICKS_PER_SECOND,
+        (first + second) * 1000 / TICKS_PER_SECOND,
     ))
 }
 
@@ -224,6 +240,12 @@ mod tests {
         assert_eq!(cpu_of_stat(stat), Some(Duration::from_millis(3750)));
         assert_eq!(cpu_of_stat("4242 (x) S 1"), None);
         assert!(process_cpu(None).is_some());
+        let with_children = "4242 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 125 40 60 20 0 3";
+        assert_eq!(
+            children_of_stat(with_children),
+            Some(Duration::from_millis(1000))
+        );
+        assert!(children_cpu().is_some());
     }
 
     #[test]

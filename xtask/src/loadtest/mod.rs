@@ -17,6 +17,7 @@ mod cedar;
 mod driver;
 mod http;
 mod report;
+mod wrk;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -48,6 +49,7 @@ struct Options {
     write: bool,
     binary: Option<PathBuf>,
     cedar_agent: Option<PathBuf>,
+    wrk: Option<PathBuf>,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
@@ -56,6 +58,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         write: true,
         binary: None,
         cedar_agent: None,
+        wrk: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -76,10 +79,13 @@ fn options(args: &[String]) -> Result<Options, String> {
                 let path = args.next().ok_or("--cedar-agent needs a path")?;
                 options.cedar_agent = Some(PathBuf::from(path));
             }
+            "--wrk" => {
+                options.wrk = Some(PathBuf::from(args.next().ok_or("--wrk needs a path")?));
+            }
             other => {
                 return Err(format!(
                     "loadtest: unknown argument {other} (usage: cargo xtask loadtest \
-                     [--seconds N] [--no-write] [--binary PATH] [--cedar-agent PATH])"
+                     [--seconds N] [--no-write] [--binary PATH] [--cedar-agent PATH] [--wrk PATH])"
                 ));
             }
         }
@@ -87,7 +93,8 @@ fn options(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-/// `cargo xtask loadtest [--seconds N] [--no-write] [--binary PATH] [--cedar-agent PATH]`.
+/// `cargo xtask loadtest [--seconds N] [--no-write] [--binary PATH] [--cedar-agent PATH]
+/// [--wrk PATH]`.
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let options = options(args)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -139,12 +146,21 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         Some(path) => Some(version_of(path)?),
         None => None,
     };
-    let measurements = measure(root, &binary, options.cedar_agent.as_deref(), duration)?;
+    let wrk = match &options.wrk {
+        Some(path) => Some(wrk::version(path)?),
+        None => None,
+    };
+    let drivers = Drivers {
+        cedar_agent: options.cedar_agent.as_deref(),
+        wrk: options.wrk.as_deref(),
+    };
+    let measurements = measure(root, &binary, &drivers, duration)?;
     let report = ServiceReport {
         machine,
         seconds: options.seconds,
         measurements,
         cedar_agent,
+        wrk,
         load_average,
     };
     let section = report.render();
@@ -299,7 +315,54 @@ fn measured(
         name: name.to_owned(),
         connections,
         sample,
+        reported_ns: None,
         server_p50_le,
+        cpu,
+    })
+}
+
+/// [`measured`], driven by `wrk` (one thread) instead of our driver: the same server and route,
+/// the latency percentiles as `wrk` reports them, its CPU as the driver's.
+fn measured_by_wrk(
+    wrk_path: &Path,
+    name: &str,
+    load: &Load<'_>,
+    bodies: &wrk::Bodies<'_>,
+    connections: usize,
+    duration: Duration,
+) -> Result<Measurement, String> {
+    let url = format!("{}{}", load.base, load.path);
+    // A second's warm-up (`wrk` takes whole seconds), not counted.
+    wrk::drive(wrk_path, &url, load.token, bodies, connections, WARM_UP)?;
+    let before = server_histogram(load)?;
+    let server_before = load.pid.and_then(|pid| driver::process_cpu(Some(pid)));
+    let run = wrk::drive(wrk_path, &url, load.token, bodies, connections, duration)?;
+    let server_after = load.pid.and_then(|pid| driver::process_cpu(Some(pid)));
+    let after = server_histogram(load)?;
+    let per_request =
+        |used: Option<Duration>| Some(used? / u32::try_from(run.requests).ok().filter(|n| *n > 0)?);
+    let cpu = report::Cpu {
+        server: per_request(
+            server_after
+                .zip(server_before)
+                .and_then(|(a, b)| a.checked_sub(b)),
+        ),
+        driver: per_request(run.cpu),
+    };
+    eprintln!(
+        "{name} at {connections}: {} requests, {:.0}/s",
+        run.requests, run.throughput
+    );
+    Ok(Measurement {
+        name: name.to_owned(),
+        connections,
+        sample: Sample {
+            requests: run.requests,
+            elapsed: Duration::from_secs_f64(run.requests as f64 / run.throughput.max(1e-9)),
+            latencies_ns: Vec::new(),
+        },
+        reported_ns: Some((run.p50_ns, run.p99_ns)),
+        server_p50_le: report::histogram_median(&report::histogram_difference(&after, &before)),
         cpu,
     })
 }
@@ -336,10 +399,16 @@ fn execution_body(prefix: &str) -> impl Fn(usize, u64) -> String + Sync + '_ {
     }
 }
 
+/// The other programs a run drives or compares with, where given.
+struct Drivers<'a> {
+    cedar_agent: Option<&'a Path>,
+    wrk: Option<&'a Path>,
+}
+
 fn measure(
     root: &Path,
     binary: &Path,
-    cedar_agent: Option<&Path>,
+    drivers: &Drivers<'_>,
     duration: Duration,
 ) -> Result<Vec<Measurement>, String> {
     let run = format!("lt{}", std::process::id());
@@ -373,9 +442,36 @@ fn measure(
         pid: Some(memory.child.id()),
     };
     out.push(measured("execute/memory", &execute, 8, duration)?);
+    if let Some(wrk) = drivers.wrk {
+        for connections in [1, 8, 64] {
+            let bodies = wrk::Bodies::Fixed(&evaluation);
+            out.push(measured_by_wrk(
+                wrk,
+                "evaluate (wrk)",
+                &evaluate,
+                &bodies,
+                connections,
+                duration,
+            )?);
+        }
+        let prefix = format!("{run}-wrk");
+        let bodies = wrk::Bodies::Executions {
+            policy: POLICY,
+            signals: SIGNALS,
+            prefix: &prefix,
+        };
+        out.push(measured_by_wrk(
+            wrk,
+            "execute/memory (wrk)",
+            &execute,
+            &bodies,
+            8,
+            duration,
+        )?);
+    }
     drop(memory);
 
-    if let Some(path) = cedar_agent {
+    if let Some(path) = drivers.cedar_agent {
         out.extend(measure_cedar_agent(path, &ours, duration)?);
     }
     out.push(in_process(root, &run, duration)?);
@@ -512,6 +608,7 @@ fn in_process(root: &Path, run: &str, duration: Duration) -> Result<Measurement,
         name: "in-process/execute".to_owned(),
         connections: 8,
         sample,
+        reported_ns: None,
         server_p50_le: None,
         // The runtime works in this process: its CPU per call is the "server" side.
         cpu: report::Cpu {

@@ -17,6 +17,9 @@ pub(crate) struct Measurement {
     /// Keep-alive connections (threads for the in-process row).
     pub(crate) connections: usize,
     pub(crate) sample: Sample,
+    /// The median and 99th-percentile latency (nanoseconds) as an external driver reported them,
+    /// for a row whose sample holds no latencies of its own (`wrk`).
+    pub(crate) reported_ns: Option<(u64, u64)>,
     /// The upper bound (seconds) of the server's histogram bucket holding the median of this
     /// row's requests, from `/metrics`: the time inside the server, without the client.
     pub(crate) server_p50_le: Option<f64>,
@@ -42,7 +45,33 @@ pub(crate) struct ServiceReport {
     pub(crate) load_average: Option<String>,
     /// `cedar-agent --version` when its rows were measured.
     pub(crate) cedar_agent: Option<String>,
+    /// `wrk -v`'s version when its rows were measured.
+    pub(crate) wrk: Option<String>,
 }
+
+impl Measurement {
+    /// The median latency in nanoseconds: the driver's report where it gave one, else the
+    /// sample's.
+    pub(crate) fn p50_ns(&self) -> Option<u64> {
+        self.reported_ns
+            .map(|(p50, _)| p50)
+            .or_else(|| self.sample.percentile_ns(0.5))
+    }
+
+    /// The 99th-percentile latency in nanoseconds, as [`p50_ns`](Self::p50_ns).
+    pub(crate) fn p99_ns(&self) -> Option<u64> {
+        self.reported_ns
+            .map(|(_, p99)| p99)
+            .or_else(|| self.sample.percentile_ns(0.99))
+    }
+}
+
+/// The suffix of the rows `wrk` drove (`evaluate (wrk)`, `execute/memory (wrk)`).
+pub(crate) const WRK: &str = " (wrk)";
+
+/// The drivers of the evaluation and memory-execution rows: their rows' name suffix and how the
+/// ratio rows name them.
+const DRIVERS: [(&str, &str); 2] = [("", "our driver"), (WRK, "`wrk`, one thread")];
 
 fn micros(ns: Option<u64>) -> String {
     ns.map_or_else(|| "—".to_owned(), |ns| format!("{:.0} µs", ns as f64 / 1e3))
@@ -57,11 +86,10 @@ fn status(met: Option<bool>) -> &'static str {
 }
 
 impl ServiceReport {
-    fn find(&self, name: &str, connections: usize) -> Option<&Sample> {
+    fn find(&self, name: &str, connections: usize) -> Option<&Measurement> {
         self.measurements
             .iter()
             .find(|m| m.name == name && m.connections == connections)
-            .map(|m| &m.sample)
     }
 
     /// The CPU per request of a row, in microseconds: (server, driver).
@@ -81,12 +109,25 @@ impl ServiceReport {
     /// given the same CPU.
     fn bounds(&self) -> String {
         let mut out = String::new();
+        for (suffix, driver) in DRIVERS {
+            out.push_str(&self.bounds_of(suffix, driver));
+        }
+        if !out.is_empty() {
+            out.insert_str(0, "\nWhat bounds the rows, from this run's CPU columns.");
+            out.push('\n');
+        }
+        out
+    }
+
+    /// [`bounds`](Self::bounds) for the rows of one driver (`suffix`: its rows' name suffix).
+    fn bounds_of(&self, suffix: &str, driver_name: &str) -> String {
+        let mut out = String::new();
         let cores = self.machine.cpus.max(1) as f64;
-        if let (Some(server), Some(driver)) = self.cpu_us("evaluate", 8) {
+        if let (Some(server), Some(driver)) = self.cpu_us(&format!("evaluate{suffix}"), 8) {
             let total = server + driver;
             let _ = write!(
                 out,
-                "\nWhat bounds the rows, from this run's CPU columns: an evaluation at 8 \
+                " With {driver_name}: an evaluation at 8 \
                  connections costs {server:.1} µs of server CPU and {driver:.1} µs of driver CPU, \
                  {total:.1} µs in all, so {cores:.0} cores answer at most {:.0} per second and, by \
                  Little's law, the p50 at 8 connections cannot fall below 8 × {total:.1} ÷ {cores:.0} \
@@ -96,7 +137,7 @@ impl ServiceReport {
             );
         }
         if let ((Some(server), Some(driver)), (Some(inproc), _)) = (
-            self.cpu_us("execute/memory", 8),
+            self.cpu_us(&format!("execute/memory{suffix}"), 8),
             self.cpu_us("in-process/execute", 8),
         ) {
             let _ = write!(
@@ -110,14 +151,11 @@ impl ServiceReport {
                 inproc / server,
             );
         }
-        if !out.is_empty() {
-            out.push('\n');
-        }
         out
     }
 
     fn throughput_ratio(&self, a: (&str, usize), b: (&str, usize)) -> Option<f64> {
-        let (a, b) = (self.find(a.0, a.1)?, self.find(b.0, b.1)?);
+        let (a, b) = (&self.find(a.0, a.1)?.sample, &self.find(b.0, b.1)?.sample);
         (b.throughput() > 0.0).then(|| a.throughput() / b.throughput())
     }
 
@@ -163,8 +201,8 @@ impl ServiceReport {
                 m.connections,
                 m.sample.requests,
                 m.sample.throughput(),
-                micros(m.sample.percentile_ns(0.5)),
-                micros(m.sample.percentile_ns(0.99)),
+                micros(m.p50_ns()),
+                micros(m.p99_ns()),
                 cpu(m.cpu.server),
                 cpu(m.cpu.driver),
             );
@@ -187,20 +225,36 @@ impl ServiceReport {
              runs.\n",
         );
         out.push_str("\n| ratio | value | target | status |\n| --- | --- | --- | --- |\n");
-        let p50 = self.find("evaluate", 8).and_then(|s| s.percentile_ns(0.5));
-        let _ = writeln!(
-            out,
-            "| `POST /v1/evaluations` p50 at 8 connections | {} | at most 100 µs | {} |",
-            micros(p50),
-            status(p50.map(|ns| ns <= 100_000))
-        );
-        let memory = self.throughput_ratio(("execute/memory", 8), ("in-process/execute", 8));
+        for (suffix, driver) in DRIVERS {
+            let p50 = self
+                .find(&format!("evaluate{suffix}"), 8)
+                .and_then(Measurement::p50_ns);
+            let _ = writeln!(
+                out,
+                "| `POST /v1/evaluations` p50 at 8 connections ({driver}) | {} | at most 100 µs | {} |",
+                micros(p50),
+                status(p50.map(|ns| ns <= 100_000))
+            );
+        }
+        let memory = |suffix: &str| {
+            self.throughput_ratio(
+                (&format!("execute/memory{suffix}"), 8),
+                ("in-process/execute", 8),
+            )
+        };
         let sqlite = self.throughput_ratio(("execute/sqlite", 64), ("execute/sqlite", 1));
         for (label, value, bar, target) in [
             (
                 "`POST /v1/executions` (memory store) at 8 connections ÷ in-process \
-                 `Runtime::execute` with 8 threads",
-                memory,
+                 `Runtime::execute` with 8 threads (our driver)",
+                memory(""),
+                0.7,
+                "at least 0.70",
+            ),
+            (
+                "`POST /v1/executions` (memory store) at 8 connections ÷ in-process \
+                 `Runtime::execute` with 8 threads (`wrk`, one thread)",
+                memory(WRK),
                 0.7,
                 "at least 0.70",
             ),
@@ -252,6 +306,25 @@ impl ServiceReport {
                 "\n`cedar-agent` rows are measured when `--cedar-agent PATH` names its binary \
                  (`cargo install --locked cedar-agent@0.2.0`; its latest release, 0.2.2, is \
                  marked pre-release). Not in this run.\n",
+            ),
+        }
+        match &self.wrk {
+            Some(version) => {
+                let _ = writeln!(
+                    out,
+                    "\nRows marked `(wrk)`: `{version}` (Debian's package), one thread (`-t1`) and \
+                     `--latency`, driving the same server, route and bodies (each execution id \
+                     once, made in its Lua script) after a 1 s warm-up; their percentiles are \
+                     `wrk`'s own and their driver CPU is `wrk`'s. It serves every connection from \
+                     one `epoll` loop where our driver blocks a thread per connection, so a \
+                     request costs the shared cores less of the client's CPU: the two drivers' \
+                     rows differ by that, not by the server."
+                );
+            }
+            None => out.push_str(
+                "\nRows marked `(wrk)` are measured when `--wrk PATH` names Debian's `wrk` \
+                 (`apt-get install wrk`): an external driver beside ours, as the issue allows. \
+                 Not in this run.\n",
             ),
         }
         let _ = writeln!(out, "{END}");
@@ -359,6 +432,7 @@ mod tests {
             name: name.to_owned(),
             connections,
             sample,
+            reported_ns: None,
             server_p50_le: Some(0.0001),
             cpu: Cpu {
                 server: Some(Duration::from_micros(40)),
@@ -374,6 +448,7 @@ mod tests {
             },
             seconds: 3,
             cedar_agent: None,
+            wrk: None,
             load_average: Some("0.50".to_owned()),
             measurements: vec![
                 row(
@@ -428,6 +503,46 @@ mod tests {
                 .render()
                 .contains("| — | at least 0.70 | not measured |")
         );
+    }
+
+    /// `wrk`'s rows are judged on their own, beside ours, by the percentiles `wrk` reported; and
+    /// the section says which `wrk` drove them, or that none did.
+    #[test]
+    fn rows_driven_by_wrk_are_judged_beside_ours() {
+        let mut run = report(112, 7_000, 20_000, (100, 300));
+        assert!(
+            run.render()
+                .contains("Rows marked `(wrk)` are measured when")
+        );
+        let driven = |name: &str, requests, p50_us: u64| Measurement {
+            name: name.to_owned(),
+            connections: 8,
+            sample: sample(requests, 1, &[]),
+            reported_ns: Some((p50_us * 1000, 2_700_000)),
+            server_p50_le: None,
+            cpu: Cpu {
+                server: Some(Duration::from_micros(15)),
+                driver: Some(Duration::from_micros(8)),
+            },
+        };
+        run.measurements.push(driven("evaluate (wrk)", 70_000, 93));
+        run.measurements
+            .push(driven("execute/memory (wrk)", 8_000, 300));
+        run.wrk = Some("wrk debian/4.1.0-3+b2 [epoll]".to_owned());
+        let text = run.render();
+        for line in [
+            "| `POST /v1/evaluations` p50 at 8 connections (our driver) | 112 µs | at most 100 µs | **not met** |",
+            "| `POST /v1/evaluations` p50 at 8 connections (`wrk`, one thread) | 93 µs | at most 100 µs | **met** |",
+            "with 8 threads (our driver) | 0.35 | at least 0.70 | **not met** |",
+            "with 8 threads (`wrk`, one thread) | 0.40 | at least 0.70 | **not met** |",
+            "| `evaluate (wrk)` | 8 | 70000 | 70000 /s | 93 µs | 2700 µs |",
+            // 23 µs per evaluation with wrk: p50 at 8 on 2 cores at least 92 µs.
+            "With `wrk`, one thread: an evaluation at 8 connections costs 15.0 µs",
+            "8 × 23.0 ÷ 2 = 92 µs",
+            "`wrk debian/4.1.0-3+b2 [epoll]` (Debian's package)",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
     }
 
     #[test]
