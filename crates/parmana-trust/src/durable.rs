@@ -102,8 +102,9 @@ pub fn sync_directory_of(path: &Path) -> std::io::Result<()> {
 /// moment, created new — never an existing file or a link someone left there), written with
 /// exactly `mode` on Unix when one is given (0600 for a private key, applied as the file is
 /// created, so it is never readable by others) or else with the permission bits of the file it
-/// replaces (not its owner or group, which the writer's become; the process's default, as its
-/// umask leaves it, for a new one), synced, renamed over `path`,
+/// replaces (the process's default, as its umask leaves it, for a new one), and the owner and
+/// group of the file it replaces as far as the process may give them ([`keep_owner`]), synced,
+/// renamed over `path`,
 /// and the directory synced. A crash leaves the old file or the new one, never a part (and at
 /// most a temporary file, which [`is_interrupted_write`] recognises); once this returns, the new
 /// one survives a power loss. A symbolic link at `path` is replaced by the file, not written
@@ -114,18 +115,26 @@ pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     #[cfg(unix)]
+    let existing = std::fs::symlink_metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_file);
+    #[cfg(unix)]
     let mode = mode.or_else(|| {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::symlink_metadata(path)
-            .ok()
-            .filter(std::fs::Metadata::is_file)
+        existing
+            .as_ref()
             .map(|existing| existing.permissions().mode() & 0o777)
     });
     let (temporary, mut file) = create_temporary(&directory_of(path), &name, mode)?;
     let written = (|| {
         #[cfg(unix)]
+        if let Some(existing) = &existing {
+            keep_owner(&file, existing);
+        }
+        #[cfg(unix)]
         if let Some(mode) = mode {
-            // Exactly `mode`, whatever the umask took away.
+            // Exactly `mode`, whatever the umask took away (and after the owner changed, which
+            // may clear set-id bits).
             use std::os::unix::fs::PermissionsExt as _;
             file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
@@ -142,6 +151,19 @@ pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std
         return Err(error);
     }
     sync_directory_of(path)
+}
+
+/// Gives `file` the owner and group of the file it replaces, as far as this process may: both
+/// (root may give any), else the group alone (an owner may give a group it belongs to), else
+/// neither (the writer's, as for any file it creates). So a deployment's files written by an
+/// administrator for a service account stay readable by that account.
+#[cfg(unix)]
+fn keep_owner(file: &std::fs::File, existing: &std::fs::Metadata) {
+    use std::os::unix::fs::MetadataExt as _;
+    let (uid, gid) = (existing.uid(), existing.gid());
+    if std::os::unix::fs::fchown(file, Some(uid), Some(gid)).is_err() {
+        let _ = std::os::unix::fs::fchown(file, None, Some(gid));
+    }
 }
 
 /// A new temporary file in `directory` for the file `name`: `.NAME.PID-NANOS.tmp`, created with
@@ -203,6 +225,29 @@ mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("key.pem")]);
+    }
+
+    /// A replaced file keeps its owner and group where the writer may give them (root: any);
+    /// where it may not, the write still happens, the file the writer's.
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_file_keeps_its_owner_and_group_where_the_writer_may_give_them() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trust-root.json");
+        std::fs::write(&path, b"old").unwrap();
+        // A service account's file (nobody's, here), as an administrator would leave it.
+        let given = std::os::unix::fs::chown(&path, Some(65_534), Some(65_534)).is_ok();
+        let before = std::fs::metadata(&path).unwrap();
+        replace_file_durably(&path, b"new", None).unwrap();
+        let after = std::fs::metadata(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        if given {
+            // This process could give the file away, so it gives the new one back.
+            assert_eq!((after.uid(), after.gid()), (65_534, 65_534));
+        } else {
+            assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        }
     }
 
     #[test]
