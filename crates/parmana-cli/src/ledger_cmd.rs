@@ -209,19 +209,13 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
     };
     let deployment = Deployment::load()?;
     let store = args.store.open_existing(&deployment)?;
-    let walked = walk_ledger(store.as_ref()).map_err(|e| Failure::replay(&e))?;
-    // Stored checkpoints are checked against the log keys of the trust-root chain.
-    let history = if walked.report.checkpoints == 0 {
-        None
-    } else {
-        let paths = args.trust.resolve(&deployment);
-        Some(
-            load_trust_history(&paths.pinned_root, &paths.trust_root)
-                .map_err(|e| Failure::execution(&e))?,
-        )
-    };
-    let audit = audit_ledger(store.as_ref(), walked, history.as_ref())
-        .map_err(|e| Failure::execution(&e))?;
+    // Stored checkpoints are checked against the log keys of the trust-root chain, read only
+    // when the ledger has one.
+    let paths = args.trust.resolve(&deployment);
+    let audit = audit_ledger(store.as_ref(), || {
+        load_trust_history(&paths.pinned_root, &paths.trust_root).map(Some)
+    })
+    .map_err(|e| Failure::execution(&e))?;
     let report = &audit.report;
     let log_root = audit.log_root.map(|root| tlog_hash_text(&root));
     let summary = format!(

@@ -95,7 +95,10 @@ pub use sequencer::{
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteReplayStore, WriteHold};
 pub use tlog::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};
-pub use walk::{CHECKPOINT_PAGE, LedgerSummary, WalkedLedger, for_each_checkpoint, walk_ledger};
+pub use walk::{
+    CHECKPOINT_PAGE, LedgerSummary, WalkedLedger, for_each_checkpoint, walk_ledger,
+    walk_ledger_with,
+};
 
 /// How far (in seconds) a claim's clock reading may lie before the newest one a store holds
 /// before it is refused with `replay.clock_behind_store`.

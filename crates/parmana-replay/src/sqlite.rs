@@ -407,9 +407,13 @@ impl ReplayStore for SqliteReplayStore {
                 |row| row.get(0),
             )
             .map_err(map_error)?;
-        let largest: Option<i64> = tx
-            .query_row("SELECT max(size) FROM checkpoints", [], |row| row.get(0))
+        // The smallest too: a size below 0 (which no page of sizes from 0 reads) is refused.
+        let (smallest, largest): (Option<i64>, Option<i64>) = tx
+            .query_row("SELECT min(size), max(size) FROM checkpoints", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .map_err(map_error)?;
+        smallest.map(decode_version).transpose()?;
         let marks = read_marks_row(&tx)?;
         tx.finish().map_err(map_error)?;
         Ok(LedgerSummary {

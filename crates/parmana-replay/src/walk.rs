@@ -106,6 +106,16 @@ impl WalkedLedger {
 /// [`verify_ledger_snapshot`](crate::verify_ledger_snapshot), with the memory of a page and the
 /// log's index. Store failures are errors; a broken ledger is a report with its first break.
 pub fn walk_ledger<S: ReplayStore + ?Sized>(store: &S) -> Result<WalkedLedger, ReplayError> {
+    walk_ledger_with(store, &mut |_| {})
+}
+
+/// [`walk_ledger`], handing `each_checkpoint` every stored checkpoint whose size and root the
+/// walk found to commit to the records, by increasing size, in the same read: what checks a
+/// checkpoint's note checks exactly the checkpoints the report counts, each read once.
+pub fn walk_ledger_with<S: ReplayStore + ?Sized>(
+    store: &S,
+    each_checkpoint: &mut dyn FnMut(&StoredCheckpoint),
+) -> Result<WalkedLedger, ReplayError> {
     let summary = store.ledger_summary()?;
     let mut walk = Walk::new(summary.records, summary.marks, summary.unsequenced);
     while walk.walked < summary.records && walk.broken.is_none() {
@@ -122,7 +132,13 @@ pub fn walk_ledger<S: ReplayStore + ?Sized>(store: &S) -> Result<WalkedLedger, R
         }
     }
     if let (None, Some(largest)) = (&walk.broken, summary.largest_checkpoint) {
-        for_each_checkpoint(store, largest, |checkpoint| walk.checkpoint(checkpoint))?;
+        for_each_checkpoint(store, largest, |checkpoint| {
+            let commits = walk.checkpoint(checkpoint);
+            if commits {
+                each_checkpoint(checkpoint);
+            }
+            commits
+        })?;
     }
     Ok(walk.finish(summary.completed_executions, summary.unsequenced))
 }
@@ -321,11 +337,13 @@ mod tests {
     };
 
     /// A memory store whose summary counts `extra` records more than its ledger holds: records
-    /// cut between the summary's read and the pages'.
+    /// cut between the summary's read and the pages'; and whose checkpoint pages, when
+    /// `checkpoint_pages` is set, are those (whatever is asked).
     #[derive(Debug)]
     struct Overcounted {
         inner: MemoryReplayStore,
         extra: u64,
+        checkpoint_pages: Option<Vec<Vec<StoredCheckpoint>>>,
     }
 
     impl ReplayStore for Overcounted {
@@ -342,7 +360,15 @@ mod tests {
             from: u64,
             max: usize,
         ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
-            self.inner.checkpoints_from(from, max)
+            match &self.checkpoint_pages {
+                // The first page whose sizes reach `from`, or none: a store answering pages.
+                Some(pages) => Ok(pages
+                    .iter()
+                    .find(|page| page.last().is_some_and(|last| last.size >= from))
+                    .cloned()
+                    .unwrap_or_default()),
+                None => self.inner.checkpoints_from(from, max),
+            }
         }
         fn claim(
             &self,
@@ -397,6 +423,7 @@ mod tests {
         let store = Overcounted {
             inner: MemoryReplayStore::new(),
             extra: 0,
+            checkpoint_pages: None,
         };
         for i in 0..3 {
             let id = ExecutionId::parse(&format!("cut-{i}")).unwrap();
@@ -425,6 +452,42 @@ mod tests {
         match cut.ledger_snapshot() {
             Err(ReplayError::LedgerBroken(found)) => assert_eq!(found, missing),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// Checkpoint pages that do not move on by increasing size — out of order, a size repeated,
+    /// a size below the one asked from — are `replay.store_corrupt`; pages that do are read to
+    /// the largest size asked, and no further.
+    #[test]
+    fn checkpoint_pages_must_move_on_by_increasing_size() {
+        let at = |size: u64| StoredCheckpoint {
+            size,
+            root: parmana_canon::Digest::of(b"root"),
+            note: format!("note {size}\n"),
+        };
+        let store = |pages: Vec<Vec<StoredCheckpoint>>| Overcounted {
+            inner: MemoryReplayStore::new(),
+            extra: 0,
+            checkpoint_pages: Some(pages),
+        };
+        let sizes_read = |store: &Overcounted, largest: u64| {
+            let mut sizes = Vec::new();
+            for_each_checkpoint(store, largest, |checkpoint| {
+                sizes.push(checkpoint.size);
+                true
+            })
+            .map(|()| sizes)
+        };
+        let good = store(vec![vec![at(1), at(3)], vec![at(4), at(9)]]);
+        assert_eq!(sizes_read(&good, 100).unwrap(), [1, 3, 4, 9]);
+        assert_eq!(sizes_read(&good, 4).unwrap(), [1, 3, 4]);
+        for (what, pages) in [
+            ("out of order", vec![vec![at(3), at(1)]]),
+            ("repeated", vec![vec![at(2), at(2)]]),
+            ("below from", vec![vec![at(1), at(5)], vec![at(2), at(6)]]),
+        ] {
+            let refused = sizes_read(&store(pages), 100).unwrap_err();
+            assert_eq!(refused.code(), "replay.store_corrupt", "{what}: {refused}");
         }
     }
 }

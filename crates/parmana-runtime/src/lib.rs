@@ -126,7 +126,7 @@ pub mod replay {
         CompletedExecution, ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind,
         LedgerReport, LedgerRow, LedgerSnapshot, LedgerSummary, MemoryReplayStore, PENDING_PAGE,
         ReplayError, ReplayStore, WalkedLedger, for_each_checkpoint, verify_ledger,
-        verify_ledger_snapshot, walk_ledger,
+        verify_ledger_snapshot, walk_ledger, walk_ledger_with,
     };
     /// The ledger as a transparency log (`docs/transparency-log.md`).
     pub use parmana_replay::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};

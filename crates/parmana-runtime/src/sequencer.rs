@@ -6,7 +6,7 @@ use parmana_canon::merkle::leaf_hash;
 use parmana_canon::{Digest, Timestamp};
 use parmana_replay::{
     LedgerLog, LedgerReport, LedgerRow, ReplayError, ReplayStore, SequenceOutcome,
-    StoredCheckpoint, WalkedLedger, for_each_checkpoint, ledger_log,
+    StoredCheckpoint, WalkedLedger, ledger_log, walk_ledger_with,
 };
 use parmana_trust::{
     AttestationCheckKind, Checkpoint, Signer, TrustError, VerifiedTrustHistory, VerifiedTrustRoot,
@@ -481,35 +481,44 @@ impl LedgerAudit {
     }
 }
 
-/// Judges a walked ledger ([`walk_ledger`](parmana_replay::walk_ledger), which checked the chain
-/// and the stored checkpoints' sizes and roots) and — with `history`, the trust-root chain —
-/// the note of every stored checkpoint the walk checked, read again from `store` page by page:
-/// signed by a threshold of the `log` role of some version of the chain (cosignatures are not
-/// required), of that role's origin, and saying the size and root it is stored under
-/// (`runtime.stored_checkpoint_invalid` otherwise; the first by size is reported). The roots all
-/// being the recomputed tree's makes every checkpoint consistent with every earlier one. Store
-/// failures are errors.
+/// Walks `store`'s ledger ([`walk_ledger_with`](parmana_replay::walk_ledger_with): the chain, and
+/// the stored checkpoints' sizes and roots) and, in the same pass, checks the note of every
+/// stored checkpoint it counted against the trust-root chain `history` gives: signed by a
+/// threshold of the `log` role of some version of the chain (cosignatures are not required), of
+/// that role's origin, and saying the size and root it is stored under
+/// (`runtime.stored_checkpoint_invalid` otherwise; the first by size is reported). `history` is
+/// called at most once, at the first checkpoint (a ledger with none needs no trust root), and may
+/// give none (the notes are then not checked). The roots all being the recomputed tree's makes
+/// every checkpoint consistent with every earlier one. Store failures, and a failure of
+/// `history`, are errors.
 pub fn audit_ledger(
     store: &dyn ReplayStore,
-    walked: WalkedLedger,
-    history: Option<&VerifiedTrustHistory>,
+    history: impl FnOnce() -> Result<Option<VerifiedTrustHistory>, ExecutionError>,
 ) -> Result<LedgerAudit, ExecutionError> {
-    let WalkedLedger { report, log } = walked;
-    let log_root = log.as_ref().map(LedgerLog::root);
+    let mut history = Some(history);
+    let mut loaded: Option<VerifiedTrustHistory> = None;
+    let mut load_error = None;
     let mut checkpoint_failure = None;
-    if let (Some(history), Some(log)) = (history, &log)
-        && report.checkpoints > 0
-    {
-        // The checkpoints the walk checked are those of sizes up to the log's.
-        for_each_checkpoint(store, log.size(), |stored| {
+    let walked = walk_ledger_with(store, &mut |stored| {
+        if let Some(load) = history.take() {
+            match load() {
+                Ok(found) => loaded = found,
+                Err(error) => load_error = Some(error),
+            }
+        }
+        if let (Some(history), None) = (&loaded, &checkpoint_failure) {
             checkpoint_failure = check_stored_note(stored, history).err();
-            checkpoint_failure.is_none()
-        })?;
+        }
+    })?;
+    if let Some(error) = load_error {
+        return Err(error);
     }
+    let WalkedLedger { report, log } = walked;
     Ok(LedgerAudit {
+        // A broken ledger is reported by its break alone.
+        checkpoint_failure: checkpoint_failure.filter(|_| report.is_intact()),
+        log_root: log.as_ref().map(LedgerLog::root),
         report,
-        log_root,
-        checkpoint_failure,
     })
 }
 

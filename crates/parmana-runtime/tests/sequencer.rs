@@ -11,7 +11,6 @@ use parmana_runtime::canon::tile::Tile;
 use parmana_runtime::canon::{Digest, ExecutionId, Timestamp};
 use parmana_runtime::replay::{
     LedgerRow, LedgerSummary, MemoryReplayStore, ReplayError, ReplayStore, StoredCheckpoint,
-    walk_ledger,
 };
 use parmana_runtime::trust::{LocalSigningKey, LogSpec};
 use parmana_runtime::{
@@ -134,13 +133,12 @@ fn executions_enter_the_log_in_batches_with_stored_checkpoints() {
     assert_eq!(included.index(), 1);
 
     // The audit checks every stored checkpoint's signature and root.
-    let audit = audit_ledger(store, walk_ledger(store).unwrap(), Some(&history)).unwrap();
+    let audit = audit_ledger(store, || Ok(Some(history.clone()))).unwrap();
     assert!(audit.is_intact(), "{audit:?}");
     assert_eq!(audit.report.checkpoints, 2);
     let stored = store.ledger_snapshot().unwrap().checkpoints;
-    let audited = |edited: &EditedNote<'_>| {
-        audit_ledger(edited, walk_ledger(edited).unwrap(), Some(&history)).unwrap()
-    };
+    let audited =
+        |edited: &EditedNote<'_>| audit_ledger(edited, || Ok(Some(history.clone()))).unwrap();
     let edited = EditedNote {
         inner: store,
         size: stored[0].size,
@@ -767,4 +765,32 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         let error = LogAnchor::open(&path).unwrap_err();
         assert_eq!(error.code(), "runtime.log_anchor_invalid", "{text:?}");
     }
+}
+
+/// An audit reads the trust-root chain only for a ledger with a stored checkpoint, once, and a
+/// chain that cannot be read then is an error, not a ledger reported intact.
+#[test]
+fn an_audit_reads_the_trust_root_only_for_a_ledger_with_checkpoints() {
+    let store = MemoryReplayStore::new();
+    let audit = audit_ledger(&store, || panic!("no checkpoint: no trust root is read")).unwrap();
+    assert!(audit.is_intact(), "{audit:?}");
+    assert_eq!(audit.report.checkpoints, 0);
+    store
+        .store_checkpoint(&StoredCheckpoint {
+            size: 0,
+            root: parmana_runtime::canon::merkle::empty_root(),
+            note: "a note\n".to_owned(),
+        })
+        .unwrap();
+    let mut reads = 0;
+    let refused = audit_ledger(&store, || {
+        reads += 1;
+        Err(parmana_runtime::ExecutionError::StoredCheckpointInvalid {
+            size: 0,
+            reason: "the trust root could not be read".to_owned(),
+        })
+    })
+    .unwrap_err();
+    assert_eq!(refused.code(), "runtime.stored_checkpoint_invalid");
+    assert_eq!(reads, 1);
 }

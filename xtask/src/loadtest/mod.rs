@@ -427,8 +427,20 @@ fn measure(
         pid: Some(memory.child.id()),
     };
     let ours = decision_of_ours(&memory)?;
+    // Each driver's row right after ours, so that both meet the server in the same state.
+    let fixed = wrk::Bodies::Fixed(&evaluation);
     for connections in [1, 8, 64] {
         out.push(measured("evaluate", &evaluate, connections, duration)?);
+        if let Some(wrk) = drivers.wrk {
+            out.push(measured_by_wrk(
+                wrk,
+                "evaluate (wrk)",
+                &evaluate,
+                &fixed,
+                connections,
+                duration,
+            )?);
+        }
     }
     let prefix = format!("{run}-memory");
     let memory_body = execution_body(&prefix);
@@ -443,17 +455,6 @@ fn measure(
     };
     out.push(measured("execute/memory", &execute, 8, duration)?);
     if let Some(wrk) = drivers.wrk {
-        for connections in [1, 8, 64] {
-            let bodies = wrk::Bodies::Fixed(&evaluation);
-            out.push(measured_by_wrk(
-                wrk,
-                "evaluate (wrk)",
-                &evaluate,
-                &bodies,
-                connections,
-                duration,
-            )?);
-        }
         let prefix = format!("{run}-wrk");
         let bodies = wrk::Bodies::Executions {
             policy: POLICY,

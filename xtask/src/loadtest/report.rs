@@ -130,8 +130,9 @@ impl ServiceReport {
                 " With {driver_name}: an evaluation at 8 \
                  connections costs {server:.1} µs of server CPU and {driver:.1} µs of driver CPU, \
                  {total:.1} µs in all, so {cores:.0} cores answer at most {:.0} per second and, by \
-                 Little's law, the p50 at 8 connections cannot fall below 8 × {total:.1} ÷ {cores:.0} \
-                 = {:.0} µs on this machine (target 100 µs), whatever else runs on it.",
+                 Little's law, the mean latency at 8 connections cannot fall below 8 × {total:.1} ÷ \
+                 {cores:.0} = {:.0} µs on this machine, whatever else runs on it (the median sits \
+                 near the mean while the latencies are steady; target: a p50 of 100 µs).",
                 cores / total * 1e6,
                 8.0 * total / cores,
             );
@@ -315,10 +316,12 @@ impl ServiceReport {
                     "\nRows marked `(wrk)`: `{version}` (Debian's package), one thread (`-t1`) and \
                      `--latency`, driving the same server, route and bodies (each execution id \
                      once, made in its Lua script) after a 1 s warm-up; their percentiles are \
-                     `wrk`'s own and their driver CPU is `wrk`'s. It serves every connection from \
-                     one `epoll` loop where our driver blocks a thread per connection, so a \
-                     request costs the shared cores less of the client's CPU: the two drivers' \
-                     rows differ by that, not by the server."
+                     `wrk`'s own and their driver CPU is `wrk`'s. Each runs right after our \
+                     driver's row of the same kind. It serves every connection from one `epoll` \
+                     loop where our driver blocks a thread per connection, so it usually takes \
+                     less of the shared cores for itself (compare the driver CPU columns); what \
+                     else differs between two rows, the server's CPU per request among it, is the \
+                     machine's noise between their turns."
                 );
             }
             None => out.push_str(

@@ -57,14 +57,25 @@ pub(crate) fn version(wrk: &Path) -> Result<String, String> {
         .ok_or_else(|| format!("{} -v does not say it is wrk", wrk.display()))
 }
 
-/// A Lua string literal of `text` (long brackets of a level `text` does not close).
+/// A Lua string literal of `text`: long brackets of a level that `text` neither closes nor runs
+/// into (a `]` and that level's `=`s at its end would close it early), and a newline first when
+/// `text` starts with one (Lua drops the first newline of a long string).
 fn lua_string(text: &str) -> String {
     let mut level = 0;
-    while text.contains(&format!("]{}]", "=".repeat(level))) {
+    loop {
+        let equals = "=".repeat(level);
+        if !text.contains(&format!("]{equals}]")) && !text.ends_with(&format!("]{equals}")) {
+            break;
+        }
         level += 1;
     }
     let equals = "=".repeat(level);
-    format!("[{equals}[{text}]{equals}]")
+    let newline = if text.starts_with('\n') || text.starts_with('\r') {
+        "\n"
+    } else {
+        ""
+    };
+    format!("[{equals}[{newline}{text}]{equals}]")
 }
 
 /// The `wrk` script: `POST` with the token and JSON content type, and the bodies.
@@ -259,6 +270,13 @@ Transfer/sec:     10.16MB
         assert!(fixed.contains("wrk.headers[\"Authorization\"] = [[Bearer t0k]]"));
         // A body that closes `]]` is quoted at the next level.
         assert!(fixed.contains(r#"wrk.body = [=[{"a":"]]"}]=]"#), "{fixed}");
+        // A text ending in `]` (that level's closing bracket would run into it), and one that
+        // starts with a newline (Lua drops the first).
+        assert_eq!(lua_string("x]"), "[=[x]]=]");
+        assert_eq!(lua_string("x]="), "[[x]=]]");
+        assert_eq!(lua_string("a]]b]="), "[==[a]]b]=]==]");
+        assert_eq!(lua_string("\nx"), "[[\n\nx]]");
+        assert_eq!(lua_string("plain"), "[[plain]]");
         let executions = script(
             "",
             &Bodies::Executions {

@@ -976,8 +976,13 @@ fn evaluations_consume_nothing_and_sign_nothing() {
         .unwrap();
     let summary = store.ledger_summary().unwrap();
     assert_eq!(
-        (summary.records, summary.completed_executions),
-        (0, 0),
+        (
+            summary.records,
+            summary.completed_executions,
+            summary.unsequenced,
+            summary.largest_checkpoint
+        ),
+        (0, 0, 0, None),
         "{summary:?}"
     );
     assert!(store.pending().unwrap().is_empty());

@@ -38,11 +38,12 @@ pub(super) fn summary(client: &mut Client) -> Result<LedgerSummary, ReplayError>
         .map_err(map_error)?,
         0,
     )?;
-    let largest: Option<i64> = get(
-        &tx.query_one("SELECT max(size) FROM checkpoints", &[])
-            .map_err(map_error)?,
-        0,
-    )?;
+    // The smallest too: a size below 0 (which no page of sizes from 0 reads) is refused.
+    let sizes = tx
+        .query_one("SELECT min(size), max(size) FROM checkpoints", &[])
+        .map_err(map_error)?;
+    let (smallest, largest): (Option<i64>, Option<i64>) = (get(&sizes, 0)?, get(&sizes, 1)?);
+    smallest.map(decode_version).transpose()?;
     let marks = read_marks_row(&mut tx, RowLock::None)?;
     tx.commit().map_err(map_error)?;
     Ok(LedgerSummary {

@@ -50,6 +50,8 @@ pub(crate) enum Tamper {
     AppendMarks { marks: AcceptedVersions },
     /// Set the note of the stored checkpoint of `size`.
     ReplaceCheckpointNote { size: u64, note: String },
+    /// File the stored checkpoint of `size` under the size `to` (any integer: the column is).
+    ResizeCheckpoint { size: u64, to: i64 },
     /// Set the stored claim time of `execution_id`.
     ReplaceClaimedAt {
         execution_id: String,
@@ -246,7 +248,9 @@ impl Harness for MemoryHarness {
                     }
                 }
             }
-            Tamper::ReplaceClaimedAt { .. } | Tamper::RenameExecution { .. } => {}
+            Tamper::ReplaceClaimedAt { .. }
+            | Tamper::RenameExecution { .. }
+            | Tamper::ResizeCheckpoint { .. } => {}
             Tamper::ReplaceCheckpointNote { size, note } => {
                 for checkpoint in &mut snapshot.checkpoints {
                     if checkpoint.size == *size {
@@ -416,6 +420,14 @@ mod sqlite_harness {
                         .execute(
                             "UPDATE checkpoints SET root = ?1 WHERE size = ?2",
                             rusqlite::params![root.to_string(), as_i64(size)],
+                        )
+                        .unwrap());
+                }
+                Tamper::ResizeCheckpoint { size, to } => {
+                    one(raw
+                        .execute(
+                            "UPDATE checkpoints SET size = ?1 WHERE size = ?2",
+                            rusqlite::params![to, as_i64(size)],
                         )
                         .unwrap());
                 }
@@ -732,6 +744,14 @@ mod postgres_harness {
                         .execute(
                             "UPDATE checkpoints SET root = $1 WHERE size = $2",
                             &[&root.to_string(), &as_i64(size)],
+                        )
+                        .unwrap());
+                }
+                Tamper::ResizeCheckpoint { size, to } => {
+                    one(raw
+                        .execute(
+                            "UPDATE checkpoints SET size = $1 WHERE size = $2",
+                            &[to, &as_i64(size)],
                         )
                         .unwrap());
                 }

@@ -333,6 +333,11 @@ pub(crate) fn stored_checkpoints_are_checked(h: &dyn Harness) {
             (found.position, found.code()),
             (9, "replay.ledger_checkpoint_mismatch")
         );
+        // One filed under a negative size, which no page of sizes from 0 reads: refused by the
+        // summary, not skipped.
+        assert!(h.tamper_storage(&Tamper::ResizeCheckpoint { size: 9, to: -1 }));
+        let refused = verify_ledger(store).unwrap_err();
+        assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
     }
 }
 
