@@ -209,10 +209,10 @@ impl ServiceReport {
             );
         }
         out.push_str(
-            "\nHow to read it: with `c` connections each waiting for its answer, the median latency \
-             cannot be much below `c` ÷ throughput (Little's law), so where the client's threads \
-             and the server share two cores, the p50 at 8 and 64 connections measures throughput \
-             more than the server's own latency. The last column is the time inside the server \
+            "\nHow to read it: with `c` connections each waiting for its answer, the mean latency \
+             is `c` ÷ throughput (Little's law), and the median sits near it while the latencies \
+             are steady, so where the client's threads and the server share two cores, the p50 at \
+             8 and 64 connections measures throughput more than the server's own latency. The last column is the time inside the server \
              (its `/metrics` histogram, from the request reaching the router to its response, \
              read before and after the row): the bucket holding the row's median. The CPU \
              columns are the user and system time (every thread, kernel network stack included, \
