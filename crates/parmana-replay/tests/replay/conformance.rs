@@ -54,7 +54,8 @@ macro_rules! conformance_suite {
                 ledger_is_a_merkle_log,
                 no_log_over_a_broken_ledger,
                 log_entries_read_back_are_checked,
-                ledgers_are_walked_page_by_page
+                ledgers_are_walked_page_by_page,
+                checkpoint_pages_must_move_on_by_increasing_size
             );
             conformance_suite!(@sequencer [$(#[$attr])*]
                 sequencer_integrates_in_batches,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parmana_replay::{
     AcceptedVersions, CATCH_UP_BATCH, CHECKPOINT_PAGE, ClaimOutcome, ClaimRecord, ExecutionId,
     ExecutionState, LedgerBreak, LedgerBreakKind, LedgerLog, LedgerRow, LedgerSummary, ReplayError,
-    ReplayStore, SequenceOutcome, StoredCheckpoint, ledger_log, verify_ledger,
+    ReplayStore, SequenceOutcome, StoredCheckpoint, for_each_checkpoint, ledger_log, verify_ledger,
     verify_ledger_snapshot, walk_ledger,
 };
 
@@ -263,16 +263,63 @@ pub(crate) fn ledgers_are_walked_page_by_page(h: &dyn Harness) {
     );
     assert_eq!(walked.log, None);
     assert_eq!(ledger_log(&cut).unwrap_err().code(), "replay.ledger_broken");
+    // Nor is a snapshot of it taken (the trait's own `ledger_snapshot`, which reads as a walk).
+    match cut.ledger_snapshot() {
+        Err(ReplayError::LedgerBroken(found)) => assert_eq!(
+            found,
+            LedgerBreak {
+                position: 7,
+                kind: LedgerBreakKind::RecordsMissing { completed: 8 },
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
-/// A store read through pages of at most two records, never whole (its `ledger_snapshot` fails
-/// the test), with the summary it was given (read before a writer went on) and the records from
-/// `cut` on hidden (a writer cut the ledger after the summary was read).
+/// Checkpoint pages that do not move on by increasing size — out of order, a size repeated, a
+/// size below the one asked from — are `replay.store_corrupt`; pages that do are read to the
+/// largest size asked, and no further.
+pub(crate) fn checkpoint_pages_must_move_on_by_increasing_size(h: &dyn Harness) {
+    let at = |size: u64| StoredCheckpoint {
+        size,
+        root: parmana_canon::Digest::of(b"root"),
+        note: format!("note {size}\n"),
+    };
+    let answering = |pages: Vec<Vec<StoredCheckpoint>>| Paged {
+        checkpoint_pages: Some(pages),
+        ..Paged::new(h.store(), None, None)
+    };
+    let sizes_read = |store: &Paged<'_>, largest: u64| {
+        let mut sizes = Vec::new();
+        for_each_checkpoint(store, largest, |checkpoint| {
+            sizes.push(checkpoint.size);
+            true
+        })
+        .map(|()| sizes)
+    };
+    let good = answering(vec![vec![at(1), at(3)], vec![at(4), at(9)]]);
+    assert_eq!(sizes_read(&good, 100).unwrap(), [1, 3, 4, 9]);
+    assert_eq!(sizes_read(&good, 4).unwrap(), [1, 3, 4]);
+    for (what, pages) in [
+        ("out of order", vec![vec![at(3), at(1)]]),
+        ("repeated", vec![vec![at(2), at(2)]]),
+        ("below from", vec![vec![at(1), at(5)], vec![at(2), at(6)]]),
+    ] {
+        let refused = sizes_read(&answering(pages), 100).unwrap_err();
+        assert_eq!(refused.code(), "replay.store_corrupt", "{what}: {refused}");
+    }
+}
+
+/// A store read through pages of at most two records and two checkpoints (a walk asks for no
+/// more than a page, counted), with the summary it was given (read before a writer went on), the
+/// records from `cut` on hidden (a writer cut the ledger after the summary was read), and, when
+/// set, `checkpoint_pages` answered as its checkpoint pages (a store that pages as it likes).
 #[derive(Debug)]
 struct Paged<'a> {
     inner: &'a dyn ReplayStore,
     summary: Option<LedgerSummary>,
     cut: Option<u64>,
+    checkpoint_pages: Option<Vec<Vec<StoredCheckpoint>>>,
     pages: AtomicUsize,
 }
 
@@ -282,6 +329,7 @@ impl<'a> Paged<'a> {
             inner,
             summary,
             cut,
+            checkpoint_pages: None,
             pages: AtomicUsize::new(0),
         }
     }
@@ -311,10 +359,15 @@ impl ReplayStore for Paged<'_> {
             "a page of {max} checkpoints asked for"
         );
         self.pages.fetch_add(1, Ordering::SeqCst);
-        self.inner.checkpoints_from(from, max.min(2))
-    }
-    fn ledger_snapshot(&self) -> Result<parmana_replay::LedgerSnapshot, ReplayError> {
-        panic!("the ledger was read whole")
+        match &self.checkpoint_pages {
+            // The first page whose sizes reach `from`, or none.
+            Some(pages) => Ok(pages
+                .iter()
+                .find(|page| page.last().is_some_and(|last| last.size >= from))
+                .cloned()
+                .unwrap_or_default()),
+            None => self.inner.checkpoints_from(from, max.min(2)),
+        }
     }
     fn claim(
         &self,
