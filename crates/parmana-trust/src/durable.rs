@@ -102,9 +102,9 @@ pub fn sync_directory_of(path: &Path) -> std::io::Result<()> {
 /// moment, created new — never an existing file or a link someone left there), written with
 /// exactly `mode` on Unix when one is given (0600 for a private key, applied as the file is
 /// created, so it is never readable by others) or else with the permission bits of the file it
-/// replaces (the process's default, as its umask leaves it, for a new one), and the owner and
-/// group of the file it replaces as far as the process may give them ([`keep_owner`]), synced,
-/// renamed over `path`,
+/// replaces (the process's default, as its umask leaves it, for a new one) and then also its owner
+/// and group, as far as the process may give them ([`keep_owner`]; never for a file given its own
+/// `mode`, a private key, which stays the writer's), synced, renamed over `path`,
 /// and the directory synced. A crash leaves the old file or the new one, never a part (and at
 /// most a temporary file, which [`is_interrupted_write`] recognises); once this returns, the new
 /// one survives a power loss. A symbolic link at `path` is replaced by the file, not written
@@ -118,6 +118,10 @@ pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std
     let existing = std::fs::symlink_metadata(path)
         .ok()
         .filter(std::fs::Metadata::is_file);
+    // A file written with a mode of its own (a private key) is never given to the previous
+    // file's owner: whoever owned a compromised key must not own its replacement.
+    #[cfg(unix)]
+    let keeps_owner = mode.is_none();
     #[cfg(unix)]
     let mode = mode.or_else(|| {
         use std::os::unix::fs::PermissionsExt as _;
@@ -128,7 +132,7 @@ pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std
     let (temporary, mut file) = create_temporary(&directory_of(path), &name, mode)?;
     let written = (|| {
         #[cfg(unix)]
-        if let Some(existing) = &existing {
+        if let (Some(existing), true) = (&existing, keeps_owner) {
             keep_owner(&file, existing);
         }
         #[cfg(unix)]
@@ -155,8 +159,9 @@ pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std
 
 /// Gives `file` the owner and group of the file it replaces, as far as this process may: both
 /// (root may give any), else the group alone (an owner may give a group it belongs to), else
-/// neither (the writer's, as for any file it creates). So a deployment's files written by an
-/// administrator for a service account stay readable by that account.
+/// neither (the writer's, as for any file it creates). So a deployment's public files (trust
+/// roots, bundles, manifests) written by an administrator for a service account stay readable by
+/// that account.
 #[cfg(unix)]
 fn keep_owner(file: &std::fs::File, existing: &std::fs::Metadata) {
     use std::os::unix::fs::MetadataExt as _;
@@ -227,26 +232,35 @@ mod tests {
         assert_eq!(names, vec![std::ffi::OsString::from("key.pem")]);
     }
 
-    /// A replaced file keeps its owner and group where the writer may give them (root: any);
-    /// where it may not, the write still happens, the file the writer's.
+    /// A replaced public file keeps its owner and group where the writer may give them (root:
+    /// any); where it may not, the write still happens, the file the writer's. A private key
+    /// (written with a mode of its own) is never given to the old file's owner.
     #[cfg(unix)]
     #[test]
     fn a_replaced_file_keeps_its_owner_and_group_where_the_writer_may_give_them() {
         use std::os::unix::fs::MetadataExt as _;
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("trust-root.json");
-        std::fs::write(&path, b"old").unwrap();
-        // A service account's file (nobody's, here), as an administrator would leave it.
-        let given = std::os::unix::fs::chown(&path, Some(65_534), Some(65_534)).is_ok();
-        let before = std::fs::metadata(&path).unwrap();
-        replace_file_durably(&path, b"new", None).unwrap();
-        let after = std::fs::metadata(&path).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"new");
-        if given {
-            // This process could give the file away, so it gives the new one back.
-            assert_eq!((after.uid(), after.gid()), (65_534, 65_534));
-        } else {
-            assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        let writer = {
+            let probe = dir.path().join("probe");
+            std::fs::write(&probe, b"").unwrap();
+            let metadata = std::fs::metadata(&probe).unwrap();
+            (metadata.uid(), metadata.gid())
+        };
+        for (name, mode) in [("trust-root.json", None), ("key.pem", Some(0o600))] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"old").unwrap();
+            // A service account's file (nobody's, here), as an administrator would leave it.
+            let given = std::os::unix::fs::chown(&path, Some(65_534), Some(65_534)).is_ok();
+            replace_file_durably(&path, b"new", mode).unwrap();
+            let after = std::fs::metadata(&path).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), b"new");
+            let owner = (after.uid(), after.gid());
+            match (given, mode) {
+                // This process could give the file away, so it gives the new one back.
+                (true, None) => assert_eq!(owner, (65_534, 65_534), "{name}"),
+                // A key stays the writer's; so does any file it could not give.
+                _ => assert_eq!(owner, writer, "{name}"),
+            }
         }
     }
 
