@@ -314,42 +314,7 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// (records missing). Its memory grows with the ledger: [`verify_ledger`] and [`ledger_log`]
     /// walk it page by page instead.
     fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
-        let summary = self.ledger_summary()?;
-        let mut rows: Vec<LedgerRow> = Vec::new();
-        let mut read = 0_u64;
-        while read < summary.records {
-            let left = usize::try_from(summary.records - read).unwrap_or(usize::MAX);
-            // As a walk reads: from the number of records read (in an intact ledger, the next
-            // position).
-            let page = self.ledger_rows(read, left)?;
-            if page.is_empty() {
-                // Fewer records than the summary counted: not a snapshot of that ledger.
-                return Err(ReplayError::LedgerBroken(LedgerBreak {
-                    position: read,
-                    kind: LedgerBreakKind::RecordsMissing {
-                        completed: summary.completed_executions,
-                    },
-                }));
-            }
-            for row in page.into_iter().take(left) {
-                rows.push(row);
-                read += 1;
-            }
-        }
-        let mut checkpoints = Vec::new();
-        if let Some(largest) = summary.largest_checkpoint {
-            for_each_checkpoint(self, largest, |checkpoint| {
-                checkpoints.push(checkpoint.clone());
-                true
-            })?;
-        }
-        Ok(LedgerSnapshot {
-            rows,
-            completed_executions: summary.completed_executions,
-            unsequenced: summary.unsequenced,
-            checkpoints,
-            marks: summary.marks,
-        })
+        read_ledger_snapshot(self)
     }
 
     /// The first `max` ledger records at positions `from` or later, in position order, each with
@@ -362,6 +327,50 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// reader that holds the log up to `from` reads to catch up ([`LedgerLog::catch_up`]) instead
     /// of the whole ledger; the reader checks each record's position and chain.
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError>;
+}
+
+/// What [`ReplayStore::ledger_snapshot`] reads unless a store reads it otherwise: the summary,
+/// then every record up to its count, page by page, and every stored checkpoint up to the largest
+/// size it saw (`replay.ledger_broken`, records missing, when fewer records come back).
+pub fn read_ledger_snapshot<S: ReplayStore + ?Sized>(
+    store: &S,
+) -> Result<LedgerSnapshot, ReplayError> {
+    let summary = store.ledger_summary()?;
+    let mut rows: Vec<LedgerRow> = Vec::new();
+    let mut read = 0_u64;
+    while read < summary.records {
+        let left = usize::try_from(summary.records - read).unwrap_or(usize::MAX);
+        // As a walk reads: from the number of records read (in an intact ledger, the next
+        // position).
+        let page = store.ledger_rows(read, left)?;
+        if page.is_empty() {
+            // Fewer records than the summary counted: not a snapshot of that ledger.
+            return Err(ReplayError::LedgerBroken(LedgerBreak {
+                position: read,
+                kind: LedgerBreakKind::RecordsMissing {
+                    completed: summary.completed_executions,
+                },
+            }));
+        }
+        for row in page.into_iter().take(left) {
+            rows.push(row);
+            read += 1;
+        }
+    }
+    let mut checkpoints = Vec::new();
+    if let Some(largest) = summary.largest_checkpoint {
+        for_each_checkpoint(store, largest, |checkpoint| {
+            checkpoints.push(checkpoint.clone());
+            true
+        })?;
+    }
+    Ok(LedgerSnapshot {
+        rows,
+        completed_executions: summary.completed_executions,
+        unsequenced: summary.unsequenced,
+        checkpoints,
+        marks: summary.marks,
+    })
 }
 
 /// Opens the store named by `location`, as the command line spells it:

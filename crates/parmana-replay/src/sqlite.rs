@@ -413,7 +413,11 @@ impl ReplayStore for SqliteReplayStore {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .map_err(map_error)?;
-        smallest.map(decode_version).transpose()?;
+        if let Some(size) = smallest.filter(|size| *size < 0) {
+            return Err(ReplayError::corrupt(format!(
+                "a stored checkpoint of size {size}"
+            )));
+        }
         let marks = read_marks_row(&tx)?;
         tx.finish().map_err(map_error)?;
         Ok(LedgerSummary {

@@ -132,15 +132,16 @@ pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std
     let (temporary, mut file) = create_temporary(&directory_of(path), &name, mode)?;
     let written = (|| {
         #[cfg(unix)]
-        if let (Some(existing), true) = (&existing, keeps_owner) {
-            keep_owner(&file, existing);
-        }
-        #[cfg(unix)]
         if let Some(mode) = mode {
-            // Exactly `mode`, whatever the umask took away (and after the owner changed, which
-            // may clear set-id bits).
+            // Exactly `mode`, whatever the umask took away (set while the file is still this
+            // process's own: changing the mode of another's file needs more than changing its
+            // owner does).
             use std::os::unix::fs::PermissionsExt as _;
             file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        #[cfg(unix)]
+        if let (Some(existing), true) = (&existing, keeps_owner) {
+            keep_owner(&file, existing);
         }
         file.write_all(bytes)?;
         file.sync_all()
@@ -246,20 +247,52 @@ mod tests {
             let metadata = std::fs::metadata(&probe).unwrap();
             (metadata.uid(), metadata.gid())
         };
-        for (name, mode) in [("trust-root.json", None), ("key.pem", Some(0o600))] {
+        // A group of this process's other than its own (`Groups:` of /proc/self/status), which
+        // an owner who is not root may give its file.
+        let other_group = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status
+                    .lines()
+                    .find(|l| l.starts_with("Groups:"))?
+                    .to_owned();
+                line.split_whitespace()
+                    .skip(1)
+                    .filter_map(|g| g.parse::<u32>().ok())
+                    .find(|g| *g != writer.1)
+            });
+        for (name, mode) in [
+            ("trust-root.json", None),
+            ("manifest.json", None),
+            ("key.pem", Some(0o600)),
+        ] {
             let path = dir.path().join(name);
             std::fs::write(&path, b"old").unwrap();
-            // A service account's file (nobody's, here), as an administrator would leave it.
-            let given = std::os::unix::fs::chown(&path, Some(65_534), Some(65_534)).is_ok();
+            // A service account's file (nobody's, here), as an administrator would leave it;
+            // failing that (not root), a file of this process's in another of its groups.
+            let expected = if std::os::unix::fs::chown(&path, Some(65_534), Some(65_534)).is_ok() {
+                Some((65_534, 65_534))
+            } else {
+                other_group.and_then(|group| {
+                    std::os::unix::fs::chown(&path, None, Some(group))
+                        .ok()
+                        .map(|()| (writer.0, group))
+                })
+            };
             replace_file_durably(&path, b"new", mode).unwrap();
             let after = std::fs::metadata(&path).unwrap();
             assert_eq!(std::fs::read(&path).unwrap(), b"new");
             let owner = (after.uid(), after.gid());
-            match (given, mode) {
-                // This process could give the file away, so it gives the new one back.
-                (true, None) => assert_eq!(owner, (65_534, 65_534), "{name}"),
-                // A key stays the writer's; so does any file it could not give.
+            match (expected, mode) {
+                // The old file's owner and group, as far as this process could give them.
+                (Some(kept), None) => assert_eq!(owner, kept, "{name}"),
+                // A key stays the writer's (and keeps its own mode); so does a file that was
+                // the writer's all along.
                 _ => assert_eq!(owner, writer, "{name}"),
+            }
+            if let Some(mode) = mode {
+                use std::os::unix::fs::PermissionsExt as _;
+                assert_eq!(after.permissions().mode() & 0o777, mode, "{name}");
             }
         }
     }

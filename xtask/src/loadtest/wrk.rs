@@ -57,25 +57,20 @@ pub(crate) fn version(wrk: &Path) -> Result<String, String> {
         .ok_or_else(|| format!("{} -v does not say it is wrk", wrk.display()))
 }
 
-/// A Lua string literal of `text`: long brackets of a level that `text` neither closes nor runs
-/// into (a `]` and that level's `=`s at its end would close it early), and a newline first when
-/// `text` starts with one (Lua drops the first newline of a long string).
+/// A Lua string literal of `text`, byte for byte: a quoted string in which every byte but
+/// printable ASCII other than `"` and `\` is a three-digit decimal escape, so nothing in `text` —
+/// quotes, brackets, line ends, other bytes — can end it early or be changed as Lua reads it.
 fn lua_string(text: &str) -> String {
-    let mut level = 0;
-    loop {
-        let equals = "=".repeat(level);
-        if !text.contains(&format!("]{equals}]")) && !text.ends_with(&format!("]{equals}")) {
-            break;
+    let mut literal = String::with_capacity(text.len() + 2);
+    literal.push('"');
+    for byte in text.bytes() {
+        match byte {
+            0x20..=0x7e if byte != b'"' && byte != b'\\' => literal.push(char::from(byte)),
+            _ => literal.push_str(&format!("\\{byte:03}")),
         }
-        level += 1;
     }
-    let equals = "=".repeat(level);
-    let newline = if text.starts_with('\n') || text.starts_with('\r') {
-        "\n"
-    } else {
-        ""
-    };
-    format!("[{equals}[{newline}{text}]{equals}]")
+    literal.push('"');
+    literal
 }
 
 /// The `wrk` script: `POST` with the token and JSON content type, and the bodies.
@@ -267,16 +262,16 @@ Transfer/sec:     10.16MB
     fn the_script_posts_json_with_the_token_and_fresh_execution_ids() {
         let fixed = script("t0k", &Bodies::Fixed(r#"{"a":"]]"}"#));
         assert!(fixed.contains("wrk.method = \"POST\""));
-        assert!(fixed.contains("wrk.headers[\"Authorization\"] = [[Bearer t0k]]"));
-        // A body that closes `]]` is quoted at the next level.
-        assert!(fixed.contains(r#"wrk.body = [=[{"a":"]]"}]=]"#), "{fixed}");
-        // A text ending in `]` (that level's closing bracket would run into it), and one that
-        // starts with a newline (Lua drops the first).
-        assert_eq!(lua_string("x]"), "[=[x]]=]");
-        assert_eq!(lua_string("x]="), "[[x]=]]");
-        assert_eq!(lua_string("a]]b]="), "[==[a]]b]=]==]");
-        assert_eq!(lua_string("\nx"), "[[\n\nx]]");
-        assert_eq!(lua_string("plain"), "[[plain]]");
+        assert!(fixed.contains("wrk.headers[\"Authorization\"] = \"Bearer t0k\""));
+        assert!(
+            fixed.contains(r#"wrk.body = "{\034a\034:\034]]\034}""#),
+            "{fixed}"
+        );
+        // Quotes, backslashes, line ends and other bytes are escapes; the rest is as it is.
+        assert_eq!(lua_string("x]"), r#""x]""#);
+        assert_eq!(lua_string("a\"b\\c"), r#""a\034b\092c""#);
+        assert_eq!(lua_string("\r\nx"), r#""\013\010x""#);
+        assert_eq!(lua_string("é1"), r#""\195\1691""#);
         let executions = script(
             "",
             &Bodies::Executions {
@@ -287,7 +282,10 @@ Transfer/sec:     10.16MB
         );
         assert!(!executions.contains("Authorization"));
         assert!(
-            executions.contains(r#"[[{"policy":"p@1.0.0","signals":{},"execution_id":"run-]]"#)
+            executions.contains(
+                r#""{\034policy\034:\034p@1.0.0\034,\034signals\034:{},\034execution_id\034:\034run-""#
+            ),
+            "{executions}"
         );
         assert!(executions.contains("head .. n .. tail"));
     }

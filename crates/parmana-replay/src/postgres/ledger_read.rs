@@ -43,7 +43,11 @@ pub(super) fn summary(client: &mut Client) -> Result<LedgerSummary, ReplayError>
         .query_one("SELECT min(size), max(size) FROM checkpoints", &[])
         .map_err(map_error)?;
     let (smallest, largest): (Option<i64>, Option<i64>) = (get(&sizes, 0)?, get(&sizes, 1)?);
-    smallest.map(decode_version).transpose()?;
+    if let Some(size) = smallest.filter(|size| *size < 0) {
+        return Err(ReplayError::corrupt(format!(
+            "a stored checkpoint of size {size}"
+        )));
+    }
     let marks = read_marks_row(&mut tx, RowLock::None)?;
     tx.commit().map_err(map_error)?;
     Ok(LedgerSummary {

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parmana_replay::{
     AcceptedVersions, CATCH_UP_BATCH, CHECKPOINT_PAGE, ClaimOutcome, ClaimRecord, ExecutionId,
     ExecutionState, LedgerBreak, LedgerBreakKind, LedgerLog, LedgerRow, LedgerSummary, ReplayError,
-    ReplayStore, SequenceOutcome, StoredCheckpoint, for_each_checkpoint, ledger_log, verify_ledger,
-    verify_ledger_snapshot, walk_ledger,
+    ReplayStore, SequenceOutcome, StoredCheckpoint, for_each_checkpoint, ledger_log,
+    read_ledger_snapshot, verify_ledger, verify_ledger_snapshot, walk_ledger,
 };
 
 use super::{Harness, Tamper, V0, claim_for, id};
@@ -264,6 +264,7 @@ pub(crate) fn ledgers_are_walked_page_by_page(h: &dyn Harness) {
     assert_eq!(walked.log, None);
     assert_eq!(ledger_log(&cut).unwrap_err().code(), "replay.ledger_broken");
     // Nor is a snapshot of it taken (the trait's own `ledger_snapshot`, which reads as a walk).
+    let cut = Paged { whole: true, ..cut };
     match cut.ledger_snapshot() {
         Err(ReplayError::LedgerBroken(found)) => assert_eq!(
             found,
@@ -311,15 +312,17 @@ pub(crate) fn checkpoint_pages_must_move_on_by_increasing_size(h: &dyn Harness) 
 }
 
 /// A store read through pages of at most two records and two checkpoints (a walk asks for no
-/// more than a page, counted), with the summary it was given (read before a writer went on), the
-/// records from `cut` on hidden (a writer cut the ledger after the summary was read), and, when
-/// set, `checkpoint_pages` answered as its checkpoint pages (a store that pages as it likes).
+/// more than a page, counted), never whole unless `whole` is set (its `ledger_snapshot` fails the
+/// test otherwise), with the summary it was given (read before a writer went on), the records
+/// from `cut` on hidden (a writer cut the ledger after the summary was read), and, when set,
+/// `checkpoint_pages` answered as its checkpoint pages (a store that pages as it likes).
 #[derive(Debug)]
 struct Paged<'a> {
     inner: &'a dyn ReplayStore,
     summary: Option<LedgerSummary>,
     cut: Option<u64>,
     checkpoint_pages: Option<Vec<Vec<StoredCheckpoint>>>,
+    whole: bool,
     pages: AtomicUsize,
 }
 
@@ -330,6 +333,7 @@ impl<'a> Paged<'a> {
             summary,
             cut,
             checkpoint_pages: None,
+            whole: false,
             pages: AtomicUsize::new(0),
         }
     }
@@ -368,6 +372,10 @@ impl ReplayStore for Paged<'_> {
                 .unwrap_or_default()),
             None => self.inner.checkpoints_from(from, max.min(2)),
         }
+    }
+    fn ledger_snapshot(&self) -> Result<parmana_replay::LedgerSnapshot, ReplayError> {
+        assert!(self.whole, "the ledger was read whole");
+        read_ledger_snapshot(self)
     }
     fn claim(
         &self,
