@@ -286,7 +286,27 @@ pub(crate) fn build_runtime(
     mode: StoreOpen,
     clock: &ClockArgs,
 ) -> Result<Runtime, Failure> {
-    let mut builder = Runtime::builder(environment.config(deployment));
+    build_runtime_with(
+        deployment,
+        Runtime::builder(environment.config(deployment)),
+        keys,
+        store,
+        mode,
+        clock,
+    )
+}
+
+/// [`build_runtime`] from `builder` (the environment's, with whatever else the caller set on it:
+/// `parmana serve` puts its timings around the store).
+pub(crate) fn build_runtime_with(
+    deployment: &Deployment,
+    builder: parmana_runtime::RuntimeBuilder,
+    keys: &[PathBuf],
+    store: &str,
+    mode: StoreOpen,
+    clock: &ClockArgs,
+) -> Result<Runtime, Failure> {
+    let mut builder = builder;
     let keys = deployment.keys(keys);
     for path in &keys.value {
         if !path.exists() {

@@ -11,7 +11,9 @@ use parmana_server::{
     SequencerSettings, Server, ServerError, ServerSettings, TlsFiles, Tokens, check_limits,
 };
 
-use crate::common::{ClockArgs, EnvironmentArgs, build_runtime, read_private_key, warn_expiry_of};
+use crate::common::{
+    ClockArgs, EnvironmentArgs, build_runtime_with, read_private_key, warn_expiry_of,
+};
 use crate::config::{self, Deployment, Setting};
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
@@ -478,6 +480,7 @@ fn settings(
                 log_key: None,
                 anchor: None,
             },
+            store_timings: parmana_server::StoreTimings::new(),
             config_file: deployment.file().map(|(path, found_by)| {
                 let how = match found_by {
                     crate::config::FoundBy::Env => "named by PARMANA_CONFIG",
@@ -537,10 +540,13 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let anchor =
         crate::execute_cmd::configured_log_anchor(&deployment, args.log_anchor.as_deref())?
             .map(Arc::new);
-    let runtime = build_runtime(
+    // The store's latency by operation, for `/metrics`.
+    let timings = settings.store_timings.clone();
+    let runtime = build_runtime_with(
         &deployment,
+        parmana_runtime::Runtime::builder(args.environment.config(&deployment))
+            .layer_store(move |store| parmana_server::timed_store(store, &timings)),
         &args.key,
-        &args.environment,
         &store.value,
         StoreOpen::CreateIfMissing,
         &clock,

@@ -78,7 +78,12 @@ pub struct RuntimeBuilder {
     signers: Vec<Arc<dyn Signer>>,
     store: Option<StoreSource>,
     clock: Arc<dyn Clock>,
+    /// Wraps the store once it is open (what observes it: `parmana serve`'s timings).
+    store_layer: Option<StoreLayer>,
 }
+
+/// A wrapper put around the store once it is open.
+type StoreLayer = Box<dyn FnOnce(Arc<dyn ReplayStore>) -> Arc<dyn ReplayStore>>;
 
 /// Where the builder gets its store: given, or opened only once the environment verified.
 enum StoreSource {
@@ -124,6 +129,17 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Puts `layer` around the store once it is open (by [`build`](Self::build), for a
+    /// [`store_location`](Self::store_location)): a wrapper that observes the store, timing its
+    /// operations say, and forwards every call to it unchanged.
+    pub fn layer_store(
+        mut self,
+        layer: impl FnOnce(Arc<dyn ReplayStore>) -> Arc<dyn ReplayStore> + 'static,
+    ) -> Self {
+        self.store_layer = Some(Box::new(layer));
+        self
+    }
+
     /// The clock (the [`SystemClock`] unless set).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
@@ -141,6 +157,10 @@ impl RuntimeBuilder {
         let store = match source {
             StoreSource::Ready(store) => store,
             StoreSource::Location(location, mode) => Arc::from(open_store(&location, mode)?),
+        };
+        let store = match self.store_layer {
+            Some(layer) => layer(store),
+            None => store,
         };
         check_not_older_than_store(store.as_ref(), &environment)?;
         Ok(Runtime {
@@ -223,6 +243,7 @@ impl Runtime {
             signers: Vec::new(),
             store: None,
             clock: Arc::new(SystemClock),
+            store_layer: None,
         }
     }
 

@@ -23,6 +23,7 @@ mod openapi;
 mod readiness_tests;
 mod settings;
 mod state;
+mod store_timing;
 mod tlog;
 mod tls;
 mod wire;
@@ -35,6 +36,7 @@ pub use settings::{
     Authentication, AuthzenPolicy, AuthzenSettings, LIMIT_RANGES, Limits, LogSettings, Logging,
     MAX_HEADER_BYTES, MIN_HEADER_BYTES, SequencerSettings, ServerSettings, TlsFiles,
 };
+pub use store_timing::{StoreTimings, timed_store};
 pub use witness::{
     TLOG_SIZE_MEDIA_TYPE, WitnessReply, WitnessServer, WitnessSettings, submit_add_checkpoint,
 };

@@ -140,7 +140,7 @@ impl Server {
         let state = Arc::new(AppState {
             runtime,
             authentication: settings.authentication,
-            metrics: Metrics::new(),
+            metrics: Metrics::new(&settings.store_timings),
             limits: settings.limits,
             logging: settings.logging,
             authzen,

@@ -1,4 +1,4 @@
-//! Prometheus metrics (`prometheus-client`): requests and latency by route and status, executions by decision and by error code, runtime-call and store-probe latency, reloads, shedding, connections, readiness.
+//! Prometheus metrics (`prometheus-client`): requests and latency by route and status, executions by decision and by error code, runtime-call, store-operation and store-probe latency, reloads, shedding, connections, readiness.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -39,7 +39,7 @@ struct OutcomeLabels {
     outcome: String,
 }
 
-fn latency_histogram() -> Histogram {
+pub(crate) fn latency_histogram() -> Histogram {
     // 25 µs to ~6.5 s.
     Histogram::new(exponential_buckets(0.000_025, 2.0, 19))
 }
@@ -69,8 +69,18 @@ pub(crate) struct ConnectionCounts {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Self {
+    /// Every metric, the store's timings (`store_timings`, recorded by the store's wrapper)
+    /// among them.
+    pub(crate) fn new(store_timings: &crate::StoreTimings) -> Self {
         let mut registry = Registry::with_prefix("parmana");
+        registry.register(
+            "store_operation_duration_seconds",
+            "Replay store latency, by operation (claim, complete, claim_completed, get, \
+             pending_after, accepted_versions, accept_versions, sequence, store_checkpoint, \
+             latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows), failed calls \
+             included",
+            store_timings.family(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "http_requests",

@@ -154,6 +154,7 @@ fn bound(
         log,
         sequencer: SequencerSettings::default(),
         config_file: None,
+        store_timings: crate::StoreTimings::new(),
     };
     Arc::clone(
         crate::lifecycle::Server::bind(runtime, settings)

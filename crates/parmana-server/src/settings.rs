@@ -161,6 +161,10 @@ pub struct ServerSettings {
     /// The configuration file these settings were read from and how it was found (for the
     /// start log line: a file picked up from a parent directory is named), if any.
     pub config_file: Option<String>,
+    /// The store's latency by operation, recorded by the [`timed_store`](crate::timed_store)
+    /// put around the runtime's store and exported by `/metrics` (empty when the store was not
+    /// wrapped).
+    pub store_timings: crate::StoreTimings,
 }
 
 /// The background sequencer (`docs/transparency-log.md`, "The sequencer"): it integrates

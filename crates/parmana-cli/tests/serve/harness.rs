@@ -582,13 +582,14 @@ pub(crate) fn deployment(store: &str, extra: &str) -> FixtureEnvironment {
 /// The metric families the server registers (docs/server.md, "Logs and metrics"). A family is
 /// written out only once it has a series, so [`metric_with`] checks a series' family against
 /// this list, and [`assert_families_declared`] checks the list against what the server writes.
-pub(crate) const METRIC_FAMILIES: [&str; 11] = [
+pub(crate) const METRIC_FAMILIES: [&str; 12] = [
     "parmana_http_requests",
     "parmana_http_request_duration_seconds",
     "parmana_executions",
     "parmana_execution_errors",
     "parmana_runtime_call_duration_seconds",
     "parmana_store_probe_duration_seconds",
+    "parmana_store_operation_duration_seconds",
     "parmana_reloads",
     "parmana_requests_shed",
     "parmana_connections_open",

@@ -989,3 +989,30 @@ fn evaluations_consume_nothing_and_sign_nothing() {
     let metrics = served.get("/metrics", token).text;
     assert!(!metrics.contains("parmana_executions_total{"), "{metrics}");
 }
+
+#[test]
+fn store_operations_are_timed_by_operation() {
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let count = |operation: &str| {
+        crate::harness::metric_with(
+            &served,
+            token,
+            &format!(
+                r#"parmana_store_operation_duration_seconds_count{{operation="{operation}"}}"#
+            ),
+        )
+    };
+    let before = (count("claim"), count("complete"), count("get"));
+    let executed = served.post("/v1/executions", token, &execution_body("timed-1"));
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    assert_eq!(served.get("/v1/executions/timed-1", token).status, 200);
+    // SQLite claims, then completes: one of each for the execution; the read back is a `get`.
+    assert_eq!(count("claim"), before.0 + 1);
+    assert_eq!(count("complete"), before.1 + 1);
+    assert!(count("get") > before.2);
+    // The readiness probe's read and recovery's page at start are timed too.
+    assert!(count("accepted_versions") > 0);
+    assert!(count("pending_after") > 0);
+}
