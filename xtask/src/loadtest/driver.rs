@@ -1,7 +1,11 @@
-//! The load driver: keep-alive HTTP connections (one per worker thread, `http::Connection`) sending requests for a bounded time and count, and the in-process baseline on the same clock; latency percentiles and throughput.
+//! The load driver: keep-alive HTTP connections (`http::Connection`), all driven from one thread's event loop, sending requests for a bounded time and count, and the in-process baseline on threads, on the same clock; latency percentiles and throughput.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Barrier, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::http::Connection;
@@ -168,9 +172,24 @@ where
     Ok(sample)
 }
 
-/// Drives `load` over `connections` keep-alive connections (one per worker thread, opened
-/// before the clock starts) for `duration`.
+/// Drives `load` over `connections` keep-alive connections (opened before the clock starts)
+/// for `duration`, all from one thread: a tokio event loop, in which each connection sends its
+/// next request as soon as its answer is read, until the time or [`MAX_REQUESTS`] is up. The
+/// first error stops every connection and is returned.
 pub(crate) fn drive(
+    load: &Load<'_>,
+    connections: usize,
+    duration: Duration,
+) -> Result<Sample, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("the driver's event loop: {e}"))?;
+    runtime.block_on(drive_all(load, connections, duration))
+}
+
+async fn drive_all(
     load: &Load<'_>,
     connections: usize,
     duration: Duration,
@@ -180,33 +199,93 @@ pub(crate) fn drive(
     if !load.token.is_empty() {
         headers.push(("Authorization", bearer.as_str()));
     }
-    let opened = (0..connections)
-        .map(|_| Connection::open(load.base, load.path, &headers).map(Mutex::new))
+    let mut opened = (0..connections)
+        .map(|_| Connection::open(load.base, load.path, &headers))
         .collect::<Result<Vec<_>, String>>()?;
-    run_workers(connections, duration, |worker, i| {
-        // Each worker locks only its own connection: the lock is never contended.
-        let mut connection = opened
-            .get(worker)
-            .ok_or_else(|| format!("no connection for worker {worker}"))?
-            .lock()
-            .map_err(|_| "a connection's lock is poisoned".to_owned())?;
-        let body = (load.body)(worker, i);
-        let start = Instant::now();
-        let answer = connection
-            .post(body.as_bytes())
-            .map_err(|e| format!("POST {}: {e}", load.path))?;
-        let latency = start.elapsed();
-        if answer.status != load.expected_status {
-            return Err(format!(
-                "POST {} answered {}, not {}: {}",
-                load.path,
-                answer.status,
-                load.expected_status,
-                String::from_utf8_lossy(&answer.body)
-            ));
+    let issued = Cell::new(0_u64);
+    let stopped = Cell::new(false);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let (issued, stopped) = (&issued, &stopped);
+    let loops: Vec<ConnectionLoop<'_>> = opened
+        .iter_mut()
+        .enumerate()
+        .map(|(worker, connection)| {
+            Box::pin(async move {
+                let mut latencies = Vec::new();
+                let mut i = 0_u64;
+                while !stopped.get() && Instant::now() < deadline && issued.get() < MAX_REQUESTS {
+                    issued.set(issued.get() + 1);
+                    let body = (load.body)(worker, i);
+                    let start = Instant::now();
+                    let answer = match connection.post(body.as_bytes()).await {
+                        Ok(answer) => answer,
+                        Err(e) => {
+                            stopped.set(true);
+                            return Err(format!("POST {}: {e}", load.path));
+                        }
+                    };
+                    let latency = start.elapsed();
+                    if answer.status != load.expected_status {
+                        stopped.set(true);
+                        return Err(format!(
+                            "POST {} answered {}, not {}: {}",
+                            load.path,
+                            answer.status,
+                            load.expected_status,
+                            String::from_utf8_lossy(&answer.body)
+                        ));
+                    }
+                    latencies.push(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
+                    i += 1;
+                }
+                Ok((i, latencies, Instant::now()))
+            }) as ConnectionLoop<'_>
+        })
+        .collect();
+    let mut sample = Sample {
+        requests: 0,
+        elapsed: Duration::ZERO,
+        latencies_ns: Vec::new(),
+    };
+    for outcome in join_all(loops).await {
+        let (requests, latencies, ended) = outcome?;
+        sample.requests += requests;
+        sample.elapsed = sample.elapsed.max(ended.duration_since(started));
+        sample.latencies_ns.extend(latencies);
+    }
+    sample.latencies_ns.sort_unstable();
+    Ok(sample)
+}
+
+/// What one connection's loop did: its request count, its latencies and when it ended.
+type LoopOutcome = Result<(u64, Vec<u64>, Instant), String>;
+
+/// One connection's loop.
+type ConnectionLoop<'a> = Pin<Box<dyn Future<Output = LoopOutcome> + 'a>>;
+
+/// Runs `loops` together on this task, each polled when the task wakes, until all are done: their
+/// outcomes in order.
+async fn join_all(mut loops: Vec<ConnectionLoop<'_>>) -> Vec<LoopOutcome> {
+    let mut outcomes: Vec<Option<LoopOutcome>> = loops.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, outcome) in loops.iter_mut().zip(outcomes.iter_mut()) {
+            if outcome.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(done) => *outcome = Some(done),
+                    Poll::Pending => pending = true,
+                }
+            }
         }
-        Ok(Some(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX)))
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
+    .await;
+    outcomes.into_iter().flatten().collect()
 }
 
 /// Runs `call(worker, i)` on `threads` threads for `duration`: the in-process baseline.

@@ -3,11 +3,13 @@
 //! It does only what these requests need (no name resolution, URL parsing or header map per
 //! request, no pipelining) and refuses what it does not handle: an address that is not
 //! loopback, an answer without `Content-Length` (chunked), an answer that closes the
-//! connection. The request head is written once per connection; a request is that head, the
-//! body's length and the body, copied into one reused buffer.
+//! connection. The request head is made once per connection; a request is that head, the
+//! body's length and the body, copied into one reused buffer. Connections are non-blocking
+//! (tokio's), so that one thread's event loop drives them all, as `wrk` does: no thread is
+//! woken per answer.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How long a request may wait for its answer before the row fails.
@@ -18,7 +20,7 @@ const MAX_HEAD: usize = 16 * 1024;
 
 /// One keep-alive connection to a loopback server.
 pub(crate) struct Connection {
-    stream: TcpStream,
+    stream: tokio::net::TcpStream,
     /// The request line and headers, up to the value of `Content-Length`.
     head: Vec<u8>,
     request: Vec<u8>,
@@ -94,16 +96,18 @@ fn parse_head(head: &[u8]) -> Result<(u16, usize), String> {
 }
 
 impl Connection {
-    /// Opens a connection to `base` for `POST path` with these extra headers.
+    /// Opens a connection to `base` for `POST path` with these extra headers (inside a tokio
+    /// runtime with I/O enabled, which the connection is registered with).
     pub(crate) fn open(base: &str, path: &str, headers: &[(&str, &str)]) -> Result<Self, String> {
         let address = loopback_address(base)?;
-        let stream = TcpStream::connect_timeout(&address, TIMEOUT)
+        let stream = std::net::TcpStream::connect_timeout(&address, TIMEOUT)
             .map_err(|e| format!("connect {address}: {e}"))?;
         stream
             .set_nodelay(true)
-            .and_then(|()| stream.set_read_timeout(Some(TIMEOUT)))
-            .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
+            .and_then(|()| stream.set_nonblocking(true))
             .map_err(|e| format!("{address}: {e}"))?;
+        let stream =
+            tokio::net::TcpStream::from_std(stream).map_err(|e| format!("{address}: {e}"))?;
         let mut head = format!("POST {path} HTTP/1.1\r\nHost: {address}\r\n");
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -117,52 +121,72 @@ impl Connection {
         })
     }
 
-    /// Sends one request with `body` and reads its answer.
-    pub(crate) fn post(&mut self, body: &[u8]) -> Result<Answer, String> {
+    /// Sends one request with `body` and reads its answer (each within [`TIMEOUT`]).
+    pub(crate) async fn post(&mut self, body: &[u8]) -> Result<Answer, String> {
+        tokio::time::timeout(TIMEOUT, self.exchange(body))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} s", TIMEOUT.as_secs())))
+    }
+
+    async fn exchange(&mut self, body: &[u8]) -> Result<Answer, String> {
         self.request.clear();
         self.request.extend_from_slice(&self.head);
         self.request
             .extend_from_slice(format!("{}\r\n\r\n", body.len()).as_bytes());
         self.request.extend_from_slice(body);
-        self.stream
-            .write_all(&self.request)
-            .map_err(|e| format!("send: {e}"))?;
+        let mut written = 0;
+        while written < self.request.len() {
+            match self.stream.try_write(&self.request[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self
+                    .stream
+                    .writable()
+                    .await
+                    .map_err(|e| format!("send: {e}"))?,
+                Err(e) => return Err(format!("send: {e}")),
+            }
+        }
         self.received.clear();
         let mut buffer = [0u8; 8192];
-        let (status, body_start, length) = loop {
-            let n = self
-                .stream
-                .read(&mut buffer)
+        let mut answer = None;
+        loop {
+            if let Some((status, body_start, length)) = answer
+                && self.received.len() >= body_start + length
+            {
+                if self.received.len() > body_start + length {
+                    return Err("the server sent more than one answer".to_owned());
+                }
+                return Ok(Answer {
+                    status,
+                    body: self.received[body_start..].to_vec(),
+                });
+            }
+            self.stream
+                .readable()
+                .await
                 .map_err(|e| format!("receive: {e}"))?;
+            let n = match self.stream.try_read(&mut buffer) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(format!("receive: {e}")),
+            };
             if n == 0 {
-                return Err("the server closed the connection".to_owned());
+                return Err(if answer.is_some() {
+                    "the server closed the connection mid-answer".to_owned()
+                } else {
+                    "the server closed the connection".to_owned()
+                });
             }
             self.received.extend_from_slice(&buffer[..n]);
-            if let Some(end) = head_end(&self.received) {
-                let (status, length) = parse_head(&self.received[..end])?;
-                break (status, end, length);
+            if answer.is_none() {
+                if let Some(end) = head_end(&self.received) {
+                    let (status, length) = parse_head(&self.received[..end])?;
+                    answer = Some((status, end, length));
+                } else if self.received.len() > MAX_HEAD {
+                    return Err("an answer head over 16 KiB".to_owned());
+                }
             }
-            if self.received.len() > MAX_HEAD {
-                return Err("an answer head over 16 KiB".to_owned());
-            }
-        };
-        while self.received.len() < body_start + length {
-            let n = self
-                .stream
-                .read(&mut buffer)
-                .map_err(|e| format!("receive: {e}"))?;
-            if n == 0 {
-                return Err("the server closed the connection mid-answer".to_owned());
-            }
-            self.received.extend_from_slice(&buffer[..n]);
         }
-        if self.received.len() > body_start + length {
-            return Err("the server sent more than one answer".to_owned());
-        }
-        Ok(Answer {
-            status,
-            body: self.received[body_start..].to_vec(),
-        })
     }
 }
 

@@ -171,9 +171,10 @@ impl ServiceReport {
              commit {}, {} CPUs, {}, 1-minute load average {} as it started): release `parmana serve` on the bundled test trust, \
              `127.0.0.1`, `--dev-token`, logs on (to /dev/null); the driver (`xtask/src/loadtest/http.rs`, \
              a minimal HTTP/1.1 client in the manner of `wrk`: each request one write, each \
-             answer read by its `Content-Length`) holds one keep-alive connection per thread, \
-             in the same {}-core machine as the server, so client and server compete for the \
-             cores. `cargo xtask bench-report` keeps this section as it is.\n",
+             answer read by its `Content-Length`) drives every keep-alive connection of a row \
+             from one thread's event loop (tokio, current-thread), in the same {}-core machine \
+             as the server, so client and server compete for the cores. `cargo xtask \
+             bench-report` keeps this section as it is.\n",
             self.seconds,
             self.machine.commit,
             self.machine.cpus,
@@ -211,8 +212,8 @@ impl ServiceReport {
         out.push_str(
             "\nHow to read it: with `c` connections each waiting for its answer, the mean latency \
              is `c` ÷ throughput (Little's law), and the median sits near it while the latencies \
-             are steady, so where the client's threads and the server share two cores, the p50 at \
-             8 and 64 connections measures throughput more than the server's own latency. The last column is the time inside the server \
+             are steady, so where the client and the server share two cores, the p50 at 8 and 64 \
+             connections measures throughput more than the server's own latency. The last column is the time inside the server \
              (its `/metrics` histogram, from the request reaching the router to its response, \
              read before and after the row): the bucket holding the row's median. The CPU \
              columns are the user and system time (every thread, kernel network stack included, \
@@ -317,11 +318,11 @@ impl ServiceReport {
                      `--latency`, driving the same server, route and bodies (each execution id \
                      once, made in its Lua script) after a 1 s warm-up; their percentiles are \
                      `wrk`'s own and their driver CPU is `wrk`'s. Each runs right after our \
-                     driver's row of the same kind. It serves every connection from one `epoll` \
-                     loop where our driver blocks a thread per connection, so it usually takes \
-                     less of the shared cores for itself (compare the driver CPU columns); what \
-                     else differs between two rows, the server's CPU per request among it, is the \
-                     machine's noise between their turns."
+                     driver's row of the same kind. Both drive every connection from one thread's \
+                     event loop (`wrk`'s `epoll` loop in C, ours tokio's), so they take about the \
+                     same share of the cores for themselves (compare the driver CPU columns); \
+                     what else differs between two rows, the server's CPU per request among it, \
+                     is the machine's noise between their turns."
                 );
             }
             None => out.push_str(

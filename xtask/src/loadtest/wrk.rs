@@ -1,8 +1,7 @@
 //! An external driver beside ours: Debian's `wrk` (`--wrk PATH`), one event-loop thread driving the same server over the same loopback, each row's latency percentiles as `wrk --latency` reports them.
 //!
-//! Our driver holds a blocking thread per connection, so each answer wakes a thread; `wrk`
-//! serves every connection from one `epoll` loop, so a request costs the shared cores less of
-//! the client's CPU. Both rows are measured against the same server in one run.
+//! Both drive every connection from one thread's event loop (ours is tokio's, `wrk`'s its own
+//! `epoll` loop in C): a second, independent client measuring the same server in the same run.
 
 use std::path::Path;
 use std::process::Command;
