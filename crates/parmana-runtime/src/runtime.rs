@@ -83,7 +83,7 @@ pub struct RuntimeBuilder {
 }
 
 /// A wrapper put around the store once it is open.
-type StoreLayer = Box<dyn FnOnce(Arc<dyn ReplayStore>) -> Arc<dyn ReplayStore>>;
+type StoreLayer = Box<dyn FnOnce(Arc<dyn ReplayStore>) -> Arc<dyn ReplayStore> + Send + Sync>;
 
 /// Where the builder gets its store: given, or opened only once the environment verified.
 enum StoreSource {
@@ -129,12 +129,13 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Puts `layer` around the store once it is open (by [`build`](Self::build), for a
-    /// [`store_location`](Self::store_location)): a wrapper that observes the store, timing its
-    /// operations say, and forwards every call to it unchanged.
+    /// Puts `layer` around the store once it is open or given (by [`build`](Self::build),
+    /// whichever way the store was set): a wrapper that observes the store, timing its
+    /// operations say, and forwards every call to it unchanged. One layer: a second call
+    /// replaces the first (compose them in one closure).
     pub fn layer_store(
         mut self,
-        layer: impl FnOnce(Arc<dyn ReplayStore>) -> Arc<dyn ReplayStore> + 'static,
+        layer: impl FnOnce(Arc<dyn ReplayStore>) -> Arc<dyn ReplayStore> + Send + Sync + 'static,
     ) -> Self {
         self.store_layer = Some(Box::new(layer));
         self

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerRow, LedgerSummary,
-    ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerRow, LedgerSnapshot,
+    LedgerSummary, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -92,6 +92,16 @@ impl ReplayStore for TimedStore {
 
     fn completes_in_one_write(&self) -> bool {
         self.inner.completes_in_one_write()
+    }
+
+    // The provided reads too (untimed: their parts are), so that a store's own way of making
+    // them, should it have one, is kept.
+    fn pending(&self) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.inner.pending()
+    }
+
+    fn ledger_snapshot(&self) -> Result<LedgerSnapshot, ReplayError> {
+        self.inner.ledger_snapshot()
     }
 
     fn claim_completed(

@@ -174,8 +174,8 @@ where
 
 /// Drives `load` over `connections` keep-alive connections (opened before the clock starts)
 /// for `duration`, all from one thread: a tokio event loop, in which each connection sends its
-/// next request as soon as its answer is read, until the time or [`MAX_REQUESTS`] is up. The
-/// first error stops every connection and is returned.
+/// next request as soon as its answer is read, until the time or [`MAX_REQUESTS`] is up. An error
+/// stops every connection; the first in connection order is returned.
 pub(crate) fn drive(
     load: &Load<'_>,
     connections: usize,

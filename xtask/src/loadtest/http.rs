@@ -5,8 +5,8 @@
 //! loopback, an answer without `Content-Length` (chunked), an answer that closes the
 //! connection. The request head is made once per connection; a request is that head, the
 //! body's length and the body, copied into one reused buffer. Connections are non-blocking
-//! (tokio's), so that one thread's event loop drives them all, as `wrk` does: no thread is
-//! woken per answer.
+//! (tokio's), so that one thread's event loop drives them all, as `wrk` does: no thread per
+//! connection.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -193,6 +193,88 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback server that reads one request and answers it with `chunks`, written one at a
+    /// time a few milliseconds apart, then closes the connection.
+    fn scripted_server(chunks: Vec<&'static [u8]>) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !request.ends_with(b"{}") {
+                match stream.read(&mut buffer) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            for chunk in chunks {
+                std::thread::sleep(Duration::from_millis(5));
+                if stream.write_all(chunk).is_err() {
+                    return;
+                }
+            }
+        });
+        format!("http://{address}")
+    }
+
+    /// The answer to one `POST` of `{}` from a server answering with `chunks`.
+    fn post_to(chunks: Vec<&'static [u8]>) -> Result<Answer, String> {
+        let base = scripted_server(chunks);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut connection = Connection::open(&base, "/v1/evaluations", &[])?;
+            connection.post(b"{}").await
+        })
+    }
+
+    /// An answer is read whole however it arrives, and refused when the server closes before
+    /// its head or its body is whole, or sends a second answer.
+    #[test]
+    fn answers_are_read_whole_however_they_arrive() {
+        let answer = post_to(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-len",
+            b"gth: 11\r\n\r\n{\"a\":",
+            b"\"bcd\"}",
+        ])
+        .unwrap();
+        assert_eq!(
+            (answer.status, answer.body),
+            (200, b"{\"a\":\"bcd\"}".to_vec())
+        );
+        // (chunks, a part of the refusal)
+        let refusals: [(Vec<&'static [u8]>, &str); 3] = [
+            (
+                vec![b"HTTP/1.1 200 OK\r\ncontent-"],
+                "closed the connection",
+            ),
+            (
+                vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{}"],
+                "mid-answer",
+            ),
+            (
+                vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n"],
+                "more than one answer",
+            ),
+        ];
+        for (chunks, part) in refusals {
+            let refused = post_to(chunks).unwrap_err();
+            assert!(refused.contains(part), "{part}: {refused}");
+        }
+        // Closed before the head was whole: not "mid-answer".
+        assert_eq!(
+            post_to(vec![b"HTTP/1.1 2"]).unwrap_err(),
+            "the server closed the connection"
+        );
+    }
 
     #[test]
     fn only_loopback_http_addresses_are_driven() {
