@@ -157,6 +157,15 @@ where
             .collect();
         (started, outcomes)
     });
+    sample_of(outcomes, started)
+}
+
+/// The sample of every worker's (or connection's) outcome, the first error if any: the requests
+/// counted, the time from `started` to the last one's end, the latencies sorted.
+fn sample_of(
+    outcomes: impl IntoIterator<Item = LoopOutcome>,
+    started: Instant,
+) -> Result<Sample, String> {
     let mut sample = Sample {
         requests: 0,
         elapsed: Duration::ZERO,
@@ -243,19 +252,7 @@ async fn drive_all(
             }) as ConnectionLoop<'_>
         })
         .collect();
-    let mut sample = Sample {
-        requests: 0,
-        elapsed: Duration::ZERO,
-        latencies_ns: Vec::new(),
-    };
-    for outcome in join_all(loops).await {
-        let (requests, latencies, ended) = outcome?;
-        sample.requests += requests;
-        sample.elapsed = sample.elapsed.max(ended.duration_since(started));
-        sample.latencies_ns.extend(latencies);
-    }
-    sample.latencies_ns.sort_unstable();
-    Ok(sample)
+    sample_of(join_all(loops).await, started)
 }
 
 /// What one connection's loop did: its request count, its latencies and when it ended.
