@@ -408,6 +408,30 @@ pub(crate) fn decode_bounded_execution_id(text: Option<&str>) -> Result<Executio
     }
 }
 
+/// A page asked for from `from`, at most `max`, in SQL integers: `None` when `from` lies beyond
+/// them (no row sits there: the page is empty), and `max` beyond them meaning "all".
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn sql_page(from: u64, max: usize) -> Option<(i64, i64)> {
+    let from = i64::try_from(from).ok()?;
+    Some((from, i64::try_from(max).unwrap_or(i64::MAX)))
+}
+
+/// The largest stored checkpoint size a summary reports, from the `min(size)` and `max(size)`
+/// of the checkpoints table: a size below 0, which no page of sizes from 0 reads, is
+/// `replay.store_corrupt`, not skipped.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn largest_checkpoint(
+    smallest: Option<i64>,
+    largest: Option<i64>,
+) -> Result<Option<u64>, ReplayError> {
+    if let Some(size) = smallest.filter(|size| *size < 0) {
+        return Err(ReplayError::corrupt(format!(
+            "a stored checkpoint of size {size}"
+        )));
+    }
+    largest.map(decode_version).transpose()
+}
+
 /// Converts a version read back from a store.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn decode_version(value: i64) -> Result<u64, ReplayError> {

@@ -407,24 +407,18 @@ impl ReplayStore for SqliteReplayStore {
                 |row| row.get(0),
             )
             .map_err(map_error)?;
-        // The smallest too: a size below 0 (which no page of sizes from 0 reads) is refused.
         let (smallest, largest): (Option<i64>, Option<i64>) = tx
             .query_row("SELECT min(size), max(size) FROM checkpoints", [], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .map_err(map_error)?;
-        if let Some(size) = smallest.filter(|size| *size < 0) {
-            return Err(ReplayError::corrupt(format!(
-                "a stored checkpoint of size {size}"
-            )));
-        }
         let marks = read_marks_row(&tx)?;
         tx.finish().map_err(map_error)?;
         Ok(LedgerSummary {
             records: decode_version(records)?,
             completed_executions: decode_version(completed)?,
             unsequenced: decode_version(unsequenced)?,
-            largest_checkpoint: largest.map(decode_version).transpose()?,
+            largest_checkpoint: crate::record::largest_checkpoint(smallest, largest)?,
             marks,
         })
     }
@@ -434,11 +428,9 @@ impl ReplayStore for SqliteReplayStore {
         from: u64,
         max: usize,
     ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
-        // No checkpoint is of a size beyond SQLite's integers.
-        let Ok(from) = i64::try_from(from) else {
+        let Some((from, max)) = crate::record::sql_page(from, max) else {
             return Ok(Vec::new());
         };
-        let max = i64::try_from(max).unwrap_or(i64::MAX);
         let reader = self.reader()?;
         let mut statement = reader
             .prepare_cached(&format!(
@@ -460,11 +452,9 @@ impl ReplayStore for SqliteReplayStore {
     }
 
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
-        // No record sits beyond SQLite's integers; a count beyond them is "all".
-        let Ok(from) = i64::try_from(from) else {
+        let Some((from, max)) = crate::record::sql_page(from, max) else {
             return Ok(Vec::new());
         };
-        let max = i64::try_from(max).unwrap_or(i64::MAX);
         let reader = self.reader()?;
         let mut statement = reader
             .prepare_cached(&crate::record::ledger_page_query('?'))

@@ -38,23 +38,17 @@ pub(super) fn summary(client: &mut Client) -> Result<LedgerSummary, ReplayError>
         .map_err(map_error)?,
         0,
     )?;
-    // The smallest too: a size below 0 (which no page of sizes from 0 reads) is refused.
     let sizes = tx
         .query_one("SELECT min(size), max(size) FROM checkpoints", &[])
         .map_err(map_error)?;
     let (smallest, largest): (Option<i64>, Option<i64>) = (get(&sizes, 0)?, get(&sizes, 1)?);
-    if let Some(size) = smallest.filter(|size| *size < 0) {
-        return Err(ReplayError::corrupt(format!(
-            "a stored checkpoint of size {size}"
-        )));
-    }
     let marks = read_marks_row(&mut tx, RowLock::None)?;
     tx.commit().map_err(map_error)?;
     Ok(LedgerSummary {
         records: decode_version(records)?,
         completed_executions: decode_version(completed)?,
         unsequenced: decode_version(unsequenced)?,
-        largest_checkpoint: largest.map(decode_version).transpose()?,
+        largest_checkpoint: crate::record::largest_checkpoint(smallest, largest)?,
         marks,
     })
 }
@@ -65,11 +59,9 @@ pub(super) fn checkpoints_from(
     from: u64,
     max: usize,
 ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
-    // No checkpoint is of a size beyond PostgreSQL's BIGINT.
-    let Ok(from) = i64::try_from(from) else {
+    let Some((from, max)) = crate::record::sql_page(from, max) else {
         return Ok(Vec::new());
     };
-    let max = i64::try_from(max).unwrap_or(i64::MAX);
     client
         .query(
             &format!(
@@ -92,11 +84,9 @@ pub(super) fn rows(
     from: u64,
     max: usize,
 ) -> Result<Vec<LedgerRow>, ReplayError> {
-    // No record sits beyond PostgreSQL's bigint; a count beyond it is "all".
-    let Ok(from) = i64::try_from(from) else {
+    let Some((from, max)) = crate::record::sql_page(from, max) else {
         return Ok(Vec::new());
     };
-    let max = i64::try_from(max).unwrap_or(i64::MAX);
     client
         .query(
             &crate::record::ledger_page_query('$'),
