@@ -416,20 +416,39 @@ pub(crate) fn sql_page(from: u64, max: usize) -> Option<(i64, i64)> {
     Some((from, i64::try_from(max).unwrap_or(i64::MAX)))
 }
 
-/// The largest stored checkpoint size a summary reports, from the `min(size)` and `max(size)`
-/// of the checkpoints table: a size below 0, which no page of sizes from 0 reads, is
-/// `replay.store_corrupt`, not skipped.
+/// What a SQL store's summary read, as its columns give it: the ledger's record count, the
+/// completed and unsequenced execution counts, and the `min(size)` and `max(size)` of the
+/// checkpoints table.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn largest_checkpoint(
-    smallest: Option<i64>,
-    largest: Option<i64>,
-) -> Result<Option<u64>, ReplayError> {
-    if let Some(size) = smallest.filter(|size| *size < 0) {
-        return Err(ReplayError::corrupt(format!(
-            "a stored checkpoint of size {size}"
-        )));
+pub(crate) struct SummaryCounts {
+    pub(crate) records: i64,
+    pub(crate) completed: i64,
+    pub(crate) unsequenced: i64,
+    pub(crate) smallest_checkpoint: Option<i64>,
+    pub(crate) largest_checkpoint: Option<i64>,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl SummaryCounts {
+    /// The summary, every count decoded (a negative one is `replay.store_corrupt`): a checkpoint
+    /// size below 0, which no page of sizes from 0 reads, is refused, not skipped.
+    pub(crate) fn into_summary(
+        self,
+        marks: AcceptedVersions,
+    ) -> Result<crate::LedgerSummary, ReplayError> {
+        if let Some(size) = self.smallest_checkpoint.filter(|size| *size < 0) {
+            return Err(ReplayError::corrupt(format!(
+                "a stored checkpoint of size {size}"
+            )));
+        }
+        Ok(crate::LedgerSummary {
+            records: decode_version(self.records)?,
+            completed_executions: decode_version(self.completed)?,
+            unsequenced: decode_version(self.unsequenced)?,
+            largest_checkpoint: self.largest_checkpoint.map(decode_version).transpose()?,
+            marks,
+        })
     }
-    largest.map(decode_version).transpose()
 }
 
 /// Converts a version read back from a store.

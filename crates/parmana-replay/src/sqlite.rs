@@ -414,13 +414,14 @@ impl ReplayStore for SqliteReplayStore {
             .map_err(map_error)?;
         let marks = read_marks_row(&tx)?;
         tx.finish().map_err(map_error)?;
-        Ok(LedgerSummary {
-            records: decode_version(records)?,
-            completed_executions: decode_version(completed)?,
-            unsequenced: decode_version(unsequenced)?,
-            largest_checkpoint: crate::record::largest_checkpoint(smallest, largest)?,
-            marks,
-        })
+        crate::record::SummaryCounts {
+            records,
+            completed,
+            unsequenced,
+            smallest_checkpoint: smallest,
+            largest_checkpoint: largest,
+        }
+        .into_summary(marks)
     }
 
     fn checkpoints_from(

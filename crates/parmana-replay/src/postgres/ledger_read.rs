@@ -44,13 +44,14 @@ pub(super) fn summary(client: &mut Client) -> Result<LedgerSummary, ReplayError>
     let (smallest, largest): (Option<i64>, Option<i64>) = (get(&sizes, 0)?, get(&sizes, 1)?);
     let marks = read_marks_row(&mut tx, RowLock::None)?;
     tx.commit().map_err(map_error)?;
-    Ok(LedgerSummary {
-        records: decode_version(records)?,
-        completed_executions: decode_version(completed)?,
-        unsequenced: decode_version(unsequenced)?,
-        largest_checkpoint: crate::record::largest_checkpoint(smallest, largest)?,
-        marks,
-    })
+    crate::record::SummaryCounts {
+        records,
+        completed,
+        unsequenced,
+        smallest_checkpoint: smallest,
+        largest_checkpoint: largest,
+    }
+    .into_summary(marks)
 }
 
 /// The stored checkpoints of sizes `from` or more, by increasing size, at most `max`.
