@@ -139,12 +139,27 @@ impl SqliteReplayStore {
     /// A file with more than one hard link is refused (`replay.store_multiple_links`): SQLite
     /// keeps its write-ahead log and lock files per name, so two names of one file would let
     /// two writers work unaware of each other.
+    ///
+    /// Processes that open one store at once wait for each other: SQLite answers "busy" at
+    /// once, without waiting on its own, while another connection switches a new file to WAL,
+    /// recovers its log or migrates it, so opening is tried again, for up to the busy timeout.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReplayError> {
         let path = path.as_ref().to_path_buf();
         refuse_multiple_links(&path)?;
-        let mut writer_conn = connect(&path, true)?;
-        migrate(&mut writer_conn)?;
-        let reader = connect(&path, false)?;
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let (writer_conn, reader) = loop {
+            let opened = connect(&path, true).and_then(|mut writer| {
+                migrate(&mut writer)?;
+                Ok((writer, connect(&path, false)?))
+            });
+            match opened {
+                Ok(connections) => break connections,
+                Err(failure) if failure.busy && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(failure) => return Err(failure.error),
+            }
+        };
         let files = FileIdentity::of(&path)?;
         files.check()?;
         let (sender, receiver) = mpsc::channel();
@@ -173,7 +188,7 @@ impl SqliteReplayStore {
     /// the CLI — waits, up to its busy timeout; readers go on. For a consistent copy of a store
     /// in use, and for seeing what callers do while their store is slow.
     pub fn hold_writes(path: impl AsRef<Path>) -> Result<WriteHold, ReplayError> {
-        let conn = connect(path.as_ref(), false)?;
+        let conn = connect(path.as_ref(), false).map_err(|failure| failure.error)?;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
         Ok(WriteHold { conn })
     }
@@ -512,44 +527,65 @@ fn unexpected(answer: &WriteAnswer) -> ReplayError {
     ReplayError::unavailable(format!("the writer answered with {answer:?}"))
 }
 
+/// A failure while opening a store, and whether it is SQLite's "busy" (or "locked"), answered
+/// at once while another connection switches the file to WAL, recovers its log or migrates it:
+/// worth trying again.
+struct OpenFailure {
+    busy: bool,
+    error: ReplayError,
+}
+
+impl From<ReplayError> for OpenFailure {
+    fn from(error: ReplayError) -> Self {
+        Self { busy: false, error }
+    }
+}
+
+impl From<rusqlite::Error> for OpenFailure {
+    fn from(error: rusqlite::Error) -> Self {
+        let busy = matches!(
+            &error,
+            rusqlite::Error::SqliteFailure(failure, _)
+                if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+        );
+        Self {
+            busy,
+            error: map_error(error),
+        }
+    }
+}
+
 /// Opens one connection with the durability settings every connection of a store uses.
-fn connect(path: &Path, create: bool) -> Result<Connection, ReplayError> {
+fn connect(path: &Path, create: bool) -> Result<Connection, OpenFailure> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
-    let conn = Connection::open_with_flags(path, flags).map_err(map_error)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_error)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(map_error)?;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(ReplayError::unavailable(format!(
             "cannot switch {} to WAL (journal mode is {mode})",
             path.display()
-        )));
+        ))
+        .into());
     }
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(map_error)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
 }
 
 /// Applies the missing migrations in one write transaction (safe when processes race to open).
 /// A store that raised its marks before the ledger held marks records gets one now, so that the
 /// ledger proves them from the upgrade on.
-fn migrate(conn: &mut Connection) -> Result<(), ReplayError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(map_error)?;
-    let found: i64 = tx
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(map_error)?;
+fn migrate(conn: &mut Connection) -> Result<(), OpenFailure> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (applied, migration) in pending_migrations(found, MIGRATIONS)? {
-        tx.execute_batch(migration).map_err(map_error)?;
-        tx.pragma_update(None, "user_version", applied)
-            .map_err(map_error)?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", applied)?;
     }
     if (1..MARKS_RECORDS_SINCE).contains(&found) {
         let marks = read_marks_row(&tx)?;
@@ -557,7 +593,7 @@ fn migrate(conn: &mut Connection) -> Result<(), ReplayError> {
             append_marks_record(&tx, |head| encode_marks_record(head, marks))?;
         }
     }
-    tx.commit().map_err(map_error)
+    Ok(tx.commit()?)
 }
 
 /// The marks row as stored (what a ledger snapshot reports beside the records, which

@@ -269,11 +269,15 @@ fn race_processes(label: &str, target: &str, threads_per_process: u64) {
         }
         std::thread::sleep(CHECKPOINT_EVERY);
     }
-    assert!(resumed, "{label}: the workers never stopped midway");
     let mut outcome = Outcome::default();
-    for reader in readers {
-        let (success, text) = reader.join().unwrap();
-        assert!(success, "{label}: a worker failed");
+    let finished: Vec<(bool, String)> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    // A worker that failed (its error is on stderr) is named before the pause it never reached.
+    assert!(
+        finished.iter().all(|(success, _)| *success),
+        "{label}: a worker failed"
+    );
+    assert!(resumed, "{label}: the workers never stopped midway");
+    for (_, text) in finished {
         for line in text.lines() {
             let mut words = line.split(' ');
             match words.next() {

@@ -389,3 +389,32 @@ fn sqlite_writes_wait_while_the_write_lock_is_held() {
     assert!(parmana_replay::SqliteReplayStore::hold_writes(&missing).is_err());
     assert!(!missing.exists());
 }
+
+/// Many openers of one new store at once — switching it to WAL, creating and migrating its
+/// schema — all open it: SQLite's "busy", answered at once to all but one of them, is waited out.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_stores_opened_at_once_all_open() {
+    const OPENERS: usize = 12;
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay.sqlite3");
+        let barrier = std::sync::Barrier::new(OPENERS);
+        let opened: Vec<Result<(), String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..OPENERS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        parmana_replay::SqliteReplayStore::open(&path)
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for result in opened {
+            assert_eq!(result, Ok(()), "round {round}");
+        }
+    }
+}
