@@ -60,6 +60,7 @@ pub(crate) struct ServerFile {
     request_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
+    shutdown_delay_ms: Option<u64>,
     log_format: Option<String>,
     log_signals: Option<bool>,
     log_key: Option<PathBuf>,
@@ -255,6 +256,11 @@ pub(crate) const SHUTDOWN_GRACE_MS: Key = Key {
     flag: "--shutdown-grace-ms",
     env: "PARMANA_SHUTDOWN_GRACE_MS",
 };
+pub(crate) const SHUTDOWN_DELAY_MS: Key = Key {
+    name: "shutdown_delay_ms",
+    flag: "--shutdown-delay-ms",
+    env: "PARMANA_SHUTDOWN_DELAY_MS",
+};
 pub(crate) const LOG_FORMAT: Key = Key {
     name: "log_format",
     flag: "--log-format",
@@ -317,7 +323,7 @@ pub(crate) struct Deployment {
 }
 
 /// Every variable the configuration reads, so that the environment is read once.
-const VARIABLES: [&str; 25] = [
+const VARIABLES: [&str; 26] = [
     POLICIES.env,
     PINNED_ROOT.env,
     TRUST_ROOT.env,
@@ -337,6 +343,7 @@ const VARIABLES: [&str; 25] = [
     REQUEST_TIMEOUT_MS.env,
     IDLE_TIMEOUT_MS.env,
     SHUTDOWN_GRACE_MS.env,
+    SHUTDOWN_DELAY_MS.env,
     LOG_FORMAT.env,
     LOG_SIGNALS.env,
     LOG_KEY.env,
@@ -666,6 +673,7 @@ impl Deployment {
                 "request_timeout_ms" => server.request_timeout_ms.map(|v| v.to_string()),
                 "idle_timeout_ms" => server.idle_timeout_ms.map(|v| v.to_string()),
                 "shutdown_grace_ms" => server.shutdown_grace_ms.map(|v| v.to_string()),
+                "shutdown_delay_ms" => server.shutdown_delay_ms.map(|v| v.to_string()),
                 "sequence_interval_ms" => server.sequence_interval_ms.map(|v| v.to_string()),
                 "log_format" => server.log_format.clone(),
                 "log_signals" => server.log_signals.map(|v| v.to_string()),

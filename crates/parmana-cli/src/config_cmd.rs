@@ -175,6 +175,7 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
         value_row(config::REQUEST_TIMEOUT_MS, values.request_timeout_ms),
         value_row(config::IDLE_TIMEOUT_MS, values.idle_timeout_ms),
         value_row(config::SHUTDOWN_GRACE_MS, values.shutdown_grace_ms),
+        value_row(config::SHUTDOWN_DELAY_MS, values.shutdown_delay_ms),
         value_row(config::LOG_FORMAT, values.log_format),
         value_row(config::LOG_SIGNALS, values.log_signals),
         optional_path_row(

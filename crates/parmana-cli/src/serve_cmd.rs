@@ -91,6 +91,12 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_SHUTDOWN_GRACE_MS; config: server.shutdown_grace_ms; default: 30000].
     #[arg(long, value_name = "MS")]
     shutdown_grace_ms: Option<u64>,
+    /// On SIGTERM/SIGINT, how long to go on accepting and serving with `/readyz` already
+    /// answering 503, so that a load balancer stops sending traffic before the listener closes;
+    /// a second SIGTERM/SIGINT cuts it short, from 0 to 3600000
+    /// [env: PARMANA_SHUTDOWN_DELAY_MS; config: server.shutdown_delay_ms; default: 0].
+    #[arg(long, value_name = "MS")]
+    shutdown_delay_ms: Option<u64>,
     /// Log format on stderr: `text` or `json`
     /// [env: PARMANA_LOG_FORMAT; config: server.log_format; default: text].
     #[arg(long, value_name = "FORMAT")]
@@ -162,6 +168,7 @@ pub(crate) struct ServerFlags<'a> {
     request_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
+    shutdown_delay_ms: Option<u64>,
     log_format: Option<String>,
     log_signals: bool,
     log_key: Option<&'a Path>,
@@ -185,6 +192,7 @@ impl ServeArgs {
             request_timeout_ms: self.request_timeout_ms,
             idle_timeout_ms: self.idle_timeout_ms,
             shutdown_grace_ms: self.shutdown_grace_ms,
+            shutdown_delay_ms: self.shutdown_delay_ms,
             log_format: self.log_format.clone(),
             log_signals: self.log_signals,
             log_key: self.log_key.as_deref(),
@@ -211,6 +219,7 @@ pub(crate) struct ServerValues {
     pub(crate) request_timeout_ms: Setting<u64>,
     pub(crate) idle_timeout_ms: Setting<u64>,
     pub(crate) shutdown_grace_ms: Setting<u64>,
+    pub(crate) shutdown_delay_ms: Setting<u64>,
     /// `text` or `json` (anything else is refused when resolving).
     pub(crate) log_format: Setting<String>,
     pub(crate) log_signals: Setting<bool>,
@@ -296,6 +305,11 @@ impl ServerValues {
                 config::SHUTDOWN_GRACE_MS,
                 flags.shutdown_grace_ms,
                 millis(defaults.shutdown_grace),
+            )?,
+            shutdown_delay_ms: deployment.server_value(
+                config::SHUTDOWN_DELAY_MS,
+                flags.shutdown_delay_ms,
+                millis(defaults.shutdown_delay),
             )?,
             log_format,
             log_signals: deployment.server_value(
@@ -390,6 +404,7 @@ impl ServerValues {
             request_timeout: Duration::from_millis(self.request_timeout_ms.value),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms.value),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms.value),
+            shutdown_delay: Duration::from_millis(self.shutdown_delay_ms.value),
         }
     }
 }

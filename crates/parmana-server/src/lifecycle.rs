@@ -186,8 +186,9 @@ impl Server {
         self.state.scheme
     }
 
-    /// Serves until SIGTERM or SIGINT, then drains: stops accepting, `/readyz` answers 503,
-    /// requests in flight get the shutdown grace to finish, and every execution already
+    /// Serves until SIGTERM or SIGINT, then drains: `/readyz` answers 503, the server serves
+    /// on for the shutdown delay (zero unless set), then stops accepting, and requests in
+    /// flight get the shutdown grace to finish, and every execution already
     /// handed to the runtime completes before this returns. Leftover claims are recovered
     /// before the server reports ready; a recovery that fails stops the server.
     ///
@@ -334,7 +335,7 @@ async fn runtime_calls_finished(state: &AppState) {
     if waited.is_err() {
         tracing::warn!(
             target: "parmana::server",
-            grace_ms = u64::try_from(state.limits.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
+            grace_ms = millis_u64(state.limits.shutdown_grace),
             "runtime calls still running after the shutdown grace; the final sequencer pass goes on without them"
         );
     }
@@ -354,6 +355,7 @@ pub fn check_limits(limits: &Limits, sequence_interval: Duration) -> Result<(), 
             "request_timeout_ms" => millis(limits.request_timeout),
             "idle_timeout_ms" => millis(limits.idle_timeout),
             "shutdown_grace_ms" => millis(limits.shutdown_grace),
+            "shutdown_delay_ms" => millis(limits.shutdown_delay),
             "sequence_interval_ms" => millis(sequence_interval),
             _ => continue,
         };
@@ -556,7 +558,9 @@ impl Signals {
     }
 }
 
-/// SIGHUP reloads; SIGTERM and SIGINT drain and stop.
+/// SIGHUP reloads; SIGTERM and SIGINT drain and stop: `/readyz` turns to 503 at once, the server
+/// goes on serving for the shutdown delay (a second SIGTERM or SIGINT cuts it short), then stops
+/// accepting and gives the requests in flight the shutdown grace.
 async fn watch_signals(signals: Signals, state: Arc<AppState>, handle: Handle<SocketAddr>) {
     let Signals {
         mut hangup,
@@ -566,33 +570,63 @@ async fn watch_signals(signals: Signals, state: Arc<AppState>, handle: Handle<So
     // A reload runs in its own task, so that SIGTERM is heeded while one reads and verifies
     // the files (up to the store's wait and every bundle); reloads run one after another
     // (`reload` takes the turn), each reading the files as they are when it starts.
+    let reload_in_background = |state: &Arc<AppState>| {
+        let state = Arc::clone(state);
+        tokio::spawn(async move {
+            let _ = reload(&state).await;
+        });
+    };
     loop {
         tokio::select! {
-            _ = hangup.recv() => {
-                let state = Arc::clone(&state);
-                tokio::spawn(async move {
-                    let _ = reload(&state).await;
-                });
-            }
+            _ = hangup.recv() => reload_in_background(&state),
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
     start_draining(&state);
+    if !state.limits.shutdown_delay.is_zero() {
+        let delay = tokio::time::sleep(state.limits.shutdown_delay);
+        tokio::pin!(delay);
+        loop {
+            tokio::select! {
+                () = &mut delay => break,
+                _ = hangup.recv() => reload_in_background(&state),
+                _ = terminate.recv() => {
+                    tracing::info!(target: "parmana::server", "a second signal: the shutdown delay is cut short");
+                    break;
+                }
+                _ = interrupt.recv() => {
+                    tracing::info!(target: "parmana::server", "a second signal: the shutdown delay is cut short");
+                    break;
+                }
+            }
+        }
+    }
+    tracing::info!(
+        target: "parmana::server",
+        grace_ms = millis_u64(state.limits.shutdown_grace),
+        "stopped accepting: requests in flight finish"
+    );
     handle.graceful_shutdown(Some(state.limits.shutdown_grace));
 }
 
-/// What SIGTERM and SIGINT do before the listener closes: `/readyz` and the ready gauge turn to
-/// not ready (`draining`), and the log says so.
+/// What SIGTERM and SIGINT do first: `/readyz` and the ready gauge turn to not ready
+/// (`draining`), and the log says so. The listener closes after the shutdown delay.
 pub(crate) fn start_draining(state: &AppState) {
     state.draining.store(true, Ordering::SeqCst);
     std::sync::atomic::fence(Ordering::SeqCst);
     state.metrics.set_ready(false);
     tracing::info!(
         target: "parmana::server",
-        grace_ms = u64::try_from(state.limits.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
-        "draining: no new connections; requests in flight finish"
+        delay_ms = millis_u64(state.limits.shutdown_delay),
+        grace_ms = millis_u64(state.limits.shutdown_grace),
+        "draining: /readyz answers 503; new connections are accepted for the shutdown delay, then requests in flight finish"
     );
+}
+
+/// A duration in whole milliseconds, for the log.
+fn millis_u64(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Reloads the environment from disk (SIGHUP or `POST /v1/admin/reload`); on refusal the old
@@ -883,6 +917,7 @@ mod tests {
             "request_timeout_ms" => limits.request_timeout = millis,
             "idle_timeout_ms" => limits.idle_timeout = millis,
             "shutdown_grace_ms" => limits.shutdown_grace = millis,
+            "shutdown_delay_ms" => limits.shutdown_delay = millis,
             "sequence_interval_ms" => cadence = millis,
             other => panic!("no limit {other}"),
         }

@@ -44,7 +44,7 @@ const HOUR_MS: usize = 3_600_000;
 /// Each limit's name (as in `[server]`), smallest and largest value, in bytes, a count or
 /// milliseconds; the server does not start with a limit outside its range
 /// (`server.limit_out_of_range`).
-pub const LIMIT_RANGES: [(&str, usize, usize); 8] = [
+pub const LIMIT_RANGES: [(&str, usize, usize); 9] = [
     // Up to 64 times the runtime's signals limit (a batch carries many signal sets).
     ("max_body_bytes", 1, 64 * MAX_SIGNALS_JSON_BYTES),
     ("max_header_bytes", MIN_HEADER_BYTES, MAX_HEADER_BYTES),
@@ -54,6 +54,7 @@ pub const LIMIT_RANGES: [(&str, usize, usize); 8] = [
     ("request_timeout_ms", 1, HOUR_MS),
     ("idle_timeout_ms", 1, HOUR_MS),
     ("shutdown_grace_ms", 0, HOUR_MS),
+    ("shutdown_delay_ms", 0, HOUR_MS),
     ("sequence_interval_ms", 1, HOUR_MS),
 ];
 
@@ -77,6 +78,11 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// On SIGTERM/SIGINT, how long requests in flight are given to finish.
     pub shutdown_grace: Duration,
+    /// On SIGTERM/SIGINT, how long the server goes on accepting and serving with `/readyz`
+    /// already answering 503, before it stops accepting and drains (default zero): the time a
+    /// load balancer needs to see the probe fail and stop sending new connections. A second
+    /// SIGTERM or SIGINT ends the wait at once.
+    pub shutdown_delay: Duration,
 }
 
 impl Default for Limits {
@@ -89,6 +95,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Lifecycle: reload (the same files, a newer release manifest, bad files, rollbacks; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, an execution outliving its request sequenced by the shutdown, recovery before ready.
+//! Lifecycle: reload (the same files, a newer release manifest, bad files, rollbacks; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, the shutdown delay (serving on with `/readyz` at 503), an execution outliving its request sequenced by the shutdown, recovery before ready.
 
 use crate::harness::{Served, deployment, execution_body, parmana, try_call};
 
@@ -286,6 +286,102 @@ fn sigterm_under_load_loses_and_doubles_no_outcome() {
     );
 }
 
+/// Polls (bounded: 2,400 × 25 ms) until `done` holds; whether it did.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    (0..2_400).any(|_| {
+        let now = done();
+        if !now {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        now
+    })
+}
+
+/// With a shutdown delay, SIGTERM turns `/readyz` to 503 at once while the server goes on
+/// taking new connections and executing (a load balancer still sending traffic is served, not
+/// refused); a second SIGTERM ends the delay, and what was executed during it is stored.
+#[test]
+fn a_shutdown_delay_serves_on_with_readyz_503_until_a_second_signal() {
+    let env = deployment("sqlite:state/replay.sqlite3", "");
+    let root = env.root().to_path_buf();
+    // An hour's delay: only the second signal can end it within the test.
+    let mut served = Served::start(&root, &["--dev-token", "--shutdown-delay-ms", "3600000"]);
+    let token = served.token.clone();
+    let ready_gauge =
+        |served: &Served| crate::harness::metric_with(served, token.as_deref(), "parmana_ready");
+    assert_eq!(served.get("/readyz", None).status, 200);
+    assert_eq!(ready_gauge(&served), 1);
+    served.signal("TERM");
+    assert!(
+        eventually(|| served.stderr().contains("draining: /readyz answers 503")),
+        "{}",
+        served.stderr()
+    );
+    // Each call below opens a new connection: the listener is still open.
+    let probe = served.get("/readyz", None);
+    assert_eq!(
+        (probe.status, probe.code().as_str()),
+        (503, "server.not_ready"),
+        "{}",
+        probe.text
+    );
+    assert!(probe.text.contains("draining"), "{}", probe.text);
+    assert_eq!(ready_gauge(&served), 0);
+    let executed = served.post(
+        "/v1/executions",
+        token.as_deref(),
+        &execution_body("during-delay-1"),
+    );
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    let read_back = served.get("/v1/executions/during-delay-1", token.as_deref());
+    assert_eq!(read_back.status, 200, "{}", read_back.text);
+    assert!(!served.has_exited(), "{}", served.stderr());
+    assert!(
+        !served.stderr().contains("stopped accepting"),
+        "{}",
+        served.stderr()
+    );
+    served.signal("TERM");
+    assert!(
+        eventually(|| served.has_exited()),
+        "the second signal did not end the delay: {}",
+        served.stderr()
+    );
+    assert_eq!(served.wait(), Some(0), "{}", served.stderr());
+    let log = served.stderr();
+    assert!(
+        log.contains("a second signal: the shutdown delay is cut short"),
+        "{log}"
+    );
+    assert!(
+        log.contains("stopped accepting: requests in flight finish"),
+        "{log}"
+    );
+    // What was executed during the delay is stored, with the attestation the client got.
+    let (code, stdout, stderr) = parmana(&root, &["show", "during-delay-1"]);
+    assert_eq!(code, 0, "{stderr}");
+    let stored: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(stored, executed.json()["attestation"]);
+}
+
+/// A shutdown delay that runs out ends in the ordinary drain, exiting cleanly on its own.
+#[test]
+fn a_shutdown_delay_that_runs_out_stops_accepting_and_exits_cleanly() {
+    let env = deployment("memory", "");
+    let mut served = Served::start(env.root(), &["--dev-token", "--shutdown-delay-ms", "200"]);
+    served.signal("INT");
+    assert!(eventually(|| served.has_exited()), "{}", served.stderr());
+    assert_eq!(served.wait(), Some(0), "{}", served.stderr());
+    let log = served.stderr();
+    let draining = log.find("draining: /readyz answers 503");
+    let stopped = log.find("stopped accepting: requests in flight finish");
+    assert!(
+        draining.is_some() && stopped.is_some() && draining < stopped,
+        "{log}"
+    );
+    assert!(!log.contains("a second signal"), "{log}");
+}
+
 #[test]
 fn a_clean_shutdown_sequences_an_execution_that_outlived_its_request() {
     // SIGTERM and SIGINT drain alike.
@@ -338,7 +434,7 @@ fn shutdown_on(signal: &str) {
     assert!(
         served
             .stderr()
-            .contains("draining: no new connections; requests in flight finish"),
+            .contains("stopped accepting: requests in flight finish"),
         "{signal}: {}",
         served.stderr()
     );
