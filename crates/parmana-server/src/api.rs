@@ -759,6 +759,14 @@ pub(crate) async fn metrics(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Read)?;
     check_readiness(&state).await;
+    let environment = state.runtime.environment();
+    let (trust_root, manifest) = (environment.trust_root(), environment.release_manifest());
+    state
+        .metrics
+        .set_document("trust_root", trust_root.version(), trust_root.expires());
+    state
+        .metrics
+        .set_document("release_manifest", manifest.version(), manifest.expires());
     let text = state.metrics.encode().map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::authzen::AuthzenMapping;
 use crate::error::{ApiError, ServerError};
-use crate::metrics::{ConnectionCounts, Metrics};
+use crate::metrics::{ConnectionCounts, Metrics, SequencerRun};
 use crate::settings::{Authentication, LIMIT_RANGES, Limits, ServerSettings};
 use crate::state::AppState;
 use crate::{api, authzen, observe, tlog};
@@ -514,6 +514,11 @@ async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration) {
             }
         })
         .await;
+    state.metrics.sequencer_run(match &result {
+        Ok(Ok(report)) if report.busy => SequencerRun::Busy,
+        Ok(Ok(report)) => SequencerRun::Ran { size: report.size },
+        Ok(Err(_)) | Err(_) => SequencerRun::Failed,
+    });
     match result {
         Ok(Ok(report)) => {
             if !report.integrated.is_empty() {

@@ -1,4 +1,4 @@
-//! Prometheus metrics (`prometheus-client`): requests and latency by route and status, executions by decision and by error code, runtime-call, store-operation and store-probe latency, reloads, shedding, connections, readiness.
+//! Prometheus metrics (`prometheus-client`): requests and latency by route and status, executions by decision and by error code, runtime-call, store-operation and store-probe latency, reloads, shedding, connections, readiness, the environment's versions and expiry, the sequencer's runs and the log's size, the build.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -39,6 +39,28 @@ struct OutcomeLabels {
     outcome: String,
 }
 
+/// Which signed document of the environment: `trust_root` or `release_manifest`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DocumentLabels {
+    document: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+/// How one run of the background sequencer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SequencerRun {
+    /// It ran; the log holds `size` records as it knows it.
+    Ran { size: u64 },
+    /// Another server's integrator held the ledger: nothing appended.
+    Busy,
+    /// It failed (logged as `sequencer run failed`); the completions wait in their rows.
+    Failed,
+}
+
 pub(crate) fn latency_histogram() -> Histogram {
     // 25 µs to ~6.5 s.
     Histogram::new(exponential_buckets(0.000_025, 2.0, 19))
@@ -58,6 +80,10 @@ pub(crate) struct Metrics {
     shed: Counter,
     connections: ConnectionCounts,
     ready: Gauge,
+    environment_version: Family<DocumentLabels, Gauge>,
+    environment_expiry: Family<DocumentLabels, Gauge>,
+    sequencer_runs: Family<OutcomeLabels, Counter>,
+    log_entries: Gauge,
 }
 
 /// The connection slots' counts, kept by the acceptor (`lifecycle::Limited`): the connections
@@ -154,6 +180,45 @@ impl Metrics {
             "1 when /readyz answers 200, else 0 (worked out afresh for every scrape)",
             ready.clone(),
         );
+        let environment_version = Family::<DocumentLabels, Gauge>::default();
+        registry.register(
+            "environment_version",
+            "Version of the environment's signed documents in force, by document: trust_root or \
+             release_manifest (worked out afresh for every scrape)",
+            environment_version.clone(),
+        );
+        let environment_expiry = Family::<DocumentLabels, Gauge>::default();
+        registry.register(
+            "environment_expiry_timestamp_seconds",
+            "When the environment's signed documents in force expire (Unix seconds), by \
+             document: after that the server refuses to decide until a reload brings newer ones",
+            environment_expiry.clone(),
+        );
+        let sequencer_runs = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "sequencer_runs",
+            "Background sequencer runs, by outcome: ok, busy (another server's integrator held \
+             the ledger) or failed (the completions wait, durable, for the next run)",
+            sequencer_runs.clone(),
+        );
+        let log_entries = Gauge::default();
+        registry.register(
+            "log_entries",
+            "Records in the transparency log (the ledger) as the last sequencer run that ran \
+             knew it",
+            log_entries.clone(),
+        );
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        registry.register(
+            "build_info",
+            "1, labelled with the runtime's version",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&VersionLabels {
+                version: parmana_runtime::RUNTIME_VERSION,
+            })
+            .set(1);
         Self {
             registry,
             requests,
@@ -166,6 +231,10 @@ impl Metrics {
             shed,
             connections,
             ready,
+            environment_version,
+            environment_expiry,
+            sequencer_runs,
+            log_entries,
         }
     }
 
@@ -232,6 +301,41 @@ impl Metrics {
 
     pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));
+    }
+
+    /// Sets the figures of one signed document of the environment in force (`trust_root` or
+    /// `release_manifest`): its version and when it expires.
+    pub(crate) fn set_document(
+        &self,
+        document: &'static str,
+        version: u64,
+        expires: parmana_runtime::canon::Timestamp,
+    ) {
+        let labels = DocumentLabels { document };
+        self.environment_version
+            .get_or_create(&labels)
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
+        self.environment_expiry
+            .get_or_create(&labels)
+            .set(expires.unix_seconds());
+    }
+
+    /// Counts one run of the background sequencer, and the log's size after one that ran.
+    pub(crate) fn sequencer_run(&self, run: SequencerRun) {
+        let outcome = match run {
+            SequencerRun::Ran { size } => {
+                self.log_entries
+                    .set(i64::try_from(size).unwrap_or(i64::MAX));
+                "ok"
+            }
+            SequencerRun::Busy => "busy",
+            SequencerRun::Failed => "failed",
+        };
+        self.sequencer_runs
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.

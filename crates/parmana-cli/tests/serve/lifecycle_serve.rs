@@ -78,6 +78,34 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
             "{what}"
         );
     }
+    // `/metrics` reports the environment in force: each document's version and expiry, as the
+    // status does.
+    let document = |name: &str| {
+        let version = crate::harness::metric_with(
+            &served,
+            token,
+            &format!("parmana_environment_version{{document=\"{name}\"}}"),
+        );
+        let expiry = crate::harness::metric_with(
+            &served,
+            token,
+            &format!("parmana_environment_expiry_timestamp_seconds{{document=\"{name}\"}}"),
+        );
+        (version, expiry)
+    };
+    let unix = |text: &serde_json::Value| {
+        let at = parmana_runtime::canon::Timestamp::parse(text.as_str().unwrap()).unwrap();
+        u64::try_from(at.unix_seconds()).unwrap()
+    };
+    let status = served.get("/v1/status", token).json();
+    assert_eq!(
+        (document("trust_root"), document("release_manifest")),
+        (
+            (2, unix(&status["trust_root"]["expires"])),
+            (1, unix(&status["release_manifest"]["expires"]))
+        ),
+        "{status}"
+    );
     // A newer release manifest, signed by the release key, is swapped in: the status reports
     // its version, and executions go on under it.
     crate::harness::release_sign(root, "2", "2036-01-01T00:00:00Z");
@@ -92,6 +120,10 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
     );
     let status = served.get("/v1/status", token).json();
     assert_eq!(status["release_manifest"]["version"], 2, "{status}");
+    assert_eq!(
+        document("release_manifest"),
+        (2, unix(&serde_json::json!("2036-01-01T00:00:00Z")))
+    );
     assert_eq!(
         served
             .post(
@@ -497,6 +529,19 @@ fn the_background_sequencer_signs_checkpoints_with_the_log_key() {
     let (code, stdout, stderr) = parmana(&root, &["log", "prove", "seq-served"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with("c2sp.org/tlog-proof@v1\n"), "{stdout}");
+    // `/metrics` counts the sequencer's runs, none failed, and the log's two records.
+    let metric = |series: &str| crate::harness::metric_with(&served, token.as_deref(), series);
+    assert!(metric("parmana_sequencer_runs_total{outcome=\"ok\"}") >= 1);
+    assert_eq!(
+        metric("parmana_sequencer_runs_total{outcome=\"failed\"}"),
+        0
+    );
+    assert_eq!(metric("parmana_log_entries"), 2);
+    let version = parmana_runtime::RUNTIME_VERSION;
+    assert_eq!(
+        metric(&format!("parmana_build_info{{version=\"{version}\"}}")),
+        1
+    );
 }
 
 /// Leftovers are settled before the server says it is ready: an execution that crashed between
