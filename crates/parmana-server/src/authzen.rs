@@ -1,6 +1,7 @@
 //! AuthZEN 1.0 (OpenID Authorization API): the evaluation and evaluations endpoints, the metadata document, and the mapping — subject, action, resource and context flattened into dotted signal names, the answering policy chosen by `resource.type`, its permitting decisions from the server configuration.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -237,7 +238,18 @@ fn answer(result: Result<Response, ApiError>, outcome: Outcome) -> Response {
     response
 }
 
-/// A refused evaluation inside a boxcar: `false`, with the error in its context (AuthZEN §7.2.1).
+/// Sets its flag when dropped: held by a boxcar's request future, so that the work on the
+/// blocking pool learns that the request was answered or dropped without waiting for it.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A refused evaluation inside a boxcar: `false`, with the error in its context (AuthZEN §7.2.1),
+/// and the `Location` the refusal carries, if any.
 fn refused_decision(error: &ApiError) -> Decision {
     Decision {
         decision: false,
@@ -246,6 +258,12 @@ fn refused_decision(error: &ApiError) -> Decision {
                 status: error.status.as_u16(),
                 code: error.code.clone(),
                 message: error.message.clone(),
+                location: error
+                    .headers
+                    .iter()
+                    .find(|(name, _)| name == header::LOCATION)
+                    .and_then(|(_, value)| value.to_str().ok())
+                    .map(str::to_owned),
             },
         }),
     }
@@ -481,6 +499,12 @@ pub(crate) async fn evaluations(
                 .any(|item| names_execution(item.context.as_ref())));
     let operation = if executes { "execute" } else { "evaluate" };
     let shared = Arc::clone(&state);
+    // Set when this request's future is dropped before the boxcar is decided — answered on its
+    // timeout, its client gone, the shutdown grace over: the evaluations not yet started are
+    // then never started, so that no id is consumed for an answer nobody reads (an evaluation
+    // already handed to the runtime completes).
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let _abandon_on_drop = AbandonOnDrop(Arc::clone(&abandoned));
     let decided = state
         .blocking(operation, move |runtime| {
             // Each evaluation borrows the defaults it takes, and its signals are built when it
@@ -489,6 +513,15 @@ pub(crate) async fn evaluations(
             // is refused alone (AuthZEN certification c-3-4-1), as `false`, like any refusal.
             let mut out = Vec::with_capacity(items.len());
             for (index, item) in items.iter().enumerate() {
+                if abandoned.load(Ordering::SeqCst) {
+                    tracing::warn!(
+                        target: "parmana::server",
+                        decided = index,
+                        left = items.len() - index,
+                        "request answered or dropped before its boxcar was decided: the evaluations left are not started"
+                    );
+                    break;
+                }
                 let resolved = item
                     .as_ref()
                     .map_err(Clone::clone)

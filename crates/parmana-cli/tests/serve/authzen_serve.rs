@@ -409,6 +409,24 @@ fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
         decided.json()["evaluations"][3]["context"]["error"]["code"],
         "runtime.replay_detected"
     );
+    // Inside a boxcar the refusal names where the stored outcome reads back, as `Location`
+    // does alone; a refusal that consumed nothing names none.
+    assert_eq!(
+        decided.json()["evaluations"][3]["context"]["error"]["location"],
+        "/v1/executions/authzen-m1"
+    );
+    assert!(
+        decided.json()["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(
+                |e| e["context"]["error"]["code"] == "runtime.replay_detected"
+                    || e["context"]["error"].get("location").is_none()
+            ),
+        "{}",
+        decided.text
+    );
     // A reused id, on both routes (without `evaluations`, one evaluation): 409 naming the
     // stored attestation, as on POST /v1/executions.
     for route in ["/access/v1/evaluation", "/access/v1/evaluations"] {
@@ -810,6 +828,33 @@ fn authzen_answers_400_where_the_native_api_answers_422_and_413_past_the_body_li
     }
 }
 
+/// The signals an evaluation flattens to are measured as the JSON they are, as on the native
+/// API: a 600,000-character `resource.id` (600 KB of signals) is decided, 1,100,000 characters
+/// are `413 runtime.request_too_large` (the body limit raised past both).
+#[test]
+fn authzen_signals_are_limited_by_their_own_size() {
+    let temp = authzen_deployment();
+    let served = Served::start(
+        &root(&temp),
+        &["--dev-token", "--max-body-bytes", "2097152"],
+    );
+    let token = served.token.as_deref();
+    for (length, status, code) in [
+        (600_000, 200, ""),
+        (1_100_000, 413, "runtime.request_too_large"),
+    ] {
+        let mut body = request("viewer", "read");
+        body["resource"]["id"] = json!("r".repeat(length));
+        let reply = served.post("/access/v1/evaluation", token, &body.to_string());
+        assert_eq!(reply.status, status, "{length}: {}", reply.text);
+        if status == 200 {
+            assert_eq!(reply.json()["decision"], true);
+        } else {
+            assert_eq!(reply.code(), code);
+        }
+    }
+}
+
 /// A boxcar carries at most 1,000 evaluations: one more is refused whole before any is decided
 /// (`413 server.batch_too_large`), whatever its semantic; an execution id is an evaluation's own,
 /// never a default for all of them.
@@ -1039,4 +1084,64 @@ fn a_reload_that_no_longer_fits_the_mapping_is_refused() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json()["release_manifest"], json!([2, 6]));
     assert_eq!(owner_decides(), true);
+}
+
+/// A boxcar answered on its timeout starts none of the evaluations it had not reached: the one
+/// already handed to the runtime completes (held up by the store's write lock, taken from
+/// outside), the ids after it are never consumed — the client that saw `503 server.timeout`
+/// acted on no decision, and reads each id back to learn which ran.
+#[test]
+fn a_boxcar_answered_on_its_timeout_starts_no_evaluation_it_had_not_reached() {
+    use parmana_runtime::replay::SqliteReplayStore;
+    let temp = authzen_deployment();
+    let root = root(&temp);
+    let served = Served::start(&root, &["--dev-token", "--request-timeout-ms", "300"]);
+    let token = served.token.clone();
+    let token = token.as_deref();
+    let executions = || {
+        crate::harness::metric_with(
+            &served,
+            token,
+            "parmana_runtime_call_duration_seconds_count{operation=\"execute\"}",
+        )
+    };
+    let before = executions();
+    let evaluation =
+        |id: &str| json!({"action": {"name": "read"}, "context": {"execution_id": id}});
+    let body = json!({
+        "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": "viewer"}},
+        "resource": {"type": "document", "id": "1"},
+        "evaluations": [evaluation("boxcar-1"), evaluation("boxcar-2"), evaluation("boxcar-3")]
+    });
+    let held = SqliteReplayStore::hold_writes(root.join(".parmana/replay.sqlite3")).unwrap();
+    let reply = served.post("/access/v1/evaluations", token, &body.to_string());
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (503, "server.timeout"),
+        "{}",
+        reply.text
+    );
+    drop(held);
+    // The boxcar's runtime call ends (polled, bounded: 2,400 × 25 ms) once its first execution,
+    // let go by the lock, has completed.
+    let ended = (0..2_400).any(|_| {
+        let now = executions() > before;
+        if !now {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        now
+    });
+    assert!(ended, "{}", served.stderr());
+    assert_eq!(served.get("/v1/executions/boxcar-1", token).status, 200);
+    for id in ["boxcar-2", "boxcar-3"] {
+        let read = served.get(&format!("/v1/executions/{id}"), token);
+        assert_eq!(read.status, 404, "{id} was executed: {}", read.text);
+    }
+    assert!(
+        served
+            .stderr()
+            .contains("the evaluations left are not started"),
+        "{}",
+        served.stderr()
+    );
 }

@@ -40,7 +40,9 @@ impl EvaluationRequest {
 
 /// The signals an evaluation flattens to, counted as they are built: their compact JSON text
 /// (each member `"name":value,`) may not pass the runtime's signals limit. Names repeat their
-/// whole path, so a long key over many leaves would otherwise make far more than the body.
+/// whole path, so a long key over many leaves would otherwise make far more than the body; the
+/// name of each nested object passed through is counted too (it is made, though no signal bears
+/// it), so that what flattening makes stays within the limit.
 pub(crate) struct Flat {
     out: Map<String, Value>,
     size: usize,
@@ -150,7 +152,8 @@ fn flatten_request(request: &Resolved<'_>, flat: &mut Flat) -> Result<Option<Str
         ("resource.id", &request.resource.id),
     ];
     for (name, value) in texts {
-        flat.charge(name.len() + value.len())?;
+        // The name here; `add` charges the value, as the JSON string it is.
+        flat.charge(name.len())?;
         flat.add(name.to_owned(), &Value::String(value.clone()))?;
     }
     let properties = [

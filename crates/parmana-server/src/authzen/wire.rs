@@ -152,6 +152,11 @@ pub(crate) struct RefusalDetail {
     pub(crate) status: u16,
     pub(crate) code: String,
     pub(crate) message: String,
+    /// Where the execution's outcome reads back, when the refusal came after its id may have
+    /// been consumed (a replay, a store failure after the claim): the `Location` the request
+    /// would have carried alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) location: Option<String>,
 }
 
 /// The response of `POST /access/v1/evaluations` with an `evaluations` array.
