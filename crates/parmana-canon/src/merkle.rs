@@ -406,7 +406,8 @@ impl NodeHashMemo {
 
 /// Checks that the tree of `new_size` leaves with root `new_root` extends the tree of `old_size`
 /// leaves with root `old_root`, by RFC 9162 §2.1.4.2. Equal sizes need equal roots and an empty
-/// proof; an empty old tree (root `SHA-256("")`) is extended by every tree, with an empty proof.
+/// proof; an empty old tree (root `SHA-256("")`) is extended by every tree, with an empty proof
+/// (an empty new tree only with the empty root too).
 pub fn verify_consistency(
     old_size: u64,
     new_size: u64,
@@ -424,8 +425,9 @@ pub fn verify_consistency(
         if !proof.is_empty() {
             return Err(MerkleError::WrongLength { found: proof.len() });
         }
+        // Two empty trees: both roots are the empty root (the new one is checked too).
         let roots_agree = if old_size == 0 {
-            old_root == empty_root()
+            old_root == empty_root() && (new_size > 0 || new_root == empty_root())
         } else {
             old_root == new_root
         };

@@ -383,6 +383,15 @@ fn edge_cases_are_typed_refusals() {
     verify_consistency(0, 5, &[], empty_root(), root).unwrap();
     assert!(verify_consistency(0, 5, &[root], empty_root(), root).is_err());
     verify_consistency(5, 5, &[], root, root).unwrap();
+    // Two empty trees: the new root must be the empty root too (a witness at size 0 must not
+    // take a signed size-0 checkpoint of any other root).
+    verify_consistency(0, 0, &[], empty_root(), empty_root()).unwrap();
+    assert_eq!(
+        verify_consistency(0, 0, &[], empty_root(), root)
+            .unwrap_err()
+            .code(),
+        "merkle.root_mismatch"
+    );
     assert_eq!(
         verify_consistency(5, 5, &[], flip(root, 9), root)
             .unwrap_err()

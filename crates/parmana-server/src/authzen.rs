@@ -635,7 +635,7 @@ pub(crate) async fn configuration(
 /// which clients building the URL as RFC 8414 §3.1 does leave out; any other suffix is `404`.
 #[utoipa::path(
     get, path = "/.well-known/authzen-configuration/{pdp_path}", tag = "authzen",
-    params(("pdp_path" = String, Path, description = "The path of the configured `pdp_url`, without its leading `/`")),
+    params(("pdp_path" = String, Path, description = "The path of the configured `pdp_url`, without its leading `/`; it may hold `/` (sent as it is, not percent-encoded: the route takes every segment after the well-known name)")),
     responses(
         (status = 200, description = "The Policy Decision Point metadata", body = Configuration),
         (status = 404, description = "Not the path of the configured `pdp_url`, or no policy answers AuthZEN requests here (`server.not_found`)", body = ErrorBody),

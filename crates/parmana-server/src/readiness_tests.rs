@@ -1,4 +1,4 @@
-//! `/readyz` answers `503 server.not_ready` whenever the server must not get traffic — starting (leftovers not yet recovered), draining, its environment expired, its store unreachable or silent — and `200` only when none holds; a burst of probes asks the store once; while starting, every route that decides answers `503` too, an expired environment refuses a native batch whole, and the log's routes hold at most a quarter of the slots.
+//! `/readyz` answers `503 server.not_ready` whenever the server must not get traffic — starting (leftovers not yet recovered), draining, its environment expired, its store unreachable or silent — and `200` only when none holds; a burst of probes asks the store once; while starting, every route that decides answers `503` too, an expired environment refuses a native batch whole, and the log's routes hold at most a quarter of the slots; a panicking runtime task tells the caller nothing it said.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -741,4 +741,31 @@ fn a_reload_that_outlives_its_request_is_still_counted_and_recorded() {
     let (status, body, _) = answer_through_router(&tokio, &state, "GET", "/v1/status", "");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["last_reload"]["outcome"], "ok", "{body}");
+}
+
+/// A runtime task that panics (a defect) is answered `500 server.internal` with a fixed
+/// message: what the panic said (it may name hosts, paths or data) stays in the server's log.
+#[test]
+fn a_panicking_runtime_task_tells_the_caller_nothing_it_said() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
+    let refused = tokio_runtime().block_on(async {
+        state
+            .blocking("read", |_| -> u8 {
+                panic!("postgres://admin:secret@db.internal/parmana refused")
+            })
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(
+        (refused.status.as_u16(), refused.code.as_str()),
+        (500, "server.internal")
+    );
+    assert!(!refused.message.contains("secret"), "{}", refused.message);
+    assert!(
+        refused.message.contains("server's log"),
+        "{}",
+        refused.message
+    );
 }

@@ -189,10 +189,13 @@ impl AppState {
         })
         .await;
         joined.map_err(|e| {
+            // A defect (a panic): what it said may name hosts, paths or data, so it goes to
+            // the server's log only; the caller gets a fixed message.
+            tracing::error!(target: "parmana::server", operation, error = %e, "a runtime task failed");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server.internal",
-                format!("the {operation} task failed: {e}"),
+                format!("the {operation} task failed; what it said is in the server's log"),
             )
         })
     }
