@@ -887,7 +887,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        // Over TLS, closing writes the close_notify record first: to a peer that reads
+        // nothing, that write waits like any other, and is timed like one.
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.timed(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -907,6 +910,58 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stream whose writes go through at once and whose close never does (a TLS stream's
+    /// close_notify waiting on a peer that reads nothing).
+    struct NeverCloses;
+
+    impl tokio::io::AsyncWrite for NeverCloses {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn a_close_that_makes_no_progress_fails_after_the_write_stall_and_frees_the_slot() {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let connections = Arc::new(Semaphore::new(1));
+        let closed = tokio.block_on(async {
+            let permit = Arc::clone(&connections).try_acquire_owned().unwrap();
+            let mut stream = Counted {
+                inner: NeverCloses,
+                _slot: Slot::taken(permit, None),
+                write_stall: Duration::from_millis(20),
+                stalled_since: None,
+            };
+            let closed = tokio::time::timeout(
+                Duration::from_secs(30),
+                tokio::io::AsyncWriteExt::shutdown(&mut stream),
+            )
+            .await;
+            drop(stream);
+            closed
+        });
+        let error = closed
+            .expect("the close waited past the write stall")
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(connections.available_permits(), 1);
+    }
 
     /// The default limits with the one named set to `value` (milliseconds for durations),
     /// and the sequencer's cadence.
