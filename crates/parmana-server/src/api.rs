@@ -301,6 +301,19 @@ fn check_explain_budget(
     Ok(())
 }
 
+/// The largest request (signals, or an AuthZEN body) whose one evaluation runs on the async
+/// worker that received it: a few microseconds, less than the hand-off to the blocking pool. A
+/// larger one, or one explained (its trace is built, then read again), costs what the request
+/// chooses, up to milliseconds, and goes to the blocking pool, so that it never holds up the
+/// async workers that answer `/healthz`, `/readyz` and new connections.
+pub(crate) const INLINE_EVALUATION_BYTES: usize = 16 * 1024;
+
+/// Whether one evaluation of a request of `bytes` runs on the async worker (see
+/// [`INLINE_EVALUATION_BYTES`]).
+pub(crate) fn evaluates_inline(explain: bool, bytes: usize) -> bool {
+    !explain && bytes <= INLINE_EVALUATION_BYTES
+}
+
 /// Decides one signal set, given as JSON text (read by the runtime's strict parser).
 fn evaluate_one(
     runtime: &parmana_runtime::Runtime,
@@ -380,11 +393,22 @@ pub(crate) async fn evaluate(
     match (body.signals, body.batch) {
         (Some(signals), None) => {
             outcome.signals = state.logging.signals.then(|| signals.clone());
-            // One evaluation is pure and bounded by the policy limits (no store, no lock held
-            // across it, no I/O): it runs here, on the async worker, not on the blocking pool.
-            let started = Instant::now();
-            let decided = evaluate_one(&state.runtime, &policy, signals, explain);
-            state.metrics.runtime_call("evaluate", started.elapsed());
+            // One small evaluation is pure and bounded by the policy limits (no store, no lock
+            // held across it, no I/O): it runs here, on the async worker; a large or explained
+            // one on the blocking pool.
+            let decided = if evaluates_inline(explain, signals.len()) {
+                let started = Instant::now();
+                let decided = evaluate_one(&state.runtime, &policy, signals, explain);
+                state.metrics.runtime_call("evaluate", started.elapsed());
+                decided
+            } else {
+                let policy = policy.clone();
+                state
+                    .blocking("evaluate", move |runtime| {
+                        evaluate_one(runtime, &policy, signals, explain)
+                    })
+                    .await?
+            };
             let decided = decided.map_err(|e| execution_error(&e))?;
             outcome.decision = Some(decided.decision.clone());
             Ok(with_outcome(

@@ -385,7 +385,10 @@ pub(crate) async fn evaluation(
     state.authorize(&headers, Scope::Evaluate)?;
     let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
     require_json(&headers)?;
-    let request: EvaluationRequest = parse_body(&read_body(request).await?)?;
+    let body = read_body(request).await?;
+    let inline = crate::api::evaluates_inline(false, body.len());
+    let request: EvaluationRequest = parse_body(&body)?;
+    drop(body);
     let executes = names_execution(request.context.as_ref());
     if executes && !may_execute {
         return Err(execute_forbidden());
@@ -400,13 +403,21 @@ pub(crate) async fn evaluation(
                 decide(&shared, runtime, &request.resolved(), may_execute)
             })
             .await?
-    } else {
-        // One evaluation is pure and bounded by the policy limits: decided here, on the async
-        // worker, as `POST /v1/evaluations` does.
+    } else if inline {
+        // One small evaluation is pure and bounded by the policy limits: decided here, on the
+        // async worker, as `POST /v1/evaluations` does.
         let started = std::time::Instant::now();
         let decided = decide(&state, &state.runtime, &request.resolved(), may_execute);
         state.metrics.runtime_call("evaluate", started.elapsed());
         decided
+    } else {
+        // A large one (flattening costs what the body chooses): the blocking pool.
+        let shared = Arc::clone(&state);
+        state
+            .blocking("evaluate", move |runtime| {
+                decide(&shared, runtime, &request.resolved(), may_execute)
+            })
+            .await?
     };
     Ok(answer(
         decided.map(|decision| json_response(StatusCode::OK, &decision)),

@@ -2,7 +2,8 @@
 //!
 //! The runtime is synchronous (it may block on SQLite or PostgreSQL): every call into it that
 //! may touch the store, or whose size the request chooses, runs on tokio's blocking pool, never
-//! on the async workers; one pure evaluation (bounded by the policy limits) runs inline. The crate depends on
+//! on the async workers; one small pure evaluation (bounded by the policy limits, not explained)
+//! runs inline. The crate depends on
 //! `parmana-runtime` alone among the workspace crates, and reads no file or variable it is not
 //! given: the CLI resolves the settings (`docs/configuration.md`) and builds the runtime.
 //! `docs/server.md` is the API's documentation; `/openapi.json` is generated from this code.

@@ -769,3 +769,37 @@ fn a_panicking_runtime_task_tells_the_caller_nothing_it_said() {
         refused.message
     );
 }
+
+/// Only a small, unexplained evaluation runs on the async worker; one whose cost the request
+/// chooses (large signals, a trace) goes to the blocking pool, and is answered the same.
+#[test]
+fn large_or_explained_evaluations_leave_the_async_workers_and_answer_the_same() {
+    use crate::api::{INLINE_EVALUATION_BYTES, evaluates_inline};
+    assert!(evaluates_inline(false, INLINE_EVALUATION_BYTES));
+    assert!(!evaluates_inline(false, INLINE_EVALUATION_BYTES + 1));
+    assert!(!evaluates_inline(true, 2));
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
+    state.started_up.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    let small =
+        r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
+    // The same signals, made large by whitespace.
+    let padded = format!("{{{}{}", " ".repeat(INLINE_EVALUATION_BYTES), &small[1..]);
+    let mut answers = Vec::new();
+    for (signals, explain) in [(small, false), (padded.as_str(), false), (small, true)] {
+        let body = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{signals}}}"#);
+        let path = if explain {
+            "/v1/evaluations?explain=true"
+        } else {
+            "/v1/evaluations"
+        };
+        let (status, mut answer, _) = answer_through_router(&tokio, &state, "POST", path, &body);
+        assert_eq!(status, 200, "{answer}");
+        let trace = answer.as_object_mut().unwrap().remove("trace");
+        assert_eq!(trace.is_some_and(|t| !t.is_null()), explain, "{answer}");
+        answers.push(answer);
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+}
