@@ -402,8 +402,10 @@ pub fn log_consistency(
 /// Cosigns the signed checkpoint `checkpoint` of `trust_root`'s log as the witness `name` with
 /// `signer`, at `now` (C2SP `tlog-cosignature`), after checking it: signed by the log's keys,
 /// and — when `previous`, the last checkpoint this witness cosigned, is given — an extension of
-/// it, by a consistency proof taken from `store` and verified against both signed roots
-/// (`trust.tlog_inconsistent` when the log forked, rewrote or shrank since). Returns the
+/// it, by a consistency proof taken from `store` and verified against both roots
+/// (`trust.tlog_inconsistent` when the log forked, rewrote or shrank since; `previous` is the
+/// witness's own record, judged by its size and root, not verified again). A clock before 1970
+/// is refused (`trust.note_malformed`), as the served witness refuses it. Returns the
 /// checkpoint with the cosignature added.
 pub fn witness_checkpoint(
     store: &dyn ReplayStore,
@@ -418,8 +420,19 @@ pub fn witness_checkpoint(
     let log_keys = role.verifier().log_only();
     let new = log_keys.open_checkpoint(checkpoint)?;
     if let Some(previous) = previous {
-        let old = log_keys.open_checkpoint(previous)?;
-        let (old_size, new_size) = (old.checkpoint().size(), new.checkpoint().size());
+        // The witness's own record of what it cosigned last, verified when it cosigned it:
+        // judged by its origin, size and root, not verified again (a log key rotated out since
+        // may have signed it), as the served witness judges its state.
+        let old = crate::witness::checkpoint_text(previous)?;
+        let newer = new.checkpoint();
+        if old.origin() != newer.origin() {
+            return Err(TrustError::CheckpointOriginMismatch {
+                expected: old.origin().to_owned(),
+                found: newer.origin().to_owned(),
+            }
+            .into());
+        }
+        let (old_size, new_size) = (old.size(), newer.size());
         let inconsistent = |reason| TrustError::TlogInconsistent {
             old_size,
             new_size,
@@ -433,9 +446,16 @@ pub fn witness_checkpoint(
         } else {
             Vec::new()
         };
-        new.check_extends(&old, &proof)?;
+        parmana_canon::merkle::verify_consistency(
+            old_size,
+            new_size,
+            &proof,
+            old.root(),
+            newer.root(),
+        )
+        .map_err(inconsistent)?;
     }
-    let timestamp = u64::try_from(now.unix_seconds()).unwrap_or(0);
+    let timestamp = crate::witness::cosignature_timestamp(now)?;
     Ok(cosign_verified_checkpoint(
         &new,
         role.witnesses().0,

@@ -21,8 +21,19 @@ pub struct WitnessCosigned {
 
 /// The checkpoint text of a signed note, unverified (the witness's own state, or a request's
 /// checkpoint before its origin is known).
-fn checkpoint_text(note: &[u8]) -> Result<Checkpoint, TrustError> {
+pub(crate) fn checkpoint_text(note: &[u8]) -> Result<Checkpoint, TrustError> {
     Checkpoint::parse_text(Note::parse(note)?.text())
+}
+
+/// A cosignature's timestamp: `now` in Unix seconds, refused when not after 1970
+/// (`trust.note_malformed`).
+pub(crate) fn cosignature_timestamp(now: Timestamp) -> Result<u64, TrustError> {
+    u64::try_from(now.unix_seconds())
+        .ok()
+        .filter(|t| *t > 0)
+        .ok_or_else(|| TrustError::NoteMalformed {
+            message: "a cosignature's timestamp must be after 1970".to_owned(),
+        })
 }
 
 /// The size of the checkpoint a witness cosigned last, from its state (`0` without one).
@@ -114,12 +125,7 @@ pub fn witness_add_checkpoint(
         new.root(),
     )
     .map_err(inconsistent)?;
-    let timestamp = u64::try_from(now.unix_seconds())
-        .ok()
-        .filter(|t| *t > 0)
-        .ok_or_else(|| TrustError::NoteMalformed {
-            message: "a cosignature's timestamp must be after 1970".to_owned(),
-        })?;
+    let timestamp = cosignature_timestamp(now)?;
     // Kept as the witness's state: the checkpoint, the log's verified signatures and this
     // cosignature, nothing a requester added.
     let checkpoint =
@@ -166,6 +172,7 @@ pub fn witness_request(
 /// Adds a witness's `add-checkpoint` response (its signature lines) to the signed `checkpoint`.
 /// Every line must be a note signature line; those of witnesses the `log` role of `trust_root`
 /// lists must verify as their cosignatures of this checkpoint (`trust.note_bad_signature`),
+/// a line naming a key of the log must be its valid signature (`trust.note_bad_signature`), and
 /// others are kept as they are (a verifier ignores them). Refused with
 /// `trust.note_malformed` when the response holds no signature line.
 pub fn add_cosignatures(
@@ -191,5 +198,13 @@ pub fn add_cosignatures(
         .map(|role| role.witnesses().0.to_vec())
         .unwrap_or_default();
     verify_cosignatures(&note, &witnesses, 0)?;
-    Ok(note.to_text())
+    let text = note.to_text();
+    // The answer may add no line the log's own keys would refuse: the result still opens as a
+    // checkpoint of the log (a line naming a log key must be its valid signature).
+    if let Some(role) = trust_root.log() {
+        role.verifier()
+            .log_only()
+            .open_checkpoint(text.as_bytes())?;
+    }
+    Ok(text)
 }

@@ -1,4 +1,4 @@
-//! Attestation proofs through the runtime: an `AttestationProofVerifier` answers every proof of a batch exactly as `verify_attestation_proof` does while verifying their shared checkpoint once, and a revoked attestation key is judged by the proven log position through `verify_attestation_with_log`.
+//! Attestation proofs through the runtime: an `AttestationProofVerifier` answers every proof of a batch exactly as `verify_attestation_proof` does while verifying their shared checkpoint once, and a revoked attestation key is judged by the proven log position through `verify_attestation_with_log`; a witness answer is added to a checkpoint only if the result still opens as one of the log.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -164,5 +164,88 @@ fn a_revoked_key_stands_only_with_a_proof_from_before_the_revocation() {
     assert_eq!(
         revocation_code(&after[0], Some(&after_proofs[0])),
         Some("trust.key_revoked")
+    );
+}
+
+/// A witness's answer is added to a checkpoint only if the result still opens as a checkpoint of
+/// the log: a line naming a log key with a signature that is not that key's of this checkpoint
+/// (here, the second log key's signature of another checkpoint) is refused, not written out as a
+/// checkpoint every later reader refuses; a line of a key nobody lists is kept.
+#[test]
+fn a_witness_answer_with_a_bad_log_key_line_is_refused() {
+    use parmana_runtime::add_cosignatures;
+    use parmana_runtime::trust::{NoteKeyName, sign_checkpoint};
+    let fixture = Fixture::new();
+    let second = LocalSigningKey::from_seed(&[31; 32]);
+    fixture.rotate_with_log(
+        &fixture.key("attestation"),
+        LogSpec {
+            keys: vec![log_key().public_key(), second.public_key()],
+            ..log_spec(vec![])
+        },
+    );
+    let env = fixture.environment();
+    let store = MemoryReplayStore::new();
+    let (_, _, checkpoint) = attested(&fixture, &env, &store, 1);
+    // The last line of a note: its (only) signature line.
+    let signature_line = |note: &str| format!("{}\n", note.trim_end().lines().last().unwrap());
+    let other = Checkpoint::new(ORIGIN, 99, parmana_runtime::canon::Digest::of(b"x")).unwrap();
+    let name = NoteKeyName::parse(ORIGIN).unwrap();
+    let forged = signature_line(&sign_checkpoint(&other, &name, &second).unwrap());
+    let refused = add_cosignatures(env.trust_root(), checkpoint.as_bytes(), forged.as_bytes());
+    assert_eq!(
+        refused.map_err(|e| e.code()),
+        Err("trust.note_bad_signature")
+    );
+    let stranger_name = NoteKeyName::parse("someone.example/else").unwrap();
+    let stranger = signature_line(&sign_checkpoint(&other, &stranger_name, &second).unwrap());
+    let kept = add_cosignatures(env.trust_root(), checkpoint.as_bytes(), stranger.as_bytes());
+    assert_eq!(kept.unwrap(), format!("{checkpoint}{stranger}"));
+}
+
+/// The one-off witness (`parmana log witness`) judges its state — the checkpoint it cosigned
+/// last — by its size and root, as the served witness does: after the log's key is rotated out,
+/// the next checkpoint (signed by the new key) extends that state and is cosigned, where
+/// verifying the state again under the new key refused every checkpoint for ever. A clock
+/// before 1970 cosigns nothing.
+#[test]
+fn the_one_off_witness_goes_on_after_a_log_key_rotation() {
+    use parmana_runtime::trust::NoteKeyName;
+    use parmana_runtime::witness_checkpoint;
+    let fixture = Fixture::new();
+    let attestation = fixture.key("attestation");
+    fixture.rotate_with_log(&attestation, log_spec(vec![]));
+    let env = fixture.environment();
+    let store = MemoryReplayStore::new();
+    let (_, _, first) = attested(&fixture, &env, &store, 1);
+    let witness = LocalSigningKey::from_seed(&[40; 32]);
+    let name = NoteKeyName::parse("witness.example/w1").unwrap();
+    let cosign = |env: &RuntimeEnvironment, previous: Option<&[u8]>, checkpoint: &str, now| {
+        witness_checkpoint(
+            &store,
+            env.trust_root(),
+            previous,
+            checkpoint.as_bytes(),
+            &name,
+            &witness,
+            now,
+        )
+    };
+    let state = cosign(&env, None, &first, clock().0).unwrap();
+    // The log key is rotated out; the log goes on under a new one.
+    let new_key = LocalSigningKey::from_seed(&[32; 32]);
+    fixture.rotate_with_log(&attestation, LogSpec::one_key(ORIGIN, new_key.public_key()));
+    let env = fixture.environment();
+    let request =
+        ExecutionRequest::parse("after-rotation", "claims-approval@1.0.0", SIGNALS).unwrap();
+    execute_from_signals(&request, &attestation, &store, &env, &clock()).unwrap();
+    let second =
+        sign_log_checkpoint(&store, env.trust_history(), clock().0, &new_key, None).unwrap();
+    let cosigned = cosign(&env, Some(state.as_bytes()), &second, clock().0).unwrap();
+    assert!(cosigned.starts_with(second.trim_end()), "{cosigned}");
+    let epoch = parmana_runtime::canon::Timestamp::UNIX_EPOCH;
+    assert_eq!(
+        cosign(&env, Some(state.as_bytes()), &second, epoch).map_err(|e| e.code()),
+        Err("trust.note_malformed")
     );
 }
