@@ -49,7 +49,7 @@ impl ProofLog {
             &store,
             environment.trust_history(),
             parmana_testkit::now(),
-            &log_key,
+            &[&log_key],
             None,
         )
         .unwrap();

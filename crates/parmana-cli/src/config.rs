@@ -44,6 +44,14 @@ struct ConfigFile {
     server: Option<ServerFile>,
 }
 
+/// A setting that names one file or several (`log_key = "a.pem"` or `["a.pem", "b.pem"]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMorePaths {
+    One(PathBuf),
+    More(Vec<PathBuf>),
+}
+
 /// The `[server]` table of `parmana.toml`: what `parmana serve` adds (docs/server.md).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,7 +71,7 @@ pub(crate) struct ServerFile {
     shutdown_delay_ms: Option<u64>,
     log_format: Option<String>,
     log_signals: Option<bool>,
-    log_key: Option<PathBuf>,
+    log_key: Option<OneOrMorePaths>,
     log_anchor: Option<PathBuf>,
     log_public: Option<bool>,
     sequence_interval_ms: Option<u64>,
@@ -282,8 +290,9 @@ pub(crate) const SEQUENCE_INTERVAL_MS: Key = Key {
     flag: "--sequence-interval-ms",
     env: "PARMANA_SEQUENCE_INTERVAL_MS",
 };
-/// The transparency log's signing key (a key of the trust root's `log` role): the sequencer of
-/// `parmana serve` and `parmana execute` signs checkpoints with it (docs/transparency-log.md).
+/// The transparency log's signing keys (keys of the trust root's `log` role, one or more: as
+/// many as its threshold): the sequencer of `parmana serve` and `parmana execute` signs
+/// checkpoints with each (docs/transparency-log.md).
 pub(crate) const LOG_KEY: Key = Key {
     name: "log_key",
     flag: "--log-key",
@@ -479,6 +488,39 @@ impl Deployment {
         }
     }
 
+    /// The transparency log's signing keys, if any: every `--log-key` (`flags`), else the
+    /// variable (a path list), else `log_key` in `[server]` (one path or a list).
+    pub(crate) fn log_keys(&self, flags: &[PathBuf]) -> Option<Setting<Vec<PathBuf>>> {
+        if !flags.is_empty() {
+            return Some(Setting {
+                value: flags.to_vec(),
+                source: Source::Flag(LOG_KEY.flag),
+            });
+        }
+        if let Some(value) = self.env(LOG_KEY) {
+            let paths: Vec<PathBuf> = std::env::split_paths(value)
+                .filter(|path| !path.as_os_str().is_empty())
+                .map(|path| relative_to(&self.cwd, &path))
+                .collect();
+            return (!paths.is_empty()).then_some(Setting {
+                value: paths,
+                source: Source::Env(LOG_KEY.env),
+            });
+        }
+        let (file, server) = self.server_file()?;
+        let paths = match server.log_key.as_ref()? {
+            OneOrMorePaths::One(path) => vec![relative_to(self.file_dir(), path)],
+            OneOrMorePaths::More(paths) => paths
+                .iter()
+                .map(|path| relative_to(self.file_dir(), path))
+                .collect(),
+        };
+        (!paths.is_empty()).then(|| Setting {
+            value: paths,
+            source: Source::File(file.to_path_buf()),
+        })
+    }
+
     /// The attestation signing keys: every `--key`, else the variable (a path list), else the
     /// file, else the default key.
     pub(crate) fn keys(&self, flags: &[PathBuf]) -> Setting<Vec<PathBuf>> {
@@ -621,7 +663,6 @@ impl Deployment {
             "tls_cert" => server.tls_cert.as_ref(),
             "tls_key" => server.tls_key.as_ref(),
             "tls_client_ca" => server.tls_client_ca.as_ref(),
-            "log_key" => server.log_key.as_ref(),
             "log_anchor" => server.log_anchor.as_ref(),
             _ => None,
         }?;

@@ -55,6 +55,21 @@ fn path_row(name: impl Into<String>, setting: Setting<PathBuf>) -> Row {
     }
 }
 
+/// A setting's row listing paths: a JSON list, shown comma-separated.
+fn paths_row(name: impl Into<String>, setting: Setting<Vec<PathBuf>>) -> Row {
+    let paths: Vec<String> = setting
+        .value
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    Row {
+        name: name.into(),
+        shown: paths.join(", "),
+        value: serde_json::json!(paths),
+        source: Some(setting.source),
+    }
+}
+
 /// The name `parmana config` shows for a `[server]` setting: `server.` and its key.
 fn server_name(key: &str) -> String {
     format!("{SERVER_TABLE}.{key}")
@@ -77,12 +92,17 @@ fn value_row<T: ToString + serde::Serialize>(key: Key, setting: Setting<T>) -> R
 fn optional_path_row(key: Key, setting: Option<Setting<PathBuf>>, none: &str) -> Row {
     match setting {
         Some(setting) => path_row(server_name(key.name), setting),
-        None => Row {
-            name: server_name(key.name),
-            value: serde_json::Value::Null,
-            shown: none.to_owned(),
-            source: None,
-        },
+        None => absent_row(key, none),
+    }
+}
+
+/// A `[server]` setting's row when nothing sets it: `none` says what that means.
+fn absent_row(key: Key, none: &str) -> Row {
+    Row {
+        name: server_name(key.name),
+        value: serde_json::Value::Null,
+        shown: none.to_owned(),
+        source: None,
     }
 }
 
@@ -178,11 +198,13 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
         value_row(config::SHUTDOWN_DELAY_MS, values.shutdown_delay_ms),
         value_row(config::LOG_FORMAT, values.log_format),
         value_row(config::LOG_SIGNALS, values.log_signals),
-        optional_path_row(
-            config::LOG_KEY,
-            values.log_key,
-            "(none: no checkpoints signed, no log served)",
-        ),
+        match values.log_key {
+            Some(keys) => paths_row(server_name(config::LOG_KEY.name), keys),
+            None => absent_row(
+                config::LOG_KEY,
+                "(none: no checkpoints signed, no log served)",
+            ),
+        },
         optional_path_row(
             config::LOG_ANCHOR,
             values.log_anchor,
@@ -242,22 +264,7 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
                 source: None,
             },
         },
-        Row {
-            name: config::KEYS.name.to_owned(),
-            value: serde_json::json!(
-                keys.value
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-            ),
-            shown: keys
-                .value
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            source: Some(keys.source),
-        },
+        paths_row(config::KEYS.name, keys),
         Row {
             name: config::EXPIRY_WARNING_DAYS.name.to_owned(),
             value: serde_json::json!(days.value),

@@ -10,7 +10,7 @@ use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{
     BatchOptions, BatchReader, BatchSummary, ExecutionRequest, LogAnchor, LogSequencer, LogSigning,
     Runtime, Signals, StoreOpen, batch_refusal_line, check_log_signer, new_execution_id,
-    parse_execution_id, run_batch,
+    parse_execution_id, run_batch, signers_of,
 };
 
 use crate::common::{
@@ -82,13 +82,14 @@ pub(crate) struct ExecuteArgs {
     /// stored): `auto` when stdout is a terminal; the attestation on stdout is the same either way.
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Summary::Auto)]
     summary: Summary,
-    /// A key of the trust root's `log` role (PKCS#8 PEM): after executing, the sequencer signs
-    /// and stores a checkpoint of the transparency log that includes this execution (without
-    /// one, the execution is still sequenced into the ledger, unsigned). Checked before the
-    /// execution id is consumed.
-    /// [env: PARMANA_LOG_KEY; config: server.log_key; no default]
+    /// A key of the trust root's `log` role (PKCS#8 PEM; repeatable, as many as the role's
+    /// threshold): after executing, the sequencer signs and stores a checkpoint of the
+    /// transparency log that includes this execution, signed by each (without one, the
+    /// execution is still sequenced into the ledger, unsigned). Checked before the execution id
+    /// is consumed.
+    /// [env: PARMANA_LOG_KEY (a path list); config: server.log_key; no default]
     #[arg(long, value_name = "FILE")]
-    log_key: Option<PathBuf>,
+    log_key: Vec<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -112,7 +113,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     let store = args.store.location(&deployment)?;
     // The log key and anchor files too, before the store is opened (or created).
-    let log_key = read_log_key(&deployment, args.log_key.as_deref())?;
+    let log_keys = read_log_keys(&deployment, &args.log_key)?;
     let anchor = configured_log_anchor(&deployment, None)?;
     let runtime = build_runtime(
         &deployment,
@@ -123,9 +124,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         &args.clock,
     )?;
     warn_environment_expiry(&deployment, &args.clock, &runtime)?;
-    if let Some(key) = &log_key {
-        check_log_key(key, &runtime)?;
-    }
+    check_log_keys(&log_keys, &runtime)?;
     if let Some(input) = batch {
         let result = execute_batch(
             &runtime,
@@ -134,7 +133,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
             args.include_signals,
             args.jobs.map_or_else(default_jobs, usize::from),
         );
-        sequence_after(&runtime, log_key.as_ref(), anchor.as_ref());
+        sequence_after(&runtime, &log_keys, anchor.as_ref());
         return result;
     }
     let (Some(policy), Some(signals)) = (default_policy, single_signals) else {
@@ -164,7 +163,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         failure
     })?;
     outln!("{}", attestation.envelope_str());
-    sequence_after(&runtime, log_key.as_ref(), anchor.as_ref());
+    sequence_after(&runtime, &log_keys, anchor.as_ref());
     if args.summary.wanted() {
         let p = attestation.predicate();
         let reason = p
@@ -203,40 +202,45 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The log key in force (`--log-key`, `PARMANA_LOG_KEY`, `log_key` in `[server]`), read and
-/// checked against the `log` role of the runtime's trust root before anything executes.
-pub(crate) fn configured_log_key(
+/// The log keys in force (`--log-key`, `PARMANA_LOG_KEY`, `log_key` in `[server]`; none is
+/// an empty list), read and checked against the `log` role of the runtime's trust root before
+/// anything executes.
+pub(crate) fn configured_log_keys(
     deployment: &Deployment,
-    flag: Option<&Path>,
+    flags: &[PathBuf],
     runtime: &Runtime,
-) -> Result<Option<LocalSigningKey>, Failure> {
-    let key = read_log_key(deployment, flag)?;
-    if let Some(key) = &key {
-        check_log_key(key, runtime)?;
-    }
-    Ok(key)
+) -> Result<Vec<LocalSigningKey>, Failure> {
+    let keys = read_log_keys(deployment, flags)?;
+    check_log_keys(&keys, runtime)?;
+    Ok(keys)
 }
 
-/// The log key in force, read from its file — before any store is opened — but not yet
-/// checked against the trust root ([`check_log_key`]).
-pub(crate) fn read_log_key(
+/// The log keys in force, read from their files — before any store is opened — but not yet
+/// checked against the trust root ([`check_log_keys`]).
+pub(crate) fn read_log_keys(
     deployment: &Deployment,
-    flag: Option<&Path>,
-) -> Result<Option<LocalSigningKey>, Failure> {
+    flags: &[PathBuf],
+) -> Result<Vec<LocalSigningKey>, Failure> {
     deployment
-        .server_path(crate::config::LOG_KEY, flag)
-        .map(|setting| read_private_key(&setting.value))
-        .transpose()
+        .log_keys(flags)
+        .map_or_else(Vec::new, |setting| setting.value)
+        .iter()
+        .map(|path| read_private_key(path))
+        .collect()
 }
 
-/// Refuses a log key that does not hold the `log` role of the trust root in force.
-pub(crate) fn check_log_key(key: &LocalSigningKey, runtime: &Runtime) -> Result<(), Failure> {
+/// Refuses log keys (when there are any) that cannot sign the checkpoints of the trust root in
+/// force: a key outside its `log` role, or fewer keys than the role's threshold.
+pub(crate) fn check_log_keys(keys: &[LocalSigningKey], runtime: &Runtime) -> Result<(), Failure> {
+    if keys.is_empty() {
+        return Ok(());
+    }
     let environment = runtime.environment();
     check_log_signer(LogSigning {
         trust_root: environment.trust_root(),
         history: environment.trust_history(),
         now: runtime.clock().now(),
-        signer: key,
+        signers: &signers_of(keys),
         anchor: None,
     })
     .map_err(|e| Failure::execution(&e))
@@ -262,15 +266,16 @@ pub(crate) fn configured_log_anchor(
 /// execution.
 pub(crate) fn sequence_after(
     runtime: &Runtime,
-    log_key: Option<&LocalSigningKey>,
+    log_keys: &[LocalSigningKey],
     anchor: Option<&LogAnchor>,
 ) {
     let environment = runtime.environment();
-    let signing = log_key.map(|key| LogSigning {
+    let signers = signers_of(log_keys);
+    let signing = (!signers.is_empty()).then_some(LogSigning {
         trust_root: environment.trust_root(),
         history: environment.trust_history(),
         now: runtime.clock().now(),
-        signer: key,
+        signers: &signers,
         anchor,
     });
     if let Err(error) = LogSequencer::default().run_all(runtime.store(), signing) {

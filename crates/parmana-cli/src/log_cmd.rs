@@ -13,8 +13,8 @@ use parmana_runtime::trust::{
 use parmana_runtime::{
     ExecutionError, LockedWitnessState, LogSequencer, LogSigning, SequenceReport, add_cosignatures,
     load_trust_history, load_trust_root, log_consistency, parse_execution_id, prove_execution,
-    read_witness_state, sign_log_checkpoint, verified_latest_log_checkpoint, witness_checkpoint,
-    witness_request,
+    read_witness_state, sign_log_checkpoint, signers_of, verified_latest_log_checkpoint,
+    witness_checkpoint, witness_request,
 };
 use parmana_server::{
     ServerError, TLOG_SIZE_MEDIA_TYPE, WitnessServer, WitnessSettings, submit_add_checkpoint,
@@ -158,11 +158,12 @@ pub(crate) struct WitnessArgs {
 /// Arguments of `parmana log sequence`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SequenceArgs {
-    /// The private key (PKCS#8 PEM) of the trust root's log role that signs the checkpoint;
-    /// without it the executions are sequenced and no checkpoint is signed.
-    /// [env: PARMANA_LOG_KEY; config: server.log_key; no default]
+    /// A private key (PKCS#8 PEM) of the trust root's log role that signs the checkpoint
+    /// (repeatable, as many as the role's threshold); without one the executions are sequenced
+    /// and no checkpoint is signed.
+    /// [env: PARMANA_LOG_KEY (a path list); config: server.log_key; no default]
     #[arg(long, value_name = "FILE")]
-    key: Option<PathBuf>,
+    key: Vec<PathBuf>,
     /// The most executions integrated.
     #[arg(long, value_name = "N", default_value_t = parmana_runtime::replay::DEFAULT_SEQUENCE_BATCH)]
     batch: usize,
@@ -177,10 +178,11 @@ pub(crate) struct SequenceArgs {
 /// Arguments of `parmana log checkpoint`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CheckpointArgs {
-    /// The private key (PKCS#8 PEM) of the trust root's log role that signs a checkpoint now;
-    /// without it, the newest stored checkpoint is printed.
+    /// A private key (PKCS#8 PEM) of the trust root's log role that signs a checkpoint now
+    /// (repeatable, as many as the role's threshold); without one, the newest stored checkpoint
+    /// is printed.
     #[arg(long, value_name = "FILE")]
-    key: Option<PathBuf>,
+    key: Vec<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -226,7 +228,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
     match command {
         LogCommand::Checkpoint(args) => {
             let paths = args.trust.resolve(&deployment);
-            let Some(key) = &args.key else {
+            if args.key.is_empty() {
                 // Printed only once checked against the trust-root chain: the store is outside
                 // the trust boundary, and what this prints may be published or sent to witnesses.
                 let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
@@ -236,20 +238,24 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                     .map_err(|e| Failure::execution(&e))?;
                 out!("{}", stored.note);
                 return Ok(());
-            };
+            }
             // In force now (not expired), and the chain it ends, for the entries' attestations.
             load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
                 .map_err(|e| Failure::execution(&e))?;
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
-            let key = read_private_key(key)?;
+            let keys = args
+                .key
+                .iter()
+                .map(|path| read_private_key(path))
+                .collect::<Result<Vec<_>, _>>()?;
             let store = args.store.open_existing(&deployment)?;
             let anchor = crate::execute_cmd::configured_log_anchor(&deployment, None)?;
             let note = sign_log_checkpoint(
                 store.as_ref(),
                 &history,
                 args.clock.now(),
-                &key,
+                &signers_of(&keys),
                 anchor.as_ref(),
             )
             .map_err(|e| Failure::execution(&e))?;
@@ -499,34 +505,28 @@ fn cosign(
 
 /// Runs `parmana log sequence`: one run of the sequencer, and what it did.
 fn sequence(args: &SequenceArgs, deployment: &Deployment, format: Format) -> Result<(), Failure> {
-    let key = deployment
-        .server_path(crate::config::LOG_KEY, args.key.as_deref())
-        .map(|setting| read_private_key(&setting.value))
-        .transpose()?;
-    let history = match &key {
-        Some(_) => {
-            let paths = args.trust.resolve(deployment);
-            // In force now (not expired), and the chain it ends, for the entries' attestations.
-            load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
-                .map_err(|e| Failure::execution(&e))?;
-            Some(
-                load_trust_history(&paths.pinned_root, &paths.trust_root)
-                    .map_err(|e| Failure::execution(&e))?,
-            )
-        }
-        None => None,
+    let keys = crate::execute_cmd::read_log_keys(deployment, &args.key)?;
+    let history = if keys.is_empty() {
+        None
+    } else {
+        let paths = args.trust.resolve(deployment);
+        // In force now (not expired), and the chain it ends, for the entries' attestations.
+        load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
+            .map_err(|e| Failure::execution(&e))?;
+        Some(
+            load_trust_history(&paths.pinned_root, &paths.trust_root)
+                .map_err(|e| Failure::execution(&e))?,
+        )
     };
     let anchor = crate::execute_cmd::configured_log_anchor(deployment, None)?;
-    let signing = match (&history, &key) {
-        (Some(history), Some(key)) => Some(LogSigning {
-            trust_root: history.newest(),
-            history,
-            now: args.clock.now(),
-            signer: key,
-            anchor: anchor.as_ref(),
-        }),
-        _ => None,
-    };
+    let signers = signers_of(&keys);
+    let signing = history.as_ref().map(|history| LogSigning {
+        trust_root: history.newest(),
+        history,
+        now: args.clock.now(),
+        signers: &signers,
+        anchor: anchor.as_ref(),
+    });
     let store = args.store.open_existing(deployment)?;
     let report = LogSequencer::new(args.batch)
         .run(store.as_ref(), signing)

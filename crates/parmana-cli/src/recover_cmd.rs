@@ -59,7 +59,7 @@ pub(crate) fn recover_command(
         &args.clock,
     )?;
     warn_environment_expiry(&deployment, &args.clock, &runtime)?;
-    let log_key = crate::execute_cmd::configured_log_key(&deployment, None, &runtime)?;
+    let log_keys = crate::execute_cmd::configured_log_keys(&deployment, &[], &runtime)?;
     let anchor = crate::execute_cmd::configured_log_anchor(&deployment, None)?;
     // Each settled execution is printed as soon as its attestation is stored, page by page:
     // memory does not grow with the number of claimed ids. Standard output failing stops no
@@ -85,7 +85,7 @@ pub(crate) fn recover_command(
     });
     // The recovered executions (and any other waiting) go into the log, as `execute` does —
     // also when recovery stopped part way, for those it completed before.
-    crate::execute_cmd::sequence_after(&runtime, log_key.as_ref(), anchor.as_ref());
+    crate::execute_cmd::sequence_after(&runtime, &log_keys, anchor.as_ref());
     let counts = recovered.map_err(|e| Failure::execution(&e))?;
     crate::report::errln!(
         "recovered {} execution(s); {} could not be completed",

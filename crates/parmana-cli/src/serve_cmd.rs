@@ -105,13 +105,14 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_LOG_SIGNALS; config: server.log_signals].
     #[arg(long)]
     log_signals: bool,
-    /// A key of the trust root's `log` role (PKCS#8 PEM): the background sequencer signs and
-    /// stores a checkpoint of the transparency log after each run that grew it, and the server
-    /// serves the log's read API (C2SP tlog-tiles under /log/) and execution proofs (without one,
+    /// A key of the trust root's `log` role (PKCS#8 PEM; repeatable, as many as the role's
+    /// threshold, each signing every checkpoint): the background sequencer signs and stores a
+    /// checkpoint of the transparency log after each run that grew it, and the server serves the
+    /// log's read API (C2SP tlog-tiles under /log/) and execution proofs (without one,
     /// executions are still sequenced, unsigned, and no log is served). Checked at start
-    /// [env: PARMANA_LOG_KEY; config: server.log_key; no default].
+    /// [env: PARMANA_LOG_KEY (a path list); config: server.log_key; no default].
     #[arg(long, value_name = "FILE")]
-    log_key: Option<PathBuf>,
+    log_key: Vec<PathBuf>,
     /// A file, outside the store, recording the largest checkpoint the log key signed: no
     /// checkpoint that does not extend it is signed (a store rewritten or cut is refused, after
     /// a restart too); created at the first signature. Also read by execute, recover and the log
@@ -171,7 +172,7 @@ pub(crate) struct ServerFlags<'a> {
     shutdown_delay_ms: Option<u64>,
     log_format: Option<String>,
     log_signals: bool,
-    log_key: Option<&'a Path>,
+    log_key: &'a [PathBuf],
     log_anchor: Option<&'a Path>,
     log_public: bool,
     sequence_interval_ms: Option<u64>,
@@ -195,7 +196,7 @@ impl ServeArgs {
             shutdown_delay_ms: self.shutdown_delay_ms,
             log_format: self.log_format.clone(),
             log_signals: self.log_signals,
-            log_key: self.log_key.as_deref(),
+            log_key: &self.log_key,
             log_anchor: self.log_anchor.as_deref(),
             log_public: self.log_public,
             sequence_interval_ms: self.sequence_interval_ms,
@@ -224,7 +225,7 @@ pub(crate) struct ServerValues {
     pub(crate) log_format: Setting<String>,
     pub(crate) log_signals: Setting<bool>,
     /// A key of the trust root's `log` role (read and checked when the server starts).
-    pub(crate) log_key: Option<Setting<PathBuf>>,
+    pub(crate) log_key: Option<Setting<Vec<PathBuf>>>,
     /// The log anchor (read when the server starts).
     pub(crate) log_anchor: Option<Setting<PathBuf>>,
     pub(crate) log_public: Setting<bool>,
@@ -317,7 +318,7 @@ impl ServerValues {
                 flags.log_signals.then_some(true),
                 false,
             )?,
-            log_key: deployment.server_path(config::LOG_KEY, flags.log_key),
+            log_key: deployment.log_keys(flags.log_key),
             log_anchor: deployment.server_path(config::LOG_ANCHOR, flags.log_anchor),
             log_public: deployment.server_value(
                 config::LOG_PUBLIC,
@@ -464,8 +465,13 @@ fn settings(
         _ => None,
     };
     let log = match &values.log_key {
-        Some(path) => Some(LogSettings {
-            signer: Arc::new(read_private_key(&path.value)?),
+        Some(paths) => Some(LogSettings {
+            signers: paths
+                .value
+                .iter()
+                .map(|path| read_private_key(path))
+                .collect::<Result<Vec<_>, _>>()?
+                .into(),
             public: values.log_public.value,
         }),
         None => None,
@@ -492,7 +498,7 @@ fn settings(
             log,
             sequencer: SequencerSettings {
                 cadence: Duration::from_millis(values.sequence_interval_ms.value),
-                log_key: None,
+                log_keys: None,
                 anchor: None,
             },
             store_timings: parmana_server::StoreTimings::new(),
@@ -567,15 +573,14 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         &clock,
     )?;
     let mut settings = settings;
-    // One key, checked against the `log` role once: the sequencer signs stored checkpoints with
-    // it and the log routes serve checkpoints signed with it.
-    let log_key =
-        crate::execute_cmd::configured_log_key(&deployment, args.log_key.as_deref(), &runtime)?
-            .map(Arc::new);
-    if let (Some(log), Some(key)) = (settings.log.as_mut(), &log_key) {
-        log.signer = Arc::clone(key);
+    // One set of keys, checked against the `log` role once: the sequencer signs stored
+    // checkpoints with them and the log routes serve checkpoints signed with them.
+    let log_keys = crate::execute_cmd::configured_log_keys(&deployment, &args.log_key, &runtime)?;
+    let log_keys: Option<Arc<[_]>> = (!log_keys.is_empty()).then(|| log_keys.into());
+    if let (Some(log), Some(keys)) = (settings.log.as_mut(), &log_keys) {
+        log.signers = Arc::clone(keys);
     }
-    settings.sequencer.log_key = log_key;
+    settings.sequencer.log_keys = log_keys;
     settings.sequencer.anchor = anchor;
     let server = Server::bind(runtime, settings).map_err(|e| server_failure(&e))?;
     let (scheme, address) = (server.scheme(), server.local_addr());

@@ -49,7 +49,7 @@ pub use runtime::{
 };
 pub use sequencer::{
     IntegratedEntry, LedgerAudit, LogSequencer, LogSigning, SequenceReport, audit_ledger,
-    check_log_signer,
+    check_log_signer, signers_of,
 };
 pub use store::{StoreOpen, open_store};
 pub use verify::{

@@ -27,11 +27,11 @@ pub(crate) fn log_role(trust_root: &VerifiedTrustRoot) -> Result<&LogRole, Execu
 }
 
 /// Integrates every completed execution still waiting (the batched sequencer), then signs the
-/// checkpoint of `store`'s log as it is now (its size and root hash) with `signer`, which must
-/// be a key of the `log` role of `trust_root` (`trust.key_lacks_role` otherwise), and stores it
-/// when it is larger than the newest stored checkpoint — which must commit to the log
-/// (`trust.tlog_inconsistent`). Returns the signed note, C2SP `tlog-checkpoint` text. A log
-/// whose role needs several keys gets the others' signatures with `parmana_trust::cosign_note`.
+/// checkpoint of `store`'s log as it is now (its size and root hash) with each of `signers`,
+/// keys of the `log` role of `trust_root` (`trust.key_lacks_role` otherwise) at least as many
+/// as its threshold (`trust.threshold_not_met` otherwise), and stores it when it is larger than
+/// the newest stored checkpoint — which must commit to the log (`trust.tlog_inconsistent`).
+/// Returns the signed note, C2SP `tlog-checkpoint` text, with one signature per key.
 /// With an `anchor`, a log that does not extend the largest checkpoint it records is refused.
 /// `history` is the trust-root chain `trust_root` (its newest version) ends, against which the
 /// entries' attestations are verified at `now` before anything is signed
@@ -40,14 +40,14 @@ pub fn sign_log_checkpoint(
     store: &dyn ReplayStore,
     history: &VerifiedTrustHistory,
     now: Timestamp,
-    signer: &dyn Signer,
+    signers: &[&dyn Signer],
     anchor: Option<&LogAnchor>,
 ) -> Result<String, ExecutionError> {
     let signing = LogSigning {
         trust_root: history.newest(),
         history,
         now,
-        signer,
+        signers,
         anchor,
     };
     let report = LogSequencer::default().run_all(store, Some(signing))?;
@@ -161,8 +161,9 @@ impl LogSnapshot {
         }
     }
 
-    /// The signed checkpoint of the log at this snapshot's size, by `signer`, a key of the
-    /// `log` role of the newest version of `history` (checked: `trust.key_lacks_role`), once
+    /// The signed checkpoint of the log at this snapshot's size, by each of `signers`, keys of
+    /// the `log` role of the newest version of `history` (checked: `trust.key_lacks_role`, and
+    /// `trust.threshold_not_met` with fewer than its threshold), once
     /// the entries past the newest checkpoint its keys signed are attested executions (read
     /// from `store`, verified at `now`); with an `anchor`, refused unless the log extends the
     /// largest checkpoint it records.
@@ -171,14 +172,14 @@ impl LogSnapshot {
         store: &dyn ReplayStore,
         history: &VerifiedTrustHistory,
         now: Timestamp,
-        signer: &dyn Signer,
+        signers: &[&dyn Signer],
         anchor: Option<&LogAnchor>,
     ) -> Result<String, ExecutionError> {
         let signing = LogSigning {
             trust_root: history.newest(),
             history,
             now,
-            signer,
+            signers,
             anchor,
         };
         check_log_signer(signing)?;

@@ -9,13 +9,14 @@ use parmana_replay::{
     StoredCheckpoint, WalkedLedger, ledger_log, walk_ledger_with,
 };
 use parmana_trust::{
-    AttestationCheckKind, Checkpoint, Signer, TrustError, VerifiedTrustHistory, VerifiedTrustRoot,
-    VerifyOptions, sign_checkpoint, verify_attestations_in_history,
+    AttestationCheckKind, Checkpoint, LocalSigningKey, NoteKeyName, Signer, TrustError,
+    VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions, cosign_note, sign_checkpoint,
+    verify_attestations_in_history,
 };
 
 use crate::ExecutionError;
 
-/// The log key a sequencer run signs checkpoints with, and the trust root whose `log` role it
+/// The log keys a sequencer run signs checkpoints with, and the trust root whose `log` role they
 /// must hold.
 #[derive(Clone, Copy)]
 pub struct LogSigning<'a> {
@@ -26,18 +27,31 @@ pub struct LogSigning<'a> {
     pub history: &'a VerifiedTrustHistory,
     /// The clock's reading (it bounds the entries' `executed_at`).
     pub now: Timestamp,
-    /// A key of that role.
-    pub signer: &'a dyn Signer,
-    /// The largest checkpoint this key signed, kept outside the store: with one, a log that
+    /// Keys of that role, each of which signs every checkpoint: at least as many distinct
+    /// ones as the role's threshold (one, for the usual role of threshold 1).
+    pub signers: &'a [&'a dyn Signer],
+    /// The largest checkpoint these keys signed, kept outside the store: with one, a log that
     /// does not extend it is never signed (`trust.tlog_inconsistent`).
     pub anchor: Option<&'a crate::LogAnchor>,
+}
+
+/// `keys` as the signers a [`LogSigning`] takes.
+pub fn signers_of(keys: &[LocalSigningKey]) -> Vec<&dyn Signer> {
+    keys.iter().map(|key| key as &dyn Signer).collect()
 }
 
 impl std::fmt::Debug for LogSigning<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogSigning")
             .field("trust_root", &self.trust_root.version())
-            .field("key", &self.signer.key_id().to_string())
+            .field(
+                "keys",
+                &self
+                    .signers
+                    .iter()
+                    .map(|signer| signer.key_id().to_string())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -243,20 +257,38 @@ pub(crate) fn check_log_extends(old: &LedgerLog, new: &LedgerLog) -> Result<(), 
     Ok(())
 }
 
-/// Refuses a signer that is not a key of `signing.trust_root`'s `log` role
-/// (`trust.key_lacks_role`; `runtime.no_transparency_log` when it names no log) — for callers
-/// that check a configured log key before they execute anything.
+/// Refuses signers that cannot sign checkpoints `signing.trust_root`'s log accepts: a key that
+/// is not one of its `log` role's (`trust.key_lacks_role`), or fewer distinct keys than the
+/// role's threshold (`trust.threshold_not_met`); `runtime.no_transparency_log` when it names no
+/// log — for callers that check the configured log keys before they execute anything.
 pub fn check_log_signer(signing: LogSigning<'_>) -> Result<(), ExecutionError> {
     let role = crate::log::log_role(signing.trust_root)?;
-    if role.holds(&signing.signer.key_id()) {
-        return Ok(());
+    let mut distinct = Vec::with_capacity(signing.signers.len());
+    for signer in signing.signers {
+        let keyid = signer.key_id();
+        if !role.holds(&keyid) {
+            return Err(TrustError::KeyLacksRole {
+                document: "checkpoint".to_owned(),
+                keyid: keyid.to_string(),
+                role: "log".to_owned(),
+            }
+            .into());
+        }
+        if !distinct.contains(&keyid) {
+            distinct.push(keyid);
+        }
     }
-    Err(TrustError::KeyLacksRole {
-        document: "checkpoint".to_owned(),
-        keyid: signing.signer.key_id().to_string(),
-        role: "log".to_owned(),
+    let found = u64::try_from(distinct.len()).unwrap_or(u64::MAX);
+    if found < role.threshold() {
+        return Err(TrustError::ThresholdNotMet {
+            document: "checkpoint".to_owned(),
+            role: "log".to_owned(),
+            threshold: role.threshold(),
+            found,
+        }
+        .into());
     }
-    .into())
+    Ok(())
 }
 
 /// Signs and stores a checkpoint of `log` when it is larger than the newest stored one, which
@@ -307,12 +339,34 @@ pub(crate) fn sign_stored_checkpoint(
     if let Some(anchor) = signing.anchor {
         anchor.check_and_advance(log)?;
     }
-    let note = sign_checkpoint(&checkpoint, role.origin(), signing.signer)?;
+    let note = sign_with_every_key(&checkpoint, role.origin(), signing.signers)?;
     Ok(StoredCheckpoint {
         size: log.size(),
         root: log.root(),
         note,
     })
+}
+
+/// `checkpoint` signed by each of `signers` in turn, as note key `name`: the first signs, the
+/// others add their signatures (`cosign_note`); refused without any signer.
+fn sign_with_every_key(
+    checkpoint: &Checkpoint,
+    name: &NoteKeyName,
+    signers: &[&dyn Signer],
+) -> Result<String, TrustError> {
+    let Some((first, others)) = signers.split_first() else {
+        return Err(TrustError::ThresholdNotMet {
+            document: "checkpoint".to_owned(),
+            role: "log".to_owned(),
+            threshold: 1,
+            found: 0,
+        });
+    };
+    let mut note = sign_checkpoint(checkpoint, name, *first)?;
+    for signer in others {
+        note = cosign_note(&note, name, *signer)?;
+    }
+    Ok(note)
 }
 
 /// How many entries are read and verified at once by [`check_entries_attested`].

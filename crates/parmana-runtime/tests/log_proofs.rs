@@ -48,7 +48,7 @@ fn attested(
         })
         .collect();
     let checkpoint =
-        sign_log_checkpoint(store, env.trust_history(), clock().0, &log_key(), None).unwrap();
+        sign_log_checkpoint(store, env.trust_history(), clock().0, &[&log_key()], None).unwrap();
     let proofs = (0..count)
         .map(|i| {
             let id: ExecutionId = format!("proof-{i}").parse().unwrap();
@@ -116,7 +116,8 @@ fn a_revoked_key_stands_only_with_a_proof_from_before_the_revocation() {
             .unwrap()
             .into_envelope();
         let checkpoint =
-            sign_log_checkpoint(&store, env.trust_history(), clock().0, &log_key(), None).unwrap();
+            sign_log_checkpoint(&store, env.trust_history(), clock().0, &[&log_key()], None)
+                .unwrap();
         let id: ExecutionId = "proof-after".parse().unwrap();
         let proof = prove_execution(&store, env.trust_root(), &id, Some(checkpoint.as_bytes()))
             .unwrap()
@@ -240,7 +241,7 @@ fn the_one_off_witness_goes_on_after_a_log_key_rotation() {
         ExecutionRequest::parse("after-rotation", "claims-approval@1.0.0", SIGNALS).unwrap();
     execute_from_signals(&request, &attestation, &store, &env, &clock()).unwrap();
     let second =
-        sign_log_checkpoint(&store, env.trust_history(), clock().0, &new_key, None).unwrap();
+        sign_log_checkpoint(&store, env.trust_history(), clock().0, &[&new_key], None).unwrap();
     let cosigned = cosign(&env, Some(state.as_bytes()), &second, clock().0).unwrap();
     assert!(cosigned.starts_with(second.trim_end()), "{cosigned}");
     let epoch = parmana_runtime::canon::Timestamp::UNIX_EPOCH;

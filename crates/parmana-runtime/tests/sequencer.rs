@@ -12,7 +12,7 @@ use parmana_runtime::canon::{Digest, ExecutionId, Timestamp};
 use parmana_runtime::replay::{
     LedgerRow, LedgerSummary, MemoryReplayStore, ReplayError, ReplayStore, StoredCheckpoint,
 };
-use parmana_runtime::trust::{LocalSigningKey, LogSpec};
+use parmana_runtime::trust::{LocalSigningKey, LogSpec, Signer};
 use parmana_runtime::{
     ExecutionRequest, ExecutionStatus, LogAnchor, LogSequencer, LogSigning, Runtime,
     RuntimeEnvironment, audit_ledger, latest_log_checkpoint, load_trust_history, prove_execution,
@@ -54,11 +54,13 @@ fn signing_with<'a>(
     environment: &'a RuntimeEnvironment,
     key: &'a LocalSigningKey,
 ) -> LogSigning<'a> {
+    // One key, as the signers a `LogSigning` takes (leaked: a few bytes per test).
+    let signers: &'a [&'a dyn Signer] = Box::leak(Box::new([key as &dyn Signer]));
     LogSigning {
         trust_root: environment.trust_root(),
         history: environment.trust_history(),
         now: clock().0,
-        signer: key,
+        signers,
         anchor: None,
     }
 }
@@ -184,7 +186,7 @@ fn store_a_checkpoint_of_nothing(store: &dyn ReplayStore, signing: LogSigning<'_
     let checkpoint =
         parmana_runtime::trust::Checkpoint::new(ORIGIN, log.size(), log.root()).unwrap();
     let origin = parmana_runtime::trust::NoteKeyName::parse(ORIGIN).unwrap();
-    parmana_runtime::trust::sign_checkpoint(&checkpoint, &origin, signing.signer).unwrap()
+    parmana_runtime::trust::sign_checkpoint(&checkpoint, &origin, signing.signers[0]).unwrap()
 }
 
 /// The note of `stored`'s size and root signed by `signing.signer` (whatever its roles).
@@ -192,7 +194,7 @@ fn forged_note(stored: &StoredCheckpoint, signing: LogSigning<'_>) -> String {
     let checkpoint =
         parmana_runtime::trust::Checkpoint::new(ORIGIN, stored.size, stored.root).unwrap();
     let origin = parmana_runtime::trust::NoteKeyName::parse(ORIGIN).unwrap();
-    parmana_runtime::trust::sign_checkpoint(&checkpoint, &origin, signing.signer).unwrap()
+    parmana_runtime::trust::sign_checkpoint(&checkpoint, &origin, signing.signers[0]).unwrap()
 }
 
 #[test]
@@ -294,11 +296,11 @@ fn no_checkpoint_is_signed_over_an_entry_a_writer_of_the_store_made() {
         assert!(refused.to_string().contains(says), "{name}: {refused}");
         let now = clock().0;
         let history = environment.trust_history();
-        let refused = sign_log_checkpoint(store, history, now, &log_key, None).unwrap_err();
+        let refused = sign_log_checkpoint(store, history, now, &[&log_key], None).unwrap_err();
         assert_eq!(refused.code(), "runtime.log_entry_unattested", "{name}");
         let refused = read_log(store)
             .unwrap()
-            .checkpoint(store, history, now, &log_key, None)
+            .checkpoint(store, history, now, &[&log_key], None)
             .unwrap_err();
         assert_eq!(refused.code(), "runtime.log_entry_unattested", "{name}");
         assert_eq!(store.latest_checkpoint().unwrap(), Some(signed), "{name}");
@@ -327,7 +329,7 @@ fn no_checkpoint_is_signed_over_an_entry_a_writer_of_the_store_made() {
         store,
         environment.trust_history(),
         clock().0,
-        &log_key,
+        &[&log_key],
         None,
     )
     .unwrap_err();
@@ -711,19 +713,19 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
     let history = other_environment.trust_history();
     let now = clock().0;
     let refused =
-        sign_log_checkpoint(other.store(), history, now, &log_key, Some(&reopened)).unwrap_err();
+        sign_log_checkpoint(other.store(), history, now, &[&log_key], Some(&reopened)).unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     let snapshot = read_log(other.store()).unwrap();
     let refused = snapshot
-        .checkpoint(other.store(), history, now, &log_key, Some(&reopened))
+        .checkpoint(other.store(), history, now, &[&log_key], Some(&reopened))
         .unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     // The signer sharing the file reads it again before it signs: refused too.
     let refused =
-        sign_log_checkpoint(other.store(), history, now, &log_key, Some(&sharing)).unwrap_err();
+        sign_log_checkpoint(other.store(), history, now, &[&log_key], Some(&sharing)).unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     // Without the anchor, that store's log is signed (what the anchor is for).
-    assert!(sign_log_checkpoint(other.store(), history, now, &log_key, None).is_ok());
+    assert!(sign_log_checkpoint(other.store(), history, now, &[&log_key], None).is_ok());
     assert_eq!(reopened.recorded(), Some((size, root)));
     // A log of the same size with another history, then a longer one: refused as well.
     for n in 1..3 {
@@ -737,8 +739,9 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         if grow {
             execute(&other, "elsewhere-3");
         }
-        let refused = sign_log_checkpoint(other.store(), history, now, &log_key, Some(&reopened))
-            .unwrap_err();
+        let refused =
+            sign_log_checkpoint(other.store(), history, now, &[&log_key], Some(&reopened))
+                .unwrap_err();
         assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     }
 
@@ -793,4 +796,74 @@ fn an_audit_reads_the_trust_root_only_for_a_ledger_with_checkpoints() {
     .unwrap_err();
     assert_eq!(refused.code(), "runtime.stored_checkpoint_invalid");
     assert_eq!(reads, 1);
+}
+
+/// A log whose role needs two signatures: fewer keys than the threshold are refused before
+/// anything is signed; with both, every checkpoint carries both signatures, so the next run
+/// (which checks the stored one first), a proof against it and the audit all accept it — where
+/// a note signed by one key of the two refused every later run.
+#[test]
+fn a_log_of_threshold_two_is_signed_by_both_keys_run_after_run() {
+    use parmana_runtime::check_log_signer;
+    let fixture = FixtureEnvironment::new().unwrap();
+    let (first_key, second_key) = (
+        fixture.key("root-1").unwrap(),
+        fixture.key("root-2").unwrap(),
+    );
+    fixture
+        .rotate_with_log(
+            LogSpec {
+                keys: vec![first_key.public_key(), second_key.public_key()],
+                threshold: 2,
+                ..LogSpec::one_key(ORIGIN, first_key.public_key())
+            },
+            Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
+        )
+        .unwrap();
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.attestation_signer().unwrap())
+        .shared_store(Arc::new(MemoryReplayStore::new()))
+        .clock(clock())
+        .build()
+        .unwrap();
+    let environment = runtime.environment();
+    let signing = |signers| LogSigning {
+        signers,
+        ..signing_with(&environment, &first_key)
+    };
+    let one: [&dyn Signer; 1] = [&first_key];
+    let twice_the_same: [&dyn Signer; 2] = [&first_key, &first_key];
+    for short in [&one[..], &twice_the_same[..]] {
+        assert_eq!(
+            check_log_signer(signing(short)).map_err(|e| e.code()),
+            Err("trust.threshold_not_met")
+        );
+        assert!(
+            LogSequencer::default()
+                .run_all(runtime.store(), Some(signing(short)))
+                .is_err()
+        );
+    }
+    let both: [&dyn Signer; 2] = [&first_key, &second_key];
+    check_log_signer(signing(&both)).unwrap();
+    let store = runtime.store();
+    let first = execute(&runtime, "both-1");
+    for (run, name) in ["both-2", "both-3"].into_iter().enumerate() {
+        let report = LogSequencer::default()
+            .run_all(store, Some(signing(&both)))
+            .unwrap_or_else(|e| panic!("run {run}: {e}"));
+        let note = report.checkpoint.unwrap().note;
+        assert_eq!(
+            note.matches("\n— log.example/parmana ").count(),
+            2,
+            "{note}"
+        );
+        execute(&runtime, name);
+    }
+    let history = environment.trust_history().clone();
+    let proof = prove_execution(store, environment.trust_root(), &id("both-1"), None).unwrap();
+    verify_attestation_proof(&first, proof.to_text().as_bytes(), &history).unwrap();
+    let audit = audit_ledger(store, || Ok(Some(history.clone()))).unwrap();
+    assert!(audit.is_intact(), "{audit:?}");
+    assert_eq!(audit.report.checkpoints, 2);
 }

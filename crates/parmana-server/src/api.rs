@@ -591,12 +591,12 @@ pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
             "attestation keys: {error}; restart the server with the keys of the trust root in force"
         ));
     }
-    if let Some(key) = state.sequencer.log_key.as_deref()
+    if let Some(keys) = state.sequencer.log_keys.as_deref()
         && let Err(error) = parmana_runtime::check_log_signer(parmana_runtime::LogSigning {
             trust_root: environment.trust_root(),
             history: environment.trust_history(),
             now,
-            signer: key,
+            signers: &parmana_runtime::signers_of(keys),
             anchor: None,
         })
     {

@@ -90,7 +90,7 @@ fn checked(
             trust_root: environment.trust_root(),
             history: environment.trust_history(),
             now,
-            signer: log.signer.as_ref(),
+            signers: &parmana_runtime::signers_of(&log.signers),
             anchor: None,
         })?;
     }
@@ -485,15 +485,18 @@ async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration) {
                 );
             }
             let environment = runtime.environment();
-            let signing = worker
+            let signers = worker
                 .sequencer
-                .log_key
+                .log_keys
                 .as_deref()
-                .map(|key| parmana_runtime::LogSigning {
+                .map(parmana_runtime::signers_of);
+            let signing = signers
+                .as_deref()
+                .map(|signers| parmana_runtime::LogSigning {
                     trust_root: environment.trust_root(),
                     history: environment.trust_history(),
                     now: runtime.clock().now(),
-                    signer: key,
+                    signers,
                     anchor: worker.sequencer.anchor.as_deref(),
                 })
                 // A log key the trust root in force rotated out (a reload took it) signs no

@@ -573,7 +573,7 @@ fn serving_a_slow_log(request_timeout: std::time::Duration) -> (Arc<AppState>, A
         ..Limits::default()
     };
     let log = crate::settings::LogSettings {
-        signer: Arc::new(log_key),
+        signers: Arc::new([log_key]),
         public: true,
     };
     let state = bound(runtime, limits, Some(log));

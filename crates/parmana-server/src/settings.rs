@@ -138,8 +138,9 @@ pub struct AuthzenSettings {
 /// The transparency log the server serves (`docs/server.md`, "Transparency log").
 #[derive(Debug, Clone)]
 pub struct LogSettings {
-    /// A key of the trust root's `log` role: it signs the checkpoints served.
-    pub signer: Arc<LocalSigningKey>,
+    /// Keys of the trust root's `log` role (at least its threshold): each signs every
+    /// checkpoint served.
+    pub signers: Arc<[LocalSigningKey]>,
     /// Serve `/log/*` without a token (the proof route still needs `read`).
     pub public: bool,
 }
@@ -182,9 +183,10 @@ pub struct ServerSettings {
 pub struct SequencerSettings {
     /// How often it runs (default 1 s).
     pub cadence: Duration,
-    /// A key of the trust root's `log` role that signs checkpoints; none: no checkpoints.
-    pub log_key: Option<std::sync::Arc<LocalSigningKey>>,
-    /// The largest checkpoint that key signed, kept outside the store: every checkpoint the
+    /// Keys of the trust root's `log` role that sign checkpoints (each signs every one, at
+    /// least the role's threshold of them); none: no checkpoints.
+    pub log_keys: Option<std::sync::Arc<[LocalSigningKey]>>,
+    /// The largest checkpoint those keys signed, kept outside the store: every checkpoint the
     /// server signs (the sequencer's, `/log/checkpoint`, a proof's) must extend it.
     pub anchor: Option<std::sync::Arc<parmana_runtime::LogAnchor>>,
 }
@@ -193,7 +195,7 @@ impl Default for SequencerSettings {
     fn default() -> Self {
         Self {
             cadence: Duration::from_secs(1),
-            log_key: None,
+            log_keys: None,
             anchor: None,
         }
     }

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::tile::Tile;
-use parmana_runtime::trust::Signer;
+use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{
     ExecutionError, LogSnapshot, Runtime, RuntimeEnvironment, parse_execution_id,
 };
@@ -74,11 +74,11 @@ pub(crate) async fn checkpoint(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize_log(&state, &headers)?;
-    let signer = Arc::clone(&log_settings(&state)?.signer);
+    let signers = Arc::clone(&log_settings(&state)?.signers);
     let worker = Arc::clone(&state);
     let note = state
         .blocking("log", move |runtime| {
-            signed_checkpoint(&worker, runtime, &runtime.environment(), signer.as_ref())
+            signed_checkpoint(&worker, runtime, &runtime.environment(), &signers)
                 .map(|(_, note)| note)
         })
         .await?
@@ -90,7 +90,7 @@ pub(crate) async fn checkpoint(
     ))
 }
 
-/// The log served and its checkpoint signed with `signer`: signed once per log size and root
+/// The log served and its checkpoint signed with each of `keys`: signed once per log size and root
 /// (and trust root), then reused, so that asking for the checkpoint (without a token, with
 /// `--log-public`) costs no signature and no anchor read. The snapshot may be behind what a
 /// signer recorded a moment ago — this server's sequencer or another signer sharing the anchor,
@@ -100,8 +100,9 @@ fn signed_checkpoint(
     state: &AppState,
     runtime: &Runtime,
     environment: &RuntimeEnvironment,
-    signer: &dyn Signer,
+    keys: &[LocalSigningKey],
 ) -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
+    let signers = parmana_runtime::signers_of(keys);
     let anchor = state.sequencer.anchor.as_deref();
     let trust_root_version = environment.trust_root().version();
     // Whether the last refusal was kept from before (not to be judged again at once).
@@ -133,7 +134,7 @@ fn signed_checkpoint(
             runtime.store(),
             environment.trust_history(),
             runtime.clock().now(),
-            signer,
+            &signers,
             anchor,
         );
         // A signed note, or an entry that is not an attested execution, is kept for this log
@@ -265,7 +266,7 @@ pub(crate) async fn proof(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Read)?;
     let id = crate::api::path_param(id)?;
-    let signer = Arc::clone(&log_settings(&state)?.signer);
+    let signers = Arc::clone(&log_settings(&state)?.signers);
     let execution_id = parse_execution_id(&id).map_err(|e| ApiError::from_execution(&e))?;
     let worker = Arc::clone(&state);
     let proof = state
@@ -273,8 +274,7 @@ pub(crate) async fn proof(
             // One environment for both: a reload between them would have the proof checked
             // against another trust root than the checkpoint was signed under.
             let environment = runtime.environment();
-            let (log, checkpoint) =
-                signed_checkpoint(&worker, runtime, &environment, signer.as_ref())?;
+            let (log, checkpoint) = signed_checkpoint(&worker, runtime, &environment, &signers)?;
             log.prove(
                 runtime.store(),
                 environment.trust_root(),

@@ -496,3 +496,64 @@ fn witnesses_in_turn_reach_a_threshold_of_two() {
         short.transcript()
     );
 }
+
+/// A log whose role needs two signatures (`--log-threshold 2`): one log key is refused before
+/// the execution id is consumed (`trust.threshold_not_met`); two — as flags, as the variable (a
+/// path list) or as a list in `parmana.toml` — sign every checkpoint, which carries both
+/// signatures, and `verify --proof` accepts the proof against it.
+#[test]
+fn a_log_of_two_keys_is_signed_by_both_from_flags_the_variable_or_the_file() {
+    use crate::common::run_with_env;
+    let repo = temp_repo();
+    let d = repo.root();
+    name_the_log(
+        d,
+        &["--log-key", "trust/keys/root-2.pub", "--log-threshold", "2"],
+    );
+    let executing = |id: &'static str, extra: &[&'static str], env: &[(&str, &str)]| {
+        let mut rest = vec!["--execution-id", id, "--store", STORE, "--now", NOW];
+        rest.extend_from_slice(extra);
+        run_with_env(d, &execute_vip(&rest), b"", env)
+    };
+    let one = executing("two-0", &["--log-key", "trust/keys/root-1.pem"], &[]);
+    assert_eq!(
+        (one.code, code(&one)),
+        (4, "trust.threshold_not_met"),
+        "{}",
+        one.transcript()
+    );
+    let unused = run(d, &["show", "two-0", "--store", STORE]);
+    assert_ne!(unused.code, 0, "{}", unused.transcript());
+    let both = [
+        "--log-key",
+        "trust/keys/root-1.pem",
+        "--log-key",
+        "trust/keys/root-2.pem",
+    ];
+    let paths = std::env::join_paths(["trust/keys/root-1.pem", "trust/keys/root-2.pem"]).unwrap();
+    let paths = paths.to_str().unwrap();
+    let from_flags = executing("two-1", &both, &[]);
+    let from_variable = executing("two-2", &[], &[("PARMANA_LOG_KEY", paths)]);
+    let mut config = std::fs::read_to_string(d.join("parmana.toml")).unwrap();
+    config
+        .push_str("\n[server]\nlog_key = [\"trust/keys/root-1.pem\", \"trust/keys/root-2.pem\"]\n");
+    std::fs::write(d.join("parmana.toml"), config).unwrap();
+    let from_file = executing("two-3", &[], &[]);
+    for out in [&from_flags, &from_variable, &from_file] {
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        assert!(!out.stderr.contains("warning"), "{}", out.transcript());
+    }
+    std::fs::write(d.join("two-3.json"), &from_file.stdout).unwrap();
+    let stored = run(d, &["log", "checkpoint", "--store", STORE]);
+    assert_eq!(stored.code, 0, "{}", stored.transcript());
+    let signatures = stored
+        .stdout
+        .matches(&format!("\u{2014} {ORIGIN} "))
+        .count();
+    assert_eq!(signatures, 2, "{}", stored.stdout);
+    std::fs::write(d.join("checkpoint.txt"), &stored.stdout).unwrap();
+    let proved = prove(d, "two-3", "checkpoint.txt");
+    assert_eq!(proved.code, 0, "{}", proved.transcript());
+    let verified = verify(d, "two-3.json", "two-3.tlog-proof");
+    assert_eq!(verified.code, 0, "{}", verified.transcript());
+}

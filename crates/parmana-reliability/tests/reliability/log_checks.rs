@@ -74,7 +74,7 @@ impl LogWatch {
             environment.trust_history(),
             // The latest clock reading the contenders execute under.
             parmana_testkit::now_plus_hour(),
-            &log_key(),
+            &[&log_key()],
             None,
         )
         .unwrap_or_else(|e| panic!("{label}: checkpoint: {e}"));
