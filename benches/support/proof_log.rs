@@ -49,6 +49,7 @@ impl ProofLog {
             &store,
             environment.trust_history(),
             parmana_testkit::now(),
+            environment.release_manifest().version(),
             &[&log_key],
             None,
         )

@@ -240,6 +240,7 @@ pub(crate) fn check_log_keys(keys: &[LocalSigningKey], runtime: &Runtime) -> Res
         trust_root: environment.trust_root(),
         history: environment.trust_history(),
         now: runtime.clock().now(),
+        release_manifest: environment.release_manifest().version(),
         signers: &signers_of(keys),
         anchor: None,
     })
@@ -275,6 +276,7 @@ pub(crate) fn sequence_after(
         trust_root: environment.trust_root(),
         history: environment.trust_history(),
         now: runtime.clock().now(),
+        release_manifest: environment.release_manifest().version(),
         signers: &signers,
         anchor,
     });

@@ -4,11 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use parmana_runtime::canon::ExecutionId;
+use parmana_runtime::canon::{ExecutionId, Timestamp};
 use parmana_runtime::replay::ReplayStore;
 use parmana_runtime::trust::{
-    CosignerKey, LocalSigningKey, MAX_TLOG_PROOF_BYTES, NoteKeyName, VerifiedTrustRoot,
-    tlog_hash_text,
+    CosignerKey, LocalSigningKey, MAX_RELEASE_MANIFEST_BYTES, MAX_TLOG_PROOF_BYTES, NoteKeyName,
+    VerifiedTrustHistory, VerifiedTrustRoot, tlog_hash_text, verify_release_manifest,
 };
 use parmana_runtime::{
     ExecutionError, LockedWitnessState, LogSequencer, LogSigning, SequenceReport, add_cosignatures,
@@ -239,11 +239,8 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 out!("{}", stored.note);
                 return Ok(());
             }
-            // In force now (not expired), and the chain it ends, for the entries' attestations.
-            load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
-                .map_err(|e| Failure::execution(&e))?;
-            let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
-                .map_err(|e| Failure::execution(&e))?;
+            let (history, release_manifest) =
+                signing_environment(&deployment, &args.trust, args.clock.now())?;
             let keys = args
                 .key
                 .iter()
@@ -255,6 +252,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 store.as_ref(),
                 &history,
                 args.clock.now(),
+                release_manifest,
                 &signers_of(&keys),
                 anchor.as_ref(),
             )
@@ -503,30 +501,51 @@ fn cosign(
     }))
 }
 
+/// What a log signer of this deployment signs under: the trust-root chain, its newest version in
+/// force at `now` (the entries' attestations are verified against it), and the version of the
+/// deployment's release manifest, verified under it and in force at `now` (no marks record above
+/// either is signed).
+fn signing_environment(
+    deployment: &Deployment,
+    trust: &TrustRootArgs,
+    now: Timestamp,
+) -> Result<(VerifiedTrustHistory, u64), Failure> {
+    let paths = trust.resolve(deployment);
+    let trust_root = load_trust_root(&paths.pinned_root, &paths.trust_root, now)
+        .map_err(|e| Failure::execution(&e))?;
+    let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
+        .map_err(|e| Failure::execution(&e))?;
+    let manifest = deployment.path(crate::config::RELEASE_MANIFEST, None).value;
+    let bytes = read_bounded(&manifest, MAX_RELEASE_MANIFEST_BYTES)?;
+    let manifest = verify_release_manifest(&trust_root, &bytes, now, None)
+        .map_err(|e| Failure::execution(&e.into()))?;
+    Ok((history, manifest.version()))
+}
+
 /// Runs `parmana log sequence`: one run of the sequencer, and what it did.
 fn sequence(args: &SequenceArgs, deployment: &Deployment, format: Format) -> Result<(), Failure> {
     let keys = crate::execute_cmd::read_log_keys(deployment, &args.key)?;
-    let history = if keys.is_empty() {
+    let environment = if keys.is_empty() {
         None
     } else {
-        let paths = args.trust.resolve(deployment);
-        // In force now (not expired), and the chain it ends, for the entries' attestations.
-        load_trust_root(&paths.pinned_root, &paths.trust_root, args.clock.now())
-            .map_err(|e| Failure::execution(&e))?;
-        Some(
-            load_trust_history(&paths.pinned_root, &paths.trust_root)
-                .map_err(|e| Failure::execution(&e))?,
-        )
+        Some(signing_environment(
+            deployment,
+            &args.trust,
+            args.clock.now(),
+        )?)
     };
     let anchor = crate::execute_cmd::configured_log_anchor(deployment, None)?;
     let signers = signers_of(&keys);
-    let signing = history.as_ref().map(|history| LogSigning {
-        trust_root: history.newest(),
-        history,
-        now: args.clock.now(),
-        signers: &signers,
-        anchor: anchor.as_ref(),
-    });
+    let signing = environment
+        .as_ref()
+        .map(|(history, release_manifest)| LogSigning {
+            trust_root: history.newest(),
+            history,
+            now: args.clock.now(),
+            release_manifest: *release_manifest,
+            signers: &signers,
+            anchor: anchor.as_ref(),
+        });
     let store = args.store.open_existing(deployment)?;
     let report = LogSequencer::new(args.batch)
         .run(store.as_ref(), signing)

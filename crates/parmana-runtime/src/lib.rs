@@ -115,7 +115,7 @@ pub mod trust {
         read_public_key_file, read_release_manifest_version, remove_interrupted_writes,
         replace_file_durably, sign_bundle_dir, sign_release_manifest, sync_directory_of,
         verify_attestations, verify_attestations_in_history, verify_legacy_bundle,
-        write_public_key_file,
+        verify_release_manifest, write_public_key_file,
     };
 }
 

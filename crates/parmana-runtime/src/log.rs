@@ -35,11 +35,13 @@ pub(crate) fn log_role(trust_root: &VerifiedTrustRoot) -> Result<&LogRole, Execu
 /// With an `anchor`, a log that does not extend the largest checkpoint it records is refused.
 /// `history` is the trust-root chain `trust_root` (its newest version) ends, against which the
 /// entries' attestations are verified at `now` before anything is signed
-/// (`runtime.log_entry_unattested`).
+/// (`runtime.log_entry_unattested`); `release_manifest` is the release-manifest version in
+/// force, which no marks record signed may pass ([`LogSigning::release_manifest`]).
 pub fn sign_log_checkpoint(
     store: &dyn ReplayStore,
     history: &VerifiedTrustHistory,
     now: Timestamp,
+    release_manifest: u64,
     signers: &[&dyn Signer],
     anchor: Option<&LogAnchor>,
 ) -> Result<String, ExecutionError> {
@@ -47,6 +49,7 @@ pub fn sign_log_checkpoint(
         trust_root: history.newest(),
         history,
         now,
+        release_manifest,
         signers,
         anchor,
     };
@@ -165,13 +168,15 @@ impl LogSnapshot {
     /// the `log` role of the newest version of `history` (checked: `trust.key_lacks_role`, and
     /// `trust.threshold_not_met` with fewer than its threshold), once
     /// the entries past the newest checkpoint its keys signed are attested executions (read
-    /// from `store`, verified at `now`); with an `anchor`, refused unless the log extends the
-    /// largest checkpoint it records.
+    /// from `store`, verified at `now`, marks records no higher than `release_manifest` and the
+    /// trust root's version); with an `anchor`, refused unless the log extends the largest
+    /// checkpoint it records.
     pub fn checkpoint(
         &self,
         store: &dyn ReplayStore,
         history: &VerifiedTrustHistory,
         now: Timestamp,
+        release_manifest: u64,
         signers: &[&dyn Signer],
         anchor: Option<&LogAnchor>,
     ) -> Result<String, ExecutionError> {
@@ -179,6 +184,7 @@ impl LogSnapshot {
             trust_root: history.newest(),
             history,
             now,
+            release_manifest,
             signers,
             anchor,
         };

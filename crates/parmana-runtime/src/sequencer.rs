@@ -27,6 +27,11 @@ pub struct LogSigning<'a> {
     pub history: &'a VerifiedTrustHistory,
     /// The clock's reading (it bounds the entries' `executed_at`).
     pub now: Timestamp,
+    /// The release-manifest version in force. A marks record past the newest checkpoint that
+    /// names a higher one, or a trust-root version above `trust_root`'s, records a raise no
+    /// environment this signer knows made (a writer's record, or another server's newer
+    /// environment: reload this one), and is not signed (`runtime.log_entry_unattested`).
+    pub release_manifest: u64,
     /// Keys of that role, each of which signs every checkpoint: at least as many distinct
     /// ones as the role's threshold (one, for the usual role of threshold 1).
     pub signers: &'a [&'a dyn Signer],
@@ -447,8 +452,10 @@ pub(crate) fn check_entries_attested(
             }
             let record = parmana_canon::parse_strict(&row.record)
                 .map_err(|e| unattested(at, format!("the record is unreadable: {e}")))?;
-            // A marks record (it names no execution); checked as one when the log took it.
+            // A marks record (it names no execution): well-formed and never lowered, as the log
+            // checked it when it took it, and no higher than the versions this signer holds.
             if record.get("kind").is_some() {
+                check_marks_record(&record, signing).map_err(|why| unattested(at, why))?;
                 continue;
             }
             let text = |member: &str| record.get(member).and_then(|v| v.as_str());
@@ -511,6 +518,32 @@ pub(crate) fn check_entries_attested(
             }
         }
         position += u64::try_from(rows.len()).unwrap_or(u64::MAX);
+    }
+    Ok(())
+}
+
+/// Refuses a marks record naming a trust-root version above the one `signing` has in force, or
+/// a release-manifest version above its `release_manifest`: a raise no environment this signer
+/// verified made.
+fn check_marks_record(record: &serde_json::Value, signing: LogSigning<'_>) -> Result<(), String> {
+    let version = |member: &str| {
+        record
+            .get(member)
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| format!("the marks record names no {member} version"))
+    };
+    for (member, known) in [
+        ("trust_root", signing.trust_root.version()),
+        ("release_manifest", signing.release_manifest),
+    ] {
+        let named = version(member)?;
+        if named > known {
+            return Err(format!(
+                "the marks record names {member} version {named}, above the {known} this signer \
+                 holds (a raise no environment it verified made; reload it if another server \
+                 took a newer one)"
+            ));
+        }
     }
     Ok(())
 }

@@ -29,6 +29,11 @@ fn log_spec(revocations: Vec<RevocationSpec>) -> LogSpec {
     }
 }
 
+/// The release-manifest version `env` has in force.
+fn manifest(env: &RuntimeEnvironment) -> u64 {
+    env.release_manifest().version()
+}
+
 /// `count` attestations executed into `store`, and the proof of each against one checkpoint.
 fn attested(
     fixture: &Fixture,
@@ -47,8 +52,15 @@ fn attested(
                 .into_envelope()
         })
         .collect();
-    let checkpoint =
-        sign_log_checkpoint(store, env.trust_history(), clock().0, &[&log_key()], None).unwrap();
+    let checkpoint = sign_log_checkpoint(
+        store,
+        env.trust_history(),
+        clock().0,
+        manifest(env),
+        &[&log_key()],
+        None,
+    )
+    .unwrap();
     let proofs = (0..count)
         .map(|i| {
             let id: ExecutionId = format!("proof-{i}").parse().unwrap();
@@ -115,9 +127,15 @@ fn a_revoked_key_stands_only_with_a_proof_from_before_the_revocation() {
         let envelope = execute_from_signals(&request, &signer, &store, &env, &clock())
             .unwrap()
             .into_envelope();
-        let checkpoint =
-            sign_log_checkpoint(&store, env.trust_history(), clock().0, &[&log_key()], None)
-                .unwrap();
+        let checkpoint = sign_log_checkpoint(
+            &store,
+            env.trust_history(),
+            clock().0,
+            manifest(&env),
+            &[&log_key()],
+            None,
+        )
+        .unwrap();
         let id: ExecutionId = "proof-after".parse().unwrap();
         let proof = prove_execution(&store, env.trust_root(), &id, Some(checkpoint.as_bytes()))
             .unwrap()
@@ -240,8 +258,15 @@ fn the_one_off_witness_goes_on_after_a_log_key_rotation() {
     let request =
         ExecutionRequest::parse("after-rotation", "claims-approval@1.0.0", SIGNALS).unwrap();
     execute_from_signals(&request, &attestation, &store, &env, &clock()).unwrap();
-    let second =
-        sign_log_checkpoint(&store, env.trust_history(), clock().0, &[&new_key], None).unwrap();
+    let second = sign_log_checkpoint(
+        &store,
+        env.trust_history(),
+        clock().0,
+        manifest(&env),
+        &[&new_key],
+        None,
+    )
+    .unwrap();
     let cosigned = cosign(&env, Some(state.as_bytes()), &second, clock().0).unwrap();
     assert!(cosigned.starts_with(second.trim_end()), "{cosigned}");
     let epoch = parmana_runtime::canon::Timestamp::UNIX_EPOCH;

@@ -1,4 +1,4 @@
-//! The sequencer driver: executions are readable at once and enter the log in batches; runs sign and store checkpoints with a `log` key, never over an entry that is not an attested execution; proofs come from stored checkpoints; `audit_ledger` refuses a tampered stored checkpoint; a log anchor refuses to sign a log that does not extend what the key signed, across restarts.
+//! The sequencer driver: executions are readable at once and enter the log in batches; runs sign and store checkpoints with the `log` keys (as many as the role's threshold), never over an entry that is not an attested execution nor a marks raise no environment of the signer made; proofs come from stored checkpoints; `audit_ledger` refuses a tampered stored checkpoint; a log anchor refuses to sign a log that does not extend what the key signed, across restarts.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -60,6 +60,7 @@ fn signing_with<'a>(
         trust_root: environment.trust_root(),
         history: environment.trust_history(),
         now: clock().0,
+        release_manifest: environment.release_manifest().version(),
         signers,
         anchor: None,
     }
@@ -296,11 +297,13 @@ fn no_checkpoint_is_signed_over_an_entry_a_writer_of_the_store_made() {
         assert!(refused.to_string().contains(says), "{name}: {refused}");
         let now = clock().0;
         let history = environment.trust_history();
-        let refused = sign_log_checkpoint(store, history, now, &[&log_key], None).unwrap_err();
+        let manifest = environment.release_manifest().version();
+        let refused =
+            sign_log_checkpoint(store, history, now, manifest, &[&log_key], None).unwrap_err();
         assert_eq!(refused.code(), "runtime.log_entry_unattested", "{name}");
         let refused = read_log(store)
             .unwrap()
-            .checkpoint(store, history, now, &[&log_key], None)
+            .checkpoint(store, history, now, manifest, &[&log_key], None)
             .unwrap_err();
         assert_eq!(refused.code(), "runtime.log_entry_unattested", "{name}");
         assert_eq!(store.latest_checkpoint().unwrap(), Some(signed), "{name}");
@@ -329,6 +332,7 @@ fn no_checkpoint_is_signed_over_an_entry_a_writer_of_the_store_made() {
         store,
         environment.trust_history(),
         clock().0,
+        environment.release_manifest().version(),
         &[&log_key],
         None,
     )
@@ -712,20 +716,42 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     let history = other_environment.trust_history();
     let now = clock().0;
-    let refused =
-        sign_log_checkpoint(other.store(), history, now, &[&log_key], Some(&reopened)).unwrap_err();
+    let manifest = other_environment.release_manifest().version();
+    let refused = sign_log_checkpoint(
+        other.store(),
+        history,
+        now,
+        manifest,
+        &[&log_key],
+        Some(&reopened),
+    )
+    .unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     let snapshot = read_log(other.store()).unwrap();
     let refused = snapshot
-        .checkpoint(other.store(), history, now, &[&log_key], Some(&reopened))
+        .checkpoint(
+            other.store(),
+            history,
+            now,
+            manifest,
+            &[&log_key],
+            Some(&reopened),
+        )
         .unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     // The signer sharing the file reads it again before it signs: refused too.
-    let refused =
-        sign_log_checkpoint(other.store(), history, now, &[&log_key], Some(&sharing)).unwrap_err();
+    let refused = sign_log_checkpoint(
+        other.store(),
+        history,
+        now,
+        manifest,
+        &[&log_key],
+        Some(&sharing),
+    )
+    .unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     // Without the anchor, that store's log is signed (what the anchor is for).
-    assert!(sign_log_checkpoint(other.store(), history, now, &[&log_key], None).is_ok());
+    assert!(sign_log_checkpoint(other.store(), history, now, manifest, &[&log_key], None).is_ok());
     assert_eq!(reopened.recorded(), Some((size, root)));
     // A log of the same size with another history, then a longer one: refused as well.
     for n in 1..3 {
@@ -739,9 +765,15 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         if grow {
             execute(&other, "elsewhere-3");
         }
-        let refused =
-            sign_log_checkpoint(other.store(), history, now, &[&log_key], Some(&reopened))
-                .unwrap_err();
+        let refused = sign_log_checkpoint(
+            other.store(),
+            history,
+            now,
+            manifest,
+            &[&log_key],
+            Some(&reopened),
+        )
+        .unwrap_err();
         assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     }
 
@@ -866,4 +898,50 @@ fn a_log_of_threshold_two_is_signed_by_both_keys_run_after_run() {
     let audit = audit_ledger(store, || Ok(Some(history.clone()))).unwrap();
     assert!(audit.is_intact(), "{audit:?}");
     assert_eq!(audit.report.checkpoints, 2);
+}
+
+/// A writer of the store, holding no key, raises the marks past every version this deployment
+/// verified (a marks record of its own): the store integrates the record, but no checkpoint is
+/// signed over it — a raise no environment the signer holds made. A signer that holds the
+/// versions named (another server's newer environment, after a reload) signs it.
+#[test]
+fn no_checkpoint_is_signed_over_a_marks_raise_no_environment_made() {
+    for member in ["trust_root", "release_manifest"] {
+        let (_fixture, runtime, log_key) = setup();
+        let environment = runtime.environment();
+        let signing = signing_with(&environment, &log_key);
+        let store = runtime.store();
+        execute(&runtime, "before-the-raise");
+        LogSequencer::default()
+            .run_all(store, Some(signing))
+            .unwrap();
+        let (trust_root, manifest) = (
+            environment.trust_root().version(),
+            environment.release_manifest().version(),
+        );
+        let raised = match member {
+            "trust_root" => (99, manifest),
+            _ => (trust_root, 99),
+        };
+        // The raise writes the marks row and appends a marks record.
+        store.accept_versions(raised.0, raised.1).unwrap();
+        let refused = LogSequencer::default()
+            .run_all(store, Some(signing))
+            .unwrap_err();
+        assert_eq!(refused.code(), "runtime.log_entry_unattested", "{member}");
+        assert!(
+            refused
+                .to_string()
+                .contains(&format!("names {member} version 99")),
+            "{member}: {refused}"
+        );
+        if member == "release_manifest" {
+            let newer = LogSigning {
+                release_manifest: 99,
+                ..signing
+            };
+            let report = LogSequencer::default().run_all(store, Some(newer)).unwrap();
+            assert!(report.checkpoint.is_some(), "{report:?}");
+        }
+    }
 }

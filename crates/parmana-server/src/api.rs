@@ -596,6 +596,7 @@ pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
             trust_root: environment.trust_root(),
             history: environment.trust_history(),
             now,
+            release_manifest: environment.release_manifest().version(),
             signers: &parmana_runtime::signers_of(keys),
             anchor: None,
         })

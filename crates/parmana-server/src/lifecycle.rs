@@ -90,6 +90,7 @@ fn checked(
             trust_root: environment.trust_root(),
             history: environment.trust_history(),
             now,
+            release_manifest: environment.release_manifest().version(),
             signers: &parmana_runtime::signers_of(&log.signers),
             anchor: None,
         })?;
@@ -496,6 +497,7 @@ async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration) {
                     trust_root: environment.trust_root(),
                     history: environment.trust_history(),
                     now: runtime.clock().now(),
+                    release_manifest: environment.release_manifest().version(),
                     signers,
                     anchor: worker.sequencer.anchor.as_deref(),
                 })

@@ -134,6 +134,7 @@ fn signed_checkpoint(
             runtime.store(),
             environment.trust_history(),
             runtime.clock().now(),
+            environment.release_manifest().version(),
             &signers,
             anchor,
         );

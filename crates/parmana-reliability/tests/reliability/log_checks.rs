@@ -74,6 +74,7 @@ impl LogWatch {
             environment.trust_history(),
             // The latest clock reading the contenders execute under.
             parmana_testkit::now_plus_hour(),
+            environment.release_manifest().version(),
             &[&log_key()],
             None,
         )
