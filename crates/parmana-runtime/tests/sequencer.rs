@@ -717,15 +717,10 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
     let history = other_environment.trust_history();
     let now = clock().0;
     let manifest = other_environment.release_manifest().version();
-    let refused = sign_log_checkpoint(
-        other.store(),
-        history,
-        now,
-        manifest,
-        &[&log_key],
-        Some(&reopened),
-    )
-    .unwrap_err();
+    let sign = |anchor: Option<&LogAnchor>| {
+        sign_log_checkpoint(other.store(), history, now, manifest, &[&log_key], anchor)
+    };
+    let refused = sign(Some(&reopened)).unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     let snapshot = read_log(other.store()).unwrap();
     let refused = snapshot
@@ -740,18 +735,10 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         .unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     // The signer sharing the file reads it again before it signs: refused too.
-    let refused = sign_log_checkpoint(
-        other.store(),
-        history,
-        now,
-        manifest,
-        &[&log_key],
-        Some(&sharing),
-    )
-    .unwrap_err();
+    let refused = sign(Some(&sharing)).unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     // Without the anchor, that store's log is signed (what the anchor is for).
-    assert!(sign_log_checkpoint(other.store(), history, now, manifest, &[&log_key], None).is_ok());
+    assert!(sign(None).is_ok());
     assert_eq!(reopened.recorded(), Some((size, root)));
     // A log of the same size with another history, then a longer one: refused as well.
     for n in 1..3 {
@@ -765,15 +752,7 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         if grow {
             execute(&other, "elsewhere-3");
         }
-        let refused = sign_log_checkpoint(
-            other.store(),
-            history,
-            now,
-            manifest,
-            &[&log_key],
-            Some(&reopened),
-        )
-        .unwrap_err();
+        let refused = sign(Some(&reopened)).unwrap_err();
         assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     }
 
