@@ -24,7 +24,7 @@ mod wire;
 
 #[cfg(test)]
 pub(crate) use flatten::{Flat, FlatError};
-use flatten::{Resolved, signals_of};
+use flatten::{Resolved, flattened_names_len, signals_of};
 pub(crate) use mapping::AuthzenMapping;
 pub(crate) use wire::{
     Action, Configuration, Decision, DecisionContext, EvaluationItem, EvaluationRequest,
@@ -237,6 +237,12 @@ fn answer(result: Result<Response, ApiError>, outcome: Outcome) -> Response {
     response.extensions_mut().insert(outcome);
     response
 }
+
+/// How many bytes of signal names a boxcar's evaluations may flatten to, in all, per byte of the
+/// body limit (8 MiB of names at the default 1 MiB): a name repeats its whole dotted path, so
+/// ordinary requests flatten to a few times their JSON; more is refused before anything is
+/// decided (`413 server.batch_too_large`).
+pub(crate) const FLATTENED_NAMES_PER_BODY_BYTE: usize = 8;
 
 /// Sets its flag when dropped: held by a boxcar's request future, so that the work on the
 /// blocking pool learns that the request was answered or dropped without waiting for it.
@@ -492,6 +498,20 @@ pub(crate) async fn evaluations(
             expanded,
             state.limits.max_body_bytes,
         ));
+    }
+    // And what its flattening would build: the signal names repeat their whole paths.
+    let names = items
+        .iter()
+        .enumerate()
+        .filter_map(|(index, item)| resolve(&request, item.as_ref().ok()?, index).ok())
+        .map(|resolved| flattened_names_len(&resolved))
+        .fold(0, usize::saturating_add);
+    let names_limit = state
+        .limits
+        .max_body_bytes
+        .saturating_mul(FLATTENED_NAMES_PER_BODY_BYTE);
+    if names > names_limit {
+        return Err(ApiError::batch_names_too_long(names, names_limit));
     }
     // Without `evaluations`, the one evaluation is named on any answer, as on
     // /access/v1/evaluation (a boxcar's have a log line of their own).

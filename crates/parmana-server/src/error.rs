@@ -180,6 +180,19 @@ impl ApiError {
         )
     }
 
+    /// A boxcar whose evaluations would flatten to more signal-name bytes than `limit`.
+    pub(crate) fn batch_names_too_long(size: usize, limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "server.batch_too_large",
+            format!(
+                "the evaluations would flatten to {size} bytes of signal names (each repeating \
+                 its whole dotted path), more than the {limit} allowed: split the boxcar, or use \
+                 shorter keys or flatter members"
+            ),
+        )
+    }
+
     /// `431`: a request head (request line and headers) over `max_header_bytes`.
     pub(crate) fn header_too_large(size: usize, limit: usize) -> Self {
         Self::new(

@@ -1145,3 +1145,33 @@ fn a_boxcar_answered_on_its_timeout_starts_no_evaluation_it_had_not_reached() {
         served.stderr()
     );
 }
+
+/// What a boxcar's evaluations would flatten to is bounded before any is decided: a long key
+/// over many leaves is repeated in every leaf's signal name, so a small body can ask for far more
+/// names than it holds. At `--max-body-bytes 131072` the names may add up to 1 MiB in all: 30
+/// evaluations of about 21 KB of names each are decided, 100 are `413 server.batch_too_large`.
+#[test]
+fn a_boxcar_whose_names_would_pass_the_bound_is_refused_before_anything_is_decided() {
+    let temp = authzen_deployment();
+    let served = Served::start(&root(&temp), &["--dev-token", "--max-body-bytes", "131072"]);
+    let token = served.token.as_deref();
+    let leaves: serde_json::Map<String, Value> =
+        (0..20).map(|n| (format!("l{n:02}"), json!(0))).collect();
+    let evaluation = json!({"context": {"k".repeat(1_000): leaves}});
+    for (count, status) in [(30, 200), (100, 413)] {
+        let body = json!({
+            "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": "viewer"}},
+            "action": {"name": "read"},
+            "resource": {"type": "document", "id": "1"},
+            "evaluations": vec![evaluation.clone(); count]
+        });
+        let reply = served.post("/access/v1/evaluations", token, &body.to_string());
+        assert_eq!(reply.status, status, "{count}: {}", reply.text);
+        if status == 200 {
+            assert_eq!(reply.json()["evaluations"].as_array().unwrap().len(), count);
+        } else {
+            assert_eq!(reply.code(), "server.batch_too_large");
+            assert!(reply.text.contains("signal names"), "{}", reply.text);
+        }
+    }
+}

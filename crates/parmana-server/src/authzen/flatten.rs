@@ -184,3 +184,53 @@ fn flatten_request(request: &Resolved<'_>, flat: &mut Flat) -> Result<Option<Str
     }
     Ok(execution_id)
 }
+
+/// The bytes of the signal names `request` flattens to — each leaf's and each nested object's
+/// whole dotted path, as [`signals_of`] makes them — counted without making any: what a boxcar's
+/// evaluations would build, bounded before any of them is decided. (A long key over many leaves
+/// is repeated in every leaf's name: without this bound, a boxcar a few kilobytes each would
+/// have its evaluations build a megabyte of names each.)
+pub(super) fn flattened_names_len(request: &Resolved<'_>) -> usize {
+    /// The names under an object whose own name is `prefix_len` bytes long, of its `members`.
+    fn under<'a>(
+        prefix_len: usize,
+        members: impl Iterator<Item = (&'a String, &'a Value)>,
+    ) -> usize {
+        members
+            .map(|(key, member)| {
+                let name = prefix_len.saturating_add(1).saturating_add(key.len());
+                let inner = match member {
+                    Value::Object(inner) => under(name, inner.iter()),
+                    _ => 0,
+                };
+                name.saturating_add(inner)
+            })
+            .fold(0, usize::saturating_add)
+    }
+    let texts = [
+        "subject.type",
+        "subject.id",
+        "action.name",
+        "resource.type",
+        "resource.id",
+    ]
+    .map(str::len)
+    .iter()
+    .sum::<usize>();
+    let properties = [
+        ("subject.properties", &request.subject.properties),
+        ("action.properties", &request.action.properties),
+        ("resource.properties", &request.resource.properties),
+    ]
+    .iter()
+    .filter_map(|(prefix, members)| members.as_ref().map(|m| under(prefix.len(), m.iter())))
+    .fold(0, usize::saturating_add);
+    // The execution id is no signal.
+    let context = request.context.map_or(0, |members| {
+        let signals = members
+            .iter()
+            .filter(|(key, _)| key.as_str() != EXECUTION_ID_KEY);
+        under("context".len(), signals)
+    });
+    texts.saturating_add(properties).saturating_add(context)
+}
