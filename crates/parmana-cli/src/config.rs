@@ -489,36 +489,57 @@ impl Deployment {
     }
 
     /// The transparency log's signing keys, if any: every `--log-key` (`flags`), else the
-    /// variable (a path list), else `log_key` in `[server]` (one path or a list).
-    pub(crate) fn log_keys(&self, flags: &[PathBuf]) -> Option<Setting<Vec<PathBuf>>> {
+    /// variable (a path list), else `log_key` in `[server]` (one path or a list). A variable or
+    /// a list that names no path is `cli.invalid_config` (not "no log key": a setting given
+    /// empty is a mistake, not a choice).
+    pub(crate) fn log_keys(
+        &self,
+        flags: &[PathBuf],
+    ) -> Result<Option<Setting<Vec<PathBuf>>>, Failure> {
+        let named_none = |origin: &str| {
+            Failure::new(
+                "cli.invalid_config",
+                format!("{origin}: `{}` names no key file", LOG_KEY.name),
+                ExitClass::Usage,
+            )
+        };
         if !flags.is_empty() {
-            return Some(Setting {
+            return Ok(Some(Setting {
                 value: flags.to_vec(),
                 source: Source::Flag(LOG_KEY.flag),
-            });
+            }));
         }
         if let Some(value) = self.env(LOG_KEY) {
             let paths: Vec<PathBuf> = std::env::split_paths(value)
                 .filter(|path| !path.as_os_str().is_empty())
                 .map(|path| relative_to(&self.cwd, &path))
                 .collect();
-            return (!paths.is_empty()).then_some(Setting {
+            if paths.is_empty() {
+                return Err(named_none(LOG_KEY.env));
+            }
+            return Ok(Some(Setting {
                 value: paths,
                 source: Source::Env(LOG_KEY.env),
-            });
+            }));
         }
-        let (file, server) = self.server_file()?;
-        let paths = match server.log_key.as_ref()? {
-            OneOrMorePaths::One(path) => vec![relative_to(self.file_dir(), path)],
-            OneOrMorePaths::More(paths) => paths
+        let Some((file, server)) = self.server_file() else {
+            return Ok(None);
+        };
+        let paths: Vec<PathBuf> = match &server.log_key {
+            None => return Ok(None),
+            Some(OneOrMorePaths::One(path)) => vec![relative_to(self.file_dir(), path)],
+            Some(OneOrMorePaths::More(paths)) => paths
                 .iter()
                 .map(|path| relative_to(self.file_dir(), path))
                 .collect(),
         };
-        (!paths.is_empty()).then(|| Setting {
+        if paths.is_empty() {
+            return Err(named_none(&file.display().to_string()));
+        }
+        Ok(Some(Setting {
             value: paths,
             source: Source::File(file.to_path_buf()),
-        })
+        }))
     }
 
     /// The attestation signing keys: every `--key`, else the variable (a path list), else the

@@ -222,7 +222,7 @@ pub(crate) fn read_log_keys(
     flags: &[PathBuf],
 ) -> Result<Vec<LocalSigningKey>, Failure> {
     deployment
-        .log_keys(flags)
+        .log_keys(flags)?
         .map_or_else(Vec::new, |setting| setting.value)
         .iter()
         .map(|path| read_private_key(path))

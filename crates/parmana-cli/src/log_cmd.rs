@@ -8,7 +8,7 @@ use parmana_runtime::canon::{ExecutionId, Timestamp};
 use parmana_runtime::replay::ReplayStore;
 use parmana_runtime::trust::{
     CosignerKey, LocalSigningKey, MAX_RELEASE_MANIFEST_BYTES, MAX_TLOG_PROOF_BYTES, NoteKeyName,
-    VerifiedTrustHistory, VerifiedTrustRoot, tlog_hash_text, verify_release_manifest,
+    VerifiedTrustHistory, VerifiedTrustRoot, signed_release_manifest_version, tlog_hash_text,
 };
 use parmana_runtime::{
     ExecutionError, LockedWitnessState, LogSequencer, LogSigning, SequenceReport, add_cosignatures,
@@ -30,18 +30,24 @@ use crate::store::StoreArgs;
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum LogCommand {
     /// Print the newest stored checkpoint: a C2SP tlog-checkpoint (origin, size, base64 root
-    /// hash) in a note signed by a key of the trust root's log role. With --key: first sequence
-    /// every completed execution still waiting, then sign the checkpoint of the log as it is now
-    /// with that key, store it, and print it. Refused when the ledger is broken, the key does not
-    /// hold the log role, or (without --key) no checkpoint is stored or the newest one stored is
-    /// not signed by the trust-root chain's log role.
+    /// hash) in a note signed by a key of the trust root's log role. With --key (repeatable): first
+    /// sequence every completed execution still waiting, then sign the checkpoint of the log as it
+    /// is now with each key, store it, and print it. Refused when the ledger is broken, a key does
+    /// not hold the log role, fewer keys than the role's threshold are given, an entry past the
+    /// newest checkpoint is not an attested execution or a marks raise above the trust root in
+    /// force and the release manifest's version (its signature checked, not its expiry), or
+    /// (without --key) no checkpoint is stored or the newest one stored is not signed by the
+    /// trust-root chain's log role.
     #[command(after_help = "Examples:
   parmana log checkpoint > checkpoint.txt                      # the newest stored one
   parmana log checkpoint --key keys/log.pem > checkpoint.txt   # sequence, sign, store now")]
     Checkpoint(CheckpointArgs),
     /// Run the batched sequencer once: give the completed executions that wait for it their
-    /// ledger positions (at most --batch, in claim-time then id order) and, with --key (a key of
-    /// the log role), sign and store a checkpoint of the grown log. Prints what it integrated.
+    /// ledger positions (at most --batch, in claim-time then id order) and, with --key (keys of
+    /// the log role, as many as its threshold), sign and store a checkpoint of the grown log —
+    /// refused over an entry that is not an attested execution, or a marks raise above the trust
+    /// root in force and the release manifest's version (its signature checked, not its
+    /// expiry). Prints what it integrated.
     /// Safe while servers share the store: one integrator runs at a time, the others are told
     /// it is busy.
     #[command(after_help = "Example:\n  parmana log sequence --key keys/log.pem")]
@@ -164,6 +170,10 @@ pub(crate) struct SequenceArgs {
     /// [env: PARMANA_LOG_KEY (a path list); config: server.log_key; no default]
     #[arg(long, value_name = "FILE")]
     key: Vec<PathBuf>,
+    /// The signed release manifest whose version bounds the marks records signed (with --key)
+    /// [env: PARMANA_RELEASE_MANIFEST; config: release_manifest; default: release-manifest.json].
+    #[arg(long, value_name = "FILE")]
+    release_manifest: Option<PathBuf>,
     /// The most executions integrated.
     #[arg(long, value_name = "N", default_value_t = parmana_runtime::replay::DEFAULT_SEQUENCE_BATCH)]
     batch: usize,
@@ -183,6 +193,10 @@ pub(crate) struct CheckpointArgs {
     /// is printed.
     #[arg(long, value_name = "FILE")]
     key: Vec<PathBuf>,
+    /// The signed release manifest whose version bounds the marks records signed (with --key)
+    /// [env: PARMANA_RELEASE_MANIFEST; config: release_manifest; default: release-manifest.json].
+    #[arg(long, value_name = "FILE")]
+    release_manifest: Option<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -239,8 +253,12 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 out!("{}", stored.note);
                 return Ok(());
             }
-            let (history, release_manifest) =
-                signing_environment(&deployment, &args.trust, args.clock.now())?;
+            let (history, release_manifest) = signing_environment(
+                &deployment,
+                &args.trust,
+                args.release_manifest.as_deref(),
+                args.clock.now(),
+            )?;
             let keys = args
                 .key
                 .iter()
@@ -503,11 +521,12 @@ fn cosign(
 
 /// What a log signer of this deployment signs under: the trust-root chain, its newest version in
 /// force at `now` (the entries' attestations are verified against it), and the version of the
-/// deployment's release manifest, verified under it and in force at `now` (no marks record above
-/// either is signed).
+/// release manifest (`manifest`, else the deployment's), signed by that version's `release` role
+/// — expired or not: it proves the version was released — above which no marks record is signed.
 fn signing_environment(
     deployment: &Deployment,
     trust: &TrustRootArgs,
+    manifest: Option<&std::path::Path>,
     now: Timestamp,
 ) -> Result<(VerifiedTrustHistory, u64), Failure> {
     let paths = trust.resolve(deployment);
@@ -515,11 +534,13 @@ fn signing_environment(
         .map_err(|e| Failure::execution(&e))?;
     let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
         .map_err(|e| Failure::execution(&e))?;
-    let manifest = deployment.path(crate::config::RELEASE_MANIFEST, None).value;
+    let manifest = deployment
+        .path(crate::config::RELEASE_MANIFEST, manifest)
+        .value;
     let bytes = read_bounded(&manifest, MAX_RELEASE_MANIFEST_BYTES)?;
-    let manifest = verify_release_manifest(&trust_root, &bytes, now, None)
+    let version = signed_release_manifest_version(&trust_root, &bytes)
         .map_err(|e| Failure::execution(&e.into()))?;
-    Ok((history, manifest.version()))
+    Ok((history, version))
 }
 
 /// Runs `parmana log sequence`: one run of the sequencer, and what it did.
@@ -531,6 +552,7 @@ fn sequence(args: &SequenceArgs, deployment: &Deployment, format: Format) -> Res
         Some(signing_environment(
             deployment,
             &args.trust,
+            args.release_manifest.as_deref(),
             args.clock.now(),
         )?)
     };

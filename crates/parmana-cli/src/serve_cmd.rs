@@ -318,7 +318,7 @@ impl ServerValues {
                 flags.log_signals.then_some(true),
                 false,
             )?,
-            log_key: deployment.log_keys(flags.log_key),
+            log_key: deployment.log_keys(flags.log_key)?,
             log_anchor: deployment.server_path(config::LOG_ANCHOR, flags.log_anchor),
             log_public: deployment.server_value(
                 config::LOG_PUBLIC,

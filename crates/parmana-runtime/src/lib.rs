@@ -113,9 +113,9 @@ pub mod trust {
         VerifiedTrustRoot, VerifyOptions, check_signer_role, create_trust_root,
         decode_attestation_statement, read_bundle_dir, read_key_file, read_legacy_bundle_dir,
         read_public_key_file, read_release_manifest_version, remove_interrupted_writes,
-        replace_file_durably, sign_bundle_dir, sign_release_manifest, sync_directory_of,
-        verify_attestations, verify_attestations_in_history, verify_legacy_bundle,
-        verify_release_manifest, write_public_key_file,
+        replace_file_durably, sign_bundle_dir, sign_release_manifest,
+        signed_release_manifest_version, sync_directory_of, verify_attestations,
+        verify_attestations_in_history, verify_legacy_bundle, write_public_key_file,
     };
 }
 

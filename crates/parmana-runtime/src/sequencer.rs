@@ -352,8 +352,9 @@ pub(crate) fn sign_stored_checkpoint(
     })
 }
 
-/// `checkpoint` signed by each of `signers` in turn, as note key `name`: the first signs, the
-/// others add their signatures (`cosign_note`); refused without any signer.
+/// `checkpoint` signed by each distinct key of `signers` in turn, as note key `name`: the first
+/// signs, the others add their signatures (`cosign_note`; a key given twice signs once);
+/// refused without any signer.
 fn sign_with_every_key(
     checkpoint: &Checkpoint,
     name: &NoteKeyName,
@@ -368,8 +369,13 @@ fn sign_with_every_key(
         });
     };
     let mut note = sign_checkpoint(checkpoint, name, *first)?;
+    let mut signed = vec![first.key_id()];
     for signer in others {
-        note = cosign_note(&note, name, *signer)?;
+        let keyid = signer.key_id();
+        if !signed.contains(&keyid) {
+            note = cosign_note(&note, name, *signer)?;
+            signed.push(keyid);
+        }
     }
     Ok(note)
 }

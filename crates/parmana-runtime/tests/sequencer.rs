@@ -855,7 +855,8 @@ fn a_log_of_threshold_two_is_signed_by_both_keys_run_after_run() {
                 .is_err()
         );
     }
-    let both: [&dyn Signer; 2] = [&first_key, &second_key];
+    // Both keys, one given twice: it signs once.
+    let both: [&dyn Signer; 3] = [&first_key, &second_key, &first_key];
     check_log_signer(signing(&both)).unwrap();
     let store = runtime.store();
     let first = execute(&runtime, "both-1");

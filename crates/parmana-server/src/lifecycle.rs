@@ -153,6 +153,8 @@ impl Server {
             log_in_flight: Arc::new(Semaphore::new((settings.limits.max_concurrency / 4).max(1))),
             started_up: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            #[cfg(test)]
+            blocking_handoffs: std::sync::atomic::AtomicUsize::new(0),
             log_cache: crate::log_cache::LogCache::new(settings.sequencer.cadence),
             probe: Arc::new(tokio::sync::Mutex::new(None)),
             signed_note: std::sync::Mutex::new(None),
@@ -520,7 +522,13 @@ async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration) {
         })
         .await;
     state.metrics.sequencer_run(match &result {
-        Ok(Ok(report)) if report.busy => SequencerRun::Busy,
+        // Busy only when it did nothing: a run that integrated or signed before it found the
+        // ledger held ran.
+        Ok(Ok(report))
+            if report.busy && report.integrated.is_empty() && report.checkpoint.is_none() =>
+        {
+            SequencerRun::Busy
+        }
         Ok(Ok(report)) => SequencerRun::Ran { size: report.size },
         Ok(Err(_)) | Err(_) => SequencerRun::Failed,
     });
@@ -626,12 +634,20 @@ pub(crate) fn start_draining(state: &AppState) {
     state.draining.store(true, Ordering::SeqCst);
     std::sync::atomic::fence(Ordering::SeqCst);
     state.metrics.set_ready(false);
-    tracing::info!(
-        target: "parmana::server",
-        delay_ms = millis_u64(state.limits.shutdown_delay),
-        grace_ms = millis_u64(state.limits.shutdown_grace),
-        "draining: /readyz answers 503; new connections are accepted for the shutdown delay, then requests in flight finish"
-    );
+    if state.limits.shutdown_delay.is_zero() {
+        tracing::info!(
+            target: "parmana::server",
+            grace_ms = millis_u64(state.limits.shutdown_grace),
+            "draining: /readyz answers 503; requests in flight finish"
+        );
+    } else {
+        tracing::info!(
+            target: "parmana::server",
+            delay_ms = millis_u64(state.limits.shutdown_delay),
+            grace_ms = millis_u64(state.limits.shutdown_grace),
+            "draining: /readyz answers 503; new connections are accepted for the shutdown delay, then requests in flight finish"
+        );
+    }
 }
 
 /// A duration in whole milliseconds, for the log.

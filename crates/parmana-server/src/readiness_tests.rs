@@ -788,7 +788,13 @@ fn large_or_explained_evaluations_leave_the_async_workers_and_answer_the_same() 
     // The same signals, made large by whitespace.
     let padded = format!("{{{}{}", " ".repeat(INLINE_EVALUATION_BYTES), &small[1..]);
     let mut answers = Vec::new();
-    for (signals, explain) in [(small, false), (padded.as_str(), false), (small, true)] {
+    // (signals, explained, handed to the blocking pool)
+    for (signals, explain, handed) in [
+        (small, false, false),
+        (padded.as_str(), false, true),
+        (small, true, true),
+    ] {
+        let before = state.blocking_handoffs.load(Ordering::SeqCst);
         let body = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{signals}}}"#);
         let path = if explain {
             "/v1/evaluations?explain=true"
@@ -799,6 +805,13 @@ fn large_or_explained_evaluations_leave_the_async_workers_and_answer_the_same() 
         assert_eq!(status, 200, "{answer}");
         let trace = answer.as_object_mut().unwrap().remove("trace");
         assert_eq!(trace.is_some_and(|t| !t.is_null()), explain, "{answer}");
+        let after = state.blocking_handoffs.load(Ordering::SeqCst);
+        assert_eq!(
+            after > before,
+            handed,
+            "explain {explain}, {} bytes",
+            signals.len()
+        );
         answers.push(answer);
     }
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");

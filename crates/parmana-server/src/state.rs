@@ -96,6 +96,9 @@ pub(crate) struct AppState {
     pub(crate) started_up: AtomicBool,
     /// Set on SIGTERM/SIGINT: `/readyz` answers 503 while requests in flight finish.
     pub(crate) draining: AtomicBool,
+    /// Runtime calls handed to the blocking pool: which path a request took, for the tests.
+    #[cfg(test)]
+    pub(crate) blocking_handoffs: std::sync::atomic::AtomicUsize,
     /// The background sequencer's settings and its driver (which keeps the log between runs).
     pub(crate) sequencer: crate::settings::SequencerSettings,
     pub(crate) log_sequencer: parmana_runtime::LogSequencer,
@@ -180,6 +183,8 @@ impl AppState {
         // Its latency is recorded by the call itself, so a call that outlives its request's
         // timeout is counted too.
         let slot = SLOT.try_with(Arc::clone).ok();
+        #[cfg(test)]
+        self.blocking_handoffs.fetch_add(1, Ordering::SeqCst);
         let started = Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
             let _slot = slot;

@@ -227,6 +227,28 @@ pub fn verify_release_manifest(
     now: Timestamp,
     highest_accepted: Option<u64>,
 ) -> Result<VerifiedReleaseManifest, TrustError> {
+    let verified = verify_release_manifest_signed(trust_root, bytes, highest_accepted)?;
+    verified.check_not_expired(now)?;
+    Ok(verified)
+}
+
+/// The version of a release manifest signed by a threshold of `trust_root`'s `release` role and
+/// well-formed, whatever its expiry: that this version was released, which is what a log signer
+/// bounds the marks records it signs by (an expired manifest still proves it).
+pub fn signed_release_manifest_version(
+    trust_root: &VerifiedTrustRoot,
+    bytes: &[u8],
+) -> Result<u64, TrustError> {
+    Ok(verify_release_manifest_signed(trust_root, bytes, None)?.version)
+}
+
+/// [`verify_release_manifest`] but for the expiry (private: a manifest in force is only ever
+/// handed out after its expiry is checked).
+fn verify_release_manifest_signed(
+    trust_root: &VerifiedTrustRoot,
+    bytes: &[u8],
+    highest_accepted: Option<u64>,
+) -> Result<VerifiedReleaseManifest, TrustError> {
     check_size(bytes)?;
     let envelope = Envelope::parse(bytes, RELEASE_MANIFEST_TYPE)?;
     let role = trust_root.role_keys(Role::Release)?;
@@ -258,7 +280,6 @@ pub fn verify_release_manifest(
         minimum_runtime_version: body.runtime.minimum_runtime_version,
         policies: body.policies,
     };
-    verified.check_not_expired(now)?;
     Ok(verified)
 }
 

@@ -1447,13 +1447,17 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log__subcmd__checkpoint)
-            opts="-h --key --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --key --release-manifest --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --release-manifest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1747,13 +1751,17 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log__subcmd__sequence)
-            opts="-h --key --batch --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --key --release-manifest --batch --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --release-manifest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

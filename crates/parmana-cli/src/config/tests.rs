@@ -187,21 +187,37 @@ fn server_settings_follow_the_same_precedence() {
         root.join("tokens.toml")
     );
     assert!(with_file.server_path(TLS_CERT, None).is_none());
-    assert_eq!(
-        with_file.server_path(LOG_KEY, None).unwrap().value,
-        root.join("keys/log.pem")
-    );
+    let from_file = with_file.log_keys(&[]).unwrap().unwrap();
+    assert_eq!(from_file.value, [root.join("keys/log.pem")]);
+    assert_eq!(from_file.source.kind(), "file");
     assert!(
         with_file
             .server_value(LOG_PUBLIC, None, false)
             .unwrap()
             .value
     );
-    let log_key_env = deployment(root, Some(file), &[(LOG_KEY.env, "/etc/log.pem")]);
+    // The variable is a path list; one that names none is refused, not taken as "no key".
+    let list = std::env::join_paths(["/etc/log-1.pem", "/etc/log-2.pem"]).unwrap();
+    let list = list.to_str().unwrap();
+    let log_key_env = deployment(root, Some(file), &[(LOG_KEY.env, list)]);
+    let from_env = log_key_env.log_keys(&[]).unwrap().unwrap();
+    assert_eq!(from_env.source, Source::Env("PARMANA_LOG_KEY"));
     assert_eq!(
-        log_key_env.server_path(LOG_KEY, None).unwrap().source,
-        Source::Env("PARMANA_LOG_KEY")
+        from_env.value,
+        [
+            PathBuf::from("/etc/log-1.pem"),
+            PathBuf::from("/etc/log-2.pem")
+        ]
     );
+    let separator = if cfg!(windows) { ";" } else { ":" };
+    let empty_env = deployment(root, Some(file), &[(LOG_KEY.env, separator)]);
+    assert_eq!(
+        empty_env.log_keys(&[]).map(|_| ()).unwrap_err().code,
+        "cli.invalid_config"
+    );
+    // Flags come first.
+    let flags = [PathBuf::from("/flag.pem")];
+    assert_eq!(log_key_env.log_keys(&flags).unwrap().unwrap().value, flags);
     assert_eq!(
         with_file
             .server_value::<usize>(MAX_CONCURRENCY, None, 256)
@@ -291,4 +307,29 @@ fn passwords_are_redacted() {
     ] {
         assert_eq!(redact_store(store), shown);
     }
+}
+
+/// `log_key` in `[server]` is one path or a list, each resolved against the file's directory; an
+/// empty list is refused, not taken as "no log key".
+#[test]
+fn log_key_in_the_file_is_one_path_or_a_list() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    std::fs::create_dir_all(root.join("sub/dir")).unwrap();
+    let listed = deployment(
+        root,
+        Some("[server]\nlog_key = [\"keys/a.pem\", \"keys/b.pem\"]\n"),
+        &[],
+    );
+    assert_eq!(
+        listed.log_keys(&[]).unwrap().unwrap().value,
+        [root.join("keys/a.pem"), root.join("keys/b.pem")]
+    );
+    let empty = deployment(root, Some("[server]\nlog_key = []\n"), &[]);
+    assert_eq!(
+        empty.log_keys(&[]).map(|_| ()).unwrap_err().code,
+        "cli.invalid_config"
+    );
+    let none = deployment(root, Some("[server]\nlisten = \"127.0.0.1:9000\"\n"), &[]);
+    assert!(none.log_keys(&[]).unwrap().is_none());
 }

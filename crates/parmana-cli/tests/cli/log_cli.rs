@@ -556,4 +556,24 @@ fn a_log_of_two_keys_is_signed_by_both_from_flags_the_variable_or_the_file() {
     assert_eq!(proved.code, 0, "{}", proved.transcript());
     let verified = verify(d, "two-3.json", "two-3.tlog-proof");
     assert_eq!(verified.code, 0, "{}", verified.transcript());
+    // Signing goes on after the release manifest expires: its signature is what bounds the marks
+    // records, not its expiry (a manifest expiring in 2030, a checkpoint signed in 2031).
+    let released = run(d, &crate::common::release_sign("2", &["--force"]));
+    assert_eq!(released.code, 0, "{}", released.transcript());
+    let after_expiry = run(
+        d,
+        &[
+            "log",
+            "checkpoint",
+            "--key",
+            "trust/keys/root-1.pem",
+            "--key",
+            "trust/keys/root-2.pem",
+            "--store",
+            STORE,
+            "--now",
+            "2031-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(after_expiry.code, 0, "{}", after_expiry.transcript());
 }
