@@ -156,6 +156,11 @@ pub(crate) fn check_stored_size(what: &'static str, bytes: usize) -> Result<(), 
 /// length before it is read.
 pub const MAX_STORED_RECORD_BYTES: i64 = 4096;
 
+/// The most marks records a store reads to decide a claim or a raise (one per trust-root or
+/// release-manifest version a deployment takes: a handful in its life); more — a writer's — is
+/// `replay.store_corrupt`, refused before they are read.
+pub const MAX_MARKS_RECORDS: i64 = 10_000;
+
 /// A replay store: the one place that decides whether an execution id may be used.
 ///
 /// Every method is atomic on its own. Implementations are shared between threads

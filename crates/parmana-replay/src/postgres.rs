@@ -392,14 +392,22 @@ fn read_guard(
         .query_opt(
             &format!(
                 "SELECT h.trust_root, h.release_manifest,
-                        (SELECT array_agg(CASE WHEN octet_length(l.record) <= $1::bigint
-                                               THEN l.record END
-                                          ORDER BY l.position)
-                         FROM ledger l WHERE l.kind = 'marks'),
-                        (SELECT max(e.claimed_at COLLATE \"C\") FROM executions e)
+                        (SELECT array_agg(m.record ORDER BY m.position)
+                         FROM (SELECT l.position,
+                                      CASE WHEN octet_length(l.record) <= $1::bigint
+                                           THEN l.record END AS record
+                               FROM ledger l WHERE l.kind = 'marks'
+                               ORDER BY l.position LIMIT $2::bigint) m),
+                        (SELECT CASE WHEN n.newest IS NULL OR octet_length(n.newest) <= 64
+                                     THEN n.newest ELSE 'over its bound' END
+                         FROM (SELECT max(e.claimed_at COLLATE \"C\") AS newest
+                               FROM executions e) n)
                  FROM high_water_marks h WHERE h.singleton = 1{locking}"
             ),
-            &[&crate::MAX_STORED_RECORD_BYTES],
+            &[
+                &crate::MAX_STORED_RECORD_BYTES,
+                &(crate::MAX_MARKS_RECORDS + 1),
+            ],
         )
         .map_err(map_error)?
         .ok_or_else(|| ReplayError::corrupt("the high-water marks row is missing"))?;
@@ -408,6 +416,7 @@ fn read_guard(
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(crate::record::oversized_marks_record)?;
+    crate::record::check_marks_count(records.len())?;
     let proven = marks_proven(records.iter().map(Vec::as_slice))?;
     let record = records.last().cloned();
     let guard = GuardState {

@@ -284,7 +284,10 @@ pub(crate) fn bounded_ledger_columns() -> String {
         .map(|(column, max)| format!("{length}({column}) > {max}"))
         .collect::<Vec<_>>()
         .join(" OR ");
-    format!("l.position, l.kind, {values}, coalesce({over}, false)")
+    // The kind is one of two short words: a longer one (a writer's) is not read, and its
+    // stand-in is refused as an unknown kind.
+    let kind = format!("CASE WHEN {length}(l.kind) <= 16 THEN l.kind ELSE 'over its bound' END");
+    format!("l.position, {kind}, {values}, coalesce({over}, false)")
 }
 
 /// The ledger rows at positions `?1`/`$1` on, at most `?2`/`$2` of them, and only those whose
@@ -356,6 +359,18 @@ pub(crate) fn oversized_marks_record() -> ReplayError {
         "a stored marks record is over {} bytes",
         crate::MAX_STORED_RECORD_BYTES
     ))
+}
+
+/// Refuses more than [`crate::MAX_MARKS_RECORDS`] marks records (a query reads at most one more).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn check_marks_count(count: usize) -> Result<(), ReplayError> {
+    if i64::try_from(count).unwrap_or(i64::MAX) > crate::MAX_MARKS_RECORDS {
+        return Err(ReplayError::corrupt(format!(
+            "the store holds more than {} marks records",
+            crate::MAX_MARKS_RECORDS
+        )));
+    }
+    Ok(())
 }
 
 /// Rebuilds a claim from its stored columns; anything unreadable means the store is corrupt.

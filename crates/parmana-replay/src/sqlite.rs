@@ -641,10 +641,13 @@ fn read_guard(conn: &Connection) -> Result<GuardState, ReplayError> {
     let records: Vec<Option<Vec<u8>>> = conn
         .prepare_cached(
             "SELECT CASE WHEN octet_length(record) <= ?1 THEN record END FROM ledger
-             WHERE kind = 'marks'",
+             WHERE kind = 'marks' ORDER BY position LIMIT ?2",
         )
         .map_err(map_error)?
-        .query_map([crate::MAX_STORED_RECORD_BYTES], |row| row.get(0))
+        .query_map(
+            [crate::MAX_STORED_RECORD_BYTES, crate::MAX_MARKS_RECORDS + 1],
+            |row| row.get(0),
+        )
         .map_err(map_error)?
         .collect::<Result<_, _>>()
         .map_err(map_error)?;
@@ -652,6 +655,7 @@ fn read_guard(conn: &Connection) -> Result<GuardState, ReplayError> {
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(crate::record::oversized_marks_record)?;
+    crate::record::check_marks_count(records.len())?;
     Ok(GuardState {
         marks: AcceptedVersions::new(
             decode_version(trust_root)?,

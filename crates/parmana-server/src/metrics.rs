@@ -201,6 +201,13 @@ impl Metrics {
              the ledger) or failed (the completions wait, durable, for the next run)",
             sequencer_runs.clone(),
         );
+        // Every outcome from the start, at 0: the family is there before the first run, and a
+        // rate over a failure that has not happened yet reads 0, not nothing.
+        for outcome in ["ok", "busy", "failed"] {
+            let _ = sequencer_runs.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            });
+        }
         let log_entries = Gauge::default();
         registry.register(
             "log_entries",

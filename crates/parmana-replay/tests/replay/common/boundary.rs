@@ -411,6 +411,8 @@ pub(crate) fn a_long_claim_time_refuses_claims_unread(h: &dyn Harness) {
         .claim(&id("later"), &claim_for("later"), v(1, 1))
         .unwrap_err();
     assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    // What was read is the stand-in for a value over its bound, not the value.
+    assert!(refused.to_string().contains("over its bound"), "{refused}");
     assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
 }
 
