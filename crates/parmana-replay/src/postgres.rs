@@ -620,7 +620,8 @@ fn decode_checkpoint(row: &Row) -> Result<StoredCheckpoint, ReplayError> {
 /// [`RowLock::Share`], a claim that would raise the marks is rolled back untouched (`None`):
 /// the caller tries again with [`RowLock::Update`], which always decides. The newest marks
 /// record it reads or appends is remembered in `known`. With `attestation`, the row it inserts
-/// is already completed with it.
+/// is completed with it in the same transaction, sent only once the claim has won (a claim that
+/// loses or is refused never carries it to the database).
 fn claim_in(
     client: &mut Client,
     known: &Mutex<Option<KnownMarks>>,
@@ -644,17 +645,32 @@ fn claim_in(
     }
     let inserted = tx
         .execute(
-            "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at, attestation)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
             &[
                 &execution_id.as_str(),
                 &record.request_digest().to_string(),
                 &record.attestation_inputs(),
                 &record.claimed_at().to_string(),
-                &attestation,
             ],
         )
         .map_err(map_error)?;
+    if inserted == 1
+        && let Some(attestation) = attestation
+    {
+        let completed = tx
+            .execute(
+                "UPDATE executions SET attestation = $1 WHERE id = $2 AND attestation IS NULL",
+                &[&attestation, &execution_id.as_str()],
+            )
+            .map_err(map_error)?;
+        if completed != 1 {
+            // Dropping the transaction rolls it back: the claim is not made either.
+            return Err(ReplayError::unavailable(
+                "the claim just made was not completed in its transaction",
+            ));
+        }
+    }
     tx.commit().map_err(map_error)?;
     if let Some(appended) = appended {
         remember(known, appended);

@@ -78,8 +78,8 @@ pub fn execute_from_signals(
 /// A store that [completes in one write](ReplayStore::completes_in_one_write) (PostgreSQL) is
 /// given the signed attestation with the claim instead: signed first, then claimed and completed
 /// in one write ([`ReplayStore::claim_completed`]), with the same checks and refusals. A replay
-/// then costs a signature, and the envelope is dropped unreturned — but it was sent to the store,
-/// which a writer of its database could capture (`docs/trust-model.md` §8.1: open).
+/// then costs a signature, and the envelope is dropped unreturned; the store sends it to its
+/// database only once the claim has won (`docs/trust-model.md` §8.1).
 ///
 /// A second use of an id is refused with `runtime.replay_detected` and the first outcome stands.
 /// If signing or completion fails after the claim, the id stays claimed and

@@ -1,4 +1,4 @@
-//! The PostgreSQL hot path: pooled connections that keep their prepared statements, a batch of claims (or of claims with their attestations) as one statement, and completion as one prepared `UPDATE`.
+//! The PostgreSQL hot path: pooled connections that keep their prepared statements, a batch of claims as one statement (with their attestations: then the winners completed in the same transaction), and completion as one prepared `UPDATE`.
 //!
 //! A claim made under the marks in force (every claim but the first after a new trust root or
 //! release manifest) is one round trip, shared with the claims made at the same time: the group
@@ -21,10 +21,12 @@
 //! against the unique index, so whether a claim won is decided per id exactly as for a claim
 //! alone.
 //!
-//! The same statement writes an execution once, already completed
-//! ([`ReplayStore::claim_completed`](crate::ReplayStore::claim_completed)): given the attestation,
-//! it inserts the row with it, so the id is consumed and the outcome recorded in one commit — no
-//! claimed-not-completed state arises from it.
+//! The same statement, given the attestations, writes executions once, already completed
+//! ([`ReplayStore::claim_completed`](crate::ReplayStore::claim_completed)): in one transaction it
+//! inserts the claims, then completes those that won ([`COMPLETE_WON`]), and commits once — so the
+//! id is consumed and the outcome recorded in one commit, no claimed-not-completed state arises
+//! from it, and an attestation reaches the database only with a claim that won (a writer of the
+//! database watching what reaches it never sees the attestation of a refused request).
 
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
@@ -45,9 +47,9 @@ use super::{get, map_error};
 /// ids, request digests, attestation inputs and claim times (arrays, one element per claim, in
 /// the order they are inserted), the claims' trust-root and release-manifest versions (one pair
 /// for the batch), the newest marks record this store has decoded (`NULL`: none), the latest
-/// newest claim time the clock check lets through for every claim of the batch (`NULL`: any),
-/// and the attestations (an array; a `NULL` element: a claim only, to be completed later).
-/// Returns one row — whether the state let the statement decide, and the ids it inserted — or
+/// and the newest claim time the clock check lets through for every claim of the batch (`NULL`:
+/// any). The rows are inserted claimed, never completed: an attestation is sent only once its
+/// claim has won ([`COMPLETE_WON`]). Returns one row — whether the state let the statement decide, and the ids it inserted — or
 /// none when the marks row is missing. It decides for the whole batch or for none of it.
 const CLAIM: &str = "WITH guard AS (
         SELECT h.trust_root, h.release_manifest,
@@ -65,12 +67,11 @@ const CLAIM: &str = "WITH guard AS (
                    false) AS decided
         FROM guard g
     ), inserted AS (
-        INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at, attestation)
-        SELECT c.id, c.request_digest, c.attestation_inputs, c.claimed_at, c.attestation
+        INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
+        SELECT c.id, c.request_digest, c.attestation_inputs, c.claimed_at
         FROM decision d,
-             unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $9::bytea[])
-                 WITH ORDINALITY AS c(id, request_digest, attestation_inputs, claimed_at,
-                                      attestation, n)
+             unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+                 WITH ORDINALITY AS c(id, request_digest, attestation_inputs, claimed_at, n)
         WHERE d.decided
         ORDER BY c.n
         ON CONFLICT (id) DO NOTHING
@@ -87,6 +88,14 @@ const MAX_BATCH_BYTES: usize = 1 << 20;
 /// Completion: one statement on the execution's own row, committed on its own.
 const COMPLETE: &str =
     "UPDATE executions SET attestation = $1 WHERE id = $2 AND attestation IS NULL";
+
+/// The completion of the claims a batch won, in the batch's transaction before it commits: the
+/// ids (`$1`) and their attestations (`$2`). The attestations reach the database only here,
+/// after their claims have won — never in a statement whose claim may lose or be refused (a
+/// writer of the database could capture one: a signed attestation for an id the runtime refused).
+const COMPLETE_WON: &str = "UPDATE executions e SET attestation = c.attestation
+    FROM unnest($1::text[], $2::bytea[]) AS c(id, attestation)
+    WHERE e.id = c.id AND e.attestation IS NULL";
 
 /// The newest marks record a store has read (or written), with the marks all the marks records
 /// up to it prove (the highest of each version over them): read once, then recognised by the
@@ -213,40 +222,77 @@ pub(super) fn claim_fast(
         .iter()
         .map(|&i| claims[i].record.claimed_at().to_string())
         .collect();
-    let attestations: Vec<Option<&[u8]>> = taken
-        .iter()
-        .map(|&i| claims[i].attestation.as_deref())
-        .collect();
     let (client, statements) = connection.prepared()?;
-    let rows = client
-        .query(
-            &statements.claim,
-            &[
-                &ids,
-                &digests,
-                &inputs,
-                &claimed_at,
-                &trust_root,
-                &release_manifest,
-                &known.record,
-                &latest_newest,
-                &attestations,
-            ],
-        )
-        .map_err(map_error)?;
-    let Some(row) = rows.first() else {
-        return Ok(outcomes);
-    };
-    if !get::<bool>(row, 0)? {
+    let params: [&(dyn postgres::types::ToSql + Sync); 8] = [
+        &ids,
+        &digests,
+        &inputs,
+        &claimed_at,
+        &trust_root,
+        &release_manifest,
+        &known.record,
+        &latest_newest,
+    ];
+    if taken.iter().all(|&i| claims[i].attestation.is_none()) {
+        // Claims only: the one statement commits on its own.
+        let rows = client
+            .query(&statements.claim, &params)
+            .map_err(map_error)?;
+        decide_from(&rows, claims, &taken, &mut outcomes)?;
         return Ok(outcomes);
     }
+    // Claims given their attestations: claimed, then the winners completed, in one transaction
+    // — one commit, no claimed-not-completed state — and an attestation is sent only with a
+    // claim that has won.
+    let mut tx = client.transaction().map_err(map_error)?;
+    let rows = tx.query(&statements.claim, &params).map_err(map_error)?;
+    decide_from(&rows, claims, &taken, &mut outcomes)?;
+    let (won, attestations): (Vec<&str>, Vec<&[u8]>) = taken
+        .iter()
+        .filter(|&&i| outcomes[i] == FastClaim::Decided { inserted: true })
+        .filter_map(|&i| {
+            let attestation = claims[i].attestation.as_deref()?;
+            Some((claims[i].execution_id.as_str(), attestation))
+        })
+        .unzip();
+    if !won.is_empty() {
+        let completed = tx
+            .execute(&statements.complete_won, &[&won, &attestations])
+            .map_err(map_error)?;
+        if usize::try_from(completed).ok() != Some(won.len()) {
+            // Dropping the transaction rolls it back: nothing of the batch is written.
+            return Err(ReplayError::unavailable(format!(
+                "{completed} of the {} claims the batch won were completed in its transaction",
+                won.len()
+            )));
+        }
+    }
+    tx.commit().map_err(map_error)?;
+    Ok(outcomes)
+}
+
+/// Reads what the claim statement found into `outcomes` (for the claims at `taken`): nothing
+/// when it did not decide (no row: the marks row is missing; `false`: the state needs the
+/// transactional path), else whether each claim inserted its row.
+fn decide_from(
+    rows: &[postgres::Row],
+    claims: &[&PendingClaim],
+    taken: &[usize],
+    outcomes: &mut [FastClaim],
+) -> Result<(), ReplayError> {
+    let Some(row) = rows.first() else {
+        return Ok(());
+    };
+    if !get::<bool>(row, 0)? {
+        return Ok(());
+    }
     let inserted: HashSet<String> = get::<Vec<String>>(row, 1)?.into_iter().collect();
-    for &i in &taken {
+    for &i in taken {
         outcomes[i] = FastClaim::Decided {
             inserted: inserted.contains(claims[i].execution_id.as_str()),
         };
     }
-    Ok(outcomes)
+    Ok(())
 }
 
 /// Completes an execution with the prepared `UPDATE`: `true` when it updated the row (claimed,
@@ -270,6 +316,7 @@ pub(super) fn complete_fast(
 struct Prepared {
     claim: Statement,
     complete: Statement,
+    complete_won: Statement,
 }
 
 /// A pooled connection: the client and, once first used, its prepared statements.
@@ -284,7 +331,12 @@ impl Connection {
         if self.prepared.is_none() {
             let claim = self.client.prepare(CLAIM).map_err(map_error)?;
             let complete = self.client.prepare(COMPLETE).map_err(map_error)?;
-            self.prepared = Some(Prepared { claim, complete });
+            let complete_won = self.client.prepare(COMPLETE_WON).map_err(map_error)?;
+            self.prepared = Some(Prepared {
+                claim,
+                complete,
+                complete_won,
+            });
         }
         match &self.prepared {
             Some(prepared) => Ok((&mut self.client, prepared)),

@@ -1,4 +1,4 @@
-//! How the PostgreSQL store connects: TLS by `sslmode` (against the TLS-enabled server of `.ci/services` and a fake server on loopback), and the bounded pool with its timeout.
+//! How the PostgreSQL store connects: TLS by `sslmode` (against the TLS-enabled server of `.ci/services` and a fake server on loopback), the bounded pool with its timeout, the lock timeout, and what reaches the database (an attestation only with a claim that won).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![cfg(feature = "postgres")]
@@ -461,4 +461,72 @@ fn a_claim_waits_for_a_lock_held_elsewhere_at_most_lock_timeout_then_is_refused_
         store.claim(&exec, &claim_for("locks"), V0).unwrap(),
         ClaimOutcome::Claimed
     );
+}
+
+/// A writer of the database who watches what reaches it (here, triggers copying every row an
+/// `INSERT` proposes and every `UPDATE` makes, as statement logging would show it) never sees the
+/// attestation of a claim that lost: it is sent only once its claim has won, inside the claim's
+/// transaction — on the one-statement path and on the transactional one (a claim that raises the
+/// marks). Before, every attestation went out with its claim, and a replay's signed attestation
+/// for an id the runtime refused reached the database.
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
+fn an_attestation_reaches_the_database_only_with_a_claim_that_won() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let schema = unique("watched");
+    let _schemas = Schemas(vec![schema.clone()]);
+    let store = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
+    let mut raw = postgres_raw(&url, &schema);
+    raw.batch_execute(&format!(
+        "CREATE TABLE {schema}.seen (id text, attestation bytea);
+         CREATE FUNCTION {schema}.watch() RETURNS trigger AS $$
+         BEGIN INSERT INTO {schema}.seen VALUES (NEW.id, NEW.attestation); RETURN NEW; END
+         $$ LANGUAGE plpgsql;
+         CREATE TRIGGER watch_insert BEFORE INSERT ON {schema}.executions
+             FOR EACH ROW EXECUTE FUNCTION {schema}.watch();
+         CREATE TRIGGER watch_update BEFORE UPDATE ON {schema}.executions
+             FOR EACH ROW EXECUTE FUNCTION {schema}.watch();"
+    ))
+    .unwrap();
+    let exec = id("watched-1");
+    let claim = claim_for("watched");
+    // (versions, attestation, outcome): the first claim raises the marks (transactional path),
+    // the replay under them is decided in one statement, the one under newer versions raises
+    // again (transactional).
+    let newer = parmana_replay::AcceptedVersions::new(1, 1);
+    for (under, attestation, outcome) in [
+        (V0, &b"the winner's attestation"[..], ClaimOutcome::Claimed),
+        (V0, b"a replay's attestation", ClaimOutcome::AlreadyClaimed),
+        (
+            newer,
+            b"a raising replay's attestation",
+            ClaimOutcome::AlreadyClaimed,
+        ),
+    ] {
+        assert_eq!(
+            store
+                .claim_completed(&exec, &claim, under, attestation)
+                .unwrap(),
+            outcome
+        );
+    }
+    let seen: Vec<Vec<u8>> = raw
+        .query(
+            &format!("SELECT attestation FROM {schema}.seen WHERE attestation IS NOT NULL"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(seen, [b"the winner's attestation".to_vec()]);
+    assert!(matches!(
+        store.get(&exec).unwrap(),
+        ExecutionState::Completed(ref done) if done.attestation() == b"the winner's attestation"
+    ));
 }
