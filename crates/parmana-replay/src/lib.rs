@@ -218,8 +218,9 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// The default claims, then completes (two writes: a crash between them leaves the id in
     /// [`pending`](ReplayStore::pending)). A store whose
     /// [`completes_in_one_write`](ReplayStore::completes_in_one_write) is `true` writes the
-    /// claimed and completed row in one commit: in one statement whenever it can, and in the
-    /// transaction that decides the claim when the state needs deciding there.
+    /// claimed and completed row in one commit, sending `attestation` to its storage only once
+    /// the claim has won (a writer of the storage never sees the attestation of a claim that lost
+    /// or was refused).
     fn claim_completed(
         &self,
         execution_id: &ExecutionId,

@@ -774,9 +774,10 @@ impl ReplayStore for PostgresReplayStore {
         true
     }
 
-    /// The row is inserted already completed: by the one prepared statement when the claim is
-    /// made under the marks in force, otherwise in the claim's transaction — either way one
-    /// commit, so no claimed-not-completed state arises from it.
+    /// The claim is made, then — only if it won — completed, in one transaction: by the prepared
+    /// statements of the hot path when the claim is made under the marks in force, otherwise in
+    /// the claim's own transaction — either way one commit, so no claimed-not-completed state
+    /// arises from it, and the attestation of a claim that lost is never sent.
     fn claim_completed(
         &self,
         execution_id: &ExecutionId,

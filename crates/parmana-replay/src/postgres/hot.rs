@@ -14,8 +14,8 @@
 //! the one spelling of a timestamp and no later than the claim time plus the tolerance (compared
 //! as text: that spelling sorts as it reads; for a batch, the earliest claim time of the batch).
 //! Anything else inserts nothing and says so; each caller then decides in a transaction of its
-//! own, which returns the typed refusal or raises the marks. The statement commits on its own
-//! (autocommit, `synchronous_commit = on`): every claim of the batch is written, or none; the
+//! own, which returns the typed refusal or raises the marks. For plain claims the statement commits
+//! on its own (autocommit, `synchronous_commit = on`): every claim of the batch is written, or none; the
 //! marks row stays locked `FOR SHARE` until then, so a raise still waits for it. The statement is
 //! one multi-row `INSERT … ON CONFLICT (id) DO NOTHING` whose conflict check is made row by row
 //! against the unique index, so whether a claim won is decided per id exactly as for a claim
@@ -26,7 +26,9 @@
 //! inserts the claims, then completes those that won ([`COMPLETE_WON`]), and commits once — so the
 //! id is consumed and the outcome recorded in one commit, no claimed-not-completed state arises
 //! from it, and an attestation reaches the database only with a claim that won (a writer of the
-//! database watching what reaches it never sees the attestation of a refused request).
+//! database watching what reaches it never sees the attestation of a claim that lost or was
+//! refused; one who aborts the winning transaction after seeing the `UPDATE` is the residual,
+//! `docs/trust-model.md` §8.1).
 
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
@@ -46,10 +48,10 @@ use super::{get, map_error};
 /// The claims of one batch in one statement (see the module documentation). Parameters: the
 /// ids, request digests, attestation inputs and claim times (arrays, one element per claim, in
 /// the order they are inserted), the claims' trust-root and release-manifest versions (one pair
-/// for the batch), the newest marks record this store has decoded (`NULL`: none), the latest
-/// and the newest claim time the clock check lets through for every claim of the batch (`NULL`:
-/// any). The rows are inserted claimed, never completed: an attestation is sent only once its
-/// claim has won ([`COMPLETE_WON`]). Returns one row — whether the state let the statement decide, and the ids it inserted — or
+/// for the batch), the newest marks record this store has decoded (`NULL`: none), and the latest
+/// newest claim time the clock check lets through for every claim of the batch (`NULL`: any). The
+/// rows are inserted claimed, never completed: an attestation is sent only once its claim has won
+/// ([`COMPLETE_WON`]). Returns one row — whether the state let the statement decide, and the ids it inserted — or
 /// none when the marks row is missing. It decides for the whole batch or for none of it.
 const CLAIM: &str = "WITH guard AS (
         SELECT h.trust_root, h.release_manifest,
@@ -126,7 +128,7 @@ pub(super) struct PendingClaim {
     pub(super) execution_id: ExecutionId,
     pub(super) record: ClaimRecord,
     pub(super) under: AcceptedVersions,
-    /// With it, the row is inserted already completed.
+    /// With it, the row is completed in the batch's transaction if the claim wins.
     pub(super) attestation: Option<Vec<u8>>,
 }
 
@@ -736,7 +738,7 @@ mod tests {
                 assert_eq!(store.get(&id), Ok(crate::ExecutionState::Absent), "{name}");
             }
         }
-        // With the attestation, the one statement writes the row already completed.
+        // With the attestation, the batch's transaction writes the row completed.
         assert!(store.completes_in_one_write());
         let signed = ExecutionId::parse("signed").unwrap();
         let record = claim_at(at(3_600));

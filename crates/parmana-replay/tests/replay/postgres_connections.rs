@@ -463,12 +463,14 @@ fn a_claim_waits_for_a_lock_held_elsewhere_at_most_lock_timeout_then_is_refused_
     );
 }
 
-/// A writer of the database who watches what reaches it (here, triggers copying every row an
-/// `INSERT` proposes and every `UPDATE` makes, as statement logging would show it) never sees the
+/// A writer of the database who watches what reaches it (here, a trigger on every row an
+/// `INSERT` proposes and every `UPDATE` makes — as statement logging would show it) never sees the
 /// attestation of a claim that lost: it is sent only once its claim has won, inside the claim's
-/// transaction — on the one-statement path and on the transactional one (a claim that raises the
-/// marks). Before, every attestation went out with its claim, and a replay's signed attestation
-/// for an id the runtime refused reached the database.
+/// transaction — on the one-statement path (a replay under the marks this store already read) and
+/// on the transactional one (a replay that raises the marks). The trigger refuses any attestation
+/// but the winner's, so one sent in a transaction later rolled back fails the claim too; the
+/// winner's is copied to a table. Before, every attestation went out with its claim, and a
+/// replay's signed attestation for an id the runtime refused reached the database.
 #[test]
 #[cfg_attr(
     parmana_no_postgres,
@@ -482,10 +484,18 @@ fn an_attestation_reaches_the_database_only_with_a_claim_that_won() {
     let _schemas = Schemas(vec![schema.clone()]);
     let store = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
     let mut raw = postgres_raw(&url, &schema);
+    let winner = &b"the winner's attestation"[..];
+    let winner_hex: String = winner.iter().map(|b| format!("{b:02x}")).collect();
     raw.batch_execute(&format!(
         "CREATE TABLE {schema}.seen (id text, attestation bytea);
          CREATE FUNCTION {schema}.watch() RETURNS trigger AS $$
-         BEGIN INSERT INTO {schema}.seen VALUES (NEW.id, NEW.attestation); RETURN NEW; END
+         BEGIN
+           IF NEW.attestation IS NOT NULL AND NEW.attestation <> '\\x{winner_hex}'::bytea THEN
+             RAISE EXCEPTION 'an attestation that is not the winner''s reached the database';
+           END IF;
+           INSERT INTO {schema}.seen VALUES (NEW.id, NEW.attestation);
+           RETURN NEW;
+         END
          $$ LANGUAGE plpgsql;
          CREATE TRIGGER watch_insert BEFORE INSERT ON {schema}.executions
              FOR EACH ROW EXECUTE FUNCTION {schema}.watch();
@@ -495,12 +505,12 @@ fn an_attestation_reaches_the_database_only_with_a_claim_that_won() {
     .unwrap();
     let exec = id("watched-1");
     let claim = claim_for("watched");
-    // (versions, attestation, outcome): the first claim raises the marks (transactional path),
-    // the replay under them is decided in one statement, the one under newer versions raises
-    // again (transactional).
+    // (versions, attestation, outcome): the first claim is decided in a transaction (the store
+    // has read no marks yet), the replay under the same versions in one statement (it has), the
+    // one under newer versions raises the marks, in a transaction.
     let newer = parmana_replay::AcceptedVersions::new(1, 1);
     for (under, attestation, outcome) in [
-        (V0, &b"the winner's attestation"[..], ClaimOutcome::Claimed),
+        (V0, winner, ClaimOutcome::Claimed),
         (V0, b"a replay's attestation", ClaimOutcome::AlreadyClaimed),
         (
             newer,
