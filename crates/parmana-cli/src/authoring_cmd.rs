@@ -36,8 +36,8 @@ use crate::revoke::RevokeArgs;
 )]
 pub(crate) struct KeygenArgs {
     /// Where to write the private key (PKCS#8 PEM, mode 0600; the directory is created if
-    /// missing). The public key (SPKI PEM) is written beside it with the extension `.pub`.
-    /// Existing files are never overwritten.
+    /// missing). The public key (SPKI PEM) is written beside it with the extension `.pub`, so
+    /// FILE may not end in `.pub` (`cli.usage`). Existing files are never overwritten.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
 }
@@ -45,6 +45,19 @@ pub(crate) struct KeygenArgs {
 /// Runs `parmana keygen`: prints the new key's id.
 pub(crate) fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
     let public_path = args.out.with_extension("pub");
+    // `--out k.pub` would name both halves one file: the public key would replace the private
+    // one just written, leaving a key id printed for a key nobody holds.
+    if public_path == args.out {
+        return Err(Failure::new(
+            "cli.usage",
+            format!(
+                "--out {}: the private key's file may not end in .pub (the public key is written \
+                 beside it as <name>.pub)",
+                args.out.display()
+            ),
+            ExitClass::Usage,
+        ));
+    }
     for path in [&args.out, &public_path] {
         refuse_existing(path)?;
     }
@@ -261,6 +274,8 @@ pub(crate) enum TrustCommand {
     /// Rotate to trust root version N+1: the current `trust-root.json` moves to
     /// `trust-root.d/<N>.json` and the new version takes its place. It must be signed by a
     /// threshold of version N's root keys (--sign-with) and of its own (private --root-key files).
+    /// --trust-root must name the current file itself (not its directory or an archived
+    /// version: `runtime.io`, nothing written).
     #[command(
         after_help = "Example:\n  parmana trust rotate --sign-with trust/keys/root-1.pem --root-key trust/keys/root-2.pem \\\n      --policy-key trust/keys/policy.pub --release-key trust/keys/release.pub \\\n      --attestation-key trust/keys/attestation.pub --expires 2028-12-31T00:00:00Z"
     )]
@@ -499,7 +514,7 @@ fn bundle_digest(bundle_json: &[u8]) -> Result<Digest, Failure> {
         Failure::new(
             "trust.malformed",
             "bundle.json has no signed part",
-            ExitClass::InvalidInput,
+            ExitClass::Trust,
         )
     })?;
     Digest::of_canonical(signed).map_err(|e| Failure::canon("bundle.json", &e))

@@ -578,30 +578,40 @@ impl Deployment {
     }
 
     /// The replay store, or `None` when nothing names one (there is no default).
-    pub(crate) fn store(&self, flag: Option<&str>) -> Option<Setting<String>> {
+    /// A variable that is not UTF-8 is `cli.invalid_config`: read lossily, a `sqlite:` path would
+    /// name another file, and executions would be consumed in a second store.
+    pub(crate) fn store(&self, flag: Option<&str>) -> Result<Option<Setting<String>>, Failure> {
         if let Some(flag) = flag {
-            return Some(Setting {
+            return Ok(Some(Setting {
                 value: flag.to_owned(),
                 source: Source::Flag(STORE.flag),
-            });
+            }));
         }
         if let Some(value) = self.env(STORE) {
-            return Some(Setting {
-                value: resolve_store(&self.cwd, &value.to_string_lossy()),
+            let text = value.to_str().ok_or_else(|| {
+                Failure::new(
+                    "cli.invalid_config",
+                    format!("{}: the store is not UTF-8", STORE.env),
+                    ExitClass::Usage,
+                )
+            })?;
+            return Ok(Some(Setting {
+                value: resolve_store(&self.cwd, text),
                 source: Source::Env(STORE.env),
-            });
+            }));
         }
-        let (file, _, parsed) = self.file.as_ref()?;
-        let store = parsed.store.as_ref()?;
-        Some(Setting {
+        let Some((file, _, parsed)) = self.file.as_ref() else {
+            return Ok(None);
+        };
+        Ok(parsed.store.as_ref().map(|store| Setting {
             value: resolve_store(self.file_dir(), store),
             source: Source::File(file.clone()),
-        })
+        }))
     }
 
     /// The replay store, refusing with `cli.store_not_configured` when nothing names one.
     pub(crate) fn require_store(&self, flag: Option<&str>) -> Result<Setting<String>, Failure> {
-        self.store(flag).ok_or_else(|| {
+        self.store(flag)?.ok_or_else(|| {
             Failure::new(
                 "cli.store_not_configured",
                 format!(

@@ -220,7 +220,7 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
 pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     let environment = &args.environment;
-    let store = deployment.store(args.store.store.as_deref());
+    let store = deployment.store(args.store.store.as_deref())?;
     let keys = deployment.keys(&args.key);
     let days = deployment.expiry_warning_days(args.expiry_warning_days)?;
     let mut rows = vec![

@@ -44,7 +44,28 @@ pub fn rotate_trust_root_file(
     }
     let mut chain = read_trust_chain(trust_root)?;
     let previous = verify_trust_history(&pinned, &chain)?.current(now, None)?;
+    // Only the file of the version in force is replaced: a version archived in the chain's
+    // directory (which the chain reads around) or the directory itself named instead would be
+    // overwritten, its history archived in a directory inside it, and the chain broken.
+    let not_current = || ExecutionError::Io {
+        action: "rotate",
+        path: trust_root.display().to_string(),
+        message: format!(
+            "not the file of the trust root in force: name it (the file beside \
+             `{TRUST_ROOT_CHAIN_DIR}/`), not the directory or an archived version"
+        ),
+    };
+    let in_chain_dir = trust_root
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|name| name == TRUST_ROOT_CHAIN_DIR);
+    if in_chain_dir || !trust_root.is_file() {
+        return Err(not_current());
+    }
     let current_bytes = read_file(trust_root, parmana_trust::MAX_TRUST_ROOT_BYTES)?;
+    if chain.last() != Some(&current_bytes) {
+        return Err(not_current());
+    }
     let bytes = rotate_trust_root(&previous, spec, signers)?;
     // The whole chain with the new version must verify (a version may not, for example, give
     // the attestation role back to a key an older version revoked).

@@ -40,7 +40,7 @@ fn precedence_is_flag_then_env_then_file_then_default() {
     let from_file = with_file.path(POLICIES, None);
     assert_eq!(from_file.value, root.join("pol"));
     assert_eq!(from_file.source.kind(), "file");
-    let store = with_file.store(None).unwrap();
+    let store = with_file.store(None).unwrap().unwrap();
     assert_eq!(
         store.value,
         format!("sqlite:{}", root.join("state/replay.sqlite3").display())
@@ -65,7 +65,7 @@ fn no_file_means_no_store_and_cwd_relative_defaults() {
     let temp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(temp.path().join("sub/dir")).unwrap();
     let bare = deployment(temp.path(), None, &[]);
-    assert!(bare.store(None).is_none());
+    assert!(bare.store(None).unwrap().is_none());
     assert_eq!(
         bare.require_store(None).unwrap_err().code,
         "cli.store_not_configured"
@@ -332,4 +332,25 @@ fn log_key_in_the_file_is_one_path_or_a_list() {
     );
     let none = deployment(root, Some("[server]\nlisten = \"127.0.0.1:9000\"\n"), &[]);
     assert!(none.log_keys(&[]).unwrap().is_none());
+}
+
+/// A store variable that is not UTF-8 is refused: read lossily, a `sqlite:` path would name
+/// another file, and ids would be consumed in a second store.
+#[cfg(unix)]
+#[test]
+fn a_store_variable_that_is_not_utf8_is_refused() {
+    use std::os::unix::ffi::OsStringExt;
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(temp.path().join("sub/dir")).unwrap();
+    let env = vec![(
+        STORE.env,
+        OsString::from_vec(b"sqlite:caf\xe9.sqlite3".to_vec()),
+    )];
+    let loaded = Deployment::load_from(temp.path().join("sub/dir"), env, None).unwrap();
+    let refused = loaded.store(None).map(|_| ()).unwrap_err();
+    assert_eq!(refused.code, "cli.invalid_config");
+    assert_eq!(
+        loaded.require_store(None).map(|_| ()).unwrap_err().code,
+        "cli.invalid_config"
+    );
 }

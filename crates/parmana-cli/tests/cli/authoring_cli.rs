@@ -441,3 +441,62 @@ fn a_threshold_of_two_attestation_keys_is_met_before_anything_is_consumed() {
     let verified = run_in(d, &["verify", "-", "--now", NOW], both.stdout.as_bytes());
     assert_eq!(verified.code, 0, "{}", verified.transcript());
 }
+
+/// `trust rotate` replaces only the file of the version in force: naming an archived version
+/// (which the chain is read around) or the directory is refused, and the chain is left exactly as
+/// it was — before, an archived `1.json` was overwritten with the new version and the chain
+/// broken, with exit 0. `keygen --out k.pub` is refused: both halves would be one file.
+#[test]
+fn rotate_refuses_anything_but_the_current_file_and_keygen_a_pub_out() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let before = std::fs::read(d.join("trust/trust-root.d/1.json")).unwrap();
+    let current = std::fs::read(d.join("trust/trust-root.json")).unwrap();
+    // (what is named, what the refusal says): the chain directory alone holds version 1, whose
+    // root key is not the one signing, so it is refused earlier, by that key.
+    for (named, says) in [
+        (
+            "trust/trust-root.d/1.json",
+            "not the file of the trust root in force",
+        ),
+        ("trust", "not the file of the trust root in force"),
+        ("trust/trust-root.d", "trust.unknown_key"),
+    ] {
+        let out = run_in(
+            d,
+            &fixture_rotate(
+                "trust/keys/root-2.pem",
+                &[
+                    "--trust-root",
+                    named,
+                    "--attestation-key",
+                    "trust/keys/attestation.pub",
+                    "--expires",
+                    "2031-01-01T00:00:00Z",
+                    "--now",
+                    NOW,
+                ],
+            ),
+            b"",
+        );
+        assert_ne!(out.code, 0, "{named}: {}", out.transcript());
+        assert!(out.stderr.contains(says), "{named}: {}", out.transcript());
+        assert_eq!(
+            std::fs::read(d.join("trust/trust-root.d/1.json")).unwrap(),
+            before,
+            "{named}"
+        );
+        assert_eq!(
+            std::fs::read(d.join("trust/trust-root.json")).unwrap(),
+            current,
+            "{named}"
+        );
+        assert!(
+            !d.join("trust/trust-root.d/trust-root.d").exists(),
+            "{named}"
+        );
+    }
+    let keygen = run_in(d, &["keygen", "--out", "new-key.pub"], b"");
+    assert_eq!(keygen.code, 2, "{}", keygen.transcript());
+    assert!(!d.join("new-key.pub").exists());
+}
