@@ -700,9 +700,10 @@ pub(crate) struct ReleaseSignArgs {
     /// The signing key (PKCS#8 PEM) of the `release` role.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
-    /// The directory holding `<id>/<version>/` bundles.
-    #[arg(long, value_name = "DIR", default_value = "policies")]
-    policies_root: PathBuf,
+    /// The directory holding `<id>/<version>/` bundles
+    /// [env: PARMANA_POLICIES; config: policies; default: policies].
+    #[arg(long, value_name = "DIR")]
+    policies_root: Option<PathBuf>,
     /// The manifest version: higher than any released before (runtimes refuse older ones), and
     /// higher than the version of the manifest --out replaces.
     #[arg(long, value_name = "N")]
@@ -713,9 +714,10 @@ pub(crate) struct ReleaseSignArgs {
     /// The lowest runtime version allowed to execute these policies.
     #[arg(long, value_name = "VERSION", default_value = RUNTIME_VERSION)]
     minimum_runtime_version: String,
-    /// Where to write the manifest.
-    #[arg(long, value_name = "FILE", default_value = "release-manifest.json")]
-    out: PathBuf,
+    /// Where to write the manifest
+    /// [env: PARMANA_RELEASE_MANIFEST; config: release_manifest; default: release-manifest.json].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
     /// Replace an existing --out. It must be a release manifest whose version can be read
     /// (signatures and expiry are not checked: it may be expired or signed by a rotated key),
     /// and --version must be higher than that version.
@@ -741,23 +743,30 @@ pub(crate) fn release(command: &ReleaseCommand) -> Result<(), Failure> {
     )?;
     args.clock
         .warn_if_expiring(&deployment, "the new release manifest", args.expires)?;
-    check_replaced_manifest(args)?;
+    // The deployment's files, as every other command finds them.
+    let policies_root = deployment
+        .path(crate::config::POLICIES, args.policies_root.as_deref())
+        .value;
+    let out = deployment
+        .path(crate::config::RELEASE_MANIFEST, args.out.as_deref())
+        .value;
+    check_replaced_manifest(args, &out)?;
     let spec = ReleaseManifestSpec {
         version: args.version,
         expires: args.expires,
         evaluator_semantics: EVALUATOR_SEMANTICS.to_owned(),
         minimum_runtime_version: args.minimum_runtime_version.clone(),
-        policies: released_policies(&trust_root, &args.policies_root)?,
+        policies: released_policies(&trust_root, &policies_root)?,
     };
     let bytes = sign_release_manifest_verified(&trust_root, &spec, &signer, args.clock.now())
         .map_err(|e| Failure::execution(&e))?;
-    write_file(&args.out, &bytes)?;
+    write_file(&out, &bytes)?;
     outln!(
         "release manifest version {} with {} polic{} written to {}",
         spec.version,
         spec.policies.len(),
         if spec.policies.len() == 1 { "y" } else { "ies" },
-        args.out.display()
+        out.display()
     );
     Ok(())
 }
@@ -765,9 +774,9 @@ pub(crate) fn release(command: &ReleaseCommand) -> Result<(), Failure> {
 /// Refuses to replace an existing --out without --force, one whose version cannot be read
 /// (fail closed: the rollback check needs it; move it away by hand after looking at it), and
 /// a --version not higher than the one it replaces.
-fn check_replaced_manifest(args: &ReleaseSignArgs) -> Result<(), Failure> {
-    let out = args.out.display().to_string();
-    match std::fs::symlink_metadata(&args.out) {
+fn check_replaced_manifest(args: &ReleaseSignArgs, path: &Path) -> Result<(), Failure> {
+    let out = path.display().to_string();
+    match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Failure::io(&out, &e)),
         Ok(_) if !args.force => {
@@ -782,10 +791,8 @@ fn check_replaced_manifest(args: &ReleaseSignArgs) -> Result<(), Failure> {
         Ok(_) => {}
     }
     // Bounded: a file past the manifest's limit is refused by the version check below.
-    let bytes = crate::common::read_bounded(
-        &args.out,
-        parmana_runtime::trust::MAX_RELEASE_MANIFEST_BYTES,
-    )?;
+    let bytes =
+        crate::common::read_bounded(path, parmana_runtime::trust::MAX_RELEASE_MANIFEST_BYTES)?;
     let replaced = read_release_manifest_version(&bytes).map_err(|e| {
         let mut failure = Failure::trust(&e);
         failure.message = format!(

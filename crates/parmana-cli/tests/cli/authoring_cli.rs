@@ -500,3 +500,27 @@ fn rotate_refuses_anything_but_the_current_file_and_keygen_a_pub_out() {
     assert_eq!(keygen.code, 2, "{}", keygen.transcript());
     assert!(!d.join("new-key.pub").exists());
 }
+
+/// `release sign` writes the deployment's release manifest and reads its policies where every
+/// other command finds them (flag, variable, `parmana.toml`, default): with
+/// `PARMANA_RELEASE_MANIFEST` naming another file it writes that one, and leaves the file in the
+/// current directory alone — before, it always wrote `./release-manifest.json`.
+#[test]
+fn release_sign_writes_the_manifest_the_deployment_names() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let kept = std::fs::read(d.join("release-manifest.json")).unwrap();
+    let out = crate::common::run_with_env(
+        d,
+        &release_sign("2", &[]),
+        b"",
+        &[("PARMANA_RELEASE_MANIFEST", "elsewhere.json")],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(out.stdout.contains("written to"), "{}", out.stdout);
+    assert!(d.join("elsewhere.json").is_file());
+    assert_eq!(
+        std::fs::read(d.join("release-manifest.json")).unwrap(),
+        kept
+    );
+}
