@@ -9,7 +9,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::common::{
-    NOW, Run, copy_tree, fixture_rotate, legacy_bundles, release_sign, run_in, temp_repo,
+    NOW, Run, copy_tree, fixture_rotate, fixture_rotate_to_2031, legacy_bundles, release_sign,
+    run_in, temp_repo,
 };
 
 /// Every file under `dir` with its bytes: equal before and after means nothing was written.
@@ -173,19 +174,13 @@ fn a_bundle_one_key_cannot_make_valid_is_not_written() {
     ok(d, &["keygen", "--out", "trust/keys/policy-2.pem"]);
     ok(
         d,
-        &fixture_rotate(
+        &fixture_rotate_to_2031(
             "trust/keys/root-2.pem",
             &[
                 "--policy-key",
                 "trust/keys/policy-2.pub",
                 "--policy-threshold",
                 "2",
-                "--attestation-key",
-                "trust/keys/attestation.pub",
-                "--expires",
-                "2031-01-01T00:00:00Z",
-                "--now",
-                NOW,
             ],
         ),
     );

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use crate::common::{
-    NOW, copy_tree, execute_vip, fixture_rotate, legacy_bundles, legacy_js_bundles, release_sign,
-    repo_root, run_in, temp_repo,
+    NOW, copy_tree, execute_vip, fixture_rotate, fixture_rotate_to_2031, legacy_bundles,
+    legacy_js_bundles, release_sign, repo_root, run_in, temp_repo,
 };
 
 fn ok(dir: &Path, args: &[&str]) -> String {
@@ -131,20 +131,7 @@ fn a_new_chain_from_keygen_to_a_verified_execution_and_a_rotation() {
     );
 
     // Rotate the root role to root-2: signed by version 1's root key and the new one.
-    let rotated = ok(
-        d,
-        &fixture_rotate(
-            "trust/keys/root.pem",
-            &[
-                "--attestation-key",
-                "trust/keys/attestation.pub",
-                "--expires",
-                "2031-01-01T00:00:00Z",
-                "--now",
-                NOW,
-            ],
-        ),
-    );
+    let rotated = ok(d, &fixture_rotate_to_2031("trust/keys/root.pem", &[]));
     assert!(rotated.starts_with("trust root version 2"), "{rotated}");
     assert!(d.join("trust/trust-root.d/1.json").is_file());
     let attestation = execute("new-chain-2");
@@ -464,19 +451,7 @@ fn rotate_refuses_anything_but_the_current_file_and_keygen_a_pub_out() {
     ] {
         let out = run_in(
             d,
-            &fixture_rotate(
-                "trust/keys/root-2.pem",
-                &[
-                    "--trust-root",
-                    named,
-                    "--attestation-key",
-                    "trust/keys/attestation.pub",
-                    "--expires",
-                    "2031-01-01T00:00:00Z",
-                    "--now",
-                    NOW,
-                ],
-            ),
+            &fixture_rotate_to_2031("trust/keys/root-2.pem", &["--trust-root", named]),
             b"",
         );
         assert_ne!(out.code, 0, "{named}: {}", out.transcript());

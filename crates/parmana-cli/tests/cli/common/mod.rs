@@ -116,6 +116,21 @@ pub(crate) fn fixture_rotate<'a>(sign_with: &'a str, rest: &[&'a str]) -> Vec<&'
     args
 }
 
+/// [`fixture_rotate`] with `extra` and the fixture's attestation key, expiring in 2031, at
+/// [`NOW`]: the rotation most tests make.
+pub(crate) fn fixture_rotate_to_2031<'a>(sign_with: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut rest = extra.to_vec();
+    rest.extend_from_slice(&[
+        "--attestation-key",
+        "trust/keys/attestation.pub",
+        "--expires",
+        "2031-01-01T00:00:00Z",
+        "--now",
+        NOW,
+    ]);
+    fixture_rotate(sign_with, &rest)
+}
+
 /// The arguments of `release sign` with the fixture release key: manifest `version`, expiring in
 /// 2030, at [`NOW`]; `extra` adds flags (`--force`, `--out`, …).
 pub(crate) fn release_sign<'a>(version: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
