@@ -453,7 +453,11 @@ fn measure(
         metrics: true,
         pid: Some(memory.child.id()),
     };
-    out.push(measured("execute/memory", &execute, 8, duration)?);
+    // One connection as well: a connection waits for each answer, so what one connection does
+    // beside one in-process thread bounds what 8 do beside 8 threads, whatever the cores.
+    for connections in [1, 8] {
+        out.push(measured("execute/memory", &execute, connections, duration)?);
+    }
     if let Some(wrk) = drivers.wrk {
         let prefix = format!("{run}-wrk");
         let bodies = wrk::Bodies::Executions {
@@ -475,7 +479,9 @@ fn measure(
     if let Some(path) = drivers.cedar_agent {
         out.extend(measure_cedar_agent(path, &ours, duration)?);
     }
-    out.push(in_process(root, &run, duration)?);
+    for threads in [1, 8] {
+        out.push(in_process(root, &run, threads, duration)?);
+    }
 
     let dir = std::env::temp_dir().join(format!("parmana-{run}"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -569,7 +575,14 @@ fn measure_sqlite(
 }
 
 /// `Runtime::execute` on 8 threads, memory store, the same signals parsed from text each time.
-fn in_process(root: &Path, run: &str, duration: Duration) -> Result<Measurement, String> {
+/// In-process `Runtime::execute` on the memory store from `threads` threads, each with its own
+/// execution ids, the runtime's CPU per call measured from this process.
+fn in_process(
+    root: &Path,
+    run: &str,
+    threads: usize,
+    duration: Duration,
+) -> Result<Measurement, String> {
     let key = root.join("trust/keys/attestation.pem");
     let signer =
         LocalSigningKey::read_pem_file(&key).map_err(|e| format!("{}: {e}", key.display()))?;
@@ -590,24 +603,25 @@ fn in_process(root: &Path, run: &str, duration: Duration) -> Result<Measurement,
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
-    let warm = format!("{run}-warm");
-    driver::in_process(8, WARM_UP, |w, i| call(&warm, w, i))?;
-    let measured = format!("{run}-inproc");
+    let warm = format!("{run}-warm{threads}");
+    driver::in_process(threads, WARM_UP, |w, i| call(&warm, w, i))?;
+    let measured = format!("{run}-inproc{threads}");
     let before = driver::process_cpu(None);
-    let sample: Sample = driver::in_process(8, duration, |w, i| call(&measured, w, i))?;
+    let sample: Sample = driver::in_process(threads, duration, |w, i| call(&measured, w, i))?;
     let after = driver::process_cpu(None);
     let per_call = (|| {
         let used = after?.checked_sub(before?)?;
         Some(used / u32::try_from(sample.requests).ok().filter(|n| *n > 0)?)
     })();
     eprintln!(
-        "in-process execute at 8 threads: {} calls, {:.0}/s",
+        "in-process execute at {threads} thread{}: {} calls, {:.0}/s",
+        if threads == 1 { "" } else { "s" },
         sample.requests,
         sample.throughput()
     );
     Ok(Measurement {
         name: "in-process/execute".to_owned(),
-        connections: 8,
+        connections: threads,
         sample,
         reported_ns: None,
         server_p50_le: None,

@@ -116,6 +116,7 @@ impl ServiceReport {
             out.insert_str(0, "\nWhat bounds the rows, from this run's CPU columns.");
             out.push('\n');
         }
+        out.push_str(&self.per_connection_bound());
         out
     }
 
@@ -153,6 +154,31 @@ impl ServiceReport {
             );
         }
         out
+    }
+
+    /// What one connection beside one thread says of 8 beside 8 on any machine: each connection
+    /// and each thread waits for its answer before the next, so their round trips, not the
+    /// cores, bound the ratio once the cores are enough.
+    fn per_connection_bound(&self) -> String {
+        let mean_us = |name: &str| {
+            let sample = &self.find(name, 1)?.sample;
+            (sample.throughput() > 0.0).then(|| 1e6 / sample.throughput())
+        };
+        let (Some(http), Some(inproc)) = (mean_us("execute/memory"), mean_us("in-process/execute"))
+        else {
+            return String::new();
+        };
+        format!(
+            "\nWhat bounds the execution ratio whatever the cores: a connection waits for each \
+             answer before it sends the next, as an in-process thread waits for each call. At 1 \
+             connection an execution took {http:.1} µs from request to answer on average (1 ÷ \
+             throughput; our driver), an in-process call with 1 thread {inproc:.1} µs. So on a \
+             machine with cores to spare, 8 connections reach at most 8 ÷ {http:.1} µs per \
+             second where 8 threads reach 8 ÷ {inproc:.1} µs: {:.2} of the in-process row, \
+             unless the round trip itself gets shorter under load, which it does not here \
+             (compare the p50 at 8 connections).\n",
+            inproc / http,
+        )
     }
 
     fn throughput_ratio(&self, a: (&str, usize), b: (&str, usize)) -> Option<f64> {
@@ -245,6 +271,15 @@ impl ServiceReport {
             )
         };
         let sqlite = self.throughput_ratio(("execute/sqlite", 64), ("execute/sqlite", 1));
+        let one = self.throughput_ratio(("execute/memory", 1), ("in-process/execute", 1));
+        let _ = writeln!(
+            out,
+            "| `POST /v1/executions` (memory store) at 1 connection ÷ in-process `Runtime::execute` \
+             with 1 thread (our driver): what bounds the 8-connection ratio on a machine with cores \
+             to spare | {} | — | {} |",
+            one.map_or_else(|| "—".to_owned(), |v| format!("{v:.2}")),
+            if one.is_some() { "—" } else { "not measured" },
+        );
         for (label, value, bar, target) in [
             (
                 "`POST /v1/executions` (memory store) at 8 connections ÷ in-process \
@@ -460,7 +495,9 @@ mod tests {
                     8,
                     sample(3, 1, &[evaluate_p50_us, evaluate_p50_us, 900]),
                 ),
+                row("execute/memory", 1, sample(1_750, 1, &[])),
                 row("execute/memory", 8, sample(memory, 1, &[])),
+                row("in-process/execute", 1, sample(5_000, 1, &[])),
                 row("in-process/execute", 8, sample(inproc, 1, &[])),
                 row("execute/sqlite", 1, sample(sqlite.0, 1, &[])),
                 row("execute/sqlite", 64, sample(sqlite.1, 1, &[])),
@@ -497,16 +534,29 @@ mod tests {
             assert!(text.starts_with(BEGIN) && text.trim_end().ends_with(END));
             assert!(text.contains("load average 0.50 as it started"), "{text}");
             assert!(text.contains("| 40.0 µs | — |"), "{text}");
-            // Without the HTTP rows' CPU, no bound is claimed.
+            // 1 connection: 1,750 executions a second; 1 in-process thread: 5,000.
+            assert!(
+                text.contains("with cores to spare | 0.35 | — | — |"),
+                "{text}"
+            );
+            assert!(
+                text.contains("an execution took 571.4 µs from request to answer"),
+                "{text}"
+            );
+            assert!(
+                text.contains("in-process call with 1 thread 200.0 µs"),
+                "{text}"
+            );
+            assert!(text.contains("µs: 0.35 of the in-process row"), "{text}");
+            // Without the HTTP rows' CPU, no CPU bound is claimed.
             assert!(!text.contains("What bounds the rows"), "{text}");
         }
         let mut partial = report(80, 1, 1, (1, 1));
         partial.measurements.retain(|m| m.name == "evaluate");
-        assert!(
-            partial
-                .render()
-                .contains("| — | at least 0.70 | not measured |")
-        );
+        let text = partial.render();
+        assert!(text.contains("| — | at least 0.70 | not measured |"));
+        assert!(text.contains("with cores to spare | — | — | not measured |"));
+        assert!(!text.contains("What bounds the execution ratio"), "{text}");
     }
 
     /// `wrk`'s rows are judged on their own, beside ours, by the percentiles `wrk` reported; and
