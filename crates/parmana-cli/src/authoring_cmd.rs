@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use parmana_runtime::canon::{Digest, PolicyId, PolicyRef, PolicyVersion, Timestamp, parse_strict};
 use parmana_runtime::policy::EVALUATOR_SEMANTICS;
 use parmana_runtime::trust::{
-    BUNDLE_MANIFEST_FILE, BundleFiles, KeyFile, LocalSigningKey, LogSpec, POLICY_FILE, PublicKey,
-    ReleaseManifestSpec, Role, RoleSpec, Signer, TrustError, TrustRootSpec, VerifiedTrustRoot,
-    check_signer_role, create_trust_root, read_bundle_dir, read_key_file, read_legacy_bundle_dir,
-    read_public_key_file, read_release_manifest_version, verify_legacy_bundle,
-    write_public_key_file,
+    BUNDLE_MANIFEST_FILE, BundleFiles, KeyFile, LocalSigningKey, LogSpec, NEW_FILE_MODE,
+    POLICY_FILE, PublicKey, ReleaseManifestSpec, Role, RoleSpec, Signer, TrustError, TrustRootSpec,
+    VerifiedTrustRoot, check_signer_role, create_trust_root, read_bundle_dir, read_key_file,
+    read_legacy_bundle_dir, read_public_key_file, read_release_manifest_version,
+    verify_legacy_bundle,
 };
 use parmana_runtime::{
     ExecutionError, RUNTIME_VERSION, load_bundle, load_trust_history, load_trust_root,
@@ -18,8 +18,8 @@ use parmana_runtime::{
 };
 
 use crate::common::{
-    ClockArgs, TrustRootArgs, create_dir, parse_timestamp, read_private_key, refuse_past_expiry,
-    write_file,
+    ClockArgs, TrustRootArgs, create_dir, create_new_file, output_exists, parse_timestamp,
+    read_private_key, refuse_past_expiry, write_file,
 };
 use crate::config::Deployment;
 use crate::exit::ExitClass;
@@ -65,20 +65,25 @@ pub(crate) fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
         create_dir(parent)?;
     }
     let key = LocalSigningKey::generate().map_err(|e| Failure::trust(&e))?;
-    key.write_pem_file(&args.out)
-        .map_err(|e| Failure::trust(&e))?;
-    write_public_key_file(&key.public_key(), &public_path).map_err(|e| Failure::trust(&e))?;
+    let private = key.to_pkcs8_pem().map_err(|e| Failure::trust(&e))?;
+    let public = key.public_key().to_pem().map_err(|e| Failure::trust(&e))?;
+    // Each created only where nothing is, even against another command racing for the path: a
+    // key is never overwritten. A public file that cannot be created takes the private one just
+    // created with it, so a failure leaves no half of a key.
+    create_new_file(&args.out, private.as_bytes(), 0o600)?;
+    if let Err(failure) = create_new_file(&public_path, public.as_bytes(), NEW_FILE_MODE) {
+        let _ = std::fs::remove_file(&args.out);
+        return Err(failure);
+    }
     outln!("{}", key.key_id());
     Ok(())
 }
 
+/// `cli.output_exists` when something is at `path` already (the early check; what creates the
+/// file checks again as it publishes it).
 fn refuse_existing(path: &Path) -> Result<(), Failure> {
-    if path.exists() {
-        return Err(Failure::new(
-            "cli.output_exists",
-            format!("{} already exists; not overwriting it", path.display()),
-            ExitClass::Io,
-        ));
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(output_exists(path));
     }
     Ok(())
 }
@@ -348,10 +353,19 @@ fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
     refuse_existing(&trust_root_path)?;
     refuse_existing(&root_pub_path)?;
     let bytes = create_trust_root(&spec, &as_signers(&signers)).map_err(|e| Failure::trust(&e))?;
-    create_dir(&args.out)?;
-    write_file(&trust_root_path, &bytes)?;
-    write_public_key_file(&first_root.public_key(), &root_pub_path)
+    let root_pub = first_root
+        .public_key()
+        .to_pem()
         .map_err(|e| Failure::trust(&e))?;
+    create_dir(&args.out)?;
+    // Neither file replaces one another command wrote meanwhile; the pinned key first, so that a
+    // trust root is never left without it, and removed again when the trust root cannot be
+    // created.
+    create_new_file(&root_pub_path, root_pub.as_bytes(), NEW_FILE_MODE)?;
+    if let Err(failure) = create_new_file(&trust_root_path, &bytes, NEW_FILE_MODE) {
+        let _ = std::fs::remove_file(&root_pub_path);
+        return Err(failure);
+    }
     outln!(
         "trust root version 1 written to {}; pinned root key {} ({})",
         trust_root_path.display(),

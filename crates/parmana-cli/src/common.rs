@@ -257,8 +257,32 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .map_err(|e| Failure::io(&path.display().to_string(), &e))
 }
 
+/// Creates a file that must not replace anything (a key, a new trust root): written durably and
+/// published only if nothing is at `path` when it is published, so that of two commands racing
+/// for one path at most one succeeds (`cli.output_exists` for the other, its file untouched).
+/// `mode`: at most these permission bits on Unix (what the umask leaves of them).
+pub(crate) fn create_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Failure> {
+    parmana_runtime::trust::create_file_durably(path, bytes, mode).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            output_exists(path)
+        } else {
+            Failure::io(&path.display().to_string(), &e)
+        }
+    })
+}
+
+/// `cli.output_exists` for `path`: a file this command creates is already there.
+pub(crate) fn output_exists(path: &Path) -> Failure {
+    Failure::new(
+        "cli.output_exists",
+        format!("{} already exists; not overwriting it", path.display()),
+        crate::exit::ExitClass::Io,
+    )
+}
+
 /// Creates a directory and its parents, each new one synced into its parent (so that a file
-/// written durably inside survives a crash with its directories).
+/// written durably inside survives a crash with its directories), each never writable by others
+/// whatever the umask (`create_directories`).
 pub(crate) fn create_dir(path: &Path) -> Result<(), Failure> {
     let io = |e: &std::io::Error| Failure::io(&path.display().to_string(), e);
     // The directories this creates: from the deepest one that exists down to `path`.
@@ -268,7 +292,7 @@ pub(crate) fn create_dir(path: &Path) -> Result<(), Failure> {
         missing.push(dir);
         at = dir.parent();
     }
-    std::fs::create_dir_all(path).map_err(|e| io(&e))?;
+    parmana_runtime::trust::create_directories(path).map_err(|e| io(&e))?;
     for dir in missing.iter().rev() {
         parmana_runtime::trust::sync_directory_of(dir).map_err(|e| io(&e))?;
     }

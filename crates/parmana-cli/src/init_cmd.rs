@@ -6,15 +6,19 @@ use std::path::{Path, PathBuf};
 use parmana_runtime::canon::{PolicyRef, Timestamp};
 use parmana_runtime::policy::EVALUATOR_SEMANTICS;
 use parmana_runtime::trust::{
-    LocalSigningKey, ReleaseManifestSpec, RoleSpec, Signer, TrustRootSpec, create_trust_root,
-    sign_bundle_dir, sign_release_manifest, write_public_key_file,
+    LocalSigningKey, NEW_DIRECTORY_MODE, NEW_FILE_MODE, ReleaseManifestSpec, RoleSpec, Signer,
+    TrustRootSpec, create_trust_root, sign_bundle_dir, sign_release_manifest, sync_directory_of,
+    write_public_key_file,
 };
 use parmana_runtime::{
     RUNTIME_VERSION, RuntimeEnvironment, RuntimeEnvironmentConfig, load_bundle, load_trust_root,
     parse_policy_ref,
 };
 
-use crate::common::{ClockArgs, create_dir, parse_timestamp, refuse_past_expiry, write_file};
+use crate::common::{
+    ClockArgs, create_dir, create_new_file, output_exists, parse_timestamp, refuse_past_expiry,
+    write_file,
+};
 use crate::config::CONFIG_FILE_NAME;
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
@@ -79,7 +83,25 @@ struct RoleKey {
     key: LocalSigningKey,
 }
 
-/// Runs `parmana init`.
+/// What `init` creates in the deployment's directory, in the order it publishes them: the
+/// configuration last, so that a `parmana.toml` is there only once everything it names is.
+const PUBLISHED: [(&str, Entry); 4] = [
+    ("trust", Entry::Directory),
+    ("policies", Entry::Directory),
+    ("release-manifest.json", Entry::File),
+    (CONFIG_FILE_NAME, Entry::File),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Directory,
+    File,
+}
+
+/// Runs `parmana init`: builds the whole deployment in a staging directory inside DIR, verifies
+/// it there as any command will, and only then moves it into place — so a failure (a refused
+/// expiry, a full disk, a signature that does not verify) leaves DIR as it was, and a rerun
+/// starts clean.
 pub(crate) fn init(args: &InitArgs) -> Result<(), Failure> {
     let dir = &args.dir;
     let now = args.clock.now();
@@ -90,24 +112,118 @@ pub(crate) fn init(args: &InitArgs) -> Result<(), Failure> {
         ),
     };
     refuse_past_expiry("--expires", expires, now)?;
-    for existing in [
-        CONFIG_FILE_NAME,
-        "trust",
-        "policies",
-        "release-manifest.json",
-    ] {
-        let path = dir.join(existing);
-        if path.exists() {
-            return Err(Failure::new(
-                "cli.output_exists",
-                format!(
-                    "{} already exists: `parmana init` only creates a new deployment",
-                    path.display()
-                ),
-                ExitClass::Io,
-            ));
-        }
+    for (name, _) in PUBLISHED {
+        refuse_existing(&dir.join(name))?;
     }
+    create_dir(dir)?;
+    let staging = Staging::create(dir)?;
+    build(staging.path(), expires, now)?;
+    publish(dir, staging.path())?;
+    // Kept out of version control unless the directory already says otherwise.
+    match create_new_file(&dir.join(".gitignore"), GITIGNORE, NEW_FILE_MODE) {
+        Err(failure) if failure.code != "cli.output_exists" => return Err(failure),
+        _ => {}
+    }
+    drop(staging);
+    print_next_steps(dir, expires)
+}
+
+/// `cli.output_exists` when `path` (or a link there) already exists.
+fn refuse_existing(path: &Path) -> Result<(), Failure> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(Failure::new(
+            "cli.output_exists",
+            format!(
+                "{} already exists: `parmana init` only creates a new deployment",
+                path.display()
+            ),
+            ExitClass::Io,
+        ));
+    }
+    Ok(())
+}
+
+/// The directory a deployment is built in before it is published: `.parmana-init.PID-NANOS.tmp`
+/// inside DIR (the same file system, so publishing is a rename), removed with whatever is left
+/// in it when dropped. A crash leaves it behind, named for what it is; nothing reads it.
+struct Staging(PathBuf);
+
+impl Staging {
+    fn create(dir: &Path) -> Result<Self, Failure> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = dir.join(format!(".parmana-init.{}-{nanos}.tmp", std::process::id()));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, NEW_DIRECTORY_MODE);
+        builder
+            .create(&path)
+            .map_err(|e| Failure::io(&path.display().to_string(), &e))?;
+        Ok(Self(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Moves the staged deployment into `dir`, each entry only where nothing is (a directory by a
+/// rename, which never replaces one holding anything; a file by a hard link, which never replaces
+/// anything): if another command created one of them meanwhile, what this one had already moved
+/// goes back and nothing of the other's is touched (`cli.output_exists`).
+fn publish(dir: &Path, staging: &Path) -> Result<(), Failure> {
+    let mut published: Vec<(&str, Entry)> = Vec::new();
+    for (name, entry) in PUBLISHED {
+        let (from, to) = (staging.join(name), dir.join(name));
+        let moved = match entry {
+            // A rename would replace an empty directory, or a file on some systems: refused
+            // first, so only a race narrower than this check could meet one, and then the
+            // rename fails on anything holding content.
+            Entry::Directory => refuse_existing(&to).and_then(|()| {
+                std::fs::rename(&from, &to).map_err(|e| {
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty
+                    ) {
+                        output_exists(&to)
+                    } else {
+                        Failure::io(&to.display().to_string(), &e)
+                    }
+                })
+            }),
+            Entry::File => std::fs::hard_link(&from, &to).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    output_exists(&to)
+                } else {
+                    Failure::io(&to.display().to_string(), &e)
+                }
+            }),
+        };
+        if let Err(failure) = moved {
+            for (name, entry) in published.iter().rev() {
+                let _ = match entry {
+                    Entry::Directory => std::fs::rename(dir.join(name), staging.join(name)),
+                    Entry::File => std::fs::remove_file(dir.join(name)),
+                };
+            }
+            let _ = sync_directory_of(&dir.join(CONFIG_FILE_NAME));
+            return Err(failure);
+        }
+        published.push((name, entry));
+    }
+    sync_directory_of(&dir.join(CONFIG_FILE_NAME))
+        .map_err(|e| Failure::io(&dir.display().to_string(), &e))
+}
+
+/// Writes a whole deployment into `dir` (the staging directory) and verifies it there.
+fn build(dir: &Path, expires: Timestamp, now: Timestamp) -> Result<(), Failure> {
     let keys_dir = dir.join("trust").join("keys");
     create_dir(&keys_dir)?;
     let mut keys = Vec::new();
@@ -188,27 +304,13 @@ pub(crate) fn init(args: &InitArgs) -> Result<(), Failure> {
     write_file(&dir.join("release-manifest.json"), &manifest)?;
     RuntimeEnvironment::load(&RuntimeEnvironmentConfig::standard_layout(dir), now)
         .map_err(|e| Failure::execution(&e))?;
-
-    write_config(&dir.join(CONFIG_FILE_NAME))?;
-    write_gitignore(dir)?;
-    print_next_steps(dir, expires)
-}
-
-/// Writes the `parmana.toml` of a new deployment writable by its owner only, whatever the
-/// umask: one anyone may write is refused when found walking up (`cli.config_unsafe`).
-fn write_config(path: &Path) -> Result<(), Failure> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
-    let what = path.display().to_string();
-    let mut file = options.open(path).map_err(|e| Failure::io(&what, &e))?;
-    // (The umask only takes permissions away from 0644: never more than that.)
-    file.write_all(CONFIG_TEMPLATE.as_bytes())
-        .and_then(|()| file.sync_all())
-        .and_then(|()| parmana_runtime::trust::sync_directory_of(path))
-        .map_err(|e| Failure::io(&what, &e))
+    // Writable by its owner only, whatever the umask: one anyone may write is refused when
+    // found walking up (`cli.config_unsafe`).
+    create_new_file(
+        &dir.join(CONFIG_FILE_NAME),
+        CONFIG_TEMPLATE.as_bytes(),
+        NEW_FILE_MODE,
+    )
 }
 
 /// The `parmana.toml` of a new deployment.
@@ -227,17 +329,9 @@ store = \"sqlite:.parmana/replay.sqlite3\"
 expiry_warning_days = 30
 ";
 
-/// Keeps the store and the private keys out of version control (unless a `.gitignore` exists).
-fn write_gitignore(dir: &Path) -> Result<(), Failure> {
-    let path = dir.join(".gitignore");
-    if path.exists() {
-        return Ok(());
-    }
-    write_file(
-        &path,
-        b"# The replay store and the private keys never belong in version control.\n/.parmana/\n/trust/keys/*.pem\n",
-    )
-}
+/// The `.gitignore` of a new deployment: the store and the private keys never belong in version
+/// control.
+const GITIGNORE: &[u8] = b"# The replay store and the private keys never belong in version control.\n/.parmana/\n/trust/keys/*.pem\n";
 
 fn example_ref() -> Result<PolicyRef, Failure> {
     parse_policy_ref(EXAMPLE_REF).map_err(|e| Failure::execution(&e))
@@ -289,5 +383,65 @@ fn shell_quote(text: &str) -> String {
         text.to_owned()
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// What another command created between `init`'s check and its publishing is never touched:
+    /// `init` refuses, and what it had already moved into place goes back, so the directory holds
+    /// exactly what the other command left.
+    #[test]
+    fn a_deployment_raced_while_publishing_is_taken_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::create(dir.path()).unwrap();
+        for (name, entry) in PUBLISHED {
+            let path = staging.path().join(name);
+            match entry {
+                Entry::Directory => {
+                    std::fs::create_dir(&path).unwrap();
+                    std::fs::write(path.join("inside"), b"ours").unwrap();
+                }
+                Entry::File => std::fs::write(&path, b"ours").unwrap(),
+            }
+        }
+        // The other command's manifest, made after the check.
+        std::fs::write(dir.path().join("release-manifest.json"), b"theirs").unwrap();
+        let failure = publish(dir.path(), staging.path()).unwrap_err();
+        assert_eq!(failure.code, "cli.output_exists");
+        assert_eq!(
+            std::fs::read(dir.path().join("release-manifest.json")).unwrap(),
+            b"theirs"
+        );
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| !name.starts_with(".parmana-init."))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["release-manifest.json"]);
+        // Everything went back to the staging directory, which then goes with it.
+        assert!(staging.path().join("trust/inside").exists());
+        let staged = staging.path().to_path_buf();
+        drop(staging);
+        assert!(!staged.exists());
+        // Without the race it publishes all four.
+        let staging = Staging::create(dir.path()).unwrap();
+        std::fs::remove_file(dir.path().join("release-manifest.json")).unwrap();
+        for (name, entry) in PUBLISHED {
+            let path = staging.path().join(name);
+            match entry {
+                Entry::Directory => std::fs::create_dir(&path).unwrap(),
+                Entry::File => std::fs::write(&path, b"ours").unwrap(),
+            }
+        }
+        publish(dir.path(), staging.path()).unwrap();
+        for (name, _) in PUBLISHED {
+            assert!(dir.path().join(name).exists(), "{name}");
+        }
     }
 }

@@ -75,7 +75,7 @@ pub fn rotate_trust_root_file(
         .parent()
         .unwrap_or_else(|| Path::new("."))
         .join(TRUST_ROOT_CHAIN_DIR);
-    std::fs::create_dir_all(&chain_dir)
+    parmana_trust::create_directories(&chain_dir)
         .and_then(|()| parmana_trust::sync_directory_of(&chain_dir))
         .map_err(|e| ExecutionError::io("create", &chain_dir, &e))?;
     let archived = chain_dir.join(format!("{}.json", previous.version()));

@@ -26,7 +26,7 @@ pub fn open_store(location: &str, mode: StoreOpen) -> Result<Box<dyn ReplayStore
         match mode {
             StoreOpen::CreateIfMissing => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)
+                    parmana_trust::create_directories(parent)
                         .map_err(|e| ExecutionError::io("create", parent, &e))?;
                 }
             }

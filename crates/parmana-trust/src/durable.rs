@@ -102,7 +102,8 @@ pub fn sync_directory_of(path: &Path) -> std::io::Result<()> {
 /// moment, created new — never an existing file or a link someone left there), written with
 /// exactly `mode` on Unix when one is given (0600 for a private key, applied as the file is
 /// created, so it is never readable by others) or else with the permission bits of the file it
-/// replaces (the process's default, as its umask leaves it, for a new one) and then also its owner
+/// replaces (for a new one, at most [`NEW_FILE_MODE`], 0644: what the umask leaves of it — never
+/// writable by others, whatever the umask) and then also its owner
 /// and group, as far as the process may give them ([`keep_owner`]; never for a file given its own
 /// `mode`, a private key, which stays the writer's), synced, renamed over `path`,
 /// and the directory synced. A crash leaves the old file or the new one, never a part (and at
@@ -129,7 +130,11 @@ pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std
             .as_ref()
             .map(|existing| existing.permissions().mode() & 0o777)
     });
-    let (temporary, mut file) = create_temporary(&directory_of(path), &name, mode)?;
+    let (temporary, mut file) = create_temporary(
+        &directory_of(path),
+        &name,
+        Some(mode.unwrap_or(NEW_FILE_MODE)),
+    )?;
     let written = (|| {
         #[cfg(unix)]
         if let Some(mode) = mode {
@@ -155,6 +160,48 @@ pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std
         let _ = std::fs::remove_file(&temporary);
         return Err(error);
     }
+    sync_directory_of(path)
+}
+
+/// The permission bits a new file of a deployment is created with (the umask may take more
+/// away): readable by all, writable by its owner only.
+pub const NEW_FILE_MODE: u32 = 0o644;
+
+/// The permission bits a new directory of a deployment is created with (the umask may take more
+/// away): writable by its owner only.
+pub const NEW_DIRECTORY_MODE: u32 = 0o755;
+
+/// Creates a directory and its missing parents, each with at most [`NEW_DIRECTORY_MODE`] on Unix
+/// (what the umask leaves of it): never writable by others, whatever the umask. Directories
+/// already there are left as they are.
+pub fn create_directories(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, NEW_DIRECTORY_MODE);
+    builder.create(path)
+}
+
+/// Creates `path` with `bytes`, never replacing anything there: written and synced as a
+/// temporary file beside it (created with at most `mode` on Unix: what the umask leaves of it —
+/// 0600 for a private key, [`NEW_FILE_MODE`] for anything else), then
+/// published by a hard link, which the file system refuses when `path` exists — a file, a
+/// directory or a link, even one made after the caller last looked — so two writers racing for one
+/// path cannot both succeed, and the loser gets `ErrorKind::AlreadyExists` with the winner's file
+/// untouched. The temporary file is removed either way, and the directory synced once the file is
+/// published: a crash leaves no file or the whole one (and at most a temporary file, which
+/// [`is_interrupted_write`] recognises).
+pub fn create_file_durably(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (temporary, mut file) = create_temporary(&directory_of(path), &name, Some(mode))?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    let published = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
+    published?;
     sync_directory_of(path)
 }
 
@@ -295,6 +342,49 @@ mod tests {
                 assert_eq!(after.permissions().mode() & 0o777, mode, "{name}");
             }
         }
+    }
+
+    /// A created file has at most its mode (the tests' umask leaves 0600 whole); anything already at the path — a file, a
+    /// link to nowhere, a directory — is refused as existing and left as it was, and no
+    /// temporary file stays behind either way.
+    #[test]
+    fn a_created_file_never_replaces_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = || {
+            let mut names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        let key = dir.path().join("key.pem");
+        create_file_durably(&key, b"first", 0o600).unwrap();
+        assert_eq!(std::fs::read(&key).unwrap(), b"first");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let error = create_file_durably(&key, b"second", 0o600).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&key).unwrap(), b"first");
+        std::fs::create_dir(dir.path().join("taken")).unwrap();
+        let error =
+            create_file_durably(&dir.path().join("taken"), b"x", NEW_FILE_MODE).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link.pub");
+            std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+            let error = create_file_durably(&link, b"x", NEW_FILE_MODE).unwrap_err();
+            assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+            assert!(!dir.path().join("nowhere").exists());
+            assert_eq!(names(), ["key.pem", "link.pub", "taken"]);
+        }
+        #[cfg(not(unix))]
+        assert_eq!(names(), ["key.pem", "taken"]);
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub use bundle::{
     verify_bundle,
 };
 pub use durable::{
+    NEW_DIRECTORY_MODE, NEW_FILE_MODE, create_directories, create_file_durably,
     is_interrupted_write, remove_interrupted_writes, replace_file_durably, sync_directory_of,
 };
 pub use envelope::MAX_SIGNATURES;

@@ -146,3 +146,103 @@ fn init_never_overwrites_a_deployment() {
     assert_eq!(past.code, 2, "{}", past.stderr);
     assert!(!temp.path().join("e").exists());
 }
+
+/// Every path under `dir` with its permission bits, sorted (Unix).
+#[cfg(unix)]
+fn modes_under(dir: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let entry = entry.unwrap();
+            let metadata = entry.metadata().unwrap();
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            }
+            let name = entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string();
+            out.push((name, metadata.permissions().mode() & 0o7777));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Under a umask that takes nothing away, `init` still leaves nothing of the deployment writable
+/// by anyone but its owner (a writable `trust/` would let anyone swap the pinned root key), the
+/// private keys readable by their owner alone — and no staging directory behind.
+#[cfg(unix)]
+#[test]
+fn init_under_umask_000_leaves_nothing_writable_by_others() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" init d --now \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_parmana"))
+        .arg(NOW)
+        .current_dir(temp.path())
+        .env_remove("PARMANA_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let modes = modes_under(&temp.path().join("d"));
+    assert!(modes.len() > 15, "{modes:?}");
+    for (path, mode) in &modes {
+        assert_eq!(mode & 0o022, 0, "{path} is {mode:o}");
+        if path.ends_with(".pem") {
+            assert_eq!(*mode, 0o600, "{path}");
+        }
+        assert!(!path.starts_with(".parmana-init"), "{path} left behind");
+    }
+    for expected in [
+        "parmana.toml",
+        ".gitignore",
+        "release-manifest.json",
+        "trust/root.pub",
+        "trust/keys/attestation.pem",
+    ] {
+        assert!(modes.iter().any(|(path, _)| path == expected), "{expected}");
+    }
+    // The configuration it wrote is one the commands accept (`cli.config_unsafe` otherwise).
+    let config = run_in(&temp.path().join("d"), &["config"], b"");
+    assert_eq!(config.code, 0, "{}", config.stderr);
+}
+
+/// `keygen` creates its files only where nothing is — not even a link to nowhere — and a refused
+/// `keygen` leaves no half of a key.
+#[cfg(unix)]
+#[test]
+fn keygen_never_writes_over_what_is_there() {
+    let temp = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(temp.path().join("elsewhere.pub"), temp.path().join("k.pub"))
+        .unwrap();
+    let out = run_in(temp.path(), &["keygen", "--out", "k.pem"], b"");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("error[cli.output_exists]"),
+        "{}",
+        out.stderr
+    );
+    assert!(!temp.path().join("k.pem").exists());
+    assert!(!temp.path().join("elsewhere.pub").exists());
+    let made = run_in(temp.path(), &["keygen", "--out", "fresh.pem"], b"");
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let modes = modes_under(temp.path());
+    assert!(
+        modes.contains(&("fresh.pem".to_owned(), 0o600)),
+        "{modes:?}"
+    );
+    assert!(
+        modes.iter().all(|(path, _)| !path.ends_with(".tmp")),
+        "{modes:?}"
+    );
+}
