@@ -159,17 +159,26 @@ pub(crate) fn warn_expiry_of(
     clock: &ClockArgs,
     environment: &parmana_runtime::RuntimeEnvironment,
 ) -> Result<(), Failure> {
-    let trust_root = environment.trust_root();
-    clock.warn_if_expiring(
-        deployment,
-        &format!("the trust root (version {})", trust_root.version()),
-        trust_root.expires(),
-    )?;
+    warn_trust_root_expiry(deployment, clock, environment.trust_root())?;
     let manifest = environment.release_manifest();
     clock.warn_if_expiring(
         deployment,
         &format!("the release manifest (version {})", manifest.version()),
         manifest.expires(),
+    )
+}
+
+/// Warns when the trust root version a command works under expires soon (after which it
+/// refuses what that version authorises).
+pub(crate) fn warn_trust_root_expiry(
+    deployment: &Deployment,
+    clock: &ClockArgs,
+    trust_root: &parmana_runtime::trust::VerifiedTrustRoot,
+) -> Result<(), Failure> {
+    clock.warn_if_expiring(
+        deployment,
+        &format!("the trust root (version {})", trust_root.version()),
+        trust_root.expires(),
     )
 }
 

@@ -19,7 +19,7 @@ use crate::common::{
     ClockArgs, create_dir, create_new_file, output_exists, parse_timestamp, refuse_past_expiry,
     write_file,
 };
-use crate::config::CONFIG_FILE_NAME;
+use crate::config::{CONFIG_FILE_NAME, Deployment};
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
 
@@ -112,6 +112,10 @@ pub(crate) fn init(args: &InitArgs) -> Result<(), Failure> {
         ),
     };
     refuse_past_expiry("--expires", expires, now)?;
+    // The expiry warning's window comes from the flag, the environment or a configuration found
+    // walking up: checked before anything is written, so that a bad one leaves nothing.
+    let deployment = Deployment::load()?;
+    deployment.expiry_warning_days(args.clock.expiry_warning_days)?;
     for (name, _) in PUBLISHED {
         refuse_existing(&dir.join(name))?;
     }
@@ -125,6 +129,11 @@ pub(crate) fn init(args: &InitArgs) -> Result<(), Failure> {
         _ => {}
     }
     drop(staging);
+    args.clock.warn_if_expiring(
+        &deployment,
+        "the new deployment (its trust root and release manifest)",
+        expires,
+    )?;
     print_next_steps(dir, expires)
 }
 

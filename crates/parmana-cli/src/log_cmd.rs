@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use parmana_runtime::canon::{ExecutionId, Timestamp};
+use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::ReplayStore;
 use parmana_runtime::trust::{
     CosignerKey, LocalSigningKey, MAX_RELEASE_MANIFEST_BYTES, MAX_TLOG_PROOF_BYTES, NoteKeyName,
@@ -20,7 +20,9 @@ use parmana_server::{
     ServerError, TLOG_SIZE_MEDIA_TYPE, WitnessServer, WitnessSettings, submit_add_checkpoint,
 };
 
-use crate::common::{ClockArgs, TrustRootArgs, read_bounded, read_private_key, write_file};
+use crate::common::{
+    ClockArgs, TrustRootArgs, read_bounded, read_private_key, warn_trust_root_expiry, write_file,
+};
 use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, Json, out, outln};
@@ -247,6 +249,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 // the trust boundary, and what this prints may be published or sent to witnesses.
                 let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                     .map_err(|e| Failure::execution(&e))?;
+                warn_trust_root_expiry(&deployment, &args.clock, history.newest())?;
                 let store = args.store.open_existing(&deployment)?;
                 let stored = verified_latest_log_checkpoint(store.as_ref(), &history)
                     .map_err(|e| Failure::execution(&e))?;
@@ -257,7 +260,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 &deployment,
                 &args.trust,
                 args.release_manifest.as_deref(),
-                args.clock.now(),
+                &args.clock,
             )?;
             let keys = args
                 .key
@@ -307,6 +310,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             let paths = args.trust.resolve(&deployment);
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
+            warn_trust_root_expiry(&deployment, &args.clock, history.newest())?;
             let key = read_private_key(&args.key)?;
             let (Some(checkpoint), None) = (&args.checkpoint, args.serve) else {
                 return serve_witness(args, name, key, history.newest().clone());
@@ -523,15 +527,17 @@ fn cosign(
 /// force at `now` (the entries' attestations are verified against it), and the version of the
 /// release manifest (`manifest`, else the deployment's), signed by that version's `release` role
 /// — expired or not: it proves the version was released — above which no marks record is signed.
+/// Warns when that trust root version expires soon: from then on no checkpoint is signed.
 fn signing_environment(
     deployment: &Deployment,
     trust: &TrustRootArgs,
     manifest: Option<&std::path::Path>,
-    now: Timestamp,
+    clock: &ClockArgs,
 ) -> Result<(VerifiedTrustHistory, u64), Failure> {
     let paths = trust.resolve(deployment);
-    let trust_root = load_trust_root(&paths.pinned_root, &paths.trust_root, now)
+    let trust_root = load_trust_root(&paths.pinned_root, &paths.trust_root, clock.now())
         .map_err(|e| Failure::execution(&e))?;
+    warn_trust_root_expiry(deployment, clock, &trust_root)?;
     let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
         .map_err(|e| Failure::execution(&e))?;
     let manifest = deployment
@@ -553,7 +559,7 @@ fn sequence(args: &SequenceArgs, deployment: &Deployment, format: Format) -> Res
             deployment,
             &args.trust,
             args.release_manifest.as_deref(),
-            args.clock.now(),
+            &args.clock,
         )?)
     };
     let anchor = crate::execute_cmd::configured_log_anchor(deployment, None)?;

@@ -246,3 +246,36 @@ fn keygen_never_writes_over_what_is_there() {
         "{modes:?}"
     );
 }
+
+/// A deployment made to expire within the warning window is made, with the same warning every
+/// other command gives; `--expiry-warning-days` narrows it as elsewhere.
+#[test]
+fn init_warns_when_the_new_deployment_expires_soon() {
+    let temp = tempfile::tempdir().unwrap();
+    let init = |dir: &str, extra: &[&str]| {
+        let mut args = vec![
+            "init",
+            dir,
+            "--now",
+            NOW,
+            "--expires",
+            "2026-12-20T00:00:00Z",
+        ];
+        args.extend_from_slice(extra);
+        run_in(temp.path(), &args, b"")
+    };
+    let warned = init("soon", &[]);
+    assert_eq!(warned.code, 0, "{}", warned.stderr);
+    assert!(
+        warned.stderr.starts_with(
+            "warning[cli.expires_soon]: the new deployment (its trust root and release manifest) \
+             expires at 2026-12-20T00:00:00Z, in "
+        ),
+        "{}",
+        warned.stderr
+    );
+    assert!(temp.path().join("soon/parmana.toml").exists());
+    let quiet = init("quiet", &["--expiry-warning-days", "5"]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.stderr, "");
+}

@@ -577,3 +577,45 @@ fn a_log_of_two_keys_is_signed_by_both_from_flags_the_variable_or_the_file() {
     );
     assert_eq!(after_expiry.code, 0, "{}", after_expiry.transcript());
 }
+
+/// The log's commands warn, as the others do, when the trust root they sign or read under expires
+/// within the window (`--expiry-warning-days`, default 30): from then on no checkpoint is signed.
+#[test]
+fn log_commands_warn_before_the_trust_root_expires() {
+    let repo = temp_repo();
+    let d = repo.root();
+    name_the_log(d, &[]);
+    execute(d, "log-exp-1");
+    // The version naming the log expires at 2036-01-01T00:00:00Z.
+    let soon = "2035-12-20T00:00:00Z";
+    let warning = "warning[cli.expires_soon]: the trust root (version 3) expires at \
+                   2036-01-01T00:00:00Z, in 12 days (warning window: 30 days)\n";
+    let key = ["--key", "trust/keys/root-1.pem"];
+    for (args, warned) in [
+        (&["log", "sequence", "--now", soon][..], false),
+        (&["log", "sequence", key[0], key[1], "--now", soon], true),
+        (&["log", "checkpoint", key[0], key[1], "--now", soon], true),
+        (&["log", "checkpoint", "--now", soon], true),
+        (
+            &[
+                "log",
+                "checkpoint",
+                key[0],
+                key[1],
+                "--now",
+                soon,
+                "--expiry-warning-days",
+                "5",
+            ],
+            false,
+        ),
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--store", STORE]);
+        let out = run(d, &args);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.transcript());
+        // (A sequence run without a key reads no trust root: nothing to warn about.)
+        let expected = if warned { warning } else { "" };
+        assert_eq!(out.stderr, expected, "{args:?}");
+    }
+}
