@@ -23,7 +23,7 @@ use crate::common::{
 };
 use crate::config::Deployment;
 use crate::exit::ExitClass;
-use crate::report::{Failure, outln};
+use crate::report::{Failure, Format, print_written};
 use crate::revoke::RevokeArgs;
 
 // ---------------------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ pub(crate) struct KeygenArgs {
 }
 
 /// Runs `parmana keygen`: prints the new key's id.
-pub(crate) fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
+pub(crate) fn keygen(args: &KeygenArgs, format: Format) -> Result<(), Failure> {
     let public_path = args.out.with_extension("pub");
     // `--out k.pub` would name both halves one file: the public key would replace the private
     // one just written, leaving a key id printed for a key nobody holds.
@@ -75,8 +75,15 @@ pub(crate) fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
         let _ = std::fs::remove_file(&args.out);
         return Err(failure);
     }
-    outln!("{}", key.key_id());
-    Ok(())
+    print_written(
+        format,
+        &key.key_id().to_string(),
+        &serde_json::json!({
+            "key_id": key.key_id().to_string(),
+            "private_key": args.out.display().to_string(),
+            "public_key": public_path.display().to_string(),
+        }),
+    )
 }
 
 /// `cli.output_exists` when something is at `path` already (the early check; what creates the
@@ -331,14 +338,14 @@ fn as_signers(keys: &[LocalSigningKey]) -> Vec<&dyn Signer> {
 }
 
 /// Runs `parmana trust …`.
-pub(crate) fn trust(command: &TrustCommand) -> Result<(), Failure> {
+pub(crate) fn trust(command: &TrustCommand, format: Format) -> Result<(), Failure> {
     match command {
-        TrustCommand::Init(args) => trust_init(args),
-        TrustCommand::Rotate(args) => trust_rotate(args),
+        TrustCommand::Init(args) => trust_init(args, format),
+        TrustCommand::Rotate(args) => trust_rotate(args, format),
     }
 }
 
-fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
+fn trust_init(args: &TrustInitArgs, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     let first_root = args
         .roles
@@ -366,16 +373,24 @@ fn trust_init(args: &TrustInitArgs) -> Result<(), Failure> {
         let _ = std::fs::remove_file(&root_pub_path);
         return Err(failure);
     }
-    outln!(
-        "trust root version 1 written to {}; pinned root key {} ({})",
-        trust_root_path.display(),
-        root_pub_path.display(),
-        first_root.key_id()
-    );
-    Ok(())
+    print_written(
+        format,
+        &format!(
+            "trust root version 1 written to {}; pinned root key {} ({})",
+            trust_root_path.display(),
+            root_pub_path.display(),
+            first_root.key_id()
+        ),
+        &serde_json::json!({
+            "trust_root": trust_root_path.display().to_string(),
+            "version": 1,
+            "pinned_root": root_pub_path.display().to_string(),
+            "pinned_root_key_id": first_root.key_id().to_string(),
+        }),
+    )
 }
 
-fn trust_rotate(args: &TrustRotateArgs) -> Result<(), Failure> {
+fn trust_rotate(args: &TrustRotateArgs, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     let (mut spec, mut signers) = args.roles.checked_spec(&deployment, &args.clock)?;
     let paths = args.trust.resolve(&deployment);
@@ -416,14 +431,22 @@ fn trust_rotate(args: &TrustRotateArgs) -> Result<(), Failure> {
         args.clock.now(),
     )
     .map_err(|e| Failure::execution(&e))?;
-    outln!(
-        "trust root version {} written to {}; version {} kept as {}",
-        rotation.version,
-        paths.trust_root.display(),
-        rotation.previous_version,
-        rotation.archived.display()
-    );
-    Ok(())
+    print_written(
+        format,
+        &format!(
+            "trust root version {} written to {}; version {} kept as {}",
+            rotation.version,
+            paths.trust_root.display(),
+            rotation.previous_version,
+            rotation.archived.display()
+        ),
+        &serde_json::json!({
+            "trust_root": paths.trust_root.display().to_string(),
+            "version": rotation.version,
+            "previous_version": rotation.previous_version,
+            "archived": rotation.archived.display().to_string(),
+        }),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -499,10 +522,10 @@ pub(crate) struct ImportLegacyArgs {
 }
 
 /// Runs `parmana bundle …`.
-pub(crate) fn bundle(command: &BundleCommand) -> Result<(), Failure> {
+pub(crate) fn bundle(command: &BundleCommand, format: Format) -> Result<(), Failure> {
     match command {
-        BundleCommand::Sign(args) => bundle_sign(args),
-        BundleCommand::ImportLegacy(args) => import_legacy(args),
+        BundleCommand::Sign(args) => bundle_sign(args, format),
+        BundleCommand::ImportLegacy(args) => import_legacy(args, format),
     }
 }
 
@@ -565,7 +588,7 @@ fn authoring_key(
     Ok((signer, trust_root))
 }
 
-fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
+fn bundle_sign(args: &BundleSignArgs, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     let (signer, trust_root) = authoring_key(
         &args.key,
@@ -625,11 +648,19 @@ fn bundle_sign(args: &BundleSignArgs) -> Result<(), Failure> {
     let bytes = sign_bundle_verified(&trust_root, &policy, &files, &signer)
         .map_err(|e| Failure::execution(&e))?;
     write_file(&args.dir.join(BUNDLE_MANIFEST_FILE), &bytes)?;
-    outln!("{id}@{version} {}", bundle_digest(&bytes)?);
-    Ok(())
+    let digest = bundle_digest(&bytes)?;
+    print_written(
+        format,
+        &format!("{id}@{version} {digest}"),
+        &serde_json::json!({
+            "policy": format!("{id}@{version}"),
+            "bundle_digest": digest.to_string(),
+            "bundle": args.dir.display().to_string(),
+        }),
+    )
 }
 
-fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
+fn import_legacy(args: &ImportLegacyArgs, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     let (signer, trust_root) = authoring_key(
         &args.key,
@@ -680,13 +711,19 @@ fn import_legacy(args: &ImportLegacyArgs) -> Result<(), Failure> {
         }
         write_file(&path, bytes)?;
     }
-    outln!(
-        "{}@{} {}",
-        legacy.policy_id(),
-        legacy.policy_version(),
-        bundle_digest(&bundle)?
+    let (policy, digest) = (
+        format!("{}@{}", legacy.policy_id(), legacy.policy_version()),
+        bundle_digest(&bundle)?,
     );
-    Ok(())
+    print_written(
+        format,
+        &format!("{policy} {digest}"),
+        &serde_json::json!({
+            "policy": policy,
+            "bundle_digest": digest.to_string(),
+            "bundle": args.out.display().to_string(),
+        }),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -744,7 +781,7 @@ pub(crate) struct ReleaseSignArgs {
 }
 
 /// Runs `parmana release …`.
-pub(crate) fn release(command: &ReleaseCommand) -> Result<(), Failure> {
+pub(crate) fn release(command: &ReleaseCommand, format: Format) -> Result<(), Failure> {
     let ReleaseCommand::Sign(args) = command;
     refuse_past_expiry("--expires", args.expires, args.clock.now())?;
     let deployment = Deployment::load()?;
@@ -775,14 +812,25 @@ pub(crate) fn release(command: &ReleaseCommand) -> Result<(), Failure> {
     let bytes = sign_release_manifest_verified(&trust_root, &spec, &signer, args.clock.now())
         .map_err(|e| Failure::execution(&e))?;
     write_file(&out, &bytes)?;
-    outln!(
-        "release manifest version {} with {} polic{} written to {}",
-        spec.version,
-        spec.policies.len(),
-        if spec.policies.len() == 1 { "y" } else { "ies" },
-        out.display()
-    );
-    Ok(())
+    print_written(
+        format,
+        &format!(
+            "release manifest version {} with {} polic{} written to {}",
+            spec.version,
+            spec.policies.len(),
+            if spec.policies.len() == 1 { "y" } else { "ies" },
+            out.display()
+        ),
+        &serde_json::json!({
+            "release_manifest": out.display().to_string(),
+            "version": spec.version,
+            "policies": spec
+                .policies
+                .iter()
+                .map(|(policy, digest)| (policy.to_string(), digest.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        }),
+    )
 }
 
 /// Refuses to replace an existing --out without --force, one whose version cannot be read

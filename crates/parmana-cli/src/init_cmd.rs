@@ -21,7 +21,7 @@ use crate::common::{
 };
 use crate::config::{CONFIG_FILE_NAME, Deployment};
 use crate::exit::ExitClass;
-use crate::report::{Failure, outln};
+use crate::report::{Failure, Format, print_written};
 
 /// The example policy `init` writes, its tests, and the signals the printed commands use.
 const EXAMPLE_POLICY: &str = include_str!("init/policy.json");
@@ -102,7 +102,7 @@ enum Entry {
 /// it there as any command will, and only then moves it into place — so a failure (a refused
 /// expiry, a full disk, a signature that does not verify) leaves DIR as it was, and a rerun
 /// starts clean.
-pub(crate) fn init(args: &InitArgs) -> Result<(), Failure> {
+pub(crate) fn init(args: &InitArgs, format: Format) -> Result<(), Failure> {
     let dir = &args.dir;
     let now = args.clock.now();
     let expires = match args.expires {
@@ -134,7 +134,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<(), Failure> {
         "the new deployment (its trust root and release manifest)",
         expires,
     )?;
-    print_next_steps(dir, expires)
+    print_next_steps(dir, expires, format)
 }
 
 /// `cli.output_exists` when `path` (or a link there) already exists.
@@ -346,10 +346,11 @@ fn example_ref() -> Result<PolicyRef, Failure> {
     parse_policy_ref(EXAMPLE_REF).map_err(|e| Failure::execution(&e))
 }
 
-fn print_next_steps(dir: &Path, expires: Timestamp) -> Result<(), Failure> {
-    let shown = dir.display();
-    outln!("created a Parmana deployment in {shown}:");
-    for (path, what) in [
+/// What `init` made (each path relative to DIR, and what it is) and the commands from there to a
+/// verified attestation: printed as text, or under `--format json` as one object.
+fn print_next_steps(dir: &Path, expires: Timestamp, format: Format) -> Result<(), Failure> {
+    let shown = dir.display().to_string();
+    let made = [
         (
             "parmana.toml",
             "settings (store: sqlite:.parmana/replay.sqlite3)".to_owned(),
@@ -372,17 +373,35 @@ fn print_next_steps(dir: &Path, expires: Timestamp) -> Result<(), Failure> {
             "release-manifest.json",
             "release manifest version 1 listing it".to_owned(),
         ),
-    ] {
-        outln!("  {path:<35}{what}");
+    ];
+    let steps = [
+        format!("cd {}", shell_quote(&shown)),
+        format!(
+            "parmana execute --policy {EXAMPLE_REF} --signals '{EXAMPLE_SIGNALS}' > attestation.json"
+        ),
+        "parmana verify attestation.json".to_owned(),
+    ];
+    let mut human = format!("created a Parmana deployment in {shown}:\n");
+    for (path, what) in &made {
+        human.push_str(&format!("  {path:<35}{what}\n"));
     }
-    outln!("");
-    outln!("From here to a verified attestation:");
-    outln!("  cd {}", shell_quote(&shown.to_string()));
-    outln!(
-        "  parmana execute --policy {EXAMPLE_REF} --signals '{EXAMPLE_SIGNALS}' > attestation.json"
-    );
-    outln!("  parmana verify attestation.json");
-    Ok(())
+    human.push_str("\nFrom here to a verified attestation:");
+    for step in &steps {
+        human.push_str(&format!("\n  {step}"));
+    }
+    print_written(
+        format,
+        &human,
+        &serde_json::json!({
+            "directory": shown,
+            "expires": expires.to_string(),
+            "created": made
+                .iter()
+                .map(|(path, what)| ((*path).to_owned(), what.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            "next_steps": steps,
+        }),
+    )
 }
 
 /// Quotes a path for a POSIX shell when it needs it.

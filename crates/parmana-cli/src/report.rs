@@ -123,6 +123,20 @@ impl<T: serde::Serialize> std::fmt::Display for Json<T> {
     }
 }
 
+/// Prints what a command that writes files did: the readable `human` text (its lines as they
+/// are), or under `--format json` the one object `json`.
+pub(crate) fn print_written(
+    format: Format,
+    human: &str,
+    json: &serde_json::Value,
+) -> Result<(), Failure> {
+    match format {
+        Format::Human => outln!("{human}"),
+        Format::Json => outln!("{}", Json(json)),
+    }
+    Ok(())
+}
+
 /// Writes the failure on stderr in the chosen format.
 pub(crate) fn print_failure(failure: &Failure, format: Format) {
     match format {

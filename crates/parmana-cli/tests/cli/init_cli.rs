@@ -279,3 +279,92 @@ fn init_warns_when_the_new_deployment_expires_soon() {
     assert_eq!(quiet.code, 0, "{}", quiet.stderr);
     assert_eq!(quiet.stderr, "");
 }
+
+/// Under `--format json` every command that writes files prints one JSON object saying what it
+/// wrote — nothing else on stdout — so a pipeline can read it.
+#[test]
+fn commands_that_write_files_print_one_json_object_under_format_json() {
+    let temp = tempfile::tempdir().unwrap();
+    let json = |dir: &Path, args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(args);
+        let out = run_in(dir, &all, b"");
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        assert_eq!(out.stdout.lines().count(), 1, "{args:?}: {}", out.stdout);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", out.stdout))
+    };
+    let init = json(temp.path(), &["init", "d", "--now", NOW]);
+    assert_eq!(init["directory"], "d");
+    assert_eq!(init["next_steps"][0], "cd d");
+    assert!(init["created"]["trust/root.pub"].is_string(), "{init}");
+    let d = temp.path().join("d");
+    let keygen = json(&d, &["keygen", "--out", "trust/keys/attestation-2.pem"]);
+    assert!(
+        keygen["key_id"].as_str().unwrap().starts_with("sha256:"),
+        "{keygen}"
+    );
+    assert_eq!(keygen["public_key"], "trust/keys/attestation-2.pub");
+    let keys = [
+        "--root-key",
+        "trust/keys/root.pem",
+        "--policy-key",
+        "trust/keys/policy.pub",
+        "--release-key",
+        "trust/keys/release.pub",
+        "--now",
+        NOW,
+        "--expires",
+        "2027-12-01T00:00:00Z",
+    ];
+    let mut trust_init = vec!["trust", "init", "--out", "other", "--attestation-key"];
+    trust_init.extend(["trust/keys/attestation.pub"]);
+    trust_init.extend(keys);
+    let made = json(&d, &trust_init);
+    assert_eq!(made["version"], 1);
+    assert_eq!(made["pinned_root"], "other/root.pub");
+    let mut rotate = vec![
+        "trust",
+        "rotate",
+        "--sign-with",
+        "trust/keys/root.pem",
+        "--attestation-key",
+        "trust/keys/attestation-2.pub",
+    ];
+    rotate.extend(keys);
+    let rotated = json(&d, &rotate);
+    assert_eq!(rotated["version"], 2);
+    assert_eq!(rotated["previous_version"], 1);
+    let bundle = json(
+        &d,
+        &[
+            "bundle",
+            "sign",
+            "policies/payments-approval/1.0.0",
+            "--key",
+            "trust/keys/policy.pem",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(bundle["policy"], "payments-approval@1.0.0");
+    let digest = bundle["bundle_digest"].as_str().unwrap().to_owned();
+    let release = json(
+        &d,
+        &[
+            "release",
+            "sign",
+            "--key",
+            "trust/keys/release.pem",
+            "--version",
+            "2",
+            "--force",
+            "--now",
+            NOW,
+            "--expires",
+            "2027-12-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(release["version"], 2);
+    assert_eq!(release["policies"]["payments-approval@1.0.0"], digest);
+}
