@@ -85,10 +85,11 @@ struct RoleKey {
 
 /// What `init` creates in the deployment's directory, in the order it publishes them: the
 /// configuration last, so that a `parmana.toml` is there only once everything it names is.
-const PUBLISHED: [(&str, Entry); 4] = [
+const PUBLISHED: [(&str, Entry); 5] = [
     ("trust", Entry::Directory),
     ("policies", Entry::Directory),
     ("release-manifest.json", Entry::File),
+    (".gitignore", Entry::FileUnlessPresent),
     (CONFIG_FILE_NAME, Entry::File),
 ];
 
@@ -96,12 +97,14 @@ const PUBLISHED: [(&str, Entry); 4] = [
 enum Entry {
     Directory,
     File,
+    /// A file the directory may already have (then kept as it is, and not refused).
+    FileUnlessPresent,
 }
 
 /// Runs `parmana init`: builds the whole deployment in a staging directory inside DIR, verifies
-/// it there as any command will, and only then moves it into place — so a failure (a refused
-/// expiry, a full disk, a signature that does not verify) leaves DIR as it was, and a rerun
-/// starts clean.
+/// it there as any command will, and only then moves it into place — so a failure (a full disk, a
+/// signature that does not verify, another command racing for the same names) leaves DIR as it
+/// was (a DIR it created is removed again), and a rerun starts clean.
 pub(crate) fn init(args: &InitArgs, format: Format) -> Result<(), Failure> {
     let dir = &args.dir;
     let now = args.clock.now();
@@ -116,19 +119,25 @@ pub(crate) fn init(args: &InitArgs, format: Format) -> Result<(), Failure> {
     // walking up: checked before anything is written, so that a bad one leaves nothing.
     let deployment = Deployment::load()?;
     deployment.expiry_warning_days(args.clock.expiry_warning_days)?;
-    for (name, _) in PUBLISHED {
-        refuse_existing(&dir.join(name))?;
+    for (name, entry) in PUBLISHED {
+        if entry != Entry::FileUnlessPresent {
+            refuse_existing(&dir.join(name))?;
+        }
     }
+    let created = std::fs::symlink_metadata(dir).is_err();
     create_dir(dir)?;
-    let staging = Staging::create(dir)?;
-    build(staging.path(), expires, now)?;
-    publish(dir, staging.path())?;
-    // Kept out of version control unless the directory already says otherwise.
-    match create_new_file(&dir.join(".gitignore"), GITIGNORE, NEW_FILE_MODE) {
-        Err(failure) if failure.code != "cli.output_exists" => return Err(failure),
-        _ => {}
+    remove_abandoned_stagings(dir);
+    let made = Staging::create(dir).and_then(|staging| {
+        build(staging.path(), expires, now)?;
+        publish(dir, staging.path())
+    });
+    if let Err(failure) = made {
+        if created {
+            // Only if empty: nothing of anyone else's goes.
+            let _ = std::fs::remove_dir(dir);
+        }
+        return Err(failure);
     }
-    drop(staging);
     args.clock.warn_if_expiring(
         &deployment,
         "the new deployment (its trust root and release manifest)",
@@ -152,9 +161,14 @@ fn refuse_existing(path: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The prefix and suffix of a staging directory's name: `.parmana-init.PID-NANOS.tmp`.
+const STAGING_PREFIX: &str = ".parmana-init.";
+const STAGING_SUFFIX: &str = ".tmp";
+
 /// The directory a deployment is built in before it is published: `.parmana-init.PID-NANOS.tmp`
-/// inside DIR (the same file system, so publishing is a rename), removed with whatever is left
-/// in it when dropped. A crash leaves it behind, named for what it is; nothing reads it.
+/// inside DIR (the same file system, so publishing a directory is a rename), removed with
+/// whatever is left in it when dropped. A killed `init` leaves it behind, private keys and all:
+/// the `.gitignore` names it, and the next `init` in DIR removes it.
 struct Staging(PathBuf);
 
 impl Staging {
@@ -162,7 +176,10 @@ impl Staging {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let path = dir.join(format!(".parmana-init.{}-{nanos}.tmp", std::process::id()));
+        let path = dir.join(format!(
+            "{STAGING_PREFIX}{}-{nanos}{STAGING_SUFFIX}",
+            std::process::id()
+        ));
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, NEW_DIRECTORY_MODE);
@@ -183,18 +200,74 @@ impl Drop for Staging {
     }
 }
 
-/// Moves the staged deployment into `dir`, each entry only where nothing is (a directory by a
-/// rename, which never replaces one holding anything; a file by a hard link, which never replaces
-/// anything): if another command created one of them meanwhile, what this one had already moved
-/// goes back and nothing of the other's is touched (`cli.output_exists`).
+/// Removes the staging directories killed `init`s left in `dir`: those whose process is gone
+/// (on Linux; elsewhere, those untouched for ten minutes). One a running `init` owns stays.
+fn remove_abandoned_stagings(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| {
+            let stamp = name
+                .strip_prefix(STAGING_PREFIX)?
+                .strip_suffix(STAGING_SUFFIX)?;
+            let (pid, nanos) = stamp.split_once('-')?;
+            let decimal = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+            (decimal(pid) && decimal(nanos)).then(|| pid.to_owned())
+        }) else {
+            continue;
+        };
+        if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        let abandoned = if cfg!(target_os = "linux") {
+            !Path::new("/proc").join(&pid).exists()
+        } else {
+            entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(600))
+        };
+        if abandoned {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A file-system object: its device and inode (on Unix).
+type Identity = (u64, u64);
+
+/// Which file-system object `path` is now, to take back only what is still the one this command
+/// published.
+fn identity(path: &Path) -> Option<Identity> {
+    let metadata = std::fs::symlink_metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        Some((metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        Some((0, 0))
+    }
+}
+
+/// Moves the staged deployment into `dir`, each entry only where nothing is — a directory by a
+/// rename (which never replaces one holding anything, and is refused first when anything is
+/// there), a file created where nothing is ([`create_new_file`]) — then syncs `dir`. If another
+/// command created one of them meanwhile, or the sync fails, what this one had already moved
+/// goes back (each only while it is still the one it moved) and nothing of the other's is touched
+/// (`cli.output_exists` for a race).
 fn publish(dir: &Path, staging: &Path) -> Result<(), Failure> {
-    let mut published: Vec<(&str, Entry)> = Vec::new();
+    let mut published: Vec<(&str, Entry, Option<Identity>)> = Vec::new();
+    let io = |path: &Path, e: &std::io::Error| Failure::io(&path.display().to_string(), e);
+    let mut outcome = Ok(());
     for (name, entry) in PUBLISHED {
         let (from, to) = (staging.join(name), dir.join(name));
         let moved = match entry {
-            // A rename would replace an empty directory, or a file on some systems: refused
-            // first, so only a race narrower than this check could meet one, and then the
-            // rename fails on anything holding content.
             Entry::Directory => refuse_existing(&to).and_then(|()| {
                 std::fs::rename(&from, &to).map_err(|e| {
                     if matches!(
@@ -203,32 +276,41 @@ fn publish(dir: &Path, staging: &Path) -> Result<(), Failure> {
                     ) {
                         output_exists(&to)
                     } else {
-                        Failure::io(&to.display().to_string(), &e)
+                        io(&to, &e)
                     }
                 })
             }),
-            Entry::File => std::fs::hard_link(&from, &to).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    output_exists(&to)
-                } else {
-                    Failure::io(&to.display().to_string(), &e)
-                }
-            }),
+            Entry::File | Entry::FileUnlessPresent => std::fs::read(&from)
+                .map_err(|e| io(&from, &e))
+                .and_then(|bytes| create_new_file(&to, &bytes, NEW_FILE_MODE)),
         };
-        if let Err(failure) = moved {
-            for (name, entry) in published.iter().rev() {
-                let _ = match entry {
-                    Entry::Directory => std::fs::rename(dir.join(name), staging.join(name)),
-                    Entry::File => std::fs::remove_file(dir.join(name)),
-                };
+        match moved {
+            Ok(()) => published.push((name, entry, identity(&to))),
+            Err(failure)
+                if entry == Entry::FileUnlessPresent && failure.code == "cli.output_exists" => {}
+            Err(failure) => {
+                outcome = Err(failure);
+                break;
             }
-            let _ = sync_directory_of(&dir.join(CONFIG_FILE_NAME));
-            return Err(failure);
         }
-        published.push((name, entry));
     }
-    sync_directory_of(&dir.join(CONFIG_FILE_NAME))
-        .map_err(|e| Failure::io(&dir.display().to_string(), &e))
+    if outcome.is_ok() {
+        outcome = sync_directory_of(&dir.join(CONFIG_FILE_NAME)).map_err(|e| io(dir, &e));
+    }
+    if outcome.is_err() {
+        for (name, entry, moved) in published.iter().rev() {
+            let at = dir.join(name);
+            if moved.is_none() || identity(&at) != *moved {
+                continue;
+            }
+            let _ = match entry {
+                Entry::Directory => std::fs::rename(&at, staging.join(name)),
+                Entry::File | Entry::FileUnlessPresent => std::fs::remove_file(&at),
+            };
+        }
+        let _ = sync_directory_of(&dir.join(CONFIG_FILE_NAME));
+    }
+    outcome
 }
 
 /// Writes a whole deployment into `dir` (the staging directory) and verifies it there.
@@ -313,6 +395,7 @@ fn build(dir: &Path, expires: Timestamp, now: Timestamp) -> Result<(), Failure> 
     write_file(&dir.join("release-manifest.json"), &manifest)?;
     RuntimeEnvironment::load(&RuntimeEnvironmentConfig::standard_layout(dir), now)
         .map_err(|e| Failure::execution(&e))?;
+    write_file(&dir.join(".gitignore"), GITIGNORE)?;
     // Writable by its owner only, whatever the umask: one anyone may write is refused when
     // found walking up (`cli.config_unsafe`).
     create_new_file(
@@ -338,9 +421,9 @@ store = \"sqlite:.parmana/replay.sqlite3\"
 expiry_warning_days = 30
 ";
 
-/// The `.gitignore` of a new deployment: the store and the private keys never belong in version
-/// control.
-const GITIGNORE: &[u8] = b"# The replay store and the private keys never belong in version control.\n/.parmana/\n/trust/keys/*.pem\n";
+/// The `.gitignore` of a new deployment (unless DIR has one): the store and the private keys
+/// never belong in version control.
+const GITIGNORE: &[u8] = b"# The replay store and the private keys never belong in version control (nor what a killed\n# `parmana init` left: its staging directory holds private keys).\n/.parmana/\n/trust/keys/*.pem\n/.parmana-init.*.tmp/\n";
 
 fn example_ref() -> Result<PolicyRef, Failure> {
     parse_policy_ref(EXAMPLE_REF).map_err(|e| Failure::execution(&e))
@@ -420,13 +503,9 @@ mod tests {
 
     use super::*;
 
-    /// What another command created between `init`'s check and its publishing is never touched:
-    /// `init` refuses, and what it had already moved into place goes back, so the directory holds
-    /// exactly what the other command left.
-    #[test]
-    fn a_deployment_raced_while_publishing_is_taken_back_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let staging = Staging::create(dir.path()).unwrap();
+    /// Stages every entry `init` publishes, each holding "ours".
+    fn staged(dir: &Path) -> Staging {
+        let staging = Staging::create(dir).unwrap();
         for (name, entry) in PUBLISHED {
             let path = staging.path().join(name);
             match entry {
@@ -434,42 +513,86 @@ mod tests {
                     std::fs::create_dir(&path).unwrap();
                     std::fs::write(path.join("inside"), b"ours").unwrap();
                 }
-                Entry::File => std::fs::write(&path, b"ours").unwrap(),
+                Entry::File | Entry::FileUnlessPresent => std::fs::write(&path, b"ours").unwrap(),
             }
         }
-        // The other command's manifest, made after the check.
-        std::fs::write(dir.path().join("release-manifest.json"), b"theirs").unwrap();
-        let failure = publish(dir.path(), staging.path()).unwrap_err();
-        assert_eq!(failure.code, "cli.output_exists");
-        assert_eq!(
-            std::fs::read(dir.path().join("release-manifest.json")).unwrap(),
-            b"theirs"
-        );
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        staging
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|name| !name.starts_with(".parmana-init."))
+            .filter(|name| !name.starts_with(STAGING_PREFIX))
             .collect();
         names.sort();
-        assert_eq!(names, ["release-manifest.json"]);
-        // Everything went back to the staging directory, which then goes with it.
+        names
+    }
+
+    /// What another command created between `init`'s check and its publishing is never touched:
+    /// `init` refuses, and what it had already moved into place — directories and files — goes
+    /// back, so the directory holds exactly what the other command left (and a `.gitignore` of
+    /// the directory's own is kept, never refused).
+    #[test]
+    fn a_deployment_raced_while_publishing_is_taken_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".gitignore"), b"theirs").unwrap();
+        let staging = staged(dir.path());
+        // The other command's configuration, made after the check: the last entry published.
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), b"theirs").unwrap();
+        let failure = publish(dir.path(), staging.path()).unwrap_err();
+        assert_eq!(failure.code, "cli.output_exists");
+        assert_eq!(names(dir.path()), [".gitignore", CONFIG_FILE_NAME]);
+        for name in [".gitignore", CONFIG_FILE_NAME] {
+            assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), b"theirs");
+        }
+        // The directories went back to the staging directory, which then goes with them.
         assert!(staging.path().join("trust/inside").exists());
-        let staged = staging.path().to_path_buf();
+        let staged_at = staging.path().to_path_buf();
         drop(staging);
-        assert!(!staged.exists());
-        // Without the race it publishes all four.
-        let staging = Staging::create(dir.path()).unwrap();
-        std::fs::remove_file(dir.path().join("release-manifest.json")).unwrap();
-        for (name, entry) in PUBLISHED {
-            let path = staging.path().join(name);
-            match entry {
-                Entry::Directory => std::fs::create_dir(&path).unwrap(),
-                Entry::File => std::fs::write(&path, b"ours").unwrap(),
-            }
-        }
+        assert!(!staged_at.exists());
+        // Without the race it publishes everything, keeping the directory's own .gitignore.
+        std::fs::remove_file(dir.path().join(CONFIG_FILE_NAME)).unwrap();
+        let staging = staged(dir.path());
         publish(dir.path(), staging.path()).unwrap();
-        for (name, _) in PUBLISHED {
-            assert!(dir.path().join(name).exists(), "{name}");
+        assert_eq!(
+            names(dir.path()),
+            [
+                ".gitignore",
+                CONFIG_FILE_NAME,
+                "policies",
+                "release-manifest.json",
+                "trust"
+            ]
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join(".gitignore")).unwrap(),
+            b"theirs"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join(CONFIG_FILE_NAME)).unwrap(),
+            b"ours"
+        );
+    }
+
+    /// A staging directory a killed `init` left is removed by the next one; one whose process
+    /// runs (this one's) stays, and so does anything else.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn abandoned_staging_directories_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // No process has this id (above the kernel's maximum, 2^22).
+        let dead = dir.path().join(".parmana-init.4194305-17.tmp");
+        std::fs::create_dir_all(dead.join("trust/keys")).unwrap();
+        std::fs::write(dead.join("trust/keys/root.pem"), b"key").unwrap();
+        let alive = Staging::create(dir.path()).unwrap();
+        for other in [".parmana-init.x-1.tmp", "keep"] {
+            std::fs::create_dir(dir.path().join(other)).unwrap();
         }
+        remove_abandoned_stagings(dir.path());
+        assert!(!dead.exists());
+        assert!(alive.path().exists());
+        assert!(dir.path().join(".parmana-init.x-1.tmp").exists());
+        assert!(dir.path().join("keep").exists());
     }
 }

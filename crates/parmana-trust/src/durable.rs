@@ -190,7 +190,10 @@ pub fn create_directories(path: &Path) -> std::io::Result<()> {
 /// path cannot both succeed, and the loser gets `ErrorKind::AlreadyExists` with the winner's file
 /// untouched. The temporary file is removed either way, and the directory synced once the file is
 /// published: a crash leaves no file or the whole one (and at most a temporary file, which
-/// [`is_interrupted_write`] recognises).
+/// [`is_interrupted_write`] recognises); an error leaves no file (one published whose directory
+/// then cannot be synced is removed again). On a file system without hard links (FAT, some network
+/// shares) the file is created in place instead, still only where nothing is (`create_new`), but
+/// without the crash guarantee: a crash while it is written there can leave part of it.
 pub fn create_file_durably(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let name = path
         .file_name()
@@ -199,10 +202,43 @@ pub fn create_file_durably(path: &Path, bytes: &[u8], mode: u32) -> std::io::Res
     let (temporary, mut file) = create_temporary(&directory_of(path), &name, Some(mode))?;
     let written = file.write_all(bytes).and_then(|()| file.sync_all());
     drop(file);
-    let published = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    let published = written.and_then(|()| match std::fs::hard_link(&temporary, path) {
+        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => {
+            // No hard links here (or no permission to make them): created in place, only where
+            // nothing is.
+            create_in_place(path, bytes, mode).map_err(|in_place| {
+                if in_place.kind() == std::io::ErrorKind::AlreadyExists {
+                    in_place
+                } else {
+                    error
+                }
+            })
+        }
+        linked => linked,
+    });
     let _ = std::fs::remove_file(&temporary);
     published?;
-    sync_directory_of(path)
+    sync_directory_of(path).inspect_err(|_| {
+        // Published but not known to last: taken back, so that an error leaves no file.
+        let _ = std::fs::remove_file(path);
+    })
+}
+
+/// [`create_file_durably`]'s way on a file system without hard links: `path` created new
+/// (refused when anything is there), written and synced; removed again when that fails.
+fn create_in_place(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(path);
+        })
 }
 
 /// Gives `file` the owner and group of the file it replaces, as far as this process may: both
@@ -385,6 +421,24 @@ mod tests {
         }
         #[cfg(not(unix))]
         assert_eq!(names(), ["key.pem", "taken"]);
+    }
+
+    /// Where hard links are refused, the file is created in place, still never over anything.
+    #[test]
+    fn a_file_created_in_place_never_replaces_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        create_in_place(&key, b"first", 0o600).unwrap();
+        assert_eq!(std::fs::read(&key).unwrap(), b"first");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let error = create_in_place(&key, b"second", 0o600).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&key).unwrap(), b"first");
     }
 
     #[test]

@@ -574,9 +574,9 @@ fn measure_sqlite(
     Ok(out)
 }
 
-/// `Runtime::execute` on 8 threads, memory store, the same signals parsed from text each time.
 /// In-process `Runtime::execute` on the memory store from `threads` threads, each with its own
-/// execution ids, the runtime's CPU per call measured from this process.
+/// execution ids and the same signals parsed from text each time, the runtime's CPU per call
+/// measured from this process.
 fn in_process(
     root: &Path,
     run: &str,

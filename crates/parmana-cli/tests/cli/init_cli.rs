@@ -194,7 +194,12 @@ fn init_under_umask_000_leaves_nothing_writable_by_others() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let modes = modes_under(&temp.path().join("d"));
+    let mut modes = modes_under(&temp.path().join("d"));
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let own = std::fs::metadata(temp.path().join("d")).unwrap();
+        modes.push(("d itself".to_owned(), own.permissions().mode() & 0o7777));
+    }
     assert!(modes.len() > 15, "{modes:?}");
     for (path, mode) in &modes {
         assert_eq!(mode & 0o022, 0, "{path} is {mode:o}");
@@ -218,7 +223,8 @@ fn init_under_umask_000_leaves_nothing_writable_by_others() {
 }
 
 /// `keygen` creates its files only where nothing is — not even a link to nowhere — and a refused
-/// `keygen` leaves no half of a key.
+/// `keygen` writes no half of a key. (That a file made after this check is not replaced either is
+/// `create_file_durably`'s unit test.)
 #[cfg(unix)]
 #[test]
 fn keygen_never_writes_over_what_is_there() {
