@@ -69,6 +69,7 @@ pub(crate) struct ServerFile {
     idle_timeout_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     shutdown_delay_ms: Option<u64>,
+    max_connection_age_ms: Option<u64>,
     log_format: Option<String>,
     log_signals: Option<bool>,
     log_key: Option<OneOrMorePaths>,
@@ -269,6 +270,11 @@ pub(crate) const SHUTDOWN_DELAY_MS: Key = Key {
     flag: "--shutdown-delay-ms",
     env: "PARMANA_SHUTDOWN_DELAY_MS",
 };
+pub(crate) const MAX_CONNECTION_AGE_MS: Key = Key {
+    name: "max_connection_age_ms",
+    flag: "--max-connection-age-ms",
+    env: "PARMANA_MAX_CONNECTION_AGE_MS",
+};
 pub(crate) const LOG_FORMAT: Key = Key {
     name: "log_format",
     flag: "--log-format",
@@ -332,7 +338,7 @@ pub(crate) struct Deployment {
 }
 
 /// Every variable the configuration reads, so that the environment is read once.
-const VARIABLES: [&str; 26] = [
+const VARIABLES: [&str; 27] = [
     POLICIES.env,
     PINNED_ROOT.env,
     TRUST_ROOT.env,
@@ -353,6 +359,7 @@ const VARIABLES: [&str; 26] = [
     IDLE_TIMEOUT_MS.env,
     SHUTDOWN_GRACE_MS.env,
     SHUTDOWN_DELAY_MS.env,
+    MAX_CONNECTION_AGE_MS.env,
     LOG_FORMAT.env,
     LOG_SIGNALS.env,
     LOG_KEY.env,
@@ -746,6 +753,7 @@ impl Deployment {
                 "idle_timeout_ms" => server.idle_timeout_ms.map(|v| v.to_string()),
                 "shutdown_grace_ms" => server.shutdown_grace_ms.map(|v| v.to_string()),
                 "shutdown_delay_ms" => server.shutdown_delay_ms.map(|v| v.to_string()),
+                "max_connection_age_ms" => server.max_connection_age_ms.map(|v| v.to_string()),
                 "sequence_interval_ms" => server.sequence_interval_ms.map(|v| v.to_string()),
                 "log_format" => server.log_format.clone(),
                 "log_signals" => server.log_signals.map(|v| v.to_string()),

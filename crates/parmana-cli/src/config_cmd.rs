@@ -196,6 +196,7 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
         value_row(config::IDLE_TIMEOUT_MS, values.idle_timeout_ms),
         value_row(config::SHUTDOWN_GRACE_MS, values.shutdown_grace_ms),
         value_row(config::SHUTDOWN_DELAY_MS, values.shutdown_delay_ms),
+        value_row(config::MAX_CONNECTION_AGE_MS, values.max_connection_age_ms),
         value_row(config::LOG_FORMAT, values.log_format),
         value_row(config::LOG_SIGNALS, values.log_signals),
         match values.log_key {

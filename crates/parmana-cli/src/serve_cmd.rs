@@ -97,6 +97,12 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_SHUTDOWN_DELAY_MS; config: server.shutdown_delay_ms; default: 0].
     #[arg(long, value_name = "MS")]
     shutdown_delay_ms: Option<u64>,
+    /// How old a connection may grow: its first answer after this closes it (`Connection:
+    /// close`), and its writes fail once it is older than this and the idle timeout, from 1000
+    /// to 86400000 [env: PARMANA_MAX_CONNECTION_AGE_MS; config: server.max_connection_age_ms;
+    /// default: 600000].
+    #[arg(long, value_name = "MS")]
+    max_connection_age_ms: Option<u64>,
     /// Log format on stderr: `text` or `json`
     /// [env: PARMANA_LOG_FORMAT; config: server.log_format; default: text].
     #[arg(long, value_name = "FORMAT")]
@@ -170,6 +176,7 @@ pub(crate) struct ServerFlags<'a> {
     idle_timeout_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     shutdown_delay_ms: Option<u64>,
+    max_connection_age_ms: Option<u64>,
     log_format: Option<String>,
     log_signals: bool,
     log_key: &'a [PathBuf],
@@ -194,6 +201,7 @@ impl ServeArgs {
             idle_timeout_ms: self.idle_timeout_ms,
             shutdown_grace_ms: self.shutdown_grace_ms,
             shutdown_delay_ms: self.shutdown_delay_ms,
+            max_connection_age_ms: self.max_connection_age_ms,
             log_format: self.log_format.clone(),
             log_signals: self.log_signals,
             log_key: &self.log_key,
@@ -221,6 +229,7 @@ pub(crate) struct ServerValues {
     pub(crate) idle_timeout_ms: Setting<u64>,
     pub(crate) shutdown_grace_ms: Setting<u64>,
     pub(crate) shutdown_delay_ms: Setting<u64>,
+    pub(crate) max_connection_age_ms: Setting<u64>,
     /// `text` or `json` (anything else is refused when resolving).
     pub(crate) log_format: Setting<String>,
     pub(crate) log_signals: Setting<bool>,
@@ -311,6 +320,11 @@ impl ServerValues {
                 config::SHUTDOWN_DELAY_MS,
                 flags.shutdown_delay_ms,
                 millis(defaults.shutdown_delay),
+            )?,
+            max_connection_age_ms: deployment.server_value(
+                config::MAX_CONNECTION_AGE_MS,
+                flags.max_connection_age_ms,
+                millis(defaults.max_connection_age),
             )?,
             log_format,
             log_signals: deployment.server_value(
@@ -406,6 +420,7 @@ impl ServerValues {
             idle_timeout: Duration::from_millis(self.idle_timeout_ms.value),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms.value),
             shutdown_delay: Duration::from_millis(self.shutdown_delay_ms.value),
+            max_connection_age: Duration::from_millis(self.max_connection_age_ms.value),
         }
     }
 }

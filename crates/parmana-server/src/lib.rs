@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod authzen;
 mod body;
+mod connections;
 mod error;
 #[cfg(test)]
 mod flatten_tests;

@@ -1,12 +1,9 @@
 //! The server's life: bind, refuse unsafe authentication, build the router, recover leftovers before ready, serve (plain or TLS, connections bounded), reload on SIGHUP, drain on SIGTERM/SIGINT.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -14,19 +11,18 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum_server::Handle;
-use axum_server::accept::{Accept, DefaultAcceptor};
+use axum_server::accept::DefaultAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use parmana_runtime::canon::Timestamp;
 use parmana_runtime::{
     LogSigning, Recovered, ReloadReport, Runtime, RuntimeEnvironment, check_log_signer,
 };
-use prometheus_client::metrics::gauge::Gauge;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::authzen::AuthzenMapping;
+use crate::connections::Limited;
 use crate::error::{ApiError, ServerError};
-use crate::metrics::{ConnectionCounts, Metrics, SequencerRun};
+use crate::metrics::{Metrics, SequencerRun};
 use crate::settings::{Authentication, LIMIT_RANGES, Limits, ServerSettings};
 use crate::state::AppState;
 use crate::{api, authzen, observe, tlog};
@@ -275,6 +271,7 @@ impl Server {
                 server
                     .acceptor(
                         Limited::new(DefaultAcceptor, connections, state.limits.idle_timeout)
+                            .retired_after(state.limits.max_connection_age)
                             .counted_in(state.metrics.connection_counts()),
                     )
                     .serve(app.into_make_service())
@@ -288,6 +285,7 @@ impl Server {
                 server
                     .acceptor(
                         Limited::new(tls, connections, state.limits.idle_timeout)
+                            .retired_after(state.limits.max_connection_age)
                             .counted_in(state.metrics.connection_counts()),
                     )
                     .serve(app.into_make_service())
@@ -359,6 +357,7 @@ pub fn check_limits(limits: &Limits, sequence_interval: Duration) -> Result<(), 
             "idle_timeout_ms" => millis(limits.idle_timeout),
             "shutdown_grace_ms" => millis(limits.shutdown_grace),
             "shutdown_delay_ms" => millis(limits.shutdown_delay),
+            "max_connection_age_ms" => millis(limits.max_connection_age),
             "sequence_interval_ms" => millis(sequence_interval),
             _ => continue,
         };
@@ -745,244 +744,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// An acceptor that holds at most N connections: one semaphore permit per connection, kept
-/// by its stream; a connection accepted past the limit is closed at once. A connection whose
-/// peer takes nothing of an answer for `write_stall` (it reads nothing, its window stays shut)
-/// is closed too: hyper's own timer covers only the reading of request heads, and a client
-/// that pipelines requests and never reads the answers would hold its permit for ever.
-#[derive(Debug, Clone)]
-pub(crate) struct Limited<A> {
-    inner: A,
-    connections: Arc<Semaphore>,
-    write_stall: Duration,
-    /// Where the connections held and refused are counted, if anywhere (the witness exports no
-    /// metrics).
-    counts: Option<ConnectionCounts>,
-}
-
-impl<A> Limited<A> {
-    pub(crate) fn new(inner: A, connections: Arc<Semaphore>, write_stall: Duration) -> Self {
-        Self {
-            inner,
-            connections,
-            write_stall,
-            counts: None,
-        }
-    }
-
-    /// Counts the connections held and refused in `counts` (`parmana_connections_open`,
-    /// `parmana_connections_refused_total`).
-    pub(crate) fn counted_in(mut self, counts: ConnectionCounts) -> Self {
-        self.counts = Some(counts);
-        self
-    }
-}
-
-/// A connection's slot: its semaphore permit, counted open in the gauge until dropped (the
-/// slot is counted from the accept, through a TLS handshake, to the close).
-#[derive(Debug)]
-struct Slot {
-    _permit: OwnedSemaphorePermit,
-    open: Option<Gauge>,
-}
-
-impl Slot {
-    fn taken(permit: OwnedSemaphorePermit, counts: Option<&ConnectionCounts>) -> Self {
-        let open = counts.map(|counts| counts.open.clone());
-        if let Some(open) = &open {
-            open.inc();
-        }
-        Self {
-            _permit: permit,
-            open,
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(open) = &self.open {
-            open.dec();
-        }
-    }
-}
-
-impl<A, I, S> Accept<I, S> for Limited<A>
-where
-    A: Accept<I, S> + Clone + Send + 'static,
-    A::Future: Send + 'static,
-    I: Send + 'static,
-    S: Send + 'static,
-{
-    type Stream = Counted<A::Stream>;
-    type Service = A::Service;
-    type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
-
-    fn accept(&self, stream: I, service: S) -> Self::Future {
-        let slot = match Arc::clone(&self.connections).try_acquire_owned() {
-            Ok(permit) => Ok(Slot::taken(permit, self.counts.as_ref())),
-            Err(_) => {
-                if let Some(counts) = &self.counts {
-                    counts.refused.inc();
-                }
-                Err(io::Error::other("too many connections"))
-            }
-        };
-        let inner = self.inner.clone();
-        let write_stall = self.write_stall;
-        Box::pin(async move {
-            let slot = slot?;
-            let (stream, service) = inner.accept(stream, service).await?;
-            Ok((
-                Counted {
-                    inner: stream,
-                    _slot: slot,
-                    write_stall,
-                    stalled_since: None,
-                },
-                service,
-            ))
-        })
-    }
-}
-
-/// A connection's stream with its connection permit; a write that makes no progress for
-/// `write_stall` fails (`TimedOut`), and hyper closes the connection.
-#[derive(Debug)]
-pub(crate) struct Counted<T> {
-    inner: T,
-    _slot: Slot,
-    write_stall: Duration,
-    /// Armed when a write first waits, disarmed when one makes progress.
-    stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<T> Counted<T> {
-    /// Passes on a write's outcome, timing how long writes wait without progress.
-    fn timed<R>(
-        &mut self,
-        cx: &mut Context<'_>,
-        polled: Poll<io::Result<R>>,
-    ) -> Poll<io::Result<R>> {
-        if polled.is_ready() {
-            self.stalled_since = None;
-            return polled;
-        }
-        let write_stall = self.write_stall;
-        let stall = self
-            .stalled_since
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(write_stall)));
-        match stall.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the peer took nothing of the answer in time",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.timed(cx, polled)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let polled = Pin::new(&mut self.inner).poll_flush(cx);
-        self.timed(cx, polled)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Over TLS, closing writes the close_notify record first: to a peer that reads
-        // nothing, that write waits like any other, and is timed like one.
-        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.timed(cx, polled)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.timed(cx, polled)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A stream whose writes go through at once and whose close never does (a TLS stream's
-    /// close_notify waiting on a peer that reads nothing).
-    struct NeverCloses;
-
-    impl tokio::io::AsyncWrite for NeverCloses {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Poll::Ready(Ok(buf.len()))
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Pending
-        }
-    }
-
-    #[test]
-    fn a_close_that_makes_no_progress_fails_after_the_write_stall_and_frees_the_slot() {
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let connections = Arc::new(Semaphore::new(1));
-        let closed = tokio.block_on(async {
-            let permit = Arc::clone(&connections).try_acquire_owned().unwrap();
-            let mut stream = Counted {
-                inner: NeverCloses,
-                _slot: Slot::taken(permit, None),
-                write_stall: Duration::from_millis(20),
-                stalled_since: None,
-            };
-            let closed = tokio::time::timeout(
-                Duration::from_secs(30),
-                tokio::io::AsyncWriteExt::shutdown(&mut stream),
-            )
-            .await;
-            drop(stream);
-            closed
-        });
-        let error = closed
-            .expect("the close waited past the write stall")
-            .unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(connections.available_permits(), 1);
-    }
 
     /// The default limits with the one named set to `value` (milliseconds for durations),
     /// and the sequencer's cadence.
@@ -999,6 +763,7 @@ mod tests {
             "idle_timeout_ms" => limits.idle_timeout = millis,
             "shutdown_grace_ms" => limits.shutdown_grace = millis,
             "shutdown_delay_ms" => limits.shutdown_delay = millis,
+            "max_connection_age_ms" => limits.max_connection_age = millis,
             "sequence_interval_ms" => cadence = millis,
             other => panic!("no limit {other}"),
         }

@@ -38,13 +38,19 @@ pub const MIN_HEADER_BYTES: usize = 8 * 1024;
 /// The largest `max_header_bytes`.
 pub const MAX_HEADER_BYTES: usize = 1024 * 1024;
 
-/// An hour, in milliseconds: the longest duration a limit may name.
+/// An hour, in milliseconds: the longest duration a limit may name (but a connection's age).
 const HOUR_MS: usize = 3_600_000;
+
+/// A day, in milliseconds: the longest maximum age of a connection.
+const DAY_MS: usize = 24 * HOUR_MS;
+
+/// The maximum age of a connection unless configured: ten minutes.
+pub(crate) const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(600);
 
 /// Each limit's name (as in `[server]`), smallest and largest value, in bytes, a count or
 /// milliseconds; the server does not start with a limit outside its range
 /// (`server.limit_out_of_range`).
-pub const LIMIT_RANGES: [(&str, usize, usize); 9] = [
+pub const LIMIT_RANGES: [(&str, usize, usize); 10] = [
     // Up to 64 times the runtime's signals limit (a batch carries many signal sets).
     ("max_body_bytes", 1, 64 * MAX_SIGNALS_JSON_BYTES),
     ("max_header_bytes", MIN_HEADER_BYTES, MAX_HEADER_BYTES),
@@ -55,6 +61,8 @@ pub const LIMIT_RANGES: [(&str, usize, usize); 9] = [
     ("idle_timeout_ms", 1, HOUR_MS),
     ("shutdown_grace_ms", 0, HOUR_MS),
     ("shutdown_delay_ms", 0, HOUR_MS),
+    // At least a second: a connection must live to carry a request.
+    ("max_connection_age_ms", 1_000, DAY_MS),
     ("sequence_interval_ms", 1, HOUR_MS),
 ];
 
@@ -83,6 +91,11 @@ pub struct Limits {
     /// load balancer needs to see the probe fail and stop sending new connections. A second
     /// SIGTERM or SIGINT ends the wait at once.
     pub shutdown_delay: Duration,
+    /// How old a connection may grow: its first answer after this carries `Connection: close`
+    /// and closes it, and its writes fail once it is older than this and `idle_timeout` (a
+    /// peer that takes an answer a segment at a time, each just within the idle timeout, holds a
+    /// connection slot no longer). Clients reconnect; a load balancer's pool is renewed.
+    pub max_connection_age: Duration,
 }
 
 impl Default for Limits {
@@ -96,6 +109,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             shutdown_delay: Duration::ZERO,
+            max_connection_age: DEFAULT_MAX_CONNECTION_AGE,
         }
     }
 }

@@ -22,8 +22,9 @@ use parmana_runtime::{
     Clock, ExecutionError, LockedWitnessState, read_witness_state, witness_add_checkpoint,
 };
 
+use crate::connections::Limited;
 use crate::error::ServerError;
-use crate::lifecycle::Limited;
+use crate::settings::DEFAULT_MAX_CONNECTION_AGE;
 
 /// The media type of a witness's `409` body: the size it cosigned last.
 pub const TLOG_SIZE_MEDIA_TYPE: &str = "text/x.tlog.size";
@@ -189,7 +190,10 @@ impl WitnessServer {
                 handle.graceful_shutdown(Some(request_timeout));
             });
             let served = server
-                .acceptor(Limited::new(DefaultAcceptor, connections, idle_timeout))
+                .acceptor(
+                    Limited::new(DefaultAcceptor, connections, idle_timeout)
+                        .retired_after(DEFAULT_MAX_CONNECTION_AGE),
+                )
                 .serve(app.into_make_service())
                 .await;
             signals.abort();

@@ -340,6 +340,8 @@ fn a_limit_outside_what_the_server_can_keep_stops_it_at_start() {
         ("--idle-timeout-ms", "3600001"),
         ("--shutdown-grace-ms", "18446744073709551615"),
         ("--sequence-interval-ms", "0"),
+        ("--max-connection-age-ms", "999"),
+        ("--max-connection-age-ms", "86400001"),
     ] {
         let (exit, _, stderr) = crate::harness::parmana(
             env.root(),
@@ -413,6 +415,43 @@ fn connections_that_send_no_request_in_time_are_closed() {
     }
     // The three slots are free again: a new connection comes to be the only one open.
     open_connections_become(&served, None, metrics.as_bytes(), 1);
+}
+
+/// A kept-alive connection serves on until it is older than `max_connection_age_ms`; its first
+/// answer after that says `Connection: close`, whole, and the server then closes it — the close a
+/// client expects between two requests.
+#[test]
+fn a_connection_past_its_maximum_age_is_closed_after_its_next_answer() {
+    let env = deployment("memory", "");
+    let served = start_unpooled(
+        env.root(),
+        &["--dev-token", "--max-connection-age-ms", "1000"],
+    );
+    let mut stream = TcpStream::connect(address(&served)).unwrap();
+    let young = exchange(&mut stream, HEALTHZ);
+    assert!(young.starts_with("HTTP/1.1 200"), "{young}");
+    assert!(
+        !young.to_ascii_lowercase().contains("connection: close"),
+        "{young}"
+    );
+    std::thread::sleep(Duration::from_millis(1_200));
+    let old = exchange(&mut stream, HEALTHZ);
+    assert!(old.starts_with("HTTP/1.1 200"), "{old}");
+    assert!(
+        old.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{old}"
+    );
+    // Then the end of the stream, with nothing more.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    assert!(stream.read_to_end(&mut rest).is_ok());
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    // A new connection serves as before.
+    let mut fresh = TcpStream::connect(address(&served)).unwrap();
+    assert!(exchange(&mut fresh, HEALTHZ).starts_with("HTTP/1.1 200"));
 }
 
 /// A kept-alive connection (`watcher`, or a new one) over which `/metrics` (the `request`)

@@ -1,0 +1,410 @@
+//! The server's connections: at most N at once (a permit each), writes that stall or outlive the connection's age cut off, and answers that close a connection once it is older than its maximum age.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderValue, Request, Response};
+use axum_server::accept::Accept;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::ConnectionCounts;
+
+/// An acceptor that holds at most N connections: one semaphore permit per connection, kept
+/// by its stream; a connection accepted past the limit is closed at once. A connection whose
+/// peer takes nothing of an answer for `write_stall` (it reads nothing, its window stays shut)
+/// is closed too: hyper's own timer covers only the reading of request heads, and a client
+/// that pipelines requests and never reads the answers would hold its permit for ever. With a
+/// maximum age ([`Limited::retired_after`]), a connection older than it is closed after its next
+/// answer (`Connection: close`), and its writes fail once it is older than the age and one write
+/// stall: a peer that takes each answer a segment at a time, just within the stall, holds its
+/// permit no longer than that.
+#[derive(Debug, Clone)]
+pub(crate) struct Limited<A> {
+    inner: A,
+    connections: Arc<Semaphore>,
+    write_stall: Duration,
+    /// The age after which a connection answers `Connection: close` (none: no age limit).
+    max_age: Option<Duration>,
+    /// Where the connections held and refused are counted, if anywhere (the witness exports no
+    /// metrics).
+    counts: Option<ConnectionCounts>,
+}
+
+impl<A> Limited<A> {
+    pub(crate) fn new(inner: A, connections: Arc<Semaphore>, write_stall: Duration) -> Self {
+        Self {
+            inner,
+            connections,
+            write_stall,
+            max_age: None,
+            counts: None,
+        }
+    }
+
+    /// Closes each connection after its first answer once it is older than `age`, and fails its
+    /// writes once it is older than `age` and one write stall.
+    pub(crate) fn retired_after(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Counts the connections held and refused in `counts` (`parmana_connections_open`,
+    /// `parmana_connections_refused_total`).
+    pub(crate) fn counted_in(mut self, counts: ConnectionCounts) -> Self {
+        self.counts = Some(counts);
+        self
+    }
+}
+
+/// A connection's slot: its semaphore permit, counted open in the gauge until dropped (the
+/// slot is counted from the accept, through a TLS handshake, to the close).
+#[derive(Debug)]
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    open: Option<Gauge>,
+}
+
+impl Slot {
+    fn taken(permit: OwnedSemaphorePermit, counts: Option<&ConnectionCounts>) -> Self {
+        let open = counts.map(|counts| counts.open.clone());
+        if let Some(open) = &open {
+            open.inc();
+        }
+        Self {
+            _permit: permit,
+            open,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(open) = &self.open {
+            open.dec();
+        }
+    }
+}
+
+impl<A, I, S> Accept<I, S> for Limited<A>
+where
+    A: Accept<I, S> + Clone + Send + 'static,
+    A::Future: Send + 'static,
+    I: Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = Counted<A::Stream>;
+    type Service = Retiring<A::Service>;
+    type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let slot = match Arc::clone(&self.connections).try_acquire_owned() {
+            Ok(permit) => Ok(Slot::taken(permit, self.counts.as_ref())),
+            Err(_) => {
+                if let Some(counts) = &self.counts {
+                    counts.refused.inc();
+                }
+                Err(io::Error::other("too many connections"))
+            }
+        };
+        let inner = self.inner.clone();
+        let write_stall = self.write_stall;
+        // Counted from the accept (a TLS handshake included).
+        let closes_at = self
+            .max_age
+            .and_then(|age| tokio::time::Instant::now().checked_add(age));
+        let write_deadline = closes_at.and_then(|at| at.checked_add(write_stall));
+        Box::pin(async move {
+            let slot = slot?;
+            let (stream, service) = inner.accept(stream, service).await?;
+            Ok((
+                Counted {
+                    inner: stream,
+                    _slot: slot,
+                    write_stall,
+                    stalled_since: None,
+                    write_deadline,
+                },
+                Retiring {
+                    inner: service,
+                    closes_at,
+                },
+            ))
+        })
+    }
+}
+
+/// A connection's stream with its connection permit; a write that makes no progress for
+/// `write_stall` fails (`TimedOut`), and so does any write past the connection's write deadline;
+/// hyper then closes the connection.
+#[derive(Debug)]
+pub(crate) struct Counted<T> {
+    inner: T,
+    _slot: Slot,
+    write_stall: Duration,
+    /// Armed when a write first waits, disarmed when one makes progress.
+    stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// When writes fail even while they make progress: the connection's maximum age and one
+    /// write stall (none: never).
+    write_deadline: Option<tokio::time::Instant>,
+}
+
+impl<T> Counted<T> {
+    /// Passes on a write's outcome, timing how long writes wait without progress.
+    fn timed<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if self
+            .write_deadline
+            .is_some_and(|deadline| tokio::time::Instant::now() >= deadline)
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the connection outlived its maximum age and a write stall",
+            )));
+        }
+        if polled.is_ready() {
+            self.stalled_since = None;
+            return polled;
+        }
+        let write_stall = self.write_stall;
+        let stall = self
+            .stalled_since
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(write_stall)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer took nothing of the answer in time",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.timed(cx, polled)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.timed(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Over TLS, closing writes the close_notify record first: to a peer that reads
+        // nothing, that write waits like any other, and is timed like one.
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.timed(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.timed(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// A connection's service: once the connection is older than its maximum age, each answer
+/// carries `Connection: close`, so hyper closes the connection after writing it — the close a
+/// client expects, never one in the middle of an exchange.
+#[derive(Debug, Clone)]
+pub(crate) struct Retiring<S> {
+    inner: S,
+    /// When the connection's answers start closing it (none: never).
+    closes_at: Option<tokio::time::Instant>,
+}
+
+impl<S, B, R> tower::Service<Request<B>> for Retiring<S>
+where
+    S: tower::Service<Request<B>, Response = Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let closes_at = self.closes_at;
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            // Judged when the answer is ready: a request that crossed the age closes too.
+            if closes_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream whose writes go through at once and whose close never does (a TLS stream's
+    /// close_notify waiting on a peer that reads nothing).
+    struct NeverCloses;
+
+    impl tokio::io::AsyncWrite for NeverCloses {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn a_close_that_makes_no_progress_fails_after_the_write_stall_and_frees_the_slot() {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let connections = Arc::new(Semaphore::new(1));
+        let closed = tokio.block_on(async {
+            let permit = Arc::clone(&connections).try_acquire_owned().unwrap();
+            let mut stream = Counted {
+                inner: NeverCloses,
+                _slot: Slot::taken(permit, None),
+                write_stall: Duration::from_millis(20),
+                stalled_since: None,
+                write_deadline: None,
+            };
+            let closed = tokio::time::timeout(
+                Duration::from_secs(30),
+                tokio::io::AsyncWriteExt::shutdown(&mut stream),
+            )
+            .await;
+            drop(stream);
+            closed
+        });
+        let error = closed
+            .expect("the close waited past the write stall")
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(connections.available_permits(), 1);
+    }
+
+    /// Past the write deadline, writes fail even though each would go through at once: a peer
+    /// that takes an answer a little at a time, within each stall, is cut off there.
+    #[test]
+    fn writes_past_the_write_deadline_fail_even_with_progress() {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let connections = Arc::new(Semaphore::new(1));
+        tokio.block_on(async {
+            let permit = Arc::clone(&connections).try_acquire_owned().unwrap();
+            let mut stream = Counted {
+                inner: NeverCloses,
+                _slot: Slot::taken(permit, None),
+                write_stall: Duration::from_millis(20),
+                stalled_since: None,
+                write_deadline: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
+            };
+            use tokio::io::AsyncWriteExt as _;
+            assert_eq!(stream.write(b"early").await.unwrap(), 5);
+            tokio::time::advance(Duration::from_secs(59)).await;
+            assert_eq!(stream.write(b"still in time").await.unwrap(), 13);
+            tokio::time::advance(Duration::from_secs(1)).await;
+            let error = stream.write(b"late").await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        });
+    }
+
+    /// A service that answers 200 with no headers.
+    #[derive(Clone)]
+    struct Answers;
+
+    impl tower::Service<Request<()>> for Answers {
+        type Response = Response<()>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Response<()>, std::convert::Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            std::future::ready(Ok(Response::new(())))
+        }
+    }
+
+    /// Before its age a connection's answers keep it open; from its age on they close it; with
+    /// no age, never.
+    #[test]
+    fn answers_close_the_connection_from_its_maximum_age_on() {
+        use tower::Service as _;
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        tokio.block_on(async {
+            let closes = |response: Response<()>| response.headers().get(CONNECTION).cloned();
+            let mut aged = Retiring {
+                inner: Answers,
+                closes_at: Some(tokio::time::Instant::now() + Duration::from_secs(600)),
+            };
+            let mut ageless = Retiring {
+                inner: Answers,
+                closes_at: None,
+            };
+            assert_eq!(closes(aged.call(Request::new(())).await.unwrap()), None);
+            tokio::time::advance(Duration::from_secs(600)).await;
+            assert_eq!(
+                closes(aged.call(Request::new(())).await.unwrap()),
+                Some(HeaderValue::from_static("close"))
+            );
+            assert_eq!(closes(ageless.call(Request::new(())).await.unwrap()), None);
+        });
+    }
+}
