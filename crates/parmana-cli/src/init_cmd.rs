@@ -201,7 +201,9 @@ impl Drop for Staging {
 }
 
 /// Removes the staging directories killed `init`s left in `dir`: those whose process is gone
-/// (on Linux; elsewhere, those untouched for ten minutes). One a running `init` owns stays.
+/// (on Linux with /proc; elsewhere, those untouched for ten minutes). One a running `init` owns
+/// stays — but a staging directory another PID namespace's `init` is writing in a shared
+/// directory can look abandoned, and its `init` then fails (`io.error`), never half-publishes.
 fn remove_abandoned_stagings(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -220,7 +222,12 @@ fn remove_abandoned_stagings(dir: &Path) {
         if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
             continue;
         }
-        let abandoned = if cfg!(target_os = "linux") {
+        // Only where /proc shows this process (so it is mounted, and of this PID namespace).
+        let proc_shows_processes = cfg!(target_os = "linux")
+            && Path::new("/proc")
+                .join(std::process::id().to_string())
+                .exists();
+        let abandoned = if proc_shows_processes {
             !Path::new("/proc").join(&pid).exists()
         } else {
             entry
@@ -256,8 +263,9 @@ fn identity(path: &Path) -> Option<Identity> {
 }
 
 /// Moves the staged deployment into `dir`, each entry only where nothing is — a directory by a
-/// rename (which never replaces one holding anything, and is refused first when anything is
-/// there), a file created where nothing is ([`create_new_file`]) — then syncs `dir`. If another
+/// rename (which never replaces one holding anything; what is there is refused first, though an
+/// empty directory made between that check and the rename is replaced), a file created where
+/// nothing is ([`create_new_file`]) — then syncs `dir`. If another
 /// command created one of them meanwhile, or the sync fails, what this one had already moved
 /// goes back (each only while it is still the one it moved) and nothing of the other's is touched
 /// (`cli.output_exists` for a race).
@@ -287,7 +295,17 @@ fn publish(dir: &Path, staging: &Path) -> Result<(), Failure> {
         match moved {
             Ok(()) => published.push((name, entry, identity(&to))),
             Err(failure)
-                if entry == Entry::FileUnlessPresent && failure.code == "cli.output_exists" => {}
+                if entry == Entry::FileUnlessPresent && failure.code == "cli.output_exists" =>
+            {
+                // Theirs is kept: say what it should hold.
+                crate::report::errln!(
+                    "warning[cli.gitignore_kept]: {} exists and was kept as it is; to keep the \
+                     store, the private keys and a killed init's staging directory out of version \
+                     control, add: {}",
+                    to.display(),
+                    GITIGNORE_LINES.join(" ")
+                );
+            }
             Err(failure) => {
                 outcome = Err(failure);
                 break;
@@ -395,7 +413,7 @@ fn build(dir: &Path, expires: Timestamp, now: Timestamp) -> Result<(), Failure> 
     write_file(&dir.join("release-manifest.json"), &manifest)?;
     RuntimeEnvironment::load(&RuntimeEnvironmentConfig::standard_layout(dir), now)
         .map_err(|e| Failure::execution(&e))?;
-    write_file(&dir.join(".gitignore"), GITIGNORE)?;
+    write_file(&dir.join(".gitignore"), gitignore().as_bytes())?;
     // Writable by its owner only, whatever the umask: one anyone may write is refused when
     // found walking up (`cli.config_unsafe`).
     create_new_file(
@@ -422,8 +440,22 @@ expiry_warning_days = 30
 ";
 
 /// The `.gitignore` of a new deployment (unless DIR has one): the store and the private keys
-/// never belong in version control.
-const GITIGNORE: &[u8] = b"# The replay store and the private keys never belong in version control (nor what a killed\n# `parmana init` left: its staging directory holds private keys).\n/.parmana/\n/trust/keys/*.pem\n/.parmana-init.*.tmp/\n";
+/// never belong in version control (nor what a killed `init` left: its staging directory holds
+/// private keys).
+const GITIGNORE_LINES: [&str; 3] = ["/.parmana/", "/trust/keys/*.pem", "/.parmana-init.*.tmp/"];
+
+/// [`GITIGNORE_LINES`] as the file `init` writes.
+fn gitignore() -> String {
+    let mut text = String::from(
+        "# The replay store and the private keys never belong in version control (nor what a\n\
+         # killed `parmana init` left: its staging directory holds private keys).\n",
+    );
+    for line in GITIGNORE_LINES {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
 
 fn example_ref() -> Result<PolicyRef, Failure> {
     parse_policy_ref(EXAMPLE_REF).map_err(|e| Failure::execution(&e))

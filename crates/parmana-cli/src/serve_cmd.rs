@@ -98,9 +98,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "MS")]
     shutdown_delay_ms: Option<u64>,
     /// How old a connection may grow: its first answer after this closes it (`Connection:
-    /// close`), and its writes fail once it is older than this and the idle timeout, from 1000
-    /// to 86400000 [env: PARMANA_MAX_CONNECTION_AGE_MS; config: server.max_connection_age_ms;
-    /// default: 600000].
+    /// close`), and its writes stop an idle timeout after the later of this age and its newest
+    /// answer, from 1000 to 86400000 [env: PARMANA_MAX_CONNECTION_AGE_MS; config:
+    /// server.max_connection_age_ms; default: 600000].
     #[arg(long, value_name = "MS")]
     max_connection_age_ms: Option<u64>,
     /// Log format on stderr: `text` or `json`

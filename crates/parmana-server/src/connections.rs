@@ -4,6 +4,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,9 +23,10 @@ use crate::metrics::ConnectionCounts;
 /// is closed too: hyper's own timer covers only the reading of request heads, and a client
 /// that pipelines requests and never reads the answers would hold its permit for ever. With a
 /// maximum age ([`Limited::retired_after`]), a connection older than it is closed after its next
-/// answer (`Connection: close`), and its writes fail once it is older than the age and one write
-/// stall: a peer that takes each answer a segment at a time, just within the stall, holds its
-/// permit no longer than that.
+/// answer (`Connection: close`), and its writes stop one write stall after the later of its age
+/// and its newest answer ([`Lifetime`]): a peer that takes each answer a segment at a time, just
+/// within the stall, holds its permit no longer than that, while an answer made at any time gets a
+/// whole write stall to be written.
 #[derive(Debug, Clone)]
 pub(crate) struct Limited<A> {
     inner: A,
@@ -48,8 +50,8 @@ impl<A> Limited<A> {
         }
     }
 
-    /// Closes each connection after its first answer once it is older than `age`, and fails its
-    /// writes once it is older than `age` and one write stall.
+    /// Closes each connection after its first answer once it is older than `age`, and stops its
+    /// writes one write stall after the later of that age and its newest answer.
     pub(crate) fn retired_after(mut self, age: Duration) -> Self {
         self.max_age = Some(age);
         self
@@ -116,10 +118,13 @@ where
         let inner = self.inner.clone();
         let write_stall = self.write_stall;
         // Counted from the accept (a TLS handshake included).
-        let closes_at = self
-            .max_age
-            .and_then(|age| tokio::time::Instant::now().checked_add(age));
-        let write_deadline = closes_at.and_then(|at| at.checked_add(write_stall));
+        let lifetime = self.max_age.map(|max_age| {
+            Arc::new(Lifetime {
+                born: tokio::time::Instant::now(),
+                max_age,
+                newest_answer_ms: AtomicU64::new(0),
+            })
+        });
         Box::pin(async move {
             let slot = slot?;
             let (stream, service) = inner.accept(stream, service).await?;
@@ -129,56 +134,99 @@ where
                     _slot: slot,
                     write_stall,
                     stalled_since: None,
-                    write_deadline,
+                    lifetime: lifetime.clone(),
                 },
                 Retiring {
                     inner: service,
-                    closes_at,
+                    lifetime,
                 },
             ))
         })
     }
 }
 
+/// A connection's age, shared by its stream and its service: when it was accepted, how old it
+/// may grow, and when its newest answer was ready.
+#[derive(Debug)]
+pub(crate) struct Lifetime {
+    born: tokio::time::Instant,
+    max_age: Duration,
+    /// When the newest answer was ready, in milliseconds after `born`.
+    newest_answer_ms: AtomicU64,
+}
+
+impl Lifetime {
+    /// Whether the connection is past its maximum age at `now`.
+    fn retired(&self, now: tokio::time::Instant) -> bool {
+        now.saturating_duration_since(self.born) >= self.max_age
+    }
+
+    /// Notes that an answer was ready at `now`.
+    fn answered(&self, now: tokio::time::Instant) {
+        let at =
+            u64::try_from(now.saturating_duration_since(self.born).as_millis()).unwrap_or(u64::MAX);
+        self.newest_answer_ms.fetch_max(at, Ordering::Relaxed);
+    }
+
+    /// When the connection's writes stop: `stall` after the later of its maximum age and its
+    /// newest answer (so every answer gets a whole stall to be written, and none is written for
+    /// ever once the age has passed).
+    fn write_deadline(&self, stall: Duration) -> Option<tokio::time::Instant> {
+        let newest = Duration::from_millis(self.newest_answer_ms.load(Ordering::Relaxed));
+        self.born
+            .checked_add(self.max_age.max(newest))?
+            .checked_add(stall)
+    }
+}
+
 /// A connection's stream with its connection permit; a write that makes no progress for
-/// `write_stall` fails (`TimedOut`), and so does any write past the connection's write deadline;
-/// hyper then closes the connection.
+/// `write_stall` fails (`TimedOut`), and so does one past the connection's write deadline
+/// ([`Lifetime::write_deadline`]); hyper then closes the connection.
 #[derive(Debug)]
 pub(crate) struct Counted<T> {
     inner: T,
     _slot: Slot,
     write_stall: Duration,
-    /// Armed when a write first waits, disarmed when one makes progress.
+    /// Armed when a write first waits (until the stall or the write deadline, whichever comes
+    /// first), disarmed when one makes progress.
     stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// When writes fail even while they make progress: the connection's maximum age and one
-    /// write stall (none: never).
-    write_deadline: Option<tokio::time::Instant>,
+    /// The connection's age limit (none: no limit).
+    lifetime: Option<Arc<Lifetime>>,
 }
 
 impl<T> Counted<T> {
+    /// Refuses a write past the write deadline, before anything of it is written.
+    fn past_deadline(&self) -> Option<io::Error> {
+        let deadline = self.lifetime.as_ref()?.write_deadline(self.write_stall)?;
+        (tokio::time::Instant::now() >= deadline).then(|| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the connection outlived its maximum age and a write stall",
+            )
+        })
+    }
+
     /// Passes on a write's outcome, timing how long writes wait without progress.
     fn timed<R>(
         &mut self,
         cx: &mut Context<'_>,
         polled: Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
-        if self
-            .write_deadline
-            .is_some_and(|deadline| tokio::time::Instant::now() >= deadline)
-        {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the connection outlived its maximum age and a write stall",
-            )));
-        }
         if polled.is_ready() {
             self.stalled_since = None;
             return polled;
         }
         let write_stall = self.write_stall;
-        let stall = self
-            .stalled_since
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(write_stall)));
+        let deadline = self
+            .lifetime
+            .as_ref()
+            .and_then(|lifetime| lifetime.write_deadline(write_stall));
+        let stall = self.stalled_since.get_or_insert_with(|| {
+            let stalled = tokio::time::Instant::now() + write_stall;
+            Box::pin(tokio::time::sleep_until(
+                deadline.map_or(stalled, |deadline| deadline.min(stalled)),
+            ))
+        });
         match stall.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -205,18 +253,25 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(error) = self.past_deadline() {
+            return Poll::Ready(Err(error));
+        }
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.timed(cx, polled)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(error) = self.past_deadline() {
+            return Poll::Ready(Err(error));
+        }
         let polled = Pin::new(&mut self.inner).poll_flush(cx);
         self.timed(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Over TLS, closing writes the close_notify record first: to a peer that reads
-        // nothing, that write waits like any other, and is timed like one.
+        // nothing, that write waits like any other, and is timed like one (a close is never
+        // refused for the deadline: the connection is ending).
         let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.timed(cx, polled)
     }
@@ -226,6 +281,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(error) = self.past_deadline() {
+            return Poll::Ready(Err(error));
+        }
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.timed(cx, polled)
     }
@@ -241,8 +299,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
 #[derive(Debug, Clone)]
 pub(crate) struct Retiring<S> {
     inner: S,
-    /// When the connection's answers start closing it (none: never).
-    closes_at: Option<tokio::time::Instant>,
+    /// The connection's age limit (none: its answers never close it).
+    lifetime: Option<Arc<Lifetime>>,
 }
 
 impl<S, B, R> tower::Service<Request<B>> for Retiring<S>
@@ -259,15 +317,20 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let closes_at = self.closes_at;
+        let lifetime = self.lifetime.clone();
         let answer = self.inner.call(request);
         Box::pin(async move {
             let mut response = answer.await?;
-            // Judged when the answer is ready: a request that crossed the age closes too.
-            if closes_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
-                response
-                    .headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            if let Some(lifetime) = lifetime {
+                // Judged when the answer is ready: a request that crossed the age closes too,
+                // and the answer gets a whole write stall from now to be written.
+                let now = tokio::time::Instant::now();
+                lifetime.answered(now);
+                if lifetime.retired(now) {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
             }
             Ok(response)
         })
@@ -314,7 +377,7 @@ mod tests {
                 _slot: Slot::taken(permit, None),
                 write_stall: Duration::from_millis(20),
                 stalled_since: None,
-                write_deadline: None,
+                lifetime: None,
             };
             let closed = tokio::time::timeout(
                 Duration::from_secs(30),
@@ -331,32 +394,105 @@ mod tests {
         assert_eq!(connections.available_permits(), 1);
     }
 
-    /// Past the write deadline, writes fail even though each would go through at once: a peer
-    /// that takes an answer a little at a time, within each stall, is cut off there.
+    /// A stream that counts what is written to it, and whose writes wait for ever once `shut`.
+    #[derive(Default)]
+    struct Counts {
+        written: usize,
+        shut: bool,
+    }
+
+    impl tokio::io::AsyncWrite for Counts {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.shut {
+                return Poll::Pending;
+            }
+            self.written += buf.len();
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn aged(max_age: Duration, stall: Duration) -> (Counted<Counts>, Arc<Lifetime>) {
+        let lifetime = Arc::new(Lifetime {
+            born: tokio::time::Instant::now(),
+            max_age,
+            newest_answer_ms: AtomicU64::new(0),
+        });
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let stream = Counted {
+            inner: Counts::default(),
+            _slot: Slot::taken(permit, None),
+            write_stall: stall,
+            stalled_since: None,
+            lifetime: Some(Arc::clone(&lifetime)),
+        };
+        (stream, lifetime)
+    }
+
+    /// Writes stop one stall after the later of the age and the newest answer — refused before
+    /// any byte of them is written — while an answer made late still gets a whole stall.
     #[test]
-    fn writes_past_the_write_deadline_fail_even_with_progress() {
+    fn writes_stop_a_stall_after_the_age_or_the_newest_answer() {
         let tokio = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
             .build()
             .unwrap();
-        let connections = Arc::new(Semaphore::new(1));
         tokio.block_on(async {
-            let permit = Arc::clone(&connections).try_acquire_owned().unwrap();
-            let mut stream = Counted {
-                inner: NeverCloses,
-                _slot: Slot::taken(permit, None),
-                write_stall: Duration::from_millis(20),
-                stalled_since: None,
-                write_deadline: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
-            };
             use tokio::io::AsyncWriteExt as _;
+            let stall = Duration::from_secs(30);
+            let (mut stream, lifetime) = aged(Duration::from_secs(600), stall);
             assert_eq!(stream.write(b"early").await.unwrap(), 5);
-            tokio::time::advance(Duration::from_secs(59)).await;
-            assert_eq!(stream.write(b"still in time").await.unwrap(), 13);
+            tokio::time::advance(Duration::from_secs(629)).await;
+            assert_eq!(stream.write(b"in time").await.unwrap(), 7);
             tokio::time::advance(Duration::from_secs(1)).await;
             let error = stream.write(b"late").await.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+            assert_eq!(
+                stream.inner.written, 12,
+                "nothing of the refused write went out"
+            );
+            // An answer ready at 650 s (a long request) is written within its own stall.
+            tokio::time::advance(Duration::from_secs(20)).await;
+            lifetime.answered(tokio::time::Instant::now());
+            assert_eq!(stream.write(b"answer").await.unwrap(), 6);
+            tokio::time::advance(Duration::from_secs(29)).await;
+            assert_eq!(stream.write(b"more").await.unwrap(), 4);
+            tokio::time::advance(Duration::from_secs(1)).await;
+            assert!(stream.write(b"too late").await.is_err());
+        });
+    }
+
+    /// A write that waits when the deadline comes fails at the deadline, not a whole stall later.
+    #[test]
+    fn a_waiting_write_fails_at_the_deadline() {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        tokio.block_on(async {
+            use tokio::io::AsyncWriteExt as _;
+            let stall = Duration::from_secs(30);
+            let (mut stream, _) = aged(Duration::from_secs(600), stall);
+            tokio::time::advance(Duration::from_secs(620)).await;
+            stream.inner.shut = true;
+            let started = tokio::time::Instant::now();
+            let error = stream.write(b"waits").await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+            // 630 s after the accept: 10 s of waiting, not the 30 s stall.
+            assert_eq!(started.elapsed(), Duration::from_secs(10));
         });
     }
 
@@ -390,20 +526,28 @@ mod tests {
             .unwrap();
         tokio.block_on(async {
             let closes = |response: Response<()>| response.headers().get(CONNECTION).cloned();
+            let lifetime = Arc::new(Lifetime {
+                born: tokio::time::Instant::now(),
+                max_age: Duration::from_secs(600),
+                newest_answer_ms: AtomicU64::new(0),
+            });
             let mut aged = Retiring {
                 inner: Answers,
-                closes_at: Some(tokio::time::Instant::now() + Duration::from_secs(600)),
+                lifetime: Some(Arc::clone(&lifetime)),
             };
             let mut ageless = Retiring {
                 inner: Answers,
-                closes_at: None,
+                lifetime: None,
             };
             assert_eq!(closes(aged.call(Request::new(())).await.unwrap()), None);
             tokio::time::advance(Duration::from_secs(600)).await;
+            // Each answer is noted: the write deadline moves with it.
+            assert_eq!(lifetime.newest_answer_ms.load(Ordering::Relaxed), 0);
             assert_eq!(
                 closes(aged.call(Request::new(())).await.unwrap()),
                 Some(HeaderValue::from_static("close"))
             );
+            assert_eq!(lifetime.newest_answer_ms.load(Ordering::Relaxed), 600_000);
             assert_eq!(closes(ageless.call(Request::new(())).await.unwrap()), None);
         });
     }

@@ -92,9 +92,10 @@ pub struct Limits {
     /// SIGTERM or SIGINT ends the wait at once.
     pub shutdown_delay: Duration,
     /// How old a connection may grow: its first answer after this carries `Connection: close`
-    /// and closes it, and its writes fail once it is older than this and `idle_timeout` (a
-    /// peer that takes an answer a segment at a time, each just within the idle timeout, holds a
-    /// connection slot no longer). Clients reconnect; a load balancer's pool is renewed.
+    /// and closes it, and its writes stop `idle_timeout` after the later of this age and its
+    /// newest answer (a peer that takes an answer a segment at a time, each just within the idle
+    /// timeout, holds a connection slot no longer; every answer gets a whole idle timeout to be
+    /// written). Clients reconnect; a load balancer's pool is renewed.
     pub max_connection_age: Duration,
 }
 

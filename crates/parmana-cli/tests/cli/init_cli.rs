@@ -374,3 +374,34 @@ fn commands_that_write_files_print_one_json_object_under_format_json() {
     assert_eq!(release["version"], 2);
     assert_eq!(release["policies"]["payments-approval@1.0.0"], digest);
 }
+
+/// A `.gitignore` already in the directory is kept as it is, and `init` says which lines would
+/// keep the store, the private keys and a killed `init`'s staging directory out of version
+/// control.
+#[test]
+fn init_keeps_an_existing_gitignore_and_says_what_to_add() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(temp.path().join(".gitignore"), b"/target/\n").unwrap();
+    let out = run_in(temp.path(), &["init", ".", "--now", NOW], b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(temp.path().join(".gitignore")).unwrap(),
+        b"/target/\n"
+    );
+    assert!(
+        out.stderr
+            .starts_with("warning[cli.gitignore_kept]: ./.gitignore exists")
+            && out
+                .stderr
+                .contains("add: /.parmana/ /trust/keys/*.pem /.parmana-init.*.tmp/"),
+        "{}",
+        out.stderr
+    );
+    // Without one, init writes it.
+    let fresh = run_in(temp.path(), &["init", "sub", "--now", NOW], b"");
+    assert_eq!(fresh.code, 0, "{}", fresh.stderr);
+    let written = std::fs::read_to_string(temp.path().join("sub/.gitignore")).unwrap();
+    for line in ["/.parmana/", "/trust/keys/*.pem", "/.parmana-init.*.tmp/"] {
+        assert!(written.lines().any(|l| l == line), "{written}");
+    }
+}

@@ -39,6 +39,7 @@ macro_rules! conformance_suite {
                 a_lower_marks_record_appended_is_refused_and_reported,
                 oversized_stored_values_are_refused_unread,
                 a_long_claim_time_refuses_claims_unread,
+                a_long_ledger_kind_is_refused_unread,
                 a_long_pending_id_is_refused_unread,
                 clock_must_not_run_backwards,
                 rollback_check_and_claim_do_not_interleave,

@@ -416,6 +416,36 @@ pub(crate) fn a_long_claim_time_refuses_claims_unread(h: &dyn Harness) {
     assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
 }
 
+/// A ledger row's kind a writer made long (its CHECK constraint set aside): the store reads at
+/// most a few bytes of it, and the row is refused as one of an unknown kind, its kind named by the
+/// stand-in for a value over its bound, not echoed.
+pub(crate) fn a_long_ledger_kind_is_refused_unread(h: &dyn Harness) {
+    let store = h.store();
+    execute(store, "first", v(1, 1));
+    if !h.tamper_storage(&Tamper::ReplaceKind {
+        position: 1,
+        kind: "k".repeat(100_000),
+    }) {
+        return;
+    }
+    let refused = verify_ledger(store).unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    let message = refused.to_string();
+    assert!(message.contains("over its bound"), "{message}");
+    assert!(
+        !message.contains("kkkk"),
+        "{}",
+        &message[..200.min(message.len())]
+    );
+    // A short unknown kind is refused the same way, named as it is.
+    h.tamper_storage(&Tamper::ReplaceKind {
+        position: 1,
+        kind: "bogus".to_owned(),
+    });
+    let refused = verify_ledger(store).unwrap_err();
+    assert!(refused.to_string().contains("\"bogus\""), "{refused}");
+}
+
 /// A claimed id a writer made longer than an id can be is refused unread when the pending ids
 /// are listed (recovery stops there rather than skip it), and its message does not echo it.
 pub(crate) fn a_long_pending_id_is_refused_unread(h: &dyn Harness) {

@@ -59,6 +59,10 @@ pub(crate) enum Tamper {
     },
     /// Give the execution `execution_id` the id `to` (of any length: the storage's column is).
     RenameExecution { execution_id: String, to: String },
+    /// Set the kind of the ledger row at `position` to any text, its CHECK constraint set aside
+    /// as a writer of the database can (SQLite: `ignore_check_constraints`; PostgreSQL: the
+    /// constraint dropped).
+    ReplaceKind { position: u64, kind: String },
 }
 
 /// The marks record saying `marks` at `position` after the record `last`, as a store writes it.
@@ -250,7 +254,8 @@ impl Harness for MemoryHarness {
             }
             Tamper::ReplaceClaimedAt { .. }
             | Tamper::RenameExecution { .. }
-            | Tamper::ResizeCheckpoint { .. } => {}
+            | Tamper::ResizeCheckpoint { .. }
+            | Tamper::ReplaceKind { .. } => {}
             Tamper::ReplaceCheckpointNote { size, note } => {
                 for checkpoint in &mut snapshot.checkpoints {
                     if checkpoint.size == *size {
@@ -447,6 +452,16 @@ mod sqlite_harness {
                         .execute(
                             "UPDATE executions SET claimed_at = ?1 WHERE id = ?2",
                             rusqlite::params![claimed_at, execution_id],
+                        )
+                        .unwrap());
+                }
+                Tamper::ReplaceKind { position, kind } => {
+                    raw.pragma_update(None, "ignore_check_constraints", true)
+                        .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE ledger SET kind = ?1 WHERE position = ?2",
+                            rusqlite::params![kind, as_i64(position)],
                         )
                         .unwrap());
                 }
@@ -771,6 +786,19 @@ mod postgres_harness {
                         .execute(
                             "UPDATE executions SET claimed_at = $1 WHERE id = $2",
                             &[claimed_at, execution_id],
+                        )
+                        .unwrap());
+                }
+                Tamper::ReplaceKind { position, kind } => {
+                    raw.batch_execute(
+                        "ALTER TABLE ledger DROP CONSTRAINT IF EXISTS ledger_kind;
+                         ALTER TABLE ledger DROP CONSTRAINT IF EXISTS ledger_kind_execution_id",
+                    )
+                    .unwrap();
+                    one(raw
+                        .execute(
+                            "UPDATE ledger SET kind = $1 WHERE position = $2",
+                            &[kind, &as_i64(position)],
                         )
                         .unwrap());
                 }
