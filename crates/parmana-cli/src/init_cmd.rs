@@ -124,12 +124,18 @@ pub(crate) fn init(args: &InitArgs, format: Format) -> Result<(), Failure> {
             refuse_existing(&dir.join(name))?;
         }
     }
+    // A .gitignore of DIR's own is kept: said now, before the keys are made (an init killed
+    // while it builds leaves them in its staging directory, which that file may not name).
+    let gitignore_kept = std::fs::symlink_metadata(dir.join(".gitignore")).is_ok();
+    if gitignore_kept {
+        warn_gitignore_kept(&dir.join(".gitignore"));
+    }
     let created = std::fs::symlink_metadata(dir).is_err();
     create_dir(dir)?;
     remove_abandoned_stagings(dir);
     let made = Staging::create(dir).and_then(|staging| {
         build(staging.path(), expires, now)?;
-        publish(dir, staging.path())
+        publish(dir, staging.path(), !gitignore_kept)
     });
     if let Err(failure) = made {
         if created {
@@ -168,8 +174,15 @@ const STAGING_SUFFIX: &str = ".tmp";
 /// The directory a deployment is built in before it is published: `.parmana-init.PID-NANOS.tmp`
 /// inside DIR (the same file system, so publishing a directory is a rename), removed with
 /// whatever is left in it when dropped. A killed `init` leaves it behind, private keys and all:
-/// the `.gitignore` names it, and the next `init` in DIR removes it.
-struct Staging(PathBuf);
+/// the `.gitignore` names it, and the next `init` in DIR removes it. While it lives, it holds an
+/// exclusive lock on the directory (`flock`, where the file system has it), which the next
+/// `init` tries before it removes one: a staging directory of a running `init` is never taken,
+/// whatever PID namespace that `init` runs in.
+struct Staging {
+    path: PathBuf,
+    /// The directory opened and locked (none where it cannot be).
+    _lock: Option<std::fs::File>,
+}
 
 impl Staging {
     fn create(dir: &Path) -> Result<Self, Failure> {
@@ -186,24 +199,27 @@ impl Staging {
         builder
             .create(&path)
             .map_err(|e| Failure::io(&path.display().to_string(), &e))?;
-        Ok(Self(path))
+        let lock = std::fs::File::open(&path)
+            .ok()
+            .filter(|directory| directory.try_lock().is_ok());
+        Ok(Self { path, _lock: lock })
     }
 
     fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        // Removed before the lock goes (the fields drop after this).
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
-/// Removes the staging directories killed `init`s left in `dir`: those whose process is gone
-/// (on Linux with /proc; elsewhere, those untouched for ten minutes). One a running `init` owns
-/// stays — but a staging directory another PID namespace's `init` is writing in a shared
-/// directory can look abandoned, and its `init` then fails (`io.error`), never half-publishes.
+/// Removes the staging directories killed `init`s left in `dir`: those no `init` holds locked
+/// ([`Staging`]) and whose process is gone (on Linux, where /proc shows this PID namespace's
+/// processes; elsewhere, those untouched for ten minutes). One a running `init` owns stays.
 fn remove_abandoned_stagings(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -220,6 +236,13 @@ fn remove_abandoned_stagings(dir: &Path) {
             continue;
         };
         if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        // Held through the removal when taken; a directory locked by a running `init` is kept.
+        let lock = std::fs::File::open(entry.path());
+        if let Ok(directory) = &lock
+            && let Err(std::fs::TryLockError::WouldBlock) = directory.try_lock()
+        {
             continue;
         }
         // Only where /proc shows this process (so it is mounted, and of this PID namespace).
@@ -267,10 +290,11 @@ fn identity(path: &Path) -> Option<Identity> {
 /// empty directory made between that check and the rename is replaced), a file created where
 /// nothing is ([`create_new_file`]) — then syncs `dir`. If another
 /// command created one of them meanwhile, or the sync fails, what this one had already moved
-/// goes back (each only while it is still the one it moved) and nothing of the other's is touched
-/// (`cli.output_exists` for a race).
-fn publish(dir: &Path, staging: &Path) -> Result<(), Failure> {
-    let mut published: Vec<(&str, Entry, Option<Identity>)> = Vec::new();
+/// goes back (each only while it is still the one it moved; a directory that cannot go back, its
+/// staging directory gone, is removed) and nothing of the other's is touched (`cli.output_exists`
+/// for a race). A `.gitignore` DIR already has is kept, with a warning when `warn_kept`.
+fn publish(dir: &Path, staging: &Path, warn_kept: bool) -> Result<(), Failure> {
+    let mut published: Vec<Published<'_>> = Vec::new();
     let io = |path: &Path, e: &std::io::Error| Failure::io(&path.display().to_string(), e);
     let mut outcome = Ok(());
     for (name, entry) in PUBLISHED {
@@ -298,13 +322,9 @@ fn publish(dir: &Path, staging: &Path) -> Result<(), Failure> {
                 if entry == Entry::FileUnlessPresent && failure.code == "cli.output_exists" =>
             {
                 // Theirs is kept: say what it should hold.
-                crate::report::errln!(
-                    "warning[cli.gitignore_kept]: {} exists and was kept as it is; to keep the \
-                     store, the private keys and a killed init's staging directory out of version \
-                     control, add: {}",
-                    to.display(),
-                    GITIGNORE_LINES.join(" ")
-                );
+                if warn_kept {
+                    warn_gitignore_kept(&to);
+                }
             }
             Err(failure) => {
                 outcome = Err(failure);
@@ -316,19 +336,41 @@ fn publish(dir: &Path, staging: &Path) -> Result<(), Failure> {
         outcome = sync_directory_of(&dir.join(CONFIG_FILE_NAME)).map_err(|e| io(dir, &e));
     }
     if outcome.is_err() {
-        for (name, entry, moved) in published.iter().rev() {
-            let at = dir.join(name);
-            if moved.is_none() || identity(&at) != *moved {
-                continue;
-            }
-            let _ = match entry {
-                Entry::Directory => std::fs::rename(&at, staging.join(name)),
-                Entry::File | Entry::FileUnlessPresent => std::fs::remove_file(&at),
-            };
-        }
-        let _ = sync_directory_of(&dir.join(CONFIG_FILE_NAME));
+        take_back(dir, staging, &published);
     }
     outcome
+}
+
+/// An entry [`publish`] moved into place: its name, what it is, and which object it was.
+type Published<'a> = (&'a str, Entry, Option<Identity>);
+
+/// Takes back what a failed [`publish`] moved into `dir`, newest first, each only while it is
+/// still the object it moved: a directory goes back into `staging` (or, that gone, is removed), a
+/// file is removed.
+fn take_back(dir: &Path, staging: &Path, published: &[Published<'_>]) {
+    for (name, entry, moved) in published.iter().rev() {
+        let at = dir.join(name);
+        if moved.is_none() || identity(&at) != *moved {
+            continue;
+        }
+        let _ = match entry {
+            Entry::Directory => {
+                std::fs::rename(&at, staging.join(name)).or_else(|_| std::fs::remove_dir_all(&at))
+            }
+            Entry::File | Entry::FileUnlessPresent => std::fs::remove_file(&at),
+        };
+    }
+    let _ = sync_directory_of(&dir.join(CONFIG_FILE_NAME));
+}
+
+/// `warning[cli.gitignore_kept]`: the `.gitignore` at `path` is DIR's own, kept as it is.
+fn warn_gitignore_kept(path: &Path) {
+    crate::report::errln!(
+        "warning[cli.gitignore_kept]: {} exists and was kept as it is; to keep the store, the \
+         private keys and a killed init's staging directory out of version control, add: {}",
+        path.display(),
+        GITIGNORE_LINES.join(" ")
+    );
 }
 
 /// Writes a whole deployment into `dir` (the staging directory) and verifies it there.
@@ -572,7 +614,7 @@ mod tests {
         let staging = staged(dir.path());
         // The other command's configuration, made after the check: the last entry published.
         std::fs::write(dir.path().join(CONFIG_FILE_NAME), b"theirs").unwrap();
-        let failure = publish(dir.path(), staging.path()).unwrap_err();
+        let failure = publish(dir.path(), staging.path(), true).unwrap_err();
         assert_eq!(failure.code, "cli.output_exists");
         assert_eq!(names(dir.path()), [".gitignore", CONFIG_FILE_NAME]);
         for name in [".gitignore", CONFIG_FILE_NAME] {
@@ -586,7 +628,7 @@ mod tests {
         // Without the race it publishes everything, keeping the directory's own .gitignore.
         std::fs::remove_file(dir.path().join(CONFIG_FILE_NAME)).unwrap();
         let staging = staged(dir.path());
-        publish(dir.path(), staging.path()).unwrap();
+        publish(dir.path(), staging.path(), true).unwrap();
         assert_eq!(
             names(dir.path()),
             [
@@ -621,10 +663,45 @@ mod tests {
         for other in [".parmana-init.x-1.tmp", "keep"] {
             std::fs::create_dir(dir.path().join(other)).unwrap();
         }
+        // One whose process this PID namespace does not see, but which its `init` (another
+        // namespace's, sharing the directory) holds locked.
+        let elsewhere = dir.path().join(".parmana-init.4194306-18.tmp");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let held = std::fs::File::open(&elsewhere).unwrap();
+        held.lock().unwrap();
         remove_abandoned_stagings(dir.path());
         assert!(!dead.exists());
         assert!(alive.path().exists());
+        assert!(elsewhere.exists());
         assert!(dir.path().join(".parmana-init.x-1.tmp").exists());
         assert!(dir.path().join("keep").exists());
+        // Its lock let go (the process killed), it goes too.
+        drop(held);
+        remove_abandoned_stagings(dir.path());
+        assert!(!elsewhere.exists());
+        assert!(alive.path().exists());
+    }
+
+    /// A published directory whose staging directory is gone when it has to go back is
+    /// removed: nothing of a failed init is left half-published (its private keys least of
+    /// all); one that is no longer the directory it published stays.
+    #[test]
+    fn a_directory_that_cannot_go_back_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let trust = dir.path().join("trust");
+        std::fs::create_dir_all(trust.join("keys")).unwrap();
+        std::fs::write(trust.join("keys/root.pem"), b"key").unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        let published = [
+            ("trust", Entry::Directory, identity(&trust)),
+            // Replaced by another command's since: not this one's to take.
+            ("policies", Entry::Directory, Some((u64::MAX, u64::MAX))),
+        ];
+        take_back(
+            dir.path(),
+            &dir.path().join(".parmana-init.1-1.tmp"),
+            &published,
+        );
+        assert_eq!(names(dir.path()), ["policies"]);
     }
 }

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,9 +24,9 @@ use crate::metrics::ConnectionCounts;
 /// that pipelines requests and never reads the answers would hold its permit for ever. With a
 /// maximum age ([`Limited::retired_after`]), a connection older than it is closed after its next
 /// answer (`Connection: close`), and its writes stop one write stall after the later of its age
-/// and its newest answer ([`Lifetime`]): a peer that takes each answer a segment at a time, just
-/// within the stall, holds its permit no longer than that, while an answer made at any time gets a
-/// whole write stall to be written.
+/// and its newest answer ([`Lifetime`]), never while a request is being answered: a peer that
+/// takes each answer a segment at a time, just within the stall, holds its permit no longer than
+/// that, while an answer made at any time gets a whole write stall to be written.
 #[derive(Debug, Clone)]
 pub(crate) struct Limited<A> {
     inner: A,
@@ -118,13 +118,9 @@ where
         let inner = self.inner.clone();
         let write_stall = self.write_stall;
         // Counted from the accept (a TLS handshake included).
-        let lifetime = self.max_age.map(|max_age| {
-            Arc::new(Lifetime {
-                born: tokio::time::Instant::now(),
-                max_age,
-                newest_answer_ms: AtomicU64::new(0),
-            })
-        });
+        let lifetime = self
+            .max_age
+            .map(|max_age| Arc::new(Lifetime::new(tokio::time::Instant::now(), max_age)));
         Box::pin(async move {
             let slot = slot?;
             let (stream, service) = inner.accept(stream, service).await?;
@@ -133,7 +129,7 @@ where
                     inner: stream,
                     _slot: slot,
                     write_stall,
-                    stalled_since: None,
+                    stalled: None,
                     lifetime: lifetime.clone(),
                 },
                 Retiring {
@@ -146,16 +142,29 @@ where
 }
 
 /// A connection's age, shared by its stream and its service: when it was accepted, how old it
-/// may grow, and when its newest answer was ready.
+/// may grow, when its newest answer was ready, and how many of its requests are being answered.
 #[derive(Debug)]
 pub(crate) struct Lifetime {
     born: tokio::time::Instant,
     max_age: Duration,
-    /// When the newest answer was ready, in milliseconds after `born`.
-    newest_answer_ms: AtomicU64,
+    /// When the newest answer was ready, in nanoseconds after `born` (a u64 holds 584 years).
+    newest_answer_ns: AtomicU64,
+    /// Requests handed to the service and not answered yet. While one is, hyper still flushes
+    /// and may write `100 Continue`: the write deadline waits (`request_timeout_ms` bounds the
+    /// request), so a request is never cut off between its head and its answer.
+    unanswered: AtomicUsize,
 }
 
 impl Lifetime {
+    fn new(born: tokio::time::Instant, max_age: Duration) -> Self {
+        Self {
+            born,
+            max_age,
+            newest_answer_ns: AtomicU64::new(0),
+            unanswered: AtomicUsize::new(0),
+        }
+    }
+
     /// Whether the connection is past its maximum age at `now`.
     fn retired(&self, now: tokio::time::Instant) -> bool {
         now.saturating_duration_since(self.born) >= self.max_age
@@ -164,15 +173,18 @@ impl Lifetime {
     /// Notes that an answer was ready at `now`.
     fn answered(&self, now: tokio::time::Instant) {
         let at =
-            u64::try_from(now.saturating_duration_since(self.born).as_millis()).unwrap_or(u64::MAX);
-        self.newest_answer_ms.fetch_max(at, Ordering::Relaxed);
+            u64::try_from(now.saturating_duration_since(self.born).as_nanos()).unwrap_or(u64::MAX);
+        self.newest_answer_ns.fetch_max(at, Ordering::Relaxed);
     }
 
     /// When the connection's writes stop: `stall` after the later of its maximum age and its
     /// newest answer (so every answer gets a whole stall to be written, and none is written for
-    /// ever once the age has passed).
+    /// ever once the age has passed); none while a request is being answered.
     fn write_deadline(&self, stall: Duration) -> Option<tokio::time::Instant> {
-        let newest = Duration::from_millis(self.newest_answer_ms.load(Ordering::Relaxed));
+        if self.unanswered.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let newest = Duration::from_nanos(self.newest_answer_ns.load(Ordering::Relaxed));
         self.born
             .checked_add(self.max_age.max(newest))?
             .checked_add(stall)
@@ -187,9 +199,10 @@ pub(crate) struct Counted<T> {
     inner: T,
     _slot: Slot,
     write_stall: Duration,
-    /// Armed when a write first waits (until the stall or the write deadline, whichever comes
-    /// first), disarmed when one makes progress.
-    stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Armed when a write first waits (when that was, and a timer until the stall or the write
+    /// deadline, whichever comes first, moved whenever the deadline does), disarmed when one
+    /// makes progress.
+    stalled: Option<(tokio::time::Instant, Pin<Box<tokio::time::Sleep>>)>,
     /// The connection's age limit (none: no limit).
     lifetime: Option<Arc<Lifetime>>,
 }
@@ -213,7 +226,7 @@ impl<T> Counted<T> {
         polled: Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
         if polled.is_ready() {
-            self.stalled_since = None;
+            self.stalled = None;
             return polled;
         }
         let write_stall = self.write_stall;
@@ -221,13 +234,18 @@ impl<T> Counted<T> {
             .lifetime
             .as_ref()
             .and_then(|lifetime| lifetime.write_deadline(write_stall));
-        let stall = self.stalled_since.get_or_insert_with(|| {
-            let stalled = tokio::time::Instant::now() + write_stall;
-            Box::pin(tokio::time::sleep_until(
-                deadline.map_or(stalled, |deadline| deadline.min(stalled)),
-            ))
+        let (since, timer) = self.stalled.get_or_insert_with(|| {
+            let now = tokio::time::Instant::now();
+            (now, Box::pin(tokio::time::sleep_until(now)))
         });
-        match stall.as_mut().poll(cx) {
+        // Judged again at each wait: an answer made meanwhile moves the deadline later, a
+        // request taken meanwhile lifts it.
+        let stalled = *since + write_stall;
+        let until = deadline.map_or(stalled, |deadline| deadline.min(stalled));
+        if timer.deadline() != until {
+            timer.as_mut().reset(until);
+        }
+        match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the peer took nothing of the answer in time",
@@ -261,9 +279,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(error) = self.past_deadline() {
-            return Poll::Ready(Err(error));
-        }
+        // Never refused for the deadline: hyper flushes at every turn of a connection, with
+        // nothing to write too; a flush that waits is timed like a write.
         let polled = Pin::new(&mut self.inner).poll_flush(cx);
         self.timed(cx, polled)
     }
@@ -317,11 +334,11 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let lifetime = self.lifetime.clone();
+        let unanswered = self.lifetime.clone().map(Unanswered::taken);
         let answer = self.inner.call(request);
         Box::pin(async move {
             let mut response = answer.await?;
-            if let Some(lifetime) = lifetime {
+            if let Some(Unanswered(lifetime)) = &unanswered {
                 // Judged when the answer is ready: a request that crossed the age closes too,
                 // and the answer gets a whole write stall from now to be written.
                 let now = tokio::time::Instant::now();
@@ -332,8 +349,28 @@ where
                         .insert(CONNECTION, HeaderValue::from_static("close"));
                 }
             }
+            // Answered (after the deadline moved): the deadline holds again.
+            drop(unanswered);
             Ok(response)
         })
+    }
+}
+
+/// A request being answered, counted in its connection's [`Lifetime`] until dropped (answered,
+/// failed or abandoned alike).
+#[derive(Debug)]
+struct Unanswered(Arc<Lifetime>);
+
+impl Unanswered {
+    fn taken(lifetime: Arc<Lifetime>) -> Self {
+        lifetime.unanswered.fetch_add(1, Ordering::Relaxed);
+        Self(lifetime)
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        self.0.unanswered.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -376,7 +413,7 @@ mod tests {
                 inner: NeverCloses,
                 _slot: Slot::taken(permit, None),
                 write_stall: Duration::from_millis(20),
-                stalled_since: None,
+                stalled: None,
                 lifetime: None,
             };
             let closed = tokio::time::timeout(
@@ -424,17 +461,13 @@ mod tests {
     }
 
     fn aged(max_age: Duration, stall: Duration) -> (Counted<Counts>, Arc<Lifetime>) {
-        let lifetime = Arc::new(Lifetime {
-            born: tokio::time::Instant::now(),
-            max_age,
-            newest_answer_ms: AtomicU64::new(0),
-        });
+        let lifetime = Arc::new(Lifetime::new(tokio::time::Instant::now(), max_age));
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
         let stream = Counted {
             inner: Counts::default(),
             _slot: Slot::taken(permit, None),
             write_stall: stall,
-            stalled_since: None,
+            stalled: None,
             lifetime: Some(Arc::clone(&lifetime)),
         };
         (stream, lifetime)
@@ -496,6 +529,128 @@ mod tests {
         });
     }
 
+    /// A flush with nothing to write goes through past the deadline: hyper flushes at every turn
+    /// of a connection, a request being read included.
+    #[test]
+    fn a_flush_past_the_deadline_goes_through() {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        tokio.block_on(async {
+            use tokio::io::AsyncWriteExt as _;
+            let (mut stream, _) = aged(Duration::from_secs(600), Duration::from_secs(30));
+            tokio::time::advance(Duration::from_secs(700)).await;
+            stream.flush().await.unwrap();
+            assert!(stream.write(b"late").await.is_err());
+        });
+    }
+
+    /// A write that waits when an answer moves the deadline later is judged by the new deadline
+    /// (its timer moves with it), and a request taken while it waits lifts the deadline.
+    #[test]
+    fn a_waiting_write_follows_the_deadline_as_it_moves() {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        tokio.block_on(async {
+            use tokio::io::AsyncWriteExt as _;
+            let stall = Duration::from_secs(30);
+            let (mut stream, lifetime) = aged(Duration::from_secs(600), stall);
+            tokio::time::advance(Duration::from_secs(620)).await;
+            stream.inner.shut = true;
+            let started = tokio::time::Instant::now();
+            // Waiting since 620 s, the deadline at 630 s.
+            let waited = tokio::time::timeout(Duration::from_secs(5), stream.write(b"waits")).await;
+            assert!(waited.is_err(), "the write was still waiting");
+            // An answer at 625 s: the deadline is 655 s now, the stall (from 620 s) ends first.
+            lifetime.answered(tokio::time::Instant::now());
+            let error = stream.write(b"waits").await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+            assert_eq!(started.elapsed(), stall);
+
+            // A request being answered: no deadline, only the stall.
+            let (mut stream, lifetime) = aged(Duration::from_secs(600), stall);
+            tokio::time::advance(Duration::from_secs(620)).await;
+            stream.inner.shut = true;
+            let started = tokio::time::Instant::now();
+            let unanswered = Unanswered::taken(Arc::clone(&lifetime));
+            assert!(stream.write(b"waits").await.is_err());
+            assert_eq!(started.elapsed(), stall);
+            drop(unanswered);
+            assert!(stream.write(b"late").await.is_err());
+        });
+    }
+
+    /// A service whose answers wait until `go` is notified.
+    #[derive(Clone)]
+    struct Waits(Arc<tokio::sync::Notify>);
+
+    impl tower::Service<Request<()>> for Waits {
+        type Response = Response<()>;
+        type Error = std::convert::Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Response<()>, Self::Error>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            let go = Arc::clone(&self.0);
+            Box::pin(async move {
+                go.notified().await;
+                Ok(Response::new(()))
+            })
+        }
+    }
+
+    /// While a request is being answered, the connection's writes go on past the deadline (a
+    /// `100 Continue`, say); its answer then gets a whole stall, and once no request is being
+    /// answered (answered or abandoned), the deadline holds again.
+    #[test]
+    fn while_a_request_is_answered_the_write_deadline_waits() {
+        use tower::Service as _;
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        tokio.block_on(async {
+            use tokio::io::AsyncWriteExt as _;
+            let stall = Duration::from_secs(30);
+            let (mut stream, lifetime) = aged(Duration::from_secs(600), stall);
+            let go = Arc::new(tokio::sync::Notify::new());
+            let mut service = Retiring {
+                inner: Waits(Arc::clone(&go)),
+                lifetime: Some(Arc::clone(&lifetime)),
+            };
+            tokio::time::advance(Duration::from_secs(640)).await;
+            let answer = service.call(Request::new(()));
+            assert_eq!(stream.write(b"100 Continue").await.unwrap(), 12);
+            tokio::time::advance(Duration::from_secs(60)).await;
+            go.notify_one();
+            let response = answer.await.unwrap();
+            assert_eq!(
+                response.headers().get(CONNECTION),
+                Some(&HeaderValue::from_static("close"))
+            );
+            // Answered at 700 s: written until 730 s.
+            tokio::time::advance(Duration::from_secs(29)).await;
+            assert_eq!(stream.write(b"answer").await.unwrap(), 6);
+            tokio::time::advance(Duration::from_secs(1)).await;
+            assert!(stream.write(b"late").await.is_err());
+            // A request abandoned unanswered lifts the deadline only while it is pending.
+            let abandoned = service.call(Request::new(()));
+            assert_eq!(stream.write(b"more").await.unwrap(), 4);
+            drop(abandoned);
+            assert!(stream.write(b"late").await.is_err());
+            assert_eq!(lifetime.unanswered.load(Ordering::Relaxed), 0);
+        });
+    }
+
     /// A service that answers 200 with no headers.
     #[derive(Clone)]
     struct Answers;
@@ -526,11 +681,10 @@ mod tests {
             .unwrap();
         tokio.block_on(async {
             let closes = |response: Response<()>| response.headers().get(CONNECTION).cloned();
-            let lifetime = Arc::new(Lifetime {
-                born: tokio::time::Instant::now(),
-                max_age: Duration::from_secs(600),
-                newest_answer_ms: AtomicU64::new(0),
-            });
+            let lifetime = Arc::new(Lifetime::new(
+                tokio::time::Instant::now(),
+                Duration::from_secs(600),
+            ));
             let mut aged = Retiring {
                 inner: Answers,
                 lifetime: Some(Arc::clone(&lifetime)),
@@ -542,12 +696,15 @@ mod tests {
             assert_eq!(closes(aged.call(Request::new(())).await.unwrap()), None);
             tokio::time::advance(Duration::from_secs(600)).await;
             // Each answer is noted: the write deadline moves with it.
-            assert_eq!(lifetime.newest_answer_ms.load(Ordering::Relaxed), 0);
+            assert_eq!(lifetime.newest_answer_ns.load(Ordering::Relaxed), 0);
             assert_eq!(
                 closes(aged.call(Request::new(())).await.unwrap()),
                 Some(HeaderValue::from_static("close"))
             );
-            assert_eq!(lifetime.newest_answer_ms.load(Ordering::Relaxed), 600_000);
+            assert_eq!(
+                lifetime.newest_answer_ns.load(Ordering::Relaxed),
+                600_000_000_000
+            );
             assert_eq!(closes(ageless.call(Request::new(())).await.unwrap()), None);
         });
     }

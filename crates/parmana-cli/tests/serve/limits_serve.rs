@@ -454,6 +454,53 @@ fn a_connection_past_its_maximum_age_is_closed_after_its_next_answer() {
     assert!(exchange(&mut fresh, HEALTHZ).starts_with("HTTP/1.1 200"));
 }
 
+/// A request still being answered when its connection passes its write deadline (its age and
+/// an idle timeout after its last answer) is answered whole: while a request is being answered the
+/// deadline waits. hyper flushes, with nothing to write, at every turn of a connection: a deadline
+/// judged there cut the request off between its head and its answer, here when the first part of
+/// its body came.
+#[test]
+fn a_request_being_answered_past_the_write_deadline_is_answered_whole_then_closed() {
+    let env = deployment("memory", "");
+    let served = start_unpooled(
+        env.root(),
+        &[
+            "--dev-token",
+            "--max-connection-age-ms",
+            "1000",
+            "--idle-timeout-ms",
+            "2000",
+        ],
+    );
+    let token = served.token.clone().unwrap();
+    let mut stream = TcpStream::connect(address(&served)).unwrap();
+    assert!(exchange(&mut stream, HEALTHZ).starts_with("HTTP/1.1 200"));
+    // The write deadline: 3 s after that answer was ready (the age, 1 s, then the idle
+    // timeout). The next head comes well within the idle timeout, its body after the deadline,
+    // in two parts.
+    std::thread::sleep(Duration::from_millis(1_000));
+    let body = r#"{"policy":"claims-approval@1.0.0","signals":{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}}"#;
+    let head = format!(
+        "POST /v1/evaluations HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(2_600));
+    let (first, rest) = body.split_at(20);
+    stream.write_all(first.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let answer = exchange(&mut stream, rest.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.contains(r#""decision":"#), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
+}
+
 /// A kept-alive connection (`watcher`, or a new one) over which `/metrics` (the `request`)
 /// reads `parmana_connections_open` as `count`, retried a while (a connection closed
 /// unanswered is replaced); the test fails if it never does.
