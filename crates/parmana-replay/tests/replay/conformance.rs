@@ -40,6 +40,7 @@ macro_rules! conformance_suite {
                 oversized_stored_values_are_refused_unread,
                 a_long_claim_time_refuses_claims_unread,
                 a_long_ledger_kind_is_refused_unread,
+                more_marks_records_than_the_bound_are_refused_unread,
                 a_long_pending_id_is_refused_unread,
                 clock_must_not_run_backwards,
                 rollback_check_and_claim_do_not_interleave,

@@ -6,6 +6,8 @@ mod common;
 
 mod conformance;
 mod identifiers_and_errors;
+// Its tests are all of the SQL backends' (no schema to migrate in memory).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod migration;
 mod postgres_connections;
 mod processes;

@@ -446,6 +446,31 @@ pub(crate) fn a_long_ledger_kind_is_refused_unread(h: &dyn Harness) {
     assert!(refused.to_string().contains("\"bogus\""), "{refused}");
 }
 
+/// More marks records than a store reads ([`parmana_replay::MAX_MARKS_RECORDS`]; a deployment
+/// takes a handful in its life, so more are a writer's) make the store refuse to claim or raise
+/// (`replay.store_corrupt`, by their number: none of them is read), and nothing is claimed.
+pub(crate) fn more_marks_records_than_the_bound_are_refused_unread(h: &dyn Harness) {
+    let store = h.store();
+    execute(store, "first", v(1, 1));
+    // With the raise's own record, one more than the bound.
+    let count = u64::try_from(parmana_replay::MAX_MARKS_RECORDS).unwrap();
+    if !h.tamper_storage(&Tamper::AppendMarksRows { count }) {
+        return;
+    }
+    let bound = format!(
+        "more than {} marks records",
+        parmana_replay::MAX_MARKS_RECORDS
+    );
+    let refused = store
+        .claim(&id("second"), &claim_for("second"), v(1, 1))
+        .unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    assert!(refused.to_string().contains(&bound), "{refused}");
+    let refused = store.accept_versions(2, 2).unwrap_err();
+    assert!(refused.to_string().contains(&bound), "{refused}");
+    assert_eq!(store.get(&id("second")).unwrap(), ExecutionState::Absent);
+}
+
 /// A claimed id a writer made longer than an id can be is refused unread when the pending ids
 /// are listed (recovery stops there rather than skip it), and its message does not echo it.
 pub(crate) fn a_long_pending_id_is_refused_unread(h: &dyn Harness) {

@@ -59,6 +59,9 @@ pub(crate) enum Tamper {
     },
     /// Give the execution `execution_id` the id `to` (of any length: the storage's column is).
     RenameExecution { execution_id: String, to: String },
+    /// Append `count` marks rows after the last record, each holding `{}` (what a writer of the
+    /// store can insert; the store must refuse them by their number, unread).
+    AppendMarksRows { count: u64 },
     /// Set the kind of the ledger row at `position` to any text, its CHECK constraint set aside
     /// as a writer of the database can (SQLite: `ignore_check_constraints`; PostgreSQL: the
     /// constraint dropped).
@@ -255,7 +258,8 @@ impl Harness for MemoryHarness {
             Tamper::ReplaceClaimedAt { .. }
             | Tamper::RenameExecution { .. }
             | Tamper::ResizeCheckpoint { .. }
-            | Tamper::ReplaceKind { .. } => {}
+            | Tamper::ReplaceKind { .. }
+            | Tamper::AppendMarksRows { .. } => {}
             Tamper::ReplaceCheckpointNote { size, note } => {
                 for checkpoint in &mut snapshot.checkpoints {
                     if checkpoint.size == *size {
@@ -472,6 +476,20 @@ mod sqlite_harness {
                             rusqlite::params![to, execution_id],
                         )
                         .unwrap());
+                }
+                Tamper::AppendMarksRows { count } => {
+                    let appended = raw
+                        .execute(
+                            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+                                                     WHERE i < ?1)
+                             INSERT INTO ledger (position, kind, execution_id, record)
+                             SELECT (SELECT max(position) FROM ledger) + i, 'marks', NULL,
+                                    CAST('{}' AS BLOB)
+                             FROM n",
+                            [as_i64(count)],
+                        )
+                        .unwrap();
+                    assert_eq!(appended, usize::try_from(*count).unwrap());
                 }
                 Tamper::AppendMarks { marks } => {
                     let (position, last): (i64, Vec<u8>) = raw
@@ -807,6 +825,24 @@ mod postgres_harness {
                         .execute(
                             "UPDATE executions SET id = $1 WHERE id = $2",
                             &[to, execution_id],
+                        )
+                        .unwrap());
+                }
+                Tamper::AppendMarksRows { count } => {
+                    let appended = raw
+                        .execute(
+                            "INSERT INTO ledger (position, kind, execution_id, record)
+                             SELECT (SELECT max(position) FROM ledger) + i, 'marks', NULL,
+                                    '{}'::bytea
+                             FROM generate_series(1::bigint, $1::bigint) i",
+                            &[&as_i64(count)],
+                        )
+                        .unwrap();
+                    assert_eq!(appended, *count);
+                    one(raw
+                        .execute(
+                            "UPDATE ledger_head SET next_position = next_position + $1",
+                            &[&as_i64(count)],
                         )
                         .unwrap());
                 }
