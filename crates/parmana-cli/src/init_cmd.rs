@@ -199,9 +199,11 @@ impl Staging {
         builder
             .create(&path)
             .map_err(|e| Failure::io(&path.display().to_string(), &e))?;
+        // Waits out another init's check of it (held for a moment), so the lock is held from
+        // here to the end.
         let lock = std::fs::File::open(&path)
             .ok()
-            .filter(|directory| directory.try_lock().is_ok());
+            .filter(|directory| directory.lock().is_ok());
         Ok(Self { path, _lock: lock })
     }
 
@@ -345,8 +347,8 @@ fn publish(dir: &Path, staging: &Path, warn_kept: bool) -> Result<(), Failure> {
 type Published<'a> = (&'a str, Entry, Option<Identity>);
 
 /// Takes back what a failed [`publish`] moved into `dir`, newest first, each only while it is
-/// still the object it moved: a directory goes back into `staging` (or, that gone, is removed), a
-/// file is removed.
+/// still the object it moved: a directory goes back into `staging` (or, that failing — the staging
+/// directory gone — is removed), a file is removed.
 fn take_back(dir: &Path, staging: &Path, published: &[Published<'_>]) {
     for (name, entry, moved) in published.iter().rev() {
         let at = dir.join(name);

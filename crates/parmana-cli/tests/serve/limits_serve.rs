@@ -475,8 +475,8 @@ fn a_request_being_answered_past_the_write_deadline_is_answered_whole_then_close
     let token = served.token.clone().unwrap();
     let mut stream = TcpStream::connect(address(&served)).unwrap();
     assert!(exchange(&mut stream, HEALTHZ).starts_with("HTTP/1.1 200"));
-    // The write deadline: 3 s after that answer was ready (the age, 1 s, then the idle
-    // timeout). The next head comes well within the idle timeout, its body after the deadline,
+    // The write deadline: 3 s after the accept (the age, 1 s, later than that answer, then the
+    // idle timeout). The next head comes well within the idle timeout, its body after the deadline,
     // in two parts.
     std::thread::sleep(Duration::from_millis(1_000));
     let body = r#"{"policy":"claims-approval@1.0.0","signals":{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}}"#;

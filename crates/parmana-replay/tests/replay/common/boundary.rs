@@ -448,7 +448,8 @@ pub(crate) fn a_long_ledger_kind_is_refused_unread(h: &dyn Harness) {
 
 /// More marks records than a store reads ([`parmana_replay::MAX_MARKS_RECORDS`]; a deployment
 /// takes a handful in its life, so more are a writer's) make the store refuse to claim or raise
-/// (`replay.store_corrupt`, by their number: none of them is read), and nothing is claimed.
+/// (`replay.store_corrupt`, by their number: none of them is decoded — a query fetches at most
+/// one more than the bound), and nothing is claimed.
 pub(crate) fn more_marks_records_than_the_bound_are_refused_unread(h: &dyn Harness) {
     let store = h.store();
     execute(store, "first", v(1, 1));
