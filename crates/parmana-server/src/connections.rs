@@ -431,6 +431,16 @@ mod tests {
         assert_eq!(connections.available_permits(), 1);
     }
 
+    /// Runs `test` on a current-thread runtime whose clock is paused (moved by hand).
+    fn on_paused_clock<F: Future>(test: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(test)
+    }
+
     /// A stream that counts what is written to it, and whose writes wait for ever once `shut`.
     #[derive(Default)]
     struct Counts {
@@ -477,12 +487,7 @@ mod tests {
     /// any byte of them is written — while an answer made late still gets a whole stall.
     #[test]
     fn writes_stop_a_stall_after_the_age_or_the_newest_answer() {
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        tokio.block_on(async {
+        on_paused_clock(async {
             use tokio::io::AsyncWriteExt as _;
             let stall = Duration::from_secs(30);
             let (mut stream, lifetime) = aged(Duration::from_secs(600), stall);
@@ -510,12 +515,7 @@ mod tests {
     /// A write that waits when the deadline comes fails at the deadline, not a whole stall later.
     #[test]
     fn a_waiting_write_fails_at_the_deadline() {
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        tokio.block_on(async {
+        on_paused_clock(async {
             use tokio::io::AsyncWriteExt as _;
             let stall = Duration::from_secs(30);
             let (mut stream, _) = aged(Duration::from_secs(600), stall);
@@ -533,12 +533,7 @@ mod tests {
     /// of a connection, a request being read included.
     #[test]
     fn a_flush_past_the_deadline_goes_through() {
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        tokio.block_on(async {
+        on_paused_clock(async {
             use tokio::io::AsyncWriteExt as _;
             let (mut stream, _) = aged(Duration::from_secs(600), Duration::from_secs(30));
             tokio::time::advance(Duration::from_secs(700)).await;
@@ -551,12 +546,7 @@ mod tests {
     /// (its timer moves with it), and a request taken while it waits lifts the deadline.
     #[test]
     fn a_waiting_write_follows_the_deadline_as_it_moves() {
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        tokio.block_on(async {
+        on_paused_clock(async {
             use tokio::io::AsyncWriteExt as _;
             let stall = Duration::from_secs(30);
             let (mut stream, lifetime) = aged(Duration::from_secs(600), stall);
@@ -613,12 +603,7 @@ mod tests {
     #[test]
     fn while_a_request_is_answered_the_write_deadline_waits() {
         use tower::Service as _;
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        tokio.block_on(async {
+        on_paused_clock(async {
             use tokio::io::AsyncWriteExt as _;
             let stall = Duration::from_secs(30);
             let (mut stream, lifetime) = aged(Duration::from_secs(600), stall);
@@ -674,12 +659,7 @@ mod tests {
     #[test]
     fn answers_close_the_connection_from_its_maximum_age_on() {
         use tower::Service as _;
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        tokio.block_on(async {
+        on_paused_clock(async {
             let closes = |response: Response<()>| response.headers().get(CONNECTION).cloned();
             let lifetime = Arc::new(Lifetime::new(
                 tokio::time::Instant::now(),
