@@ -1,5 +1,6 @@
-//! Bearer-token authentication: a tokens file of SHA-256 digests with scopes, compared in constant time; `Scope` and the check each route makes.
+//! Bearer-token authentication: a tokens file of SHA-256 digests with scopes, compared in constant time; `Scope` and the check each route makes; without tokens, the refusal of what a browser would send on a web page's behalf.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use axum::http::{HeaderMap, StatusCode, header};
@@ -225,6 +226,80 @@ impl Tokens {
     }
 }
 
+/// Without authentication (`--insecure-no-auth`, on loopback only), a web page open in a browser
+/// on the same machine could still reach the server: a cross-site request (a form, or `fetch` in
+/// `no-cors` mode, which needs no preflight) or a name its owner rebound to 127.0.0.1 (DNS
+/// rebinding, which also lets the page read the answers). So a request that shows either is
+/// refused (403 `server.untrusted_origin`) before anything is read: a `Host` that is not a loopback
+/// address or `localhost` (with any port), an `Origin` that is not `http(s)://` one of those,
+/// `Sec-Fetch-Site: cross-site`. Clients that are not browsers send none of them but `Host`.
+pub(crate) fn refuse_browser_requests(headers: &HeaderMap) -> Result<(), ApiError> {
+    let refused = |what: &str| {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "server.untrusted_origin",
+            format!(
+                "without authentication (--insecure-no-auth) the server answers only requests to \
+                 a loopback host from no other site: {what}"
+            ),
+        ))
+    };
+    for value in headers.get_all(header::HOST) {
+        if !value.to_str().is_ok_and(is_loopback_authority) {
+            return refused("the Host header is not a loopback address or localhost");
+        }
+    }
+    for value in headers.get_all(header::ORIGIN) {
+        let loopback = value.to_str().ok().is_some_and(|origin| {
+            ["http://", "https://"].iter().any(|scheme| {
+                origin
+                    .get(..scheme.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+                    && is_loopback_authority(&origin[scheme.len()..])
+            })
+        });
+        if !loopback {
+            return refused("the request comes from a page of another origin (Origin)");
+        }
+    }
+    for value in headers.get_all("sec-fetch-site") {
+        if value.as_bytes().eq_ignore_ascii_case(b"cross-site") {
+            return refused("the request comes from another site's page (Sec-Fetch-Site)");
+        }
+    }
+    Ok(())
+}
+
+/// Whether `authority` (`host[:port]`) names a loopback address or `localhost`.
+fn is_loopback_authority(authority: &str) -> bool {
+    // The port follows the `]` of an IPv6 literal, or the host's first `:` (an IPv6 address
+    // appears only bracketed).
+    let (host, port, bracketed) = match authority.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((host, "")) => (host, None, true),
+            Some((host, after)) => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port), true),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port), false),
+            None => (authority, None, false),
+        },
+    };
+    let port_ok = port.is_none_or(|digits| {
+        (1..=5).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+    });
+    let host_ok = if bracketed {
+        host.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback())
+    } else {
+        host.eq_ignore_ascii_case("localhost")
+            || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    };
+    port_ok && host_ok
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -246,6 +321,66 @@ mod tests {
         let path = dir.path().join("tokens.toml");
         std::fs::write(&path, text).unwrap();
         Tokens::load(&path)
+    }
+
+    /// Without authentication, what a browser would send for another site's page (or for a
+    /// rebound name) is refused; what other clients send is not.
+    #[test]
+    fn browser_requests_are_refused_without_authentication() {
+        let check = |pairs: &[(&str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.append(
+                    axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            refuse_browser_requests(&headers).map_err(|e| e.code)
+        };
+        for accepted in [
+            &[][..],
+            &[("host", "127.0.0.1:8080")],
+            &[("host", "127.9.9.9")],
+            &[("host", "LOCALHOST:1")],
+            &[("host", "[::1]:8080")],
+            &[("host", "[::1]")],
+            &[("host", "localhost"), ("origin", "http://localhost:3000")],
+            &[("host", "localhost"), ("origin", "HTTPS://127.0.0.1")],
+            &[("host", "localhost"), ("sec-fetch-site", "same-origin")],
+            &[("host", "localhost"), ("sec-fetch-site", "none")],
+        ] {
+            assert_eq!(check(accepted), Ok(()), "{accepted:?}");
+        }
+        for refused in [
+            &[("host", "attacker.example:8080")][..],
+            &[("host", "127.0.0.1.attacker.example")],
+            &[("host", "localhost.attacker.example")],
+            &[("host", "10.0.0.1:8080")],
+            &[("host", "0.0.0.0:8080")],
+            &[("host", "[::ffff:127.0.0.1]:8080")],
+            &[("host", "127.0.0.1:")],
+            &[("host", "127.0.0.1:80:80")],
+            &[("host", "[::1]x")],
+            &[("host", "")],
+            &[("host", "localhost"), ("origin", "null")],
+            &[
+                ("host", "localhost"),
+                ("origin", "https://attacker.example"),
+            ],
+            &[
+                ("host", "localhost"),
+                ("origin", "http://localhost.attacker.example"),
+            ],
+            &[("host", "localhost"), ("origin", "file://")],
+            &[("host", "localhost"), ("sec-fetch-site", "cross-site")],
+            &[("host", "localhost"), ("host", "attacker.example")],
+        ] {
+            assert_eq!(
+                check(refused),
+                Err("server.untrusted_origin".to_owned()),
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -152,7 +152,10 @@ impl AppState {
         scope: Scope,
     ) -> Result<Option<String>, ApiError> {
         match &self.authentication {
-            Authentication::InsecureNoAuth => Ok(None),
+            Authentication::InsecureNoAuth => {
+                crate::auth::refuse_browser_requests(headers)?;
+                Ok(None)
+            }
             Authentication::Tokens(tokens) | Authentication::DevToken(tokens) => {
                 let name = tokens.authorize(headers, scope)?;
                 let _ = NOTES.try_with(|notes| {

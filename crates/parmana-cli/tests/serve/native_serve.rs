@@ -617,6 +617,64 @@ fn the_server_refuses_to_start_without_tokens_or_off_loopback_without_auth() {
     assert_eq!(open.get("/v1/status", None).status, 200);
 }
 
+/// Without authentication, what a browser sends for a web page on another site — a cross-site
+/// request (`Origin`, `Sec-Fetch-Site`) or one to a name rebound to 127.0.0.1 (`Host`) — is
+/// refused before anything is read or consumed; a client that is not a browser, and a page of
+/// a loopback origin, are served.
+#[test]
+fn without_authentication_browser_requests_from_other_sites_are_refused() {
+    let env = deployment("memory", "");
+    let open = Served::start(env.root(), &["--insecure-no-auth"]);
+    let authority = open.base.trim_start_matches("http://").to_owned();
+    let port = authority.rsplit_once(':').unwrap().1.to_owned();
+    let send = |head: &str, body: &str| -> (u16, String) {
+        let mut stream = TcpStream::connect(&authority).unwrap();
+        write!(
+            stream,
+            "{head}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+        let status = answer.get(9..12).unwrap_or_default().parse().unwrap_or(0);
+        (status, answer)
+    };
+    let execute = |extra: &str| {
+        send(
+            &format!("POST /v1/executions HTTP/1.1\r\n{extra}"),
+            &execution_body("csrf-1"),
+        )
+    };
+    for extra in [
+        format!("Host: {authority}\r\nOrigin: https://attacker.example"),
+        format!("Host: {authority}\r\nOrigin: null"),
+        format!("Host: {authority}\r\nSec-Fetch-Site: cross-site"),
+        "Host: attacker.example".to_owned(),
+        format!("Host: rebound.attacker.example:{port}"),
+    ] {
+        let (status, answer) = execute(&extra);
+        assert_eq!(status, 403, "{extra}: {answer}");
+        assert!(
+            answer.contains(r#""code":"server.untrusted_origin""#),
+            "{answer}"
+        );
+    }
+    // Nothing was consumed: the id is free.
+    assert_eq!(open.get("/v1/executions/csrf-1", None).status, 404);
+    // A page of a loopback origin (another local tool) is served, as is a plain client.
+    let (status, answer) = execute(&format!(
+        "Host: localhost:{port}\r\nOrigin: http://localhost:3000\r\nSec-Fetch-Site: same-site"
+    ));
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = send(
+        &format!("GET /v1/executions/csrf-1 HTTP/1.1\r\nHost: {authority}"),
+        "",
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
 #[test]
 fn a_known_path_with_another_method_is_405_with_allow() {
     let env = deployment("memory", "");
