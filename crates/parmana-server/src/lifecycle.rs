@@ -149,6 +149,7 @@ impl Server {
             log_in_flight: Arc::new(Semaphore::new((settings.limits.max_concurrency / 4).max(1))),
             started_up: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            grace_over: tokio::sync::watch::Sender::new(false),
             #[cfg(test)]
             blocking_handoffs: std::sync::atomic::AtomicUsize::new(0),
             log_cache: crate::log_cache::LogCache::new(settings.sequencer.cadence),
@@ -624,7 +625,26 @@ async fn watch_signals(signals: Signals, state: Arc<AppState>, handle: Handle<So
         grace_ms = millis_u64(state.limits.shutdown_grace),
         "stopped accepting: requests in flight finish"
     );
-    handle.graceful_shutdown(Some(state.limits.shutdown_grace));
+    end_grace_after(&state, &handle);
+}
+
+/// How long the answers made when the shutdown grace runs out get to be written before the
+/// connections are closed.
+pub(crate) const ANSWERS_AFTER_GRACE: Duration = Duration::from_secs(1);
+
+/// Stops accepting, lets the requests in flight finish for the shutdown grace, then answers each
+/// still running (`503 server.shutting_down`, with the `Location` of an execution it started:
+/// the only way a client that let the server make the id learns it) and closes the connections
+/// [`ANSWERS_AFTER_GRACE`] later. The runtime calls those requests started go on; the process
+/// waits for them before it exits.
+fn end_grace_after(state: &Arc<AppState>, handle: &Handle<SocketAddr>) {
+    let grace = state.limits.shutdown_grace;
+    handle.graceful_shutdown(Some(grace.saturating_add(ANSWERS_AFTER_GRACE)));
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        state.grace_over.send_replace(true);
+    });
 }
 
 /// What SIGTERM and SIGINT do first: `/readyz` and the ready gauge turn to not ready

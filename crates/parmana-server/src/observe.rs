@@ -105,9 +105,12 @@ pub(crate) async fn guard(
                     state.limits.request_timeout,
                     NOTES.scope(Arc::clone(&notes), next.run(request)),
                 );
-                match SLOT.scope(slot, handled).await {
-                    Ok(response) => response,
-                    Err(_) => timed_out(&state, &notes),
+                tokio::select! {
+                    answered = SLOT.scope(slot, handled) => match answered {
+                        Ok(response) => response,
+                        Err(_) => unanswered(&state, &notes, Unanswered::TimedOut),
+                    },
+                    () = state.grace_over() => unanswered(&state, &notes, Unanswered::ShuttingDown),
                 }
             }
         }
@@ -158,32 +161,56 @@ pub(crate) async fn guard(
     response
 }
 
-/// The answer to a request not answered within `request_timeout`. Its runtime call goes on; an
-/// execution it started may still complete, so the answer names the execution (`Location`)
-/// whenever the handler had noted its id — the only place a client that let the server make
-/// the id learns it.
-fn timed_out(state: &AppState, notes: &std::sync::Mutex<Notes>) -> Response {
+/// Why a request is answered before its handler finished.
+#[derive(Debug, Clone, Copy)]
+enum Unanswered {
+    /// Not answered within `request_timeout`.
+    TimedOut,
+    /// Still running when the shutdown grace ran out.
+    ShuttingDown,
+}
+
+/// The answer to a request its handler did not answer in time ([`Unanswered`]). Its runtime
+/// call goes on; an execution it started may still complete, so the answer names the execution
+/// (`Location`) whenever the handler had noted its id — the only place a client that let the
+/// server make the id learns it.
+fn unanswered(state: &AppState, notes: &std::sync::Mutex<Notes>, why: Unanswered) -> Response {
     let execution_id = notes
         .lock()
         .ok()
         .and_then(|notes| notes.execution_id.clone());
-    let timeout = state.limits.request_timeout.as_millis();
+    let (code, what) = match why {
+        Unanswered::TimedOut => (
+            "server.timeout",
+            format!(
+                "no answer within {} ms",
+                state.limits.request_timeout.as_millis()
+            ),
+        ),
+        Unanswered::ShuttingDown => (
+            "server.shutting_down",
+            format!(
+                "the server is stopping and its shutdown grace ({} ms) ran out before the answer",
+                state.limits.shutdown_grace.as_millis()
+            ),
+        ),
+    };
     let error = match &execution_id {
         Some(id) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "server.timeout",
+            code,
             format!(
-                "no answer within {timeout} ms; execution {id:?} may still complete: read its \
-                 outcome with GET /v1/executions/{id}"
+                "{what}; execution {id:?} may still complete: read its outcome with \
+                 GET /v1/executions/{id}"
             ),
         )
         .with_header(header::LOCATION, &crate::api::execution_location(id)),
         None => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "server.timeout",
+            code,
             format!(
-                "no answer within {timeout} ms; an execution may still complete: read its \
-                 outcome with GET /v1/executions/{{id}}"
+                "{what}; an execution may still complete: read its outcome with \
+                 GET /v1/executions/{{id}}"
             ),
         ),
     };

@@ -51,9 +51,10 @@ const STANDARD_HEADERS: [(&str, &str, &str); 6] = [
     (
         "503",
         "Location",
-        "On a timeout (`server.timeout`) of a request naming an execution, or the store failing \
-         where its id may have been claimed (an id the server made included): where its outcome \
-         is read back",
+        "On a timeout (`server.timeout`) of a request naming an execution, the end of the \
+         shutdown grace before its answer (`server.shutting_down`), or the store failing where \
+         its id may have been claimed (an id the server made included): where its outcome is \
+         read back",
     ),
 ];
 

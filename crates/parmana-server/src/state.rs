@@ -96,6 +96,9 @@ pub(crate) struct AppState {
     pub(crate) started_up: AtomicBool,
     /// Set on SIGTERM/SIGINT: `/readyz` answers 503 while requests in flight finish.
     pub(crate) draining: AtomicBool,
+    /// Set when the shutdown grace runs out: each request still unanswered is answered at once
+    /// (`503 server.shutting_down`, naming its execution), before its connection is closed.
+    pub(crate) grace_over: tokio::sync::watch::Sender<bool>,
     /// Runtime calls handed to the blocking pool: which path a request took, for the tests.
     #[cfg(test)]
     pub(crate) blocking_handoffs: std::sync::atomic::AtomicUsize,
@@ -216,6 +219,15 @@ impl AppState {
 
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Completes when the shutdown grace has run out (never before a shutdown).
+    pub(crate) async fn grace_over(&self) {
+        let mut over = self.grace_over.subscribe();
+        if over.wait_for(|over| *over).await.is_err() {
+            // The sender lives as long as the state: never.
+            std::future::pending::<()>().await;
+        }
     }
 
     pub(crate) fn is_started(&self) -> bool {

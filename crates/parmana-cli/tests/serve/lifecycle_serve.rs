@@ -1,6 +1,6 @@
 //! Lifecycle: reload (the same files, a newer release manifest, bad files, rollbacks; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, the shutdown delay (serving on with `/readyz` at 503), an execution outliving its request sequenced by the shutdown, recovery before ready.
 
-use crate::harness::{Served, deployment, execution_body, parmana, try_call};
+use crate::harness::{README_SIGNALS, Served, deployment, execution_body, parmana, try_call};
 
 fn last_reload(served: &Served, token: Option<&str>) -> serde_json::Value {
     served.get("/v1/status", token).json()["last_reload"].clone()
@@ -484,6 +484,63 @@ fn shutdown_on(signal: &str) {
     let (code, stdout, stderr) = parmana(&root, &["ledger", "verify"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stdout.contains("not yet sequenced"), "{stdout}");
+}
+
+/// A request still running when the shutdown grace runs out is answered then — `503
+/// server.shutting_down`, naming in `Location` the execution the server made an id for — not
+/// left with a closed socket; the execution completes, and is read back after a restart.
+#[test]
+fn a_request_running_past_the_shutdown_grace_is_answered_with_its_execution() {
+    use parmana_runtime::replay::SqliteReplayStore;
+    let env = deployment("sqlite:state/replay.sqlite3", "");
+    let root = env.root().to_path_buf();
+    let mut served = Served::start(
+        &root,
+        &[
+            "--dev-token",
+            "--shutdown-grace-ms",
+            "300",
+            "--sequence-interval-ms",
+            "3600000",
+        ],
+    );
+    let token = served.token.clone();
+    // The store's write lock is held from outside: the execution waits on it past the grace.
+    let held = SqliteReplayStore::hold_writes(root.join("state/replay.sqlite3")).unwrap();
+    // No execution id: the server makes one, which only the answer can name.
+    let body = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#);
+    let answer = std::thread::scope(|scope| {
+        let request = scope.spawn(|| served.post("/v1/executions", token.as_deref(), &body));
+        // Long enough for the request to be in its handler when the drain starts.
+        std::thread::sleep(std::time::Duration::from_millis(1_000));
+        served.signal("TERM");
+        request.join().unwrap()
+    });
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (503, "server.shutting_down"),
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.header("retry-after").is_some(),
+        "{:?}",
+        answer.headers
+    );
+    let location = answer.header("location").unwrap_or_default().to_owned();
+    let id = location
+        .strip_prefix("/v1/executions/")
+        .unwrap_or_else(|| panic!("no execution named: {:?}", answer.headers))
+        .to_owned();
+    assert!(answer.text.contains(&id), "{}", answer.text);
+    drop(held);
+    assert_eq!(served.wait(), Some(0), "{}", served.stderr());
+    // The execution completed: its attestation is stored under the id the answer named.
+    let (code, _, stderr) = parmana(&root, &["show", &id]);
+    assert_eq!(code, 0, "{stderr}");
+    let restarted = Served::start(&root, &["--dev-token"]);
+    let read = restarted.get(&location, restarted.token.as_deref());
+    assert_eq!(read.status, 200, "{}", read.text);
 }
 
 #[test]
