@@ -1,7 +1,7 @@
 //! Bearer-token authentication: a tokens file of SHA-256 digests with scopes, compared in constant time; `Scope` and the check each route makes; without tokens, the refusal of what a browser would send on a web page's behalf.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axum::http::{HeaderMap, StatusCode, header};
 use parmana_runtime::canon::Digest;
@@ -64,6 +64,8 @@ struct Token {
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
     tokens: Vec<Token>,
+    /// The tokens file they were read from, read again by each reload (none: a dev token).
+    file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,7 +107,14 @@ impl Tokens {
         }
         let file: TokensFile =
             toml::from_str(&text).map_err(|e| invalid(e.message().trim_end().to_owned()))?;
-        Self::from_entries(file.tokens).map_err(invalid)
+        let mut tokens = Self::from_entries(file.tokens).map_err(invalid)?;
+        tokens.file = Some(path.to_owned());
+        Ok(tokens)
+    }
+
+    /// The tokens file these were read from (none for a dev token).
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
     }
 
     fn from_entries(entries: Vec<TokenEntry>) -> Result<Self, String> {
@@ -137,7 +146,7 @@ impl Tokens {
                 scopes: entry.scopes,
             });
         }
-        Ok(Self { tokens })
+        Ok(Self { tokens, file: None })
     }
 
     /// A fresh random token holding every scope (for `--dev-token`): the accepted set and the
@@ -158,6 +167,7 @@ impl Tokens {
         Ok((
             Self {
                 tokens: vec![token],
+                file: None,
             },
             secret,
         ))

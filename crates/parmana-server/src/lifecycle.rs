@@ -136,7 +136,7 @@ impl Server {
         })?;
         let state = Arc::new(AppState {
             runtime,
-            authentication: settings.authentication,
+            authentication: std::sync::RwLock::new(settings.authentication),
             metrics: Metrics::new(&settings.store_timings),
             limits: settings.limits,
             logging: settings.logging,
@@ -674,9 +674,9 @@ fn millis_u64(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Reloads the environment from disk (SIGHUP or `POST /v1/admin/reload`); on refusal the old
-/// environment stays and the refusal is answered with 422 (503 when the store failed, 500 when
-/// the reload task failed).
+/// Reloads the environment from disk (SIGHUP or `POST /v1/admin/reload`), and the tokens file
+/// with it, all or nothing: on refusal the old environment and tokens stay and the refusal is
+/// answered with 422 (503 when the store failed, 500 when the reload task failed).
 pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
     let turn = Arc::clone(&state.reloading).lock_owned().await;
     let worker = Arc::clone(state);
@@ -686,6 +686,21 @@ pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiErr
     let result = state
         .blocking("reload", move |runtime| {
             let _turn = turn;
+            // The tokens file first, as the start reads it (a token removed there is revoked by
+            // the reload); one refused refuses the whole reload.
+            let tokens = match worker
+                .tokens_file()
+                .map(|file| crate::auth::Tokens::load(&file))
+                .transpose()
+            {
+                Ok(tokens) => tokens,
+                Err(error) => {
+                    runtime.record_reload_failure(error.code(), error.to_string());
+                    worker.metrics.reload(false);
+                    tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment and tokens stay");
+                    return Err(TokensRefused(error));
+                }
+            };
             let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 runtime.reload_checked(|fresh| worker.authzen.check_environment(fresh))
             }));
@@ -693,13 +708,20 @@ pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiErr
                 .metrics
                 .reload(matches!(reloaded, Ok(Ok(_))));
             match &reloaded {
-                Ok(Ok(report)) => tracing::info!(
-                    target: "parmana::server",
-                    trust_root = report.trust_root.1,
-                    release_manifest = report.release_manifest.1,
-                    policies = report.policies,
-                    "reloaded"
-                ),
+                Ok(Ok(report)) => {
+                    let count = tokens.as_ref().map(crate::auth::Tokens::len);
+                    if let Some(tokens) = tokens {
+                        worker.replace_tokens(tokens);
+                    }
+                    tracing::info!(
+                        target: "parmana::server",
+                        trust_root = report.trust_root.1,
+                        release_manifest = report.release_manifest.1,
+                        policies = report.policies,
+                        tokens = count,
+                        "reloaded"
+                    );
+                }
                 Ok(Err(error)) => tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment stays"),
                 // A defect: a refused reload too, recorded as one; the old environment stays.
                 Err(_) => {
@@ -710,25 +732,33 @@ pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiErr
                     tracing::warn!(target: "parmana::server", code = "server.internal", "reload failed; the old environment stays");
                 }
             }
-            reloaded
+            Ok(reloaded)
         })
         .await?;
     match result {
-        Ok(Ok(report)) => Ok(report),
-        Ok(Err(error)) => {
+        Err(TokensRefused(error)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error.code(),
+            format!("{error}; the old environment and tokens stay"),
+        )),
+        Ok(Ok(Ok(report))) => Ok(report),
+        Ok(Ok(Err(error))) => {
             let mut api = ApiError::from_execution(&error);
             if api.status != StatusCode::SERVICE_UNAVAILABLE {
                 api.status = StatusCode::UNPROCESSABLE_ENTITY;
             }
             Err(api)
         }
-        Err(_) => Err(ApiError::new(
+        Ok(Err(_)) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server.internal",
             "the reload task failed; the old environment stays".to_owned(),
         )),
     }
 }
+
+/// A reload refused for its tokens file (`server.tokens_invalid`).
+struct TokensRefused(crate::error::ServerError);
 
 /// Every route, the body limit, and the guard middleware (shedding, timeout, metrics, logs).
 pub(crate) fn router(state: Arc<AppState>) -> Router {

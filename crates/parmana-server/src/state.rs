@@ -76,7 +76,8 @@ pub(crate) type StoreProbe = (Instant, Option<String>);
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub(crate) runtime: Runtime,
-    pub(crate) authentication: Authentication,
+    /// Who may call: the tokens, replaced whole by a reload that reads the tokens file again.
+    pub(crate) authentication: std::sync::RwLock<Authentication>,
     pub(crate) metrics: Metrics,
     pub(crate) limits: Limits,
     pub(crate) logging: Logging,
@@ -154,7 +155,13 @@ impl AppState {
         headers: &HeaderMap,
         scope: Scope,
     ) -> Result<Option<String>, ApiError> {
-        match &self.authentication {
+        // A poisoned lock (a panic while replacing the tokens, which cannot happen: it is one
+        // assignment) still holds a whole set.
+        let authentication = self
+            .authentication
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*authentication {
             Authentication::InsecureNoAuth => {
                 crate::auth::refuse_browser_requests(headers)?;
                 Ok(None)
@@ -215,6 +222,27 @@ impl AppState {
     /// store but `memory`, which holds one short lock of this process and nothing else.
     pub(crate) fn store_waits(&self) -> bool {
         self.store_kind != "memory"
+    }
+
+    /// The tokens file to read again on a reload (none without one: a dev token, or no
+    /// authentication).
+    pub(crate) fn tokens_file(&self) -> Option<std::path::PathBuf> {
+        match &*self
+            .authentication
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Authentication::Tokens(tokens) => tokens.file().map(std::path::Path::to_path_buf),
+            Authentication::DevToken(_) | Authentication::InsecureNoAuth => None,
+        }
+    }
+
+    /// Puts `tokens`, read again from the tokens file, in force (from the next request on).
+    pub(crate) fn replace_tokens(&self, tokens: crate::auth::Tokens) {
+        *self
+            .authentication
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Authentication::Tokens(tokens);
     }
 
     pub(crate) fn is_draining(&self) -> bool {

@@ -1,9 +1,65 @@
 //! Lifecycle: reload (the same files, a newer release manifest, bad files, rollbacks; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, the shutdown delay (serving on with `/readyz` at 503), an execution outliving its request sequenced by the shutdown, recovery before ready.
 
-use crate::harness::{README_SIGNALS, Served, deployment, execution_body, parmana, try_call};
+use crate::harness::{
+    README_SIGNALS, Served, deployment, execution_body, parmana, tokens_file, try_call,
+};
 
 fn last_reload(served: &Served, token: Option<&str>) -> serde_json::Value {
     served.get("/v1/status", token).json()["last_reload"].clone()
+}
+
+/// A reload reads the tokens file again, all or nothing: a token removed there is refused from
+/// then on, one added is taken; a file refused (`server.tokens_invalid`) refuses the reload and
+/// every token stays as it was. SIGHUP does the same.
+#[test]
+fn reload_reads_the_tokens_file_again() {
+    let env = deployment("memory", "");
+    let root = env.root();
+    let file = tokens_file(
+        root,
+        &[("admin", &["admin", "read"]), ("leaked", &["read"])],
+    );
+    let served = Served::start(root, &["--tokens", file.to_str().unwrap()]);
+    let status = |token: &str| served.get("/v1/status", Some(token)).status;
+    assert_eq!((status("admin"), status("leaked")), (200, 200));
+    // The leaked token revoked, a new one issued.
+    tokens_file(root, &[("admin", &["admin", "read"]), ("fresh", &["read"])]);
+    let reply = served.post("/v1/admin/reload", Some("admin"), "");
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        (status("admin"), status("leaked"), status("fresh")),
+        (200, 401, 200)
+    );
+    // A file refused (a token without scopes): the reload is refused, the tokens stay.
+    std::fs::write(
+        &file,
+        "[[tokens]]\nname = \"admin\"\nsha256 = \"sha256:00\"\nscopes = []\n",
+    )
+    .unwrap();
+    let reply = served.post("/v1/admin/reload", Some("admin"), "");
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (422, "server.tokens_invalid"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(
+        last_reload(&served, Some("admin"))["code"],
+        "server.tokens_invalid"
+    );
+    assert_eq!((status("admin"), status("fresh")), (200, 200));
+    // SIGHUP reads it too (polled: the reload runs in the background).
+    tokens_file(root, &[("admin", &["admin", "read"])]);
+    served.signal("HUP");
+    let revoked = (0..400).any(|_| {
+        let refused = status("fresh") == 401;
+        if !refused {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        refused
+    });
+    assert!(revoked, "{}", served.stderr());
+    assert_eq!(status("admin"), 200);
 }
 
 #[test]
