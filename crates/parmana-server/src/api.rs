@@ -79,6 +79,28 @@ pub(crate) fn names_the_execution(error: &ExecutionError) -> bool {
 }
 
 /// The path of an execution's stored attestation, the id percent-encoded.
+/// The answer to a defect (a panic) in a runtime call: `500 server.internal` with a fixed
+/// message (what the panic said, which may name hosts, paths or data, goes to the server's log
+/// only), naming in `Location` the execution it may have claimed — read it back there.
+pub(crate) fn defect(operation: &str, execution_id: Option<&str>) -> ApiError {
+    match execution_id {
+        Some(id) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server.internal",
+            format!(
+                "the {operation} task failed (what it said is in the server's log); execution \
+                 {id:?} may have been claimed: read its outcome with GET /v1/executions/{id}"
+            ),
+        )
+        .with_header(header::LOCATION, &execution_location(id)),
+        None => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server.internal",
+            format!("the {operation} task failed; what it said is in the server's log"),
+        ),
+    }
+}
+
 pub(crate) fn execution_location(execution_id: &str) -> String {
     let mut path = String::from("/v1/executions/");
     for byte in execution_id.bytes() {
@@ -157,18 +179,25 @@ pub(crate) async fn create_execution(
         };
     let result = if !state.store_waits() {
         // The execution is bounded CPU work (decide, sign, one short lock): done here, without
-        // the hand-off to the blocking pool and back.
+        // the hand-off to the blocking pool and back. A defect (a panic) is answered, naming
+        // the execution, as on the blocking pool.
         let started = Instant::now();
-        let result = execute(&state, &state.runtime, &request);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            execute(&state, &state.runtime, &request)
+        }));
         state.metrics.runtime_call("execute", started.elapsed());
-        result
+        result.map_err(|_| {
+            tracing::error!(target: "parmana::server", operation = "execute", "a runtime call failed");
+            defect("execute", Some(execution_id.as_str()))
+        })?
     } else {
         let shared = Arc::clone(&state);
         state
             .blocking("execute", move |runtime| {
                 execute(&shared, runtime, &request)
             })
-            .await?
+            .await
+            .map_err(|_| defect("execute", Some(execution_id.as_str())))?
     };
     let location = execution_location(execution_id.as_str());
     match result {

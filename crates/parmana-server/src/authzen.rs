@@ -47,7 +47,9 @@ fn refusal(status: StatusCode, code: &str, message: String) -> ApiError {
 
 /// Decides one evaluation (executes it when its context names an execution id), and what the
 /// request's log line says of it: the policy, the execution id, the policy's decision or the
-/// error code. An execution is counted in the metrics as on `POST /v1/executions`.
+/// error code. An execution is counted in the metrics as on `POST /v1/executions`. A defect (a
+/// panic) refuses this evaluation alone (`500 server.internal`, naming an execution it may have
+/// claimed): the other evaluations of a boxcar, and what they consumed, stand.
 fn decide(
     state: &AppState,
     runtime: &Runtime,
@@ -55,7 +57,16 @@ fn decide(
     may_execute: bool,
 ) -> (Result<Decision, ApiError>, Outcome) {
     let mut outcome = Outcome::default();
-    let decided = decide_noting(state, runtime, request, may_execute, &mut outcome);
+    let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decide_noting(state, runtime, request, may_execute, &mut outcome)
+    }))
+    .unwrap_or_else(|_| {
+        tracing::error!(target: "parmana::server", operation = "evaluate", "a runtime call failed");
+        Err(crate::api::defect(
+            "evaluation",
+            outcome.execution_id.as_deref(),
+        ))
+    });
     if let Err(error) = &decided {
         outcome.code = Some(error.code.clone());
     }

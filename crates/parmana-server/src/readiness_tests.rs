@@ -770,6 +770,122 @@ fn a_panicking_runtime_task_tells_the_caller_nothing_it_said() {
     );
 }
 
+/// A store whose completion panics (a defect) after the claim went through: the claim stays.
+#[derive(Debug)]
+struct PanicsOnComplete(MemoryReplayStore);
+
+impl ReplayStore for PanicsOnComplete {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.0.claim(id, record, under)
+    }
+    fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
+        panic!("postgres://admin:secret@db.internal/parmana went away")
+    }
+    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
+        self.0.sequence(max)
+    }
+    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
+        self.0.store_checkpoint(checkpoint)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
+        self.0.latest_checkpoint()
+    }
+    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
+        self.0.get(id)
+    }
+    fn pending_after(
+        &self,
+        after: Option<&ExecutionId>,
+        max: usize,
+    ) -> Result<Vec<ExecutionId>, ReplayError> {
+        self.0.pending_after(after, max)
+    }
+    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+        self.0.accepted_versions()
+    }
+    fn accept_versions(&self, trust: u64, release: u64) -> Result<AcceptedVersions, ReplayError> {
+        self.0.accept_versions(trust, release)
+    }
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
+        self.0.ledger_summary()
+    }
+    fn checkpoints_from(
+        &self,
+        size: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
+        self.0.checkpoints_from(size, max)
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        self.0.ledger_rows(from, max)
+    }
+}
+
+/// An execution a defect (a panic) stops after its claim, on the async worker (the memory
+/// store's path), is answered `500 server.internal` naming the execution in `Location` — where a
+/// client that let the server make the id learns it — and nothing the panic said.
+#[test]
+fn an_execution_a_defect_stops_after_its_claim_is_answered_with_its_location() {
+    use tower::ServiceExt;
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store: Arc<dyn ReplayStore> = Arc::new(PanicsOnComplete(MemoryReplayStore::new()));
+    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
+    state.started_up.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    for (id, named) in [(Some("boom-1"), "boom-1"), (None, "")] {
+        let body = match id {
+            Some(id) => format!(
+                r#"{{"policy":"claims-approval@1.0.0","signals":{{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}},"execution_id":"{id}"}}"#
+            ),
+            None => r#"{"policy":"claims-approval@1.0.0","signals":{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}}"#.to_owned(),
+        };
+        let (status, location, text) = tokio.block_on(async {
+            let request = axum::http::Request::builder()
+                .method("POST")
+                .uri("/v1/executions")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let response = crate::lifecycle::router(Arc::clone(&state))
+                .oneshot(request)
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|value| value.to_str().unwrap().to_owned());
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, location, String::from_utf8(body.to_vec()).unwrap())
+        });
+        assert_eq!(status, 500, "{text}");
+        assert!(text.contains(r#""code":"server.internal""#), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+        let location = location.unwrap_or_else(|| panic!("no Location: {text}"));
+        let id = location.strip_prefix("/v1/executions/").unwrap();
+        if !named.is_empty() {
+            assert_eq!(id, named);
+        }
+        // The id it names is the one the claim took: claimed, not completed.
+        let state_of = state
+            .runtime
+            .store()
+            .get(&ExecutionId::parse(id).unwrap())
+            .unwrap();
+        assert!(
+            matches!(state_of, ExecutionState::Claimed(_)),
+            "{state_of:?}"
+        );
+    }
+}
+
 /// Only a small, unexplained evaluation runs on the async worker; one whose cost the request
 /// chooses (large signals, a trace) goes to the blocking pool, and is answered the same.
 #[test]
