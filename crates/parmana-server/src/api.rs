@@ -142,7 +142,11 @@ pub(crate) async fn create_execution(
     request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Execute)?;
-    let body = ExecutionRequestBody::read(&read_body(request).await?)?;
+    let body = read_body(request).await?;
+    let bytes = body.len();
+    let body = state
+        .sized(bytes, move || ExecutionRequestBody::read(&body))
+        .await?;
     // Every refusal of the runtime's is counted, here or where the execution ran.
     let refused = |e: &ExecutionError| {
         state.metrics.execution_error(e.code());
@@ -177,10 +181,10 @@ pub(crate) async fn create_execution(
             }
             result
         };
-    let result = if !state.store_waits() {
-        // The execution is bounded CPU work (decide, sign, one short lock): done here, without
-        // the hand-off to the blocking pool and back. A defect (a panic) is answered, naming
-        // the execution, as on the blocking pool.
+    let result = if !state.store_waits() && bytes <= INLINE_EVALUATION_BYTES {
+        // The execution is bounded CPU work (decide, sign, one short lock) on small signals:
+        // done here, without the hand-off to the blocking pool and back. A defect (a panic) is
+        // answered, naming the execution, as on the blocking pool.
         let started = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             execute(&state, &state.runtime, &request)
@@ -396,7 +400,10 @@ pub(crate) async fn evaluate(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Evaluate)?;
     let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
-    let body = EvaluationRequestBody::read(&read_body(request).await?)?;
+    let body = read_body(request).await?;
+    let body = state
+        .sized(body.len(), move || EvaluationRequestBody::read(&body))
+        .await?;
     let policy = parse_policy_ref(&body.policy).map_err(|e| execution_error(&e))?;
     // A refusal's log line names the policy too (checked: a refused one may be a megabyte).
     crate::state::note_request(Some(&policy), None);
@@ -505,17 +512,23 @@ pub(crate) async fn verify(
     request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Verify)?;
-    let body: VerifyRequestBody = parse_body(&read_body(request).await?)?;
-    let envelope = match &body.attestation {
-        Value::String(text) => text.as_bytes().to_vec(),
-        other => parmana_runtime::canon::to_canonical_vec(other).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                e.code(),
-                format!("attestation: {e}"),
-            )
-        })?,
-    };
+    let body = read_body(request).await?;
+    let (body, envelope) = state
+        .sized(body.len(), move || {
+            let body: VerifyRequestBody = parse_body(&body)?;
+            let envelope = match &body.attestation {
+                Value::String(text) => text.as_bytes().to_vec(),
+                other => parmana_runtime::canon::to_canonical_vec(other).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        e.code(),
+                        format!("attestation: {e}"),
+                    )
+                })?,
+            };
+            Ok((body, envelope))
+        })
+        .await?;
     let report = state
         .blocking("verify", move |runtime| {
             let plain = runtime.verify(&envelope, None, body.signals.as_ref());

@@ -404,8 +404,7 @@ pub(crate) async fn evaluation(
     require_json(&headers)?;
     let body = read_body(request).await?;
     let inline = crate::api::evaluates_inline(false, body.len());
-    let request: EvaluationRequest = parse_body(&body)?;
-    drop(body);
+    let request: EvaluationRequest = state.sized(body.len(), move || parse_body(&body)).await?;
     let executes = names_execution(request.context.as_ref());
     if executes && !may_execute {
         return Err(execute_forbidden());
@@ -468,62 +467,15 @@ pub(crate) async fn evaluations(
     let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
     require_json(&headers)?;
     let body = read_body(request).await?;
-    // Counted before the body is parsed: the scan stops at evaluation 1,001.
-    if array_exceeds(&body, "evaluations", MAX_BATCH_ITEMS) {
-        return Err(ApiError::batch_too_large());
-    }
-    let mut request: EvaluationsRequest = parse_body(&body)?;
-    drop(body);
-    // Counted again once parsed: the limit never rests on the scan agreeing with the parser.
-    if request
-        .evaluations
-        .as_ref()
-        .is_some_and(|evaluations| evaluations.len() > MAX_BATCH_ITEMS)
-    {
-        return Err(ApiError::batch_too_large());
-    }
-    let semantic = request
-        .options
-        .as_ref()
-        .and_then(|o| o.evaluations_semantic)
-        .unwrap_or_default();
-    // An empty `evaluations` is no boxcar: AuthZEN §7.1 ("If an evaluations array is NOT
-    // present or is empty, the Access Evaluations Request behaves in a backwards-compatible
-    // manner with the (single) Access Evaluation API Request"), so it is decided once, as the
-    // top-level request, and answered with one decision.
-    let boxcar = request.evaluations.as_ref().is_some_and(|e| !e.is_empty());
-    let items = items_of(&mut request);
-    // One execution id names one execution: as a default it would be tried by every evaluation
-    // (the first executes, the others are replays), so a boxcar takes it only per evaluation.
-    if boxcar && names_execution(request.context.as_ref()) {
-        return Err(ApiError::invalid_request(
-            "context.execution_id at the top of a boxcar would be every evaluation's: give it \
-             in the context of the one evaluation it names",
-        ));
-    }
-    // The work a boxcar asks for is what it expands to: bounded like a body, before anything is
-    // resolved or decided.
-    let expanded = expanded_size(&request, &items);
-    if expanded > state.limits.max_body_bytes {
-        return Err(ApiError::batch_expands_too_far(
-            expanded,
-            state.limits.max_body_bytes,
-        ));
-    }
-    // And what its flattening would build: the signal names repeat their whole paths.
-    let names = items
-        .iter()
-        .enumerate()
-        .filter_map(|(index, item)| resolve(&request, item.as_ref().ok()?, index).ok())
-        .map(|resolved| flattened_names_len(&resolved))
-        .fold(0, usize::saturating_add);
-    let names_limit = state
-        .limits
-        .max_body_bytes
-        .saturating_mul(FLATTENED_NAMES_PER_BODY_BYTE);
-    if names > names_limit {
-        return Err(ApiError::batch_names_too_long(names, names_limit));
-    }
+    let max_body_bytes = state.limits.max_body_bytes;
+    let Boxcar {
+        request,
+        items,
+        semantic,
+        boxcar,
+    } = state
+        .sized(body.len(), move || Boxcar::read(&body, max_body_bytes))
+        .await?;
     // Without `evaluations`, the one evaluation is named on any answer, as on
     // /access/v1/evaluation (a boxcar's have a log line of their own).
     if !boxcar
@@ -618,6 +570,78 @@ pub(crate) async fn evaluations(
                 .map(|decision| json_response(StatusCode::OK, &EvaluationsOutcome::One(decision))),
             outcome,
         ))
+    }
+}
+
+/// A boxcar read and checked before anything of it is decided: its request, its evaluations (each
+/// read on its own), its semantic, and whether it is one (an empty `evaluations` is not).
+struct Boxcar {
+    request: EvaluationsRequest,
+    items: Vec<Result<EvaluationItem, ApiError>>,
+    semantic: Semantic,
+    boxcar: bool,
+}
+
+impl Boxcar {
+    /// Parses `body` and bounds what it asks for — its count, what it expands to, the signal
+    /// names its flattening would build — against `max_body_bytes`; the work a body of that size
+    /// chooses, run where [`AppState::sized`] puts it.
+    fn read(body: &[u8], max_body_bytes: usize) -> Result<Self, ApiError> {
+        // Counted before the body is parsed: the scan stops at evaluation 1,001.
+        if array_exceeds(body, "evaluations", MAX_BATCH_ITEMS) {
+            return Err(ApiError::batch_too_large());
+        }
+        let mut request: EvaluationsRequest = parse_body(body)?;
+        // Counted again once parsed: the limit never rests on the scan agreeing with the parser.
+        if request
+            .evaluations
+            .as_ref()
+            .is_some_and(|evaluations| evaluations.len() > MAX_BATCH_ITEMS)
+        {
+            return Err(ApiError::batch_too_large());
+        }
+        let semantic = request
+            .options
+            .as_ref()
+            .and_then(|o| o.evaluations_semantic)
+            .unwrap_or_default();
+        // An empty `evaluations` is no boxcar: AuthZEN §7.1 ("If an evaluations array is NOT
+        // present or is empty, the Access Evaluations Request behaves in a backwards-compatible
+        // manner with the (single) Access Evaluation API Request"), so it is decided once, as the
+        // top-level request, and answered with one decision.
+        let boxcar = request.evaluations.as_ref().is_some_and(|e| !e.is_empty());
+        let items = items_of(&mut request);
+        // One execution id names one execution: as a default it would be tried by every evaluation
+        // (the first executes, the others are replays), so a boxcar takes it only per evaluation.
+        if boxcar && names_execution(request.context.as_ref()) {
+            return Err(ApiError::invalid_request(
+                "context.execution_id at the top of a boxcar would be every evaluation's: give it \
+                 in the context of the one evaluation it names",
+            ));
+        }
+        // The work a boxcar asks for is what it expands to: bounded like a body, before anything is
+        // resolved or decided.
+        let expanded = expanded_size(&request, &items);
+        if expanded > max_body_bytes {
+            return Err(ApiError::batch_expands_too_far(expanded, max_body_bytes));
+        }
+        // And what its flattening would build: the signal names repeat their whole paths.
+        let names = items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| resolve(&request, item.as_ref().ok()?, index).ok())
+            .map(|resolved| flattened_names_len(&resolved))
+            .fold(0, usize::saturating_add);
+        let names_limit = max_body_bytes.saturating_mul(FLATTENED_NAMES_PER_BODY_BYTE);
+        if names > names_limit {
+            return Err(ApiError::batch_names_too_long(names, names_limit));
+        }
+        Ok(Self {
+            request,
+            items,
+            semantic,
+            boxcar,
+        })
     }
 }
 

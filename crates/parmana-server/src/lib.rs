@@ -12,6 +12,8 @@ mod api;
 mod auth;
 mod authzen;
 mod body;
+#[cfg(test)]
+mod body_offload_tests;
 mod connections;
 mod error;
 #[cfg(test)]

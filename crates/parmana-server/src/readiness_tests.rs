@@ -110,7 +110,7 @@ impl Clock for MovingClock {
 }
 
 /// A runtime of `fixture` over `store`, its clock fixed.
-fn runtime_over(fixture: &FixtureEnvironment, store: Arc<dyn ReplayStore>) -> Runtime {
+pub(crate) fn runtime_over(fixture: &FixtureEnvironment, store: Arc<dyn ReplayStore>) -> Runtime {
     Runtime::builder(fixture.config())
         .signer(fixture.attestation_signer().unwrap())
         .shared_store(store)
@@ -138,7 +138,7 @@ fn state_over(
 
 /// The state of a server of `runtime` bound on loopback, without authentication, with `limits`
 /// and the transparency log's read API when `log` is given; not started.
-fn bound(
+pub(crate) fn bound(
     runtime: Runtime,
     limits: Limits,
     log: Option<crate::settings::LogSettings>,
@@ -170,7 +170,7 @@ fn readiness(state: &Arc<AppState>) -> (u16, String, String) {
 
 /// A runtime as the server's (a probe left waiting for its store outlives the request that
 /// started it, so a test that leaves one keeps its runtime until the store answers).
-fn tokio_runtime() -> tokio::runtime::Runtime {
+pub(crate) fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -402,7 +402,7 @@ fn through_router(
 
 /// One request through the router: the status, the body (`null` when not JSON) and whether
 /// `Retry-After` was sent.
-fn answer_through_router(
+pub(crate) fn answer_through_router(
     tokio: &tokio::runtime::Runtime,
     state: &Arc<AppState>,
     method: &str,

@@ -218,6 +218,22 @@ impl AppState {
         })
     }
 
+    /// Runs `work`, which costs what a request body of `bytes` chooses (parsing it, checking
+    /// what it expands to), here on the async worker when the body is small (at most
+    /// [`INLINE_EVALUATION_BYTES`](crate::api::INLINE_EVALUATION_BYTES)) and on the blocking
+    /// pool otherwise (timed as `parse`), so that no body holds up the workers that answer
+    /// `/healthz`, `/readyz` and new connections.
+    pub(crate) async fn sized<T, F>(self: &Arc<Self>, bytes: usize, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        if bytes <= crate::api::INLINE_EVALUATION_BYTES {
+            return work();
+        }
+        self.blocking("parse", move |_| work()).await?
+    }
+
     /// Whether a store call may wait (on a disk, a lock of another process, a network): every
     /// store but `memory`, which holds one short lock of this process and nothing else.
     pub(crate) fn store_waits(&self) -> bool {
