@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use parmana_canon::{ExecutionId, PolicyRef, Timestamp};
+use parmana_canon::{Digest, ExecutionId, PolicyRef, Timestamp};
 use parmana_replay::{CompletedExecution, ExecutionState, ReplayError, ReplayStore};
 use parmana_trust::{
     AttestationCheckKind, AttestationReport, Role, Signer, TrustError, VerifiedBundle,
@@ -426,7 +426,9 @@ impl Runtime {
     /// (chain from the pinned key, expiry, runtime compatibility, and every released bundle),
     /// refuses a version older than the one in force or than the store's marks
     /// (`trust.version_rollback`) — and a store whose marks were reset (`replay.marks_reset`)
-    /// —, and swaps the environment atomically. Executions in flight
+    /// —, refuses a version in force that comes back with other content (a trust-root version
+    /// of its chain or the release manifest's version signed twice: `trust.version_conflict`),
+    /// and swaps the environment atomically. Executions in flight
     /// finish on the environment they started with. On any refusal the old environment stays.
     pub fn reload(&self) -> Result<ReloadReport, ExecutionError> {
         self.reload_checked(|_| Ok(()))
@@ -500,6 +502,7 @@ impl Runtime {
             ),
         };
         let fresh = RuntimeEnvironment::load_after(&self.inner.config, now, highest)?;
+        conflict_with(&current, &fresh)?;
         let policies = fresh.preload_released_policies()?;
         check(&fresh).map_err(|reason| ExecutionError::EnvironmentRefused { reason })?;
         let report = ReloadReport {
@@ -538,6 +541,7 @@ impl Runtime {
                 highest,
             }));
         }
+        conflict_with(&slot, &fresh)?;
         *slot = Arc::new(fresh);
         Ok(report)
     }
@@ -667,4 +671,44 @@ fn evaluation_of(decision: parmana_policy::Decision<'_>) -> Evaluation {
         rule_id: decision.rule_id.to_owned(),
         reason: decision.reason.map(str::to_owned),
     }
+}
+
+/// Refuses a `fresh` environment that holds a version `held` has with other content — a
+/// trust-root version of its chain, or its release manifest's version
+/// (`trust.version_conflict`): one version signed twice, which would make attestations made under
+/// the first stop verifying against the second. Versions are compared by document digest.
+fn conflict_with(
+    held: &RuntimeEnvironment,
+    fresh: &RuntimeEnvironment,
+) -> Result<(), ExecutionError> {
+    let conflict = |document: &str, version: u64, held: Digest, offered: Digest| {
+        ExecutionError::Trust(TrustError::VersionConflict {
+            document: document.to_owned(),
+            version,
+            held: held.to_string(),
+            offered: offered.to_string(),
+        })
+    };
+    for offered in fresh.trust_history().versions() {
+        if let Some(known) = held.trust_history().version(offered.version())
+            && known.digest() != offered.digest()
+        {
+            return Err(conflict(
+                "trust root",
+                offered.version(),
+                known.digest(),
+                offered.digest(),
+            ));
+        }
+    }
+    let (known, offered) = (held.release_manifest(), fresh.release_manifest());
+    if known.version() == offered.version() && known.digest() != offered.digest() {
+        return Err(conflict(
+            "release manifest",
+            offered.version(),
+            known.digest(),
+            offered.digest(),
+        ));
+    }
+    Ok(())
 }

@@ -299,6 +299,22 @@ pub enum TrustError {
         /// What disagrees.
         message: String,
     },
+    /// A document read again (a reload) holds a version already in force with other content:
+    /// the same version signed twice, which only a holder of the signing key can make.
+    #[error(
+        "{document} version {version} on disk is not the one in force (digest {offered}, in \
+         force {held}): one version was signed twice with different content"
+    )]
+    VersionConflict {
+        /// The document kind.
+        document: String,
+        /// The version both carry.
+        version: u64,
+        /// The digest of the one in force.
+        held: String,
+        /// The digest of the one offered.
+        offered: String,
+    },
     /// A trust-root chain longer than [`MAX_TRUST_CHAIN_VERSIONS`](crate::MAX_TRUST_CHAIN_VERSIONS).
     #[error("the trust-root chain holds more than {limit} versions")]
     ChainTooLong {
@@ -519,6 +535,7 @@ impl TrustError {
             Self::TooManySignatures { .. } => "trust.too_many_signatures",
             Self::DuplicateSignature { .. } => "trust.duplicate_signature",
             Self::UnexpectedVersion { .. } => "trust.unexpected_version",
+            Self::VersionConflict { .. } => "trust.version_conflict",
             Self::ChainTooLong { .. } => "trust.chain_too_long",
             Self::DocumentTooLarge { .. } => "trust.document_too_large",
             Self::ExecutedAfterExpiry { .. } => "trust.executed_after_expiry",

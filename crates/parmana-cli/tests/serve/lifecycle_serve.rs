@@ -202,6 +202,31 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
     // The newer manifest stays in force.
     let status = served.get("/v1/status", token).json();
     assert_eq!(status["release_manifest"]["version"], 2, "{status}");
+    // Version 2 signed again with other content (a later expiry, made beside and copied into
+    // place: `release sign --force` itself refuses a version not higher): one version signed
+    // twice is refused, and the one in force stays.
+    let newer = parmana_testkit::release_sign_args("2", "2037-01-01T00:00:00Z");
+    let mut args = newer.to_vec();
+    let out = args.len() - 1;
+    args[out] = "release-manifest.2-again.json";
+    let (code, _, stderr) = parmana(root, &args);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::rename(
+        root.join("release-manifest.2-again.json"),
+        root.join("release-manifest.json"),
+    )
+    .unwrap();
+    let reply = served.post("/v1/admin/reload", token, "");
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (422, "trust.version_conflict"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(
+        document("release_manifest"),
+        (2, unix(&serde_json::json!("2036-01-01T00:00:00Z")))
+    );
     let reloads = |outcome: &str| {
         crate::harness::metric_with(
             &served,
@@ -209,7 +234,7 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
             &format!("parmana_reloads_total{{outcome=\"{outcome}\"}}"),
         )
     };
-    assert_eq!((reloads("ok"), reloads("refused")), (3, 3));
+    assert_eq!((reloads("ok"), reloads("refused")), (3, 4));
     crate::harness::assert_families_declared(&served, token, &["parmana_reloads"]);
 
     // SIGHUP reloads too: a refused reload shows in the status.
@@ -217,7 +242,7 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
     served.signal("HUP");
     let mut seen = serde_json::Value::Null;
     for _ in 0..200 {
-        seen = (reloads("refused") == 4).into();
+        seen = (reloads("refused") == 5).into();
         if seen == true {
             break;
         }
