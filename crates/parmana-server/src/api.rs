@@ -192,6 +192,7 @@ pub(crate) async fn create_execution(
         state.metrics.runtime_call("execute", started.elapsed());
         result.map_err(|_| {
             tracing::error!(target: "parmana::server", operation = "execute", "a runtime call failed");
+            state.metrics.execution_error("server.internal");
             defect("execute", Some(execution_id.as_str()))
         })?
     } else {
@@ -201,7 +202,10 @@ pub(crate) async fn create_execution(
                 execute(&shared, runtime, &request)
             })
             .await
-            .map_err(|_| defect("execute", Some(execution_id.as_str())))?
+            .map_err(|_| {
+                state.metrics.execution_error("server.internal");
+                defect("execute", Some(execution_id.as_str()))
+            })?
     };
     let location = execution_location(execution_id.as_str());
     match result {

@@ -62,6 +62,9 @@ fn decide(
     }))
     .unwrap_or_else(|_| {
         tracing::error!(target: "parmana::server", operation = "evaluate", "a runtime call failed");
+        if outcome.execution_id.is_some() {
+            state.metrics.execution_error("server.internal");
+        }
         Err(crate::api::defect(
             "evaluation",
             outcome.execution_id.as_deref(),
@@ -474,8 +477,10 @@ pub(crate) async fn evaluations(
         semantic,
         boxcar,
     } = state
-        .sized(body.len(), move || Boxcar::read(&body, max_body_bytes))
-        .await?;
+        // Always on the blocking pool: what a boxcar expands to (up to `max_body_bytes`) is not
+        // bounded by its body's size, and a boxcar is decided there anyway.
+        .blocking("parse", move |_| Boxcar::read(&body, max_body_bytes))
+        .await??;
     // Without `evaluations`, the one evaluation is named on any answer, as on
     // /access/v1/evaluation (a boxcar's have a log line of their own).
     if !boxcar

@@ -136,6 +136,7 @@ impl Server {
         })?;
         let state = Arc::new(AppState {
             runtime,
+            no_auth: matches!(settings.authentication, Authentication::InsecureNoAuth),
             authentication: std::sync::RwLock::new(settings.authentication),
             metrics: Metrics::new(&settings.store_timings),
             limits: settings.limits,
@@ -674,9 +675,10 @@ fn millis_u64(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Reloads the environment from disk (SIGHUP or `POST /v1/admin/reload`), and the tokens file
-/// with it, all or nothing: on refusal the old environment and tokens stay and the refusal is
-/// answered with 422 (503 when the store failed, 500 when the reload task failed).
+/// Reloads the tokens file and the environment from disk (SIGHUP or `POST /v1/admin/reload`):
+/// a tokens file refused refuses the reload and keeps everything; one taken is in force at once;
+/// an environment refused keeps the old one, and the refusal is answered with 422 (503 when the
+/// store failed, 500 when the reload task failed).
 pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
     let turn = Arc::clone(&state.reloading).lock_owned().await;
     let worker = Arc::clone(state);
@@ -686,21 +688,28 @@ pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiErr
     let result = state
         .blocking("reload", move |runtime| {
             let _turn = turn;
-            // The tokens file first, as the start reads it (a token removed there is revoked by
-            // the reload); one refused refuses the whole reload.
-            let tokens = match worker
+            // The tokens file first, as the start reads it: one refused refuses the whole
+            // reload; one taken is in force at once, whatever becomes of the environment — a
+            // token removed there is revoked even while the store is down or the files on disk
+            // are refused.
+            match worker
                 .tokens_file()
                 .map(|file| crate::auth::Tokens::load(&file))
                 .transpose()
             {
-                Ok(tokens) => tokens,
+                Ok(Some(tokens)) => {
+                    let count = tokens.len();
+                    worker.replace_tokens(tokens);
+                    tracing::info!(target: "parmana::server", tokens = count, "tokens file reloaded");
+                }
+                Ok(None) => {}
                 Err(error) => {
                     runtime.record_reload_failure(error.code(), error.to_string());
                     worker.metrics.reload(false);
                     tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment and tokens stay");
                     return Err(TokensRefused(error));
                 }
-            };
+            }
             let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 runtime.reload_checked(|fresh| worker.authzen.check_environment(fresh))
             }));
@@ -708,20 +717,13 @@ pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiErr
                 .metrics
                 .reload(matches!(reloaded, Ok(Ok(_))));
             match &reloaded {
-                Ok(Ok(report)) => {
-                    let count = tokens.as_ref().map(crate::auth::Tokens::len);
-                    if let Some(tokens) = tokens {
-                        worker.replace_tokens(tokens);
-                    }
-                    tracing::info!(
-                        target: "parmana::server",
-                        trust_root = report.trust_root.1,
-                        release_manifest = report.release_manifest.1,
-                        policies = report.policies,
-                        tokens = count,
-                        "reloaded"
-                    );
-                }
+                Ok(Ok(report)) => tracing::info!(
+                    target: "parmana::server",
+                    trust_root = report.trust_root.1,
+                    release_manifest = report.release_manifest.1,
+                    policies = report.policies,
+                    "reloaded"
+                ),
                 Ok(Err(error)) => tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment stays"),
                 // A defect: a refused reload too, recorded as one; the old environment stays.
                 Err(_) => {

@@ -71,6 +71,14 @@ pub(crate) async fn guard(
         // HTTP/1.1's read buffer (as large as the limit) refuses most such heads before they
         // are parsed, with a bare 431; one that arrived whole in a single read is refused here.
         ApiError::header_too_large(head, state.limits.max_header_bytes).into_response()
+    } else if let Some(refused) = state
+        .no_auth
+        .then(|| crate::auth::refuse_browser_requests(request.headers()).err())
+        .flatten()
+    {
+        // Without authentication, on every route (the public log's and the probes' too): a
+        // page rebound to 127.0.0.1 reads nothing.
+        refused.into_response()
     } else if !state.is_started() && !SERVED_WHILE_STARTING.contains(&route.as_ref()) {
         ApiError::starting().into_response()
     } else if NEVER_SHED.contains(&route.as_ref()) {
@@ -106,6 +114,8 @@ pub(crate) async fn guard(
                     NOTES.scope(Arc::clone(&notes), next.run(request)),
                 );
                 tokio::select! {
+                    // An answer ready as the grace ends is given, not the 503.
+                    biased;
                     answered = SLOT.scope(slot, handled) => match answered {
                         Ok(response) => response,
                         Err(_) => unanswered(&state, &notes, Unanswered::TimedOut),

@@ -143,6 +143,17 @@ pub(crate) fn bound(
     limits: Limits,
     log: Option<crate::settings::LogSettings>,
 ) -> Arc<AppState> {
+    bound_as(runtime, limits, log, "memory")
+}
+
+/// [`bound`], the store reported as `store_kind` (one but `memory` is one whose calls may wait:
+/// they run on the blocking pool).
+fn bound_as(
+    runtime: Runtime,
+    limits: Limits,
+    log: Option<crate::settings::LogSettings>,
+    store_kind: &str,
+) -> Arc<AppState> {
     let settings = ServerSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         authentication: Authentication::InsecureNoAuth,
@@ -150,7 +161,7 @@ pub(crate) fn bound(
         limits,
         logging: Logging::default(),
         authzen: AuthzenSettings::default(),
-        store_kind: "memory".to_owned(),
+        store_kind: store_kind.to_owned(),
         log,
         sequencer: SequencerSettings::default(),
         config_file: None,
@@ -826,18 +837,23 @@ impl ReplayStore for PanicsOnComplete {
     }
 }
 
-/// An execution a defect (a panic) stops after its claim, on the async worker (the memory
-/// store's path), is answered `500 server.internal` naming the execution in `Location` — where a
-/// client that let the server make the id learns it — and nothing the panic said.
+/// An execution a defect (a panic) stops after its claim — on the async worker (the memory
+/// store's path) or on the blocking pool (a store whose calls may wait) — is answered `500
+/// server.internal` naming the execution in `Location` (where a client that let the server make
+/// the id learns it), counted as an execution error, and tells nothing the panic said.
 #[test]
 fn an_execution_a_defect_stops_after_its_claim_is_answered_with_its_location() {
     use tower::ServiceExt;
     let fixture = FixtureEnvironment::new().unwrap();
-    let store: Arc<dyn ReplayStore> = Arc::new(PanicsOnComplete(MemoryReplayStore::new()));
-    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
-    state.started_up.store(true, Ordering::SeqCst);
     let tokio = tokio_runtime();
-    for (id, named) in [(Some("boom-1"), "boom-1"), (None, "")] {
+    for ((id, named), kind) in [(Some("boom-1"), "boom-1"), (None, "")]
+        .into_iter()
+        .flat_map(|case| [(case, "memory"), (case, "sqlite")])
+    {
+        let store: Arc<dyn ReplayStore> = Arc::new(PanicsOnComplete(MemoryReplayStore::new()));
+        let state = bound_as(runtime_over(&fixture, store), Limits::default(), None, kind);
+        state.started_up.store(true, Ordering::SeqCst);
+        let handoffs = state.blocking_handoffs.load(Ordering::SeqCst);
         let body = match id {
             Some(id) => format!(
                 r#"{{"policy":"claims-approval@1.0.0","signals":{{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}},"execution_id":"{id}"}}"#
@@ -882,6 +898,31 @@ fn an_execution_a_defect_stops_after_its_claim_is_answered_with_its_location() {
         assert!(
             matches!(state_of, ExecutionState::Claimed(_)),
             "{state_of:?}"
+        );
+        // The path it took, and the error counted.
+        assert_eq!(
+            state.blocking_handoffs.load(Ordering::SeqCst) > handoffs,
+            kind != "memory",
+            "{kind}"
+        );
+        let text = tokio.block_on(async {
+            let request = axum::http::Request::builder()
+                .uri("/metrics")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = crate::lifecycle::router(Arc::clone(&state))
+                .oneshot(request)
+                .await
+                .unwrap();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            String::from_utf8(body.to_vec()).unwrap()
+        });
+        assert!(
+            text.lines().any(|line| line
+                .starts_with("parmana_execution_errors_total{code=\"server.internal\"} 1")),
+            "{kind}: {text}"
         );
     }
 }

@@ -78,6 +78,9 @@ pub(crate) struct AppState {
     pub(crate) runtime: Runtime,
     /// Who may call: the tokens, replaced whole by a reload that reads the tokens file again.
     pub(crate) authentication: std::sync::RwLock<Authentication>,
+    /// Served without authentication (`--insecure-no-auth`; fixed for the process): every
+    /// route refuses what a browser sends for another site's page.
+    pub(crate) no_auth: bool,
     pub(crate) metrics: Metrics,
     pub(crate) limits: Limits,
     pub(crate) logging: Logging,

@@ -8,9 +8,10 @@ fn last_reload(served: &Served, token: Option<&str>) -> serde_json::Value {
     served.get("/v1/status", token).json()["last_reload"].clone()
 }
 
-/// A reload reads the tokens file again, all or nothing: a token removed there is refused from
-/// then on, one added is taken; a file refused (`server.tokens_invalid`) refuses the reload and
-/// every token stays as it was. SIGHUP does the same.
+/// A reload reads the tokens file again, first: a token removed there is refused from then on,
+/// one added is taken — even when the environment on disk is refused; a file refused
+/// (`server.tokens_invalid`) refuses the reload and every token stays as it was. SIGHUP does the
+/// same.
 #[test]
 fn reload_reads_the_tokens_file_again() {
     let env = deployment("memory", "");
@@ -30,6 +31,33 @@ fn reload_reads_the_tokens_file_again() {
         (status("admin"), status("leaked"), status("fresh")),
         (200, 401, 200)
     );
+    // Revoked while the environment on disk is refused (a tampered manifest): the token goes all
+    // the same, and the environment in force stays.
+    let manifest = std::fs::read(root.join("release-manifest.json")).unwrap();
+    std::fs::write(
+        root.join("release-manifest.json"),
+        String::from_utf8(manifest.clone())
+            .unwrap()
+            .replace("2036", "2037"),
+    )
+    .unwrap();
+    tokens_file(root, &[("admin", &["admin", "read"]), ("fresh", &["read"])]);
+    let reply = served.post("/v1/admin/reload", Some("admin"), "");
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (422, "trust.bad_signature"),
+        "{}",
+        reply.text
+    );
+    assert_eq!((status("admin"), status("fresh")), (200, 200));
+    tokens_file(root, &[("admin", &["admin", "read"])]);
+    let reply = served.post("/v1/admin/reload", Some("admin"), "");
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!((status("admin"), status("fresh")), (200, 401));
+    std::fs::write(root.join("release-manifest.json"), &manifest).unwrap();
+    tokens_file(root, &[("admin", &["admin", "read"]), ("fresh", &["read"])]);
+    let reply = served.post("/v1/admin/reload", Some("admin"), "");
+    assert_eq!(reply.status, 200, "{}", reply.text);
     // A file refused (a token without scopes): the reload is refused, the tokens stay.
     std::fs::write(
         &file,

@@ -663,6 +663,14 @@ fn without_authentication_browser_requests_from_other_sites_are_refused() {
     }
     // Nothing was consumed: the id is free.
     assert_eq!(open.get("/v1/executions/csrf-1", None).status, 404);
+    // Every route refuses a rebound name, those that need no token too.
+    for path in ["/readyz", "/healthz", "/openapi.json"] {
+        let (status, answer) = send(
+            &format!("GET {path} HTTP/1.1\r\nHost: rebound.attacker.example:{port}"),
+            "",
+        );
+        assert_eq!(status, 403, "{path}: {answer}");
+    }
     // A page of a loopback origin (another local tool) is served, as is a plain client.
     let (status, answer) = execute(&format!(
         "Host: localhost:{port}\r\nOrigin: http://localhost:3000\r\nSec-Fetch-Site: same-site"
