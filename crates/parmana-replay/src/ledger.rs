@@ -249,6 +249,19 @@ pub(crate) fn filed_under(
     }
 }
 
+/// One stored ledger record alone: its position, the execution id it is filed under, and its
+/// bytes ([`ReplayStore::ledger_records`](crate::ReplayStore::ledger_records): what serving the
+/// log's entries reads, without the executions' inputs and attestations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRecord {
+    /// The position the store files the record under.
+    pub position: u64,
+    /// The execution id the store files the record under; `None` for a marks record.
+    pub execution_id: Option<String>,
+    /// The record's bytes as stored.
+    pub record: Vec<u8>,
+}
+
 /// One stored ledger record, with the execution it names as the store holds it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerRow {

@@ -76,8 +76,8 @@ mod walk;
 
 pub use error::{ReplayError, VersionKind};
 pub use ledger::{
-    LEDGER_GENESIS, LedgerBreak, LedgerBreakKind, LedgerReport, LedgerRow, LedgerSnapshot,
-    verify_ledger, verify_ledger_snapshot,
+    LEDGER_GENESIS, LedgerBreak, LedgerBreakKind, LedgerRecord, LedgerReport, LedgerRow,
+    LedgerSnapshot, verify_ledger, verify_ledger_snapshot,
 };
 pub use memory::MemoryReplayStore;
 /// Execution ids are defined once, in `parmana-canon` (one grammar for every layer).
@@ -333,7 +333,30 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// reader that holds the log up to `from` reads to catch up ([`LedgerLog::catch_up`]) instead
     /// of the whole ledger; the reader checks each record's position and chain.
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError>;
+
+    /// The first `max` ledger records at positions `from` or later (at most
+    /// [`MAX_LEDGER_RECORDS_PAGE`] of them), in position order, each alone — without the
+    /// execution's recorded inputs and attestation [`ledger_rows`](Self::ledger_rows) reads with
+    /// it: what serving the log's entries and proofs reads, whose records are bounded
+    /// ([`MAX_STORED_RECORD_BYTES`]; one over it is `replay.store_corrupt`, unread). Empty when
+    /// the store holds none from `from` on. By default, [`ledger_rows`](Self::ledger_rows)
+    /// without the rest; the SQL stores read the records alone.
+    fn ledger_records(&self, from: u64, max: usize) -> Result<Vec<LedgerRecord>, ReplayError> {
+        Ok(self
+            .ledger_rows(from, max.min(MAX_LEDGER_RECORDS_PAGE))?
+            .into_iter()
+            .map(|row| LedgerRecord {
+                position: row.position,
+                execution_id: row.execution_id,
+                record: row.record,
+            })
+            .collect())
+    }
 }
+
+/// The most records one [`ReplayStore::ledger_records`] page holds (each at most
+/// [`MAX_STORED_RECORD_BYTES`]: a page at most 4 MiB).
+pub const MAX_LEDGER_RECORDS_PAGE: usize = 1024;
 
 /// What [`ReplayStore::ledger_snapshot`] reads unless a store reads it otherwise: the summary,
 /// then every record up to its count, page by page, and every stored checkpoint up to the largest

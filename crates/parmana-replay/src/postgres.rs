@@ -40,7 +40,8 @@ use hot::{
 
 use crate::error::VersionKind;
 use crate::ledger::{
-    KIND_EXECUTION, KIND_MARKS, LedgerHead, encode_marks_record, encode_record, marks_proven,
+    KIND_EXECUTION, KIND_MARKS, LedgerHead, LedgerRecord, encode_marks_record, encode_record,
+    marks_proven,
 };
 use crate::record::{
     GuardState, MARKS_RECORDS_SINCE, Raise, decode_claim, decode_execution_id, decode_timestamp,
@@ -976,6 +977,10 @@ impl ReplayStore for PostgresReplayStore {
 
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
         ledger_read::rows(&mut *self.pool.checkout()?, from, max)
+    }
+
+    fn ledger_records(&self, from: u64, max: usize) -> Result<Vec<LedgerRecord>, ReplayError> {
+        ledger_read::records(&mut *self.pool.checkout()?, from, max)
     }
 }
 

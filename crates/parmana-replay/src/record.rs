@@ -321,6 +321,26 @@ pub(crate) fn ledger_page_query(placeholder: char) -> String {
     )
 }
 
+/// The ledger records alone at positions `?1`/`$1` on, at most `?2`/`$2` of them: the position,
+/// the kind, the execution id and the record, each bounded as in [`bounded_ledger_columns`], and
+/// last whether any was over.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn ledger_records_query(placeholder: char) -> String {
+    let (id, record) = (
+        parmana_canon::MAX_EXECUTION_ID_LEN,
+        crate::MAX_STORED_RECORD_BYTES,
+    );
+    format!(
+        "SELECT l.position,
+                CASE WHEN octet_length(l.kind) <= 16 THEN l.kind ELSE 'over its bound' END,
+                CASE WHEN octet_length(l.execution_id) <= {id} THEN l.execution_id END,
+                CASE WHEN octet_length(l.record) <= {record} THEN l.record END,
+                coalesce(octet_length(l.execution_id) > {id} OR octet_length(l.record) > {record},
+                         false)
+         FROM ledger l WHERE l.position >= {placeholder}1 ORDER BY l.position LIMIT {placeholder}2"
+    )
+}
+
 /// A ledger row holding a value over its bound, refused before it is read.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn oversized_ledger_row(position: i64) -> ReplayError {

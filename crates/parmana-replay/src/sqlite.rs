@@ -21,8 +21,8 @@ use rusqlite::{
 
 use crate::error::VersionKind;
 use crate::ledger::{
-    KIND_EXECUTION, KIND_MARKS, LedgerHead, encode_marks_record, encode_record, filed_under,
-    marks_proven,
+    KIND_EXECUTION, KIND_MARKS, LedgerHead, LedgerRecord, encode_marks_record, encode_record,
+    filed_under, marks_proven,
 };
 use crate::record::{
     GuardState, MARKS_RECORDS_SINCE, Raise, decode_claim, decode_execution_id, decode_timestamp,
@@ -479,6 +479,35 @@ impl ReplayStore for SqliteReplayStore {
             .query(rusqlite::params![from, max, crate::MAX_LEDGER_PAGE_BYTES])
             .map_err(map_error)?;
         decode_ledger_rows(query)
+    }
+
+    fn ledger_records(&self, from: u64, max: usize) -> Result<Vec<LedgerRecord>, ReplayError> {
+        let Some((from, max)) =
+            crate::record::sql_page(from, max.min(crate::MAX_LEDGER_RECORDS_PAGE))
+        else {
+            return Ok(Vec::new());
+        };
+        let reader = self.reader()?;
+        let mut statement = reader
+            .prepare_cached(&crate::record::ledger_records_query('?'))
+            .map_err(map_error)?;
+        let mut query = statement
+            .query(rusqlite::params![from, max])
+            .map_err(map_error)?;
+        let mut records = Vec::new();
+        while let Some(row) = query.next().map_err(map_error)? {
+            let position: i64 = row.get(0).map_err(map_error)?;
+            if row.get::<_, bool>(4).map_err(map_error)? {
+                return Err(crate::record::oversized_ledger_row(position));
+            }
+            let kind: String = row.get(1).map_err(map_error)?;
+            records.push(LedgerRecord {
+                position: decode_version(position)?,
+                execution_id: filed_under(&kind, row.get(2).map_err(map_error)?)?,
+                record: row.get(3).map_err(map_error)?,
+            });
+        }
+        Ok(records)
     }
 }
 

@@ -186,7 +186,7 @@ impl LedgerLog {
             // A page may be short for its bytes: the next one starts where it stopped.
             if rows.as_slice().is_empty() {
                 let left = usize::try_from(end - position).unwrap_or(usize::MAX);
-                rows = store.ledger_rows(position, left)?.into_iter();
+                rows = store.ledger_records(position, left)?.into_iter();
             }
             match rows.next() {
                 Some(row) if row.position == position && self.holds(position, &row.record) => {

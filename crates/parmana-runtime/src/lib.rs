@@ -125,8 +125,8 @@ pub mod replay {
     pub use parmana_replay::{
         AcceptedVersions, CHECKPOINT_PAGE, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord,
         CompletedExecution, ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind,
-        LedgerReport, LedgerRow, LedgerSnapshot, LedgerSummary, MemoryReplayStore, PENDING_PAGE,
-        ReplayError, ReplayStore, WalkedLedger, for_each_checkpoint, verify_ledger,
+        LedgerRecord, LedgerReport, LedgerRow, LedgerSnapshot, LedgerSummary, MemoryReplayStore,
+        PENDING_PAGE, ReplayError, ReplayStore, WalkedLedger, for_each_checkpoint, verify_ledger,
         verify_ledger_snapshot, walk_ledger, walk_ledger_with,
     };
     /// The ledger as a transparency log (`docs/transparency-log.md`).

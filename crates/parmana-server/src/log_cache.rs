@@ -99,7 +99,7 @@ fn catch_up_shared(
     log: &mut Arc<LogSnapshot>,
     store: &dyn ReplayStore,
 ) -> Result<(), ExecutionError> {
-    if store.ledger_rows(log.size(), 1)?.is_empty() {
+    if store.ledger_records(log.size(), 1)?.is_empty() {
         return Ok(());
     }
     Arc::make_mut(log).catch_up(store)

@@ -103,7 +103,8 @@ impl Metrics {
             "store_operation_duration_seconds",
             "Replay store latency, by operation (claim, complete, claim_completed, get, \
              pending_after, accepted_versions, accept_versions, sequence, store_checkpoint, \
-             latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows), failed calls \
+             latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows, ledger_records), \
+             failed calls \
              included",
             store_timings.family(),
         );

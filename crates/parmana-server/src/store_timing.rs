@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerRow, LedgerSnapshot,
-    LedgerSummary, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, LedgerRecord, LedgerRow,
+    LedgerSnapshot, LedgerSummary, ReplayError, ReplayStore, SequenceOutcome, StoredCheckpoint,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -58,7 +58,7 @@ impl StoreTimings {
 /// `store`, with every call timed into `timings` under the operation's name (`claim`,
 /// `complete`, `claim_completed`, `get`, `pending_after`, `accepted_versions`,
 /// `accept_versions`, `sequence`, `store_checkpoint`, `latest_checkpoint`, `checkpoints_from`,
-/// `ledger_summary`, `ledger_rows`) and forwarded unchanged — what the store does in one write
+/// `ledger_summary`, `ledger_rows`, `ledger_records`) and forwarded unchanged — what the store does in one write
 /// it still does in one. For [`RuntimeBuilder::layer_store`](parmana_runtime::RuntimeBuilder::layer_store).
 pub fn timed_store(store: Arc<dyn ReplayStore>, timings: &StoreTimings) -> Arc<dyn ReplayStore> {
     Arc::new(TimedStore {
@@ -178,6 +178,11 @@ impl ReplayStore for TimedStore {
     fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
         self.timings
             .time("ledger_rows", || self.inner.ledger_rows(from, max))
+    }
+
+    fn ledger_records(&self, from: u64, max: usize) -> Result<Vec<LedgerRecord>, ReplayError> {
+        self.timings
+            .time("ledger_records", || self.inner.ledger_records(from, max))
     }
 }
 

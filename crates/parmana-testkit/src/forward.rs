@@ -5,20 +5,22 @@
 /// `forward_store_reads!(inner)` forwards every read; `forward_store_reads!(inner: get, …)`
 /// only the ones named (`get`, `pending_after`, `accepted_versions`, `accept_versions`,
 /// `sequence`, `store_checkpoint`, `latest_checkpoint`, `checkpoints_from`, `ledger_summary`,
-/// `ledger_rows`);
-/// `@all_but_ledger_reads` all but `ledger_summary` and `ledger_rows` (`ledger_snapshot` is the
-/// trait's own, read through them); `@all_but_pending` all
+/// `ledger_rows`, `ledger_records`);
+/// `@all_but_ledger_reads` all but `ledger_summary`, `ledger_rows` and `ledger_records`
+/// (`ledger_snapshot` is the trait's own, read through them, and so is the default
+/// `ledger_records`); `@all_but_pending` all
 /// but `pending_after`. The writes (`claim`, `complete`) are [`forward_store_writes!`]'s.
 #[macro_export]
 macro_rules! forward_store_reads {
     ($inner:tt) => {
         $crate::forward_store_reads!(@all_but_ledger_reads $inner);
-        $crate::forward_store_reads!($inner: ledger_summary, ledger_rows);
+        $crate::forward_store_reads!($inner: ledger_summary, ledger_rows, ledger_records);
     };
     // For a wrapper that observes or changes the pages of pending ids.
     (@all_but_pending $inner:tt) => {
         $crate::forward_store_reads!($inner: get, accepted_versions, accept_versions, sequence,
-            store_checkpoint, latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows);
+            store_checkpoint, latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows,
+            ledger_records);
     };
     // For a wrapper that observes or changes what the ledger reads return.
     (@all_but_ledger_reads $inner:tt) => {
@@ -126,6 +128,18 @@ macro_rules! forward_store_reads {
         ) -> Result<Vec<$crate::__runtime::replay::LedgerRow>, $crate::__runtime::replay::ReplayError>
         {
             self.$inner.ledger_rows(from, max)
+        }
+    };
+    (@one $inner:tt ledger_records) => {
+        fn ledger_records(
+            &self,
+            from: u64,
+            max: usize,
+        ) -> Result<
+            Vec<$crate::__runtime::replay::LedgerRecord>,
+            $crate::__runtime::replay::ReplayError,
+        > {
+            self.$inner.ledger_records(from, max)
         }
     };
 }

@@ -5,7 +5,7 @@ use postgres::{Client, IsolationLevel, Row};
 use super::{RowLock, decode_checkpoint, get, map_error, read_marks_row};
 use crate::ledger::filed_under;
 use crate::record::{decode_claim, decode_version};
-use crate::{LedgerRow, LedgerSummary, ReplayError, StoredCheckpoint};
+use crate::{LedgerRecord, LedgerRow, LedgerSummary, ReplayError, StoredCheckpoint};
 
 /// The ledger's record count, the execution counts, the largest stored checkpoint's size and the
 /// marks, read in one repeatable-read transaction.
@@ -96,6 +96,34 @@ pub(super) fn rows(
         .map_err(map_error)?
         .iter()
         .map(decode_row)
+        .collect()
+}
+
+/// The records alone at positions `from` on, at most `max` (and
+/// [`MAX_LEDGER_RECORDS_PAGE`](crate::MAX_LEDGER_RECORDS_PAGE)), in order.
+pub(super) fn records(
+    client: &mut Client,
+    from: u64,
+    max: usize,
+) -> Result<Vec<LedgerRecord>, ReplayError> {
+    let Some((from, max)) = crate::record::sql_page(from, max.min(crate::MAX_LEDGER_RECORDS_PAGE))
+    else {
+        return Ok(Vec::new());
+    };
+    client
+        .query(&crate::record::ledger_records_query('$'), &[&from, &max])
+        .map_err(map_error)?
+        .iter()
+        .map(|row| {
+            if get::<bool>(row, 4)? {
+                return Err(crate::record::oversized_ledger_row(get(row, 0)?));
+            }
+            Ok(LedgerRecord {
+                position: decode_version(get(row, 0)?)?,
+                execution_id: filed_under(&get::<String>(row, 1)?, get(row, 2)?)?,
+                record: get(row, 3)?,
+            })
+        })
         .collect()
 }
 

@@ -56,6 +56,7 @@ macro_rules! conformance_suite {
                 ledger_is_a_merkle_log,
                 no_log_over_a_broken_ledger,
                 log_entries_read_back_are_checked,
+                ledger_records_are_the_records_alone,
                 ledgers_are_walked_page_by_page,
                 checkpoint_pages_must_move_on_by_increasing_size
             );
