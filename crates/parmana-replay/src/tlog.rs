@@ -165,8 +165,8 @@ impl LedgerLog {
         self.tree.stored_hash(0, position) == Some(leaf_hash(record))
     }
 
-    /// The entries at `positions` (those of them the log holds), read from `store`
-    /// ([`ReplayStore::ledger_rows`]) and each checked against its leaf hash: refused with
+    /// The entries at `positions` (those of them the log holds), read from `store` — the
+    /// records alone ([`ReplayStore::ledger_records`]) — and each checked against its leaf hash: refused with
     /// `replay.ledger_entry_changed` at the first position where the store no longer holds the
     /// entry this log was built from (the ledger was rewritten or cut since it was read), so
     /// what is returned is exactly what the tree commits to.

@@ -310,7 +310,7 @@ fn sign_if_grown(
     // checkpoint stops the signing: `runtime.stored_checkpoint_invalid`).
     if let Some(latest) = &latest
         && latest.size > log.size()
-        && !store.ledger_rows(log.size(), 1)?.is_empty()
+        && !store.ledger_records(log.size(), 1)?.is_empty()
     {
         check_stored_note(latest, signing.history)?;
         return Ok(None);

@@ -172,9 +172,15 @@ pub(crate) async fn create_execution(
     let request = ExecutionRequest::new(execution_id.clone(), policy, signals)
         .with_signals_included(body.include_signals);
     // Counted where it runs: an execution that outlives its request's timeout is counted too.
+    // A defect (a panic) too, counted where it happened and then passed on, to be answered.
     let execute =
         |state: &AppState, runtime: &parmana_runtime::Runtime, request: &ExecutionRequest| {
-            let result = runtime.execute(request);
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.execute(request)))
+                    .unwrap_or_else(|panic| {
+                        state.metrics.execution_error("server.internal");
+                        std::panic::resume_unwind(panic)
+                    });
             match &result {
                 Ok(attestation) => state.metrics.execution(&attestation.predicate().decision),
                 Err(error) => state.metrics.execution_error(error.code()),
@@ -192,7 +198,6 @@ pub(crate) async fn create_execution(
         state.metrics.runtime_call("execute", started.elapsed());
         result.map_err(|_| {
             tracing::error!(target: "parmana::server", operation = "execute", "a runtime call failed");
-            state.metrics.execution_error("server.internal");
             defect("execute", Some(execution_id.as_str()))
         })?
     } else {
@@ -202,10 +207,7 @@ pub(crate) async fn create_execution(
                 execute(&shared, runtime, &request)
             })
             .await
-            .map_err(|_| {
-                state.metrics.execution_error("server.internal");
-                defect("execute", Some(execution_id.as_str()))
-            })?
+            .map_err(|_| defect("execute", Some(execution_id.as_str())))?
     };
     let location = execution_location(execution_id.as_str());
     match result {
