@@ -20,6 +20,8 @@ mod error;
 mod flatten_tests;
 mod lifecycle;
 mod log_cache;
+#[cfg(test)]
+mod log_signing_tests;
 mod metrics;
 mod observe;
 mod openapi;

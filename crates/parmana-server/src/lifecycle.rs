@@ -156,6 +156,7 @@ impl Server {
             log_cache: crate::log_cache::LogCache::new(settings.sequencer.cadence),
             probe: Arc::new(tokio::sync::Mutex::new(None)),
             signed_note: std::sync::Mutex::new(None),
+            signing_note: std::sync::Mutex::new(()),
             sequencer: settings.sequencer,
             log_sequencer: parmana_runtime::LogSequencer::default(),
             sequencing: Arc::new(tokio::sync::Mutex::new(())),

@@ -127,6 +127,10 @@ pub(crate) struct AppState {
     /// The last checkpoint the log routes signed, reused while the log and the trust root are
     /// the same (`tlog::signed_checkpoint`).
     pub(crate) signed_note: std::sync::Mutex<Option<SignedNote>>,
+    /// Held while a checkpoint is signed for the log routes (its entries read and verified):
+    /// requests that miss [`signed_note`](Self::signed_note) meanwhile wait and take its
+    /// result, instead of each verifying the entries again.
+    pub(crate) signing_note: std::sync::Mutex<()>,
 }
 
 /// A signed checkpoint note and what it was signed for: the log's size and root, and the

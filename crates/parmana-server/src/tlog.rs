@@ -110,25 +110,37 @@ fn signed_checkpoint(
     let sign = || -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
         kept_refusal.set(false);
         let log = state.log_cache.get(runtime.store())?;
-        let kept = state
-            .signed_note
+        let kept_for = |log: &LogSnapshot| {
+            state
+                .signed_note
+                .lock()
+                .ok()
+                .and_then(|kept| kept.clone())
+                .filter(|kept| {
+                    kept.size == log.size()
+                        && kept.root == log.root()
+                        && kept.trust_root_version == trust_root_version
+                        && (kept.note.is_ok() || kept.at.elapsed() < REFUSAL_KEPT_FOR)
+                })
+        };
+        let answer = |kept: SignedNote, log: Arc<LogSnapshot>| match kept.note {
+            Ok(note) => Ok((log, note)),
+            Err((position, reason)) => {
+                kept_refusal.set(true);
+                Err(ExecutionError::LogEntryUnattested { position, reason })
+            }
+        };
+        if let Some(kept) = kept_for(&log) {
+            return answer(kept, log);
+        }
+        // One signing at a time: a request that missed while another signed takes its note (or
+        // its refusal) rather than read and verify the entries again.
+        let _signing = state
+            .signing_note
             .lock()
-            .ok()
-            .and_then(|kept| kept.clone())
-            .filter(|kept| {
-                kept.size == log.size()
-                    && kept.root == log.root()
-                    && kept.trust_root_version == trust_root_version
-                    && (kept.note.is_ok() || kept.at.elapsed() < REFUSAL_KEPT_FOR)
-            });
-        if let Some(kept) = kept {
-            return match kept.note {
-                Ok(note) => Ok((log, note)),
-                Err((position, reason)) => {
-                    kept_refusal.set(true);
-                    Err(ExecutionError::LogEntryUnattested { position, reason })
-                }
-            };
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(kept) = kept_for(&log) {
+            return answer(kept, log);
         }
         let signed = log.checkpoint(
             runtime.store(),
