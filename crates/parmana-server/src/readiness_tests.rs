@@ -797,44 +797,7 @@ impl ReplayStore for PanicsOnComplete {
     fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
         panic!("postgres://admin:secret@db.internal/parmana went away")
     }
-    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
-        self.0.sequence(max)
-    }
-    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
-        self.0.store_checkpoint(checkpoint)
-    }
-    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
-        self.0.latest_checkpoint()
-    }
-    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
-        self.0.get(id)
-    }
-    fn pending_after(
-        &self,
-        after: Option<&ExecutionId>,
-        max: usize,
-    ) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.0.pending_after(after, max)
-    }
-    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        self.0.accepted_versions()
-    }
-    fn accept_versions(&self, trust: u64, release: u64) -> Result<AcceptedVersions, ReplayError> {
-        self.0.accept_versions(trust, release)
-    }
-    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
-        self.0.ledger_summary()
-    }
-    fn checkpoints_from(
-        &self,
-        size: u64,
-        max: usize,
-    ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
-        self.0.checkpoints_from(size, max)
-    }
-    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
-        self.0.ledger_rows(from, max)
-    }
+    parmana_testkit::forward_store_reads!(0);
 }
 
 /// An execution a defect (a panic) stops after its claim — on the async worker (the memory
