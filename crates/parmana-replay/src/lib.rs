@@ -94,7 +94,9 @@ pub use sequencer::{
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteReplayStore, WriteHold};
-pub use tlog::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};
+pub use tlog::{
+    CATCH_UP_BATCH, EntryHashes, ExecutionEntry, LedgerLog, ledger_log, read_checked_entries,
+};
 pub use walk::{
     CHECKPOINT_PAGE, LedgerSummary, WalkedLedger, for_each_checkpoint, walk_ledger,
     walk_ledger_with,

@@ -175,32 +175,21 @@ impl LedgerLog {
         store: &S,
         positions: Range<u64>,
     ) -> Result<Vec<Vec<u8>>, ReplayError> {
+        read_checked_entries(store, &self.entry_hashes(positions))
+    }
+
+    /// The leaf hashes of the entries at `positions` (those of them the log holds): what
+    /// [`read_checked_entries`] checks the records it reads against, so that a reader can let
+    /// go of the log before it reads the store.
+    pub fn entry_hashes(&self, positions: Range<u64>) -> EntryHashes {
         let end = positions.end.min(self.size());
-        let count = usize::try_from(end.saturating_sub(positions.start)).unwrap_or(usize::MAX);
-        if count == 0 {
-            return Ok(Vec::new());
+        let hashes = (positions.start..end)
+            .map_while(|position| self.tree.stored_hash(0, position))
+            .collect();
+        EntryHashes {
+            start: positions.start,
+            hashes,
         }
-        let mut rows = Vec::new().into_iter();
-        let mut entries = Vec::with_capacity(count);
-        for position in positions.start..end {
-            // A page may be short for its bytes: the next one starts where it stopped.
-            if rows.as_slice().is_empty() {
-                let left = usize::try_from(end - position).unwrap_or(usize::MAX);
-                rows = store.ledger_records(position, left)?.into_iter();
-            }
-            match rows.next() {
-                Some(row) if row.position == position && self.holds(position, &row.record) => {
-                    entries.push(row.record);
-                }
-                _ => {
-                    return Err(ReplayError::LedgerBroken(LedgerBreak {
-                        position,
-                        kind: LedgerBreakKind::EntryChanged,
-                    }));
-                }
-            }
-        }
-        Ok(entries)
     }
 
     /// The position of the record of the completed execution `execution_id`.
@@ -238,6 +227,62 @@ impl ExecutionEntry {
 
 /// How many records [`LedgerLog::catch_up`] reads at a time.
 pub const CATCH_UP_BATCH: usize = 1_024;
+
+/// The leaf hashes of a run of a log's entries, from `start` ([`LedgerLog::entry_hashes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryHashes {
+    start: u64,
+    hashes: Vec<Digest>,
+}
+
+impl EntryHashes {
+    /// The position of the first.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+}
+
+/// The entries `hashes` names, read from `store` — the records alone
+/// ([`ReplayStore::ledger_records`]) — and each checked against its leaf hash: refused with
+/// `replay.ledger_entry_changed` at the first position where the store no longer holds the
+/// entry the log was built from (the ledger was rewritten or cut since it was read), so what is
+/// returned is exactly what the tree commits to.
+pub fn read_checked_entries<S: ReplayStore + ?Sized>(
+    store: &S,
+    hashes: &EntryHashes,
+) -> Result<Vec<Vec<u8>>, ReplayError> {
+    let mut rows = Vec::new().into_iter();
+    let mut entries = Vec::with_capacity(hashes.len());
+    for (position, hash) in (hashes.start..).zip(&hashes.hashes) {
+        // A page may be short for its bytes: the next one starts where it stopped.
+        if rows.as_slice().is_empty() {
+            let left = hashes.len() - entries.len();
+            rows = store.ledger_records(position, left)?.into_iter();
+        }
+        match rows.next() {
+            Some(row) if row.position == position && leaf_hash(&row.record) == *hash => {
+                entries.push(row.record);
+            }
+            _ => {
+                return Err(ReplayError::LedgerBroken(LedgerBreak {
+                    position,
+                    kind: LedgerBreakKind::EntryChanged,
+                }));
+            }
+        }
+    }
+    Ok(entries)
+}
 
 /// Walks `store`'s ledger page by page ([`walk_ledger`](crate::walk_ledger)) and builds its log,
 /// refused with `replay.ledger_broken` when the ledger is not intact: its memory is a page's and

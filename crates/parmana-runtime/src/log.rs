@@ -6,8 +6,8 @@ use std::ops::Range;
 
 use parmana_canon::merkle::MerkleError;
 use parmana_replay::{
-    ExecutionEntry, ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind, LedgerLog,
-    ReplayError, ReplayStore, StoredCheckpoint, ledger_log,
+    EntryHashes, ExecutionEntry, ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind,
+    LedgerLog, ReplayError, ReplayStore, StoredCheckpoint, ledger_log, read_checked_entries,
 };
 use parmana_trust::{
     CheckpointCache, LogRole, NoteKeyName, Signer, TlogProof, TrustError, VerifiedCheckpoint,
@@ -197,18 +197,23 @@ impl LogSnapshot {
     /// (`tile.beyond_tree` when the log does not hold it all yet; `trust.tlog_inconsistent` when
     /// the store no longer holds an entry the log was built from).
     pub fn tile(&self, store: &dyn ReplayStore, tile: &Tile) -> Result<Vec<u8>, ExecutionError> {
-        let bytes = match tile.kind() {
-            TileKind::Hashes { .. } => tile.hashes(self.log.tree())?,
-            TileKind::Entries => {
-                let positions = tile.entry_positions(self.log.size())?;
-                let entries = log_entries(&self.log, store, positions.clone())?;
-                tile.bundle(self.log.size(), |position| {
-                    let index = usize::try_from(position.checked_sub(positions.start)?).ok()?;
-                    entries.get(index).map(Vec::as_slice)
-                })?
-            }
-        };
-        Ok(bytes)
+        match tile.kind() {
+            TileKind::Hashes { .. } => Ok(tile.hashes(self.log.tree())?),
+            TileKind::Entries => self.entry_bundle(tile)?.read(store),
+        }
+    }
+
+    /// What the entry bundle `tile` is of this log — its size and the leaf hashes of the
+    /// entries it holds — to be read from the store with [`EntryBundle::read`] once this
+    /// snapshot is let go (a snapshot held while the store is read is copied whole by the next
+    /// catch-up).
+    pub fn entry_bundle(&self, tile: &Tile) -> Result<EntryBundle, ExecutionError> {
+        let positions = tile.entry_positions(self.log.size())?;
+        Ok(EntryBundle {
+            tile: *tile,
+            size: self.log.size(),
+            hashes: self.log.entry_hashes(positions),
+        })
     }
 
     /// The `.tlog-proof` of `execution_id` in the signed `checkpoint` of `trust_root`'s log:
@@ -224,6 +229,29 @@ impl LogSnapshot {
     }
 }
 
+/// An entry bundle of a log snapshot ([`LogSnapshot::entry_bundle`]): the tile, the log's size
+/// and the leaf hashes of its entries — all its reading from the store needs.
+#[derive(Debug, Clone)]
+pub struct EntryBundle {
+    tile: Tile,
+    size: u64,
+    hashes: EntryHashes,
+}
+
+impl EntryBundle {
+    /// The bundle's bytes: each entry read back from `store` (the records alone) and checked
+    /// against its leaf hash (`trust.tlog_inconsistent` when the store no longer holds it).
+    pub fn read(&self, store: &dyn ReplayStore) -> Result<Vec<u8>, ExecutionError> {
+        let entries = read_checked_entries(store, &self.hashes)
+            .map_err(|error| inconsistent_entry(error, self.size))?;
+        let start = self.hashes.start();
+        Ok(self.tile.bundle(self.size, |position| {
+            let index = usize::try_from(position.checked_sub(start)?).ok()?;
+            entries.get(index).map(Vec::as_slice)
+        })?)
+    }
+}
+
 /// The entries at `positions` of `log`, read back from `store` and checked against its tree
 /// ([`LedgerLog::read_entries`]); a record that is no longer the log's entry is
 /// `trust.tlog_inconsistent`: the store's ledger no longer extends the log read from it.
@@ -233,18 +261,24 @@ fn log_entries(
     positions: Range<u64>,
 ) -> Result<Vec<Vec<u8>>, ExecutionError> {
     log.read_entries(store, positions)
-        .map_err(|error| match error {
-            ReplayError::LedgerBroken(LedgerBreak {
-                position,
-                kind: LedgerBreakKind::EntryChanged,
-            }) => TrustError::TlogInconsistent {
-                old_size: log.size(),
-                new_size: log.size(),
-                reason: MerkleError::LeafMismatch { index: position },
-            }
-            .into(),
-            other => other.into(),
-        })
+        .map_err(|error| inconsistent_entry(error, log.size()))
+}
+
+/// A record read back that is no longer the entry of the log of `size`:
+/// `trust.tlog_inconsistent`; any other refusal as it is.
+fn inconsistent_entry(error: ReplayError, size: u64) -> ExecutionError {
+    match error {
+        ReplayError::LedgerBroken(LedgerBreak {
+            position,
+            kind: LedgerBreakKind::EntryChanged,
+        }) => TrustError::TlogInconsistent {
+            old_size: size,
+            new_size: size,
+            reason: MerkleError::LeafMismatch { index: position },
+        }
+        .into(),
+        other => other.into(),
+    }
 }
 
 /// Verifies `checkpoint` (a signed note) as a checkpoint signed by `trust_root`'s log keys

@@ -6,7 +6,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use parmana_runtime::canon::tile::Tile;
+use parmana_runtime::canon::tile::{Tile, TileKind};
 use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{
     ExecutionError, LogSnapshot, Runtime, RuntimeEnvironment, parse_execution_id,
@@ -227,8 +227,7 @@ pub(crate) async fn tile(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
     // Immutable only within a checkpoint this server signed, of the log the tile is read from:
     // past it the entries are not yet committed to (one a writer of the store forged is never
-    // signed over, and an operator may take it out again), and a log that no longer has the
-    // signed root there was rewritten.
+    // signed over), and a log that no longer has the signed root there was rewritten.
     let signed = state.signed_note.lock().ok().and_then(|kept| {
         kept.as_ref()
             .filter(|k| k.note.is_ok())
@@ -239,10 +238,19 @@ pub(crate) async fn tile(
         .blocking("log", move |runtime| {
             let store = runtime.store();
             let log = worker.log_cache.get(store)?;
-            let bytes = log.tile(store, &tile)?;
             let committed = signed.is_some_and(|(size, root)| {
                 tile.is_within(size) && log.root_at(size) == Some(root)
             });
+            let bytes = match tile.kind() {
+                TileKind::Hashes { .. } => log.tile(store, &tile)?,
+                // The snapshot let go before the store is read: one a request holds is copied
+                // whole by the next catch-up.
+                TileKind::Entries => {
+                    let bundle = log.entry_bundle(&tile)?;
+                    drop(log);
+                    bundle.read(store)?
+                }
+            };
             Ok::<_, parmana_runtime::ExecutionError>((bytes, committed))
         })
         .await?
