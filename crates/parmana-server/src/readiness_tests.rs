@@ -565,9 +565,13 @@ impl ReplayStore for SlowLedger {
     }
 }
 
-/// A server with four slots (the log's share is one) serving a public log on a [`SlowLedger`],
-/// answering within `request_timeout`.
-fn serving_a_slow_log(request_timeout: std::time::Duration) -> (Arc<AppState>, Arc<SlowLedger>) {
+/// A started server over `store` with `limits`, serving a public log: the fixture environment
+/// rotated to a trust root whose `log` role its key `root-1` holds, that key signing. The
+/// environment is returned with it: its policies are read from there when first asked for.
+pub(crate) fn serving_a_public_log(
+    store: Arc<dyn ReplayStore>,
+    limits: Limits,
+) -> (Arc<AppState>, FixtureEnvironment) {
     let fixture = FixtureEnvironment::new().unwrap();
     let log_key = fixture.key("root-1").unwrap();
     fixture
@@ -576,19 +580,25 @@ fn serving_a_slow_log(request_timeout: std::time::Duration) -> (Arc<AppState>, A
             Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
         )
         .unwrap();
+    let log = crate::settings::LogSettings {
+        signers: Arc::new([log_key]),
+        public: true,
+    };
+    let state = bound(runtime_over(&fixture, store), limits, Some(log));
+    state.started_up.store(true, Ordering::SeqCst);
+    (state, fixture)
+}
+
+/// A server with four slots (the log's share is one) serving a public log on a [`SlowLedger`],
+/// answering within `request_timeout`.
+fn serving_a_slow_log(request_timeout: std::time::Duration) -> (Arc<AppState>, Arc<SlowLedger>) {
     let store = Arc::new(SlowLedger::default());
-    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
     let limits = Limits {
         max_concurrency: 4,
         request_timeout,
         ..Limits::default()
     };
-    let log = crate::settings::LogSettings {
-        signers: Arc::new([log_key]),
-        public: true,
-    };
-    let state = bound(runtime, limits, Some(log));
-    state.started_up.store(true, Ordering::SeqCst);
+    let (state, _) = serving_a_public_log(Arc::clone(&store) as Arc<dyn ReplayStore>, limits);
     (state, store)
 }
 
@@ -786,14 +796,7 @@ fn a_panicking_runtime_task_tells_the_caller_nothing_it_said() {
 struct PanicsOnComplete(MemoryReplayStore);
 
 impl ReplayStore for PanicsOnComplete {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, ReplayError> {
-        self.0.claim(id, record, under)
-    }
+    parmana_testkit::forward_store_writes!(0: claim);
     fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
         panic!("postgres://admin:secret@db.internal/parmana went away")
     }

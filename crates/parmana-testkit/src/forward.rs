@@ -149,6 +149,17 @@ macro_rules! forward_store_reads {
 #[macro_export]
 macro_rules! forward_store_writes {
     ($inner:tt) => {
+        $crate::forward_store_writes!($inner: claim);
+        fn complete(
+            &self,
+            id: &$crate::__runtime::canon::ExecutionId,
+            attestation: &[u8],
+        ) -> Result<(), $crate::__runtime::replay::ReplayError> {
+            self.$inner.complete(id, attestation)
+        }
+    };
+    // For a wrapper that breaks or observes the completion.
+    ($inner:tt: claim) => {
         fn claim(
             &self,
             id: &$crate::__runtime::canon::ExecutionId,
@@ -157,13 +168,6 @@ macro_rules! forward_store_writes {
         ) -> Result<$crate::__runtime::replay::ClaimOutcome, $crate::__runtime::replay::ReplayError>
         {
             self.$inner.claim(id, record, under)
-        }
-        fn complete(
-            &self,
-            id: &$crate::__runtime::canon::ExecutionId,
-            attestation: &[u8],
-        ) -> Result<(), $crate::__runtime::replay::ReplayError> {
-            self.$inner.complete(id, attestation)
         }
     };
 }

@@ -165,14 +165,7 @@ pub fn append_sequenced(
 pub struct CrashBeforeComplete<'a>(pub &'a dyn ReplayStore);
 
 impl ReplayStore for CrashBeforeComplete<'_> {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, ReplayError> {
-        self.0.claim(id, record, under)
-    }
+    crate::forward_store_writes!(0: claim);
     fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
         Err(ReplayError::Unavailable {
             message: "crashed before the completion".to_owned(),

@@ -531,26 +531,42 @@ fn a_clean_shutdown_sequences_an_execution_that_outlived_its_request() {
     }
 }
 
-/// One execution held up by the store past its request, then `signal`: the drain waits for it
-/// before its final sequencer pass.
-fn shutdown_on(signal: &str) {
-    use parmana_runtime::replay::SqliteReplayStore;
+/// A server (`--dev-token`, `limit` at 300 ms, no background sequencing) on a SQLite
+/// deployment whose write lock is held from outside, so that its executions wait on the store:
+/// the deployment (removed when dropped), its root, the server and the hold.
+fn held_sqlite_server(
+    limit: &str,
+) -> (
+    parmana_testkit::FixtureEnvironment,
+    std::path::PathBuf,
+    Served,
+    parmana_runtime::replay::WriteHold,
+) {
     let env = deployment("sqlite:state/replay.sqlite3", "");
     let root = env.root().to_path_buf();
-    let mut served = Served::start(
+    let served = Served::start(
         &root,
         &[
             "--dev-token",
-            "--request-timeout-ms",
+            limit,
             "300",
             "--sequence-interval-ms",
             "3600000",
         ],
     );
+    let held =
+        parmana_runtime::replay::SqliteReplayStore::hold_writes(root.join("state/replay.sqlite3"))
+            .unwrap();
+    (env, root, served, held)
+}
+
+/// One execution held up by the store past its request, then `signal`: the drain waits for it
+/// before its final sequencer pass.
+fn shutdown_on(signal: &str) {
+    // The execution waits on the store's lock past its request's time, and is still running
+    // when the drain starts.
+    let (_env, root, mut served, held) = held_sqlite_server("--request-timeout-ms");
     let token = served.token.clone();
-    // The store's write lock is held from outside: the execution waits on it past its request's
-    // time, and is still running when the drain starts.
-    let held = SqliteReplayStore::hold_writes(root.join("state/replay.sqlite3")).unwrap();
     let late = served.post(
         "/v1/executions",
         token.as_deref(),
@@ -600,22 +616,9 @@ fn shutdown_on(signal: &str) {
 /// left with a closed socket; the execution completes, and is read back after a restart.
 #[test]
 fn a_request_running_past_the_shutdown_grace_is_answered_with_its_execution() {
-    use parmana_runtime::replay::SqliteReplayStore;
-    let env = deployment("sqlite:state/replay.sqlite3", "");
-    let root = env.root().to_path_buf();
-    let mut served = Served::start(
-        &root,
-        &[
-            "--dev-token",
-            "--shutdown-grace-ms",
-            "300",
-            "--sequence-interval-ms",
-            "3600000",
-        ],
-    );
+    // The execution waits on the store's lock past the grace.
+    let (_env, root, mut served, held) = held_sqlite_server("--shutdown-grace-ms");
     let token = served.token.clone();
-    // The store's write lock is held from outside: the execution waits on it past the grace.
-    let held = SqliteReplayStore::hold_writes(root.join("state/replay.sqlite3")).unwrap();
     // No execution id: the server makes one, which only the answer can name.
     let body = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#);
     let answer = std::thread::scope(|scope| {

@@ -121,69 +121,9 @@ pub(crate) fn no_log_over_a_broken_ledger(h: &dyn Harness) {
     }
 }
 
-/// A store whose `ledger_rows` may not be called (it panics): what reads the log's entries
-/// reads the records alone ([`ReplayStore::ledger_records`]), never the executions beside them.
-#[derive(Debug)]
-struct RecordsOnly<'a>(&'a dyn ReplayStore);
-
-impl ReplayStore for RecordsOnly<'_> {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, ReplayError> {
-        self.0.claim(id, record, under)
-    }
-    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
-        self.0.complete(id, attestation)
-    }
-    fn sequence(&self, max: usize) -> Result<SequenceOutcome, ReplayError> {
-        self.0.sequence(max)
-    }
-    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), ReplayError> {
-        self.0.store_checkpoint(checkpoint)
-    }
-    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
-        self.0.latest_checkpoint()
-    }
-    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
-        self.0.get(id)
-    }
-    fn pending_after(
-        &self,
-        after: Option<&ExecutionId>,
-        max: usize,
-    ) -> Result<Vec<ExecutionId>, ReplayError> {
-        self.0.pending_after(after, max)
-    }
-    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        self.0.accepted_versions()
-    }
-    fn accept_versions(&self, trust: u64, release: u64) -> Result<AcceptedVersions, ReplayError> {
-        self.0.accept_versions(trust, release)
-    }
-    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
-        self.0.ledger_summary()
-    }
-    fn checkpoints_from(
-        &self,
-        size: u64,
-        max: usize,
-    ) -> Result<Vec<StoredCheckpoint>, ReplayError> {
-        self.0.checkpoints_from(size, max)
-    }
-    fn ledger_rows(&self, _: u64, _: usize) -> Result<Vec<LedgerRow>, ReplayError> {
-        panic!("the log's entries were read with the executions beside them")
-    }
-    fn ledger_records(&self, from: u64, max: usize) -> Result<Vec<LedgerRecord>, ReplayError> {
-        self.0.ledger_records(from, max)
-    }
-}
-
 /// `ledger_records` reads the records `ledger_rows` holds, alone, page by page (from any
-/// position, at most `max`, empty past the end); the log's entries are read through it only;
-/// a record over its bound is refused unread.
+/// position, at most `max`, empty past the end); the log's entries are read through it, never
+/// with the executions beside them; a record over its bound is refused unread.
 pub(crate) fn ledger_records_are_the_records_alone(h: &dyn Harness) {
     let store = h.store();
     complete(store, 0..5, V0);
@@ -204,13 +144,19 @@ pub(crate) fn ledger_records_are_the_records_alone(h: &dyn Harness) {
     assert!(store.ledger_records(0, 0).unwrap().is_empty());
     let log = ledger_log(store).unwrap();
     let records: Vec<Vec<u8>> = rows.iter().map(|row| row.record.clone()).collect();
-    assert_eq!(
-        log.read_entries(&RecordsOnly(store), 0..5).unwrap(),
-        records
-    );
+    assert_eq!(log.read_entries(store, 0..5).unwrap(), records);
     if !h.tampers_with_storage() {
         return;
     }
+    // An execution's claim made unreadable: the rows beside it are refused, the records alone
+    // still read — and so do the log's entries, which never read the executions.
+    assert!(h.corrupt_claim("log-2"));
+    assert_eq!(
+        store.ledger_rows(0, 100).unwrap_err().code(),
+        "replay.store_corrupt"
+    );
+    assert_eq!(store.ledger_records(0, 100).unwrap(), alone(&rows));
+    assert_eq!(log.read_entries(store, 0..5).unwrap(), records);
     h.tamper_storage(&Tamper::ReplaceRecord {
         position: 3,
         bytes: vec![b'x'; 5000],
