@@ -15,6 +15,8 @@ mod body;
 #[cfg(test)]
 mod body_offload_tests;
 mod connections;
+#[cfg(test)]
+mod defect_tests;
 mod error;
 #[cfg(test)]
 mod flatten_tests;

@@ -1,4 +1,4 @@
-//! `/readyz` answers `503 server.not_ready` whenever the server must not get traffic — starting (leftovers not yet recovered), draining, its environment expired, its store unreachable or silent — and `200` only when none holds; a burst of probes asks the store once; while starting, every route that decides answers `503` too, an expired environment refuses a native batch whole, and the log's routes hold at most a quarter of the slots; a panicking runtime task tells the caller nothing it said.
+//! `/readyz` answers `503 server.not_ready` whenever the server must not get traffic — starting (leftovers not yet recovered), draining, its environment expired, its store unreachable or silent — and `200` only when none holds; a burst of probes asks the store once; while starting, every route that decides answers `503` too, an expired environment refuses a native batch whole, and the log's routes hold at most a quarter of the slots.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -148,13 +148,31 @@ pub(crate) fn bound(
 
 /// [`bound`], the store reported as `store_kind` (one but `memory` is one whose calls may wait:
 /// they run on the blocking pool).
-fn bound_as(
+pub(crate) fn bound_as(
     runtime: Runtime,
     limits: Limits,
     log: Option<crate::settings::LogSettings>,
     store_kind: &str,
 ) -> Arc<AppState> {
-    let settings = ServerSettings {
+    bound_with(runtime, settings_for(limits, log, store_kind))
+}
+
+/// The state of a server of `runtime` with `settings`, bound; not started.
+pub(crate) fn bound_with(runtime: Runtime, settings: ServerSettings) -> Arc<AppState> {
+    Arc::clone(
+        crate::lifecycle::Server::bind(runtime, settings)
+            .unwrap()
+            .state(),
+    )
+}
+
+/// The settings of [`bound_as`]: loopback, no authentication, no AuthZEN mapping.
+pub(crate) fn settings_for(
+    limits: Limits,
+    log: Option<crate::settings::LogSettings>,
+    store_kind: &str,
+) -> ServerSettings {
+    ServerSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         authentication: Authentication::InsecureNoAuth,
         tls: None,
@@ -166,12 +184,7 @@ fn bound_as(
         sequencer: SequencerSettings::default(),
         config_file: None,
         store_timings: crate::StoreTimings::new(),
-    };
-    Arc::clone(
-        crate::lifecycle::Server::bind(runtime, settings)
-            .unwrap()
-            .state(),
-    )
+    }
 }
 
 /// `/readyz`'s status, error code and message.
@@ -762,135 +775,6 @@ fn a_reload_that_outlives_its_request_is_still_counted_and_recorded() {
     let (status, body, _) = answer_through_router(&tokio, &state, "GET", "/v1/status", "");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["last_reload"]["outcome"], "ok", "{body}");
-}
-
-/// A runtime task that panics (a defect) is answered `500 server.internal` with a fixed
-/// message: what the panic said (it may name hosts, paths or data) stays in the server's log.
-#[test]
-fn a_panicking_runtime_task_tells_the_caller_nothing_it_said() {
-    let fixture = FixtureEnvironment::new().unwrap();
-    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
-    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
-    let refused = tokio_runtime().block_on(async {
-        state
-            .blocking("read", |_| -> u8 {
-                panic!("postgres://admin:secret@db.internal/parmana refused")
-            })
-            .await
-            .unwrap_err()
-    });
-    assert_eq!(
-        (refused.status.as_u16(), refused.code.as_str()),
-        (500, "server.internal")
-    );
-    assert!(!refused.message.contains("secret"), "{}", refused.message);
-    assert!(
-        refused.message.contains("server's log"),
-        "{}",
-        refused.message
-    );
-}
-
-/// A store whose completion panics (a defect) after the claim went through: the claim stays.
-#[derive(Debug)]
-struct PanicsOnComplete(MemoryReplayStore);
-
-impl ReplayStore for PanicsOnComplete {
-    parmana_testkit::forward_store_writes!(0: claim);
-    fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
-        panic!("postgres://admin:secret@db.internal/parmana went away")
-    }
-    parmana_testkit::forward_store_reads!(0);
-}
-
-/// An execution a defect (a panic) stops after its claim — on the async worker (the memory
-/// store's path) or on the blocking pool (a store whose calls may wait) — is answered `500
-/// server.internal` naming the execution in `Location` (where a client that let the server make
-/// the id learns it), counted as an execution error, and tells nothing the panic said.
-#[test]
-fn an_execution_a_defect_stops_after_its_claim_is_answered_with_its_location() {
-    use tower::ServiceExt;
-    let fixture = FixtureEnvironment::new().unwrap();
-    let tokio = tokio_runtime();
-    for ((id, named), kind) in [(Some("boom-1"), "boom-1"), (None, "")]
-        .into_iter()
-        .flat_map(|case| [(case, "memory"), (case, "sqlite")])
-    {
-        let store: Arc<dyn ReplayStore> = Arc::new(PanicsOnComplete(MemoryReplayStore::new()));
-        let state = bound_as(runtime_over(&fixture, store), Limits::default(), None, kind);
-        state.started_up.store(true, Ordering::SeqCst);
-        let handoffs = state.blocking_handoffs.load(Ordering::SeqCst);
-        let body = match id {
-            Some(id) => format!(
-                r#"{{"policy":"claims-approval@1.0.0","signals":{{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}},"execution_id":"{id}"}}"#
-            ),
-            None => r#"{"policy":"claims-approval@1.0.0","signals":{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}}"#.to_owned(),
-        };
-        let (status, location, text) = tokio.block_on(async {
-            let request = axum::http::Request::builder()
-                .method("POST")
-                .uri("/v1/executions")
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(body))
-                .unwrap();
-            let response = crate::lifecycle::router(Arc::clone(&state))
-                .oneshot(request)
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let location = response
-                .headers()
-                .get("location")
-                .map(|value| value.to_str().unwrap().to_owned());
-            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (status, location, String::from_utf8(body.to_vec()).unwrap())
-        });
-        assert_eq!(status, 500, "{text}");
-        assert!(text.contains(r#""code":"server.internal""#), "{text}");
-        assert!(!text.contains("secret"), "{text}");
-        let location = location.unwrap_or_else(|| panic!("no Location: {text}"));
-        let id = location.strip_prefix("/v1/executions/").unwrap();
-        if !named.is_empty() {
-            assert_eq!(id, named);
-        }
-        // The id it names is the one the claim took: claimed, not completed.
-        let state_of = state
-            .runtime
-            .store()
-            .get(&ExecutionId::parse(id).unwrap())
-            .unwrap();
-        assert!(
-            matches!(state_of, ExecutionState::Claimed(_)),
-            "{state_of:?}"
-        );
-        // The path it took, and the error counted.
-        assert_eq!(
-            state.blocking_handoffs.load(Ordering::SeqCst) > handoffs,
-            kind != "memory",
-            "{kind}"
-        );
-        let text = tokio.block_on(async {
-            let request = axum::http::Request::builder()
-                .uri("/metrics")
-                .body(axum::body::Body::empty())
-                .unwrap();
-            let response = crate::lifecycle::router(Arc::clone(&state))
-                .oneshot(request)
-                .await
-                .unwrap();
-            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            String::from_utf8(body.to_vec()).unwrap()
-        });
-        assert!(
-            text.lines().any(|line| line
-                .starts_with("parmana_execution_errors_total{code=\"server.internal\"} 1")),
-            "{kind}: {text}"
-        );
-    }
 }
 
 /// Only a small, unexplained evaluation runs on the async worker; one whose cost the request

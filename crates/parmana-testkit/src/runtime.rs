@@ -3,14 +3,18 @@
 use std::io;
 
 use parmana_canon::{Digest, ExecutionId, Timestamp};
+use parmana_runtime::canon::PolicyRef;
 use parmana_runtime::replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, ReplayError, ReplayStore,
     SqliteReplayStore, sequence_all,
 };
-use parmana_runtime::trust::{LocalSigningKey, LogSpec, RoleSpec, TrustError, TrustRootSpec};
+use parmana_runtime::trust::{
+    BUNDLE_MANIFEST_FILE, LocalSigningKey, LogSpec, POLICY_FILE, RELEASE_MANIFEST_FILE,
+    ReleaseManifestSpec, RoleSpec, TrustError, TrustRootSpec, read_bundle_dir,
+};
 use parmana_runtime::{
     ExecutionError, FixedClock, Rotation, RuntimeEnvironment, RuntimeEnvironmentConfig,
-    rotate_trust_root_file,
+    load_bundle, rotate_trust_root_file, sign_bundle_verified, sign_release_manifest_verified,
 };
 
 use crate::{FixtureEnvironment, now};
@@ -105,6 +109,45 @@ impl FixtureEnvironment {
             &[&root],
             now(),
         )
+    }
+}
+
+impl FixtureEnvironment {
+    /// Adds `text` as the bundle `policies/<id>/<version>/` of `policy`, signed
+    /// by the fixture `policy` key, and releases it as `parmana release sign` would: a release
+    /// manifest one version above the one in force, with its policies and this one, signed by the
+    /// fixture `release` key, replaces `release-manifest.json`. Checked at [`NOW`](crate::NOW).
+    pub fn release_policy(&self, policy: &PolicyRef, text: &str) -> Result<(), ExecutionError> {
+        let current = self.load()?;
+        let trust_root = current.trust_root();
+        let dir = self
+            .root()
+            .join("policies")
+            .join(policy.id().as_str())
+            .join(policy.version().as_str());
+        let io_error = |e: io::Error| ExecutionError::io("write", &dir, &e);
+        std::fs::create_dir_all(&dir).map_err(io_error)?;
+        std::fs::write(dir.join(POLICY_FILE), text).map_err(io_error)?;
+        let files = read_bundle_dir(&dir)?;
+        let manifest = sign_bundle_verified(trust_root, policy, &files, &self.key("policy")?)?;
+        std::fs::write(dir.join(BUNDLE_MANIFEST_FILE), manifest).map_err(io_error)?;
+        let released = current.release_manifest();
+        let mut policies = released.policies().clone();
+        policies.insert(
+            policy.clone(),
+            load_bundle(trust_root, &dir)?.bundle_digest(),
+        );
+        let spec = ReleaseManifestSpec {
+            version: released.version() + 1,
+            expires: released.expires(),
+            evaluator_semantics: released.evaluator_semantics().to_owned(),
+            minimum_runtime_version: released.minimum_runtime_version().to_owned(),
+            policies,
+        };
+        let bytes =
+            sign_release_manifest_verified(trust_root, &spec, &self.key("release")?, now())?;
+        let path = self.root().join(RELEASE_MANIFEST_FILE);
+        std::fs::write(&path, bytes).map_err(|e| ExecutionError::io("write", &path, &e))
     }
 }
 

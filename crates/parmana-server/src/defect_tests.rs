@@ -1,0 +1,250 @@
+//! A defect (a panic) inside the server: a runtime task's panic tells the caller nothing it said; an execution it stops after the claim is answered `500 server.internal` with the execution's `Location`, on the native route and inside an AuthZEN boxcar — where it refuses that evaluation alone.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use parmana_runtime::canon::{ExecutionId, PolicyRef};
+use parmana_runtime::replay::{ExecutionState, MemoryReplayStore, ReplayError, ReplayStore};
+use parmana_testkit::FixtureEnvironment;
+use serde_json::json;
+
+use crate::readiness_tests::{
+    answer_through_router, bound, bound_as, bound_with, runtime_over, settings_for, tokio_runtime,
+};
+use crate::settings::{AuthzenPolicy, AuthzenSettings, Limits};
+use crate::state::AppState;
+
+/// The text of `/metrics`.
+fn metrics_text(tokio: &tokio::runtime::Runtime, state: &Arc<AppState>) -> String {
+    use tower::ServiceExt;
+    tokio.block_on(async {
+        let request = axum::http::Request::builder()
+            .uri("/metrics")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = crate::lifecycle::router(Arc::clone(state))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    })
+}
+
+/// Whether `execution` is claimed and not completed in `state`'s store.
+fn left_claimed(state: &AppState, execution: &str) -> bool {
+    let state_of = state
+        .runtime
+        .store()
+        .get(&ExecutionId::parse(execution).unwrap())
+        .unwrap();
+    matches!(state_of, ExecutionState::Claimed(_))
+}
+
+/// A runtime task that panics (a defect) is answered `500 server.internal` with a fixed
+/// message: what the panic said (it may name hosts, paths or data) stays in the server's log.
+#[test]
+fn a_panicking_runtime_task_tells_the_caller_nothing_it_said() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
+    let refused = tokio_runtime().block_on(async {
+        state
+            .blocking("read", |_| -> u8 {
+                panic!("postgres://admin:secret@db.internal/parmana refused")
+            })
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(
+        (refused.status.as_u16(), refused.code.as_str()),
+        (500, "server.internal")
+    );
+    assert!(!refused.message.contains("secret"), "{}", refused.message);
+    assert!(
+        refused.message.contains("server's log"),
+        "{}",
+        refused.message
+    );
+}
+
+/// A store whose completion panics (a defect) after the claim went through: the claim stays.
+#[derive(Debug)]
+struct PanicsOnComplete(MemoryReplayStore);
+
+impl ReplayStore for PanicsOnComplete {
+    parmana_testkit::forward_store_writes!(0: claim);
+    fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
+        panic!("postgres://admin:secret@db.internal/parmana went away")
+    }
+    parmana_testkit::forward_store_reads!(0);
+}
+
+/// An execution a defect (a panic) stops after its claim — on the async worker (the memory
+/// store's path) or on the blocking pool (a store whose calls may wait) — is answered `500
+/// server.internal` naming the execution in `Location` (where a client that let the server make
+/// the id learns it), counted as an execution error, and tells nothing the panic said.
+#[test]
+fn an_execution_a_defect_stops_after_its_claim_is_answered_with_its_location() {
+    use tower::ServiceExt;
+    let fixture = FixtureEnvironment::new().unwrap();
+    let tokio = tokio_runtime();
+    for ((id, named), kind) in [(Some("boom-1"), "boom-1"), (None, "")]
+        .into_iter()
+        .flat_map(|case| [(case, "memory"), (case, "sqlite")])
+    {
+        let store: Arc<dyn ReplayStore> = Arc::new(PanicsOnComplete(MemoryReplayStore::new()));
+        let state = bound_as(runtime_over(&fixture, store), Limits::default(), None, kind);
+        state.started_up.store(true, Ordering::SeqCst);
+        let handoffs = state.blocking_handoffs.load(Ordering::SeqCst);
+        let body = match id {
+            Some(id) => format!(
+                r#"{{"policy":"claims-approval@1.0.0","signals":{{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}},"execution_id":"{id}"}}"#
+            ),
+            None => r#"{"policy":"claims-approval@1.0.0","signals":{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}}"#.to_owned(),
+        };
+        let (status, location, text) = tokio.block_on(async {
+            let request = axum::http::Request::builder()
+                .method("POST")
+                .uri("/v1/executions")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let response = crate::lifecycle::router(Arc::clone(&state))
+                .oneshot(request)
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|value| value.to_str().unwrap().to_owned());
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, location, String::from_utf8(body.to_vec()).unwrap())
+        });
+        assert_eq!(status, 500, "{text}");
+        assert!(text.contains(r#""code":"server.internal""#), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+        let location = location.unwrap_or_else(|| panic!("no Location: {text}"));
+        let id = location.strip_prefix("/v1/executions/").unwrap();
+        if !named.is_empty() {
+            assert_eq!(id, named);
+        }
+        // The id it names is the one the claim took: claimed, not completed.
+        assert!(left_claimed(&state, id), "{id}");
+        // The path it took, and the error counted.
+        assert_eq!(
+            state.blocking_handoffs.load(Ordering::SeqCst) > handoffs,
+            kind != "memory",
+            "{kind}"
+        );
+        let text = metrics_text(&tokio, &state);
+        assert!(
+            text.lines().any(|line| line
+                .starts_with("parmana_execution_errors_total{code=\"server.internal\"} 1")),
+            "{kind}: {text}"
+        );
+    }
+}
+
+/// An AuthZEN policy over dotted signal names: anyone may read, editors may edit.
+const DOCUMENTS_POLICY: &str = r#"{
+  "schema_version": "2.0.0",
+  "policy_id": "documents-access",
+  "policy_version": "1.0.0",
+  "description": "AuthZEN example: anyone may read, editors may edit, the rest is denied.",
+  "decisions": ["allow", "deny"],
+  "additional_signals": "ignore",
+  "signals": {
+    "subject.properties.role": {"type": "string", "required": true, "enum": ["editor", "viewer"]},
+    "action.name": {"type": "string", "required": true}
+  },
+  "rules": [
+    {"id": "read", "when": {"signal": "action.name", "eq": "read"}, "then": {"decision": "allow", "reason": "anyone may read"}},
+    {"id": "edit", "when": {"all": [{"signal": "action.name", "eq": "edit"}, {"signal": "subject.properties.role", "eq": "editor"}]}, "then": {"decision": "allow", "reason": "editors may edit"}}
+  ],
+  "default": {"decision": "deny", "reason": "not allowed"}
+}"#;
+
+/// Inside an AuthZEN boxcar, an evaluation that a defect (a panic) stops after its claim is
+/// refused alone — `false`, its error `server.internal` naming the execution's `Location`, and
+/// nothing the panic said — while the evaluations beside it, before and after, are decided; the
+/// claim stays, and the error is counted — on the async worker and on the blocking pool alike.
+#[test]
+fn a_boxcar_evaluation_a_defect_stops_is_refused_alone_with_its_location() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let policy: PolicyRef = "documents-access@1.0.0".parse().unwrap();
+    fixture.release_policy(&policy, DOCUMENTS_POLICY).unwrap();
+    let tokio = tokio_runtime();
+    for kind in ["memory", "sqlite"] {
+        let store: Arc<dyn ReplayStore> = Arc::new(PanicsOnComplete(MemoryReplayStore::new()));
+        let mut settings = settings_for(Limits::default(), None, kind);
+        settings.authzen = AuthzenSettings {
+            policies: vec![AuthzenPolicy {
+                policy: policy.to_string(),
+                resource_types: vec!["document".to_owned()],
+                permit: Some(vec!["allow".to_owned()]),
+            }],
+            default_policy: None,
+            pdp_url: None,
+        };
+        let state = bound_with(runtime_over(&fixture, store), settings);
+        state.started_up.store(true, Ordering::SeqCst);
+        let body = json!({
+            "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": "viewer"}},
+            "resource": {"type": "document", "id": "boxcarring.md"},
+            "evaluations": [
+                {"action": {"name": "read"}},
+                {"action": {"name": "read"}, "context": {"execution_id": "boom-1"}},
+                {"action": {"name": "edit"}}
+            ]
+        });
+        let (status, answer, _) = answer_through_router(
+            &tokio,
+            &state,
+            "POST",
+            "/access/v1/evaluations",
+            &body.to_string(),
+        );
+        assert_eq!(status, 200, "{kind}: {answer}");
+        assert!(!answer.to_string().contains("secret"), "{answer}");
+        let evaluations = answer["evaluations"].as_array().unwrap();
+        let outcomes: Vec<_> = evaluations
+            .iter()
+            .map(|evaluation| {
+                (
+                    evaluation["decision"].as_bool().unwrap(),
+                    evaluation["context"]["outcome"].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [(true, Some("allow")), (false, None), (false, Some("deny"))],
+            "{kind}: {answer}"
+        );
+        let error = &evaluations[1]["context"]["error"];
+        assert_eq!(
+            (&error["status"], &error["code"], &error["location"]),
+            (
+                &json!(500),
+                &json!("server.internal"),
+                &json!("/v1/executions/boom-1")
+            ),
+            "{kind}: {answer}"
+        );
+        assert!(left_claimed(&state, "boom-1"), "{kind}");
+        let text = metrics_text(&tokio, &state);
+        assert!(
+            text.lines().any(|line| line
+                .starts_with("parmana_execution_errors_total{code=\"server.internal\"} 1")),
+            "{kind}: {text}"
+        );
+    }
+}
