@@ -35,8 +35,8 @@ pub use execute::{
     recover,
 };
 pub use log::{
-    AttestationProofVerifier, EntryBundle, LogConsistency, LogSnapshot, latest_log_checkpoint,
-    log_consistency, prove_execution, read_log, sign_log_checkpoint,
+    AttestationProofVerifier, EntryBundle, LogConsistency, LogSnapshot, PendingProof,
+    latest_log_checkpoint, log_consistency, prove_execution, read_log, sign_log_checkpoint,
     verified_latest_log_checkpoint, verify_attestation_proof, witness_checkpoint,
 };
 pub use request::{

@@ -2,7 +2,6 @@
 
 use parmana_canon::tile::{Tile, TileKind};
 use parmana_canon::{Digest, Timestamp};
-use std::ops::Range;
 
 use parmana_canon::merkle::MerkleError;
 use parmana_replay::{
@@ -225,7 +224,21 @@ impl LogSnapshot {
         execution_id: &ExecutionId,
         checkpoint: &[u8],
     ) -> Result<TlogProof, ExecutionError> {
-        prove_in(store, &self.log, trust_root, execution_id, checkpoint, true)
+        self.pending_proof(trust_root, execution_id, checkpoint)?
+            .read(store)
+    }
+
+    /// [`prove`](Self::prove) as far as this snapshot holds it, without reading the store: the
+    /// checkpoint verified and committing to this log, the execution's position in it, the
+    /// inclusion proof — refused here when the entry came after the checkpoint — to be finished
+    /// with [`PendingProof::read`] once the snapshot is let go.
+    pub fn pending_proof(
+        &self,
+        trust_root: &VerifiedTrustRoot,
+        execution_id: &ExecutionId,
+        checkpoint: &[u8],
+    ) -> Result<PendingProof, ExecutionError> {
+        pending_proof(&self.log, trust_root, execution_id, checkpoint, true)
     }
 }
 
@@ -250,18 +263,6 @@ impl EntryBundle {
             entries.get(index).map(Vec::as_slice)
         })?)
     }
-}
-
-/// The entries at `positions` of `log`, read back from `store` and checked against its tree
-/// ([`LedgerLog::read_entries`]); a record that is no longer the log's entry is
-/// `trust.tlog_inconsistent`: the store's ledger no longer extends the log read from it.
-fn log_entries(
-    log: &LedgerLog,
-    store: &dyn ReplayStore,
-    positions: Range<u64>,
-) -> Result<Vec<Vec<u8>>, ExecutionError> {
-    log.read_entries(store, positions)
-        .map_err(|error| inconsistent_entry(error, log.size()))
 }
 
 /// A record read back that is no longer the entry of the log of `size`:
@@ -352,21 +353,28 @@ fn prove_in(
     checkpoint: &[u8],
     given: bool,
 ) -> Result<TlogProof, ExecutionError> {
+    pending_proof(log, trust_root, execution_id, checkpoint, given)?.read(store)
+}
+
+/// What the `.tlog-proof` of `execution_id` in the signed `checkpoint` is of `log`, found
+/// without reading the store (see [`PendingProof`]); `given` as in [`prove_in`].
+fn pending_proof(
+    log: &LedgerLog,
+    trust_root: &VerifiedTrustRoot,
+    execution_id: &ExecutionId,
+    checkpoint: &[u8],
+    given: bool,
+) -> Result<PendingProof, ExecutionError> {
     let verified = checked_against_store(log, trust_root, checkpoint)?;
     let size = verified.checkpoint().size();
-    let not_in_log = |reason: String| ExecutionError::NotInLog {
-        execution_id: execution_id.as_str().to_owned(),
-        reason,
+    let pending = |found| PendingProof {
+        execution_id: execution_id.clone(),
+        checkpoint: String::from_utf8_lossy(checkpoint).into_owned(),
+        log_size: log.size(),
+        found,
     };
     let Some(position) = log.position_of(execution_id) else {
-        if matches!(store.get(execution_id)?, ExecutionState::Completed(_)) {
-            return Err(ExecutionError::NotYetSequenced {
-                execution_id: execution_id.as_str().to_owned(),
-            });
-        }
-        return Err(not_in_log(
-            "the store holds no completed execution with this id".into(),
-        ));
+        return Ok(pending(None));
     };
     if position >= size {
         let reason = format!("its entry {position} came after the checkpoint of size {size}");
@@ -375,29 +383,84 @@ fn prove_in(
                 reason: format!("covers it yet: {reason}"),
             }
         } else {
-            not_in_log(format!("{reason}; sign a newer one"))
+            not_in_log(execution_id, format!("{reason}; sign a newer one"))
         });
     }
-    let entry = log_entries(log, store, position..position.saturating_add(1))?
-        .pop()
-        .ok_or_else(|| not_in_log(format!("no entry at {position}")))?;
-    // The index found the position; the entry there, which the tree commits to, must be this
-    // execution's record — never another's handed out as its proof.
-    if ExecutionEntry::read(&entry).is_none_or(|e| e.execution_id != execution_id.as_str()) {
-        return Err(ExecutionError::ProofEntryMismatch {
-            what: "execution id",
-        });
-    }
-    let hashes = log
+    let inclusion = log
         .tree()
         .inclusion_proof(position, size)
-        .map_err(|e| not_in_log(e.to_string()))?;
-    Ok(TlogProof::new(
+        .map_err(|e| not_in_log(execution_id, e.to_string()))?;
+    Ok(pending(Some(InLog {
         position,
-        hashes,
-        String::from_utf8_lossy(checkpoint).into_owned(),
-    )
-    .with_extra(entry))
+        entry: log.entry_hashes(position..position.saturating_add(1)),
+        inclusion,
+    })))
+}
+
+/// `runtime.not_in_log` for `execution_id`, for `reason`.
+fn not_in_log(execution_id: &ExecutionId, reason: String) -> ExecutionError {
+    ExecutionError::NotInLog {
+        execution_id: execution_id.as_str().to_owned(),
+        reason,
+    }
+}
+
+/// The `.tlog-proof` of an execution as far as a log snapshot holds it
+/// ([`LogSnapshot::pending_proof`]) — the checkpoint, the execution's position, the inclusion
+/// proof and its entry's leaf hash — to be finished from the store with [`PendingProof::read`]
+/// once the snapshot is let go (a snapshot held while the store is read is copied whole by the
+/// next catch-up).
+#[derive(Debug, Clone)]
+pub struct PendingProof {
+    execution_id: ExecutionId,
+    checkpoint: String,
+    /// The size of the log it was found in.
+    log_size: u64,
+    /// Where the log holds the execution; `None` where its index does not.
+    found: Option<InLog>,
+}
+
+/// Where a log holds an execution: its position, its entry's leaf hash and its inclusion
+/// proof in the checkpoint.
+#[derive(Debug, Clone)]
+struct InLog {
+    position: u64,
+    entry: EntryHashes,
+    inclusion: Vec<Digest>,
+}
+
+impl PendingProof {
+    /// The proof, its entry read back from `store` (the record alone) and checked against its
+    /// leaf hash (`trust.tlog_inconsistent` when the store no longer holds it) and as this
+    /// execution's record (`runtime.proof_entry_mismatch`). For an execution the log does not
+    /// hold, `runtime.not_yet_sequenced` when the store holds it completed, `runtime.not_in_log`
+    /// otherwise.
+    pub fn read(self, store: &dyn ReplayStore) -> Result<TlogProof, ExecutionError> {
+        let execution_id = &self.execution_id;
+        let Some(found) = self.found else {
+            if matches!(store.get(execution_id)?, ExecutionState::Completed(_)) {
+                return Err(ExecutionError::NotYetSequenced {
+                    execution_id: execution_id.as_str().to_owned(),
+                });
+            }
+            return Err(not_in_log(
+                execution_id,
+                "the store holds no completed execution with this id".into(),
+            ));
+        };
+        let entry = read_checked_entries(store, &found.entry)
+            .map_err(|error| inconsistent_entry(error, self.log_size))?
+            .pop()
+            .ok_or_else(|| not_in_log(execution_id, format!("no entry at {}", found.position)))?;
+        // The index found the position; the entry there, which the tree commits to, must be
+        // this execution's record — never another's handed out as its proof.
+        if ExecutionEntry::read(&entry).is_none_or(|e| e.execution_id != execution_id.as_str()) {
+            return Err(ExecutionError::ProofEntryMismatch {
+                what: "execution id",
+            });
+        }
+        Ok(TlogProof::new(found.position, found.inclusion, self.checkpoint).with_extra(entry))
+    }
 }
 
 /// How the store's log extends an older checkpoint.

@@ -1,8 +1,8 @@
-//! Serving the log from its shared snapshot without multiplying work: requests for the log's checkpoint that miss the kept signed note at the same time sign it once (the others wait and take its note, rather than each reading and verifying the log's entries again), and an entry bundle lets go of the snapshot before it reads the store (one held is copied whole by the next catch-up).
+//! Serving the log from its shared snapshot without multiplying work: requests for the log's checkpoint that miss the kept signed note at the same time sign it once (the others wait and take its note, rather than each reading and verifying the log's entries again), and an entry bundle or a proof lets go of the snapshot before it reads the store (one held is copied whole by the next catch-up).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use parmana_runtime::replay::{
@@ -15,13 +15,15 @@ use crate::settings::Limits;
 
 /// A memory store whose reads of ledger rows (the entries with their attestations, which a
 /// checkpoint's signing verifies) are counted, and wait while held; so do its reads of more
-/// than one record alone (an entry bundle's, not the snapshot's probe for new records).
+/// than one record alone (an entry bundle's, not the snapshot's probe for new records) and of
+/// records before `records_held_below` (a proof's entry).
 #[derive(Debug, Default)]
 struct HeldRows {
     inner: MemoryReplayStore,
     held: (Mutex<bool>, Condvar),
     reads: AtomicUsize,
     record_reads: AtomicUsize,
+    records_held_below: AtomicU64,
 }
 
 impl HeldRows {
@@ -48,7 +50,7 @@ impl ReplayStore for HeldRows {
         self.inner.ledger_rows(from, max)
     }
     fn ledger_records(&self, from: u64, max: usize) -> Result<Vec<LedgerRecord>, ReplayError> {
-        if max > 1 {
+        if max > 1 || from < self.records_held_below.load(Ordering::SeqCst) {
             self.record_reads.fetch_add(1, Ordering::SeqCst);
             self.wait_while_held();
         }
@@ -98,17 +100,42 @@ fn an_entry_bundle_lets_go_of_the_snapshot_before_it_reads_the_store() {
     let (state, _fixture) = serving_a_log(&store);
     store.hold(true);
     let bundle = get_in_thread(&state, "/log/tile/entries/000.p/3");
+    lets_go_of_the_snapshot_while_it_reads(&state, &store, bundle);
+}
+
+/// A proof too: it reads its entry from the store once the snapshot is let go.
+#[test]
+fn a_proof_lets_go_of_the_snapshot_before_it_reads_the_store() {
+    let store = Arc::new(HeldRows::default());
+    let (state, _fixture) = serving_a_log(&store);
+    let tokio = tokio_runtime();
+    // The checkpoint signed first: the proof then reads nothing of the store but its entry.
+    let (status, answer, _) = answer_through_router(&tokio, &state, "GET", "/log/checkpoint", "");
+    assert_eq!(status, 200, "{answer}");
+    store.records_held_below.store(3, Ordering::SeqCst);
+    store.hold(true);
+    let proof = get_in_thread(&state, "/v1/executions/signed-1/proof");
+    lets_go_of_the_snapshot_while_it_reads(&state, &store, proof);
+}
+
+/// Once `request` reads records from `store` (held), the log's snapshot is held by the cache
+/// alone (and by the check); then `request`, let go, answers `200`.
+fn lets_go_of_the_snapshot_while_it_reads(
+    state: &Arc<crate::state::AppState>,
+    store: &Arc<HeldRows>,
+    request: std::thread::JoinHandle<u16>,
+) {
     let reading = (0..2_000).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(5));
         store.record_reads.load(Ordering::SeqCst) > 0
     });
-    assert!(reading, "the bundle never read the store");
-    // While the bundle reads the store, only the cache (and this test) hold the snapshot.
-    let snapshot = state.log_cache.get(&*store).unwrap();
+    assert!(reading, "the request never read the store");
+    // While the request reads the store, only the cache (and this check) hold the snapshot.
+    let snapshot = state.log_cache.get(&**store).unwrap();
     assert_eq!(Arc::strong_count(&snapshot), 2);
     drop(snapshot);
     store.hold(false);
-    assert_eq!(bundle.join().unwrap(), 200);
+    assert_eq!(request.join().unwrap(), 200);
 }
 
 #[test]

@@ -296,12 +296,15 @@ pub(crate) async fn proof(
             // against another trust root than the checkpoint was signed under.
             let environment = runtime.environment();
             let (log, checkpoint) = signed_checkpoint(&worker, runtime, &environment, &signers)?;
-            log.prove(
-                runtime.store(),
+            let pending = log.pending_proof(
                 environment.trust_root(),
                 &execution_id,
                 checkpoint.as_bytes(),
-            )
+            )?;
+            // The snapshot let go before the store is read: one a request holds is copied
+            // whole by the next catch-up.
+            drop(log);
+            pending.read(runtime.store())
         })
         .await?
         .map_err(|e| ApiError::from_execution(&e))?;
