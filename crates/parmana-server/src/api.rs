@@ -130,7 +130,7 @@ fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
         (status = 409, description = "The execution id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
-        (status = 500, description = "The environment refused (trust) or a defect; after the id may have been claimed, `Location` names where the outcome reads back", body = ErrorBody,
+        (status = 500, description = "The environment refused (trust), a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …: docs/server.md, Errors) or a defect; after the id may have been claimed, `Location` names where the outcome reads back", body = ErrorBody,
             headers(("Location" = String, description = "Where the execution's outcome reads back (a failure after the id may have been claimed)"))),
         (status = 503, description = "Store unavailable (`replay.*`; `Location` names where the outcome reads back: its commit may have happened), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
@@ -250,7 +250,7 @@ pub(crate) async fn create_execution(
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "The id was never used (`server.execution_unknown`)", body = ErrorBody),
         (status = 423, description = "Claimed, not completed: in flight, or interrupted (run `parmana recover`)", body = ErrorBody),
-        (status = 500, description = "The stored attestation is not this execution's: it does not verify, or attests another execution (`runtime.stored_attestation_invalid`); or a defect (`server.internal`)", body = ErrorBody),
+        (status = 500, description = "The stored attestation is not this execution's: it does not verify, or attests another execution (`runtime.stored_attestation_invalid`); a store whose content no retry mends (`replay.store_corrupt`, …); or a defect (`server.internal`)", body = ErrorBody),
         (status = 503, description = "Made under a trust-root version newer than this server has loaded (`runtime.environment_behind`: reload it), store unavailable or a row it cannot read (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))
@@ -823,7 +823,6 @@ pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<R
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 500, description = "The metrics could not be encoded (a defect: `server.internal`)", body = ErrorBody),
-        (status = 503, description = "Overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"])))]
 pub(crate) async fn metrics(

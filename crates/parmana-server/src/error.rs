@@ -223,11 +223,27 @@ impl ApiError {
         .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
     }
 
-    /// A refusal of the runtime, with the status its code and class call for.
+    /// A refusal of the runtime, with the status its code and class call for. The store's and
+    /// the file system's own words — which can name hosts, users, databases and paths — go to
+    /// the server's log, not to the caller (perhaps anonymous, on a public log), who is told the
+    /// code ([`withheld_message`]), as `/readyz` and `/v1/status` tell it.
     pub(crate) fn from_execution(error: &ExecutionError) -> Self {
         let code = error.code();
         let status = status_of(error);
-        let mut api = Self::new(status, code, error.to_string());
+        let message = match withheld_message(error) {
+            Some(message) => {
+                tracing::warn!(
+                    target: "parmana::server",
+                    code,
+                    error = %error,
+                    "a request was refused: the replay store or a file failed (the caller is told \
+                     the code only)"
+                );
+                message
+            }
+            None => error.to_string(),
+        };
+        let mut api = Self::new(status, code, message);
         // Overload, an unavailable store and an execution the sequencer has not integrated
         // yet are worth asking again.
         if status == StatusCode::SERVICE_UNAVAILABLE || code == "runtime.not_yet_sequenced" {
@@ -247,8 +263,36 @@ impl ApiError {
     }
 }
 
+/// What the caller is told of a refusal whose own message the server's log keeps: a store or
+/// a file that failed (`None` for every other refusal, whose message is the caller's).
+pub(crate) fn withheld_message(error: &ExecutionError) -> Option<String> {
+    let code = error.code();
+    match error.class() {
+        ErrorClass::Store => Some(format!(
+            "the replay store failed ({code}); the server's log says why"
+        )),
+        ErrorClass::Io => Some(format!(
+            "a file could not be read or written ({code}); the server's log says which and why"
+        )),
+        _ => None,
+    }
+}
+
+/// Store refusals that no retry helps: what the store holds is not what Parmana wrote (a
+/// record or the ledger changed, the marks reset, a store file linked twice) or is of a
+/// schema this version does not read. `500`, not `503`: the store must be repaired first.
+const STORE_INTEGRITY: [&str; 6] = [
+    "replay.store_corrupt",
+    "replay.ledger_broken",
+    "replay.marks_reset",
+    "replay.store_multiple_links",
+    "replay.schema_version_unsupported",
+    "runtime.stored_claim_unreadable",
+];
+
 /// The HTTP status of a runtime refusal (`docs/server.md`, "Errors"): malformed requests 400,
-/// too large 413, policy and signals 422, replay 409, store 503, trust and defects 500.
+/// too large 413, policy and signals 422, replay 409, store 503 (500 for a store whose content
+/// no retry mends), trust and defects 500.
 pub(crate) fn status_of(error: &ExecutionError) -> StatusCode {
     let code = error.code();
     // The log: a tile past the tree or an execution not (yet) in it is not there.
@@ -257,6 +301,7 @@ pub(crate) fn status_of(error: &ExecutionError) -> StatusCode {
             return StatusCode::NOT_FOUND;
         }
         "tile.entry_too_large" => return StatusCode::INTERNAL_SERVER_ERROR,
+        _ if STORE_INTEGRITY.contains(&code) => return StatusCode::INTERNAL_SERVER_ERROR,
         // Another server of the deployment reloaded first: this one, once reloaded, or another,
         // answers.
         "runtime.environment_behind" => return StatusCode::SERVICE_UNAVAILABLE,
@@ -354,6 +399,13 @@ mod tests {
             ),
             (ExecutionError::NoStore, 503, Some(RETRY_AFTER_SECONDS)),
             (
+                ExecutionError::Store(ReplayError::Corrupt {
+                    message: "a record that is not Parmana's".to_owned(),
+                }),
+                500,
+                None,
+            ),
+            (
                 ExecutionError::NotInLog {
                     execution_id: "claim-1".to_owned(),
                     reason: "never completed".to_owned(),
@@ -391,5 +443,41 @@ mod tests {
                 assert!(api.status.is_client_error(), "{}", error.code());
             }
         }
+    }
+
+    /// A store's or a file's own words (hosts, users, databases, paths) never reach the
+    /// caller: the code does, the rest goes to the server's log. Every other refusal keeps its
+    /// message.
+    #[test]
+    fn the_store_and_file_system_words_stay_in_the_log() {
+        let secret = "postgres://admin:secret@db.internal/parmana: password authentication failed";
+        let withheld = [
+            ExecutionError::Store(ReplayError::Unavailable {
+                message: secret.to_owned(),
+            }),
+            ExecutionError::Store(ReplayError::Corrupt {
+                message: secret.to_owned(),
+            }),
+            ExecutionError::io(
+                "read",
+                std::path::Path::new("/srv/db.internal/secret/trust-root.json"),
+                &std::io::Error::other("permission denied"),
+            ),
+        ];
+        for error in withheld {
+            let api = ApiError::from_execution(&error);
+            assert_eq!(api.code, error.code());
+            assert!(
+                !api.message.contains("secret") && !api.message.contains("db.internal"),
+                "{}",
+                api.message
+            );
+            assert!(api.message.contains(error.code()), "{}", api.message);
+            assert!(api.message.contains("server's log"), "{}", api.message);
+        }
+        let kept = ExecutionError::PolicyNotFound {
+            policy: "nowhere@1.0.0".to_owned(),
+        };
+        assert_eq!(ApiError::from_execution(&kept).message, kept.to_string());
     }
 }

@@ -27,8 +27,11 @@ pub(crate) struct Outcome {
 /// The request identifier header (AuthZEN, "Request Identification"), echoed on the response.
 const REQUEST_ID: &str = "x-request-id";
 
-/// Routes that are never shed: probes must answer under load.
-const NEVER_SHED: [&str; 2] = ["/healthz", "/readyz"];
+/// Routes that are never shed: probes must answer under load, and so must the metrics — the
+/// alerts on shedding and readiness read them exactly when every slot is taken. None of them
+/// can pile work up: `/metrics` needs the `read` scope, and the store probe it and `/readyz`
+/// share runs one at a time with its own deadline.
+const NEVER_SHED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// The log's routes: they hold at most a quarter of the concurrency slots (`AppState::log_in_flight`).
 const LOG_ROUTES: [&str; 3] = [

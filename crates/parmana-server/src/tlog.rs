@@ -64,7 +64,7 @@ fn body_response(content_type: &'static str, cache: &'static str, body: Vec<u8>)
         (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "The server serves no log (`server.log_disabled`)", body = ErrorBody),
-        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), or an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it)", body = ErrorBody),
+        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it), or a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …)", body = ErrorBody),
 (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security((), ("bearer" = ["read"]))
@@ -201,7 +201,7 @@ fn signed_checkpoint(
         (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "Past the log (`tile.beyond_tree`), or the server serves no log", body = ErrorBody),
-        (status = 500, description = "The store's ledger no longer extends the log served (`trust.tlog_inconsistent`)", body = ErrorBody),
+        (status = 500, description = "The store's ledger no longer extends the log served (`trust.tlog_inconsistent`), an entry too large to serve (`tile.entry_too_large`), or a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …)", body = ErrorBody),
 (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security((), ("bearer" = ["read"]))
@@ -275,7 +275,7 @@ pub(crate) async fn tile(
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "No completed execution with this id (`runtime.not_in_log`), one completed but not yet in the log (`runtime.not_yet_sequenced`, with `Retry-After`), or the server serves no log", body = ErrorBody,
             headers(("Retry-After" = String, description = "With `runtime.not_yet_sequenced`: seconds to wait before asking again"))),
-        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), or an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it)", body = ErrorBody),
+        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it), or a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …)", body = ErrorBody),
 (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))

@@ -943,8 +943,13 @@ fn an_execution_past_its_time_is_answered_503_keeps_its_slot_and_completes_once(
     assert!(all_counted, "{read:?}");
 }
 
+/// A store overwritten under the server is corrupt: every call that touches it is refused
+/// `500 replay.store_corrupt` (no retry mends it: no `Retry-After`), naming the execution where
+/// it may have been claimed, telling the caller the code only (the store's words, and its
+/// path, go to the server's log); the server is not ready; pure evaluations go on. (A store
+/// that cannot be reached is `503` with `Retry-After`: `readiness_tests.rs`.)
 #[test]
-fn a_store_that_fails_is_answered_503_and_the_server_is_not_ready() {
+fn a_corrupt_store_is_refused_and_the_server_is_not_ready() {
     let env = deployment("sqlite:replay.sqlite3", "");
     let served = Served::start(env.root(), &["--dev-token"]);
     let token = served.token.as_deref();
@@ -971,9 +976,27 @@ fn a_store_that_fails_is_answered_503_and_the_server_is_not_ready() {
         }
     }
     let failed = served.post("/v1/executions", token, &execution_body("after-1"));
-    assert_eq!(failed.status, 503, "{}", failed.text);
-    assert!(failed.code().starts_with("replay."), "{}", failed.text);
-    assert_eq!(failed.header("retry-after"), Some("1"));
+    assert_eq!(
+        (failed.status, failed.code().as_str()),
+        (500, "replay.store_corrupt"),
+        "{}",
+        failed.text
+    );
+    assert_eq!(failed.header("retry-after"), None);
+    let root = env.root().display().to_string();
+    assert!(!failed.text.contains(&root), "{}", failed.text);
+    assert!(
+        failed.text.contains("the server's log says why"),
+        "{}",
+        failed.text
+    );
+    assert!(
+        served
+            .stderr()
+            .contains("a request was refused: the replay store or a file failed"),
+        "{}",
+        served.stderr()
+    );
     // The store failed where the id may have been claimed: the answer names where its outcome
     // reads back — also for an id the server made, which the client could learn nowhere else.
     assert_eq!(failed.header("location"), Some("/v1/executions/after-1"));
@@ -983,7 +1006,7 @@ fn a_store_that_fails_is_answered_503_and_the_server_is_not_ready() {
         crate::harness::README_SIGNALS
     );
     let made = served.post("/v1/executions", token, &readme_request);
-    assert_eq!(made.status, 503, "{}", made.text);
+    assert_eq!(made.status, 500, "{}", made.text);
     let location = made.header("location").unwrap_or_default();
     assert!(
         location.starts_with("/v1/executions/") && location.len() > "/v1/executions/".len(),
@@ -999,7 +1022,7 @@ fn a_store_that_fails_is_answered_503_and_the_server_is_not_ready() {
     assert_eq!(refused.status, 422, "{}", refused.text);
     assert_eq!(refused.header("location"), None);
     let read = served.get("/v1/executions/before-1", token);
-    assert_eq!(read.status, 503, "{}", read.text);
+    assert_eq!(read.status, 500, "{}", read.text);
     // Not ready while its store fails (polled: a probe's answer is reused for a second).
     let not_ready = (0..200).any(|_| {
         let status = served.get("/readyz", None).status;
