@@ -26,6 +26,8 @@ mod log_cache;
 mod log_signing_tests;
 mod metrics;
 mod observe;
+#[cfg(test)]
+mod observe_tests;
 mod openapi;
 #[cfg(test)]
 mod readiness_tests;

@@ -70,6 +70,16 @@ pub(crate) async fn guard(
     // Who the request's token names, its policy and execution id, as soon as a handler knows
     // them (for the log line, whatever the answer).
     let notes = Arc::new(std::sync::Mutex::new(Notes::default()));
+    // Logs and counts the request if its client goes away before the answer (hyper then drops
+    // this future, the handler with it).
+    let mut abandoned = Abandoned {
+        state: Arc::clone(&state),
+        route: route.clone(),
+        method: method.clone(),
+        started,
+        notes: Arc::clone(&notes),
+        answered: false,
+    };
     let mut response = if head > state.limits.max_header_bytes {
         // HTTP/1.1's read buffer (as large as the limit) refuses most such heads before they
         // are parsed, with a bare 431; one that arrived whole in a single read is refused here.
@@ -161,6 +171,7 @@ pub(crate) async fn guard(
     outcome.policy = outcome.policy.or(notes.policy);
     outcome.execution_id = outcome.execution_id.or(notes.execution_id);
     let caller = notes.caller;
+    abandoned.answered = true;
     log_request(
         &state.logging,
         &route,
@@ -172,6 +183,59 @@ pub(crate) async fn guard(
     );
     state.metrics.request(route, method, status, elapsed);
     response
+}
+
+/// The status and code a request is logged and counted with when its client closed the
+/// connection before the answer (nginx's "client closed request"; no client receives it).
+pub(crate) const CLIENT_CLOSED: (u16, &str) = (499, "server.client_closed");
+
+/// A request in [`guard`] until it is answered: dropped before that — its client closed the
+/// connection, and hyper dropped the request's future, its handler with it — it logs and counts
+/// the request as [`CLIENT_CLOSED`], with what the handler had noted (its policy, its execution
+/// id: an execution it started may still complete, and its log line ties the id to the request).
+struct Abandoned {
+    state: Arc<AppState>,
+    route: Cow<'static, str>,
+    method: Cow<'static, str>,
+    started: Instant,
+    notes: Arc<std::sync::Mutex<Notes>>,
+    answered: bool,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        let notes = self
+            .notes
+            .lock()
+            .map(|mut notes| std::mem::take(&mut *notes))
+            .unwrap_or_default();
+        let (status, code) = CLIENT_CLOSED;
+        let outcome = Outcome {
+            execution_id: notes.execution_id,
+            policy: notes.policy,
+            code: Some(code.to_owned()),
+            ..Outcome::default()
+        };
+        log_request(
+            &self.state.logging,
+            &self.route,
+            &self.method,
+            status,
+            elapsed,
+            &outcome,
+            notes.caller.as_deref(),
+        );
+        self.state.metrics.request(
+            std::mem::take(&mut self.route),
+            std::mem::take(&mut self.method),
+            status,
+            elapsed,
+        );
+    }
 }
 
 /// Why a request is answered before its handler finished.

@@ -1,0 +1,128 @@
+//! What the middleware tells of every request: one whose client goes away before its answer is still logged and counted (`499 server.client_closed`, with the execution it started), and `/metrics` answers while every slot is taken.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use parmana_runtime::canon::ExecutionId;
+use parmana_runtime::replay::{ExecutionState, MemoryReplayStore, ReplayError, ReplayStore};
+use parmana_testkit::FixtureEnvironment;
+
+use crate::readiness_tests::{bound, bound_as, runtime_over, through_router, tokio_runtime};
+use crate::settings::Limits;
+
+/// A memory store whose completions wait while it is held.
+#[derive(Debug, Default)]
+struct HeldCompletions {
+    inner: MemoryReplayStore,
+    held: (Mutex<bool>, Condvar),
+}
+
+impl HeldCompletions {
+    fn hold(&self, held: bool) {
+        *self.held.0.lock().unwrap() = held;
+        self.held.1.notify_all();
+    }
+}
+
+impl ReplayStore for HeldCompletions {
+    parmana_testkit::forward_store_writes!(inner: claim);
+    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        let (held, wake) = &self.held;
+        drop(wake.wait_while(held.lock().unwrap(), |held| *held).unwrap());
+        self.inner.complete(id, attestation)
+    }
+    parmana_testkit::forward_store_reads!(inner);
+}
+
+/// Releases the held store when dropped.
+struct Released<'a>(&'a HeldCompletions);
+
+impl Drop for Released<'_> {
+    fn drop(&mut self) {
+        self.0.hold(false);
+    }
+}
+
+/// A client that closes its connection while its execution waits on the store: the request is
+/// logged and counted as `499` (before, nothing was: hyper drops the request's future, and the
+/// line and the count came after the handler), and the execution completes.
+#[test]
+fn a_request_its_client_abandons_is_counted() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store = Arc::new(HeldCompletions::default());
+    // A store whose calls may wait: the execution runs on the blocking pool, as on SQLite.
+    let state = bound_as(
+        runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>),
+        Limits::default(),
+        None,
+        "sqlite",
+    );
+    state.started_up.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    store.hold(true);
+    // Released before the runtime is dropped (it waits for the held call), also on a failure.
+    let _release = Released(&store);
+    let body = r#"{"policy":"claims-approval@1.0.0","signals":{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400},"execution_id":"gone-1"}"#;
+    let gone = tokio.block_on(async {
+        use tower::ServiceExt;
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri("/v1/executions")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        // The client goes away: the request's future is dropped unanswered.
+        tokio::time::timeout(
+            Duration::from_millis(200),
+            crate::lifecycle::router(Arc::clone(&state)).oneshot(request),
+        )
+        .await
+        .is_err()
+    });
+    assert!(gone, "answered while the store was held");
+    let counted =
+        r#"parmana_http_requests_total{route="/v1/executions",method="POST",status="499"} 1"#;
+    let text = state.metrics.encode().unwrap();
+    assert!(text.lines().any(|line| line == counted), "{text}");
+    // The execution it started goes on, and completes once the store answers.
+    store.hold(false);
+    let id = ExecutionId::parse("gone-1").unwrap();
+    let completed = (0..400).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        matches!(
+            state.runtime.store().get(&id).unwrap(),
+            ExecutionState::Completed(_)
+        )
+    });
+    assert!(completed, "the execution never completed");
+}
+
+/// With every slot taken (a store that hangs holds them all), a request is shed, and
+/// `/metrics` still answers — with the shedding counted: the alerts on it see the overload
+/// they are for.
+#[test]
+fn metrics_are_never_shed() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
+    state.started_up.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    let slots = state.in_flight.available_permits();
+    let _taken = tokio
+        .block_on(Arc::clone(&state.in_flight).acquire_many_owned(u32::try_from(slots).unwrap()))
+        .unwrap();
+    let evaluation = r#"{"policy": "claims-approval@1.0.0", "signals": {}}"#;
+    let (status, code, _) = through_router(&tokio, &state, "POST", "/v1/evaluations", evaluation);
+    assert_eq!((status, code.as_str()), (503, "server.overloaded"));
+    let (status, code, _) = through_router(&tokio, &state, "GET", "/metrics", "");
+    assert_eq!(status, 200, "{code}");
+    let text = state.metrics.encode().unwrap();
+    assert!(
+        text.lines()
+            .any(|line| line == "parmana_requests_shed_total 1"),
+        "{text}"
+    );
+}
