@@ -48,6 +48,22 @@ pub enum ServerError {
         /// The largest allowed.
         max: usize,
     },
+    /// The limit on open files is below what `max_connections` needs and cannot be raised:
+    /// `accept` would fail at it before the connection limit is reached, and with it every file
+    /// the server opens.
+    #[error(
+        "max_connections and max_concurrency need {needed} open files, and the process may open \
+         at most {allowed} ({why}): lower max_connections, or raise the limit (`ulimit -n`, \
+         systemd's LimitNOFILE=)"
+    )]
+    DescriptorLimit {
+        /// Descriptors needed: one per connection and per request in flight, and a reserve.
+        needed: u64,
+        /// The most the process may open.
+        allowed: u64,
+        /// Why no more: the hard limit, or the system's refusal.
+        why: String,
+    },
     /// The listen address could not be bound, or serving failed.
     #[error("cannot {action} {address}: {message}")]
     Io {
@@ -98,6 +114,7 @@ impl ServerError {
             Self::TlsInvalid(_) => "server.tls_invalid",
             Self::AuthzenConfig(_) => "server.authzen_config",
             Self::LimitOutOfRange { .. } => "server.limit_out_of_range",
+            Self::DescriptorLimit { .. } => "server.descriptor_limit",
             Self::Io { .. } => "server.io",
             Self::WitnessUnreachable { .. } => "server.witness_unreachable",
             Self::WitnessRefused { .. } => "server.witness_refused",

@@ -17,6 +17,7 @@ mod body_offload_tests;
 mod connections;
 #[cfg(test)]
 mod defect_tests;
+mod descriptors;
 mod error;
 #[cfg(test)]
 mod flatten_tests;

@@ -123,6 +123,7 @@ impl Server {
             tls_not_after,
             authzen,
         } = checked(&settings, &runtime.environment(), runtime.clock().now())?;
+        crate::descriptors::ensure(&settings.limits)?;
         let listener =
             std::net::TcpListener::bind(settings.listen).map_err(|e| ServerError::Io {
                 action: "bind",

@@ -1092,3 +1092,92 @@ fn a_burst_past_the_concurrency_limit_is_decided_or_shed_never_queued() {
     let after = served.post("/v1/evaluations", Some(&token), &batch);
     assert_eq!(after.status, 200, "{}", after.text);
 }
+
+/// `parmana serve` started by `sh` under `ulimits` (a `ulimit` command line) in `dir`, with the
+/// memory store and a printed token: the child, its stdout and its stderr's file.
+fn serve_under_ulimit(
+    dir: &std::path::Path,
+    ulimits: &str,
+) -> (std::process::Child, std::path::PathBuf) {
+    let log = dir.join("ulimit-stderr.log");
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{ulimits} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_parmana"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--dev-token",
+        ])
+        .current_dir(dir)
+        .env_remove("PARMANA_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    (child, log)
+}
+
+/// `max_connections` needs a descriptor each (and the requests in flight and a reserve theirs):
+/// under the common soft limit of 1,024 the server raises its soft limit as far as the defaults
+/// need (before, `accept` failed at the limit before the connection limit was reached, and so
+/// did every file the server opened); where the hard limit is lower it refuses to start.
+#[test]
+fn the_limit_on_open_files_is_raised_for_max_connections_or_the_start_refused() {
+    let env = deployment("memory", "");
+    // 1,024 connections, 256 requests in flight, 64 in reserve.
+    let needed = 1024 + 256 + 64;
+    // (A hard limit below that, as a test machine may have, is the refusal below.)
+    let ours = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let hard = ours
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .map(|hard| hard.parse::<u64>().unwrap_or(u64::MAX))
+        .unwrap_or_else(|| panic!("{ours}"));
+    let lower = if hard >= needed {
+        serve_raises_its_soft_limit(env.root(), needed);
+        "ulimit -n 512".to_owned()
+    } else {
+        format!("ulimit -n {}", hard.min(512))
+    };
+    let (mut child, log) = serve_under_ulimit(env.root(), &lower);
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("server.descriptor_limit")
+            && stderr.contains(&format!("need {needed} open files")),
+        "{stderr}"
+    );
+}
+
+/// Under a soft limit of 1,024, the server raises it to `needed` and serves.
+fn serve_raises_its_soft_limit(dir: &std::path::Path, needed: u64) {
+    let (mut child, log) = serve_under_ulimit(dir, "ulimit -S -n 1024");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(
+        first.starts_with("listening on "),
+        "{first:?}: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let soft: u64 = limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or_else(|| panic!("{limits}"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(soft, needed, "{limits}");
+}
