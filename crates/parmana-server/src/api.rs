@@ -113,7 +113,15 @@ pub(crate) fn execution_location(execution_id: &str) -> String {
     path
 }
 
-fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
+/// `response` with what the handler decided for the log line and the metrics; the error code a
+/// refusal's response already carries is kept.
+pub(crate) fn with_outcome(mut response: Response, mut outcome: Outcome) -> Response {
+    if outcome.code.is_none() {
+        outcome.code = response
+            .extensions_mut()
+            .remove::<Outcome>()
+            .and_then(|refused| refused.code);
+    }
     response.extensions_mut().insert(outcome);
     response
 }

@@ -95,7 +95,7 @@ pub(crate) async fn guard(
     } else if !state.is_started() && !SERVED_WHILE_STARTING.contains(&route.as_ref()) {
         ApiError::starting().into_response()
     } else if NEVER_SHED.contains(&route.as_ref()) {
-        NOTES.scope(Arc::clone(&notes), next.run(request)).await
+        answered_despite_panics(NOTES.scope(Arc::clone(&notes), next.run(request)), &notes).await
     } else {
         // A log route takes a place of the log's share first, then a slot like any request.
         let log_share = if LOG_ROUTES.contains(&route.as_ref()) {
@@ -124,7 +124,10 @@ pub(crate) async fn guard(
                 let slot = Arc::new(Slot::new(permit, log_share));
                 let handled = tokio::time::timeout(
                     state.limits.request_timeout,
-                    NOTES.scope(Arc::clone(&notes), next.run(request)),
+                    answered_despite_panics(
+                        NOTES.scope(Arc::clone(&notes), next.run(request)),
+                        &notes,
+                    ),
                 );
                 tokio::select! {
                     // An answer ready as the grace ends is given, not the 503.
@@ -183,6 +186,34 @@ pub(crate) async fn guard(
     );
     state.metrics.request(route, method, status, elapsed);
     response
+}
+
+/// `handled`, with a panic in it — a defect in a handler, on the async worker — answered `500
+/// server.internal` (naming in `Location` the execution the handler had noted) instead of
+/// unwinding into the connection's task, which would reset the connection with the request
+/// neither logged nor counted. What the panic said goes to the server's log only.
+async fn answered_despite_panics(
+    handled: impl std::future::Future<Output = Response>,
+    notes: &std::sync::Mutex<Notes>,
+) -> Response {
+    use std::task::Poll;
+    let mut handled = std::pin::pin!(handled);
+    let caught = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handled.as_mut().poll(cx))) {
+            Ok(Poll::Ready(response)) => Poll::Ready(Some(response)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        }
+    })
+    .await;
+    caught.unwrap_or_else(|| {
+        tracing::error!(target: "parmana::server", "a request handler panicked (a defect)");
+        let execution_id = notes
+            .lock()
+            .ok()
+            .and_then(|notes| notes.execution_id.clone());
+        crate::api::defect("request", execution_id.as_deref()).into_response()
+    })
 }
 
 /// The status and code a request is logged and counted with when its client closed the
@@ -412,11 +443,18 @@ pub(crate) fn init_logging(logging: &Logging) {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_target(true);
-    let _ = if logging.json {
+    let installed = if logging.json {
         builder.json().flatten_event(true).try_init()
     } else {
         builder.try_init()
     };
+    // With JSON logs, a panic (a defect) is logged as one JSON event too, not as the default
+    // hook's plain text among them.
+    if logging.json && installed.is_ok() {
+        std::panic::set_hook(Box::new(|panic| {
+            tracing::error!(target: "parmana::server", panic = %panic, "a thread panicked (a defect)");
+        }));
+    }
 }
 
 #[cfg(test)]

@@ -126,3 +126,93 @@ fn metrics_are_never_shed() {
         "{text}"
     );
 }
+
+/// A handler with a defect: it panics, saying what it should not.
+async fn panics() -> axum::response::Response {
+    panic!("postgres://admin:secret@db.internal/parmana")
+}
+
+/// [`panics`], once it noted the execution it handles.
+async fn panics_after_noting_an_execution() -> axum::response::Response {
+    crate::state::note_request(None, Some(&ExecutionId::parse("boom-2").unwrap()));
+    panic!("postgres://admin:secret@db.internal/parmana")
+}
+
+/// A handler that panics on the async worker (a defect) is answered `500 server.internal`,
+/// naming the execution it had noted, telling nothing the panic said, and is counted — before,
+/// the panic unwound into the connection: reset, neither logged nor counted.
+#[test]
+fn a_handler_that_panics_is_answered_and_counted() {
+    use axum::routing::post;
+    use tower::ServiceExt;
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
+    state.started_up.store(true, Ordering::SeqCst);
+    let router = axum::Router::new()
+        .route("/v1/evaluations", post(panics))
+        .route("/v1/executions", post(panics_after_noting_an_execution))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::observe::guard,
+        ));
+    let tokio = tokio_runtime();
+    for (path, location) in [
+        ("/v1/evaluations", None),
+        ("/v1/executions", Some("/v1/executions/boom-2")),
+    ] {
+        let (status, location_sent, body) = tokio.block_on(async {
+            let request = axum::http::Request::builder()
+                .method("POST")
+                .uri(path)
+                .body(axum::body::Body::from("{}"))
+                .unwrap();
+            let response = router.clone().oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|value| value.to_str().unwrap().to_owned());
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            (status, location, String::from_utf8(body.to_vec()).unwrap())
+        });
+        assert_eq!(status, 500, "{path}: {body}");
+        assert!(body.contains(r#""code":"server.internal""#), "{body}");
+        assert!(!body.contains("secret"), "{body}");
+        assert_eq!(location_sent.as_deref(), location, "{path}");
+        let counted = format!(
+            r#"parmana_http_requests_total{{route="{path}",method="POST",status="500"}} 1"#
+        );
+        let text = state.metrics.encode().unwrap();
+        assert!(text.lines().any(|line| line == counted), "{text}");
+    }
+}
+
+/// A refusal's error code reaches the request's log line and metrics even where the handler
+/// adds what it decided (the execution id of a `404` or `423` read-back): before, the handler's
+/// outcome replaced the refusal's, and the line had no code.
+#[test]
+fn a_refusals_code_survives_the_handlers_outcome() {
+    use axum::response::IntoResponse;
+    let refused = crate::error::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "server.execution_unknown",
+        "the store holds no execution \"gone\"",
+    )
+    .into_response();
+    let noted = crate::observe::Outcome {
+        execution_id: Some("gone".to_owned()),
+        ..crate::observe::Outcome::default()
+    };
+    let response = crate::api::with_outcome(refused, noted);
+    let outcome = response
+        .extensions()
+        .get::<crate::observe::Outcome>()
+        .unwrap();
+    assert_eq!(
+        (outcome.code.as_deref(), outcome.execution_id.as_deref()),
+        (Some("server.execution_unknown"), Some("gone"))
+    );
+}

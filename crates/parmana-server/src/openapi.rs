@@ -151,32 +151,55 @@ struct HeadTooLarge;
 
 impl Modify for HeadTooLarge {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-        for item in openapi.paths.paths.values_mut() {
-            let operations = operations_mut(item);
-            for operation in operations {
-                operation
-                    .responses
-                    .responses
-                    .entry("431".to_owned())
-                    .or_insert_with(|| {
-                        RefOr::T(
-                            ResponseBuilder::new()
-                                .description(
-                                    "The request head is larger than `max_header_bytes` \
-                                     (`server.header_too_large`; an empty body when HTTP/1.1's \
-                                     read buffer refused it unparsed)",
-                                )
-                                .content(
-                                    "application/json",
-                                    ContentBuilder::new()
-                                        .schema(Some(Ref::from_schema_name("ErrorBody")))
-                                        .build(),
-                                )
-                                .build(),
-                        )
-                    });
-            }
+        on_every_operation(
+            openapi,
+            "431",
+            "The request head is larger than `max_header_bytes` (`server.header_too_large`; an \
+             empty body when HTTP/1.1's read buffer refused it unparsed)",
+        );
+    }
+}
+
+/// Every operation may answer `403 server.untrusted_origin` without authentication
+/// (`--insecure-no-auth`): a browser's request for another site's page, on every route — those
+/// that need no token included. Declared where the operation declares no `403` of its own.
+struct UntrustedOrigin;
+
+impl Modify for UntrustedOrigin {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        on_every_operation(
+            openapi,
+            "403",
+            "Without authentication (`--insecure-no-auth`) only: a browser's request for another \
+             site's page — a `Host` or `Origin` that is not loopback, or `Sec-Fetch-Site: \
+             cross-site` (`server.untrusted_origin`)",
+        );
+    }
+}
+
+/// Declares `status`, an [`ErrorBody`](crate::wire::ErrorBody) described by `description`, on
+/// every operation that does not declare it already.
+fn on_every_operation(openapi: &mut utoipa::openapi::OpenApi, status: &str, description: &str) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    for item in openapi.paths.paths.values_mut() {
+        for operation in operations_mut(item) {
+            operation
+                .responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                });
         }
     }
 }
@@ -235,7 +258,7 @@ impl Modify for HeadTooLarge {
         authzen::EvaluationsOutcome,
         authzen::Configuration,
     )),
-    modifiers(&Bearer, &StandardHeaders, &HeadTooLarge, &RequestId),
+    modifiers(&Bearer, &StandardHeaders, &HeadTooLarge, &UntrustedOrigin, &RequestId),
     tags(
         (name = "native", description = "The native API"),
         (name = "authzen", description = "OpenID AuthZEN Authorization API 1.0"),
@@ -464,6 +487,14 @@ mod tests {
                     .any(|p| p["name"] == "X-Request-ID" && p["in"] == "header"),
                 "{route}: {parameters:?}"
             );
+            // Any head can be too large, and without authentication any route refuses a
+            // browser's cross-site request.
+            for status in ["403", "431"] {
+                assert!(
+                    operation["responses"].get(status).is_some(),
+                    "{route} declares no {status}"
+                );
+            }
             for status in operation["responses"].as_object().unwrap().keys() {
                 if status == "431" {
                     continue;
