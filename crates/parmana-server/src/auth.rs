@@ -94,11 +94,10 @@ impl Tokens {
             message,
         };
         let mut text = String::new();
-        std::fs::File::open(path)
-            .and_then(|file| {
-                file.take(MAX_TOKENS_FILE_BYTES + 1)
-                    .read_to_string(&mut text)
-            })
+        crate::access_files::open(path)
+            .map_err(invalid)?
+            .take(MAX_TOKENS_FILE_BYTES + 1)
+            .read_to_string(&mut text)
             .map_err(|e| invalid(e.to_string()))?;
         if text.len() as u64 > MAX_TOKENS_FILE_BYTES {
             return Err(invalid(format!(
@@ -331,6 +330,32 @@ mod tests {
         let path = dir.path().join("tokens.toml");
         std::fs::write(&path, text).unwrap();
         Tokens::load(&path)
+    }
+
+    /// A tokens file anyone may write is not read (at start or on a reload): whoever wrote it
+    /// could add a token of their own.
+    #[cfg(unix)]
+    #[test]
+    fn a_tokens_file_anyone_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[[tokens]]\nname = \"ci\"\nsha256 = \"sha256:{}\"\nscopes = [\"read\"]\n",
+                "ab".repeat(32)
+            ),
+        )
+        .unwrap();
+        assert!(Tokens::load(&path).is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let refused = Tokens::load(&path).unwrap_err();
+        assert_eq!(refused.code(), "server.tokens_invalid");
+        assert!(
+            refused.to_string().contains("anyone may write it"),
+            "{refused}"
+        );
     }
 
     /// Without authentication, what a browser would send for another site's page (or for a

@@ -8,6 +8,7 @@
 //! given: the CLI resolves the settings (`docs/configuration.md`) and builds the runtime.
 //! `docs/server.md` is the API's documentation; `/openapi.json` is generated from this code.
 
+mod access_files;
 mod api;
 mod auth;
 mod authzen;

@@ -21,8 +21,10 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, ServerError> {
     use std::io::Read as _;
     let invalid = |e: std::io::Error| ServerError::TlsInvalid(format!("{}: {e}", path.display()));
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_TLS_FILE_BYTES + 1).read_to_end(&mut bytes))
+    crate::access_files::open(path)
+        .map_err(|e| ServerError::TlsInvalid(format!("{}: {e}", path.display())))?
+        .take(MAX_TLS_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(invalid)?;
     if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_TLS_FILE_BYTES {
         return Err(ServerError::TlsInvalid(format!(
@@ -282,5 +284,21 @@ mod tests {
             panic!("zeros are no certificate");
         };
         assert!(message.ends_with("no certificate in the file"), "{message}");
+    }
+
+    /// A TLS file anyone may write is not read: whoever wrote a CA into it could present a
+    /// client certificate the server accepts (`access_files`).
+    #[cfg(unix)]
+    #[test]
+    fn a_tls_file_anyone_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("clients-ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let Err(ServerError::TlsInvalid(message)) = read_pem(&ca) else {
+            panic!("a world-writable CA file was read");
+        };
+        assert!(message.contains("anyone may write it"), "{message}");
     }
 }
