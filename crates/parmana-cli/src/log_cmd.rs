@@ -148,7 +148,7 @@ pub(crate) struct WitnessArgs {
     #[arg(long, value_name = "FILE")]
     state: PathBuf,
     /// With --serve: how long a connection may take to send a complete request head, from when
-    /// it opens or from its previous answer, before it is closed, from 1 to 3600000.
+    /// it opens or from its previous answer, before it is closed, from 100 to 3600000.
     #[arg(long, value_name = "MS", default_value_t = 30_000, requires = "serve")]
     idle_timeout_ms: u64,
     /// With --serve: how long one request may take, its body's arrival included, before it is

@@ -23,7 +23,8 @@ const SERVE_EXAMPLES: &str = concat!(
     "\
 The first line on stdout is `listening on http://ADDRESS` (with --listen 127.0.0.1:0, the port
 chosen); with --dev-token the next is `token: SECRET`. Logs go to stderr. SIGHUP reloads the trust
-root and release manifest; SIGTERM or SIGINT drains and stops. See docs/server.md.
+root, the release manifest and the tokens file (the TLS files are read at start only); SIGTERM or
+SIGINT drains and stops. See docs/server.md.
 
 Examples (from the repository root, on the bundled TEST-ONLY trust chain; the memory store keeps
 nothing across a restart, so a trial only):
@@ -62,32 +63,33 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_TLS_CLIENT_CA; config: server.tls_client_ca].
     #[arg(long, value_name = "FILE")]
     tls_client_ca: Option<PathBuf>,
-    /// The largest request body [env: PARMANA_MAX_BODY_BYTES; config: server.max_body_bytes;
-    /// default: 1048576].
+    /// The largest request body, from 1 to 67108864 [env: PARMANA_MAX_BODY_BYTES; config:
+    /// server.max_body_bytes; default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_body_bytes: Option<usize>,
     /// The largest request head, request line and headers (larger: 431), from 8192 to 1048576
     /// [env: PARMANA_MAX_HEADER_BYTES; config: server.max_header_bytes; default: 16384].
     #[arg(long, value_name = "BYTES")]
     max_header_bytes: Option<usize>,
-    /// Requests handled at once; more are refused with 503 and Retry-After
+    /// Requests handled at once; more are refused with 503 and Retry-After, from 1 to 65536
     /// [env: PARMANA_MAX_CONCURRENCY; config: server.max_concurrency; default: 256].
     #[arg(long, value_name = "N")]
     max_concurrency: Option<usize>,
-    /// Connections held open at once [env: PARMANA_MAX_CONNECTIONS;
-    /// config: server.max_connections; default: 1024].
+    /// Connections held open at once (each needs a file descriptor), from 1 to 1048576
+    /// [env: PARMANA_MAX_CONNECTIONS; config: server.max_connections; default: 1024].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
-    /// How long one request may take (503 server.timeout after)
+    /// How long one request may take (503 server.timeout after), from 1 to 3600000
     /// [env: PARMANA_REQUEST_TIMEOUT_MS; config: server.request_timeout_ms; default: 10000].
     #[arg(long, value_name = "MS")]
     request_timeout_ms: Option<u64>,
     /// How long a connection may take to send a complete request head, from when it opens or
-    /// from its previous answer, before it is closed (idle kept-alive connections too), from 1
-    /// to 3600000 [env: PARMANA_IDLE_TIMEOUT_MS; config: server.idle_timeout_ms; default: 30000].
+    /// from its previous answer, before it is closed (idle kept-alive connections too), from
+    /// 100 to 3600000 [env: PARMANA_IDLE_TIMEOUT_MS; config: server.idle_timeout_ms; default:
+    /// 30000].
     #[arg(long, value_name = "MS")]
     idle_timeout_ms: Option<u64>,
-    /// On SIGTERM/SIGINT, how long requests in flight get to finish
+    /// On SIGTERM/SIGINT, how long requests in flight get to finish, from 0 to 3600000
     /// [env: PARMANA_SHUTDOWN_GRACE_MS; config: server.shutdown_grace_ms; default: 30000].
     #[arg(long, value_name = "MS")]
     shutdown_grace_ms: Option<u64>,
@@ -130,7 +132,7 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     log_public: bool,
     /// How often the background sequencer integrates completed executions into the log, in
-    /// milliseconds (it also runs once more on graceful shutdown)
+    /// milliseconds (it also runs once more on graceful shutdown), from 1 to 3600000
     /// [env: PARMANA_SEQUENCE_INTERVAL_MS; config: server.sequence_interval_ms; default: 1000].
     #[arg(long, value_name = "MS")]
     sequence_interval_ms: Option<u64>,
@@ -551,7 +553,8 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let now = clock.clock().now();
     let environment = RuntimeEnvironment::load(&args.environment.config(&deployment), now)
         .map_err(|e| Failure::execution(&e))?;
-    parmana_server::check_settings(&settings, &environment, now).map_err(|e| server_failure(&e))?;
+    let tls_not_after = parmana_server::check_settings(&settings, &environment, now)
+        .map_err(|e| server_failure(&e))?;
     // The attestation keys too: their role, none twice, the threshold met (those that cannot be
     // read are reported by the runtime's build, below, as they always are).
     let keys: Vec<_> = deployment
@@ -572,6 +575,14 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     }
     // So are the expiry warning's window and the log anchor (read before the store too).
     warn_expiry_of(&deployment, &clock, &environment)?;
+    if let Some(not_after) = tls_not_after {
+        // Read at start only: a renewed certificate takes a restart.
+        clock.warn_if_expiring(
+            &deployment,
+            "the TLS certificate (--tls-cert; a renewed one takes a restart)",
+            not_after,
+        )?;
+    }
     drop(environment);
     let anchor =
         crate::execute_cmd::configured_log_anchor(&deployment, args.log_anchor.as_deref())?
@@ -620,4 +631,54 @@ fn announce(
         outln!("token: {token}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use clap::CommandFactory as _;
+
+    /// Each limit's `--help` states the range the server keeps it in (`LIMIT_RANGES`), in
+    /// `parmana serve` and, for the two it takes, `parmana log witness --serve`.
+    #[test]
+    fn the_help_states_each_limits_range() {
+        let cli = crate::Cli::command();
+        let serve = cli.find_subcommand("serve").unwrap();
+        let witness = cli
+            .find_subcommand("log")
+            .and_then(|log| log.find_subcommand("witness"))
+            .unwrap();
+        let help = |command: &clap::Command, flag: &str| {
+            command
+                .get_arguments()
+                .find(|arg| arg.get_long() == Some(flag))
+                .and_then(|arg| arg.get_help())
+                .map(|help| {
+                    help.to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+        };
+        let mut checked = 0;
+        let mut lacking = Vec::new();
+        for (name, min, max) in parmana_server::LIMIT_RANGES {
+            let flag = name.replace('_', "-");
+            let range = format!("from {min} to {max}");
+            for command in [serve, witness] {
+                if let Some(text) = help(command, &flag) {
+                    if !text.contains(&range) {
+                        lacking.push(format!(
+                            "{} --{flag}: {text:?} lacks {range:?}",
+                            command.get_name()
+                        ));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(lacking.is_empty(), "{lacking:#?}");
+        assert!(checked >= 10, "{checked}");
+    }
 }

@@ -102,13 +102,14 @@ fn checked(
 /// `now`: listening off loopback without tokens, limits, the TLS files, the AuthZEN mapping,
 /// the log key's role. `parmana serve` calls it before it opens (or creates) the replay store,
 /// so that what it refuses at start leaves no store behind; `bind` checks all of it again
-/// against the runtime it is given.
+/// against the runtime it is given. Returns when the TLS certificate expires, when the server
+/// serves TLS (for the warning ahead of it).
 pub fn check_settings(
     settings: &ServerSettings,
     environment: &RuntimeEnvironment,
     now: Timestamp,
-) -> Result<(), ServerError> {
-    checked(settings, environment, now).map(|_| ())
+) -> Result<Option<Timestamp>, ServerError> {
+    checked(settings, environment, now).map(|checked| checked.tls_not_after)
 }
 
 impl Server {
@@ -139,7 +140,7 @@ impl Server {
             runtime,
             no_auth: matches!(settings.authentication, Authentication::InsecureNoAuth),
             authentication: std::sync::RwLock::new(settings.authentication),
-            metrics: Metrics::new(&settings.store_timings),
+            metrics: Metrics::new(&settings.store_timings, tls_not_after),
             limits: settings.limits,
             logging: settings.logging,
             authzen,
@@ -270,6 +271,9 @@ impl Server {
                  can be executed again after one (use sqlite: or postgres: to keep them)"
             );
         }
+        if let Some(warning) = plaintext_tokens_warning(self.tls.is_some(), self.local_addr) {
+            tracing::warn!(target: "parmana::server", "{warning}");
+        }
         let served = match self.tls {
             None => {
                 server
@@ -344,6 +348,16 @@ async fn runtime_calls_finished(state: &AppState) {
             "runtime calls still running after the shutdown grace; the final sequencer pass goes on without them"
         );
     }
+}
+
+/// The warning for bearer tokens sent in clear text: plain HTTP on an address other machines
+/// reach (meant where TLS is terminated in front of the server; a mistake where `--tls-cert` was
+/// forgotten). `None` over TLS or on loopback.
+fn plaintext_tokens_warning(tls: bool, listen: std::net::SocketAddr) -> Option<&'static str> {
+    (!tls && !listen.ip().is_loopback()).then_some(
+        "bearer tokens are accepted over plain HTTP on an address other machines reach: \
+         terminate TLS in front of the server, or serve it (--tls-cert, --tls-key)",
+    )
 }
 
 /// Refuses a limit outside [`LIMIT_RANGES`] (`server.limit_out_of_range`): a value the server
@@ -801,6 +815,25 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_in_clear_text_off_loopback_are_warned_of() {
+        let at = |address: &str| address.parse::<std::net::SocketAddr>().unwrap();
+        for (tls, listen, warned) in [
+            (false, "0.0.0.0:8080", true),
+            (false, "[::]:8080", true),
+            (false, "10.1.2.3:8080", true),
+            (true, "0.0.0.0:8443", false),
+            (false, "127.0.0.1:8080", false),
+            (false, "[::1]:8080", false),
+        ] {
+            assert_eq!(
+                plaintext_tokens_warning(tls, at(listen)).is_some(),
+                warned,
+                "{tls} {listen}"
+            );
+        }
+    }
 
     /// The default limits with the one named set to `value` (milliseconds for durations),
     /// and the sequencer's cadence.

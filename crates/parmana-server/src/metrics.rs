@@ -97,8 +97,25 @@ pub(crate) struct ConnectionCounts {
 impl Metrics {
     /// Every metric, the store's timings (`store_timings`, recorded by the store's wrapper)
     /// among them.
-    pub(crate) fn new(store_timings: &crate::StoreTimings) -> Self {
+    /// The metrics of a server whose store is timed by `store_timings` and whose TLS
+    /// certificate, when it serves TLS, expires at `tls_not_after`.
+    pub(crate) fn new(
+        store_timings: &crate::StoreTimings,
+        tls_not_after: Option<parmana_runtime::canon::Timestamp>,
+    ) -> Self {
         let mut registry = Registry::with_prefix("parmana");
+        if let Some(not_after) = tls_not_after {
+            // Read at start only (a renewed certificate takes a restart): the one alert on
+            // expiry covers it beside the environment's documents.
+            let tls_expiry: Gauge = Gauge::default();
+            tls_expiry.set(not_after.unix_seconds());
+            registry.register(
+                "tls_certificate_expiry_timestamp_seconds",
+                "When the server's TLS certificate expires (Unix seconds): read at start only, \
+                 a renewed certificate takes a restart; after it, /readyz answers 503",
+                tls_expiry,
+            );
+        }
         registry.register(
             "store_operation_duration_seconds",
             "Replay store latency, by operation (claim, complete, claim_completed, get, \

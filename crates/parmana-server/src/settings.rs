@@ -58,7 +58,9 @@ pub const LIMIT_RANGES: [(&str, usize, usize); 10] = [
     ("max_concurrency", 1, 65_536),
     ("max_connections", 1, 1_048_576),
     ("request_timeout_ms", 1, HOUR_MS),
-    ("idle_timeout_ms", 1, HOUR_MS),
+    // At least 100 ms: below it no TLS handshake, nor a request head from another machine,
+    // arrives in time, and the server would listen while it accepts nothing.
+    ("idle_timeout_ms", 100, HOUR_MS),
     ("shutdown_grace_ms", 0, HOUR_MS),
     ("shutdown_delay_ms", 0, HOUR_MS),
     // At least a second: a connection must live to carry a request.

@@ -337,6 +337,7 @@ fn a_limit_outside_what_the_server_can_keep_stops_it_at_start() {
         ("--max-concurrency", "18446744073709551615"),
         ("--max-connections", "0"),
         ("--request-timeout-ms", "0"),
+        ("--idle-timeout-ms", "99"),
         ("--idle-timeout-ms", "3600001"),
         ("--shutdown-grace-ms", "18446744073709551615"),
         ("--sequence-interval-ms", "0"),

@@ -330,3 +330,68 @@ fn unusable_tls_files_refuse_to_start_with_a_typed_error() {
         assert!(!stdout.contains("listening on"), "{what}: {stdout}");
     }
 }
+
+/// The (year, month, day) `days` from now, by the system clock the server reads.
+fn day_from_now(days: i64) -> Day {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = parmana_runtime::canon::Timestamp::from_unix_seconds(
+        i64::try_from(now).unwrap() + days * 86_400,
+    )
+    .unwrap()
+    .to_string();
+    let small = |range: std::ops::Range<usize>| at[range].parse::<u8>().unwrap();
+    (at[0..4].parse().unwrap(), small(5..7), small(8..10))
+}
+
+/// A certificate that expires within the warning window is served, with `warning[cli.expires_soon]`
+/// naming it at start (read at start only, a renewed one takes a restart) and its expiry on
+/// `/metrics` for the alert on it.
+#[test]
+fn a_certificate_that_expires_soon_is_warned_of_and_measured() {
+    let server_ca = Authority::new("server CA");
+    let env = deployment("memory", "");
+    let tls = env.root().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let (certificate, key) = server_ca.issue_valid(
+        &["127.0.0.1", "localhost"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+        Some((day_from_now(-1), day_from_now(3))),
+    );
+    std::fs::write(tls.join("cert.pem"), certificate).unwrap();
+    std::fs::write(tls.join("key.pem"), key).unwrap();
+    let served = Served::start_with_agent(
+        env.root(),
+        &[
+            "--dev-token",
+            "--tls-cert",
+            "tls/cert.pem",
+            "--tls-key",
+            "tls/key.pem",
+        ],
+        &[],
+        client(&server_ca, None),
+    );
+    let stderr = served.stderr();
+    assert!(
+        stderr.contains("warning[cli.expires_soon]: the TLS certificate"),
+        "{stderr}"
+    );
+    let metrics = served.get("/metrics", served.token.as_deref());
+    assert_eq!(metrics.status, 200, "{}", metrics.text);
+    let (y, m, d) = day_from_now(3);
+    let expires =
+        parmana_runtime::canon::Timestamp::parse(&format!("{y:04}-{m:02}-{d:02}T00:00:00Z"))
+            .unwrap();
+    assert!(
+        metrics.text.lines().any(|line| line
+            == format!(
+                "parmana_tls_certificate_expiry_timestamp_seconds {}",
+                expires.unix_seconds()
+            )),
+        "{}",
+        metrics.text
+    );
+}
