@@ -406,8 +406,14 @@ pub(crate) async fn evaluation(
     let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
     require_json(&headers)?;
     let body = read_body(request).await?;
-    let inline = crate::api::evaluates_inline(false, body.len());
-    let request: EvaluationRequest = state.sized(body.len(), move || parse_body(&body)).await?;
+    let body_len = body.len();
+    let request: EvaluationRequest = state.sized(body_len, move || parse_body(&body)).await?;
+    // Flattening costs the names it makes — each leaf's whole dotted path — which a small body
+    // can make large: both are counted (without making a name).
+    let inline = crate::api::evaluates_inline(
+        false,
+        body_len.saturating_add(flattened_names_len(&request.resolved())),
+    );
     let executes = names_execution(request.context.as_ref());
     if executes && !may_execute {
         return Err(execute_forbidden());

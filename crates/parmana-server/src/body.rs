@@ -70,7 +70,11 @@ fn value_end(bytes: &[u8], start: usize) -> Result<usize, CanonError> {
         Some(b'"') => string_end(bytes, start),
         Some(b'{' | b'[') => {
             // The brackets open, innermost last: each must close with its own kind (a value
-            // the parser would refuse is refused here too), at most MAX_DEPTH deep.
+            // the parser would refuse is refused here too). No depth is judged here: the scan
+            // holds no stack but this one (as long as the body at most), and each member's own
+            // reader bounds its depth — so a signal text gets the code the CLI gives it (an
+            // earlier error in it before one past the depth), and a batch entry too deep is
+            // refused alone.
             let mut open: Vec<u8> = Vec::new();
             let mut at = start;
             loop {
@@ -84,17 +88,7 @@ fn value_end(bytes: &[u8], start: usize) -> Result<usize, CanonError> {
                         at = string_end(bytes, at)?;
                         continue;
                     }
-                    Some(&opener @ (b'{' | b'[')) => {
-                        // One level more than the parser's: a `batch` array holds signal sets
-                        // each as deep as `signals` may be (each is then parsed on its own).
-                        if open.len() > parmana_runtime::canon::MAX_DEPTH {
-                            return Err(CanonError::TooDeep {
-                                limit: parmana_runtime::canon::MAX_DEPTH + 1,
-                                offset: at,
-                            });
-                        }
-                        open.push(opener);
-                    }
+                    Some(&opener @ (b'{' | b'[')) => open.push(opener),
                     Some(&closer @ (b'}' | b']')) => {
                         let expected = if closer == b'}' { b'{' } else { b'[' };
                         if open.pop() != Some(expected) {
@@ -505,12 +499,30 @@ mod tests {
             members(b"{\"a\":\xff}").unwrap_err().code(),
             "canon.invalid_utf8"
         );
-        // Nesting is bounded as the parser bounds it.
-        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        // Nesting is not judged by the scan (each member's reader bounds its own): a deep
+        // member is found whole.
+        let nested = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let deep = format!("{{\"a\":{nested}}}");
+        let found = members(deep.as_bytes()).unwrap();
         assert_eq!(
-            members(deep.as_bytes()).unwrap_err().code(),
-            "canon.too_deep"
+            found
+                .iter()
+                .map(|m| (m.key.as_str(), m.value))
+                .collect::<Vec<_>>(),
+            [("a", nested.as_str())]
         );
+    }
+
+    /// A batch entry too deep is the entry's own refusal, not the request's: the scan finds
+    /// the entries whatever their depth, and each is read on its own.
+    #[test]
+    fn a_batch_entry_too_deep_is_its_own() {
+        let deep = format!("{{\"b\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        let body = format!(
+            r#"{{"policy":"claims-approval@1.0.0","batch":[{{"claim_amount":1}},{deep}]}}"#
+        );
+        let read = EvaluationRequestBody::read(body.as_bytes()).unwrap();
+        assert_eq!(read.batch.map(|batch| batch.len()), Some(2));
     }
 
     /// The bodies are read here, not by serde: their documented schema must still say what

@@ -68,3 +68,40 @@ fn large_bodies_are_read_on_the_blocking_pool() {
         "{refused}"
     );
 }
+
+/// A single AuthZEN evaluation whose small body flattens into large signal names (each leaf's
+/// name repeats its whole dotted path) is decided on the blocking pool: what it costs is the
+/// names, not the body. A small one that flattens small stays on the async worker.
+#[test]
+fn an_evaluation_that_flattens_large_leaves_the_async_worker() {
+    let fixture = crate::defect_tests::authzen_fixture();
+    let state = crate::defect_tests::answering_authzen(
+        &fixture,
+        Arc::new(MemoryReplayStore::new()),
+        "memory",
+    );
+    let tokio = tokio_runtime();
+    let leaves: Vec<String> = (0..100).map(|i| format!(r#""a{i}":0"#)).collect();
+    let long_key = "k".repeat(2_000);
+    let request = |properties: &str| {
+        format!(
+            r#"{{"subject":{{"type":"user","id":"alice","properties":{{"role":"viewer",{properties}}}}},"action":{{"name":"read"}},"resource":{{"type":"document","id":"d"}}}}"#
+        )
+    };
+    let large = request(&format!(r#""{long_key}":{{{}}}"#, leaves.join(",")));
+    assert!(large.len() < INLINE_EVALUATION_BYTES, "{}", large.len());
+    let small = request(r#""team":"blue""#);
+    for (body, handed) in [(small, 0), (large, 1)] {
+        let before = state.blocking_handoffs.load(Ordering::SeqCst);
+        let (status, answer, _) =
+            answer_through_router(&tokio, &state, "POST", "/access/v1/evaluation", &body);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["decision"], true, "{answer}");
+        assert_eq!(
+            state.blocking_handoffs.load(Ordering::SeqCst) - before,
+            handed,
+            "{} bytes",
+            body.len()
+        );
+    }
+}

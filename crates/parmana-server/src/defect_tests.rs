@@ -172,30 +172,48 @@ const DOCUMENTS_POLICY: &str = r#"{
   "default": {"decision": "deny", "reason": "not allowed"}
 }"#;
 
+/// The fixture environment with [`DOCUMENTS_POLICY`] released.
+pub(crate) fn authzen_fixture() -> FixtureEnvironment {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let policy: PolicyRef = "documents-access@1.0.0".parse().unwrap();
+    fixture.release_policy(&policy, DOCUMENTS_POLICY).unwrap();
+    fixture
+}
+
+/// A started server of `fixture` (see [`authzen_fixture`]) over `store` reported as
+/// `store_kind`, its AuthZEN requests for `document`s answered by [`DOCUMENTS_POLICY`] (`allow`
+/// is `true`).
+pub(crate) fn answering_authzen(
+    fixture: &FixtureEnvironment,
+    store: Arc<dyn ReplayStore>,
+    store_kind: &str,
+) -> Arc<AppState> {
+    let mut settings = settings_for(Limits::default(), None, store_kind);
+    settings.authzen = AuthzenSettings {
+        policies: vec![AuthzenPolicy {
+            policy: "documents-access@1.0.0".to_owned(),
+            resource_types: vec!["document".to_owned()],
+            permit: Some(vec!["allow".to_owned()]),
+        }],
+        default_policy: None,
+        pdp_url: None,
+    };
+    let state = bound_with(runtime_over(fixture, store), settings);
+    state.started_up.store(true, Ordering::SeqCst);
+    state
+}
+
 /// Inside an AuthZEN boxcar, an evaluation that a defect (a panic) stops after its claim is
 /// refused alone — `false`, its error `server.internal` naming the execution's `Location`, and
 /// nothing the panic said — while the evaluations beside it, before and after, are decided; the
 /// claim stays, and the error is counted — on the async worker and on the blocking pool alike.
 #[test]
 fn a_boxcar_evaluation_a_defect_stops_is_refused_alone_with_its_location() {
-    let fixture = FixtureEnvironment::new().unwrap();
-    let policy: PolicyRef = "documents-access@1.0.0".parse().unwrap();
-    fixture.release_policy(&policy, DOCUMENTS_POLICY).unwrap();
+    let fixture = authzen_fixture();
     let tokio = tokio_runtime();
     for kind in ["memory", "sqlite"] {
         let store: Arc<dyn ReplayStore> = Arc::new(PanicsOnComplete(MemoryReplayStore::new()));
-        let mut settings = settings_for(Limits::default(), None, kind);
-        settings.authzen = AuthzenSettings {
-            policies: vec![AuthzenPolicy {
-                policy: policy.to_string(),
-                resource_types: vec!["document".to_owned()],
-                permit: Some(vec!["allow".to_owned()]),
-            }],
-            default_policy: None,
-            pdp_url: None,
-        };
-        let state = bound_with(runtime_over(&fixture, store), settings);
-        state.started_up.store(true, Ordering::SeqCst);
+        let state = answering_authzen(&fixture, store, kind);
         let body = json!({
             "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": "viewer"}},
             "resource": {"type": "document", "id": "boxcarring.md"},

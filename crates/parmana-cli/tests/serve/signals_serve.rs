@@ -60,6 +60,21 @@ fn signals_are_refused_or_accepted_as_the_cli_does_with_the_same_code() {
         (readme_with(r#""policy_age_days":4e"#), "canon.syntax"),
         // Depth counts from the signals, not from the request body around them.
         (nested(129), "canon.too_deep"),
+        // The first error in the text is the one reported, one past the depth after it too.
+        (
+            readme_with(&format!(
+                r#""policy_age_days":400,"country":"FR","deep":{}"#,
+                nested(130)
+            )),
+            "canon.duplicate_key",
+        ),
+        (
+            readme_with(&format!(
+                r#""policy_age_days":400,"deep":{},"country":"FR""#,
+                nested(130)
+            )),
+            "canon.too_deep",
+        ),
         (
             readme_with(&format!(r#""policy_age_days":{}"#, nested(127))),
             "policy.signal_type",
