@@ -4,14 +4,13 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::http::header::CONNECTION;
 use axum::http::{HeaderValue, Request, Response};
 use axum_server::accept::Accept;
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -66,30 +65,36 @@ impl<A> Limited<A> {
 }
 
 /// A connection's slot: its semaphore permit, counted open in the gauge until dropped (the
-/// slot is counted from the accept, through a TLS handshake, to the close).
+/// slot is counted from the accept, through a TLS handshake, to the close); dropped before any
+/// request of the connection reached its service, counted as a connection without a request.
 #[derive(Debug)]
 struct Slot {
     _permit: OwnedSemaphorePermit,
-    open: Option<Gauge>,
+    counts: Option<ConnectionCounts>,
+    /// Set by the connection's service ([`Retiring`]) at its first request.
+    routed: Arc<AtomicBool>,
 }
 
 impl Slot {
     fn taken(permit: OwnedSemaphorePermit, counts: Option<&ConnectionCounts>) -> Self {
-        let open = counts.map(|counts| counts.open.clone());
-        if let Some(open) = &open {
-            open.inc();
+        if let Some(counts) = counts {
+            counts.open.inc();
         }
         Self {
             _permit: permit,
-            open,
+            counts: counts.cloned(),
+            routed: Arc::new(AtomicBool::new(false)),
         }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some(open) = &self.open {
-            open.dec();
+        if let Some(counts) = &self.counts {
+            counts.open.dec();
+            if !self.routed.load(Ordering::Relaxed) {
+                counts.without_request.inc();
+            }
         }
     }
 }
@@ -123,6 +128,7 @@ where
             .map(|max_age| Arc::new(Lifetime::new(tokio::time::Instant::now(), max_age)));
         Box::pin(async move {
             let slot = slot?;
+            let routed = Arc::clone(&slot.routed);
             let (stream, service) = inner.accept(stream, service).await?;
             Ok((
                 Counted {
@@ -135,6 +141,7 @@ where
                 Retiring {
                     inner: service,
                     lifetime,
+                    routed,
                 },
             ))
         })
@@ -318,6 +325,8 @@ pub(crate) struct Retiring<S> {
     inner: S,
     /// The connection's age limit (none: its answers never close it).
     lifetime: Option<Arc<Lifetime>>,
+    /// Whether a request of the connection reached this service (its slot's flag).
+    routed: Arc<AtomicBool>,
 }
 
 impl<S, B, R> tower::Service<Request<B>> for Retiring<S>
@@ -334,6 +343,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        self.routed.store(true, Ordering::Relaxed);
         let unanswered = self.lifetime.clone().map(Unanswered::taken);
         let answer = self.inner.call(request);
         Box::pin(async move {
@@ -611,6 +621,7 @@ mod tests {
             let mut service = Retiring {
                 inner: Waits(Arc::clone(&go)),
                 lifetime: Some(Arc::clone(&lifetime)),
+                routed: Arc::default(),
             };
             tokio::time::advance(Duration::from_secs(640)).await;
             let answer = service.call(Request::new(()));
@@ -668,10 +679,12 @@ mod tests {
             let mut aged = Retiring {
                 inner: Answers,
                 lifetime: Some(Arc::clone(&lifetime)),
+                routed: Arc::default(),
             };
             let mut ageless = Retiring {
                 inner: Answers,
                 lifetime: None,
+                routed: Arc::default(),
             };
             assert_eq!(closes(aged.call(Request::new(())).await.unwrap()), None);
             tokio::time::advance(Duration::from_secs(600)).await;

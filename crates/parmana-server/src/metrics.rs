@@ -92,6 +92,8 @@ pub(crate) struct Metrics {
 pub(crate) struct ConnectionCounts {
     pub(crate) open: Gauge,
     pub(crate) refused: Counter,
+    /// Connections closed before any request of theirs reached the router.
+    pub(crate) without_request: Counter,
 }
 
 impl Metrics {
@@ -160,7 +162,8 @@ impl Metrics {
             "runtime_call_duration_seconds",
             "Time in the runtime (on the blocking pool), by operation: execute (claim and \
              completion in the store included), evaluate, read, verify, reload, recover, log, \
-             sequence, probe",
+             sequence, probe, parse (a request body over 16 KiB, or an AuthZEN boxcar's, read \
+             on the blocking pool)",
             runtime_seconds.clone(),
         );
         let store_probe_seconds = latency_histogram();
@@ -191,6 +194,14 @@ impl Metrics {
             "connections_refused",
             "Connections closed when accepted because all max_connections slots were held",
             connections.refused.clone(),
+        );
+        registry.register(
+            "connections_without_request",
+            "Connections that held a slot and closed before any request of theirs reached the \
+             router (so counted in no http_requests_total series): a failed TLS handshake, a \
+             request head refused by HTTP/1.1 itself (400, 414, 431 unparsed) or not sent within \
+             idle_timeout_ms, a client that sent nothing (TCP health checks count here)",
+            connections.without_request.clone(),
         );
         let ready = Gauge::default();
         registry.register(

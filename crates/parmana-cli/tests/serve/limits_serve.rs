@@ -296,6 +296,8 @@ fn oversized_request_heads_are_refused() {
         (raised, [(20_000, "HTTP/1.1 200"), (70_000, "HTTP/1.1 431")]),
     ] {
         let served = Served::start(env.root(), args);
+        // Refusals HTTP/1.1 made itself, before the router (a bare 431, no error body).
+        let mut unrouted = 0;
         for (length, expected) in rows {
             let mut stream = TcpStream::connect(address(&served)).unwrap();
             let request = format!(
@@ -307,6 +309,8 @@ fn oversized_request_heads_are_refused() {
                 answer.starts_with(expected),
                 "{args:?} {length}: {answer:?}"
             );
+            unrouted +=
+                usize::from(answer.starts_with("HTTP/1.1 431") && !answer.contains("server."));
             let reply = crate::harness::reply_of_raw(answer.as_bytes());
             crate::harness::check_against_openapi(&served.base, "GET", "/healthz", &reply);
         }
@@ -321,7 +325,32 @@ fn oversized_request_heads_are_refused() {
                 answer.starts_with(expected),
                 "{args:?} {fields}: {answer:?}"
             );
+            unrouted +=
+                usize::from(answer.starts_with("HTTP/1.1 431") && !answer.contains("server."));
         }
+        assert!(
+            unrouted >= 1,
+            "{args:?}: no head was refused before the router"
+        );
+        // The heads refused before the router (one too large, one of too many fields) and a
+        // connection that sends nothing are counted as connections without a request — the
+        // requests answered are not.
+        drop(TcpStream::connect(address(&served)).unwrap());
+        let series = "parmana_connections_without_request_total";
+        let expected = u64::try_from(unrouted).unwrap() + 1;
+        let counted = (0..400).any(|_| {
+            let done =
+                crate::harness::metric_with(&served, served.token.as_deref(), series) == expected;
+            if !done {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            done
+        });
+        assert!(
+            counted,
+            "{series}: {} (expected {expected})",
+            crate::harness::metric_with(&served, served.token.as_deref(), series)
+        );
     }
 }
 
