@@ -7,33 +7,15 @@ use std::sync::atomic::Ordering;
 
 use parmana_runtime::canon::{ExecutionId, PolicyRef};
 use parmana_runtime::replay::{ExecutionState, MemoryReplayStore, ReplayError, ReplayStore};
-use parmana_testkit::FixtureEnvironment;
+use parmana_testkit::{DOCUMENTS_ACCESS_POLICY, FixtureEnvironment};
 use serde_json::json;
 
 use crate::readiness_tests::{
-    answer_through_router, bound, bound_as, bound_with, runtime_over, settings_for, tokio_runtime,
+    answer_of, answer_through_router, bound, bound_as, bound_with, metrics_text, runtime_over,
+    settings_for, tokio_runtime,
 };
 use crate::settings::{AuthzenPolicy, AuthzenSettings, Limits};
 use crate::state::AppState;
-
-/// The text of `/metrics`.
-fn metrics_text(tokio: &tokio::runtime::Runtime, state: &Arc<AppState>) -> String {
-    use tower::ServiceExt;
-    tokio.block_on(async {
-        let request = axum::http::Request::builder()
-            .uri("/metrics")
-            .body(axum::body::Body::empty())
-            .unwrap();
-        let response = crate::lifecycle::router(Arc::clone(state))
-            .oneshot(request)
-            .await
-            .unwrap();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        String::from_utf8(body.to_vec()).unwrap()
-    })
-}
 
 /// Whether `execution` is claimed and not completed in `state`'s store.
 fn left_claimed(state: &AppState, execution: &str) -> bool {
@@ -90,7 +72,6 @@ impl ReplayStore for PanicsOnComplete {
 /// the id learns it), counted as an execution error, and tells nothing the panic said.
 #[test]
 fn an_execution_a_defect_stops_after_its_claim_is_answered_with_its_location() {
-    use tower::ServiceExt;
     let fixture = FixtureEnvironment::new().unwrap();
     let tokio = tokio_runtime();
     for ((id, named), kind) in [(Some("boom-1"), "boom-1"), (None, "")]
@@ -107,27 +88,15 @@ fn an_execution_a_defect_stops_after_its_claim_is_answered_with_its_location() {
             ),
             None => r#"{"policy":"claims-approval@1.0.0","signals":{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}}"#.to_owned(),
         };
-        let (status, location, text) = tokio.block_on(async {
-            let request = axum::http::Request::builder()
+        let (status, location, text) = tokio.block_on(answer_of(
+            crate::lifecycle::router(Arc::clone(&state)),
+            axum::http::Request::builder()
                 .method("POST")
                 .uri("/v1/executions")
                 .header("content-type", "application/json")
                 .body(axum::body::Body::from(body))
-                .unwrap();
-            let response = crate::lifecycle::router(Arc::clone(&state))
-                .oneshot(request)
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let location = response
-                .headers()
-                .get("location")
-                .map(|value| value.to_str().unwrap().to_owned());
-            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (status, location, String::from_utf8(body.to_vec()).unwrap())
-        });
+                .unwrap(),
+        ));
         assert_eq!(status, 500, "{text}");
         assert!(text.contains(r#""code":"server.internal""#), "{text}");
         assert!(!text.contains("secret"), "{text}");
@@ -153,35 +122,18 @@ fn an_execution_a_defect_stops_after_its_claim_is_answered_with_its_location() {
     }
 }
 
-/// An AuthZEN policy over dotted signal names: anyone may read, editors may edit.
-const DOCUMENTS_POLICY: &str = r#"{
-  "schema_version": "2.0.0",
-  "policy_id": "documents-access",
-  "policy_version": "1.0.0",
-  "description": "AuthZEN example: anyone may read, editors may edit, the rest is denied.",
-  "decisions": ["allow", "deny"],
-  "additional_signals": "ignore",
-  "signals": {
-    "subject.properties.role": {"type": "string", "required": true, "enum": ["editor", "viewer"]},
-    "action.name": {"type": "string", "required": true}
-  },
-  "rules": [
-    {"id": "read", "when": {"signal": "action.name", "eq": "read"}, "then": {"decision": "allow", "reason": "anyone may read"}},
-    {"id": "edit", "when": {"all": [{"signal": "action.name", "eq": "edit"}, {"signal": "subject.properties.role", "eq": "editor"}]}, "then": {"decision": "allow", "reason": "editors may edit"}}
-  ],
-  "default": {"decision": "deny", "reason": "not allowed"}
-}"#;
-
-/// The fixture environment with [`DOCUMENTS_POLICY`] released.
+/// The fixture environment with [`DOCUMENTS_ACCESS_POLICY`] released.
 pub(crate) fn authzen_fixture() -> FixtureEnvironment {
     let fixture = FixtureEnvironment::new().unwrap();
     let policy: PolicyRef = "documents-access@1.0.0".parse().unwrap();
-    fixture.release_policy(&policy, DOCUMENTS_POLICY).unwrap();
+    fixture
+        .release_policy(&policy, DOCUMENTS_ACCESS_POLICY)
+        .unwrap();
     fixture
 }
 
 /// A started server of `fixture` (see [`authzen_fixture`]) over `store` reported as
-/// `store_kind`, its AuthZEN requests for `document`s answered by [`DOCUMENTS_POLICY`] (`allow`
+/// `store_kind`, its AuthZEN requests for `document`s answered by [`DOCUMENTS_ACCESS_POLICY`] (`allow`
 /// is `true`).
 pub(crate) fn answering_authzen(
     fixture: &FixtureEnvironment,

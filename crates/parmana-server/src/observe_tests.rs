@@ -10,7 +10,9 @@ use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{ExecutionState, MemoryReplayStore, ReplayError, ReplayStore};
 use parmana_testkit::FixtureEnvironment;
 
-use crate::readiness_tests::{bound, bound_as, runtime_over, through_router, tokio_runtime};
+use crate::readiness_tests::{
+    answer_of, bound, bound_as, runtime_over, through_router, tokio_runtime,
+};
 use crate::settings::Limits;
 
 /// A memory store whose completions wait while it is held.
@@ -144,7 +146,6 @@ async fn panics_after_noting_an_execution() -> axum::response::Response {
 #[test]
 fn a_handler_that_panics_is_answered_and_counted() {
     use axum::routing::post;
-    use tower::ServiceExt;
     let fixture = FixtureEnvironment::new().unwrap();
     let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
     let state = bound(runtime_over(&fixture, store), Limits::default(), None);
@@ -161,23 +162,14 @@ fn a_handler_that_panics_is_answered_and_counted() {
         ("/v1/evaluations", None),
         ("/v1/executions", Some("/v1/executions/boom-2")),
     ] {
-        let (status, location_sent, body) = tokio.block_on(async {
-            let request = axum::http::Request::builder()
+        let (status, location_sent, body) = tokio.block_on(answer_of(
+            router.clone(),
+            axum::http::Request::builder()
                 .method("POST")
                 .uri(path)
                 .body(axum::body::Body::from("{}"))
-                .unwrap();
-            let response = router.clone().oneshot(request).await.unwrap();
-            let status = response.status().as_u16();
-            let location = response
-                .headers()
-                .get("location")
-                .map(|value| value.to_str().unwrap().to_owned());
-            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
-                .await
-                .unwrap();
-            (status, location, String::from_utf8(body.to_vec()).unwrap())
-        });
+                .unwrap(),
+        ));
         assert_eq!(status, 500, "{path}: {body}");
         assert!(body.contains(r#""code":"server.internal""#), "{body}");
         assert!(!body.contains("secret"), "{body}");

@@ -316,27 +316,43 @@ fn readyz_is_200_only_when_started_not_draining_unexpired_and_the_store_answers(
 
 /// The `parmana_ready` gauge as a scrape of `/metrics` reads it.
 fn ready_gauge(state: &Arc<AppState>) -> u8 {
-    use tower::ServiceExt;
-    tokio_runtime().block_on(async {
-        let request = axum::http::Request::builder()
+    let text = metrics_text(&tokio_runtime(), state);
+    text.lines()
+        .find_map(|line| line.strip_prefix("parmana_ready "))
+        .unwrap_or_else(|| panic!("no parmana_ready: {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// The text of `/metrics` (answered `200`).
+pub(crate) fn metrics_text(tokio: &tokio::runtime::Runtime, state: &Arc<AppState>) -> String {
+    let (status, _, text) = tokio.block_on(answer_of(
+        crate::lifecycle::router(Arc::clone(state)),
+        axum::http::Request::builder()
             .uri("/metrics")
             .body(axum::body::Body::empty())
-            .unwrap();
-        let response = crate::lifecycle::router(Arc::clone(state))
-            .oneshot(request)
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let text = String::from_utf8(body.to_vec()).unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix("parmana_ready "))
-            .unwrap_or_else(|| panic!("no parmana_ready: {text}"))
-            .parse()
-            .unwrap()
-    })
+            .unwrap(),
+    ));
+    assert_eq!(status, 200, "{text}");
+    text
+}
+
+/// `router`'s answer to `request`: its status, `Location` and body text.
+pub(crate) async fn answer_of(
+    router: axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (u16, Option<String>, String) {
+    use tower::ServiceExt;
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, location, String::from_utf8(body.to_vec()).unwrap())
 }
 
 /// A started server over an [`Unreachable`] store that answers (not `down`), its probes not yet

@@ -107,6 +107,10 @@ pub fn release_sign_args<'a>(version: &'a str, expires: &'a str) -> [&'a str; 12
     ]
 }
 
+/// An AuthZEN policy over dotted signal names (`documents-access@1.0.0`): anyone may read,
+/// editors may edit, the rest is denied; `allow` and `deny`, undeclared signals ignored.
+pub const DOCUMENTS_ACCESS_POLICY: &str = include_str!("../fixtures/documents-access.json");
+
 /// Copies the repository's environment — `policies/`, `trust/`, `release-manifest.json` and the
 /// deployment configuration `parmana.toml` (which names the store `.parmana/replay.sqlite3`
 /// beside it) — into `destination`.

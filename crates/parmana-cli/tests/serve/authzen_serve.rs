@@ -5,23 +5,8 @@ use serde_json::{Value, json};
 use crate::harness::{Served, metric, parmana, tokens_file};
 use crate::limits_serve::log_line;
 
-const POLICY: &str = r#"{
-  "schema_version": "2.0.0",
-  "policy_id": "documents-access",
-  "policy_version": "1.0.0",
-  "description": "AuthZEN example: anyone may read, editors may edit, the rest is denied.",
-  "decisions": ["allow", "deny"],
-  "additional_signals": "ignore",
-  "signals": {
-    "subject.properties.role": {"type": "string", "required": true, "enum": ["editor", "viewer"]},
-    "action.name": {"type": "string", "required": true}
-  },
-  "rules": [
-    {"id": "read", "when": {"signal": "action.name", "eq": "read"}, "then": {"decision": "allow", "reason": "anyone may read"}},
-    {"id": "edit", "when": {"all": [{"signal": "action.name", "eq": "edit"}, {"signal": "subject.properties.role", "eq": "editor"}]}, "then": {"decision": "allow", "reason": "editors may edit"}}
-  ],
-  "default": {"decision": "deny", "reason": "not allowed"}
-}"#;
+/// The AuthZEN example policy over dotted signal names: anyone may read, editors may edit.
+const POLICY: &str = parmana_testkit::DOCUMENTS_ACCESS_POLICY;
 
 /// The mapping of [`authzen_deployment`]: one policy, also the default.
 const DOCUMENTS_MAPPING: &str = "\n[server.authzen]\ndefault_policy = \"documents-access@1.0.0\"\n\
