@@ -11,10 +11,10 @@ use parmana_runtime::trust::{
     VerifiedTrustHistory, VerifiedTrustRoot, signed_release_manifest_version, tlog_hash_text,
 };
 use parmana_runtime::{
-    ExecutionError, LockedWitnessState, LogSequencer, LogSigning, SequenceReport, add_cosignatures,
-    load_trust_history, load_trust_root, log_consistency, parse_execution_id, prove_execution,
-    read_witness_state, sign_log_checkpoint, signers_of, verified_latest_log_checkpoint,
-    witness_checkpoint, witness_request,
+    ExecutionError, LockedWitnessState, LogSequencer, LogSigning, SequenceReport, WitnessStateOpen,
+    add_cosignatures, load_trust_history, load_trust_root, log_consistency, parse_execution_id,
+    prove_execution, read_witness_state, sign_log_checkpoint, signers_of,
+    verified_latest_log_checkpoint, witness_checkpoint, witness_request,
 };
 use parmana_server::{
     ServerError, TLOG_SIZE_MEDIA_TYPE, WitnessServer, WitnessSettings, submit_add_checkpoint,
@@ -70,7 +70,8 @@ pub(crate) enum LogCommand {
     /// the log signed it and that it extends the last checkpoint this witness cosigned (kept in
     /// --state; the consistency proof is taken from the store and verified against both signed
     /// roots). Prints the cosigned checkpoint and keeps it in --state; a forked or rewritten log
-    /// is refused and --state is left as it was.
+    /// is refused and --state is left as it was. The state must be there, with this witness's own
+    /// cosignature, unless --new-state (a witness that lost its state would cosign forks).
     ///
     /// With --serve ADDRESS instead of a checkpoint, runs the witness as an HTTP service (C2SP
     /// tlog-witness): `POST /add-checkpoint` takes `old N`, the consistency proof from N, an
@@ -81,7 +82,7 @@ pub(crate) enum LogCommand {
     /// remembers. The first stdout line is `listening on http://ADDRESS`, the second the
     /// witness's cosigner key.
     #[command(
-        after_help = "Examples:\n  parmana log witness checkpoint.txt --key keys/witness.pem --name witness.example/w1 \\\n      --state witness-state.txt > checkpoint-cosigned.txt\n  parmana log witness --serve 0.0.0.0:7380 --key keys/witness.pem --name witness.example/w1 \\\n      --state witness-state.txt"
+        after_help = "Examples:\n  # A new witness (there is no state yet; the first checkpoint is trusted on first use):\n  parmana log witness checkpoint.txt --key keys/witness.pem --name witness.example/w1 \\\n      --state witness-state.txt --new-state > checkpoint-cosigned.txt\n  # From then on the state must be there (a witness that lost it would cosign forks):\n  parmana log witness --serve 0.0.0.0:7380 --key keys/witness.pem --name witness.example/w1 \\\n      --state witness-state.txt"
     )]
     Witness(WitnessArgs),
     /// Ask a witness (C2SP tlog-witness, `POST <URL>/add-checkpoint`) to cosign a checkpoint of
@@ -144,9 +145,14 @@ pub(crate) struct WitnessArgs {
     /// The witness's name (its note key name, for example `witness.example/w1`).
     #[arg(long, value_name = "NAME")]
     name: String,
-    /// The file holding the last checkpoint this witness cosigned (created on the first run).
+    /// The file holding the last checkpoint this witness cosigned: it must be there (a witness
+    /// that lost its state would cosign forks of what it cosigned before), unless --new-state.
     #[arg(long, value_name = "FILE")]
     state: PathBuf,
+    /// A new witness: there is no state file yet (refused if there is one); the first
+    /// checkpoint cosigned is trusted on first use and makes it. Drop it once the state exists.
+    #[arg(long)]
+    new_state: bool,
     /// With --serve: how long a connection may take to send a complete request head, from when
     /// it opens or from its previous answer, before it is closed, from 100 to 3600000.
     #[arg(long, value_name = "MS", default_value_t = 30_000, requires = "serve")]
@@ -335,8 +341,13 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             // the state meanwhile; replaced durably before the cosigned checkpoint is printed.
             let read = read_witness_state(&args.state).map_err(|e| Failure::execution(&e))?;
             let mut cosigned = cosign(read.as_deref())?;
+            let open = if args.new_state {
+                WitnessStateOpen::New
+            } else {
+                WitnessStateOpen::Existing
+            };
             let mut state =
-                LockedWitnessState::lock(&args.state).map_err(|e| Failure::execution(&e))?;
+                LockedWitnessState::lock(&args.state, open).map_err(|e| Failure::execution(&e))?;
             if state.state() != read.as_deref() {
                 cosigned = cosign(state.state())?;
             }
@@ -455,6 +466,7 @@ fn serve_witness(
         name,
         signer: Arc::new(key),
         state: args.state.clone(),
+        new_state: args.new_state,
         trust_root,
         clock: Arc::from(args.clock.clock()),
         idle_timeout: std::time::Duration::from_millis(args.idle_timeout_ms),

@@ -246,6 +246,17 @@ pub enum ExecutionError {
         /// The size of the last checkpoint the witness cosigned (0: none).
         size: u64,
     },
+    /// A witness's state file that cannot be trusted as its memory of what it cosigned: missing
+    /// (a witness that lost its state would cosign forks of what it cosigned before; a new
+    /// witness says so with `--new-state`), present where a new one was asked for, reached by a
+    /// link, writable by others, or not cosigned by this witness's key.
+    #[error("witness state {path}: {reason}")]
+    WitnessStateRefused {
+        /// The state file.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// A C2SP `tlog-witness` `add-checkpoint` of the size the witness cosigned last, with
     /// another root: the log forked (C2SP `tlog-witness`: HTTP 409).
     #[error(
@@ -349,6 +360,7 @@ impl ExecutionError {
             Self::Tile(e) => e.code(),
             Self::WitnessSizeMismatch { .. } => "runtime.witness_size_mismatch",
             Self::WitnessRootMismatch { .. } => "runtime.witness_root_mismatch",
+            Self::WitnessStateRefused { .. } => "runtime.witness_state_refused",
             Self::NotYetSequenced { .. } => "runtime.not_yet_sequenced",
             Self::NoCheckpoint { .. } => "runtime.no_checkpoint",
             Self::StoredCheckpointInvalid { .. } => "runtime.stored_checkpoint_invalid",
@@ -403,6 +415,7 @@ impl ExecutionError {
             | Self::StoredAttestationInvalid { .. }
             | Self::EnvironmentBehind { .. }
             | Self::EnvironmentRefused { .. }
+            | Self::WitnessStateRefused { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,
             Self::EvaluationFault(_) => ErrorClass::Internal,

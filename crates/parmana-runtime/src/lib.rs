@@ -57,9 +57,10 @@ pub use verify::{
     verify_attestation_in_history, verify_attestation_with_log,
 };
 pub use witness::{
-    WitnessCosigned, add_cosignatures, witness_add_checkpoint, witness_request, witness_state_size,
+    WitnessCosigned, add_cosignatures, check_witness_state, witness_add_checkpoint,
+    witness_request, witness_state_size,
 };
-pub use witness_state::{LockedWitnessState, read_witness_state};
+pub use witness_state::{LockedWitnessState, WitnessStateOpen, read_witness_state};
 
 /// The name of this runtime, recorded in every attestation.
 pub const RUNTIME_NAME: &str = "parmana-runtime";

@@ -507,8 +507,9 @@ pub fn log_consistency(
 /// `signer`, at `now` (C2SP `tlog-cosignature`), after checking it: signed by the log's keys,
 /// and — when `previous`, the last checkpoint this witness cosigned, is given — an extension of
 /// it, by a consistency proof taken from `store` and verified against both roots
-/// (`trust.tlog_inconsistent` when the log forked, rewrote or shrank since; `previous` is the
-/// witness's own record, judged by its size and root, not verified again). A clock before 1970
+/// (`trust.tlog_inconsistent` when the log forked, rewrote or shrank since; `previous` must be
+/// a checkpoint of this log carrying this witness's own cosignature —
+/// `runtime.witness_state_refused` otherwise — and is judged by its size and root). A clock before 1970
 /// is refused (`trust.note_malformed`), as the served witness refuses it. Returns the
 /// checkpoint with the cosignature added.
 pub fn witness_checkpoint(
@@ -525,17 +526,11 @@ pub fn witness_checkpoint(
     let new = log_keys.open_checkpoint(checkpoint)?;
     if let Some(previous) = previous {
         // The witness's own record of what it cosigned last, verified when it cosigned it:
-        // judged by its origin, size and root, not verified again (a log key rotated out since
-        // may have signed it), as the served witness judges its state.
-        let old = crate::witness::checkpoint_text(previous)?;
+        // taken once it is a checkpoint of this log with this witness's own cosignature, then
+        // judged by its size and root, its log signatures not verified again (a log key
+        // rotated out since may have signed it), as the served witness judges its state.
+        let old = crate::witness::own_state(previous, role.origin().as_str(), name, signer)?;
         let newer = new.checkpoint();
-        if old.origin() != newer.origin() {
-            return Err(TrustError::CheckpointOriginMismatch {
-                expected: old.origin().to_owned(),
-                found: newer.origin().to_owned(),
-            }
-            .into());
-        }
         let (old_size, new_size) = (old.size(), newer.size());
         let inconsistent = |reason| TrustError::TlogInconsistent {
             old_size,

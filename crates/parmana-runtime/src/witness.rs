@@ -44,9 +44,61 @@ pub fn witness_state_size(state: Option<&[u8]>) -> Result<u64, ExecutionError> {
     })
 }
 
+/// The checkpoint of a witness's state, once the state is shown to be its own: a checkpoint of
+/// the log `origin` (a state kept for another log is not this log's history) carrying a valid
+/// cosignature of this witness (`name`, `signer`'s key) — what this witness wrote, not bytes
+/// someone else put in the file to choose what it extends (`runtime.witness_state_refused`).
+pub(crate) fn own_state(
+    state: &[u8],
+    origin: &str,
+    name: &NoteKeyName,
+    signer: &dyn Signer,
+) -> Result<Checkpoint, ExecutionError> {
+    let refused = |reason: String| ExecutionError::WitnessStateRefused {
+        path: "the witness's state".to_owned(),
+        reason,
+    };
+    // Refused as the state's fault, never as the request's (a malformed request is a 400).
+    let note = Note::parse(state).map_err(|e| refused(format!("it is not a signed note: {e}")))?;
+    let checkpoint = Checkpoint::parse_text(note.text())
+        .map_err(|e| refused(format!("it is not a checkpoint: {e}")))?;
+    if checkpoint.origin() != origin {
+        return Err(refused(format!(
+            "it is a checkpoint of {:?}, not of the log {origin:?} this witness serves",
+            checkpoint.origin()
+        )));
+    }
+    let own = CosignerKey::new(name.clone(), signer.public_key());
+    verify_cosignatures(&note, &[own], 1).map_err(|_| {
+        refused(format!(
+            "it carries no valid cosignature of this witness ({name}): it is not a state this \
+             witness wrote"
+        ))
+    })?;
+    Ok(checkpoint)
+}
+
+/// Checks a witness's `state` as [`witness_add_checkpoint`] takes it — a checkpoint of
+/// `trust_root`'s log carrying this witness's own valid cosignature (`name`, `signer`'s key) —
+/// and returns its size: for a witness to refuse, at start, a state it would refuse every
+/// request by (`runtime.witness_state_refused`).
+pub fn check_witness_state(
+    state: &[u8],
+    trust_root: &VerifiedTrustRoot,
+    name: &NoteKeyName,
+    signer: &dyn Signer,
+) -> Result<u64, ExecutionError> {
+    let role = trust_root.log().ok_or(ExecutionError::NoTransparencyLog {
+        trust_root_version: trust_root.version(),
+    })?;
+    Ok(own_state(state, role.origin().as_str(), name, signer)?.size())
+}
+
 /// Decides an `add-checkpoint` request as C2SP `tlog-witness` says, for the log of
 /// `trust_root`'s `log` role, the witness `name` signing with `signer` at `now`. `state` is the
-/// checkpoint this witness cosigned last (its own record, not re-verified). In order:
+/// checkpoint this witness cosigned last: taken only as a checkpoint of this log carrying this
+/// witness's own valid cosignature (`runtime.witness_state_refused`, HTTP 500, otherwise). In
+/// order:
 ///
 /// - a body that does not parse: `trust.witness_request_malformed` (HTTP 400);
 /// - a checkpoint of another origin: `trust.checkpoint_origin_mismatch` (404);
@@ -96,7 +148,9 @@ pub fn witness_add_checkpoint(
         }
         .into());
     }
-    let stored = state.map(checkpoint_text).transpose()?;
+    let stored = state
+        .map(|state| own_state(state, role.origin().as_str(), name, signer))
+        .transpose()?;
     let stored_size = stored.as_ref().map_or(0, Checkpoint::size);
     if request.old_size() != stored_size {
         return Err(ExecutionError::WitnessSizeMismatch {
@@ -197,7 +251,22 @@ pub fn add_cosignatures(
         .log()
         .map(|role| role.witnesses().0.to_vec())
         .unwrap_or_default();
-    verify_cosignatures(&note, &witnesses, 0)?;
+    // The answer must add a valid cosignature of a witness the trust root names: a 200 of
+    // another witness (a wrong URL, a witness with another key) is no cosignature.
+    let before = Note::parse(checkpoint)
+        .ok()
+        .and_then(|sent| verify_cosignatures(&sent, &witnesses, 0).ok())
+        .map_or(0, |verified| verified.len());
+    let after = verify_cosignatures(&note, &witnesses, 0)?.len();
+    if after <= before {
+        return Err(TrustError::ThresholdNotMet {
+            document: "the witness's answer".to_owned(),
+            role: "witness".to_owned(),
+            threshold: u64::try_from(before + 1).unwrap_or(u64::MAX),
+            found: u64::try_from(after).unwrap_or(u64::MAX),
+        }
+        .into());
+    }
     let text = note.to_text();
     // The answer may add no line the log's own keys would refuse: the result still opens as a
     // checkpoint of the log (a line naming a log key must be its valid signature).

@@ -10,12 +10,26 @@ use crate::ExecutionError;
 use crate::anchor::lock_file;
 use crate::witness::witness_state_size;
 
+/// How a witness opens its state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WitnessStateOpen {
+    /// The state must be there: a witness that lost it (a wrong path, a volume not mounted, a
+    /// new host) would otherwise start again from nothing and cosign forks of what it cosigned
+    /// before.
+    Existing,
+    /// A new witness (`--new-state`): there must be no state yet; the first checkpoint it
+    /// cosigns is trusted on first use and written as its state.
+    New,
+}
+
 /// The state file of a witness, locked: what it holds was read under the lock, and is replaced
 /// under it. Two witness processes on one file (a served witness and a one-off run, or two
 /// servers during a restart) are ordered by the lock, and each judges a request against what
 /// the file holds then — not against what it read earlier — so that neither cosigns a fork of a
-/// checkpoint the other cosigned (C2SP `tlog-witness`'s rollback race). The lock is released
-/// when this is dropped.
+/// checkpoint the other cosigned (C2SP `tlog-witness`'s rollback race). The file is named by
+/// its directory resolved (so that every process spelling it through another directory link
+/// shares the lock and replaces the same file), and refused when it is itself a link, has
+/// other names, or anyone may write it. The lock is released when this is dropped.
 #[derive(Debug)]
 pub struct LockedWitnessState {
     path: PathBuf,
@@ -24,14 +38,34 @@ pub struct LockedWitnessState {
 }
 
 impl LockedWitnessState {
-    /// Takes the exclusive lock on `<path>.lock` (waiting for another holder) and reads the
-    /// state, bounded: `None` when there is no file yet; a file over [`MAX_NOTE_BYTES`] or that
-    /// is not a signed checkpoint is refused.
-    pub fn lock(path: &Path) -> Result<Self, ExecutionError> {
-        let lock = lock_file(&beside(path, "lock"))?;
-        let state = read_witness_state(path)?;
+    /// Takes the exclusive lock on `.<name>.lock` beside the state (waiting for another
+    /// holder) and reads the state, bounded: refused (`runtime.witness_state_refused`) when it
+    /// is missing but must exist, or exists where a new one was asked for, or is a link, has
+    /// other names or is writable by others ([`WitnessStateOpen`]); a file over
+    /// [`MAX_NOTE_BYTES`] or that is not a signed checkpoint is refused too.
+    pub fn lock(path: &Path, open: WitnessStateOpen) -> Result<Self, ExecutionError> {
+        let path = resolved(path)?;
+        let lock = lock_file(&beside(&path, "lock"))?;
+        check_file(&path)?;
+        let state = read_witness_state(&path)?;
+        match (open, &state) {
+            (WitnessStateOpen::Existing, None) => {
+                return Err(refused(
+                    &path,
+                    "there is none: a witness that lost its state would cosign forks of what it \
+                     cosigned before; restore it, or start a new witness with --new-state",
+                ));
+            }
+            (WitnessStateOpen::New, Some(_)) => {
+                return Err(refused(
+                    &path,
+                    "--new-state, but this witness has a state already: drop --new-state",
+                ));
+            }
+            _ => {}
+        }
         Ok(Self {
-            path: path.to_path_buf(),
+            path,
             state,
             _lock: lock,
         })
@@ -42,28 +76,103 @@ impl LockedWitnessState {
         self.state.as_deref()
     }
 
-    /// Replaces the state with `checkpoint`: a temporary file beside it (named for this
-    /// process) written and synced, renamed over it, and the directory synced — a crash leaves
-    /// the old state or the new one. Once the rename is done, [`state`](Self::state) is the new
-    /// one, even when syncing the directory then fails (and this returns the error).
+    /// Replaces the state with `checkpoint`: a temporary file beside it (new, named for this
+    /// process, readable and writable by its owner alone) written and synced, renamed over it,
+    /// and the directory synced — a crash leaves the old state or the new one. Once the rename
+    /// is done, [`state`](Self::state) is the new one, even when syncing the directory then
+    /// fails (and this returns the error).
     pub fn replace(&mut self, checkpoint: &[u8]) -> Result<(), ExecutionError> {
         let directory = match self.path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
             _ => PathBuf::from("."),
         };
         let temporary = beside(&self.path, &format!("{}.tmp", std::process::id()));
-        File::create(&temporary)
-            .and_then(|mut file| {
-                file.write_all(checkpoint)?;
-                file.sync_all()
-            })
-            .map_err(|e| ExecutionError::io("write", &temporary, &e))?;
-        std::fs::rename(&temporary, &self.path)
-            .map_err(|e| ExecutionError::io("rename", &self.path, &e))?;
+        // A temporary left by an earlier crash of a process of this id goes first.
+        let _ = std::fs::remove_file(&temporary);
+        let written = new_private_file(&temporary).and_then(|mut file| {
+            file.write_all(checkpoint)?;
+            file.sync_all()
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(ExecutionError::io("write", &temporary, &e));
+        }
+        std::fs::rename(&temporary, &self.path).map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            ExecutionError::io("rename", &self.path, &e)
+        })?;
         self.state = Some(checkpoint.to_vec());
         File::open(&directory)
             .and_then(|dir| dir.sync_all())
             .map_err(|e| ExecutionError::io("sync", &directory, &e))
+    }
+}
+
+/// A new file at `path` (never an existing one, nor through a link), readable and writable by
+/// its owner alone.
+fn new_private_file(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// `path` with its directory resolved (links and `..` followed), its file name kept: the one
+/// name every process spelling the state through another directory link shares.
+fn resolved(path: &Path) -> Result<PathBuf, ExecutionError> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| refused(path, "it names no file"))?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let directory = std::fs::canonicalize(directory)
+        .map_err(|e| ExecutionError::io("resolve", directory, &e))?;
+    Ok(directory.join(name))
+}
+
+/// Refuses a state file (when there is one) that is a symbolic link — a rename would replace
+/// the link, not the file it names, and another process naming the file would keep the old
+/// state — or has other names (the same, by hard links), or that anyone may write.
+fn check_file(path: &Path) -> Result<(), ExecutionError> {
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ExecutionError::io("read", path, &e)),
+    };
+    if metadata.file_type().is_symlink() {
+        return Err(refused(
+            path,
+            "it is a symbolic link: name the file it links to, so that every witness process \
+             shares one state",
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if metadata.nlink() > 1 {
+            return Err(refused(
+                path,
+                "it has other names (hard links): a replaced state would leave them the old one",
+            ));
+        }
+        if metadata.mode() & 0o002 != 0 {
+            return Err(refused(
+                path,
+                "anyone may write it, and so choose what the witness extends (`chmod o-w`)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `runtime.witness_state_refused` for the state at `path`.
+fn refused(path: &Path, reason: &str) -> ExecutionError {
+    ExecutionError::WitnessStateRefused {
+        path: path.display().to_string(),
+        reason: reason.to_owned(),
     }
 }
 
@@ -102,29 +211,117 @@ mod tests {
 
     use super::*;
 
+    /// A signed checkpoint of `size` (a state as a witness keeps one).
+    fn note(size: u64) -> Vec<u8> {
+        use parmana_trust::{Checkpoint, LocalSigningKey, NoteKeyName, sign_checkpoint};
+        let checkpoint =
+            Checkpoint::new("log.example/a", size, parmana_canon::Digest::of(b"root")).unwrap();
+        let name = NoteKeyName::parse("log.example/a").unwrap();
+        sign_checkpoint(&checkpoint, &name, &LocalSigningKey::from_seed(&[7; 32]))
+            .unwrap()
+            .into_bytes()
+    }
+
     #[test]
     fn the_state_is_read_under_the_lock_and_replaced_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.txt");
-        let locked = LockedWitnessState::lock(&path).unwrap();
+        let locked = LockedWitnessState::lock(&path, WitnessStateOpen::New).unwrap();
         assert_eq!(locked.state(), None);
         drop(locked);
         // Not a signed checkpoint: refused, the file left as it is.
         std::fs::write(&path, "not a checkpoint\n").unwrap();
-        assert!(LockedWitnessState::lock(&path).is_err());
+        assert!(LockedWitnessState::lock(&path, WitnessStateOpen::Existing).is_err());
         // Too large to be a note: refused without being read whole.
         std::fs::write(&path, vec![b'x'; MAX_NOTE_BYTES + 2]).unwrap();
-        assert!(LockedWitnessState::lock(&path).is_err());
+        assert!(LockedWitnessState::lock(&path, WitnessStateOpen::Existing).is_err());
         // A second holder waits for the first.
         std::fs::remove_file(&path).unwrap();
-        let first = LockedWitnessState::lock(&path).unwrap();
+        let first = LockedWitnessState::lock(&path, WitnessStateOpen::New).unwrap();
         let waiting = {
             let path = path.clone();
-            std::thread::spawn(move || LockedWitnessState::lock(&path).map(|_| ()))
+            std::thread::spawn(move || {
+                LockedWitnessState::lock(&path, WitnessStateOpen::New).map(|_| ())
+            })
         };
         std::thread::sleep(std::time::Duration::from_millis(100));
         assert!(!waiting.is_finished());
         drop(first);
         waiting.join().unwrap().unwrap();
+    }
+
+    /// A state that is missing must be asked for as new; a new one must be missing (a witness
+    /// that lost its state would cosign forks of what it cosigned before).
+    #[test]
+    fn a_missing_state_is_refused_unless_new_and_a_new_one_must_be_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.txt");
+        let refused = LockedWitnessState::lock(&path, WitnessStateOpen::Existing).unwrap_err();
+        assert_eq!(refused.code(), "runtime.witness_state_refused");
+        assert!(refused.to_string().contains("--new-state"), "{refused}");
+        let mut new = LockedWitnessState::lock(&path, WitnessStateOpen::New).unwrap();
+        new.replace(&note(1)).unwrap();
+        drop(new);
+        let refused = LockedWitnessState::lock(&path, WitnessStateOpen::New).unwrap_err();
+        assert_eq!(refused.code(), "runtime.witness_state_refused");
+    }
+
+    /// A state reached by a link, with other names, or writable by anyone is refused; one named
+    /// through a linked directory is the same file, under the same lock.
+    #[cfg(unix)]
+    #[test]
+    fn a_state_is_one_file_under_one_lock_whatever_the_path() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let path = real.join("state.txt");
+        let mut state = LockedWitnessState::lock(&path, WitnessStateOpen::New).unwrap();
+        state.replace(&note(1)).unwrap();
+        drop(state);
+        let refused = |path: &Path| {
+            LockedWitnessState::lock(path, WitnessStateOpen::Existing)
+                .map(|_| ())
+                .map_err(|e| e.code())
+        };
+        // A symbolic link to the state: a rename would replace the link, not the state.
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert_eq!(refused(&link), Err("runtime.witness_state_refused"));
+        // A hard link: a replaced state would leave the other name the old one.
+        let hard = dir.path().join("hard.txt");
+        std::fs::hard_link(&path, &hard).unwrap();
+        assert_eq!(refused(&path), Err("runtime.witness_state_refused"));
+        std::fs::remove_file(&hard).unwrap();
+        // Writable by anyone.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(refused(&path), Err("runtime.witness_state_refused"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // Through a linked directory: the same lock, and the replaced file is the real one.
+        let aliased_dir = dir.path().join("alias");
+        std::os::unix::fs::symlink(&real, &aliased_dir).unwrap();
+        let aliased = aliased_dir.join("state.txt");
+        let held = LockedWitnessState::lock(&path, WitnessStateOpen::Existing).unwrap();
+        let waiting = std::thread::spawn(move || {
+            let mut state = LockedWitnessState::lock(&aliased, WitnessStateOpen::Existing)?;
+            state.replace(&note(2))
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !waiting.is_finished(),
+            "the alias did not wait for the lock"
+        );
+        drop(held);
+        waiting.join().unwrap().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), note(2));
+        assert!(
+            std::fs::symlink_metadata(&aliased_dir)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // Written for its owner alone.
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o077, 0);
     }
 }

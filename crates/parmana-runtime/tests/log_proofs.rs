@@ -189,17 +189,23 @@ fn a_revoked_key_stands_only_with_a_proof_from_before_the_revocation() {
 /// A witness's answer is added to a checkpoint only if the result still opens as a checkpoint of
 /// the log: a line naming a log key with a signature that is not that key's of this checkpoint
 /// (here, the second log key's signature of another checkpoint) is refused, not written out as a
-/// checkpoint every later reader refuses; a line of a key nobody lists is kept.
+/// checkpoint every later reader refuses. It must add a valid cosignature of a witness the trust
+/// root lists: an answer of lines by keys nobody lists alone is refused (a 200 of another
+/// witness is no cosignature); beside a listed witness's, such a line is kept.
 #[test]
 fn a_witness_answer_with_a_bad_log_key_line_is_refused() {
     use parmana_runtime::add_cosignatures;
     use parmana_runtime::trust::{NoteKeyName, sign_checkpoint};
     let fixture = Fixture::new();
     let second = LocalSigningKey::from_seed(&[31; 32]);
+    let witness = LocalSigningKey::from_seed(&[32; 32]);
+    let witness_name = NoteKeyName::parse("witness.example/w1").unwrap();
     fixture.rotate_with_log(
         &fixture.key("attestation"),
         LogSpec {
             keys: vec![log_key().public_key(), second.public_key()],
+            witnesses: vec![(witness_name.to_string(), witness.public_key())],
+            witness_threshold: 1,
             ..log_spec(vec![])
         },
     );
@@ -208,18 +214,40 @@ fn a_witness_answer_with_a_bad_log_key_line_is_refused() {
     let (_, _, checkpoint) = attested(&fixture, &env, &store, 1);
     // The last line of a note: its (only) signature line.
     let signature_line = |note: &str| format!("{}\n", note.trim_end().lines().last().unwrap());
+    // The listed witness's valid cosignature of this checkpoint.
+    let cosigned = parmana_runtime::trust::cosign_checkpoint(
+        &checkpoint,
+        &witness_name,
+        &witness,
+        1_700_000_000,
+    )
+    .unwrap();
+    let cosignature = signature_line(&cosigned);
     let other = Checkpoint::new(ORIGIN, 99, parmana_runtime::canon::Digest::of(b"x")).unwrap();
     let name = NoteKeyName::parse(ORIGIN).unwrap();
     let forged = signature_line(&sign_checkpoint(&other, &name, &second).unwrap());
-    let refused = add_cosignatures(env.trust_root(), checkpoint.as_bytes(), forged.as_bytes());
+    let refused = add_cosignatures(
+        env.trust_root(),
+        checkpoint.as_bytes(),
+        format!("{cosignature}{forged}").as_bytes(),
+    );
     assert_eq!(
         refused.map_err(|e| e.code()),
         Err("trust.note_bad_signature")
     );
     let stranger_name = NoteKeyName::parse("someone.example/else").unwrap();
     let stranger = signature_line(&sign_checkpoint(&other, &stranger_name, &second).unwrap());
-    let kept = add_cosignatures(env.trust_root(), checkpoint.as_bytes(), stranger.as_bytes());
-    assert_eq!(kept.unwrap(), format!("{checkpoint}{stranger}"));
+    let alone = add_cosignatures(env.trust_root(), checkpoint.as_bytes(), stranger.as_bytes());
+    assert_eq!(alone.map_err(|e| e.code()), Err("trust.threshold_not_met"));
+    let kept = add_cosignatures(
+        env.trust_root(),
+        checkpoint.as_bytes(),
+        format!("{cosignature}{stranger}").as_bytes(),
+    );
+    assert_eq!(
+        kept.unwrap(),
+        format!("{checkpoint}{cosignature}{stranger}")
+    );
 }
 
 /// The one-off witness (`parmana log witness`) judges its state — the checkpoint it cosigned
@@ -274,4 +302,25 @@ fn the_one_off_witness_goes_on_after_a_log_key_rotation() {
         cosign(&env, Some(state.as_bytes()), &second, epoch).map_err(|e| e.code()),
         Err("trust.note_malformed")
     );
+    // A state is taken only as this witness wrote it: a log-signed checkpoint without this
+    // witness's cosignature (bytes someone put in the file to choose what it extends), or one
+    // of another log, is refused.
+    let other_log = Checkpoint::new(
+        "other.example/log",
+        1,
+        parmana_runtime::canon::Digest::of(b"x"),
+    )
+    .unwrap();
+    let other_name = NoteKeyName::parse("other.example/log").unwrap();
+    let other_state = parmana_runtime::trust::cosign_checkpoint(
+        &parmana_runtime::trust::sign_checkpoint(&other_log, &other_name, &new_key).unwrap(),
+        &name,
+        &witness,
+        1_700_000_000,
+    )
+    .unwrap();
+    for foreign in [first.as_str(), other_state.as_str()] {
+        let refused = cosign(&env, Some(foreign.as_bytes()), &second, clock().0).unwrap_err();
+        assert_eq!(refused.code(), "runtime.witness_state_refused", "{refused}");
+    }
 }

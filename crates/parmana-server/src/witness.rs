@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ use parmana_runtime::trust::{
     LocalSigningKey, MAX_ADD_CHECKPOINT_BYTES, NoteKeyName, VerifiedTrustRoot,
 };
 use parmana_runtime::{
-    Clock, ExecutionError, LockedWitnessState, read_witness_state, witness_add_checkpoint,
+    Clock, ExecutionError, LockedWitnessState, WitnessStateOpen, check_witness_state,
+    read_witness_state, witness_add_checkpoint,
 };
 
 use crate::connections::Limited;
@@ -37,17 +39,23 @@ pub struct WitnessSettings {
     pub name: NoteKeyName,
     /// The witness's key.
     pub signer: Arc<LocalSigningKey>,
-    /// The file holding the last checkpoint it cosigned (created on the first cosignature).
+    /// The file holding the last checkpoint it cosigned: it must be there, and hold a
+    /// checkpoint of the log with this witness's own cosignature — unless `new_state`.
     pub state: PathBuf,
+    /// A new witness (`--new-state`): there must be no state file yet; the first cosignature
+    /// makes it. (A witness that lost its state would otherwise cosign forks of what it
+    /// cosigned before.)
+    pub new_state: bool,
     /// The trust root whose `log` role names the log witnessed and its keys.
     pub trust_root: VerifiedTrustRoot,
     /// The clock of the cosignatures' timestamps.
     pub clock: Arc<dyn Clock>,
     /// How long a connection may take to send a complete request head (from when it opens or
-    /// from its previous answer) before it is closed; 1 ms to an hour.
+    /// from its previous answer) before it is closed; within `idle_timeout_ms`'s range of
+    /// [`LIMIT_RANGES`](crate::LIMIT_RANGES).
     pub idle_timeout: Duration,
     /// How long one request may take, its body's arrival included, before it is answered `503`
-    /// (`Retry-After`, the connection closed); 1 ms to an hour.
+    /// (`Retry-After`, the connection closed); within `request_timeout_ms`'s range.
     pub request_timeout: Duration,
 }
 
@@ -77,6 +85,19 @@ struct Witness {
     /// other processes): two cannot both pass the check against one state (C2SP's rollback
     /// race).
     turn: Mutex<()>,
+    /// Whether this process wrote the state: a new witness (`--new-state`) opens it as new
+    /// only until its first cosignature is kept.
+    wrote_state: AtomicBool,
+}
+
+/// How a witness opens its state: as a new one only while a new witness (`new_state`) has not
+/// written it yet (`wrote`).
+fn state_open(new_state: bool, wrote: bool) -> WitnessStateOpen {
+    if new_state && !wrote {
+        WitnessStateOpen::New
+    } else {
+        WitnessStateOpen::Existing
+    }
 }
 
 /// A bound witness, not yet serving.
@@ -101,12 +122,17 @@ impl WitnessServer {
             ("idle_timeout_ms", settings.idle_timeout),
             ("request_timeout_ms", settings.request_timeout),
         ] {
-            if !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&timeout) {
+            let value = usize::try_from(timeout.as_millis()).unwrap_or(usize::MAX);
+            if let Some((_, min, max)) = crate::LIMIT_RANGES
+                .iter()
+                .find(|(limit, ..)| *limit == name)
+                .filter(|(_, min, max)| !(*min..=*max).contains(&value))
+            {
                 return Err(ServerError::LimitOutOfRange {
                     name,
-                    value: usize::try_from(timeout.as_millis()).unwrap_or(usize::MAX),
-                    min: 1,
-                    max: 3_600_000,
+                    value,
+                    min: *min,
+                    max: *max,
                 });
             }
         }
@@ -115,8 +141,22 @@ impl WitnessServer {
                 trust_root_version: settings.trust_root.version(),
             }));
         }
-        // A state file that is not a checkpoint refuses the start.
-        LockedWitnessState::lock(&settings.state).map_err(ServerError::Runtime)?;
+        // A state missing (unless new), present where a new one was asked for, reached by a
+        // link, writable by others, or not this witness's checkpoint of this log refuses the
+        // start.
+        let state =
+            LockedWitnessState::lock(&settings.state, state_open(settings.new_state, false))
+                .map_err(ServerError::Runtime)?;
+        if let Some(state) = state.state() {
+            check_witness_state(
+                state,
+                &settings.trust_root,
+                &settings.name,
+                settings.signer.as_ref(),
+            )
+            .map_err(ServerError::Runtime)?;
+        }
+        drop(state);
         let listen = settings.listen.to_string();
         let bind_error = |e: std::io::Error| ServerError::Io {
             action: "bind",
@@ -130,6 +170,7 @@ impl WitnessServer {
                 settings,
                 in_flight: Arc::new(tokio::sync::Semaphore::new(WITNESS_MAX_IN_FLIGHT)),
                 turn: Mutex::new(()),
+                wrote_state: AtomicBool::new(false),
             }),
             listener,
             local_addr,
@@ -322,7 +363,13 @@ async fn add_checkpoint(
         };
         // Judged against what the file holds under its lock: another witness process on the
         // same file (a one-off `parmana log witness`, a second server) may have cosigned since.
-        let mut state = LockedWitnessState::lock(&settings.state)?;
+        let mut state = LockedWitnessState::lock(
+            &settings.state,
+            state_open(
+                settings.new_state,
+                witness.wrote_state.load(Ordering::Acquire),
+            ),
+        )?;
         let cosigned = witness_add_checkpoint(
             &settings.trust_root,
             state.state(),
@@ -335,9 +382,11 @@ async fn add_checkpoint(
         // request is judged against the file (once renamed into place, even when making the
         // rename durable then fails and this request is refused).
         cosigned.and_then(|cosigned| {
-            state
-                .replace(cosigned.checkpoint.as_bytes())
-                .map(|()| cosigned.signature_lines)
+            let replaced = state.replace(cosigned.checkpoint.as_bytes());
+            if state.state().is_some() {
+                witness.wrote_state.store(true, Ordering::Release);
+            }
+            replaced.map(|()| cosigned.signature_lines)
         })
     })
     .await;
@@ -375,7 +424,23 @@ async fn latest_checkpoint(
     // The file as it is now: another witness process on it (a one-off run, a second server) may
     // have cosigned since this one did.
     let path = witness.settings.state.clone();
-    match tokio::task::spawn_blocking(move || read_witness_state(&path)).await {
+    let own = Arc::clone(&witness);
+    let read = move || {
+        let state = read_witness_state(&path)?;
+        // Only what this witness cosigned, of this log (a state of another log, or one this
+        // witness did not write, is not its view of this log).
+        if let Some(state) = &state {
+            let settings = &own.settings;
+            check_witness_state(
+                state,
+                &settings.trust_root,
+                &settings.name,
+                settings.signer.as_ref(),
+            )?;
+        }
+        Ok::<_, ExecutionError>(state)
+    };
+    match tokio::task::spawn_blocking(read).await {
         Ok(Ok(Some(note))) => text(
             StatusCode::OK,
             "text/plain; charset=utf-8",

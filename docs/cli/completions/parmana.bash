@@ -1801,7 +1801,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log__subcmd__witness)
-            opts="-h --serve --key --name --state --idle-timeout-ms --request-timeout-ms --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --serve --key --name --state --new-state --idle-timeout-ms --request-timeout-ms --store --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -242,25 +242,27 @@ fn a_witness_cosigns_consistent_checkpoints_and_catches_a_rewrite() {
         d,
         &["--witness", "witness.example/w1=trust/keys/policy.pub"],
     );
+    // (`--new-state` until the witness has one, as an operator starts a new witness.)
     let witness = |checkpoint: &str| {
-        run(
-            d,
-            &[
-                "log",
-                "witness",
-                checkpoint,
-                "--key",
-                "trust/keys/policy.pem",
-                "--name",
-                "witness.example/w1",
-                "--state",
-                "witness-state.txt",
-                "--store",
-                STORE,
-                "--now",
-                NOW,
-            ],
-        )
+        let mut args = vec![
+            "log",
+            "witness",
+            checkpoint,
+            "--key",
+            "trust/keys/policy.pem",
+            "--name",
+            "witness.example/w1",
+            "--state",
+            "witness-state.txt",
+            "--store",
+            STORE,
+            "--now",
+            NOW,
+        ];
+        if !d.join("witness-state.txt").exists() {
+            args.push("--new-state");
+        }
+        run(d, &args)
     };
     execute(d, "w-0001");
     execute(d, "w-0002");
@@ -441,8 +443,20 @@ fn witnesses_in_turn_reach_a_threshold_of_two() {
         run(
             d,
             &[
-                "log", "witness", checkpoint, "--key", key, "--name", name, "--state", state,
-                "--store", STORE, "--now", NOW,
+                "log",
+                "witness",
+                checkpoint,
+                "--key",
+                key,
+                "--name",
+                name,
+                "--state",
+                state,
+                "--store",
+                STORE,
+                "--now",
+                NOW,
+                "--new-state",
             ],
         )
     };

@@ -1,4 +1,4 @@
-//! The C2SP `tlog-witness` protocol through the binary: `parmana log witness --serve` on loopback, `parmana log cosign` submitting checkpoints with consistency proofs (409 then the proof), proofs verifying with a witness threshold, every refusal status of the specification from a real HTTP client, bounded bodies, a forked log refused, a restarted witness remembering its state, silent connections closed after the idle timeout, and bodies sent slowly holding no place among the requests decided at once.
+//! The C2SP `tlog-witness` protocol through the binary: `parmana log witness --serve` on loopback, `parmana log cosign` submitting checkpoints with consistency proofs (409 then the proof), proofs verifying with a witness threshold, every refusal status of the specification from a real HTTP client, bounded bodies, a forked log refused, a restarted witness remembering its state and refusing to start without it (missing, a new one asked for beside it, one it did not cosign), silent connections closed after the idle timeout, and bodies sent slowly holding no place among the requests decided at once.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -29,9 +29,17 @@ impl Witness {
         Self::start_with(dir, state, &[])
     }
 
+    /// Started on `state` (`--new-state` while there is none yet, as an operator starts a new
+    /// witness) with `extra` arguments.
     fn start_with(dir: &Path, state: &str, extra: &[&str]) -> Self {
+        let new: &[&str] = if dir.join(state).exists() {
+            &[]
+        } else {
+            &["--new-state"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
             .args(serve_args(state))
+            .args(new)
             .args(extra)
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -120,6 +128,36 @@ fn serve_args(state: &str) -> [&str; 10] {
         "--state",
         state,
     ]
+}
+
+/// The stderr of `parmana log witness --serve` on `state` with `extra`, which must refuse to
+/// start (within 30 s: it refuses before it listens).
+fn refused_start(dir: &Path, state: &str, extra: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
+        .args(serve_args(state))
+        .args(extra)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = (0..1_200).find_map(|_| {
+        let status = child.try_wait().unwrap();
+        if status.is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        status
+    });
+    let Some(status) = exited else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the witness on {state} started");
+    };
+    assert!(!status.success(), "{state}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    stderr
 }
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
@@ -408,6 +446,24 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
     let (got, _, answer) = fresh.add(format!("old 0\n\n{cp3}").as_bytes());
     assert_eq!(got, 200, "{answer}");
     drop(fresh);
+    // The state is the witness's memory of what it cosigned: a start that would lose it — the
+    // file missing without --new-state, --new-state beside one, a state this witness did not
+    // cosign (a log-signed checkpoint put in its place) — is refused.
+    for (state, extra, reason) in [
+        ("lost-state.txt", &[][..], "a witness that lost its state"),
+        (
+            "fresh-state.txt",
+            &["--new-state"][..],
+            "has a state already",
+        ),
+        ("cp3.txt", &[][..], "no valid cosignature of this witness"),
+    ] {
+        let stderr = refused_start(d, state, extra);
+        assert!(
+            stderr.contains("runtime.witness_state_refused") && stderr.contains(reason),
+            "{state}: {stderr}"
+        );
+    }
     // A witness that is not there is a typed failure.
     let (code, err) = cosign(d, MAIN, "cp3.txt", "http://127.0.0.1:9", "x.txt");
     assert_ne!(code, 0);
