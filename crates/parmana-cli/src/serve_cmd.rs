@@ -470,7 +470,26 @@ fn settings(
             None => return Err(server_failure(&ServerError::NoTokens)),
         }
     };
-    let limits = values.limits();
+    let mut limits = values.limits();
+    // A `max_connections` left at its default is lowered to what the hard limit on open files
+    // allows (1,024 is common), with a warning, rather than refuse the start; one that was set
+    // is kept, and the start refused if the limit cannot be raised for it.
+    if matches!(
+        values.max_connections.source,
+        crate::config::Source::Default
+    ) && let Some(fit) = parmana_server::connections_within_open_files_limit(&limits)
+    {
+        crate::report::errln!(
+            "warning[server.max_connections_lowered]: max_connections lowered from {} to {fit}: \
+             the process may open {} files at most (its hard limit), and each connection, each \
+             request in flight (max_concurrency {}) and 64 in reserve need one; raise the \
+             limit (`ulimit -Hn`, systemd's LimitNOFILE=) or set max_connections",
+            limits.max_connections,
+            fit + limits.max_concurrency + 64,
+            limits.max_concurrency,
+        );
+        limits.max_connections = fit;
+    }
     // (Half-configured TLS, and a public log or an anchor without a key, were refused by
     // `check` above.)
     let tls = match (values.tls_cert, values.tls_key) {

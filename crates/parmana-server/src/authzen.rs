@@ -410,10 +410,12 @@ pub(crate) async fn evaluation(
     let request: EvaluationRequest = state.sized(body_len, move || parse_body(&body)).await?;
     // Flattening costs the names it makes — each leaf's whole dotted path — which a small body
     // can make large: both are counted (without making a name).
-    let inline = crate::api::evaluates_inline(
-        false,
-        body_len.saturating_add(flattened_names_len(&request.resolved())),
-    );
+    // (A body past the bound alone is not walked here: it leaves the worker anyway.)
+    let inline = crate::api::evaluates_inline(false, body_len)
+        && crate::api::evaluates_inline(
+            false,
+            body_len.saturating_add(flattened_names_len(&request.resolved())),
+        );
     let executes = names_execution(request.context.as_ref());
     if executes && !may_execute {
         return Err(execute_forbidden());

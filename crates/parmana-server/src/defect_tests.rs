@@ -158,7 +158,8 @@ pub(crate) fn answering_authzen(
 /// Inside an AuthZEN boxcar, an evaluation that a defect (a panic) stops after its claim is
 /// refused alone — `false`, its error `server.internal` naming the execution's `Location`, and
 /// nothing the panic said — while the evaluations beside it, before and after, are decided; the
-/// claim stays, and the error is counted — on the async worker and on the blocking pool alike.
+/// claim stays, and the error is counted — whatever the store (a boxcar is decided on the
+/// blocking pool).
 #[test]
 fn a_boxcar_evaluation_a_defect_stops_is_refused_alone_with_its_location() {
     let fixture = authzen_fixture();

@@ -39,6 +39,15 @@ pub(crate) fn raised_soft_limit(
     }
 }
 
+/// The raise [`ensure`] made, if any — (the soft limit before, the soft limit set) — for the
+/// server to log once its log is set up (the raise comes before: before the store is opened).
+static RAISED: std::sync::OnceLock<(Option<u64>, u64)> = std::sync::OnceLock::new();
+
+/// The raise of the soft limit on open files made at start, if any: (before, after).
+pub(crate) fn raised() -> Option<(Option<u64>, u64)> {
+    RAISED.get().copied()
+}
+
 /// Makes the process's limit on open files allow what `limits` need ([`raised_soft_limit`]);
 /// the limit is never lowered.
 #[cfg(unix)]
@@ -59,12 +68,7 @@ pub(crate) fn ensure(limits: &Limits) -> Result<(), ServerError> {
             allowed: current.current.unwrap_or(u64::MAX),
             why: format!("the system refused to raise it: {e}"),
         })?;
-        tracing::info!(
-            target: "parmana::server",
-            from = current.current,
-            to = soft,
-            "raised the limit on open files for max_connections"
-        );
+        let _ = RAISED.set((current.current, soft));
     }
     Ok(())
 }
@@ -73,6 +77,33 @@ pub(crate) fn ensure(limits: &Limits) -> Result<(), ServerError> {
 #[cfg(not(unix))]
 pub(crate) fn ensure(_: &Limits) -> Result<(), ServerError> {
     Ok(())
+}
+
+/// The most connections `limits` may hold within the process's hard limit on open files
+/// (one per request in flight and [`RESERVED_DESCRIPTORS`] beside them), when it is below what
+/// their `max_connections` needs: for `parmana serve` to lower a `max_connections` left at its
+/// default rather than refuse to start where the hard limit is low (1,024 is common). `None`
+/// when the limit allows them, or allows no connection at all (the start is then refused).
+#[cfg(unix)]
+pub fn connections_within_open_files_limit(limits: &Limits) -> Option<usize> {
+    use rustix::process::{Resource, getrlimit};
+    let hard = getrlimit(Resource::Nofile).maximum?;
+    if hard >= needed(limits) {
+        return None;
+    }
+    let beside = needed(&Limits {
+        max_connections: 0,
+        ..*limits
+    });
+    usize::try_from(hard.checked_sub(beside)?)
+        .ok()
+        .filter(|fit| *fit >= 1)
+}
+
+/// Elsewhere the operating system's own limits hold.
+#[cfg(not(unix))]
+pub fn connections_within_open_files_limit(_: &Limits) -> Option<usize> {
+    None
 }
 
 #[cfg(test)]

@@ -283,8 +283,13 @@ impl ApiError {
 /// What the caller is told of a refusal whose own message the server's log keeps: a store or
 /// a file that failed (`None` for every other refusal, whose message is the caller's).
 pub(crate) fn withheld_message(error: &ExecutionError) -> Option<String> {
-    let code = error.code();
-    match error.class() {
+    withheld_message_of(error.code(), error.class())
+}
+
+/// [`withheld_message`] for a refusal known by its code and class: the same words wherever a
+/// refusal is told — an answer, or `/v1/status`'s record of the last reload.
+pub(crate) fn withheld_message_of(code: &str, class: ErrorClass) -> Option<String> {
+    match class {
         ErrorClass::Store => Some(format!(
             "the replay store failed ({code}); the server's log says why"
         )),
@@ -296,14 +301,14 @@ pub(crate) fn withheld_message(error: &ExecutionError) -> Option<String> {
 }
 
 /// Store refusals that no retry helps: what the store holds is not what Parmana wrote (a
-/// record or the ledger changed, the marks reset, a store file linked twice) or is of a
-/// schema this version does not read. `500`, not `503`: the store must be repaired first.
-const STORE_INTEGRITY: [&str; 6] = [
+/// record or the ledger changed, the marks reset, a store file linked twice). `500`, not
+/// `503`: the store must be repaired first. (A schema this version does not read stays `503`:
+/// during a rolling upgrade a newer server of the deployment answers.)
+const STORE_INTEGRITY: [&str; 5] = [
     "replay.store_corrupt",
     "replay.ledger_broken",
     "replay.marks_reset",
     "replay.store_multiple_links",
-    "replay.schema_version_unsupported",
     "runtime.stored_claim_unreadable",
 ];
 

@@ -42,6 +42,7 @@ mod wire;
 mod witness;
 
 pub use auth::{Scope, Tokens};
+pub use descriptors::connections_within_open_files_limit;
 pub use error::ServerError;
 pub use lifecycle::{Server, check_limits, check_settings};
 pub use settings::{

@@ -73,6 +73,9 @@ fn checked(
         _ => {}
     }
     check_limits(&settings.limits, settings.sequencer.cadence)?;
+    // Before the store is opened or created (`check_settings`): a start refused for its open
+    // files leaves no store behind.
+    crate::descriptors::ensure(&settings.limits)?;
     let tls = settings
         .tls
         .as_ref()
@@ -124,7 +127,6 @@ impl Server {
             tls_not_after,
             authzen,
         } = checked(&settings, &runtime.environment(), runtime.clock().now())?;
-        crate::descriptors::ensure(&settings.limits)?;
         let listener =
             std::net::TcpListener::bind(settings.listen).map_err(|e| ServerError::Io {
                 action: "bind",
@@ -269,6 +271,14 @@ impl Server {
                 target: "parmana::server",
                 "the memory store keeps nothing across a restart: an execution id answered now \
                  can be executed again after one (use sqlite: or postgres: to keep them)"
+            );
+        }
+        if let Some((from, to)) = crate::descriptors::raised() {
+            tracing::info!(
+                target: "parmana::server",
+                from = from.map_or_else(|| "unlimited".to_owned(), |from| from.to_string()),
+                to,
+                "raised the limit on open files for max_connections"
             );
         }
         if let Some(warning) = plaintext_tokens_warning(self.tls.is_some(), self.local_addr) {
@@ -740,7 +750,14 @@ pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiErr
                     policies = report.policies,
                     "reloaded"
                 ),
-                Ok(Err(error)) => tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment stays"),
+                Ok(Err(error)) => {
+                    tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment stays");
+                    // What a `read` token sees in `/v1/status`: the store's and the file
+                    // system's own words (hosts, paths) stay in the log, as on every route.
+                    if let Some(withheld) = crate::error::withheld_message(error) {
+                        runtime.record_reload_failure(error.code(), withheld);
+                    }
+                }
                 // A defect: a refused reload too, recorded as one; the old environment stays.
                 Err(_) => {
                     runtime.record_reload_failure(
@@ -765,6 +782,9 @@ pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiErr
             if api.status != StatusCode::SERVICE_UNAVAILABLE {
                 api.status = StatusCode::UNPROCESSABLE_ENTITY;
             }
+            // The caller holds the `admin` scope — the operator: told what failed in full, the
+            // path of a file that could not be read included.
+            api.message = error.to_string();
             Err(api)
         }
         Ok(Err(_)) => Err(ApiError::new(

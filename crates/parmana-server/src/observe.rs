@@ -452,7 +452,14 @@ pub(crate) fn init_logging(logging: &Logging) {
     // hook's plain text among them.
     if logging.json && installed.is_ok() {
         std::panic::set_hook(Box::new(|panic| {
-            tracing::error!(target: "parmana::server", panic = %panic, "a thread panicked (a defect)");
+            // With its backtrace when `RUST_BACKTRACE` asks for one, as the default hook.
+            let backtrace = std::backtrace::Backtrace::capture();
+            tracing::error!(
+                target: "parmana::server",
+                panic = %panic,
+                backtrace = %backtrace,
+                "a thread panicked (a defect)"
+            );
         }));
     }
 }

@@ -15,11 +15,12 @@ use crate::readiness_tests::{
 };
 use crate::settings::Limits;
 
-/// A memory store whose completions wait while it is held.
+/// A memory store whose completions wait while it is held; `entered` once one waits.
 #[derive(Debug, Default)]
 struct HeldCompletions {
     inner: MemoryReplayStore,
     held: (Mutex<bool>, Condvar),
+    entered: std::sync::atomic::AtomicBool,
 }
 
 impl HeldCompletions {
@@ -32,6 +33,7 @@ impl HeldCompletions {
 impl ReplayStore for HeldCompletions {
     parmana_testkit::forward_store_writes!(inner: claim);
     fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        self.entered.store(true, Ordering::SeqCst);
         let (held, wake) = &self.held;
         drop(wake.wait_while(held.lock().unwrap(), |held| *held).unwrap());
         self.inner.complete(id, attestation)
@@ -76,13 +78,17 @@ fn a_request_its_client_abandons_is_counted() {
             .header("content-type", "application/json")
             .body(axum::body::Body::from(body))
             .unwrap();
-        // The client goes away: the request's future is dropped unanswered.
-        tokio::time::timeout(
-            Duration::from_millis(200),
-            crate::lifecycle::router(Arc::clone(&state)).oneshot(request),
-        )
-        .await
-        .is_err()
+        // The client goes away once the execution waits on the store: the request's future is
+        // dropped unanswered.
+        let entered = async {
+            while !store.entered.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::select! {
+            _ = crate::lifecycle::router(Arc::clone(&state)).oneshot(request) => false,
+            () = entered => true,
+        }
     });
     assert!(gone, "answered while the store was held");
     let counted =

@@ -178,11 +178,18 @@ impl Modify for UntrustedOrigin {
 }
 
 /// Declares `status`, an [`ErrorBody`](crate::wire::ErrorBody) described by `description`, on
-/// every operation that does not declare it already.
+/// every operation: where an operation declares it already, `description` is added to its own.
 fn on_every_operation(openapi: &mut utoipa::openapi::OpenApi, status: &str, description: &str) {
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
     for item in openapi.paths.paths.values_mut() {
         for operation in operations_mut(item) {
+            let response = operation.responses.responses.entry(status.to_owned());
+            if let std::collections::btree_map::Entry::Occupied(mut declared) = response {
+                if let RefOr::T(declared) = declared.get_mut() {
+                    declared.description = format!("{}; or: {description}", declared.description);
+                }
+                continue;
+            }
             operation
                 .responses
                 .responses

@@ -176,7 +176,12 @@ pub(crate) fn settings_for(
         listen: "127.0.0.1:0".parse().unwrap(),
         authentication: Authentication::InsecureNoAuth,
         tls: None,
-        limits,
+        // Within any test machine's limit on open files (1,024 is common): no test here holds
+        // that many connections.
+        limits: Limits {
+            max_connections: limits.max_connections.min(256),
+            ..limits
+        },
         logging: Logging::default(),
         authzen: AuthzenSettings::default(),
         store_kind: store_kind.to_owned(),
@@ -733,6 +738,34 @@ fn a_reload_the_store_refused_is_reported_by_its_code_only() {
     );
     let message = reload["message"].as_str().unwrap();
     assert!(!message.contains("connection refused"), "{message}");
+    assert!(message.contains("server's log"), "{message}");
+}
+
+/// A reload refused because a file cannot be read tells the operator (the `admin` scope) which
+/// file, and `/v1/status` (the `read` scope) only the code: the path stays in the server's log.
+#[test]
+fn a_reload_a_file_refused_names_the_file_to_the_admin_only() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
+    state.started_up.store(true, Ordering::SeqCst);
+    std::fs::remove_file(fixture.root().join("release-manifest.json")).unwrap();
+    let root = fixture.root().display().to_string();
+    let tokio = tokio_runtime();
+    let (status, body, _) = answer_through_router(&tokio, &state, "POST", "/v1/admin/reload", "");
+    assert_eq!(status, 422, "{body}");
+    let code = body["error"]["code"].as_str().unwrap().to_owned();
+    assert!(code.ends_with(".io"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains(&root),
+        "{body}"
+    );
+    let (status, body, _) = answer_through_router(&tokio, &state, "GET", "/v1/status", "");
+    assert_eq!(status, 200, "{body}");
+    let reload = &body["last_reload"];
+    assert_eq!(reload["code"], code.as_str(), "{body}");
+    let message = reload["message"].as_str().unwrap();
+    assert!(!message.contains(&root), "{message}");
     assert!(message.contains("server's log"), "{message}");
 }
 

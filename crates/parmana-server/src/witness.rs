@@ -136,6 +136,12 @@ impl WitnessServer {
                 });
             }
         }
+        // Its connections need their file descriptors, as the server's do.
+        crate::descriptors::ensure(&crate::Limits {
+            max_connections: WITNESS_MAX_CONNECTIONS,
+            max_concurrency: WITNESS_MAX_IN_FLIGHT,
+            ..crate::Limits::default()
+        })?;
         if settings.trust_root.log().is_none() {
             return Err(ServerError::Runtime(ExecutionError::NoTransparencyLog {
                 trust_root_version: settings.trust_root.version(),

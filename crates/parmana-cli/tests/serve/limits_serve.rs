@@ -1123,25 +1123,20 @@ fn a_burst_past_the_concurrency_limit_is_decided_or_shed_never_queued() {
     assert_eq!(after.status, 200, "{}", after.text);
 }
 
-/// `parmana serve` started by `sh` under `ulimits` (a `ulimit` command line) in `dir`, with the
-/// memory store and a printed token: the child, its stdout and its stderr's file.
+/// `parmana serve ARGS` (with `--listen 127.0.0.1:0 --dev-token`) started by `sh` under `ulimits`
+/// (a `ulimit` command line) in `dir`: the child, its stdout piped, and its stderr's file.
 fn serve_under_ulimit(
     dir: &std::path::Path,
     ulimits: &str,
+    args: &[&str],
 ) -> (std::process::Child, std::path::PathBuf) {
     let log = dir.join("ulimit-stderr.log");
     let child = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{ulimits} && exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_parmana"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            "memory",
-            "--dev-token",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--dev-token"])
+        .args(args)
         .current_dir(dir)
         .env_remove("PARMANA_CONFIG")
         .stdin(std::process::Stdio::null())
@@ -1152,43 +1147,25 @@ fn serve_under_ulimit(
     (child, log)
 }
 
-/// `max_connections` needs a descriptor each (and the requests in flight and a reserve theirs):
-/// under the common soft limit of 1,024 the server raises its soft limit as far as the defaults
-/// need (before, `accept` failed at the limit before the connection limit was reached, and so
-/// did every file the server opened); where the hard limit is lower it refuses to start.
-#[test]
-fn the_limit_on_open_files_is_raised_for_max_connections_or_the_start_refused() {
-    let env = deployment("memory", "");
-    // 1,024 connections, 256 requests in flight, 64 in reserve.
-    let needed = 1024 + 256 + 64;
-    // (A hard limit below that, as a test machine may have, is the refusal below.)
-    let ours = std::fs::read_to_string("/proc/self/limits").unwrap();
-    let hard = ours
+/// The soft and hard limits on open files of process `pid` (`u64::MAX`: unlimited).
+fn open_files_limits(pid: &str) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let values: Vec<u64> = limits
         .lines()
         .find_map(|line| line.strip_prefix("Max open files"))
-        .and_then(|rest| rest.split_whitespace().nth(1))
-        .map(|hard| hard.parse::<u64>().unwrap_or(u64::MAX))
-        .unwrap_or_else(|| panic!("{ours}"));
-    let lower = if hard >= needed {
-        serve_raises_its_soft_limit(env.root(), needed);
-        "ulimit -n 512".to_owned()
-    } else {
-        format!("ulimit -n {}", hard.min(512))
-    };
-    let (mut child, log) = serve_under_ulimit(env.root(), &lower);
-    let status = child.wait().unwrap();
-    let stderr = std::fs::read_to_string(&log).unwrap();
-    assert!(!status.success(), "{stderr}");
-    assert!(
-        stderr.contains("server.descriptor_limit")
-            && stderr.contains(&format!("need {needed} open files")),
-        "{stderr}"
-    );
+        .map(|rest| {
+            rest.split_whitespace()
+                .take(2)
+                .map(|value| value.parse().unwrap_or(u64::MAX))
+                .collect()
+        })
+        .unwrap_or_else(|| panic!("{limits}"));
+    (values[0], values[1])
 }
 
-/// Under a soft limit of 1,024, the server raises it to `needed` and serves.
-fn serve_raises_its_soft_limit(dir: &std::path::Path, needed: u64) {
-    let (mut child, log) = serve_under_ulimit(dir, "ulimit -S -n 1024");
+/// Waits for the `listening on` line of a server started by [`serve_under_ulimit`]; then its
+/// soft limit on open files and its stderr so far, the server stopped.
+fn served_under_ulimit(mut child: std::process::Child, log: &std::path::Path) -> (u64, String) {
     let mut first = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(child.stdout.take().unwrap()),
@@ -1198,16 +1175,69 @@ fn serve_raises_its_soft_limit(dir: &std::path::Path, needed: u64) {
     assert!(
         first.starts_with("listening on "),
         "{first:?}: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+        std::fs::read_to_string(log).unwrap_or_default()
     );
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
-    let soft: u64 = limits
-        .lines()
-        .find_map(|line| line.strip_prefix("Max open files"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|soft| soft.parse().ok())
-        .unwrap_or_else(|| panic!("{limits}"));
+    let (soft, _) = open_files_limits(&child.id().to_string());
+    // (The start's log lines are written before the address is printed.)
+    std::thread::sleep(Duration::from_millis(200));
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(soft, needed, "{limits}");
+    (soft, std::fs::read_to_string(log).unwrap())
+}
+
+/// `max_connections` needs a descriptor each (and the requests in flight and a reserve theirs):
+/// under the common soft limit of 1,024 the server raises its soft limit as far as the defaults
+/// need, and says so (before, `accept` failed at the limit before the connection limit was
+/// reached, and so did every file the server opened); where the hard limit is lower, a
+/// `max_connections` left at its default is lowered to fit, with a warning, and one that was set
+/// refuses the start — before the store is created.
+#[test]
+fn the_limit_on_open_files_is_raised_for_max_connections_or_the_start_refused() {
+    let env = deployment("memory", "");
+    // 1,024 connections, 256 requests in flight, 64 in reserve.
+    let needed = 1024 + 256 + 64;
+    let (_, hard) = open_files_limits("self");
+    if hard >= needed {
+        let (child, log) =
+            serve_under_ulimit(env.root(), "ulimit -S -n 1024", &["--store", "memory"]);
+        let (soft, stderr) = served_under_ulimit(child, &log);
+        assert_eq!(soft, needed, "{stderr}");
+        assert!(
+            stderr.contains("raised the limit on open files"),
+            "{stderr}"
+        );
+    }
+    // A hard limit of 512: the default is lowered to 512 - 256 - 64 = 192 connections.
+    let (child, log) = serve_under_ulimit(env.root(), "ulimit -n 512", &["--store", "memory"]);
+    let (soft, stderr) = served_under_ulimit(child, &log);
+    assert!(soft <= 512, "{soft}");
+    assert!(
+        stderr.contains(
+            "warning[server.max_connections_lowered]: max_connections lowered from 1024 to 192"
+        ),
+        "{stderr}"
+    );
+    // Set, it is kept: the start is refused, and no store is left behind.
+    let (mut child, log) = serve_under_ulimit(
+        env.root(),
+        "ulimit -n 512",
+        &[
+            "--store",
+            "sqlite:refused.sqlite3",
+            "--max-connections",
+            "1024",
+        ],
+    );
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("server.descriptor_limit")
+            && stderr.contains(&format!("need {needed} open files")),
+        "{stderr}"
+    );
+    assert!(
+        !env.root().join("refused.sqlite3").exists(),
+        "a store was left behind"
+    );
 }

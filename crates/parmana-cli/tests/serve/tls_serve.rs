@@ -355,10 +355,12 @@ fn a_certificate_that_expires_soon_is_warned_of_and_measured() {
     let env = deployment("memory", "");
     let tls = env.root().join("tls");
     std::fs::create_dir_all(&tls).unwrap();
+    // (The day it ends, read once: the test may run across midnight.)
+    let (y, m, d) = day_from_now(3);
     let (certificate, key) = server_ca.issue_valid(
         &["127.0.0.1", "localhost"],
         ExtendedKeyUsagePurpose::ServerAuth,
-        Some((day_from_now(-1), day_from_now(3))),
+        Some((day_from_now(-1), (y, m, d))),
     );
     std::fs::write(tls.join("cert.pem"), certificate).unwrap();
     std::fs::write(tls.join("key.pem"), key).unwrap();
@@ -381,7 +383,6 @@ fn a_certificate_that_expires_soon_is_warned_of_and_measured() {
     );
     let metrics = served.get("/metrics", served.token.as_deref());
     assert_eq!(metrics.status, 200, "{}", metrics.text);
-    let (y, m, d) = day_from_now(3);
     let expires =
         parmana_runtime::canon::Timestamp::parse(&format!("{y:04}-{m:02}-{d:02}T00:00:00Z"))
             .unwrap();
