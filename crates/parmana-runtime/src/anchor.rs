@@ -29,9 +29,21 @@ pub struct LogAnchor {
 
 impl LogAnchor {
     /// The anchor kept at `path`: read when the file exists (a file that is not an anchor is
-    /// `runtime.log_anchor_invalid`), none recorded yet when it does not.
+    /// `runtime.log_anchor_invalid`), none recorded yet when it does not. The path is kept with
+    /// its directory resolved, so that signers naming it through a linked directory share the
+    /// file and its lock; a file that is a symbolic link, has other names or that anyone may
+    /// write is refused (`runtime.log_anchor_invalid`).
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, ExecutionError> {
         let path = path.into();
+        let invalid = |path: &Path, reason: &str| ExecutionError::LogAnchorInvalid {
+            path: path.display().to_string(),
+            reason: reason.to_owned(),
+        };
+        // One file under one lock for every signer on the host, whatever the path spelled.
+        let path = crate::local_file::resolved(&path).map_err(|reason| invalid(&path, &reason))?;
+        if let Some(reason) = crate::local_file::shared_file_hazard(&path)? {
+            return Err(invalid(&path, reason));
+        }
         let last = read(&path)?;
         Ok(Self {
             path,

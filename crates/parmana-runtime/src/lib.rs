@@ -10,6 +10,7 @@ mod clock;
 mod environment;
 mod error;
 mod execute;
+mod local_file;
 mod log;
 mod request;
 mod runtime;

@@ -8,6 +8,7 @@ use parmana_trust::MAX_NOTE_BYTES;
 
 use crate::ExecutionError;
 use crate::anchor::lock_file;
+use crate::local_file::{resolved, shared_file_hazard};
 use crate::witness::witness_state_size;
 
 /// How a witness opens its state file.
@@ -44,9 +45,11 @@ impl LockedWitnessState {
     /// other names or is writable by others ([`WitnessStateOpen`]); a file over
     /// [`MAX_NOTE_BYTES`] or that is not a signed checkpoint is refused too.
     pub fn lock(path: &Path, open: WitnessStateOpen) -> Result<Self, ExecutionError> {
-        let path = resolved(path)?;
+        let path = resolved(path).map_err(|reason| refused(path, &reason))?;
         let lock = lock_file(&beside(&path, "lock"))?;
-        check_file(&path)?;
+        if let Some(reason) = shared_file_hazard(&path)? {
+            return Err(refused(&path, reason));
+        }
         let state = read_witness_state(&path)?;
         match (open, &state) {
             (WitnessStateOpen::Existing, None) => {
@@ -116,56 +119,6 @@ fn new_private_file(path: &Path) -> std::io::Result<File> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
-}
-
-/// `path` with its directory resolved (links and `..` followed), its file name kept: the one
-/// name every process spelling the state through another directory link shares.
-fn resolved(path: &Path) -> Result<PathBuf, ExecutionError> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| refused(path, "it names no file"))?;
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let directory = std::fs::canonicalize(directory)
-        .map_err(|e| ExecutionError::io("resolve", directory, &e))?;
-    Ok(directory.join(name))
-}
-
-/// Refuses a state file (when there is one) that is a symbolic link — a rename would replace
-/// the link, not the file it names, and another process naming the file would keep the old
-/// state — or has other names (the same, by hard links), or that anyone may write.
-fn check_file(path: &Path) -> Result<(), ExecutionError> {
-    let metadata = match std::fs::symlink_metadata(path) {
-        Ok(metadata) => metadata,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(ExecutionError::io("read", path, &e)),
-    };
-    if metadata.file_type().is_symlink() {
-        return Err(refused(
-            path,
-            "it is a symbolic link: name the file it links to, so that every witness process \
-             shares one state",
-        ));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        if metadata.nlink() > 1 {
-            return Err(refused(
-                path,
-                "it has other names (hard links): a replaced state would leave them the old one",
-            ));
-        }
-        if metadata.mode() & 0o002 != 0 {
-            return Err(refused(
-                path,
-                "anyone may write it, and so choose what the witness extends (`chmod o-w`)",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// `runtime.witness_state_refused` for the state at `path`.

@@ -779,7 +779,45 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         let error = LogAnchor::open(&path).unwrap_err();
         assert_eq!(error.code(), "runtime.log_anchor_invalid", "{text:?}");
     }
+    anchors_are_one_file_whatever_the_path(path.parent().unwrap());
 }
+
+/// Signers naming one anchor by different paths share it: through a linked directory the anchor
+/// is the same file (resolved); a symbolic link to it, another name (a hard link) or a file
+/// anyone may write is refused — a rename over a link would leave the file it names, and the
+/// signers reading it, the old anchor.
+#[cfg(unix)]
+fn anchors_are_one_file_whatever_the_path(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let real = dir.join("real");
+    std::fs::create_dir(&real).unwrap();
+    let anchor = real.join("anchor.txt");
+    std::fs::write(
+        &anchor,
+        format!(
+            "parmana log anchor v1\n0\n{}\n",
+            parmana_runtime::canon::merkle::empty_root()
+        ),
+    )
+    .unwrap();
+    let alias = dir.join("alias");
+    std::os::unix::fs::symlink(&real, &alias).unwrap();
+    let opened = LogAnchor::open(alias.join("anchor.txt")).unwrap();
+    assert_eq!(opened.path(), std::fs::canonicalize(&anchor).unwrap());
+    let refused = |path: &std::path::Path| LogAnchor::open(path).map(|_| ()).map_err(|e| e.code());
+    let link = dir.join("link.txt");
+    std::os::unix::fs::symlink(&anchor, &link).unwrap();
+    assert_eq!(refused(&link), Err("runtime.log_anchor_invalid"));
+    let hard = dir.join("hard.txt");
+    std::fs::hard_link(&anchor, &hard).unwrap();
+    assert_eq!(refused(&anchor), Err("runtime.log_anchor_invalid"));
+    std::fs::remove_file(&hard).unwrap();
+    std::fs::set_permissions(&anchor, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(refused(&anchor), Err("runtime.log_anchor_invalid"));
+}
+
+#[cfg(not(unix))]
+fn anchors_are_one_file_whatever_the_path(_: &std::path::Path) {}
 
 /// An audit reads the trust-root chain only for a ledger with a stored checkpoint, once, and a
 /// chain that cannot be read then is an error, not a ledger reported intact.
