@@ -1,4 +1,4 @@
-//! Files that grant access — the tokens file, the TLS certificate, key and client CA — are read only where no one else may change them: a file anyone may write, or one that belongs to another user (not root), is refused, as a `parmana.toml` found walking up is (`docs/server.md`, "Authentication").
+//! Files that grant access — the tokens file, the TLS certificate, key and client CA — are read only where another user may not change them: a file anyone (the world) may write, or one that belongs to another user (not root), is refused, as a `parmana.toml` found walking up is (`docs/server.md`, "Authentication"); the group's write permission and the directory are the deployment's to set.
 
 use std::fs::File;
 use std::path::Path;
@@ -18,15 +18,23 @@ pub(crate) fn open(path: &Path) -> Result<File, String> {
 fn check_yours(file: &File) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt as _;
     let metadata = file.metadata().map_err(|e| e.to_string())?;
-    let you = rustix::process::geteuid().as_raw();
-    if metadata.uid() != you && metadata.uid() != 0 {
+    judged(
+        metadata.uid(),
+        metadata.mode(),
+        rustix::process::geteuid().as_raw(),
+    )
+}
+
+/// [`check_yours`] of a file owned by `owner` with `mode`, for a server running as `you`.
+#[cfg(unix)]
+fn judged(owner: u32, mode: u32, you: u32) -> Result<(), String> {
+    if owner != you && owner != 0 {
         return Err(format!(
-            "it belongs to uid {}, not to the server's user (uid {you}) or root: whoever owns \
-             it could grant access; it is not read",
-            metadata.uid()
+            "it belongs to uid {owner}, not to the server's user (uid {you}) or root: whoever \
+             owns it could grant access; it is not read"
         ));
     }
-    if metadata.mode() & 0o002 != 0 {
+    if mode & 0o002 != 0 {
         return Err(
             "anyone may write it, and so grant themselves access: it is not read (`chmod o-w`)"
                 .to_owned(),
@@ -48,6 +56,28 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
+
+    /// (owner, mode, the server's uid) → refused: another user's file (root's aside), or one
+    /// anyone may write.
+    #[test]
+    fn a_file_is_judged_by_its_owner_and_mode() {
+        for (owner, mode, you, refused) in [
+            (1000, 0o600, 1000, false),
+            (0, 0o644, 1000, false),
+            (1000, 0o664, 1000, false),
+            (1001, 0o600, 1000, true),
+            (1000, 0o666, 1000, true),
+            (0, 0o646, 1000, true),
+            (0, 0o600, 0, false),
+            (1000, 0o600, 0, true),
+        ] {
+            assert_eq!(
+                judged(owner, mode, you).is_err(),
+                refused,
+                "{owner} {mode:o} {you}"
+            );
+        }
+    }
 
     #[test]
     fn a_file_anyone_may_write_is_refused() {

@@ -59,6 +59,39 @@ fn string_end(bytes: &[u8], start: usize) -> Result<usize, CanonError> {
     }
 }
 
+/// The brackets open in a scan, innermost last, one bit each (an object's `{` or an array's
+/// `[`): a body nested as deep as it is long keeps an eighth of its size here.
+#[derive(Debug, Default)]
+struct Brackets {
+    bits: Vec<u64>,
+    depth: usize,
+}
+
+impl Brackets {
+    /// Opens a bracket (`true`: an object's).
+    fn push(&mut self, object: bool) {
+        let (word, bit) = (self.depth / 64, self.depth % 64);
+        if word == self.bits.len() {
+            self.bits.push(0);
+        }
+        if let Some(bits) = self.bits.get_mut(word) {
+            *bits = (*bits & !(1 << bit)) | (u64::from(object) << bit);
+        }
+        self.depth += 1;
+    }
+
+    /// Closes the innermost bracket: whether it was an object's; `None` when none is open.
+    fn pop(&mut self) -> Option<bool> {
+        self.depth = self.depth.checked_sub(1)?;
+        let (word, bit) = (self.depth / 64, self.depth % 64);
+        self.bits.get(word).map(|bits| bits & (1 << bit) != 0)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.depth == 0
+    }
+}
+
 /// Where the value that starts at `start` (no whitespace before it) ends: a string at its
 /// closing quote, an object or array at its matching bracket (strings inside skipped), any
 /// other token at the next delimiter. Nothing inside is judged here.
@@ -71,11 +104,11 @@ fn value_end(bytes: &[u8], start: usize) -> Result<usize, CanonError> {
         Some(b'{' | b'[') => {
             // The brackets open, innermost last: each must close with its own kind (a value
             // the parser would refuse is refused here too). No depth is judged here: the scan
-            // holds no stack but this one (as long as the body at most), and each member's own
+            // holds no stack but this one (a bit a level), and each member's own
             // reader bounds its depth — so a signal text gets the code the CLI gives it (an
             // earlier error in it before one past the depth), and a batch entry too deep is
             // refused alone.
-            let mut open: Vec<u8> = Vec::new();
+            let mut open = Brackets::default();
             let mut at = start;
             loop {
                 match bytes.get(at) {
@@ -88,10 +121,9 @@ fn value_end(bytes: &[u8], start: usize) -> Result<usize, CanonError> {
                         at = string_end(bytes, at)?;
                         continue;
                     }
-                    Some(&opener @ (b'{' | b'[')) => open.push(opener),
+                    Some(&opener @ (b'{' | b'[')) => open.push(opener == b'{'),
                     Some(&closer @ (b'}' | b']')) => {
-                        let expected = if closer == b'}' { b'{' } else { b'[' };
-                        if open.pop() != Some(expected) {
+                        if open.pop() != Some(closer == b'}') {
                             return Err(syntax("a bracket closed by another kind", at));
                         }
                         if open.is_empty() {
@@ -510,6 +542,36 @@ mod tests {
                 .map(|m| (m.key.as_str(), m.value))
                 .collect::<Vec<_>>(),
             [("a", nested.as_str())]
+        );
+    }
+
+    /// The scan's brackets, a bit a level, past a word's 64 levels: each closes with its own
+    /// kind, and a body nested as deep as it is long is found whole.
+    #[test]
+    fn brackets_keep_their_kinds_a_bit_a_level() {
+        let mut brackets = Brackets::default();
+        let kinds: Vec<bool> = (0..200).map(|level| level % 3 == 0).collect();
+        for kind in &kinds {
+            brackets.push(*kind);
+        }
+        assert_eq!(brackets.bits.len(), 4);
+        for kind in kinds.iter().rev() {
+            assert_eq!(brackets.pop(), Some(*kind));
+        }
+        assert!(brackets.is_empty());
+        assert_eq!(brackets.pop(), None);
+        let deep = format!(
+            "{{\"a\":{}{}}}",
+            "[{\"b\":".repeat(5_000),
+            "}]".repeat(5_000)
+        );
+        assert_eq!(members(deep.as_bytes()).unwrap().len(), 1);
+        let crossed = format!("{{\"a\":{}{}]}}", "[".repeat(100), "]".repeat(99));
+        assert_eq!(members(crossed.as_bytes()).unwrap().len(), 1);
+        let wrong = format!("{{\"a\":{}}}}}", "[".repeat(70));
+        assert_eq!(
+            members(wrong.as_bytes()).unwrap_err().code(),
+            "canon.syntax"
         );
     }
 

@@ -249,13 +249,24 @@ impl ApiError {
         let status = status_of(error);
         let message = match withheld_message(error) {
             Some(message) => {
-                tracing::warn!(
-                    target: "parmana::server",
-                    code,
-                    error = %error,
-                    "a request was refused: the replay store or a file failed (the caller is told \
-                     the code only)"
-                );
+                // At most one a second at WARN (an outage refuses every request, a boxcar up to
+                // a thousand evaluations); the others at DEBUG.
+                if warn_now() {
+                    tracing::warn!(
+                        target: "parmana::server",
+                        code,
+                        error = %error,
+                        "a request was refused: the replay store or a file failed (the caller is \
+                         told the code only)"
+                    );
+                } else {
+                    tracing::debug!(
+                        target: "parmana::server",
+                        code,
+                        error = %error,
+                        "a request was refused: the replay store or a file failed"
+                    );
+                }
                 message
             }
             None => error.to_string(),
@@ -280,6 +291,19 @@ impl ApiError {
     }
 }
 
+/// Whether a withheld refusal is logged at WARN now: the first one in each second of the
+/// process's life (the others at DEBUG), so that an outage does not double the log.
+fn warn_now() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    static LAST_SECOND: AtomicU64 = AtomicU64::new(u64::MAX);
+    let second = STARTED
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs();
+    LAST_SECOND.swap(second, Ordering::Relaxed) != second
+}
+
 /// What the caller is told of a refusal whose own message the server's log keeps: a store or
 /// a file that failed (`None` for every other refusal, whose message is the caller's).
 pub(crate) fn withheld_message(error: &ExecutionError) -> Option<String> {
@@ -302,14 +326,13 @@ pub(crate) fn withheld_message_of(code: &str, class: ErrorClass) -> Option<Strin
 
 /// Store refusals that no retry helps: what the store holds is not what Parmana wrote (a
 /// record or the ledger changed, the marks reset, a store file linked twice). `500`, not
-/// `503`: the store must be repaired first. (A schema this version does not read stays `503`:
-/// during a rolling upgrade a newer server of the deployment answers.)
-const STORE_INTEGRITY: [&str; 5] = [
+/// `503`: the store must be repaired first. (A schema, or a claim record, this version does not
+/// read stays `503`: during a rolling upgrade a newer server of the deployment answers.)
+const STORE_INTEGRITY: [&str; 4] = [
     "replay.store_corrupt",
     "replay.ledger_broken",
     "replay.marks_reset",
     "replay.store_multiple_links",
-    "runtime.stored_claim_unreadable",
 ];
 
 /// The HTTP status of a runtime refusal (`docs/server.md`, "Errors"): malformed requests 400,

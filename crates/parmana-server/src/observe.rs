@@ -95,7 +95,14 @@ pub(crate) async fn guard(
     } else if !state.is_started() && !SERVED_WHILE_STARTING.contains(&route.as_ref()) {
         ApiError::starting().into_response()
     } else if NEVER_SHED.contains(&route.as_ref()) {
-        answered_despite_panics(NOTES.scope(Arc::clone(&notes), next.run(request)), &notes).await
+        let handled =
+            answered_despite_panics(NOTES.scope(Arc::clone(&notes), next.run(request)), &notes);
+        tokio::select! {
+            biased;
+            response = handled => response,
+            // Answered as the server's own close, not left to be taken for the client's.
+            () = state.grace_over() => unanswered(&state, &notes, Unanswered::ShuttingDown),
+        }
     } else {
         // A log route takes a place of the log's share first, then a slot like any request.
         let log_share = if LOG_ROUTES.contains(&route.as_ref()) {
@@ -244,7 +251,12 @@ impl Drop for Abandoned {
             .lock()
             .map(|mut notes| std::mem::take(&mut *notes))
             .unwrap_or_default();
-        let (status, code) = CLIENT_CLOSED;
+        // Unwinding from a panic in this middleware itself is a defect, not the client's close.
+        let (status, code) = if std::thread::panicking() {
+            (500, "server.internal")
+        } else {
+            CLIENT_CLOSED
+        };
         let outcome = Outcome {
             execution_id: notes.execution_id,
             policy: notes.policy,

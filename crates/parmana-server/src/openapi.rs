@@ -502,6 +502,13 @@ mod tests {
                     "{route} declares no {status}"
                 );
             }
+            let forbidden = operation["responses"]["403"]["description"]
+                .as_str()
+                .unwrap();
+            assert!(
+                forbidden.contains("server.untrusted_origin"),
+                "{route}: {forbidden}"
+            );
             for status in operation["responses"].as_object().unwrap().keys() {
                 if status == "431" {
                     continue;
