@@ -1,4 +1,4 @@
-//! Files one host's processes share outside the store — a witness's state, the log anchor — named so that every process reaches the same file under the same lock, and refused when another name or another user could change them unseen.
+//! Files one host's processes share outside the store — a witness's state, the log anchor — named so that every process reaches the same file under the same lock, and refused when another name could change them unseen or anyone may write them (their owner is the deployment's to set).
 
 use std::path::{Path, PathBuf};
 
@@ -13,9 +13,13 @@ pub(crate) fn resolved(path: &Path) -> Result<PathBuf, String> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let directory = std::fs::canonicalize(directory)
-        .map_err(|e| format!("its directory {}: {e}", directory.display()))?;
-    Ok(directory.join(name))
+    match std::fs::canonicalize(directory) {
+        Ok(directory) => Ok(directory.join(name)),
+        // No directory yet, so no file another process could share: named as given (creating
+        // it fails later, where it is written).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(path.to_path_buf()),
+        Err(e) => Err(format!("its directory {}: {e}", directory.display())),
+    }
 }
 
 /// Why the file at `path` (when there is one) cannot be the one file its processes share: a

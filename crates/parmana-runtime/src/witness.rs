@@ -55,7 +55,7 @@ pub(crate) fn own_state(
     signer: &dyn Signer,
 ) -> Result<Checkpoint, ExecutionError> {
     let refused = |reason: String| ExecutionError::WitnessStateRefused {
-        path: "the witness's state".to_owned(),
+        path: "file".to_owned(),
         reason,
     };
     // Refused as the state's fault, never as the request's (a malformed request is a 400).
@@ -251,19 +251,16 @@ pub fn add_cosignatures(
         .log()
         .map(|role| role.witnesses().0.to_vec())
         .unwrap_or_default();
-    // The answer must add a valid cosignature of a witness the trust root names: a 200 of
-    // another witness (a wrong URL, a witness with another key) is no cosignature.
-    let before = Note::parse(checkpoint)
-        .ok()
-        .and_then(|sent| verify_cosignatures(&sent, &witnesses, 0).ok())
-        .map_or(0, |verified| verified.len());
-    let after = verify_cosignatures(&note, &witnesses, 0)?.len();
-    if after <= before {
+    verify_cosignatures(&note, &witnesses, 0)?;
+    // The answer itself must carry a valid cosignature of a witness the trust root names: a 200
+    // of another witness (a wrong URL, a witness with another key) is no cosignature.
+    let answered = Note::parse(format!("{}\n{response}", note.text()).as_bytes())?;
+    if verify_cosignatures(&answered, &witnesses, 1).is_err() {
         return Err(TrustError::ThresholdNotMet {
             document: "the witness's answer".to_owned(),
             role: "witness".to_owned(),
-            threshold: u64::try_from(before + 1).unwrap_or(u64::MAX),
-            found: u64::try_from(after).unwrap_or(u64::MAX),
+            threshold: 1,
+            found: 0,
         }
         .into());
     }

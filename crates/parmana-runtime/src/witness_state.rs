@@ -21,6 +21,10 @@ pub enum WitnessStateOpen {
     /// A new witness (`--new-state`): there must be no state yet; the first checkpoint it
     /// cosigns is trusted on first use and written as its state.
     New,
+    /// A new witness once it started (its start found no state, as [`New`](Self::New)
+    /// requires), that has not seen a state since: there may be none yet, or one another
+    /// witness process on the file wrote meanwhile.
+    NewOrWritten,
 }
 
 /// The state file of a witness, locked: what it holds was read under the lock, and is replaced
@@ -80,7 +84,7 @@ impl LockedWitnessState {
     }
 
     /// Replaces the state with `checkpoint`: a temporary file beside it (new, named for this
-    /// process, readable and writable by its owner alone) written and synced, renamed over it,
+    /// process, writable by its owner alone) written and synced, renamed over it,
     /// and the directory synced — a crash leaves the old state or the new one. Once the rename
     /// is done, [`state`](Self::state) is the new one, even when syncing the directory then
     /// fails (and this returns the error).
@@ -111,13 +115,14 @@ impl LockedWitnessState {
     }
 }
 
-/// A new file at `path` (never an existing one, nor through a link), readable and writable by
-/// its owner alone.
+/// A new file at `path` (never an existing one, nor through a link), writable by its owner
+/// alone and readable by all (a state holds public cosigned checkpoints, and another witness
+/// process on the file — a one-off run as another user — must read what this one wrote).
 fn new_private_file(path: &Path) -> std::io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
     options.open(path)
 }
 
@@ -217,6 +222,13 @@ mod tests {
         drop(new);
         let refused = LockedWitnessState::lock(&path, WitnessStateOpen::New).unwrap_err();
         assert_eq!(refused.code(), "runtime.witness_state_refused");
+        // A new witness once started takes what another process wrote meanwhile, or none.
+        let written = LockedWitnessState::lock(&path, WitnessStateOpen::NewOrWritten).unwrap();
+        assert_eq!(written.state(), Some(&note(1)[..]));
+        drop(written);
+        let other = dir.path().join("other.txt");
+        let none = LockedWitnessState::lock(&other, WitnessStateOpen::NewOrWritten).unwrap();
+        assert_eq!(none.state(), None);
     }
 
     /// A state reached by a link, with other names, or writable by anyone is refused; one named
@@ -273,8 +285,8 @@ mod tests {
                 .file_type()
                 .is_symlink()
         );
-        // Written for its owner alone.
+        // Written by its owner alone.
         use std::os::unix::fs::MetadataExt as _;
-        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o077, 0);
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o022, 0);
     }
 }

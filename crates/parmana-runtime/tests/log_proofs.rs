@@ -248,6 +248,26 @@ fn a_witness_answer_with_a_bad_log_key_line_is_refused() {
         kept.unwrap(),
         format!("{checkpoint}{cosignature}{stranger}")
     );
+    // A witness that cosigned before cosigns again (a fresh timestamp): taken, not refused as
+    // adding nothing.
+    let again = signature_line(
+        &parmana_runtime::trust::cosign_checkpoint(
+            &checkpoint,
+            &witness_name,
+            &witness,
+            1_700_000_100,
+        )
+        .unwrap(),
+    );
+    let cosigned_before = format!("{checkpoint}{cosignature}");
+    assert!(
+        add_cosignatures(
+            env.trust_root(),
+            cosigned_before.as_bytes(),
+            again.as_bytes()
+        )
+        .is_ok()
+    );
 }
 
 /// The one-off witness (`parmana log witness`) judges its state — the checkpoint it cosigned

@@ -804,6 +804,10 @@ fn anchors_are_one_file_whatever_the_path(dir: &std::path::Path) {
     std::os::unix::fs::symlink(&real, &alias).unwrap();
     let opened = LogAnchor::open(alias.join("anchor.txt")).unwrap();
     assert_eq!(opened.path(), std::fs::canonicalize(&anchor).unwrap());
+    // In a directory not made yet: nothing recorded (as before; it is created at the first
+    // signature), not refused — `execute` and `recover` open a configured anchor too.
+    let unmade = LogAnchor::open(dir.join("not-yet").join("anchor.txt")).unwrap();
+    assert_eq!(unmade.recorded(), None);
     let refused = |path: &std::path::Path| LogAnchor::open(path).map(|_| ()).map_err(|e| e.code());
     let link = dir.join("link.txt");
     std::os::unix::fs::symlink(&anchor, &link).unwrap();

@@ -79,6 +79,33 @@ pub(crate) fn ensure(_: &Limits) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Raises the soft limit on open files toward what `limits` need, as far as the hard limit
+/// lets it, refusing nothing (for a server whose connection count is fixed: the witness).
+#[cfg(unix)]
+pub(crate) fn raise_toward(limits: &Limits) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let current = getrlimit(Resource::Nofile);
+    let wanted = current
+        .maximum
+        .map_or(needed(limits), |hard| hard.min(needed(limits)));
+    if current.current.is_some_and(|soft| soft < wanted)
+        && setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(wanted),
+                maximum: current.maximum,
+            },
+        )
+        .is_ok()
+    {
+        let _ = RAISED.set((current.current, wanted));
+    }
+}
+
+/// Elsewhere the operating system's own limits hold.
+#[cfg(not(unix))]
+pub(crate) fn raise_toward(_: &Limits) {}
+
 /// The most connections `limits` may hold within the process's hard limit on open files
 /// (one per request in flight and [`RESERVED_DESCRIPTORS`] beside them), when it is below what
 /// their `max_connections` needs: for `parmana serve` to lower a `max_connections` left at its

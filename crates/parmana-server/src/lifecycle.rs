@@ -730,7 +730,15 @@ pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiErr
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    runtime.record_reload_failure(error.code(), error.to_string());
+                    // `/v1/status` tells the code; the file's path and what was wrong in it
+                    // go to the log below (and to the admin who asked).
+                    runtime.record_reload_failure(
+                        error.code(),
+                        format!(
+                            "the tokens file was refused ({}); the server's log says why",
+                            error.code()
+                        ),
+                    );
                     worker.metrics.reload(false);
                     tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment and tokens stay");
                     return Err(TokensRefused(error));

@@ -85,18 +85,19 @@ struct Witness {
     /// other processes): two cannot both pass the check against one state (C2SP's rollback
     /// race).
     turn: Mutex<()>,
-    /// Whether this process wrote the state: a new witness (`--new-state`) opens it as new
-    /// only until its first cosignature is kept.
-    wrote_state: AtomicBool,
+    /// Whether this process has seen its state (written it, or found it written by another
+    /// witness process): a new witness (`--new-state`) may find none only until then.
+    seen_state: AtomicBool,
 }
 
-/// How a witness opens its state: as a new one only while a new witness (`new_state`) has not
-/// written it yet (`wrote`).
-fn state_open(new_state: bool, wrote: bool) -> WitnessStateOpen {
-    if new_state && !wrote {
-        WitnessStateOpen::New
-    } else {
-        WitnessStateOpen::Existing
+/// How a witness opens its state: at its start (`started`: false) as new when it is a new
+/// witness (`new_state`); after it, as possibly still missing only while a new witness has not
+/// seen its state yet (`seen`: written by it, or found written by another witness process).
+fn state_open(new_state: bool, started: bool, seen: bool) -> WitnessStateOpen {
+    match (new_state, started, seen) {
+        (true, false, _) => WitnessStateOpen::New,
+        (true, true, false) => WitnessStateOpen::NewOrWritten,
+        _ => WitnessStateOpen::Existing,
     }
 }
 
@@ -136,12 +137,14 @@ impl WitnessServer {
                 });
             }
         }
-        // Its connections need their file descriptors, as the server's do.
-        crate::descriptors::ensure(&crate::Limits {
+        // Its connections need their file descriptors, as the server's do: the soft limit is
+        // raised as far as the hard one lets it (its connection count is fixed: a low hard limit
+        // holds fewer, as before, rather than refusing the start).
+        crate::descriptors::raise_toward(&crate::Limits {
             max_connections: WITNESS_MAX_CONNECTIONS,
             max_concurrency: WITNESS_MAX_IN_FLIGHT,
             ..crate::Limits::default()
-        })?;
+        });
         if settings.trust_root.log().is_none() {
             return Err(ServerError::Runtime(ExecutionError::NoTransparencyLog {
                 trust_root_version: settings.trust_root.version(),
@@ -150,9 +153,11 @@ impl WitnessServer {
         // A state missing (unless new), present where a new one was asked for, reached by a
         // link, writable by others, or not this witness's checkpoint of this log refuses the
         // start.
-        let state =
-            LockedWitnessState::lock(&settings.state, state_open(settings.new_state, false))
-                .map_err(ServerError::Runtime)?;
+        let state = LockedWitnessState::lock(
+            &settings.state,
+            state_open(settings.new_state, false, false),
+        )
+        .map_err(ServerError::Runtime)?;
         if let Some(state) = state.state() {
             check_witness_state(
                 state,
@@ -176,7 +181,7 @@ impl WitnessServer {
                 settings,
                 in_flight: Arc::new(tokio::sync::Semaphore::new(WITNESS_MAX_IN_FLIGHT)),
                 turn: Mutex::new(()),
-                wrote_state: AtomicBool::new(false),
+                seen_state: AtomicBool::new(false),
             }),
             listener,
             local_addr,
@@ -209,6 +214,14 @@ impl WitnessServer {
                 return Ok(());
             }
             crate::observe::init_logging(&crate::settings::Logging::default());
+            if let Some((from, to)) = crate::descriptors::raised() {
+                tracing::info!(
+                    target: "parmana::witness",
+                    from = from.map_or_else(|| "unlimited".to_owned(), |from| from.to_string()),
+                    to,
+                    "raised the limit on open files for its connections"
+                );
+            }
             let idle_timeout = self.witness.settings.idle_timeout;
             let request_timeout = self.witness.settings.request_timeout;
             let app = Router::new()
@@ -373,9 +386,13 @@ async fn add_checkpoint(
             &settings.state,
             state_open(
                 settings.new_state,
-                witness.wrote_state.load(Ordering::Acquire),
+                true,
+                witness.seen_state.load(Ordering::Acquire),
             ),
         )?;
+        if state.state().is_some() {
+            witness.seen_state.store(true, Ordering::Release);
+        }
         let cosigned = witness_add_checkpoint(
             &settings.trust_root,
             state.state(),
@@ -390,7 +407,7 @@ async fn add_checkpoint(
         cosigned.and_then(|cosigned| {
             let replaced = state.replace(cosigned.checkpoint.as_bytes());
             if state.state().is_some() {
-                witness.wrote_state.store(true, Ordering::Release);
+                witness.seen_state.store(true, Ordering::Release);
             }
             replaced.map(|()| cosigned.signature_lines)
         })
@@ -511,4 +528,30 @@ pub fn submit_add_checkpoint(prefix: &str, body: &str) -> Result<WitnessReply, S
         content_type,
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new witness opens its state as new at its start, then as possibly missing until it has
+    /// seen one (written by it or by another witness process on the file), then as existing; a
+    /// witness that is not new always as existing.
+    #[test]
+    fn a_new_witness_may_find_no_state_only_until_it_has_seen_one() {
+        use WitnessStateOpen::{Existing, New, NewOrWritten};
+        for ((new_state, started, seen), open) in [
+            ((true, false, false), New),
+            ((true, true, false), NewOrWritten),
+            ((true, true, true), Existing),
+            ((false, false, false), Existing),
+            ((false, true, false), Existing),
+        ] {
+            assert_eq!(
+                state_open(new_state, started, seen),
+                open,
+                "{new_state} {started} {seen}"
+            );
+        }
+    }
 }

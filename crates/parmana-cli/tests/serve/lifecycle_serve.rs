@@ -71,10 +71,14 @@ fn reload_reads_the_tokens_file_again() {
         "{}",
         reply.text
     );
-    assert_eq!(
-        last_reload(&served, Some("admin"))["code"],
-        "server.tokens_invalid"
-    );
+    // The admin who asked is told what was wrong, and where; a `read` token reading the status
+    // only the code.
+    assert!(reply.text.contains("tokens.toml"), "{}", reply.text);
+    let reload = last_reload(&served, Some("admin"));
+    assert_eq!(reload["code"], "server.tokens_invalid");
+    let message = reload["message"].as_str().unwrap();
+    assert!(!message.contains("tokens.toml"), "{message}");
+    assert!(message.contains("server's log"), "{message}");
     assert_eq!((status("admin"), status("fresh")), (200, 200));
     // SIGHUP reads it too (polled: the reload runs in the background).
     tokens_file(root, &[("admin", &["admin", "read"])]);
