@@ -43,9 +43,17 @@ pub(crate) fn raised_soft_limit(
 /// server to log once its log is set up (the raise comes before: before the store is opened).
 static RAISED: std::sync::OnceLock<(Option<u64>, u64)> = std::sync::OnceLock::new();
 
-/// The raise of the soft limit on open files made at start, if any: (before, after).
-pub(crate) fn raised() -> Option<(Option<u64>, u64)> {
-    RAISED.get().copied()
+/// Logs the raise of the soft limit on open files made at start, if one was (once the log is
+/// set up: the raise comes before).
+pub(crate) fn log_raise() {
+    if let Some((from, to)) = RAISED.get().copied() {
+        tracing::info!(
+            target: "parmana::server",
+            from = from.map_or_else(|| "unlimited".to_owned(), |from| from.to_string()),
+            to,
+            "raised the limit on open files for max_connections"
+        );
+    }
 }
 
 /// Makes the process's limit on open files allow what `limits` need ([`raised_soft_limit`]);

@@ -273,14 +273,7 @@ impl Server {
                  can be executed again after one (use sqlite: or postgres: to keep them)"
             );
         }
-        if let Some((from, to)) = crate::descriptors::raised() {
-            tracing::info!(
-                target: "parmana::server",
-                from = from.map_or_else(|| "unlimited".to_owned(), |from| from.to_string()),
-                to,
-                "raised the limit on open files for max_connections"
-            );
-        }
+        crate::descriptors::log_raise();
         if let Some(warning) = plaintext_tokens_warning(self.tls.is_some(), self.local_addr) {
             tracing::warn!(target: "parmana::server", "{warning}");
         }

@@ -214,14 +214,7 @@ impl WitnessServer {
                 return Ok(());
             }
             crate::observe::init_logging(&crate::settings::Logging::default());
-            if let Some((from, to)) = crate::descriptors::raised() {
-                tracing::info!(
-                    target: "parmana::witness",
-                    from = from.map_or_else(|| "unlimited".to_owned(), |from| from.to_string()),
-                    to,
-                    "raised the limit on open files for its connections"
-                );
-            }
+            crate::descriptors::log_raise();
             let idle_timeout = self.witness.settings.idle_timeout;
             let request_timeout = self.witness.settings.request_timeout;
             let app = Router::new()
