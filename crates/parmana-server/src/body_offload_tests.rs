@@ -5,19 +5,16 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use parmana_runtime::replay::{MemoryReplayStore, ReplayStore};
+use parmana_runtime::replay::MemoryReplayStore;
 use parmana_testkit::FixtureEnvironment;
 
 use crate::api::INLINE_EVALUATION_BYTES;
-use crate::readiness_tests::{answer_through_router, bound, runtime_over, tokio_runtime};
-use crate::settings::Limits;
+use crate::readiness_tests::{answer_through_router, started_over_memory, tokio_runtime};
 
 #[test]
 fn large_bodies_are_read_on_the_blocking_pool() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
-    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
-    state.started_up.store(true, Ordering::SeqCst);
+    let state = started_over_memory(&fixture);
     let tokio = tokio_runtime();
     let signals =
         r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;

@@ -11,7 +11,7 @@ use parmana_runtime::replay::{ExecutionState, MemoryReplayStore, ReplayError, Re
 use parmana_testkit::FixtureEnvironment;
 
 use crate::readiness_tests::{
-    answer_of, bound, bound_as, runtime_over, through_router, tokio_runtime,
+    answer_of, bound_as, runtime_over, started_over_memory, through_router, tokio_runtime,
 };
 use crate::settings::Limits;
 
@@ -114,9 +114,7 @@ fn a_request_its_client_abandons_is_counted() {
 #[test]
 fn metrics_are_never_shed() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
-    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
-    state.started_up.store(true, Ordering::SeqCst);
+    let state = started_over_memory(&fixture);
     let tokio = tokio_runtime();
     let slots = state.in_flight.available_permits();
     let _taken = tokio
@@ -153,9 +151,7 @@ async fn panics_after_noting_an_execution() -> axum::response::Response {
 fn a_handler_that_panics_is_answered_and_counted() {
     use axum::routing::post;
     let fixture = FixtureEnvironment::new().unwrap();
-    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
-    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
-    state.started_up.store(true, Ordering::SeqCst);
+    let state = started_over_memory(&fixture);
     let router = axum::Router::new()
         .route("/v1/evaluations", post(panics))
         .route("/v1/executions", post(panics_after_noting_an_execution))

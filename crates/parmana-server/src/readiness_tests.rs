@@ -109,6 +109,15 @@ impl Clock for MovingClock {
     }
 }
 
+/// A started server of `fixture` over a memory store (bound on loopback, default limits, no
+/// authentication), its leftovers taken as recovered.
+pub(crate) fn started_over_memory(fixture: &FixtureEnvironment) -> Arc<AppState> {
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = bound(runtime_over(fixture, store), Limits::default(), None);
+    state.started_up.store(true, Ordering::SeqCst);
+    state
+}
+
 /// A runtime of `fixture` over `store`, its clock fixed.
 pub(crate) fn runtime_over(fixture: &FixtureEnvironment, store: Arc<dyn ReplayStore>) -> Runtime {
     Runtime::builder(fixture.config())
@@ -746,9 +755,7 @@ fn a_reload_the_store_refused_is_reported_by_its_code_only() {
 #[test]
 fn a_reload_a_file_refused_names_the_file_to_the_admin_only() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
-    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
-    state.started_up.store(true, Ordering::SeqCst);
+    let state = started_over_memory(&fixture);
     std::fs::remove_file(fixture.root().join("release-manifest.json")).unwrap();
     let root = fixture.root().display().to_string();
     let tokio = tokio_runtime();
@@ -835,9 +842,7 @@ fn large_or_explained_evaluations_leave_the_async_workers_and_answer_the_same() 
     assert!(!evaluates_inline(false, INLINE_EVALUATION_BYTES + 1));
     assert!(!evaluates_inline(true, 2));
     let fixture = FixtureEnvironment::new().unwrap();
-    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
-    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
-    state.started_up.store(true, Ordering::SeqCst);
+    let state = started_over_memory(&fixture);
     let tokio = tokio_runtime();
     let small =
         r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;

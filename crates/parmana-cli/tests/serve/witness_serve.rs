@@ -37,16 +37,13 @@ impl Witness {
         } else {
             &["--new-state"]
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
-            .args(serve_args(state))
-            .args(new)
-            .args(extra)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_witness(
+            dir,
+            state,
+            &[new, extra].concat(),
+            Stdio::piped(),
+            Stdio::inherit(),
+        );
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
@@ -130,18 +127,23 @@ fn serve_args(state: &str) -> [&str; 10] {
     ]
 }
 
-/// The stderr of `parmana log witness --serve` on `state` with `extra`, which must refuse to
-/// start (within 30 s: it refuses before it listens).
-fn refused_start(dir: &Path, state: &str, extra: &[&str]) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
+/// `parmana log witness --serve` on `state` with `extra` in `dir`, its stdout and stderr as given.
+fn spawn_witness(dir: &Path, state: &str, extra: &[&str], stdout: Stdio, stderr: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_parmana"))
         .args(serve_args(state))
         .args(extra)
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// The stderr of `parmana log witness --serve` on `state` with `extra`, which must refuse to
+/// start (within 30 s: it refuses before it listens).
+fn refused_start(dir: &Path, state: &str, extra: &[&str]) -> String {
+    let mut child = spawn_witness(dir, state, extra, Stdio::null(), Stdio::piped());
     let exited = (0..1_200).find_map(|_| {
         let status = child.try_wait().unwrap();
         if status.is_none() {
