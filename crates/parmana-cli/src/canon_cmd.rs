@@ -1,13 +1,12 @@
 //! `parmana canon` and `parmana digest`: canonical bytes and digests of JSON documents.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use parmana_runtime::canon::{CanonError, Digest, canonicalize};
 
 use crate::common::read_bounded;
 use crate::exit::ExitClass;
-use crate::report::{Failure, Format, print_failure};
+use crate::report::{Failure, Format, ResultStream, print_failure};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CanonArgs {
@@ -68,14 +67,13 @@ fn for_each_document(
     mut f: impl FnMut(&[u8], &mut Vec<u8>) -> Result<(), CanonError>,
 ) -> Result<(), Failure> {
     let input = read_input(file)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let write_err = |e: std::io::Error| Failure::io("standard output", &e);
+    let mut out = ResultStream::new();
     if !lines {
         let mut buffer = Vec::new();
         f(&input, &mut buffer).map_err(|e| refused(&e, &input, None))?;
-        out.write_all(&buffer).map_err(write_err)?;
-        return out.flush().map_err(write_err);
+        out.write(&buffer)?;
+        out.flush()?;
+        return Ok(());
     }
     let mut last_failure = None;
     for (index, line) in input.split(|&b| b == b'\n').enumerate() {
@@ -87,7 +85,10 @@ fn for_each_document(
         match f(line, &mut buffer) {
             Ok(()) => {
                 buffer.push(b'\n');
-                out.write_all(&buffer).map_err(write_err)?;
+                if !out.write(&buffer)? {
+                    // Nobody reads on: the failures reported so far still decide the exit.
+                    break;
+                }
             }
             Err(e) => {
                 let failure = refused(&e, line, Some(index + 1));
@@ -96,7 +97,7 @@ fn for_each_document(
             }
         }
     }
-    out.flush().map_err(write_err)?;
+    out.flush()?;
     match last_failure {
         // Every failure was already reported; exit with the class of the last one.
         Some(failure) => Err(Failure {

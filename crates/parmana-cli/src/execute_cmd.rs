@@ -19,7 +19,7 @@ use crate::common::{
 };
 use crate::config::Deployment;
 use crate::exit::ExitClass;
-use crate::report::{Failure, outln};
+use crate::report::Failure;
 use crate::store::StoreArgs;
 
 const EXECUTE_EXAMPLES: &str = concat!(
@@ -162,8 +162,17 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         }
         failure
     })?;
-    outln!("{}", attestation.envelope_str());
+    let printed =
+        crate::report::write_stdout_delivered(format_args!("{}\n", attestation.envelope_str()));
     sequence_after(&runtime, &log_keys, anchor.as_ref());
+    if let Err(failure) = printed {
+        // Executed, stored, never delivered: a caller that retried under a new id would execute
+        // a second time, so the id is named and how to read its outcome back.
+        return Err(Failure {
+            message: not_printed(&request.execution_id, &failure.message),
+            ..failure
+        });
+    }
     if args.summary.wanted() {
         let p = attestation.predicate();
         let reason = p
@@ -258,6 +267,18 @@ pub(crate) fn configured_log_anchor(
         .server_path(crate::config::LOG_ANCHOR, flag)
         .map(|setting| LogAnchor::open(setting.value).map_err(|e| Failure::execution(&e)))
         .transpose()
+}
+
+/// What a failure to print an attestation says: the execution `id` is done and stored, only its
+/// attestation was not delivered (`what` says why), and how to read it back. A caller that took
+/// the failure for "not executed" and retried under a new id would execute a second time.
+pub(crate) fn not_printed(id: &parmana_runtime::canon::ExecutionId, what: &str) -> String {
+    format!(
+        "execution {} completed, but its attestation was not printed ({what}): `parmana show {}` \
+         reads it back",
+        id.as_str(),
+        id.as_str()
+    )
 }
 
 /// Runs the sequencer over what this command completed (and whatever else waits), signing and

@@ -1,7 +1,5 @@
 //! `parmana ledger verify|export`: walk the replay store's chained ledger of completed executions and raises of the high-water marks (and recompute its transparency-log root), or ship it as JSON lines.
 
-use std::io::Write as _;
-
 use parmana_runtime::canon::Digest;
 use parmana_runtime::replay::{
     CATCH_UP_BATCH, ExecutionEntry, LedgerBreak, LedgerBreakKind, LedgerLog, LedgerRow,
@@ -91,9 +89,7 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
         ),
         other => Failure::replay(&other),
     })?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let write_err = |e: std::io::Error| Failure::io("standard output", &e);
+    let mut out = crate::report::ResultStream::new();
     let end = args
         .to
         .map_or(log.size(), |to| to.saturating_add(1).min(log.size()));
@@ -105,12 +101,12 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
             .ledger_rows(position, left.min(CATCH_UP_BATCH))
             .map_err(|e| Failure::replay(&e))?;
         if rows.is_empty() {
-            out.flush().map_err(write_err)?;
+            out.flush()?;
             return Err(changed_during_export(position, written));
         }
         for row in rows.into_iter().take(left) {
             if row.position != position || !is_verified_entry(&log, &row) {
-                out.flush().map_err(write_err)?;
+                out.flush()?;
                 return Err(changed_during_export(position, written));
             }
             let record = parse_stored("ledger record", &row.record)?;
@@ -130,12 +126,17 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
                     );
                 }
             }
-            writeln!(out, "{}", Json(&line)).map_err(write_err)?;
+            if !out.line(format_args!("{}", Json(&line)))? {
+                // Nobody reads on (`parmana ledger export | head`): nothing more to export.
+                return Ok(());
+            }
             written += 1;
             position += 1;
         }
     }
-    out.flush().map_err(write_err)?;
+    if !out.flush()? {
+        return Ok(());
+    }
     crate::report::errln!(
         "exported {} of {} (positions {}..={})",
         counted(written, "record"),

@@ -355,8 +355,8 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 .replace(cosigned.as_bytes())
                 .map_err(|e| Failure::execution(&e))?;
             drop(state);
-            out!("{cosigned}");
-            Ok(())
+            // The state moved on: a reader gone before the cosignature arrived is an error too.
+            crate::report::write_stdout_delivered(format_args!("{cosigned}"))
         }
         LogCommand::Keys(args) => {
             let paths = args.trust.resolve(&deployment);

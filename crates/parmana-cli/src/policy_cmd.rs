@@ -1,6 +1,5 @@
 //! `parmana policy check|eval|explain|test`: author-side tools on a policy file, without signing or consuming ids.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use parmana_runtime::policy::limits::MAX_POLICY_BYTES;
@@ -334,9 +333,7 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
         ))
     };
     let mut lines = BatchReader::new(input);
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let write_err = |e: std::io::Error| Failure::io("standard output", &e);
+    let mut out = crate::report::ResultStream::new();
     let (mut total, mut refused) = (0usize, 0usize);
     while let Some((number, line)) = lines.next_line() {
         total += 1;
@@ -346,7 +343,9 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
                 refused += 1;
                 let failure = Failure::execution(&error);
                 let entry = serde_json::json!({"error": failure_json(&failure), "line": number});
-                writeln!(out, "{}", Json(&entry)).map_err(write_err)?;
+                if !out.line(format_args!("{}", Json(&entry)))? {
+                    break;
+                }
                 continue;
             }
         };
@@ -364,16 +363,21 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
                 )
             })
             .and_then(|signals| decision_json(&policy, &signals));
-        match outcome {
-            Ok(decision) => writeln!(out, "{decision}").map_err(write_err)?,
+        let reading_on = match outcome {
+            Ok(decision) => out.line(format_args!("{decision}"))?,
             Err(failure) => {
                 refused += 1;
                 let entry = serde_json::json!({"error": failure_json(&failure), "line": number});
-                writeln!(out, "{}", Json(&entry)).map_err(write_err)?;
+                out.line(format_args!("{}", Json(&entry)))?
             }
+        };
+        if !reading_on {
+            // Nobody reads on (`parmana policy eval --batch … | head`): the lines printed so far
+            // decide the exit.
+            break;
         }
     }
-    out.flush().map_err(write_err)?;
+    out.flush()?;
     if refused == 0 {
         Ok(())
     } else {

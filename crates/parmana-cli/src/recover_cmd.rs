@@ -6,7 +6,7 @@ use parmana_runtime::{Recovered, StoreOpen};
 
 use crate::common::{ClockArgs, EnvironmentArgs, build_runtime, warn_environment_expiry};
 use crate::config::Deployment;
-use crate::report::{Failure, print_failure, write_stdout};
+use crate::report::{Failure, print_failure, write_stdout_delivered};
 use crate::store::StoreArgs;
 
 const RECOVER_EXAMPLES: &str = concat!(
@@ -62,15 +62,27 @@ pub(crate) fn recover_command(
     let log_keys = crate::execute_cmd::configured_log_keys(&deployment, &[], &runtime)?;
     let anchor = crate::execute_cmd::configured_log_anchor(&deployment, None)?;
     // Each settled execution is printed as soon as its attestation is stored, page by page:
-    // memory does not grow with the number of claimed ids. Standard output failing stops no
-    // recovery (what is completed is stored; `parmana show` reads it back): it is the failure
+    // memory does not grow with the number of claimed ids. Standard output failing (its reader
+    // gone included) stops no recovery: what is completed is stored, each id not printed is
+    // named on stderr as it completes (`parmana show` reads it back), and the first failure is
     // reported at the end.
     let mut last = None;
-    let mut unprinted = None;
+    let mut unprinted: Option<Failure> = None;
     let recovered = runtime.recover_each(&mut |recovered| match recovered {
         Recovered::Completed(attestation) => {
-            if unprinted.is_none() {
-                unprinted = write_stdout(format_args!("{}\n", attestation.envelope_str())).err();
+            let id = &attestation.predicate().execution_id;
+            let failed = match &unprinted {
+                Some(failure) => Some(failure.message.clone()),
+                None => write_stdout_delivered(format_args!("{}\n", attestation.envelope_str()))
+                    .err()
+                    .map(|failure| {
+                        let message = failure.message.clone();
+                        unprinted = Some(failure);
+                        message
+                    }),
+            };
+            if let Some(what) = failed {
+                crate::report::errln!("{}", crate::execute_cmd::not_printed(id, &what));
             }
         }
         Recovered::Failed {

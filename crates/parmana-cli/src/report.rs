@@ -163,6 +163,80 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<(), Failure>
     }
 }
 
+/// Writes to stdout what reports a change of state (an attestation just stored, a checkpoint just
+/// cosigned): unlike [`write_stdout`], a reader that went away is an error too, so that the
+/// caller can say what was done but never delivered.
+pub(crate) fn write_stdout_delivered(args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::io("standard output", &e))
+}
+
+/// Standard output for the commands that print a stream of results, one per input
+/// (`canon --lines`, `policy eval --batch`, `ledger export`): buffered, and a reader that went
+/// away (`parmana … | head`) stops the stream quietly, as [`write_stdout`] does, since there is
+/// nobody left to print for. The commands that report changes of state do not use it.
+pub(crate) struct ResultStream {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    reader_gone: bool,
+}
+
+impl ResultStream {
+    /// Standard output, locked for the stream.
+    pub(crate) fn new() -> Self {
+        Self {
+            out: std::io::BufWriter::new(std::io::stdout().lock()),
+            reader_gone: false,
+        }
+    }
+
+    /// Writes `bytes`. `Ok(false)` once the reader went away: nothing more is worth computing.
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<bool, Failure> {
+        use std::io::Write as _;
+        if self.reader_gone {
+            return Ok(false);
+        }
+        let written = self.out.write_all(bytes);
+        self.settle(written)
+    }
+
+    /// Writes `args` and a newline, as [`Self::write`].
+    pub(crate) fn line(&mut self, args: std::fmt::Arguments<'_>) -> Result<bool, Failure> {
+        use std::io::Write as _;
+        if self.reader_gone {
+            return Ok(false);
+        }
+        let written = self
+            .out
+            .write_fmt(args)
+            .and_then(|()| self.out.write_all(b"\n"));
+        self.settle(written)
+    }
+
+    /// Flushes what is buffered. `Ok(false)` when the reader went away.
+    pub(crate) fn flush(&mut self) -> Result<bool, Failure> {
+        use std::io::Write as _;
+        if self.reader_gone {
+            return Ok(false);
+        }
+        let flushed = self.out.flush();
+        self.settle(flushed)
+    }
+
+    fn settle(&mut self, result: std::io::Result<()>) -> Result<bool, Failure> {
+        match result {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.reader_gone = true;
+                Ok(false)
+            }
+            Err(e) => Err(Failure::io("standard output", &e)),
+        }
+    }
+}
+
 /// `print!` that returns an IO [`Failure`] with `?` instead of panicking.
 macro_rules! out {
     ($($arg:tt)*) => {

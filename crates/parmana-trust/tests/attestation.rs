@@ -267,6 +267,50 @@ fn round_trip_with_bundle_and_signals_passes_every_check() {
     assert_eq!(json["checks"][0]["check"], "envelope");
 }
 
+/// Every number the runtime can attest reads back as itself: the verifier reads the payload with
+/// parmana-canon's correctly rounded reader. (serde_json's default reader, in a build without
+/// its `float_roundtrip` feature, misread `999.9999999999999` as 1000, so the canonical check
+/// refused attestations the runtime had signed.)
+#[test]
+fn embedded_signals_with_any_number_verify() {
+    let root = common::trust_root();
+    // Shortest round-trip decimals of 16 and 17 digits, and a seeded spread of finite doubles.
+    let mut numbers = vec![
+        json!(999.9999999999999),
+        json!(0.9999999999999999),
+        json!(1234.5678901234567),
+        json!(5e-324),
+        json!(f64::MAX),
+        json!(-1.7976931348623157e308),
+        json!(9007199254740991_i64),
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    while numbers.len() < 4_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let x = f64::from_bits(state);
+        if x.is_finite() {
+            numbers.push(json!(x));
+        }
+        // And the same spread scaled to amounts: 15 to 17 significant digits.
+        numbers.push(json!((state >> 11) as f64 / 1e9));
+    }
+    let signals = json!({ "amounts": numbers });
+    let mut inputs = predicate(&root);
+    inputs.signals_digest = Digest::of_canonical(&signals).unwrap();
+    inputs.signals = Some(signals.clone());
+    let envelope = build_attestation(&inputs, &key("attestation"), &root).unwrap();
+    let report = verify_attestation(&envelope, &root, None, Some(&signals));
+    assert!(report.is_valid(), "{:?}", failed(&report));
+    // The same numbers (an integral double may come back as an integer: the same value).
+    let read = report.predicate().unwrap().signals.as_ref().unwrap();
+    assert_eq!(
+        canonicalize_value(read).unwrap(),
+        canonicalize_value(&signals).unwrap()
+    );
+}
+
 #[test]
 fn build_refuses_what_verification_would_refuse() {
     let root = common::trust_root();

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use crate::common::{
-    NOW, README_SIGNALS, VIP_SIGNALS, execute_vip, repo_root, run, run_in, temp_repo,
+    LostStdout, NOW, README_SIGNALS, VIP_SIGNALS, execute_vip, repo_root, run, run_in,
+    run_with_lost_stdout, temp_repo,
 };
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{ExecutionState, ReplayStore, SqliteReplayStore};
@@ -700,6 +701,46 @@ fn a_missing_reason_is_absent_in_eval_explain_and_the_attestation() {
         "{}",
         report["predicate"]
     );
+}
+
+/// Standard output lost after the execution was stored (a full device, a reader gone) is an
+/// error that names the execution and how to read it back: a caller who took exit 1 for "not
+/// executed" and retried under a new id would execute a second time.
+#[test]
+fn a_lost_standard_output_names_the_execution_it_completed() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&temp);
+    let lost = [
+        ("lost-to-a-closed-pipe", LostStdout::ClosedPipe),
+        #[cfg(target_os = "linux")]
+        ("lost-to-a-full-device", LostStdout::FullDevice),
+    ];
+    for (id, lost) in lost {
+        let out = run_with_lost_stdout(
+            &repo_root(),
+            &execute_args(&store, id, README_SIGNALS),
+            lost,
+        );
+        assert_eq!(out.code, 1, "{lost:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with(&format!(
+                "error[io.error]: execution {id} completed, but its attestation was not printed \
+                 (standard output: "
+            )) && out
+                .stderr
+                .contains(&format!("`parmana show {id}` reads it back")),
+            "{lost:?}: {}",
+            out.stderr
+        );
+        let shown = run(&["show", id, "--store", &store]);
+        assert_eq!(shown.code, 0, "{}", shown.transcript());
+        let verified = run_in(
+            &repo_root(),
+            &["verify", "-", "--now", NOW],
+            shown.stdout.as_bytes(),
+        );
+        assert_eq!(verified.code, 0, "{}", verified.transcript());
+    }
 }
 
 /// Standard error that cannot be written (a full device) never turns an outcome into a panic:

@@ -1,6 +1,6 @@
 //! `parmana ledger export`: the verified ledger as JSON lines, resumable by position, each attestation byte-identical to what `execute` printed.
 
-use crate::common::{NOW, README_SIGNALS, run_in, temp_repo};
+use crate::common::{LostStdout, NOW, README_SIGNALS, run_in, run_with_lost_stdout, temp_repo};
 
 #[test]
 fn export_ships_the_ledger_in_resumable_pieces() {
@@ -62,4 +62,39 @@ fn export_ships_the_ledger_in_resumable_pieces() {
     let backwards = run_in(d, &["ledger", "export", "--from", "3", "--to", "1"], b"");
     assert_eq!(backwards.code, 2, "{}", backwards.transcript());
     insta::assert_snapshot!("ledger_export_piece", rest.transcript());
+
+    // The commands that print one result per input stop quietly when their reader goes
+    // (`… | head`): nobody is left to print for, and nothing was refused.
+    let many_lines = "{\"b\":1,\"a\":2}\n".repeat(20_000);
+    let many_signals = format!("{README_SIGNALS}\n").repeat(20_000);
+    let streams: [(&[&str], &str); 3] = [
+        (&["ledger", "export"], ""),
+        (&["canon", "--lines", "-"], &many_lines),
+        (
+            &[
+                "policy",
+                "eval",
+                "policies/claims-approval/1.0.0",
+                "--batch",
+                "-",
+            ],
+            &many_signals,
+        ),
+    ];
+    for (args, stdin) in streams {
+        let input = d.join("stream-input");
+        std::fs::write(&input, stdin).unwrap();
+        let args: Vec<&str> = args
+            .iter()
+            .map(|arg| {
+                if *arg == "-" {
+                    input.to_str().unwrap()
+                } else {
+                    arg
+                }
+            })
+            .collect();
+        let out = run_with_lost_stdout(d, &args, LostStdout::ClosedPipe);
+        assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{args:?}");
+    }
 }

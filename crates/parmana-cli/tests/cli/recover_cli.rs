@@ -2,7 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::common::{NOW, VIP_SIGNALS, execute_vip, repo_root, run};
+use std::path::Path;
+
+use crate::common::{
+    LostStdout, NOW, VIP_SIGNALS, execute_vip, repo_root, run, run_with_lost_stdout,
+};
 use base64::Engine as _;
 use parmana_runtime::canon::{Digest, ExecutionId, Timestamp, canonicalize_value, parse_strict};
 use parmana_runtime::replay::{
@@ -70,6 +74,14 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     }
     let store_flag = format!("sqlite:{}", path.display());
     let repo = repo_root();
+    // The same crash in a second store, recovered below with its standard output lost.
+    let lost_path = dir.path().join("lost.sqlite3");
+    for suffix in ["", "-wal"] {
+        let from = format!("{}{suffix}", path.display());
+        if Path::new(&from).exists() {
+            std::fs::copy(&from, format!("{}{suffix}", lost_path.display())).unwrap();
+        }
+    }
     // Before recovery, `show` says the id is claimed but not completed.
     let pending = crate::common::run_in(&repo, &["show", "crashed-1", "--store", &store_flag], b"");
     assert_eq!(pending.code, 6, "{}", pending.transcript());
@@ -117,6 +129,31 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
         "{}",
         out.stderr
     );
+
+    // Recovered with nobody reading: still completed and stored, and the id not printed is
+    // named with how to read it back — exit 1, yet no retry is needed.
+    let lost_flag = format!("sqlite:{}", lost_path.display());
+    let lost = run_with_lost_stdout(
+        &repo,
+        &["recover", "--store", &lost_flag, "--now", NOW],
+        LostStdout::ClosedPipe,
+    );
+    assert_eq!(lost.code, 1, "{}", lost.stderr);
+    assert!(
+        lost.stderr.contains(
+            "execution crashed-1 completed, but its attestation was not printed (standard output: "
+        ) && lost
+            .stderr
+            .contains("`parmana show crashed-1` reads it back")
+            && lost
+                .stderr
+                .contains("recovered 1 execution(s); 0 could not be completed"),
+        "{}",
+        lost.stderr
+    );
+    let shown_lost =
+        crate::common::run_in(&repo, &["show", "crashed-1", "--store", &lost_flag], b"");
+    assert_eq!((shown_lost.code, &shown_lost.stdout), (0, &expected.stdout));
 
     // Nothing is left to recover, the id stays refused, and the ledger verifies.
     let again = crate::common::run_in(

@@ -363,12 +363,18 @@ pub fn decode_attestation_statement(envelope: &[u8]) -> Result<Value, TrustError
 }
 
 pub(crate) fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
+    // Read by parmana-canon's reader, as every signed document is: numbers correctly rounded
+    // (serde_json's own reader, in a build without its `float_roundtrip` feature, misreads
+    // many 16- and 17-digit decimals, and the canonical check below would then refuse an
+    // attestation the runtime signed), duplicate members refused.
+    let value =
+        parmana_canon::parse_strict(payload).map_err(|e| malformed(format!("payload: {e}")))?;
     let StatementWire {
         statement_type,
         subject,
         predicate_type,
         predicate,
-    } = serde_json::from_slice::<StatementWire<'_, ExecutionPredicate>>(payload)
+    } = StatementWire::<'_, ExecutionPredicate>::deserialize(&value)
         .map_err(|e| malformed(format!("payload: {e}")))?;
     // The predicate is encoded once, for the fingerprint and for the canonical check of the
     // whole statement (which embeds those very bytes).

@@ -81,6 +81,47 @@ pub(crate) fn run_with_env(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str
     }
 }
 
+/// Where a run's standard output goes when nobody receives it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LostStdout {
+    /// A device that refuses every write (`/dev/full`: "No space left on device").
+    FullDevice,
+    /// A pipe whose reader is gone before the first write (`parmana … | head` once `head` is done).
+    ClosedPipe,
+}
+
+/// Runs `parmana ARGS` in `dir`, as [`run_in`] does, with its standard output lost as `lost`
+/// (the returned `stdout` is empty).
+pub(crate) fn run_with_lost_stdout(dir: &Path, args: &[&str], lost: LostStdout) -> Run {
+    let stdout = match lost {
+        LostStdout::FullDevice => Stdio::from(std::fs::File::create("/dev/full").unwrap()),
+        LostStdout::ClosedPipe => {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            Stdio::from(writer)
+        }
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PARMANA_") {
+            command.env_remove(name);
+        }
+    }
+    let out = command
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
 /// Runs `parmana ARGS` from the repository root.
 pub(crate) fn run(args: &[&str]) -> Run {
     run_in(&repo_root(), args, b"")
