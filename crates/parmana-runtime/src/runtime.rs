@@ -662,6 +662,15 @@ fn check_stored_attestation(
                 .to_owned(),
         ));
     }
+    // The ledger and log proofs bind these very bytes: another spelling of the same
+    // attestation (a writer of the store's) would be logged in place of the client's copy.
+    if !parmana_trust::is_emitted_attestation_encoding(done.attestation()) {
+        return Err(refuse(
+            "it is not spelled as a runtime writes it (canonical JSON, signatures in key-id \
+             order): the store's bytes are not the ones returned"
+                .to_owned(),
+        ));
+    }
     Ok(())
 }
 

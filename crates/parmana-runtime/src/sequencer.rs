@@ -483,6 +483,7 @@ pub(crate) fn check_entries_attested(
                     "the stored attestation is not the one it records".to_owned(),
                 ));
             }
+
             expected.push((
                 at,
                 execution_id.to_owned(),
@@ -491,7 +492,9 @@ pub(crate) fn check_entries_attested(
             envelopes.push(attestation);
         }
         let reports = verify_attestations_in_history(&envelopes, signing.history, options);
-        for (report, (at, execution_id, claimed_at)) in reports.iter().zip(&expected) {
+        for ((report, (at, execution_id, claimed_at)), envelope) in
+            reports.iter().zip(&expected).zip(&envelopes)
+        {
             // Every check but the two a verifier judges against the log and the present.
             let failed = if report.checks.is_empty() {
                 Some("no check could be made".to_owned())
@@ -520,6 +523,15 @@ pub(crate) fn check_entries_attested(
                 return Err(unattested(
                     *at,
                     "its attestation is another execution's".to_owned(),
+                ));
+            }
+            // The entry binds these bytes; the client holds the runtime's spelling of them.
+            if !parmana_trust::is_emitted_attestation_encoding(envelope) {
+                return Err(unattested(
+                    *at,
+                    "its attestation is not spelled as a runtime writes it (canonical JSON, \
+                     signatures in key-id order)"
+                        .to_owned(),
                 ));
             }
         }

@@ -259,6 +259,71 @@ fn insert_completion(
     store.complete(&forged, attestation).unwrap();
 }
 
+/// A store whose writer re-spells every attestation it stores (a leading space: the same
+/// signatures, the same payload, other bytes). A verifier takes either spelling; the ledger and
+/// proofs bind the bytes.
+#[derive(Debug)]
+struct Respelling {
+    inner: MemoryReplayStore,
+}
+
+impl Respelling {
+    fn respelled(attestation: &[u8]) -> Vec<u8> {
+        [b" ".as_slice(), attestation].concat()
+    }
+}
+
+impl ReplayStore for Respelling {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &parmana_runtime::replay::ClaimRecord,
+        under: parmana_runtime::replay::AcceptedVersions,
+    ) -> Result<parmana_runtime::replay::ClaimOutcome, ReplayError> {
+        self.inner.claim(id, record, under)
+    }
+    fn completes_in_one_write(&self) -> bool {
+        self.inner.completes_in_one_write()
+    }
+    fn claim_completed(
+        &self,
+        id: &ExecutionId,
+        record: &parmana_runtime::replay::ClaimRecord,
+        under: parmana_runtime::replay::AcceptedVersions,
+        attestation: &[u8],
+    ) -> Result<parmana_runtime::replay::ClaimOutcome, ReplayError> {
+        self.inner
+            .claim_completed(id, record, under, &Self::respelled(attestation))
+    }
+    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        self.inner.complete(id, &Self::respelled(attestation))
+    }
+    common::forward_store_reads!(inner);
+}
+
+/// A genuine attestation re-spelled by a writer of the store is not read back as authentic,
+/// and no checkpoint is signed over it: the log would bind the writer's bytes, and the
+/// client's copy could never be proven.
+#[test]
+fn a_re_spelled_attestation_is_neither_read_back_nor_logged() {
+    let (_fixture, runtime, log_key) = setup_on(Arc::new(Respelling {
+        inner: MemoryReplayStore::new(),
+    }));
+    let environment = runtime.environment();
+    let signing = signing_with(&environment, &log_key);
+    let genuine = execute(&runtime, "respelled-1");
+    let report = runtime.verify(&Respelling::respelled(&genuine), None, None);
+    assert!(report.is_valid(), "a verifier takes the re-spelling");
+    let refused = runtime.attestation(&id("respelled-1")).unwrap_err();
+    assert_eq!(refused.code(), "runtime.stored_attestation_invalid");
+    assert!(refused.to_string().contains("spelled"), "{refused}");
+    let refused = LogSequencer::default()
+        .run(runtime.store(), Some(signing))
+        .unwrap_err();
+    assert_eq!(refused.code(), "runtime.log_entry_unattested", "{refused}");
+    assert!(refused.to_string().contains("spelled"), "{refused}");
+}
+
 /// A forged completion: a name, what the writer stores as the attestation (given a genuine
 /// one), and what the refusal says.
 type ForgedCompletion = (&'static str, fn(&[u8]) -> Vec<u8>, &'static str);

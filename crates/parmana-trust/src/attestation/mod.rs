@@ -13,7 +13,7 @@ mod verify;
 pub use sign::{PreparedAttestation, build_attestation, prepare_attestation};
 pub use statement::{
     AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, MAX_ENVELOPE_BYTES, RuntimeRef,
-    decode_attestation_statement,
+    decode_attestation_statement, is_emitted_attestation_encoding,
 };
 pub use verify::{
     AttestationCheck, AttestationCheckKind, AttestationReport, EXECUTED_AT_TOLERANCE_SECONDS,

@@ -353,6 +353,31 @@ pub(crate) fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
     })
 }
 
+/// Whether `envelope` is spelled exactly as a runtime emits an attestation: canonical JSON, its
+/// signatures in ascending key-id order. A verifier accepts other spellings of one attestation
+/// (whitespace, member or signature order: the signatures cover the payload only), but the
+/// ledger and log proofs bind an attestation by the digest of its bytes, so what a runtime reads
+/// back from its store (outside the trust boundary) must be the one spelling it wrote — a store
+/// writer's re-spelling would otherwise be logged in place of what the client holds.
+pub fn is_emitted_attestation_encoding(envelope: &[u8]) -> bool {
+    let Ok(dsse) = parse_dsse(envelope) else {
+        return false;
+    };
+    if dsse
+        .signatures
+        .windows(2)
+        .any(|pair| pair[0].keyid >= pair[1].keyid)
+    {
+        return false;
+    }
+    let signatures: Vec<(KeyId, [u8; 64])> = dsse
+        .signatures
+        .iter()
+        .map(|entry| (entry.keyid, entry.sig))
+        .collect();
+    encode_envelope(&dsse.payload, &signatures).is_ok_and(|encoded| encoded.as_bytes() == envelope)
+}
+
 /// The in-toto statement an attestation envelope carries, decoded for display (`parmana verify
 /// --show`): the DSSE envelope read as [`verify_attestation`](crate::verify_attestation) reads
 /// it, its payload parsed as strict JSON. Nothing is verified: the statement of a forged or
