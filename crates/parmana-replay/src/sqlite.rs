@@ -146,6 +146,7 @@ impl SqliteReplayStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReplayError> {
         let path = path.as_ref().to_path_buf();
         refuse_multiple_links(&path)?;
+        create_private_file(&path);
         let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
         let (writer_conn, reader) = loop {
             let opened = connect(&path, true).and_then(|mut writer| {
@@ -582,6 +583,19 @@ impl From<rusqlite::Error> for OpenFailure {
             error: map_error(error),
         }
     }
+}
+
+/// Creates the store's file, empty, readable and writable by its owner only, when nothing is at
+/// `path`: a claim records the request's signals in full (for `recover`), which an attestation
+/// need not carry, so the store is not for other users to read. SQLite gives its `-wal` and
+/// `-shm` files the mode of the database file. A file already there keeps its mode; any other
+/// failure is left to SQLite's own open to report.
+fn create_private_file(path: &Path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let _ = options.open(path);
 }
 
 /// Opens one connection with the durability settings every connection of a store uses.

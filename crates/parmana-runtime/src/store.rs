@@ -25,8 +25,10 @@ pub fn open_store(location: &str, mode: StoreOpen) -> Result<Box<dyn ReplayStore
         let path = Path::new(path);
         match mode {
             StoreOpen::CreateIfMissing => {
+                // A directory made for the store is its owner's only (0700): the store holds
+                // every request's signals.
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    parmana_trust::create_directories(parent)
+                    parmana_trust::create_private_directories(parent)
                         .map_err(|e| ExecutionError::io("create", parent, &e))?;
                 }
             }

@@ -182,6 +182,17 @@ pub fn create_directories(path: &Path) -> std::io::Result<()> {
     builder.create(path)
 }
 
+/// Creates a directory and its missing parents as [`create_directories`] does, but readable by
+/// its owner only (0700 on Unix): for what holds private data (a replay store, which records
+/// every request's signals). Directories already there are left as they are.
+pub fn create_private_directories(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
 /// Creates `path` with `bytes`, never replacing anything there: written and synced as a
 /// temporary file beside it (created with at most `mode` on Unix: what the umask leaves of it —
 /// 0600 for a private key, [`NEW_FILE_MODE`] for anything else), then

@@ -220,6 +220,38 @@ fn init_under_umask_000_leaves_nothing_writable_by_others() {
     // The configuration it wrote is one the commands accept (`cli.config_unsafe` otherwise).
     let config = run_in(&temp.path().join("d"), &["config"], b"");
     assert_eq!(config.code, 0, "{}", config.stderr);
+    // The store the first execution creates records every request's signals: readable by its
+    // owner only, whatever the umask.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            "umask 000 && exec \"$0\" execute --policy payments-approval@1.0.0 --signals \"$1\" \
+             --now \"$2\"",
+        )
+        .arg(env!("CARGO_BIN_EXE_parmana"))
+        .arg(r#"{"amount":120,"currency":"EUR","new_payee":false}"#)
+        .arg(NOW)
+        .current_dir(temp.path().join("d"))
+        .env_remove("PARMANA_CONFIG")
+        .env_remove("PARMANA_STORE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = modes_under(&temp.path().join("d/.parmana"));
+    assert!(
+        store.iter().any(|(path, _)| path == "replay.sqlite3"),
+        "{store:?}"
+    );
+    for (path, mode) in &store {
+        assert_eq!(mode & 0o077, 0, "{path} is {mode:o}");
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let directory = std::fs::metadata(temp.path().join("d/.parmana")).unwrap();
+    assert_eq!(directory.permissions().mode() & 0o7777, 0o700);
 }
 
 /// `keygen` creates its files only where nothing is — not even a link to nowhere — and a refused
