@@ -855,6 +855,18 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteAnswer, ReplayError>
             // Decided before anything is written, under the write lock: nothing can interleave.
             let raise = read_guard(tx)?.claim(*under, record.claimed_at())?;
             apply_raise(tx, raise)?;
+            // A used id is answered before its inputs reach any statement that writes: a
+            // trigger a writer of the file planted sees no replay's inputs (which recovery
+            // would otherwise sign if filed over the id's row). Nothing interleaves: the write
+            // lock is held.
+            let used = tx
+                .prepare_cached("SELECT 1 FROM executions WHERE id = ?1")
+                .map_err(map_error)?
+                .exists([id.as_str()])
+                .map_err(map_error)?;
+            if used {
+                return Ok(WriteAnswer::Claim(ClaimOutcome::AlreadyClaimed));
+            }
             let inserted = tx
                 .prepare_cached(
                     "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)

@@ -115,10 +115,20 @@ pub(crate) fn execute(
     );
     let prepared = prepare_attestation(&predicate, environment.trust_root())?;
     let request_digest = request_digest(execution_id, &request.policy, &signals_digest)?;
-    let inputs = tagged_claim_inputs(signers, prepared.raw_predicate(), &signals_canonical)?;
+    let one_write = replay_store.completes_in_one_write();
+    let inputs = tagged_claim_inputs(
+        signers,
+        prepared.raw_predicate(),
+        &signals_canonical,
+        if one_write {
+            ONE_WRITE_CLAIM_INPUTS_FORMAT
+        } else {
+            CLAIM_INPUTS_FORMAT
+        },
+    )?;
     let claim = ClaimRecord::new(request_digest, inputs, now);
     let under = versions_of(environment);
-    if replay_store.completes_in_one_write() {
+    if one_write {
         // Sign first, then write the execution once, already completed: the id is consumed
         // exactly when that write commits, under the same checks as a claim. On a replay the
         // envelope just signed is dropped, never returned.
@@ -276,6 +286,14 @@ impl Unfinished {
 /// The version of what a claim records ([`ClaimInputs`]).
 const CLAIM_INPUTS_FORMAT: u64 = 3;
 
+/// The same inputs, recorded by a claim that completes in one write
+/// ([`ReplayStore::completes_in_one_write`]): such a claim is never left pending, so recovery
+/// refuses it. Its inputs reach the store before the store decides (a replay's too, a claim the
+/// store then refuses too); a writer of the store who captured them (a trigger, statement
+/// logging) and filed them as a pending claim would otherwise have `recover` sign a request the
+/// runtime refused. The format is inside the tagged bytes: changing it breaks the tag.
+const ONE_WRITE_CLAIM_INPUTS_FORMAT: u64 = 4;
+
 /// What a claim records: everything recovery needs to decide again — the canonical validated
 /// signals — and what it must then arrive at byte for byte — the canonical predicate; and, from
 /// format 3, the `tag` that proves a runtime holding the attestation key recorded it.
@@ -306,9 +324,10 @@ fn tagged_claim_inputs(
     signers: &[&dyn Signer],
     predicate: &RawCanonical,
     signals: &RawCanonical,
+    format: u64,
 ) -> Result<Vec<u8>, ExecutionError> {
     let mut inputs = ClaimInputs {
-        format: CLAIM_INPUTS_FORMAT,
+        format,
         predicate,
         signals,
         tag: None,
@@ -680,8 +699,16 @@ fn recover_one(
     check_claim_tag(signers, execution_id, &mut recorded)?;
     // Format 3 records the predicate, the signals and the tag (checked above); the formats of
     // earlier builds carry no tag and were refused with it.
-    if recorded.get("format").and_then(Value::as_u64) != Some(CLAIM_INPUTS_FORMAT) {
-        return Err(unreadable("an unknown claim format".to_owned()));
+    match recorded.get("format").and_then(Value::as_u64) {
+        Some(CLAIM_INPUTS_FORMAT) => {}
+        Some(ONE_WRITE_CLAIM_INPUTS_FORMAT) => {
+            return Err(ExecutionError::ClaimNotAuthenticated {
+                execution_id: execution_id.as_str().to_owned(),
+                why: "recorded by a claim that completes in one write, which is never left \
+                      pending: inputs a writer of the store captured and filed as a claim",
+            });
+        }
+        _ => return Err(unreadable("an unknown claim format".to_owned())),
     }
     let mut take = |member: &str| {
         recorded

@@ -122,3 +122,95 @@ fn postgres_signs_then_writes_once() {
     };
     check(Arc::new(postgres_store(&url, "one_write")), true);
 }
+
+/// A one-write store whose writer captures the inputs of every claim the runtime hands it (a
+/// trigger on `executions`, statement logging): a replay's included, which reach the store
+/// before it decides.
+#[derive(Debug, Default)]
+struct Capturing {
+    inner: MemoryReplayStore,
+    captured: Mutex<Vec<ClaimRecord>>,
+}
+
+impl ReplayStore for Capturing {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.inner.claim(id, record, under)
+    }
+    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        self.inner.complete(id, attestation)
+    }
+    fn completes_in_one_write(&self) -> bool {
+        true
+    }
+    fn claim_completed(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+        attestation: &[u8],
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.captured.lock().unwrap().push(record.clone());
+        let outcome = self.inner.claim(id, record, under)?;
+        if outcome == ClaimOutcome::Claimed {
+            self.inner.complete(id, attestation)?;
+        }
+        Ok(outcome)
+    }
+    common::forward_store_reads!(inner);
+}
+
+/// The inputs of a refused replay, captured on a one-write store and filed as a pending claim
+/// of its id, are never signed by recovery: a claim that completes in one write is never left
+/// pending, and its inputs say so under their tag.
+#[test]
+fn captured_inputs_of_a_one_write_claim_are_never_recovered() {
+    let fixture = Fixture::new();
+    let environment = fixture.environment();
+    let store = Arc::new(Capturing::default());
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
+        .clock(clock())
+        .build()
+        .unwrap();
+    let first = ExecutionRequest::parse("captured-1", "claims-approval@1.0.0", SIGNALS).unwrap();
+    runtime.execute(&first).unwrap();
+    let denied = r#"{"claim_amount": 10000000, "vip_customer": false, "country": "DE", "policy_age_days": 400}"#;
+    let replay = ExecutionRequest::parse("captured-1", "claims-approval@1.0.0", denied).unwrap();
+    assert_eq!(
+        runtime.execute(&replay).unwrap_err().code(),
+        "runtime.replay_detected"
+    );
+    let captured = store.captured.lock().unwrap().clone();
+    assert_eq!(captured.len(), 2);
+    // The writer files the replay's inputs as the id's pending claim (over the completed row).
+    let filed = MemoryReplayStore::new();
+    let id = ExecutionId::parse("captured-1").unwrap();
+    let versions = AcceptedVersions::new(
+        environment.trust_root().version(),
+        environment.release_manifest().version(),
+    );
+    assert_eq!(
+        filed.claim(&id, &captured[1], versions).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let report =
+        parmana_runtime::recover(&filed, &fixture.key("attestation"), &environment).unwrap();
+    assert!(
+        report.completed.is_empty(),
+        "recovery signed a refused request"
+    );
+    assert_eq!(report.failed.len(), 1);
+    let error = &report.failed[0].1;
+    assert_eq!(error.code(), "runtime.claim_not_authenticated", "{error}");
+    assert!(error.to_string().contains("one write"), "{error}");
+    assert!(matches!(
+        filed.get(&id).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+}

@@ -11,3 +11,5 @@ mod identifiers_and_errors;
 mod migration;
 mod postgres_connections;
 mod processes;
+#[cfg(feature = "sqlite")]
+mod sqlite_writer;
