@@ -340,7 +340,7 @@ pub(crate) fn build_runtime_with(
     clock: &ClockArgs,
 ) -> Result<Runtime, Failure> {
     let mut builder = builder;
-    let keys = deployment.keys(keys);
+    let keys = deployment.keys(keys)?;
     for path in &keys.value {
         if !path.exists() {
             return Err(Failure::new(

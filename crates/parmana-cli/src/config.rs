@@ -550,38 +550,53 @@ impl Deployment {
     }
 
     /// The attestation signing keys: every `--key`, else the variable (a path list), else the
-    /// file, else the default key.
-    pub(crate) fn keys(&self, flags: &[PathBuf]) -> Setting<Vec<PathBuf>> {
+    /// file, else the default key. A variable or a list that names no path is
+    /// `cli.invalid_config`, as for [`Self::log_keys`].
+    pub(crate) fn keys(&self, flags: &[PathBuf]) -> Result<Setting<Vec<PathBuf>>, Failure> {
+        let named_none = |origin: &str| {
+            Failure::new(
+                "cli.invalid_config",
+                format!("{origin}: `{}` names no key file", KEYS.name),
+                ExitClass::Usage,
+            )
+        };
         if !flags.is_empty() {
-            return Setting {
+            return Ok(Setting {
                 value: flags.to_vec(),
                 source: Source::Flag(KEYS.flag),
-            };
+            });
         }
         if let Some(value) = self.env(KEYS) {
-            return Setting {
-                value: std::env::split_paths(value)
-                    .filter(|path| !path.as_os_str().is_empty())
-                    .map(|path| relative_to(&self.cwd, &path))
-                    .collect(),
+            let paths: Vec<PathBuf> = std::env::split_paths(value)
+                .filter(|path| !path.as_os_str().is_empty())
+                .map(|path| relative_to(&self.cwd, &path))
+                .collect();
+            if paths.is_empty() {
+                return Err(named_none(KEYS.env));
+            }
+            return Ok(Setting {
+                value: paths,
                 source: Source::Env(KEYS.env),
-            };
+            });
         }
         if let Some((file, _, parsed)) = &self.file
             && let Some(keys) = &parsed.keys
         {
-            return Setting {
+            if keys.is_empty() {
+                return Err(named_none(&file.display().to_string()));
+            }
+            return Ok(Setting {
                 value: keys
                     .iter()
                     .map(|path| relative_to(self.file_dir(), path))
                     .collect(),
                 source: Source::File(file.clone()),
-            };
+            });
         }
-        Setting {
+        Ok(Setting {
             value: vec![self.default_path(DEFAULT_KEY)],
             source: Source::Default,
-        }
+        })
     }
 
     /// The replay store, or `None` when nothing names one (there is no default).

@@ -222,7 +222,7 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     let environment = &args.environment;
     let store = deployment.store(args.store.store.as_deref())?;
-    let keys = deployment.keys(&args.key);
+    let keys = deployment.keys(&args.key)?;
     let days = deployment.expiry_warning_days(args.expiry_warning_days)?;
     let mut rows = vec![
         path_row(

@@ -21,12 +21,14 @@ use parmana_server::{
 };
 
 use crate::common::{
-    ClockArgs, TrustRootArgs, read_bounded, read_private_key, warn_trust_root_expiry, write_file,
+    ClockArgs, TrustRootArgs, create_new_file, read_bounded, read_private_key,
+    warn_trust_root_expiry,
 };
 use crate::config::Deployment;
 use crate::exit::ExitClass;
 use crate::report::{Failure, Format, Json, out, outln};
 use crate::store::StoreArgs;
+use parmana_runtime::trust::NEW_FILE_MODE;
 
 /// `parmana log …`.
 #[derive(Debug, clap::Subcommand)]
@@ -117,9 +119,14 @@ pub(crate) struct CosignArgs {
     /// The witness's submission prefix (`<URL>/add-checkpoint` is posted to).
     #[arg(long, value_name = "URL")]
     url: String,
-    /// Write the cosigned checkpoint to this file instead of standard output.
+    /// Write the cosigned checkpoint to this file instead of standard output (created: nothing
+    /// may be there, `cli.output_exists` otherwise).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Replace an existing --out, but only a checkpoint of the same log (its first line the
+    /// log's origin): never a key or any other file.
+    #[arg(long, requires = "out")]
+    force: bool,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -223,9 +230,14 @@ pub(crate) struct ProveArgs {
     /// newest stored one when absent.
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
-    /// Write the proof to this file instead of standard output.
+    /// Write the proof to this file instead of standard output (created: nothing may be there,
+    /// `cli.output_exists` otherwise).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Replace an existing --out, but only a proof (its first line the proof header): never a
+    /// key or any other file.
+    #[arg(long, requires = "out")]
+    force: bool,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -304,7 +316,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 prove_execution(store.as_ref(), history.newest(), &id, checkpoint.as_deref())
                     .map_err(|e| Failure::execution(&e))?;
             match &args.out {
-                Some(path) => write_file(path, proof.to_text().as_bytes()),
+                Some(path) => write_output(path, proof.to_text().as_bytes(), args.force),
                 None => {
                     out!("{}", proof.to_text());
                     Ok(())
@@ -401,7 +413,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             let store = args.store.open_existing(&deployment)?;
             let cosigned = cosign(store.as_ref(), history.newest(), &checkpoint, &args.url)?;
             match &args.out {
-                Some(path) => write_file(path, cosigned.as_bytes()),
+                Some(path) => write_output(path, cosigned.as_bytes(), args.force),
                 None => {
                     out!("{cosigned}");
                     Ok(())
@@ -647,6 +659,44 @@ fn print_sequence_report(report: &SequenceReport, format: Format) -> Result<(), 
 }
 
 /// Reads a signed checkpoint file, bounded like a proof file.
+/// Writes `bytes` (a proof or a note) to `out` durably: created where nothing is; with `force`,
+/// replacing only a file whose first line is the first line of `bytes` — a file of the same kind
+/// (a proof, a checkpoint of the same log), never a key or anything else a slip names.
+fn write_output(out: &std::path::Path, bytes: &[u8], force: bool) -> Result<(), Failure> {
+    if !force {
+        return create_new_file(out, bytes, NEW_FILE_MODE);
+    }
+    let first_line = match bytes.iter().position(|&b| b == b'\n') {
+        Some(end) => &bytes[..=end],
+        None => bytes,
+    };
+    let mut head = Vec::with_capacity(first_line.len());
+    match std::fs::File::open(out) {
+        Ok(file) => {
+            use std::io::Read as _;
+            let limit = u64::try_from(first_line.len()).unwrap_or(u64::MAX);
+            file.take(limit)
+                .read_to_end(&mut head)
+                .map_err(|e| Failure::io(&out.display().to_string(), &e))?;
+            if head != first_line {
+                return Err(Failure::new(
+                    "cli.output_exists",
+                    format!(
+                        "{} already exists and is not what this command writes; not overwriting \
+                         it (--force replaces only a file of the same kind)",
+                        out.display()
+                    ),
+                    ExitClass::Io,
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Failure::io(&out.display().to_string(), &e)),
+    }
+    parmana_runtime::trust::replace_file_durably(out, bytes, None)
+        .map_err(|e| Failure::io(&out.display().to_string(), &e))
+}
+
 fn read_checkpoint(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
     let bytes = read_bounded(path, MAX_TLOG_PROOF_BYTES)?;
     if bytes.len() > MAX_TLOG_PROOF_BYTES {

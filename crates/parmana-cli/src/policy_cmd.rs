@@ -106,9 +106,19 @@ pub(crate) struct TestArgs {
     /// were never seen both true and false).
     #[arg(long)]
     coverage: bool,
-    /// Fail (exit 7) unless both rule coverage and condition coverage reach N percent.
-    #[arg(long, value_name = "N")]
+    /// Fail (exit 7) unless both rule coverage and condition coverage reach N percent (a
+    /// number from 0 to 100).
+    #[arg(long, value_name = "N", value_parser = parse_percent)]
     threshold: Option<f64>,
+}
+
+/// A percentage, `0` to `100`: anything else (NaN, 101, -5) would make the gate always fail or
+/// never, so it is a usage error.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(n) if (0.0..=100.0).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a percentage from 0 to 100")),
+    }
 }
 
 /// Runs `parmana policy …`.

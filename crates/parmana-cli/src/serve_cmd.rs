@@ -576,9 +576,8 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .map_err(|e| server_failure(&e))?;
     // The attestation keys too: their role, none twice, the threshold met (those that cannot be
     // read are reported by the runtime's build, below, as they always are).
-    let keys: Vec<_> = deployment
-        .keys(&args.key)
-        .value
+    let key_paths = deployment.keys(&args.key)?.value;
+    let keys: Vec<_> = key_paths
         .iter()
         .filter(|path| path.exists())
         .map(|path| read_private_key(path))
@@ -587,7 +586,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .iter()
         .map(|key| key as &dyn parmana_runtime::trust::Signer)
         .collect();
-    if signers.len() == deployment.keys(&args.key).value.len() {
+    if signers.len() == key_paths.len() {
         environment
             .check_signers(&signers)
             .map_err(|e| Failure::execution(&e))?;

@@ -223,7 +223,18 @@ fn read_signal_decl(
                             }
                             values.push(c);
                         }
-                        Err(_) => {
+                        Err(crate::parse::ConstantProblem::TooLong) => {
+                            ok = false;
+                            reader.report(
+                                Code::StringTooLong,
+                                &ip,
+                                format!(
+                                    "enum value of {name:?}: string longer than {} characters",
+                                    crate::limits::MAX_STRING_LEN
+                                ),
+                            );
+                        }
+                        Err(crate::parse::ConstantProblem::WrongType) => {
                             ok = false;
                             reader.report(
                                 Code::InvalidConstraint,

@@ -54,6 +54,22 @@ fn scalar_of_number(n: &serde_json::Number) -> Scalar<'static> {
     }
 }
 
+/// Whether `n` is a double, or an integer a double holds exactly (every one within ±(2^53−1)).
+fn exact_as_double(n: &serde_json::Number) -> bool {
+    let exact = |as_double: Option<f64>, as_integer: i128| {
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "compared back with the integer: a truncation is what is detected"
+        )]
+        as_double.is_some_and(|f| f.is_finite() && f as i128 == as_integer)
+    };
+    match (n.as_i64(), n.as_u64()) {
+        (Some(i), _) => exact(n.as_f64(), i128::from(i)),
+        (None, Some(u)) => exact(n.as_f64(), i128::from(u)),
+        (None, None) => true,
+    }
+}
+
 /// The whole number a double denotes, if it is one within ±(2^53−1).
 pub(crate) fn whole_number(f: f64) -> Option<i64> {
     #[allow(clippy::cast_precision_loss, reason = "2^53−1 is exact as a double")]
@@ -298,6 +314,19 @@ impl CompiledPolicy {
     fn slot_of(&self, decl: &SignalDecl, value: &Value) -> Result<Slot, SignalError> {
         let scalar = match value {
             Value::Bool(b) => Scalar::Bool(*b),
+            // An integer beyond ±(2^53−1) that no double holds exactly (a tree built in code;
+            // the strict parser refuses it as text) would be attested rounded: refused, as the
+            // canonical encoder refuses it.
+            Value::Number(n) if !exact_as_double(n) => {
+                return Err(SignalError::InvalidJson(
+                    parmana_canon::CanonError::NotRepresentable {
+                        message: format!(
+                            "signal {:?} = {n} is an integer no IEEE 754 double holds exactly",
+                            decl.name
+                        ),
+                    },
+                ));
+            }
             Value::Number(n) => scalar_of_number(n),
             Value::String(s) => Scalar::Str(s),
             _ => Scalar::Other,
@@ -467,5 +496,50 @@ mod tests {
             one.to_string(),
             "required signal \"amount\" is missing; and 1 more: signal \"amont\" is not declared by the policy (did you mean \"amount\"?)"
         );
+    }
+
+    /// A tree built in code can hold an integer no double holds exactly; it is refused, as its
+    /// text is by the strict parser, never attested rounded. Integers a double holds exactly,
+    /// however large, are numbers like any other.
+    #[test]
+    fn an_integer_no_double_holds_is_refused_not_rounded() {
+        let policy = compile(
+            br#"{"schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
+                "decisions": ["ok"], "signals": {"amount": {"type": "number", "required": true}},
+                "rules": [], "default": {"decision": "ok"}}"#,
+        )
+        .unwrap();
+        for inexact in [
+            json!(9_007_199_254_740_993_u64),
+            json!(-9_007_199_254_740_993_i64),
+            json!(u64::MAX),
+        ] {
+            let err = policy
+                .validate_signals(&json!({ "amount": inexact }))
+                .unwrap_err();
+            // The code the same text gets from the strict parser.
+            assert_eq!(
+                err.code(),
+                "policy.signals_invalid_json",
+                "{inexact}: {err}"
+            );
+        }
+        for exact in [
+            json!(9_007_199_254_740_992_u64),
+            json!(9_007_199_254_740_991_i64),
+            json!(-9_007_199_254_740_992_i64),
+            json!(1e300),
+        ] {
+            let signals = policy
+                .validate_signals(&json!({ "amount": exact }))
+                .unwrap();
+            assert_eq!(
+                signals.canonical().unwrap().as_bytes(),
+                parmana_canon::canonicalize_value(&json!({ "amount": exact }))
+                    .unwrap()
+                    .as_slice(),
+                "{exact}"
+            );
+        }
     }
 }

@@ -1523,7 +1523,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log__subcmd__cosign)
-            opts="-h --url --out --store --pinned-root --trust-root --format --help"
+            opts="-h --url --out --force --store --pinned-root --trust-root --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1713,7 +1713,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log__subcmd__prove)
-            opts="-h --checkpoint --out --store --pinned-root --trust-root --format --help"
+            opts="-h --checkpoint --out --force --store --pinned-root --trust-root --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

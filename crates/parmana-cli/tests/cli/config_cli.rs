@@ -295,6 +295,7 @@ fn a_broken_configuration_is_refused() {
         "store = 42\n",
         "store = \"memory\"\nstore = \"memory\"\n",
         "keys = \"one.pem\"\n",
+        "store = \"memory\"\nkeys = []\n",
     ] {
         std::fs::write(root.join("parmana.toml"), text).unwrap();
         let out = run_in(root, &execute_args("cfg-4"), b"");
@@ -302,6 +303,18 @@ fn a_broken_configuration_is_refused() {
         transcript.push_str(&format!("--- parmana.toml\n{text}"));
         transcript.push_str(&redacted(&out, root));
         transcript.push('\n');
+    }
+    // A key list given empty is a mistake, not a choice: refused before any key is read.
+    std::fs::write(root.join("parmana.toml"), "store = \"memory\"\n").unwrap();
+    for command in [&execute_args("cfg-4")[..], &["config"]] {
+        let out = run_with_env(root, command, b"", &[("PARMANA_KEYS", ":")]);
+        assert_eq!(out.code, 2, "{command:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .starts_with("error[cli.invalid_config]: PARMANA_KEYS: `keys` names no key file"),
+            "{}",
+            out.stderr
+        );
     }
     assert!(!root.join(".parmana").exists());
     insta::assert_snapshot!("config_refused", transcript);

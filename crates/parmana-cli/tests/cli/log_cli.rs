@@ -30,6 +30,7 @@ fn prove(dir: &Path, id: &str, checkpoint: &str) -> Run {
             checkpoint,
             "--out",
             &out,
+            "--force",
             "--store",
             STORE,
         ],
@@ -399,6 +400,26 @@ fn execute_with_a_log_key_stores_a_checkpoint_that_proves_it() {
         ],
     );
     assert_eq!(proved.code, 0, "{}", proved.transcript());
+    // `--out` creates its file: a slip onto a key (or any file) replaces nothing.
+    let key = std::fs::read(d.join("trust/keys/root-1.pem")).unwrap();
+    for (out, force) in [
+        ("trust/keys/root-1.pem", ""),
+        ("trust/keys/root-1.pem", "--force"),
+        ("seq-0001.json", "--force"),
+        ("seq-0001.tlog-proof", ""),
+    ] {
+        let args = [
+            "log", "prove", "seq-0001", "--out", out, "--store", STORE, force,
+        ];
+        let refused = run(d, &args[..args.len() - usize::from(force.is_empty())]);
+        assert_eq!(refused.code, 1, "{}", refused.transcript());
+        assert!(
+            refused.stderr.starts_with("error[cli.output_exists]"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert_eq!(std::fs::read(d.join("trust/keys/root-1.pem")).unwrap(), key);
     let verified = verify(d, "seq-0001.json", "seq-0001.tlog-proof");
     assert_eq!(verified.code, 0, "{}", verified.transcript());
     assert!(

@@ -120,6 +120,21 @@ fn test_runs_the_cases_with_coverage() {
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["passed"], 14);
     assert_eq!(report["coverage"]["rule_percent"], 100.0);
+    // A threshold that is no percentage would fail the gate always (NaN, 101) or never (-5).
+    for threshold in ["NaN", "101", "-5", "inf"] {
+        let refused = run(&[
+            "policy",
+            "test",
+            CLAIMS,
+            &format!("--threshold={threshold}"),
+        ]);
+        assert_eq!(refused.code, 2, "{threshold}: {}", refused.transcript());
+        assert!(
+            refused.stderr.contains("is not a percentage from 0 to 100"),
+            "{threshold}: {}",
+            refused.stderr
+        );
+    }
 }
 
 #[test]
