@@ -75,7 +75,7 @@ fn no_file_means_no_store_and_cwd_relative_defaults() {
         PathBuf::from("trust/root.pub")
     );
     assert_eq!(
-        bare.keys(&[]).value,
+        bare.keys(&[]).unwrap().value,
         vec![PathBuf::from("trust/keys/attestation.pem")]
     );
 }
