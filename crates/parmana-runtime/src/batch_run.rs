@@ -133,7 +133,19 @@ where
                             .into_request(new_execution_id, options.include_signals))
                     });
                     let execution_id = request.as_ref().ok().map(|r| r.execution_id.clone());
-                    let result = request.and_then(|request| runtime.execute(&request));
+                    // A panic (a defect, here or in a signer or store given to the runtime)
+                    // refuses this line alone: were it to end the worker, its outcome would never
+                    // arrive, and the emitter, waiting for it in order, would wait for ever.
+                    let result = request.and_then(|request| {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            runtime.execute(&request)
+                        }))
+                        .unwrap_or_else(|panic| {
+                            Err(ExecutionError::Panicked {
+                                message: panic_message(panic.as_ref()),
+                            })
+                        })
+                    });
                     if sender
                         .send((
                             sequence,
@@ -198,6 +210,15 @@ where
             unemitted,
         }),
     }
+}
+
+/// The message a panic carried (`panic!("…")` or with a formatted one), or a placeholder.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|message| (*message).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// The reader and the sequence number of the next line it will give.

@@ -323,6 +323,13 @@ pub enum ExecutionError {
         /// Why, from the caller's check.
         reason: String,
     },
+    /// An execution of a batch ([`run_batch`](crate::run_batch)) was stopped by a panic: a
+    /// defect of Parmana, or of a signer or store it was given. Its id may have been claimed.
+    #[error("the execution was stopped by a panic (a defect; please report it): {message}")]
+    Panicked {
+        /// The panic's message, when it has one.
+        message: String,
+    },
 }
 
 impl ExecutionError {
@@ -336,6 +343,7 @@ impl ExecutionError {
             Self::PolicyIdentityMismatch { .. } => "runtime.policy_identity_mismatch",
             Self::Signals(e) => e.code(),
             Self::EvaluationFault(e) => e.code(),
+            Self::Panicked { .. } => "runtime.panicked",
             Self::RequestTooLarge { .. } => "runtime.request_too_large",
             Self::Canon(e) => e.code(),
             Self::Trust(e) => e.code(),
@@ -418,7 +426,7 @@ impl ExecutionError {
             | Self::WitnessStateRefused { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,
-            Self::EvaluationFault(_) => ErrorClass::Internal,
+            Self::EvaluationFault(_) | Self::Panicked { .. } => ErrorClass::Internal,
             // Rollbacks and a clock behind the store refuse untrustworthy time or documents, like
             // `runtime.expired`; a reset of the marks is a store that can no longer be trusted.
             Self::Store(ReplayError::VersionRollback { .. })

@@ -759,6 +759,90 @@ fn a_batch_names_every_execution_it_does_not_print() {
     assert_eq!(completed, named);
 }
 
+/// A memory store whose third claim panics (a defect of a store driver).
+#[derive(Debug, Default)]
+struct PanicsAtTheThirdClaim {
+    inner: MemoryReplayStore,
+    claims: std::sync::atomic::AtomicUsize,
+}
+
+impl ReplayStore for PanicsAtTheThirdClaim {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: parmana_runtime::replay::AcceptedVersions,
+    ) -> Result<parmana_runtime::replay::ClaimOutcome, parmana_runtime::replay::ReplayError> {
+        if self
+            .claims
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            == 2
+        {
+            panic!("the store driver's defect");
+        }
+        self.inner.claim(id, record, under)
+    }
+    fn complete(
+        &self,
+        id: &ExecutionId,
+        attestation: &[u8],
+    ) -> Result<(), parmana_runtime::replay::ReplayError> {
+        self.inner.complete(id, attestation)
+    }
+    common::forward_store_reads!(inner);
+}
+
+/// A panic in one execution of a batch (a defect of a store or signer given to the runtime)
+/// refuses that line alone: the batch neither hangs waiting for its outcome nor loses the
+/// outcomes of the lines after it.
+#[test]
+fn a_panic_in_one_execution_of_a_batch_refuses_that_line_alone() {
+    use parmana_runtime::{BatchOptions, BatchReader, run_batch};
+    let fixture = Fixture::new();
+    let store = Arc::new(PanicsAtTheThirdClaim::default());
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+    let options = BatchOptions {
+        jobs: 2,
+        default_policy: Some("claims-approval@1.0.0".parse().unwrap()),
+        include_signals: false,
+    };
+    let lines = format!("{{\"signals\":{SIGNALS}}}\n").repeat(50);
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut outcomes = Vec::new();
+        let summary = run_batch(
+            &runtime,
+            BatchReader::new(std::io::Cursor::new(lines.into_bytes())),
+            &options,
+            |outcome| {
+                outcomes.push(outcome);
+                Ok::<(), ()>(())
+            },
+        );
+        let _ = done.send((summary.map_err(|_| "stopped"), outcomes));
+    });
+    let (summary, outcomes) = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the batch ended");
+    let summary = summary.unwrap();
+    assert_eq!(summary.lines, 50);
+    assert_eq!(outcomes.len(), 50);
+    let refused: Vec<_> = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.result.as_ref().err().map(|e| (outcome, e)))
+        .collect();
+    let [(outcome, error)] = &refused[..] else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(error.code(), "runtime.panicked", "{error}");
+    assert!(
+        error.to_string().contains("the store driver's defect"),
+        "{error}"
+    );
+    assert!(error.may_follow_a_claim());
+    assert!(outcome.execution_id.is_some());
+}
+
 /// A signer that fails (a hardware or remote key not answering) once `failing` is set; its
 /// claim key is its key's, kept.
 struct FailingSigner {

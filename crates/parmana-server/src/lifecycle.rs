@@ -407,8 +407,11 @@ async fn recover_then_ready(
     // An id recovery cannot complete (its inputs unreadable, or made under keys or a trust root
     // this server does not hold) stays claimed and refused, as after `parmana recover`: named
     // here as it is met, the first ones one line each, so that one bad record neither stops
-    // every server of a deployment nor passes unseen. Recovery pages through the claimed ids:
-    // its memory does not grow with their number.
+    // every server of a deployment nor passes unseen. (A row whose id cannot be read at all —
+    // no id a request could use — is a corrupt store, `replay.store_corrupt`: recovery fails and
+    // the server stops rather than report ready over a store it cannot read; only a writer of
+    // the store makes such a row, and such a writer can always deny service.) Recovery pages through the
+    // claimed ids: its memory does not grow with their number.
     let recovered = state
         .blocking("recover", |runtime: &Runtime| {
             let mut logged_failures = 0_usize;
