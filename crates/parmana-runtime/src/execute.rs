@@ -337,30 +337,48 @@ fn tagged_claim_inputs(
     Ok(to_canonical_vec(&inputs)?)
 }
 
-/// Checks the tag of recorded claim inputs (`recorded`, parsed) and takes it out: only inputs a
-/// runtime holding the signers' attestation key recorded are completed.
+/// Checks the tag of recorded claim inputs (`recorded`, the stored bytes), before anything
+/// reads them: only inputs a runtime holding the signers' attestation key recorded are
+/// completed, and a writer's row — of any size — is refused for the price of one HMAC, never
+/// parsed into a tree. A runtime records the canonical bytes of `{"format", "predicate",
+/// "signals", "tag"}` (members in that order), so they end in `,"tag":"<64 hex digits>"}`, and
+/// the tag is of the same bytes without that member: `{…}`.
 fn check_claim_tag(
     signers: &[&dyn Signer],
     execution_id: &ExecutionId,
-    recorded: &mut Value,
+    recorded: &[u8],
 ) -> Result<(), ExecutionError> {
+    const MEMBER: &[u8] = b",\"tag\":\"";
+    const HEX_DIGITS: usize = 64;
     let refuse = |why: &'static str| ExecutionError::ClaimNotAuthenticated {
         execution_id: execution_id.as_str().to_owned(),
         why,
     };
-    let tag = match recorded.as_object_mut().and_then(|o| o.remove("tag")) {
-        Some(Value::String(tag)) => tag,
-        Some(_) => return Err(refuse("a tag that is not text")),
-        None => {
-            return Err(refuse(
-                "no tag: a row not recorded by this runtime, or by an earlier build",
-            ));
-        }
+    let Some(before_end) = recorded.strip_suffix(b"\"}") else {
+        return Err(refuse(
+            "no tag: a row not recorded by this runtime, or by an earlier build",
+        ));
     };
-    let tag: Digest = format!("sha256:{tag}")
-        .parse()
-        .map_err(|_| refuse("a tag that is not 64 lowercase hex digits"))?;
-    let expected = claim_key(signers)?.tag(&parmana_canon::canonicalize_value(recorded)?);
+    let Some(split) = before_end.len().checked_sub(HEX_DIGITS + MEMBER.len()) else {
+        return Err(refuse(
+            "no tag: a row not recorded by this runtime, or by an earlier build",
+        ));
+    };
+    let (untagged_body, member) = before_end.split_at(split);
+    let (name, hex) = member.split_at(MEMBER.len());
+    if name != MEMBER {
+        return Err(refuse(
+            "no tag: a row not recorded by this runtime, or by an earlier build",
+        ));
+    }
+    let tag: Digest = std::str::from_utf8(hex)
+        .ok()
+        .and_then(|hex| format!("sha256:{hex}").parse().ok())
+        .ok_or_else(|| refuse("a tag that is not 64 lowercase hex digits"))?;
+    let mut untagged = Vec::with_capacity(untagged_body.len() + 1);
+    untagged.extend_from_slice(untagged_body);
+    untagged.push(b'}');
+    let expected = claim_key(signers)?.tag(&untagged);
     if !expected.ct_eq(&tag) {
         return Err(refuse("another tag: recorded by a writer without this key"));
     }
@@ -691,12 +709,12 @@ fn recover_one(
         execution_id: execution_id.as_str().to_owned(),
         what,
     };
+    // The store is not trusted to say what was claimed: a row is completed only when a
+    // runtime holding this attestation key recorded it (its tag, checked before the row is
+    // read), and then only when deciding it again gives the recorded predicate byte for byte.
+    check_claim_tag(signers, execution_id, claim.attestation_inputs())?;
     let mut recorded: Value =
         parse_strict(claim.attestation_inputs()).map_err(|e| unreadable(e.to_string()))?;
-    // The store is not trusted to say what was claimed: a row is completed only when a
-    // runtime holding this attestation key recorded it (its tag), and then only when deciding
-    // it again gives the recorded predicate byte for byte.
-    check_claim_tag(signers, execution_id, &mut recorded)?;
     // Format 3 records the predicate, the signals and the tag (checked above); the formats of
     // earlier builds carry no tag and were refused with it.
     match recorded.get("format").and_then(Value::as_u64) {
