@@ -807,9 +807,10 @@ fn writer_loop(mut conn: Connection, files: &FileIdentity, queue: Receiver<Write
     }
 }
 
-/// Applies `batch` in one transaction. If any request hits a storage error, or the commit
-/// fails, the whole transaction is rolled back and every request gets that error: no caller
-/// is ever told "claimed" for a claim that was not committed.
+/// Applies `batch` in one transaction. A request whose stored rows cannot be read (corrupt, or
+/// of a newer schema) is undone alone and gets that error; if the database itself fails, or
+/// the commit does, the whole transaction is rolled back and every request gets that error: no
+/// caller is ever told "claimed" for a claim that was not committed.
 fn commit_batch(
     conn: &mut Connection,
     files: &FileIdentity,
@@ -825,12 +826,26 @@ fn commit_batch(
     }
     let mut answers = Vec::with_capacity(batch.len());
     for request in batch {
+        // Each request in a savepoint of its own: one whose rows cannot be read (a row a writer
+        // of the file corrupted) is undone and refused alone, not with every request that
+        // shares its batch.
+        if let Err(e) = tx.execute_batch("SAVEPOINT request") {
+            return fail_all(map_error(e));
+        }
         let answer = apply(&tx, &request.op);
-        if let Err(error) = &answer
-            && is_storage_failure(error)
-        {
-            // Dropping the transaction rolls it back.
+        if let Err(error @ ReplayError::Unavailable { .. }) = &answer {
+            // The database failed (IO, a full disk, a lock): SQLite may have rolled the whole
+            // transaction back already. Dropping it rolls back what is left.
             return fail_all(error.clone());
+        }
+        // A request refused leaves nothing behind.
+        let settled = tx.execute_batch(if answer.is_err() {
+            "ROLLBACK TO request; RELEASE request"
+        } else {
+            "RELEASE request"
+        });
+        if let Err(e) = settled {
+            return fail_all(map_error(e));
         }
         answers.push(answer);
     }
@@ -838,15 +853,6 @@ fn commit_batch(
         Ok(()) => answers,
         Err(e) => fail_all(map_error(e)),
     }
-}
-
-fn is_storage_failure(error: &ReplayError) -> bool {
-    matches!(
-        error,
-        ReplayError::Unavailable { .. }
-            | ReplayError::Corrupt { .. }
-            | ReplayError::SchemaVersionUnsupported { .. }
-    )
 }
 
 fn apply(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteAnswer, ReplayError> {
@@ -1145,3 +1151,6 @@ fn map_error(error: rusqlite::Error) -> ReplayError {
         _ => ReplayError::unavailable(error),
     }
 }
+
+#[cfg(test)]
+mod tests;

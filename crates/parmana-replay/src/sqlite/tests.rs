@@ -1,0 +1,77 @@
+//! The SQLite writer's batches, driven directly: a request whose rows a writer of the file corrupted is refused alone, the requests sharing its batch commit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::mpsc;
+
+use parmana_canon::{Digest, ExecutionId, Timestamp};
+
+use super::{FileIdentity, WriteAnswer, WriteOp, WriteRequest, commit_batch, connect};
+use crate::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, ReplayError, ReplayStore,
+    SqliteReplayStore,
+};
+
+fn claim(id: &str) -> WriteOp {
+    WriteOp::Claim(
+        ExecutionId::parse(id).unwrap(),
+        ClaimRecord::new(
+            Digest::of(id.as_bytes()),
+            b"{}".to_vec(),
+            Timestamp::parse("2026-11-28T21:00:00Z").unwrap(),
+        ),
+        AcceptedVersions::new(1, 1),
+    )
+}
+
+#[test]
+fn a_poisoned_row_refuses_the_sequencer_run_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite3");
+    drop(SqliteReplayStore::open(&path).unwrap());
+    let mut conn = connect(&path, false).map_err(|f| f.error).unwrap();
+    // A writer of the file: a completed, unsequenced execution whose request digest is no
+    // digest. Every sequencer run now refuses it.
+    conn.execute(
+        "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at, attestation)
+         VALUES ('poisoned', 'x', x'7b7d', '2026-11-28T21:00:00Z', x'7b7d')",
+        [],
+    )
+    .unwrap();
+    let (reply, _answers) = mpsc::sync_channel(8);
+    let batch: Vec<WriteRequest> = [claim("before"), WriteOp::Sequence(16), claim("after")]
+        .into_iter()
+        .map(|op| WriteRequest {
+            op,
+            reply: reply.clone(),
+        })
+        .collect();
+    let files = FileIdentity::of(&path).unwrap();
+    let answers = commit_batch(&mut conn, &files, &batch);
+    assert!(
+        matches!(answers[0], Ok(WriteAnswer::Claim(ClaimOutcome::Claimed))),
+        "{:?}",
+        answers[0]
+    );
+    assert!(
+        matches!(answers[1], Err(ReplayError::Corrupt { .. })),
+        "{:?}",
+        answers[1]
+    );
+    assert!(
+        matches!(answers[2], Ok(WriteAnswer::Claim(ClaimOutcome::Claimed))),
+        "{:?}",
+        answers[2]
+    );
+    drop(conn);
+    let store = SqliteReplayStore::open(&path).unwrap();
+    for id in ["before", "after"] {
+        assert!(
+            matches!(
+                store.get(&ExecutionId::parse(id).unwrap()).unwrap(),
+                ExecutionState::Claimed(_)
+            ),
+            "{id} was not committed"
+        );
+    }
+}
