@@ -125,6 +125,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     )?;
     warn_environment_expiry(&deployment, &args.clock, &runtime)?;
     check_log_keys(&log_keys, &runtime)?;
+    check_store_reaches_anchor(&runtime, anchor.as_ref())?;
     if let Some(input) = batch {
         let result = execute_batch(
             &runtime,
@@ -254,6 +255,21 @@ pub(crate) fn check_log_keys(keys: &[LocalSigningKey], runtime: &Runtime) -> Res
         anchor: None,
     })
     .map_err(|e| Failure::execution(&e))
+}
+
+/// Refuses to consume ids on a store that does not reach the checkpoint `anchor` records
+/// (`runtime.store_rewound`): it was cut, replaced or rewound (a deleted SQLite file that
+/// `execute` would create afresh), and the ids cut away would execute again.
+pub(crate) fn check_store_reaches_anchor(
+    runtime: &Runtime,
+    anchor: Option<&LogAnchor>,
+) -> Result<(), Failure> {
+    match anchor {
+        Some(anchor) => anchor
+            .check_store_reaches(runtime.store())
+            .map_err(|e| Failure::execution(&e)),
+        None => Ok(()),
+    }
 }
 
 /// The log anchor in force (`--log-anchor` where a command takes it, `PARMANA_LOG_ANCHOR`,

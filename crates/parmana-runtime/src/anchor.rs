@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use parmana_canon::Digest;
-use parmana_replay::LedgerLog;
+use parmana_replay::{LedgerLog, ReplayStore};
 use parmana_trust::TrustError;
 
 use crate::error::ExecutionError;
@@ -59,6 +59,31 @@ impl LogAnchor {
     /// The size and root recorded, if any.
     pub fn recorded(&self) -> Option<(u64, Digest)> {
         self.last.lock().ok().and_then(|last| *last)
+    }
+
+    /// Refuses `store` (`runtime.store_rewound`) when it holds fewer ledger records than the
+    /// checkpoint recorded here: the store was cut, replaced (a deleted SQLite file created
+    /// afresh) or rewound, and the ids of the executions cut away would execute again. One
+    /// record read: cheap enough before every `parmana execute`. (A store cut and then grown
+    /// again past the recorded size is refused when the next checkpoint is signed.)
+    pub fn check_store_reaches(&self, store: &dyn ReplayStore) -> Result<(), ExecutionError> {
+        let Some((size, _)) = self.recorded() else {
+            return Ok(());
+        };
+        let Some(last) = size.checked_sub(1) else {
+            return Ok(());
+        };
+        if store.ledger_records(last, 1)?.is_empty() {
+            return Err(ExecutionError::StoreRewound {
+                reason: format!(
+                    "it holds no ledger record at position {last}, though the log anchor {} \
+                     records a checkpoint of size {size} signed over it: the store was cut, \
+                     replaced or rewound (restore it from a backup that holds that checkpoint)",
+                    self.path.display()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Refuses `log` unless it extends the recorded checkpoint (as large, the same root at its

@@ -323,6 +323,15 @@ pub enum ExecutionError {
         /// Why, from the caller's check.
         reason: String,
     },
+    /// The replay store was cut, replaced or rewound under a log this deployment keeps: it does
+    /// not reach the checkpoint a log anchor records, or its ledger no longer extends the log a
+    /// running server kept ([`Runtime::refuse_store`](crate::Runtime::refuse_store)). Nothing
+    /// executes or recovers on it: the ids of the executions cut away would execute again.
+    #[error("the replay store is refused: {reason}")]
+    StoreRewound {
+        /// What shows it, and what to do.
+        reason: String,
+    },
     /// An execution of a batch ([`run_batch`](crate::run_batch)) was stopped by a panic: a
     /// defect of Parmana, or of a signer or store it was given. Its id may have been claimed.
     #[error("the execution was stopped by a panic (a defect; please report it): {message}")]
@@ -344,6 +353,7 @@ impl ExecutionError {
             Self::Signals(e) => e.code(),
             Self::EvaluationFault(e) => e.code(),
             Self::Panicked { .. } => "runtime.panicked",
+            Self::StoreRewound { .. } => "runtime.store_rewound",
             Self::RequestTooLarge { .. } => "runtime.request_too_large",
             Self::Canon(e) => e.code(),
             Self::Trust(e) => e.code(),
@@ -424,6 +434,7 @@ impl ExecutionError {
             | Self::EnvironmentBehind { .. }
             | Self::EnvironmentRefused { .. }
             | Self::WitnessStateRefused { .. }
+            | Self::StoreRewound { .. }
             | Self::Expired { .. } => ErrorClass::Trust,
             Self::ReplayDetected { .. } => ErrorClass::Replay,
             Self::EvaluationFault(_) | Self::Panicked { .. } => ErrorClass::Internal,

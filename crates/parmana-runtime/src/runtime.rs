@@ -44,6 +44,8 @@ struct Inner {
     /// Completions signed but not recorded (the store failed), written again by
     /// [`Runtime::finish_completions`].
     unfinished: crate::execute::Unfinished,
+    /// Why the store is refused, once it is ([`Runtime::refuse_store`]): for the runtime's life.
+    store_refused: std::sync::OnceLock<String>,
 }
 
 impl fmt::Debug for Runtime {
@@ -173,6 +175,7 @@ impl RuntimeBuilder {
                 clock: self.clock,
                 last_reload: Mutex::new(None),
                 unfinished: crate::execute::Unfinished::default(),
+                store_refused: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -268,9 +271,36 @@ impl Runtime {
         self.inner.clock.as_ref()
     }
 
+    /// Refuses the store for the rest of this runtime's life: every later
+    /// [`execute`](Self::execute) and recovery is `runtime.store_rewound`, with `reason`. For a
+    /// store shown cut, replaced or rewound under the log this deployment keeps (its ledger no
+    /// longer extends the log a [`LogSequencer`](crate::LogSequencer) kept, or it does not reach
+    /// a [`LogAnchor`](crate::LogAnchor)): the ids of the executions cut away would execute
+    /// again. The first reason given stays; only a new runtime (a restart, once the store is
+    /// restored) executes on the store again.
+    pub fn refuse_store(&self, reason: String) {
+        let _ = self.inner.store_refused.set(reason);
+    }
+
+    /// Why the store is refused, if it is ([`refuse_store`](Self::refuse_store)).
+    pub fn store_refused(&self) -> Option<&str> {
+        self.inner.store_refused.get().map(String::as_str)
+    }
+
+    fn check_store_not_refused(&self) -> Result<(), ExecutionError> {
+        match self.store_refused() {
+            Some(reason) => Err(ExecutionError::StoreRewound {
+                reason: reason.to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Executes `request` exactly once: decides, claims the id, signs, records, returns the
     /// attestation (see [`execute_from_signals`](crate::execute_from_signals) for the order).
+    /// Refused (`runtime.store_rewound`) once the store is ([`refuse_store`](Self::refuse_store)).
     pub fn execute(&self, request: &ExecutionRequest) -> Result<Attestation, ExecutionError> {
+        self.check_store_not_refused()?;
         let environment = self.environment();
         let execute_under = |environment: &RuntimeEnvironment| {
             let signers = self.signers_for(environment)?;
@@ -354,6 +384,7 @@ impl Runtime {
     /// Completes every claimed-but-unfinished execution from its recorded inputs,
     /// byte-identically (see [`recover`](crate::recover)).
     pub fn recover(&self) -> Result<RecoveryReport, ExecutionError> {
+        self.check_store_not_refused()?;
         let environment = self.environment();
         let signers = self.signers_for(&environment)?;
         crate::execute::recover_with(self.inner.store.as_ref(), &signers, &environment)
@@ -367,6 +398,7 @@ impl Runtime {
         &self,
         each: &mut dyn FnMut(Recovered),
     ) -> Result<RecoveryCounts, ExecutionError> {
+        self.check_store_not_refused()?;
         let environment = self.environment();
         let signers = self.signers_for(&environment)?;
         crate::execute::recover_each_with(self.inner.store.as_ref(), &signers, &environment, each)

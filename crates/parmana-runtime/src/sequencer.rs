@@ -158,8 +158,15 @@ impl LogSequencer {
             })
             .collect();
         let log = match cached.take() {
-            // No log kept yet (the first run, or one that panicked): read the whole ledger.
-            None => ledger_log(store)?,
+            // No log kept yet (the first run, or one that panicked): read the whole ledger —
+            // refused when it does not reach what the log anchor records (a store cut, replaced
+            // or rewound while no server kept its log).
+            None => {
+                if let Some(anchor) = signing.and_then(|signing| signing.anchor) {
+                    anchor.check_store_reaches(store)?;
+                }
+                ledger_log(store)?
+            }
             Some(mut log) => match follow(&mut log, store, rows) {
                 Ok(true) => log,
                 // The store's ledger no longer extends the kept log: read it whole, and take it
@@ -238,12 +245,30 @@ fn follow(
         return Ok(true);
     }
     match log.catch_up(store) {
+        Ok(()) if appended.is_empty() => still_holds_last(log, store),
         Ok(()) => Ok(appended
             .iter()
             .all(|(position, leaf)| log.tree().stored_hash(0, *position) == Some(*leaf))),
         Err(ReplayError::LedgerBroken(_)) => Ok(false),
         Err(error) => Err(error),
     }
+}
+
+/// Whether `store` still holds the last record of `log`, the same: a catch-up that finds nothing
+/// after the log does not tell a quiet store from one cut below it (its tail deleted, the file
+/// replaced), so a run that appends nothing reads that one record. A store cut and grown again
+/// breaks the chain at the catch-up instead.
+fn still_holds_last(log: &LedgerLog, store: &dyn ReplayStore) -> Result<bool, ReplayError> {
+    let Some(last) = log.size().checked_sub(1) else {
+        return Ok(true);
+    };
+    Ok(match store.ledger_records(last, 1)?.first() {
+        Some(record) => {
+            record.position == last
+                && log.tree().stored_hash(0, last) == Some(leaf_hash(&record.record))
+        }
+        None => false,
+    })
 }
 
 /// Refuses `new` unless it extends `old` — the same entries at every position `old` holds

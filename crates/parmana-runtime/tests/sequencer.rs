@@ -615,6 +615,83 @@ fn drivers_catch_up_with_records_they_did_not_append() {
     assert_eq!(snapshots.load(Ordering::SeqCst), before + 2 * 5);
 }
 
+/// A memory store whose ledger reads end before position `visible`: what a writer without a
+/// key who cuts the ledger's tail shows readers.
+#[derive(Debug)]
+struct CutLedger {
+    inner: MemoryReplayStore,
+    visible: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ReplayStore for CutLedger {
+    common::forward_store_writes!(inner);
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
+        let mut summary = self.inner.ledger_summary()?;
+        summary.records = summary.records.min(self.visible.load(Ordering::SeqCst));
+        Ok(summary)
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        let visible = self.visible.load(Ordering::SeqCst);
+        Ok(self
+            .inner
+            .ledger_rows(from, max)?
+            .into_iter()
+            .filter(|row| row.position < visible)
+            .collect())
+    }
+    common::forward_store_reads!(@all_but_ledger_reads inner);
+}
+
+/// A ledger cut under a running driver while nothing new comes is noticed at the next run, not
+/// only once the log would grow (here `replay.ledger_broken`: the cut record's execution is
+/// still there; a cut of both is `trust.tlog_inconsistent`); a runtime told so refuses every
+/// execution and recovery from then on (`runtime.store_rewound`): the ids cut away would
+/// execute again.
+#[test]
+fn a_ledger_cut_in_a_quiet_moment_is_noticed_and_stops_executions() {
+    let visible = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let (_fixture, runtime, log_key) = setup_on(Arc::new(CutLedger {
+        inner: MemoryReplayStore::new(),
+        visible: Arc::clone(&visible),
+    }));
+    let environment = runtime.environment();
+    let signing = signing_with(&environment, &log_key);
+    for n in 0..3 {
+        execute(&runtime, &format!("cut-{n}"));
+    }
+    let driver = LogSequencer::default();
+    let size = driver.run_all(runtime.store(), Some(signing)).unwrap().size;
+    // Quiet: a run that finds nothing new is no alarm.
+    driver.run(runtime.store(), Some(signing)).unwrap();
+    // The tail record cut (its execution left completed: the ledger's chain is broken).
+    visible.store(size - 1, Ordering::SeqCst);
+    for _ in 0..2 {
+        let refused = driver.run(runtime.store(), Some(signing)).unwrap_err();
+        assert_eq!(refused.code(), "replay.ledger_broken", "{refused}");
+    }
+    // What a server does with that: the runtime refuses the store for the rest of its life.
+    assert_eq!(runtime.store_refused(), None);
+    runtime.refuse_store("cut under the log".to_owned());
+    runtime.refuse_store("a second reason does not replace the first".to_owned());
+    assert_eq!(runtime.store_refused(), Some("cut under the log"));
+    let request = ExecutionRequest::parse("cut-new", "claims-approval@1.0.0", SIGNALS).unwrap();
+    let refused = runtime.execute(&request).unwrap_err();
+    assert_eq!(refused.code(), "runtime.store_rewound", "{refused}");
+    assert!(
+        refused.to_string().contains("cut under the log"),
+        "{refused}"
+    );
+    assert_eq!(
+        runtime.recover().unwrap_err().code(),
+        "runtime.store_rewound"
+    );
+    assert_eq!(
+        runtime.attestation(&id("cut-new")).unwrap(),
+        ExecutionStatus::Unknown,
+        "refused before anything was claimed"
+    );
+}
+
 /// A memory store whose ledger reads switch, while `forked` is set, to another store's ledger:
 /// what a writer without a key who rewrites the ledger (or replaces it wholesale) shows readers.
 #[derive(Debug)]
@@ -775,10 +852,20 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         .unwrap();
     execute(&other, "elsewhere-0");
     let other_environment = other.environment();
+    // A driver starting on it refuses it before it reads its ledger: it does not reach the
+    // anchored checkpoint (the ids cut away would execute again).
     let refused = LogSequencer::default()
         .run_all(other.store(), Some(with(&other_environment, &reopened)))
         .unwrap_err();
-    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    assert_eq!(refused.code(), "runtime.store_rewound", "{refused}");
+    assert_eq!(
+        reopened
+            .check_store_reaches(other.store())
+            .unwrap_err()
+            .code(),
+        "runtime.store_rewound"
+    );
+    reopened.check_store_reaches(runtime.store()).unwrap();
     let history = other_environment.trust_history();
     let now = clock().0;
     let manifest = other_environment.release_manifest().version();
@@ -786,7 +873,7 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         sign_log_checkpoint(other.store(), history, now, manifest, &[&log_key], anchor)
     };
     let refused = sign(Some(&reopened)).unwrap_err();
-    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    assert_eq!(refused.code(), "runtime.store_rewound", "{refused}");
     let snapshot = read_log(other.store()).unwrap();
     let refused = snapshot
         .checkpoint(

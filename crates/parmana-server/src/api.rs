@@ -138,7 +138,7 @@ pub(crate) fn with_outcome(mut response: Response, mut outcome: Outcome) -> Resp
         (status = 409, description = "The execution id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
-        (status = 500, description = "The environment refused (trust), a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …: docs/server.md, Errors) or a defect; after the id may have been claimed, `Location` names where the outcome reads back", body = ErrorBody,
+        (status = 500, description = "The environment refused (trust), a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …: docs/server.md, Errors), a store seen cut under the log (`runtime.store_rewound`) or a defect; after the id may have been claimed, `Location` names where the outcome reads back", body = ErrorBody,
             headers(("Location" = String, description = "Where the execution's outcome reads back (a failure after the id may have been claimed)"))),
         (status = 503, description = "Store unavailable (`replay.*`; `Location` names where the outcome reads back: its commit may have happened), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
@@ -639,6 +639,12 @@ pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
             "TLS certificate: expired at {not_after}; restart the server with a valid one"
         ));
     }
+    if let Some(reason) = state.runtime.store_refused() {
+        return Some(format!(
+            "replay store refused (runtime.store_rewound): {reason}; executions are refused until \
+             it is restored and the server restarted"
+        ));
+    }
     // A reload may take a trust root that rotated this server's keys out (a leaked key must stop
     // signing): it then refuses every execution, or signs no checkpoint, until it is restarted
     // with the new keys, and says so here.
@@ -746,7 +752,7 @@ async fn store_not_ready(state: &Arc<AppState>) -> Option<String> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = HealthBody),
-        (status = 503, description = "Not ready: starting (recovering leftovers), draining, the environment expired, the store unreachable or ahead of this server's environment (reload it), the server's keys out of their roles, or its TLS certificate expired", body = ErrorBody),
+        (status = 503, description = "Not ready: starting (recovering leftovers), draining, the environment expired, the store unreachable, ahead of this server's environment (reload it) or seen cut under the log (`runtime.store_rewound`), the server's keys out of their roles, or its TLS certificate expired", body = ErrorBody),
     ))]
 pub(crate) async fn readyz(State(state): Shared) -> Response {
     match check_readiness(&state).await {

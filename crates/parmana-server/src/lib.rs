@@ -33,6 +33,8 @@ mod observe_tests;
 mod openapi;
 #[cfg(test)]
 mod readiness_tests;
+#[cfg(test)]
+mod rewound_tests;
 mod settings;
 mod state;
 mod store_timing;

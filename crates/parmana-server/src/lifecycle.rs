@@ -412,8 +412,15 @@ async fn recover_then_ready(
     // the server stops rather than report ready over a store it cannot read; only a writer of
     // the store makes such a row, and such a writer can always deny service.) Recovery pages through the
     // claimed ids: its memory does not grow with their number.
+    let anchor = state.sequencer.anchor.clone();
     let recovered = state
-        .blocking("recover", |runtime: &Runtime| {
+        .blocking("recover", move |runtime: &Runtime| {
+            // A store that does not reach the checkpoint the log anchor records was cut,
+            // replaced or rewound while no server kept its log: the ids cut away would execute
+            // again. The server does not start on it (`runtime.store_rewound`).
+            if let Some(anchor) = &anchor {
+                anchor.check_store_reaches(runtime.store())?;
+            }
             let mut logged_failures = 0_usize;
             runtime.recover_each(&mut |recovered| {
                 if let Recovered::Failed {
@@ -492,7 +499,7 @@ const FINAL_PASS_WAIT: Duration = Duration::from_secs(5);
 /// Runs the sequencer until nothing waits, on the blocking pool — while another server's
 /// integrator holds the lock, trying again for up to `wait_for_busy` (none: the periodic passes
 /// leave it to the next tick); logs what it did or why it failed.
-async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration) {
+pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration) {
     let worker = Arc::clone(state);
     let turn = Arc::clone(&state.sequencing).lock_owned().await;
     let result = state
@@ -571,6 +578,20 @@ async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration) {
                 );
             }
         }
+        Ok(Err(error)) if REWOUND.contains(&error.code()) => {
+            // The store's ledger no longer extends the log this server kept, or does not reach
+            // the log anchor: cut, replaced or rewound under it. The ids cut away would execute
+            // again: every execution is refused from now on, and `/readyz` says why, until the
+            // store is restored and the server restarted.
+            if state.runtime.store_refused().is_none() {
+                tracing::error!(target: "parmana::server", code = error.code(), %error, "replay store cut or rewritten under the log; executions refused until it is restored and the server restarted");
+            }
+            state.runtime.refuse_store(format!(
+                "its ledger no longer extends the transparency log this deployment keeps ({}): \
+                 it was cut, replaced or rewritten; the server's log says how",
+                error.code()
+            ));
+        }
         Ok(Err(error)) => {
             tracing::warn!(target: "parmana::server", code = error.code(), %error, "sequencer run failed");
         }
@@ -579,6 +600,13 @@ async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration) {
         }
     }
 }
+
+/// The codes of a sequencer run that show the store cut, replaced or rewound under the log.
+const REWOUND: [&str; 3] = [
+    "trust.tlog_inconsistent",
+    "runtime.store_rewound",
+    "replay.ledger_broken",
+];
 
 /// The server's handlers of SIGHUP, SIGTERM and SIGINT, installed before it serves.
 struct Signals {

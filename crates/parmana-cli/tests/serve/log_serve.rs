@@ -6,7 +6,7 @@ use parmana_runtime::canon::tile::{Tile, TileKind, hash_tiles};
 use parmana_runtime::canon::{Digest, merkle};
 use parmana_runtime::trust::{LogVerifier, NoteKeyName, NoteVerifierKey, read_public_key_file};
 
-use crate::harness::{Served, deployment, execution_body, parmana, tokens_file};
+use crate::harness::{README_SIGNALS, Served, deployment, execution_body, parmana, tokens_file};
 
 pub(crate) const ORIGIN: &str = "log.example/parmana";
 /// The TEST-ONLY fixture key made the log's key by [`name_a_log`].
@@ -461,7 +461,7 @@ fn a_public_log_needs_no_token_and_a_server_without_a_log_key_serves_none() {
 }
 
 #[test]
-fn a_server_restarted_over_a_rewritten_store_signs_nothing_its_anchor_does_not_extend() {
+fn a_server_restarted_over_a_replaced_store_does_not_start_nor_execute_on_it() {
     // The anchor named in parmana.toml: the server and the CLI's signers read it alike.
     let env = deployment(
         "sqlite:state/replay.sqlite3",
@@ -483,34 +483,42 @@ fn a_server_restarted_over_a_rewritten_store_signs_nothing_its_anchor_does_not_e
         anchored.starts_with("parmana log anchor v1\n"),
         "{anchored}"
     );
-    // Whoever can write the store replaces it (its ledger and checkpoints gone); the server
-    // restarts over it with the same key and anchor.
+    // Whoever can write the store replaces it (its ledger and checkpoints gone). A server
+    // restarted over it with the same anchor does not start: the store does not reach the
+    // checkpoint the key signed, and the ids executed before would execute again.
     for name in ["replay.sqlite3", "replay.sqlite3-wal", "replay.sqlite3-shm"] {
         let _ = std::fs::remove_file(root.join("state").join(name));
     }
-    let served = Served::start(root, &args);
-    let token = served.token.clone();
-    let executed = served.post(
-        "/v1/executions",
-        token.as_deref(),
-        &execution_body("after-rewrite"),
+    let mut serve = vec!["serve", "--listen", "127.0.0.1:0"];
+    serve.extend_from_slice(&args);
+    let (code, _, stderr) = parmana(root, &serve);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("runtime.store_rewound"), "{stderr}");
+    // Nor does the CLI execute on it (an id executed before, again), recover, or sign a
+    // checkpoint with the same key; no checkpoint is stored.
+    let (code, _, stderr) = parmana(
+        root,
+        &[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            README_SIGNALS,
+            "--execution-id",
+            "anchored-0",
+        ],
     );
-    assert_eq!(executed.status, 201, "{}", executed.text);
-    // The log it holds now does not extend what the key signed: no checkpoint of it is signed.
-    let refused = served.get("/log/checkpoint", token.as_deref());
-    assert_eq!(
-        (refused.status, refused.code().as_str()),
-        (500, "trust.tlog_inconsistent"),
-        "{}",
-        refused.text
-    );
-    // Nor did the sequencer sign and store one, nor does the CLI sign one with the same key.
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("runtime.store_rewound"), "{stderr}");
+    let (code, _, stderr) = parmana(root, &["recover"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("runtime.store_rewound"), "{stderr}");
     let (code, _, stderr) = parmana(root, &["log", "checkpoint"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("runtime.no_checkpoint"), "{stderr}");
     let (code, _, stderr) = parmana(root, &["log", "checkpoint", "--key", LOG_KEY]);
     assert_ne!(code, 0);
-    assert!(stderr.contains("trust.tlog_inconsistent"), "{stderr}");
+    assert!(stderr.contains("runtime.store_rewound"), "{stderr}");
     // The anchor is unchanged.
     assert_eq!(
         std::fs::read_to_string(root.join("anchor/log-anchor")).unwrap(),

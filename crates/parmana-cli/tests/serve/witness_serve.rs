@@ -267,6 +267,7 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
                 checkpoint,
                 "--out",
                 "w.tlog-proof",
+                "--force",
             ],
         );
         assert_eq!(code, 0, "{err}");

@@ -1,0 +1,113 @@
+//! A store cut under the log the server keeps: the sequencer's next run notices it, and from then on every execution is refused (`runtime.store_rewound`, `500`) and `/readyz` says why — the ids cut away would execute again — while evaluations, which consume nothing, go on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parmana_runtime::ExecutionRequest;
+use parmana_runtime::replay::{
+    LedgerRow, LedgerSummary, MemoryReplayStore, ReplayError, ReplayStore,
+};
+use parmana_testkit::FixtureEnvironment;
+
+use crate::readiness_tests::{answer_of, bound, runtime_over, tokio_runtime};
+use crate::settings::Limits;
+
+/// A memory store whose ledger reads end before position `visible`: a writer without a key who
+/// cut the ledger's tail.
+#[derive(Debug)]
+struct CutLedger {
+    inner: MemoryReplayStore,
+    visible: Arc<AtomicU64>,
+}
+
+impl ReplayStore for CutLedger {
+    parmana_testkit::forward_store_writes!(inner);
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
+        let mut summary = self.inner.ledger_summary()?;
+        summary.records = summary.records.min(self.visible.load(Ordering::SeqCst));
+        Ok(summary)
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        let visible = self.visible.load(Ordering::SeqCst);
+        Ok(self
+            .inner
+            .ledger_rows(from, max)?
+            .into_iter()
+            .filter(|row| row.position < visible)
+            .collect())
+    }
+    parmana_testkit::forward_store_reads!(@all_but_ledger_reads inner);
+}
+
+const SIGNALS: &str =
+    r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
+
+fn post(path: &str, body: String) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .unwrap()
+}
+
+#[test]
+fn a_store_cut_under_the_log_stops_executions_and_readiness() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let visible = Arc::new(AtomicU64::new(u64::MAX));
+    let store: Arc<dyn ReplayStore> = Arc::new(CutLedger {
+        inner: MemoryReplayStore::new(),
+        visible: Arc::clone(&visible),
+    });
+    let state = bound(runtime_over(&fixture, store), Limits::default(), None);
+    state.started_up.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    for n in 0..3 {
+        let request =
+            ExecutionRequest::parse(&format!("kept-{n}"), "claims-approval@1.0.0", SIGNALS)
+                .unwrap();
+        state.runtime.execute(&request).unwrap();
+    }
+    tokio.block_on(crate::lifecycle::sequence_all(&state, Duration::ZERO));
+    assert_eq!(state.runtime.store_refused(), None);
+    assert_eq!(tokio.block_on(crate::api::check_readiness(&state)), None);
+    // The writer cuts the ledger's tail; nothing new comes. The next run notices.
+    let size = parmana_runtime::replay::ledger_log(state.runtime.store())
+        .unwrap()
+        .size();
+    visible.store(size - 1, Ordering::SeqCst);
+    tokio.block_on(crate::lifecycle::sequence_all(&state, Duration::ZERO));
+    assert!(state.runtime.store_refused().is_some());
+    let reason = tokio.block_on(crate::api::check_readiness(&state)).unwrap();
+    assert!(reason.contains("runtime.store_rewound"), "{reason}");
+    let execution = format!(
+        r#"{{"policy":"claims-approval@1.0.0","signals":{SIGNALS},"execution_id":"after-cut"}}"#
+    );
+    let (status, _, text) = tokio.block_on(answer_of(
+        crate::lifecycle::router(Arc::clone(&state)),
+        post("/v1/executions", execution),
+    ));
+    assert_eq!(status, 500, "{text}");
+    assert!(text.contains(r#""code":"runtime.store_rewound""#), "{text}");
+    // Nothing consumed, nothing to read back.
+    assert!(matches!(
+        state
+            .runtime
+            .store()
+            .get(&parmana_runtime::canon::ExecutionId::parse("after-cut").unwrap())
+            .unwrap(),
+        parmana_runtime::replay::ExecutionState::Absent
+    ));
+    // A decision that consumes nothing is still answered.
+    let (status, _, text) = tokio.block_on(answer_of(
+        crate::lifecycle::router(Arc::clone(&state)),
+        post(
+            "/v1/evaluations",
+            format!(r#"{{"policy":"claims-approval@1.0.0","signals":{SIGNALS}}}"#),
+        ),
+    ));
+    assert_eq!(status, 200, "{text}");
+}
