@@ -704,13 +704,7 @@ fn import_legacy(args: &ImportLegacyArgs, format: Format) -> Result<(), Failure>
     let bundle = sign_bundle_verified(&trust_root, &policy, &files, &signer)
         .map_err(|e| Failure::execution(&e))?;
     files.insert(BUNDLE_MANIFEST_FILE.to_owned(), bundle.clone());
-    for (relative, bytes) in &files {
-        let path = args.out.join(relative);
-        if let Some(parent) = path.parent() {
-            create_dir(parent)?;
-        }
-        write_file(&path, bytes)?;
-    }
+    publish_bundle_dir(&args.out, &files)?;
     let (policy, digest) = (
         format!("{}@{}", legacy.policy_id(), legacy.policy_version()),
         bundle_digest(&bundle)?,
@@ -801,7 +795,7 @@ pub(crate) fn release(command: &ReleaseCommand, format: Format) -> Result<(), Fa
     let out = deployment
         .path(crate::config::RELEASE_MANIFEST, args.out.as_deref())
         .value;
-    check_replaced_manifest(args, &out)?;
+    let replaced = check_replaced_manifest(args, &out)?;
     let spec = ReleaseManifestSpec {
         version: args.version,
         expires: args.expires,
@@ -811,7 +805,7 @@ pub(crate) fn release(command: &ReleaseCommand, format: Format) -> Result<(), Fa
     };
     let bytes = sign_release_manifest_verified(&trust_root, &spec, &signer, args.clock.now())
         .map_err(|e| Failure::execution(&e))?;
-    write_file(&out, &bytes)?;
+    publish_manifest(&out, &bytes, replaced.as_deref())?;
     print_written(
         format,
         &format!(
@@ -833,13 +827,87 @@ pub(crate) fn release(command: &ReleaseCommand, format: Format) -> Result<(), Fa
     )
 }
 
+/// Writes `files` as the bundle directory `out` whole or not at all: into a staging directory
+/// beside it, each file synced, then renamed into place (over `out` only while it is missing or
+/// empty: a directory another command filled meanwhile is not replaced, `cli.output_exists`). A
+/// failure part way (a full disk) removes the staging directory and leaves `out` as it was, so
+/// that running again needs no cleaning up by hand.
+fn publish_bundle_dir(out: &Path, files: &BundleFiles) -> Result<(), Failure> {
+    let name = out
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let staging = out.with_file_name(format!(".{name}.import.{}-{nanos}.tmp", std::process::id()));
+    let written = (|| {
+        create_dir(&staging)?;
+        for (relative, bytes) in files {
+            let path = staging.join(relative);
+            if let Some(parent) = path.parent() {
+                create_dir(parent)?;
+            }
+            write_file(&path, bytes)?;
+        }
+        std::fs::rename(&staging, out).map_err(|e| {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::AlreadyExists
+            ) {
+                Failure::new(
+                    "cli.output_exists",
+                    format!("{} is not empty; not overwriting it", out.display()),
+                    ExitClass::Io,
+                )
+            } else {
+                Failure::io(&out.display().to_string(), &e)
+            }
+        })?;
+        parmana_runtime::trust::sync_directory_of(out)
+            .map_err(|e| Failure::io(&out.display().to_string(), &e))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    written
+}
+
+/// Publishes the signed manifest at `out`: where nothing was when it was checked (`replaced`
+/// `None`), only where nothing is still — a manifest another command wrote meanwhile is not
+/// replaced (`cli.output_exists`); over the manifest checked, only while `out` still holds those
+/// bytes — one written meanwhile (a higher version, say) is not rolled back.
+fn publish_manifest(out: &Path, bytes: &[u8], replaced: Option<&[u8]>) -> Result<(), Failure> {
+    let Some(replaced) = replaced else {
+        return create_new_file(out, bytes, parmana_runtime::trust::NEW_FILE_MODE);
+    };
+    let now =
+        crate::common::read_bounded(out, parmana_runtime::trust::MAX_RELEASE_MANIFEST_BYTES).ok();
+    if now.as_deref() != Some(replaced) {
+        return Err(Failure::new(
+            "cli.output_exists",
+            format!(
+                "{} changed while the new manifest was signed; not replacing it (look at it, then \
+                 run again)",
+                out.display()
+            ),
+            ExitClass::Io,
+        ));
+    }
+    write_file(out, bytes)
+}
+
 /// Refuses to replace an existing --out without --force, one whose version cannot be read
 /// (fail closed: the rollback check needs it; move it away by hand after looking at it), and
-/// a --version not higher than the one it replaces.
-fn check_replaced_manifest(args: &ReleaseSignArgs, path: &Path) -> Result<(), Failure> {
+/// a --version not higher than the one it replaces. Returns the bytes of the manifest to be
+/// replaced, `None` when nothing is there.
+fn check_replaced_manifest(
+    args: &ReleaseSignArgs,
+    path: &Path,
+) -> Result<Option<Vec<u8>>, Failure> {
     let out = path.display().to_string();
     match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Failure::io(&out, &e)),
         Ok(_) if !args.force => {
             return Err(Failure::new(
@@ -873,7 +941,7 @@ fn check_replaced_manifest(args: &ReleaseSignArgs, path: &Path) -> Result<(), Fa
             ExitClass::InvalidInput,
         ));
     }
-    Ok(())
+    Ok(Some(bytes))
 }
 
 /// Every bundle under `root`, verified, with a valid policy, in the directory its name says:
@@ -957,4 +1025,62 @@ fn bundle_dirs(root: &Path) -> Result<Vec<PathBuf>, Failure> {
         bundles.extend(list(&id_dir)?);
     }
     Ok(bundles)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{publish_bundle_dir, publish_manifest};
+
+    /// A bundle directory is written whole or not at all: a file that cannot be written part
+    /// way (here a path through a file written just before) leaves neither `--out` nor the
+    /// staging directory, so that running again needs no cleaning up; a directory another
+    /// command filled meanwhile is not replaced.
+    #[test]
+    fn a_bundle_directory_is_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("bundle");
+        let mut files = super::BundleFiles::new();
+        files.insert("a.json".to_owned(), b"{}".to_vec());
+        files.insert("a.json/b.json".to_owned(), b"{}".to_vec());
+        assert!(publish_bundle_dir(&out, &files).is_err());
+        assert!(!out.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // Written whole where nothing is, or into an empty directory.
+        files.remove("a.json/b.json");
+        publish_bundle_dir(&out, &files).unwrap();
+        assert_eq!(std::fs::read(out.join("a.json")).unwrap(), b"{}");
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        publish_bundle_dir(&empty, &files).unwrap();
+        assert!(empty.join("a.json").exists());
+        // Not over a directory that holds files.
+        let refused = publish_bundle_dir(&out, &files).unwrap_err();
+        assert_eq!(refused.code, "cli.output_exists");
+    }
+
+    /// A manifest written at `--out` by another command while this one signed is neither
+    /// replaced (nothing was there at the check) nor rolled back (another was there).
+    #[test]
+    fn a_manifest_written_while_signing_is_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("release-manifest.json");
+        // Nothing was there at the check; another command wrote one since.
+        std::fs::write(&out, b"theirs").unwrap();
+        let refused = publish_manifest(&out, b"ours", None).unwrap_err();
+        assert_eq!(refused.code, "cli.output_exists");
+        assert_eq!(std::fs::read(&out).unwrap(), b"theirs");
+        // Version 2 was checked; another command replaced it since.
+        let refused = publish_manifest(&out, b"ours", Some(b"version 2")).unwrap_err();
+        assert_eq!(refused.code, "cli.output_exists");
+        assert_eq!(std::fs::read(&out).unwrap(), b"theirs");
+        // Unchanged since the check: replaced.
+        publish_manifest(&out, b"ours", Some(b"theirs")).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"ours");
+        // Nothing there, as checked: created.
+        let fresh = dir.path().join("fresh.json");
+        publish_manifest(&fresh, b"ours", None).unwrap();
+        assert_eq!(std::fs::read(&fresh).unwrap(), b"ours");
+    }
 }

@@ -392,7 +392,13 @@ fn build(dir: &Path, expires: Timestamp, now: Timestamp) -> Result<(), Failure> 
         keys.iter()
             .find(|k| k.role == role)
             .map(|k| &k.key)
-            .ok_or_else(|| Failure::new("cli.usage", format!("no {role} key"), ExitClass::Internal))
+            .ok_or_else(|| {
+                Failure::new(
+                    "cli.internal",
+                    format!("no {role} key was made (a defect of parmana)"),
+                    ExitClass::Internal,
+                )
+            })
     };
     let role = |name: &str| -> Result<RoleSpec, Failure> {
         Ok(RoleSpec {

@@ -706,7 +706,8 @@ fn read_checkpoint(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
                 "{}: a checkpoint is at most {MAX_TLOG_PROOF_BYTES} bytes",
                 path.display()
             ),
-            ExitClass::InvalidInput,
+            // The class this code has wherever the library refuses it.
+            ExitClass::Trust,
         ));
     }
     Ok(bytes)

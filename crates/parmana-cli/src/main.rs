@@ -36,7 +36,10 @@ use clap::{Parser, Subcommand};
 #[command(name = "parmana", version, about, long_about, after_help = exit::EXIT_CODES_HELP)]
 struct Cli {
     /// Output format: `human` (readable lines and tables) or `json` (one JSON object per
-    /// report, and errors as `{"code","message"}` on stderr).
+    /// report, and errors as `{"code","message"}` on stderr). What a command produces as an
+    /// artifact is printed as it is in either: an attestation (JSON already), a signed
+    /// checkpoint or cosigned note, a proof (`log checkpoint`, `log prove`, `log witness`,
+    /// `log cosign`: C2SP text, as verifiers read it).
     #[arg(long, value_enum, global = true, default_value_t = report::Format::Human)]
     format: report::Format,
 

@@ -474,25 +474,28 @@ fn test(args: &TestArgs, format: Format) -> Result<(), Failure> {
             failures.push(failure);
         }
     }
-    match failures.len() {
-        0 => Ok(()),
-        n => {
-            let worst = failures
-                .iter()
-                .max_by_key(|f| f.class.code())
-                .map_or(ExitClass::VerificationFailed, |f| f.class);
-            Err(Failure {
-                reported: false,
-                ..Failure::new(
-                    "cli.policy_tests_failed",
-                    format!(
-                        "{n} of {} policies did not pass their tests",
-                        policies.len()
-                    ),
-                    worst,
-                )
-            })
-        }
+    // One code, one exit: `cli.policy_tests_failed` (7) when a test failed; otherwise no policy
+    // could be tested as asked, and the first refusal's code and class say why.
+    let n = failures.len();
+    let total = policies.len();
+    if failures.is_empty() {
+        Ok(())
+    } else if failures
+        .iter()
+        .any(|f| f.class == ExitClass::VerificationFailed)
+    {
+        Err(Failure::new(
+            "cli.policy_tests_failed",
+            format!("{n} of {total} policies did not pass their tests"),
+            ExitClass::VerificationFailed,
+        ))
+    } else {
+        let first = &failures[0];
+        Err(Failure::new(
+            first.code.clone(),
+            format!("{n} of {total} policies could not be tested"),
+            first.class,
+        ))
     }
 }
 

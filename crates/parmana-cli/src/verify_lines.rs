@@ -91,7 +91,8 @@ pub(crate) fn read_input(path: &Path) -> Result<Input, Failure> {
         return Err(Failure::new(
             "trust.document_too_large",
             format!("{what}: an attestation is at most {MAX_ENVELOPE_BYTES} bytes"),
-            ExitClass::InvalidInput,
+            // The class this code has wherever the library refuses it.
+            ExitClass::Trust,
         ));
     }
     // A trailing newline from a pipe is not part of the attestation.

@@ -120,8 +120,22 @@ const OTHER_COMMANDS: &[(&str, &[&str], i32, &str)] = &[
     (
         "attestation.json",
         &["verify", "attestation.json", "--now", NOW],
-        3,
+        4,
         "trust.document_too_large",
+    ),
+    (
+        "checkpoint.txt",
+        &[
+            "log",
+            "prove",
+            "some-id",
+            "--checkpoint",
+            "checkpoint.txt",
+            "--store",
+            "memory",
+        ],
+        4,
+        "trust.note_malformed",
     ),
     (
         "trust/trust-root.json",

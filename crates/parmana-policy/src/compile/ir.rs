@@ -286,8 +286,8 @@ impl CompiledPolicy {
     /// outcomes, and the decision with its reason, each as JSON writes it (escapes included). An
     /// explanation over signals whose JSON text is `n` bytes is at most this plus
     /// `condition_count() × n`: each condition reads at most one value, and a value's canonical
-    /// text is at most its text plus [`TRACE_VALUE_SLACK`] (a number such as `9e15` is written
-    /// `9000000000000000`). Lets a host refuse an explanation before it is made.
+    /// text is at most its text plus [`TRACE_VALUE_SLACK`] (a number such as `9e20` is written
+    /// `900000000000000000000`). Lets a host refuse an explanation before it is made.
     pub fn trace_bytes_bound(&self) -> usize {
         // `{"path":"","depth":4294967295,"condition":"","signal":"","value":,"result":false},`
         // and the slack of the value.
@@ -338,9 +338,10 @@ impl CompiledPolicy {
 }
 
 /// The bytes a signal value's canonical text may take beyond its text in a request (see
-/// [`CompiledPolicy::trace_bytes_bound`]): an integer of up to 16 digits written in 4
-/// characters as a power of ten.
-pub(crate) const TRACE_VALUE_SLACK: usize = 16;
+/// [`CompiledPolicy::trace_bytes_bound`]): a number written in 4 characters as a power of ten
+/// whose canonical text has 21 digits (`9e20` is written `900000000000000000000`; from `1e21`
+/// on, canonical text keeps the exponent).
+pub(crate) const TRACE_VALUE_SLACK: usize = 17;
 
 /// The length of `text` as a JSON string's contents (RFC 8785 escapes: `\"`, `\\`, the short
 /// escapes and `\u00XX` for other control characters).
