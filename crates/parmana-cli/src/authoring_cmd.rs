@@ -827,29 +827,34 @@ pub(crate) fn release(command: &ReleaseCommand, format: Format) -> Result<(), Fa
     )
 }
 
-/// Writes `files` as the bundle directory `out` whole or not at all: into a staging directory
-/// beside it, each file synced, then renamed into place (over `out` only while it is missing or
-/// empty: a directory another command filled meanwhile is not replaced, `cli.output_exists`). A
-/// failure part way (a full disk) removes the staging directory and leaves `out` as it was, so
-/// that running again needs no cleaning up by hand.
+/// Writes `files` as the bundle directory `out` whole or not at all. Where `out` is missing:
+/// into a staging directory beside it, each file synced, then renamed into place (a directory
+/// another command made there meanwhile is not replaced, `cli.output_exists`). Where `out` is an
+/// empty directory already (made for the bundle, with its own mode, group or ACLs; or `.`): into
+/// it, and on a failure part way the files and directories written are removed again. Either
+/// way a failure (a full disk) leaves `out` as it was, so that running again needs no cleaning
+/// up by hand.
 fn publish_bundle_dir(out: &Path, files: &BundleFiles) -> Result<(), Failure> {
+    if out.is_dir() {
+        return write_into_empty_dir(out, files);
+    }
     let name = out
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .ok_or_else(|| {
+            Failure::new(
+                "cli.usage",
+                format!("{}: --out names no directory to create", out.display()),
+                ExitClass::Usage,
+            )
+        })?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.subsec_nanos());
     let staging = out.with_file_name(format!(".{name}.import.{}-{nanos}.tmp", std::process::id()));
     let written = (|| {
         create_dir(&staging)?;
-        for (relative, bytes) in files {
-            let path = staging.join(relative);
-            if let Some(parent) = path.parent() {
-                create_dir(parent)?;
-            }
-            write_file(&path, bytes)?;
-        }
+        write_files(&staging, files, &mut Vec::new())?;
         std::fs::rename(&staging, out).map_err(|e| {
             if matches!(
                 e.kind(),
@@ -871,6 +876,49 @@ fn publish_bundle_dir(out: &Path, files: &BundleFiles) -> Result<(), Failure> {
         let _ = std::fs::remove_dir_all(&staging);
     }
     written
+}
+
+/// [`publish_bundle_dir`] into `out`, an existing directory that must still be empty: what it
+/// wrote is removed again if any of it fails.
+fn write_into_empty_dir(out: &Path, files: &BundleFiles) -> Result<(), Failure> {
+    let io = |e: &std::io::Error| Failure::io(&out.display().to_string(), e);
+    if std::fs::read_dir(out).map_err(|e| io(&e))?.next().is_some() {
+        return Err(Failure::new(
+            "cli.output_exists",
+            format!("{} is not empty; not overwriting it", out.display()),
+            ExitClass::Io,
+        ));
+    }
+    let mut made = Vec::new();
+    let written = write_files(out, files, &mut made);
+    if written.is_err() {
+        // Deepest first: the files, then the directories made for them.
+        for path in made.iter().rev() {
+            let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir(path));
+        }
+    }
+    written
+}
+
+/// Writes each of `files` under `dir` durably, noting in `made` every file and directory it
+/// creates, in order.
+fn write_files(dir: &Path, files: &BundleFiles, made: &mut Vec<PathBuf>) -> Result<(), Failure> {
+    for (relative, bytes) in files {
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent() {
+            let mut missing: Vec<PathBuf> = parent
+                .ancestors()
+                .take_while(|ancestor| !ancestor.exists())
+                .map(Path::to_path_buf)
+                .collect();
+            create_dir(parent)?;
+            missing.reverse();
+            made.extend(missing);
+        }
+        made.push(path.clone());
+        write_file(&path, bytes)?;
+    }
+    Ok(())
 }
 
 /// Publishes the signed manifest at `out`: where nothing was when it was checked (`replaced`
@@ -1058,6 +1106,27 @@ mod tests {
         // Not over a directory that holds files.
         let refused = publish_bundle_dir(&out, &files).unwrap_err();
         assert_eq!(refused.code, "cli.output_exists");
+        // Into an empty directory made for it: a failure part way leaves it empty, and it is
+        // the same directory (its mode kept) once written.
+        let made = dir.path().join("made");
+        std::fs::create_dir(&made).unwrap();
+        let mut failing = files.clone();
+        failing.insert("a.json/b.json".to_owned(), b"{}".to_vec());
+        failing.insert("sub/c.json".to_owned(), b"{}".to_vec());
+        assert!(publish_bundle_dir(&made, &failing).is_err());
+        assert_eq!(std::fs::read_dir(&made).unwrap().count(), 0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+            std::fs::set_permissions(&made, std::fs::Permissions::from_mode(0o750)).unwrap();
+            let inode = std::fs::metadata(&made).unwrap().ino();
+            publish_bundle_dir(&made, &files).unwrap();
+            let after = std::fs::metadata(&made).unwrap();
+            assert_eq!(
+                (after.ino(), after.permissions().mode() & 0o777),
+                (inode, 0o750)
+            );
+        }
     }
 
     /// A manifest written at `--out` by another command while this one signed is neither

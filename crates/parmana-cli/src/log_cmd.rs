@@ -658,7 +658,6 @@ fn print_sequence_report(report: &SequenceReport, format: Format) -> Result<(), 
     Ok(())
 }
 
-/// Reads a signed checkpoint file, bounded like a proof file.
 /// Writes `bytes` (a proof or a note) to `out` durably: created where nothing is; with `force`,
 /// replacing only a file whose first line is the first line of `bytes` — a file of the same kind
 /// (a proof, a checkpoint of the same log), never a key or anything else a slip names.
@@ -697,6 +696,7 @@ fn write_output(out: &std::path::Path, bytes: &[u8], force: bool) -> Result<(), 
         .map_err(|e| Failure::io(&out.display().to_string(), &e))
 }
 
+/// Reads a signed checkpoint file, bounded like a proof file.
 fn read_checkpoint(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
     let bytes = read_bounded(path, MAX_TLOG_PROOF_BYTES)?;
     if bytes.len() > MAX_TLOG_PROOF_BYTES {

@@ -61,7 +61,7 @@ pub(crate) fn recover_command(
     warn_environment_expiry(&deployment, &args.clock, &runtime)?;
     let log_keys = crate::execute_cmd::configured_log_keys(&deployment, &[], &runtime)?;
     let anchor = crate::execute_cmd::configured_log_anchor(&deployment, None)?;
-    crate::execute_cmd::check_store_reaches_anchor(&runtime, anchor.as_ref())?;
+    crate::execute_cmd::check_store_reaches_anchor(&runtime, anchor.as_ref(), &store.value)?;
     // Each settled execution is printed as soon as its attestation is stored, page by page:
     // memory does not grow with the number of claimed ids. Standard output failing (its reader
     // gone included) stops no recovery: what is completed is stored, each id not printed is

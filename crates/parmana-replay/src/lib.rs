@@ -207,6 +207,11 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// Whether [`claim_completed`](ReplayStore::claim_completed) is one durable write in this
     /// store. The runtime then signs before it claims and writes the execution once, already
     /// completed; otherwise it claims, signs and completes (the default: `false`).
+    ///
+    /// A store answering `true` must implement `claim_completed` as one commit (the default,
+    /// a claim then a completion, does not): the inputs of such a claim are recorded as never
+    /// left pending, and recovery refuses them (`runtime.claim_not_authenticated`), so an id a
+    /// two-write `claim_completed` left claimed could never be recovered.
     fn completes_in_one_write(&self) -> bool {
         false
     }

@@ -98,6 +98,9 @@ pub struct SequenceReport {
 pub struct LogSequencer {
     batch: usize,
     log: Mutex<Option<LedgerLog>>,
+    /// What showed the store cut, replaced or rewound under this driver, once something did
+    /// ([`LogSequencer::store_rewound`]).
+    rewound: std::sync::OnceLock<String>,
 }
 
 impl Default for LogSequencer {
@@ -112,7 +115,25 @@ impl LogSequencer {
         Self {
             batch: batch.max(1),
             log: Mutex::new(None),
+            rewound: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Why the store is known to be cut, replaced or rewound under this driver, if a run showed
+    /// it: the store did not reach the log anchor at the driver's first run, or, the store no
+    /// longer holding the log the driver kept (its last record gone or changed, its chain
+    /// broken), the store's whole ledger did not extend that log. Evidence only — a run refused
+    /// because another signer got ahead (a larger checkpoint stored or anchored between two
+    /// reads: `trust.tlog_inconsistent`, caught up at the next run) records nothing. A server
+    /// stops executing on such a store ([`Runtime::refuse_store`](crate::Runtime::refuse_store)).
+    pub fn store_rewound(&self) -> Option<&str> {
+        self.rewound.get().map(String::as_str)
+    }
+
+    /// Records `error` as evidence that the store was cut under the log, and returns it.
+    fn rewound_by(&self, error: ExecutionError) -> ExecutionError {
+        let _ = self.rewound.set(format!("{} ({})", error, error.code()));
+        error
     }
 
     /// The kept log; after a run that panicked, none (it is rebuilt from the store).
@@ -163,7 +184,9 @@ impl LogSequencer {
             // or rewound while no server kept its log).
             None => {
                 if let Some(anchor) = signing.and_then(|signing| signing.anchor) {
-                    anchor.check_store_reaches(store)?;
+                    anchor
+                        .check_store_reaches(store)
+                        .map_err(|error| self.rewound_by(error))?;
                 }
                 ledger_log(store)?
             }
@@ -177,6 +200,19 @@ impl LogSequencer {
                     .and_then(|whole| check_log_extends(&log, &whole).map(|()| whole))
                 {
                     Ok(whole) => whole,
+                    // The store no longer holds the log kept, and its whole ledger is broken or
+                    // does not extend it: cut, replaced or rewritten — evidence, recorded.
+                    // (The store failing to answer is not.)
+                    Err(error)
+                        if error.class() != crate::ErrorClass::Store
+                            || matches!(
+                                error,
+                                ExecutionError::Store(ReplayError::LedgerBroken(_))
+                            ) =>
+                    {
+                        *cached = Some(log);
+                        return Err(self.rewound_by(error));
+                    }
                     Err(error) => {
                         *cached = Some(log);
                         return Err(error);

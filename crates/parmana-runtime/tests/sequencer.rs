@@ -443,6 +443,8 @@ impl ReplayStore for EditedNote<'_> {
 struct RacedSigning {
     inner: Arc<MemoryReplayStore>,
     racer: std::sync::Mutex<Option<Racer>>,
+    /// Reads of the newest checkpoint to let pass before the racer runs.
+    racer_skips: AtomicUsize,
     refiled: std::sync::Mutex<Option<(u64, Option<String>)>>,
 }
 
@@ -460,7 +462,16 @@ impl ReplayStore for RacedSigning {
     common::forward_store_reads!(inner: get, pending_after, accepted_versions, accept_versions,
         sequence, store_checkpoint, checkpoints_from, ledger_summary);
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReplayError> {
-        if let Some(racer) = self.racer.lock().unwrap().take() {
+        let skipped = self
+            .racer_skips
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let racer = if skipped {
+            None
+        } else {
+            self.racer.lock().unwrap().take()
+        };
+        if let Some(racer) = racer {
             racer(&self.inner);
         }
         self.inner.latest_checkpoint()
@@ -481,6 +492,7 @@ fn raced_store() -> Arc<RacedSigning> {
     Arc::new(RacedSigning {
         inner: Arc::new(MemoryReplayStore::new()),
         racer: std::sync::Mutex::new(None),
+        racer_skips: AtomicUsize::new(0),
         refiled: std::sync::Mutex::new(None),
     })
 }
@@ -552,6 +564,45 @@ fn a_checkpoint_another_signer_stored_past_this_run_is_no_alarm() {
         .run(raced.as_ref(), Some(signing_with(&environment, &log_key)))
         .unwrap();
     assert_eq!(next.size, read_log(raced.as_ref()).unwrap().size());
+}
+
+/// The same race one read later: another server stores a larger checkpoint between this run's
+/// first look at the newest checkpoint and the look it takes as it signs. The run is refused
+/// (`trust.tlog_inconsistent`: the newest checkpoint does not commit to its log), and that is no
+/// evidence of a cut: the driver records none (a server goes on executing), and its next run
+/// catches up.
+#[test]
+fn a_checkpoint_stored_past_this_run_while_it_signs_is_no_evidence_of_a_cut() {
+    let raced = raced_store();
+    let (_fixture, runtime, log_key) = setup_on(Arc::clone(&raced) as Arc<dyn ReplayStore>);
+    let environment = runtime.environment();
+    execute(&runtime, "late-1");
+    let driver = LogSequencer::default();
+    driver
+        .run(raced.as_ref(), Some(signing_with(&environment, &log_key)))
+        .unwrap();
+    execute(&runtime, "late-2");
+    let other_runtime = runtime.clone();
+    let racer_key = LocalSigningKey::from_pkcs8_pem(&log_key.to_pkcs8_pem().unwrap()).unwrap();
+    raced.racer_skips.store(1, Ordering::SeqCst);
+    *raced.racer.lock().unwrap() = Some(Box::new(move |store: &MemoryReplayStore| {
+        execute(&other_runtime, "late-3");
+        let environment = other_runtime.environment();
+        let signed = LogSequencer::default()
+            .run_all(store, Some(signing_with(&environment, &racer_key)))
+            .unwrap();
+        assert!(signed.checkpoint.is_some());
+    }));
+    let refused = driver
+        .run(raced.as_ref(), Some(signing_with(&environment, &log_key)))
+        .unwrap_err();
+    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    assert_eq!(driver.store_rewound(), None, "behind is not cut");
+    let next = driver
+        .run(raced.as_ref(), Some(signing_with(&environment, &log_key)))
+        .unwrap();
+    assert_eq!(next.size, read_log(raced.as_ref()).unwrap().size());
+    assert_eq!(driver.store_rewound(), None);
 }
 
 /// A memory store that counts its whole-ledger reads (each begins with the ledger's summary).
@@ -669,6 +720,14 @@ fn a_ledger_cut_in_a_quiet_moment_is_noticed_and_stops_executions() {
         let refused = driver.run(runtime.store(), Some(signing)).unwrap_err();
         assert_eq!(refused.code(), "replay.ledger_broken", "{refused}");
     }
+    // The driver holds it as evidence of a cut (what a server latches on).
+    assert!(
+        driver
+            .store_rewound()
+            .is_some_and(|why| why.contains("replay.ledger_broken")),
+        "{:?}",
+        driver.store_rewound()
+    );
     // What a server does with that: the runtime refuses the store for the rest of its life.
     assert_eq!(runtime.store_refused(), None);
     runtime.refuse_store("cut under the log".to_owned());

@@ -412,7 +412,12 @@ async fn recover_then_ready(
     // the server stops rather than report ready over a store it cannot read; only a writer of
     // the store makes such a row, and such a writer can always deny service.) Recovery pages through the
     // claimed ids: its memory does not grow with their number.
-    let anchor = state.sequencer.anchor.clone();
+    // (A memory store holds no history the anchor could record: a dry run is not refused.)
+    let anchor = state
+        .sequencer
+        .anchor
+        .clone()
+        .filter(|_| state.store_kind != "memory");
     let recovered = state
         .blocking("recover", move |runtime: &Runtime| {
             // A store that does not reach the checkpoint the log anchor records was cut,
@@ -578,17 +583,18 @@ pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration)
                 );
             }
         }
-        Ok(Err(error)) if REWOUND.contains(&error.code()) => {
-            // The store's ledger no longer extends the log this server kept, or does not reach
-            // the log anchor: cut, replaced or rewound under it. The ids cut away would execute
-            // again: every execution is refused from now on, and `/readyz` says why, until the
-            // store is restored and the server restarted.
+        Ok(Err(error)) if state.log_sequencer.store_rewound().is_some() => {
+            // The run showed the store cut, replaced or rewound under the log this server kept
+            // (or the anchor): the ids cut away would execute again. Every execution is refused
+            // from now on, and `/readyz` says why, until the store is restored and the server
+            // restarted. (A run refused only because another signer got ahead shows nothing,
+            // and is tried again at the next tick.)
             if state.runtime.store_refused().is_none() {
                 tracing::error!(target: "parmana::server", code = error.code(), %error, "replay store cut or rewritten under the log; executions refused until it is restored and the server restarted");
             }
             state.runtime.refuse_store(format!(
-                "its ledger no longer extends the transparency log this deployment keeps ({}): \
-                 it was cut, replaced or rewritten; the server's log says how",
+                "its ledger no longer extends the transparency log this server kept ({}): it \
+                 was cut, replaced or rewritten; the server's log says how",
                 error.code()
             ));
         }
@@ -600,13 +606,6 @@ pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration)
         }
     }
 }
-
-/// The codes of a sequencer run that show the store cut, replaced or rewound under the log.
-const REWOUND: [&str; 3] = [
-    "trust.tlog_inconsistent",
-    "runtime.store_rewound",
-    "replay.ledger_broken",
-];
 
 /// The server's handlers of SIGHUP, SIGTERM and SIGINT, installed before it serves.
 struct Signals {

@@ -311,6 +311,37 @@ fn embedded_signals_with_any_number_verify() {
     );
 }
 
+/// The payload is read by parmana-canon's strict reader (the one every signed document goes
+/// through): a member given twice is refused as malformed JSON, not read as one of its values.
+#[test]
+fn a_payload_with_a_member_given_twice_is_malformed() {
+    let root = common::trust_root();
+    let mut inputs = predicate(&root);
+    inputs.signals = Some(json!({"a": 1}));
+    inputs.signals_digest = Digest::of_canonical(&json!({"a": 1})).unwrap();
+    let genuine = build_attestation(&inputs, &key("attestation"), &root).unwrap();
+    let payload = String::from_utf8(payload_of(&genuine)).unwrap();
+    assert_eq!(
+        payload.matches(r#""signals":{"a":1}"#).count(),
+        1,
+        "{payload}"
+    );
+    let twice = payload.replace(r#""signals":{"a":1}"#, r#""signals":{"a":1,"a":1}"#);
+    let report = verify_attestation(
+        &envelope_with(twice.as_bytes(), &key("attestation")),
+        &root,
+        None,
+        None,
+    );
+    let envelope = &report.checks[0];
+    assert_eq!(
+        (envelope.check.as_str(), envelope.passed, envelope.code),
+        ("envelope", false, Some("trust.malformed")),
+        "{report:#?}"
+    );
+    assert!(envelope.detail.contains("duplicate"), "{}", envelope.detail);
+}
+
 #[test]
 fn build_refuses_what_verification_would_refuse() {
     let root = common::trust_root();

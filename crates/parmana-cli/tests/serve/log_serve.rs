@@ -510,6 +510,20 @@ fn a_server_restarted_over_a_replaced_store_does_not_start_nor_execute_on_it() {
     );
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("runtime.store_rewound"), "{stderr}");
+    // A memory store (a dry run) holds no history the anchor could record: not refused.
+    let (code, _, stderr) = parmana(
+        root,
+        &[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            README_SIGNALS,
+            "--store",
+            "memory",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
     let (code, _, stderr) = parmana(root, &["recover"]);
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("runtime.store_rewound"), "{stderr}");
