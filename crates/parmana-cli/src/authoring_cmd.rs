@@ -732,7 +732,8 @@ pub(crate) enum ReleaseCommand {
     /// directory its id and version name (two directories claiming one `id@version` are
     /// refused); only listed bundles can execute. The manifest is verified as `execute` will
     /// verify it before it is written. An existing --out is replaced only with --force, and only
-    /// by a higher --version.
+    /// by a higher --version; signers in one directory take turns (a lock on it), so that one
+    /// never replaces what another wrote meanwhile.
     #[command(
         after_help = "Example:\n  parmana release sign --key trust/keys/release.pem --policies-root policies \\\n      --version 2 --expires 2027-12-31T00:00:00Z --out release-manifest.json --force"
     )]
@@ -795,6 +796,10 @@ pub(crate) fn release(command: &ReleaseCommand, format: Format) -> Result<(), Fa
     let out = deployment
         .path(crate::config::RELEASE_MANIFEST, args.out.as_deref())
         .value;
+    // One `release sign` at a time in --out's directory: for concurrent signers, the check of
+    // what --out holds and its replacement are one step (two --force runs cannot both replace
+    // version 2, the later one rolling the earlier's higher version back).
+    let _signing = lock_directory_of(&out)?;
     let replaced = check_replaced_manifest(args, &out)?;
     let spec = ReleaseManifestSpec {
         version: args.version,
@@ -919,6 +924,23 @@ fn write_files(dir: &Path, files: &BundleFiles, made: &mut Vec<PathBuf>) -> Resu
         write_file(&path, bytes)?;
     }
     Ok(())
+}
+
+/// Takes an exclusive lock on the directory holding `path` (`flock`, waiting for another holder,
+/// another process too), released when the returned handle is dropped. Where the file system
+/// has no such locks the command goes on unlocked, as before.
+fn lock_directory_of(path: &Path) -> Result<Option<std::fs::File>, Failure> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let io = |e: &std::io::Error| Failure::io(&dir.display().to_string(), e);
+    let handle = std::fs::File::open(dir).map_err(|e| io(&e))?;
+    match handle.lock() {
+        Ok(()) => Ok(Some(handle)),
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(None),
+        Err(e) => Err(io(&e)),
+    }
 }
 
 /// Publishes the signed manifest at `out`: where nothing was when it was checked (`replaced`

@@ -441,3 +441,37 @@ fn signing_again_clears_what_an_interrupted_sign_left() {
     let listed = std::fs::read_to_string(bundle.join("bundle.json")).unwrap();
     assert!(!listed.contains(".tmp"), "{listed}");
 }
+
+/// Two `release sign --force` runs in one directory take turns, from the check of what `--out`
+/// holds to its replacement: a run waits while another holds the directory, and then replaces
+/// only what it checked (two could otherwise both replace version 1, the later rolling the
+/// earlier's higher version back).
+#[cfg(unix)]
+#[test]
+fn release_signers_in_one_directory_take_turns() {
+    let repo = temp_repo();
+    let d = repo.root();
+    // Another signer holds the directory.
+    let held = std::fs::File::open(d).unwrap();
+    held.lock().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_parmana"))
+        .args(release_sign("2", &["--force"]))
+        .current_dir(d)
+        .env_remove("PARMANA_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "release sign did not wait for the directory"
+    );
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
