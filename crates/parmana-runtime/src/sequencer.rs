@@ -160,6 +160,16 @@ impl LogSequencer {
             check_log_signer(signing)?;
         }
         let mut cached = self.lock();
+        // No log kept yet (the first run, or one that panicked): before anything is integrated,
+        // the store must reach what the log anchor records (a store cut, replaced or rewound
+        // while no server kept its log is not written to).
+        if cached.is_none()
+            && let Some(anchor) = signing.and_then(|signing| signing.anchor)
+        {
+            anchor
+                .check_store_reaches(store)
+                .map_err(|error| self.rewound_by(error))?;
+        }
         let rows = match store.sequence(self.batch)? {
             SequenceOutcome::Busy => {
                 return Ok(SequenceReport {
@@ -179,17 +189,8 @@ impl LogSequencer {
             })
             .collect();
         let log = match cached.take() {
-            // No log kept yet (the first run, or one that panicked): read the whole ledger —
-            // refused when it does not reach what the log anchor records (a store cut, replaced
-            // or rewound while no server kept its log).
-            None => {
-                if let Some(anchor) = signing.and_then(|signing| signing.anchor) {
-                    anchor
-                        .check_store_reaches(store)
-                        .map_err(|error| self.rewound_by(error))?;
-                }
-                ledger_log(store)?
-            }
+            // No log kept yet: read the whole ledger.
+            None => ledger_log(store)?,
             Some(mut log) => match follow(&mut log, store, rows) {
                 Ok(true) => log,
                 // The store's ledger no longer extends the kept log: read it whole, and take it
@@ -226,7 +227,23 @@ impl LogSequencer {
         };
         let log = cached.insert(log);
         let checkpoint = match signing {
-            Some(signing) => sign_if_grown(store, log, signing)?,
+            // A checkpoint signed before (stored, or recorded by the anchor) of a size this log
+            // holds, with another root there: the ledger forked under what the key signed —
+            // evidence of a store cut and grown again, or rewritten. (One larger than the log is
+            // another signer ahead, caught up at the next run: not evidence.)
+            Some(signing) => sign_if_grown(store, log, signing).map_err(|error| {
+                if matches!(
+                    error,
+                    ExecutionError::Trust(TrustError::TlogInconsistent {
+                        reason: parmana_canon::merkle::MerkleError::RootMismatch,
+                        ..
+                    })
+                ) {
+                    self.rewound_by(error)
+                } else {
+                    error
+                }
+            })?,
             None => None,
         };
         Ok(SequenceReport {

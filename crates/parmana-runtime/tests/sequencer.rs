@@ -911,12 +911,18 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         .unwrap();
     execute(&other, "elsewhere-0");
     let other_environment = other.environment();
-    // A driver starting on it refuses it before it reads its ledger: it does not reach the
-    // anchored checkpoint (the ids cut away would execute again).
+    // A driver starting on it refuses it before it writes anything into it: it does not reach
+    // the anchored checkpoint (the ids cut away would execute again).
+    assert_eq!(other.store().ledger_summary().unwrap().unsequenced, 1);
     let refused = LogSequencer::default()
         .run_all(other.store(), Some(with(&other_environment, &reopened)))
         .unwrap_err();
     assert_eq!(refused.code(), "runtime.store_rewound", "{refused}");
+    assert_eq!(
+        other.store().ledger_summary().unwrap().unsequenced,
+        1,
+        "nothing integrated"
+    );
     assert_eq!(
         reopened
             .check_store_reaches(other.store())
@@ -965,6 +971,14 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         }
         let refused = sign(Some(&reopened)).unwrap_err();
         assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+        // A driver on it reaches the anchored size and finds another root there: a fork, which
+        // it holds as evidence of a store cut and grown again (a server stops executing on it).
+        let driver = LogSequencer::default();
+        let refused = driver
+            .run_all(other.store(), Some(with(&other_environment, &reopened)))
+            .unwrap_err();
+        assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+        assert!(driver.store_rewound().is_some(), "grown: {grow}");
     }
 
     // The log that extends it is signed, and the anchor follows it.

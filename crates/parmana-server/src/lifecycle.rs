@@ -398,8 +398,10 @@ pub fn check_limits(limits: &Limits, sequence_interval: Duration) -> Result<(), 
 /// all of them is in the line that follows).
 const LOGGED_RECOVERY_FAILURES: usize = 100;
 
-/// Completes leftover claims, then marks the server ready. On failure the server stops:
-/// it never reports ready over ids it could not settle.
+/// Completes leftover claims, then marks the server ready. A recovery that cannot run (the
+/// store failing, or cut under the log anchor) stops the server: it never reports ready over a
+/// store it could not recover. An id recovery runs over but cannot complete stays claimed and is
+/// logged; the server is ready.
 async fn recover_then_ready(
     state: Arc<AppState>,
     handle: Handle<SocketAddr>,
@@ -423,8 +425,12 @@ async fn recover_then_ready(
             // A store that does not reach the checkpoint the log anchor records was cut,
             // replaced or rewound while no server kept its log: the ids cut away would execute
             // again. The server does not start on it (`runtime.store_rewound`).
-            if let Some(anchor) = &anchor {
-                anchor.check_store_reaches(runtime.store())?;
+            if let Some(anchor) = &anchor
+                && let Err(error) = anchor.check_store_reaches(runtime.store())
+            {
+                // Latched too: the final pass writes nothing into it either.
+                runtime.refuse_store(error.to_string());
+                return Err(error);
             }
             let mut logged_failures = 0_usize;
             runtime.recover_each(&mut |recovered| {
@@ -505,6 +511,11 @@ const FINAL_PASS_WAIT: Duration = Duration::from_secs(5);
 /// integrator holds the lock, trying again for up to `wait_for_busy` (none: the periodic passes
 /// leave it to the next tick); logs what it did or why it failed.
 pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration) {
+    // A store seen cut, replaced or rewound is not written to any more (restored, the server is
+    // restarted).
+    if state.runtime.store_refused().is_some() {
+        return;
+    }
     let worker = Arc::clone(state);
     let turn = Arc::clone(&state.sequencing).lock_owned().await;
     let result = state
@@ -638,10 +649,18 @@ async fn watch_signals(signals: Signals, state: Arc<AppState>, handle: Handle<So
     // A reload runs in its own task, so that SIGTERM is heeded while one reads and verifies
     // the files (up to the store's wait and every bundle); reloads run one after another
     // (`reload` takes the turn), each reading the files as they are when it starts.
+    // Signals that come while a reload waits for its turn are one: a burst (a file watcher
+    // sending one per file written) makes at most one more reload, which reads the files as
+    // they are once the burst is over — never a queue of reloads without bound.
+    let waiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reload_in_background = |state: &Arc<AppState>| {
+        if waiting.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let state = Arc::clone(state);
+        let waiting = Arc::clone(&waiting);
         tokio::spawn(async move {
-            let _ = reload(&state).await;
+            let _ = reload_once_its_turn(&state, &waiting).await;
         });
     };
     loop {
@@ -730,6 +749,25 @@ fn millis_u64(duration: Duration) -> u64 {
 /// store failed, 500 when the reload task failed).
 pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
     let turn = Arc::clone(&state.reloading).lock_owned().await;
+    reload_holding(state, turn).await
+}
+
+/// [`reload`] for a signal: once it holds the turn, `waiting` is cleared, so that a signal from
+/// then on (the files written again since this one reads them) makes one more reload.
+async fn reload_once_its_turn(
+    state: &Arc<AppState>,
+    waiting: &std::sync::atomic::AtomicBool,
+) -> Result<ReloadReport, ApiError> {
+    let turn = Arc::clone(&state.reloading).lock_owned().await;
+    waiting.store(false, Ordering::SeqCst);
+    reload_holding(state, turn).await
+}
+
+/// [`reload`], its turn taken.
+async fn reload_holding(
+    state: &Arc<AppState>,
+    turn: tokio::sync::OwnedMutexGuard<()>,
+) -> Result<ReloadReport, ApiError> {
     let worker = Arc::clone(state);
     // Counted, recorded and logged by the reload's own work, under its turn: a reload that
     // outlives its request (answered on the timeout) is reported too, and a later one cannot

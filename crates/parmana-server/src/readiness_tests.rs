@@ -774,6 +774,17 @@ fn a_reload_a_file_refused_names_the_file_to_the_admin_only() {
     let message = reload["message"].as_str().unwrap();
     assert!(!message.contains(&root), "{message}");
     assert!(message.contains("server's log"), "{message}");
+    // However the record came to hold the file's own words (the moment before the reload's
+    // handler replaces them), `/v1/status` withholds them.
+    state.runtime.record_reload_failure(
+        "runtime.io",
+        format!("cannot read {root}/release-manifest.json: No such file or directory"),
+    );
+    let (status, body, _) = answer_through_router(&tokio, &state, "GET", "/v1/status", "");
+    assert_eq!(status, 200, "{body}");
+    let message = body["last_reload"]["message"].as_str().unwrap();
+    assert!(!message.contains(&root), "{message}");
+    assert!(message.contains("server's log"), "{message}");
 }
 
 /// A reload outlives its request when the store is slow to answer: the request is answered on

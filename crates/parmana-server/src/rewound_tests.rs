@@ -101,6 +101,34 @@ fn a_store_cut_under_the_log_stops_executions_and_readiness() {
             .unwrap(),
         parmana_runtime::replay::ExecutionState::Absent
     ));
+    // Nothing is written into the store any more: an execution another server completed is
+    // not integrated by this one's sequencer.
+    let other = parmana_runtime::canon::ExecutionId::parse("other-server").unwrap();
+    let claim = parmana_runtime::replay::ClaimRecord::new(
+        parmana_runtime::canon::Digest::of(b"request"),
+        b"{}".to_vec(),
+        parmana_testkit::now(),
+    );
+    let environment = state.runtime.environment();
+    let under = parmana_runtime::replay::AcceptedVersions::new(
+        environment.trust_root().version(),
+        environment.release_manifest().version(),
+    );
+    assert_eq!(
+        state.runtime.store().claim(&other, &claim, under).unwrap(),
+        parmana_runtime::replay::ClaimOutcome::Claimed
+    );
+    state.runtime.store().complete(&other, b"{}").unwrap();
+    let unsequenced = |state: &crate::state::AppState| {
+        state.runtime.store().ledger_summary().unwrap().unsequenced
+    };
+    assert_eq!(unsequenced(&state), 1);
+    tokio.block_on(crate::lifecycle::sequence_all(&state, Duration::ZERO));
+    assert_eq!(
+        unsequenced(&state),
+        1,
+        "the latched server wrote into the store"
+    );
     // A decision that consumes nothing is still answered.
     let (status, _, text) = tokio.block_on(answer_of(
         crate::lifecycle::router(Arc::clone(&state)),
