@@ -807,10 +807,11 @@ fn writer_loop(mut conn: Connection, files: &FileIdentity, queue: Receiver<Write
     }
 }
 
-/// Applies `batch` in one transaction. A request whose stored rows cannot be read (corrupt, or
-/// of a newer schema) is undone alone and gets that error; if the database itself fails, or
-/// the commit does, the whole transaction is rolled back and every request gets that error: no
-/// caller is ever told "claimed" for a claim that was not committed.
+/// Applies `batch` in one transaction. A sequencer run or a completion whose stored rows cannot
+/// be read (corrupt, or of a newer schema) is undone alone and gets that error; if the database
+/// itself fails, a claim's or a raise's rows cannot be read, or the commit fails, the whole
+/// transaction is rolled back and every request gets that error: no caller is ever told
+/// "claimed" for a claim that was not committed.
 fn commit_batch(
     conn: &mut Connection,
     files: &FileIdentity,
@@ -826,26 +827,39 @@ fn commit_batch(
     }
     let mut answers = Vec::with_capacity(batch.len());
     for request in batch {
-        // Each request in a savepoint of its own: one whose rows cannot be read (a row a writer
-        // of the file corrupted) is undone and refused alone, not with every request that
-        // shares its batch.
-        if let Err(e) = tx.execute_batch("SAVEPOINT request") {
+        // A sequencer run or a completion — which can meet a row it cannot read (a row a writer
+        // of the file corrupted) after it has written — runs in a savepoint of its own, and is
+        // undone and refused alone, not with every request sharing its batch. A claim (the hot
+        // path, spared the savepoint's cost) or a raise refuses before it writes; one whose rows
+        // cannot be read fails the batch, as the database failing does.
+        let isolated = matches!(request.op, WriteOp::Sequence(_) | WriteOp::Complete(..));
+        if isolated && let Err(e) = run_cached(&tx, "SAVEPOINT request") {
             return fail_all(map_error(e));
         }
         let answer = apply(&tx, &request.op);
-        if let Err(error @ ReplayError::Unavailable { .. }) = &answer {
+        match &answer {
             // The database failed (IO, a full disk, a lock): SQLite may have rolled the whole
             // transaction back already. Dropping it rolls back what is left.
-            return fail_all(error.clone());
+            Err(error @ ReplayError::Unavailable { .. }) => return fail_all(error.clone()),
+            Err(
+                error
+                @ (ReplayError::Corrupt { .. } | ReplayError::SchemaVersionUnsupported { .. }),
+            ) if !isolated => {
+                return fail_all(error.clone());
+            }
+            _ => {}
         }
-        // A request refused leaves nothing behind.
-        let settled = tx.execute_batch(if answer.is_err() {
-            "ROLLBACK TO request; RELEASE request"
-        } else {
-            "RELEASE request"
-        });
-        if let Err(e) = settled {
-            return fail_all(map_error(e));
+        if isolated {
+            // A request refused leaves nothing behind.
+            let settled = if answer.is_err() {
+                run_cached(&tx, "ROLLBACK TO request")
+                    .and_then(|()| run_cached(&tx, "RELEASE request"))
+            } else {
+                run_cached(&tx, "RELEASE request")
+            };
+            if let Err(e) = settled {
+                return fail_all(map_error(e));
+            }
         }
         answers.push(answer);
     }
@@ -853,6 +867,11 @@ fn commit_batch(
         Ok(()) => answers,
         Err(e) => fail_all(map_error(e)),
     }
+}
+
+/// Runs one statement without parameters, prepared once per connection.
+fn run_cached(tx: &Transaction<'_>, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn apply(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteAnswer, ReplayError> {
