@@ -163,12 +163,18 @@ impl LogSequencer {
         // No log kept yet (the first run, or one that panicked): before anything is integrated,
         // the store must reach what the log anchor records (a store cut, replaced or rewound
         // while no server kept its log is not written to).
+        let anchor = signing.and_then(|signing| signing.anchor);
         if cached.is_none()
-            && let Some(anchor) = signing.and_then(|signing| signing.anchor)
+            && let Some(anchor) = anchor
         {
-            anchor
-                .check_store_reaches(store)
-                .map_err(|error| self.rewound_by(error))?;
+            // Evidence only: the store failing to answer is not.
+            anchor.check_store_reaches(store).map_err(|error| {
+                if matches!(error, ExecutionError::StoreRewound { .. }) {
+                    self.rewound_by(error)
+                } else {
+                    error
+                }
+            })?;
         }
         let rows = match store.sequence(self.batch)? {
             SequenceOutcome::Busy => {
@@ -189,8 +195,27 @@ impl LogSequencer {
             })
             .collect();
         let log = match cached.take() {
-            // No log kept yet: read the whole ledger.
-            None => ledger_log(store)?,
+            // No log kept yet: read the whole ledger — and, before anything is signed or
+            // stored, compare it with the anchored checkpoint where it reaches that size: another
+            // root there is a store cut and grown again (its cut ids would execute again), seen
+            // at once rather than when this driver next signs a larger log.
+            None => {
+                let whole = ledger_log(store)?;
+                if let Some((size, root)) = anchor.and_then(crate::LogAnchor::recorded)
+                    && size <= whole.size()
+                    && whole.tree().root_at(size).ok() != Some(root)
+                {
+                    return Err(self.rewound_by(
+                        TrustError::TlogInconsistent {
+                            old_size: size,
+                            new_size: whole.size(),
+                            reason: parmana_canon::merkle::MerkleError::RootMismatch,
+                        }
+                        .into(),
+                    ));
+                }
+                whole
+            }
             Some(mut log) => match follow(&mut log, store, rows) {
                 Ok(true) => log,
                 // The store's ledger no longer extends the kept log: read it whole, and take it
@@ -395,7 +420,10 @@ fn sign_if_grown(
     }
     // (A store that holds no more records than this log, under a checkpoint of more, was cut:
     // refused below, as every checkpoint that does not commit to the log is.)
+    // Only a checkpoint a key of the log signed counts (a writer's row is
+    // `runtime.stored_checkpoint_invalid`, never taken for a fork of the log).
     if let Some(latest) = &latest {
+        check_stored_note(latest, signing.history)?;
         crate::log::check_commits(log, latest)?;
     }
     let newest_size = latest.map_or(0, |latest| latest.size);

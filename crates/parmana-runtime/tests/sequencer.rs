@@ -228,7 +228,9 @@ fn a_sequencer_refuses_a_key_without_the_log_role_and_an_inconsistent_stored_che
         })
         .unwrap();
     let err = sequencer.run(store, Some(signing)).unwrap_err();
-    assert_eq!(err.code(), "trust.tlog_inconsistent");
+    // No key of the log signed it: refused as a writer's row, never taken for a fork.
+    assert_eq!(err.code(), "runtime.stored_checkpoint_invalid");
+    assert_eq!(sequencer.store_rewound(), None);
     // A fresh driver reads the whole ledger, whose verification refuses the checkpoint too.
     let err = LogSequencer::default()
         .run(store, Some(signing))
@@ -605,6 +607,76 @@ fn a_checkpoint_stored_past_this_run_while_it_signs_is_no_evidence_of_a_cut() {
     assert_eq!(driver.store_rewound(), None);
 }
 
+/// A memory store whose ledger reads fail while `failing` is set (the store not answering).
+#[derive(Debug, Default)]
+struct Unanswering {
+    inner: MemoryReplayStore,
+    failing: AtomicBool,
+}
+
+impl ReplayStore for Unanswering {
+    common::forward_store_writes!(inner);
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
+        self.inner.ledger_summary()
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(ReplayError::Unavailable {
+                message: "the store does not answer".to_owned(),
+            });
+        }
+        self.inner.ledger_rows(from, max)
+    }
+    common::forward_store_reads!(@all_but_ledger_reads inner);
+}
+
+/// What is not evidence of a cut is not held as one: the store not answering the anchor's
+/// check, and a checkpoint row no key of the log signed (a writer's), whose root disagrees with
+/// the log at its size — refused as what it is (`runtime.stored_checkpoint_invalid`).
+#[test]
+fn a_store_not_answering_or_a_writers_checkpoint_is_no_evidence_of_a_cut() {
+    let store = Arc::new(Unanswering::default());
+    let (_fixture, runtime, log_key) = setup_on(Arc::clone(&store) as Arc<dyn ReplayStore>);
+    let environment = runtime.environment();
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = LogAnchor::open(dir.path().join("log-anchor")).unwrap();
+    let anchored = LogSigning {
+        anchor: Some(&anchor),
+        ..signing_with(&environment, &log_key)
+    };
+    execute(&runtime, "quiet-1");
+    LogSequencer::default()
+        .run_all(store.as_ref(), Some(anchored))
+        .unwrap();
+    assert!(anchor.recorded().is_some());
+    // A driver starting while the store does not answer.
+    store.failing.store(true, Ordering::SeqCst);
+    let driver = LogSequencer::default();
+    let refused = driver.run(store.as_ref(), Some(anchored)).unwrap_err();
+    assert_eq!(refused.code(), "replay.store_unavailable", "{refused}");
+    assert_eq!(driver.store_rewound(), None);
+    store.failing.store(false, Ordering::SeqCst);
+    driver.run(store.as_ref(), Some(anchored)).unwrap();
+    // A writer's checkpoint row at the size the next run reaches, another root, no log key's
+    // signature.
+    execute(&runtime, "quiet-2");
+    let size = read_log(store.as_ref()).unwrap().size() + 1;
+    store
+        .store_checkpoint(&StoredCheckpoint {
+            size,
+            root: Digest::of(b"a writer's root"),
+            note: "not a note\n".to_owned(),
+        })
+        .unwrap();
+    let refused = driver.run(store.as_ref(), Some(anchored)).unwrap_err();
+    assert_eq!(
+        refused.code(),
+        "runtime.stored_checkpoint_invalid",
+        "{refused}"
+    );
+    assert_eq!(driver.store_rewound(), None);
+}
+
 /// A memory store that counts its whole-ledger reads (each begins with the ledger's summary).
 #[derive(Debug)]
 struct CountingSnapshots {
@@ -972,7 +1044,15 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         let refused = sign(Some(&reopened)).unwrap_err();
         assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
         // A driver on it reaches the anchored size and finds another root there: a fork, which
-        // it holds as evidence of a store cut and grown again (a server stops executing on it).
+        // it holds as evidence of a store cut and grown again (a server stops executing on it)
+        // — at its first run, even when a signer without the anchor has stored a checkpoint of
+        // the whole forked log, so that this driver has nothing larger to sign.
+        LogSequencer::default()
+            .run_all(
+                other.store(),
+                Some(signing_with(&other_environment, &log_key)),
+            )
+            .unwrap();
         let driver = LogSequencer::default();
         let refused = driver
             .run_all(other.store(), Some(with(&other_environment, &reopened)))

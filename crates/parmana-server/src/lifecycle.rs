@@ -547,7 +547,12 @@ pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration)
                     now: runtime.clock().now(),
                     release_manifest: environment.release_manifest().version(),
                     signers,
-                    anchor: worker.sequencer.anchor.as_deref(),
+                    // A memory store holds no history the anchor could record.
+                    anchor: worker
+                        .sequencer
+                        .anchor
+                        .as_deref()
+                        .filter(|_| worker.store_kind != "memory"),
                 })
                 // A log key the trust root in force rotated out (a reload took it) signs no
                 // more; the completions are still integrated into the ledger, so that none
