@@ -139,3 +139,48 @@ fn a_store_cut_under_the_log_stops_executions_and_readiness() {
     ));
     assert_eq!(status, 200, "{text}");
 }
+
+/// A memory store (`serve --store memory`, a dry run) holds no history a log anchor could
+/// record: with the deployment's anchor and log key configured, its executions are still taken
+/// and sequenced, never refused as a store cut under the anchor.
+#[test]
+fn a_memory_store_is_never_held_against_the_log_anchor() {
+    use parmana_runtime::trust::{LogSpec, Signer as _};
+    let fixture = FixtureEnvironment::new().unwrap();
+    let log_key = fixture.key("root-1").unwrap();
+    fixture
+        .rotate_with_log(
+            LogSpec::one_key("log.example/parmana", log_key.public_key()),
+            parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
+        )
+        .unwrap();
+    // The deployment's anchor records a checkpoint of 5 entries (of its durable store).
+    let dir = tempfile::tempdir().unwrap();
+    let anchor_path = dir.path().join("log-anchor");
+    std::fs::write(
+        &anchor_path,
+        format!(
+            "parmana log anchor v1\n5\n{}\n",
+            parmana_runtime::canon::Digest::of(b"the durable store's log")
+        ),
+    )
+    .unwrap();
+    let mut settings = crate::readiness_tests::settings_for(Limits::default(), None, "memory");
+    settings.sequencer.log_keys = Some(Arc::from(vec![log_key]));
+    settings.sequencer.anchor = Some(Arc::new(
+        parmana_runtime::LogAnchor::open(&anchor_path).unwrap(),
+    ));
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = crate::readiness_tests::bound_with(runtime_over(&fixture, store), settings);
+    state.started_up.store(true, Ordering::SeqCst);
+    let request = ExecutionRequest::parse("dry-run-1", "claims-approval@1.0.0", SIGNALS).unwrap();
+    state.runtime.execute(&request).unwrap();
+    let tokio = tokio_runtime();
+    tokio.block_on(crate::lifecycle::sequence_all(&state, Duration::ZERO));
+    assert_eq!(state.runtime.store_refused(), None);
+    assert_eq!(
+        state.runtime.store().ledger_summary().unwrap().unsequenced,
+        0,
+        "sequenced"
+    );
+}
