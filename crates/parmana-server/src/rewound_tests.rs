@@ -145,7 +145,7 @@ fn a_store_cut_under_the_log_stops_executions_and_readiness() {
 /// and sequenced, never refused as a store cut under the anchor.
 #[test]
 fn a_memory_store_is_never_held_against_the_log_anchor() {
-    use parmana_runtime::trust::{LogSpec, Signer as _};
+    use parmana_runtime::trust::LogSpec;
     let fixture = FixtureEnvironment::new().unwrap();
     let log_key = fixture.key("root-1").unwrap();
     fixture
