@@ -738,33 +738,6 @@ fn drivers_catch_up_with_records_they_did_not_append() {
     assert_eq!(snapshots.load(Ordering::SeqCst), before + 2 * 5);
 }
 
-/// A memory store whose ledger reads end before position `visible`: what a writer without a
-/// key who cuts the ledger's tail shows readers.
-#[derive(Debug)]
-struct CutLedger {
-    inner: MemoryReplayStore,
-    visible: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl ReplayStore for CutLedger {
-    common::forward_store_writes!(inner);
-    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
-        let mut summary = self.inner.ledger_summary()?;
-        summary.records = summary.records.min(self.visible.load(Ordering::SeqCst));
-        Ok(summary)
-    }
-    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
-        let visible = self.visible.load(Ordering::SeqCst);
-        Ok(self
-            .inner
-            .ledger_rows(from, max)?
-            .into_iter()
-            .filter(|row| row.position < visible)
-            .collect())
-    }
-    common::forward_store_reads!(@all_but_ledger_reads inner);
-}
-
 /// A ledger cut under a running driver while nothing new comes is noticed at the next run, not
 /// only once the log would grow (here `replay.ledger_broken`: the cut record's execution is
 /// still there; a cut of both is `trust.tlog_inconsistent`); a runtime told so refuses every
@@ -772,11 +745,8 @@ impl ReplayStore for CutLedger {
 /// execute again.
 #[test]
 fn a_ledger_cut_in_a_quiet_moment_is_noticed_and_stops_executions() {
-    let visible = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
-    let (_fixture, runtime, log_key) = setup_on(Arc::new(CutLedger {
-        inner: MemoryReplayStore::new(),
-        visible: Arc::clone(&visible),
-    }));
+    let (store, visible) = parmana_testkit::CutLedger::new();
+    let (_fixture, runtime, log_key) = setup_on(Arc::new(store));
     let environment = runtime.environment();
     let signing = signing_with(&environment, &log_key);
     for n in 0..3 {

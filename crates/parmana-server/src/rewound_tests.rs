@@ -3,44 +3,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use parmana_runtime::ExecutionRequest;
-use parmana_runtime::replay::{
-    LedgerRow, LedgerSummary, MemoryReplayStore, ReplayError, ReplayStore,
-};
+use parmana_runtime::replay::{MemoryReplayStore, ReplayStore};
 use parmana_testkit::FixtureEnvironment;
 
 use crate::readiness_tests::{answer_of, bound, runtime_over, tokio_runtime};
 use crate::settings::Limits;
-
-/// A memory store whose ledger reads end before position `visible`: a writer without a key who
-/// cut the ledger's tail.
-#[derive(Debug)]
-struct CutLedger {
-    inner: MemoryReplayStore,
-    visible: Arc<AtomicU64>,
-}
-
-impl ReplayStore for CutLedger {
-    parmana_testkit::forward_store_writes!(inner);
-    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
-        let mut summary = self.inner.ledger_summary()?;
-        summary.records = summary.records.min(self.visible.load(Ordering::SeqCst));
-        Ok(summary)
-    }
-    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
-        let visible = self.visible.load(Ordering::SeqCst);
-        Ok(self
-            .inner
-            .ledger_rows(from, max)?
-            .into_iter()
-            .filter(|row| row.position < visible)
-            .collect())
-    }
-    parmana_testkit::forward_store_reads!(@all_but_ledger_reads inner);
-}
 
 const SIGNALS: &str =
     r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
@@ -57,11 +28,8 @@ fn post(path: &str, body: String) -> axum::http::Request<axum::body::Body> {
 #[test]
 fn a_store_cut_under_the_log_stops_executions_and_readiness() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let visible = Arc::new(AtomicU64::new(u64::MAX));
-    let store: Arc<dyn ReplayStore> = Arc::new(CutLedger {
-        inner: MemoryReplayStore::new(),
-        visible: Arc::clone(&visible),
-    });
+    let (store, visible) = parmana_testkit::CutLedger::new();
+    let store: Arc<dyn ReplayStore> = Arc::new(store);
     let state = bound(runtime_over(&fixture, store), Limits::default(), None);
     state.started_up.store(true, Ordering::SeqCst);
     let tokio = tokio_runtime();

@@ -19,7 +19,7 @@ mod runtime;
 pub use parmana_runtime as __runtime;
 #[cfg(feature = "runtime")]
 pub use runtime::{
-    CrashBeforeComplete, TempSqliteStore, append_sequenced, fixed_clock, memory_store,
+    CrashBeforeComplete, CutLedger, TempSqliteStore, append_sequenced, fixed_clock, memory_store,
 };
 
 /// The instant most tests execute at (the fixtures expire in 2036).

@@ -217,6 +217,54 @@ impl ReplayStore for CrashBeforeComplete<'_> {
     crate::forward_store_reads!(0);
 }
 
+/// A memory store whose ledger reads end before position `visible` (all of them while it holds
+/// `u64::MAX`): what a writer of the store without a key who cuts the ledger's tail shows
+/// readers. Its writes and other reads go to `inner`.
+#[derive(Debug)]
+pub struct CutLedger {
+    /// The store cut.
+    pub inner: parmana_runtime::replay::MemoryReplayStore,
+    /// The first position no ledger read returns.
+    pub visible: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CutLedger {
+    /// An empty memory store, nothing cut yet, and the position to cut it at.
+    pub fn new() -> (Self, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let visible = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+        let store = Self {
+            inner: parmana_runtime::replay::MemoryReplayStore::new(),
+            visible: std::sync::Arc::clone(&visible),
+        };
+        (store, visible)
+    }
+}
+
+impl ReplayStore for CutLedger {
+    crate::forward_store_writes!(inner);
+    fn ledger_summary(&self) -> Result<parmana_runtime::replay::LedgerSummary, ReplayError> {
+        let mut summary = self.inner.ledger_summary()?;
+        summary.records = summary
+            .records
+            .min(self.visible.load(std::sync::atomic::Ordering::SeqCst));
+        Ok(summary)
+    }
+    fn ledger_rows(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<parmana_runtime::replay::LedgerRow>, ReplayError> {
+        let visible = self.visible.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(self
+            .inner
+            .ledger_rows(from, max)?
+            .into_iter()
+            .filter(|row| row.position < visible)
+            .collect())
+    }
+    crate::forward_store_reads!(@all_but_ledger_reads inner);
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

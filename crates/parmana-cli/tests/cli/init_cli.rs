@@ -177,23 +177,30 @@ fn modes_under(dir: &Path) -> Vec<(String, u32)> {
 /// by anyone but its owner (a writable `trust/` would let anyone swap the pinned root key), the
 /// private keys readable by their owner alone — and no staging directory behind.
 #[cfg(unix)]
-#[test]
-fn init_under_umask_000_leaves_nothing_writable_by_others() {
-    let temp = tempfile::tempdir().unwrap();
+/// Runs `parmana ARGS` in `dir` under `umask 000`, and asserts that it succeeds.
+fn run_under_umask_000(dir: &Path, args: &[&str]) {
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg("umask 000 && exec \"$0\" init d --now \"$1\"")
+        .arg("umask 000 && exec \"$@\"")
+        .arg("sh")
         .arg(env!("CARGO_BIN_EXE_parmana"))
-        .arg(NOW)
-        .current_dir(temp.path())
+        .args(args)
+        .current_dir(dir)
         .env_remove("PARMANA_CONFIG")
+        .env_remove("PARMANA_STORE")
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn init_under_umask_000_leaves_nothing_writable_by_others() {
+    let temp = tempfile::tempdir().unwrap();
+    run_under_umask_000(temp.path(), &["init", "d", "--now", NOW]);
     let mut modes = modes_under(&temp.path().join("d"));
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -222,24 +229,17 @@ fn init_under_umask_000_leaves_nothing_writable_by_others() {
     assert_eq!(config.code, 0, "{}", config.stderr);
     // The store the first execution creates records every request's signals: readable by its
     // owner only, whatever the umask.
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(
-            "umask 000 && exec \"$0\" execute --policy payments-approval@1.0.0 --signals \"$1\" \
-             --now \"$2\"",
-        )
-        .arg(env!("CARGO_BIN_EXE_parmana"))
-        .arg(r#"{"amount":120,"currency":"EUR","new_payee":false}"#)
-        .arg(NOW)
-        .current_dir(temp.path().join("d"))
-        .env_remove("PARMANA_CONFIG")
-        .env_remove("PARMANA_STORE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_under_umask_000(
+        &temp.path().join("d"),
+        &[
+            "execute",
+            "--policy",
+            "payments-approval@1.0.0",
+            "--signals",
+            r#"{"amount":120,"currency":"EUR","new_payee":false}"#,
+            "--now",
+            NOW,
+        ],
     );
     let store = modes_under(&temp.path().join("d/.parmana"));
     assert!(

@@ -496,33 +496,22 @@ fn a_server_restarted_over_a_replaced_store_does_not_start_nor_execute_on_it() {
     assert!(stderr.contains("runtime.store_rewound"), "{stderr}");
     // Nor does the CLI execute on it (an id executed before, again), recover, or sign a
     // checkpoint with the same key; no checkpoint is stored.
-    let (code, _, stderr) = parmana(
-        root,
-        &[
+    let execute = |extra: [&str; 2]| {
+        let mut args = vec![
             "execute",
             "--policy",
             "claims-approval@1.0.0",
             "--signals",
             README_SIGNALS,
-            "--execution-id",
-            "anchored-0",
-        ],
-    );
+        ];
+        args.extend(extra);
+        parmana(root, &args)
+    };
+    let (code, _, stderr) = execute(["--execution-id", "anchored-0"]);
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("runtime.store_rewound"), "{stderr}");
     // A memory store (a dry run) holds no history the anchor could record: not refused.
-    let (code, _, stderr) = parmana(
-        root,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            README_SIGNALS,
-            "--store",
-            "memory",
-        ],
-    );
+    let (code, _, stderr) = execute(["--store", "memory"]);
     assert_eq!(code, 0, "{stderr}");
     let (code, _, stderr) = parmana(root, &["recover"]);
     assert_eq!(code, 4, "{stderr}");
