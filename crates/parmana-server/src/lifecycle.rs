@@ -402,7 +402,7 @@ const LOGGED_RECOVERY_FAILURES: usize = 100;
 /// store failing, or cut under the log anchor) stops the server: it never reports ready over a
 /// store it could not recover. An id recovery runs over but cannot complete stays claimed and is
 /// logged; the server is ready.
-async fn recover_then_ready(
+pub(crate) async fn recover_then_ready(
     state: Arc<AppState>,
     handle: Handle<SocketAddr>,
 ) -> Result<(), ServerError> {
@@ -455,6 +455,13 @@ async fn recover_then_ready(
         .await;
     match recovered {
         Ok(Ok(counts)) => {
+            // With a log anchor, one sequencer run before the server is ready: its first run
+            // reads the whole ledger and compares it with the anchored root, so a store cut and
+            // grown again past the anchor (which the size check above lets through) is latched
+            // before any execution is taken, not a tick later.
+            if state.sequencer.anchor.is_some() && state.store_kind != "memory" {
+                sequence_all(&state, Duration::ZERO).await;
+            }
             tracing::info!(
                 target: "parmana::server",
                 recovered = counts.completed,

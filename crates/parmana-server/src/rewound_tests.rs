@@ -152,3 +152,79 @@ fn a_memory_store_is_never_held_against_the_log_anchor() {
         "sequenced"
     );
 }
+
+/// A store cut and grown again past the checkpoint the log anchor records holds enough records
+/// for the start's size check, but another history: the server's one sequencer run before it
+/// is ready compares the whole ledger with the anchored root, and latches it before any
+/// execution is taken.
+#[test]
+fn a_store_cut_and_grown_again_past_the_anchor_is_refused_before_the_server_is_ready() {
+    use parmana_runtime::trust::LogSpec;
+    let fixture = FixtureEnvironment::new().unwrap();
+    let log_key = fixture.key("root-1").unwrap();
+    fixture
+        .rotate_with_log(
+            LogSpec::one_key("log.example/parmana", log_key.public_key()),
+            parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = Arc::new(parmana_runtime::LogAnchor::open(dir.path().join("log-anchor")).unwrap());
+    // The log the key signed, anchored: three executions.
+    let signed = runtime_over(&fixture, Arc::new(MemoryReplayStore::new()));
+    for n in 0..3 {
+        let request =
+            ExecutionRequest::parse(&format!("signed-{n}"), "claims-approval@1.0.0", SIGNALS)
+                .unwrap();
+        signed.execute(&request).unwrap();
+    }
+    let environment = signed.environment();
+    let signers: [&dyn parmana_runtime::trust::Signer; 1] = [&log_key];
+    parmana_runtime::LogSequencer::default()
+        .run_all(
+            signed.store(),
+            Some(parmana_runtime::LogSigning {
+                trust_root: environment.trust_root(),
+                history: environment.trust_history(),
+                now: parmana_testkit::now(),
+                release_manifest: environment.release_manifest().version(),
+                signers: &signers,
+                anchor: Some(&anchor),
+            }),
+        )
+        .unwrap();
+    let (anchored, _) = anchor.recorded().unwrap();
+    // The store the server starts on: another history, longer than the anchored log.
+    let mut settings = crate::readiness_tests::settings_for(Limits::default(), None, "sqlite");
+    settings.sequencer.log_keys = Some(Arc::from(vec![log_key]));
+    settings.sequencer.anchor = Some(Arc::clone(&anchor));
+    let state = crate::readiness_tests::bound_with(
+        runtime_over(&fixture, Arc::new(MemoryReplayStore::new())),
+        settings,
+    );
+    for n in 0..6 {
+        let request =
+            ExecutionRequest::parse(&format!("other-{n}"), "claims-approval@1.0.0", SIGNALS)
+                .unwrap();
+        state.runtime.execute(&request).unwrap();
+    }
+    parmana_runtime::LogSequencer::default()
+        .run_all(state.runtime.store(), None)
+        .unwrap();
+    let tokio = tokio_runtime();
+    tokio
+        .block_on(crate::lifecycle::recover_then_ready(
+            Arc::clone(&state),
+            axum_server::Handle::new(),
+        ))
+        .unwrap();
+    assert!(
+        parmana_runtime::replay::ledger_log(state.runtime.store())
+            .unwrap()
+            .size()
+            > anchored
+    );
+    assert!(state.runtime.store_refused().is_some());
+    let reason = tokio.block_on(crate::api::check_readiness(&state)).unwrap();
+    assert!(reason.contains("runtime.store_rewound"), "{reason}");
+}
