@@ -661,20 +661,8 @@ async fn watch_signals(signals: Signals, state: Arc<AppState>, handle: Handle<So
     // A reload runs in its own task, so that SIGTERM is heeded while one reads and verifies
     // the files (up to the store's wait and every bundle); reloads run one after another
     // (`reload` takes the turn), each reading the files as they are when it starts.
-    // Signals that come while a reload waits for its turn are one: a burst (a file watcher
-    // sending one per file written) makes at most one more reload, which reads the files as
-    // they are once the burst is over — never a queue of reloads without bound.
     let waiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reload_in_background = |state: &Arc<AppState>| {
-        if waiting.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let state = Arc::clone(state);
-        let waiting = Arc::clone(&waiting);
-        tokio::spawn(async move {
-            let _ = reload_once_its_turn(&state, &waiting).await;
-        });
-    };
+    let reload_in_background = |state: &Arc<AppState>| reload_on_signal(state, &waiting);
     loop {
         tokio::select! {
             _ = hangup.recv() => reload_in_background(&state),
@@ -762,6 +750,24 @@ fn millis_u64(duration: Duration) -> u64 {
 pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
     let turn = Arc::clone(&state.reloading).lock_owned().await;
     reload_holding(state, turn).await
+}
+
+/// Starts a reload for a signal, in a task of its own. Signals that come while a reload waits
+/// for its turn (`waiting`) are one: a burst (a file watcher sending one per file written) makes
+/// at most one more reload, which reads the files as they are once the burst is over — never a
+/// queue of reloads without bound.
+pub(crate) fn reload_on_signal(
+    state: &Arc<AppState>,
+    waiting: &Arc<std::sync::atomic::AtomicBool>,
+) {
+    if waiting.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let state = Arc::clone(state);
+    let waiting = Arc::clone(waiting);
+    tokio::spawn(async move {
+        let _ = reload_once_its_turn(&state, &waiting).await;
+    });
 }
 
 /// [`reload`] for a signal: once it holds the turn, `waiting` is cleared, so that a signal from

@@ -787,6 +787,40 @@ fn a_reload_a_file_refused_names_the_file_to_the_admin_only() {
     assert!(message.contains("server's log"), "{message}");
 }
 
+/// A burst of reload signals (a file watcher sending one per file written) while a reload
+/// waits for its turn makes one reload, which reads the files as they are after the burst —
+/// not one reload per signal, queued without bound.
+#[test]
+fn a_burst_of_reload_signals_makes_one_reload() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let state = started_over_memory(&fixture);
+    let tokio = tokio_runtime();
+    let reloads = |state: &Arc<AppState>| -> u64 {
+        metrics_text(&tokio, state)
+            .lines()
+            .filter(|line| line.starts_with("parmana_reloads_total{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!(reloads(&state), 0);
+    tokio.block_on(async {
+        // Another reload holds the turn while fifty signals come.
+        let turn = Arc::clone(&state.reloading).lock_owned().await;
+        let waiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for _ in 0..50 {
+            crate::lifecycle::reload_on_signal(&state, &waiting);
+        }
+        drop(turn);
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while reloads(&state) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Time for any other queued reload to run, had the signals been queued one each.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(reloads(&state), 1);
+}
+
 /// A reload outlives its request when the store is slow to answer: the request is answered on
 /// its timeout, and the reload — which goes on, under its turn — is still counted and recorded
 /// once it ends.
