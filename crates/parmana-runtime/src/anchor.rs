@@ -86,6 +86,30 @@ impl LogAnchor {
         Ok(())
     }
 
+    /// [`check_store_reaches`](Self::check_store_reaches), then the whole ledger read
+    /// (verified) and compared with the recorded root at the recorded size: a store cut and grown
+    /// again past the anchor, with another history, is refused too (`runtime.store_rewound`). It
+    /// reads the whole ledger and takes no lock (the ledger only grows): for a server's start,
+    /// before it is ready. Other failures (the store, a broken ledger) are returned as they are.
+    pub fn check_store_extends(&self, store: &dyn ReplayStore) -> Result<(), ExecutionError> {
+        self.check_store_reaches(store)?;
+        let Some((size, root)) = self.recorded() else {
+            return Ok(());
+        };
+        let log = parmana_replay::ledger_log(store)?;
+        if log.tree().root_at(size).ok() != Some(root) {
+            return Err(ExecutionError::StoreRewound {
+                reason: format!(
+                    "its ledger has another root at size {size} than the log anchor {} records \
+                     for the checkpoint signed over it: the store was cut and grown again, or \
+                     rewritten (restore it from a backup that holds that checkpoint)",
+                    self.path.display()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Refuses `log` unless it extends the recorded checkpoint (as large, the same root at its
     /// size); records `log`'s size and root when it is larger, durably, before returning (and
     /// so before the checkpoint is signed: a signature that then fails leaves the anchor ahead,

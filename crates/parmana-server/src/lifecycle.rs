@@ -422,14 +422,18 @@ pub(crate) async fn recover_then_ready(
         .filter(|_| state.store_kind != "memory");
     let recovered = state
         .blocking("recover", move |runtime: &Runtime| {
-            // A store that does not reach the checkpoint the log anchor records was cut,
-            // replaced or rewound while no server kept its log: the ids cut away would execute
-            // again. The server does not start on it (`runtime.store_rewound`).
+            // A store that does not extend the checkpoint the log anchor records — shorter, or
+            // another root at its size (cut and grown again) — was cut, replaced or rewound
+            // while no server kept its log: the ids cut away would execute again. The server
+            // does not start on it (`runtime.store_rewound`). The whole ledger is read once,
+            // no lock taken (it only grows).
             if let Some(anchor) = &anchor
-                && let Err(error) = anchor.check_store_reaches(runtime.store())
+                && let Err(error) = anchor.check_store_extends(runtime.store())
             {
-                // Latched too: the final pass writes nothing into it either.
-                runtime.refuse_store(error.to_string());
+                if matches!(error, parmana_runtime::ExecutionError::StoreRewound { .. }) {
+                    // Latched too: the final pass writes nothing into it either.
+                    runtime.refuse_store(error.to_string());
+                }
                 return Err(error);
             }
             let mut logged_failures = 0_usize;
@@ -455,13 +459,6 @@ pub(crate) async fn recover_then_ready(
         .await;
     match recovered {
         Ok(Ok(counts)) => {
-            // With a log anchor, one sequencer run before the server is ready: its first run
-            // reads the whole ledger and compares it with the anchored root, so a store cut and
-            // grown again past the anchor (which the size check above lets through) is latched
-            // before any execution is taken, not a tick later.
-            if state.sequencer.anchor.is_some() && state.store_kind != "memory" {
-                sequence_all(&state, Duration::ZERO).await;
-            }
             tracing::info!(
                 target: "parmana::server",
                 recovered = counts.completed,

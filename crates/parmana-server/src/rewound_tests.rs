@@ -154,9 +154,8 @@ fn a_memory_store_is_never_held_against_the_log_anchor() {
 }
 
 /// A store cut and grown again past the checkpoint the log anchor records holds enough records
-/// for the start's size check, but another history: the server's one sequencer run before it
-/// is ready compares the whole ledger with the anchored root, and latches it before any
-/// execution is taken.
+/// for a size check, but another history: the server's start compares the whole ledger with the
+/// anchored root, and does not start on it (`runtime.store_rewound`) — no execution is taken.
 #[test]
 fn a_store_cut_and_grown_again_past_the_anchor_is_refused_before_the_server_is_ready() {
     use parmana_runtime::trust::LogSpec;
@@ -211,20 +210,21 @@ fn a_store_cut_and_grown_again_past_the_anchor_is_refused_before_the_server_is_r
     parmana_runtime::LogSequencer::default()
         .run_all(state.runtime.store(), None)
         .unwrap();
-    let tokio = tokio_runtime();
-    tokio
-        .block_on(crate::lifecycle::recover_then_ready(
-            Arc::clone(&state),
-            axum_server::Handle::new(),
-        ))
-        .unwrap();
     assert!(
         parmana_runtime::replay::ledger_log(state.runtime.store())
             .unwrap()
             .size()
             > anchored
     );
+    let tokio = tokio_runtime();
+    let refused = tokio
+        .block_on(crate::lifecycle::recover_then_ready(
+            Arc::clone(&state),
+            axum_server::Handle::new(),
+        ))
+        .unwrap_err();
+    assert_eq!(refused.code(), "runtime.store_rewound", "{refused}");
+    assert!(refused.to_string().contains("another root"), "{refused}");
     assert!(state.runtime.store_refused().is_some());
-    let reason = tokio.block_on(crate::api::check_readiness(&state)).unwrap();
-    assert!(reason.contains("runtime.store_rewound"), "{reason}");
+    assert!(!state.is_started());
 }
