@@ -193,6 +193,16 @@ pub(crate) const STORE: Key = Key {
     flag: "--store",
     env: "PARMANA_STORE",
 };
+/// `cli.invalid_config`: `origin` (a variable or a file) gives the key list `key` empty — a
+/// mistake, not a choice.
+fn names_no_key(origin: &str, key: Key) -> Failure {
+    Failure::new(
+        "cli.invalid_config",
+        format!("{origin}: `{}` names no key file", key.name),
+        ExitClass::Usage,
+    )
+}
+
 pub(crate) const KEYS: Key = Key {
     name: "keys",
     flag: "--key",
@@ -503,27 +513,14 @@ impl Deployment {
         &self,
         flags: &[PathBuf],
     ) -> Result<Option<Setting<Vec<PathBuf>>>, Failure> {
-        let named_none = |origin: &str| {
-            Failure::new(
-                "cli.invalid_config",
-                format!("{origin}: `{}` names no key file", LOG_KEY.name),
-                ExitClass::Usage,
-            )
-        };
+        let named_none = |origin: &str| names_no_key(origin, LOG_KEY);
         if !flags.is_empty() {
             return Ok(Some(Setting {
                 value: flags.to_vec(),
                 source: Source::Flag(LOG_KEY.flag),
             }));
         }
-        if let Some(value) = self.env(LOG_KEY) {
-            let paths: Vec<PathBuf> = std::env::split_paths(value)
-                .filter(|path| !path.as_os_str().is_empty())
-                .map(|path| relative_to(&self.cwd, &path))
-                .collect();
-            if paths.is_empty() {
-                return Err(named_none(LOG_KEY.env));
-            }
+        if let Some(paths) = self.env_paths(LOG_KEY)? {
             return Ok(Some(Setting {
                 value: paths,
                 source: Source::Env(LOG_KEY.env),
@@ -549,31 +546,34 @@ impl Deployment {
         }))
     }
 
+    /// The paths a path-list variable of `key` names, resolved against the current directory:
+    /// `None` when it is unset, `cli.invalid_config` when it names none.
+    fn env_paths(&self, key: Key) -> Result<Option<Vec<PathBuf>>, Failure> {
+        let Some(value) = self.env(key) else {
+            return Ok(None);
+        };
+        let paths: Vec<PathBuf> = std::env::split_paths(value)
+            .filter(|path| !path.as_os_str().is_empty())
+            .map(|path| relative_to(&self.cwd, &path))
+            .collect();
+        if paths.is_empty() {
+            return Err(names_no_key(key.env, key));
+        }
+        Ok(Some(paths))
+    }
+
     /// The attestation signing keys: every `--key`, else the variable (a path list), else the
     /// file, else the default key. A variable or a list that names no path is
     /// `cli.invalid_config`, as for [`Self::log_keys`].
     pub(crate) fn keys(&self, flags: &[PathBuf]) -> Result<Setting<Vec<PathBuf>>, Failure> {
-        let named_none = |origin: &str| {
-            Failure::new(
-                "cli.invalid_config",
-                format!("{origin}: `{}` names no key file", KEYS.name),
-                ExitClass::Usage,
-            )
-        };
+        let named_none = |origin: &str| names_no_key(origin, KEYS);
         if !flags.is_empty() {
             return Ok(Setting {
                 value: flags.to_vec(),
                 source: Source::Flag(KEYS.flag),
             });
         }
-        if let Some(value) = self.env(KEYS) {
-            let paths: Vec<PathBuf> = std::env::split_paths(value)
-                .filter(|path| !path.as_os_str().is_empty())
-                .map(|path| relative_to(&self.cwd, &path))
-                .collect();
-            if paths.is_empty() {
-                return Err(named_none(KEYS.env));
-            }
+        if let Some(paths) = self.env_paths(KEYS)? {
             return Ok(Setting {
                 value: paths,
                 source: Source::Env(KEYS.env),

@@ -466,16 +466,24 @@ impl Problems {
 mod tests {
     use serde_json::{Map, Value, json};
 
-    use crate::{MAX_REPORTED_SIGNAL_PROBLEMS, SignalError, compile};
+    use crate::{CompiledPolicy, MAX_REPORTED_SIGNAL_PROBLEMS, SignalError, compile};
+
+    /// A policy of one required signal `amount` of type `ty`, deciding `ok`.
+    fn amount_policy(ty: &str) -> CompiledPolicy {
+        compile(
+            format!(
+                r#"{{"schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
+                    "decisions": ["ok"], "signals": {{"amount": {{"type": "{ty}", "required": true}}}},
+                    "rules": [], "default": {{"decision": "ok"}}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
 
     #[test]
     fn problems_are_all_reported_but_bounded() {
-        let policy = compile(
-            br#"{"schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
-                "decisions": ["ok"], "signals": {"amount": {"type": "integer", "required": true}},
-                "rules": [], "default": {"decision": "ok"}}"#,
-        )
-        .unwrap();
+        let policy = amount_policy("integer");
         let mut signals = Map::new();
         for i in 0..1000 {
             signals.insert(format!("extra{i:04}"), json!(1));
@@ -503,12 +511,7 @@ mod tests {
     /// however large, are numbers like any other.
     #[test]
     fn an_integer_no_double_holds_is_refused_not_rounded() {
-        let policy = compile(
-            br#"{"schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
-                "decisions": ["ok"], "signals": {"amount": {"type": "number", "required": true}},
-                "rules": [], "default": {"decision": "ok"}}"#,
-        )
-        .unwrap();
+        let policy = amount_policy("number");
         for inexact in [
             json!(9_007_199_254_740_993_u64),
             json!(-9_007_199_254_740_993_i64),

@@ -133,17 +133,7 @@ struct Capturing {
 }
 
 impl ReplayStore for Capturing {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, ReplayError> {
-        self.inner.claim(id, record, under)
-    }
-    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
-        self.inner.complete(id, attestation)
-    }
+    common::forward_store_writes!(inner);
     fn completes_in_one_write(&self) -> bool {
         true
     }

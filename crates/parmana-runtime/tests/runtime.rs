@@ -589,14 +589,7 @@ struct FlakyComplete {
 }
 
 impl ReplayStore for FlakyComplete {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: parmana_runtime::replay::AcceptedVersions,
-    ) -> Result<parmana_runtime::replay::ClaimOutcome, parmana_runtime::replay::ReplayError> {
-        self.inner.claim(id, record, under)
-    }
+    common::forward_store_writes!(inner: claim);
     fn complete(
         &self,
         id: &ExecutionId,
@@ -782,13 +775,7 @@ impl ReplayStore for PanicsAtTheThirdClaim {
         }
         self.inner.claim(id, record, under)
     }
-    fn complete(
-        &self,
-        id: &ExecutionId,
-        attestation: &[u8],
-    ) -> Result<(), parmana_runtime::replay::ReplayError> {
-        self.inner.complete(id, attestation)
-    }
+    common::forward_store_writes!(inner: complete);
     common::forward_store_reads!(inner);
 }
 

@@ -22,7 +22,7 @@ use parmana_testkit::FixtureEnvironment;
 
 const SIGNALS: &str =
     r#"{"claim_amount": 1200, "vip_customer": false, "country": "DE", "policy_age_days": 400}"#;
-const ORIGIN: &str = "log.example/parmana";
+const ORIGIN: &str = parmana_testkit::FIXTURE_LOG_ORIGIN;
 
 /// A fixture environment rotated to a version whose log role holds `root-1`, and a runtime on
 /// a memory store.
@@ -33,13 +33,7 @@ fn setup() -> (FixtureEnvironment, Runtime, LocalSigningKey) {
 /// [`setup`] with the runtime on `store`.
 fn setup_on(store: Arc<dyn ReplayStore>) -> (FixtureEnvironment, Runtime, LocalSigningKey) {
     let fixture = FixtureEnvironment::new().unwrap();
-    let log_key = fixture.key("root-1").unwrap();
-    fixture
-        .rotate_with_log(
-            LogSpec::one_key(ORIGIN, log_key.public_key()),
-            Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
-        )
-        .unwrap();
+    let log_key = fixture.rotate_to_fixture_log().unwrap();
     let runtime = Runtime::builder(fixture.config())
         .signer(fixture.attestation_signer().unwrap())
         .shared_store(store)
@@ -276,14 +270,7 @@ impl Respelling {
 }
 
 impl ReplayStore for Respelling {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &parmana_runtime::replay::ClaimRecord,
-        under: parmana_runtime::replay::AcceptedVersions,
-    ) -> Result<parmana_runtime::replay::ClaimOutcome, ReplayError> {
-        self.inner.claim(id, record, under)
-    }
+    common::forward_store_writes!(inner: claim);
     fn completes_in_one_write(&self) -> bool {
         self.inner.completes_in_one_write()
     }

@@ -33,12 +33,7 @@ fn a_store_cut_under_the_log_stops_executions_and_readiness() {
     let state = bound(runtime_over(&fixture, store), Limits::default(), None);
     state.started_up.store(true, Ordering::SeqCst);
     let tokio = tokio_runtime();
-    for n in 0..3 {
-        let request =
-            ExecutionRequest::parse(&format!("kept-{n}"), "claims-approval@1.0.0", SIGNALS)
-                .unwrap();
-        state.runtime.execute(&request).unwrap();
-    }
+    execute_many(&state.runtime, "kept", 3);
     tokio.block_on(crate::lifecycle::sequence_all(&state, Duration::ZERO));
     assert_eq!(state.runtime.store_refused(), None);
     assert_eq!(tokio.block_on(crate::api::check_readiness(&state)), None);
@@ -108,20 +103,38 @@ fn a_store_cut_under_the_log_stops_executions_and_readiness() {
     assert_eq!(status, 200, "{text}");
 }
 
+/// Executes `count` fresh ids named `prefix-N` on `runtime`.
+fn execute_many(runtime: &parmana_runtime::Runtime, prefix: &str, count: usize) {
+    for n in 0..count {
+        let id = format!("{prefix}-{n}");
+        let request = ExecutionRequest::parse(&id, "claims-approval@1.0.0", SIGNALS).unwrap();
+        runtime.execute(&request).unwrap();
+    }
+}
+
+/// A server of `fixture` (rotated to the fixture log, `log_key` its key) over a fresh memory
+/// store reported as `store_kind`, whose sequencer signs with `log_key` and keeps `anchor`; not
+/// started.
+fn bound_with_log(
+    fixture: &FixtureEnvironment,
+    log_key: parmana_runtime::trust::LocalSigningKey,
+    anchor: Arc<parmana_runtime::LogAnchor>,
+    store_kind: &str,
+) -> Arc<crate::state::AppState> {
+    let mut settings = crate::readiness_tests::settings_for(Limits::default(), None, store_kind);
+    settings.sequencer.log_keys = Some(Arc::from(vec![log_key]));
+    settings.sequencer.anchor = Some(anchor);
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    crate::readiness_tests::bound_with(runtime_over(fixture, store), settings)
+}
+
 /// A memory store (`serve --store memory`, a dry run) holds no history a log anchor could
 /// record: with the deployment's anchor and log key configured, its executions are still taken
 /// and sequenced, never refused as a store cut under the anchor.
 #[test]
 fn a_memory_store_is_never_held_against_the_log_anchor() {
-    use parmana_runtime::trust::LogSpec;
     let fixture = FixtureEnvironment::new().unwrap();
-    let log_key = fixture.key("root-1").unwrap();
-    fixture
-        .rotate_with_log(
-            LogSpec::one_key("log.example/parmana", log_key.public_key()),
-            parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
-        )
-        .unwrap();
+    let log_key = fixture.rotate_to_fixture_log().unwrap();
     // The deployment's anchor records a checkpoint of 5 entries (of its durable store).
     let dir = tempfile::tempdir().unwrap();
     let anchor_path = dir.path().join("log-anchor");
@@ -133,16 +146,10 @@ fn a_memory_store_is_never_held_against_the_log_anchor() {
         ),
     )
     .unwrap();
-    let mut settings = crate::readiness_tests::settings_for(Limits::default(), None, "memory");
-    settings.sequencer.log_keys = Some(Arc::from(vec![log_key]));
-    settings.sequencer.anchor = Some(Arc::new(
-        parmana_runtime::LogAnchor::open(&anchor_path).unwrap(),
-    ));
-    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
-    let state = crate::readiness_tests::bound_with(runtime_over(&fixture, store), settings);
+    let anchor = Arc::new(parmana_runtime::LogAnchor::open(&anchor_path).unwrap());
+    let state = bound_with_log(&fixture, log_key, anchor, "memory");
     state.started_up.store(true, Ordering::SeqCst);
-    let request = ExecutionRequest::parse("dry-run-1", "claims-approval@1.0.0", SIGNALS).unwrap();
-    state.runtime.execute(&request).unwrap();
+    execute_many(&state.runtime, "dry-run", 1);
     let tokio = tokio_runtime();
     tokio.block_on(crate::lifecycle::sequence_all(&state, Duration::ZERO));
     assert_eq!(state.runtime.store_refused(), None);
@@ -158,25 +165,13 @@ fn a_memory_store_is_never_held_against_the_log_anchor() {
 /// anchored root, and does not start on it (`runtime.store_rewound`) — no execution is taken.
 #[test]
 fn a_store_cut_and_grown_again_past_the_anchor_is_refused_before_the_server_is_ready() {
-    use parmana_runtime::trust::LogSpec;
     let fixture = FixtureEnvironment::new().unwrap();
-    let log_key = fixture.key("root-1").unwrap();
-    fixture
-        .rotate_with_log(
-            LogSpec::one_key("log.example/parmana", log_key.public_key()),
-            parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
-        )
-        .unwrap();
+    let log_key = fixture.rotate_to_fixture_log().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let anchor = Arc::new(parmana_runtime::LogAnchor::open(dir.path().join("log-anchor")).unwrap());
     // The log the key signed, anchored: three executions.
     let signed = runtime_over(&fixture, Arc::new(MemoryReplayStore::new()));
-    for n in 0..3 {
-        let request =
-            ExecutionRequest::parse(&format!("signed-{n}"), "claims-approval@1.0.0", SIGNALS)
-                .unwrap();
-        signed.execute(&request).unwrap();
-    }
+    execute_many(&signed, "signed", 3);
     let environment = signed.environment();
     let signers: [&dyn parmana_runtime::trust::Signer; 1] = [&log_key];
     parmana_runtime::LogSequencer::default()
@@ -194,19 +189,8 @@ fn a_store_cut_and_grown_again_past_the_anchor_is_refused_before_the_server_is_r
         .unwrap();
     let (anchored, _) = anchor.recorded().unwrap();
     // The store the server starts on: another history, longer than the anchored log.
-    let mut settings = crate::readiness_tests::settings_for(Limits::default(), None, "sqlite");
-    settings.sequencer.log_keys = Some(Arc::from(vec![log_key]));
-    settings.sequencer.anchor = Some(Arc::clone(&anchor));
-    let state = crate::readiness_tests::bound_with(
-        runtime_over(&fixture, Arc::new(MemoryReplayStore::new())),
-        settings,
-    );
-    for n in 0..6 {
-        let request =
-            ExecutionRequest::parse(&format!("other-{n}"), "claims-approval@1.0.0", SIGNALS)
-                .unwrap();
-        state.runtime.execute(&request).unwrap();
-    }
+    let state = bound_with_log(&fixture, log_key, Arc::clone(&anchor), "sqlite");
+    execute_many(&state.runtime, "other", 6);
     parmana_runtime::LogSequencer::default()
         .run_all(state.runtime.store(), None)
         .unwrap();

@@ -144,12 +144,16 @@ macro_rules! forward_store_reads {
     };
 }
 
-/// The writes `claim` and `complete`, forwarded unchanged to `self.$inner`: for a wrapper that
-/// observes or changes only what the store reads back.
+/// The writes `claim` and `complete` (or the one named), forwarded unchanged to `self.$inner`:
+/// for a wrapper that observes or changes only what the store reads back (or the other write).
 #[macro_export]
 macro_rules! forward_store_writes {
     ($inner:tt) => {
         $crate::forward_store_writes!($inner: claim);
+        $crate::forward_store_writes!($inner: complete);
+    };
+    // For a wrapper that breaks or observes the claim.
+    ($inner:tt: complete) => {
         fn complete(
             &self,
             id: &$crate::__runtime::canon::ExecutionId,

@@ -19,7 +19,8 @@ mod runtime;
 pub use parmana_runtime as __runtime;
 #[cfg(feature = "runtime")]
 pub use runtime::{
-    CrashBeforeComplete, CutLedger, TempSqliteStore, append_sequenced, fixed_clock, memory_store,
+    CrashBeforeComplete, CutLedger, FIXTURE_LOG_ORIGIN, TempSqliteStore, append_sequenced,
+    fixed_clock, memory_store,
 };
 
 /// The instant most tests execute at (the fixtures expire in 2036).

@@ -64,6 +64,18 @@ impl FixtureEnvironment {
         self.rotate_with(attestation, threshold, expires, None)
     }
 
+    /// Rotates this environment's trust root to a version naming the log
+    /// [`FIXTURE_LOG_ORIGIN`] with the TEST-ONLY key `root-1` as its one log key (expiring in
+    /// 2036), as [`rotate_with_log`](Self::rotate_with_log); returns that key.
+    pub fn rotate_to_fixture_log(&self) -> Result<LocalSigningKey, ExecutionError> {
+        let log_key = self.key("root-1")?;
+        self.rotate_with_log(
+            LogSpec::one_key(FIXTURE_LOG_ORIGIN, log_key.public_key()),
+            Timestamp::parse("2036-01-01T00:00:00Z")?,
+        )?;
+        Ok(log_key)
+    }
+
     /// Rotates this environment's trust root, as [`rotate_trust_root`](Self::rotate_trust_root)
     /// with the fixture attestation key, to a version that names the transparency log `log`.
     pub fn rotate_with_log(
@@ -199,6 +211,9 @@ pub fn append_sequenced(
     sequence_all(store)?;
     Ok(())
 }
+
+/// The origin of the transparency log [`FixtureEnvironment::rotate_to_fixture_log`] names.
+pub const FIXTURE_LOG_ORIGIN: &str = "log.example/parmana";
 
 /// A store whose `complete` always fails (`replay.store_unavailable`), and which never completes
 /// in one write: an execution through it stays claimed with every input recorded, as after a

@@ -661,16 +661,9 @@ fn a_request_running_past_the_shutdown_grace_is_answered_with_its_execution() {
 
 #[test]
 fn the_background_sequencer_signs_checkpoints_with_the_log_key() {
-    use parmana_runtime::canon::Timestamp;
-    use parmana_runtime::trust::LogSpec;
     let env = deployment("sqlite:state/replay.sqlite3", "");
     let root = env.root().to_path_buf();
-    let log_key = env.key("root-1").unwrap();
-    env.rotate_with_log(
-        LogSpec::one_key("log.example/parmana", log_key.public_key()),
-        Timestamp::parse("2036-01-01T00:00:00Z").unwrap(),
-    )
-    .unwrap();
+    env.rotate_to_fixture_log().unwrap();
     let served = Served::start(
         &root,
         &[
