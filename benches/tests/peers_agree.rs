@@ -47,3 +47,42 @@ fn every_engine_decides_the_scaling_policies_like_the_reference() {
         );
     }
 }
+
+/// This build is one in which serde_json keeps a document's member order (Cedar turns on its
+/// `preserve_order`, and Cargo unifies features): a refused policy's diagnostics, and with
+/// them its code (the first error's), are still those of the shipped build, which reads
+/// members in key order.
+#[test]
+fn a_refused_policys_diagnostics_do_not_depend_on_serde_jsons_member_order() {
+    let members: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"b":1,"a":2}"#).unwrap();
+    assert_eq!(
+        members.keys().next().map(String::as_str),
+        Some("b"),
+        "this build was to keep the document's member order"
+    );
+    let report = parmana_policy::check(
+        br#"{"schema_version":"2.0.0","policy_id":"p","policy_version":"1.0.0","decisions":["y"],
+            "signals":{"b":{"type":"text","required":true},"a":{"type":"number","required":"yes"}},
+            "rules":[{"id":"r","when":{"signal":"b","zz":1,"eq":"x"},"then":{"decision":"y"}}],
+            "default":{"decision":"y"},"z":1,"c":2}"#,
+    );
+    let found: Vec<(&str, &str)> = report
+        .diagnostics
+        .iter()
+        .map(|d| (d.code.code(), d.path.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("policy.unknown_field", "/c"),
+            ("policy.unknown_field", "/z"),
+            ("policy.wrong_json_type", "/signals/a/required"),
+            ("policy.unknown_signal_type", "/signals/b/type"),
+            ("policy.unknown_operator", "/rules/0/when/zz"),
+            ("policy.undeclared_signal", "/rules/0/when/signal"),
+        ],
+        "{}",
+        report.render()
+    );
+}

@@ -99,6 +99,7 @@ pub(crate) fn finish(
 
 fn check_rules(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut cells_left = crate::suggest::POLICY_SUGGESTION_CELLS;
     for rule in &model.rules {
         let id_path = format!("{}/id", rule.path);
         if rule.id == "default" {
@@ -125,6 +126,7 @@ fn check_rules(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
             &rule.then.decision,
             &rule_decision_path(model, &rule.path),
             diagnostics,
+            &mut cells_left,
         );
     }
     let default_path = if model.schema == SchemaVersion::V2 {
@@ -132,7 +134,13 @@ fn check_rules(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
     } else {
         model.default_path.clone()
     };
-    check_decision(model, &model.default.decision, &default_path, diagnostics);
+    check_decision(
+        model,
+        &model.default.decision,
+        &default_path,
+        diagnostics,
+        &mut cells_left,
+    );
 }
 
 fn rule_decision_path(model: &PolicyModel, rule_path: &str) -> String {
@@ -142,19 +150,28 @@ fn rule_decision_path(model: &PolicyModel, rule_path: &str) -> String {
     }
 }
 
+/// Where a rule's condition is: its `when`, or, in a legacy 1.0.0 document, `/rules` itself.
+fn rule_condition_path(model: &PolicyModel, rule_path: &str) -> String {
+    match model.schema {
+        SchemaVersion::V2 => format!("{rule_path}/when"),
+        SchemaVersion::Legacy1 => rule_path.to_owned(),
+    }
+}
+
 fn check_decision(
     model: &PolicyModel,
     decision: &str,
     path: &str,
     diagnostics: &mut Vec<Diagnostic>,
+    cells_left: &mut usize,
 ) {
     if !model.decisions.iter().any(|d| d == decision) {
         diagnostics.push(Diagnostic::new(
             Code::UndeclaredDecision,
             path,
             format!(
-                "decision {decision:?} is not in \"decisions\" ({})",
-                model.decisions.join(", ")
+                "decision {decision:?} is not in \"decisions\" {}",
+                crate::suggest::declared_decisions(decision, &model.decisions, cells_left)
             ),
         ));
     }
@@ -169,7 +186,7 @@ fn warn(model: &PolicyModel, diagnostics: &mut Vec<Diagnostic>) {
         if tri == Tri::Never {
             diagnostics.push(Diagnostic::new(
                 Code::RuleNeverMatches,
-                format!("{}/when", rule.path),
+                rule_condition_path(model, &rule.path),
                 format!(
                     "rule {:?} can never match: its condition is false for every valid signal set",
                     rule.id

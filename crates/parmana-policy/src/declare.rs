@@ -36,7 +36,7 @@ pub(crate) fn read_signals(reader: &mut Reader<'_>, value: &Value, path: &str) -
         return Vec::new();
     }
     let mut decls = Vec::with_capacity(map.len());
-    for (name, decl) in map {
+    for (name, decl) in crate::parse::sorted_members(map) {
         let decl_path = join_path(path, name);
         // Schema 1.0.0 names signals with any JSON string, as the original tooling did; 2.0.0
         // keeps its grammar.

@@ -288,7 +288,7 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Renders diagnostics for a terminal, errors before warnings, each in document order,
+/// Renders diagnostics for a terminal, errors before warnings, each in the order reported,
 /// followed by a one-line summary such as `2 errors, 1 warning`.
 pub fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
     let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();

@@ -27,15 +27,17 @@ pub(crate) fn read_policy(bytes: &[u8]) -> (Option<PolicyModel>, Vec<Diagnostic>
     }
     match parmana_canon::parse_strict(bytes) {
         Ok(value) => read_policy_value(&value),
-        Err(e) => (
-            None,
-            vec![Diagnostic::new(
-                Code::InvalidJson,
-                "",
-                format!("not strict JSON: {e} ({})", e.code()),
-            )],
-        ),
+        Err(e) => (None, vec![not_strict_json(&e)]),
     }
+}
+
+/// The refusal of a policy that is not strict JSON (`policy.invalid_json`).
+pub(crate) fn not_strict_json(e: &parmana_canon::CanonError) -> Diagnostic {
+    Diagnostic::new(
+        Code::InvalidJson,
+        "",
+        format!("not strict JSON: {e} ({})", e.code()),
+    )
 }
 
 /// Reads a parsed policy document of either schema.
@@ -226,18 +228,19 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
 /// `permit`: the declared decisions that permit what was asked (an AuthZEN `"decision": true`),
 /// each named once.
 fn read_permit(reader: &mut Reader<'_>, value: &Value, decisions: &[String]) -> Vec<String> {
+    let cells_left = std::cell::Cell::new(crate::suggest::SUGGESTION_CELLS);
     read_decision_list(
         reader,
         value,
         "permit",
         |name| {
             (!decisions.iter().any(|d| d == name)).then(|| {
+                let mut cells = cells_left.get();
+                let declared = crate::suggest::declared_decisions(name, decisions, &mut cells);
+                cells_left.set(cells);
                 (
                     Code::UndeclaredDecision,
-                    format!(
-                        "permit names {name:?}, which is not in \"decisions\" ({})",
-                        decisions.join(", ")
-                    ),
+                    format!("permit names {name:?}, which is not in \"decisions\" {declared}"),
                 )
             })
         },
@@ -274,8 +277,14 @@ fn read_decision_list(
     twice: impl Fn(&str) -> String,
 ) -> Vec<String> {
     let list_path = format!("/{field}");
-    let Some(items) = reader.list(value, &list_path, field) else {
-        return Vec::new();
+    // Counted before the list's own bound (`policy.list_too_long` past 1,024 items), so that
+    // every list too long for decisions is `policy.too_many`, as documented.
+    let items = match value {
+        Value::Array(items) if items.len() > limits::MAX_DECISIONS => items.as_slice(),
+        _ => match reader.list(value, &list_path, field) {
+            Some(items) => items,
+            None => return Vec::new(),
+        },
     };
     if items.len() > limits::MAX_DECISIONS {
         reader.report(

@@ -9,7 +9,7 @@ pub enum PolicyError {
     /// Static validation refused the policy; `diagnostics` holds every finding (errors and warnings).
     #[error("policy refused: {}", summary(.diagnostics))]
     Invalid {
-        /// Every finding, errors first in document order, then warnings.
+        /// Every finding: errors first, in the order the document is read, then warnings.
         diagnostics: Vec<Diagnostic>,
     },
 }

@@ -74,7 +74,8 @@ pub mod limits {
     pub const MAX_CONDITION_DEPTH: usize = 32;
     /// Most condition nodes in the whole policy.
     pub const MAX_CONDITION_NODES: usize = 100_000;
-    /// Longest list: items of `all`/`any`, `in`/`not_in` operands, `enum` values, `decisions`.
+    /// Longest list: items of `all`/`any`, `in`/`not_in` operands, `enum` values (decisions and
+    /// `permit` entries have their own, smaller bound).
     pub const MAX_LIST_LEN: usize = 1_024;
     /// Longest string constant (operands, reasons, descriptions), in Unicode scalar values.
     pub const MAX_STRING_LEN: usize = 4_096;
@@ -85,7 +86,8 @@ pub mod limits {
 /// The outcome of static validation: every diagnostic, and the compiled policy when there is no error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckReport {
-    /// Every finding: errors in document order, then warnings.
+    /// Every finding: errors in the order the document is read (object members by key, list
+    /// items in order; the checks across rules after them), then warnings.
     pub diagnostics: Vec<Diagnostic>,
     policy: Option<CompiledPolicy>,
 }
@@ -147,8 +149,15 @@ pub fn check(policy: &[u8]) -> CheckReport {
 }
 
 /// Like [`check`], for a policy already parsed (for example with `parmana_canon::parse_strict`).
+///
+/// The value is checked as its canonical text is, so that one built in code meets every rule
+/// the text meets: the size limit, and numbers a double holds exactly (an integer past
+/// ±(2^53−1) is `policy.invalid_json`, never rounded to a neighbour).
 pub fn check_value(policy: &serde_json::Value) -> CheckReport {
-    report_of(document::read_policy_value(policy))
+    match parmana_canon::canonicalize_value(policy) {
+        Ok(text) => check(&text),
+        Err(e) => report_of((None, vec![document::not_strict_json(&e)])),
+    }
 }
 
 /// Reads, checks and compiles policy bytes; warnings are dropped (see [`check`] to see them).

@@ -158,7 +158,10 @@ impl<'a> Reader<'a> {
             [] => self.leaf(map, value, path, guarded),
             [key] => {
                 let key = *key;
-                for other in map.keys().filter(|k| k.as_str() != key) {
+                for (other, _) in sorted_members(map)
+                    .into_iter()
+                    .filter(|(k, _)| k.as_str() != key)
+                {
                     self.report_at(
                         Code::UnknownField,
                         &join_path(path, other),
@@ -195,7 +198,12 @@ impl<'a> Reader<'a> {
                                             ..
                                         }) = &child.kind
                                     {
-                                        guarded_here.push(*slot);
+                                        // Each slot once: the list is then no longer
+                                        // than the declared signals however many `present`
+                                        // items repeat, and a read scans no more than that.
+                                        if !guarded_here.contains(slot) {
+                                            guarded_here.push(*slot);
+                                        }
                                     }
                                     children.push(child);
                                 }
@@ -284,7 +292,10 @@ impl<'a> Reader<'a> {
     ) -> Option<Cond> {
         let mut ops: Vec<(&str, Op)> = Vec::new();
         let mut unknown: Vec<&str> = Vec::new();
-        for key in map.keys().filter(|k| k.as_str() != "signal") {
+        for (key, _) in sorted_members(map)
+            .into_iter()
+            .filter(|(k, _)| k.as_str() != "signal")
+        {
             match self.dialect.operator(key) {
                 Some(op) => ops.push((key, op)),
                 None => unknown.push(key),
@@ -533,6 +544,16 @@ pub(crate) fn integer_of(n: &serde_json::Number) -> Option<i64> {
     }
 }
 
+/// The members of `map` in key order (by bytes), whatever order serde_json keeps: a build in
+/// which another crate turns on its `preserve_order` keeps the document's. What the reader
+/// reports, and so the code of a refused policy (its first error's), does not depend on the
+/// build.
+pub(crate) fn sorted_members(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut members: Vec<(&String, &Value)> = map.iter().collect();
+    members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    members
+}
+
 /// Reports every key of `map` not in `allowed` as an unknown field.
 pub(crate) fn check_fields(
     reader: &mut Reader<'_>,
@@ -540,7 +561,7 @@ pub(crate) fn check_fields(
     path: &str,
     allowed: &[&str],
 ) {
-    for key in map.keys() {
+    for (key, _) in sorted_members(map) {
         if !allowed.contains(&key.as_str()) {
             reader.report(
                 Code::UnknownField,

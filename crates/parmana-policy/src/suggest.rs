@@ -75,6 +75,29 @@ pub(crate) fn hint<'a>(
         .unwrap_or_default()
 }
 
+/// The most bytes of declared decision names a refusal lists whole; past it, a refusal names
+/// their count and the closest one instead, so that its message stays short however many
+/// decisions a policy declares and however many of its rules name an undeclared one.
+const LISTED_DECISIONS_BYTES: usize = 256;
+
+/// What a refusal of the undeclared decision `name` says of the declared ones, in parentheses:
+/// all of them while they are short (`(approve, deny)`), otherwise how many there are and,
+/// where one is close, which (`(256 declared) (did you mean "approve"?)`); the comparisons
+/// spend `cells_left` (see [`closest`]).
+pub(crate) fn declared_decisions(
+    name: &str,
+    decisions: &[String],
+    cells_left: &mut usize,
+) -> String {
+    let listed: usize = decisions.iter().map(|d| d.len() + 2).sum();
+    if listed <= LISTED_DECISIONS_BYTES + 2 {
+        format!("({})", decisions.join(", "))
+    } else {
+        let hint = hint(name, decisions.iter().map(String::as_str), cells_left);
+        format!("({} declared){hint}", decisions.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{SUGGESTION_CELLS, closest};

@@ -305,6 +305,31 @@ fn run_case(policy: &CompiledPolicy, bytes: &[u8], coverage: &mut Coverage) -> C
             };
         }
     };
+    // The case is run on both evaluators: the trace (linear over the rules) for coverage, and
+    // the indexed one a runtime signs with. They agree on every input (a property test checks
+    // it); should they not, the case fails rather than pass on the one the runtime does not use.
+    match validated.evaluate() {
+        Ok(decided) if decided == explanation.decision => {}
+        Ok(decided) => {
+            return CaseOutcome::Failed {
+                expected: describe(&expect),
+                actual: format!(
+                    "error policy.evaluation_fault: the trace decides {:?} by rule {:?}, the \
+                     indexed evaluation {:?} by rule {:?}",
+                    explanation.decision.decision,
+                    explanation.decision.rule_id,
+                    decided.decision,
+                    decided.rule_id
+                ),
+            };
+        }
+        Err(fault) => {
+            return CaseOutcome::Failed {
+                expected: describe(&expect),
+                actual: format!("error {}: {fault}", fault.code()),
+            };
+        }
+    }
     for rule in &explanation.rules {
         for c in &rule.conditions {
             if let Some(cov) = coverage.conditions.get_mut(c.node as usize) {
@@ -365,7 +390,11 @@ fn describe(expect: &Expectation) -> String {
 }
 
 fn only_fields(map: &Map<String, Value>, allowed: &[&str], at: &str) -> Result<(), String> {
-    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+    match crate::parse::sorted_members(map)
+        .into_iter()
+        .map(|(k, _)| k)
+        .find(|k| !allowed.contains(&k.as_str()))
+    {
         Some(k) => Err(format!(
             "unknown field {k:?} in {at} (expected {})",
             allowed.join(", ")

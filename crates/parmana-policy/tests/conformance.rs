@@ -87,6 +87,21 @@ fn check_case(path: &Path) -> (Vec<String>, usize) {
     }
     let policy = report.policy().unwrap_or_else(|| panic!("{name}: refused"));
     for (i, ev) in evaluations.iter().enumerate() {
+        for key in ev.as_object().unwrap().keys() {
+            assert!(
+                [
+                    "signals",
+                    "signals_text",
+                    "decision",
+                    "rule_id",
+                    "reason",
+                    "error",
+                    "signal"
+                ]
+                .contains(&key.as_str()),
+                "{name}#{i}: unknown evaluation field {key}"
+            );
+        }
         let validated = match (ev.get("signals"), text(ev, "signals_text")) {
             (Some(s), None) => policy.validate_signals(s),
             (None, Some(t)) => policy.validate_signals_json(t.as_bytes()),

@@ -420,3 +420,90 @@ fn did_you_mean_suggestions_share_one_budget_per_policy() {
         "a suggestion after the budget was spent"
     );
 }
+
+#[test]
+fn an_undeclared_decision_is_refused_in_a_message_of_bounded_size() {
+    // 256 declared decisions of 128 characters, and every rule naming an undeclared one: each
+    // message names the count and the closest decision, not all 33 KB of names (10,000 such
+    // messages would have been 333 MB).
+    let decisions: Vec<String> = (0..limits::MAX_DECISIONS)
+        .map(|i| format!("d{i:03}{}", "x".repeat(limits::MAX_NAME_LEN - 4)))
+        .collect();
+    let near = format!("d007{}", "x".repeat(limits::MAX_NAME_LEN - 5));
+    let rules: Vec<_> = (0..1_000)
+        .map(|i| json!({"id": format!("r{i}"), "when": {"signal": "b", "eq": true}, "then": {"decision": near}}))
+        .collect();
+    let policy = json!({
+        "schema_version": "2.0.0", "policy_id": "many", "policy_version": "1.0.0",
+        "decisions": decisions, "permit": [near], "signals": {"b": {"type": "boolean", "required": true}},
+        "rules": rules, "default": {"decision": decisions[0]}
+    });
+    let report = check(&serde_json::to_vec(&policy).unwrap());
+    let undeclared: Vec<_> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == DiagnosticCode::UndeclaredDecision)
+        .collect();
+    assert_eq!(undeclared.len(), 1_001, "{}", report.render());
+    for d in &undeclared {
+        assert!(d.message.len() < 600, "{}", d.message);
+        assert!(d.message.contains("(256 declared)"), "{}", d.message);
+    }
+    // The first ones say which is closest; the suggestions share one budget for the document.
+    let hint = format!("(256 declared) (did you mean \"{}\"?)", decisions[7]);
+    assert!(
+        undeclared[0].message.ends_with(&hint),
+        "{}",
+        undeclared[0].message
+    );
+    assert!(
+        undeclared[1].message.ends_with(&hint),
+        "{}",
+        undeclared[1].message
+    );
+    // A short list is still given whole.
+    let report = check(
+        &serde_json::to_vec(&json!({
+            "schema_version": "2.0.0", "policy_id": "few", "policy_version": "1.0.0",
+            "decisions": ["approve", "deny"], "signals": {},
+            "rules": [], "default": {"decision": "aprove"}
+        }))
+        .unwrap(),
+    );
+    assert_eq!(
+        report.diagnostics[0].message,
+        "decision \"aprove\" is not in \"decisions\" (approve, deny)"
+    );
+}
+
+#[test]
+fn a_policy_value_built_in_code_meets_the_rules_its_text_meets() {
+    let policy = |operand: serde_json::Value| {
+        json!({
+            "schema_version": "2.0.0", "policy_id": "p", "policy_version": "1.0.0",
+            "decisions": ["yes", "no"], "signals": {"n": {"type": "number", "required": true}},
+            "rules": [{"id": "r", "when": {"signal": "n", "gt": operand}, "then": {"decision": "yes"}}],
+            "default": {"decision": "no"}
+        })
+    };
+    // Accepted as the text is.
+    let value = policy(json!(1.5));
+    let report = parmana_policy::check_value(&value);
+    assert!(report.is_ok(), "{}", report.render());
+    assert_eq!(
+        report.diagnostics,
+        check(&serde_json::to_vec(&value).unwrap()).diagnostics
+    );
+    // An integer no double holds is refused, not rounded to 2^53 (its text is refused too).
+    let report = parmana_policy::check_value(&policy(json!(9_007_199_254_740_993_u64)));
+    let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.code()).collect();
+    assert_eq!(codes, ["policy.invalid_json"], "{}", report.render());
+    let report = check(&serde_json::to_vec(&policy(json!(9_007_199_254_740_993_u64))).unwrap());
+    assert!(!report.is_ok());
+    // The size limit holds for a value too.
+    let mut big = policy(json!(1));
+    big["description"] = json!("x".repeat(limits::MAX_POLICY_BYTES));
+    let report = parmana_policy::check_value(&big);
+    let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.code()).collect();
+    assert_eq!(codes, ["policy.too_large"], "{}", report.render());
+}
