@@ -281,11 +281,15 @@ fn check_sources(root: &Path, problems: &mut Vec<String>) {
     }
 }
 
-/// The one way a test may be ignored (whitespace removed): `cfg_attr` on the condition
-/// `parmana_no_postgres` with `ignore` and a reason. The build script of a crate with PostgreSQL
-/// tests sets that cfg when no server is configured outside CI, so that `cargo test` reports them
-/// as ignored, not passed, while CI still runs them.
-const ALLOWED_CONDITIONAL_IGNORE: &str = concat!("cfg_", "attr(parmana_no_postgres,ignore=\"");
+/// The ways a test may be ignored (whitespace removed): `cfg_attr` on the condition
+/// `parmana_no_postgres` (or `parmana_no_postgres_tls`, for the tests over TLS) with `ignore` and
+/// a reason. The build script of a crate with PostgreSQL tests sets that cfg when no server is
+/// configured outside CI, so that `cargo test` reports them as ignored, not passed, while CI
+/// still runs them.
+const ALLOWED_CONDITIONAL_IGNORE: [&str; 2] = [
+    concat!("cfg_", "attr(parmana_no_postgres,ignore=\""),
+    concat!("cfg_", "attr(parmana_no_postgres_tls,ignore=\""),
+];
 
 /// Refuses a plain `ignore` attribute and any conditional one other than [`ALLOWED_CONDITIONAL_IGNORE`].
 fn check_ignored_tests(shown: &str, text: &str, problems: &mut Vec<String>) {
@@ -306,10 +310,15 @@ fn check_ignored_tests(shown: &str, text: &str, problems: &mut Vec<String>) {
         let mentions_ignore = attr
             .split(|c: char| !(c.is_alphanumeric() || c == '_'))
             .any(|word| word == "ignore");
-        if mentions_ignore && !attr.starts_with(ALLOWED_CONDITIONAL_IGNORE) {
+        if mentions_ignore
+            && !ALLOWED_CONDITIONAL_IGNORE
+                .iter()
+                .any(|allowed| attr.starts_with(allowed))
+        {
             problems.push(format!(
-                "{shown}: the only conditional ignore allowed is on `parmana_no_postgres`, with a \
-                 reason (PostgreSQL tests without a server; see docs/replay-stores.md)"
+                "{shown}: the only conditional ignore allowed is on `parmana_no_postgres` or \
+                 `parmana_no_postgres_tls`, with a reason (PostgreSQL tests without a server; \
+                 see docs/replay-stores.md)"
             ));
         }
         rest = &after[end..];

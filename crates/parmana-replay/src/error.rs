@@ -147,6 +147,26 @@ pub enum ReplayError {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// A store opened only to be read or completed (not created) is at an older schema version
+    /// than this build's: a command of this build that executes migrates it; one that reads
+    /// does not, so that an audit never changes a store older servers write.
+    #[error(
+        "replay store schema version {found} is older than this build's ({current}); a command \
+         that executes (execute, serve) migrates it, one that only reads or completes does not"
+    )]
+    SchemaVersionOutdated {
+        /// The version found in the store.
+        found: i64,
+        /// This build's version.
+        current: i64,
+    },
+    /// A store opened only to be read or completed (not created) is not there: in PostgreSQL,
+    /// the schema holds no store.
+    #[error("no replay store in PostgreSQL schema {schema:?} (a command that executes creates it)")]
+    NotFound {
+        /// The schema named.
+        schema: String,
+    },
     /// The ledger is not intact, so no transparency log is built from it (`parmana ledger verify`
     /// reports the same break).
     #[error("no transparency log over a broken ledger: {0}")]
@@ -176,6 +196,8 @@ impl ReplayError {
             Self::Corrupt { .. } => "replay.store_corrupt",
             Self::TlsRefused { .. } => "replay.store_tls_refused",
             Self::SchemaVersionUnsupported { .. } => "replay.schema_version_unsupported",
+            Self::SchemaVersionOutdated { .. } => "replay.schema_version_outdated",
+            Self::NotFound { .. } => "replay.store_not_found",
             Self::InvalidConfiguration { .. } => "replay.invalid_configuration",
             Self::LedgerBroken(_) => "replay.ledger_broken",
         }

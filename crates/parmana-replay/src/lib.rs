@@ -420,6 +420,18 @@ pub fn read_ledger_snapshot<S: ReplayStore + ?Sized>(
 /// assert_eq!(parmana_replay::open_store("redis://x").unwrap_err().code(), "replay.invalid_configuration");
 /// ```
 pub fn open_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+    open_store_as(location, true)
+}
+
+/// Like [`open_store`], for the commands that only read or complete: a PostgreSQL store is
+/// opened without DDL or writes (`create: false` in [`PostgresOptions`]), and one not there
+/// or at an older schema version is refused instead of created or migrated. (A `sqlite:` file
+/// that must exist is checked by its caller, before it is opened.)
+pub fn open_existing_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+    open_store_as(location, false)
+}
+
+fn open_store_as(location: &str, create: bool) -> Result<Box<dyn ReplayStore>, ReplayError> {
     if location == "memory" {
         return Ok(Box::new(MemoryReplayStore::new()));
     }
@@ -427,7 +439,7 @@ pub fn open_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
         return open_sqlite(path);
     }
     if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-        return open_postgres(location);
+        return open_postgres(location, create);
     }
     // Only what comes before a `:` or `/` is echoed: a mistyped URL may hold a password.
     let kind: String = location
@@ -462,15 +474,18 @@ fn open_sqlite(_path: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
 }
 
 #[cfg(feature = "postgres")]
-fn open_postgres(url: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+fn open_postgres(url: &str, create: bool) -> Result<Box<dyn ReplayStore>, ReplayError> {
     Ok(Box::new(PostgresReplayStore::connect(
         url,
-        &PostgresOptions::default(),
+        &PostgresOptions {
+            create,
+            ..PostgresOptions::default()
+        },
     )?))
 }
 
 #[cfg(not(feature = "postgres"))]
-fn open_postgres(_url: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+fn open_postgres(_url: &str, _create: bool) -> Result<Box<dyn ReplayStore>, ReplayError> {
     Err(ReplayError::InvalidConfiguration {
         message: "this build has no PostgreSQL store (feature `postgres`)".to_owned(),
     })

@@ -131,11 +131,28 @@ pub struct PostgresOptions {
     /// for a new one while the server cannot be reached (the pool keeps retrying until then).
     /// Also the TCP connect timeout of each new connection.
     pub connect_timeout: Duration,
+    /// Whether opening creates the schema and applies the migrations it lacks (the default: the
+    /// commands that execute). Without it, opening writes nothing and runs no DDL: a store not
+    /// there is `replay.store_not_found`, one at an older schema version
+    /// `replay.schema_version_outdated` (the commands that only read or complete: a role
+    /// granted no more than the tables' rights opens it, and a newer build's audit never
+    /// migrates a store older servers write). Its connections may also reach a standby, which
+    /// can be read.
+    pub create: bool,
 }
 
 /// How long a statement of the store waits for a lock before it is refused as unavailable
 /// (`lock_timeout`; a URL's `options=-c lock_timeout=…` sets another).
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long data sent on a store connection may go unacknowledged, and how long one may sit idle
+/// before TCP asks the peer, how often, and how many times, before the connection is given up:
+/// set on both sides, so that a peer that vanished is noticed within about a minute, not the
+/// systems' defaults (hours idle, about 15 minutes sending).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(60);
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
 
 /// How long a session may sit in a transaction without a statement before PostgreSQL ends it and
 /// frees its locks (`idle_in_transaction_session_timeout`; the store's own transactions never
@@ -148,6 +165,7 @@ impl Default for PostgresOptions {
             pool_size: 8,
             schema: "parmana".to_owned(),
             connect_timeout: Duration::from_secs(30),
+            create: true,
         }
     }
 }
@@ -230,10 +248,20 @@ impl PostgresReplayStore {
         // nothing written), and a transaction whose client went silent (a lost host) gives its
         // locks back after `IDLE_IN_TRANSACTION_TIMEOUT` instead of holding every claim of every
         // server until TCP gives up on it (hours).
+        // The server's side of the connection notices a client that vanished as the client's
+        // side does (below): a session blocked sending a large result to a lost host — which the
+        // idle-in-transaction timeout does not end — gives its locks back within about a minute,
+        // not after the server's retransmissions give up (about 15 minutes).
         let defaults = format!(
-            "-c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            "-c lock_timeout={} -c idle_in_transaction_session_timeout={} \
+             -c tcp_user_timeout={} -c tcp_keepalives_idle={} -c tcp_keepalives_interval={} \
+             -c tcp_keepalives_count={}",
             LOCK_TIMEOUT.as_millis(),
-            IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+            IDLE_IN_TRANSACTION_TIMEOUT.as_millis(),
+            TCP_USER_TIMEOUT.as_millis(),
+            KEEPALIVE_IDLE.as_secs(),
+            KEEPALIVE_INTERVAL.as_secs(),
+            KEEPALIVE_RETRIES
         );
         let session = format!("-c synchronous_commit=on -c search_path={schema}");
         let options_text = match config.get_options() {
@@ -246,14 +274,24 @@ impl PostgresReplayStore {
         // of two hours.
         config
             .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30))
-            .keepalives_interval(Duration::from_secs(10))
-            .keepalives_retries(3)
-            .tcp_user_timeout(Duration::from_secs(60));
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES)
+            .tcp_user_timeout(TCP_USER_TIMEOUT);
+        // A store that writes never connects to a standby (a multi-host URL, or a name that
+        // points at one after a failover): there, reads could lag behind what was completed
+        // while every write fails. Each new connection asks the server (once, not per use).
+        if options.create {
+            config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+        }
         let mut first = config
             .connect(connector.clone())
             .map_err(map_connect_error)?;
-        migrate(&mut first, schema)?;
+        if options.create {
+            migrate(&mut first, schema)?;
+        } else {
+            check_schema_version(&mut first, schema)?;
+        }
         drop(first);
         let last_failure = Arc::new(Mutex::new(None));
         let pool = r2d2::Pool::builder()
@@ -283,6 +321,40 @@ impl PostgresReplayStore {
             known: Mutex::new(None),
             group: GroupCommit::new(MAX_BATCH_CLAIMS),
         })
+    }
+}
+
+/// Checks, writing nothing, that `schema` holds a store at this build's schema version.
+fn check_schema_version(client: &mut Client, schema: &str) -> Result<(), ReplayError> {
+    let current = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let found = client
+        .query_opt(
+            "SELECT version FROM schema_version WHERE singleton = 1",
+            &[],
+        )
+        .map_err(|e| {
+            // The search path names only the store's schema: a missing schema and a missing
+            // table are both an undefined table.
+            if e.code() == Some(&SqlState::UNDEFINED_TABLE) {
+                ReplayError::NotFound {
+                    schema: schema.to_owned(),
+                }
+            } else {
+                map_error(e)
+            }
+        })?
+        .ok_or_else(|| ReplayError::Corrupt {
+            message: "the schema_version table holds no version".to_owned(),
+        })?
+        .try_get::<_, i64>(0)
+        .map_err(map_corrupt)?;
+    match found {
+        _ if found == current => Ok(()),
+        0.. if found < current => Err(ReplayError::SchemaVersionOutdated { found, current }),
+        _ => Err(ReplayError::SchemaVersionUnsupported {
+            found,
+            supported: current,
+        }),
     }
 }
 

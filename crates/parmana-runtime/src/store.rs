@@ -1,4 +1,4 @@
-//! Opening a replay store from its URL (`memory`, `sqlite:PATH`, `postgres://…`): commands that write may create a SQLite file, commands that read never do.
+//! Opening a replay store from its URL (`memory`, `sqlite:PATH`, `postgres://…`): commands that write may create a store, commands that read never create nor migrate one.
 
 use std::path::Path;
 
@@ -13,7 +13,8 @@ pub enum StoreOpen {
     /// are created.
     CreateIfMissing,
     /// For commands that only read or complete (`ledger verify`, `recover`, `show`): a missing
-    /// `sqlite:` file is refused with `runtime.store_not_found` instead of created empty.
+    /// `sqlite:` file is refused with `runtime.store_not_found` instead of created empty, and a
+    /// PostgreSQL store is opened without DDL or writes (refused when not there or older).
     MustExist,
 }
 
@@ -41,5 +42,13 @@ pub fn open_store(location: &str, mode: StoreOpen) -> Result<Box<dyn ReplayStore
             }
         }
     }
-    parmana_replay::open_store(location).map_err(ExecutionError::Store)
+    match mode {
+        StoreOpen::CreateIfMissing => parmana_replay::open_store(location),
+        // A PostgreSQL store is opened without DDL or writes, and refused when it is not there
+        // or at an older schema version (`replay.store_not_found`,
+        // `replay.schema_version_outdated`): a reading command neither creates a store in a
+        // mistyped database nor migrates one older servers write.
+        StoreOpen::MustExist => parmana_replay::open_existing_store(location),
+    }
+    .map_err(ExecutionError::Store)
 }

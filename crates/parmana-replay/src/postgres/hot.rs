@@ -414,7 +414,23 @@ mod tests {
 
     impl TestSchema {
         fn new(prefix: &str) -> Option<Self> {
-            let url = std::env::var("PARMANA_TEST_POSTGRES_URL").ok()?;
+            // As every PostgreSQL test: run under `CI=true` whatever the build script saw, so
+            // a missing server fails there instead of passing.
+            let url = match std::env::var("PARMANA_TEST_POSTGRES_URL") {
+                Ok(url) if !url.is_empty() => url,
+                _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+                    "CI=true but PARMANA_TEST_POSTGRES_URL is not set: the PostgreSQL tests \
+                     must run in CI (.ci/services starts a server and exports it)"
+                ),
+                _ => {
+                    use std::io::Write as _;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "SKIPPED: PostgreSQL store test — set PARMANA_TEST_POSTGRES_URL"
+                    );
+                    return None;
+                }
+            };
             let options = PostgresOptions {
                 schema: format!("{prefix}_{}", std::process::id()),
                 ..PostgresOptions::default()

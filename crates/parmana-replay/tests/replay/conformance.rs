@@ -175,8 +175,8 @@ conformance_suite!(
     postgres_tls,
     crate::common::postgres_tls,
     #[cfg_attr(
-        parmana_no_postgres,
-        ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+        parmana_no_postgres_tls,
+        ignore = "no PostgreSQL server over TLS: set PARMANA_TEST_POSTGRES_TLS_URL and PARMANA_TEST_POSTGRES_TLS_ONLY_URL (`source .ci/services`)"
     )]
 );
 

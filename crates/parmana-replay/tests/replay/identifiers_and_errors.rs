@@ -91,6 +91,22 @@ fn every_error_has_a_stable_code_and_message() {
             "replay store schema version 9 is not supported (this build knows up to 1)",
         ),
         (
+            ReplayError::SchemaVersionOutdated {
+                found: 3,
+                current: 4,
+            },
+            "replay.schema_version_outdated",
+            "replay store schema version 3 is older than this build's (4); a command that \
+             executes (execute, serve) migrates it, one that only reads or completes does not",
+        ),
+        (
+            ReplayError::NotFound {
+                schema: "parmana".to_owned(),
+            },
+            "replay.store_not_found",
+            "no replay store in PostgreSQL schema \"parmana\" (a command that executes creates it)",
+        ),
+        (
             ReplayError::InvalidConfiguration {
                 message: "the pool size must be at least 1".to_owned(),
             },

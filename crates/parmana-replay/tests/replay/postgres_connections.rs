@@ -6,7 +6,7 @@
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{
     V0, claim_for, id, postgres_raw, postgres_tls_only_url, postgres_tls_url, postgres_url, unique,
@@ -26,6 +26,7 @@ fn options(schema: &str) -> PostgresOptions {
         schema: schema.to_owned(),
         pool_size: 2,
         connect_timeout: Duration::from_secs(10),
+        create: true,
     }
 }
 
@@ -85,8 +86,8 @@ fn test_ca() -> String {
 
 #[test]
 #[cfg_attr(
-    parmana_no_postgres,
-    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+    parmana_no_postgres_tls,
+    ignore = "no PostgreSQL server over TLS: set PARMANA_TEST_POSTGRES_TLS_URL and PARMANA_TEST_POSTGRES_TLS_ONLY_URL (`source .ci/services`)"
 )]
 fn verify_full_accepts_the_servers_certificate_by_ip_and_by_name() {
     let Some(url) = postgres_tls_url() else {
@@ -106,8 +107,8 @@ fn verify_full_accepts_the_servers_certificate_by_ip_and_by_name() {
 
 #[test]
 #[cfg_attr(
-    parmana_no_postgres,
-    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+    parmana_no_postgres_tls,
+    ignore = "no PostgreSQL server over TLS: set PARMANA_TEST_POSTGRES_TLS_URL and PARMANA_TEST_POSTGRES_TLS_ONLY_URL (`source .ci/services`)"
 )]
 fn verify_full_refuses_a_certificate_for_another_host_and_verify_ca_accepts_it() {
     let Some(_) = postgres_tls_url() else {
@@ -137,8 +138,8 @@ fn verify_full_refuses_a_certificate_for_another_host_and_verify_ca_accepts_it()
 
 #[test]
 #[cfg_attr(
-    parmana_no_postgres,
-    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+    parmana_no_postgres_tls,
+    ignore = "no PostgreSQL server over TLS: set PARMANA_TEST_POSTGRES_TLS_URL and PARMANA_TEST_POSTGRES_TLS_ONLY_URL (`source .ci/services`)"
 )]
 fn a_certificate_from_an_untrusted_ca_is_refused() {
     let Some(_) = postgres_tls_url() else {
@@ -151,22 +152,26 @@ fn a_certificate_from_an_untrusted_ca_is_refused() {
             "127.0.0.1",
             &format!("sslmode={mode}&sslrootcert={}", ca.display()),
         );
-        let started = Instant::now();
         let error = PostgresReplayStore::connect(&url, &options("tls_never")).unwrap_err();
         assert_eq!(error.code(), "replay.store_tls_refused", "{mode}: {error}");
         assert!(
             error.to_string().contains("UnknownIssuer"),
             "{mode}: the message says why: {error}"
         );
-        // Refused at once, not after waiting for the pool.
-        assert!(started.elapsed() < Duration::from_secs(5), "{mode}");
+        // Refused by the first connection's handshake, not after waiting for the pool.
+        assert!(
+            !error
+                .to_string()
+                .contains("no PostgreSQL connection within"),
+            "{mode}: {error}"
+        );
     }
 }
 
 #[test]
 #[cfg_attr(
-    parmana_no_postgres,
-    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+    parmana_no_postgres_tls,
+    ignore = "no PostgreSQL server over TLS: set PARMANA_TEST_POSTGRES_TLS_URL and PARMANA_TEST_POSTGRES_TLS_ONLY_URL (`source .ci/services`)"
 )]
 fn require_and_the_default_mode_encrypt_and_disable_does_not() {
     // The server admits this role only over TLS, so a working store proves the session is encrypted.
@@ -347,6 +352,7 @@ fn a_server_that_stops_accepting_connections_times_out_as_unavailable_and_recove
             schema: schema.clone(),
             pool_size: 1,
             connect_timeout: Duration::from_secs(1),
+            create: true,
         },
     )
     .unwrap();
@@ -364,30 +370,18 @@ fn a_server_that_stops_accepting_connections_times_out_as_unavailable_and_recove
              SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';"
         ))
         .unwrap();
+    // The first claim may meet the ended session; the ones after it find no connection in the
+    // pool's time and say so, with the server's reason for the last attempt.
     let mut waited_for_the_pool = false;
     for n in 0..3 {
-        let started = Instant::now();
         let error = store
             .claim(&id(&format!("during-{n}")), &claim_for("during"), V0)
             .unwrap_err();
         assert_eq!(error.code(), "replay.store_unavailable", "{error}");
-        if started.elapsed() >= Duration::from_millis(900) {
+        let message = error.to_string();
+        if message.contains("no PostgreSQL connection within") {
             waited_for_the_pool = true;
-            assert!(
-                error
-                    .to_string()
-                    .contains("no PostgreSQL connection within"),
-                "{error}"
-            );
-            // The last attempt's reason, from the server.
-            assert!(
-                error.to_string().contains("is not permitted to log in"),
-                "{error}"
-            );
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "bounded by connect_timeout"
-            );
+            assert!(message.contains("is not permitted to log in"), "{error}");
         }
     }
     assert!(waited_for_the_pool, "no checkout waited for the pool");
@@ -539,4 +533,98 @@ fn an_attestation_reaches_the_database_only_with_a_claim_that_won() {
         store.get(&exec).unwrap(),
         ExecutionState::Completed(ref done) if done.attestation() == b"the winner's attestation"
     ));
+}
+
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
+fn a_store_opened_to_read_is_neither_created_nor_migrated_and_needs_no_ddl_rights() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let schema = unique("readonly");
+    let _cleanup = Schemas(vec![schema.clone()]);
+    let reading = PostgresOptions {
+        create: false,
+        ..options(&schema)
+    };
+    let mut admin = postgres_raw(&url, "public");
+    let schemas_named = |admin: &mut postgres::Client| -> i64 {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                &[&schema],
+            )
+            .unwrap()
+            .get(0)
+    };
+
+    // Not there: refused, and not created.
+    let error = PostgresReplayStore::connect(&url, &reading).unwrap_err();
+    assert_eq!(error.code(), "replay.store_not_found", "{error}");
+    assert_eq!(schemas_named(&mut admin), 0);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .unwrap();
+    let error = PostgresReplayStore::connect(&url, &reading).unwrap_err();
+    assert_eq!(error.code(), "replay.store_not_found", "{error}");
+
+    // Made by a store that writes; then read, through a role granted nothing but reading.
+    let store = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
+    assert_eq!(
+        store.claim(&id("made"), &claim_for("made"), V0).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    drop(store);
+    let role = unique("reader");
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN;
+             GRANT USAGE ON SCHEMA {schema} TO {role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role};"
+        ))
+        .unwrap();
+    let reader_url = with_option(&url, &format!("user={role}"));
+    let reader = PostgresReplayStore::connect(&reader_url, &reading).unwrap();
+    assert!(matches!(
+        reader.get(&id("made")).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+    drop(reader);
+    // Opening it to write needs more (it would create what is missing).
+    let error = PostgresReplayStore::connect(&reader_url, &options(&schema)).unwrap_err();
+    assert_eq!(error.code(), "replay.store_unavailable", "{error}");
+
+    // At an older schema version: refused, and left at it.
+    admin
+        .batch_execute(&format!(
+            "UPDATE {schema}.schema_version SET version = version - 1"
+        ))
+        .unwrap();
+    let older: i64 = admin
+        .query_one(&format!("SELECT version FROM {schema}.schema_version"), &[])
+        .unwrap()
+        .get(0);
+    let error = PostgresReplayStore::connect(&url, &reading).unwrap_err();
+    assert_eq!(
+        error,
+        ReplayError::SchemaVersionOutdated {
+            found: older,
+            current: older + 1
+        }
+    );
+    let after: i64 = admin
+        .query_one(&format!("SELECT version FROM {schema}.schema_version"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(after, older);
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA {schema} CASCADE;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';
+             DROP OWNED BY {role}; DROP ROLE {role};"
+        ))
+        .unwrap();
 }
