@@ -27,23 +27,14 @@ static TRUST_ROOT: LazyLock<VerifiedTrustRoot> = LazyLock::new(|| {
         .expect("fixture trust chain")
 });
 
-/// The patient-triage bundle's other files, so that only `bundle.json` varies.
+/// The patient-triage bundle's other file (its policy; `tests/` is not part of a signed bundle),
+/// so that only `bundle.json` varies.
 static BUNDLE_FILES: LazyLock<BTreeMap<String, Vec<u8>>> = LazyLock::new(|| {
     let mut files = BTreeMap::new();
     files.insert(
         "policy.json".to_owned(),
         include_bytes!("../../policies/patient-triage/1.0.0/policy.json").to_vec(),
     );
-    for (name, bytes) in [
-        ("heart-rate-escalates", &include_bytes!("../../policies/patient-triage/1.0.0/tests/heart-rate-escalates.json")[..]),
-        ("missing-heart-rate", &include_bytes!("../../policies/patient-triage/1.0.0/tests/missing-heart-rate.json")[..]),
-        ("moderate-denies", &include_bytes!("../../policies/patient-triage/1.0.0/tests/moderate-denies.json")[..]),
-        ("severe-and-heart-rate", &include_bytes!("../../policies/patient-triage/1.0.0/tests/severe-and-heart-rate.json")[..]),
-        ("severe-escalates", &include_bytes!("../../policies/patient-triage/1.0.0/tests/severe-escalates.json")[..]),
-        ("severity-wrong-type", &include_bytes!("../../policies/patient-triage/1.0.0/tests/severity-wrong-type.json")[..]),
-    ] {
-        files.insert(format!("tests/{name}.json"), bytes.to_vec());
-    }
     files
 });
 

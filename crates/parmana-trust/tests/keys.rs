@@ -9,15 +9,6 @@ use std::process::Command;
 use parmana_canon::Digest;
 use parmana_trust::*;
 
-fn tool(name: &str) -> bool {
-    let found = Command::new(name).arg("--version").output().is_ok()
-        || Command::new(name).arg("version").output().is_ok();
-    if !found {
-        println!("SKIPPED sub-check: `{name}` is not installed on this machine");
-    }
-    found
-}
-
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap();
     assert!(
@@ -148,7 +139,7 @@ fn verification_is_strict() {
 
 #[test]
 fn openssl_keys_load_here_and_ours_load_in_openssl() {
-    if !tool("openssl") {
+    if !common::tool_present("openssl") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -210,7 +201,7 @@ fn openssl_keys_load_here_and_ours_load_in_openssl() {
 
 #[test]
 fn node_keys_load_here_and_ours_load_in_node() {
-    if !tool("node") {
+    if !common::tool_present("node") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-//! Tamper: every byte of every trust input on disk — `policies/` (bundle manifests, policies, their test files), `trust/root.pub`, `trust/trust-root.json`, `trust/trust-root.d/*.json` and `release-manifest.json` — flipped in turn in a temporary copy: `RuntimeEnvironment::load` or the execution refuses; zero accepted, zero panics.
+//! Tamper: every byte of every trust input on disk — `policies/` (bundle manifests and policies; a bundle's `tests/` is not signed, and a test shows an execution never reads it), `trust/root.pub`, `trust/trust-root.json`, `trust/trust-root.d/*.json` and `release-manifest.json` — flipped in turn in a temporary copy: `RuntimeEnvironment::load` or the execution refuses; zero accepted, zero panics.
 //!
 //! Not trust inputs, so not flipped: `trust/README.md` (documentation) and `trust/keys/*` (the
 //! TEST-ONLY signing keys and copies of public keys; a verifier never reads them). A separate
@@ -300,7 +300,26 @@ fn editing_a_bundles_test_cases_changes_nothing_an_execution_reads() {
     std::fs::remove_file(tests.join("fraud-deny.json")).unwrap();
     std::fs::write(tests.join("added.json"), b"[]").unwrap();
     let environment = RuntimeEnvironment::load(&fixture.config(), fixed_now()).unwrap();
-    let store = MemoryReplayStore::new();
     let request = request("claims-approval");
-    execute_from_signals(&request, &signer, &store, &environment, &fixed_clock()).unwrap();
+    let edited = execute_from_signals(
+        &request,
+        &signer,
+        &MemoryReplayStore::new(),
+        &environment,
+        &fixed_clock(),
+    )
+    .unwrap();
+    // The very attestation an untouched copy gives (same request, clock and key: Ed25519 is
+    // deterministic), byte for byte.
+    let untouched = FixtureEnvironment::new().unwrap();
+    let environment = RuntimeEnvironment::load(&untouched.config(), fixed_now()).unwrap();
+    let as_before = execute_from_signals(
+        &request,
+        &untouched.attestation_signer().unwrap(),
+        &MemoryReplayStore::new(),
+        &environment,
+        &fixed_clock(),
+    )
+    .unwrap();
+    assert_eq!(edited.envelope(), as_before.envelope());
 }

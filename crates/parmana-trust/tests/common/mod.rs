@@ -173,3 +173,31 @@ pub fn small_claim_predicate(
         signals: None,
     }
 }
+
+/// Whether the independent tool `name` (`openssl`, `node`) is installed. Outside CI a missing
+/// tool skips the check that needs it, saying so past the harness's capture; under `CI=true`
+/// (which `.ci/run` sets, and whose machine installs both) it fails the test, so that an
+/// independent check never passes by not running.
+pub fn tool_present(name: &str) -> bool {
+    use std::io::Write as _;
+    let found = std::process::Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok()
+        || std::process::Command::new(name)
+            .arg("version")
+            .output()
+            .is_ok();
+    if !found {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI=true but `{name}` is not installed: the independent check must run in CI \
+             (.ci/run installs it)"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED sub-check: `{name}` is not installed on this machine"
+        );
+    }
+    found
+}
