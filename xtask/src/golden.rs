@@ -5,7 +5,8 @@
 //! `golden/<name>.refusal.json` (`{"class", "code", "message"}`). All requests run in order
 //! against one memory store, so a repeated execution id shows a replay refusal. The output is
 //! byte-identical on every run and machine; tests fail when `golden/` is stale and when a
-//! committed attestation no longer verifies.
+//! committed attestation no longer verifies. It also writes the trust layer's known answer
+//! ([`KNOWN_ANSWER`]), which the trust crate's tests read and nothing else writes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -77,8 +78,73 @@ pub(crate) fn generate(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, String>
     Ok(out)
 }
 
-/// Rewrites `golden/` with freshly generated records (and removes stale ones).
+/// Where the trust layer's known answer is kept, from the workspace root.
+pub(crate) const KNOWN_ANSWER: &str = "crates/parmana-trust/tests/golden/attestation.json";
+
+/// The trust layer's known answer: one attestation `parmana_trust::build_attestation` makes from
+/// fixed inputs with the fixture attestation key, its signals embedded. The trust crate's tests
+/// build the same from the same inputs and compare (`known_answer_matches_the_golden_file`), and
+/// check it with the OpenSSL command line; the inputs are written down there as here on purpose:
+/// a known answer checked from both sides.
+pub(crate) fn known_answer(root: &Path) -> Result<Vec<u8>, String> {
+    use parmana_canon::Digest;
+    use parmana_trust::{
+        AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, RuntimeRef,
+        build_attestation, load_trust_chain,
+    };
+    // The fixtures' fixed instant (parmana-testkit's `now`).
+    let now = Timestamp::from_unix_seconds_saturating(1_795_899_600);
+    let trust_root = load_trust_chain(
+        &root.join("trust/root.pub"),
+        &root.join("trust/trust-root.json"),
+        now,
+        None,
+    )
+    .map_err(|e| format!("the fixture trust root: {e}"))?;
+    let signer = LocalSigningKey::read_pem_file(&root.join("trust/keys/attestation.pem"))
+        .map_err(|e| e.to_string())?;
+    let signals = json!({"claim_amount": 800, "country": "DE", "vip_customer": false});
+    let parsed = |what: &str| format!("the known answer's {what}");
+    let predicate = ExecutionPredicate {
+        execution_id: "exec-0001".parse().map_err(|_| parsed("execution id"))?,
+        policy: AttestedPolicy {
+            id: "claims-approval".parse().map_err(|_| parsed("policy id"))?,
+            version: "1.0.0".parse().map_err(|_| parsed("policy version"))?,
+            policy_digest: Digest::of(b"golden policy.json"),
+            bundle_digest: Digest::of(b"golden bundle manifest"),
+        },
+        signals_digest: Digest::of_canonical(&signals).map_err(|e| e.to_string())?,
+        decision: "approve".to_owned(),
+        rule_id: "small".to_owned(),
+        reason: Some("claim at or below 1000".to_owned()),
+        evaluator: EvaluatorRef {
+            name: "parmana-policy".to_owned(),
+            version: "0.1.0".to_owned(),
+            semantics: "parmana-policy/2".to_owned(),
+        },
+        runtime: RuntimeRef {
+            name: "parmana-runtime".to_owned(),
+            version: "0.1.0".to_owned(),
+        },
+        trust_root: DocumentRef {
+            version: trust_root.version(),
+            digest: trust_root.digest(),
+        },
+        release_manifest: DocumentRef {
+            version: 1,
+            digest: Digest::of(b"golden release manifest"),
+        },
+        executed_at: now,
+        signals: Some(signals),
+    };
+    build_attestation(&predicate, &signer, &trust_root).map_err(|e| e.to_string())
+}
+
+/// Rewrites `golden/` with freshly generated records (and removes stale ones), and the trust
+/// layer's known answer ([`KNOWN_ANSWER`]).
 pub(crate) fn run(root: &Path) -> Result<(), String> {
+    let known = known_answer(root)?;
+    std::fs::write(root.join(KNOWN_ANSWER), known).map_err(|e| format!("{KNOWN_ANSWER}: {e}"))?;
     let files = generate(root)?;
     let dir = root.join("golden");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -96,7 +162,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     }
     let attestations = files.keys().filter(|n| is_attestation(n)).count();
     println!(
-        "wrote {attestations} attestations and {} refusals under golden/",
+        "wrote {attestations} attestations and {} refusals under golden/, and {KNOWN_ANSWER}",
         files.len() - attestations
     );
     Ok(())
@@ -143,6 +209,11 @@ mod tests {
         assert!(
             fresh.keys().any(|n| is_attestation(n))
                 && fresh.keys().any(|n| n.ends_with(".refusal.json"))
+        );
+        assert!(
+            known_answer(&workspace_root()).unwrap()
+                == std::fs::read(workspace_root().join(KNOWN_ANSWER)).unwrap(),
+            "{KNOWN_ANSWER} is stale: run `cargo xtask golden`"
         );
     }
 

@@ -101,15 +101,13 @@ fn payload_of(envelope: &[u8]) -> Vec<u8> {
 fn known_answer_matches_the_golden_file() {
     let root = common::trust_root();
     let built = build_attestation(&predicate(&root), &key("attestation"), &root).unwrap();
-    if std::env::var_os("PARMANA_UPDATE_GOLDEN").is_some() {
-        std::fs::write(golden_path(), &built).unwrap();
-    }
-    let golden = std::fs::read(golden_path()).expect(
-        "golden file missing: run `PARMANA_UPDATE_GOLDEN=1 cargo test -p parmana-trust --test attestation`",
-    );
+    // Written only by `cargo xtask golden` (from the same inputs, written down there too).
+    let golden =
+        std::fs::read(golden_path()).expect("golden file missing: run `cargo xtask golden`");
     assert_eq!(
         String::from_utf8(built.clone()).unwrap(),
-        String::from_utf8(golden).unwrap()
+        String::from_utf8(golden).unwrap(),
+        "the attestation changed: if on purpose, run `cargo xtask golden`"
     );
     // Same inputs and key, same bytes.
     assert_eq!(
