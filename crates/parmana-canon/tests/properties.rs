@@ -1,4 +1,4 @@
-//! Property tests: canonicalization is idempotent and round-trips, and the parser never panics.
+//! Property tests: canonicalization is idempotent and round-trips, and the parser never panics: what it accepts is a fixed point of canonical encoding, what it refuses has a `canon.` code.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -58,7 +58,7 @@ proptest! {
 
     #[test]
     fn parser_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = parse_strict(&bytes);
+        check_parse_outcome(&bytes)?;
     }
 
     #[test]
@@ -74,6 +74,29 @@ proptest! {
         )
     ) {
         let bytes: Vec<u8> = parts.concat();
-        let _ = parse_strict(&bytes);
+        check_parse_outcome(&bytes)?;
     }
+}
+
+/// What any input must come to: accepted, it encodes to canonical bytes that parse back to the
+/// same value and encode to themselves (a fixed point); refused, with a `canon.` code and an
+/// offset inside the input.
+fn check_parse_outcome(bytes: &[u8]) -> Result<(), TestCaseError> {
+    match parse_strict(bytes) {
+        Ok(value) => {
+            let canonical = canonicalize_value(&value).unwrap();
+            let again = parse_strict(&canonical).unwrap();
+            prop_assert_eq!(&again, &value);
+            prop_assert_eq!(canonicalize_value(&again).unwrap(), canonical);
+        }
+        Err(error) => {
+            prop_assert!(error.code().starts_with("canon."), "{}", error.code());
+            prop_assert!(
+                error.offset().is_none_or(|offset| offset <= bytes.len()),
+                "{error:?} past {} bytes",
+                bytes.len()
+            );
+        }
+    }
+    Ok(())
 }

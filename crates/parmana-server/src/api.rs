@@ -856,6 +856,14 @@ pub(crate) async fn metrics(
     state
         .metrics
         .set_document("release_manifest", manifest.version(), manifest.expires());
+    // This route takes no slot of its own (never shed): what is held is other requests'.
+    state.metrics.set_requests_in_flight(
+        state
+            .limits
+            .max_concurrency
+            .max(1)
+            .saturating_sub(state.in_flight.available_permits()),
+    );
     let text = state.metrics.encode().map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

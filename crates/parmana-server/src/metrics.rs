@@ -78,6 +78,7 @@ pub(crate) struct Metrics {
     store_probe_seconds: Histogram,
     reloads: Family<OutcomeLabels, Counter>,
     shed: Counter,
+    in_flight: Gauge,
     connections: ConnectionCounts,
     ready: Gauge,
     environment_version: Family<DocumentLabels, Gauge>,
@@ -184,6 +185,13 @@ impl Metrics {
             "Requests refused with 503 because the concurrency limit was reached",
             shed.clone(),
         );
+        let in_flight = Gauge::default();
+        registry.register(
+            "requests_in_flight",
+            "Requests holding one of the max_concurrency slots as the metrics are read: being \
+             answered, or an execution still running past its answer (read at each scrape)",
+            in_flight.clone(),
+        );
         let connections = ConnectionCounts::default();
         registry.register(
             "connections_open",
@@ -265,6 +273,7 @@ impl Metrics {
             store_probe_seconds,
             reloads,
             shed,
+            in_flight,
             connections,
             ready,
             environment_version,
@@ -333,6 +342,12 @@ impl Metrics {
     /// The counts the acceptor keeps (shared: they are the ones `/metrics` reports).
     pub(crate) fn connection_counts(&self) -> ConnectionCounts {
         self.connections.clone()
+    }
+
+    /// Sets how many requests hold a concurrency slot (read as the metrics are).
+    pub(crate) fn set_requests_in_flight(&self, requests: usize) {
+        self.in_flight
+            .set(i64::try_from(requests).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn set_ready(&self, ready: bool) {

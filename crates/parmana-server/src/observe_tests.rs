@@ -131,6 +131,12 @@ fn metrics_are_never_shed() {
             .any(|line| line == "parmana_requests_shed_total 1"),
         "{text}"
     );
+    // Every slot held, as the scrape read it.
+    assert!(
+        text.lines()
+            .any(|line| line == format!("parmana_requests_in_flight {slots}")),
+        "{text}"
+    );
 }
 
 /// A handler with a defect: it panics, saying what it should not.

@@ -627,8 +627,20 @@ fn a_request_running_past_the_shutdown_grace_is_answered_with_its_execution() {
     let body = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#);
     let answer = std::thread::scope(|scope| {
         let request = scope.spawn(|| served.post("/v1/executions", token.as_deref(), &body));
-        // Long enough for the request to be in its handler when the drain starts.
-        std::thread::sleep(std::time::Duration::from_millis(1_000));
+        // The drain starts once the request holds its slot, in its handler (polled, bounded:
+        // 400 × 25 ms).
+        let in_handler = (0..400).any(|_| {
+            let metrics = served.get("/metrics", token.as_deref());
+            let held = metrics
+                .text
+                .lines()
+                .any(|line| line == "parmana_requests_in_flight 1");
+            if !held {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            held
+        });
+        assert!(in_handler, "the request never reached its handler");
         served.signal("TERM");
         request.join().unwrap()
     });

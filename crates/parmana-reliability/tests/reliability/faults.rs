@@ -234,6 +234,30 @@ fn a_failing_claim_refuses_with_a_store_error_and_consumes_nothing() {
     assert_eq!(s.execute(&request(1)).unwrap(), s.fresh_build(&request(1)));
 }
 
+/// The attestation key, counting what it signs (the claim key it hands out is the key's own).
+struct CountingSigner<'a> {
+    inner: &'a LocalSigningKey,
+    signed: std::sync::atomic::AtomicUsize,
+}
+
+impl parmana_runtime::trust::Signer for CountingSigner<'_> {
+    fn public_key(&self) -> parmana_runtime::trust::PublicKey {
+        self.inner.public_key()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], parmana_runtime::trust::TrustError> {
+        self.signed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.sign(message)
+    }
+
+    fn claim_key(
+        &self,
+    ) -> Result<parmana_runtime::trust::ClaimKey, parmana_runtime::trust::TrustError> {
+        self.inner.claim_key()
+    }
+}
+
 /// An execution reads and raises the marks inside its claim (a failing claim is above);
 /// recovery reads them first, and refuses — before anything is signed — when it cannot.
 #[test]
@@ -243,10 +267,19 @@ fn failing_version_marks_refuse_recovery_before_anything_is_signed() {
     s.execute(&request(0)).unwrap_err();
     s.store.heal();
     s.store.fail(Fault::ReadVersions);
-    let error = recover(&s.store, &s.signer, &s.environment).unwrap_err();
+    let counting = CountingSigner {
+        inner: &s.signer,
+        signed: std::sync::atomic::AtomicUsize::new(0),
+    };
+    let error = recover(&s.store, &counting, &s.environment).unwrap_err();
     assert_eq!(
         (error.code(), error.class()),
         ("replay.store_unavailable", ErrorClass::Store)
+    );
+    assert_eq!(
+        counting.signed.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "recovery signed before it could read the marks"
     );
     assert_eq!(s.store.inner.pending().unwrap(), vec![id(0)]);
     assert_eq!(
@@ -467,9 +500,9 @@ fn a_full_disk_refuses_with_store_errors_and_loses_nothing() {
     );
     assert!(!refused.is_empty(), "the disk never filled");
     for (id, why) in &refused {
-        assert!(
-            why.ends_with(" Store"),
-            "{id} refused with {why}: not a store error"
+        assert_eq!(
+            why, "replay.store_unavailable Store",
+            "{id}: refused for another reason"
         );
     }
     // Restart without the limit: nothing acknowledged is lost, the claimed ids are finished

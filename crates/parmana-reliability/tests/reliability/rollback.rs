@@ -147,6 +147,7 @@ fn check_rollbacks(open: &dyn Fn() -> Box<dyn ReplayStore>) {
     refused_as_rollback(versions.execute(store.as_ref(), (1, 2), 5));
     refused_as_rollback(versions.execute(store.as_ref(), (2, 1), 6));
     unused(store.as_ref(), 5);
+    unused(store.as_ref(), 6);
     // The marks refuse at load time too, when the caller passes them.
     let highest = HighestAccepted {
         trust_root: Some(marks.trust_root),

@@ -248,6 +248,17 @@ mod tests {
         }
     }
 
+    /// Waits until at least `wanted` callers queue behind the write in progress — bounded (10 s,
+    /// a deadline, not an assertion: a test relying on the queue then says what it missed).
+    fn wait_for_queued<T: Batchable, R>(group: &GroupCommit<T, R>, wanted: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while group.queue.lock().unwrap().waiting.len() < wanted
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Callers racing: each gets its own item's result, and callers arriving during a write share
     /// the next batch.
     #[test]
@@ -263,9 +274,14 @@ mod tests {
                 std::thread::spawn(move || {
                     start.wait();
                     group.submit(Item { key, group: 0 }, |batch| {
-                        batches.lock().unwrap().push(batch.len());
-                        // A write slow enough that the other callers queue behind it.
-                        std::thread::sleep(Duration::from_millis(50));
+                        let written = {
+                            let mut batches = batches.lock().unwrap();
+                            batches.push(batch.len());
+                            batches.iter().sum::<usize>()
+                        };
+                        // The write lasts until two callers queue behind it (as many as are
+                        // left): the next batch is shared whatever the scheduler does.
+                        wait_for_queued(&group, (CALLERS as usize - written).min(2));
                         batch.iter().map(|i| Ok(i.key * 10)).collect()
                     })
                 })
@@ -290,14 +306,18 @@ mod tests {
         const CALLERS: u32 = 6;
         let group: Arc<GroupCommit<Item, u32>> = Arc::new(GroupCommit::new(64));
         let start = Arc::new(Barrier::new(CALLERS as usize));
+        let written = Arc::new(AtomicUsize::new(0));
         let handles: Vec<_> = (0..CALLERS)
             .map(|key| {
-                let (group, start) = (Arc::clone(&group), Arc::clone(&start));
+                let (group, start, written) =
+                    (Arc::clone(&group), Arc::clone(&start), Arc::clone(&written));
                 std::thread::spawn(move || {
                     start.wait();
-                    group.submit(Item { key, group: 0 }, |_| {
-                        // Slow enough that the other callers queue behind it, then it fails.
-                        std::thread::sleep(Duration::from_millis(20));
+                    group.submit(Item { key, group: 0 }, |batch| {
+                        // Two callers queue behind it (as many as are left), then it fails.
+                        let written =
+                            written.fetch_add(batch.len(), Ordering::SeqCst) + batch.len();
+                        wait_for_queued(&group, (CALLERS as usize - written).min(2));
                         panic!("the write failed")
                     })
                 })
@@ -316,8 +336,9 @@ mod tests {
                 Err(_) => panicked += 1,
             }
         }
-        // Six callers cannot all have led a batch of their own (each write takes 20 ms and they
-        // start together): some waited in a panicking leader's batch and got its error.
+        // Six callers cannot all have led a batch of their own (each write lasts until two more
+        // queue, and a leader takes every caller queued): some waited in a panicking leader's
+        // batch and got its error.
         assert!(
             answered >= 1 && panicked >= 1,
             "{answered} answered, {panicked} panicked"
