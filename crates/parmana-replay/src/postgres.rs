@@ -263,7 +263,8 @@ impl PostgresReplayStore {
             KEEPALIVE_INTERVAL.as_secs(),
             KEEPALIVE_RETRIES
         );
-        let session = format!("-c synchronous_commit=on -c search_path={schema}");
+        // Quoted: a name the check above allows may still be a keyword (`user`, `select`).
+        let session = format!("-c synchronous_commit=on -c search_path=\"{schema}\"");
         let options_text = match config.get_options() {
             Some(existing) => format!("{defaults} {existing} {session}"),
             None => format!("{defaults} {session}"),
@@ -372,12 +373,12 @@ fn migrate(client: &mut Client, schema: &str) -> Result<(), ReplayError> {
     )
     .map_err(map_error)?;
     tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema};
-         CREATE TABLE IF NOT EXISTS {schema}.schema_version (
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+         CREATE TABLE IF NOT EXISTS \"{schema}\".schema_version (
              singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
              version BIGINT NOT NULL
          );
-         INSERT INTO {schema}.schema_version VALUES (1, 0) ON CONFLICT DO NOTHING;"
+         INSERT INTO \"{schema}\".schema_version VALUES (1, 0) ON CONFLICT DO NOTHING;"
     ))
     .map_err(map_error)?;
     let found: i64 = tx
@@ -531,12 +532,13 @@ fn apply_raise(
 /// sequencer and by raises of the marks) and reads it.
 fn lock_head(tx: &mut postgres::Transaction<'_>) -> Result<LedgerHead, ReplayError> {
     let head_row = tx
-        .query_one(
+        .query_opt(
             "SELECT next_position, CASE WHEN octet_length(previous) <= 128 THEN previous END
              FROM ledger_head WHERE singleton = 1 FOR UPDATE",
             &[],
         )
-        .map_err(map_error)?;
+        .map_err(map_error)?
+        .ok_or_else(|| ReplayError::corrupt("the ledger_head row is missing"))?;
     Ok(LedgerHead {
         next_position: decode_version(get(&head_row, 0)?)?,
         previous: get::<Option<String>>(&head_row, 1)?
@@ -1100,6 +1102,25 @@ fn map_error(error: postgres::Error) -> ReplayError {
     match error.code() {
         Some(code) if *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED => {
             ReplayError::corrupt(describe(&error))
+        }
+        // The store's own statements never meet these on a store it made: a row standing where
+        // it writes (its inserts of claims go by `ON CONFLICT`, a ledger position is taken
+        // under locks), or a table, column or function of its schema gone. Someone changed
+        // the store: no retry mends it.
+        Some(code)
+            if *code == SqlState::UNIQUE_VIOLATION
+                || *code == SqlState::UNDEFINED_TABLE
+                || *code == SqlState::UNDEFINED_COLUMN
+                || *code == SqlState::UNDEFINED_FUNCTION =>
+        {
+            ReplayError::corrupt(describe(&error))
+        }
+        // The role the URL names may not do what the store does (a grant missing): its
+        // configuration, not a passing failure.
+        Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => {
+            ReplayError::InvalidConfiguration {
+                message: describe(&error),
+            }
         }
         _ => ReplayError::unavailable(describe(&error)),
     }

@@ -247,10 +247,32 @@ pub(super) fn claim_fast(
     }
     // Claims given their attestations: claimed, then the winners completed, in one transaction
     // — one commit, no claimed-not-completed state — and an attestation is sent only with a
-    // claim that has won.
-    let mut tx = client.transaction().map_err(map_error)?;
-    let rows = tx.query(&statements.claim, &params).map_err(map_error)?;
-    decide_from(&rows, claims, &taken, &mut outcomes)?;
+    // claim that has won. Until the commit is sent nothing of the batch is written: a failure
+    // before it (a pooled connection that died with a restart of the database, one id's lock
+    // waited on past `lock_timeout`) rolls the transaction back, and each claim of the batch is
+    // then decided on its own (`Undecided`), not answered with another claim's failure. (A
+    // failure of the commit itself may have committed: that one is answered as it is.)
+    let Ok(mut tx) = client.transaction() else {
+        return Ok(vec![FastClaim::Undecided; claims.len()]);
+    };
+    if claim_and_complete(&mut tx, statements, &params, claims, &taken, &mut outcomes).is_err() {
+        return Ok(vec![FastClaim::Undecided; claims.len()]);
+    }
+    tx.commit().map_err(map_error)?;
+    Ok(outcomes)
+}
+
+/// The batch's claims, then its winners' completions, inside `tx` (not committed here).
+fn claim_and_complete(
+    tx: &mut postgres::Transaction<'_>,
+    statements: &Prepared,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+    claims: &[&PendingClaim],
+    taken: &[usize],
+    outcomes: &mut [FastClaim],
+) -> Result<(), ReplayError> {
+    let rows = tx.query(&statements.claim, params).map_err(map_error)?;
+    decide_from(&rows, claims, taken, outcomes)?;
     let (won, attestations): (Vec<&str>, Vec<&[u8]>) = taken
         .iter()
         .filter(|&&i| outcomes[i] == FastClaim::Decided { inserted: true })
@@ -271,8 +293,7 @@ pub(super) fn claim_fast(
             )));
         }
     }
-    tx.commit().map_err(map_error)?;
-    Ok(outcomes)
+    Ok(())
 }
 
 /// Reads what the claim statement found into `outcomes` (for the claims at `taken`): nothing

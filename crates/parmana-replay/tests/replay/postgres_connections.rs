@@ -38,7 +38,8 @@ impl Drop for Schemas {
         let Some(url) = postgres_url() else { return };
         if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
             for schema in &self.0 {
-                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+                let _ =
+                    client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
             }
         }
     }
@@ -593,9 +594,11 @@ fn a_store_opened_to_read_is_neither_created_nor_migrated_and_needs_no_ddl_right
         ExecutionState::Claimed(_)
     ));
     drop(reader);
-    // Opening it to write needs more (it would create what is missing).
+    // Opening it to write needs more (it would create what is missing): the role's
+    // configuration, not a passing failure.
     let error = PostgresReplayStore::connect(&reader_url, &options(&schema)).unwrap_err();
-    assert_eq!(error.code(), "replay.store_unavailable", "{error}");
+    assert_eq!(error.code(), "replay.invalid_configuration", "{error}");
+    assert!(error.to_string().contains("permission denied"), "{error}");
 
     // At an older schema version: refused, and left at it.
     admin
@@ -627,4 +630,129 @@ fn a_store_opened_to_read_is_neither_created_nor_migrated_and_needs_no_ddl_right
              DROP OWNED BY {role}; DROP ROLE {role};"
         ))
         .unwrap();
+}
+
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
+fn a_store_changed_behind_its_back_is_corrupt_not_unavailable_and_a_keyword_is_a_schema_name() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    // A schema name the check allows that is also a keyword: quoted wherever it is named.
+    let keyword = "user".to_owned();
+    let schema = unique("changed");
+    let _cleanup = Schemas(vec![schema.clone(), keyword.clone()]);
+    drop(Schemas(vec![keyword.clone()]));
+    let store = PostgresReplayStore::connect(&url, &options(&keyword)).unwrap();
+    assert_eq!(
+        store.claim(&id("kw"), &claim_for("kw"), V0).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    drop(store);
+
+    let store = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
+    let mut admin = postgres_raw(&url, &schema);
+    let completed = |n: usize| {
+        let exec = id(&format!("changed-{n}"));
+        assert_eq!(
+            store.claim(&exec, &claim_for("changed"), V0).unwrap(),
+            ClaimOutcome::Claimed
+        );
+        store.complete(&exec, b"attestation").unwrap();
+    };
+    // A row a writer put where the sequencer writes next.
+    completed(0);
+    admin
+        .batch_execute(
+            "INSERT INTO ledger (position, kind, execution_id, record)
+             SELECT next_position, 'marks', NULL, '\\x00'::bytea FROM ledger_head",
+        )
+        .unwrap();
+    let error = store.sequence(16).unwrap_err();
+    assert_eq!(error.code(), "replay.store_corrupt", "{error}");
+    // The ledger head gone.
+    admin
+        .batch_execute("DELETE FROM ledger; DELETE FROM ledger_head")
+        .unwrap();
+    let error = store.sequence(16).unwrap_err();
+    assert_eq!(error.code(), "replay.store_corrupt", "{error}");
+    assert!(error.to_string().contains("ledger_head"), "{error}");
+    // A table of the store dropped.
+    admin.batch_execute("DROP TABLE checkpoints").unwrap();
+    let error = store.latest_checkpoint().unwrap_err();
+    assert_eq!(error.code(), "replay.store_corrupt", "{error}");
+}
+
+/// An id whose row another transaction holds (its host lost mid-transaction) fails the batch it
+/// joins at `lock_timeout`; nothing of that batch was written, so its other claims are then
+/// decided on their own and won — before, every claim of the batch was refused with the held
+/// id's failure. Only the held ids are refused.
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
+fn a_batch_that_failed_before_its_commit_decides_its_other_claims_alone() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let schema = unique("batchfail");
+    let _schemas = Schemas(vec![schema.clone()]);
+    // A lock waited on for one second, not the default thirty.
+    let store = PostgresReplayStore::connect(
+        &with_option(&url, "options=-c%20lock_timeout%3D1000"),
+        &options(&schema),
+    )
+    .unwrap();
+    assert_eq!(
+        store
+            .claim_completed(&id("warm"), &claim_for("warm"), V0, b"attestation")
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // Two ids inserted, not committed, by another session: a claim of either waits on it.
+    let mut raw = postgres_raw(&url, &schema);
+    let mut holding = raw.transaction().unwrap();
+    holding
+        .batch_execute(
+            "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
+             VALUES ('blocker', 'd', '\\x00', 't'), ('held', 'd', '\\x00', 't')",
+        )
+        .unwrap();
+    let others: Vec<_> = (0..8).map(|n| id(&format!("other-{n}"))).collect();
+    let claim = |exec: &parmana_replay::ExecutionId| {
+        store.claim_completed(exec, &claim_for("batch"), V0, b"attestation")
+    };
+    std::thread::scope(|scope| {
+        // The blocker's batch waits on its lock; meanwhile the held id and the others queue,
+        // and the next batch takes them together.
+        let blocker = scope.spawn(|| claim(&id("blocker")));
+        std::thread::sleep(Duration::from_millis(200));
+        let held = scope.spawn(|| claim(&id("held")));
+        let others: Vec<_> = others
+            .iter()
+            .map(|exec| scope.spawn(move || claim(exec)))
+            .collect();
+        for refused in [blocker.join().unwrap(), held.join().unwrap()] {
+            let error = refused.unwrap_err();
+            assert_eq!(error.code(), "replay.store_unavailable", "{error}");
+        }
+        for (n, other) in others.into_iter().enumerate() {
+            assert_eq!(
+                other.join().unwrap().unwrap(),
+                ClaimOutcome::Claimed,
+                "other-{n}"
+            );
+        }
+    });
+    holding.rollback().unwrap();
+    for exec in &others {
+        assert!(matches!(
+            store.get(exec).unwrap(),
+            ExecutionState::Completed(_)
+        ));
+    }
 }
