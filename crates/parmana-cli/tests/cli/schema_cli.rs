@@ -4,8 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use parmana_runtime::canon::{Timestamp, canonicalize_value};
 use parmana_runtime::policy::{CaseOutcome, check, run_policy_tests};
-use parmana_runtime::trust::read_release_manifest_version;
+use parmana_runtime::trust::{
+    LocalSigningKey, Signer as _, VerifiedTrustRoot, read_release_manifest_version,
+};
+use parmana_runtime::{load_bundle, load_trust_root, verify_attestation};
 use serde_json::{Value, json};
 
 use crate::common::repo_root;
@@ -460,6 +464,14 @@ fn documents_refused_for_their_shape_are_refused_by_the_schemas() {
             s("2"),
         ),
     ];
+    // Signed again unedited, each document is accepted: a refusal below is the edit's.
+    for (schema, document) in [
+        ("bundle", &bundle),
+        ("trust-root", &trust_root),
+        ("attestation-predicate", &predicate),
+    ] {
+        assert!(code_accepts(schema, document), "{schema}, signed again");
+    }
     for (schema, document, pointer, value) in table {
         let what = format!("{schema} with {pointer} = {value:?}");
         let document = edited(document, pointer, value);
@@ -480,7 +492,162 @@ fn documents_refused_for_their_shape_are_refused_by_the_schemas() {
                 read_release_manifest_version(&bytes).is_err(),
                 "{what}: read by the release manifest reader"
             ),
-            _ => {}
+            signed => assert!(
+                !code_accepts(signed, &document),
+                "{what}: accepted by the code's reader, signed again"
+            ),
         }
     }
+}
+
+/// Whether the code accepts `document` of the signed kind `schema` once it is signed again by
+/// the keys that signed it (so that what it refuses, it refuses for the content, not the
+/// signature).
+fn code_accepts(schema: &str, document: &Value) -> bool {
+    match schema {
+        "bundle" => {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("bundle.json"), resigned(document)).unwrap();
+            std::fs::copy(
+                repo_root().join("policies/claims-approval/1.0.0/policy.json"),
+                dir.path().join("policy.json"),
+            )
+            .unwrap();
+            load_bundle(&fixture_trust_root(), dir.path()).is_ok()
+        }
+        "trust-root" => {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("trust-root.d")).unwrap();
+            for file in ["root.pub", "trust-root.d/1.json"] {
+                std::fs::copy(repo_root().join("trust").join(file), dir.path().join(file)).unwrap();
+            }
+            std::fs::write(dir.path().join("trust-root.json"), resigned(document)).unwrap();
+            load_trust_root(
+                &dir.path().join("root.pub"),
+                &dir.path().join("trust-root.json"),
+                now(),
+            )
+            .is_ok()
+        }
+        "attestation-predicate" => {
+            // The envelope check is the one that reads the predicate (the made-up subject
+            // fails the fingerprint check whatever the predicate).
+            let report = verify_attestation(
+                &attestation_with(document),
+                &fixture_trust_root(),
+                None,
+                None,
+            );
+            !report.failures().any(|c| c.check.as_str() == "envelope")
+        }
+        other => panic!("{other}: no reader of the code checks this schema's rows"),
+    }
+}
+
+/// The fixture instant the committed signed documents are valid at.
+fn now() -> Timestamp {
+    Timestamp::parse(crate::common::NOW).unwrap()
+}
+
+fn fixture_trust_root() -> VerifiedTrustRoot {
+    load_trust_root(
+        &repo_root().join("trust/root.pub"),
+        &repo_root().join("trust/trust-root.json"),
+        now(),
+    )
+    .unwrap()
+}
+
+/// The TEST-ONLY fixture keys whose key ids sign `document`'s signatures.
+fn fixture_signers(document: &Value) -> Vec<LocalSigningKey> {
+    let named: Vec<&str> = document["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["keyid"].as_str().unwrap())
+        .collect();
+    let signers: Vec<LocalSigningKey> = ["root-1", "root-2", "policy", "release", "attestation"]
+        .into_iter()
+        .map(|name| {
+            LocalSigningKey::read_pem_file(&repo_root().join(format!("trust/keys/{name}.pem")))
+                .unwrap()
+        })
+        .filter(|key| named.contains(&key.key_id().to_string().as_str()))
+        .collect();
+    assert_eq!(signers.len(), named.len(), "a signature by no fixture key");
+    signers
+}
+
+/// `document` (`{"signed", "signatures"}`) signed again over its `signed` part's canonical
+/// bytes by the fixture keys that signed it (an edit of a signature itself is kept as it is).
+fn resigned(document: &Value) -> Vec<u8> {
+    let message = canonicalize_value(&document["signed"]).unwrap();
+    let mut out = document.clone();
+    let original: Vec<Value> = document["signatures"].as_array().unwrap().clone();
+    let signers = fixture_signers(&original_of(document));
+    out["signatures"] = original
+        .iter()
+        .map(|entry| {
+            match signers
+                .iter()
+                .find(|key| entry["keyid"] == json!(key.key_id().to_string()))
+            {
+                // A signature the edit did not touch: signed again over the edited content.
+                Some(key) if is_a_signature(&entry["sig"]) => json!({
+                    "keyid": entry["keyid"],
+                    "sig": base64::engine::general_purpose::STANDARD
+                        .encode(key.sign(&message).unwrap()),
+                }),
+                _ => entry.clone(),
+            }
+        })
+        .collect();
+    serde_json::to_vec(&out).unwrap()
+}
+
+/// `document` with its signatures' key ids as committed (edits elsewhere kept).
+fn original_of(document: &Value) -> Value {
+    let mut out = document.clone();
+    if let Some(entries) = out["signatures"].as_array_mut() {
+        entries.retain(|entry| entry["keyid"].is_string());
+    }
+    out
+}
+
+/// Whether `sig` is a well-formed Ed25519 signature (64 bytes, base64): an edit that made it
+/// another value is kept, so that the code meets the edit.
+fn is_a_signature(sig: &Value) -> bool {
+    sig.as_str()
+        .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+        .is_some_and(|bytes| bytes.len() == 64)
+}
+
+/// A DSSE envelope of an in-toto statement whose predicate is `predicate`, signed by the
+/// fixture attestation key over the PAE: the signature holds, so what is refused is the
+/// predicate.
+fn attestation_with(predicate: &Value) -> Vec<u8> {
+    const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "predicateType": "urn:parmana:attestation:execution:v1",
+        "subject": [{"digest": {"sha256": "00".repeat(32)}, "name": "execution/edited"}],
+        "predicate": predicate,
+    });
+    let payload = canonicalize_value(&statement).unwrap();
+    let mut pae = format!(
+        "DSSEv1 {} {PAYLOAD_TYPE} {} ",
+        PAYLOAD_TYPE.len(),
+        payload.len()
+    )
+    .into_bytes();
+    pae.extend_from_slice(&payload);
+    let key =
+        LocalSigningKey::read_pem_file(&repo_root().join("trust/keys/attestation.pem")).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    canonicalize_value(&json!({
+        "payload": b64.encode(&payload),
+        "payloadType": PAYLOAD_TYPE,
+        "signatures": [{"keyid": key.key_id().to_string(), "sig": b64.encode(key.sign(&pae).unwrap())}],
+    }))
+    .unwrap()
 }
