@@ -49,6 +49,15 @@ pub(crate) fn generate(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, String>
                 .ok_or_else(|| format!("line {}: missing string {name:?}", index + 1))
         };
         let name = field("name")?;
+        if [".attestation.json", ".refusal.json"]
+            .iter()
+            .any(|kind| out.contains_key(&format!("{name}{kind}")))
+        {
+            return Err(format!(
+                "line {}: the name {name:?} is used twice",
+                index + 1
+            ));
+        }
         let policy = field("policy")?;
         let execution_id = field("execution_id")?;
         let include_signals = spec["include_signals"].as_bool().unwrap_or(false);

@@ -154,8 +154,15 @@ fn conformance_cases() {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(cases_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
+    // Every file is a case: a misnamed one would be skipped, not run.
+    for path in &paths {
+        assert!(
+            path.extension().is_some_and(|x| x == "json"),
+            "{}: not a .json case",
+            path.display()
+        );
+    }
     paths.sort();
     assert!(paths.len() > 100, "expected the conformance cases");
     let mut codes_seen = BTreeSet::new();

@@ -153,8 +153,15 @@ fn corpus_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
+    // Every file is a case: a misnamed one would be skipped, not run.
+    for file in &files {
+        assert!(
+            file.extension().is_some_and(|e| e == "json"),
+            "{}: not a .json case",
+            file.display()
+        );
+    }
     files.sort();
     files
 }
