@@ -154,9 +154,38 @@ pub fn check(policy: &[u8]) -> CheckReport {
 /// the text meets: the size limit, and numbers a double holds exactly (an integer past
 /// ±(2^53−1) is `policy.invalid_json`, never rounded to a neighbour).
 pub fn check_value(policy: &serde_json::Value) -> CheckReport {
+    // Encoding recurses through the value: one nested past what the text may be is refused
+    // before (looked at no deeper than one level past the bound; the text's parser then
+    // decides at the bound itself).
+    if nests_deeper(policy, parmana_canon::MAX_DEPTH + 1) {
+        return report_of((
+            None,
+            vec![Diagnostic::new(
+                DiagnosticCode::InvalidJson,
+                "",
+                format!(
+                    "not strict JSON: nested deeper than {} levels (canon.too_deep)",
+                    parmana_canon::MAX_DEPTH
+                ),
+            )],
+        ));
+    }
     match parmana_canon::canonicalize_value(policy) {
         Ok(text) => check(&text),
         Err(e) => report_of((None, vec![document::not_strict_json(&e)])),
+    }
+}
+
+/// Whether `value` holds arrays or objects nested more than `limit` deep.
+fn nests_deeper(value: &serde_json::Value, limit: usize) -> bool {
+    let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+        serde_json::Value::Array(items) => Box::new(items.iter()),
+        serde_json::Value::Object(members) => Box::new(members.values()),
+        _ => return false,
+    };
+    match limit.checked_sub(1) {
+        None => true,
+        Some(left) => children.into_iter().any(|child| nests_deeper(child, left)),
     }
 }
 

@@ -500,6 +500,17 @@ fn a_policy_value_built_in_code_meets_the_rules_its_text_meets() {
     assert_eq!(codes, ["policy.invalid_json"], "{}", report.render());
     let report = check(&serde_json::to_vec(&policy(json!(9_007_199_254_740_993_u64))).unwrap());
     assert!(!report.is_ok());
+    // So does the depth limit, checked before the value is encoded (encoding recurses).
+    let mut deep = json!(1);
+    for _ in 0..200 {
+        deep = json!([deep]);
+    }
+    let mut nested = policy(json!(1));
+    nested["description"] = deep;
+    let report = parmana_policy::check_value(&nested);
+    assert_eq!(report.diagnostics.len(), 1, "{}", report.render());
+    assert_eq!(report.diagnostics[0].code.code(), "policy.invalid_json");
+    assert!(report.diagnostics[0].message.contains("canon.too_deep"));
     // The size limit holds for a value too.
     let mut big = policy(json!(1));
     big["description"] = json!("x".repeat(limits::MAX_POLICY_BYTES));

@@ -26,8 +26,9 @@ impl std::fmt::Display for VersionKind {
 /// Why a replay-store operation was refused or failed.
 ///
 /// Every variant has a stable machine-readable [`code`](ReplayError::code). Store
-/// failures (`Unavailable`, `Corrupt`, `TlsRefused`, `SchemaVersionUnsupported`, `MarksReset`)
-/// are fail-closed: the caller must not execute when it sees one.
+/// failures (`Unavailable`, `Corrupt`, `TlsRefused`, `SchemaVersionUnsupported`,
+/// `SchemaVersionOutdated`, `NotFound`, `MarksReset`) are fail-closed: the caller must not
+/// execute when it sees one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {

@@ -136,8 +136,8 @@ pub struct PostgresOptions {
     /// there is `replay.store_not_found`, one at an older schema version
     /// `replay.schema_version_outdated` (the commands that only read or complete: a role
     /// granted no more than the tables' rights opens it, and a newer build's audit never
-    /// migrates a store older servers write). Its connections may also reach a standby, which
-    /// can be read.
+    /// migrates a store older servers write). Either way the store connects only to a server
+    /// that accepts writes, never to a standby.
     pub create: bool,
 }
 
@@ -279,12 +279,12 @@ impl PostgresReplayStore {
             .keepalives_interval(KEEPALIVE_INTERVAL)
             .keepalives_retries(KEEPALIVE_RETRIES)
             .tcp_user_timeout(TCP_USER_TIMEOUT);
-        // A store that writes never connects to a standby (a multi-host URL, or a name that
-        // points at one after a failover): there, reads could lag behind what was completed
-        // while every write fails. Each new connection asks the server (once, not per use).
-        if options.create {
-            config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
-        }
+        // A store never connects to a standby (a multi-host URL, or a name that points at one
+        // after a failover): there every write fails (`recover`, `log sequence` write without
+        // creating anything), and reads lag behind what the primary completed and signed — a
+        // checkpoint the standby has not caught up with would read as a forked log. Each new
+        // connection asks the server (once, not per use).
+        config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
         let mut first = config
             .connect(connector.clone())
             .map_err(map_connect_error)?;
@@ -334,12 +334,10 @@ fn check_schema_version(client: &mut Client, schema: &str) -> Result<(), ReplayE
             &[],
         )
         .map_err(|e| {
-            // The search path names only the store's schema: a missing schema and a missing
-            // table are both an undefined table.
+            // The search path names only the store's schema: a missing schema, a missing table
+            // and a schema the role may not use are all an undefined table.
             if e.code() == Some(&SqlState::UNDEFINED_TABLE) {
-                ReplayError::NotFound {
-                    schema: schema.to_owned(),
-                }
+                missing_store(client, schema)
             } else {
                 map_error(e)
             }
@@ -356,6 +354,27 @@ fn check_schema_version(client: &mut Client, schema: &str) -> Result<(), ReplayE
             found,
             supported: current,
         }),
+    }
+}
+
+/// Why `schema` showed no store table: it holds no store (`replay.store_not_found`), or the
+/// role may not use it (`replay.invalid_configuration`: a grant is missing, and an execution
+/// would not create anything there either).
+fn missing_store(client: &mut Client, schema: &str) -> ReplayError {
+    let usable = client.query_opt(
+        "SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = $1",
+        &[&schema],
+    );
+    match usable {
+        Ok(Some(row)) if !row.try_get::<_, bool>(0).unwrap_or(true) => {
+            ReplayError::InvalidConfiguration {
+                message: format!("the role may not use the schema {schema:?} (USAGE not granted)"),
+            }
+        }
+        Ok(_) => ReplayError::NotFound {
+            schema: schema.to_owned(),
+        },
+        Err(e) => map_error(e),
     }
 }
 

@@ -284,8 +284,6 @@ fn a_killed_batch_loses_nothing_it_completed() {
     for round in 0..3 {
         let repo = crate::common::temp_repo();
         let d = repo.root();
-        // Long enough that a kill within 200 ms of the first line cuts it short, on a machine
-        // several times faster than this one.
         let ids: Vec<String> = (0..1_000).map(|i| format!("kill-{round}-{i:04}")).collect();
         let batch: String = ids
             .iter()
@@ -315,20 +313,25 @@ fn a_killed_batch_loses_nothing_it_completed() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Read stdout on a thread so the child never blocks on a full pipe; it says when the
-        // first whole line arrives, so that each kill comes after some execution completed,
-        // however slowly a loaded machine starts the process.
+        // Read stdout on a thread so the child never blocks on a full pipe; it says when a
+        // seeded number of whole lines (1 to 200 of the 1,000) has arrived, and the kill comes
+        // then: after some executions completed, long before the batch can end, however fast
+        // or slow the machine.
         let mut stdout = child.stdout.take().unwrap();
-        let (first_line, printed_one) = std::sync::mpsc::channel();
+        let kill_after = 1 + random.below(200);
+        let (enough_lines, printed_enough) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut bytes = Vec::new();
             let mut chunk = [0u8; 4096];
+            let mut lines = 0;
             loop {
                 match std::io::Read::read(&mut stdout, &mut chunk) {
                     Ok(0) | Err(_) => break,
                     Ok(read) => {
-                        if !bytes.contains(&b'\n') && chunk[..read].contains(&b'\n') {
-                            let _ = first_line.send(());
+                        let before = lines;
+                        lines += chunk[..read].iter().filter(|&&b| b == b'\n').count() as u64;
+                        if before < kill_after && lines >= kill_after {
+                            let _ = enough_lines.send(());
                         }
                         bytes.extend_from_slice(&chunk[..read]);
                     }
@@ -336,10 +339,9 @@ fn a_killed_batch_loses_nothing_it_completed() {
             }
             bytes
         });
-        printed_one
+        printed_enough
             .recv_timeout(std::time::Duration::from_secs(120))
-            .unwrap_or_else(|_| panic!("round {round}: the batch printed no line"));
-        std::thread::sleep(std::time::Duration::from_millis(random.below(200)));
+            .unwrap_or_else(|_| panic!("round {round}: the batch printed fewer lines"));
         let _ = child.kill();
         let status = child.wait().unwrap();
         let printed = String::from_utf8(reader.join().unwrap()).unwrap();

@@ -594,6 +594,22 @@ fn a_store_opened_to_read_is_neither_created_nor_migrated_and_needs_no_ddl_right
         ExecutionState::Claimed(_)
     ));
     drop(reader);
+    // A role that may not use the schema is told so, not that no store is there.
+    let stranger = unique("stranger");
+    admin
+        .batch_execute(&format!("CREATE ROLE {stranger} LOGIN"))
+        .unwrap();
+    let error =
+        PostgresReplayStore::connect(&with_option(&url, &format!("user={stranger}")), &reading)
+            .unwrap_err();
+    assert_eq!(error.code(), "replay.invalid_configuration", "{error}");
+    assert!(error.to_string().contains("USAGE"), "{error}");
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{stranger}';
+             DROP ROLE {stranger};"
+        ))
+        .unwrap();
     // Opening it to write needs more (it would create what is missing): the role's
     // configuration, not a passing failure.
     let error = PostgresReplayStore::connect(&reader_url, &options(&schema)).unwrap_err();
