@@ -423,10 +423,11 @@ pub fn open_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
     open_store_as(location, true)
 }
 
-/// Like [`open_store`], for the commands that only read or complete: a PostgreSQL store is
-/// opened without DDL or writes (`create: false` in [`PostgresOptions`]), and one not there
-/// or at an older schema version is refused instead of created or migrated. (A `sqlite:` file
-/// that must exist is checked by its caller, before it is opened.)
+/// Like [`open_store`], for the commands that only read, complete or sequence: a PostgreSQL
+/// store is opened without DDL or any write of its own (`create: false` in
+/// [`PostgresOptions`]; the caller may still write through it), and one not there or at an
+/// older schema version is refused instead of created or migrated. (A `sqlite:` file that
+/// must exist is checked by its caller, before it is opened.)
 pub fn open_existing_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
     open_store_as(location, false)
 }

@@ -136,8 +136,10 @@ pub struct PostgresOptions {
     /// there is `replay.store_not_found`, one at an older schema version
     /// `replay.schema_version_outdated` (the commands that only read or complete: a role
     /// granted no more than the tables' rights opens it, and a newer build's audit never
-    /// migrates a store older servers write). Either way the store connects only to a server
-    /// that accepts writes, never to a standby.
+    /// migrates a store older servers write). Either way a standby is refused: a store that
+    /// creates connects only to a server that takes writes; one that does not refuses a first
+    /// connection to a server in recovery (and so opens for a role whose transactions are
+    /// read-only by default).
     pub create: bool,
 }
 
@@ -279,18 +281,33 @@ impl PostgresReplayStore {
             .keepalives_interval(KEEPALIVE_INTERVAL)
             .keepalives_retries(KEEPALIVE_RETRIES)
             .tcp_user_timeout(TCP_USER_TIMEOUT);
-        // A store never connects to a standby (a multi-host URL, or a name that points at one
+        // A store never works on a standby (a multi-host URL, or a name that points at one
         // after a failover): there every write fails (`recover`, `log sequence` write without
         // creating anything), and reads lag behind what the primary completed and signed — a
-        // checkpoint the standby has not caught up with would read as a forked log. Each new
-        // connection asks the server (once, not per use).
-        config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+        // checkpoint the standby has not caught up with would read as a forked log. A store
+        // that creates asks each new connection's server whether it takes writes (once, not per
+        // use); one opened only to read or complete asks whether its first connection's
+        // server is in recovery instead (below), so that a role whose transactions are
+        // read-only by default (an auditor's, on the primary) can open it.
+        if options.create {
+            config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+        }
         let mut first = config
             .connect(connector.clone())
             .map_err(map_connect_error)?;
         if options.create {
-            migrate(&mut first, schema)?;
+            // A store already at this build's version is opened as one opened to read: no DDL,
+            // so a running deployment's role needs no right to create (PostgreSQL checks it
+            // before `IF NOT EXISTS`). Otherwise it is created or migrated.
+            match check_schema_version(&mut first, schema) {
+                Ok(()) => {}
+                Err(ReplayError::NotFound { .. } | ReplayError::SchemaVersionOutdated { .. }) => {
+                    migrate(&mut first, schema)?;
+                }
+                Err(error) => return Err(error),
+            }
         } else {
+            refuse_standby(&mut first)?;
             check_schema_version(&mut first, schema)?;
         }
         drop(first);
@@ -323,6 +340,23 @@ impl PostgresReplayStore {
             group: GroupCommit::new(MAX_BATCH_CLAIMS),
         })
     }
+}
+
+/// Refuses a server in recovery (a standby): what it holds lags behind the primary.
+fn refuse_standby(client: &mut Client) -> Result<(), ReplayError> {
+    let in_recovery: bool = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .map_err(map_error)?
+        .try_get(0)
+        .map_err(map_corrupt)?;
+    if in_recovery {
+        return Err(ReplayError::InvalidConfiguration {
+            message: "the server is a standby (in recovery): a store is used on the primary, \
+                      whose writes a standby has not all received"
+                .to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Checks, writing nothing, that `schema` holds a store at this build's schema version.
@@ -834,9 +868,10 @@ impl PostgresReplayStore {
     }
 
     /// Writes one batch of the group commit: its decidable claims in one statement on one
-    /// pooled connection. A failure answers every claim of the batch with it: the statement
-    /// commits all of them or none (an error after the commit was sent may hide a commit that
-    /// happened, as for a claim alone).
+    /// pooled connection. The statement commits all of them or none; a failure answers every
+    /// claim of the batch with it (an error after the commit was sent may hide a commit that
+    /// happened, as for a claim alone), except those before the commit that say nothing of the
+    /// claims, which leave each to be decided alone (`hot::claim_fast`).
     fn write_batch(&self, batch: &[PendingClaim]) -> Vec<Result<FastClaim, ReplayError>> {
         let Some(known) = self.known_marks() else {
             return vec![Ok(FastClaim::Undecided); batch.len()];

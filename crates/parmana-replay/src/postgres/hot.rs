@@ -117,8 +117,9 @@ pub(super) struct KnownMarks {
 pub(super) enum FastClaim {
     /// It decided: `true` when this claim inserted the row, `false` when the id was taken.
     Decided { inserted: bool },
-    /// The state needs the transactional path (a raise, a refusal, or a record not yet known);
-    /// nothing was written.
+    /// The state needs the transactional path (a raise, a refusal, or a record not yet known),
+    /// or the batch failed before its commit for a reason not this claim's (see
+    /// [`claim_fast`]); nothing was written.
     Undecided,
 }
 
@@ -247,19 +248,64 @@ pub(super) fn claim_fast(
     }
     // Claims given their attestations: claimed, then the winners completed, in one transaction
     // — one commit, no claimed-not-completed state — and an attestation is sent only with a
-    // claim that has won. Until the commit is sent nothing of the batch is written: a failure
-    // before it (a pooled connection that died with a restart of the database, one id's lock
-    // waited on past `lock_timeout`) rolls the transaction back, and each claim of the batch is
-    // then decided on its own (`Undecided`), not answered with another claim's failure. (A
-    // failure of the commit itself may have committed: that one is answered as it is.)
-    let Ok(mut tx) = client.transaction() else {
-        return Ok(vec![FastClaim::Undecided; claims.len()]);
+    // claim that has won. Until the commit is sent nothing of the batch is written, so a
+    // failure before it that says nothing of the claims themselves is not made theirs: each
+    // claim of the batch is then decided on its own (`Undecided`). That is a connection that
+    // died (with a restart of the database: the pool hands it out once), and — in a batch of
+    // several — a lock waited on past `lock_timeout` or a deadlock, which one id's row can
+    // cause (held by a transaction whose host was lost). Anything else, and a batch of one, is
+    // answered as it is: a second wait would only double the time to the same refusal. (A
+    // failure of the commit itself may have committed: it is answered as it is.)
+    let batch_of_several = taken.len() > 1;
+    let mut tx = match client.transaction() {
+        Ok(tx) => tx,
+        Err(error) if error.is_closed() => return Ok(vec![FastClaim::Undecided; claims.len()]),
+        Err(error) => return Err(map_error(error)),
     };
-    if claim_and_complete(&mut tx, statements, &params, claims, &taken, &mut outcomes).is_err() {
-        return Ok(vec![FastClaim::Undecided; claims.len()]);
+    if let Err(failure) =
+        claim_and_complete(&mut tx, statements, &params, claims, &taken, &mut outcomes)
+    {
+        return match failure {
+            BatchFailure::ConnectionLost => Ok(vec![FastClaim::Undecided; claims.len()]),
+            BatchFailure::Waited(_) if batch_of_several => {
+                Ok(vec![FastClaim::Undecided; claims.len()])
+            }
+            BatchFailure::Waited(error) | BatchFailure::Other(error) => Err(error),
+        };
     }
     tx.commit().map_err(map_error)?;
     Ok(outcomes)
+}
+
+/// Why a batch's transaction failed before its commit was sent (nothing of it written).
+enum BatchFailure {
+    /// The connection died.
+    ConnectionLost,
+    /// A lock was waited on past `lock_timeout`, or the wait was a deadlock.
+    Waited(ReplayError),
+    /// Anything else.
+    Other(ReplayError),
+}
+
+impl From<ReplayError> for BatchFailure {
+    fn from(error: ReplayError) -> Self {
+        Self::Other(error)
+    }
+}
+
+impl From<postgres::Error> for BatchFailure {
+    fn from(error: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        if error.is_closed() {
+            Self::ConnectionLost
+        } else if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+            || error.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+        {
+            Self::Waited(map_error(error))
+        } else {
+            Self::Other(map_error(error))
+        }
+    }
 }
 
 /// The batch's claims, then its winners' completions, inside `tx` (not committed here).
@@ -270,8 +316,8 @@ fn claim_and_complete(
     claims: &[&PendingClaim],
     taken: &[usize],
     outcomes: &mut [FastClaim],
-) -> Result<(), ReplayError> {
-    let rows = tx.query(&statements.claim, params).map_err(map_error)?;
+) -> Result<(), BatchFailure> {
+    let rows = tx.query(&statements.claim, params)?;
     decide_from(&rows, claims, taken, outcomes)?;
     let (won, attestations): (Vec<&str>, Vec<&[u8]>) = taken
         .iter()
@@ -282,15 +328,13 @@ fn claim_and_complete(
         })
         .unzip();
     if !won.is_empty() {
-        let completed = tx
-            .execute(&statements.complete_won, &[&won, &attestations])
-            .map_err(map_error)?;
+        let completed = tx.execute(&statements.complete_won, &[&won, &attestations])?;
         if usize::try_from(completed).ok() != Some(won.len()) {
             // Dropping the transaction rolls it back: nothing of the batch is written.
-            return Err(ReplayError::unavailable(format!(
+            return Err(BatchFailure::Other(ReplayError::unavailable(format!(
                 "{completed} of the {} claims the batch won were completed in its transaction",
                 won.len()
-            )));
+            ))));
         }
     }
     Ok(())

@@ -579,10 +579,12 @@ fn a_store_opened_to_read_is_neither_created_nor_migrated_and_needs_no_ddl_right
         ClaimOutcome::Claimed
     );
     drop(store);
+    // (Its transactions read-only by default, as an auditor's often are: it is on the primary.)
     let role = unique("reader");
     admin
         .batch_execute(&format!(
             "CREATE ROLE {role} LOGIN;
+             ALTER ROLE {role} SET default_transaction_read_only = on;
              GRANT USAGE ON SCHEMA {schema} TO {role};
              GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role};"
         ))
@@ -610,11 +612,44 @@ fn a_store_opened_to_read_is_neither_created_nor_migrated_and_needs_no_ddl_right
              DROP ROLE {stranger};"
         ))
         .unwrap();
-    // Opening it to write needs more (it would create what is missing): the role's
-    // configuration, not a passing failure.
+    // Opened to execute, a store at this build's version needs no right to create (no DDL
+    // runs); writing needs the rights to write, and their lack is the role's configuration,
+    // not a passing failure.
+    let grant_writes = |admin: &mut postgres::Client| {
+        admin
+            .batch_execute(&format!(
+                "ALTER ROLE {role} SET default_transaction_read_only = off;
+                 GRANT INSERT, UPDATE ON ALL TABLES IN SCHEMA {schema} TO {role};"
+            ))
+            .unwrap();
+    };
     let error = PostgresReplayStore::connect(&reader_url, &options(&schema)).unwrap_err();
+    assert_eq!(error.code(), "replay.store_unavailable", "{error}");
+    assert!(
+        error.to_string().contains("writes"),
+        "a read-only session: {error}"
+    );
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE {role} SET default_transaction_read_only = off"
+        ))
+        .unwrap();
+    let writer = PostgresReplayStore::connect(&reader_url, &options(&schema)).unwrap();
+    let error = writer
+        .claim(&id("denied"), &claim_for("denied"), V0)
+        .unwrap_err();
     assert_eq!(error.code(), "replay.invalid_configuration", "{error}");
     assert!(error.to_string().contains("permission denied"), "{error}");
+    drop(writer);
+    grant_writes(&mut admin);
+    let writer = PostgresReplayStore::connect(&reader_url, &options(&schema)).unwrap();
+    assert_eq!(
+        writer
+            .claim(&id("granted"), &claim_for("granted"), V0)
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    drop(writer);
 
     // At an older schema version: refused, and left at it.
     admin
