@@ -472,6 +472,15 @@ fn documents_refused_for_their_shape_are_refused_by_the_schemas() {
     ] {
         assert!(code_accepts(schema, document), "{schema}, signed again");
     }
+    // And signed again after an edit the code accepts, so that the signatures are made anew
+    // (Ed25519 is deterministic: unedited, they are the committed ones).
+    assert!(
+        code_accepts(
+            "trust-root",
+            &edited(&trust_root, "/signed/expires", s("2036-06-01T00:00:00Z"))
+        ),
+        "the trust root, its expiry moved and signed again"
+    );
     for (schema, document, pointer, value) in table {
         let what = format!("{schema} with {pointer} = {value:?}");
         let document = edited(document, pointer, value);
