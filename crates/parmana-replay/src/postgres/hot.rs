@@ -251,30 +251,35 @@ pub(super) fn claim_fast(
     // claim that has won. Until the commit is sent nothing of the batch is written, so a
     // failure before it that says nothing of the claims themselves is not made theirs: each
     // claim of the batch is then decided on its own (`Undecided`). That is a connection that
-    // died (with a restart of the database: the pool hands it out once), and — in a batch of
-    // several — a lock waited on past `lock_timeout` or a deadlock, which one id's row can
-    // cause (held by a transaction whose host was lost). Anything else, and a batch of one, is
-    // answered as it is: a second wait would only double the time to the same refusal. (A
-    // failure of the commit itself may have committed: it is answered as it is.)
+    // was lost (a pooled one whose server restarted or ended its session: the pool hands it
+    // out once, and it fails with the server's last word, or an I/O error), in a batch of any
+    // size, and — in a batch of several — a lock waited on past `lock_timeout` or a deadlock,
+    // which one id's row can cause (held by a transaction whose host was lost). Anything else,
+    // and a lock in a batch of one, is answered as it is: a second wait would only double the
+    // time to the same refusal. (A failure of the commit itself may have committed: it is
+    // answered as it is.)
     let batch_of_several = taken.len() > 1;
-    let mut tx = match client.transaction() {
-        Ok(tx) => tx,
-        Err(error) if error.is_closed() => return Ok(vec![FastClaim::Undecided; claims.len()]),
-        Err(error) => return Err(map_error(error)),
-    };
-    if let Err(failure) =
-        claim_and_complete(&mut tx, statements, &params, claims, &taken, &mut outcomes)
-    {
-        return match failure {
-            BatchFailure::ConnectionLost => Ok(vec![FastClaim::Undecided; claims.len()]),
-            BatchFailure::Waited(_) if batch_of_several => {
-                Ok(vec![FastClaim::Undecided; claims.len()])
+    let failure = match client.transaction() {
+        Ok(mut tx) => {
+            match claim_and_complete(&mut tx, statements, &params, claims, &taken, &mut outcomes) {
+                Ok(()) => {
+                    tx.commit().map_err(map_error)?;
+                    return Ok(outcomes);
+                }
+                // The transaction is dropped here: rolled back, or gone with its connection.
+                Err(failure) => failure,
             }
-            BatchFailure::Waited(error) | BatchFailure::Other(error) => Err(error),
-        };
+        }
+        Err(error) => BatchFailure::from(error),
+    };
+    // Whatever the error said, a connection that ended with it was lost.
+    let lost = client.is_closed();
+    match failure {
+        BatchFailure::ConnectionLost => Ok(vec![FastClaim::Undecided; claims.len()]),
+        _ if lost => Ok(vec![FastClaim::Undecided; claims.len()]),
+        BatchFailure::Waited(_) if batch_of_several => Ok(vec![FastClaim::Undecided; claims.len()]),
+        BatchFailure::Waited(error) | BatchFailure::Other(error) => Err(error),
     }
-    tx.commit().map_err(map_error)?;
-    Ok(outcomes)
 }
 
 /// Why a batch's transaction failed before its commit was sent (nothing of it written).
@@ -296,7 +301,14 @@ impl From<ReplayError> for BatchFailure {
 impl From<postgres::Error> for BatchFailure {
     fn from(error: postgres::Error) -> Self {
         use postgres::error::SqlState;
-        if error.is_closed() {
+        // Closed, an I/O error, or the server's last word before it ended the session (a
+        // `FATAL`: a restart, `pg_terminate_backend`, an idle session's timeout).
+        let io =
+            std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());
+        let fatal = error
+            .as_db_error()
+            .is_some_and(|db| matches!(db.severity(), "FATAL" | "PANIC"));
+        if error.is_closed() || io || fatal {
             Self::ConnectionLost
         } else if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
             || error.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)

@@ -807,3 +807,60 @@ fn a_batch_that_failed_before_its_commit_decides_its_other_claims_alone() {
         ));
     }
 }
+
+/// A pooled connection whose session the server ended (a restart, `pg_terminate_backend`, an
+/// idle session's timeout) is handed out once more; the batch it fails wrote nothing, so its
+/// claim is decided again on a new connection and stored — before, it was refused with
+/// `replay.store_unavailable`.
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
+fn a_claim_on_a_pooled_connection_the_server_ended_is_decided_again() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let schema = unique("ended");
+    let _schemas = Schemas(vec![schema.clone()]);
+    let application = unique("parmana_ended");
+    let store = PostgresReplayStore::connect(
+        &with_option(&url, &format!("application_name={application}")),
+        &PostgresOptions {
+            pool_size: 1,
+            ..options(&schema)
+        },
+    )
+    .unwrap();
+    // Two claims: the first reads the marks, the second goes the one-statement way and leaves
+    // its connection, statements prepared, in the pool.
+    for warm in ["warm-1", "warm-2"] {
+        assert_eq!(
+            store
+                .claim_completed(&id(warm), &claim_for(warm), V0, b"attestation")
+                .unwrap(),
+            ClaimOutcome::Claimed
+        );
+    }
+    let mut admin = postgres_raw(&url, "public");
+    let ended: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1) AS ended",
+            &[&application],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the pool's one connection");
+    let exec = id("after-the-end");
+    assert_eq!(
+        store
+            .claim_completed(&exec, &claim_for("after"), V0, b"attestation")
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert!(matches!(
+        store.get(&exec).unwrap(),
+        ExecutionState::Completed(_)
+    ));
+}
