@@ -226,9 +226,12 @@ pub fn witness_request(
 /// Adds a witness's `add-checkpoint` response (its signature lines) to the signed `checkpoint`.
 /// Every line must be a note signature line; those of witnesses the `log` role of `trust_root`
 /// lists must verify as their cosignatures of this checkpoint (`trust.note_bad_signature`),
-/// a line naming a key of the log must be its valid signature (`trust.note_bad_signature`), and
-/// others are kept as they are (a verifier ignores them). Refused with
-/// `trust.note_malformed` when the response holds no signature line.
+/// and a line naming a key of the log must be its valid signature (`trust.note_bad_signature`).
+/// Only the listed witnesses' cosignatures are added (as C2SP tlog-witness asks: the valid
+/// signatures are moved across): a line of a key nobody lists — which the witness, or anyone
+/// on a plain-HTTP path, may add — would otherwise travel in the checkpoint and its proofs, and
+/// refuse them once a later trust root lists that key. Refused with `trust.note_malformed`
+/// when the response holds no signature line.
 pub fn add_cosignatures(
     trust_root: &VerifiedTrustRoot,
     checkpoint: &[u8],
@@ -264,13 +267,25 @@ pub fn add_cosignatures(
         }
         .into());
     }
-    let text = note.to_text();
     // The answer may add no line the log's own keys would refuse: the result still opens as a
     // checkpoint of the log (a line naming a log key must be its valid signature).
     if let Some(role) = trust_root.log() {
         role.verifier()
             .log_only()
-            .open_checkpoint(text.as_bytes())?;
+            .open_checkpoint(note.to_text().as_bytes())?;
     }
-    Ok(text)
+    // Of the answer, only the listed witnesses' lines (all verified above) are kept; the
+    // checkpoint's own lines stay as they were.
+    let own = Note::parse(checkpoint)?.signatures().len();
+    let mut position = 0_usize;
+    let mut note = note;
+    note.retain_signatures(|line| {
+        let keep = position < own
+            || witnesses
+                .iter()
+                .any(|w| w.name() == line.name() && w.id() == line.id());
+        position += 1;
+        keep
+    });
+    Ok(note.to_text())
 }

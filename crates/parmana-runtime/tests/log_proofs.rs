@@ -191,7 +191,9 @@ fn a_revoked_key_stands_only_with_a_proof_from_before_the_revocation() {
 /// (here, the second log key's signature of another checkpoint) is refused, not written out as a
 /// checkpoint every later reader refuses. It must add a valid cosignature of a witness the trust
 /// root lists: an answer of lines by keys nobody lists alone is refused (a 200 of another
-/// witness is no cosignature); beside a listed witness's, such a line is kept.
+/// witness is no cosignature); beside a listed witness's, such a line is dropped (and so is a
+/// valid line of the log's own key the answer repeats): only the listed witnesses'
+/// cosignatures are added.
 #[test]
 fn a_witness_answer_with_a_bad_log_key_line_is_refused() {
     use parmana_runtime::add_cosignatures;
@@ -244,10 +246,14 @@ fn a_witness_answer_with_a_bad_log_key_line_is_refused() {
         checkpoint.as_bytes(),
         format!("{cosignature}{stranger}").as_bytes(),
     );
-    assert_eq!(
-        kept.unwrap(),
-        format!("{checkpoint}{cosignature}{stranger}")
+    assert_eq!(kept.unwrap(), format!("{checkpoint}{cosignature}"));
+    let log_line = signature_line(&checkpoint);
+    let repeated = add_cosignatures(
+        env.trust_root(),
+        checkpoint.as_bytes(),
+        format!("{stranger}{cosignature}{log_line}").as_bytes(),
     );
+    assert_eq!(repeated.unwrap(), format!("{checkpoint}{cosignature}"));
     // A witness that cosigned before cosigns again (a fresh timestamp): taken, not refused as
     // adding nothing.
     let again = signature_line(

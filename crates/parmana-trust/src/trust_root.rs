@@ -390,6 +390,16 @@ fn parse_log(
             return Err(bad(format!("log role lists key {text} twice")));
         }
     }
+    // Every log key signs as the origin: two whose note key IDs (a 4-byte hash of name and
+    // key) collide would each be tried on the other's lines, and every checkpoint refused.
+    let mut ids = BTreeMap::new();
+    for (keyid, key) in &log_keys {
+        if let Some(other) = ids.insert(crate::note_key_id(&origin, key), keyid) {
+            return Err(bad(format!(
+                "log keys {other} and {keyid} have the same note key ID under {origin}"
+            )));
+        }
+    }
     let available = u64::try_from(log_keys.len()).unwrap_or(u64::MAX);
     if body.threshold == 0 || body.threshold > available {
         return Err(TrustError::InvalidThreshold {
@@ -406,6 +416,17 @@ fn parse_log(
         let key = keys
             .get(&keyid)
             .ok_or_else(|| bad(format!("witness {name} names key {keyid} not in keys")))?;
+        // A witness is someone other than the log: not one of its keys (the log could meet
+        // the witness threshold alone), nor named as the log signs (its lines would be tried
+        // as the log's).
+        if log_keys.contains_key(&keyid) {
+            return Err(bad(format!(
+                "witness {name} names key {keyid} of the log role"
+            )));
+        }
+        if name == origin {
+            return Err(bad(format!("witness {name} is named as the log's origin")));
+        }
         if witnesses
             .iter()
             .any(|w| w.public_key() == key || *w.name() == name)

@@ -420,6 +420,10 @@ fn the_log_role_of_the_trust_root() {
             1,
             "trust.malformed",
         ),
+        // A witness is not the log: not one of its keys (the log would meet the witness
+        // threshold alone), nor named as the log signs.
+        (vec![("w1", &log_a)], 1, "trust.malformed"),
+        (vec![(ORIGIN, &witness)], 1, "trust.malformed"),
     ] {
         let got = create_trust_root(&with_witnesses(witnesses, threshold), &[&root])
             .and_then(|v1| verify_trust_chain(&root.public_key(), &[v1], now, None));

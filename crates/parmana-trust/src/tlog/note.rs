@@ -340,8 +340,8 @@ impl Note {
         self.signatures.push(signature);
     }
 
-    /// Keeps only the signature lines `keep` accepts.
-    pub(crate) fn retain_signatures(&mut self, mut keep: impl FnMut(&NoteSignature) -> bool) {
+    /// Keeps only the signature lines `keep` accepts (called once per line, in order).
+    pub fn retain_signatures(&mut self, mut keep: impl FnMut(&NoteSignature) -> bool) {
         self.signatures.retain(|line| keep(line));
     }
 
