@@ -90,19 +90,26 @@ pub(crate) fn generate(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, String>
 /// Where the trust layer's known answer is kept, from the workspace root.
 pub(crate) const KNOWN_ANSWER: &str = "crates/parmana-trust/tests/golden/attestation.json";
 
-/// The trust layer's known answer: one attestation `parmana_trust::build_attestation` makes from
-/// fixed inputs with the fixture attestation key, its signals embedded. The trust crate's tests
-/// build the same from the same inputs and compare (`known_answer_matches_the_golden_file`), and
-/// check it with the OpenSSL command line; the inputs are written down there as here on purpose:
-/// a known answer checked from both sides.
+/// The known answer's inputs, all but the trust root, from the workspace root (written by hand;
+/// the trust crate's tests read them too).
+pub(crate) const KNOWN_ANSWER_INPUTS: &str =
+    "crates/parmana-trust/tests/golden/attestation.inputs.json";
+
+/// The trust layer's known answer: the attestation `parmana_trust::build_attestation` makes of
+/// [`KNOWN_ANSWER_INPUTS`] under the fixture trust root, with the fixture attestation key. The
+/// trust crate's tests build the same and compare (`known_answer_matches_the_golden_file`), and
+/// check it with the OpenSSL command line.
 pub(crate) fn known_answer(root: &Path) -> Result<Vec<u8>, String> {
-    use parmana_canon::Digest;
-    use parmana_trust::{
-        AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, RuntimeRef,
-        build_attestation, load_trust_chain,
-    };
-    // The fixtures' fixed instant (parmana-testkit's `now`).
-    let now = Timestamp::from_unix_seconds_saturating(1_795_899_600);
+    use parmana_trust::{ExecutionPredicate, build_attestation, load_trust_chain};
+    let inputs = std::fs::read(root.join(KNOWN_ANSWER_INPUTS))
+        .map_err(|e| format!("{KNOWN_ANSWER_INPUTS}: {e}"))?;
+    let mut inputs = parse_strict(&inputs).map_err(|e| format!("{KNOWN_ANSWER_INPUTS}: {e}"))?;
+    let now = Timestamp::parse(
+        inputs["executed_at"]
+            .as_str()
+            .ok_or_else(|| format!("{KNOWN_ANSWER_INPUTS}: no executed_at"))?,
+    )
+    .map_err(|e| e.to_string())?;
     let trust_root = load_trust_chain(
         &root.join("trust/root.pub"),
         &root.join("trust/trust-root.json"),
@@ -110,42 +117,12 @@ pub(crate) fn known_answer(root: &Path) -> Result<Vec<u8>, String> {
         None,
     )
     .map_err(|e| format!("the fixture trust root: {e}"))?;
+    inputs["trust_root"] =
+        json!({"version": trust_root.version(), "digest": trust_root.digest().to_string()});
+    let predicate: ExecutionPredicate =
+        serde_json::from_value(inputs).map_err(|e| format!("{KNOWN_ANSWER_INPUTS}: {e}"))?;
     let signer = LocalSigningKey::read_pem_file(&root.join("trust/keys/attestation.pem"))
         .map_err(|e| e.to_string())?;
-    let signals = json!({"claim_amount": 800, "country": "DE", "vip_customer": false});
-    let parsed = |what: &str| format!("the known answer's {what}");
-    let predicate = ExecutionPredicate {
-        execution_id: "exec-0001".parse().map_err(|_| parsed("execution id"))?,
-        policy: AttestedPolicy {
-            id: "claims-approval".parse().map_err(|_| parsed("policy id"))?,
-            version: "1.0.0".parse().map_err(|_| parsed("policy version"))?,
-            policy_digest: Digest::of(b"golden policy.json"),
-            bundle_digest: Digest::of(b"golden bundle manifest"),
-        },
-        signals_digest: Digest::of_canonical(&signals).map_err(|e| e.to_string())?,
-        decision: "approve".to_owned(),
-        rule_id: "small".to_owned(),
-        reason: Some("claim at or below 1000".to_owned()),
-        evaluator: EvaluatorRef {
-            name: "parmana-policy".to_owned(),
-            version: "0.1.0".to_owned(),
-            semantics: "parmana-policy/2".to_owned(),
-        },
-        runtime: RuntimeRef {
-            name: "parmana-runtime".to_owned(),
-            version: "0.1.0".to_owned(),
-        },
-        trust_root: DocumentRef {
-            version: trust_root.version(),
-            digest: trust_root.digest(),
-        },
-        release_manifest: DocumentRef {
-            version: 1,
-            digest: Digest::of(b"golden release manifest"),
-        },
-        executed_at: now,
-        signals: Some(signals),
-    };
     build_attestation(&predicate, &signer, &trust_root).map_err(|e| e.to_string())
 }
 

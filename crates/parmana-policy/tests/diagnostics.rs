@@ -4,8 +4,19 @@
 
 use std::path::PathBuf;
 
-use parmana_policy::{DiagnosticCode, check, compile, limits, run_policy_tests};
+use parmana_policy::{
+    CheckReport, Diagnostic, DiagnosticCode, check, compile, limits, run_policy_tests,
+};
 use serde_json::json;
+
+/// The diagnostics of `report` with `code`, in order.
+fn diagnostics_with(report: &CheckReport, code: DiagnosticCode) -> Vec<&Diagnostic> {
+    report
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == code)
+        .collect()
+}
 
 fn claims_policy() -> Vec<u8> {
     std::fs::read(
@@ -288,11 +299,7 @@ fn a_node_named_by_many_diagnostics_is_shown_by_the_first_hundred_and_shortened(
         "default": {"decision": "deny"}
     });
     let report = check(&serde_json::to_vec(&policy).unwrap());
-    let unknown: Vec<_> = report
-        .diagnostics
-        .iter()
-        .filter(|d| d.code == DiagnosticCode::UnknownOperator)
-        .collect();
+    let unknown = diagnostics_with(&report, DiagnosticCode::UnknownOperator);
     assert_eq!(unknown.len(), 150, "{}", report.render());
     let snippets: Vec<&str> = unknown
         .iter()
@@ -401,11 +408,7 @@ fn did_you_mean_suggestions_share_one_budget_per_policy() {
         "default": {"decision": "no"}
     });
     let report = check(&serde_json::to_vec(&policy).unwrap());
-    let undeclared: Vec<_> = report
-        .diagnostics
-        .iter()
-        .filter(|d| d.code == DiagnosticCode::UndeclaredSignal)
-        .collect();
+    let undeclared = diagnostics_with(&report, DiagnosticCode::UndeclaredSignal);
     assert_eq!(undeclared.len(), 20_000);
     let suggested = undeclared
         .iter()
@@ -439,11 +442,7 @@ fn an_undeclared_decision_is_refused_in_a_message_of_bounded_size() {
         "rules": rules, "default": {"decision": decisions[0]}
     });
     let report = check(&serde_json::to_vec(&policy).unwrap());
-    let undeclared: Vec<_> = report
-        .diagnostics
-        .iter()
-        .filter(|d| d.code == DiagnosticCode::UndeclaredDecision)
-        .collect();
+    let undeclared = diagnostics_with(&report, DiagnosticCode::UndeclaredDecision);
     assert_eq!(undeclared.len(), 1_001, "{}", report.render());
     for d in &undeclared {
         assert!(d.message.len() < 600, "{}", d.message);

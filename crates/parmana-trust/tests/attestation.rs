@@ -17,44 +17,31 @@ fn golden_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/attestation.json")
 }
 
+/// The known answer's inputs, all but the trust root (`tests/golden/attestation.inputs.json`;
+/// `cargo xtask golden` builds the golden file from the same file).
+fn inputs() -> Value {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/attestation.inputs.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 fn signals() -> Value {
-    json!({"claim_amount": 800, "country": "DE", "vip_customer": false})
+    inputs()["signals"].clone()
 }
 
 /// Fixed inputs: only the trust-root reference comes from the committed fixtures.
 fn predicate(root: &VerifiedTrustRoot) -> ExecutionPredicate {
-    ExecutionPredicate {
-        execution_id: "exec-0001".parse().unwrap(),
-        policy: AttestedPolicy {
-            id: "claims-approval".parse().unwrap(),
-            version: "1.0.0".parse().unwrap(),
-            policy_digest: Digest::of(b"golden policy.json"),
-            bundle_digest: Digest::of(b"golden bundle manifest"),
-        },
-        signals_digest: Digest::of_canonical(&signals()).unwrap(),
-        decision: "approve".to_owned(),
-        rule_id: "small".to_owned(),
-        reason: Some("claim at or below 1000".to_owned()),
-        evaluator: EvaluatorRef {
-            name: "parmana-policy".to_owned(),
-            version: "0.1.0".to_owned(),
-            semantics: "parmana-policy/2".to_owned(),
-        },
-        runtime: RuntimeRef {
-            name: "parmana-runtime".to_owned(),
-            version: "0.1.0".to_owned(),
-        },
-        trust_root: DocumentRef {
-            version: root.version(),
-            digest: root.digest(),
-        },
-        release_manifest: DocumentRef {
-            version: 1,
-            digest: Digest::of(b"golden release manifest"),
-        },
-        executed_at: common::now(),
-        signals: Some(signals()),
-    }
+    let mut inputs = inputs();
+    inputs["trust_root"] = json!({"version": root.version(), "digest": root.digest().to_string()});
+    serde_json::from_value(inputs).unwrap()
+}
+
+/// The inputs agree with themselves: their digest is of their signals, their time the fixtures'.
+#[test]
+fn the_known_answers_inputs_are_consistent() {
+    let p = predicate(&common::trust_root());
+    assert_eq!(p.signals_digest, Digest::of_canonical(&signals()).unwrap());
+    assert_eq!(p.executed_at, common::now());
 }
 
 fn failed(report: &AttestationReport) -> Vec<&'static str> {

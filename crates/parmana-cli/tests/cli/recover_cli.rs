@@ -367,15 +367,20 @@ fn a_killed_batch_loses_nothing_it_completed() {
                 completed.insert(id.to_owned(), record["attestation"].to_string());
             }
         }
-        // Printed means durable: every printed line is a completed execution, byte for byte.
-        for line in &whole {
+        // The id whose stored attestation an attestation line carries, and that line parsed.
+        let stored = |line: &str| {
             let value: serde_json::Value = serde_json::from_str(line).unwrap();
-            let payload = value["payload"].as_str().unwrap();
+            let payload = value["payload"].as_str().unwrap().to_owned();
             let id = ids
                 .iter()
-                .find(|id| completed.get(*id).is_some_and(|a| a.contains(payload)))
-                .unwrap_or_else(|| panic!("round {round}: a printed line is not stored: {line}"));
-            assert_eq!(completed[id], value.to_string(), "round {round}: {id}");
+                .find(|id| completed.get(*id).is_some_and(|a| a.contains(&payload)))
+                .unwrap_or_else(|| panic!("round {round}: a line is not stored: {line}"));
+            (id.clone(), value)
+        };
+        // Printed means durable: every printed line is a completed execution, byte for byte.
+        for line in &whole {
+            let (id, value) = stored(line);
+            assert_eq!(completed[&id], value.to_string(), "round {round}: {id}");
         }
         assert!(completed.len() >= whole.len(), "round {round}");
         // A round counts when the kill cut the batch short (on a fast machine the batch may
@@ -389,12 +394,7 @@ fn a_killed_batch_loses_nothing_it_completed() {
         // What recovery completed is what the interrupted run would have: byte for byte the
         // attestation of a fresh execution of the same request.
         for line in recovered.stdout.lines() {
-            let value: serde_json::Value = serde_json::from_str(line).unwrap();
-            let payload = value["payload"].as_str().unwrap();
-            let id = ids
-                .iter()
-                .find(|id| completed.get(*id).is_some_and(|a| a.contains(payload)))
-                .unwrap_or_else(|| panic!("round {round}: a recovered line is not stored: {line}"));
+            let (id, _) = stored(line);
             let again = crate::common::run_in(
                 fresh.root(),
                 &[
@@ -402,7 +402,7 @@ fn a_killed_batch_loses_nothing_it_completed() {
                     "--policy",
                     "claims-approval@1.0.0",
                     "--execution-id",
-                    id,
+                    &id,
                     "--signals",
                     crate::common::README_SIGNALS,
                     "--now",

@@ -293,33 +293,28 @@ fn the_excluded_files_are_not_trust_inputs() {
 /// bundle and the release still verify), which is what lets a test be added to a released policy.
 #[test]
 fn editing_a_bundles_test_cases_changes_nothing_an_execution_reads() {
+    let request = request("claims-approval");
+    let attested = |fixture: &FixtureEnvironment| {
+        let environment = RuntimeEnvironment::load(&fixture.config(), fixed_now()).unwrap();
+        execute_from_signals(
+            &request,
+            &fixture.attestation_signer().unwrap(),
+            &MemoryReplayStore::new(),
+            &environment,
+            &fixed_clock(),
+        )
+        .unwrap()
+        .into_envelope()
+    };
     let fixture = FixtureEnvironment::new().unwrap();
-    let signer = fixture.attestation_signer().unwrap();
     let tests = fixture.root().join("policies/claims-approval/1.0.0/tests");
     std::fs::write(tests.join("small-approve.json"), b"{\"edited\": true}").unwrap();
     std::fs::remove_file(tests.join("fraud-deny.json")).unwrap();
     std::fs::write(tests.join("added.json"), b"[]").unwrap();
-    let environment = RuntimeEnvironment::load(&fixture.config(), fixed_now()).unwrap();
-    let request = request("claims-approval");
-    let edited = execute_from_signals(
-        &request,
-        &signer,
-        &MemoryReplayStore::new(),
-        &environment,
-        &fixed_clock(),
-    )
-    .unwrap();
     // The very attestation an untouched copy gives (same request, clock and key: Ed25519 is
     // deterministic), byte for byte.
-    let untouched = FixtureEnvironment::new().unwrap();
-    let environment = RuntimeEnvironment::load(&untouched.config(), fixed_now()).unwrap();
-    let as_before = execute_from_signals(
-        &request,
-        &untouched.attestation_signer().unwrap(),
-        &MemoryReplayStore::new(),
-        &environment,
-        &fixed_clock(),
-    )
-    .unwrap();
-    assert_eq!(edited.envelope(), as_before.envelope());
+    assert_eq!(
+        attested(&fixture),
+        attested(&FixtureEnvironment::new().unwrap())
+    );
 }

@@ -45,6 +45,14 @@ impl Drop for Schemas {
     }
 }
 
+/// The test server's URL and a schema of the test's own (`{prefix}_…`), dropped when the
+/// returned guard is; `None` without a server.
+fn own_schema(prefix: &str) -> Option<(String, String, Schemas)> {
+    let url = postgres_url()?;
+    let schema = unique(prefix);
+    Some((url, schema.clone(), Schemas(vec![schema])))
+}
+
 /// Connects, claims and reads back one id: the store works over this URL.
 fn round_trip(url: &str, schema: &str) -> Result<(), ReplayError> {
     let store = PostgresReplayStore::connect(url, &options(schema))?;
@@ -275,11 +283,9 @@ fn a_broken_tls_handshake_is_refused() {
     ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
 )]
 fn the_pool_holds_at_most_pool_size_connections() {
-    let Some(url) = postgres_url() else {
+    let Some((url, schema, _schemas)) = own_schema("pool") else {
         return;
     };
-    let schema = unique("pool");
-    let _schemas = Schemas(vec![schema.clone()]);
     let application = unique("parmana_pool");
     let store_url = with_option(&url, &format!("application_name={application}"));
     let store = PostgresReplayStore::connect(&store_url, &options(&schema)).unwrap();
@@ -418,11 +424,9 @@ fn a_claim_waits_for_a_lock_held_elsewhere_at_most_lock_timeout_then_is_refused_
     // A transaction left open on the marks row (a server whose host was lost mid-raise) held
     // every claim of every server until TCP gave up on it: each statement now waits at most
     // `lock_timeout` (the store's default, 30 s, is what this test waits for).
-    let Some(url) = postgres_url() else {
+    let Some((url, schema, _schemas)) = own_schema("locks") else {
         return;
     };
-    let schema = unique("locks");
-    let _schemas = Schemas(vec![schema.clone()]);
     let store = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
     let warm = id("locks-warm");
     assert_eq!(
@@ -472,11 +476,9 @@ fn a_claim_waits_for_a_lock_held_elsewhere_at_most_lock_timeout_then_is_refused_
     ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
 )]
 fn an_attestation_reaches_the_database_only_with_a_claim_that_won() {
-    let Some(url) = postgres_url() else {
+    let Some((url, schema, _schemas)) = own_schema("watched") else {
         return;
     };
-    let schema = unique("watched");
-    let _schemas = Schemas(vec![schema.clone()]);
     let store = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
     let mut raw = postgres_raw(&url, &schema);
     let winner = &b"the winner's attestation"[..];
@@ -542,11 +544,9 @@ fn an_attestation_reaches_the_database_only_with_a_claim_that_won() {
     ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
 )]
 fn a_store_opened_to_read_is_neither_created_nor_migrated_and_needs_no_ddl_rights() {
-    let Some(url) = postgres_url() else {
+    let Some((url, schema, _cleanup)) = own_schema("readonly") else {
         return;
     };
-    let schema = unique("readonly");
-    let _cleanup = Schemas(vec![schema.clone()]);
     let reading = PostgresOptions {
         create: false,
         ..options(&schema)
@@ -747,11 +747,9 @@ fn a_store_changed_behind_its_back_is_corrupt_not_unavailable_and_a_keyword_is_a
     ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
 )]
 fn a_batch_that_failed_before_its_commit_decides_its_other_claims_alone() {
-    let Some(url) = postgres_url() else {
+    let Some((url, schema, _schemas)) = own_schema("batchfail") else {
         return;
     };
-    let schema = unique("batchfail");
-    let _schemas = Schemas(vec![schema.clone()]);
     // A lock waited on for one second, not the default thirty.
     let store = PostgresReplayStore::connect(
         &with_option(&url, "options=-c%20lock_timeout%3D1000"),
@@ -818,11 +816,9 @@ fn a_batch_that_failed_before_its_commit_decides_its_other_claims_alone() {
     ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
 )]
 fn a_claim_on_a_pooled_connection_the_server_ended_is_decided_again() {
-    let Some(url) = postgres_url() else {
+    let Some((url, schema, _schemas)) = own_schema("ended") else {
         return;
     };
-    let schema = unique("ended");
-    let _schemas = Schemas(vec![schema.clone()]);
     let application = unique("parmana_ended");
     let store = PostgresReplayStore::connect(
         &with_option(&url, &format!("application_name={application}")),
