@@ -6,7 +6,8 @@ use std::sync::mpsc;
 
 use parmana_canon::{Digest, ExecutionId, Timestamp};
 
-use super::{FileIdentity, WriteAnswer, WriteOp, WriteRequest, commit_batch, connect};
+use super::writer::commit_batch;
+use super::{FileIdentity, WriteAnswer, WriteOp, WriteRequest, connect};
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, ReplayError, ReplayStore,
     SqliteReplayStore,
