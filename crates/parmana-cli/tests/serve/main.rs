@@ -2,8 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod attestations_serve;
 mod authzen_certification_serve;
 mod authzen_client_serve;
+mod authzen_limits_serve;
 mod authzen_serve;
 mod go_tlog_serve;
 mod harness;
@@ -11,6 +13,7 @@ mod lifecycle_serve;
 mod limits_serve;
 mod log_serve;
 mod native_serve;
+mod overload_serve;
 mod postgres_serve;
 mod signals_serve;
 mod tls_serve;

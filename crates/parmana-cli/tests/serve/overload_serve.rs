@@ -1,0 +1,344 @@
+//! Overload and a failing store: a store that fails (`503` with `Retry-After`, not ready, evaluations going on), a burst past `--max-concurrency` (decided or shed, never queued), the per-request timeout (of an evaluation, and of an execution held up by the store's lock: answered, slot kept, completed once), and an id claimed elsewhere read as pending (`423`).
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use parmana_runtime::canon::{Digest, ExecutionId};
+use parmana_runtime::replay::{
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ReplayStore, SqliteReplayStore,
+};
+
+use crate::harness::{README_SIGNALS, Served, deployment, execution_body, metric_with};
+use crate::limits_serve::log_line;
+
+#[test]
+fn an_id_claimed_elsewhere_reads_as_pending() {
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    // Claimed by another process (sharing the store) and not completed yet.
+    {
+        let store = SqliteReplayStore::open(env.root().join("replay.sqlite3")).unwrap();
+        let claim = ClaimRecord::new(
+            Digest::of(b"a request elsewhere"),
+            b"{}".to_vec(),
+            parmana_testkit::now(),
+        );
+        let claimed = store
+            .claim(
+                &ExecutionId::parse("pending-1").unwrap(),
+                &claim,
+                AcceptedVersions::new(2, 1),
+            )
+            .unwrap();
+        assert_eq!(claimed, ClaimOutcome::Claimed);
+    }
+    let pending = served.get("/v1/executions/pending-1", token);
+    assert_eq!(pending.status, 423, "{}", pending.text);
+    assert_eq!(pending.code(), "server.execution_pending");
+    let replay = served.post("/v1/executions", token, &execution_body("pending-1"));
+    assert_eq!(replay.status, 409, "{}", replay.text);
+    assert_eq!(served.get("/v1/executions/never-1", token).status, 404);
+}
+
+#[test]
+fn a_request_over_its_time_is_answered_503_and_the_server_goes_on() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token", "--request-timeout-ms", "2"]);
+    let token = served.token.as_deref();
+    // A batch of 1,000 signal sets (the most one request may carry), each explained, takes well
+    // over 2 ms to decide, even in an optimised build (about 5 µs a set, BENCHMARKS.md); its body
+    // (about 80 KiB) arrives well within them, so the answer comes before the body is dropped (a
+    // client still sending when the server closes may see no answer at all: on a stalled
+    // machine, a transport error is retried, a few times).
+    let sets = vec![crate::harness::README_SIGNALS; 1_000].join(",");
+    let batch = format!(r#"{{"policy":"claims-approval@1.0.0","batch":[{sets}]}}"#);
+    let slow = (0..5)
+        .find_map(|_| {
+            served
+                .try_post("/v1/evaluations?explain=true", token, &batch)
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no answer in five tries: {}", served.stderr()));
+    assert_eq!(slow.status, 503, "{}", slow.text);
+    assert_eq!(slow.code(), "server.timeout");
+    assert!(slow.header("retry-after").is_some());
+    assert_eq!(slow.header("connection"), Some("close"));
+    // Probes have no timeout; the server still answers.
+    assert_eq!(served.get("/readyz", None).status, 200);
+}
+
+#[test]
+fn an_execution_past_its_time_is_answered_503_keeps_its_slot_and_completes_once() {
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(
+        env.root(),
+        &[
+            "--dev-token",
+            // Every request of the test has this time, not only the two held ones: long enough
+            // that a loaded machine answers the others (a replay waits on SQLite's write lock
+            // behind the completions and the sequencer) before it.
+            "--request-timeout-ms",
+            "3000",
+            "--max-concurrency",
+            "2",
+            "--log-format",
+            "json",
+        ],
+    );
+    let token = served.token.as_deref();
+    // The store's write lock is held from outside the server: its claims wait (SQLite's busy
+    // timeout), its reads go on.
+    let held = SqliteReplayStore::hold_writes(env.root().join("replay.sqlite3")).unwrap();
+    let slow = served.post("/v1/executions", token, &execution_body("held-1"));
+    assert_eq!(slow.status, 503, "{}", slow.text);
+    assert_eq!(slow.code(), "server.timeout");
+    assert_eq!(slow.header("retry-after"), Some("1"));
+    // The answer names the execution that may still complete, and so does its log line.
+    assert_eq!(slow.header("location"), Some("/v1/executions/held-1"));
+    let (event, _) = log_line(&served, "/v1/executions", 503);
+    assert_eq!(
+        (&event["execution_id"], &event["policy"], &event["code"]),
+        (
+            &Value::from("held-1"),
+            &Value::from("claims-approval@1.0.0"),
+            &Value::from("server.timeout")
+        ),
+        "{event}"
+    );
+    // Answered, and not consumed: nothing is claimed while the store is held.
+    assert_eq!(served.get("/v1/executions/held-1", token).status, 404);
+    // An execution whose id the server makes: the answer on its timeout is the only place the
+    // client learns the id.
+    let second = served.post(
+        "/v1/executions",
+        token,
+        &format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#),
+    );
+    assert_eq!(second.code(), "server.timeout", "{}", second.text);
+    let made = second
+        .header("location")
+        .and_then(|location| location.strip_prefix("/v1/executions/"))
+        .unwrap_or_else(|| panic!("no location: {second:?}"))
+        .to_owned();
+    assert!(second.text.contains(&made), "{}", second.text);
+    // Both runtime calls still hold their slots: more requests are shed, not started.
+    let shed = served.post("/v1/executions", token, &execution_body("held-3"));
+    assert_eq!(
+        (shed.status, shed.code().as_str()),
+        (503, "server.overloaded")
+    );
+    drop(held);
+    // Each execution completes on its own once the store is free (bounded: 400 polls each).
+    for id in ["held-1", made.as_str()] {
+        let stored = (0..400)
+            .map(|_| {
+                let reply = served.get(&format!("/v1/executions/{id}"), token);
+                if reply.status != 200 {
+                    // Shed while the slots are held, or claimed and not yet completed.
+                    assert!(matches!(reply.status, 503 | 423), "{}", reply.text);
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                reply
+            })
+            .find(|reply| reply.status == 200)
+            .unwrap_or_else(|| panic!("{id} never completed: {}", served.stderr()));
+        // Exactly once: the same request again is a replay naming the stored attestation,
+        // which verifies.
+        let again = served.post("/v1/executions", token, &execution_body(id));
+        assert_eq!(
+            (again.status, again.code().as_str()),
+            (409, "runtime.replay_detected")
+        );
+        assert_eq!(
+            again.header("location"),
+            Some(format!("/v1/executions/{id}").as_str())
+        );
+        let verified = served.post(
+            "/v1/verify",
+            token,
+            &format!(r#"{{"attestation":{}}}"#, stored.text),
+        );
+        assert_eq!(verified.json()["valid"], true, "{}", verified.text);
+    }
+    // The shed request did nothing.
+    assert_eq!(served.get("/v1/executions/held-3", token).status, 404);
+    // Both executions are counted though their requests were answered first; so are their two
+    // replays, and the time of all four runtime calls (each counted by its call just after its
+    // completion is stored: read until they are, bounded).
+    let counted = |series: &str| metric_with(&served, token, series);
+    let series = [
+        (r#"parmana_executions_total{decision="escalate"}"#, 2),
+        (
+            r#"parmana_execution_errors_total{code="runtime.replay_detected"}"#,
+            2,
+        ),
+        (
+            r#"parmana_runtime_call_duration_seconds_count{operation="execute"}"#,
+            4,
+        ),
+    ];
+    let all_counted = (0..400).any(|_| {
+        let done = series
+            .iter()
+            .all(|(series, expected)| counted(series) == *expected);
+        if !done {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        done
+    });
+    let read: Vec<u64> = series.iter().map(|(series, _)| counted(series)).collect();
+    assert!(all_counted, "{read:?}");
+}
+
+/// A store overwritten under the server is corrupt: every call that touches it is refused
+/// `500 replay.store_corrupt` (no retry mends it: no `Retry-After`), naming the execution where
+/// it may have been claimed, telling the caller the code only (the store's words, and its
+/// path, go to the server's log); the server is not ready; pure evaluations go on. (A store
+/// that cannot be reached is `503` with `Retry-After`: `readiness_tests.rs`.)
+#[test]
+fn a_corrupt_store_is_refused_and_the_server_is_not_ready() {
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let first = served.post("/v1/executions", token, &execution_body("before-1"));
+    assert_eq!(first.status, 201, "{}", first.text);
+    // (A durable store: no warning that ids are forgotten on a restart.)
+    assert!(
+        !served.stderr().contains("keeps nothing across a restart"),
+        "{}",
+        served.stderr()
+    );
+    // The store's file is overwritten in place (the server's connections keep it open): every
+    // store call fails from now on.
+    for name in ["replay.sqlite3", "replay.sqlite3-wal", "replay.sqlite3-shm"] {
+        let path = env.root().join(name);
+        if let Ok(length) = std::fs::metadata(&path).map(|m| m.len()) {
+            let garbage = vec![0x5a_u8; usize::try_from(length).unwrap()];
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .write_all(&garbage)
+                .unwrap();
+        }
+    }
+    let failed = served.post("/v1/executions", token, &execution_body("after-1"));
+    assert_eq!(
+        (failed.status, failed.code().as_str()),
+        (500, "replay.store_corrupt"),
+        "{}",
+        failed.text
+    );
+    assert_eq!(failed.header("retry-after"), None);
+    let root = env.root().display().to_string();
+    assert!(!failed.text.contains(&root), "{}", failed.text);
+    assert!(
+        failed.text.contains("the server's log says why"),
+        "{}",
+        failed.text
+    );
+    assert!(
+        served
+            .stderr()
+            .contains("a request was refused: the replay store or a file failed"),
+        "{}",
+        served.stderr()
+    );
+    // The store failed where the id may have been claimed: the answer names where its outcome
+    // reads back — also for an id the server made, which the client could learn nowhere else.
+    assert_eq!(failed.header("location"), Some("/v1/executions/after-1"));
+    // The README's request, with no id: the server makes one.
+    let readme_request = format!(
+        r#"{{"policy":"claims-approval@1.0.0","signals":{}}}"#,
+        crate::harness::README_SIGNALS
+    );
+    let made = served.post("/v1/executions", token, &readme_request);
+    assert_eq!(made.status, 500, "{}", made.text);
+    let location = made.header("location").unwrap_or_default();
+    assert!(
+        location.starts_with("/v1/executions/") && location.len() > "/v1/executions/".len(),
+        "{location:?}: {}",
+        made.text
+    );
+    // A refusal before any claim names nothing.
+    let refused = served.post(
+        "/v1/executions",
+        token,
+        r#"{"policy":"claims-approval@1.0.0","signals":{"claim_amount":"many"}}"#,
+    );
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(refused.header("location"), None);
+    let read = served.get("/v1/executions/before-1", token);
+    assert_eq!(read.status, 500, "{}", read.text);
+    // Not ready while its store fails (polled: a probe's answer is reused for a second).
+    let not_ready = (0..200).any(|_| {
+        let status = served.get("/readyz", None).status;
+        if status != 503 {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        status == 503
+    });
+    assert!(not_ready, "{}", served.stderr());
+    // Pure evaluations touch no store and go on.
+    let evaluated = served.post("/v1/evaluations", token, &readme_request);
+    assert_eq!(evaluated.status, 200, "{}", evaluated.text);
+}
+
+#[test]
+fn a_burst_past_the_concurrency_limit_is_decided_or_shed_never_queued() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token", "--max-concurrency", "2"]);
+    let token = served.token.clone().unwrap();
+    // A batch of 200 signal sets, explained: long enough that 12 clients at once overrun the
+    // two slots (decided on the blocking pool).
+    let sets = vec![crate::harness::README_SIGNALS; 200].join(",");
+    let batch = format!(r#"{{"policy":"claims-approval@1.0.0","batch":[{sets}]}}"#);
+    let clients: Vec<_> = (0..12)
+        .map(|_| {
+            let (base, token, batch) = (served.base.clone(), token.clone(), batch.clone());
+            std::thread::spawn(move || {
+                (0..8)
+                    .map(|_| {
+                        let reply = crate::harness::try_call(
+                            &base,
+                            "POST",
+                            "/v1/evaluations?explain=true",
+                            Some(&token),
+                            Some(&batch),
+                        )
+                        .unwrap();
+                        (
+                            reply.status,
+                            reply.code(),
+                            reply.header("retry-after").map(str::to_owned),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<_> = clients
+        .into_iter()
+        .flat_map(|client| client.join().unwrap())
+        .collect();
+    // Every answer is a decision or a shed (never a timeout, a defect or a wait in a queue).
+    for (status, code, retry_after) in &answers {
+        match status {
+            200 => {}
+            503 => {
+                assert_eq!(code, "server.overloaded");
+                assert_eq!(retry_after.as_deref(), Some("1"));
+            }
+            other => panic!("{other} {code}"),
+        }
+    }
+    // Both happened: twelve clients on two slots are shed (slower machines shed more, not less).
+    assert!(answers.iter().any(|(status, _, _)| *status == 200));
+    assert!(answers.iter().any(|(status, _, _)| *status == 503));
+    // After the burst, the server decides again.
+    let after = served.post("/v1/evaluations", Some(&token), &batch);
+    assert_eq!(after.status, 200, "{}", after.text);
+}

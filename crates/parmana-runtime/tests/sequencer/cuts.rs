@@ -1,0 +1,182 @@
+//! Cuts and rewrites of the ledger under a running sequencer: a cut in a quiet moment is noticed and stops executions, and a rewritten ledger is never taken by a running driver or snapshot.
+
+use super::*;
+
+/// A ledger cut under a running driver while nothing new comes is noticed at the next run, not
+/// only once the log would grow (here `replay.ledger_broken`: the cut record's execution is
+/// still there; a cut of both is `trust.tlog_inconsistent`); a runtime told so refuses every
+/// execution and recovery from then on (`runtime.store_rewound`): the ids cut away would
+/// execute again.
+#[test]
+fn a_ledger_cut_in_a_quiet_moment_is_noticed_and_stops_executions() {
+    let (store, visible) = parmana_testkit::CutLedger::new();
+    let (_fixture, runtime, log_key) = setup_on(Arc::new(store));
+    let environment = runtime.environment();
+    let signing = signing_with(&environment, &log_key);
+    for n in 0..3 {
+        execute(&runtime, &format!("cut-{n}"));
+    }
+    let driver = LogSequencer::default();
+    let size = driver.run_all(runtime.store(), Some(signing)).unwrap().size;
+    // Quiet: a run that finds nothing new is no alarm.
+    driver.run(runtime.store(), Some(signing)).unwrap();
+    // The tail record cut (its execution left completed: the ledger's chain is broken).
+    visible.store(size - 1, Ordering::SeqCst);
+    for _ in 0..2 {
+        let refused = driver.run(runtime.store(), Some(signing)).unwrap_err();
+        assert_eq!(refused.code(), "replay.ledger_broken", "{refused}");
+    }
+    // The driver holds it as evidence of a cut (what a server latches on).
+    assert!(
+        driver
+            .store_rewound()
+            .is_some_and(|why| why.contains("replay.ledger_broken")),
+        "{:?}",
+        driver.store_rewound()
+    );
+    // What a server does with that: the runtime refuses the store for the rest of its life.
+    assert_eq!(runtime.store_refused(), None);
+    runtime.refuse_store("cut under the log".to_owned());
+    runtime.refuse_store("a second reason does not replace the first".to_owned());
+    assert_eq!(runtime.store_refused(), Some("cut under the log"));
+    let request = ExecutionRequest::parse("cut-new", "claims-approval@1.0.0", SIGNALS).unwrap();
+    let refused = runtime.execute(&request).unwrap_err();
+    assert_eq!(refused.code(), "runtime.store_rewound", "{refused}");
+    assert!(
+        refused.to_string().contains("cut under the log"),
+        "{refused}"
+    );
+    assert_eq!(
+        runtime.recover().unwrap_err().code(),
+        "runtime.store_rewound"
+    );
+    assert_eq!(
+        runtime.attestation(&id("cut-new")).unwrap(),
+        ExecutionStatus::Unknown,
+        "refused before anything was claimed"
+    );
+}
+
+/// A memory store whose ledger reads switch, while `forked` is set, to another store's ledger:
+/// what a writer without a key who rewrites the ledger (or replaces it wholesale) shows readers.
+#[derive(Debug)]
+struct ForkingLedger {
+    inner: MemoryReplayStore,
+    fork: Arc<dyn ReplayStore>,
+    forked: Arc<AtomicBool>,
+}
+
+impl ForkingLedger {
+    fn ledger(&self) -> &dyn ReplayStore {
+        if self.forked.load(Ordering::SeqCst) {
+            self.fork.as_ref()
+        } else {
+            &self.inner
+        }
+    }
+}
+
+impl ReplayStore for ForkingLedger {
+    common::forward_store_writes!(inner);
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
+        self.ledger().ledger_summary()
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        self.ledger().ledger_rows(from, max)
+    }
+    common::forward_store_reads!(@all_but_ledger_reads inner);
+}
+
+/// A ledger rewritten under a running driver and a kept log snapshot — another valid history,
+/// longer than theirs — is refused (`trust.tlog_inconsistent`) run after run and read after
+/// read, with nothing signed and nothing they hold changed: the snapshot, which keeps no entry,
+/// hands out no entry bundle and no proof entry that its tree does not commit to. Back on the
+/// ledger they hold, both go on from where they were.
+#[test]
+fn a_rewritten_ledger_is_never_taken_by_a_running_driver_or_snapshot() {
+    let fork: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let (_other_fixture, other, _) = setup_on(Arc::clone(&fork));
+    for i in 0..6 {
+        execute(&other, &format!("other-{i}"));
+    }
+    LogSequencer::default()
+        .run_all(fork.as_ref(), None)
+        .unwrap();
+    let forked = Arc::new(AtomicBool::new(false));
+    let (_fixture, runtime, log_key) = setup_on(Arc::new(ForkingLedger {
+        inner: MemoryReplayStore::new(),
+        fork: Arc::clone(&fork),
+        forked: Arc::clone(&forked),
+    }));
+    let environment = runtime.environment();
+    let signing = signing_with(&environment, &log_key);
+    let store = runtime.store();
+    let driver = LogSequencer::default();
+    for i in 0..3 {
+        execute(&runtime, &format!("ours-{i}"));
+    }
+    let signed = driver
+        .run_all(store, Some(signing))
+        .unwrap()
+        .checkpoint
+        .unwrap();
+    let mut snapshot = read_log(store).unwrap();
+    assert_eq!(snapshot.size(), signed.size);
+    assert!(fork.ledger_snapshot().unwrap().rows.len() > usize::try_from(signed.size).unwrap());
+    let trust_root = environment.trust_root();
+    let (bundle, hashes) = (
+        Tile::parse_path("entries/000.p/3").unwrap(),
+        Tile::parse_path("0/000.p/3").unwrap(),
+    );
+    let records: Vec<Vec<u8>> = store
+        .ledger_snapshot()
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|row| row.record)
+        .collect();
+    let mut expected_bundle = Vec::new();
+    for record in &records[..3] {
+        expected_bundle.extend_from_slice(&u16::try_from(record.len()).unwrap().to_be_bytes());
+        expected_bundle.extend_from_slice(record);
+    }
+    assert_eq!(snapshot.tile(store, &bundle).unwrap(), expected_bundle);
+    let hash_tile = snapshot.tile(store, &hashes).unwrap();
+    let proof = snapshot
+        .prove(store, trust_root, &id("ours-1"), signed.note.as_bytes())
+        .unwrap();
+    let entry = &records[usize::try_from(proof.index()).unwrap()];
+    assert_eq!(proof.extra(), Some(&entry[..]));
+    assert!(String::from_utf8_lossy(entry).contains(r#""execution_id":"ours-1""#));
+
+    forked.store(true, Ordering::SeqCst);
+    for _ in 0..2 {
+        // Without a key (nothing to sign, no stored checkpoint consulted) the driver's own
+        // check refuses; with one, too.
+        for signing in [None, Some(signing)] {
+            let refused = driver.run(store, signing).unwrap_err();
+            assert_eq!(refused.code(), "trust.tlog_inconsistent");
+        }
+        let refused = snapshot.catch_up(store).unwrap_err();
+        assert_eq!(refused.code(), "trust.tlog_inconsistent");
+        assert_eq!(snapshot.size(), signed.size);
+        let refused = snapshot.tile(store, &bundle).unwrap_err();
+        assert_eq!(refused.code(), "trust.tlog_inconsistent");
+        assert!(refused.to_string().contains("leaf "), "{refused}");
+        let refused = snapshot
+            .prove(store, trust_root, &id("ours-1"), signed.note.as_bytes())
+            .unwrap_err();
+        assert_eq!(refused.code(), "trust.tlog_inconsistent");
+        // Hash tiles come from the tree alone, and stay the log's.
+        assert_eq!(snapshot.tile(store, &hashes).unwrap(), hash_tile);
+    }
+    assert_eq!(store.latest_checkpoint().unwrap(), Some(signed.clone()));
+
+    forked.store(false, Ordering::SeqCst);
+    execute(&runtime, "ours-3");
+    let report = driver.run_all(store, Some(signing)).unwrap();
+    assert_eq!(report.size, signed.size + 1);
+    snapshot.catch_up(store).unwrap();
+    assert_eq!(snapshot.size(), signed.size + 1);
+    assert_eq!(snapshot.tile(store, &bundle).unwrap(), expected_bundle);
+}
