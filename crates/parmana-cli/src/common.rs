@@ -293,19 +293,9 @@ pub(crate) fn output_exists(path: &Path) -> Failure {
 /// written durably inside survives a crash with its directories), each never writable by others
 /// whatever the umask (`create_directories`).
 pub(crate) fn create_dir(path: &Path) -> Result<(), Failure> {
-    let io = |e: &std::io::Error| Failure::io(&path.display().to_string(), e);
-    // The directories this creates: from the deepest one that exists down to `path`.
-    let mut missing: Vec<&Path> = Vec::new();
-    let mut at = Some(path);
-    while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-        missing.push(dir);
-        at = dir.parent();
-    }
-    parmana_runtime::trust::create_directories(path).map_err(|e| io(&e))?;
-    for dir in missing.iter().rev() {
-        parmana_runtime::trust::sync_directory_of(dir).map_err(|e| io(&e))?;
-    }
-    Ok(())
+    // Each directory made is synced into its parent.
+    parmana_runtime::trust::create_directories(path)
+        .map_err(|e| Failure::io(&path.display().to_string(), &e))
 }
 
 /// The runtime a command executes or recovers with: every signing key, the environment, the

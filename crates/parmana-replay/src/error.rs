@@ -50,6 +50,17 @@ pub enum ReplayError {
         /// Its link count.
         links: u64,
     },
+    /// A file of a SQLite store (the database, its WAL or its shared-memory index) was removed
+    /// or replaced while the store had it open: commits there would be lost to every later
+    /// opener of the path, or made beside another writer's. No retry through this store helps;
+    /// open the store again (restart the server) once its files are what they should be.
+    #[error(
+        "{path} was removed or replaced while the store had it open; open the store again (see docs/replay-stores.md)"
+    )]
+    Replaced {
+        /// The file.
+        path: String,
+    },
     /// `complete` was called for an execution id that was never claimed.
     #[error("execution id {execution_id:?} was never claimed")]
     NotClaimed {
@@ -187,6 +198,7 @@ impl ReplayError {
             Self::AlreadyClaimed { .. } => "replay.replay_detected",
             Self::NotClaimed { .. } => "replay.not_claimed",
             Self::MultipleLinks { .. } => "replay.store_multiple_links",
+            Self::Replaced { .. } => "replay.store_replaced",
             Self::AlreadyCompleted { .. } => "replay.already_completed",
             Self::VersionRollback { .. } => "replay.version_rollback",
             Self::VersionTooLarge { .. } => "replay.version_too_large",

@@ -423,11 +423,10 @@ pub fn open_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
     open_store_as(location, true)
 }
 
-/// Like [`open_store`], for the commands that only read, complete or sequence: a PostgreSQL
-/// store is opened without DDL or any write of its own (`create: false` in
-/// [`PostgresOptions`]; the caller may still write through it), and one not there or at an
-/// older schema version is refused instead of created or migrated. (A `sqlite:` file that
-/// must exist is checked by its caller, before it is opened.)
+/// Like [`open_store`], for the commands that only read, complete or sequence: a store is
+/// opened without DDL or any write of its own (`create: false` in [`PostgresOptions`],
+/// [`SqliteReplayStore::open_existing`]; the caller may still write through it), and one not
+/// there or at an older schema version is refused instead of created or migrated.
 pub fn open_existing_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
     open_store_as(location, false)
 }
@@ -437,7 +436,7 @@ fn open_store_as(location: &str, create: bool) -> Result<Box<dyn ReplayStore>, R
         return Ok(Box::new(MemoryReplayStore::new()));
     }
     if let Some(path) = location.strip_prefix("sqlite:") {
-        return open_sqlite(path);
+        return open_sqlite(path, create);
     }
     if location.starts_with("postgres://") || location.starts_with("postgresql://") {
         return open_postgres(location, create);
@@ -458,17 +457,21 @@ fn open_store_as(location: &str, create: bool) -> Result<Box<dyn ReplayStore>, R
 }
 
 #[cfg(feature = "sqlite")]
-fn open_sqlite(path: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+fn open_sqlite(path: &str, create: bool) -> Result<Box<dyn ReplayStore>, ReplayError> {
     if path.is_empty() {
         return Err(ReplayError::InvalidConfiguration {
             message: "sqlite: needs a file path".to_owned(),
         });
     }
-    Ok(Box::new(SqliteReplayStore::open(path)?))
+    Ok(Box::new(if create {
+        SqliteReplayStore::open(path)?
+    } else {
+        SqliteReplayStore::open_existing(path)?
+    }))
 }
 
 #[cfg(not(feature = "sqlite"))]
-fn open_sqlite(_path: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+fn open_sqlite(_path: &str, _create: bool) -> Result<Box<dyn ReplayStore>, ReplayError> {
     Err(ReplayError::InvalidConfiguration {
         message: "this build has no SQLite store (feature `sqlite`)".to_owned(),
     })

@@ -9,6 +9,7 @@
 //! `INSERT … ON CONFLICT DO NOTHING` inside that lock, so there is no check-then-set window —
 //! and so are its rollback, marks-reset and clock checks, read in the same transaction.
 
+mod watch;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,10 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
 
+use watch::{
+    FileIdentity, SchemaWatch, current_schema_version, file_id, refuse_multiple_links,
+    resolve_store_path,
+};
 use writer::{append_marks_record, decode_checkpoint, writer_loop};
 
 use crate::error::VersionKind;
@@ -107,7 +112,36 @@ pub struct SqliteReplayStore {
     path: PathBuf,
     writer: Option<Sender<WriteRequest>>,
     writer_thread: Option<JoinHandle<()>>,
-    reader: Mutex<Connection>,
+    reader: Mutex<Watched>,
+    files: FileIdentity,
+}
+
+/// A connection of the store with what it last verified of the schema.
+#[derive(Debug)]
+struct Watched {
+    conn: Connection,
+    schema: SchemaWatch,
+}
+
+/// The reader connection in a read transaction whose files and schema were checked, ended when
+/// dropped: every read of the store goes through one.
+struct ReadGuard<'a> {
+    reader: MutexGuard<'a, Watched>,
+}
+
+impl std::ops::Deref for ReadGuard<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.reader.conn
+    }
+}
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        // A read transaction wrote nothing; ending it cannot lose anything.
+        let _ = self.reader.conn.execute_batch("ROLLBACK");
+    }
 }
 
 #[derive(Debug)]
@@ -148,13 +182,38 @@ impl SqliteReplayStore {
     /// once, without waiting on its own, while another connection switches a new file to WAL,
     /// recovers its log or migrates it, so opening is tried again, for up to the busy timeout.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReplayError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_as(path.as_ref(), true)
+    }
+
+    /// Opens the existing store at `path` without creating or migrating anything, for the
+    /// commands that only read or complete: a file that is not there or holds no store is
+    /// `replay.invalid_configuration`, a store at an older schema version
+    /// `replay.schema_version_outdated` (a command that executes migrates it), so that an audit
+    /// never changes the schema of a store older processes write.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, ReplayError> {
+        Self::open_as(path.as_ref(), false)
+    }
+
+    fn open_as(path: &Path, create: bool) -> Result<Self, ReplayError> {
+        let path = resolve_store_path(path)?;
         refuse_multiple_links(&path)?;
-        create_private_file(&path);
+        if create {
+            create_private_file(&path);
+        } else if !path.is_file() {
+            return Err(ReplayError::InvalidConfiguration {
+                message: format!("no SQLite store at {}", path.display()),
+            });
+        }
+        // The file as it was before SQLite opened it: one swapped in meanwhile is refused below.
+        let before = file_id(&path);
         let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
         let (writer_conn, reader) = loop {
-            let opened = connect(&path, true).and_then(|mut writer| {
-                migrate(&mut writer)?;
+            let opened = connect(&path, create).and_then(|mut writer| {
+                if create {
+                    migrate(&mut writer)?;
+                } else {
+                    check_existing(&writer, &path)?;
+                }
                 Ok((writer, connect(&path, false)?))
             });
             match opened {
@@ -166,11 +225,22 @@ impl SqliteReplayStore {
             }
         };
         let files = FileIdentity::of(&path)?;
+        if files.database() != before {
+            return Err(ReplayError::Replaced {
+                path: path.display().to_string(),
+            });
+        }
         files.check()?;
+        let mut writer = Watched {
+            conn: writer_conn,
+            schema: SchemaWatch::default(),
+        };
+        writer.schema.check(&writer.conn)?;
+        let writer_files = files.clone();
         let (sender, receiver) = mpsc::channel();
         let writer_thread = std::thread::Builder::new()
             .name("parmana-sqlite-writer".to_owned())
-            .spawn(move || writer_loop(writer_conn, &files, receiver))
+            .spawn(move || writer_loop(writer, &writer_files, receiver))
             .map_err(|e| {
                 ReplayError::unavailable(format!("cannot start the writer thread: {e}"))
             })?;
@@ -178,7 +248,11 @@ impl SqliteReplayStore {
             path,
             writer: Some(sender),
             writer_thread: Some(writer_thread),
-            reader: Mutex::new(reader),
+            reader: Mutex::new(Watched {
+                conn: reader,
+                schema: SchemaWatch::default(),
+            }),
+            files,
         })
     }
 
@@ -219,10 +293,19 @@ impl SqliteReplayStore {
         }
     }
 
-    fn reader(&self) -> Result<MutexGuard<'_, Connection>, ReplayError> {
-        self.reader
+    /// The reader connection, in a read transaction, once the store's files are still the ones
+    /// it opened and its schema is still this build's.
+    fn reader(&self) -> Result<ReadGuard<'_>, ReplayError> {
+        let reader = self
+            .reader
             .lock()
-            .map_err(|_| ReplayError::unavailable("the reader connection was poisoned"))
+            .map_err(|_| ReplayError::unavailable("the reader connection was poisoned"))?;
+        self.files.check()?;
+        reader.conn.execute_batch("BEGIN").map_err(map_error)?;
+        let mut read = ReadGuard { reader };
+        let Watched { conn, schema } = &mut *read.reader;
+        schema.check(conn)?;
+        Ok(read)
     }
 
     fn write(&self, op: WriteOp) -> Result<WriteAnswer, ReplayError> {
@@ -386,11 +469,10 @@ impl ReplayStore for SqliteReplayStore {
     }
 
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        let mut reader = self.reader()?;
         // One read transaction: the marks row and the newest marks record from one snapshot.
-        let tx = reader.transaction().map_err(map_error)?;
-        let guard = read_guard(&tx)?;
-        tx.finish().map_err(map_error)?;
+        let reader = self.reader()?;
+        let guard = read_guard(&reader)?;
+        drop(reader);
         guard.check_not_reset()
     }
 
@@ -406,9 +488,8 @@ impl ReplayStore for SqliteReplayStore {
     }
 
     fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
-        let mut reader = self.reader()?;
         // One read transaction: the counts, checkpoints and marks come from the same snapshot.
-        let tx = reader.transaction().map_err(map_error)?;
+        let tx = self.reader()?;
         let records: i64 = tx
             .query_row("SELECT count(*) FROM ledger", [], |row| row.get(0))
             .map_err(map_error)?;
@@ -433,7 +514,7 @@ impl ReplayStore for SqliteReplayStore {
             })
             .map_err(map_error)?;
         let marks = read_marks_row(&tx)?;
-        tx.finish().map_err(map_error)?;
+        drop(tx);
         crate::record::SummaryCounts {
             records,
             completed,
@@ -604,9 +685,9 @@ fn create_private_file(path: &Path) {
 
 /// Opens one connection with the durability settings every connection of a store uses.
 fn connect(path: &Path, create: bool) -> Result<Connection, OpenFailure> {
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
+    // Not `SQLITE_OPEN_URI`: a path is the file it names, the one every check here watches (a
+    // `file:` URI would open another, with parameters of its own).
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
@@ -713,101 +794,64 @@ fn read_guard(conn: &Connection) -> Result<GuardState, ReplayError> {
     })
 }
 
-/// The files a store opened, by device and inode: SQLite keeps writing to files it holds open
-/// even after they are unlinked or replaced, so a claim committed there would be lost to every
-/// later opener of the path — and its id usable again. The writer checks, under the write
-/// lock, that the path still names the files it has open before every batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FileIdentity {
-    files: Vec<(PathBuf, Option<(u64, u64)>)>,
-}
-
-impl FileIdentity {
-    fn of(path: &Path) -> Result<Self, ReplayError> {
-        let wal = PathBuf::from(format!("{}-wal", path.display()));
-        let files = [path.to_path_buf(), wal]
-            .into_iter()
-            .map(|p| {
-                let id = file_id(&p);
-                (p, id)
-            })
-            .collect::<Vec<_>>();
-        if files.first().and_then(|(_, id)| *id).is_none() {
-            return Err(ReplayError::unavailable(format!(
-                "{} vanished while it was being opened",
-                path.display()
-            )));
-        }
-        Ok(Self { files })
-    }
-
-    /// Refuses when a file the store opened is gone or was replaced under it, or when the
-    /// database file gained a second name.
-    fn check(&self) -> Result<(), ReplayError> {
-        if let Some((path, _)) = self.files.first() {
-            refuse_multiple_links(path)?;
-        }
-        for (path, opened) in &self.files {
-            // A WAL that did not exist at open is created by SQLite itself; only one we saw counts.
-            if let Some(opened) = opened
-                && file_id(path) != Some(*opened)
-            {
-                return Err(ReplayError::unavailable(format!(
-                    "{} was removed or replaced while the store had it open; reopen the store",
-                    path.display()
-                )));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Refuses a database file with more than one hard link (a missing file is not refused here).
-#[cfg(unix)]
-fn refuse_multiple_links(path: &Path) -> Result<(), ReplayError> {
-    use std::os::unix::fs::MetadataExt as _;
-    match std::fs::metadata(path) {
-        Ok(metadata) if metadata.is_file() && metadata.nlink() > 1 => {
-            Err(ReplayError::MultipleLinks {
-                path: path.display().to_string(),
-                links: metadata.nlink(),
-            })
-        }
-        _ => Ok(()),
-    }
-}
-
-#[cfg(not(unix))]
-fn refuse_multiple_links(_path: &Path) -> Result<(), ReplayError> {
-    Ok(())
-}
-
-#[cfg(unix)]
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-#[cfg(not(unix))]
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|_| (0, 0))
-}
-
-/// Sorts SQLite failures into "the data is bad" and "the store cannot be used right now".
+/// Sorts SQLite failures into "the data is bad", "the store is not set up to be used" and "the
+/// store cannot be used right now" (the only one a retry may mend).
 fn map_error(error: rusqlite::Error) -> ReplayError {
     match &error {
-        rusqlite::Error::SqliteFailure(failure, _)
-            if matches!(
-                failure.code,
-                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase
-            ) =>
-        {
-            ReplayError::corrupt(error)
-        }
+        rusqlite::Error::SqliteFailure(failure, message) => match failure.code {
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => ReplayError::corrupt(error),
+            // The store's own statements meet no constraint on a store it made (its inserts of
+            // claims go by `ON CONFLICT`, a ledger position is taken under the write lock), nor
+            // a table, column or index of its schema gone: someone changed the store.
+            ErrorCode::ConstraintViolation => ReplayError::corrupt(error),
+            ErrorCode::Unknown
+                if message.as_deref().is_some_and(|message| {
+                    ["no such table", "no such column", "no such index"]
+                        .iter()
+                        .any(|missing| message.starts_with(missing))
+                }) =>
+            {
+                ReplayError::corrupt(error)
+            }
+            // A file or directory the process may not write: SQLite writes the WAL and its index
+            // beside the database, to read too.
+            ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied
+            | ErrorCode::AuthorizationForStatementDenied => ReplayError::InvalidConfiguration {
+                message: format!(
+                    "{error}: a SQLite store needs write access to its file and its directory, \
+                     also to be read"
+                ),
+            },
+            _ => ReplayError::unavailable(error),
+        },
         rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::InvalidColumnType(..)
         | rusqlite::Error::IntegralValueOutOfRange(..) => ReplayError::corrupt(error),
         _ => ReplayError::unavailable(error),
+    }
+}
+
+/// Checks, writing nothing, that the existing store `conn` opened is at this build's schema
+/// version.
+fn check_existing(conn: &Connection, path: &Path) -> Result<(), OpenFailure> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let current = current_schema_version();
+    match found {
+        0 => Err(ReplayError::InvalidConfiguration {
+            message: format!(
+                "no SQLite store at {} (the file holds none)",
+                path.display()
+            ),
+        }
+        .into()),
+        _ if found == current => Ok(()),
+        1.. if found < current => Err(ReplayError::SchemaVersionOutdated { found, current }.into()),
+        _ => Err(ReplayError::SchemaVersionUnsupported {
+            found,
+            supported: current,
+        }
+        .into()),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Opening a replay store from its URL (`memory`, `sqlite:PATH`, `postgres://…`): commands that write may create a store, commands that read never create nor migrate one.
+//! Opening a replay store from its URL (`memory`, `sqlite:PATH`, `postgres://…`): commands that execute may create or migrate a store, commands that only read or complete never do.
 
 use std::path::Path;
 
@@ -14,7 +14,7 @@ pub enum StoreOpen {
     CreateIfMissing,
     /// For commands that only read or complete (`ledger verify`, `recover`, `show`): a missing
     /// `sqlite:` file is refused with `runtime.store_not_found` instead of created empty, and a
-    /// PostgreSQL store is opened without DDL or writes (refused when not there or older).
+    /// store is opened without DDL or writes of its own (refused when not there or older).
     MustExist,
 }
 

@@ -325,14 +325,16 @@ pub(crate) fn withheld_message_of(code: &str, class: ErrorClass) -> Option<Strin
 }
 
 /// Store refusals that no retry helps: what the store holds is not what Parmana wrote (a
-/// record or the ledger changed, the marks reset, a store file linked twice). `500`, not
+/// record or the ledger changed, the marks reset, a store file linked twice or replaced under the
+/// server). `500`, not
 /// `503`: the store must be repaired first. (A schema, or a claim record, this version does not
 /// read stays `503`: during a rolling upgrade a newer server of the deployment answers.)
-const STORE_INTEGRITY: [&str; 4] = [
+const STORE_INTEGRITY: [&str; 5] = [
     "replay.store_corrupt",
     "replay.ledger_broken",
     "replay.marks_reset",
     "replay.store_multiple_links",
+    "replay.store_replaced",
 ];
 
 /// The HTTP status of a runtime refusal (`docs/server.md`, "Errors"): malformed requests 400,

@@ -173,24 +173,41 @@ pub const NEW_DIRECTORY_MODE: u32 = 0o755;
 
 /// Creates a directory and its missing parents, each with at most [`NEW_DIRECTORY_MODE`] on Unix
 /// (what the umask leaves of it): never writable by others, whatever the umask. Directories
-/// already there are left as they are.
+/// already there are left as they are; each one made is synced into its parent, so that what is
+/// then written in it durably is not lost with its directory's name in a crash.
 pub fn create_directories(path: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, NEW_DIRECTORY_MODE);
-    builder.create(path)
+    create_directories_durably(path, NEW_DIRECTORY_MODE)
 }
 
 /// Creates a directory and its missing parents as [`create_directories`] does, but readable by
 /// its owner only (0700 on Unix): for what holds private data (a replay store, which records
-/// every request's signals). Directories already there are left as they are.
+/// every request's signals). Directories already there are left as they are; each one made is
+/// synced into its parent.
 pub fn create_private_directories(path: &Path) -> std::io::Result<()> {
+    create_directories_durably(path, 0o700)
+}
+
+/// Creates `path` and its missing parents with at most `mode` (on Unix), then syncs each
+/// directory made into its parent, the outermost first.
+fn create_directories_durably(path: &Path, mode: u32) -> std::io::Result<()> {
+    // The directories this makes: from `path` up to the deepest one that exists.
+    let mut missing: Vec<&Path> = Vec::new();
+    let mut at = Some(path);
+    while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(dir);
+        at = dir.parent();
+    }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(path)
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    builder.create(path)?;
+    for dir in missing.iter().rev() {
+        sync_directory_of(dir)?;
+    }
+    Ok(())
 }
 
 /// Creates `path` with `bytes`, never replacing anything there: written and synced as a

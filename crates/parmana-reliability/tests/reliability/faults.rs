@@ -408,8 +408,9 @@ fn a_sqlite_store_that_cannot_be_opened_is_a_store_error() {
 /// SQLite keeps writing to files it holds open after they are unlinked, so without a check an
 /// execution after the deletion would be acknowledged into a file nobody can reopen, and its id
 /// would be usable again. The store compares the path's files (device and inode) with the ones
-/// it opened, under the write lock, before every batch: once they are gone, every execution is
-/// refused with a store error and nothing more is acknowledged.
+/// it opened, under the write lock, before every batch, and before every read: once they are
+/// gone, every execution and every read is refused with `replay.store_replaced` (no retry mends
+/// it: a server answers `500` and is not ready) and nothing more is acknowledged.
 #[test]
 fn a_sqlite_store_whose_files_are_deleted_refuses_instead_of_writing_to_unlinked_files() {
     let fixture = FixtureEnvironment::new().unwrap();
@@ -427,7 +428,13 @@ fn a_sqlite_store_whose_files_are_deleted_refuses_instead_of_writing_to_unlinked
             execute_from_signals(&request(n), &signer, &store, &environment, &fixed_clock())
                 .unwrap_err();
         assert_eq!(error.class(), ErrorClass::Store, "{error}");
-        assert_eq!(error.code(), "replay.store_unavailable", "{error}");
+        assert_eq!(error.code(), "replay.store_replaced", "{error}");
+    }
+    for refused in [
+        store.get(&id(0)).map(|_| ()),
+        store.accepted_versions().map(|_| ()),
+    ] {
+        assert_eq!(refused.unwrap_err().code(), "replay.store_replaced");
     }
     drop(store);
     // A store opened at the path again is a new, empty store: nothing was acknowledged into the
@@ -452,7 +459,12 @@ fn a_sqlite_store_whose_file_is_replaced_refuses() {
     std::fs::rename(&other, &path).unwrap();
     let error = execute_from_signals(&request(1), &signer, &store, &environment, &fixed_clock())
         .unwrap_err();
-    assert_eq!(error.code(), "replay.store_unavailable", "{error}");
+    assert_eq!(error.code(), "replay.store_replaced", "{error}");
+    // Its reads no longer come from the file the path no longer names.
+    assert_eq!(
+        store.get(&id(0)).unwrap_err().code(),
+        "replay.store_replaced"
+    );
 }
 
 /// A full disk, simulated without privileges: the worker runs under `ulimit -f` (RLIMIT_FSIZE)

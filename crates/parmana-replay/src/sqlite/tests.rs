@@ -1,4 +1,4 @@
-//! The SQLite writer's batches, driven directly: a request whose rows a writer of the file corrupted is refused alone, the requests sharing its batch commit.
+//! The SQLite writer driven directly, and its failures sorted: a request whose rows a writer of the file corrupted is refused alone, the requests sharing its batch commit; only what a retry may mend is "unavailable".
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use parmana_canon::{Digest, ExecutionId, Timestamp};
 
 use super::writer::commit_batch;
-use super::{FileIdentity, WriteAnswer, WriteOp, WriteRequest, connect};
+use super::{FileIdentity, Watched, WriteAnswer, WriteOp, WriteRequest, connect};
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, ReplayError, ReplayStore,
     SqliteReplayStore,
@@ -30,7 +30,7 @@ fn a_poisoned_row_refuses_the_sequencer_run_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite3");
     drop(SqliteReplayStore::open(&path).unwrap());
-    let mut conn = connect(&path, false).map_err(|f| f.error).unwrap();
+    let conn = connect(&path, false).map_err(|f| f.error).unwrap();
     // A writer of the file: a completed, unsequenced execution whose request digest is no
     // digest. Every sequencer run now refuses it.
     conn.execute(
@@ -48,7 +48,11 @@ fn a_poisoned_row_refuses_the_sequencer_run_alone() {
         })
         .collect();
     let files = FileIdentity::of(&path).unwrap();
-    let answers = commit_batch(&mut conn, &files, &batch);
+    let mut writer = Watched {
+        conn,
+        schema: super::SchemaWatch::default(),
+    };
+    let answers = commit_batch(&mut writer, &files, &batch);
     assert!(
         matches!(answers[0], Ok(WriteAnswer::Claim(ClaimOutcome::Claimed))),
         "{:?}",
@@ -64,7 +68,7 @@ fn a_poisoned_row_refuses_the_sequencer_run_alone() {
         "{:?}",
         answers[2]
     );
-    drop(conn);
+    drop(writer);
     let store = SqliteReplayStore::open(&path).unwrap();
     for id in ["before", "after"] {
         assert!(
@@ -74,5 +78,75 @@ fn a_poisoned_row_refuses_the_sequencer_run_alone() {
             ),
             "{id} was not committed"
         );
+    }
+}
+
+/// What SQLite's failures are answered with: only what a retry may mend is "unavailable"; a
+/// store someone changed is corrupt, a file or directory the process may not write a
+/// configuration to fix.
+#[test]
+fn sqlite_failures_say_whether_a_retry_helps() {
+    use rusqlite::ffi;
+    let cases = [
+        (
+            ffi::SQLITE_BUSY,
+            "database is locked",
+            "replay.store_unavailable",
+        ),
+        (
+            ffi::SQLITE_FULL,
+            "database or disk is full",
+            "replay.store_unavailable",
+        ),
+        (
+            ffi::SQLITE_IOERR,
+            "disk I/O error",
+            "replay.store_unavailable",
+        ),
+        (ffi::SQLITE_ERROR, "interrupted", "replay.store_unavailable"),
+        (
+            ffi::SQLITE_CORRUPT,
+            "database disk image is malformed",
+            "replay.store_corrupt",
+        ),
+        (
+            ffi::SQLITE_NOTADB,
+            "file is not a database",
+            "replay.store_corrupt",
+        ),
+        (
+            ffi::SQLITE_CONSTRAINT,
+            "UNIQUE constraint failed: ledger.position",
+            "replay.store_corrupt",
+        ),
+        (
+            ffi::SQLITE_ERROR,
+            "no such table: high_water_marks",
+            "replay.store_corrupt",
+        ),
+        (
+            ffi::SQLITE_ERROR,
+            "no such column: attestation",
+            "replay.store_corrupt",
+        ),
+        (
+            ffi::SQLITE_READONLY,
+            "attempt to write a readonly database",
+            "replay.invalid_configuration",
+        ),
+        (
+            ffi::SQLITE_PERM,
+            "access permission denied",
+            "replay.invalid_configuration",
+        ),
+        (
+            ffi::SQLITE_AUTH,
+            "not authorized",
+            "replay.invalid_configuration",
+        ),
+    ];
+    for (code, message, expected) in cases {
+        let error = rusqlite::Error::SqliteFailure(ffi::Error::new(code), Some(message.to_owned()));
+        assert_eq!(super::map_error(error).code(), expected, "{code} {message}");
     }
 }

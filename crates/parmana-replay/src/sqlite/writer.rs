@@ -4,7 +4,7 @@ use super::*;
 
 /// The writer thread: batches queued requests into one transaction each, then answers.
 pub(super) fn writer_loop(
-    mut conn: Connection,
+    mut writer: Watched,
     files: &FileIdentity,
     queue: Receiver<WriteRequest>,
 ) {
@@ -16,7 +16,7 @@ pub(super) fn writer_loop(
                 Err(_) => break,
             }
         }
-        let answers = commit_batch(&mut conn, files, &batch);
+        let answers = commit_batch(&mut writer, files, &batch);
         for (request, answer) in batch.into_iter().zip(answers) {
             // A caller that gave up waiting is not an error of the store.
             let _ = request.reply.send(answer);
@@ -30,16 +30,17 @@ pub(super) fn writer_loop(
 /// transaction is rolled back and every request gets that error: no caller is ever told
 /// "claimed" for a claim that was not committed.
 pub(super) fn commit_batch(
-    conn: &mut Connection,
+    writer: &mut Watched,
     files: &FileIdentity,
     batch: &[WriteRequest],
 ) -> Vec<Result<WriteAnswer, ReplayError>> {
     let fail_all = |error: ReplayError| batch.iter().map(|_| Err(error.clone())).collect();
+    let Watched { conn, schema } = writer;
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return fail_all(map_error(e)),
     };
-    if let Err(error) = files.check() {
+    if let Err(error) = files.check().and_then(|()| schema.check(&tx)) {
         return fail_all(error);
     }
     let mut answers = Vec::with_capacity(batch.len());
@@ -81,7 +82,13 @@ pub(super) fn commit_batch(
         answers.push(answer);
     }
     match tx.commit() {
-        Ok(()) => answers,
+        // A file replaced while the batch was written (between the check above and the commit)
+        // may have split the writers: what was committed is not acknowledged. (A claim so
+        // committed is pending, as after any failure that follows a claim.)
+        Ok(()) => match files.check() {
+            Ok(()) => answers,
+            Err(error) => fail_all(error),
+        },
         Err(e) => fail_all(map_error(e)),
     }
 }

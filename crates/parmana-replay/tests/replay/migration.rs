@@ -170,9 +170,34 @@ mod sqlite_file {
                 .unwrap();
             }
         }
+        // A command that only reads opens it without migrating it: refused, the file as it was.
+        let refused = SqliteReplayStore::open_existing(&path).unwrap_err();
+        assert_eq!(
+            refused.code(),
+            "replay.schema_version_outdated",
+            "{refused}"
+        );
+        let version = |path: &std::path::Path| -> i64 {
+            rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row("PRAGMA user_version", [], |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!(version(&path), 1);
         let store = SqliteReplayStore::open(&path).unwrap();
         check_migrated(&store, &old);
         drop(store);
+        // Once migrated, it opens to be read; a file that holds no store, or none, does not.
+        let report = verify_ledger(&SqliteReplayStore::open_existing(&path).unwrap()).unwrap();
+        assert!(report.is_intact(), "{report:?}");
+        assert_eq!((report.records, report.mark_records), (4, 1));
+        let empty = dir.path().join("empty.sqlite");
+        std::fs::write(&empty, b"").unwrap();
+        for missing in [empty, dir.path().join("missing.sqlite")] {
+            let refused = SqliteReplayStore::open_existing(&missing).unwrap_err();
+            assert_eq!(refused.code(), "replay.invalid_configuration", "{refused}");
+        }
+        assert!(!dir.path().join("missing.sqlite").exists());
         // Opening again migrates nothing more.
         let store = SqliteReplayStore::open(&path).unwrap();
         assert_eq!(verify_ledger(&store).unwrap().mark_records, 1);

@@ -87,6 +87,13 @@ fn run_as_child() -> bool {
                 println!("COMPLETED {exec}");
             }
         }
+        "claim-once" => {
+            let exec = id("dup");
+            match store.claim(&exec, &claim_for("child"), V0) {
+                Ok(outcome) => println!("OUTCOME {outcome:?}"),
+                Err(error) => println!("OUTCOME {}", error.code()),
+            }
+        }
         other => panic!("unknown child role {other}"),
     }
     true
@@ -351,6 +358,57 @@ fn sqlite_refuses_a_store_file_with_two_names() {
     assert_eq!(
         store.claim(&id("dup-1"), &claim_for("x"), V0).unwrap(),
         ClaimOutcome::Claimed
+    );
+}
+
+/// The `-shm` file (the write lock and the WAL's index) unlinked under an open store: the next
+/// process makes a new one and takes "the" write lock on it, so the two would write at once and
+/// overwrite each other's commits. The open store refuses its next write and read instead of
+/// claiming an id the other process claimed too (the claim of the same id by both once answered
+/// `Claimed` twice).
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_refuses_to_go_on_once_its_index_file_is_replaced() {
+    use parmana_replay::SqliteReplayStore;
+    let test = "sqlite_refuses_to_go_on_once_its_index_file_is_replaced";
+    if run_as_child() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replay.sqlite3");
+    let store = SqliteReplayStore::open(&path).unwrap();
+    assert_eq!(
+        store.claim(&id("before"), &claim_for("a"), V0).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    std::fs::remove_file(dir.path().join("replay.sqlite3-shm")).unwrap();
+    let child = spawn_child(
+        test,
+        "claim-once",
+        &format!("sqlite:{}", path.display()),
+        0,
+        dir.path(),
+    );
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    // The other process, on the index it made, claimed the id.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.lines().any(|line| line == "OUTCOME Claimed"),
+        "{stdout}"
+    );
+    // This store does not claim it again, nor read through files no longer the path's.
+    let refused = store
+        .claim(&id("dup"), &claim_for("parent"), V0)
+        .unwrap_err();
+    assert_eq!(refused.code(), "replay.store_replaced", "{refused}");
+    assert_eq!(
+        store.get(&id("before")).unwrap_err().code(),
+        "replay.store_replaced"
+    );
+    assert_eq!(
+        store.accepted_versions().unwrap_err().code(),
+        "replay.store_replaced"
     );
 }
 

@@ -1,49 +1,190 @@
-//! What a writer of a SQLite store's file can plant sees no more than it must: a used id is answered before a replay's inputs reach any statement that writes, so a trigger captures none (recovery would sign inputs filed over the id's row), and the file a store creates is its owner's only.
+//! What a writer of a SQLite store's file can plant is refused, not run: a schema this build's migrations do not make (a trigger that copies what the store records or never ends, a view under a table's name, a table renamed, an index dropped, a newer schema version) is `replay.store_corrupt` at open and at the next read or write of a store already open; SQLite's own statistics are not refused; the file a store creates is its owner's only; a path is the file it names (no `file:` URI, a symbolic link resolved, one to nothing refused).
 
 use parmana_replay::{AcceptedVersions, ClaimOutcome, ReplayStore, SqliteReplayStore};
 
 use crate::common::{claim_for, id};
 
+/// A change a writer of the file makes to the schema, and the code it is refused with (`None`:
+/// accepted).
+struct SchemaCase {
+    name: &'static str,
+    sql: &'static str,
+    refused: Option<&'static str>,
+}
+
+const SCHEMA_CASES: &[SchemaCase] = &[
+    SchemaCase {
+        name: "a trigger copying the recorded inputs",
+        sql: "CREATE TABLE captured (inputs BLOB);
+              CREATE TRIGGER capture BEFORE INSERT ON executions
+              BEGIN INSERT INTO captured VALUES (NEW.attestation_inputs); END;",
+        refused: Some("replay.store_corrupt"),
+    },
+    SchemaCase {
+        name: "a trigger that never ends (it would hold the write lock for ever)",
+        sql: "CREATE TRIGGER spin BEFORE INSERT ON executions BEGIN
+                SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)
+                                      SELECT x FROM c);
+              END;",
+        refused: Some("replay.store_corrupt"),
+    },
+    SchemaCase {
+        name: "a view under a table's name",
+        sql: "ALTER TABLE executions RENAME TO executions_moved;
+              CREATE VIEW executions AS SELECT * FROM executions_moved;",
+        refused: Some("replay.store_corrupt"),
+    },
+    SchemaCase {
+        name: "a table renamed",
+        sql: "ALTER TABLE high_water_marks RENAME TO marks_gone;",
+        refused: Some("replay.store_corrupt"),
+    },
+    SchemaCase {
+        name: "an index dropped",
+        sql: "DROP INDEX executions_claimed_at;",
+        refused: Some("replay.store_corrupt"),
+    },
+    SchemaCase {
+        name: "a newer build's schema version",
+        sql: "PRAGMA user_version = 99;",
+        refused: Some("replay.schema_version_unsupported"),
+    },
+    SchemaCase {
+        name: "SQLite's own statistics (ANALYZE)",
+        sql: "ANALYZE;",
+        refused: None,
+    },
+];
+
+/// The rows a planted `captured` table holds (none where the case made no such table).
+fn captured(raw: &rusqlite::Connection) -> usize {
+    raw.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE name = 'captured'",
+        [],
+        |row| row.get::<_, i64>(0),
+    )
+    .ok()
+    .filter(|tables| *tables == 1)
+    .and_then(|_| {
+        raw.query_row("SELECT count(*) FROM captured", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .ok()
+    })
+    .map_or(0, |rows| usize::try_from(rows).unwrap())
+}
+
 #[test]
-fn a_planted_trigger_captures_no_replay_inputs() {
+fn a_schema_changed_behind_the_store_is_refused_at_open_and_while_open() {
+    let under = AcceptedVersions::new(1, 1);
+    for case in SCHEMA_CASES {
+        let name = case.name;
+        // At rest: planted while no store was open, refused at open.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite3");
+        drop(SqliteReplayStore::open(&path).unwrap());
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(case.sql).unwrap();
+        match (SqliteReplayStore::open(&path), case.refused) {
+            (Err(error), Some(code)) => assert_eq!(error.code(), code, "{name}: {error}"),
+            (Ok(store), None) => assert_eq!(
+                store.claim(&id("x"), &claim_for("x"), under).unwrap(),
+                ClaimOutcome::Claimed,
+                "{name}"
+            ),
+            (opened, _) => panic!("{name}: {:?}", opened.map(|_| ())),
+        }
+        assert_eq!(captured(&raw), 0, "{name}");
+        drop(raw);
+
+        // While open: planted between two claims of a store in use, refused at its next write
+        // and its next read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite3");
+        let store = SqliteReplayStore::open(&path).unwrap();
+        assert_eq!(
+            store.claim(&id("before"), &claim_for("a"), under).unwrap(),
+            ClaimOutcome::Claimed,
+            "{name}"
+        );
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(case.sql).unwrap();
+        let claimed = store.claim(&id("after"), &claim_for("b"), under);
+        let read = store.get(&id("before"));
+        match case.refused {
+            Some(code) => {
+                assert_eq!(claimed.map_err(|e| e.code()), Err(code), "{name}");
+                assert_eq!(read.map(|_| ()).map_err(|e| e.code()), Err(code), "{name}");
+            }
+            None => {
+                assert_eq!(claimed.unwrap(), ClaimOutcome::Claimed, "{name}");
+                assert!(read.is_ok(), "{name}: {read:?}");
+            }
+        }
+        assert_eq!(captured(&raw), 0, "{name}");
+    }
+}
+
+#[test]
+fn a_store_file_is_its_owners_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite3");
-    let under = AcceptedVersions::new(1, 1);
-    {
-        let store = SqliteReplayStore::open(&path).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
-        }
-        drop(store);
-    }
-    // The writer plants a trigger that keeps the inputs of every row inserted, or tried.
-    let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute_batch(
-        "CREATE TABLE captured (inputs BLOB);
-         CREATE TRIGGER capture BEFORE INSERT ON executions
-         BEGIN INSERT INTO captured VALUES (NEW.attestation_inputs); END;",
-    )
-    .unwrap();
     let store = SqliteReplayStore::open(&path).unwrap();
-    let first = claim_for("first");
     assert_eq!(
-        store.claim(&id("x"), &first, under).unwrap(),
+        store
+            .claim(&id("x"), &claim_for("x"), AcceptedVersions::new(1, 1))
+            .unwrap(),
         ClaimOutcome::Claimed
     );
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let file = format!("{}{suffix}", path.display());
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+    }
+}
+
+/// A store's path is the file it names: not a `file:` URI (SQLite would open another file than
+/// the one every check watches, with its own mode); through a symbolic link, the file linked to
+/// (whose WAL and index SQLite names after it); a link to nothing is refused, and nothing made.
+#[test]
+fn a_store_path_is_the_file_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.sqlite3");
+    let uri = format!("file:{}", real.display());
     assert_eq!(
-        store.claim(&id("x"), &claim_for("replay"), under).unwrap(),
-        ClaimOutcome::AlreadyClaimed
+        SqliteReplayStore::open(&uri).unwrap_err().code(),
+        "replay.invalid_configuration"
     );
-    drop(store);
-    let captured: Vec<Vec<u8>> = raw
-        .prepare("SELECT inputs FROM captured")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(captured, [first.attestation_inputs().to_vec()]);
+    assert!(!real.exists());
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link.sqlite3");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(
+            SqliteReplayStore::open(&link).unwrap_err().code(),
+            "replay.invalid_configuration"
+        );
+        assert!(!real.exists());
+        drop(SqliteReplayStore::open(&real).unwrap());
+        let store = SqliteReplayStore::open(&link).unwrap();
+        assert_eq!(store.path(), std::fs::canonicalize(&real).unwrap());
+        assert_eq!(
+            store
+                .claim(&id("x"), &claim_for("x"), AcceptedVersions::new(1, 1))
+                .unwrap(),
+            ClaimOutcome::Claimed
+        );
+        // The WAL and the index watched are the linked file's: replacing its index is noticed.
+        std::fs::remove_file(format!("{}-shm", real.display())).unwrap();
+        std::fs::write(format!("{}-shm", real.display()), b"").unwrap();
+        assert_eq!(
+            store
+                .claim(&id("y"), &claim_for("y"), AcceptedVersions::new(1, 1))
+                .unwrap_err()
+                .code(),
+            "replay.store_replaced"
+        );
+    }
 }

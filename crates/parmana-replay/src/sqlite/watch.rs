@@ -1,0 +1,264 @@
+//! What a SQLite store checks before each use that its path and its schema are still what it opened: the files (database, WAL and shared-memory index) by device and inode, and the schema objects against those this build's migrations make.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use rusqlite::Connection;
+
+use super::{MIGRATIONS, map_error};
+use crate::ReplayError;
+
+/// The path a store is opened at, with a symbolic link in its last component resolved (and a
+/// `file:` URI refused: SQLite opens a path as a path here, so `file:…` would be a file of that
+/// name in the working directory, never what it seems to name). SQLite
+/// opens the file a link names and names its `-wal` and `-shm` files after that file, so the
+/// checks here must watch those. A link that names nothing is refused (SQLite would create its
+/// target with the umask's mode, readable by others).
+pub(super) fn resolve_store_path(path: &Path) -> Result<PathBuf, ReplayError> {
+    if path.to_str().is_some_and(|text| text.starts_with("file:")) {
+        return Err(ReplayError::InvalidConfiguration {
+            message: format!(
+                "{} reads as a SQLite URI: a store is named by its file's path",
+                path.display()
+            ),
+        });
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| ReplayError::InvalidConfiguration {
+                message: format!(
+                    "{} is a symbolic link to nothing that can be opened ({e}): name the store's file itself",
+                    path.display()
+                ),
+            })
+        }
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// The files a store opened, by device and inode: SQLite keeps writing to files it holds open
+/// even after they are unlinked or replaced, so a claim committed there would be lost to every
+/// later opener of the path — and its id usable again. The `-shm` file holds the write lock and
+/// the index of the WAL: a new one made beside the one in use (after an unlink) gives later
+/// openers a write lock of their own, and two writers then overwrite each other's commits. While
+/// a store is open, SQLite never removes either (that takes the last connection's exclusive
+/// lock), so a changed one is always someone else's doing. The writer checks, under the write
+/// lock, that the path still names the files it has open before every batch and after its
+/// commit, and the reader before every read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FileIdentity {
+    files: Vec<(PathBuf, Option<(u64, u64)>)>,
+}
+
+impl FileIdentity {
+    pub(super) fn of(path: &Path) -> Result<Self, ReplayError> {
+        let files = ["", "-wal", "-shm"]
+            .into_iter()
+            .map(|suffix| {
+                let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                let id = file_id(&file);
+                (file, id)
+            })
+            .collect::<Vec<_>>();
+        if files.first().and_then(|(_, id)| *id).is_none() {
+            return Err(ReplayError::unavailable(format!(
+                "{} vanished while it was being opened",
+                path.display()
+            )));
+        }
+        Ok(Self { files })
+    }
+
+    /// The database file's device and inode.
+    pub(super) fn database(&self) -> Option<(u64, u64)> {
+        self.files.first().and_then(|(_, id)| *id)
+    }
+
+    /// Refuses when a file the store opened is gone or was replaced under it
+    /// (`replay.store_replaced`), or when the database file gained a second name
+    /// (`replay.store_multiple_links`).
+    pub(super) fn check(&self) -> Result<(), ReplayError> {
+        if let Some((path, _)) = self.files.first() {
+            refuse_multiple_links(path)?;
+        }
+        for (path, opened) in &self.files {
+            // A WAL or index that did not exist at open is created by SQLite itself; only one we
+            // saw counts.
+            if let Some(opened) = opened
+                && file_id(path) != Some(*opened)
+            {
+                return Err(ReplayError::Replaced {
+                    path: path.display().to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a database file with more than one hard link (a missing file is not refused here).
+#[cfg(unix)]
+pub(super) fn refuse_multiple_links(path: &Path) -> Result<(), ReplayError> {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() && metadata.nlink() > 1 => {
+            Err(ReplayError::MultipleLinks {
+                path: path.display().to_string(),
+                links: metadata.nlink(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+pub(super) fn refuse_multiple_links(_path: &Path) -> Result<(), ReplayError> {
+    Ok(())
+}
+
+#[cfg(unix)]
+pub(super) fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+pub(super) fn file_id(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
+/// A schema object as `sqlite_schema` lists it: its type, name and table.
+type SchemaObject = (String, String, String);
+
+/// The most bytes of a schema object's type, name or table name read; a longer one (a writer's)
+/// reads as NULL and is refused.
+const MAX_SCHEMA_NAME_BYTES: i64 = 128;
+
+/// Whether a connection's schema is still the one this build's migrations make. A writer of the
+/// file could add a trigger (which runs inside the store's own statements: one that never ends
+/// holds the write lock for ever, one that writes elsewhere copies what the store records),
+/// a view under a table's name, or rename or drop what the store reads. SQLite's schema cookie
+/// (`PRAGMA schema_version`) changes with every such change, so the objects are compared only
+/// when it or the schema version (`PRAGMA user_version`) moved since the last check; in the caller's transaction, so that the statements after
+/// the check see the schema checked.
+#[derive(Debug, Default)]
+pub(super) struct SchemaWatch {
+    /// The schema cookie and schema version last verified.
+    verified: Option<(i64, i64)>,
+}
+
+impl SchemaWatch {
+    /// Refuses a schema that is not this build's (`replay.store_corrupt`; a newer build's,
+    /// `replay.schema_version_unsupported`).
+    pub(super) fn check(&mut self, conn: &Connection) -> Result<(), ReplayError> {
+        // The schema version (`user_version`) is not part of the cookie: both are read.
+        let seen: (i64, i64) = conn
+            .prepare_cached(
+                "SELECT (SELECT schema_version FROM pragma_schema_version),
+                        (SELECT user_version FROM pragma_user_version)",
+            )
+            .and_then(|mut statement| statement.query_row([], |row| Ok((row.get(0)?, row.get(1)?))))
+            .map_err(map_error)?;
+        if self.verified == Some(seen) {
+            return Ok(());
+        }
+        verify_schema(conn)?;
+        self.verified = Some(seen);
+        Ok(())
+    }
+}
+
+/// The store's schema version (`PRAGMA user_version`).
+fn schema_version(conn: &Connection) -> Result<i64, ReplayError> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(map_error)
+}
+
+/// This build's schema version: the number of its migrations.
+pub(super) fn current_schema_version() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+fn verify_schema(conn: &Connection) -> Result<(), ReplayError> {
+    let current = current_schema_version();
+    let found = schema_version(conn)?;
+    if found > current {
+        return Err(ReplayError::SchemaVersionUnsupported {
+            found,
+            supported: current,
+        });
+    }
+    if found < current {
+        return Err(ReplayError::corrupt(format!(
+            "the store's schema version is {found}, not the {current} it was opened at"
+        )));
+    }
+    let expected = expected_objects()?;
+    let found = schema_objects(conn, expected.len() + 1)?;
+    if let Some((kind, name, table)) = found.difference(expected).next() {
+        return Err(ReplayError::corrupt(format!(
+            "the store holds the {kind} {name:?} (on {table:?}), which no migration of this build \
+             makes: its schema was changed behind its back"
+        )));
+    }
+    if let Some((kind, name, _)) = expected.difference(&found).next() {
+        return Err(ReplayError::corrupt(format!(
+            "the store lacks the {kind} {name:?}: its schema was changed behind its back"
+        )));
+    }
+    Ok(())
+}
+
+/// The schema objects of a store of this build: the migrations applied to an empty database in
+/// memory, once per process.
+fn expected_objects() -> Result<&'static BTreeSet<SchemaObject>, ReplayError> {
+    static EXPECTED: OnceLock<Result<BTreeSet<SchemaObject>, String>> = OnceLock::new();
+    EXPECTED
+        .get_or_init(|| {
+            let conn = Connection::open_in_memory().map_err(|e| e.to_string())?;
+            for migration in MIGRATIONS {
+                conn.execute_batch(migration).map_err(|e| e.to_string())?;
+            }
+            schema_objects(&conn, 1024).map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|message| {
+            ReplayError::unavailable(format!(
+                "the schema this build makes could not be built in memory: {message}"
+            ))
+        })
+}
+
+/// At most `limit` schema objects of `conn`, leaving out those SQLite makes for itself
+/// (`sqlite_…`: the indexes of primary keys, `ANALYZE`'s statistics), each name bounded.
+fn schema_objects(conn: &Connection, limit: usize) -> Result<BTreeSet<SchemaObject>, ReplayError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT CASE WHEN octet_length(type) <= ?1 THEN type END,
+                    CASE WHEN octet_length(name) <= ?1 THEN name END,
+                    CASE WHEN octet_length(tbl_name) <= ?1 THEN tbl_name END
+             FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' LIMIT ?2",
+        )
+        .map_err(map_error)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement
+        .query_map(rusqlite::params![MAX_SCHEMA_NAME_BYTES, limit], |row| {
+            Ok((
+                row.get::<_, Option<String>>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .map_err(map_error)?;
+    let mut objects = BTreeSet::new();
+    for row in rows {
+        let (Some(kind), Some(name), Some(table)) = row.map_err(map_error)? else {
+            return Err(ReplayError::corrupt(
+                "the store's schema holds an object whose name is too long for any this build makes",
+            ));
+        };
+        objects.insert((kind, name, table));
+    }
+    Ok(objects)
+}
