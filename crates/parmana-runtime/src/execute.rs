@@ -1,7 +1,8 @@
 //! The execution pipeline: resolve, verify, validate, evaluate, claim, sign, complete — and recovery after a crash.
 
 use parmana_canon::{
-    Digest, ExecutionId, PolicyRef, RawCanonical, Timestamp, parse_strict, to_canonical_vec,
+    Digest, ExecutionId, IdError, IdKind, PolicyRef, RawCanonical, Timestamp, parse_strict,
+    to_canonical_vec,
 };
 use parmana_replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, PENDING_PAGE, ReplayStore,
@@ -92,8 +93,9 @@ pub(crate) fn execute(
     clock: &dyn Clock,
     unfinished: Option<&Unfinished>,
 ) -> Result<Attestation, ExecutionError> {
-    check_signers(signers, environment)?;
     let execution_id = &request.execution_id;
+    check_new_execution_id(execution_id)?;
+    check_signers(signers, environment)?;
     let loaded = environment.policy(&request.policy)?;
     let signals = request.signals.validate(loaded.policy())?;
     let decision = signals.evaluate()?;
@@ -172,6 +174,21 @@ pub(crate) fn execute(
         envelope,
         predicate,
     })
+}
+
+/// Refuses `.` and `..` as the id of a new execution (`runtime.invalid_execution_id`, nothing
+/// consumed): they are URL path segments, so the address of the outcome
+/// (`/v1/executions/..`) is resolved away by every HTTP client before it is requested, and no
+/// escaping helps (WHATWG URL parsers read `%2e%2e` as `..` too). An id an older build executed
+/// is still read back.
+fn check_new_execution_id(execution_id: &ExecutionId) -> Result<(), ExecutionError> {
+    if matches!(execution_id.as_str(), "." | "..") {
+        return Err(ExecutionError::InvalidExecutionId(IdError {
+            kind: IdKind::ExecutionId,
+            reason: "`.` and `..` are URL path segments: no address could name its outcome",
+        }));
+    }
+    Ok(())
 }
 
 /// Completions a runtime signed but could not record (the store failed at `complete`), to be

@@ -550,7 +550,8 @@ pub(crate) async fn verify(
                 return Ok(plain);
             }
             let Some(predicate) = plain.predicate() else {
-                return Ok(plain);
+                // Nothing names the bundle: reported as `parmana verify --policy-bundle` does.
+                return Ok(plain.with_bundle_check_not_run());
             };
             let reference = format!("{}@{}", predicate.policy.id, predicate.policy.version);
             let loaded = runtime.policy(&parse_policy_ref(&reference)?)?;

@@ -891,7 +891,13 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/log/checkpoint", get(tlog::checkpoint))
         .route("/log/tile/{*tile_path}", get(tlog::tile))
         .route("/v1/evaluations", post(api::evaluate))
-        .route("/v1/verify", post(api::verify))
+        // Its own limit, over the one of every other route below (the innermost wins): an
+        // attestation with its signals embedded, and the signals, are larger than the request
+        // that made it.
+        .route(
+            "/v1/verify",
+            post(api::verify).layer(DefaultBodyLimit::max(state.limits.max_verify_body_bytes())),
+        )
         .route("/v1/status", get(api::status))
         .route("/v1/admin/reload", post(api::reload))
         .route("/healthz", get(api::healthz))

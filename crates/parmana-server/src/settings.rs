@@ -101,6 +101,19 @@ pub struct Limits {
     pub max_connection_age: Duration,
 }
 
+impl Limits {
+    /// The largest body of `POST /v1/verify`: three times [`max_body_bytes`](Self::max_body_bytes)
+    /// and 64 KiB more. An attestation made with `include_signals` embeds its signals, base64
+    /// encoded (4/3 of their size), besides its own fields (a few KiB), and a request to verify
+    /// it may carry the signals too: an attestation this server issued, with its signals, is
+    /// always taken back.
+    pub fn max_verify_body_bytes(&self) -> usize {
+        self.max_body_bytes
+            .saturating_mul(3)
+            .saturating_add(64 * 1024)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

@@ -36,7 +36,8 @@ pub(crate) struct ExecutionRequestBody {
     /// The signals: one JSON object of the policy's declared signals.
     #[schema(value_type = Object)]
     pub(crate) signals: String,
-    /// The execution id, consumed at most once (a fresh UUIDv7 when absent).
+    /// The execution id, consumed at most once (a fresh UUIDv7 when absent): 1 to 128 printable
+    /// ASCII characters, not `.` or `..`.
     #[serde(default)]
     pub(crate) execution_id: Option<String>,
     /// Embed the validated signals in the attestation (their digest is always bound).

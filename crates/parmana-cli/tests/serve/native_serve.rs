@@ -66,6 +66,15 @@ fn every_route_answers_with_the_documented_status_and_scope() {
     let odd = served.post("/v1/executions", all, &execution_body("a/b?c"));
     assert_eq!(odd.header("location"), Some("/v1/executions/a%2Fb%3Fc"));
     assert_eq!(served.get("/v1/executions/a%2Fb%3Fc", all).status, 200);
+    // `.` and `..` are refused: every client resolves them out of `Location` before asking.
+    for dots in [".", ".."] {
+        let refused = served.post("/v1/executions", all, &execution_body(dots));
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (400, "runtime.invalid_execution_id"),
+            "{dots}"
+        );
+    }
     // Verify the attestation, with the signals and the bundle.
     let verify = format!(
         r#"{{"attestation":{},"signals":{README_SIGNALS},"check_bundle":true}}"#,
@@ -435,9 +444,16 @@ fn bodies_over_the_limit_are_413_and_a_full_server_sheds_with_503() {
     let token = served.token.clone();
     let padding = "x".repeat(600);
     let big = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{{"pad":"{padding}"}}}}"#);
+    // `/v1/verify` takes three times the limit and 64 KiB more (an attestation with its
+    // signals embedded is larger than the request that made it).
+    let past_verify = format!(r#"{{"attestation":"{}"}}"#, "x".repeat(3 * 512 + 64 * 1024));
     // Every route that reads a body (AuthZEN's have their own test).
-    for route in ["/v1/evaluations", "/v1/executions", "/v1/verify"] {
-        let refused = served.post(route, token.as_deref(), &big);
+    for (route, body) in [
+        ("/v1/evaluations", &big),
+        ("/v1/executions", &big),
+        ("/v1/verify", &past_verify),
+    ] {
+        let refused = served.post(route, token.as_deref(), body);
         assert_eq!(
             (refused.status, refused.code().as_str()),
             (413, "server.body_too_large"),

@@ -156,6 +156,40 @@ impl AttestationReport {
         self.checks.iter().filter(|c| !c.passed)
     }
 
+    /// The report as verifying with a bundle would have made it, for an attestation whose
+    /// predicate could not be read (one with a predicate is returned as it is: its bundle check
+    /// needs the bundle): the `bundle_digest` check added, not run, for the reason the envelope
+    /// check gave — as every check after an unreadable envelope is. A verifier that learns which
+    /// bundle to check only from the predicate (`POST /v1/verify` with `check_bundle`) reports
+    /// what one given the bundle up front reports.
+    pub fn with_bundle_check_not_run(mut self) -> Self {
+        use AttestationCheckKind as Kind;
+        if self.predicate.is_some() || self.checks.iter().any(|c| c.check == Kind::BundleDigest) {
+            return self;
+        }
+        let why = self
+            .checks
+            .iter()
+            .find(|c| c.check == Kind::Envelope && !c.passed)
+            .map_or_else(
+                || "the attestation could not be read".to_owned(),
+                |c| c.detail.clone(),
+            );
+        let at = self
+            .checks
+            .iter()
+            .position(|c| c.check > Kind::BundleDigest)
+            .unwrap_or(self.checks.len());
+        let mut row = AttestationReport {
+            checks: Vec::new(),
+            predicate: None,
+            standing: None,
+        };
+        row.record(Kind::BundleDigest, not_checked(&why));
+        self.checks.splice(at..at, row.checks);
+        self
+    }
+
     fn record(&mut self, check: AttestationCheckKind, outcome: Result<String, TrustError>) {
         let entry = match outcome {
             Ok(detail) => AttestationCheck {
