@@ -34,19 +34,20 @@ type Shared = State<Arc<AppState>>;
 /// token, so that a caller without one never has a body buffered — and refused with 413 past
 /// the limit (`DefaultBodyLimit`).
 pub(crate) async fn read_body(request: Request) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, &())
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "server.body_too_large",
-                    "the request body is larger than the server's limit",
-                )
-            } else {
-                ApiError::invalid_request(rejection.body_text())
-            }
-        })
+    crate::state::note_reading_body(true);
+    let read = Bytes::from_request(request, &()).await;
+    crate::state::note_reading_body(false);
+    read.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "server.body_too_large",
+                "the request body is larger than the server's limit",
+            )
+        } else {
+            ApiError::invalid_request(rejection.body_text())
+        }
+    })
 }
 
 /// Parses a request body strictly (canon's rules: duplicate keys, lone surrogates and unsafe
@@ -136,6 +137,7 @@ pub(crate) fn with_outcome(mut response: Response, mut outcome: Outcome) -> Resp
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `execute` scope", body = ErrorBody),
         (status = 409, description = "The execution id was already used; `Location` names the stored attestation", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout (`server.body_timeout`): nothing was started", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
         (status = 500, description = "The environment refused (trust), a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …: docs/server.md, Errors), a store seen cut under the log (`runtime.store_rewound`) or a defect; after the id may have been claimed, `Location` names where the outcome reads back", body = ErrorBody,
@@ -399,6 +401,7 @@ fn evaluate_one(
         (status = 400, description = "Malformed request or policy reference", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `evaluate` scope", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout (`server.body_timeout`): nothing was started", body = ErrorBody),
         (status = 413, description = "The body is too large, a `batch` of more than 1,000 signal sets (`server.batch_too_large`), or an explanation whose trace could pass its budget (`server.explain_too_large`)", body = ErrorBody),
         (status = 422, description = "Unknown policy, or signals the policy refuses", body = ErrorBody),
         (status = 500, description = "The environment refused (`runtime.expired`, `trust.*`; for a `batch`, the whole batch) or a defect", body = ErrorBody),
@@ -513,6 +516,7 @@ pub(crate) async fn evaluate(
         (status = 400, description = "Malformed request; with `check_bundle`, a policy reference in the attestation that is not one", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `verify` scope", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout (`server.body_timeout`): nothing was started", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 422, description = "With `check_bundle`: the policy the attestation names is not released (`runtime.policy_not_found`)", body = ErrorBody),
         (status = 500, description = "With `check_bundle`: the released bundle is refused (`trust.*`); or a defect (`server.internal`)", body = ErrorBody),
@@ -583,7 +587,10 @@ pub(crate) async fn verify(
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "Up", body = HealthBody)))]
+    responses(
+        (status = 200, description = "Up", body = HealthBody),
+        (status = 503, description = "Never shed, but still unanswered when the shutdown grace ran out (`server.shutting_down`, with `Retry-After`)", body = ErrorBody),
+    ))]
 pub(crate) async fn healthz() -> Response {
     json_response(
         StatusCode::OK,
@@ -841,6 +848,7 @@ pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<R
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 500, description = "The metrics could not be encoded (a defect: `server.internal`)", body = ErrorBody),
+        (status = 503, description = "Never shed, but still unanswered when the shutdown grace ran out (`server.shutting_down`, with `Retry-After`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"])))]
 pub(crate) async fn metrics(

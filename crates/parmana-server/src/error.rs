@@ -229,6 +229,19 @@ impl ApiError {
         .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
     }
 
+    /// A request whose body did not arrive within the request timeout: `408`, nothing started
+    /// (the client was too slow to send it; the connection is closed, the body unread).
+    pub(crate) fn body_timeout(timeout: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "server.body_timeout",
+            format!(
+                "the request body did not arrive within {} ms; nothing was started",
+                timeout.as_millis()
+            ),
+        )
+    }
+
     /// A request that needs the runtime, before leftover claims are recovered: refused with
     /// 503 and `Retry-After`, so that no request claims an id recovery is completing.
     pub(crate) fn starting() -> Self {

@@ -100,8 +100,19 @@ pub(crate) async fn guard(
         tokio::select! {
             biased;
             response = handled => response,
-            // Answered as the server's own close, not left to be taken for the client's.
-            () = state.grace_over() => unanswered(&state, &notes, Unanswered::ShuttingDown),
+            // Answered as the server's own close, not left to be taken for the client's; the
+            // readiness probe's answer is its own, not ready (without `Retry-After`, which a
+            // load balancer does not read there).
+            () = state.grace_over() => if route == "/readyz" {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server.not_ready",
+                    "draining: the shutdown grace ran out before the probe's answer",
+                )
+                .into_response()
+            } else {
+                unanswered(&state, &route, &notes, Unanswered::ShuttingDown)
+            },
         }
     } else {
         // A log route takes a place of the log's share first, then a slot like any request.
@@ -141,19 +152,21 @@ pub(crate) async fn guard(
                     biased;
                     answered = SLOT.scope(slot, handled) => match answered {
                         Ok(response) => response,
-                        Err(_) => unanswered(&state, &notes, Unanswered::TimedOut),
+                        Err(_) => unanswered(&state, &route, &notes, Unanswered::TimedOut),
                     },
-                    () = state.grace_over() => unanswered(&state, &notes, Unanswered::ShuttingDown),
+                    () = state.grace_over() => unanswered(&state, &route, &notes, Unanswered::ShuttingDown),
                 }
             }
         }
     };
-    // A refusal that can leave the request body unread (shed, timed out, too large, or refused
+    // A refusal that can leave the request body unread (shed, timed out, its body too slow or too
+    // large, or refused
     // before it was read: no token, or not its scope) ends the connection; saying so keeps a
     // client from reusing a connection the server is closing.
     if matches!(
         response.status(),
         StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::REQUEST_TIMEOUT
             | StatusCode::PAYLOAD_TOO_LARGE
             | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
             | StatusCode::UNAUTHORIZED
@@ -290,15 +303,31 @@ enum Unanswered {
     ShuttingDown,
 }
 
+/// The routes whose requests may start an execution that outlives their answer.
+const EXECUTING_ROUTES: [&str; 3] = [
+    "/v1/executions",
+    "/access/v1/evaluation",
+    "/access/v1/evaluations",
+];
+
 /// The answer to a request its handler did not answer in time ([`Unanswered`]). Its runtime
-/// call goes on; an execution it started may still complete, so the answer names the execution
-/// (`Location`) whenever the handler had noted its id — the only place a client that let the
-/// server make the id learns it.
-fn unanswered(state: &AppState, notes: &std::sync::Mutex<Notes>, why: Unanswered) -> Response {
-    let execution_id = notes
-        .lock()
-        .ok()
-        .and_then(|notes| notes.execution_id.clone());
+/// call goes on; an execution it started may still complete, so on a route that executes the
+/// answer names the execution (`Location`) whenever the handler had noted its id — the only
+/// place a client that let the server make the id learns it — and says that nothing was started
+/// when none was (no id noted yet). A body that had not arrived when the time ran out is the
+/// client's slowness: `408 server.body_timeout`, nothing started.
+fn unanswered(
+    state: &AppState,
+    route: &str,
+    notes: &std::sync::Mutex<Notes>,
+    why: Unanswered,
+) -> Response {
+    let (execution_id, reading_body) = notes.lock().map_or((None, false), |notes| {
+        (notes.execution_id.clone(), notes.reading_body)
+    });
+    if reading_body && matches!(why, Unanswered::TimedOut) {
+        return ApiError::body_timeout(state.limits.request_timeout).into_response();
+    }
     let (code, what) = match why {
         Unanswered::TimedOut => (
             "server.timeout",
@@ -315,7 +344,8 @@ fn unanswered(state: &AppState, notes: &std::sync::Mutex<Notes>, why: Unanswered
             ),
         ),
     };
-    let error = match &execution_id {
+    let executing = EXECUTING_ROUTES.contains(&route);
+    let error = match execution_id.filter(|_| executing) {
         Some(id) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             code,
@@ -324,15 +354,13 @@ fn unanswered(state: &AppState, notes: &std::sync::Mutex<Notes>, why: Unanswered
                  GET /v1/executions/{id}"
             ),
         )
-        .with_header(header::LOCATION, &crate::api::execution_location(id)),
-        None => ApiError::new(
+        .with_header(header::LOCATION, &crate::api::execution_location(&id)),
+        None if executing || reading_body => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             code,
-            format!(
-                "{what}; an execution may still complete: read its outcome with \
-                 GET /v1/executions/{{id}}"
-            ),
+            format!("{what}; no execution was started"),
         ),
+        None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, what),
     };
     error
         .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)

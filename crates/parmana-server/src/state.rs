@@ -31,6 +31,18 @@ pub(crate) struct Notes {
     pub(crate) caller: Option<String>,
     pub(crate) policy: Option<String>,
     pub(crate) execution_id: Option<String>,
+    /// Whether the handler is reading the request's body (`api::read_body`): a request timed
+    /// out meanwhile was never started, its client was too slow to send it.
+    pub(crate) reading_body: bool,
+}
+
+/// Notes whether the request's body is being read (a no-op outside a request).
+pub(crate) fn note_reading_body(reading: bool) {
+    let _ = NOTES.try_with(|notes| {
+        if let Ok(mut notes) = notes.lock() {
+            notes.reading_body = reading;
+        }
+    });
 }
 
 /// Notes the policy and execution id of the request being handled (a no-op outside one). Only

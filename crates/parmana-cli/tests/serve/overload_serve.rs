@@ -64,10 +64,57 @@ fn a_request_over_its_time_is_answered_503_and_the_server_goes_on() {
         .unwrap_or_else(|| panic!("no answer in five tries: {}", served.stderr()));
     assert_eq!(slow.status, 503, "{}", slow.text);
     assert_eq!(slow.code(), "server.timeout");
+    // An evaluation starts no execution: its answer names none, nor tells to read one back.
+    assert_eq!(
+        slow.json()["error"]["message"],
+        "no answer within 2 ms",
+        "{}",
+        slow.text
+    );
+    assert_eq!(slow.header("location"), None);
     assert!(slow.header("retry-after").is_some());
     assert_eq!(slow.header("connection"), Some("close"));
     // Probes have no timeout; the server still answers.
     assert_eq!(served.get("/readyz", None).status, 200);
+}
+
+/// A body that does not arrive within the request timeout is the client's slowness, not the
+/// server's: `408 server.body_timeout`, nothing started, no `Retry-After`, the connection closed.
+#[test]
+fn a_body_that_does_not_arrive_in_time_is_408() {
+    use std::io::{Read as _, Write as _};
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token", "--request-timeout-ms", "300"]);
+    let token = served.token.clone().unwrap();
+    for path in ["/v1/executions", "/v1/evaluations", "/access/v1/evaluation"] {
+        let address = served.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let reply = crate::harness::reply_of_raw(&answer);
+        crate::harness::check_against_openapi(&served.base, "POST", path, &reply);
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (408, "server.body_timeout"),
+            "{path}: {}",
+            reply.text
+        );
+        assert_eq!(reply.header("retry-after"), None, "{path}");
+        assert_eq!(reply.header("connection"), Some("close"), "{path}");
+    }
+    assert_eq!(
+        metric_with(
+            &served,
+            served.token.as_deref(),
+            r#"parmana_http_requests_total{route="/v1/executions",method="POST",status="408"}"#
+        ),
+        1
+    );
 }
 
 #[test]
