@@ -109,8 +109,9 @@ pub enum ReplayError {
         /// The newest clock reading of a claim the store holds.
         newest: Timestamp,
     },
-    /// A value over [`MAX_STORED_EXECUTION_BYTES`](crate::MAX_STORED_EXECUTION_BYTES) offered to
-    /// be stored: refused, nothing written (a store never acknowledges what it would refuse to
+    /// Recorded inputs over [`MAX_STORED_EXECUTION_BYTES`](crate::MAX_STORED_EXECUTION_BYTES), or
+    /// an attestation over [`MAX_STORED_ATTESTATION_BYTES`](crate::MAX_STORED_ATTESTATION_BYTES),
+    /// offered to be stored: refused, nothing written (a store never acknowledges what it would refuse to
     /// read back).
     #[error("{what} of {bytes} bytes is larger than the {max} a store keeps")]
     ValueTooLarge {

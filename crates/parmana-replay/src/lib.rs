@@ -118,9 +118,10 @@ pub const CLOCK_TOLERANCE_SECONDS: i64 = 60;
 /// How many ids [`ReplayStore::pending`] reads at a time, and recovery completes per page.
 pub const PENDING_PAGE: usize = 256;
 
-/// The most bytes of one execution's recorded inputs or attestation a store writes
-/// (`replay.value_too_large` beyond) and reads back — as much as one sequencer run reads, and
-/// far more than a runtime records (signals of at most 1 MiB, and their attestation). The store
+/// The most bytes of one execution's recorded inputs a store writes (`replay.value_too_large`
+/// beyond) and reads back — as much as one sequencer run reads, and far more than a runtime
+/// records (signals of at most 1 MiB, and the predicate; an attestation has its own bound,
+/// [`MAX_STORED_ATTESTATION_BYTES`]). The store
 /// is outside the trust boundary: a larger stored value — a writer's — is `replay.store_corrupt`,
 /// refused by its length before it is read.
 pub const MAX_STORED_EXECUTION_BYTES: i64 = MAX_SEQUENCE_BATCH_BYTES;
@@ -140,17 +141,34 @@ pub(crate) const BOUNDED_CHECKPOINT_COLUMNS: &str = "size,
     CASE WHEN octet_length(root) <= 128 THEN root END,
     CASE WHEN octet_length(note) <= 65536 THEN note END";
 
-/// Refuses a value over [`MAX_STORED_EXECUTION_BYTES`] before it is written: a store never
-/// acknowledges what it would refuse to read back.
-pub(crate) fn check_stored_size(what: &'static str, bytes: usize) -> Result<(), ReplayError> {
+/// The most bytes of one execution's attestation a store writes (`replay.value_too_large`
+/// beyond) and reads back (`replay.store_corrupt`, refused by its length before it is read): the
+/// most an attestation's verifier reads (`parmana_trust::MAX_ENVELOPE_BYTES`, equal, as the
+/// runtime's tests check), far more than a runtime signs (one embedding 1 MiB of signals is
+/// about 1.4 MiB).
+pub const MAX_STORED_ATTESTATION_BYTES: i64 = 4 * 1024 * 1024;
+
+/// Refuses recorded inputs over [`MAX_STORED_EXECUTION_BYTES`], or an attestation over
+/// [`MAX_STORED_ATTESTATION_BYTES`], before it is written: a store never acknowledges what it
+/// would refuse to read back.
+pub(crate) fn check_stored_size(what: StoredValue, bytes: usize) -> Result<(), ReplayError> {
+    let (what, max) = match what {
+        StoredValue::RecordedInputs => ("recorded inputs", MAX_STORED_EXECUTION_BYTES),
+        StoredValue::Attestation => ("attestation", MAX_STORED_ATTESTATION_BYTES),
+    };
     match i64::try_from(bytes) {
-        Ok(len) if len <= MAX_STORED_EXECUTION_BYTES => Ok(()),
-        _ => Err(ReplayError::ValueTooLarge {
-            what,
-            bytes,
-            max: MAX_STORED_EXECUTION_BYTES,
-        }),
+        Ok(len) if len <= max => Ok(()),
+        _ => Err(ReplayError::ValueTooLarge { what, bytes, max }),
     }
+}
+
+/// A value of an execution's row a store bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoredValue {
+    /// The claim's recorded inputs.
+    RecordedInputs,
+    /// The signed attestation.
+    Attestation,
 }
 
 /// The most bytes a store reads back of one ledger record (a marks record is about 150 bytes, an
@@ -236,7 +254,7 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
         attestation: &[u8],
     ) -> Result<ClaimOutcome, ReplayError> {
         // Nothing is claimed for an attestation the store would refuse to keep.
-        check_stored_size("attestation", attestation.len())?;
+        check_stored_size(StoredValue::Attestation, attestation.len())?;
         let outcome = self.claim(execution_id, record, under)?;
         if outcome == ClaimOutcome::Claimed {
             self.complete(execution_id, attestation)?;

@@ -164,7 +164,10 @@ impl ReplayStore for MemoryReplayStore {
         record: &ClaimRecord,
         under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError> {
-        crate::check_stored_size("recorded inputs", record.attestation_inputs().len())?;
+        crate::check_stored_size(
+            crate::StoredValue::RecordedInputs,
+            record.attestation_inputs().len(),
+        )?;
         let mut state = self.lock()?;
         let raise = state.guard().claim(under, record.claimed_at())?;
         state.apply_raise(raise);
@@ -180,7 +183,7 @@ impl ReplayStore for MemoryReplayStore {
     }
 
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
-        crate::check_stored_size("attestation", attestation.len())?;
+        crate::check_stored_size(crate::StoredValue::Attestation, attestation.len())?;
         let mut state = self.lock()?;
         let Some(entry) = state.executions.get_mut(execution_id) else {
             return Err(ReplayError::NotClaimed {

@@ -483,7 +483,7 @@ fn sequence_in(
                    ORDER BY claimed_at COLLATE \"C\", id COLLATE \"C\") AS through,
                  (octet_length(id) > 128 OR octet_length(request_digest) > 128
                   OR octet_length(claimed_at) > 64 OR octet_length(attestation_inputs) > $3::bigint
-                  OR octet_length(attestation) > $3::bigint) AS over
+                  OR octet_length(attestation) > $4::bigint) AS over
                FROM executions WHERE attestation IS NOT NULL AND ledger_position IS NULL
                ORDER BY claimed_at COLLATE \"C\", id COLLATE \"C\" LIMIT $1) AS waiting
              WHERE through - size < $2
@@ -492,6 +492,7 @@ fn sequence_in(
                 &limit,
                 &crate::MAX_SEQUENCE_BATCH_BYTES,
                 &crate::MAX_STORED_EXECUTION_BYTES,
+                &crate::MAX_STORED_ATTESTATION_BYTES,
             ],
         )
         .map_err(map_error)?;
@@ -717,7 +718,10 @@ impl ReplayStore for PostgresReplayStore {
         record: &ClaimRecord,
         under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError> {
-        crate::check_stored_size("recorded inputs", record.attestation_inputs().len())?;
+        crate::check_stored_size(
+            crate::StoredValue::RecordedInputs,
+            record.attestation_inputs().len(),
+        )?;
         self.claim_with(execution_id, record, under, None)
     }
 
@@ -736,13 +740,16 @@ impl ReplayStore for PostgresReplayStore {
         under: AcceptedVersions,
         attestation: &[u8],
     ) -> Result<ClaimOutcome, ReplayError> {
-        crate::check_stored_size("recorded inputs", record.attestation_inputs().len())?;
-        crate::check_stored_size("attestation", attestation.len())?;
+        crate::check_stored_size(
+            crate::StoredValue::RecordedInputs,
+            record.attestation_inputs().len(),
+        )?;
+        crate::check_stored_size(crate::StoredValue::Attestation, attestation.len())?;
         self.claim_with(execution_id, record, under, Some(attestation))
     }
 
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
-        crate::check_stored_size("attestation", attestation.len())?;
+        crate::check_stored_size(crate::StoredValue::Attestation, attestation.len())?;
         let mut client = self.pool.checkout()?;
         // One prepared statement on the execution's own row, committed on its own: the
         // sequencer appends the ledger record later.
@@ -827,10 +834,14 @@ impl ReplayStore for PostgresReplayStore {
                         CASE WHEN octet_length(attestation_inputs) <= $2::bigint
                              THEN attestation_inputs END,
                         CASE WHEN octet_length(claimed_at) <= 64 THEN claimed_at END,
-                        CASE WHEN octet_length(attestation) <= $2::bigint THEN attestation END,
+                        CASE WHEN octet_length(attestation) <= $3::bigint THEN attestation END,
                         attestation IS NOT NULL
                  FROM executions WHERE id = $1",
-                &[&execution_id.as_str(), &crate::MAX_STORED_EXECUTION_BYTES],
+                &[
+                    &execution_id.as_str(),
+                    &crate::MAX_STORED_EXECUTION_BYTES,
+                    &crate::MAX_STORED_ATTESTATION_BYTES,
+                ],
             )
             .map_err(map_error)?;
         let Some(row) = row else {

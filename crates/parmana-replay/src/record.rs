@@ -247,9 +247,10 @@ pub(crate) struct Raise {
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn oversized_execution(execution_id: &ExecutionId) -> ReplayError {
     ReplayError::corrupt(format!(
-        "the stored row of execution {execution_id} holds a value over its bound (inputs and \
-         attestation at most {} bytes)",
-        crate::MAX_STORED_EXECUTION_BYTES
+        "the stored row of execution {execution_id} holds a value over its bound (inputs at most \
+         {} bytes, its attestation {})",
+        crate::MAX_STORED_EXECUTION_BYTES,
+        crate::MAX_STORED_ATTESTATION_BYTES
     ))
 }
 
@@ -261,10 +262,11 @@ pub(crate) fn oversized_execution(execution_id: &ExecutionId) -> ReplayError {
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn bounded_ledger_columns() -> String {
     let length = "octet_length";
-    let (id, record, execution) = (
+    let (id, record, execution, attestation) = (
         parmana_canon::MAX_EXECUTION_ID_LEN,
         crate::MAX_STORED_RECORD_BYTES,
         crate::MAX_STORED_EXECUTION_BYTES,
+        crate::MAX_STORED_ATTESTATION_BYTES,
     );
     let bounded = [
         ("l.execution_id", id.to_string()),
@@ -272,7 +274,7 @@ pub(crate) fn bounded_ledger_columns() -> String {
         ("e.request_digest", "128".to_owned()),
         ("e.attestation_inputs", execution.to_string()),
         ("e.claimed_at", "64".to_owned()),
-        ("e.attestation", execution.to_string()),
+        ("e.attestation", attestation.to_string()),
     ];
     let values = bounded
         .iter()
@@ -346,9 +348,10 @@ pub(crate) fn ledger_records_query(placeholder: char) -> String {
 pub(crate) fn oversized_ledger_row(position: i64) -> ReplayError {
     ReplayError::corrupt(format!(
         "the ledger row at position {position} holds a value over its bound (a record at most \
-         {} bytes, an execution's inputs and attestation at most {})",
+         {} bytes, an execution's inputs at most {}, its attestation {})",
         crate::MAX_STORED_RECORD_BYTES,
-        crate::MAX_STORED_EXECUTION_BYTES
+        crate::MAX_STORED_EXECUTION_BYTES,
+        crate::MAX_STORED_ATTESTATION_BYTES
     ))
 }
 
@@ -357,9 +360,10 @@ pub(crate) fn oversized_ledger_row(position: i64) -> ReplayError {
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn oversized_waiting_execution() -> ReplayError {
     ReplayError::corrupt(format!(
-        "a completed execution waiting to be sequenced holds a value over its bound (inputs and \
-         attestation at most {} bytes)",
-        crate::MAX_STORED_EXECUTION_BYTES
+        "a completed execution waiting to be sequenced holds a value over its bound (inputs at \
+         most {} bytes, its attestation {})",
+        crate::MAX_STORED_EXECUTION_BYTES,
+        crate::MAX_STORED_ATTESTATION_BYTES
     ))
 }
 

@@ -341,7 +341,10 @@ impl ReplayStore for SqliteReplayStore {
         record: &ClaimRecord,
         under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError> {
-        crate::check_stored_size("recorded inputs", record.attestation_inputs().len())?;
+        crate::check_stored_size(
+            crate::StoredValue::RecordedInputs,
+            record.attestation_inputs().len(),
+        )?;
         match self.write(WriteOp::Claim(execution_id.clone(), record.clone(), under))? {
             WriteAnswer::Claim(outcome) => Ok(outcome),
             other => Err(unexpected(&other)),
@@ -349,7 +352,7 @@ impl ReplayStore for SqliteReplayStore {
     }
 
     fn complete(&self, execution_id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
-        crate::check_stored_size("attestation", attestation.len())?;
+        crate::check_stored_size(crate::StoredValue::Attestation, attestation.len())?;
         match self.write(WriteOp::Complete(
             execution_id.clone(),
             attestation.to_vec(),
@@ -398,13 +401,17 @@ impl ReplayStore for SqliteReplayStore {
                 "SELECT CASE WHEN octet_length(request_digest) <= 128 THEN request_digest END,
                         CASE WHEN octet_length(attestation_inputs) <= ?2 THEN attestation_inputs END,
                         CASE WHEN octet_length(claimed_at) <= 64 THEN claimed_at END,
-                        CASE WHEN octet_length(attestation) <= ?2 THEN attestation END,
+                        CASE WHEN octet_length(attestation) <= ?3 THEN attestation END,
                         attestation IS NOT NULL
                  FROM executions WHERE id = ?1",
             )
             .map_err(map_error)?
             .query_row(
-                rusqlite::params![execution_id.as_str(), crate::MAX_STORED_EXECUTION_BYTES],
+                rusqlite::params![
+                    execution_id.as_str(),
+                    crate::MAX_STORED_EXECUTION_BYTES,
+                    crate::MAX_STORED_ATTESTATION_BYTES
+                ],
                 |row| {
                     Ok((
                         row.get::<_, Option<String>>(0)?,

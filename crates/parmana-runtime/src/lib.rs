@@ -127,8 +127,9 @@ pub mod replay {
     pub use parmana_replay::{
         AcceptedVersions, CHECKPOINT_PAGE, CLOCK_TOLERANCE_SECONDS, ClaimOutcome, ClaimRecord,
         CompletedExecution, ExecutionId, ExecutionState, LedgerBreak, LedgerBreakKind,
-        LedgerRecord, LedgerReport, LedgerRow, LedgerSnapshot, LedgerSummary, MemoryReplayStore,
-        PENDING_PAGE, ReplayError, ReplayStore, WalkedLedger, for_each_checkpoint, verify_ledger,
+        LedgerRecord, LedgerReport, LedgerRow, LedgerSnapshot, LedgerSummary,
+        MAX_STORED_ATTESTATION_BYTES, MAX_STORED_EXECUTION_BYTES, MemoryReplayStore, PENDING_PAGE,
+        ReplayError, ReplayStore, WalkedLedger, for_each_checkpoint, verify_ledger,
         verify_ledger_snapshot, walk_ledger, walk_ledger_with,
     };
     /// The ledger as a transparency log (`docs/transparency-log.md`).
@@ -142,3 +143,9 @@ pub mod replay {
     #[cfg(feature = "sqlite")]
     pub use parmana_replay::{SqliteReplayStore, WriteHold};
 }
+
+// A store keeps, and reads back, an attestation exactly as large as a verifier reads: the two
+// bounds are one (the replay layer sits below the trust layer and cannot name it).
+const _: () = assert!(
+    parmana_replay::MAX_STORED_ATTESTATION_BYTES == parmana_trust::MAX_ENVELOPE_BYTES as i64
+);

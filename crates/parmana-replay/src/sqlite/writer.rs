@@ -290,7 +290,7 @@ pub(super) fn sequence_in(tx: &Transaction<'_>, max: usize) -> Result<Vec<Ledger
                    ORDER BY claimed_at, id) AS through,
                  (octet_length(id) > 128 OR octet_length(request_digest) > 128
                   OR octet_length(claimed_at) > 64 OR octet_length(attestation_inputs) > ?3
-                  OR octet_length(attestation) > ?3) AS over
+                  OR octet_length(attestation) > ?4) AS over
                FROM executions WHERE attestation IS NOT NULL AND ledger_position IS NULL
                ORDER BY claimed_at, id LIMIT ?1)
              WHERE through - size < ?2
@@ -301,7 +301,8 @@ pub(super) fn sequence_in(tx: &Transaction<'_>, max: usize) -> Result<Vec<Ledger
             rusqlite::params![
                 limit,
                 crate::MAX_SEQUENCE_BATCH_BYTES,
-                crate::MAX_STORED_EXECUTION_BYTES
+                crate::MAX_STORED_EXECUTION_BYTES,
+                crate::MAX_STORED_ATTESTATION_BYTES
             ],
             |row| {
                 Ok((

@@ -316,7 +316,16 @@ pub(crate) fn a_lower_marks_record_appended_is_refused_and_reported(h: &dyn Harn
 pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {
     let store = h.store();
     execute(store, "big", v(1, 1));
-    let over = usize::try_from(parmana_replay::MAX_STORED_EXECUTION_BYTES).unwrap() + 1;
+    // An attestation's bound is the most a verifier reads (4 MiB), not the recorded inputs' one.
+    let bound = usize::try_from(parmana_replay::MAX_STORED_ATTESTATION_BYTES).unwrap();
+    let over = bound + 1;
+    // At the bound: kept, and read back.
+    let at_bound = claim(store, "at-bound", v(1, 1));
+    store.complete(&at_bound, &vec![b'x'; bound]).unwrap();
+    assert!(matches!(
+        store.get(&at_bound).unwrap(),
+        ExecutionState::Completed(completed) if completed.attestation().len() == bound
+    ));
     // Offered to the store: refused, nothing written (it would not read it back).
     let exec = claim(store, "offered", v(1, 1));
     assert_eq!(
