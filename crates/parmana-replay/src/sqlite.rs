@@ -205,7 +205,7 @@ impl SqliteReplayStore {
             });
         }
         // The file as it was before SQLite opened it: one swapped in meanwhile is refused below.
-        let before = file_id(&path);
+        let before = file_id(&path)?;
         let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
         let (writer_conn, reader) = loop {
             let opened = connect(&path, create).and_then(|mut writer| {
@@ -267,7 +267,8 @@ impl SqliteReplayStore {
     /// the CLI — waits, up to its busy timeout; readers go on. For a consistent copy of a store
     /// in use, and for seeing what callers do while their store is slow.
     pub fn hold_writes(path: impl AsRef<Path>) -> Result<WriteHold, ReplayError> {
-        let conn = connect(path.as_ref(), false).map_err(|failure| failure.error)?;
+        let path = resolve_store_path(path.as_ref())?;
+        let conn = connect(&path, false).map_err(|failure| failure.error)?;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
         Ok(WriteHold { conn })
     }
@@ -692,8 +693,8 @@ fn create_private_file(path: &Path) {
 
 /// Opens one connection with the durability settings every connection of a store uses.
 fn connect(path: &Path, create: bool) -> Result<Connection, OpenFailure> {
-    // Not `SQLITE_OPEN_URI`: a path is the file it names, the one every check here watches (a
-    // `file:` URI would open another, with parameters of its own).
+    // Not `SQLITE_OPEN_URI` (though the bundled SQLite reads a name that starts with `file:` as
+    // a URI whatever the flags: `resolve_store_path` refuses such names before they get here).
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;

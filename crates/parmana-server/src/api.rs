@@ -32,8 +32,19 @@ type Shared = State<Arc<AppState>>;
 
 /// The body of `request`, read only when the handler calls this — after it has checked the
 /// token, so that a caller without one never has a body buffered — and refused with 413 past
-/// the limit (`DefaultBodyLimit`).
-pub(crate) async fn read_body(request: Request) -> Result<Bytes, ApiError> {
+/// `limit`, the route's (`DefaultBodyLimit`). Before it is read, the body takes its place in the
+/// server's body budget (its `Content-Length`, or `limit` without one), or the request is shed.
+pub(crate) async fn read_body(
+    state: &AppState,
+    request: Request,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    crate::state::take_body_place(state, declared.unwrap_or(limit).min(limit))?;
     crate::state::note_reading_body(true);
     let read = Bytes::from_request(request, &()).await;
     crate::state::note_reading_body(false);
@@ -152,7 +163,7 @@ pub(crate) async fn create_execution(
     request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Execute)?;
-    let body = read_body(request).await?;
+    let body = read_body(&state, request, state.limits.max_body_bytes).await?;
     let bytes = body.len();
     let body = state
         .sized(bytes, move || ExecutionRequestBody::read(&body))
@@ -417,7 +428,7 @@ pub(crate) async fn evaluate(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Evaluate)?;
     let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
-    let body = read_body(request).await?;
+    let body = read_body(&state, request, state.limits.max_body_bytes).await?;
     let body = state
         .sized(body.len(), move || EvaluationRequestBody::read(&body))
         .await?;
@@ -530,7 +541,7 @@ pub(crate) async fn verify(
     request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Verify)?;
-    let body = read_body(request).await?;
+    let body = read_body(&state, request, state.limits.max_verify_body_bytes()).await?;
     let (body, envelope) = state
         .sized(body.len(), move || {
             let body: VerifyRequestBody = parse_body(&body)?;

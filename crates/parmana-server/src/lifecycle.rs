@@ -151,6 +151,9 @@ impl Server {
             scheme: if tls.is_some() { "https" } else { "http" },
             started: Instant::now(),
             in_flight: Arc::new(Semaphore::new(settings.limits.max_concurrency.max(1))),
+            body_bytes: Arc::new(Semaphore::new(crate::state::body_permits(
+                settings.limits.max_body_bytes_in_flight(),
+            ))),
             log_in_flight: Arc::new(Semaphore::new((settings.limits.max_concurrency / 4).max(1))),
             started_up: AtomicBool::new(false),
             draining: AtomicBool::new(false),

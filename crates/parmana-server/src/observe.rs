@@ -345,6 +345,8 @@ fn unanswered(
         ),
     };
     let executing = EXECUTING_ROUTES.contains(&route);
+    // A boxcar notes no id of its own: each evaluation it carried may have an execution.
+    let boxcar = route == "/access/v1/evaluations" && !reading_body;
     let error = match execution_id.filter(|_| executing) {
         Some(id) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -355,6 +357,15 @@ fn unanswered(
             ),
         )
         .with_header(header::LOCATION, &crate::api::execution_location(&id)),
+        None if boxcar => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            format!(
+                "{what}; an evaluation of the boxcar handed to the runtime may still complete: \
+                 read each execution id it carried with GET /v1/executions/{{id}} before \
+                 retrying it"
+            ),
+        ),
         None if executing || reading_body => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             code,

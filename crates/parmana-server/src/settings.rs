@@ -103,14 +103,37 @@ pub struct Limits {
 
 impl Limits {
     /// The largest body of `POST /v1/verify`: three times [`max_body_bytes`](Self::max_body_bytes)
-    /// and 64 KiB more. An attestation made with `include_signals` embeds its signals, base64
-    /// encoded (4/3 of their size), besides its own fields (a few KiB), and a request to verify
-    /// it may carry the signals too: an attestation this server issued, with its signals, is
-    /// always taken back.
+    /// and 64 KiB more, but never more than the largest attestation a verifier reads and the
+    /// largest signals with it (4 MiB, 1 MiB and 64 KiB: nothing larger can be verified), nor
+    /// less than `max_body_bytes`. An attestation made with `include_signals` embeds its
+    /// signals, base64 encoded (4/3 of their size), besides its own fields (a few KiB), and a
+    /// request to verify it may carry the signals too: an attestation this server issued, with
+    /// its signals, is always taken back.
     pub fn max_verify_body_bytes(&self) -> usize {
+        let verifiable = parmana_runtime::trust::MAX_ENVELOPE_BYTES
+            .saturating_add(MAX_SIGNALS_JSON_BYTES)
+            .saturating_add(64 * 1024);
         self.max_body_bytes
             .saturating_mul(3)
             .saturating_add(64 * 1024)
+            .min(verifiable)
+            .max(self.max_body_bytes)
+    }
+}
+
+impl Limits {
+    /// The most request-body bytes the server holds and works on at once, across every request:
+    /// eight times [`max_body_bytes`](Self::max_body_bytes), and at least one body of
+    /// `POST /v1/verify` (8 MiB and 64 KiB by default). A body takes its place (its
+    /// `Content-Length`, or its route's limit when it gives none) before it is read and gives it
+    /// back when its request and any runtime call it started are done; past it, requests are
+    /// shed (`503 server.overloaded`). A body's JSON tree takes up to about 35 times the body,
+    /// so this bounds what parsing bodies can take of the server's memory (about 300 MB by
+    /// default), whatever `max_concurrency` is.
+    pub fn max_body_bytes_in_flight(&self) -> usize {
+        self.max_body_bytes
+            .saturating_mul(8)
+            .max(self.max_verify_body_bytes())
     }
 }
 

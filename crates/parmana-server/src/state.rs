@@ -67,6 +67,8 @@ pub(crate) fn note_request(policy: Option<&PolicyRef>, execution_id: Option<&Exe
 pub(crate) struct Slot {
     _request: OwnedSemaphorePermit,
     _log_share: Option<OwnedSemaphorePermit>,
+    /// The body's place in [`AppState::body_bytes`], once the handler reads a body.
+    body: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl Slot {
@@ -77,8 +79,39 @@ impl Slot {
         Self {
             _request: request,
             _log_share: log_share,
+            body: std::sync::Mutex::new(None),
         }
     }
+
+    /// Keeps the body's place until the request and its runtime call are both done.
+    fn hold_body(&self, permit: OwnedSemaphorePermit) {
+        if let Ok(mut body) = self.body.lock() {
+            *body = Some(permit);
+        }
+    }
+}
+
+/// The request-body bytes a permit of [`AppState::body_bytes`] stands for (a permit a KiB,
+/// rounded up: a semaphore counts in `u32`).
+const BODY_PERMIT_BYTES: usize = 1024;
+
+/// The permits of [`AppState::body_bytes`] that `bytes` of body take (at least one).
+pub(crate) fn body_permits(bytes: usize) -> usize {
+    bytes.div_ceil(BODY_PERMIT_BYTES).max(1)
+}
+
+/// Takes the place of a body of `bytes` in the server's body budget for the request being
+/// handled, held until it and its runtime call are done: `503 server.overloaded` when the
+/// budget has no room for it now (never waited for).
+pub(crate) fn take_body_place(state: &AppState, bytes: usize) -> Result<(), ApiError> {
+    let permits = u32::try_from(body_permits(bytes)).unwrap_or(u32::MAX);
+    let Ok(permit) = Arc::clone(&state.body_bytes).try_acquire_many_owned(permits) else {
+        state.metrics.shed();
+        return Err(ApiError::overloaded());
+    };
+    // Outside a request's scope (unit tests of a handler), the permit is given back at once.
+    let _ = SLOT.try_with(|slot| slot.hold_body(permit));
+    Ok(())
 }
 
 /// A store probe's answer: when it came, and why the store is not ready, if it is not.
@@ -105,6 +138,10 @@ pub(crate) struct AppState {
     pub(crate) started: Instant,
     /// Requests in flight: a permit each; none left means shed.
     pub(crate) in_flight: Arc<Semaphore>,
+    /// The request-body bytes held and worked on at once
+    /// ([`Limits::max_body_bytes_in_flight`](crate::Limits::max_body_bytes_in_flight), a permit a
+    /// KiB); no room means shed.
+    pub(crate) body_bytes: Arc<Semaphore>,
     /// The share of `in_flight` the log's routes may hold (a quarter, at least one): anonymous
     /// readers of a public log cannot take the slots executions need.
     pub(crate) log_in_flight: Arc<Semaphore>,

@@ -389,3 +389,50 @@ fn a_burst_past_the_concurrency_limit_is_decided_or_shed_never_queued() {
     let after = served.post("/v1/evaluations", Some(&token), &batch);
     assert_eq!(after.status, 200, "{}", after.text);
 }
+
+/// The request bodies held and worked on at once are bounded across every request (a body's
+/// JSON tree takes up to about 35 times the body): a body takes its place in the budget (eight
+/// times `max_body_bytes`, and at least one body of `/v1/verify`) before it is read, from its
+/// `Content-Length`; with no room left, a request is shed (`503 server.overloaded`), never
+/// queued, and a place is free again once its request is gone.
+#[test]
+fn request_bodies_in_flight_are_bounded_and_past_the_bound_shed() {
+    use std::io::Write as _;
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token", "--max-body-bytes", "1024"]);
+    let token = served.token.clone().unwrap();
+    // The budget: the body of /v1/verify (3 × 1024 + 64 KiB, more than 8 × 1024), all of it
+    // declared by one request whose body never comes.
+    let budget = 3 * 1024 + 64 * 1024;
+    let address = served.base.trim_start_matches("http://");
+    let mut holder = std::net::TcpStream::connect(address).unwrap();
+    let head = format!(
+        "POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: {budget}\r\n\r\n{{"
+    );
+    holder.write_all(head.as_bytes()).unwrap();
+    let evaluation = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#);
+    let answer =
+        |served: &Served| served.post("/v1/evaluations", Some(token.as_str()), &evaluation);
+    // Once the held body has its place, a small one finds none.
+    let shed = (0..200)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(25));
+            answer(&served)
+        })
+        .find(|reply| reply.status == 503)
+        .unwrap_or_else(|| panic!("never shed: {}", served.stderr()));
+    assert_eq!(shed.code(), "server.overloaded", "{}", shed.text);
+    assert!(shed.header("retry-after").is_some());
+    assert!(metric_with(&served, Some(token.as_str()), "parmana_requests_shed_total") >= 1);
+    // The holder goes away: its place is free again.
+    drop(holder);
+    let decided = (0..200)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(25));
+            answer(&served)
+        })
+        .find(|reply| reply.status == 200)
+        .unwrap_or_else(|| panic!("never answered again: {}", served.stderr()));
+    assert_eq!(decided.json()["decision"], "escalate", "{}", decided.text);
+}

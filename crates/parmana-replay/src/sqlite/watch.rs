@@ -9,9 +9,10 @@ use rusqlite::Connection;
 use super::{MIGRATIONS, map_error};
 use crate::ReplayError;
 
-/// The path a store is opened at, with a symbolic link in its last component resolved (and a
-/// `file:` URI refused: SQLite opens a path as a path here, so `file:…` would be a file of that
-/// name in the working directory, never what it seems to name). SQLite
+/// The path a store is opened at, with a symbolic link in its last component resolved, and a
+/// `file:` URI refused (the bundled SQLite reads any name that starts with `file:` as a URI,
+/// whatever the open flags: it would open another file than the one every check here watches,
+/// with parameters of its own). SQLite
 /// opens the file a link names and names its `-wal` and `-shm` files after that file, so the
 /// checks here must watch those. A link that names nothing is refused (SQLite would create its
 /// target with the umask's mode, readable by others).
@@ -57,10 +58,10 @@ impl FileIdentity {
             .into_iter()
             .map(|suffix| {
                 let file = PathBuf::from(format!("{}{suffix}", path.display()));
-                let id = file_id(&file);
-                (file, id)
+                let id = file_id(&file)?;
+                Ok((file, id))
             })
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>, ReplayError>>()?;
         if files.first().and_then(|(_, id)| *id).is_none() {
             return Err(ReplayError::unavailable(format!(
                 "{} vanished while it was being opened",
@@ -86,7 +87,7 @@ impl FileIdentity {
             // A WAL or index that did not exist at open is created by SQLite itself; only one we
             // saw counts.
             if let Some(opened) = opened
-                && file_id(path) != Some(*opened)
+                && file_id(path)? != Some(*opened)
             {
                 return Err(ReplayError::Replaced {
                     path: path.display().to_string(),
@@ -117,15 +118,29 @@ pub(super) fn refuse_multiple_links(_path: &Path) -> Result<(), ReplayError> {
     Ok(())
 }
 
+/// The device and inode of the file at `path`; `None` when nothing is there. Any other failure
+/// to look (a permission, an I/O error) is `replay.store_unavailable`: it says nothing of the
+/// file, and may pass.
+pub(super) fn file_id(path: &Path) -> Result<Option<(u64, u64)>, ReplayError> {
+    match std::fs::metadata(path) {
+        Ok(metadata) => Ok(Some(device_and_inode(&metadata))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(ReplayError::unavailable(format!(
+            "cannot look at {}: {error}",
+            path.display()
+        ))),
+    }
+}
+
 #[cfg(unix)]
-pub(super) fn file_id(path: &Path) -> Option<(u64, u64)> {
+fn device_and_inode(metadata: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    (metadata.dev(), metadata.ino())
 }
 
 #[cfg(not(unix))]
-pub(super) fn file_id(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|_| (0, 0))
+fn device_and_inode(_metadata: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
 }
 
 /// A schema object as `sqlite_schema` lists it: its type, name and table.
@@ -135,13 +150,18 @@ type SchemaObject = (String, String, String);
 /// reads as NULL and is refused.
 const MAX_SCHEMA_NAME_BYTES: i64 = 128;
 
-/// Whether a connection's schema is still the one this build's migrations make. A writer of the
-/// file could add a trigger (which runs inside the store's own statements: one that never ends
+/// The most schema objects read: the store's own and, beside them, tables of other tools (a
+/// backup tool's, such as Litestream's `_litestream_seq` and `_litestream_lock`); more is
+/// refused unread.
+const MAX_SCHEMA_OBJECTS: usize = 256;
+
+/// Whether a connection's schema is still one this build's store works on. A writer of the file
+/// could add a trigger (which runs inside the store's own statements: one that never ends
 /// holds the write lock for ever, one that writes elsewhere copies what the store records),
-/// a view under a table's name, or rename or drop what the store reads. SQLite's schema cookie
-/// (`PRAGMA schema_version`) changes with every such change, so the objects are compared only
-/// when it or the schema version (`PRAGMA user_version`) moved since the last check; in the caller's transaction, so that the statements after
-/// the check see the schema checked.
+/// put a view under a table's name, or rename or drop what the store reads. SQLite's schema
+/// cookie (`PRAGMA schema_version`) changes with every such change, so the objects are compared
+/// only when it or the schema version (`PRAGMA user_version`) moved since the last check; in
+/// the caller's transaction, so that the statements after the check see the schema checked.
 #[derive(Debug, Default)]
 pub(super) struct SchemaWatch {
     /// The schema cookie and schema version last verified.
@@ -195,17 +215,48 @@ fn verify_schema(conn: &Connection) -> Result<(), ReplayError> {
         )));
     }
     let expected = expected_objects()?;
-    let found = schema_objects(conn, expected.len() + 1)?;
-    if let Some((kind, name, table)) = found.difference(expected).next() {
+    let found = schema_objects(conn, MAX_SCHEMA_OBJECTS + 1)?;
+    if found.len() > MAX_SCHEMA_OBJECTS {
         return Err(ReplayError::corrupt(format!(
-            "the store holds the {kind} {name:?} (on {table:?}), which no migration of this build \
-             makes: its schema was changed behind its back"
+            "the store's schema holds more than {MAX_SCHEMA_OBJECTS} objects"
         )));
     }
-    if let Some((kind, name, _)) = expected.difference(&found).next() {
-        return Err(ReplayError::corrupt(format!(
-            "the store lacks the {kind} {name:?}: its schema was changed behind its back"
-        )));
+    check_objects(expected, &found)
+}
+
+/// The rule `found` must keep: every object this build's migrations make is there as they make
+/// it; nothing else is a trigger or a view (whatever its name, `sqlite_…` included: a writer
+/// may write the schema table itself), an index on one of the store's tables, or another object
+/// under one of the store's names. Other tables, and their indexes, are left alone: they take no
+/// part in the store's statements.
+fn check_objects(
+    expected: &BTreeSet<SchemaObject>,
+    found: &BTreeSet<SchemaObject>,
+) -> Result<(), ReplayError> {
+    let changed = |what: String| {
+        Err(ReplayError::corrupt(format!(
+            "{what}: the store's schema was changed behind its back"
+        )))
+    };
+    if let Some((kind, name, _)) = expected.difference(found).next() {
+        return changed(format!("the store lacks the {kind} {name:?}"));
+    }
+    let store_tables: BTreeSet<&str> = expected
+        .iter()
+        .filter(|(kind, _, _)| kind == "table")
+        .map(|(_, name, _)| name.as_str())
+        .collect();
+    let store_names: BTreeSet<&str> = expected.iter().map(|(_, name, _)| name.as_str()).collect();
+    for (kind, name, table) in found.difference(expected) {
+        let foreign = !matches!(kind.as_str(), "table" | "index")
+            || (kind == "index" && store_tables.contains(table.as_str()))
+            || store_names.contains(name.as_str());
+        if foreign {
+            return changed(format!(
+                "the store holds the {kind} {name:?} (on {table:?}), which no migration of this \
+                 build makes"
+            ));
+        }
     }
     Ok(())
 }
@@ -230,15 +281,16 @@ fn expected_objects() -> Result<&'static BTreeSet<SchemaObject>, ReplayError> {
         })
 }
 
-/// At most `limit` schema objects of `conn`, leaving out those SQLite makes for itself
-/// (`sqlite_…`: the indexes of primary keys, `ANALYZE`'s statistics), each name bounded.
+/// At most `limit` schema objects of `conn`, each name bounded (none left out: SQLite's own,
+/// such as the index of a text primary key, are made in memory too, and a name does not make an
+/// object SQLite's — a writer may write the schema table itself).
 fn schema_objects(conn: &Connection, limit: usize) -> Result<BTreeSet<SchemaObject>, ReplayError> {
     let mut statement = conn
         .prepare_cached(
             "SELECT CASE WHEN octet_length(type) <= ?1 THEN type END,
                     CASE WHEN octet_length(name) <= ?1 THEN name END,
                     CASE WHEN octet_length(tbl_name) <= ?1 THEN tbl_name END
-             FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' LIMIT ?2",
+             FROM sqlite_schema LIMIT ?2",
         )
         .map_err(map_error)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -1,4 +1,4 @@
-//! What a writer of a SQLite store's file can plant is refused, not run: a schema this build's migrations do not make (a trigger that copies what the store records or never ends, a view under a table's name, a table renamed, an index dropped, a newer schema version) is `replay.store_corrupt` at open and at the next read or write of a store already open; SQLite's own statistics are not refused; the file a store creates is its owner's only; a path is the file it names (no `file:` URI, a symbolic link resolved, one to nothing refused).
+//! What a writer of a SQLite store's file can plant is refused, not run: a schema its store's statements would not run on as this build's migrations made it (a trigger that copies what the store records or never ends — under a name of SQLite's too —, a view under a table's name, a table renamed, an index dropped or added on a store's table, a newer schema version) is `replay.store_corrupt` at open and at the next read or write of a store already open; SQLite's own statistics and another tool's tables (a backup tool's) are not refused; the file a store creates is its owner's only; a path is the file it names (no `file:` URI, a symbolic link resolved, one to nothing refused).
 
 use parmana_replay::{AcceptedVersions, ClaimOutcome, ReplayStore, SqliteReplayStore};
 
@@ -18,6 +18,18 @@ const SCHEMA_CASES: &[SchemaCase] = &[
         sql: "CREATE TABLE captured (inputs BLOB);
               CREATE TRIGGER capture BEFORE INSERT ON executions
               BEGIN INSERT INTO captured VALUES (NEW.attestation_inputs); END;",
+        refused: Some("replay.store_corrupt"),
+    },
+    SchemaCase {
+        name: "a trigger written into the schema table under a name of SQLite's",
+        sql: "CREATE TABLE captured (inputs BLOB);
+              PRAGMA writable_schema = ON;
+              INSERT INTO sqlite_schema (type, name, tbl_name, rootpage, sql) VALUES
+                ('trigger', 'sqlite_capture', 'executions', 0,
+                 'CREATE TRIGGER sqlite_capture BEFORE INSERT ON executions
+                  BEGIN INSERT INTO captured VALUES (NEW.attestation_inputs); END');
+              PRAGMA writable_schema = OFF;
+              CREATE TABLE bump (x); DROP TABLE bump;",
         refused: Some("replay.store_corrupt"),
     },
     SchemaCase {
@@ -50,8 +62,20 @@ const SCHEMA_CASES: &[SchemaCase] = &[
         refused: Some("replay.schema_version_unsupported"),
     },
     SchemaCase {
+        name: "an index added on a store's table",
+        sql: "CREATE INDEX executions_extra ON executions (request_digest);",
+        refused: Some("replay.store_corrupt"),
+    },
+    SchemaCase {
         name: "SQLite's own statistics (ANALYZE)",
         sql: "ANALYZE;",
+        refused: None,
+    },
+    SchemaCase {
+        name: "a backup tool's tables beside the store's (Litestream's)",
+        sql: "CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
+              CREATE TABLE _litestream_lock (id INTEGER);
+              CREATE INDEX _litestream_seq_by_seq ON _litestream_seq (seq);",
         refused: None,
     },
 ];
@@ -155,6 +179,13 @@ fn a_store_path_is_the_file_it_names() {
     let uri = format!("file:{}", real.display());
     assert_eq!(
         SqliteReplayStore::open(&uri).unwrap_err().code(),
+        "replay.invalid_configuration"
+    );
+    assert_eq!(
+        SqliteReplayStore::hold_writes(&uri)
+            .map(|_| ())
+            .unwrap_err()
+            .code(),
         "replay.invalid_configuration"
     );
     assert!(!real.exists());
