@@ -338,6 +338,12 @@ fn a_boxcar_answered_on_its_timeout_starts_no_evaluation_it_had_not_reached() {
         "{}",
         reply.text
     );
+    // It names no execution, and says one may still complete (the first has).
+    assert!(
+        reply.text.contains("may still complete") && reply.header("location").is_none(),
+        "{}",
+        reply.text
+    );
     drop(held);
     // The boxcar's runtime call ends (polled, bounded: 2,400 × 25 ms) once its first execution,
     // let go by the lock, has completed.
