@@ -425,9 +425,15 @@ const MAX_TEST_CASE_BYTES: usize = 2 * 1024 * 1024;
 /// The most test cases read from one policy's `tests/` (as many as a bundle has entries).
 const MAX_TEST_CASES: usize = 10_000;
 
+/// The most bytes of one policy's test cases read in all (they are held together while they
+/// run): far more than a test suite takes (10,000 cases of 3 KiB), far less than the two bounds
+/// above multiplied (20 GiB).
+const MAX_TEST_CASES_BYTES: usize = 32 * 1024 * 1024;
+
 /// Reads `dir/tests/*.json` as `(file name, bytes)`, sorted by name: at most
-/// [`MAX_TEST_CASES`] of them, each at most [`MAX_TEST_CASE_BYTES`] (`cli.input_too_large`
-/// past either, a file refused after reading one byte more).
+/// [`MAX_TEST_CASES`] of them, each at most [`MAX_TEST_CASE_BYTES`], all of them at most
+/// [`MAX_TEST_CASES_BYTES`] (`cli.input_too_large` past any: a file refused after reading one
+/// byte more, or before reading it when its size passes what is left).
 fn read_cases(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     let tests = dir.join("tests");
     let entries =
@@ -435,6 +441,7 @@ fn read_cases(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     let too_large =
         |message: String| Failure::new("cli.input_too_large", message, ExitClass::InvalidInput);
     let mut cases = Vec::new();
+    let mut left = MAX_TEST_CASES_BYTES;
     for entry in entries {
         let entry = entry.map_err(|e| Failure::io(&tests.display().to_string(), &e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -448,6 +455,22 @@ fn read_cases(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
             )));
         }
         let path = entry.path();
+        let all_too_large = || {
+            too_large(format!(
+                "{}: the test cases hold more than {MAX_TEST_CASES_BYTES} bytes in all",
+                tests.display()
+            ))
+        };
+        let size = entry
+            .metadata()
+            .map_err(|e| Failure::io(&path.display().to_string(), &e))?
+            .len();
+        // A case within its own bound that would pass what is left is refused unread (one over
+        // its own bound is refused below, after reading one byte more).
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if size <= MAX_TEST_CASE_BYTES && size > left {
+            return Err(all_too_large());
+        }
         let bytes = crate::common::read_bounded(&path, MAX_TEST_CASE_BYTES)?;
         if bytes.len() > MAX_TEST_CASE_BYTES {
             return Err(too_large(format!(
@@ -455,6 +478,7 @@ fn read_cases(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
                 path.display()
             )));
         }
+        left = left.checked_sub(bytes.len()).ok_or_else(all_too_large)?;
         cases.push((name, bytes));
     }
     cases.sort();

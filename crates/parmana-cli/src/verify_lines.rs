@@ -21,6 +21,11 @@ const CHUNK_ATTESTATIONS: usize = 64;
 /// The most bytes of attestations held at once (a chunk ends at the line that reaches it).
 const CHUNK_BYTES: usize = 16 * 1024 * 1024;
 
+/// The most lines held at once, of any kind: batch error lines and unread lines carry nothing
+/// to verify but wait for the attestations before them to be printed in order, so they count
+/// too (a stream of them alone would otherwise be held to its end).
+const CHUNK_LINES: usize = 4096;
+
 /// What `parmana verify` was given.
 pub(crate) enum Input {
     /// One attestation (possibly written over several lines), without trailing whitespace.
@@ -171,7 +176,10 @@ impl LineVerifier<'_> {
             self.pending_bytes = self.pending_bytes.saturating_add(bytes.len());
         }
         self.pending.push((line, entry));
-        if self.pending_attestations >= CHUNK_ATTESTATIONS || self.pending_bytes >= CHUNK_BYTES {
+        if self.pending_attestations >= CHUNK_ATTESTATIONS
+            || self.pending_bytes >= CHUNK_BYTES
+            || self.pending.len() >= CHUNK_LINES
+        {
             self.flush()?;
         }
         Ok(())

@@ -119,12 +119,13 @@ pub const CLOCK_TOLERANCE_SECONDS: i64 = 60;
 pub const PENDING_PAGE: usize = 256;
 
 /// The most bytes of one execution's recorded inputs a store writes (`replay.value_too_large`
-/// beyond) and reads back — as much as one sequencer run reads, and far more than a runtime
-/// records (signals of at most 1 MiB, and the predicate; an attestation has its own bound,
-/// [`MAX_STORED_ATTESTATION_BYTES`]). The store
-/// is outside the trust boundary: a larger stored value — a writer's — is `replay.store_corrupt`,
-/// refused by its length before it is read.
-pub const MAX_STORED_EXECUTION_BYTES: i64 = MAX_SEQUENCE_BATCH_BYTES;
+/// beyond) and reads back: 8 MiB, four times what a runtime records at most (signals of at most
+/// 1 MiB, twice when embedded in the predicate, and the predicate's own fields: the runtime
+/// checks the margin at compile time); an attestation has its own bound,
+/// [`MAX_STORED_ATTESTATION_BYTES`]. The store is outside the trust boundary: a larger stored
+/// value — a writer's — is `replay.store_corrupt`, refused by its length before it is read, so a
+/// planted row costs a reader at most this and an attestation's bound.
+pub const MAX_STORED_EXECUTION_BYTES: i64 = 8 * 1024 * 1024;
 
 /// The bytes — records, recorded inputs and attestations together — after which a page of
 /// [`ReplayStore::ledger_rows`] takes no further row (so a page holds at most this much and one

@@ -144,6 +144,12 @@ pub mod replay {
     pub use parmana_replay::{SqliteReplayStore, WriteHold};
 }
 
+// A store keeps the recorded inputs of any execution this runtime makes (signals of at most
+// `MAX_SIGNALS_JSON_BYTES`, twice when the predicate embeds them, and the predicate's fields),
+// with room to spare.
+const _: () =
+    assert!(parmana_replay::MAX_STORED_EXECUTION_BYTES >= 4 * MAX_SIGNALS_JSON_BYTES as i64);
+
 // A store keeps, and reads back, an attestation exactly as large as a verifier reads: the two
 // bounds are one (the replay layer sits below the trust layer and cannot name it).
 const _: () = assert!(

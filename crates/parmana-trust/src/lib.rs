@@ -103,8 +103,8 @@ pub use tlog::{
     verify_tlog_proof_cached,
 };
 pub use trust_chain::{
-    MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,
-    VerifiedTrustHistory, load_trust_chain, load_trust_history, read_trust_chain,
+    MAX_TRUST_CHAIN_BYTES, MAX_TRUST_CHAIN_VERSIONS, MAX_TRUST_ROOT_BYTES, TRUST_ROOT_CHAIN_DIR,
+    TRUST_ROOT_FILE, VerifiedTrustHistory, load_trust_chain, load_trust_history, read_trust_chain,
     verify_trust_chain, verify_trust_history,
 };
 pub use trust_root::{

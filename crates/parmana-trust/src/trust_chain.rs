@@ -23,6 +23,12 @@ pub const MAX_TRUST_CHAIN_VERSIONS: usize = 1_000;
 /// (`trust.document_too_large`) without reading more of it.
 pub const MAX_TRUST_ROOT_BYTES: usize = 1 << 20;
 
+/// The most bytes of a whole trust-root chain read (16 MiB; a version is a few KiB): a chain
+/// whose files add up to more is refused (`trust.document_too_large`) as soon as a file would
+/// pass it, before it is read — so a directory of many large files (1,000 of 1 MiB each) is not
+/// held whole before its first version is judged.
+pub const MAX_TRUST_CHAIN_BYTES: usize = 16 << 20;
+
 /// Every version of a trust-root chain, from version 1 to the newest, each verified from the
 /// pinned root key through the versions before it.
 ///
@@ -281,6 +287,31 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, TrustError> {
     Ok(bytes)
 }
 
+/// What is left of [`MAX_TRUST_CHAIN_BYTES`] as a chain's files are read.
+struct ChainBudget {
+    left: usize,
+}
+
+impl ChainBudget {
+    /// Reads `path` ([`read_bounded`]) within what is left: refused before reading when its
+    /// size already passes it, and after reading when it grew meanwhile.
+    fn read(&mut self, path: &Path) -> Result<Vec<u8>, TrustError> {
+        let too_large = || TrustError::DocumentTooLarge {
+            path: format!("the trust-root chain at {}", parent_of(path).display()),
+            limit: MAX_TRUST_CHAIN_BYTES,
+        };
+        let size = std::fs::metadata(path)
+            .map_err(|e| TrustError::io(path, &e))?
+            .len();
+        if usize::try_from(size).map_or(true, |size| size > self.left) {
+            return Err(too_large());
+        }
+        let bytes = read_bounded(path)?;
+        self.left = self.left.checked_sub(bytes.len()).ok_or_else(too_large)?;
+        Ok(bytes)
+    }
+}
+
 /// Reads a trust-root chain from disk, version 1 first. `path` is one of:
 ///
 /// - the current trust root (for example `trust/trust-root.json`): the older versions are the
@@ -293,7 +324,8 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, TrustError> {
 /// The numbered files run from 1 without gaps. The current file comes last, left out when it is
 /// byte-identical to the highest numbered file; a numbered file newer than the current file, or
 /// one of the same version with other bytes, is refused (`trust.unexpected_version`). At most
-/// [`MAX_TRUST_CHAIN_VERSIONS`] versions of at most [`MAX_TRUST_ROOT_BYTES`] each are read.
+/// [`MAX_TRUST_CHAIN_VERSIONS`] versions of at most [`MAX_TRUST_ROOT_BYTES`] each, and
+/// [`MAX_TRUST_CHAIN_BYTES`] in all, are read.
 pub fn read_trust_chain(path: &Path) -> Result<Vec<Vec<u8>>, TrustError> {
     let files = locate(path)?;
     let numbered = match &files.numbered {
@@ -301,6 +333,9 @@ pub fn read_trust_chain(path: &Path) -> Result<Vec<Vec<u8>>, TrustError> {
         None => BTreeMap::new(),
     };
     let mut versions = Vec::with_capacity(numbered.len() + 1);
+    let mut budget = ChainBudget {
+        left: MAX_TRUST_CHAIN_BYTES,
+    };
     for (expected, (number, file)) in (1u64..).zip(&numbered) {
         if *number != expected {
             return Err(TrustError::malformed(
@@ -308,10 +343,12 @@ pub fn read_trust_chain(path: &Path) -> Result<Vec<Vec<u8>>, TrustError> {
                 format!("{} has no {expected}.json", parent_of(file).display()),
             ));
         }
-        versions.push(read_bounded(file)?);
+        versions.push(budget.read(file)?);
     }
     if let Some(current_path) = &files.current {
-        let current = read_bounded(current_path)?;
+        // The current file is often the newest numbered one again: it is read within the
+        // budget, then dropped when it is.
+        let current = budget.read(current_path)?;
         if versions.last() != Some(&current) {
             let highest = u64::try_from(versions.len()).unwrap_or(u64::MAX);
             let claimed = claimed_version(&current)?;

@@ -1,4 +1,4 @@
-//! Bounded inputs through the real binary: huge files (sparse, so they cost no disk) given as a bundle file, a signals file, a batch line or a key file are refused with their code while the process runs under a 64 MiB data limit — so none of them was read whole (Linux only; the figures are in docs/reliability.md).
+//! Bounded inputs through the real binary: huge files (sparse, so they cost no disk) given as a bundle file, a signals file, a batch line or a key file, and many inputs each within its bound (lines, trust-root versions, test cases), are refused or judged with their code while the process runs under a 64 MiB data limit — so none of them was read whole (Linux only; the figures are in docs/reliability.md).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -203,6 +203,61 @@ fn huge_files_are_refused_in_bounded_memory_by_every_reader() {
     let d = repo.root();
     sparse(&d.join("huge.json"), (64 << 20) + 1);
     let out = crate::common::run_in(d, &["canon", "huge.json"], b"");
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    assert!(
+        out.stderr.starts_with("error[cli.input_too_large]"),
+        "{}",
+        out.transcript()
+    );
+}
+
+/// Inputs within each of their own bounds whose product is not: lines that carry nothing to
+/// verify (held until the attestations before them print, so they count toward a chunk), a
+/// trust-root chain of many large files (16 MiB in all, checked before each file is read), a
+/// policy's many large test cases (32 MiB in all). Under the same data limit, each ends with its
+/// own verdict or refusal, where each ran out of memory before.
+#[test]
+fn many_inputs_each_within_its_bound_are_bounded_together() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let lines = "{\"error\":{},\"line\":1}\n".repeat(1_500_000);
+    std::fs::write(d.join("errors.jsonl"), lines).unwrap();
+    let out = run_limited(d, &["verify", "errors.jsonl", "--now", NOW]);
+    assert_eq!(out.code, 7, "{}", out.transcript());
+    assert!(
+        out.stderr.contains("error[cli.verification_failed]"),
+        "{}",
+        out.transcript()
+    );
+
+    std::fs::create_dir(d.join("chain")).unwrap();
+    for version in 1..=1_000 {
+        sparse(&d.join(format!("chain/{version}.json")), 1 << 20);
+    }
+    std::fs::write(d.join("attestation.json"), "{}").unwrap();
+    let out = run_limited(
+        d,
+        &[
+            "verify",
+            "attestation.json",
+            "--trust-root",
+            "chain",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(out.code, 4, "{}", out.transcript());
+    assert!(
+        out.stderr.starts_with("error[trust.document_too_large]"),
+        "{}",
+        out.transcript()
+    );
+
+    let tests = d.join("policies/claims-approval/1.0.0/tests");
+    for case in 0..100 {
+        sparse(&tests.join(format!("large-{case:03}.json")), 2 << 20);
+    }
+    let out = run_limited(d, &["policy", "test", "policies/claims-approval/1.0.0"]);
     assert_eq!(out.code, 3, "{}", out.transcript());
     assert!(
         out.stderr.starts_with("error[cli.input_too_large]"),

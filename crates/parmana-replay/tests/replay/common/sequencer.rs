@@ -38,13 +38,18 @@ fn complete_at(store: &dyn ReplayStore, name: &str, seconds: i64) {
 pub(crate) fn sequencer_batches_are_bounded_in_bytes(h: &dyn Harness) {
     let store = h.store();
     let mut kept = ledger_log(store).unwrap();
-    let third = usize::try_from(parmana_replay::MAX_SEQUENCE_BATCH_BYTES).unwrap() / 2 + 1;
-    // Large recorded inputs (an attestation is bounded far lower, at 4 MiB), as one claim
-    // time: the run takes them by id.
-    for (n, name) in ["big-a", "big-b", "big-c"].into_iter().enumerate() {
+    // Executions whose recorded inputs are at their bound (an attestation's is far lower, 4 MiB),
+    // as one claim time: the run takes them by id. `per_run` of them fill a run to its bound;
+    // the next one starts past it.
+    let bound = usize::try_from(parmana_replay::MAX_SEQUENCE_BATCH_BYTES).unwrap();
+    let big = usize::try_from(parmana_replay::MAX_STORED_EXECUTION_BYTES).unwrap();
+    assert_eq!(bound % big, 0);
+    let per_run = bound / big;
+    let names: Vec<String> = (0..=per_run).map(|n| format!("big-{n:02}")).collect();
+    for (n, name) in names.iter().enumerate() {
         let exec = id(name);
-        let mut inputs = vec![b'x'; third];
-        inputs[0] = b'0' + u8::try_from(n).unwrap();
+        let mut inputs = vec![b'x'; big];
+        inputs[0] = u8::try_from(n).unwrap();
         let claim = claim_for(name);
         let record = ClaimRecord::new(claim.request_digest(), inputs, claim.claimed_at());
         store
@@ -64,13 +69,18 @@ pub(crate) fn sequencer_batches_are_bounded_in_bytes(h: &dyn Harness) {
             .map(|r| r.execution_id.clone().unwrap())
             .collect()
     };
-    // Two halves and a byte pass the bound: the third waits for the next run, with the small one.
-    assert_eq!(ids(store.sequence(4096).unwrap()), ["big-a", "big-b"]);
-    assert_eq!(ids(store.sequence(4096).unwrap()), ["big-c", "small-d"]);
+    let (first, last) = names.split_at(per_run);
+    let second: Vec<String> = last.iter().cloned().chain(["small-d".to_owned()]).collect();
+    // A run fills to its bound; the execution past it waits for the next run, with the small one.
+    assert_eq!(ids(store.sequence(4096).unwrap()), first);
+    assert_eq!(ids(store.sequence(4096).unwrap()), second);
     assert!(ids(store.sequence(4096).unwrap()).is_empty());
     let report = verify_ledger(store).unwrap();
     assert!(report.is_intact(), "{report:?}");
-    assert_eq!((report.executions, report.unsequenced), (4, 0));
+    assert_eq!(
+        (report.executions, report.unsequenced),
+        (u64::try_from(per_run).unwrap() + 2, 0)
+    );
     // Reading the ledger back is bounded the same way (MAX_LEDGER_PAGE_BYTES): a page stops
     // once its rows pass the bound, at least one row however large, and a reader pages on
     // until a page is empty — catching up, and reading entries, across the short pages.
@@ -83,9 +93,10 @@ pub(crate) fn sequencer_batches_are_bounded_in_bytes(h: &dyn Harness) {
             .collect()
     };
     let from = kept.size();
-    assert_eq!(page_ids(from), ["big-a", "big-b"]);
-    assert_eq!(page_ids(from + 2), ["big-c", "small-d"]);
-    assert!(page_ids(from + 4).is_empty());
+    let taken = u64::try_from(per_run).unwrap();
+    assert_eq!(page_ids(from), first);
+    assert_eq!(page_ids(from + taken), second);
+    assert!(page_ids(from + taken + 2).is_empty());
     kept.catch_up(store).unwrap();
     let whole = ledger_log(store).unwrap();
     assert_eq!((kept.size(), kept.root()), (whole.size(), whole.root()));
