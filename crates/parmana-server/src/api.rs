@@ -32,23 +32,14 @@ type Shared = State<Arc<AppState>>;
 
 /// The body of `request`, read only when the handler calls this — after it has checked the
 /// token, so that a caller without one never has a body buffered — and refused with 413 past
-/// `limit`, the route's (`DefaultBodyLimit`). Before it is read, the body takes its place in the
-/// server's body budget (its `Content-Length`, or `limit` without one), or the request is shed.
-pub(crate) async fn read_body(
-    state: &AppState,
-    request: Request,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    crate::state::take_body_place(state, declared.unwrap_or(limit).min(limit))?;
+/// the route's limit (`DefaultBodyLimit`). Once read, and before any work on it, the body
+/// takes its place in the server's body budget, or the request is shed: a place is taken for
+/// bytes that came, not for a `Content-Length` a client declares and never sends.
+pub(crate) async fn read_body(state: &AppState, request: Request) -> Result<Bytes, ApiError> {
     crate::state::note_reading_body(true);
     let read = Bytes::from_request(request, &()).await;
     crate::state::note_reading_body(false);
-    read.map_err(|rejection| {
+    let body = read.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -58,7 +49,9 @@ pub(crate) async fn read_body(
         } else {
             ApiError::invalid_request(rejection.body_text())
         }
-    })
+    })?;
+    crate::state::take_body_place(state, body.len())?;
+    Ok(body)
 }
 
 /// Parses a request body strictly (canon's rules: duplicate keys, lone surrogates and unsafe
@@ -163,7 +156,7 @@ pub(crate) async fn create_execution(
     request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Execute)?;
-    let body = read_body(&state, request, state.limits.max_body_bytes).await?;
+    let body = read_body(&state, request).await?;
     let bytes = body.len();
     let body = state
         .sized(bytes, move || ExecutionRequestBody::read(&body))
@@ -428,7 +421,7 @@ pub(crate) async fn evaluate(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Evaluate)?;
     let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
-    let body = read_body(&state, request, state.limits.max_body_bytes).await?;
+    let body = read_body(&state, request).await?;
     let body = state
         .sized(body.len(), move || EvaluationRequestBody::read(&body))
         .await?;
@@ -541,7 +534,7 @@ pub(crate) async fn verify(
     request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Verify)?;
-    let body = read_body(&state, request, state.limits.max_verify_body_bytes()).await?;
+    let body = read_body(&state, request).await?;
     let (body, envelope) = state
         .sized(body.len(), move || {
             let body: VerifyRequestBody = parse_body(&body)?;

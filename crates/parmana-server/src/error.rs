@@ -219,12 +219,12 @@ impl ApiError {
         )
     }
 
-    /// Too many requests in flight: shed with 503 and `Retry-After`.
+    /// Too many requests, or request bodies, in flight: shed with 503 and `Retry-After`.
     pub(crate) fn overloaded() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server.overloaded",
-            "too many requests in flight; retry later",
+            "too many requests or request bodies in flight; retry later",
         )
         .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
     }

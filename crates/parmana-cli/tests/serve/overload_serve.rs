@@ -391,48 +391,79 @@ fn a_burst_past_the_concurrency_limit_is_decided_or_shed_never_queued() {
 }
 
 /// The request bodies held and worked on at once are bounded across every request (a body's
-/// JSON tree takes up to about 35 times the body): a body takes its place in the budget (eight
-/// times `max_body_bytes`, and at least one body of `/v1/verify`) before it is read, from its
-/// `Content-Length`; with no room left, a request is shed (`503 server.overloaded`), never
-/// queued, and a place is free again once its request is gone.
+/// JSON tree takes up to about 35 times the body): a body, once read, takes its place in the
+/// budget (eight times `max_body_bytes`, and at least one body of `/v1/verify`) until its request
+/// and its runtime call are done; with no room left, a request is shed (`503
+/// server.overloaded`), never queued, and a place is free again once a runtime call ends. Here
+/// executions held on the store's write lock keep their places past their answers.
 #[test]
 fn request_bodies_in_flight_are_bounded_and_past_the_bound_shed() {
-    use std::io::Write as _;
-    let env = deployment("memory", "");
-    let served = Served::start(env.root(), &["--dev-token", "--max-body-bytes", "1024"]);
-    let token = served.token.clone().unwrap();
-    // The budget: the body of /v1/verify (3 × 1024 + 64 KiB, more than 8 × 1024), all of it
-    // declared by one request whose body never comes.
-    let budget = 3 * 1024 + 64 * 1024;
-    let address = served.base.trim_start_matches("http://");
-    let mut holder = std::net::TcpStream::connect(address).unwrap();
-    let head = format!(
-        "POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
-         Content-Length: {budget}\r\n\r\n{{"
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(
+        env.root(),
+        &[
+            "--dev-token",
+            "--max-body-bytes",
+            "1024",
+            "--request-timeout-ms",
+            "200",
+        ],
     );
-    holder.write_all(head.as_bytes()).unwrap();
+    let token = served.token.clone().unwrap();
+    // The budget: one body of /v1/verify (3 × 1024 + 64 KiB, more than 8 × 1024), a place a KiB:
+    // 67 places, one for each small execution.
+    let places = (3 * 1024 + 64 * 1024_usize).div_ceil(1024);
+    let held = SqliteReplayStore::hold_writes(env.root().join("replay.sqlite3")).unwrap();
+    std::thread::scope(|scope| {
+        for n in 0..places {
+            let (served, token) = (&served, token.as_str());
+            scope.spawn(move || {
+                let reply = served.post(
+                    "/v1/executions",
+                    Some(token),
+                    &execution_body(&format!("held-{n}")),
+                );
+                assert_eq!(reply.code(), "server.timeout", "{}", reply.text);
+            });
+        }
+    });
+    // Every one of them is answered, and its runtime call still waits on the lock, holding
+    // its slot and its body's place.
+    let in_flight = format!("parmana_requests_in_flight {places}");
+    let all_held = (0..400).any(|_| {
+        let metrics = served.get("/metrics", Some(token.as_str())).text;
+        if metrics.lines().any(|line| line == in_flight) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+        false
+    });
+    assert!(all_held, "{}", served.stderr());
     let evaluation = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#);
-    let answer =
-        |served: &Served| served.post("/v1/evaluations", Some(token.as_str()), &evaluation);
-    // Once the held body has its place, a small one finds none.
-    let shed = (0..200)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(25));
-            answer(&served)
-        })
-        .find(|reply| reply.status == 503)
-        .unwrap_or_else(|| panic!("never shed: {}", served.stderr()));
-    assert_eq!(shed.code(), "server.overloaded", "{}", shed.text);
+    let shed = served.post("/v1/evaluations", Some(token.as_str()), &evaluation);
+    assert_eq!(
+        (shed.status, shed.code().as_str()),
+        (503, "server.overloaded"),
+        "{}",
+        shed.text
+    );
     assert!(shed.header("retry-after").is_some());
-    assert!(metric_with(&served, Some(token.as_str()), "parmana_requests_shed_total") >= 1);
-    // The holder goes away: its place is free again.
-    drop(holder);
-    let decided = (0..200)
+    // Requests without a body are not held back by it.
+    assert_eq!(served.get("/readyz", None).status, 200);
+    // The lock let go, the executions complete and give their places back.
+    drop(held);
+    let decided = (0..400)
         .map(|_| {
             std::thread::sleep(Duration::from_millis(25));
-            answer(&served)
+            served.post("/v1/evaluations", Some(token.as_str()), &evaluation)
         })
         .find(|reply| reply.status == 200)
         .unwrap_or_else(|| panic!("never answered again: {}", served.stderr()));
     assert_eq!(decided.json()["decision"], "escalate", "{}", decided.text);
+    assert_eq!(
+        served
+            .get("/v1/executions/held-0", Some(token.as_str()))
+            .status,
+        200
+    );
 }
