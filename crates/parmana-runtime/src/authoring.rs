@@ -71,6 +71,8 @@ pub fn rotate_trust_root_file(
     // the attestation role back to a key an older version revoked).
     chain.push(bytes.clone());
     verify_trust_history(&pinned, &chain)?;
+    // Nor may it grow past what a chain is read within: every later command would refuse it.
+    refuse_chain_past_its_bound(&chain, trust_root)?;
     let chain_dir = trust_root
         .parent()
         .unwrap_or_else(|| Path::new("."))
@@ -79,7 +81,15 @@ pub fn rotate_trust_root_file(
         .and_then(|()| parmana_trust::sync_directory_of(&chain_dir))
         .map_err(|e| ExecutionError::io("create", &chain_dir, &e))?;
     let archived = chain_dir.join(format!("{}.json", previous.version()));
-    match std::fs::read(&archived) {
+    // At most one byte past a trust-root file's bound: a larger file is another document.
+    let cap = u64::try_from(parmana_trust::MAX_TRUST_ROOT_BYTES)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let archived_bytes = std::fs::File::open(&archived).and_then(|file| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, cap), &mut bytes).map(|_| bytes)
+    });
+    match archived_bytes {
         Ok(existing) if existing == current_bytes => {}
         Ok(_) => {
             return Err(ExecutionError::Io {
@@ -146,4 +156,48 @@ pub fn sign_release_manifest_verified(
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExecutionError> {
     parmana_trust::replace_file_durably(path, bytes, None)
         .map_err(|e| ExecutionError::io("write", path, &e))
+}
+
+/// Refuses a chain — the versions in force and the new one — larger than what a chain is read
+/// within ([`MAX_TRUST_CHAIN_BYTES`](parmana_trust::MAX_TRUST_CHAIN_BYTES)): written, it would be
+/// refused by every later command, a rotation too (`trust.document_too_large`).
+fn refuse_chain_past_its_bound(chain: &[Vec<u8>], trust_root: &Path) -> Result<(), ExecutionError> {
+    let chain_bytes = chain
+        .iter()
+        .map(Vec::len)
+        .fold(0usize, usize::saturating_add);
+    if chain_bytes > parmana_trust::MAX_TRUST_CHAIN_BYTES {
+        return Err(ExecutionError::Trust(
+            parmana_trust::TrustError::DocumentTooLarge {
+                path: format!(
+                    "the trust-root chain at {} with the new version ({chain_bytes} bytes)",
+                    trust_root.display()
+                ),
+                limit: parmana_trust::MAX_TRUST_CHAIN_BYTES,
+            },
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+mod tests {
+    /// A rotation never writes a chain larger than a chain is read within: at the bound it goes
+    /// on, one byte past it (counting the new version) it is refused.
+    #[test]
+    fn a_chain_past_its_bound_is_never_written() {
+        let bound = parmana_trust::MAX_TRUST_CHAIN_BYTES;
+        let path = std::path::Path::new("trust/trust-root.json");
+        let chain = |last: usize| {
+            vec![
+                vec![b' '; bound / 2],
+                vec![b' '; bound / 2 - 10],
+                vec![b' '; last],
+            ]
+        };
+        assert!(super::refuse_chain_past_its_bound(&chain(10), path).is_ok());
+        let refused = super::refuse_chain_past_its_bound(&chain(11), path).unwrap_err();
+        assert_eq!(refused.code(), "trust.document_too_large");
+    }
 }
