@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use parmana_runtime::canon::{Digest, PolicyId, PolicyRef, PolicyVersion, Timestamp, parse_strict};
 use parmana_runtime::policy::EVALUATOR_SEMANTICS;
 use parmana_runtime::trust::{
-    BUNDLE_MANIFEST_FILE, BundleFiles, KeyFile, LocalSigningKey, LogSpec, NEW_FILE_MODE,
+    BUNDLE_MANIFEST_FILE, BundleFiles, KeyFile, LocalSigningKey, LogRole, LogSpec, NEW_FILE_MODE,
     POLICY_FILE, PublicKey, ReleaseManifestSpec, Role, RoleSpec, Signer, TrustError, TrustRootSpec,
     VerifiedTrustRoot, check_signer_role, create_trust_root, read_bundle_dir, read_key_file,
     read_legacy_bundle_dir, read_public_key_file, read_release_manifest_version,
@@ -146,9 +146,10 @@ pub(crate) struct RoleKeyArgs {
     /// public or private PEM key; repeatable). Needs --log-origin.
     #[arg(long, value_name = "NAME=FILE", requires = "log_origin")]
     witness: Vec<String>,
-    /// How many distinct witnesses must cosign a checkpoint (default: 1 when --witness is given).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    witness_threshold: u64,
+    /// How many distinct witnesses must cosign a checkpoint (default: 1 when --witness is given,
+    /// else 0).
+    #[arg(long, value_name = "N")]
+    witness_threshold: Option<u64>,
     /// When this trust root version expires (RFC 3339 UTC, for example `2027-12-31T00:00:00Z`).
     #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
     expires: Timestamp,
@@ -215,10 +216,9 @@ impl RoleKeyArgs {
                         keys: role.keys,
                         threshold: role.threshold,
                         witnesses: self.witnesses()?,
-                        witness_threshold: match (self.witness_threshold, self.witness.len()) {
-                            (0, 1..) => 1,
-                            (threshold, _) => threshold,
-                        },
+                        witness_threshold: self
+                            .witness_threshold
+                            .unwrap_or(u64::from(!self.witness.is_empty())),
                         // Filled by `trust rotate` (see `revoke.rs`).
                         revocations: Vec::new(),
                     })
@@ -320,12 +320,35 @@ pub(crate) struct TrustRotateArgs {
     sign_with: Vec<PathBuf>,
     #[command(flatten)]
     revoke: RevokeArgs,
+    /// Removes the `log` role the version in force has. Without it, a rotation that gives no
+    /// --log-origin carries that role forward unchanged (its keys, witnesses and revocations):
+    /// without the role, attestations of a revoked key can no longer be proven logged before
+    /// the revocation, and servers stop signing checkpoints.
+    #[arg(long, conflicts_with = "log_origin")]
+    drop_log: bool,
     /// The pinned root key and the current trust root (rewritten in place; the old version
     /// moves to `trust-root.d/`).
     #[command(flatten)]
     trust: TrustRootArgs,
     #[command(flatten)]
     clock: ClockArgs,
+}
+
+/// The `log` role of the version in force as the next version names it unchanged (its
+/// revocations are carried as `--revoke` carries them, for the same origin).
+fn carried_log(role: &LogRole) -> LogSpec {
+    let (witnesses, witness_threshold) = role.witnesses();
+    LogSpec {
+        origin: role.origin().as_str().to_owned(),
+        keys: role.keys().copied().collect(),
+        threshold: role.threshold(),
+        witnesses: witnesses
+            .iter()
+            .map(|witness| (witness.name().as_str().to_owned(), *witness.public_key()))
+            .collect(),
+        witness_threshold,
+        revocations: Vec::new(),
+    }
 }
 
 fn as_signers(keys: &[LocalSigningKey]) -> Vec<&dyn Signer> {
@@ -402,6 +425,18 @@ fn trust_rotate(args: &TrustRotateArgs, format: Format) -> Result<(), Failure> {
     let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
         .map_err(|e| Failure::execution(&e))?;
     let current = history.newest();
+    if spec.log.is_none()
+        && !args.drop_log
+        && let Some(role) = current.log()
+    {
+        spec.log = Some(carried_log(role));
+        crate::report::errln!(
+            "note: the log role of trust root version {} ({}) is carried forward unchanged; \
+             --log-origin and --log-key give another, --drop-log removes it",
+            current.version(),
+            role.origin()
+        );
+    }
     let revocations = args.revoke.revocations(current, spec.log.as_ref())?;
     if let Some(log) = spec.log.as_mut() {
         log.revocations = revocations;

@@ -75,7 +75,7 @@ impl RevokeArgs {
         }
         let Some(log) = log else {
             return Err(invalid(
-                "--revoke needs the new version to name the transparency log (--log-origin)"
+                "--revoke needs the new version to name a transparency log (not --drop-log)"
                     .to_owned(),
             ));
         };

@@ -143,6 +143,11 @@ impl LogRole {
             .collect()
     }
 
+    /// The keys that sign the log's checkpoints.
+    pub fn keys(&self) -> impl Iterator<Item = &PublicKey> {
+        self.keys.values()
+    }
+
     /// The witnesses whose cosignatures a checkpoint needs, and how many of them.
     pub fn witnesses(&self) -> (&[CosignerKey], u64) {
         (&self.witnesses, self.witness_threshold)

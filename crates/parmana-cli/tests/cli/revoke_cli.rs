@@ -273,6 +273,7 @@ fn malformed_revocations_are_refused_before_anything_is_written() {
                 "2036-01-01T00:00:00Z",
                 "--now",
                 NOW,
+                "--drop-log",
                 "--revoke",
                 "trust/keys/attestation.pub=checkpoint.txt",
                 "--revoke-reason",
@@ -347,4 +348,54 @@ fn malformed_revocations_are_refused_before_anything_is_written() {
     assert_eq!(by_id.code, 0, "{}", by_id.transcript());
     let document = std::fs::read_to_string(d.join("trust/trust-root.json")).unwrap();
     assert!(document.contains(&id), "{document}");
+}
+
+/// A rotation that names no log carries the `log` role of the version in force forward
+/// unchanged — its keys, witnesses and revocations, so attestations of a revoked key logged
+/// before the revocation stay provable — and says so; `--drop-log` removes the role. (A rotation
+/// without the log's flags once dropped the role without a word, and with it every proof.)
+#[test]
+fn a_rotation_naming_no_log_keeps_the_log_role_and_drop_log_removes_it() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let new_key = revoked_setup(d);
+    let rotation = |extra: &[&'static str]| {
+        let mut rest = vec![
+            "--attestation-key",
+            new_key,
+            "--expires",
+            "2036-01-01T00:00:00Z",
+            "--now",
+            NOW,
+        ];
+        rest.extend_from_slice(extra);
+        run(d, &fixture_rotate("trust/keys/root-2.pem", &rest))
+    };
+    let kept = rotation(&[]);
+    assert_eq!(kept.code, 0, "{}", kept.transcript());
+    assert!(
+        kept.stderr.contains(
+            "note: the log role of trust root version 4 (log.example/parmana) is carried forward"
+        ),
+        "{}",
+        kept.transcript()
+    );
+    let document = std::fs::read_to_string(d.join("trust/trust-root.json")).unwrap();
+    assert!(document.contains(REASON), "{document}");
+    for case in CASES {
+        check(d, case);
+    }
+    // Named with --log-origin and --drop-log at once: refused, a usage error.
+    let both = rotation(&["--drop-log", "--log-origin", "x.example/log"]);
+    assert_eq!(both.code, 2, "{}", both.transcript());
+    // Dropped: the role is gone, and with it every proof of the revocation's order.
+    let dropped = rotation(&["--drop-log"]);
+    assert_eq!(dropped.code, 0, "{}", dropped.transcript());
+    let keys = run(d, &["log", "keys"]);
+    assert_eq!(
+        code(&keys),
+        "runtime.no_transparency_log",
+        "{}",
+        keys.transcript()
+    );
 }
