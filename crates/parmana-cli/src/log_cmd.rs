@@ -261,6 +261,8 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     match command {
         LogCommand::Checkpoint(args) => {
+            // A command that reads a store says first when none is named (as every other does).
+            args.store.location(&deployment)?;
             let paths = args.trust.resolve(&deployment);
             if args.key.is_empty() {
                 // Printed only once checked against the trust-root chain: the store is outside
@@ -268,6 +270,8 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                     .map_err(|e| Failure::execution(&e))?;
                 warn_trust_root_expiry(&deployment, &args.clock, history.newest())?;
+                // No key helps a trust root that names no log: say that, not that none signed.
+                require_log_role(history.newest())?;
                 let store = args.store.open_existing(&deployment)?;
                 let stored = verified_latest_log_checkpoint(store.as_ref(), &history)
                     .map_err(|e| Failure::execution(&e))?;
@@ -303,6 +307,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
         LogCommand::Prove(args) => {
             let id: ExecutionId =
                 parse_execution_id(&args.execution_id).map_err(|e| Failure::execution(&e))?;
+            args.store.location(&deployment)?;
             let paths = args.trust.resolve(&deployment);
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
@@ -374,12 +379,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             let paths = args.trust.resolve(&deployment);
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
-            let trust_root = history.newest();
-            let role = trust_root.log().ok_or_else(|| {
-                Failure::execution(&ExecutionError::NoTransparencyLog {
-                    trust_root_version: trust_root.version(),
-                })
-            })?;
+            let role = require_log_role(history.newest())?;
             let keys: Vec<String> = role.verifiers().iter().map(ToString::to_string).collect();
             let (witnesses, witness_threshold) = role.witnesses();
             let witnesses: Vec<String> = witnesses.iter().map(ToString::to_string).collect();
@@ -406,6 +406,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             Ok(())
         }
         LogCommand::Cosign(args) => {
+            args.store.location(&deployment)?;
             let paths = args.trust.resolve(&deployment);
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
@@ -421,6 +422,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             }
         }
         LogCommand::Consistency(args) => {
+            args.store.location(&deployment)?;
             let paths = args.trust.resolve(&deployment);
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
@@ -711,4 +713,15 @@ fn read_checkpoint(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
         ));
     }
     Ok(bytes)
+}
+
+/// The `log` role of `trust_root`, or `runtime.no_transparency_log` when it names none.
+fn require_log_role(
+    trust_root: &VerifiedTrustRoot,
+) -> Result<&parmana_runtime::trust::LogRole, Failure> {
+    trust_root.log().ok_or_else(|| {
+        Failure::execution(&ExecutionError::NoTransparencyLog {
+            trust_root_version: trust_root.version(),
+        })
+    })
 }

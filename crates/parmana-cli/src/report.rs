@@ -57,7 +57,7 @@ impl Failure {
         let mut message = err.to_string();
         if let ExecutionError::ReplayDetected { execution_id } = err {
             message.push_str(&format!(
-                "; its outcome: `parmana show {execution_id}` (with the same --store)"
+                "; its outcome: `parmana show {execution_id}` (with the same store)"
             ));
         }
         Self::new(err.code(), message, ExitClass::from(err.class()))

@@ -83,6 +83,25 @@ fn outside_a_deployment_no_store_is_created_implicitly() {
         );
     }
     assert!(!root.join(".parmana").exists());
+    // Outside any deployment at all (no trust root either), the log's commands that read a
+    // store say the same first, not that a trust root is missing.
+    let empty = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["log", "checkpoint"],
+        vec!["log", "prove", "cfg-2"],
+        vec!["log", "consistency", "old.txt"],
+        vec!["log", "cosign", "old.txt", "--url", "http://127.0.0.1:9"],
+        vec!["log", "sequence"],
+    ] {
+        let out = run_in(empty.path(), &args, b"");
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .starts_with("error[cli.store_not_configured]: no replay store is configured"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
     // Named by the variable, it is used (relative to the current directory).
     let out = run_with_env(
         root,

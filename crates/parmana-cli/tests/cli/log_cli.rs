@@ -330,6 +330,15 @@ fn log_keys_prints_the_verifier_and_cosigner_keys() {
         "{}",
         none.transcript()
     );
+    // Reading the stored checkpoint of a trust root that names no log says so too (not that
+    // no key signed one yet: none could).
+    let none = run(d, &["log", "checkpoint", "--store", "memory"]);
+    assert_eq!(
+        (none.code, code(&none)),
+        (4, "runtime.no_transparency_log"),
+        "{}",
+        none.transcript()
+    );
     name_the_log(
         d,
         &["--witness", "witness.example/w1=trust/keys/policy.pub"],
