@@ -603,6 +603,14 @@ impl Deployment {
     /// A variable that is not UTF-8 is `cli.invalid_config`: read lossily, a `sqlite:` path would
     /// name another file, and executions would be consumed in a second store.
     pub(crate) fn store(&self, flag: Option<&str>) -> Result<Option<Setting<String>>, Failure> {
+        let store = self.store_setting(flag)?;
+        if let Some(setting) = &store {
+            check_store_kind(setting)?;
+        }
+        Ok(store)
+    }
+
+    fn store_setting(&self, flag: Option<&str>) -> Result<Option<Setting<String>>, Failure> {
         if let Some(flag) = flag {
             return Ok(Some(Setting {
                 value: flag.to_owned(),
@@ -981,3 +989,35 @@ pub(crate) fn redact_store(store: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Refuses a store that is none of the kinds a store can be (`memory`, `sqlite:PATH`,
+/// `postgres://…`) as configuration (`cli.invalid_config`, exit 2, naming where it came from),
+/// before any command uses it — echoing only its kind: a mistyped URL may hold a password.
+fn check_store_kind(setting: &Setting<String>) -> Result<(), Failure> {
+    let value = setting.value.as_str();
+    let known = value == "memory"
+        || value
+            .strip_prefix("sqlite:")
+            .is_some_and(|path| !path.is_empty())
+        || value.starts_with("postgres://")
+        || value.starts_with("postgresql://");
+    if known {
+        return Ok(());
+    }
+    // Only what comes before a separator is echoed: the rest may hold a password.
+    let kind: String = value
+        .split([':', '/', '@', '?', '=', ' '])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(32)
+        .collect();
+    Err(Failure::new(
+        "cli.invalid_config",
+        format!(
+            "{}: unknown store kind {kind:?}: expected memory, sqlite:PATH or postgres://…",
+            setting.source.origin()
+        ),
+        ExitClass::Usage,
+    ))
+}

@@ -406,6 +406,16 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             Ok(())
         }
         LogCommand::Cosign(args) => {
+            if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
+                return Err(Failure::new(
+                    "cli.usage",
+                    format!(
+                        "--url {:?}: a witness's URL starts with http:// or https://",
+                        args.url.chars().take(64).collect::<String>()
+                    ),
+                    ExitClass::Usage,
+                ));
+            }
             args.store.location(&deployment)?;
             let paths = args.trust.resolve(&deployment);
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)

@@ -462,7 +462,7 @@ fn open_store_as(location: &str, create: bool) -> Result<Box<dyn ReplayStore>, R
     }
     // Only what comes before a `:` or `/` is echoed: a mistyped URL may hold a password.
     let kind: String = location
-        .split([':', '/', '@', '?'])
+        .split([':', '/', '@', '?', '=', ' '])
         .next()
         .unwrap_or("")
         .chars()

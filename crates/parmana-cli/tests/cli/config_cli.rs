@@ -102,6 +102,41 @@ fn outside_a_deployment_no_store_is_created_implicitly() {
             out.stderr
         );
     }
+    // A store that is no store is the configuration's fault (exit 2), told without its value,
+    // which may hold a password, from `config` as from every command.
+    for args in [vec!["config"], vec!["show", "cfg-2"]] {
+        let out = run_with_env(
+            root,
+            &args,
+            b"",
+            &[("PARMANA_STORE", "host=db password=s3cret")],
+        );
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with(
+                "error[cli.invalid_config]: PARMANA_STORE: unknown store kind \"host\""
+            ),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+    }
+    // A witness's URL without its scheme is a usage error, not a witness out of reach.
+    let out = run_in(
+        root,
+        &[
+            "log",
+            "cosign",
+            "c.txt",
+            "--url",
+            "127.0.0.1:9",
+            "--store",
+            "memory",
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.starts_with("error[cli.usage]"), "{}", out.stderr);
     // Named by the variable, it is used (relative to the current directory).
     let out = run_with_env(
         root,
