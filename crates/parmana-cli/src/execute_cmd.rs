@@ -115,6 +115,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     // The log key and anchor files too, before the store is opened (or created).
     let log_keys = read_log_keys(&deployment, &args.log_key)?;
     let anchor = configured_log_anchor(&deployment, None)?;
+    refuse_missing_store_under_anchor(anchor.as_ref(), &store.value)?;
     let runtime = build_runtime(
         &deployment,
         &args.key,
@@ -270,6 +271,27 @@ pub(crate) fn check_store_reaches_anchor(
         Some(anchor) if location != "memory" => anchor
             .check_store_reaches(runtime.store())
             .map_err(|e| Failure::execution(&e)),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses to create a SQLite store where a log anchor records a checkpoint of entries
+/// (`runtime.store_not_found`): the store that held them is gone, and a new, empty one would let
+/// the ids cut away execute again once the anchor is set aside. (A store there that holds fewer
+/// entries is `runtime.store_rewound`, [`check_store_reaches_anchor`].)
+pub(crate) fn refuse_missing_store_under_anchor(
+    anchor: Option<&LogAnchor>,
+    location: &str,
+) -> Result<(), Failure> {
+    let logged = anchor
+        .and_then(LogAnchor::recorded)
+        .is_some_and(|(size, _)| size > 0);
+    match location.strip_prefix("sqlite:") {
+        Some(path) if logged && !Path::new(path).exists() => Err(Failure::execution(
+            &parmana_runtime::ExecutionError::StoreNotFound {
+                path: format!("{path} (the log anchor records a checkpoint of its entries)"),
+            },
+        )),
         _ => Ok(()),
     }
 }

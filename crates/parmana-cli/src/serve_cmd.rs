@@ -605,6 +605,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let anchor =
         crate::execute_cmd::configured_log_anchor(&deployment, args.log_anchor.as_deref())?
             .map(Arc::new);
+    crate::execute_cmd::refuse_missing_store_under_anchor(anchor.as_deref(), &store.value)?;
     // The store's latency by operation, for `/metrics`.
     let timings = settings.store_timings.clone();
     let runtime = build_runtime_with(
@@ -624,6 +625,9 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     if let (Some(log), Some(keys)) = (settings.log.as_mut(), &log_keys) {
         log.signers = Arc::clone(keys);
     }
+    // A store short of what the anchor records is refused before the server listens (its
+    // full check, that the store extends the anchored checkpoint, runs with recovery).
+    crate::execute_cmd::check_store_reaches_anchor(&runtime, anchor.as_deref(), &store.value)?;
     settings.sequencer.log_keys = log_keys;
     settings.sequencer.anchor = anchor;
     let server = Server::bind(runtime, settings).map_err(|e| server_failure(&e))?;

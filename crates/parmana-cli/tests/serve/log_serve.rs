@@ -491,9 +491,34 @@ fn a_server_restarted_over_a_replaced_store_does_not_start_nor_execute_on_it() {
     }
     let mut serve = vec!["serve", "--listen", "127.0.0.1:0"];
     serve.extend_from_slice(&args);
-    let (code, _, stderr) = parmana(root, &serve);
+    // Deleted: neither the server nor an execution makes a new, empty store there (which,
+    // the anchor set aside, would let the ids cut away execute again).
+    let (code, stdout, stderr) = parmana(root, &serve);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("runtime.store_not_found"), "{stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    let (code, _, stderr) = parmana(
+        root,
+        &[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            README_SIGNALS,
+        ],
+    );
+    assert_eq!(code, 6, "{stderr}");
+    assert!(stderr.contains("runtime.store_not_found"), "{stderr}");
+    assert!(!root.join("state/replay.sqlite3").exists());
+    // Replaced by an empty store: refused before the server listens.
+    drop(
+        parmana_runtime::replay::SqliteReplayStore::open(root.join("state/replay.sqlite3"))
+            .unwrap(),
+    );
+    let (code, stdout, stderr) = parmana(root, &serve);
     assert_ne!(code, 0, "{stderr}");
     assert!(stderr.contains("runtime.store_rewound"), "{stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
     // Nor does the CLI execute on it (an id executed before, again), recover, or sign a
     // checkpoint with the same key; no checkpoint is stored.
     let execute = |extra: [&str; 2]| {
