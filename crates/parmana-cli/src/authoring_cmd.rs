@@ -139,16 +139,16 @@ pub(crate) struct RoleKeyArgs {
     /// repeatable). Needs --log-origin.
     #[arg(long, value_name = "FILE", requires = "log_origin")]
     log_key: Vec<PathBuf>,
-    /// How many distinct `log` keys must sign a checkpoint.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    log_threshold: u64,
+    /// How many distinct `log` keys must sign a checkpoint (default: 1). Needs --log-origin.
+    #[arg(long, value_name = "N", requires = "log_origin")]
+    log_threshold: Option<u64>,
     /// A witness whose cosignature every checkpoint needs, as `NAME=FILE` (its name and its
     /// public or private PEM key; repeatable). Needs --log-origin.
     #[arg(long, value_name = "NAME=FILE", requires = "log_origin")]
     witness: Vec<String>,
     /// How many distinct witnesses must cosign a checkpoint (default: 1 when --witness is given,
-    /// else 0).
-    #[arg(long, value_name = "N")]
+    /// else 0). Needs --log-origin.
+    #[arg(long, value_name = "N", requires = "log_origin")]
     witness_threshold: Option<u64>,
     /// When this trust root version expires (RFC 3339 UTC, for example `2027-12-31T00:00:00Z`).
     #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
@@ -210,7 +210,7 @@ impl RoleKeyArgs {
             attestation: role(&self.attestation_key, self.attestation_threshold)?,
             log: match &self.log_origin {
                 Some(origin) => {
-                    let role = role(&self.log_key, self.log_threshold)?;
+                    let role = role(&self.log_key, self.log_threshold.unwrap_or(1))?;
                     Some(LogSpec {
                         origin: origin.clone(),
                         keys: role.keys,
@@ -321,9 +321,11 @@ pub(crate) struct TrustRotateArgs {
     #[command(flatten)]
     revoke: RevokeArgs,
     /// Removes the `log` role the version in force has. Without it, a rotation that gives no
-    /// --log-origin carries that role forward unchanged (its keys, witnesses and revocations):
-    /// without the role, attestations of a revoked key can no longer be proven logged before
-    /// the revocation, and servers stop signing checkpoints.
+    /// --log-origin carries that role forward unchanged (its keys, witnesses and revocations).
+    /// Without the role, attestations of a key an earlier version revoked can no longer be
+    /// proven logged before the revocation (`trust.key_revoked_unproven`), and a log key has no
+    /// role: `serve`, `execute` and `recover` with one configured refuse
+    /// (`runtime.no_transparency_log`) until it is removed from their configuration.
     #[arg(long, conflicts_with = "log_origin")]
     drop_log: bool,
     /// The pinned root key and the current trust root (rewritten in place; the old version

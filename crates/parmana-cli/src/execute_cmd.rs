@@ -289,7 +289,10 @@ pub(crate) fn refuse_missing_store_under_anchor(
     match location.strip_prefix("sqlite:") {
         Some(path) if logged && !Path::new(path).exists() => Err(Failure::execution(
             &parmana_runtime::ExecutionError::StoreNotFound {
-                path: format!("{path} (the log anchor records a checkpoint of its entries)"),
+                path: format!(
+                    "{path}: the log anchor records a checkpoint of its entries, so it is not \
+                     created afresh (restore it, or name the store that holds them)"
+                ),
             },
         )),
         _ => Ok(()),

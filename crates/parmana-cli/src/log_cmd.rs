@@ -406,7 +406,11 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             Ok(())
         }
         LogCommand::Cosign(args) => {
-            if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
+            let scheme = args
+                .url
+                .split_once("://")
+                .map(|(scheme, _)| scheme.to_ascii_lowercase());
+            if !matches!(scheme.as_deref(), Some("http" | "https")) {
                 return Err(Failure::new(
                     "cli.usage",
                     format!(

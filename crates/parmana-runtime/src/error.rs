@@ -173,8 +173,9 @@ pub enum ExecutionError {
         /// The operating system's message.
         message: String,
     },
-    /// A `sqlite:` store file that must exist (reading commands never create one) does not.
-    #[error("no replay store at {path} (execute something first, or name the store)")]
+    /// A `sqlite:` store file that must exist does not: reading commands never create one, and
+    /// no command creates one where a log anchor records a checkpoint of its entries.
+    #[error("no replay store at {path}")]
     StoreNotFound {
         /// The store file.
         path: String,

@@ -36,7 +36,10 @@ pub fn open_store(location: &str, mode: StoreOpen) -> Result<Box<dyn ReplayStore
             StoreOpen::MustExist => {
                 if !path.exists() {
                     return Err(ExecutionError::StoreNotFound {
-                        path: path.display().to_string(),
+                        path: format!(
+                            "{} (execute something first, or name the store)",
+                            path.display()
+                        ),
                     });
                 }
             }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::{PolicyRef, parse_strict};
@@ -32,26 +32,61 @@ type Shared = State<Arc<AppState>>;
 
 /// The body of `request`, read only when the handler calls this — after it has checked the
 /// token, so that a caller without one never has a body buffered — and refused with 413 past
-/// the route's limit (`DefaultBodyLimit`). Once read, and before any work on it, the body
-/// takes its place in the server's body budget, or the request is shed: a place is taken for
-/// bytes that came, not for a `Content-Length` a client declares and never sends.
-pub(crate) async fn read_body(state: &AppState, request: Request) -> Result<Bytes, ApiError> {
+/// `limit`, the route's (at once when its `Content-Length` declares more). Each piece of it
+/// takes its place in the server's body budget as it arrives, or the request is shed: the bytes
+/// held, raw and parsed, stay within the budget, and a `Content-Length` declared but never sent
+/// takes no place.
+pub(crate) async fn read_body(
+    state: &AppState,
+    request: Request,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     crate::state::note_reading_body(true);
-    let read = Bytes::from_request(request, &()).await;
+    let read = read_within_budget(state, request, limit).await;
     crate::state::note_reading_body(false);
-    let body = read.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "server.body_too_large",
-                "the request body is larger than the server's limit",
-            )
-        } else {
-            ApiError::invalid_request(rejection.body_text())
+    read
+}
+
+async fn read_within_budget(
+    state: &AppState,
+    request: Request,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    use axum::body::HttpBody as _;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "server.body_too_large",
+            "the request body is larger than the server's limit",
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|declared| declared > limit) {
+        return Err(too_large());
+    }
+    let mut body = request.into_body();
+    let mut bytes = Vec::new();
+    let mut place = crate::state::BodyPlace::default();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame = frame.map_err(|e| ApiError::invalid_request(format!("request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let length = bytes.len().saturating_add(data.len());
+        if length > limit {
+            return Err(too_large());
         }
-    })?;
-    crate::state::take_body_place(state, body.len())?;
-    Ok(body)
+        place.grow(state, length)?;
+        bytes.extend_from_slice(&data);
+    }
+    place.hold();
+    Ok(Bytes::from(bytes))
 }
 
 /// Parses a request body strictly (canon's rules: duplicate keys, lone surrogates and unsafe
@@ -156,7 +191,7 @@ pub(crate) async fn create_execution(
     request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Execute)?;
-    let body = read_body(&state, request).await?;
+    let body = read_body(&state, request, state.limits.max_body_bytes).await?;
     let bytes = body.len();
     let body = state
         .sized(bytes, move || ExecutionRequestBody::read(&body))
@@ -421,7 +456,7 @@ pub(crate) async fn evaluate(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Evaluate)?;
     let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
-    let body = read_body(&state, request).await?;
+    let body = read_body(&state, request, state.limits.max_body_bytes).await?;
     let body = state
         .sized(body.len(), move || EvaluationRequestBody::read(&body))
         .await?;
@@ -534,7 +569,7 @@ pub(crate) async fn verify(
     request: Request,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Verify)?;
-    let body = read_body(&state, request).await?;
+    let body = read_body(&state, request, state.limits.max_verify_body_bytes()).await?;
     let (body, envelope) = state
         .sized(body.len(), move || {
             let body: VerifyRequestBody = parse_body(&body)?;

@@ -406,7 +406,7 @@ pub(crate) async fn evaluation(
     state.authorize(&headers, Scope::Evaluate)?;
     let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
     require_json(&headers)?;
-    let body = read_body(&state, request).await?;
+    let body = read_body(&state, request, state.limits.max_body_bytes).await?;
     let body_len = body.len();
     let request: EvaluationRequest = state.sized(body_len, move || parse_body(&body)).await?;
     // Flattening costs the names it makes — each leaf's whole dotted path — which a small body
@@ -479,7 +479,7 @@ pub(crate) async fn evaluations(
     state.authorize(&headers, Scope::Evaluate)?;
     let may_execute = state.authorize(&headers, Scope::Execute).is_ok();
     require_json(&headers)?;
-    let body = read_body(&state, request).await?;
+    let body = read_body(&state, request, state.limits.max_body_bytes).await?;
     let max_body_bytes = state.limits.max_body_bytes;
     let Boxcar {
         request,

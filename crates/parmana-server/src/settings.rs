@@ -124,11 +124,11 @@ impl Limits {
 impl Limits {
     /// The most request-body bytes the server holds and works on at once, across every request:
     /// eight times [`max_body_bytes`](Self::max_body_bytes), and at least one body of
-    /// `POST /v1/verify` (8 MiB and 64 KiB by default). A body takes its place once it is read,
-    /// before any work on it, and gives it back when its request and any runtime call it started
-    /// are done; with no room, the request is shed (`503 server.overloaded`). (A place is taken
-    /// for bytes that came: a client that declares a large `Content-Length` and sends nothing
-    /// holds only a concurrency slot, as before.) A body's JSON tree takes up to about 35 times the body,
+    /// `POST /v1/verify` (8 MiB and 64 KiB by default). A body takes its place as its bytes
+    /// arrive, and gives it back when its request and any runtime call it started are done; with
+    /// no room, the request is shed (`503 server.overloaded`). (A place is taken for bytes that
+    /// came: a client that declares a large `Content-Length` and sends nothing holds only a
+    /// concurrency slot.) A body's JSON tree takes up to about 35 times the body,
     /// so this bounds what parsing bodies can take of the server's memory (about 300 MB by
     /// default), whatever `max_concurrency` is.
     pub fn max_body_bytes_in_flight(&self) -> usize {

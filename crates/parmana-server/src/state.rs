@@ -100,18 +100,42 @@ pub(crate) fn body_permits(bytes: usize) -> usize {
     bytes.div_ceil(BODY_PERMIT_BYTES).max(1)
 }
 
-/// Takes the place of a body of `bytes` in the server's body budget for the request being
-/// handled, held until it and its runtime call are done: `503 server.overloaded` when the
-/// budget has no room for it now (never waited for).
-pub(crate) fn take_body_place(state: &AppState, bytes: usize) -> Result<(), ApiError> {
-    let permits = u32::try_from(body_permits(bytes)).unwrap_or(u32::MAX);
-    let Ok(permit) = Arc::clone(&state.body_bytes).try_acquire_many_owned(permits) else {
-        state.metrics.shed();
-        return Err(ApiError::overloaded());
-    };
-    // Outside a request's scope (unit tests of a handler), the permit is given back at once.
-    let _ = SLOT.try_with(|slot| slot.hold_body(permit));
-    Ok(())
+/// The place a body being read holds in the server's body budget, grown as its bytes arrive,
+/// and held, once the body is read, until its request and its runtime call are done.
+#[derive(Debug, Default)]
+pub(crate) struct BodyPlace {
+    permit: Option<OwnedSemaphorePermit>,
+    permits: usize,
+}
+
+impl BodyPlace {
+    /// Grows the place to `bytes` of body: `503 server.overloaded` when the budget has no room
+    /// for the rest now (never waited for; what was taken is given back).
+    pub(crate) fn grow(&mut self, state: &AppState, bytes: usize) -> Result<(), ApiError> {
+        let needed = body_permits(bytes).saturating_sub(self.permits);
+        if needed == 0 {
+            return Ok(());
+        }
+        let more = u32::try_from(needed).unwrap_or(u32::MAX);
+        let Ok(permit) = Arc::clone(&state.body_bytes).try_acquire_many_owned(more) else {
+            state.metrics.shed();
+            return Err(ApiError::overloaded());
+        };
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        self.permits = self.permits.saturating_add(needed);
+        Ok(())
+    }
+
+    /// Keeps the place for the request being handled, until it and its runtime call are done
+    /// (outside a request's scope — unit tests of a handler — it is given back at once).
+    pub(crate) fn hold(self) {
+        if let Some(permit) = self.permit {
+            let _ = SLOT.try_with(|slot| slot.hold_body(permit));
+        }
+    }
 }
 
 /// A store probe's answer: when it came, and why the store is not ready, if it is not.

@@ -659,7 +659,7 @@ pub fn create_trust_root(
     spec: &TrustRootSpec,
     signers: &[&dyn Signer],
 ) -> Result<Vec<u8>, TrustError> {
-    let bytes = sign_document(&body_of(spec, 1), signers)?;
+    let bytes = within_file_bound(sign_document(&body_of(spec, 1), signers)?)?;
     let envelope = Envelope::parse(&bytes, TRUST_ROOT_TYPE)?;
     parse_content(&envelope)?.check_role(&envelope, Role::Root, None)?;
     Ok(bytes)
@@ -676,8 +676,21 @@ pub fn rotate_trust_root(
     let version = previous.version().checked_add(1).ok_or_else(|| {
         TrustError::malformed(TRUST_ROOT_TYPE, "no version after the largest integer")
     })?;
-    let bytes = sign_document(&body_of(spec, version), signers)?;
+    let bytes = within_file_bound(sign_document(&body_of(spec, version), signers)?)?;
     verify_next(previous, &bytes)?;
+    Ok(bytes)
+}
+
+/// Refuses a version larger than a trust-root file is read within
+/// ([`MAX_TRUST_ROOT_BYTES`](crate::MAX_TRUST_ROOT_BYTES), `trust.document_too_large`): written,
+/// it would be refused by every later reader of the chain.
+fn within_file_bound(bytes: Vec<u8>) -> Result<Vec<u8>, TrustError> {
+    if bytes.len() > crate::MAX_TRUST_ROOT_BYTES {
+        return Err(TrustError::DocumentTooLarge {
+            path: format!("the new trust-root version ({} bytes)", bytes.len()),
+            limit: crate::MAX_TRUST_ROOT_BYTES,
+        });
+    }
     Ok(bytes)
 }
 

@@ -884,3 +884,29 @@ fn repeated_or_surplus_attestation_signatures_are_refused_before_verification() 
         }
     }
 }
+
+/// A version larger than a trust-root file is read within (`MAX_TRUST_ROOT_BYTES`) is never
+/// made, first or rotated: written, every later reader of the chain would refuse it. About 4,000
+/// attestation keys pass the bound; 3,000 do not.
+#[test]
+fn a_version_past_the_file_bound_is_never_made() {
+    let root1 = key("root-1");
+    let spec_with = |count: u32| {
+        let mut spec = spec_of(&version(&[A], 1));
+        spec.attestation.keys = (0..count)
+            .map(|n| {
+                let mut seed = [9u8; 32];
+                seed[..4].copy_from_slice(&n.to_le_bytes());
+                LocalSigningKey::from_seed(&seed).public_key()
+            })
+            .collect();
+        spec
+    };
+    let first = create_trust_root(&spec_with(3_000), &[&root1]).unwrap();
+    assert!(first.len() <= MAX_TRUST_ROOT_BYTES, "{}", first.len());
+    let refused = create_trust_root(&spec_with(4_000), &[&root1]).unwrap_err();
+    assert_eq!(refused.code(), "trust.document_too_large", "{refused}");
+    let history = verify_trust_history(&pinned(), &[first]).unwrap();
+    let refused = rotate_trust_root(history.newest(), &spec_with(4_000), &[&root1]).unwrap_err();
+    assert_eq!(refused.code(), "trust.document_too_large", "{refused}");
+}

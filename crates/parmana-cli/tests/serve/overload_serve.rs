@@ -407,12 +407,53 @@ fn request_bodies_in_flight_are_bounded_and_past_the_bound_shed() {
             "1024",
             "--request-timeout-ms",
             "200",
+            "--idle-timeout-ms",
+            "10000",
         ],
     );
     let token = served.token.clone().unwrap();
     // The budget: one body of /v1/verify (3 × 1024 + 64 KiB, more than 8 × 1024), a place a KiB:
     // 67 places, one for each small execution.
     let places = (3 * 1024 + 64 * 1024_usize).div_ceil(1024);
+    let evaluation = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#);
+    let address = served.base.trim_start_matches("http://").to_owned();
+    let head = |path: &str, length: usize| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
+    };
+    // Declared and never sent, bodies hold no place: more of them than the budget has places
+    // shed nothing.
+    let declared: Vec<std::net::TcpStream> = (0..places + 8)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            stream
+                .write_all(head("/v1/evaluations", 1024).as_bytes())
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let answered = served.post("/v1/evaluations", Some(token.as_str()), &evaluation);
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    drop(declared);
+    // Sent in part, a body holds the place of what came: a verify body stalled ten bytes short
+    // of its end holds every place, and leaves no room for another body.
+    let mut stalled = std::net::TcpStream::connect(&address).unwrap();
+    stalled
+        .write_all(head("/v1/verify", places * 1024).as_bytes())
+        .unwrap();
+    stalled.write_all(&vec![b' '; places * 1024 - 10]).unwrap();
+    let shed = (0..200)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(25));
+            served.post("/v1/evaluations", Some(token.as_str()), &evaluation)
+        })
+        .find(|reply| reply.status == 503)
+        .unwrap_or_else(|| panic!("never shed: {}", served.stderr()));
+    assert_eq!(shed.code(), "server.overloaded", "{}", shed.text);
+    drop(stalled);
     let held = SqliteReplayStore::hold_writes(env.root().join("replay.sqlite3")).unwrap();
     std::thread::scope(|scope| {
         for n in 0..places {
@@ -439,7 +480,6 @@ fn request_bodies_in_flight_are_bounded_and_past_the_bound_shed() {
         false
     });
     assert!(all_held, "{}", served.stderr());
-    let evaluation = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#);
     let shed = served.post("/v1/evaluations", Some(token.as_str()), &evaluation);
     assert_eq!(
         (shed.status, shed.code().as_str()),
