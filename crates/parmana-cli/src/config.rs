@@ -994,29 +994,16 @@ mod tests;
 /// `postgres://…`) as configuration (`cli.invalid_config`, exit 2, naming where it came from),
 /// before any command uses it — echoing only its kind: a mistyped URL may hold a password.
 fn check_store_kind(setting: &Setting<String>) -> Result<(), Failure> {
-    let value = setting.value.as_str();
-    let known = value == "memory"
-        || value
-            .strip_prefix("sqlite:")
-            .is_some_and(|path| !path.is_empty())
-        || value.starts_with("postgres://")
-        || value.starts_with("postgresql://");
-    if known {
+    use parmana_runtime::replay::{is_store_location, unknown_store_kind};
+    if is_store_location(&setting.value) {
         return Ok(());
     }
-    // Only what comes before a separator is echoed: the rest may hold a password.
-    let kind: String = value
-        .split([':', '/', '@', '?', '=', ' '])
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(32)
-        .collect();
     Err(Failure::new(
         "cli.invalid_config",
         format!(
-            "{}: unknown store kind {kind:?}: expected memory, sqlite:PATH or postgres://…",
-            setting.source.origin()
+            "{}: {}",
+            setting.source.origin(),
+            unknown_store_kind(&setting.value)
         ),
         ExitClass::Usage,
     ))

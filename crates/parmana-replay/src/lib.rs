@@ -460,7 +460,26 @@ fn open_store_as(location: &str, create: bool) -> Result<Box<dyn ReplayStore>, R
     if location.starts_with("postgres://") || location.starts_with("postgresql://") {
         return open_postgres(location, create);
     }
-    // Only what comes before a `:` or `/` is echoed: a mistyped URL may hold a password.
+    Err(ReplayError::InvalidConfiguration {
+        message: unknown_store_kind(location),
+    })
+}
+
+/// Whether `location` is of a kind a store can be (`memory`, `sqlite:PATH`, `postgres://…` or
+/// `postgresql://…`) — what [`open_store`] opens, or refuses for what is there.
+pub fn is_store_location(location: &str) -> bool {
+    location == "memory"
+        || location
+            .strip_prefix("sqlite:")
+            .is_some_and(|path| !path.is_empty())
+        || location.starts_with("postgres://")
+        || location.starts_with("postgresql://")
+}
+
+/// The refusal of a location of no known kind. Only what comes before its first separator is
+/// echoed, at most 32 characters: the rest of a mistyped URL, or of a `key=value` string, may
+/// hold a password.
+pub fn unknown_store_kind(location: &str) -> String {
     let kind: String = location
         .split([':', '/', '@', '?', '=', ' '])
         .next()
@@ -468,11 +487,7 @@ fn open_store_as(location: &str, create: bool) -> Result<Box<dyn ReplayStore>, R
         .chars()
         .take(32)
         .collect();
-    Err(ReplayError::InvalidConfiguration {
-        message: format!(
-            "unknown store kind {kind:?}: expected memory, sqlite:PATH or postgres://…"
-        ),
-    })
+    format!("unknown store kind {kind:?}: expected memory, sqlite:PATH or postgres://…")
 }
 
 #[cfg(feature = "sqlite")]
