@@ -52,7 +52,8 @@ pub(crate) struct ExecuteArgs {
         conflicts_with = "batch"
     )]
     signals: Option<String>,
-    /// The execution id (1 to 128 printable ASCII characters, no spaces), consumed at most once.
+    /// The execution id (1 to 128 printable ASCII characters, no spaces, not `.` or `..`),
+    /// consumed at most once.
     /// A fresh UUIDv7 when absent.
     #[arg(long, value_name = "ID", conflicts_with = "batch")]
     execution_id: Option<String>,

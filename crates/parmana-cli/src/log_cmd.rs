@@ -116,7 +116,8 @@ pub(crate) struct CosignArgs {
     /// The signed checkpoint to have cosigned.
     #[arg(value_name = "CHECKPOINT")]
     checkpoint: PathBuf,
-    /// The witness's submission prefix (`<URL>/add-checkpoint` is posted to).
+    /// The witness's submission prefix, an `http://` or `https://` URL (`<URL>/add-checkpoint`
+    /// is posted to).
     #[arg(long, value_name = "URL")]
     url: String,
     /// Write the cosigned checkpoint to this file instead of standard output (created: nothing

@@ -63,8 +63,9 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_TLS_CLIENT_CA; config: server.tls_client_ca].
     #[arg(long, value_name = "FILE")]
     tls_client_ca: Option<PathBuf>,
-    /// The largest request body, from 1 to 67108864 [env: PARMANA_MAX_BODY_BYTES; config:
-    /// server.max_body_bytes; default: 1048576].
+    /// The largest request body (POST /v1/verify takes three times it and 64 KiB more, at most
+    /// 5 MiB and 64 KiB unless this is larger), from 1 to 67108864 [env: PARMANA_MAX_BODY_BYTES;
+    /// config: server.max_body_bytes; default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_body_bytes: Option<usize>,
     /// The largest request head, request line and headers (larger: 431), from 8192 to 1048576
@@ -79,7 +80,8 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_MAX_CONNECTIONS; config: server.max_connections; default: 1024].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
-    /// How long one request may take (503 server.timeout after), from 1 to 3600000
+    /// How long one request may take (then 503 server.timeout, or 408 server.body_timeout when
+    /// its body has not arrived), from 1 to 3600000
     /// [env: PARMANA_REQUEST_TIMEOUT_MS; config: server.request_timeout_ms; default: 10000].
     #[arg(long, value_name = "MS")]
     request_timeout_ms: Option<u64>,

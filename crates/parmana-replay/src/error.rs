@@ -26,9 +26,9 @@ impl std::fmt::Display for VersionKind {
 /// Why a replay-store operation was refused or failed.
 ///
 /// Every variant has a stable machine-readable [`code`](ReplayError::code). Store
-/// failures (`Unavailable`, `Corrupt`, `TlsRefused`, `SchemaVersionUnsupported`,
-/// `SchemaVersionOutdated`, `NotFound`, `MarksReset`) are fail-closed: the caller must not
-/// execute when it sees one.
+/// failures (`Unavailable`, `Corrupt`, `Replaced`, `MultipleLinks`, `TlsRefused`,
+/// `SchemaVersionUnsupported`, `SchemaVersionOutdated`, `NotFound`, `MarksReset`) are
+/// fail-closed: the caller must not execute when it sees one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
@@ -184,7 +184,9 @@ pub enum ReplayError {
     /// reports the same break).
     #[error("no transparency log over a broken ledger: {0}")]
     LedgerBroken(LedgerBreak),
-    /// The store configuration is invalid (a malformed URL or schema name, a zero pool size).
+    /// The store configuration is invalid (a malformed URL or schema name, a zero pool size;
+    /// for SQLite a `file:` URI, a symbolic link to nothing, a file or directory the process may
+    /// not write, or no store in a file opened only to read or complete).
     #[error("invalid replay store configuration: {message}")]
     InvalidConfiguration {
         /// What is wrong.

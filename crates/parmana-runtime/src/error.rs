@@ -30,7 +30,8 @@ pub enum ErrorClass {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExecutionError {
-    /// The execution id is not 1 to 128 printable ASCII characters without spaces.
+    /// The execution id is not 1 to 128 printable ASCII characters without spaces, or is `.` or
+    /// `..` for a new execution.
     #[error("{0}")]
     InvalidExecutionId(#[source] IdError),
     /// The policy reference is not `id@version` with a well-formed id and version (this also

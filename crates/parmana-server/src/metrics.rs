@@ -182,7 +182,7 @@ impl Metrics {
         let shed = Counter::default();
         registry.register(
             "requests_shed",
-            "Requests refused with 503 because the concurrency limit was reached",
+            "Requests refused with 503 because the concurrency limit or the request-body budget was reached",
             shed.clone(),
         );
         let in_flight = Gauge::default();

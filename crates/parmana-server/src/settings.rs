@@ -71,7 +71,8 @@ pub const LIMIT_RANGES: [(&str, usize, usize); 10] = [
 /// Request and connection limits (each within [`LIMIT_RANGES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// The largest request body, in bytes (default: the runtime's signals limit, 1 MiB).
+    /// The largest request body, in bytes (default: the runtime's signals limit, 1 MiB), but for
+    /// `POST /v1/verify` ([`max_verify_body_bytes`](Self::max_verify_body_bytes)).
     pub max_body_bytes: usize,
     /// The largest request head (request line and headers), in bytes: from
     /// [`MIN_HEADER_BYTES`] to [`MAX_HEADER_BYTES`] (`server.limit_out_of_range` otherwise).
@@ -80,7 +81,8 @@ pub struct Limits {
     pub max_concurrency: usize,
     /// How many connections are held open at once; more are closed when accepted.
     pub max_connections: usize,
-    /// How long one request may take before it is answered with 503 `server.timeout`.
+    /// How long one request may take before it is answered with 503 `server.timeout` (408
+    /// `server.body_timeout` when its body has not arrived).
     pub request_timeout: Duration,
     /// How long a connection may take to send a complete request head, counted from when it
     /// opens or from its previous answer, before it is closed: a silent, trickling or idle
@@ -124,7 +126,7 @@ impl Limits {
 impl Limits {
     /// The most request-body bytes the server holds and works on at once, across every request:
     /// eight times [`max_body_bytes`](Self::max_body_bytes), and at least one body of
-    /// `POST /v1/verify` (8 MiB and 64 KiB by default). A body takes its place as its bytes
+    /// `POST /v1/verify` (8 MiB by default). A body takes its place as its bytes
     /// arrive, and gives it back when its request and any runtime call it started are done; with
     /// no room, the request is shed (`503 server.overloaded`). (A place is taken for bytes that
     /// came: a client that declares a large `Content-Length` and sends nothing holds only a
