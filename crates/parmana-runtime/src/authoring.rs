@@ -36,6 +36,25 @@ pub fn rotate_trust_root_file(
     signers: &[&dyn Signer],
     now: Timestamp,
 ) -> Result<Rotation, ExecutionError> {
+    rotate_within(
+        pinned_key,
+        trust_root,
+        spec,
+        signers,
+        now,
+        parmana_trust::MAX_TRUST_CHAIN_BYTES,
+    )
+}
+
+/// [`rotate_trust_root_file`], the chain with the new version at most `chain_bound` bytes.
+fn rotate_within(
+    pinned_key: &Path,
+    trust_root: &Path,
+    spec: &TrustRootSpec,
+    signers: &[&dyn Signer],
+    now: Timestamp,
+    chain_bound: usize,
+) -> Result<Rotation, ExecutionError> {
     let pinned = read_public_key_file(pinned_key)?;
     // What an interrupted rotation left in the chain's directory (its temporary files) would
     // refuse every read of the chain: a rotation run again starts clean.
@@ -72,7 +91,7 @@ pub fn rotate_trust_root_file(
     chain.push(bytes.clone());
     verify_trust_history(&pinned, &chain)?;
     // Nor may it grow past what a chain is read within: every later command would refuse it.
-    refuse_chain_past_its_bound(&chain, trust_root)?;
+    refuse_chain_past_its_bound(&chain, trust_root, chain_bound)?;
     let chain_dir = trust_root
         .parent()
         .unwrap_or_else(|| Path::new("."))
@@ -158,22 +177,26 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExecutionError> {
         .map_err(|e| ExecutionError::io("write", path, &e))
 }
 
-/// Refuses a chain — the versions in force and the new one — larger than what a chain is read
-/// within ([`MAX_TRUST_CHAIN_BYTES`](parmana_trust::MAX_TRUST_CHAIN_BYTES)): written, it would be
-/// refused by every later command, a rotation too (`trust.document_too_large`).
-fn refuse_chain_past_its_bound(chain: &[Vec<u8>], trust_root: &Path) -> Result<(), ExecutionError> {
+/// Refuses a chain — the versions in force and the new one — larger than `bound`, what a chain
+/// is read within ([`MAX_TRUST_CHAIN_BYTES`](parmana_trust::MAX_TRUST_CHAIN_BYTES)): written, it
+/// would be refused by every later command, a rotation too (`trust.document_too_large`).
+fn refuse_chain_past_its_bound(
+    chain: &[Vec<u8>],
+    trust_root: &Path,
+    bound: usize,
+) -> Result<(), ExecutionError> {
     let chain_bytes = chain
         .iter()
         .map(Vec::len)
         .fold(0usize, usize::saturating_add);
-    if chain_bytes > parmana_trust::MAX_TRUST_CHAIN_BYTES {
+    if chain_bytes > bound {
         return Err(ExecutionError::Trust(
             parmana_trust::TrustError::DocumentTooLarge {
                 path: format!(
                     "the trust-root chain at {} with the new version ({chain_bytes} bytes)",
                     trust_root.display()
                 ),
-                limit: parmana_trust::MAX_TRUST_CHAIN_BYTES,
+                limit: bound,
             },
         ));
     }
@@ -183,21 +206,58 @@ fn refuse_chain_past_its_bound(chain: &[Vec<u8>], trust_root: &Path) -> Result<(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 mod tests {
-    /// A rotation never writes a chain larger than a chain is read within: at the bound it goes
-    /// on, one byte past it (counting the new version) it is refused.
+    use parmana_trust::{LocalSigningKey, RoleSpec, Signer, TrustRootSpec, read_trust_chain};
+
+    /// A rotation never writes a chain larger than a chain is read within: one byte short of
+    /// the room the new version needs, it is refused and nothing is written; with the room, it
+    /// goes on.
     #[test]
-    fn a_chain_past_its_bound_is_never_written() {
-        let bound = parmana_trust::MAX_TRUST_CHAIN_BYTES;
-        let path = std::path::Path::new("trust/trust-root.json");
-        let chain = |last: usize| {
-            vec![
-                vec![b' '; bound / 2],
-                vec![b' '; bound / 2 - 10],
-                vec![b' '; last],
-            ]
+    fn a_rotation_past_the_chain_bound_writes_nothing() {
+        let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
+        let trust = fixture.root().join("trust");
+        let (pinned, current) = (trust.join("root.pub"), trust.join("trust-root.json"));
+        let root = fixture.key("root-2").unwrap();
+        let one = |key: &LocalSigningKey| RoleSpec {
+            keys: vec![key.public_key()],
+            threshold: 1,
         };
-        assert!(super::refuse_chain_past_its_bound(&chain(10), path).is_ok());
-        let refused = super::refuse_chain_past_its_bound(&chain(11), path).unwrap_err();
-        assert_eq!(refused.code(), "trust.document_too_large");
+        let spec = TrustRootSpec {
+            expires: parmana_canon::Timestamp::parse("2035-01-01T00:00:00Z").unwrap(),
+            root: one(&root),
+            policy: one(&fixture.key("policy").unwrap()),
+            release: one(&fixture.key("release").unwrap()),
+            attestation: one(&fixture.attestation_signer().unwrap()),
+            log: None,
+        };
+        let signers: [&dyn Signer; 1] = [&root];
+        let chain_bytes = |path: &std::path::Path| -> usize {
+            read_trust_chain(path).unwrap().iter().map(Vec::len).sum()
+        };
+        let before = std::fs::read(&current).unwrap();
+        let archived = std::fs::read_dir(trust.join("trust-root.d"))
+            .unwrap()
+            .count();
+        // The new version is at least as large as no document: the chain as it is, and then
+        // some, is too small a bound.
+        let refused = super::rotate_within(
+            &pinned,
+            &current,
+            &spec,
+            &signers,
+            parmana_testkit::now(),
+            chain_bytes(&current) + 10,
+        )
+        .unwrap_err();
+        assert_eq!(refused.code(), "trust.document_too_large", "{refused}");
+        assert_eq!(std::fs::read(&current).unwrap(), before);
+        assert_eq!(
+            std::fs::read_dir(trust.join("trust-root.d"))
+                .unwrap()
+                .count(),
+            archived
+        );
+        super::rotate_trust_root_file(&pinned, &current, &spec, &signers, parmana_testkit::now())
+            .unwrap();
+        assert_ne!(std::fs::read(&current).unwrap(), before);
     }
 }

@@ -256,3 +256,36 @@ impl Default for SequencerSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod limit_tests {
+    use super::Limits;
+
+    /// `POST /v1/verify` takes three times `max_body_bytes` and 64 KiB more, at most what a
+    /// verifier can read with its signals (5 MiB and 64 KiB), never less than `max_body_bytes`;
+    /// the body budget is eight times `max_body_bytes`, at least one verify body.
+    #[test]
+    fn the_verify_limit_and_the_body_budget_follow_max_body_bytes() {
+        const KIB: usize = 1024;
+        const MIB: usize = 1024 * KIB;
+        for (max_body_bytes, verify, budget) in [
+            (100, 300 + 64 * KIB, 300 + 64 * KIB),
+            (MIB, 3 * MIB + 64 * KIB, 8 * MIB),
+            (2 * MIB, 5 * MIB + 64 * KIB, 16 * MIB),
+            (64 * MIB, 64 * MIB, 512 * MIB),
+        ] {
+            let limits = Limits {
+                max_body_bytes,
+                ..Limits::default()
+            };
+            assert_eq!(
+                (
+                    limits.max_verify_body_bytes(),
+                    limits.max_body_bytes_in_flight()
+                ),
+                (verify, budget),
+                "{max_body_bytes}"
+            );
+        }
+    }
+}

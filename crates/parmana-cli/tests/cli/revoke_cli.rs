@@ -385,9 +385,25 @@ fn a_rotation_naming_no_log_keeps_the_log_role_and_drop_log_removes_it() {
     for case in CASES {
         check(d, case);
     }
-    // Named with --log-origin and --drop-log at once: refused, a usage error.
-    let both = rotation(&["--drop-log", "--log-origin", "x.example/log"]);
+    // Named with --log-origin and --drop-log at once: refused, a usage error, nothing written.
+    let before = std::fs::read(d.join("trust/trust-root.json")).unwrap();
+    let both = rotation(&[
+        "--drop-log",
+        "--log-origin",
+        "x.example/log",
+        "--log-key",
+        "trust/keys/root-1.pub",
+    ]);
     assert_eq!(both.code, 2, "{}", both.transcript());
+    assert!(
+        both.stderr.contains("'--drop-log' cannot be used with"),
+        "{}",
+        both.transcript()
+    );
+    assert_eq!(
+        std::fs::read(d.join("trust/trust-root.json")).unwrap(),
+        before
+    );
     // Dropped: the role is gone, and with it every proof of the revocation's order.
     let dropped = rotation(&["--drop-log"]);
     assert_eq!(dropped.code, 0, "{}", dropped.transcript());

@@ -338,9 +338,12 @@ fn a_boxcar_answered_on_its_timeout_starts_no_evaluation_it_had_not_reached() {
         "{}",
         reply.text
     );
-    // It names no execution, and says one may still complete (the first has).
+    // It names no execution, and says one of the boxcar's may still complete (the first has).
     assert!(
-        reply.text.contains("may still complete") && reply.header("location").is_none(),
+        reply
+            .text
+            .contains("an evaluation of the boxcar handed to the runtime may still complete")
+            && reply.header("location").is_none(),
         "{}",
         reply.text
     );

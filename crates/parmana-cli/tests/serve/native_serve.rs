@@ -463,6 +463,35 @@ fn bodies_over_the_limit_are_413_and_a_full_server_sheds_with_503() {
         // The body was left unread: the server ends the connection and says so.
         assert_eq!(refused.header("connection"), Some("close"), "{route}");
     }
+    // A body declared larger than the limit is refused at once, before any of it is read (a
+    // client waiting to send it gets its answer first).
+    {
+        use std::io::Read as _;
+        let address = served.base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let token = token.as_deref().unwrap();
+        stream
+            .write_all(
+                format!(
+                    "POST /v1/evaluations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+                     Content-Length: 100000000\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let reply = crate::harness::reply_of_raw(&answer);
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (413, "server.body_too_large"),
+            "{}",
+            reply.text
+        );
+    }
     // Without a token the body is not even read: 401, never 413, whatever its size.
     for route in [
         "/v1/executions",

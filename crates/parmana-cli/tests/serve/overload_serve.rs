@@ -391,22 +391,23 @@ fn a_burst_past_the_concurrency_limit_is_decided_or_shed_never_queued() {
 }
 
 /// The request bodies held and worked on at once are bounded across every request (a body's
-/// JSON tree takes up to about 35 times the body): a body, once read, takes its place in the
-/// budget (eight times `max_body_bytes`, and at least one body of `/v1/verify`) until its request
-/// and its runtime call are done; with no room left, a request is shed (`503
-/// server.overloaded`), never queued, and a place is free again once a runtime call ends. Here
-/// executions held on the store's write lock keep their places past their answers.
+/// JSON tree takes up to about 35 times the body): each piece of a body takes its place in the
+/// budget (eight times `max_body_bytes`, and at least one body of `/v1/verify`) as it arrives,
+/// until its request and its runtime call are done; with no room left, a request is shed (`503
+/// server.overloaded`), never queued, and a place is free again once a runtime call ends. Bodies
+/// declared and never sent hold none; a stalled body holds what came; executions held on the
+/// store's write lock hold theirs while they wait.
 #[test]
 fn request_bodies_in_flight_are_bounded_and_past_the_bound_shed() {
     let env = deployment("sqlite:replay.sqlite3", "");
+    // The default request timeout (10 s), far longer than the test waits for anything: no
+    // request is answered on its timeout, and none gives its place back early.
     let served = Served::start(
         env.root(),
         &[
             "--dev-token",
             "--max-body-bytes",
             "1024",
-            "--request-timeout-ms",
-            "200",
             "--idle-timeout-ms",
             "10000",
         ],
@@ -423,8 +424,21 @@ fn request_bodies_in_flight_are_bounded_and_past_the_bound_shed() {
              Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
         )
     };
-    // Declared and never sent, bodies hold no place: more of them than the budget has places
-    // shed nothing.
+    // Requests in flight (concurrency slots taken), as /metrics says.
+    let wait_in_flight = |count: usize| {
+        let line = format!("parmana_requests_in_flight {count}");
+        let reached = (0..400).any(|_| {
+            let metrics = served.get("/metrics", Some(token.as_str())).text;
+            if metrics.lines().any(|l| l == line) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+            false
+        });
+        assert!(reached, "never {count} in flight: {}", served.stderr());
+    };
+    // Declared and never sent, bodies hold no place: more of them than the budget has places,
+    // every one being read, shed nothing.
     let declared: Vec<std::net::TcpStream> = (0..places + 8)
         .map(|_| {
             let mut stream = std::net::TcpStream::connect(&address).unwrap();
@@ -434,10 +448,11 @@ fn request_bodies_in_flight_are_bounded_and_past_the_bound_shed() {
             stream
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(100));
+    wait_in_flight(places + 8);
     let answered = served.post("/v1/evaluations", Some(token.as_str()), &evaluation);
     assert_eq!(answered.status, 200, "{}", answered.text);
     drop(declared);
+    wait_in_flight(0);
     // Sent in part, a body holds the place of what came: a verify body stalled ten bytes short
     // of its end holds every place, and leaves no room for another body.
     let mut stalled = std::net::TcpStream::connect(&address).unwrap();
@@ -454,56 +469,40 @@ fn request_bodies_in_flight_are_bounded_and_past_the_bound_shed() {
         .unwrap_or_else(|| panic!("never shed: {}", served.stderr()));
     assert_eq!(shed.code(), "server.overloaded", "{}", shed.text);
     drop(stalled);
+    wait_in_flight(0);
+    // Executions held on the store's write lock keep their places while they wait: with every
+    // place taken, another body is shed; requests without one are not held back.
     let held = SqliteReplayStore::hold_writes(env.root().join("replay.sqlite3")).unwrap();
     std::thread::scope(|scope| {
-        for n in 0..places {
-            let (served, token) = (&served, token.as_str());
-            scope.spawn(move || {
-                let reply = served.post(
-                    "/v1/executions",
-                    Some(token),
-                    &execution_body(&format!("held-{n}")),
-                );
-                assert_eq!(reply.code(), "server.timeout", "{}", reply.text);
-            });
+        let executions: Vec<_> = (0..places)
+            .map(|n| {
+                let (served, token) = (&served, token.as_str());
+                scope.spawn(move || {
+                    served.post(
+                        "/v1/executions",
+                        Some(token),
+                        &execution_body(&format!("held-{n}")),
+                    )
+                })
+            })
+            .collect();
+        wait_in_flight(places);
+        let shed = served.post("/v1/evaluations", Some(token.as_str()), &evaluation);
+        assert_eq!(
+            (shed.status, shed.code().as_str()),
+            (503, "server.overloaded"),
+            "{}",
+            shed.text
+        );
+        assert!(shed.header("retry-after").is_some());
+        assert_eq!(served.get("/readyz", None).status, 200);
+        // The lock let go, every execution completes and gives its place back.
+        drop(held);
+        for execution in executions {
+            let reply = execution.join().unwrap();
+            assert_eq!(reply.status, 201, "{}", reply.text);
         }
     });
-    // Every one of them is answered, and its runtime call still waits on the lock, holding
-    // its slot and its body's place.
-    let in_flight = format!("parmana_requests_in_flight {places}");
-    let all_held = (0..400).any(|_| {
-        let metrics = served.get("/metrics", Some(token.as_str())).text;
-        if metrics.lines().any(|line| line == in_flight) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-        false
-    });
-    assert!(all_held, "{}", served.stderr());
-    let shed = served.post("/v1/evaluations", Some(token.as_str()), &evaluation);
-    assert_eq!(
-        (shed.status, shed.code().as_str()),
-        (503, "server.overloaded"),
-        "{}",
-        shed.text
-    );
-    assert!(shed.header("retry-after").is_some());
-    // Requests without a body are not held back by it.
-    assert_eq!(served.get("/readyz", None).status, 200);
-    // The lock let go, the executions complete and give their places back.
-    drop(held);
-    let decided = (0..400)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(25));
-            served.post("/v1/evaluations", Some(token.as_str()), &evaluation)
-        })
-        .find(|reply| reply.status == 200)
-        .unwrap_or_else(|| panic!("never answered again: {}", served.stderr()));
+    let decided = served.post("/v1/evaluations", Some(token.as_str()), &evaluation);
     assert_eq!(decided.json()["decision"], "escalate", "{}", decided.text);
-    assert_eq!(
-        served
-            .get("/v1/executions/held-0", Some(token.as_str()))
-            .status,
-        200
-    );
 }

@@ -402,6 +402,11 @@ fn sqlite_refuses_to_go_on_once_its_index_file_is_replaced() {
         .claim(&id("dup"), &claim_for("parent"), V0)
         .unwrap_err();
     assert_eq!(refused.code(), "replay.store_replaced", "{refused}");
+    // It is the index that was replaced (the database and the WAL are the ones opened).
+    assert!(
+        refused.to_string().contains("replay.sqlite3-shm"),
+        "{refused}"
+    );
     assert_eq!(
         store.get(&id("before")).unwrap_err().code(),
         "replay.store_replaced"

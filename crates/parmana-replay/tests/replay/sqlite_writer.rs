@@ -4,12 +4,12 @@ use parmana_replay::{AcceptedVersions, ClaimOutcome, ReplayStore, SqliteReplaySt
 
 use crate::common::{claim_for, id};
 
-/// A change a writer of the file makes to the schema, and the code it is refused with (`None`:
-/// accepted).
+/// A change a writer of the file makes to the schema, and the code it is refused with and what
+/// the refusal names (`None`: accepted).
 struct SchemaCase {
     name: &'static str,
     sql: &'static str,
-    refused: Option<&'static str>,
+    refused: Option<(&'static str, &'static str)>,
 }
 
 const SCHEMA_CASES: &[SchemaCase] = &[
@@ -18,7 +18,7 @@ const SCHEMA_CASES: &[SchemaCase] = &[
         sql: "CREATE TABLE captured (inputs BLOB);
               CREATE TRIGGER capture BEFORE INSERT ON executions
               BEGIN INSERT INTO captured VALUES (NEW.attestation_inputs); END;",
-        refused: Some("replay.store_corrupt"),
+        refused: Some(("replay.store_corrupt", "trigger \"capture\"")),
     },
     SchemaCase {
         name: "a trigger written into the schema table under a name of SQLite's",
@@ -30,7 +30,18 @@ const SCHEMA_CASES: &[SchemaCase] = &[
                   BEGIN INSERT INTO captured VALUES (NEW.attestation_inputs); END');
               PRAGMA writable_schema = OFF;
               CREATE TABLE bump (x); DROP TABLE bump;",
-        refused: Some("replay.store_corrupt"),
+        refused: Some(("replay.store_corrupt", "trigger \"sqlite_capture\"")),
+    },
+    SchemaCase {
+        name: "a trigger under a name of SQLite's that only drops what the store writes",
+        sql: "PRAGMA writable_schema = ON;
+              INSERT INTO sqlite_schema (type, name, tbl_name, rootpage, sql) VALUES
+                ('trigger', 'sqlite_skip', 'executions', 0,
+                 'CREATE TRIGGER sqlite_skip BEFORE INSERT ON executions
+                  BEGIN SELECT RAISE(IGNORE); END');
+              PRAGMA writable_schema = OFF;
+              CREATE TABLE bump (x); DROP TABLE bump;",
+        refused: Some(("replay.store_corrupt", "trigger \"sqlite_skip\"")),
     },
     SchemaCase {
         name: "a trigger that never ends (it would hold the write lock for ever)",
@@ -38,33 +49,33 @@ const SCHEMA_CASES: &[SchemaCase] = &[
                 SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)
                                       SELECT x FROM c);
               END;",
-        refused: Some("replay.store_corrupt"),
+        refused: Some(("replay.store_corrupt", "trigger \"spin\"")),
     },
     SchemaCase {
         name: "a view under a table's name",
         sql: "ALTER TABLE executions RENAME TO executions_moved;
               CREATE VIEW executions AS SELECT * FROM executions_moved;",
-        refused: Some("replay.store_corrupt"),
+        refused: Some(("replay.store_corrupt", "lacks the index")),
     },
     SchemaCase {
         name: "a table renamed",
         sql: "ALTER TABLE high_water_marks RENAME TO marks_gone;",
-        refused: Some("replay.store_corrupt"),
+        refused: Some(("replay.store_corrupt", "\"high_water_marks\"")),
     },
     SchemaCase {
         name: "an index dropped",
         sql: "DROP INDEX executions_claimed_at;",
-        refused: Some("replay.store_corrupt"),
+        refused: Some(("replay.store_corrupt", "\"executions_claimed_at\"")),
     },
     SchemaCase {
         name: "a newer build's schema version",
         sql: "PRAGMA user_version = 99;",
-        refused: Some("replay.schema_version_unsupported"),
+        refused: Some(("replay.schema_version_unsupported", "99")),
     },
     SchemaCase {
         name: "an index added on a store's table",
         sql: "CREATE INDEX executions_extra ON executions (request_digest);",
-        refused: Some("replay.store_corrupt"),
+        refused: Some(("replay.store_corrupt", "\"executions_extra\"")),
     },
     SchemaCase {
         name: "SQLite's own statistics (ANALYZE)",
@@ -110,7 +121,10 @@ fn a_schema_changed_behind_the_store_is_refused_at_open_and_while_open() {
         let raw = rusqlite::Connection::open(&path).unwrap();
         raw.execute_batch(case.sql).unwrap();
         match (SqliteReplayStore::open(&path), case.refused) {
-            (Err(error), Some(code)) => assert_eq!(error.code(), code, "{name}: {error}"),
+            (Err(error), Some((code, named))) => {
+                assert_eq!(error.code(), code, "{name}: {error}");
+                assert!(error.to_string().contains(named), "{name}: {error}");
+            }
             (Ok(store), None) => assert_eq!(
                 store.claim(&id("x"), &claim_for("x"), under).unwrap(),
                 ClaimOutcome::Claimed,
@@ -125,7 +139,7 @@ fn a_schema_changed_behind_the_store_is_refused_at_open_and_while_open() {
         // and its next read.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.sqlite3");
-        let store = SqliteReplayStore::open(&path).unwrap();
+        let store = std::sync::Arc::new(SqliteReplayStore::open(&path).unwrap());
         assert_eq!(
             store.claim(&id("before"), &claim_for("a"), under).unwrap(),
             ClaimOutcome::Claimed,
@@ -133,11 +147,22 @@ fn a_schema_changed_behind_the_store_is_refused_at_open_and_while_open() {
         );
         let raw = rusqlite::Connection::open(&path).unwrap();
         raw.execute_batch(case.sql).unwrap();
-        let claimed = store.claim(&id("after"), &claim_for("b"), under);
+        // On a thread, so that a trigger that never ends (were it run) fails the test rather
+        // than hang it.
+        let (answer, answered) = std::sync::mpsc::channel();
+        let claiming = std::sync::Arc::clone(&store);
+        std::thread::spawn(move || {
+            let _ = answer.send(claiming.claim(&id("after"), &claim_for("b"), under));
+        });
+        let claimed = answered
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{name}: the claim never ended"));
         let read = store.get(&id("before"));
         match case.refused {
-            Some(code) => {
-                assert_eq!(claimed.map_err(|e| e.code()), Err(code), "{name}");
+            Some((code, named)) => {
+                let refused = claimed.unwrap_err();
+                assert_eq!(refused.code(), code, "{name}: {refused}");
+                assert!(refused.to_string().contains(named), "{name}: {refused}");
                 assert_eq!(read.map(|_| ()).map_err(|e| e.code()), Err(code), "{name}");
             }
             None => {

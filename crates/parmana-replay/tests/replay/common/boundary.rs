@@ -346,6 +346,23 @@ pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {
         "replay.value_too_large"
     );
     assert_eq!(store.get(&spared).unwrap(), ExecutionState::Absent);
+    // Recorded inputs past their own bound (8 MiB, four times what a runtime records): refused
+    // before anything is claimed.
+    let inputs_over = usize::try_from(parmana_replay::MAX_STORED_EXECUTION_BYTES).unwrap() + 1;
+    let small = claim_for("too-much");
+    let record = parmana_replay::ClaimRecord::new(
+        small.request_digest(),
+        vec![b'x'; inputs_over],
+        small.claimed_at(),
+    );
+    assert_eq!(
+        store
+            .claim(&id("too-much"), &record, v(1, 1))
+            .unwrap_err()
+            .code(),
+        "replay.value_too_large"
+    );
+    assert_eq!(store.get(&id("too-much")).unwrap(), ExecutionState::Absent);
     // Written behind the store's back: refused by its length, unread.
     if !h.tamper_storage(&Tamper::ReplaceAttestation {
         execution_id: "big".to_owned(),
