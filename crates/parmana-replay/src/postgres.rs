@@ -551,20 +551,7 @@ fn sequence_in(
 
 /// Rebuilds a stored checkpoint from its row; anything unreadable means the store is corrupt.
 fn decode_checkpoint(row: &Row) -> Result<StoredCheckpoint, ReplayError> {
-    let size: i64 = get(row, 0)?;
-    let (Some(root), Some(note)) = (
-        get::<Option<String>>(row, 1)?,
-        get::<Option<String>>(row, 2)?,
-    ) else {
-        return Err(crate::record::oversized_checkpoint(size));
-    };
-    Ok(StoredCheckpoint {
-        size: decode_version(size)?,
-        root: root
-            .parse()
-            .map_err(|e| ReplayError::corrupt(format!("stored checkpoint root: {e}")))?,
-        note,
-    })
+    crate::record::decode_stored_checkpoint(get(row, 0)?, get(row, 1)?, get(row, 2)?)
 }
 
 /// One attempt at a claim in its own transaction, the marks row locked as `lock` says. With

@@ -367,6 +367,29 @@ pub(crate) fn oversized_waiting_execution() -> ReplayError {
     ))
 }
 
+/// Rebuilds a stored checkpoint from its columns as [`BOUNDED_CHECKPOINT_COLUMNS`] reads them
+/// (a root or note over its bound reads as `None`); anything unreadable means the store is
+/// corrupt. The one decoding of both SQL backends.
+///
+/// [`BOUNDED_CHECKPOINT_COLUMNS`]: crate::BOUNDED_CHECKPOINT_COLUMNS
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn decode_stored_checkpoint(
+    size: i64,
+    root: Option<String>,
+    note: Option<String>,
+) -> Result<crate::StoredCheckpoint, ReplayError> {
+    let (Some(root), Some(note)) = (root, note) else {
+        return Err(oversized_checkpoint(size));
+    };
+    Ok(crate::StoredCheckpoint {
+        size: decode_version(size)?,
+        root: root
+            .parse()
+            .map_err(|e| ReplayError::corrupt(format!("stored checkpoint root: {e}")))?,
+        note,
+    })
+}
+
 /// A stored checkpoint whose root or note is over its bound, refused before it is read.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn oversized_checkpoint(size: i64) -> ReplayError {

@@ -26,7 +26,7 @@ use watch::{
     FileIdentity, SchemaWatch, current_schema_version, file_id, refuse_multiple_links,
     resolve_store_path,
 };
-use writer::{append_marks_record, decode_checkpoint, writer_loop};
+use writer::{append_marks_record, writer_loop};
 
 use crate::error::VersionKind;
 use crate::ledger::{
@@ -34,8 +34,8 @@ use crate::ledger::{
     filed_under, marks_proven,
 };
 use crate::record::{
-    GuardState, MARKS_RECORDS_SINCE, Raise, decode_claim, decode_execution_id, decode_timestamp,
-    decode_version, encode_version, pending_migrations,
+    GuardState, MARKS_RECORDS_SINCE, Raise, decode_claim, decode_execution_id,
+    decode_stored_checkpoint, decode_timestamp, decode_version, encode_version, pending_migrations,
 };
 use crate::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionId, ExecutionState,
@@ -389,7 +389,7 @@ impl ReplayStore for SqliteReplayStore {
             .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .optional()
             .map_err(map_error)?;
-        row.map(|(size, root, note)| decode_checkpoint(size, root, note))
+        row.map(|(size, root, note)| decode_stored_checkpoint(size, root, note))
             .transpose()
     }
 
@@ -557,7 +557,7 @@ impl ReplayStore for SqliteReplayStore {
             .map_err(map_error)?;
         stored
             .into_iter()
-            .map(|(size, root, note)| decode_checkpoint(size, root, note))
+            .map(|(size, root, note)| decode_stored_checkpoint(size, root, note))
             .collect()
     }
 

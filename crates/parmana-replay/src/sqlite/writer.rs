@@ -231,24 +231,6 @@ pub(super) fn encode_position(position: u64) -> Result<i64, ReplayError> {
     i64::try_from(position).map_err(|_| ReplayError::corrupt("the ledger is full"))
 }
 
-/// Rebuilds a stored checkpoint; anything unreadable means the store is corrupt.
-pub(super) fn decode_checkpoint(
-    size: i64,
-    root: Option<String>,
-    note: Option<String>,
-) -> Result<StoredCheckpoint, ReplayError> {
-    let (Some(root), Some(note)) = (root, note) else {
-        return Err(crate::record::oversized_checkpoint(size));
-    };
-    Ok(StoredCheckpoint {
-        size: decode_version(size)?,
-        root: root
-            .parse()
-            .map_err(|e| ReplayError::corrupt(format!("stored checkpoint root: {e}")))?,
-        note,
-    })
-}
-
 /// Appends the marks record `encode` makes at the current head of the ledger.
 pub(super) fn append_marks_record(
     tx: &Transaction<'_>,
