@@ -328,6 +328,17 @@ pub(crate) struct TrustRotateArgs {
     /// (`runtime.no_transparency_log`) until it is removed from their configuration.
     #[arg(long, conflicts_with = "log_origin")]
     drop_log: bool,
+    /// Removes the witnesses of the `log` role the version in force has, when --log-origin names
+    /// the same log again. Without it, such a rotation that gives no --witness carries that
+    /// role's witnesses forward (and --witness-threshold, when given, applies to them): a log
+    /// key rotated for the same log does not silently lose the cosignatures its checkpoints
+    /// need. Needs --log-origin.
+    #[arg(
+        long,
+        requires = "log_origin",
+        conflicts_with_all = ["witness", "witness_threshold"]
+    )]
+    drop_witnesses: bool,
     /// The pinned root key and the current trust root (rewritten in place; the old version
     /// moves to `trust-root.d/`).
     #[command(flatten)]
@@ -438,6 +449,25 @@ fn trust_rotate(args: &TrustRotateArgs, format: Format) -> Result<(), Failure> {
             current.version(),
             role.origin()
         );
+    }
+    if let (Some(log), Some(role)) = (spec.log.as_mut(), current.log())
+        && log.origin == role.origin().as_str()
+        && log.witnesses.is_empty()
+        && !args.drop_witnesses
+    {
+        let (witnesses, threshold) = role.witnesses();
+        if !witnesses.is_empty() {
+            log.witnesses = carried_log(role).witnesses;
+            log.witness_threshold = args.roles.witness_threshold.unwrap_or(threshold);
+            crate::report::errln!(
+                "note: the witnesses of log {} in trust root version {} ({} of them, threshold \
+                 {}) are carried forward; --witness gives others, --drop-witnesses removes them",
+                role.origin(),
+                current.version(),
+                witnesses.len(),
+                log.witness_threshold
+            );
+        }
     }
     let revocations = args.revoke.revocations(current, spec.log.as_ref())?;
     if let Some(log) = spec.log.as_mut() {

@@ -2525,7 +2525,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__trust__subcmd__rotate)
-            opts="-h --root-key --policy-key --release-key --attestation-key --root-threshold --policy-threshold --release-threshold --attestation-threshold --log-origin --log-key --log-threshold --witness --witness-threshold --expires --sign-with --revoke --revoke-reason --drop-log --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --root-key --policy-key --release-key --attestation-key --root-threshold --policy-threshold --release-threshold --attestation-threshold --log-origin --log-key --log-threshold --witness --witness-threshold --expires --sign-with --revoke --revoke-reason --drop-log --drop-witnesses --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

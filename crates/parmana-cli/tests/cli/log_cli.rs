@@ -663,3 +663,97 @@ fn log_commands_warn_before_the_trust_root_expires() {
         assert_eq!(out.stderr, expected, "{args:?}");
     }
 }
+
+/// The `log` role of the newest trust root: its witnesses' names and its witness threshold
+/// (none and 0 when it lists none).
+fn witnesses_in_force(d: &Path) -> (Vec<String>, u64) {
+    let text = std::fs::read_to_string(d.join("trust/trust-root.json")).unwrap();
+    let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let log = &document["signed"]["log"];
+    assert_eq!(log["origin"], ORIGIN, "{text}");
+    let names = log["witnesses"]
+        .as_array()
+        .map(|witnesses| {
+            witnesses
+                .iter()
+                .map(|witness| witness["name"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (names, log["witness_threshold"].as_u64().unwrap_or(0))
+}
+
+/// A rotation that names the same log again (a log key rotated, say) without --witness carries
+/// the witnesses of the version in force forward, and says so; --witness-threshold alone applies
+/// to them; --drop-witnesses removes them, and with --witness is a usage error that writes
+/// nothing. (Such a rotation once dropped the witnesses without a word.)
+#[test]
+fn a_rotation_of_the_same_log_keeps_its_witnesses_unless_dropped() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let both = ["witness.example/w1", "witness.example/w2"].map(str::to_owned);
+    name_the_log(
+        d,
+        &[
+            "--witness",
+            "witness.example/w1=trust/keys/policy.pub",
+            "--witness",
+            "witness.example/w2=trust/keys/release.pub",
+            "--witness-threshold",
+            "2",
+        ],
+    );
+    assert_eq!(witnesses_in_force(d), (both.to_vec(), 2));
+
+    let kept = rotate_with_log(d, "trust/keys/attestation.pub", &[]);
+    assert_eq!(kept.code, 0, "{}", kept.transcript());
+    assert!(
+        kept.stderr.contains(&format!(
+            "note: the witnesses of log {ORIGIN} in trust root version 3 (2 of them, threshold 2) \
+             are carried forward"
+        )),
+        "{}",
+        kept.transcript()
+    );
+    assert_eq!(witnesses_in_force(d), (both.to_vec(), 2));
+
+    let lowered = rotate_with_log(
+        d,
+        "trust/keys/attestation.pub",
+        &["--witness-threshold", "1"],
+    );
+    assert_eq!(lowered.code, 0, "{}", lowered.transcript());
+    assert_eq!(witnesses_in_force(d), (both.to_vec(), 1));
+
+    let before = std::fs::read(d.join("trust/trust-root.json")).unwrap();
+    let conflicting = rotate_with_log(
+        d,
+        "trust/keys/attestation.pub",
+        &[
+            "--drop-witnesses",
+            "--witness",
+            "witness.example/w1=trust/keys/policy.pub",
+        ],
+    );
+    assert_eq!(conflicting.code, 2, "{}", conflicting.transcript());
+    assert!(
+        conflicting
+            .stderr
+            .contains("'--drop-witnesses' cannot be used with"),
+        "{}",
+        conflicting.transcript()
+    );
+    assert_eq!(
+        std::fs::read(d.join("trust/trust-root.json")).unwrap(),
+        before
+    );
+
+    let dropped = rotate_with_log(d, "trust/keys/attestation.pub", &["--drop-witnesses"]);
+    assert_eq!(dropped.code, 0, "{}", dropped.transcript());
+    assert!(
+        !dropped.stderr.contains("carried forward"),
+        "{}",
+        dropped.transcript()
+    );
+    assert_eq!(witnesses_in_force(d), (Vec::new(), 0));
+}
