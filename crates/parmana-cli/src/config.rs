@@ -138,8 +138,9 @@ impl Source {
         }
     }
 
-    /// How to change the setting, for error messages: "--store", "PARMANA_STORE" or "`store` in FILE".
-    fn how_to_set(&self, key: &str) -> String {
+    /// Where the setting `key` was given, for error messages: "the flag --store", "the variable
+    /// PARMANA_STORE", "`store` in FILE" or "the default of `store`".
+    pub(crate) fn how_to_set(&self, key: &str) -> String {
         match self {
             Self::Flag(flag) => format!("the flag {flag}"),
             Self::Env(variable) => format!("the variable {variable}"),

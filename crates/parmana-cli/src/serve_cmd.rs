@@ -14,7 +14,7 @@ use parmana_server::{
 use crate::common::{
     ClockArgs, EnvironmentArgs, build_runtime_with, read_private_key, warn_expiry_of,
 };
-use crate::config::{self, Deployment, Setting};
+use crate::config::{self, Deployment, Setting, Source};
 use crate::exit::ExitClass;
 use crate::report::{Failure, outln};
 use crate::store::StoreArgs;
@@ -383,7 +383,17 @@ impl ServerValues {
             &self.limits(),
             Duration::from_millis(self.sequence_interval_ms.value),
         )
-        .map_err(|e| server_failure(&e))?;
+        .map_err(|e| {
+            let mut failure = server_failure(&e);
+            // Named with where it was given: a flag, a variable or the file.
+            if let ServerError::LimitOutOfRange { name, .. } = &e
+                && let Some((source, key)) = self.limit_source(name)
+            {
+                failure.message =
+                    format!("{} ({})", failure.message, config::how_to_set(source, key));
+            }
+            failure
+        })?;
         if self.tls_cert.is_some() != self.tls_key.is_some()
             || (self.tls_client_ca.is_some() && self.tls_cert.is_none())
         {
@@ -395,15 +405,15 @@ impl ServerValues {
             ));
         }
         if self.log_key.is_none() {
-            for (given, flag) in [
-                (self.log_public.value, "--log-public"),
-                (self.log_anchor.is_some(), "--log-anchor"),
-            ] {
-                if given {
+            let public = self.log_public.value.then_some(&self.log_public.source);
+            let anchor = self.log_anchor.as_ref().map(|anchor| &anchor.source);
+            for (source, key) in [(public, config::LOG_PUBLIC), (anchor, config::LOG_ANCHOR)] {
+                if let Some(source) = source {
                     return Err(Failure::new(
                         "cli.usage",
                         format!(
-                            "{flag} needs a log key (--log-key, PARMANA_LOG_KEY or server.log_key)"
+                            "{} needs a log key (--log-key, PARMANA_LOG_KEY or server.log_key)",
+                            source.how_to_set(key.name)
                         ),
                         ExitClass::Usage,
                     ));
@@ -411,6 +421,29 @@ impl ServerValues {
             }
         }
         Ok(())
+    }
+
+    /// Where the limit `name` (as [`check_limits`] names it) was given, and its key.
+    fn limit_source(&self, name: &str) -> Option<(&Source, config::Key)> {
+        Some(match name {
+            "max_body_bytes" => (&self.max_body_bytes.source, config::MAX_BODY_BYTES),
+            "max_header_bytes" => (&self.max_header_bytes.source, config::MAX_HEADER_BYTES),
+            "max_concurrency" => (&self.max_concurrency.source, config::MAX_CONCURRENCY),
+            "max_connections" => (&self.max_connections.source, config::MAX_CONNECTIONS),
+            "request_timeout_ms" => (&self.request_timeout_ms.source, config::REQUEST_TIMEOUT_MS),
+            "idle_timeout_ms" => (&self.idle_timeout_ms.source, config::IDLE_TIMEOUT_MS),
+            "shutdown_grace_ms" => (&self.shutdown_grace_ms.source, config::SHUTDOWN_GRACE_MS),
+            "shutdown_delay_ms" => (&self.shutdown_delay_ms.source, config::SHUTDOWN_DELAY_MS),
+            "max_connection_age_ms" => (
+                &self.max_connection_age_ms.source,
+                config::MAX_CONNECTION_AGE_MS,
+            ),
+            "sequence_interval_ms" => (
+                &self.sequence_interval_ms.source,
+                config::SEQUENCE_INTERVAL_MS,
+            ),
+            _ => return None,
+        })
     }
 
     /// The server's limits.

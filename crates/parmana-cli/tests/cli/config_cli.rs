@@ -235,13 +235,15 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
             "PARMANA_MAX_HEADER_BYTES",
             "100",
             "server.limit_out_of_range",
-            "max_header_bytes",
+            "max_header_bytes 100: from 8192 to 1048576 (it comes from the variable \
+             PARMANA_MAX_HEADER_BYTES)",
         ),
         (
             "PARMANA_MAX_CONCURRENCY",
             "0",
             "server.limit_out_of_range",
-            "max_concurrency",
+            "max_concurrency 0: from 1 to 65536 (it comes from the variable \
+             PARMANA_MAX_CONCURRENCY)",
         ),
         (
             "PARMANA_TLS_CERT",
@@ -253,7 +255,7 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
             "PARMANA_LOG_PUBLIC",
             "true",
             "cli.usage",
-            "--log-public needs a log key",
+            "the variable PARMANA_LOG_PUBLIC needs a log key",
         ),
     ] {
         for command in [&["config"][..], &["serve", "--dev-token"]] {
@@ -271,6 +273,53 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
             );
         }
     }
+    // Set in the file (this test's file sets `max_concurrency`), a value is named with its key
+    // and the file; given as a flag, with its flag.
+    let file = root.join("parmana.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let file_cases: [(&[&str], &str, String); 3] = [
+        (
+            &["config"],
+            "max_concurrency = 8\n",
+            format!(
+                "error[server.limit_out_of_range]: max_concurrency 0: from 1 to 65536 (it comes \
+                 from `max_concurrency` in {})",
+                file.display()
+            ),
+        ),
+        (
+            &["serve", "--dev-token"],
+            "log_format = \"json\"\n",
+            format!(
+                "error[cli.usage]: `log_public` in {} needs a log key",
+                file.display()
+            ),
+        ),
+        (
+            &["serve", "--dev-token", "--max-body-bytes", "0"],
+            "",
+            "error[server.limit_out_of_range]: max_body_bytes 0: from 1 to 67108864 (it comes \
+             from the flag --max-body-bytes)"
+                .to_owned(),
+        ),
+    ];
+    for (command, line, says) in file_cases {
+        let replaced = match line {
+            "max_concurrency = 8\n" => text.replace(line, "max_concurrency = 0\n"),
+            "" => text.clone(),
+            _ => text.replace(line, &format!("{line}log_public = true\n")),
+        };
+        assert!(line.is_empty() || replaced != text, "{command:?}");
+        std::fs::write(&file, &replaced).unwrap();
+        let refused = run_with_env(root, command, b"", &[]);
+        assert_eq!(refused.code, 2, "{command:?}: {}", refused.stderr);
+        assert!(
+            refused.stderr.starts_with(&says),
+            "{command:?}: {}",
+            refused.stderr
+        );
+    }
+    std::fs::write(&file, &text).unwrap();
     // A flag's value is named with its flag, as a usage error.
     let refused = run_with_env(
         root,
