@@ -99,11 +99,47 @@ impl Drop for Slot {
     }
 }
 
+/// A stream that knows its peer's address (for the log line of a failed TLS handshake).
+pub(crate) trait Peer {
+    fn peer(&self) -> Option<std::net::SocketAddr>;
+}
+
+impl Peer for tokio::net::TcpStream {
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.peer_addr().ok()
+    }
+}
+
+/// Logs a connection the inner acceptor (a TLS handshake) refused: a client the TLS
+/// configuration turned away (no client certificate or one no named CA issued, no common
+/// protocol version, a certificate it does not trust) at `info`, so that an operator can see
+/// why a client cannot connect; one that closed, reset or stayed silent until the handshake
+/// timeout (port scans, TCP health checks) at `debug` only. Each is also counted in
+/// `parmana_connections_without_request_total`.
+fn log_refused_handshake(peer: Option<std::net::SocketAddr>, error: &io::Error) {
+    let peer = peer.map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
+    if error.kind() == io::ErrorKind::InvalidData {
+        tracing::info!(
+            target: "parmana::server",
+            peer = %peer,
+            error = %error,
+            "a TLS handshake failed; the connection is closed"
+        );
+    } else {
+        tracing::debug!(
+            target: "parmana::server",
+            peer = %peer,
+            error = %error,
+            "a connection ended in its TLS handshake"
+        );
+    }
+}
+
 impl<A, I, S> Accept<I, S> for Limited<A>
 where
     A: Accept<I, S> + Clone + Send + 'static,
     A::Future: Send + 'static,
-    I: Send + 'static,
+    I: Peer + Send + 'static,
     S: Send + 'static,
 {
     type Stream = Counted<A::Stream>;
@@ -126,10 +162,14 @@ where
         let lifetime = self
             .max_age
             .map(|max_age| Arc::new(Lifetime::new(tokio::time::Instant::now(), max_age)));
+        let peer = stream.peer();
         Box::pin(async move {
             let slot = slot?;
             let routed = Arc::clone(&slot.routed);
-            let (stream, service) = inner.accept(stream, service).await?;
+            let (stream, service) = inner
+                .accept(stream, service)
+                .await
+                .inspect_err(|error| log_refused_handshake(peer, error))?;
             Ok((
                 Counted {
                     inner: stream,

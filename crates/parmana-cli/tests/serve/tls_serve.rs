@@ -222,6 +222,21 @@ fn client_certificates_are_required_when_a_client_ca_is_named() {
     }
     // The server still serves the member after refusing the others.
     assert_eq!(served.get("/healthz", None).status, 200);
+    // Each refusal is logged with its peer and what TLS said, so an operator can see why a
+    // client cannot connect.
+    let log = served.stderr();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("a TLS handshake failed; the connection is closed"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{log}");
+    assert!(
+        refusals
+            .iter()
+            .all(|line| line.contains("peer=127.0.0.1:") && line.contains("error=")),
+        "{log}"
+    );
+    assert!(refusals[0].contains("peer sent no certificates"), "{log}");
 }
 
 #[test]
