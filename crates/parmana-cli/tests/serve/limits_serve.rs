@@ -1,4 +1,4 @@
-//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured; the start line naming the configuration file) and the transport limits (oversized request heads, connections over `--max-connections` or past their age, connections that send no request within `--idle-timeout-ms` or never read their answers, HTTP/2 in clear text refused, limits out of range refused at start, the limit on open files, invented methods counted as `OTHER`).
+//! Request logs (JSON lines with id, policy, decision, status and latency; signal values only when configured; the start line naming the configuration file) and the transport limits (oversized request heads, connections over `--max-connections` or past their age, connections that send no request within `--idle-timeout-ms` or never read their answers, HTTP/2 in clear text refused, limits out of range refused at start, the limit on open files, invented methods counted as `OTHER`, a body cut short).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -904,5 +904,75 @@ fn the_limit_on_open_files_is_raised_for_max_connections_or_the_start_refused() 
     assert!(
         !env.root().join("refused.sqlite3").exists(),
         "a store was left behind"
+    );
+}
+
+/// A request body cut short — its client ends the connection before the `Content-Length` it
+/// declared has arrived — is `400 server.invalid_request` (as nginx logs a client that
+/// "prematurely closed connection" while sending its body): answered to a client that only shut
+/// its sending side, logged the same for one that closed the connection whole, and nothing is
+/// executed either way.
+#[test]
+fn a_body_cut_short_is_a_bad_request_and_logged_as_one() {
+    let env = deployment("memory", "");
+    let served = Served::start(env.root(), &["--dev-token", "--log-format", "json"]);
+    let token = served.token.clone().unwrap();
+    let head = format!(
+        "POST /v1/executions HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"policy\":"
+    );
+    // Shut for writing only: the answer still arrives.
+    let mut half = TcpStream::connect(address(&served)).unwrap();
+    half.write_all(head.as_bytes()).unwrap();
+    half.shutdown(std::net::Shutdown::Write).unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    half.read_to_end(&mut answer).unwrap();
+    let reply = crate::harness::reply_of_raw(&answer);
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (400, "server.invalid_request"),
+        "{}",
+        reply.text
+    );
+    crate::harness::check_against_openapi("", "POST", "/v1/executions", &reply);
+    // Closed whole, after part of the body: no answer is read, and the request is logged as the
+    // first one was.
+    let mut whole = TcpStream::connect(address(&served)).unwrap();
+    whole.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(whole);
+    let mut lines = Vec::new();
+    for _ in 0..200 {
+        lines = served
+            .stderr()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| event["route"] == "/v1/executions")
+            .collect();
+        if lines.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(lines.len(), 2, "{}", served.stderr());
+    for line in &lines {
+        assert_eq!(
+            (&line["status"], &line["code"]),
+            (&Value::from(400), &Value::from("server.invalid_request")),
+            "{line}"
+        );
+    }
+    let metrics = served.get("/metrics", Some(&token)).text;
+    // The store was asked for nothing but what the server itself reads (no claim, no
+    // completion), and no execution was counted.
+    assert!(
+        metrics.contains(
+            r#"parmana_store_operation_duration_seconds_count{operation="accepted_versions"}"#
+        ) && !metrics.contains(r#"operation="claim"#)
+            && !metrics.contains(r#"operation="complete"#)
+            && !metrics.contains("parmana_executions_total{"),
+        "{metrics}"
     );
 }
