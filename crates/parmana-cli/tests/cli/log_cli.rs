@@ -4,7 +4,8 @@ use std::path::Path;
 
 use crate::common::{
     LOG_ORIGIN as ORIGIN, LOG_STORE as STORE, NOW, Run, checkpoint_logged as checkpoint,
-    error_code as code, execute_logged as execute, execute_vip, rotate_with_log, run_in, temp_repo,
+    error_code as code, execute_logged as execute, execute_vip, fixture_rotate_to_2031,
+    rotate_with_log, run_in, temp_repo,
 };
 
 /// Rotates the fixture chain to a version naming the log (see [`rotate_with_log`]), with the
@@ -756,4 +757,37 @@ fn a_rotation_of_the_same_log_keeps_its_witnesses_unless_dropped() {
         dropped.transcript()
     );
     assert_eq!(witnesses_in_force(d), (Vec::new(), 0));
+}
+
+/// The log's flags that only qualify a log need --log-origin: without it, a usage error that
+/// names it, and nothing written (they would otherwise be ignored, or apply to the role carried
+/// forward without a word).
+#[test]
+fn the_log_qualifiers_need_a_log_origin() {
+    let repo = temp_repo();
+    let d = repo.root();
+    name_the_log(d, &[]);
+    let before = std::fs::read(d.join("trust/trust-root.json")).unwrap();
+    for flags in [
+        &["--log-threshold", "2"][..],
+        &["--witness-threshold", "1"],
+        &["--witness", "witness.example/w1=trust/keys/policy.pub"],
+        &["--log-key", "trust/keys/root-1.pub"],
+        &["--drop-witnesses"],
+    ] {
+        let out = run(d, &fixture_rotate_to_2031("trust/keys/root-2.pem", flags));
+        assert_eq!(out.code, 2, "{flags:?}: {}", out.transcript());
+        assert!(
+            out.stderr
+                .contains("the following required arguments were not provided")
+                && out.stderr.contains("--log-origin"),
+            "{flags:?}: {}",
+            out.transcript()
+        );
+        assert_eq!(
+            std::fs::read(d.join("trust/trust-root.json")).unwrap(),
+            before,
+            "{flags:?}"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! The replay store outside the trust boundary, through the real binary: `ledger verify` reports the marks records beside the executions, and `execute --now` cannot make time run backwards within one store.
+//! The replay store outside the trust boundary, through the real binary: `ledger verify` reports the marks records beside the executions, `execute --now` cannot make time run backwards within one store, and the commands that only read or complete never migrate a store an older build left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -62,4 +62,46 @@ fn execute_refuses_a_clock_behind_the_store_and_consumes_nothing() {
     assert_eq!(skewed.code, 0, "{}", skewed.transcript());
     let ledger = run(&["ledger", "verify", "--store", &store]);
     assert_eq!(ledger.code, 0, "{}", ledger.transcript());
+}
+
+/// The commands that only read or complete a store open it as it is: a store an older build
+/// left at an older schema version is refused (`replay.schema_version_outdated`, exit 6) and
+/// left at that version: an audit never migrates the store older processes still write (a
+/// command that executes does; `replay` tests the migrations).
+#[test]
+fn reading_commands_refuse_an_older_schema_and_leave_it_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replay.sqlite3");
+    let store = format!("sqlite:{}", path.display());
+    let executed = execute_at(&store, "old-1", VIP_SIGNALS, NOW);
+    assert_eq!(executed.code, 0, "{}", executed.transcript());
+    let version = |path: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap()
+    };
+    let current = version(&path);
+    assert!(current > 1, "{current}");
+    // As an older build left it: one schema version behind (its objects are this build's, so a
+    // command that migrated would fail differently, or succeed).
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {};", current - 1))
+        .unwrap();
+    for command in [
+        &["show", "old-1", "--store", &store][..],
+        &["ledger", "verify", "--store", &store],
+        &["ledger", "export", "--store", &store],
+        &["recover", "--store", &store, "--now", NOW],
+    ] {
+        let refused = run(command);
+        assert_eq!(
+            (refused.code, crate::common::error_code(&refused)),
+            (6, "replay.schema_version_outdated"),
+            "{command:?}: {}",
+            refused.transcript()
+        );
+        assert_eq!(version(&path), current - 1, "{command:?}");
+    }
 }

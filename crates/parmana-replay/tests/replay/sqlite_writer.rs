@@ -1,4 +1,4 @@
-//! What a writer of a SQLite store's file can plant is refused, not run: a schema its store's statements would not run on as this build's migrations made it (a trigger that copies what the store records or never ends — under a name of SQLite's too —, a view under a table's name, a table renamed, an index dropped or added on a store's table, a newer schema version) is `replay.store_corrupt` at open and at the next read or write of a store already open; SQLite's own statistics and another tool's tables (a backup tool's) are not refused; the file a store creates is its owner's only; a path is the file it names (no `file:` URI, a symbolic link resolved, one to nothing refused).
+//! What a writer of a SQLite store's file can plant is refused, not run: a schema its store's statements would not run on as this build's migrations made it (a trigger that copies what the store records or never ends — under a name of SQLite's too —, a view under a table's name, a table renamed, an index dropped or added on a store's table, a newer schema version) is `replay.store_corrupt` at open and at the next read or write of a store already open; SQLite's own statistics and another tool's tables (a backup tool's) are not refused, up to 256 objects in all; the file a store creates is its owner's only; a path is the file it names (no `file:` URI, a symbolic link resolved, one to nothing refused).
 
 use parmana_replay::{AcceptedVersions, ClaimOutcome, ReplayStore, SqliteReplayStore};
 
@@ -172,6 +172,50 @@ fn a_schema_changed_behind_the_store_is_refused_at_open_and_while_open() {
         }
         assert_eq!(captured(&raw), 0, "{name}");
     }
+}
+
+/// Another tool's tables are left alone, but only so many objects are read: a schema of more
+/// than 256 is refused unread (`replay.store_corrupt`), so a writer cannot make every check of
+/// the schema cost what it likes.
+#[test]
+fn a_schema_of_more_objects_than_are_read_is_refused() {
+    let under = AcceptedVersions::new(1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite3");
+    drop(SqliteReplayStore::open(&path).unwrap());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let store_objects: usize = raw
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .map(|count| usize::try_from(count).unwrap())
+        .unwrap();
+    let plant = |from: usize, to: usize| {
+        let tables: String = (from..to)
+            .map(|n| format!("CREATE TABLE other_{n} (x);"))
+            .collect();
+        raw.execute_batch(&tables).unwrap();
+    };
+    // Exactly 256 objects in all: accepted.
+    plant(0, 256 - store_objects);
+    let store = SqliteReplayStore::open(&path).unwrap();
+    assert_eq!(
+        store.claim(&id("at-cap"), &claim_for("a"), under).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // One more, while the store is open: refused at its next write, and at open.
+    plant(256 - store_objects, 257 - store_objects);
+    let refused = store
+        .claim(&id("past-cap"), &claim_for("b"), under)
+        .unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    assert!(
+        refused.to_string().contains("more than 256 objects"),
+        "{refused}"
+    );
+    drop(store);
+    let reopened = SqliteReplayStore::open(&path).map(|_| ()).unwrap_err();
+    assert_eq!(reopened.code(), "replay.store_corrupt", "{reopened}");
 }
 
 #[test]
