@@ -1,4 +1,4 @@
-//! Overload and a failing store: a store that fails (`503` with `Retry-After`, not ready, evaluations going on), a burst past `--max-concurrency` (decided or shed, never queued), the per-request timeout (of an evaluation, and of an execution held up by the store's lock: answered, slot kept, completed once), and an id claimed elsewhere read as pending (`423`).
+//! Overload and a failing store: a store that fails (`503` with `Retry-After`, not ready, evaluations going on), a store corrupt or its file replaced under the server (`500`, no retry, not ready), a burst past `--max-concurrency` (decided or shed, never queued), the per-request timeout (of an evaluation, and of an execution held up by the store's lock: answered, slot kept, completed once), and an id claimed elsewhere read as pending (`423`).
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -332,6 +332,72 @@ fn a_corrupt_store_is_refused_and_the_server_is_not_ready() {
     // Pure evaluations touch no store and go on.
     let evaluated = served.post("/v1/evaluations", token, &readme_request);
     assert_eq!(evaluated.status, 200, "{}", evaluated.text);
+}
+
+/// A file of the SQLite store replaced or removed under a running server — the database renamed
+/// over by a copy, or its `-shm` index unlinked (the next opener would make a new one and write
+/// beside this server) — is `500 replay.store_replaced` from the next execution and read on: no
+/// retry mends it (no `Retry-After`), the answer names the execution it may have claimed, and
+/// the server is not ready until it is restarted; pure evaluations go on.
+#[test]
+fn a_store_file_replaced_under_the_server_is_refused_until_a_restart() {
+    for (what, replace) in [
+        (
+            "the database renamed over by a copy",
+            (|root: &std::path::Path| {
+                let copy = root.join("replay.sqlite3.copy");
+                std::fs::copy(root.join("replay.sqlite3"), &copy).unwrap();
+                std::fs::rename(&copy, root.join("replay.sqlite3")).unwrap();
+            }) as fn(&std::path::Path),
+        ),
+        ("its -shm index removed", |root: &std::path::Path| {
+            std::fs::remove_file(root.join("replay.sqlite3-shm")).unwrap();
+        }),
+    ] {
+        let env = deployment("sqlite:replay.sqlite3", "");
+        let served = Served::start(env.root(), &["--dev-token"]);
+        let token = served.token.as_deref();
+        let first = served.post("/v1/executions", token, &execution_body("kept-1"));
+        assert_eq!(first.status, 201, "{what}: {}", first.text);
+        replace(env.root());
+        let failed = served.post("/v1/executions", token, &execution_body("after-1"));
+        assert_eq!(
+            (failed.status, failed.code().as_str()),
+            (500, "replay.store_replaced"),
+            "{what}: {}",
+            failed.text
+        );
+        assert_eq!(failed.header("retry-after"), None, "{what}");
+        assert_eq!(
+            failed.header("location"),
+            Some("/v1/executions/after-1"),
+            "{what}"
+        );
+        let read = served.get("/v1/executions/kept-1", token);
+        assert_eq!(
+            (read.status, read.code().as_str()),
+            (500, "replay.store_replaced"),
+            "{what}: {}",
+            read.text
+        );
+        let not_ready = (0..200).any(|_| {
+            let status = served.get("/readyz", None).status;
+            if status != 503 {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            status == 503
+        });
+        assert!(not_ready, "{what}: {}", served.stderr());
+        let evaluated = served.post(
+            "/v1/evaluations",
+            token,
+            &format!(
+                r#"{{"policy":"claims-approval@1.0.0","signals":{}}}"#,
+                crate::harness::README_SIGNALS
+            ),
+        );
+        assert_eq!(evaluated.status, 200, "{what}: {}", evaluated.text);
+    }
 }
 
 #[test]
