@@ -137,6 +137,12 @@ const BASELINE_EXCEPTIONS: &[(&str, &str, &str)] = &[
         "the serve tests create a database of their own for each test and hold the sequencer's \
          lock from outside the servers",
     ),
+    (
+        "parmana-cli",
+        "rusqlite",
+        "a SQLite store set back to an older schema version, as an older build left it: a state \
+         this build never makes, to show that the reading commands do not migrate it",
+    ),
 ];
 
 /// What is wrong with `name` depending on the external crate `dep_name`, if anything: a crate

@@ -52,6 +52,14 @@ pub(crate) enum OneOrMorePaths {
     More(Vec<PathBuf>),
 }
 
+/// A setting that names one URL or several (`witness_url = "https://w.example"` or a list).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMoreUrls {
+    One(String),
+    More(Vec<String>),
+}
+
 /// The `[server]` table of `parmana.toml`: what `parmana serve` adds (docs/server.md).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +83,7 @@ pub(crate) struct ServerFile {
     log_key: Option<OneOrMorePaths>,
     log_anchor: Option<PathBuf>,
     log_public: Option<bool>,
+    witness_url: Option<OneOrMoreUrls>,
     sequence_interval_ms: Option<u64>,
     /// The AuthZEN mapping: in the file only (it is a table, not one value).
     pub(crate) authzen: Option<AuthzenFile>,
@@ -320,6 +329,13 @@ pub(crate) const LOG_PUBLIC: Key = Key {
     flag: "--log-public",
     env: "PARMANA_LOG_PUBLIC",
 };
+/// The witnesses `parmana serve` has each checkpoint cosigned by (their `tlog-witness`
+/// submission prefixes).
+pub(crate) const WITNESS_URL: Key = Key {
+    name: "witness_url",
+    flag: "--witness-url",
+    env: "PARMANA_WITNESS_URL",
+};
 
 /// The default of each path setting, relative to the deployment root.
 const DEFAULT_POLICIES: &str = "policies";
@@ -349,7 +365,7 @@ pub(crate) struct Deployment {
 }
 
 /// Every variable the configuration reads, so that the environment is read once.
-const VARIABLES: [&str; 27] = [
+const VARIABLES: [&str; 28] = [
     POLICIES.env,
     PINNED_ROOT.env,
     TRUST_ROOT.env,
@@ -375,6 +391,7 @@ const VARIABLES: [&str; 27] = [
     LOG_SIGNALS.env,
     LOG_KEY.env,
     LOG_PUBLIC.env,
+    WITNESS_URL.env,
     SEQUENCE_INTERVAL_MS.env,
     LOG_ANCHOR.env,
 ];
@@ -545,6 +562,65 @@ impl Deployment {
             value: paths,
             source: Source::File(file.to_path_buf()),
         }))
+    }
+
+    /// The witnesses to ask for cosignatures, if any: every `--witness-url` (`flags`), else the
+    /// variable (URLs separated by whitespace), else `witness_url` in `[server]` (one URL or a
+    /// list). A variable or a list that names none is `cli.invalid_config`; so is a URL that is
+    /// not `http://` or `https://`.
+    pub(crate) fn witness_urls(
+        &self,
+        flags: &[String],
+    ) -> Result<Option<Setting<Vec<String>>>, Failure> {
+        let setting = if !flags.is_empty() {
+            Setting {
+                value: flags.to_vec(),
+                source: Source::Flag(WITNESS_URL.flag),
+            }
+        } else if let Some(value) = self.env(WITNESS_URL) {
+            Setting {
+                value: value
+                    .to_string_lossy()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                source: Source::Env(WITNESS_URL.env),
+            }
+        } else {
+            let Some((file, server)) = self.server_file() else {
+                return Ok(None);
+            };
+            let urls = match &server.witness_url {
+                None => return Ok(None),
+                Some(OneOrMoreUrls::One(url)) => vec![url.clone()],
+                Some(OneOrMoreUrls::More(urls)) => urls.clone(),
+            };
+            Setting {
+                value: urls,
+                source: Source::File(file.to_path_buf()),
+            }
+        };
+        let invalid = |message: String| {
+            Failure::new(
+                "cli.invalid_config",
+                format!("{}: {message}", setting.source.how_to_set(WITNESS_URL.name)),
+                ExitClass::Usage,
+            )
+        };
+        if setting.value.is_empty() {
+            return Err(invalid("names no witness".to_owned()));
+        }
+        for url in &setting.value {
+            let scheme = url
+                .split_once("://")
+                .map(|(scheme, _)| scheme.to_ascii_lowercase());
+            if !matches!(scheme.as_deref(), Some("http" | "https")) {
+                return Err(invalid(format!(
+                    "{url:?} is not an http:// or https:// URL (a witness's submission prefix)"
+                )));
+            }
+        }
+        Ok(Some(setting))
     }
 
     /// The paths a path-list variable of `key` names, resolved against the current directory:

@@ -212,6 +212,18 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
             "(none: checkpoints are checked against the store's alone)",
         ),
         value_row(config::LOG_PUBLIC, values.log_public),
+        match values.witness_url {
+            Some(urls) => Row {
+                name: server_name(config::WITNESS_URL.name),
+                shown: urls.value.join(", "),
+                value: serde_json::json!(urls.value),
+                source: Some(urls.source),
+            },
+            None => absent_row(
+                config::WITNESS_URL,
+                "(none: checkpoints are served with the log's signatures only)",
+            ),
+        },
         value_row(config::SEQUENCE_INTERVAL_MS, values.sequence_interval_ms),
         authzen_row,
     ])

@@ -12,13 +12,11 @@ use parmana_runtime::trust::{
 };
 use parmana_runtime::{
     ExecutionError, LockedWitnessState, LogSequencer, LogSigning, SequenceReport, WitnessStateOpen,
-    add_cosignatures, load_trust_history, load_trust_root, log_consistency, parse_execution_id,
-    prove_execution, read_witness_state, sign_log_checkpoint, signers_of,
-    verified_latest_log_checkpoint, witness_checkpoint, witness_request,
+    load_trust_history, load_trust_root, log_consistency, parse_execution_id, prove_execution,
+    read_witness_state, sign_log_checkpoint, signers_of, verified_latest_log_checkpoint,
+    witness_checkpoint,
 };
-use parmana_server::{
-    ServerError, TLOG_SIZE_MEDIA_TYPE, WitnessServer, WitnessSettings, submit_add_checkpoint,
-};
+use parmana_server::{ServerError, WitnessServer, WitnessSettings, cosign_checkpoint};
 
 use crate::common::{
     ClockArgs, TrustRootArgs, create_new_file, read_bounded, read_private_key,
@@ -523,45 +521,17 @@ fn announce_witness(
     Ok(())
 }
 
-/// Has a witness cosign `checkpoint`: first with the old size 0, then — when the witness answers
-/// 409 with the size it cosigned last — once more with the consistency proof from that size.
+/// Has a witness cosign `checkpoint` ([`cosign_checkpoint`]).
 fn cosign(
     store: &dyn ReplayStore,
     trust_root: &VerifiedTrustRoot,
     checkpoint: &[u8],
     url: &str,
 ) -> Result<String, Failure> {
-    let server_failure =
-        |e: &ServerError| Failure::new(e.code(), e.to_string(), ExitClass::from(e.class()));
-    let mut old_size = 0;
-    for attempt in 0..2 {
-        let body = witness_request(store, trust_root, checkpoint, old_size)
-            .map_err(|e| Failure::execution(&e))?;
-        let reply = submit_add_checkpoint(url, &body).map_err(|e| server_failure(&e))?;
-        let answer = String::from_utf8_lossy(&reply.body).trim_end().to_owned();
-        if reply.status == 200 {
-            return add_cosignatures(trust_root, checkpoint, &reply.body)
-                .map_err(|e| Failure::execution(&e));
-        }
-        let retry = (reply.status == 409
-            && attempt == 0
-            && reply.content_type.starts_with(TLOG_SIZE_MEDIA_TYPE))
-        .then(|| answer.parse::<u64>().ok())
-        .flatten();
-        match retry {
-            Some(size) => old_size = size,
-            None => {
-                return Err(server_failure(&ServerError::WitnessRefused {
-                    status: reply.status,
-                    message: answer,
-                }));
-            }
-        }
-    }
-    Err(server_failure(&ServerError::WitnessRefused {
-        status: 409,
-        message: "the witness's size changed between two requests".to_owned(),
-    }))
+    let request =
+        |old_size| parmana_runtime::witness_request(store, trust_root, checkpoint, old_size);
+    cosign_checkpoint(&request, trust_root, checkpoint, url)
+        .map_err(|e| Failure::new(e.code(), e.to_string(), ExitClass::from(e.class())))
 }
 
 /// What a log signer of this deployment signs under: the trust-root chain, its newest version in

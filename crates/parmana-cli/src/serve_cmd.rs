@@ -133,6 +133,15 @@ pub(crate) struct ServeArgs {
     /// the proof route still needs `read`) [env: PARMANA_LOG_PUBLIC; config: server.log_public].
     #[arg(long)]
     log_public: bool,
+    /// A witness to have each checkpoint cosigned by: its C2SP tlog-witness submission prefix
+    /// (`POST URL/add-checkpoint`; repeatable, asked in turn), such as `parmana log witness
+    /// --serve` listens on. Where the trust root's `log` role lists witnesses, /log/checkpoint
+    /// and the execution proofs are then the newest checkpoint cosigned as far as it requires,
+    /// so `verify --proof` accepts them (without, the checkpoints served carry the log's
+    /// signatures only). Needs a log key [env: PARMANA_WITNESS_URL (URLs separated by spaces);
+    /// config: server.witness_url; no default].
+    #[arg(long, value_name = "URL")]
+    witness_url: Vec<String>,
     /// How often the background sequencer integrates completed executions into the log, in
     /// milliseconds (it also runs once more on graceful shutdown), from 1 to 3600000
     /// [env: PARMANA_SEQUENCE_INTERVAL_MS; config: server.sequence_interval_ms; default: 1000].
@@ -186,6 +195,7 @@ pub(crate) struct ServerFlags<'a> {
     log_key: &'a [PathBuf],
     log_anchor: Option<&'a Path>,
     log_public: bool,
+    witness_url: &'a [String],
     sequence_interval_ms: Option<u64>,
 }
 
@@ -211,6 +221,7 @@ impl ServeArgs {
             log_key: &self.log_key,
             log_anchor: self.log_anchor.as_deref(),
             log_public: self.log_public,
+            witness_url: &self.witness_url,
             sequence_interval_ms: self.sequence_interval_ms,
         }
     }
@@ -242,6 +253,8 @@ pub(crate) struct ServerValues {
     /// The log anchor (read when the server starts).
     pub(crate) log_anchor: Option<Setting<PathBuf>>,
     pub(crate) log_public: Setting<bool>,
+    /// The witnesses to have checkpoints cosigned by.
+    pub(crate) witness_url: Option<Setting<Vec<String>>>,
     pub(crate) sequence_interval_ms: Setting<u64>,
 }
 
@@ -343,6 +356,7 @@ impl ServerValues {
                 flags.log_public.then_some(true),
                 false,
             )?,
+            witness_url: deployment.witness_urls(flags.witness_url)?,
             sequence_interval_ms: deployment.server_value(
                 config::SEQUENCE_INTERVAL_MS,
                 flags.sequence_interval_ms,
@@ -407,7 +421,12 @@ impl ServerValues {
         if self.log_key.is_none() {
             let public = self.log_public.value.then_some(&self.log_public.source);
             let anchor = self.log_anchor.as_ref().map(|anchor| &anchor.source);
-            for (source, key) in [(public, config::LOG_PUBLIC), (anchor, config::LOG_ANCHOR)] {
+            let witnesses = self.witness_url.as_ref().map(|urls| &urls.source);
+            for (source, key) in [
+                (public, config::LOG_PUBLIC),
+                (anchor, config::LOG_ANCHOR),
+                (witnesses, config::WITNESS_URL),
+            ] {
                 if let Some(source) = source {
                     return Err(Failure::new(
                         "cli.usage",
@@ -544,6 +563,11 @@ fn settings(
                 .collect::<Result<Vec<_>, _>>()?
                 .into(),
             public: values.log_public.value,
+            witnesses: values
+                .witness_url
+                .as_ref()
+                .map(|urls| urls.value.clone())
+                .unwrap_or_default(),
         }),
         None => None,
     };

@@ -139,6 +139,23 @@ impl LogSnapshot {
         self.log.size()
     }
 
+    /// The position of `execution_id`'s record in the log (`None` where the log holds none).
+    pub fn position_of(&self, execution_id: &ExecutionId) -> Option<u64> {
+        self.log.position_of(execution_id)
+    }
+
+    /// The `add-checkpoint` body for a witness that last cosigned the checkpoint of `old_size`,
+    /// as [`witness_request`](crate::witness_request) makes it, from this snapshot instead of
+    /// the whole ledger read again.
+    pub fn witness_request(
+        &self,
+        trust_root: &VerifiedTrustRoot,
+        checkpoint: &[u8],
+        old_size: u64,
+    ) -> Result<String, ExecutionError> {
+        crate::witness::witness_request_of(&self.log, trust_root, checkpoint, old_size)
+    }
+
     /// The root hash of the tree at its size.
     pub fn root(&self) -> Digest {
         self.log.root()

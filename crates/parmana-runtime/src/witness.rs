@@ -205,8 +205,17 @@ pub fn witness_request(
     checkpoint: &[u8],
     old_size: u64,
 ) -> Result<String, ExecutionError> {
-    let log = ledger_log(store)?;
-    let verified = crate::log::checked_against_store(&log, trust_root, checkpoint)?;
+    witness_request_of(&ledger_log(store)?, trust_root, checkpoint, old_size)
+}
+
+/// [`witness_request`] over a log already read.
+pub(crate) fn witness_request_of(
+    log: &parmana_replay::LedgerLog,
+    trust_root: &VerifiedTrustRoot,
+    checkpoint: &[u8],
+    old_size: u64,
+) -> Result<String, ExecutionError> {
+    let verified = crate::log::checked_against_store(log, trust_root, checkpoint)?;
     let size = verified.checkpoint().size();
     let proof = if old_size == 0 {
         Vec::new()

@@ -16,6 +16,7 @@ mod body;
 #[cfg(test)]
 mod body_offload_tests;
 mod connections;
+mod cosigning;
 #[cfg(test)]
 mod defect_tests;
 mod descriptors;
@@ -53,7 +54,8 @@ pub use settings::{
 };
 pub use store_timing::{StoreTimings, timed_store};
 pub use witness::{
-    TLOG_SIZE_MEDIA_TYPE, WitnessReply, WitnessServer, WitnessSettings, submit_add_checkpoint,
+    TLOG_SIZE_MEDIA_TYPE, WitnessReply, WitnessServer, WitnessSettings, cosign_checkpoint,
+    submit_add_checkpoint,
 };
 
 /// The OpenAPI 3.1 document the server serves at `/openapi.json`, as JSON.

@@ -164,6 +164,7 @@ impl Server {
             probe: Arc::new(tokio::sync::Mutex::new(None)),
             signed_note: std::sync::Mutex::new(None),
             signing_note: std::sync::Mutex::new(()),
+            cosigned_note: std::sync::Mutex::new(None),
             sequencer: settings.sequencer,
             log_sequencer: parmana_runtime::LogSequencer::default(),
             sequencing: Arc::new(tokio::sync::Mutex::new(())),
@@ -249,6 +250,7 @@ impl Server {
         let recovery = tokio::spawn(recover_then_ready(Arc::clone(&state), handle.clone()));
         let signals = tokio::spawn(watch_signals(signals, Arc::clone(&state), handle.clone()));
         let sequencer = tokio::spawn(sequence_periodically(Arc::clone(&state)));
+        let cosigner = tokio::spawn(crate::cosigning::cosign_periodically(Arc::clone(&state)));
         // HTTP/1.1 only, as with TLS (ALPN offers `http/1.1` alone): without it, a client could
         // open HTTP/2 in clear text (h2c, prior knowledge), whose limits these are not.
         let mut server = axum_server::from_tcp(self.listener)
@@ -308,6 +310,7 @@ impl Server {
         };
         signals.abort();
         sequencer.abort();
+        cosigner.abort();
         let recovered = recovery.await;
         // Executions whose requests were answered on their timeout, or cut off by the end of the
         // grace period, may still be running: they finish first, so that the final pass

@@ -84,6 +84,7 @@ pub(crate) struct Metrics {
     environment_version: Family<DocumentLabels, Gauge>,
     environment_expiry: Family<DocumentLabels, Gauge>,
     sequencer_runs: Family<OutcomeLabels, Counter>,
+    cosignings: Family<OutcomeLabels, Counter>,
     log_entries: Gauge,
 }
 
@@ -245,6 +246,20 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             });
         }
+        let cosignings = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "checkpoint_cosignings",
+            "Rounds of having the newest checkpoint cosigned by the configured witnesses \
+             (--witness-url), by outcome: cosigned (the trust root's witness threshold met: the \
+             log routes serve it) or failed (the last cosigned checkpoint is still served); a \
+             round with nothing new to cosign is not counted",
+            cosignings.clone(),
+        );
+        for outcome in ["cosigned", "failed"] {
+            let _ = cosignings.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            });
+        }
         let log_entries = Gauge::default();
         registry.register(
             "log_entries",
@@ -279,6 +294,7 @@ impl Metrics {
             environment_version,
             environment_expiry,
             sequencer_runs,
+            cosignings,
             log_entries,
         }
     }
@@ -331,6 +347,15 @@ impl Metrics {
         self.reloads
             .get_or_create(&OutcomeLabels {
                 outcome: if ok { "ok" } else { "refused" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// One round of cosigning, by outcome (`cosigned` or `failed`).
+    pub(crate) fn cosigning(&self, outcome: &str) {
+        self.cosignings
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
             })
             .inc();
     }

@@ -626,6 +626,7 @@ pub(crate) fn serving_a_public_log(
     let log = crate::settings::LogSettings {
         signers: Arc::new([log_key]),
         public: true,
+        witnesses: Vec::new(),
     };
     let state = bound(runtime_over(&fixture, store), limits, Some(log));
     state.started_up.store(true, Ordering::SeqCst);

@@ -199,6 +199,12 @@ pub struct LogSettings {
     pub signers: Arc<[LocalSigningKey]>,
     /// Serve `/log/*` without a token (the proof route still needs `read`).
     pub public: bool,
+    /// The witnesses to have each checkpoint cosigned by: their `tlog-witness` submission
+    /// prefixes (`POST <prefix>/add-checkpoint`), asked in turn. Where the trust root's `log`
+    /// role lists witnesses, the log routes then serve the newest checkpoint cosigned by as many
+    /// as it requires, and proofs against it (`docs/server.md`, "Transparency log"); empty: the
+    /// log's own signatures only.
+    pub witnesses: Vec<String>,
 }
 
 /// Everything `parmana serve` needs besides the runtime.

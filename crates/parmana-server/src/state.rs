@@ -204,6 +204,20 @@ pub(crate) struct AppState {
     /// requests that miss [`signed_note`](Self::signed_note) meanwhile wait and take its
     /// result, instead of each verifying the entries again.
     pub(crate) signing_note: std::sync::Mutex<()>,
+    /// The newest checkpoint the configured witnesses cosigned as far as the trust root requires
+    /// (`witness::cosign_periodically`), which the log routes serve where the trust root's `log`
+    /// role lists witnesses.
+    pub(crate) cosigned_note: std::sync::Mutex<Option<CosignedNote>>,
+}
+
+/// A checkpoint cosigned by enough of the configured witnesses: its size and root, the version of
+/// the trust root whose `log` role it meets, and the note.
+#[derive(Debug, Clone)]
+pub(crate) struct CosignedNote {
+    pub(crate) size: u64,
+    pub(crate) root: parmana_runtime::canon::Digest,
+    pub(crate) trust_root_version: u64,
+    pub(crate) note: String,
 }
 
 /// A signed checkpoint note and what it was signed for: the log's size and root, and the

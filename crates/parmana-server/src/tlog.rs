@@ -27,6 +27,28 @@ const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
 /// The checkpoint moves on; partial tiles are replaced by wider ones.
 const NO_CACHE: &str = "no-cache";
 
+/// `server.not_yet_cosigned` (with `Retry-After`): the trust root requires witnesses'
+/// cosignatures and the configured witnesses have cosigned no checkpoint yet (`None`), or none
+/// that holds the execution asked for (the size of the newest they cosigned).
+fn not_yet_cosigned(status: StatusCode, cosigned_size: Option<u64>) -> ApiError {
+    let what = match cosigned_size {
+        None => "the witnesses have cosigned no checkpoint of this log yet".to_owned(),
+        Some(size) => format!(
+            "the execution's entry came after the newest checkpoint the witnesses cosigned \
+             (size {size})"
+        ),
+    };
+    ApiError::new(
+        status,
+        "server.not_yet_cosigned",
+        format!(
+            "{what}; the trust root requires their cosignatures, and the server asks the \
+             configured witnesses after each sequencer run (its log says why a round failed)"
+        ),
+    )
+    .with_header(header::RETRY_AFTER, crate::error::RETRY_AFTER_SECONDS)
+}
+
 /// The log settings, or `404 server.log_disabled` when the server has no log key.
 fn log_settings(state: &AppState) -> Result<&LogSettings, ApiError> {
     state.log.as_ref().ok_or_else(|| {
@@ -59,13 +81,14 @@ fn body_response(content_type: &'static str, cache: &'static str, body: Vec<u8>)
 #[utoipa::path(
     get, path = "/log/checkpoint", tag = "log",
     responses(
-        (status = 200, description = "The signed checkpoint (origin, size, base64 root hash; note signatures)", content_type = "text/plain; charset=utf-8", body = String,
+        (status = 200, description = "The signed checkpoint (origin, size, base64 root hash; note signatures): where the trust root's `log` role requires witnesses and the server has witnesses to ask (`--witness-url`), the newest one they cosigned, with their cosignatures", content_type = "text/plain; charset=utf-8", body = String,
             headers(("Cache-Control" = String, description = "`no-cache`: the checkpoint moves on"))),
         (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "The server serves no log (`server.log_disabled`)", body = ErrorBody),
         (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it), or a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …)", body = ErrorBody),
-(status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
+(status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`), timed out (`server.timeout`), or no checkpoint cosigned yet where the trust root requires witnesses (`server.not_yet_cosigned`)", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
     ),
     security((), ("bearer" = ["read"]))
 )]
@@ -78,11 +101,19 @@ pub(crate) async fn checkpoint(
     let worker = Arc::clone(&state);
     let note = state
         .blocking("log", move |runtime| {
-            signed_checkpoint(&worker, runtime, &runtime.environment(), &signers)
+            let environment = runtime.environment();
+            // Where the trust root requires witnesses and they are configured: the newest
+            // checkpoint they cosigned.
+            if crate::cosigning::witnessed(&worker, &environment) {
+                return crate::cosigning::cosigned_for(&worker, environment.trust_root().version())
+                    .map(|kept| kept.note)
+                    .ok_or_else(|| not_yet_cosigned(StatusCode::SERVICE_UNAVAILABLE, None));
+            }
+            signed_checkpoint(&worker, runtime, &environment, &signers)
                 .map(|(_, note)| note)
+                .map_err(|e| ApiError::from_execution(&e))
         })
-        .await?
-        .map_err(|e| ApiError::from_execution(&e))?;
+        .await??;
     Ok(body_response(
         "text/plain; charset=utf-8",
         NO_CACHE,
@@ -96,7 +127,7 @@ pub(crate) async fn checkpoint(
 /// signer recorded a moment ago — this server's sequencer or another signer sharing the anchor,
 /// or another server's sequencer storing a checkpoint: refused as inconsistent, it is read again
 /// and signed once more, so only a store that no longer holds what the key signed is refused.
-fn signed_checkpoint(
+pub(crate) fn signed_checkpoint(
     state: &AppState,
     runtime: &Runtime,
     environment: &RuntimeEnvironment,
@@ -273,8 +304,8 @@ pub(crate) async fn tile(
         (status = 400, description = "Malformed execution id (`runtime.invalid_execution_id`), or one that does not decode as UTF-8 (`server.invalid_request`)", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
-        (status = 404, description = "No completed execution with this id (`runtime.not_in_log`), one completed but not yet in the log (`runtime.not_yet_sequenced`, with `Retry-After`), or the server serves no log", body = ErrorBody,
-            headers(("Retry-After" = String, description = "With `runtime.not_yet_sequenced`: seconds to wait before asking again"))),
+        (status = 404, description = "No completed execution with this id (`runtime.not_in_log`), one completed but not yet in the log (`runtime.not_yet_sequenced`, with `Retry-After`), one not yet in a checkpoint the witnesses cosigned where the trust root requires them (`server.not_yet_cosigned`, with `Retry-After`), or the server serves no log", body = ErrorBody,
+            headers(("Retry-After" = String, description = "With `runtime.not_yet_sequenced` or `server.not_yet_cosigned`: seconds to wait before asking again"))),
         (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it), or a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …)", body = ErrorBody),
 (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
@@ -292,22 +323,40 @@ pub(crate) async fn proof(
     let worker = Arc::clone(&state);
     let proof = state
         .blocking("log", move |runtime| {
+            let execution = |e: ExecutionError| ApiError::from_execution(&e);
             // One environment for both: a reload between them would have the proof checked
             // against another trust root than the checkpoint was signed under.
             let environment = runtime.environment();
-            let (log, checkpoint) = signed_checkpoint(&worker, runtime, &environment, &signers)?;
-            let pending = log.pending_proof(
-                environment.trust_root(),
-                &execution_id,
-                checkpoint.as_bytes(),
-            )?;
+            let (log, checkpoint) = if crate::cosigning::witnessed(&worker, &environment) {
+                // Against the newest checkpoint the witnesses cosigned: an entry after it is
+                // not proven yet.
+                let kept =
+                    crate::cosigning::cosigned_for(&worker, environment.trust_root().version())
+                        .ok_or_else(|| not_yet_cosigned(StatusCode::NOT_FOUND, None))?;
+                let log = worker.log_cache.get(runtime.store()).map_err(execution)?;
+                if log
+                    .position_of(&execution_id)
+                    .is_some_and(|position| position >= kept.size)
+                {
+                    return Err(not_yet_cosigned(StatusCode::NOT_FOUND, Some(kept.size)));
+                }
+                (log, kept.note)
+            } else {
+                signed_checkpoint(&worker, runtime, &environment, &signers).map_err(execution)?
+            };
+            let pending = log
+                .pending_proof(
+                    environment.trust_root(),
+                    &execution_id,
+                    checkpoint.as_bytes(),
+                )
+                .map_err(execution)?;
             // The snapshot let go before the store is read: one a request holds is copied
             // whole by the next catch-up.
             drop(log);
-            pending.read(runtime.store())
+            pending.read(runtime.store()).map_err(execution)
         })
-        .await?
-        .map_err(|e| ApiError::from_execution(&e))?;
+        .await??;
     Ok(body_response(
         "text/plain; charset=utf-8",
         NO_CACHE,

@@ -523,6 +523,53 @@ pub fn submit_add_checkpoint(prefix: &str, body: &str) -> Result<WitnessReply, S
     })
 }
 
+/// Has the witness at `prefix` cosign the signed `checkpoint` of a log under `trust_root`:
+/// first with the old size 0, then — when the witness answers `409` with the size it cosigned
+/// last (`text/x.tlog.size`) — once more with the consistency proof from that size; `request`
+/// makes the `add-checkpoint` body for an old size
+/// ([`witness_request`](parmana_runtime::witness_request)). Returns the checkpoint with the
+/// witness's cosignature added (only the lines of witnesses the trust root lists are kept:
+/// [`add_cosignatures`](parmana_runtime::add_cosignatures)). Any other answer is
+/// `server.witness_refused`; no answer, `server.witness_unreachable`.
+pub fn cosign_checkpoint(
+    request: &dyn Fn(u64) -> Result<String, ExecutionError>,
+    trust_root: &VerifiedTrustRoot,
+    checkpoint: &[u8],
+    prefix: &str,
+) -> Result<String, ServerError> {
+    let mut old_size = 0;
+    for attempt in 0..2 {
+        let body = request(old_size)?;
+        let reply = submit_add_checkpoint(prefix, &body)?;
+        let answer = String::from_utf8_lossy(&reply.body).trim_end().to_owned();
+        if reply.status == 200 {
+            return Ok(parmana_runtime::add_cosignatures(
+                trust_root,
+                checkpoint,
+                &reply.body,
+            )?);
+        }
+        let retry = (reply.status == 409
+            && attempt == 0
+            && reply.content_type.starts_with(TLOG_SIZE_MEDIA_TYPE))
+        .then(|| answer.parse::<u64>().ok())
+        .flatten();
+        match retry {
+            Some(size) => old_size = size,
+            None => {
+                return Err(ServerError::WitnessRefused {
+                    status: reply.status,
+                    message: answer,
+                });
+            }
+        }
+    }
+    Err(ServerError::WitnessRefused {
+        status: 409,
+        message: "the witness's size changed between two requests".to_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2221,7 +2221,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__serve)
-            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-header-bytes --max-concurrency --max-connections --request-timeout-ms --idle-timeout-ms --shutdown-grace-ms --shutdown-delay-ms --max-connection-age-ms --log-format --log-signals --log-key --log-anchor --log-public --sequence-interval-ms --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
+            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-header-bytes --max-concurrency --max-connections --request-timeout-ms --idle-timeout-ms --shutdown-grace-ms --shutdown-delay-ms --max-connection-age-ms --log-format --log-signals --log-key --log-anchor --log-public --witness-url --sequence-interval-ms --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2292,6 +2292,10 @@ _parmana() {
                     return 0
                     ;;
                 --log-anchor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

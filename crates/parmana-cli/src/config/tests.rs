@@ -354,3 +354,53 @@ fn a_store_variable_that_is_not_utf8_is_refused() {
         "cli.invalid_config"
     );
 }
+
+/// The witnesses' URLs: flags, else the variable (separated by whitespace), else the file (one or
+/// a list); none named, or one that is not `http://` or `https://`, is `cli.invalid_config`
+/// naming where it was given.
+#[test]
+fn witness_urls_come_from_flags_the_variable_or_the_file_and_must_be_http() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    std::fs::create_dir_all(root.join("sub/dir")).unwrap();
+    let file = "[server]\nwitness_url = [\"https://w1.example/\", \"http://127.0.0.1:9\"]\n";
+    let with_file = deployment(root, Some(file), &[]);
+    let from_file = with_file.witness_urls(&[]).unwrap().unwrap();
+    assert_eq!(
+        from_file.value,
+        ["https://w1.example/", "http://127.0.0.1:9"]
+    );
+    assert_eq!(from_file.source.kind(), "file");
+    let with_env = deployment(
+        root,
+        None,
+        &[(WITNESS_URL.env, " https://a.example  https://b.example ")],
+    );
+    let from_env = with_env.witness_urls(&[]).unwrap().unwrap();
+    assert_eq!(from_env.value, ["https://a.example", "https://b.example"]);
+    let flags = ["http://c.example".to_owned()];
+    let from_flag = with_env.witness_urls(&flags).unwrap().unwrap();
+    assert_eq!(from_flag.value, flags);
+    assert_eq!(from_flag.source, Source::Flag("--witness-url"));
+    for (value, says) in [
+        ("  ", "the variable PARMANA_WITNESS_URL: names no witness"),
+        (
+            "w.example",
+            "the variable PARMANA_WITNESS_URL: \"w.example\" is not an http:// or https:// URL",
+        ),
+        ("file:///etc/passwd", "is not an http:// or https:// URL"),
+    ] {
+        let refused = deployment(root, None, &[(WITNESS_URL.env, value)])
+            .witness_urls(&[])
+            .unwrap_err();
+        assert_eq!(refused.code, "cli.invalid_config", "{value:?}");
+        assert!(
+            refused.message.contains(says),
+            "{value:?}: {}",
+            refused.message
+        );
+    }
+    std::fs::remove_file(root.join(CONFIG_FILE_NAME)).unwrap();
+    let bare = deployment(root, None, &[]);
+    assert!(bare.witness_urls(&[]).unwrap().is_none());
+}

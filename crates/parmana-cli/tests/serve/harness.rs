@@ -588,7 +588,7 @@ pub(crate) fn deployment(store: &str, extra: &str) -> FixtureEnvironment {
 /// The metric families the server registers (docs/server.md, "Logs and metrics"). A family is
 /// written out only once it has a series, so [`metric_with`] checks a series' family against
 /// this list, and [`assert_families_declared`] checks the list against what the server writes.
-pub(crate) const METRIC_FAMILIES: [&str; 18] = [
+pub(crate) const METRIC_FAMILIES: [&str; 19] = [
     "parmana_http_requests",
     "parmana_http_request_duration_seconds",
     "parmana_executions",
@@ -605,6 +605,7 @@ pub(crate) const METRIC_FAMILIES: [&str; 18] = [
     "parmana_environment_version",
     "parmana_environment_expiry_timestamp_seconds",
     "parmana_sequencer_runs",
+    "parmana_checkpoint_cosignings",
     "parmana_log_entries",
     "parmana_build_info",
 ];

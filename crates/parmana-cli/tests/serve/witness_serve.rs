@@ -543,3 +543,134 @@ fn a_witness_closes_connections_that_send_no_request_in_time_and_answers_slow_bo
         }
     }
 }
+
+/// `parmana serve --witness-url`: where the trust root requires a witness, the server has each
+/// checkpoint cosigned and serves the newest cosigned one — `/log/checkpoint` carries the
+/// witness's cosignature and a served proof passes `verify --proof` offline — while before any
+/// cosignature (the witness down) it answers `server.not_yet_cosigned` with `Retry-After`
+/// instead of a checkpoint no verifier would take, says why in its log and counts the failed
+/// round.
+#[test]
+fn the_server_serves_checkpoints_and_proofs_its_witnesses_cosigned() {
+    use crate::harness::{Served, execution_body, metric_with};
+    let env = deployment("sqlite:store.sqlite", "");
+    let d = env.root();
+    name_a_witnessed_log(d);
+
+    // A witness that does not answer (a port nothing listens on): nothing cosigned.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let served = Served::start(
+        d,
+        &[
+            "--dev-token",
+            "--log-key",
+            LOG_KEY,
+            "--witness-url",
+            &nowhere,
+        ],
+    );
+    let token = served.token.clone();
+    let token = token.as_deref();
+    let executed = served.post("/v1/executions", token, &execution_body("wit-0001"));
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    let failed_round = (0..400).any(|_| {
+        let failed = metric_with(
+            &served,
+            token,
+            r#"parmana_checkpoint_cosignings_total{outcome="failed"}"#,
+        );
+        if failed == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        failed > 0
+    });
+    assert!(failed_round, "{}", served.stderr());
+    assert!(
+        served
+            .stderr()
+            .contains("a witness did not cosign the checkpoint"),
+        "{}",
+        served.stderr()
+    );
+    let checkpoint = served.get("/log/checkpoint", token);
+    assert_eq!(
+        (checkpoint.status, checkpoint.code().as_str()),
+        (503, "server.not_yet_cosigned"),
+        "{}",
+        checkpoint.text
+    );
+    assert_eq!(checkpoint.header("retry-after"), Some("1"));
+    let proof = served.get("/v1/executions/wit-0001/proof", token);
+    assert_eq!(
+        (proof.status, proof.code().as_str()),
+        (404, "server.not_yet_cosigned"),
+        "{}",
+        proof.text
+    );
+    drop(served);
+
+    // With the witness running: cosigned, served, and verified offline.
+    let witness = Witness::start(d);
+    let served = Served::start(
+        d,
+        &[
+            "--dev-token",
+            "--log-key",
+            LOG_KEY,
+            "--witness-url",
+            &witness.base,
+        ],
+    );
+    let token = served.token.clone();
+    let token = token.as_deref();
+    let executed = served.post("/v1/executions", token, &execution_body("wit-0002"));
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    std::fs::write(
+        d.join("wit-0002.json"),
+        executed.json()["attestation"].to_string(),
+    )
+    .unwrap();
+    // Once an entry holding wit-0002 is cosigned, its proof is served.
+    let mut proof = None;
+    for _ in 0..400 {
+        let answer = served.get("/v1/executions/wit-0002/proof", token);
+        if answer.status == 200 {
+            proof = Some(answer.text);
+            break;
+        }
+        assert_eq!(
+            answer.header("retry-after"),
+            Some("1"),
+            "{}: {}",
+            answer.status,
+            answer.text
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let proof = proof.unwrap_or_else(|| panic!("never cosigned: {}", served.stderr()));
+    let checkpoint = served.get("/log/checkpoint", token);
+    assert_eq!(checkpoint.status, 200, "{}", checkpoint.text);
+    assert!(
+        checkpoint.text.contains(&format!("\n\u{2014} {WITNESS} ")),
+        "{}",
+        checkpoint.text
+    );
+    assert!(proof.contains(&format!("\u{2014} {WITNESS} ")), "{proof}");
+    std::fs::write(d.join("wit-0002.tlog-proof"), &proof).unwrap();
+    let (code, out, err) = run(
+        d,
+        &["verify", "wit-0002.json", "--proof", "wit-0002.tlog-proof"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        metric_with(
+            &served,
+            token,
+            r#"parmana_checkpoint_cosignings_total{outcome="cosigned"}"#,
+        ) > 0,
+        "{}",
+        served.stderr()
+    );
+}

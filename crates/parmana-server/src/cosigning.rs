@@ -1,0 +1,146 @@
+//! The log's side of witnessing in `parmana serve`: the checkpoint the server signs is sent to the configured witnesses in turn, and the newest one cosigned by as many as the trust root requires is kept for the log routes to serve.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parmana_runtime::{Runtime, RuntimeEnvironment};
+
+use crate::error::ServerError;
+use crate::state::{AppState, CosignedNote};
+
+/// The least time between two rounds of cosigning (the sequencer's cadence, when longer): a
+/// witness is asked at most about once a second, whatever the cadence.
+const MIN_COSIGN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether the log routes serve cosigned checkpoints: witnesses are configured and the `log` role
+/// of the trust root in force requires their cosignatures (`witness_threshold` ≥ 1). Without
+/// witnesses configured, the checkpoints served carry the log's signatures only.
+pub(crate) fn witnessed(state: &AppState, environment: &RuntimeEnvironment) -> bool {
+    state
+        .log
+        .as_ref()
+        .is_some_and(|log| !log.witnesses.is_empty())
+        && environment
+            .trust_root()
+            .log()
+            .is_some_and(|role| role.witnesses().1 > 0)
+}
+
+/// The newest cosigned checkpoint kept for the trust root `version`, if any.
+pub(crate) fn cosigned_for(state: &AppState, version: u64) -> Option<CosignedNote> {
+    state
+        .cosigned_note
+        .lock()
+        .ok()
+        .and_then(|kept| kept.clone())
+        .filter(|kept| kept.trust_root_version == version)
+}
+
+/// Every cadence (at least [`MIN_COSIGN_INTERVAL`]) once the server is ready, one round of
+/// [`cosign_once`]; nothing where no witness is configured.
+pub(crate) async fn cosign_periodically(state: Arc<AppState>) {
+    if state
+        .log
+        .as_ref()
+        .is_none_or(|log| log.witnesses.is_empty())
+    {
+        return;
+    }
+    let cadence = state.sequencer.cadence.max(MIN_COSIGN_INTERVAL);
+    let mut ticks = tokio::time::interval(cadence);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if !state.is_started() || state.is_draining() {
+            continue;
+        }
+        let worker = Arc::clone(&state);
+        let round = state
+            .blocking("cosign", move |runtime| cosign_once(&worker, runtime))
+            .await;
+        match round {
+            Ok(Ok(Some(cosigned))) => {
+                state.metrics.cosigning("cosigned");
+                tracing::info!(
+                    target: "parmana::server",
+                    size = cosigned.size,
+                    "checkpoint cosigned by the witnesses"
+                );
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => {
+                state.metrics.cosigning("failed");
+                tracing::warn!(
+                    target: "parmana::server",
+                    code = error.code(),
+                    %error,
+                    "checkpoint not cosigned as the trust root requires; the last cosigned one is still served"
+                );
+            }
+            Err(_) => state.metrics.cosigning("failed"),
+        }
+    }
+}
+
+/// One round: the checkpoint the log routes would sign now, sent to each configured witness in
+/// turn (each gets the cosignatures of those before it, as `parmana log cosign` sends them), then
+/// kept if the cosignatures gathered meet the trust root's witness threshold. `None` where there
+/// is nothing new to cosign (or the trust root requires no witness); a witness that fails is
+/// logged and the others are still asked.
+fn cosign_once(state: &AppState, runtime: &Runtime) -> Result<Option<CosignedNote>, ServerError> {
+    let environment = runtime.environment();
+    if !witnessed(state, &environment) {
+        return Ok(None);
+    }
+    let Some(log_settings) = state.log.as_ref() else {
+        return Ok(None);
+    };
+    let trust_root = environment.trust_root();
+    let version = trust_root.version();
+    let (log, note) =
+        crate::tlog::signed_checkpoint(state, runtime, &environment, &log_settings.signers)?;
+    let (size, root) = (log.size(), log.root());
+    if cosigned_for(state, version).is_some_and(|kept| kept.size == size && kept.root == root) {
+        return Ok(None);
+    }
+    let mut cosigned = note;
+    for prefix in &log_settings.witnesses {
+        let sent = cosigned.clone();
+        let request = |old_size| log.witness_request(trust_root, sent.as_bytes(), old_size);
+        match crate::witness::cosign_checkpoint(&request, trust_root, sent.as_bytes(), prefix) {
+            Ok(more) => cosigned = more,
+            Err(error) => tracing::warn!(
+                target: "parmana::server",
+                witness = %prefix,
+                code = error.code(),
+                %error,
+                "a witness did not cosign the checkpoint"
+            ),
+        }
+    }
+    drop(log);
+    // As far as the trust root requires: the log's signatures and the witnesses' threshold.
+    let Some(role) = trust_root.log() else {
+        return Ok(None);
+    };
+    role.verifier()
+        .open_checkpoint(cosigned.as_bytes())
+        .map_err(|e| ServerError::Runtime(e.into()))?;
+    let kept = CosignedNote {
+        size,
+        root,
+        trust_root_version: version,
+        note: cosigned,
+    };
+    if let Ok(mut slot) = state.cosigned_note.lock() {
+        // Never a smaller log than the one kept (two rounds do not overlap, but a reload may
+        // bring back an older trust root's note: that one is replaced).
+        let newer = slot
+            .as_ref()
+            .is_none_or(|old| old.trust_root_version != version || old.size <= size);
+        if newer {
+            *slot = Some(kept.clone());
+        }
+    }
+    Ok(Some(kept))
+}
