@@ -16,7 +16,9 @@ use parmana_runtime::{
     read_witness_state, sign_log_checkpoint, signers_of, verified_latest_log_checkpoint,
     witness_checkpoint,
 };
-use parmana_server::{ServerError, WitnessServer, WitnessSettings, cosign_checkpoint};
+use parmana_server::{
+    ServerError, WITNESS_ANSWER_TIMEOUT, WitnessServer, WitnessSettings, request_cosignature,
+};
 
 use crate::common::{
     ClockArgs, TrustRootArgs, create_new_file, read_bounded, read_private_key,
@@ -521,7 +523,7 @@ fn announce_witness(
     Ok(())
 }
 
-/// Has a witness cosign `checkpoint` ([`cosign_checkpoint`]).
+/// Has a witness cosign `checkpoint` ([`request_cosignature`]).
 fn cosign(
     store: &dyn ReplayStore,
     trust_root: &VerifiedTrustRoot,
@@ -530,8 +532,14 @@ fn cosign(
 ) -> Result<String, Failure> {
     let request =
         |old_size| parmana_runtime::witness_request(store, trust_root, checkpoint, old_size);
-    cosign_checkpoint(&request, trust_root, checkpoint, url)
-        .map_err(|e| Failure::new(e.code(), e.to_string(), ExitClass::from(e.class())))
+    request_cosignature(
+        &request,
+        trust_root,
+        checkpoint,
+        url,
+        WITNESS_ANSWER_TIMEOUT,
+    )
+    .map_err(|e| Failure::new(e.code(), e.to_string(), ExitClass::from(e.class())))
 }
 
 /// What a log signer of this deployment signs under: the trust-root chain, its newest version in

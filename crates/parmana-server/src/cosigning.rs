@@ -8,6 +8,11 @@ use parmana_runtime::{Runtime, RuntimeEnvironment};
 use crate::error::ServerError;
 use crate::state::{AppState, CosignedNote};
 
+/// How long the server waits for a witness's answer (each request; a witness whose size moved
+/// is asked twice): shorter than `parmana log cosign`'s, since a round in progress delays the
+/// end of a shutdown (the blocking pool is waited for).
+const WITNESS_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The least time between two rounds of cosigning (the sequencer's cadence, when longer): a
 /// witness is asked at most about once a second, whatever the cadence.
 const MIN_COSIGN_INTERVAL: Duration = Duration::from_secs(1);
@@ -105,9 +110,19 @@ fn cosign_once(state: &AppState, runtime: &Runtime) -> Result<Option<CosignedNot
     }
     let mut cosigned = note;
     for prefix in &log_settings.witnesses {
+        // A shutdown does not wait for the witnesses not asked yet.
+        if state.is_draining() {
+            return Ok(None);
+        }
         let sent = cosigned.clone();
         let request = |old_size| log.witness_request(trust_root, sent.as_bytes(), old_size);
-        match crate::witness::cosign_checkpoint(&request, trust_root, sent.as_bytes(), prefix) {
+        match crate::witness::request_cosignature(
+            &request,
+            trust_root,
+            sent.as_bytes(),
+            prefix,
+            WITNESS_ANSWER_TIMEOUT,
+        ) {
             Ok(more) => cosigned = more,
             Err(error) => tracing::warn!(
                 target: "parmana::server",

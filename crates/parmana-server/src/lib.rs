@@ -54,8 +54,8 @@ pub use settings::{
 };
 pub use store_timing::{StoreTimings, timed_store};
 pub use witness::{
-    TLOG_SIZE_MEDIA_TYPE, WitnessReply, WitnessServer, WitnessSettings, cosign_checkpoint,
-    submit_add_checkpoint,
+    TLOG_SIZE_MEDIA_TYPE, WITNESS_ANSWER_TIMEOUT, WitnessReply, WitnessServer, WitnessSettings,
+    request_cosignature, submit_add_checkpoint,
 };
 
 /// The OpenAPI 3.1 document the server serves at `/openapi.json`, as JSON.

@@ -483,9 +483,17 @@ pub struct WitnessReply {
     pub body: Vec<u8>,
 }
 
+/// How long `parmana log cosign` waits for a witness's answer.
+pub const WITNESS_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Sends an `add-checkpoint` body to the witness at `prefix` (its submission prefix:
-/// `POST <prefix>/add-checkpoint`), answered within 30 seconds (`server.witness_unreachable`).
-pub fn submit_add_checkpoint(prefix: &str, body: &str) -> Result<WitnessReply, ServerError> {
+/// `POST <prefix>/add-checkpoint`), answered within `timeout` (`server.witness_unreachable`
+/// otherwise).
+pub fn submit_add_checkpoint(
+    prefix: &str,
+    body: &str,
+    timeout: Duration,
+) -> Result<WitnessReply, ServerError> {
     let url = format!("{}/add-checkpoint", prefix.trim_end_matches('/'));
     let unreachable = |e: ureq::Error| ServerError::WitnessUnreachable {
         url: url.clone(),
@@ -495,7 +503,7 @@ pub fn submit_add_checkpoint(prefix: &str, body: &str) -> Result<WitnessReply, S
         .http_status_as_error(false)
         // The answer must come from the witness asked: a redirect is not followed.
         .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(30)))
+        .timeout_global(Some(timeout))
         .build()
         .into();
     let mut response = agent
@@ -530,17 +538,18 @@ pub fn submit_add_checkpoint(prefix: &str, body: &str) -> Result<WitnessReply, S
 /// ([`witness_request`](parmana_runtime::witness_request)). Returns the checkpoint with the
 /// witness's cosignature added (only the lines of witnesses the trust root lists are kept:
 /// [`add_cosignatures`](parmana_runtime::add_cosignatures)). Any other answer is
-/// `server.witness_refused`; no answer, `server.witness_unreachable`.
-pub fn cosign_checkpoint(
+/// `server.witness_refused`; none within `timeout` (each request), `server.witness_unreachable`.
+pub fn request_cosignature(
     request: &dyn Fn(u64) -> Result<String, ExecutionError>,
     trust_root: &VerifiedTrustRoot,
     checkpoint: &[u8],
     prefix: &str,
+    timeout: Duration,
 ) -> Result<String, ServerError> {
     let mut old_size = 0;
     for attempt in 0..2 {
         let body = request(old_size)?;
-        let reply = submit_add_checkpoint(prefix, &body)?;
+        let reply = submit_add_checkpoint(prefix, &body, timeout)?;
         let answer = String::from_utf8_lossy(&reply.body).trim_end().to_owned();
         if reply.status == 200 {
             return Ok(parmana_runtime::add_cosignatures(
