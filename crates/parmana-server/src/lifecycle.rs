@@ -282,6 +282,19 @@ impl Server {
         if let Some(warning) = plaintext_tokens_warning(self.tls.is_some(), self.local_addr) {
             tracing::warn!(target: "parmana::server", "{warning}");
         }
+        if state
+            .log
+            .as_ref()
+            .is_some_and(|log| !log.witnesses.is_empty())
+            && !crate::cosigning::witnessed(&state, &state.runtime.environment())
+        {
+            tracing::warn!(
+                target: "parmana::server",
+                "witnesses are configured (--witness-url) but the trust root's log role requires \
+                 none: no checkpoint is sent to them, and the log's own are served (until a \
+                 reload brings a trust root that lists witnesses)"
+            );
+        }
         let served = match self.tls {
             None => {
                 server

@@ -674,3 +674,48 @@ fn the_server_serves_checkpoints_and_proofs_its_witnesses_cosigned() {
         served.stderr()
     );
 }
+
+/// Witnesses configured where the trust root requires none: the server says so at start, asks
+/// them nothing, and serves the log's own checkpoints.
+#[test]
+fn witnesses_the_trust_root_does_not_require_are_not_asked() {
+    use crate::harness::{Served, execution_body, metric_with};
+    let env = deployment("memory", "");
+    let d = env.root();
+    name_a_log(d, &[]);
+    let served = Served::start(
+        d,
+        &[
+            "--dev-token",
+            "--log-key",
+            LOG_KEY,
+            "--witness-url",
+            "http://127.0.0.1:9",
+        ],
+    );
+    let token = served.token.clone();
+    let token = token.as_deref();
+    assert!(
+        served.stderr().contains(
+            "witnesses are configured (--witness-url) but the trust root's log role requires none"
+        ),
+        "{}",
+        served.stderr()
+    );
+    let executed = served.post("/v1/executions", token, &execution_body("plain-0001"));
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    let checkpoint = served.get("/log/checkpoint", token);
+    assert_eq!(checkpoint.status, 200, "{}", checkpoint.text);
+    assert!(!checkpoint.text.contains(WITNESS), "{}", checkpoint.text);
+    // Past a round's cadence, still nothing asked.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    for outcome in ["cosigned", "failed"] {
+        let series = format!(r#"parmana_checkpoint_cosignings_total{{outcome="{outcome}"}}"#);
+        assert_eq!(
+            metric_with(&served, token, &series),
+            0,
+            "{}",
+            served.stderr()
+        );
+    }
+}
