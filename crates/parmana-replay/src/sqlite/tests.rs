@@ -150,3 +150,26 @@ fn sqlite_failures_say_whether_a_retry_helps() {
         assert_eq!(super::map_error(error).code(), expected, "{code} {message}");
     }
 }
+
+/// Once a connection has read the store, its WAL and index exist while it is open: one missing
+/// when the store takes its files' identity was unlinked by someone else (a new index made beside
+/// the one in use would give the next opener a write lock of its own), and the open is refused.
+#[test]
+fn a_wal_or_index_missing_when_the_store_opens_is_refused() {
+    for suffix in ["-wal", "-shm"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite3");
+        drop(SqliteReplayStore::open(&path).unwrap());
+        let conn = connect(&path, false).map_err(|f| f.error).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert!(version > 0);
+        assert!(FileIdentity::of(&path).is_ok(), "{suffix}");
+        std::fs::remove_file(format!("{}{suffix}", path.display())).unwrap();
+        let refused = FileIdentity::of(&path).unwrap_err();
+        assert_eq!(refused.code(), "replay.store_replaced", "{suffix}");
+        assert!(refused.to_string().contains(suffix), "{refused}");
+        drop(conn);
+    }
+}

@@ -53,6 +53,11 @@ pub(super) struct FileIdentity {
 }
 
 impl FileIdentity {
+    /// The files of the store at `path`, taken once its connections have read it. By then
+    /// SQLite has made the WAL and its index (a read in WAL mode opens both) and keeps them while
+    /// a connection is open, so one missing was unlinked by someone else meanwhile — a new index
+    /// made beside the one this store holds would give the next opener a write lock of its own:
+    /// refused (`replay.store_replaced`), as is a file that is not a regular one.
     pub(super) fn of(path: &Path) -> Result<Self, ReplayError> {
         let files = ["", "-wal", "-shm"]
             .into_iter()
@@ -67,6 +72,11 @@ impl FileIdentity {
                 "{} vanished while it was being opened",
                 path.display()
             )));
+        }
+        if let Some((missing, _)) = files.iter().find(|(_, id)| id.is_none()) {
+            return Err(ReplayError::Replaced {
+                path: missing.display().to_string(),
+            });
         }
         Ok(Self { files })
     }
@@ -84,11 +94,7 @@ impl FileIdentity {
             refuse_multiple_links(path)?;
         }
         for (path, opened) in &self.files {
-            // A WAL or index that did not exist at open is created by SQLite itself; only one we
-            // saw counts.
-            if let Some(opened) = opened
-                && file_id(path)? != Some(*opened)
-            {
+            if file_id(path)? != *opened {
                 return Err(ReplayError::Replaced {
                     path: path.display().to_string(),
                 });
@@ -118,11 +124,14 @@ pub(super) fn refuse_multiple_links(_path: &Path) -> Result<(), ReplayError> {
     Ok(())
 }
 
-/// The device and inode of the file at `path`; `None` when nothing is there. Any other failure
-/// to look (a permission, an I/O error) is `replay.store_unavailable`: it says nothing of the
-/// file, and may pass.
+/// The device and inode of the file at `path` itself — a symbolic link put in its place is
+/// another file, not the one it names (the path was resolved at open: a link there now moved the
+/// store's file, and the next opener would resolve it and name its WAL and index after the
+/// target, beside the ones in use); `None` when nothing is there. Any other failure to look (a
+/// permission, an I/O error) is `replay.store_unavailable`: it says nothing of the file, and may
+/// pass.
 pub(super) fn file_id(path: &Path) -> Result<Option<(u64, u64)>, ReplayError> {
-    match std::fs::metadata(path) {
+    match std::fs::symlink_metadata(path) {
         Ok(metadata) => Ok(Some(device_and_inode(&metadata))),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(ReplayError::unavailable(format!(

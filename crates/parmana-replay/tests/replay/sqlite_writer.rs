@@ -286,5 +286,31 @@ fn a_store_path_is_the_file_it_names() {
                 .code(),
             "replay.store_replaced"
         );
+        drop(store);
+
+        // The file moved and a symbolic link put at its old name: the inode the link names is
+        // the store's, but the next opener would resolve the link and name its WAL and index
+        // after the target, beside the ones in use — refused at the next write and read.
+        let path = dir.path().join("moved.sqlite3");
+        let store = SqliteReplayStore::open(&path).unwrap();
+        let under = AcceptedVersions::new(1, 1);
+        assert_eq!(
+            store.claim(&id("a"), &claim_for("a"), under).unwrap(),
+            ClaimOutcome::Claimed
+        );
+        let elsewhere = dir.path().join("elsewhere.sqlite3");
+        std::fs::rename(&path, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        assert_eq!(
+            store
+                .claim(&id("b"), &claim_for("b"), under)
+                .unwrap_err()
+                .code(),
+            "replay.store_replaced"
+        );
+        assert_eq!(
+            store.get(&id("a")).map(|_| ()).unwrap_err().code(),
+            "replay.store_replaced"
+        );
     }
 }
