@@ -176,14 +176,12 @@ impl LogSequencer {
                 }
             })?;
         }
-        let rows = match store.sequence(self.batch)? {
-            SequenceOutcome::Busy => {
-                return Ok(SequenceReport {
-                    busy: true,
-                    ..SequenceReport::default()
-                });
-            }
-            SequenceOutcome::Integrated(rows) => rows,
+        // Another integrator holding the ledger (PostgreSQL) integrates nothing here, but the
+        // kept log is still followed and checked below: a holder of that lock — any role that
+        // may connect can take it — must not turn off what sees a store cut or rewritten.
+        let (rows, busy) = match store.sequence(self.batch)? {
+            SequenceOutcome::Busy => (Vec::new(), true),
+            SequenceOutcome::Integrated(rows) => (rows, false),
         };
         let integrated = rows
             .iter()
@@ -200,7 +198,12 @@ impl LogSequencer {
             // root there is a store cut and grown again (its cut ids would execute again), seen
             // at once rather than when this driver next signs a larger log.
             None => {
-                let whole = ledger_log(store)?;
+                // A ledger already broken when first read (rows deleted or rewritten while no
+                // log was kept) is evidence too, recorded: not a failure to retry run after run.
+                let whole = ledger_log(store).map_err(|error| match error {
+                    ReplayError::LedgerBroken(_) => self.rewound_by(error.into()),
+                    other => other.into(),
+                })?;
                 if let Some((size, root)) = anchor.and_then(crate::LogAnchor::recorded)
                     && size <= whole.size()
                     && whole.tree().root_at(size).ok() != Some(root)
@@ -251,7 +254,7 @@ impl LogSequencer {
             },
         };
         let log = cached.insert(log);
-        let checkpoint = match signing {
+        let checkpoint = match signing.filter(|_| !busy) {
             // A checkpoint signed before (stored, or recorded by the anchor) of a size this log
             // holds, with another root there: the ledger forked under what the key signed —
             // evidence of a store cut and grown again, or rewritten. (One larger than the log is
@@ -273,7 +276,7 @@ impl LogSequencer {
         };
         Ok(SequenceReport {
             integrated,
-            busy: false,
+            busy,
             size: log.size(),
             checkpoint,
         })

@@ -180,3 +180,94 @@ fn a_rewritten_ledger_is_never_taken_by_a_running_driver_or_snapshot() {
     assert_eq!(snapshot.size(), signed.size + 1);
     assert_eq!(snapshot.tile(store, &bundle).unwrap(), expected_bundle);
 }
+
+/// A ledger already broken when a driver first reads it — its tail cut while no log was kept,
+/// as a server started after the cut finds it — is evidence, recorded at that first run (not a
+/// failure retried run after run while the cut ids execute again).
+#[test]
+fn a_ledger_broken_before_the_first_run_is_recorded_as_a_cut() {
+    let (store, visible) = parmana_testkit::CutLedger::new();
+    let (_fixture, runtime, log_key) = setup_on(Arc::new(store));
+    let environment = runtime.environment();
+    let signing = signing_with(&environment, &log_key);
+    for n in 0..3 {
+        execute(&runtime, &format!("early-{n}"));
+    }
+    let size = LogSequencer::default()
+        .run_all(runtime.store(), Some(signing))
+        .unwrap()
+        .size;
+    visible.store(size - 1, Ordering::SeqCst);
+    // A driver of a process started after the cut.
+    let started_later = LogSequencer::default();
+    let refused = started_later
+        .run(runtime.store(), Some(signing))
+        .unwrap_err();
+    assert_eq!(refused.code(), "replay.ledger_broken", "{refused}");
+    assert!(
+        started_later
+            .store_rewound()
+            .is_some_and(|why| why.contains("replay.ledger_broken")),
+        "{:?}",
+        started_later.store_rewound()
+    );
+}
+
+/// A memory store whose sequencer answers "another integrator holds the ledger" while `held` is
+/// set: what any role that may connect to PostgreSQL makes of every server by taking the
+/// integrator's advisory lock.
+#[derive(Debug)]
+struct HeldLedger {
+    inner: parmana_testkit::CutLedger,
+    held: Arc<AtomicBool>,
+}
+
+impl ReplayStore for HeldLedger {
+    common::forward_store_writes!(inner);
+    fn sequence(
+        &self,
+        max: usize,
+    ) -> Result<parmana_runtime::replay::SequenceOutcome, ReplayError> {
+        if self.held.load(Ordering::SeqCst) {
+            return Ok(parmana_runtime::replay::SequenceOutcome::Busy);
+        }
+        self.inner.sequence(max)
+    }
+    common::forward_store_reads!(inner: get, pending_after, accepted_versions, accept_versions,
+        store_checkpoint, latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows,
+        ledger_records);
+}
+
+/// The integrator's lock held from outside does not turn off what sees a cut: a run that finds
+/// the ledger busy integrates and signs nothing, but still follows the kept log — a tail cut
+/// meanwhile is recorded as evidence, as in a run that integrates.
+#[test]
+fn a_cut_is_seen_while_another_holds_the_integrators_lock() {
+    let (cut, visible) = parmana_testkit::CutLedger::new();
+    let held = Arc::new(AtomicBool::new(false));
+    let (_fixture, runtime, log_key) = setup_on(Arc::new(HeldLedger {
+        inner: cut,
+        held: Arc::clone(&held),
+    }));
+    let environment = runtime.environment();
+    let signing = signing_with(&environment, &log_key);
+    for n in 0..3 {
+        execute(&runtime, &format!("held-{n}"));
+    }
+    let driver = LogSequencer::default();
+    let size = driver.run_all(runtime.store(), Some(signing)).unwrap().size;
+    held.store(true, Ordering::SeqCst);
+    // Busy and quiet: no alarm, nothing signed.
+    let busy = driver.run(runtime.store(), Some(signing)).unwrap();
+    assert!(busy.busy && busy.checkpoint.is_none(), "{busy:?}");
+    assert_eq!(busy.size, size);
+    // The tail cut while the lock is held: seen, and recorded.
+    visible.store(size - 1, Ordering::SeqCst);
+    let refused = driver.run(runtime.store(), Some(signing)).unwrap_err();
+    assert_eq!(refused.code(), "replay.ledger_broken", "{refused}");
+    assert!(
+        driver.store_rewound().is_some(),
+        "{:?}",
+        driver.store_rewound()
+    );
+}
