@@ -140,8 +140,9 @@ const BASELINE_EXCEPTIONS: &[(&str, &str, &str)] = &[
     (
         "parmana-cli",
         "rusqlite",
-        "a SQLite store set back to an older schema version, as an older build left it: a state \
-         this build never makes, to show that the reading commands do not migrate it",
+        "SQLite stores put in states this build never makes — set back to an older schema \
+         version, a ledger cut under a running server — to show what the commands and the \
+         server do with them",
     ),
 ];
 

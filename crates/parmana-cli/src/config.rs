@@ -408,6 +408,12 @@ impl Deployment {
         Self::load_from(cwd, env, config_env)
     }
 
+    /// A deployment at `cwd` with no variable set (for unit tests elsewhere in the crate).
+    #[cfg(test)]
+    pub(crate) fn at(cwd: PathBuf) -> Result<Self, Failure> {
+        Self::load_from(cwd, Vec::new(), None)
+    }
+
     /// [`Deployment::load`] with the environment given (for tests of the precedence rules).
     fn load_from(
         cwd: PathBuf,
@@ -610,14 +616,26 @@ impl Deployment {
         if setting.value.is_empty() {
             return Err(invalid("names no witness".to_owned()));
         }
-        for url in &setting.value {
-            let scheme = url
-                .split_once("://")
-                .map(|(scheme, _)| scheme.to_ascii_lowercase());
-            if !matches!(scheme.as_deref(), Some("http" | "https")) {
+        for (n, url) in setting.value.iter().enumerate() {
+            let (scheme, rest) = url.split_once("://").unwrap_or_default();
+            if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
                 return Err(invalid(format!(
                     "{url:?} is not an http:// or https:// URL (a witness's submission prefix)"
                 )));
+            }
+            // A password in the URL would be printed by `parmana config` and in every refusal.
+            if rest
+                .split(['/', '?', '#'])
+                .next()
+                .is_some_and(|authority| authority.contains('@'))
+            {
+                return Err(invalid(
+                    "a witness URL carries no user or password (it is printed and logged)"
+                        .to_owned(),
+                ));
+            }
+            if setting.value[..n].contains(url) {
+                return Err(invalid(format!("{url:?} is named twice")));
             }
         }
         Ok(Some(setting))

@@ -762,4 +762,21 @@ mod tests {
         assert!(lacking.is_empty(), "{lacking:#?}");
         assert!(checked >= 10, "{checked}");
     }
+
+    /// Every limit the server checks is named, when refused, with where it was given: a limit
+    /// added to `LIMIT_RANGES` without its setting here would lose its source.
+    #[test]
+    fn every_limit_knows_where_it_was_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let deployment = crate::config::Deployment::at(dir.path().to_path_buf()).unwrap();
+        let values =
+            super::ServerValues::resolve(&deployment, &super::ServerFlags::default()).unwrap();
+        for (name, _, _) in parmana_server::LIMIT_RANGES {
+            let (source, key) = values
+                .limit_source(name)
+                .unwrap_or_else(|| panic!("{name} has no source"));
+            assert_eq!(key.name, name);
+            assert_eq!(source.kind(), "default", "{name}");
+        }
+    }
 }

@@ -283,16 +283,25 @@ pub fn add_cosignatures(
             .log_only()
             .open_checkpoint(note.to_text().as_bytes())?;
     }
-    // Of the answer, only the listed witnesses' lines (all verified above) are kept; the
+    // Of the answer, only the listed witnesses' lines (all verified above) are kept, one per
+    // witness key: a witness that repeats its line (or a network path that replays it) must not
+    // fill the note's bounded count of lines and keep out the cosignatures of the others. The
     // checkpoint's own lines stay as they were.
     let own = Note::parse(checkpoint)?.signatures().len();
     let mut position = 0_usize;
+    let mut seen: Vec<(String, u32)> = Vec::new();
     let mut note = note;
     note.retain_signatures(|line| {
-        let keep = position < own
-            || witnesses
+        let key = (line.name().as_str().to_owned(), line.id());
+        let keep = if position < own {
+            true
+        } else {
+            witnesses
                 .iter()
-                .any(|w| w.name() == line.name() && w.id() == line.id());
+                .any(|w| w.name() == line.name() && w.id() == line.id())
+                && !seen.contains(&key)
+        };
+        seen.push(key);
         position += 1;
         keep
     });

@@ -193,7 +193,7 @@ fn a_revoked_key_stands_only_with_a_proof_from_before_the_revocation() {
 /// root lists: an answer of lines by keys nobody lists alone is refused (a 200 of another
 /// witness is no cosignature); beside a listed witness's, such a line is dropped (and so is a
 /// valid line of the log's own key the answer repeats): only the listed witnesses'
-/// cosignatures are added.
+/// cosignatures are added, one line per witness key.
 #[test]
 fn a_witness_answer_with_a_bad_log_key_line_is_refused() {
     use parmana_runtime::add_cosignatures;
@@ -254,6 +254,14 @@ fn a_witness_answer_with_a_bad_log_key_line_is_refused() {
         format!("{stranger}{cosignature}{log_line}").as_bytes(),
     );
     assert_eq!(repeated.unwrap(), format!("{checkpoint}{cosignature}"));
+    // A witness's line repeated (by the witness, or replayed on the way) is kept once: repeats
+    // must not fill the note's bounded count of lines and keep other witnesses' out.
+    let thrice = add_cosignatures(
+        env.trust_root(),
+        checkpoint.as_bytes(),
+        format!("{cosignature}{cosignature}{cosignature}").as_bytes(),
+    );
+    assert_eq!(thrice.unwrap(), format!("{checkpoint}{cosignature}"));
     // A witness that cosigned before cosigns again (a fresh timestamp): taken, not refused as
     // adding nothing.
     let again = signature_line(
@@ -266,13 +274,15 @@ fn a_witness_answer_with_a_bad_log_key_line_is_refused() {
         .unwrap(),
     );
     let cosigned_before = format!("{checkpoint}{cosignature}");
-    assert!(
+    assert_eq!(
         add_cosignatures(
             env.trust_root(),
             cosigned_before.as_bytes(),
             again.as_bytes()
         )
-        .is_ok()
+        .unwrap(),
+        cosigned_before,
+        "one line per witness key: the one the checkpoint carried stays"
     );
 }
 

@@ -110,15 +110,44 @@ impl Peer for tokio::net::TcpStream {
     }
 }
 
+/// How many refused TLS handshakes are logged at `info` in one second; the rest of that second's
+/// at `debug` (each is counted in `parmana_connections_without_request_total` anyway): a scanner
+/// or a client speaking plain HTTP to the TLS port cannot flood the log.
+const LOGGED_HANDSHAKE_REFUSALS_PER_SECOND: u64 = 10;
+
+/// The second (since the Unix epoch) and the count of refused handshakes logged at `info` in it.
+static HANDSHAKE_REFUSALS_LOGGED: std::sync::Mutex<(u64, u64)> = std::sync::Mutex::new((0, 0));
+
+/// Whether one more refused handshake may be logged at `info` this second.
+fn handshake_refusal_loggable() -> bool {
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    loggable_in(&HANDSHAKE_REFUSALS_LOGGED, second)
+}
+
+/// Counts one more refusal in `second` in `logged`; whether it is within the rate.
+fn loggable_in(logged: &std::sync::Mutex<(u64, u64)>, second: u64) -> bool {
+    let Ok(mut logged) = logged.lock() else {
+        return false;
+    };
+    if logged.0 != second {
+        *logged = (second, 0);
+    }
+    logged.1 = logged.1.saturating_add(1);
+    logged.1 <= LOGGED_HANDSHAKE_REFUSALS_PER_SECOND
+}
+
 /// Logs a connection the inner acceptor (a TLS handshake) refused: a client the TLS
 /// configuration turned away (no client certificate or one no named CA issued, no common
-/// protocol version, a certificate it does not trust) at `info`, so that an operator can see
-/// why a client cannot connect; one that closed, reset or stayed silent until the handshake
-/// timeout (port scans, TCP health checks) at `debug` only. Each is also counted in
-/// `parmana_connections_without_request_total`.
+/// protocol version, a certificate it does not trust) at `info` — at most
+/// [`LOGGED_HANDSHAKE_REFUSALS_PER_SECOND`] a second — so that an operator can see why a client
+/// cannot connect; one that closed, reset or stayed silent until the handshake timeout (port
+/// scans, TCP health checks), and refusals past that rate, at `debug` only. Each is also counted
+/// in `parmana_connections_without_request_total`.
 fn log_refused_handshake(peer: Option<std::net::SocketAddr>, error: &io::Error) {
     let peer = peer.map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
-    if error.kind() == io::ErrorKind::InvalidData {
+    if error.kind() == io::ErrorKind::InvalidData && handshake_refusal_loggable() {
         tracing::info!(
             target: "parmana::server",
             peer = %peer,
@@ -740,5 +769,21 @@ mod tests {
             );
             assert_eq!(closes(ageless.call(Request::new(())).await.unwrap()), None);
         });
+    }
+}
+
+#[cfg(test)]
+mod handshake_log_tests {
+    use super::*;
+
+    /// At most ten refused handshakes a second are logged at `info`; the count starts again
+    /// each second.
+    #[test]
+    fn refused_handshakes_are_logged_at_a_bounded_rate() {
+        let logged = std::sync::Mutex::new((0, 0));
+        let first: Vec<bool> = (0..12).map(|_| loggable_in(&logged, 7)).collect();
+        assert_eq!(first.iter().filter(|loggable| **loggable).count(), 10);
+        assert!(first[..10].iter().all(|loggable| *loggable));
+        assert!(loggable_in(&logged, 8));
     }
 }

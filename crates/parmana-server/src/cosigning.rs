@@ -31,14 +31,27 @@ pub(crate) fn witnessed(state: &AppState, environment: &RuntimeEnvironment) -> b
             .is_some_and(|role| role.witnesses().1 > 0)
 }
 
-/// The newest cosigned checkpoint kept for the trust root `version`, if any.
-pub(crate) fn cosigned_for(state: &AppState, version: u64) -> Option<CosignedNote> {
-    state
-        .cosigned_note
-        .lock()
-        .ok()
-        .and_then(|kept| kept.clone())
-        .filter(|kept| kept.trust_root_version == version)
+/// The newest cosigned checkpoint kept, if it meets the `log` role of `environment`'s trust root:
+/// kept for that trust root's version, or — after a reload to another version — opened again
+/// under its role (a rotation that left the log role as it was keeps the note; one that changed
+/// the witnesses or the log keys drops it until the next round).
+pub(crate) fn kept_cosigned(
+    state: &AppState,
+    environment: &RuntimeEnvironment,
+) -> Option<CosignedNote> {
+    let trust_root = environment.trust_root();
+    let version = trust_root.version();
+    let mut slot = state.cosigned_note.lock().ok()?;
+    let kept = slot.as_mut()?;
+    if kept.trust_root_version != version {
+        trust_root
+            .log()?
+            .verifier()
+            .open_checkpoint(kept.note.as_bytes())
+            .ok()?;
+        kept.trust_root_version = version;
+    }
+    Some(kept.clone())
 }
 
 /// Every cadence (at least [`MIN_COSIGN_INTERVAL`]) once the server is ready, one round of
@@ -52,10 +65,12 @@ pub(crate) async fn cosign_periodically(state: Arc<AppState>) {
         return;
     }
     let cadence = state.sequencer.cadence.max(MIN_COSIGN_INTERVAL);
-    let mut ticks = tokio::time::interval(cadence);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Until the server is ready, and after a round that failed, the next round comes after the
+    // least interval; after one that cosigned or found nothing new, after the cadence.
+    let mut wait = MIN_COSIGN_INTERVAL;
     loop {
-        ticks.tick().await;
+        tokio::time::sleep(wait).await;
+        wait = MIN_COSIGN_INTERVAL;
         if !state.is_started() || state.is_draining() {
             continue;
         }
@@ -65,6 +80,7 @@ pub(crate) async fn cosign_periodically(state: Arc<AppState>) {
             .await;
         match round {
             Ok(Ok(Some(cosigned))) => {
+                wait = cadence;
                 state.metrics.cosigning("cosigned");
                 tracing::info!(
                     target: "parmana::server",
@@ -72,7 +88,7 @@ pub(crate) async fn cosign_periodically(state: Arc<AppState>) {
                     "checkpoint cosigned by the witnesses"
                 );
             }
-            Ok(Ok(None)) => {}
+            Ok(Ok(None)) => wait = cadence,
             Ok(Err(error)) => {
                 state.metrics.cosigning("failed");
                 tracing::warn!(
@@ -105,9 +121,20 @@ fn cosign_once(state: &AppState, runtime: &Runtime) -> Result<Option<CosignedNot
     let (log, note) =
         crate::tlog::signed_checkpoint(state, runtime, &environment, &log_settings.signers)?;
     let (size, root) = (log.size(), log.root());
-    if cosigned_for(state, version).is_some_and(|kept| kept.size == size && kept.root == root) {
+    // The snapshot let go before any witness is asked: one held across their answers would be
+    // copied whole by every catch-up meanwhile. Each request takes the log as it is then (a
+    // larger one proves the same checkpoint).
+    drop(log);
+    if kept_cosigned(state, &environment).is_some_and(|kept| kept.size == size && kept.root == root)
+    {
         return Ok(None);
     }
+    let request = |checkpoint: &[u8], old_size| {
+        state
+            .log_cache
+            .get(runtime.store())?
+            .witness_request(trust_root, checkpoint, old_size)
+    };
     let mut cosigned = note;
     for prefix in &log_settings.witnesses {
         // A shutdown does not wait for the witnesses not asked yet.
@@ -115,7 +142,7 @@ fn cosign_once(state: &AppState, runtime: &Runtime) -> Result<Option<CosignedNot
             return Ok(None);
         }
         let sent = cosigned.clone();
-        let request = |old_size| log.witness_request(trust_root, sent.as_bytes(), old_size);
+        let request = |old_size| request(sent.as_bytes(), old_size);
         match crate::witness::request_cosignature(
             &request,
             trust_root,
@@ -124,6 +151,17 @@ fn cosign_once(state: &AppState, runtime: &Runtime) -> Result<Option<CosignedNot
             WITNESS_ANSWER_TIMEOUT,
         ) {
             Ok(more) => cosigned = more,
+            // A witness that cosigned a larger checkpoint of this log (another server's of the
+            // deployment) is not refusing: this server is behind, and reads the log again.
+            Err(ServerError::Runtime(error)) if error.code() == "trust.tlog_inconsistent" => {
+                state.log_cache.expire();
+                tracing::info!(
+                    target: "parmana::server",
+                    witness = %prefix,
+                    "the witness cosigned a larger checkpoint of this log (another server's): \
+                     asked again at the next round"
+                );
+            }
             Err(error) => tracing::warn!(
                 target: "parmana::server",
                 witness = %prefix,
@@ -133,7 +171,6 @@ fn cosign_once(state: &AppState, runtime: &Runtime) -> Result<Option<CosignedNot
             ),
         }
     }
-    drop(log);
     // As far as the trust root requires: the log's signatures and the witnesses' threshold.
     let Some(role) = trust_root.log() else {
         return Ok(None);

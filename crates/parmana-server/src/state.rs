@@ -205,7 +205,7 @@ pub(crate) struct AppState {
     /// result, instead of each verifying the entries again.
     pub(crate) signing_note: std::sync::Mutex<()>,
     /// The newest checkpoint the configured witnesses cosigned as far as the trust root requires
-    /// (`witness::cosign_periodically`), which the log routes serve where the trust root's `log`
+    /// (`cosigning::cosign_periodically`), which the log routes serve where the trust root's `log`
     /// role lists witnesses.
     pub(crate) cosigned_note: std::sync::Mutex<Option<CosignedNote>>,
 }

@@ -27,6 +27,25 @@ const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
 /// The checkpoint moves on; partial tiles are replaced by wider ones.
 const NO_CACHE: &str = "no-cache";
 
+/// Refuses a kept checkpoint of `size` and `root` that `log`, the store's log as read now, no
+/// longer extends (`trust.tlog_inconsistent`): cut or rewritten since it was signed.
+fn check_still_extended(
+    log: &LogSnapshot,
+    size: u64,
+    root: parmana_runtime::canon::Digest,
+) -> Result<(), ApiError> {
+    if log.root_at(size) == Some(root) {
+        return Ok(());
+    }
+    let error: ExecutionError = parmana_runtime::trust::TrustError::TlogInconsistent {
+        old_size: size,
+        new_size: log.size(),
+        reason: parmana_runtime::canon::merkle::MerkleError::RootMismatch,
+    }
+    .into();
+    Err(ApiError::from_execution(&error))
+}
+
 /// `server.not_yet_cosigned` (with `Retry-After`): the trust root requires witnesses'
 /// cosignatures and the configured witnesses have cosigned no checkpoint yet (`None`), or none
 /// that holds the execution asked for (the size of the newest they cosigned).
@@ -43,7 +62,7 @@ fn not_yet_cosigned(status: StatusCode, cosigned_size: Option<u64>) -> ApiError 
         "server.not_yet_cosigned",
         format!(
             "{what}; the trust root requires their cosignatures, and the server asks the \
-             configured witnesses after each sequencer run (its log says why a round failed)"
+             configured witnesses every sequencer cadence (its log says why a round failed)"
         ),
     )
     .with_header(header::RETRY_AFTER, crate::error::RETRY_AFTER_SECONDS)
@@ -86,7 +105,7 @@ fn body_response(content_type: &'static str, cache: &'static str, body: Vec<u8>)
         (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "The server serves no log (`server.log_disabled`)", body = ErrorBody),
-        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it), or a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …)", body = ErrorBody),
+        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it), a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …), or one this server has seen cut, replaced or rewritten (`runtime.store_rewound`)", body = ErrorBody),
 (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`), timed out (`server.timeout`), or no checkpoint cosigned yet where the trust root requires witnesses (`server.not_yet_cosigned`)", body = ErrorBody,
             headers(("Retry-After" = String, description = "Seconds to wait before asking again"))),
     ),
@@ -102,16 +121,19 @@ pub(crate) async fn checkpoint(
     let note = state
         .blocking("log", move |runtime| {
             let environment = runtime.environment();
-            // Where the trust root requires witnesses and they are configured: the newest
-            // checkpoint they cosigned.
-            if crate::cosigning::witnessed(&worker, &environment) {
-                return crate::cosigning::cosigned_for(&worker, environment.trust_root().version())
-                    .map(|kept| kept.note)
-                    .ok_or_else(|| not_yet_cosigned(StatusCode::SERVICE_UNAVAILABLE, None));
+            // The log's own checkpoint first: every refusal of the store, the anchor or the keys
+            // stands whether or not witnesses are asked.
+            let (log, note) = signed_checkpoint(&worker, runtime, &environment, &signers)
+                .map_err(|e| ApiError::from_execution(&e))?;
+            if !crate::cosigning::witnessed(&worker, &environment) {
+                return Ok(note);
             }
-            signed_checkpoint(&worker, runtime, &environment, &signers)
-                .map(|(_, note)| note)
-                .map_err(|e| ApiError::from_execution(&e))
+            // Where the trust root requires witnesses and they are configured: the newest
+            // checkpoint they cosigned, as long as the store's log still extends it.
+            let kept = crate::cosigning::kept_cosigned(&worker, &environment)
+                .ok_or_else(|| not_yet_cosigned(StatusCode::SERVICE_UNAVAILABLE, None))?;
+            check_still_extended(&log, kept.size, kept.root)?;
+            Ok(kept.note)
         })
         .await??;
     Ok(body_response(
@@ -133,6 +155,12 @@ pub(crate) fn signed_checkpoint(
     environment: &RuntimeEnvironment,
     keys: &[LocalSigningKey],
 ) -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
+    // A store this server has seen cut, replaced or rewritten is not signed over again.
+    if let Some(reason) = runtime.store_refused() {
+        return Err(ExecutionError::StoreRewound {
+            reason: reason.to_owned(),
+        });
+    }
     let signers = parmana_runtime::signers_of(keys);
     let anchor = state.sequencer.anchor.as_deref();
     let trust_root_version = environment.trust_root().version();
@@ -232,7 +260,7 @@ pub(crate) fn signed_checkpoint(
         (status = 401, description = "No valid bearer token (unless the log is public)", body = ErrorBody),
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "Past the log (`tile.beyond_tree`), or the server serves no log", body = ErrorBody),
-        (status = 500, description = "The store's ledger no longer extends the log served (`trust.tlog_inconsistent`), an entry too large to serve (`tile.entry_too_large`), or a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …)", body = ErrorBody),
+        (status = 500, description = "The store's ledger no longer extends the log served (`trust.tlog_inconsistent`), an entry too large to serve (`tile.entry_too_large`), a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …), or one this server has seen cut, replaced or rewritten (`runtime.store_rewound`)", body = ErrorBody),
 (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security((), ("bearer" = ["read"]))
@@ -267,6 +295,12 @@ pub(crate) async fn tile(
     let worker = Arc::clone(&state);
     let (bytes, committed) = state
         .blocking("log", move |runtime| {
+            // A store this server has seen cut, replaced or rewritten is not served from.
+            if let Some(reason) = runtime.store_refused() {
+                return Err(ExecutionError::StoreRewound {
+                    reason: reason.to_owned(),
+                });
+            }
             let store = runtime.store();
             let log = worker.log_cache.get(store)?;
             let committed = signed.is_some_and(|(size, root)| {
@@ -306,7 +340,7 @@ pub(crate) async fn tile(
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "No completed execution with this id (`runtime.not_in_log`), one completed but not yet in the log (`runtime.not_yet_sequenced`, with `Retry-After`), one not yet in a checkpoint the witnesses cosigned where the trust root requires them (`server.not_yet_cosigned`, with `Retry-After`), or the server serves no log", body = ErrorBody,
             headers(("Retry-After" = String, description = "With `runtime.not_yet_sequenced` or `server.not_yet_cosigned`: seconds to wait before asking again"))),
-        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it), or a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …)", body = ErrorBody),
+        (status = 500, description = "The trust root names no log, the log key no longer holds the `log` role, the store's ledger no longer extends the log served (`trust.tlog_inconsistent`), an entry past the newest checkpoint is not an attested execution (`runtime.log_entry_unattested`: no checkpoint is signed over it), a store whose content no retry mends (`replay.store_corrupt`, `replay.ledger_broken`, …), or one this server has seen cut, replaced or rewritten (`runtime.store_rewound`)", body = ErrorBody),
 (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))
@@ -327,22 +361,21 @@ pub(crate) async fn proof(
             // One environment for both: a reload between them would have the proof checked
             // against another trust root than the checkpoint was signed under.
             let environment = runtime.environment();
-            let (log, checkpoint) = if crate::cosigning::witnessed(&worker, &environment) {
-                // Against the newest checkpoint the witnesses cosigned: an entry after it is
-                // not proven yet.
-                let kept =
-                    crate::cosigning::cosigned_for(&worker, environment.trust_root().version())
+            let (log, signed) =
+                signed_checkpoint(&worker, runtime, &environment, &signers).map_err(execution)?;
+            // Where the trust root requires witnesses and they are configured, an entry of the
+            // log is proven against the newest checkpoint they cosigned (an entry after it is
+            // not proven yet); an id the log does not hold is answered as without witnesses.
+            let checkpoint = match log.position_of(&execution_id) {
+                Some(position) if crate::cosigning::witnessed(&worker, &environment) => {
+                    let kept = crate::cosigning::kept_cosigned(&worker, &environment)
                         .ok_or_else(|| not_yet_cosigned(StatusCode::NOT_FOUND, None))?;
-                let log = worker.log_cache.get(runtime.store()).map_err(execution)?;
-                if log
-                    .position_of(&execution_id)
-                    .is_some_and(|position| position >= kept.size)
-                {
-                    return Err(not_yet_cosigned(StatusCode::NOT_FOUND, Some(kept.size)));
+                    if position >= kept.size {
+                        return Err(not_yet_cosigned(StatusCode::NOT_FOUND, Some(kept.size)));
+                    }
+                    kept.note
                 }
-                (log, kept.note)
-            } else {
-                signed_checkpoint(&worker, runtime, &environment, &signers).map_err(execution)?
+                _ => signed,
             };
             let pending = log
                 .pending_proof(

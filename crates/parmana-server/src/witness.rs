@@ -531,6 +531,29 @@ pub fn submit_add_checkpoint(
     })
 }
 
+/// The most characters of a witness's refusal that an error (and so a log line) carries.
+const SHOWN_ANSWER_CHARS: usize = 200;
+
+/// A witness's answer as an error shows it: its first [`SHOWN_ANSWER_CHARS`] characters, with
+/// line ends and other control characters escaped (a witness's text must not forge log lines).
+fn shown_answer(answer: &str) -> String {
+    let mut shown: String = answer
+        .chars()
+        .take(SHOWN_ANSWER_CHARS)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if answer.chars().nth(SHOWN_ANSWER_CHARS).is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
 /// Has the witness at `prefix` cosign the signed `checkpoint` of a log under `trust_root`:
 /// first with the old size 0, then — when the witness answers `409` with the size it cosigned
 /// last (`text/x.tlog.size`) — once more with the consistency proof from that size; `request`
@@ -568,7 +591,7 @@ pub fn request_cosignature(
             None => {
                 return Err(ServerError::WitnessRefused {
                     status: reply.status,
-                    message: answer,
+                    message: shown_answer(&answer),
                 });
             }
         }
@@ -582,6 +605,20 @@ pub fn request_cosignature(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A witness's refusal is shown bounded, its line ends escaped.
+    #[test]
+    fn a_witness_answer_is_shown_bounded_and_on_one_line() {
+        assert_eq!(shown_answer("size mismatch"), "size mismatch");
+        assert_eq!(
+            shown_answer("one\nINFO forged line\r"),
+            "one\\nINFO forged line\\r"
+        );
+        let long = "x".repeat(5_000);
+        let shown = shown_answer(&long);
+        assert_eq!(shown.chars().count(), SHOWN_ANSWER_CHARS + 1);
+        assert!(shown.ends_with('…'));
+    }
 
     /// A new witness opens its state as new at its start, then as possibly missing until it has
     /// seen one (written by it or by another witness process on the file), then as existing; a

@@ -389,6 +389,14 @@ fn witness_urls_come_from_flags_the_variable_or_the_file_and_must_be_http() {
             "the variable PARMANA_WITNESS_URL: \"w.example\" is not an http:// or https:// URL",
         ),
         ("file:///etc/passwd", "is not an http:// or https:// URL"),
+        (
+            "https://user:secret@w.example/",
+            "a witness URL carries no user or password",
+        ),
+        (
+            "https://a.example https://a.example",
+            "\"https://a.example\" is named twice",
+        ),
     ] {
         let refused = deployment(root, None, &[(WITNESS_URL.env, value)])
             .witness_urls(&[])

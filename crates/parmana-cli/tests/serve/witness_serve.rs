@@ -673,6 +673,52 @@ fn the_server_serves_checkpoints_and_proofs_its_witnesses_cosigned() {
         "{}",
         served.stderr()
     );
+
+    // The witness gone: an execution after the newest cosigned checkpoint is not proven yet,
+    // while the cosigned checkpoint stays served.
+    drop(witness);
+    let cosigned_size: u64 = checkpoint.text.lines().nth(1).unwrap().parse().unwrap();
+    let later = served.post("/v1/executions", token, &execution_body("wit-0003"));
+    assert_eq!(later.status, 201, "{}", later.text);
+    let mut pending = None;
+    for _ in 0..400 {
+        let answer = served.get("/v1/executions/wit-0003/proof", token);
+        if answer.code() == "server.not_yet_cosigned" {
+            pending = Some(answer);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let pending = pending.unwrap_or_else(|| panic!("never sequenced: {}", served.stderr()));
+    assert_eq!(pending.status, 404, "{}", pending.text);
+    assert!(
+        pending.text.contains(&format!("(size {cosigned_size})")),
+        "{}",
+        pending.text
+    );
+    assert_eq!(served.get("/log/checkpoint", token).text, checkpoint.text);
+
+    // The ledger's tail cut under the server: the cosigned checkpoint is no longer served (the
+    // store no longer extends what was signed), as the log's own would not be.
+    let database = rusqlite::Connection::open(d.join("store.sqlite")).unwrap();
+    database
+        .execute(
+            "DELETE FROM ledger WHERE position = (SELECT max(position) FROM ledger)",
+            [],
+        )
+        .unwrap();
+    drop(database);
+    let mut refused = None;
+    for _ in 0..400 {
+        let answer = served.get("/log/checkpoint", token);
+        if answer.status != 200 {
+            refused = Some(answer);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let refused = refused.unwrap_or_else(|| panic!("still served: {}", served.stderr()));
+    assert_eq!(refused.status, 500, "{}", refused.text);
 }
 
 /// Witnesses configured where the trust root requires none: the server says so at start, asks
