@@ -58,6 +58,22 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         "runtime.store_rewound"
     );
     reopened.check_store_reaches(runtime.store()).unwrap();
+    // The record at the anchored size's last position gone, a later one there (a row a writer
+    // planted past a cut): not that record, refused.
+    for n in 0..2 {
+        execute(&runtime, &format!("past-anchor-{n}"));
+    }
+    LogSequencer::default()
+        .run_all(runtime.store(), None)
+        .unwrap();
+    let gapped = Gapped {
+        inner: runtime.store(),
+        gap: size - 1,
+    };
+    assert_eq!(
+        reopened.check_store_reaches(&gapped).unwrap_err().code(),
+        "runtime.store_rewound"
+    );
     let history = other_environment.trust_history();
     let now = clock().0;
     let manifest = other_environment.release_manifest().version();
@@ -182,3 +198,24 @@ fn anchors_are_one_file_whatever_the_path(dir: &std::path::Path) {
 
 #[cfg(not(unix))]
 fn anchors_are_one_file_whatever_the_path(_: &std::path::Path) {}
+
+/// A store whose ledger reads lack the record at position `gap` (the ones after it are there).
+#[derive(Debug)]
+struct Gapped<'a> {
+    inner: &'a dyn ReplayStore,
+    gap: u64,
+}
+
+impl ReplayStore for Gapped<'_> {
+    common::forward_store_writes!(inner);
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        let rows = self.inner.ledger_rows(from, max.saturating_add(1))?;
+        Ok(rows
+            .into_iter()
+            .filter(|row| row.position != self.gap)
+            .take(max)
+            .collect())
+    }
+    common::forward_store_reads!(inner: get, pending_after, accepted_versions, accept_versions,
+        sequence, store_checkpoint, latest_checkpoint, checkpoints_from, ledger_summary);
+}
