@@ -209,6 +209,11 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
                 ("PARMANA_TLS_CERT", "cert.pem"),
                 ("PARMANA_TLS_KEY", "key.pem"),
                 ("PARMANA_LOG_SIGNALS", "true"),
+                ("PARMANA_LOG_KEY", "keys/log.pem"),
+                (
+                    "PARMANA_WITNESS_URL",
+                    "https://w1.example/parmana http://127.0.0.1:7380",
+                ),
             ],
         ),
     ];
@@ -256,6 +261,18 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
             "true",
             "cli.usage",
             "the variable PARMANA_LOG_PUBLIC needs a log key",
+        ),
+        (
+            "PARMANA_WITNESS_URL",
+            "https://w1.example/parmana",
+            "cli.usage",
+            "the variable PARMANA_WITNESS_URL needs a log key",
+        ),
+        (
+            "PARMANA_WITNESS_URL",
+            "w1.example",
+            "cli.invalid_config",
+            "is not an http:// or https:// URL",
         ),
     ] {
         for command in [&["config"][..], &["serve", "--dev-token"]] {
