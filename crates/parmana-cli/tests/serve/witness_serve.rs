@@ -32,18 +32,36 @@ impl Witness {
     /// Started on `state` (`--new-state` while there is none yet, as an operator starts a new
     /// witness) with `extra` arguments.
     fn start_with(dir: &Path, state: &str, extra: &[&str]) -> Self {
+        Self::start_as(dir, state, extra, ("trust/keys/policy.pem", WITNESS))
+    }
+
+    /// [`start_with`](Self::start_with) for the witness of `(key, name)`.
+    fn start_as(dir: &Path, state: &str, extra: &[&str], (key, name): (&str, &str)) -> Self {
         let new: &[&str] = if dir.join(state).exists() {
             &[]
         } else {
             &["--new-state"]
         };
-        let mut child = spawn_witness(
-            dir,
-            state,
-            &[new, extra].concat(),
-            Stdio::piped(),
-            Stdio::inherit(),
-        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
+            .args([
+                "log",
+                "witness",
+                "--serve",
+                "127.0.0.1:0",
+                "--key",
+                key,
+                "--name",
+                name,
+                "--state",
+                state,
+            ])
+            .args([new, extra].concat())
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
@@ -60,7 +78,7 @@ impl Witness {
             .trim()
             .strip_prefix("cosigner key: ")
             .unwrap_or_default();
-        assert!(cosigner.starts_with(&format!("{WITNESS}+")), "{key}");
+        assert!(cosigner.starts_with(&format!("{name}+")), "{key}");
         assert!(
             listed.contains(&format!("witness {cosigner}\n")),
             "{key} / {listed}"
@@ -764,4 +782,78 @@ fn witnesses_the_trust_root_does_not_require_are_not_asked() {
             served.stderr()
         );
     }
+}
+
+/// Two witnesses required (threshold 2 of two): the server asks each in turn — the second
+/// receiving the first's cosignature — and serves a checkpoint carrying both, which a proof
+/// against it needs to pass `verify --proof`.
+#[test]
+fn the_server_gathers_a_threshold_of_two_witnesses_in_turn() {
+    use crate::harness::{Served, execution_body};
+    const SECOND: &str = "witness.example/w2";
+    let env = deployment("sqlite:store.sqlite", "");
+    let d = env.root();
+    name_a_log(
+        d,
+        &[
+            "--witness",
+            &format!("{WITNESS}=trust/keys/policy.pub"),
+            "--witness",
+            &format!("{SECOND}=trust/keys/release.pub"),
+            "--witness-threshold",
+            "2",
+        ],
+    );
+    let first = Witness::start(d);
+    let second = Witness::start_as(
+        d,
+        "second-state.txt",
+        &[],
+        ("trust/keys/release.pem", SECOND),
+    );
+    let served = Served::start(
+        d,
+        &[
+            "--dev-token",
+            "--log-key",
+            LOG_KEY,
+            "--witness-url",
+            &first.base,
+            "--witness-url",
+            &second.base,
+        ],
+    );
+    let token = served.token.clone();
+    let token = token.as_deref();
+    let executed = served.post("/v1/executions", token, &execution_body("two-0001"));
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    std::fs::write(
+        d.join("two-0001.json"),
+        executed.json()["attestation"].to_string(),
+    )
+    .unwrap();
+    let mut proof = None;
+    for _ in 0..400 {
+        let answer = served.get("/v1/executions/two-0001/proof", token);
+        if answer.status == 200 {
+            proof = Some(answer.text);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let proof = proof.unwrap_or_else(|| panic!("never cosigned: {}", served.stderr()));
+    let checkpoint = served.get("/log/checkpoint", token).text;
+    for name in [WITNESS, SECOND] {
+        assert_eq!(
+            checkpoint.matches(&format!("\u{2014} {name} ")).count(),
+            1,
+            "{name}: {checkpoint}"
+        );
+    }
+    std::fs::write(d.join("two-0001.tlog-proof"), &proof).unwrap();
+    let (code, out, err) = run(
+        d,
+        &["verify", "two-0001.json", "--proof", "two-0001.tlog-proof"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
 }
