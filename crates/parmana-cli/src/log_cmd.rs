@@ -537,6 +537,7 @@ fn cosign(
         trust_root,
         checkpoint,
         url,
+        0,
         WITNESS_ANSWER_TIMEOUT,
     )
     .map_err(|e| Failure::new(e.code(), e.to_string(), ExitClass::from(e.class())))

@@ -143,14 +143,29 @@ fn cosign_once(state: &AppState, runtime: &Runtime) -> Result<Option<CosignedNot
         }
         let sent = cosigned.clone();
         let request = |old_size| request(sent.as_bytes(), old_size);
+        // The size the witness cosigned last for this server (0 the first time): one request a
+        // round where it has not moved, instead of a `409` and a second.
+        let known = state
+            .witness_sizes
+            .lock()
+            .ok()
+            .and_then(|sizes| sizes.get(prefix).copied())
+            .filter(|known| *known <= size)
+            .unwrap_or(0);
         match crate::witness::request_cosignature(
             &request,
             trust_root,
             sent.as_bytes(),
             prefix,
+            known,
             WITNESS_ANSWER_TIMEOUT,
         ) {
-            Ok(more) => cosigned = more,
+            Ok(more) => {
+                cosigned = more;
+                if let Ok(mut sizes) = state.witness_sizes.lock() {
+                    sizes.insert(prefix.clone(), size);
+                }
+            }
             // A witness that cosigned a larger checkpoint of this log (another server's of the
             // deployment) is not refusing: this server is behind, and reads the log again.
             Err(ServerError::Runtime(error)) if error.code() == "trust.tlog_inconsistent" => {

@@ -165,6 +165,7 @@ impl Server {
             signed_note: std::sync::Mutex::new(None),
             signing_note: std::sync::Mutex::new(()),
             cosigned_note: std::sync::Mutex::new(None),
+            witness_sizes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             sequencer: settings.sequencer,
             log_sequencer: parmana_runtime::LogSequencer::default(),
             sequencing: Arc::new(tokio::sync::Mutex::new(())),

@@ -208,6 +208,9 @@ pub(crate) struct AppState {
     /// (`cosigning::cosign_periodically`), which the log routes serve where the trust root's `log`
     /// role lists witnesses.
     pub(crate) cosigned_note: std::sync::Mutex<Option<CosignedNote>>,
+    /// The size each witness (by its URL) cosigned last for this server: the old size its next
+    /// request starts from.
+    pub(crate) witness_sizes: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// A checkpoint cosigned by enough of the configured witnesses: its size and root, the version of

@@ -494,18 +494,27 @@ pub fn submit_add_checkpoint(
     body: &str,
     timeout: Duration,
 ) -> Result<WitnessReply, ServerError> {
+    submit_with(&witness_agent(timeout), prefix, body)
+}
+
+/// A client for witnesses: no redirect followed (the answer must come from the witness asked),
+/// every exchange answered within `timeout`.
+fn witness_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+/// [`submit_add_checkpoint`] with `agent` (whose connection a second request reuses).
+fn submit_with(agent: &ureq::Agent, prefix: &str, body: &str) -> Result<WitnessReply, ServerError> {
     let url = format!("{}/add-checkpoint", prefix.trim_end_matches('/'));
     let unreachable = |e: ureq::Error| ServerError::WitnessUnreachable {
         url: url.clone(),
         message: e.to_string(),
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        // The answer must come from the witness asked: a redirect is not followed.
-        .max_redirects(0)
-        .timeout_global(Some(timeout))
-        .build()
-        .into();
     let mut response = agent
         .post(&url)
         .header("Content-Type", "text/plain; charset=utf-8")
@@ -555,7 +564,8 @@ fn shown_answer(answer: &str) -> String {
 }
 
 /// Has the witness at `prefix` cosign the signed `checkpoint` of a log under `trust_root`:
-/// first with the old size 0, then — when the witness answers `409` with the size it cosigned
+/// first with the old size `old_size` (0 for a witness never asked; the size it cosigned last
+/// for this log otherwise), then — when the witness answers `409` with the size it cosigned
 /// last (`text/x.tlog.size`) — once more with the consistency proof from that size; `request`
 /// makes the `add-checkpoint` body for an old size
 /// ([`witness_request`](parmana_runtime::witness_request)). Returns the checkpoint with the
@@ -567,12 +577,14 @@ pub fn request_cosignature(
     trust_root: &VerifiedTrustRoot,
     checkpoint: &[u8],
     prefix: &str,
+    old_size: u64,
     timeout: Duration,
 ) -> Result<String, ServerError> {
-    let mut old_size = 0;
+    let agent = witness_agent(timeout);
+    let mut old_size = old_size;
     for attempt in 0..2 {
         let body = request(old_size)?;
-        let reply = submit_add_checkpoint(prefix, &body, timeout)?;
+        let reply = submit_with(&agent, prefix, &body)?;
         let answer = String::from_utf8_lossy(&reply.body).trim_end().to_owned();
         if reply.status == 200 {
             return Ok(parmana_runtime::add_cosignatures(
