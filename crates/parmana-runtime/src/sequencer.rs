@@ -137,6 +137,16 @@ impl LogSequencer {
     }
 
     /// The kept log; after a run that panicked, none (it is rebuilt from the store).
+    /// Whether the log this driver keeps holds a record of `execution_id` — read from the
+    /// ledger's chained records, which a writer of the store cannot edit unseen, not from the
+    /// execution's row: an id whose row was deleted is still known here as executed. `false`
+    /// before the first run (no log kept yet). Waits for a run in progress.
+    pub fn holds_execution(&self, execution_id: &parmana_canon::ExecutionId) -> bool {
+        self.lock()
+            .as_ref()
+            .is_some_and(|log| log.position_of(execution_id).is_some())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Option<LedgerLog>> {
         self.log.lock().unwrap_or_else(|poisoned| {
             let mut guard = poisoned.into_inner();

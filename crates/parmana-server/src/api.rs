@@ -224,12 +224,13 @@ pub(crate) async fn create_execution(
     // A defect (a panic) too, counted where it happened and then passed on, to be answered.
     let execute =
         |state: &AppState, runtime: &parmana_runtime::Runtime, request: &ExecutionRequest| {
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.execute(request)))
-                    .unwrap_or_else(|panic| {
-                        state.metrics.execution_error("server.internal");
-                        std::panic::resume_unwind(panic)
-                    });
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                state.execute_once(runtime, request)
+            }))
+            .unwrap_or_else(|panic| {
+                state.metrics.execution_error("server.internal");
+                std::panic::resume_unwind(panic)
+            });
             match &result {
                 Ok(attestation) => state.metrics.execution(&attestation.predicate().decision),
                 Err(error) => state.metrics.execution_error(error.code()),

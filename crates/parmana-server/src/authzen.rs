@@ -185,7 +185,7 @@ fn decide_checked(
             outcome.execution_id = Some(execution_id.as_str().to_owned());
             let location = execution_location(execution_id.as_str());
             let request = ExecutionRequest::new(execution_id, answering.policy.clone(), signals);
-            let attestation = match runtime.execute(&request) {
+            let attestation = match state.execute_once(runtime, &request) {
                 Ok(attestation) => attestation,
                 Err(error) => {
                     state.metrics.execution_error(error.code());

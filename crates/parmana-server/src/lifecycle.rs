@@ -479,6 +479,11 @@ pub(crate) async fn recover_then_ready(
         .await;
     match recovered {
         Ok(Ok(counts)) => {
+            // One sequencer pass before ready: the log the sequencer keeps is read (the whole
+            // ledger, verified) before the first execution is taken, so that an id the ledger
+            // records is a replay from the first request on, whatever its row says
+            // (`AppState::execute_once`), and a ledger already broken is seen now.
+            sequence_all(&state, Duration::ZERO).await;
             tracing::info!(
                 target: "parmana::server",
                 recovered = counts.completed,

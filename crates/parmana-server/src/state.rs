@@ -331,6 +331,25 @@ impl AppState {
         self.blocking("parse", move |_| work()).await?
     }
 
+    /// Executes `request` with `runtime`, unless the log this server's sequencer keeps already
+    /// holds its id: then it is a replay (`runtime.replay_detected`), whatever the store says —
+    /// a writer of the store who deleted the execution's row would otherwise have it executed
+    /// again (the ledger's records, which the kept log was read from and checked against, keep
+    /// the id). Ids not yet in the log (completed within the last sequencer cadence) are the
+    /// store's to answer.
+    pub(crate) fn execute_once(
+        &self,
+        runtime: &Runtime,
+        request: &parmana_runtime::ExecutionRequest,
+    ) -> Result<parmana_runtime::Attestation, parmana_runtime::ExecutionError> {
+        if self.log_sequencer.holds_execution(&request.execution_id) {
+            return Err(parmana_runtime::ExecutionError::ReplayDetected {
+                execution_id: request.execution_id.as_str().to_owned(),
+            });
+        }
+        runtime.execute(request)
+    }
+
     /// Whether a store call may wait (on a disk, a lock of another process, a network): every
     /// store but `memory`, which holds one short lock of this process and nothing else.
     pub(crate) fn store_waits(&self) -> bool {

@@ -85,6 +85,24 @@ impl Served {
         agent: ureq::Agent,
         on_listening: impl FnOnce(u32),
     ) -> Self {
+        let served = Self::launch_unready(dir, args, env, agent, on_listening);
+        served.wait_ready();
+        served
+    }
+
+    /// Started on `dir` with `args`, not waiting for `/readyz` (for a server that must refuse
+    /// to become ready).
+    pub(crate) fn start_unready(dir: &Path, args: &[&str]) -> Self {
+        Self::launch_unready(dir, args, &[], agent().clone(), |_| {})
+    }
+
+    fn launch_unready(
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        agent: ureq::Agent,
+        on_listening: impl FnOnce(u32),
+    ) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let log = logs.path().join("stderr.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
@@ -125,16 +143,14 @@ impl Served {
         } else {
             None
         };
-        let served = Self {
+        Self {
             child,
             base,
             token,
             log,
             agent,
             _logs: logs,
-        };
-        served.wait_ready();
-        served
+        }
     }
 
     fn wait_ready(&self) {

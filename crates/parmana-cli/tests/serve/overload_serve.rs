@@ -400,6 +400,65 @@ fn a_store_file_replaced_under_the_server_is_refused_until_a_restart() {
     }
 }
 
+/// An id the ledger records stays used when a writer of the store deletes its execution row: the
+/// server answers a replay from the log its sequencer keeps (read before it is ready, and after
+/// each run), not from the row — with the row gone the store alone would take the id again.
+#[test]
+fn an_id_in_the_log_is_a_replay_though_its_row_was_deleted() {
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let first = served.post("/v1/executions", token, &execution_body("logged-1"));
+    assert_eq!(first.status, 201, "{}", first.text);
+    // Wait until it is in the log (a marks record and the execution's).
+    let logged = (0..400).any(|_| {
+        let entries = metric_with(&served, token, "parmana_log_entries");
+        if entries < 2 {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        entries >= 2
+    });
+    assert!(logged, "{}", served.stderr());
+    let database = rusqlite::Connection::open(env.root().join("replay.sqlite3")).unwrap();
+    assert_eq!(
+        database
+            .execute("DELETE FROM executions WHERE id = 'logged-1'", [])
+            .unwrap(),
+        1
+    );
+    drop(database);
+    let replayed = served.post("/v1/executions", token, &execution_body("logged-1"));
+    assert_eq!(
+        (replayed.status, replayed.code().as_str()),
+        (409, "runtime.replay_detected"),
+        "{}",
+        replayed.text
+    );
+    assert_eq!(replayed.header("location"), Some("/v1/executions/logged-1"));
+    // A server started on that store reads the log before it is ready, finds a record naming
+    // an execution the store no longer holds, and refuses it for good: never ready, every
+    // execution refused.
+    drop(served);
+    let served = Served::start_unready(env.root(), &["--dev-token"]);
+    let refused = (0..400).find_map(|_| {
+        let replayed = served.try_post(
+            "/v1/executions",
+            served.token.as_deref(),
+            &execution_body("logged-1"),
+        );
+        match replayed {
+            Ok(reply) if reply.code() == "runtime.store_rewound" => Some(reply),
+            _ => {
+                std::thread::sleep(Duration::from_millis(25));
+                None
+            }
+        }
+    });
+    let refused = refused.unwrap_or_else(|| panic!("{}", served.stderr()));
+    assert_eq!(refused.status, 500, "{}", refused.text);
+    assert_eq!(served.get("/readyz", None).status, 503);
+}
+
 #[test]
 fn a_burst_past_the_concurrency_limit_is_decided_or_shed_never_queued() {
     let env = deployment("memory", "");
