@@ -634,7 +634,12 @@ impl Deployment {
                         .to_owned(),
                 ));
             }
-            if setting.value[..n].contains(url) {
+            let same = |other: &String| {
+                other
+                    .trim_end_matches('/')
+                    .eq_ignore_ascii_case(url.trim_end_matches('/'))
+            };
+            if setting.value[..n].iter().any(same) {
                 return Err(invalid(format!("{url:?} is named twice")));
             }
         }

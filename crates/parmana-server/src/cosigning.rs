@@ -65,19 +65,29 @@ pub(crate) async fn cosign_periodically(state: Arc<AppState>) {
         return;
     }
     let cadence = state.sequencer.cadence.max(MIN_COSIGN_INTERVAL);
-    // Until the server is ready, and after a round that failed, the next round comes after the
-    // least interval; after one that cosigned or found nothing new, after the cadence.
+    // Until the server is ready, the least interval; after a round that cosigned or found
+    // nothing new, the cadence; after one that failed, twice the wait before it, from the least
+    // interval up to the cadence (a witness that refuses for good is not asked every second).
     let mut wait = MIN_COSIGN_INTERVAL;
+    let mut after_failure = MIN_COSIGN_INTERVAL;
     loop {
         tokio::time::sleep(wait).await;
         wait = MIN_COSIGN_INTERVAL;
-        if !state.is_started() || state.is_draining() {
+        // A store seen cut or rewritten is not signed over again: no round until a restart.
+        if !state.is_started() || state.is_draining() || state.runtime.store_refused().is_some() {
             continue;
         }
         let worker = Arc::clone(&state);
         let round = state
             .blocking("cosign", move |runtime| cosign_once(&worker, runtime))
             .await;
+        let failed = matches!(round, Ok(Err(_)) | Err(_));
+        if failed {
+            wait = after_failure;
+            after_failure = after_failure.saturating_mul(2).min(cadence);
+        } else {
+            after_failure = MIN_COSIGN_INTERVAL;
+        }
         match round {
             Ok(Ok(Some(cosigned))) => {
                 wait = cadence;
@@ -166,15 +176,20 @@ fn cosign_once(state: &AppState, runtime: &Runtime) -> Result<Option<CosignedNot
                     sizes.insert(prefix.clone(), size);
                 }
             }
-            // A witness that cosigned a larger checkpoint of this log (another server's of the
-            // deployment) is not refusing: this server is behind, and reads the log again.
+            // A witness that cosigned a larger checkpoint of this log than this store holds:
+            // another server of the deployment ahead of this one's read of the log (read again
+            // for the next round) — or this store rewound or restored from a backup, which is
+            // what witnesses are there to catch. Both are said.
             Err(ServerError::Runtime(error)) if error.code() == "trust.tlog_inconsistent" => {
                 state.log_cache.expire();
-                tracing::info!(
+                tracing::warn!(
                     target: "parmana::server",
                     witness = %prefix,
-                    "the witness cosigned a larger checkpoint of this log (another server's): \
-                     asked again at the next round"
+                    code = error.code(),
+                    %error,
+                    "the witness holds a checkpoint of this log that this server's store does \
+                     not extend: another server of the deployment ahead of this one (asked \
+                     again at the next round), or this store rewound or restored from a backup"
                 );
             }
             Err(error) => tracing::warn!(

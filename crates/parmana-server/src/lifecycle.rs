@@ -638,8 +638,8 @@ pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration)
                 tracing::error!(target: "parmana::server", code = error.code(), %error, "replay store cut or rewritten under the log; executions refused until it is restored and the server restarted");
             }
             state.runtime.refuse_store(format!(
-                "its ledger no longer extends the transparency log this server kept ({}): it \
-                 was cut, replaced or rewritten; the server's log says how",
+                "its ledger is broken or no longer extends the transparency log this server \
+                 keeps ({}): it was cut, replaced or rewritten; the server's log says how",
                 error.code()
             ));
         }

@@ -28,7 +28,9 @@ const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
 const NO_CACHE: &str = "no-cache";
 
 /// Refuses a kept checkpoint of `size` and `root` that `log`, the store's log as read now, no
-/// longer extends (`trust.tlog_inconsistent`): cut or rewritten since it was signed.
+/// longer extends (`trust.tlog_inconsistent`): cut or rewritten since it was signed. Defence in
+/// depth: the log served only grows (a catch-up never takes a store that does not extend it),
+/// and a store seen cut is refused before this, by the sequencer's latch.
 fn check_still_extended(
     log: &LogSnapshot,
     size: u64,

@@ -550,7 +550,13 @@ fn shown_answer(answer: &str) -> String {
         .chars()
         .take(SHOWN_ANSWER_CHARS)
         .flat_map(|c| {
-            if c.is_control() {
+            // Control characters, and the Unicode line and paragraph separators and direction
+            // marks that would break a log line or reorder how it reads.
+            let unsafe_in_a_line = c.is_control()
+                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}')
+                || ('\u{202A}'..='\u{202E}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c);
+            if unsafe_in_a_line {
                 c.escape_default().collect::<Vec<_>>()
             } else {
                 vec![c]
@@ -626,6 +632,7 @@ mod tests {
             shown_answer("one\nINFO forged line\r"),
             "one\\nINFO forged line\\r"
         );
+        assert_eq!(shown_answer("a\u{2028}b\u{202E}c"), "a\\u{2028}b\\u{202e}c");
         let long = "x".repeat(5_000);
         let shown = shown_answer(&long);
         assert_eq!(shown.chars().count(), SHOWN_ANSWER_CHARS + 1);

@@ -394,8 +394,8 @@ fn witness_urls_come_from_flags_the_variable_or_the_file_and_must_be_http() {
             "a witness URL carries no user or password",
         ),
         (
-            "https://a.example https://a.example",
-            "\"https://a.example\" is named twice",
+            "https://a.example https://A.example/",
+            "\"https://A.example/\" is named twice",
         ),
     ] {
         let refused = deployment(root, None, &[(WITNESS_URL.env, value)])

@@ -57,7 +57,7 @@ impl FileIdentity {
     /// SQLite has made the WAL and its index (a read in WAL mode opens both) and keeps them while
     /// a connection is open, so one missing was unlinked by someone else meanwhile — a new index
     /// made beside the one this store holds would give the next opener a write lock of its own:
-    /// refused (`replay.store_replaced`), as is a file that is not a regular one.
+    /// refused (`replay.store_replaced`).
     pub(super) fn of(path: &Path) -> Result<Self, ReplayError> {
         let files = ["", "-wal", "-shm"]
             .into_iter()
