@@ -693,6 +693,9 @@ pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
              it is restored and the server restarted"
         ));
     }
+    if let Some(reason) = crate::lifecycle::integration_stalled(state) {
+        return Some(reason);
+    }
     // A reload may take a trust root that rotated this server's keys out (a leaked key must stop
     // signing): it then refuses every execution, or signs no checkpoint, until it is restarted
     // with the new keys, and says so here.

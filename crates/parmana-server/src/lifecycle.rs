@@ -166,6 +166,8 @@ impl Server {
             signing_note: std::sync::Mutex::new(()),
             cosigned_note: std::sync::Mutex::new(None),
             witness_sizes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            completed_here: std::sync::atomic::AtomicU64::new(0),
+            held_since: std::sync::Mutex::new(None),
             sequencer: settings.sequencer,
             log_sequencer: parmana_runtime::LogSequencer::default(),
             sequencing: Arc::new(tokio::sync::Mutex::new(())),
@@ -531,6 +533,66 @@ async fn sequence_periodically(state: Arc<AppState>) {
     }
 }
 
+/// How long the ledger may stay held by another integrator, with the log not growing while
+/// this server has completed executions, before `/readyz` says so: ten sequencer cadences, at
+/// least ten seconds (a healthy integrator integrates within one).
+pub(crate) fn held_ledger_limit(cadence: Duration) -> Duration {
+    cadence.saturating_mul(10).max(Duration::from_secs(10))
+}
+
+/// Follows runs that found the ledger held (PostgreSQL's advisory lock, which any role that may
+/// connect can take): from the first such run, while the log does not grow. A run that
+/// integrated, or a log that grew (another server integrating), ends it, and records how many
+/// executions this server had completed when that run began (`completed_before`: all of them
+/// are in the log after a run that integrated until nothing waited).
+pub(crate) fn watch_integrator(
+    state: &AppState,
+    report: &parmana_runtime::SequenceReport,
+    completed_before: u64,
+) {
+    let Ok(mut held) = state.held_since.lock() else {
+        return;
+    };
+    let stalled = report.busy && report.integrated.is_empty();
+    let previous = *held;
+    let next = match previous {
+        // Held since before, and the log no larger: still held.
+        Some(watch) if stalled && watch.since.is_some() && report.size <= watch.size => watch,
+        // Held from now (or again, the log having grown meanwhile: another server integrates).
+        _ if stalled => crate::state::HeldLedger {
+            since: Some(Instant::now()),
+            size: report.size,
+            completed: previous.map_or(0, |watch| watch.completed),
+        },
+        _ => crate::state::HeldLedger {
+            since: None,
+            size: report.size,
+            completed: completed_before,
+        },
+    };
+    *held = Some(next);
+}
+
+/// Why the ledger's integration is stalled, if it is: held by another integrator for longer
+/// than [`held_ledger_limit`] while the log did not grow and this server completed executions
+/// meanwhile — completions that wait unsequenced, whose rows a writer of the store could delete
+/// unseen, and which no proof covers.
+pub(crate) fn integration_stalled(state: &AppState) -> Option<String> {
+    let watch = (*state.held_since.lock().ok()?)?;
+    let since = watch.since?;
+    let limit = held_ledger_limit(state.sequencer.cadence);
+    let completed = state.completed_here.load(Ordering::Relaxed);
+    (since.elapsed() >= limit && completed > watch.completed).then(|| {
+        format!(
+            "the ledger's integrator lock has been held by another session for over {} s while \
+             the log did not grow and {} execution(s) of this server wait to be sequenced: \
+             find the session holding it (PostgreSQL: pg_locks, advisory)",
+            limit.as_secs(),
+            completed - watch.completed
+        )
+    })
+}
+
 /// How long the final sequencer pass at shutdown waits, trying again, while another server's
 /// integrator holds the ledger (PostgreSQL): when a whole deployment stops at once, completions
 /// committed after another server's last read of them are integrated by the last to stop.
@@ -547,6 +609,9 @@ pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration)
     }
     let worker = Arc::clone(state);
     let turn = Arc::clone(&state.sequencing).lock_owned().await;
+    // Every execution this server completed before the run begins is integrated by a run that
+    // is not told busy.
+    let completed_before = state.completed_here.load(Ordering::Relaxed);
     let result = state
         .blocking("sequence", move |runtime| {
             let _turn = turn;
@@ -614,6 +679,7 @@ pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration)
     });
     match result {
         Ok(Ok(report)) => {
+            watch_integrator(state, &report, completed_before);
             if !report.integrated.is_empty() {
                 // The log routes serve the grown log from the next request on.
                 state.log_cache.expire();

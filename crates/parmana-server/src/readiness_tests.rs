@@ -923,3 +923,56 @@ fn large_or_explained_evaluations_leave_the_async_workers_and_answer_the_same() 
     }
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
 }
+
+/// The ledger held by another integrator (runs told busy, the log not growing) while this server
+/// has completed executions since its last run that integrated: not ready once that has lasted
+/// [`held_ledger_limit`](crate::lifecycle::held_ledger_limit), with the reason; a run that
+/// integrates, or a log that grows (another server integrating), clears it.
+#[test]
+fn a_ledger_held_while_completions_wait_is_not_ready() {
+    use crate::lifecycle::{integration_stalled, watch_integrator};
+    let fixture = FixtureEnvironment::new().unwrap();
+    let state = started_over_memory(&fixture);
+    let report = |busy, size| parmana_runtime::SequenceReport {
+        busy,
+        size,
+        ..parmana_runtime::SequenceReport::default()
+    };
+    let age = |state: &AppState, seconds| {
+        let mut held = state.held_since.lock().unwrap();
+        let watch = held.as_mut().unwrap();
+        watch.since = watch
+            .since
+            .and_then(|since| since.checked_sub(std::time::Duration::from_secs(seconds)));
+    };
+    // A run that integrated: nothing held.
+    watch_integrator(&state, &report(false, 4), 0);
+    assert_eq!(integration_stalled(&state), None);
+    // Held, long enough, but nothing completed here since: no alarm (another server's log).
+    watch_integrator(&state, &report(true, 4), 0);
+    age(&state, 60);
+    watch_integrator(&state, &report(true, 4), 0);
+    assert_eq!(integration_stalled(&state), None);
+    // This server completed one meanwhile: not ready, saying why.
+    state
+        .completed_here
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let why = integration_stalled(&state).unwrap();
+    assert!(why.contains("integrator lock has been held"), "{why}");
+    let (status, code, message) = readiness(&state);
+    assert_eq!((status, code.as_str()), (503, "server.not_ready"));
+    assert!(message.contains("integrator lock"), "{message}");
+    // Held, but not for long yet: no alarm.
+    watch_integrator(&state, &report(true, 5), 0);
+    assert_eq!(
+        integration_stalled(&state),
+        None,
+        "the log grew: held afresh"
+    );
+    // A run that integrated everything completed before it: ready again.
+    age(&state, 60);
+    assert!(integration_stalled(&state).is_some());
+    watch_integrator(&state, &report(false, 6), 1);
+    assert_eq!(integration_stalled(&state), None);
+    assert_eq!(readiness(&state).0, 200);
+}

@@ -211,6 +211,23 @@ pub(crate) struct AppState {
     /// The size each witness (by its URL) cosigned last for this server: the old size its next
     /// request starts from.
     pub(crate) witness_sizes: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Executions this server completed (what its sequencer expects to see integrated).
+    pub(crate) completed_here: std::sync::atomic::AtomicU64,
+    /// Since when every sequencer run found the ledger held by another integrator without the
+    /// log growing, and how many executions this server had completed then
+    /// (`lifecycle::watch_integrator`).
+    pub(crate) held_since: std::sync::Mutex<Option<HeldLedger>>,
+}
+
+/// What the sequencer's runs showed of the ledger's integration: since when every run found it
+/// held by another integrator with the log not growing (`None` while runs integrate), the log's
+/// size then, and how many executions this server had completed when the last run that
+/// integrated began (all of them in the log since).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeldLedger {
+    pub(crate) since: Option<Instant>,
+    pub(crate) size: u64,
+    pub(crate) completed: u64,
 }
 
 /// A checkpoint cosigned by enough of the configured witnesses: its size and root, the version of
@@ -347,7 +364,11 @@ impl AppState {
                 execution_id: request.execution_id.as_str().to_owned(),
             });
         }
-        runtime.execute(request)
+        let executed = runtime.execute(request);
+        if executed.is_ok() {
+            self.completed_here.fetch_add(1, Ordering::Relaxed);
+        }
+        executed
     }
 
     /// Whether a store call may wait (on a disk, a lock of another process, a network): every
