@@ -595,6 +595,7 @@ fn settings(
                 cadence: Duration::from_millis(values.sequence_interval_ms.value),
                 log_keys: None,
                 anchor: None,
+                executed: parmana_runtime::ExecutedIds::default(),
             },
             store_timings: parmana_server::StoreTimings::new(),
             config_file: deployment.file().map(|(path, found_by)| {
@@ -665,12 +666,14 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         crate::execute_cmd::configured_log_anchor(&deployment, args.log_anchor.as_deref())?
             .map(Arc::new);
     crate::execute_cmd::refuse_missing_store_under_anchor(anchor.as_deref(), &store.value)?;
-    // The store's latency by operation, for `/metrics`.
+    // The store's latency by operation, for `/metrics`; and the ids the ledger's records hold,
+    // which the sequencer notes and the store layer refuses to claim again.
     let timings = settings.store_timings.clone();
+    let executed = settings.sequencer.executed.clone();
     let runtime = build_runtime_with(
         &deployment,
         parmana_runtime::Runtime::builder(args.environment.config(&deployment))
-            .layer_store(move |store| parmana_server::timed_store(store, &timings)),
+            .layer_store(move |store| parmana_server::served_store(store, &timings, &executed)),
         &args.key,
         &store.value,
         StoreOpen::CreateIfMissing,

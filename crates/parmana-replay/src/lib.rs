@@ -95,7 +95,8 @@ pub use sequencer::{
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteReplayStore, WriteHold};
 pub use tlog::{
-    CATCH_UP_BATCH, EntryHashes, ExecutionEntry, LedgerLog, ledger_log, read_checked_entries,
+    CATCH_UP_BATCH, EntryHashes, ExecutionEntry, LedgerLog, execution_key, ledger_log,
+    read_checked_entries,
 };
 pub use walk::{
     CHECKPOINT_PAGE, LedgerSummary, WalkedLedger, for_each_checkpoint, walk_ledger,

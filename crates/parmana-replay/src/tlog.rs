@@ -43,6 +43,11 @@ pub(crate) fn id_key(id: &str) -> Digest {
     Digest::of(id.as_bytes())
 }
 
+/// The key a [`LedgerLog`] indexes the execution `id` under ([`LedgerLog::execution_keys`]).
+pub fn execution_key(id: &ExecutionId) -> Digest {
+    id_key(id.as_str())
+}
+
 impl LedgerLog {
     /// The log of `snapshot`, refused with `replay.ledger_broken` when its ledger is not intact.
     pub fn from_snapshot(snapshot: LedgerSnapshot) -> Result<Self, ReplayError> {
@@ -70,6 +75,16 @@ impl LedgerLog {
     /// it. Refused with `replay.ledger_broken` otherwise (then the log is unchanged: rebuild it
     /// from a snapshot — another integrator may have appended records in between).
     pub fn extend(&mut self, rows: Vec<LedgerRow>) -> Result<(), ReplayError> {
+        self.extend_noting(rows, None)
+    }
+
+    /// [`extend`](Self::extend), pushing onto `noted` the [`execution_key`] of each execution
+    /// the log gains.
+    pub fn extend_noting(
+        &mut self,
+        rows: Vec<LedgerRow>,
+        noted: Option<&mut Vec<Digest>>,
+    ) -> Result<(), ReplayError> {
         let mut previous = self.last;
         let mut marks = self.marks;
         // Executions new in this batch; those already in the log are in `by_execution`.
@@ -100,20 +115,29 @@ impl LedgerLog {
             }
             previous = Digest::of(&row.record);
         }
-        self.push_all(rows);
+        self.push_all(rows, noted);
         self.marks = marks;
         Ok(())
     }
 
-    /// Appends `rows`, already checked, as the next leaves.
-    fn push_all(&mut self, rows: Vec<LedgerRow>) {
+    /// Appends `rows`, already checked, as the next leaves (noting the executions' keys).
+    fn push_all(&mut self, rows: Vec<LedgerRow>, mut noted: Option<&mut Vec<Digest>>) {
         for row in rows {
             self.tree.push(&row.record);
             self.last = Digest::of(&row.record);
             if let Some(id) = row.execution_id {
-                self.by_execution.insert(id_key(&id), row.position);
+                let key = id_key(&id);
+                if let Some(noted) = noted.as_deref_mut() {
+                    noted.push(key);
+                }
+                self.by_execution.insert(key, row.position);
             }
         }
+    }
+
+    /// The [`execution_key`] of every execution the log holds.
+    pub fn execution_keys(&self) -> impl Iterator<Item = &Digest> {
+        self.by_execution.keys()
     }
 
     /// Reads the records `store` appended after this log's last entry
@@ -124,7 +148,17 @@ impl LedgerLog {
     /// it from a snapshot, which verifies the whole ledger); the batches before it are kept, a
     /// longer prefix of the same log.
     pub fn catch_up<S: ReplayStore + ?Sized>(&mut self, store: &S) -> Result<(), ReplayError> {
-        self.catch_up_in_batches(store, CATCH_UP_BATCH)
+        self.catch_up_in_batches(store, CATCH_UP_BATCH, None)
+    }
+
+    /// [`catch_up`](Self::catch_up), pushing onto `noted` the [`execution_key`] of each
+    /// execution the log gains.
+    pub fn catch_up_noting<S: ReplayStore + ?Sized>(
+        &mut self,
+        store: &S,
+        noted: &mut Vec<Digest>,
+    ) -> Result<(), ReplayError> {
+        self.catch_up_in_batches(store, CATCH_UP_BATCH, Some(noted))
     }
 
     /// [`catch_up`](Self::catch_up), reading `batch` records at a time.
@@ -132,6 +166,7 @@ impl LedgerLog {
         &mut self,
         store: &S,
         batch: usize,
+        mut noted: Option<&mut Vec<Digest>>,
     ) -> Result<(), ReplayError> {
         let batch = batch.max(1);
         loop {
@@ -140,7 +175,7 @@ impl LedgerLog {
             if rows.is_empty() {
                 return Ok(());
             }
-            self.extend(rows)?;
+            self.extend_noting(rows, noted.as_deref_mut())?;
         }
     }
 
@@ -322,7 +357,7 @@ mod tests {
         assert_eq!(whole.size(), 7);
         for batch in [1, 2, 3, 7, 8, 100] {
             let mut log = empty.clone();
-            log.catch_up_in_batches(&store, batch).unwrap();
+            log.catch_up_in_batches(&store, batch, None).unwrap();
             assert_eq!(log, whole, "batches of {batch}");
         }
     }

@@ -49,8 +49,8 @@ pub use runtime::{
     RuntimeBuilder, stored_execution_status,
 };
 pub use sequencer::{
-    IntegratedEntry, LedgerAudit, LogSequencer, LogSigning, SequenceReport, audit_ledger,
-    check_log_signer, signers_of,
+    ExecutedIds, IntegratedEntry, LedgerAudit, LogSequencer, LogSigning, SequenceReport,
+    audit_ledger, check_log_signer, signers_of,
 };
 pub use store::{StoreOpen, open_store};
 pub use verify::{

@@ -1,6 +1,7 @@
 //! The sequencer driver: one run integrates completed executions into the ledger in a batch (the store's `sequence`), then signs a checkpoint of the grown log with a `log` key and stores it; and the audit of the stored checkpoints that `ledger verify` runs.
 
-use std::sync::{Mutex, MutexGuard};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use parmana_canon::merkle::leaf_hash;
 use parmana_canon::{Digest, Timestamp};
@@ -70,6 +71,31 @@ pub struct IntegratedEntry {
     pub execution_id: String,
 }
 
+/// The ids of the executions a [`LogSequencer`]'s kept log has held — read from the ledger's
+/// chained records, verified, which a writer of the store cannot edit unseen, not from the
+/// executions' rows: shared, so that whoever holds a clone asks it without waiting for a run.
+/// Ids only ever join it (a log kept again after a failure holds them all again).
+#[derive(Debug, Clone, Default)]
+pub struct ExecutedIds(Arc<RwLock<HashSet<Digest>>>);
+
+impl ExecutedIds {
+    /// Whether `execution_id` is among them.
+    pub fn contains(&self, execution_id: &parmana_canon::ExecutionId) -> bool {
+        let key = parmana_replay::execution_key(execution_id);
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&key)
+    }
+
+    fn note<'a>(&self, keys: impl IntoIterator<Item = &'a Digest>) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(keys.into_iter().copied());
+    }
+}
+
 /// What one sequencer run did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SequenceReport {
@@ -77,7 +103,7 @@ pub struct SequenceReport {
     pub integrated: Vec<IntegratedEntry>,
     /// Another integrator held the store's lock: this run appended nothing and signed nothing.
     pub busy: bool,
-    /// The size of the log as this run knows it (0 when busy).
+    /// The size of the log as this run knows it (when busy, the kept log's, caught up).
     pub size: u64,
     /// The checkpoint this run signed and stored, if the log grew past the newest stored one.
     pub checkpoint: Option<StoredCheckpoint>,
@@ -98,6 +124,10 @@ pub struct SequenceReport {
 pub struct LogSequencer {
     batch: usize,
     log: Mutex<Option<LedgerLog>>,
+    /// The ids the kept log has held ([`ExecutedIds`]): what
+    /// [`holds_execution`](LogSequencer::holds_execution) answers from, without waiting for a
+    /// run (which holds `log` through its store I/O).
+    executed: ExecutedIds,
     /// What showed the store cut, replaced or rewound under this driver, once something did
     /// ([`LogSequencer::store_rewound`]).
     rewound: std::sync::OnceLock<String>,
@@ -115,6 +145,7 @@ impl LogSequencer {
         Self {
             batch: batch.max(1),
             log: Mutex::new(None),
+            executed: ExecutedIds::default(),
             rewound: std::sync::OnceLock::new(),
         }
     }
@@ -136,17 +167,88 @@ impl LogSequencer {
         error
     }
 
-    /// The kept log; after a run that panicked, none (it is rebuilt from the store).
-    /// Whether the log this driver keeps holds a record of `execution_id` — read from the
+    /// Whether the log this driver keeps has held a record of `execution_id` — read from the
     /// ledger's chained records, which a writer of the store cannot edit unseen, not from the
     /// execution's row: an id whose row was deleted is still known here as executed. `false`
-    /// before the first run (no log kept yet). Waits for a run in progress.
+    /// before the first run (no log kept yet). Never waits for a run: a run adds the ids it
+    /// took once its log is settled.
     pub fn holds_execution(&self, execution_id: &parmana_canon::ExecutionId) -> bool {
-        self.lock()
-            .as_ref()
-            .is_some_and(|log| log.position_of(execution_id).is_some())
+        self.executed.contains(execution_id)
     }
 
+    /// This driver, noting the ids its kept log holds in `executed` (shared with whoever asks
+    /// them: a store layer that refuses to claim them again, say).
+    #[must_use]
+    pub fn sharing(mut self, executed: ExecutedIds) -> Self {
+        self.executed = executed;
+        self
+    }
+
+    /// Adds `keys` to the ids known as executed.
+    fn note_executed<'a>(&self, keys: impl IntoIterator<Item = &'a Digest>) {
+        self.executed.note(keys);
+    }
+
+    /// Reads the log to keep, where none is kept yet, without integrating or signing anything:
+    /// what a server does before it is ready, so that the ids the ledger records are known
+    /// ([`holds_execution`](Self::holds_execution)) before its first execution. The same
+    /// checks as a first run: the store must reach what `anchor` records, its whole ledger must
+    /// be intact and hold the anchored root (each otherwise recorded as evidence,
+    /// [`store_rewound`](Self::store_rewound)). Nothing is read when a log is kept already.
+    pub fn load(
+        &self,
+        store: &dyn ReplayStore,
+        anchor: Option<&crate::LogAnchor>,
+    ) -> Result<(), ExecutionError> {
+        let mut cached = self.lock();
+        if cached.is_none() {
+            if let Some(anchor) = anchor {
+                anchor.check_store_reaches(store).map_err(|error| {
+                    if matches!(error, ExecutionError::StoreRewound { .. }) {
+                        self.rewound_by(error)
+                    } else {
+                        error
+                    }
+                })?;
+            }
+            *cached = Some(self.read_whole(store, anchor)?);
+        }
+        Ok(())
+    }
+
+    /// The whole ledger of `store`, read and verified where no log is kept yet — and, before
+    /// anything is signed or stored, compared with the anchored checkpoint where it reaches that
+    /// size: another root there is a store cut and grown again (its cut ids would execute
+    /// again), seen at once rather than when this driver next signs a larger log. A ledger
+    /// already broken (rows deleted or rewritten while no log was kept) is evidence too,
+    /// recorded: not a failure to retry run after run. Its ids are noted as executed.
+    fn read_whole(
+        &self,
+        store: &dyn ReplayStore,
+        anchor: Option<&crate::LogAnchor>,
+    ) -> Result<LedgerLog, ExecutionError> {
+        let whole = ledger_log(store).map_err(|error| match error {
+            ReplayError::LedgerBroken(_) => self.rewound_by(error.into()),
+            other => other.into(),
+        })?;
+        self.note_executed(whole.execution_keys());
+        if let Some((size, root)) = anchor.and_then(crate::LogAnchor::recorded)
+            && size <= whole.size()
+            && whole.tree().root_at(size).ok() != Some(root)
+        {
+            return Err(self.rewound_by(
+                TrustError::TlogInconsistent {
+                    old_size: size,
+                    new_size: whole.size(),
+                    reason: parmana_canon::merkle::MerkleError::RootMismatch,
+                }
+                .into(),
+            ));
+        }
+        Ok(whole)
+    }
+
+    /// The kept log; after a run that panicked, none (it is rebuilt from the store).
     fn lock(&self) -> MutexGuard<'_, Option<LedgerLog>> {
         self.log.lock().unwrap_or_else(|poisoned| {
             let mut guard = poisoned.into_inner();
@@ -207,29 +309,8 @@ impl LogSequencer {
             // stored, compare it with the anchored checkpoint where it reaches that size: another
             // root there is a store cut and grown again (its cut ids would execute again), seen
             // at once rather than when this driver next signs a larger log.
-            None => {
-                // A ledger already broken when first read (rows deleted or rewritten while no
-                // log was kept) is evidence too, recorded: not a failure to retry run after run.
-                let whole = ledger_log(store).map_err(|error| match error {
-                    ReplayError::LedgerBroken(_) => self.rewound_by(error.into()),
-                    other => other.into(),
-                })?;
-                if let Some((size, root)) = anchor.and_then(crate::LogAnchor::recorded)
-                    && size <= whole.size()
-                    && whole.tree().root_at(size).ok() != Some(root)
-                {
-                    return Err(self.rewound_by(
-                        TrustError::TlogInconsistent {
-                            old_size: size,
-                            new_size: whole.size(),
-                            reason: parmana_canon::merkle::MerkleError::RootMismatch,
-                        }
-                        .into(),
-                    ));
-                }
-                whole
-            }
-            Some(mut log) => match follow(&mut log, store, rows) {
+            None => self.read_whole(store, anchor)?,
+            Some(mut log) => match follow_noting(&mut log, store, rows, self) {
                 Ok(true) => log,
                 // The store's ledger no longer extends the kept log: read it whole, and take it
                 // only if it extends the kept log (a log never forks or shrinks); otherwise keep
@@ -238,7 +319,10 @@ impl LogSequencer {
                     .map_err(ExecutionError::from)
                     .and_then(|whole| check_log_extends(&log, &whole).map(|()| whole))
                 {
-                    Ok(whole) => whole,
+                    Ok(whole) => {
+                        self.note_executed(whole.execution_keys());
+                        whole
+                    }
                     // The store no longer holds the log kept, and its whole ledger is broken or
                     // does not extend it: cut, replaced or rewritten — evidence, recorded.
                     // (The store failing to answer is not.)
@@ -316,6 +400,20 @@ impl LogSequencer {
     }
 }
 
+/// [`follow`], noting in `driver` the executions the kept log gains (whatever follow answers:
+/// what it took stays in the log kept, or in the whole ledger that replaces it).
+fn follow_noting(
+    log: &mut LedgerLog,
+    store: &dyn ReplayStore,
+    rows: Vec<LedgerRow>,
+    driver: &LogSequencer,
+) -> Result<bool, ReplayError> {
+    let mut noted = Vec::new();
+    let followed = follow(log, store, rows, &mut noted);
+    driver.note_executed(&noted);
+    followed
+}
+
 /// Brings the kept `log` up to `store`'s ledger after a run that appended `rows`: `Ok(true)`
 /// when it now holds them and every record before them. The run's records extend it directly;
 /// when records this driver did not see come first (another integrator's, a raise's marks
@@ -327,15 +425,16 @@ fn follow(
     log: &mut LedgerLog,
     store: &dyn ReplayStore,
     rows: Vec<LedgerRow>,
+    noted: &mut Vec<Digest>,
 ) -> Result<bool, ReplayError> {
     let appended: Vec<(u64, Digest)> = rows
         .iter()
         .map(|row| (row.position, leaf_hash(&row.record)))
         .collect();
-    if !appended.is_empty() && log.extend(rows).is_ok() {
+    if !appended.is_empty() && log.extend_noting(rows, Some(noted)).is_ok() {
         return Ok(true);
     }
-    match log.catch_up(store) {
+    match log.catch_up_noting(store, noted) {
         Ok(()) if appended.is_empty() => still_holds_last(log, store),
         Ok(()) => Ok(appended
             .iter()
@@ -829,7 +928,7 @@ mod tests {
             let mut log = kept_at(size);
             let appended = rows[run.clone()].to_vec();
             assert_eq!(
-                follow(&mut log, &store, appended).unwrap(),
+                follow(&mut log, &store, appended, &mut Vec::new()).unwrap(),
                 extends,
                 "kept {size}, run {run:?}"
             );
@@ -839,7 +938,7 @@ mod tests {
         let other = ledger_of(&["a", "b", "c", "e"]);
         let mut log = kept_at(4);
         let resequenced = other.ledger_snapshot().unwrap().rows[3..].to_vec();
-        assert!(!follow(&mut log, &store, resequenced).unwrap());
+        assert!(!follow(&mut log, &store, resequenced, &mut Vec::new()).unwrap());
         assert_eq!(log, whole, "the kept log is left as it was");
     }
 }

@@ -803,7 +803,7 @@ async fn store_not_ready(state: &Arc<AppState>) -> Option<String> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = HealthBody),
-        (status = 503, description = "Not ready: starting (recovering leftovers), draining, the environment expired, the store unreachable, ahead of this server's environment (reload it) or seen cut under the log (`runtime.store_rewound`), the server's keys out of their roles, or its TLS certificate expired", body = ErrorBody),
+        (status = 503, description = "Not ready: starting (recovering leftovers), draining, the environment expired, the store unreachable, ahead of this server's environment (reload it) or seen cut under the log (`runtime.store_rewound`), the ledger's integrator lock held elsewhere for ten sequencer cadences while this server's completions wait, the server's keys out of their roles, or its TLS certificate expired", body = ErrorBody),
     ))]
 pub(crate) async fn readyz(State(state): Shared) -> Response {
     match check_readiness(&state).await {

@@ -52,7 +52,7 @@ pub use settings::{
     Authentication, AuthzenPolicy, AuthzenSettings, LIMIT_RANGES, Limits, LogSettings, Logging,
     MAX_HEADER_BYTES, MIN_HEADER_BYTES, SequencerSettings, ServerSettings, TlsFiles,
 };
-pub use store_timing::{StoreTimings, timed_store};
+pub use store_timing::{StoreTimings, served_store, timed_store};
 pub use witness::{
     TLOG_SIZE_MEDIA_TYPE, WITNESS_ANSWER_TIMEOUT, WitnessReply, WitnessServer, WitnessSettings,
     request_cosignature, submit_add_checkpoint,

@@ -168,8 +168,9 @@ impl Server {
             witness_sizes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             completed_here: std::sync::atomic::AtomicU64::new(0),
             held_since: std::sync::Mutex::new(None),
+            log_sequencer: parmana_runtime::LogSequencer::default()
+                .sharing(settings.sequencer.executed.clone()),
             sequencer: settings.sequencer,
-            log_sequencer: parmana_runtime::LogSequencer::default(),
             sequencing: Arc::new(tokio::sync::Mutex::new(())),
             reloading: Arc::new(tokio::sync::Mutex::new(())),
             tls_not_after,
@@ -481,17 +482,27 @@ pub(crate) async fn recover_then_ready(
         .await;
     match recovered {
         Ok(Ok(counts)) => {
-            // One sequencer pass before ready: the log the sequencer keeps is read (the whole
-            // ledger, verified) before the first execution is taken, so that an id the ledger
-            // records is a replay from the first request on, whatever its row says
-            // (`AppState::execute_once`), and a ledger already broken is seen now.
-            sequence_all(&state, Duration::ZERO).await;
-            tracing::info!(
-                target: "parmana::server",
-                recovered = counts.completed,
-                failed = counts.failed,
-                "leftover claims recovered; ready"
-            );
+            // The log the sequencer keeps is read (the whole ledger, verified) before the first
+            // execution is taken, so that an id the ledger records is a replay from the first
+            // request on, whatever its row says (`AppState::execute_once`), and a ledger
+            // already broken is seen now. Nothing is integrated or signed here.
+            load_log(&state).await;
+            if let Some(reason) = state.runtime.store_refused() {
+                tracing::error!(
+                    target: "parmana::server",
+                    recovered = counts.completed,
+                    failed = counts.failed,
+                    reason,
+                    "leftover claims recovered; the store is refused: not ready"
+                );
+            } else {
+                tracing::info!(
+                    target: "parmana::server",
+                    recovered = counts.completed,
+                    failed = counts.failed,
+                    "leftover claims recovered; ready"
+                );
+            }
             state.started_up.store(true, Ordering::SeqCst);
             state.metrics.set_ready(true);
             // A drain that began meanwhile wins (it sets its flag before it clears the gauge).
@@ -530,6 +541,42 @@ async fn sequence_periodically(state: Arc<AppState>) {
             continue;
         }
         sequence_all(&state, Duration::ZERO).await;
+    }
+}
+
+/// Reads the log the sequencer keeps, before the server is ready ([`LogSequencer::load`]). A
+/// store it shows cut or broken is refused from now on; one that fails to answer is logged, and
+/// the first sequencer run reads the log instead (until then the store alone answers replays).
+///
+/// [`LogSequencer::load`]: parmana_runtime::LogSequencer::load
+async fn load_log(state: &Arc<AppState>) {
+    let worker = Arc::clone(state);
+    let loaded = state
+        .blocking("sequence", move |runtime| {
+            let anchor = worker
+                .sequencer
+                .anchor
+                .as_deref()
+                .filter(|_| worker.store_kind != "memory");
+            worker.log_sequencer.load(runtime.store(), anchor)
+        })
+        .await;
+    match loaded {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) if state.log_sequencer.store_rewound().is_some() => {
+            tracing::error!(target: "parmana::server", code = error.code(), %error, "replay store cut or rewritten under the log; executions refused until it is restored and the server restarted");
+            state.runtime.refuse_store(format!(
+                "its ledger is broken or no longer extends what the log anchor records ({}): it \
+                 was cut, replaced or rewritten; the server's log says how",
+                error.code()
+            ));
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(target: "parmana::server", code = error.code(), %error, "the log could not be read before ready; the first sequencer run reads it");
+        }
+        Err(error) => {
+            tracing::warn!(target: "parmana::server", code = error.code, "reading the log before ready failed");
+        }
     }
 }
 

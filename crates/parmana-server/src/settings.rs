@@ -251,6 +251,9 @@ pub struct SequencerSettings {
     /// The largest checkpoint those keys signed, kept outside the store: every checkpoint the
     /// server signs (the sequencer's, `/log/checkpoint`, a proof's) must extend it.
     pub anchor: Option<std::sync::Arc<parmana_runtime::LogAnchor>>,
+    /// Where the sequencer notes the ids the ledger's records hold: the same set the store
+    /// layer of [`served_store`](crate::served_store) refuses to claim again.
+    pub executed: parmana_runtime::ExecutedIds,
 }
 
 impl Default for SequencerSettings {
@@ -259,6 +262,7 @@ impl Default for SequencerSettings {
             cadence: Duration::from_secs(1),
             log_keys: None,
             anchor: None,
+            executed: parmana_runtime::ExecutedIds::default(),
         }
     }
 }

@@ -348,22 +348,15 @@ impl AppState {
         self.blocking("parse", move |_| work()).await?
     }
 
-    /// Executes `request` with `runtime`, unless the log this server's sequencer keeps already
-    /// holds its id: then it is a replay (`runtime.replay_detected`), whatever the store says —
-    /// a writer of the store who deleted the execution's row would otherwise have it executed
-    /// again (the ledger's records, which the kept log was read from and checked against, keep
-    /// the id). Ids not yet in the log (completed within the last sequencer cadence) are the
-    /// store's to answer.
+    /// Executes `request` with `runtime`, counting the executions this server completes (what
+    /// its sequencer expects to see integrated: `lifecycle::integration_stalled`). An id the
+    /// ledger's records hold is refused as a replay by the store layer (`served_store`),
+    /// whatever the store's rows say.
     pub(crate) fn execute_once(
         &self,
         runtime: &Runtime,
         request: &parmana_runtime::ExecutionRequest,
     ) -> Result<parmana_runtime::Attestation, parmana_runtime::ExecutionError> {
-        if self.log_sequencer.holds_execution(&request.execution_id) {
-            return Err(parmana_runtime::ExecutionError::ReplayDetected {
-                execution_id: request.execution_id.as_str().to_owned(),
-            });
-        }
         let executed = runtime.execute(request);
         if executed.is_ok() {
             self.completed_here.fetch_add(1, Ordering::Relaxed);

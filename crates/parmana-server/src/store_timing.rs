@@ -64,6 +64,25 @@ pub fn timed_store(store: Arc<dyn ReplayStore>, timings: &StoreTimings) -> Arc<d
     Arc::new(TimedStore {
         inner: store,
         timings: timings.clone(),
+        executed: None,
+    })
+}
+
+/// The store `parmana serve` runs on: [`timed_store`], and a claim of an id among `executed`
+/// — the ids the server's sequencer has seen in the ledger's chained records — answered as a
+/// replay (`AlreadyClaimed`) without asking the store, whatever the store's rows say: a writer
+/// of the store who deleted an execution's row would otherwise have its id claimed, decided and
+/// signed again. The runtime asks the store only after its own checks (the store refused, the
+/// policy, the signals), so the answer is the one the store would give for a used id.
+pub fn served_store(
+    store: Arc<dyn ReplayStore>,
+    timings: &StoreTimings,
+    executed: &parmana_runtime::ExecutedIds,
+) -> Arc<dyn ReplayStore> {
+    Arc::new(TimedStore {
+        inner: store,
+        timings: timings.clone(),
+        executed: Some(executed.clone()),
     })
 }
 
@@ -71,6 +90,17 @@ pub fn timed_store(store: Arc<dyn ReplayStore>, timings: &StoreTimings) -> Arc<d
 struct TimedStore {
     inner: Arc<dyn ReplayStore>,
     timings: StoreTimings,
+    /// Ids claimed already, whatever the store says ([`served_store`]).
+    executed: Option<parmana_runtime::ExecutedIds>,
+}
+
+impl TimedStore {
+    /// Whether `execution_id` is known as executed from the ledger's records.
+    fn executed(&self, execution_id: &ExecutionId) -> bool {
+        self.executed
+            .as_ref()
+            .is_some_and(|executed| executed.contains(execution_id))
+    }
 }
 
 impl ReplayStore for TimedStore {
@@ -80,6 +110,9 @@ impl ReplayStore for TimedStore {
         record: &ClaimRecord,
         under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError> {
+        if self.executed(execution_id) {
+            return Ok(ClaimOutcome::AlreadyClaimed);
+        }
         self.timings
             .time("claim", || self.inner.claim(execution_id, record, under))
     }
@@ -111,6 +144,9 @@ impl ReplayStore for TimedStore {
         under: AcceptedVersions,
         attestation: &[u8],
     ) -> Result<ClaimOutcome, ReplayError> {
+        if self.executed(execution_id) {
+            return Ok(ClaimOutcome::AlreadyClaimed);
+        }
         self.timings.time("claim_completed", || {
             self.inner
                 .claim_completed(execution_id, record, under, attestation)

@@ -271,3 +271,35 @@ fn a_cut_is_seen_while_another_holds_the_integrators_lock() {
         driver.store_rewound()
     );
 }
+
+/// The ids a driver's kept log has held are known without waiting for a run: those it
+/// integrated, those another integrator appended (taken at its next run's catch-up), and, for a
+/// driver started later, all of them from its first whole read.
+#[test]
+fn a_driver_knows_every_id_its_log_has_held() {
+    let (_fixture, runtime, _log_key) = setup();
+    let store = runtime.store();
+    let ours = LogSequencer::default();
+    let other = LogSequencer::default();
+    assert!(!ours.holds_execution(&id("known-0")), "no log kept yet");
+    execute(&runtime, "known-0");
+    ours.run_all(store, None).unwrap();
+    execute(&runtime, "known-1");
+    other.run_all(store, None).unwrap();
+    assert!(ours.holds_execution(&id("known-0")));
+    assert!(
+        !ours.holds_execution(&id("known-1")),
+        "another's, not read yet"
+    );
+    ours.run_all(store, None).unwrap();
+    assert!(
+        ours.holds_execution(&id("known-1")),
+        "taken at the catch-up"
+    );
+    let later = LogSequencer::default();
+    later.run(store, None).unwrap();
+    for n in 0..2 {
+        assert!(later.holds_execution(&id(&format!("known-{n}"))));
+    }
+    assert!(!later.holds_execution(&id("never-executed")));
+}
