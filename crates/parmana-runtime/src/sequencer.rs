@@ -170,7 +170,7 @@ impl LogSequencer {
     /// Whether the log this driver keeps has held a record of `execution_id` — read from the
     /// ledger's chained records, which a writer of the store cannot edit unseen, not from the
     /// execution's row: an id whose row was deleted is still known here as executed. `false`
-    /// before the first run (no log kept yet). Never waits for a run: a run adds the ids it
+    /// before the log is first read (`load`, or a first run). Never waits for a run: a run adds the ids it
     /// took once its log is settled.
     pub fn holds_execution(&self, execution_id: &parmana_canon::ExecutionId) -> bool {
         self.executed.contains(execution_id)

@@ -483,10 +483,16 @@ pub(crate) async fn recover_then_ready(
     match recovered {
         Ok(Ok(counts)) => {
             // The log the sequencer keeps is read (the whole ledger, verified) before the first
-            // execution is taken, so that an id the ledger records is a replay from the first
-            // request on, whatever its row says (`AppState::execute_once`), and a ledger
-            // already broken is seen now. Nothing is integrated or signed here.
-            load_log(&state).await;
+            // execution is taken, so that an id the ledger records is refused from the first
+            // request on, whatever its row says (`served_store`), and a ledger already broken
+            // is seen now. Nothing is integrated or signed here. A log that cannot be read stops
+            // the server, as a recovery that cannot run does: it never takes executions
+            // without knowing the ids the ledger holds.
+            if let Err(error) = load_log(&state).await {
+                tracing::error!(target: "parmana::server", code = error.code(), %error, "the log could not be read before ready; stopping");
+                handle.graceful_shutdown(Some(state.limits.shutdown_grace));
+                return Err(error);
+            }
             if let Some(reason) = state.runtime.store_refused() {
                 tracing::error!(
                     target: "parmana::server",
@@ -545,11 +551,12 @@ async fn sequence_periodically(state: Arc<AppState>) {
 }
 
 /// Reads the log the sequencer keeps, before the server is ready ([`LogSequencer::load`]). A
-/// store it shows cut or broken is refused from now on; one that fails to answer is logged, and
-/// the first sequencer run reads the log instead (until then the store alone answers replays).
+/// store it shows cut or broken is refused from now on (the server starts, never ready, saying
+/// why); any other failure (the store not answering, a value too large to read) is returned:
+/// the server does not start.
 ///
 /// [`LogSequencer::load`]: parmana_runtime::LogSequencer::load
-async fn load_log(state: &Arc<AppState>) {
+async fn load_log(state: &Arc<AppState>) -> Result<(), ServerError> {
     let worker = Arc::clone(state);
     let loaded = state
         .blocking("sequence", move |runtime| {
@@ -562,7 +569,7 @@ async fn load_log(state: &Arc<AppState>) {
         })
         .await;
     match loaded {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => Ok(()),
         Ok(Err(error)) if state.log_sequencer.store_rewound().is_some() => {
             tracing::error!(target: "parmana::server", code = error.code(), %error, "replay store cut or rewritten under the log; executions refused until it is restored and the server restarted");
             state.runtime.refuse_store(format!(
@@ -570,13 +577,14 @@ async fn load_log(state: &Arc<AppState>) {
                  was cut, replaced or rewritten; the server's log says how",
                 error.code()
             ));
+            Ok(())
         }
-        Ok(Err(error)) => {
-            tracing::warn!(target: "parmana::server", code = error.code(), %error, "the log could not be read before ready; the first sequencer run reads it");
-        }
-        Err(error) => {
-            tracing::warn!(target: "parmana::server", code = error.code, "reading the log before ready failed");
-        }
+        Ok(Err(error)) => Err(ServerError::Runtime(error)),
+        Err(error) => Err(ServerError::Io {
+            action: "read the log",
+            address: String::new(),
+            message: error.message,
+        }),
     }
 }
 

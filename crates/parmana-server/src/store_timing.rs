@@ -69,11 +69,12 @@ pub fn timed_store(store: Arc<dyn ReplayStore>, timings: &StoreTimings) -> Arc<d
 }
 
 /// The store `parmana serve` runs on: [`timed_store`], and a claim of an id among `executed`
-/// — the ids the server's sequencer has seen in the ledger's chained records — answered as a
-/// replay (`AlreadyClaimed`) without asking the store, whatever the store's rows say: a writer
-/// of the store who deleted an execution's row would otherwise have its id claimed, decided and
-/// signed again. The runtime asks the store only after its own checks (the store refused, the
-/// policy, the signals), so the answer is the one the store would give for a used id.
+/// — the ids the server's sequencer has seen in the ledger's chained records — never handed to
+/// the store's claim: answered as a replay (`AlreadyClaimed`) where the store holds the id's row,
+/// and `replay.store_corrupt` where it holds none (a writer of the store deleted the row, which
+/// would otherwise have the id claimed, decided and signed again). The runtime asks the store
+/// only after its own checks (the store refused, the policy, the signals), so a used id is
+/// answered as the store would answer it.
 pub fn served_store(
     store: Arc<dyn ReplayStore>,
     timings: &StoreTimings,
@@ -95,11 +96,29 @@ struct TimedStore {
 }
 
 impl TimedStore {
-    /// Whether `execution_id` is known as executed from the ledger's records.
-    fn executed(&self, execution_id: &ExecutionId) -> bool {
-        self.executed
-            .as_ref()
-            .is_some_and(|executed| executed.contains(execution_id))
+    /// The answer to a claim of `execution_id` where the ledger's records hold it: a replay
+    /// where the store still holds its row; where it holds none, `replay.store_corrupt` — the
+    /// row was deleted behind the store (evidence: refused, and said, not answered as an
+    /// ordinary replay). `None` where the ledger does not hold it (the store answers).
+    fn logged_claim(
+        &self,
+        execution_id: &ExecutionId,
+    ) -> Option<Result<ClaimOutcome, ReplayError>> {
+        let executed = self.executed.as_ref()?;
+        if !executed.contains(execution_id) {
+            return None;
+        }
+        Some(match self.inner.get(execution_id) {
+            Ok(ExecutionState::Absent) => Err(ReplayError::Corrupt {
+                message: format!(
+                    "the ledger records execution {:?}, but the store holds no row for it: \
+                     it was deleted behind the store",
+                    execution_id.as_str()
+                ),
+            }),
+            Ok(_) => Ok(ClaimOutcome::AlreadyClaimed),
+            Err(error) => Err(error),
+        })
     }
 }
 
@@ -110,8 +129,8 @@ impl ReplayStore for TimedStore {
         record: &ClaimRecord,
         under: AcceptedVersions,
     ) -> Result<ClaimOutcome, ReplayError> {
-        if self.executed(execution_id) {
-            return Ok(ClaimOutcome::AlreadyClaimed);
+        if let Some(answer) = self.logged_claim(execution_id) {
+            return answer;
         }
         self.timings
             .time("claim", || self.inner.claim(execution_id, record, under))
@@ -144,8 +163,8 @@ impl ReplayStore for TimedStore {
         under: AcceptedVersions,
         attestation: &[u8],
     ) -> Result<ClaimOutcome, ReplayError> {
-        if self.executed(execution_id) {
-            return Ok(ClaimOutcome::AlreadyClaimed);
+        if let Some(answer) = self.logged_claim(execution_id) {
+            return answer;
         }
         self.timings.time("claim_completed", || {
             self.inner
@@ -284,6 +303,78 @@ mod tests {
             count("complete"),
             0,
             "one write, not a claim and a completion"
+        );
+    }
+
+    /// `served_store`: a claim (either way: `claim`, or `claim_completed` for a store that
+    /// writes an execution once) of an id the ledger's records hold is a replay where the store
+    /// holds its row, `replay.store_corrupt` where it holds none (deleted behind the store),
+    /// and never reaches the store's claim; any other id is the store's to answer.
+    #[test]
+    fn a_claim_of_a_logged_id_is_answered_from_the_ledger() {
+        let under = AcceptedVersions::new(1, 1);
+        let claim = ClaimRecord::new(
+            Digest::of(b"request"),
+            b"{}".to_vec(),
+            Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+        );
+        let logged = ExecutionId::parse("logged-1").unwrap();
+        let fresh = ExecutionId::parse("fresh-1").unwrap();
+        // A store whose ledger records `logged`, and the ids a sequencer reads from it.
+        let with_row = Arc::new(MemoryReplayStore::new());
+        assert_eq!(
+            with_row
+                .claim_completed(&logged, &claim, under, b"attestation")
+                .unwrap(),
+            ClaimOutcome::Claimed
+        );
+        assert!(matches!(
+            with_row.sequence(16).unwrap(),
+            SequenceOutcome::Integrated(rows) if !rows.is_empty()
+        ));
+        let executed = parmana_runtime::ExecutedIds::default();
+        parmana_runtime::LogSequencer::default()
+            .sharing(executed.clone())
+            .load(with_row.as_ref(), None)
+            .unwrap();
+        assert!(executed.contains(&logged));
+        let timings = StoreTimings::new();
+        // Its row there: a replay, both ways.
+        let served = served_store(with_row, &timings, &executed);
+        assert_eq!(
+            served.claim(&logged, &claim, under).unwrap(),
+            ClaimOutcome::AlreadyClaimed
+        );
+        assert_eq!(
+            served
+                .claim_completed(&logged, &claim, under, b"again")
+                .unwrap(),
+            ClaimOutcome::AlreadyClaimed
+        );
+        // Its row gone (a store that holds none): refused as corrupt, both ways, and nothing
+        // claimed.
+        let without_row = Arc::new(MemoryReplayStore::new());
+        let served = served_store(
+            Arc::clone(&without_row) as Arc<dyn ReplayStore>,
+            &timings,
+            &executed,
+        );
+        for refused in [
+            served.claim(&logged, &claim, under).map(|_| ()),
+            served
+                .claim_completed(&logged, &claim, under, b"again")
+                .map(|_| ()),
+        ] {
+            assert_eq!(refused.map_err(|e| e.code()), Err("replay.store_corrupt"));
+        }
+        assert!(matches!(
+            without_row.get(&logged).unwrap(),
+            ExecutionState::Absent
+        ));
+        // An id the ledger does not hold: the store's.
+        assert_eq!(
+            served.claim(&fresh, &claim, under).unwrap(),
+            ClaimOutcome::Claimed
         );
     }
 }

@@ -401,10 +401,12 @@ fn a_store_file_replaced_under_the_server_is_refused_until_a_restart() {
 }
 
 /// An id the ledger records stays used when a writer of the store deletes its execution row: the
-/// server answers a replay from the log its sequencer keeps (read before it is ready, and after
-/// each run), not from the row — with the row gone the store alone would take the id again.
+/// server answers its claim from the log its sequencer keeps (read before it is ready, and after
+/// each run), not from the row — refused as `replay.store_corrupt`, and logged, where the row is
+/// gone (the store alone would take the id again); a server started on that store refuses it
+/// for good.
 #[test]
-fn an_id_in_the_log_is_a_replay_though_its_row_was_deleted() {
+fn an_id_in_the_log_stays_used_though_its_row_was_deleted() {
     let env = deployment("sqlite:replay.sqlite3", "");
     let served = Served::start(env.root(), &["--dev-token"]);
     let token = served.token.as_deref();
@@ -427,14 +429,21 @@ fn an_id_in_the_log_is_a_replay_though_its_row_was_deleted() {
         1
     );
     drop(database);
+    // Refused, and said: the ledger holds the id, the store no row for it.
     let replayed = served.post("/v1/executions", token, &execution_body("logged-1"));
     assert_eq!(
         (replayed.status, replayed.code().as_str()),
-        (409, "runtime.replay_detected"),
+        (500, "replay.store_corrupt"),
         "{}",
         replayed.text
     );
-    assert_eq!(replayed.header("location"), Some("/v1/executions/logged-1"));
+    assert!(
+        served
+            .stderr()
+            .contains("but the store holds no row for it: it was deleted behind the store"),
+        "{}",
+        served.stderr()
+    );
     // A server started on that store reads the log before it is ready, finds a record naming
     // an execution the store no longer holds, and refuses it for good: never ready, every
     // execution refused.
