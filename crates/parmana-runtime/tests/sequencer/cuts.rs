@@ -296,9 +296,13 @@ fn a_driver_knows_every_id_its_log_has_held() {
         ours.holds_execution(&id("known-1")),
         "taken at the catch-up"
     );
+    execute(&runtime, "known-2");
+    assert!(!ours.holds_execution(&id("known-2")), "not sequenced yet");
+    ours.run_all(store, None).unwrap();
+    assert!(ours.holds_execution(&id("known-2")), "its own run's rows");
     let later = LogSequencer::default();
     later.run(store, None).unwrap();
-    for n in 0..2 {
+    for n in 0..3 {
         assert!(later.holds_execution(&id(&format!("known-{n}"))));
     }
     assert!(!later.holds_execution(&id("never-executed")));
