@@ -202,18 +202,31 @@ impl LogSequencer {
     ) -> Result<(), ExecutionError> {
         let mut cached = self.lock();
         if cached.is_none() {
-            if let Some(anchor) = anchor {
-                anchor.check_store_reaches(store).map_err(|error| {
-                    if matches!(error, ExecutionError::StoreRewound { .. }) {
-                        self.rewound_by(error)
-                    } else {
-                        error
-                    }
-                })?;
-            }
+            self.check_anchor_reached(store, anchor)?;
             *cached = Some(self.read_whole(store, anchor)?);
         }
         Ok(())
+    }
+
+    /// Refuses a `store` short of what `anchor` records ([`LogAnchor::check_store_reaches`]),
+    /// recording that as evidence (the store failing to answer is not).
+    ///
+    /// [`LogAnchor::check_store_reaches`]: crate::LogAnchor::check_store_reaches
+    fn check_anchor_reached(
+        &self,
+        store: &dyn ReplayStore,
+        anchor: Option<&crate::LogAnchor>,
+    ) -> Result<(), ExecutionError> {
+        let Some(anchor) = anchor else {
+            return Ok(());
+        };
+        anchor.check_store_reaches(store).map_err(|error| {
+            if matches!(error, ExecutionError::StoreRewound { .. }) {
+                self.rewound_by(error)
+            } else {
+                error
+            }
+        })
     }
 
     /// The whole ledger of `store`, read and verified where no log is kept yet — and, before
@@ -276,17 +289,8 @@ impl LogSequencer {
         // the store must reach what the log anchor records (a store cut, replaced or rewound
         // while no server kept its log is not written to).
         let anchor = signing.and_then(|signing| signing.anchor);
-        if cached.is_none()
-            && let Some(anchor) = anchor
-        {
-            // Evidence only: the store failing to answer is not.
-            anchor.check_store_reaches(store).map_err(|error| {
-                if matches!(error, ExecutionError::StoreRewound { .. }) {
-                    self.rewound_by(error)
-                } else {
-                    error
-                }
-            })?;
+        if cached.is_none() {
+            self.check_anchor_reached(store, anchor)?;
         }
         // Another integrator holding the ledger (PostgreSQL) integrates nothing here, but the
         // kept log is still followed and checked below: a holder of that lock — any role that
