@@ -132,9 +132,10 @@ impl RuntimeBuilder {
     }
 
     /// Puts `layer` around the store once it is open or given (by [`build`](Self::build),
-    /// whichever way the store was set): a wrapper that observes the store, timing its
-    /// operations say, and forwards every call to it unchanged. One layer: a second call
-    /// replaces the first (compose them in one closure).
+    /// whichever way the store was set): a wrapper that observes the store (timing its
+    /// operations, say) or refuses more than it would (answering the claim of an id known used
+    /// elsewhere), never less. One layer: a second call replaces the first (compose them in one
+    /// closure).
     pub fn layer_store(
         mut self,
         layer: impl FnOnce(Arc<dyn ReplayStore>) -> Arc<dyn ReplayStore> + Send + Sync + 'static,

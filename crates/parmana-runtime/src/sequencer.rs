@@ -76,9 +76,24 @@ pub struct IntegratedEntry {
 /// executions' rows: shared, so that whoever holds a clone asks it without waiting for a run.
 /// Ids only ever join it (a log kept again after a failure holds them all again).
 #[derive(Debug, Clone, Default)]
-pub struct ExecutedIds(Arc<RwLock<HashSet<Digest>>>);
+pub struct ExecutedIds(
+    Arc<RwLock<HashSet<Digest>>>,
+    Arc<std::sync::OnceLock<String>>,
+);
 
 impl ExecutedIds {
+    /// Records `what` as evidence that the store's rows were changed behind it (an id among
+    /// these whose row is gone), the first time; whoever holds a clone sees it
+    /// ([`evidence`](Self::evidence)).
+    pub fn note_evidence(&self, what: impl Into<String>) {
+        let _ = self.1.set(what.into());
+    }
+
+    /// The evidence recorded, if any.
+    pub fn evidence(&self) -> Option<&str> {
+        self.1.get().map(String::as_str)
+    }
+
     /// Whether `execution_id` is among them.
     pub fn contains(&self, execution_id: &parmana_canon::ExecutionId) -> bool {
         let key = parmana_replay::execution_key(execution_id);

@@ -300,7 +300,7 @@ pub(crate) async fn create_execution(
         (status = 403, description = "The token lacks the `read` scope", body = ErrorBody),
         (status = 404, description = "The id was never used (`server.execution_unknown`)", body = ErrorBody),
         (status = 423, description = "Claimed, not completed: in flight, or interrupted (run `parmana recover`)", body = ErrorBody),
-        (status = 500, description = "The stored attestation is not this execution's: it does not verify, or attests another execution (`runtime.stored_attestation_invalid`); a store whose content no retry mends (`replay.store_corrupt`, …); or a defect (`server.internal`)", body = ErrorBody),
+        (status = 500, description = "The stored attestation is not this execution's: it does not verify, or attests another execution (`runtime.stored_attestation_invalid`); a store whose content no retry mends (`replay.store_corrupt`, …: also an id the ledger records whose row the store no longer holds); or a defect (`server.internal`)", body = ErrorBody),
         (status = 503, description = "Made under a trust-root version newer than this server has loaded (`runtime.environment_behind`: reload it), store unavailable or a row it cannot read (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))
@@ -334,6 +334,22 @@ pub(crate) async fn read_execution(
         )
         .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
         .into_response(),
+        // The ledger records it, the store holds no row: deleted behind the store, not
+        // "never claimed" (a client must not resubmit under a new id).
+        ExecutionStatus::Unknown
+            if parse_execution_id(&id)
+                .is_ok_and(|parsed| state.sequencer.executed.contains(&parsed)) =>
+        {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "replay.store_corrupt",
+                format!(
+                    "the ledger records execution {id:?}, but the store holds no row for it: it \
+                     was deleted behind the store; its attestation is in the transparency log"
+                ),
+            )
+            .into_response()
+        }
         ExecutionStatus::Unknown => ApiError::new(
             StatusCode::NOT_FOUND,
             "server.execution_unknown",

@@ -360,8 +360,26 @@ impl AppState {
         let executed = runtime.execute(request);
         if executed.is_ok() {
             self.completed_here.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.refuse_store_on_evidence(runtime);
         }
         executed
+    }
+
+    /// Refuses the store for good where the store layer found a row deleted behind it (an id
+    /// the ledger records with no row): the same evidence a restart would find before ready.
+    pub(crate) fn refuse_store_on_evidence(&self, runtime: &Runtime) {
+        if let Some(evidence) = self.sequencer.executed.evidence()
+            && runtime.store_refused().is_none()
+        {
+            tracing::error!(
+                target: "parmana::server",
+                code = "replay.store_corrupt",
+                evidence,
+                "replay store rows deleted behind it; executions refused until it is restored and the server restarted"
+            );
+            runtime.refuse_store(format!("{evidence} (replay.store_corrupt)"));
+        }
     }
 
     /// Whether a store call may wait (on a disk, a lock of another process, a network): every

@@ -72,9 +72,9 @@ pub fn timed_store(store: Arc<dyn ReplayStore>, timings: &StoreTimings) -> Arc<d
 /// — the ids the server's sequencer has seen in the ledger's chained records — never handed to
 /// the store's claim: answered as a replay (`AlreadyClaimed`) where the store holds the id's row,
 /// and `replay.store_corrupt` where it holds none (a writer of the store deleted the row, which
-/// would otherwise have the id claimed, decided and signed again). The runtime asks the store
-/// only after its own checks (the store refused, the policy, the signals), so a used id is
-/// answered as the store would answer it.
+/// would otherwise have the id claimed, decided and signed again; recorded as evidence in
+/// `executed`, on which the server refuses the store). The runtime asks the store only after its
+/// own checks (the store refused, the policy, the signals). The layer's own reads are not timed.
 pub fn served_store(
     store: Arc<dyn ReplayStore>,
     timings: &StoreTimings,
@@ -109,13 +109,15 @@ impl TimedStore {
             return None;
         }
         Some(match self.inner.get(execution_id) {
-            Ok(ExecutionState::Absent) => Err(ReplayError::Corrupt {
-                message: format!(
+            Ok(ExecutionState::Absent) => {
+                let message = format!(
                     "the ledger records execution {:?}, but the store holds no row for it: \
                      it was deleted behind the store",
                     execution_id.as_str()
-                ),
-            }),
+                );
+                executed.note_evidence(message.clone());
+                Err(ReplayError::Corrupt { message })
+            }
             Ok(_) => Ok(ClaimOutcome::AlreadyClaimed),
             Err(error) => Err(error),
         })

@@ -402,9 +402,9 @@ fn a_store_file_replaced_under_the_server_is_refused_until_a_restart() {
 
 /// An id the ledger records stays used when a writer of the store deletes its execution row: the
 /// server answers its claim from the log its sequencer keeps (read before it is ready, and after
-/// each run), not from the row — refused as `replay.store_corrupt`, and logged, where the row is
-/// gone (the store alone would take the id again); a server started on that store refuses it
-/// for good.
+/// each run), not from the row — refused as `replay.store_corrupt` where the row is gone (the
+/// store alone would take the id again), and the store refused from then on, as a server
+/// started on it refuses it.
 #[test]
 fn an_id_in_the_log_stays_used_though_its_row_was_deleted() {
     let env = deployment("sqlite:replay.sqlite3", "");
@@ -440,10 +440,27 @@ fn an_id_in_the_log_stays_used_though_its_row_was_deleted() {
     assert!(
         served
             .stderr()
-            .contains("but the store holds no row for it: it was deleted behind the store"),
+            .contains("replay store rows deleted behind it; executions refused"),
         "{}",
         served.stderr()
     );
+    // Read back: not "never claimed" (a client would resubmit under a new id), but the same
+    // evidence; and the store is refused from then on, as a restart would find it.
+    let read = served.get("/v1/executions/logged-1", token);
+    assert_eq!(
+        (read.status, read.code().as_str()),
+        (500, "replay.store_corrupt"),
+        "{}",
+        read.text
+    );
+    let other = served.post("/v1/executions", token, &execution_body("after-1"));
+    assert_eq!(
+        (other.status, other.code().as_str()),
+        (500, "runtime.store_rewound"),
+        "{}",
+        other.text
+    );
+    assert_eq!(served.get("/readyz", None).status, 503);
     // A server started on that store reads the log before it is ready, finds a record naming
     // an execution the store no longer holds, and refuses it for good: never ready, every
     // execution refused.
