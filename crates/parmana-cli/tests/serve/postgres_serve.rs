@@ -1,4 +1,4 @@
-//! Scale-out on PostgreSQL, each test in a database of its own: three servers race the same execution ids, the three requests for each id released together — exactly one `201` per id, the others `409 runtime.replay_detected` naming it, every server reading back the winner's attestation, the ledger intact with exactly one execution per id; and a server stopping while another integrator holds the ledger waits for it, leaving nothing unsequenced.
+//! Scale-out on PostgreSQL, each test in a database of its own: three servers race the same execution ids, the three requests for each id released together — exactly one `201` per id, the others `409 runtime.replay_detected` naming it, every server reading back the winner's attestation, the ledger intact with exactly one execution per id; a server stopping while another integrator holds the ledger waits for it, leaving nothing unsequenced; and the integrator's lock held from outside while completions wait turns `/readyz` false, until it is let go.
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -187,4 +187,67 @@ fn a_server_stopping_while_another_integrator_holds_the_ledger_waits_for_it() {
         (&Value::from(1), &Value::from(0)),
         "{report}"
     );
+}
+
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "needs PostgreSQL: set PARMANA_TEST_POSTGRES_URL (source .ci/services)"
+)]
+fn the_integrators_lock_held_while_completions_wait_turns_readyz_false() {
+    // Any role that may connect can take the sequencer's advisory lock and keep every
+    // completion out of the log: ten cadences of that (at least 10 s) while this server's
+    // completions wait, and `/readyz` says so; once the lock is let go and a run integrates,
+    // ready again.
+    let database = Database::create("held_lock");
+    let env = deployment(&database.url, "");
+    let served = Served::start(
+        env.root(),
+        &["--dev-token", "--sequence-interval-ms", "200"],
+    );
+    let mut other = database.client();
+    other
+        .batch_execute("SELECT pg_advisory_lock(1886220654, hashtext('parmana'))")
+        .unwrap();
+    let reply = served.post(
+        "/v1/executions",
+        served.token.as_deref(),
+        &execution_body("held-1"),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let readyz = |served: &Served| {
+        let reply = served.get("/readyz", None);
+        (reply.status, reply.text)
+    };
+    let started = std::time::Instant::now();
+    let mut not_ready = None;
+    while started.elapsed() < Duration::from_secs(60) {
+        let (status, text) = readyz(&served);
+        if status == 503 {
+            not_ready = Some(text);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let text = not_ready.unwrap_or_else(|| panic!("still ready: {}", served.stderr()));
+    assert!(
+        text.contains("integrator lock has been held by another session"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "not ready after {:?}: too soon",
+        started.elapsed()
+    );
+    other
+        .batch_execute("SELECT pg_advisory_unlock(1886220654, hashtext('parmana'))")
+        .unwrap();
+    let ready_again = (0..200).any(|_| {
+        let ready = readyz(&served).0 == 200;
+        if !ready {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ready
+    });
+    assert!(ready_again, "{}", served.stderr());
 }
