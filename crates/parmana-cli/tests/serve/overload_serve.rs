@@ -491,6 +491,58 @@ fn an_id_in_the_log_stays_used_though_its_row_was_deleted() {
     assert_eq!(served.get("/readyz", None).status, 503);
 }
 
+/// A log that cannot be read before ready (here a ledger record over its bound, which a writer
+/// of the store planted: refused unread) stops the start, as a recovery that cannot run does:
+/// the server never takes executions without knowing the ids the ledger holds.
+#[test]
+fn a_log_that_cannot_be_read_before_ready_stops_the_start() {
+    let env = deployment("sqlite:replay.sqlite3", "");
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let first = served.post(
+        "/v1/executions",
+        served.token.as_deref(),
+        &execution_body("read-1"),
+    );
+    assert_eq!(first.status, 201, "{}", first.text);
+    let logged = (0..400).any(|_| {
+        let entries = metric_with(&served, served.token.as_deref(), "parmana_log_entries");
+        if entries < 2 {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        entries >= 2
+    });
+    assert!(logged, "{}", served.stderr());
+    drop(served);
+    let database = rusqlite::Connection::open(env.root().join("replay.sqlite3")).unwrap();
+    assert_eq!(
+        database
+            .execute(
+                "UPDATE ledger SET record = zeroblob(5000) WHERE kind = 'execution'",
+                []
+            )
+            .unwrap(),
+        1
+    );
+    drop(database);
+    let mut refused = Served::start_unready(env.root(), &["--dev-token"]);
+    let exited = (0..1_200).any(|_| {
+        let exited = refused.has_exited();
+        if !exited {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        exited
+    });
+    assert!(exited, "still running: {}", refused.stderr());
+    assert_ne!(refused.wait(), Some(0), "{}", refused.stderr());
+    assert!(
+        refused
+            .stderr()
+            .contains("the log could not be read before ready; stopping"),
+        "{}",
+        refused.stderr()
+    );
+}
+
 #[test]
 fn a_burst_past_the_concurrency_limit_is_decided_or_shed_never_queued() {
     let env = deployment("memory", "");
