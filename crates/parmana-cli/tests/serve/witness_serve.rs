@@ -716,6 +716,13 @@ fn the_server_serves_checkpoints_and_proofs_its_witnesses_cosigned() {
     );
     assert_eq!(served.get("/log/checkpoint", token).text, checkpoint.text);
 
+    // A reload to a new trust-root version whose log role is the same (the witness still
+    // down): the kept cosigned checkpoint opens under it, and is still served.
+    name_a_witnessed_log(d);
+    let reloaded = served.post("/v1/admin/reload", token, "");
+    assert_eq!(reloaded.status, 200, "{}", reloaded.text);
+    assert_eq!(served.get("/log/checkpoint", token).text, checkpoint.text);
+
     // The ledger's tail cut under the server: the cosigned checkpoint is no longer served (the
     // store no longer extends what was signed), as the log's own would not be.
     let database = rusqlite::Connection::open(d.join("store.sqlite")).unwrap();
