@@ -400,6 +400,18 @@ fn a_store_file_replaced_under_the_server_is_refused_until_a_restart() {
     }
 }
 
+/// Waits (10 s at most) until the log holds `entries` records, as the server's sequencer knows it.
+fn wait_until_logged(served: &Served, entries: u64) {
+    let logged = (0..400).any(|_| {
+        let known = metric_with(served, served.token.as_deref(), "parmana_log_entries");
+        if known < entries {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        known >= entries
+    });
+    assert!(logged, "{}", served.stderr());
+}
+
 /// An id the ledger records stays used when a writer of the store deletes its execution row: the
 /// server answers its claim from the log its sequencer keeps (read before it is ready, and after
 /// each run), not from the row — refused as `replay.store_corrupt` where the row is gone (the
@@ -413,14 +425,7 @@ fn an_id_in_the_log_stays_used_though_its_row_was_deleted() {
     let first = served.post("/v1/executions", token, &execution_body("logged-1"));
     assert_eq!(first.status, 201, "{}", first.text);
     // Wait until it is in the log (a marks record and the execution's).
-    let logged = (0..400).any(|_| {
-        let entries = metric_with(&served, token, "parmana_log_entries");
-        if entries < 2 {
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        entries >= 2
-    });
-    assert!(logged, "{}", served.stderr());
+    wait_until_logged(&served, 2);
     let database = rusqlite::Connection::open(env.root().join("replay.sqlite3")).unwrap();
     assert_eq!(
         database
@@ -504,14 +509,7 @@ fn a_log_that_cannot_be_read_before_ready_stops_the_start() {
         &execution_body("read-1"),
     );
     assert_eq!(first.status, 201, "{}", first.text);
-    let logged = (0..400).any(|_| {
-        let entries = metric_with(&served, served.token.as_deref(), "parmana_log_entries");
-        if entries < 2 {
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        entries >= 2
-    });
-    assert!(logged, "{}", served.stderr());
+    wait_until_logged(&served, 2);
     drop(served);
     let database = rusqlite::Connection::open(env.root().join("replay.sqlite3")).unwrap();
     assert_eq!(

@@ -32,7 +32,7 @@ impl Witness {
     /// Started on `state` (`--new-state` while there is none yet, as an operator starts a new
     /// witness) with `extra` arguments.
     fn start_with(dir: &Path, state: &str, extra: &[&str]) -> Self {
-        Self::start_as(dir, state, extra, ("trust/keys/policy.pem", WITNESS))
+        Self::start_as(dir, state, extra, TEST_WITNESS)
     }
 
     /// [`start_with`](Self::start_with) for the witness of `(key, name)`.
@@ -43,18 +43,7 @@ impl Witness {
             &["--new-state"]
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_parmana"))
-            .args([
-                "log",
-                "witness",
-                "--serve",
-                "127.0.0.1:0",
-                "--key",
-                key,
-                "--name",
-                name,
-                "--state",
-                state,
-            ])
+            .args(serve_args_as(state, (key, name)))
             .args([new, extra].concat())
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -131,15 +120,23 @@ impl Drop for Witness {
 
 /// `parmana log witness --serve` on a free loopback port with the test witness's key and name.
 fn serve_args(state: &str) -> [&str; 10] {
+    serve_args_as(state, TEST_WITNESS)
+}
+
+/// The test witness's key file and name.
+const TEST_WITNESS: (&str, &str) = ("trust/keys/policy.pem", WITNESS);
+
+/// [`serve_args`] for the witness of `(key, name)`.
+fn serve_args_as<'a>(state: &'a str, (key, name): (&'a str, &'a str)) -> [&'a str; 10] {
     [
         "log",
         "witness",
         "--serve",
         "127.0.0.1:0",
         "--key",
-        "trust/keys/policy.pem",
+        key,
         "--name",
-        WITNESS,
+        name,
         "--state",
         state,
     ]
@@ -643,31 +640,7 @@ fn the_server_serves_checkpoints_and_proofs_its_witnesses_cosigned() {
     );
     let token = served.token.clone();
     let token = token.as_deref();
-    let executed = served.post("/v1/executions", token, &execution_body("wit-0002"));
-    assert_eq!(executed.status, 201, "{}", executed.text);
-    std::fs::write(
-        d.join("wit-0002.json"),
-        executed.json()["attestation"].to_string(),
-    )
-    .unwrap();
-    // Once an entry holding wit-0002 is cosigned, its proof is served.
-    let mut proof = None;
-    for _ in 0..400 {
-        let answer = served.get("/v1/executions/wit-0002/proof", token);
-        if answer.status == 200 {
-            proof = Some(answer.text);
-            break;
-        }
-        assert_eq!(
-            answer.header("retry-after"),
-            Some("1"),
-            "{}: {}",
-            answer.status,
-            answer.text
-        );
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    let proof = proof.unwrap_or_else(|| panic!("never cosigned: {}", served.stderr()));
+    let proof = executed_and_proven(d, &served, "wit-0002");
     let checkpoint = served.get("/log/checkpoint", token);
     assert_eq!(checkpoint.status, 200, "{}", checkpoint.text);
     assert!(
@@ -676,12 +649,6 @@ fn the_server_serves_checkpoints_and_proofs_its_witnesses_cosigned() {
         checkpoint.text
     );
     assert!(proof.contains(&format!("\u{2014} {WITNESS} ")), "{proof}");
-    std::fs::write(d.join("wit-0002.tlog-proof"), &proof).unwrap();
-    let (code, out, err) = run(
-        d,
-        &["verify", "wit-0002.json", "--proof", "wit-0002.tlog-proof"],
-    );
-    assert_eq!(code, 0, "{out}{err}");
     assert!(
         metric_with(
             &served,
@@ -796,7 +763,7 @@ fn witnesses_the_trust_root_does_not_require_are_not_asked() {
 /// against it needs to pass `verify --proof`.
 #[test]
 fn the_server_gathers_a_threshold_of_two_witnesses_in_turn() {
-    use crate::harness::{Served, execution_body};
+    use crate::harness::Served;
     const SECOND: &str = "witness.example/w2";
     let env = deployment("sqlite:store.sqlite", "");
     let d = env.root();
@@ -832,23 +799,7 @@ fn the_server_gathers_a_threshold_of_two_witnesses_in_turn() {
     );
     let token = served.token.clone();
     let token = token.as_deref();
-    let executed = served.post("/v1/executions", token, &execution_body("two-0001"));
-    assert_eq!(executed.status, 201, "{}", executed.text);
-    std::fs::write(
-        d.join("two-0001.json"),
-        executed.json()["attestation"].to_string(),
-    )
-    .unwrap();
-    let mut proof = None;
-    for _ in 0..400 {
-        let answer = served.get("/v1/executions/two-0001/proof", token);
-        if answer.status == 200 {
-            proof = Some(answer.text);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    let proof = proof.unwrap_or_else(|| panic!("never cosigned: {}", served.stderr()));
+    executed_and_proven(d, &served, "two-0001");
     let checkpoint = served.get("/log/checkpoint", token).text;
     for name in [WITNESS, SECOND] {
         assert_eq!(
@@ -857,10 +808,41 @@ fn the_server_gathers_a_threshold_of_two_witnesses_in_turn() {
             "{name}: {checkpoint}"
         );
     }
-    std::fs::write(d.join("two-0001.tlog-proof"), &proof).unwrap();
-    let (code, out, err) = run(
-        d,
-        &["verify", "two-0001.json", "--proof", "two-0001.tlog-proof"],
-    );
+}
+
+/// Executes `id` through `served`, waits (10 s at most) until its proof is served — each answer
+/// before it `Retry-After: 1` — and checks it offline (`parmana verify --proof`, in `d`, with the
+/// attestation and proof written as `{id}.json` and `{id}.tlog-proof`); the proof.
+fn executed_and_proven(d: &Path, served: &crate::harness::Served, id: &str) -> String {
+    let token = served.token.as_deref();
+    let executed = served.post("/v1/executions", token, &crate::harness::execution_body(id));
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    std::fs::write(
+        d.join(format!("{id}.json")),
+        executed.json()["attestation"].to_string(),
+    )
+    .unwrap();
+    let path = format!("/v1/executions/{id}/proof");
+    let mut proof = None;
+    for _ in 0..400 {
+        let answer = served.get(&path, token);
+        if answer.status == 200 {
+            proof = Some(answer.text);
+            break;
+        }
+        assert_eq!(
+            answer.header("retry-after"),
+            Some("1"),
+            "{}: {}",
+            answer.status,
+            answer.text
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let proof = proof.unwrap_or_else(|| panic!("never cosigned: {}", served.stderr()));
+    let (json, proof_file) = (format!("{id}.json"), format!("{id}.tlog-proof"));
+    std::fs::write(d.join(&proof_file), &proof).unwrap();
+    let (code, out, err) = run(d, &["verify", &json, "--proof", &proof_file]);
     assert_eq!(code, 0, "{out}{err}");
+    proof
 }
