@@ -572,8 +572,9 @@ impl Deployment {
 
     /// The witnesses to ask for cosignatures, if any: every `--witness-url` (`flags`), else the
     /// variable (URLs separated by whitespace), else `witness_url` in `[server]` (one URL or a
-    /// list). A variable or a list that names none is `cli.invalid_config`; so is a URL that is
-    /// not `http://` or `https://`.
+    /// list). A variable or a list that names none, or more than
+    /// [`MAX_WITNESSES`](parmana_server::MAX_WITNESSES), is `cli.invalid_config`; so is a URL that
+    /// is not `http://` or `https://`.
     pub(crate) fn witness_urls(
         &self,
         flags: &[String],
@@ -615,6 +616,13 @@ impl Deployment {
         };
         if setting.value.is_empty() {
             return Err(invalid("names no witness".to_owned()));
+        }
+        if setting.value.len() > parmana_server::MAX_WITNESSES {
+            return Err(invalid(format!(
+                "names {} witnesses, more than the {} a server asks",
+                setting.value.len(),
+                parmana_server::MAX_WITNESSES
+            )));
         }
         for (n, url) in setting.value.iter().enumerate() {
             let (scheme, rest) = url.split_once("://").unwrap_or_default();

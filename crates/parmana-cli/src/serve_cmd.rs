@@ -134,7 +134,7 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     log_public: bool,
     /// A witness to have each checkpoint cosigned by: its C2SP tlog-witness submission prefix
-    /// (`POST URL/add-checkpoint`; repeatable, asked in turn), such as `parmana log witness
+    /// (`POST URL/add-checkpoint`; repeatable, up to 32, asked at once), such as `parmana log witness
     /// --serve` listens on. Where the trust root's `log` role lists witnesses, /log/checkpoint
     /// and the execution proofs are then the newest checkpoint cosigned as far as it requires,
     /// so `verify --proof` accepts them (without, the checkpoints served carry the log's

@@ -85,6 +85,14 @@ fn checked(
     let tls = tls.map(|(config, _)| config);
     let authzen = AuthzenMapping::new(&settings.authzen, environment)?;
     if let Some(log) = &settings.log {
+        if log.witnesses.len() > crate::settings::MAX_WITNESSES {
+            return Err(ServerError::LimitOutOfRange {
+                name: "witness_url",
+                value: log.witnesses.len(),
+                min: 1,
+                max: crate::settings::MAX_WITNESSES,
+            });
+        }
         check_log_signer(LogSigning {
             trust_root: environment.trust_root(),
             history: environment.trust_history(),

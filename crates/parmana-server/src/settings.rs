@@ -191,6 +191,10 @@ pub struct AuthzenSettings {
     pub pdp_url: Option<String>,
 }
 
+/// The most witnesses a server asks ([`LogSettings::witnesses`]): each round asks them all at
+/// once, a thread each.
+pub const MAX_WITNESSES: usize = 32;
+
 /// The transparency log the server serves (`docs/server.md`, "Transparency log").
 #[derive(Debug, Clone)]
 pub struct LogSettings {
@@ -200,7 +204,7 @@ pub struct LogSettings {
     /// Serve `/log/*` without a token (the proof route still needs `read`).
     pub public: bool,
     /// The witnesses to have each checkpoint cosigned by: their `tlog-witness` submission
-    /// prefixes (`POST <prefix>/add-checkpoint`), asked in turn. Where the trust root's `log`
+    /// prefixes (`POST <prefix>/add-checkpoint`), asked at once (at most [`MAX_WITNESSES`]). Where the trust root's `log`
     /// role lists witnesses, the log routes then serve the newest checkpoint cosigned by as many
     /// as it requires, and proofs against it (`docs/server.md`, "Transparency log"); empty: the
     /// log's own signatures only.

@@ -382,6 +382,7 @@ fn witness_urls_come_from_flags_the_variable_or_the_file_and_must_be_http() {
     let from_flag = with_env.witness_urls(&flags).unwrap().unwrap();
     assert_eq!(from_flag.value, flags);
     assert_eq!(from_flag.source, Source::Flag("--witness-url"));
+    let many: String = (0..33).map(|n| format!("https://w{n}.example ")).collect();
     for (value, says) in [
         ("  ", "the variable PARMANA_WITNESS_URL: names no witness"),
         (
@@ -397,6 +398,7 @@ fn witness_urls_come_from_flags_the_variable_or_the_file_and_must_be_http() {
             "https://a.example https://A.example/",
             "\"https://A.example/\" is named twice",
         ),
+        (&many, "names 33 witnesses, more than the 32 a server asks"),
     ] {
         let refused = deployment(root, None, &[(WITNESS_URL.env, value)])
             .witness_urls(&[])

@@ -758,11 +758,11 @@ fn witnesses_the_trust_root_does_not_require_are_not_asked() {
     }
 }
 
-/// Two witnesses required (threshold 2 of two): the server asks each in turn — the second
-/// receiving the first's cosignature — and serves a checkpoint carrying both, which a proof
-/// against it needs to pass `verify --proof`.
+/// Two witnesses required (threshold 2 of two): the server asks both, merges their
+/// cosignatures, and serves a checkpoint carrying both, which a proof against it needs to pass
+/// `verify --proof`.
 #[test]
-fn the_server_gathers_a_threshold_of_two_witnesses_in_turn() {
+fn the_server_gathers_a_threshold_of_two_witnesses() {
     use crate::harness::Served;
     const SECOND: &str = "witness.example/w2";
     let env = deployment("sqlite:store.sqlite", "");
@@ -808,6 +808,77 @@ fn the_server_gathers_a_threshold_of_two_witnesses_in_turn() {
             "{name}: {checkpoint}"
         );
     }
+}
+
+/// A witness that never answers, listed first, delays none of the others: the checkpoint the
+/// other witness cosigned is served while the silent witness's request is still waiting for its
+/// answer (asked one after another, the second witness would only be asked once the server had
+/// given up on the first, 10 s later, closing its connection).
+#[test]
+fn a_silent_witness_delays_none_of_the_others() {
+    use crate::harness::Served;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let env = deployment("memory", "");
+    let d = env.root();
+    name_a_witnessed_log(d);
+    let witness = Witness::start(d);
+    // Accepts connections, reads what is sent, answers nothing; counts the connections the
+    // server closed.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_base = format!("http://{}", silent.local_addr().unwrap());
+    let (accepted, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (counting_accepted, counting_closed) = (Arc::clone(&accepted), Arc::clone(&closed));
+    std::thread::spawn(move || {
+        for stream in silent.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counting_accepted.fetch_add(1, Ordering::SeqCst);
+            let closed = Arc::clone(&counting_closed);
+            std::thread::spawn(move || {
+                let mut buffer = [0_u8; 4096];
+                while matches!(std::io::Read::read(&mut stream, &mut buffer), Ok(n) if n > 0) {}
+                closed.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let served = Served::start(
+        d,
+        &[
+            "--dev-token",
+            "--log-key",
+            LOG_KEY,
+            "--witness-url",
+            &silent_base,
+            "--witness-url",
+            &witness.base,
+        ],
+    );
+    let token = served.token.clone();
+    let token = token.as_deref();
+    let mut checkpoint = None;
+    for _ in 0..320 {
+        let answer = served.get("/log/checkpoint", token);
+        if answer.status == 200 {
+            checkpoint = Some(answer.text);
+            break;
+        }
+        assert_eq!(answer.code(), "server.not_yet_cosigned", "{}", answer.text);
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let checkpoint = checkpoint.unwrap_or_else(|| panic!("never cosigned: {}", served.stderr()));
+    assert!(
+        checkpoint.contains(&format!("\n\u{2014} {WITNESS} ")),
+        "{checkpoint}"
+    );
+    assert!(
+        accepted.load(Ordering::SeqCst) > 0,
+        "the silent witness was never asked"
+    );
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        0,
+        "the server gave up on the silent witness before the other's cosignature was served"
+    );
 }
 
 /// Executes `id` through `served`, waits (10 s at most) until its proof is served — each answer
