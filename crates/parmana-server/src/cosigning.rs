@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parmana_runtime::{Runtime, RuntimeEnvironment};
+use parmana_runtime::RuntimeEnvironment;
 
 use crate::error::ServerError;
 use crate::state::{AppState, CosignedNote};
 
 /// How long the server waits for a witness's answer (each request; a witness whose size moved
-/// is asked twice; the witnesses of a round are asked at once): shorter than `parmana log cosign`'s, since a round in progress delays the
-/// end of a shutdown (the blocking pool is waited for).
+/// is asked twice): shorter than `parmana log cosign`'s, since a round short of its threshold
+/// waits for the answers, and a witness still asked is not asked again.
 const WITNESS_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The least time between two rounds of cosigning (the sequencer's cadence, when longer): a
@@ -79,7 +79,7 @@ pub(crate) async fn cosign_periodically(state: Arc<AppState>) {
         }
         let worker = Arc::clone(&state);
         let round = state
-            .blocking("cosign", move |runtime| cosign_once(&worker, runtime))
+            .blocking("cosign", move |_| cosign_once(&worker))
             .await;
         let failed = matches!(round, Ok(Err(_)) | Err(_));
         if failed {
@@ -114,13 +114,16 @@ pub(crate) async fn cosign_periodically(state: Arc<AppState>) {
 }
 
 /// One round: the checkpoint the log routes would sign now, sent to every configured witness at
-/// once (each on a thread of its own, with the log's signatures only: a slow or silent witness
-/// delays none of the others), their cosignatures merged as they answer, and the result kept as
-/// soon as it meets the trust root's witness threshold (and again with each later cosignature).
-/// `None` where there is nothing new to cosign (or the trust root requires no witness); a
-/// witness that fails is logged and the others still count. The round ends once every witness
-/// has answered or timed out.
-fn cosign_once(state: &AppState, runtime: &Runtime) -> Result<Option<CosignedNote>, ServerError> {
+/// once (each on a thread of its own, with the log's signatures only), their cosignatures merged
+/// as they answer, and the result kept as soon as it meets the trust root's witness threshold.
+/// Once it does, the witnesses still asked get [`STRAGGLER_WAIT`] more to add theirs; a witness
+/// that answers later (within its [`WITNESS_ANSWER_TIMEOUT`]) has its size remembered, and is
+/// not asked again until it has answered. So a slow or silent witness delays neither the others
+/// nor the next round. `None` where there is nothing new to cosign (or the trust root requires
+/// no witness, or a shutdown began while waiting); a witness that fails is logged and the others
+/// still count.
+fn cosign_once(state: &Arc<AppState>) -> Result<Option<CosignedNote>, ServerError> {
+    let runtime = &state.runtime;
     let environment = runtime.environment();
     if !witnessed(state, &environment) {
         return Ok(None);
@@ -143,85 +146,170 @@ fn cosign_once(state: &AppState, runtime: &Runtime) -> Result<Option<CosignedNot
     {
         return Ok(None);
     }
-    let request = |old_size| {
-        state
-            .log_cache
-            .get(runtime.store())?
-            .witness_request(trust_root, note.as_bytes(), old_size)
-    };
-    let mut cosigned = note.clone();
-    let mut kept = None;
-    std::thread::scope(|scope| {
-        let (answered, answers) = std::sync::mpsc::channel();
-        for prefix in &log_settings.witnesses {
-            // The size the witness cosigned last for this server (0 the first time): one
-            // request a round where it has not moved, instead of a `409` and a second.
-            let known = state
-                .witness_sizes
-                .lock()
-                .ok()
-                .and_then(|sizes| sizes.get(prefix).copied())
-                .filter(|known| *known <= size)
-                .unwrap_or(0);
-            let (sender, request, note) = (answered.clone(), &request, &note);
-            let asking = std::thread::Builder::new()
-                .name("parmana-cosign".to_owned())
-                .spawn_scoped(scope, move || {
-                    let answer = crate::witness::request_cosignature(
-                        request,
+    let note: Arc<str> = note.into();
+    let (answered, answers) = std::sync::mpsc::channel();
+    let mut pending = 0_usize;
+    for prefix in &log_settings.witnesses {
+        let Some(known) = start_asking(state, prefix, size) else {
+            continue;
+        };
+        let asking = Asking {
+            state: Arc::clone(state),
+            prefix: prefix.clone(),
+        };
+        let (environment, note, answered) = (
+            Arc::clone(&environment),
+            Arc::clone(&note),
+            answered.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("parmana-cosign".to_owned())
+            .spawn(move || {
+                let state = &asking.state;
+                let trust_root = environment.trust_root();
+                let request = |old_size| {
+                    state.log_cache.get(state.runtime.store())?.witness_request(
                         trust_root,
                         note.as_bytes(),
-                        prefix,
-                        known,
-                        WITNESS_ANSWER_TIMEOUT,
-                    );
-                    // Received: the loop below reads until every sender is gone.
-                    let _ = sender.send((prefix, answer));
-                });
-            if let Err(error) = asking {
-                let _ = answered.send((
-                    prefix,
-                    Err(ServerError::Io {
-                        action: "start a thread to ask the witness",
-                        address: prefix.clone(),
-                        message: error.to_string(),
-                    }),
-                ));
-            }
-        }
-        drop(answered);
-        for (prefix, answer) in answers {
-            match answer.and_then(|more| merged(trust_root, &cosigned, &note, &more)) {
-                Ok(more) => {
-                    cosigned = more;
-                    if let Ok(mut sizes) = state.witness_sizes.lock() {
-                        sizes.insert(prefix.clone(), size);
-                    }
-                    // As far as the trust root requires: the log's signatures and the
-                    // witnesses' threshold.
-                    if role.verifier().open_checkpoint(cosigned.as_bytes()).is_ok() {
-                        let note = CosignedNote {
-                            size,
-                            root,
-                            trust_root_version: trust_root.version(),
-                            note: cosigned.clone(),
-                        };
-                        keep(state, &note);
-                        kept = Some(note);
-                    }
+                        old_size,
+                    )
+                };
+                let answer = crate::witness::request_cosignature(
+                    &request,
+                    trust_root,
+                    note.as_bytes(),
+                    &asking.prefix,
+                    known,
+                    WITNESS_ANSWER_TIMEOUT,
+                );
+                if answer.is_ok() {
+                    asking.cosigned(size);
                 }
-                Err(error) => witness_failed(state, prefix, &error),
-            }
+                // The round may be over: a late cosignature is only remembered (its size).
+                let _ = answered.send((asking.prefix.clone(), answer));
+            });
+        match spawned {
+            Ok(_) => pending += 1,
+            Err(error) => witness_failed(
+                state,
+                prefix,
+                &ServerError::Io {
+                    action: "start a thread to ask the witness",
+                    address: prefix.clone(),
+                    message: error.to_string(),
+                },
+            ),
         }
-    });
+    }
+    drop(answered);
+    let mut cosigned = note.to_string();
+    let mut kept = None;
+    let mut stragglers_until: Option<std::time::Instant> = None;
+    while pending > 0 {
+        let wait = stragglers_until.map_or(ANSWER_POLL, |until| {
+            until
+                .saturating_duration_since(std::time::Instant::now())
+                .min(ANSWER_POLL)
+        });
+        let (prefix, answer) = match answers.recv_timeout(wait) {
+            Ok(answer) => answer,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let stragglers_over =
+                    stragglers_until.is_some_and(|until| std::time::Instant::now() >= until);
+                // A shutdown does not wait for the witnesses' answers.
+                if stragglers_over || state.is_draining() {
+                    break;
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        pending -= 1;
+        match answer.and_then(|more| merged(trust_root, &cosigned, &note, &more)) {
+            Ok(more) => {
+                cosigned = more;
+                // As far as the trust root requires: the log's signatures and the witnesses'
+                // threshold.
+                if role.verifier().open_checkpoint(cosigned.as_bytes()).is_ok() {
+                    let note = CosignedNote {
+                        size,
+                        root,
+                        trust_root_version: trust_root.version(),
+                        note: cosigned.clone(),
+                    };
+                    keep(state, &note);
+                    kept = Some(note);
+                    stragglers_until
+                        .get_or_insert_with(|| std::time::Instant::now() + STRAGGLER_WAIT);
+                }
+            }
+            Err(error) => witness_failed(state, &prefix, &error),
+        }
+    }
     if kept.is_some() {
         return Ok(kept);
+    }
+    if state.is_draining() {
+        return Ok(None);
     }
     // Short of the threshold: refused as the trust root's role refuses it.
     role.verifier()
         .open_checkpoint(cosigned.as_bytes())
         .map_err(|e| ServerError::Runtime(e.into()))?;
     Ok(None)
+}
+
+/// How long a round waits, once the threshold is met, for the witnesses still asked to add their
+/// cosignatures to the checkpoint kept (healthy witnesses answer within milliseconds of each
+/// other).
+const STRAGGLER_WAIT: Duration = Duration::from_millis(500);
+
+/// How often a round waiting for the witnesses' answers looks whether a shutdown began.
+const ANSWER_POLL: Duration = Duration::from_millis(100);
+
+/// Marks the witness at `prefix` as asked, unless a request to it is still waiting for its
+/// answer (`None`: not asked this round); the size to start its request from, the one it
+/// cosigned last for this server if not beyond `size` (0 otherwise).
+fn start_asking(state: &AppState, prefix: &str, size: u64) -> Option<u64> {
+    let mut witnesses = state.witnesses.lock().ok()?;
+    let progress = witnesses.entry(prefix.to_owned()).or_default();
+    if progress.asking {
+        return None;
+    }
+    progress.asking = true;
+    Some(
+        Some(progress.cosigned_size)
+            .filter(|known| *known <= size)
+            .unwrap_or(0),
+    )
+}
+
+/// A witness being asked: no longer once this is dropped (its answer in, or its thread gone).
+struct Asking {
+    state: Arc<AppState>,
+    prefix: String,
+}
+
+impl Asking {
+    /// The witness cosigned a checkpoint of `size`: its next request starts from there.
+    fn cosigned(&self, size: u64) {
+        if let Ok(mut witnesses) = self.state.witnesses.lock() {
+            witnesses
+                .entry(self.prefix.clone())
+                .or_default()
+                .cosigned_size = size;
+        }
+    }
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        if let Ok(mut witnesses) = self.state.witnesses.lock()
+            && let Some(progress) = witnesses.get_mut(&self.prefix)
+        {
+            progress.asking = false;
+        }
+    }
 }
 
 /// `cosigned` (the log's note `sent` with the cosignatures gathered so far) with the

@@ -173,7 +173,7 @@ impl Server {
             signed_note: std::sync::Mutex::new(None),
             signing_note: std::sync::Mutex::new(()),
             cosigned_note: std::sync::Mutex::new(None),
-            witness_sizes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            witnesses: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             completed_here: std::sync::atomic::AtomicU64::new(0),
             held_since: std::sync::Mutex::new(None),
             log_sequencer: parmana_runtime::LogSequencer::default()

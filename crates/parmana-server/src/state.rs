@@ -208,9 +208,9 @@ pub(crate) struct AppState {
     /// (`cosigning::cosign_periodically`), which the log routes serve where the trust root's `log`
     /// role lists witnesses.
     pub(crate) cosigned_note: std::sync::Mutex<Option<CosignedNote>>,
-    /// The size each witness (by its URL) cosigned last for this server: the old size its next
-    /// request starts from.
-    pub(crate) witness_sizes: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Each witness (by its URL) as this server knows it: the size it cosigned last, and
+    /// whether a request to it is still waiting for an answer.
+    pub(crate) witnesses: std::sync::Mutex<std::collections::BTreeMap<String, WitnessProgress>>,
     /// Executions this server completed (what its sequencer expects to see integrated).
     pub(crate) completed_here: std::sync::atomic::AtomicU64,
     /// Since when every sequencer run found the ledger held by another integrator without the
@@ -228,6 +228,17 @@ pub(crate) struct HeldLedger {
     pub(crate) since: Option<Instant>,
     pub(crate) size: u64,
     pub(crate) completed: u64,
+}
+
+/// A configured witness as the cosigning rounds left it (`cosigning::cosign_once`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WitnessProgress {
+    /// The size it cosigned last for this server (0 until it has): the old size its next request
+    /// starts from, one request instead of a `409` and a second.
+    pub(crate) cosigned_size: u64,
+    /// A request to it is still waiting for its answer (at most one at a time: a round skips
+    /// it, so a witness that does not answer costs each round nothing).
+    pub(crate) asking: bool,
 }
 
 /// A checkpoint cosigned by enough of the configured witnesses: its size and root, the version of

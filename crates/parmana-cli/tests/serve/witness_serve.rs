@@ -810,10 +810,12 @@ fn the_server_gathers_a_threshold_of_two_witnesses() {
     }
 }
 
-/// A witness that never answers, listed first, delays none of the others: the checkpoint the
-/// other witness cosigned is served while the silent witness's request is still waiting for its
-/// answer (asked one after another, the second witness would only be asked once the server had
-/// given up on the first, 10 s later, closing its connection).
+/// A witness that never answers, listed first, delays neither the others nor the next round:
+/// the checkpoint the other witness cosigned is served while the silent witness's request is
+/// still waiting for its answer, and so is a later checkpoint (with an execution's proof), the
+/// silent witness not asked again meanwhile. Asked one after another, the second witness would
+/// only be asked once the server had given up on the first, 10 s later, closing its connection;
+/// with a round waiting for every answer, the second checkpoint would wait as long.
 #[test]
 fn a_silent_witness_delays_none_of_the_others() {
     use crate::harness::Served;
@@ -878,6 +880,16 @@ fn a_silent_witness_delays_none_of_the_others() {
         closed.load(Ordering::SeqCst),
         0,
         "the server gave up on the silent witness before the other's cosignature was served"
+    );
+    let proof = executed_and_proven(d, &served, "silent-0001");
+    assert!(proof.contains(&format!("\u{2014} {WITNESS} ")), "{proof}");
+    assert_eq!(
+        (
+            accepted.load(Ordering::SeqCst),
+            closed.load(Ordering::SeqCst)
+        ),
+        (1, 0),
+        "the silent witness asked again, or given up on, before a later checkpoint was served"
     );
 }
 
