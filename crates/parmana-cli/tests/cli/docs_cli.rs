@@ -109,8 +109,32 @@ fn check(steps: &[Step], codes: &[i32], transcript: &str) {
 #[test]
 fn deploy_your_own_runs_as_written() {
     let page = std::fs::read_to_string(repo_root().join("docs/deploy.md")).unwrap();
-    let all: Vec<Step> = sh_blocks(&page).iter().flat_map(|b| steps(b)).collect();
+    let mut all: Vec<Step> = sh_blocks(&page).iter().flat_map(|b| steps(b)).collect();
     assert!(all.len() > 20, "{} steps", all.len());
+    // §6 calls the server with curl (.ci/run installs it).
+    assert!(
+        Command::new("curl").arg("--version").output().is_ok(),
+        "docs/deploy.md §6 needs curl on the PATH"
+    );
+    // §6's server listens on a free port here (the page's 8080 may be taken).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let served = all
+        .iter_mut()
+        .filter(|step| step.command.contains("127.0.0.1:8080"))
+        .map(|step| {
+            step.command = step
+                .command
+                .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        })
+        .count();
+    assert_eq!(
+        served, 4,
+        "§6 starts a server on 127.0.0.1:8080 and calls it three times"
+    );
     let dir = tempfile::tempdir().unwrap();
     let (codes, transcript) = run_steps(&all, dir.path(), "");
     check(&all, &codes, &transcript);
@@ -119,6 +143,9 @@ fn deploy_your_own_runs_as_written() {
         "superseded",
         "error[runtime.replay_detected]",
         "error[cli.verification_failed]",
+        // §6: the server's 201 (its body), then its 409 for the same id.
+        r#""execution_id":"pay-0004""#,
+        "\n409\n",
     ] {
         assert!(transcript.contains(expected), "{expected}:\n{transcript}");
     }
