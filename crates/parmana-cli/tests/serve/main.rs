@@ -17,4 +17,5 @@ mod overload_serve;
 mod postgres_serve;
 mod signals_serve;
 mod tls_serve;
+mod witness_rounds_serve;
 mod witness_serve;

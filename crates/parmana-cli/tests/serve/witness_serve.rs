@@ -12,16 +12,16 @@ use parmana_runtime::trust::{
 use crate::harness::{README_SIGNALS, deployment, parmana};
 use crate::log_serve::{LOG_KEY, ORIGIN, name_a_log};
 
-const WITNESS: &str = "witness.example/w1";
+pub(crate) const WITNESS: &str = "witness.example/w1";
 
 /// A running `parmana log witness --serve`; killed when dropped.
-struct Witness {
+pub(crate) struct Witness {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Witness {
-    fn start(dir: &Path) -> Self {
+    pub(crate) fn start(dir: &Path) -> Self {
         Self::start_with_state(dir, "witness-state.txt")
     }
 
@@ -238,7 +238,7 @@ fn state_size(dir: &Path) -> u64 {
 }
 
 /// Names the log (as [`name_a_log`]) with the witness [`WITNESS`], threshold 1.
-fn name_a_witnessed_log(dir: &Path) {
+pub(crate) fn name_a_witnessed_log(dir: &Path) {
     name_a_log(
         dir,
         &[
@@ -810,93 +810,10 @@ fn the_server_gathers_a_threshold_of_two_witnesses() {
     }
 }
 
-/// A witness that never answers, listed first, delays neither the others nor the next round:
-/// the checkpoint the other witness cosigned is served while the silent witness's request is
-/// still waiting for its answer, and so is a later checkpoint (with an execution's proof), the
-/// silent witness not asked again meanwhile. Asked one after another, the second witness would
-/// only be asked once the server had given up on the first, 10 s later, closing its connection;
-/// with a round waiting for every answer, the second checkpoint would wait as long.
-#[test]
-fn a_silent_witness_delays_none_of_the_others() {
-    use crate::harness::Served;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let env = deployment("memory", "");
-    let d = env.root();
-    name_a_witnessed_log(d);
-    let witness = Witness::start(d);
-    // Accepts connections, reads what is sent, answers nothing; counts the connections the
-    // server closed.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let silent_base = format!("http://{}", silent.local_addr().unwrap());
-    let (accepted, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let (counting_accepted, counting_closed) = (Arc::clone(&accepted), Arc::clone(&closed));
-    std::thread::spawn(move || {
-        for stream in silent.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            counting_accepted.fetch_add(1, Ordering::SeqCst);
-            let closed = Arc::clone(&counting_closed);
-            std::thread::spawn(move || {
-                let mut buffer = [0_u8; 4096];
-                while matches!(std::io::Read::read(&mut stream, &mut buffer), Ok(n) if n > 0) {}
-                closed.fetch_add(1, Ordering::SeqCst);
-            });
-        }
-    });
-    let served = Served::start(
-        d,
-        &[
-            "--dev-token",
-            "--log-key",
-            LOG_KEY,
-            "--witness-url",
-            &silent_base,
-            "--witness-url",
-            &witness.base,
-        ],
-    );
-    let token = served.token.clone();
-    let token = token.as_deref();
-    let mut checkpoint = None;
-    for _ in 0..320 {
-        let answer = served.get("/log/checkpoint", token);
-        if answer.status == 200 {
-            checkpoint = Some(answer.text);
-            break;
-        }
-        assert_eq!(answer.code(), "server.not_yet_cosigned", "{}", answer.text);
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    let checkpoint = checkpoint.unwrap_or_else(|| panic!("never cosigned: {}", served.stderr()));
-    assert!(
-        checkpoint.contains(&format!("\n\u{2014} {WITNESS} ")),
-        "{checkpoint}"
-    );
-    assert!(
-        accepted.load(Ordering::SeqCst) > 0,
-        "the silent witness was never asked"
-    );
-    assert_eq!(
-        closed.load(Ordering::SeqCst),
-        0,
-        "the server gave up on the silent witness before the other's cosignature was served"
-    );
-    let proof = executed_and_proven(d, &served, "silent-0001");
-    assert!(proof.contains(&format!("\u{2014} {WITNESS} ")), "{proof}");
-    assert_eq!(
-        (
-            accepted.load(Ordering::SeqCst),
-            closed.load(Ordering::SeqCst)
-        ),
-        (1, 0),
-        "the silent witness asked again, or given up on, before a later checkpoint was served"
-    );
-}
-
 /// Executes `id` through `served`, waits (10 s at most) until its proof is served — each answer
 /// before it `Retry-After: 1` — and checks it offline (`parmana verify --proof`, in `d`, with the
 /// attestation and proof written as `{id}.json` and `{id}.tlog-proof`); the proof.
-fn executed_and_proven(d: &Path, served: &crate::harness::Served, id: &str) -> String {
+pub(crate) fn executed_and_proven(d: &Path, served: &crate::harness::Served, id: &str) -> String {
     let token = served.token.as_deref();
     let executed = served.post("/v1/executions", token, &crate::harness::execution_body(id));
     assert_eq!(executed.status, 201, "{}", executed.text);
