@@ -1,4 +1,4 @@
-//! Cuts and rewrites of the ledger under a running sequencer: a cut in a quiet moment is noticed and stops executions, and a rewritten ledger is never taken by a running driver or snapshot.
+//! Cuts and rewrites of the ledger under a running sequencer: a cut in a quiet moment is noticed and stops executions, a rewritten ledger is never taken by a running driver or snapshot, and a ledger read whole again (a page torn once) is taken with every id it holds.
 
 use super::*;
 
@@ -306,4 +306,64 @@ fn a_driver_knows_every_id_its_log_has_held() {
         assert!(later.holds_execution(&id(&format!("known-{n}"))));
     }
     assert!(!later.holds_execution(&id("never-executed")));
+}
+
+/// A memory store whose ledger page read from `torn_at` comes back wrong once (its first record
+/// replaced): a torn read, or a writer's edit undone before the next read.
+#[derive(Debug)]
+struct TornPage {
+    inner: MemoryReplayStore,
+    torn_at: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ReplayStore for TornPage {
+    common::forward_store_writes!(inner);
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
+        self.inner.ledger_summary()
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        let mut rows = self.inner.ledger_rows(from, max)?;
+        let torn = self
+            .torn_at
+            .compare_exchange(from, u64::MAX, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if torn && let Some(first) = rows.first_mut() {
+            first.record = b"{}".to_vec();
+        }
+        Ok(rows)
+    }
+    common::forward_store_reads!(@all_but_ledger_reads inner);
+}
+
+/// A run whose catch-up finds the ledger no longer extending its kept log reads the whole
+/// ledger again, and takes it where it extends the kept log (here the page was torn once) —
+/// noting every id it holds: one another integrator appended, read only in that whole read,
+/// is known as executed from then on, and nothing is recorded as evidence.
+#[test]
+fn a_run_that_takes_the_whole_ledger_again_knows_its_ids() {
+    let torn_at = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let (_fixture, runtime, _log_key) = setup_on(Arc::new(TornPage {
+        inner: MemoryReplayStore::new(),
+        torn_at: Arc::clone(&torn_at),
+    }));
+    let store = runtime.store();
+    let ours = LogSequencer::default();
+    execute(&runtime, "whole-0");
+    let size = ours.run_all(store, None).unwrap().size;
+    execute(&runtime, "whole-1");
+    LogSequencer::default().run_all(store, None).unwrap();
+    torn_at.store(size, Ordering::SeqCst);
+    let report = ours.run(store, None).unwrap();
+    assert_eq!(
+        torn_at.load(Ordering::SeqCst),
+        u64::MAX,
+        "the catch-up read the torn page"
+    );
+    assert!(report.size > size, "{report:?}");
+    assert!(ours.holds_execution(&id("whole-0")));
+    assert!(
+        ours.holds_execution(&id("whole-1")),
+        "read only in the whole ledger"
+    );
+    assert_eq!(ours.store_rewound(), None);
 }
