@@ -1,4 +1,4 @@
-//! What the middleware tells of every request: one whose client goes away before its answer is still logged and counted (`499 server.client_closed`, with the execution it started), and `/metrics` answers while every slot is taken.
+//! What the middleware tells of every request: one whose client goes away before its answer is still logged and counted (`499 server.client_closed`, with the execution it started), `/metrics` answers while every slot is taken, and a readiness probe still waiting when the shutdown grace runs out answers its own not-ready.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,7 +11,8 @@ use parmana_runtime::replay::{ExecutionState, MemoryReplayStore, ReplayError, Re
 use parmana_testkit::FixtureEnvironment;
 
 use crate::readiness_tests::{
-    answer_of, bound_as, runtime_over, started_over_memory, through_router, tokio_runtime,
+    answer_of, answer_through_router, bound_as, runtime_over, started_over_memory,
+    started_over_probed, through_router, tokio_runtime,
 };
 use crate::settings::Limits;
 
@@ -214,5 +215,43 @@ fn a_refusals_code_survives_the_handlers_outcome() {
     assert_eq!(
         (outcome.code.as_deref(), outcome.execution_id.as_deref()),
         (Some("server.execution_unknown"), Some("gone"))
+    );
+}
+
+/// A readiness probe still waiting for the store when the shutdown grace runs out is answered
+/// then with the probe's own not-ready — `503 server.not_ready`, without `Retry-After`, which a
+/// load balancer does not read there — not the `server.shutting_down` of other routes.
+#[test]
+fn a_probe_waiting_as_the_grace_runs_out_answers_not_ready() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let (state, store) = started_over_probed(&fixture);
+    store.set_silent(true);
+    // One runtime for the probe and the test: dropped only once the store answers again (its
+    // drop waits for the probe's store read).
+    let tokio = Arc::new(tokio_runtime());
+    let probe = {
+        let (state, tokio) = (Arc::clone(&state), Arc::clone(&tokio));
+        std::thread::spawn(move || answer_through_router(&tokio, &state, "GET", "/readyz", ""))
+    };
+    let waiting = (0..2_000).any(|_| {
+        std::thread::sleep(Duration::from_millis(1));
+        store.probes.load(Ordering::SeqCst) == 1
+    });
+    assert!(waiting, "the probe never reached the store");
+    state.draining.store(true, Ordering::SeqCst);
+    state.grace_over.send_replace(true);
+    let (status, body, retry_after) = probe.join().unwrap();
+    store.set_silent(false);
+    assert_eq!(
+        (status, body["error"]["code"].as_str(), retry_after),
+        (503, Some("server.not_ready"), false),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the shutdown grace ran out"),
+        "{body}"
     );
 }

@@ -23,14 +23,14 @@ use crate::state::AppState;
 /// reading the marks until it is `down` (the runtime reads them once when it is built). Reading
 /// the marks (`/readyz`'s probe) is counted, and waits while `silent` holds `true`.
 #[derive(Debug, Default)]
-struct Unreachable {
+pub(crate) struct Unreachable {
     down: AtomicBool,
-    probes: AtomicUsize,
+    pub(crate) probes: AtomicUsize,
     silent: (Mutex<bool>, Condvar),
 }
 
 impl Unreachable {
-    fn set_silent(&self, silent: bool) {
+    pub(crate) fn set_silent(&self, silent: bool) {
         *self.silent.0.lock().unwrap() = silent;
         self.silent.1.notify_all();
     }
@@ -371,7 +371,9 @@ pub(crate) async fn answer_of(
 
 /// A started server over an [`Unreachable`] store that answers (not `down`), its probes not yet
 /// counted.
-fn started_over_probed(fixture: &FixtureEnvironment) -> (Arc<AppState>, Arc<Unreachable>) {
+pub(crate) fn started_over_probed(
+    fixture: &FixtureEnvironment,
+) -> (Arc<AppState>, Arc<Unreachable>) {
     let store = Arc::new(Unreachable::default());
     let clock = Arc::new(AtomicI64::new(0));
     let state = state_over(fixture, Arc::clone(&store) as Arc<dyn ReplayStore>, &clock);
