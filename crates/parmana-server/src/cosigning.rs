@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parmana_runtime::RuntimeEnvironment;
+use parmana_runtime::replay::ReplayError;
+use parmana_runtime::{ExecutionError, RuntimeEnvironment};
 
 use crate::error::ServerError;
-use crate::state::{AppState, CosignedNote};
+use crate::state::{AppState, CosignedNote, WitnessProgress};
 
 /// How long the server waits for a witness's answer (each request; a witness whose size moved
 /// is asked twice): shorter than `parmana log cosign`'s, since a round short of its threshold
@@ -114,14 +115,15 @@ pub(crate) async fn cosign_periodically(state: Arc<AppState>) {
 }
 
 /// One round: the checkpoint the log routes would sign now, sent to every configured witness at
-/// once (each on a thread of its own, with the log's signatures only), their cosignatures merged
-/// as they answer, and the result kept as soon as it meets the trust root's witness threshold.
-/// Once it does, the witnesses still asked get [`STRAGGLER_WAIT`] more to add theirs; a witness
-/// that answers later (within its [`WITNESS_ANSWER_TIMEOUT`]) has its size remembered, and is
-/// not asked again until it has answered. So a slow or silent witness delays neither the others
-/// nor the next round. `None` where there is nothing new to cosign (or the trust root requires
-/// no witness, or a shutdown began while waiting); a witness that fails is logged and the others
-/// still count.
+/// once (each on a thread of its own, with the log's signatures only) but one still answering
+/// an earlier round's request, their cosignatures merged as they answer, and the result kept as
+/// soon as it meets the trust root's witness threshold. Once it does, the witnesses still asked
+/// get [`STRAGGLER_WAIT`] more to add theirs; a witness that answers later (within its
+/// [`WITNESS_ANSWER_TIMEOUT`]) has its size remembered, or its failure logged. So a slow or
+/// silent witness delays neither the others nor the next round, as long as the others meet the
+/// threshold; a round short of it waits for every answer. `None` where there is nothing new to
+/// cosign (or the trust root requires no witness, or every witness is still answering, or a
+/// shutdown began while waiting); a witness that fails is logged and the others still count.
 fn cosign_once(state: &Arc<AppState>) -> Result<Option<CosignedNote>, ServerError> {
     let runtime = &state.runtime;
     let environment = runtime.environment();
@@ -149,47 +151,25 @@ fn cosign_once(state: &Arc<AppState>) -> Result<Option<CosignedNote>, ServerErro
     let note: Arc<str> = note.into();
     let (answered, answers) = std::sync::mpsc::channel();
     let mut pending = 0_usize;
+    let mut skipped = Vec::new();
     for prefix in &log_settings.witnesses {
         let Some(known) = start_asking(state, prefix, size) else {
+            tracing::debug!(
+                target: "parmana::server",
+                witness = %prefix,
+                "a witness still answering an earlier round's request is not asked again yet"
+            );
+            skipped.push(prefix.as_str());
             continue;
         };
-        let asking = Asking {
-            state: Arc::clone(state),
-            prefix: prefix.clone(),
+        let asked = Asked {
+            environment: Arc::clone(&environment),
+            note: Arc::clone(&note),
+            size,
+            known,
         };
-        let (environment, note, answered) = (
-            Arc::clone(&environment),
-            Arc::clone(&note),
-            answered.clone(),
-        );
-        let spawned = std::thread::Builder::new()
-            .name("parmana-cosign".to_owned())
-            .spawn(move || {
-                let state = &asking.state;
-                let trust_root = environment.trust_root();
-                let request = |old_size| {
-                    state.log_cache.get(state.runtime.store())?.witness_request(
-                        trust_root,
-                        note.as_bytes(),
-                        old_size,
-                    )
-                };
-                let answer = crate::witness::request_cosignature(
-                    &request,
-                    trust_root,
-                    note.as_bytes(),
-                    &asking.prefix,
-                    known,
-                    WITNESS_ANSWER_TIMEOUT,
-                );
-                if answer.is_ok() {
-                    asking.cosigned(size);
-                }
-                // The round may be over: a late cosignature is only remembered (its size).
-                let _ = answered.send((asking.prefix.clone(), answer));
-            });
-        match spawned {
-            Ok(_) => pending += 1,
+        match ask(state, prefix, asked, answered.clone()) {
+            Ok(()) => pending += 1,
             Err(error) => witness_failed(
                 state,
                 prefix,
@@ -202,6 +182,10 @@ fn cosign_once(state: &Arc<AppState>) -> Result<Option<CosignedNote>, ServerErro
         }
     }
     drop(answered);
+    if pending == 0 && !skipped.is_empty() {
+        // Nothing asked: every witness is still answering (its own request logs its outcome).
+        return Ok(None);
+    }
     let mut cosigned = note.to_string();
     let mut kept = None;
     let mut stragglers_until: Option<std::time::Instant> = None;
@@ -225,7 +209,9 @@ fn cosign_once(state: &Arc<AppState>) -> Result<Option<CosignedNote>, ServerErro
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
         pending -= 1;
-        match answer.and_then(|more| merged(trust_root, &cosigned, &note, &more)) {
+        // A failure was logged by the witness's own thread.
+        let Some(answer) = answer else { continue };
+        match merged(trust_root, &cosigned, &note, &answer) {
             Ok(more) => {
                 cosigned = more;
                 // As far as the trust root requires: the log's signatures and the witnesses'
@@ -252,11 +238,84 @@ fn cosign_once(state: &Arc<AppState>) -> Result<Option<CosignedNote>, ServerErro
     if state.is_draining() {
         return Ok(None);
     }
+    if !skipped.is_empty() {
+        tracing::warn!(
+            target: "parmana::server",
+            witnesses = ?skipped,
+            "not asked this round: each is still answering an earlier round's request (at most \
+             twice the 10 s answer timeout)"
+        );
+    }
     // Short of the threshold: refused as the trust root's role refuses it.
     role.verifier()
         .open_checkpoint(cosigned.as_bytes())
         .map_err(|e| ServerError::Runtime(e.into()))?;
     Ok(None)
+}
+
+/// What a witness is asked in a round: the checkpoint `note` (of `size` entries, under
+/// `environment`'s trust root), from the size it cosigned `known`.
+struct Asked {
+    environment: Arc<RuntimeEnvironment>,
+    note: Arc<str>,
+    size: u64,
+    known: u64,
+}
+
+/// Asks the witness at `prefix` on a thread of its own, which sends the checkpoint it cosigned
+/// (or `None`) to `answered`: the round's, or nobody's once the round is over. The thread logs a
+/// failure itself, so that one after the round is not lost, remembers the size it cosigned, and
+/// holds the server's state only while it reads the store or records the outcome — never across
+/// the witness's answer, so that a server that stops is not kept alive by it. Fails only when
+/// the thread cannot be started.
+fn ask(
+    state: &Arc<AppState>,
+    prefix: &str,
+    asked: Asked,
+    answered: std::sync::mpsc::Sender<(String, Option<String>)>,
+) -> std::io::Result<()> {
+    let asking = Asking {
+        state: Arc::downgrade(state),
+        prefix: prefix.to_owned(),
+    };
+    std::thread::Builder::new()
+        .name("parmana-cosign".to_owned())
+        .spawn(move || {
+            let trust_root = asked.environment.trust_root();
+            let request = |old_size| {
+                let state = asking.state.upgrade().ok_or_else(|| {
+                    ExecutionError::from(ReplayError::Unavailable {
+                        message: "the server has stopped".to_owned(),
+                    })
+                })?;
+                state.log_cache.get(state.runtime.store())?.witness_request(
+                    trust_root,
+                    asked.note.as_bytes(),
+                    old_size,
+                )
+            };
+            let answer = crate::witness::request_cosignature(
+                &request,
+                trust_root,
+                asked.note.as_bytes(),
+                &asking.prefix,
+                asked.known,
+                WITNESS_ANSWER_TIMEOUT,
+            );
+            if let Some(state) = asking.state.upgrade() {
+                match &answer {
+                    Ok(_) => with_progress(&state, &asking.prefix, |progress| {
+                        progress.cosigned_size = asked.size;
+                    }),
+                    Err(error) => witness_failed(&state, &asking.prefix, error),
+                }
+            }
+            let prefix = asking.prefix.clone();
+            // No longer asking before the round hears of it.
+            drop(asking);
+            let _ = answered.send((prefix, answer.ok()));
+        })
+        .map(drop)
 }
 
 /// How long a round waits, once the threshold is met, for the witnesses still asked to add their
@@ -267,47 +326,47 @@ const STRAGGLER_WAIT: Duration = Duration::from_millis(500);
 /// How often a round waiting for the witnesses' answers looks whether a shutdown began.
 const ANSWER_POLL: Duration = Duration::from_millis(100);
 
+/// `change` applied to what this server knows of the witness at `prefix` (a poisoned lock is
+/// taken as it is: the progress is two plain values).
+fn with_progress<T>(
+    state: &AppState,
+    prefix: &str,
+    change: impl FnOnce(&mut WitnessProgress) -> T,
+) -> T {
+    let mut witnesses = state
+        .witnesses
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    change(witnesses.entry(prefix.to_owned()).or_default())
+}
+
 /// Marks the witness at `prefix` as asked, unless a request to it is still waiting for its
 /// answer (`None`: not asked this round); the size to start its request from, the one it
 /// cosigned last for this server if not beyond `size` (0 otherwise).
 fn start_asking(state: &AppState, prefix: &str, size: u64) -> Option<u64> {
-    let mut witnesses = state.witnesses.lock().ok()?;
-    let progress = witnesses.entry(prefix.to_owned()).or_default();
-    if progress.asking {
-        return None;
-    }
-    progress.asking = true;
-    Some(
-        Some(progress.cosigned_size)
-            .filter(|known| *known <= size)
-            .unwrap_or(0),
-    )
+    with_progress(state, prefix, |progress| {
+        if progress.asking {
+            return None;
+        }
+        progress.asking = true;
+        Some(
+            Some(progress.cosigned_size)
+                .filter(|known| *known <= size)
+                .unwrap_or(0),
+        )
+    })
 }
 
 /// A witness being asked: no longer once this is dropped (its answer in, or its thread gone).
 struct Asking {
-    state: Arc<AppState>,
+    state: std::sync::Weak<AppState>,
     prefix: String,
-}
-
-impl Asking {
-    /// The witness cosigned a checkpoint of `size`: its next request starts from there.
-    fn cosigned(&self, size: u64) {
-        if let Ok(mut witnesses) = self.state.witnesses.lock() {
-            witnesses
-                .entry(self.prefix.clone())
-                .or_default()
-                .cosigned_size = size;
-        }
-    }
 }
 
 impl Drop for Asking {
     fn drop(&mut self) {
-        if let Ok(mut witnesses) = self.state.witnesses.lock()
-            && let Some(progress) = witnesses.get_mut(&self.prefix)
-        {
-            progress.asking = false;
+        if let Some(state) = self.state.upgrade() {
+            with_progress(&state, &self.prefix, |progress| progress.asking = false);
         }
     }
 }
@@ -321,13 +380,16 @@ fn merged(
     sent: &str,
     answer: &str,
 ) -> Result<String, ServerError> {
-    // `request_cosignature` returns `sent` with the witness's lines after its own.
-    let lines = answer
-        .strip_prefix(sent)
-        .ok_or_else(|| ServerError::WitnessRefused {
-            status: 200,
-            message: "the cosigned checkpoint does not begin with the one sent".to_owned(),
-        })?;
+    // `request_cosignature` returns `sent` (signed here, in its canonical form) with the
+    // witness's lines after its own; anything else is refused, not merged.
+    let lines = answer.strip_prefix(sent).ok_or_else(|| {
+        ServerError::Runtime(ExecutionError::from(
+            parmana_runtime::trust::TrustError::NoteMalformed {
+                message: "the cosigned checkpoint does not begin with the checkpoint sent"
+                    .to_owned(),
+            },
+        ))
+    })?;
     Ok(parmana_runtime::add_cosignatures(
         trust_root,
         cosigned.as_bytes(),
@@ -386,9 +448,47 @@ mod tests {
     use parmana_runtime::replay::{MemoryReplayStore, ReplayStore};
     use parmana_testkit::FixtureEnvironment;
 
+    use super::{Asking, start_asking, with_progress};
     use crate::error::ServerError;
-    use crate::readiness_tests::{runtime_over, settings_for};
+    use crate::readiness_tests::{bound, runtime_over, settings_for};
     use crate::settings::{Limits, LogSettings, MAX_WITNESSES};
+    use crate::state::AppState;
+
+    /// A witness is asked once at a time — a round skips it while its request waits, until the
+    /// request's guard is dropped — each request starting from the size it cosigned last for
+    /// this server (0 where that is beyond the checkpoint sent, or never); witnesses are apart;
+    /// a guard outliving its server does nothing.
+    #[test]
+    fn a_witness_is_asked_once_at_a_time_from_the_size_it_cosigned() {
+        let fixture = FixtureEnvironment::new().unwrap();
+        let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+        let state = bound(runtime_over(&fixture, store), Limits::default(), None);
+        let (w1, w2) = ("http://w1.example", "http://w2.example");
+        let answered = |state: &Arc<AppState>, prefix: &str| {
+            drop(Asking {
+                state: Arc::downgrade(state),
+                prefix: prefix.to_owned(),
+            });
+        };
+        assert_eq!(start_asking(&state, w1, 5), Some(0), "never cosigned");
+        assert_eq!(start_asking(&state, w1, 5), None, "still asked");
+        assert_eq!(start_asking(&state, w2, 5), Some(0), "another witness");
+        with_progress(&state, w1, |progress| progress.cosigned_size = 5);
+        answered(&state, w1);
+        assert_eq!(start_asking(&state, w1, 7), Some(5));
+        answered(&state, w1);
+        assert_eq!(
+            start_asking(&state, w1, 3),
+            Some(0),
+            "beyond the checkpoint"
+        );
+        let gone = Arc::downgrade(&state);
+        drop(state);
+        drop(Asking {
+            state: gone,
+            prefix: w1.to_owned(),
+        });
+    }
 
     /// A server asks at most [`MAX_WITNESSES`] witnesses (a thread each a round): one more is
     /// refused at bind, naming the setting; as many are served.

@@ -89,7 +89,7 @@ fn checked(
             return Err(ServerError::LimitOutOfRange {
                 name: "witness_url",
                 value: log.witnesses.len(),
-                min: 1,
+                min: 0,
                 max: crate::settings::MAX_WITNESSES,
             });
         }
@@ -232,7 +232,10 @@ impl Server {
             })?;
         // Held here, so that the store is dropped last, below, outside the tokio runtime:
         // PostgreSQL's synchronous client closes its connections on a runtime of its own, which
-        // cannot start inside another (a clean stop on PostgreSQL panicked as it ended).
+        // cannot start inside another (a clean stop on PostgreSQL panicked as it ended). A
+        // witness's request still waiting holds no reference to it (`cosigning::ask`); one
+        // reading the store or recording its answer at this moment drops it on its own plain
+        // thread, outside tokio too.
         let state = Arc::clone(&self.state);
         let served = runtime.block_on(self.serve(announce));
         // Dropping the tokio runtime waits for blocking tasks: an execution that started
@@ -336,6 +339,9 @@ impl Server {
         signals.abort();
         sequencer.abort();
         cosigner.abort();
+        // Stopping, however the server ended (a serving error sets no drain): a cosigning round
+        // still waiting for witnesses stops waiting.
+        state.draining.store(true, Ordering::SeqCst);
         let recovered = recovery.await;
         // Executions whose requests were answered on their timeout, or cut off by the end of the
         // grace period, may still be running: they finish first, so that the final pass

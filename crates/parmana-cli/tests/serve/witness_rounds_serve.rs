@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Served, deployment, execution_body, metric_with};
 use crate::log_serve::LOG_KEY;
-use crate::witness_serve::{WITNESS, Witness, executed_and_proven, name_a_witnessed_log};
+use crate::witness_serve::{
+    WITNESS, Witness, executed_and_proven, executed_and_proven_then, name_a_witnessed_log,
+};
 
 /// A witness that never answers, listed first, delays neither the others nor the next round:
 /// the checkpoint the other witness cosigned is served while the silent witness's request is
@@ -23,14 +25,20 @@ fn a_silent_witness_delays_none_of_the_others() {
     name_a_witnessed_log(d);
     let witness = Witness::start(d);
     // Accepts connections, reads what is sent, answers nothing; counts the connections the
-    // server closed.
+    // server closed, and notes when it first accepted one.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_base = format!("http://{}", silent.local_addr().unwrap());
     let (accepted, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let (counting_accepted, counting_closed) = (Arc::clone(&accepted), Arc::clone(&closed));
+    let first_accept: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let (counting_accepted, counting_closed, noting) = (
+        Arc::clone(&accepted),
+        Arc::clone(&closed),
+        Arc::clone(&first_accept),
+    );
     std::thread::spawn(move || {
         for stream in silent.incoming() {
             let Ok(mut stream) = stream else { continue };
+            noting.lock().unwrap().get_or_insert_with(Instant::now);
             counting_accepted.fetch_add(1, Ordering::SeqCst);
             let closed = Arc::clone(&counting_closed);
             std::thread::spawn(move || {
@@ -69,25 +77,49 @@ fn a_silent_witness_delays_none_of_the_others() {
         checkpoint.contains(&format!("\n\u{2014} {WITNESS} ")),
         "{checkpoint}"
     );
-    assert!(
-        accepted.load(Ordering::SeqCst) > 0,
-        "the silent witness was never asked"
-    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the silent witness was never asked"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
     assert_eq!(
         closed.load(Ordering::SeqCst),
         0,
         "the server gave up on the silent witness before the other's cosignature was served"
     );
-    let proof = executed_and_proven(d, &served, "silent-0001");
-    assert!(proof.contains(&format!("\u{2014} {WITNESS} ")), "{proof}");
-    assert_eq!(
-        (
+    // A later checkpoint, cosigned by the other witness while the silent one's single request
+    // still waits (read the moment the proof is served).
+    let mut at_proof = None;
+    let proof = executed_and_proven_then(d, &served, "silent-0001", || {
+        at_proof = Some((
             accepted.load(Ordering::SeqCst),
-            closed.load(Ordering::SeqCst)
-        ),
+            closed.load(Ordering::SeqCst),
+            first_accept.lock().unwrap().map(|at| at.elapsed()),
+        ));
+    });
+    assert!(proof.contains(&format!("\u{2014} {WITNESS} ")), "{proof}");
+    let (asked, given_up, since) = at_proof.unwrap();
+    assert_eq!(
+        (asked, given_up),
         (1, 0),
-        "the silent witness asked again, or given up on, before a later checkpoint was served"
+        "the silent witness asked again, or given up on, before a later checkpoint was served \
+         ({since:?} after it was first asked; the server gives up after 10 s)"
     );
+
+    // Once the server gives up on it (10 s), its thread says so, though the round is long over.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let said = |stderr: &str| {
+        stderr.lines().any(|line| {
+            line.contains("a witness did not cosign the checkpoint") && line.contains(&silent_base)
+        })
+    };
+    while !said(&served.stderr()) {
+        assert!(Instant::now() < deadline, "{}", served.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// One `add-checkpoint` request as a [`Proxy`] saw it: when it came, the old size it started

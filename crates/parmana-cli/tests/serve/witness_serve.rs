@@ -814,6 +814,17 @@ fn the_server_gathers_a_threshold_of_two_witnesses() {
 /// before it `Retry-After: 1` — and checks it offline (`parmana verify --proof`, in `d`, with the
 /// attestation and proof written as `{id}.json` and `{id}.tlog-proof`); the proof.
 pub(crate) fn executed_and_proven(d: &Path, served: &crate::harness::Served, id: &str) -> String {
+    executed_and_proven_then(d, served, id, || {})
+}
+
+/// [`executed_and_proven`], calling `at_proof` the moment the proof is first served (before it
+/// is checked offline).
+pub(crate) fn executed_and_proven_then(
+    d: &Path,
+    served: &crate::harness::Served,
+    id: &str,
+    at_proof: impl FnOnce(),
+) -> String {
     let token = served.token.as_deref();
     let executed = served.post("/v1/executions", token, &crate::harness::execution_body(id));
     assert_eq!(executed.status, 201, "{}", executed.text);
@@ -840,6 +851,7 @@ pub(crate) fn executed_and_proven(d: &Path, served: &crate::harness::Served, id:
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     let proof = proof.unwrap_or_else(|| panic!("never cosigned: {}", served.stderr()));
+    at_proof();
     let (json, proof_file) = (format!("{id}.json"), format!("{id}.tlog-proof"));
     std::fs::write(d.join(&proof_file), &proof).unwrap();
     let (code, out, err) = run(d, &["verify", &json, "--proof", &proof_file]);
