@@ -95,16 +95,20 @@ impl LogAnchor {
 
     /// [`check_store_reaches`](Self::check_store_reaches), then the whole ledger read
     /// (verified) and compared with the recorded root at the recorded size: a store cut and grown
-    /// again past the anchor, with another history, is refused too (`runtime.store_rewound`). It
-    /// reads the whole ledger and takes no lock (the ledger only grows): for a server's start,
-    /// before it is ready. Other failures (the store, a broken ledger) are returned as they are.
-    pub fn check_store_extends(&self, store: &dyn ReplayStore) -> Result<(), ExecutionError> {
+    /// again past the anchor, with another history, is refused too (`runtime.store_rewound`).
+    /// Returns the log read, for a sequencer to keep
+    /// ([`LogSequencer::load_extending`](crate::LogSequencer::load_extending)): it reads the
+    /// whole ledger and takes no lock (the ledger only grows), for a server's start, before it is
+    /// ready. Other failures (the store, a broken ledger) are returned as they are.
+    pub(crate) fn read_extending_log(
+        &self,
+        store: &dyn ReplayStore,
+    ) -> Result<LedgerLog, ExecutionError> {
         self.check_store_reaches(store)?;
-        let Some((size, root)) = self.recorded() else {
-            return Ok(());
-        };
         let log = parmana_replay::ledger_log(store)?;
-        if log.tree().root_at(size).ok() != Some(root) {
+        if let Some((size, root)) = self.recorded()
+            && log.tree().root_at(size).ok() != Some(root)
+        {
             return Err(ExecutionError::StoreRewound {
                 reason: format!(
                     "its ledger has another root at size {size} than the log anchor {} records \
@@ -114,7 +118,7 @@ impl LogAnchor {
                 ),
             });
         }
-        Ok(())
+        Ok(log)
     }
 
     /// Refuses `log` unless it extends the recorded checkpoint (as large, the same root at its

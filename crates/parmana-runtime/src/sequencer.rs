@@ -223,6 +223,26 @@ impl LogSequencer {
         Ok(())
     }
 
+    /// [`load`](Self::load) for a server's start with a log anchor, before it recovers leftovers
+    /// or is ready: the store must extend the checkpoint `anchor` records — reach its size, and
+    /// hold its root there — or it is refused with `runtime.store_rewound` (cut, replaced or
+    /// rewound while no server kept its log); the whole ledger read for that check is the log
+    /// kept (its ids noted), not read a second time. Other failures (the store, a broken ledger)
+    /// are returned as they are. Where a log is kept already, only the check is made.
+    pub fn load_extending(
+        &self,
+        store: &dyn ReplayStore,
+        anchor: &crate::LogAnchor,
+    ) -> Result<(), ExecutionError> {
+        let mut cached = self.lock();
+        let log = anchor.read_extending_log(store)?;
+        if cached.is_none() {
+            self.note_executed(log.execution_keys());
+            *cached = Some(log);
+        }
+        Ok(())
+    }
+
     /// Refuses a `store` short of what `anchor` records ([`LogAnchor::check_store_reaches`]),
     /// recording that as evidence (the store failing to answer is not).
     ///

@@ -457,15 +457,17 @@ pub(crate) async fn recover_then_ready(
         .anchor
         .clone()
         .filter(|_| state.store_kind != "memory");
+    let worker = Arc::clone(&state);
     let recovered = state
         .blocking("recover", move |runtime: &Runtime| {
             // A store that does not extend the checkpoint the log anchor records — shorter, or
             // another root at its size (cut and grown again) — was cut, replaced or rewound
             // while no server kept its log: the ids cut away would execute again. The server
-            // does not start on it (`runtime.store_rewound`). The whole ledger is read once,
-            // no lock taken (it only grows).
+            // does not start on it (`runtime.store_rewound`). The whole ledger is read once, no
+            // lock taken (it only grows), and kept as the sequencer's log (`load_log` then
+            // reads nothing).
             if let Some(anchor) = &anchor
-                && let Err(error) = anchor.check_store_extends(runtime.store())
+                && let Err(error) = worker.log_sequencer.load_extending(runtime.store(), anchor)
             {
                 if matches!(error, parmana_runtime::ExecutionError::StoreRewound { .. }) {
                     // Latched too: the final pass writes nothing into it either.

@@ -219,3 +219,86 @@ impl ReplayStore for Gapped<'_> {
     common::forward_store_reads!(inner: get, pending_after, accepted_versions, accept_versions,
         sequence, store_checkpoint, latest_checkpoint, checkpoints_from, ledger_summary);
 }
+
+/// A store counting the ledger reads that start at its first record (a whole read).
+#[derive(Debug)]
+struct CountingWholeReads<'a> {
+    inner: &'a dyn ReplayStore,
+    whole_reads: AtomicUsize,
+}
+
+impl ReplayStore for CountingWholeReads<'_> {
+    common::forward_store_writes!(inner);
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        if from == 0 {
+            self.whole_reads.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.ledger_rows(from, max)
+    }
+    common::forward_store_reads!(inner: get, pending_after, accepted_versions, accept_versions,
+        sequence, store_checkpoint, latest_checkpoint, checkpoints_from, ledger_summary);
+}
+
+/// A server's start with an anchor (`load_extending`): a store that does not extend the anchored
+/// checkpoint — short of it, or another history past it — is refused with
+/// `runtime.store_rewound`; one that does is read whole once, and that read is the log the
+/// driver keeps, its ids known at once (a `load` after it reads nothing more).
+#[test]
+fn a_start_with_an_anchor_reads_the_ledger_once_and_keeps_it() {
+    let (fixture, runtime, log_key) = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = LogAnchor::open(dir.path().join("log-anchor")).unwrap();
+    for n in 0..3 {
+        execute(&runtime, &format!("kept-{n}"));
+    }
+    let environment = runtime.environment();
+    LogSequencer::default()
+        .run_all(
+            runtime.store(),
+            Some(LogSigning {
+                anchor: Some(&anchor),
+                ..signing_with(&environment, &log_key)
+            }),
+        )
+        .unwrap();
+    let (size, _) = anchor.recorded().unwrap();
+
+    let counting = CountingWholeReads {
+        inner: runtime.store(),
+        whole_reads: AtomicUsize::new(0),
+    };
+    let driver = LogSequencer::default();
+    driver.load_extending(&counting, &anchor).unwrap();
+    assert_eq!(counting.whole_reads.load(Ordering::SeqCst), 1);
+    for n in 0..3 {
+        assert!(driver.holds_execution(&id(&format!("kept-{n}"))));
+    }
+    driver.load(&counting, Some(&anchor)).unwrap();
+    assert_eq!(
+        counting.whole_reads.load(Ordering::SeqCst),
+        1,
+        "read once, kept"
+    );
+    assert_eq!(driver.run(&counting, None).unwrap().size, size);
+
+    // Stores that do not extend it: shorter, then longer with another history.
+    let other = Runtime::builder(fixture.config())
+        .signer(fixture.attestation_signer().unwrap())
+        .shared_store(Arc::new(MemoryReplayStore::new()))
+        .clock(clock())
+        .build()
+        .unwrap();
+    for n in 0..6 {
+        if n > 0 {
+            let refused = LogSequencer::default()
+                .load_extending(other.store(), &anchor)
+                .unwrap_err();
+            assert_eq!(refused.code(), "runtime.store_rewound", "{n}: {refused}");
+        }
+        execute(&other, &format!("elsewhere-{n}"));
+        LogSequencer::default()
+            .run_all(other.store(), None)
+            .unwrap();
+    }
+    assert!(read_log(other.store()).unwrap().size() > size);
+}
