@@ -103,13 +103,26 @@ impl ExecutedIds {
             .contains(&key)
     }
 
+    /// Adds `keys`: room for all of them made at once, then inserted [`NOTE_BATCH`] at a time,
+    /// the lock let go between batches — a whole ledger's ids (millions, at a first read or
+    /// after a fork) do not hold every claim's [`contains`](Self::contains) for the whole
+    /// insert.
     fn note<'a>(&self, keys: impl IntoIterator<Item = &'a Digest>) {
-        self.0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(keys.into_iter().copied());
+        let mut keys = keys.into_iter().peekable();
+        let write = || {
+            self.0
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        write().reserve(keys.size_hint().0);
+        while keys.peek().is_some() {
+            write().extend(keys.by_ref().take(NOTE_BATCH).copied());
+        }
     }
 }
+
+/// How many ids [`ExecutedIds`] inserts under one hold of its lock.
+const NOTE_BATCH: usize = 4_096;
 
 /// What one sequencer run did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -979,5 +992,20 @@ mod tests {
         let resequenced = other.ledger_snapshot().unwrap().rows[3..].to_vec();
         assert!(!follow(&mut log, &store, resequenced, &mut Vec::new()).unwrap());
         assert_eq!(log, whole, "the kept log is left as it was");
+    }
+
+    /// Every id noted is known, in batches or not (more than a batch here), and the noting
+    /// leaves none out at a batch's edge.
+    #[test]
+    fn every_noted_id_is_known_across_batches() {
+        let ids: Vec<parmana_canon::ExecutionId> = (0..NOTE_BATCH * 2 + 3)
+            .map(|n| parmana_canon::ExecutionId::parse(&format!("id-{n}")).unwrap())
+            .collect();
+        let keys: Vec<Digest> = ids.iter().map(parmana_replay::execution_key).collect();
+        let executed = ExecutedIds::default();
+        executed.note(&keys);
+        assert!(ids.iter().all(|id| executed.contains(id)));
+        assert!(!executed.contains(&parmana_canon::ExecutionId::parse("id-x").unwrap()));
+        assert_eq!(executed.0.read().unwrap().len(), keys.len());
     }
 }
