@@ -229,6 +229,14 @@ fn a_probe_waiting_as_the_grace_runs_out_answers_not_ready() {
     // One runtime for the probe and the test: dropped only once the store answers again (its
     // drop waits for the probe's store read).
     let tokio = Arc::new(tokio_runtime());
+    // Dropped before the runtime, also when an assertion fails: the store answers again.
+    struct AnswersWhenDropped<'a>(&'a crate::readiness_tests::Unreachable);
+    impl Drop for AnswersWhenDropped<'_> {
+        fn drop(&mut self) {
+            self.0.set_silent(false);
+        }
+    }
+    let _answers = AnswersWhenDropped(&store);
     let probe = {
         let (state, tokio) = (Arc::clone(&state), Arc::clone(&tokio));
         std::thread::spawn(move || answer_through_router(&tokio, &state, "GET", "/readyz", ""))
@@ -241,7 +249,6 @@ fn a_probe_waiting_as_the_grace_runs_out_answers_not_ready() {
     state.draining.store(true, Ordering::SeqCst);
     state.grace_over.send_replace(true);
     let (status, body, retry_after) = probe.join().unwrap();
-    store.set_silent(false);
     assert_eq!(
         (status, body["error"]["code"].as_str(), retry_after),
         (503, Some("server.not_ready"), false),
