@@ -35,9 +35,13 @@ pub(crate) use wire::{
 /// The context member that turns an evaluation into an execution.
 const EXECUTION_ID_KEY: &str = "execution_id";
 
-/// Whether a request's `context` asks for an execution (it names `execution_id`).
+/// Whether a request's `context` asks for an execution (it names `execution_id`, not as `null`:
+/// a member a client's serializer writes as `null` is absent, as AuthZEN's JSON considerations
+/// and the native API read it).
 fn names_execution(context: Option<&Map<String, Value>>) -> bool {
-    context.is_some_and(|context| context.contains_key(EXECUTION_ID_KEY))
+    context
+        .and_then(|context| context.get(EXECUTION_ID_KEY))
+        .is_some_and(|id| !id.is_null())
 }
 
 /// A refused evaluation: the HTTP status and the typed error.

@@ -334,6 +334,29 @@ fn an_execution_id_needs_the_execute_scope_on_both_authzen_routes() {
         "{}",
         unused.text
     );
+    // `execution_id: null` (a serializer's absent member) asks for no execution: decided with
+    // `evaluate` alone, on both routes and at the top of a boxcar.
+    let mut null_id = plain.clone();
+    null_id["context"]["execution_id"] = json!(null);
+    let null_boxcar =
+        json!({"context": {"execution_id": null}, "evaluations": [plain.clone(), null_id.clone()]});
+    for (route, body) in [
+        ("/access/v1/evaluation", &null_id),
+        ("/access/v1/evaluations", &null_id),
+        ("/access/v1/evaluations", &null_boxcar),
+    ] {
+        let reply = served.post(route, Some("evaluator"), &body.to_string());
+        assert_eq!(reply.status, 200, "{route} {body}: {}", reply.text);
+        let reply = reply.json();
+        let decisions: Vec<&serde_json::Value> = match reply.get("evaluations") {
+            Some(all) => all.as_array().unwrap().iter().collect(),
+            None => vec![&reply],
+        };
+        for decision in decisions {
+            assert_eq!(decision["decision"], true, "{route}: {reply}");
+            assert!(decision["context"].get("attestation").is_none(), "{reply}");
+        }
+    }
     // With `execute` too, the same request executes.
     let executed = served.post(
         "/access/v1/evaluation",

@@ -171,6 +171,8 @@ fn flatten_request(request: &Resolved<'_>, flat: &mut Flat) -> Result<Option<Str
         if key == EXECUTION_ID_KEY {
             match value {
                 Value::String(id) => execution_id = Some(id.clone()),
+                // Absent (`names_execution`); no signal either.
+                Value::Null => {}
                 _ => {
                     return Err(FlatError::Invalid(
                         "context.execution_id must be a string".to_owned(),
