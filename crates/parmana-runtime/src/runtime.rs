@@ -349,6 +349,13 @@ impl Runtime {
         crate::execute::check_signers(&signers, &environment)
     }
 
+    /// Refuses, as [`evaluate`](Self::evaluate) and [`execute`](Self::execute) would, when the
+    /// environment in force has expired now (`runtime.expired`: its trust root or its release
+    /// manifest): what refuses every decision, checked once before many.
+    pub fn check_current(&self) -> Result<(), ExecutionError> {
+        check_expiry(&self.environment(), self.inner.clock.now())
+    }
+
     /// Decides without consuming or signing anything: validates the signals and evaluates the
     /// released policy. Refuses like `execute` would (unknown policy, invalid signals, expired
     /// environment), but never touches the store.

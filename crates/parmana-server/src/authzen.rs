@@ -469,7 +469,7 @@ pub(crate) async fn evaluation(
         (status = 409, description = "Without `evaluations`: context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 408, description = "The body did not arrive within the request timeout (`server.body_timeout`): nothing was started", body = ErrorBody),
         (status = 413, description = "The body is too large (`server.body_too_large`), more than 1,000 evaluations or a boxcar that expands past the body limit (`server.batch_too_large`); without `evaluations`, signals that flatten past 1 MiB of JSON (`runtime.request_too_large`)", body = ErrorBody),
-        (status = 500, description = "Without `evaluations`: the environment refused (trust), or a store whose content no retry mends (`replay.store_corrupt`, …); or a defect (`Location` as on the single evaluation)", body = ErrorBody,
+        (status = 500, description = "Without `evaluations`: the environment refused (trust), or a store whose content no retry mends (`replay.store_corrupt`, …); or a defect (`Location` as on the single evaluation). With `evaluations`: the environment expired, or a server-side refusal met before any evaluation reached for an execution (the boxcar refused whole)", body = ErrorBody,
             headers(("Location" = String, description = "Where the execution's outcome reads back (a failure after the id may have been claimed)"))),
         (status = 503, description = "Starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`); without `evaluations`, store unavailable (`replay.*`)", body = ErrorBody),
     ),
@@ -524,7 +524,13 @@ pub(crate) async fn evaluations(
             // is decided: one evaluation's signals are held at once, whatever the boxcar's size.
             // One that is not complete (a member missing with no default) or could not be read
             // is refused alone (AuthZEN certification c-3-4-1), as `false`, like any refusal.
+            // What refuses every evaluation — the environment expired — refuses the boxcar
+            // whole, as it would one evaluation: a 200 always carries decisions.
+            runtime.check_current().map_err(|e| execution_error(&e))?;
             let mut out = Vec::with_capacity(items.len());
+            // Whether an evaluation of it has reached for an execution: from then on a refusal
+            // stays that evaluation's, so that what was consumed is answered.
+            let mut executed = false;
             for (index, item) in items.iter().enumerate() {
                 if abandoned.load(Ordering::SeqCst) {
                     tracing::warn!(
@@ -549,6 +555,16 @@ pub(crate) async fn evaluations(
                         (Err(error), outcome)
                     }
                 };
+                executed |= outcome.execution_id.is_some();
+                // A server-side refusal (a defect, the environment) before any execution was
+                // reached refuses the boxcar whole, as on the native batch: not a `200` of
+                // refusals that hides it.
+                if let Err(error) = &decision
+                    && error.status.is_server_error()
+                    && !executed
+                {
+                    return Err(error.clone());
+                }
                 let permitted = decision.as_ref().is_ok_and(|d| d.decision);
                 let stop = match semantic {
                     Semantic::ExecuteAll => false,
@@ -560,9 +576,9 @@ pub(crate) async fn evaluations(
                     break;
                 }
             }
-            out
+            Ok(out)
         })
-        .await?;
+        .await??;
     let (decisions, outcomes): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
     let outcome = boxcar_outcome(outcomes);
     if boxcar {

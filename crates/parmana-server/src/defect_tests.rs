@@ -140,6 +140,11 @@ pub(crate) fn answering_authzen(
     store: Arc<dyn ReplayStore>,
     store_kind: &str,
 ) -> Arc<AppState> {
+    answering_authzen_with(runtime_over(fixture, store), store_kind)
+}
+
+/// [`answering_authzen`] with `runtime`.
+fn answering_authzen_with(runtime: parmana_runtime::Runtime, store_kind: &str) -> Arc<AppState> {
     let mut settings = settings_for(Limits::default(), None, store_kind);
     settings.authzen = AuthzenSettings {
         policies: vec![AuthzenPolicy {
@@ -150,9 +155,59 @@ pub(crate) fn answering_authzen(
         default_policy: None,
         pdp_url: None,
     };
-    let state = bound_with(runtime_over(fixture, store), settings);
+    let state = bound_with(runtime, settings);
     state.started_up.store(true, Ordering::SeqCst);
     state
+}
+
+/// What refuses every evaluation refuses an AuthZEN boxcar whole, as it does one evaluation and a
+/// native batch — the environment expired: `500 runtime.expired`, not a `200` of refusals that
+/// hides it from the client and from 5xx alerting — whether its first evaluation is a decision
+/// or an execution (whose id is left unclaimed).
+#[test]
+fn a_boxcar_under_an_expired_environment_is_refused_whole() {
+    let fixture = authzen_fixture();
+    let tokio = tokio_runtime();
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = answering_authzen_with(
+        crate::readiness_tests::runtime_at(&fixture, store, &clock),
+        "memory",
+    );
+    let read = json!({"action": {"name": "read"}});
+    let executed = json!({"action": {"name": "read"}, "context": {"execution_id": "expired-1"}});
+    let boxcar = |evaluations: [&serde_json::Value; 2]| {
+        json!({
+            "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": "viewer"}},
+            "resource": {"type": "document", "id": "expiring.md"},
+            "evaluations": evaluations,
+        })
+        .to_string()
+    };
+    let post =
+        |body: &str| answer_through_router(&tokio, &state, "POST", "/access/v1/evaluations", body);
+    let (status, answer, _) = post(&boxcar([&read, &read]));
+    assert_eq!(status, 200, "in force: {answer}");
+    clock.store(
+        parmana_runtime::canon::Timestamp::parse("2040-01-01T00:00:00Z")
+            .unwrap()
+            .unix_seconds(),
+        Ordering::SeqCst,
+    );
+    for evaluations in [[&read, &executed], [&executed, &read]] {
+        let (status, answer, _) = post(&boxcar(evaluations));
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (500, Some("runtime.expired")),
+            "{answer}"
+        );
+    }
+    let untouched = state
+        .runtime
+        .store()
+        .get(&ExecutionId::parse("expired-1").unwrap())
+        .unwrap();
+    assert!(matches!(untouched, ExecutionState::Absent), "{untouched:?}");
 }
 
 /// Inside an AuthZEN boxcar, an evaluation that a defect (a panic) stops after its claim is

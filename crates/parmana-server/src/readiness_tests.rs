@@ -101,7 +101,7 @@ impl ReplayStore for Unreachable {
 
 /// A clock the test moves on: `now` (whole seconds since the epoch).
 #[derive(Debug)]
-struct MovingClock(Arc<AtomicI64>);
+pub(crate) struct MovingClock(pub(crate) Arc<AtomicI64>);
 
 impl Clock for MovingClock {
     fn now(&self) -> Timestamp {
@@ -135,14 +135,22 @@ fn state_over(
     store: Arc<dyn ReplayStore>,
     clock: &Arc<AtomicI64>,
 ) -> Arc<AppState> {
+    bound(runtime_at(fixture, store, clock), Limits::default(), None)
+}
+
+/// A runtime of `fixture` over `store`, its clock reading `NOW` until `clock` is moved.
+pub(crate) fn runtime_at(
+    fixture: &FixtureEnvironment,
+    store: Arc<dyn ReplayStore>,
+    clock: &Arc<AtomicI64>,
+) -> Runtime {
     clock.store(now().unix_seconds(), Ordering::SeqCst);
-    let runtime = Runtime::builder(fixture.config())
+    Runtime::builder(fixture.config())
         .signer(fixture.attestation_signer().unwrap())
         .shared_store(store)
         .clock(MovingClock(Arc::clone(clock)))
         .build()
-        .unwrap();
-    bound(runtime, Limits::default(), None)
+        .unwrap()
 }
 
 /// The state of a server of `runtime` bound on loopback, without authentication, with `limits`
