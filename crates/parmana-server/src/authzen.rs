@@ -660,7 +660,9 @@ impl Boxcar {
         if expanded > max_body_bytes {
             return Err(ApiError::batch_expands_too_far(expanded, max_body_bytes));
         }
-        // And what its flattening would build: the signal names repeat their whole paths.
+        // And what its flattening would build: the signal names repeat their whole paths. (One
+        // evaluation, without `evaluations`, is bounded while it is flattened, as on
+        // /access/v1/evaluation: `runtime.request_too_large`.)
         let names = items
             .iter()
             .enumerate()
@@ -668,7 +670,7 @@ impl Boxcar {
             .map(|resolved| flattened_names_len(&resolved))
             .fold(0, usize::saturating_add);
         let names_limit = max_body_bytes.saturating_mul(FLATTENED_NAMES_PER_BODY_BYTE);
-        if names > names_limit {
+        if boxcar && names > names_limit {
             return Err(ApiError::batch_names_too_long(names, names_limit));
         }
         Ok(Self {

@@ -118,14 +118,17 @@ fn a_boxcar_carries_at_most_a_thousand_evaluations() {
         );
     }
     // Counted before the body is parsed: an evaluation past the 1,000th is never read (here
-    // one the parser would refuse with 400).
+    // one the strict parser refuses whole with 400: an integer past 2^53).
     let mut unread: serde_json::Value =
         serde_json::from_str(&boxcar(1_000, "execute_all")).unwrap();
     unread["evaluations"]
         .as_array_mut()
         .unwrap()
-        .push(json!({"subject": 5}));
-    let over = served.post("/access/v1/evaluations", token, &unread.to_string());
+        .push(json!({"context": {"n": "UNREAD"}}));
+    let unread = unread
+        .to_string()
+        .replace(r#""UNREAD""#, "9007199254740993");
+    let over = served.post("/access/v1/evaluations", token, &unread);
     assert_eq!(
         (over.status, over.code().as_str()),
         (413, "server.batch_too_large"),
@@ -189,13 +192,16 @@ fn a_boxcar_is_bounded_by_what_it_expands_to() {
     let leaves: serde_json::Map<String, serde_json::Value> =
         (0..1_000).map(|n| (format!("a{n}"), json!(0))).collect();
     long_names["context"]["k".repeat(100 * 1024)] = serde_json::Value::Object(leaves);
-    let refused = served.post("/access/v1/evaluation", token, &long_names.to_string());
-    assert_eq!(
-        (refused.status, refused.code().as_str()),
-        (413, "runtime.request_too_large"),
-        "{}",
-        refused.text
-    );
+    // The same on /access/v1/evaluations without `evaluations`: one evaluation, answered alike.
+    for route in ["/access/v1/evaluation", "/access/v1/evaluations"] {
+        let refused = served.post(route, token, &long_names.to_string());
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (413, "runtime.request_too_large"),
+            "{route}: {}",
+            refused.text
+        );
+    }
 }
 
 /// The mapping is checked against every environment before it is in force: a reload whose

@@ -78,7 +78,7 @@ fn authzen_evaluations_follow_the_mapping_and_the_semantics() {
         assert_eq!(reply.json()["decision"], expected, "{role} {action}");
         assert_eq!(reply.json()["context"]["policy"], "documents-access@1.0.0");
         // The request identifier the client sent comes back.
-        assert_eq!(reply.header("x-request-id"), Some("req-1"));
+        assert_eq!(reply.header("x-request-id"), Some("req-post"));
     }
     // A subject without the declared property: 400, a typed error.
     let mut missing = request("viewer", "read");

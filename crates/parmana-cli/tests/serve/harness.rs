@@ -316,9 +316,12 @@ pub(crate) fn try_call_with(
 ) -> Result<Reply, ureq::Error> {
     let url = format!("{base}{path}");
     let bearer = token.map(|t| format!("Bearer {t}"));
+    // Every request carries an id, which every answer must echo (AuthZEN's X-Request-ID, on
+    // every route).
+    let request_id = format!("req-{}", method.to_ascii_lowercase());
     let mut response = match (method, body) {
         ("GET", _) => {
-            let mut request = agent.get(&url);
+            let mut request = agent.get(&url).header("X-Request-ID", &request_id);
             if let Some(bearer) = &bearer {
                 request = request.header("Authorization", bearer);
             }
@@ -328,7 +331,7 @@ pub(crate) fn try_call_with(
             let mut request = agent
                 .post(&url)
                 .header("Content-Type", "application/json")
-                .header("X-Request-ID", "req-1");
+                .header("X-Request-ID", &request_id);
             if let Some(bearer) = &bearer {
                 request = request.header("Authorization", bearer);
             }
@@ -336,7 +339,10 @@ pub(crate) fn try_call_with(
         }
         // Any other method (405 tests): no body.
         (other, _) => {
-            let mut request = ureq::http::Request::builder().method(other).uri(&url);
+            let mut request = ureq::http::Request::builder()
+                .method(other)
+                .uri(&url)
+                .header("X-Request-ID", &request_id);
             if let Some(bearer) = &bearer {
                 request = request.header("Authorization", bearer);
             }
@@ -362,6 +368,16 @@ pub(crate) fn try_call_with(
         bytes,
     };
     check_against_openapi(base, method, path, &reply);
+    // Echoed on every answer but a bare 431 (a head too large to be read).
+    if reply.status != 431 {
+        assert_eq!(
+            reply.header("x-request-id"),
+            Some(request_id.as_str()),
+            "{method} {path}: {} {:?}",
+            reply.status,
+            reply.headers
+        );
+    }
     Ok(reply)
 }
 
