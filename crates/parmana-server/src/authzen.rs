@@ -463,7 +463,7 @@ pub(crate) async fn evaluation(
     request_body = EvaluationsRequest,
     responses(
         (status = 200, description = "One decision per evaluation, in order (fewer when a short-circuiting semantic stopped early); without `evaluations`, one decision", body = EvaluationsOutcome),
-        (status = 400, description = "Malformed request, or an evaluation missing a member with no default; without `evaluations`, as /access/v1/evaluation (no answering policy, signals the policy refuses)", body = ErrorBody),
+        (status = 400, description = "Malformed request (not JSON, a top-level member of the wrong type, an unknown `evaluations_semantic`, an execution id at the top of a boxcar); without `evaluations`, as /access/v1/evaluation (a member missing, no answering policy, signals the policy refuses). A refused evaluation of a boxcar is inside the `200`", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `evaluate` scope; without `evaluations`, or `execute` with context.execution_id (in a boxcar, that evaluation is refused: `false`)", body = ErrorBody),
         (status = 409, description = "Without `evaluations`: context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody),
@@ -510,6 +510,9 @@ pub(crate) async fn evaluations(
                 .iter()
                 .flatten()
                 .any(|item| names_execution(item.context.as_ref())));
+    if boxcar && executes {
+        crate::state::note_boxcar_executes();
+    }
     let operation = if executes { "execute" } else { "evaluate" };
     let shared = Arc::clone(&state);
     // Set when this request's future is dropped before the boxcar is decided — answered on its

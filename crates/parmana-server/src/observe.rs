@@ -322,9 +322,14 @@ fn unanswered(
     notes: &std::sync::Mutex<Notes>,
     why: Unanswered,
 ) -> Response {
-    let (execution_id, reading_body) = notes.lock().map_or((None, false), |notes| {
-        (notes.execution_id.clone(), notes.reading_body)
-    });
+    let (execution_id, reading_body, boxcar_executes) =
+        notes.lock().map_or((None, false, false), |notes| {
+            (
+                notes.execution_id.clone(),
+                notes.reading_body,
+                notes.boxcar_executes,
+            )
+        });
     if reading_body && matches!(why, Unanswered::TimedOut) {
         return ApiError::body_timeout(state.limits.request_timeout).into_response();
     }
@@ -345,8 +350,9 @@ fn unanswered(
         ),
     };
     let executing = EXECUTING_ROUTES.contains(&route);
-    // A boxcar notes no id of its own: each evaluation it carried may have an execution.
-    let boxcar = route == "/access/v1/evaluations" && !reading_body;
+    // A boxcar notes no id of its own: each evaluation it carried may have an execution (where
+    // one names an id the token may execute).
+    let boxcar = route == "/access/v1/evaluations" && !reading_body && boxcar_executes;
     let error = match execution_id.filter(|_| executing) {
         Some(id) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -261,6 +261,8 @@ fn on_every_operation(openapi: &mut utoipa::openapi::OpenApi, status: &str, desc
         authzen::EvaluationsRequest,
         authzen::EvaluationsOptions,
         authzen::Decision,
+        authzen::DecisionContext,
+        authzen::RefusalDetail,
         authzen::EvaluationsResponse,
         authzen::EvaluationsOutcome,
         authzen::Configuration,

@@ -34,6 +34,18 @@ pub(crate) struct Notes {
     /// Whether the handler is reading the request's body (`api::read_body`): a request timed
     /// out meanwhile was never started, its client was too slow to send it.
     pub(crate) reading_body: bool,
+    /// Whether an evaluation of the AuthZEN boxcar being handled may execute (one names an
+    /// execution id, and the token may execute): a boxcar notes no id of its own.
+    pub(crate) boxcar_executes: bool,
+}
+
+/// Notes that the AuthZEN boxcar being handled may execute (a no-op outside a request).
+pub(crate) fn note_boxcar_executes() {
+    let _ = NOTES.try_with(|notes| {
+        if let Ok(mut notes) = notes.lock() {
+            notes.boxcar_executes = true;
+        }
+    });
 }
 
 /// Notes whether the request's body is being read (a no-op outside a request).

@@ -119,12 +119,11 @@ pub(crate) struct Decision {
     /// `policy`, `outcome` (the policy's decision), `rule_id`, `reason`; with an execution,
     /// `execution_id` and `attestation`; on a refused evaluation, `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub(crate) context: Option<DecisionContext>,
 }
 
 /// The `context` of a [`Decision`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum DecisionContext {
     /// What the policy decided (`reason` is absent when its rule gives none: AuthZEN omits
@@ -140,6 +139,7 @@ pub(crate) enum DecisionContext {
         #[serde(skip_serializing_if = "Option::is_none")]
         execution_id: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<Object>)]
         attestation: Option<RawCanonical>,
     },
     /// A refused evaluation inside a boxcar (AuthZEN §7.2.1).
@@ -147,7 +147,7 @@ pub(crate) enum DecisionContext {
 }
 
 /// The error of a refused evaluation inside a boxcar.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct RefusalDetail {
     pub(crate) status: u16,
     pub(crate) code: String,
