@@ -122,7 +122,11 @@ pub(crate) fn names_the_execution(error: &ExecutionError) -> bool {
 /// The answer to a defect (a panic) in a runtime call: `500 server.internal` with a fixed
 /// message (what the panic said, which may name hosts, paths or data, goes to the server's log
 /// only), naming in `Location` the execution it may have claimed — read it back there.
-pub(crate) fn defect(operation: &str, execution_id: Option<&str>) -> ApiError {
+pub(crate) fn defect(
+    operation: &str,
+    execution_id: Option<&str>,
+    location: Option<String>,
+) -> ApiError {
     match execution_id {
         Some(id) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -132,7 +136,10 @@ pub(crate) fn defect(operation: &str, execution_id: Option<&str>) -> ApiError {
                  {id:?} may have been claimed: read its outcome with GET /v1/executions/{id}"
             ),
         )
-        .with_header(header::LOCATION, &execution_location(id)),
+        .with_header(
+            header::LOCATION,
+            &location.unwrap_or_else(|| execution_location(id)),
+        ),
         None => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server.internal",
@@ -248,7 +255,7 @@ pub(crate) async fn create_execution(
         state.metrics.runtime_call("execute", started.elapsed());
         result.map_err(|_| {
             tracing::error!(target: "parmana::server", operation = "execute", "a runtime call failed");
-            defect("execute", Some(execution_id.as_str()))
+            defect("execute", Some(execution_id.as_str()), None)
         })?
     } else {
         let shared = Arc::clone(&state);
@@ -257,7 +264,7 @@ pub(crate) async fn create_execution(
                 execute(&shared, runtime, &request)
             })
             .await
-            .map_err(|_| defect("execute", Some(execution_id.as_str())))?
+            .map_err(|_| defect("execute", Some(execution_id.as_str()), None))?
     };
     let location = execution_location(execution_id.as_str());
     match result {

@@ -10,7 +10,7 @@ use parmana_runtime::{ExecutionError, ExecutionRequest, Runtime, Signals, parse_
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::api::{execution_error, execution_location, parse_body, read_body};
+use crate::api::{execution_error, parse_body, read_body};
 use crate::auth::Scope;
 use crate::body::array_exceeds;
 use crate::error::{ApiError, MAX_BATCH_ITEMS};
@@ -72,6 +72,10 @@ fn decide(
         Err(crate::api::defect(
             "evaluation",
             outcome.execution_id.as_deref(),
+            outcome
+                .execution_id
+                .as_deref()
+                .map(|id| state.authzen.execution_location(id)),
         ))
     });
     if let Err(error) = &decided {
@@ -120,6 +124,9 @@ fn note_single(state: &AppState, request: &Resolved<'_>, may_execute: bool) {
         .and_then(Value::as_str)
         .and_then(|id| parse_execution_id(id).ok());
     crate::state::note_request(policy, execution_id.as_ref());
+    if let Some(id) = &execution_id {
+        crate::state::note_location(state.authzen.execution_location(id.as_str()));
+    }
 }
 
 /// [`decide_noting`] once the scope allows what the request asks.
@@ -187,7 +194,7 @@ fn decide_checked(
         Some(id) => {
             let execution_id = parse_execution_id(&id).map_err(|e| counted(fail(&e)))?;
             outcome.execution_id = Some(execution_id.as_str().to_owned());
-            let location = execution_location(execution_id.as_str());
+            let location = state.authzen.execution_location(execution_id.as_str());
             let request = ExecutionRequest::new(execution_id, answering.policy.clone(), signals);
             let attestation = match state.execute_once(runtime, &request) {
                 Ok(attestation) => attestation,

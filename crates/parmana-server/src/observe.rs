@@ -228,11 +228,10 @@ async fn answered_despite_panics(
     .await;
     caught.unwrap_or_else(|| {
         tracing::error!(target: "parmana::server", "a request handler panicked (a defect)");
-        let execution_id = notes
-            .lock()
-            .ok()
-            .and_then(|notes| notes.execution_id.clone());
-        crate::api::defect("request", execution_id.as_deref()).into_response()
+        let (execution_id, location) = notes.lock().map_or((None, None), |notes| {
+            (notes.execution_id.clone(), notes.location.clone())
+        });
+        crate::api::defect("request", execution_id.as_deref(), location).into_response()
     })
 }
 
@@ -322,12 +321,13 @@ fn unanswered(
     notes: &std::sync::Mutex<Notes>,
     why: Unanswered,
 ) -> Response {
-    let (execution_id, reading_body, boxcar_executes) =
-        notes.lock().map_or((None, false, false), |notes| {
+    let (execution_id, reading_body, boxcar_executes, location) =
+        notes.lock().map_or((None, false, false, None), |notes| {
             (
                 notes.execution_id.clone(),
                 notes.reading_body,
                 notes.boxcar_executes,
+                notes.location.clone(),
             )
         });
     if reading_body && matches!(why, Unanswered::TimedOut) {
@@ -354,15 +354,18 @@ fn unanswered(
     // one names an id the token may execute).
     let boxcar = route == "/access/v1/evaluations" && !reading_body && boxcar_executes;
     let error = match execution_id.filter(|_| executing) {
-        Some(id) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            format!(
-                "{what}; execution {id:?} may still complete: read its outcome with \
-                 GET /v1/executions/{id}"
-            ),
-        )
-        .with_header(header::LOCATION, &crate::api::execution_location(&id)),
+        Some(id) => {
+            let location = location.unwrap_or_else(|| crate::api::execution_location(&id));
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code,
+                format!(
+                    "{what}; execution {id:?} may still complete: read its outcome with GET \
+                     {location}"
+                ),
+            )
+            .with_header(header::LOCATION, &location)
+        }
         None if boxcar => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             code,

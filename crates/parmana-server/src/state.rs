@@ -37,6 +37,18 @@ pub(crate) struct Notes {
     /// Whether an evaluation of the AuthZEN boxcar being handled may execute (one names an
     /// execution id, and the token may execute): a boxcar notes no id of its own.
     pub(crate) boxcar_executes: bool,
+    /// Where the noted execution reads back, where that is not `/v1/executions/{id}` (an
+    /// AuthZEN Policy Decision Point served under a path prefix).
+    pub(crate) location: Option<String>,
+}
+
+/// Notes where the noted execution reads back (a no-op outside a request).
+pub(crate) fn note_location(location: String) {
+    let _ = NOTES.try_with(|notes| {
+        if let Ok(mut notes) = notes.lock() {
+            notes.location = Some(location);
+        }
+    });
 }
 
 /// Notes that the AuthZEN boxcar being handled may execute (a no-op outside a request).

@@ -798,3 +798,42 @@ fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
         assert!(stderr.contains(says), "{table}: {stderr}");
     }
 }
+
+/// A Policy Decision Point served under a path prefix (`pdp_url` with a path, behind a proxy
+/// that forwards that prefix): where an execution reads back — a replay's `Location`, and a
+/// refused boxcar evaluation's `location` — is under the prefix too, so that, resolved against
+/// the AuthZEN endpoint, it stays where the proxy forwards.
+#[test]
+fn an_execution_reads_back_under_the_pdp_url_path() {
+    let mapping = DOCUMENTS_MAPPING.replacen(
+        "[server.authzen]\n",
+        "[server.authzen]\npdp_url = \"https://pdp.example.com/authz/\"\n",
+        1,
+    );
+    let temp = authzen_deployment_with(&[("documents-access", POLICY)], &mapping);
+    let served = Served::start(&root(&temp), &["--dev-token"]);
+    let token = served.token.clone();
+    let token = token.as_deref();
+    let mut execution = request("viewer", "read");
+    execution["context"]["execution_id"] = json!("prefixed-1");
+    let first = served.post("/access/v1/evaluation", token, &execution.to_string());
+    assert_eq!(first.status, 200, "{}", first.text);
+    let again = served.post("/access/v1/evaluation", token, &execution.to_string());
+    assert_eq!(
+        (again.status, again.header("location")),
+        (409, Some("/authz/v1/executions/prefixed-1")),
+        "{}",
+        again.text
+    );
+    let boxcar = json!({"evaluations": [execution]});
+    let decided = served.post("/access/v1/evaluations", token, &boxcar.to_string());
+    assert_eq!(decided.status, 200, "{}", decided.text);
+    assert_eq!(
+        decided.json()["evaluations"][0]["context"]["error"]["location"],
+        "/authz/v1/executions/prefixed-1",
+        "{}",
+        decided.text
+    );
+    // Read back where the server itself serves it (the proxy strips the prefix).
+    assert_eq!(served.get("/v1/executions/prefixed-1", token).status, 200);
+}

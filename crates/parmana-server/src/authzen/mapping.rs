@@ -98,6 +98,25 @@ fn permitting(
 }
 
 impl AuthzenMapping {
+    /// Where an AuthZEN client reads an execution back (the `Location` of a replay, or of a
+    /// failure after the claim): `/v1/executions/{id}` under the path of `pdp_url`, where the
+    /// Policy Decision Point is served under a path prefix — resolved against the AuthZEN
+    /// endpoint, it stays under the prefix a proxy forwards.
+    pub(crate) fn execution_location(&self, execution_id: &str) -> String {
+        let location = crate::api::execution_location(execution_id);
+        let prefix = self
+            .pdp_url
+            .as_deref()
+            .and_then(|url| url.split_once("://"))
+            .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+            .map(|path| path.trim_end_matches('/'))
+            .filter(|path| !path.is_empty());
+        match prefix {
+            Some(prefix) => format!("{prefix}{location}"),
+            None => location,
+        }
+    }
+
     /// Checks the configuration against the environment: every policy is released and
     /// compiles, every permitting decision is one of its decisions, no resource type is
     /// answered twice, and the default policy is one of those configured.
