@@ -731,15 +731,25 @@ pub(crate) async fn configuration(
             format!("{base}/{path}")
         }
     };
-    Ok(json_response(
+    let mut response = json_response(
         StatusCode::OK,
         &Configuration {
             access_evaluation_endpoint: under("access/v1/evaluation"),
             access_evaluations_endpoint: under("access/v1/evaluations"),
             policy_decision_point: base,
         },
-    ))
+    );
+    // AuthZEN's metadata caching: a client may keep it a while (it changes only with the
+    // server's configuration, at a restart).
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static(METADATA_CACHE_CONTROL),
+    );
+    Ok(response)
 }
+
+/// How long a client may keep the AuthZEN metadata.
+const METADATA_CACHE_CONTROL: &str = "max-age=300";
 
 /// The AuthZEN metadata of a Policy Decision Point whose identifier has a path: AuthZEN §9.2
 /// puts its well-known URL between the host and that path

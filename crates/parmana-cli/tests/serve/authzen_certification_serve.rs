@@ -233,6 +233,7 @@ fn the_metadata_names_the_configured_identifier_or_the_requested_host() {
             let metadata = served.get(&at, None);
             assert_eq!(metadata.status, 200, "{url} at {at}: {}", metadata.text);
             assert_eq!(metadata.json(), expected, "{url} at {at}");
+            assert_eq!(metadata.header("cache-control"), Some("max-age=300"));
         }
         // Another path after the well-known name names another Policy Decision Point.
         for other in [

@@ -836,4 +836,27 @@ fn an_execution_reads_back_under_the_pdp_url_path() {
     );
     // Read back where the server itself serves it (the proxy strips the prefix).
     assert_eq!(served.get("/v1/executions/prefixed-1", token).status, 200);
+    // Its attestation binds the flattened signals (the dotted map, without the execution id):
+    // verified with those, not with the AuthZEN request.
+    let attestation = first.json()["context"]["attestation"].clone();
+    let flattened = json!({
+        "subject.type": "user",
+        "subject.id": "alice@example.com",
+        "subject.properties.role": "viewer",
+        "action.name": "read",
+        "resource.type": "document",
+        "resource.id": "boxcarring.md",
+        "context.time": "2024-05-31T15:22-07:00",
+    });
+    let declared = json!({"subject.properties.role": "viewer", "action.name": "read"});
+    for (signals, valid) in [
+        (declared, true),
+        (flattened, false),
+        (execution.clone(), false),
+    ] {
+        let body = json!({"attestation": attestation, "signals": signals});
+        let report = served.post("/v1/verify", token, &body.to_string());
+        assert_eq!(report.status, 200, "{}", report.text);
+        assert_eq!(report.json()["valid"], valid, "{}", report.text);
+    }
 }

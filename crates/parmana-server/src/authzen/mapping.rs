@@ -107,9 +107,8 @@ impl AuthzenMapping {
         let prefix = self
             .pdp_url
             .as_deref()
-            .and_then(|url| url.split_once("://"))
-            .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
-            .map(|path| path.trim_end_matches('/'))
+            .and_then(|url| url.parse::<axum::http::Uri>().ok())
+            .map(|url| url.path().trim_end_matches('/').to_owned())
             .filter(|path| !path.is_empty());
         match prefix {
             Some(prefix) => format!("{prefix}{location}"),
