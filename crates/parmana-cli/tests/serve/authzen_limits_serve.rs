@@ -128,6 +128,21 @@ fn a_boxcar_carries_at_most_a_thousand_evaluations() {
     let unread = unread
         .to_string()
         .replace(r#""UNREAD""#, "9007199254740993");
+    // Within the count, the same fault is the whole body's: one JSON text the strict reader
+    // refuses (400), even inside one evaluation.
+    let faulty = boxcar(1, "execute_all").replacen(
+        r#""evaluations":["#,
+        r#""evaluations":[{"context":{"n":9007199254740993}},"#,
+        1,
+    );
+    assert!(faulty.contains("9007199254740993"), "{faulty}");
+    let refused = served.post("/access/v1/evaluations", token, &faulty);
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (400, "canon.integer_out_of_range"),
+        "{}",
+        refused.text
+    );
     let over = served.post("/access/v1/evaluations", token, &unread);
     assert_eq!(
         (over.status, over.code().as_str()),
