@@ -331,14 +331,7 @@ fn the_server_asks_once_a_round_backs_off_after_failures_and_stops_at_a_cut() {
     // The witness back, then the ledger's tail cut under the server: once the server has seen
     // the cut, no round (none failed, nothing asked) for three cadences.
     proxy.failing.store(false, Ordering::SeqCst);
-    let database = rusqlite::Connection::open(d.join("store.sqlite")).unwrap();
-    database
-        .execute(
-            "DELETE FROM ledger WHERE position = (SELECT max(position) FROM ledger)",
-            [],
-        )
-        .unwrap();
-    drop(database);
+    crate::witness_serve::cut_ledger_tail(&d.join("store.sqlite"));
     let deadline = Instant::now() + Duration::from_secs(20);
     while served.get("/readyz", None).status == 200 {
         assert!(Instant::now() < deadline, "{}", served.stderr());

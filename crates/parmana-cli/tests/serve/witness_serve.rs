@@ -692,14 +692,7 @@ fn the_server_serves_checkpoints_and_proofs_its_witnesses_cosigned() {
 
     // The ledger's tail cut under the server: the cosigned checkpoint is no longer served (the
     // store no longer extends what was signed), as the log's own would not be.
-    let database = rusqlite::Connection::open(d.join("store.sqlite")).unwrap();
-    database
-        .execute(
-            "DELETE FROM ledger WHERE position = (SELECT max(position) FROM ledger)",
-            [],
-        )
-        .unwrap();
-    drop(database);
+    crate::witness_serve::cut_ledger_tail(&d.join("store.sqlite"));
     let mut refused = None;
     for _ in 0..400 {
         let answer = served.get("/log/checkpoint", token);
@@ -808,6 +801,18 @@ fn the_server_gathers_a_threshold_of_two_witnesses() {
             "{name}: {checkpoint}"
         );
     }
+}
+
+/// Deletes the last ledger record of the SQLite store at `database` (a writer of the store
+/// cutting the log's tail under a running server).
+pub(crate) fn cut_ledger_tail(database: &Path) {
+    rusqlite::Connection::open(database)
+        .unwrap()
+        .execute(
+            "DELETE FROM ledger WHERE position = (SELECT max(position) FROM ledger)",
+            [],
+        )
+        .unwrap();
 }
 
 /// Executes `id` through `served`, waits (10 s at most) until its proof is served — each answer
