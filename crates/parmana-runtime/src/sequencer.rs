@@ -114,7 +114,13 @@ impl ExecutedIds {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         };
-        write().reserve(keys.size_hint().0);
+        {
+            // Room for those not held yet (a whole ledger after a fork is mostly ids held
+            // already: no rehash of them all, no set twice the size).
+            let mut set = write();
+            let new = keys.size_hint().0.saturating_sub(set.len());
+            set.reserve(new);
+        }
         while keys.peek().is_some() {
             write().extend(keys.by_ref().take(NOTE_BATCH).copied());
         }
@@ -240,15 +246,23 @@ impl LogSequencer {
     /// or is ready: the store must extend the checkpoint `anchor` records — reach its size, and
     /// hold its root there — or it is refused with `runtime.store_rewound` (cut, replaced or
     /// rewound while no server kept its log); the whole ledger read for that check is the log
-    /// kept (its ids noted), not read a second time. Other failures (the store, a broken ledger)
-    /// are returned as they are. Where a log is kept already, only the check is made.
+    /// kept (its ids noted), not read a second time. A store that does not extend it, or whose
+    /// ledger is broken, is recorded as evidence ([`store_rewound`](Self::store_rewound)), as at
+    /// a first run; the store failing to answer is returned as it is. Where a log is kept
+    /// already, only the check is made.
     pub fn load_extending(
         &self,
         store: &dyn ReplayStore,
         anchor: &crate::LogAnchor,
     ) -> Result<(), ExecutionError> {
         let mut cached = self.lock();
-        let log = anchor.read_extending_log(store)?;
+        let log = anchor
+            .read_extending_log(store)
+            .map_err(|error| match error {
+                ExecutionError::StoreRewound { .. }
+                | ExecutionError::Store(ReplayError::LedgerBroken(_)) => self.rewound_by(error),
+                other => other,
+            })?;
         if cached.is_none() {
             self.note_executed(log.execution_keys());
             *cached = Some(log);

@@ -128,18 +128,18 @@ pub(crate) fn defect(
     location: Option<String>,
 ) -> ApiError {
     match execution_id {
-        Some(id) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server.internal",
-            format!(
-                "the {operation} task failed (what it said is in the server's log); execution \
-                 {id:?} may have been claimed: read its outcome with GET /v1/executions/{id}"
-            ),
-        )
-        .with_header(
-            header::LOCATION,
-            &location.unwrap_or_else(|| execution_location(id)),
-        ),
+        Some(id) => {
+            let location = location.unwrap_or_else(|| execution_location(id));
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.internal",
+                format!(
+                    "the {operation} task failed (what it said is in the server's log); \
+                     execution {id:?} may have been claimed: read its outcome with GET {location}"
+                ),
+            )
+            .with_header(header::LOCATION, &location)
+        }
         None => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server.internal",

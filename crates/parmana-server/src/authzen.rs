@@ -536,7 +536,14 @@ pub(crate) async fn evaluations(
             // is refused alone (AuthZEN certification c-3-4-1), as `false`, like any refusal.
             // What refuses every evaluation — the environment expired — refuses the boxcar
             // whole, as it would one evaluation: a 200 always carries decisions.
-            runtime.check_current().map_err(|e| execution_error(&e))?;
+            if let Err(error) = runtime.check_current() {
+                let error = execution_error(&error);
+                // Counted as the refused execution it would have been.
+                if executes {
+                    shared.metrics.execution_error(&error.code);
+                }
+                return Err(error);
+            }
             let mut out = Vec::with_capacity(items.len());
             // Whether an evaluation of it has reached for an execution: from then on a refusal
             // stays that evaluation's, so that what was consumed is answered.
@@ -565,10 +572,20 @@ pub(crate) async fn evaluations(
                         (Err(error), outcome)
                     }
                 };
-                executed |= outcome.execution_id.is_some();
-                // A server-side refusal (a defect, the environment) before any execution was
-                // reached refuses the boxcar whole, as on the native batch: not a `200` of
-                // refusals that hides it.
+                // Whether this evaluation may have consumed its id: executed, or refused where
+                // its answer names the execution (`Location`: a replay, a failure after the
+                // claim, a defect once the id was noted). A refusal before the claim (the store
+                // refused, the signer out of its role) consumed nothing.
+                executed |= match &decision {
+                    Ok(_) => outcome.execution_id.is_some(),
+                    Err(error) => error
+                        .headers
+                        .iter()
+                        .any(|(name, _)| *name == header::LOCATION),
+                };
+                // A server-side refusal (a defect, the environment, the store) while nothing of
+                // the boxcar may have been consumed refuses it whole, as on the native batch: not
+                // a `200` of refusals that hides it.
                 if let Err(error) = &decision
                     && error.status.is_server_error()
                     && !executed
@@ -665,9 +682,10 @@ impl Boxcar {
             ));
         }
         // The work a boxcar asks for is what it expands to: bounded like a body, before anything is
-        // resolved or decided.
+        // resolved or decided. (One evaluation, without `evaluations`, is bounded by its body and
+        // while it is flattened, as on /access/v1/evaluation.)
         let expanded = expanded_size(&request, &items);
-        if expanded > max_body_bytes {
+        if boxcar && expanded > max_body_bytes {
             return Err(ApiError::batch_expands_too_far(expanded, max_body_bytes));
         }
         // And what its flattening would build: the signal names repeat their whole paths. (One

@@ -208,6 +208,47 @@ fn a_boxcar_under_an_expired_environment_is_refused_whole() {
         .get(&ExecutionId::parse("expired-1").unwrap())
         .unwrap();
     assert!(matches!(untouched, ExecutionState::Absent), "{untouched:?}");
+    let text = metrics_text(&tokio, &state);
+    assert!(
+        text.lines()
+            .any(|line| line
+                .starts_with("parmana_execution_errors_total{code=\"runtime.expired\"} 2")),
+        "counted once for each boxcar that would execute: {text}"
+    );
+}
+
+/// A server-side refusal met while nothing of a boxcar may have been consumed — here its
+/// execution refused before any claim, the store refused as cut (`runtime.store_rewound`) —
+/// refuses the boxcar whole, whichever evaluation comes first: not a `200` whose refusals hide
+/// the outage. (Once an evaluation may have consumed its id, refusals stay each evaluation's:
+/// `a_boxcar_evaluation_a_defect_stops_is_refused_alone_with_its_location`.)
+#[test]
+fn a_boxcar_refused_before_any_claim_is_refused_whole() {
+    let fixture = authzen_fixture();
+    let tokio = tokio_runtime();
+    let state = answering_authzen(&fixture, Arc::new(MemoryReplayStore::new()), "memory");
+    state.runtime.refuse_store("cut under the log".to_owned());
+    let read = json!({"action": {"name": "read"}});
+    let executed = json!({"action": {"name": "read"}, "context": {"execution_id": "refused-1"}});
+    for evaluations in [[&read, &executed], [&executed, &read]] {
+        let body = json!({
+            "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": "viewer"}},
+            "resource": {"type": "document", "id": "refused.md"},
+            "evaluations": evaluations,
+        });
+        let (status, answer, _) = answer_through_router(
+            &tokio,
+            &state,
+            "POST",
+            "/access/v1/evaluations",
+            &body.to_string(),
+        );
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (500, Some("runtime.store_rewound")),
+            "{answer}"
+        );
+    }
 }
 
 /// Inside an AuthZEN boxcar, an evaluation that a defect (a panic) stops after its claim is

@@ -463,13 +463,13 @@ pub(crate) async fn recover_then_ready(
             // A store that does not extend the checkpoint the log anchor records — shorter, or
             // another root at its size (cut and grown again) — was cut, replaced or rewound
             // while no server kept its log: the ids cut away would execute again. The server
-            // does not start on it (`runtime.store_rewound`). The whole ledger is read once, no
-            // lock taken (it only grows), and kept as the sequencer's log (`load_log` then
-            // reads nothing).
+            // does not start on it (`runtime.store_rewound`), nor on one whose ledger is broken.
+            // The whole ledger is read once, taking no lock of the store (it only grows), and
+            // kept as the sequencer's log (`load_log` then reads nothing).
             if let Some(anchor) = &anchor
                 && let Err(error) = worker.log_sequencer.load_extending(runtime.store(), anchor)
             {
-                if matches!(error, parmana_runtime::ExecutionError::StoreRewound { .. }) {
+                if worker.log_sequencer.store_rewound().is_some() {
                     // Latched too: the final pass writes nothing into it either.
                     runtime.refuse_store(error.to_string());
                 }

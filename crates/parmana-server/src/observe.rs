@@ -371,8 +371,9 @@ fn unanswered(
             code,
             format!(
                 "{what}; an evaluation of the boxcar handed to the runtime may still complete: \
-                 read each execution id it carried with GET /v1/executions/{{id}} before \
-                 retrying it"
+                 read each execution id it carried with GET {}/v1/executions/{{id}} before \
+                 retrying it",
+                state.authzen.path_prefix()
             ),
         ),
         None if executing || reading_body => ApiError::new(

@@ -37,8 +37,8 @@ pub(crate) struct Notes {
     /// Whether an evaluation of the AuthZEN boxcar being handled may execute (one names an
     /// execution id, and the token may execute): a boxcar notes no id of its own.
     pub(crate) boxcar_executes: bool,
-    /// Where the noted execution reads back, where that is not `/v1/executions/{id}` (an
-    /// AuthZEN Policy Decision Point served under a path prefix).
+    /// Where the noted execution reads back, as the handler that noted it answers it (AuthZEN's
+    /// routes: under `pdp_url`'s path); `/v1/executions/{id}` where none is noted.
     pub(crate) location: Option<String>,
 }
 

@@ -290,10 +290,13 @@ fn a_start_with_an_anchor_reads_the_ledger_once_and_keeps_it() {
         .unwrap();
     for n in 0..6 {
         if n > 0 {
-            let refused = LogSequencer::default()
-                .load_extending(other.store(), &anchor)
-                .unwrap_err();
+            let driver = LogSequencer::default();
+            let refused = driver.load_extending(other.store(), &anchor).unwrap_err();
             assert_eq!(refused.code(), "runtime.store_rewound", "{n}: {refused}");
+            assert!(
+                driver.store_rewound().is_some(),
+                "{n}: recorded as evidence"
+            );
         }
         execute(&other, &format!("elsewhere-{n}"));
         LogSequencer::default()
@@ -301,4 +304,34 @@ fn a_start_with_an_anchor_reads_the_ledger_once_and_keeps_it() {
             .unwrap();
     }
     assert!(read_log(other.store()).unwrap().size() > size);
+}
+
+/// A ledger broken when a server starts with an anchor that records nothing yet (its tail record
+/// cut, the execution left): refused, and recorded as evidence — as a first run records it — so
+/// that the server latches the store and its last pass writes nothing into it.
+#[test]
+fn a_start_with_an_anchor_records_a_broken_ledger_as_evidence() {
+    let (store, visible) = parmana_testkit::CutLedger::new();
+    let (_fixture, runtime, _log_key) = setup_on(Arc::new(store));
+    for n in 0..3 {
+        execute(&runtime, &format!("broken-{n}"));
+    }
+    let size = LogSequencer::default()
+        .run_all(runtime.store(), None)
+        .unwrap()
+        .size;
+    visible.store(size - 1, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = LogAnchor::open(dir.path().join("log-anchor")).unwrap();
+    assert_eq!(anchor.recorded(), None);
+    let driver = LogSequencer::default();
+    let refused = driver.load_extending(runtime.store(), &anchor).unwrap_err();
+    assert_eq!(refused.code(), "replay.ledger_broken", "{refused}");
+    assert!(
+        driver
+            .store_rewound()
+            .is_some_and(|why| why.contains("replay.ledger_broken")),
+        "{:?}",
+        driver.store_rewound()
+    );
 }

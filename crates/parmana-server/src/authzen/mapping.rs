@@ -103,17 +103,21 @@ impl AuthzenMapping {
     /// Policy Decision Point is served under a path prefix — resolved against the AuthZEN
     /// endpoint, it stays under the prefix a proxy forwards.
     pub(crate) fn execution_location(&self, execution_id: &str) -> String {
-        let location = crate::api::execution_location(execution_id);
-        let prefix = self
-            .pdp_url
+        format!(
+            "{}{}",
+            self.path_prefix(),
+            crate::api::execution_location(execution_id)
+        )
+    }
+
+    /// The path of `pdp_url` without its trailing `/` (empty where it has none, or no
+    /// `pdp_url` is configured): what AuthZEN clients' read-back paths go under.
+    pub(crate) fn path_prefix(&self) -> String {
+        self.pdp_url
             .as_deref()
             .and_then(|url| url.parse::<axum::http::Uri>().ok())
             .map(|url| url.path().trim_end_matches('/').to_owned())
-            .filter(|path| !path.is_empty());
-        match prefix {
-            Some(prefix) => format!("{prefix}{location}"),
-            None => location,
-        }
+            .unwrap_or_default()
     }
 
     /// Checks the configuration against the environment: every policy is released and
