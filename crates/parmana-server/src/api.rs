@@ -968,7 +968,18 @@ pub(crate) async fn metrics(
     security(("bearer" = ["admin"])))]
 pub(crate) async fn reload(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Admin)?;
-    let report = crate::lifecycle::reload(&state).await?;
+    // In a task of its own: a request answered on its timeout (or whose client went away) still
+    // has its reload made, as a signal's is — a revocation asked for is never dropped.
+    let reloading = Arc::clone(&state);
+    let report = tokio::spawn(async move { crate::lifecycle::reload(&reloading).await })
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.internal",
+                "the reload task failed; the old environment stays".to_owned(),
+            )
+        })??;
     Ok(json_response(
         StatusCode::OK,
         &ReloadResponse {

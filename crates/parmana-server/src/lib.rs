@@ -35,6 +35,8 @@ mod openapi;
 #[cfg(test)]
 mod readiness_tests;
 #[cfg(test)]
+mod reload_tests;
+#[cfg(test)]
 mod rewound_tests;
 mod settings;
 mod state;

@@ -181,6 +181,7 @@ impl Server {
             sequencer: settings.sequencer,
             sequencing: Arc::new(tokio::sync::Mutex::new(())),
             reloading: Arc::new(tokio::sync::Mutex::new(())),
+            tokens_reloading: std::sync::Mutex::new(()),
             tls_not_after,
         });
         Ok(Self {
@@ -907,8 +908,69 @@ fn millis_u64(duration: Duration) -> u64 {
 /// an environment refused keeps the old one, and the refusal is answered with 422 (503 when the
 /// store failed, 500 when the reload task failed).
 pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
+    reload_tokens(state).await?;
     let turn = Arc::clone(&state.reloading).lock_owned().await;
     reload_holding(state, turn).await
+}
+
+/// The tokens file read again and put in force (where one is configured), before the reload
+/// waits for its turn: a token removed is revoked at once, however long the reload before it
+/// waits on the store or verifies bundles. Refused: the whole reload is, as under its turn.
+async fn reload_tokens(state: &Arc<AppState>) -> Result<(), ApiError> {
+    if state.tokens_file().is_none() {
+        return Ok(());
+    }
+    let worker = Arc::clone(state);
+    state
+        .blocking("reload", move |runtime| swap_tokens(&worker, runtime))
+        .await?
+        .map_err(|TokensRefused(error)| tokens_refused(&error))
+}
+
+/// Reads the tokens file and puts it in force, as the start reads it (under
+/// [`AppState::tokens_reloading`]); one refused is recorded, counted and logged as a refused
+/// reload, and the tokens in force stay.
+fn swap_tokens(worker: &AppState, runtime: &Runtime) -> Result<(), TokensRefused> {
+    let _one_at_a_time = worker
+        .tokens_reloading
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match worker
+        .tokens_file()
+        .map(|file| crate::auth::Tokens::load(&file))
+        .transpose()
+    {
+        Ok(Some(tokens)) => {
+            let count = tokens.len();
+            worker.replace_tokens(tokens);
+            tracing::info!(target: "parmana::server", tokens = count, "tokens file reloaded");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(error) => {
+            // `/v1/status` tells the code; the file's path and what was wrong in it go to the
+            // log below (and to the admin who asked).
+            runtime.record_reload_failure(
+                error.code(),
+                format!(
+                    "the tokens file was refused ({}); the server's log says why",
+                    error.code()
+                ),
+            );
+            worker.metrics.reload(false);
+            tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment and tokens stay");
+            Err(TokensRefused(error))
+        }
+    }
+}
+
+/// The answer to a reload refused for its tokens file.
+fn tokens_refused(error: &crate::error::ServerError) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        error.code(),
+        format!("{error}; the old environment and tokens stay"),
+    )
 }
 
 /// Starts a reload for a signal, in a task of its own. Signals that come while a reload waits
@@ -935,6 +997,7 @@ async fn reload_once_its_turn(
     state: &Arc<AppState>,
     waiting: &std::sync::atomic::AtomicBool,
 ) -> Result<ReloadReport, ApiError> {
+    reload_tokens(state).await?;
     let turn = Arc::clone(&state.reloading).lock_owned().await;
     waiting.store(false, Ordering::SeqCst);
     reload_holding(state, turn).await
@@ -952,36 +1015,12 @@ async fn reload_holding(
     let result = state
         .blocking("reload", move |runtime| {
             let _turn = turn;
-            // The tokens file first, as the start reads it: one refused refuses the whole
+            // The tokens file again, under the turn (edited since the read before it, by the
+            // change a signal coalesced into this reload, say): one refused refuses the whole
             // reload; one taken is in force at once, whatever becomes of the environment — a
             // token removed there is revoked even while the store is down or the files on disk
             // are refused.
-            match worker
-                .tokens_file()
-                .map(|file| crate::auth::Tokens::load(&file))
-                .transpose()
-            {
-                Ok(Some(tokens)) => {
-                    let count = tokens.len();
-                    worker.replace_tokens(tokens);
-                    tracing::info!(target: "parmana::server", tokens = count, "tokens file reloaded");
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    // `/v1/status` tells the code; the file's path and what was wrong in it
-                    // go to the log below (and to the admin who asked).
-                    runtime.record_reload_failure(
-                        error.code(),
-                        format!(
-                            "the tokens file was refused ({}); the server's log says why",
-                            error.code()
-                        ),
-                    );
-                    worker.metrics.reload(false);
-                    tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment and tokens stay");
-                    return Err(TokensRefused(error));
-                }
-            }
+            swap_tokens(&worker, runtime)?;
             let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 runtime.reload_checked(|fresh| worker.authzen.check_environment(fresh))
             }));
@@ -1017,11 +1056,7 @@ async fn reload_holding(
         })
         .await?;
     match result {
-        Err(TokensRefused(error)) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            error.code(),
-            format!("{error}; the old environment and tokens stay"),
-        )),
+        Err(TokensRefused(error)) => Err(tokens_refused(&error)),
         Ok(Ok(Ok(report))) => Ok(report),
         Ok(Ok(Err(error))) => {
             let mut api = ApiError::from_execution(&error);

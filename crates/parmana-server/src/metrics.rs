@@ -180,6 +180,13 @@ impl Metrics {
             "Environment reloads (SIGHUP or POST /v1/admin/reload), by outcome: ok or refused",
             reloads.clone(),
         );
+        // At 0 from the start: an alert on `increase(…{outcome="refused"}[…]) > 0` sees a
+        // process's first refused reload (a series that appears at 1 has no increase).
+        for outcome in ["ok", "refused"] {
+            let _ = reloads.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            });
+        }
         let shed = Counter::default();
         registry.register(
             "requests_shed",

@@ -214,6 +214,10 @@ pub(crate) struct AppState {
     /// each reads the files as they are when its turn comes, and the last reload recorded is
     /// the last made.
     pub(crate) reloading: Arc<tokio::sync::Mutex<()>>,
+    /// Held while the tokens file is read and put in force: a reload does that first, before it
+    /// waits for its turn (a revocation never waits on the store), and two such reads never
+    /// put an older file back in force after a newer one.
+    pub(crate) tokens_reloading: std::sync::Mutex<()>,
     /// When the server's TLS certificate stops being valid (`/readyz` turns 503 then).
     pub(crate) tls_not_after: Option<parmana_runtime::canon::Timestamp>,
     /// The log the log routes serve, read at most once per sequencer cadence.

@@ -337,7 +337,7 @@ fn a_boxcar_answered_on_its_timeout_starts_no_evaluation_it_had_not_reached() {
     let token = served.token.clone();
     let token = token.as_deref();
     let executions = || {
-        crate::harness::metric_with(
+        crate::harness::metric_or_zero(
             &served,
             token,
             "parmana_runtime_call_duration_seconds_count{operation=\"execute\"}",

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Served, metric, parmana, tokens_file};
+use crate::harness::{Served, parmana, tokens_file};
 use crate::limits_serve::log_line;
 
 /// The AuthZEN example policy over dotted signal names: anyone may read, editors may edit.
@@ -396,6 +396,9 @@ fn authzen_executions_are_counted_logged_and_located_like_native_ones() {
         evaluating_calls,
         invalid,
     ];
+    // (Labelled series, made when first counted.)
+    let metric =
+        |served: &Served, series: &str| crate::harness::metric_or_zero(served, all, series);
     let before = series.map(|s| metric(&served, s));
     let executing = |role: &str, action: &str, id: &str| {
         let mut body = request(role, action);

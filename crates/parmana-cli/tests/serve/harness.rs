@@ -670,6 +670,18 @@ pub(crate) fn assert_families_declared(served: &Served, token: Option<&str>, fam
 /// the server registers ([`METRIC_FAMILIES`]), so that a misspelt or renamed metric fails
 /// instead of reading 0.
 pub(crate) fn metric_with(served: &Served, token: Option<&str>, series: &str) -> u64 {
+    metric_exported(served, token, series)
+        .unwrap_or_else(|| panic!("{series} is not exported (a series exported at 0 is)"))
+}
+
+/// [`metric_with`] for a series made when first counted (one labelled by an error code, a
+/// route, a status): 0 while it is not exported.
+pub(crate) fn metric_or_zero(served: &Served, token: Option<&str>, series: &str) -> u64 {
+    metric_exported(served, token, series).unwrap_or(0)
+}
+
+/// The value of `series` on `/metrics`, if exported.
+fn metric_exported(served: &Served, token: Option<&str>, series: &str) -> Option<u64> {
     let family = metric_family(series);
     assert!(
         METRIC_FAMILIES.contains(&family),
@@ -678,12 +690,7 @@ pub(crate) fn metric_with(served: &Served, token: Option<&str>, series: &str) ->
     let text = served.get("/metrics", token).text;
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0, |value| value.trim().parse().unwrap())
-}
-
-/// [`metric_with`] the token `all`.
-pub(crate) fn metric(served: &Served, series: &str) -> u64 {
-    metric_with(served, Some("all"), series)
+        .map(|value| value.trim().parse().unwrap())
 }
 
 /// An execution body for the README signals.

@@ -975,7 +975,7 @@ fn store_operations_are_timed_by_operation() {
     let served = Served::start(env.root(), &["--dev-token"]);
     let token = served.token.as_deref();
     let count = |operation: &str| {
-        crate::harness::metric_with(
+        crate::harness::metric_or_zero(
             &served,
             token,
             &format!(

@@ -1,0 +1,113 @@
+//! Reloads and the tokens file: a revocation is in force before the reload waits for its turn (a reload before it waiting on the store, say), and a reload asked for by a request answered on its timeout still runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use parmana_runtime::replay::{MemoryReplayStore, ReplayStore};
+use parmana_testkit::FixtureEnvironment;
+
+use crate::readiness_tests::{bound_with, runtime_over, settings_for, tokio_runtime};
+use crate::settings::{Authentication, Limits};
+use crate::state::AppState;
+
+/// Writes a tokens file at `path` granting `admin` and `read` to each of `secrets`.
+fn write_tokens(path: &std::path::Path, secrets: &[&str]) {
+    let text: String = secrets
+        .iter()
+        .map(|secret| {
+            let digest = parmana_runtime::canon::Digest::of(secret.as_bytes());
+            format!(
+                "[[tokens]]\nname = \"{secret}\"\nsha256 = \"{digest}\"\nscopes = [\"admin\", \"read\"]\n"
+            )
+        })
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// `method path` through the router with `token`: the status and the error code.
+fn call(
+    tokio: &tokio::runtime::Runtime,
+    state: &Arc<AppState>,
+    method: &str,
+    path: &str,
+    token: &str,
+) -> (u16, String) {
+    use tower::ServiceExt;
+    tokio.block_on(async {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = crate::lifecycle::router(Arc::clone(state))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        (
+            status,
+            body["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    })
+}
+
+/// While a reload holds its turn (one waiting on a store that does not answer, say), a token
+/// removed from the file is refused as soon as a second reload is asked for — not once that
+/// reload's turn comes — and the second reload, answered `503 server.timeout` while it waits,
+/// still runs once the turn is free.
+#[test]
+fn a_revocation_does_not_wait_for_the_reload_before_it() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.toml");
+    write_tokens(&path, &["token-a", "token-b"]);
+    let mut settings = settings_for(
+        Limits {
+            request_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        None,
+        "memory",
+    );
+    settings.authentication = Authentication::Tokens(crate::auth::Tokens::load(&path).unwrap());
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = bound_with(runtime_over(&fixture, store), settings);
+    state.started_up.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    assert_eq!(call(&tokio, &state, "GET", "/v1/status", "token-b").0, 200);
+
+    // A reload before it holds the turn.
+    let held = tokio.block_on(Arc::clone(&state.reloading).lock_owned());
+    write_tokens(&path, &["token-a"]);
+    let (status, code) = call(&tokio, &state, "POST", "/v1/admin/reload", "token-a");
+    assert_eq!((status, code.as_str()), (503, "server.timeout"));
+    assert_eq!(
+        call(&tokio, &state, "GET", "/v1/status", "token-b"),
+        (401, "server.unauthorized".to_owned()),
+        "revoked while the reload waits for its turn"
+    );
+    assert!(state.runtime.last_reload().is_none(), "not reloaded yet");
+
+    // The turn free: the reload answered on its timeout runs.
+    drop(held);
+    let reloaded = (0..400).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        state
+            .runtime
+            .last_reload()
+            .is_some_and(|record| record.outcome.is_ok())
+    });
+    assert!(reloaded, "{:?}", state.runtime.last_reload());
+    assert_eq!(call(&tokio, &state, "GET", "/v1/status", "token-a").0, 200);
+}
