@@ -1054,7 +1054,15 @@ async fn reload_holding(
             }
             Ok(reloaded)
         })
-        .await?;
+        .await
+        .inspect_err(|_| {
+            // The task itself failed (outside the catch above): still a refused reload,
+            // reported as every other one.
+            state.metrics.reload(false);
+            state
+                .runtime
+                .record_reload_failure("server.internal", "the reload task failed".to_owned());
+        })?;
     match result {
         Err(TokensRefused(error)) => Err(tokens_refused(&error)),
         Ok(Ok(Ok(report))) => Ok(report),
