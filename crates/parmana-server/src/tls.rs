@@ -71,8 +71,10 @@ pub(crate) fn server_config(
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let authorities = certificates(ca)?;
-            // An authority past its window refuses every client certificate it issued.
-            not_after = not_after.min(valid_now(&authorities, ca, now)?);
+            // Client certificates are taken while one of the authorities is valid (a bundle
+            // during a CA's rotation holds the old one and the new): none valid now refuses
+            // every client, and the last to expire ends them all.
+            not_after = not_after.min(any_valid_now(&authorities, ca, now)?);
             let mut roots = RootCertStore::empty();
             for certificate in authorities {
                 roots
@@ -123,6 +125,40 @@ fn valid_now(
     }
     window.map(|(_, not_after)| not_after).ok_or_else(|| {
         ServerError::TlsInvalid(format!("{}: no certificate in the file", path.display()))
+    })
+}
+
+/// The latest end of validity among `certificates` (read from `path`) valid at `now`; refused
+/// when one's validity cannot be read or none is valid now.
+fn any_valid_now(
+    certificates: &[CertificateDer<'_>],
+    path: &std::path::Path,
+    now: Timestamp,
+) -> Result<Timestamp, ServerError> {
+    let mut latest: Option<Timestamp> = None;
+    let mut outside = None;
+    for (index, certificate) in certificates.iter().enumerate() {
+        let (not_before, not_after) = validity(certificate.as_ref()).ok_or_else(|| {
+            ServerError::TlsInvalid(format!(
+                "{}: the validity of certificate {} cannot be read",
+                path.display(),
+                index + 1
+            ))
+        })?;
+        if now < not_before || now >= not_after {
+            outside.get_or_insert((index, not_before, not_after));
+        } else {
+            latest = Some(latest.map_or(not_after, |latest| latest.max(not_after)));
+        }
+    }
+    latest.ok_or_else(|| match outside {
+        Some((index, not_before, not_after)) => ServerError::TlsInvalid(format!(
+            "{}: no certificate of the file is valid now ({now}); certificate {} is valid from \
+             {not_before} to {not_after}",
+            path.display(),
+            index + 1
+        )),
+        None => ServerError::TlsInvalid(format!("{}: no certificate in the file", path.display())),
     })
 }
 
