@@ -59,9 +59,19 @@ pub(crate) fn server_config(
 ) -> Result<(Arc<rustls::ServerConfig>, Timestamp), ServerError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates(&files.certificate)?;
-    // Every certificate served counts, intermediates too: one expired makes clients refuse the
-    // chain however long the leaf lasts.
-    let mut not_after = valid_now(&chain, &files.certificate, now)?;
+    let leaf = chain.first().map_or(&[][..], |leaf| leaf.as_ref());
+    let (not_before, not_after) = validity(leaf).ok_or_else(|| {
+        ServerError::TlsInvalid(format!(
+            "{}: the certificate's validity cannot be read",
+            files.certificate.display()
+        ))
+    })?;
+    if now < not_before || now >= not_after {
+        return Err(ServerError::TlsInvalid(format!(
+            "{}: the certificate is valid from {not_before} to {not_after}, not now ({now})",
+            files.certificate.display()
+        )));
+    }
     let key = PrivateKeyDer::from_pem_slice(&read_pem(&files.key)?)
         .map_err(|e| ServerError::TlsInvalid(format!("{}: {e}", files.key.display())))?;
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
@@ -70,13 +80,8 @@ pub(crate) fn server_config(
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let authorities = certificates(ca)?;
-            // Client certificates are taken while one of the authorities is valid (a bundle
-            // during a CA's rotation holds the old one and the new): none valid now refuses
-            // every client, and the last to expire ends them all.
-            not_after = not_after.min(any_valid_now(&authorities, ca, now)?);
             let mut roots = RootCertStore::empty();
-            for certificate in authorities {
+            for certificate in certificates(ca)? {
                 roots
                     .add(certificate)
                     .map_err(|e| ServerError::TlsInvalid(format!("{}: {e}", ca.display())))?;
@@ -92,74 +97,6 @@ pub(crate) fn server_config(
         .map_err(|e| ServerError::TlsInvalid(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((Arc::new(config), not_after))
-}
-
-/// The end of the window in which every one of `certificates` (read from `path`) is valid,
-/// refused when one's validity cannot be read or `now` is outside that window.
-fn valid_now(
-    certificates: &[CertificateDer<'_>],
-    path: &std::path::Path,
-    now: Timestamp,
-) -> Result<Timestamp, ServerError> {
-    let mut window: Option<(Timestamp, Timestamp)> = None;
-    for (index, certificate) in certificates.iter().enumerate() {
-        let (not_before, not_after) = validity(certificate.as_ref()).ok_or_else(|| {
-            ServerError::TlsInvalid(format!(
-                "{}: the validity of certificate {} cannot be read",
-                path.display(),
-                index + 1
-            ))
-        })?;
-        if now < not_before || now >= not_after {
-            return Err(ServerError::TlsInvalid(format!(
-                "{}: certificate {} of the file is valid from {not_before} to {not_after}, not \
-                 now ({now})",
-                path.display(),
-                index + 1
-            )));
-        }
-        window = Some(match window {
-            None => (not_before, not_after),
-            Some((before, after)) => (before.max(not_before), after.min(not_after)),
-        });
-    }
-    window.map(|(_, not_after)| not_after).ok_or_else(|| {
-        ServerError::TlsInvalid(format!("{}: no certificate in the file", path.display()))
-    })
-}
-
-/// The latest end of validity among `certificates` (read from `path`) valid at `now`; refused
-/// when one's validity cannot be read or none is valid now.
-fn any_valid_now(
-    certificates: &[CertificateDer<'_>],
-    path: &std::path::Path,
-    now: Timestamp,
-) -> Result<Timestamp, ServerError> {
-    let mut latest: Option<Timestamp> = None;
-    let mut outside = None;
-    for (index, certificate) in certificates.iter().enumerate() {
-        let (not_before, not_after) = validity(certificate.as_ref()).ok_or_else(|| {
-            ServerError::TlsInvalid(format!(
-                "{}: the validity of certificate {} cannot be read",
-                path.display(),
-                index + 1
-            ))
-        })?;
-        if now < not_before || now >= not_after {
-            outside.get_or_insert((index, not_before, not_after));
-        } else {
-            latest = Some(latest.map_or(not_after, |latest| latest.max(not_after)));
-        }
-    }
-    latest.ok_or_else(|| match outside {
-        Some((index, not_before, not_after)) => ServerError::TlsInvalid(format!(
-            "{}: no certificate of the file is valid now ({now}); certificate {} is valid from \
-             {not_before} to {not_after}",
-            path.display(),
-            index + 1
-        )),
-        None => ServerError::TlsInvalid(format!("{}: no certificate in the file", path.display())),
-    })
 }
 
 /// The validity window (`notBefore`, `notAfter`) of a DER certificate (RFC 5280 §4.1.2.5), every
