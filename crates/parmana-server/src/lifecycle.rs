@@ -908,23 +908,37 @@ fn millis_u64(duration: Duration) -> u64 {
 /// an environment refused keeps the old one, and the refusal is answered with 422 (503 when the
 /// store failed, 500 when the reload task failed).
 pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
-    reload_tokens(state).await?;
+    reload_tokens(state).await;
     let turn = Arc::clone(&state.reloading).lock_owned().await;
     reload_holding(state, turn).await
 }
 
 /// The tokens file read again and put in force (where one is configured), before the reload
 /// waits for its turn: a token removed is revoked at once, however long the reload before it
-/// waits on the store or verifies bundles. Refused: the whole reload is, as under its turn.
-async fn reload_tokens(state: &Arc<AppState>) -> Result<(), ApiError> {
+/// waits on the store or verifies bundles. Only a file taken counts here: one refused (or a read
+/// that fails) changes nothing and is reported by the read under the turn, which refuses the
+/// reload — so this never ends a reload early, nor records an outcome out of turn.
+async fn reload_tokens(state: &Arc<AppState>) {
     if state.tokens_file().is_none() {
-        return Ok(());
+        return;
     }
     let worker = Arc::clone(state);
-    state
-        .blocking("reload", move |runtime| swap_tokens(&worker, runtime))
-        .await?
-        .map_err(|TokensRefused(error)| tokens_refused(&error))
+    // Not timed as a runtime call: the reload under its turn is.
+    let _ = tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = worker
+            .tokens_reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(Ok(tokens)) = worker
+            .tokens_file()
+            .map(|file| crate::auth::Tokens::load(&file))
+        {
+            let count = tokens.len();
+            worker.replace_tokens(tokens);
+            tracing::info!(target: "parmana::server", tokens = count, "tokens file reloaded");
+        }
+    })
+    .await;
 }
 
 /// Reads the tokens file and puts it in force, as the start reads it (under
@@ -997,7 +1011,7 @@ async fn reload_once_its_turn(
     state: &Arc<AppState>,
     waiting: &std::sync::atomic::AtomicBool,
 ) -> Result<ReloadReport, ApiError> {
-    reload_tokens(state).await?;
+    reload_tokens(state).await;
     let turn = Arc::clone(&state.reloading).lock_owned().await;
     waiting.store(false, Ordering::SeqCst);
     reload_holding(state, turn).await

@@ -34,7 +34,7 @@ fn call(
     method: &str,
     path: &str,
     token: &str,
-) -> (u16, String) {
+) -> (u16, String, String) {
     use tower::ServiceExt;
     tokio.block_on(async {
         let request = axum::http::Request::builder()
@@ -52,12 +52,11 @@ fn call(
             .await
             .unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         (
             status,
-            body["error"]["code"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            text(&body["error"]["code"]),
+            text(&body["error"]["message"]),
         )
     })
 }
@@ -90,12 +89,19 @@ fn a_revocation_does_not_wait_for_the_reload_before_it() {
     // A reload before it holds the turn.
     let held = tokio.block_on(Arc::clone(&state.reloading).lock_owned());
     write_tokens(&path, &["token-a"]);
-    let (status, code) = call(&tokio, &state, "POST", "/v1/admin/reload", "token-a");
+    let (status, code, message) = call(&tokio, &state, "POST", "/v1/admin/reload", "token-a");
     assert_eq!((status, code.as_str()), (503, "server.timeout"));
+    assert!(message.contains("the reload goes on"), "{message}");
+    let (status, code, _) = call(&tokio, &state, "GET", "/v1/status", "token-b");
     assert_eq!(
-        call(&tokio, &state, "GET", "/v1/status", "token-b"),
-        (401, "server.unauthorized".to_owned()),
+        (status, code.as_str()),
+        (401, "server.unauthorized"),
         "revoked while the reload waits for its turn"
+    );
+    // The reload waiting holds the request's concurrency slot.
+    assert_eq!(
+        state.in_flight.available_permits(),
+        state.limits.max_concurrency - 1
     );
     assert!(state.runtime.last_reload().is_none(), "not reloaded yet");
 
@@ -110,4 +116,53 @@ fn a_revocation_does_not_wait_for_the_reload_before_it() {
     });
     assert!(reloaded, "{:?}", state.runtime.last_reload());
     assert_eq!(call(&tokio, &state, "GET", "/v1/status", "token-a").0, 200);
+}
+
+/// A tokens file refused on a signal (written half, say) refuses that reload — counted and
+/// recorded — and the next signal, once the file is whole, reloads it: a refusal never leaves
+/// later signals ignored.
+#[test]
+fn a_signal_after_a_refused_tokens_file_reloads() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.toml");
+    write_tokens(&path, &["token-a"]);
+    let mut settings = settings_for(Limits::default(), None, "memory");
+    settings.authentication = Authentication::Tokens(crate::auth::Tokens::load(&path).unwrap());
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = bound_with(runtime_over(&fixture, store), settings);
+    state.started_up.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    let waiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signal = || tokio.block_on(async { crate::lifecycle::reload_on_signal(&state, &waiting) });
+    let eventually = |done: &dyn Fn() -> bool| {
+        (0..400).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            done()
+        })
+    };
+    std::fs::write(&path, "[[tokens]]\nname = \"half").unwrap();
+    signal();
+    let refused = eventually(&|| {
+        state
+            .runtime
+            .last_reload()
+            .is_some_and(|record| record.outcome.is_err())
+    });
+    assert!(refused, "{:?}", state.runtime.last_reload());
+    assert_eq!(
+        state.runtime.last_reload().unwrap().outcome.unwrap_err().0,
+        "server.tokens_invalid"
+    );
+    write_tokens(&path, &["token-a", "token-c"]);
+    signal();
+    let taken = eventually(&|| call(&tokio, &state, "GET", "/v1/status", "token-c").0 == 200);
+    assert!(taken, "the signal after the refusal was ignored");
+    let reloaded = eventually(&|| {
+        state
+            .runtime
+            .last_reload()
+            .is_some_and(|record| record.outcome.is_ok())
+    });
+    assert!(reloaded, "{:?}", state.runtime.last_reload());
 }
