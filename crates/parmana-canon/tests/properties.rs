@@ -86,7 +86,9 @@ fn check_parse_outcome(bytes: &[u8]) -> Result<(), TestCaseError> {
         Ok(value) => {
             let canonical = canonicalize_value(&value).unwrap();
             let again = parse_strict(&canonical).unwrap();
-            prop_assert_eq!(&again, &value);
+            // The same value, numbers compared as the numbers they are: `1e0` comes back as
+            // `1` (one number, written once canonically), which serde's `Value` tells apart.
+            prop_assert!(same_value(&again, &value), "{again:?} / {value:?}");
             prop_assert_eq!(canonicalize_value(&again).unwrap(), canonical);
         }
         Err(error) => {
@@ -99,4 +101,21 @@ fn check_parse_outcome(bytes: &[u8]) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
+}
+
+/// Whether `a` and `b` are the same JSON value, numbers compared as IEEE doubles (as RFC 8785
+/// reads them).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(key, x)| y.get(key).is_some_and(|y| same_value(x, y)))
+        }
+        (x, y) => x == y,
+    }
 }
