@@ -968,25 +968,28 @@ pub(crate) async fn metrics(
     security(("bearer" = ["admin"])))]
 pub(crate) async fn reload(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Admin)?;
-    // In a task of its own: a request answered on its timeout (or whose client went away) still
-    // has its reload made, as a signal's is — a revocation asked for is never dropped. The
-    // request's concurrency slot goes with it (held until the reload ends), so reloads asked
-    // for never outnumber `max_concurrency`, and a shutdown waits for them as for any call.
-    let reloading = Arc::clone(&state);
-    let slot = crate::state::SLOT.try_with(Arc::clone).ok();
-    let report = tokio::spawn(async move {
-        let reloaded = crate::lifecycle::reload(&reloading).await;
-        drop(slot);
-        reloaded
-    })
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server.internal",
-            "the reload task failed; the old environment stays".to_owned(),
-        )
-    })??;
+    // In a task of its own (`request_reload`): a request answered on its timeout (or whose
+    // client went away) still has its reload made, as a signal's is — a revocation asked for is
+    // never dropped — and requests while one waits for its turn share it.
+    let mut outcome = crate::lifecycle::request_reload(&state);
+    let report = outcome
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.internal",
+                "the reload task failed; the old environment stays".to_owned(),
+            )
+        })?
+        .clone()
+        .unwrap_or_else(|| {
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.internal",
+                "the reload task failed; the old environment stays".to_owned(),
+            ))
+        })?;
     Ok(json_response(
         StatusCode::OK,
         &ReloadResponse {

@@ -181,7 +181,9 @@ impl Server {
             sequencer: settings.sequencer,
             sequencing: Arc::new(tokio::sync::Mutex::new(())),
             reloading: Arc::new(tokio::sync::Mutex::new(())),
+            queued_reload: std::sync::Mutex::new(None),
             tokens_reloading: std::sync::Mutex::new(()),
+            tokens_read_waiting: AtomicBool::new(false),
             tls_not_after,
         });
         Ok(Self {
@@ -820,12 +822,11 @@ async fn watch_signals(signals: Signals, state: Arc<AppState>, handle: Handle<So
     } = signals;
     // A reload runs in its own task, so that SIGTERM is heeded while one reads and verifies
     // the files (up to the store's wait and every bundle); reloads run one after another
-    // (`reload` takes the turn), each reading the files as they are when it starts.
-    let waiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reload_in_background = |state: &Arc<AppState>| reload_on_signal(state, &waiting);
+    // (`request_reload`: a turn each, one waiting at most), each reading the files as they are
+    // when its turn comes.
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload_in_background(&state),
+            _ = hangup.recv() => reload_on_signal(&state),
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -837,7 +838,7 @@ async fn watch_signals(signals: Signals, state: Arc<AppState>, handle: Handle<So
         loop {
             tokio::select! {
                 () = &mut delay => break,
-                _ = hangup.recv() => reload_in_background(&state),
+                _ = hangup.recv() => reload_on_signal(&state),
                 _ = terminate.recv() => {
                     tracing::info!(target: "parmana::server", "a second signal: the shutdown delay is cut short");
                     break;
@@ -903,42 +904,90 @@ fn millis_u64(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Reloads the tokens file and the environment from disk (SIGHUP or `POST /v1/admin/reload`):
-/// a tokens file refused refuses the reload and keeps everything; one taken is in force at once;
-/// an environment refused keeps the old one, and the refusal is answered with 422 (503 when the
+/// What a reload asked for comes to, once it has run: the versions, or the refusal.
+pub(crate) type ReloadOutcome = Result<ReloadReport, ApiError>;
+
+/// Asks for a reload of the tokens file and the environment from disk (SIGHUP or `POST
+/// /v1/admin/reload`), run in a task of its own; the outcome, once it has one. A tokens file
+/// refused refuses the reload and keeps everything; one taken is in force at once; an
+/// environment refused keeps the old one, and the refusal is answered with 422 (503 when the
 /// store failed, 500 when the reload task failed).
-pub(crate) async fn reload(state: &Arc<AppState>) -> Result<ReloadReport, ApiError> {
-    reload_tokens(state).await;
-    let turn = Arc::clone(&state.reloading).lock_owned().await;
-    reload_holding(state, turn).await
+///
+/// Reloads run one at a time (the turn), and those asked for while one waits for its turn are
+/// that one: a burst of signals (a file watcher sending one per file written) or of requests (a
+/// client retrying on its timeout) makes at most one more reload, which reads the files as they
+/// are when its turn comes — never a queue without bound. The tokens file is read before that
+/// too ([`read_tokens_soon`]): a revocation never waits for a reload still running. The task
+/// holds the concurrency slot of the request that asked for it, if any (so that a shutdown waits
+/// for it as for any call); a reload still waiting for its turn when the server stops is not
+/// made.
+pub(crate) fn request_reload(
+    state: &Arc<AppState>,
+) -> tokio::sync::watch::Receiver<Option<ReloadOutcome>> {
+    read_tokens_soon(state);
+    let mut queued = state
+        .queued_reload
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(waiting) = &*queued {
+        return waiting.clone();
+    }
+    let (done, outcome) = tokio::sync::watch::channel(None);
+    *queued = Some(outcome.clone());
+    drop(queued);
+    let state = Arc::clone(state);
+    let slot = crate::state::SLOT.try_with(Arc::clone).ok();
+    tokio::spawn(async move {
+        let turn = Arc::clone(&state.reloading).lock_owned().await;
+        // From now on a reload asked for is another one (it reads the files as they are after
+        // this one has read them).
+        state
+            .queued_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let reloaded = reload_holding(&state, turn).await;
+        drop(slot);
+        let _ = done.send(Some(reloaded));
+    });
+    outcome
 }
 
-/// The tokens file read again and put in force (where one is configured), before the reload
-/// waits for its turn: a token removed is revoked at once, however long the reload before it
-/// waits on the store or verifies bundles. Only a file taken counts here: one refused (or a read
-/// that fails) changes nothing and is reported by the read under the turn, which refuses the
-/// reload — so this never ends a reload early, nor records an outcome out of turn.
-async fn reload_tokens(state: &Arc<AppState>) {
-    if state.tokens_file().is_none() {
+/// Starts a reload for a signal ([`request_reload`]), its outcome reported by the reload itself
+/// (log, metrics, `/v1/status`).
+pub(crate) fn reload_on_signal(state: &Arc<AppState>) {
+    let _ = request_reload(state);
+}
+
+/// The tokens file read again and put in force (where one is configured), at once, before the
+/// reload asked for waits for its turn: a token removed is revoked however long a reload before
+/// it waits on the store or verifies bundles. Only a file taken counts here: one refused (or a
+/// read that fails) changes nothing and is reported by the read under the turn, which refuses
+/// the reload. At most one such read waits while another runs (they take
+/// [`AppState::tokens_reloading`] in turn): a burst asks for one more, which reads the file as it
+/// is then — a read that blocks (a file on a stalled network share) holds one thread, not one
+/// per request.
+fn read_tokens_soon(state: &Arc<AppState>) {
+    if state.tokens_file().is_none() || state.tokens_read_waiting.swap(true, Ordering::SeqCst) {
         return;
     }
     let worker = Arc::clone(state);
     // Not timed as a runtime call: the reload under its turn is.
-    let _ = tokio::task::spawn_blocking(move || {
+    drop(tokio::task::spawn_blocking(move || {
         let _one_at_a_time = worker
             .tokens_reloading
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        worker.tokens_read_waiting.store(false, Ordering::SeqCst);
         if let Some(Ok(tokens)) = worker
             .tokens_file()
             .map(|file| crate::auth::Tokens::load(&file))
         {
             let count = tokens.len();
             worker.replace_tokens(tokens);
-            tracing::info!(target: "parmana::server", tokens = count, "tokens file reloaded");
+            tracing::info!(target: "parmana::server", tokens = count, "tokens file taken before the reload's turn");
         }
-    })
-    .await;
+    }));
 }
 
 /// Reads the tokens file and puts it in force, as the start reads it (under
@@ -987,37 +1036,7 @@ fn tokens_refused(error: &crate::error::ServerError) -> ApiError {
     )
 }
 
-/// Starts a reload for a signal, in a task of its own. Signals that come while a reload waits
-/// for its turn (`waiting`) are one: a burst (a file watcher sending one per file written) makes
-/// at most one more reload, which reads the files as they are once the burst is over — never a
-/// queue of reloads without bound.
-pub(crate) fn reload_on_signal(
-    state: &Arc<AppState>,
-    waiting: &Arc<std::sync::atomic::AtomicBool>,
-) {
-    if waiting.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let state = Arc::clone(state);
-    let waiting = Arc::clone(waiting);
-    tokio::spawn(async move {
-        let _ = reload_once_its_turn(&state, &waiting).await;
-    });
-}
-
-/// [`reload`] for a signal: once it holds the turn, `waiting` is cleared, so that a signal from
-/// then on (the files written again since this one reads them) makes one more reload.
-async fn reload_once_its_turn(
-    state: &Arc<AppState>,
-    waiting: &std::sync::atomic::AtomicBool,
-) -> Result<ReloadReport, ApiError> {
-    reload_tokens(state).await;
-    let turn = Arc::clone(&state.reloading).lock_owned().await;
-    waiting.store(false, Ordering::SeqCst);
-    reload_holding(state, turn).await
-}
-
-/// [`reload`], its turn taken.
+/// A reload ([`request_reload`]), its turn taken.
 async fn reload_holding(
     state: &Arc<AppState>,
     turn: tokio::sync::OwnedMutexGuard<()>,

@@ -376,14 +376,16 @@ fn unanswered(
                 state.authzen.path_prefix()
             ),
         ),
-        None if route == "/v1/admin/reload" => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            format!(
-                "{what}; the reload goes on (its tokens file read first, before it waits for its turn): \
+        None if route == "/v1/admin/reload" && matches!(why, Unanswered::TimedOut) => {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code,
+                format!(
+                    "{what}; the reload goes on (its tokens file read first, before it waits for its turn): \
                  GET /v1/status tells its outcome (last_reload)"
-            ),
-        ),
+                ),
+            )
+        }
         None if executing || reading_body => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             code,

@@ -817,9 +817,8 @@ fn a_burst_of_reload_signals_makes_one_reload() {
     tokio.block_on(async {
         // Another reload holds the turn while fifty signals come.
         let turn = Arc::clone(&state.reloading).lock_owned().await;
-        let waiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
         for _ in 0..50 {
-            crate::lifecycle::reload_on_signal(&state, &waiting);
+            crate::lifecycle::reload_on_signal(&state);
         }
         drop(turn);
     });

@@ -103,6 +103,27 @@ fn a_revocation_does_not_wait_for_the_reload_before_it() {
         state.in_flight.available_permits(),
         state.limits.max_concurrency - 1
     );
+    // More requests while it waits — a client retrying on its timeout — share it: one reload
+    // queued, one slot held, however many ask.
+    for _ in 0..3 {
+        let (status, _, _) = call(&tokio, &state, "POST", "/v1/admin/reload", "token-a");
+        assert_eq!(status, 503);
+    }
+    assert_eq!(
+        state.in_flight.available_permits(),
+        state.limits.max_concurrency - 1
+    );
+    // And a signal's revocation does not wait for it either.
+    write_tokens(&path, &["token-c"]);
+    tokio.block_on(async { crate::lifecycle::reload_on_signal(&state) });
+    let revoked = (0..400).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        call(&tokio, &state, "GET", "/v1/status", "token-a").0 == 401
+    });
+    assert!(
+        revoked,
+        "a signal's revocation waited for the queued reload"
+    );
     assert!(state.runtime.last_reload().is_none(), "not reloaded yet");
 
     // The turn free: the reload answered on its timeout runs.
@@ -115,7 +136,19 @@ fn a_revocation_does_not_wait_for_the_reload_before_it() {
             .is_some_and(|record| record.outcome.is_ok())
     });
     assert!(reloaded, "{:?}", state.runtime.last_reload());
-    assert_eq!(call(&tokio, &state, "GET", "/v1/status", "token-a").0, 200);
+    assert_eq!(call(&tokio, &state, "GET", "/v1/status", "token-c").0, 200);
+    // One reload made for the five asked while it waited; every slot back.
+    std::thread::sleep(Duration::from_millis(200));
+    let text = state.metrics.encode().unwrap();
+    assert!(
+        text.lines()
+            .any(|line| line == r#"parmana_reloads_total{outcome="ok"} 1"#),
+        "{text}"
+    );
+    assert_eq!(
+        state.in_flight.available_permits(),
+        state.limits.max_concurrency
+    );
 }
 
 /// A tokens file refused on a signal (written half, say) refuses that reload — counted and
@@ -133,8 +166,7 @@ fn a_signal_after_a_refused_tokens_file_reloads() {
     let state = bound_with(runtime_over(&fixture, store), settings);
     state.started_up.store(true, Ordering::SeqCst);
     let tokio = tokio_runtime();
-    let waiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let signal = || tokio.block_on(async { crate::lifecycle::reload_on_signal(&state, &waiting) });
+    let signal = || tokio.block_on(async { crate::lifecycle::reload_on_signal(&state) });
     let eventually = |done: &dyn Fn() -> bool| {
         (0..400).any(|_| {
             std::thread::sleep(Duration::from_millis(10));

@@ -214,10 +214,18 @@ pub(crate) struct AppState {
     /// each reads the files as they are when its turn comes, and the last reload recorded is
     /// the last made.
     pub(crate) reloading: Arc<tokio::sync::Mutex<()>>,
+    /// The reload asked for and still waiting for its turn, if any: a reload asked for meanwhile
+    /// is that one (`lifecycle::request_reload`).
+    pub(crate) queued_reload: std::sync::Mutex<
+        Option<tokio::sync::watch::Receiver<Option<crate::lifecycle::ReloadOutcome>>>,
+    >,
     /// Held while the tokens file is read and put in force: a reload does that first, before it
     /// waits for its turn (a revocation never waits on the store), and two such reads never
     /// put an older file back in force after a newer one.
     pub(crate) tokens_reloading: std::sync::Mutex<()>,
+    /// A read of the tokens file before a reload's turn is waiting for [`Self::tokens_reloading`]:
+    /// one asked for meanwhile is that one.
+    pub(crate) tokens_read_waiting: std::sync::atomic::AtomicBool,
     /// When the server's TLS certificate stops being valid (`/readyz` turns 503 then).
     pub(crate) tls_not_after: Option<parmana_runtime::canon::Timestamp>,
     /// The log the log routes serve, read at most once per sequencer cadence.
