@@ -187,6 +187,19 @@ fn client_certificates_are_required_when_a_client_ca_is_named() {
     let env = deployment("memory", "");
     let (certificate, key) = server_files(env.root(), &server_ca);
     let client_ca_file = client_ca.write(&env.root().join("tls/clients.pem"));
+    // A certificate past its date in the client CA file before the CA in force (a CA rotated
+    // out, left in the bundle): its dates are not judged, the server starts and takes the
+    // clients of the CA in force.
+    let (rotated_out, _) = stranger_ca.issue_valid(
+        &["old-ca.example"],
+        ExtendedKeyUsagePurpose::ClientAuth,
+        Some(((2020, 1, 1), (2021, 1, 1))),
+    );
+    let bundle = format!(
+        "{rotated_out}{}",
+        std::fs::read_to_string(&client_ca_file).unwrap()
+    );
+    std::fs::write(&client_ca_file, bundle).unwrap();
     let member = client_ca.issue(&["agent.example"], ExtendedKeyUsagePurpose::ClientAuth);
     let stranger = stranger_ca.issue(&["agent.example"], ExtendedKeyUsagePurpose::ClientAuth);
     // Certificate and key by flag, the client CA by variable.
