@@ -955,13 +955,13 @@ pub(crate) async fn metrics(
 }
 
 /// Reload the trust root, the release manifest and the tokens file from disk, all or nothing;
-/// the old environment and tokens stay on refusal.
+/// the old environment and the tokens in force stay on refusal.
 #[utoipa::path(post, path = "/v1/admin/reload", tag = "operations",
     responses(
         (status = 200, description = "Reloaded: versions before and after", body = ReloadResponse),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `admin` scope", body = ErrorBody),
-        (status = 422, description = "The environment on disk (rollback, signature, expiry…) or the tokens file (`server.tokens_invalid`) was refused; the old environment and tokens stay in force", body = ErrorBody),
+        (status = 422, description = "The environment on disk (rollback, signature, expiry…) or the tokens file (`server.tokens_invalid`) was refused; the old environment and the tokens in force stay", body = ErrorBody),
         (status = 500, description = "The reload task failed (a defect: `server.internal`); the old environment stays in force", body = ErrorBody),
         (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
     ),

@@ -929,7 +929,10 @@ pub(crate) fn request_reload(
         .queued_reload
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(waiting) = &*queued {
+    // One whose task is gone (ended without an outcome: the runtime stopping) is not joined.
+    if let Some(waiting) = &*queued
+        && waiting.has_changed().is_ok()
+    {
         return waiting.clone();
     }
     let (done, outcome) = tokio::sync::watch::channel(None);
@@ -956,7 +959,12 @@ pub(crate) fn request_reload(
 /// Starts a reload for a signal ([`request_reload`]), its outcome reported by the reload itself
 /// (log, metrics, `/v1/status`).
 pub(crate) fn reload_on_signal(state: &Arc<AppState>) {
-    let _ = request_reload(state);
+    // In a task of its own: nothing that fails there (a blocking thread the system refuses)
+    // can end the watcher of the signals, which would leave SIGTERM unheeded.
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        let _ = request_reload(&state);
+    });
 }
 
 /// The tokens file read again and put in force (where one is configured), at once, before the
@@ -965,8 +973,9 @@ pub(crate) fn reload_on_signal(state: &Arc<AppState>) {
 /// read that fails) changes nothing and is reported by the read under the turn, which refuses
 /// the reload. At most one such read waits while another runs (they take
 /// [`AppState::tokens_reloading`] in turn): a burst asks for one more, which reads the file as it
-/// is then — a read that blocks (a file on a stalled network share) holds one thread, not one
-/// per request.
+/// is then — a read that blocks (a file on a stalled network share) holds its thread and the one
+/// waiting behind it (and the reload under the turn, which reads the file again, waits too), not
+/// one per request.
 fn read_tokens_soon(state: &Arc<AppState>) {
     if state.tokens_file().is_none() || state.tokens_read_waiting.swap(true, Ordering::SeqCst) {
         return;
@@ -1021,7 +1030,7 @@ fn swap_tokens(worker: &AppState, runtime: &Runtime) -> Result<(), TokensRefused
                 ),
             );
             worker.metrics.reload(false);
-            tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment and tokens stay");
+            tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment and the tokens in force stay");
             Err(TokensRefused(error))
         }
     }
@@ -1032,7 +1041,7 @@ fn tokens_refused(error: &crate::error::ServerError) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         error.code(),
-        format!("{error}; the old environment and tokens stay"),
+        format!("{error}; the old environment and the tokens in force stay"),
     )
 }
 

@@ -381,7 +381,7 @@ fn unanswered(
                 StatusCode::SERVICE_UNAVAILABLE,
                 code,
                 format!(
-                    "{what}; the reload goes on (its tokens file read first, before it waits for its turn): \
+                    "{what}; the reload goes on (its tokens file read as soon as it was asked for): \
                  GET /v1/status tells its outcome (last_reload)"
                 ),
             )
