@@ -815,10 +815,11 @@ fn a_burst_of_reload_signals_makes_one_reload() {
     };
     assert_eq!(reloads(&state), 0);
     tokio.block_on(async {
-        // Another reload holds the turn while fifty signals come.
+        // Another reload holds the turn while fifty signals come (each asks for a reload as
+        // `reload_on_signal` does, in its task).
         let turn = Arc::clone(&state.reloading).lock_owned().await;
         for _ in 0..50 {
-            crate::lifecycle::reload_on_signal(&state);
+            drop(crate::lifecycle::request_reload(&state));
         }
         drop(turn);
     });
