@@ -27,7 +27,34 @@ fn write_tokens(path: &std::path::Path, secrets: &[&str]) {
     std::fs::write(path, text).unwrap();
 }
 
-/// `method path` through the router with `token`: the status and the error code.
+/// A started server of `fixture` over a memory store with `limits`, its tokens read from the
+/// file `tokens` (no authentication without one).
+fn serving(
+    fixture: &FixtureEnvironment,
+    limits: Limits,
+    tokens: Option<&std::path::Path>,
+) -> Arc<AppState> {
+    let mut settings = settings_for(limits, None, "memory");
+    if let Some(path) = tokens {
+        settings.authentication = Authentication::Tokens(crate::auth::Tokens::load(path).unwrap());
+    }
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = bound_with(runtime_over(fixture, store), settings);
+    state.started_up.store(true, Ordering::SeqCst);
+    state
+}
+
+/// Exactly one reload was made, and it was taken.
+fn assert_one_reload_made(state: &AppState) {
+    let text = state.metrics.encode().unwrap();
+    assert!(
+        text.lines()
+            .any(|line| line == r#"parmana_reloads_total{outcome="ok"} 1"#),
+        "{text}"
+    );
+}
+
+/// `method path` through the router with `token`: the status, the error code and message.
 fn call(
     tokio: &tokio::runtime::Runtime,
     state: &Arc<AppState>,
@@ -71,18 +98,14 @@ fn a_revocation_does_not_wait_for_the_reload_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.toml");
     write_tokens(&path, &["token-a", "token-b"]);
-    let mut settings = settings_for(
+    let state = serving(
+        &fixture,
         Limits {
             request_timeout: Duration::from_millis(300),
             ..Limits::default()
         },
-        None,
-        "memory",
+        Some(&path),
     );
-    settings.authentication = Authentication::Tokens(crate::auth::Tokens::load(&path).unwrap());
-    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
-    let state = bound_with(runtime_over(&fixture, store), settings);
-    state.started_up.store(true, Ordering::SeqCst);
     let tokio = tokio_runtime();
     assert_eq!(call(&tokio, &state, "GET", "/v1/status", "token-b").0, 200);
 
@@ -148,12 +171,7 @@ fn a_revocation_does_not_wait_for_the_reload_before_it() {
         state.in_flight.available_permits() == state.limits.max_concurrency
     });
     assert!(settled, "a slot still held");
-    let text = state.metrics.encode().unwrap();
-    assert!(
-        text.lines()
-            .any(|line| line == r#"parmana_reloads_total{outcome="ok"} 1"#),
-        "{text}"
-    );
+    assert_one_reload_made(&state);
 }
 
 /// Requests that ask for a reload while one waits for its turn share it: each gets its outcome
@@ -161,12 +179,7 @@ fn a_revocation_does_not_wait_for_the_reload_before_it() {
 #[test]
 fn requests_waiting_for_a_reload_share_its_outcome() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
-    let state = bound_with(
-        runtime_over(&fixture, store),
-        settings_for(Limits::default(), None, "memory"),
-    );
-    state.started_up.store(true, Ordering::SeqCst);
+    let state = serving(&fixture, Limits::default(), None);
     let tokio = Arc::new(tokio_runtime());
     let held = tokio.block_on(Arc::clone(&state.reloading).lock_owned());
     let asks: Vec<_> = (0..2)
@@ -186,12 +199,7 @@ fn requests_waiting_for_a_reload_share_its_outcome() {
     for ask in asks {
         assert_eq!(ask.join().unwrap().0, 200);
     }
-    let text = state.metrics.encode().unwrap();
-    assert!(
-        text.lines()
-            .any(|line| line == r#"parmana_reloads_total{outcome="ok"} 1"#),
-        "{text}"
-    );
+    assert_one_reload_made(&state);
 }
 
 /// A tokens file refused on a signal (written half, say) refuses that reload — counted and
@@ -203,11 +211,7 @@ fn a_signal_after_a_refused_tokens_file_reloads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.toml");
     write_tokens(&path, &["token-a"]);
-    let mut settings = settings_for(Limits::default(), None, "memory");
-    settings.authentication = Authentication::Tokens(crate::auth::Tokens::load(&path).unwrap());
-    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
-    let state = bound_with(runtime_over(&fixture, store), settings);
-    state.started_up.store(true, Ordering::SeqCst);
+    let state = serving(&fixture, Limits::default(), Some(&path));
     let tokio = tokio_runtime();
     let signal = || tokio.block_on(async { crate::lifecycle::reload_on_signal(&state) });
     let eventually = |done: &dyn Fn() -> bool| {
