@@ -160,6 +160,29 @@ fn answering_authzen_with(runtime: parmana_runtime::Runtime, store_kind: &str) -
     state
 }
 
+/// A viewer's AuthZEN boxcar of `evaluations` about the document `document`, through the router:
+/// the status and the answer.
+fn post_viewer_boxcar(
+    tokio: &tokio::runtime::Runtime,
+    state: &Arc<AppState>,
+    document: &str,
+    evaluations: &[&serde_json::Value],
+) -> (u16, serde_json::Value) {
+    let body = json!({
+        "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": "viewer"}},
+        "resource": {"type": "document", "id": document},
+        "evaluations": evaluations,
+    });
+    let (status, answer, _) = answer_through_router(
+        tokio,
+        state,
+        "POST",
+        "/access/v1/evaluations",
+        &body.to_string(),
+    );
+    (status, answer)
+}
+
 /// What refuses every evaluation refuses an AuthZEN boxcar whole, as it does one evaluation and a
 /// native batch — the environment expired: `500 runtime.expired`, not a `200` of refusals that
 /// hides it from the client and from 5xx alerting — whether its first evaluation is a decision
@@ -176,17 +199,10 @@ fn a_boxcar_under_an_expired_environment_is_refused_whole() {
     );
     let read = json!({"action": {"name": "read"}});
     let executed = json!({"action": {"name": "read"}, "context": {"execution_id": "expired-1"}});
-    let boxcar = |evaluations: [&serde_json::Value; 2]| {
-        json!({
-            "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": "viewer"}},
-            "resource": {"type": "document", "id": "expiring.md"},
-            "evaluations": evaluations,
-        })
-        .to_string()
+    let post = |evaluations: [&serde_json::Value; 2]| {
+        post_viewer_boxcar(&tokio, &state, "expiring.md", &evaluations)
     };
-    let post =
-        |body: &str| answer_through_router(&tokio, &state, "POST", "/access/v1/evaluations", body);
-    let (status, answer, _) = post(&boxcar([&read, &read]));
+    let (status, answer) = post([&read, &read]);
     assert_eq!(status, 200, "in force: {answer}");
     clock.store(
         parmana_runtime::canon::Timestamp::parse("2040-01-01T00:00:00Z")
@@ -195,7 +211,7 @@ fn a_boxcar_under_an_expired_environment_is_refused_whole() {
         Ordering::SeqCst,
     );
     for evaluations in [[&read, &executed], [&executed, &read]] {
-        let (status, answer, _) = post(&boxcar(evaluations));
+        let (status, answer) = post(evaluations);
         assert_eq!(
             (status, answer["error"]["code"].as_str()),
             (500, Some("runtime.expired")),
@@ -231,18 +247,7 @@ fn a_boxcar_refused_before_any_claim_is_refused_whole() {
     let read = json!({"action": {"name": "read"}});
     let executed = json!({"action": {"name": "read"}, "context": {"execution_id": "refused-1"}});
     for evaluations in [[&read, &executed], [&executed, &read]] {
-        let body = json!({
-            "subject": {"type": "user", "id": "alice@example.com", "properties": {"role": "viewer"}},
-            "resource": {"type": "document", "id": "refused.md"},
-            "evaluations": evaluations,
-        });
-        let (status, answer, _) = answer_through_router(
-            &tokio,
-            &state,
-            "POST",
-            "/access/v1/evaluations",
-            &body.to_string(),
-        );
+        let (status, answer) = post_viewer_boxcar(&tokio, &state, "refused.md", &evaluations);
         assert_eq!(
             (status, answer["error"]["code"].as_str()),
             (500, Some("runtime.store_rewound")),

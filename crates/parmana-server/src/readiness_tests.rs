@@ -227,19 +227,25 @@ pub(crate) fn tokio_runtime() -> tokio::runtime::Runtime {
 /// [`readiness`] on `tokio`.
 fn readiness_on(tokio: &tokio::runtime::Runtime, state: &Arc<AppState>) -> (u16, String, String) {
     tokio.block_on(async {
-        let response = crate::api::readyz(State(Arc::clone(state))).await;
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
-            .await
-            .unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-        (
-            status,
-            text(&body["error"]["code"]),
-            text(&body["error"]["message"]),
-        )
+        status_code_message(crate::api::readyz(State(Arc::clone(state))).await).await
     })
+}
+
+/// A response's status, and its error's code and message (empty where it has none).
+pub(crate) async fn status_code_message(
+    response: axum::response::Response,
+) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    (
+        status,
+        text(&body["error"]["code"]),
+        text(&body["error"]["message"]),
+    )
 }
 
 #[test]

@@ -74,17 +74,7 @@ fn call(
             .oneshot(request)
             .await
             .unwrap();
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-        (
-            status,
-            text(&body["error"]["code"]),
-            text(&body["error"]["message"]),
-        )
+        crate::readiness_tests::status_code_message(response).await
     })
 }
 

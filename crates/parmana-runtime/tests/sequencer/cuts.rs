@@ -27,13 +27,7 @@ fn a_ledger_cut_in_a_quiet_moment_is_noticed_and_stops_executions() {
         assert_eq!(refused.code(), "replay.ledger_broken", "{refused}");
     }
     // The driver holds it as evidence of a cut (what a server latches on).
-    assert!(
-        driver
-            .store_rewound()
-            .is_some_and(|why| why.contains("replay.ledger_broken")),
-        "{:?}",
-        driver.store_rewound()
-    );
+    assert_broken_ledger_recorded(&driver);
     // What a server does with that: the runtime refuses the store for the rest of its life.
     assert_eq!(runtime.store_refused(), None);
     runtime.refuse_store("cut under the log".to_owned());
@@ -204,13 +198,7 @@ fn a_ledger_broken_before_the_first_run_is_recorded_as_a_cut() {
         .run(runtime.store(), Some(signing))
         .unwrap_err();
     assert_eq!(refused.code(), "replay.ledger_broken", "{refused}");
-    assert!(
-        started_later
-            .store_rewound()
-            .is_some_and(|why| why.contains("replay.ledger_broken")),
-        "{:?}",
-        started_later.store_rewound()
-    );
+    assert_broken_ledger_recorded(&started_later);
 }
 
 /// A memory store whose sequencer answers "another integrator holds the ledger" while `held` is

@@ -68,6 +68,18 @@ fn execute(runtime: &Runtime, id: &str) -> Vec<u8> {
     runtime.execute(&request).unwrap().into_envelope()
 }
 
+/// `driver` holds a broken ledger (`replay.ledger_broken`) as evidence of a cut: what a server
+/// latches on.
+fn assert_broken_ledger_recorded(driver: &LogSequencer) {
+    assert!(
+        driver
+            .store_rewound()
+            .is_some_and(|why| why.contains("replay.ledger_broken")),
+        "{:?}",
+        driver.store_rewound()
+    );
+}
+
 fn id(text: &str) -> ExecutionId {
     ExecutionId::parse(text).unwrap()
 }
