@@ -75,7 +75,7 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
             ExitClass::Usage,
         ));
     }
-    let store = args.store.open_existing(&Deployment::load()?)?;
+    let store = args.store.open_read_only(&Deployment::load()?)?;
     // First the whole ledger is verified, page by page; then the records in range are read
     // again, page by page, each checked to be the entry verified (so what is written is the
     // verified ledger, whatever a writer of the store does meanwhile).
@@ -209,7 +209,7 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
         LedgerCommand::Export(args) => return export(args),
     };
     let deployment = Deployment::load()?;
-    let store = args.store.open_existing(&deployment)?;
+    let store = args.store.open_read_only(&deployment)?;
     // Stored checkpoints are checked against the log keys of the trust-root chain, read only
     // when the ledger has one.
     let paths = args.trust.resolve(&deployment);

@@ -273,7 +273,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 warn_trust_root_expiry(&deployment, &args.clock, history.newest())?;
                 // No key helps a trust root that names no log: say that, not that none signed.
                 require_log_role(history.newest())?;
-                let store = args.store.open_existing(&deployment)?;
+                let store = args.store.open_read_only(&deployment)?;
                 let stored = verified_latest_log_checkpoint(store.as_ref(), &history)
                     .map_err(|e| Failure::execution(&e))?;
                 out!("{}", stored.note);
@@ -317,7 +317,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 .as_deref()
                 .map(read_checkpoint)
                 .transpose()?;
-            let store = args.store.open_existing(&deployment)?;
+            let store = args.store.open_read_only(&deployment)?;
             let proof =
                 prove_execution(store.as_ref(), history.newest(), &id, checkpoint.as_deref())
                     .map_err(|e| Failure::execution(&e))?;
@@ -340,7 +340,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 return serve_witness(args, name, key, history.newest().clone());
             };
             let checkpoint = read_checkpoint(checkpoint)?;
-            let store = args.store.open_existing(&deployment)?;
+            let store = args.store.open_read_only(&deployment)?;
             let cosign = |previous: Option<&[u8]>| {
                 witness_checkpoint(
                     store.as_ref(),
@@ -426,7 +426,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
             let checkpoint = read_checkpoint(&args.checkpoint)?;
-            let store = args.store.open_existing(&deployment)?;
+            let store = args.store.open_read_only(&deployment)?;
             let cosigned = cosign(store.as_ref(), history.newest(), &checkpoint, &args.url)?;
             match &args.out {
                 Some(path) => write_output(path, cosigned.as_bytes(), args.force),
@@ -442,7 +442,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
             let old = read_checkpoint(&args.old)?;
-            let store = args.store.open_existing(&deployment)?;
+            let store = args.store.open_read_only(&deployment)?;
             let consistency = log_consistency(store.as_ref(), history.newest(), &old)
                 .map_err(|e| Failure::execution(&e))?;
             let proof: Vec<String> = consistency.proof.iter().map(tlog_hash_text).collect();

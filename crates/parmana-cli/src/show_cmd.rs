@@ -31,7 +31,7 @@ pub(crate) struct ShowArgs {
 pub(crate) fn show(args: &ShowArgs) -> Result<(), Failure> {
     let id = parse_execution_id(&args.execution_id).map_err(|e| Failure::execution(&e))?;
     let deployment = Deployment::load()?;
-    let store = args.store.open_existing(&deployment)?;
+    let store = args.store.open_read_only(&deployment)?;
     let paths = args.trust.resolve(&deployment);
     let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
         .map_err(|e| Failure::execution(&e))?;

@@ -24,12 +24,29 @@ impl StoreArgs {
         deployment.require_store(self.store.as_deref())
     }
 
-    /// Opens the store that must already exist (commands that read or complete executions).
+    /// Opens the store that must already exist (commands that complete or sequence executions).
     pub(crate) fn open_existing(
         &self,
         deployment: &Deployment,
     ) -> Result<Box<dyn ReplayStore>, Failure> {
+        self.open(deployment, StoreOpen::MustExist)
+    }
+
+    /// Opens the store that must already exist, only to read it (commands that write nothing to
+    /// it): a SQLite store needs read access alone.
+    pub(crate) fn open_read_only(
+        &self,
+        deployment: &Deployment,
+    ) -> Result<Box<dyn ReplayStore>, Failure> {
+        self.open(deployment, StoreOpen::ReadOnly)
+    }
+
+    fn open(
+        &self,
+        deployment: &Deployment,
+        mode: StoreOpen,
+    ) -> Result<Box<dyn ReplayStore>, Failure> {
         let location = self.location(deployment)?;
-        open_store(&location.value, StoreOpen::MustExist).map_err(|e| Failure::execution(&e))
+        open_store(&location.value, mode).map_err(|e| Failure::execution(&e))
     }
 }

@@ -184,6 +184,14 @@ pub enum ReplayError {
     /// reports the same break).
     #[error("no transparency log over a broken ledger: {0}")]
     LedgerBroken(LedgerBreak),
+    /// A write asked of a store opened only to read ([`open_read_only_store`](crate::open_read_only_store)):
+    /// nothing was written. The commands that open one never write; this is their defect, or a
+    /// caller's that opened the wrong way.
+    #[error("the replay store was opened only to read: no {operation} through it")]
+    ReadOnly {
+        /// The write asked for (`claim`, `complete`, `sequence`, …).
+        operation: &'static str,
+    },
     /// The store configuration is invalid (a malformed URL or schema name, a zero pool size;
     /// for SQLite a `file:` URI, a symbolic link to nothing, a file or directory the process may
     /// not write, or no store in a file opened only to read or complete).
@@ -215,6 +223,7 @@ impl ReplayError {
             Self::SchemaVersionOutdated { .. } => "replay.schema_version_outdated",
             Self::NotFound { .. } => "replay.store_not_found",
             Self::InvalidConfiguration { .. } => "replay.invalid_configuration",
+            Self::ReadOnly { .. } => "replay.store_read_only",
             Self::LedgerBroken(_) => "replay.ledger_broken",
         }
     }

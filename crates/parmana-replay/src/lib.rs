@@ -440,7 +440,7 @@ pub fn read_ledger_snapshot<S: ReplayStore + ?Sized>(
 /// assert_eq!(parmana_replay::open_store("redis://x").unwrap_err().code(), "replay.invalid_configuration");
 /// ```
 pub fn open_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
-    open_store_as(location, true)
+    open_store_as(location, Opening::Create)
 }
 
 /// Like [`open_store`], for the commands that only read, complete or sequence: a store is
@@ -448,16 +448,35 @@ pub fn open_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
 /// [`SqliteReplayStore::open_existing`]; the caller may still write through it), and one not
 /// there or at an older schema version is refused instead of created or migrated.
 pub fn open_existing_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
-    open_store_as(location, false)
+    open_store_as(location, Opening::Existing)
 }
 
-fn open_store_as(location: &str, create: bool) -> Result<Box<dyn ReplayStore>, ReplayError> {
+/// Like [`open_existing_store`], for the commands that only read (`ledger verify`, `ledger
+/// export`, `show`, `log prove`): a SQLite store is opened read-only
+/// ([`SqliteReplayStore::open_read_only`]: an auditor needs read access to its files, not
+/// write access) and every write through it is refused (`replay.store_read_only`); a
+/// PostgreSQL store is opened as [`open_existing_store`] opens it (a role with `SELECT` alone
+/// reads it).
+pub fn open_read_only_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
+    open_store_as(location, Opening::ReadOnly)
+}
+
+/// How a store is opened: whether it may be created or migrated, and whether it may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    Create,
+    Existing,
+    ReadOnly,
+}
+
+fn open_store_as(location: &str, opening: Opening) -> Result<Box<dyn ReplayStore>, ReplayError> {
     if location == "memory" {
         return Ok(Box::new(MemoryReplayStore::new()));
     }
     if let Some(path) = location.strip_prefix("sqlite:") {
-        return open_sqlite(path, create);
+        return open_sqlite(path, opening);
     }
+    let create = opening == Opening::Create;
     if location.starts_with("postgres://") || location.starts_with("postgresql://") {
         return open_postgres(location, create);
     }
@@ -492,21 +511,21 @@ pub fn unknown_store_kind(location: &str) -> String {
 }
 
 #[cfg(feature = "sqlite")]
-fn open_sqlite(path: &str, create: bool) -> Result<Box<dyn ReplayStore>, ReplayError> {
+fn open_sqlite(path: &str, opening: Opening) -> Result<Box<dyn ReplayStore>, ReplayError> {
     if path.is_empty() {
         return Err(ReplayError::InvalidConfiguration {
             message: "sqlite: needs a file path".to_owned(),
         });
     }
-    Ok(Box::new(if create {
-        SqliteReplayStore::open(path)?
-    } else {
-        SqliteReplayStore::open_existing(path)?
+    Ok(Box::new(match opening {
+        Opening::Create => SqliteReplayStore::open(path)?,
+        Opening::Existing => SqliteReplayStore::open_existing(path)?,
+        Opening::ReadOnly => SqliteReplayStore::open_read_only(path)?,
     }))
 }
 
 #[cfg(not(feature = "sqlite"))]
-fn open_sqlite(_path: &str, _create: bool) -> Result<Box<dyn ReplayStore>, ReplayError> {
+fn open_sqlite(_path: &str, _opening: Opening) -> Result<Box<dyn ReplayStore>, ReplayError> {
     Err(ReplayError::InvalidConfiguration {
         message: "this build has no SQLite store (feature `sqlite`)".to_owned(),
     })

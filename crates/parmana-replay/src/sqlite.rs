@@ -9,6 +9,7 @@
 //! `INSERT … ON CONFLICT DO NOTHING` inside that lock, so there is no check-then-set window —
 //! and so are its rollback, marks-reset and clock checks, read in the same transaction.
 
+mod read_only;
 mod watch;
 mod writer;
 
@@ -110,6 +111,8 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Debug)]
 pub struct SqliteReplayStore {
     path: PathBuf,
+    /// The writer thread's queue; `None` for a store opened only to read
+    /// ([`open_read_only`](Self::open_read_only)), which refuses every write.
     writer: Option<Sender<WriteRequest>>,
     writer_thread: Option<JoinHandle<()>>,
     reader: Mutex<Watched>,
@@ -160,6 +163,19 @@ enum WriteAnswer {
     Versions(AcceptedVersions),
     Sequenced(Vec<LedgerRow>),
     Stored,
+}
+
+impl WriteOp {
+    /// The write, as a refusal names it.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Claim(..) => "claim",
+            Self::Complete(..) => "complete",
+            Self::AcceptVersions(..) => "accept_versions",
+            Self::Sequence(_) => "sequence",
+            Self::StoreCheckpoint(_) => "store_checkpoint",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -310,10 +326,9 @@ impl SqliteReplayStore {
     }
 
     fn write(&self, op: WriteOp) -> Result<WriteAnswer, ReplayError> {
-        let writer = self
-            .writer
-            .as_ref()
-            .ok_or_else(|| ReplayError::unavailable("the store is closed"))?;
+        let writer = self.writer.as_ref().ok_or(ReplayError::ReadOnly {
+            operation: op.name(),
+        })?;
         let (reply, answer) = mpsc::sync_channel(1);
         writer
             .send(WriteRequest { op, reply })
@@ -655,24 +670,44 @@ fn unexpected(answer: &WriteAnswer) -> ReplayError {
 /// worth trying again.
 struct OpenFailure {
     busy: bool,
+    /// What SQLite answers a read-only connection that finds no `-shm` file and may not make
+    /// one: "cannot initialize the shared-memory index" (`SQLITE_READONLY_CANTINIT`), "the
+    /// directory is read-only" (`SQLITE_READONLY_DIRECTORY`), or on a read-only file system
+    /// "unable to open" (`SQLITE_CANTOPEN`, which other causes answer too: the caller looks).
+    no_index: bool,
     error: ReplayError,
 }
 
 impl From<ReplayError> for OpenFailure {
     fn from(error: ReplayError) -> Self {
-        Self { busy: false, error }
+        Self {
+            busy: false,
+            no_index: false,
+            error,
+        }
     }
 }
 
 impl From<rusqlite::Error> for OpenFailure {
     fn from(error: rusqlite::Error) -> Self {
-        let busy = matches!(
-            &error,
-            rusqlite::Error::SqliteFailure(failure, _)
-                if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-        );
+        let (busy, no_index) = match &error {
+            rusqlite::Error::SqliteFailure(failure, _) => (
+                matches!(
+                    failure.code,
+                    ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked
+                ),
+                failure.code == ErrorCode::CannotOpen
+                    || matches!(
+                        failure.extended_code,
+                        rusqlite::ffi::SQLITE_READONLY_CANTINIT
+                            | rusqlite::ffi::SQLITE_READONLY_DIRECTORY
+                    ),
+            ),
+            _ => (false, false),
+        };
         Self {
             busy,
+            no_index,
             error: map_error(error),
         }
     }
@@ -822,13 +857,14 @@ fn map_error(error: rusqlite::Error) -> ReplayError {
                 ReplayError::corrupt(error)
             }
             // A file or directory the process may not write: SQLite writes the WAL and its index
-            // beside the database, to read too.
+            // beside the database.
             ErrorCode::ReadOnly
             | ErrorCode::PermissionDenied
             | ErrorCode::AuthorizationForStatementDenied => ReplayError::InvalidConfiguration {
                 message: format!(
-                    "{error}: a SQLite store needs write access to its file and its directory, \
-                     also to be read"
+                    "{error}: a SQLite store needs write access to its file and its directory \
+                     to execute, recover or sequence (the commands that only read open it \
+                     read-only)"
                 ),
             },
             _ => ReplayError::unavailable(error),

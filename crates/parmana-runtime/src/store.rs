@@ -1,4 +1,4 @@
-//! Opening a replay store from its URL (`memory`, `sqlite:PATH`, `postgres://…`): commands that execute may create or migrate a store, commands that only read or complete never do.
+//! Opening a replay store from its URL (`memory`, `sqlite:PATH`, `postgres://…`): commands that execute may create or migrate a store, commands that complete never do, and commands that only read open it read-only.
 
 use std::path::Path;
 
@@ -12,10 +12,16 @@ pub enum StoreOpen {
     /// For commands that consume ids (`execute`): a missing `sqlite:` file and its directory
     /// are created.
     CreateIfMissing,
-    /// For commands that only read or complete (`ledger verify`, `recover`, `show`): a missing
-    /// `sqlite:` file is refused with `runtime.store_not_found` instead of created empty, and a
-    /// store is opened without DDL or writes of its own (refused when not there or older).
+    /// For commands that complete or sequence (`recover`, `log sequence`, `log checkpoint
+    /// --key`): a missing `sqlite:` file is refused with `runtime.store_not_found` instead of
+    /// created empty, and a store is opened without DDL or writes of its own (refused when not
+    /// there or older).
     MustExist,
+    /// For commands that only read (`ledger verify`, `ledger export`, `show`, `log prove`): as
+    /// [`MustExist`](Self::MustExist), and a `sqlite:` store is opened read-only, so that
+    /// reading it takes read access alone; every write through it is refused
+    /// (`replay.store_read_only`).
+    ReadOnly,
 }
 
 /// Opens the replay store named by `location`: `memory` (forgotten when the process ends),
@@ -33,7 +39,7 @@ pub fn open_store(location: &str, mode: StoreOpen) -> Result<Box<dyn ReplayStore
                         .map_err(|e| ExecutionError::io("create", parent, &e))?;
                 }
             }
-            StoreOpen::MustExist => {
+            StoreOpen::MustExist | StoreOpen::ReadOnly => {
                 if !path.exists() {
                     return Err(ExecutionError::StoreNotFound {
                         path: format!(
@@ -52,6 +58,7 @@ pub fn open_store(location: &str, mode: StoreOpen) -> Result<Box<dyn ReplayStore
         // `replay.schema_version_outdated`): a reading command neither creates a store in a
         // mistyped database nor migrates one older servers write.
         StoreOpen::MustExist => parmana_replay::open_existing_store(location),
+        StoreOpen::ReadOnly => parmana_replay::open_read_only_store(location),
     }
     .map_err(ExecutionError::Store)
 }

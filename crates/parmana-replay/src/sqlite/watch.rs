@@ -81,6 +81,20 @@ impl FileIdentity {
         Ok(Self { files })
     }
 
+    /// The database file alone, for a store read as unchanging (no WAL, no index: SQLite opens
+    /// neither).
+    pub(super) fn database_only(path: &Path) -> Result<Self, ReplayError> {
+        match file_id(path)? {
+            Some(id) => Ok(Self {
+                files: vec![(path.to_path_buf(), Some(id))],
+            }),
+            None => Err(ReplayError::unavailable(format!(
+                "{} vanished while it was being opened",
+                path.display()
+            ))),
+        }
+    }
+
     /// The database file's device and inode.
     pub(super) fn database(&self) -> Option<(u64, u64)> {
         self.files.first().and_then(|(_, id)| *id)

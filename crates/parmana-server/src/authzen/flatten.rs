@@ -85,7 +85,7 @@ impl Flat {
             Value::Object(members) => self.add_members(&prefix, members),
             other => {
                 // The name's quotes, colon and comma, and the value as compact JSON.
-                self.charge(4 + compact_len(other))?;
+                self.charge(compact_len(other).saturating_add(4))?;
                 if self.out.insert(prefix.clone(), other.clone()).is_some() {
                     return Err(FlatError::Invalid(format!(
                         "the signal name {prefix:?} is reached twice"
