@@ -16,9 +16,7 @@ use parmana_runtime::{
     read_witness_state, sign_log_checkpoint, signers_of, verified_latest_log_checkpoint,
     witness_checkpoint,
 };
-use parmana_server::{
-    ServerError, WITNESS_ANSWER_TIMEOUT, WitnessServer, WitnessSettings, request_cosignature,
-};
+use parmana_server::{WITNESS_ANSWER_TIMEOUT, WitnessServer, WitnessSettings, request_cosignature};
 
 use crate::common::{
     ClockArgs, TrustRootArgs, create_new_file, read_bounded, read_private_key,
@@ -480,8 +478,7 @@ fn serve_witness(
     key: LocalSigningKey,
     trust_root: VerifiedTrustRoot,
 ) -> Result<(), Failure> {
-    let server_failure =
-        |e: &ServerError| Failure::new(e.code(), e.to_string(), ExitClass::from(e.class()));
+    let server_failure = crate::serve_cmd::server_failure;
     let listen = args.serve.ok_or_else(|| {
         Failure::new(
             "cli.usage",

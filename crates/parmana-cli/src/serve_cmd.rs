@@ -162,7 +162,10 @@ pub(crate) struct ServeArgs {
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-fn server_failure(error: &ServerError) -> Failure {
+/// A server's refusal as the command reports it: its own code, and the exit of its class for a
+/// refusal of the runtime or the system; the others are the command's configuration (exit 2),
+/// for `serve` and `log witness --serve` alike (one code, one exit).
+pub(crate) fn server_failure(error: &ServerError) -> Failure {
     Failure::new(
         error.code(),
         error.to_string(),
