@@ -99,6 +99,60 @@ impl Drop for Slot {
     }
 }
 
+/// How often at most a failure to accept is logged (each is counted): the accept loop retries
+/// every 50 ms, and a line each time would flood the log while the cause lasts.
+const ACCEPT_FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The listener's failures to accept a connection (`accept(2)` refused: out of open files,
+/// memory or buffers), which axum-server's accept loop retries every 50 ms: each counted in
+/// `parmana_accept_failures_total`, and logged at `error` at most once per
+/// [`ACCEPT_FAILURE_LOG_EVERY`], with how many there were since the line before. While they last,
+/// no connection is taken: clients wait in the listen backlog, or time out.
+#[derive(Debug)]
+pub(crate) struct AcceptFailures {
+    counted: prometheus_client::metrics::counter::Counter,
+    /// When the last line was logged, and the failures since it.
+    logged: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl AcceptFailures {
+    /// Failures counted in `counted` (`parmana_accept_failures_total` for `parmana serve`).
+    pub(crate) fn new(counted: prometheus_client::metrics::counter::Counter) -> Self {
+        Self {
+            counted,
+            logged: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// Counts `error`, and logs it unless a line was logged within the last
+    /// [`ACCEPT_FAILURE_LOG_EVERY`].
+    pub(crate) fn record(&self, error: &io::Error) {
+        self.counted.inc();
+        let now = std::time::Instant::now();
+        let mut logged = self
+            .logged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        logged.1 = logged.1.saturating_add(1);
+        if logged
+            .0
+            .is_some_and(|at| now.duration_since(at) < ACCEPT_FAILURE_LOG_EVERY)
+        {
+            return;
+        }
+        let failures = std::mem::take(&mut logged.1);
+        logged.0 = Some(now);
+        drop(logged);
+        tracing::error!(
+            target: "parmana::server",
+            %error,
+            failures,
+            "cannot accept connections: none is taken until this passes (retried every 50 ms; \
+             out of open files: raise the limit or lower max_connections)"
+        );
+    }
+}
+
 /// A stream that knows its peer's address (for the log line of a failed TLS handshake).
 pub(crate) trait Peer {
     fn peer(&self) -> Option<std::net::SocketAddr>;

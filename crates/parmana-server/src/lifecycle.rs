@@ -271,10 +271,20 @@ impl Server {
         let cosigner = tokio::spawn(crate::cosigning::cosign_periodically(Arc::clone(&state)));
         // HTTP/1.1 only, as with TLS (ALPN offers `http/1.1` alone): without it, a client could
         // open HTTP/2 in clear text (h2c, prior knowledge), whose limits these are not.
+        let accept_failures = crate::connections::AcceptFailures::new(
+            state.metrics.connection_counts().accept_failures,
+        );
         let mut server = axum_server::from_tcp(self.listener)
             .map_err(|e| io_error("serve", e))?
             .handle(handle.clone())
-            .http1_only();
+            .http1_only()
+            // The listener's own failures only: a connection's (a TLS handshake refused, with its
+            // address) is counted and logged by the acceptor.
+            .accept_error_handler(move |peer: Option<&SocketAddr>, error: &io::Error| {
+                if peer.is_none() {
+                    accept_failures.record(error);
+                }
+            });
         server
             .http_builder()
             .http1()

@@ -96,6 +96,8 @@ pub(crate) struct ConnectionCounts {
     pub(crate) refused: Counter,
     /// Connections closed before any request of theirs reached the router.
     pub(crate) without_request: Counter,
+    /// Failures of the listener to accept a connection (`accept(2)` refused), each retried.
+    pub(crate) accept_failures: Counter,
 }
 
 impl Metrics {
@@ -210,6 +212,12 @@ impl Metrics {
             "connections_refused",
             "Connections closed when accepted because all max_connections slots were held",
             connections.refused.clone(),
+        );
+        registry.register(
+            "accept_failures",
+            "Failures of the listening socket to accept a connection (out of open files, \
+             memory or buffers): no connection is taken until one succeeds, retried every 50 ms",
+            connections.accept_failures.clone(),
         );
         registry.register(
             "connections_without_request",

@@ -228,10 +228,19 @@ impl WitnessServer {
             // Bounded as `parmana serve` is: HTTP/1.1 only, a connection that sends no request
             // head within the idle timeout closed, at most WITNESS_MAX_CONNECTIONS held.
             let handle: Handle<SocketAddr> = Handle::new();
+            // Logged as `parmana serve` logs them (the witness exports no metrics).
+            let accept_failures = crate::connections::AcceptFailures::new(
+                prometheus_client::metrics::counter::Counter::default(),
+            );
             let mut server = axum_server::from_tcp(self.listener)
                 .map_err(io)?
                 .handle(handle.clone())
-                .http1_only();
+                .http1_only()
+                .accept_error_handler(move |peer: Option<&SocketAddr>, error: &std::io::Error| {
+                    if peer.is_none() {
+                        accept_failures.record(error);
+                    }
+                });
             server
                 .http_builder()
                 .http1()

@@ -620,7 +620,7 @@ pub(crate) fn deployment(store: &str, extra: &str) -> FixtureEnvironment {
 /// The metric families the server registers (docs/server.md, "Logs and metrics"). A family is
 /// written out only once it has a series, so [`metric_with`] checks a series' family against
 /// this list, and [`assert_families_declared`] checks the list against what the server writes.
-pub(crate) const METRIC_FAMILIES: [&str; 19] = [
+pub(crate) const METRIC_FAMILIES: [&str; 20] = [
     "parmana_http_requests",
     "parmana_http_request_duration_seconds",
     "parmana_executions",
@@ -633,6 +633,7 @@ pub(crate) const METRIC_FAMILIES: [&str; 19] = [
     "parmana_connections_open",
     "parmana_connections_refused",
     "parmana_connections_without_request",
+    "parmana_accept_failures",
     "parmana_ready",
     "parmana_environment_version",
     "parmana_environment_expiry_timestamp_seconds",

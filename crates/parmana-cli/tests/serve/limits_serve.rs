@@ -208,14 +208,14 @@ fn a_refused_policy_or_id_is_never_written_into_a_log_line() {
 }
 
 /// The `host:port` of a server.
-fn address(served: &Served) -> String {
+pub(crate) fn address(served: &Served) -> String {
     served.base.trim_start_matches("http://").to_owned()
 }
 
 /// Sends `request` on `stream` and reads one response (head and `Content-Length` body); an empty
 /// string when the server closed the connection instead. A whole answer to an ordinary request
 /// (a standard method on a path) is checked against `/openapi.json`, as every other reply is.
-fn exchange(stream: &mut TcpStream, request: &[u8]) -> String {
+pub(crate) fn exchange(stream: &mut TcpStream, request: &[u8]) -> String {
     let answer = exchange_unchecked(stream, request);
     let line = String::from_utf8_lossy(request.split(|b| *b == b'\r').next().unwrap_or_default())
         .into_owned();
@@ -277,7 +277,7 @@ fn start_unpooled(root: &std::path::Path, args: &[&str]) -> Served {
     Served::start_with_agent(root, args, &[], unpooled)
 }
 
-const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
+pub(crate) const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
 
 #[test]
 fn oversized_request_heads_are_refused() {
@@ -813,7 +813,7 @@ fn serve_under_ulimit(
 }
 
 /// The soft and hard limits on open files of process `pid` (`u64::MAX`: unlimited).
-fn open_files_limits(pid: &str) -> (u64, u64) {
+pub(crate) fn open_files_limits(pid: &str) -> (u64, u64) {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let values: Vec<u64> = limits
         .lines()

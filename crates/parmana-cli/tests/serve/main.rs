@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accept_serve;
 mod attestations_serve;
 mod authzen_certification_serve;
 mod authzen_client_serve;
