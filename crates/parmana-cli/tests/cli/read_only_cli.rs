@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{NOW, README_SIGNALS, Run, run_in, temp_repo};
+use crate::common::{NOW, Run, execute_vip, run_in, temp_repo, without_parmana_variables};
 
 /// The user the reading commands run as where the tests run as root (who may write anything):
 /// `nobody`, through `setpriv`. Elsewhere the tests' own user, whom the modes bind.
@@ -26,11 +26,7 @@ fn run_as_auditor(dir: &Path, args: &[&str]) -> Run {
     } else {
         Command::new(parmana)
     };
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PARMANA_") {
-            command.env_remove(name);
-        }
-    }
+    without_parmana_variables(&mut command);
     let out = command
         .args(args)
         .current_dir(dir)
@@ -62,21 +58,7 @@ fn an_auditor_without_write_access_reads_a_store_a_process_has_open() {
     let repo = temp_repo();
     let d = repo.root();
     for id in ["audit-1", "audit-2"] {
-        let out = run_in(
-            d,
-            &[
-                "execute",
-                "--policy",
-                "claims-approval@1.0.0",
-                "--signals",
-                README_SIGNALS,
-                "--execution-id",
-                id,
-                "--now",
-                NOW,
-            ],
-            b"",
-        );
+        let out = run_in(d, &execute_vip(&["--execution-id", id, "--now", NOW]), b"");
         assert_eq!(out.code, 0, "{}", out.transcript());
     }
     let directory = d.join(".parmana");
@@ -155,17 +137,7 @@ fn an_auditor_without_write_access_reads_a_store_a_process_has_open() {
     // The command that executes is refused the store, as before: it needs write access.
     let executed = run_as_auditor(
         d,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            README_SIGNALS,
-            "--execution-id",
-            "audit-3",
-            "--now",
-            NOW,
-        ],
+        &execute_vip(&["--execution-id", "audit-3", "--now", NOW]),
     );
     assert_ne!(executed.code, 0, "{}", executed.transcript());
     drop(holder);

@@ -58,11 +58,7 @@ pub(crate) fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
 /// (those of the environment running the tests are removed, so that tests are hermetic).
 pub(crate) fn run_with_env(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PARMANA_") {
-            command.env_remove(name);
-        }
-    }
+    without_parmana_variables(&mut command);
     command.envs(env.iter().copied());
     let mut child = command
         .args(args)
@@ -78,6 +74,16 @@ pub(crate) fn run_with_env(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8(out.stdout).unwrap(),
         stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Removes from `command` the `PARMANA_*` variables of the environment running the tests, so
+/// that tests are hermetic.
+pub(crate) fn without_parmana_variables(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PARMANA_") {
+            command.env_remove(name);
+        }
     }
 }
 
@@ -102,11 +108,7 @@ pub(crate) fn run_with_lost_stdout(dir: &Path, args: &[&str], lost: LostStdout) 
         }
     };
     let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PARMANA_") {
-            command.env_remove(name);
-        }
-    }
+    without_parmana_variables(&mut command);
     let out = command
         .args(args)
         .current_dir(dir)
