@@ -299,8 +299,10 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 anchor.as_ref(),
             )
             .map_err(|e| Failure::execution(&e))?;
-            out!("{note}");
-            Ok(())
+            delivered(
+                format_args!("{note}"),
+                "the checkpoint was signed and stored: `parmana log checkpoint` prints it again",
+            )
         }
         LogCommand::Sequence(args) => sequence(args, &deployment, format),
         LogCommand::Prove(args) => {
@@ -424,14 +426,21 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
             let checkpoint = read_checkpoint(&args.checkpoint)?;
+            // The witness moves its state on when it cosigns: an `--out` that would be refused
+            // is refused before it is asked (a cosigned checkpoint starts with the checkpoint's
+            // origin line).
+            if let Some(path) = &args.out {
+                check_output(path, first_line(&checkpoint), args.force)?;
+            }
             let store = args.store.open_read_only(&deployment)?;
             let cosigned = cosign(store.as_ref(), history.newest(), &checkpoint, &args.url)?;
             match &args.out {
                 Some(path) => write_output(path, cosigned.as_bytes(), args.force),
-                None => {
-                    out!("{cosigned}");
-                    Ok(())
-                }
+                None => delivered(
+                    format_args!("{cosigned}"),
+                    "the checkpoint was cosigned (the witness moved its state on to it); ask it \
+                     again to print the cosignature",
+                ),
             }
         }
         LogCommand::Consistency(args) => {
@@ -600,6 +609,8 @@ fn sequence(args: &SequenceArgs, deployment: &Deployment, format: Format) -> Res
 
 /// Prints what a sequencer run did.
 fn print_sequence_report(report: &SequenceReport, format: Format) -> Result<(), Failure> {
+    use std::fmt::Write as _;
+    let mut text = String::new();
     match format {
         Format::Human => {
             if report.busy {
@@ -607,33 +618,41 @@ fn print_sequence_report(report: &SequenceReport, format: Format) -> Result<(), 
                 return Ok(());
             }
             match (report.integrated.first(), report.integrated.last()) {
-                (Some(first), Some(last)) => outln!(
-                    "integrated {} (positions {}..={}); log size {}",
-                    if report.integrated.len() == 1 {
-                        "1 execution".to_owned()
-                    } else {
-                        format!("{} executions", report.integrated.len())
-                    },
-                    first.position,
-                    last.position,
-                    report.size
-                ),
-                _ => outln!("nothing to integrate; log size {}", report.size),
+                (Some(first), Some(last)) => {
+                    let _ = writeln!(
+                        text,
+                        "integrated {} (positions {}..={}); log size {}",
+                        if report.integrated.len() == 1 {
+                            "1 execution".to_owned()
+                        } else {
+                            format!("{} executions", report.integrated.len())
+                        },
+                        first.position,
+                        last.position,
+                        report.size
+                    );
+                }
+                _ => {
+                    let _ = writeln!(text, "nothing to integrate; log size {}", report.size);
+                }
             }
             for entry in &report.integrated {
-                outln!("{} {}", entry.position, entry.execution_id);
+                let _ = writeln!(text, "{} {}", entry.position, entry.execution_id);
             }
             if let Some(checkpoint) = &report.checkpoint {
-                outln!(
+                let _ = writeln!(
+                    text,
                     "checkpoint of size {} signed and stored (root {})",
                     checkpoint.size,
                     tlog_hash_text(&checkpoint.root)
                 );
             }
         }
-        Format::Json => outln!(
-            "{}",
-            Json(serde_json::json!({
+        Format::Json => {
+            let _ = writeln!(
+                text,
+                "{}",
+                Json(serde_json::json!({
                 "busy": report.busy,
                 "size": report.size,
                 "integrated": report.integrated.iter().map(|entry| serde_json::json!({
@@ -645,10 +664,34 @@ fn print_sequence_report(report: &SequenceReport, format: Format) -> Result<(), 
                     "root": tlog_hash_text(&checkpoint.root),
                     "note": checkpoint.note,
                 })),
-            }))
-        ),
+                }))
+            );
+        }
     }
-    Ok(())
+    if report.integrated.is_empty() && report.checkpoint.is_none() {
+        outln!("{}", text.trim_end_matches('\n'));
+        return Ok(());
+    }
+    // What changed the store is reported to someone, or the command fails saying what it did.
+    delivered(
+        format_args!("{text}"),
+        "the executions listed were integrated into the log (a checkpoint signed and stored where \
+         one is named): `parmana ledger verify` and `parmana log checkpoint` read them back",
+    )
+}
+
+/// Writes what reports a change of state to standard output ([`write_stdout_delivered`]: a
+/// reader gone is an error too), the failure saying `done`, what was done all the same.
+///
+/// [`write_stdout_delivered`]: crate::report::write_stdout_delivered
+fn delivered(text: std::fmt::Arguments<'_>, done: &str) -> Result<(), Failure> {
+    crate::report::write_stdout_delivered(text).map_err(|failure| {
+        Failure::new(
+            failure.code,
+            format!("{}; {done}", failure.message),
+            failure.class,
+        )
+    })
 }
 
 /// Writes `bytes` (a proof or a note) to `out` durably: created where nothing is; with `force`,
@@ -658,10 +701,31 @@ fn write_output(out: &std::path::Path, bytes: &[u8], force: bool) -> Result<(), 
     if !force {
         return create_new_file(out, bytes, NEW_FILE_MODE);
     }
-    let first_line = match bytes.iter().position(|&b| b == b'\n') {
+    check_output(out, first_line(bytes), true)?;
+    parmana_runtime::trust::replace_file_durably(out, bytes, None)
+        .map_err(|e| Failure::io(&out.display().to_string(), &e))
+}
+
+/// The first line of `bytes`, its newline included (all of them when there is none).
+fn first_line(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == b'\n') {
         Some(end) => &bytes[..=end],
         None => bytes,
-    };
+    }
+}
+
+/// Refuses, before the work whose result it will hold, an `--out` that [`write_output`] would
+/// refuse (`cli.output_exists`): any file there without `--force`, and with it one whose first
+/// line is not `first_line` (what this command writes starts with). [`write_output`] checks
+/// again as it writes.
+fn check_output(out: &std::path::Path, first_line: &[u8], force: bool) -> Result<(), Failure> {
+    if !force {
+        return match std::fs::symlink_metadata(out) {
+            Ok(_) => Err(crate::common::output_exists(out)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Failure::io(&out.display().to_string(), &e)),
+        };
+    }
     let mut head = Vec::with_capacity(first_line.len());
     match std::fs::File::open(out) {
         Ok(file) => {
@@ -685,8 +749,7 @@ fn write_output(out: &std::path::Path, bytes: &[u8], force: bool) -> Result<(), 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Failure::io(&out.display().to_string(), &e)),
     }
-    parmana_runtime::trust::replace_file_durably(out, bytes, None)
-        .map_err(|e| Failure::io(&out.display().to_string(), &e))
+    Ok(())
 }
 
 /// Reads a signed checkpoint file, bounded like a proof file.

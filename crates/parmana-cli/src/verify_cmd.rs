@@ -95,6 +95,13 @@ pub(crate) struct VerifyArgs {
 
 /// Runs `parmana verify`.
 pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
+    if args.attestation.as_os_str() == "-" && args.signals.as_deref() == Some("-") {
+        return Err(Failure::new(
+            "cli.usage",
+            "the attestation and --signals cannot both be read from standard input (`-`)",
+            ExitClass::Usage,
+        ));
+    }
     let input = verify_lines::read_input(&args.attestation)?;
     if matches!(input, Input::Lines(_))
         && (args.policy_bundle.is_some() || args.signals.is_some() || args.proof.is_some())
@@ -153,15 +160,22 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         signals.as_ref(),
         inclusion,
     );
+    // A proof given and refused makes the attestation not valid, in what is printed as in the
+    // exit: a script reading `valid` must not accept what the exit refuses.
+    let unproven = match &log {
+        Some(Err(e)) => Some(e),
+        _ => None,
+    };
     match format {
         Format::Human => {
             if args.show {
                 out!("{}", statement_text(envelope));
             }
-            out!("{}", render_report(&report));
+            out!("{}", render_checks(&report));
             if let Some(log) = &log {
                 outln!("{}", render_log(log));
             }
+            outln!("{}", verdict(&report, unproven));
         }
         Format::Json => {
             let mut json = report_json(&report);
@@ -171,29 +185,48 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
             if let (Some(log), Some(object)) = (&log, json.as_object_mut()) {
                 object.insert("log".to_owned(), log_json(log));
             }
+            if unproven.is_some() {
+                json["valid"] = serde_json::Value::Bool(false);
+            }
             outln!("{}", Json(json));
         }
     }
-    if let Some(Err(e)) = &log {
-        let failure = Failure::execution(e);
-        return Err(Failure::new(
-            failure.code,
-            format!(
-                "the attestation is not proven in the log: {}",
-                failure.message
-            ),
-            ExitClass::VerificationFailed,
-        ));
+    // One code for every verification that fails (`cli.verification_failed`, exit 7), a refused
+    // proof included: the library's code is in the message and in the report's `log.code`.
+    let mut reasons: Vec<String> = Vec::new();
+    if !report.is_valid() {
+        let failed: Vec<&str> = report.failures().map(|c| c.check.as_str()).collect();
+        reasons.push(format!("failed {}", failed.join(", ")));
     }
-    if report.is_valid() {
+    if let Some(e) = unproven {
+        reasons.push(format!("not proven in the log: [{}] {e}", e.code()));
+    }
+    if reasons.is_empty() {
         return Ok(());
     }
-    let failed: Vec<&str> = report.failures().map(|c| c.check.as_str()).collect();
     Err(Failure::new(
         "cli.verification_failed",
-        format!("the attestation is not valid: failed {}", failed.join(", ")),
+        format!("the attestation is not valid: {}", reasons.join("; ")),
         ExitClass::VerificationFailed,
     ))
+}
+
+/// The last line of `verify`'s report: valid, or why not — failed checks, a proof refused.
+fn verdict(report: &AttestationReport, unproven: Option<&ExecutionError>) -> String {
+    let total = report.checks.len();
+    let failed = report.failures().count();
+    match (failed, unproven) {
+        (0, None) => format!("valid: all {total} checks passed"),
+        (0, Some(e)) => format!(
+            "NOT VALID: all {total} checks passed, but the attestation is not proven in the log ({})",
+            e.code()
+        ),
+        (_, None) => format!("NOT VALID: {failed} of {total} checks failed"),
+        (_, Some(e)) => format!(
+            "NOT VALID: {failed} of {total} checks failed, and the attestation is not proven in the log ({})",
+            e.code()
+        ),
+    }
 }
 
 /// The log line of `verify --proof`.
@@ -231,8 +264,8 @@ fn log_json(log: &Result<VerifiedInclusion, ExecutionError>) -> serde_json::Valu
     }
 }
 
-/// The report as a table, one row per check.
-pub(crate) fn render_report(report: &AttestationReport) -> String {
+/// The report's checks as a table, one row per check (after the attestation's summary line).
+fn render_checks(report: &AttestationReport) -> String {
     let mut out = String::new();
     if let Some(p) = report.predicate() {
         let _ = writeln!(
@@ -254,13 +287,6 @@ pub(crate) fn render_report(report: &AttestationReport) -> String {
             None => ("FAILED", check.detail.clone()),
         };
         let _ = writeln!(out, "{:<16}{result:<8}{detail}", check.check.as_str());
-    }
-    let total = report.checks.len();
-    let failed = report.failures().count();
-    if report.is_valid() {
-        let _ = writeln!(out, "valid: all {total} checks passed");
-    } else {
-        let _ = writeln!(out, "NOT VALID: {failed} of {total} checks failed");
     }
     out
 }

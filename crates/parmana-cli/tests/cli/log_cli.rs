@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use crate::common::{
-    LOG_ORIGIN as ORIGIN, LOG_STORE as STORE, NOW, Run, checkpoint_logged as checkpoint,
-    error_code as code, execute_logged as execute, execute_vip, fixture_rotate_to_2031,
-    rotate_with_log, run_in, temp_repo,
+    LOG_ORIGIN as ORIGIN, LOG_STORE as STORE, LostStdout, NOW, Run,
+    checkpoint_logged as checkpoint, error_code as code, execute_logged as execute, execute_vip,
+    fixture_rotate_to_2031, rotate_with_log, run_in, run_with_lost_stdout, temp_repo,
 };
 
 /// Rotates the fixture chain to a version naming the log (see [`rotate_with_log`]), with the
@@ -43,6 +43,23 @@ fn verify(dir: &Path, attestation: &str, proof: &str) -> Run {
         dir,
         &["verify", attestation, "--proof", proof, "--now", NOW],
     )
+}
+
+/// `verify --proof` refused the proof with the library's `refusal`: one code for every failed
+/// verification (`cli.verification_failed`, exit 7), the refusal named in its message.
+pub(crate) fn assert_unproven(run: &Run, refusal: &str) {
+    assert_eq!(
+        (run.code, code(run)),
+        (7, "cli.verification_failed"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("not proven in the log: [{refusal}]")),
+        "{}",
+        run.transcript()
+    );
 }
 
 #[test]
@@ -96,12 +113,36 @@ fn an_auditor_checks_an_attestation_in_the_log_offline() {
 
     // Another attestation with this proof, or this one with a tampered proof, is refused.
     let other = verify(d, "log-0003.json", "log-0002.tlog-proof");
-    assert_eq!(
-        (other.code, code(&other)),
-        (7, "runtime.proof_entry_mismatch"),
+    assert_unproven(&other, "runtime.proof_entry_mismatch");
+    // The verdict is not valid (every other check passed).
+    assert!(
+        other.stdout.contains(
+            "NOT VALID: all 7 checks passed, but the attestation is not proven in the log \
+                 (runtime.proof_entry_mismatch)"
+        ) && !other.stdout.contains("valid: all"),
         "{}",
         other.transcript()
     );
+    let json = run(
+        d,
+        &[
+            "--format",
+            "json",
+            "verify",
+            "log-0003.json",
+            "--proof",
+            "log-0002.tlog-proof",
+            "--now",
+            NOW,
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["valid"], false, "{report}");
+    assert_eq!(
+        report["log"]["code"], "runtime.proof_entry_mismatch",
+        "{report}"
+    );
+    assert_eq!(json.code, 7, "{}", json.transcript());
     // A character of the checkpoint's signature itself (past the key ID's first six base64
     // characters), changed to another base64 character: the log's key, a bad signature.
     let signature_at = proof.rfind(' ').unwrap() + 1 + 20;
@@ -113,12 +154,7 @@ fn an_auditor_checks_an_attestation_in_the_log_offline() {
     };
     std::fs::write(d.join("forged.tlog-proof"), forged).unwrap();
     let refused = verify(d, "log-0002.json", "forged.tlog-proof");
-    assert_eq!(
-        (refused.code, code(&refused)),
-        (7, "trust.note_bad_signature"),
-        "{}",
-        refused.transcript()
-    );
+    assert_unproven(&refused, "trust.note_bad_signature");
 
     // An execution after the checkpoint is not in it; a newer checkpoint proves it.
     execute(d, "log-0004");
@@ -271,12 +307,7 @@ fn a_witness_cosigns_consistent_checkpoints_and_catches_a_rewrite() {
     checkpoint(d, "cp1.txt");
     assert_eq!(prove(d, "w-0001", "cp1.txt").code, 0);
     let unwitnessed = verify(d, "w-0001.json", "w-0001.tlog-proof");
-    assert_eq!(
-        (unwitnessed.code, code(&unwitnessed)),
-        (7, "trust.threshold_not_met"),
-        "{}",
-        unwitnessed.transcript()
-    );
+    assert_unproven(&unwitnessed, "trust.threshold_not_met");
 
     let cosigned = witness("cp1.txt");
     assert_eq!(cosigned.code, 0, "{}", cosigned.transcript());
@@ -452,6 +483,43 @@ fn execute_with_a_log_key_stores_a_checkpoint_that_proves_it() {
     );
 }
 
+/// A checkpoint signed and stored, whose printing finds no reader (`parmana log checkpoint --key
+/// … | publish` with the publisher gone), fails saying it was signed and stored — never exit 0
+/// for a change of state nobody received — and is read back by `log checkpoint`.
+#[test]
+fn a_checkpoint_signed_for_no_reader_fails_saying_it_was_stored() {
+    let repo = temp_repo();
+    let d = repo.root();
+    name_the_log(d, &[]);
+    execute(d, "lost-0001");
+    let args = [
+        "log",
+        "checkpoint",
+        "--key",
+        "trust/keys/root-1.pem",
+        "--store",
+        STORE,
+        "--now",
+        NOW,
+    ];
+    let lost = run_with_lost_stdout(d, &args, LostStdout::ClosedPipe);
+    assert_eq!(
+        (lost.code, code(&lost)),
+        (1, "io.error"),
+        "{}",
+        lost.transcript()
+    );
+    assert!(
+        lost.stderr
+            .contains("the checkpoint was signed and stored: `parmana log checkpoint` prints it"),
+        "{}",
+        lost.transcript()
+    );
+    let stored = run(d, &["log", "checkpoint", "--store", STORE]);
+    assert_eq!(stored.code, 0, "{}", stored.transcript());
+    assert_eq!(stored.stdout.lines().nth(1), Some("2"), "{}", stored.stdout);
+}
+
 /// Two witnesses required: the second one-off witness cosigns what the first printed, and keeps
 /// the first's cosignature (a listed witness's that verifies) beside its own — so the checkpoint
 /// reaches the threshold — while a line by a key nobody listed is dropped.
@@ -534,12 +602,7 @@ fn witnesses_in_turn_reach_a_threshold_of_two() {
     std::fs::write(d.join("cp-one.txt"), &first.stdout).unwrap();
     assert_eq!(prove(d, "t-0001", "cp-one.txt").code, 0);
     let short = verify(d, "t-0001.json", "t-0001.tlog-proof");
-    assert_eq!(
-        (short.code, code(&short)),
-        (7, "trust.threshold_not_met"),
-        "{}",
-        short.transcript()
-    );
+    assert_unproven(&short, "trust.threshold_not_met");
 }
 
 /// A log whose role needs two signatures (`--log-threshold 2`): one log key is refused before

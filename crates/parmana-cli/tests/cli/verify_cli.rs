@@ -310,6 +310,19 @@ fn a_tampered_line_fails_alone_and_single_only_flags_are_refused() {
         "{}",
         refused.stderr
     );
+    // Standard input read for the attestation cannot be read again for the signals.
+    let single = lines[0].clone() + "\n";
+    let twice = run_in(
+        d,
+        &["verify", "-", "--signals", "-", "--now", NOW],
+        single.as_bytes(),
+    );
+    assert_eq!(
+        (twice.code, crate::common::error_code(&twice)),
+        (2, "cli.usage"),
+        "{}",
+        twice.transcript()
+    );
 }
 
 #[test]

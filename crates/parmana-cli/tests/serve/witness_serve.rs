@@ -293,6 +293,14 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
     // The log grows: the client learns the witness's size from its 409 and sends the proof.
     execute(d, MAIN, &ids("w", 3..7));
     let size2 = checkpoint(d, MAIN, "cp2.txt");
+    // An `--out` that would be refused is refused before the witness is asked: it does not
+    // move its state on for a cosignature that would be thrown away.
+    std::fs::write(d.join("cp2-cosigned.txt"), "left from yesterday\n").unwrap();
+    let (code, err) = cosign(d, MAIN, "cp2.txt", &witness.base, "cp2-cosigned.txt");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cli.output_exists"), "{err}");
+    assert_eq!(state_size(d), size1);
+    std::fs::remove_file(d.join("cp2-cosigned.txt")).unwrap();
     let (code, err) = cosign(d, MAIN, "cp2.txt", &witness.base, "cp2-cosigned.txt");
     assert_eq!(code, 0, "{err}");
     assert_eq!(state_size(d), size2);
