@@ -1011,7 +1011,9 @@ fn dir_name(dir: &Path) -> String {
     format!("{}@{}", name(dir.parent()), name(Some(dir)))
 }
 
-/// Every `<id>/<version>/` directory under `root`, sorted.
+/// Every `<id>/<version>/` directory under `root`, sorted. A name starting with `.` is no
+/// policy id or version (as `policy check` skips it): the staging directory an interrupted
+/// `bundle import-legacy` left (`.VERSION.import.PID-NANOS.tmp`), an editor's or a tool's.
 fn bundle_dirs(root: &Path) -> Result<Vec<PathBuf>, Failure> {
     let list = |dir: &Path| -> Result<Vec<PathBuf>, Failure> {
         let entries =
@@ -1019,7 +1021,7 @@ fn bundle_dirs(root: &Path) -> Result<Vec<PathBuf>, Failure> {
         let mut dirs = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| Failure::io(&dir.display().to_string(), &e))?;
-            if entry.path().is_dir() {
+            if entry.path().is_dir() && !entry.file_name().to_string_lossy().starts_with('.') {
                 dirs.push(entry.path());
             }
         }

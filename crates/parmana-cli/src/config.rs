@@ -1027,17 +1027,28 @@ fn read_config_file(path: &Path, found_walking_up: bool) -> Result<ConfigFile, F
     if found_walking_up {
         check_found_file_is_yours(path, &named, &file)?;
     }
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(|e| Failure::io(&what, &e))?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(Failure::new(
             "cli.invalid_config",
             format!("{what}: larger than {MAX_CONFIG_BYTES} bytes"),
             ExitClass::Usage,
         ));
     }
+    // A file read whole that is not TOML text is a refused configuration, as a TOML error is.
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Failure::new(
+            "cli.invalid_config",
+            format!(
+                "{what}: not UTF-8 text (at byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+            ExitClass::Usage,
+        )
+    })?;
     toml::from_str(&text).map_err(|e| {
         let at = e
             .span()

@@ -43,7 +43,8 @@ pub(crate) struct RecoverArgs {
 }
 
 /// Runs `parmana recover`: prints each completed attestation on its own line; reports each
-/// execution that could not be completed on stderr and then exits with the class of the last.
+/// execution that could not be completed on stderr and then exits with the class of the last
+/// (also when standard output failed too: that failure is reported, exit 1 only without one).
 pub(crate) fn recover_command(
     args: &RecoverArgs,
     format: crate::report::Format,
@@ -105,14 +106,19 @@ pub(crate) fn recover_command(
         counts.completed,
         counts.failed
     );
-    if let Some(failure) = unprinted {
-        return Err(failure);
-    }
-    match last {
-        None => Ok(()),
-        Some(failure) => Err(Failure {
-            reported: true,
-            ..failure
-        }),
+    match (unprinted, last) {
+        (None, None) => Ok(()),
+        (Some(unprinted), None) => Err(unprinted),
+        // An execution that could not be completed (a forged row: trust, exit 4) says more than
+        // output nobody read: its class is the exit, and the output's failure is reported too.
+        (unprinted, Some(failure)) => {
+            if let Some(unprinted) = unprinted {
+                print_failure(&unprinted, format);
+            }
+            Err(Failure {
+                reported: true,
+                ..failure
+            })
+        }
     }
 }

@@ -227,6 +227,23 @@ fn two_directories_claiming_one_policy_are_refused() {
     );
 }
 
+/// A staging directory an interrupted `bundle import-legacy` left beside the bundles
+/// (`.VERSION.import.PID-NANOS.tmp`, here holding a copy of a bundle) is no bundle of the
+/// release: `release sign` passes over it, as `policy check` does (it refused every release).
+#[test]
+fn a_staging_directory_left_by_an_interrupted_import_is_no_bundle() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let policies = d.join("policies/claims-approval");
+    copy_tree(
+        &policies.join("1.0.0"),
+        &policies.join(".1.0.0.import.4242-17.tmp"),
+    );
+    let out = run_in(d, &release_sign("2", &["--force"]), b"");
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(!out.stdout.contains(".import."), "{}", out.stdout);
+}
+
 /// A directory whose `<id>/<version>` is not the name its bundle, or its policy, declares.
 #[test]
 fn a_directory_named_for_another_policy_is_refused() {

@@ -417,6 +417,21 @@ fn a_broken_configuration_is_refused() {
         transcript.push_str(&redacted(&out, root));
         transcript.push('\n');
     }
+    // A file that is not text is a refused configuration too (not an IO error): here a Latin-1
+    // byte in a comment.
+    std::fs::write(
+        root.join("parmana.toml"),
+        b"# caf\xe9\nstore = \"memory\"\n",
+    )
+    .unwrap();
+    let out = run_in(root, &execute_args("cfg-4"), b"");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("error[cli.invalid_config]")
+            && out.stderr.contains("not UTF-8 text (at byte 5)"),
+        "{}",
+        out.stderr
+    );
     // A key list given empty is a mistake, not a choice: refused before any key is read.
     std::fs::write(root.join("parmana.toml"), "store = \"memory\"\n").unwrap();
     for command in [&execute_args("cfg-4")[..], &["config"]] {

@@ -74,13 +74,31 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     }
     let store_flag = format!("sqlite:{}", path.display());
     let repo = repo_root();
-    // The same crash in a second store, recovered below with its standard output lost.
+    // The same crash in a second store, recovered below with its standard output lost, and in a
+    // third beside a claim no holder of the key recorded.
     let lost_path = dir.path().join("lost.sqlite3");
-    for suffix in ["", "-wal"] {
-        let from = format!("{}{suffix}", path.display());
-        if Path::new(&from).exists() {
-            std::fs::copy(&from, format!("{}{suffix}", lost_path.display())).unwrap();
+    let forged_path = dir.path().join("lost-forged.sqlite3");
+    for copy in [&lost_path, &forged_path] {
+        for suffix in ["", "-wal"] {
+            let from = format!("{}{suffix}", path.display());
+            if Path::new(&from).exists() {
+                std::fs::copy(&from, format!("{}{suffix}", copy.display())).unwrap();
+            }
         }
+    }
+    {
+        let store = SqliteReplayStore::open(&forged_path).unwrap();
+        let claim = ClaimRecord::new(
+            Digest::of(b"forged"),
+            b"{}".to_vec(),
+            Timestamp::parse(NOW).unwrap(),
+        );
+        let id = ExecutionId::parse("forged-9").unwrap();
+        let under = AcceptedVersions::new(2, 1);
+        assert_eq!(
+            store.claim(&id, &claim, under).unwrap(),
+            ClaimOutcome::Claimed
+        );
     }
     // Before recovery, `show` says the id is claimed but not completed.
     let pending = crate::common::run_in(&repo, &["show", "crashed-1", "--store", &store_flag], b"");
@@ -154,6 +172,26 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     let shown_lost =
         crate::common::run_in(&repo, &["show", "crashed-1", "--store", &lost_flag], b"");
     assert_eq!((shown_lost.code, &shown_lost.stdout), (0, &expected.stdout));
+    // With a forged claim too, the forgery's class is the exit (trust, 4), not the output's (1);
+    // both are reported.
+    let forged_flag = format!("sqlite:{}", forged_path.display());
+    let forged = run_with_lost_stdout(
+        &repo,
+        &["recover", "--store", &forged_flag, "--now", NOW],
+        LostStdout::ClosedPipe,
+    );
+    assert_eq!(forged.code, 4, "{}", forged.stderr);
+    assert!(
+        forged
+            .stderr
+            .contains("error[runtime.claim_not_authenticated]: execution \"forged-9\"")
+            && forged
+                .stderr
+                .contains("`parmana show crashed-1` reads it back")
+            && forged.stderr.contains("error[io.error]: standard output"),
+        "{}",
+        forged.stderr
+    );
 
     // Nothing is left to recover, the id stays refused, and the ledger verifies.
     let again = crate::common::run_in(
