@@ -82,7 +82,9 @@ pub(crate) struct EvalArgs {
     signals: Option<String>,
     /// Evaluate every line of a JSON Lines file (each line one signals object), printing one
     /// decision line per input line, or `{"error":{"code","message"},"line":N}` for a line whose
-    /// signals are refused. A refused line does not stop the batch; the exit code is then 3.
+    /// signals are refused. A refused line does not stop the batch; the exit code is then the
+    /// class of the first refused line: 3 for refused signals, 1 for input that could not be
+    /// read, 8 for an evaluation fault.
     #[arg(long, value_name = "FILE.jsonl")]
     batch: Option<PathBuf>,
 }
@@ -345,6 +347,8 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
     let mut lines = BatchReader::new(input);
     let mut out = crate::report::ResultStream::new();
     let (mut total, mut refused) = (0usize, 0usize);
+    // The exit is the class of the first refused line in input order (as `execute --batch`).
+    let mut first_refusal: Option<ExitClass> = None;
     while let Some((number, line)) = lines.next_line() {
         total += 1;
         let line = match line {
@@ -352,6 +356,7 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
             Err(error) => {
                 refused += 1;
                 let failure = Failure::execution(&error);
+                first_refusal.get_or_insert(failure.class);
                 let entry = serde_json::json!({"error": failure_json(&failure), "line": number});
                 if !out.line(format_args!("{}", Json(&entry)))? {
                     break;
@@ -377,6 +382,7 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
             Ok(decision) => out.line(format_args!("{decision}"))?,
             Err(failure) => {
                 refused += 1;
+                first_refusal.get_or_insert(failure.class);
                 let entry = serde_json::json!({"error": failure_json(&failure), "line": number});
                 out.line(format_args!("{}", Json(&entry)))?
             }
@@ -394,7 +400,7 @@ fn eval(args: &EvalArgs) -> Result<(), Failure> {
         Err(Failure::new(
             "cli.batch_refused",
             format!("{refused} of {total} lines refused (see the error lines on stdout)"),
-            ExitClass::InvalidInput,
+            first_refusal.unwrap_or(ExitClass::InvalidInput),
         ))
     }
 }

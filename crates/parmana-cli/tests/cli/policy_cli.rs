@@ -81,6 +81,17 @@ fn eval_batch_goes_on_after_a_refused_line() {
         batch.as_bytes(),
     );
     insta::assert_snapshot!("eval_batch", out.transcript());
+    // Input that cannot be read (a directory) is a refused line too; the exit is its class (IO,
+    // 1), as `execute --batch` exits, not that of refused signals.
+    let unreadable = run(&["policy", "eval", CLAIMS, "--batch", "policies"]);
+    assert_eq!(
+        (unreadable.code, crate::common::error_code(&unreadable)),
+        (1, "cli.batch_refused"),
+        "{}",
+        unreadable.transcript()
+    );
+    let line: serde_json::Value = serde_json::from_str(unreadable.stdout.trim_end()).unwrap();
+    assert_eq!(line["error"]["code"], "runtime.io", "{line}");
 }
 
 #[test]
