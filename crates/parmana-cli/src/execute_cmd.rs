@@ -162,6 +162,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
                  `parmana recover` (with the same store) completes it",
                 request.execution_id
             ));
+            failure = failure.of_execution(&request.execution_id);
         }
         failure
     })?;
@@ -174,7 +175,8 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         return Err(Failure {
             message: not_printed(&request.execution_id, &failure.message),
             ..failure
-        });
+        }
+        .of_execution(&request.execution_id));
     }
     if args.summary.wanted() {
         let p = attestation.predicate();

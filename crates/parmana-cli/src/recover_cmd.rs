@@ -84,7 +84,16 @@ pub(crate) fn recover_command(
                     }),
             };
             if let Some(what) = failed {
-                crate::report::errln!("{}", crate::execute_cmd::not_printed(id, &what));
+                let line = crate::execute_cmd::not_printed(id, &what);
+                match format {
+                    crate::report::Format::Human => crate::report::errln!("{line}"),
+                    // As a failure object naming the execution, as every other line there is.
+                    crate::report::Format::Json => print_failure(
+                        &Failure::new("io.error", line, crate::exit::ExitClass::Io)
+                            .of_execution(id),
+                        format,
+                    ),
+                }
             }
         }
         Recovered::Failed {
@@ -93,6 +102,7 @@ pub(crate) fn recover_command(
         } => {
             let mut failure = Failure::execution(&error);
             failure.message = format!("execution {execution_id:?}: {}", failure.message);
+            let failure = failure.of_execution(&execution_id);
             print_failure(&failure, format);
             last = Some(failure);
         }

@@ -30,6 +30,10 @@ pub(crate) struct Failure {
     pub class: ExitClass,
     /// True when the details were already written on stderr (bulk commands report each document as it fails).
     pub reported: bool,
+    /// The execution this failure leaves claimed, or completed but not printed, where it may
+    /// (`execute`, `recover`): the id a caller must not retry under another id. With
+    /// `--format json`, printed as the failure's `execution_id` member.
+    pub execution_id: Option<String>,
 }
 
 impl Failure {
@@ -44,6 +48,7 @@ impl Failure {
             message: message.into(),
             class,
             reported: false,
+            execution_id: None,
         }
     }
 
@@ -105,6 +110,14 @@ impl Failure {
         )
     }
 
+    /// This failure, naming `execution_id` as the execution it concerns.
+    pub(crate) fn of_execution(self, execution_id: impl std::fmt::Display) -> Self {
+        Self {
+            execution_id: Some(execution_id.to_string()),
+            ..self
+        }
+    }
+
     /// The process exit code of this failure.
     pub(crate) fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.class.code())
@@ -145,9 +158,14 @@ pub(crate) fn print_failure(failure: &Failure, format: Format) {
     }
 }
 
-/// The `{"code", "message"}` object of a failure, as batch commands print it inline.
+/// The `{"code", "message"}` object of a failure, as batch commands print it inline, with
+/// `execution_id` where the failure names the execution it leaves claimed or unprinted.
 pub(crate) fn failure_json(failure: &Failure) -> serde_json::Value {
-    serde_json::json!({"code": failure.code, "message": failure.message})
+    let mut json = serde_json::json!({"code": failure.code, "message": failure.message});
+    if let Some(id) = &failure.execution_id {
+        json["execution_id"] = serde_json::Value::String(id.clone());
+    }
+    json
 }
 
 /// Writes to stdout. A reader that went away (`parmana … | head`) is not an error: there is

@@ -38,8 +38,11 @@ Given JSON Lines (the output of `execute --batch`: more than one line, each a wh
 or a batch error line), every attestation is verified (signatures checked in Ed25519 batches)
 and one line is printed per input line: `line N: valid|NOT VALID (failed checks), execution ID:
 DECISION`, or with --format json `{\"line\",\"valid\",\"checks\",\"predicate\",\"trust\"}`; batch error
-lines are reported as `{\"line\":N,\"skipped\":\"batch error\"}`. Exit 0 only when every attestation
-is valid. --policy-bundle, --signals and --proof apply to a single attestation only.
+lines are reported as `{\"line\":N,\"skipped\":\"batch error\"}`, and a line that could not be read
+(over the line limit, or the input failed) as `{\"line\":N,\"valid\":false,\"error\":{\"code\",
+\"message\"}}`, a line that is not valid. Exit 0 only when every attestation is valid (7 otherwise).
+--policy-bundle, --signals and --proof apply to a single attestation only. With --proof, a proof
+refused makes the attestation not valid: the report says so, and the message names the refusal.
 
 The whole chain is verified from the pinned root key, without judging any version's expiry at
 --now: an attestation made under version 1 still verifies after rotations and after every

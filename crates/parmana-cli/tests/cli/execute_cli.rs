@@ -741,6 +741,21 @@ fn a_lost_standard_output_names_the_execution_it_completed() {
         );
         assert_eq!(verified.code, 0, "{}", verified.transcript());
     }
+    // With --format json, the execution is a member of the failure: a script need not read it
+    // out of the message.
+    let mut args = vec!["--format", "json"];
+    args.extend(execute_args(&store, "lost-in-json", README_SIGNALS));
+    let out = run_with_lost_stdout(&repo_root(), &args, LostStdout::ClosedPipe);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let failure: serde_json::Value = serde_json::from_str(out.stderr.trim_end()).unwrap();
+    assert_eq!(
+        (&failure["code"], &failure["execution_id"]),
+        (
+            &serde_json::json!("io.error"),
+            &serde_json::json!("lost-in-json")
+        ),
+        "{failure}"
+    );
 }
 
 /// Standard error that cannot be written (a full device) never turns an outcome into a panic:
