@@ -193,8 +193,10 @@ pub enum ReplayError {
         operation: &'static str,
     },
     /// The store configuration is invalid (a malformed URL or schema name, a zero pool size;
-    /// for SQLite a `file:` URI, a symbolic link to nothing, a file or directory the process may
-    /// not write, or no store in a file opened only to read or complete).
+    /// for SQLite a `file:` URI, a symbolic link to nothing, a file or directory a store opened
+    /// to write may not write, a file of the store one opened only to read may not read, one
+    /// that cannot be read without making files beside it this user may not make, or no store
+    /// in a file opened only to read or complete).
     #[error("invalid replay store configuration: {message}")]
     InvalidConfiguration {
         /// What is wrong.

@@ -67,6 +67,7 @@ mod ledger;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod read_only;
 mod record;
 mod sequencer;
 #[cfg(feature = "sqlite")]
@@ -87,6 +88,7 @@ pub use postgres::{
     IDLE_IN_TRANSACTION_TIMEOUT as POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT,
     LOCK_TIMEOUT as POSTGRES_LOCK_TIMEOUT, PostgresOptions, PostgresReplayStore,
 };
+pub use read_only::ReadOnlyStore;
 pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionState};
 pub use sequencer::{
     DEFAULT_SEQUENCE_BATCH, MAX_SEQUENCE_BATCH_BYTES, SequenceOutcome, StoredCheckpoint,
@@ -452,13 +454,16 @@ pub fn open_existing_store(location: &str) -> Result<Box<dyn ReplayStore>, Repla
 }
 
 /// Like [`open_existing_store`], for the commands that only read (`ledger verify`, `ledger
-/// export`, `show`, `log prove`): a SQLite store is opened read-only
-/// ([`SqliteReplayStore::open_read_only`]: an auditor needs read access to its files, not
-/// write access) and every write through it is refused (`replay.store_read_only`); a
-/// PostgreSQL store is opened as [`open_existing_store`] opens it (a role with `SELECT` alone
-/// reads it).
+/// export`, `show`, `log prove`): every write through the store is refused
+/// (`replay.store_read_only`, [`ReadOnlyStore`]) whatever the backend; a SQLite store is opened
+/// read-only (`SqliteReplayStore::open_read_only`: an auditor needs read access to its files,
+/// not write access, while a process has it open); a PostgreSQL store is opened as
+/// [`open_existing_store`] opens it (a role with `SELECT` alone reads it).
 pub fn open_read_only_store(location: &str) -> Result<Box<dyn ReplayStore>, ReplayError> {
-    open_store_as(location, Opening::ReadOnly)
+    Ok(Box::new(ReadOnlyStore::new(open_store_as(
+        location,
+        Opening::ReadOnly,
+    )?)))
 }
 
 /// How a store is opened: whether it may be created or migrated, and whether it may be written.

@@ -670,44 +670,24 @@ fn unexpected(answer: &WriteAnswer) -> ReplayError {
 /// worth trying again.
 struct OpenFailure {
     busy: bool,
-    /// What SQLite answers a read-only connection that finds no `-shm` file and may not make
-    /// one: "cannot initialize the shared-memory index" (`SQLITE_READONLY_CANTINIT`), "the
-    /// directory is read-only" (`SQLITE_READONLY_DIRECTORY`), or on a read-only file system
-    /// "unable to open" (`SQLITE_CANTOPEN`, which other causes answer too: the caller looks).
-    no_index: bool,
     error: ReplayError,
 }
 
 impl From<ReplayError> for OpenFailure {
     fn from(error: ReplayError) -> Self {
-        Self {
-            busy: false,
-            no_index: false,
-            error,
-        }
+        Self { busy: false, error }
     }
 }
 
 impl From<rusqlite::Error> for OpenFailure {
     fn from(error: rusqlite::Error) -> Self {
-        let (busy, no_index) = match &error {
-            rusqlite::Error::SqliteFailure(failure, _) => (
-                matches!(
-                    failure.code,
-                    ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked
-                ),
-                failure.code == ErrorCode::CannotOpen
-                    || matches!(
-                        failure.extended_code,
-                        rusqlite::ffi::SQLITE_READONLY_CANTINIT
-                            | rusqlite::ffi::SQLITE_READONLY_DIRECTORY
-                    ),
-            ),
-            _ => (false, false),
-        };
+        let busy = matches!(
+            &error,
+            rusqlite::Error::SqliteFailure(failure, _)
+                if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+        );
         Self {
             busy,
-            no_index,
             error: map_error(error),
         }
     }

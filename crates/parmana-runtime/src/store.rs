@@ -18,9 +18,9 @@ pub enum StoreOpen {
     /// there or older).
     MustExist,
     /// For commands that only read (`ledger verify`, `ledger export`, `show`, `log prove`): as
-    /// [`MustExist`](Self::MustExist), and a `sqlite:` store is opened read-only, so that
-    /// reading it takes read access alone; every write through it is refused
-    /// (`replay.store_read_only`).
+    /// [`MustExist`](Self::MustExist), every write through the store refused
+    /// (`replay.store_read_only`), and a `sqlite:` store opened read-only, so that reading it
+    /// takes read access alone while a process has it open (`docs/replay-stores.md`).
     ReadOnly,
 }
 
@@ -40,13 +40,24 @@ pub fn open_store(location: &str, mode: StoreOpen) -> Result<Box<dyn ReplayStore
                 }
             }
             StoreOpen::MustExist | StoreOpen::ReadOnly => {
-                if !path.exists() {
-                    return Err(ExecutionError::StoreNotFound {
-                        path: format!(
-                            "{} (execute something first, or name the store)",
-                            path.display()
-                        ),
-                    });
+                // A directory this user may not search is said as such, not as a missing store.
+                match path.try_exists() {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Err(ExecutionError::StoreNotFound {
+                            path: format!(
+                                "{} (execute something first, or name the store)",
+                                path.display()
+                            ),
+                        });
+                    }
+                    Err(e) => {
+                        return Err(ExecutionError::Store(
+                            parmana_replay::ReplayError::InvalidConfiguration {
+                                message: format!("cannot look at {}: {e}", path.display()),
+                            },
+                        ));
+                    }
                 }
             }
         }

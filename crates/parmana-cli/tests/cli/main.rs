@@ -19,6 +19,7 @@ mod ledger_cli;
 mod log_cli;
 mod policy_cli;
 mod postgres_cli;
+#[cfg(target_os = "linux")]
 mod read_only_cli;
 mod recover_cli;
 mod revoke_cli;

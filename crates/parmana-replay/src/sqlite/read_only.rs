@@ -1,15 +1,19 @@
-//! A SQLite store opened only to read, for an auditor without write access: one read-only connection, no writer thread, and the database read as it is where nothing can write it (a read-only file system).
+//! A SQLite store opened only to read, for an auditor without write access: one connection that writes nothing of the store's, no writer thread, and no file left behind that another user's server could not write.
 //!
-//! SQLite reads a WAL database through its shared-memory index (`-shm`) and log (`-wal`). While a
-//! process has the store open, both are there, and a read-only connection uses them as they are
-//! (readable is enough): an auditor in the store's group reads a running server's store,
-//! commits and all. With neither there (no process has the store open) and a directory the
-//! reader may not write, SQLite cannot make the index and refuses; on a read-only file system
-//! (an evidence copy, a snapshot mounted read-only) nothing can change the file, so it is read as
-//! immutable — but only with no log beside it, which would hold commits the file does not. On a
-//! writable file system, reading the file as immutable could read pages a writer starting
-//! meanwhile changes under the reader: refused, saying how to read it instead.
+//! SQLite reads a WAL database through its log (`-wal`) and shared-memory index (`-shm`). While
+//! a process (the server) has the store open, both are there, and a read-only connection uses
+//! them as they are — readable is enough (`readonly_shm`): an auditor in the store's group reads a
+//! running server's store, commits and all. With neither there, a read-only connection would make
+//! them where the directory lets it, and leave them (it may not remove what a checkpoint needs)
+//! owned by the auditor, where the server's user might then not write them: so they are made only
+//! by a connection of a user who may write the database and its directory — one that removes them
+//! as it closes, as every connection of the store does — and otherwise the store is refused,
+//! saying how to read it. A store in rollback-journal mode (a `VACUUM INTO` copy) needs neither.
+//! Reading the file alone as unchanging (SQLite's `immutable`) is never done: a read-only mount
+//! (a bind mount, a container volume, NFS) can hide a writer that changes it meanwhile.
 
+use std::ffi::OsString;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,19 +21,19 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 use super::watch::{FileIdentity, SchemaWatch, file_id, resolve_store_path};
-use super::{BUSY_TIMEOUT, OpenFailure, SqliteReplayStore, Watched, check_existing};
+use super::{BUSY_TIMEOUT, OpenFailure, SqliteReplayStore, Watched, check_existing, connect};
 use crate::ReplayError;
 
 impl SqliteReplayStore {
-    /// Opens the existing store at `path` only to read: no writer thread, no write of the
-    /// database (SQLite may make its `-wal` and `-shm` files, empty, where the directory lets
-    /// it), and every write refused (`replay.store_read_only`). For the commands that only read
-    /// (`ledger verify`, `ledger export`, `show`, `log prove`): an auditor needs read access to
-    /// the store's files, not write access. Refused as [`open_existing`](Self::open_existing)
-    /// refuses (no store there, another schema version), and with
-    /// `replay.invalid_configuration` where SQLite cannot read it without writing (no process
-    /// has it open, and its directory may not be written) on a file system that is not
-    /// read-only.
+    /// Opens the existing store at `path` only to read: no writer thread, and every write
+    /// refused (`replay.store_read_only`). For the commands that only read (`ledger verify`,
+    /// `ledger export`, `show`, `log prove`): an auditor needs read access to the store's files,
+    /// not write access, while a process has the store open. With no process having it open, a
+    /// WAL store is read by a user who may write it and its directory (SQLite makes its `-wal`
+    /// and `-shm` for the read, and removes them as it closes), and refused for any other
+    /// (`replay.invalid_configuration`, saying how to read it). Refused as
+    /// [`open_existing`](Self::open_existing) refuses (no store there, another schema version),
+    /// and a file of the store the process may not read as such.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, ReplayError> {
         let path = resolve_store_path(path.as_ref())?;
         if !path.is_file() {
@@ -37,29 +41,48 @@ impl SqliteReplayStore {
                 message: format!("no SQLite store at {}", path.display()),
             });
         }
-        // Told plainly: SQLite would say only that it cannot open the file.
-        if let Err(e) = std::fs::File::open(&path) {
-            return Err(ReplayError::InvalidConfiguration {
-                message: format!("cannot read {}: {e}", path.display()),
-            });
+        let (log, index) = (beside(&path, "-wal"), beside(&path, "-shm"));
+        // Told plainly: SQLite would say only that it cannot open the database.
+        let wal_mode = in_wal_mode(&path)?;
+        let (log_there, index_there) = (file_id(&log)?.is_some(), file_id(&index)?.is_some());
+        for file in [(log_there, &log), (index_there, &index)]
+            .into_iter()
+            .filter_map(|(there, file)| there.then_some(file))
+        {
+            readable(file)?;
         }
-        let index = PathBuf::from(format!("{}-shm", path.display()));
+        let reading = match (wal_mode, log_there && index_there) {
+            (false, _) | (true, true) => Reading::Shared,
+            (true, false) if may_write(&path) => Reading::Writable,
+            (true, false) => {
+                return Err(ReplayError::InvalidConfiguration {
+                    message: format!(
+                        "{} cannot be read without writing beside it: no process has it open, \
+                         so its write-ahead log and shared-memory index are not there, and this \
+                         user may not make them (it may not write the database or its \
+                         directory). Read it while the server has it open, as a user who may \
+                         write it, or from a copy (the database and its -wal together)",
+                        path.display()
+                    ),
+                });
+            }
+        };
         // The file as it was before SQLite opened it: one swapped in meanwhile is refused below.
         let before = file_id(&path)?;
         let deadline = Instant::now() + BUSY_TIMEOUT;
-        let (conn, files) = loop {
-            match open_checked(&path, Reading::Shared) {
-                Ok(conn) => break (conn, FileIdentity::of(&path)?),
+        let conn = loop {
+            match open_checked(&path, reading) {
+                Ok(conn) => break conn,
                 Err(failure) if failure.busy && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(failure) if failure.no_index && file_id(&index)?.is_none() => {
-                    let conn = open_unchanging(&path)?;
-                    break (conn, FileIdentity::database_only(&path)?);
                 }
                 Err(failure) => return Err(failure.error),
             }
         };
+        // The database alone is watched: a reader loses no commit to a replaced log or index
+        // (what the watch guards a writer against), and a store in rollback-journal mode has
+        // neither.
+        let files = FileIdentity::database_only(&path)?;
         if files.database() != before {
             return Err(ReplayError::Replaced {
                 path: path.display().to_string(),
@@ -79,97 +102,94 @@ impl SqliteReplayStore {
     }
 }
 
-/// How a read-only connection reads the database.
+/// How the connection of a store opened only to read reads the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reading {
-    /// Through the WAL and its shared-memory index, as every other connection does.
+    /// Read-only, through the log and index already there (opened read-only: `readonly_shm`), or
+    /// a store in rollback-journal mode, which has neither.
     Shared,
-    /// As a file nothing changes (SQLite's `immutable`): no index, no log, no locks.
-    Unchanging,
+    /// A connection that may write, of a user who may: it makes the log and index for the read
+    /// and removes them as it closes. Nothing is written through it (the store has no writer).
+    Writable,
 }
 
-/// Opens `path` read-only as `reading` says and checks it holds a store at this build's schema
-/// version.
+/// Opens `path` as `reading` says and checks it holds a store at this build's schema version.
 fn open_checked(path: &Path, reading: Reading) -> Result<Connection, OpenFailure> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = match reading {
-        // Not `SQLITE_OPEN_URI` (`resolve_store_path` refused a name SQLite would read as one).
-        Reading::Shared => Connection::open_with_flags(path, flags)?,
-        Reading::Unchanging => Connection::open_with_flags(
-            immutable_uri(&std::fs::canonicalize(path).map_err(|e| {
-                ReplayError::unavailable(format!("cannot resolve {}: {e}", path.display()))
-            })?),
-            flags | OpenFlags::SQLITE_OPEN_URI,
-        )?,
+        Reading::Shared => {
+            let conn = Connection::open_with_flags(
+                read_only_uri(&std::fs::canonicalize(path).map_err(|e| {
+                    ReplayError::unavailable(format!("cannot resolve {}: {e}", path.display()))
+                })?),
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn
+        }
+        Reading::Writable => connect(path, false)?,
     };
-    conn.busy_timeout(BUSY_TIMEOUT)?;
     check_existing(&conn, path)?;
     Ok(conn)
 }
 
-/// The store at `path`, which SQLite cannot read through a shared-memory index (none is there
-/// and none can be made), read as unchanging where that is safe: on a read-only file system,
-/// with no log beside it.
-fn open_unchanging(path: &Path) -> Result<Connection, ReplayError> {
-    let log = PathBuf::from(format!("{}-wal", path.display()));
-    let log_len = match std::fs::metadata(&log) {
-        Ok(metadata) => metadata.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(e) => {
-            return Err(ReplayError::unavailable(format!(
-                "cannot look at {}: {e}",
-                log.display()
-            )));
-        }
-    };
-    match unchanging_reading(on_read_only_file_system(path)?, log_len) {
-        Ok(()) => open_checked(path, Reading::Unchanging).map_err(|failure| failure.error),
-        Err(why) => Err(ReplayError::InvalidConfiguration {
-            message: format!(
-                "{} cannot be read without writing beside it: {why}. Read it while a process \
-                 (the server) has the store open, as a user who may write its directory, or \
-                 from a copy",
-                path.display()
-            ),
-        }),
+/// The file beside the store at `path` named `path` followed by `suffix` (`-wal`, `-shm`), as
+/// SQLite names it — byte for byte, whatever the path's encoding.
+pub(super) fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Whether the database at `path` is in WAL mode: its header's read and write versions
+/// (bytes 18 and 19) are 2 — 1 in rollback-journal mode. A file too short for a header is read
+/// as WAL mode, and SQLite's own check refuses it.
+fn in_wal_mode(path: &Path) -> Result<bool, ReplayError> {
+    let mut header = [0u8; 20];
+    let mut file = readable(path)?;
+    match file.read_exact(&mut header) {
+        Ok(()) => Ok(header[18] == 2 || header[19] == 2),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(true),
+        Err(e) => Err(ReplayError::unavailable(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }
 
-/// Whether a store SQLite cannot read through a shared-memory index may be read as unchanging:
-/// only on a read-only file system (nothing can write the file meanwhile) with no log holding
-/// commits (`log_len` bytes) the file does not.
-fn unchanging_reading(read_only_file_system: bool, log_len: u64) -> Result<(), &'static str> {
-    match (read_only_file_system, log_len) {
-        (true, 0) => Ok(()),
-        (true, _) => Err(
-            "its write-ahead log holds commits, which SQLite reads only through a shared-memory \
-             index, and there is none",
-        ),
-        (false, _) => Err(
-            "no process has it open, so its shared-memory index is not there, and this user may \
-             not make one in its directory",
-        ),
-    }
+/// The file at `path`, opened to read; one the process may not read is a configuration to
+/// mend (`replay.invalid_configuration`, naming it), not a store to retry.
+fn readable(path: &Path) -> Result<std::fs::File, ReplayError> {
+    std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => ReplayError::InvalidConfiguration {
+            message: format!("cannot read {}: {e}", path.display()),
+        },
+        _ => ReplayError::unavailable(format!("cannot read {}: {e}", path.display())),
+    })
 }
 
-/// Whether the file system holding `path` is mounted read-only.
+/// Whether this process may write the database at `path` and its directory (where SQLite makes
+/// the log and index): on a read-only file system, neither.
 #[cfg(unix)]
-fn on_read_only_file_system(path: &Path) -> Result<bool, ReplayError> {
-    use rustix::fs::{StatVfsMountFlags, statvfs};
-    statvfs(path)
-        .map(|stats| stats.f_flag.contains(StatVfsMountFlags::RDONLY))
-        .map_err(|e| ReplayError::unavailable(format!("cannot look at {}: {e}", path.display())))
+fn may_write(path: &Path) -> bool {
+    use rustix::fs::{Access, access};
+    let directory = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    access(path, Access::WRITE_OK).is_ok() && access(directory, Access::WRITE_OK).is_ok()
 }
 
 #[cfg(not(unix))]
-fn on_read_only_file_system(_path: &Path) -> Result<bool, ReplayError> {
-    Ok(false)
+fn may_write(_path: &Path) -> bool {
+    false
 }
 
-/// The SQLite URI that opens the file at the absolute `path` read-only and as immutable, every
-/// byte that is not unreserved in a URI or a `/` percent-encoded (`?`, `#` and `%` would be read
-/// as the URI's own).
-fn immutable_uri(path: &Path) -> String {
+/// The SQLite URI that opens the file at the absolute `path` read-only with its shared-memory
+/// index read-only too (`readonly_shm`), every byte that is not unreserved in a URI or a `/`
+/// percent-encoded (`?`, `#` and `%` would be read as the URI's own).
+fn read_only_uri(path: &Path) -> String {
     let mut uri = String::from("file:");
     for byte in path.as_os_str().as_encoded_bytes() {
         match byte {
@@ -179,55 +199,64 @@ fn immutable_uri(path: &Path) -> String {
             _ => uri.push_str(&format!("%{byte:02X}")),
         }
     }
-    uri.push_str("?mode=ro&immutable=1");
+    uri.push_str("?mode=ro&readonly_shm=1");
     uri
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::map_error;
     use super::*;
+    use crate::{
+        AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionId, ExecutionState, ReplayStore,
+        StoredCheckpoint,
+    };
+    use parmana_canon::{Digest, Timestamp};
 
     #[test]
     fn a_uri_escapes_what_sqlite_would_read_as_its_own() {
         assert_eq!(
-            immutable_uri(Path::new("/srv/audit 1/a?b#c%d.db")),
-            "file:/srv/audit%201/a%3Fb%23c%25d.db?mode=ro&immutable=1"
+            read_only_uri(Path::new("/srv/audit 1/a?b#c%d.db")),
+            "file:/srv/audit%201/a%3Fb%23c%25d.db?mode=ro&readonly_shm=1"
         );
     }
 
+    #[cfg(unix)]
     #[test]
-    fn only_a_read_only_file_system_without_a_log_is_read_as_unchanging() {
-        assert_eq!(unchanging_reading(true, 0), Ok(()));
-        assert!(unchanging_reading(true, 4096).is_err());
-        assert!(unchanging_reading(false, 0).is_err());
+    fn the_files_beside_a_store_keep_its_name_byte_for_byte() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let path = Path::new(std::ffi::OsStr::from_bytes(b"/srv/caf\xe9.db"));
+        assert_eq!(
+            beside(path, "-wal").as_os_str().as_bytes(),
+            b"/srv/caf\xe9.db-wal"
+        );
+    }
+
+    fn id(text: &str) -> ExecutionId {
+        ExecutionId::parse(text).unwrap()
+    }
+
+    fn record() -> ClaimRecord {
+        ClaimRecord::new(
+            Digest::of(b"request"),
+            b"{}".to_vec(),
+            Timestamp::parse("2026-12-07T05:00:00Z").unwrap(),
+        )
     }
 
     #[test]
     fn a_store_opened_read_only_reads_every_commit_and_refuses_every_write() {
-        use crate::{
-            AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionId, ExecutionState, ReplayStore,
-        };
-        use parmana_canon::{Digest, Timestamp};
-
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
         let writer = SqliteReplayStore::open(&path).unwrap();
-        let id = |text: &str| ExecutionId::parse(text).unwrap();
-        let record = ClaimRecord::new(
-            Digest::of(b"request"),
-            b"{}".to_vec(),
-            Timestamp::parse("2026-12-07T05:00:00Z").unwrap(),
-        );
         let under = AcceptedVersions::new(1, 1);
         assert_eq!(
-            writer.claim(&id("before"), &record, under).unwrap(),
+            writer.claim(&id("before"), &record(), under).unwrap(),
             ClaimOutcome::Claimed
         );
         let reader = SqliteReplayStore::open_read_only(&path).unwrap();
         // What the writer commits after the reader opened is read too (the WAL, shared).
         assert_eq!(
-            writer.claim(&id("after"), &record, under).unwrap(),
+            writer.claim(&id("after"), &record(), under).unwrap(),
             ClaimOutcome::Claimed
         );
         for claimed in ["before", "after"] {
@@ -240,20 +269,27 @@ mod tests {
             );
         }
         assert_eq!(reader.accepted_versions().unwrap(), under);
-        let database = std::fs::read(&path).unwrap();
+        let checkpoint = StoredCheckpoint {
+            size: 1,
+            root: Digest::of(b"root"),
+            note: "a note".to_owned(),
+        };
         let refusals = [
             reader
-                .claim(&id("through-the-reader"), &record, under)
+                .claim(&id("through-the-reader"), &record(), under)
                 .err(),
             reader.complete(&id("before"), b"{}").err(),
             reader.accept_versions(2, 2).err(),
             reader.sequence(16).err(),
+            reader.store_checkpoint(&checkpoint).err(),
         ];
-        for (refusal, operation) in
-            refusals
-                .iter()
-                .zip(["claim", "complete", "accept_versions", "sequence"])
-        {
+        for (refusal, operation) in refusals.iter().zip([
+            "claim",
+            "complete",
+            "accept_versions",
+            "sequence",
+            "store_checkpoint",
+        ]) {
             let refusal = refusal.as_ref().expect(operation);
             assert_eq!(refusal.code(), "replay.store_read_only", "{operation}");
             assert!(refusal.to_string().contains(operation), "{refusal}");
@@ -262,21 +298,35 @@ mod tests {
             writer.get(&id("through-the-reader")).unwrap(),
             ExecutionState::Absent
         ));
-        assert_eq!(std::fs::read(&path).unwrap(), database);
+        assert_eq!(writer.accepted_versions().unwrap(), under);
+        assert_eq!(writer.latest_checkpoint().unwrap(), None);
     }
 
+    /// A copy made by `VACUUM INTO` — the usual way to copy a store in use — is in
+    /// rollback-journal mode: no log, no index, read as it is (it was refused as replaced, its
+    /// log missing).
     #[test]
-    fn a_store_read_as_unchanging_reads_what_was_committed() {
+    fn a_copy_in_rollback_journal_mode_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
-        drop(SqliteReplayStore::open(&path).unwrap());
-        let conn = open_checked(&path, Reading::Unchanging)
-            .map_err(|failure| failure.error)
+        let writer = SqliteReplayStore::open(&path).unwrap();
+        assert_eq!(
+            writer
+                .claim(&id("copied"), &record(), AcceptedVersions::new(1, 1))
+                .unwrap(),
+            ClaimOutcome::Claimed
+        );
+        let copy = dir.path().join("copy.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
             .unwrap();
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(map_error)
-            .unwrap();
-        assert_eq!(version, super::super::watch::current_schema_version());
+        assert!(!in_wal_mode(&copy).unwrap());
+        let reader = SqliteReplayStore::open_read_only(&copy).unwrap();
+        assert!(matches!(
+            reader.get(&id("copied")).unwrap(),
+            ExecutionState::Claimed(_)
+        ));
+        assert!(!beside(&copy, "-wal").exists() && !beside(&copy, "-shm").exists());
     }
 }

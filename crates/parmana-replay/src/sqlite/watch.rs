@@ -62,7 +62,7 @@ impl FileIdentity {
         let files = ["", "-wal", "-shm"]
             .into_iter()
             .map(|suffix| {
-                let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                let file = super::read_only::beside(path, suffix);
                 let id = file_id(&file)?;
                 Ok((file, id))
             })
