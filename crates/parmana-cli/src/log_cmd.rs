@@ -435,7 +435,17 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             let store = args.store.open_read_only(&deployment)?;
             let cosigned = cosign(store.as_ref(), history.newest(), &checkpoint, &args.url)?;
             match &args.out {
-                Some(path) => write_output(path, cosigned.as_bytes(), args.force),
+                Some(path) => write_output(path, cosigned.as_bytes(), args.force).map_err(|f| {
+                    Failure::new(
+                        f.code,
+                        format!(
+                            "{}; the witness cosigned the checkpoint (it moved its state on): ask \
+                             it again once --out can be written",
+                            f.message
+                        ),
+                        f.class,
+                    )
+                }),
                 None => delivered(
                     format_args!("{cosigned}"),
                     "the checkpoint was cosigned (the witness moved its state on to it); ask it \
@@ -719,6 +729,13 @@ fn first_line(bytes: &[u8]) -> &[u8] {
 /// line is not `first_line` (what this command writes starts with). [`write_output`] checks
 /// again as it writes.
 fn check_output(out: &std::path::Path, first_line: &[u8], force: bool) -> Result<(), Failure> {
+    // The directory it goes into must be there and writable.
+    let directory = out
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    rustix::fs::access(directory, rustix::fs::Access::WRITE_OK)
+        .map_err(|e| Failure::io(&out.display().to_string(), &std::io::Error::from(e)))?;
     if !force {
         return match std::fs::symlink_metadata(out) {
             Ok(_) => Err(crate::common::output_exists(out)),

@@ -30,8 +30,9 @@ pub(crate) struct Failure {
     pub class: ExitClass,
     /// True when the details were already written on stderr (bulk commands report each document as it fails).
     pub reported: bool,
-    /// The execution this failure leaves claimed, or completed but not printed, where it may
-    /// (`execute`, `recover`): the id a caller must not retry under another id. With
+    /// The execution this failure may have left consumed (`execute`: a failure that can follow
+    /// the claim, or an attestation stored but not printed; `recover`: an execution it could not
+    /// complete or print): the id a caller must not retry under another id. With
     /// `--format json`, printed as the failure's `execution_id` member.
     pub execution_id: Option<String>,
 }

@@ -33,7 +33,8 @@ impl StoreArgs {
     }
 
     /// Opens the store that must already exist, only to read it (commands that write nothing to
-    /// it): a SQLite store needs read access alone.
+    /// it): every write refused; a SQLite store needs read access alone while a process has it
+    /// open (docs/replay-stores.md, "Reading without write access").
     pub(crate) fn open_read_only(
         &self,
         deployment: &Deployment,

@@ -98,12 +98,24 @@ pub(crate) struct VerifyArgs {
 
 /// Runs `parmana verify`.
 pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
-    if args.attestation.as_os_str() == "-" && args.signals.as_deref() == Some("-") {
-        return Err(Failure::new(
-            "cli.usage",
-            "the attestation and --signals cannot both be read from standard input (`-`)",
-            ExitClass::Usage,
-        ));
+    if args.attestation.as_os_str() == "-" {
+        for (flag, reads_stdin) in [
+            ("--signals", args.signals.as_deref() == Some("-")),
+            (
+                "--proof",
+                args.proof.as_deref().is_some_and(|p| p.as_os_str() == "-"),
+            ),
+        ] {
+            if reads_stdin {
+                return Err(Failure::new(
+                    "cli.usage",
+                    format!(
+                        "the attestation and {flag} cannot both be read from standard input (`-`)"
+                    ),
+                    ExitClass::Usage,
+                ));
+            }
+        }
     }
     let input = verify_lines::read_input(&args.attestation)?;
     if matches!(input, Input::Lines(_))

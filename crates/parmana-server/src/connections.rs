@@ -36,6 +36,8 @@ pub(crate) struct Limited<A> {
     /// Where the connections held and refused are counted, if anywhere (the witness exports no
     /// metrics).
     counts: Option<ConnectionCounts>,
+    /// The listener's failures to accept, told of each connection accepted.
+    accept_failures: Option<Arc<AcceptFailures>>,
 }
 
 impl<A> Limited<A> {
@@ -46,7 +48,14 @@ impl<A> Limited<A> {
             write_stall,
             max_age: None,
             counts: None,
+            accept_failures: None,
         }
+    }
+
+    /// Tells `failures` of each connection accepted (to report the end of a run of failures).
+    pub(crate) fn reporting_to(mut self, failures: Arc<AcceptFailures>) -> Self {
+        self.accept_failures = Some(failures);
+        self
     }
 
     /// Closes each connection after its first answer once it is older than `age`, and stops its
@@ -103,16 +112,21 @@ impl Drop for Slot {
 /// every 50 ms, and a line each time would flood the log while the cause lasts.
 const ACCEPT_FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// The listener's failures to accept a connection (`accept(2)` refused: out of open files,
-/// memory or buffers), which axum-server's accept loop retries every 50 ms: each counted in
-/// `parmana_accept_failures_total`, and logged at `error` at most once per
-/// [`ACCEPT_FAILURE_LOG_EVERY`], with how many there were since the line before. While they last,
-/// no connection is taken: clients wait in the listen backlog, or time out.
+/// The listener's failures to accept a connection for want of a resource (`accept(2)` refused:
+/// out of open files, memory or buffers), which axum-server's accept loop retries every 50 ms:
+/// while they last, no connection is taken (clients wait in the listen backlog, or time out).
+/// Each is counted in `parmana_accept_failures_total`; the first is logged at `error`, and then
+/// at most one line per [`ACCEPT_FAILURE_LOG_EVERY`] with how many there were since the line
+/// before; the first connection accepted after them logs how many went unlogged. A failure that
+/// concerns one connection only (aborted before it was taken) is logged at `debug`, not counted:
+/// nothing is wrong with the server.
 #[derive(Debug)]
 pub(crate) struct AcceptFailures {
     counted: prometheus_client::metrics::counter::Counter,
-    /// When the last line was logged, and the failures since it.
-    logged: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+    /// Failures counted since the last line that reported them.
+    unlogged: AtomicU64,
+    /// When the last line was logged.
+    last_line: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl AcceptFailures {
@@ -120,29 +134,30 @@ impl AcceptFailures {
     pub(crate) fn new(counted: prometheus_client::metrics::counter::Counter) -> Self {
         Self {
             counted,
-            logged: std::sync::Mutex::new((None, 0)),
+            unlogged: AtomicU64::new(0),
+            last_line: std::sync::Mutex::new(None),
         }
     }
 
-    /// Counts `error`, and logs it unless a line was logged within the last
-    /// [`ACCEPT_FAILURE_LOG_EVERY`].
+    /// Counts and logs `error` as above.
     pub(crate) fn record(&self, error: &io::Error) {
-        self.counted.inc();
-        let now = std::time::Instant::now();
-        let mut logged = self
-            .logged
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        logged.1 = logged.1.saturating_add(1);
-        if logged
-            .0
-            .is_some_and(|at| now.duration_since(at) < ACCEPT_FAILURE_LOG_EVERY)
-        {
+        if !for_want_of_a_resource(error) {
+            tracing::debug!(target: "parmana::server", %error, "a connection could not be accepted");
             return;
         }
-        let failures = std::mem::take(&mut logged.1);
-        logged.0 = Some(now);
-        drop(logged);
+        self.counted.inc();
+        self.unlogged.fetch_add(1, Ordering::SeqCst);
+        let now = std::time::Instant::now();
+        let mut last_line = self
+            .last_line
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last_line.is_some_and(|at| now.duration_since(at) < ACCEPT_FAILURE_LOG_EVERY) {
+            return;
+        }
+        *last_line = Some(now);
+        let failures = self.unlogged.swap(0, Ordering::SeqCst);
+        drop(last_line);
         tracing::error!(
             target: "parmana::server",
             %error,
@@ -151,6 +166,38 @@ impl AcceptFailures {
              out of open files: raise the limit or lower max_connections)"
         );
     }
+
+    /// A connection was accepted: the failures before it no line reported, if any, are.
+    pub(crate) fn accepted(&self) {
+        if self.unlogged.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let failures = self.unlogged.swap(0, Ordering::SeqCst);
+        if failures > 0 {
+            tracing::info!(
+                target: "parmana::server",
+                failures,
+                "accepting connections again (failures to accept since the last line)"
+            );
+        }
+    }
+}
+
+/// Whether `error` of `accept(2)` is the process or the system out of a resource (open files,
+/// memory, buffers) — the server's condition, which lasts — rather than one connection's.
+#[cfg(unix)]
+fn for_want_of_a_resource(error: &io::Error) -> bool {
+    use rustix::io::Errno;
+    error.raw_os_error().is_some_and(|code| {
+        [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM]
+            .iter()
+            .any(|errno| errno.raw_os_error() == code)
+    })
+}
+
+#[cfg(not(unix))]
+fn for_want_of_a_resource(_error: &io::Error) -> bool {
+    true
 }
 
 /// A stream that knows its peer's address (for the log line of a failed TLS handshake).
@@ -230,6 +277,9 @@ where
     type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
 
     fn accept(&self, stream: I, service: S) -> Self::Future {
+        if let Some(failures) = &self.accept_failures {
+            failures.accepted();
+        }
         let slot = match Arc::clone(&self.connections).try_acquire_owned() {
             Ok(permit) => Ok(Slot::taken(permit, self.counts.as_ref())),
             Err(_) => {

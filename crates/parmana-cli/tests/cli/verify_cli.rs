@@ -310,19 +310,21 @@ fn a_tampered_line_fails_alone_and_single_only_flags_are_refused() {
         "{}",
         refused.stderr
     );
-    // Standard input read for the attestation cannot be read again for the signals.
+    // Standard input read for the attestation cannot be read again for the signals or a proof.
     let single = lines[0].clone() + "\n";
-    let twice = run_in(
-        d,
-        &["verify", "-", "--signals", "-", "--now", NOW],
-        single.as_bytes(),
-    );
-    assert_eq!(
-        (twice.code, crate::common::error_code(&twice)),
-        (2, "cli.usage"),
-        "{}",
-        twice.transcript()
-    );
+    for flag in ["--signals", "--proof"] {
+        let twice = run_in(
+            d,
+            &["verify", "-", flag, "-", "--now", NOW],
+            single.as_bytes(),
+        );
+        assert_eq!(
+            (twice.code, crate::common::error_code(&twice)),
+            (2, "cli.usage"),
+            "{flag}: {}",
+            twice.transcript()
+        );
+    }
 }
 
 #[test]

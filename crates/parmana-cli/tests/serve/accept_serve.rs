@@ -37,8 +37,9 @@ fn a_listener_out_of_open_files_is_counted_logged_once_and_serves_again() {
     let failures_before = metric_with(&served, token.as_deref(), "parmana_accept_failures_total");
     assert_eq!(failures_before, 0);
     let (soft, hard) = open_files_limits(&pid);
-    // Fewer than the server holds open: its next accept fails (EMFILE), and so does every retry.
-    set_open_files_limit(&pid, 8, hard);
+    // No more than the standard streams: the server's next accept fails (EMFILE), and so does
+    // every retry, whatever else it holds open.
+    set_open_files_limit(&pid, 3, hard);
     // The kernel completes the connection into the listen backlog; the request waits there.
     let mut waiting = TcpStream::connect(address(&served)).unwrap();
     waiting.write_all(HEALTHZ).unwrap();
@@ -61,8 +62,23 @@ fn a_listener_out_of_open_files_is_counted_logged_once_and_serves_again() {
         .collect();
     assert_eq!(lines.len(), 1, "one line for every retry: {stderr}");
     assert!(
-        lines[0].contains("ERROR") && lines[0].contains("Too many open files"),
+        lines[0].contains("ERROR")
+            && lines[0].contains("Too many open files")
+            && lines[0].contains("failures=1"),
         "{}",
         lines[0]
     );
+    // The first connection taken after them reports the failures no line did: every failure
+    // counted is in a line.
+    let resumed = stderr
+        .lines()
+        .find(|line| line.contains("accepting connections again"))
+        .unwrap_or_else(|| panic!("no line when accepting again: {stderr}"));
+    let unlogged: u64 = resumed
+        .split("failures=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("{resumed}"));
+    assert_eq!(1 + unlogged, failures, "{resumed}");
 }

@@ -300,6 +300,20 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cli.output_exists"), "{err}");
     assert_eq!(state_size(d), size1);
+    // So is one in a directory that is not there.
+    let (code, err) = cosign(
+        d,
+        MAIN,
+        "cp2.txt",
+        &witness.base,
+        "missing/cp2-cosigned.txt",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("io.error") && err.contains("missing/cp2-cosigned.txt"),
+        "{err}"
+    );
+    assert_eq!(state_size(d), size1);
     std::fs::remove_file(d.join("cp2-cosigned.txt")).unwrap();
     let (code, err) = cosign(d, MAIN, "cp2.txt", &witness.base, "cp2-cosigned.txt");
     assert_eq!(code, 0, "{err}");

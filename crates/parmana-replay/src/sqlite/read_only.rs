@@ -6,9 +6,9 @@
 //! running server's store, commits and all. With neither there, a read-only connection would make
 //! them where the directory lets it, and leave them (it may not remove what a checkpoint needs)
 //! owned by the auditor, where the server's user might then not write them: so they are made only
-//! by a connection of a user who may write the database and its directory — one that removes them
-//! as it closes, as every connection of the store does — and otherwise the store is refused,
-//! saying how to read it. A store in rollback-journal mode (a `VACUUM INTO` copy) needs neither.
+//! by a connection of the store's owner or root that may write the database and its directory —
+//! one that removes them as it closes, as every connection of the store does — and otherwise the
+//! store is refused, saying how to read it. A store in rollback-journal mode (a `VACUUM INTO` copy) needs neither.
 //! Reading the file alone as unchanging (SQLite's `immutable`) is never done: a read-only mount
 //! (a bind mount, a container volume, NFS) can hide a writer that changes it meanwhile.
 
@@ -28,12 +28,16 @@ impl SqliteReplayStore {
     /// Opens the existing store at `path` only to read: no writer thread, and every write
     /// refused (`replay.store_read_only`). For the commands that only read (`ledger verify`,
     /// `ledger export`, `show`, `log prove`): an auditor needs read access to the store's files,
-    /// not write access, while a process has the store open. With no process having it open, a
-    /// WAL store is read by a user who may write it and its directory (SQLite makes its `-wal`
-    /// and `-shm` for the read, and removes them as it closes), and refused for any other
-    /// (`replay.invalid_configuration`, saying how to read it). Refused as
-    /// [`open_existing`](Self::open_existing) refuses (no store there, another schema version),
-    /// and a file of the store the process may not read as such.
+    /// not write access, while a process has the store open (its `-wal` and `-shm` are there).
+    /// Otherwise a WAL store is read by its owner or root, whose connection makes the two files
+    /// (or folds a log left alone into the database, as any first connection does) and removes
+    /// them as it closes, and refused for any other user (`replay.invalid_configuration`, saying
+    /// how to read it): files made by another user would stay, where the server's user might not
+    /// write them. Refused as [`open_existing`](Self::open_existing) refuses (no store there,
+    /// another schema version), and a file of the store the process may not read as such.
+    ///
+    /// Not for a process that has the store open already: reading the database's header closes
+    /// a descriptor of the file, which drops the POSIX locks SQLite holds on it in this process.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, ReplayError> {
         let path = resolve_store_path(path.as_ref())?;
         if !path.is_file() {
@@ -44,37 +48,57 @@ impl SqliteReplayStore {
         let (log, index) = (beside(&path, "-wal"), beside(&path, "-shm"));
         // Told plainly: SQLite would say only that it cannot open the database.
         let wal_mode = in_wal_mode(&path)?;
-        let (log_there, index_there) = (file_id(&log)?.is_some(), file_id(&index)?.is_some());
-        for file in [(log_there, &log), (index_there, &index)]
-            .into_iter()
-            .filter_map(|(there, file)| there.then_some(file))
-        {
-            readable(file)?;
-        }
-        let reading = match (wal_mode, log_there && index_there) {
-            (false, _) | (true, true) => Reading::Shared,
-            (true, false) if may_write(&path) => Reading::Writable,
-            (true, false) => {
-                return Err(ReplayError::InvalidConfiguration {
-                    message: format!(
-                        "{} cannot be read without writing beside it: no process has it open, \
-                         so its write-ahead log and shared-memory index are not there, and this \
-                         user may not make them (it may not write the database or its \
-                         directory). Read it while the server has it open, as a user who may \
-                         write it, or from a copy (the database and its -wal together)",
-                        path.display()
-                    ),
-                });
-            }
-        };
+        let owner = is_owner(&path);
         // The file as it was before SQLite opened it: one swapped in meanwhile is refused below.
         let before = file_id(&path)?;
         let deadline = Instant::now() + BUSY_TIMEOUT;
+        let mut leftover_removed = false;
         let conn = loop {
+            let (log_there, index_there) = (file_id(&log)?.is_some(), file_id(&index)?.is_some());
+            for file in [(log_there, &log), (index_there, &index)]
+                .into_iter()
+                .filter_map(|(there, file)| there.then_some(file))
+            {
+                readable(file)?;
+            }
+            let reading = match (wal_mode, log_there, index_there) {
+                (false, ..) | (true, true, true) => Reading::Shared,
+                (true, ..) if owner && may_write(&path) => Reading::Writable,
+                (true, false, false) => {
+                    return Err(cannot_read_alone(
+                        &path,
+                        "no process has it open, so its write-ahead log and shared-memory index are \
+                     not there, and only its owner (or root), who may write it and its \
+                     directory, makes them to read it",
+                    ));
+                }
+                (true, ..) => {
+                    return Err(cannot_read_alone(
+                        &path,
+                        "its write-ahead log and shared-memory index are not both there (left by a \
+                     process that ended, or copied apart): reading it would write the database, \
+                     which only its owner (or root) does",
+                    ));
+                }
+            };
             match open_checked(&path, reading) {
                 Ok(conn) => break conn,
                 Err(failure) if failure.busy && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
+                }
+                // The server closed the store between the look and the open, and SQLite made an
+                // empty log for this read, owned by this user where the directory let it: taken
+                // away again (once), and the look made anew.
+                Err(failure)
+                    if reading == Reading::Shared
+                        && !owner
+                        && !leftover_removed
+                        && file_id(&index)?.is_none() =>
+                {
+                    leftover_removed = true;
+                    if !remove_own_empty_file(&log) {
+                        return Err(failure.error);
+                    }
                 }
                 Err(failure) => return Err(failure.error),
             }
@@ -108,8 +132,9 @@ enum Reading {
     /// Read-only, through the log and index already there (opened read-only: `readonly_shm`), or
     /// a store in rollback-journal mode, which has neither.
     Shared,
-    /// A connection that may write, of a user who may: it makes the log and index for the read
-    /// and removes them as it closes. Nothing is written through it (the store has no writer).
+    /// A connection that may write, of the store's owner or root: it makes the log and index for
+    /// the read (or folds a log left alone into the database, as any first connection does) and
+    /// removes them as it closes. Nothing is written through it (the store has no writer).
     Writable,
 }
 
@@ -143,14 +168,22 @@ pub(super) fn beside(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Whether the database at `path` is in WAL mode: its header's read and write versions
-/// (bytes 18 and 19) are 2 — 1 in rollback-journal mode. A file too short for a header is read
-/// as WAL mode, and SQLite's own check refuses it.
+/// (bytes 18 and 19) are 2 — 1 in rollback-journal mode. A file shorter than SQLite's 100-byte
+/// header holds no store (nothing is opened on it: a connection that may write would write a
+/// header into it).
 fn in_wal_mode(path: &Path) -> Result<bool, ReplayError> {
-    let mut header = [0u8; 20];
+    let mut header = [0u8; 100];
     let mut file = readable(path)?;
     match file.read_exact(&mut header) {
         Ok(()) => Ok(header[18] == 2 || header[19] == 2),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(ReplayError::InvalidConfiguration {
+                message: format!(
+                    "no SQLite store at {} (the file holds none)",
+                    path.display()
+                ),
+            })
+        }
         Err(e) => Err(ReplayError::unavailable(format!(
             "cannot read {}: {e}",
             path.display()
@@ -167,6 +200,51 @@ fn readable(path: &Path) -> Result<std::fs::File, ReplayError> {
         },
         _ => ReplayError::unavailable(format!("cannot read {}: {e}", path.display())),
     })
+}
+
+/// The refusal of a store this user cannot read without making files beside it, saying `why`
+/// and how to read it.
+fn cannot_read_alone(path: &Path, why: &str) -> ReplayError {
+    ReplayError::InvalidConfiguration {
+        message: format!(
+            "{} cannot be read without writing beside it: {why}. Read it while the server has it \
+             open, as its owner, or from a copy made with `sqlite3 STORE \"VACUUM INTO \
+             'copy.db'\"` (which holds every commit)",
+            path.display()
+        ),
+    }
+}
+
+/// Whether this process runs as root or as the owner of the file at `path`: the users whose
+/// files beside the store (its log and index, made to read it) the server's user can use —
+/// root's SQLite gives the database's owner.
+#[cfg(unix)]
+fn is_owner(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let us = rustix::process::geteuid();
+    us.is_root() || std::fs::metadata(path).is_ok_and(|metadata| metadata.uid() == us.as_raw())
+}
+
+#[cfg(not(unix))]
+fn is_owner(_path: &Path) -> bool {
+    false
+}
+
+/// Removes the file at `path` when it is empty and this process's user owns it (an empty log
+/// SQLite made for a read that then failed); whether it did.
+#[cfg(unix)]
+fn remove_own_empty_file(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::symlink_metadata(path).is_ok_and(|metadata| {
+        metadata.is_file()
+            && metadata.len() == 0
+            && metadata.uid() == rustix::process::geteuid().as_raw()
+    }) && std::fs::remove_file(path).is_ok()
+}
+
+#[cfg(not(unix))]
+fn remove_own_empty_file(_path: &Path) -> bool {
+    false
 }
 
 /// Whether this process may write the database at `path` and its directory (where SQLite makes
@@ -229,6 +307,30 @@ mod tests {
             beside(path, "-wal").as_os_str().as_bytes(),
             b"/srv/caf\xe9.db-wal"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_an_empty_file_of_this_user_is_taken_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let (empty, written) = (dir.path().join("empty-wal"), dir.path().join("written-wal"));
+        std::fs::write(&empty, b"").unwrap();
+        std::fs::write(&written, b"commits").unwrap();
+        assert!(remove_own_empty_file(&empty) && !empty.exists());
+        assert!(!remove_own_empty_file(&written) && written.exists());
+        assert!(!remove_own_empty_file(&dir.path().join("none")));
+    }
+
+    #[test]
+    fn a_file_shorter_than_a_header_holds_no_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.db");
+        std::fs::write(&path, b"").unwrap();
+        let refused = SqliteReplayStore::open_read_only(&path).unwrap_err();
+        assert_eq!(refused.code(), "replay.invalid_configuration", "{refused}");
+        // Nothing was written into it, nor made beside it.
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        assert!(!beside(&path, "-wal").exists() && !beside(&path, "-shm").exists());
     }
 
     fn id(text: &str) -> ExecutionId {

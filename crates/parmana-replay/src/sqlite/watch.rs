@@ -81,8 +81,9 @@ impl FileIdentity {
         Ok(Self { files })
     }
 
-    /// The database file alone, for a store read as unchanging (no WAL, no index: SQLite opens
-    /// neither).
+    /// The database file alone, for a store opened only to read: a reader loses no commit to a
+    /// replaced log or index (what the watch guards a writer against), and a store in
+    /// rollback-journal mode has neither.
     pub(super) fn database_only(path: &Path) -> Result<Self, ReplayError> {
         match file_id(path)? {
             Some(id) => Ok(Self {
