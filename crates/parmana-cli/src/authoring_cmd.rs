@@ -674,9 +674,23 @@ fn bundle_sign(args: &BundleSignArgs, format: Format) -> Result<(), Failure> {
         }));
     }
     let policy_path = args.dir.join(POLICY_FILE);
-    let policy_bytes = crate::policy_cmd::read_policy(&policy_path)?;
+    // The directory is read once: the policy checked and tested below is the one signed (a
+    // second read could sign a policy changed in between, never checked).
+    // What an interrupted sign left (its temporary file) is removed, never signed in.
+    parmana_runtime::trust::remove_interrupted_writes(&args.dir);
+    let files = read_bundle_dir(&args.dir).map_err(|e| Failure::trust(&e))?;
+    let Some(policy_bytes) = files.get(POLICY_FILE) else {
+        // Refused as reading it alone refuses it (it is not there, or not a file).
+        return Err(crate::policy_cmd::read_policy(&policy_path)
+            .err()
+            .unwrap_or_else(|| {
+                Failure::trust(&TrustError::NotABundleDirectory {
+                    path: args.dir.display().to_string(),
+                })
+            }));
+    };
     // The checks `policy check` runs: warnings are printed, errors refuse.
-    let report = parmana_runtime::policy::check(&policy_bytes);
+    let report = parmana_runtime::policy::check(policy_bytes);
     if !report.diagnostics.is_empty() {
         crate::report::errw!("{}", report.render());
     }
@@ -713,9 +727,6 @@ fn bundle_sign(args: &BundleSignArgs, format: Format) -> Result<(), Failure> {
     }
     crate::policy_cmd::gate_on_tests(&policy, &args.dir, args.allow_failing_tests)?;
     let policy = bundle_policy_ref(&id, &version)?;
-    // What an interrupted sign left (its temporary file) is removed, never signed in.
-    parmana_runtime::trust::remove_interrupted_writes(&args.dir);
-    let files = read_bundle_dir(&args.dir).map_err(|e| Failure::trust(&e))?;
     let bytes = sign_bundle_verified(&trust_root, &policy, &files, &signer)
         .map_err(|e| Failure::execution(&e))?;
     write_file(&args.dir.join(BUNDLE_MANIFEST_FILE), &bytes)?;

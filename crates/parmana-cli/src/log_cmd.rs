@@ -734,8 +734,28 @@ fn check_output(out: &std::path::Path, first_line: &[u8], force: bool) -> Result
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    rustix::fs::access(directory, rustix::fs::Access::WRITE_OK)
-        .map_err(|e| Failure::io(&out.display().to_string(), &std::io::Error::from(e)))?;
+    #[cfg(unix)]
+    rustix::fs::access(directory, rustix::fs::Access::WRITE_OK).map_err(|e| {
+        Failure::io(
+            &format!(
+                "{} (the directory of {})",
+                directory.display(),
+                out.display()
+            ),
+            &std::io::Error::from(e),
+        )
+    })?;
+    #[cfg(not(unix))]
+    if !directory.is_dir() {
+        return Err(Failure::io(
+            &format!(
+                "{} (the directory of {})",
+                directory.display(),
+                out.display()
+            ),
+            &std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    }
     if !force {
         return match std::fs::symlink_metadata(out) {
             Ok(_) => Err(crate::common::output_exists(out)),

@@ -98,24 +98,27 @@ pub(crate) struct VerifyArgs {
 
 /// Runs `parmana verify`.
 pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
-    if args.attestation.as_os_str() == "-" {
-        for (flag, reads_stdin) in [
-            ("--signals", args.signals.as_deref() == Some("-")),
-            (
-                "--proof",
-                args.proof.as_deref().is_some_and(|p| p.as_os_str() == "-"),
+    // Standard input is read once: by one of the attestation, --signals and --proof.
+    let from_stdin: Vec<&str> = [
+        ("the attestation", args.attestation.as_os_str() == "-"),
+        ("--signals", args.signals.as_deref() == Some("-")),
+        (
+            "--proof",
+            args.proof.as_deref().is_some_and(|p| p.as_os_str() == "-"),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(what, reads)| reads.then_some(what))
+    .collect();
+    if from_stdin.len() > 1 {
+        return Err(Failure::new(
+            "cli.usage",
+            format!(
+                "{} cannot all be read from standard input (`-`): it is read once",
+                from_stdin.join(" and ")
             ),
-        ] {
-            if reads_stdin {
-                return Err(Failure::new(
-                    "cli.usage",
-                    format!(
-                        "the attestation and {flag} cannot both be read from standard input (`-`)"
-                    ),
-                    ExitClass::Usage,
-                ));
-            }
-        }
+            ExitClass::Usage,
+        ));
     }
     let input = verify_lines::read_input(&args.attestation)?;
     if matches!(input, Input::Lines(_))

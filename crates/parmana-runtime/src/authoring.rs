@@ -78,7 +78,20 @@ fn rotate_within(
         .parent()
         .and_then(Path::file_name)
         .is_some_and(|name| name == TRUST_ROOT_CHAIN_DIR);
-    if in_chain_dir || !trust_root.is_file() {
+    // A version's file in a directory of numbered files only (`chain/3.json`, read as that
+    // directory's chain): replacing it with the next version, and archiving beside it, would
+    // break that chain too.
+    let numbered_file = trust_root
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_suffix(".json"))
+        .is_some_and(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()));
+    let beside_chain_dir = trust_root
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(TRUST_ROOT_CHAIN_DIR)
+        .is_dir();
+    if in_chain_dir || (numbered_file && !beside_chain_dir) || !trust_root.is_file() {
         return Err(not_current());
     }
     let current_bytes = read_file(trust_root, parmana_trust::MAX_TRUST_ROOT_BYTES)?;

@@ -36,8 +36,6 @@ pub(crate) struct Limited<A> {
     /// Where the connections held and refused are counted, if anywhere (the witness exports no
     /// metrics).
     counts: Option<ConnectionCounts>,
-    /// The listener's failures to accept, told of each connection accepted.
-    accept_failures: Option<Arc<AcceptFailures>>,
 }
 
 impl<A> Limited<A> {
@@ -48,14 +46,7 @@ impl<A> Limited<A> {
             write_stall,
             max_age: None,
             counts: None,
-            accept_failures: None,
         }
-    }
-
-    /// Tells `failures` of each connection accepted (to report the end of a run of failures).
-    pub(crate) fn reporting_to(mut self, failures: Arc<AcceptFailures>) -> Self {
-        self.accept_failures = Some(failures);
-        self
     }
 
     /// Closes each connection after its first answer once it is older than `age`, and stops its
@@ -115,15 +106,14 @@ const ACCEPT_FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 /// The listener's failures to accept a connection for want of a resource (`accept(2)` refused:
 /// out of open files, memory or buffers), which axum-server's accept loop retries every 50 ms:
 /// while they last, no connection is taken (clients wait in the listen backlog, or time out).
-/// Each is counted in `parmana_accept_failures_total`; the first is logged at `error`, and then
-/// at most one line per [`ACCEPT_FAILURE_LOG_EVERY`] with how many there were since the line
-/// before; the first connection accepted after them logs how many went unlogged. A failure that
-/// concerns one connection only (aborted before it was taken) is logged at `debug`, not counted:
-/// nothing is wrong with the server.
+/// Each is counted in `parmana_accept_failures_total` (the exact count); the first is logged at
+/// `error`, and then at most one line per [`ACCEPT_FAILURE_LOG_EVERY`] with how many there were
+/// since the line before. A failure that concerns one connection only (aborted before it was
+/// taken) is logged at `debug`, not counted: nothing is wrong with the server.
 #[derive(Debug)]
 pub(crate) struct AcceptFailures {
     counted: prometheus_client::metrics::counter::Counter,
-    /// Failures counted since the last line that reported them.
+    /// Failures counted since the last line, which the next line reports.
     unlogged: AtomicU64,
     /// When the last line was logged.
     last_line: std::sync::Mutex<Option<std::time::Instant>>,
@@ -165,21 +155,6 @@ impl AcceptFailures {
             "cannot accept connections: none is taken until this passes (retried every 50 ms; \
              out of open files: raise the limit or lower max_connections)"
         );
-    }
-
-    /// A connection was accepted: the failures before it no line reported, if any, are.
-    pub(crate) fn accepted(&self) {
-        if self.unlogged.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let failures = self.unlogged.swap(0, Ordering::SeqCst);
-        if failures > 0 {
-            tracing::info!(
-                target: "parmana::server",
-                failures,
-                "accepting connections again (failures to accept since the last line)"
-            );
-        }
     }
 }
 
@@ -277,9 +252,6 @@ where
     type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
 
     fn accept(&self, stream: I, service: S) -> Self::Future {
-        if let Some(failures) = &self.accept_failures {
-            failures.accepted();
-        }
         let slot = match Arc::clone(&self.connections).try_acquire_owned() {
             Ok(permit) => Ok(Slot::taken(permit, self.counts.as_ref())),
             Err(_) => {

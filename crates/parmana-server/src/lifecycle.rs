@@ -271,10 +271,9 @@ impl Server {
         let cosigner = tokio::spawn(crate::cosigning::cosign_periodically(Arc::clone(&state)));
         // HTTP/1.1 only, as with TLS (ALPN offers `http/1.1` alone): without it, a client could
         // open HTTP/2 in clear text (h2c, prior knowledge), whose limits these are not.
-        let accept_failures = Arc::new(crate::connections::AcceptFailures::new(
+        let accept_failures = crate::connections::AcceptFailures::new(
             state.metrics.connection_counts().accept_failures,
-        ));
-        let failures_reported = Arc::clone(&accept_failures);
+        );
         let mut server = axum_server::from_tcp(self.listener)
             .map_err(|e| io_error("serve", e))?
             .handle(handle.clone())
@@ -330,7 +329,6 @@ impl Server {
                     .acceptor(
                         Limited::new(DefaultAcceptor, connections, state.limits.idle_timeout)
                             .retired_after(state.limits.max_connection_age)
-                            .reporting_to(Arc::clone(&failures_reported))
                             .counted_in(state.metrics.connection_counts()),
                     )
                     .serve(app.into_make_service())
@@ -345,7 +343,6 @@ impl Server {
                     .acceptor(
                         Limited::new(tls, connections, state.limits.idle_timeout)
                             .retired_after(state.limits.max_connection_age)
-                            .reporting_to(Arc::clone(&failures_reported))
                             .counted_in(state.metrics.connection_counts()),
                     )
                     .serve(app.into_make_service())

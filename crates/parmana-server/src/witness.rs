@@ -229,10 +229,9 @@ impl WitnessServer {
             // head within the idle timeout closed, at most WITNESS_MAX_CONNECTIONS held.
             let handle: Handle<SocketAddr> = Handle::new();
             // Logged as `parmana serve` logs them (the witness exports no metrics).
-            let accept_failures = Arc::new(crate::connections::AcceptFailures::new(
+            let accept_failures = crate::connections::AcceptFailures::new(
                 prometheus_client::metrics::counter::Counter::default(),
-            ));
-            let failures_reported = Arc::clone(&accept_failures);
+            );
             let mut server = axum_server::from_tcp(self.listener)
                 .map_err(io)?
                 .handle(handle.clone())
@@ -255,8 +254,7 @@ impl WitnessServer {
             let served = server
                 .acceptor(
                     Limited::new(DefaultAcceptor, connections, idle_timeout)
-                        .retired_after(DEFAULT_MAX_CONNECTION_AGE)
-                        .reporting_to(failures_reported),
+                        .retired_after(DEFAULT_MAX_CONNECTION_AGE),
                 )
                 .serve(app.into_make_service())
                 .await;

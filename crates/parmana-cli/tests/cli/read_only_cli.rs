@@ -125,6 +125,35 @@ fn an_auditor_without_write_access_reads_a_store_a_process_has_open() {
         refused.transcript()
     );
     assert!(!beside("-shm").exists() && !beside("-wal").exists());
+    if is_root() {
+        // An auditor who may write the store and its directory but does not own it is refused
+        // too: its files beside the store would stay, where the server's user might not write
+        // them.
+        set_mode(&directory, 0o777);
+        set_mode(&store, 0o666);
+        let writer = run_as_auditor(&parmana, d, &["ledger", "verify"]);
+        assert!(
+            writer
+                .stderr
+                .contains("only its owner (or root), who may write it and its directory"),
+            "{}",
+            writer.transcript()
+        );
+        assert!(!beside("-shm").exists() && !beside("-wal").exists());
+        lock_out();
+        // A log left without its index (a process that ended, a copy): reading would fold it
+        // into the database, which only the owner does.
+        std::fs::write(beside("-wal"), b"").unwrap();
+        let partial = run_as_auditor(&parmana, d, &["ledger", "verify"]);
+        assert!(
+            partial
+                .stderr
+                .contains("its write-ahead log and shared-memory index are not both there"),
+            "{}",
+            partial.transcript()
+        );
+        std::fs::remove_file(beside("-wal")).unwrap();
+    }
 
     // A process (a server) has it open, and another executed meanwhile: that commit is in the
     // write-ahead log, not yet in the database file. The reading commands read it through the

@@ -312,12 +312,14 @@ fn a_tampered_line_fails_alone_and_single_only_flags_are_refused() {
     );
     // Standard input read for the attestation cannot be read again for the signals or a proof.
     let single = lines[0].clone() + "\n";
-    for flag in ["--signals", "--proof"] {
-        let twice = run_in(
-            d,
-            &["verify", "-", flag, "-", "--now", NOW],
-            single.as_bytes(),
-        );
+    std::fs::write(d.join("single.json"), &single).unwrap();
+    for args in [
+        &["verify", "-", "--signals", "-"][..],
+        &["verify", "-", "--proof", "-"],
+        &["verify", "single.json", "--signals", "-", "--proof", "-"],
+    ] {
+        let flag = args.join(" ");
+        let twice = run_in(d, args, single.as_bytes());
         assert_eq!(
             (twice.code, crate::common::error_code(&twice)),
             (2, "cli.usage"),

@@ -1,4 +1,4 @@
-//! A SQLite store opened only to read, for an auditor without write access: one connection that writes nothing of the store's, no writer thread, and no file left behind that another user's server could not write.
+//! A SQLite store opened only to read, for an auditor without write access: one connection, no writer thread, no write through it, and no file left behind that the server's user could not write.
 //!
 //! SQLite reads a WAL database through its log (`-wal`) and shared-memory index (`-shm`). While
 //! a process (the server) has the store open, both are there, and a read-only connection uses
@@ -7,8 +7,10 @@
 //! them where the directory lets it, and leave them (it may not remove what a checkpoint needs)
 //! owned by the auditor, where the server's user might then not write them: so they are made only
 //! by a connection of the store's owner or root that may write the database and its directory —
-//! one that removes them as it closes, as every connection of the store does — and otherwise the
-//! store is refused, saying how to read it. A store in rollback-journal mode (a `VACUUM INTO` copy) needs neither.
+//! one that removes them as it closes, as every connection of the store does (and folds a log left
+//! alone into the database first, as any first connection does) — and otherwise the store is
+//! refused, saying how to read it. The rule takes the server to run as the database's owner (the
+//! user that made it), as `parmana serve` and `execute` make it. A store in rollback-journal mode (a `VACUUM INTO` copy) needs neither.
 //! Reading the file alone as unchanging (SQLite's `immutable`) is never done: a read-only mount
 //! (a bind mount, a container volume, NFS) can hide a writer that changes it meanwhile.
 
@@ -36,8 +38,9 @@ impl SqliteReplayStore {
     /// write them. Refused as [`open_existing`](Self::open_existing) refuses (no store there,
     /// another schema version), and a file of the store the process may not read as such.
     ///
-    /// Not for a process that has the store open already: reading the database's header closes
-    /// a descriptor of the file, which drops the POSIX locks SQLite holds on it in this process.
+    /// Not for a process that has the store open already: reading the database's header, and
+    /// checking its `-wal` and `-shm` can be read, close descriptors of those files, which drops
+    /// the POSIX locks SQLite holds on them in this process.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, ReplayError> {
         let path = resolve_store_path(path.as_ref())?;
         if !path.is_file() {
@@ -52,7 +55,7 @@ impl SqliteReplayStore {
         // The file as it was before SQLite opened it: one swapped in meanwhile is refused below.
         let before = file_id(&path)?;
         let deadline = Instant::now() + BUSY_TIMEOUT;
-        let mut leftover_removed = false;
+        let mut looked_again = false;
         let conn = loop {
             let (log_there, index_there) = (file_id(&log)?.is_some(), file_id(&index)?.is_some());
             for file in [(log_there, &log), (index_there, &index)]
@@ -86,18 +89,14 @@ impl SqliteReplayStore {
                 Err(failure) if failure.busy && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                // The server closed the store between the look and the open, and SQLite made an
-                // empty log for this read, owned by this user where the directory let it: taken
-                // away again (once), and the look made anew.
-                Err(failure)
-                    if reading == Reading::Shared
-                        && !owner
-                        && !leftover_removed
-                        && file_id(&index)?.is_none() =>
-                {
-                    leftover_removed = true;
-                    if !remove_own_empty_file(&log) {
-                        return Err(failure.error);
+                // The server closed the store between the look and the open (its index is gone),
+                // and SQLite may have made an empty log for this read, owned by this user where
+                // the directory let it: taken away again (the server, the owner, makes its own as
+                // its own user), and the look made anew, once.
+                Err(_) if reading == Reading::Shared && !looked_again => {
+                    looked_again = true;
+                    if !owner && file_id(&index)?.is_none() {
+                        remove_own_empty_file(&log);
                     }
                 }
                 Err(failure) => return Err(failure.error),
@@ -134,7 +133,7 @@ enum Reading {
     Shared,
     /// A connection that may write, of the store's owner or root: it makes the log and index for
     /// the read (or folds a log left alone into the database, as any first connection does) and
-    /// removes them as it closes. Nothing is written through it (the store has no writer).
+    /// removes them as it closes. No store write goes through it (the store has no writer).
     Writable,
 }
 
@@ -208,8 +207,8 @@ fn cannot_read_alone(path: &Path, why: &str) -> ReplayError {
     ReplayError::InvalidConfiguration {
         message: format!(
             "{} cannot be read without writing beside it: {why}. Read it while the server has it \
-             open, as its owner, or from a copy made with `sqlite3 STORE \"VACUUM INTO \
-             'copy.db'\"` (which holds every commit)",
+             open, as its owner, or from a copy of the database file made while no -wal is \
+             beside it (it then holds every commit)",
             path.display()
         ),
     }
