@@ -439,6 +439,11 @@ fn rotate_refuses_anything_but_the_current_file_and_keygen_a_pub_out() {
     let d = repo.root();
     let before = std::fs::read(d.join("trust/trust-root.d/1.json")).unwrap();
     let current = std::fs::read(d.join("trust/trust-root.json")).unwrap();
+    // A directory of numbered files only (a chain an auditor was given): its newest file is
+    // read as the chain's, but replacing it would break that chain.
+    std::fs::create_dir(d.join("chain")).unwrap();
+    std::fs::write(d.join("chain/1.json"), &before).unwrap();
+    std::fs::write(d.join("chain/2.json"), &current).unwrap();
     // (what is named, what the refusal says): the chain directory alone holds version 1, whose
     // root key is not the one signing, so it is refused earlier, by that key.
     for (named, says) in [
@@ -448,6 +453,7 @@ fn rotate_refuses_anything_but_the_current_file_and_keygen_a_pub_out() {
         ),
         ("trust", "not the file of the trust root in force"),
         ("trust/trust-root.d", "trust.unknown_key"),
+        ("chain/2.json", "not the file of the trust root in force"),
     ] {
         let out = run_in(
             d,
@@ -470,6 +476,8 @@ fn rotate_refuses_anything_but_the_current_file_and_keygen_a_pub_out() {
             !d.join("trust/trust-root.d/trust-root.d").exists(),
             "{named}"
         );
+        assert_eq!(std::fs::read(d.join("chain/2.json")).unwrap(), current);
+        assert!(!d.join("chain/trust-root.d").exists(), "{named}");
     }
     let keygen = run_in(d, &["keygen", "--out", "new-key.pub"], b"");
     assert_eq!(keygen.code, 2, "{}", keygen.transcript());
