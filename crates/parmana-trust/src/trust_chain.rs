@@ -135,19 +135,20 @@ pub fn verify_trust_history(
     Ok(VerifiedTrustHistory { older, newest })
 }
 
-/// Refuses a version whose `attestation` role holds a key that an earlier version revoked (a
-/// revocation stays in force, so that key's attestations could never verify), then adds the
-/// version's own revocations to `revoked` (key → the version revoking it).
+/// Refuses a version that gives anything — a role, the log, a witness — to a key that an
+/// earlier version revoked (a revocation stays in force: that key's attestations could never
+/// verify, and its thief must sign nothing else trusted), then adds the version's own
+/// revocations to `revoked` (key → the version revoking it).
 fn check_not_revoked(
     version: &VerifiedTrustRoot,
     revoked: &mut BTreeMap<KeyId, u64>,
 ) -> Result<(), TrustError> {
-    for keyid in version.role_key_ids(crate::Role::Attestation) {
+    for (keyid, held) in version.key_holdings() {
         if let Some(by) = revoked.get(&keyid) {
             return Err(TrustError::malformed(
                 TRUST_ROOT_TYPE,
                 format!(
-                    "version {} gives the attestation role to key {keyid}, which version {by} revoked",
+                    "version {} gives the {held} to key {keyid}, which version {by} revoked",
                     version.version()
                 ),
             ));

@@ -217,6 +217,12 @@ pub struct VerifiedTrustRoot {
 }
 
 impl VerifiedTrustRoot {
+    /// Every key this version gives something to — a role, the log, a witness — with what, by
+    /// key id (a key revoked by an earlier version may hold none of it).
+    pub(crate) fn key_holdings(&self) -> Vec<(KeyId, String)> {
+        key_holdings(&self.content.roles, self.content.log.as_ref())
+    }
+
     /// The trust-root version.
     pub fn version(&self) -> u64 {
         self.content.version
@@ -354,15 +360,20 @@ fn parse_content(envelope: &Envelope) -> Result<TrustRootContent, TrustError> {
         .as_ref()
         .map(|log| parse_log(log, &keys, body.version))
         .transpose()?;
-    if let (Some(log), Some(attestation)) = (&log, roles.get(&Role::Attestation))
-        && let Some(revoked) = log
-            .revocations
-            .iter()
-            .find(|r| attestation.keys.contains_key(r.keyid()))
+    // A revoked key holds nothing: not the attestation role, whose attestations the revocation
+    // is about, nor any other — as a root, policy or release key its thief could sign what the
+    // runtime trusts, as a log key or a witness a forked checkpoint the revocation's ordering
+    // relies on.
+    if let Some(log) = &log
+        && let Some((revoked, held)) = log.revocations.iter().find_map(|revocation| {
+            key_holdings(&roles, Some(log))
+                .into_iter()
+                .find(|(keyid, _)| keyid == revocation.keyid())
+                .map(|(_, held)| (revocation.keyid(), held))
+        })
     {
         return Err(bad(format!(
-            "key {} is revoked and holds the attestation role in the same version",
-            revoked.keyid()
+            "key {revoked} is revoked and holds the {held} in the same version"
         )));
     }
     Ok(TrustRootContent {
@@ -373,6 +384,33 @@ fn parse_content(envelope: &Envelope) -> Result<TrustRootContent, TrustError> {
         roles,
         log,
     })
+}
+
+/// Every key a version's `roles` and `log` give something to, with what (`attestation role`,
+/// `log role`, `witness role`, …), by key id.
+fn key_holdings(roles: &BTreeMap<Role, RoleKeys>, log: Option<&LogRole>) -> Vec<(KeyId, String)> {
+    let mut held: Vec<(KeyId, String)> = roles
+        .iter()
+        .flat_map(|(role, keys)| {
+            keys.keys
+                .keys()
+                .map(move |keyid| (*keyid, format!("{} role", role.as_str())))
+        })
+        .collect();
+    if let Some(log) = log {
+        held.extend(
+            log.keys
+                .values()
+                .map(|key| (KeyId::of(key), "log role".to_owned())),
+        );
+        held.extend(log.witnesses.iter().map(|witness| {
+            (
+                KeyId::of(witness.public_key()),
+                format!("witness role (as {})", witness.name()),
+            )
+        }));
+    }
+    held
 }
 
 /// Reads the `log` role: an origin that is a note key name, keys the trust root lists, each

@@ -306,6 +306,27 @@ fn malformed_revocations_are_refused_before_anything_is_written() {
             revoke("trust/keys/attestation.pub=checkpoint.txt"),
             "trust.malformed",
         ),
+        // Nor any other: its thief could sign policies, or cosign a forked checkpoint.
+        (
+            "the revoked key keeps a policy key",
+            "new.pub",
+            [
+                revoke("trust/keys/attestation.pub=checkpoint.txt"),
+                vec!["--policy-key", "trust/keys/attestation.pub"],
+            ]
+            .concat(),
+            "trust.malformed",
+        ),
+        (
+            "the revoked key becomes a witness",
+            "new.pub",
+            [
+                revoke("trust/keys/attestation.pub=checkpoint.txt"),
+                vec!["--witness", "witness.example/w1=trust/keys/attestation.pub"],
+            ]
+            .concat(),
+            "trust.malformed",
+        ),
         (
             "a key id that is not one",
             "new.pub",
@@ -385,8 +406,35 @@ fn a_rotation_naming_no_log_keeps_the_log_role_and_drop_log_removes_it() {
     for case in CASES {
         check(d, case);
     }
-    // Named with --log-origin and --drop-log at once: refused, a usage error, nothing written.
+    // A later version may give a key an earlier one revoked nothing at all (a policy key here):
+    // refused, nothing written.
+    // With the log and its revocations carried forward, the version itself says so; dropped,
+    // the chain does (a revocation stays in force).
     let before = std::fs::read(d.join("trust/trust-root.json")).unwrap();
+    for (extra, says) in [
+        (
+            &["--policy-key", "trust/keys/attestation.pub"][..],
+            "is revoked and holds the policy role in the same version",
+        ),
+        (
+            &["--policy-key", "trust/keys/attestation.pub", "--drop-log"],
+            "gives the policy role to key",
+        ),
+    ] {
+        let regiven = rotation(extra);
+        assert_eq!(
+            (regiven.code, code(&regiven)),
+            (4, "trust.malformed"),
+            "{}",
+            regiven.transcript()
+        );
+        assert!(regiven.stderr.contains(says), "{}", regiven.transcript());
+        assert_eq!(
+            std::fs::read(d.join("trust/trust-root.json")).unwrap(),
+            before
+        );
+    }
+    // Named with --log-origin and --drop-log at once: refused, a usage error, nothing written.
     let both = rotation(&[
         "--drop-log",
         "--log-origin",
