@@ -118,18 +118,22 @@ pub(crate) struct RoleKeyArgs {
     /// A key of the `attestation` role, which signs execution attestations (public or private PEM; repeatable).
     #[arg(long, value_name = "FILE", required = true)]
     attestation_key: Vec<PathBuf>,
-    /// How many distinct `root` keys must sign a trust root.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    root_threshold: u64,
-    /// How many distinct `policy` keys must sign a bundle.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    policy_threshold: u64,
-    /// How many distinct `release` keys must sign a release manifest.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    release_threshold: u64,
-    /// How many distinct `attestation` keys must sign an attestation.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    attestation_threshold: u64,
+    /// How many distinct `root` keys must sign a trust root (default: 1 for `trust init`; for
+    /// `trust rotate`, the threshold of the version in force).
+    #[arg(long, value_name = "N")]
+    root_threshold: Option<u64>,
+    /// How many distinct `policy` keys must sign a bundle (default: 1 for `trust init`; for
+    /// `trust rotate`, the threshold of the version in force).
+    #[arg(long, value_name = "N")]
+    policy_threshold: Option<u64>,
+    /// How many distinct `release` keys must sign a release manifest (default: 1 for `trust init`; for
+    /// `trust rotate`, the threshold of the version in force).
+    #[arg(long, value_name = "N")]
+    release_threshold: Option<u64>,
+    /// How many distinct `attestation` keys must sign an attestation (default: 1 for `trust init`; for
+    /// `trust rotate`, the threshold of the version in force).
+    #[arg(long, value_name = "N")]
+    attestation_threshold: Option<u64>,
     /// The origin of the transparency log this version names (for example
     /// `log.example.com/parmana`; also the note key name of its keys): adds the optional `log`
     /// role, whose keys sign checkpoints (docs/transparency-log.md). Needs --log-key.
@@ -139,7 +143,8 @@ pub(crate) struct RoleKeyArgs {
     /// repeatable). Needs --log-origin.
     #[arg(long, value_name = "FILE", requires = "log_origin")]
     log_key: Vec<PathBuf>,
-    /// How many distinct `log` keys must sign a checkpoint (default: 1). Needs --log-origin.
+    /// How many distinct `log` keys must sign a checkpoint (default: 1; for `trust rotate` naming
+    /// the log in force, its threshold). Needs --log-origin.
     #[arg(long, value_name = "N", requires = "log_origin")]
     log_threshold: Option<u64>,
     /// A witness whose cosignature every checkpoint needs, as `NAME=FILE` (its name and its
@@ -203,11 +208,14 @@ impl RoleKeyArgs {
             expires: self.expires,
             root: RoleSpec {
                 keys: root_keys,
-                threshold: self.root_threshold,
+                threshold: self.root_threshold.unwrap_or(1),
             },
-            policy: role(&self.policy_key, self.policy_threshold)?,
-            release: role(&self.release_key, self.release_threshold)?,
-            attestation: role(&self.attestation_key, self.attestation_threshold)?,
+            policy: role(&self.policy_key, self.policy_threshold.unwrap_or(1))?,
+            release: role(&self.release_key, self.release_threshold.unwrap_or(1))?,
+            attestation: role(
+                &self.attestation_key,
+                self.attestation_threshold.unwrap_or(1),
+            )?,
             log: match &self.log_origin {
                 Some(origin) => {
                     let role = role(&self.log_key, self.log_threshold.unwrap_or(1))?;
@@ -430,6 +438,83 @@ fn trust_init(args: &TrustInitArgs, format: Format) -> Result<(), Failure> {
     )
 }
 
+/// The thresholds `trust rotate` was not given, taken from the version in force (a rotation
+/// made to replace one key must not lower a 2-of-3 root quorum to 1 unsaid): refused where the
+/// keys now listed are fewer than that threshold; a threshold given lower than the one in force
+/// is said. The log's threshold likewise, for a rotation naming the same log.
+fn keep_thresholds(
+    args: &RoleKeyArgs,
+    current: &VerifiedTrustRoot,
+    spec: &mut TrustRootSpec,
+) -> Result<(), Failure> {
+    // (the role, the threshold given, the one in force, the keys listed, the threshold set)
+    let listed = |keys: &[_]| u64::try_from(keys.len()).unwrap_or(u64::MAX);
+    let mut thresholds: Vec<(&str, Option<u64>, u64, u64, &mut u64)> = vec![
+        (
+            "root",
+            args.root_threshold,
+            current.role_threshold(Role::Root),
+            listed(&spec.root.keys),
+            &mut spec.root.threshold,
+        ),
+        (
+            "policy",
+            args.policy_threshold,
+            current.role_threshold(Role::Policy),
+            listed(&spec.policy.keys),
+            &mut spec.policy.threshold,
+        ),
+        (
+            "release",
+            args.release_threshold,
+            current.role_threshold(Role::Release),
+            listed(&spec.release.keys),
+            &mut spec.release.threshold,
+        ),
+        (
+            "attestation",
+            args.attestation_threshold,
+            current.role_threshold(Role::Attestation),
+            listed(&spec.attestation.keys),
+            &mut spec.attestation.threshold,
+        ),
+    ];
+    if let (Some(log), Some(role)) = (spec.log.as_mut(), current.log())
+        && log.origin == role.origin().as_str()
+    {
+        thresholds.push((
+            "log",
+            args.log_threshold,
+            role.threshold(),
+            listed(&log.keys),
+            &mut log.threshold,
+        ));
+    }
+    for (name, given, in_force, listed, threshold) in thresholds {
+        match given {
+            None if in_force > listed => {
+                return Err(Failure::new(
+                    "cli.usage",
+                    format!(
+                        "the {name} threshold of trust root version {} is {in_force}, more than \
+                         the {listed} {name} key(s) given: give --{name}-threshold",
+                        current.version()
+                    ),
+                    ExitClass::Usage,
+                ));
+            }
+            None => *threshold = in_force,
+            Some(given) if given < in_force => crate::report::errln!(
+                "note: the {name} threshold goes down from {in_force} (trust root version {}) \
+                 to {given}",
+                current.version()
+            ),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 fn trust_rotate(args: &TrustRotateArgs, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     let (mut spec, mut signers) = args.roles.checked_spec(&deployment, &args.clock)?;
@@ -438,6 +523,7 @@ fn trust_rotate(args: &TrustRotateArgs, format: Format) -> Result<(), Failure> {
     let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
         .map_err(|e| Failure::execution(&e))?;
     let current = history.newest();
+    keep_thresholds(&args.roles, current, &mut spec)?;
     if spec.log.is_none()
         && !args.drop_log
         && let Some(role) = current.log()
@@ -468,6 +554,20 @@ fn trust_rotate(args: &TrustRotateArgs, format: Format) -> Result<(), Failure> {
                 log.witness_threshold
             );
         }
+    }
+    if let (Some(log), Some(role)) = (spec.log.as_ref(), current.log())
+        && log.origin != role.origin().as_str()
+        && log.witnesses.is_empty()
+        && !role.witnesses().0.is_empty()
+    {
+        crate::report::errln!(
+            "note: the witnesses of log {} in trust root version {} ({} of them) are not carried \
+             to log {}: --witness names them",
+            role.origin(),
+            current.version(),
+            role.witnesses().0.len(),
+            log.origin
+        );
     }
     let revocations = args.revoke.revocations(current, spec.log.as_ref())?;
     if let Some(log) = spec.log.as_mut() {

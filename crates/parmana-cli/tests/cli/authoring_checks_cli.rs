@@ -187,6 +187,63 @@ fn a_bundle_one_key_cannot_make_valid_is_not_written() {
     refused(d, BUNDLE_SIGN, 4, "trust.threshold_not_met");
 }
 
+/// A rotation that does not give a role's threshold keeps the one in force (a rotation made to
+/// replace one key lowered a 2-of-2 quorum to 1 unsaid): refused when fewer keys are listed,
+/// and a threshold given lower is said.
+#[test]
+fn a_rotation_keeps_the_thresholds_in_force_unless_given() {
+    let repo = temp_repo();
+    let d = repo.root();
+    ok(d, &["keygen", "--out", "trust/keys/policy-2.pem"]);
+    let both_keys = ["--policy-key", "trust/keys/policy-2.pub"];
+    let rotate = |extra: &[&str]| {
+        let mut args = both_keys.to_vec();
+        args.extend_from_slice(extra);
+        run_in(
+            d,
+            &fixture_rotate_to_2031("trust/keys/root-2.pem", &args),
+            b"",
+        )
+    };
+    let policy_threshold = || {
+        let document: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("trust/trust-root.json")).unwrap())
+                .unwrap();
+        document["signed"]["roles"]["policy"]["threshold"].clone()
+    };
+    let raised = rotate(&["--policy-threshold", "2"]);
+    assert_eq!(raised.code, 0, "{}", raised.transcript());
+    // Both keys again, no threshold given: 2 stays.
+    let kept = rotate(&[]);
+    assert_eq!(kept.code, 0, "{}", kept.transcript());
+    assert_eq!(policy_threshold(), 2);
+    // One key, no threshold given: 2 cannot be met, refused, nothing written.
+    let out = refused(
+        d,
+        &fixture_rotate_to_2031("trust/keys/root-2.pem", &[]),
+        2,
+        "cli.usage",
+    );
+    assert!(
+        out.stderr
+            .contains("the policy threshold of trust root version 4 is 2")
+            && out.stderr.contains("give --policy-threshold"),
+        "{}",
+        out.transcript()
+    );
+    // Given lower: taken, and said.
+    let lowered = rotate(&["--policy-threshold", "1"]);
+    assert_eq!(lowered.code, 0, "{}", lowered.transcript());
+    assert!(
+        lowered
+            .stderr
+            .contains("note: the policy threshold goes down from 2 (trust root version 4) to 1"),
+        "{}",
+        lowered.transcript()
+    );
+    assert_eq!(policy_threshold(), 1);
+}
+
 /// `cp -R 1.0.0 2.0.0` without changing `policy_version`: both directories claim
 /// `claims-approval@1.0.0`. Refused, naming both, instead of listing one of them.
 #[test]
