@@ -448,7 +448,9 @@ fn keep_thresholds(
     spec: &mut TrustRootSpec,
 ) -> Result<(), Failure> {
     // (the role, the threshold given, the one in force, the keys listed, the threshold set)
-    let listed = |keys: &[_]| u64::try_from(keys.len()).unwrap_or(u64::MAX);
+    fn listed<T>(keys: &[T]) -> u64 {
+        u64::try_from(keys.len()).unwrap_or(u64::MAX)
+    }
     let mut thresholds: Vec<(&str, Option<u64>, u64, u64, &mut u64)> = vec![
         (
             "root",
@@ -482,13 +484,31 @@ fn keep_thresholds(
     if let (Some(log), Some(role)) = (spec.log.as_mut(), current.log())
         && log.origin == role.origin().as_str()
     {
+        let LogSpec {
+            keys,
+            threshold,
+            witnesses,
+            witness_threshold,
+            ..
+        } = log;
         thresholds.push((
             "log",
             args.log_threshold,
             role.threshold(),
-            listed(&log.keys),
-            &mut log.threshold,
+            listed(keys),
+            threshold,
         ));
+        // Witnesses given anew for the same log (those carried forward keep theirs below):
+        // their threshold too, at least 1.
+        if !witnesses.is_empty() {
+            thresholds.push((
+                "witness",
+                args.witness_threshold,
+                role.witnesses().1.max(1),
+                listed(witnesses),
+                witness_threshold,
+            ));
+        }
     }
     for (name, given, in_force, listed, threshold) in thresholds {
         match given {
@@ -545,6 +565,14 @@ fn trust_rotate(args: &TrustRotateArgs, format: Format) -> Result<(), Failure> {
         if !witnesses.is_empty() {
             log.witnesses = carried_log(role).witnesses;
             log.witness_threshold = args.roles.witness_threshold.unwrap_or(threshold);
+            if log.witness_threshold < threshold {
+                crate::report::errln!(
+                    "note: the witness threshold goes down from {threshold} (trust root version \
+                     {}) to {}",
+                    current.version(),
+                    log.witness_threshold
+                );
+            }
             crate::report::errln!(
                 "note: the witnesses of log {} in trust root version {} ({} of them, threshold \
                  {}) are carried forward; --witness gives others, --drop-witnesses removes them",

@@ -19,8 +19,8 @@ pub(crate) struct RevokeArgs {
     /// root in force accepts. Attestations of the key whose log entries come before that
     /// checkpoint's size stay valid with `verify --proof`; later ones, and any without a proof,
     /// are refused (docs/trust-model.md §6.2). The new version must name the same log (the log
-    /// of the version in force, carried forward, or --log-origin naming it) and must not give
-    /// the key the attestation role. Repeatable.
+    /// of the version in force, carried forward, or --log-origin naming it) and must give the
+    /// key nothing: no role, no log key, no witness. Repeatable.
     #[arg(long, value_name = "KEY=CHECKPOINT", requires = "revoke_reason")]
     revoke: Vec<String>,
     /// Why the keys of --revoke are revoked (1 to 256 characters), recorded in the trust root.

@@ -71,7 +71,8 @@ fn rotate_within(
         path: trust_root.display().to_string(),
         message: format!(
             "not the file of the trust root in force: name it (the file beside \
-             `{TRUST_ROOT_CHAIN_DIR}/`), not the directory or an archived version"
+             `{TRUST_ROOT_CHAIN_DIR}/`), not the directory, an archived version or a numbered \
+             file of a chain directory"
         ),
     };
     let in_chain_dir = trust_root
@@ -81,17 +82,15 @@ fn rotate_within(
     // A version's file in a directory of numbered files only (`chain/3.json`, read as that
     // directory's chain): replacing it with the next version, and archiving beside it, would
     // break that chain too.
+    // (Named as the chain reader names a version's file: digits, no leading zero.)
     let numbered_file = trust_root
         .file_name()
         .and_then(|name| name.to_str())
         .and_then(|name| name.strip_suffix(".json"))
-        .is_some_and(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()));
-    let beside_chain_dir = trust_root
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(TRUST_ROOT_CHAIN_DIR)
-        .is_dir();
-    if in_chain_dir || (numbered_file && !beside_chain_dir) || !trust_root.is_file() {
+        .is_some_and(|stem| {
+            !stem.is_empty() && !stem.starts_with('0') && stem.bytes().all(|b| b.is_ascii_digit())
+        });
+    if in_chain_dir || numbered_file || !trust_root.is_file() {
         return Err(not_current());
     }
     let current_bytes = read_file(trust_root, parmana_trust::MAX_TRUST_ROOT_BYTES)?;

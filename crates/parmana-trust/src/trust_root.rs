@@ -364,13 +364,18 @@ fn parse_content(envelope: &Envelope) -> Result<TrustRootContent, TrustError> {
     // is about, nor any other — as a root, policy or release key its thief could sign what the
     // runtime trusts, as a log key or a witness a forked checkpoint the revocation's ordering
     // relies on.
+    // (The holdings are gathered once, and each revocation looked up: linear in the document.)
     if let Some(log) = &log
-        && let Some((revoked, held)) = log.revocations.iter().find_map(|revocation| {
-            key_holdings(&roles, Some(log))
-                .into_iter()
-                .find(|(keyid, _)| keyid == revocation.keyid())
-                .map(|(_, held)| (revocation.keyid(), held))
-        })
+        && !log.revocations.is_empty()
+        && let Some((revoked, held)) = {
+            let holdings: BTreeMap<KeyId, String> =
+                key_holdings(&roles, Some(log)).into_iter().collect();
+            log.revocations.iter().find_map(|revocation| {
+                holdings
+                    .get(revocation.keyid())
+                    .map(|held| (revocation.keyid(), held.clone()))
+            })
+        }
     {
         return Err(bad(format!(
             "key {revoked} is revoked and holds the {held} in the same version"

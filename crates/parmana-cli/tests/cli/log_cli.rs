@@ -538,6 +538,51 @@ fn witnesses_in_turn_reach_a_threshold_of_two() {
             "2",
         ],
     );
+    // A rotation naming the witnesses again without their threshold keeps 2 (it fell to 1
+    // unsaid); naming one of them only is refused; a lower threshold given is said.
+    let witness_threshold = || {
+        let document: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("trust/trust-root.json")).unwrap())
+                .unwrap();
+        document["signed"]["log"]["witness_threshold"].clone()
+    };
+    let w1 = ["--witness", "witness.example/w1=trust/keys/policy.pub"];
+    let w2 = ["--witness", "witness.example/w2=trust/keys/release.pub"];
+    let again = rotate_with_log(d, "trust/keys/attestation.pub", &[&w1[..], &w2].concat());
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert_eq!(witness_threshold(), 2);
+    let one = rotate_with_log(d, "trust/keys/attestation.pub", &w1);
+    assert_eq!(
+        (one.code, code(&one)),
+        (2, "cli.usage"),
+        "{}",
+        one.transcript()
+    );
+    assert!(
+        one.stderr.contains("give --witness-threshold"),
+        "{}",
+        one.transcript()
+    );
+    let lowered = rotate_with_log(
+        d,
+        "trust/keys/attestation.pub",
+        &[&w1[..], &w2, &["--witness-threshold", "1"]].concat(),
+    );
+    assert_eq!(lowered.code, 0, "{}", lowered.transcript());
+    assert!(
+        lowered
+            .stderr
+            .contains("note: the witness threshold goes down from 2"),
+        "{}",
+        lowered.transcript()
+    );
+    assert_eq!(witness_threshold(), 1);
+    let back = rotate_with_log(
+        d,
+        "trust/keys/attestation.pub",
+        &[&w1[..], &w2, &["--witness-threshold", "2"]].concat(),
+    );
+    assert_eq!(back.code, 0, "{}", back.transcript());
     let witness = |checkpoint: &str, key: &str, name: &str, state: &str| {
         run(
             d,
