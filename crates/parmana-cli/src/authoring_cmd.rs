@@ -539,6 +539,10 @@ fn trust_rotate(args: &TrustRotateArgs, format: Format) -> Result<(), Failure> {
     let deployment = Deployment::load()?;
     let (mut spec, mut signers) = args.roles.checked_spec(&deployment, &args.clock)?;
     let paths = args.trust.resolve(&deployment);
+    // One rotation at a time, from the first read of the chain to the new version written: two
+    // at once both printed success and the last write won, and the carried log, witnesses and
+    // revocations could come from a version the new one does not follow.
+    let _one_at_a_time = lock_directory_of(&paths.trust_root)?;
     // Each --sign-with key must be a root key of the version in force: say which ones are.
     let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
         .map_err(|e| Failure::execution(&e))?;

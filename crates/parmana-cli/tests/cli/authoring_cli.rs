@@ -484,6 +484,37 @@ fn rotate_refuses_anything_but_the_current_file_and_keygen_a_pub_out() {
     assert!(!d.join("new-key.pub").exists());
 }
 
+/// One rotation at a time: a rotation waits while another holds the chain's directory (two at
+/// once both printed success, and the last write won).
+#[test]
+fn a_rotation_waits_for_the_one_before_it() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let held = std::fs::File::open(d.join("trust")).unwrap();
+    held.lock().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_parmana"));
+    crate::common::without_parmana_variables(&mut command);
+    let mut rotation = command
+        .args(fixture_rotate_to_2031("trust/keys/root-2.pem", &[]))
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        rotation.try_wait().unwrap().is_none(),
+        "the rotation did not wait for the lock"
+    );
+    held.unlock().unwrap();
+    let out = rotation.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `release sign` writes the deployment's release manifest and reads its policies where every
 /// other command finds them (flag, variable, `parmana.toml`, default): with
 /// `PARMANA_RELEASE_MANIFEST` naming another file it writes that one, and leaves the file in the
