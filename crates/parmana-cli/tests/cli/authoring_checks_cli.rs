@@ -526,23 +526,7 @@ fn release_signers_in_one_directory_take_turns() {
     let repo = temp_repo();
     let d = repo.root();
     // Another signer holds the directory.
-    let held = std::fs::File::open(d).unwrap();
-    held.lock().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_parmana"))
-        .args(release_sign("2", &["--force"]))
-        .current_dir(d)
-        .env_remove("PARMANA_CONFIG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "release sign did not wait for the directory"
-    );
-    drop(held);
-    let out = child.wait_with_output().unwrap();
+    let out = crate::common::run_waiting_for_lock(d, d, &release_sign("2", &["--force"]));
     assert!(
         out.status.success(),
         "{}",

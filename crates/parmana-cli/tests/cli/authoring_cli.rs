@@ -490,24 +490,11 @@ fn rotate_refuses_anything_but_the_current_file_and_keygen_a_pub_out() {
 fn a_rotation_waits_for_the_one_before_it() {
     let repo = temp_repo();
     let d = repo.root();
-    let held = std::fs::File::open(d.join("trust")).unwrap();
-    held.lock().unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_parmana"));
-    crate::common::without_parmana_variables(&mut command);
-    let mut rotation = command
-        .args(fixture_rotate_to_2031("trust/keys/root-2.pem", &[]))
-        .current_dir(d)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(
-        rotation.try_wait().unwrap().is_none(),
-        "the rotation did not wait for the lock"
+    let out = crate::common::run_waiting_for_lock(
+        d,
+        &d.join("trust"),
+        &fixture_rotate_to_2031("trust/keys/root-2.pem", &[]),
     );
-    held.unlock().unwrap();
-    let out = rotation.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",

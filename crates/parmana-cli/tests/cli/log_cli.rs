@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::common::{
-    LOG_ORIGIN as ORIGIN, LOG_STORE as STORE, LostStdout, NOW, Run,
+    CHECKPOINT_WITH_KEY, LOG_ORIGIN as ORIGIN, LOG_STORE as STORE, LostStdout, NOW, Run,
     checkpoint_logged as checkpoint, error_code as code, execute_logged as execute, execute_vip,
     fixture_rotate_to_2031, rotate_with_log, run_in, run_with_lost_stdout, temp_repo,
 };
@@ -228,19 +228,7 @@ fn only_a_log_key_of_a_trust_root_with_a_log_signs_checkpoints() {
     let repo = temp_repo();
     let d = repo.root();
     execute(d, "no-log-1");
-    let no_log = run(
-        d,
-        &[
-            "log",
-            "checkpoint",
-            "--key",
-            "trust/keys/root-1.pem",
-            "--store",
-            STORE,
-            "--now",
-            NOW,
-        ],
-    );
+    let no_log = run(d, &CHECKPOINT_WITH_KEY);
     assert_eq!(
         (no_log.code, code(&no_log)),
         (4, "runtime.no_transparency_log"),
@@ -492,17 +480,7 @@ fn a_checkpoint_signed_for_no_reader_fails_saying_it_was_stored() {
     let d = repo.root();
     name_the_log(d, &[]);
     execute(d, "lost-0001");
-    let args = [
-        "log",
-        "checkpoint",
-        "--key",
-        "trust/keys/root-1.pem",
-        "--store",
-        STORE,
-        "--now",
-        NOW,
-    ];
-    let lost = run_with_lost_stdout(d, &args, LostStdout::ClosedPipe);
+    let lost = run_with_lost_stdout(d, &CHECKPOINT_WITH_KEY, LostStdout::ClosedPipe);
     assert_eq!(
         (lost.code, code(&lost)),
         (1, "io.error"),

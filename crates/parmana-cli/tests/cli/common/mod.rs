@@ -87,6 +87,48 @@ pub(crate) fn without_parmana_variables(command: &mut Command) {
     }
 }
 
+/// Runs `parmana ARGS` in `dir` while this process holds an exclusive lock on the directory
+/// `locked`, checks that the command is still waiting half a second later, then lets go of the
+/// lock and returns what the command did.
+pub(crate) fn run_waiting_for_lock(
+    dir: &Path,
+    locked: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    let held = std::fs::File::open(locked).unwrap();
+    held.lock().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
+    without_parmana_variables(&mut command);
+    let mut child = command
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{args:?} did not wait for the lock on {}",
+        locked.display()
+    );
+    held.unlock().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The arguments of `parmana log checkpoint` signing with the TEST-ONLY log key `root-1` into
+/// [`LOG_STORE`] at [`NOW`].
+pub(crate) const CHECKPOINT_WITH_KEY: [&str; 8] = [
+    "log",
+    "checkpoint",
+    "--key",
+    "trust/keys/root-1.pem",
+    "--store",
+    LOG_STORE,
+    "--now",
+    NOW,
+];
+
 /// Where a run's standard output goes when nobody receives it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum LostStdout {
@@ -232,20 +274,7 @@ pub(crate) fn execute_logged(dir: &Path, id: &str) {
 /// `parmana log checkpoint` of [`LOG_STORE`] with the TEST-ONLY log key `root-1`, written to
 /// `file`.
 pub(crate) fn checkpoint_logged(dir: &Path, file: &str) {
-    let out = run_in(
-        dir,
-        &[
-            "log",
-            "checkpoint",
-            "--key",
-            "trust/keys/root-1.pem",
-            "--store",
-            LOG_STORE,
-            "--now",
-            NOW,
-        ],
-        b"",
-    );
+    let out = run_in(dir, &CHECKPOINT_WITH_KEY, b"");
     assert_eq!(out.code, 0, "{}", out.transcript());
     std::fs::write(dir.join(file), out.stdout).unwrap();
 }
