@@ -152,7 +152,8 @@ pub(crate) struct RoleKeyArgs {
     #[arg(long, value_name = "NAME=FILE", requires = "log_origin")]
     witness: Vec<String>,
     /// How many distinct witnesses must cosign a checkpoint (default: 1 when --witness is given,
-    /// else 0). Needs --log-origin.
+    /// else 0; for `trust rotate` naming the log in force, its threshold, at least 1, and fewer
+    /// witnesses than that are refused). Needs --log-origin.
     #[arg(long, value_name = "N", requires = "log_origin")]
     witness_threshold: Option<u64>,
     /// When this trust root version expires (RFC 3339 UTC, for example `2027-12-31T00:00:00Z`).

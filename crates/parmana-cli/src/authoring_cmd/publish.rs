@@ -116,6 +116,18 @@ pub(super) fn lock_directory_of(path: &Path) -> Result<Option<std::fs::File>, Fa
     };
     let io = |e: &std::io::Error| Failure::io(&dir.display().to_string(), e);
     let handle = std::fs::File::open(dir).map_err(|e| io(&e))?;
+    // Said when another command holds it: a wait without a word looks like a hang.
+    match handle.try_lock() {
+        Ok(()) => return Ok(Some(handle)),
+        Err(std::fs::TryLockError::WouldBlock) => crate::report::errln!(
+            "waiting for another command that holds {} (a rotation or a release signing)",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+            return Ok(None);
+        }
+        Err(std::fs::TryLockError::Error(_)) => {}
+    }
     match handle.lock() {
         Ok(()) => Ok(Some(handle)),
         Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(None),

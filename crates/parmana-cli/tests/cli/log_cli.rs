@@ -561,6 +561,26 @@ fn witnesses_in_turn_reach_a_threshold_of_two() {
         &[&w1[..], &w2, &["--witness-threshold", "2"]].concat(),
     );
     assert_eq!(back.code, 0, "{}", back.transcript());
+    // Witnesses carried forward (none named) with a lower threshold: said too.
+    let carried = rotate_with_log(
+        d,
+        "trust/keys/attestation.pub",
+        &["--witness-threshold", "1"],
+    );
+    assert_eq!(carried.code, 0, "{}", carried.transcript());
+    assert!(
+        carried
+            .stderr
+            .contains("note: the witness threshold goes down from 2"),
+        "{}",
+        carried.transcript()
+    );
+    let back = rotate_with_log(
+        d,
+        "trust/keys/attestation.pub",
+        &["--witness-threshold", "2"],
+    );
+    assert_eq!(back.code, 0, "{}", back.transcript());
     let witness = |checkpoint: &str, key: &str, name: &str, state: &str| {
         run(
             d,

@@ -113,7 +113,14 @@ pub(crate) fn run_waiting_for_lock(
         locked.display()
     );
     held.unlock().unwrap();
-    child.wait_with_output().unwrap()
+    let out = child.wait_with_output().unwrap();
+    // It said why it waited.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("waiting for another command that holds"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// The arguments of `parmana log checkpoint` signing with the TEST-ONLY log key `root-1` into
