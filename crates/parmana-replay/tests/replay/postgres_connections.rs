@@ -848,6 +848,25 @@ fn a_claim_on_a_pooled_connection_the_server_ended_is_decided_again() {
         .unwrap()
         .get(0);
     assert_eq!(ended, 1, "the pool's one connection");
+    // `pg_terminate_backend` only signals the backend: until it has ended, it may still run the
+    // claim's statements and die at the commit, whose outcome the store then cannot know and
+    // answers as it is (unavailable) — not the case tested here (a CI run under load met it).
+    let mut gone = false;
+    for _ in 0..500 {
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&application],
+            )
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(gone, "the backend never ended");
     let exec = id("after-the-end");
     assert_eq!(
         store
