@@ -452,36 +452,27 @@ fn keep_thresholds(
     fn listed<T>(keys: &[T]) -> u64 {
         u64::try_from(keys.len()).unwrap_or(u64::MAX)
     }
-    let mut thresholds: Vec<(&str, Option<u64>, u64, u64, &mut u64)> = vec![
+    let mut thresholds: Vec<(&str, Option<u64>, u64, u64, &mut u64)> = [
+        (Role::Root, args.root_threshold, &mut spec.root),
+        (Role::Policy, args.policy_threshold, &mut spec.policy),
+        (Role::Release, args.release_threshold, &mut spec.release),
         (
-            "root",
-            args.root_threshold,
-            current.role_threshold(Role::Root),
-            listed(&spec.root.keys),
-            &mut spec.root.threshold,
-        ),
-        (
-            "policy",
-            args.policy_threshold,
-            current.role_threshold(Role::Policy),
-            listed(&spec.policy.keys),
-            &mut spec.policy.threshold,
-        ),
-        (
-            "release",
-            args.release_threshold,
-            current.role_threshold(Role::Release),
-            listed(&spec.release.keys),
-            &mut spec.release.threshold,
-        ),
-        (
-            "attestation",
+            Role::Attestation,
             args.attestation_threshold,
-            current.role_threshold(Role::Attestation),
-            listed(&spec.attestation.keys),
-            &mut spec.attestation.threshold,
+            &mut spec.attestation,
         ),
-    ];
+    ]
+    .into_iter()
+    .map(|(role, given, keys)| {
+        (
+            role.as_str(),
+            given,
+            current.role_threshold(role),
+            listed(&keys.keys),
+            &mut keys.threshold,
+        )
+    })
+    .collect();
     if let (Some(log), Some(role)) = (spec.log.as_mut(), current.log())
         && log.origin == role.origin().as_str()
     {

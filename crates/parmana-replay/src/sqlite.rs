@@ -241,12 +241,7 @@ impl SqliteReplayStore {
             }
         };
         let files = FileIdentity::of(&path)?;
-        if files.database() != before {
-            return Err(ReplayError::Replaced {
-                path: path.display().to_string(),
-            });
-        }
-        files.check()?;
+        files.check_opened(&path, before)?;
         let mut writer = Watched {
             conn: writer_conn,
             schema: SchemaWatch::default(),

@@ -151,11 +151,14 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     // Recovered with nobody reading: still completed and stored, and the id not printed is
     // named with how to read it back — exit 1, yet no retry is needed.
     let lost_flag = format!("sqlite:{}", lost_path.display());
-    let lost = run_with_lost_stdout(
-        &repo,
-        &["recover", "--store", &lost_flag, "--now", NOW],
-        LostStdout::ClosedPipe,
-    );
+    let recover_unread = |flag: &str| {
+        run_with_lost_stdout(
+            &repo,
+            &["recover", "--store", flag, "--now", NOW],
+            LostStdout::ClosedPipe,
+        )
+    };
+    let lost = recover_unread(&lost_flag);
     assert_eq!(lost.code, 1, "{}", lost.stderr);
     assert!(
         lost.stderr.contains(
@@ -175,11 +178,7 @@ fn recover_completes_a_crashed_execution_with_the_identical_attestation() {
     // With a forged claim too, the forgery's class is the exit (trust, 4), not the output's (1);
     // both are reported.
     let forged_flag = format!("sqlite:{}", forged_path.display());
-    let forged = run_with_lost_stdout(
-        &repo,
-        &["recover", "--store", &forged_flag, "--now", NOW],
-        LostStdout::ClosedPipe,
-    );
+    let forged = recover_unread(&forged_flag);
     assert_eq!(forged.code, 4, "{}", forged.stderr);
     assert!(
         forged

@@ -106,12 +106,7 @@ impl SqliteReplayStore {
         // (what the watch guards a writer against), and a store in rollback-journal mode has
         // neither.
         let files = FileIdentity::database_only(&path)?;
-        if files.database() != before {
-            return Err(ReplayError::Replaced {
-                path: path.display().to_string(),
-            });
-        }
-        files.check()?;
+        files.check_opened(&path, before)?;
         Ok(Self {
             path,
             writer: None,

@@ -96,6 +96,22 @@ impl FileIdentity {
         }
     }
 
+    /// Refuses a store whose database file is not the one that was at its path before SQLite
+    /// opened it (`before`: swapped in meanwhile, `replay.store_replaced`), or whose files fail
+    /// [`check`](Self::check) now.
+    pub(super) fn check_opened(
+        &self,
+        path: &Path,
+        before: Option<(u64, u64)>,
+    ) -> Result<(), ReplayError> {
+        if self.database() != before {
+            return Err(ReplayError::Replaced {
+                path: path.display().to_string(),
+            });
+        }
+        self.check()
+    }
+
     /// The database file's device and inode.
     pub(super) fn database(&self) -> Option<(u64, u64)> {
         self.files.first().and_then(|(_, id)| *id)
