@@ -2,7 +2,7 @@
 
 mod publish;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use parmana_runtime::canon::{Digest, PolicyId, PolicyRef, PolicyVersion, Timestamp, parse_strict};
@@ -11,7 +11,7 @@ use parmana_runtime::trust::{
     BUNDLE_MANIFEST_FILE, BundleFiles, KeyFile, LocalSigningKey, LogRole, LogSpec, NEW_FILE_MODE,
     POLICY_FILE, PublicKey, ReleaseManifestSpec, Role, RoleSpec, Signer, TrustError, TrustRootSpec,
     VerifiedTrustRoot, check_signer_role, create_trust_root, read_bundle_dir, read_key_file,
-    read_legacy_bundle_dir, read_public_key_file, read_release_manifest_version,
+    read_legacy_bundle_dir, read_public_key_file, read_release_manifest_listing,
     verify_legacy_bundle,
 };
 use parmana_runtime::{
@@ -939,7 +939,8 @@ pub(crate) enum ReleaseCommand {
     /// refused); only listed bundles can execute. The manifest is verified as `execute` will
     /// verify it before it is written. An existing --out is replaced only with --force, and only
     /// by a higher --version; signers in one directory take turns (a lock on it), so that one
-    /// never replaces what another wrote meanwhile.
+    /// never replaces what another wrote meanwhile. A warning names the policies the replaced
+    /// manifest listed and the new one does not, or says the new one lists none.
     #[command(
         after_help = "Example:\n  parmana release sign --key trust/keys/release.pem --policies-root policies \\\n      --version 2 --expires 2027-12-31T00:00:00Z --out release-manifest.json --force"
     )]
@@ -1016,7 +1017,8 @@ pub(crate) fn release(command: &ReleaseCommand, format: Format) -> Result<(), Fa
     };
     let bytes = sign_release_manifest_verified(&trust_root, &spec, &signer, args.clock.now())
         .map_err(|e| Failure::execution(&e))?;
-    publish_manifest(&out, &bytes, replaced.as_deref())?;
+    warn_withdrawn(&spec, replaced.as_ref().map(|r| &r.policies));
+    publish_manifest(&out, &bytes, replaced.as_ref().map(|r| r.bytes.as_slice()))?;
     print_written(
         format,
         &format!(
@@ -1038,14 +1040,52 @@ pub(crate) fn release(command: &ReleaseCommand, format: Format) -> Result<(), Fa
     )
 }
 
+/// The release manifest `release sign --force` replaces.
+struct ReplacedManifest {
+    bytes: Vec<u8>,
+    /// The policies it lists (as it states them: its signatures are not checked).
+    policies: BTreeSet<PolicyRef>,
+}
+
+/// Says what a new release manifest stops releasing, before it is published:
+/// `warning[cli.no_policy_released]` when it lists no policy at all (every execution under it
+/// is refused), and `warning[cli.policies_withdrawn]` naming each policy the manifest it
+/// replaces listed and it does not (a bundle directory moved or removed by mistake withdraws
+/// that policy from every deployment the manifest reaches).
+fn warn_withdrawn(spec: &ReleaseManifestSpec, replaced: Option<&BTreeSet<PolicyRef>>) {
+    if spec.policies.is_empty() {
+        crate::report::errln!(
+            "warning[cli.no_policy_released]: release manifest version {} lists no policy: every \
+             execution under it is refused (trust.not_in_release_manifest)",
+            spec.version
+        );
+        return;
+    }
+    let withdrawn: Vec<String> = replaced
+        .into_iter()
+        .flatten()
+        .filter(|policy| !spec.policies.contains_key(*policy))
+        .map(ToString::to_string)
+        .collect();
+    if !withdrawn.is_empty() {
+        crate::report::errln!(
+            "warning[cli.policies_withdrawn]: release manifest version {} no longer releases {}: \
+             executions of {} are refused once it is in force",
+            spec.version,
+            withdrawn.join(", "),
+            if withdrawn.len() == 1 { "it" } else { "them" }
+        );
+    }
+}
+
 /// Refuses to replace an existing --out without --force, one whose version cannot be read
 /// (fail closed: the rollback check needs it; move it away by hand after looking at it), and
-/// a --version not higher than the one it replaces. Returns the bytes of the manifest to be
-/// replaced, `None` when nothing is there.
+/// a --version not higher than the one it replaces. Returns the manifest to be replaced,
+/// `None` when nothing is there.
 fn check_replaced_manifest(
     args: &ReleaseSignArgs,
     path: &Path,
-) -> Result<Option<Vec<u8>>, Failure> {
+) -> Result<Option<ReplacedManifest>, Failure> {
     let out = path.display().to_string();
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -1064,7 +1104,7 @@ fn check_replaced_manifest(
     // Bounded: a file past the manifest's limit is refused by the version check below.
     let bytes =
         crate::common::read_bounded(path, parmana_runtime::trust::MAX_RELEASE_MANIFEST_BYTES)?;
-    let replaced = read_release_manifest_version(&bytes).map_err(|e| {
+    let (replaced, policies) = read_release_manifest_listing(&bytes).map_err(|e| {
         let mut failure = Failure::trust(&e);
         failure.message = format!(
             "{out}: {}; not replacing a file whose release-manifest version cannot be read (move it away first)",
@@ -1082,7 +1122,7 @@ fn check_replaced_manifest(
             ExitClass::InvalidInput,
         ));
     }
-    Ok(Some(bytes))
+    Ok(Some(ReplacedManifest { bytes, policies }))
 }
 
 /// Every bundle under `root`, verified, with a valid policy, in the directory its name says:

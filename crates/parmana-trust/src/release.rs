@@ -1,6 +1,6 @@
 //! The release manifest: which bundles may run, on which runtime; signed by the `release` role.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use parmana_canon::{Digest, PolicyRef, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -289,13 +289,28 @@ fn verify_release_manifest_signed(
 /// is not a well-formed release manifest (`_type`, shape, content), with the codes
 /// [`verify_release_manifest`] would give.
 pub fn read_release_manifest_version(bytes: &[u8]) -> Result<u64, TrustError> {
+    Ok(read_unverified_body(bytes)?.version)
+}
+
+/// The version and the policies a release-manifest document states, read as
+/// [`read_release_manifest_version`] reads it (no signature or expiry checked): for authoring,
+/// to say which policies a new manifest no longer releases. Nothing read this way is ever run.
+pub fn read_release_manifest_listing(
+    bytes: &[u8],
+) -> Result<(u64, BTreeSet<PolicyRef>), TrustError> {
+    let body = read_unverified_body(bytes)?;
+    Ok((body.version, body.policies.into_keys().collect()))
+}
+
+/// A well-formed release-manifest body, its signatures and expiry not checked.
+fn read_unverified_body(bytes: &[u8]) -> Result<ReleaseBody, TrustError> {
     check_size(bytes)?;
     let envelope = Envelope::parse(bytes, RELEASE_MANIFEST_TYPE)?;
     let body: ReleaseBody = envelope
         .body(RELEASE_MANIFEST_TYPE)
         .map_err(|error| policy_name_error(&envelope.signed).unwrap_or(error))?;
     check_body(&body)?;
-    Ok(body.version)
+    Ok(body)
 }
 
 /// Authors a release manifest signed by `signers`.

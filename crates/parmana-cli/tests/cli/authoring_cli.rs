@@ -525,3 +525,55 @@ fn release_sign_writes_the_manifest_the_deployment_names() {
         kept
     );
 }
+
+/// `release sign` says what a new manifest stops releasing, and still writes it: the policies
+/// the manifest it replaces listed and it does not, and a manifest that releases nothing.
+#[test]
+fn release_sign_names_the_policies_a_new_manifest_withdraws() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let warnings = |out: &crate::common::Run| -> Vec<String> {
+        out.stderr
+            .lines()
+            .filter(|line| line.starts_with("warning["))
+            .map(str::to_owned)
+            .collect()
+    };
+    // Every policy still there: nothing said.
+    let same = run_in(d, &release_sign("2", &["--force"]), b"");
+    assert_eq!(same.code, 0, "{}", same.transcript());
+    assert_eq!(
+        warnings(&same),
+        Vec::<String>::new(),
+        "{}",
+        same.transcript()
+    );
+
+    std::fs::remove_dir_all(d.join("policies/patient-triage")).unwrap();
+    let one_gone = run_in(d, &release_sign("3", &["--force"]), b"");
+    assert_eq!(one_gone.code, 0, "{}", one_gone.transcript());
+    assert_eq!(
+        warnings(&one_gone),
+        [
+            "warning[cli.policies_withdrawn]: release manifest version 3 no longer releases \
+          patient-triage@1.0.0: executions of it are refused once it is in force"
+        ],
+        "{}",
+        one_gone.transcript()
+    );
+    assert!(one_gone.stdout.contains("version 3 with 1 policy written"));
+
+    std::fs::remove_dir_all(d.join("policies/claims-approval")).unwrap();
+    let none = run_in(d, &release_sign("4", &["--force"]), b"");
+    assert_eq!(none.code, 0, "{}", none.transcript());
+    assert_eq!(
+        warnings(&none),
+        [
+            "warning[cli.no_policy_released]: release manifest version 4 lists no policy: every \
+          execution under it is refused (trust.not_in_release_manifest)"
+        ],
+        "{}",
+        none.transcript()
+    );
+    assert!(none.stdout.contains("version 4 with 0 policies written"));
+}
