@@ -102,7 +102,8 @@ pub fn sync_directory_of(path: &Path) -> std::io::Result<()> {
 /// moment, created new — never an existing file or a link someone left there), written with
 /// exactly `mode` on Unix when one is given (0600 for a private key, applied as the file is
 /// created, so it is never readable by others) or else with the permission bits of the file it
-/// replaces (for a new one, at most [`NEW_FILE_MODE`], 0644: what the umask leaves of it — never
+/// replaces less any write permission for its group or others (a signed document the next
+/// version replaces is never left writable by others, whatever the old file allowed; for a new one, at most [`NEW_FILE_MODE`], 0644: what the umask leaves of it — never
 /// writable by others, whatever the umask) and then also its owner
 /// and group, as far as the process may give them ([`keep_owner`]; never for a file given its own
 /// `mode`, a private key, which stays the writer's), synced, renamed over `path`,
@@ -128,7 +129,7 @@ pub fn replace_file_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> std
         use std::os::unix::fs::PermissionsExt as _;
         existing
             .as_ref()
-            .map(|existing| existing.permissions().mode() & 0o777)
+            .map(|existing| existing.permissions().mode() & 0o777 & !0o022)
     });
     let (temporary, mut file) = create_temporary(
         &directory_of(path),
@@ -512,7 +513,8 @@ mod unix_tests {
     use super::*;
 
     #[test]
-    fn a_replaced_file_keeps_its_mode_and_a_link_at_its_path_is_replaced_not_written_through() {
+    fn a_replaced_file_keeps_its_mode_but_others_write_and_a_link_at_its_path_is_replaced_not_written_through()
+     {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("release-manifest.json");
         std::fs::write(&path, b"old").unwrap();
@@ -521,6 +523,11 @@ mod unix_tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o640);
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        // Write permission for the group and others is not kept; the rest is.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o676)).unwrap();
+        replace_file_durably(&path, b"newer", None).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o654);
         // A link at the path: replaced by the file, its target left as it was.
         let target = dir.path().join("v7.json");
         std::fs::write(&target, b"v7").unwrap();
