@@ -79,6 +79,7 @@ pub(crate) struct ServerFile {
     shutdown_delay_ms: Option<u64>,
     max_connection_age_ms: Option<u64>,
     log_format: Option<String>,
+    log_level: Option<String>,
     log_signals: Option<bool>,
     log_key: Option<OneOrMorePaths>,
     log_anchor: Option<PathBuf>,
@@ -300,6 +301,11 @@ pub(crate) const LOG_FORMAT: Key = Key {
     flag: "--log-format",
     env: "PARMANA_LOG_FORMAT",
 };
+pub(crate) const LOG_LEVEL: Key = Key {
+    name: "log_level",
+    flag: "--log-level",
+    env: "PARMANA_LOG_LEVEL",
+};
 pub(crate) const LOG_SIGNALS: Key = Key {
     name: "log_signals",
     flag: "--log-signals",
@@ -365,7 +371,7 @@ pub(crate) struct Deployment {
 }
 
 /// Every variable the configuration reads, so that the environment is read once.
-const VARIABLES: [&str; 28] = [
+const VARIABLES: [&str; 29] = [
     POLICIES.env,
     PINNED_ROOT.env,
     TRUST_ROOT.env,
@@ -388,6 +394,7 @@ const VARIABLES: [&str; 28] = [
     SHUTDOWN_DELAY_MS.env,
     MAX_CONNECTION_AGE_MS.env,
     LOG_FORMAT.env,
+    LOG_LEVEL.env,
     LOG_SIGNALS.env,
     LOG_KEY.env,
     LOG_PUBLIC.env,
@@ -887,6 +894,7 @@ impl Deployment {
                 "max_connection_age_ms" => server.max_connection_age_ms.map(|v| v.to_string()),
                 "sequence_interval_ms" => server.sequence_interval_ms.map(|v| v.to_string()),
                 "log_format" => server.log_format.clone(),
+                "log_level" => server.log_level.clone(),
                 "log_signals" => server.log_signals.map(|v| v.to_string()),
                 "log_public" => server.log_public.map(|v| v.to_string()),
                 _ => None,

@@ -198,6 +198,7 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
         value_row(config::SHUTDOWN_DELAY_MS, values.shutdown_delay_ms),
         value_row(config::MAX_CONNECTION_AGE_MS, values.max_connection_age_ms),
         value_row(config::LOG_FORMAT, values.log_format),
+        value_row(config::LOG_LEVEL, values.log_level),
         value_row(config::LOG_SIGNALS, values.log_signals),
         match values.log_key {
             Some(keys) => paths_row(server_name(config::LOG_KEY.name), keys),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parmana_runtime::{Clock as _, RuntimeEnvironment, StoreOpen};
 use parmana_server::{
-    Authentication, AuthzenPolicy, AuthzenSettings, Limits, LogSettings, Logging,
+    Authentication, AuthzenPolicy, AuthzenSettings, Limits, LogLevel, LogSettings, Logging,
     SequencerSettings, Server, ServerError, ServerSettings, TlsFiles, Tokens, check_limits,
 };
 
@@ -111,6 +111,12 @@ pub(crate) struct ServeArgs {
     /// [env: PARMANA_LOG_FORMAT; config: server.log_format; default: text].
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
+    /// The least severe events logged: `error`, `warn`, `info` (each request's line and the
+    /// lifecycle) or `debug` (also every refusal withheld from its caller past the first each
+    /// second, connections closed by their peers, skipped cosigning rounds)
+    /// [env: PARMANA_LOG_LEVEL; config: server.log_level; default: info].
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
     /// Also log each request's signals (off by default: signals may be personal data)
     /// [env: PARMANA_LOG_SIGNALS; config: server.log_signals].
     #[arg(long)]
@@ -162,6 +168,49 @@ pub(crate) struct ServeArgs {
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// The values of `log_level`, least verbose first.
+const LOG_LEVELS: [(&str, LogLevel); 4] = [
+    ("error", LogLevel::Error),
+    ("warn", LogLevel::Warn),
+    ("info", LogLevel::Info),
+    ("debug", LogLevel::Debug),
+];
+
+/// `setting` when its value is one of `allowed`; refused otherwise, named with where it came
+/// from as every other value of the configuration is (a flag's is a usage error).
+fn one_of(
+    setting: Setting<String>,
+    key: config::Key,
+    allowed: &[&str],
+) -> Result<Setting<String>, Failure> {
+    if allowed.contains(&setting.value.as_str()) {
+        return Ok(setting);
+    }
+    let code = match setting.source {
+        config::Source::Flag(_) => "cli.usage",
+        _ => "cli.invalid_config",
+    };
+    let expected = allowed
+        .iter()
+        .map(|value| format!("`{value}`"))
+        .collect::<Vec<_>>();
+    Err(Failure::new(
+        code,
+        format!(
+            "{}: {:?} is not a valid `{}` (expected {})",
+            setting.source.origin(),
+            setting.value,
+            key.name,
+            match expected.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            }
+        ),
+        ExitClass::Usage,
+    ))
+}
+
 /// A server's refusal as the command reports it: its own code, and the exit of its class for a
 /// refusal of the runtime or the system; the others are the command's configuration (exit 2),
 /// for `serve` and `log witness --serve` alike (one code, one exit).
@@ -194,6 +243,7 @@ pub(crate) struct ServerFlags<'a> {
     shutdown_delay_ms: Option<u64>,
     max_connection_age_ms: Option<u64>,
     log_format: Option<String>,
+    log_level: Option<String>,
     log_signals: bool,
     log_key: &'a [PathBuf],
     log_anchor: Option<&'a Path>,
@@ -220,6 +270,7 @@ impl ServeArgs {
             shutdown_delay_ms: self.shutdown_delay_ms,
             max_connection_age_ms: self.max_connection_age_ms,
             log_format: self.log_format.clone(),
+            log_level: self.log_level.clone(),
             log_signals: self.log_signals,
             log_key: &self.log_key,
             log_anchor: self.log_anchor.as_deref(),
@@ -250,6 +301,8 @@ pub(crate) struct ServerValues {
     pub(crate) max_connection_age_ms: Setting<u64>,
     /// `text` or `json` (anything else is refused when resolving).
     pub(crate) log_format: Setting<String>,
+    /// `error`, `warn`, `info` or `debug` (anything else is refused when resolving).
+    pub(crate) log_level: Setting<String>,
     pub(crate) log_signals: Setting<bool>,
     /// A key of the trust root's `log` role (read and checked when the server starts).
     pub(crate) log_key: Option<Setting<Vec<PathBuf>>>,
@@ -273,28 +326,24 @@ impl ServerValues {
             .map_err(|e| Failure::new("cli.usage", e.to_string(), ExitClass::Usage))?;
         let defaults = Limits::default();
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        let log_format = deployment.server_value(
+        let log_format = one_of(
+            deployment.server_value(
+                config::LOG_FORMAT,
+                flags.log_format.clone(),
+                "text".to_owned(),
+            )?,
             config::LOG_FORMAT,
-            flags.log_format.clone(),
-            "text".to_owned(),
+            &["text", "json"],
         )?;
-        if !matches!(log_format.value.as_str(), "text" | "json") {
-            // Named with where it came from, as every other value of the configuration is; a
-            // flag's is a usage error.
-            let code = match log_format.source {
-                config::Source::Flag(_) => "cli.usage",
-                _ => "cli.invalid_config",
-            };
-            return Err(Failure::new(
-                code,
-                format!(
-                    "{}: {:?} is not a valid `log_format` (expected `text` or `json`)",
-                    log_format.source.origin(),
-                    log_format.value
-                ),
-                ExitClass::Usage,
-            ));
-        }
+        let log_level = one_of(
+            deployment.server_value(
+                config::LOG_LEVEL,
+                flags.log_level.clone(),
+                "info".to_owned(),
+            )?,
+            config::LOG_LEVEL,
+            &LOG_LEVELS.map(|(name, _)| name),
+        )?;
         Ok(Self {
             listen: deployment.server_value(config::LISTEN, flags.listen, default_listen)?,
             tokens: deployment.server_path(config::TOKENS, flags.tokens),
@@ -347,6 +396,7 @@ impl ServerValues {
                 millis(defaults.max_connection_age),
             )?,
             log_format,
+            log_level,
             log_signals: deployment.server_value(
                 config::LOG_SIGNALS,
                 flags.log_signals.then_some(true),
@@ -589,6 +639,10 @@ fn settings(
             limits,
             logging: Logging {
                 json: values.log_format.value == "json",
+                level: LOG_LEVELS
+                    .into_iter()
+                    .find(|(name, _)| *name == values.log_level.value)
+                    .map_or(LogLevel::Info, |(_, level)| level),
                 signals: values.log_signals.value,
             },
             authzen: authzen_settings(deployment),

@@ -220,9 +220,10 @@ pub(crate) async fn create_execution(
     let mut outcome = Outcome {
         policy: Some(policy.to_string()),
         execution_id: Some(execution_id.as_str().to_owned()),
-        signals: state.logging.signals.then(|| body.signals.clone()),
         ..Outcome::default()
     };
+    // The line of a refusal too, the signals' own included.
+    crate::state::note_signals(&state.logging, || body.signals.clone());
     // The signals' text goes to the runtime's strict parser as it is (as the CLI's does).
     let signals = Signals::from_json(body.signals).map_err(|e| refused(&e))?;
     let request = ExecutionRequest::new(execution_id.clone(), policy, signals)
@@ -508,7 +509,7 @@ pub(crate) async fn evaluate(
     }
     match (body.signals, body.batch) {
         (Some(signals), None) => {
-            outcome.signals = state.logging.signals.then(|| signals.clone());
+            crate::state::note_signals(&state.logging, || signals.clone());
             // One small evaluation is pure and bounded by the policy limits (no store, no lock
             // held across it, no I/O): it runs here, on the async worker; a large or explained
             // one on the blocking pool.

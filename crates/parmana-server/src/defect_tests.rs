@@ -52,6 +52,20 @@ fn a_panicking_runtime_task_tells_the_caller_nothing_it_said() {
         "{}",
         refused.message
     );
+    // The call is timed all the same, in a bucket past the 6.5 s the histogram once ended at.
+    let text = state.metrics.encode().unwrap();
+    assert!(
+        text.lines().any(
+            |line| line == r#"parmana_runtime_call_duration_seconds_count{operation="read"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"parmana_runtime_call_duration_seconds_bucket{le="52.4288",operation="read"} 1"#
+        ),
+        "{text}"
+    );
 }
 
 /// A store whose completion panics (a defect) after the claim went through: the claim stays.

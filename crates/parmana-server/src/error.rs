@@ -263,12 +263,14 @@ impl ApiError {
         let message = match withheld_message(error) {
             Some(message) => {
                 // At most one a second at WARN (an outage refuses every request, a boxcar up to
-                // a thousand evaluations); the others at DEBUG.
-                if warn_now() {
+                // a thousand evaluations), with the count of those since the line before; the
+                // others at DEBUG.
+                if let Some(withheld_since_last_line) = warn_now() {
                     tracing::warn!(
                         target: "parmana::server",
                         code,
                         error = %error,
+                        withheld_since_last_line,
                         "a request was refused: the replay store or a file failed (the caller is \
                          told the code only)"
                     );
@@ -305,16 +307,22 @@ impl ApiError {
 }
 
 /// Whether a withheld refusal is logged at WARN now: the first one in each second of the
-/// process's life (the others at DEBUG), so that an outage does not double the log.
-fn warn_now() -> bool {
+/// process's life (the others at DEBUG), so that an outage does not double the log. `Some`
+/// with how many were logged at DEBUG only since the last WARN line, which says so.
+fn warn_now() -> Option<u64> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     static LAST_SECOND: AtomicU64 = AtomicU64::new(u64::MAX);
+    static SINCE_LAST_LINE: AtomicU64 = AtomicU64::new(0);
     let second = STARTED
         .get_or_init(std::time::Instant::now)
         .elapsed()
         .as_secs();
-    LAST_SECOND.swap(second, Ordering::Relaxed) != second
+    if LAST_SECOND.swap(second, Ordering::Relaxed) == second {
+        SINCE_LAST_LINE.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    Some(SINCE_LAST_LINE.swap(0, Ordering::Relaxed))
 }
 
 /// What the caller is told of a refusal whose own message the server's log keeps: a store or

@@ -51,8 +51,9 @@ pub use descriptors::connections_within_open_files_limit;
 pub use error::ServerError;
 pub use lifecycle::{Server, check_limits, check_settings};
 pub use settings::{
-    Authentication, AuthzenPolicy, AuthzenSettings, LIMIT_RANGES, Limits, LogSettings, Logging,
-    MAX_HEADER_BYTES, MAX_WITNESSES, MIN_HEADER_BYTES, SequencerSettings, ServerSettings, TlsFiles,
+    Authentication, AuthzenPolicy, AuthzenSettings, LIMIT_RANGES, Limits, LogLevel, LogSettings,
+    Logging, MAX_HEADER_BYTES, MAX_WITNESSES, MIN_HEADER_BYTES, SequencerSettings, ServerSettings,
+    TlsFiles,
 };
 pub use store_timing::{StoreTimings, served_store, timed_store};
 pub use witness::{

@@ -588,7 +588,7 @@ async fn sequence_periodically(state: Arc<AppState>) {
 async fn load_log(state: &Arc<AppState>) -> Result<(), ServerError> {
     let worker = Arc::clone(state);
     let loaded = state
-        .blocking("sequence", move |runtime| {
+        .blocking("load", move |runtime| {
             let anchor = worker
                 .sequencer
                 .anchor

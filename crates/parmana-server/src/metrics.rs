@@ -61,10 +61,15 @@ pub(crate) enum SequencerRun {
     Failed,
 }
 
+/// Buckets from 25 µs doubling to about 52 s: past twice the longest request timeout a
+/// deployment commonly sets and a cosigning round's two 10 s answers, so that a timed-out request
+/// or a stalled store lands in a bucket of its own, not only in `+Inf`.
 pub(crate) fn latency_histogram() -> Histogram {
-    // 25 µs to ~6.5 s.
-    Histogram::new(exponential_buckets(0.000_025, 2.0, 19))
+    Histogram::new(exponential_buckets(0.000_025, 2.0, LATENCY_BUCKETS))
 }
+
+/// How many finite buckets [`latency_histogram`] has.
+pub(crate) const LATENCY_BUCKETS: u16 = 22;
 
 /// Every metric the server exports, registered once.
 #[derive(Debug)]
@@ -166,8 +171,8 @@ impl Metrics {
             "runtime_call_duration_seconds",
             "Time in the runtime (on the blocking pool), by operation: execute (claim and \
              completion in the store included), evaluate, read, verify, reload, recover, log, \
-             sequence, probe, parse (a request body over 16 KiB, or an AuthZEN boxcar's, read \
-             on the blocking pool)",
+             load (the whole ledger read before ready), sequence, cosign, probe, parse (a \
+             request body over 16 KiB, or an AuthZEN boxcar's, read on the blocking pool)",
             runtime_seconds.clone(),
         );
         let store_probe_seconds = latency_histogram();

@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, RETRY_AFTER_SECONDS};
-use crate::settings::Logging;
+use crate::settings::{LogLevel, Logging};
 use crate::state::{AppState, NOTES, Notes, SLOT, Slot};
 
 /// What a handler decided, attached to its response for the log line and metrics.
@@ -193,6 +193,7 @@ pub(crate) async fn guard(
     // A refusal, or an answer on the timeout, names what the handler had noted.
     outcome.policy = outcome.policy.or(notes.policy);
     outcome.execution_id = outcome.execution_id.or(notes.execution_id);
+    outcome.signals = outcome.signals.or(notes.signals);
     let caller = notes.caller;
     abandoned.answered = true;
     log_request(
@@ -272,6 +273,7 @@ impl Drop for Abandoned {
         let outcome = Outcome {
             execution_id: notes.execution_id,
             policy: notes.policy,
+            signals: notes.signals,
             code: Some(code.to_owned()),
             ..Outcome::default()
         };
@@ -507,17 +509,57 @@ fn log_request(
     );
 }
 
+/// The fields of a text log line: the message, then `name=value` for each field, every one on
+/// the line's one line — a control character in any of them (a PostgreSQL error's `DETAIL` on
+/// a line of its own, say) is written escaped (`\n`), so a line-based log shipper never splits
+/// one event in two, and no value can start a line that looks like another event.
+pub(crate) fn text_fields() -> impl for<'writer> tracing_subscriber::fmt::FormatFields<'writer> {
+    use std::fmt::Write as _;
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let mut line = OneLine(writer);
+        match field.name() {
+            "message" => write!(line, "{value:?}"),
+            name => write!(line, "{name}={value:?}"),
+        }
+    })
+    .delimited(" ")
+}
+
+/// A writer that escapes every control character it is given (`\n`, `\r`, `\t`, `\u{1b}`).
+struct OneLine<'a, W: std::fmt::Write>(&'a mut W);
+
+impl<W: std::fmt::Write> std::fmt::Write for OneLine<'_, W> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let mut rest = text;
+        while let Some(at) = rest.find(char::is_control) {
+            self.0.write_str(&rest[..at])?;
+            let control = rest[at..].chars().next().unwrap_or_default();
+            write!(self.0, "{}", control.escape_default())?;
+            rest = &rest[at + control.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
 /// Installs the process's log subscriber: events on stderr, text or one JSON object per line.
 /// A second call (a test starting two servers in one process) keeps the first.
 pub(crate) fn init_logging(logging: &Logging) {
+    let level = match logging.level {
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
+    };
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_max_level(level)
         .with_ansi(false)
         .with_target(true);
     let installed = if logging.json {
         builder.json().flatten_event(true).try_init()
     } else {
-        builder.try_init()
+        builder.fmt_fields(text_fields()).try_init()
     };
     // With JSON logs, a panic (a defect) is logged as one JSON event too, not as the default
     // hook's plain text among them.
@@ -571,6 +613,49 @@ mod tests {
             let request = builder.body(axum::body::Body::empty()).unwrap();
             assert_eq!(head_size(&request), wire.len(), "{wire:?}");
         }
+    }
+
+    /// Every text log event is one line: a control character in the message or in any field
+    /// (a `%error` given with `Display`, whose text is not quoted) is written escaped, and the
+    /// rest of the line is as the default format writes it.
+    #[test]
+    fn a_text_log_event_is_one_line_whatever_its_fields_hold() {
+        #[derive(Clone, Default)]
+        struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Shared {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let written = Shared::default();
+        let writer = written.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .fmt_fields(text_fields())
+            .finish();
+        let error = "db error: ERROR: new row violates a check\nDETAIL: Failing row contains (x)";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(
+                code = "replay.store_unavailable",
+                error = %error,
+                count = 3_u64,
+                "refused:\r\n\u{1b}[31mforged\tline"
+            );
+        });
+        let text = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            " WARN refused:\\r\\n\\u{1b}[31mforged\\tline code=\"replay.store_unavailable\" \
+             error=db error: ERROR: new row violates a check\\nDETAIL: Failing row contains (x) \
+             count=3\n"
+        );
     }
 
     #[test]

@@ -161,8 +161,25 @@ impl Default for Limits {
 pub struct Logging {
     /// One JSON object per line instead of text.
     pub json: bool,
+    /// The least severe events written.
+    pub level: LogLevel,
     /// Also log the signals of each request (off by default: signals may be personal data).
     pub signals: bool,
+}
+
+/// The least severe events the server's log writes (`docs/server.md`, "Logs and metrics").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogLevel {
+    /// Failures only.
+    Error,
+    /// Failures and what an operator should look at.
+    Warn,
+    /// Also one line per request and the lifecycle (the default).
+    #[default]
+    Info,
+    /// Also what is logged at most once a second at the levels above (every refusal withheld
+    /// from its caller), connections their peers closed, skipped cosigning rounds.
+    Debug,
 }
 
 /// One policy answering AuthZEN requests.

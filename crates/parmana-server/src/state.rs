@@ -40,6 +40,23 @@ pub(crate) struct Notes {
     /// Where the noted execution reads back, as the handler that noted it answers it (AuthZEN's
     /// routes: under `pdp_url`'s path); `/v1/executions/{id}` where none is noted.
     pub(crate) location: Option<String>,
+    /// The request's one set of signals, noted only where the log writes them
+    /// (`Logging::signals`): the line of a refusal carries them too.
+    pub(crate) signals: Option<String>,
+}
+
+/// Notes the request's one set of signals for its log line, where the log writes them (a
+/// no-op otherwise, and outside a request).
+pub(crate) fn note_signals(logging: &crate::settings::Logging, signals: impl FnOnce() -> String) {
+    if !logging.signals {
+        return;
+    }
+    let signals = signals();
+    let _ = NOTES.try_with(|notes| {
+        if let Ok(mut notes) = notes.lock() {
+            notes.signals = Some(signals);
+        }
+    });
 }
 
 /// Notes where the noted execution reads back (a no-op outside a request).
@@ -362,9 +379,13 @@ impl AppState {
         let started = Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let value = work(&state.runtime);
-            state.metrics.runtime_call(operation, started.elapsed());
-            value
+            // Timed as it ends, a call that panics too.
+            let _timed = TimedCall {
+                state: &state,
+                operation,
+                started,
+            };
+            work(&state.runtime)
         })
         .await;
         joined.map_err(|e| {
@@ -471,5 +492,21 @@ impl AppState {
 
     pub(crate) fn is_started(&self) -> bool {
         self.started_up.load(Ordering::SeqCst)
+    }
+}
+
+/// Records a runtime call's latency under its operation when dropped: as the call returns, or
+/// as it unwinds from a panic (a defect), which is then timed too.
+struct TimedCall<'a> {
+    state: &'a AppState,
+    operation: &'static str,
+    started: Instant,
+}
+
+impl Drop for TimedCall<'_> {
+    fn drop(&mut self) {
+        self.state
+            .metrics
+            .runtime_call(self.operation, self.started.elapsed());
     }
 }

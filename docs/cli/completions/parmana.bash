@@ -2221,7 +2221,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__serve)
-            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-header-bytes --max-concurrency --max-connections --request-timeout-ms --idle-timeout-ms --shutdown-grace-ms --shutdown-delay-ms --max-connection-age-ms --log-format --log-signals --log-key --log-anchor --log-public --witness-url --sequence-interval-ms --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
+            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-header-bytes --max-concurrency --max-connections --request-timeout-ms --idle-timeout-ms --shutdown-grace-ms --shutdown-delay-ms --max-connection-age-ms --log-format --log-level --log-signals --log-key --log-anchor --log-public --witness-url --sequence-interval-ms --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2284,6 +2284,10 @@ _parmana() {
                     return 0
                     ;;
                 --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

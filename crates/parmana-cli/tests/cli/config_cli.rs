@@ -237,6 +237,13 @@ fn parmana_config_prints_the_server_settings_with_their_sources() {
             "PARMANA_LOG_FORMAT: \"yaml\" is not a valid `log_format`",
         ),
         (
+            "PARMANA_LOG_LEVEL",
+            "trace",
+            "cli.invalid_config",
+            "PARMANA_LOG_LEVEL: \"trace\" is not a valid `log_level` (expected `error`, `warn`, \
+             `info` or `debug`)",
+        ),
+        (
             "PARMANA_MAX_HEADER_BYTES",
             "100",
             "server.limit_out_of_range",

@@ -29,6 +29,58 @@ pub(crate) fn log_line(served: &Served, route: &str, status: u64) -> (Value, Str
     panic!("no log line for {route} {status}: {}", served.stderr());
 }
 
+/// `--log-level` says which events are written: at `warn` neither the lifecycle's lines nor a
+/// request's; at `debug` also a sequencer run's `sequenced`, which `info` leaves out.
+#[test]
+fn the_log_level_chooses_the_events_written() {
+    let env = deployment("memory", "");
+    // (level, whether INFO lines are written, whether DEBUG lines are)
+    for (level, info, debug) in [
+        ("warn", false, false),
+        ("info", true, false),
+        ("debug", true, true),
+    ] {
+        let mut served = Served::start(
+            env.root(),
+            &[
+                "--dev-token",
+                "--log-level",
+                level,
+                "--sequence-interval-ms",
+                "100",
+            ],
+        );
+        let id = format!("level-{level}");
+        let reply = served.post(
+            "/v1/executions",
+            served.token.as_deref(),
+            &crate::harness::execution_body(&id),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        // Sequenced within a few cadences (waited for where it is logged, bounded); then
+        // stopped, every line written.
+        for _ in 0..if debug { 500 } else { 40 } {
+            if served.stderr().contains("sequenced") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        served.signal("TERM");
+        assert_eq!(served.wait(), Some(0), "{}", served.stderr());
+        let log = served.stderr();
+        let has = |tag: &str| log.lines().any(|line| line.contains(tag));
+        assert_eq!(
+            (
+                has(" INFO parmana::request: request "),
+                has(" INFO parmana::server: listening"),
+                has(" DEBUG parmana::server: sequenced")
+            ),
+            (info, info, debug),
+            "{level}:\n{log}"
+        );
+    }
+}
+
 #[test]
 fn request_logs_are_json_lines_without_signal_values_unless_configured() {
     let env = deployment("memory", "");
@@ -84,12 +136,20 @@ fn request_logs_are_json_lines_without_signal_values_unless_configured() {
         );
         assert_eq!(refused.status, 400, "{}", refused.text);
         let (event, _) = log_line(&served, "/v1/executions", 400);
+        // With the signals logged, a refusal's line carries them as received too.
+        let signals = |text: &str| Value::from(if logged { text } else { "" });
         assert_eq!(
-            (&event["execution_id"], &event["policy"], &event["code"]),
+            (
+                &event["execution_id"],
+                &event["policy"],
+                &event["code"],
+                &event["signals"]
+            ),
             (
                 &Value::from(format!("bad-{logged}")),
                 &Value::from("claims-approval@1.0.0"),
-                &Value::from(refused.code())
+                &Value::from(refused.code()),
+                &signals(r#"{"x":1,"x":2}"#)
             ),
             "{event}"
         );
@@ -101,10 +161,11 @@ fn request_logs_are_json_lines_without_signal_values_unless_configured() {
         assert_eq!(refused.status, 422, "{}", refused.text);
         let (event, _) = log_line(&served, "/v1/evaluations", 422);
         assert_eq!(
-            (&event["policy"], &event["code"]),
+            (&event["policy"], &event["code"], &event["signals"]),
             (
                 &Value::from("claims-approval@1.0.0"),
-                &Value::from(refused.code())
+                &Value::from(refused.code()),
+                &signals("{}")
             ),
             "{event}"
         );

@@ -154,6 +154,11 @@ fn every_route_answers_with_the_documented_status_and_scope() {
         ),
         (2, 1)
     );
+    // The whole ledger read before ready is timed once, as `load` (not as a sequencer run).
+    assert_eq!(
+        metric(r#"parmana_runtime_call_duration_seconds_count{operation="load"}"#),
+        1
+    );
     let metrics = served.get("/metrics", Some("reader"));
     assert!(
         metrics
