@@ -310,19 +310,40 @@ impl ApiError {
 /// process's life (the others at DEBUG), so that an outage does not double the log. `Some`
 /// with how many were logged at DEBUG only since the last WARN line, which says so.
 fn warn_now() -> Option<u64> {
-    use std::sync::atomic::{AtomicU64, Ordering};
     static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    static LAST_SECOND: AtomicU64 = AtomicU64::new(u64::MAX);
-    static SINCE_LAST_LINE: AtomicU64 = AtomicU64::new(0);
-    let second = STARTED
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_secs();
-    if LAST_SECOND.swap(second, Ordering::Relaxed) == second {
-        SINCE_LAST_LINE.fetch_add(1, Ordering::Relaxed);
-        return None;
+    static WITHHELD: OncePerSecond = OncePerSecond::new();
+    WITHHELD.due(
+        STARTED
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs(),
+    )
+}
+
+/// The first event of each second, and how many came since the one before.
+struct OncePerSecond {
+    last_second: std::sync::atomic::AtomicU64,
+    since_last: std::sync::atomic::AtomicU64,
+}
+
+impl OncePerSecond {
+    const fn new() -> Self {
+        Self {
+            last_second: std::sync::atomic::AtomicU64::new(u64::MAX),
+            since_last: std::sync::atomic::AtomicU64::new(0),
+        }
     }
-    Some(SINCE_LAST_LINE.swap(0, Ordering::Relaxed))
+
+    /// `Some(n)` for the first event in `second` (`n` events came between it and the one
+    /// before it was given `Some`), `None` for the others.
+    fn due(&self, second: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        if self.last_second.swap(second, Ordering::Relaxed) == second {
+            self.since_last.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.since_last.swap(0, Ordering::Relaxed))
+    }
 }
 
 /// What the caller is told of a refusal whose own message the server's log keeps: a store or
@@ -417,6 +438,31 @@ mod tests {
     use parmana_runtime::replay::ReplayError;
 
     use super::*;
+
+    /// The first withheld refusal of each second is due, with how many came between it and the
+    /// one due before: none is left uncounted at the default level.
+    #[test]
+    fn a_withheld_refusal_is_logged_once_a_second_with_the_count_since() {
+        let throttle = OncePerSecond::new();
+        let seen: Vec<Option<u64>> = [0, 0, 0, 1, 3, 3, 3, 3, 4]
+            .into_iter()
+            .map(|second| throttle.due(second))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                Some(0),
+                None,
+                None,
+                Some(2),
+                Some(0),
+                None,
+                None,
+                None,
+                Some(3)
+            ]
+        );
+    }
 
     /// One refusal of each kind the routes pass on, and the status `docs/server.md` ("Errors")
     /// gives it: input is never a 500, replay is 409, a store that fails is 503 with
