@@ -1056,7 +1056,7 @@ fn warn_withdrawn(spec: &ReleaseManifestSpec, replaced: Option<&BTreeSet<PolicyR
     if spec.policies.is_empty() {
         crate::report::errln!(
             "warning[cli.no_policy_released]: release manifest version {} lists no policy: every \
-             execution under it is refused (trust.not_in_release_manifest)",
+             execution under it is refused (runtime.policy_not_found)",
             spec.version
         );
         return;

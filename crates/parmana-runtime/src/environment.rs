@@ -189,19 +189,26 @@ impl RuntimeEnvironment {
     fn load_policy(&self, reference: &PolicyRef) -> Result<LoadedPolicy, ExecutionError> {
         let (policy_id, policy_version) = (reference.id().as_str(), reference.version().as_str());
         let name = reference.to_string();
+        // A policy the release manifest does not list is refused before anything on disk is
+        // looked at: anyone who may name a policy (a client of the server) would otherwise have
+        // a bundle left on disk read and verified again at every request (a refusal is not
+        // cached), and learn from the answer which unreleased versions lie there. It is the
+        // caller's input that names it, whatever is on disk: `runtime.policy_not_found`.
+        if !self.release_manifest.policies().contains_key(reference) {
+            return Err(ExecutionError::PolicyNotFound {
+                policy: name,
+                reason: format!(
+                    "release manifest version {} does not list it",
+                    self.release_manifest.version()
+                ),
+            });
+        }
         let dir = self.policies_root.join(policy_id).join(policy_version);
         if !dir.is_dir() {
-            return Err(ExecutionError::PolicyNotFound { policy: name });
-        }
-        // A bundle the release manifest does not list is refused before it is read: anyone who
-        // may name a policy (a client of the server) would otherwise have a bundle left on disk
-        // read and verified again at every request, as a refusal is not cached.
-        if !self.release_manifest.policies().contains_key(reference) {
-            return Err(TrustError::NotInReleaseManifest {
+            return Err(ExecutionError::PolicyNotFound {
                 policy: name,
-                detail: String::new(),
-            }
-            .into());
+                reason: "no bundle directory under the policies root".to_owned(),
+            });
         }
         let files = read_bundle_dir(&dir)?;
         let bundle = verify_bundle(&self.trust_root, &files)?;

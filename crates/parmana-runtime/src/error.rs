@@ -44,11 +44,15 @@ pub enum ExecutionError {
         #[source]
         source: IdError,
     },
-    /// No bundle directory for the policy under the policies root.
-    #[error("policy {policy} not found under the policies root")]
+    /// A policy that is not released: the release manifest does not list it, or it has no
+    /// bundle directory under the policies root. Either way the caller named a policy that
+    /// does not run here (input, never a fault of the deployment's).
+    #[error("policy {policy} not found: {reason}")]
     PolicyNotFound {
         /// `<id>@<version>`.
         policy: String,
+        /// Which of the two.
+        reason: String,
     },
     /// The policy text in a verified bundle is not a valid policy, or names another policy.
     #[error("policy {policy} is invalid: {source}")]

@@ -303,7 +303,12 @@ fn a_signed_bundle_missing_from_the_release_manifest_is_refused() {
     let env = fixture.environment();
     let req = request_parts("n", "claims-approval", "1.0.1", SIGNALS.as_bytes()).unwrap();
     let err = execute(&fixture, &env, &MemoryReplayStore::new(), &req).unwrap_err();
-    assert_eq!(err.code(), "trust.not_in_release_manifest");
+    assert_eq!(err.code(), "runtime.policy_not_found");
+    assert!(
+        err.to_string()
+            .ends_with("not found: release manifest version 1 does not list it"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -317,15 +322,38 @@ fn a_bundle_the_release_manifest_does_not_list_is_refused_unread() {
     std::fs::write(to.join("bundle.json"), b"not a bundle").unwrap();
     std::fs::write(to.join("policy.json"), vec![b' '; 1 << 20]).unwrap();
     let env = fixture.environment();
-    for _ in 0..2 {
-        let req = request_parts("n", "claims-approval", "9.9.9", SIGNALS.as_bytes()).unwrap();
+    // Refused as a name with no bundle directory is, in the same words: what lies on disk
+    // unreleased is neither read nor told.
+    for version in ["9.9.9", "9.9.8"] {
+        let req = request_parts("n", "claims-approval", version, SIGNALS.as_bytes()).unwrap();
         let err = execute(&fixture, &env, &MemoryReplayStore::new(), &req).unwrap_err();
-        assert_eq!(err.code(), "trust.not_in_release_manifest", "{err}");
+        assert_eq!(
+            (err.code(), err.to_string()),
+            (
+                "runtime.policy_not_found",
+                format!(
+                    "policy claims-approval@{version} not found: release manifest version 1 \
+                     does not list it"
+                )
+            )
+        );
     }
-    // A name with no bundle directory is still `runtime.policy_not_found`.
-    let req = request_parts("n", "claims-approval", "9.9.8", SIGNALS.as_bytes()).unwrap();
+    // A released policy without its directory.
+    std::fs::rename(
+        fixture.root().join("policies/claims-approval/1.0.0"),
+        fixture.root().join("policies/claims-approval/moved"),
+    )
+    .unwrap();
+    let req = request_parts("n", "claims-approval", "1.0.0", SIGNALS.as_bytes()).unwrap();
     let err = execute(&fixture, &env, &MemoryReplayStore::new(), &req).unwrap_err();
-    assert_eq!(err.code(), "runtime.policy_not_found", "{err}");
+    assert_eq!(
+        (err.code(), err.to_string()),
+        (
+            "runtime.policy_not_found",
+            "policy claims-approval@1.0.0 not found: no bundle directory under the policies root"
+                .to_owned()
+        )
+    );
 }
 
 #[test]

@@ -484,6 +484,7 @@ mod tests {
             (
                 ExecutionError::PolicyNotFound {
                     policy: "nowhere@1.0.0".to_owned(),
+                    reason: "release manifest version 1 does not list it".to_owned(),
                 },
                 422,
                 None,
@@ -591,6 +592,7 @@ mod tests {
         }
         let kept = ExecutionError::PolicyNotFound {
             policy: "nowhere@1.0.0".to_owned(),
+            reason: "release manifest version 1 does not list it".to_owned(),
         };
         assert_eq!(ApiError::from_execution(&kept).message, kept.to_string());
     }

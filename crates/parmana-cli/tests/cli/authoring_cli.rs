@@ -215,11 +215,11 @@ fn import_legacy_v1_then_release_and_execute_it() {
         )
     };
     let unreleased = execute("legacy-1");
-    assert_eq!(unreleased.code, 4, "{}", unreleased.transcript());
+    assert_eq!(unreleased.code, 3, "{}", unreleased.transcript());
     assert!(
         unreleased
             .stderr
-            .starts_with("error[trust.not_in_release_manifest]"),
+            .starts_with("error[runtime.policy_not_found]"),
         "{}",
         unreleased.transcript()
     );
@@ -570,7 +570,7 @@ fn release_sign_names_the_policies_a_new_manifest_withdraws() {
         warnings(&none),
         [
             "warning[cli.no_policy_released]: release manifest version 4 lists no policy: every \
-          execution under it is refused (trust.not_in_release_manifest)"
+          execution under it is refused (runtime.policy_not_found)"
         ],
         "{}",
         none.transcript()

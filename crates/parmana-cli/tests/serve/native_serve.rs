@@ -931,6 +931,60 @@ fn the_readme_service_block_runs_as_written() {
     assert!(answer["attestation"]["signatures"].is_array(), "{answer}");
 }
 
+/// A policy the release manifest does not list is the caller's input, whatever lies on disk:
+/// `422 runtime.policy_not_found` in the same words for a version left in `policies/` unreleased
+/// as for one that was never there (it was `500 trust.not_in_release_manifest`, which also
+/// told which unreleased versions exist), on every route that names a policy.
+#[test]
+fn an_unreleased_policy_on_disk_is_not_found_as_an_absent_one() {
+    let env = deployment("memory", "");
+    parmana_testkit::copy_tree(
+        &env.root().join("policies/claims-approval/1.0.0"),
+        &env.root().join("policies/claims-approval/0.9.0"),
+    )
+    .unwrap();
+    let served = Served::start(env.root(), &["--dev-token"]);
+    let token = served.token.as_deref();
+    for version in ["0.9.0", "9.9.9"] {
+        let policy = format!("claims-approval@{version}");
+        for (path, body) in [
+            (
+                "/v1/evaluations",
+                format!(r#"{{"policy":"{policy}","signals":{README_SIGNALS}}}"#),
+            ),
+            (
+                "/v1/evaluations?explain=true",
+                format!(r#"{{"policy":"{policy}","signals":{README_SIGNALS}}}"#),
+            ),
+            (
+                "/v1/evaluations",
+                format!(r#"{{"policy":"{policy}","batch":[{README_SIGNALS}]}}"#),
+            ),
+            (
+                "/v1/executions",
+                format!(
+                    r#"{{"policy":"{policy}","signals":{README_SIGNALS},"execution_id":"u-{version}"}}"#
+                ),
+            ),
+        ] {
+            let reply = served.post(path, token, &body);
+            assert_eq!(
+                (reply.status, reply.code().as_str()),
+                (422, "runtime.policy_not_found"),
+                "{path} {policy}: {}",
+                reply.text
+            );
+            assert!(
+                reply
+                    .text
+                    .contains("release manifest version 1 does not list it"),
+                "{path} {policy}: {}",
+                reply.text
+            );
+        }
+    }
+}
+
 #[test]
 fn evaluations_consume_nothing_and_sign_nothing() {
     let env = deployment("sqlite:replay.sqlite3", "");
