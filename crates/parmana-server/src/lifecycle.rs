@@ -102,6 +102,10 @@ fn checked(
             anchor: None,
         })?;
     }
+    // Every released policy read, verified and compiled now, as a reload does: a released
+    // bundle that does not verify refuses the start rather than its first request, and no
+    // request's first use of a policy reads and compiles it on an async worker.
+    environment.preload_released_policies()?;
     Ok(Checked {
         tls,
         tls_not_after,

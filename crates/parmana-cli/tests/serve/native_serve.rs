@@ -647,6 +647,28 @@ fn the_server_refuses_to_start_without_tokens_or_off_loopback_without_auth() {
         !store.parent().unwrap().exists(),
         "a key without the attestation role created the store before refusing to start"
     );
+    // A released bundle that does not verify (its policy edited after signing), as a reload
+    // would refuse it: the start is refused, before the store is made, not its first request.
+    let tampered = deployment("sqlite:fresh/replay.sqlite3", "");
+    let policy = tampered
+        .root()
+        .join("policies/claims-approval/1.0.0/policy.json");
+    let mut text = std::fs::read(&policy).unwrap();
+    text.push(b' ');
+    std::fs::write(&policy, text).unwrap();
+    let (exit, _, stderr) = crate::harness::parmana(
+        tampered.root(),
+        &["serve", "--dev-token", "--listen", "127.0.0.1:0"],
+    );
+    assert_eq!(exit, 4, "{stderr}");
+    assert!(
+        stderr.starts_with("error[trust.digest_mismatch]") && stderr.contains("policy.json"),
+        "{stderr}"
+    );
+    assert!(
+        !tampered.root().join("fresh").exists(),
+        "a released bundle that does not verify created the store before refusing to start"
+    );
     // Tokens a deployment configures are never dropped silently by a trial flag.
     let configured = deployment("memory", "[server]\ntokens = \"tokens.toml\"\n");
     for flag in ["--insecure-no-auth", "--dev-token"] {
