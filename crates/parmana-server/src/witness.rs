@@ -61,8 +61,9 @@ pub struct WitnessSettings {
 
 /// The most connections a witness holds open at once; more are closed when accepted.
 pub(crate) const WITNESS_MAX_CONNECTIONS: usize = 1024;
-/// The most `add-checkpoint` requests a witness handles at once (each waits for the state
-/// file's lock and its sync); more are refused with `503` and `Retry-After`.
+/// The most requests a witness handles at once, `add-checkpoint` (each waits for the state
+/// file's lock and its sync) and reads of its checkpoint together; more are refused with `503`
+/// and `Retry-After`.
 pub(crate) const WITNESS_MAX_IN_FLIGHT: usize = 16;
 /// The largest request head a witness reads (its requests carry a few short headers).
 pub(crate) const WITNESS_MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -418,11 +419,16 @@ async fn add_checkpoint(
     match decided {
         Ok(Ok(lines)) => text(StatusCode::OK, "text/plain; charset=utf-8", lines),
         Ok(Err(error)) => refusal(&error),
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/plain; charset=utf-8",
-            format!("server.internal: {e}\n"),
-        ),
+        Err(e) => {
+            // A defect (a panic): what it said goes to the log only, as `parmana serve` keeps it.
+            tracing::error!(target: "parmana::witness", error = %e, "an add-checkpoint task failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                "server.internal: the checkpoint could not be cosigned; the witness's log says why\n"
+                    .to_owned(),
+            )
+        }
     }
 }
 
@@ -448,9 +454,16 @@ async fn latest_checkpoint(
     }
     // The file as it is now: another witness process on it (a one-off run, a second server) may
     // have cosigned since this one did.
+    // A place among the WITNESS_MAX_IN_FLIGHT, as `add-checkpoint` takes one, kept by the
+    // blocking read until it is done: a client asking again and again (this route needs no
+    // token) never queues more reads than that.
+    let Ok(slot) = Arc::clone(&witness.in_flight).try_acquire_owned() else {
+        return busy("too many requests in flight; retry later");
+    };
     let path = witness.settings.state.clone();
     let own = Arc::clone(&witness);
     let read = move || {
+        let _slot = slot;
         let state = read_witness_state(&path)?;
         // Only what this witness cosigned, of this log (a state of another log, or one this
         // witness did not write, is not its view of this log).
@@ -631,7 +644,55 @@ pub fn request_cosignature(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    /// Reads of the checkpoint take a place among the requests in flight, as `add-checkpoint`
+    /// does: with every place held, one is `503` with `Retry-After` (it needs no token, so a
+    /// client asking again and again would otherwise queue reads without bound); with one free,
+    /// it is answered.
+    #[test]
+    fn reads_of_the_checkpoint_take_a_place_among_the_requests_in_flight() {
+        let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
+        let key = fixture.rotate_to_fixture_log().unwrap();
+        let environment = parmana_runtime::RuntimeEnvironment::load(
+            &fixture.config(),
+            parmana_testkit::NOW.parse().unwrap(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let server = WitnessServer::bind(WitnessSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            name: NoteKeyName::parse("witness.example/w1").unwrap(),
+            signer: Arc::new(key),
+            state: dir.path().join("state"),
+            new_state: true,
+            trust_root: environment.trust_root().clone(),
+            clock: Arc::new(parmana_testkit::fixed_clock()),
+            idle_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let hash = Digest::of(parmana_testkit::FIXTURE_LOG_ORIGIN.as_bytes()).to_string();
+        let hash = hash.trim_start_matches("sha256:").to_owned();
+        let read = |witness: &Arc<Witness>| {
+            crate::readiness_tests::tokio_runtime().block_on(latest_checkpoint(
+                State(Arc::clone(witness)),
+                UrlPath(hash.clone()),
+            ))
+        };
+        let witness = server.witness;
+        let held = Arc::clone(&witness.in_flight)
+            .try_acquire_many_owned(u32::try_from(WITNESS_MAX_IN_FLIGHT).unwrap())
+            .unwrap();
+        let busy = read(&witness);
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(busy.headers().contains_key(header::RETRY_AFTER));
+        drop(held);
+        // A new witness has cosigned nothing yet: its checkpoint is not found, and read.
+        assert_eq!(read(&witness).status(), StatusCode::NOT_FOUND);
+    }
 
     /// A witness's refusal is shown bounded, its line ends escaped.
     #[test]
