@@ -377,16 +377,43 @@ impl Runtime {
         policy: &PolicyRef,
         signals: &Signals,
     ) -> Result<ExplainedEvaluation, ExecutionError> {
+        self.explained(policy, signals, |explanation| {
+            Ok(ExplainedEvaluation {
+                evaluation: evaluation_of(explanation.decision),
+                trace: parmana_canon::to_canonical_vec(explanation)?,
+                text: explanation.to_string(),
+            })
+        })
+    }
+
+    /// Like [`explain`](Self::explain), with the trace as canonical JSON only (no text made):
+    /// what a server embeds in its answer as it is, without reading it again.
+    pub fn explain_trace(
+        &self,
+        policy: &PolicyRef,
+        signals: &Signals,
+    ) -> Result<(Evaluation, parmana_canon::RawCanonical), ExecutionError> {
+        self.explained(policy, signals, |explanation| {
+            Ok((
+                evaluation_of(explanation.decision),
+                parmana_canon::RawCanonical::encode(explanation)?,
+            ))
+        })
+    }
+
+    /// The explanation of `signals` under `policy`, given to `made` (which makes what the
+    /// caller returns of it).
+    fn explained<T>(
+        &self,
+        policy: &PolicyRef,
+        signals: &Signals,
+        made: impl FnOnce(&parmana_policy::Explanation<'_>) -> Result<T, ExecutionError>,
+    ) -> Result<T, ExecutionError> {
         let environment = self.environment();
         check_expiry(&environment, self.inner.clock.now())?;
         let loaded = environment.policy(policy)?;
         let validated = signals.validate(loaded.policy())?;
-        let explanation = validated.explain()?;
-        Ok(ExplainedEvaluation {
-            evaluation: evaluation_of(explanation.decision),
-            trace: parmana_canon::to_canonical_vec(&explanation)?,
-            text: explanation.to_string(),
-        })
+        made(&validated.explain()?)
     }
 
     /// Completes every claimed-but-unfinished execution from its recorded inputs,

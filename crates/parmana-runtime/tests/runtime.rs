@@ -76,6 +76,10 @@ fn evaluate_and_explain_decide_without_consuming_or_signing() {
     assert_eq!(trace["decision"]["rule_id"], evaluation.rule_id.as_str());
     assert!(!trace["rules"].as_array().unwrap().is_empty());
     assert!(explained.text.contains(&evaluation.rule_id));
+    // The trace alone, as a server embeds it: the same decision and bytes, no text made.
+    let (alone, trace) = runtime.explain_trace(&policy, &signals).unwrap();
+    assert_eq!(alone, evaluation);
+    assert_eq!(trace.as_bytes(), explained.trace.as_slice());
     // Nothing was claimed; executing afterwards decides the same.
     assert!(runtime.store().pending().unwrap().is_empty());
     let attestation = runtime.execute(&request("after-evaluate")).unwrap();

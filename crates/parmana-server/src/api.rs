@@ -382,7 +382,10 @@ pub(crate) struct ExplainQuery {
 /// rules and conditions written out once per set (`trace_bytes_bound`), and, for each condition
 /// evaluated, the value it read — so `sets × trace_bytes_bound + conditions × signals_bytes`
 /// bounds the whole. The budget is four times `max_body_bytes` (4 MiB by default) for the whole
-/// request, its batch included.
+/// request, its batch included. What passes takes its place in the server's body budget, twice
+/// the bound (the traces, then the answer that holds them), beside the request's body until
+/// the request and its evaluation are done, or the request is shed (`503 server.overloaded`):
+/// explanations held at once stay within that budget, whatever `max_concurrency` is.
 fn check_explain_budget(
     state: &AppState,
     policy: &PolicyRef,
@@ -411,6 +414,9 @@ fn check_explain_budget(
             ),
         ));
     }
+    let mut place = crate::state::BodyPlace::default();
+    place.grow(state, bound.saturating_mul(2))?;
+    place.hold();
     Ok(())
 }
 
@@ -436,12 +442,11 @@ fn evaluate_one(
 ) -> Result<EvaluationBody, ExecutionError> {
     let signals = Signals::from_json(signals)?;
     if explain {
-        let explained = runtime.explain(policy, &signals)?;
-        let trace = parse_strict(&explained.trace)?;
+        let (evaluation, trace) = runtime.explain_trace(policy, &signals)?;
         Ok(EvaluationBody {
-            decision: explained.evaluation.decision,
-            rule_id: explained.evaluation.rule_id,
-            reason: explained.evaluation.reason,
+            decision: evaluation.decision,
+            rule_id: evaluation.rule_id,
+            reason: evaluation.reason,
             trace: Some(trace),
         })
     } else {

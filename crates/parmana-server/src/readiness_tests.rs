@@ -944,6 +944,50 @@ fn large_or_explained_evaluations_leave_the_async_workers_and_answer_the_same() 
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
 }
 
+/// An explanation takes a place in the server's body budget (twice its trace's bound) beside its
+/// request's body, before anything is evaluated: with the budget all but taken, an explained
+/// evaluation is shed (`503 server.overloaded`) where the same one unexplained is answered; with
+/// room, it is answered, and every place is given back once it is.
+#[test]
+fn an_explanation_takes_its_place_in_the_body_budget() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let state = started_over_memory(&fixture);
+    let tokio = tokio_runtime();
+    let small =
+        r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
+    let body = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{small}}}"#);
+    let total = state.body_bytes.available_permits();
+    let held = Arc::clone(&state.body_bytes)
+        .try_acquire_many_owned(u32::try_from(total - 1).unwrap())
+        .unwrap();
+    let (status, answer, _) = answer_through_router(
+        &tokio,
+        &state,
+        "POST",
+        "/v1/evaluations?explain=true",
+        &body,
+    );
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (503, &serde_json::json!("server.overloaded")),
+        "{answer}"
+    );
+    let (status, answer, _) =
+        answer_through_router(&tokio, &state, "POST", "/v1/evaluations", &body);
+    assert_eq!(status, 200, "{answer}");
+    drop(held);
+    let (status, answer, _) = answer_through_router(
+        &tokio,
+        &state,
+        "POST",
+        "/v1/evaluations?explain=true",
+        &body,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["trace"]["rules"].is_array(), "{answer}");
+    assert_eq!(state.body_bytes.available_permits(), total);
+}
+
 /// The ledger held by another integrator (runs told busy, the log not growing) while this server
 /// has completed executions since its last run that integrated: not ready once that has lasted
 /// [`held_ledger_limit`](crate::lifecycle::held_ledger_limit), with the reason; a run that

@@ -124,10 +124,14 @@ impl Slot {
         }
     }
 
-    /// Keeps the body's place until the request and its runtime call are both done.
+    /// Keeps the body's place until the request and its runtime call are both done, with any
+    /// place it keeps already (an explanation's beside its request's body).
     fn hold_body(&self, permit: OwnedSemaphorePermit) {
         if let Ok(mut body) = self.body.lock() {
-            *body = Some(permit);
+            match body.as_mut() {
+                Some(held) => held.merge(permit),
+                None => *body = Some(permit),
+            }
         }
     }
 }

@@ -81,8 +81,7 @@ pub(crate) struct EvaluationRequestBody {
 }
 
 /// A pure decision: nothing consumed, nothing signed.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct EvaluationBody {
     /// The decision.
     pub(crate) decision: String,
@@ -92,13 +91,14 @@ pub(crate) struct EvaluationBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) reason: Option<String>,
     /// With `?explain=true`: every rule tried and every condition evaluated, with the values read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Embedded as the runtime wrote it (canonical JSON), never read into a tree again.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub(crate) trace: Option<Value>,
+    pub(crate) trace: Option<RawCanonical>,
 }
 
 /// One result of a batch: a decision or a refusal.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum BatchItem {
     /// The decision for this signal set.
@@ -108,15 +108,16 @@ pub(crate) enum BatchItem {
 }
 
 /// The outcome of a batch: one result per signal set, in order.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct BatchEvaluationResponse {
     /// One result per signal set, in the order given.
     pub(crate) results: Vec<BatchItem>,
 }
 
 /// What `POST /v1/evaluations` answers: one decision (with `signals`) or the batch's results.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// Only its schema is used: the route writes each answer as its own type.
+#[expect(dead_code, reason = "the schema of the route's answer, never built")]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum EvaluationOutcome {
     /// The decision for `signals`.
