@@ -41,9 +41,9 @@ pub(crate) async fn read_body(
     request: Request,
     limit: usize,
 ) -> Result<Bytes, ApiError> {
-    crate::state::note_reading_body(true);
+    crate::state::note_reading_body(true, false);
     let read = read_within_budget(state, request, limit).await;
-    crate::state::note_reading_body(false);
+    crate::state::note_reading_body(false, read.is_ok());
     read
 }
 

@@ -55,6 +55,15 @@ const SERVED_WHILE_STARTING: [&str; 8] = [
     "unmatched",
 ];
 
+/// Whether a request's head says a body follows: a `Content-Length` other than 0, or a
+/// `Transfer-Encoding`.
+fn has_body(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0")
+}
+
 /// Sheds, times out, measures and logs one request.
 pub(crate) async fn guard(
     State(state): State<Arc<AppState>>,
@@ -67,6 +76,7 @@ pub(crate) async fn guard(
     let method = method_label(request.method());
     let request_id = request.headers().get(REQUEST_ID).cloned();
     let head = head_size(&request);
+    let has_body = has_body(request.headers());
     // Who the request's token names, its policy and execution id, as soon as a handler knows
     // them (for the log line, whatever the answer).
     let notes = Arc::new(std::sync::Mutex::new(Notes::default()));
@@ -161,17 +171,22 @@ pub(crate) async fn guard(
     };
     // A refusal that can leave the request body unread (shed, timed out, its body too slow or too
     // large, or refused
-    // before it was read: no token, or not its scope) ends the connection; saying so keeps a
-    // client from reusing a connection the server is closing.
-    if matches!(
-        response.status(),
-        StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::REQUEST_TIMEOUT
-            | StatusCode::PAYLOAD_TOO_LARGE
-            | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-            | StatusCode::UNAUTHORIZED
-            | StatusCode::FORBIDDEN
-    ) {
+    // before it was read: no token, or not its scope) ends the connection, as does any answer
+    // to a request whose body no handler read to its end (a query or a `Content-Type` refused
+    // first, a path no route serves, a route that takes no body); saying so keeps a client from
+    // reusing a connection the server is closing.
+    let body_unread = has_body && !notes.lock().is_ok_and(|notes| notes.body_read);
+    if body_unread
+        || matches!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::REQUEST_TIMEOUT
+                | StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+                | StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+        )
+    {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -40,6 +40,9 @@ pub(crate) struct Notes {
     /// Where the noted execution reads back, as the handler that noted it answers it (AuthZEN's
     /// routes: under `pdp_url`'s path); `/v1/executions/{id}` where none is noted.
     pub(crate) location: Option<String>,
+    /// Whether a handler read the request's body to its end (`api::read_body`): an answer to a
+    /// request with a body left unread closes the connection.
+    pub(crate) body_read: bool,
     /// The request's one set of signals, noted only where the log writes them
     /// (`Logging::signals`): the line of a refusal carries them too.
     pub(crate) signals: Option<String>,
@@ -77,11 +80,13 @@ pub(crate) fn note_boxcar_executes() {
     });
 }
 
-/// Notes whether the request's body is being read (a no-op outside a request).
-pub(crate) fn note_reading_body(reading: bool) {
+/// Notes whether the request's body is being read, and once it is no longer, whether it was
+/// read to its end (a no-op outside a request).
+pub(crate) fn note_reading_body(reading: bool, read: bool) {
     let _ = NOTES.try_with(|notes| {
         if let Ok(mut notes) = notes.lock() {
             notes.reading_body = reading;
+            notes.body_read = read;
         }
     });
 }

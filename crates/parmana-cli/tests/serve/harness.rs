@@ -444,6 +444,49 @@ pub(crate) fn raw_exchange(
     reply
 }
 
+/// One request (`line`: method and path) on a connection of its own that asks to be kept
+/// alive, every header as given, the body as it is; the connection closed by this side once
+/// the answer (its `Content-Length`) has arrived — for what the server says of the connection.
+pub(crate) fn raw_keep_alive(
+    served: &Served,
+    line: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let address = served.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!("{line} HTTP/1.1\r\nHost: {address}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    loop {
+        let read = stream.read(&mut chunk).unwrap();
+        answer.extend_from_slice(&chunk[..read]);
+        if read == 0 {
+            break;
+        }
+        if let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let reply = reply_of_raw(&answer);
+            let length: usize = reply
+                .header("content-length")
+                .and_then(|length| length.parse().ok())
+                .unwrap_or(0);
+            if answer.len() >= split + 4 + length {
+                return reply;
+            }
+        }
+    }
+    reply_of_raw(&answer)
+}
+
 pub(crate) fn reply_of_raw(answer: &[u8]) -> Reply {
     let split = answer
         .windows(4)

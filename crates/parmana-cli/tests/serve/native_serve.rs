@@ -514,6 +514,39 @@ fn bodies_over_the_limit_are_413_and_a_full_server_sheds_with_503() {
         );
         assert_eq!(refused.header("connection"), Some("close"), "{route}");
     }
+    // Any answer to a request whose body no handler read ends the connection too, whatever its
+    // status: a query refused first, a path no route serves, a method a route does not take,
+    // AuthZEN's Content-Type refused first. An answer after the body was read keeps it open.
+    let evaluation = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{README_SIGNALS}}}"#);
+    for (method, path, status, close) in [
+        ("POST", "/v1/evaluations?explain=maybe", 400, true),
+        ("POST", "/v1/nowhere", 404, true),
+        ("POST", "/v1/status", 405, true),
+        ("POST", "/v1/evaluations", 200, false),
+    ] {
+        let reply = served.request(method, path, token.as_deref(), &evaluation);
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.text);
+        assert_eq!(
+            reply.header("connection") == Some("close"),
+            close,
+            "{method} {path}: {:?}",
+            reply.headers
+        );
+    }
+    let authzen = crate::harness::raw_keep_alive(
+        &served,
+        "POST /access/v1/evaluation",
+        &[
+            (
+                "Authorization",
+                &format!("Bearer {}", token.as_deref().unwrap()),
+            ),
+            ("Content-Type", "text/plain"),
+        ],
+        b"{}",
+    );
+    assert_eq!(authzen.status, 400, "{}", authzen.text);
+    assert_eq!(authzen.header("connection"), Some("close"));
     // Nor does it wait for one: a request announcing 100,000 bytes and sending ten, without a
     // token, is answered 401 at once (a server reading the body first would wait for the rest
     // until its 10 s request timeout).
