@@ -11,9 +11,11 @@
 //! the snapshot is extended in place when no request still holds it, in a copy otherwise. A
 //! ledger rewritten or cut under it is read whole and taken only if it extends the snapshot, so
 //! the log served never forks or shrinks; until then every request answers
-//! `trust.tlog_inconsistent` (and reads the ledger again). A catch-up that fails answers its
-//! error and keeps the snapshot, still stale, to catch up at the next request. Requests arriving
-//! during a read wait for it and share it.
+//! `trust.tlog_inconsistent`. A read or catch-up that fails answers its error and keeps the
+//! snapshot, still stale; the refusal is kept too, and answered without reading anything for
+//! `ttl` (or until this server's sequencer expires the snapshot), so that asking again and again
+//! (anonymously, with `--log-public`) reads the ledger at most once per cadence. Requests
+//! arriving during a read wait for it and share it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,7 +28,7 @@ use parmana_runtime::{ExecutionError, LogSnapshot, read_log};
 #[derive(Debug)]
 pub(crate) struct LogCache {
     ttl: Duration,
-    slot: Mutex<Option<(Instant, Arc<LogSnapshot>)>>,
+    slot: Mutex<Kept>,
     /// Set by [`expire`](LogCache::expire) without the lock (it is called from async code).
     expired: AtomicBool,
 }
@@ -36,7 +38,7 @@ impl LogCache {
     pub(crate) fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            slot: Mutex::new(None),
+            slot: Mutex::new(Kept::default()),
             expired: AtomicBool::new(false),
         }
     }
@@ -53,29 +55,49 @@ impl LogCache {
         read: impl FnOnce() -> Result<LogSnapshot, ExecutionError>,
         catch_up: impl FnOnce(&mut Arc<LogSnapshot>) -> Result<(), ExecutionError>,
     ) -> Result<Arc<LogSnapshot>, ExecutionError> {
-        let mut slot = self.lock();
+        let mut kept = self.lock();
         // Taken under the lock: an expiry after this point makes the next request catch up.
         let expired = self.expired.swap(false, Ordering::AcqRel);
-        if let Some((read_at, log)) = slot.as_ref()
-            && !expired
-            && read_at.elapsed() < self.ttl
-        {
-            return Ok(Arc::clone(log));
-        }
-        let log = match slot.take() {
-            Some((read_at, mut log)) => {
-                if let Err(error) = catch_up(&mut log) {
-                    // Kept as it was read (stale): the next request catches it up again.
-                    *slot = Some((read_at, log));
-                    self.expired.store(true, Ordering::Release);
-                    return Err(error);
-                }
-                log
+        if !expired {
+            // A refusal first: the snapshot kept beside it is stale.
+            if let Some((refused_at, error)) = kept.refusal.as_ref()
+                && refused_at.elapsed() < self.ttl
+                && let Some(error) = copy_of(error)
+            {
+                return Err(error);
             }
-            None => Arc::new(read()?),
+            if let Some((read_at, log)) = kept.log.as_ref()
+                && kept.refusal.is_none()
+                && read_at.elapsed() < self.ttl
+            {
+                return Ok(Arc::clone(log));
+            }
+        }
+        let read = match kept.log.take() {
+            Some((read_at, mut log)) => match catch_up(&mut log) {
+                Ok(()) => Ok(log),
+                Err(error) => {
+                    // Kept as it was read (stale): caught up again once the refusal's time is
+                    // over.
+                    kept.log = Some((read_at, log));
+                    Err(error)
+                }
+            },
+            None => read().map(Arc::new),
         };
-        *slot = Some((Instant::now(), Arc::clone(&log)));
-        Ok(log)
+        match read {
+            Ok(log) => {
+                kept.log = Some((Instant::now(), Arc::clone(&log)));
+                kept.refusal = None;
+                Ok(log)
+            }
+            Err(error) => {
+                kept.refusal = copy_of(&error).map(|copy| (Instant::now(), copy));
+                self.expired
+                    .store(kept.refusal.is_none(), Ordering::Release);
+                Err(error)
+            }
+        }
     }
 
     /// Makes the kept snapshot stale: the next request catches it up.
@@ -84,12 +106,30 @@ impl LogCache {
     }
 
     /// The slot; after a read that panicked, empty (the next request reads the whole log).
-    fn lock(&self) -> MutexGuard<'_, Option<(Instant, Arc<LogSnapshot>)>> {
+    fn lock(&self) -> MutexGuard<'_, Kept> {
         self.slot.lock().unwrap_or_else(|poisoned| {
             let mut slot = poisoned.into_inner();
-            *slot = None;
+            *slot = Kept::default();
             slot
         })
+    }
+}
+
+/// What the cache keeps: the snapshot, when it was read or last caught up, and the last read's
+/// refusal, when it was made.
+#[derive(Debug, Default)]
+struct Kept {
+    log: Option<(Instant, Arc<LogSnapshot>)>,
+    refusal: Option<(Instant, ExecutionError)>,
+}
+
+/// A copy of a refusal to keep: the trust layer's and the store's (what reading and checking
+/// the ledger refuses with); `None` for any other, which is not kept.
+fn copy_of(error: &ExecutionError) -> Option<ExecutionError> {
+    match error {
+        ExecutionError::Trust(error) => Some(ExecutionError::Trust(error.clone())),
+        ExecutionError::Store(error) => Some(ExecutionError::Store(error.clone())),
+        _ => None,
     }
 }
 
@@ -159,7 +199,8 @@ mod tests {
 
     /// Which reads a sequence of requests makes: the first reads the whole log; a fresh snapshot
     /// is shared; a stale one (its ttl passed, or expired) is caught up; a catch-up that fails
-    /// answers its error and keeps the snapshot, which the next request catches up.
+    /// answers its error and keeps the snapshot, and the refusal, answered without a read until
+    /// its ttl passes or the snapshot is expired; then the snapshot is caught up.
     #[test]
     fn the_log_is_read_whole_once_then_caught_up() {
         let kept = Counted::new(Duration::from_secs(3_600));
@@ -184,6 +225,14 @@ mod tests {
             (1, 2),
             "a store that is down answers its error"
         );
+        for _ in 0..3 {
+            assert_eq!(
+                kept.get(false).unwrap_err().code(),
+                "replay.store_unavailable"
+            );
+        }
+        assert_eq!(kept.counts(), (1, 2), "the refusal is kept: nothing read");
+        kept.cache.expire();
         assert!(Arc::ptr_eq(&kept.get(false).unwrap(), &first));
         assert_eq!(
             kept.counts(),
@@ -200,6 +249,10 @@ mod tests {
             (1, 2),
             "a snapshot past its ttl is caught up"
         );
+        // A refusal past its ttl is not kept either.
+        assert!(expiring.get(true).is_err());
+        expiring.get(false).unwrap();
+        assert_eq!(expiring.counts(), (1, 4));
     }
 
     /// Appends the completed executions `cache-N` for each N of `names` to `store`'s ledger.
@@ -254,16 +307,44 @@ mod tests {
         assert_eq!(reads, 1);
     }
 
-    /// A failed whole read keeps nothing: the next request reads again.
+    /// A failed whole read keeps no snapshot. Its refusal is kept when the trust layer or the
+    /// store made it (a ledger found broken, here a store that is down): the next requests are
+    /// answered it without reading, for the ttl; any other is not, and the next request reads
+    /// again.
     #[test]
-    fn a_failed_read_is_not_kept() {
+    fn a_failed_read_keeps_its_refusal_for_a_while() {
         let failed = LogCache::new(Duration::from_secs(3_600));
-        let failing = || -> Result<LogSnapshot, ExecutionError> {
-            Err(ExecutionError::NoCheckpoint {
-                reason: "a test read that fails".to_owned(),
+        let reads = Cell::new(0);
+        let failing = |error: fn() -> ExecutionError| {
+            let reads = &reads;
+            move || -> Result<LogSnapshot, ExecutionError> {
+                reads.set(reads.get() + 1);
+                Err(error())
+            }
+        };
+        let other = || ExecutionError::NoCheckpoint {
+            reason: "a test read that fails".to_owned(),
+        };
+        for _ in 0..2 {
+            assert!(failed.get_with(failing(other), |_| Ok(())).is_err());
+        }
+        assert_eq!(reads.get(), 2, "not kept: read again");
+        let broken = || {
+            ExecutionError::Store(ReplayError::Unavailable {
+                message: "a test store that is down".to_owned(),
             })
         };
-        assert!(failed.get_with(failing, |_| Ok(())).is_err());
-        assert!(failed.lock().is_none(), "a failed read is not kept");
+        for _ in 0..3 {
+            let refused = failed.get_with(failing(broken), |_| Ok(())).unwrap_err();
+            assert_eq!(refused.code(), "replay.store_unavailable");
+        }
+        assert_eq!(reads.get(), 3, "kept: read once");
+        assert!(
+            failed.lock().log.is_none(),
+            "a failed read keeps no snapshot"
+        );
+        failed.expire();
+        assert!(failed.get_with(failing(broken), |_| Ok(())).is_err());
+        assert_eq!(reads.get(), 4, "expired: read again");
     }
 }

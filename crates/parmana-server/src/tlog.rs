@@ -170,7 +170,11 @@ pub(crate) fn signed_checkpoint(
     let kept_refusal = std::cell::Cell::new(false);
     let sign = || -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
         kept_refusal.set(false);
-        let log = state.log_cache.get(runtime.store())?;
+        // A log that could not be read is not read again at once: the cache keeps its refusal
+        // for a cadence (only a checkpoint refused against what a signer recorded is retried).
+        let log = state.log_cache.get(runtime.store()).inspect_err(|_| {
+            kept_refusal.set(true);
+        })?;
         let kept_for = |log: &LogSnapshot| {
             state
                 .signed_note
