@@ -73,7 +73,8 @@ pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The canonical layer: strict JSON, RFC 8785 bytes, digests, timestamps and identifiers.
 pub mod canon {
     pub use parmana_canon::{
-        CanonError, Digest, ExecutionId, IdError, MAX_DEPTH, PolicyId, PolicyRef, PolicyVersion,
+        CanonError, Digest, ExecutionId, IdError, MAX_DEPTH, MAX_EXECUTION_ID_LEN,
+        MAX_POLICY_ID_LEN, MAX_POLICY_VERSION_LEN, PolicyId, PolicyRef, PolicyVersion,
         RawCanonical, Timestamp, canonicalize, canonicalize_value, parse_strict, to_canonical_vec,
     };
     /// RFC 9162 Merkle tree hashing and C2SP `tlog-tiles` tiles (`docs/transparency-log.md`).

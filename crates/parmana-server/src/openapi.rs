@@ -417,6 +417,42 @@ mod tests {
         routes
     }
 
+    /// The request bodies' schemas carry the limits the server enforces, from the constants
+    /// that enforce them: a generated client can check a request before sending it.
+    #[test]
+    fn request_schemas_state_the_enforced_limits() {
+        use parmana_runtime::canon::{
+            MAX_EXECUTION_ID_LEN, MAX_POLICY_ID_LEN, MAX_POLICY_VERSION_LEN,
+        };
+        let document = serde_json::to_value(super::document()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        let policy_len = MAX_POLICY_ID_LEN + 1 + MAX_POLICY_VERSION_LEN;
+        let batch = crate::error::MAX_BATCH_ITEMS;
+        // (schema, member, keyword, value)
+        for (schema, member, keyword, value) in [
+            ("ExecutionRequestBody", "policy", "maxLength", policy_len),
+            (
+                "ExecutionRequestBody",
+                "execution_id",
+                "maxLength",
+                MAX_EXECUTION_ID_LEN,
+            ),
+            ("ExecutionRequestBody", "execution_id", "minLength", 1),
+            ("EvaluationRequestBody", "policy", "maxLength", policy_len),
+            ("EvaluationRequestBody", "batch", "maxItems", batch),
+            ("EvaluationRequestBody", "batch", "minItems", 1),
+            ("EvaluationsRequest", "evaluations", "maxItems", batch),
+        ] {
+            let stated = &schemas[schema]["properties"][member][keyword];
+            assert_eq!(
+                stated.as_u64(),
+                u64::try_from(value).ok(),
+                "{schema}.{member} {keyword}: {}",
+                schemas[schema]
+            );
+        }
+    }
+
     #[test]
     fn the_route_table_of_the_docs_is_the_openapi_document() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/server.md");

@@ -32,6 +32,7 @@ pub(crate) struct ErrorDetail {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExecutionRequestBody {
     /// The policy, `id@version`.
+    #[schema(min_length = 3, max_length = 193)]
     pub(crate) policy: String,
     /// The signals: one JSON object of the policy's declared signals.
     #[schema(value_type = Object)]
@@ -39,6 +40,7 @@ pub(crate) struct ExecutionRequestBody {
     /// The execution id, consumed at most once (a fresh UUIDv7 when absent): 1 to 128 printable
     /// ASCII characters, not `.` or `..`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     pub(crate) execution_id: Option<String>,
     /// Embed the validated signals in the attestation (their digest is always bound).
     #[serde(default)]
@@ -69,14 +71,16 @@ pub(crate) struct ExecutionResponse {
 #[serde(deny_unknown_fields)]
 pub(crate) struct EvaluationRequestBody {
     /// The policy, `id@version`.
+    #[schema(min_length = 3, max_length = 193)]
     pub(crate) policy: String,
     /// The signals (exactly one of `signals` and `batch`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub(crate) signals: Option<String>,
-    /// Many signal sets, each decided on its own (exactly one of `signals` and `batch`).
+    /// Many signal sets, each decided on its own (exactly one of `signals` and `batch`): 1 to
+    /// 1,000.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<Object>>, min_items = 1, max_items = 1000)]
     pub(crate) batch: Option<Vec<String>>,
 }
 

@@ -103,9 +103,9 @@ pub(crate) struct EvaluationsRequest {
     #[schema(value_type = Option<Object>)]
     pub(crate) context: Option<Map<String, Value>>,
     /// Each entry is read on its own: one that is not a valid evaluation is refused alone
-    /// (`false`, with its error), not the request.
+    /// (`false`, with its error), not the request. At most 1,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<EvaluationItem>>)]
+    #[schema(value_type = Option<Vec<EvaluationItem>>, max_items = 1000)]
     pub(crate) evaluations: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) options: Option<EvaluationsOptions>,
