@@ -35,6 +35,10 @@ pub(crate) use wire::{
 /// The context member that turns an evaluation into an execution.
 const EXECUTION_ID_KEY: &str = "execution_id";
 
+/// The most characters of a request's value (a resource type no policy answers) that a refusal
+/// repeats: a boxcar's thousand refusals of one long default stay small.
+const SHOWN_VALUE_CHARS: usize = 128;
+
 /// Whether a request's `context` asks for an execution (it names `execution_id`, not as `null`:
 /// a member a client's serializer writes as `null` is absent, as AuthZEN's JSON considerations
 /// and the native API read it).
@@ -152,8 +156,8 @@ fn decide_checked(
                 StatusCode::BAD_REQUEST,
                 "server.authzen_no_policy",
                 format!(
-                    "no policy answers resource type {:?}",
-                    request.resource.kind
+                    "no policy answers resource type \"{}\"",
+                    crate::error::shown(&request.resource.kind, SHOWN_VALUE_CHARS)
                 ),
             ))
         })?;

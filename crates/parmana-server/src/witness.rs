@@ -565,30 +565,10 @@ fn submit_with(agent: &ureq::Agent, prefix: &str, body: &str) -> Result<WitnessR
 /// The most characters of a witness's refusal that an error (and so a log line) carries.
 const SHOWN_ANSWER_CHARS: usize = 200;
 
-/// A witness's answer as an error shows it: its first [`SHOWN_ANSWER_CHARS`] characters, with
-/// line ends and other control characters escaped (a witness's text must not forge log lines).
+/// A witness's answer as an error shows it: its first [`SHOWN_ANSWER_CHARS`] characters, on one
+/// line ([`crate::error::shown`]: a witness's text must not forge log lines).
 fn shown_answer(answer: &str) -> String {
-    let mut shown: String = answer
-        .chars()
-        .take(SHOWN_ANSWER_CHARS)
-        .flat_map(|c| {
-            // Control characters, and the Unicode line and paragraph separators and direction
-            // marks that would break a log line or reorder how it reads.
-            let unsafe_in_a_line = c.is_control()
-                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}')
-                || ('\u{202A}'..='\u{202E}').contains(&c)
-                || ('\u{2066}'..='\u{2069}').contains(&c);
-            if unsafe_in_a_line {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect();
-    if answer.chars().nth(SHOWN_ANSWER_CHARS).is_some() {
-        shown.push('…');
-    }
-    shown
+    crate::error::shown(answer, SHOWN_ANSWER_CHARS)
 }
 
 /// Has the witness at `prefix` cosign the signed `checkpoint` of a log under `trust_root`:

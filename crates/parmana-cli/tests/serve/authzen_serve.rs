@@ -661,6 +661,25 @@ fn each_resource_type_is_answered_by_its_policy_with_the_flattened_members() {
         "server.authzen_no_policy"
     );
     assert_eq!(mixed["evaluations"][1]["decision"], true, "{mixed}");
+    // The refusal names the type it was given, cut to 128 characters and on one line: a
+    // boxcar of a thousand evaluations taking a long type as their default does not answer a
+    // thousand copies of it.
+    let long_type = format!("line\n{}", "x".repeat(5_000));
+    let unmapped = body(owner.0, (long_type.as_str(), "f-1"), "gold");
+    let refused = served.post("/access/v1/evaluation", token, &unmapped.to_string());
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        message,
+        format!(
+            "no policy answers resource type \"line\\n{}…\"",
+            "x".repeat(123)
+        ),
+        "{}",
+        refused.text
+    );
     // An evaluation's own context replaces the default whole (AuthZEN §7.1.1): the owner at the
     // gold tier by its own context is granted under a silver default, and refused where it
     // takes the default — so neither the default nor a merge can stand in for its own.
