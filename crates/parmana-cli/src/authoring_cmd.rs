@@ -1017,8 +1017,8 @@ pub(crate) fn release(command: &ReleaseCommand, format: Format) -> Result<(), Fa
     };
     let bytes = sign_release_manifest_verified(&trust_root, &spec, &signer, args.clock.now())
         .map_err(|e| Failure::execution(&e))?;
-    warn_withdrawn(&spec, replaced.as_ref().map(|r| &r.policies));
     publish_manifest(&out, &bytes, replaced.as_ref().map(|r| r.bytes.as_slice()))?;
+    warn_withdrawn(&spec, replaced.as_ref().map(|r| &r.policies));
     print_written(
         format,
         &format!(

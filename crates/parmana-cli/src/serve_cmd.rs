@@ -112,8 +112,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
     /// The least severe events logged: `error`, `warn`, `info` (each request's line and the
-    /// lifecycle) or `debug` (also every refusal withheld from its caller past the first each
-    /// second, connections closed by their peers, skipped cosigning rounds)
+    /// lifecycle) or `debug` (also the refusals withheld from their callers past the first each
+    /// second, a sequencer run that integrated executions, a connection that ended in its TLS
+    /// handshake or could not be accepted, a witness not asked again while it answers an
+    /// earlier round)
     /// [env: PARMANA_LOG_LEVEL; config: server.log_level; default: info].
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,

@@ -203,6 +203,8 @@ pub(crate) async fn create_execution(
     let body = state
         .sized(bytes, move || ExecutionRequestBody::read(&body))
         .await?;
+    // The line of any refusal from here on carries the signals too (where they are logged).
+    crate::state::note_signals(&state.logging, || body.signals.clone());
     // Every refusal of the runtime's is counted, here or where the execution ran.
     let refused = |e: &ExecutionError| {
         state.metrics.execution_error(e.code());
@@ -222,8 +224,6 @@ pub(crate) async fn create_execution(
         execution_id: Some(execution_id.as_str().to_owned()),
         ..Outcome::default()
     };
-    // The line of a refusal too, the signals' own included.
-    crate::state::note_signals(&state.logging, || body.signals.clone());
     // The signals' text goes to the runtime's strict parser as it is (as the CLI's does).
     let signals = Signals::from_json(body.signals).map_err(|e| refused(&e))?;
     let request = ExecutionRequest::new(execution_id.clone(), policy, signals)
@@ -382,10 +382,12 @@ pub(crate) struct ExplainQuery {
 /// rules and conditions written out once per set (`trace_bytes_bound`), and, for each condition
 /// evaluated, the value it read — so `sets × trace_bytes_bound + conditions × signals_bytes`
 /// bounds the whole. The budget is four times `max_body_bytes` (4 MiB by default) for the whole
-/// request, its batch included. What passes takes its place in the server's body budget, twice
-/// the bound (the traces, then the answer that holds them), beside the request's body until
-/// the request and its evaluation are done, or the request is shed (`503 server.overloaded`):
-/// explanations held at once stay within that budget, whatever `max_concurrency` is.
+/// request, its batch included. What passes takes its place in the server's body budget, the
+/// bound, beside the request's body until the request and its evaluation are done, or the
+/// request is shed (`503 server.overloaded`): explanations held at once stay within that
+/// budget, whatever `max_concurrency` is. (Four times `max_body_bytes` and a body fit the
+/// budget, eight times it: an explanation that passes the check is never shed on an idle
+/// server.)
 fn check_explain_budget(
     state: &AppState,
     policy: &PolicyRef,
@@ -415,7 +417,7 @@ fn check_explain_budget(
         ));
     }
     let mut place = crate::state::BodyPlace::default();
-    place.grow(state, bound.saturating_mul(2))?;
+    place.grow(state, bound)?;
     place.hold();
     Ok(())
 }
@@ -490,6 +492,11 @@ pub(crate) async fn evaluate(
     let body = state
         .sized(body.len(), move || EvaluationRequestBody::read(&body))
         .await?;
+    // One set of signals: the line of any refusal from here on carries them too (where they are
+    // logged); a batch's are not logged.
+    if let Some(signals) = &body.signals {
+        crate::state::note_signals(&state.logging, || signals.clone());
+    }
     let policy = parse_policy_ref(&body.policy).map_err(|e| execution_error(&e))?;
     // A refusal's log line names the policy too (checked: a refused one may be a megabyte).
     crate::state::note_request(Some(&policy), None);
@@ -514,7 +521,6 @@ pub(crate) async fn evaluate(
     }
     match (body.signals, body.batch) {
         (Some(signals), None) => {
-            crate::state::note_signals(&state.logging, || signals.clone());
             // One small evaluation is pure and bounded by the policy limits (no store, no lock
             // held across it, no I/O): it runs here, on the async worker; a large or explained
             // one on the blocking pool.

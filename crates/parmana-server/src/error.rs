@@ -349,7 +349,8 @@ impl OncePerSecond {
 /// Outside text (a witness's answer, a value of a request) as a message shows it: its first
 /// `chars` characters, with `…` where there were more, and line ends and other control
 /// characters escaped (it must not forge log lines), with the Unicode line and paragraph
-/// separators and direction marks that would break a line or reorder how it reads.
+/// separators and direction marks that would break a line or reorder how it reads, and `"` and
+/// `\` (so that it reads unambiguously between quotes).
 pub(crate) fn shown(text: &str, chars: usize) -> String {
     let mut shown: String = text
         .chars()
@@ -358,7 +359,10 @@ pub(crate) fn shown(text: &str, chars: usize) -> String {
             // Control characters, and the Unicode line and paragraph separators and direction
             // marks that would break a log line or reorder how it reads.
             let unsafe_in_a_line = c.is_control()
-                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}')
+                || matches!(
+                    c,
+                    '"' | '\\' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}'
+                )
                 || ('\u{202A}'..='\u{202E}').contains(&c)
                 || ('\u{2066}'..='\u{2069}').contains(&c);
             if unsafe_in_a_line {

@@ -13,8 +13,9 @@
 //! the log served never forks or shrinks; until then every request answers
 //! `trust.tlog_inconsistent`. A read or catch-up that fails answers its error and keeps the
 //! snapshot, still stale; the refusal is kept too, and answered without reading anything for
-//! `ttl` (or until this server's sequencer expires the snapshot), so that asking again and again
-//! (anonymously, with `--log-public`) reads the ledger at most once per cadence. Requests
+//! `ttl`, at most a second (or until this server's sequencer expires the snapshot), so that
+//! asking again and again (anonymously, with `--log-public`) reads the ledger at most once a
+//! cadence, and at most once a second. Requests
 //! arriving during a read wait for it and share it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,7 +62,7 @@ impl LogCache {
         if !expired {
             // A refusal first: the snapshot kept beside it is stale.
             if let Some((refused_at, error)) = kept.refusal.as_ref()
-                && refused_at.elapsed() < self.ttl
+                && refused_at.elapsed() < self.ttl.min(REFUSAL_KEPT_AT_MOST)
                 && let Some(error) = copy_of(error)
             {
                 return Err(error);
@@ -93,8 +94,11 @@ impl LogCache {
             }
             Err(error) => {
                 kept.refusal = copy_of(&error).map(|copy| (Instant::now(), copy));
-                self.expired
-                    .store(kept.refusal.is_none(), Ordering::Release);
+                // Not kept: the next request reads again. (Kept: the flag is left as it is, so
+                // that this server's sequencer expiring the snapshot meanwhile still counts.)
+                if kept.refusal.is_none() {
+                    self.expired.store(true, Ordering::Release);
+                }
                 Err(error)
             }
         }
@@ -114,6 +118,10 @@ impl LogCache {
         })
     }
 }
+
+/// The longest a refusal is kept, however long the cadence: the log's routes answer `503` with
+/// `Retry-After: 1`, and a store back up or a ledger restored is served again a second later.
+const REFUSAL_KEPT_AT_MOST: Duration = Duration::from_secs(1);
 
 /// What the cache keeps: the snapshot, when it was read or last caught up, and the last read's
 /// refusal, when it was made.
@@ -346,5 +354,16 @@ mod tests {
         failed.expire();
         assert!(failed.get_with(failing(broken), |_| Ok(())).is_err());
         assert_eq!(reads.get(), 4, "expired: read again");
+        // Expired while a read fails (this server's sequencer integrated meanwhile): the next
+        // request reads again, the refusal notwithstanding.
+        let expiring_read = || -> Result<LogSnapshot, ExecutionError> {
+            reads.set(reads.get() + 1);
+            failed.expire();
+            Err(broken())
+        };
+        failed.expire();
+        assert!(failed.get_with(expiring_read, |_| Ok(())).is_err());
+        assert!(failed.get_with(failing(broken), |_| Ok(())).is_err());
+        assert_eq!(reads.get(), 6, "the expiry made during the read counts");
     }
 }

@@ -541,6 +541,21 @@ pub(crate) fn text_fields() -> impl for<'writer> tracing_subscriber::fmt::Format
     .delimited(" ")
 }
 
+/// The text log's subscriber (`--log-format text`): events at `level` and above, each one line
+/// ([`text_fields`]) on `writer`.
+fn text_subscriber<W>(level: tracing::Level, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_target(true)
+        .fmt_fields(text_fields())
+        .finish()
+}
+
 /// A writer that escapes every control character it is given (`\n`, `\r`, `\t`, `\u{1b}`).
 struct OneLine<'a, W: std::fmt::Write>(&'a mut W);
 
@@ -566,15 +581,18 @@ pub(crate) fn init_logging(logging: &Logging) {
         LogLevel::Info => tracing::Level::INFO,
         LogLevel::Debug => tracing::Level::DEBUG,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_ansi(false)
-        .with_target(true);
     let installed = if logging.json {
-        builder.json().flatten_event(true).try_init()
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_target(true)
+            .json()
+            .flatten_event(true)
+            .try_init()
     } else {
-        builder.fmt_fields(text_fields()).try_init()
+        tracing::subscriber::set_global_default(text_subscriber(level, std::io::stderr))
+            .map_err(Into::into)
     };
     // With JSON logs, a panic (a defect) is logged as one JSON event too, not as the default
     // hook's plain text among them.
@@ -648,15 +666,11 @@ mod tests {
         }
         let written = Shared::default();
         let writer = written.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .without_time()
-            .with_target(false)
-            .fmt_fields(text_fields())
-            .finish();
+        // The subscriber the server installs for text logs.
+        let subscriber = text_subscriber(tracing::Level::INFO, move || writer.clone());
         let error = "db error: ERROR: new row violates a check\nDETAIL: Failing row contains (x)";
         tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!("below the level: not written");
             tracing::warn!(
                 code = "replay.store_unavailable",
                 error = %error,
@@ -665,9 +679,11 @@ mod tests {
             );
         });
         let text = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
+        // After the time: the level, the target, the message and the fields, on one line.
+        let (_, line) = text.split_once(' ').unwrap();
         assert_eq!(
-            text,
-            " WARN refused:\\r\\n\\u{1b}[31mforged\\tline code=\"replay.store_unavailable\" \
+            line,
+            " WARN parmana_server::observe::tests: refused:\\r\\n\\u{1b}[31mforged\\tline code=\"replay.store_unavailable\" \
              error=db error: ERROR: new row violates a check\\nDETAIL: Failing row contains (x) \
              count=3\n"
         );

@@ -451,6 +451,14 @@ mod tests {
                 schemas[schema]
             );
         }
+        // The execution id's characters: the bytes 0x21 to 0x7E, as `ExecutionId::parse` takes.
+        assert_eq!(
+            schemas["ExecutionRequestBody"]["properties"]["execution_id"]["pattern"],
+            "^[!-~]+$"
+        );
+        assert!(parmana_runtime::canon::ExecutionId::parse("!~").is_ok());
+        assert!(parmana_runtime::canon::ExecutionId::parse("a b").is_err());
+        assert!(parmana_runtime::canon::ExecutionId::parse("é").is_err());
     }
 
     #[test]

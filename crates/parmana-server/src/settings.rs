@@ -177,8 +177,9 @@ pub enum LogLevel {
     /// Also one line per request and the lifecycle (the default).
     #[default]
     Info,
-    /// Also what is logged at most once a second at the levels above (every refusal withheld
-    /// from its caller), connections their peers closed, skipped cosigning rounds.
+    /// Also the refusals withheld from their callers past the first each second, a sequencer run
+    /// that integrated executions, a connection that ended in its TLS handshake or could not be
+    /// accepted, a witness not asked again while it answers an earlier round.
     Debug,
 }
 

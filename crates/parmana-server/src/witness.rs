@@ -61,10 +61,13 @@ pub struct WitnessSettings {
 
 /// The most connections a witness holds open at once; more are closed when accepted.
 pub(crate) const WITNESS_MAX_CONNECTIONS: usize = 1024;
-/// The most requests a witness handles at once, `add-checkpoint` (each waits for the state
-/// file's lock and its sync) and reads of its checkpoint together; more are refused with `503`
-/// and `Retry-After`.
+/// The most `add-checkpoint` requests a witness handles at once (each waits for the state
+/// file's lock and its sync); more are refused with `503` and `Retry-After`.
 pub(crate) const WITNESS_MAX_IN_FLIGHT: usize = 16;
+/// The most reads of its checkpoint (`GET /<origin hash>/checkpoint`, which needs no token) a
+/// witness makes at once, apart from `add-checkpoint`'s places; more are refused with `503` and
+/// `Retry-After`.
+pub(crate) const WITNESS_MAX_READS: usize = 16;
 /// The largest request head a witness reads (its requests carry a few short headers).
 pub(crate) const WITNESS_MAX_HEAD_BYTES: usize = 16 * 1024;
 
@@ -82,6 +85,8 @@ struct Witness {
     settings: WitnessSettings,
     /// `add-checkpoint` requests in flight: a permit each; none left means `503`.
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Reads of the checkpoint in flight: a permit each; none left means `503`.
+    reads_in_flight: Arc<tokio::sync::Semaphore>,
     /// Requests of this process take turns at the state (the state file's lock orders them with
     /// other processes): two cannot both pass the check against one state (C2SP's rollback
     /// race).
@@ -181,6 +186,7 @@ impl WitnessServer {
             witness: Arc::new(Witness {
                 settings,
                 in_flight: Arc::new(tokio::sync::Semaphore::new(WITNESS_MAX_IN_FLIGHT)),
+                reads_in_flight: Arc::new(tokio::sync::Semaphore::new(WITNESS_MAX_READS)),
                 turn: Mutex::new(()),
                 seen_state: AtomicBool::new(false),
             }),
@@ -454,10 +460,10 @@ async fn latest_checkpoint(
     }
     // The file as it is now: another witness process on it (a one-off run, a second server) may
     // have cosigned since this one did.
-    // A place among the WITNESS_MAX_IN_FLIGHT, as `add-checkpoint` takes one, kept by the
-    // blocking read until it is done: a client asking again and again (this route needs no
-    // token) never queues more reads than that.
-    let Ok(slot) = Arc::clone(&witness.in_flight).try_acquire_owned() else {
+    // A place among the WITNESS_MAX_READS, kept by the blocking read until it is done: a client
+    // asking again and again (this route needs no token) never queues more reads than that, nor
+    // takes a place `add-checkpoint` needs.
+    let Ok(slot) = Arc::clone(&witness.reads_in_flight).try_acquire_owned() else {
         return busy("too many requests in flight; retry later");
     };
     let path = witness.settings.state.clone();
@@ -486,11 +492,14 @@ async fn latest_checkpoint(
         ),
         Ok(Ok(None)) => not_found(),
         Ok(Err(error)) => refusal(&error),
-        Err(_) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/plain; charset=utf-8",
-            "server.internal: the state could not be read\n".to_owned(),
-        ),
+        Err(e) => {
+            tracing::error!(target: "parmana::witness", error = %e, "a checkpoint read failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                "server.internal: the state could not be read\n".to_owned(),
+            )
+        }
     }
 }
 
@@ -628,12 +637,12 @@ mod tests {
 
     use super::*;
 
-    /// Reads of the checkpoint take a place among the requests in flight, as `add-checkpoint`
-    /// does: with every place held, one is `503` with `Retry-After` (it needs no token, so a
-    /// client asking again and again would otherwise queue reads without bound); with one free,
-    /// it is answered.
+    /// Reads of the checkpoint take a place of their own, apart from `add-checkpoint`'s: with
+    /// every read place held, one is `503` with `Retry-After` (it needs no token, so a client
+    /// asking again and again would otherwise queue reads without bound); with one free, it is
+    /// answered — and reads holding every read place leave `add-checkpoint`'s free.
     #[test]
-    fn reads_of_the_checkpoint_take_a_place_among_the_requests_in_flight() {
+    fn reads_of_the_checkpoint_take_places_of_their_own() {
         let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
         let key = fixture.rotate_to_fixture_log().unwrap();
         let environment = parmana_runtime::RuntimeEnvironment::load(
@@ -663,9 +672,10 @@ mod tests {
             ))
         };
         let witness = server.witness;
-        let held = Arc::clone(&witness.in_flight)
-            .try_acquire_many_owned(u32::try_from(WITNESS_MAX_IN_FLIGHT).unwrap())
+        let held = Arc::clone(&witness.reads_in_flight)
+            .try_acquire_many_owned(u32::try_from(WITNESS_MAX_READS).unwrap())
             .unwrap();
+        assert_eq!(witness.in_flight.available_permits(), WITNESS_MAX_IN_FLIGHT);
         let busy = read(&witness);
         assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(busy.headers().contains_key(header::RETRY_AFTER));

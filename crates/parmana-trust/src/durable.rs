@@ -102,9 +102,9 @@ pub fn sync_directory_of(path: &Path) -> std::io::Result<()> {
 /// moment, created new — never an existing file or a link someone left there), written with
 /// exactly `mode` on Unix when one is given (0600 for a private key, applied as the file is
 /// created, so it is never readable by others) or else with the permission bits of the file it
-/// replaces less any write permission for its group or others (a signed document the next
-/// version replaces is never left writable by others, whatever the old file allowed; for a new one, at most [`NEW_FILE_MODE`], 0644: what the umask leaves of it — never
-/// writable by others, whatever the umask) and then also its owner
+/// replaces, without write permission for its group or others whatever the old file allowed
+/// (for a new one, at most [`NEW_FILE_MODE`], 0644: what the umask leaves of it — never
+/// writable by others, whatever the umask), and then also its owner
 /// and group, as far as the process may give them ([`keep_owner`]; never for a file given its own
 /// `mode`, a private key, which stays the writer's), synced, renamed over `path`,
 /// and the directory synced. A crash leaves the old file or the new one, never a part (and at

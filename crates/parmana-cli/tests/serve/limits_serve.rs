@@ -169,6 +169,19 @@ fn request_logs_are_json_lines_without_signal_values_unless_configured() {
             ),
             "{event}"
         );
+        // Refused before the policy is known (its reference is not one): the signals still.
+        let refused = served.post(
+            "/v1/evaluations",
+            token,
+            r#"{"policy":"not-a-reference","signals":{"a":1}}"#,
+        );
+        assert_eq!(refused.status, 400, "{}", refused.text);
+        let (event, _) = log_line(&served, "/v1/evaluations", 400);
+        assert_eq!(
+            (&event["code"], &event["signals"]),
+            (&Value::from(refused.code()), &signals(r#"{"a":1}"#)),
+            "{event}"
+        );
     }
     // In the default text format too, the signal values stay out, of executions and
     // evaluations alike, while the line names the execution.
