@@ -10,8 +10,20 @@ use crate::parse::{
     valid_signal_name,
 };
 
-/// Reads the `signals` object, sorted by name.
-pub(crate) fn read_signals(reader: &mut Reader<'_>, value: &Value, path: &str) -> Vec<SignalDecl> {
+/// The `signals` object as read: the declarations taken, sorted by name, and the names of those
+/// refused (their own errors reported), so that a condition on one is not reported again as
+/// undeclared.
+#[derive(Debug, Default)]
+pub(crate) struct DeclaredSignals {
+    pub(crate) decls: Vec<SignalDecl>,
+    /// Sorted.
+    pub(crate) refused: Vec<String>,
+    /// The whole object was refused (too many declarations): every name counts as refused.
+    pub(crate) all_refused: bool,
+}
+
+/// Reads the `signals` object.
+pub(crate) fn read_signals(reader: &mut Reader<'_>, value: &Value, path: &str) -> DeclaredSignals {
     let Value::Object(map) = value else {
         reader.report(
             Code::WrongJsonType,
@@ -21,7 +33,10 @@ pub(crate) fn read_signals(reader: &mut Reader<'_>, value: &Value, path: &str) -
                 crate::error::json_kind(value)
             ),
         );
-        return Vec::new();
+        return DeclaredSignals {
+            all_refused: true,
+            ..DeclaredSignals::default()
+        };
     };
     if map.len() > limits::MAX_SIGNALS {
         reader.report(
@@ -33,11 +48,28 @@ pub(crate) fn read_signals(reader: &mut Reader<'_>, value: &Value, path: &str) -
                 limits::MAX_SIGNALS
             ),
         );
-        return Vec::new();
+        return DeclaredSignals {
+            all_refused: true,
+            ..DeclaredSignals::default()
+        };
     }
     let mut decls = Vec::with_capacity(map.len());
+    let mut refused = Vec::new();
     for (name, decl) in crate::parse::sorted_members(map) {
         let decl_path = join_path(path, name);
+        // The bound on every string, before the grammar (both schemas).
+        if name.chars().count() > limits::MAX_STRING_LEN {
+            reader.report(
+                Code::StringTooLong,
+                &decl_path,
+                format!(
+                    "signal name longer than {} characters",
+                    limits::MAX_STRING_LEN
+                ),
+            );
+            refused.push(name.clone());
+            continue;
+        }
         // Schema 1.0.0 names signals with any JSON string, as the original tooling did; 2.0.0
         // keeps its grammar.
         if reader.dialect == Dialect::V2 && !valid_signal_name(name) {
@@ -49,14 +81,21 @@ pub(crate) fn read_signals(reader: &mut Reader<'_>, value: &Value, path: &str) -
                     limits::MAX_NAME_LEN
                 ),
             );
+            refused.push(name.clone());
             continue;
         }
-        if let Some(d) = read_signal_decl(reader, name, decl, &decl_path) {
-            decls.push(d);
+        match read_signal_decl(reader, name, decl, &decl_path) {
+            Some(d) => decls.push(d),
+            None => refused.push(name.clone()),
         }
     }
     decls.sort_by(|a, b| a.name.cmp(&b.name));
-    decls
+    refused.sort();
+    DeclaredSignals {
+        decls,
+        refused,
+        all_refused: false,
+    }
 }
 
 fn read_signal_decl(

@@ -174,10 +174,14 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
         .map(|v| read_permit(&mut top, v, &decisions));
     let signals = match required(&mut top, map, "", "signals") {
         Some(v) => read_signals(&mut top, v, "/signals"),
-        None => Vec::new(),
+        // Missing (reported): no condition is reported again as naming an undeclared signal.
+        None => crate::declare::DeclaredSignals {
+            all_refused: true,
+            ..crate::declare::DeclaredSignals::default()
+        },
     };
     let mut diagnostics = std::mem::take(&mut top.diagnostics);
-    let mut reader = Reader::new(Dialect::V2, &signals);
+    let mut reader = Reader::over(Dialect::V2, &signals);
     let mut rules = Vec::new();
     if let Some(v) = required(&mut reader, map, "", "rules") {
         match v {
@@ -214,7 +218,7 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
             description,
             decisions,
             permit,
-            signals,
+            signals: signals.decls,
             additional_signals,
             rules,
             default,

@@ -30,7 +30,11 @@ pub(crate) fn read_legacy(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec
     );
     let signals = match required(&mut top, map, "", "signals") {
         Some(v) => read_signals(&mut top, v, "/signals"),
-        None => Vec::new(),
+        // Missing (reported): no condition is reported again as naming an undeclared signal.
+        None => crate::declare::DeclaredSignals {
+            all_refused: true,
+            ..crate::declare::DeclaredSignals::default()
+        },
     };
     let decision = required(&mut top, map, "", "decision")
         .and_then(|v| string(&mut top, v, "/decision"))
@@ -45,7 +49,7 @@ pub(crate) fn read_legacy(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec
         );
     }
     let mut diagnostics = std::mem::take(&mut top.diagnostics);
-    let mut reader = Reader::new(Dialect::Legacy1, &signals);
+    let mut reader = Reader::over(Dialect::Legacy1, &signals);
     let when =
         required(&mut reader, map, "", "rules").and_then(|v| reader.condition(v, "/rules", 1, &[]));
     diagnostics.append(&mut reader.diagnostics);
@@ -62,7 +66,7 @@ pub(crate) fn read_legacy(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec
                 description: None,
                 decisions,
                 permit: None,
-                signals,
+                signals: signals.decls,
                 additional_signals: AdditionalSignals::Reject,
                 rules: vec![Rule {
                     id: LEGACY_RULE_ID.to_owned(),

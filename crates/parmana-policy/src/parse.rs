@@ -56,6 +56,9 @@ pub(crate) struct Reader<'a> {
     pub(crate) diagnostics: Vec<Diagnostic>,
     pub(crate) dialect: Dialect,
     signals: &'a [SignalDecl],
+    /// Names declared but refused (sorted), and whether every name counts as such: a condition
+    /// on one is not reported again as undeclared.
+    refused_signals: (&'a [String], bool),
     condition_nodes: usize,
     too_many_nodes_reported: bool,
     /// How many more diagnostics may show their node (see [`MAX_SNIPPETS`]).
@@ -74,10 +77,20 @@ impl<'a> Reader<'a> {
             diagnostics: Vec::new(),
             dialect,
             signals,
+            refused_signals: (&[], false),
             condition_nodes: 0,
             too_many_nodes_reported: false,
             snippets_left: MAX_SNIPPETS,
             suggestion_cells: crate::suggest::POLICY_SUGGESTION_CELLS,
+        }
+    }
+
+    /// A reader of the rules under `declared`: conditions on its declarations, and none
+    /// reported as undeclared for a name whose declaration was refused.
+    pub(crate) fn over(dialect: Dialect, declared: &'a crate::declare::DeclaredSignals) -> Self {
+        Self {
+            refused_signals: (&declared.refused, declared.all_refused),
+            ..Self::new(dialect, &declared.decls)
         }
     }
 
@@ -346,11 +359,32 @@ impl<'a> Reader<'a> {
             );
             return None;
         };
+        // The bound on every string: a name longer is none declared, and is not looked up.
+        if signal.chars().count() > limits::MAX_STRING_LEN {
+            self.report(
+                Code::StringTooLong,
+                &join_path(path, "signal"),
+                format!(
+                    "signal name longer than {} characters",
+                    limits::MAX_STRING_LEN
+                ),
+            );
+            return None;
+        }
         let Some(slot) = self
             .signals
             .binary_search_by(|d| d.name.as_str().cmp(signal))
             .ok()
         else {
+            // Declared, but the declaration was refused (with its own error): not undeclared.
+            let (refused, all_refused) = self.refused_signals;
+            if all_refused
+                || refused
+                    .binary_search_by(|name| name.as_str().cmp(signal))
+                    .is_ok()
+            {
+                return None;
+            }
             let hint = crate::suggest::hint(
                 signal,
                 self.signals.iter().map(|d| d.name.as_str()),
