@@ -70,6 +70,21 @@ fn exact_as_double(n: &serde_json::Number) -> bool {
     }
 }
 
+/// An integer anywhere in `value` that no double holds exactly, if there is one (walked without
+/// recursion: a tree built in code may be of any depth).
+fn first_inexact_integer(value: &Value) -> Option<&serde_json::Number> {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Number(n) if !exact_as_double(n) => return Some(n),
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The whole number a double denotes, if it is one within ±(2^53−1).
 pub(crate) fn whole_number(f: f64) -> Option<i64> {
     #[allow(clippy::cast_precision_loss, reason = "2^53−1 is exact as a double")]
@@ -232,6 +247,15 @@ impl CompiledPolicy {
                 found: json_kind(signals),
             });
         };
+        // What the strict parser refuses before anything else, wherever it is in the text (a
+        // tree built in code can hold it): the same refusal here, before any other problem.
+        if let Some(n) = first_inexact_integer(signals) {
+            return Err(SignalError::InvalidJson(
+                parmana_canon::CanonError::NotRepresentable {
+                    message: format!("{n} is an integer no IEEE 754 double holds exactly"),
+                },
+            ));
+        }
         let mut problems = Problems::default();
         let mut slots = Vec::with_capacity(self.signals.len());
         for decl in &self.signals {
@@ -526,6 +550,23 @@ mod tests {
                 "policy.signals_invalid_json",
                 "{inexact}: {err}"
             );
+            // Whatever else is wrong, and wherever it is, as the parser refuses the text first.
+            for signals in [
+                json!({ "other": inexact }),
+                json!({ "amount": 1, "other": [{ "deep": inexact }] }),
+            ] {
+                let err = policy.validate_signals(&signals).unwrap_err();
+                assert_eq!(
+                    err.code(),
+                    "policy.signals_invalid_json",
+                    "{signals}: {err}"
+                );
+                let text = serde_json::to_vec(&signals).unwrap();
+                assert_eq!(
+                    policy.validate_signals_json(&text).unwrap_err().code(),
+                    err.code()
+                );
+            }
         }
         for exact in [
             json!(9_007_199_254_740_992_u64),
