@@ -203,13 +203,10 @@ impl RuntimeEnvironment {
                 ),
             });
         }
+        // A released policy whose directory is missing (or not a directory) is the deployment's
+        // fault, not the caller's: refused as the file it is (`trust.io`,
+        // `trust.not_a_bundle_directory`), as any unreadable bundle file is.
         let dir = self.policies_root.join(policy_id).join(policy_version);
-        if !dir.is_dir() {
-            return Err(ExecutionError::PolicyNotFound {
-                policy: name,
-                reason: "no bundle directory under the policies root".to_owned(),
-            });
-        }
         let files = read_bundle_dir(&dir)?;
         let bundle = verify_bundle(&self.trust_root, &files)?;
         if bundle.policy_id().as_str() != policy_id

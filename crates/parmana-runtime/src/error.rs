@@ -44,14 +44,14 @@ pub enum ExecutionError {
         #[source]
         source: IdError,
     },
-    /// A policy that is not released: the release manifest does not list it, or it has no
-    /// bundle directory under the policies root. Either way the caller named a policy that
-    /// does not run here (input, never a fault of the deployment's).
+    /// A policy that is not released: the release manifest does not list it. The caller named a
+    /// policy that does not run here (input, never a fault of the deployment's; a released one
+    /// whose files are missing is refused as the files are, `trust.io`).
     #[error("policy {policy} not found: {reason}")]
     PolicyNotFound {
         /// `<id>@<version>`.
         policy: String,
-        /// Which of the two.
+        /// Why (the release manifest's version that does not list it).
         reason: String,
     },
     /// The policy text in a verified bundle is not a valid policy, or names another policy.
