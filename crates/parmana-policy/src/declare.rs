@@ -48,8 +48,11 @@ pub(crate) fn read_signals(reader: &mut Reader<'_>, value: &Value, path: &str) -
                 limits::MAX_SIGNALS
             ),
         );
+        // Every name refused with the object; a condition on any other is still undeclared.
+        let mut refused: Vec<String> = map.keys().cloned().collect();
+        refused.sort();
         return DeclaredSignals {
-            all_refused: true,
+            refused,
             ..DeclaredSignals::default()
         };
     }

@@ -471,6 +471,14 @@ mod tests {
 
     use super::*;
 
+    /// Outside text shown: cut to its characters, on one line, quotes and backslashes escaped.
+    #[test]
+    fn outside_text_is_shown_bounded_on_one_line_and_unambiguous() {
+        assert_eq!(shown("a\"b\\c\nd", 100), "a\\\"b\\\\c\\nd");
+        assert_eq!(shown("abcdef", 3), "abc…");
+        assert_eq!(shown("abc", 3), "abc");
+    }
+
     /// The first withheld refusal of each second is due, with how many came between it and the
     /// one due before: none is left uncounted at the default level.
     #[test]

@@ -13,9 +13,9 @@
 //! the log served never forks or shrinks; until then every request answers
 //! `trust.tlog_inconsistent`. A read or catch-up that fails answers its error and keeps the
 //! snapshot, still stale; the refusal is kept too, and answered without reading anything for
-//! `ttl`, at most a second (or until this server's sequencer expires the snapshot), so that
-//! asking again and again (anonymously, with `--log-public`) reads the ledger at most once a
-//! cadence, and at most once a second. Requests
+//! the shorter of `ttl` and a second (or until this server's sequencer expires the snapshot),
+//! so that asking again and again (anonymously, with `--log-public`) reads the ledger once in
+//! that time, not at every request. Requests
 //! arriving during a read wait for it and share it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -365,5 +365,9 @@ mod tests {
         assert!(failed.get_with(expiring_read, |_| Ok(())).is_err());
         assert!(failed.get_with(failing(broken), |_| Ok(())).is_err());
         assert_eq!(reads.get(), 6, "the expiry made during the read counts");
+        // However long the ttl, a refusal is kept at most a second.
+        std::thread::sleep(REFUSAL_KEPT_AT_MOST + Duration::from_millis(50));
+        assert!(failed.get_with(failing(broken), |_| Ok(())).is_err());
+        assert_eq!(reads.get(), 7, "kept at most a second");
     }
 }

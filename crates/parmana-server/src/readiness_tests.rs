@@ -944,7 +944,7 @@ fn large_or_explained_evaluations_leave_the_async_workers_and_answer_the_same() 
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
 }
 
-/// An explanation takes a place in the server's body budget (twice its trace's bound) beside its
+/// An explanation takes a place in the server's body budget (its trace's bound) beside its
 /// request's body, before anything is evaluated: with the budget all but taken, an explained
 /// evaluation is shed (`503 server.overloaded`) where the same one unexplained is answered; with
 /// room, it is answered, and every place is given back once it is.

@@ -171,7 +171,8 @@ pub(crate) fn signed_checkpoint(
     let sign = || -> Result<(Arc<LogSnapshot>, String), ExecutionError> {
         kept_refusal.set(false);
         // A log that could not be read is not read again at once: the cache keeps its refusal
-        // for a cadence (only a checkpoint refused against what a signer recorded is retried).
+        // for up to a second (only a checkpoint refused against what a signer recorded is
+        // retried).
         let log = state.log_cache.get(runtime.store()).inspect_err(|_| {
             kept_refusal.set(true);
         })?;

@@ -143,12 +143,13 @@ impl WitnessServer {
                 });
             }
         }
-        // Its connections need their file descriptors, as the server's do: the soft limit is
-        // raised as far as the hard one lets it (its connection count is fixed: a low hard limit
-        // holds fewer, as before, rather than refusing the start).
+        // Its connections need their file descriptors, as the server's do, and each request in
+        // flight (a cosigning or a read of the state) one more: the soft limit is raised as far
+        // as the hard one lets it (its connection count is fixed: a low hard limit holds fewer,
+        // as before, rather than refusing the start).
         crate::descriptors::raise_toward(&crate::Limits {
             max_connections: WITNESS_MAX_CONNECTIONS,
-            max_concurrency: WITNESS_MAX_IN_FLIGHT,
+            max_concurrency: WITNESS_MAX_IN_FLIGHT + WITNESS_MAX_READS,
             ..crate::Limits::default()
         });
         if settings.trust_root.log().is_none() {

@@ -15,12 +15,22 @@ const MARKED_SIGNALS: &str =
 
 /// The JSON log line of the request to `route` with `status`, waiting for it to be written.
 pub(crate) fn log_line(served: &Served, route: &str, status: u64) -> (Value, String) {
+    log_line_where(served, route, status, |_| true)
+}
+
+/// [`log_line`], the first one `also` takes.
+fn log_line_where(
+    served: &Served,
+    route: &str,
+    status: u64,
+    also: impl Fn(&Value) -> bool,
+) -> (Value, String) {
     for _ in 0..200 {
         let log = served.stderr();
         let found = log
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|event| event["route"] == route && event["status"] == status);
+            .find(|event| event["route"] == route && event["status"] == status && also(event));
         if let Some(event) = found {
             return (event, log);
         }
@@ -169,6 +179,22 @@ fn request_logs_are_json_lines_without_signal_values_unless_configured() {
             ),
             "{event}"
         );
+        // An execution refused for its id (before anything is looked up): the signals still.
+        let refused = served.post(
+            "/v1/executions",
+            token,
+            r#"{"policy":"claims-approval@1.0.0","signals":{"b":2},"execution_id":"has space"}"#,
+        );
+        assert_eq!(
+            refused.code(),
+            "runtime.invalid_execution_id",
+            "{}",
+            refused.text
+        );
+        let (event, _) = log_line_where(&served, "/v1/executions", 400, |event| {
+            event["code"] == "runtime.invalid_execution_id"
+        });
+        assert_eq!(event["signals"], signals(r#"{"b":2}"#), "{event}");
         // Refused before the policy is known (its reference is not one): the signals still.
         let refused = served.post(
             "/v1/evaluations",
