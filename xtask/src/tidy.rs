@@ -467,7 +467,16 @@ mod tests {
             .filter(|f| f.components().any(|c| c.as_os_str() == "src"))
         {
             let text = std::fs::read_to_string(file).unwrap();
-            for literal in text.split('"').skip(1).step_by(2) {
+            // Every `"layer.name"` wherever it stands: read from each quote on, not by pairing
+            // quotes (an escaped quote in a string before it would pair the rest wrongly).
+            let literals = text.match_indices('"').filter_map(|(at, _)| {
+                let rest = &text[at + 1..];
+                let end = rest.find(|c: char| {
+                    !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+                })?;
+                rest[end..].starts_with('"').then(|| &rest[..end])
+            });
+            for literal in literals {
                 let Some((layer, name)) = literal.split_once('.') else {
                     continue;
                 };

@@ -318,7 +318,8 @@ pub(crate) struct ServerValues {
 
 impl ServerValues {
     /// Resolves every `[server]` value: flag, variable, `parmana.toml`, default. A value that
-    /// does not parse, or a log format other than `text` and `json`, is `cli.invalid_config`.
+    /// does not parse, or a log format or level not among its values, is `cli.invalid_config`
+    /// (`cli.usage` from a flag).
     pub(crate) fn resolve(
         deployment: &Deployment,
         flags: &ServerFlags<'_>,
