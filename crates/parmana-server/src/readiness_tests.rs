@@ -960,13 +960,16 @@ fn an_explanation_takes_its_place_in_the_body_budget() {
     let held = Arc::clone(&state.body_bytes)
         .try_acquire_many_owned(u32::try_from(total - 1).unwrap())
         .unwrap();
-    let (status, answer, _) = answer_through_router(
-        &tokio,
-        &state,
-        "POST",
-        "/v1/evaluations?explain=true",
-        &body,
-    );
+    let explained = || {
+        answer_through_router(
+            &tokio,
+            &state,
+            "POST",
+            "/v1/evaluations?explain=true",
+            &body,
+        )
+    };
+    let (status, answer, _) = explained();
     assert_eq!(
         (status, &answer["error"]["code"]),
         (503, &serde_json::json!("server.overloaded")),
@@ -976,13 +979,7 @@ fn an_explanation_takes_its_place_in_the_body_budget() {
         answer_through_router(&tokio, &state, "POST", "/v1/evaluations", &body);
     assert_eq!(status, 200, "{answer}");
     drop(held);
-    let (status, answer, _) = answer_through_router(
-        &tokio,
-        &state,
-        "POST",
-        "/v1/evaluations?explain=true",
-        &body,
-    );
+    let (status, answer, _) = explained();
     assert_eq!(status, 200, "{answer}");
     assert!(answer["trace"]["rules"].is_array(), "{answer}");
     assert_eq!(state.body_bytes.available_permits(), total);

@@ -428,20 +428,41 @@ pub(crate) fn raw_exchange(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
+    let mut stream = send_raw(
+        served,
+        &format!("{method} {path} HTTP/1.1\r\nConnection: close"),
+        headers,
+        body,
+    );
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let reply = crate::harness::reply_of_raw(&answer);
+    check_against_openapi(&served.base, method, path, &reply);
+    reply
+}
+
+/// A connection to `served` on which a request was sent: `first` (the request line and any
+/// header before the others, without the line end), every header of `headers`, a
+/// `Content-Length` and the body; answers are read with a 30 s timeout.
+fn send_raw(
+    served: &Served,
+    first: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::net::TcpStream {
     let address = served.base.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!("{first}\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(body).unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    let reply = crate::harness::reply_of_raw(&answer);
-    check_against_openapi(&served.base, method, path, &reply);
-    reply
+    stream
 }
 
 /// One request (`line`: method and path) on a connection of its own that asks to be kept
@@ -454,17 +475,12 @@ pub(crate) fn raw_keep_alive(
     body: &[u8],
 ) -> Reply {
     let address = served.base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut head = format!("{line} HTTP/1.1\r\nHost: {address}\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    let mut stream = send_raw(
+        served,
+        &format!("{line} HTTP/1.1\r\nHost: {address}"),
+        headers,
+        body,
+    );
     let mut answer = Vec::new();
     let mut chunk = [0_u8; 4096];
     loop {
