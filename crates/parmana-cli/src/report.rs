@@ -151,10 +151,42 @@ pub(crate) fn print_written(
     Ok(())
 }
 
-/// Writes the failure on stderr in the chosen format.
+/// Text from outside (an attestation's decision, a refusal's detail naming what it was given)
+/// as a terminal shows it: on the line it is written on, and unable to rewrite what the line
+/// or the lines before it say — every control character (line ends, carriage returns, escape
+/// sequences) and the Unicode line and paragraph separators and direction overrides are
+/// written escaped (`\r`, `\u{1b}`, `\u{202e}`). A forged attestation's decision cannot make
+/// `parmana verify` look valid on a terminal where its verdict is not.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_on_a_line = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}')
+            || ('\u{202A}'..='\u{202E}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if !text.contains(unsafe_on_a_line) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_on_a_line(c) {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Writes the failure on stderr in the chosen format (a human one on its one line: the
+/// message [`printable`]).
 pub(crate) fn print_failure(failure: &Failure, format: Format) {
     match format {
-        Format::Human => crate::report::errln!("error[{}]: {}", failure.code, failure.message),
+        Format::Human => {
+            crate::report::errln!("error[{}]: {}", failure.code, printable(&failure.message))
+        }
         Format::Json => crate::report::errln!("{}", Json(failure_json(failure))),
     }
 }

@@ -290,7 +290,7 @@ fn render_checks(report: &AttestationReport) -> String {
             out,
             "attestation of execution {:?}: {} (rule {:?}) under {}@{}, executed at {}",
             p.execution_id.as_str(),
-            p.decision,
+            crate::report::printable(&p.decision),
             p.rule_id,
             p.policy.id,
             p.policy.version,
@@ -304,6 +304,7 @@ fn render_checks(report: &AttestationReport) -> String {
             Some(code) => ("FAILED", format!("[{code}] {}", check.detail)),
             None => ("FAILED", check.detail.clone()),
         };
+        let detail = crate::report::printable(&detail);
         let _ = writeln!(out, "{:<16}{result:<8}{detail}", check.check.as_str());
     }
     out

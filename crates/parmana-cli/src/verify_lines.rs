@@ -288,7 +288,7 @@ fn summary_line(line: usize, report: &AttestationReport) -> String {
         Some(p) => format!(
             "line {line}: {verdict}, execution {:?}: {}",
             p.execution_id.as_str(),
-            p.decision
+            crate::report::printable(&p.decision)
         ),
         None => format!("line {line}: {verdict}"),
     }

@@ -353,3 +353,47 @@ fn a_batch_refusal_line_naming_its_execution_is_skipped_too() {
     let out = run_in(d, &["verify", "-", "--now", NOW], odd.as_bytes());
     assert_ne!(out.code, 0, "{}", out.transcript());
 }
+
+/// A forged attestation whose decision carries a carriage return and a terminal escape
+/// sequence (to overwrite or hide the verdict on a terminal) is printed with them escaped, in
+/// the report of one attestation and in a JSON Lines summary: the verdict still reads NOT VALID
+/// on the line it is written on.
+#[test]
+fn an_attestation_cannot_rewrite_the_verdict_a_terminal_shows() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    let repo = temp_repo();
+    let d = repo.root();
+    let genuine: serde_json::Value =
+        serde_json::from_str(&execute_at(d, "spoof-0001", NOW)).unwrap();
+    let payload = BASE64.decode(genuine["payload"].as_str().unwrap()).unwrap();
+    let mut statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    statement["predicate"]["decision"] =
+        serde_json::json!("approve\rline 1: valid\u{1b}[8m\u{202e}");
+    let mut forged = genuine.clone();
+    forged["payload"] = serde_json::json!(
+        BASE64.encode(parmana_runtime::canon::canonicalize_value(&statement).unwrap())
+    );
+    let forged = forged.to_string();
+    std::fs::write(d.join("attestation.json"), &forged).unwrap();
+    for out in [
+        verify(d, &["--now", NOW]),
+        run_in(
+            d,
+            &["verify", "-", "--now", NOW],
+            format!("{forged}\n").as_bytes(),
+        ),
+    ] {
+        assert_eq!(out.code, 7, "{}", out.transcript());
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(!stream.contains(['\r', '\u{1b}', '\u{202e}']), "{stream:?}");
+        }
+        assert!(
+            out.stdout
+                .contains(r"approve\rline 1: valid\u{1b}[8m\u{202e}"),
+            "{}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("NOT VALID"), "{}", out.stdout);
+    }
+}
