@@ -482,6 +482,26 @@ fn hostile_envelopes_never_panic_and_never_pass() {
     cases.push(serde_json::to_vec(&outer).unwrap());
     outer["payloadType"] = json!("application/json");
     cases.push(serde_json::to_vec(&outer).unwrap());
+    // The golden envelope's members as lists (DSSE's are objects): the whole envelope, and its
+    // signature entries.
+    let genuine = parse_strict(&golden).unwrap();
+    let entries_as_lists: Vec<serde_json::Value> = genuine["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| json!([s["keyid"], s["sig"]]))
+        .collect();
+    cases.push(
+        serde_json::to_vec(&json!([
+            genuine["payload"],
+            genuine["payloadType"],
+            genuine["signatures"]
+        ]))
+        .unwrap(),
+    );
+    let mut listed = genuine.clone();
+    listed["signatures"] = json!(entries_as_lists);
+    cases.push(serde_json::to_vec(&listed).unwrap());
     // Pseudo-random garbage and random single-byte changes (deterministic xorshift).
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {

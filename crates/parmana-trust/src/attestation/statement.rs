@@ -220,8 +220,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for BoundedSignatures<'a> {
                 let mut total = 0usize;
                 loop {
                     let more = if entries.len() < MAX_SIGNATURES {
-                        match seq.next_element::<DsseSignatureWire<'a>>()? {
-                            Some(entry) => {
+                        match seq.next_element::<ObjectOnly<DsseSignatureWire<'a>>>()? {
+                            Some(ObjectOnly(entry)) => {
                                 entries.push(entry);
                                 true
                             }
@@ -249,6 +249,32 @@ struct DsseSignatureWire<'a> {
     keyid: Cow<'a, str>,
     #[serde(borrow)]
     sig: Cow<'a, str>,
+}
+
+/// `T` read from a JSON object only. A struct serde derives also takes a list of its fields in
+/// order (`["payload", "type", [...]]`), which DSSE does not allow: two verifiers must not
+/// disagree on what an envelope is.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
+            type Value = ObjectOnly<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ObjectOnly)
+            }
+        }
+        deserializer.deserialize_map(Object(std::marker::PhantomData))
+    }
 }
 
 fn malformed(message: impl Into<String>) -> TrustError {
@@ -313,7 +339,7 @@ pub(crate) fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
             limit: MAX_ENVELOPE_BYTES,
         });
     }
-    let wire: DsseReadWire<'_> =
+    let ObjectOnly(wire): ObjectOnly<DsseReadWire<'_>> =
         serde_json::from_slice(bytes).map_err(|e| malformed(format!("envelope: {e}")))?;
     if wire.payload_type != DSSE_PAYLOAD_TYPE {
         return Err(TrustError::WrongType {
