@@ -51,7 +51,7 @@ fn every_engine_decides_the_scaling_policies_like_the_reference() {
 /// This build is one in which serde_json keeps a document's member order (Cedar turns on its
 /// `preserve_order`, and Cargo unifies features): a refused policy's diagnostics, and with
 /// them its code (the first error's), are still those of the shipped build, which reads
-/// members in key order.
+/// members in a fixed order of its own, not the document's.
 #[test]
 fn a_refused_policys_diagnostics_do_not_depend_on_serde_jsons_member_order() {
     let members: serde_json::Map<String, serde_json::Value> =
@@ -80,7 +80,8 @@ fn a_refused_policys_diagnostics_do_not_depend_on_serde_jsons_member_order() {
             ("policy.wrong_json_type", "/signals/a/required"),
             ("policy.unknown_signal_type", "/signals/b/type"),
             ("policy.unknown_operator", "/rules/0/when/zz"),
-            ("policy.undeclared_signal", "/rules/0/when/signal"),
+            // (Not `policy.undeclared_signal` at `/rules/0/when/signal`: `b` is declared, its
+            // declaration refused with its own error above.)
         ],
         "{}",
         report.render()
