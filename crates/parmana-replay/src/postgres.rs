@@ -206,7 +206,13 @@ impl PostgresReplayStore {
             KEEPALIVE_RETRIES
         );
         // Quoted: a name the check above allows may still be a keyword (`user`, `select`).
-        let session = format!("-c synchronous_commit=on -c search_path=\"{schema}\"");
+        // Read committed whatever the server, database, role or URL default to: every
+        // statement's locking is written for it (under repeatable read or serializable, a race
+        // for one id, or two servers creating the schema at once, fails instead of waiting).
+        let session = format!(
+            "-c synchronous_commit=on -c default_transaction_isolation=read\\ committed \
+             -c search_path=\"{schema}\""
+        );
         let options_text = match config.get_options() {
             Some(existing) => format!("{defaults} {existing} {session}"),
             None => format!("{defaults} {session}"),

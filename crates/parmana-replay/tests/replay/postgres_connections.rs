@@ -737,6 +737,61 @@ fn a_store_changed_behind_its_back_is_corrupt_not_unavailable_and_a_keyword_is_a
     assert_eq!(error.code(), "replay.store_corrupt", "{error}");
 }
 
+/// Sessions run read committed whatever the URL (or the server, database or role) defaults to:
+/// under serializable, concurrent claims of different ids conflict on the marks row and the
+/// claim-time read and fail with serialization errors (`503`) instead of waiting their turn.
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
+fn sessions_are_read_committed_whatever_the_url_says() {
+    let Some((url, schema, _schemas)) = own_schema("isolation") else {
+        return;
+    };
+    let store = PostgresReplayStore::connect(
+        &with_option(
+            &url,
+            "options=-c%20default_transaction_isolation%3Dserializable",
+        ),
+        &options(&schema),
+    )
+    .unwrap();
+    let ids: Vec<_> = (0..32).map(|n| id(&format!("iso-{n}"))).collect();
+    std::thread::scope(|scope| {
+        let claims: Vec<_> = ids
+            .iter()
+            .map(|exec| {
+                let store = &store;
+                scope.spawn(move || store.claim(exec, &claim_for("iso"), V0))
+            })
+            .collect();
+        for (n, claim) in claims.into_iter().enumerate() {
+            assert_eq!(
+                claim.join().unwrap().unwrap(),
+                ClaimOutcome::Claimed,
+                "iso-{n}"
+            );
+        }
+    });
+    // And the session says so.
+    let mut raw = postgres_raw(
+        &with_option(
+            &url,
+            "options=-c%20default_transaction_isolation%3Dserializable",
+        ),
+        &schema,
+    );
+    let shown: String = raw
+        .query_one("SHOW default_transaction_isolation", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        shown, "serializable",
+        "the URL's option reaches a plain session"
+    );
+}
+
 /// An id whose row another transaction holds (its host lost mid-transaction) fails the batch it
 /// joins at `lock_timeout`; nothing of that batch was written, so its other claims are then
 /// decided on their own and won — before, every claim of the batch was refused with the held
