@@ -347,7 +347,7 @@ fn read_guard(
         .query_opt(
             &format!(
                 "SELECT h.trust_root, h.release_manifest,
-                        (SELECT array_agg(m.record ORDER BY m.position)
+                        (SELECT pg_catalog.array_agg(m.record ORDER BY m.position)
                          FROM (SELECT l.position,
                                       CASE WHEN octet_length(l.record) <= $1::bigint
                                            THEN l.record END AS record
@@ -541,13 +541,17 @@ fn sequence_in(
     let records: Vec<&[u8]> = rows.iter().map(|row| row.record.as_slice()).collect();
     tx.execute(
         "INSERT INTO ledger (position, kind, execution_id, record)
-         SELECT p, $4, i, r FROM unnest($1::bigint[], $2::text[], $3::bytea[]) AS u(p, i, r)",
+         SELECT p, $4, i, r
+         FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::text[]),
+                         pg_catalog.unnest($3::bytea[])) AS u(p, i, r)",
         &[&positions, &ids, &records, &KIND_EXECUTION],
     )
     .map_err(map_error)?;
     tx.execute(
         "UPDATE executions e SET ledger_position = u.p
-         FROM unnest($1::text[], $2::bigint[]) AS u(i, p) WHERE e.id = u.i",
+         FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::bigint[]))
+              AS u(i, p)
+         WHERE e.id = u.i",
         &[&ids, &positions],
     )
     .map_err(map_error)?;

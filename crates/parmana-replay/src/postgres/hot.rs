@@ -72,14 +72,15 @@ const CLAIM: &str = "WITH guard AS (
         INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at)
         SELECT c.id, c.request_digest, c.attestation_inputs, c.claimed_at
         FROM decision d,
-             unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+             ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]),
+                        pg_catalog.unnest($3::bytea[]), pg_catalog.unnest($4::text[]))
                  WITH ORDINALITY AS c(id, request_digest, attestation_inputs, claimed_at, n)
         WHERE d.decided
         ORDER BY c.n
         ON CONFLICT (id) DO NOTHING
         RETURNING id
     )
-    SELECT d.decided, coalesce((SELECT array_agg(i.id) FROM inserted i), '{}'::text[])
+    SELECT d.decided, coalesce((SELECT pg_catalog.array_agg(i.id) FROM inserted i), '{}'::text[])
     FROM decision d";
 
 /// The most claims one batch carries, and the most attestation bytes (a claim larger than that

@@ -737,6 +737,55 @@ fn a_store_changed_behind_its_back_is_corrupt_not_unavailable_and_a_keyword_is_a
     assert_eq!(error.code(), "replay.store_corrupt", "{error}");
 }
 
+/// A writer who may create objects in the store's schema (its owner's credentials) defines
+/// `array_agg` and `unnest` for the exact types the store passes: PostgreSQL prefers an exact
+/// match in any schema of the path over pg_catalog's polymorphic built-in, so an unqualified
+/// call would take the writer's — here, an `array_agg` that drops every marks record, so that a
+/// reset of the marks row passes the check made inside each claim. The store names
+/// pg_catalog's: the reset is still refused.
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
+fn functions_a_writer_defines_in_the_schema_are_not_the_stores() {
+    let Some((url, schema, _schemas)) = own_schema("shadow") else {
+        return;
+    };
+    let store = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
+    store.accept_versions(2, 3).unwrap();
+    assert_eq!(
+        store
+            .claim(
+                &id("before"),
+                &claim_for("before"),
+                parmana_replay::AcceptedVersions::new(2, 3)
+            )
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let mut raw = postgres_raw(&url, &schema);
+    raw.batch_execute(&format!(
+        "CREATE FUNCTION \"{schema}\".keep_none(bytea[], bytea) RETURNS bytea[]
+             LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+         CREATE AGGREGATE \"{schema}\".array_agg(bytea)
+             (sfunc = \"{schema}\".keep_none, stype = bytea[], initcond = '{{}}');
+         CREATE FUNCTION \"{schema}\".unnest(bytea[]) RETURNS SETOF bytea
+             LANGUAGE sql IMMUTABLE AS 'SELECT NULL::bytea WHERE false';
+         UPDATE high_water_marks SET trust_root = 1, release_manifest = 1;"
+    ))
+    .unwrap();
+    let refused = store
+        .claim(
+            &id("after"),
+            &claim_for("after"),
+            parmana_replay::AcceptedVersions::new(1, 1),
+        )
+        .unwrap_err();
+    assert_eq!(refused.code(), "replay.marks_reset", "{refused}");
+    assert_eq!(store.get(&id("after")).unwrap(), ExecutionState::Absent);
+}
+
 /// Sessions run read committed whatever the URL (or the server, database or role) defaults to:
 /// under serializable, concurrent claims of different ids conflict on the marks row and the
 /// claim-time read and fail with serialization errors (`503`) instead of waiting their turn.
