@@ -350,8 +350,9 @@ pub(crate) fn sequence_after(
     if let Err(error) = LogSequencer::default().run_all(runtime.store(), signing) {
         crate::report::errln!(
             "warning[{}]: the execution is complete; its log entry waits for the next sequencer \
-             run (`parmana log sequence`): {error}",
-            error.code()
+             run (`parmana log sequence`): {}",
+            error.code(),
+            crate::report::printable(&error.to_string())
         );
     }
 }

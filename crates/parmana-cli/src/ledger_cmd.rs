@@ -245,8 +245,16 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
         .map(|error| (error.code(), error.to_string()));
     match format {
         Format::Human => match (&report.first_break, &checkpoint_failure, &report.head) {
-            (Some(broken), _, _) => outln!("ledger BROKEN after {summary}: {broken}"),
-            (None, Some((_, message)), _) => outln!("ledger BROKEN after {summary}: {message}"),
+            // What a break says may quote a stored record (a writer of the store's words): on
+            // its line.
+            (Some(broken), _, _) => outln!(
+                "ledger BROKEN after {summary}: {}",
+                crate::report::printable(&broken.to_string())
+            ),
+            (None, Some((_, message)), _) => outln!(
+                "ledger BROKEN after {summary}: {}",
+                crate::report::printable(message)
+            ),
             (None, None, Some(head)) => outln!(
                 "ledger intact: {summary}, head {head}, log root {}{extra}",
                 log_root.as_deref().unwrap_or("-")

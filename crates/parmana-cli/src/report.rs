@@ -160,7 +160,10 @@ pub(crate) fn print_written(
 pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     let unsafe_on_a_line = |c: char| {
         c.is_control()
-            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}')
+            || matches!(
+                c,
+                '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}'
+            )
             || ('\u{202A}'..='\u{202E}').contains(&c)
             || ('\u{2066}'..='\u{2069}').contains(&c)
     };

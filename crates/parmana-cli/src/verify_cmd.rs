@@ -343,6 +343,9 @@ pub(crate) fn statement_text(envelope: &[u8]) -> String {
         });
     match pretty {
         Ok(text) => format!("statement:\n{text}\n"),
-        Err(why) => format!("statement: not decoded: {why}\n"),
+        Err(why) => format!(
+            "statement: not decoded: {}\n",
+            crate::report::printable(&why)
+        ),
     }
 }

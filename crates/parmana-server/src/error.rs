@@ -361,7 +361,7 @@ pub(crate) fn shown(text: &str, chars: usize) -> String {
             let unsafe_in_a_line = c.is_control()
                 || matches!(
                     c,
-                    '"' | '\\' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}'
+                    '"' | '\\' | '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}'
                 )
                 || ('\u{202A}'..='\u{202E}').contains(&c)
                 || ('\u{2066}'..='\u{2069}').contains(&c);

@@ -105,3 +105,50 @@ fn reading_commands_refuse_an_older_schema_and_leave_it_as_it_is() {
         assert_eq!(version(&path), current - 1, "{command:?}");
     }
 }
+
+/// A ledger record a writer of the store filled with a terminal escape sequence (in a member's
+/// name, which the refusal quotes) is reported BROKEN on its line: the escape is written
+/// escaped, so it cannot hide or overwrite the verdict on a terminal.
+#[test]
+fn a_broken_ledger_is_reported_on_its_line_whatever_the_record_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replay.sqlite3");
+    let store = format!("sqlite:{}", path.display());
+    for id in ["esc-1", "esc-2"] {
+        let executed = execute_at(&store, id, VIP_SIGNALS, NOW);
+        assert_eq!(executed.code, 0, "{}", executed.transcript());
+    }
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let position: i64 = db
+        .query_row("SELECT max(position) FROM ledger", [], |row| row.get(0))
+        .unwrap();
+    let record: Vec<u8> = db
+        .query_row(
+            "SELECT record FROM ledger WHERE position = ?1",
+            [position],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let mut forged: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    forged["zz\u{1b}[8m"] = serde_json::json!(1);
+    db.execute(
+        "UPDATE ledger SET record = ?1 WHERE position = ?2",
+        rusqlite::params![
+            parmana_runtime::canon::canonicalize_value(&forged).unwrap(),
+            position
+        ],
+    )
+    .unwrap();
+    drop(db);
+    let broken = run(&["ledger", "verify", "--store", &store]);
+    assert_ne!(broken.code, 0, "{}", broken.transcript());
+    assert!(
+        broken.stdout.starts_with("ledger BROKEN"),
+        "{}",
+        broken.stdout
+    );
+    for stream in [&broken.stdout, &broken.stderr] {
+        assert!(!stream.contains('\u{1b}'), "{stream:?}");
+        assert!(stream.contains(r"zz\u{1b}[8m"), "{stream:?}");
+    }
+}

@@ -376,13 +376,12 @@ fn an_attestation_cannot_rewrite_the_verdict_a_terminal_shows() {
     );
     let forged = forged.to_string();
     std::fs::write(d.join("attestation.json"), &forged).unwrap();
+    // One attestation, and JSON Lines (the forged line among genuine ones: each gets its line).
+    let genuine_line = genuine.to_string();
+    let lines = format!("{genuine_line}\n{forged}\n{genuine_line}\n");
     for out in [
         verify(d, &["--now", NOW]),
-        run_in(
-            d,
-            &["verify", "-", "--now", NOW],
-            format!("{forged}\n").as_bytes(),
-        ),
+        run_in(d, &["verify", "-", "--now", NOW], lines.as_bytes()),
     ] {
         assert_eq!(out.code, 7, "{}", out.transcript());
         for stream in [&out.stdout, &out.stderr] {

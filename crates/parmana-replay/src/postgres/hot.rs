@@ -99,7 +99,7 @@ const COMPLETE: &str =
 /// The rows are found by `id = ANY`, through the primary key (a join with the arrays' `unnest`
 /// could be planned as a scan of the whole table).
 const COMPLETE_WON: &str = "UPDATE executions e
-    SET attestation = ($2::bytea[])[array_position($1::text[], e.id)]
+    SET attestation = ($2::bytea[])[pg_catalog.array_position($1::text[], e.id)]
     WHERE e.id = ANY($1::text[]) AND e.attestation IS NULL";
 
 /// The newest marks record a store has read (or written), with the marks all the marks records

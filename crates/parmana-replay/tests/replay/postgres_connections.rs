@@ -738,11 +738,13 @@ fn a_store_changed_behind_its_back_is_corrupt_not_unavailable_and_a_keyword_is_a
 }
 
 /// A writer who may create objects in the store's schema (its owner's credentials) defines
-/// `array_agg` and `unnest` for the exact types the store passes: PostgreSQL prefers an exact
-/// match in any schema of the path over pg_catalog's polymorphic built-in, so an unqualified
-/// call would take the writer's — here, an `array_agg` that drops every marks record, so that a
-/// reset of the marks row passes the check made inside each claim. The store names
-/// pg_catalog's: the reset is still refused.
+/// `array_agg`, `unnest` and `array_position` for the exact types the store passes: PostgreSQL
+/// prefers an exact match in any schema of the path over pg_catalog's polymorphic built-in, so
+/// an unqualified call would take the writer's — an `array_agg` that drops every marks record,
+/// so that a reset of the marks row passes the check made inside each claim; an `unnest` that
+/// inserts nothing, an `array_agg` that reports no winner, an `array_position` that files no
+/// attestation. The store names pg_catalog's: the one-write claim is decided and stored, and
+/// the reset is still refused.
 #[test]
 #[cfg_attr(
     parmana_no_postgres,
@@ -752,10 +754,10 @@ fn functions_a_writer_defines_in_the_schema_are_not_the_stores() {
     let Some((url, schema, _schemas)) = own_schema("shadow") else {
         return;
     };
-    let store = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
-    store.accept_versions(2, 3).unwrap();
+    let first = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
+    first.accept_versions(2, 3).unwrap();
     assert_eq!(
-        store
+        first
             .claim(
                 &id("before"),
                 &claim_for("before"),
@@ -772,9 +774,48 @@ fn functions_a_writer_defines_in_the_schema_are_not_the_stores() {
              (sfunc = \"{schema}\".keep_none, stype = bytea[], initcond = '{{}}');
          CREATE FUNCTION \"{schema}\".unnest(bytea[]) RETURNS SETOF bytea
              LANGUAGE sql IMMUTABLE AS 'SELECT NULL::bytea WHERE false';
-         UPDATE high_water_marks SET trust_root = 1, release_manifest = 1;"
+         CREATE FUNCTION \"{schema}\".unnest(text[]) RETURNS SETOF text
+             LANGUAGE sql IMMUTABLE AS 'SELECT NULL::text WHERE false';
+         CREATE FUNCTION \"{schema}\".keep_no_text(text[], text) RETURNS text[]
+             LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+         CREATE AGGREGATE \"{schema}\".array_agg(text)
+             (sfunc = \"{schema}\".keep_no_text, stype = text[], initcond = '{{}}');
+         CREATE FUNCTION \"{schema}\".array_position(text[], text) RETURNS integer
+             LANGUAGE sql IMMUTABLE AS 'SELECT NULL::integer';"
     ))
     .unwrap();
+    // A server started after them (its statements prepared, and so resolved, from now on).
+    drop(first);
+    let store = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
+    assert_eq!(
+        store
+            .claim(
+                &id("warm"),
+                &claim_for("warm"),
+                parmana_replay::AcceptedVersions::new(2, 3)
+            )
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // The one-write claim (the hot path: its rows unnested, the winners aggregated, each
+    // attestation found by its id's place) is decided and stored as always.
+    assert_eq!(
+        store
+            .claim_completed(
+                &id("hot"),
+                &claim_for("hot"),
+                parmana_replay::AcceptedVersions::new(2, 3),
+                b"the attestation"
+            )
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    match store.get(&id("hot")).unwrap() {
+        ExecutionState::Completed(done) => assert_eq!(done.attestation(), b"the attestation"),
+        other => panic!("{other:?}"),
+    }
+    raw.batch_execute("UPDATE high_water_marks SET trust_root = 1, release_manifest = 1")
+        .unwrap();
     let refused = store
         .claim(
             &id("after"),
