@@ -754,16 +754,14 @@ fn functions_a_writer_defines_in_the_schema_are_not_the_stores() {
     let Some((url, schema, _schemas)) = own_schema("shadow") else {
         return;
     };
+    let raised = parmana_replay::AcceptedVersions::new(2, 3);
+    let claim = |store: &PostgresReplayStore, name: &str, under| {
+        store.claim(&id(name), &claim_for(name), under)
+    };
     let first = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
     first.accept_versions(2, 3).unwrap();
     assert_eq!(
-        first
-            .claim(
-                &id("before"),
-                &claim_for("before"),
-                parmana_replay::AcceptedVersions::new(2, 3)
-            )
-            .unwrap(),
+        claim(&first, "before", raised).unwrap(),
         ClaimOutcome::Claimed
     );
     let mut raw = postgres_raw(&url, &schema);
@@ -788,25 +786,14 @@ fn functions_a_writer_defines_in_the_schema_are_not_the_stores() {
     drop(first);
     let store = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
     assert_eq!(
-        store
-            .claim(
-                &id("warm"),
-                &claim_for("warm"),
-                parmana_replay::AcceptedVersions::new(2, 3)
-            )
-            .unwrap(),
+        claim(&store, "warm", raised).unwrap(),
         ClaimOutcome::Claimed
     );
     // The one-write claim (the hot path: its rows unnested, the winners aggregated, each
     // attestation found by its id's place) is decided and stored as always.
     assert_eq!(
         store
-            .claim_completed(
-                &id("hot"),
-                &claim_for("hot"),
-                parmana_replay::AcceptedVersions::new(2, 3),
-                b"the attestation"
-            )
+            .claim_completed(&id("hot"), &claim_for("hot"), raised, b"the attestation")
             .unwrap(),
         ClaimOutcome::Claimed
     );
@@ -816,13 +803,7 @@ fn functions_a_writer_defines_in_the_schema_are_not_the_stores() {
     }
     raw.batch_execute("UPDATE high_water_marks SET trust_root = 1, release_manifest = 1")
         .unwrap();
-    let refused = store
-        .claim(
-            &id("after"),
-            &claim_for("after"),
-            parmana_replay::AcceptedVersions::new(1, 1),
-        )
-        .unwrap_err();
+    let refused = claim(&store, "after", parmana_replay::AcceptedVersions::new(1, 1)).unwrap_err();
     assert_eq!(refused.code(), "replay.marks_reset", "{refused}");
     assert_eq!(store.get(&id("after")).unwrap(), ExecutionState::Absent);
 }
@@ -839,14 +820,11 @@ fn sessions_are_read_committed_whatever_the_url_says() {
     let Some((url, schema, _schemas)) = own_schema("isolation") else {
         return;
     };
-    let store = PostgresReplayStore::connect(
-        &with_option(
-            &url,
-            "options=-c%20default_transaction_isolation%3Dserializable",
-        ),
-        &options(&schema),
-    )
-    .unwrap();
+    let serializable = with_option(
+        &url,
+        "options=-c%20default_transaction_isolation%3Dserializable",
+    );
+    let store = PostgresReplayStore::connect(&serializable, &options(&schema)).unwrap();
     let ids: Vec<_> = (0..32).map(|n| id(&format!("iso-{n}"))).collect();
     std::thread::scope(|scope| {
         let claims: Vec<_> = ids
@@ -865,13 +843,7 @@ fn sessions_are_read_committed_whatever_the_url_says() {
         }
     });
     // And the session says so.
-    let mut raw = postgres_raw(
-        &with_option(
-            &url,
-            "options=-c%20default_transaction_isolation%3Dserializable",
-        ),
-        &schema,
-    );
+    let mut raw = postgres_raw(&serializable, &schema);
     let shown: String = raw
         .query_one("SHOW default_transaction_isolation", &[])
         .unwrap()
