@@ -1,4 +1,4 @@
-//! Files that grant access — the tokens file, the TLS certificate, key and client CA — are read only where another user may not change them: a file anyone (the world) may write, or one that belongs to another user (not root), is refused, as a `parmana.toml` found walking up is (`docs/server.md`, "Authentication"); the group's write permission and the directory are the deployment's to set.
+//! Files that grant access — the tokens file, the TLS certificate, key and client CA — are read only where another user may not change them: a file anyone (the world) may write, or one that belongs to another user (not root), is refused, as a `parmana.toml` found walking up is (`docs/server.md`, "Authentication"), and the TLS private key also where anyone may read it; the group's permissions and the directory are the deployment's to set.
 
 use std::fs::File;
 use std::path::Path;
@@ -9,6 +9,33 @@ pub(crate) fn open(path: &Path) -> Result<File, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     check_yours(&file)?;
     Ok(file)
+}
+
+/// [`open`] for a private key: also refused when anyone (the world) may read it — whoever reads
+/// the TLS key can be the server to its clients. The group may (Debian's `ssl-cert`).
+pub(crate) fn open_private(path: &Path) -> Result<File, String> {
+    let file = open(path)?;
+    check_private(&file)?;
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn check_private(file: &File) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mode = file.metadata().map_err(|e| e.to_string())?.mode();
+    if mode & 0o004 != 0 {
+        return Err(
+            "anyone may read this private key, and so be the server to its clients: it is not \
+             read (`chmod o-r`)"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &File) -> Result<(), String> {
+    Ok(())
 }
 
 /// Refuses `file` when anyone may write it, or when it belongs to a user other than the
@@ -95,6 +122,22 @@ mod tests {
             assert_eq!(opened.is_err(), refused, "{mode:o}: {opened:?}");
             if let Err(message) = opened {
                 assert!(message.contains("anyone may write it"), "{message}");
+            }
+        }
+    }
+
+    /// A private key anyone may read is refused; one its group may read is not.
+    #[test]
+    fn a_private_key_anyone_may_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, "x").unwrap();
+        for (mode, refused) in [(0o600, false), (0o640, false), (0o644, true), (0o604, true)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let opened = open_private(&path);
+            assert_eq!(opened.is_err(), refused, "{mode:o}: {opened:?}");
+            if let Err(message) = opened {
+                assert!(message.contains("anyone may read"), "{message}");
             }
         }
     }

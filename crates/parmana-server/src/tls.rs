@@ -18,10 +18,23 @@ pub(crate) const MAX_TLS_FILE_BYTES: u64 = 1 << 20;
 
 /// The bytes of a PEM file, at most [`MAX_TLS_FILE_BYTES`].
 fn read_pem(path: &Path) -> Result<Vec<u8>, ServerError> {
+    read_pem_opened(path, crate::access_files::open)
+}
+
+/// [`read_pem`] of the private key (refused where anyone may read it).
+fn read_private_pem(path: &Path) -> Result<Vec<u8>, ServerError> {
+    read_pem_opened(path, crate::access_files::open_private)
+}
+
+/// The bytes of the PEM file `open` opens, at most [`MAX_TLS_FILE_BYTES`].
+fn read_pem_opened(
+    path: &Path,
+    open: fn(&Path) -> Result<std::fs::File, String>,
+) -> Result<Vec<u8>, ServerError> {
     use std::io::Read as _;
     let invalid = |e: std::io::Error| ServerError::TlsInvalid(format!("{}: {e}", path.display()));
     let mut bytes = Vec::new();
-    crate::access_files::open(path)
+    open(path)
         .map_err(|e| ServerError::TlsInvalid(format!("{}: {e}", path.display())))?
         .take(MAX_TLS_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -72,7 +85,7 @@ pub(crate) fn server_config(
             files.certificate.display()
         )));
     }
-    let key = PrivateKeyDer::from_pem_slice(&read_pem(&files.key)?)
+    let key = PrivateKeyDer::from_pem_slice(&read_private_pem(&files.key)?)
         .map_err(|e| ServerError::TlsInvalid(format!("{}: {e}", files.key.display())))?;
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()

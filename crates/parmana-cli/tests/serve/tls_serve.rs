@@ -98,8 +98,18 @@ pub(crate) fn server_files(dir: &Path, ca: &Authority) -> (PathBuf, PathBuf) {
         ExtendedKeyUsagePurpose::ServerAuth,
     );
     std::fs::write(tls.join("cert.pem"), certificate).unwrap();
-    std::fs::write(tls.join("key.pem"), key).unwrap();
+    write_private_key(&tls.join("key.pem"), &key);
     (tls.join("cert.pem"), tls.join("key.pem"))
+}
+
+/// Writes a private key readable by its owner only (the server refuses one anyone may read).
+pub(crate) fn write_private_key(path: &Path, pem: &str) {
+    std::fs::write(path, pem).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
 }
 
 #[test]
@@ -277,15 +287,35 @@ fn unusable_tls_files_refuse_to_start_with_a_typed_error() {
     // A valid certificate's key, beside another certificate.
     let (_, other_key) = server_ca.issue(&["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
     let other_key_path = root.join("tls/other.key");
-    std::fs::write(&other_key_path, other_key).unwrap();
+    write_private_key(&other_key_path, &other_key);
     let other_key = other_key_path.to_str().unwrap();
+    // The server's own key, readable by anyone; and its certificate, kept as a key is.
+    let readable_key = root.join("tls/readable.key");
+    std::fs::copy(&key, &readable_key).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&readable_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let readable_key = readable_key.to_str().unwrap();
+    let certificate_as_key = root.join("tls/certificate-as.key");
+    write_private_key(
+        &certificate_as_key,
+        &std::fs::read_to_string(&certificate).unwrap(),
+    );
+    let certificate_as_key = certificate_as_key.to_str().unwrap();
     let (expired, early) = (expired.to_str().unwrap(), early.to_str().unwrap());
     let certificate = certificate.to_str().unwrap();
     let key = key.to_str().unwrap();
     let empty = empty.to_str().unwrap();
     let missing = missing.to_str().unwrap();
     // (what, TLS arguments, expected code)
-    let cases: [(&str, Vec<&str>, &str); 9] = [
+    let cases: [(&str, Vec<&str>, &str); 10] = [
+        (
+            "a private key anyone may read",
+            vec!["--tls-cert", certificate, "--tls-key", readable_key],
+            "anyone may read this private key",
+        ),
         (
             "a key that is not the certificate's",
             vec!["--tls-cert", certificate, "--tls-key", other_key],
@@ -313,7 +343,7 @@ fn unusable_tls_files_refuse_to_start_with_a_typed_error() {
         ),
         (
             "a certificate where the key should be",
-            vec!["--tls-cert", certificate, "--tls-key", certificate],
+            vec!["--tls-cert", certificate, "--tls-key", certificate_as_key],
             "server.tls_invalid",
         ),
         (
@@ -391,7 +421,7 @@ fn a_certificate_that_expires_soon_is_warned_of_and_measured() {
         Some((day_from_now(-1), (y, m, d))),
     );
     std::fs::write(tls.join("cert.pem"), certificate).unwrap();
-    std::fs::write(tls.join("key.pem"), key).unwrap();
+    write_private_key(&tls.join("key.pem"), &key);
     let served = Served::start_with_agent(
         env.root(),
         &[
