@@ -197,7 +197,19 @@ impl Tokens {
 
     /// Checks the `Authorization: Bearer …` header for `scope`: 401 without a valid token,
     /// 403 when the token lacks the scope. Returns the token's name, for logs.
+    #[cfg(test)]
     pub(crate) fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<String, ApiError> {
+        self.authorize_noting(headers, scope, |_| {})
+    }
+
+    /// [`authorize`](Self::authorize), giving `note` the name of a valid token before its scope
+    /// is checked: a `403`'s log line names the caller too.
+    pub(crate) fn authorize_noting(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+        note: impl FnOnce(&str),
+    ) -> Result<String, ApiError> {
         let unauthorized = |message: &str| {
             ApiError::new(StatusCode::UNAUTHORIZED, "server.unauthorized", message)
                 .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"parmana\"")
@@ -220,6 +232,7 @@ impl Tokens {
         let token = self
             .find(presented)
             .ok_or_else(|| unauthorized("the bearer token is not accepted"))?;
+        note(&token.name);
         if !token.scopes.contains(&scope) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

@@ -354,12 +354,15 @@ impl AppState {
                 Ok(None)
             }
             Authentication::Tokens(tokens) | Authentication::DevToken(tokens) => {
-                let name = tokens.authorize(headers, scope)?;
-                let _ = NOTES.try_with(|notes| {
-                    if let Ok(mut notes) = notes.lock() {
-                        notes.caller.get_or_insert_with(|| name.clone());
-                    }
-                });
+                // Noted once the token is known, before its scope is checked: a `403`'s log line
+                // names its caller too.
+                let name = tokens.authorize_noting(headers, scope, |name| {
+                    let _ = NOTES.try_with(|notes| {
+                        if let Ok(mut notes) = notes.lock() {
+                            notes.caller.get_or_insert_with(|| name.to_owned());
+                        }
+                    });
+                })?;
                 Ok(Some(name))
             }
         }

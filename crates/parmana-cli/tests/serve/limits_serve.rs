@@ -39,6 +39,30 @@ fn log_line_where(
     panic!("no log line for {route} {status}: {}", served.stderr());
 }
 
+/// A request its token may not make (`403`) names the token in its log line, as an accepted
+/// one does: a valid token trying scopes it lacks can be traced.
+#[test]
+fn a_forbidden_request_names_its_caller() {
+    let env = deployment("memory", "");
+    let tokens = crate::harness::tokens_file(env.root(), &[("reader", &["read"])]);
+    let served = Served::start(
+        env.root(),
+        &["--tokens", tokens.to_str().unwrap(), "--log-format", "json"],
+    );
+    let refused = served.post(
+        "/v1/executions",
+        Some("reader"),
+        &crate::harness::execution_body("forbidden-1"),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let (event, _) = log_line(&served, "/v1/executions", 403);
+    assert_eq!(
+        (&event["caller"], &event["code"]),
+        (&Value::from("reader"), &Value::from("server.forbidden")),
+        "{event}"
+    );
+}
+
 /// `--log-level` says which events are written: at `warn` neither the lifecycle's lines nor a
 /// request's; at `debug` also a sequencer run's `sequenced`, which `info` leaves out.
 #[test]
