@@ -228,7 +228,7 @@ impl LineVerifier<'_> {
                         Format::Human => outln!(
                             "line {line}: NOT VALID [{}] {}",
                             failure.code,
-                            failure.message
+                            crate::report::printable(&failure.message)
                         ),
                         Format::Json => outln!(
                             "{}",

@@ -61,6 +61,15 @@ fn a_forbidden_request_names_its_caller() {
         (&Value::from("reader"), &Value::from("server.forbidden")),
         "{event}"
     );
+    // A token that is not one names no caller.
+    let refused = served.post(
+        "/v1/executions",
+        Some("not-a-token"),
+        &crate::harness::execution_body("forbidden-2"),
+    );
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    let (event, _) = log_line(&served, "/v1/executions", 401);
+    assert_eq!(event["caller"], "", "{event}");
 }
 
 /// `--log-level` says which events are written: at `warn` neither the lifecycle's lines nor a

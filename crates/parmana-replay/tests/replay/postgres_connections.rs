@@ -779,7 +779,9 @@ fn functions_a_writer_defines_in_the_schema_are_not_the_stores() {
          CREATE AGGREGATE \"{schema}\".array_agg(text)
              (sfunc = \"{schema}\".keep_no_text, stype = text[], initcond = '{{}}');
          CREATE FUNCTION \"{schema}\".array_position(text[], text) RETURNS integer
-             LANGUAGE sql IMMUTABLE AS 'SELECT NULL::integer';"
+             LANGUAGE sql IMMUTABLE AS 'SELECT NULL::integer';
+         CREATE FUNCTION \"{schema}\".unnest(bigint[]) RETURNS SETOF bigint
+             LANGUAGE sql IMMUTABLE AS 'SELECT NULL::bigint WHERE false';"
     ))
     .unwrap();
     // A server started after them (its statements prepared, and so resolved, from now on).
@@ -801,6 +803,16 @@ fn functions_a_writer_defines_in_the_schema_are_not_the_stores() {
         ExecutionState::Completed(done) => assert_eq!(done.attestation(), b"the attestation"),
         other => panic!("{other:?}"),
     }
+    // The sequencer (its records and positions unnested) appends and files them as always.
+    let appended = store.sequence(100).unwrap().rows().len();
+    assert_eq!(appended, 1, "the completion waiting");
+    // (The marks record and the one completed execution; the other two ids are claimed only.)
+    let summary = store.ledger_summary().unwrap();
+    assert_eq!(
+        (summary.records, summary.unsequenced),
+        (2, 0),
+        "{summary:?}"
+    );
     raw.batch_execute("UPDATE high_water_marks SET trust_root = 1, release_manifest = 1")
         .unwrap();
     let refused = claim(&store, "after", parmana_replay::AcceptedVersions::new(1, 1)).unwrap_err();
