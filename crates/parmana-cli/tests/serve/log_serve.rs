@@ -443,6 +443,13 @@ fn a_public_log_needs_no_token_and_a_server_without_a_log_key_serves_none() {
             (404, "server.log_disabled"),
             "{path}"
         );
+        // Whether it serves a log is told to readers only.
+        let anonymous = no_log.get(path, None);
+        assert_eq!(
+            (anonymous.status, anonymous.code().as_str()),
+            (401, "server.unauthorized"),
+            "{path}"
+        );
     }
     // A key that is not the log's refuses to start; --log-public without a key is a usage error.
     for (args, code) in [
