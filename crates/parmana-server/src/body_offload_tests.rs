@@ -9,15 +9,14 @@ use parmana_runtime::replay::MemoryReplayStore;
 use parmana_testkit::FixtureEnvironment;
 
 use crate::api::INLINE_EVALUATION_BYTES;
-use crate::readiness_tests::{answer_through_router, started_over_memory, tokio_runtime};
+use crate::readiness_tests::{SIGNALS, answer_through_router, started_over_memory, tokio_runtime};
 
 #[test]
 fn large_bodies_are_read_on_the_blocking_pool() {
     let fixture = FixtureEnvironment::new().unwrap();
     let state = started_over_memory(&fixture);
     let tokio = tokio_runtime();
-    let signals =
-        r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
+    let signals = SIGNALS;
     let pad = " ".repeat(INLINE_EVALUATION_BYTES);
     let handoffs = |path: &str, body: &str, status: u16| {
         let before = state.blocking_handoffs.load(Ordering::SeqCst);

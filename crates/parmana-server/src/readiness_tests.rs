@@ -111,6 +111,11 @@ impl Clock for MovingClock {
 
 /// A started server of `fixture` over a memory store (bound on loopback, default limits, no
 /// authentication), its leftovers taken as recovered.
+/// Signals of the fixture's claims policy that decide by its rules (the server tests' common
+/// request).
+pub(crate) const SIGNALS: &str =
+    r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
+
 pub(crate) fn started_over_memory(fixture: &FixtureEnvironment) -> Arc<AppState> {
     let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
     let state = bound(runtime_over(fixture, store), Limits::default(), None);
@@ -910,8 +915,7 @@ fn large_or_explained_evaluations_leave_the_async_workers_and_answer_the_same() 
     let fixture = FixtureEnvironment::new().unwrap();
     let state = started_over_memory(&fixture);
     let tokio = tokio_runtime();
-    let small =
-        r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
+    let small = SIGNALS;
     // The same signals, made large by whitespace.
     let padded = format!("{{{}{}", " ".repeat(INLINE_EVALUATION_BYTES), &small[1..]);
     let mut answers = Vec::new();
@@ -953,8 +957,7 @@ fn an_explanation_takes_its_place_in_the_body_budget() {
     let fixture = FixtureEnvironment::new().unwrap();
     let state = started_over_memory(&fixture);
     let tokio = tokio_runtime();
-    let small =
-        r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
+    let small = SIGNALS;
     let body = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{small}}}"#);
     let total = state.body_bytes.available_permits();
     let held = Arc::clone(&state.body_bytes)

@@ -10,11 +10,8 @@ use parmana_runtime::ExecutionRequest;
 use parmana_runtime::replay::{MemoryReplayStore, ReplayStore};
 use parmana_testkit::FixtureEnvironment;
 
-use crate::readiness_tests::{answer_of, bound, runtime_over, tokio_runtime};
+use crate::readiness_tests::{SIGNALS, answer_of, bound, runtime_over, tokio_runtime};
 use crate::settings::Limits;
-
-const SIGNALS: &str =
-    r#"{"claim_amount":1200,"vip_customer":false,"country":"DE","policy_age_days":400}"#;
 
 fn post(path: &str, body: String) -> axum::http::Request<axum::body::Body> {
     axum::http::Request::builder()

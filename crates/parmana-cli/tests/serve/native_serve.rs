@@ -1002,15 +1002,10 @@ fn an_unreleased_policy_on_disk_is_not_found_as_an_absent_one() {
     let token = served.token.as_deref();
     for version in ["0.9.0", "9.9.9"] {
         let policy = format!("claims-approval@{version}");
+        let one = format!(r#"{{"policy":"{policy}","signals":{README_SIGNALS}}}"#);
         for (path, body) in [
-            (
-                "/v1/evaluations",
-                format!(r#"{{"policy":"{policy}","signals":{README_SIGNALS}}}"#),
-            ),
-            (
-                "/v1/evaluations?explain=true",
-                format!(r#"{{"policy":"{policy}","signals":{README_SIGNALS}}}"#),
-            ),
+            ("/v1/evaluations", one.clone()),
+            ("/v1/evaluations?explain=true", one.clone()),
             (
                 "/v1/evaluations",
                 format!(r#"{{"policy":"{policy}","batch":[{README_SIGNALS}]}}"#),
