@@ -168,6 +168,26 @@ pub enum ExecutionError {
         /// What did not match.
         what: &'static str,
     },
+    /// Recovery met a claim recorded under other trust-root or release-manifest versions than
+    /// the environment in force (published or reloaded since it was claimed): it is decided
+    /// again only under the environment it was claimed under, which a runtime whose store's
+    /// marks have passed it refuses. Nothing is signed; the id stays claimed (never answered:
+    /// a claim whose completion failed was refused to its caller).
+    #[error(
+        "recovery of {execution_id:?} refused: it was claimed under trust root version {recorded_trust_root} and release manifest version {recorded_release_manifest}, and this environment holds versions {trust_root} and {release_manifest}; it stays claimed"
+    )]
+    RecoveryEnvironmentChanged {
+        /// The execution id.
+        execution_id: String,
+        /// The trust-root version its recorded inputs name.
+        recorded_trust_root: u64,
+        /// The release-manifest version its recorded inputs name.
+        recorded_release_manifest: u64,
+        /// The trust-root version in force.
+        trust_root: u64,
+        /// The release-manifest version in force.
+        release_manifest: u64,
+    },
     /// Reading or writing a file failed.
     #[error("cannot {action} {path}: {message}")]
     Io {
@@ -369,6 +389,7 @@ impl ExecutionError {
             Self::Store(e) => e.code(),
             Self::StoredClaimUnreadable { .. } => "runtime.stored_claim_unreadable",
             Self::RecoveryMismatch { .. } => "runtime.recovery_mismatch",
+            Self::RecoveryEnvironmentChanged { .. } => "runtime.recovery_environment_changed",
             Self::ClaimNotAuthenticated { .. } => "runtime.claim_not_authenticated",
             Self::LogEntryUnattested { .. } => "runtime.log_entry_unattested",
             Self::Io { .. } => "runtime.io",
@@ -430,6 +451,7 @@ impl ExecutionError {
             | Self::DuplicateSigner { .. }
             | Self::SignersBelowThreshold { .. }
             | Self::RecoveryMismatch { .. }
+            | Self::RecoveryEnvironmentChanged { .. }
             | Self::ClaimNotAuthenticated { .. }
             | Self::LogEntryUnattested { .. }
             | Self::NoTransparencyLog { .. }

@@ -760,6 +760,21 @@ fn recover_one(
             "the recorded inputs belong to another execution".to_owned(),
         ));
     }
+    // A claim made under other versions cannot come out byte for byte here: said as such (the
+    // deployment published or reloaded since), not as a forgery. A writer of the store gains
+    // nothing by it: the id stays claimed either way.
+    let in_force = versions_of(environment);
+    if predicate.trust_root.version != in_force.trust_root
+        || predicate.release_manifest.version != in_force.release_manifest
+    {
+        return Err(ExecutionError::RecoveryEnvironmentChanged {
+            execution_id: execution_id.as_str().to_owned(),
+            recorded_trust_root: predicate.trust_root.version,
+            recorded_release_manifest: predicate.release_manifest.version,
+            trust_root: in_force.trust_root,
+            release_manifest: in_force.release_manifest,
+        });
+    }
     // Decide again under the environment in force: the policy must be released there, the
     // signals valid, and everything — decision, rule, digests, trust root, release manifest —
     // must come out byte for byte as recorded. The store is not trusted to say what was decided.

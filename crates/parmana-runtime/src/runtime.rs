@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use parmana_canon::{Digest, ExecutionId, PolicyRef, Timestamp};
-use parmana_replay::{CompletedExecution, ExecutionState, ReplayError, ReplayStore};
+use parmana_replay::{
+    AcceptedVersions, CompletedExecution, ExecutionState, ReplayError, ReplayStore,
+};
 use parmana_trust::{
     AttestationCheckKind, AttestationReport, Role, Signer, TrustError, VerifiedBundle,
     VerifiedTrustHistory, VerifyOptions,
@@ -364,8 +366,20 @@ impl Runtime {
         policy: &PolicyRef,
         signals: &Signals,
     ) -> Result<Evaluation, ExecutionError> {
-        let environment = self.environment();
-        check_expiry(&environment, self.inner.clock.now())?;
+        self.evaluate_under(&self.environment(), policy, signals)
+    }
+
+    /// [`evaluate`](Self::evaluate) under `environment` — one that
+    /// [`environment`](Self::environment) returned — rather than the one in force now: a batch
+    /// decides every signal set under the environment it began with, even when a reload swaps
+    /// another in meanwhile.
+    pub fn evaluate_under(
+        &self,
+        environment: &RuntimeEnvironment,
+        policy: &PolicyRef,
+        signals: &Signals,
+    ) -> Result<Evaluation, ExecutionError> {
+        check_expiry(environment, self.inner.clock.now())?;
         let loaded = environment.policy(policy)?;
         let validated = signals.validate(loaded.policy())?;
         Ok(evaluation_of(validated.evaluate()?))
@@ -377,7 +391,7 @@ impl Runtime {
         policy: &PolicyRef,
         signals: &Signals,
     ) -> Result<ExplainedEvaluation, ExecutionError> {
-        self.explained(policy, signals, |explanation| {
+        self.explained(&self.environment(), policy, signals, |explanation| {
             Ok(ExplainedEvaluation {
                 evaluation: evaluation_of(explanation.decision),
                 trace: parmana_canon::to_canonical_vec(explanation)?,
@@ -393,7 +407,18 @@ impl Runtime {
         policy: &PolicyRef,
         signals: &Signals,
     ) -> Result<(Evaluation, parmana_canon::RawCanonical), ExecutionError> {
-        self.explained(policy, signals, |explanation| {
+        self.explain_trace_under(&self.environment(), policy, signals)
+    }
+
+    /// [`explain_trace`](Self::explain_trace) under `environment`, as
+    /// [`evaluate_under`](Self::evaluate_under).
+    pub fn explain_trace_under(
+        &self,
+        environment: &RuntimeEnvironment,
+        policy: &PolicyRef,
+        signals: &Signals,
+    ) -> Result<(Evaluation, parmana_canon::RawCanonical), ExecutionError> {
+        self.explained(environment, policy, signals, |explanation| {
             Ok((
                 evaluation_of(explanation.decision),
                 parmana_canon::RawCanonical::encode(explanation)?,
@@ -405,12 +430,12 @@ impl Runtime {
     /// caller returns of it).
     fn explained<T>(
         &self,
+        environment: &RuntimeEnvironment,
         policy: &PolicyRef,
         signals: &Signals,
         made: impl FnOnce(&parmana_policy::Explanation<'_>) -> Result<T, ExecutionError>,
     ) -> Result<T, ExecutionError> {
-        let environment = self.environment();
-        check_expiry(&environment, self.inner.clock.now())?;
+        check_expiry(environment, self.inner.clock.now())?;
         let loaded = environment.policy(policy)?;
         let validated = signals.validate(loaded.policy())?;
         made(&validated.explain()?)
@@ -550,6 +575,34 @@ impl Runtime {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Records in the store that the trust-root and release-manifest versions in force were
+    /// taken: raises its high-water marks to them where they are higher (a marks record in its
+    /// ledger, as a claim under them would append), so that a runtime built later on older
+    /// files is refused (`trust.version_rollback`) even when nothing was executed under these.
+    /// Marks at or above them are left as they are (another runtime sharing the store may have
+    /// taken newer versions). A host calls it once its environment is settled — `parmana serve`
+    /// at start, once recovery is done, and on a clean stop, once no execution is running
+    /// (not at a reload: an execution still in flight under the environment it replaces would
+    /// then be decided again under the new one). Returns the marks now in force; refused with
+    /// the store's error (a read-only store refuses every raise).
+    pub fn accept_environment(&self) -> Result<AcceptedVersions, ExecutionError> {
+        let marks = self.inner.store.accepted_versions()?;
+        let ours = crate::execute::versions_of(&self.environment());
+        if ours.trust_root <= marks.trust_root && ours.release_manifest <= marks.release_manifest {
+            return Ok(marks);
+        }
+        let raised = self.inner.store.accept_versions(
+            ours.trust_root.max(marks.trust_root),
+            ours.release_manifest.max(marks.release_manifest),
+        );
+        match raised {
+            Ok(marks) => Ok(marks),
+            // Raised past ours by another runtime since the marks were read: nothing to record.
+            Err(ReplayError::VersionRollback { .. }) => Ok(self.inner.store.accepted_versions()?),
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn try_reload(

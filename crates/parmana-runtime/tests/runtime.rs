@@ -680,6 +680,72 @@ fn a_completion_the_store_refused_is_written_again_once_it_answers() {
     );
 }
 
+/// A claim left pending under one environment (its completion refused, and the runtime ended
+/// before it was written again) is not recovered under the next: it is said to be claimed under
+/// other versions (`runtime.recovery_environment_changed`), not forged, and stays claimed. A
+/// runtime records the versions it took (`accept_environment`): one built on the older files
+/// afterwards is refused as a rollback, though nothing was executed under the newer ones.
+#[test]
+fn a_claim_from_before_a_rotation_stays_claimed_and_the_versions_taken_are_recorded() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let fixture = Fixture::new();
+    let store = Arc::new(FlakyComplete::default());
+    let shared = Arc::clone(&store) as Arc<dyn ReplayStore>;
+    let before = runtime_over(&fixture, Arc::clone(&shared));
+    store.failing.store(true, SeqCst);
+    assert_eq!(
+        before.execute(&request("left-over")).unwrap_err().code(),
+        "replay.store_unavailable"
+    );
+    store.failing.store(false, SeqCst);
+    // Its kept completion ends with it.
+    drop(before);
+    fixture.rotate(&[&fixture.key("attestation")], 1);
+    let after = runtime_over(&fixture, Arc::clone(&shared));
+    let report = after.recover().unwrap();
+    assert!(report.completed.is_empty(), "{:?}", report.completed);
+    let [(id, error)] = &report.failed[..] else {
+        panic!("{:?}", report.failed);
+    };
+    assert_eq!(id, "left-over");
+    assert_eq!(
+        error.code(),
+        "runtime.recovery_environment_changed",
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("claimed under trust root version 2 and release manifest version 1"),
+        "{error}"
+    );
+    assert!(matches!(
+        after
+            .attestation(&ExecutionId::parse("left-over").unwrap())
+            .unwrap(),
+        ExecutionStatus::Claimed { .. }
+    ));
+    // Nothing was executed under version 3: the marks say 2 until the runtime records it, once.
+    assert_eq!(shared.accepted_versions().unwrap().trust_root, 2);
+    let records = shared.ledger_summary().unwrap().records;
+    assert_eq!(after.accept_environment().unwrap().trust_root, 3);
+    assert_eq!(shared.accepted_versions().unwrap().trust_root, 3);
+    assert_eq!(after.accept_environment().unwrap().trust_root, 3);
+    assert_eq!(shared.ledger_summary().unwrap().records, records + 1);
+    // The older trust root back on disk: a runtime built on it is refused.
+    let current = fixture.root().join("trust/trust-root.json");
+    let archived = fixture.root().join("trust/trust-root.d/2.json");
+    std::fs::write(&current, std::fs::read(&archived).unwrap()).unwrap();
+    std::fs::remove_file(&archived).unwrap();
+    let refused = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .shared_store(shared)
+        .clock(clock())
+        .build()
+        .unwrap_err();
+    assert_eq!(refused.code(), "trust.version_rollback", "{refused}");
+}
+
 /// A batch names every execution it may have consumed without printing its attestation: a line
 /// whose completion the store refused carries the id (made for it when the line had none), and
 /// when the output fails, the executions completed after are handed back, so that every

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::{PolicyRef, parse_strict};
 use parmana_runtime::{
-    ExecutionError, ExecutionRequest, ExecutionStatus, Signals, new_execution_id,
-    parse_execution_id, parse_policy_ref,
+    ExecutionError, ExecutionRequest, ExecutionStatus, RuntimeEnvironment, Signals,
+    new_execution_id, parse_execution_id, parse_policy_ref,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -438,13 +438,14 @@ pub(crate) fn evaluates_inline(explain: bool, bytes: usize) -> bool {
 /// Decides one signal set, given as JSON text (read by the runtime's strict parser).
 fn evaluate_one(
     runtime: &parmana_runtime::Runtime,
+    environment: &RuntimeEnvironment,
     policy: &PolicyRef,
     signals: String,
     explain: bool,
 ) -> Result<EvaluationBody, ExecutionError> {
     let signals = Signals::from_json(signals)?;
     if explain {
-        let (evaluation, trace) = runtime.explain_trace(policy, &signals)?;
+        let (evaluation, trace) = runtime.explain_trace_under(environment, policy, &signals)?;
         Ok(EvaluationBody {
             decision: evaluation.decision,
             rule_id: evaluation.rule_id,
@@ -452,7 +453,7 @@ fn evaluate_one(
             trace: Some(trace),
         })
     } else {
-        let evaluation = runtime.evaluate(policy, &signals)?;
+        let evaluation = runtime.evaluate_under(environment, policy, &signals)?;
         Ok(EvaluationBody {
             decision: evaluation.decision,
             rule_id: evaluation.rule_id,
@@ -526,14 +527,16 @@ pub(crate) async fn evaluate(
             // one on the blocking pool.
             let decided = if evaluates_inline(explain, signals.len()) {
                 let started = Instant::now();
-                let decided = evaluate_one(&state.runtime, &policy, signals, explain);
+                let runtime = &state.runtime;
+                let decided =
+                    evaluate_one(runtime, &runtime.environment(), &policy, signals, explain);
                 state.metrics.runtime_call("evaluate", started.elapsed());
                 decided
             } else {
                 let policy = policy.clone();
                 state
                     .blocking("evaluate", move |runtime| {
-                        evaluate_one(runtime, &policy, signals, explain)
+                        evaluate_one(runtime, &runtime.environment(), &policy, signals, explain)
                     })
                     .await?
             };
@@ -549,11 +552,14 @@ pub(crate) async fn evaluate(
             // `MAX_BATCH_ITEMS`, found while it was split) and refused an empty one.
             let results = state
                 .blocking("evaluate", move |runtime| {
-                    // An unknown or broken policy refuses the whole batch.
-                    runtime.policy(&policy)?;
+                    // Every signal set is decided under the environment the batch began with,
+                    // even when a reload swaps another in meanwhile. An unknown or broken policy
+                    // refuses the whole batch.
+                    let environment = runtime.environment();
+                    environment.policy(&policy)?;
                     let mut results = Vec::with_capacity(batch.len());
                     for signals in batch {
-                        match evaluate_one(runtime, &policy, signals, explain) {
+                        match evaluate_one(runtime, &environment, &policy, signals, explain) {
                             Ok(decided) => results.push(BatchItem::Decided(decided)),
                             // What refuses the environment rather than the signals (expired,
                             // `trust.*`, a defect: a 5xx) refuses the whole batch, as it would
@@ -731,6 +737,9 @@ pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
     if let Some(reason) = crate::lifecycle::integration_stalled(state) {
         return Some(reason);
     }
+    if let Some(reason) = state.clock_not_ready(now) {
+        return Some(reason);
+    }
     // A reload may take a trust root that rotated this server's keys out (a leaked key must stop
     // signing): it then refuses every execution, or signs no checkpoint, until it is restarted
     // with the new keys, and says so here.
@@ -838,7 +847,7 @@ async fn store_not_ready(state: &Arc<AppState>) -> Option<String> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = HealthBody),
-        (status = 503, description = "Not ready: starting (recovering leftovers), draining, the environment expired, the store unreachable, ahead of this server's environment (reload it) or seen cut under the log (`runtime.store_rewound`), the ledger's integrator lock held elsewhere for ten sequencer cadences while this server's completions wait, the server's keys out of their roles, or its TLS certificate expired", body = ErrorBody),
+        (status = 503, description = "Not ready: starting (recovering leftovers), draining, the environment expired, the store unreachable, ahead of this server's environment (reload it) or seen cut under the log (`runtime.store_rewound`), the ledger's integrator lock held elsewhere for ten sequencer cadences while this server's completions wait, its clock more than a minute behind the store's newest claim (an execution here was refused `replay.clock_behind_store`), the server's keys out of their roles, or its TLS certificate expired", body = ErrorBody),
     ))]
 pub(crate) async fn readyz(State(state): Shared) -> Response {
     match check_readiness(&state).await {

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use parmana_runtime::{ExecutionError, ExecutionRequest, Runtime, Signals, parse_execution_id};
+use parmana_runtime::{
+    ExecutionError, ExecutionRequest, Runtime, RuntimeEnvironment, Signals, parse_execution_id,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -61,12 +63,18 @@ fn refusal(status: StatusCode, code: &str, message: String) -> ApiError {
 fn decide(
     state: &AppState,
     runtime: &Runtime,
+    environment: &RuntimeEnvironment,
     request: &Resolved<'_>,
     may_execute: bool,
+    log_signals: bool,
 ) -> (Result<Decision, ApiError>, Outcome) {
     let mut outcome = Outcome::default();
     let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decide_noting(state, runtime, request, may_execute, &mut outcome)
+        let noted = Noted {
+            log_signals,
+            outcome: &mut outcome,
+        };
+        decide_noting(state, runtime, environment, request, may_execute, noted)
     }))
     .unwrap_or_else(|_| {
         tracing::error!(target: "parmana::server", operation = "evaluate", "a runtime call failed");
@@ -88,19 +96,28 @@ fn decide(
     (decided, outcome)
 }
 
+/// What a decision notes for its request's log line: its outcome, and its signals where the
+/// line will show them (`--log-signals`, and a request of one evaluation: a boxcar's line shows
+/// none, so none of its evaluations writes them out).
+struct Noted<'o> {
+    log_signals: bool,
+    outcome: &'o mut Outcome,
+}
+
 fn decide_noting(
     state: &AppState,
     runtime: &Runtime,
+    environment: &RuntimeEnvironment,
     request: &Resolved<'_>,
     may_execute: bool,
-    outcome: &mut Outcome,
+    noted: Noted<'_>,
 ) -> Result<Decision, ApiError> {
     // The scope first: a token that may not execute learns nothing about the policy or the
     // signals from a request that asks for an execution.
     if request.names_execution() && !may_execute {
         return Err(execute_forbidden());
     }
-    decide_checked(state, runtime, request, outcome)
+    decide_checked(state, runtime, environment, request, noted)
 }
 
 /// A request that asks for an execution from a token without the `execute` scope.
@@ -134,12 +151,20 @@ fn note_single(state: &AppState, request: &Resolved<'_>, may_execute: bool) {
 }
 
 /// [`decide_noting`] once the scope allows what the request asks.
+/// An evaluation is decided under `environment` (a boxcar's evaluations all under the one it
+/// began with); an execution under the environment in force as it runs, as on
+/// `POST /v1/executions`.
 fn decide_checked(
     state: &AppState,
     runtime: &Runtime,
+    environment: &RuntimeEnvironment,
     request: &Resolved<'_>,
-    outcome: &mut Outcome,
+    noted: Noted<'_>,
 ) -> Result<Decision, ApiError> {
+    let Noted {
+        log_signals,
+        outcome,
+    } = noted;
     // An execution's refusals are counted as on `POST /v1/executions`: these here, the
     // runtime's where it ran.
     let counted = |error: ApiError| {
@@ -165,7 +190,7 @@ fn decide_checked(
     outcome.policy = Some(policy.clone());
     let (signals, execution_id) = signals_of(request).map_err(counted)?;
     let signals = Value::Object(signals);
-    if state.logging.signals {
+    if log_signals {
         outcome.signals = Some(signals.to_string());
     }
     let signals = Signals::from_value(signals);
@@ -180,7 +205,7 @@ fn decide_checked(
     match execution_id {
         None => {
             let evaluation = runtime
-                .evaluate(&answering.policy, &signals)
+                .evaluate_under(environment, &answering.policy, &signals)
                 .map_err(|e| fail(&e))?;
             outcome.decision = Some(evaluation.decision.clone());
             Ok(Decision {
@@ -443,14 +468,30 @@ pub(crate) async fn evaluation(
         let shared = Arc::clone(&state);
         state
             .blocking("execute", move |runtime| {
-                decide(&shared, runtime, &request.resolved(), may_execute)
+                decide(
+                    &shared,
+                    runtime,
+                    &runtime.environment(),
+                    &request.resolved(),
+                    may_execute,
+                    shared.logging.signals,
+                )
             })
             .await?
     } else if inline {
         // One small evaluation is pure and bounded by the policy limits: decided here, on the
         // async worker, as `POST /v1/evaluations` does.
         let started = std::time::Instant::now();
-        let decided = decide(&state, &state.runtime, &request.resolved(), may_execute);
+        let runtime = &state.runtime;
+        let environment = runtime.environment();
+        let decided = decide(
+            &state,
+            runtime,
+            &environment,
+            &request.resolved(),
+            may_execute,
+            state.logging.signals,
+        );
         state.metrics.runtime_call("evaluate", started.elapsed());
         decided
     } else {
@@ -458,7 +499,14 @@ pub(crate) async fn evaluation(
         let shared = Arc::clone(&state);
         state
             .blocking("evaluate", move |runtime| {
-                decide(&shared, runtime, &request.resolved(), may_execute)
+                decide(
+                    &shared,
+                    runtime,
+                    &runtime.environment(),
+                    &request.resolved(),
+                    may_execute,
+                    shared.logging.signals,
+                )
             })
             .await?
     };
@@ -548,6 +596,13 @@ pub(crate) async fn evaluations(
                 }
                 return Err(error);
             }
+            // Its evaluations are all decided under the environment it began with, even when a
+            // reload swaps another in meanwhile (its executions, each under the one in force as
+            // it runs, as on `POST /v1/executions`).
+            let environment = runtime.environment();
+            // The line of a request of more than one evaluation shows no signals: none is
+            // written out for it.
+            let log_signals = shared.logging.signals && items.len() == 1;
             let mut out = Vec::with_capacity(items.len());
             // Whether an evaluation of it has reached for an execution: from then on a refusal
             // stays that evaluation's, so that what was consumed is answered.
@@ -567,7 +622,14 @@ pub(crate) async fn evaluations(
                     .map_err(Clone::clone)
                     .and_then(|item| resolve(&request, item, index));
                 let (decision, outcome) = match resolved {
-                    Ok(resolved) => decide(&shared, runtime, &resolved, may_execute),
+                    Ok(resolved) => decide(
+                        &shared,
+                        runtime,
+                        &environment,
+                        &resolved,
+                        may_execute,
+                        log_signals,
+                    ),
                     Err(error) => {
                         let outcome = Outcome {
                             code: Some(error.code.clone()),
@@ -777,10 +839,11 @@ const METADATA_CACHE_CONTROL: &str = "max-age=300";
 /// puts its well-known URL between the host and that path
 /// (`https://pdp.example.com/tenant1` → `/.well-known/authzen-configuration/tenant1`). Answered
 /// only for the configured `pdp_url`'s own path, byte for byte — or without its trailing `/`,
-/// which clients building the URL as RFC 8414 §3.1 does leave out; any other suffix is `404`.
+/// which clients building the URL as RFC 8414 §3.1 does leave out (the bare well-known name, for
+/// the root path `/`); any other suffix is `404`.
 #[utoipa::path(
     get, path = "/.well-known/authzen-configuration/{pdp_path}", tag = "authzen",
-    params(("pdp_path" = String, Path, description = "The path of the configured `pdp_url`, without its leading `/`; it may hold `/` (sent as it is, not percent-encoded: the route takes every segment after the well-known name)")),
+    params(("pdp_path" = String, Path, description = "The path of the configured `pdp_url`, without its leading `/`; it may hold `/` (sent as it is, not percent-encoded: the route takes every segment after the well-known name), and it is empty for a `pdp_url` whose path is the root `/` as written")),
     responses(
         (status = 200, description = "The Policy Decision Point metadata", body = Configuration),
         (status = 404, description = "Not the path of the configured `pdp_url`, or no policy answers AuthZEN requests here (`server.not_found`)", body = ErrorBody),
@@ -793,15 +856,15 @@ pub(crate) async fn configuration_under_path(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let asked = uri.path().strip_prefix(WELL_KNOWN);
-    let configured = state
-        .authzen
-        .pdp_url
-        .as_deref()
-        .and_then(|url| url.parse::<axum::http::Uri>().ok())
-        .map(|url| url.path().to_owned());
+    let configured = state.authzen.pdp_url.as_deref().and_then(|url| {
+        let path = url.parse::<axum::http::Uri>().ok()?.path().to_owned();
+        // The root path as written (`https://pdp.example.com/`): §9.2's insertion gives the
+        // well-known name and a `/`. An identifier with no path at all has only the bare name.
+        (path.len() > 1 || url.ends_with('/')).then_some(path)
+    });
     match (asked, configured) {
         (Some(asked), Some(path))
-            if path.len() > 1 && (asked == path || asked == path.trim_end_matches('/')) =>
+            if asked == path || (path.len() > 1 && asked == path.trim_end_matches('/')) =>
         {
             configuration(State(state), headers).await
         }

@@ -179,6 +179,7 @@ impl Server {
             cosigned_note: std::sync::Mutex::new(None),
             witnesses: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             completed_here: std::sync::atomic::AtomicU64::new(0),
+            clock_behind_store: std::sync::Mutex::new(None),
             held_since: std::sync::Mutex::new(None),
             log_sequencer: parmana_runtime::LogSequencer::default()
                 .sharing(settings.sequencer.executed.clone()),
@@ -248,6 +249,7 @@ impl Server {
         // Dropping the tokio runtime waits for blocking tasks: an execution that started
         // finishes (claim, sign, complete) even when its client went away.
         drop(runtime);
+        settle_after_stop(&state);
         drop(state);
         served
     }
@@ -375,6 +377,36 @@ impl Server {
     }
 }
 
+/// What a stop leaves in the store once the tokio runtime is gone, and with it every runtime
+/// call (even one that outlived the shutdown grace and the final sequencer pass): the
+/// completions the store refused are written once more — the last chance, as a completion kept
+/// in memory ends with the process and its id stays claimed until `parmana recover` — and the
+/// versions in force are recorded (`Runtime::accept_environment`), so that a restart on older
+/// files is refused as a rollback even when nothing was executed under these (a reload that no
+/// execution followed). Nothing is done for a server that never became ready, or on a store it
+/// refused.
+fn settle_after_stop(state: &AppState) {
+    if !state.is_started() || state.runtime.store_refused().is_some() {
+        return;
+    }
+    let finished = state.runtime.finish_completions();
+    if finished.waiting > 0 {
+        tracing::warn!(
+            target: "parmana::server",
+            waiting = finished.waiting,
+            "completions the store refused at the stop are not recorded; their ids stay claimed until `parmana recover`"
+        );
+    }
+    if let Err(error) = state.runtime.accept_environment() {
+        tracing::warn!(
+            target: "parmana::server",
+            code = error.code(),
+            %error,
+            "the versions in force could not be recorded in the store at the stop"
+        );
+    }
+}
+
 /// Waits until no request's runtime call is running: each holds its request's concurrency slot
 /// until it returns (`AppState::blocking`), so holding every slot means none is left (waited
 /// for at most the shutdown grace; the tokio runtime's drop waits for its blocking pool anyway).
@@ -493,7 +525,7 @@ pub(crate) async fn recover_then_ready(
                 return Err(error);
             }
             let mut logged_failures = 0_usize;
-            runtime.recover_each(&mut |recovered| {
+            let counts = runtime.recover_each(&mut |recovered| {
                 if let Recovered::Failed {
                     execution_id,
                     error,
@@ -510,7 +542,19 @@ pub(crate) async fn recover_then_ready(
                         );
                     }
                 }
-            })
+            })?;
+            // The versions this server took are recorded in the store, so that a start on older
+            // files is refused as a rollback even when nothing is executed under these. Not
+            // fatal: the first claim under them records them too.
+            if let Err(error) = runtime.accept_environment() {
+                tracing::warn!(
+                    target: "parmana::server",
+                    code = error.code(),
+                    %error,
+                    "the versions in force could not be recorded in the store at start"
+                );
+            }
+            Ok(counts)
         })
         .await;
     match recovered {
@@ -1170,6 +1214,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route(authzen::WELL_KNOWN, get(authzen::configuration))
         .route(
             "/.well-known/authzen-configuration/{*pdp_path}",
+            get(authzen::configuration_under_path),
+        )
+        // The catch-all takes no empty segment: the root identifier's own (`…/` as written).
+        .route(
+            "/.well-known/authzen-configuration/",
             get(authzen::configuration_under_path),
         )
         .fallback(api::not_found)

@@ -1,4 +1,4 @@
-//! Reloads and the tokens file: a revocation is in force before the reload waits for its turn (a reload before it waiting on the store, say), and a reload asked for by a request answered on its timeout still runs.
+//! Reloads and the tokens file: a revocation is in force before the reload waits for its turn (a reload before it waiting on the store, say), and a reload asked for by a request answered on its timeout still runs. A batch is decided under the environment it began with, though a reload lands between its signal sets.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -234,4 +234,81 @@ fn a_signal_after_a_refused_tokens_file_reloads() {
             .is_some_and(|record| record.outcome.is_ok())
     });
     assert!(reloaded, "{:?}", state.runtime.last_reload());
+}
+
+/// A clock that reloads its runtime at its first reading once armed: a reload that lands in the
+/// middle of a request (each evaluation reads the clock to check expiry).
+#[derive(Default)]
+struct ReloadingClock {
+    runtime: std::sync::OnceLock<parmana_runtime::Runtime>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+/// A [`ReloadingClock`] shared between a runtime and the test.
+struct Reloading(Arc<ReloadingClock>);
+
+impl parmana_runtime::Clock for Reloading {
+    fn now(&self) -> parmana_runtime::canon::Timestamp {
+        if self.0.armed.swap(false, Ordering::SeqCst) {
+            let report = self.0.runtime.get().unwrap().reload().unwrap();
+            assert_eq!(report.release_manifest, (1, 2));
+        }
+        parmana_testkit::now()
+    }
+}
+
+/// Every signal set of a native batch is decided under the environment in force when the batch
+/// began: a reload that withdraws its policy after the first set is decided does not turn the
+/// others into refusals (they were refused, `runtime.policy_not_found`, when each took the
+/// environment anew). The next request is refused.
+#[test]
+fn a_batch_is_decided_under_the_environment_it_began_with() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let clock = Arc::new(ReloadingClock::default());
+    let runtime = parmana_runtime::Runtime::builder(fixture.config())
+        .signer(fixture.attestation_signer().unwrap())
+        .store(MemoryReplayStore::new())
+        .clock(Reloading(Arc::clone(&clock)))
+        .build()
+        .unwrap();
+    clock.runtime.set(runtime.clone()).unwrap();
+    let state = bound_with(runtime, settings_for(Limits::default(), None, "memory"));
+    state.started_up.store(true, Ordering::SeqCst);
+    let policy: parmana_runtime::canon::PolicyRef = "claims-approval@1.0.0".parse().unwrap();
+    fixture.withdraw_policy(&policy).unwrap();
+    clock.armed.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    let signals = crate::readiness_tests::SIGNALS;
+    let body = format!(r#"{{"policy":"{policy}","batch":[{signals},{signals},{signals}]}}"#);
+    let (status, answer, _) = crate::readiness_tests::answer_through_router(
+        &tokio,
+        &state,
+        "POST",
+        "/v1/evaluations",
+        &body,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(!clock.armed.load(Ordering::SeqCst), "no reload was made");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{answer}");
+    for result in results {
+        assert!(
+            result["decision"].is_string() && result.get("error").is_none(),
+            "{answer}"
+        );
+    }
+    assert_eq!(state.runtime.environment().release_manifest().version(), 2);
+    let one = format!(r#"{{"policy":"{policy}","signals":{signals}}}"#);
+    let (status, answer, _) = crate::readiness_tests::answer_through_router(
+        &tokio,
+        &state,
+        "POST",
+        "/v1/evaluations",
+        &one,
+    );
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("runtime.policy_not_found")),
+        "{answer}"
+    );
 }

@@ -156,8 +156,37 @@ impl FixtureEnvironment {
             minimum_runtime_version: released.minimum_runtime_version().to_owned(),
             policies,
         };
-        let bytes =
-            sign_release_manifest_verified(trust_root, &spec, &self.key("release")?, now())?;
+        self.publish_release_manifest(&spec)
+    }
+
+    /// Withdraws `policy` as `parmana release sign` over a `policies/` without it would: a
+    /// release manifest one version above the one in force, listing every other policy, signed
+    /// by the fixture `release` key, replaces `release-manifest.json` (the bundle stays on disk).
+    pub fn withdraw_policy(&self, policy: &PolicyRef) -> Result<(), ExecutionError> {
+        let current = self.load()?;
+        let released = current.release_manifest();
+        let mut policies = released.policies().clone();
+        policies.remove(policy);
+        let spec = ReleaseManifestSpec {
+            version: released.version() + 1,
+            expires: released.expires(),
+            evaluator_semantics: released.evaluator_semantics().to_owned(),
+            minimum_runtime_version: released.minimum_runtime_version().to_owned(),
+            policies,
+        };
+        self.publish_release_manifest(&spec)
+    }
+
+    /// Signs `spec` with the fixture `release` key (checked at [`NOW`](crate::NOW)) and writes
+    /// it over `release-manifest.json`.
+    fn publish_release_manifest(&self, spec: &ReleaseManifestSpec) -> Result<(), ExecutionError> {
+        let current = self.load()?;
+        let bytes = sign_release_manifest_verified(
+            current.trust_root(),
+            spec,
+            &self.key("release")?,
+            now(),
+        )?;
         let path = self.root().join(RELEASE_MANIFEST_FILE);
         std::fs::write(&path, bytes).map_err(|e| ExecutionError::io("write", &path, &e))
     }

@@ -211,6 +211,8 @@ fn the_metadata_names_the_configured_identifier_or_the_requested_host() {
     // at the bare well-known name.
     // (pdp_url, the paths after the well-known name that answer, one that does not): a client
     // building the URL as RFC 8414 §3.1 does leaves a trailing `/` out.
+    // The root identifier written with its `/` is discovered at the bare name and, inserted
+    // literally, at the name and a `/`; written without it, at the bare name only.
     for (url, paths, not_this) in [
         (
             "https://pdp.example.com/authz/",
@@ -218,14 +220,17 @@ fn the_metadata_names_the_configured_identifier_or_the_requested_host() {
             "/authz//",
         ),
         ("https://pdp.example.com/authz", &["/authz"][..], "/authz/"),
+        ("https://pdp.example.com/", &["/"][..], "//"),
+        ("https://pdp.example.com", &[][..], "/"),
     ] {
         let configured = with_pdp_url(MAPPING, url);
         let temp = authzen_deployment_with(&[("authzen-fixture", FIXTURE_POLICY)], &configured);
         let served = Served::start(&root(&temp), &["--dev-token"]);
+        let endpoints = format!("{}/access/v1", url.trim_end_matches('/'));
         let expected = json!({
             "policy_decision_point": url,
-            "access_evaluation_endpoint": "https://pdp.example.com/authz/access/v1/evaluation",
-            "access_evaluations_endpoint": "https://pdp.example.com/authz/access/v1/evaluations"
+            "access_evaluation_endpoint": format!("{endpoints}/evaluation"),
+            "access_evaluations_endpoint": format!("{endpoints}/evaluations")
         });
         let answering = std::iter::once(String::new()).chain(paths.iter().map(|p| (*p).to_owned()));
         for path in answering {

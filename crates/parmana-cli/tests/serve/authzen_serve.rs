@@ -882,3 +882,42 @@ fn an_execution_reads_back_under_the_pdp_url_path() {
         assert_eq!(report.json()["valid"], valid, "{}", report.text);
     }
 }
+
+/// With `--log-signals`, the line of a single evaluation carries its flattened signals; the line
+/// of a boxcar of more than one evaluation carries none — even when its semantic stopped after
+/// the first — and none of its evaluations writes them out.
+#[test]
+fn only_a_single_evaluation_logs_its_flattened_signals() {
+    let temp = authzen_deployment();
+    let served = Served::start(
+        &root(&temp),
+        &["--dev-token", "--log-format", "json", "--log-signals"],
+    );
+    let token = served.token.as_deref();
+    let one = served.post(
+        "/access/v1/evaluation",
+        token,
+        &request("viewer", "read").to_string(),
+    );
+    assert_eq!(one.status, 200, "{}", one.text);
+    let (event, _) = log_line(&served, "/access/v1/evaluation", 200);
+    let logged: Value = serde_json::from_str(event["signals"].as_str().unwrap()).unwrap();
+    assert_eq!(logged["subject.properties.role"], "viewer", "{event}");
+    assert_eq!(logged["action.name"], "read", "{event}");
+    let boxcar = json!({
+        "evaluations": [request("viewer", "edit"), request("viewer", "read")],
+        "options": {"evaluations_semantic": "deny_on_first_deny"}
+    });
+    let decided = served.post("/access/v1/evaluations", token, &boxcar.to_string());
+    assert_eq!(decided.status, 200, "{}", decided.text);
+    let evaluations = decided.json()["evaluations"].clone();
+    assert_eq!(
+        evaluations.as_array().map(Vec::len),
+        Some(1),
+        "{evaluations}"
+    );
+    assert_eq!(evaluations[0]["decision"], false, "{evaluations}");
+    let (event, _) = log_line(&served, "/access/v1/evaluations", 200);
+    assert_eq!(event["decision"], "deny", "{event}");
+    assert_eq!(event["signals"], "", "{event}");
+}

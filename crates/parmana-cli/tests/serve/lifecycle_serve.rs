@@ -1,4 +1,4 @@
-//! Lifecycle: reload (the same files, a newer release manifest, bad files, rollbacks; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, the shutdown delay (serving on with `/readyz` at 503), an execution outliving its request sequenced by the shutdown, recovery before ready.
+//! Lifecycle: reload (the same files, a newer release manifest, bad files, rollbacks; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, the shutdown delay (serving on with `/readyz` at 503), an execution outliving its request sequenced by the shutdown, recovery before ready (a claim left pending across a release stays claimed), the versions a server took recorded in the store at start and at a clean stop.
 
 use crate::harness::{
     README_SIGNALS, Served, deployment, execution_body, parmana, tokens_file, try_call,
@@ -796,4 +796,108 @@ fn leftover_claims_are_settled_before_the_server_is_ready() {
         "the start logs what recovery did: {}",
         served.stderr()
     );
+}
+
+/// The exit code and stderr of `parmana serve` in `dir`, which must refuse to start: it must end
+/// without printing its address (one that prints it is stopped, and the test fails).
+fn refused_start(dir: &std::path::Path) -> (i32, String) {
+    use std::io::{BufRead, Read};
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_parmana"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PARMANA_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .args(["serve", "--listen", "127.0.0.1:0", "--dev-token"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    if !first.is_empty() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server started: {first}");
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (child.wait().unwrap().code().unwrap_or(-1), stderr)
+}
+
+/// A server records the versions it took in the store — at start, once recovery is done, and
+/// at a clean stop — so that a server started later on older files is refused as a rollback,
+/// though nothing was executed under the newer ones (a start that only evaluates, or a reload
+/// that no execution followed). A claim left pending under the older release manifest is not
+/// recovered under the newer one: the log says it was claimed under other versions
+/// (`runtime.recovery_environment_changed`), and it stays claimed.
+#[test]
+fn the_versions_a_server_took_are_recorded_and_older_files_refused() {
+    use parmana_runtime::replay::SqliteReplayStore;
+    use parmana_runtime::{ExecutionRequest, execute_from_signals};
+    use parmana_testkit::{CrashBeforeComplete, fixed_clock};
+
+    let env = deployment("sqlite:state/replay.sqlite3", "");
+    let root = env.root();
+    std::fs::create_dir_all(root.join("state")).unwrap();
+    let manifest_path = root.join("release-manifest.json");
+    let first_manifest = std::fs::read(&manifest_path).unwrap();
+    {
+        let store = SqliteReplayStore::open(root.join("state/replay.sqlite3")).unwrap();
+        let request =
+            ExecutionRequest::parse("left-over", "claims-approval@1.0.0", README_SIGNALS).unwrap();
+        let crashed = execute_from_signals(
+            &request,
+            &env.attestation_signer().unwrap(),
+            &CrashBeforeComplete(&store),
+            &env.load().unwrap(),
+            &fixed_clock(),
+        )
+        .unwrap_err();
+        assert_eq!(crashed.code(), "replay.store_unavailable");
+    }
+    // Release manifest 2 published while the claim was pending; the server starts on it, only
+    // evaluates, and is killed (no clean stop).
+    crate::harness::release_sign(root, "2", "2036-01-01T00:00:00Z");
+    let second_manifest = std::fs::read(&manifest_path).unwrap();
+    let mut served = Served::start(root, &["--dev-token"]);
+    let token = served.token.clone();
+    let left = served.get("/v1/executions/left-over", token.as_deref());
+    assert_eq!(left.status, 423, "{}", left.text);
+    let log = served.stderr();
+    assert!(
+        log.contains("runtime.recovery_environment_changed")
+            && log.contains("claimed under trust root version 2 and release manifest version 1"),
+        "{log}"
+    );
+    served.signal("KILL");
+    served.wait();
+    std::fs::write(&manifest_path, &first_manifest).unwrap();
+    let (code, stderr) = refused_start(root);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("trust.version_rollback"), "{stderr}");
+
+    // On manifest 2 again, a reload takes manifest 3, nothing is executed, and the server
+    // stops cleanly: a start on manifest 2 is refused.
+    std::fs::write(&manifest_path, &second_manifest).unwrap();
+    let mut served = Served::start(root, &["--dev-token"]);
+    crate::harness::release_sign(root, "3", "2036-01-01T00:00:00Z");
+    let reply = served.post("/v1/admin/reload", served.token.as_deref(), "");
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    served.signal("TERM");
+    assert_eq!(served.wait(), Some(0), "{}", served.stderr());
+    std::fs::write(&manifest_path, &second_manifest).unwrap();
+    let (code, stderr) = refused_start(root);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("trust.version_rollback"), "{stderr}");
 }
