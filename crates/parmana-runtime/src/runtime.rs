@@ -184,6 +184,10 @@ impl RuntimeBuilder {
     }
 }
 
+/// How many times [`Runtime::accept_environment`] raises the marks again after another runtime
+/// raised them between its read and its raise.
+const ACCEPT_ATTEMPTS: usize = 4;
+
 /// A pure decision: what the policy decides for the signals. Nothing consumed, nothing signed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Evaluation {
@@ -588,21 +592,28 @@ impl Runtime {
     /// then be decided again under the new one). Returns the marks now in force; refused with
     /// the store's error (a read-only store refuses every raise).
     pub fn accept_environment(&self) -> Result<AcceptedVersions, ExecutionError> {
-        let marks = self.inner.store.accepted_versions()?;
         let ours = crate::execute::versions_of(&self.environment());
-        if ours.trust_root <= marks.trust_root && ours.release_manifest <= marks.release_manifest {
-            return Ok(marks);
+        let mut marks = self.inner.store.accepted_versions()?;
+        // A raise by another runtime between the read and this one's refuses it (as a
+        // rollback): read again and raise what is still below ours, a few times at most.
+        for _ in 0..ACCEPT_ATTEMPTS {
+            if ours.trust_root <= marks.trust_root
+                && ours.release_manifest <= marks.release_manifest
+            {
+                return Ok(marks);
+            }
+            match self.inner.store.accept_versions(
+                ours.trust_root.max(marks.trust_root),
+                ours.release_manifest.max(marks.release_manifest),
+            ) {
+                Ok(raised) => return Ok(raised),
+                Err(ReplayError::VersionRollback { .. }) => {
+                    marks = self.inner.store.accepted_versions()?;
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
-        let raised = self.inner.store.accept_versions(
-            ours.trust_root.max(marks.trust_root),
-            ours.release_manifest.max(marks.release_manifest),
-        );
-        match raised {
-            Ok(marks) => Ok(marks),
-            // Raised past ours by another runtime since the marks were read: nothing to record.
-            Err(ReplayError::VersionRollback { .. }) => Ok(self.inner.store.accepted_versions()?),
-            Err(error) => Err(error.into()),
-        }
+        Ok(marks)
     }
 
     fn try_reload(

@@ -746,6 +746,48 @@ fn a_claim_from_before_a_rotation_stays_claimed_and_the_versions_taken_are_recor
     assert_eq!(refused.code(), "trust.version_rollback", "{refused}");
 }
 
+/// A memory store on which another runtime raises the trust-root mark (to version 9) between
+/// the first read of the marks and the first raise, as a server of the same deployment that
+/// took a newer trust root would.
+#[derive(Debug, Default)]
+struct RaisedMeanwhile {
+    inner: MemoryReplayStore,
+    raised: std::sync::atomic::AtomicBool,
+}
+
+impl ReplayStore for RaisedMeanwhile {
+    common::forward_store_writes!(inner);
+    common::forward_store_reads!(inner: get, pending_after, accepted_versions, sequence,
+        store_checkpoint, latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows,
+        ledger_records);
+    fn accept_versions(
+        &self,
+        trust_root: u64,
+        release_manifest: u64,
+    ) -> Result<parmana_runtime::replay::AcceptedVersions, parmana_runtime::replay::ReplayError>
+    {
+        if !self.raised.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let marks = self.inner.accepted_versions()?;
+            self.inner.accept_versions(9, marks.release_manifest)?;
+        }
+        self.inner.accept_versions(trust_root, release_manifest)
+    }
+}
+
+/// The versions a runtime took are raised where the marks are below them, even when another
+/// runtime raised one of the marks past it meanwhile: the other mark is still raised.
+#[test]
+fn accepting_the_environment_raises_what_another_runtime_left_below_it() {
+    let fixture = Fixture::new();
+    let store = Arc::new(RaisedMeanwhile::default());
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+    let taken = runtime.environment().release_manifest().version();
+    assert_eq!(store.accepted_versions().unwrap().release_manifest, 0);
+    let marks = runtime.accept_environment().unwrap();
+    assert_eq!((marks.trust_root, marks.release_manifest), (9, taken));
+    assert_eq!(store.accepted_versions().unwrap(), marks);
+}
+
 /// A batch names every execution it may have consumed without printing its attestation: a line
 /// whose completion the store refused carries the id (made for it when the line had none), and
 /// when the output fails, the executions completed after are handed back, so that every

@@ -737,9 +737,6 @@ pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
     if let Some(reason) = crate::lifecycle::integration_stalled(state) {
         return Some(reason);
     }
-    if let Some(reason) = state.clock_not_ready(now) {
-        return Some(reason);
-    }
     // A reload may take a trust root that rotated this server's keys out (a leaked key must stop
     // signing): it then refuses every execution, or signs no checkpoint, until it is restarted
     // with the new keys, and says so here.
@@ -847,7 +844,7 @@ async fn store_not_ready(state: &Arc<AppState>) -> Option<String> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = HealthBody),
-        (status = 503, description = "Not ready: starting (recovering leftovers), draining, the environment expired, the store unreachable, ahead of this server's environment (reload it) or seen cut under the log (`runtime.store_rewound`), the ledger's integrator lock held elsewhere for ten sequencer cadences while this server's completions wait, its clock more than a minute behind the store's newest claim (an execution here was refused `replay.clock_behind_store`), the server's keys out of their roles, or its TLS certificate expired", body = ErrorBody),
+        (status = 503, description = "Not ready: starting (recovering leftovers), draining, the environment expired, the store unreachable, ahead of this server's environment (reload it) or seen cut under the log (`runtime.store_rewound`), the ledger's integrator lock held elsewhere for ten sequencer cadences while this server's completions wait, the server's keys out of their roles, or its TLS certificate expired", body = ErrorBody),
     ))]
 pub(crate) async fn readyz(State(state): Shared) -> Response {
     match check_readiness(&state).await {

@@ -463,22 +463,7 @@ pub(crate) async fn evaluation(
     }
     // Named on any answer, one on the request's timeout included.
     note_single(&state, &request.resolved(), may_execute);
-    let (decided, outcome) = if executes {
-        // An execution may block on the store: the blocking pool.
-        let shared = Arc::clone(&state);
-        state
-            .blocking("execute", move |runtime| {
-                decide(
-                    &shared,
-                    runtime,
-                    &runtime.environment(),
-                    &request.resolved(),
-                    may_execute,
-                    shared.logging.signals,
-                )
-            })
-            .await?
-    } else if inline {
+    let (decided, outcome) = if inline && !executes {
         // One small evaluation is pure and bounded by the policy limits: decided here, on the
         // async worker, as `POST /v1/evaluations` does.
         let started = std::time::Instant::now();
@@ -495,10 +480,12 @@ pub(crate) async fn evaluation(
         state.metrics.runtime_call("evaluate", started.elapsed());
         decided
     } else {
-        // A large one (flattening costs what the body chooses): the blocking pool.
+        // An execution may block on the store, and a large evaluation costs what its body
+        // chooses (flattening): the blocking pool.
+        let operation = if executes { "execute" } else { "evaluate" };
         let shared = Arc::clone(&state);
         state
-            .blocking("evaluate", move |runtime| {
+            .blocking(operation, move |runtime| {
                 decide(
                     &shared,
                     runtime,

@@ -15,8 +15,6 @@ mod authzen;
 mod body;
 #[cfg(test)]
 mod body_offload_tests;
-#[cfg(test)]
-mod clock_tests;
 mod connections;
 mod cosigning;
 #[cfg(test)]

@@ -179,7 +179,6 @@ impl Server {
             cosigned_note: std::sync::Mutex::new(None),
             witnesses: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             completed_here: std::sync::atomic::AtomicU64::new(0),
-            clock_behind_store: std::sync::Mutex::new(None),
             held_since: std::sync::Mutex::new(None),
             log_sequencer: parmana_runtime::LogSequencer::default()
                 .sharing(settings.sequencer.executed.clone()),
@@ -366,6 +365,10 @@ impl Server {
         // grace period, may still be running: they finish first, so that the final pass
         // sequences them too.
         runtime_calls_finished(&state).await;
+        // Before the final pass, so that its checkpoint covers the marks record a raise makes.
+        if state.is_started() {
+            record_versions(&state, "stop").await;
+        }
         // Everything completed before the drain enters the log (and a checkpoint) now, waiting
         // a while for another server's integrator to let go of the ledger.
         sequence_all(&state, FINAL_PASS_WAIT).await;
@@ -377,14 +380,44 @@ impl Server {
     }
 }
 
+/// Records the trust-root and release-manifest versions in force in the store's marks
+/// (`Runtime::accept_environment`), so that a server started later on older files is refused as
+/// a rollback even when nothing was executed under these (a server that only evaluates, a
+/// reload no execution followed): at start, once recovery is done and the log read, and at a
+/// clean stop, once the runtime calls have returned and before the final sequencer pass (whose
+/// checkpoint then covers the marks record). Not on a store the server refused, nor at a stop
+/// while a completion the store refused still waits (one claimed under an older environment is
+/// completed only under it). A failure is logged, not fatal: the first claim under these
+/// versions records them too.
+async fn record_versions(state: &Arc<AppState>, when: &'static str) {
+    if state.runtime.store_refused().is_some() {
+        return;
+    }
+    let recorded = state
+        .blocking("accept", move |runtime| {
+            if when == "stop" && runtime.finish_completions().waiting > 0 {
+                return None;
+            }
+            Some(runtime.accept_environment())
+        })
+        .await;
+    const NOT_RECORDED: &str = "the versions in force could not be recorded in the store's marks";
+    match recorded {
+        Ok(None | Some(Ok(_))) => {}
+        Ok(Some(Err(error))) => {
+            tracing::warn!(target: "parmana::server", when, code = error.code(), %error, "{NOT_RECORDED}");
+        }
+        Err(error) => {
+            tracing::warn!(target: "parmana::server", when, code = %error.code, "{NOT_RECORDED}");
+        }
+    }
+}
+
 /// What a stop leaves in the store once the tokio runtime is gone, and with it every runtime
 /// call (even one that outlived the shutdown grace and the final sequencer pass): the
 /// completions the store refused are written once more — the last chance, as a completion kept
-/// in memory ends with the process and its id stays claimed until `parmana recover` — and the
-/// versions in force are recorded (`Runtime::accept_environment`), so that a restart on older
-/// files is refused as a rollback even when nothing was executed under these (a reload that no
-/// execution followed). Nothing is done for a server that never became ready, or on a store it
-/// refused.
+/// in memory ends with the process and its id stays claimed until `parmana recover`. Nothing is
+/// done for a server that never became ready, or on a store it refused.
 fn settle_after_stop(state: &AppState) {
     if !state.is_started() || state.runtime.store_refused().is_some() {
         return;
@@ -395,14 +428,6 @@ fn settle_after_stop(state: &AppState) {
             target: "parmana::server",
             waiting = finished.waiting,
             "completions the store refused at the stop are not recorded; their ids stay claimed until `parmana recover`"
-        );
-    }
-    if let Err(error) = state.runtime.accept_environment() {
-        tracing::warn!(
-            target: "parmana::server",
-            code = error.code(),
-            %error,
-            "the versions in force could not be recorded in the store at the stop"
         );
     }
 }
@@ -525,7 +550,7 @@ pub(crate) async fn recover_then_ready(
                 return Err(error);
             }
             let mut logged_failures = 0_usize;
-            let counts = runtime.recover_each(&mut |recovered| {
+            runtime.recover_each(&mut |recovered| {
                 if let Recovered::Failed {
                     execution_id,
                     error,
@@ -542,19 +567,7 @@ pub(crate) async fn recover_then_ready(
                         );
                     }
                 }
-            })?;
-            // The versions this server took are recorded in the store, so that a start on older
-            // files is refused as a rollback even when nothing is executed under these. Not
-            // fatal: the first claim under them records them too.
-            if let Err(error) = runtime.accept_environment() {
-                tracing::warn!(
-                    target: "parmana::server",
-                    code = error.code(),
-                    %error,
-                    "the versions in force could not be recorded in the store at start"
-                );
-            }
-            Ok(counts)
+            })
         })
         .await;
     match recovered {
@@ -570,6 +583,7 @@ pub(crate) async fn recover_then_ready(
                 handle.graceful_shutdown(Some(state.limits.shutdown_grace));
                 return Err(error);
             }
+            record_versions(&state, "start").await;
             if let Some(reason) = state.runtime.store_refused() {
                 tracing::error!(
                     target: "parmana::server",

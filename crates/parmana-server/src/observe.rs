@@ -44,7 +44,7 @@ const LOG_ROUTES: [&str; 3] = [
 /// no execution and decide nothing (and a path no route serves is still `404`). Every other
 /// route is `503 server.not_ready` until then, so that no request claims, reads or decides
 /// beside recovery.
-const SERVED_WHILE_STARTING: [&str; 8] = [
+const SERVED_WHILE_STARTING: [&str; 9] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -52,6 +52,7 @@ const SERVED_WHILE_STARTING: [&str; 8] = [
     "/v1/status",
     "/.well-known/authzen-configuration",
     "/.well-known/authzen-configuration/{*pdp_path}",
+    "/.well-known/authzen-configuration/",
     "unmatched",
 ];
 
@@ -445,7 +446,7 @@ fn head_size(request: &Request) -> usize {
 
 /// The routes the router serves, as metric labels (borrowed, so that counting a request
 /// allocates nothing); a path not among them is labelled as given.
-const ROUTES: [&str; 18] = [
+const ROUTES: [&str; 19] = [
     "/v1/executions",
     "/v1/executions/{id}",
     "/v1/executions/{id}/proof",
@@ -463,6 +464,7 @@ const ROUTES: [&str; 18] = [
     "/access/v1/evaluations",
     "/.well-known/authzen-configuration",
     "/.well-known/authzen-configuration/{*pdp_path}",
+    "/.well-known/authzen-configuration/",
     "unmatched",
 ];
 

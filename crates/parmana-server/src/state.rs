@@ -275,10 +275,6 @@ pub(crate) struct AppState {
     pub(crate) witnesses: std::sync::Mutex<std::collections::BTreeMap<String, WitnessProgress>>,
     /// Executions this server completed (what its sequencer expects to see integrated).
     pub(crate) completed_here: std::sync::atomic::AtomicU64,
-    /// The newest claim's clock reading the store gave when it refused an execution here as
-    /// behind its clock (`replay.clock_behind_store`): `/readyz` says not ready while this
-    /// server's clock stays more than the tolerance behind it.
-    pub(crate) clock_behind_store: std::sync::Mutex<Option<parmana_runtime::canon::Timestamp>>,
     /// Since when every sequencer run found the ledger held by another integrator without the
     /// log growing, and how many executions this server had completed then
     /// (`lifecycle::watch_integrator`).
@@ -442,42 +438,12 @@ impl AppState {
         request: &parmana_runtime::ExecutionRequest,
     ) -> Result<parmana_runtime::Attestation, parmana_runtime::ExecutionError> {
         let executed = runtime.execute(request);
-        match &executed {
-            Ok(_) => {
-                self.completed_here.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(parmana_runtime::ExecutionError::Store(
-                parmana_runtime::replay::ReplayError::ClockBehindStore { newest, .. },
-            )) => {
-                let mut latched = self
-                    .clock_behind_store
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if latched.is_none_or(|seen| seen < *newest) {
-                    *latched = Some(*newest);
-                }
-            }
-            Err(_) => self.refuse_store_on_evidence(runtime),
+        if executed.is_ok() {
+            self.completed_here.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.refuse_store_on_evidence(runtime);
         }
         executed
-    }
-
-    /// Why this server is not ready for its clock, if it is not: an execution here was refused
-    /// as behind the store's clock, and this server's clock still reads more than
-    /// [`CLOCK_TOLERANCE_SECONDS`](parmana_runtime::replay::CLOCK_TOLERANCE_SECONDS) before the
-    /// newest claim the store gave then — every execution here would be refused (`500
-    /// replay.clock_behind_store`) until the clock is set right; ready again once it is.
-    pub(crate) fn clock_not_ready(&self, now: parmana_runtime::canon::Timestamp) -> Option<String> {
-        let newest = (*self
-            .clock_behind_store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner))?;
-        let tolerance = parmana_runtime::replay::CLOCK_TOLERANCE_SECONDS;
-        (now.unix_seconds().saturating_add(tolerance) < newest.unix_seconds()).then(|| {
-            format!(
-                "clock behind the replay store: a claim there was made at {newest}, this server                  reads {now} (more than {tolerance} s before it); executions are refused until                  its clock is set right"
-            )
-        })
     }
 
     /// Refuses the store for good where the store layer found a row deleted behind it (an id

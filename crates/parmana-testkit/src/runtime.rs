@@ -143,20 +143,12 @@ impl FixtureEnvironment {
         let files = read_bundle_dir(&dir)?;
         let manifest = sign_bundle_verified(trust_root, policy, &files, &self.key("policy")?)?;
         std::fs::write(dir.join(BUNDLE_MANIFEST_FILE), manifest).map_err(io_error)?;
-        let released = current.release_manifest();
-        let mut policies = released.policies().clone();
+        let mut policies = current.release_manifest().policies().clone();
         policies.insert(
             policy.clone(),
             load_bundle(trust_root, &dir)?.bundle_digest(),
         );
-        let spec = ReleaseManifestSpec {
-            version: released.version() + 1,
-            expires: released.expires(),
-            evaluator_semantics: released.evaluator_semantics().to_owned(),
-            minimum_runtime_version: released.minimum_runtime_version().to_owned(),
-            policies,
-        };
-        self.publish_release_manifest(&spec)
+        self.release_next(&current, policies)
     }
 
     /// Withdraws `policy` as `parmana release sign` over a `policies/` without it would: a
@@ -164,9 +156,20 @@ impl FixtureEnvironment {
     /// by the fixture `release` key, replaces `release-manifest.json` (the bundle stays on disk).
     pub fn withdraw_policy(&self, policy: &PolicyRef) -> Result<(), ExecutionError> {
         let current = self.load()?;
-        let released = current.release_manifest();
-        let mut policies = released.policies().clone();
+        let mut policies = current.release_manifest().policies().clone();
         policies.remove(policy);
+        self.release_next(&current, policies)
+    }
+
+    /// Releases `policies` in the release manifest one version above the one `current` holds
+    /// (its expiry and requirements kept), signed with the fixture `release` key (checked at
+    /// [`NOW`](crate::NOW)), over `release-manifest.json`.
+    fn release_next(
+        &self,
+        current: &RuntimeEnvironment,
+        policies: std::collections::BTreeMap<PolicyRef, Digest>,
+    ) -> Result<(), ExecutionError> {
+        let released = current.release_manifest();
         let spec = ReleaseManifestSpec {
             version: released.version() + 1,
             expires: released.expires(),
@@ -174,16 +177,9 @@ impl FixtureEnvironment {
             minimum_runtime_version: released.minimum_runtime_version().to_owned(),
             policies,
         };
-        self.publish_release_manifest(&spec)
-    }
-
-    /// Signs `spec` with the fixture `release` key (checked at [`NOW`](crate::NOW)) and writes
-    /// it over `release-manifest.json`.
-    fn publish_release_manifest(&self, spec: &ReleaseManifestSpec) -> Result<(), ExecutionError> {
-        let current = self.load()?;
         let bytes = sign_release_manifest_verified(
             current.trust_root(),
-            spec,
+            &spec,
             &self.key("release")?,
             now(),
         )?;

@@ -1059,7 +1059,9 @@ fn evaluations_consume_nothing_and_sign_nothing() {
             );
         }
     }
-    // The store holds nothing: no claim, no completion, no ledger record; no execution counted.
+    // The store holds nothing but what the start wrote — the marks record of the versions the
+    // server took (`Runtime::accept_environment`) —: no claim, no completion, no other ledger
+    // record; no execution counted.
     let store = parmana_runtime::replay::SqliteReplayStore::open(env.root().join("replay.sqlite3"))
         .unwrap();
     let summary = store.ledger_summary().unwrap();
@@ -1068,9 +1070,10 @@ fn evaluations_consume_nothing_and_sign_nothing() {
             summary.records,
             summary.completed_executions,
             summary.unsequenced,
-            summary.largest_checkpoint
+            summary.largest_checkpoint,
+            (summary.marks.trust_root, summary.marks.release_manifest)
         ),
-        (0, 0, 0, None),
+        (1, 0, 0, None, (2, 1)),
         "{summary:?}"
     );
     assert!(store.pending().unwrap().is_empty());
