@@ -195,6 +195,38 @@ impl LogSequencer {
         self.rewound.get().map(String::as_str)
     }
 
+    /// Refuses `snapshot` — the log as another reader of the store read it (a server's log
+    /// routes) — where it disagrees with the log this driver keeps at the smaller of the two
+    /// sizes (`trust.tlog_inconsistent`, recorded as evidence: two reads of an append-only
+    /// ledger that fork show it rewritten between them, [`store_rewound`](Self::store_rewound)).
+    /// For a signer of `snapshot`'s checkpoint, so that no key signs a tree that contradicts
+    /// the one this driver signs and stores. Nothing to compare before the log is first read.
+    /// Waits for a run in progress (which holds the kept log through its store calls).
+    pub fn check_agrees(&self, snapshot: &crate::LogSnapshot) -> Result<(), ExecutionError> {
+        let kept = self.lock();
+        let Some(log) = kept.as_ref() else {
+            return Ok(());
+        };
+        let size = log.size().min(snapshot.size());
+        if size == 0 {
+            return Ok(());
+        }
+        let agree = log
+            .tree()
+            .root_at(size)
+            .ok()
+            .is_some_and(|root| snapshot.root_at(size) == Some(root));
+        if agree {
+            return Ok(());
+        }
+        let error = TrustError::TlogInconsistent {
+            old_size: log.size(),
+            new_size: snapshot.size(),
+            reason: parmana_canon::merkle::MerkleError::RootMismatch,
+        };
+        Err(self.rewound_by(error.into()))
+    }
+
     /// Records `error` as evidence that the store was cut under the log, and returns it.
     fn rewound_by(&self, error: ExecutionError) -> ExecutionError {
         let _ = self.rewound.set(format!("{} ({})", error, error.code()));

@@ -1,4 +1,4 @@
-//! Serving the log from its shared snapshot without multiplying work: requests for the log's checkpoint that miss the kept signed note at the same time sign it once (the others wait and take its note, rather than each reading and verifying the log's entries again), and an entry bundle or a proof lets go of the snapshot before it reads the store (one held is copied whole by the next catch-up).
+//! Serving the log from its shared snapshot without multiplying work: requests for the log's checkpoint that miss the kept signed note at the same time sign it once (the others wait and take its note, rather than each reading and verifying the log's entries again), and an entry bundle or a proof lets go of the snapshot before it reads the store (one held is copied whole by the next catch-up); a snapshot that forks from the log the sequencer keeps is never signed, and the store is refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -160,4 +160,40 @@ fn checkpoint_requests_that_miss_together_sign_once() {
     }
     // One verification of the entries (one page of rows), not one a request.
     assert_eq!(store.reads.load(Ordering::SeqCst) - before, 1);
+}
+
+/// The log routes read the ledger apart from the sequencer (which read it at start): where their
+/// read forks from the log the sequencer keeps — the store rewritten between the two — no
+/// checkpoint is signed over it (`500 trust.tlog_inconsistent`), and the store is refused
+/// (`runtime.store_rewound` from then on), as when a sequencer run shows it.
+#[test]
+fn a_log_read_that_forks_from_the_sequencers_is_not_signed() {
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let (state, _fixture) = serving_a_public_log(Arc::clone(&store), Limits::default());
+    let tokio = tokio_runtime();
+    let ids = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect::<Vec<_>>()
+    };
+    parmana_testkit::append_sequenced(&*store, ids(&["a", "b", "c"])).unwrap();
+    // What the sequencer kept: the same first record, others after (the store as it was before
+    // a writer rewrote it, as the routes are about to read it).
+    let before = MemoryReplayStore::new();
+    parmana_testkit::append_sequenced(&before, ids(&["a", "x", "y"])).unwrap();
+    state.log_sequencer.load(&before, None).unwrap();
+    let (status, answer, _) = answer_through_router(&tokio, &state, "GET", "/log/checkpoint", "");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (500, Some("trust.tlog_inconsistent")),
+        "{answer}"
+    );
+    assert!(state.runtime.store_refused().is_some());
+    let (status, answer, _) = answer_through_router(&tokio, &state, "GET", "/log/checkpoint", "");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (500, Some("runtime.store_rewound")),
+        "{answer}"
+    );
 }

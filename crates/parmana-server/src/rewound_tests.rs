@@ -110,15 +110,21 @@ fn execute_many(runtime: &parmana_runtime::Runtime, prefix: &str, count: usize) 
 }
 
 /// A server of `fixture` (rotated to the fixture log, `log_key` its key) over a fresh memory
-/// store reported as `store_kind`, whose sequencer signs with `log_key` and keeps `anchor`; not
-/// started.
+/// store reported as `store_kind`, whose sequencer signs with `log_key` and keeps `anchor`, and
+/// which serves its log publicly, signed with the fixture log key too; not started.
 fn bound_with_log(
     fixture: &FixtureEnvironment,
     log_key: parmana_runtime::trust::LocalSigningKey,
     anchor: Arc<parmana_runtime::LogAnchor>,
     store_kind: &str,
 ) -> Arc<crate::state::AppState> {
-    let mut settings = crate::readiness_tests::settings_for(Limits::default(), None, store_kind);
+    let log = crate::settings::LogSettings {
+        signers: Arc::new([fixture.key("root-1").unwrap()]),
+        public: true,
+        witnesses: Vec::new(),
+    };
+    let mut settings =
+        crate::readiness_tests::settings_for(Limits::default(), Some(log), store_kind);
     settings.sequencer.log_keys = Some(Arc::from(vec![log_key]));
     settings.sequencer.anchor = Some(anchor);
     let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
@@ -127,34 +133,50 @@ fn bound_with_log(
 
 /// A memory store (`serve --store memory`, a dry run) holds no history a log anchor could
 /// record: with the deployment's anchor and log key configured, its executions are still taken
-/// and sequenced, never refused as a store cut under the anchor.
+/// and sequenced, and its log routes sign, never refused as a store cut under the anchor — and
+/// never written into the anchor (where none records anything yet, the file stays as it is).
 #[test]
 fn a_memory_store_is_never_held_against_the_log_anchor() {
-    let fixture = FixtureEnvironment::new().unwrap();
-    let log_key = fixture.rotate_to_fixture_log().unwrap();
-    // The deployment's anchor records a checkpoint of 5 entries (of its durable store).
-    let dir = tempfile::tempdir().unwrap();
-    let anchor_path = dir.path().join("log-anchor");
-    std::fs::write(
-        &anchor_path,
-        format!(
-            "parmana log anchor v1\n5\n{}\n",
-            parmana_runtime::canon::Digest::of(b"the durable store's log")
-        ),
-    )
-    .unwrap();
-    let anchor = Arc::new(parmana_runtime::LogAnchor::open(&anchor_path).unwrap());
-    let state = bound_with_log(&fixture, log_key, anchor, "memory");
-    state.started_up.store(true, Ordering::SeqCst);
-    execute_many(&state.runtime, "dry-run", 1);
-    let tokio = tokio_runtime();
-    tokio.block_on(crate::lifecycle::sequence_all(&state, Duration::ZERO));
-    assert_eq!(state.runtime.store_refused(), None);
-    assert_eq!(
-        state.runtime.store().ledger_summary().unwrap().unsequenced,
-        0,
-        "sequenced"
+    let anchored = format!(
+        "parmana log anchor v1\n5\n{}\n",
+        parmana_runtime::canon::Digest::of(b"the durable store's log")
     );
+    // The deployment's anchor records a checkpoint of 5 entries (of its durable store), or none
+    // yet (its file not made).
+    for recorded in [Some(anchored), None] {
+        let fixture = FixtureEnvironment::new().unwrap();
+        let log_key = fixture.rotate_to_fixture_log().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let anchor_path = dir.path().join("log-anchor");
+        if let Some(text) = &recorded {
+            std::fs::write(&anchor_path, text).unwrap();
+        }
+        let anchor = Arc::new(parmana_runtime::LogAnchor::open(&anchor_path).unwrap());
+        let state = bound_with_log(&fixture, log_key, anchor, "memory");
+        state.started_up.store(true, Ordering::SeqCst);
+        execute_many(&state.runtime, "dry-run", 1);
+        let tokio = tokio_runtime();
+        tokio.block_on(crate::lifecycle::sequence_all(&state, Duration::ZERO));
+        assert_eq!(state.runtime.store_refused(), None);
+        assert_eq!(
+            state.runtime.store().ledger_summary().unwrap().unsequenced,
+            0,
+            "sequenced"
+        );
+        let (status, _, text) = tokio.block_on(answer_of(
+            crate::lifecycle::router(Arc::clone(&state)),
+            axum::http::Request::builder()
+                .uri("/log/checkpoint")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        ));
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(
+            std::fs::read_to_string(&anchor_path).ok(),
+            recorded,
+            "the anchor file"
+        );
+    }
 }
 
 /// A store cut and grown again past the checkpoint the log anchor records holds enough records

@@ -166,7 +166,13 @@ pub(crate) fn signed_checkpoint(
         });
     }
     let signers = parmana_runtime::signers_of(keys);
-    let anchor = state.sequencer.anchor.as_deref();
+    // A memory store (a dry run) holds no history the anchor could record: never held against
+    // it, nor written into it — as its sequencer's runs are not.
+    let anchor = state
+        .sequencer
+        .anchor
+        .as_deref()
+        .filter(|_| state.store_kind != "memory");
     let trust_root_version = environment.trust_root().version();
     // Whether the last refusal was kept from before (not to be judged again at once).
     let kept_refusal = std::cell::Cell::new(false);
@@ -209,6 +215,13 @@ pub(crate) fn signed_checkpoint(
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(kept) = kept_for(&log) {
             return answer(kept, log);
+        }
+        // The snapshot and the log this server's sequencer keeps (read at start, extended by
+        // every run) are two reads of one append-only ledger: where they disagree, the store
+        // was rewritten between them, and nothing is signed over it.
+        if let Err(error) = state.log_sequencer.check_agrees(&log) {
+            refuse_rewritten_store(runtime, &error);
+            return Err(error);
         }
         let signed = log.checkpoint(
             runtime.store(),
@@ -256,6 +269,20 @@ pub(crate) fn signed_checkpoint(
         }
         signed => signed,
     }
+}
+
+/// Refuses the store for good once the log routes found it rewritten under the log this
+/// server's sequencer keeps (as a sequencer run that shows it does): every execution refused,
+/// `/readyz` not ready, until it is restored and the server restarted.
+fn refuse_rewritten_store(runtime: &Runtime, error: &ExecutionError) {
+    if runtime.store_refused().is_none() {
+        tracing::error!(target: "parmana::server", code = error.code(), %error, "replay store rewritten under the log: the log routes' read disagrees with the sequencer's; executions refused until it is restored and the server restarted");
+    }
+    runtime.refuse_store(format!(
+        "its ledger as the log routes read it contradicts the transparency log this server keeps \
+         ({}): it was rewritten; the server's log says how",
+        error.code()
+    ));
 }
 
 /// A hash tile (`<L>/<N>[.p/<W>]`) or an entry bundle (`entries/<N>[.p/<W>]`) of the log.

@@ -1,4 +1,4 @@
-//! Cuts and rewrites of the ledger under a running sequencer: a cut in a quiet moment is noticed and stops executions, a rewritten ledger is never taken by a running driver or snapshot, and a ledger read whole again (a page torn once) is taken with every id it holds.
+//! Cuts and rewrites of the ledger under a running sequencer: a cut in a quiet moment is noticed and stops executions, a rewritten ledger is never taken by a running driver or snapshot, and a ledger read whole again (a page torn once) is taken with every id it holds, and a read of the log that forks from the driver's is refused as evidence.
 
 use super::*;
 
@@ -354,4 +354,38 @@ fn a_run_that_takes_the_whole_ledger_again_knows_its_ids() {
         "read only in the whole ledger"
     );
     assert_eq!(ours.store_rewound(), None);
+}
+
+/// A reader's read of the log (a server's log routes, before it signs) that forks from the log
+/// a driver keeps — two reads of one append-only ledger that disagree: it was rewritten between
+/// them — is refused (`trust.tlog_inconsistent`) and recorded as evidence; one that agrees with
+/// it, as long or longer, is not.
+#[test]
+fn a_read_of_the_log_that_forks_from_the_drivers_is_refused_as_evidence() {
+    let ids = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect::<Vec<_>>()
+    };
+    let store = parmana_testkit::memory_store();
+    parmana_testkit::append_sequenced(&store, ids(&["a", "b", "c"])).unwrap();
+    let driver = LogSequencer::default();
+    driver.load(&store, None).unwrap();
+    driver
+        .check_agrees(&parmana_runtime::read_log(&store).unwrap())
+        .unwrap();
+    parmana_testkit::append_sequenced(&store, ids(&["d"])).unwrap();
+    driver
+        .check_agrees(&parmana_runtime::read_log(&store).unwrap())
+        .unwrap();
+    assert!(driver.store_rewound().is_none());
+    // Another ledger at the same size: its second and third records are others.
+    let forked = parmana_testkit::memory_store();
+    parmana_testkit::append_sequenced(&forked, ids(&["a", "x", "y"])).unwrap();
+    let refused = driver
+        .check_agrees(&parmana_runtime::read_log(&forked).unwrap())
+        .unwrap_err();
+    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    assert!(driver.store_rewound().is_some());
 }
