@@ -347,7 +347,7 @@ pub(crate) fn sequence_after(
         signers: &signers,
         anchor,
     });
-    if let Err(error) = LogSequencer::default().run_all(runtime.store(), signing) {
+    if let Err(error) = LogSequencer::default().run_all_anchored(runtime.store(), signing, anchor) {
         crate::report::errln!(
             "warning[{}]: the execution is complete; its log entry waits for the next sequencer \
              run (`parmana log sequence`): {}",

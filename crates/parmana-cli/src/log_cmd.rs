@@ -612,7 +612,7 @@ fn sequence(args: &SequenceArgs, deployment: &Deployment, format: Format) -> Res
         });
     let store = args.store.open_existing(deployment)?;
     let report = LogSequencer::new(args.batch)
-        .run(store.as_ref(), signing)
+        .run_anchored(store.as_ref(), signing, anchor.as_ref())
         .map_err(|e| Failure::execution(&e))?;
     print_sequence_report(&report, format)
 }

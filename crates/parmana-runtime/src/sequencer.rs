@@ -375,6 +375,20 @@ impl LogSequencer {
         store: &dyn ReplayStore,
         signing: Option<LogSigning<'_>>,
     ) -> Result<SequenceReport, ExecutionError> {
+        self.run_anchored(store, signing, signing.and_then(|signing| signing.anchor))
+    }
+
+    /// [`run`](Self::run), with the first run's checks against `anchor` — the store reaches the
+    /// anchored checkpoint, and holds its root there — made whether or not anything is signed
+    /// (`signing`'s own anchor, where it gives one, is `anchor`): for a host with a log anchor
+    /// but no log key (`parmana log sequence` without `--key`, `execute` after its executions),
+    /// which must not integrate into a store cut or rewritten under the anchored log either.
+    pub fn run_anchored(
+        &self,
+        store: &dyn ReplayStore,
+        signing: Option<LogSigning<'_>>,
+        anchor: Option<&crate::LogAnchor>,
+    ) -> Result<SequenceReport, ExecutionError> {
         if let Some(signing) = signing {
             check_log_signer(signing)?;
         }
@@ -382,7 +396,7 @@ impl LogSequencer {
         // No log kept yet (the first run, or one that panicked): before anything is integrated,
         // the store must reach what the log anchor records (a store cut, replaced or rewound
         // while no server kept its log is not written to).
-        let anchor = signing.and_then(|signing| signing.anchor);
+        let anchor = signing.and_then(|signing| signing.anchor).or(anchor);
         if cached.is_none() {
             self.check_anchor_reached(store, anchor)?;
         }
@@ -481,9 +495,19 @@ impl LogSequencer {
         store: &dyn ReplayStore,
         signing: Option<LogSigning<'_>>,
     ) -> Result<SequenceReport, ExecutionError> {
+        self.run_all_anchored(store, signing, signing.and_then(|signing| signing.anchor))
+    }
+
+    /// [`run_all`](Self::run_all), each run [`run_anchored`](Self::run_anchored) on `anchor`.
+    pub fn run_all_anchored(
+        &self,
+        store: &dyn ReplayStore,
+        signing: Option<LogSigning<'_>>,
+        anchor: Option<&crate::LogAnchor>,
+    ) -> Result<SequenceReport, ExecutionError> {
         let mut total = SequenceReport::default();
         loop {
-            let report = self.run(store, signing)?;
+            let report = self.run_anchored(store, signing, anchor)?;
             let done = report.busy || report.integrated.is_empty();
             total.integrated.extend(report.integrated);
             total.busy = report.busy;

@@ -45,6 +45,11 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
         .run_all(other.store(), Some(with(&other_environment, &reopened)))
         .unwrap_err();
     assert_eq!(refused.code(), "runtime.store_rewound", "{refused}");
+    // So does one that signs nothing (a host with the anchor but no log key).
+    let refused = LogSequencer::default()
+        .run_all_anchored(other.store(), None, Some(&reopened))
+        .unwrap_err();
+    assert_eq!(refused.code(), "runtime.store_rewound", "{refused}");
     assert_eq!(
         other.store().ledger_summary().unwrap().unsequenced,
         1,
@@ -130,6 +135,13 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
             .unwrap_err();
         assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
         assert!(driver.store_rewound().is_some(), "grown: {grow}");
+        // A driver that signs nothing finds it too, with the anchor.
+        let unsigned = LogSequencer::default();
+        let refused = unsigned
+            .run_all_anchored(other.store(), None, Some(&reopened))
+            .unwrap_err();
+        assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+        assert!(unsigned.store_rewound().is_some(), "grown: {grow}");
     }
 
     // The log that extends it is signed, and the anchor follows it.
