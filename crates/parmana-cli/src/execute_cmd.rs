@@ -136,7 +136,11 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
             args.include_signals,
             args.jobs.map_or_else(default_jobs, usize::from),
         );
-        sequence_after(&runtime, &log_keys, anchor.as_ref());
+        sequence_after(
+            &runtime,
+            &log_keys,
+            anchor_of(anchor.as_ref(), &store.value),
+        );
         return result;
     }
     let (Some(policy), Some(signals)) = (default_policy, single_signals) else {
@@ -168,7 +172,11 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
     })?;
     let printed =
         crate::report::write_stdout_delivered(format_args!("{}\n", attestation.envelope_str()));
-    sequence_after(&runtime, &log_keys, anchor.as_ref());
+    sequence_after(
+        &runtime,
+        &log_keys,
+        anchor_of(anchor.as_ref(), &store.value),
+    );
     if let Err(failure) = printed {
         // Executed, stored, never delivered: a caller that retried under a new id would execute
         // a second time, so the id is named and how to read its outcome back.
@@ -276,6 +284,16 @@ pub(crate) fn check_store_reaches_anchor(
             .map_err(|e| Failure::execution(&e)),
         _ => Ok(()),
     }
+}
+
+/// The log anchor a sequencer over the store at `location` checks: none for a `memory` store,
+/// which holds no history the anchor could record (a dry run is neither held against it nor
+/// written into it, as `serve`'s sequencer is not).
+pub(crate) fn anchor_of<'a>(
+    anchor: Option<&'a LogAnchor>,
+    location: &str,
+) -> Option<&'a LogAnchor> {
+    anchor.filter(|_| location != "memory")
 }
 
 /// Refuses to create a SQLite store where a log anchor records a checkpoint of entries

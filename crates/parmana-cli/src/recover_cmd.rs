@@ -109,7 +109,11 @@ pub(crate) fn recover_command(
     });
     // The recovered executions (and any other waiting) go into the log, as `execute` does —
     // also when recovery stopped part way, for those it completed before.
-    crate::execute_cmd::sequence_after(&runtime, &log_keys, anchor.as_ref());
+    crate::execute_cmd::sequence_after(
+        &runtime,
+        &log_keys,
+        crate::execute_cmd::anchor_of(anchor.as_ref(), &store.value),
+    );
     let counts = recovered.map_err(|e| Failure::execution(&e))?;
     crate::report::errln!(
         "recovered {} execution(s); {} could not be completed",

@@ -743,7 +743,25 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     // One set of keys, checked against the `log` role once: the sequencer signs stored
     // checkpoints with them and the log routes serve checkpoints signed with them.
     let log_keys = crate::execute_cmd::configured_log_keys(&deployment, &args.log_key, &runtime)?;
-    let log_keys: Option<Arc<[_]>> = (!log_keys.is_empty()).then(|| log_keys.into());
+    let mut log_keys: Option<Arc<[_]>> = (!log_keys.is_empty()).then(|| log_keys.into());
+    // A log anchor records the deployment's log: a memory store's (a dry run) signed under its
+    // key would be a second history of that log, served and sent to witnesses. The dry run
+    // serves no log and signs no checkpoint (its executions are still sequenced).
+    let anchor = if store.value == "memory" && anchor.is_some() {
+        if log_keys.is_some() || settings.log.is_some() {
+            crate::report::errln!(
+                "warning[server.log_not_served]: the memory store is served without the \
+                 transparency log: the log anchor (log_anchor) records the deployment's log, \
+                 and a dry run's signed under its key would be another history of it (the log \
+                 routes answer 404 server.log_disabled; no checkpoint is signed)"
+            );
+        }
+        settings.log = None;
+        log_keys = None;
+        None
+    } else {
+        anchor
+    };
     if let (Some(log), Some(keys)) = (settings.log.as_mut(), &log_keys) {
         log.signers = Arc::clone(keys);
     }

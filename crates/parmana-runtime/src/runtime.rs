@@ -595,7 +595,9 @@ impl Runtime {
         let ours = crate::execute::versions_of(&self.environment());
         let mut marks = self.inner.store.accepted_versions()?;
         // A raise by another runtime between the read and this one's refuses it (as a
-        // rollback): read again and raise what is still below ours, a few times at most.
+        // rollback): read again and raise what is still below ours, a few times at most (the
+        // last refusal is returned).
+        let mut refused = None;
         for _ in 0..ACCEPT_ATTEMPTS {
             if ours.trust_root <= marks.trust_root
                 && ours.release_manifest <= marks.release_manifest
@@ -607,13 +609,17 @@ impl Runtime {
                 ours.release_manifest.max(marks.release_manifest),
             ) {
                 Ok(raised) => return Ok(raised),
-                Err(ReplayError::VersionRollback { .. }) => {
+                Err(error @ ReplayError::VersionRollback { .. }) => {
+                    refused = Some(error);
                     marks = self.inner.store.accepted_versions()?;
                 }
                 Err(error) => return Err(error.into()),
             }
         }
-        Ok(marks)
+        match refused {
+            Some(error) => Err(error.into()),
+            None => Ok(marks),
+        }
     }
 
     fn try_reload(

@@ -165,7 +165,15 @@ pub struct LogSequencer {
     /// What showed the store cut, replaced or rewound under this driver, once something did
     /// ([`LogSequencer::store_rewound`]).
     rewound: std::sync::OnceLock<String>,
+    /// The sizes and roots the kept log had after its latest reads and runs (at most
+    /// [`PUBLISHED_SIZES`], increasing): what [`check_agrees`](LogSequencer::check_agrees)
+    /// compares with, without waiting for a run (which holds `log` through its store calls).
+    published: Mutex<std::collections::VecDeque<(u64, Digest)>>,
 }
+
+/// How many of its latest sizes and roots a [`LogSequencer`] keeps for
+/// [`check_agrees`](LogSequencer::check_agrees).
+const PUBLISHED_SIZES: usize = 64;
 
 impl Default for LogSequencer {
     fn default() -> Self {
@@ -181,7 +189,26 @@ impl LogSequencer {
             log: Mutex::new(None),
             executed: ExecutedIds::default(),
             rewound: std::sync::OnceLock::new(),
+            published: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// Notes `log`'s size and root as the kept log's latest ([`check_agrees`](Self::check_agrees)).
+    fn publish(&self, log: &LedgerLog) {
+        let mut published = self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if published
+            .back()
+            .is_some_and(|(size, _)| *size >= log.size())
+        {
+            return;
+        }
+        if published.len() == PUBLISHED_SIZES {
+            published.pop_front();
+        }
+        published.push_back((log.size(), log.root()));
     }
 
     /// Why the store is known to be cut, replaced or rewound under this driver, if a run showed
@@ -200,27 +227,28 @@ impl LogSequencer {
     /// sizes (`trust.tlog_inconsistent`, recorded as evidence: two reads of an append-only
     /// ledger that fork show it rewritten between them, [`store_rewound`](Self::store_rewound)).
     /// For a signer of `snapshot`'s checkpoint, so that no key signs a tree that contradicts
-    /// the one this driver signs and stores. Nothing to compare before the log is first read.
-    /// Waits for a run in progress (which holds the kept log through its store calls).
+    /// the one this driver signs and stores. Compared at the largest size the kept log had
+    /// after one of its latest reads or runs that `snapshot` reaches, without waiting for a run
+    /// in progress; nothing to compare before the log is first read, or with a snapshot shorter
+    /// than all of those (whose checkpoint is behind the newest stored one, and refused as
+    /// such when signed).
     pub fn check_agrees(&self, snapshot: &crate::LogSnapshot) -> Result<(), ExecutionError> {
-        let kept = self.lock();
-        let Some(log) = kept.as_ref() else {
+        let at = self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .rev()
+            .find(|(size, _)| *size > 0 && *size <= snapshot.size())
+            .copied();
+        let Some((size, root)) = at else {
             return Ok(());
         };
-        let size = log.size().min(snapshot.size());
-        if size == 0 {
-            return Ok(());
-        }
-        let agree = log
-            .tree()
-            .root_at(size)
-            .ok()
-            .is_some_and(|root| snapshot.root_at(size) == Some(root));
-        if agree {
+        if snapshot.root_at(size) == Some(root) {
             return Ok(());
         }
         let error = TrustError::TlogInconsistent {
-            old_size: log.size(),
+            old_size: size,
             new_size: snapshot.size(),
             reason: parmana_canon::merkle::MerkleError::RootMismatch,
         };
@@ -269,7 +297,9 @@ impl LogSequencer {
         let mut cached = self.lock();
         if cached.is_none() {
             self.check_anchor_reached(store, anchor)?;
-            *cached = Some(self.read_whole(store, anchor)?);
+            let log = self.read_whole(store, anchor)?;
+            self.publish(&log);
+            *cached = Some(log);
         }
         Ok(())
     }
@@ -297,6 +327,7 @@ impl LogSequencer {
             })?;
         if cached.is_none() {
             self.note_executed(log.execution_keys());
+            self.publish(&log);
             *cached = Some(log);
         }
         Ok(())
@@ -399,6 +430,14 @@ impl LogSequencer {
         let anchor = signing.and_then(|signing| signing.anchor).or(anchor);
         if cached.is_none() {
             self.check_anchor_reached(store, anchor)?;
+            // With an anchor, the whole ledger is read and compared with the anchored root
+            // before anything is integrated: a store cut and grown again past the anchored size
+            // (another root there) is not written to.
+            if anchor.is_some() {
+                let log = self.read_whole(store, anchor)?;
+                self.publish(&log);
+                *cached = Some(log);
+            }
         }
         // Another integrator holding the ledger (PostgreSQL) integrates nothing here, but the
         // kept log is still followed and checked below: a holder of that lock — any role that
@@ -460,6 +499,7 @@ impl LogSequencer {
             },
         };
         let log = cached.insert(log);
+        self.publish(log);
         let checkpoint = match signing.filter(|_| !busy) {
             // A checkpoint signed before (stored, or recorded by the anchor) of a size this log
             // holds, with another root there: the ledger forked under what the key signed —

@@ -364,9 +364,10 @@ impl Server {
         // Executions whose requests were answered on their timeout, or cut off by the end of the
         // grace period, may still be running: they finish first, so that the final pass
         // sequences them too.
-        runtime_calls_finished(&state).await;
-        // Before the final pass, so that its checkpoint covers the marks record a raise makes.
-        if state.is_started() {
+        let all_returned = runtime_calls_finished(&state).await;
+        // Before the final pass, so that its checkpoint covers the marks record a raise makes;
+        // not while a call that outlived the grace may still leave a completion to write.
+        if state.is_started() && all_returned {
             record_versions(&state, "stop").await;
         }
         // Everything completed before the drain enters the log (and a checkpoint) now, waiting
@@ -435,7 +436,8 @@ fn settle_after_stop(state: &AppState) {
 /// Waits until no request's runtime call is running: each holds its request's concurrency slot
 /// until it returns (`AppState::blocking`), so holding every slot means none is left (waited
 /// for at most the shutdown grace; the tokio runtime's drop waits for its blocking pool anyway).
-async fn runtime_calls_finished(state: &AppState) {
+/// Whether every one returned within it.
+async fn runtime_calls_finished(state: &AppState) -> bool {
     let total = state.limits.max_concurrency.max(1);
     let running = total.saturating_sub(state.in_flight.available_permits());
     if running > 0 {
@@ -462,6 +464,7 @@ async fn runtime_calls_finished(state: &AppState) {
             "runtime calls still running after the shutdown grace; the final sequencer pass goes on without them"
         );
     }
+    waited.is_ok()
 }
 
 /// The warning for bearer tokens sent in clear text: plain HTTP on an address other machines
@@ -774,6 +777,12 @@ pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration)
                 );
             }
             let environment = runtime.environment();
+            // A memory store holds no history the anchor could record.
+            let anchor = worker
+                .sequencer
+                .anchor
+                .as_deref()
+                .filter(|_| worker.store_kind != "memory");
             let signers = worker
                 .sequencer
                 .log_keys
@@ -787,12 +796,7 @@ pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration)
                     now: runtime.clock().now(),
                     release_manifest: environment.release_manifest().version(),
                     signers,
-                    // A memory store holds no history the anchor could record.
-                    anchor: worker
-                        .sequencer
-                        .anchor
-                        .as_deref()
-                        .filter(|_| worker.store_kind != "memory"),
+                    anchor,
                 })
                 // A log key the trust root in force rotated out (a reload took it) signs no
                 // more; the completions are still integrated into the ledger, so that none
@@ -800,7 +804,11 @@ pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration)
                 .filter(|signing| check_log_signer(*signing).is_ok());
             let mut total = parmana_runtime::SequenceReport::default();
             loop {
-                let report = worker.log_sequencer.run_all(runtime.store(), signing)?;
+                // The anchor's first-run checks are made with no key able to sign too.
+                let report =
+                    worker
+                        .log_sequencer
+                        .run_all_anchored(runtime.store(), signing, anchor)?;
                 total.integrated.extend(report.integrated);
                 total.size = total.size.max(report.size);
                 total.checkpoint = report.checkpoint.or(total.checkpoint);

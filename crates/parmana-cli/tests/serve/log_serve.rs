@@ -615,3 +615,36 @@ fn a_checkpoint_is_signed_once_per_log_and_reused() {
         refused.text
     );
 }
+
+/// A dry run (`--store memory`) of a deployment whose log has an anchor serves no log and signs
+/// no checkpoint — its log, signed under the deployment's log key, would be another history of
+/// that log — and says so; it still executes, and the anchor is left as it was.
+#[test]
+fn a_dry_run_of_an_anchored_deployment_serves_no_log() {
+    let env = deployment(
+        "memory",
+        "[server]\nlog_anchor = \"anchor/log-anchor\"\nlog_public = true\n",
+    );
+    let root = env.root();
+    name_a_log(root, &[]);
+    std::fs::create_dir_all(root.join("anchor")).unwrap();
+    let served = Served::start(root, &SIGNING_FAST);
+    let token = served.token.clone();
+    let executed = served.post("/v1/executions", token.as_deref(), &execution_body("dry-0"));
+    assert_eq!(executed.status, 201, "{}", executed.text);
+    for path in ["/log/checkpoint", "/v1/executions/dry-0/proof"] {
+        let refused = served.get(path, token.as_deref());
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (404, "server.log_disabled"),
+            "{path}: {}",
+            refused.text
+        );
+    }
+    assert!(
+        served.stderr().contains("warning[server.log_not_served]"),
+        "{}",
+        served.stderr()
+    );
+    assert!(!root.join("anchor/log-anchor").exists());
+}

@@ -129,12 +129,16 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
                 Some(signing_with(&other_environment, &log_key)),
             )
             .unwrap();
+        // An execution waiting: not integrated into the forked ledger, which is compared with
+        // the anchor before anything is written.
+        execute(&other, &format!("waiting-{grow}"));
         let driver = LogSequencer::default();
         let refused = driver
             .run_all(other.store(), Some(with(&other_environment, &reopened)))
             .unwrap_err();
         assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
         assert!(driver.store_rewound().is_some(), "grown: {grow}");
+        assert_eq!(other.store().ledger_summary().unwrap().unsequenced, 1);
         // A driver that signs nothing finds it too, with the anchor.
         let unsigned = LogSequencer::default();
         let refused = unsigned
