@@ -827,6 +827,8 @@ fn map_error(error: rusqlite::Error) -> ReplayError {
                     ["no such table", "no such column", "no such index"]
                         .iter()
                         .any(|missing| message.starts_with(missing))
+                        // An insert into a table a column of which was dropped or renamed.
+                        || (message.starts_with("table ") && message.contains(" has no column named "))
                 }) =>
             {
                 ReplayError::corrupt(error)
@@ -844,9 +846,12 @@ fn map_error(error: rusqlite::Error) -> ReplayError {
             },
             _ => ReplayError::unavailable(error),
         },
+        // A value read back that is not what the store wrote: of another type, out of range, or
+        // text that is not UTF-8 (SQLite stores a cast blob as text unchecked).
         rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::InvalidColumnType(..)
-        | rusqlite::Error::IntegralValueOutOfRange(..) => ReplayError::corrupt(error),
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::Utf8Error(..) => ReplayError::corrupt(error),
         _ => ReplayError::unavailable(error),
     }
 }

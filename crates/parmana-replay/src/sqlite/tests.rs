@@ -25,59 +25,66 @@ fn claim(id: &str) -> WriteOp {
     )
 }
 
+/// A poisoned row — a request digest that is no digest, or text that is not UTF-8 — refuses the
+/// sequencer run that reads it (`replay.store_corrupt`), and it alone: the claims batched with it
+/// are committed.
 #[test]
 fn a_poisoned_row_refuses_the_sequencer_run_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.sqlite3");
-    drop(SqliteReplayStore::open(&path).unwrap());
-    let conn = connect(&path, false).map_err(|f| f.error).unwrap();
-    // A writer of the file: a completed, unsequenced execution whose request digest is no
-    // digest. Every sequencer run now refuses it.
-    conn.execute(
-        "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at, attestation)
-         VALUES ('poisoned', 'x', x'7b7d', '2026-11-28T21:00:00Z', x'7b7d')",
-        [],
-    )
-    .unwrap();
-    let (reply, _answers) = mpsc::sync_channel(8);
-    let batch: Vec<WriteRequest> = [claim("before"), WriteOp::Sequence(16), claim("after")]
-        .into_iter()
-        .map(|op| WriteRequest {
-            op,
-            reply: reply.clone(),
-        })
-        .collect();
-    let files = FileIdentity::of(&path).unwrap();
-    let mut writer = Watched {
-        conn,
-        schema: super::SchemaWatch::default(),
-    };
-    let answers = commit_batch(&mut writer, &files, &batch);
-    assert!(
-        matches!(answers[0], Ok(WriteAnswer::Claim(ClaimOutcome::Claimed))),
-        "{:?}",
-        answers[0]
-    );
-    assert!(
-        matches!(answers[1], Err(ReplayError::Corrupt { .. })),
-        "{:?}",
-        answers[1]
-    );
-    assert!(
-        matches!(answers[2], Ok(WriteAnswer::Claim(ClaimOutcome::Claimed))),
-        "{:?}",
-        answers[2]
-    );
-    drop(writer);
-    let store = SqliteReplayStore::open(&path).unwrap();
-    for id in ["before", "after"] {
-        assert!(
-            matches!(
-                store.get(&ExecutionId::parse(id).unwrap()).unwrap(),
-                ExecutionState::Claimed(_)
+    for digest in ["'x'", "CAST(x'ff' AS TEXT)"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite3");
+        drop(SqliteReplayStore::open(&path).unwrap());
+        let conn = connect(&path, false).map_err(|f| f.error).unwrap();
+        // A writer of the file: a completed, unsequenced execution whose request digest is no
+        // digest. Every sequencer run now refuses it.
+        conn.execute(
+            &format!(
+                "INSERT INTO executions (id, request_digest, attestation_inputs, claimed_at, attestation)
+                 VALUES ('poisoned', {digest}, x'7b7d', '2026-11-28T21:00:00Z', x'7b7d')"
             ),
-            "{id} was not committed"
+            [],
+        )
+        .unwrap();
+        let (reply, _answers) = mpsc::sync_channel(8);
+        let batch: Vec<WriteRequest> = [claim("before"), WriteOp::Sequence(16), claim("after")]
+            .into_iter()
+            .map(|op| WriteRequest {
+                op,
+                reply: reply.clone(),
+            })
+            .collect();
+        let files = FileIdentity::of(&path).unwrap();
+        let mut writer = Watched {
+            conn,
+            schema: super::SchemaWatch::default(),
+        };
+        let answers = commit_batch(&mut writer, &files, &batch);
+        assert!(
+            matches!(answers[0], Ok(WriteAnswer::Claim(ClaimOutcome::Claimed))),
+            "{:?}",
+            answers[0]
         );
+        assert!(
+            matches!(answers[1], Err(ReplayError::Corrupt { .. })),
+            "{:?}",
+            answers[1]
+        );
+        assert!(
+            matches!(answers[2], Ok(WriteAnswer::Claim(ClaimOutcome::Claimed))),
+            "{:?}",
+            answers[2]
+        );
+        drop(writer);
+        let store = SqliteReplayStore::open(&path).unwrap();
+        for id in ["before", "after"] {
+            assert!(
+                matches!(
+                    store.get(&ExecutionId::parse(id).unwrap()).unwrap(),
+                    ExecutionState::Claimed(_)
+                ),
+                "{id} was not committed"
+            );
+        }
     }
 }
 
@@ -130,6 +137,11 @@ fn sqlite_failures_say_whether_a_retry_helps() {
             "replay.store_corrupt",
         ),
         (
+            ffi::SQLITE_ERROR,
+            "table executions has no column named attestation_inputs",
+            "replay.store_corrupt",
+        ),
+        (
             ffi::SQLITE_READONLY,
             "attempt to write a readonly database",
             "replay.invalid_configuration",
@@ -149,6 +161,10 @@ fn sqlite_failures_say_whether_a_retry_helps() {
         let error = rusqlite::Error::SqliteFailure(ffi::Error::new(code), Some(message.to_owned()));
         assert_eq!(super::map_error(error).code(), expected, "{code} {message}");
     }
+    // Text read back that is not UTF-8 (a blob a writer cast to text): not what the store wrote.
+    let not_utf8 = String::from_utf8(vec![0xff]).unwrap_err().utf8_error();
+    let error = rusqlite::Error::Utf8Error(0, not_utf8);
+    assert_eq!(super::map_error(error).code(), "replay.store_corrupt");
 }
 
 /// Once a connection has read the store, its WAL and index exist while it is open: one missing

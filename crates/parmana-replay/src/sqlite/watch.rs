@@ -1,6 +1,6 @@
 //! What a SQLite store checks before each use that its path and its schema are still what it opened: the files (database, WAL and shared-memory index) by device and inode, and the schema objects against those this build's migrations make.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -17,7 +17,8 @@ use crate::ReplayError;
 /// checks here must watch those. A link that names nothing is refused (SQLite would create its
 /// target with the umask's mode, readable by others).
 pub(super) fn resolve_store_path(path: &Path) -> Result<PathBuf, ReplayError> {
-    if path.to_str().is_some_and(|text| text.starts_with("file:")) {
+    // As bytes: SQLite reads the name it is given, valid UTF-8 or not.
+    if path.as_os_str().as_encoded_bytes().starts_with(b"file:") {
         return Err(ReplayError::InvalidConfiguration {
             message: format!(
                 "{} reads as a SQLite URI: a store is named by its file's path",
@@ -254,14 +255,87 @@ fn verify_schema(conn: &Connection) -> Result<(), ReplayError> {
             "the store's schema version is {found}, not the {current} it was opened at"
         )));
     }
-    let expected = expected_objects()?;
+    let (expected, expected_definitions) = expected_schema()?;
     let found = schema_objects(conn, MAX_SCHEMA_OBJECTS + 1)?;
     if found.len() > MAX_SCHEMA_OBJECTS {
         return Err(ReplayError::corrupt(format!(
             "the store's schema holds more than {MAX_SCHEMA_OBJECTS} objects"
         )));
     }
-    check_objects(expected, &found)
+    check_objects(expected, &found)?;
+    let found_definitions = definitions(conn, expected)?;
+    match expected_definitions
+        .iter()
+        .find(|(name, definition)| found_definitions.get(*name) != Some(definition))
+    {
+        Some((name, _)) => Err(ReplayError::corrupt(format!(
+            "the definition of {name} is not the one this build's migrations make (a column \
+             dropped, renamed or retyped, an index made again otherwise): the store's schema was \
+             changed behind its back"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// What names alone do not show of the store's own tables and indexes, as SQLite reports it:
+/// each table's columns (`table_xinfo`: name, declared type, not null, default, primary key,
+/// hidden) and indexes (`index_list`: name, unique, origin, partial), and each index's columns
+/// (`index_xinfo`: key columns, order, collation) — a column dropped, renamed or retyped, or an
+/// index made again under its name without its uniqueness, keeps every name. Keyed by what it
+/// describes; each value is the rows as SQL literals, each cut to one byte past the longest a
+/// migration makes, and at most [`MAX_DEFINITION_ROWS`] rows read.
+type Definitions = BTreeMap<String, Vec<Vec<String>>>;
+
+/// The most rows [`definitions`] reads of one table or index (the store's have a few).
+const MAX_DEFINITION_ROWS: i64 = 64;
+
+fn definitions(
+    conn: &Connection,
+    objects: &BTreeSet<SchemaObject>,
+) -> Result<Definitions, ReplayError> {
+    // Each value as its SQL literal (`quote`), cut to `?3` bytes: a value longer than any a
+    // migration makes still differs from the one expected.
+    const TABLE_COLUMNS: &str = "SELECT substr(quote(cid), 1, ?3), substr(quote(name), 1, ?3),
+            substr(quote(type), 1, ?3), substr(quote(\"notnull\"), 1, ?3),
+            substr(quote(dflt_value), 1, ?3), substr(quote(pk), 1, ?3),
+            substr(quote(hidden), 1, ?3)
+        FROM pragma_table_xinfo(?1) LIMIT ?2";
+    const TABLE_INDEXES: &str = "SELECT substr(quote(name), 1, ?3),
+            substr(quote(\"unique\"), 1, ?3), substr(quote(origin), 1, ?3),
+            substr(quote(partial), 1, ?3)
+        FROM pragma_index_list(?1) ORDER BY name LIMIT ?2";
+    const INDEX_COLUMNS: &str = "SELECT substr(quote(seqno), 1, ?3), substr(quote(cid), 1, ?3),
+            substr(quote(name), 1, ?3), substr(quote(\"desc\"), 1, ?3),
+            substr(quote(coll), 1, ?3), substr(quote(\"key\"), 1, ?3)
+        FROM pragma_index_xinfo(?1) LIMIT ?2";
+    let mut out = Definitions::new();
+    for (kind, name, _) in objects {
+        let queries: &[(&str, &str, usize)] = match kind.as_str() {
+            "table" => &[
+                ("the columns of table", TABLE_COLUMNS, 7),
+                ("the indexes of table", TABLE_INDEXES, 4),
+            ],
+            "index" => &[("the columns of index", INDEX_COLUMNS, 6)],
+            _ => continue,
+        };
+        for (what, sql, width) in queries {
+            let mut statement = conn.prepare_cached(sql).map_err(map_error)?;
+            let rows = statement
+                .query_map(
+                    rusqlite::params![name, MAX_DEFINITION_ROWS, MAX_SCHEMA_NAME_BYTES + 1],
+                    |row| {
+                        (0..*width)
+                            .map(|n| row.get::<_, String>(n))
+                            .collect::<Result<Vec<String>, _>>()
+                    },
+                )
+                .map_err(map_error)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(map_error)?;
+            out.insert(format!("{what} {name:?}"), rows);
+        }
+    }
+    Ok(out)
 }
 
 /// The rule `found` must keep: every object this build's migrations make is there as they make
@@ -301,19 +375,24 @@ fn check_objects(
     Ok(())
 }
 
-/// The schema objects of a store of this build: the migrations applied to an empty database in
-/// memory, once per process.
-fn expected_objects() -> Result<&'static BTreeSet<SchemaObject>, ReplayError> {
-    static EXPECTED: OnceLock<Result<BTreeSet<SchemaObject>, String>> = OnceLock::new();
+/// The schema objects of a store of this build, and their definitions: the migrations applied
+/// to an empty database in memory, once per process.
+fn expected_schema() -> Result<(&'static BTreeSet<SchemaObject>, &'static Definitions), ReplayError>
+{
+    static EXPECTED: OnceLock<Result<(BTreeSet<SchemaObject>, Definitions), String>> =
+        OnceLock::new();
     EXPECTED
         .get_or_init(|| {
             let conn = Connection::open_in_memory().map_err(|e| e.to_string())?;
             for migration in MIGRATIONS {
                 conn.execute_batch(migration).map_err(|e| e.to_string())?;
             }
-            schema_objects(&conn, 1024).map_err(|e| e.to_string())
+            let objects = schema_objects(&conn, 1024).map_err(|e| e.to_string())?;
+            let definitions = definitions(&conn, &objects).map_err(|e| e.to_string())?;
+            Ok((objects, definitions))
         })
         .as_ref()
+        .map(|(objects, definitions)| (objects, definitions))
         .map_err(|message| {
             ReplayError::unavailable(format!(
                 "the schema this build makes could not be built in memory: {message}"

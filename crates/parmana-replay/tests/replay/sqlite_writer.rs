@@ -1,4 +1,4 @@
-//! What a writer of a SQLite store's file can plant is refused, not run: a schema its store's statements would not run on as this build's migrations made it (a trigger that copies what the store records or never ends — under a name of SQLite's too —, a view under a table's name, a table renamed, an index dropped or added on a store's table, a newer schema version) is `replay.store_corrupt` at open and at the next read or write of a store already open; SQLite's own statistics and another tool's tables (a backup tool's) are not refused, up to 256 objects in all; the file a store creates is its owner's only; a path is the file it names (no `file:` URI, a symbolic link resolved, one to nothing refused).
+//! What a writer of a SQLite store's file can plant is refused, not run: a schema its store's statements would not run on as this build's migrations made it (a trigger that copies what the store records or never ends — under a name of SQLite's too —, a view under a table's name, a table renamed, a column dropped or renamed, an index dropped, added on a store's table or made again otherwise, a newer schema version) is `replay.store_corrupt` at open and at the next read or write of a store already open; SQLite's own statistics and another tool's tables (a backup tool's) are not refused, up to 256 objects in all; the file a store creates is its owner's only; a path is the file it names (no `file:` URI, a symbolic link resolved, one to nothing refused).
 
 use parmana_replay::{AcceptedVersions, ClaimOutcome, ReplayStore, SqliteReplayStore};
 
@@ -71,6 +71,25 @@ const SCHEMA_CASES: &[SchemaCase] = &[
         name: "a newer build's schema version",
         sql: "PRAGMA user_version = 99;",
         refused: Some(("replay.schema_version_unsupported", "99")),
+    },
+    SchemaCase {
+        name: "a column dropped (every name kept)",
+        sql: "ALTER TABLE executions DROP COLUMN attestation_inputs;",
+        refused: Some(("replay.store_corrupt", "the definition of the columns of")),
+    },
+    SchemaCase {
+        name: "a column renamed (every object's name kept)",
+        sql: "ALTER TABLE executions RENAME COLUMN request_digest TO d;",
+        refused: Some(("replay.store_corrupt", "the definition of the columns of")),
+    },
+    SchemaCase {
+        name: "an index made again under its name on other columns",
+        sql: "DROP INDEX executions_claimed_at;
+              CREATE INDEX executions_claimed_at ON executions (request_digest);",
+        refused: Some((
+            "replay.store_corrupt",
+            "the columns of index \"executions_claimed_at\"",
+        )),
     },
     SchemaCase {
         name: "an index added on a store's table",
@@ -260,6 +279,15 @@ fn a_store_path_is_the_file_it_names() {
     assert!(!real.exists());
     #[cfg(unix)]
     {
+        // A name that is not UTF-8 is a URI to SQLite all the same.
+        use std::os::unix::ffi::OsStrExt;
+        let mut bytes = format!("file:{}/", dir.path().display()).into_bytes();
+        bytes.extend_from_slice(b"\xff.sqlite3");
+        let not_utf8 = std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes));
+        assert_eq!(
+            SqliteReplayStore::open(not_utf8).unwrap_err().code(),
+            "replay.invalid_configuration"
+        );
         let link = dir.path().join("link.sqlite3");
         std::os::unix::fs::symlink(&real, &link).unwrap();
         assert_eq!(
