@@ -134,7 +134,8 @@ pub(crate) struct ServeArgs {
     /// A file, outside the store, recording the largest checkpoint the log key signed: no
     /// checkpoint that does not extend it is signed (a store rewritten or cut is refused, after
     /// a restart too); created at the first signature. Also read by execute, recover and the log
-    /// commands [env: PARMANA_LOG_ANCHOR; config: server.log_anchor; no default].
+    /// commands. With a memory store (a dry run), no log is served and no checkpoint signed
+    /// [env: PARMANA_LOG_ANCHOR; config: server.log_anchor; no default].
     #[arg(long, value_name = "FILE")]
     log_anchor: Option<PathBuf>,
     /// Serve /log/* without a token (the checkpoint, tiles and entry bundles are public;

@@ -617,8 +617,13 @@ impl Runtime {
             }
         }
         match refused {
-            Some(error) => Err(error.into()),
-            None => Ok(marks),
+            Some(error)
+                if ours.trust_root > marks.trust_root
+                    || ours.release_manifest > marks.release_manifest =>
+            {
+                Err(error.into())
+            }
+            _ => Ok(marks),
         }
     }
 

@@ -165,15 +165,17 @@ pub struct LogSequencer {
     /// What showed the store cut, replaced or rewound under this driver, once something did
     /// ([`LogSequencer::store_rewound`]).
     rewound: std::sync::OnceLock<String>,
-    /// The sizes and roots the kept log had after its latest reads and runs (at most
-    /// [`PUBLISHED_SIZES`], increasing): what [`check_agrees`](LogSequencer::check_agrees)
-    /// compares with, without waiting for a run (which holds `log` through its store calls).
+    /// The root of the kept log at each of its latest sizes (one entry a size, at most
+    /// [`PUBLISHED_SIZES`], the last one its size after its latest read or run): what
+    /// [`check_agrees`](LogSequencer::check_agrees) compares with, without waiting for a run
+    /// (which holds `log` through its store calls).
     published: Mutex<std::collections::VecDeque<(u64, Digest)>>,
 }
 
-/// How many of its latest sizes and roots a [`LogSequencer`] keeps for
-/// [`check_agrees`](LogSequencer::check_agrees).
-const PUBLISHED_SIZES: usize = 64;
+/// How many of its latest sizes a [`LogSequencer`] keeps the root of for
+/// [`check_agrees`](LogSequencer::check_agrees) (32 bytes a size, 2 MiB in all): a reader's
+/// snapshot is at most a cadence behind.
+const PUBLISHED_SIZES: u64 = 65_536;
 
 impl Default for LogSequencer {
     fn default() -> Self {
@@ -193,22 +195,25 @@ impl LogSequencer {
         }
     }
 
-    /// Notes `log`'s size and root as the kept log's latest ([`check_agrees`](Self::check_agrees)).
+    /// Notes the root of `log` at each size it reached since the last one noted (the latest
+    /// [`PUBLISHED_SIZES`] of them), for [`check_agrees`](Self::check_agrees): a run costs a
+    /// root per record it took.
     fn publish(&self, log: &LedgerLog) {
         let mut published = self
             .published
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if published
-            .back()
-            .is_some_and(|(size, _)| *size >= log.size())
-        {
-            return;
+        let end = log.size();
+        let from = published.back().map_or(1, |(size, _)| size + 1);
+        let from = from.max(end.saturating_sub(PUBLISHED_SIZES - 1)).max(1);
+        for size in from..=end {
+            if let Ok(root) = log.tree().root_at(size) {
+                published.push_back((size, root));
+            }
         }
-        if published.len() == PUBLISHED_SIZES {
+        while published.len() as u64 > PUBLISHED_SIZES {
             published.pop_front();
         }
-        published.push_back((log.size(), log.root()));
     }
 
     /// Why the store is known to be cut, replaced or rewound under this driver, if a run showed
@@ -227,29 +232,72 @@ impl LogSequencer {
     /// sizes (`trust.tlog_inconsistent`, recorded as evidence: two reads of an append-only
     /// ledger that fork show it rewritten between them, [`store_rewound`](Self::store_rewound)).
     /// For a signer of `snapshot`'s checkpoint, so that no key signs a tree that contradicts
-    /// the one this driver signs and stores. Compared at the largest size the kept log had
-    /// after one of its latest reads or runs that `snapshot` reaches, without waiting for a run
-    /// in progress; nothing to compare before the log is first read, or with a snapshot shorter
-    /// than all of those (whose checkpoint is behind the newest stored one, and refused as
-    /// such when signed).
+    /// the one this driver signs and stores. Compared without waiting for a run in progress, at
+    /// the smaller of the two sizes, from the roots the kept log had at each of its latest sizes;
+    /// records a run in progress has appended but not yet taken are compared by that run (which
+    /// checks that the store's records at its positions are the ones it appended). A snapshot
+    /// older than those sizes is compared with the kept log when no run holds it, and refused
+    /// otherwise, not as evidence (`trust.tlog_inconsistent`: read again). Nothing to compare
+    /// before the log is first read.
     pub fn check_agrees(&self, snapshot: &crate::LogSnapshot) -> Result<(), ExecutionError> {
-        let at = self
-            .published
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .rev()
-            .find(|(size, _)| *size > 0 && *size <= snapshot.size())
-            .copied();
-        let Some((size, root)) = at else {
-            return Ok(());
+        let size = snapshot.size();
+        let (root, at) = {
+            let published = self
+                .published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (Some(&(first, _)), Some(&(last, last_root))) =
+                (published.front(), published.back())
+            else {
+                return Ok(());
+            };
+            if size == 0 {
+                return Ok(());
+            }
+            if size > last {
+                (last_root, last)
+            } else if size >= first {
+                let index = usize::try_from(size - first).unwrap_or(usize::MAX);
+                match published.get(index) {
+                    Some(&(at, root)) if at == size => (root, size),
+                    _ => return Ok(()),
+                }
+            } else {
+                drop(published);
+                let refused = |reason| TrustError::TlogInconsistent {
+                    old_size: size,
+                    new_size: first,
+                    reason,
+                };
+                // Older than every size kept: the kept log itself, when no run holds it.
+                let kept = match self.log.try_lock() {
+                    Ok(kept) => kept,
+                    Err(_) => {
+                        return Err(refused(parmana_canon::merkle::MerkleError::SizeOutOfRange {
+                            size,
+                            limit: first,
+                        })
+                        .into());
+                    }
+                };
+                match kept.as_ref().and_then(|log| log.tree().root_at(size).ok()) {
+                    Some(root) => (root, size),
+                    None => {
+                        return Err(refused(parmana_canon::merkle::MerkleError::SizeOutOfRange {
+                            size,
+                            limit: first,
+                        })
+                        .into());
+                    }
+                }
+            }
         };
-        if snapshot.root_at(size) == Some(root) {
+        if snapshot.root_at(at) == Some(root) {
             return Ok(());
         }
         let error = TrustError::TlogInconsistent {
-            old_size: size,
-            new_size: snapshot.size(),
+            old_size: at,
+            new_size: size,
             reason: parmana_canon::merkle::MerkleError::RootMismatch,
         };
         Err(self.rewound_by(error.into()))
@@ -370,8 +418,21 @@ impl LogSequencer {
             other => other.into(),
         })?;
         self.note_executed(whole.execution_keys());
-        if let Some((size, root)) = anchor.and_then(crate::LogAnchor::recorded)
-            && size <= whole.size()
+        let anchored = anchor.and_then(crate::LogAnchor::recorded);
+        // Shorter than the anchored checkpoint: cut (between the check that it reached it and
+        // this read, too).
+        if let Some((size, _)) = anchored
+            && size > whole.size()
+        {
+            return Err(self.rewound_by(ExecutionError::StoreRewound {
+                reason: format!(
+                    "its ledger holds {} records, fewer than the {size} of the checkpoint the log \
+                     anchor records",
+                    whole.size()
+                ),
+            }));
+        }
+        if let Some((size, root)) = anchored
             && whole.tree().root_at(size).ok() != Some(root)
         {
             return Err(self.rewound_by(

@@ -282,7 +282,7 @@ fn verify_schema(conn: &Connection) -> Result<(), ReplayError> {
 /// hidden) and indexes (`index_list`: name, unique, origin, partial), and each index's columns
 /// (`index_xinfo`: key columns, order, collation) — a column dropped, renamed or retyped, or an
 /// index made again under its name without its uniqueness, keeps every name. Keyed by what it
-/// describes; each value is the rows as SQL literals, each cut to one byte past the longest a
+/// describes; each value is the rows as SQL literals, each cut to one character past the longest a
 /// migration makes, and at most [`MAX_DEFINITION_ROWS`] rows read.
 type Definitions = BTreeMap<String, Vec<Vec<String>>>;
 

@@ -383,12 +383,22 @@ fn a_read_of_the_log_that_forks_from_the_drivers_is_refused_as_evidence() {
     assert_eq!(driver.run(&store, None).unwrap().size, 4);
     driver.check_agrees(&behind).unwrap();
     assert!(driver.store_rewound().is_none());
-    // Another ledger at the same size: its second and third records are others.
+    // The driver two records further in one run (4, then 6): a ledger that agrees with it up
+    // to 4 and forks after is refused at its own size, 5, which no run ended at.
+    parmana_testkit::append_sequenced(&store, ids(&["e", "f"])).unwrap();
+    assert_eq!(driver.run(&store, None).unwrap().size, 6);
+    let forked_late = parmana_testkit::memory_store();
+    parmana_testkit::append_sequenced(&forked_late, ids(&["a", "b", "c", "d", "z"])).unwrap();
+    let late = parmana_runtime::read_log(&forked_late).unwrap();
+    assert_eq!(late.size(), 5);
+    let refused = driver.check_agrees(&late).unwrap_err();
+    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    assert!(driver.store_rewound().is_some());
+    // Another ledger at a size it reached: its second and third records are others.
     let forked = parmana_testkit::memory_store();
     parmana_testkit::append_sequenced(&forked, ids(&["a", "x", "y"])).unwrap();
     let refused = driver
         .check_agrees(&parmana_runtime::read_log(&forked).unwrap())
         .unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
-    assert!(driver.store_rewound().is_some());
 }
