@@ -173,8 +173,9 @@ pub struct LogSequencer {
 }
 
 /// How many of its latest sizes a [`LogSequencer`] keeps the root of for
-/// [`check_agrees`](LogSequencer::check_agrees) (32 bytes a size, 2 MiB in all): a reader's
-/// snapshot is at most a cadence behind.
+/// [`check_agrees`](LogSequencer::check_agrees) (40 bytes a size, 2.5 MiB in all): a reader's
+/// snapshot is seldom further behind (one older is compared with the kept log, after the run in
+/// progress).
 const PUBLISHED_SIZES: u64 = 65_536;
 
 impl Default for LogSequencer {
@@ -208,11 +209,11 @@ impl LogSequencer {
         let from = from.max(end.saturating_sub(PUBLISHED_SIZES - 1)).max(1);
         for size in from..=end {
             if let Ok(root) = log.tree().root_at(size) {
+                if published.len() as u64 >= PUBLISHED_SIZES {
+                    published.pop_front();
+                }
                 published.push_back((size, root));
             }
-        }
-        while published.len() as u64 > PUBLISHED_SIZES {
-            published.pop_front();
         }
     }
 
@@ -236,11 +237,24 @@ impl LogSequencer {
     /// the smaller of the two sizes, from the roots the kept log had at each of its latest sizes;
     /// records a run in progress has appended but not yet taken are compared by that run (which
     /// checks that the store's records at its positions are the ones it appended). A snapshot
-    /// older than those sizes is compared with the kept log when no run holds it, and refused
-    /// otherwise, not as evidence (`trust.tlog_inconsistent`: read again). Nothing to compare
-    /// before the log is first read.
+    /// older than those sizes is compared with the kept log, after the run in progress. Where
+    /// no comparison can be made (the kept log rebuilt after a run that panicked, and shorter),
+    /// refused, not as evidence (`trust.tlog_inconsistent`: read again; `store_rewound` stays
+    /// unset). Nothing to compare before the log is first read.
     pub fn check_agrees(&self, snapshot: &crate::LogSnapshot) -> Result<(), ExecutionError> {
         let size = snapshot.size();
+        // Not evidence: a comparison that could not be made (read again).
+        let not_compared = |kept_from: u64| -> ExecutionError {
+            TrustError::TlogInconsistent {
+                old_size: size,
+                new_size: kept_from,
+                reason: parmana_canon::merkle::MerkleError::SizeOutOfRange {
+                    size: kept_from,
+                    limit: size,
+                },
+            }
+            .into()
+        };
         let (root, at) = {
             let published = self
                 .published
@@ -260,35 +274,16 @@ impl LogSequencer {
                 let index = usize::try_from(size - first).unwrap_or(usize::MAX);
                 match published.get(index) {
                     Some(&(at, root)) if at == size => (root, size),
-                    _ => return Ok(()),
+                    _ => return Err(not_compared(first)),
                 }
             } else {
                 drop(published);
-                let refused = |reason| TrustError::TlogInconsistent {
-                    old_size: size,
-                    new_size: first,
-                    reason,
-                };
-                // Older than every size kept: the kept log itself, when no run holds it.
-                let kept = match self.log.try_lock() {
-                    Ok(kept) => kept,
-                    Err(_) => {
-                        return Err(refused(parmana_canon::merkle::MerkleError::SizeOutOfRange {
-                            size,
-                            limit: first,
-                        })
-                        .into());
-                    }
-                };
+                // Older than every size kept (rare: a reader more than that many records
+                // behind): the kept log itself, waiting for a run in progress.
+                let kept = self.lock();
                 match kept.as_ref().and_then(|log| log.tree().root_at(size).ok()) {
                     Some(root) => (root, size),
-                    None => {
-                        return Err(refused(parmana_canon::merkle::MerkleError::SizeOutOfRange {
-                            size,
-                            limit: first,
-                        })
-                        .into());
-                    }
+                    None => return Err(not_compared(first)),
                 }
             }
         };
@@ -413,12 +408,34 @@ impl LogSequencer {
         store: &dyn ReplayStore,
         anchor: Option<&crate::LogAnchor>,
     ) -> Result<LedgerLog, ExecutionError> {
+        // The anchor as it stands before the read: one this process advances meanwhile (a
+        // checkpoint signed during the read) is not held against the ledger read before it.
+        let anchored = anchor.and_then(crate::LogAnchor::recorded);
         let whole = ledger_log(store).map_err(|error| match error {
             ReplayError::LedgerBroken(_) => self.rewound_by(error.into()),
             other => other.into(),
         })?;
         self.note_executed(whole.execution_keys());
-        let anchored = anchor.and_then(crate::LogAnchor::recorded);
+        // Read again after a run that panicked (the kept log was dropped): it must extend what
+        // this driver kept before, as a caught-up log must.
+        let kept_before = self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .back()
+            .copied();
+        if let Some((size, root)) = kept_before
+            && whole.tree().root_at(size).ok() != Some(root)
+        {
+            return Err(self.rewound_by(
+                TrustError::TlogInconsistent {
+                    old_size: size,
+                    new_size: whole.size(),
+                    reason: parmana_canon::merkle::MerkleError::RootMismatch,
+                }
+                .into(),
+            ));
+        }
         // Shorter than the anchored checkpoint: cut (between the check that it reached it and
         // this read, too).
         if let Some((size, _)) = anchored
@@ -452,6 +469,8 @@ impl LogSequencer {
         self.log.lock().unwrap_or_else(|poisoned| {
             let mut guard = poisoned.into_inner();
             *guard = None;
+            // Rebuilt from the store from now on: the lock is no longer poisoned.
+            self.log.clear_poison();
             guard
         })
     }

@@ -220,7 +220,11 @@ pub(crate) fn signed_checkpoint(
         // every run) are two reads of one append-only ledger: where they disagree, the store
         // was rewritten between them, and nothing is signed over it.
         if let Err(error) = state.log_sequencer.check_agrees(&log) {
-            refuse_rewritten_store(runtime, &error);
+            // Evidence only where the sequencer recorded it (a comparison that could not be
+            // made is read again, below).
+            if state.log_sequencer.store_rewound().is_some() {
+                refuse_rewritten_store(runtime, &error);
+            }
             return Err(error);
         }
         let signed = log.checkpoint(
