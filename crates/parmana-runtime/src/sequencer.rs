@@ -170,6 +170,8 @@ pub struct LogSequencer {
     /// [`check_agrees`](LogSequencer::check_agrees) compares with, without waiting for a run
     /// (which holds `log` through its store calls).
     published: Mutex<std::collections::VecDeque<(u64, Digest)>>,
+    /// How many sizes `published` keeps ([`PUBLISHED_SIZES`] unless set).
+    kept_sizes: u64,
 }
 
 /// How many of its latest sizes a [`LogSequencer`] keeps the root of for
@@ -193,7 +195,17 @@ impl LogSequencer {
             executed: ExecutedIds::default(),
             rewound: std::sync::OnceLock::new(),
             published: Mutex::new(std::collections::VecDeque::new()),
+            kept_sizes: PUBLISHED_SIZES,
         }
+    }
+
+    /// This driver, keeping the root of its latest `sizes` sizes (at least 1) for
+    /// [`check_agrees`](Self::check_agrees) instead of 65,536: a snapshot further behind is
+    /// compared with the kept log itself.
+    #[must_use]
+    pub fn keeping_roots_of(mut self, sizes: u64) -> Self {
+        self.kept_sizes = sizes.max(1);
+        self
     }
 
     /// Notes the root of `log` at each size it reached since the last one noted (the latest
@@ -206,10 +218,10 @@ impl LogSequencer {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let end = log.size();
         let from = published.back().map_or(1, |(size, _)| size + 1);
-        let from = from.max(end.saturating_sub(PUBLISHED_SIZES - 1)).max(1);
+        let from = from.max(end.saturating_sub(self.kept_sizes - 1)).max(1);
         for size in from..=end {
             if let Ok(root) = log.tree().root_at(size) {
-                if published.len() as u64 >= PUBLISHED_SIZES {
+                if published.len() as u64 >= self.kept_sizes {
                     published.pop_front();
                 }
                 published.push_back((size, root));
@@ -237,8 +249,8 @@ impl LogSequencer {
     /// the smaller of the two sizes, from the roots the kept log had at each of its latest sizes;
     /// records a run in progress has appended but not yet taken are compared by that run (which
     /// checks that the store's records at its positions are the ones it appended). A snapshot
-    /// older than those sizes is compared with the kept log, after the run in progress. Where
-    /// no comparison can be made (the kept log rebuilt after a run that panicked, and shorter),
+    /// older than those sizes is compared with the kept log when no run holds it. Where no
+    /// comparison can be made (a run holds the kept log, or a run that panicked dropped it),
     /// refused, not as evidence (`trust.tlog_inconsistent`: read again; `store_rewound` stays
     /// unset). Nothing to compare before the log is first read.
     pub fn check_agrees(&self, snapshot: &crate::LogSnapshot) -> Result<(), ExecutionError> {
@@ -279,8 +291,11 @@ impl LogSequencer {
             } else {
                 drop(published);
                 // Older than every size kept (rare: a reader more than that many records
-                // behind): the kept log itself, waiting for a run in progress.
-                let kept = self.lock();
+                // behind): the kept log itself, when no run holds it (not waited for: a
+                // backlog's runs follow one another; read again).
+                let Ok(kept) = self.log.try_lock() else {
+                    return Err(not_compared(first));
+                };
                 match kept.as_ref().and_then(|log| log.tree().root_at(size).ok()) {
                     Some(root) => (root, size),
                     None => return Err(not_compared(first)),

@@ -114,6 +114,8 @@ impl LogCache {
         self.slot.lock().unwrap_or_else(|poisoned| {
             let mut slot = poisoned.into_inner();
             *slot = Kept::default();
+            // Read whole again once, not at every request from now on.
+            self.slot.clear_poison();
             slot
         })
     }

@@ -402,3 +402,31 @@ fn a_read_of_the_log_that_forks_from_the_drivers_is_refused_as_evidence() {
         .unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
 }
+
+/// A snapshot older than every size whose root the driver keeps is compared with the kept log
+/// itself: one that agrees with it is taken, one that forks is refused as evidence.
+#[test]
+fn a_snapshot_older_than_the_roots_kept_is_compared_with_the_kept_log() {
+    let ids = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect::<Vec<_>>()
+    };
+    let store = parmana_testkit::memory_store();
+    parmana_testkit::append_sequenced(&store, ids(&["a", "b", "c"])).unwrap();
+    let old = parmana_runtime::read_log(&store).unwrap();
+    parmana_testkit::append_sequenced(&store, ids(&["d", "e", "f"])).unwrap();
+    // Roots of its last two sizes only (5 and 6): size 3 is older than both.
+    let driver = LogSequencer::default().keeping_roots_of(2);
+    driver.load(&store, None).unwrap();
+    driver.check_agrees(&old).unwrap();
+    assert!(driver.store_rewound().is_none());
+    let forked = parmana_testkit::memory_store();
+    parmana_testkit::append_sequenced(&forked, ids(&["a", "x", "y"])).unwrap();
+    let refused = driver
+        .check_agrees(&parmana_runtime::read_log(&forked).unwrap())
+        .unwrap_err();
+    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    assert!(driver.store_rewound().is_some());
+}
