@@ -362,19 +362,13 @@ fn a_run_that_takes_the_whole_ledger_again_knows_its_ids() {
 /// it, as long or longer, is not.
 #[test]
 fn a_read_of_the_log_that_forks_from_the_drivers_is_refused_as_evidence() {
-    let ids = |names: &[&str]| {
-        names
-            .iter()
-            .map(|name| (*name).to_owned())
-            .collect::<Vec<_>>()
-    };
     let store = parmana_testkit::memory_store();
-    parmana_testkit::append_sequenced(&store, ids(&["a", "b", "c"])).unwrap();
+    append(&store, &["a", "b", "c"]);
     let driver = LogSequencer::default();
     driver.load(&store, None).unwrap();
     let behind = parmana_runtime::read_log(&store).unwrap();
     driver.check_agrees(&behind).unwrap();
-    parmana_testkit::append_sequenced(&store, ids(&["d"])).unwrap();
+    append(&store, &["d"]);
     driver
         .check_agrees(&parmana_runtime::read_log(&store).unwrap())
         .unwrap();
@@ -385,21 +379,15 @@ fn a_read_of_the_log_that_forks_from_the_drivers_is_refused_as_evidence() {
     assert!(driver.store_rewound().is_none());
     // The driver two records further in one run (4, then 6): a ledger that agrees with it up
     // to 4 and forks after is refused at its own size, 5, which no run ended at.
-    parmana_testkit::append_sequenced(&store, ids(&["e", "f"])).unwrap();
+    append(&store, &["e", "f"]);
     assert_eq!(driver.run(&store, None).unwrap().size, 6);
-    let forked_late = parmana_testkit::memory_store();
-    parmana_testkit::append_sequenced(&forked_late, ids(&["a", "b", "c", "d", "z"])).unwrap();
-    let late = parmana_runtime::read_log(&forked_late).unwrap();
+    let late = log_of(&["a", "b", "c", "d", "z"]);
     assert_eq!(late.size(), 5);
     let refused = driver.check_agrees(&late).unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     assert!(driver.store_rewound().is_some());
     // Another ledger at a size it reached: its second and third records are others.
-    let forked = parmana_testkit::memory_store();
-    parmana_testkit::append_sequenced(&forked, ids(&["a", "x", "y"])).unwrap();
-    let refused = driver
-        .check_agrees(&parmana_runtime::read_log(&forked).unwrap())
-        .unwrap_err();
+    let refused = driver.check_agrees(&log_of(&["a", "x", "y"])).unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
 }
 
@@ -407,26 +395,29 @@ fn a_read_of_the_log_that_forks_from_the_drivers_is_refused_as_evidence() {
 /// itself: one that agrees with it is taken, one that forks is refused as evidence.
 #[test]
 fn a_snapshot_older_than_the_roots_kept_is_compared_with_the_kept_log() {
-    let ids = |names: &[&str]| {
-        names
-            .iter()
-            .map(|name| (*name).to_owned())
-            .collect::<Vec<_>>()
-    };
     let store = parmana_testkit::memory_store();
-    parmana_testkit::append_sequenced(&store, ids(&["a", "b", "c"])).unwrap();
+    append(&store, &["a", "b", "c"]);
     let old = parmana_runtime::read_log(&store).unwrap();
-    parmana_testkit::append_sequenced(&store, ids(&["d", "e", "f"])).unwrap();
+    append(&store, &["d", "e", "f"]);
     // Roots of its last two sizes only (5 and 6): size 3 is older than both.
     let driver = LogSequencer::default().keeping_roots_of(2);
     driver.load(&store, None).unwrap();
     driver.check_agrees(&old).unwrap();
     assert!(driver.store_rewound().is_none());
-    let forked = parmana_testkit::memory_store();
-    parmana_testkit::append_sequenced(&forked, ids(&["a", "x", "y"])).unwrap();
-    let refused = driver
-        .check_agrees(&parmana_runtime::read_log(&forked).unwrap())
-        .unwrap_err();
+    let refused = driver.check_agrees(&log_of(&["a", "x", "y"])).unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
     assert!(driver.store_rewound().is_some());
+}
+
+/// Appends the executions `names` to `store`, sequenced (`parmana_testkit::append_sequenced`).
+fn append(store: &dyn parmana_runtime::replay::ReplayStore, names: &[&str]) {
+    let ids = names.iter().map(|name| (*name).to_owned());
+    parmana_testkit::append_sequenced(store, ids).unwrap();
+}
+
+/// The log of a new memory store holding the executions `names`, sequenced.
+fn log_of(names: &[&str]) -> parmana_runtime::LogSnapshot {
+    let store = parmana_testkit::memory_store();
+    append(&store, names);
+    parmana_runtime::read_log(&store).unwrap()
 }
