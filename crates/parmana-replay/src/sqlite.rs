@@ -729,6 +729,21 @@ fn connect(path: &Path, create: bool) -> Result<Connection, OpenFailure> {
 fn migrate(conn: &mut Connection) -> Result<(), OpenFailure> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    // No store version: the store is made only in an empty database, never beside another
+    // application's tables (its first migration ran in one transaction with the version).
+    if found == 0 {
+        let objects: i64 =
+            tx.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
+        if objects > 0 {
+            return Err(ReplayError::InvalidConfiguration {
+                message: format!(
+                    "the file holds a SQLite database that is not a replay store ({objects} \
+                     schema objects and no store version): name a new file, or a store's"
+                ),
+            }
+            .into());
+        }
+    }
     for (applied, migration) in pending_migrations(found, MIGRATIONS)? {
         tx.execute_batch(migration)?;
         tx.pragma_update(None, "user_version", applied)?;

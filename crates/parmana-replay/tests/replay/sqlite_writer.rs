@@ -1,4 +1,4 @@
-//! What a writer of a SQLite store's file can plant is refused, not run: a schema its store's statements would not run on as this build's migrations made it (a trigger that copies what the store records or never ends — under a name of SQLite's too —, a view under a table's name, a table renamed, a column dropped or renamed, an index dropped, added on a store's table or made again otherwise, a newer schema version) is `replay.store_corrupt` at open and at the next read or write of a store already open; SQLite's own statistics and another tool's tables (a backup tool's) are not refused, up to 256 objects in all; the file a store creates is its owner's only; a path is the file it names (no `file:` URI, a symbolic link resolved, one to nothing refused).
+//! What a writer of a SQLite store's file can plant is refused, not run: a schema its store's statements would not run on as this build's migrations made it (a trigger that copies what the store records or never ends — under a name of SQLite's too —, a view under a table's name, a table renamed, a column dropped or renamed, an index dropped, added on a store's table or made again otherwise, a newer schema version) is `replay.store_corrupt` at open and at the next read or write of a store already open; SQLite's own statistics and another tool's tables (a backup tool's) are not refused, up to 256 objects in all; the file a store creates is its owner's only; a path is the file it names (no `file:` URI, a symbolic link resolved, one to nothing refused); another application's database is not made a store.
 
 use parmana_replay::{AcceptedVersions, ClaimOutcome, ReplayStore, SqliteReplayStore};
 
@@ -341,4 +341,29 @@ fn a_store_path_is_the_file_it_names() {
             "replay.store_replaced"
         );
     }
+}
+
+/// A store is made only in an empty database: a SQLite file of another application (tables, no
+/// store version) is refused (`replay.invalid_configuration`), and its schema left as it was.
+#[test]
+fn another_applications_database_is_not_made_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("theirs.sqlite3");
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch("CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);")
+        .unwrap();
+    let refused = SqliteReplayStore::open(&path).map(|_| ()).unwrap_err();
+    assert_eq!(refused.code(), "replay.invalid_configuration", "{refused}");
+    assert!(
+        refused.to_string().contains("not a replay store"),
+        "{refused}"
+    );
+    let names: Vec<String> = raw
+        .prepare("SELECT name FROM sqlite_schema ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(names, ["orders"]);
 }
