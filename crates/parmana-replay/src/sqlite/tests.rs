@@ -189,3 +189,20 @@ fn a_wal_or_index_missing_when_the_store_opens_is_refused() {
         drop(conn);
     }
 }
+
+/// Every connection of a store acknowledges only what is on disk: WAL, with `synchronous=FULL`
+/// (a process kill loses nothing with less; a power cut does), read back from SQLite itself.
+#[test]
+fn a_store_connection_is_wal_with_full_synchronous_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite3");
+    let conn = connect(&path, true).map_err(|f| f.error).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    let synchronous: i64 = conn
+        .query_row("PRAGMA synchronous", [], |row| row.get(0))
+        .unwrap();
+    // 2 is FULL (0 OFF, 1 NORMAL, 3 EXTRA).
+    assert_eq!((mode.as_str(), synchronous), ("wal", 2));
+}
