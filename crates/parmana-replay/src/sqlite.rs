@@ -711,6 +711,14 @@ fn connect(path: &Path, create: bool) -> Result<Connection, OpenFailure> {
     }
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Before anything is written to the file (the WAL switch rewrites its header): another
+    // application's database, or a store that lost its version, is refused untouched. One read
+    // transaction: the version and the objects from one snapshot (another process may be
+    // making the store meanwhile).
+    conn.execute_batch("BEGIN")?;
+    let unversioned = watch::check_unversioned_file(&conn);
+    conn.execute_batch("COMMIT")?;
+    unversioned?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(ReplayError::unavailable(format!(
@@ -729,21 +737,8 @@ fn connect(path: &Path, create: bool) -> Result<Connection, OpenFailure> {
 fn migrate(conn: &mut Connection) -> Result<(), OpenFailure> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    // No store version: the store is made only in an empty database, never beside another
-    // application's tables (its first migration ran in one transaction with the version).
-    if found == 0 {
-        let objects: i64 =
-            tx.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
-        if objects > 0 {
-            return Err(ReplayError::InvalidConfiguration {
-                message: format!(
-                    "the file holds a SQLite database that is not a replay store ({objects} \
-                     schema objects and no store version): name a new file, or a store's"
-                ),
-            }
-            .into());
-        }
-    }
+    // Again under the write lock (`connect` checked before it switched the file to WAL).
+    watch::check_unversioned_file(&tx)?;
     for (applied, migration) in pending_migrations(found, MIGRATIONS)? {
         tx.execute_batch(migration)?;
         tx.pragma_update(None, "user_version", applied)?;

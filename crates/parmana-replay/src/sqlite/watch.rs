@@ -338,6 +338,47 @@ fn definitions(
     Ok(out)
 }
 
+/// Refuses, before anything is written to it, a file at schema version 0 (no store yet) that
+/// holds schema objects: the store's own (a store whose version was lost — a dump and reload
+/// drops `user_version` —: `replay.store_corrupt`, as a new store made beside them would let
+/// the ids they hold execute again) or another application's (`replay.invalid_configuration`).
+/// A backup tool's tables (Litestream's `_litestream_*`, which it adds to any file it watches)
+/// and SQLite's statistics belong to no application: a store is made beside them.
+pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayError> {
+    if schema_version(conn)? != 0 {
+        return Ok(());
+    }
+    let found = schema_objects(conn, MAX_SCHEMA_OBJECTS + 1)?;
+    let (expected, _) = expected_schema()?;
+    let store_names: BTreeSet<&str> = expected.iter().map(|(_, name, _)| name.as_str()).collect();
+    if let Some((kind, name, _)) = found
+        .iter()
+        .find(|(_, name, _)| store_names.contains(name.as_str()))
+    {
+        return Err(ReplayError::corrupt(format!(
+            "the file holds the store's {kind} {name:?} but no schema version (lost: a dump and \
+             reload drops it): restore the store from a backup — a new store made here would \
+             let the ids it held execute again"
+        )));
+    }
+    let tool = |name: &str, table: &str| {
+        table.starts_with("_litestream_") || name.starts_with("sqlite_stat")
+    };
+    let foreign = found
+        .iter()
+        .filter(|(_, name, table)| !tool(name, table))
+        .count();
+    if foreign > 0 {
+        return Err(ReplayError::InvalidConfiguration {
+            message: format!(
+                "the file holds a SQLite database that is not a replay store ({foreign} schema \
+                 objects and no store version): name a new file, or a store's"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The rule `found` must keep: every object this build's migrations make is there as they make
 /// it; nothing else is a trigger or a view (whatever its name, `sqlite_…` included: a writer
 /// may write the schema table itself), an index on one of the store's tables, or another object

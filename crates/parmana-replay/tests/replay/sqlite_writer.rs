@@ -344,7 +344,11 @@ fn a_store_path_is_the_file_it_names() {
 }
 
 /// A store is made only in an empty database: a SQLite file of another application (tables, no
-/// store version) is refused (`replay.invalid_configuration`), and its schema left as it was.
+/// store version) is refused (`replay.invalid_configuration`) before anything is written to it
+/// (its schema and journal mode as they were, no WAL made); a store whose version was lost (a
+/// dump and reload drops it) is refused as what it is (`replay.store_corrupt`), not made anew
+/// beside the ids it holds; a backup tool's tables at version 0 (Litestream adds them to any file
+/// it watches) are no application's: the store is made beside them.
 #[test]
 fn another_applications_database_is_not_made_a_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -366,4 +370,45 @@ fn another_applications_database_is_not_made_a_store() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(names, ["orders"]);
+    let mode: String = raw
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    assert!(!dir.path().join("theirs.sqlite3-wal").exists());
+    drop(raw);
+
+    // A store whose version was lost.
+    let path = dir.path().join("reloaded.sqlite3");
+    let store = SqliteReplayStore::open(&path).unwrap();
+    let under = AcceptedVersions::new(1, 1);
+    assert_eq!(
+        store.claim(&id("kept"), &claim_for("kept"), under).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    drop(store);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 0;")
+        .unwrap();
+    let refused = SqliteReplayStore::open(&path).map(|_| ()).unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    assert!(
+        refused.to_string().contains("no schema version"),
+        "{refused}"
+    );
+
+    // Litestream's tables, made before the store.
+    let path = dir.path().join("watched.sqlite3");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
+             CREATE TABLE _litestream_lock (id INTEGER);",
+        )
+        .unwrap();
+    let store = SqliteReplayStore::open(&path).unwrap();
+    assert_eq!(
+        store.claim(&id("x"), &claim_for("x"), under).unwrap(),
+        ClaimOutcome::Claimed
+    );
 }
