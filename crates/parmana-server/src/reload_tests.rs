@@ -278,15 +278,20 @@ fn a_batch_is_decided_under_the_environment_it_began_with() {
     fixture.withdraw_policy(&policy).unwrap();
     clock.armed.store(true, Ordering::SeqCst);
     let tokio = tokio_runtime();
+    let evaluate = |body: &str| {
+        let (status, answer, _) = crate::readiness_tests::answer_through_router(
+            &tokio,
+            &state,
+            "POST",
+            "/v1/evaluations",
+            body,
+        );
+        (status, answer)
+    };
     let signals = crate::readiness_tests::SIGNALS;
-    let body = format!(r#"{{"policy":"{policy}","batch":[{signals},{signals},{signals}]}}"#);
-    let (status, answer, _) = crate::readiness_tests::answer_through_router(
-        &tokio,
-        &state,
-        "POST",
-        "/v1/evaluations",
-        &body,
-    );
+    let (status, answer) = evaluate(&format!(
+        r#"{{"policy":"{policy}","batch":[{signals},{signals},{signals}]}}"#
+    ));
     assert_eq!(status, 200, "{answer}");
     assert!(!clock.armed.load(Ordering::SeqCst), "no reload was made");
     let results = answer["results"].as_array().unwrap();
@@ -298,14 +303,7 @@ fn a_batch_is_decided_under_the_environment_it_began_with() {
         );
     }
     assert_eq!(state.runtime.environment().release_manifest().version(), 2);
-    let one = format!(r#"{{"policy":"{policy}","signals":{signals}}}"#);
-    let (status, answer, _) = crate::readiness_tests::answer_through_router(
-        &tokio,
-        &state,
-        "POST",
-        "/v1/evaluations",
-        &one,
-    );
+    let (status, answer) = evaluate(&format!(r#"{{"policy":"{policy}","signals":{signals}}}"#));
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
         (422, Some("runtime.policy_not_found")),
