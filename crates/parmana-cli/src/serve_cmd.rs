@@ -147,7 +147,8 @@ pub(crate) struct ServeArgs {
     /// --serve` listens on. Where the trust root's `log` role lists witnesses, /log/checkpoint
     /// and the execution proofs are then the newest checkpoint cosigned as far as it requires,
     /// so `verify --proof` accepts them (without, the checkpoints served carry the log's
-    /// signatures only). Needs a log key [env: PARMANA_WITNESS_URL (URLs separated by spaces);
+    /// signatures only). Needs a log key. With a memory store (a dry run), no log is served
+    /// and no witness asked [env: PARMANA_WITNESS_URL (URLs separated by spaces);
     /// config: server.witness_url; no default].
     #[arg(long, value_name = "URL")]
     witness_url: Vec<String>,
@@ -745,16 +746,27 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     // checkpoints with them and the log routes serve checkpoints signed with them.
     let log_keys = crate::execute_cmd::configured_log_keys(&deployment, &args.log_key, &runtime)?;
     let mut log_keys: Option<Arc<[_]>> = (!log_keys.is_empty()).then(|| log_keys.into());
-    // A log anchor records the deployment's log: a memory store's (a dry run) signed under its
-    // key would be a second history of that log, served and sent to witnesses. The dry run
-    // serves no log and signs no checkpoint (its executions are still sequenced).
-    let anchor = if store.value == "memory" && anchor.is_some() {
+    // A log anchor and witnesses record the deployment's log: a memory store's (a dry run)
+    // signed under its key would be a second history of that log, served, written into the
+    // anchor or cosigned by the witnesses — which would then refuse the real log's next
+    // checkpoint. The dry run serves no log and signs no checkpoint (its executions are still
+    // sequenced).
+    let witnessed = settings
+        .log
+        .as_ref()
+        .is_some_and(|log| !log.witnesses.is_empty());
+    let anchor = if store.value == "memory" && (anchor.is_some() || witnessed) {
         if log_keys.is_some() || settings.log.is_some() {
+            let recorder = if anchor.is_some() {
+                "the log anchor (log_anchor) records"
+            } else {
+                "the witnesses (witness_url) record"
+            };
             crate::report::errln!(
                 "warning[server.log_not_served]: the memory store is served without the \
-                 transparency log: the log anchor (log_anchor) records the deployment's log, \
-                 and a dry run's signed under its key would be another history of it (the log \
-                 routes answer 404 server.log_disabled; no checkpoint is signed)"
+                 transparency log: {recorder} the deployment's log, and a dry run's \
+                 signed under its key would be another history of it (the log routes answer \
+                 404 server.log_disabled; no checkpoint is signed or sent to a witness)"
             );
         }
         settings.log = None;

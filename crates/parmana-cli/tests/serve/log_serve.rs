@@ -616,35 +616,67 @@ fn a_checkpoint_is_signed_once_per_log_and_reused() {
     );
 }
 
-/// A dry run (`--store memory`) of a deployment whose log has an anchor serves no log and signs
-/// no checkpoint — its log, signed under the deployment's log key, would be another history of
-/// that log — and says so; it still executes, and the anchor is left as it was.
+/// A dry run (`--store memory`) of a deployment whose log has an anchor, or witnesses, serves no
+/// log and signs no checkpoint — its log, signed under the deployment's log key, would be another
+/// history of that log, written into the anchor or cosigned by the witnesses (who would then
+/// refuse the real log's next checkpoint) — and says so; it still executes, the anchor is left as
+/// it was, and no witness is asked.
 #[test]
-fn a_dry_run_of_an_anchored_deployment_serves_no_log() {
-    let env = deployment(
-        "memory",
-        "[server]\nlog_anchor = \"anchor/log-anchor\"\nlog_public = true\n",
-    );
-    let root = env.root();
-    name_a_log(root, &[]);
-    std::fs::create_dir_all(root.join("anchor")).unwrap();
-    let served = Served::start(root, &SIGNING_FAST);
-    let token = served.token.clone();
-    let executed = served.post("/v1/executions", token.as_deref(), &execution_body("dry-0"));
-    assert_eq!(executed.status, 201, "{}", executed.text);
-    for path in ["/log/checkpoint", "/v1/executions/dry-0/proof"] {
-        let refused = served.get(path, token.as_deref());
+fn a_dry_run_of_an_anchored_or_witnessed_deployment_serves_no_log() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A witness that counts the connections made to it (and answers none).
+    let witness = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let witness_url = format!("http://{}", witness.local_addr().unwrap());
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counting = Arc::clone(&asked);
+    std::thread::spawn(move || {
+        for _ in witness.incoming() {
+            counting.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let anchored = "[server]\nlog_anchor = \"anchor/log-anchor\"\nlog_public = true\n";
+    let witnessed = format!("[server]\nwitness_url = \"{witness_url}\"\nlog_public = true\n");
+    let witness_flags = [
+        "--witness",
+        "witness.example/w1=trust/keys/policy.pub",
+        "--witness-threshold",
+        "1",
+    ];
+    for (case, config, log_flags) in [
+        ("anchor", anchored.to_owned(), &[][..]),
+        ("witnesses", witnessed, &witness_flags[..]),
+    ] {
+        let env = deployment("memory", &config);
+        let root = env.root();
+        name_a_log(root, log_flags);
+        std::fs::create_dir_all(root.join("anchor")).unwrap();
+        let served = Served::start(root, &SIGNING_FAST);
+        let token = served.token.clone();
+        let executed = served.post("/v1/executions", token.as_deref(), &execution_body("dry-0"));
+        assert_eq!(executed.status, 201, "{case}: {}", executed.text);
+        for path in ["/log/checkpoint", "/v1/executions/dry-0/proof"] {
+            let refused = served.get(path, token.as_deref());
+            assert_eq!(
+                (refused.status, refused.code().as_str()),
+                (404, "server.log_disabled"),
+                "{case}: {path}: {}",
+                refused.text
+            );
+        }
+        assert!(
+            served.stderr().contains("warning[server.log_not_served]"),
+            "{case}: {}",
+            served.stderr()
+        );
+        assert!(!root.join("anchor/log-anchor").exists(), "{case}");
+        // Past a cosigning round's cadence (a second at least), still no witness asked.
+        std::thread::sleep(std::time::Duration::from_millis(1_500));
         assert_eq!(
-            (refused.status, refused.code().as_str()),
-            (404, "server.log_disabled"),
-            "{path}: {}",
-            refused.text
+            asked.load(Ordering::SeqCst),
+            0,
+            "{case}: {}",
+            served.stderr()
         );
     }
-    assert!(
-        served.stderr().contains("warning[server.log_not_served]"),
-        "{}",
-        served.stderr()
-    );
-    assert!(!root.join("anchor/log-anchor").exists());
 }

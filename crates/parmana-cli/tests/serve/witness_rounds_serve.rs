@@ -20,7 +20,7 @@ use crate::witness_serve::{
 /// with a round waiting for every answer, the second checkpoint would wait as long.
 #[test]
 fn a_silent_witness_delays_none_of_the_others() {
-    let env = deployment("memory", "");
+    let env = deployment("sqlite:store.sqlite", "");
     let d = env.root();
     name_a_witnessed_log(d);
     let witness = Witness::start(d);

@@ -734,7 +734,7 @@ fn the_server_serves_checkpoints_and_proofs_its_witnesses_cosigned() {
 #[test]
 fn witnesses_the_trust_root_does_not_require_are_not_asked() {
     use crate::harness::{Served, execution_body, metric_with};
-    let env = deployment("memory", "");
+    let env = deployment("sqlite:store.sqlite", "");
     let d = env.root();
     name_a_log(d, &[]);
     let served = Served::start(
