@@ -48,6 +48,9 @@ struct Inner {
     unfinished: crate::execute::Unfinished,
     /// Why the store is refused, once it is ([`Runtime::refuse_store`]): for the runtime's life.
     store_refused: std::sync::OnceLock<String>,
+    /// The environments reloads replaced, as long as anything (an execution in flight under
+    /// one) still holds them: [`Runtime::accept_settled_environment`] waits for them.
+    retired: Mutex<Vec<std::sync::Weak<RuntimeEnvironment>>>,
 }
 
 impl fmt::Debug for Runtime {
@@ -179,6 +182,7 @@ impl RuntimeBuilder {
                 last_reload: Mutex::new(None),
                 unfinished: crate::execute::Unfinished::default(),
                 store_refused: std::sync::OnceLock::new(),
+                retired: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -589,10 +593,54 @@ impl Runtime {
     /// taken newer versions). A host calls it once its environment is settled — `parmana serve`
     /// at start, once recovery is done, and on a clean stop, once no execution is running
     /// (not at a reload: an execution still in flight under the environment it replaces would
-    /// then be decided again under the new one). Returns the marks now in force; refused with
+    /// then be decided again under the new one; after a reload,
+    /// [`accept_settled_environment`](Self::accept_settled_environment)). Returns the marks now in force; refused with
     /// the store's error (a read-only store refuses every raise).
     pub fn accept_environment(&self) -> Result<AcceptedVersions, ExecutionError> {
-        let ours = crate::execute::versions_of(&self.environment());
+        self.accept_versions_of(&self.environment())
+    }
+
+    /// [`accept_environment`](Self::accept_environment) once the environment in force is
+    /// settled: when no environment a reload replaced, of an older trust-root or
+    /// release-manifest version, is still held — by an execution in flight under it, which
+    /// finishes on it (a raise would refuse its claim as a rollback and decide it again under
+    /// the new one). Then the versions in force are recorded, as at a start, so that a process
+    /// started later on the older files is refused (`trust.version_rollback`) even when nothing
+    /// is executed under the new ones; until then `Ok(None)`, nothing done. A host calls it
+    /// after a reload, again until it is done (`parmana serve`: on its sequencer's ticks).
+    pub fn accept_settled_environment(&self) -> Result<Option<AcceptedVersions>, ExecutionError> {
+        let environment = self.environment();
+        let ours = crate::execute::versions_of(&environment);
+        let older_in_use = {
+            let mut retired = self
+                .inner
+                .retired
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            retired.retain(|weak| weak.strong_count() > 0);
+            retired
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+                .any(|held| {
+                    let theirs = crate::execute::versions_of(&held);
+                    theirs.trust_root < ours.trust_root
+                        || theirs.release_manifest < ours.release_manifest
+                })
+        };
+        if older_in_use {
+            return Ok(None);
+        }
+        self.accept_versions_of(&environment).map(Some)
+    }
+
+    /// Raises the store's marks to `environment`'s versions ([`accept_environment`]).
+    ///
+    /// [`accept_environment`]: Self::accept_environment
+    fn accept_versions_of(
+        &self,
+        environment: &RuntimeEnvironment,
+    ) -> Result<AcceptedVersions, ExecutionError> {
+        let ours = crate::execute::versions_of(environment);
         let mut marks = self.inner.store.accepted_versions()?;
         // A raise by another runtime between the read and this one's refuses it (as a
         // rollback): read again and raise what is still below ours, a few times at most (the
@@ -684,7 +732,15 @@ impl Runtime {
             }));
         }
         conflict_with(&slot, &fresh)?;
-        *slot = Arc::new(fresh);
+        let replaced = std::mem::replace(&mut *slot, Arc::new(fresh));
+        drop(slot);
+        let mut retired = self
+            .inner
+            .retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        retired.retain(|weak| weak.strong_count() > 0);
+        retired.push(Arc::downgrade(&replaced));
         Ok(report)
     }
 

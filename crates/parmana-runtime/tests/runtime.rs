@@ -746,6 +746,54 @@ fn a_claim_from_before_a_rotation_stays_claimed_and_the_versions_taken_are_recor
     assert_eq!(refused.code(), "trust.version_rollback", "{refused}");
 }
 
+/// After a reload, the versions taken are recorded once nothing still holds an environment of
+/// older versions (an execution in flight under it finishes on it): until then
+/// `accept_settled_environment` does nothing; once it is let go, the marks are raised, so that a
+/// runtime built on the older files is refused though nothing was executed under the newer ones.
+#[test]
+fn after_a_reload_the_versions_are_recorded_once_the_older_environment_is_let_go() {
+    let fixture = Fixture::new();
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let runtime = runtime_over(&fixture, Arc::clone(&store));
+    assert_eq!(
+        runtime
+            .accept_settled_environment()
+            .unwrap()
+            .unwrap()
+            .trust_root,
+        2
+    );
+    // An execution in flight under version 2 holds it across the reload to version 3.
+    let in_flight = runtime.environment();
+    fixture.rotate(&[&fixture.key("attestation")], 1);
+    runtime.reload().unwrap();
+    assert_eq!(runtime.environment().trust_root().version(), 3);
+    let held_newer = runtime.environment();
+    assert_eq!(runtime.accept_settled_environment().unwrap(), None);
+    assert_eq!(store.accepted_versions().unwrap().trust_root, 2);
+    drop(in_flight);
+    let records = store.ledger_summary().unwrap().records;
+    let marks = runtime.accept_settled_environment().unwrap().unwrap();
+    assert_eq!(marks.trust_root, 3);
+    assert_eq!(store.accepted_versions().unwrap(), marks);
+    assert_eq!(store.ledger_summary().unwrap().records, records + 1);
+    drop(held_newer);
+    // Done once: asked again, nothing more is written.
+    runtime.accept_settled_environment().unwrap().unwrap();
+    assert_eq!(store.ledger_summary().unwrap().records, records + 1);
+    // The older trust root back on disk: a runtime built on it is refused.
+    let current = fixture.root().join("trust/trust-root.json");
+    let archived = fixture.root().join("trust/trust-root.d/2.json");
+    std::fs::write(&current, std::fs::read(&archived).unwrap()).unwrap();
+    std::fs::remove_file(&archived).unwrap();
+    let refused = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .shared_store(store)
+        .clock(clock())
+        .build();
+    assert_eq!(refused.unwrap_err().code(), "trust.version_rollback");
+}
+
 /// A memory store on which another runtime raises the trust-root mark (to version 9) between
 /// the first read of the marks and the first raise, as a server of the same deployment that
 /// took a newer trust root would.

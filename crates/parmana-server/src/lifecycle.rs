@@ -179,6 +179,9 @@ impl Server {
             cosigned_note: std::sync::Mutex::new(None),
             witnesses: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             completed_here: std::sync::atomic::AtomicU64::new(0),
+            reloads_taken: std::sync::atomic::AtomicU64::new(0),
+            reloads_recorded: std::sync::atomic::AtomicU64::new(0),
+            reloads_warned: std::sync::atomic::AtomicU64::new(0),
             held_since: std::sync::Mutex::new(None),
             log_sequencer: parmana_runtime::LogSequencer::default()
                 .sharing(settings.sequencer.executed.clone()),
@@ -640,7 +643,53 @@ async fn sequence_periodically(state: Arc<AppState>) {
         if !state.is_started() {
             continue;
         }
+        // Before the run, so that its checkpoint covers the marks record a raise makes.
+        record_reloaded_versions(&state).await;
         sequence_all(&state, Duration::ZERO).await;
+    }
+}
+
+/// After a reload, records the versions it took in the store's marks
+/// (`Runtime::accept_settled_environment`) once no execution still runs under an environment of
+/// older versions, so that a server started later on the older files is refused as a rollback —
+/// after a crash too, with nothing executed under the new versions. Tried on every sequencer
+/// tick until it is done, as [`record_versions`] is at start: not on a store the server refused,
+/// nor while a completion the store refused still waits (one claimed under an older environment
+/// is completed only under it). A failure is logged once per reload, not fatal.
+async fn record_reloaded_versions(state: &Arc<AppState>) {
+    let taken = state.reloads_taken.load(Ordering::SeqCst);
+    let recorded = state.reloads_recorded.load(Ordering::SeqCst);
+    if taken == recorded || state.runtime.store_refused().is_some() {
+        return;
+    }
+    let outcome = state
+        .blocking("accept", |runtime| {
+            if runtime.finish_completions().waiting > 0 {
+                return Ok(None);
+            }
+            runtime.accept_settled_environment()
+        })
+        .await;
+    const NOT_RECORDED: &str =
+        "the versions a reload took could not be recorded in the store's marks; tried again";
+    let failed = match outcome {
+        Ok(Ok(None)) => return,
+        Ok(Ok(Some(marks))) => {
+            state.reloads_recorded.store(taken, Ordering::SeqCst);
+            tracing::info!(
+                target: "parmana::server",
+                trust_root = marks.trust_root,
+                release_manifest = marks.release_manifest,
+                "the versions the reload took are recorded in the store's marks"
+            );
+            return;
+        }
+        Ok(Err(error)) => (error.code().to_owned(), error.to_string()),
+        Err(error) => (error.code, error.message),
+    };
+    // Once per reload: the ticks go on trying.
+    if state.reloads_warned.swap(taken, Ordering::SeqCst) != taken {
+        tracing::warn!(target: "parmana::server", code = %failed.0, error = %failed.1, "{NOT_RECORDED}");
     }
 }
 
@@ -1150,13 +1199,18 @@ async fn reload_holding(
                 .metrics
                 .reload(matches!(reloaded, Ok(Ok(_))));
             match &reloaded {
-                Ok(Ok(report)) => tracing::info!(
-                    target: "parmana::server",
-                    trust_root = report.trust_root.1,
-                    release_manifest = report.release_manifest.1,
-                    policies = report.policies,
-                    "reloaded"
-                ),
+                Ok(Ok(report)) => {
+                    // Its versions go into the store's marks once the executions in flight
+                    // under the environment it replaced have finished (`record_reloaded_versions`).
+                    worker.reloads_taken.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!(
+                        target: "parmana::server",
+                        trust_root = report.trust_root.1,
+                        release_manifest = report.release_manifest.1,
+                        policies = report.policies,
+                        "reloaded"
+                    );
+                }
                 Ok(Err(error)) => {
                     tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment stays");
                     // What a `read` token sees in `/v1/status`: the store's and the file

@@ -275,6 +275,12 @@ pub(crate) struct AppState {
     pub(crate) witnesses: std::sync::Mutex<std::collections::BTreeMap<String, WitnessProgress>>,
     /// Executions this server completed (what its sequencer expects to see integrated).
     pub(crate) completed_here: std::sync::atomic::AtomicU64,
+    /// The reloads that took an environment, and how many of them the store's marks were
+    /// raised after (`lifecycle::record_reloaded_versions`, on the sequencer's ticks).
+    pub(crate) reloads_taken: std::sync::atomic::AtomicU64,
+    pub(crate) reloads_recorded: std::sync::atomic::AtomicU64,
+    /// The last of them whose failure to be recorded was logged.
+    pub(crate) reloads_warned: std::sync::atomic::AtomicU64,
     /// Since when every sequencer run found the ledger held by another integrator without the
     /// log growing, and how many executions this server had completed then
     /// (`lifecycle::watch_integrator`).

@@ -836,9 +836,10 @@ fn refused_start(dir: &std::path::Path) -> (i32, String) {
 }
 
 /// A server records the versions it took in the store — at start, once recovery is done, and
-/// at a clean stop — so that a server started later on older files is refused as a rollback,
+/// at a clean stop, and after a reload once its sequencer's tick finds nothing running under the
+/// older environment — so that a server started later on older files is refused as a rollback,
 /// though nothing was executed under the newer ones (a start that only evaluates, or a reload
-/// that no execution followed). A claim left pending under the older release manifest is not
+/// that no execution followed, the server stopped cleanly or killed). A claim left pending under the older release manifest is not
 /// recovered under the newer one: the log says it was claimed under other versions
 /// (`runtime.recovery_environment_changed`), and it stays claimed.
 #[test]
@@ -894,9 +895,31 @@ fn the_versions_a_server_took_are_recorded_and_older_files_refused() {
     crate::harness::release_sign(root, "3", "2036-01-01T00:00:00Z");
     let reply = served.post("/v1/admin/reload", served.token.as_deref(), "");
     assert_eq!(reply.status, 200, "{}", reply.text);
+    let third_manifest = std::fs::read(&manifest_path).unwrap();
     served.signal("TERM");
     assert_eq!(served.wait(), Some(0), "{}", served.stderr());
     std::fs::write(&manifest_path, &second_manifest).unwrap();
+    let (code, stderr) = refused_start(root);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("trust.version_rollback"), "{stderr}");
+
+    // On manifest 3 again, a reload takes manifest 4, nothing is executed, and the server is
+    // killed once its sequencer's tick has recorded the versions: a start on manifest 3 is
+    // refused too.
+    std::fs::write(&manifest_path, &third_manifest).unwrap();
+    let mut served = Served::start(root, &["--dev-token", "--sequence-interval-ms", "20"]);
+    crate::harness::release_sign(root, "4", "2036-01-01T00:00:00Z");
+    let reply = served.post("/v1/admin/reload", served.token.as_deref(), "");
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    const RECORDED: &str = "the versions the reload took are recorded in the store's marks";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !served.stderr().contains(RECORDED) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(served.stderr().contains(RECORDED), "{}", served.stderr());
+    served.signal("KILL");
+    served.wait();
+    std::fs::write(&manifest_path, &third_manifest).unwrap();
     let (code, stderr) = refused_start(root);
     assert_ne!(code, 0, "{stderr}");
     assert!(stderr.contains("trust.version_rollback"), "{stderr}");
