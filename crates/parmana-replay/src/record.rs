@@ -528,16 +528,28 @@ pub(crate) fn encode_version(kind: VersionKind, value: u64) -> Result<i64, Repla
     })
 }
 
+/// A store's schema version below 0: no build writes one (a writer of the store did).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn negative_schema_version(found: i64) -> ReplayError {
+    ReplayError::corrupt(format!(
+        "the store's schema version is {found}, which no build writes"
+    ))
+}
+
 /// The migrations a store whose schema is at version `found` still needs, each with the version
 /// it brings the schema to; refuses a version newer than `migrations` knows (a store written by a
-/// newer build) with `replay.schema_version_unsupported`.
+/// newer build) with `replay.schema_version_unsupported`, and a negative one, which no build
+/// writes, as `replay.store_corrupt`.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn pending_migrations(
     found: i64,
     migrations: &'static [&'static str],
 ) -> Result<impl Iterator<Item = (i64, &'static str)>, ReplayError> {
     let supported = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
-    if !(0..=supported).contains(&found) {
+    if found < 0 {
+        return Err(negative_schema_version(found));
+    }
+    if found > supported {
         return Err(ReplayError::SchemaVersionUnsupported { found, supported });
     }
     Ok((1i64..)

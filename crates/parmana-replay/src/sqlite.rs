@@ -880,6 +880,7 @@ fn check_existing(conn: &Connection, path: &Path) -> Result<(), OpenFailure> {
         }
         .into()),
         _ if found == current => Ok(()),
+        ..0 => Err(crate::record::negative_schema_version(found).into()),
         1.. if found < current => Err(ReplayError::SchemaVersionOutdated { found, current }.into()),
         _ => Err(ReplayError::SchemaVersionUnsupported {
             found,

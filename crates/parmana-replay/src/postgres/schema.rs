@@ -112,6 +112,7 @@ pub(super) fn check_schema_version(client: &mut Client, schema: &str) -> Result<
         .map_err(map_corrupt)?;
     match found {
         _ if found == current => Ok(()),
+        ..0 => Err(crate::record::negative_schema_version(found)),
         0.. if found < current => Err(ReplayError::SchemaVersionOutdated { found, current }),
         _ => Err(ReplayError::SchemaVersionUnsupported {
             found,

@@ -338,28 +338,40 @@ fn definitions(
     Ok(out)
 }
 
-/// Refuses, before anything is written to it, a file at schema version 0 (no store yet) that
-/// holds schema objects: the store's own (a store whose version was lost — a dump and reload
-/// drops `user_version` —: `replay.store_corrupt`, as a new store made beside them would let
-/// the ids they hold execute again) or another application's (`replay.invalid_configuration`).
-/// A backup tool's tables (Litestream's `_litestream_*`, which it adds to any file it watches)
-/// and SQLite's statistics belong to no application: a store is made beside them.
+/// Refuses, before anything is written to it, a file that is neither a store nor empty: at
+/// schema version 0 (no store yet) but holding the store's own objects (a store whose version
+/// was lost — a dump and reload drops `user_version` —: `replay.store_corrupt`, as a new store
+/// made beside them would let the ids they hold execute again), or holding none of them at any
+/// version this build would migrate from — another application's database, which may set
+/// `user_version` itself (`replay.invalid_configuration`, not migrated into). A negative version,
+/// which no build writes, is `replay.store_corrupt`. A backup tool's tables (Litestream's
+/// `_litestream_*`, which it adds to any file it watches) and SQLite's statistics belong to no
+/// application: a store is made beside them. A version newer than this build's is left to the
+/// version checks (`replay.schema_version_unsupported`: a newer build's store).
 pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayError> {
-    if schema_version(conn)? != 0 {
+    let version = schema_version(conn)?;
+    let current = current_schema_version();
+    if version >= current {
         return Ok(());
     }
     let found = schema_objects(conn, MAX_SCHEMA_OBJECTS + 1)?;
     let (expected, _) = expected_schema()?;
     let store_names: BTreeSet<&str> = expected.iter().map(|(_, name, _)| name.as_str()).collect();
-    if let Some((kind, name, _)) = found
+    let store_object = found
         .iter()
-        .find(|(_, name, _)| store_names.contains(name.as_str()))
-    {
-        return Err(ReplayError::corrupt(format!(
-            "the file holds the store's {kind} {name:?} but no schema version (lost: a dump and \
-             reload drops it): restore the store from a backup — a new store made here would \
-             let the ids it held execute again"
-        )));
+        .find(|(_, name, _)| store_names.contains(name.as_str()));
+    match (version, store_object) {
+        (..0, _) => return Err(crate::record::negative_schema_version(version)),
+        (0, Some((kind, name, _))) => {
+            return Err(ReplayError::corrupt(format!(
+                "the file holds the store's {kind} {name:?} but no schema version (lost: a dump \
+                 and reload drops it): restore the store from a backup — a new store made here \
+                 would let the ids it held execute again"
+            )));
+        }
+        // A store of an older build: migrated.
+        (_, Some(_)) => return Ok(()),
+        (_, None) => {}
     }
     let tool = |name: &str, table: &str| {
         table.starts_with("_litestream_") || name.starts_with("sqlite_stat")
@@ -368,11 +380,12 @@ pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayErro
         .iter()
         .filter(|(_, name, table)| !tool(name, table))
         .count();
-    if foreign > 0 {
+    if foreign > 0 || version != 0 {
         return Err(ReplayError::InvalidConfiguration {
             message: format!(
                 "the file holds a SQLite database that is not a replay store ({foreign} schema \
-                 objects and no store version): name a new file, or a store's"
+                 objects, none of a store's, and schema version {version}): name a new file, or \
+                 a store's"
             ),
         });
     }

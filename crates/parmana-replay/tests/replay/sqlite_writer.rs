@@ -344,38 +344,74 @@ fn a_store_path_is_the_file_it_names() {
 }
 
 /// A store is made only in an empty database: a SQLite file of another application (tables, no
-/// store version) is refused (`replay.invalid_configuration`) before anything is written to it
-/// (its schema and journal mode as they were, no WAL made); a store whose version was lost (a
-/// dump and reload drops it) is refused as what it is (`replay.store_corrupt`), not made anew
-/// beside the ids it holds; a backup tool's tables at version 0 (Litestream adds them to any file
-/// it watches) are no application's: the store is made beside them.
+/// store version — or a version of its own, which an application may set, at one this build
+/// would migrate from; or no tables and such a version) is refused
+/// (`replay.invalid_configuration`) before anything is written to it (its schema, version and
+/// journal mode as they were, no WAL made); a store whose version was lost (a dump and reload
+/// drops it) is refused as what it is (`replay.store_corrupt`), not made anew beside the ids it
+/// holds, and so is one whose version is negative (no build writes one); a backup tool's tables
+/// at version 0 (Litestream adds them to any file it watches) are no application's: the store is
+/// made beside them.
 #[test]
 fn another_applications_database_is_not_made_a_store() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("theirs.sqlite3");
-    let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute_batch("CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);")
-        .unwrap();
-    let refused = SqliteReplayStore::open(&path).map(|_| ()).unwrap_err();
-    assert_eq!(refused.code(), "replay.invalid_configuration", "{refused}");
-    assert!(
-        refused.to_string().contains("not a replay store"),
-        "{refused}"
-    );
-    let names: Vec<String> = raw
-        .prepare("SELECT name FROM sqlite_schema ORDER BY name")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(names, ["orders"]);
-    let mode: String = raw
-        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(mode, "delete");
-    assert!(!dir.path().join("theirs.sqlite3-wal").exists());
-    drop(raw);
+    for (case, sql, tables, version) in [
+        (
+            "tables, no version",
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);",
+            &["orders"][..],
+            0,
+        ),
+        (
+            "tables at a version of the application's own",
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);
+             PRAGMA user_version = 2;",
+            &["orders"][..],
+            2,
+        ),
+        (
+            "no tables, a version",
+            "PRAGMA user_version = 1;",
+            &[][..],
+            1,
+        ),
+    ] {
+        let path = dir.path().join(format!("theirs-{version}.sqlite3"));
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(sql).unwrap();
+        let refused = SqliteReplayStore::open(&path).map(|_| ()).unwrap_err();
+        assert_eq!(
+            refused.code(),
+            "replay.invalid_configuration",
+            "{case}: {refused}"
+        );
+        assert!(
+            refused.to_string().contains("not a replay store"),
+            "{case}: {refused}"
+        );
+        let names: Vec<String> = raw
+            .prepare("SELECT name FROM sqlite_schema ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(names, tables, "{case}");
+        let (mode, found): (String, i64) = raw
+            .query_row(
+                "SELECT journal_mode, user_version FROM pragma_journal_mode, pragma_user_version",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((mode.as_str(), found), ("delete", version), "{case}");
+        assert!(
+            !dir.path()
+                .join(format!("theirs-{version}.sqlite3-wal"))
+                .exists(),
+            "{case}"
+        );
+    }
 
     // A store whose version was lost.
     let path = dir.path().join("reloaded.sqlite3");
@@ -396,6 +432,14 @@ fn another_applications_database_is_not_made_a_store() {
         refused.to_string().contains("no schema version"),
         "{refused}"
     );
+    // And a negative one.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = -1;")
+        .unwrap();
+    let refused = SqliteReplayStore::open(&path).map(|_| ()).unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt", "{refused}");
+    assert!(refused.to_string().contains("no build writes"), "{refused}");
 
     // Litestream's tables, made before the store.
     let path = dir.path().join("watched.sqlite3");

@@ -100,9 +100,9 @@ pub(crate) trait Harness: Send + Sync {
     /// Writes an unreadable request digest for `execution_id` behind the store's back
     /// (`false` for the memory backend, which cannot be corrupted from outside).
     fn corrupt_claim(&self, execution_id: &str) -> bool;
-    /// Marks the storage as written by a future schema version, and returns the schema version
-    /// this build writes for the backend (`None` if not applicable).
-    fn set_future_schema_version(&self) -> Option<i64>;
+    /// Sets the storage's schema version to `version` behind the store's back, and returns the
+    /// schema version this build writes for the backend (`None` if not applicable).
+    fn set_schema_version(&self, version: i64) -> Option<i64>;
     /// Whether [`Harness::tamper_and_verify`] changes the storage itself (`false` for the memory
     /// backend, which edits the snapshot it hands out).
     fn tampers_with_storage(&self) -> bool;
@@ -289,7 +289,7 @@ impl Harness for MemoryHarness {
         false
     }
 
-    fn set_future_schema_version(&self) -> Option<i64> {
+    fn set_schema_version(&self, _version: i64) -> Option<i64> {
         None
     }
 
@@ -525,8 +525,10 @@ mod sqlite_harness {
             true
         }
 
-        fn set_future_schema_version(&self) -> Option<i64> {
-            self.raw().pragma_update(None, "user_version", 99).unwrap();
+        fn set_schema_version(&self, version: i64) -> Option<i64> {
+            self.raw()
+                .pragma_update(None, "user_version", version)
+                .unwrap();
             Some(3)
         }
 
@@ -884,9 +886,9 @@ mod postgres_harness {
             true
         }
 
-        fn set_future_schema_version(&self) -> Option<i64> {
+        fn set_schema_version(&self, version: i64) -> Option<i64> {
             self.raw()
-                .execute("UPDATE schema_version SET version = 99", &[])
+                .execute("UPDATE schema_version SET version = $1", &[&version])
                 .unwrap();
             Some(4)
         }

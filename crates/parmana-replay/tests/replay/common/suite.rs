@@ -462,8 +462,10 @@ pub(crate) fn unreadable_rows_are_corrupt(h: &dyn Harness) {
     assert_eq!(h.store().ledger_snapshot().unwrap().rows.len(), 0);
 }
 
+/// A store written by a newer schema is refused as such; one whose schema version is negative,
+/// which no build writes, as corrupt.
 pub(crate) fn future_schema_is_refused(h: &dyn Harness) {
-    let Some(supported) = h.set_future_schema_version() else {
+    let Some(supported) = h.set_schema_version(99) else {
         return;
     };
     let Err(err) = h.reopen().unwrap() else {
@@ -475,6 +477,12 @@ pub(crate) fn future_schema_is_refused(h: &dyn Harness) {
         ReplayError::SchemaVersionUnsupported { found: 99, supported: current }
             if current == supported
     ));
+    h.set_schema_version(-1);
+    let Err(err) = h.reopen().unwrap() else {
+        panic!("a store at a negative schema version must be refused");
+    };
+    assert_eq!(err.code(), "replay.store_corrupt", "{err}");
+    assert!(err.to_string().contains("no build writes"), "{err}");
 }
 
 /// 32 threads race on the same 1,000 ids, each in its own order: exactly one winner per id,
