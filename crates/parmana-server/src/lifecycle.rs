@@ -273,7 +273,8 @@ impl Server {
             message: e.to_string(),
         };
         let connections = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
-        let recovery = tokio::spawn(recover_then_ready(Arc::clone(&state), handle.clone()));
+        // Before the signals are watched (see `start_recovery`).
+        let recovery = start_recovery(&state, handle.clone());
         let signals = tokio::spawn(watch_signals(signals, Arc::clone(&state), handle.clone()));
         let sequencer = tokio::spawn(sequence_periodically(Arc::clone(&state)));
         let cosigner = tokio::spawn(crate::cosigning::cosign_periodically(Arc::clone(&state)));
@@ -511,17 +512,34 @@ pub fn check_limits(limits: &Limits, sequence_interval: Duration) -> Result<(), 
     Ok(())
 }
 
+/// Starts the start-up recovery ([`recover_then_ready`]) in a task of its own, holding the
+/// reloads' turn until the server is ready: a reload asked for while the server starts (a SIGHUP
+/// once `listening on` is printed) waits until then, so that recovery completes the leftovers
+/// under the environment the server started with — under a release a reload took meanwhile,
+/// they would stay claimed for good — and the versions recorded at start are that
+/// environment's. The turn is taken here, at once, before the signals are watched; the tokens
+/// file is still read again at once.
+pub(crate) fn start_recovery(
+    state: &Arc<AppState>,
+    handle: Handle<SocketAddr>,
+) -> tokio::task::JoinHandle<Result<(), ServerError>> {
+    let start_turn = Arc::clone(&state.reloading).try_lock_owned().ok();
+    tokio::spawn(recover_then_ready(Arc::clone(state), handle, start_turn))
+}
+
 /// How many ids recovery could not complete are named in the log, one line each (the count of
 /// all of them is in the line that follows).
 const LOGGED_RECOVERY_FAILURES: usize = 100;
 
-/// Completes leftover claims, then marks the server ready. A recovery that cannot run (the
+/// Completes leftover claims, then marks the server ready, holding `reload_turn` (the reloads'
+/// turn, taken before the signals were watched) until then. A recovery that cannot run (the
 /// store failing, or cut under the log anchor) stops the server: it never reports ready over a
 /// store it could not recover. An id recovery runs over but cannot complete stays claimed and is
 /// logged; the server is ready.
 pub(crate) async fn recover_then_ready(
     state: Arc<AppState>,
     handle: Handle<SocketAddr>,
+    reload_turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 ) -> Result<(), ServerError> {
     // An id recovery cannot complete (its inputs unreadable, or made under keys or a trust root
     // this server does not hold) stays claimed and refused, as after `parmana recover`: named
@@ -607,6 +625,8 @@ pub(crate) async fn recover_then_ready(
                 );
             }
             state.started_up.store(true, Ordering::SeqCst);
+            // A reload asked for meanwhile runs now.
+            drop(reload_turn);
             state.metrics.set_ready(true);
             // A drain that began meanwhile wins (it sets its flag before it clears the gauge).
             std::sync::atomic::fence(Ordering::SeqCst);

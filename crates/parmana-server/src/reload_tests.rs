@@ -310,3 +310,105 @@ fn a_batch_is_decided_under_the_environment_it_began_with() {
         "{answer}"
     );
 }
+
+/// A memory store whose pages of pending ids wait until `release` is set: the start-up recovery
+/// held in its middle; `entered` says it got there.
+#[derive(Debug, Default)]
+struct HeldRecovery {
+    inner: MemoryReplayStore,
+    entered: std::sync::atomic::AtomicBool,
+    release: std::sync::atomic::AtomicBool,
+}
+
+impl ReplayStore for HeldRecovery {
+    parmana_testkit::forward_store_writes!(inner);
+    parmana_testkit::forward_store_reads!(@all_but_pending inner);
+    fn pending_after(
+        &self,
+        after: Option<&parmana_runtime::canon::ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<parmana_runtime::canon::ExecutionId>, parmana_runtime::replay::ReplayError>
+    {
+        self.entered.store(true, Ordering::SeqCst);
+        while !self.release.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.inner.pending_after(after, limit)
+    }
+}
+
+/// A reload asked for while the server starts (a SIGHUP once `listening on` is printed) waits
+/// until it is ready: the start-up recovery completes a claim left pending under trust root 2
+/// under the environment the server started with, though trust root 3 is on disk when the
+/// reload is asked for — taken meanwhile, the claim would stay claimed for good
+/// (`runtime.recovery_environment_changed`) and the versions recorded at start would be 3's.
+/// The reload then runs, and takes trust root 3.
+#[test]
+fn a_reload_asked_for_while_the_server_starts_waits_until_it_is_ready() {
+    use parmana_runtime::replay::ExecutionState;
+    use parmana_runtime::{ExecutionRequest, execute_from_signals};
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store = Arc::new(HeldRecovery::default());
+    let request = ExecutionRequest::parse(
+        "left-over",
+        "claims-approval@1.0.0",
+        crate::readiness_tests::SIGNALS,
+    )
+    .unwrap();
+    execute_from_signals(
+        &request,
+        &fixture.attestation_signer().unwrap(),
+        &parmana_testkit::CrashBeforeComplete(&store.inner),
+        &fixture.load().unwrap(),
+        &parmana_testkit::fixed_clock(),
+    )
+    .unwrap_err();
+    let shared: Arc<dyn ReplayStore> = Arc::clone(&store) as Arc<dyn ReplayStore>;
+    let state = bound_with(
+        runtime_over(&fixture, shared),
+        settings_for(Limits::default(), None, "sqlite"),
+    );
+    let tokio = tokio_runtime();
+    // Let go however the test ends: the tokio runtime's drop waits for the recovery's thread.
+    struct Release(Arc<HeldRecovery>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.release.store(true, Ordering::SeqCst);
+        }
+    }
+    let _release = Release(Arc::clone(&store));
+    let recovery = {
+        let _entered = tokio.enter();
+        crate::lifecycle::start_recovery(&state, axum_server::Handle::new())
+    };
+    while !store.entered.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
+    fixture
+        .rotate_trust_root(&[&fixture.attestation_signer().unwrap()], 1, expires)
+        .unwrap();
+    let mut outcome = {
+        let _entered = tokio.enter();
+        crate::lifecycle::request_reload(&state)
+    };
+    // Given time to run, the reload has not: it waits for the start.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state.runtime.last_reload(), None);
+    assert_eq!(state.runtime.environment().trust_root().version(), 2);
+    store.release.store(true, Ordering::SeqCst);
+    tokio.block_on(recovery).unwrap().unwrap();
+    let id = parmana_runtime::canon::ExecutionId::parse("left-over").unwrap();
+    assert!(
+        matches!(store.inner.get(&id).unwrap(), ExecutionState::Completed(_)),
+        "the leftover claim is completed"
+    );
+    assert_eq!(store.inner.accepted_versions().unwrap().trust_root, 2);
+    let reloaded = tokio
+        .block_on(outcome.wait_for(Option::is_some))
+        .unwrap()
+        .clone();
+    let report = reloaded.unwrap().unwrap();
+    assert_eq!(report.trust_root, (2, 3));
+    assert_eq!(state.runtime.environment().trust_root().version(), 3);
+}

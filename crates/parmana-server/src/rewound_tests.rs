@@ -224,6 +224,7 @@ fn a_store_cut_and_grown_again_past_the_anchor_is_refused_before_the_server_is_r
         .block_on(crate::lifecycle::recover_then_ready(
             Arc::clone(&state),
             axum_server::Handle::new(),
+            None,
         ))
         .unwrap_err();
     assert_eq!(refused.code(), "runtime.store_rewound", "{refused}");
