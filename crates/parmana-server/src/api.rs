@@ -331,7 +331,15 @@ pub(crate) async fn read_execution(
         .await?
         .map_err(|e| execution_error(&e))?;
     let response = match status {
-        ExecutionStatus::Completed(envelope) => raw_json_response(StatusCode::OK, envelope),
+        // Its place in the body budget, held until it is written (`AnswerHolding`): attestations
+        // read back for clients that do not read them stay within the budget (up to about 2 MiB
+        // each, with the signals); with no room, `503 server.overloaded`.
+        ExecutionStatus::Completed(envelope) => {
+            let mut place = crate::state::BodyPlace::default();
+            place.grow(&state, envelope.len())?;
+            place.hold();
+            raw_json_response(StatusCode::OK, envelope)
+        }
         ExecutionStatus::Claimed { claimed_at } => ApiError::new(
             StatusCode::LOCKED,
             "server.execution_pending",

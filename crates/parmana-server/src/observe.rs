@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, RETRY_AFTER_SECONDS};
 use crate::settings::{LogLevel, Logging};
-use crate::state::{AppState, NOTES, Notes, SLOT, Slot};
+use crate::state::{AnswerHolding, AppState, NOTES, Notes, SLOT, Slot};
 
 /// What a handler decided, attached to its response for the log line and metrics.
 #[derive(Debug, Clone, Default)]
@@ -151,6 +151,7 @@ pub(crate) async fn guard(
                 // done (a log read that outlives its request's timeout or its client keeps
                 // its place).
                 let slot = Arc::new(Slot::new(permit, log_share));
+                let place = slot.body_place();
                 let handled = tokio::time::timeout(
                     state.limits.request_timeout,
                     answered_despite_panics(
@@ -158,7 +159,7 @@ pub(crate) async fn guard(
                         &notes,
                     ),
                 );
-                tokio::select! {
+                let answer = tokio::select! {
                     // An answer ready as the grace ends is given, not the 503.
                     biased;
                     answered = SLOT.scope(slot, handled) => match answered {
@@ -166,7 +167,10 @@ pub(crate) async fn guard(
                         Err(_) => unanswered(&state, &route, &notes, Unanswered::TimedOut),
                     },
                     () = state.grace_over() => unanswered(&state, &route, &notes, Unanswered::ShuttingDown),
-                }
+                };
+                // The request's place in the body budget is given back once its answer is
+                // written, not before (a client that does not read it holds its memory there).
+                answer.map(|body| axum::body::Body::new(AnswerHolding::new(body, place)))
             }
         }
     };

@@ -988,6 +988,74 @@ fn an_explanation_takes_its_place_in_the_body_budget() {
     assert_eq!(state.body_bytes.available_permits(), total);
 }
 
+/// An answer keeps its request's place in the body budget until it is written, not just until
+/// its handler returns: an explanation's (its trace's bound) and an attestation read back (its
+/// size) stay taken while the answer's body is held unread — a client that does not read its
+/// answer holds that memory within the budget — and are given back once it is dropped, its
+/// `Content-Length` still exact. With no room for an attestation read back, the read is shed.
+#[test]
+fn an_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
+    use http_body::Body as _;
+    use tower::ServiceExt;
+    let fixture = FixtureEnvironment::new().unwrap();
+    let state = started_over_memory(&fixture);
+    let tokio = tokio_runtime();
+    let total = state.body_bytes.available_permits();
+    let (status, answer, _) = answer_through_router(
+        &tokio,
+        &state,
+        "POST",
+        "/v1/executions",
+        &format!(
+            r#"{{"policy":"claims-approval@1.0.0","signals":{SIGNALS},"execution_id":"held-1"}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let evaluation = format!(r#"{{"policy":"claims-approval@1.0.0","signals":{SIGNALS}}}"#);
+    for (method, path, body) in [
+        ("POST", "/v1/evaluations?explain=true", evaluation.as_str()),
+        ("GET", "/v1/executions/held-1", ""),
+    ] {
+        let response = tokio.block_on(async {
+            let request = axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_owned()))
+                .unwrap();
+            crate::lifecycle::router(Arc::clone(&state))
+                .oneshot(request)
+                .await
+                .unwrap()
+        });
+        assert_eq!(response.status(), 200, "{path}");
+        let length: u64 = response.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(response.body().size_hint().exact(), Some(length), "{path}");
+        assert!(
+            state.body_bytes.available_permits() < total,
+            "{path}: the answer's place is given back before it is written"
+        );
+        drop(response);
+        assert_eq!(state.body_bytes.available_permits(), total, "{path}");
+    }
+    // No room for the attestation read back: shed.
+    let held = Arc::clone(&state.body_bytes)
+        .try_acquire_many_owned(u32::try_from(total).unwrap())
+        .unwrap();
+    let (status, answer, retry_after) =
+        answer_through_router(&tokio, &state, "GET", "/v1/executions/held-1", "");
+    assert_eq!(
+        (status, &answer["error"]["code"], retry_after),
+        (503, &serde_json::json!("server.overloaded"), true),
+        "{answer}"
+    );
+    drop(held);
+}
+
 /// The ledger held by another integrator (runs told busy, the log not growing) while this server
 /// has completed executions since its last run that integrated: not ready once that has lasted
 /// [`held_ledger_limit`](crate::lifecycle::held_ledger_limit), with the reason; a run that

@@ -108,13 +108,60 @@ pub(crate) fn note_request(policy: Option<&PolicyRef>, execution_id: Option<&Exe
 
 /// What a request holds while it, or a runtime call it started, runs: a concurrency slot and,
 /// for the log's routes, a place of the log's share (see `observe::guard`). Both are given back
-/// only when the request and its runtime call are both done.
+/// only when the request and its runtime call are both done. Its place in the body budget is
+/// given back only once its answer is written too ([`AnswerHolding`]).
 #[derive(Debug)]
 pub(crate) struct Slot {
     _request: OwnedSemaphorePermit,
     _log_share: Option<OwnedSemaphorePermit>,
-    /// The body's place in [`AppState::body_bytes`], once the handler reads a body.
-    body: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
+    /// The body's place in [`AppState::body_bytes`], once the handler reads a body (and an
+    /// explanation's, or an answer's, beside it): shared with the answer's body.
+    body: BodyBudgetPlace,
+}
+
+/// A request's place in [`AppState::body_bytes`], held by its [`Slot`] and by its answer's body.
+pub(crate) type BodyBudgetPlace = Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>;
+
+/// An answer's body that keeps its request's place in the body budget until hyper has written
+/// it or dropped it (its connection closed): a client that reads its answer slowly, or not at
+/// all, holds the memory of the answer — an explanation's trace, an attestation read back — in
+/// the budget, not beside it, so that such answers held at once stay within the budget as the
+/// bodies do.
+#[derive(Debug)]
+pub(crate) struct AnswerHolding {
+    inner: axum::body::Body,
+    _place: BodyBudgetPlace,
+}
+
+impl AnswerHolding {
+    /// `inner`, holding `place` until it is dropped.
+    pub(crate) fn new(inner: axum::body::Body, place: BodyBudgetPlace) -> Self {
+        Self {
+            inner,
+            _place: place,
+        }
+    }
+}
+
+impl http_body::Body for AnswerHolding {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    // Exact for a whole answer: its `Content-Length` stays.
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl Slot {
@@ -125,8 +172,13 @@ impl Slot {
         Self {
             _request: request,
             _log_share: log_share,
-            body: std::sync::Mutex::new(None),
+            body: Arc::new(std::sync::Mutex::new(None)),
         }
+    }
+
+    /// The request's place in the body budget, for its answer's body to hold.
+    pub(crate) fn body_place(&self) -> BodyBudgetPlace {
+        Arc::clone(&self.body)
     }
 
     /// Keeps the body's place until the request and its runtime call are both done, with any
