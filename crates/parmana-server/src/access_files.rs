@@ -4,11 +4,35 @@ use std::fs::File;
 use std::path::Path;
 
 /// Opens `path` for reading once [`check_yours`] accepts what was opened; the refusal or the
-/// system's error as a message.
+/// system's error as a message. Opened without waiting (`O_NONBLOCK`: a named pipe put at the
+/// path would otherwise hold the start, or a reload and every one after it, until something
+/// writes to it), and refused unless it is a regular file.
 pub(crate) fn open(path: &Path) -> Result<File, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
+    let file = open_without_waiting(path).map_err(|e| e.to_string())?;
+    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
+        return Err(
+            "it is not a regular file (a named pipe, a device or a directory): it is not read"
+                .to_owned(),
+        );
+    }
     check_yours(&file)?;
     Ok(file)
+}
+
+#[cfg(unix)]
+fn open_without_waiting(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // A regular file reads as it would without the flag.
+    let nonblocking = rustix::fs::OFlags::NONBLOCK.bits();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(i32::try_from(nonblocking).unwrap_or(0))
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_without_waiting(path: &Path) -> std::io::Result<File> {
+    File::open(path)
 }
 
 /// [`open`] for a private key: also refused when anyone (the world) may read it — whoever reads
@@ -123,6 +147,23 @@ mod tests {
             if let Err(message) = opened {
                 assert!(message.contains("anyone may write it"), "{message}");
             }
+        }
+    }
+
+    /// A named pipe at the path is refused at once (opened, it would wait for a writer), and
+    /// so is a directory.
+    #[test]
+    fn what_is_not_a_regular_file_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("tokens.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for path in [fifo.as_path(), dir.path()] {
+            let message = open(path).unwrap_err();
+            assert!(message.contains("not a regular file"), "{message}");
         }
     }
 

@@ -516,7 +516,13 @@ impl AppState {
                 evidence,
                 "replay store rows deleted behind it; executions refused until it is restored and the server restarted"
             );
-            runtime.refuse_store(format!("{evidence} (replay.store_corrupt)"));
+            // What every later refusal and the unauthenticated `/readyz` say: not the id (a
+            // client's, perhaps a business identifier), which the log line above names.
+            runtime.refuse_store(
+                "a row of an execution the ledger records was deleted behind the store \
+                 (replay.store_corrupt; the server's log names the execution)"
+                    .to_owned(),
+            );
         }
     }
 

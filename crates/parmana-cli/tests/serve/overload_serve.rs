@@ -465,7 +465,16 @@ fn an_id_in_the_log_stays_used_though_its_row_was_deleted() {
         "{}",
         other.text
     );
-    assert_eq!(served.get("/readyz", None).status, 503);
+    let probe = served.get("/readyz", None);
+    assert_eq!(probe.status, 503);
+    // Neither another caller nor the probe (no token) is told the id: the server's log names it.
+    for answer in [&other.text, &probe.text] {
+        assert!(
+            answer.contains("deleted behind the store") && !answer.contains("logged-1"),
+            "{answer}"
+        );
+    }
+    assert!(served.stderr().contains("logged-1"), "{}", served.stderr());
     // A server started on that store reads the log before it is ready, finds a record naming
     // an execution the store no longer holds, and refuses it for good: never ready, every
     // execution refused.
@@ -493,7 +502,9 @@ fn an_id_in_the_log_stays_used_though_its_row_was_deleted() {
     });
     let refused = refused.unwrap_or_else(|| panic!("{}", served.stderr()));
     assert_eq!(refused.status, 500, "{}", refused.text);
-    assert_eq!(served.get("/readyz", None).status, 503);
+    let probe = served.get("/readyz", None);
+    assert_eq!(probe.status, 503);
+    assert!(!probe.text.contains("logged-1"), "{}", probe.text);
 }
 
 /// A log that cannot be read before ready (here a ledger record over its bound, which a writer
