@@ -241,6 +241,8 @@ impl PostgresReplayStore {
         let mut first = config
             .connect(connector.clone())
             .map_err(map_connect_error)?;
+        let session_check: Arc<str> = session_check(schema).into();
+        first.batch_execute(&session_check).map_err(map_error)?;
         if options.create {
             // A store already at this build's version is opened as one opened to read: no DDL,
             // so a running deployment's role needs no right to create (PostgreSQL checks it
@@ -272,7 +274,10 @@ impl PostgresReplayStore {
             .event_handler(Box::new(RecordFailures {
                 last: Arc::clone(&last_failure),
             }))
-            .build_unchecked(Manager(PostgresConnectionManager::new(config, connector)));
+            .build_unchecked(Manager {
+                connections: PostgresConnectionManager::new(config, connector),
+                session_check,
+            });
         Ok(Self {
             pool: Pool {
                 pool,
@@ -286,6 +291,46 @@ impl PostgresReplayStore {
             group: GroupCommit::new(MAX_BATCH_CLAIMS),
         })
     }
+}
+
+/// The SQLSTATE [`session_check`] raises (a class of Parmana's own), which [`map_error`] reads as
+/// `replay.invalid_configuration`.
+pub(super) const SESSION_REFUSED: &str = "PM001";
+
+/// What each new connection runs first (one round trip, not per use): refused (SQLSTATE
+/// [`SESSION_REFUSED`]) unless its session runs with the durability, isolation and names the
+/// startup options set (`lock_timeout` and the idle timeout the URL may change) — a
+/// connection pooler between the store and PostgreSQL may drop them (PgBouncer refuses the
+/// `options` parameter, or with `ignore_startup_parameters = options` drops it), and then a
+/// `201` would rest on the server's `synchronous_commit`, the store's locking on its isolation,
+/// and its names on its `search_path`, none of them checked before; and, on PostgreSQL 14 or
+/// newer, it turns off `idle_session_timeout` for the session (which the startup options cannot
+/// set on 12 and 13, which refuse a setting they do not know): a pooled connection left idle is
+/// not ended under the store, each one then costing a request a `503`. The schema's name is
+/// checked before (`[a-z_][a-z0-9_]*`), so it is written into the statement as it is.
+fn session_check(schema: &str) -> String {
+    format!(
+        r#"DO $parmana$
+BEGIN
+    IF pg_catalog.current_setting('synchronous_commit') <> 'on'
+        OR pg_catalog.current_setting('default_transaction_isolation') <> 'read committed'
+        OR pg_catalog.current_setting('search_path') <> '"{schema}"'
+    THEN
+        RAISE EXCEPTION USING ERRCODE = '{SESSION_REFUSED}', MESSAGE = pg_catalog.format(
+            'the session does not run with what the store set in its startup options '
+            '(synchronous_commit = %s, default_transaction_isolation = %s, search_path = %s): '
+            'a connection pooler between the store and PostgreSQL dropped them; connect to '
+            'PostgreSQL directly, or through a pooler that passes the options parameter on',
+            pg_catalog.current_setting('synchronous_commit'),
+            pg_catalog.current_setting('default_transaction_isolation'),
+            pg_catalog.current_setting('search_path'));
+    END IF;
+    IF pg_catalog.current_setting('idle_session_timeout', true) IS NOT NULL THEN
+        PERFORM pg_catalog.set_config('idle_session_timeout', '0', false);
+    END IF;
+END
+$parmana$"#
+    )
 }
 
 /// How a transaction locks the marks row while it decides.

@@ -440,26 +440,32 @@ impl DerefMut for Connection {
     }
 }
 
-/// `r2d2_postgres`'s manager, handing out [`Connection`]s.
-pub(super) struct Manager(pub(super) PostgresConnectionManager<MakeRustlsConnect>);
+/// `r2d2_postgres`'s manager, handing out [`Connection`]s, each once its session passed the
+/// store's check (`postgres::session_check`).
+pub(super) struct Manager {
+    pub(super) connections: PostgresConnectionManager<MakeRustlsConnect>,
+    pub(super) session_check: std::sync::Arc<str>,
+}
 
 impl ManageConnection for Manager {
     type Connection = Connection;
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<Connection, postgres::Error> {
+        let mut client = self.connections.connect()?;
+        client.batch_execute(&self.session_check)?;
         Ok(Connection {
-            client: self.0.connect()?,
+            client,
             prepared: None,
         })
     }
 
     fn is_valid(&self, connection: &mut Connection) -> Result<(), postgres::Error> {
-        self.0.is_valid(&mut connection.client)
+        self.connections.is_valid(&mut connection.client)
     }
 
     fn has_broken(&self, connection: &mut Connection) -> bool {
-        self.0.has_broken(&mut connection.client)
+        self.connections.has_broken(&mut connection.client)
     }
 }
 

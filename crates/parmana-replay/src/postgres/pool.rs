@@ -55,9 +55,13 @@ pub(super) fn map_error(error: postgres::Error) -> ReplayError {
         {
             ReplayError::corrupt(describe(&error))
         }
-        // The role the URL names may not do what the store does (a grant missing): its
-        // configuration, not a passing failure.
-        Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => {
+        // The role the URL names may not do what the store does (a grant missing), or a
+        // session does not run with what the store set (a pooler dropped the startup options):
+        // its configuration, not a passing failure.
+        Some(code)
+            if *code == SqlState::INSUFFICIENT_PRIVILEGE
+                || code.code() == super::SESSION_REFUSED =>
+        {
             ReplayError::InvalidConfiguration {
                 message: describe(&error),
             }
@@ -86,7 +90,8 @@ pub(super) struct Pool {
     pub(super) tls_mode: tls::TlsMode,
     pub(super) wait: Duration,
     /// Why the pool's last attempt to open a connection failed (cleared by a success), so that
-    /// a checkout that times out says why, and reports a TLS refusal with its own code.
+    /// a checkout that times out says why, and reports a TLS refusal, or a configuration refused
+    /// (`replay.invalid_configuration`), with its own code.
     pub(super) last_failure: Arc<Mutex<Option<ReplayError>>>,
 }
 
@@ -100,7 +105,12 @@ impl Pool {
                 .ok()
                 .and_then(|mut last| last.take());
             match last {
-                Some(refusal @ ReplayError::TlsRefused { .. }) => refusal,
+                // A refusal no wait mends (TLS, a session without the store's settings) keeps
+                // its code.
+                Some(
+                    refusal @ (ReplayError::TlsRefused { .. }
+                    | ReplayError::InvalidConfiguration { .. }),
+                ) => refusal,
                 Some(failure) => ReplayError::unavailable(format!(
                     "no PostgreSQL connection within {:?}; the last attempt failed: {failure}",
                     self.wait

@@ -155,9 +155,22 @@ pub(super) fn migrate(client: &mut Client, schema: &str) -> Result<(), ReplayErr
         &[&schema],
     )
     .map_err(map_error)?;
+    // Made only where it is missing: PostgreSQL checks `CREATE` on the database before `IF NOT
+    // EXISTS`, so a role that owns a schema made beforehand, without that right, creates and
+    // migrates the store in it.
+    let exists = tx
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+            &[&schema],
+        )
+        .map_err(map_error)?
+        .is_some();
+    if !exists {
+        tx.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
+            .map_err(map_error)?;
+    }
     tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
-         CREATE TABLE IF NOT EXISTS \"{schema}\".schema_version (
+        "CREATE TABLE IF NOT EXISTS \"{schema}\".schema_version (
              singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
              version BIGINT NOT NULL
          );

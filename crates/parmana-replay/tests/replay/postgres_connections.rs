@@ -1008,3 +1008,168 @@ fn a_claim_on_a_pooled_connection_the_server_ended_is_decided_again() {
         ExecutionState::Completed(_)
     ));
 }
+
+/// A proxy on loopback in front of the server at `upstream` that drops the `options` parameter
+/// from the startup message of each connection from the `from`-th on (0: all), as PgBouncer does
+/// with `ignore_startup_parameters = options`, and relays the rest both ways. For URLs with
+/// `sslmode=disable` (the startup message in the clear). Its port.
+fn options_dropping_proxy(upstream: std::net::SocketAddr, from: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { continue };
+            std::thread::spawn(move || relay_dropping_options(client, upstream, n >= from));
+        }
+    });
+    port
+}
+
+fn relay_dropping_options(
+    mut client: std::net::TcpStream,
+    upstream: std::net::SocketAddr,
+    drop_options: bool,
+) -> std::io::Result<()> {
+    let mut length = [0u8; 4];
+    client.read_exact(&mut length)?;
+    let mut body = vec![0u8; usize::try_from(u32::from_be_bytes(length)).unwrap() - 4];
+    client.read_exact(&mut body)?;
+    // The protocol version, then `name\0value\0` pairs, then `\0`.
+    let (version, pairs) = body.split_at(4);
+    let mut kept = version.to_vec();
+    let fields: Vec<&[u8]> = pairs.split(|byte| *byte == 0).collect();
+    for pair in fields.chunks(2) {
+        if let [name, value] = pair
+            && !name.is_empty()
+            && !(drop_options && *name == b"options")
+        {
+            kept.extend_from_slice(name);
+            kept.push(0);
+            kept.extend_from_slice(value);
+            kept.push(0);
+        }
+    }
+    kept.push(0);
+    let mut server = std::net::TcpStream::connect(upstream)?;
+    server.write_all(&u32::try_from(kept.len() + 4).unwrap().to_be_bytes())?;
+    server.write_all(&kept)?;
+    let (mut from_client, mut to_server) = (client.try_clone()?, server.try_clone()?);
+    std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_server));
+    std::io::copy(&mut server, &mut client)?;
+    Ok(())
+}
+
+/// The test server's URL through a proxy dropping the startup options from the `from`-th
+/// connection on.
+fn through_options_dropping_proxy(url: &str, from: usize) -> String {
+    let config: postgres::Config = url.parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        postgres::config::Host::Tcp(host) => host.clone(),
+        other => panic!("{other:?}"),
+    };
+    let port = config.get_ports()[0];
+    let upstream = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = options_dropping_proxy(upstream, from);
+    url.replacen(&format!("{host}:{port}"), &format!("127.0.0.1:{proxy}"), 1)
+}
+
+/// A session that does not run with what the store set in its startup options — a connection
+/// pooler between them dropped the `options` parameter, so that durability, isolation and the
+/// store's names would rest on the server's defaults — is refused
+/// (`replay.invalid_configuration`): at open, and on a pooled connection opened later (every
+/// operation then refused, nothing written). Each session the store opens has PostgreSQL 14's
+/// `idle_session_timeout` turned off: an idle pooled session is not ended under it.
+#[test]
+fn a_session_without_the_stores_settings_is_refused() {
+    let Some((url, schema, _schemas)) = own_schema("dropped_options") else {
+        return;
+    };
+    // (The test server's URL says `sslmode=disable`: the proxy reads the startup message.)
+    assert!(url.contains("sslmode=disable"), "{url}");
+    // Every connection without them: the store does not open.
+    let error =
+        PostgresReplayStore::connect(&through_options_dropping_proxy(&url, 0), &options(&schema))
+            .map(|_| ())
+            .unwrap_err();
+    assert_eq!(error.code(), "replay.invalid_configuration", "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("a connection pooler between the store and PostgreSQL dropped them")
+            && error.to_string().contains("search_path"),
+        "{error}"
+    );
+    // The first with them (the store opens), the pool's without: refused, nothing claimed.
+    let store = PostgresReplayStore::connect(
+        &through_options_dropping_proxy(&url, 1),
+        &PostgresOptions {
+            connect_timeout: Duration::from_secs(2),
+            ..options(&schema)
+        },
+    )
+    .unwrap();
+    let error = store
+        .claim(&id("dropped-1"), &claim_for("dropped-1"), V0)
+        .unwrap_err();
+    assert_eq!(error.code(), "replay.invalid_configuration", "{error}");
+    let mut raw = crate::common::postgres_raw(&url, &schema);
+    let claimed: i64 = raw
+        .query_one("SELECT count(*) FROM executions", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(claimed, 0);
+    // Directly: accepted. An `idle_session_timeout` of a second (the URL's here; a server's,
+    // database's or role's alike) does not end the store's idle pooled session under it
+    // (PostgreSQL 14+): a read after two idle seconds is answered on it.
+    let timed_out = with_option(&url, "options=-c%20idle_session_timeout%3D1000");
+    let store = PostgresReplayStore::connect(
+        &timed_out,
+        &PostgresOptions {
+            pool_size: 1,
+            ..options(&schema)
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        store
+            .claim(&id("direct-1"), &claim_for("direct-1"), V0)
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(matches!(
+        store.get(&id("direct-1")).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+}
+
+/// A role without `CREATE` on the database that owns a schema made beforehand creates the store
+/// in it (PostgreSQL checks that right before `IF NOT EXISTS`: the schema is not made again).
+#[test]
+fn a_role_owning_a_schema_made_beforehand_creates_the_store_in_it() {
+    let Some((url, schema, _schemas)) = own_schema("premade") else {
+        return;
+    };
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let role = unique("owner");
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; CREATE SCHEMA \"{schema}\" AUTHORIZATION {role}"
+        ))
+        .unwrap();
+    let opened = PostgresReplayStore::connect(
+        &with_option(&url, &format!("user={role}")),
+        &options(&schema),
+    )
+    .map(|store| store.claim(&id("premade-1"), &claim_for("premade-1"), V0));
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';
+             DROP SCHEMA \"{schema}\" CASCADE; DROP ROLE {role};"
+        ))
+        .unwrap();
+    assert_eq!(opened.unwrap().unwrap(), ClaimOutcome::Claimed);
+}
