@@ -228,6 +228,15 @@ pub(super) fn claim_fast(
         .iter()
         .map(|&i| claims[i].record.claimed_at().to_string())
         .collect();
+    // Preparing is the first use of a pooled connection that never ran this path: one lost
+    // meanwhile (its server restarted, or ended the session) fails here, before anything of the
+    // batch is sent, and each claim is then decided on its own, as below.
+    if let Err(error) = connection.prepare() {
+        return match BatchFailure::from(error) {
+            BatchFailure::ConnectionLost => Ok(vec![FastClaim::Undecided; claims.len()]),
+            BatchFailure::Waited(error) | BatchFailure::Other(error) => Err(error),
+        };
+    }
     let (client, statements) = connection.prepared()?;
     let params: [&(dyn postgres::types::ToSql + Sync); 8] = [
         &ids,
@@ -408,18 +417,24 @@ pub(super) struct Connection {
 }
 
 impl Connection {
-    /// The client and its prepared statements (prepared on first use).
-    fn prepared(&mut self) -> Result<(&mut Client, &Prepared), ReplayError> {
+    /// Prepares the statements, once: the server's error as it is.
+    fn prepare(&mut self) -> Result<(), postgres::Error> {
         if self.prepared.is_none() {
-            let claim = self.client.prepare(CLAIM).map_err(map_error)?;
-            let complete = self.client.prepare(COMPLETE).map_err(map_error)?;
-            let complete_won = self.client.prepare(COMPLETE_WON).map_err(map_error)?;
+            let claim = self.client.prepare(CLAIM)?;
+            let complete = self.client.prepare(COMPLETE)?;
+            let complete_won = self.client.prepare(COMPLETE_WON)?;
             self.prepared = Some(Prepared {
                 claim,
                 complete,
                 complete_won,
             });
         }
+        Ok(())
+    }
+
+    /// The client and its prepared statements (prepared on first use).
+    fn prepared(&mut self) -> Result<(&mut Client, &Prepared), ReplayError> {
+        self.prepare().map_err(map_error)?;
         match &self.prepared {
             Some(prepared) => Ok((&mut self.client, prepared)),
             None => Err(ReplayError::unavailable("the statements were not prepared")),

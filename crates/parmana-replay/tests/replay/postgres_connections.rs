@@ -948,65 +948,75 @@ fn a_claim_on_a_pooled_connection_the_server_ended_is_decided_again() {
     let Some((url, schema, _schemas)) = own_schema("ended") else {
         return;
     };
-    let application = unique("parmana_ended");
-    let store = PostgresReplayStore::connect(
-        &with_option(&url, &format!("application_name={application}")),
-        &PostgresOptions {
-            pool_size: 1,
-            ..options(&schema)
-        },
-    )
-    .unwrap();
     // Two claims: the first reads the marks, the second goes the one-statement way and leaves
-    // its connection, statements prepared, in the pool.
-    for warm in ["warm-1", "warm-2"] {
-        assert_eq!(
-            store
-                .claim_completed(&id(warm), &claim_for(warm), V0, b"attestation")
-                .unwrap(),
-            ClaimOutcome::Claimed
-        );
-    }
-    let mut admin = postgres_raw(&url, "public");
-    let ended: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = $1) AS ended",
-            &[&application],
+    // its connection, statements prepared, in the pool. One claim alone leaves it unprepared:
+    // the next claim's first use of it is to prepare them, which fails as the connection is
+    // found lost (then decided again as well; it was refused with `replay.store_unavailable`).
+    for (case, warm) in [
+        ("prepared", &["warm-1", "warm-2"][..]),
+        ("unprepared", &["warm-3"][..]),
+    ] {
+        let application = unique("parmana_ended");
+        let store = PostgresReplayStore::connect(
+            &with_option(&url, &format!("application_name={application}")),
+            &PostgresOptions {
+                pool_size: 1,
+                ..options(&schema)
+            },
         )
-        .unwrap()
-        .get(0);
-    assert_eq!(ended, 1, "the pool's one connection");
-    // `pg_terminate_backend` only signals the backend: until it has ended, it may still run the
-    // claim's statements and die at the commit, whose outcome the store then cannot know and
-    // answers as it is (unavailable) — not the case tested here (a CI run under load met it).
-    let mut gone = false;
-    for _ in 0..500 {
-        let left: i64 = admin
+        .unwrap();
+        for warm in warm {
+            assert_eq!(
+                store
+                    .claim_completed(&id(warm), &claim_for(warm), V0, b"attestation")
+                    .unwrap(),
+                ClaimOutcome::Claimed,
+                "{case}"
+            );
+        }
+        let mut admin = postgres_raw(&url, "public");
+        let ended: i64 = admin
             .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE application_name = $1) AS ended",
                 &[&application],
             )
             .unwrap()
             .get(0);
-        if left == 0 {
-            gone = true;
-            break;
+        assert_eq!(ended, 1, "{case}: the pool's one connection");
+        // `pg_terminate_backend` only signals the backend: until it has ended, it may still run
+        // the claim's statements and die at the commit, whose outcome the store then cannot know
+        // and answers as it is (unavailable) — not the case tested here (a CI run under load met
+        // it).
+        let mut gone = false;
+        for _ in 0..500 {
+            let left: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                    &[&application],
+                )
+                .unwrap()
+                .get(0);
+            if left == 0 {
+                gone = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        assert!(gone, "{case}: the backend never ended");
+        let exec = id(&format!("after-the-end-{case}"));
+        assert_eq!(
+            store
+                .claim_completed(&exec, &claim_for("after"), V0, b"attestation")
+                .unwrap(),
+            ClaimOutcome::Claimed,
+            "{case}"
+        );
+        assert!(
+            matches!(store.get(&exec).unwrap(), ExecutionState::Completed(_)),
+            "{case}"
+        );
     }
-    assert!(gone, "the backend never ended");
-    let exec = id("after-the-end");
-    assert_eq!(
-        store
-            .claim_completed(&exec, &claim_for("after"), V0, b"attestation")
-            .unwrap(),
-        ClaimOutcome::Claimed
-    );
-    assert!(matches!(
-        store.get(&exec).unwrap(),
-        ExecutionState::Completed(_)
-    ));
 }
 
 /// A proxy on loopback in front of the server at `upstream` that drops the `options` parameter
