@@ -376,11 +376,15 @@ pub(crate) async fn read_execution(
     Ok(with_outcome(response, outcome))
 }
 
-/// `?explain=true`.
+/// `?explain=true`: the one query parameter taken (`true` or `false`, once), as the bodies take
+/// no unknown member — a misspelt one (`?explian=true`) is `400 server.invalid_request`, not an
+/// answer without what was asked for.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ExplainQuery {
-    /// Add the trace: every rule tried, every condition evaluated, with the values read.
+    /// Add the trace: every rule tried, every condition evaluated, with the values read
+    /// (`true` or `false`; no other parameter is taken).
     #[serde(default)]
     explain: bool,
 }

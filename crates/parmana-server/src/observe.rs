@@ -106,8 +106,11 @@ pub(crate) async fn guard(
     } else if !state.is_started() && !SERVED_WHILE_STARTING.contains(&route.as_ref()) {
         ApiError::starting().into_response()
     } else if NEVER_SHED.contains(&route.as_ref()) {
-        let handled =
-            answered_despite_panics(NOTES.scope(Arc::clone(&notes), next.run(request)), &notes);
+        let handled = answered_despite_panics(
+            NOTES.scope(Arc::clone(&notes), next.run(request)),
+            &notes,
+            &route,
+        );
         tokio::select! {
             biased;
             response = handled => response,
@@ -157,6 +160,7 @@ pub(crate) async fn guard(
                     answered_despite_panics(
                         NOTES.scope(Arc::clone(&notes), next.run(request)),
                         &notes,
+                        &route,
                     ),
                 );
                 let answer = tokio::select! {
@@ -230,12 +234,14 @@ pub(crate) async fn guard(
 }
 
 /// `handled`, with a panic in it — a defect in a handler, on the async worker — answered `500
-/// server.internal` (naming in `Location` the execution the handler had noted) instead of
-/// unwinding into the connection's task, which would reset the connection with the request
-/// neither logged nor counted. What the panic said goes to the server's log only.
-async fn answered_despite_panics(
+/// server.internal` (on a route that executes, naming in `Location` the execution the handler
+/// had noted; a read names none: it claimed nothing) instead of unwinding into the connection's
+/// task, which would reset the connection with the request neither logged nor counted. What the
+/// panic said goes to the server's log only.
+pub(crate) async fn answered_despite_panics(
     handled: impl std::future::Future<Output = Response>,
     notes: &std::sync::Mutex<Notes>,
+    route: &str,
 ) -> Response {
     use std::task::Poll;
     let mut handled = std::pin::pin!(handled);
@@ -249,9 +255,13 @@ async fn answered_despite_panics(
     .await;
     caught.unwrap_or_else(|| {
         tracing::error!(target: "parmana::server", "a request handler panicked (a defect)");
-        let (execution_id, location) = notes.lock().map_or((None, None), |notes| {
-            (notes.execution_id.clone(), notes.location.clone())
-        });
+        let (execution_id, location) = notes
+            .lock()
+            .ok()
+            .filter(|_| EXECUTING_ROUTES.contains(&route))
+            .map_or((None, None), |notes| {
+                (notes.execution_id.clone(), notes.location.clone())
+            });
         crate::api::defect("request", execution_id.as_deref(), location).into_response()
     })
 }

@@ -262,3 +262,83 @@ fn a_probe_waiting_as_the_grace_runs_out_answers_not_ready() {
         "{body}"
     );
 }
+
+/// A handler that panics (a defect) is answered `500 server.internal`; on a route that executes,
+/// naming in `Location` the execution it had noted (the client may read its outcome there), and
+/// on a read naming none — a read claimed nothing, and the advice would be wrong.
+#[test]
+fn a_panic_names_the_execution_only_on_a_route_that_executes() {
+    let tokio = tokio_runtime();
+    for (route, named) in [
+        ("/v1/executions", true),
+        ("/v1/executions/{id}", false),
+        ("/access/v1/evaluation", true),
+    ] {
+        let notes = Mutex::new(crate::state::Notes {
+            execution_id: Some("noted-1".to_owned()),
+            ..crate::state::Notes::default()
+        });
+        let response = tokio.block_on(crate::observe::answered_despite_panics(
+            async { panic!("a defect") },
+            &notes,
+            route,
+        ));
+        assert_eq!(response.status(), 500, "{route}");
+        assert_eq!(
+            response.headers().contains_key("location"),
+            named,
+            "{route}"
+        );
+        let body = tokio
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 16))
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("server.internal"), "{route}: {text}");
+        assert_eq!(text.contains("noted-1"), named, "{route}: {text}");
+    }
+}
+
+/// `POST /v1/evaluations` takes one query parameter, `explain`, as `true` or `false` once: a
+/// misspelt or unknown one, another spelling of the value, or the parameter twice is `400
+/// server.invalid_request` (typed), never an answer without the trace asked for.
+#[test]
+fn the_evaluations_query_takes_explain_alone() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let state = started_over_memory(&fixture);
+    let tokio = tokio_runtime();
+    let body = format!(
+        r#"{{"policy":"claims-approval@1.0.0","signals":{}}}"#,
+        crate::readiness_tests::SIGNALS
+    );
+    for (query, status) in [
+        ("", 200),
+        ("?explain=true", 200),
+        ("?explain=false", 200),
+        ("?explian=true", 400),
+        ("?trace=true", 400),
+        ("?explain=True", 400),
+        ("?explain=1", 400),
+        ("?explain=true&explain=false", 400),
+    ] {
+        let (answered, answer, _) = answer_through_router(
+            &tokio,
+            &state,
+            "POST",
+            &format!("/v1/evaluations{query}"),
+            &body,
+        );
+        assert_eq!(answered, status, "{query}: {answer}");
+        if status == 400 {
+            assert_eq!(
+                answer["error"]["code"], "server.invalid_request",
+                "{query}: {answer}"
+            );
+        } else {
+            assert_eq!(
+                answer.get("trace").is_some(),
+                query == "?explain=true",
+                "{query}: {answer}"
+            );
+        }
+    }
+}
