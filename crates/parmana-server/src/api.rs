@@ -22,10 +22,10 @@ use crate::error::{ApiError, RETRY_AFTER_SECONDS, status_of};
 use crate::observe::Outcome;
 use crate::state::AppState;
 use crate::wire::{
-    BatchEvaluationResponse, BatchItem, DocumentStatus, ErrorBody, EvaluationBody,
-    EvaluationOutcome, EvaluationRequestBody, ExecutionRequestBody, ExecutionResponse, HealthBody,
-    ReloadResponse, ReloadStatus, StatusBody, VerifyRequestBody, VerifyResponse, json_response,
-    raw_json_response,
+    AttestationInput, BatchEvaluationResponse, BatchItem, DocumentStatus, EnvelopeObject,
+    ErrorBody, EvaluationBody, EvaluationOutcome, EvaluationRequestBody, ExecutionRequestBody,
+    ExecutionResponse, HealthBody, ReloadResponse, ReloadStatus, StatusBody, VerifyRequestBody,
+    VerifyResponse, json_response, raw_json_response,
 };
 
 type Shared = State<Arc<AppState>>;
@@ -628,14 +628,16 @@ pub(crate) async fn verify(
         .sized(body.len(), move || {
             let body: VerifyRequestBody = parse_body(&body)?;
             let envelope = match &body.attestation {
-                Value::String(text) => text.as_bytes().to_vec(),
-                other => parmana_runtime::canon::to_canonical_vec(other).map_err(|e| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        e.code(),
-                        format!("attestation: {e}"),
-                    )
-                })?,
+                AttestationInput::Text(text) => text.as_bytes().to_vec(),
+                AttestationInput::Envelope(EnvelopeObject(envelope)) => {
+                    parmana_runtime::canon::to_canonical_vec(envelope).map_err(|e| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            e.code(),
+                            format!("attestation: {e}"),
+                        )
+                    })?
+                }
             };
             Ok((body, envelope))
         })

@@ -130,13 +130,29 @@ pub(crate) enum EvaluationOutcome {
     Batch(BatchEvaluationResponse),
 }
 
+/// The attestation `POST /v1/verify` checks: the envelope as a JSON object, or its text.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum AttestationInput {
+    /// The DSSE envelope, as `POST /v1/executions` or `parmana execute` returned it (verified as
+    /// its canonical bytes).
+    Envelope(EnvelopeObject),
+    /// The envelope's text, verified byte for byte — as `parmana verify FILE` reads a file.
+    Text(String),
+}
+
+/// A DSSE envelope as a JSON object.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(value_type = Object)]
+pub(crate) struct EnvelopeObject(pub(crate) serde_json::Map<String, Value>);
+
 /// `POST /v1/verify`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerifyRequestBody {
-    /// The DSSE envelope, as `POST /v1/executions` or `parmana execute` returned it.
-    #[schema(value_type = Object)]
-    pub(crate) attestation: Value,
+    /// The DSSE envelope, as `POST /v1/executions` or `parmana execute` returned it, or its
+    /// text (any other JSON value is `400 server.invalid_request`).
+    pub(crate) attestation: AttestationInput,
     /// Also check that the attestation binds these signals.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]

@@ -111,12 +111,31 @@ fn verify_answers_what_the_cli_prints() {
         // depends on the clock's reading while the chain is in force (the `executed_at` check
         // names the attestation's time and the version's expiry), so the documents are equal.
         assert_eq!(answered.json(), printed, "{args:?}");
+        // The envelope's text — the file's bytes — is verified byte for byte, as the CLI does.
+        request["attestation"] = Value::String(attestation.to_string());
+        let as_text = served.post("/v1/verify", token, &request.to_string());
+        assert_eq!(as_text.status, 200, "{}", as_text.text);
+        assert_eq!(as_text.json(), printed, "{args:?} (as text)");
         assert_eq!(printed["valid"], *valid, "{args:?}");
         // Where the attestation stands in the chain, whenever its predicate could be read.
         assert_eq!(
             printed["trust"].is_object(),
             !printed["predicate"].is_null(),
             "{printed}"
+        );
+    }
+    // Neither an envelope nor its text: refused, as the schema says.
+    for attestation in [json!(null), json!(5), json!([]), json!(true)] {
+        let refused = served.post(
+            "/v1/verify",
+            token,
+            &json!({ "attestation": attestation }).to_string(),
+        );
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (400, "server.invalid_request"),
+            "{attestation}: {}",
+            refused.text
         );
     }
 }
