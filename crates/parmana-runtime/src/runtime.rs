@@ -525,8 +525,9 @@ impl Runtime {
     /// Loads the trust root and release manifest from their files again, verifies them fully
     /// (chain from the pinned key, expiry, runtime compatibility, and every released bundle),
     /// refuses a version older than the one in force or than the store's marks
-    /// (`trust.version_rollback`) — and a store whose marks were reset (`replay.marks_reset`)
-    /// —, refuses a version in force that comes back with other content (a trust-root version
+    /// (`trust.version_rollback`; a store that does not answer leaves the one in force the floor,
+    /// its claims checking the marks) — and a store whose marks were reset
+    /// (`replay.marks_reset`) —, refuses a version in force that comes back with other content (a trust-root version
     /// of its chain or the release manifest's version signed twice: `trust.version_conflict`),
     /// and swaps the environment atomically. Executions in flight
     /// finish on the environment they started with. On any refusal the old environment stays.
@@ -681,7 +682,17 @@ impl Runtime {
         check: impl FnOnce(&RuntimeEnvironment) -> Result<(), String>,
     ) -> Result<ReloadReport, ExecutionError> {
         let current = self.environment();
-        let marks = self.inner.store.accepted_versions()?;
+        // A store that does not answer does not hold the reload back: the environment in force
+        // is then the floor (the swap is never backwards for this runtime), and every claim
+        // still checks the marks in its own transaction, where a version below them is refused
+        // (`/readyz`: behind the store). So a reload that takes a trust root rotating a leaked
+        // key out is in force at once, not only once the store answers again. Any other
+        // refusal of the marks (reset behind the store's back) refuses the reload.
+        let marks = match self.inner.store.accepted_versions() {
+            Ok(marks) => marks,
+            Err(ReplayError::Unavailable { .. }) => AcceptedVersions::default(),
+            Err(error) => return Err(error.into()),
+        };
         let highest = HighestAccepted {
             trust_root: Some(current.trust_root().version().max(marks.trust_root)),
             release_manifest: Some(

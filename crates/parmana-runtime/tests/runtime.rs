@@ -794,6 +794,59 @@ fn after_a_reload_the_versions_are_recorded_once_the_older_environment_is_let_go
     assert_eq!(refused.unwrap_err().code(), "trust.version_rollback");
 }
 
+/// A memory store whose marks cannot be read while `failing` (the store does not answer).
+#[derive(Debug, Default)]
+struct MarksUnreadable {
+    inner: MemoryReplayStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl ReplayStore for MarksUnreadable {
+    common::forward_store_writes!(inner);
+    common::forward_store_reads!(inner: get, pending_after, accept_versions, sequence,
+        store_checkpoint, latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows,
+        ledger_records);
+    fn accepted_versions(
+        &self,
+    ) -> Result<parmana_runtime::replay::AcceptedVersions, parmana_runtime::replay::ReplayError>
+    {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(parmana_runtime::replay::ReplayError::Unavailable {
+                message: "the store does not answer".to_owned(),
+            });
+        }
+        self.inner.accepted_versions()
+    }
+}
+
+/// A reload is not held back by a store that does not answer: the trust root that rotates a
+/// (leaked) attestation key out is taken at once — the runtime signs with it no more — with the
+/// environment in force as the floor; the claims check the marks once the store answers.
+#[test]
+fn a_reload_is_taken_while_the_store_does_not_answer() {
+    let fixture = Fixture::new();
+    let store = Arc::new(MarksUnreadable::default());
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+    store
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let replacement = LocalSigningKey::generate().unwrap();
+    fixture.rotate(&[&replacement], 1);
+    let report = runtime.reload().unwrap();
+    assert_eq!(report.trust_root, (2, 3));
+    store
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    // The old key holds no role in the trust root in force: nothing is signed with it.
+    assert_eq!(
+        runtime
+            .execute(&request("after-rotation"))
+            .unwrap_err()
+            .code(),
+        "runtime.signer_lacks_role"
+    );
+}
+
 /// A memory store on which another runtime raises the trust-root mark (to version 9) between
 /// the first read of the marks and the first raise, as a server of the same deployment that
 /// took a newer trust root would.
