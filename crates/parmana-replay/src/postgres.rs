@@ -175,6 +175,14 @@ impl PostgresReplayStore {
                 message: format!("schema name {schema:?} is not [a-z_][a-z0-9_]* (at most 63)"),
             });
         }
+        // PostgreSQL's own (`pg_catalog`, `pg_toast`, …): no store is made or read there.
+        if schema.starts_with("pg_") {
+            return Err(ReplayError::InvalidConfiguration {
+                message: format!(
+                    "schema name {schema:?} begins with pg_, which PostgreSQL reserves"
+                ),
+            });
+        }
         let tls = tls::split_url(url)?;
         let mut config: Config =
             tls.rest

@@ -47,8 +47,14 @@ pub(super) fn map_error(error: postgres::Error) -> ReplayError {
         // it writes (its inserts of claims go by `ON CONFLICT`, a ledger position is taken
         // under locks), or a table, column or function of its schema gone. Someone changed
         // the store: no retry mends it.
+        // And a migration meeting what it makes (a table, column or index already there): the
+        // version row says less than the schema holds — lowered behind the store, or dropped
+        // with the tables left (a migration runs once, under a lock, at the version it reads).
         Some(code)
             if *code == SqlState::UNIQUE_VIOLATION
+                || *code == SqlState::DUPLICATE_TABLE
+                || *code == SqlState::DUPLICATE_COLUMN
+                || *code == SqlState::DUPLICATE_OBJECT
                 || *code == SqlState::UNDEFINED_TABLE
                 || *code == SqlState::UNDEFINED_COLUMN
                 || *code == SqlState::UNDEFINED_FUNCTION =>

@@ -135,7 +135,26 @@ fn missing_store(client: &mut Client, schema: &str) -> ReplayError {
                 message: format!("the role may not use the schema {schema:?} (USAGE not granted)"),
             }
         }
-        Ok(_) => ReplayError::NotFound {
+        Ok(Some(_)) => {
+            // The store's tables without its version (dropped, or a restore that left it out):
+            // not a store to make anew beside the ids they hold.
+            let tables = client.query_opt(
+                "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = 'executions'",
+                &[&schema],
+            );
+            match tables {
+                Ok(Some(_)) => ReplayError::corrupt(format!(
+                    "the schema {schema:?} holds the store's tables but no schema_version: \
+                     restore the store from a backup — a new store made here would let the ids \
+                     it holds execute again"
+                )),
+                Ok(None) => ReplayError::NotFound {
+                    schema: schema.to_owned(),
+                },
+                Err(e) => map_error(e),
+            }
+        }
+        Ok(None) => ReplayError::NotFound {
             schema: schema.to_owned(),
         },
         Err(e) => map_error(e),

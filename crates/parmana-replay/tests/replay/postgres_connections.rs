@@ -227,6 +227,17 @@ fn unknown_and_unsupported_options_are_refused_before_connecting() {
     )
     .unwrap_err();
     assert_eq!(error.code(), "replay.invalid_configuration", "{error}");
+    // Schema names PostgreSQL reserves, or that are not [a-z_][a-z0-9_]*.
+    for schema in ["pg_catalog", "pg_parmana", "Parmana", "9lives", ""] {
+        let error = PostgresReplayStore::connect("postgres://u@127.0.0.1:1/db", &options(schema))
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            error.code(),
+            "replay.invalid_configuration",
+            "{schema:?}: {error}"
+        );
+    }
 }
 
 /// A fake server on loopback that answers the client's SSLRequest with `answer`, then closes.
@@ -735,6 +746,38 @@ fn a_store_changed_behind_its_back_is_corrupt_not_unavailable_and_a_keyword_is_a
     admin.batch_execute("DROP TABLE checkpoints").unwrap();
     let error = store.latest_checkpoint().unwrap_err();
     assert_eq!(error.code(), "replay.store_corrupt", "{error}");
+    drop(store);
+
+    // The version row says less than the schema holds (lowered behind the store), or is gone
+    // with the tables left: corrupt, not a store to migrate again or make anew beside its ids.
+    let schema = unique("versioned");
+    let _versioned = Schemas(vec![schema.clone()]);
+    drop(PostgresReplayStore::connect(&url, &options(&schema)).unwrap());
+    let mut admin = postgres_raw(&url, &schema);
+    admin
+        .batch_execute("UPDATE schema_version SET version = 1")
+        .unwrap();
+    let error = PostgresReplayStore::connect(&url, &options(&schema))
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(error.code(), "replay.store_corrupt", "lowered: {error}");
+    admin.batch_execute("DROP TABLE schema_version").unwrap();
+    for create in [false, true] {
+        let error = PostgresReplayStore::connect(
+            &url,
+            &PostgresOptions {
+                create,
+                ..options(&schema)
+            },
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert_eq!(
+            error.code(),
+            "replay.store_corrupt",
+            "dropped, create {create}: {error}"
+        );
+    }
 }
 
 /// A writer who may create objects in the store's schema (its owner's credentials) defines
