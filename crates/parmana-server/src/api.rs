@@ -995,7 +995,7 @@ pub(crate) async fn metrics(
         (status = 403, description = "The token lacks the `admin` scope", body = ErrorBody),
         (status = 422, description = "The environment on disk (rollback, signature, expiry…) or the tokens file (`server.tokens_invalid`) was refused; the old environment and the tokens in force stay", body = ErrorBody),
         (status = 500, description = "The reload task failed (a defect: `server.internal`); the old environment stays in force", body = ErrorBody),
-        (status = 503, description = "Store unavailable (`replay.*`), starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`)", body = ErrorBody),
+        (status = 503, description = "Starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`: the reload goes on). A store that does not answer does not hold a reload back", body = ErrorBody),
     ),
     security(("bearer" = ["admin"])))]
 pub(crate) async fn reload(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
