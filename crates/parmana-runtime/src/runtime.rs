@@ -525,9 +525,8 @@ impl Runtime {
     /// Loads the trust root and release manifest from their files again, verifies them fully
     /// (chain from the pinned key, expiry, runtime compatibility, and every released bundle),
     /// refuses a version older than the one in force or than the store's marks
-    /// (`trust.version_rollback`; a store that does not answer leaves the one in force the floor,
-    /// its claims checking the marks) — and a store whose marks were reset
-    /// (`replay.marks_reset`) —, refuses a version in force that comes back with other content (a trust-root version
+    /// (`trust.version_rollback`; a store whose marks cannot be read leaves the one in force the
+    /// floor, its claims checking the marks), refuses a version in force that comes back with other content (a trust-root version
     /// of its chain or the release manifest's version signed twice: `trust.version_conflict`),
     /// and swaps the environment atomically. Executions in flight
     /// finish on the environment they started with. On any refusal the old environment stays.
@@ -605,9 +604,11 @@ impl Runtime {
     /// settled: when no environment a reload replaced, of an older trust-root or
     /// release-manifest version, is still held — by an execution in flight under it, which
     /// finishes on it (a raise would refuse its claim as a rollback and decide it again under
-    /// the new one). Then the versions in force are recorded, as at a start, so that a process
-    /// started later on the older files is refused (`trust.version_rollback`) even when nothing
-    /// is executed under the new ones; until then `Ok(None)`, nothing done. A host calls it
+    /// the new one) — and no completion the store refused still waits (written again here
+    /// first: [`finish_completions`](Self::finish_completions)). Then the versions in force are
+    /// recorded, as at a start, so that a process started later on the older files is refused
+    /// (`trust.version_rollback`) even when nothing is executed under the new ones; until then
+    /// `Ok(None)`, nothing done. A host calls it
     /// after a reload, again until it is done (`parmana serve`: on its sequencer's ticks).
     pub fn accept_settled_environment(&self) -> Result<Option<AcceptedVersions>, ExecutionError> {
         let environment = self.environment();
@@ -629,6 +630,12 @@ impl Runtime {
                 })
         };
         if older_in_use {
+            return Ok(None);
+        }
+        // Then (no execution under an older environment can leave one any more): not while a
+        // completion the store refused still waits — one claimed under an older environment is
+        // completed only under it, which the raised marks would then refuse after a restart.
+        if self.finish_completions().waiting > 0 {
             return Ok(None);
         }
         self.accept_versions_of(&environment).map(Some)
@@ -682,17 +689,14 @@ impl Runtime {
         check: impl FnOnce(&RuntimeEnvironment) -> Result<(), String>,
     ) -> Result<ReloadReport, ExecutionError> {
         let current = self.environment();
-        // A store that does not answer does not hold the reload back: the environment in force
-        // is then the floor (the swap is never backwards for this runtime), and every claim
-        // still checks the marks in its own transaction, where a version below them is refused
-        // (`/readyz`: behind the store). So a reload that takes a trust root rotating a leaked
-        // key out is in force at once, not only once the store answers again. Any other
-        // refusal of the marks (reset behind the store's back) refuses the reload.
-        let marks = match self.inner.store.accepted_versions() {
-            Ok(marks) => marks,
-            Err(ReplayError::Unavailable { .. }) => AcceptedVersions::default(),
-            Err(error) => return Err(error.into()),
-        };
+        // A store whose marks cannot be read — it does not answer, or refuses them (reset behind
+        // its back, a newer schema, its configuration) — does not hold the reload back: the
+        // environment in force is then the floor (the swap is never backwards for this
+        // runtime), and every claim still checks the marks in its own transaction, where a
+        // version below them, or marks it refuses, refuse it (`/readyz` says why). So a reload
+        // that takes a trust root rotating a leaked key out is in force at once, whatever the
+        // store's state.
+        let marks = self.inner.store.accepted_versions().unwrap_or_default();
         let highest = HighestAccepted {
             trust_root: Some(current.trust_root().version().max(marks.trust_root)),
             release_manifest: Some(
@@ -743,15 +747,16 @@ impl Runtime {
             }));
         }
         conflict_with(&slot, &fresh)?;
-        let replaced = std::mem::replace(&mut *slot, Arc::new(fresh));
-        drop(slot);
+        // Listed as retired before the new environment can be seen (under the write lock), so
+        // that `accept_settled_environment` never sees the new one without the one it replaced.
         let mut retired = self
             .inner
             .retired
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         retired.retain(|weak| weak.strong_count() > 0);
-        retired.push(Arc::downgrade(&replaced));
+        retired.push(Arc::downgrade(&slot));
+        *slot = Arc::new(fresh);
         Ok(report)
     }
 

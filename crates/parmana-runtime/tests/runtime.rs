@@ -794,11 +794,43 @@ fn after_a_reload_the_versions_are_recorded_once_the_older_environment_is_let_go
     assert_eq!(refused.unwrap_err().code(), "trust.version_rollback");
 }
 
-/// A memory store whose marks cannot be read while `failing` (the store does not answer).
+/// After a reload, the versions are not recorded while a completion the store refused still
+/// waits (one claimed under the older environment is completed only under it, which raised
+/// marks would refuse after a restart): once it is written, they are.
+#[test]
+fn after_a_reload_the_versions_wait_for_a_refused_completion() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let fixture = Fixture::new();
+    let store = Arc::new(FlakyComplete::default());
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+    store.failing.store(true, SeqCst);
+    assert_eq!(
+        runtime.execute(&request("waiting")).unwrap_err().code(),
+        "replay.store_unavailable"
+    );
+    fixture.rotate(&[&fixture.key("attestation")], 1);
+    runtime.reload().unwrap();
+    // No older environment is held; the completion still waits (the store refuses it).
+    assert_eq!(runtime.accept_settled_environment().unwrap(), None);
+    assert_eq!(store.accepted_versions().unwrap().trust_root, 2);
+    store.failing.store(false, SeqCst);
+    let marks = runtime.accept_settled_environment().unwrap().unwrap();
+    assert_eq!(marks.trust_root, 3);
+    assert!(matches!(
+        runtime
+            .attestation(&ExecutionId::parse("waiting").unwrap())
+            .unwrap(),
+        ExecutionStatus::Completed(_)
+    ));
+}
+
+/// A memory store whose marks cannot be read while `failing`: the store does not answer, or
+/// (with `reset`) refuses its marks as reset behind its back.
 #[derive(Debug, Default)]
 struct MarksUnreadable {
     inner: MemoryReplayStore,
     failing: std::sync::atomic::AtomicBool,
+    reset: bool,
 }
 
 impl ReplayStore for MarksUnreadable {
@@ -811,40 +843,54 @@ impl ReplayStore for MarksUnreadable {
     ) -> Result<parmana_runtime::replay::AcceptedVersions, parmana_runtime::replay::ReplayError>
     {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(parmana_runtime::replay::ReplayError::Unavailable {
-                message: "the store does not answer".to_owned(),
+            return Err(if self.reset {
+                parmana_runtime::replay::ReplayError::MarksReset {
+                    found: parmana_runtime::replay::AcceptedVersions::default(),
+                    proven: parmana_runtime::replay::AcceptedVersions::new(2, 1),
+                }
+            } else {
+                parmana_runtime::replay::ReplayError::Unavailable {
+                    message: "the store does not answer".to_owned(),
+                }
             });
         }
         self.inner.accepted_versions()
     }
 }
 
-/// A reload is not held back by a store that does not answer: the trust root that rotates a
-/// (leaked) attestation key out is taken at once — the runtime signs with it no more — with the
-/// environment in force as the floor; the claims check the marks once the store answers.
+/// A reload is not held back by a store whose marks cannot be read — it does not answer, or
+/// refuses them as reset behind its back: the trust root that rotates a (leaked) attestation key
+/// out is taken at once — the runtime signs with it no more — with the environment in force as
+/// the floor; the claims check the marks.
 #[test]
-fn a_reload_is_taken_while_the_store_does_not_answer() {
-    let fixture = Fixture::new();
-    let store = Arc::new(MarksUnreadable::default());
-    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
-    store
-        .failing
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let replacement = LocalSigningKey::generate().unwrap();
-    fixture.rotate(&[&replacement], 1);
-    let report = runtime.reload().unwrap();
-    assert_eq!(report.trust_root, (2, 3));
-    store
-        .failing
-        .store(false, std::sync::atomic::Ordering::SeqCst);
-    // The old key holds no role in the trust root in force: nothing is signed with it.
-    assert_eq!(
-        runtime
-            .execute(&request("after-rotation"))
-            .unwrap_err()
-            .code(),
-        "runtime.signer_lacks_role"
-    );
+fn a_reload_is_taken_while_the_store_cannot_give_its_marks() {
+    for reset in [false, true] {
+        let fixture = Fixture::new();
+        let store = Arc::new(MarksUnreadable {
+            reset,
+            ..MarksUnreadable::default()
+        });
+        let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+        store
+            .failing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let replacement = LocalSigningKey::generate().unwrap();
+        fixture.rotate(&[&replacement], 1);
+        let report = runtime.reload().unwrap();
+        assert_eq!(report.trust_root, (2, 3), "reset {reset}");
+        store
+            .failing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        // The old key holds no role in the trust root in force: nothing is signed with it.
+        assert_eq!(
+            runtime
+                .execute(&request("after-rotation"))
+                .unwrap_err()
+                .code(),
+            "runtime.signer_lacks_role",
+            "reset {reset}"
+        );
+    }
 }
 
 /// A memory store on which another runtime raises the trust-root mark (to version 9) between

@@ -335,8 +335,13 @@ pub(crate) async fn read_execution(
         // read back for clients that do not read them stay within the budget (up to about 2 MiB
         // each, with the signals); with no room, `503 server.overloaded`.
         ExecutionStatus::Completed(envelope) => {
+            // At most the whole budget: one larger (a store another process with a larger limit
+            // wrote) is read back alone, never refused on an idle server.
             let mut place = crate::state::BodyPlace::default();
-            place.grow(&state, envelope.len())?;
+            place.grow(
+                &state,
+                envelope.len().min(state.limits.max_body_bytes_in_flight()),
+            )?;
             place.hold();
             raw_json_response(StatusCode::OK, envelope)
         }

@@ -682,13 +682,10 @@ async fn record_reloaded_versions(state: &Arc<AppState>) {
     if taken == recorded || state.runtime.store_refused().is_some() {
         return;
     }
+    // (Not while a refused completion waits either: the runtime checks that once no older
+    // environment is held.)
     let outcome = state
-        .blocking("accept", |runtime| {
-            if runtime.finish_completions().waiting > 0 {
-                return Ok(None);
-            }
-            runtime.accept_settled_environment()
-        })
+        .blocking("accept", |runtime| runtime.accept_settled_environment())
         .await;
     const NOT_RECORDED: &str =
         "the versions a reload took could not be recorded in the store's marks; tried again";
@@ -1059,8 +1056,8 @@ pub(crate) type ReloadOutcome = Result<ReloadReport, ApiError>;
 /// Asks for a reload of the tokens file and the environment from disk (SIGHUP or `POST
 /// /v1/admin/reload`), run in a task of its own; the outcome, once it has one. A tokens file
 /// refused refuses the reload and keeps everything; one taken is in force at once; an
-/// environment refused keeps the old one, and the refusal is answered with 422 (503 when the
-/// store failed, 500 when the reload task failed).
+/// environment refused keeps the old one, and the refusal is answered with 422 (500 when the
+/// reload task failed; a store whose marks cannot be read does not refuse it).
 ///
 /// Reloads run one at a time (the turn), and those asked for while one waits for its turn are
 /// that one: a burst of signals (a file watcher sending one per file written) or of requests (a

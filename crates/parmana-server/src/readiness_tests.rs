@@ -1067,6 +1067,86 @@ fn an_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
     drop(held);
 }
 
+/// Over a real HTTP/1.1 connection (hyper, its write buffer the server's 16 KiB, on an in-memory
+/// stream of 4 KiB): an explained batch's answer (hundreds of KiB) that the client does not read
+/// keeps its place in the body budget — hyper takes its frames only while its buffer has room,
+/// the rest waits counted — and gives it back once the client has read it. (Handed to hyper
+/// whole, the answer would leave the budget at once while hyper held all of it.)
+#[test]
+fn an_answer_its_client_does_not_read_keeps_its_place_over_http() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let fixture = FixtureEnvironment::new().unwrap();
+    let state = started_over_memory(&fixture);
+    let tokio = tokio_runtime();
+    let total = state.body_bytes.available_permits();
+    let batch = vec![SIGNALS; 400].join(",");
+    let body = format!(r#"{{"policy":"claims-approval@1.0.0","batch":[{batch}]}}"#);
+    let (answer_length, held) = tokio.block_on(async {
+        let (client, server) = tokio::io::duplex(4096);
+        let service = hyper_util::service::TowerToHyperService::new(crate::lifecycle::router(
+            Arc::clone(&state),
+        ));
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .max_buf_size(16 * 1024)
+                .serve_connection(hyper_util::rt::TokioIo::new(server), service),
+        );
+        let (mut read, mut write) = tokio::io::split(client);
+        write
+            .write_all(
+                format!(
+                    "POST /v1/evaluations?explain=true HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+                     content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        // The answer is made, and waits for the client: its place is still taken.
+        let mut first = [0u8; 1];
+        read.read_exact(&mut first).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let held = total - state.body_bytes.available_permits();
+        // Read it all: the head, then `Content-Length` bytes.
+        let mut answer = first.to_vec();
+        let mut chunk = [0u8; 8192];
+        let (head_end, length) = loop {
+            let n = read.read(&mut chunk).await.unwrap();
+            assert_ne!(n, 0, "closed before the head");
+            answer.extend_from_slice(&chunk[..n]);
+            if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&answer[..end]).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                break (end + 4, length);
+            }
+        };
+        while answer.len() < head_end + length {
+            let n = read.read(&mut chunk).await.unwrap();
+            assert_ne!(n, 0, "closed before the end of the answer");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", &answer[..40]);
+        (length, held)
+    });
+    assert!(answer_length > 100 * 1024, "{answer_length} bytes");
+    assert!(
+        held > 0,
+        "the place was given back before the answer was read"
+    );
+    let freed = (0..400).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        state.body_bytes.available_permits() == total
+    });
+    assert!(freed, "the place was never given back");
+}
+
 /// The ledger held by another integrator (runs told busy, the log not growing) while this server
 /// has completed executions since its last run that integrated: not ready once that has lasted
 /// [`held_ledger_limit`](crate::lifecycle::held_ledger_limit), with the reason; a run that

@@ -122,24 +122,44 @@ pub(crate) struct Slot {
 /// A request's place in [`AppState::body_bytes`], held by its [`Slot`] and by its answer's body.
 pub(crate) type BodyBudgetPlace = Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>;
 
-/// An answer's body that keeps its request's place in the body budget until hyper has written
-/// it or dropped it (its connection closed): a client that reads its answer slowly, or not at
-/// all, holds the memory of the answer — an explanation's trace, an attestation read back — in
-/// the budget, not beside it, so that such answers held at once stay within the budget as the
-/// bodies do.
+/// An answer's body that keeps its request's place in the body budget until hyper has taken all
+/// but its last frame, or dropped it (its connection closed): a client that reads its answer
+/// slowly, or not at all, holds the memory of the answer — an explanation's trace, an
+/// attestation read back — in the budget, not beside it, so that such answers held at once stay
+/// within the budget as the bodies do. The answer is handed over in frames of at most
+/// [`ANSWER_FRAME_BYTES`], each copied: hyper takes frames only while its write buffer
+/// (`max_buf_size`, the header limit) has room, so the rest waits here, counted, until the
+/// client reads; what hyper holds once this is dropped is at most that buffer and one frame, per
+/// connection, and not the answer's whole allocation. A smaller answer is handed over as it is.
 #[derive(Debug)]
 pub(crate) struct AnswerHolding {
     inner: axum::body::Body,
+    /// What was taken of `inner` and not yet handed over.
+    pending: axum::body::Bytes,
     _place: BodyBudgetPlace,
 }
+
+/// The most an answer's frame holds ([`AnswerHolding`]).
+pub(crate) const ANSWER_FRAME_BYTES: usize = 8 * 1024;
 
 impl AnswerHolding {
     /// `inner`, holding `place` until it is dropped.
     pub(crate) fn new(inner: axum::body::Body, place: BodyBudgetPlace) -> Self {
         Self {
             inner,
+            pending: axum::body::Bytes::new(),
             _place: place,
         }
+    }
+
+    /// The next frame of what is pending: the whole of it when it fits in a frame, else a copy
+    /// of its first [`ANSWER_FRAME_BYTES`].
+    fn next_frame(&mut self) -> axum::body::Bytes {
+        if self.pending.len() <= ANSWER_FRAME_BYTES {
+            return std::mem::take(&mut self.pending);
+        }
+        let first = self.pending.split_to(ANSWER_FRAME_BYTES);
+        axum::body::Bytes::copy_from_slice(&first)
     }
 }
 
@@ -151,16 +171,38 @@ impl http_body::Body for AnswerHolding {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        use std::task::Poll;
+        loop {
+            if !self.pending.is_empty() {
+                let frame = self.next_frame();
+                return Poll::Ready(Some(Ok(http_body::Frame::data(frame))));
+            }
+            match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => self.pending = data,
+                    // Trailers (none here) as they are.
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                other => return other,
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.pending.is_empty() && self.inner.is_end_stream()
     }
 
-    // Exact for a whole answer: its `Content-Length` stays.
+    // Exact for a whole answer (what is pending and what is left of it): its `Content-Length`
+    // stays.
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        let pending = u64::try_from(self.pending.len()).unwrap_or(u64::MAX);
+        let left = self.inner.size_hint();
+        let mut hint = http_body::SizeHint::new();
+        hint.set_lower(left.lower().saturating_add(pending));
+        if let Some(upper) = left.upper() {
+            hint.set_upper(upper.saturating_add(pending));
+        }
+        hint
     }
 }
 
