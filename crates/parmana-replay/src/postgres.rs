@@ -249,8 +249,9 @@ impl PostgresReplayStore {
         let mut first = config
             .connect(connector.clone())
             .map_err(map_connect_error)?;
-        let session_check: Arc<str> = session_check(schema).into();
-        first.batch_execute(&session_check).map_err(map_error)?;
+        if let Some(refused) = check_session(&mut first, schema).map_err(map_error)? {
+            return Err(ReplayError::InvalidConfiguration { message: refused });
+        }
         if options.create {
             // A store already at this build's version is opened as one opened to read: no DDL,
             // so a running deployment's role needs no right to create (PostgreSQL checks it
@@ -284,7 +285,7 @@ impl PostgresReplayStore {
             }))
             .build_unchecked(Manager {
                 connections: PostgresConnectionManager::new(config, connector),
-                session_check,
+                schema: schema.clone(),
             });
         Ok(Self {
             pool: Pool {
@@ -301,44 +302,45 @@ impl PostgresReplayStore {
     }
 }
 
-/// The SQLSTATE [`session_check`] raises (a class of Parmana's own), which [`map_error`] reads as
-/// `replay.invalid_configuration`.
-pub(super) const SESSION_REFUSED: &str = "PM001";
+/// What each new connection runs first (one round trip, not per use): its session's
+/// durability, isolation and names, compared with what the startup options set — a connection
+/// pooler between the store and PostgreSQL may drop them (PgBouncer refuses the `options`
+/// parameter, or with `ignore_startup_parameters = options` drops it), and then a `201` would
+/// rest on the server's `synchronous_commit`, the store's locking on its isolation, and its
+/// names on its `search_path` (`lock_timeout` and the idle timeout the URL may change) — and, on
+/// PostgreSQL 14 or newer, `idle_session_timeout` turned off for the session (the startup
+/// options cannot set it: 12 and 13 refuse a setting they do not know), so that a pooled
+/// connection left idle is not ended under the store, each one then costing a request a `503`.
+/// Plain SQL (no PL/pgSQL), on a read-only session too.
+const SESSION_CHECK: &str = "SELECT pg_catalog.current_setting('synchronous_commit'),
+        pg_catalog.current_setting('default_transaction_isolation'),
+        pg_catalog.current_setting('search_path'),
+        (SELECT pg_catalog.set_config('idle_session_timeout', '0', false)
+         WHERE pg_catalog.current_setting('idle_session_timeout', true) IS NOT NULL)";
 
-/// What each new connection runs first (one round trip, not per use): refused (SQLSTATE
-/// [`SESSION_REFUSED`]) unless its session runs with the durability, isolation and names the
-/// startup options set (`lock_timeout` and the idle timeout the URL may change) — a
-/// connection pooler between the store and PostgreSQL may drop them (PgBouncer refuses the
-/// `options` parameter, or with `ignore_startup_parameters = options` drops it), and then a
-/// `201` would rest on the server's `synchronous_commit`, the store's locking on its isolation,
-/// and its names on its `search_path`, none of them checked before; and, on PostgreSQL 14 or
-/// newer, it turns off `idle_session_timeout` for the session (which the startup options cannot
-/// set on 12 and 13, which refuse a setting they do not know): a pooled connection left idle is
-/// not ended under the store, each one then costing a request a `503`. The schema's name is
-/// checked before (`[a-z_][a-z0-9_]*`), so it is written into the statement as it is.
-fn session_check(schema: &str) -> String {
-    format!(
-        r#"DO $parmana$
-BEGIN
-    IF pg_catalog.current_setting('synchronous_commit') <> 'on'
-        OR pg_catalog.current_setting('default_transaction_isolation') <> 'read committed'
-        OR pg_catalog.current_setting('search_path') <> '"{schema}"'
-    THEN
-        RAISE EXCEPTION USING ERRCODE = '{SESSION_REFUSED}', MESSAGE = pg_catalog.format(
-            'the session does not run with what the store set in its startup options '
-            '(synchronous_commit = %s, default_transaction_isolation = %s, search_path = %s): '
-            'a connection pooler between the store and PostgreSQL dropped them; connect to '
-            'PostgreSQL directly, or through a pooler that passes the options parameter on',
-            pg_catalog.current_setting('synchronous_commit'),
-            pg_catalog.current_setting('default_transaction_isolation'),
-            pg_catalog.current_setting('search_path'));
-    END IF;
-    IF pg_catalog.current_setting('idle_session_timeout', true) IS NOT NULL THEN
-        PERFORM pg_catalog.set_config('idle_session_timeout', '0', false);
-    END IF;
-END
-$parmana$"#
-    )
+/// Runs [`SESSION_CHECK`] on `client`: `Ok(None)` when the session runs as the store set it,
+/// `Ok(Some(why))` when it does not (refused: `replay.invalid_configuration`).
+pub(super) fn check_session(
+    client: &mut postgres::Client,
+    schema: &str,
+) -> Result<Option<String>, postgres::Error> {
+    let row = client.query_one(SESSION_CHECK, &[])?;
+    let (synchronous_commit, isolation, search_path): (String, String, String) =
+        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    let expected_path = format!("\"{schema}\"");
+    Ok((synchronous_commit != "on"
+        || isolation != "read committed"
+        || search_path != expected_path)
+        .then(|| {
+            format!(
+                "the session does not run with what the store set in its startup options \
+                     (synchronous_commit = {synchronous_commit:?}, default_transaction_isolation \
+                     = {isolation:?}, search_path = {search_path:?}; the store sets on, read \
+                     committed and {expected_path:?}): a connection pooler between the store and \
+                     PostgreSQL dropped them; connect to PostgreSQL directly, or through a pooler \
+                     that passes the options parameter on"
+            )
+        }))
 }
 
 /// How a transaction locks the marks row while it decides.

@@ -456,27 +456,55 @@ impl DerefMut for Connection {
 }
 
 /// `r2d2_postgres`'s manager, handing out [`Connection`]s, each once its session passed the
-/// store's check (`postgres::session_check`).
+/// store's check (`postgres::check_session`).
 pub(super) struct Manager {
     pub(super) connections: PostgresConnectionManager<MakeRustlsConnect>,
-    pub(super) session_check: std::sync::Arc<str>,
+    /// The store's schema, which the session's `search_path` must name.
+    pub(super) schema: String,
+}
+
+/// Why the pool could not open a connection: PostgreSQL's error, or a session that does not run
+/// with the store's settings.
+#[derive(Debug)]
+pub(super) enum ConnectFailure {
+    Postgres(postgres::Error),
+    Session(String),
+}
+
+impl std::fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Postgres(error) => error.fmt(f),
+            Self::Session(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for ConnectFailure {}
+
+impl From<postgres::Error> for ConnectFailure {
+    fn from(error: postgres::Error) -> Self {
+        Self::Postgres(error)
+    }
 }
 
 impl ManageConnection for Manager {
     type Connection = Connection;
-    type Error = postgres::Error;
+    type Error = ConnectFailure;
 
-    fn connect(&self) -> Result<Connection, postgres::Error> {
+    fn connect(&self) -> Result<Connection, ConnectFailure> {
         let mut client = self.connections.connect()?;
-        client.batch_execute(&self.session_check)?;
+        if let Some(refused) = super::check_session(&mut client, &self.schema)? {
+            return Err(ConnectFailure::Session(refused));
+        }
         Ok(Connection {
             client,
             prepared: None,
         })
     }
 
-    fn is_valid(&self, connection: &mut Connection) -> Result<(), postgres::Error> {
-        self.connections.is_valid(&mut connection.client)
+    fn is_valid(&self, connection: &mut Connection) -> Result<(), ConnectFailure> {
+        Ok(self.connections.is_valid(&mut connection.client)?)
     }
 
     fn has_broken(&self, connection: &mut Connection) -> bool {

@@ -61,13 +61,9 @@ pub(super) fn map_error(error: postgres::Error) -> ReplayError {
         {
             ReplayError::corrupt(describe(&error))
         }
-        // The role the URL names may not do what the store does (a grant missing), or a
-        // session does not run with what the store set (a pooler dropped the startup options):
-        // its configuration, not a passing failure.
-        Some(code)
-            if *code == SqlState::INSUFFICIENT_PRIVILEGE
-                || code.code() == super::SESSION_REFUSED =>
-        {
+        // The role the URL names may not do what the store does (a grant missing): its
+        // configuration, not a passing failure.
+        Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => {
             ReplayError::InvalidConfiguration {
                 message: describe(&error),
             }
@@ -137,9 +133,14 @@ pub(super) struct RecordFailures {
     pub(super) last: Arc<Mutex<Option<ReplayError>>>,
 }
 
-impl r2d2::HandleError<postgres::Error> for RecordFailures {
-    fn handle_error(&self, error: postgres::Error) {
-        let failure = map_connect_error(error);
+impl r2d2::HandleError<super::hot::ConnectFailure> for RecordFailures {
+    fn handle_error(&self, error: super::hot::ConnectFailure) {
+        let failure = match error {
+            super::hot::ConnectFailure::Postgres(error) => map_connect_error(error),
+            super::hot::ConnectFailure::Session(message) => {
+                ReplayError::InvalidConfiguration { message }
+            }
+        };
         if let Ok(mut last) = self.last.lock() {
             *last = Some(failure);
         }
