@@ -338,28 +338,33 @@ fn definitions(
     Ok(out)
 }
 
-/// Refuses, before anything is written to it, a file that is neither a store nor empty: at
-/// schema version 0 (no store yet) but holding the store's own objects (a store whose version
-/// was lost — a dump and reload drops `user_version` —: `replay.store_corrupt`, as a new store
-/// made beside them would let the ids they hold execute again), or holding none of them at any
-/// version this build would migrate from — another application's database, which may set
-/// `user_version` itself (`replay.invalid_configuration`, not migrated into). A negative version,
-/// which no build writes, is `replay.store_corrupt`. A backup tool's tables (Litestream's
-/// `_litestream_*`, which it adds to any file it watches) and SQLite's statistics belong to no
-/// application: a store is made beside them. A version newer than this build's is left to the
-/// version checks (`replay.schema_version_unsupported`: a newer build's store).
+/// Refuses, before anything is written to it (the WAL switch rewrites the file's header), a file
+/// that is neither a store nor empty: at schema version 0 (no store yet) but holding the store's
+/// own objects (a store whose version was lost — a dump and reload drops `user_version` —:
+/// `replay.store_corrupt`, as a new store made beside them would let the ids they hold execute
+/// again); holding none of them at any version — another application's database, which may set
+/// `user_version` itself (`replay.invalid_configuration`, not migrated into); or, at an older
+/// version, some of them but not every table a store has had ([`STORE_CORE_TABLES`]: a
+/// table under a store's name is no store to migrate — a migration would drop it —:
+/// `replay.store_corrupt`). A negative version, which no build writes, is `replay.store_corrupt`.
+/// A store at this build's version or a newer one's is left to the version and schema checks. A
+/// backup tool's tables (Litestream's `_litestream_*`, which it adds to any file it watches) and
+/// SQLite's statistics belong to no application: a store is made beside them.
 pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayError> {
     let version = schema_version(conn)?;
     let current = current_schema_version();
-    if version >= current {
-        return Ok(());
-    }
     let found = schema_objects(conn, MAX_SCHEMA_OBJECTS + 1)?;
     let (expected, _) = expected_schema()?;
     let store_names: BTreeSet<&str> = expected.iter().map(|(_, name, _)| name.as_str()).collect();
     let store_object = found
         .iter()
         .find(|(_, name, _)| store_names.contains(name.as_str()));
+    // The tables every schema version has made since the first.
+    let core_tables = STORE_CORE_TABLES.iter().all(|table| {
+        found
+            .iter()
+            .any(|(kind, name, _)| kind == "table" && name == table)
+    });
     match (version, store_object) {
         (..0, _) => return Err(crate::record::negative_schema_version(version)),
         (0, Some((kind, name, _))) => {
@@ -369,8 +374,16 @@ pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayErro
                  would let the ids it held execute again"
             )));
         }
-        // A store of an older build: migrated.
-        (_, Some(_)) => return Ok(()),
+        // This build's store, or a newer one's: the version checks judge it.
+        (_, Some(_)) if version >= current => return Ok(()),
+        // A store of an older build, migrated — only with every table a store has had.
+        (_, Some(_)) if core_tables => return Ok(()),
+        (_, Some((kind, name, _))) => {
+            return Err(ReplayError::corrupt(format!(
+                "the file holds the {kind} {name:?} of a store at schema version {version} but \
+                 not all of {STORE_CORE_TABLES:?}: not a store to migrate"
+            )));
+        }
         (_, None) => {}
     }
     let tool = |name: &str, table: &str| {
@@ -391,6 +404,9 @@ pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayErro
     }
     Ok(())
 }
+
+/// The tables every schema version of the store has made since the first.
+const STORE_CORE_TABLES: [&str; 3] = ["executions", "ledger", "high_water_marks"];
 
 /// The rule `found` must keep: every object this build's migrations make is there as they make
 /// it; nothing else is a trigger or a view (whatever its name, `sqlite_…` included: a writer

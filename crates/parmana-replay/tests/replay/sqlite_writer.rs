@@ -355,40 +355,72 @@ fn a_store_path_is_the_file_it_names() {
 #[test]
 fn another_applications_database_is_not_made_a_store() {
     let dir = tempfile::tempdir().unwrap();
-    for (case, sql, tables, version) in [
+    // (case, SQL, the tables it makes, its version, the code, what the refusal says)
+    let foreign = |version: i64| {
+        format!(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);
+             PRAGMA user_version = {version};"
+        )
+    };
+    let cases = [
         (
             "tables, no version",
-            "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);",
+            foreign(0),
             &["orders"][..],
             0,
+            "replay.invalid_configuration",
+            "not a replay store",
         ),
         (
             "tables at a version of the application's own",
-            "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);
-             PRAGMA user_version = 2;",
+            foreign(2),
             &["orders"][..],
             2,
+            "replay.invalid_configuration",
+            "not a replay store",
+        ),
+        (
+            "tables at this build's version",
+            foreign(3),
+            &["orders"][..],
+            3,
+            "replay.invalid_configuration",
+            "not a replay store",
+        ),
+        (
+            "tables at a version past this build's",
+            foreign(7),
+            &["orders"][..],
+            7,
+            "replay.invalid_configuration",
+            "not a replay store",
         ),
         (
             "no tables, a version",
-            "PRAGMA user_version = 1;",
+            "PRAGMA user_version = 1;".to_owned(),
             &[][..],
             1,
-        ),
-    ] {
-        let path = dir.path().join(format!("theirs-{version}.sqlite3"));
-        let raw = rusqlite::Connection::open(&path).unwrap();
-        raw.execute_batch(sql).unwrap();
-        let refused = SqliteReplayStore::open(&path).map(|_| ()).unwrap_err();
-        assert_eq!(
-            refused.code(),
             "replay.invalid_configuration",
-            "{case}: {refused}"
-        );
-        assert!(
-            refused.to_string().contains("not a replay store"),
-            "{case}: {refused}"
-        );
+            "not a replay store",
+        ),
+        (
+            "a table under a store's name at an older version (a migration would drop it)",
+            "CREATE TABLE ledger (position INTEGER PRIMARY KEY, record BLOB);
+             PRAGMA user_version = 1;"
+                .to_owned(),
+            &["ledger"][..],
+            1,
+            "replay.store_corrupt",
+            "not a store to migrate",
+        ),
+    ];
+    for (n, (case, sql, tables, version, code, says)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("theirs-{n}.sqlite3"));
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(&sql).unwrap();
+        let refused = SqliteReplayStore::open(&path).map(|_| ()).unwrap_err();
+        assert_eq!(refused.code(), code, "{case}: {refused}");
+        assert!(refused.to_string().contains(says), "{case}: {refused}");
         let names: Vec<String> = raw
             .prepare("SELECT name FROM sqlite_schema ORDER BY name")
             .unwrap()
@@ -406,9 +438,7 @@ fn another_applications_database_is_not_made_a_store() {
             .unwrap();
         assert_eq!((mode.as_str(), found), ("delete", version), "{case}");
         assert!(
-            !dir.path()
-                .join(format!("theirs-{version}.sqlite3-wal"))
-                .exists(),
+            !dir.path().join(format!("theirs-{n}.sqlite3-wal")).exists(),
             "{case}"
         );
     }
