@@ -614,12 +614,7 @@ impl Runtime {
         let environment = self.environment();
         let ours = crate::execute::versions_of(&environment);
         let older_in_use = {
-            let mut retired = self
-                .inner
-                .retired
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            retired.retain(|weak| weak.strong_count() > 0);
+            let retired = self.retired();
             retired
                 .iter()
                 .filter_map(std::sync::Weak::upgrade)
@@ -639,6 +634,18 @@ impl Runtime {
             return Ok(None);
         }
         self.accept_versions_of(&environment).map(Some)
+    }
+
+    /// The environments reloads replaced that something still holds (the others dropped from
+    /// the list here).
+    fn retired(&self) -> std::sync::MutexGuard<'_, Vec<std::sync::Weak<RuntimeEnvironment>>> {
+        let mut retired = self
+            .inner
+            .retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        retired.retain(|weak| weak.strong_count() > 0);
+        retired
     }
 
     /// Raises the store's marks to `environment`'s versions ([`accept_environment`]).
@@ -749,13 +756,7 @@ impl Runtime {
         conflict_with(&slot, &fresh)?;
         // Listed as retired before the new environment can be seen (under the write lock), so
         // that `accept_settled_environment` never sees the new one without the one it replaced.
-        let mut retired = self
-            .inner
-            .retired
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        retired.retain(|weak| weak.strong_count() > 0);
-        retired.push(Arc::downgrade(&slot));
+        self.retired().push(Arc::downgrade(&slot));
         *slot = Arc::new(fresh);
         Ok(report)
     }

@@ -732,14 +732,19 @@ fn a_claim_from_before_a_rotation_stays_claimed_and_the_versions_taken_are_recor
     assert_eq!(shared.accepted_versions().unwrap().trust_root, 3);
     assert_eq!(after.accept_environment().unwrap().trust_root, 3);
     assert_eq!(shared.ledger_summary().unwrap().records, records + 1);
-    // The older trust root back on disk: a runtime built on it is refused.
+    assert_trust_root_2_refused(&fixture, shared);
+}
+
+/// Puts trust root 2 back on disk in place of the one in force (3): a runtime built on it over
+/// `store` is refused as a rollback.
+fn assert_trust_root_2_refused(fixture: &Fixture, store: Arc<dyn ReplayStore>) {
     let current = fixture.root().join("trust/trust-root.json");
     let archived = fixture.root().join("trust/trust-root.d/2.json");
     std::fs::write(&current, std::fs::read(&archived).unwrap()).unwrap();
     std::fs::remove_file(&archived).unwrap();
     let refused = Runtime::builder(fixture.config())
         .signer(fixture.key("attestation"))
-        .shared_store(shared)
+        .shared_store(store)
         .clock(clock())
         .build()
         .unwrap_err();
@@ -781,17 +786,7 @@ fn after_a_reload_the_versions_are_recorded_once_the_older_environment_is_let_go
     // Done once: asked again, nothing more is written.
     runtime.accept_settled_environment().unwrap().unwrap();
     assert_eq!(store.ledger_summary().unwrap().records, records + 1);
-    // The older trust root back on disk: a runtime built on it is refused.
-    let current = fixture.root().join("trust/trust-root.json");
-    let archived = fixture.root().join("trust/trust-root.d/2.json");
-    std::fs::write(&current, std::fs::read(&archived).unwrap()).unwrap();
-    std::fs::remove_file(&archived).unwrap();
-    let refused = Runtime::builder(fixture.config())
-        .signer(fixture.key("attestation"))
-        .shared_store(store)
-        .clock(clock())
-        .build();
-    assert_eq!(refused.unwrap_err().code(), "trust.version_rollback");
+    assert_trust_root_2_refused(&fixture, store);
 }
 
 /// After a reload, the versions are not recorded while a completion the store refused still
