@@ -324,9 +324,19 @@ pub(super) fn check_session(
     client: &mut postgres::Client,
     schema: &str,
 ) -> Result<Option<String>, postgres::Error> {
-    let row = client.query_one(SESSION_CHECK, &[])?;
-    let (synchronous_commit, isolation, search_path): (String, String, String) =
-        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    // The simple protocol: one round trip (the extended one takes two, parse then execute).
+    let messages = client.simple_query(SESSION_CHECK)?;
+    let row = messages.iter().find_map(|message| match message {
+        postgres::SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    let setting = |n: usize| {
+        // A value missing (no row, fewer columns, NULL) is no setting the store made: refused.
+        row.and_then(|row| row.try_get(n).ok().flatten())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (synchronous_commit, isolation, search_path) = (setting(0), setting(1), setting(2));
     let expected_path = format!("\"{schema}\"");
     Ok((synchronous_commit != "on"
         || isolation != "read committed"

@@ -196,7 +196,7 @@ fn check_new_execution_id(execution_id: &ExecutionId) -> Result<(), ExecutionErr
 /// [`Unfinished::MAX`] are kept, and [`Unfinished::MAX_BYTES`] of attestations, the rest wait
 /// for `recover`.
 #[derive(Debug, Default)]
-pub(crate) struct Unfinished(std::sync::Mutex<Vec<Kept>>);
+pub(crate) struct Unfinished(std::sync::Mutex<Vec<Kept>>, std::sync::Mutex<()>);
 
 /// One completion kept: the id, the claim it completes (its clock reading and the digest of its
 /// recorded inputs: written again only onto that claim), and the attestation signed.
@@ -252,7 +252,13 @@ impl Unfinished {
     /// — completed already, its reply lost, or by `recover`; or the id is no longer that claim).
     /// The first the store refuses stops the pass (one store wait a pass, not one each): it and
     /// the rest are kept, in order.
+    /// One pass at a time: a pass takes the kept completions out while it runs, so another at
+    /// the same time would see none and report none waiting.
     pub(crate) fn finish(&self, store: &dyn ReplayStore) -> FinishReport {
+        let _one_pass = self
+            .1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut taken = std::mem::take(&mut *self.lock()).into_iter();
         let mut report = FinishReport::default();
         let mut still = Vec::new();
@@ -285,7 +291,6 @@ impl Unfinished {
             }
         }
         still.extend(taken);
-        report.waiting = still.len();
         let mut kept = self.lock();
         // Kept while this pass ran come after; the bounds hold for the whole.
         still.append(&mut kept);
@@ -295,6 +300,8 @@ impl Unfinished {
             bytes <= Self::MAX_BYTES
         });
         still.truncate(Self::MAX);
+        // Every completion still kept waits, those kept while this pass ran included.
+        report.waiting = still.len();
         *kept = still;
         report
     }

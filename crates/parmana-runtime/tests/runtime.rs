@@ -680,6 +680,74 @@ fn a_completion_the_store_refused_is_written_again_once_it_answers() {
     );
 }
 
+/// A memory store whose `complete` fails while `failing` holds, and first waits for `release`
+/// while `held` holds (`entered` once one waits).
+#[derive(Debug, Default)]
+struct HeldComplete {
+    inner: MemoryReplayStore,
+    failing: std::sync::atomic::AtomicBool,
+    held: std::sync::atomic::AtomicBool,
+    entered: std::sync::atomic::AtomicBool,
+    release: std::sync::atomic::AtomicBool,
+}
+
+impl ReplayStore for HeldComplete {
+    common::forward_store_writes!(inner: claim);
+    fn complete(
+        &self,
+        id: &ExecutionId,
+        attestation: &[u8],
+    ) -> Result<(), parmana_runtime::replay::ReplayError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.held.load(SeqCst) {
+            self.entered.store(true, SeqCst);
+            while !self.release.load(SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        if self.failing.load(SeqCst) {
+            return Err(parmana_runtime::replay::ReplayError::Unavailable {
+                message: "the store does not answer".to_owned(),
+            });
+        }
+        self.inner.complete(id, attestation)
+    }
+    common::forward_store_reads!(inner);
+}
+
+/// Passes writing kept completions again run one at a time: a pass takes them out while it runs,
+/// so one beside it would find none and report none waiting (a host deciding on that report —
+/// whether to raise the store's marks — would be misled). The second waits for the first, then
+/// reports the completion still waiting.
+#[test]
+fn passes_over_kept_completions_run_one_at_a_time() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let fixture = Fixture::new();
+    let store = Arc::new(HeldComplete::default());
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+    store.failing.store(true, SeqCst);
+    runtime.execute(&request("kept")).unwrap_err();
+    store.held.store(true, SeqCst);
+    let first = {
+        let runtime = runtime.clone();
+        std::thread::spawn(move || runtime.finish_completions())
+    };
+    while !store.entered.load(SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let second = {
+        let runtime = runtime.clone();
+        std::thread::spawn(move || runtime.finish_completions())
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let waited = !second.is_finished();
+    store.held.store(false, SeqCst);
+    store.release.store(true, SeqCst);
+    assert_eq!(first.join().unwrap().waiting, 1);
+    assert!(waited, "the second pass ran beside the first");
+    assert_eq!(second.join().unwrap().waiting, 1);
+}
+
 /// A claim left pending under one environment (its completion refused, and the runtime ended
 /// before it was written again) is not recovered under the next: it is said to be claimed under
 /// other versions (`runtime.recovery_environment_changed`), not forged, and stays claimed. A

@@ -1067,6 +1067,56 @@ fn an_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
     drop(held);
 }
 
+/// An answer larger than a frame is handed over in copies of at most a frame, its last frame
+/// too: no frame is a slice of the answer's own allocation, which hyper would otherwise hold whole
+/// in its write buffer once the body is dropped (and its place given back). An answer that fits
+/// in one frame is handed over as it is (no copy), and the size stays exact throughout.
+#[test]
+fn an_answer_is_handed_over_in_copied_frames() {
+    use crate::state::{ANSWER_FRAME_BYTES, AnswerHolding};
+    use http_body::Body as _;
+    let tokio = tokio_runtime();
+    for size in [100, ANSWER_FRAME_BYTES, 2 * ANSWER_FRAME_BYTES + 10] {
+        let answer = axum::body::Bytes::from(vec![7u8; size]);
+        let start = answer.as_ptr() as usize;
+        let own = start..start + size;
+        let mut holding =
+            AnswerHolding::new(axum::body::Body::from(answer.clone()), Arc::default());
+        assert_eq!(holding.size_hint().exact(), Some(size as u64), "{size}");
+        let mut frames = Vec::new();
+        tokio.block_on(async {
+            while let Some(frame) =
+                std::future::poll_fn(|cx| std::pin::Pin::new(&mut holding).poll_frame(cx)).await
+            {
+                frames.push(frame.unwrap().into_data().unwrap());
+            }
+        });
+        assert!(holding.is_end_stream(), "{size}");
+        assert_eq!(
+            frames.iter().map(|f| f.len()).sum::<usize>(),
+            size,
+            "{size}"
+        );
+        assert!(
+            frames.iter().all(|f| f.len() <= ANSWER_FRAME_BYTES),
+            "{size}"
+        );
+        let sliced = frames
+            .iter()
+            .filter(|f| own.contains(&(f.as_ptr() as usize)))
+            .count();
+        if size <= ANSWER_FRAME_BYTES {
+            assert_eq!(
+                (frames.len(), sliced),
+                (1, 1),
+                "{size}: handed over as it is"
+            );
+        } else {
+            assert_eq!(sliced, 0, "{size}: a frame is a slice of the answer");
+        }
+    }
+}
+
 /// Over a real HTTP/1.1 connection (hyper, its write buffer the server's 16 KiB, on an in-memory
 /// stream of 4 KiB): an explained batch's answer (hundreds of KiB) that the client does not read
 /// keeps its place in the body budget — hyper takes its frames only while its buffer has room,

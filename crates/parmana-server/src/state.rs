@@ -136,6 +136,9 @@ pub(crate) struct AnswerHolding {
     inner: axum::body::Body,
     /// What was taken of `inner` and not yet handed over.
     pending: axum::body::Bytes,
+    /// Whether `pending` is being handed over in frames: then every frame is a copy, its last
+    /// too (a slice would keep the whole answer's allocation alive in hyper's buffer).
+    framed: bool,
     _place: BodyBudgetPlace,
 }
 
@@ -148,17 +151,20 @@ impl AnswerHolding {
         Self {
             inner,
             pending: axum::body::Bytes::new(),
+            framed: false,
             _place: place,
         }
     }
 
-    /// The next frame of what is pending: the whole of it when it fits in a frame, else a copy
-    /// of its first [`ANSWER_FRAME_BYTES`].
-    fn next_frame(&mut self) -> axum::body::Bytes {
-        if self.pending.len() <= ANSWER_FRAME_BYTES {
+    /// The next frame of what is pending: the whole of it when it fits in one frame and was
+    /// never split, else a copy of its first [`ANSWER_FRAME_BYTES`] (its last frame too).
+    pub(crate) fn next_frame(&mut self) -> axum::body::Bytes {
+        if !self.framed && self.pending.len() <= ANSWER_FRAME_BYTES {
             return std::mem::take(&mut self.pending);
         }
-        let first = self.pending.split_to(ANSWER_FRAME_BYTES);
+        self.framed = true;
+        let size = self.pending.len().min(ANSWER_FRAME_BYTES);
+        let first = self.pending.split_to(size);
         axum::body::Bytes::copy_from_slice(&first)
     }
 }
@@ -179,7 +185,10 @@ impl http_body::Body for AnswerHolding {
             }
             match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => self.pending = data,
+                    Ok(data) => {
+                        self.pending = data;
+                        self.framed = false;
+                    }
                     // Trailers (none here) as they are.
                     Err(frame) => return Poll::Ready(Some(Ok(frame))),
                 },

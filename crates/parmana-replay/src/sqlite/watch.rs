@@ -343,11 +343,13 @@ fn definitions(
 /// own objects (a store whose version was lost — a dump and reload drops `user_version` —:
 /// `replay.store_corrupt`, as a new store made beside them would let the ids they hold execute
 /// again); holding none of them at any version — another application's database, which may set
-/// `user_version` itself (`replay.invalid_configuration`, not migrated into); or, at an older
-/// version, some of them but not every table a store has had ([`STORE_CORE_TABLES`]: a
-/// table under a store's name is no store to migrate — a migration would drop it —:
-/// `replay.store_corrupt`). A negative version, which no build writes, is `replay.store_corrupt`.
-/// A store at this build's version or a newer one's is left to the version and schema checks. A
+/// `user_version` itself (`replay.invalid_configuration`, not migrated into; so is one at an
+/// older version holding none of the store's core tables, [`STORE_CORE_TABLES`], whatever its
+/// other names); or, at an older version, some of the core tables but not all (no store to
+/// migrate — a migration would drop one —: `replay.store_corrupt`). A negative version, which no
+/// build writes, is `replay.store_corrupt`. A store of an older build with all of them is
+/// migrated; one at this build's version or a newer one's, with any of the store's objects, is
+/// left to the version and schema checks, which name what was changed. A
 /// backup tool's tables (Litestream's `_litestream_*`, which it adds to any file it watches) and
 /// SQLite's statistics belong to no application: a store is made beside them.
 pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayError> {
@@ -359,12 +361,15 @@ pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayErro
     let store_object = found
         .iter()
         .find(|(_, name, _)| store_names.contains(name.as_str()));
-    // The tables every schema version has made since the first.
-    let core_tables = STORE_CORE_TABLES.iter().all(|table| {
-        found
-            .iter()
-            .any(|(kind, name, _)| kind == "table" && name == table)
-    });
+    // The tables every schema version has made since the first: all of them, some, or none.
+    let core_found = STORE_CORE_TABLES
+        .iter()
+        .filter(|table| {
+            found
+                .iter()
+                .any(|(kind, name, _)| kind == "table" && name == *table)
+        })
+        .count();
     match (version, store_object) {
         (..0, _) => return Err(crate::record::negative_schema_version(version)),
         (0, Some((kind, name, _))) => {
@@ -374,17 +379,20 @@ pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayErro
                  would let the ids it held execute again"
             )));
         }
-        // This build's store, or a newer one's: the version checks judge it.
+        // This build's store, or a newer one's: the version and schema checks judge it (and
+        // name what a writer changed).
         (_, Some(_)) if version >= current => return Ok(()),
-        // A store of an older build, migrated — only with every table a store has had.
-        (_, Some(_)) if core_tables => return Ok(()),
-        (_, Some((kind, name, _))) => {
+        // A store of an older build, migrated — with every table a store has had.
+        (_, Some(_)) if core_found == STORE_CORE_TABLES.len() => return Ok(()),
+        // Some of them: not a store to migrate (a migration would change them).
+        (_, Some(_)) if core_found > 0 => {
             return Err(ReplayError::corrupt(format!(
-                "the file holds the {kind} {name:?} of a store at schema version {version} but \
-                 not all of {STORE_CORE_TABLES:?}: not a store to migrate"
+                "the file, at schema version {version}, holds some of a store's tables but not \
+                 all of {STORE_CORE_TABLES:?}: not a store to migrate"
             )));
         }
-        (_, None) => {}
+        // None of them: another application's objects under a store's name, as below.
+        (_, _) => {}
     }
     let tool = |name: &str, table: &str| {
         table.starts_with("_litestream_") || name.starts_with("sqlite_stat")
@@ -397,7 +405,7 @@ pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayErro
         return Err(ReplayError::InvalidConfiguration {
             message: format!(
                 "the file holds a SQLite database that is not a replay store ({foreign} schema \
-                 objects, none of a store's, and schema version {version}): name a new file, or \
+                 objects, without a store's tables, and schema version {version}): name a new file, or \
                  a store's"
             ),
         });

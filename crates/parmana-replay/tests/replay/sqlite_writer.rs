@@ -413,6 +413,16 @@ fn another_applications_database_is_not_made_a_store() {
             "replay.store_corrupt",
             "not a store to migrate",
         ),
+        (
+            "a table under the name of a later version's at an older version",
+            "CREATE TABLE checkpoints (size INTEGER PRIMARY KEY);
+             PRAGMA user_version = 1;"
+                .to_owned(),
+            &["checkpoints"][..],
+            1,
+            "replay.invalid_configuration",
+            "not a replay store",
+        ),
     ];
     for (n, (case, sql, tables, version, code, says)) in cases.into_iter().enumerate() {
         let path = dir.path().join(format!("theirs-{n}.sqlite3"));
