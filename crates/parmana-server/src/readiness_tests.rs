@@ -1070,7 +1070,7 @@ fn an_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
 /// An answer larger than a frame is handed over in copies of at most a frame, its last frame
 /// too: no frame is a slice of the answer's own allocation, which hyper would otherwise hold whole
 /// in its write buffer once the body is dropped (and its place given back). An answer that fits
-/// in one frame is handed over as it is (no copy), and the size stays exact throughout.
+/// in one frame is handed over as it is (no copy), and the size is exact before the first frame.
 #[test]
 fn an_answer_is_handed_over_in_copied_frames() {
     use crate::state::{ANSWER_FRAME_BYTES, AnswerHolding};

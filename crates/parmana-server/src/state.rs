@@ -122,8 +122,8 @@ pub(crate) struct Slot {
 /// A request's place in [`AppState::body_bytes`], held by its [`Slot`] and by its answer's body.
 pub(crate) type BodyBudgetPlace = Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>;
 
-/// An answer's body that keeps its request's place in the body budget until hyper has taken all
-/// but its last frame, or dropped it (its connection closed): a client that reads its answer
+/// An answer's body that keeps its request's place in the body budget until hyper has taken its
+/// last frame, or dropped it (its connection closed): a client that reads its answer
 /// slowly, or not at all, holds the memory of the answer — an explanation's trace, an
 /// attestation read back — in the budget, not beside it, so that such answers held at once stay
 /// within the budget as the bodies do. The answer is handed over in frames of at most

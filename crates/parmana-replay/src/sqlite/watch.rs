@@ -340,12 +340,12 @@ fn definitions(
 
 /// Refuses, before anything is written to it (the WAL switch rewrites the file's header), a file
 /// that is neither a store nor empty: at schema version 0 (no store yet) but holding the store's
-/// own objects (a store whose version was lost — a dump and reload drops `user_version` —:
+/// own core tables (a store whose version was lost — a dump and reload drops `user_version` —:
 /// `replay.store_corrupt`, as a new store made beside them would let the ids they hold execute
 /// again); holding none of them at any version — another application's database, which may set
-/// `user_version` itself (`replay.invalid_configuration`, not migrated into; so is one at an
-/// older version holding none of the store's core tables, [`STORE_CORE_TABLES`], whatever its
-/// other names); or, at an older version, some of the core tables but not all (no store to
+/// `user_version` itself (`replay.invalid_configuration`, not migrated into; so is one at version
+/// 0 or an older version holding none of the store's core tables, [`STORE_CORE_TABLES`],
+/// whatever its other names); or, at an older version, some of the core tables but not all (no store to
 /// migrate — a migration would drop one —: `replay.store_corrupt`). A negative version, which no
 /// build writes, is `replay.store_corrupt`. A store of an older build with all of them is
 /// migrated; one at this build's version or a newer one's, with any of the store's objects, is
@@ -372,7 +372,7 @@ pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayErro
         .count();
     match (version, store_object) {
         (..0, _) => return Err(crate::record::negative_schema_version(version)),
-        (0, Some((kind, name, _))) => {
+        (0, Some((kind, name, _))) if core_found > 0 => {
             return Err(ReplayError::corrupt(format!(
                 "the file holds the store's {kind} {name:?} but no schema version (lost: a dump \
                  and reload drops it): restore the store from a backup — a new store made here \
@@ -405,7 +405,7 @@ pub(super) fn check_unversioned_file(conn: &Connection) -> Result<(), ReplayErro
         return Err(ReplayError::InvalidConfiguration {
             message: format!(
                 "the file holds a SQLite database that is not a replay store ({foreign} schema \
-                 objects, without a store's tables, and schema version {version}): name a new file, or \
+                 objects, without a store's core tables, and schema version {version}): name a new file, or \
                  a store's"
             ),
         });

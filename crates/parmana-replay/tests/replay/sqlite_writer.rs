@@ -414,6 +414,14 @@ fn another_applications_database_is_not_made_a_store() {
             "not a store to migrate",
         ),
         (
+            "a table under the name of a later version's, no version",
+            "CREATE TABLE checkpoints (size INTEGER PRIMARY KEY);".to_owned(),
+            &["checkpoints"][..],
+            0,
+            "replay.invalid_configuration",
+            "not a replay store",
+        ),
+        (
             "a table under the name of a later version's at an older version",
             "CREATE TABLE checkpoints (size INTEGER PRIMARY KEY);
              PRAGMA user_version = 1;"
