@@ -111,6 +111,7 @@ fn absent_row(key: Key, none: &str) -> Row {
 fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
     let values = ServerValues::resolve(deployment, &ServerFlags::default())?;
     values.check()?;
+    let lowered = values.max_connections_lowered();
     let authzen = authzen_settings(deployment);
     let authzen_row = if authzen.policies.is_empty()
         && authzen.default_policy.is_none()
@@ -191,7 +192,20 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
         value_row(config::MAX_BODY_BYTES, values.max_body_bytes),
         value_row(config::MAX_HEADER_BYTES, values.max_header_bytes),
         value_row(config::MAX_CONCURRENCY, values.max_concurrency),
-        value_row(config::MAX_CONNECTIONS, values.max_connections),
+        match lowered {
+            // Lowered as `serve` lowers it: the value it would serve with, and why.
+            Some(fit) => Row {
+                name: server_name(config::MAX_CONNECTIONS.name),
+                value: serde_json::json!(fit),
+                shown: format!(
+                    "{fit} (lowered from {} to fit the hard limit on open files, as serve \
+                     lowers it)",
+                    values.max_connections.value
+                ),
+                source: Some(values.max_connections.source),
+            },
+            None => value_row(config::MAX_CONNECTIONS, values.max_connections),
+        },
         value_row(config::REQUEST_TIMEOUT_MS, values.request_timeout_ms),
         value_row(config::IDLE_TIMEOUT_MS, values.idle_timeout_ms),
         value_row(config::SHUTDOWN_GRACE_MS, values.shutdown_grace_ms),

@@ -523,6 +523,17 @@ impl ServerValues {
         })
     }
 
+    /// What `max_connections` is lowered to, where it is: a `max_connections` left at its
+    /// default is lowered to what the hard limit on open files allows (1,024 is common), with a
+    /// warning, rather than refuse the start; one that was set is kept, and the start refused if
+    /// the limit cannot be raised for it. `parmana config` shows the value lowered.
+    pub(crate) fn max_connections_lowered(&self) -> Option<usize> {
+        if !matches!(self.max_connections.source, crate::config::Source::Default) {
+            return None;
+        }
+        parmana_server::connections_within_open_files_limit(&self.limits())
+    }
+
     /// The server's limits.
     fn limits(&self) -> Limits {
         Limits {
@@ -583,14 +594,7 @@ fn settings(
         }
     };
     let mut limits = values.limits();
-    // A `max_connections` left at its default is lowered to what the hard limit on open files
-    // allows (1,024 is common), with a warning, rather than refuse the start; one that was set
-    // is kept, and the start refused if the limit cannot be raised for it.
-    if matches!(
-        values.max_connections.source,
-        crate::config::Source::Default
-    ) && let Some(fit) = parmana_server::connections_within_open_files_limit(&limits)
-    {
+    if let Some(fit) = values.max_connections_lowered() {
         crate::report::errln!(
             "warning[server.max_connections_lowered]: max_connections lowered from {} to {fit}: \
              the process may open {} files at most (its hard limit), and each connection, each \

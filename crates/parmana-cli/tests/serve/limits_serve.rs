@@ -1038,6 +1038,25 @@ fn the_limit_on_open_files_is_raised_for_max_connections_or_the_start_refused() 
         !env.root().join("refused.sqlite3").exists(),
         "a store was left behind"
     );
+    // `parmana config` shows the value `serve` would serve with, under the same limit.
+    let shown = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 512 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_parmana"))
+        .args(["--format", "json", "config"])
+        .current_dir(env.root())
+        .env_remove("PARMANA_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{stdout}");
+    let config: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let row = &config["settings"]["server.max_connections"];
+    assert_eq!(
+        (&row["value"], &row["source"]),
+        (&serde_json::json!(192), &serde_json::json!("default")),
+        "{stdout}"
+    );
 }
 
 /// A request body cut short — its client ends the connection before the `Content-Length` it
