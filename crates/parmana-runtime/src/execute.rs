@@ -604,6 +604,10 @@ pub struct RecoveryCounts {
     pub completed: u64,
     /// Left claimed, each with why (handed out as [`Recovered::Failed`]).
     pub failed: u64,
+    /// Whether it was stopped between two pages
+    /// ([`Runtime::recover_each_until`](crate::Runtime::recover_each_until)): the ids not yet
+    /// reached stay claimed, for the next recovery.
+    pub stopped: bool,
 }
 
 /// Completes every claimed-but-unfinished execution from its recorded inputs.
@@ -641,6 +645,7 @@ pub(crate) fn recover_with(
                 error,
             } => report.failed.push((execution_id, error)),
         },
+        &|| false,
     )?;
     Ok(report)
 }
@@ -653,6 +658,7 @@ pub(crate) fn recover_each_with(
     signers: &[&dyn Signer],
     environment: &RuntimeEnvironment,
     each: &mut dyn FnMut(Recovered),
+    stop: &dyn Fn() -> bool,
 ) -> Result<RecoveryCounts, ExecutionError> {
     check_signers(signers, environment)?;
     check_not_older_than_store(replay_store, environment)?;
@@ -709,6 +715,11 @@ pub(crate) fn recover_each_with(
             }
         }
         match page.into_iter().last() {
+            // Asked to stop (a server's shutdown): between two pages, every page begun settled.
+            Some(_) if !last_page && stop() => {
+                counts.stopped = true;
+                return Ok(counts);
+            }
             Some(last) if !last_page => after = Some(last),
             _ => return Ok(counts),
         }

@@ -466,10 +466,27 @@ impl Runtime {
         &self,
         each: &mut dyn FnMut(Recovered),
     ) -> Result<RecoveryCounts, ExecutionError> {
+        self.recover_each_until(each, &|| false)
+    }
+
+    /// [`recover_each`](Self::recover_each), stopped between two pages once `stop` says so (a
+    /// server asked to shut down while it recovers: its wait is bounded by one page, and the ids
+    /// not reached stay claimed for the next start); the counts say whether it stopped.
+    pub fn recover_each_until(
+        &self,
+        each: &mut dyn FnMut(Recovered),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<RecoveryCounts, ExecutionError> {
         self.check_store_not_refused()?;
         let environment = self.environment();
         let signers = self.signers_for(&environment)?;
-        crate::execute::recover_each_with(self.inner.store.as_ref(), &signers, &environment, each)
+        crate::execute::recover_each_with(
+            self.inner.store.as_ref(),
+            &signers,
+            &environment,
+            each,
+            stop,
+        )
     }
 
     /// Verifies an attestation envelope offline against every version of the trust-root chain

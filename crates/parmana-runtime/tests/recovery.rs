@@ -378,6 +378,34 @@ impl ReplayStore for PageCounting {
     parmana_testkit::forward_store_reads!(@all_but_pending inner);
 }
 
+/// Recovery asked to stop (a server's shutdown while it recovers) stops between two pages: the
+/// page begun is settled, the ids not reached stay claimed for the next recovery, and the counts
+/// say it stopped.
+#[test]
+fn recovery_asked_to_stop_stops_between_two_pages() {
+    use parmana_runtime::replay::PENDING_PAGE;
+    let fixture = Fixture::new();
+    let store = std::sync::Arc::new(MemoryReplayStore::new());
+    let leftovers = PENDING_PAGE + 3;
+    for i in 0..leftovers {
+        crash(&fixture, store.as_ref(), &format!("stop-{i:04}"), BIG);
+    }
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .shared_store(std::sync::Arc::clone(&store) as std::sync::Arc<dyn ReplayStore>)
+        .clock(clock())
+        .build()
+        .unwrap();
+    let counts = runtime.recover_each_until(&mut |_| {}, &|| true).unwrap();
+    assert!(counts.stopped);
+    assert_eq!(counts.completed, u64::try_from(PENDING_PAGE).unwrap());
+    assert_eq!(store.pending().unwrap().len(), 3);
+    // The next recovery completes the rest.
+    let counts = runtime.recover_each(&mut |_| {}).unwrap();
+    assert_eq!((counts.completed, counts.stopped), (3, false));
+    assert!(store.pending().unwrap().is_empty());
+}
+
 #[test]
 fn recovery_pages_through_the_claimed_ids_and_hands_each_out_at_once() {
     // More leftovers than one page, a forged row among them: recovery reads them a page at a
@@ -448,6 +476,7 @@ fn recovery_pages_through_the_claimed_ids_and_hands_each_out_at_once() {
         RecoveryCounts {
             completed: u64::try_from(genuine + 1).unwrap(),
             failed: 1,
+            stopped: false,
         }
     );
     assert_eq!(completed.len(), genuine + 1);

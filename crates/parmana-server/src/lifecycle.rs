@@ -574,27 +574,43 @@ pub(crate) async fn recover_then_ready(
                 return Err(error);
             }
             let mut logged_failures = 0_usize;
-            runtime.recover_each(&mut |recovered| {
-                if let Recovered::Failed {
-                    execution_id,
-                    error,
-                } = recovered
-                {
-                    logged_failures += 1;
-                    if logged_failures <= LOGGED_RECOVERY_FAILURES {
-                        tracing::warn!(
-                            target: "parmana::server",
-                            execution_id = %execution_id,
-                            code = error.code(),
-                            %error,
-                            "leftover claim not recovered; it stays claimed"
-                        );
+            // A shutdown asked for meanwhile stops it between two pages (a wait of one page):
+            // the ids not reached stay claimed, for the next start.
+            let draining = || worker.is_draining();
+            runtime.recover_each_until(
+                &mut |recovered| {
+                    if let Recovered::Failed {
+                        execution_id,
+                        error,
+                    } = recovered
+                    {
+                        logged_failures += 1;
+                        if logged_failures <= LOGGED_RECOVERY_FAILURES {
+                            tracing::warn!(
+                                target: "parmana::server",
+                                execution_id = %execution_id,
+                                code = error.code(),
+                                %error,
+                                "leftover claim not recovered; it stays claimed"
+                            );
+                        }
                     }
-                }
-            })
+                },
+                &draining,
+            )
         })
         .await;
     match recovered {
+        // Stopped by the shutdown: never ready, nothing more read or recorded.
+        Ok(Ok(counts)) if counts.stopped => {
+            tracing::info!(
+                target: "parmana::server",
+                recovered = counts.completed,
+                failed = counts.failed,
+                "recovery stopped by the shutdown; the leftover claims not reached stay claimed for the next start"
+            );
+            Ok(())
+        }
         Ok(Ok(counts)) => {
             // The log the sequencer keeps is read (the whole ledger, verified) before the first
             // execution is taken, so that an id the ledger records is refused from the first

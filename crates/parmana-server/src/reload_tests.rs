@@ -412,3 +412,48 @@ fn a_reload_asked_for_while_the_server_starts_waits_until_it_is_ready() {
     assert_eq!(report.trust_root, (2, 3));
     assert_eq!(state.runtime.environment().trust_root().version(), 3);
 }
+
+/// A shutdown asked for while the server recovers leftovers stops the recovery between two
+/// pages (its wait bounded by one page): the server is never ready, and the leftover claims not
+/// reached stay claimed, for the next start.
+#[test]
+fn a_shutdown_during_recovery_stops_it_between_two_pages() {
+    use parmana_runtime::replay::PENDING_PAGE;
+    use parmana_runtime::{ExecutionRequest, execute_from_signals};
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store = Arc::new(MemoryReplayStore::new());
+    let environment = fixture.load().unwrap();
+    let signer = fixture.attestation_signer().unwrap();
+    for n in 0..PENDING_PAGE + 2 {
+        let request = ExecutionRequest::parse(
+            &format!("left-{n:04}"),
+            "claims-approval@1.0.0",
+            crate::readiness_tests::SIGNALS,
+        )
+        .unwrap();
+        execute_from_signals(
+            &request,
+            &signer,
+            &parmana_testkit::CrashBeforeComplete(store.as_ref()),
+            &environment,
+            &parmana_testkit::fixed_clock(),
+        )
+        .unwrap_err();
+    }
+    let shared: Arc<dyn ReplayStore> = Arc::clone(&store) as Arc<dyn ReplayStore>;
+    let state = bound_with(
+        runtime_over(&fixture, shared),
+        settings_for(Limits::default(), None, "sqlite"),
+    );
+    state.draining.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    tokio
+        .block_on(crate::lifecycle::recover_then_ready(
+            Arc::clone(&state),
+            axum_server::Handle::new(),
+            None,
+        ))
+        .unwrap();
+    assert!(!state.is_started());
+    assert_eq!(store.pending().unwrap().len(), 2);
+}
