@@ -604,7 +604,7 @@ pub struct RecoveryCounts {
     pub completed: u64,
     /// Left claimed, each with why (handed out as [`Recovered::Failed`]).
     pub failed: u64,
-    /// Whether it was stopped between two pages
+    /// Whether it was stopped before an id it listed
     /// ([`Runtime::recover_each_until`](crate::Runtime::recover_each_until)): the ids not yet
     /// reached stay claimed, for the next recovery.
     pub stopped: bool,
@@ -699,6 +699,11 @@ pub(crate) fn recover_each_with(
         }
         let last_page = page.len() < PENDING_PAGE;
         for execution_id in &page {
+            // Asked to stop (a server's shutdown): before the next id, each begun settled.
+            if stop() {
+                counts.stopped = true;
+                return Ok(counts);
+            }
             match recover_one(replay_store, signers, environment, execution_id) {
                 Ok(Some(attestation)) => {
                     counts.completed = counts.completed.saturating_add(1);
@@ -715,11 +720,6 @@ pub(crate) fn recover_each_with(
             }
         }
         match page.into_iter().last() {
-            // Asked to stop (a server's shutdown): between two pages, every page begun settled.
-            Some(_) if !last_page && stop() => {
-                counts.stopped = true;
-                return Ok(counts);
-            }
             Some(last) if !last_page => after = Some(last),
             _ => return Ok(counts),
         }

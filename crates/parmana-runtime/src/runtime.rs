@@ -469,9 +469,9 @@ impl Runtime {
         self.recover_each_until(each, &|| false)
     }
 
-    /// [`recover_each`](Self::recover_each), stopped between two pages once `stop` says so (a
-    /// server asked to shut down while it recovers: its wait is bounded by one page, and the ids
-    /// not reached stay claimed for the next start); the counts say whether it stopped.
+    /// [`recover_each`](Self::recover_each), stopped before its next id once `stop` says so (a
+    /// server asked to shut down while it recovers: its wait is bounded by the id in hand, and
+    /// the ids not reached stay claimed for the next start); the counts say whether it stopped.
     pub fn recover_each_until(
         &self,
         each: &mut dyn FnMut(Recovered),

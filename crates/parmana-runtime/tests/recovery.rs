@@ -378,15 +378,14 @@ impl ReplayStore for PageCounting {
     parmana_testkit::forward_store_reads!(@all_but_pending inner);
 }
 
-/// Recovery asked to stop (a server's shutdown while it recovers) stops between two pages: the
-/// page begun is settled, the ids not reached stay claimed for the next recovery, and the counts
-/// say it stopped.
+/// Recovery asked to stop (a server's shutdown while it recovers) stops before its next claim:
+/// each one begun is settled, the ids not reached stay claimed for the next recovery, and the
+/// counts say it stopped.
 #[test]
-fn recovery_asked_to_stop_stops_between_two_pages() {
-    use parmana_runtime::replay::PENDING_PAGE;
+fn recovery_asked_to_stop_stops_before_its_next_claim() {
     let fixture = Fixture::new();
     let store = std::sync::Arc::new(MemoryReplayStore::new());
-    let leftovers = PENDING_PAGE + 3;
+    let leftovers = 8;
     for i in 0..leftovers {
         crash(&fixture, store.as_ref(), &format!("stop-{i:04}"), BIG);
     }
@@ -396,9 +395,15 @@ fn recovery_asked_to_stop_stops_between_two_pages() {
         .clock(clock())
         .build()
         .unwrap();
-    let counts = runtime.recover_each_until(&mut |_| {}, &|| true).unwrap();
+    // Asked to stop once five are settled.
+    let settled = std::cell::Cell::new(0);
+    let counts = runtime
+        .recover_each_until(&mut |_| settled.set(settled.get() + 1), &|| {
+            settled.get() >= 5
+        })
+        .unwrap();
     assert!(counts.stopped);
-    assert_eq!(counts.completed, u64::try_from(PENDING_PAGE).unwrap());
+    assert_eq!(counts.completed, 5);
     assert_eq!(store.pending().unwrap().len(), 3);
     // The next recovery completes the rest.
     let counts = runtime.recover_each(&mut |_| {}).unwrap();

@@ -375,8 +375,12 @@ impl Server {
             record_versions(&state, "stop").await;
         }
         // Everything completed before the drain enters the log (and a checkpoint) now, waiting
-        // a while for another server's integrator to let go of the ledger.
-        sequence_all(&state, FINAL_PASS_WAIT).await;
+        // a while for another server's integrator to let go of the ledger — on a server that
+        // started (one stopped before it read the log has checked nothing it would append to:
+        // the next start sequences what its recovery completed).
+        if state.is_started() {
+            sequence_all(&state, FINAL_PASS_WAIT).await;
+        }
         served.map_err(|e| io_error("serve", e))?;
         match recovered {
             Ok(result) => result,
@@ -558,6 +562,13 @@ pub(crate) async fn recover_then_ready(
     let worker = Arc::clone(&state);
     let recovered = state
         .blocking("recover", move |runtime: &Runtime| {
+            // A shutdown asked for before this began: nothing is read.
+            if worker.is_draining() {
+                return Ok(parmana_runtime::RecoveryCounts {
+                    stopped: true,
+                    ..parmana_runtime::RecoveryCounts::default()
+                });
+            }
             // A store that does not extend the checkpoint the log anchor records — shorter, or
             // another root at its size (cut and grown again) — was cut, replaced or rewound
             // while no server kept its log: the ids cut away would execute again. The server
@@ -574,8 +585,8 @@ pub(crate) async fn recover_then_ready(
                 return Err(error);
             }
             let mut logged_failures = 0_usize;
-            // A shutdown asked for meanwhile stops it between two pages (a wait of one page):
-            // the ids not reached stay claimed, for the next start.
+            // A shutdown asked for meanwhile stops it before its next leftover claim: the ids
+            // not reached stay claimed, for the next start.
             let draining = || worker.is_draining();
             runtime.recover_each_until(
                 &mut |recovered| {
@@ -601,8 +612,9 @@ pub(crate) async fn recover_then_ready(
         })
         .await;
     match recovered {
-        // Stopped by the shutdown: never ready, nothing more read or recorded.
-        Ok(Ok(counts)) if counts.stopped => {
+        // Stopped by the shutdown (or one asked for as recovery ended): never ready, nothing
+        // more read or recorded.
+        Ok(Ok(counts)) if counts.stopped || state.is_draining() => {
             tracing::info!(
                 target: "parmana::server",
                 recovered = counts.completed,

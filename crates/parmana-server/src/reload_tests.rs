@@ -413,11 +413,11 @@ fn a_reload_asked_for_while_the_server_starts_waits_until_it_is_ready() {
     assert_eq!(state.runtime.environment().trust_root().version(), 3);
 }
 
-/// A shutdown asked for while the server recovers leftovers stops the recovery between two
-/// pages (its wait bounded by one page): the server is never ready, and the leftover claims not
-/// reached stay claimed, for the next start.
+/// A shutdown asked for before the start-up recovery stops it before anything is read: the
+/// server is never ready, and the leftover claims stay claimed, for the next start. (One asked
+/// for while it runs stops it before its next claim: `recovery.rs`.)
 #[test]
-fn a_shutdown_during_recovery_stops_it_between_two_pages() {
+fn a_shutdown_before_recovery_leaves_the_leftovers_for_the_next_start() {
     use parmana_runtime::replay::PENDING_PAGE;
     use parmana_runtime::{ExecutionRequest, execute_from_signals};
     let fixture = FixtureEnvironment::new().unwrap();
@@ -455,5 +455,59 @@ fn a_shutdown_during_recovery_stops_it_between_two_pages() {
         ))
         .unwrap();
     assert!(!state.is_started());
-    assert_eq!(store.pending().unwrap().len(), 2);
+    assert_eq!(store.pending().unwrap().len(), PENDING_PAGE + 2);
+}
+
+/// A shutdown asked for while the start-up recovery runs (here, while it reads its first page
+/// of leftover claims) stops it before its next claim: none is completed, the server is never
+/// ready, and they stay claimed for the next start.
+#[test]
+fn a_shutdown_during_recovery_stops_it_before_its_next_claim() {
+    use parmana_runtime::{ExecutionRequest, execute_from_signals};
+    let fixture = FixtureEnvironment::new().unwrap();
+    let store = Arc::new(HeldRecovery::default());
+    let environment = fixture.load().unwrap();
+    let signer = fixture.attestation_signer().unwrap();
+    for n in 0..3 {
+        let request = ExecutionRequest::parse(
+            &format!("left-{n}"),
+            "claims-approval@1.0.0",
+            crate::readiness_tests::SIGNALS,
+        )
+        .unwrap();
+        execute_from_signals(
+            &request,
+            &signer,
+            &parmana_testkit::CrashBeforeComplete(&store.inner),
+            &environment,
+            &parmana_testkit::fixed_clock(),
+        )
+        .unwrap_err();
+    }
+    let shared: Arc<dyn ReplayStore> = Arc::clone(&store) as Arc<dyn ReplayStore>;
+    let state = bound_with(
+        runtime_over(&fixture, shared),
+        settings_for(Limits::default(), None, "sqlite"),
+    );
+    let tokio = tokio_runtime();
+    // Let go however the test ends: the tokio runtime's drop waits for the recovery's thread.
+    struct Release(Arc<HeldRecovery>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.release.store(true, Ordering::SeqCst);
+        }
+    }
+    let _release = Release(Arc::clone(&store));
+    let recovery = {
+        let _entered = tokio.enter();
+        crate::lifecycle::start_recovery(&state, axum_server::Handle::new())
+    };
+    while !store.entered.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    crate::lifecycle::start_draining(&state);
+    store.release.store(true, Ordering::SeqCst);
+    tokio.block_on(recovery).unwrap().unwrap();
+    assert!(!state.is_started());
+    assert_eq!(store.inner.pending().unwrap().len(), 3);
 }
