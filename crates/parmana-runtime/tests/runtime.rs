@@ -585,11 +585,15 @@ fn runtime_over(fixture: &Fixture, store: Arc<dyn ReplayStore>) -> Runtime {
 }
 
 /// A memory store whose `complete` fails while `failing` holds (the store unreachable at that
-/// moment, its write lock held elsewhere past the busy timeout, a full disk).
+/// moment, its write lock held elsewhere past the busy timeout, a full disk), and first waits for
+/// `release` while `held` holds (`entered` once one waits).
 #[derive(Debug, Default)]
 struct FlakyComplete {
     inner: MemoryReplayStore,
     failing: std::sync::atomic::AtomicBool,
+    held: std::sync::atomic::AtomicBool,
+    entered: std::sync::atomic::AtomicBool,
+    release: std::sync::atomic::AtomicBool,
 }
 
 impl ReplayStore for FlakyComplete {
@@ -599,7 +603,14 @@ impl ReplayStore for FlakyComplete {
         id: &ExecutionId,
         attestation: &[u8],
     ) -> Result<(), parmana_runtime::replay::ReplayError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.held.load(SeqCst) {
+            self.entered.store(true, SeqCst);
+            while !self.release.load(SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        if self.failing.load(SeqCst) {
             return Err(parmana_runtime::replay::ReplayError::Unavailable {
                 message: "the store does not answer".to_owned(),
             });
@@ -680,41 +691,6 @@ fn a_completion_the_store_refused_is_written_again_once_it_answers() {
     );
 }
 
-/// A memory store whose `complete` fails while `failing` holds, and first waits for `release`
-/// while `held` holds (`entered` once one waits).
-#[derive(Debug, Default)]
-struct HeldComplete {
-    inner: MemoryReplayStore,
-    failing: std::sync::atomic::AtomicBool,
-    held: std::sync::atomic::AtomicBool,
-    entered: std::sync::atomic::AtomicBool,
-    release: std::sync::atomic::AtomicBool,
-}
-
-impl ReplayStore for HeldComplete {
-    common::forward_store_writes!(inner: claim);
-    fn complete(
-        &self,
-        id: &ExecutionId,
-        attestation: &[u8],
-    ) -> Result<(), parmana_runtime::replay::ReplayError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.held.load(SeqCst) {
-            self.entered.store(true, SeqCst);
-            while !self.release.load(SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        }
-        if self.failing.load(SeqCst) {
-            return Err(parmana_runtime::replay::ReplayError::Unavailable {
-                message: "the store does not answer".to_owned(),
-            });
-        }
-        self.inner.complete(id, attestation)
-    }
-    common::forward_store_reads!(inner);
-}
-
 /// Passes writing kept completions again run one at a time: a pass takes them out while it runs,
 /// so one beside it would find none and report none waiting (a host deciding on that report —
 /// whether to raise the store's marks — would be misled). The second waits for the first, then
@@ -723,7 +699,7 @@ impl ReplayStore for HeldComplete {
 fn passes_over_kept_completions_run_one_at_a_time() {
     use std::sync::atomic::Ordering::SeqCst;
     let fixture = Fixture::new();
-    let store = Arc::new(HeldComplete::default());
+    let store = Arc::new(FlakyComplete::default());
     let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
     store.failing.store(true, SeqCst);
     runtime.execute(&request("kept")).unwrap_err();

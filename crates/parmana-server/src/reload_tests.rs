@@ -337,6 +337,65 @@ impl ReplayStore for HeldRecovery {
     }
 }
 
+/// Leaves each of `ids` claimed and not completed in `store` under `fixture`'s environment, as a
+/// crash between the claim and the completion does.
+fn leave_claimed(fixture: &FixtureEnvironment, store: &dyn ReplayStore, ids: &[String]) {
+    use parmana_runtime::{ExecutionRequest, execute_from_signals};
+    let environment = fixture.load().unwrap();
+    let signer = fixture.attestation_signer().unwrap();
+    for id in ids {
+        let request =
+            ExecutionRequest::parse(id, "claims-approval@1.0.0", crate::readiness_tests::SIGNALS)
+                .unwrap();
+        execute_from_signals(
+            &request,
+            &signer,
+            &parmana_testkit::CrashBeforeComplete(store),
+            &environment,
+            &parmana_testkit::fixed_clock(),
+        )
+        .unwrap_err();
+    }
+}
+
+/// Lets a [`HeldRecovery`] go however a test ends: the tokio runtime's drop waits for the
+/// recovery's thread.
+struct Release(Arc<HeldRecovery>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.release.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A server of `fixture` over the [`HeldRecovery`] store `store` (its calls on the blocking
+/// pool), its start-up recovery started (holding the reloads' turn) and held in its first page
+/// read, with what lets it go however the test ends.
+fn recovering(
+    fixture: &FixtureEnvironment,
+    store: &Arc<HeldRecovery>,
+    tokio: &tokio::runtime::Runtime,
+) -> (
+    Arc<AppState>,
+    tokio::task::JoinHandle<Result<(), crate::error::ServerError>>,
+    Release,
+) {
+    let shared: Arc<dyn ReplayStore> = Arc::clone(store) as Arc<dyn ReplayStore>;
+    let state = bound_with(
+        runtime_over(fixture, shared),
+        settings_for(Limits::default(), None, "sqlite"),
+    );
+    let release = Release(Arc::clone(store));
+    let recovery = {
+        let _entered = tokio.enter();
+        crate::lifecycle::start_recovery(&state, axum_server::Handle::new())
+    };
+    while !store.entered.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (state, recovery, release)
+}
+
 /// A reload asked for while the server starts (a SIGHUP once `listening on` is printed) waits
 /// until it is ready: the start-up recovery completes a claim left pending under trust root 2
 /// under the environment the server started with, though trust root 3 is on disk when the
@@ -346,44 +405,11 @@ impl ReplayStore for HeldRecovery {
 #[test]
 fn a_reload_asked_for_while_the_server_starts_waits_until_it_is_ready() {
     use parmana_runtime::replay::ExecutionState;
-    use parmana_runtime::{ExecutionRequest, execute_from_signals};
     let fixture = FixtureEnvironment::new().unwrap();
     let store = Arc::new(HeldRecovery::default());
-    let request = ExecutionRequest::parse(
-        "left-over",
-        "claims-approval@1.0.0",
-        crate::readiness_tests::SIGNALS,
-    )
-    .unwrap();
-    execute_from_signals(
-        &request,
-        &fixture.attestation_signer().unwrap(),
-        &parmana_testkit::CrashBeforeComplete(&store.inner),
-        &fixture.load().unwrap(),
-        &parmana_testkit::fixed_clock(),
-    )
-    .unwrap_err();
-    let shared: Arc<dyn ReplayStore> = Arc::clone(&store) as Arc<dyn ReplayStore>;
-    let state = bound_with(
-        runtime_over(&fixture, shared),
-        settings_for(Limits::default(), None, "sqlite"),
-    );
+    leave_claimed(&fixture, &store.inner, &["left-over".to_owned()]);
     let tokio = tokio_runtime();
-    // Let go however the test ends: the tokio runtime's drop waits for the recovery's thread.
-    struct Release(Arc<HeldRecovery>);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            self.0.release.store(true, Ordering::SeqCst);
-        }
-    }
-    let _release = Release(Arc::clone(&store));
-    let recovery = {
-        let _entered = tokio.enter();
-        crate::lifecycle::start_recovery(&state, axum_server::Handle::new())
-    };
-    while !store.entered.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let (state, recovery, _release) = recovering(&fixture, &store, &tokio);
     let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
     fixture
         .rotate_trust_root(&[&fixture.attestation_signer().unwrap()], 1, expires)
@@ -419,27 +445,12 @@ fn a_reload_asked_for_while_the_server_starts_waits_until_it_is_ready() {
 #[test]
 fn a_shutdown_before_recovery_leaves_the_leftovers_for_the_next_start() {
     use parmana_runtime::replay::PENDING_PAGE;
-    use parmana_runtime::{ExecutionRequest, execute_from_signals};
     let fixture = FixtureEnvironment::new().unwrap();
     let store = Arc::new(MemoryReplayStore::new());
-    let environment = fixture.load().unwrap();
-    let signer = fixture.attestation_signer().unwrap();
-    for n in 0..PENDING_PAGE + 2 {
-        let request = ExecutionRequest::parse(
-            &format!("left-{n:04}"),
-            "claims-approval@1.0.0",
-            crate::readiness_tests::SIGNALS,
-        )
-        .unwrap();
-        execute_from_signals(
-            &request,
-            &signer,
-            &parmana_testkit::CrashBeforeComplete(store.as_ref()),
-            &environment,
-            &parmana_testkit::fixed_clock(),
-        )
-        .unwrap_err();
-    }
+    let ids: Vec<String> = (0..PENDING_PAGE + 2)
+        .map(|n| format!("left-{n:04}"))
+        .collect();
+    leave_claimed(&fixture, store.as_ref(), &ids);
     let shared: Arc<dyn ReplayStore> = Arc::clone(&store) as Arc<dyn ReplayStore>;
     let state = bound_with(
         runtime_over(&fixture, shared),
@@ -463,48 +474,12 @@ fn a_shutdown_before_recovery_leaves_the_leftovers_for_the_next_start() {
 /// ready, and they stay claimed for the next start.
 #[test]
 fn a_shutdown_during_recovery_stops_it_before_its_next_claim() {
-    use parmana_runtime::{ExecutionRequest, execute_from_signals};
     let fixture = FixtureEnvironment::new().unwrap();
     let store = Arc::new(HeldRecovery::default());
-    let environment = fixture.load().unwrap();
-    let signer = fixture.attestation_signer().unwrap();
-    for n in 0..3 {
-        let request = ExecutionRequest::parse(
-            &format!("left-{n}"),
-            "claims-approval@1.0.0",
-            crate::readiness_tests::SIGNALS,
-        )
-        .unwrap();
-        execute_from_signals(
-            &request,
-            &signer,
-            &parmana_testkit::CrashBeforeComplete(&store.inner),
-            &environment,
-            &parmana_testkit::fixed_clock(),
-        )
-        .unwrap_err();
-    }
-    let shared: Arc<dyn ReplayStore> = Arc::clone(&store) as Arc<dyn ReplayStore>;
-    let state = bound_with(
-        runtime_over(&fixture, shared),
-        settings_for(Limits::default(), None, "sqlite"),
-    );
+    let ids: Vec<String> = (0..3).map(|n| format!("left-{n}")).collect();
+    leave_claimed(&fixture, &store.inner, &ids);
     let tokio = tokio_runtime();
-    // Let go however the test ends: the tokio runtime's drop waits for the recovery's thread.
-    struct Release(Arc<HeldRecovery>);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            self.0.release.store(true, Ordering::SeqCst);
-        }
-    }
-    let _release = Release(Arc::clone(&store));
-    let recovery = {
-        let _entered = tokio.enter();
-        crate::lifecycle::start_recovery(&state, axum_server::Handle::new())
-    };
-    while !store.entered.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let (state, recovery, _release) = recovering(&fixture, &store, &tokio);
     crate::lifecycle::start_draining(&state);
     store.release.store(true, Ordering::SeqCst);
     tokio.block_on(recovery).unwrap().unwrap();
