@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::auth::Scope;
 use crate::error::{ApiError, RETRY_AFTER_SECONDS, status_of};
+use crate::metrics::EnvironmentDocument;
 use crate::observe::Outcome;
 use crate::state::AppState;
 use crate::wire::{
@@ -960,29 +961,38 @@ pub(crate) async fn metrics(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Read)?;
     check_readiness(&state).await;
-    let environment = state.runtime.environment();
-    let (trust_root, manifest) = (environment.trust_root(), environment.release_manifest());
-    state
-        .metrics
-        .set_document("trust_root", trust_root.version(), trust_root.expires());
-    state
-        .metrics
-        .set_document("release_manifest", manifest.version(), manifest.expires());
     // This route takes no slot of its own (never shed): what is held is other requests'.
-    state.metrics.set_requests_in_flight(
-        state
-            .limits
-            .max_concurrency
-            .max(1)
-            .saturating_sub(state.in_flight.available_permits()),
-    );
-    let text = state.metrics.encode().map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server.internal",
-            e.to_string(),
-        )
-    })?;
+    let requests_in_flight = state
+        .limits
+        .max_concurrency
+        .max(1)
+        .saturating_sub(state.in_flight.available_permits());
+    let documents = || {
+        let environment = state.runtime.environment();
+        let (trust_root, manifest) = (environment.trust_root(), environment.release_manifest());
+        [
+            EnvironmentDocument {
+                document: "trust_root",
+                version: trust_root.version(),
+                expires: trust_root.expires(),
+            },
+            EnvironmentDocument {
+                document: "release_manifest",
+                version: manifest.version(),
+                expires: manifest.expires(),
+            },
+        ]
+    };
+    let text = state
+        .metrics
+        .scrape(documents, requests_in_flight)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.internal",
+                e.to_string(),
+            )
+        })?;
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

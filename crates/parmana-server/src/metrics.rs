@@ -61,6 +61,15 @@ pub(crate) enum SequencerRun {
     Failed,
 }
 
+/// One signed document of the environment in force, as a scrape exports it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EnvironmentDocument {
+    /// `trust_root` or `release_manifest`.
+    pub(crate) document: &'static str,
+    pub(crate) version: u64,
+    pub(crate) expires: parmana_runtime::canon::Timestamp,
+}
+
 /// Buckets from 25 µs doubling to about 52 s: past twice the longest request timeout a
 /// deployment commonly sets and a cosigning round's two 10 s answers, so that a timed-out request
 /// or a stalled store lands in a bucket of its own, not only in `+Inf`.
@@ -91,6 +100,8 @@ pub(crate) struct Metrics {
     sequencer_runs: Family<OutcomeLabels, Counter>,
     cosignings: Family<OutcomeLabels, Counter>,
     log_entries: Gauge,
+    /// Held by one scrape while it reads the environment and encodes (see [`Metrics::scrape`]).
+    scrape_turn: std::sync::Mutex<()>,
 }
 
 /// The connection slots' counts, kept by the acceptor (`lifecycle::Limited`): the connections
@@ -316,6 +327,7 @@ impl Metrics {
             sequencer_runs,
             cosignings,
             log_entries,
+            scrape_turn: std::sync::Mutex::new(()),
         }
     }
 
@@ -390,7 +402,7 @@ impl Metrics {
     }
 
     /// Sets how many requests hold a concurrency slot (read as the metrics are).
-    pub(crate) fn set_requests_in_flight(&self, requests: usize) {
+    fn set_requests_in_flight(&self, requests: usize) {
         self.in_flight
             .set(i64::try_from(requests).unwrap_or(i64::MAX));
     }
@@ -399,14 +411,34 @@ impl Metrics {
         self.ready.set(i64::from(ready));
     }
 
-    /// Sets the figures of one signed document of the environment in force (`trust_root` or
-    /// `release_manifest`): its version and when it expires.
-    pub(crate) fn set_document(
+    /// The text of one scrape. The environment's documents are read by `documents` (each named
+    /// `trust_root` or `release_manifest`, with its version and when it expires) while this
+    /// scrape holds the scrapes' turn, and exported in the same turn: two scrapes beside a reload
+    /// never export a trust root and a release manifest that were never in force together, and
+    /// a later scrape never exports an older environment than an earlier one.
+    pub(crate) fn scrape(
         &self,
-        document: &'static str,
-        version: u64,
-        expires: parmana_runtime::canon::Timestamp,
-    ) {
+        documents: impl FnOnce() -> [EnvironmentDocument; 2],
+        requests_in_flight: usize,
+    ) -> Result<String, std::fmt::Error> {
+        let _turn = self
+            .scrape_turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for document in documents() {
+            self.set_document(document);
+        }
+        self.set_requests_in_flight(requests_in_flight);
+        self.encode()
+    }
+
+    /// Sets the figures of one signed document of the environment in force.
+    fn set_document(&self, document: EnvironmentDocument) {
+        let EnvironmentDocument {
+            document,
+            version,
+            expires,
+        } = document;
         let labels = DocumentLabels { document };
         self.environment_version
             .get_or_create(&labels)
@@ -439,5 +471,93 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use parmana_runtime::canon::Timestamp;
+
+    use super::{EnvironmentDocument, Metrics};
+
+    fn documents(version: u64) -> [EnvironmentDocument; 2] {
+        let expires = Timestamp::from_unix_seconds_saturating(4_102_444_800);
+        [
+            EnvironmentDocument {
+                document: "trust_root",
+                version,
+                expires,
+            },
+            EnvironmentDocument {
+                document: "release_manifest",
+                version,
+                expires,
+            },
+        ]
+    }
+
+    fn versions(text: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("parmana_environment_version{"))
+            .collect();
+        lines.sort_unstable();
+        lines
+    }
+
+    /// A scrape that reads the environment while another one, which read an older environment,
+    /// is still exporting it waits its turn: its text holds the newer pair whole, never the older
+    /// scrape's trust root beside its own release manifest.
+    #[test]
+    fn a_scrape_reads_and_exports_the_environment_in_one_turn() {
+        let metrics = &Metrics::new(&crate::StoreTimings::new(), None);
+        let (inside, is_inside) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            let older = scope.spawn(move || {
+                metrics.scrape(
+                    move || {
+                        let read = documents(1);
+                        inside.send(()).unwrap();
+                        // A reload lands here, between this scrape's read and its export.
+                        released.recv().unwrap();
+                        read
+                    },
+                    0,
+                )
+            });
+            is_inside.recv().unwrap();
+            let (done, is_done) = mpsc::channel();
+            let newer = scope.spawn(move || {
+                let text = metrics.scrape(|| documents(2), 0);
+                done.send(()).unwrap();
+                text
+            });
+            let waited = is_done.recv_timeout(Duration::from_millis(200)).is_err();
+            release.send(()).unwrap();
+            assert!(
+                waited,
+                "a scrape exported while another was between its read and its export"
+            );
+            let older = older.join().unwrap().unwrap();
+            let newer = newer.join().unwrap().unwrap();
+            assert_eq!(
+                versions(&older),
+                [
+                    "parmana_environment_version{document=\"release_manifest\"} 1",
+                    "parmana_environment_version{document=\"trust_root\"} 1",
+                ]
+            );
+            assert_eq!(
+                versions(&newer),
+                [
+                    "parmana_environment_version{document=\"release_manifest\"} 2",
+                    "parmana_environment_version{document=\"trust_root\"} 2",
+                ]
+            );
+        });
     }
 }
