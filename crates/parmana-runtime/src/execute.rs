@@ -160,7 +160,11 @@ pub(crate) fn execute(
             });
         }
     }
-    let envelope = prepared.sign_all_canonical(signers, environment.trust_root())?;
+    // The id is claimed: whatever stops the signing now is `trust.signing_failed`, which names
+    // the id as one that may be claimed (`may_follow_a_claim`); it stays claimed for `recover`.
+    let envelope = prepared
+        .sign_all_canonical(signers, environment.trust_root())
+        .map_err(signing_failed_after_claim)?;
     if let Err(error) = replay_store.complete(execution_id, envelope.as_bytes()) {
         // The id is claimed and its attestation signed, but not recorded: kept, so that the
         // completion can be written again once the store answers, rather than the id staying
@@ -174,6 +178,17 @@ pub(crate) fn execute(
         envelope,
         predicate,
     })
+}
+
+/// A refusal of the signing that comes after the id was claimed, as `trust.signing_failed`
+/// (what it was kept in the message).
+fn signing_failed_after_claim(error: TrustError) -> TrustError {
+    match error {
+        TrustError::SigningFailed { .. } => error,
+        other => TrustError::SigningFailed {
+            message: format!("{}: {other}", other.code()),
+        },
+    }
 }
 
 /// Refuses `.` and `..` as the id of a new execution (`runtime.invalid_execution_id`, nothing

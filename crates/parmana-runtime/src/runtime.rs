@@ -162,6 +162,11 @@ impl RuntimeBuilder {
     /// Refuses a runtime without a store.
     pub fn build(self) -> Result<Runtime, ExecutionError> {
         let source = self.store.ok_or(ExecutionError::NoStore)?;
+        // A signer that signs with another key than it names, or not deterministically, is
+        // refused before anything is opened (`parmana_trust::check_signer`).
+        for signer in &self.signers {
+            parmana_trust::check_signer(signer.as_ref())?;
+        }
         let environment = RuntimeEnvironment::load(&self.config, self.clock.now())?;
         let store = match source {
             StoreSource::Ready(store) => store,

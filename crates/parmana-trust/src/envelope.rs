@@ -337,7 +337,7 @@ pub(crate) fn sign_document<T: Serialize>(
         if !seen.insert(keyid) {
             continue;
         }
-        let sig = signer.sign(&signed_bytes)?;
+        let sig = crate::keys::sign_checked(*signer, &signed_bytes)?;
         let mut entry = Map::new();
         entry.insert("keyid".to_owned(), Value::String(keyid.to_string()));
         entry.insert("sig".to_owned(), Value::String(encode_base64(&sig)));

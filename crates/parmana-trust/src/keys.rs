@@ -282,6 +282,76 @@ pub trait Signer: Send + Sync {
     fn claim_key(&self) -> Result<ClaimKey, TrustError> {
         ClaimKey::derive(self)
     }
+
+    /// Whether this signer's signatures need no verifying before they are recorded or released:
+    /// `true` only for a signer that computes each one in this process from the secret whose
+    /// public half [`public_key`](Signer::public_key) returns, as [`LocalSigningKey`] does. By
+    /// default every signature is verified under `public_key` first ([`sign_checked`], one
+    /// Ed25519 verification), so that a hardware or remote key that answers with another key's
+    /// signature (a key version rotated under a cached public key, a fault) is refused as
+    /// `trust.signing_failed` before anything is consumed, stored or logged.
+    fn computes_signatures_locally(&self) -> bool {
+        false
+    }
+}
+
+/// The signature of `message` by `signer`, verified under the signer's public key unless the
+/// signer [computes its signatures locally](Signer::computes_signatures_locally): every
+/// signature this crate puts in a document (an attestation, a checkpoint, a cosignature, a
+/// signed document) is made by it. One that does not verify is `trust.signing_failed`.
+pub fn sign_checked(
+    signer: &(impl Signer + ?Sized),
+    message: &[u8],
+) -> Result<[u8; 64], TrustError> {
+    let signature = signer.sign(message)?;
+    if !signer.computes_signatures_locally()
+        && !signer.public_key().verify_strict(message, &signature)
+    {
+        return Err(TrustError::SigningFailed {
+            message: format!(
+                "the signer for key {} answered with a signature that does not verify under it",
+                signer.key_id()
+            ),
+        });
+    }
+    Ok(signature)
+}
+
+/// The message [`check_signer`] has a signer sign (twice).
+const SIGNER_CHECK_MESSAGE: &[u8] =
+    b"parmana: a signer's check before a runtime uses it (never a document)";
+
+/// Checks a signer before a runtime uses it (`RuntimeBuilder::build`): its signature of one
+/// fixed message verifies under its public key, and signing that message again gives the same
+/// bytes. Ed25519 as RFC 8032 defines it is deterministic, and the key that authenticates the
+/// runtime's claims ([`ClaimKey`]) is derived from a signature, so a signer that randomizes
+/// (hedged signing) would leave every claim it made unrecoverable. A signer failing either is
+/// `trust.signing_failed`.
+pub fn check_signer(signer: &(impl Signer + ?Sized)) -> Result<(), TrustError> {
+    let first = signer.sign(SIGNER_CHECK_MESSAGE)?;
+    if !signer
+        .public_key()
+        .verify_strict(SIGNER_CHECK_MESSAGE, &first)
+    {
+        return Err(TrustError::SigningFailed {
+            message: format!(
+                "the signer for key {} signs with another key: its signature does not verify \
+                 under the key it names",
+                signer.key_id()
+            ),
+        });
+    }
+    if signer.sign(SIGNER_CHECK_MESSAGE)? != first {
+        return Err(TrustError::SigningFailed {
+            message: format!(
+                "the signer for key {} is not deterministic: two signatures of one message \
+                 differ (Ed25519 as RFC 8032 defines it; the key that authenticates claims is \
+                 derived from a signature)",
+                signer.key_id()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A secret key that authenticates the claims a runtime records in a replay store
@@ -304,7 +374,8 @@ pub const CLAIM_KEY_PURPOSE: &str =
     "parmana: authenticate the claims this key's runtime records in a replay store";
 
 impl ClaimKey {
-    /// Derives the claim key of `signer` (one signature).
+    /// Derives the claim key of `signer` (one signature, verified unless the signer computes
+    /// its signatures locally: [`sign_checked`]).
     pub fn derive(signer: &(impl Signer + ?Sized)) -> Result<Self, TrustError> {
         let message = parmana_canon::canonicalize_value(&serde_json::json!({
             "purpose": CLAIM_KEY_PURPOSE,
@@ -313,7 +384,9 @@ impl ClaimKey {
         .map_err(|e| TrustError::SigningFailed {
             message: e.to_string(),
         })?;
-        let signature = signer.sign(&message)?;
+        // Checked as every signature is: a signer answering another key's signature would tag
+        // claims that the key it names could never authenticate again (`recover`).
+        let signature = sign_checked(signer, &message)?;
         Ok(Self(*Digest::of(&signature).as_bytes()))
     }
 
@@ -434,6 +507,10 @@ impl Signer for LocalSigningKey {
     fn sign(&self, message: &[u8]) -> Result<[u8; 64], TrustError> {
         use ed25519_dalek::Signer as _;
         Ok(self.key.sign(message).to_bytes())
+    }
+
+    fn computes_signatures_locally(&self) -> bool {
+        true
     }
 }
 

@@ -84,7 +84,7 @@ pub use envelope::MAX_SIGNATURES;
 pub use error::TrustError;
 pub use keys::{
     CLAIM_KEY_PURPOSE, ClaimKey, KeyFile, KeyId, LocalSigningKey, PublicKey, PublicKeyDocument,
-    Signer, read_key_file, read_public_key_file, write_public_key_file,
+    Signer, check_signer, read_key_file, read_public_key_file, sign_checked, write_public_key_file,
 };
 pub use legacy::{VerifiedLegacyBundle, verify_legacy_bundle};
 pub use release::{

@@ -159,7 +159,7 @@ impl PreparedAttestation<'_> {
         let message = pae(&payload);
         let signatures = keyed
             .iter()
-            .map(|(keyid, signer)| Ok((*keyid, signer.sign(&message)?)))
+            .map(|(keyid, signer)| Ok((*keyid, crate::keys::sign_checked(*signer, &message)?)))
             .collect::<Result<Vec<_>, TrustError>>()?;
         encode_envelope(&payload, &signatures)
     }

@@ -101,7 +101,10 @@ pub fn cosign_checkpoint(
     }
     let cosigner = CosignerKey::new(name.clone(), signer.public_key());
     let mut signature = timestamp.to_be_bytes().to_vec();
-    signature.extend_from_slice(&signer.sign(&cosigned_message(timestamp, parsed.text()))?);
+    signature.extend_from_slice(&crate::keys::sign_checked(
+        signer,
+        &cosigned_message(timestamp, parsed.text()),
+    )?);
     parsed.push_signature(NoteSignature::new(name.clone(), cosigner.id, signature));
     Ok(parsed.to_text())
 }

@@ -376,7 +376,7 @@ pub fn sign_note(
     let signature = NoteSignature {
         name: name.clone(),
         id: note_key_id(name, &signer.public_key()),
-        signature: signer.sign(text.as_bytes())?.to_vec(),
+        signature: crate::keys::sign_checked(signer, text.as_bytes())?.to_vec(),
     };
     Ok(Note {
         text: text.to_owned(),
@@ -401,7 +401,7 @@ pub fn cosign_note(
     note.signatures.push(NoteSignature {
         name: name.clone(),
         id: note_key_id(name, &signer.public_key()),
-        signature: signer.sign(note.text.as_bytes())?.to_vec(),
+        signature: crate::keys::sign_checked(signer, note.text.as_bytes())?.to_vec(),
     });
     Ok(note.to_text())
 }
