@@ -141,6 +141,12 @@ impl RuntimeBuilder {
     /// operations, say) or refuses more than it would (answering the claim of an id known used
     /// elsewhere), never less. One layer: a second call replaces the first (compose them in one
     /// closure).
+    ///
+    /// A layer forwards every write the store has, `completes_in_one_write` and
+    /// `claim_completed` included: a layer around a store that writes an execution once
+    /// (PostgreSQL) that answers the trait's default (`false`) puts the runtime back on claim,
+    /// sign, complete, which records a claim's inputs before the claim is decided — the capture
+    /// `docs/trust-model.md` §8.1 closes on that store.
     pub fn layer_store(
         mut self,
         layer: impl FnOnce(Arc<dyn ReplayStore>) -> Arc<dyn ReplayStore> + Send + Sync + 'static,

@@ -133,7 +133,8 @@ struct Capturing {
 }
 
 impl ReplayStore for Capturing {
-    common::forward_store_writes!(inner);
+    common::forward_store_writes!(inner: claim);
+    common::forward_store_writes!(inner: complete);
     fn completes_in_one_write(&self) -> bool {
         true
     }
@@ -203,4 +204,36 @@ fn captured_inputs_of_a_one_write_claim_are_never_recovered() {
         filed.get(&id).unwrap(),
         ExecutionState::Claimed(_)
     ));
+}
+
+/// A wrapper that forwards every write (the testkit's `forward_store_writes!`).
+#[derive(Debug, Default)]
+struct Forwarding {
+    inner: Capturing,
+}
+
+impl ReplayStore for Forwarding {
+    common::forward_store_writes!(inner);
+    common::forward_store_reads!(inner);
+}
+
+/// A wrapper that forwards every write keeps a store that writes an execution once writing it
+/// once: the runtime signs first and hands the wrapper one `claim_completed`, never a claim whose
+/// inputs a writer could file as pending.
+#[test]
+fn a_wrapper_forwarding_every_write_keeps_the_store_writing_once() {
+    let fixture = Fixture::new();
+    let store = Arc::new(Forwarding::default());
+    assert!(store.completes_in_one_write());
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
+        .clock(clock())
+        .build()
+        .unwrap();
+    let request = ExecutionRequest::parse("forwarded", "claims-approval@1.0.0", SIGNALS).unwrap();
+    runtime.execute(&request).unwrap();
+    let captured = store.inner.captured.lock().unwrap().clone();
+    assert_eq!(captured.len(), 1, "the execution was not written once");
+    assert!(store.inner.inner.pending().unwrap().is_empty());
 }

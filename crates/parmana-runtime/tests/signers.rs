@@ -63,7 +63,8 @@ struct OneWrite {
 }
 
 impl ReplayStore for OneWrite {
-    common::forward_store_writes!(inner);
+    common::forward_store_writes!(inner: claim);
+    common::forward_store_writes!(inner: complete);
     fn completes_in_one_write(&self) -> bool {
         true
     }

@@ -144,13 +144,31 @@ macro_rules! forward_store_reads {
     };
 }
 
-/// The writes `claim` and `complete` (or the one named), forwarded unchanged to `self.$inner`:
-/// for a wrapper that observes or changes only what the store reads back (or the other write).
+/// The writes forwarded unchanged to `self.$inner`, for a wrapper that observes or changes only
+/// what the store reads back (or the other write): `forward_store_writes!(inner)` forwards every
+/// write — `claim`, `complete`, and the one-write pair `completes_in_one_write` and
+/// `claim_completed`, so that a wrapper around a store that writes an execution once (PostgreSQL)
+/// keeps it writing once (and keeps what that protects: `docs/trust-model.md` §8.1);
+/// `forward_store_writes!(inner: claim)` or `(inner: complete)` only the one named, for a wrapper
+/// that breaks or observes the other (a wrapper writing out the one-write pair itself uses both).
 #[macro_export]
 macro_rules! forward_store_writes {
     ($inner:tt) => {
         $crate::forward_store_writes!($inner: claim);
         $crate::forward_store_writes!($inner: complete);
+        fn completes_in_one_write(&self) -> bool {
+            self.$inner.completes_in_one_write()
+        }
+        fn claim_completed(
+            &self,
+            id: &$crate::__runtime::canon::ExecutionId,
+            record: &$crate::__runtime::replay::ClaimRecord,
+            under: $crate::__runtime::replay::AcceptedVersions,
+            attestation: &[u8],
+        ) -> Result<$crate::__runtime::replay::ClaimOutcome, $crate::__runtime::replay::ReplayError>
+        {
+            self.$inner.claim_completed(id, record, under, attestation)
+        }
     };
     // For a wrapper that breaks or observes the claim.
     ($inner:tt: complete) => {
