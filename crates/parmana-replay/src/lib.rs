@@ -313,7 +313,8 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     }
 
     /// The highest trust-root and release-manifest versions accepted so far; refused with
-    /// `replay.marks_reset` when they are lower than the ledger's newest marks record proves.
+    /// `replay.marks_reset` when they are lower than the highest marks any of the ledger's marks
+    /// records proves.
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError>;
 
     /// Accepts a trust root and a release manifest, raising the high-water marks, or refuses

@@ -202,7 +202,7 @@ impl LedgerLog {
 
     /// The entries at `positions` (those of them the log holds), read from `store` — the
     /// records alone ([`ReplayStore::ledger_records`]) — and each checked against its leaf hash: refused with
-    /// `replay.ledger_entry_changed` at the first position where the store no longer holds the
+    /// `replay.ledger_broken` (break `replay.ledger_entry_changed`) at the first position where the store no longer holds the
     /// entry this log was built from (the ledger was rewritten or cut since it was read), so
     /// what is returned is exactly what the tree commits to.
     pub fn read_entries<S: ReplayStore + ?Sized>(
@@ -289,7 +289,7 @@ impl EntryHashes {
 
 /// The entries `hashes` names, read from `store` — the records alone
 /// ([`ReplayStore::ledger_records`]) — and each checked against its leaf hash: refused with
-/// `replay.ledger_entry_changed` at the first position where the store no longer holds the
+/// `replay.ledger_broken` (break `replay.ledger_entry_changed`) at the first position where the store no longer holds the
 /// entry the log was built from (the ledger was rewritten or cut since it was read), so what is
 /// returned is exactly what the tree commits to.
 pub fn read_checked_entries<S: ReplayStore + ?Sized>(
