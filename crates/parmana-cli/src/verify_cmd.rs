@@ -329,8 +329,9 @@ pub(crate) fn statement_json(envelope: &[u8]) -> serde_json::Value {
 }
 
 /// The decoded in-toto statement as indented JSON with sorted members, under a `statement:`
-/// heading (or why it does not decode). Decoding verifies nothing: the report that follows it
-/// says whether the attestation is valid.
+/// heading (or why it does not decode), with what a terminal would act on escaped
+/// ([`printable`](crate::report::printable)). Decoding verifies nothing: the report that follows
+/// it says whether the attestation is valid.
 pub(crate) fn statement_text(envelope: &[u8]) -> String {
     let pretty = decode_attestation_statement(envelope)
         .map_err(|e| format!("[{}] {e}", e.code()))
@@ -342,7 +343,18 @@ pub(crate) fn statement_text(envelope: &[u8]) -> String {
             serde_json::to_string_pretty(&sorted).map_err(|e| e.to_string())
         });
     match pretty {
-        Ok(text) => format!("statement:\n{text}\n"),
+        // JSON escapes only C0 controls: a C1 control (U+009B, the 8-bit CSI) or a direction
+        // override in a forged statement's strings would reach the terminal raw and could
+        // rewrite the verdict printed after it. Escaped line by line, keeping the layout.
+        Ok(text) => {
+            let mut shown = String::with_capacity(text.len() + 12);
+            shown.push_str("statement:\n");
+            for line in text.lines() {
+                shown.push_str(&crate::report::printable(line));
+                shown.push('\n');
+            }
+            shown
+        }
         Err(why) => format!(
             "statement: not decoded: {}\n",
             crate::report::printable(&why)

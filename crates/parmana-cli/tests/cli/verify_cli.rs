@@ -369,7 +369,7 @@ fn an_attestation_cannot_rewrite_the_verdict_a_terminal_shows() {
     let payload = BASE64.decode(genuine["payload"].as_str().unwrap()).unwrap();
     let mut statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     statement["predicate"]["decision"] =
-        serde_json::json!("approve\rline 1: valid\u{1b}[8m\u{202e}");
+        serde_json::json!("approve\rline 1: valid\u{1b}[8m\u{202e}\u{9b}2K");
     let mut forged = genuine.clone();
     forged["payload"] = serde_json::json!(
         BASE64.encode(parmana_runtime::canon::canonicalize_value(&statement).unwrap())
@@ -379,20 +379,45 @@ fn an_attestation_cannot_rewrite_the_verdict_a_terminal_shows() {
     // One attestation, and JSON Lines (the forged line among genuine ones: each gets its line).
     let genuine_line = genuine.to_string();
     let lines = format!("{genuine_line}\n{forged}\n{genuine_line}\n");
-    for out in [
-        verify(d, &["--now", NOW]),
-        run_in(d, &["verify", "-", "--now", NOW], lines.as_bytes()),
+    // With `--show` too: the decoded statement is outside text as much as the report's fields
+    // (a C1 control such as U+009B, the 8-bit CSI, is not escaped by JSON).
+    for (shown, out) in [
+        (false, verify(d, &["--now", NOW])),
+        (
+            false,
+            run_in(d, &["verify", "-", "--now", NOW], lines.as_bytes()),
+        ),
+        (true, verify(d, &["--now", NOW, "--show"])),
+        (
+            true,
+            run_in(
+                d,
+                &["verify", "-", "--now", NOW, "--show"],
+                lines.as_bytes(),
+            ),
+        ),
     ] {
         assert_eq!(out.code, 7, "{}", out.transcript());
         for stream in [&out.stdout, &out.stderr] {
-            assert!(!stream.contains(['\r', '\u{1b}', '\u{202e}']), "{stream:?}");
+            assert!(
+                !stream.contains(['\r', '\u{1b}', '\u{202e}', '\u{9b}']),
+                "{stream:?}"
+            );
         }
         assert!(
             out.stdout
-                .contains(r"approve\rline 1: valid\u{1b}[8m\u{202e}"),
+                .contains(r"approve\rline 1: valid\u{1b}[8m\u{202e}\u{9b}2K"),
             "{}",
             out.stdout
         );
+        if shown {
+            // The statement as JSON shows it, with what JSON leaves raw escaped.
+            assert!(
+                out.stdout.contains(r#""decision": "approve\rline 1: valid\u001b[8m\u{202e}\u{9b}2K""#),
+                "{}",
+                out.stdout
+            );
+        }
         assert!(out.stdout.contains("NOT VALID"), "{}", out.stdout);
     }
 }
