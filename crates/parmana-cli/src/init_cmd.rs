@@ -66,7 +66,8 @@ key in a secret store.";
 #[command(after_help = INIT_EXAMPLES)]
 pub(crate) struct InitArgs {
     /// The directory to create the deployment in (created if missing; it must not already hold a
-    /// `parmana.toml`, `trust/`, `policies/` or `release-manifest.json`).
+    /// `parmana.toml`, `trust/`, `policies/`, `release-manifest.json` or an earlier store in
+    /// `.parmana/`).
     #[arg(value_name = "DIR", default_value = ".")]
     dir: PathBuf,
     /// When the trust root and the release manifest expire (RFC 3339 UTC); default one year
@@ -124,6 +125,7 @@ pub(crate) fn init(args: &InitArgs, format: Format) -> Result<(), Failure> {
             refuse_existing(&dir.join(name))?;
         }
     }
+    refuse_earlier_store(&dir.join(STORE_DIRECTORY))?;
     // A .gitignore of DIR's own is kept: said now, before the keys are made (an init killed
     // while it builds leaves them in its staging directory, which that file may not name).
     let gitignore_kept = std::fs::symlink_metadata(dir.join(".gitignore")).is_ok();
@@ -159,6 +161,30 @@ fn refuse_existing(path: &Path) -> Result<(), Failure> {
             "cli.output_exists",
             format!(
                 "{} already exists: `parmana init` only creates a new deployment",
+                path.display()
+            ),
+            ExitClass::Io,
+        ));
+    }
+    Ok(())
+}
+
+/// Where the new deployment's `parmana.toml` puts its replay store (`store` in
+/// [`CONFIG_TEMPLATE`]).
+const STORE_DIRECTORY: &str = ".parmana";
+
+/// `cli.output_exists` when the directory the new `parmana.toml` puts its store in is already
+/// there: it holds an earlier deployment's store (a DIR emptied of everything else to start
+/// over), which the new deployment would be bound to — refusing its executions below the old
+/// one's versions (`replay.version_rollback`), and its ids read back as not this chain's.
+fn refuse_earlier_store(path: &Path) -> Result<(), Failure> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(Failure::new(
+            "cli.output_exists",
+            format!(
+                "{} already exists: it holds an earlier deployment's replay store, which the new \
+                 parmana.toml would name; move it away (the executions it consumed stay there) \
+                 and run `parmana init` again",
                 path.display()
             ),
             ExitClass::Io,

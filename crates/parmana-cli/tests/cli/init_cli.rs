@@ -145,6 +145,43 @@ fn init_never_overwrites_a_deployment() {
     );
     assert_eq!(past.code, 2, "{}", past.stderr);
     assert!(!temp.path().join("e").exists());
+    // Everything but the store removed to start over: the new deployment is not bound to the old
+    // store, and nothing is written.
+    let run = run_in(
+        &temp.path().join("d"),
+        &[
+            "execute",
+            "--policy",
+            "payments-approval@1.0.0",
+            "--signals",
+            r#"{"amount":120,"currency":"EUR","new_payee":false}"#,
+            "--now",
+            NOW,
+            "--execution-id",
+            "old-1",
+        ],
+        b"",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for name in ["trust", "policies"] {
+        std::fs::remove_dir_all(temp.path().join("d").join(name)).unwrap();
+    }
+    for name in ["release-manifest.json", "parmana.toml"] {
+        std::fs::remove_file(temp.path().join("d").join(name)).unwrap();
+    }
+    let over = run_in(temp.path(), &["init", "d", "--now", NOW], b"");
+    assert_eq!(over.code, 1, "{}", over.stderr);
+    assert!(
+        over.stderr.starts_with("error[cli.output_exists]")
+            && over
+                .stderr
+                .contains(".parmana already exists: it holds an earlier deployment's replay store"),
+        "{}",
+        over.stderr
+    );
+    for name in ["trust", "policies", "release-manifest.json", "parmana.toml"] {
+        assert!(!temp.path().join("d").join(name).exists(), "{name}");
+    }
 }
 
 /// Every path under `dir` with its permission bits, sorted (Unix).

@@ -413,7 +413,8 @@ fn an_attestation_cannot_rewrite_the_verdict_a_terminal_shows() {
         if shown {
             // The statement as JSON shows it, with what JSON leaves raw escaped.
             assert!(
-                out.stdout.contains(r#""decision": "approve\rline 1: valid\u001b[8m\u{202e}\u{9b}2K""#),
+                out.stdout
+                    .contains(r#""decision": "approve\rline 1: valid\u001b[8m\u{202e}\u{9b}2K""#),
                 "{}",
                 out.stdout
             );
