@@ -30,6 +30,11 @@ const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 /// The environment variable naming the configuration file (no walking up then).
 pub(crate) const CONFIG_ENV: &str = "PARMANA_CONFIG";
 
+/// What [`CONFIG_ENV`] names to read no configuration file and search for none (as Git reads
+/// `GIT_CONFIG_GLOBAL=/dev/null`): the way out of a foreign `parmana.toml` above the current
+/// directory (`cli.config_unsafe`) that does not read it.
+pub(crate) const NO_CONFIG_FILE: &str = "/dev/null";
+
 /// The `parmana.toml` keys, as written in the file. Unknown keys are refused.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -366,6 +371,8 @@ pub(crate) enum FoundBy {
 #[derive(Debug)]
 pub(crate) struct Deployment {
     file: Option<(PathBuf, FoundBy, ConfigFile)>,
+    /// [`CONFIG_ENV`] named [`NO_CONFIG_FILE`]: no file read, none searched.
+    none_named: bool,
     cwd: PathBuf,
     env: Vec<(&'static str, OsString)>,
 }
@@ -427,7 +434,11 @@ impl Deployment {
         env: Vec<(&'static str, OsString)>,
         config_env: Option<OsString>,
     ) -> Result<Self, Failure> {
+        let none_named = config_env
+            .as_deref()
+            .is_some_and(|named| Path::new(named) == Path::new(NO_CONFIG_FILE));
         let file = match config_env {
+            Some(_) if none_named => None,
             Some(named) => {
                 let path = absolute(&cwd, Path::new(&named));
                 if !path.is_file() {
@@ -448,7 +459,17 @@ impl Deployment {
             }
             None => None,
         };
-        Ok(Self { file, cwd, env })
+        Ok(Self {
+            file,
+            none_named,
+            cwd,
+            env,
+        })
+    }
+
+    /// Whether [`CONFIG_ENV`] named [`NO_CONFIG_FILE`]: no file was read and none searched.
+    pub(crate) fn no_file_named(&self) -> bool {
+        self.none_named
     }
 
     /// The configuration file in force and how it was found.
@@ -1009,7 +1030,8 @@ fn check_found_file_is_yours(
             "cli.config_unsafe",
             format!(
                 "{what} was found walking up from the current directory, but {reason}: it is \
-                 not read; name it with {CONFIG_ENV} to use it anyway"
+                 not read. Name your own file with {CONFIG_ENV} (or {CONFIG_ENV}={NO_CONFIG_FILE} \
+                 to read none), or have its owner remove it"
             ),
             ExitClass::Usage,
         )),

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use crate::common::EnvironmentArgs;
 use crate::config::{
-    self, CONFIG_ENV, CONFIG_FILE_NAME, Deployment, FoundBy, Key, Setting, Source, redact_store,
+    self, CONFIG_ENV, CONFIG_FILE_NAME, Deployment, FoundBy, Key, NO_CONFIG_FILE, Setting, Source,
+    redact_store,
 };
 use crate::report::{Failure, Format, Json, outln};
 use crate::serve_cmd::{ServerFlags, ServerValues, authzen_settings};
@@ -13,9 +14,10 @@ use crate::store::StoreArgs;
 const CONFIG_EXAMPLES: &str = "\
 Each setting comes from the first of: its flag, its PARMANA_* variable, the configuration file
 (parmana.toml in the current directory or the nearest directory above it, or the file named by
-PARMANA_CONFIG), the default. Relative paths in the file resolve against the file's directory;
-defaults resolve against the file's directory too (the deployment root), or against the current
-directory when there is no file. There is no default store.
+PARMANA_CONFIG; PARMANA_CONFIG=/dev/null reads none), the default. Relative paths in the file
+resolve against the file's directory; defaults resolve against the file's directory too (the
+deployment root), or against the current directory when there is no file. There is no default
+store.
 
 Examples:
   parmana config
@@ -313,6 +315,9 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
                 Some((path, FoundBy::Env)) => {
                     outln!("config file: {} (named by {CONFIG_ENV})", path.display())
                 }
+                None if deployment.no_file_named() => outln!(
+                    "config file: none ({CONFIG_ENV}={NO_CONFIG_FILE}: none read, none searched)"
+                ),
                 None => outln!(
                     "config file: none ({CONFIG_FILE_NAME} not found from {} upwards; {CONFIG_ENV} unset)",
                     deployment.cwd().display()

@@ -123,6 +123,21 @@ fn a_found_file_someone_else_could_have_planted_is_not_read() {
         err.message
     );
     assert!(named().unwrap().file().is_some());
+    assert!(
+        err.message
+            .contains("PARMANA_CONFIG=/dev/null to read none"),
+        "{}",
+        err.message
+    );
+    // The way out that does not read it: no file read, none searched.
+    let none = Deployment::load_from(
+        temp.path().join("sub/dir"),
+        Vec::new(),
+        Some(NO_CONFIG_FILE.into()),
+    )
+    .unwrap();
+    assert!(none.file().is_none());
+    assert!(none.no_file_named());
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     // Another user's file (only root may give a file away: CI runs as root).
     if std::os::unix::fs::chown(&file, Some(65_534), None).is_ok() {

@@ -619,3 +619,35 @@ fn trust_init_refuses_a_past_expiry_and_warns_about_shared_keys() {
     transcript.push_str(&redacted(&shared, root));
     insta::assert_snapshot!("trust_init_expiry_and_shared_keys", transcript);
 }
+
+/// `PARMANA_CONFIG=/dev/null` reads no file and searches none: the store the `parmana.toml` in
+/// the directory names is not used, and `config` says why there is no file.
+#[test]
+fn parmana_config_dev_null_reads_no_file() {
+    let repo = temp_repo();
+    let root = repo.root();
+    std::fs::write(root.join("parmana.toml"), "store = \"memory\"\n").unwrap();
+    let out = run_with_env(root, &["config"], b"", &[("PARMANA_CONFIG", "/dev/null")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with(
+            "config file: none (PARMANA_CONFIG=/dev/null: none read, none searched)\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    let store_row = out
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("store "))
+        .unwrap();
+    assert!(!store_row.contains("memory"), "{store_row}");
+    let read = run_with_env(root, &["config"], b"", &[]);
+    assert!(
+        read.stdout
+            .lines()
+            .any(|line| line.starts_with("store ") && line.contains("memory")),
+        "{}",
+        read.stdout
+    );
+}
