@@ -175,16 +175,53 @@ fn load(path: &Path) -> Result<(CompiledPolicy, PathBuf), Failure> {
 const MAX_SEARCH_DEPTH: usize = 4;
 const MAX_POLICIES: usize = 10_000;
 
+/// How many directories a search below the paths given may read (beside the policies' own).
+const MAX_SEARCHED_DIRECTORIES: usize = 10 * MAX_POLICIES;
+
 /// The policies the paths name: a file or a directory holding `policy.json` is one; another
-/// directory is searched below for directories holding one (sorted).
+/// directory is searched below for directories holding one (sorted). More than
+/// [`MAX_POLICIES`] policies, or more than [`MAX_SEARCHED_DIRECTORIES`] directories searched,
+/// is refused (`cli.usage`), never cut short: a gate that checks policies must not pass over
+/// the ones past a limit.
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
-    fn search(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) -> Result<(), Failure> {
+    expand_within(paths, MAX_POLICIES, MAX_SEARCHED_DIRECTORIES)
+}
+
+/// [`expand`] with its limits given.
+fn expand_within(
+    paths: &[PathBuf],
+    max_policies: usize,
+    max_directories: usize,
+) -> Result<Vec<PathBuf>, Failure> {
+    struct Search {
+        found: Vec<PathBuf>,
+        directories: usize,
+        max_policies: usize,
+        max_directories: usize,
+    }
+    fn too_many(what: String) -> Failure {
+        Failure::new("cli.usage", what, ExitClass::Usage)
+    }
+    fn search(dir: &Path, depth: usize, state: &mut Search) -> Result<(), Failure> {
         if dir.join(POLICY_FILE_NAME).is_file() {
-            found.push(dir.to_path_buf());
+            if state.found.len() >= state.max_policies {
+                return Err(too_many(format!(
+                    "more than {} policies in one command",
+                    state.max_policies
+                )));
+            }
+            state.found.push(dir.to_path_buf());
             return Ok(());
         }
-        if depth == 0 || found.len() >= MAX_POLICIES {
+        if depth == 0 {
             return Ok(());
+        }
+        state.directories += 1;
+        if state.directories > state.max_directories {
+            return Err(too_many(format!(
+                "more than {} directories to search for policies in one command",
+                state.max_directories
+            )));
         }
         let entries =
             std::fs::read_dir(dir).map_err(|e| Failure::io(&dir.display().to_string(), &e))?;
@@ -194,20 +231,31 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
             if is_dir && !entry.file_name().to_string_lossy().starts_with('.') {
                 dirs.push(entry.path());
+                if dirs.len() > state.max_directories {
+                    return Err(too_many(format!(
+                        "more than {} directories to search for policies in one command",
+                        state.max_directories
+                    )));
+                }
             }
         }
         dirs.sort();
         for sub in dirs {
-            search(&sub, depth - 1, found)?;
+            search(&sub, depth - 1, state)?;
         }
         Ok(())
     }
-    let mut policies = Vec::new();
+    let mut state = Search {
+        found: Vec::new(),
+        directories: 0,
+        max_policies,
+        max_directories,
+    };
     for path in paths {
         if path.is_dir() {
-            let before = policies.len();
-            search(path, MAX_SEARCH_DEPTH, &mut policies)?;
-            if policies.len() == before {
+            let before = state.found.len();
+            search(path, MAX_SEARCH_DEPTH, &mut state)?;
+            if state.found.len() == before {
                 return Err(Failure::new(
                     "cli.no_policies",
                     format!(
@@ -218,17 +266,15 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
                 ));
             }
         } else {
-            policies.push(path.clone());
-        }
-        if policies.len() > MAX_POLICIES {
-            return Err(Failure::new(
-                "cli.usage",
-                format!("more than {MAX_POLICIES} policies in one command"),
-                ExitClass::Usage,
-            ));
+            if state.found.len() >= max_policies {
+                return Err(too_many(format!(
+                    "more than {max_policies} policies in one command"
+                )));
+            }
+            state.found.push(path.clone());
         }
     }
-    Ok(policies)
+    Ok(state.found)
 }
 
 const POLICY_FILE_NAME: &str = "policy.json";
@@ -685,4 +731,67 @@ pub(crate) fn gate_on_tests(
         ),
         ExitClass::VerificationFailed,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::expand_within;
+
+    /// Makes `dir/id/version/policy.json` for each (id, version).
+    fn policies(dir: &std::path::Path, each: &[(&str, &str)]) {
+        for (id, version) in each {
+            let at = dir.join(id).join(version);
+            std::fs::create_dir_all(&at).unwrap();
+            std::fs::write(at.join(super::POLICY_FILE_NAME), "{}").unwrap();
+        }
+    }
+
+    /// A limit reached is refused, never a search cut short: with the first id's versions
+    /// filling the limit exactly, the next id's used to be passed over and the check passed.
+    #[test]
+    fn a_search_past_its_limits_is_refused_not_cut_short() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().to_path_buf();
+        policies(&root, &[("a", "1.0.0"), ("a", "2.0.0")]);
+        assert_eq!(
+            expand_within(std::slice::from_ref(&root), 2, 100)
+                .unwrap()
+                .len(),
+            2
+        );
+        policies(&root, &[("b", "1.0.0")]);
+        let refused = expand_within(std::slice::from_ref(&root), 2, 100).unwrap_err();
+        assert_eq!(refused.code, "cli.usage");
+        assert!(
+            refused.message.contains("more than 2 policies"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(
+            expand_within(std::slice::from_ref(&root), 3, 100)
+                .unwrap()
+                .len(),
+            3
+        );
+        // Files named beside the search count too.
+        let file = PathBuf::from("elsewhere/policy.json");
+        let refused = expand_within(&[root.clone(), file], 3, 100).unwrap_err();
+        assert_eq!(refused.code, "cli.usage");
+        // Directories searched: the root, `a` and `b` (the versions hold the policies).
+        assert_eq!(
+            expand_within(std::slice::from_ref(&root), 3, 3)
+                .unwrap()
+                .len(),
+            3
+        );
+        let refused = expand_within(&[root], 3, 2).unwrap_err();
+        assert_eq!(refused.code, "cli.usage");
+        assert!(
+            refused.message.contains("more than 2 directories"),
+            "{}",
+            refused.message
+        );
+    }
 }
