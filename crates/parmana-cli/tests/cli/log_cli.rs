@@ -673,8 +673,14 @@ fn a_log_of_two_keys_is_signed_by_both_from_flags_the_variable_or_the_file() {
         "{}",
         one.transcript()
     );
+    // Refused before the id was claimed: it was never used.
     let unused = run(d, &["show", "two-0", "--store", STORE]);
-    assert_ne!(unused.code, 0, "{}", unused.transcript());
+    assert_eq!(
+        (unused.code, code(&unused)),
+        (3, "cli.execution_unknown"),
+        "{}",
+        unused.transcript()
+    );
     let both = [
         "--log-key",
         "trust/keys/root-1.pem",

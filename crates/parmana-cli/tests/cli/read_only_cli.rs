@@ -183,7 +183,12 @@ fn an_auditor_without_write_access_reads_a_store_a_process_has_open() {
         d,
         &execute_vip(&["--execution-id", "audit-4", "--now", NOW]),
     );
-    assert_ne!(executed.code, 0, "{}", executed.transcript());
+    assert_eq!(
+        (executed.code, crate::common::error_code(&executed)),
+        (6, "replay.invalid_configuration"),
+        "{}",
+        executed.transcript()
+    );
     // (Let in first: the last connection removes the log and index from the directory.)
     let_in();
     drop(holder);

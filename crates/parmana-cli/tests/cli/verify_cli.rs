@@ -349,9 +349,29 @@ fn a_batch_refusal_line_naming_its_execution_is_skipped_too() {
         reports[3],
         serde_json::json!({"line": 4, "skipped": "batch error"})
     );
-    let odd = "{\"error\":{\"code\":\"x\",\"message\":\"y\"},\"execution_id\":9,\"line\":1}\n";
-    let out = run_in(d, &["verify", "-", "--now", NOW], odd.as_bytes());
-    assert_ne!(out.code, 0, "{}", out.transcript());
+    // Among genuine lines (JSON Lines, not one attestation), a line with an id that is not a
+    // string is verified — and fails — rather than skipped.
+    let genuine = execute_batch(d);
+    let first = genuine.lines().next().unwrap();
+    let odd = "{\"error\":{\"code\":\"x\",\"message\":\"y\"},\"execution_id\":9,\"line\":1}";
+    let lines = format!("{first}\n{odd}\n{first}\n");
+    let out = run_in(
+        d,
+        &["--format", "json", "verify", "-", "--now", NOW],
+        lines.as_bytes(),
+    );
+    assert_eq!(out.code, 7, "{}", out.transcript());
+    let reports: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 3, "{}", out.stdout);
+    assert_eq!(reports[0]["valid"], true, "{}", reports[0]);
+    assert_eq!(reports[1]["line"], 2, "{}", reports[1]);
+    assert_eq!(reports[1]["valid"], false, "{}", reports[1]);
+    assert!(reports[1].get("skipped").is_none(), "{}", reports[1]);
+    assert_eq!(reports[2]["valid"], true, "{}", reports[2]);
 }
 
 /// A forged attestation whose decision carries a carriage return and a terminal escape
