@@ -137,12 +137,16 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
     if !out.flush()? {
         return Ok(());
     }
+    // The positions written, as they were (none: the range given holds no record).
+    let range = if written == 0 {
+        "no record in the range asked for".to_owned()
+    } else {
+        format!("positions {}..={}", args.from, position.saturating_sub(1))
+    };
     crate::report::errln!(
-        "exported {} of {} (positions {}..={})",
+        "exported {} of {} ({range})",
         counted(written, "record"),
         counted(report.records, "record"),
-        args.from,
-        args.to.unwrap_or_else(|| report.records.saturating_sub(1))
     );
     if report.unsequenced > 0 {
         crate::report::errln!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::ReplayStore;
 use parmana_runtime::trust::{
-    CosignerKey, LocalSigningKey, MAX_RELEASE_MANIFEST_BYTES, MAX_TLOG_PROOF_BYTES, NoteKeyName,
+    CosignerKey, LocalSigningKey, MAX_NOTE_BYTES, MAX_RELEASE_MANIFEST_BYTES, NoteKeyName,
     VerifiedTrustHistory, VerifiedTrustRoot, signed_release_manifest_version, tlog_hash_text,
 };
 use parmana_runtime::{
@@ -789,14 +789,14 @@ fn check_output(out: &std::path::Path, first_line: &[u8], force: bool) -> Result
     Ok(())
 }
 
-/// Reads a signed checkpoint file, bounded like a proof file.
+/// Reads a signed checkpoint file, bounded as a signed note is (its cosignatures included).
 fn read_checkpoint(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
-    let bytes = read_bounded(path, MAX_TLOG_PROOF_BYTES)?;
-    if bytes.len() > MAX_TLOG_PROOF_BYTES {
+    let bytes = read_bounded(path, MAX_NOTE_BYTES)?;
+    if bytes.len() > MAX_NOTE_BYTES {
         return Err(Failure::new(
             "trust.note_malformed",
             format!(
-                "{}: a checkpoint is at most {MAX_TLOG_PROOF_BYTES} bytes",
+                "{}: a checkpoint is a signed note, at most {MAX_NOTE_BYTES} bytes",
                 path.display()
             ),
             // The class this code has wherever the library refuses it.

@@ -62,6 +62,23 @@ fn export_ships_the_ledger_in_resumable_pieces() {
     let backwards = run_in(d, &["ledger", "export", "--from", "3", "--to", "1"], b"");
     assert_eq!(backwards.code, 2, "{}", backwards.transcript());
     insta::assert_snapshot!("ledger_export_piece", rest.transcript());
+    // The summary names the positions written, whatever the range asked for.
+    for (args, summary) in [
+        (
+            &["--to", "999"][..],
+            "exported 4 records of 4 records (positions 0..=3)\n",
+        ),
+        (
+            &["--from", "50"][..],
+            "exported 0 records of 4 records (no record in the range asked for)\n",
+        ),
+    ] {
+        let mut command = vec!["ledger", "export"];
+        command.extend_from_slice(args);
+        let out = run_in(d, &command, b"");
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        assert!(out.stderr.starts_with(summary), "{args:?}: {}", out.stderr);
+    }
 
     // The commands that print one result per input stop quietly when their reader goes
     // (`… | head`): nobody is left to print for, and nothing was refused.

@@ -221,6 +221,23 @@ fn a_store_rewritten_wholesale_is_caught_by_an_older_checkpoint() {
         "{}",
         prove.transcript()
     );
+    // A checkpoint file past the largest signed note is refused naming that limit, unread.
+    let limit = parmana_runtime::trust::MAX_NOTE_BYTES;
+    std::fs::write(d.join("huge.txt"), vec![b'a'; limit + 1]).unwrap();
+    let huge = run(d, &["log", "consistency", "huge.txt", "--store", STORE]);
+    assert_eq!(
+        (huge.code, code(&huge)),
+        (4, "trust.note_malformed"),
+        "{}",
+        huge.transcript()
+    );
+    assert!(
+        huge.stderr.contains(&format!(
+            "a checkpoint is a signed note, at most {limit} bytes"
+        )),
+        "{}",
+        huge.stderr
+    );
 }
 
 #[test]
