@@ -289,7 +289,8 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
             None => Row {
                 name: config::STORE.name.to_owned(),
                 value: serde_json::Value::Null,
-                shown: "(none: execute, recover, show and ledger refuse until one is named)"
+                shown: "(none: execute, recover, show, ledger, serve and the log commands that \
+                         read a store refuse until one is named)"
                     .to_owned(),
                 source: None,
             },

@@ -44,7 +44,8 @@ pub(crate) struct ExecuteArgs {
     /// `--batch`, the policy of every line that names none.
     #[arg(long, value_name = "ID@VERSION", required_unless_present = "batch")]
     policy: Option<String>,
-    /// The signals: an inline JSON object, or a file holding one (`-` for standard input).
+    /// The signals: an inline JSON object, or a file holding one (`-` for standard input); at
+    /// most 1 MiB of JSON.
     #[arg(
         long,
         value_name = "JSON|FILE",
@@ -61,14 +62,15 @@ pub(crate) struct ExecuteArgs {
     /// `{"execution_id"?: ID, "policy"?: "ID@VERSION", "signals": {...}}`, printing one line per
     /// input line: the attestation, or `{"error":{"code","message"},"line":N}` (with
     /// `"execution_id"` when the refusal may follow the claim, as a store failure may: where
-    /// `parmana show` reads the outcome back). A refused line does not stop the batch; the exit
-    /// code is non-zero if any line was refused. A progress bar is drawn on stderr when it is a
-    /// terminal.
+    /// `parmana show` reads the outcome back). Each line is at most 1 MiB + 4 KiB (its signals
+    /// at most 1 MiB). A refused line does not stop the batch; the exit code is non-zero if any
+    /// line was refused. A progress bar is drawn on stderr when it is a terminal.
     #[arg(long, value_name = "FILE.jsonl")]
     batch: Option<PathBuf>,
-    /// With `--batch`: how many lines execute at once (default: the number of cores), so that
+    /// With `--batch`: how many lines execute at once (default: the number of cores, at most
+    /// 1024), so that
     /// the store's group commit shares one sync among them. Output stays in input order.
-    #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
     jobs: Option<u16>,
     /// An attestation signing key (PKCS#8 PEM) holding the `attestation` role in the trust root;
     /// repeat it when the role's threshold is above one (every key signs). Checked before the
@@ -500,8 +502,13 @@ fn summary_text(summary: &BatchSummary, elapsed: Duration) -> String {
 
 /// The default number of batch jobs: the cores this process may use.
 fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_JOBS)
 }
+
+/// The most `--jobs` takes, and what the default (the cores) is held to.
+const MAX_JOBS: usize = 1024;
 
 /// A progress counter on stderr (the batch is read as it runs, so its length is unknown),
 /// hidden when stderr is not a terminal.

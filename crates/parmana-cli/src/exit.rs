@@ -10,7 +10,8 @@ macro_rules! exit_codes_help {
 Exit codes:
   0  success
   1  IO: a file or stream could not be read or written, or an output file already exists
-  2  usage: the command line itself is wrong
+  2  usage or configuration: the command line, parmana.toml, a PARMANA_* variable or a
+     server setting (tokens, TLS files, limits) was refused
   3  invalid input: a policy, signals, execution id or JSON document was refused
   4  trust failure: a signature, key, role, digest, expiry or release manifest check failed
   5  replay: the execution id was already used (retries need a new id)
@@ -18,7 +19,8 @@ Exit codes:
   7  verification failed: an attestation, ledger or policy test did not pass
   8  internal error: a defect of parmana itself (nothing was decided; please report it)
 
-Errors are one line on stderr, `error[code]: message`, or `{\"code\",\"message\"}` with --format json."
+Errors are one line on stderr, `error[code]: message`, or `{\"code\",\"message\"}` with --format json
+(the command line's own usage errors are clap's text, or {\"code\":\"cli.usage\"} with --format json)."
     };
 }
 pub(crate) use exit_codes_help;
@@ -31,7 +33,8 @@ pub(crate) const EXIT_CODES_HELP: &str = exit_codes_help!();
 pub(crate) enum ExitClass {
     /// `1`: reading or writing a file failed (or an output file already exists).
     Io,
-    /// `2`: the arguments do not fit together (clap reports its own usage errors with `2` too).
+    /// `2`: the arguments do not fit together, or the configuration (file, variables, server
+    /// settings) was refused (clap reports its own usage errors with `2` too).
     Usage,
     /// `3`: an input file or document was refused (malformed JSON, invalid signals, bad policy).
     InvalidInput,

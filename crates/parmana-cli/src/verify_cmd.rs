@@ -78,7 +78,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "DIR")]
     policy_bundle: Option<PathBuf>,
     /// Also check that the attestation binds these signals (a JSON file, or inline JSON).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "JSON|FILE")]
     signals: Option<String>,
     /// Also fail when the trust-root version the attestation was made under has been
     /// superseded, when a key that signed it no longer holds the attestation role in the newest

@@ -504,6 +504,12 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
             "{state}: {stderr}"
         );
     }
+    // A store named to a serving witness, which reads none, is refused rather than ignored.
+    let stderr = refused_start(d, "fresh-state.txt", &["--store", "memory"]);
+    assert!(
+        stderr.contains("error[cli.usage]: --store is not used with --serve"),
+        "{stderr}"
+    );
     // A witness that is not there is a typed failure.
     let (code, err) = cosign(d, MAIN, "cp3.txt", "http://127.0.0.1:9", "x.txt");
     assert_ne!(code, 0);
