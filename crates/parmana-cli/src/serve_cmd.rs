@@ -728,6 +728,10 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         )?;
     }
     drop(environment);
+    // The address is bound before the store is opened or created: an address in use leaves no
+    // new store file behind. Connections wait in the backlog until the server accepts them.
+    let listening =
+        parmana_server::Listening::bind(settings.listen).map_err(|e| server_failure(&e))?;
     let anchor =
         crate::execute_cmd::configured_log_anchor(&deployment, args.log_anchor.as_deref())?
             .map(Arc::new);
@@ -787,7 +791,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     crate::execute_cmd::check_store_reaches_anchor(&runtime, anchor.as_deref(), &store.value)?;
     settings.sequencer.log_keys = log_keys;
     settings.sequencer.anchor = anchor;
-    let server = Server::bind(runtime, settings).map_err(|e| server_failure(&e))?;
+    let server = Server::on(runtime, settings, listening).map_err(|e| server_failure(&e))?;
     let (scheme, address) = (server.scheme(), server.local_addr());
     // Printed once the signals are the server's: a SIGHUP sent on seeing it reloads.
     let mut announced = Ok(());

@@ -49,7 +49,7 @@ mod witness;
 pub use auth::{Scope, Tokens};
 pub use descriptors::connections_within_open_files_limit;
 pub use error::ServerError;
-pub use lifecycle::{Server, check_limits, check_settings};
+pub use lifecycle::{Listening, Server, check_limits, check_settings};
 pub use settings::{
     Authentication, AuthzenPolicy, AuthzenSettings, LIMIT_RANGES, Limits, LogLevel, LogSettings,
     Logging, MAX_HEADER_BYTES, MAX_WITNESSES, MIN_HEADER_BYTES, SequencerSettings, ServerSettings,

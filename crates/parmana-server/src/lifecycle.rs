@@ -38,6 +38,37 @@ pub struct Server {
     config_file: Option<String>,
 }
 
+/// A listen address bound and listening, not yet served: taken by [`Server::on`]. A caller that
+/// binds before it opens the replay store ([`Listening::bind`]) is refused an address in use
+/// before it has created a store file.
+#[derive(Debug)]
+pub struct Listening {
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl Listening {
+    /// Binds `address` (connections wait in the backlog until the server accepts them).
+    pub fn bind(address: SocketAddr) -> Result<Self, ServerError> {
+        let io = |e: std::io::Error| ServerError::Io {
+            action: "bind",
+            address: address.to_string(),
+            message: e.to_string(),
+        };
+        let listener = std::net::TcpListener::bind(address).map_err(io)?;
+        let local_addr = listener.local_addr().map_err(io)?;
+        Ok(Self {
+            listener,
+            local_addr,
+        })
+    }
+
+    /// The bound address (the port chosen when it was `0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
 /// What [`checked`] made of the settings: the TLS configuration (and when its certificate
 /// expires) and the AuthZEN mapping.
 struct Checked {
@@ -132,24 +163,27 @@ impl Server {
     /// without tokens unless `--insecure-no-auth` on loopback, a dev token off loopback, an
     /// unusable TLS file or AuthZEN mapping.
     pub fn bind(runtime: Runtime, settings: ServerSettings) -> Result<Self, ServerError> {
+        let listening = Listening::bind(settings.listen)?;
+        Self::on(runtime, settings, listening)
+    }
+
+    /// [`bind`](Self::bind) on an address already bound ([`Listening::bind`]; the settings'
+    /// `listen` is not bound again).
+    pub fn on(
+        runtime: Runtime,
+        settings: ServerSettings,
+        listening: Listening,
+    ) -> Result<Self, ServerError> {
         let config_file = settings.config_file.clone();
-        let listen = settings.listen.to_string();
         let Checked {
             tls,
             tls_not_after,
             authzen,
         } = checked(&settings, &runtime.environment(), runtime.clock().now())?;
-        let listener =
-            std::net::TcpListener::bind(settings.listen).map_err(|e| ServerError::Io {
-                action: "bind",
-                address: listen.clone(),
-                message: e.to_string(),
-            })?;
-        let local_addr = listener.local_addr().map_err(|e| ServerError::Io {
-            action: "bind",
-            address: listen,
-            message: e.to_string(),
-        })?;
+        let Listening {
+            listener,
+            local_addr,
+        } = listening;
         let state = Arc::new(AppState {
             runtime,
             no_auth: matches!(settings.authentication, Authentication::InsecureNoAuth),

@@ -527,6 +527,21 @@ fn a_shutdown_delay_that_runs_out_stops_accepting_and_exits_cleanly() {
     assert!(!log.contains("a second signal"), "{log}");
 }
 
+/// An address in use is refused before the store is opened: no new store file is left behind.
+#[test]
+fn an_address_in_use_is_refused_before_a_store_is_created() {
+    let env = deployment("sqlite:state/replay.sqlite3", "");
+    let root = env.root();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (code, stdout, stderr) = parmana(root, &["serve", "--listen", &address, "--dev-token"]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("bind"), "{stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    assert!(!root.join("state").exists(), "a store was created");
+    drop(taken);
+}
+
 #[test]
 fn a_clean_shutdown_sequences_an_execution_that_outlived_its_request() {
     // SIGTERM and SIGINT drain alike.
