@@ -83,11 +83,37 @@ async fn read_within_budget(
         if length > limit {
             return Err(too_large());
         }
-        place.grow(state, length)?;
+        make_room(
+            &mut bytes,
+            length,
+            declared.unwrap_or(limit),
+            &mut place,
+            state,
+        )?;
         bytes.extend_from_slice(&data);
     }
     place.hold();
     Ok(Bytes::from(bytes))
+}
+
+/// Makes room for `length` bytes in `bytes`, charging what it allocates to `place` first: its
+/// capacity, not only its length (a buffer growing by doubling would hold up to twice what the
+/// budget counted). It grows geometrically, but never past `ceiling` (the body's declared
+/// `Content-Length`, else the route's limit) unless `length` is past it.
+pub(crate) fn make_room(
+    bytes: &mut Vec<u8>,
+    length: usize,
+    ceiling: usize,
+    place: &mut crate::state::BodyPlace,
+    state: &AppState,
+) -> Result<(), ApiError> {
+    if length <= bytes.capacity() {
+        return Ok(());
+    }
+    let target = bytes.capacity().saturating_mul(2).min(ceiling).max(length);
+    place.grow(state, target)?;
+    bytes.reserve_exact(target - bytes.len());
+    Ok(())
 }
 
 /// Parses a request body strictly (canon's rules: duplicate keys, lone surrogates and unsafe

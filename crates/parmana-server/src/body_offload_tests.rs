@@ -1,4 +1,4 @@
-//! A request body larger than the inline bound is read (parsed, checked) on the blocking pool, not on the async worker that answers probes and new connections, on every route that reads one; a small one stays where it is; both are answered the same.
+//! Request bodies: one larger than the inline bound is read (parsed, checked) on the blocking pool, not on the async worker that answers probes and new connections, on every route that reads one, a small one stays where it is, both answered the same; and the buffer a body is read into is charged to the body budget whole (its capacity).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -99,5 +99,38 @@ fn an_evaluation_that_flattens_large_leaves_the_async_worker() {
             "{} bytes",
             body.len()
         );
+    }
+}
+
+/// A body read in many small pieces holds no more memory than its place in the budget counts:
+/// the buffer's capacity (not only its length) is charged before it is allocated, and a body
+/// that declares its length is never charged past it.
+#[test]
+fn the_budget_counts_the_buffer_a_body_is_read_into() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let state = started_over_memory(&fixture);
+    let piece = [b'x'; 1000];
+    for declared in [None, Some(1_000_000)] {
+        let ceiling = declared.unwrap_or(crate::Limits::default().max_body_bytes);
+        let mut place = crate::state::BodyPlace::default();
+        let mut bytes = Vec::new();
+        for _ in 0..1000 {
+            let length = bytes.len() + piece.len();
+            crate::api::make_room(&mut bytes, length, ceiling, &mut place, &state).unwrap();
+            bytes.extend_from_slice(&piece);
+            assert!(
+                bytes.capacity() <= place.charged_bytes(),
+                "{declared:?}: {} bytes held, {} charged",
+                bytes.capacity(),
+                place.charged_bytes()
+            );
+        }
+        if let Some(declared) = declared {
+            assert!(
+                place.charged_bytes() < declared + 1024,
+                "charged {} for a body of {declared}",
+                place.charged_bytes()
+            );
+        }
     }
 }

@@ -282,6 +282,12 @@ impl BodyPlace {
         Ok(())
     }
 
+    /// The bytes of budget the place holds.
+    #[cfg(test)]
+    pub(crate) fn charged_bytes(&self) -> usize {
+        self.permits.saturating_mul(BODY_PERMIT_BYTES)
+    }
+
     /// Keeps the place for the request being handled, until it and its runtime call are done
     /// (outside a request's scope — unit tests of a handler — it is given back at once).
     pub(crate) fn hold(self) {
