@@ -364,12 +364,7 @@ pub(crate) async fn read_execution(
         ExecutionStatus::Completed(envelope) => {
             // At most the whole budget: one larger (a store another process with a larger limit
             // wrote) is read back alone, never refused on an idle server.
-            let mut place = crate::state::BodyPlace::default();
-            place.grow(
-                &state,
-                envelope.len().min(state.limits.max_body_bytes_in_flight()),
-            )?;
-            place.hold();
+            crate::state::BodyPlace::hold_answer(&state, envelope.len())?;
             raw_json_response(StatusCode::OK, envelope)
         }
         ExecutionStatus::Claimed { claimed_at } => ApiError::new(

@@ -1,4 +1,4 @@
-//! Serving the log from its shared snapshot without multiplying work: requests for the log's checkpoint that miss the kept signed note at the same time sign it once (the others wait and take its note, rather than each reading and verifying the log's entries again), and an entry bundle or a proof lets go of the snapshot before it reads the store (one held is copied whole by the next catch-up); a snapshot that forks from the log the sequencer keeps is never signed, and the store is refused.
+//! Serving the log from its shared snapshot without multiplying work: requests for the log's checkpoint that miss the kept signed note at the same time sign it once (the others wait and take its note, rather than each reading and verifying the log's entries again), and an entry bundle or a proof lets go of the snapshot before it reads the store (one held is copied whole by the next catch-up); a snapshot that forks from the log the sequencer keeps is never signed, and the store is refused. Their answers take their place in the body budget until written.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -196,4 +196,54 @@ fn a_log_read_that_forks_from_the_sequencers_is_not_signed() {
         (500, Some("runtime.store_rewound")),
         "{answer}"
     );
+}
+
+/// A log route's answer takes its place in the body budget, held until it is written (as an
+/// attestation read back does): a client that does not read an entry bundle holds its memory
+/// within the budget; with no room, the route is shed.
+#[test]
+fn a_log_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
+    use tower::ServiceExt;
+    let store = Arc::new(HeldRows::default());
+    let (state, _fixture) = serving_a_log(&store);
+    let tokio = tokio_runtime();
+    let total = state.body_bytes.available_permits();
+    let paths = [
+        "/log/checkpoint",
+        "/log/tile/0/000.p/3",
+        "/log/tile/entries/000.p/3",
+        "/v1/executions/signed-1/proof",
+    ];
+    for path in paths {
+        let response = tokio.block_on(async {
+            let request = axum::http::Request::builder()
+                .method("GET")
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            crate::lifecycle::router(Arc::clone(&state))
+                .oneshot(request)
+                .await
+                .unwrap()
+        });
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(
+            state.body_bytes.available_permits() < total,
+            "{path}: the answer's place is not held while it is unwritten"
+        );
+        drop(response);
+        assert_eq!(state.body_bytes.available_permits(), total, "{path}");
+    }
+    let held = Arc::clone(&state.body_bytes)
+        .try_acquire_many_owned(u32::try_from(total).unwrap())
+        .unwrap();
+    for path in paths {
+        let (status, answer, retry_after) = answer_through_router(&tokio, &state, "GET", path, "");
+        assert_eq!(
+            (status, &answer["error"]["code"], retry_after),
+            (503, &serde_json::json!("server.overloaded"), true),
+            "{path}: {answer}"
+        );
+    }
+    drop(held);
 }

@@ -282,6 +282,17 @@ impl BodyPlace {
         Ok(())
     }
 
+    /// Takes the place of an answer of `bytes` (a read-back attestation, a log route's
+    /// answer), held until the request's answer is written ([`AnswerHolding`]): at most the
+    /// whole budget, so that one larger is still answered alone, never refused on an idle server;
+    /// `503 server.overloaded` when the budget has no room for it now.
+    pub(crate) fn hold_answer(state: &AppState, bytes: usize) -> Result<(), ApiError> {
+        let mut place = Self::default();
+        place.grow(state, bytes.min(state.limits.max_body_bytes_in_flight()))?;
+        place.hold();
+        Ok(())
+    }
+
     /// The bytes of budget the place holds.
     #[cfg(test)]
     pub(crate) fn charged_bytes(&self) -> usize {

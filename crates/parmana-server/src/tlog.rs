@@ -92,12 +92,21 @@ fn authorize_log(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiError
     log_settings(state).map(|_| false)
 }
 
-fn body_response(content_type: &'static str, cache: &'static str, body: Vec<u8>) -> Response {
+/// A log route's answer, its place in the body budget taken and held until it is written (as an
+/// attestation read back holds its own): a client that does not read an entry bundle holds its
+/// memory within the budget. `503 server.overloaded` when the budget has no room for it now.
+fn body_response(
+    state: &AppState,
+    content_type: &'static str,
+    cache: &'static str,
+    body: Vec<u8>,
+) -> Result<Response, ApiError> {
+    crate::state::BodyPlace::hold_answer(state, body.len())?;
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    response
+    Ok(response)
 }
 
 /// The log's latest checkpoint, a C2SP `tlog-checkpoint` in a signed note.
@@ -140,11 +149,12 @@ pub(crate) async fn checkpoint(
             Ok(kept.note)
         })
         .await??;
-    Ok(body_response(
+    body_response(
+        &state,
         "text/plain; charset=utf-8",
         NO_CACHE,
         note.into_bytes(),
-    ))
+    )
 }
 
 /// The log served and its checkpoint signed with each of `keys`: signed once per log size and root
@@ -366,7 +376,7 @@ pub(crate) async fn tile(
         (true, false) => IMMUTABLE_PRIVATE,
         (false, _) => NO_CACHE,
     };
-    Ok(body_response("application/octet-stream", cache, bytes))
+    body_response(&state, "application/octet-stream", cache, bytes)
 }
 
 /// The `.tlog-proof` of a completed execution, against a checkpoint signed now.
@@ -430,9 +440,10 @@ pub(crate) async fn proof(
             pending.read(runtime.store()).map_err(execution)
         })
         .await??;
-    Ok(body_response(
+    body_response(
+        &state,
         "text/plain; charset=utf-8",
         NO_CACHE,
         proof.to_text().into_bytes(),
-    ))
+    )
 }
