@@ -487,7 +487,7 @@ impl ReplayStore for SqliteReplayStore {
     }
 
     fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
-        // One read transaction: the marks row and the newest marks record from one snapshot.
+        // One read transaction: the marks row and the marks records from one snapshot.
         let reader = self.reader()?;
         let guard = read_guard(&reader)?;
         drop(reader);

@@ -94,6 +94,18 @@ pub enum ExecutionError {
     /// A trust check failed: signature, key, role, digest, expiry, rollback, release manifest, compatibility.
     #[error("trust check failed: {0}")]
     Trust(#[from] TrustError),
+    /// The attestation's signing failed after the execution id was claimed, on a store that
+    /// claims before it signs: the id stays claimed (consumed) until `recover` completes it.
+    /// Its code is the signing failure's (`trust.signing_failed`).
+    #[error(
+        "{source}; execution {execution_id:?} was claimed before the signing failed: `recover` completes it"
+    )]
+    SigningFailedAfterClaim {
+        /// The claimed id.
+        execution_id: String,
+        /// Why the signing failed.
+        source: Box<TrustError>,
+    },
     /// The signer does not hold the `attestation` role in the trust root: nothing executes.
     #[error(
         "the signing key {keyid} does not hold the attestation role in trust root version {trust_root_version}"
@@ -383,6 +395,7 @@ impl ExecutionError {
             Self::RequestTooLarge { .. } => "runtime.request_too_large",
             Self::Canon(e) => e.code(),
             Self::Trust(e) => e.code(),
+            Self::SigningFailedAfterClaim { source, .. } => source.code(),
             Self::SignerLacksRole { .. } => "runtime.signer_lacks_role",
             Self::Expired { .. } => "runtime.expired",
             Self::ReplayDetected { .. } => "runtime.replay_detected",
@@ -416,12 +429,14 @@ impl ExecutionError {
     }
 
     /// Whether this refusal may come after the execution id was claimed — the store failing
-    /// (its commit may have happened, its answer lost), a file, a defect, the signer failing
-    /// (on a store that claims before it signs) — so that the id may be consumed and its outcome
+    /// (its commit may have happened, its answer lost), a file, a defect, the signing failing
+    /// once the id was claimed ([`SigningFailedAfterClaim`](Self::SigningFailedAfterClaim), on a
+    /// store that claims before it signs) — so that the id may be consumed and its outcome
     /// stored: whoever reports it names the id, where the outcome reads back. The other refusals
-    /// of the input, the policy and the trust come before any claim.
+    /// of the input, the policy and the trust (a signing that failed before the claim among them)
+    /// come before any claim.
     pub fn may_follow_a_claim(&self) -> bool {
-        matches!(self, Self::Trust(TrustError::SigningFailed { .. }))
+        matches!(self, Self::SigningFailedAfterClaim { .. })
             || matches!(
                 self.class(),
                 ErrorClass::Store | ErrorClass::Io | ErrorClass::Internal
@@ -446,6 +461,7 @@ impl ExecutionError {
             Self::NotYetSequenced { .. } | Self::NoCheckpoint { .. } => ErrorClass::InvalidInput,
             Self::Io { .. } => ErrorClass::Io,
             Self::Trust(error) => ErrorClass::of_trust(error),
+            Self::SigningFailedAfterClaim { source, .. } => ErrorClass::of_trust(source),
             Self::PolicyIdentityMismatch { .. }
             | Self::SignerLacksRole { .. }
             | Self::DuplicateSigner { .. }

@@ -56,6 +56,8 @@ impl Attestation {
 ///
 /// The call shape of the first releases, kept as a thin wrapper: a long-lived caller builds a
 /// [`Runtime`](crate::Runtime) once and calls [`Runtime::execute`](crate::Runtime::execute).
+/// A signer that is not a key in memory is checked at every call, as a runtime checks it once
+/// when it is built ([`check_signer_at_call`]).
 pub fn execute_from_signals(
     request: &ExecutionRequest,
     signer: &dyn Signer,
@@ -63,7 +65,23 @@ pub fn execute_from_signals(
     environment: &RuntimeEnvironment,
     clock: &dyn Clock,
 ) -> Result<Attestation, ExecutionError> {
+    check_signer_at_call(signer)?;
     execute(request, &[signer], replay_store, environment, clock, None)
+}
+
+/// What `RuntimeBuilder::build` checks of each signer (`parmana_trust::check_signer`: its key
+/// id, a signature that verifies, the same signature twice), for the free functions that take a
+/// signer at each call. A key in memory ([`Signer::local_key`]) passes by construction and is
+/// not asked to sign; any other signer signs twice more per call (build a
+/// [`Runtime`](crate::Runtime) to check it once).
+fn check_signer_at_call(signer: &dyn Signer) -> Result<(), ExecutionError> {
+    if signer
+        .local_key()
+        .is_some_and(|local| local.public_key() == signer.public_key())
+    {
+        return Ok(());
+    }
+    Ok(parmana_trust::check_signer(signer)?)
 }
 
 /// The pipeline, in order (`docs/design.md` §4): the signers must hold the `attestation` role and meet its
@@ -164,7 +182,7 @@ pub(crate) fn execute(
     // the id as one that may be claimed (`may_follow_a_claim`); it stays claimed for `recover`.
     let envelope = prepared
         .sign_all_canonical(signers, environment.trust_root())
-        .map_err(signing_failed_after_claim)?;
+        .map_err(|error| signing_failed_after_claim(execution_id, error))?;
     if let Err(error) = replay_store.complete(execution_id, envelope.as_bytes()) {
         // The id is claimed and its attestation signed, but not recorded: kept, so that the
         // completion can be written again once the store answers, rather than the id staying
@@ -180,14 +198,18 @@ pub(crate) fn execute(
     })
 }
 
-/// A refusal of the signing that comes after the id was claimed, as `trust.signing_failed`
-/// (what it was kept in the message).
-fn signing_failed_after_claim(error: TrustError) -> TrustError {
-    match error {
+/// A refusal of the signing that comes after `execution_id` was claimed, as `trust.signing_failed`
+/// (what it was kept in the message), naming the id as claimed.
+fn signing_failed_after_claim(execution_id: &ExecutionId, error: TrustError) -> ExecutionError {
+    let source = match error {
         TrustError::SigningFailed { .. } => error,
         other => TrustError::SigningFailed {
             message: format!("{}: {other}", other.code()),
         },
+    };
+    ExecutionError::SigningFailedAfterClaim {
+        execution_id: execution_id.as_str().to_owned(),
+        source: Box::new(source),
     }
 }
 
@@ -640,6 +662,7 @@ pub fn recover(
     signer: &dyn Signer,
     environment: &RuntimeEnvironment,
 ) -> Result<RecoveryReport, ExecutionError> {
+    check_signer_at_call(signer)?;
     recover_with(replay_store, &[signer], environment)
 }
 

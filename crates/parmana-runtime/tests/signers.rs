@@ -12,7 +12,7 @@ use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, ReplayError, ReplayStore,
 };
-use parmana_runtime::trust::{LocalSigningKey, PublicKey, Signer, TrustError};
+use parmana_runtime::trust::{KeyId, LocalSigningKey, PublicKey, Signer, TrustError};
 use parmana_runtime::{ExecutionRequest, ExecutionStatus, Runtime};
 
 const SIGNALS: &str =
@@ -128,6 +128,8 @@ fn a_store_that_claims_first_consumes_nothing_when_the_claim_key_cannot_be_deriv
         let error = runtime.execute(&request).unwrap_err();
         let id = ExecutionId::parse("early").unwrap();
         assert_eq!(runtime.attestation(&id).unwrap(), ExecutionStatus::Unknown);
+        // Refused before the claim: nothing names the id as possibly consumed.
+        assert!(!error.may_follow_a_claim(), "{failure}: {error}");
         if failure == OTHER_KEY {
             assert_eq!(error.code(), "trust.signing_failed", "{error}");
         }
@@ -182,6 +184,7 @@ fn a_store_that_writes_once_is_not_written() {
     let request = ExecutionRequest::parse("once", "claims-approval@1.0.0", SIGNALS).unwrap();
     let error = runtime.execute(&request).unwrap_err();
     assert_eq!(error.code(), "trust.signing_failed", "{error}");
+    assert!(!error.may_follow_a_claim(), "{error}");
     assert!(store.written.lock().unwrap().is_empty());
     let id = ExecutionId::parse("once").unwrap();
     assert_eq!(runtime.attestation(&id).unwrap(), ExecutionStatus::Unknown);
@@ -194,4 +197,49 @@ fn a_store_that_writes_once_is_not_written() {
             .is_valid()
     );
     assert_eq!(*store.written.lock().unwrap(), ["once"]);
+}
+
+/// A signer whose key id is not its public key's (the attestation key, named as the policy key's).
+struct Misnamed(LocalSigningKey, KeyId);
+
+impl Signer for Misnamed {
+    fn public_key(&self) -> PublicKey {
+        self.0.public_key()
+    }
+
+    fn key_id(&self) -> KeyId {
+        self.1
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], TrustError> {
+        self.0.sign(message)
+    }
+}
+
+/// The free functions that take a signer at each call check it as a runtime's build does: a
+/// signer that `check_signer` refuses is refused before anything is claimed or recovered.
+#[test]
+fn the_free_functions_check_the_signer_as_a_build_does() {
+    let fixture = Fixture::new();
+    let environment = fixture.environment();
+    let store = MemoryReplayStore::new();
+    let misnamed = Misnamed(fixture.key("attestation"), fixture.key("policy").key_id());
+    let request = ExecutionRequest::parse("free-1", "claims-approval@1.0.0", SIGNALS).unwrap();
+    let error =
+        parmana_runtime::execute_from_signals(&request, &misnamed, &store, &environment, &clock())
+            .expect_err("a misnamed signer was taken");
+    assert_eq!(error.code(), "trust.signing_failed", "{error}");
+    assert!(store.pending().unwrap().is_empty());
+    let error = parmana_runtime::recover(&store, &misnamed, &environment)
+        .expect_err("a misnamed signer was taken");
+    assert_eq!(error.code(), "trust.signing_failed", "{error}");
+    // A key in memory passes as it is.
+    parmana_runtime::execute_from_signals(
+        &request,
+        &fixture.key("attestation"),
+        &store,
+        &environment,
+        &clock(),
+    )
+    .unwrap();
 }

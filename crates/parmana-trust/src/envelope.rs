@@ -333,11 +333,13 @@ pub(crate) fn sign_document<T: Serialize>(
     let mut seen = BTreeSet::new();
     let mut signatures = Vec::with_capacity(signers.len());
     for signer in signers {
-        let keyid = signer.key_id();
+        // The key id written is the one its signature is verified under.
+        let key = signer.public_key();
+        let keyid = key.key_id();
         if !seen.insert(keyid) {
             continue;
         }
-        let sig = crate::keys::sign_checked(*signer, &signed_bytes)?;
+        let sig = crate::keys::sign_checked(*signer, &key, &signed_bytes)?;
         let mut entry = Map::new();
         entry.insert("keyid".to_owned(), Value::String(keyid.to_string()));
         entry.insert("sig".to_owned(), Value::String(encode_base64(&sig)));

@@ -283,34 +283,40 @@ pub trait Signer: Send + Sync {
         ClaimKey::derive(self)
     }
 
-    /// Whether this signer's signatures need no verifying before they are recorded or released:
-    /// `true` only for a signer that computes each one in this process from the secret whose
-    /// public half [`public_key`](Signer::public_key) returns, as [`LocalSigningKey`] does. By
-    /// default every signature is verified under `public_key` first ([`sign_checked`], one
-    /// Ed25519 verification), so that a hardware or remote key that answers with another key's
-    /// signature (a key version rotated under a cached public key, a fault) is refused as
-    /// `trust.signing_failed` before anything is consumed, stored or logged.
-    fn computes_signatures_locally(&self) -> bool {
-        false
+    /// The key in memory this signer signs with, if it is one (a [`LocalSigningKey`] is its
+    /// own): [`sign_checked`] then signs with that key itself — the signature is computed by
+    /// this crate, from the secret whose public half the document names, and is not verified
+    /// again — whatever [`sign`](Signer::sign) would answer. Every other signer's signature (a
+    /// hardware or remote key's, the default) is verified first.
+    fn local_key(&self) -> Option<&LocalSigningKey> {
+        None
     }
 }
 
-/// The signature of `message` by `signer`, verified under the signer's public key unless the
-/// signer [computes its signatures locally](Signer::computes_signatures_locally): every
-/// signature this crate puts in a document (an attestation, a checkpoint, a cosignature, a
-/// signed document) is made by it. One that does not verify is `trust.signing_failed`.
+/// The signature of `message` by `signer`, which the document names by `key`: made by this
+/// crate where the signer is a key in memory whose public half is `key`
+/// ([`Signer::local_key`]), else asked of the signer and verified under `key` (one Ed25519
+/// verification), so that a hardware or remote key answering another key's signature (a key
+/// version rotated under a cached public key, a fault) is refused as `trust.signing_failed`
+/// before the signature goes into a document. Every signature this crate puts in a document (an
+/// attestation, a checkpoint, a cosignature, a signed document, the claim key's derivation) is
+/// made by it.
 pub fn sign_checked(
     signer: &(impl Signer + ?Sized),
+    key: &PublicKey,
     message: &[u8],
 ) -> Result<[u8; 64], TrustError> {
-    let signature = signer.sign(message)?;
-    if !signer.computes_signatures_locally()
-        && !signer.public_key().verify_strict(message, &signature)
+    if let Some(local) = signer.local_key()
+        && local.public_key() == *key
     {
+        return local.sign(message);
+    }
+    let signature = signer.sign(message)?;
+    if !key.verify_strict(message, &signature) {
         return Err(TrustError::SigningFailed {
             message: format!(
                 "the signer for key {} answered with a signature that does not verify under it",
-                signer.key_id()
+                key.key_id()
             ),
         });
     }
@@ -321,13 +327,22 @@ pub fn sign_checked(
 const SIGNER_CHECK_MESSAGE: &[u8] =
     b"parmana: a signer's check before a runtime uses it (never a document)";
 
-/// Checks a signer before a runtime uses it (`RuntimeBuilder::build`): its signature of one
-/// fixed message verifies under its public key, and signing that message again gives the same
-/// bytes. Ed25519 as RFC 8032 defines it is deterministic, and the key that authenticates the
+/// Checks a signer before a runtime uses it (`RuntimeBuilder::build`): its key id is its public
+/// key's, its signature of one fixed message verifies under that key, and signing that message
+/// again gives the same bytes. Ed25519 as RFC 8032 defines it is deterministic, and the key that authenticates the
 /// runtime's claims ([`ClaimKey`]) is derived from a signature, so a signer that randomizes
 /// (hedged signing) would leave every claim it made unrecoverable. A signer failing either is
 /// `trust.signing_failed`.
 pub fn check_signer(signer: &(impl Signer + ?Sized)) -> Result<(), TrustError> {
+    if signer.key_id() != signer.public_key().key_id() {
+        return Err(TrustError::SigningFailed {
+            message: format!(
+                "the signer names key {} but its public key is {}",
+                signer.key_id(),
+                signer.public_key().key_id()
+            ),
+        });
+    }
     let first = signer.sign(SIGNER_CHECK_MESSAGE)?;
     if !signer
         .public_key()
@@ -386,7 +401,7 @@ impl ClaimKey {
         })?;
         // Checked as every signature is: a signer answering another key's signature would tag
         // claims that the key it names could never authenticate again (`recover`).
-        let signature = sign_checked(signer, &message)?;
+        let signature = sign_checked(signer, &signer.public_key(), &message)?;
         Ok(Self(*Digest::of(&signature).as_bytes()))
     }
 
@@ -509,8 +524,8 @@ impl Signer for LocalSigningKey {
         Ok(self.key.sign(message).to_bytes())
     }
 
-    fn computes_signatures_locally(&self) -> bool {
-        true
+    fn local_key(&self) -> Option<&LocalSigningKey> {
+        Some(self)
     }
 }
 

@@ -147,17 +147,88 @@ fn check_signer_refuses_another_key_and_a_signer_that_is_not_deterministic() {
     }
 }
 
+/// A signer that claims to be a key in memory but answers garbage from `sign`.
+struct ClaimsLocal {
+    local: LocalSigningKey,
+    named: LocalSigningKey,
+}
+
+impl Signer for ClaimsLocal {
+    fn public_key(&self) -> PublicKey {
+        self.named.public_key()
+    }
+
+    fn sign(&self, _message: &[u8]) -> Result<[u8; 64], TrustError> {
+        Ok([7; 64])
+    }
+
+    fn local_key(&self) -> Option<&LocalSigningKey> {
+        Some(&self.local)
+    }
+}
+
 #[test]
-fn a_local_key_is_not_verified_again_and_a_remote_one_is() {
-    assert!(key("attestation").computes_signatures_locally());
-    assert!(!Remote::new("attestation", Behaviour::Honest).computes_signatures_locally());
-    // `sign_checked` is what every document's signing goes through.
+fn a_local_key_signs_itself_and_every_other_signature_is_verified() {
+    let attestation = key("attestation");
+    assert!(attestation.local_key().is_some());
+    assert!(
+        Remote::new("attestation", Behaviour::Honest)
+            .local_key()
+            .is_none()
+    );
+    // `sign_checked` is what every document's signing goes through: under the key the document
+    // names, a remote signer's answer is verified.
+    let named = attestation.public_key();
     let remote = Remote::new("attestation", Behaviour::OtherKey);
-    let error = sign_checked(&remote, b"m").unwrap_err();
+    let error = sign_checked(&remote, &named, b"m").unwrap_err();
     assert_eq!(error.code(), "trust.signing_failed");
     let honest = Remote::new("attestation", Behaviour::Honest);
     assert_eq!(
-        sign_checked(&honest, b"m").unwrap(),
-        key("attestation").sign(b"m").unwrap()
+        sign_checked(&honest, &named, b"m").unwrap(),
+        attestation.sign(b"m").unwrap()
     );
+    // Verified under the key the document names, not the one the signer reports now.
+    let error = sign_checked(&honest, &key("policy").public_key(), b"m").unwrap_err();
+    assert_eq!(error.code(), "trust.signing_failed");
+    // A key in memory whose public half is the one named signs itself: what the signer's `sign`
+    // would answer is never used. One whose public half is another is not taken at its word.
+    let claims = ClaimsLocal {
+        local: key("attestation"),
+        named: key("attestation"),
+    };
+    assert_eq!(
+        sign_checked(&claims, &named, b"m").unwrap(),
+        attestation.sign(b"m").unwrap()
+    );
+    let claims_other = ClaimsLocal {
+        local: key("policy"),
+        named: key("attestation"),
+    };
+    let error = sign_checked(&claims_other, &named, b"m").unwrap_err();
+    assert_eq!(error.code(), "trust.signing_failed");
+}
+
+/// A signer whose key id is not its public key's.
+struct Misnamed(LocalSigningKey, KeyId);
+
+impl Signer for Misnamed {
+    fn public_key(&self) -> PublicKey {
+        self.0.public_key()
+    }
+
+    fn key_id(&self) -> KeyId {
+        self.1
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], TrustError> {
+        self.0.sign(message)
+    }
+}
+
+#[test]
+fn check_signer_refuses_a_key_id_that_is_not_its_public_keys() {
+    let misnamed = Misnamed(key("attestation"), key("policy").key_id());
+    let error = check_signer(&misnamed).unwrap_err();
+    assert_eq!(error.code(), "trust.signing_failed");
+    assert!(error.to_string().contains("names key"), "{error}");
 }

@@ -6,7 +6,7 @@ use super::DOCUMENT;
 use super::statement::{
     ExecutionPredicate, encode_envelope, encode_payload, encode_predicate, pae,
 };
-use crate::{KeyId, Role, Signer, TrustError, VerifiedTrustRoot};
+use crate::{KeyId, PublicKey, Role, Signer, TrustError, VerifiedTrustRoot};
 
 /// Builds and signs an attestation; returns the envelope's bytes (its RFC 8785 form).
 ///
@@ -130,21 +130,24 @@ impl PreparedAttestation<'_> {
         if signers.is_empty() {
             return Err(TrustError::malformed(DOCUMENT, "no signer given"));
         }
-        let mut keyed: Vec<(KeyId, &dyn Signer)> = Vec::with_capacity(signers.len());
+        // Each signer with the key the trust root holds for its key id: the key its signature is
+        // verified under (`sign_checked`), the one a verifier will use.
+        let mut keyed: Vec<(KeyId, &dyn Signer, PublicKey)> = Vec::with_capacity(signers.len());
         for signer in signers {
             let keyid = signer.key_id();
-            if !trust_root.has_role(&keyid, Role::Attestation)
-                || trust_root.key(&keyid) != Some(signer.public_key())
-            {
+            let held = trust_root.key(&keyid);
+            let Some(key) = held.filter(|key| {
+                trust_root.has_role(&keyid, Role::Attestation) && *key == signer.public_key()
+            }) else {
                 return Err(TrustError::KeyLacksRole {
                     document: DOCUMENT.to_owned(),
                     keyid: keyid.to_string(),
                     role: Role::Attestation.as_str().to_owned(),
                 });
-            }
-            keyed.push((keyid, *signer));
+            };
+            keyed.push((keyid, *signer, key));
         }
-        keyed.sort_by_key(|(keyid, _)| *keyid);
+        keyed.sort_by_key(|(keyid, _, _)| *keyid);
         if keyed.windows(2).any(|pair| pair[0].0 == pair[1].0) {
             return Err(TrustError::malformed(
                 DOCUMENT,
@@ -159,7 +162,9 @@ impl PreparedAttestation<'_> {
         let message = pae(&payload);
         let signatures = keyed
             .iter()
-            .map(|(keyid, signer)| Ok((*keyid, crate::keys::sign_checked(*signer, &message)?)))
+            .map(|(keyid, signer, key)| {
+                Ok((*keyid, crate::keys::sign_checked(*signer, key, &message)?))
+            })
             .collect::<Result<Vec<_>, TrustError>>()?;
         encode_envelope(&payload, &signatures)
     }

@@ -99,10 +99,12 @@ pub fn cosign_checkpoint(
             message: format!("a note carries at most {MAX_NOTE_SIGNATURES} signatures"),
         });
     }
-    let cosigner = CosignerKey::new(name.clone(), signer.public_key());
+    let key = signer.public_key();
+    let cosigner = CosignerKey::new(name.clone(), key);
     let mut signature = timestamp.to_be_bytes().to_vec();
     signature.extend_from_slice(&crate::keys::sign_checked(
         signer,
+        &key,
         &cosigned_message(timestamp, parsed.text()),
     )?);
     parsed.push_signature(NoteSignature::new(name.clone(), cosigner.id, signature));

@@ -373,10 +373,11 @@ pub fn sign_note(
     signer: &dyn Signer,
 ) -> Result<String, TrustError> {
     check_text(text)?;
+    let key = signer.public_key();
     let signature = NoteSignature {
         name: name.clone(),
-        id: note_key_id(name, &signer.public_key()),
-        signature: crate::keys::sign_checked(signer, text.as_bytes())?.to_vec(),
+        id: note_key_id(name, &key),
+        signature: crate::keys::sign_checked(signer, &key, text.as_bytes())?.to_vec(),
     };
     Ok(Note {
         text: text.to_owned(),
@@ -398,10 +399,11 @@ pub fn cosign_note(
             "a note carries at most {MAX_NOTE_SIGNATURES} signatures"
         )));
     }
+    let key = signer.public_key();
     note.signatures.push(NoteSignature {
         name: name.clone(),
-        id: note_key_id(name, &signer.public_key()),
-        signature: crate::keys::sign_checked(signer, note.text.as_bytes())?.to_vec(),
+        id: note_key_id(name, &key),
+        signature: crate::keys::sign_checked(signer, &key, note.text.as_bytes())?.to_vec(),
     });
     Ok(note.to_text())
 }
