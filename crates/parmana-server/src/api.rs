@@ -1007,6 +1007,7 @@ pub(crate) async fn metrics(
     let text = state
         .metrics
         .scrape(documents, requests_in_flight)
+        .await
         .map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

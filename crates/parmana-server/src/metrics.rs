@@ -101,7 +101,7 @@ pub(crate) struct Metrics {
     cosignings: Family<OutcomeLabels, Counter>,
     log_entries: Gauge,
     /// Held by one scrape while it reads the environment and encodes (see [`Metrics::scrape`]).
-    scrape_turn: std::sync::Mutex<()>,
+    scrape_turn: tokio::sync::Mutex<()>,
 }
 
 /// The connection slots' counts, kept by the acceptor (`lifecycle::Limited`): the connections
@@ -327,7 +327,7 @@ impl Metrics {
             sequencer_runs,
             cosignings,
             log_entries,
-            scrape_turn: std::sync::Mutex::new(()),
+            scrape_turn: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -415,16 +415,14 @@ impl Metrics {
     /// `trust_root` or `release_manifest`, with its version and when it expires) while this
     /// scrape holds the scrapes' turn, and exported in the same turn: two scrapes beside a reload
     /// never export a trust root and a release manifest that were never in force together, and
-    /// a later scrape never exports an older environment than an earlier one.
-    pub(crate) fn scrape(
+    /// a later scrape never exports an older environment than an earlier one. Scrapes waiting
+    /// for their turn wait as tasks, never blocking a worker thread.
+    pub(crate) async fn scrape(
         &self,
         documents: impl FnOnce() -> [EnvironmentDocument; 2],
         requests_in_flight: usize,
     ) -> Result<String, std::fmt::Error> {
-        let _turn = self
-            .scrape_turn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _turn = self.scrape_turn.lock().await;
         for document in documents() {
             self.set_document(document);
         }
@@ -499,6 +497,14 @@ mod tests {
         ]
     }
 
+    /// Runs `future` on a runtime of its own (each scrape of the test on its own thread).
+    fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
     fn versions(text: &str) -> Vec<&str> {
         let mut lines: Vec<&str> = text
             .lines()
@@ -518,7 +524,7 @@ mod tests {
         let (release, released) = mpsc::channel::<()>();
         std::thread::scope(|scope| {
             let older = scope.spawn(move || {
-                metrics.scrape(
+                block_on(metrics.scrape(
                     move || {
                         let read = documents(1);
                         inside.send(()).unwrap();
@@ -527,12 +533,12 @@ mod tests {
                         read
                     },
                     0,
-                )
+                ))
             });
             is_inside.recv().unwrap();
             let (done, is_done) = mpsc::channel();
             let newer = scope.spawn(move || {
-                let text = metrics.scrape(|| documents(2), 0);
+                let text = block_on(metrics.scrape(|| documents(2), 0));
                 done.send(()).unwrap();
                 text
             });
