@@ -355,10 +355,13 @@ pub(crate) fn config(args: &ConfigArgs, format: Format) -> Result<(), Failure> {
                 "{}",
                 Json(serde_json::json!({
                     "config_file": file.map(|(path, _)| path.display().to_string()),
-                    "found_by": file.map(|(_, found)| match found {
-                        FoundBy::Env => CONFIG_ENV,
-                        FoundBy::WalkingUp => "walking_up",
-                    }),
+                    // `PARMANA_CONFIG` also when it named /dev/null: no file, none searched.
+                    "found_by": match file {
+                        Some((_, FoundBy::Env)) => Some(CONFIG_ENV),
+                        Some((_, FoundBy::WalkingUp)) => Some("walking_up"),
+                        None if deployment.no_file_named() => Some(CONFIG_ENV),
+                        None => None,
+                    },
                     "settings": settings,
                 }))
             );

@@ -182,9 +182,9 @@ fn refuse_earlier_store(path: &Path) -> Result<(), Failure> {
         return Err(Failure::new(
             "cli.output_exists",
             format!(
-                "{} already exists: it holds an earlier deployment's replay store, which the new \
-                 parmana.toml would name; move it away (the executions it consumed stay there) \
-                 and run `parmana init` again",
+                "{} already exists: it may hold an earlier deployment's replay store, which the \
+                 new parmana.toml would name; move it away (the executions it consumed stay \
+                 there) and run `parmana init` again",
                 path.display()
             ),
             ExitClass::Io,
@@ -610,6 +610,17 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// The directory `init` refuses to find is the one its `parmana.toml` puts the store in (and
+    /// its `.gitignore` keeps out of version control).
+    #[test]
+    fn the_store_directory_refused_is_the_one_the_configuration_names() {
+        assert!(
+            CONFIG_TEMPLATE.contains(&format!("\nstore = \"sqlite:{STORE_DIRECTORY}/")),
+            "{CONFIG_TEMPLATE}"
+        );
+        assert!(GITIGNORE_LINES.contains(&format!("/{STORE_DIRECTORY}/").as_str()));
+    }
 
     /// Stages every entry `init` publishes, each holding "ours".
     fn staged(dir: &Path) -> Staging {

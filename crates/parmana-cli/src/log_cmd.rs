@@ -142,8 +142,9 @@ pub(crate) struct WitnessArgs {
         conflicts_with = "serve"
     )]
     checkpoint: Option<PathBuf>,
-    /// Serve the C2SP tlog-witness HTTP protocol on this address instead.
-    #[arg(long, value_name = "ADDRESS")]
+    /// Serve the C2SP tlog-witness HTTP protocol on this address instead (it reads no replay
+    /// store: --store is refused with it).
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "store")]
     serve: Option<SocketAddr>,
     /// The witness's private key (PKCS#8 PEM).
     #[arg(long, value_name = "FILE")]
@@ -498,16 +499,6 @@ fn serve_witness(
     trust_root: VerifiedTrustRoot,
 ) -> Result<(), Failure> {
     let server_failure = crate::serve_cmd::server_failure;
-    // A witness serving keeps its state in its own file; it reads no replay store: a store named
-    // on the command line would otherwise be taken silently for one it checks against.
-    if args.serve.is_some() && args.store.store.is_some() {
-        return Err(Failure::new(
-            "cli.usage",
-            "--store is not used with --serve: a witness serving checks each checkpoint against \
-             the one it cosigned before (its state file), not against a replay store",
-            ExitClass::Usage,
-        ));
-    }
     let listen = args.serve.ok_or_else(|| {
         Failure::new(
             "cli.usage",

@@ -642,6 +642,20 @@ fn parmana_config_dev_null_reads_no_file() {
         .find(|line| line.starts_with("store "))
         .unwrap();
     assert!(!store_row.contains("memory"), "{store_row}");
+    let json = run_with_env(
+        root,
+        &["--format", "json", "config"],
+        b"",
+        &[("PARMANA_CONFIG", "/dev/null")],
+    );
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        (&json["config_file"], &json["found_by"]),
+        (
+            &serde_json::Value::Null,
+            &serde_json::json!("PARMANA_CONFIG")
+        )
+    );
     let read = run_with_env(root, &["config"], b"", &[]);
     assert!(
         read.stdout

@@ -507,7 +507,7 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
     // A store named to a serving witness, which reads none, is refused rather than ignored.
     let stderr = refused_start(d, "fresh-state.txt", &["--store", "memory"]);
     assert!(
-        stderr.contains("error[cli.usage]: --store is not used with --serve"),
+        stderr.contains("'--serve <ADDRESS>' cannot be used with '--store <STORE>'"),
         "{stderr}"
     );
     // A witness that is not there is a typed failure.
