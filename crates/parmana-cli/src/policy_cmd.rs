@@ -31,7 +31,9 @@ pub(crate) enum PolicyCommand {
     /// Decide without signing: print `{"decision","rule_id","reason"}` for the signals.
     #[command(after_help = POLICY_HELP)]
     Eval(EvalArgs),
-    /// Decide and show how: every rule tried and every condition evaluated, with the values used.
+    /// Decide and show how: every rule tried and every condition evaluated, with the values used
+    /// (refused, cli.explain_too_large, where the explanation could pass 256 MiB: each condition
+    /// shows the value it read).
     #[command(after_help = POLICY_HELP)]
     Explain(ExplainArgs),
     /// Run the policy's test cases (`tests/*.json` beside policy.json) and report rule and
@@ -461,6 +463,24 @@ fn explain(args: &ExplainArgs, format: Format) -> Result<(), Failure> {
             ExitClass::InvalidInput,
         )
     })?;
+    // Each condition evaluated shows the value it read: the bound is checked before the
+    // explanation is made (as the server checks it), not met by an allocation failing.
+    let signals_bytes = serde_json::to_string(&signals).map_or(usize::MAX, |text| text.len());
+    let bound = policy
+        .trace_bytes_bound()
+        .saturating_add(policy.condition_count().saturating_mul(signals_bytes));
+    if bound > MAX_EXPLANATION_BYTES {
+        return Err(Failure::new(
+            "cli.explain_too_large",
+            format!(
+                "an explanation of these signals ({signals_bytes} bytes) under a policy of {} \
+                 conditions could take {bound} bytes, more than the {MAX_EXPLANATION_BYTES} \
+                 allowed: use `policy eval`, or explain smaller signals",
+                policy.condition_count()
+            ),
+            ExitClass::InvalidInput,
+        ));
+    }
     let explanation = validated
         .explain()
         .map_err(|e| Failure::execution(&parmana_runtime::ExecutionError::EvaluationFault(e)))?;
@@ -470,6 +490,9 @@ fn explain(args: &ExplainArgs, format: Format) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// The most an explanation may take (`policy explain`), by the policy's bound on its trace.
+const MAX_EXPLANATION_BYTES: usize = 256 * 1024 * 1024;
 
 /// The largest policy test case read: its signals (at most 1 MiB) and what it expects.
 const MAX_TEST_CASE_BYTES: usize = 2 * 1024 * 1024;

@@ -146,7 +146,8 @@ fn read_signal_decl(
                 Code::UnknownSignalType,
                 &join_path(path, "type"),
                 format!(
-                    "signal {name:?} has type {ty_value}; expected \"boolean\", \"number\", \"integer\" or \"string\""
+                    "signal {name:?} has type {}; expected \"boolean\", \"number\", \"integer\" or \"string\"",
+                    crate::diagnostic::snippet_of(ty_value)
                 ),
             );
             return None;
@@ -282,7 +283,8 @@ fn read_signal_decl(
                                 Code::InvalidConstraint,
                                 &ip,
                                 format!(
-                                    "enum value {item} is not {}",
+                                    "enum value {} is not {}",
+                                    crate::diagnostic::snippet_of(item),
                                     crate::error::with_article(ty)
                                 ),
                             );

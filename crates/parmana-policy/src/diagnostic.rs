@@ -195,7 +195,10 @@ pub(crate) fn json_text(value: &serde_json::Value) -> String {
         .unwrap_or_else(|| value.to_string())
 }
 
-fn snippet_of(node: &serde_json::Value) -> String {
+/// `node` as compact canonical JSON (members sorted, whatever serde_json's features), shortened
+/// to about [`SNIPPET_CHARS`] characters: how a diagnostic's snippet, and a message naming a
+/// value it refuses, show the node.
+pub(crate) fn snippet_of(node: &serde_json::Value) -> String {
     // Only the start of the node's text is shown, so only the start is written: a node of
     // megabytes costs no more than a small one.
     let mut text = String::new();

@@ -64,7 +64,8 @@ pub(crate) fn read_policy_value(value: &Value) -> (Option<PolicyModel>, Vec<Diag
                 Code::UnsupportedSchemaVersion,
                 "/schema_version",
                 format!(
-                    "schema_version {other} is not supported; expected \"2.0.0\" (or \"1.0.0\" for legacy policies)"
+                    "schema_version {} is not supported; expected \"2.0.0\" (or \"1.0.0\" for legacy policies)",
+                    crate::diagnostic::snippet_of(other)
                 ),
             )],
         ),
@@ -160,7 +161,10 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
             top.report(
                 Code::InvalidAdditionalSignals,
                 "/additional_signals",
-                format!("additional_signals must be \"reject\" or \"ignore\", found {other}"),
+                format!(
+                    "additional_signals must be \"reject\" or \"ignore\", found {}",
+                    crate::diagnostic::snippet_of(other)
+                ),
             );
             AdditionalSignals::Reject
         }
@@ -180,7 +184,7 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
             ..crate::declare::DeclaredSignals::default()
         },
     };
-    let mut diagnostics = std::mem::take(&mut top.diagnostics);
+    let mut diagnostics = top.take_diagnostics();
     let mut reader = Reader::over(Dialect::V2, &signals);
     let mut rules = Vec::new();
     if let Some(v) = required(&mut reader, map, "", "rules") {
@@ -209,7 +213,7 @@ fn read_v2(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec<Diagnostic>) {
     }
     let default = required(&mut reader, map, "", "default")
         .and_then(|v| read_outcome(&mut reader, v, "/default"));
-    diagnostics.append(&mut reader.diagnostics);
+    diagnostics.append(&mut reader.take_diagnostics());
     let model = match (policy_id, policy_version, default) {
         (Some(id), Some(version), Some(default)) => Some(PolicyModel {
             schema: SchemaVersion::V2,

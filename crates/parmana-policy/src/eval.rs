@@ -138,6 +138,23 @@ impl Tracer for NoTrace {
     fn leave(&mut self, _token: usize, _result: bool, _seen: Option<&Slot>) {}
 }
 
+/// The tracer of coverage: hands each condition's node id and outcome to `seen`, and keeps
+/// nothing (no value read: a policy test's coverage costs no memory per condition evaluated).
+pub(crate) struct Covering<F: FnMut(u32, bool)> {
+    seen: F,
+}
+
+impl<F: FnMut(u32, bool)> Tracer for Covering<F> {
+    fn enter(&mut self, node: &Node) -> usize {
+        node.id as usize
+    }
+    fn leave(&mut self, token: usize, result: bool, _seen: Option<&Slot>) {
+        if let Ok(id) = u32::try_from(token) {
+            (self.seen)(id, result);
+        }
+    }
+}
+
 /// The tracer of `explain`: records every condition.
 pub(crate) struct Recorder<'p> {
     policy: &'p CompiledPolicy,
@@ -341,6 +358,23 @@ impl<'p> ValidatedSignals<'p> {
         Ok(self
             .policy
             .decision_of(self.policy.first_match(&self.slots)?))
+    }
+
+    /// Evaluates the policy as [`explain`](Self::explain) walks it — every rule tried, in order,
+    /// up to the first match — handing each condition evaluated (its node id, as
+    /// [`ConditionTrace::node`]) and its outcome to `seen`, and recording nothing: what a policy
+    /// test's coverage needs, without the trace's copies of the values read.
+    pub(crate) fn cover(&self, seen: impl FnMut(u32, bool)) -> Result<Decision<'p>, Fault> {
+        let policy = self.policy;
+        let mut covering = Covering { seen };
+        let mut matched = None;
+        for (i, rule) in policy.rules.iter().enumerate() {
+            if policy.eval_node(&rule.root, &self.slots, &mut covering)? {
+                matched = Some(i);
+                break;
+            }
+        }
+        Ok(policy.decision_of(matched))
     }
 
     /// Evaluates the policy and records every rule tried (in order, up to the first

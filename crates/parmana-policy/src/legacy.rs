@@ -48,11 +48,11 @@ pub(crate) fn read_legacy(map: &Map<String, Value>) -> (Option<PolicyModel>, Vec
             format!("decision {d:?} must match [A-Za-z0-9][A-Za-z0-9_.-]*"),
         );
     }
-    let mut diagnostics = std::mem::take(&mut top.diagnostics);
+    let mut diagnostics = top.take_diagnostics();
     let mut reader = Reader::over(Dialect::Legacy1, &signals);
     let when =
         required(&mut reader, map, "", "rules").and_then(|v| reader.condition(v, "/rules", 1, &[]));
-    diagnostics.append(&mut reader.diagnostics);
+    diagnostics.append(&mut reader.take_diagnostics());
     let model = match (decision, when) {
         (Some(decision), Some(when)) => {
             let mut decisions = vec![decision.clone()];

@@ -66,10 +66,18 @@ pub(crate) struct Reader<'a> {
     /// What the document's did-you-mean suggestions have left to spend, all together
     /// ([`POLICY_SUGGESTION_CELLS`](crate::suggest::POLICY_SUGGESTION_CELLS)).
     suggestion_cells: usize,
+    /// How many diagnostics were found past [`MAX_DIAGNOSTICS`], and the first of them (an
+    /// error's, where any was): [`Reader::take_diagnostics`] ends the list with it.
+    unlisted: (usize, Option<Diagnostic>),
 }
 
 /// The diagnostics of one policy that show the node they name; the rest name only its path.
 const MAX_SNIPPETS: usize = 100;
+
+/// The diagnostics one reader lists: a document can hold millions of faults within its size
+/// limit (`[1,1,…]` where conditions belong), and each takes memory; past this, they are
+/// counted, and the last one listed says how many more there were.
+pub(crate) const MAX_DIAGNOSTICS: usize = 1000;
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(dialect: Dialect, signals: &'a [SignalDecl]) -> Self {
@@ -82,6 +90,7 @@ impl<'a> Reader<'a> {
             too_many_nodes_reported: false,
             snippets_left: MAX_SNIPPETS,
             suggestion_cells: crate::suggest::POLICY_SUGGESTION_CELLS,
+            unlisted: (0, None),
         }
     }
 
@@ -95,7 +104,45 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn report(&mut self, code: Code, path: &str, message: impl Into<String>) {
-        self.diagnostics.push(Diagnostic::new(code, path, message));
+        self.keep(Diagnostic::new(code, path, message));
+    }
+
+    /// Lists `diagnostic`, or counts it past [`MAX_DIAGNOSTICS`] (keeping the first counted,
+    /// an error's where there is one, so that the list refuses what it would have refused).
+    fn keep(&mut self, diagnostic: Diagnostic) {
+        if self.diagnostics.len() < MAX_DIAGNOSTICS {
+            self.diagnostics.push(diagnostic);
+            return;
+        }
+        let (count, first) = &mut self.unlisted;
+        *count += 1;
+        if first
+            .as_ref()
+            .is_none_or(|kept| !kept.is_error() && diagnostic.is_error())
+        {
+            *first = Some(Diagnostic {
+                snippet: None,
+                ..diagnostic
+            });
+        }
+    }
+
+    /// The diagnostics found, ending, where more were found than listed, with the first of
+    /// those not listed, saying how many there were.
+    pub(crate) fn take_diagnostics(&mut self) -> Vec<Diagnostic> {
+        let mut listed = std::mem::take(&mut self.diagnostics);
+        if let (count, Some(first)) = std::mem::take(&mut self.unlisted) {
+            listed.push(Diagnostic {
+                message: format!(
+                    "{} (and {} more diagnostics found past the first {MAX_DIAGNOSTICS}, not \
+                     listed)",
+                    first.message,
+                    count.saturating_sub(1)
+                ),
+                ..first
+            });
+        }
+        listed
     }
 
     pub(crate) fn report_at(
@@ -108,12 +155,13 @@ impl<'a> Reader<'a> {
         let diagnostic = Diagnostic::new(code, path, message);
         // A snippet costs time in proportion to the node's members, and one node may be named
         // by a diagnostic per member: only the first diagnostics show theirs.
-        self.diagnostics.push(if self.snippets_left > 0 {
+        let diagnostic = if self.snippets_left > 0 && self.diagnostics.len() < MAX_DIAGNOSTICS {
             self.snippets_left -= 1;
             diagnostic.with_snippet(node)
         } else {
             diagnostic
-        });
+        };
+        self.keep(diagnostic);
     }
 
     /// Reads one condition; `guarded` lists the optional signals an enclosing `all` proved present.
@@ -137,16 +185,21 @@ impl<'a> Reader<'a> {
             return None;
         }
         self.condition_nodes += 1;
-        if self.condition_nodes > limits::MAX_CONDITION_NODES && !self.too_many_nodes_reported {
-            self.too_many_nodes_reported = true;
-            self.report(
-                Code::TooMany,
-                path,
-                format!(
-                    "the policy has more than {} condition nodes",
-                    limits::MAX_CONDITION_NODES
-                ),
-            );
+        if self.condition_nodes > limits::MAX_CONDITION_NODES {
+            // Reported once, at the first node past the limit; no node past it is read, so the
+            // limit bounds the work as well as the policy.
+            if !self.too_many_nodes_reported {
+                self.too_many_nodes_reported = true;
+                self.report(
+                    Code::TooMany,
+                    path,
+                    format!(
+                        "the policy has more than {} condition nodes",
+                        limits::MAX_CONDITION_NODES
+                    ),
+                );
+            }
+            return None;
         }
         let Value::Object(map) = value else {
             self.report_at(

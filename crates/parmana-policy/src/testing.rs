@@ -296,8 +296,11 @@ fn run_case(policy: &CompiledPolicy, bytes: &[u8], coverage: &mut Coverage) -> C
             };
         }
     };
-    let explanation = match validated.explain() {
-        Ok(explanation) => explanation,
+    // Coverage from the walk `explain` makes (linear over the rules), without its trace: the
+    // values the conditions read are not copied, so a case costs no memory per condition.
+    let mut outcomes: Vec<(u32, bool)> = Vec::new();
+    let walked = match validated.cover(|node, result| outcomes.push((node, result))) {
+        Ok(decision) => decision,
         Err(fault) => {
             return CaseOutcome::Failed {
                 expected: describe(&expect),
@@ -305,21 +308,18 @@ fn run_case(policy: &CompiledPolicy, bytes: &[u8], coverage: &mut Coverage) -> C
             };
         }
     };
-    // The case is run on both evaluators: the trace (linear over the rules) for coverage, and
-    // the indexed one a runtime signs with. They agree on every input (a property test checks
-    // it); should they not, the case fails rather than pass on the one the runtime does not use.
+    // The case is run on both evaluators: the walk for coverage, and the indexed one a runtime
+    // signs with. They agree on every input (a property test checks it); should they not, the
+    // case fails rather than pass on the one the runtime does not use.
     match validated.evaluate() {
-        Ok(decided) if decided == explanation.decision => {}
+        Ok(decided) if decided == walked => {}
         Ok(decided) => {
             return CaseOutcome::Failed {
                 expected: describe(&expect),
                 actual: format!(
                     "error policy.evaluation_fault: the trace decides {:?} by rule {:?}, the \
                      indexed evaluation {:?} by rule {:?}",
-                    explanation.decision.decision,
-                    explanation.decision.rule_id,
-                    decided.decision,
-                    decided.rule_id
+                    walked.decision, walked.rule_id, decided.decision, decided.rule_id
                 ),
             };
         }
@@ -330,18 +330,16 @@ fn run_case(policy: &CompiledPolicy, bytes: &[u8], coverage: &mut Coverage) -> C
             };
         }
     }
-    for rule in &explanation.rules {
-        for c in &rule.conditions {
-            if let Some(cov) = coverage.conditions.get_mut(c.node as usize) {
-                if c.result {
-                    cov.seen_true = true;
-                } else {
-                    cov.seen_false = true;
-                }
+    for (node, result) in outcomes {
+        if let Some(cov) = coverage.conditions.get_mut(node as usize) {
+            if result {
+                cov.seen_true = true;
+            } else {
+                cov.seen_false = true;
             }
         }
     }
-    let d = explanation.decision;
+    let d = walked;
     match coverage.rules.iter_mut().find(|r| r.rule_id == d.rule_id) {
         Some(r) => r.hits += 1,
         None => coverage.default_hits += 1,

@@ -409,13 +409,21 @@ fn did_you_mean_suggestions_share_one_budget_per_policy() {
     });
     let report = check(&serde_json::to_vec(&policy).unwrap());
     let undeclared = diagnostics_with(&report, DiagnosticCode::UndeclaredSignal);
-    assert_eq!(undeclared.len(), 20_000);
+    // The first 1,000 are listed, then one that says how many more there were.
+    assert_eq!(undeclared.len(), 1_001);
+    assert!(
+        undeclared[1_000]
+            .message
+            .ends_with("(and 18999 more diagnostics found past the first 1000, not listed)"),
+        "{}",
+        undeclared[1_000].message
+    );
     let suggested = undeclared
         .iter()
         .take_while(|d| d.message.contains("did you mean \"sig00000\"?"))
         .count();
     assert!(suggested > 0, "{}", undeclared[0].message);
-    assert!(suggested < 20_000, "every leaf searched all 1,024 names");
+    assert!(suggested < 1_000, "every leaf searched all 1,024 names");
     assert!(
         undeclared[suggested..]
             .iter()
@@ -516,4 +524,111 @@ fn a_policy_value_built_in_code_meets_the_rules_its_text_meets() {
     let report = parmana_policy::check_value(&big);
     let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.code()).collect();
     assert_eq!(codes, ["policy.too_large"], "{}", report.render());
+}
+
+/// A policy of exactly `MAX_CONDITION_NODES` condition nodes (100 rules, each an `any` of 999
+/// leaves), and one rule more whose condition is `extra`, when given.
+fn wide_policy(extra: Option<serde_json::Value>) -> Vec<u8> {
+    let leaves = vec![json!({"signal": "n", "eq": 1}); 999];
+    let mut rules: Vec<_> = (0..100)
+        .map(|i| {
+            json!({"id": format!("r{i}"), "when": {"any": leaves}, "then": {"decision": "yes"}})
+        })
+        .collect();
+    if let Some(extra) = extra {
+        rules.push(json!({"id": "extra", "when": extra, "then": {"decision": "yes"}}));
+    }
+    let policy = json!({
+        "schema_version": "2.0.0", "policy_id": "wide", "policy_version": "1.0.0",
+        "decisions": ["yes", "no"],
+        "signals": {"n": {"type": "integer", "required": true}},
+        "rules": rules,
+        "default": {"decision": "no"}
+    });
+    let bytes = serde_json::to_vec(&policy).unwrap();
+    assert!(bytes.len() <= limits::MAX_POLICY_BYTES, "{}", bytes.len());
+    bytes
+}
+
+#[test]
+fn the_condition_node_limit_refuses_the_first_node_past_it_and_reads_none_after() {
+    assert_eq!(limits::MAX_CONDITION_NODES, 100_000);
+    // Exactly at the limit: accepted.
+    let report = check(&wide_policy(None));
+    assert!(report.errors().next().is_none(), "{}", report.render());
+    // One node past it: refused once, at that node.
+    let report = check(&wide_policy(Some(json!({"signal": "n", "eq": 1}))));
+    let errors: Vec<_> = report.errors().collect();
+    assert_eq!(errors.len(), 1, "{}", report.render());
+    assert_eq!(
+        (errors[0].code, errors[0].path.as_str()),
+        (DiagnosticCode::TooMany, "/rules/100/when")
+    );
+    // Past it, nothing more is read: 1,000 items that are no conditions at all add nothing.
+    let report = check(&wide_policy(Some(json!({"any": vec![json!(1); 1000]}))));
+    let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.code()).collect();
+    assert_eq!(codes, ["policy.too_many"], "{}", report.render());
+}
+
+/// A document of a hundred thousand faults within its size limit lists the first 1,000 and one
+/// that says how many more there were: the diagnostics' memory is bounded, not a multiple of the
+/// input's.
+#[test]
+fn the_diagnostics_of_one_document_are_bounded() {
+    let items = vec![json!(1); 1000];
+    let rules: Vec<_> = (0..100)
+        .map(
+            |i| json!({"id": format!("r{i}"), "when": {"all": items}, "then": {"decision": "yes"}}),
+        )
+        .collect();
+    let policy = json!({
+        "schema_version": "2.0.0", "policy_id": "faults", "policy_version": "1.0.0",
+        "decisions": ["yes", "no"],
+        "signals": {"n": {"type": "integer", "required": true}},
+        "rules": rules,
+        "default": {"decision": "no"}
+    });
+    let report = check(&serde_json::to_vec(&policy).unwrap());
+    assert_eq!(
+        report.diagnostics.len(),
+        1_001,
+        "{}",
+        report.diagnostics.len()
+    );
+    let last = report.diagnostics.last().unwrap();
+    assert!(last.is_error(), "{last:?}");
+    assert!(
+        last.message
+            .ends_with("(and 98900 more diagnostics found past the first 1000, not listed)"),
+        "{}",
+        last.message
+    );
+}
+
+/// A message that names a value it refuses shows it as a snippet does: bounded, whatever the
+/// value's size, and with its members sorted, whatever serde_json's features.
+#[test]
+fn a_message_naming_a_refused_value_is_bounded_and_sorted() {
+    let huge = json!({"schema_version": vec!["x"; 100_000]});
+    let report = check(&serde_json::to_vec(&huge).unwrap());
+    let message = &report.diagnostics[0].message;
+    assert_eq!(
+        report.diagnostics[0].code,
+        DiagnosticCode::UnsupportedSchemaVersion
+    );
+    assert!(message.len() < 400, "{} bytes", message.len());
+    let typed = json!({
+        "schema_version": "2.0.0", "policy_id": "t", "policy_version": "1.0.0",
+        "decisions": ["yes"],
+        "signals": {"s": {"type": {"b": 1, "a": 2}, "required": true}},
+        "rules": [],
+        "default": {"decision": "yes"}
+    });
+    let report = check(&serde_json::to_vec(&typed).unwrap());
+    let typed = diagnostics_with(&report, DiagnosticCode::UnknownSignalType);
+    assert!(
+        typed[0].message.contains(r#"has type {"a":2,"b":1}"#),
+        "{}",
+        typed[0].message
+    );
 }

@@ -121,6 +121,50 @@ fn explain_shows_every_rule_tried() {
     insta::assert_snapshot!("explain_refused", refused.transcript());
 }
 
+/// An explanation that could pass its bound — each condition shows the value it read — is
+/// refused before anything is evaluated; the same policy explains small signals.
+#[test]
+fn explain_refuses_an_explanation_past_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaves: Vec<String> = (0..300)
+        .map(|i| format!(r#"{{"signal": "s", "eq": "v{i}"}}"#))
+        .collect();
+    std::fs::write(
+        dir.path().join("policy.json"),
+        format!(
+            r#"{{"schema_version": "2.0.0", "policy_id": "wide", "policy_version": "1.0.0",
+  "decisions": ["yes", "no"],
+  "signals": {{"s": {{"type": "string", "required": true}}}},
+  "rules": [{{"id": "any", "when": {{"any": [{}]}}, "then": {{"decision": "yes"}}}}],
+  "default": {{"decision": "no"}}}}"#,
+            leaves.join(", ")
+        ),
+    )
+    .unwrap();
+    // 300 conditions, each showing a value of 1,000,000 bytes: past 256 MiB.
+    let large = format!(r#"{{"s": "{}"}}"#, "a".repeat(1_000_000));
+    std::fs::write(dir.path().join("large.json"), large).unwrap();
+    let refused = run_in(
+        dir.path(),
+        &["policy", "explain", ".", "--signals", "large.json"],
+        b"",
+    );
+    assert_eq!(
+        (refused.code, crate::common::error_code(&refused)),
+        (3, "cli.explain_too_large"),
+        "{}",
+        refused.transcript()
+    );
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    let small = run_in(
+        dir.path(),
+        &["policy", "explain", ".", "--signals", r#"{"s": "v299"}"#],
+        b"",
+    );
+    assert_eq!(small.code, 0, "{}", small.transcript());
+    assert!(small.stdout.contains("decision: yes"), "{}", small.stdout);
+}
+
 #[test]
 fn test_runs_the_cases_with_coverage() {
     insta::assert_snapshot!("test_plain", run(&["policy", "test", CLAIMS]).transcript());
