@@ -138,8 +138,13 @@ impl Digest {
 
     /// Parses 64 lowercase hex characters (no prefix).
     pub fn from_hex(hex: &str) -> Result<Self, DigestParseError> {
+        if !hex.is_ascii() {
+            // A character outside 0-9a-f, whatever the length (a length in bytes would not be
+            // the count of characters).
+            return Err(DigestParseError::NotLowercaseHex);
+        }
         if hex.len() != 64 {
-            return Err(DigestParseError::WrongLength(hex.chars().count()));
+            return Err(DigestParseError::WrongLength(hex.len()));
         }
         // Decode all 64 characters, then look once at whether any was not a digit (no branch
         // per character: this runs for every digest read).

@@ -308,10 +308,20 @@ fn check_execution_id(text: &str) -> Result<(), IdError> {
     if text.is_empty() {
         return error("it is empty");
     }
+    let printable = |b: &u8| (0x21..=0x7e).contains(b);
     if text.len() > MAX_EXECUTION_ID_LEN {
-        return error("it is longer than 128 characters");
+        // Longer than 128 bytes: 128 characters only if they are ASCII (a look at one byte
+        // past the limit tells).
+        if text
+            .bytes()
+            .take(MAX_EXECUTION_ID_LEN + 1)
+            .all(|b| printable(&b))
+        {
+            return error("it is longer than 128 characters");
+        }
+        return error("only printable ASCII characters other than space are allowed");
     }
-    if !text.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+    if !text.bytes().all(|b| printable(&b)) {
         return error("only printable ASCII characters other than space are allowed");
     }
     Ok(())

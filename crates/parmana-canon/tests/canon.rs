@@ -228,6 +228,11 @@ fn digests_parse_strictly_and_round_trip() {
             "sha256:é3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85",
             "digest.not_lowercase_hex",
         ),
+        // 64 characters, 65 bytes: a character outside 0-9a-f, not a wrong length.
+        (
+            "sha256:éaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "digest.not_lowercase_hex",
+        ),
     ] {
         assert_eq!(bad.parse::<Digest>().unwrap_err().code(), code, "{bad}");
     }

@@ -86,8 +86,10 @@ pub mod limits {
 /// The outcome of static validation: every diagnostic, and the compiled policy when there is no error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckReport {
-    /// Every finding: errors in the order the document is read (object members by key, list
-    /// items in order; the checks across rules after them), then warnings.
+    /// Every finding: errors in the order the document is read (its members in the reader's
+    /// fixed order — `policy_id`, `policy_version`, … — list items in order; the checks across
+    /// rules after them), then warnings; at most 1,000 listed per reader, then one more saying
+    /// how many were not.
     pub diagnostics: Vec<Diagnostic>,
     policy: Option<CompiledPolicy>,
 }
