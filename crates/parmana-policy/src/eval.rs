@@ -550,4 +550,53 @@ mod tests {
         }
         assert!(evaluated > 1_000, "only {evaluated} signal sets evaluated");
     }
+
+    /// Coverage's walk (`cover`, what `policy test` counts) visits exactly the conditions an
+    /// explanation records, with the same outcomes, and decides as `explain` and `evaluate` do,
+    /// over the same corpus and generated signal sets as above.
+    #[test]
+    fn coverage_walks_what_an_explanation_records() {
+        let mut compared = 0;
+        for (policy, mut signal_sets) in corpus() {
+            let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+            for _ in 0..100 {
+                let mut map = serde_json::Map::new();
+                for (i, decl) in policy.signals.iter().enumerate() {
+                    let options = candidates(&policy, i);
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if let Some(Some(v)) = options.get((seed % options.len() as u64) as usize) {
+                        map.insert(decl.name.clone(), v.clone());
+                    }
+                }
+                signal_sets.push(Value::Object(map));
+            }
+            for signals in &signal_sets {
+                let Ok(validated) = policy.validate_signals(signals) else {
+                    continue;
+                };
+                let explanation = validated.explain().unwrap();
+                let recorded: Vec<(u32, bool)> = explanation
+                    .rules
+                    .iter()
+                    .flat_map(|rule| rule.conditions.iter().map(|c| (c.node, c.result)))
+                    .collect();
+                let mut walked = Vec::new();
+                let decision = validated
+                    .cover(|node, result| walked.push((node, result)))
+                    .unwrap();
+                // The explanation lists a node when it is entered, coverage when it is left:
+                // the same pairs, in another order.
+                let (mut recorded, mut walked) = (recorded, walked);
+                recorded.sort_unstable();
+                walked.sort_unstable();
+                assert_eq!(walked, recorded, "{signals}");
+                assert_eq!(decision, explanation.decision, "{signals}");
+                assert_eq!(decision, validated.evaluate().unwrap(), "{signals}");
+                compared += 1;
+            }
+        }
+        assert!(compared > 500, "only {compared} signal sets compared");
+    }
 }

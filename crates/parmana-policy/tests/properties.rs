@@ -382,13 +382,16 @@ proptest! {
     }
 
     /// Arbitrary documents built from the policy vocabulary are accepted or refused with
-    /// diagnostics, never a panic; an accepted one always evaluates.
+    /// diagnostics, never a panic; an accepted one that takes no signal (the signals tried)
+    /// evaluates, with and without a trace alike.
     #[test]
     fn arbitrary_policy_documents_never_panic(doc in arbitrary_document()) {
         let bytes = serde_json::to_vec(&doc).unwrap();
         let report = check(&bytes);
         if let Some(policy) = report.policy() {
-            let _ = policy.validate_signals(&json!({})).map(|s| s.evaluate().unwrap());
+            if let Ok(validated) = policy.validate_signals(&json!({})) {
+                prop_assert_eq!(validated.explain().unwrap().decision, validated.evaluate().unwrap());
+            }
         } else {
             prop_assert!(report.errors().count() > 0);
         }
