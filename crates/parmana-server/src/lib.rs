@@ -37,6 +37,8 @@ mod readiness_tests;
 #[cfg(test)]
 mod reload_tests;
 #[cfg(test)]
+mod reserve_tests;
+#[cfg(test)]
 mod rewound_tests;
 mod settings;
 mod state;

@@ -200,6 +200,15 @@ impl Server {
             body_bytes: Arc::new(Semaphore::new(crate::state::body_permits(
                 settings.limits.max_body_bytes_in_flight(),
             ))),
+            shared_in_flight: Arc::new(Semaphore::new({
+                let slots = settings.limits.max_concurrency.max(1);
+                slots - crate::state::execution_reserve(slots)
+            })),
+            shared_body_bytes: Arc::new(Semaphore::new({
+                let permits =
+                    crate::state::body_permits(settings.limits.max_body_bytes_in_flight());
+                permits - crate::state::execution_reserve(permits)
+            })),
             log_in_flight: Arc::new(Semaphore::new((settings.limits.max_concurrency / 4).max(1))),
             started_up: AtomicBool::new(false),
             draining: AtomicBool::new(false),

@@ -138,22 +138,33 @@ pub(crate) async fn guard(
         } else {
             Ok(None)
         };
-        match log_share.and_then(|share| {
+        let slot = match log_share.and_then(|share| {
             Arc::clone(&state.in_flight)
                 .try_acquire_owned()
                 .map(|permit| (permit, share))
                 .map_err(|_| ())
         }) {
-            Err(()) => {
+            Err(()) => None,
+            Ok((permit, log_share)) => {
+                // A place of the share every caller may take, or — for a caller that may
+                // execute, once it is full — one of the slots kept for executions.
+                let shared = Arc::clone(&state.shared_in_flight).try_acquire_owned().ok();
+                let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+                Some(Slot::new(permit, log_share, shared, authorization))
+                    .filter(|slot| slot.holds_a_shared_place() || slot.may_execute(&state))
+            }
+        };
+        match slot {
+            None => {
                 state.metrics.shed();
                 ApiError::overloaded().into_response()
             }
-            Ok((permit, log_share)) => {
+            Some(slot) => {
                 // Shared with the runtime call the request starts (`AppState::blocking`): the
                 // slot, and the place of the log's share, are free again only when both are
                 // done (a log read that outlives its request's timeout or its client keeps
                 // its place).
-                let slot = Arc::new(Slot::new(permit, log_share));
+                let slot = Arc::new(slot);
                 let place = slot.body_place();
                 let handled = tokio::time::timeout(
                     state.limits.request_timeout,

@@ -106,21 +106,49 @@ pub(crate) fn note_request(policy: Option<&PolicyRef>, execution_id: Option<&Exe
     });
 }
 
-/// What a request holds while it, or a runtime call it started, runs: a concurrency slot and,
-/// for the log's routes, a place of the log's share (see `observe::guard`). Both are given back
-/// only when the request and its runtime call are both done. Its place in the body budget is
-/// given back only once its answer is written too ([`AnswerHolding`]).
+/// What a request holds while it, or a runtime call it started, runs: a concurrency slot, a
+/// place of the share every caller may take (or none: a caller that may execute, on the slots
+/// kept for executions) and, for the log's routes, a place of the log's share (see
+/// `observe::guard`). They are given back only when the request and its runtime call are both
+/// done. Its place in the body budget is given back only once its answer is written too
+/// ([`AnswerHolding`]).
 #[derive(Debug)]
 pub(crate) struct Slot {
     _request: OwnedSemaphorePermit,
     _log_share: Option<OwnedSemaphorePermit>,
-    /// The body's place in [`AppState::body_bytes`], once the handler reads a body (and an
-    /// explanation's, or an answer's, beside it): shared with the answer's body.
+    /// A place of [`AppState::shared_in_flight`]: none when the request took one of the slots
+    /// kept for callers that may execute.
+    shared: Option<OwnedSemaphorePermit>,
+    /// The request's `Authorization` header, to learn, when it is needed (a share found full),
+    /// whether its caller may execute.
+    authorization: Option<axum::http::HeaderValue>,
+    /// Whether the caller may execute, once learned.
+    may_execute: std::sync::OnceLock<bool>,
+    /// The body's place in [`AppState::body_bytes`] (and in [`AppState::shared_body_bytes`]),
+    /// once the handler reads a body (and an explanation's, or an answer's, beside it): shared
+    /// with the answer's body.
     body: BodyBudgetPlace,
 }
 
+/// The permits of a request's place in the body budget: of [`AppState::body_bytes`], and of
+/// [`AppState::shared_body_bytes`] for what it took of the share every caller may take.
+#[derive(Debug, Default)]
+pub(crate) struct HeldBody {
+    all: Option<OwnedSemaphorePermit>,
+    shared: Option<OwnedSemaphorePermit>,
+}
+
 /// A request's place in [`AppState::body_bytes`], held by its [`Slot`] and by its answer's body.
-pub(crate) type BodyBudgetPlace = Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>;
+pub(crate) type BodyBudgetPlace = Arc<std::sync::Mutex<HeldBody>>;
+
+/// Merges `more` into `held`.
+fn merge_permit(held: &mut Option<OwnedSemaphorePermit>, more: Option<OwnedSemaphorePermit>) {
+    match (held.as_mut(), more) {
+        (Some(held), Some(more)) => held.merge(more),
+        (None, more) => *held = more,
+        (Some(_), None) => {}
+    }
+}
 
 /// An answer's body that keeps its request's place in the body budget until hyper has taken its
 /// last frame, or dropped it (its connection closed): a client that reads its answer
@@ -219,12 +247,31 @@ impl Slot {
     pub(crate) fn new(
         request: OwnedSemaphorePermit,
         log_share: Option<OwnedSemaphorePermit>,
+        shared: Option<OwnedSemaphorePermit>,
+        authorization: Option<axum::http::HeaderValue>,
     ) -> Self {
         Self {
             _request: request,
             _log_share: log_share,
-            body: Arc::new(std::sync::Mutex::new(None)),
+            shared,
+            authorization,
+            may_execute: std::sync::OnceLock::new(),
+            body: Arc::new(std::sync::Mutex::new(HeldBody::default())),
         }
+    }
+
+    /// Whether the request took a place of the share every caller may take.
+    pub(crate) fn holds_a_shared_place(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Whether the request's caller may execute (its token holds the `execute` scope, or the
+    /// server runs without authentication): then it may take what is kept for executions, of
+    /// the slots and of the body budget. Learned once, when first needed.
+    pub(crate) fn may_execute(&self, state: &AppState) -> bool {
+        *self
+            .may_execute
+            .get_or_init(|| state.may_execute(self.authorization.as_ref()))
     }
 
     /// The request's place in the body budget, for its answer's body to hold.
@@ -234,14 +281,18 @@ impl Slot {
 
     /// Keeps the body's place until the request and its runtime call are both done, with any
     /// place it keeps already (an explanation's beside its request's body).
-    fn hold_body(&self, permit: OwnedSemaphorePermit) {
+    fn hold_body(&self, all: OwnedSemaphorePermit, shared: Option<OwnedSemaphorePermit>) {
         if let Ok(mut body) = self.body.lock() {
-            match body.as_mut() {
-                Some(held) => held.merge(permit),
-                None => *body = Some(permit),
-            }
+            merge_permit(&mut body.all, Some(all));
+            merge_permit(&mut body.shared, shared);
         }
     }
+}
+
+/// What is kept of `total` (concurrency slots, or the body budget's permits) for callers that may
+/// execute: a quarter, at least one where `total` is 2 or more.
+pub(crate) fn execution_reserve(total: usize) -> usize {
+    if total < 2 { 0 } else { (total / 4).max(1) }
 }
 
 /// The request-body bytes a permit of [`AppState::body_bytes`] stands for (a permit a KiB,
@@ -258,6 +309,8 @@ pub(crate) fn body_permits(bytes: usize) -> usize {
 #[derive(Debug, Default)]
 pub(crate) struct BodyPlace {
     permit: Option<OwnedSemaphorePermit>,
+    /// What it took of the share every caller may take ([`AppState::shared_body_bytes`]).
+    shared: Option<OwnedSemaphorePermit>,
     permits: usize,
 }
 
@@ -274,10 +327,25 @@ impl BodyPlace {
             state.metrics.shed();
             return Err(ApiError::overloaded());
         };
-        match &mut self.permit {
-            Some(held) => held.merge(permit),
-            None => self.permit = Some(permit),
-        }
+        // Of the share every caller may take too, or — for a caller that may execute, once the
+        // share is full — of what is kept for executions. Outside a request (unit tests of a
+        // handler) nothing is kept.
+        let shared = match Arc::clone(&state.shared_body_bytes).try_acquire_many_owned(more) {
+            Ok(shared) => Some(shared),
+            Err(_)
+                if SLOT
+                    .try_with(|slot| slot.may_execute(state))
+                    .unwrap_or(true) =>
+            {
+                None
+            }
+            Err(_) => {
+                state.metrics.shed();
+                return Err(ApiError::overloaded());
+            }
+        };
+        merge_permit(&mut self.permit, Some(permit));
+        merge_permit(&mut self.shared, shared);
         self.permits = self.permits.saturating_add(needed);
         Ok(())
     }
@@ -303,7 +371,8 @@ impl BodyPlace {
     /// (outside a request's scope — unit tests of a handler — it is given back at once).
     pub(crate) fn hold(self) {
         if let Some(permit) = self.permit {
-            let _ = SLOT.try_with(|slot| slot.hold_body(permit));
+            let shared = self.shared;
+            let _ = SLOT.try_with(|slot| slot.hold_body(permit, shared));
         }
     }
 }
@@ -336,6 +405,14 @@ pub(crate) struct AppState {
     /// ([`Limits::max_body_bytes_in_flight`](crate::Limits::max_body_bytes_in_flight), a permit a
     /// KiB); no room means shed.
     pub(crate) body_bytes: Arc<Semaphore>,
+    /// The share of `in_flight` every caller may hold: the rest (a quarter, at least one, where
+    /// `max_concurrency` is 2 or more; [`execution_reserve`]) is kept for callers that may
+    /// execute, so that callers of other scopes (`verify`, `evaluate`, `read`) cannot take every
+    /// slot from executions.
+    pub(crate) shared_in_flight: Arc<Semaphore>,
+    /// The share of `body_bytes` every caller may hold, the rest kept for callers that may
+    /// execute likewise.
+    pub(crate) shared_body_bytes: Arc<Semaphore>,
     /// The share of `in_flight` the log's routes may hold (a quarter, at least one): anonymous
     /// readers of a public log cannot take the slots executions need.
     pub(crate) log_in_flight: Arc<Semaphore>,
@@ -463,6 +540,27 @@ pub(crate) const REFUSAL_KEPT_FOR: std::time::Duration = std::time::Duration::fr
 impl AppState {
     /// Checks the request's bearer token for `scope` (nothing to check without authentication).
     /// Returns the token's name, for logs.
+    /// Whether a request with `authorization` (its header) may execute: without authentication,
+    /// any; else one whose token holds the `execute` scope.
+    pub(crate) fn may_execute(&self, authorization: Option<&axum::http::HeaderValue>) -> bool {
+        let authentication = self
+            .authentication
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*authentication {
+            Authentication::InsecureNoAuth => true,
+            Authentication::Tokens(tokens) | Authentication::DevToken(tokens) => {
+                let mut headers = HeaderMap::new();
+                if let Some(value) = authorization {
+                    headers.insert(axum::http::header::AUTHORIZATION, value.clone());
+                }
+                tokens
+                    .authorize_noting(&headers, Scope::Execute, |_| {})
+                    .is_ok()
+            }
+        }
+    }
+
     pub(crate) fn authorize(
         &self,
         headers: &HeaderMap,

@@ -1,0 +1,181 @@
+//! What is kept for executions: callers whose tokens cannot execute (`verify`, `evaluate`, `read`) take at most three quarters of the concurrency slots and of the body budget, so that they cannot shed every execution; a caller that may execute takes what is kept once the share is full.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use parmana_runtime::replay::{MemoryReplayStore, ReplayStore};
+use parmana_testkit::FixtureEnvironment;
+
+use crate::readiness_tests::{SIGNALS, bound_with, runtime_over, settings_for, tokio_runtime};
+use crate::settings::{Authentication, Limits};
+use crate::state::AppState;
+
+/// A started server over a memory store with `max_concurrency` slots, whose tokens are
+/// `executor` (scope `execute`) and `reader` (`evaluate`, `verify`, `read`).
+fn serving(
+    fixture: &FixtureEnvironment,
+    dir: &std::path::Path,
+    max_concurrency: usize,
+) -> Arc<AppState> {
+    let path = dir.join("tokens.toml");
+    let token = |name: &str, scopes: &str| {
+        let digest = parmana_runtime::canon::Digest::of(name.as_bytes());
+        format!("[[tokens]]\nname = \"{name}\"\nsha256 = \"{digest}\"\nscopes = [{scopes}]\n")
+    };
+    std::fs::write(
+        &path,
+        token("executor", "\"execute\"") + &token("reader", "\"evaluate\", \"verify\", \"read\""),
+    )
+    .unwrap();
+    let mut settings = settings_for(
+        Limits {
+            max_concurrency,
+            ..Limits::default()
+        },
+        None,
+        "memory",
+    );
+    settings.authentication = Authentication::Tokens(crate::auth::Tokens::load(&path).unwrap());
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
+    let state = bound_with(runtime_over(fixture, store), settings);
+    state.started_up.store(true, Ordering::SeqCst);
+    state
+}
+
+/// `POST path` with `body` as `token`: the status and the error code (if any).
+fn post(
+    tokio: &tokio::runtime::Runtime,
+    state: &Arc<AppState>,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, String) {
+    use tower::ServiceExt;
+    tokio.block_on(async {
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap();
+        let response = crate::lifecycle::router(Arc::clone(state))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let (status, code, _) = crate::readiness_tests::status_code_message(response).await;
+        (status, code)
+    })
+}
+
+fn evaluation() -> String {
+    format!(r#"{{"policy":"claims-approval@1.0.0","signals":{SIGNALS}}}"#)
+}
+
+fn execution(id: &str) -> String {
+    format!(r#"{{"policy":"claims-approval@1.0.0","signals":{SIGNALS},"execution_id":"{id}"}}"#)
+}
+
+#[test]
+fn callers_that_cannot_execute_leave_a_quarter_of_the_slots_to_executions() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = serving(&fixture, dir.path(), 4);
+    let tokio = tokio_runtime();
+    // Three requests of other scopes in flight: the share every caller may take is full.
+    let others: Vec<_> = (0..3)
+        .map(|_| {
+            (
+                Arc::clone(&state.in_flight).try_acquire_owned().unwrap(),
+                Arc::clone(&state.shared_in_flight)
+                    .try_acquire_owned()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        post(&tokio, &state, "/v1/evaluations", "reader", &evaluation()),
+        (503, "server.overloaded".to_owned())
+    );
+    // The slot kept for executions serves a caller that may execute.
+    assert_eq!(
+        post(
+            &tokio,
+            &state,
+            "/v1/executions",
+            "executor",
+            &execution("kept-1")
+        )
+        .0,
+        201
+    );
+    // Every slot taken: an execution is shed too.
+    let last = Arc::clone(&state.in_flight).try_acquire_owned().unwrap();
+    assert_eq!(
+        post(
+            &tokio,
+            &state,
+            "/v1/executions",
+            "executor",
+            &execution("kept-2")
+        ),
+        (503, "server.overloaded".to_owned())
+    );
+    drop((others, last));
+    // With the share free again, both are served.
+    assert_eq!(
+        post(&tokio, &state, "/v1/evaluations", "reader", &evaluation()).0,
+        200
+    );
+    assert_eq!(
+        post(
+            &tokio,
+            &state,
+            "/v1/executions",
+            "executor",
+            &execution("kept-3")
+        )
+        .0,
+        201
+    );
+}
+
+#[test]
+fn callers_that_cannot_execute_leave_a_quarter_of_the_body_budget_to_executions() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = serving(&fixture, dir.path(), 64);
+    let tokio = tokio_runtime();
+    // The share of the body budget every caller may take, held (bodies of other scopes still
+    // arriving): a body of another scope finds no room, an execution's takes what is kept.
+    let shared = state.shared_body_bytes.available_permits();
+    assert!(shared < state.body_bytes.available_permits());
+    let held = Arc::clone(&state.shared_body_bytes)
+        .try_acquire_many_owned(u32::try_from(shared).unwrap())
+        .unwrap();
+    let also = Arc::clone(&state.body_bytes)
+        .try_acquire_many_owned(u32::try_from(shared).unwrap())
+        .unwrap();
+    assert_eq!(
+        post(&tokio, &state, "/v1/evaluations", "reader", &evaluation()),
+        (503, "server.overloaded".to_owned())
+    );
+    assert_eq!(
+        post(
+            &tokio,
+            &state,
+            "/v1/executions",
+            "executor",
+            &execution("body-1")
+        )
+        .0,
+        201
+    );
+    drop((held, also));
+    assert_eq!(
+        post(&tokio, &state, "/v1/evaluations", "reader", &evaluation()).0,
+        200
+    );
+}
