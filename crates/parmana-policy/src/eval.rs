@@ -512,6 +512,26 @@ mod tests {
         values
     }
 
+    /// `count` signal sets for `policy`, each signal given one of its [`candidates`] (or left
+    /// out) as an xorshift generator seeded with `seed` picks.
+    fn generated_signals(policy: &CompiledPolicy, mut seed: u64, count: usize) -> Vec<Value> {
+        (0..count)
+            .map(|_| {
+                let mut map = serde_json::Map::new();
+                for (i, decl) in policy.signals.iter().enumerate() {
+                    let options = candidates(policy, i);
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if let Some(Some(v)) = options.get((seed % options.len() as u64) as usize) {
+                        map.insert(decl.name.clone(), v.clone());
+                    }
+                }
+                Value::Object(map)
+            })
+            .collect()
+    }
+
     /// A slot meeting a test of another type, an absent slot read by a value test, an index out
     /// of range: none of these arises on validated signals. Every rule (not only up to the first
     /// match) is evaluated over the signals of every test in the repository and over generated
@@ -520,20 +540,7 @@ mod tests {
     fn evaluation_never_faults() {
         let mut evaluated = 0;
         for (policy, mut signal_sets) in corpus() {
-            let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-            for _ in 0..300 {
-                let mut map = serde_json::Map::new();
-                for (i, decl) in policy.signals.iter().enumerate() {
-                    let options = candidates(&policy, i);
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    if let Some(Some(v)) = options.get((seed % options.len() as u64) as usize) {
-                        map.insert(decl.name.clone(), v.clone());
-                    }
-                }
-                signal_sets.push(Value::Object(map));
-            }
+            signal_sets.extend(generated_signals(&policy, 0x2545_f491_4f6c_dd1d, 300));
             for signals in &signal_sets {
                 let Ok(validated): Result<ValidatedSignals<'_>, _> =
                     policy.validate_signals(signals)
@@ -558,20 +565,7 @@ mod tests {
     fn coverage_walks_what_an_explanation_records() {
         let mut compared = 0;
         for (policy, mut signal_sets) in corpus() {
-            let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-            for _ in 0..100 {
-                let mut map = serde_json::Map::new();
-                for (i, decl) in policy.signals.iter().enumerate() {
-                    let options = candidates(&policy, i);
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    if let Some(Some(v)) = options.get((seed % options.len() as u64) as usize) {
-                        map.insert(decl.name.clone(), v.clone());
-                    }
-                }
-                signal_sets.push(Value::Object(map));
-            }
+            signal_sets.extend(generated_signals(&policy, 0x9e37_79b9_7f4a_7c15, 100));
             for signals in &signal_sets {
                 let Ok(validated) = policy.validate_signals(signals) else {
                     continue;
