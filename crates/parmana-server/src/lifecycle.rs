@@ -209,6 +209,9 @@ impl Server {
                     crate::state::body_permits(settings.limits.max_body_bytes_in_flight());
                 permits - crate::state::execution_reserve(permits)
             })),
+            log_body_bytes: Arc::new(Semaphore::new(crate::state::body_permits(
+                settings.limits.max_body_bytes_in_flight() / 4,
+            ))),
             log_in_flight: Arc::new(Semaphore::new((settings.limits.max_concurrency / 4).max(1))),
             started_up: AtomicBool::new(false),
             draining: AtomicBool::new(false),

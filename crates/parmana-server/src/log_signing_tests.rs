@@ -246,4 +246,23 @@ fn a_log_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
         );
     }
     drop(held);
+    // The log's share of the budget full (answers its readers do not read): the log routes are
+    // shed, and the rest of the budget still serves the other routes.
+    let log_share = state.log_body_bytes.available_permits();
+    assert!(log_share < total);
+    let held = Arc::clone(&state.log_body_bytes)
+        .try_acquire_many_owned(u32::try_from(log_share).unwrap())
+        .unwrap();
+    for path in paths {
+        let (status, answer, _) = answer_through_router(&tokio, &state, "GET", path, "");
+        assert_eq!(
+            (status, &answer["error"]["code"]),
+            (503, &serde_json::json!("server.overloaded")),
+            "{path}: {answer}"
+        );
+    }
+    let (status, answer, _) =
+        answer_through_router(&tokio, &state, "GET", "/v1/executions/signed-1", "");
+    assert_eq!(status, 200, "{answer}");
+    drop(held);
 }

@@ -136,6 +136,8 @@ pub(crate) struct Slot {
 pub(crate) struct HeldBody {
     all: Option<OwnedSemaphorePermit>,
     shared: Option<OwnedSemaphorePermit>,
+    /// Of [`AppState::log_body_bytes`], for a log route's answer.
+    log: Option<OwnedSemaphorePermit>,
 }
 
 /// A request's place in [`AppState::body_bytes`], held by its [`Slot`] and by its answer's body.
@@ -281,10 +283,16 @@ impl Slot {
 
     /// Keeps the body's place until the request and its runtime call are both done, with any
     /// place it keeps already (an explanation's beside its request's body).
-    fn hold_body(&self, all: OwnedSemaphorePermit, shared: Option<OwnedSemaphorePermit>) {
+    fn hold_body(
+        &self,
+        all: OwnedSemaphorePermit,
+        shared: Option<OwnedSemaphorePermit>,
+        log: Option<OwnedSemaphorePermit>,
+    ) {
         if let Ok(mut body) = self.body.lock() {
             merge_permit(&mut body.all, Some(all));
             merge_permit(&mut body.shared, shared);
+            merge_permit(&mut body.log, log);
         }
     }
 }
@@ -311,6 +319,8 @@ pub(crate) struct BodyPlace {
     permit: Option<OwnedSemaphorePermit>,
     /// What it took of the share every caller may take ([`AppState::shared_body_bytes`]).
     shared: Option<OwnedSemaphorePermit>,
+    /// What a log route's answer took of the log's share ([`AppState::log_body_bytes`]).
+    log: Option<OwnedSemaphorePermit>,
     permits: usize,
 }
 
@@ -361,6 +371,26 @@ impl BodyPlace {
         Ok(())
     }
 
+    /// Takes the place of a log route's answer of `bytes` ([`hold_answer`](Self::hold_answer)),
+    /// of the log's share of the budget first (a quarter of it, at least a permit): the log's
+    /// readers — anonymous ones, with a public log — who do not read their answers hold at most
+    /// that share, never the budget the other routes need. At most that share is taken, so that
+    /// an answer larger is still answered alone.
+    pub(crate) fn hold_log_answer(state: &AppState, bytes: usize) -> Result<(), ApiError> {
+        let share = state.limits.max_body_bytes_in_flight() / 4;
+        let bytes = bytes.min(share.max(BODY_PERMIT_BYTES));
+        let wanted = u32::try_from(body_permits(bytes)).unwrap_or(u32::MAX);
+        let Ok(log) = Arc::clone(&state.log_body_bytes).try_acquire_many_owned(wanted) else {
+            state.metrics.shed();
+            return Err(ApiError::overloaded());
+        };
+        let mut place = Self::default();
+        place.grow(state, bytes)?;
+        place.log = Some(log);
+        place.hold();
+        Ok(())
+    }
+
     /// The bytes of budget the place holds.
     #[cfg(test)]
     pub(crate) fn charged_bytes(&self) -> usize {
@@ -371,8 +401,8 @@ impl BodyPlace {
     /// (outside a request's scope — unit tests of a handler — it is given back at once).
     pub(crate) fn hold(self) {
         if let Some(permit) = self.permit {
-            let shared = self.shared;
-            let _ = SLOT.try_with(|slot| slot.hold_body(permit, shared));
+            let (shared, log) = (self.shared, self.log);
+            let _ = SLOT.try_with(|slot| slot.hold_body(permit, shared, log));
         }
     }
 }
@@ -413,6 +443,9 @@ pub(crate) struct AppState {
     /// The share of `body_bytes` every caller may hold, the rest kept for callers that may
     /// execute likewise.
     pub(crate) shared_body_bytes: Arc<Semaphore>,
+    /// The share of `body_bytes` the log routes' answers may hold (a quarter, at least a
+    /// permit; [`BodyPlace::hold_log_answer`]).
+    pub(crate) log_body_bytes: Arc<Semaphore>,
     /// The share of `in_flight` the log's routes may hold (a quarter, at least one): anonymous
     /// readers of a public log cannot take the slots executions need.
     pub(crate) log_in_flight: Arc<Semaphore>,

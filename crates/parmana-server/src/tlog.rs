@@ -93,15 +93,16 @@ fn authorize_log(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiError
 }
 
 /// A log route's answer, its place in the body budget taken and held until it is written (as an
-/// attestation read back holds its own): a client that does not read an entry bundle holds its
-/// memory within the budget. `503 server.overloaded` when the budget has no room for it now.
+/// attestation read back holds its own), of the log's share of the budget: a client that does
+/// not read an entry bundle holds its memory within that share. `503 server.overloaded` when
+/// there is no room for it now.
 fn body_response(
     state: &AppState,
     content_type: &'static str,
     cache: &'static str,
     body: Vec<u8>,
 ) -> Result<Response, ApiError> {
-    crate::state::BodyPlace::hold_answer(state, body.len())?;
+    crate::state::BodyPlace::hold_log_answer(state, body.len())?;
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
