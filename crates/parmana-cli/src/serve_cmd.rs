@@ -729,7 +729,8 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     }
     drop(environment);
     // The address is bound before the store is opened or created: an address in use leaves no
-    // new store file behind. Connections wait in the backlog until the server accepts them.
+    // new store file behind. The server listens on it once it is built (connections meanwhile
+    // are refused).
     let listening =
         parmana_server::Listening::bind(settings.listen).map_err(|e| server_failure(&e))?;
     let anchor =

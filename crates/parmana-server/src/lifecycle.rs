@@ -38,29 +38,55 @@ pub struct Server {
     config_file: Option<String>,
 }
 
-/// A listen address bound and listening, not yet served: taken by [`Server::on`]. A caller that
-/// binds before it opens the replay store ([`Listening::bind`]) is refused an address in use
-/// before it has created a store file.
+/// A listen address bound, not yet listening: taken by [`Server::on`], which listens on it. A
+/// caller that binds before it opens the replay store ([`Listening::bind`]) is refused an
+/// address in use before it has created a store file; connections made before the server
+/// listens are refused, not left unanswered.
 #[derive(Debug)]
 pub struct Listening {
-    listener: std::net::TcpListener,
+    socket: socket2::Socket,
     local_addr: SocketAddr,
 }
 
+/// The connections the kernel keeps waiting to be accepted.
+const LISTEN_BACKLOG: i32 = 1024;
+
 impl Listening {
-    /// Binds `address` (connections wait in the backlog until the server accepts them).
+    /// Binds `address` (with `SO_REUSEADDR` on Unix, as the standard library binds), without
+    /// listening yet.
     pub fn bind(address: SocketAddr) -> Result<Self, ServerError> {
         let io = |e: std::io::Error| ServerError::Io {
             action: "bind",
             address: address.to_string(),
             message: e.to_string(),
         };
-        let listener = std::net::TcpListener::bind(address).map_err(io)?;
-        let local_addr = listener.local_addr().map_err(io)?;
-        Ok(Self {
-            listener,
-            local_addr,
-        })
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(address),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .map_err(io)?;
+        #[cfg(unix)]
+        socket.set_reuse_address(true).map_err(io)?;
+        socket.bind(&address.into()).map_err(io)?;
+        let local_addr = socket
+            .local_addr()
+            .map_err(io)?
+            .as_socket()
+            .ok_or_else(|| io(std::io::Error::other("not an IP socket address")))?;
+        Ok(Self { socket, local_addr })
+    }
+
+    /// Listens on the address bound.
+    fn listen(self) -> Result<(std::net::TcpListener, SocketAddr), ServerError> {
+        self.socket
+            .listen(LISTEN_BACKLOG)
+            .map_err(|e| ServerError::Io {
+                action: "listen",
+                address: self.local_addr.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok((self.socket.into(), self.local_addr))
     }
 
     /// The bound address (the port chosen when it was `0`).
@@ -168,22 +194,24 @@ impl Server {
     }
 
     /// [`bind`](Self::bind) on an address already bound ([`Listening::bind`]; the settings'
-    /// `listen` is not bound again).
+    /// `listen` is not bound again): the settings are checked against the address bound (the
+    /// refusal to run without authentication off loopback among them), then it listens.
     pub fn on(
         runtime: Runtime,
         settings: ServerSettings,
         listening: Listening,
     ) -> Result<Self, ServerError> {
+        let settings = ServerSettings {
+            listen: listening.local_addr(),
+            ..settings
+        };
         let config_file = settings.config_file.clone();
         let Checked {
             tls,
             tls_not_after,
             authzen,
         } = checked(&settings, &runtime.environment(), runtime.clock().now())?;
-        let Listening {
-            listener,
-            local_addr,
-        } = listening;
+        let (listener, local_addr) = listening.listen()?;
         let state = Arc::new(AppState {
             runtime,
             no_auth: matches!(settings.authentication, Authentication::InsecureNoAuth),

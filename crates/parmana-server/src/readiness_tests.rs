@@ -1249,3 +1249,34 @@ fn a_ledger_held_while_completions_wait_is_not_ready() {
     assert_eq!(integration_stalled(&state), None);
     assert_eq!(readiness(&state).0, 200);
 }
+
+/// An address bound for the server refuses connections until the server listens on it (they
+/// are not left unanswered while the store opens), and `Server::on` judges the settings against
+/// the address bound, not the one the settings name: bound off loopback, settings that say
+/// loopback do not let it run without authentication.
+#[test]
+fn an_address_bound_is_refused_until_served_and_judged_as_bound() {
+    use crate::lifecycle::{Listening, Server};
+    let fixture = FixtureEnvironment::new().unwrap();
+    let runtime = || runtime_over(&fixture, Arc::new(MemoryReplayStore::new()));
+    let listening = Listening::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let refused = std::net::TcpStream::connect(listening.local_addr()).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    let server = Server::on(
+        runtime(),
+        settings_for(Limits::default(), None, "memory"),
+        listening,
+    )
+    .unwrap();
+    std::net::TcpStream::connect(server.local_addr()).unwrap();
+    drop(server);
+    // Bound on every interface (never listened on: refused first).
+    let wide = Listening::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+    let refused = Server::on(
+        runtime(),
+        settings_for(Limits::default(), None, "memory"),
+        wide,
+    )
+    .unwrap_err();
+    assert_eq!(refused.code(), "server.not_loopback", "{refused}");
+}
