@@ -163,11 +163,18 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         // Perhaps once the id was claimed (the store, the signer failing): what completes it is
         // said.
         if e.may_follow_a_claim() {
-            failure.message.push_str(&format!(
-                "; if execution {} was claimed before this failure, it stays claimed until \
-                 `parmana recover` (with the same store) completes it",
-                request.execution_id
-            ));
+            // A signing that failed after the claim says so itself; any other failure here
+            // may or may not have followed one.
+            if !matches!(
+                e,
+                parmana_runtime::ExecutionError::SigningFailedAfterClaim { .. }
+            ) {
+                failure.message.push_str(&format!(
+                    "; if execution {} was claimed before this failure, it stays claimed until \
+                     `parmana recover` (with the same store) completes it",
+                    request.execution_id
+                ));
+            }
             failure = failure.of_execution(&request.execution_id);
         }
         failure

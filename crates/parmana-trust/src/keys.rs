@@ -389,8 +389,8 @@ pub const CLAIM_KEY_PURPOSE: &str =
     "parmana: authenticate the claims this key's runtime records in a replay store";
 
 impl ClaimKey {
-    /// Derives the claim key of `signer` (one signature, verified unless the signer computes
-    /// its signatures locally: [`sign_checked`]).
+    /// Derives the claim key of `signer` (one signature, made through [`sign_checked`]: a key in
+    /// memory signs itself, any other signer's answer is verified).
     pub fn derive(signer: &(impl Signer + ?Sized)) -> Result<Self, TrustError> {
         let message = parmana_canon::canonicalize_value(&serde_json::json!({
             "purpose": CLAIM_KEY_PURPOSE,
