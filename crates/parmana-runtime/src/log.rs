@@ -541,6 +541,18 @@ pub fn witness_checkpoint(
     let role = log_role(trust_root)?;
     let log_keys = role.verifier().log_only();
     let new = log_keys.open_checkpoint(checkpoint)?;
+    // An empty log has one root, as the served witness judges it: a checkpoint of size 0 with
+    // another, once cosigned and kept as the state, could never be extended.
+    if new.checkpoint().size() == 0
+        && new.checkpoint().root() != parmana_canon::merkle::empty_root()
+    {
+        return Err(TrustError::TlogInconsistent {
+            old_size: 0,
+            new_size: 0,
+            reason: parmana_canon::merkle::MerkleError::RootMismatch,
+        }
+        .into());
+    }
     if let Some(previous) = previous {
         // The witness's own record of what it cosigned last, verified when it cosigned it:
         // taken once it is a checkpoint of this log with this witness's own cosignature, then

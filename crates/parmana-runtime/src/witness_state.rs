@@ -146,7 +146,20 @@ pub fn read_witness_state(path: &Path) -> Result<Option<Vec<u8>>, ExecutionError
             file.take(MAX_NOTE_BYTES as u64 + 1)
                 .read_to_end(&mut bytes)
                 .map_err(|e| ExecutionError::io("read", path, &e))?;
-            witness_state_size(Some(&bytes))?;
+            // The state's fault, never a request's: `runtime.witness_state_refused`, naming the
+            // file (a damaged state is the witness operator's to mend).
+            if bytes.len() > MAX_NOTE_BYTES {
+                return Err(refused(
+                    path,
+                    &format!("it is larger than a signed note ({MAX_NOTE_BYTES} bytes)"),
+                ));
+            }
+            witness_state_size(Some(&bytes)).map_err(|e| {
+                refused(
+                    path,
+                    &format!("it is not a signed checkpoint: [{}] {e}", e.code()),
+                )
+            })?;
             Ok(Some(bytes))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -187,12 +200,20 @@ mod tests {
         let locked = LockedWitnessState::lock(&path, WitnessStateOpen::New).unwrap();
         assert_eq!(locked.state(), None);
         drop(locked);
-        // Not a signed checkpoint: refused, the file left as it is.
+        // Not a signed checkpoint: refused as the state's fault, naming the file, the file left
+        // as it is.
+        let refusal = |path: &Path| {
+            let error = LockedWitnessState::lock(path, WitnessStateOpen::Existing).unwrap_err();
+            assert_eq!(error.code(), "runtime.witness_state_refused", "{error}");
+            assert!(error.to_string().contains("state.txt"), "{error}");
+            error.to_string()
+        };
         std::fs::write(&path, "not a checkpoint\n").unwrap();
-        assert!(LockedWitnessState::lock(&path, WitnessStateOpen::Existing).is_err());
+        assert!(refusal(&path).contains("not a signed checkpoint"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"not a checkpoint\n");
         // Too large to be a note: refused without being read whole.
         std::fs::write(&path, vec![b'x'; MAX_NOTE_BYTES + 2]).unwrap();
-        assert!(LockedWitnessState::lock(&path, WitnessStateOpen::Existing).is_err());
+        assert!(refusal(&path).contains("larger than a signed note"));
         // A second holder waits for the first.
         std::fs::remove_file(&path).unwrap();
         let first = LockedWitnessState::lock(&path, WitnessStateOpen::New).unwrap();

@@ -359,4 +359,14 @@ fn the_one_off_witness_goes_on_after_a_log_key_rotation() {
         let refused = cosign(&env, Some(foreign.as_bytes()), &second, clock().0).unwrap_err();
         assert_eq!(refused.code(), "runtime.witness_state_refused", "{refused}");
     }
+    // A checkpoint of size 0 whose root is not the empty tree's is refused with no state too
+    // (as the served witness refuses it): kept as the state, nothing could extend it.
+    let empty_but_not = parmana_runtime::trust::sign_checkpoint(
+        &Checkpoint::new(ORIGIN, 0, parmana_runtime::canon::Digest::of(b"not empty")).unwrap(),
+        &NoteKeyName::parse(ORIGIN).unwrap(),
+        &new_key,
+    )
+    .unwrap();
+    let refused = cosign(&env, None, &empty_but_not, clock().0).unwrap_err();
+    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
 }

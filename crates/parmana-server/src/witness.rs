@@ -294,6 +294,27 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     response
 }
 
+/// Where a checkpoint the log's keys signed has another root than the one this witness cosigned
+/// at the same size, the witness's log keeps both, as evidence that the log signed two
+/// histories: the party refused (the log itself, perhaps) may drop the answer, the witness's
+/// operator sees this line. Both are signed notes, bounded by the request's and the state's
+/// limits. (A proof that does not lead from the witness's checkpoint is not such evidence: anyone
+/// can send a genuine checkpoint with a wrong proof.)
+fn log_fork_evidence(error: &ExecutionError, cosigned: Option<&[u8]>, request: &[u8]) {
+    if !matches!(error, ExecutionError::WitnessRootMismatch { .. }) {
+        return;
+    }
+    tracing::error!(
+        target: "parmana::witness",
+        code = error.code(),
+        %error,
+        cosigned = %String::from_utf8_lossy(cosigned.unwrap_or_default()),
+        presented = %String::from_utf8_lossy(request),
+        "a checkpoint signed by the log's keys forks from the one this witness cosigned: keep \
+         both as evidence"
+    );
+}
+
 /// The HTTP status C2SP `tlog-witness` gives each refusal.
 fn refusal(error: &ExecutionError) -> Response {
     if let ExecutionError::WitnessSizeMismatch { size, .. } = error {
@@ -383,13 +404,12 @@ async fn add_checkpoint(
     let decided = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let settings = &witness.settings;
-        let Ok(_turn) = witness.turn.lock() else {
-            return Err(ExecutionError::io(
-                "lock",
-                &settings.state,
-                &std::io::Error::other("the witness state lock is poisoned"),
-            ));
-        };
+        // One request at a time in this process (the file's lock orders processes); the lock
+        // guards nothing a panic could leave half-done.
+        let _turn = witness
+            .turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Judged against what the file holds under its lock: another witness process on the
         // same file (a one-off `parmana log witness`, a second server) may have cosigned since.
         let mut state = LockedWitnessState::lock(
@@ -411,6 +431,9 @@ async fn add_checkpoint(
             settings.signer.as_ref(),
             settings.clock.now(),
         );
+        if let Err(error) = &cosigned {
+            log_fork_evidence(error, state.state(), &body);
+        }
         // Persisted before the answer, under the lock that checked the old state; the next
         // request is judged against the file (once renamed into place, even when making the
         // rename durable then fails and this request is refused).

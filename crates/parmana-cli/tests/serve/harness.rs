@@ -784,3 +784,14 @@ pub(crate) fn parmana(dir: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8(out.stderr).unwrap(),
     )
 }
+
+/// Polls (bounded: 2,400 × 25 ms) until `done` holds; whether it did.
+pub(crate) fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    (0..2_400).any(|_| {
+        let now = done();
+        if !now {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        now
+    })
+}

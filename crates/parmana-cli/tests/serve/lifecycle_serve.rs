@@ -1,7 +1,7 @@
 //! Lifecycle: reload (the same files, a newer release manifest, bad files, rollbacks; admin route and SIGHUP), graceful shutdown under load with no lost or doubled outcome, the shutdown delay (serving on with `/readyz` at 503), an execution outliving its request sequenced by the shutdown, recovery before ready (a claim left pending across a release stays claimed), the versions a server took recorded in the store at start and at a clean stop.
 
 use crate::harness::{
-    README_SIGNALS, Served, deployment, execution_body, parmana, tokens_file, try_call,
+    README_SIGNALS, Served, deployment, eventually, execution_body, parmana, tokens_file, try_call,
 };
 
 fn last_reload(served: &Served, token: Option<&str>) -> serde_json::Value {
@@ -429,17 +429,6 @@ fn sigterm_under_load_loses_and_doubles_no_outcome() {
         ),
         "{report}"
     );
-}
-
-/// Polls (bounded: 2,400 × 25 ms) until `done` holds; whether it did.
-fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    (0..2_400).any(|_| {
-        let now = done();
-        if !now {
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        now
-    })
 }
 
 /// With a shutdown delay, SIGTERM turns `/readyz` to 503 at once while the server goes on

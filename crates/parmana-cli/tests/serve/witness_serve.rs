@@ -9,7 +9,7 @@ use parmana_runtime::trust::{
     Checkpoint, LocalSigningKey, MAX_ADD_CHECKPOINT_BYTES, NoteKeyName, sign_checkpoint,
 };
 
-use crate::harness::{README_SIGNALS, deployment, parmana};
+use crate::harness::{README_SIGNALS, deployment, eventually, parmana};
 use crate::log_serve::{LOG_KEY, ORIGIN, name_a_log};
 
 pub(crate) const WITNESS: &str = "witness.example/w1";
@@ -48,7 +48,15 @@ impl Witness {
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // Its log, for the tests that read it (`witness.log` beside the state, appended to
+            // by every witness started there).
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("witness.log"))
+                    .unwrap(),
+            ))
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -378,6 +386,20 @@ fn a_witness_cosigns_over_http_refuses_forks_and_remembers_across_restarts() {
         "{answer}"
     );
     assert_eq!(state_size(d), size2);
+    // The witness's own log keeps both checkpoints, as evidence of the fork.
+    let forked_root = forked.lines().nth(2).unwrap().to_owned();
+    assert!(
+        eventually(|| {
+            std::fs::read_to_string(d.join("witness.log")).is_ok_and(|log| {
+                log.lines().any(|line| {
+                    line.contains("forks from the one this witness cosigned")
+                        && line.contains(&forked_root)
+                })
+            })
+        }),
+        "{}",
+        std::fs::read_to_string(d.join("witness.log")).unwrap_or_default()
+    );
     // Bodies are bounded.
     let huge = vec![b'x'; MAX_ADD_CHECKPOINT_BYTES + 1];
     assert_eq!(witness.add(&huge).0, 413);
