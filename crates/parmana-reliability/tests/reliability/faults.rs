@@ -234,7 +234,8 @@ fn a_failing_claim_refuses_with_a_store_error_and_consumes_nothing() {
     assert_eq!(s.execute(&request(1)).unwrap(), s.fresh_build(&request(1)));
 }
 
-/// The attestation key, counting what it signs (the claim key it hands out is the key's own).
+/// The attestation key, counting the attestations it signs (DSSE; not the fixed message a
+/// signer's check signs: `check_signer`), the claim key it hands out being the key's own.
 struct CountingSigner<'a> {
     inner: &'a LocalSigningKey,
     signed: std::sync::atomic::AtomicUsize,
@@ -246,8 +247,10 @@ impl parmana_runtime::trust::Signer for CountingSigner<'_> {
     }
 
     fn sign(&self, message: &[u8]) -> Result<[u8; 64], parmana_runtime::trust::TrustError> {
-        self.signed
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if message.starts_with(b"DSSEv1 ") {
+            self.signed
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         self.inner.sign(message)
     }
 
