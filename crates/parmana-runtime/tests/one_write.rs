@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{Fixture, clock, postgres_store, postgres_url};
+use common::{Fixture, OneWriteMemory, clock, postgres_store, postgres_url};
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, MemoryReplayStore, ReplayError,
@@ -123,38 +123,6 @@ fn postgres_signs_then_writes_once() {
     check(Arc::new(postgres_store(&url, "one_write")), true);
 }
 
-/// A one-write store whose writer captures the inputs of every claim the runtime hands it (a
-/// trigger on `executions`, statement logging): a replay's included, which reach the store
-/// before it decides.
-#[derive(Debug, Default)]
-struct Capturing {
-    inner: MemoryReplayStore,
-    captured: Mutex<Vec<ClaimRecord>>,
-}
-
-impl ReplayStore for Capturing {
-    common::forward_store_writes!(inner: claim);
-    common::forward_store_writes!(inner: complete);
-    fn completes_in_one_write(&self) -> bool {
-        true
-    }
-    fn claim_completed(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-        attestation: &[u8],
-    ) -> Result<ClaimOutcome, ReplayError> {
-        self.captured.lock().unwrap().push(record.clone());
-        let outcome = self.inner.claim(id, record, under)?;
-        if outcome == ClaimOutcome::Claimed {
-            self.inner.complete(id, attestation)?;
-        }
-        Ok(outcome)
-    }
-    common::forward_store_reads!(inner);
-}
-
 /// The inputs of a refused replay, captured on a one-write store and filed as a pending claim
 /// of its id, are never signed by recovery: a claim that completes in one write is never left
 /// pending, and its inputs say so under their tag.
@@ -162,7 +130,7 @@ impl ReplayStore for Capturing {
 fn captured_inputs_of_a_one_write_claim_are_never_recovered() {
     let fixture = Fixture::new();
     let environment = fixture.environment();
-    let store = Arc::new(Capturing::default());
+    let store = Arc::new(OneWriteMemory::default());
     let runtime = Runtime::builder(fixture.config())
         .signer(fixture.key("attestation"))
         .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
@@ -177,7 +145,7 @@ fn captured_inputs_of_a_one_write_claim_are_never_recovered() {
         runtime.execute(&replay).unwrap_err().code(),
         "runtime.replay_detected"
     );
-    let captured = store.captured.lock().unwrap().clone();
+    let captured = store.records();
     assert_eq!(captured.len(), 2);
     // The writer files the replay's inputs as the id's pending claim (over the completed row).
     let filed = MemoryReplayStore::new();
@@ -209,7 +177,7 @@ fn captured_inputs_of_a_one_write_claim_are_never_recovered() {
 /// A wrapper that forwards every write (the testkit's `forward_store_writes!`).
 #[derive(Debug, Default)]
 struct Forwarding {
-    inner: Capturing,
+    inner: OneWriteMemory,
 }
 
 impl ReplayStore for Forwarding {
@@ -233,7 +201,10 @@ fn a_wrapper_forwarding_every_write_keeps_the_store_writing_once() {
         .unwrap();
     let request = ExecutionRequest::parse("forwarded", "claims-approval@1.0.0", SIGNALS).unwrap();
     runtime.execute(&request).unwrap();
-    let captured = store.inner.captured.lock().unwrap().clone();
-    assert_eq!(captured.len(), 1, "the execution was not written once");
+    assert_eq!(
+        store.inner.ids(),
+        ["forwarded"],
+        "the execution was not written once"
+    );
     assert!(store.inner.inner.pending().unwrap().is_empty());
 }

@@ -4,14 +4,11 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use common::{Fixture, clock};
+use common::{Fixture, OneWriteMemory, clock};
 use parmana_runtime::canon::ExecutionId;
-use parmana_runtime::replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, ReplayError, ReplayStore,
-};
+use parmana_runtime::replay::{MemoryReplayStore, ReplayStore};
 use parmana_runtime::trust::{KeyId, LocalSigningKey, PublicKey, Signer, TrustError};
 use parmana_runtime::{ExecutionRequest, ExecutionStatus, Runtime};
 
@@ -52,37 +49,6 @@ impl Signer for Remote {
             }),
         }
     }
-}
-
-/// A memory store that says it writes an execution once (as PostgreSQL does), recording the
-/// ids handed to it.
-#[derive(Debug, Default)]
-struct OneWrite {
-    inner: MemoryReplayStore,
-    written: Mutex<Vec<String>>,
-}
-
-impl ReplayStore for OneWrite {
-    common::forward_store_writes!(inner: claim);
-    common::forward_store_writes!(inner: complete);
-    fn completes_in_one_write(&self) -> bool {
-        true
-    }
-    fn claim_completed(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-        attestation: &[u8],
-    ) -> Result<ClaimOutcome, ReplayError> {
-        self.written.lock().unwrap().push(id.as_str().to_owned());
-        let outcome = self.inner.claim(id, record, under)?;
-        if outcome == ClaimOutcome::Claimed {
-            self.inner.complete(id, attestation)?;
-        }
-        Ok(outcome)
-    }
-    common::forward_store_reads!(inner);
 }
 
 fn runtime(fixture: &Fixture, store: Arc<dyn ReplayStore>, behaviour: &Arc<AtomicU8>) -> Runtime {
@@ -177,7 +143,7 @@ fn a_store_that_claims_first_keeps_the_id_claimed_for_recover() {
 #[test]
 fn a_store_that_writes_once_is_not_written() {
     let fixture = Fixture::new();
-    let store = Arc::new(OneWrite::default());
+    let store = Arc::new(OneWriteMemory::default());
     let behaviour = Arc::new(AtomicU8::new(HONEST));
     let runtime = runtime(&fixture, Arc::clone(&store) as _, &behaviour);
     behaviour.store(OTHER_KEY, Ordering::SeqCst);
@@ -185,7 +151,7 @@ fn a_store_that_writes_once_is_not_written() {
     let error = runtime.execute(&request).unwrap_err();
     assert_eq!(error.code(), "trust.signing_failed", "{error}");
     assert!(!error.may_follow_a_claim(), "{error}");
-    assert!(store.written.lock().unwrap().is_empty());
+    assert!(store.ids().is_empty());
     let id = ExecutionId::parse("once").unwrap();
     assert_eq!(runtime.attestation(&id).unwrap(), ExecutionStatus::Unknown);
     // The same id executes once the key answers again.
@@ -196,7 +162,7 @@ fn a_store_that_writes_once_is_not_written() {
             .verify(attestation.envelope(), None, None)
             .is_valid()
     );
-    assert_eq!(*store.written.lock().unwrap(), ["once"]);
+    assert_eq!(store.ids(), ["once"]);
 }
 
 /// A signer whose key id is not its public key's (the attestation key, named as the policy key's).

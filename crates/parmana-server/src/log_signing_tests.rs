@@ -203,7 +203,6 @@ fn a_log_read_that_forks_from_the_sequencers_is_not_signed() {
 /// within the budget; with no room, the route is shed.
 #[test]
 fn a_log_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
-    use tower::ServiceExt;
     let store = Arc::new(HeldRows::default());
     let (state, _fixture) = serving_a_log(&store);
     let tokio = tokio_runtime();
@@ -215,24 +214,7 @@ fn a_log_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
         "/v1/executions/signed-1/proof",
     ];
     for path in paths {
-        let response = tokio.block_on(async {
-            let request = axum::http::Request::builder()
-                .method("GET")
-                .uri(path)
-                .body(axum::body::Body::empty())
-                .unwrap();
-            crate::lifecycle::router(Arc::clone(&state))
-                .oneshot(request)
-                .await
-                .unwrap()
-        });
-        assert_eq!(response.status(), 200, "{path}");
-        assert!(
-            state.body_bytes.available_permits() < total,
-            "{path}: the answer's place is not held while it is unwritten"
-        );
-        drop(response);
-        assert_eq!(state.body_bytes.available_permits(), total, "{path}");
+        crate::readiness_tests::assert_answer_holds_its_place(&tokio, &state, "GET", path, "");
     }
     let held = Arc::clone(&state.body_bytes)
         .try_acquire_many_owned(u32::try_from(total).unwrap())

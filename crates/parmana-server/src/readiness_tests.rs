@@ -484,12 +484,28 @@ pub(crate) fn answer_through_router(
     path: &str,
     body: &str,
 ) -> (u16, serde_json::Value, bool) {
+    answer_through_router_as(tokio, state, method, path, body, None)
+}
+
+/// [`answer_through_router`] with the bearer token `token`, if any.
+pub(crate) fn answer_through_router_as(
+    tokio: &tokio::runtime::Runtime,
+    state: &Arc<AppState>,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, serde_json::Value, bool) {
     use tower::ServiceExt;
     tokio.block_on(async {
-        let request = axum::http::Request::builder()
+        let mut request = axum::http::Request::builder()
             .method(method)
             .uri(path)
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
             .body(axum::body::Body::from(body.to_owned()))
             .unwrap();
         let response = crate::lifecycle::router(Arc::clone(state))
@@ -1006,8 +1022,6 @@ fn an_explanation_takes_its_place_in_the_body_budget() {
 /// `Content-Length` still exact. With no room for an attestation read back, the read is shed.
 #[test]
 fn an_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
-    use http_body::Body as _;
-    use tower::ServiceExt;
     let fixture = FixtureEnvironment::new().unwrap();
     let state = started_over_memory(&fixture);
     let tokio = tokio_runtime();
@@ -1027,31 +1041,7 @@ fn an_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
         ("POST", "/v1/evaluations?explain=true", evaluation.as_str()),
         ("GET", "/v1/executions/held-1", ""),
     ] {
-        let response = tokio.block_on(async {
-            let request = axum::http::Request::builder()
-                .method(method)
-                .uri(path)
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(body.to_owned()))
-                .unwrap();
-            crate::lifecycle::router(Arc::clone(&state))
-                .oneshot(request)
-                .await
-                .unwrap()
-        });
-        assert_eq!(response.status(), 200, "{path}");
-        let length: u64 = response.headers()["content-length"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(response.body().size_hint().exact(), Some(length), "{path}");
-        assert!(
-            state.body_bytes.available_permits() < total,
-            "{path}: the answer's place is given back before it is written"
-        );
-        drop(response);
-        assert_eq!(state.body_bytes.available_permits(), total, "{path}");
+        assert_answer_holds_its_place(&tokio, &state, method, path, body);
     }
     // No room for the attestation read back: shed.
     let held = Arc::clone(&state.body_bytes)
@@ -1065,6 +1055,46 @@ fn an_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
         "{answer}"
     );
     drop(held);
+}
+
+/// `method path` with `body` through the router answers `200`, its `Content-Length` exact, and
+/// holds a place in the body budget while the answer is unwritten (held here), given back once
+/// it is dropped.
+pub(crate) fn assert_answer_holds_its_place(
+    tokio: &tokio::runtime::Runtime,
+    state: &Arc<AppState>,
+    method: &str,
+    path: &str,
+    body: &str,
+) {
+    use http_body::Body as _;
+    use tower::ServiceExt;
+    let total = state.body_bytes.available_permits();
+    let response = tokio.block_on(async {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap();
+        crate::lifecycle::router(Arc::clone(state))
+            .oneshot(request)
+            .await
+            .unwrap()
+    });
+    assert_eq!(response.status(), 200, "{path}");
+    let length: u64 = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(response.body().size_hint().exact(), Some(length), "{path}");
+    assert!(
+        state.body_bytes.available_permits() < total,
+        "{path}: the answer's place is given back before it is written"
+    );
+    drop(response);
+    assert_eq!(state.body_bytes.available_permits(), total, "{path}");
 }
 
 /// An answer larger than a frame is handed over in copies of at most a frame, its last frame

@@ -44,7 +44,7 @@ fn serving(
     state
 }
 
-/// `POST path` with `body` as `token`: the status and the error code (if any).
+/// `POST path` with `body` as `token`: the status and the error code (empty when none).
 fn post(
     tokio: &tokio::runtime::Runtime,
     state: &Arc<AppState>,
@@ -52,22 +52,16 @@ fn post(
     token: &str,
     body: &str,
 ) -> (u16, String) {
-    use tower::ServiceExt;
-    tokio.block_on(async {
-        let request = axum::http::Request::builder()
-            .method("POST")
-            .uri(path)
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(body.to_owned()))
-            .unwrap();
-        let response = crate::lifecycle::router(Arc::clone(state))
-            .oneshot(request)
-            .await
-            .unwrap();
-        let (status, code, _) = crate::readiness_tests::status_code_message(response).await;
-        (status, code)
-    })
+    let (status, answer, _) = crate::readiness_tests::answer_through_router_as(
+        tokio,
+        state,
+        "POST",
+        path,
+        body,
+        Some(token),
+    );
+    let code = answer["error"]["code"].as_str().unwrap_or_default();
+    (status, code.to_owned())
 }
 
 fn evaluation() -> String {

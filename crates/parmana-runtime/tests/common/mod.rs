@@ -101,3 +101,60 @@ pub(crate) fn postgres_store(url: &str, prefix: &str) -> parmana_replay::Postgre
 /// wrapper.
 #[allow(unused_imports)]
 pub(crate) use parmana_testkit::{forward_store_reads, forward_store_writes};
+
+/// A memory store that says it writes an execution once (as PostgreSQL does), keeping every
+/// claim handed to its `claim_completed` with its id — as a writer of such a store captures them
+/// (a trigger on `executions`, statement logging): a replay's included, which reach the store
+/// before it decides.
+#[derive(Debug, Default)]
+pub(crate) struct OneWriteMemory {
+    pub(crate) inner: parmana_runtime::replay::MemoryReplayStore,
+    pub(crate) handed: std::sync::Mutex<Vec<(String, parmana_runtime::replay::ClaimRecord)>>,
+}
+
+impl OneWriteMemory {
+    /// The ids handed to `claim_completed`, in order.
+    pub(crate) fn ids(&self) -> Vec<String> {
+        let handed = self
+            .handed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        handed.iter().map(|(id, _)| id.clone()).collect()
+    }
+
+    /// The claim records handed to `claim_completed`, in order.
+    pub(crate) fn records(&self) -> Vec<parmana_runtime::replay::ClaimRecord> {
+        let handed = self
+            .handed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        handed.iter().map(|(_, record)| record.clone()).collect()
+    }
+}
+
+impl parmana_runtime::replay::ReplayStore for OneWriteMemory {
+    forward_store_writes!(inner: claim);
+    forward_store_writes!(inner: complete);
+    fn completes_in_one_write(&self) -> bool {
+        true
+    }
+    fn claim_completed(
+        &self,
+        id: &parmana_runtime::canon::ExecutionId,
+        record: &parmana_runtime::replay::ClaimRecord,
+        under: parmana_runtime::replay::AcceptedVersions,
+        attestation: &[u8],
+    ) -> Result<parmana_runtime::replay::ClaimOutcome, parmana_runtime::replay::ReplayError> {
+        use parmana_runtime::replay::ClaimOutcome;
+        self.handed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((id.as_str().to_owned(), record.clone()));
+        let outcome = self.inner.claim(id, record, under)?;
+        if outcome == ClaimOutcome::Claimed {
+            self.inner.complete(id, attestation)?;
+        }
+        Ok(outcome)
+    }
+    forward_store_reads!(inner);
+}
