@@ -232,11 +232,9 @@ impl Server {
                 let slots = settings.limits.max_concurrency.max(1);
                 slots - crate::state::execution_reserve(slots)
             })),
-            shared_body_bytes: Arc::new(Semaphore::new({
-                let permits =
-                    crate::state::body_permits(settings.limits.max_body_bytes_in_flight());
-                permits - crate::state::execution_reserve(permits)
-            })),
+            shared_body_bytes: Arc::new(Semaphore::new(crate::state::body_permits(
+                crate::state::shared_body_bytes(&settings.limits),
+            ))),
             log_body_bytes: Arc::new(Semaphore::new(crate::state::body_permits(
                 settings.limits.max_body_bytes_in_flight() / 4,
             ))),

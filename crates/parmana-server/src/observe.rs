@@ -149,9 +149,13 @@ pub(crate) async fn guard(
                 // A place of the share every caller may take, or — for a caller that may
                 // execute, once it is full — one of the slots kept for executions.
                 let shared = Arc::clone(&state.shared_in_flight).try_acquire_owned().ok();
-                let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+                // Copied: a slice of the connection's read buffer would keep it alive with the slot.
+                let authorization = request
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok());
                 Some(Slot::new(permit, log_share, shared, authorization))
-                    .filter(|slot| slot.holds_a_shared_place() || slot.may_execute(&state))
+                    .filter(|slot| slot.holds_a_shared_place() || slot.may_use_reserve(&state))
             }
         };
         match slot {

@@ -1058,8 +1058,9 @@ fn an_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
 }
 
 /// `method path` with `body` through the router answers `200`, its `Content-Length` exact, and
-/// holds a place in the body budget while the answer is unwritten (held here), given back once
-/// it is dropped.
+/// holds a place in the body budget — of the whole budget, of the share every caller may take,
+/// and, for a log route, of the log's share — while the answer is unwritten (held here), given
+/// back once it is dropped.
 pub(crate) fn assert_answer_holds_its_place(
     tokio: &tokio::runtime::Runtime,
     state: &Arc<AppState>,
@@ -1070,6 +1071,9 @@ pub(crate) fn assert_answer_holds_its_place(
     use http_body::Body as _;
     use tower::ServiceExt;
     let total = state.body_bytes.available_permits();
+    let shared = state.shared_body_bytes.available_permits();
+    let log = state.log_body_bytes.available_permits();
+    let log_route = path.starts_with("/log/") || path.ends_with("/proof");
     let response = tokio.block_on(async {
         let request = axum::http::Request::builder()
             .method(method)
@@ -1093,8 +1097,23 @@ pub(crate) fn assert_answer_holds_its_place(
         state.body_bytes.available_permits() < total,
         "{path}: the answer's place is given back before it is written"
     );
+    assert!(
+        state.shared_body_bytes.available_permits() < shared,
+        "{path}: the answer's place of the share is given back before it is written"
+    );
+    assert_eq!(
+        state.log_body_bytes.available_permits() < log,
+        log_route,
+        "{path}: the log's share"
+    );
     drop(response);
     assert_eq!(state.body_bytes.available_permits(), total, "{path}");
+    assert_eq!(
+        state.shared_body_bytes.available_permits(),
+        shared,
+        "{path}"
+    );
+    assert_eq!(state.log_body_bytes.available_permits(), log, "{path}");
 }
 
 /// An answer larger than a frame is handed over in copies of at most a frame, its last frame

@@ -13,7 +13,8 @@ use crate::settings::{Authentication, Limits};
 use crate::state::AppState;
 
 /// A started server over a memory store with `max_concurrency` slots, whose tokens are
-/// `executor` (scope `execute`) and `reader` (`evaluate`, `verify`, `read`).
+/// `executor` (scope `execute`), `reader` (`evaluate`, `verify`, `read`) and `operator`
+/// (`admin`).
 fn serving(
     fixture: &FixtureEnvironment,
     dir: &std::path::Path,
@@ -26,7 +27,9 @@ fn serving(
     };
     std::fs::write(
         &path,
-        token("executor", "\"execute\"") + &token("reader", "\"evaluate\", \"verify\", \"read\""),
+        token("executor", "\"execute\"")
+            + &token("reader", "\"evaluate\", \"verify\", \"read\"")
+            + &token("operator", "\"admin\""),
     )
     .unwrap();
     let mut settings = settings_for(
@@ -93,7 +96,8 @@ fn callers_that_cannot_execute_leave_a_quarter_of_the_slots_to_executions() {
         post(&tokio, &state, "/v1/evaluations", "reader", &evaluation()),
         (503, "server.overloaded".to_owned())
     );
-    // The slot kept for executions serves a caller that may execute.
+    // The slot kept for executions serves a caller that may execute, and an operator (a reload
+    // that revokes the token flooding the server gets through).
     assert_eq!(
         post(
             &tokio,
@@ -104,6 +108,10 @@ fn callers_that_cannot_execute_leave_a_quarter_of_the_slots_to_executions() {
         )
         .0,
         201
+    );
+    assert_eq!(
+        post(&tokio, &state, "/v1/admin/reload", "operator", "").0,
+        200
     );
     // Every slot taken: an execution is shed too.
     let last = Arc::clone(&state.in_flight).try_acquire_owned().unwrap();
@@ -172,4 +180,26 @@ fn callers_that_cannot_execute_leave_a_quarter_of_the_body_budget_to_executions(
         post(&tokio, &state, "/v1/evaluations", "reader", &evaluation()).0,
         200
     );
+}
+
+/// Whatever `max_body_bytes` is, the share every caller may take holds the largest body a route
+/// takes (a verify body), so that no such body, nor an answer read back, is shed on an idle
+/// server whoever sends it; and it is never more than the budget.
+#[test]
+fn the_shared_body_budget_holds_the_largest_body() {
+    for max_body_bytes in [1, 1024, 16 * 1024, 21 * 1024, 256 * 1024, 1 << 20, 8 << 20] {
+        let limits = Limits {
+            max_body_bytes,
+            ..Limits::default()
+        };
+        let shared = crate::state::shared_body_bytes(&limits);
+        assert!(
+            shared >= limits.max_verify_body_bytes(),
+            "{max_body_bytes}: {shared}"
+        );
+        assert!(
+            shared <= limits.max_body_bytes_in_flight(),
+            "{max_body_bytes}"
+        );
+    }
 }

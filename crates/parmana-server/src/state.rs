@@ -123,7 +123,7 @@ pub(crate) struct Slot {
     /// whether its caller may execute.
     authorization: Option<axum::http::HeaderValue>,
     /// Whether the caller may execute, once learned.
-    may_execute: std::sync::OnceLock<bool>,
+    may_use_reserve: std::sync::OnceLock<bool>,
     /// The body's place in [`AppState::body_bytes`] (and in [`AppState::shared_body_bytes`]),
     /// once the handler reads a body (and an explanation's, or an answer's, beside it): shared
     /// with the answer's body.
@@ -257,7 +257,7 @@ impl Slot {
             _log_share: log_share,
             shared,
             authorization,
-            may_execute: std::sync::OnceLock::new(),
+            may_use_reserve: std::sync::OnceLock::new(),
             body: Arc::new(std::sync::Mutex::new(HeldBody::default())),
         }
     }
@@ -267,13 +267,12 @@ impl Slot {
         self.shared.is_some()
     }
 
-    /// Whether the request's caller may execute (its token holds the `execute` scope, or the
-    /// server runs without authentication): then it may take what is kept for executions, of
-    /// the slots and of the body budget. Learned once, when first needed.
-    pub(crate) fn may_execute(&self, state: &AppState) -> bool {
+    /// Whether the request's caller may take what is kept for executions, of the slots and of
+    /// the body budget ([`AppState::may_use_reserve`]). Learned once, when first needed.
+    pub(crate) fn may_use_reserve(&self, state: &AppState) -> bool {
         *self
-            .may_execute
-            .get_or_init(|| state.may_execute(self.authorization.as_ref()))
+            .may_use_reserve
+            .get_or_init(|| state.may_use_reserve(self.authorization.as_ref()))
     }
 
     /// The request's place in the body budget, for its answer's body to hold.
@@ -297,10 +296,22 @@ impl Slot {
     }
 }
 
-/// What is kept of `total` (concurrency slots, or the body budget's permits) for callers that may
-/// execute: a quarter, at least one where `total` is 2 or more.
+/// What is kept of `total` concurrency slots for callers that may execute: a quarter, at least
+/// one where `total` is 2 or more.
 pub(crate) fn execution_reserve(total: usize) -> usize {
     if total < 2 { 0 } else { (total / 4).max(1) }
+}
+
+/// The bytes of the body budget every caller may take: three quarters of it, but never less
+/// than the largest body a route takes (a `POST /v1/verify` body) — so that one such body, or an
+/// answer read back, is never shed on an idle server whoever sends it.
+pub(crate) fn shared_body_bytes(limits: &Limits) -> usize {
+    let total = limits.max_body_bytes_in_flight();
+    let largest = limits
+        .max_verify_body_bytes()
+        .max(limits.max_body_bytes)
+        .min(total);
+    (total - total / 4).max(largest)
 }
 
 /// The request-body bytes a permit of [`AppState::body_bytes`] stands for (a permit a KiB,
@@ -342,10 +353,11 @@ impl BodyPlace {
         // handler) nothing is kept.
         let shared = match Arc::clone(&state.shared_body_bytes).try_acquire_many_owned(more) {
             Ok(shared) => Some(shared),
+            // Outside a request no slot says who asks: nothing kept is taken.
             Err(_)
                 if SLOT
-                    .try_with(|slot| slot.may_execute(state))
-                    .unwrap_or(true) =>
+                    .try_with(|slot| slot.may_use_reserve(state))
+                    .unwrap_or(false) =>
             {
                 None
             }
@@ -366,7 +378,9 @@ impl BodyPlace {
     /// `503 server.overloaded` when the budget has no room for it now.
     pub(crate) fn hold_answer(state: &AppState, bytes: usize) -> Result<(), ApiError> {
         let mut place = Self::default();
-        place.grow(state, bytes.min(state.limits.max_body_bytes_in_flight()))?;
+        // At most what every caller may take (the share, not the whole budget), so that it is
+        // answered on an idle server whoever asks.
+        place.grow(state, bytes.min(shared_body_bytes(&state.limits)))?;
         place.hold();
         Ok(())
     }
@@ -571,11 +585,10 @@ pub(crate) struct SignedNote {
 pub(crate) const REFUSAL_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl AppState {
-    /// Checks the request's bearer token for `scope` (nothing to check without authentication).
-    /// Returns the token's name, for logs.
-    /// Whether a request with `authorization` (its header) may execute: without authentication,
-    /// any; else one whose token holds the `execute` scope.
-    pub(crate) fn may_execute(&self, authorization: Option<&axum::http::HeaderValue>) -> bool {
+    /// Whether a request with `authorization` (its header) may take what is kept for executions:
+    /// without authentication, any; else one whose token holds the `execute` scope, or `admin`
+    /// (an operator revoking a token that floods the server gets through).
+    pub(crate) fn may_use_reserve(&self, authorization: Option<&axum::http::HeaderValue>) -> bool {
         let authentication = self
             .authentication
             .read()
@@ -587,13 +600,15 @@ impl AppState {
                 if let Some(value) = authorization {
                     headers.insert(axum::http::header::AUTHORIZATION, value.clone());
                 }
-                tokens
-                    .authorize_noting(&headers, Scope::Execute, |_| {})
-                    .is_ok()
+                [Scope::Execute, Scope::Admin]
+                    .into_iter()
+                    .any(|scope| tokens.authorize_noting(&headers, scope, |_| {}).is_ok())
             }
         }
     }
 
+    /// Checks the request's bearer token for `scope` (nothing to check without authentication).
+    /// Returns the token's name, for logs.
     pub(crate) fn authorize(
         &self,
         headers: &HeaderMap,
