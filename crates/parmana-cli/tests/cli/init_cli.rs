@@ -114,6 +114,17 @@ fn init_then_the_printed_commands_reach_a_verified_attestation() {
     }
 }
 
+/// An execution of the example payments policy `init` writes, at [`NOW`].
+const EXECUTE_PAYMENT: [&str; 7] = [
+    "execute",
+    "--policy",
+    "payments-approval@1.0.0",
+    "--signals",
+    r#"{"amount":120,"currency":"EUR","new_payee":false}"#,
+    "--now",
+    NOW,
+];
+
 #[test]
 fn init_never_overwrites_a_deployment() {
     let temp = tempfile::tempdir().unwrap();
@@ -149,17 +160,7 @@ fn init_never_overwrites_a_deployment() {
     // store, and nothing is written.
     let run = run_in(
         &temp.path().join("d"),
-        &[
-            "execute",
-            "--policy",
-            "payments-approval@1.0.0",
-            "--signals",
-            r#"{"amount":120,"currency":"EUR","new_payee":false}"#,
-            "--now",
-            NOW,
-            "--execution-id",
-            "old-1",
-        ],
+        &[&EXECUTE_PAYMENT[..], &["--execution-id", "old-1"]].concat(),
         b"",
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -266,18 +267,7 @@ fn init_under_umask_000_leaves_nothing_writable_by_others() {
     assert_eq!(config.code, 0, "{}", config.stderr);
     // The store the first execution creates records every request's signals: readable by its
     // owner only, whatever the umask.
-    run_under_umask_000(
-        &temp.path().join("d"),
-        &[
-            "execute",
-            "--policy",
-            "payments-approval@1.0.0",
-            "--signals",
-            r#"{"amount":120,"currency":"EUR","new_payee":false}"#,
-            "--now",
-            NOW,
-        ],
-    );
+    run_under_umask_000(&temp.path().join("d"), &EXECUTE_PAYMENT);
     let store = modes_under(&temp.path().join("d/.parmana"));
     assert!(
         store.iter().any(|(path, _)| path == "replay.sqlite3"),
