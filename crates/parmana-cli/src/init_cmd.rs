@@ -66,8 +66,8 @@ key in a secret store.";
 #[command(after_help = INIT_EXAMPLES)]
 pub(crate) struct InitArgs {
     /// The directory to create the deployment in (created if missing; it must not already hold a
-    /// `parmana.toml`, `trust/`, `policies/`, `release-manifest.json` or an earlier store in
-    /// `.parmana/`).
+    /// `parmana.toml`, `trust/`, `policies/`, `release-manifest.json` or anything named
+    /// `.parmana`, where an earlier store would be).
     #[arg(value_name = "DIR", default_value = ".")]
     dir: PathBuf,
     /// When the trust root and the release manifest expire (RFC 3339 UTC); default one year

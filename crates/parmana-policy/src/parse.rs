@@ -63,8 +63,9 @@ pub(crate) struct Reader<'a> {
     too_many_nodes_reported: bool,
     /// How many more diagnostics may show their node (see [`MAX_SNIPPETS`]).
     snippets_left: usize,
-    /// What the document's did-you-mean suggestions have left to spend, all together
-    /// ([`POLICY_SUGGESTION_CELLS`](crate::suggest::POLICY_SUGGESTION_CELLS)).
+    /// What this reader's did-you-mean suggestions have left to spend, all together
+    /// ([`POLICY_SUGGESTION_CELLS`](crate::suggest::POLICY_SUGGESTION_CELLS); the checks across
+    /// rules and `permit` have budgets of their own).
     suggestion_cells: usize,
     /// How many diagnostics were found past [`MAX_DIAGNOSTICS`], and the first of them (an
     /// error's, where any was): [`Reader::take_diagnostics`] ends the list with it.

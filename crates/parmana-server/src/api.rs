@@ -362,8 +362,8 @@ pub(crate) async fn read_execution(
         // read back for clients that do not read them stay within the budget (up to about 2 MiB
         // each, with the signals); with no room, `503 server.overloaded`.
         ExecutionStatus::Completed(envelope) => {
-            // At most the whole budget: one larger (a store another process with a larger limit
-            // wrote) is read back alone, never refused on an idle server.
+            // At most the share every caller may take: one larger (a store another process with a
+            // larger limit wrote) is read back alone, never refused on an idle server.
             crate::state::BodyPlace::hold_answer(&state, envelope.len())?;
             raw_json_response(StatusCode::OK, envelope)
         }

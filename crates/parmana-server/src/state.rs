@@ -372,10 +372,10 @@ impl BodyPlace {
         Ok(())
     }
 
-    /// Takes the place of an answer of `bytes` (a read-back attestation, a log route's
-    /// answer), held until the request's answer is written ([`AnswerHolding`]): at most the
-    /// whole budget, so that one larger is still answered alone, never refused on an idle server;
-    /// `503 server.overloaded` when the budget has no room for it now.
+    /// Takes the place of an answer of `bytes` (a read-back attestation), held until the
+    /// request's answer is written ([`AnswerHolding`]): at most the share every caller may take
+    /// ([`shared_body_bytes`]), so that one larger is still answered alone, never refused on an
+    /// idle server whoever asks; `503 server.overloaded` when the budget has no room for it now.
     pub(crate) fn hold_answer(state: &AppState, bytes: usize) -> Result<(), ApiError> {
         let mut place = Self::default();
         // At most what every caller may take (the share, not the whole budget), so that it is

@@ -331,8 +331,8 @@ const SIGNER_CHECK_MESSAGE: &[u8] =
 /// key's, its signature of one fixed message verifies under that key, and signing that message
 /// again gives the same bytes. Ed25519 as RFC 8032 defines it is deterministic, and the key that authenticates the
 /// runtime's claims ([`ClaimKey`]) is derived from a signature, so a signer that randomizes
-/// (hedged signing) would leave every claim it made unrecoverable. A signer failing either is
-/// `trust.signing_failed`.
+/// (hedged signing) would leave every claim it made unrecoverable. A signer failing a check is
+/// `trust.signing_failed`; an error its `sign` returns is passed on as it is.
 pub fn check_signer(signer: &(impl Signer + ?Sized)) -> Result<(), TrustError> {
     if signer.key_id() != signer.public_key().key_id() {
         return Err(TrustError::SigningFailed {
