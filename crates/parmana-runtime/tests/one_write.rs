@@ -5,13 +5,13 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{Fixture, OneWriteMemory, clock, postgres_store, postgres_url};
+use common::{Fixture, OneWriteMemory, postgres_store, postgres_url, runtime_over};
+use parmana_runtime::ExecutionRequest;
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{
     AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, MemoryReplayStore, ReplayError,
     ReplayStore, SqliteReplayStore, verify_ledger,
 };
-use parmana_runtime::{ExecutionRequest, Runtime};
 
 const SIGNALS: &str =
     r#"{"claim_amount": 1200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
@@ -69,12 +69,7 @@ fn check(store: Arc<dyn ReplayStore>, one_write: bool) {
         inner: Arc::clone(&store),
         calls: Mutex::new(Vec::new()),
     });
-    let runtime = Runtime::builder(fixture.config())
-        .signer(fixture.key("attestation"))
-        .shared_store(Arc::clone(&recorded) as Arc<dyn ReplayStore>)
-        .clock(clock())
-        .build()
-        .unwrap();
+    let runtime = runtime_over(&fixture, Arc::clone(&recorded) as Arc<dyn ReplayStore>);
     let request = ExecutionRequest::parse("once", "claims-approval@1.0.0", SIGNALS).unwrap();
     let attestation = runtime.execute(&request).unwrap();
     let id = ExecutionId::parse("once").unwrap();
@@ -131,12 +126,7 @@ fn captured_inputs_of_a_one_write_claim_are_never_recovered() {
     let fixture = Fixture::new();
     let environment = fixture.environment();
     let store = Arc::new(OneWriteMemory::default());
-    let runtime = Runtime::builder(fixture.config())
-        .signer(fixture.key("attestation"))
-        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
-        .clock(clock())
-        .build()
-        .unwrap();
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
     let first = ExecutionRequest::parse("captured-1", "claims-approval@1.0.0", SIGNALS).unwrap();
     runtime.execute(&first).unwrap();
     let denied = r#"{"claim_amount": 10000000, "vip_customer": false, "country": "DE", "policy_age_days": 400}"#;
@@ -193,12 +183,7 @@ fn a_wrapper_forwarding_every_write_keeps_the_store_writing_once() {
     let fixture = Fixture::new();
     let store = Arc::new(Forwarding::default());
     assert!(store.completes_in_one_write());
-    let runtime = Runtime::builder(fixture.config())
-        .signer(fixture.key("attestation"))
-        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
-        .clock(clock())
-        .build()
-        .unwrap();
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
     let request = ExecutionRequest::parse("forwarded", "claims-approval@1.0.0", SIGNALS).unwrap();
     runtime.execute(&request).unwrap();
     assert_eq!(

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::{Arc, Barrier, Mutex};
 
-use common::{Fixture, clock};
+use common::{Fixture, clock, runtime_over};
 use parmana_runtime::canon::{ExecutionId, Timestamp};
 use parmana_runtime::replay::{
     ClaimOutcome, ClaimRecord, ExecutionState, MemoryReplayStore, ReplayError, ReplayStore,
@@ -21,12 +21,7 @@ fn request(id: &str) -> ExecutionRequest {
 }
 
 fn runtime(fixture: &Fixture) -> Runtime {
-    Runtime::builder(fixture.config())
-        .signer(fixture.key("attestation"))
-        .store(MemoryReplayStore::new())
-        .clock(clock())
-        .build()
-        .unwrap()
+    runtime_over(fixture, Arc::new(MemoryReplayStore::new()))
 }
 
 #[test]
@@ -572,16 +567,6 @@ fn verify_judges_an_attestation_under_the_version_it_was_made_under() {
     runtime.reload().unwrap();
     assert_eq!(standing(&runtime), (2, 4, vec![false]));
     assert_eq!(runtime.environment().trust_history().versions().count(), 4);
-}
-
-/// A runtime with the fixture's attestation key over `store`.
-fn runtime_over(fixture: &Fixture, store: Arc<dyn ReplayStore>) -> Runtime {
-    Runtime::builder(fixture.config())
-        .signer(fixture.key("attestation"))
-        .shared_store(store)
-        .clock(clock())
-        .build()
-        .unwrap()
 }
 
 /// A memory store whose `complete` fails while `failing` holds (the store unreachable at that

@@ -75,6 +75,32 @@ fn execution(id: &str) -> String {
     format!(r#"{{"policy":"claims-approval@1.0.0","signals":{SIGNALS},"execution_id":"{id}"}}"#)
 }
 
+/// What a reader's evaluation, an executor's execution (of `id`) and an operator's reload are
+/// answered, each `(path, token, body)` with its status: `503` must be `server.overloaded`.
+fn expect(
+    tokio: &tokio::runtime::Runtime,
+    state: &Arc<AppState>,
+    cases: &[(&str, &str, String, u16)],
+) {
+    for (path, token, body, status) in cases {
+        let (got, code) = post(tokio, state, path, token, body);
+        assert_eq!(got, *status, "{token} {path}: {code}");
+        if got == 503 {
+            assert_eq!(code, "server.overloaded", "{token} {path}");
+        }
+    }
+}
+
+/// A reader's evaluation answered `status`.
+fn read(status: u16) -> (&'static str, &'static str, String, u16) {
+    ("/v1/evaluations", "reader", evaluation(), status)
+}
+
+/// An executor's execution of `id` answered `status`.
+fn execute(id: &str, status: u16) -> (&'static str, &'static str, String, u16) {
+    ("/v1/executions", "executor", execution(id), status)
+}
+
 #[test]
 fn callers_that_cannot_execute_leave_a_quarter_of_the_slots_to_executions() {
     let fixture = FixtureEnvironment::new().unwrap();
@@ -92,56 +118,16 @@ fn callers_that_cannot_execute_leave_a_quarter_of_the_slots_to_executions() {
             )
         })
         .collect();
-    assert_eq!(
-        post(&tokio, &state, "/v1/evaluations", "reader", &evaluation()),
-        (503, "server.overloaded".to_owned())
-    );
-    // The slot kept for executions serves a caller that may execute, and an operator (a reload
-    // that revokes the token flooding the server gets through).
-    assert_eq!(
-        post(
-            &tokio,
-            &state,
-            "/v1/executions",
-            "executor",
-            &execution("kept-1")
-        )
-        .0,
-        201
-    );
-    assert_eq!(
-        post(&tokio, &state, "/v1/admin/reload", "operator", "").0,
-        200
-    );
+    // A reader is shed; the slot kept serves a caller that may execute, and an operator (a
+    // reload that revokes the token flooding the server gets through).
+    let reload = ("/v1/admin/reload", "operator", String::new(), 200);
+    expect(&tokio, &state, &[read(503), execute("kept-1", 201), reload]);
     // Every slot taken: an execution is shed too.
     let last = Arc::clone(&state.in_flight).try_acquire_owned().unwrap();
-    assert_eq!(
-        post(
-            &tokio,
-            &state,
-            "/v1/executions",
-            "executor",
-            &execution("kept-2")
-        ),
-        (503, "server.overloaded".to_owned())
-    );
+    expect(&tokio, &state, &[execute("kept-2", 503)]);
     drop((others, last));
     // With the share free again, both are served.
-    assert_eq!(
-        post(&tokio, &state, "/v1/evaluations", "reader", &evaluation()).0,
-        200
-    );
-    assert_eq!(
-        post(
-            &tokio,
-            &state,
-            "/v1/executions",
-            "executor",
-            &execution("kept-3")
-        )
-        .0,
-        201
-    );
+    expect(&tokio, &state, &[read(200), execute("kept-3", 201)]);
 }
 
 #[test]
@@ -160,26 +146,9 @@ fn callers_that_cannot_execute_leave_a_quarter_of_the_body_budget_to_executions(
     let also = Arc::clone(&state.body_bytes)
         .try_acquire_many_owned(u32::try_from(shared).unwrap())
         .unwrap();
-    assert_eq!(
-        post(&tokio, &state, "/v1/evaluations", "reader", &evaluation()),
-        (503, "server.overloaded".to_owned())
-    );
-    assert_eq!(
-        post(
-            &tokio,
-            &state,
-            "/v1/executions",
-            "executor",
-            &execution("body-1")
-        )
-        .0,
-        201
-    );
+    expect(&tokio, &state, &[read(503), execute("body-1", 201)]);
     drop((held, also));
-    assert_eq!(
-        post(&tokio, &state, "/v1/evaluations", "reader", &evaluation()).0,
-        200
-    );
+    expect(&tokio, &state, &[read(200)]);
 }
 
 /// Whatever `max_body_bytes` is, the share every caller may take holds the largest body a route

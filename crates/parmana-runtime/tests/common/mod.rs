@@ -102,6 +102,20 @@ pub(crate) fn postgres_store(url: &str, prefix: &str) -> parmana_replay::Postgre
 #[allow(unused_imports)]
 pub(crate) use parmana_testkit::{forward_store_reads, forward_store_writes};
 
+/// A runtime of `fixture`'s environment over `store`, signing with its attestation key, at the
+/// fixed clock.
+pub(crate) fn runtime_over(
+    fixture: &Fixture,
+    store: std::sync::Arc<dyn parmana_runtime::replay::ReplayStore>,
+) -> parmana_runtime::Runtime {
+    parmana_runtime::Runtime::builder(fixture.config())
+        .signer(fixture.key("attestation"))
+        .shared_store(store)
+        .clock(clock())
+        .build()
+        .unwrap()
+}
+
 /// A memory store that says it writes an execution once (as PostgreSQL does), keeping every
 /// claim handed to its `claim_completed` with its id — as a writer of such a store captures them
 /// (a trigger on `executions`, statement logging): a replay's included, which reach the store
