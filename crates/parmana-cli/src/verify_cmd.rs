@@ -28,7 +28,9 @@ verified chain's), fingerprint (recomputed over the predicate), executed_at (bef
 version's expiry, and at most 5 minutes after --now), current_trust (whether that version is
 superseded and whether the newest version still trusts the signing keys; fails only with
 --require-current-trust), and when asked bundle_digest (--policy-bundle) and signals_digest
-(--signals, or signals embedded in the attestation). When a key that signed the attestation is
+(--signals, or signals embedded in the attestation); with both the bundle and the signals,
+decision (the bundle's policy, evaluated again over the signals, decides what the attestation
+says: a decision the policy did not make is not valid, whoever signed it). When a key that signed the attestation is
 revoked as of a checkpoint of the transparency log, a revocation check is added: it passes only
 with --proof, for an attestation whose log entry comes before the revocation. The attestation is
 valid only if every check passes. --show prints the decoded in-toto statement first (with
@@ -74,7 +76,8 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     show: bool,
     /// Also check that the attestation binds this signed policy bundle directory
-    /// (for example `policies/claims-approval/1.0.0`).
+    /// (for example `policies/claims-approval/1.0.0`), and, with the signals (--signals or
+    /// embedded), that its policy decides what the attestation says.
     #[arg(long, value_name = "DIR")]
     policy_bundle: Option<PathBuf>,
     /// Also check that the attestation binds these signals (a JSON file, or inline JSON).

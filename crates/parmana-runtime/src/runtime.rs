@@ -8,8 +8,8 @@ use parmana_replay::{
     AcceptedVersions, CompletedExecution, ExecutionState, ReplayError, ReplayStore,
 };
 use parmana_trust::{
-    AttestationCheckKind, AttestationReport, Role, Signer, TrustError, VerifiedBundle,
-    VerifiedTrustHistory, VerifyOptions,
+    AttestationCheckKind, AttestationReport, Role, Signer, TrustError, VerifiedTrustHistory,
+    VerifyOptions,
 };
 use serde_json::Value;
 
@@ -502,13 +502,16 @@ impl Runtime {
 
     /// Verifies an attestation envelope offline against every version of the trust-root chain
     /// in force (one made under an earlier version still verifies, judged at its
-    /// `executed_at`; the clock's reading bounds `executed_at`), and — when given — a verified
-    /// bundle and the signals. Every check is reported separately; the report says whether the
-    /// version it was made under is superseded (current trust is not required here).
+    /// `executed_at`; the clock's reading bounds `executed_at`), and — when given — a released
+    /// policy (its bundle's digests) and the signals. With the policy and the signals (given,
+    /// or embedded in the attestation), the `decision` check too: the policy, evaluated again
+    /// over the signals, decides what the attestation says. Every check is reported separately;
+    /// the report says whether the version it was made under is superseded (current trust is
+    /// not required here).
     pub fn verify(
         &self,
         envelope: &[u8],
-        bundle: Option<&VerifiedBundle>,
+        policy: Option<&LoadedPolicy>,
         signals: Option<&Value>,
     ) -> AttestationReport {
         let environment = self.environment();
@@ -516,17 +519,25 @@ impl Runtime {
             now: self.inner.clock.now(),
             require_current_trust: false,
         };
-        parmana_trust::verify_attestation_in_history(
+        let report = parmana_trust::verify_attestation_in_history(
             envelope,
             environment.trust_history(),
             options,
-            bundle,
+            policy.map(LoadedPolicy::bundle),
             signals,
-        )
+        );
+        match policy {
+            Some(policy) => {
+                crate::verify::with_decision_check(report, signals, |predicate, signals| {
+                    crate::verify::redecide(predicate, policy.policy(), signals)
+                })
+            }
+            None => report,
+        }
     }
 
     /// A released policy, verified and compiled (from the environment's cache, or loaded now):
-    /// its bundle is what [`verify`](Self::verify)'s bundle check takes. Shared, not copied.
+    /// what [`verify`](Self::verify)'s bundle and decision checks take. Shared, not copied.
     pub fn policy(&self, policy: &PolicyRef) -> Result<Arc<LoadedPolicy>, ExecutionError> {
         self.environment().policy(policy)
     }

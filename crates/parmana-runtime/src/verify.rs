@@ -3,13 +3,15 @@
 use std::path::Path;
 
 use parmana_canon::Timestamp;
+use parmana_policy::{CompiledPolicy, EVALUATOR_SEMANTICS};
 use parmana_trust::{
-    AttestationReport, VerifiedBundle, VerifiedInclusion, VerifiedTrustHistory, VerifiedTrustRoot,
-    VerifyOptions, load_trust_chain, read_bundle_dir, verify_bundle,
+    AttestationReport, ExecutionPredicate, Redecision, TrustError, VerifiedBundle,
+    VerifiedInclusion, VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions, load_trust_chain,
+    read_bundle_dir, verify_bundle,
 };
 use serde_json::Value;
 
-use crate::ExecutionError;
+use crate::{ExecutionError, Signals};
 
 /// Loads and verifies the trust chain for verification alone (no release manifest needed):
 /// the pinned root key (SPKI PEM) and the current trust root with its `trust-root.d/` chain.
@@ -47,15 +49,19 @@ pub fn load_bundle(
 
 /// Verifies an attestation envelope: well-formed envelope, signature, the signer's
 /// `attestation` role, the trust root version and digest, the fingerprint, and — when given —
-/// the bundle digests and the signals digest. Every check is reported separately; the
-/// attestation is valid only if all pass. Never panics on hostile input.
+/// the bundle digests and the signals digest. With a bundle and the signals (given, or embedded
+/// in the attestation), the `decision` check too: the bundle's policy, evaluated again over the
+/// signals, decides what the attestation says (decision, rule and reason). Every check is
+/// reported separately; the attestation is valid only if all pass. Never panics on hostile
+/// input.
 pub fn verify_attestation(
     envelope: &[u8],
     trust_root: &VerifiedTrustRoot,
     bundle: Option<&VerifiedBundle>,
     signals: Option<&Value>,
 ) -> AttestationReport {
-    parmana_trust::verify_attestation(envelope, trust_root, bundle, signals)
+    let report = parmana_trust::verify_attestation(envelope, trust_root, bundle, signals);
+    decided_under_bundle(report, bundle, signals)
 }
 
 /// Verifies an attestation envelope against every version of a verified trust-root chain: the
@@ -64,7 +70,8 @@ pub fn verify_attestation(
 /// lie at most `EXECUTED_AT_TOLERANCE_SECONDS` after `options.now`). The report says whether
 /// the version is superseded and whether the newest version still trusts the signing keys;
 /// `options.require_current_trust` makes either a failed check. For the bundle check, verify
-/// the bundle under [`VerifiedTrustHistory::attestation_trust_root`].
+/// the bundle under [`VerifiedTrustHistory::attestation_trust_root`]; with the bundle and the
+/// signals, the `decision` check is added as [`verify_attestation`] adds it.
 pub fn verify_attestation_in_history(
     envelope: &[u8],
     history: &VerifiedTrustHistory,
@@ -72,7 +79,9 @@ pub fn verify_attestation_in_history(
     bundle: Option<&VerifiedBundle>,
     signals: Option<&Value>,
 ) -> AttestationReport {
-    parmana_trust::verify_attestation_in_history(envelope, history, options, bundle, signals)
+    let report =
+        parmana_trust::verify_attestation_in_history(envelope, history, options, bundle, signals);
+    decided_under_bundle(report, bundle, signals)
 }
 
 /// [`verify_attestation_in_history`] for an attestation whose log entry is proven included:
@@ -89,7 +98,90 @@ pub fn verify_attestation_with_log(
     signals: Option<&Value>,
     inclusion: Option<&VerifiedInclusion>,
 ) -> AttestationReport {
-    parmana_trust::verify_attestation_with_log(
+    let report = parmana_trust::verify_attestation_with_log(
         envelope, history, options, bundle, signals, inclusion,
-    )
+    );
+    decided_under_bundle(report, bundle, signals)
+}
+
+/// `report` with the `decision` check added when a bundle was given, its policy compiled for it
+/// (see [`with_decision_check`]).
+fn decided_under_bundle(
+    report: AttestationReport,
+    bundle: Option<&VerifiedBundle>,
+    signals: Option<&Value>,
+) -> AttestationReport {
+    let Some(bundle) = bundle else {
+        return report;
+    };
+    with_decision_check(report, signals, |predicate, signals| {
+        let policy = parmana_policy::compile(bundle.policy_bytes()).map_err(|e| {
+            not_reproduced(format!(
+                "the bundle's policy does not compile: [{}] {e}",
+                e.code()
+            ))
+        })?;
+        redecide(predicate, &policy, signals)
+    })
+}
+
+/// `report` with the `decision` check added — the policy's decision for the signals, worked out
+/// by `redecide`, compared with the predicate's — when the signals are known: `given`, or
+/// embedded in the attestation. For an attestation that could not be read, the check is added
+/// not run when signals were given (as `signals_digest` is). Without signals there is nothing
+/// to decide, and no check is added: the report shows which checks ran.
+pub(crate) fn with_decision_check(
+    report: AttestationReport,
+    given: Option<&Value>,
+    redecide: impl FnOnce(&ExecutionPredicate, &Value) -> Result<Redecision, TrustError>,
+) -> AttestationReport {
+    let known = match report.predicate() {
+        Some(predicate) => given.is_some() || predicate.signals.is_some(),
+        None => given.is_some(),
+    };
+    if !known {
+        return report;
+    }
+    report.with_decision_check(|predicate| match given.or(predicate.signals.as_ref()) {
+        Some(signals) => redecide(predicate, signals),
+        None => Err(not_reproduced("no signals to decide for".to_owned())),
+    })
+}
+
+/// What `policy` decides for `signals`, validated as an execution validates them (the same
+/// limits and codes), for the attestation whose `predicate` says what was decided. Refused when
+/// the attestation was made by other evaluator semantics than this one's: its decision is not
+/// this evaluator's to reproduce.
+pub(crate) fn redecide(
+    predicate: &ExecutionPredicate,
+    policy: &CompiledPolicy,
+    signals: &Value,
+) -> Result<Redecision, TrustError> {
+    let semantics = predicate.evaluator.semantics.as_str();
+    if semantics != EVALUATOR_SEMANTICS {
+        return Err(not_reproduced(format!(
+            "the attestation was made by evaluator semantics {semantics:?}; this verifier evaluates {EVALUATOR_SEMANTICS:?}"
+        )));
+    }
+    let refused = |e: ExecutionError| {
+        not_reproduced(format!(
+            "the policy refuses the signals: [{}] {e}",
+            e.code()
+        ))
+    };
+    let validated = Signals::from_value(signals.clone())
+        .validate(policy)
+        .map_err(refused)?;
+    let decision = validated
+        .evaluate()
+        .map_err(|fault| refused(ExecutionError::from(fault)))?;
+    Ok(Redecision {
+        decision: decision.decision.to_owned(),
+        rule_id: decision.rule_id.to_owned(),
+        reason: decision.reason.map(str::to_owned),
+    })
+}
+
+fn not_reproduced(reason: String) -> TrustError {
+    TrustError::DecisionNotReproduced { reason }
 }

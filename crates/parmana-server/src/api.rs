@@ -677,15 +677,11 @@ pub(crate) async fn verify(
             }
             let Some(predicate) = plain.predicate() else {
                 // Nothing names the bundle: reported as `parmana verify --policy-bundle` does.
-                return Ok(plain.with_bundle_check_not_run());
+                return Ok(plain.with_bundle_check_not_run(body.signals.is_some()));
             };
             let reference = format!("{}@{}", predicate.policy.id, predicate.policy.version);
             let loaded = runtime.policy(&parse_policy_ref(&reference)?)?;
-            Ok::<_, ExecutionError>(runtime.verify(
-                &envelope,
-                Some(loaded.bundle()),
-                body.signals.as_ref(),
-            ))
+            Ok::<_, ExecutionError>(runtime.verify(&envelope, Some(&loaded), body.signals.as_ref()))
         })
         .await?
         .map_err(|e| execution_error(&e))?;

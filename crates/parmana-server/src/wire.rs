@@ -157,7 +157,8 @@ pub(crate) struct VerifyRequestBody {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub(crate) signals: Option<Value>,
-    /// Also check that the attestation binds the released bundle of the policy it names.
+    /// Also check that the attestation binds the released bundle of the policy it names, and,
+    /// with the signals (given or embedded), that the policy decides what it says (`decision`).
     #[serde(default)]
     pub(crate) check_bundle: bool,
 }

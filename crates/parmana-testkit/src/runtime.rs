@@ -305,6 +305,46 @@ impl ReplayStore for CutLedger {
     crate::forward_store_reads!(@all_but_ledger_reads inner);
 }
 
+/// `envelope` (an attestation) with its predicate changed by `mutate`, its fingerprint
+/// recomputed, and signed again by `key`: what only the holder of an attestation key can make
+/// — a decision the policy did not make, for example.
+pub fn re_signed_attestation(
+    envelope: &[u8],
+    key: &LocalSigningKey,
+    mutate: impl FnOnce(&mut serde_json::Value),
+) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use parmana_runtime::canon::canonicalize_value;
+    use parmana_runtime::trust::Signer as _;
+    const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+    let outer: serde_json::Value = serde_json::from_slice(envelope)?;
+    let payload = BASE64.decode(outer["payload"].as_str().ok_or("no payload")?)?;
+    let mut statement: serde_json::Value = serde_json::from_slice(&payload)?;
+    mutate(&mut statement["predicate"]);
+    let mut timeless = statement["predicate"].clone();
+    timeless
+        .as_object_mut()
+        .ok_or("the predicate is not an object")?
+        .remove("executed_at");
+    statement["subject"][0]["digest"]["sha256"] =
+        serde_json::json!(Digest::of(&canonicalize_value(&timeless)?).to_hex());
+    let payload = canonicalize_value(&statement)?;
+    let mut pae = format!(
+        "DSSEv1 {} {PAYLOAD_TYPE} {} ",
+        PAYLOAD_TYPE.len(),
+        payload.len()
+    )
+    .into_bytes();
+    pae.extend_from_slice(&payload);
+    let signature = key.sign(&pae)?;
+    Ok(canonicalize_value(&serde_json::json!({
+        "payload": BASE64.encode(&payload),
+        "payloadType": PAYLOAD_TYPE,
+        "signatures": [{"keyid": key.key_id().to_string(), "sig": BASE64.encode(signature)}],
+    }))?)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -490,6 +490,25 @@ pub enum TrustError {
         /// Why the consistency proof failed.
         reason: MerkleError,
     },
+    /// Given the attested signals, the bundle's policy decides otherwise than the attestation
+    /// says it decided: its decision, rule or reason differ.
+    #[error(
+        "the attestation says the policy decided {attested}; for these signals it decides {decided}"
+    )]
+    DecisionMismatch {
+        /// What the attestation says: decision, rule and reason.
+        attested: String,
+        /// What the policy decides.
+        decided: String,
+    },
+    /// The attested decision cannot be worked out again from the bundle's policy and the
+    /// signals: the policy refuses the signals, does not compile, or the attestation was made
+    /// by evaluator semantics other than the verifier's.
+    #[error("the decision cannot be worked out again: {reason}")]
+    DecisionNotReproduced {
+        /// Why.
+        reason: String,
+    },
     /// Canonical encoding failed.
     #[error(transparent)]
     Canon(#[from] CanonError),
@@ -555,6 +574,8 @@ impl TrustError {
             Self::WitnessRequestMalformed { .. } => "trust.witness_request_malformed",
             Self::TlogNotIncluded { .. } => "trust.tlog_not_included",
             Self::TlogInconsistent { .. } => "trust.tlog_inconsistent",
+            Self::DecisionMismatch { .. } => "trust.decision_mismatch",
+            Self::DecisionNotReproduced { .. } => "trust.decision_not_reproduced",
             Self::Canon(inner) => inner.code(),
         }
     }

@@ -64,7 +64,7 @@ mod trust_root;
 pub use attestation::{
     AttestationCheck, AttestationCheckKind, AttestationReport, AttestedPolicy, DocumentRef,
     EXECUTED_AT_TOLERANCE_SECONDS, EvaluatorRef, ExecutionPredicate, MAX_ENVELOPE_BYTES,
-    PreparedAttestation, RuntimeRef, SigningKeyStanding, TrustStanding, VerifyOptions,
+    PreparedAttestation, Redecision, RuntimeRef, SigningKeyStanding, TrustStanding, VerifyOptions,
     build_attestation, decode_attestation_statement, is_emitted_attestation_encoding,
     prepare_attestation, verify_attestation, verify_attestation_in_history,
     verify_attestation_with_log, verify_attestations, verify_attestations_in_history,

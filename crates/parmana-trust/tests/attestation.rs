@@ -255,6 +255,140 @@ fn round_trip_with_bundle_and_signals_passes_every_check() {
 /// parmana-canon's correctly rounded reader. (serde_json's default reader, in a build without
 /// its `float_roundtrip` feature, misread `999.9999999999999` as 1000, so the canonical check
 /// refused attestations the runtime had signed.)
+/// The `decision` check compares what a policy decides — worked out by a layer that evaluates
+/// policies, given here — with the predicate: decision, rule and reason, a reason of `""` (as
+/// earlier versions wrote for none) counting as none. Each case: what the policy decides, and
+/// the code the check fails with (`None`: it passes).
+#[test]
+fn the_decision_check_compares_decision_rule_and_reason() {
+    let root = common::trust_root();
+    let attested = |reason: Option<&str>| {
+        let mut p = predicate(&root);
+        p.reason = reason.map(str::to_owned);
+        build_attestation(&p, &key("attestation"), &root).unwrap()
+    };
+    let decided = |decision: &str, rule_id: &str, reason: Option<&str>| {
+        Ok(Redecision {
+            decision: decision.to_owned(),
+            rule_id: rule_id.to_owned(),
+            reason: reason.map(str::to_owned),
+        })
+    };
+    let said = Some("claim at or below 1000");
+    // (case, the attested reason, what the policy decides, the code the check fails with)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Result<Redecision, TrustError>,
+        Option<&'a str>,
+    );
+    let cases: [Case<'_>; 9] = [
+        ("as attested", said, decided("approve", "small", said), None),
+        (
+            "another decision",
+            said,
+            decided("deny", "small", said),
+            Some("trust.decision_mismatch"),
+        ),
+        (
+            "another rule",
+            said,
+            decided("approve", "vip", said),
+            Some("trust.decision_mismatch"),
+        ),
+        (
+            "another reason",
+            said,
+            decided("approve", "small", Some("other")),
+            Some("trust.decision_mismatch"),
+        ),
+        (
+            "no reason decided",
+            said,
+            decided("approve", "small", None),
+            Some("trust.decision_mismatch"),
+        ),
+        (
+            "no reason attested",
+            None,
+            decided("approve", "small", said),
+            Some("trust.decision_mismatch"),
+        ),
+        (
+            "empty attested reason is none",
+            Some(""),
+            decided("approve", "small", None),
+            None,
+        ),
+        (
+            "empty decided reason is none",
+            None,
+            decided("approve", "small", Some("")),
+            None,
+        ),
+        (
+            "not worked out",
+            said,
+            Err(TrustError::DecisionNotReproduced {
+                reason: "the policy refuses the signals".to_owned(),
+            }),
+            Some("trust.decision_not_reproduced"),
+        ),
+    ];
+    for (name, reason, redecided, code) in cases {
+        let report = verify_attestation(&attested(reason), &root, None, None)
+            .with_decision_check(|_| redecided);
+        let row = report.checks.last().unwrap();
+        assert_eq!(row.check.as_str(), "decision", "{name}");
+        assert_eq!(row.code, code, "{name}: {row:?}");
+        let expected_failures: &[&str] = if code.is_some() { &["decision"] } else { &[] };
+        assert_eq!(failed(&report), expected_failures, "{name}");
+    }
+    // The check is added once; the caller's function sees the predicate.
+    let report = verify_attestation(&attested(said), &root, None, None)
+        .with_decision_check(|p| decided(&p.decision, &p.rule_id, p.reason.as_deref()))
+        .with_decision_check(|_| decided("deny", "other", None));
+    assert!(report.is_valid(), "{report:#?}");
+    assert_eq!(
+        report
+            .checks
+            .iter()
+            .filter(|c| c.check.as_str() == "decision")
+            .count(),
+        1
+    );
+    // What the attestation says is shown escaped, never raw.
+    let mut hostile = predicate(&root);
+    hostile.decision = "\u{1b}[2J\u{202e}".to_owned();
+    let envelope = build_attestation(&hostile, &key("attestation"), &root).unwrap();
+    let report = verify_attestation(&envelope, &root, None, None)
+        .with_decision_check(|_| decided("approve", "small", said));
+    let detail = &report.checks.last().unwrap().detail;
+    assert!(detail.contains(r"\u{1b}[2J\u{202e}"), "{detail}");
+    assert!(
+        !detail.contains('\u{1b}') && !detail.contains('\u{202e}'),
+        "{detail}"
+    );
+    // An envelope that cannot be read: not run, for the envelope's reason; so too when a
+    // verifier that finds the bundle from the predicate reports it with signals given.
+    let report = verify_attestation(b"{}", &root, None, None)
+        .with_decision_check(|_| panic!("there is no predicate to decide for"));
+    let row = report.checks.last().unwrap();
+    assert_eq!((row.check.as_str(), row.passed), ("decision", false));
+    assert!(row.detail.contains("not checked: "), "{row:?}");
+    let names = |report: &AttestationReport| -> Vec<&'static str> {
+        report.checks.iter().map(|c| c.check.as_str()).collect()
+    };
+    let unread = || verify_attestation(b"{}", &root, None, None);
+    let with_signals = unread().with_bundle_check_not_run(true);
+    assert_eq!(
+        names(&with_signals)[names(&with_signals).len() - 2..],
+        ["bundle_digest", "decision"]
+    );
+    let without = unread().with_bundle_check_not_run(false);
+    assert_eq!(names(&without).last(), Some(&"bundle_digest"));
+}
+
 #[test]
 fn embedded_signals_with_any_number_verify() {
     let root = common::trust_root();

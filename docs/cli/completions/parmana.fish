@@ -68,7 +68,7 @@ complete -c parmana -n "__fish_parmana_using_subcommand execute" -l format -d 'O
 json\t'JSON: one object per error (`{"code": ..., "message": ...}`) and per report'"
 complete -c parmana -n "__fish_parmana_using_subcommand execute" -l include-signals -d 'Embed the validated signals in the attestation (their digest is always bound)'
 complete -c parmana -n "__fish_parmana_using_subcommand execute" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c parmana -n "__fish_parmana_using_subcommand verify" -l policy-bundle -d 'Also check that the attestation binds this signed policy bundle directory (for example `policies/claims-approval/1.0.0`)' -r -F
+complete -c parmana -n "__fish_parmana_using_subcommand verify" -l policy-bundle -d 'Also check that the attestation binds this signed policy bundle directory (for example `policies/claims-approval/1.0.0`), and, with the signals (--signals or embedded), that its policy decides what the attestation says' -r -F
 complete -c parmana -n "__fish_parmana_using_subcommand verify" -l signals -d 'Also check that the attestation binds these signals (a JSON file, or inline JSON)' -r
 complete -c parmana -n "__fish_parmana_using_subcommand verify" -l proof -d 'Also check that the attestation is in the transparency log: this `.tlog-proof` (from `parmana log prove`) must carry the attestation\'s log entry, included in a checkpoint signed by the log role of the newest trust-root version (docs/transparency-log.md)' -r -F
 complete -c parmana -n "__fish_parmana_using_subcommand verify" -l pinned-root -d 'The pinned root public key (SPKI PEM), the out-of-band anchor of the trust chain [env: PARMANA_PINNED_ROOT; config: pinned_root; default: trust/root.pub]' -r -F

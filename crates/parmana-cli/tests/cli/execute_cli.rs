@@ -59,7 +59,8 @@ fn execute_then_verify_passes() {
     );
     insta::assert_snapshot!("verify_report", verified.transcript());
 
-    // With the bundle and the signals, two more checks run and pass (nine in all).
+    // With the bundle and the signals, three more checks run and pass (ten in all): the
+    // bundle's digests, the signals' digest, and the decision the policy makes for them.
     let inputs = tempfile::tempdir().unwrap();
     let signals = inputs.path().join("signals.json");
     std::fs::write(&signals, VIP_SIGNALS).unwrap();
@@ -82,7 +83,10 @@ fn execute_then_verify_passes() {
     assert_eq!(full.code, 0, "{}", full.stderr);
     let report: serde_json::Value = serde_json::from_str(&full.stdout).unwrap();
     assert_eq!(report["valid"], true);
-    assert_eq!(report["checks"].as_array().unwrap().len(), 9);
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 10);
+    assert_eq!(checks[9]["check"], "decision");
+    assert_eq!(checks[9]["passed"], true);
     assert_eq!(report["trust"]["version"], 2);
     assert_eq!(report["trust"]["superseded"], false);
     assert_eq!(report["predicate"]["decision"], "approve");

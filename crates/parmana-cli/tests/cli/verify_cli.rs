@@ -442,3 +442,48 @@ fn an_attestation_cannot_rewrite_the_verdict_a_terminal_shows() {
         assert!(out.stdout.contains("NOT VALID"), "{}", out.stdout);
     }
 }
+
+#[test]
+fn a_decision_the_policy_did_not_make_is_not_valid_given_the_policy_and_the_signals() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let genuine = execute_at(d, "forged-0001", NOW);
+    // The attestation key's holder signs a denial the policy did not decide.
+    let forged = parmana_testkit::re_signed_attestation(
+        genuine.as_bytes(),
+        &repo.attestation_signer().unwrap(),
+        |predicate| predicate["decision"] = serde_json::json!("deny"),
+    )
+    .unwrap();
+    std::fs::write(d.join("attestation.json"), &forged).unwrap();
+    std::fs::write(d.join("signals.json"), VIP_SIGNALS).unwrap();
+    // Its signature is good: without the policy, nothing shows the lie.
+    let alone = verify(d, &["--now", NOW]);
+    assert_eq!(alone.code, 0, "{}", alone.transcript());
+    let bundle = ["--policy-bundle", "policies/claims-approval/1.0.0"];
+    let with_policy = |more: &[&str]| {
+        let mut args = vec!["--now", NOW];
+        args.extend_from_slice(&bundle);
+        args.extend_from_slice(more);
+        verify(d, &args)
+    };
+    // The bundle alone decides nothing: the signals are needed.
+    let no_signals = with_policy(&[]);
+    assert_eq!(no_signals.code, 0, "{}", no_signals.transcript());
+    assert!(
+        !no_signals.stdout.contains("decision"),
+        "{}",
+        no_signals.stdout
+    );
+    let refused = with_policy(&["--signals", "signals.json"]);
+    insta::assert_snapshot!("verify_decision_mismatch", refused.transcript());
+    // The genuine attestation passes the same check.
+    std::fs::write(d.join("attestation.json"), &genuine).unwrap();
+    let passed = with_policy(&["--signals", "signals.json"]);
+    assert_eq!(passed.code, 0, "{}", passed.transcript());
+    assert!(
+        passed.stdout.contains("valid: all 10 checks passed"),
+        "{}",
+        passed.stdout
+    );
+}

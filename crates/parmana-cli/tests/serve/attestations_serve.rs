@@ -73,6 +73,15 @@ fn verify_answers_what_the_cli_prints() {
     let flipped = if signature.starts_with('A') { "B" } else { "A" };
     forged["signatures"][0]["sig"] = Value::String(format!("{flipped}{}", &signature[1..]));
     let other_signals = README_SIGNALS.replace("1200", "1201");
+    // Signed by the attestation key's holder with a decision the policy did not make: only the
+    // decision check, given the released policy and the signals, refuses it.
+    let lie = parmana_testkit::re_signed_attestation(
+        envelope.to_string().as_bytes(),
+        &env.attestation_signer().unwrap(),
+        |predicate| predicate["decision"] = json!("approve"),
+    )
+    .unwrap();
+    let lie: Value = serde_json::from_slice(&lie).unwrap();
     // An envelope whose payload cannot be read: no predicate names a bundle, and the report
     // still carries the bundle check (not run), as the CLI's given the bundle does.
     let unreadable =
@@ -84,6 +93,9 @@ fn verify_answers_what_the_cli_prints() {
         (&envelope, Some(README_SIGNALS), true, true),
         (&envelope, Some(&other_signals), true, false),
         (&forged, Some(README_SIGNALS), false, false),
+        (&lie, Some(README_SIGNALS), false, true),
+        (&lie, Some(README_SIGNALS), true, false),
+        (&lie, None, true, true),
         (&unreadable, Some(README_SIGNALS), true, false),
         (&unreadable, None, false, false),
     ];

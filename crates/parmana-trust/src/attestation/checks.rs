@@ -1,4 +1,4 @@
-//! The checks of an attestation report, one function each: signatures, role threshold, trust-root reference, fingerprint, time, current trust, bundle and signals.
+//! The checks of an attestation report, one function each: signatures, role threshold, trust-root reference, fingerprint, time, current trust, bundle, signals and decision.
 
 use parmana_canon::{Digest, Timestamp};
 use serde_json::Value;
@@ -6,7 +6,8 @@ use serde_json::Value;
 use super::DOCUMENT;
 use super::statement::{DsseEnvelope, ExecutionPredicate, SUBJECT_PREFIX, Statement};
 use super::verify::{
-    Anchor, EXECUTED_AT_TOLERANCE_SECONDS, SigningKeyStanding, TrustStanding, VerifyOptions,
+    Anchor, EXECUTED_AT_TOLERANCE_SECONDS, Redecision, SigningKeyStanding, TrustStanding,
+    VerifyOptions,
 };
 use crate::envelope::{SignatureCheck, check_signatures_with};
 use crate::{
@@ -338,4 +339,31 @@ pub(super) fn check_signals(
         }
     }
     Ok(predicate.signals_digest.to_string())
+}
+
+/// The `decision` check: what the policy decides for the signals, worked out again, is what the
+/// predicate says. A reason of `""` (as attestations of earlier versions carry for none) is none.
+pub(super) fn check_decision(
+    predicate: &ExecutionPredicate,
+    redecided: &Redecision,
+) -> Result<String, TrustError> {
+    let attested_reason = predicate.reason.as_deref().filter(|r| !r.is_empty());
+    let decided_reason = redecided.reason.as_deref().filter(|r| !r.is_empty());
+    // Quoted as Rust writes a string's debug form: what the attestation carries is shown with
+    // its control and direction characters escaped, never written raw to a terminal.
+    let said = |decision: &str, rule_id: &str, reason: Option<&str>| match reason {
+        Some(reason) => format!("{decision:?} by rule {rule_id:?} (reason {reason:?})"),
+        None => format!("{decision:?} by rule {rule_id:?} (no reason)"),
+    };
+    let decided = said(&redecided.decision, &redecided.rule_id, decided_reason);
+    if predicate.decision != redecided.decision
+        || predicate.rule_id != redecided.rule_id
+        || attested_reason != decided_reason
+    {
+        return Err(TrustError::DecisionMismatch {
+            attested: said(&predicate.decision, &predicate.rule_id, attested_reason),
+            decided,
+        });
+    }
+    Ok(format!("the policy decides {decided}"))
 }

@@ -17,7 +17,7 @@ pub use statement::{
 };
 pub use verify::{
     AttestationCheck, AttestationCheckKind, AttestationReport, EXECUTED_AT_TOLERANCE_SECONDS,
-    SigningKeyStanding, TrustStanding, VerifyOptions, verify_attestation,
+    Redecision, SigningKeyStanding, TrustStanding, VerifyOptions, verify_attestation,
     verify_attestation_in_history, verify_attestation_with_log, verify_attestations,
     verify_attestations_in_history,
 };

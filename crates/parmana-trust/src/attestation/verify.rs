@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::DOCUMENT;
 use super::checks::{
-    check_all_signatures, check_bundle, check_current_trust, check_executed_at, check_fingerprint,
-    check_key_role, check_revocation, check_signals, check_trust_root,
+    check_all_signatures, check_bundle, check_current_trust, check_decision, check_executed_at,
+    check_fingerprint, check_key_role, check_revocation, check_signals, check_trust_root,
 };
 use super::statement::{DsseEnvelope, Statement, pae, parse_dsse, parse_statement};
 use crate::envelope::SignatureCheck;
@@ -52,6 +52,11 @@ pub enum AttestationCheckKind {
     BundleDigest,
     /// The signals digest matches the given signals and any embedded signals.
     SignalsDigest,
+    /// Only when a policy and the signals are both known (a bundle given, and signals given or
+    /// embedded): the policy, given those signals, decides what the predicate says it decided —
+    /// decision, rule and reason (`docs/trust-model.md` §6). The trust layer compares; a layer
+    /// that evaluates policies works the decision out ([`AttestationReport::with_decision_check`]).
+    Decision,
 }
 
 impl AttestationCheckKind {
@@ -68,6 +73,7 @@ impl AttestationCheckKind {
             Self::Revocation => "revocation",
             Self::BundleDigest => "bundle_digest",
             Self::SignalsDigest => "signals_digest",
+            Self::Decision => "decision",
         }
     }
 }
@@ -161,20 +167,14 @@ impl AttestationReport {
     /// needs the bundle): the `bundle_digest` check added, not run, for the reason the envelope
     /// check gave — as every check after an unreadable envelope is. A verifier that learns which
     /// bundle to check only from the predicate (`POST /v1/verify` with `check_bundle`) reports
-    /// what one given the bundle up front reports.
-    pub fn with_bundle_check_not_run(mut self) -> Self {
+    /// what one given the bundle up front reports. With `signals_given`, the `decision` check is
+    /// added too, not run, as it is for a bundle and signals given up front.
+    pub fn with_bundle_check_not_run(mut self, signals_given: bool) -> Self {
         use AttestationCheckKind as Kind;
         if self.predicate.is_some() || self.checks.iter().any(|c| c.check == Kind::BundleDigest) {
             return self;
         }
-        let why = self
-            .checks
-            .iter()
-            .find(|c| c.check == Kind::Envelope && !c.passed)
-            .map_or_else(
-                || "the attestation could not be read".to_owned(),
-                |c| c.detail.clone(),
-            );
+        let why = self.unreadable_reason();
         let at = self
             .checks
             .iter()
@@ -187,7 +187,49 @@ impl AttestationReport {
         };
         row.record(Kind::BundleDigest, not_checked(&why));
         self.checks.splice(at..at, row.checks);
+        if signals_given {
+            // Never run: there is no predicate to decide for.
+            self = self.with_decision_check(|_| Err(TrustError::malformed(DOCUMENT, why)));
+        }
         self
+    }
+
+    /// The report with the `decision` check added: whether `redecided` — what the policy
+    /// decides for the attested signals, worked out again by a layer that evaluates policies, or
+    /// why it could not be — is what the predicate says (decision, rule id and reason; a reason
+    /// of `""`, as earlier versions wrote for none, is none). For an attestation whose predicate
+    /// could not be read, the check is reported not run, for the reason the envelope check
+    /// gave. Added once: a report that has the check is returned as it is.
+    pub fn with_decision_check(
+        mut self,
+        redecide: impl FnOnce(&ExecutionPredicate) -> Result<Redecision, TrustError>,
+    ) -> Self {
+        if self
+            .checks
+            .iter()
+            .any(|c| c.check == AttestationCheckKind::Decision)
+        {
+            return self;
+        }
+        let outcome = match &self.predicate {
+            Some(predicate) => {
+                redecide(predicate).and_then(|redecided| check_decision(predicate, &redecided))
+            }
+            None => not_checked(&self.unreadable_reason()),
+        };
+        self.record(AttestationCheckKind::Decision, outcome);
+        self
+    }
+
+    /// Why the predicate could not be read: the envelope check's detail.
+    fn unreadable_reason(&self) -> String {
+        self.checks
+            .iter()
+            .find(|c| c.check == AttestationCheckKind::Envelope && !c.passed)
+            .map_or_else(
+                || "the attestation could not be read".to_owned(),
+                |c| c.detail.clone(),
+            )
     }
 
     fn record(&mut self, check: AttestationCheckKind, outcome: Result<String, TrustError>) {
@@ -207,6 +249,19 @@ impl AttestationReport {
         };
         self.checks.push(entry);
     }
+}
+
+/// What a policy decides for an attestation's signals, worked out again for its `decision`
+/// check ([`AttestationReport::with_decision_check`]) by a layer that evaluates policies (the
+/// runtime: the trust layer knows no policy language).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redecision {
+    /// The decision.
+    pub decision: String,
+    /// The deciding rule id, or `default`.
+    pub rule_id: String,
+    /// The deciding outcome's reason, when it gives one.
+    pub reason: Option<String>,
 }
 
 /// A decoded envelope: its signatures, the PAE they cover, and the statement (or why it could
