@@ -83,6 +83,12 @@ pub(crate) struct VerifyArgs {
     /// Also check that the attestation binds these signals (a JSON file, or inline JSON).
     #[arg(long, value_name = "JSON|FILE")]
     signals: Option<String>,
+    /// Refuse a trust-root chain whose newest version is older than this
+    /// (trust.version_rollback): a chain cut short before a rotation that revoked a key, or
+    /// rotated it out, verifies on its own. Take the number from elsewhere than the chain you
+    /// were given (the deployment's `GET /v1/status`, its operator, a published release note).
+    #[arg(long, value_name = "VERSION")]
+    min_trust_root_version: Option<u64>,
     /// Also fail when the trust-root version the attestation was made under has been
     /// superseded, when a key that signed it no longer holds the attestation role in the newest
     /// version, or when the newest version has expired at --now.
@@ -138,6 +144,11 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
     let paths = args.trust.resolve(&deployment);
     let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
         .map_err(|e| Failure::execution(&e))?;
+    if let Some(floor) = args.min_trust_root_version {
+        history
+            .check_reaches(floor)
+            .map_err(|e| Failure::trust(&e))?;
+    }
     let newest = history.newest();
     args.clock.warn_if_expiring(
         &deployment,

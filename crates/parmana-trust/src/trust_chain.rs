@@ -89,17 +89,27 @@ impl VerifiedTrustHistory {
         now: Timestamp,
         highest_accepted: Option<u64>,
     ) -> Result<VerifiedTrustRoot, TrustError> {
-        if let Some(highest) = highest_accepted
-            && self.newest.version() < highest
-        {
-            return Err(TrustError::VersionRollback {
-                document: TRUST_ROOT_TYPE.to_owned(),
-                version: self.newest.version(),
-                highest,
-            });
+        if let Some(highest) = highest_accepted {
+            self.check_reaches(highest)?;
         }
         self.newest.check_not_expired(now)?;
         Ok(self.newest.clone())
+    }
+
+    /// Refuses a chain whose newest version is older than `version` (`trust.version_rollback`):
+    /// a floor known from elsewhere than the chain itself — the highest version a store has
+    /// accepted, or one an auditor was told out of band. A chain cut short before a rotation
+    /// that revoked a key or dropped it from the `attestation` role verifies on its own, and
+    /// undoes that rotation for whoever trusts it whole (`docs/trust-model.md` §6.2).
+    pub fn check_reaches(&self, version: u64) -> Result<(), TrustError> {
+        if self.newest.version() < version {
+            return Err(TrustError::VersionRollback {
+                document: TRUST_ROOT_TYPE.to_owned(),
+                version: self.newest.version(),
+                highest: version,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -2635,7 +2635,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__verify)
-            opts="-h --show --policy-bundle --signals --require-current-trust --proof --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --show --policy-bundle --signals --min-trust-root-version --require-current-trust --proof --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2646,6 +2646,10 @@ _parmana() {
                     return 0
                     ;;
                 --signals)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-trust-root-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -103,6 +103,59 @@ fn an_auditor_verifies_an_attestation_after_rotations() {
         assert_eq!(out.code, 0, "{trust_root}: {}", out.transcript());
         assert_eq!(out.stdout, rotated_out.stdout, "{trust_root}");
     }
+
+    // A chain cut short before the rotations (versions 1 and 2 only) verifies on its own, and
+    // the key rotated out looks still trusted: a floor from elsewhere refuses it.
+    let cut = d.join("cut");
+    std::fs::create_dir(&cut).unwrap();
+    for version in ["1.json", "2.json"] {
+        std::fs::copy(
+            d.join("trust/trust-root.d").join(version),
+            cut.join(version),
+        )
+        .unwrap();
+    }
+    let frozen = verify(
+        d,
+        &[
+            "--now",
+            NOW,
+            "--trust-root",
+            "cut",
+            "--require-current-trust",
+        ],
+    );
+    assert_eq!(frozen.code, 0, "{}", frozen.transcript());
+    // (chain, floor, refused)
+    for (chain, floor, refused) in [
+        ("cut", "4", true),
+        ("cut", "2", false),
+        ("trust", "4", false),
+        ("trust", "5", true),
+    ] {
+        let out = verify(
+            d,
+            &[
+                "--now",
+                NOW,
+                "--trust-root",
+                chain,
+                "--min-trust-root-version",
+                floor,
+            ],
+        );
+        if refused {
+            assert_eq!(out.code, 4, "{chain} {floor}: {}", out.transcript());
+            assert!(
+                out.stderr.starts_with("error[trust.version_rollback]"),
+                "{chain} {floor}: {}",
+                out.stderr
+            );
+            assert_eq!(out.stdout, "", "{chain} {floor}: nothing is judged");
+        } else {
+            assert_eq!(out.code, 0, "{chain} {floor}: {}", out.transcript());
+        }
+    }
 }
 
 #[test]
