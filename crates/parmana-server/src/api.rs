@@ -126,8 +126,12 @@ pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
             format!("request body: {e}"),
         )
     })?;
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::invalid_request(format!("request body: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::invalid_request(format!(
+            "request body: {}",
+            crate::error::bounded_message(&e)
+        ))
+    })
 }
 
 pub(crate) fn execution_error(error: &ExecutionError) -> ApiError {

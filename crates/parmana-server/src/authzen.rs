@@ -58,8 +58,9 @@ fn refusal(status: StatusCode, code: &str, message: String) -> ApiError {
 /// Decides one evaluation (executes it when its context names an execution id), and what the
 /// request's log line says of it: the policy, the execution id, the policy's decision or the
 /// error code. An execution is counted in the metrics as on `POST /v1/executions`. A defect (a
-/// panic) refuses this evaluation alone (`500 server.internal`, naming an execution it may have
-/// claimed): the other evaluations of a boxcar, and what they consumed, stand.
+/// panic) refuses this evaluation (`500 server.internal`, naming an execution it may have
+/// claimed); the caller decides what that does to a boxcar: refused whole while nothing of it
+/// may have been consumed, else the other evaluations, and what they consumed, stand.
 fn decide(
     state: &AppState,
     runtime: &Runtime,
@@ -256,13 +257,15 @@ fn decide_checked(
     }
 }
 
-/// The log line of a boxcar: one evaluation's own; for more, the execution ids, decisions and
-/// error codes as JSON arrays with one entry per evaluation, in order (`null` where it has
-/// none: an id may hold a comma, and a list of only the values present would not say whose
-/// they are), and the policies that answered, each once, comma-separated (the signals are not
+/// The log line of a request to `/access/v1/evaluations`: without `evaluations`, its one
+/// evaluation's own; of a boxcar — however many evaluations it had, or were decided before its
+/// semantic stopped it — the execution ids, decisions and error codes as JSON arrays with one
+/// entry per evaluation decided, in order (`null` where it has none: an id may hold a comma or
+/// look like an array itself, and a list of only the values present would not say whose they
+/// are), and the policies that answered, each once, comma-separated (the signals are not
 /// logged).
-fn boxcar_outcome(outcomes: Vec<Outcome>) -> Outcome {
-    if outcomes.len() <= 1 {
+fn boxcar_outcome(outcomes: Vec<Outcome>, boxcar: bool) -> Outcome {
+    if !boxcar {
         return outcomes.into_iter().next().unwrap_or_default();
     }
     let each = |field: fn(&Outcome) -> &Option<String>| {
@@ -338,8 +341,12 @@ fn items_of(request: &mut EvaluationsRequest) -> Vec<Result<EvaluationItem, ApiE
             .into_iter()
             .enumerate()
             .map(|(index, entry)| {
-                serde_json::from_value(entry)
-                    .map_err(|e| ApiError::invalid_request(format!("evaluation {index}: {e}")))
+                serde_json::from_value(entry).map_err(|e| {
+                    ApiError::invalid_request(format!(
+                        "evaluation {index}: {}",
+                        crate::error::bounded_message(&e)
+                    ))
+                })
             })
             .collect(),
         _ => vec![Ok(EvaluationItem::default())],
@@ -587,9 +594,9 @@ pub(crate) async fn evaluations(
             // reload swaps another in meanwhile (its executions, each under the one in force as
             // it runs, as on `POST /v1/executions`).
             let environment = runtime.environment();
-            // The line of a request of more than one evaluation shows no signals: none is
-            // written out for it.
-            let log_signals = shared.logging.signals && items.len() == 1;
+            // The line of a boxcar shows no signals (of one evaluation or many): none is written
+            // out for it.
+            let log_signals = shared.logging.signals && !boxcar;
             let mut out = Vec::with_capacity(items.len());
             // Whether an evaluation of it has reached for an execution: from then on a refusal
             // stays that evaluation's, so that what was consumed is answered.
@@ -660,7 +667,7 @@ pub(crate) async fn evaluations(
         })
         .await??;
     let (decisions, outcomes): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
-    let outcome = boxcar_outcome(outcomes);
+    let outcome = boxcar_outcome(outcomes, boxcar);
     if boxcar {
         let evaluations = decisions
             .into_iter()

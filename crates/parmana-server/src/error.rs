@@ -356,16 +356,7 @@ pub(crate) fn shown(text: &str, chars: usize) -> String {
         .chars()
         .take(chars)
         .flat_map(|c| {
-            // Control characters, and the Unicode line and paragraph separators and direction
-            // marks that would break a log line or reorder how it reads.
-            let unsafe_in_a_line = c.is_control()
-                || matches!(
-                    c,
-                    '"' | '\\' | '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}'
-                )
-                || ('\u{202A}'..='\u{202E}').contains(&c)
-                || ('\u{2066}'..='\u{2069}').contains(&c);
-            if unsafe_in_a_line {
+            if matches!(c, '"' | '\\') || breaks_a_line(c) {
                 c.escape_default().collect::<Vec<_>>()
             } else {
                 vec![c]
@@ -376,6 +367,63 @@ pub(crate) fn shown(text: &str, chars: usize) -> String {
         shown.push('…');
     }
     shown
+}
+
+/// Control characters, and the Unicode line and paragraph separators and direction marks that
+/// would break a log line or reorder how it reads.
+fn breaks_a_line(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}'
+        )
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// How many characters of a library's error message a caller is told.
+pub(crate) const MAX_LIBRARY_MESSAGE_CHARS: usize = 512;
+
+/// A library's error message as a caller is told it: serde's repeats a refused value whole (a
+/// string given where an object belongs, escaped to several times its size), so formatting
+/// stops after [`MAX_LIBRARY_MESSAGE_CHARS`] characters — the work and the answer bounded
+/// whatever the value — with `…` where there was more, and what would break or reorder a log
+/// line escaped.
+pub(crate) fn bounded_message(error: &impl std::fmt::Display) -> String {
+    /// Keeps what is written up to the bound, then fails, which stops the formatting.
+    struct Bounded {
+        text: String,
+        chars: usize,
+        cut: bool,
+    }
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, written: &str) -> std::fmt::Result {
+            for c in written.chars() {
+                if self.chars == MAX_LIBRARY_MESSAGE_CHARS {
+                    self.cut = true;
+                    return Err(std::fmt::Error);
+                }
+                if breaks_a_line(c) {
+                    self.text.extend(c.escape_default());
+                } else {
+                    self.text.push(c);
+                }
+                self.chars += 1;
+            }
+            Ok(())
+        }
+    }
+    let mut bounded = Bounded {
+        text: String::new(),
+        chars: 0,
+        cut: false,
+    };
+    // The only failure is the bound's own: what was kept is the message's start.
+    let _ = std::fmt::Write::write_fmt(&mut bounded, format_args!("{error}"));
+    if bounded.cut {
+        bounded.text.push('…');
+    }
+    bounded.text
 }
 
 /// What the caller is told of a refusal whose own message the server's log keeps: a store or

@@ -422,3 +422,62 @@ fn a_boxcar_whose_names_would_pass_the_bound_is_refused_before_anything_is_decid
         }
     }
 }
+
+/// A value given where another shape belongs is refused without being repeated whole: serde's
+/// message quotes a string it refuses (escaped: a DEL byte becomes `\u{7f}`, and JSON escapes
+/// that again), so an answer could be seven times the body, once for each of a boxcar's
+/// thousand entries. Each message is cut at 512 characters; `/v1/verify` reads its body the
+/// same way.
+#[test]
+fn a_refused_shape_is_not_repeated_whole() {
+    let temp = authzen_deployment();
+    let served = Served::start(&root(&temp), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let delete = "\u{7f}";
+    let mut single = request("viewer", "read");
+    single["subject"] = json!(delete.repeat(1_000_000));
+    let verify = json!({"attestation": {}, "check_bundle": delete.repeat(1_000_000)});
+    for (route, body) in [
+        ("/access/v1/evaluation", &single),
+        ("/access/v1/evaluations", &single),
+        ("/v1/verify", &verify),
+    ] {
+        let reply = served.post(route, token, &body.to_string());
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (400, "server.invalid_request"),
+            "{route}: {}",
+            &reply.text[..reply.text.len().min(300)]
+        );
+        assert!(
+            reply.text.len() < 4096,
+            "{route}: {} bytes",
+            reply.text.len()
+        );
+        assert!(reply.text.contains('…'), "{route}: {}", reply.text);
+    }
+    let entry = json!({"subject": delete.repeat(1_000)});
+    let boxcar = json!({
+        "action": {"name": "read"},
+        "resource": {"type": "document", "id": "1"},
+        "evaluations": vec![entry; 1_000],
+    });
+    let reply = served.post("/access/v1/evaluations", token, &boxcar.to_string());
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        &reply.text[..reply.text.len().min(300)]
+    );
+    let answers = reply.json()["evaluations"].as_array().unwrap().clone();
+    assert_eq!(answers.len(), 1_000);
+    for answer in &answers {
+        assert_eq!(answer["decision"], false, "{answer}");
+        let message = answer["context"]["error"]["message"].as_str().unwrap();
+        assert!(
+            message.chars().count() <= 600,
+            "{} characters",
+            message.chars().count()
+        );
+    }
+}

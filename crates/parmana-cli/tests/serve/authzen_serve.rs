@@ -917,7 +917,151 @@ fn only_a_single_evaluation_logs_its_flattened_signals() {
         "{evaluations}"
     );
     assert_eq!(evaluations[0]["decision"], false, "{evaluations}");
+    // A boxcar's line holds arrays, one entry per evaluation decided: here one, its semantic
+    // having stopped it after the first.
     let (event, _) = log_line(&served, "/access/v1/evaluations", 200);
-    assert_eq!(event["decision"], "deny", "{event}");
+    assert_eq!(event["decision"], r#"["deny"]"#, "{event}");
     assert_eq!(event["signals"], "", "{event}");
+    // A boxcar of one evaluation too, whose id looks like an array itself: the line cannot be
+    // read as two executions.
+    let mut named = request("viewer", "read");
+    named["context"]["execution_id"] = json!(r#"["a","b"]"#);
+    let one_entry = json!({"evaluations": [named]});
+    let executed = served.post("/access/v1/evaluations", token, &one_entry.to_string());
+    assert_eq!(executed.status, 200, "{}", executed.text);
+    let (event, _) =
+        crate::limits_serve::log_line_where(&served, "/access/v1/evaluations", 200, |event| {
+            event["execution_id"] != ""
+        });
+    assert_eq!(event["execution_id"], r#"["[\"a\",\"b\"]"]"#, "{event}");
+    assert_eq!(event["decision"], r#"["allow"]"#, "{event}");
+    assert_eq!(event["signals"], "", "{event}");
+}
+
+/// A semantic that stops a boxcar starts nothing after the evaluation that stopped it: that one
+/// is executed and attested in the answer, and no later execution id is consumed.
+#[test]
+fn a_boxcar_stopped_by_its_semantic_consumes_no_later_id() {
+    let temp = authzen_deployment();
+    let served = Served::start(&root(&temp), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let executing = |id: &str, role: &str, action: &str| {
+        let mut evaluation = request(role, action);
+        evaluation["context"]["execution_id"] = json!(id);
+        evaluation
+    };
+    // (semantic, evaluations, the ids executed, the ids never started)
+    let cases = [
+        (
+            "deny_on_first_deny",
+            vec![
+                executing("s-1", "viewer", "edit"),
+                executing("s-2", "viewer", "read"),
+            ],
+            vec!["s-1"],
+            vec!["s-2"],
+        ),
+        (
+            "permit_on_first_permit",
+            vec![
+                executing("p-1", "viewer", "edit"),
+                executing("p-2", "viewer", "read"),
+                executing("p-3", "viewer", "read"),
+            ],
+            vec!["p-1", "p-2"],
+            vec!["p-3"],
+        ),
+    ];
+    for (semantic, evaluations, executed, untouched) in cases {
+        let boxcar = json!({
+            "evaluations": evaluations,
+            "options": {"evaluations_semantic": semantic}
+        });
+        let answer = served.post("/access/v1/evaluations", token, &boxcar.to_string());
+        assert_eq!(answer.status, 200, "{semantic}: {}", answer.text);
+        let answers = answer.json()["evaluations"].as_array().unwrap().clone();
+        assert_eq!(answers.len(), executed.len(), "{semantic}: {answers:?}");
+        for (answer, id) in answers.iter().zip(&executed) {
+            assert!(
+                answer["context"]["attestation"].is_object(),
+                "{semantic}: {answer}"
+            );
+            let stored = served.get(&format!("/v1/executions/{id}"), token);
+            assert_eq!(stored.status, 200, "{semantic} {id}: {}", stored.text);
+        }
+        for id in untouched {
+            let unknown = served.get(&format!("/v1/executions/{id}"), token);
+            assert_eq!(unknown.status, 404, "{semantic} {id}: {}", unknown.text);
+        }
+    }
+}
+
+/// How `null`, `{}` and arrays flatten (docs/server.md, "Signals"): `null` is a value no policy
+/// declares; a `null` entity member is absent; an empty object makes no signal; an array is kept
+/// as one undeclared signal (ignored by a policy that ignores undeclared ones).
+#[test]
+fn null_empty_objects_and_arrays_flatten_as_documented() {
+    let temp = authzen_deployment();
+    let served = Served::start(&root(&temp), &["--dev-token"]);
+    let token = served.token.as_deref();
+    type Edit = fn(&mut Value);
+    // (case, the edit of a viewer's read, status, code or the decision)
+    let cases: [(&str, Edit, u16, &str); 8] = [
+        ("as sent", |_| {}, 200, "true"),
+        (
+            "a declared property null",
+            |r| r["subject"]["properties"]["role"] = json!(null),
+            400,
+            "policy.signal_type",
+        ),
+        (
+            "properties null",
+            |r| r["subject"]["properties"] = json!(null),
+            400,
+            "policy.signal_missing",
+        ),
+        (
+            "a declared property an empty object",
+            |r| r["subject"]["properties"]["role"] = json!({}),
+            400,
+            "policy.signal_missing",
+        ),
+        ("context null", |r| r["context"] = json!(null), 200, "true"),
+        ("context empty", |r| r["context"] = json!({}), 200, "true"),
+        (
+            "an undeclared array",
+            |r| r["subject"]["properties"]["groups"] = json!(["a", "b"]),
+            200,
+            "true",
+        ),
+        (
+            "an undeclared nested object",
+            |r| r["context"]["address"] = json!({"country": "DE"}),
+            200,
+            "true",
+        ),
+    ];
+    for (case, edit, status, expected) in cases {
+        let mut body = request("viewer", "read");
+        edit(&mut body);
+        let reply = served.post("/access/v1/evaluation", token, &body.to_string());
+        assert_eq!(reply.status, status, "{case}: {}", reply.text);
+        let got = if status == 200 {
+            reply.json()["decision"].to_string()
+        } else {
+            reply.code()
+        };
+        assert_eq!(got, expected, "{case}: {}", reply.text);
+    }
+    // An evaluation's `subject: null` is absent: it takes the top-level default.
+    let mut boxcar = request("viewer", "read");
+    boxcar["evaluations"] = json!([{"subject": null}]);
+    let reply = served.post("/access/v1/evaluations", token, &boxcar.to_string());
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.json()["evaluations"][0]["decision"],
+        true,
+        "{}",
+        reply.text
+    );
 }

@@ -19,7 +19,7 @@ pub(crate) fn log_line(served: &Served, route: &str, status: u64) -> (Value, Str
 }
 
 /// [`log_line`], the first one `also` takes.
-fn log_line_where(
+pub(crate) fn log_line_where(
     served: &Served,
     route: &str,
     status: u64,
