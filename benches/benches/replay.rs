@@ -89,7 +89,7 @@ fn bench_store(c: &mut Criterion, backend: &str, store: &dyn ReplayStore) {
 fn claims(c: &mut Criterion) {
     bench_store(c, "memory", &MemoryReplayStore::new());
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = durable_dir();
     let sqlite = parmana_replay::SqliteReplayStore::open(dir.path().join("bench.sqlite")).unwrap();
     bench_store(c, "sqlite", &sqlite);
     drop(sqlite);
@@ -119,3 +119,10 @@ fn claims(c: &mut Criterion) {
 
 criterion_group!(benches, claims);
 criterion_main!(benches);
+
+/// A folder for a store whose flushes are measured: in the build's target directory (Cargo's
+/// `CARGO_TARGET_TMPDIR`), never the temporary directory, which Debian 13 and many CI
+/// containers keep in memory (tmpfs), where a flush costs nothing.
+fn durable_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}

@@ -264,7 +264,7 @@ fn durable(c: &mut Criterion, backend: &str, store: Arc<dyn ReplayStore>) {
 }
 
 fn durable_sqlite(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = durable_dir();
     let store = SqliteReplayStore::open(dir.path().join("bench.sqlite3")).unwrap();
     durable(c, "sqlite", Arc::new(store));
 }
@@ -275,7 +275,7 @@ const BATCH_LINES: u64 = 64;
 /// `execute --batch` as the CLI runs it (`run_batch`: bounded read-ahead, output in input
 /// order) on a durable SQLite store, with `jobs` 1 and 8: executions per second.
 fn batch_sqlite(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = durable_dir();
     let root = parmana_testkit::repository_root();
     let runtime = Runtime::builder(RuntimeEnvironmentConfig::standard_layout(&root))
         .signer(LocalSigningKey::read_pem_file(&root.join("trust/keys/attestation.pem")).unwrap())
@@ -405,3 +405,10 @@ criterion_group!(
     durable_postgres
 );
 criterion_main!(benches);
+
+/// A folder for a store whose flushes are measured: in the build's target directory (Cargo's
+/// `CARGO_TARGET_TMPDIR`), never the temporary directory, which Debian 13 and many CI
+/// containers keep in memory (tmpfs), where a flush costs nothing.
+fn durable_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}

@@ -154,14 +154,17 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         cedar_agent: options.cedar_agent.as_deref(),
         wrk: options.wrk.as_deref(),
     };
-    let measurements = measure(root, &binary, &drivers, duration)?;
+    let (store_dir, store_filesystem) = durable_store_dir(root)?;
+    let measurements = measure(root, &binary, &drivers, &store_dir, duration);
+    let _ = std::fs::remove_dir_all(&store_dir);
     let report = ServiceReport {
         machine,
         seconds: options.seconds,
-        measurements,
+        measurements: measurements?,
         cedar_agent,
         wrk,
         load_average,
+        store_filesystem,
     };
     let section = report.render();
     print!("{section}");
@@ -405,10 +408,101 @@ struct Drivers<'a> {
     wrk: Option<&'a Path>,
 }
 
+/// Where the durable SQLite rows keep their store, and the type of the filesystem it is on: a
+/// folder of the build's target directory (`CARGO_TARGET_DIR`, else `target/`), never the
+/// temporary directory, which Debian 13 and many CI containers keep in memory (tmpfs), where a
+/// flush costs nothing and the rows would not be durable. Refused on a filesystem in memory all
+/// the same.
+fn durable_store_dir(root: &Path) -> Result<(PathBuf, String), String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let dir = target.join(format!("loadtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let judged = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))
+        .and_then(|canonical| {
+            let mounts = std::fs::read_to_string("/proc/self/mounts")
+                .map_err(|e| format!("/proc/self/mounts: {e}"))?;
+            let filesystem = filesystem_of(&mounts, &canonical)
+                .ok_or_else(|| format!("{}: on no mount /proc/self/mounts lists", dir.display()))?
+                .to_owned();
+            if IN_MEMORY_FILESYSTEMS.contains(&filesystem.as_str()) {
+                return Err(format!(
+                    "{} is on {filesystem}, in memory: the durable SQLite rows need a disk (set \
+                     CARGO_TARGET_DIR to a folder on one)",
+                    dir.display()
+                ));
+            }
+            Ok(filesystem)
+        });
+    match judged {
+        Ok(filesystem) => Ok((dir, filesystem)),
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(error)
+        }
+    }
+}
+
+/// Filesystems kept in memory, where a flush costs nothing.
+const IN_MEMORY_FILESYSTEMS: [&str; 2] = ["tmpfs", "ramfs"];
+
+/// The type of the filesystem `path` (absolute, without `..` or links) is on, from the text of
+/// `/proc/self/mounts`: that of the last-mounted of the longest mount points that are `path`
+/// or a folder above it (a mount point's spaces and other bytes written as octal escapes,
+/// `\040`, decoded).
+fn filesystem_of<'m>(mounts: &'m str, path: &Path) -> Option<&'m str> {
+    let mut best: Option<(usize, &str)> = None;
+    for line in mounts.lines() {
+        let mut fields = line.split(' ');
+        let (Some(_device), Some(point), Some(kind)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let point = PathBuf::from(unescape_mount_point(point));
+        if path.starts_with(&point) {
+            let depth = point.components().count();
+            if best.is_none_or(|(deepest, _)| depth >= deepest) {
+                best = Some((depth, kind));
+            }
+        }
+    }
+    best.map(|(_, kind)| kind)
+}
+
+/// A mount point as `/proc/self/mounts` writes it, its octal escapes (`\040` for a space)
+/// decoded.
+fn unescape_mount_point(written: &str) -> String {
+    let bytes = written.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let octal = bytes
+            .get(at + 1..at + 4)
+            .filter(|digits| bytes[at] == b'\\' && digits.iter().all(|d| (b'0'..=b'7').contains(d)))
+            .and_then(|digits| u8::from_str_radix(std::str::from_utf8(digits).ok()?, 8).ok());
+        match octal {
+            Some(byte) => {
+                out.push(byte);
+                at += 4;
+            }
+            None => {
+                out.push(bytes[at]);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn measure(
     root: &Path,
     binary: &Path,
     drivers: &Drivers<'_>,
+    store_dir: &Path,
     duration: Duration,
 ) -> Result<Vec<Measurement>, String> {
     let run = format!("lt{}", std::process::id());
@@ -483,11 +577,7 @@ fn measure(
         out.push(in_process(root, &run, threads, duration)?);
     }
 
-    let dir = std::env::temp_dir().join(format!("parmana-{run}"));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let sqlite = measure_sqlite(root, binary, &run, &dir, duration);
-    let _ = std::fs::remove_dir_all(&dir);
-    out.extend(sqlite?);
+    out.extend(measure_sqlite(root, binary, &run, store_dir, duration)?);
     Ok(out)
 }
 
@@ -651,5 +741,32 @@ mod tests {
         ] {
             assert!(options(&args(refused)).is_err(), "{refused:?}");
         }
+    }
+
+    /// The durable rows' store is judged by the mount it is on: the deepest mount point above
+    /// it (by whole folders), the last mounted where two share one, its spaces unescaped.
+    #[test]
+    fn the_filesystem_of_a_path_is_its_deepest_mount() {
+        let mounts = "/dev/vda / ext4 rw,relatime 0 0\n\
+                      tmpfs /tmp tmpfs rw,nosuid 0 0\n\
+                      /dev/vdb /work/my\\040disk xfs rw 0 0\n\
+                      /dev/vdc /work ext4 rw 0 0\n\
+                      overlay /work overlay rw 0 0\n\
+                      a line too short\n";
+        for (path, expected) in [
+            ("/", Some("ext4")),
+            ("/tmp/parmana", Some("tmpfs")),
+            ("/tmpfoo/x", Some("ext4")),
+            ("/work/main/target/loadtest-1", Some("overlay")),
+            ("/work/my disk/target", Some("xfs")),
+        ] {
+            assert_eq!(filesystem_of(mounts, Path::new(path)), expected, "{path}");
+        }
+        assert_eq!(filesystem_of("", Path::new("/x")), None);
+        assert!(IN_MEMORY_FILESYSTEMS.contains(&"tmpfs"));
+        assert_eq!(
+            unescape_mount_point(r"/a\040b\011c\\d\0"),
+            "/a b\tc\\\\d\\0"
+        );
     }
 }

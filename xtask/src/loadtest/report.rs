@@ -47,6 +47,8 @@ pub(crate) struct ServiceReport {
     pub(crate) cedar_agent: Option<String>,
     /// `wrk -v`'s version when its rows were measured.
     pub(crate) wrk: Option<String>,
+    /// The type of the filesystem the durable SQLite rows' store was on (`/proc/self/mounts`).
+    pub(crate) store_filesystem: String,
 }
 
 impl Measurement {
@@ -262,10 +264,15 @@ impl ServiceReport {
              per request; for the in-process row, the runtime's own CPU per call. Their sum is \
              what one request costs the machine's cores, so the cores ÷ that sum bounds the \
              throughput, and with it, by Little's law, the latency at 8 and 64 connections. \
-             The driver's CPU counts against the HTTP rows and not against the in-process one. \
-             The durable rows wait on the disk's flushes, which other work on a shared machine \
-             also makes: the 1-connection SQLite row, and so its ratio, moves the most between \
-             runs.\n",
+             The driver's CPU counts against the HTTP rows and not against the in-process one. ",
+        );
+        let _ = writeln!(
+            out,
+            "The durable rows (their store in the build's target directory, on {}, never the \
+             temporary directory, which may be kept in memory) wait on the disk's flushes, which \
+             other work on a shared machine also makes: the 1-connection SQLite row, and so its \
+             ratio, moves the most between runs.",
+            self.store_filesystem
         );
         out.push_str("\n| ratio | value | target | status |\n| --- | --- | --- | --- |\n");
         for (suffix, driver) in DRIVERS {
@@ -504,6 +511,7 @@ mod tests {
             cedar_agent: None,
             wrk: None,
             load_average: Some("0.50".to_owned()),
+            store_filesystem: "ext4".to_owned(),
             measurements: vec![
                 row(
                     "evaluate",
