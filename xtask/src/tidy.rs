@@ -2,7 +2,7 @@
 //!
 //! It runs as `cargo xtask tidy` and as a normal test (`cargo test -p xtask`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -175,7 +175,34 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     }
 }
 
+/// The workspaces whose packages are checked: the repository's, and the fuzz targets' (a
+/// workspace of its own, so that `cargo fuzz` builds apart).
+const MANIFESTS: [&str; 2] = ["Cargo.toml", "fuzz/Cargo.toml"];
+
 fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> Result<(), String> {
+    let mut matched = BTreeSet::new();
+    for manifest in MANIFESTS {
+        check_manifest(root, manifest, problems, &mut matched)?;
+    }
+    // A layer no package has is a rule that checks nothing: a renamed crate, or one whose
+    // workspace is not read.
+    for (name, _) in ALLOWED_INTERNAL {
+        if !matched.contains(*name) {
+            problems.push(format!(
+                "xtask/src/tidy.rs ALLOWED_INTERNAL has a layer for `{name}`, which no package of {MANIFESTS:?} is"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks every package of the workspace of `manifest`, noting the names it found in `matched`.
+fn check_manifest(
+    root: &Path,
+    manifest: &str,
+    problems: &mut Vec<String>,
+    matched: &mut BTreeSet<String>,
+) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
         .args([
@@ -184,6 +211,8 @@ fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> Result<(), Str
             "1",
             "--no-deps",
             "--offline",
+            "--manifest-path",
+            manifest,
         ])
         .current_dir(root)
         .output()
@@ -199,10 +228,11 @@ fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> Result<(), Str
     let allowed: BTreeMap<&str, &[&str]> = ALLOWED_INTERNAL.iter().copied().collect();
     let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
     if packages.is_empty() {
-        return Err("cargo metadata listed no packages".to_owned());
+        return Err(format!("cargo metadata listed no packages in {manifest}"));
     }
     for package in &packages {
         let name = package["name"].as_str().unwrap_or_default();
+        matched.insert(name.to_owned());
         let Some(allowed_deps) = allowed.get(name) else {
             problems.push(format!(
                 "crate `{name}` has no layer in xtask/src/tidy.rs ALLOWED_INTERNAL"
@@ -213,8 +243,18 @@ fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> Result<(), Str
             let dep_name = dep["name"].as_str().unwrap_or_default();
             let is_internal = dep["path"].is_string();
             let is_dev = dep["kind"].as_str() == Some("dev");
-            if let Some(problem) =
-                internal_dependency_problem(name, dep_name, is_internal, is_dev, allowed_deps)
+            let features: Vec<&str> = dep["features"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+                .collect();
+            let arrow = Arrow {
+                is_internal,
+                is_dev,
+                features: &features,
+            };
+            if let Some(problem) = internal_dependency_problem(name, dep_name, &arrow, allowed_deps)
             {
                 problems.push(problem);
             }
@@ -231,20 +271,50 @@ fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> Result<(), Str
 fn internal_dependency_problem(
     name: &str,
     dep_name: &str,
-    is_internal: bool,
-    is_dev: bool,
+    arrow: &Arrow<'_>,
     allowed_deps: &[&str],
 ) -> Option<String> {
     if DEV_ONLY_INTERNAL.contains(&dep_name) {
-        return (!is_dev).then(|| {
-            format!(
+        if !arrow.is_dev {
+            return Some(format!(
                 "`{name}` depends on `{dep_name}` outside [dev-dependencies]: test support never ships"
-            )
-        });
+            ));
+        }
+        if name == "parmana-canon" {
+            return Some(format!(
+                "`{name}` uses `{dep_name}`, which stands on it: the kit is built on the canon layer"
+            ));
+        }
+        if BELOW_THE_FACADE.contains(&name) && arrow.features.contains(&"runtime") {
+            return Some(format!(
+                "`{name}` uses `{dep_name}` with its `runtime` feature, which builds the facade \
+                 above it: its tests would link a second copy of `{name}`"
+            ));
+        }
+        return None;
     }
-    (is_internal && !allowed_deps.contains(&dep_name))
+    (arrow.is_internal && !allowed_deps.contains(&dep_name))
         .then(|| format!("`{name}` depends on `{dep_name}`: the arrow points up or sideways"))
 }
+
+/// One dependency of a package, as `cargo metadata` lists it.
+struct Arrow<'a> {
+    /// A crate of this repository (a path dependency).
+    is_internal: bool,
+    /// A `[dev-dependencies]` entry.
+    is_dev: bool,
+    /// The features it turns on.
+    features: &'a [&'a str],
+}
+
+/// The crates below the facade: their tests may use the test kit only without its `runtime`
+/// feature (which builds `parmana-runtime`, and with it a second copy of the crate under test).
+const BELOW_THE_FACADE: [&str; 4] = [
+    "parmana-canon",
+    "parmana-policy",
+    "parmana-trust",
+    "parmana-replay",
+];
 
 fn check_sources(root: &Path, problems: &mut Vec<String>) {
     let mut files = Vec::new();
@@ -436,22 +506,74 @@ mod tests {
     #[test]
     fn test_support_is_a_dev_dependency_only() {
         let none: &[&str] = &[];
-        assert_eq!(
-            internal_dependency_problem("parmana-canon", "parmana-testkit", true, true, none),
-            None
-        );
-        assert!(
-            internal_dependency_problem("parmana-runtime", "parmana-testkit", true, false, none)
-                .is_some_and(|p| p.contains("outside [dev-dependencies]"))
-        );
-        assert!(
-            internal_dependency_problem("parmana-policy", "parmana-trust", true, false, none)
-                .is_some_and(|p| p.contains("arrow points up"))
-        );
-        assert_eq!(
-            internal_dependency_problem("parmana-policy", "serde", false, false, none),
-            None
-        );
+        let arrow = |is_internal, is_dev, features| Arrow {
+            is_internal,
+            is_dev,
+            features,
+        };
+        let runtime: &[&str] = &["runtime"];
+        // (crate, dependency, the arrow, the problem's words, or "" for none)
+        let cases = [
+            (
+                "parmana-policy",
+                "parmana-testkit",
+                arrow(true, true, none),
+                "",
+            ),
+            (
+                "parmana-runtime",
+                "parmana-testkit",
+                arrow(true, true, runtime),
+                "",
+            ),
+            (
+                "parmana-server",
+                "parmana-testkit",
+                arrow(true, true, runtime),
+                "",
+            ),
+            (
+                "parmana-runtime",
+                "parmana-testkit",
+                arrow(true, false, none),
+                "outside [dev-dependencies]",
+            ),
+            (
+                "parmana-canon",
+                "parmana-testkit",
+                arrow(true, true, none),
+                "stands on it",
+            ),
+            (
+                "parmana-trust",
+                "parmana-testkit",
+                arrow(true, true, runtime),
+                "second copy",
+            ),
+            (
+                "parmana-replay",
+                "parmana-testkit",
+                arrow(true, true, runtime),
+                "second copy",
+            ),
+            (
+                "parmana-policy",
+                "parmana-trust",
+                arrow(true, false, none),
+                "arrow points up",
+            ),
+            ("parmana-policy", "serde", arrow(false, false, none), ""),
+        ];
+        for (name, dep, arrow, words) in cases {
+            let problem = internal_dependency_problem(name, dep, &arrow, none);
+            match words {
+                "" => assert_eq!(problem, None, "{name} -> {dep}"),
+                words => assert!(
+                    problem.as_deref().is_some_and(|p| p.contains(words)),
+                    "{name} -> {dep}: {problem:?}"
+                ),
+            }
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ fn bench_runs() -> [Vec<&'static str>; 2] {
     [
         vec![
             "bench",
+            "--locked",
             "-p",
             BENCH_PACKAGE,
             "--bench",
@@ -52,7 +53,7 @@ fn bench_runs() -> [Vec<&'static str>; 2] {
             "--features",
             BENCH_FEATURES,
         ],
-        vec!["bench", "-p", BENCH_PACKAGE],
+        vec!["bench", "--locked", "-p", BENCH_PACKAGE],
     ]
 }
 
@@ -180,6 +181,14 @@ mod tests {
     use super::render::format_duration;
     use super::results::{BenchResult, parse_result};
     use super::*;
+
+    /// The report measures the dependency set CI checks: `Cargo.lock` as committed.
+    #[test]
+    fn every_bench_run_is_locked() {
+        for run in bench_runs() {
+            assert!(run.contains(&"--locked"), "{run:?}");
+        }
+    }
 
     fn row(id: &str, median_ns: f64, elements: Option<u64>) -> BenchResult {
         BenchResult {

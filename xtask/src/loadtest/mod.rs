@@ -105,6 +105,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
                 "run",
                 "--quiet",
                 "--release",
+                "--locked",
                 "--package",
                 "xtask",
                 "--",
@@ -124,7 +125,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         Some(binary) => binary,
         None => {
             let status = Command::new(&cargo)
-                .args(["build", "--quiet", "--release", "--package", "parmana-cli"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "--locked",
+                    "--package",
+                    "parmana-cli",
+                ])
                 .current_dir(root)
                 .status()
                 .map_err(|e| format!("cannot run cargo: {e}"))?;

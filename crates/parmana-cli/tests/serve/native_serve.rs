@@ -914,7 +914,7 @@ fn the_readme_service_block_runs_as_written() {
     let lines: Vec<&str> = block.lines().collect();
     let command = lines
         .iter()
-        .find_map(|line| line.strip_prefix("cargo run --release -p parmana-cli -- "))
+        .find_map(|line| line.strip_prefix("cargo run --release --locked -p parmana-cli -- "))
         .unwrap_or_else(|| panic!("no command in:\n{block}"));
     let args: Vec<&str> = command.split_whitespace().collect();
     assert_eq!(args.first(), Some(&"serve"), "{command}");

@@ -82,8 +82,24 @@ impl<S: ReplayStore> ReplayStore for FaultyStore<S> {
         self.check(Fault::CompleteReplyLost)
     }
 
-    fn get(&self, id: &ExecutionId) -> Result<ExecutionState, ReplayError> {
-        self.inner.get(id)
+    // The one-write pair is the inner store's, so that the runtime takes the path it takes in
+    // production; its one write is both steps, and fails where either would.
+    fn completes_in_one_write(&self) -> bool {
+        self.inner.completes_in_one_write()
+    }
+
+    fn claim_completed(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+        attestation: &[u8],
+    ) -> Result<ClaimOutcome, ReplayError> {
+        self.check(Fault::Claim)?;
+        self.check(Fault::Complete)?;
+        let outcome = self.inner.claim_completed(id, record, under, attestation)?;
+        self.check(Fault::CompleteReplyLost)?;
+        Ok(outcome)
     }
 
     fn pending_after(
@@ -100,43 +116,8 @@ impl<S: ReplayStore> ReplayStore for FaultyStore<S> {
         self.inner.accepted_versions()
     }
 
-    fn accept_versions(
-        &self,
-        trust_root: u64,
-        release: u64,
-    ) -> Result<AcceptedVersions, ReplayError> {
-        self.inner.accept_versions(trust_root, release)
-    }
-
-    fn ledger_summary(&self) -> Result<parmana_replay::LedgerSummary, ReplayError> {
-        self.inner.ledger_summary()
-    }
-    fn checkpoints_from(
-        &self,
-        from: u64,
-        max: usize,
-    ) -> Result<Vec<parmana_replay::StoredCheckpoint>, ReplayError> {
-        self.inner.checkpoints_from(from, max)
-    }
-    fn ledger_rows(
-        &self,
-        from: u64,
-        max: usize,
-    ) -> Result<Vec<parmana_replay::LedgerRow>, ReplayError> {
-        self.inner.ledger_rows(from, max)
-    }
-    fn sequence(&self, max: usize) -> Result<parmana_replay::SequenceOutcome, ReplayError> {
-        self.inner.sequence(max)
-    }
-    fn store_checkpoint(
-        &self,
-        checkpoint: &parmana_replay::StoredCheckpoint,
-    ) -> Result<(), ReplayError> {
-        self.inner.store_checkpoint(checkpoint)
-    }
-    fn latest_checkpoint(&self) -> Result<Option<parmana_replay::StoredCheckpoint>, ReplayError> {
-        self.inner.latest_checkpoint()
-    }
+    parmana_testkit::forward_store_reads!(inner: get, accept_versions, sequence, store_checkpoint,
+        latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows, ledger_records);
 }
 
 struct Setup {
@@ -154,6 +135,11 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store =
         FaultyStore::new(SqliteReplayStore::open(dir.path().join("faults.sqlite")).unwrap());
+    // The wrapper writes as the store it wraps does (claim then complete, or both at once).
+    assert_eq!(
+        store.completes_in_one_write(),
+        store.inner.completes_in_one_write()
+    );
     Setup {
         _fixture: fixture,
         environment,

@@ -107,6 +107,14 @@ impl LogWatch {
                     "{label}: {} recorded twice",
                     record.execution_id
                 );
+            } else {
+                // Every other entry is a marks record (canonical JSON: `kind` sorts first), so
+                // that the checks above cannot pass by reading no execution at all.
+                assert!(
+                    entry.starts_with(br#"{"kind":"marks","#),
+                    "{label}: entry {position} is neither an execution nor a marks record: {}",
+                    String::from_utf8_lossy(entry)
+                );
             }
             fresh.push(entry);
         }
