@@ -23,7 +23,8 @@ const SERVE_EXAMPLES: &str = concat!(
     "\
 The first line on stdout is `listening on http://ADDRESS` (with --listen 127.0.0.1:0, the port
 chosen); with --dev-token the next is `token: SECRET`. Logs go to stderr. SIGHUP reloads the trust
-root, the release manifest and the tokens file (the TLS files are read at start only); SIGTERM or
+root, the release manifest, the tokens file and the TLS files (a renewed certificate needs no
+restart); SIGTERM or
 SIGINT drains and stops. See docs/server.md.
 
 Examples (from the repository root, on the bundled TEST-ONLY trust chain; the memory store keeps
@@ -720,10 +721,10 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     // So are the expiry warning's window and the log anchor (read before the store too).
     warn_expiry_of(&deployment, &clock, &environment)?;
     if let Some(not_after) = tls_not_after {
-        // Read at start only: a renewed certificate takes a restart.
+        // Read again by each reload: a renewed certificate is taken without a restart.
         clock.warn_if_expiring(
             &deployment,
-            "the TLS certificate (--tls-cert; a renewed one takes a restart)",
+            "the TLS certificate (--tls-cert; renew it and reload: SIGHUP)",
             not_after,
         )?;
     }

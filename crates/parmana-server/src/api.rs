@@ -762,11 +762,15 @@ pub(crate) async fn not_ready_reason(state: &Arc<AppState>) -> Option<String> {
         return Some(format!("release manifest: {error}"));
     }
     // Every client refuses an expired certificate: no traffic should come here then.
-    if let Some(not_after) = state.tls_not_after
+    let tls_not_after = *state
+        .tls_not_after
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(not_after) = tls_not_after
         && now >= not_after
     {
         return Some(format!(
-            "TLS certificate: expired at {not_after}; restart the server with a valid one"
+            "TLS certificate: expired at {not_after}; reload the server with a valid one"
         ));
     }
     if let Some(reason) = state.runtime.store_refused() {

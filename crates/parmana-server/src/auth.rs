@@ -13,6 +13,15 @@ use crate::error::{ApiError, ServerError};
 /// The largest tokens file read.
 const MAX_TOKENS_FILE_BYTES: u64 = 1024 * 1024;
 
+/// The most tokens a tokens file may hold: every request compares the token it presents with
+/// each of them.
+pub(crate) const MAX_TOKENS: usize = 1024;
+
+/// The longest token a request may present (in bytes), refused before it is hashed: a header
+/// may be as long as `max_header_bytes`, and an unauthenticated caller should not choose how
+/// much each request hashes.
+pub(crate) const MAX_PRESENTED_TOKEN_BYTES: usize = 1024;
+
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -21,7 +30,8 @@ pub enum Scope {
     Execute,
     /// `POST /v1/evaluations` and AuthZEN evaluations.
     Evaluate,
-    /// `GET /v1/executions/{id}`, `GET /v1/status`, `GET /metrics`.
+    /// `GET /v1/executions/{id}` and its `/proof`, `GET /v1/status`, `GET /metrics`, and the
+    /// transparency log's routes (`/log/…`) unless the log is public.
     Read,
     /// `POST /v1/verify`.
     Verify,
@@ -120,7 +130,15 @@ impl Tokens {
         if entries.is_empty() {
             return Err("no [[tokens]] entry".to_owned());
         }
+        if entries.len() > MAX_TOKENS {
+            return Err(format!(
+                "{} [[tokens]] entries, more than {MAX_TOKENS}",
+                entries.len()
+            ));
+        }
         let mut tokens: Vec<Token> = Vec::with_capacity(entries.len());
+        let mut names = std::collections::HashSet::with_capacity(entries.len());
+        let mut digests = std::collections::HashSet::with_capacity(entries.len());
         for entry in entries {
             let digest: Digest = entry
                 .sha256
@@ -133,10 +151,10 @@ impl Tokens {
             if entry.name.trim().is_empty() {
                 return Err("a token has an empty name".to_owned());
             }
-            if tokens.iter().any(|t| t.name == entry.name) {
+            if !names.insert(entry.name.clone()) {
                 return Err(format!("two tokens are named {:?}", entry.name));
             }
-            if tokens.iter().any(|t| t.digest == *digest.as_bytes()) {
+            if !digests.insert(*digest.as_bytes()) {
                 return Err(format!("token {:?} repeats another token", entry.name));
             }
             tokens.push(Token {
@@ -210,13 +228,29 @@ impl Tokens {
         scope: Scope,
         note: impl FnOnce(&str),
     ) -> Result<String, ApiError> {
-        let unauthorized = |message: &str| {
+        // RFC 6750 §3: a request without credentials is told the scheme; one whose token was
+        // refused, `invalid_token` too.
+        let unauthorized = |message: &str, presented: bool| {
+            let challenge = if presented {
+                "Bearer realm=\"parmana\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"parmana\""
+            };
             ApiError::new(StatusCode::UNAUTHORIZED, "server.unauthorized", message)
-                .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"parmana\"")
+                .with_header(header::WWW_AUTHENTICATE, challenge)
         };
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Err(unauthorized("a bearer token is required"));
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Err(unauthorized("a bearer token is required", false));
         };
+        // One credential: with two, which one counts would depend on who reads them (a proxy
+        // that appends its own, say).
+        if values.next().is_some() {
+            return Err(unauthorized(
+                "several Authorization headers: send one bearer token",
+                true,
+            ));
+        }
         let presented = value
             .to_str()
             .ok()
@@ -228,10 +262,23 @@ impl Tokens {
             })
             .map(str::trim)
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| unauthorized("the Authorization header is not `Bearer TOKEN`"))?;
+            .ok_or_else(|| {
+                unauthorized(
+                    "the Authorization header is not `Bearer TOKEN` (a token is visible ASCII)",
+                    true,
+                )
+            })?;
+        if presented.len() > MAX_PRESENTED_TOKEN_BYTES {
+            return Err(unauthorized(
+                &format!(
+                    "the bearer token is longer than {MAX_PRESENTED_TOKEN_BYTES} bytes: none accepted is"
+                ),
+                true,
+            ));
+        }
         let token = self
             .find(presented)
-            .ok_or_else(|| unauthorized("the bearer token is not accepted"))?;
+            .ok_or_else(|| unauthorized("the bearer token is not accepted", true))?;
         note(&token.name);
         if !token.scopes.contains(&scope) {
             return Err(ApiError::new(
@@ -242,10 +289,19 @@ impl Tokens {
                     token.name,
                     scope.as_str()
                 ),
-            ));
+            )
+            .with_header(header::WWW_AUTHENTICATE, &scope_challenge(scope)));
         }
         Ok(token.name.clone())
     }
+}
+
+/// The `WWW-Authenticate` challenge of a `403` for a scope the token lacks (RFC 6750 §3).
+pub(crate) fn scope_challenge(scope: Scope) -> String {
+    format!(
+        "Bearer realm=\"parmana\", error=\"insufficient_scope\", scope=\"{}\"",
+        scope.as_str()
+    )
 }
 
 /// Without authentication (`--insecure-no-auth`, on loopback only), a web page open in a browser
@@ -478,6 +534,121 @@ mod tests {
             };
             assert_eq!(got, expected, "{header:?} {scope:?}");
         }
+    }
+
+    /// A refusal says why as RFC 6750 §3 asks (`invalid_token` for a token presented and
+    /// refused, `insufficient_scope` with the scope); several `Authorization` headers and a
+    /// token past the length bound are refused before any token is looked for.
+    #[test]
+    fn refusals_carry_their_bearer_challenge() {
+        let reader = Digest::of(b"reader-secret");
+        let tokens = tokens_file(&format!(
+            "[[tokens]]\nname = \"reader\"\nsha256 = \"{reader}\"\nscopes = [\"read\"]\n"
+        ))
+        .unwrap();
+        let long = format!("Bearer {}", "a".repeat(MAX_PRESENTED_TOKEN_BYTES + 1));
+        let invalid = r#"Bearer realm="parmana", error="invalid_token""#;
+        // (Authorization headers, scope, status, challenge, words of the message)
+        type Case<'a> = (Vec<&'a [u8]>, Scope, u16, &'a str, &'a str);
+        let cases: [Case<'_>; 8] = [
+            (
+                vec![],
+                Scope::Read,
+                401,
+                r#"Bearer realm="parmana""#,
+                "required",
+            ),
+            (
+                vec![b"Bearer wrong"],
+                Scope::Read,
+                401,
+                invalid,
+                "not accepted",
+            ),
+            (
+                vec![b"Basic abc"],
+                Scope::Read,
+                401,
+                invalid,
+                "not `Bearer TOKEN`",
+            ),
+            (
+                vec![b"Bearer \xc3\xa9"],
+                Scope::Read,
+                401,
+                invalid,
+                "visible ASCII",
+            ),
+            (
+                vec![long.as_bytes()],
+                Scope::Read,
+                401,
+                invalid,
+                "longer than 1024 bytes",
+            ),
+            (
+                vec![b"Bearer reader-secret", b"Bearer wrong"],
+                Scope::Read,
+                401,
+                invalid,
+                "several",
+            ),
+            (
+                vec![b"Bearer wrong", b"Bearer reader-secret"],
+                Scope::Read,
+                401,
+                invalid,
+                "several",
+            ),
+            (
+                vec![b"Bearer reader-secret"],
+                Scope::Execute,
+                403,
+                r#"Bearer realm="parmana", error="insufficient_scope", scope="execute""#,
+                "lacks the `execute` scope",
+            ),
+        ];
+        for (values, scope, status, challenge, words) in cases {
+            let mut headers = HeaderMap::new();
+            for value in &values {
+                headers.append(
+                    header::AUTHORIZATION,
+                    HeaderValue::from_bytes(value).unwrap(),
+                );
+            }
+            let refused = tokens.authorize(&headers, scope).unwrap_err();
+            let sent: Vec<_> = refused
+                .headers
+                .iter()
+                .filter(|(name, _)| *name == header::WWW_AUTHENTICATE)
+                .map(|(_, value)| value.to_str().unwrap())
+                .collect();
+            assert_eq!(refused.status.as_u16(), status, "{values:?}");
+            assert_eq!(sent, [challenge], "{values:?}");
+            assert!(
+                refused.message.contains(words),
+                "{values:?}: {}",
+                refused.message
+            );
+        }
+    }
+
+    /// At most [`MAX_TOKENS`] tokens: each request is compared with every one.
+    #[test]
+    fn a_tokens_file_holds_at_most_its_bound() {
+        let file = |count: usize| {
+            (0..count)
+                .map(|n| {
+                    let digest = Digest::of(format!("secret-{n}").as_bytes());
+                    format!(
+                        "[[tokens]]\nname = \"t{n}\"\nsha256 = \"{digest}\"\nscopes = [\"read\"]\n"
+                    )
+                })
+                .collect::<String>()
+        };
+        assert_eq!(tokens_file(&file(MAX_TOKENS)).unwrap().len(), MAX_TOKENS);
+        let refused = tokens_file(&file(MAX_TOKENS + 1)).unwrap_err().to_string();
+        assert!(refused.contains("more than 1024"), "{refused}");
     }
 
     #[test]

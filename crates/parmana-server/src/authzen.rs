@@ -129,6 +129,10 @@ fn execute_forbidden() -> ApiError {
         "context.execution_id asks for an execution: the token lacks the `execute` scope"
             .to_owned(),
     )
+    .with_header(
+        header::WWW_AUTHENTICATE,
+        &crate::auth::scope_challenge(Scope::Execute),
+    )
 }
 
 /// Notes, for the request's log line and an answer on its timeout, what a single evaluation

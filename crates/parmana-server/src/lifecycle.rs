@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum_server::Handle;
 use axum_server::accept::DefaultAcceptor;
-use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use axum_server::tls_rustls::RustlsAcceptor;
 use parmana_runtime::canon::Timestamp;
 use parmana_runtime::{
     LogSigning, Recovered, ReloadReport, Runtime, RuntimeEnvironment, check_log_signer,
@@ -34,7 +34,6 @@ pub struct Server {
     state: Arc<AppState>,
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
-    tls: Option<Arc<rustls::ServerConfig>>,
     config_file: Option<String>,
 }
 
@@ -223,6 +222,11 @@ impl Server {
             store_kind: settings.store_kind,
             log: settings.log,
             scheme: if tls.is_some() { "https" } else { "http" },
+            tls: settings
+                .tls
+                .clone()
+                .zip(tls)
+                .map(|(files, config)| crate::tls::ServedTls::new(files, config)),
             started: Instant::now(),
             in_flight: Arc::new(Semaphore::new(settings.limits.max_concurrency.max(1))),
             body_bytes: Arc::new(Semaphore::new(crate::state::body_permits(
@@ -263,13 +267,12 @@ impl Server {
             queued_reload: std::sync::Mutex::new(None),
             tokens_reloading: std::sync::Mutex::new(()),
             tokens_read_waiting: AtomicBool::new(false),
-            tls_not_after,
+            tls_not_after: std::sync::Mutex::new(tls_not_after),
         });
         Ok(Self {
             state,
             listener,
             local_addr,
-            tls,
             config_file,
         })
     }
@@ -388,7 +391,7 @@ impl Server {
             );
         }
         crate::descriptors::log_raise();
-        if let Some(warning) = plaintext_tokens_warning(self.tls.is_some(), self.local_addr) {
+        if let Some(warning) = plaintext_tokens_warning(state.tls.is_some(), self.local_addr) {
             tracing::warn!(target: "parmana::server", "{warning}");
         }
         if state
@@ -404,7 +407,11 @@ impl Server {
                  reload brings a trust root that lists witnesses)"
             );
         }
-        let served = match self.tls {
+        let served = match state
+            .tls
+            .as_ref()
+            .map(crate::tls::ServedTls::acceptor_config)
+        {
             None => {
                 server
                     .acceptor(
@@ -418,8 +425,7 @@ impl Server {
             Some(config) => {
                 // A connection that completes no handshake within the idle timeout is closed, as
                 // one that sends no request head is.
-                let tls = RustlsAcceptor::new(RustlsConfig::from_config(config))
-                    .handshake_timeout(state.limits.idle_timeout);
+                let tls = RustlsAcceptor::new(config).handshake_timeout(state.limits.idle_timeout);
                 server
                     .acceptor(
                         Limited::new(tls, connections, state.limits.idle_timeout)
@@ -1282,7 +1288,41 @@ fn swap_tokens(worker: &AppState, runtime: &Runtime) -> Result<(), TokensRefused
     }
 }
 
-/// The answer to a reload refused for its tokens file.
+/// Reads the TLS files again and puts them in force for new handshakes ([`ServedTls::reload`]);
+/// refused ones are recorded, counted and logged as a refused reload, and the TLS in force
+/// stays.
+///
+/// [`ServedTls::reload`]: crate::tls::ServedTls::reload
+fn swap_tls(worker: &AppState, runtime: &Runtime) -> Result<(), TokensRefused> {
+    let Some(tls) = &worker.tls else {
+        return Ok(());
+    };
+    match tls.reload(runtime.clock().now()) {
+        Ok(not_after) => {
+            *worker
+                .tls_not_after
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(not_after);
+            worker.metrics.set_tls_expiry(not_after);
+            tracing::info!(target: "parmana::server", %not_after, "TLS files reloaded");
+            Ok(())
+        }
+        Err(error) => {
+            runtime.record_reload_failure(
+                error.code(),
+                format!(
+                    "the TLS files were refused ({}); the server's log says why",
+                    error.code()
+                ),
+            );
+            worker.metrics.reload(false);
+            tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the TLS, the old environment and the tokens read stay");
+            Err(TokensRefused(error))
+        }
+    }
+}
+
+/// The answer to a reload refused for its tokens file or its TLS files.
 fn tokens_refused(error: &crate::error::ServerError) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -1309,6 +1349,10 @@ async fn reload_holding(
             // token removed there is revoked even while the store is down or the files on disk
             // are refused.
             swap_tokens(&worker, runtime)?;
+            // The TLS files again, as the start reads them: refused, they refuse the reload
+            // (the TLS in force stays, as does the environment); taken, the handshakes to come
+            // take them (a renewed certificate needs no restart).
+            swap_tls(&worker, runtime)?;
             let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 runtime.reload_checked(|fresh| worker.authzen.check_environment(fresh))
             }));
@@ -1377,7 +1421,8 @@ async fn reload_holding(
     }
 }
 
-/// A reload refused for its tokens file (`server.tokens_invalid`).
+/// A reload refused for its tokens file (`server.tokens_invalid`) or its TLS files
+/// (`server.tls_invalid`).
 struct TokensRefused(crate::error::ServerError);
 
 /// Every route, the body limit, and the guard middleware (shedding, timeout, metrics, logs).

@@ -100,6 +100,8 @@ pub(crate) struct Metrics {
     sequencer_runs: Family<OutcomeLabels, Counter>,
     cosignings: Family<OutcomeLabels, Counter>,
     log_entries: Gauge,
+    /// When the TLS certificate in force expires, when the server serves TLS.
+    tls_expiry: Option<Gauge>,
     /// Held by one scrape while it reads the environment and encodes (see [`Metrics::scrape`]).
     scrape_turn: tokio::sync::Mutex<()>,
 }
@@ -126,18 +128,19 @@ impl Metrics {
         tls_not_after: Option<parmana_runtime::canon::Timestamp>,
     ) -> Self {
         let mut registry = Registry::with_prefix("parmana");
-        if let Some(not_after) = tls_not_after {
-            // Read at start only (a renewed certificate takes a restart): the one alert on
-            // expiry covers it beside the environment's documents.
+        let tls_expiry = tls_not_after.map(|not_after| {
+            // Read at start and by every reload: the one alert on expiry covers it beside the
+            // environment's documents.
             let tls_expiry: Gauge = Gauge::default();
             tls_expiry.set(not_after.unix_seconds());
             registry.register(
                 "tls_certificate_expiry_timestamp_seconds",
-                "When the server's TLS certificate expires (Unix seconds): read at start only, \
-                 a renewed certificate takes a restart; after it, /readyz answers 503",
-                tls_expiry,
+                "When the server's TLS certificate in force expires (Unix seconds): read at start \
+                 and by each reload; after it, /readyz answers 503",
+                tls_expiry.clone(),
             );
-        }
+            tls_expiry
+        });
         registry.register(
             "store_operation_duration_seconds",
             "Replay store latency, by operation (claim, complete, claim_completed, get, \
@@ -327,6 +330,7 @@ impl Metrics {
             sequencer_runs,
             cosignings,
             log_entries,
+            tls_expiry,
             scrape_turn: tokio::sync::Mutex::new(()),
         }
     }
@@ -373,6 +377,13 @@ impl Metrics {
 
     pub(crate) fn store_probe(&self, elapsed: Duration) {
         self.store_probe_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// The TLS certificate a reload put in force expires at `not_after`.
+    pub(crate) fn set_tls_expiry(&self, not_after: parmana_runtime::canon::Timestamp) {
+        if let Some(gauge) = &self.tls_expiry {
+            gauge.set(not_after.unix_seconds());
+        }
     }
 
     pub(crate) fn reload(&self, ok: bool) {

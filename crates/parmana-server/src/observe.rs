@@ -149,11 +149,13 @@ pub(crate) async fn guard(
                 // A place of the share every caller may take, or — for a caller that may
                 // execute, once it is full — one of the slots kept for executions.
                 let shared = Arc::clone(&state.shared_in_flight).try_acquire_owned().ok();
-                // Copied: a slice of the connection's read buffer would keep it alive with the slot.
-                let authorization = request
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok());
+                // Copied: a slice of the connection's read buffer would keep it alive with the
+                // slot. Only a lone one: a request with several is refused whatever they hold.
+                let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+                let authorization = match (values.next(), values.next()) {
+                    (Some(value), None) => HeaderValue::from_bytes(value.as_bytes()).ok(),
+                    _ => None,
+                };
                 Some(Slot::new(permit, log_share, shared, authorization))
                     .filter(|slot| slot.holds_a_shared_place() || slot.may_use_reserve(&state))
             }

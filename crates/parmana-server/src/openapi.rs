@@ -23,18 +23,26 @@ impl Modify for Bearer {
 }
 
 /// The headers the server sends with a status on every route, declared once here instead of in
-/// each handler's annotation: `WWW-Authenticate` with every `401`, `Location` with every `201`
+/// each handler's annotation: `WWW-Authenticate` with every `401` and with a `403` for a scope
+/// the token lacks (RFC 6750 §3), `Location` with every `201`
 /// and `409` (an execution, and the replay that names it), `Retry-After` with every `423` and
 /// every `503` but `/readyz`'s (which sends none), and `Location` with a `503` on a request's
 /// timeout when the request named an execution (where its outcome is read back).
 struct StandardHeaders;
 
 /// (status, header, description) for [`StandardHeaders`].
-const STANDARD_HEADERS: [(&str, &str, &str); 6] = [
+const STANDARD_HEADERS: [(&str, &str, &str); 7] = [
     (
         "401",
         "WWW-Authenticate",
-        "`Bearer realm=\"parmana\"`: the scheme the route takes",
+        "`Bearer realm=\"parmana\"`: the scheme the route takes; with `error=\"invalid_token\"` \
+         when a token was presented and refused (RFC 6750 §3)",
+    ),
+    (
+        "403",
+        "WWW-Authenticate",
+        "With a token that lacks the route's scope (`server.forbidden`): `Bearer \
+         realm=\"parmana\", error=\"insufficient_scope\", scope=\"<the scope>\"` (RFC 6750 §3)",
     ),
     (
         "201",

@@ -288,10 +288,9 @@ fn readyz_is_200_only_when_started_not_draining_unexpired_and_the_store_answers(
         state
     };
     // Its TLS certificate expired while it served (the clock reads NOW).
-    let mut certificate_expired = started(state_over(&fixture, memory(), &clock));
-    Arc::get_mut(&mut certificate_expired)
-        .unwrap()
-        .tls_not_after = Some(Timestamp::parse("2026-11-28T20:59:59Z").unwrap());
+    let certificate_expired = started(state_over(&fixture, memory(), &clock));
+    *certificate_expired.tls_not_after.lock().unwrap() =
+        Some(Timestamp::parse("2026-11-28T20:59:59Z").unwrap());
     // (case, state, expected status, what the refusal says)
     let cases: Vec<(&str, Arc<AppState>, u16, &str)> = vec![
         (

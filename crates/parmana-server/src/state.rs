@@ -496,8 +496,10 @@ pub(crate) struct AppState {
     /// A read of the tokens file before a reload's turn is waiting for [`Self::tokens_reloading`]:
     /// one asked for meanwhile is that one.
     pub(crate) tokens_read_waiting: std::sync::atomic::AtomicBool,
-    /// When the server's TLS certificate stops being valid (`/readyz` turns 503 then).
-    pub(crate) tls_not_after: Option<parmana_runtime::canon::Timestamp>,
+    /// The TLS served, when it is (read again by a reload).
+    pub(crate) tls: Option<crate::tls::ServedTls>,
+    /// When the server's TLS certificate in force stops being valid (`/readyz` turns 503 then).
+    pub(crate) tls_not_after: std::sync::Mutex<Option<parmana_runtime::canon::Timestamp>>,
     /// The log the log routes serve, read at most once per sequencer cadence.
     pub(crate) log_cache: crate::log_cache::LogCache,
     /// The last store probe of `/readyz` (when it answered, and why the store is not ready,

@@ -12,6 +12,47 @@ use rustls::server::WebPkiClientVerifier;
 use crate::error::ServerError;
 use crate::settings::TlsFiles;
 
+/// The TLS a server serves: the files it was read from, and the configuration every new
+/// handshake takes (axum-server's, swapped whole by a reload; a connection keeps the one it
+/// began with).
+pub(crate) struct ServedTls {
+    files: TlsFiles,
+    config: axum_server::tls_rustls::RustlsConfig,
+}
+
+impl std::fmt::Debug for ServedTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The configuration holds the private key: only the files are shown.
+        f.debug_struct("ServedTls")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServedTls {
+    /// The TLS of `files`, configured as `config` (what [`server_config`] made of them).
+    pub(crate) fn new(files: TlsFiles, config: Arc<rustls::ServerConfig>) -> Self {
+        Self {
+            files,
+            config: axum_server::tls_rustls::RustlsConfig::from_config(config),
+        }
+    }
+
+    /// What the acceptor takes: shared with [`reload`](Self::reload), which swaps its inside.
+    pub(crate) fn acceptor_config(&self) -> axum_server::tls_rustls::RustlsConfig {
+        self.config.clone()
+    }
+
+    /// Reads the files again and puts them in force for the handshakes to come, as the start
+    /// reads them (a certificate outside its validity at `now` refused): the end of the new
+    /// certificate's validity. Refused files change nothing.
+    pub(crate) fn reload(&self, now: Timestamp) -> Result<Timestamp, ServerError> {
+        let (config, not_after) = server_config(&self.files, now)?;
+        self.config.reload_from_config(config);
+        Ok(not_after)
+    }
+}
+
 /// The largest certificate, key or CA file read, in bytes: a chain or a bundle of CAs fits many
 /// times over; a path to something endless (`/dev/zero`) is refused after one byte more.
 pub(crate) const MAX_TLS_FILE_BYTES: u64 = 1 << 20;

@@ -545,10 +545,12 @@ pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply
         );
         return;
     };
-    // The headers a client acts on are always sent: `WWW-Authenticate` with every 401 (RFC
-    // 6750), `Retry-After` with every 423 and every 503 but the readiness probe's.
+    // The headers a client acts on are always sent: `WWW-Authenticate` with every 401 and
+    // with a 403 for a missing scope (RFC 6750), `Retry-After` with every 423 and every 503 but
+    // the readiness probe's.
     let required = match reply.status {
         401 => Some("www-authenticate"),
+        403 if reply.code() == "server.forbidden" => Some("www-authenticate"),
         423 => Some("retry-after"),
         503 if template != "/readyz" => Some("retry-after"),
         _ => None,

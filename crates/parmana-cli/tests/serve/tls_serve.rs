@@ -68,7 +68,16 @@ impl Authority {
 
 /// A client trusting `ca`, presenting `identity` (certificate PEM, key PEM) when given.
 pub(crate) fn client(ca: &Authority, identity: Option<&(String, String)>) -> ureq::Agent {
-    let roots = RootCerts::new_with_certs(&[Certificate::from_pem(ca.pem.as_bytes()).unwrap()]);
+    client_trusting(&[ca], identity)
+}
+
+/// [`client`], trusting each of `authorities`.
+fn client_trusting(authorities: &[&Authority], identity: Option<&(String, String)>) -> ureq::Agent {
+    let certificates: Vec<Certificate<'_>> = authorities
+        .iter()
+        .map(|ca| Certificate::from_pem(ca.pem.as_bytes()).unwrap())
+        .collect();
+    let roots = RootCerts::new_with_certs(&certificates);
     let identity = identity.map(|(certificate, key)| {
         ClientCert::new_with_certs(
             &[Certificate::from_pem(certificate.as_bytes()).unwrap()],
@@ -405,7 +414,7 @@ fn day_from_now(days: i64) -> Day {
 }
 
 /// A certificate that expires within the warning window is served, with `warning[cli.expires_soon]`
-/// naming it at start (read at start only, a renewed one takes a restart) and its expiry on
+/// naming it at start (a renewed one is taken by a reload) and its expiry on
 /// `/metrics` for the alert on it.
 #[test]
 fn a_certificate_that_expires_soon_is_warned_of_and_measured() {
@@ -452,5 +461,79 @@ fn a_certificate_that_expires_soon_is_warned_of_and_measured() {
             )),
         "{}",
         metrics.text
+    );
+}
+
+/// A reload reads the TLS files again, as the start does: a renewed certificate (here from
+/// another CA, so that which one a handshake presents shows) is presented to the connections
+/// that follow, and measured; files refused refuse the reload and change nothing.
+#[test]
+fn a_reload_takes_a_renewed_certificate_and_refuses_unusable_files() {
+    let (first, renewed) = (Authority::new("first CA"), Authority::new("renewed CA"));
+    let env = deployment(
+        "memory",
+        "[server]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n",
+    );
+    let (certificate, key) = server_files(env.root(), &first);
+    let served = Served::start_with_agent(
+        env.root(),
+        &["--dev-token"],
+        &[],
+        client_trusting(&[&first, &renewed], None),
+    );
+    let token = served.token.as_deref();
+    // A new connection of a client trusting only `ca` is served.
+    let served_to = |ca: &Authority| {
+        try_call_with(
+            &client(ca, None),
+            &served.base,
+            "GET",
+            "/healthz",
+            None,
+            None,
+        )
+        .is_ok()
+    };
+    assert!(served_to(&first) && !served_to(&renewed));
+    let (y, m, d) = day_from_now(400);
+    let (pem, key_pem) = renewed.issue_valid(
+        &["127.0.0.1", "localhost"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+        Some((day_from_now(-1), (y, m, d))),
+    );
+    std::fs::write(&certificate, pem).unwrap();
+    write_private_key(&key, &key_pem);
+    let reloaded = served.post("/v1/admin/reload", token, "");
+    assert_eq!(reloaded.status, 200, "{}", reloaded.text);
+    assert!(served_to(&renewed) && !served_to(&first));
+    let expires =
+        parmana_runtime::canon::Timestamp::parse(&format!("{y:04}-{m:02}-{d:02}T00:00:00Z"))
+            .unwrap();
+    let metrics = served.get("/metrics", token);
+    let gauge = format!(
+        "parmana_tls_certificate_expiry_timestamp_seconds {}",
+        expires.unix_seconds()
+    );
+    assert!(
+        metrics.text.lines().any(|line| line == gauge),
+        "{}",
+        metrics.text
+    );
+    // Files that cannot be used: the reload is refused, and the renewed certificate stays.
+    std::fs::write(&certificate, "not a certificate").unwrap();
+    let refused = served.post("/v1/admin/reload", token, "");
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (422, "server.tls_invalid"),
+        "{}",
+        refused.text
+    );
+    assert!(served_to(&renewed) && !served_to(&first));
+    let status = served.get("/v1/status", token);
+    assert_eq!(
+        status.json()["last_reload"]["code"],
+        "server.tls_invalid",
+        "{}",
+        status.text
     );
 }
