@@ -1044,7 +1044,7 @@ pub(crate) async fn reload(State(state): Shared, headers: HeaderMap) -> Result<R
     // In a task of its own (`request_reload`): a request answered on its timeout (or whose
     // client went away) still has its reload made, as a signal's is — a revocation asked for is
     // never dropped — and requests while one waits for its turn share it.
-    let mut outcome = crate::lifecycle::request_reload(&state);
+    let mut outcome = crate::reload::request_reload(&state);
     let report = outcome
         .wait_for(Option::is_some)
         .await

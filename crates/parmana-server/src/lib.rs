@@ -34,6 +34,7 @@ mod observe_tests;
 mod openapi;
 #[cfg(test)]
 mod readiness_tests;
+mod reload;
 #[cfg(test)]
 mod reload_tests;
 #[cfg(test)]

@@ -856,7 +856,7 @@ fn a_burst_of_reload_signals_makes_one_reload() {
         // `reload_on_signal` does, in its task).
         let turn = Arc::clone(&state.reloading).lock_owned().await;
         for _ in 0..50 {
-            drop(crate::lifecycle::request_reload(&state));
+            drop(crate::reload::request_reload(&state));
         }
         drop(turn);
     });

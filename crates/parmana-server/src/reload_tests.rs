@@ -133,7 +133,7 @@ fn a_revocation_does_not_wait_for_the_reload_before_it() {
     );
     // And a signal's revocation does not wait for it either.
     write_tokens(&path, &["token-c"]);
-    tokio.block_on(async { crate::lifecycle::reload_on_signal(&state) });
+    tokio.block_on(async { crate::reload::reload_on_signal(&state) });
     let revoked = (0..400).any(|_| {
         std::thread::sleep(Duration::from_millis(10));
         call(&tokio, &state, "GET", "/v1/status", "token-a").0 == 401
@@ -203,7 +203,7 @@ fn a_signal_after_a_refused_tokens_file_reloads() {
     write_tokens(&path, &["token-a"]);
     let state = serving(&fixture, Limits::default(), Some(&path));
     let tokio = tokio_runtime();
-    let signal = || tokio.block_on(async { crate::lifecycle::reload_on_signal(&state) });
+    let signal = || tokio.block_on(async { crate::reload::reload_on_signal(&state) });
     let eventually = |done: &dyn Fn() -> bool| {
         (0..400).any(|_| {
             std::thread::sleep(Duration::from_millis(10));
@@ -416,7 +416,7 @@ fn a_reload_asked_for_while_the_server_starts_waits_until_it_is_ready() {
         .unwrap();
     let mut outcome = {
         let _entered = tokio.enter();
-        crate::lifecycle::request_reload(&state)
+        crate::reload::request_reload(&state)
     };
     // Given time to run, the reload has not: it waits for the start.
     std::thread::sleep(Duration::from_millis(300));

@@ -487,7 +487,7 @@ pub(crate) struct AppState {
     /// The reload asked for and still waiting for its turn, if any: a reload asked for meanwhile
     /// is that one (`lifecycle::request_reload`).
     pub(crate) queued_reload: std::sync::Mutex<
-        Option<tokio::sync::watch::Receiver<Option<crate::lifecycle::ReloadOutcome>>>,
+        Option<tokio::sync::watch::Receiver<Option<crate::reload::ReloadOutcome>>>,
     >,
     /// Held while the tokens file is read and put in force: a reload does that first, before it
     /// waits for its turn (a revocation never waits on the store), and two such reads never

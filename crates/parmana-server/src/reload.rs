@@ -1,0 +1,279 @@
+//! Reloads (SIGHUP and `POST /v1/admin/reload`): one at a time, a burst coalesced into one more; the tokens file read first (a revocation never waits), then the TLS files, then the environment verified and swapped, each refusal recorded, counted and logged.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::http::StatusCode;
+use parmana_runtime::{ReloadReport, Runtime};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What a reload asked for comes to, once it has run: the versions, or the refusal.
+pub(crate) type ReloadOutcome = Result<ReloadReport, ApiError>;
+
+/// Asks for a reload of the tokens file and the environment from disk (SIGHUP or `POST
+/// /v1/admin/reload`), run in a task of its own; the outcome, once it has one. A tokens file
+/// refused refuses the reload and keeps everything; one taken is in force at once; an
+/// environment refused keeps the old one, and the refusal is answered with 422 (500 when the
+/// reload task failed; a store whose marks cannot be read does not refuse it).
+///
+/// Reloads run one at a time (the turn), and those asked for while one waits for its turn are
+/// that one: a burst of signals (a file watcher sending one per file written) or of requests (a
+/// client retrying on its timeout) makes at most one more reload, which reads the files as they
+/// are when its turn comes — never a queue without bound. The tokens file is read before that
+/// too ([`read_tokens_soon`]): a revocation never waits for a reload still running. The task
+/// holds the concurrency slot of the request that asked for it, if any (so that a shutdown waits
+/// for it as for any call); a reload still waiting for its turn when the server stops is not
+/// made.
+pub(crate) fn request_reload(
+    state: &Arc<AppState>,
+) -> tokio::sync::watch::Receiver<Option<ReloadOutcome>> {
+    read_tokens_soon(state);
+    let mut queued = state
+        .queued_reload
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // One whose task is gone (ended without an outcome: the runtime stopping) is not joined.
+    if let Some(waiting) = &*queued
+        && waiting.has_changed().is_ok()
+    {
+        return waiting.clone();
+    }
+    let (done, outcome) = tokio::sync::watch::channel(None);
+    *queued = Some(outcome.clone());
+    drop(queued);
+    let state = Arc::clone(state);
+    let slot = crate::state::SLOT.try_with(Arc::clone).ok();
+    tokio::spawn(async move {
+        let turn = Arc::clone(&state.reloading).lock_owned().await;
+        // From now on a reload asked for is another one (it reads the files as they are after
+        // this one has read them).
+        state
+            .queued_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let reloaded = reload_holding(&state, turn).await;
+        drop(slot);
+        let _ = done.send(Some(reloaded));
+    });
+    outcome
+}
+
+/// Starts a reload for a signal ([`request_reload`]), its outcome reported by the reload itself
+/// (log, metrics, `/v1/status`).
+pub(crate) fn reload_on_signal(state: &Arc<AppState>) {
+    // In a task of its own: nothing that fails there (a blocking thread the system refuses)
+    // can end the watcher of the signals, which would leave SIGTERM unheeded.
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        let _ = request_reload(&state);
+    });
+}
+
+/// The tokens file read again and put in force (where one is configured), at once, before the
+/// reload asked for waits for its turn: a token removed is revoked however long a reload before
+/// it waits on the store or verifies bundles. Only a file taken counts here: one refused (or a
+/// read that fails) changes nothing and is reported by the read under the turn, which refuses
+/// the reload. At most one such read waits while another runs (they take
+/// [`AppState::tokens_reloading`] in turn): a burst asks for one more, which reads the file as it
+/// is then — a read that blocks (a file on a stalled network share) holds its thread and the one
+/// waiting behind it (and the reload under the turn, which reads the file again, waits too), not
+/// one per request.
+fn read_tokens_soon(state: &Arc<AppState>) {
+    if state.tokens_file().is_none() || state.tokens_read_waiting.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let worker = Arc::clone(state);
+    // Not timed as a runtime call: the reload under its turn is.
+    drop(tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = worker
+            .tokens_reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        worker.tokens_read_waiting.store(false, Ordering::SeqCst);
+        if let Some(Ok(tokens)) = worker
+            .tokens_file()
+            .map(|file| crate::auth::Tokens::load(&file))
+        {
+            let count = tokens.len();
+            worker.replace_tokens(tokens);
+            tracing::info!(target: "parmana::server", tokens = count, "tokens file taken before the reload's turn");
+        }
+    }));
+}
+
+/// Reads the tokens file and puts it in force, as the start reads it (under
+/// [`AppState::tokens_reloading`]); one refused is recorded, counted and logged as a refused
+/// reload, and the tokens in force stay.
+fn swap_tokens(worker: &AppState, runtime: &Runtime) -> Result<(), TokensRefused> {
+    let _one_at_a_time = worker
+        .tokens_reloading
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match worker
+        .tokens_file()
+        .map(|file| crate::auth::Tokens::load(&file))
+        .transpose()
+    {
+        Ok(Some(tokens)) => {
+            let count = tokens.len();
+            worker.replace_tokens(tokens);
+            tracing::info!(target: "parmana::server", tokens = count, "tokens file reloaded");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(error) => {
+            // `/v1/status` tells the code; the file's path and what was wrong in it go to the
+            // log below (and to the admin who asked).
+            runtime.record_reload_failure(
+                error.code(),
+                format!(
+                    "the tokens file was refused ({}); the server's log says why",
+                    error.code()
+                ),
+            );
+            worker.metrics.reload(false);
+            tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment and the tokens in force stay");
+            Err(TokensRefused(error))
+        }
+    }
+}
+
+/// Reads the TLS files again and puts them in force for new handshakes ([`ServedTls::reload`]);
+/// refused ones are recorded, counted and logged as a refused reload, and the TLS in force
+/// stays.
+///
+/// [`ServedTls::reload`]: crate::tls::ServedTls::reload
+fn swap_tls(worker: &AppState, runtime: &Runtime) -> Result<(), TokensRefused> {
+    let Some(tls) = &worker.tls else {
+        return Ok(());
+    };
+    match tls.reload(runtime.clock().now()) {
+        Ok(not_after) => {
+            *worker
+                .tls_not_after
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(not_after);
+            worker.metrics.set_tls_expiry(not_after);
+            tracing::info!(target: "parmana::server", %not_after, "TLS files reloaded");
+            Ok(())
+        }
+        Err(error) => {
+            runtime.record_reload_failure(
+                error.code(),
+                format!(
+                    "the TLS files were refused ({}); the server's log says why",
+                    error.code()
+                ),
+            );
+            worker.metrics.reload(false);
+            tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the TLS, the old environment and the tokens read stay");
+            Err(TokensRefused(error))
+        }
+    }
+}
+
+/// The answer to a reload refused for its tokens file or its TLS files.
+fn tokens_refused(error: &crate::error::ServerError) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        error.code(),
+        format!("{error}; the old environment and the tokens in force stay"),
+    )
+}
+
+/// A reload ([`request_reload`]), its turn taken.
+async fn reload_holding(
+    state: &Arc<AppState>,
+    turn: tokio::sync::OwnedMutexGuard<()>,
+) -> Result<ReloadReport, ApiError> {
+    let worker = Arc::clone(state);
+    // Counted, recorded and logged by the reload's own work, under its turn: a reload that
+    // outlives its request (answered on the timeout) is reported too, and a later one cannot
+    // be overtaken by this one's report.
+    let result = state
+        .blocking("reload", move |runtime| {
+            let _turn = turn;
+            // The tokens file again, under the turn (edited since the read before it, by the
+            // change a signal coalesced into this reload, say): one refused refuses the whole
+            // reload; one taken is in force at once, whatever becomes of the environment — a
+            // token removed there is revoked even while the store is down or the files on disk
+            // are refused.
+            swap_tokens(&worker, runtime)?;
+            // The TLS files again, as the start reads them: refused, they refuse the reload
+            // (the TLS in force stays, as does the environment); taken, the handshakes to come
+            // take them (a renewed certificate needs no restart).
+            swap_tls(&worker, runtime)?;
+            let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.reload_checked(|fresh| worker.authzen.check_environment(fresh))
+            }));
+            worker
+                .metrics
+                .reload(matches!(reloaded, Ok(Ok(_))));
+            match &reloaded {
+                Ok(Ok(report)) => {
+                    // Its versions go into the store's marks once the executions in flight
+                    // under the environment it replaced have finished (`record_reloaded_versions`).
+                    worker.reloads_taken.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!(
+                        target: "parmana::server",
+                        trust_root = report.trust_root.1,
+                        release_manifest = report.release_manifest.1,
+                        policies = report.policies,
+                        "reloaded"
+                    );
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment stays");
+                    // What a `read` token sees in `/v1/status`: the store's and the file
+                    // system's own words (hosts, paths) stay in the log, as on every route.
+                    if let Some(withheld) = crate::error::withheld_message(error) {
+                        runtime.record_reload_failure(error.code(), withheld);
+                    }
+                }
+                // A defect: a refused reload too, recorded as one; the old environment stays.
+                Err(_) => {
+                    runtime.record_reload_failure(
+                        "server.internal",
+                        "the reload task failed".to_owned(),
+                    );
+                    tracing::warn!(target: "parmana::server", code = "server.internal", "reload failed; the old environment stays");
+                }
+            }
+            Ok(reloaded)
+        })
+        .await
+        .inspect_err(|_| {
+            // The task itself failed (outside the catch above): still a refused reload,
+            // reported as every other one.
+            state.metrics.reload(false);
+            state
+                .runtime
+                .record_reload_failure("server.internal", "the reload task failed".to_owned());
+        })?;
+    match result {
+        Err(TokensRefused(error)) => Err(tokens_refused(&error)),
+        Ok(Ok(Ok(report))) => Ok(report),
+        Ok(Ok(Err(error))) => {
+            let mut api = ApiError::from_execution(&error);
+            if api.status != StatusCode::SERVICE_UNAVAILABLE {
+                api.status = StatusCode::UNPROCESSABLE_ENTITY;
+            }
+            // The caller holds the `admin` scope — the operator: told what failed in full, the
+            // path of a file that could not be read included.
+            api.message = error.to_string();
+            Err(api)
+        }
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server.internal",
+            "the reload task failed; the old environment stays".to_owned(),
+        )),
+    }
+}
+
+/// A reload refused for its tokens file (`server.tokens_invalid`) or its TLS files
+/// (`server.tls_invalid`).
+struct TokensRefused(crate::error::ServerError);
