@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use parmana_runtime::canon::{canonicalize_value, parse_strict};
 use parmana_runtime::trust::{
-    AttestationReport, MAX_TLOG_PROOF_BYTES, VerifiedInclusion, VerifyOptions,
-    decode_attestation_statement, tlog_hash_text,
+    AttestationReport, MAX_TLOG_PROOF_BYTES, VerifyOptions, decode_attestation_statement,
+    tlog_hash_text,
 };
 use parmana_runtime::{
-    ExecutionError, load_bundle, load_trust_history, verify_attestation_proof,
-    verify_attestation_with_log,
+    AttestationInclusion, ExecutionError, load_bundle, load_trust_history,
+    verify_attestation_proof, verify_attestation_with_log,
 };
 
 use crate::common::{ClockArgs, TrustRootArgs, read_bounded, read_signals};
@@ -262,10 +262,10 @@ fn verdict(report: &AttestationReport, unproven: Option<&ExecutionError>) -> Str
 }
 
 /// The log line of `verify --proof`.
-fn render_log(log: &Result<VerifiedInclusion, ExecutionError>) -> String {
+fn render_log(log: &Result<AttestationInclusion, ExecutionError>) -> String {
     match log {
         Ok(inclusion) => {
-            let head = inclusion.checkpoint().checkpoint();
+            let head = inclusion.inclusion().checkpoint().checkpoint();
             format!(
                 "log: included as entry {} of the checkpoint of size {} of {}",
                 inclusion.index(),
@@ -278,10 +278,10 @@ fn render_log(log: &Result<VerifiedInclusion, ExecutionError>) -> String {
 }
 
 /// The `log` member of `verify --proof --format json`.
-fn log_json(log: &Result<VerifiedInclusion, ExecutionError>) -> serde_json::Value {
+fn log_json(log: &Result<AttestationInclusion, ExecutionError>) -> serde_json::Value {
     match log {
         Ok(inclusion) => {
-            let head = inclusion.checkpoint().checkpoint();
+            let head = inclusion.inclusion().checkpoint().checkpoint();
             serde_json::json!({
                 "included": true,
                 "index": inclusion.index(),

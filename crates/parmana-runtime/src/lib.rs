@@ -36,9 +36,10 @@ pub use execute::{
     recover,
 };
 pub use log::{
-    AttestationProofVerifier, EntryBundle, LogConsistency, LogSnapshot, PendingProof,
-    latest_log_checkpoint, log_consistency, prove_execution, read_log, sign_log_checkpoint,
-    verified_latest_log_checkpoint, verify_attestation_proof, witness_checkpoint,
+    AttestationInclusion, AttestationProofVerifier, EntryBundle, LogConsistency, LogSnapshot,
+    PendingProof, latest_log_checkpoint, log_consistency, prove_execution, read_log,
+    sign_log_checkpoint, verified_latest_log_checkpoint, verify_attestation_proof,
+    witness_checkpoint,
 };
 pub use request::{
     ExecutionRequest, MAX_SIGNALS_JSON_BYTES, Signals, new_execution_id, parse_execution_id,

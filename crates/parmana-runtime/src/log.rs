@@ -629,7 +629,7 @@ impl AttestationProofVerifier {
         &mut self,
         envelope: &[u8],
         proof: &[u8],
-    ) -> Result<VerifiedInclusion, ExecutionError> {
+    ) -> Result<AttestationInclusion, ExecutionError> {
         let proof = TlogProof::parse(proof)?;
         let mismatch = |what: &'static str| ExecutionError::ProofEntryMismatch { what };
         let entry = proof
@@ -640,14 +640,45 @@ impl AttestationProofVerifier {
         if record.position != proof.index() {
             return Err(mismatch("position"));
         }
-        if record.attestation_digest != Digest::of(envelope) {
+        let envelope_digest = Digest::of(envelope);
+        if record.attestation_digest != envelope_digest {
             return Err(mismatch("attestation digest"));
         }
-        Ok(verify_tlog_proof_cached(
-            &proof,
-            entry,
-            &mut self.checkpoints,
-        )?)
+        let inclusion = verify_tlog_proof_cached(&proof, entry, &mut self.checkpoints)?;
+        Ok(AttestationInclusion {
+            envelope_digest,
+            inclusion,
+        })
+    }
+}
+
+/// The proven inclusion of an attestation's log entry, bound to that attestation: only
+/// [`AttestationProofVerifier::verify`] (and [`verify_attestation_proof`]) build one, once the
+/// entry is proven to record the envelope they were given. What a revocation orders an
+/// attestation by ([`verify_attestation_with_log`](crate::verify_attestation_with_log)), which
+/// takes it for that envelope alone: a trust-layer [`VerifiedInclusion`] proves something of
+/// *some* entry, and paired with another attestation would let a revoked key's forgery borrow
+/// an honest entry's place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttestationInclusion {
+    envelope_digest: Digest,
+    inclusion: VerifiedInclusion,
+}
+
+impl AttestationInclusion {
+    /// The digest of the attestation envelope the entry records.
+    pub fn envelope_digest(&self) -> Digest {
+        self.envelope_digest
+    }
+
+    /// The verified inclusion: the entry's index and the checkpoint it is included in.
+    pub fn inclusion(&self) -> &VerifiedInclusion {
+        &self.inclusion
+    }
+
+    /// The entry's index in the log.
+    pub fn index(&self) -> u64 {
+        self.inclusion.index()
     }
 }
 
@@ -661,6 +692,6 @@ pub fn verify_attestation_proof(
     envelope: &[u8],
     proof: &[u8],
     history: &VerifiedTrustHistory,
-) -> Result<VerifiedInclusion, ExecutionError> {
+) -> Result<AttestationInclusion, ExecutionError> {
     AttestationProofVerifier::new(history)?.verify(envelope, proof)
 }

@@ -2,16 +2,16 @@
 
 use std::path::Path;
 
-use parmana_canon::Timestamp;
+use parmana_canon::{Digest, Timestamp};
 use parmana_policy::{CompiledPolicy, EVALUATOR_SEMANTICS};
 use parmana_trust::{
     AttestationReport, ExecutionPredicate, Redecision, TrustError, VerifiedBundle,
-    VerifiedInclusion, VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions, load_trust_chain,
-    read_bundle_dir, verify_bundle,
+    VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions, load_trust_chain, read_bundle_dir,
+    verify_bundle,
 };
 use serde_json::Value;
 
-use crate::{ExecutionError, Signals};
+use crate::{AttestationInclusion, ExecutionError, Signals};
 
 /// Loads and verifies the trust chain for verification alone (no release manifest needed):
 /// the pinned root key (SPKI PEM) and the current trust root with its `trust-root.d/` chain.
@@ -86,8 +86,9 @@ pub fn verify_attestation_in_history(
 
 /// [`verify_attestation_in_history`] for an attestation whose log entry is proven included:
 /// `inclusion` is what [`verify_attestation_proof`](crate::verify_attestation_proof) (or an
-/// [`AttestationProofVerifier`](crate::AttestationProofVerifier)) returned for **this**
-/// envelope. When a key that signed it is revoked as of a log checkpoint, the report's
+/// [`AttestationProofVerifier`](crate::AttestationProofVerifier)) returned for this envelope —
+/// one proven for another envelope (its digest is not this one's) proves nothing of it and
+/// counts as none. When a key that signed it is revoked as of a log checkpoint, the report's
 /// `revocation` check passes only when that entry comes before the revocation; without an
 /// inclusion it fails (`trust.key_revoked_unproven`). See `docs/trust-model.md` §6.2.
 pub fn verify_attestation_with_log(
@@ -96,8 +97,12 @@ pub fn verify_attestation_with_log(
     options: VerifyOptions,
     bundle: Option<&VerifiedBundle>,
     signals: Option<&Value>,
-    inclusion: Option<&VerifiedInclusion>,
+    inclusion: Option<&AttestationInclusion>,
 ) -> AttestationReport {
+    let digest = Digest::of(envelope);
+    let inclusion = inclusion
+        .filter(|proven| proven.envelope_digest() == digest)
+        .map(AttestationInclusion::inclusion);
     let report = parmana_trust::verify_attestation_with_log(
         envelope, history, options, bundle, signals, inclusion,
     );

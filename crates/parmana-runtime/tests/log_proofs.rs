@@ -184,6 +184,17 @@ fn a_revoked_key_stands_only_with_a_proof_from_before_the_revocation() {
         revocation_code(&after[0], Some(&after_proofs[0])),
         Some("trust.key_revoked")
     );
+    // An honest entry's inclusion, before the revocation, lent to the attestation made after it
+    // (what a thief of the key would hand over): it proves nothing of that attestation.
+    let borrowed = verify_attestation_proof(&before[0], &before_proofs[0], history).unwrap();
+    let report =
+        verify_attestation_with_log(&after[0], history, options, None, None, Some(&borrowed));
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.check == AttestationCheckKind::Revocation)
+        .unwrap();
+    assert_eq!(check.code, Some("trust.key_revoked_unproven"), "{check:?}");
 }
 
 /// A witness's answer is added to a checkpoint only if the result still opens as a checkpoint of
