@@ -208,6 +208,20 @@ fn check_body(body: &BundleBody) -> Result<(), TrustError> {
                 message: "not a safe relative bundle path, or reserved".to_owned(),
             });
         }
+        // The policy's tests are never signed, and never read into a bundle (`read_bundle_dir`
+        // skips them): a bundle that listed one could never be read whole again.
+        if path == BUNDLE_TESTS_DIR
+            || path
+                .strip_prefix(BUNDLE_TESTS_DIR)
+                .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return Err(TrustError::UnsafePath {
+                path: path.clone(),
+                message: format!(
+                    "reserved: `{BUNDLE_TESTS_DIR}/` holds the policy's tests, which a bundle never signs"
+                ),
+            });
+        }
         // An interrupted write's temporary file is never signed into a bundle (nor accepted
         // as part of one).
         let hint = crate::durable::interrupted_write_hint(path);
