@@ -172,7 +172,9 @@ fn field<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<&'a 
 
 /// Verifies a legacy bundle held in memory against the legacy signing key.
 ///
-/// Checks (all must pass; the cheap hash checks run first): the manifest parses strictly;
+/// Checks (all must pass, in this order; the artifacts' hashes, which parse and encode every
+/// artifact — bounded by the bundle's 64 MiB — before the one signature over the manifest, are
+/// an authoring step's, never a request's): the manifest parses strictly;
 /// `bundle_hash` is the hex SHA-256 of the legacy canonical form of the manifest with
 /// `bundle_hash` set to `""`; every artifact exists, parses strictly, and its `hash` is the hex
 /// SHA-256 of its legacy canonical form; no object in the manifest or an artifact has a

@@ -910,3 +910,25 @@ fn a_version_past_the_file_bound_is_never_made() {
     let refused = rotate_trust_root(history.newest(), &spec_with(4_000), &[&root1]).unwrap_err();
     assert_eq!(refused.code(), "trust.document_too_large", "{refused}");
 }
+
+/// A chain's files are read within [`MAX_TRUST_CHAIN_BYTES`] in all: seventeen numbered files of
+/// the largest size one may have pass it, and the file that would is refused before it is read
+/// (the files are not JSON: nothing is parsed first).
+#[test]
+fn a_chain_past_its_byte_bound_is_refused_before_it_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = MAX_TRUST_CHAIN_BYTES / MAX_TRUST_ROOT_BYTES + 1;
+    for n in 1..=files {
+        std::fs::write(
+            dir.path().join(format!("{n}.json")),
+            vec![b' '; MAX_TRUST_ROOT_BYTES],
+        )
+        .unwrap();
+    }
+    let refused = read_trust_chain(dir.path()).unwrap_err();
+    assert_eq!(refused.code(), "trust.document_too_large", "{refused}");
+    assert!(
+        refused.to_string().contains("the trust-root chain at"),
+        "{refused}"
+    );
+}
