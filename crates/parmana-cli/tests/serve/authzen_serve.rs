@@ -1065,3 +1065,44 @@ fn null_empty_objects_and_arrays_flatten_as_documented() {
         reply.text
     );
 }
+
+/// A rule that gives no reason leaves `reason` out of the answer's context (AuthZEN omits null
+/// members), on a single evaluation and in a boxcar.
+#[test]
+fn a_decision_without_a_reason_leaves_reason_out() {
+    let unexplained = POLICY.replace(r#", "reason": "anyone may read""#, "");
+    assert_ne!(
+        unexplained, POLICY,
+        "the example policy's read rule gives a reason"
+    );
+    let temp = authzen_deployment_with(&[("documents-access", &unexplained)], DOCUMENTS_MAPPING);
+    let served = Served::start(&root(&temp), &["--dev-token"]);
+    let token = served.token.as_deref();
+    let single = served.post(
+        "/access/v1/evaluation",
+        token,
+        &request("viewer", "read").to_string(),
+    );
+    assert_eq!(single.status, 200, "{}", single.text);
+    let boxcar = json!({"evaluations": [request("viewer", "read"), request("viewer", "edit")]});
+    let boxcar = served.post("/access/v1/evaluations", token, &boxcar.to_string());
+    assert_eq!(boxcar.status, 200, "{}", boxcar.text);
+    let boxcar = boxcar.json();
+    for (context, reason) in [
+        (&single.json()["context"], None),
+        (&boxcar["evaluations"][0]["context"], None),
+        (&boxcar["evaluations"][1]["context"], Some("not allowed")),
+    ] {
+        assert!(context["rule_id"].is_string(), "{context}");
+        let object = context.as_object().unwrap();
+        assert_eq!(
+            object.get("reason").and_then(Value::as_str),
+            reason,
+            "{context}"
+        );
+        assert!(
+            reason.is_some() || !object.contains_key("reason"),
+            "{context}"
+        );
+    }
+}
