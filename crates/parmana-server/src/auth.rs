@@ -228,57 +228,57 @@ impl Tokens {
         scope: Scope,
         note: impl FnOnce(&str),
     ) -> Result<String, ApiError> {
-        // RFC 6750 §3: a request without credentials is told the scheme; one whose token was
-        // refused, `invalid_token` too.
-        let unauthorized = |message: &str, presented: bool| {
-            let challenge = if presented {
-                "Bearer realm=\"parmana\", error=\"invalid_token\""
-            } else {
-                "Bearer realm=\"parmana\""
+        // RFC 6750 §3: a request without a bearer token (none, or another scheme's credentials)
+        // is told the scheme alone; one that sends several is `invalid_request`; one whose token
+        // was refused, `invalid_token`.
+        let unauthorized = |message: &str, error: Option<&str>| {
+            let challenge = match error {
+                Some(error) => format!("Bearer realm=\"parmana\", error=\"{error}\""),
+                None => "Bearer realm=\"parmana\"".to_owned(),
             };
             ApiError::new(StatusCode::UNAUTHORIZED, "server.unauthorized", message)
-                .with_header(header::WWW_AUTHENTICATE, challenge)
+                .with_header(header::WWW_AUTHENTICATE, &challenge)
         };
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         let Some(value) = values.next() else {
-            return Err(unauthorized("a bearer token is required", false));
+            return Err(unauthorized("a bearer token is required", None));
         };
         // One credential: with two, which one counts would depend on who reads them (a proxy
         // that appends its own, say).
         if values.next().is_some() {
             return Err(unauthorized(
                 "several Authorization headers: send one bearer token",
-                true,
+                Some("invalid_request"),
             ));
         }
-        let presented = value
-            .to_str()
-            .ok()
-            // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
-            .and_then(|v| {
-                v.get(..7)
-                    .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
-                    .and_then(|_| v.get(7..))
-            })
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                unauthorized(
-                    "the Authorization header is not `Bearer TOKEN` (a token is visible ASCII)",
-                    true,
-                )
-            })?;
+        let text = value.to_str().ok();
+        // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
+        let bearer = text.and_then(|v| {
+            v.get(..7)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                .and_then(|_| v.get(7..))
+        });
+        let Some(presented) = bearer.map(str::trim).filter(|v| !v.is_empty()) else {
+            let not_bearer =
+                "the Authorization header is not `Bearer TOKEN` (a token is visible ASCII)";
+            // Another scheme's credentials are no bearer token at all: the scheme is named.
+            let other_scheme = text.is_some() && bearer.is_none();
+            return Err(unauthorized(
+                not_bearer,
+                (!other_scheme).then_some("invalid_token"),
+            ));
+        };
         if presented.len() > MAX_PRESENTED_TOKEN_BYTES {
             return Err(unauthorized(
                 &format!(
                     "the bearer token is longer than {MAX_PRESENTED_TOKEN_BYTES} bytes: none accepted is"
                 ),
-                true,
+                Some("invalid_token"),
             ));
         }
-        let token = self
-            .find(presented)
-            .ok_or_else(|| unauthorized("the bearer token is not accepted", true))?;
+        let token = self.find(presented).ok_or_else(|| {
+            unauthorized("the bearer token is not accepted", Some("invalid_token"))
+        })?;
         note(&token.name);
         if !token.scopes.contains(&scope) {
             return Err(ApiError::new(
@@ -548,9 +548,10 @@ mod tests {
         .unwrap();
         let long = format!("Bearer {}", "a".repeat(MAX_PRESENTED_TOKEN_BYTES + 1));
         let invalid = r#"Bearer realm="parmana", error="invalid_token""#;
+        let several = r#"Bearer realm="parmana", error="invalid_request""#;
         // (Authorization headers, scope, status, challenge, words of the message)
         type Case<'a> = (Vec<&'a [u8]>, Scope, u16, &'a str, &'a str);
-        let cases: [Case<'_>; 8] = [
+        let cases: [Case<'_>; 9] = [
             (
                 vec![],
                 Scope::Read,
@@ -567,6 +568,13 @@ mod tests {
             ),
             (
                 vec![b"Basic abc"],
+                Scope::Read,
+                401,
+                r#"Bearer realm="parmana""#,
+                "not `Bearer TOKEN`",
+            ),
+            (
+                vec![b"Bearer   "],
                 Scope::Read,
                 401,
                 invalid,
@@ -590,14 +598,14 @@ mod tests {
                 vec![b"Bearer reader-secret", b"Bearer wrong"],
                 Scope::Read,
                 401,
-                invalid,
+                several,
                 "several",
             ),
             (
                 vec![b"Bearer wrong", b"Bearer reader-secret"],
                 Scope::Read,
                 401,
-                invalid,
+                several,
                 "several",
             ),
             (

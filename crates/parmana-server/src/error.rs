@@ -385,10 +385,10 @@ fn breaks_a_line(c: char) -> bool {
 pub(crate) const MAX_LIBRARY_MESSAGE_CHARS: usize = 512;
 
 /// A library's error message as a caller is told it: serde's repeats a refused value whole (a
-/// string given where an object belongs, escaped to several times its size), so formatting
-/// stops after [`MAX_LIBRARY_MESSAGE_CHARS`] characters — the work and the answer bounded
-/// whatever the value — with `…` where there was more, and what would break or reorder a log
-/// line escaped.
+/// string given where an object belongs, escaped to several times its size), so the text kept
+/// stops after [`MAX_LIBRARY_MESSAGE_CHARS`] characters — the answer bounded whatever the value
+/// (serde made its whole message when it failed; that is dropped with the error) — with `…`
+/// where there was more, and what would break or reorder a log line escaped.
 pub(crate) fn bounded_message(error: &impl std::fmt::Display) -> String {
     /// Keeps what is written up to the bound, then fails, which stops the formatting.
     struct Bounded {

@@ -141,41 +141,26 @@ fn swap_tokens(worker: &AppState, runtime: &Runtime) -> Result<(), TokensRefused
     }
 }
 
-/// Reads the TLS files again and puts them in force for new handshakes ([`ServedTls::reload`]);
-/// refused ones are recorded, counted and logged as a refused reload, and the TLS in force
-/// stays.
+/// Reads the TLS files again and puts them in force for new handshakes ([`ServedTls::reload`]):
+/// the end of the new certificate's validity, or why the files were refused (the TLS in force
+/// then stays). The caller counts and records the reload's outcome.
 ///
 /// [`ServedTls::reload`]: crate::tls::ServedTls::reload
-fn swap_tls(worker: &AppState, runtime: &Runtime) -> Result<(), TokensRefused> {
+fn swap_tls(worker: &AppState, runtime: &Runtime) -> Result<(), crate::error::ServerError> {
     let Some(tls) = &worker.tls else {
         return Ok(());
     };
-    match tls.reload(runtime.clock().now()) {
-        Ok(not_after) => {
-            *worker
-                .tls_not_after
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(not_after);
-            worker.metrics.set_tls_expiry(not_after);
-            tracing::info!(target: "parmana::server", %not_after, "TLS files reloaded");
-            Ok(())
-        }
-        Err(error) => {
-            runtime.record_reload_failure(
-                error.code(),
-                format!(
-                    "the TLS files were refused ({}); the server's log says why",
-                    error.code()
-                ),
-            );
-            worker.metrics.reload(false);
-            tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the TLS, the old environment and the tokens read stay");
-            Err(TokensRefused(error))
-        }
-    }
+    let not_after = tls.reload(runtime.clock().now())?;
+    *worker
+        .tls_not_after
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(not_after);
+    worker.metrics.set_tls_expiry(not_after);
+    tracing::info!(target: "parmana::server", %not_after, "TLS files reloaded");
+    Ok(())
 }
 
-/// The answer to a reload refused for its tokens file or its TLS files.
+/// The answer to a reload refused for its tokens file.
 fn tokens_refused(error: &crate::error::ServerError) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -202,16 +187,18 @@ async fn reload_holding(
             // token removed there is revoked even while the store is down or the files on disk
             // are refused.
             swap_tokens(&worker, runtime)?;
-            // The TLS files again, as the start reads them: refused, they refuse the reload
-            // (the TLS in force stays, as does the environment); taken, the handshakes to come
-            // take them (a renewed certificate needs no restart).
-            swap_tls(&worker, runtime)?;
             let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 runtime.reload_checked(|fresh| worker.authzen.check_environment(fresh))
             }));
+            // The TLS files again, as the start reads them, whatever became of the
+            // environment: a renewed certificate is taken even while the files of the
+            // environment are refused, and files refused hold back no rotation of the trust
+            // root (each part is taken or refused on its own, as the tokens file is). Taken,
+            // the handshakes to come present them; refused, the TLS in force stays.
+            let tls = swap_tls(&worker, runtime);
             worker
                 .metrics
-                .reload(matches!(reloaded, Ok(Ok(_))));
+                .reload(matches!(reloaded, Ok(Ok(_))) && tls.is_ok());
             match &reloaded {
                 Ok(Ok(report)) => {
                     // Its versions go into the store's marks once the executions in flight
@@ -242,6 +229,28 @@ async fn reload_holding(
                     tracing::warn!(target: "parmana::server", code = "server.internal", "reload failed; the old environment stays");
                 }
             }
+            if let Err(error) = &tls {
+                tracing::warn!(target: "parmana::server", code = error.code(), %error, "the TLS files were refused; the TLS in force stays");
+                // Recorded as the reload's outcome when the environment was taken (a refused
+                // environment's record stands: the answer names that refusal).
+                if matches!(reloaded, Ok(Ok(_))) {
+                    runtime.record_reload_failure(
+                        error.code(),
+                        format!(
+                            "the TLS files were refused ({}; the server's log says why); the \
+                             environment was reloaded",
+                            error.code()
+                        ),
+                    );
+                }
+            }
+            let reloaded = match (reloaded, tls) {
+                (Ok(Ok(report)), Err(error)) => Ok(Err(Refused::Tls {
+                    error,
+                    report: Box::new(report),
+                })),
+                (reloaded, _) => reloaded.map(|outcome| outcome.map_err(Refused::Environment)),
+            };
             Ok(reloaded)
         })
         .await
@@ -256,7 +265,16 @@ async fn reload_holding(
     match result {
         Err(TokensRefused(error)) => Err(tokens_refused(&error)),
         Ok(Ok(Ok(report))) => Ok(report),
-        Ok(Ok(Err(error))) => {
+        Ok(Ok(Err(Refused::Tls { error, report }))) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error.code(),
+            format!(
+                "{error}; the TLS in force stays (the environment was reloaded: trust root \
+                 version {}, release manifest version {})",
+                report.trust_root.1, report.release_manifest.1
+            ),
+        )),
+        Ok(Ok(Err(Refused::Environment(error)))) => {
             let mut api = ApiError::from_execution(&error);
             if api.status != StatusCode::SERVICE_UNAVAILABLE {
                 api.status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -274,6 +292,15 @@ async fn reload_holding(
     }
 }
 
-/// A reload refused for its tokens file (`server.tokens_invalid`) or its TLS files
-/// (`server.tls_invalid`).
+/// A reload refused for its tokens file (`server.tokens_invalid`): nothing else was read.
 struct TokensRefused(crate::error::ServerError);
+
+/// What refused a reload once its tokens file was taken: the environment (the TLS files read
+/// all the same), or the TLS files alone (the environment taken, `report`).
+enum Refused {
+    Environment(parmana_runtime::ExecutionError),
+    Tls {
+        error: crate::error::ServerError,
+        report: Box<ReloadReport>,
+    },
+}

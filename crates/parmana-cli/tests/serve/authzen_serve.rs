@@ -309,6 +309,21 @@ fn an_execution_id_needs_the_execute_scope_on_both_authzen_routes() {
             "{token} {route} {body}: {}",
             reply.text
         );
+        // The challenge names the scope missing: `execute` for the evaluator, whose token may
+        // evaluate; `evaluate` for the reader (RFC 6750 §3).
+        let missing = if token == "evaluator" {
+            "execute"
+        } else {
+            "evaluate"
+        };
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some(format!(
+                r#"Bearer realm="parmana", error="insufficient_scope", scope="{missing}""#
+            ))
+            .as_deref(),
+            "{token} {route}"
+        );
     }
     // In a boxcar, the evaluation that asks for an execution is refused (`false`, the error in
     // its context), not executed; the others are decided.

@@ -563,6 +563,19 @@ pub(crate) fn check_against_openapi(_base: &str, method: &str, path: &str, reply
             reply.text
         );
     }
+    // What the challenge says: the scheme and realm always; a missing scope names itself.
+    if let Some(challenge) = reply.header("www-authenticate") {
+        assert!(
+            challenge.starts_with(r#"Bearer realm="parmana""#),
+            "{method} {path}: {challenge}"
+        );
+        if reply.status == 403 {
+            assert!(
+                challenge.contains(r#"error="insufficient_scope", scope=""#),
+                "{method} {path}: {challenge}"
+            );
+        }
+    }
     let operation = &doc["paths"][template][method.to_ascii_lowercase()];
     let documented = &operation["responses"][reply.status.to_string()];
     if reply.status == 431 && reply.bytes.is_empty() {

@@ -519,7 +519,17 @@ fn a_reload_takes_a_renewed_certificate_and_refuses_unusable_files() {
         "{}",
         metrics.text
     );
-    // Files that cannot be used: the reload is refused, and the renewed certificate stays.
+    // Files that cannot be used: the reload is refused, and the renewed certificate stays —
+    // while a new release on disk beside them is taken all the same (TLS files refused hold
+    // back no rotation), and the refusal is counted once.
+    let release = served.get("/v1/status", token).json()["release_manifest"]["version"]
+        .as_u64()
+        .unwrap();
+    crate::harness::release_sign(
+        env.root(),
+        &(release + 1).to_string(),
+        "2035-01-01T00:00:00Z",
+    );
     std::fs::write(&certificate, "not a certificate").unwrap();
     let refused = served.post("/v1/admin/reload", token, "");
     assert_eq!(
@@ -528,12 +538,28 @@ fn a_reload_takes_a_renewed_certificate_and_refuses_unusable_files() {
         "{}",
         refused.text
     );
-    assert!(served_to(&renewed) && !served_to(&first));
-    let status = served.get("/v1/status", token);
-    assert_eq!(
-        status.json()["last_reload"]["code"],
-        "server.tls_invalid",
+    assert!(
+        refused.text.contains("the environment was reloaded"),
         "{}",
-        status.text
+        refused.text
     );
+    assert!(served_to(&renewed) && !served_to(&first));
+    let status = served.get("/v1/status", token).json();
+    assert_eq!(
+        status["last_reload"]["code"], "server.tls_invalid",
+        "{status}"
+    );
+    assert_eq!(
+        status["release_manifest"]["version"],
+        release + 1,
+        "{status}"
+    );
+    let reloads = |outcome: &str| {
+        crate::harness::metric_with(
+            &served,
+            token,
+            &format!("parmana_reloads_total{{outcome=\"{outcome}\"}}"),
+        )
+    };
+    assert_eq!((reloads("ok"), reloads("refused")), (1, 1));
 }
