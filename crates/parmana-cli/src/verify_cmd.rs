@@ -30,7 +30,8 @@ superseded and whether the newest version still trusts the signing keys; fails o
 --require-current-trust), and when asked bundle_digest (--policy-bundle) and signals_digest
 (--signals, or signals embedded in the attestation); with both the bundle and the signals,
 decision (the bundle's policy, evaluated again over the signals, decides what the attestation
-says: a decision the policy did not make is not valid, whoever signed it). When a key that signed the attestation is
+says: a decision the policy did not make for them is not valid, whoever signed it; give your own
+copy with --signals, since embedded ones were chosen by whoever signed). When a key that signed the attestation is
 revoked as of a checkpoint of the transparency log, a revocation check is added: it passes only
 with --proof, for an attestation whose log entry comes before the revocation. The attestation is
 valid only if every check passes. --show prints the decoded in-toto statement first (with

@@ -528,8 +528,8 @@ impl Runtime {
         );
         match policy {
             Some(policy) => {
-                crate::verify::with_decision_check(report, signals, |predicate, signals| {
-                    crate::verify::redecide(predicate, policy.policy(), signals)
+                crate::verify::with_decision_check(report, signals, |predicate, signals, on| {
+                    crate::verify::redecide(predicate, policy.policy(), signals, on)
                 })
             }
             None => report,

@@ -5,7 +5,7 @@ use std::path::Path;
 use parmana_canon::{Digest, Timestamp};
 use parmana_policy::{CompiledPolicy, EVALUATOR_SEMANTICS};
 use parmana_trust::{
-    AttestationReport, ExecutionPredicate, Redecision, TrustError, VerifiedBundle,
+    AttestationReport, DecidedOn, ExecutionPredicate, Redecision, TrustError, VerifiedBundle,
     VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions, load_trust_chain, read_bundle_dir,
     verify_bundle,
 };
@@ -119,14 +119,14 @@ fn decided_under_bundle(
     let Some(bundle) = bundle else {
         return report;
     };
-    with_decision_check(report, signals, |predicate, signals| {
+    with_decision_check(report, signals, |predicate, signals, on| {
         let policy = parmana_policy::compile(bundle.policy_bytes()).map_err(|e| {
             not_reproduced(format!(
                 "the bundle's policy does not compile: [{}] {e}",
                 e.code()
             ))
         })?;
-        redecide(predicate, &policy, signals)
+        redecide(predicate, &policy, signals, on)
     })
 }
 
@@ -138,7 +138,7 @@ fn decided_under_bundle(
 pub(crate) fn with_decision_check(
     report: AttestationReport,
     given: Option<&Value>,
-    redecide: impl FnOnce(&ExecutionPredicate, &Value) -> Result<Redecision, TrustError>,
+    redecide: impl FnOnce(&ExecutionPredicate, &Value, DecidedOn) -> Result<Redecision, TrustError>,
 ) -> AttestationReport {
     let known = match report.predicate() {
         Some(predicate) => given.is_some() || predicate.signals.is_some(),
@@ -147,9 +147,14 @@ pub(crate) fn with_decision_check(
     if !known {
         return report;
     }
-    report.with_decision_check(|predicate| match given.or(predicate.signals.as_ref()) {
-        Some(signals) => redecide(predicate, signals),
-        None => Err(not_reproduced("no signals to decide for".to_owned())),
+    report.with_decision_check(|predicate| {
+        // The signals given, the verifier's own copy, before those the attestation embeds
+        // (whose digest check runs beside this one: the two never disagree in a valid report).
+        match (given, predicate.signals.as_ref()) {
+            (Some(given), _) => redecide(predicate, given, DecidedOn::Given),
+            (None, Some(embedded)) => redecide(predicate, embedded, DecidedOn::Embedded),
+            (None, None) => Err(not_reproduced("no signals to decide for".to_owned())),
+        }
     })
 }
 
@@ -161,6 +166,7 @@ pub(crate) fn redecide(
     predicate: &ExecutionPredicate,
     policy: &CompiledPolicy,
     signals: &Value,
+    on: DecidedOn,
 ) -> Result<Redecision, TrustError> {
     let semantics = predicate.evaluator.semantics.as_str();
     if semantics != EVALUATOR_SEMANTICS {
@@ -184,6 +190,7 @@ pub(crate) fn redecide(
         decision: decision.decision.to_owned(),
         rule_id: decision.rule_id.to_owned(),
         reason: decision.reason.map(str::to_owned),
+        on,
     })
 }
 

@@ -193,6 +193,21 @@ fn the_decision_check_refuses_what_the_policy_did_not_decide() {
         let envelope = setup.signed(&predicate);
         assert_eq!(setup.check(name, &envelope, given), expected, "{name}");
     }
+    // The row says which signals it decided: the verifier's own, or those the attestation
+    // embeds (chosen by whoever signed it, with the decision).
+    let envelope = setup.signed(&setup.genuine);
+    let loaded = setup
+        .runtime
+        .policy(&PolicyRef::parse("claims-approval@1.0.0").unwrap())
+        .unwrap();
+    for (given, words) in [
+        (Some(&signals), "for the signals given"),
+        (None, "for the signals the attestation embeds"),
+    ] {
+        let report = setup.runtime.verify(&envelope, Some(&loaded), given);
+        let row = report.checks.last().unwrap();
+        assert!(row.detail.starts_with(words), "{row:?}");
+    }
 }
 
 #[test]

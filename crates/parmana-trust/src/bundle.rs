@@ -210,10 +210,9 @@ fn check_body(body: &BundleBody) -> Result<(), TrustError> {
         }
         // The policy's tests are never signed, and never read into a bundle (`read_bundle_dir`
         // skips them): a bundle that listed one could never be read whole again.
-        if path == BUNDLE_TESTS_DIR
-            || path
-                .strip_prefix(BUNDLE_TESTS_DIR)
-                .is_some_and(|rest| rest.starts_with('/'))
+        if path
+            .strip_prefix(BUNDLE_TESTS_DIR)
+            .is_some_and(|rest| rest.starts_with('/'))
         {
             return Err(TrustError::UnsafePath {
                 path: path.clone(),

@@ -493,13 +493,15 @@ pub enum TrustError {
     /// Given the attested signals, the bundle's policy decides otherwise than the attestation
     /// says it decided: its decision, rule or reason differ.
     #[error(
-        "the attestation says the policy decided {attested}; for these signals it decides {decided}"
+        "the attestation says the policy decided {attested}; for {signals} it decides {decided}"
     )]
     DecisionMismatch {
         /// What the attestation says: decision, rule and reason.
         attested: String,
         /// What the policy decides.
         decided: String,
+        /// Which signals were decided (given, or embedded in the attestation).
+        signals: &'static str,
     },
     /// The attested decision cannot be worked out again from the bundle's policy and the
     /// signals: the policy refuses the signals, does not compile, or the attestation was made

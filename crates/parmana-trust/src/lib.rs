@@ -62,12 +62,13 @@ mod trust_chain;
 mod trust_root;
 
 pub use attestation::{
-    AttestationCheck, AttestationCheckKind, AttestationReport, AttestedPolicy, DocumentRef,
-    EXECUTED_AT_TOLERANCE_SECONDS, EvaluatorRef, ExecutionPredicate, MAX_ENVELOPE_BYTES,
-    PreparedAttestation, Redecision, RuntimeRef, SigningKeyStanding, TrustStanding, VerifyOptions,
-    build_attestation, decode_attestation_statement, is_emitted_attestation_encoding,
-    prepare_attestation, verify_attestation, verify_attestation_in_history,
-    verify_attestation_with_log, verify_attestations, verify_attestations_in_history,
+    AttestationCheck, AttestationCheckKind, AttestationReport, AttestedPolicy, DecidedOn,
+    DocumentRef, EXECUTED_AT_TOLERANCE_SECONDS, EvaluatorRef, ExecutionPredicate,
+    MAX_ENVELOPE_BYTES, PreparedAttestation, Redecision, RuntimeRef, SigningKeyStanding,
+    TrustStanding, VerifyOptions, build_attestation, decode_attestation_statement,
+    is_emitted_attestation_encoding, prepare_attestation, verify_attestation,
+    verify_attestation_in_history, verify_attestation_with_log, verify_attestations,
+    verify_attestations_in_history,
 };
 pub use authoring::check_signer_role;
 pub use bundle::{

@@ -251,10 +251,6 @@ fn round_trip_with_bundle_and_signals_passes_every_check() {
     assert_eq!(json["checks"][0]["check"], "envelope");
 }
 
-/// Every number the runtime can attest reads back as itself: the verifier reads the payload with
-/// parmana-canon's correctly rounded reader. (serde_json's default reader, in a build without
-/// its `float_roundtrip` feature, misread `999.9999999999999` as 1000, so the canonical check
-/// refused attestations the runtime had signed.)
 /// The `decision` check compares what a policy decides — worked out by a layer that evaluates
 /// policies, given here — with the predicate: decision, rule and reason, a reason of `""` (as
 /// earlier versions wrote for none) counting as none. Each case: what the policy decides, and
@@ -272,6 +268,7 @@ fn the_decision_check_compares_decision_rule_and_reason() {
             decision: decision.to_owned(),
             rule_id: rule_id.to_owned(),
             reason: reason.map(str::to_owned),
+            on: DecidedOn::Given,
         })
     };
     let said = Some("claim at or below 1000");
@@ -369,6 +366,18 @@ fn the_decision_check_compares_decision_rule_and_reason() {
         !detail.contains('\u{1b}') && !detail.contains('\u{202e}'),
         "{detail}"
     );
+    // And bounded: a long string the attestation carries is shown as its start.
+    let mut long = predicate(&root);
+    long.decision = "d".repeat(100_000);
+    let envelope = build_attestation(&long, &key("attestation"), &root).unwrap();
+    let report = verify_attestation(&envelope, &root, None, None)
+        .with_decision_check(|_| decided("approve", "small", said));
+    let detail = &report.checks.last().unwrap().detail;
+    assert!(
+        detail.len() < 1_024 && detail.contains('…'),
+        "{} bytes",
+        detail.len()
+    );
     // An envelope that cannot be read: not run, for the envelope's reason; so too when a
     // verifier that finds the bundle from the predicate reports it with signals given.
     let report = verify_attestation(b"{}", &root, None, None)
@@ -389,6 +398,10 @@ fn the_decision_check_compares_decision_rule_and_reason() {
     assert_eq!(names(&without).last(), Some(&"bundle_digest"));
 }
 
+/// Every number the runtime can attest reads back as itself: the verifier reads the payload with
+/// parmana-canon's correctly rounded reader. (serde_json's default reader, in a build without
+/// its `float_roundtrip` feature, misread `999.9999999999999` as 1000, so the canonical check
+/// refused attestations the runtime had signed.)
 #[test]
 fn embedded_signals_with_any_number_verify() {
     let root = common::trust_root();

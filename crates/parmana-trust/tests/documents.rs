@@ -454,9 +454,9 @@ fn unsafe_bundle_paths_are_refused() {
         "./a",
         "a\\b",
         "bundle.json",
-        // The policy's tests are never signed (a legacy bundle listing one cannot be imported).
+        // The policy's tests are never signed (a legacy bundle listing one cannot be imported);
+        // a top-level file named `tests` is read into a bundle like any other, and signed.
         "tests/case.json",
-        "tests",
     ] {
         let mut with = files.clone();
         with.insert(bad.to_owned(), b"{}".to_vec());
@@ -469,6 +469,14 @@ fn unsafe_bundle_paths_are_refused() {
         } else {
             assert_eq!(code(signed), "trust.unsafe_path", "{bad}");
         }
+    }
+    for fine in ["tests", "tests.json", "x/tests/y.json"] {
+        let mut with = files.clone();
+        with.insert(fine.to_owned(), b"{}".to_vec());
+        assert!(
+            sign_bundle(&common::demo_ref(), &with, &[&key("policy")]).is_ok(),
+            "{fine}"
+        );
     }
     // Ids and versions outside the grammar cannot even be named when signing; a manifest that
     // carries one anyway (signed by hand) is refused with the code of what is wrong.

@@ -349,11 +349,18 @@ pub(super) fn check_decision(
 ) -> Result<String, TrustError> {
     let attested_reason = predicate.reason.as_deref().filter(|r| !r.is_empty());
     let decided_reason = redecided.reason.as_deref().filter(|r| !r.is_empty());
-    // Quoted as Rust writes a string's debug form: what the attestation carries is shown with
-    // its control and direction characters escaped, never written raw to a terminal.
     let said = |decision: &str, rule_id: &str, reason: Option<&str>| match reason {
-        Some(reason) => format!("{decision:?} by rule {rule_id:?} (reason {reason:?})"),
-        None => format!("{decision:?} by rule {rule_id:?} (no reason)"),
+        Some(reason) => format!(
+            "{} by rule {} (reason {})",
+            quoted(decision),
+            quoted(rule_id),
+            quoted(reason)
+        ),
+        None => format!(
+            "{} by rule {} (no reason)",
+            quoted(decision),
+            quoted(rule_id)
+        ),
     };
     let decided = said(&redecided.decision, &redecided.rule_id, decided_reason);
     if predicate.decision != redecided.decision
@@ -363,7 +370,23 @@ pub(super) fn check_decision(
         return Err(TrustError::DecisionMismatch {
             attested: said(&predicate.decision, &predicate.rule_id, attested_reason),
             decided,
+            signals: redecided.on.describe(),
         });
     }
-    Ok(format!("the policy decides {decided}"))
+    Ok(format!(
+        "for {}, the policy decides {decided}",
+        redecided.on.describe()
+    ))
+}
+
+/// How many characters of a string the attestation carries a report shows.
+const QUOTED_CHARS: usize = 256;
+
+/// `text` as a report shows it: quoted as Rust writes a string's debug form (its control and
+/// direction characters escaped, never written raw to a terminal), its first [`QUOTED_CHARS`]
+/// characters, `…` where there were more.
+fn quoted(text: &str) -> String {
+    let kept: String = text.chars().take(QUOTED_CHARS).collect();
+    let cut = text.chars().nth(QUOTED_CHARS).is_some();
+    format!("{kept:?}{}", if cut { "…" } else { "" })
 }

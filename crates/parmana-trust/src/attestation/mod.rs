@@ -16,10 +16,10 @@ pub use statement::{
     decode_attestation_statement, is_emitted_attestation_encoding,
 };
 pub use verify::{
-    AttestationCheck, AttestationCheckKind, AttestationReport, EXECUTED_AT_TOLERANCE_SECONDS,
-    Redecision, SigningKeyStanding, TrustStanding, VerifyOptions, verify_attestation,
-    verify_attestation_in_history, verify_attestation_with_log, verify_attestations,
-    verify_attestations_in_history,
+    AttestationCheck, AttestationCheckKind, AttestationReport, DecidedOn,
+    EXECUTED_AT_TOLERANCE_SECONDS, Redecision, SigningKeyStanding, TrustStanding, VerifyOptions,
+    verify_attestation, verify_attestation_in_history, verify_attestation_with_log,
+    verify_attestations, verify_attestations_in_history,
 };
 
 /// The document kind errors name.

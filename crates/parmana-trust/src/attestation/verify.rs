@@ -262,6 +262,29 @@ pub struct Redecision {
     pub rule_id: String,
     /// The deciding outcome's reason, when it gives one.
     pub reason: Option<String>,
+    /// Which signals were decided: the report says so, since only the verifier's own copy
+    /// says anything of the facts.
+    pub on: DecidedOn,
+}
+
+/// Which signals a [`Redecision`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedOn {
+    /// Those the verifier was given (its own copy of what was decided on).
+    Given,
+    /// Those the attestation embeds: chosen by whoever signed it, like the decision — the check
+    /// then shows the decision follows from them, not that they are the facts.
+    Embedded,
+}
+
+impl DecidedOn {
+    /// How a report names them.
+    pub(crate) const fn describe(self) -> &'static str {
+        match self {
+            Self::Given => "the signals given",
+            Self::Embedded => "the signals the attestation embeds",
+        }
+    }
 }
 
 /// A decoded envelope: its signatures, the PAE they cover, and the statement (or why it could
