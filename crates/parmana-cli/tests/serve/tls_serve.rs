@@ -269,6 +269,35 @@ fn client_certificates_are_required_when_a_client_ca_is_named() {
         "{log}"
     );
     assert!(refusals[0].contains("peer sent no certificates"), "{log}");
+
+    // A reload (SIGHUP) reads the client CA file again: from the next handshake the CA now in
+    // it is the one taken, the client CA's members are refused, and a client without a
+    // certificate still is (the reload keeps them required).
+    std::fs::write(&client_ca_file, &stranger_ca.pem).unwrap();
+    served.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !served.stderr().contains("TLS files reloaded") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload: {}",
+            served.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let accepted = |identity: Option<&(String, String)>| {
+        try_call_with(
+            &client(&server_ca, identity),
+            &served.base,
+            "GET",
+            "/healthz",
+            None,
+            None,
+        )
+        .is_ok()
+    };
+    assert!(accepted(Some(&stranger)), "the CA in the file now");
+    assert!(!accepted(Some(&member)), "the CA the file no longer holds");
+    assert!(!accepted(None), "no certificate");
 }
 
 #[test]
