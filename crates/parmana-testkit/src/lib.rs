@@ -20,7 +20,7 @@ pub use parmana_runtime as __runtime;
 #[cfg(feature = "runtime")]
 pub use runtime::{
     CrashBeforeComplete, CutLedger, FIXTURE_LOG_ORIGIN, TempSqliteStore, append_sequenced,
-    fixed_clock, memory_store, re_signed_attestation,
+    fixed_clock, memory_store, re_signed_attestation, signed_attestation,
 };
 
 /// The instant most tests execute at (the fixtures expire in 2036).

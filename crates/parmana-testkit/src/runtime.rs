@@ -316,8 +316,6 @@ pub fn re_signed_attestation(
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD as BASE64;
     use parmana_runtime::canon::canonicalize_value;
-    use parmana_runtime::trust::Signer as _;
-    const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
     let outer: serde_json::Value = serde_json::from_slice(envelope)?;
     let payload = BASE64.decode(outer["payload"].as_str().ok_or("no payload")?)?;
     let mut statement: serde_json::Value = serde_json::from_slice(&payload)?;
@@ -329,7 +327,21 @@ pub fn re_signed_attestation(
         .remove("executed_at");
     statement["subject"][0]["digest"]["sha256"] =
         serde_json::json!(Digest::of(&canonicalize_value(&timeless)?).to_hex());
-    let payload = canonicalize_value(&statement)?;
+    signed_attestation(&statement, key)
+}
+
+/// The DSSE envelope of `statement` (any JSON: its canonical bytes are the payload), signed by
+/// `key` over DSSE's pre-authentication encoding, as the runtime signs an attestation's.
+pub fn signed_attestation(
+    statement: &serde_json::Value,
+    key: &LocalSigningKey,
+) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use parmana_runtime::canon::canonicalize_value;
+    use parmana_runtime::trust::Signer as _;
+    const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+    let payload = canonicalize_value(statement)?;
     let mut pae = format!(
         "DSSEv1 {} {PAYLOAD_TYPE} {} ",
         PAYLOAD_TYPE.len(),

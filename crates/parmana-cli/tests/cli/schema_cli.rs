@@ -635,28 +635,13 @@ fn is_a_signature(sig: &Value) -> bool {
 /// fixture attestation key over the PAE: the signature holds, so what is refused is the
 /// predicate.
 fn attestation_with(predicate: &Value) -> Vec<u8> {
-    const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
     let statement = json!({
         "_type": "https://in-toto.io/Statement/v1",
         "predicateType": "urn:parmana:attestation:execution:v1",
         "subject": [{"digest": {"sha256": "00".repeat(32)}, "name": "execution/edited"}],
         "predicate": predicate,
     });
-    let payload = canonicalize_value(&statement).unwrap();
-    let mut pae = format!(
-        "DSSEv1 {} {PAYLOAD_TYPE} {} ",
-        PAYLOAD_TYPE.len(),
-        payload.len()
-    )
-    .into_bytes();
-    pae.extend_from_slice(&payload);
     let key =
         LocalSigningKey::read_pem_file(&repo_root().join("trust/keys/attestation.pem")).unwrap();
-    let b64 = base64::engine::general_purpose::STANDARD;
-    canonicalize_value(&json!({
-        "payload": b64.encode(&payload),
-        "payloadType": PAYLOAD_TYPE,
-        "signatures": [{"keyid": key.key_id().to_string(), "sig": b64.encode(key.sign(&pae).unwrap())}],
-    }))
-    .unwrap()
+    parmana_testkit::signed_attestation(&statement, &key).unwrap()
 }

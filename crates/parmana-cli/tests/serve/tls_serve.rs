@@ -98,6 +98,11 @@ fn client_trusting(authorities: &[&Authority], identity: Option<&(String, String
         .into()
 }
 
+/// Whether a new connection of `agent` is served (`GET /healthz`): its TLS handshake is taken.
+fn handshakes(served: &Served, agent: &ureq::Agent) -> bool {
+    try_call_with(agent, &served.base, "GET", "/healthz", None, None).is_ok()
+}
+
 /// Writes the server's certificate and key under `dir/tls/`.
 pub(crate) fn server_files(dir: &Path, ca: &Authority) -> (PathBuf, PathBuf) {
     let tls = dir.join("tls");
@@ -284,17 +289,7 @@ fn client_certificates_are_required_when_a_client_ca_is_named() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let accepted = |identity: Option<&(String, String)>| {
-        try_call_with(
-            &client(&server_ca, identity),
-            &served.base,
-            "GET",
-            "/healthz",
-            None,
-            None,
-        )
-        .is_ok()
-    };
+    let accepted = |identity| handshakes(&served, &client(&server_ca, identity));
     assert!(accepted(Some(&stranger)), "the CA in the file now");
     assert!(!accepted(Some(&member)), "the CA the file no longer holds");
     assert!(!accepted(None), "no certificate");
@@ -512,17 +507,7 @@ fn a_reload_takes_a_renewed_certificate_and_refuses_unusable_files() {
     );
     let token = served.token.as_deref();
     // A new connection of a client trusting only `ca` is served.
-    let served_to = |ca: &Authority| {
-        try_call_with(
-            &client(ca, None),
-            &served.base,
-            "GET",
-            "/healthz",
-            None,
-            None,
-        )
-        .is_ok()
-    };
+    let served_to = |ca: &Authority| handshakes(&served, &client(ca, None));
     assert!(served_to(&first) && !served_to(&renewed));
     let (y, m, d) = day_from_now(400);
     let (pem, key_pem) = renewed.issue_valid(
