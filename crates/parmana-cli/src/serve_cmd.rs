@@ -21,8 +21,8 @@ use crate::store::StoreArgs;
 
 const SERVE_EXAMPLES: &str = concat!(
     "\
-The first line on stdout is `listening on http://ADDRESS` (with --listen 127.0.0.1:0, the port
-chosen); with --dev-token the next is `token: SECRET`. Logs go to stderr. SIGHUP reloads the trust
+The first line on stdout is `listening on http://ADDRESS` (`https://` with TLS; with --listen
+127.0.0.1:0, the port chosen); with --dev-token the next is `token: SECRET`. Logs go to stderr. SIGHUP reloads the trust
 root, the release manifest, the tokens file and the TLS files (a renewed certificate needs no
 restart); SIGTERM or
 SIGINT drains and stops. See docs/server.md.
