@@ -94,7 +94,8 @@ pub enum ReplayError {
     MarksReset {
         /// The marks the store's marks row holds.
         found: AcceptedVersions,
-        /// The marks its newest marks record proves.
+        /// The marks its marks records prove together (the highest of each version over all of
+        /// them).
         proven: AcceptedVersions,
     },
     /// The clock reads more than [`CLOCK_TOLERANCE_SECONDS`](crate::CLOCK_TOLERANCE_SECONDS)

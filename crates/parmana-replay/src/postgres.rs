@@ -450,6 +450,27 @@ fn read_guard(
     Ok((guard, KnownMarks { record, proven }))
 }
 
+/// `raise`, decided on `guard` (read with the marks row locked `FOR UPDATE`), or — when it would
+/// append only the record of marks the row already holds — decided again on a fresh read. Under
+/// READ COMMITTED a statement that waited for the row's lock sees the row as the raise that held
+/// it left it, but the marks records as they were when the statement began: the record that
+/// raise appended is missing from what they prove. A new statement (a new snapshot, the row
+/// still locked) sees it, and no second, equal record is appended.
+fn settled_raise(
+    tx: &mut postgres::Transaction<'_>,
+    known: &Mutex<Option<KnownMarks>>,
+    guard: &GuardState,
+    raise: Raise,
+    decide: impl Fn(&GuardState) -> Result<Raise, ReplayError>,
+) -> Result<Raise, ReplayError> {
+    if !raise.changed || raise.marks != guard.marks {
+        return Ok(raise);
+    }
+    let (fresh, read) = read_guard(tx, RowLock::Update)?;
+    remember(known, read);
+    decide(&fresh)
+}
+
 /// Writes a raise decided by [`GuardState`] (the marks row must be locked `FOR UPDATE`): the
 /// marks row and a marks record, when they changed. Returns the record appended, if any.
 fn apply_raise(
@@ -647,13 +668,15 @@ fn claim_in(
     let mut tx = client.transaction().map_err(map_error)?;
     let (guard, read) = read_guard(&mut tx, lock)?;
     remember(known, read);
-    let raise = guard.claim(under, record.claimed_at())?;
+    let decide = |guard: &GuardState| guard.claim(under, record.claimed_at());
+    let raise = decide(&guard)?;
     let mut appended = None;
     if raise.changed {
         if lock != RowLock::Update {
             // Dropping the transaction rolls it back: nothing was written.
             return Ok(None);
         }
+        let raise = settled_raise(&mut tx, known, &guard, raise, decide)?;
         appended = apply_raise(&mut tx, raise)?;
     }
     let inserted = tx
@@ -977,7 +1000,10 @@ impl ReplayStore for PostgresReplayStore {
         let mut tx = client.transaction().map_err(map_error)?;
         let (guard, read) = read_guard(&mut tx, RowLock::Update)?;
         remember(&self.known, read);
-        let raise = guard.raise(AcceptedVersions::new(trust_root, release_manifest))?;
+        let decide =
+            |guard: &GuardState| guard.raise(AcceptedVersions::new(trust_root, release_manifest));
+        let raise = decide(&guard)?;
+        let raise = settled_raise(&mut tx, &self.known, &guard, raise, decide)?;
         let appended = apply_raise(&mut tx, raise)?;
         tx.commit().map_err(map_error)?;
         if let Some(appended) = appended {

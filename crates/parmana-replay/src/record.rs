@@ -178,7 +178,8 @@ pub(crate) struct GuardState {
     /// The marks row as stored.
     pub(crate) marks: AcceptedVersions,
     /// The marks its marks records prove together — the highest of each version over all of
-    /// them (`None` when the ledger holds none).
+    /// them (`None` when the ledger holds none: nothing is proven, and marks above `(0, 0)`
+    /// are proven by the next step).
     pub(crate) proven: Option<AcceptedVersions>,
     /// The newest clock reading of a claim the store holds (`None` when it holds none).
     pub(crate) newest_claim: Option<Timestamp>,
@@ -197,14 +198,18 @@ impl GuardState {
     }
 
     /// Decides a raise of the marks to `offered` (without a clock check): the marks after it,
-    /// and whether they changed (then a marks record is appended). Refuses a reset store, a
-    /// rollback and a version no backend can store.
+    /// and whether a marks record is appended (with the row written again) — when they rose,
+    /// and when the marks in force are above what the marks records prove: a row raised behind
+    /// the store (by a writer of the database, or before marks records were kept) is proven by
+    /// the first step taken under it, so that lowering it afterwards is a reset the store
+    /// refuses and `verify_ledger` reports. Refuses a reset store, a rollback and a version no
+    /// backend can store.
     pub(crate) fn raise(&self, offered: AcceptedVersions) -> Result<Raise, ReplayError> {
         let marks = self.check_not_reset()?;
         let raised = marks.raised_to(offered.trust_root, offered.release_manifest)?;
         Ok(Raise {
             marks: raised,
-            changed: raised != marks,
+            changed: raised != marks || raised != self.proven.unwrap_or_default(),
         })
     }
 

@@ -240,6 +240,31 @@ pub(crate) fn marks_reset_is_refused_and_reported(h: &dyn Harness) {
                 .code(),
             "replay.version_rollback"
         );
+        // But the first step under them proves them: a claim under (7,7) — the versions a
+        // rollout brings, which the writer raised the row to ahead of it — appends the marks
+        // record the row lacked, so that lowering the row afterwards (to let a retired version
+        // execute again) is a reset, refused and reported, not a row equal to what the ledger
+        // proves.
+        assert!(matches!(
+            store.claim(&id("raised"), &claim_for("raised"), v(7, 7)),
+            Ok(ClaimOutcome::Claimed)
+        ));
+        let report = h.tamper_and_verify(&Tamper::ResetMarks { to: v(2, 3) });
+        let found = report.first_break.expect("the lowered row is not reported");
+        assert_eq!(
+            found.kind,
+            LedgerBreakKind::MarksReset {
+                found: v(2, 3),
+                proven: v(7, 7)
+            }
+        );
+        assert_eq!(
+            store.claim(&id("retired"), &claim_for("retired"), v(2, 3)),
+            Err(ReplayError::MarksReset {
+                found: v(2, 3),
+                proven: v(7, 7)
+            })
+        );
     }
 }
 
