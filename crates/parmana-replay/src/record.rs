@@ -243,7 +243,8 @@ impl GuardState {
 pub(crate) struct Raise {
     /// The marks after the raise.
     pub(crate) marks: AcceptedVersions,
-    /// Whether they are higher than before (the store must write them and a marks record).
+    /// Whether the store must write them and a marks record: they are higher than before, or
+    /// above what the marks records proved (a row raised behind the store).
     pub(crate) changed: bool,
 }
 

@@ -628,8 +628,9 @@ impl Runtime {
     /// taken: raises its high-water marks to them where they are higher (a marks record in its
     /// ledger, as a claim under them would append), so that a runtime built later on older
     /// files is refused (`trust.version_rollback`) even when nothing was executed under these.
-    /// Marks at or above them are left as they are (another runtime sharing the store may have
-    /// taken newer versions). A host calls it once its environment is settled — `parmana serve`
+    /// Marks equal to them are asked for too: the store appends the marks record they lack, for
+    /// a row a writer raised ahead of them. Marks above them are left as they are (another
+    /// runtime sharing the store may have taken newer versions). A host calls it once its environment is settled — `parmana serve`
     /// at start, once recovery is done, and on a clean stop, once no execution is running
     /// (not at a reload: an execution still in flight under the environment it replaces would
     /// then be decided again under the new one; after a reload,
@@ -701,7 +702,14 @@ impl Runtime {
         // last refusal is returned).
         let mut refused = None;
         for _ in 0..ACCEPT_ATTEMPTS {
-            if ours.trust_root <= marks.trust_root
+            // Marks equal to ours are asked for all the same: the store writes nothing when its
+            // marks records prove them, and appends the record they lack when they do not (a
+            // row a writer of the database raised ahead of this environment, to lower it again
+            // before anything is claimed under it). Marks above ours are left as they are:
+            // proving them would make a row a writer planted above every real version the
+            // deployment's own.
+            if marks != ours
+                && ours.trust_root <= marks.trust_root
                 && ours.release_manifest <= marks.release_manifest
             {
                 return Ok(marks);

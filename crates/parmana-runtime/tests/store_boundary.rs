@@ -190,3 +190,61 @@ on_every_backend!(
     time_does_not_run_backwards_within_one_store,
     recovery_refuses_an_environment_older_than_the_store,
 );
+
+/// A store whose marks row reads `reported`, noting each raise asked of it.
+#[derive(Debug)]
+struct ReportedMarks {
+    inner: MemoryReplayStore,
+    reported: std::sync::Mutex<AcceptedVersions>,
+    asked: std::sync::Mutex<Vec<AcceptedVersions>>,
+}
+
+impl ReplayStore for ReportedMarks {
+    parmana_testkit::forward_store_reads!(inner: get, pending_after, sequence, store_checkpoint,
+        latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows, ledger_records);
+    parmana_testkit::forward_store_writes!(inner);
+
+    fn accepted_versions(&self) -> Result<AcceptedVersions, ReplayError> {
+        Ok(*self.reported.lock().unwrap())
+    }
+
+    fn accept_versions(
+        &self,
+        trust_root: u64,
+        release_manifest: u64,
+    ) -> Result<AcceptedVersions, ReplayError> {
+        let offered = AcceptedVersions::new(trust_root, release_manifest);
+        self.asked.lock().unwrap().push(offered);
+        Ok(offered.max(*self.reported.lock().unwrap()))
+    }
+}
+
+/// `accept_environment` asks the store for marks equal to the environment's all the same (a
+/// store proves them with a marks record where its records lack one: a row a writer raised ahead
+/// of the rollout, to lower it again before anything is claimed under it — the store's side is
+/// `parmana-replay`'s boundary suite), and leaves marks above them alone (proving them would make
+/// a row planted above every real version the deployment's own).
+#[test]
+fn accept_environment_asks_the_store_to_prove_marks_equal_to_its_own() {
+    let fixture = Fixture::new();
+    let environment = fixture.environment();
+    let ours = AcceptedVersions::new(
+        environment.trust_root().version(),
+        environment.release_manifest().version(),
+    );
+    let above = AcceptedVersions::new(ours.trust_root + 1, ours.release_manifest);
+    // (marks the store reports once the runtime is built — above: another runtime took a newer
+    // version since —, the raises asked of it)
+    for (reported, asked) in [(ours, vec![ours]), (above, vec![])] {
+        let store = Arc::new(ReportedMarks {
+            inner: MemoryReplayStore::new(),
+            reported: std::sync::Mutex::new(ours),
+            asked: std::sync::Mutex::new(Vec::new()),
+        });
+        let runtime = common::runtime_over(&fixture, store.clone());
+        *store.reported.lock().unwrap() = reported;
+        store.asked.lock().unwrap().clear();
+        assert_eq!(runtime.accept_environment().unwrap(), reported);
+        assert_eq!(*store.asked.lock().unwrap(), asked, "{reported}");
+    }
+}

@@ -9,7 +9,8 @@
 //! transactional path would accept without a raise — the marks row equal to the claim's versions,
 //! the newest marks record byte for byte the one this store has already read (so the marks every
 //! marks record up to it proves — the highest of each version over all of them, decoded then —
-//! are known and the claim's versions are not below them; a record appended since changes the
+//! are known and equal to the claim's versions — a row above them, raised behind the store, is
+//! proven by the transactional path's record first; a record appended since changes the
 //! newest one's bytes and sends the claim to the transactional path), and the newest claim time in
 //! the one spelling of a timestamp and no later than the claim time plus the tolerance (compared
 //! as text: that spelling sorts as it reads; for a batch, the earliest claim time of the batch).

@@ -210,7 +210,7 @@ pub(crate) fn marks_reset_is_refused_and_reported(h: &dyn Harness) {
         if !h.tampers_with_storage() {
             continue;
         }
-        // The store compares with its newest marks record.
+        // The store compares with what its marks records prove together (here, the newest).
         let refusal = ReplayError::MarksReset {
             found: to,
             proven: v(2, 3),
@@ -245,10 +245,33 @@ pub(crate) fn marks_reset_is_refused_and_reported(h: &dyn Harness) {
         // record the row lacked, so that lowering the row afterwards (to let a retired version
         // execute again) is a reset, refused and reported, not a row equal to what the ledger
         // proves.
+        let records = || verify_ledger(store).unwrap().mark_records;
+        let before = records();
         assert!(matches!(
             store.claim(&id("raised"), &claim_for("raised"), v(7, 7)),
             Ok(ClaimOutcome::Claimed)
         ));
+        // One record, once: a second claim under them appends none.
+        assert_eq!(records(), before + 1);
+        assert!(matches!(
+            store.claim(&id("raised-2"), &claim_for("raised-2"), v(7, 7)),
+            Ok(ClaimOutcome::Claimed)
+        ));
+        assert_eq!(records(), before + 1);
+        // A raise to marks planted ahead of it proves them too, once.
+        h.tamper_and_verify(&Tamper::ResetMarks { to: v(8, 8) });
+        assert_eq!(store.accept_versions(8, 8).unwrap(), v(8, 8));
+        assert_eq!(store.accept_versions(8, 8).unwrap(), v(8, 8));
+        assert_eq!(records(), before + 2);
+        h.tamper_and_verify(&Tamper::ResetMarks { to: v(7, 7) });
+        assert_eq!(
+            store.accepted_versions(),
+            Err(ReplayError::MarksReset {
+                found: v(7, 7),
+                proven: v(8, 8)
+            })
+        );
+        h.tamper_and_verify(&Tamper::ResetMarks { to: v(8, 8) });
         let report = h.tamper_and_verify(&Tamper::ResetMarks { to: v(2, 3) });
         let found = report.first_break.expect("the lowered row is not reported");
         assert_eq!(
@@ -262,7 +285,7 @@ pub(crate) fn marks_reset_is_refused_and_reported(h: &dyn Harness) {
             store.claim(&id("retired"), &claim_for("retired"), v(2, 3)),
             Err(ReplayError::MarksReset {
                 found: v(2, 3),
-                proven: v(7, 7)
+                proven: v(8, 8)
             })
         );
     }
