@@ -744,6 +744,15 @@ pub(crate) fn assert_families_declared(served: &Served, token: Option<&str>, fam
 /// that line is absent (a labelled series appears once counted) — but its family must be one
 /// the server registers ([`METRIC_FAMILIES`]), so that a misspelt or renamed metric fails
 /// instead of reading 0.
+/// How many reloads `served` counted with `outcome` (`ok` or `refused`).
+pub(crate) fn reloads(served: &Served, token: Option<&str>, outcome: &str) -> u64 {
+    metric_with(
+        served,
+        token,
+        &format!("parmana_reloads_total{{outcome=\"{outcome}\"}}"),
+    )
+}
+
 pub(crate) fn metric_with(served: &Served, token: Option<&str>, series: &str) -> u64 {
     metric_exported(served, token, series)
         .unwrap_or_else(|| panic!("{series} is not exported (a series exported at 0 is)"))

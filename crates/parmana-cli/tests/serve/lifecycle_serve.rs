@@ -259,13 +259,7 @@ fn reload_swaps_good_environments_and_keeps_the_old_one_on_refusal() {
         document("release_manifest"),
         (2, unix(&serde_json::json!("2036-01-01T00:00:00Z")))
     );
-    let reloads = |outcome: &str| {
-        crate::harness::metric_with(
-            &served,
-            token,
-            &format!("parmana_reloads_total{{outcome=\"{outcome}\"}}"),
-        )
-    };
+    let reloads = |outcome| crate::harness::reloads(&served, token, outcome);
     assert_eq!((reloads("ok"), reloads("refused")), (3, 4));
     crate::harness::assert_families_declared(&served, token, &["parmana_reloads"]);
 

@@ -568,12 +568,6 @@ fn a_reload_takes_a_renewed_certificate_and_refuses_unusable_files() {
         release + 1,
         "{status}"
     );
-    let reloads = |outcome: &str| {
-        crate::harness::metric_with(
-            &served,
-            token,
-            &format!("parmana_reloads_total{{outcome=\"{outcome}\"}}"),
-        )
-    };
+    let reloads = |outcome| crate::harness::reloads(&served, token, outcome);
     assert_eq!((reloads("ok"), reloads("refused")), (1, 1));
 }
