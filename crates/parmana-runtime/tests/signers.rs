@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use common::{Fixture, OneWriteMemory, clock};
 use parmana_runtime::canon::ExecutionId;
 use parmana_runtime::replay::{MemoryReplayStore, ReplayStore};
-use parmana_runtime::trust::{KeyId, LocalSigningKey, PublicKey, Signer, TrustError};
+use parmana_runtime::trust::{LocalSigningKey, PublicKey, Signer, TrustError};
 use parmana_runtime::{ExecutionRequest, ExecutionStatus, Runtime};
 
 const SIGNALS: &str =
@@ -165,23 +165,6 @@ fn a_store_that_writes_once_is_not_written() {
     assert_eq!(store.ids(), ["once"]);
 }
 
-/// A signer whose key id is not its public key's (the attestation key, named as the policy key's).
-struct Misnamed(LocalSigningKey, KeyId);
-
-impl Signer for Misnamed {
-    fn public_key(&self) -> PublicKey {
-        self.0.public_key()
-    }
-
-    fn key_id(&self) -> KeyId {
-        self.1
-    }
-
-    fn sign(&self, message: &[u8]) -> Result<[u8; 64], TrustError> {
-        self.0.sign(message)
-    }
-}
-
 /// The free functions that take a signer at each call check it as a runtime's build does: a
 /// signer that `check_signer` refuses is refused before anything is claimed or recovered.
 #[test]
@@ -189,15 +172,20 @@ fn the_free_functions_check_the_signer_as_a_build_does() {
     let fixture = Fixture::new();
     let environment = fixture.environment();
     let store = MemoryReplayStore::new();
-    let misnamed = Misnamed(fixture.key("attestation"), fixture.key("policy").key_id());
+    // A remote signer that names the attestation key and signs with another.
+    let other_key = Remote {
+        named: fixture.key("attestation"),
+        other: fixture.key("release"),
+        behaviour: Arc::new(AtomicU8::new(OTHER_KEY)),
+    };
     let request = ExecutionRequest::parse("free-1", "claims-approval@1.0.0", SIGNALS).unwrap();
     let error =
-        parmana_runtime::execute_from_signals(&request, &misnamed, &store, &environment, &clock())
-            .expect_err("a misnamed signer was taken");
+        parmana_runtime::execute_from_signals(&request, &other_key, &store, &environment, &clock())
+            .expect_err("a signer signing with another key was taken");
     assert_eq!(error.code(), "trust.signing_failed", "{error}");
     assert!(store.pending().unwrap().is_empty());
-    let error = parmana_runtime::recover(&store, &misnamed, &environment)
-        .expect_err("a misnamed signer was taken");
+    let error = parmana_runtime::recover(&store, &other_key, &environment)
+        .expect_err("a signer signing with another key was taken");
     assert_eq!(error.code(), "trust.signing_failed", "{error}");
     // A key in memory passes as it is.
     parmana_runtime::execute_from_signals(

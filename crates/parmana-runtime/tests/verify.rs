@@ -16,6 +16,9 @@ use parmana_runtime::{
 use parmana_trust::build_attestation;
 use serde_json::{Value, json};
 
+/// The released policy every attestation here names.
+const POLICY: &str = "claims-approval@1.0.0";
+
 const VIP: &str =
     r#"{"claim_amount": 4200, "vip_customer": true, "country": "DE", "policy_age_days": 400}"#;
 
@@ -50,8 +53,7 @@ impl Setup {
     fn new() -> Self {
         let fixture = Fixture::new();
         let runtime = runtime_over(&fixture, Arc::new(MemoryReplayStore::new()));
-        let mut request =
-            ExecutionRequest::parse("exec-vip", "claims-approval@1.0.0", VIP).unwrap();
+        let mut request = ExecutionRequest::parse("exec-vip", POLICY, VIP).unwrap();
         request.include_signals = true;
         let attestation = runtime.execute(&request).unwrap();
         let genuine = attestation.predicate().clone();
@@ -77,14 +79,18 @@ impl Setup {
         .unwrap()
     }
 
+    /// The released policy the attestations name.
+    fn policy(&self) -> std::sync::Arc<parmana_runtime::LoadedPolicy> {
+        self.runtime
+            .policy(&PolicyRef::parse(POLICY).unwrap())
+            .unwrap()
+    }
+
     /// The `decision` row of every verifier the runtime offers, which must agree; and the
     /// other checks, which all pass.
     fn check(&self, name: &str, envelope: &[u8], signals: Option<&Value>) -> Row {
         let environment = self.runtime.environment();
-        let loaded = self
-            .runtime
-            .policy(&PolicyRef::parse("claims-approval@1.0.0").unwrap())
-            .unwrap();
+        let loaded = self.policy();
         let bundle = Some(loaded.bundle());
         let options = VerifyOptions {
             now: parmana_testkit::now(),
@@ -196,10 +202,7 @@ fn the_decision_check_refuses_what_the_policy_did_not_decide() {
     // The row says which signals it decided: the verifier's own, or those the attestation
     // embeds (chosen by whoever signed it, with the decision).
     let envelope = setup.signed(&setup.genuine);
-    let loaded = setup
-        .runtime
-        .policy(&PolicyRef::parse("claims-approval@1.0.0").unwrap())
-        .unwrap();
+    let loaded = setup.policy();
     for (given, words) in [
         (Some(&signals), "for the signals given"),
         (None, "for the signals the attestation embeds"),
@@ -217,13 +220,7 @@ fn the_decision_check_of_an_unreadable_attestation_is_not_run() {
     let report = verify_attestation(
         b"not an attestation",
         setup.runtime.environment().trust_root(),
-        Some(
-            setup
-                .runtime
-                .policy(&PolicyRef::parse("claims-approval@1.0.0").unwrap())
-                .unwrap()
-                .bundle(),
-        ),
+        Some(setup.policy().bundle()),
         Some(&signals),
     );
     let row = report.checks.last().unwrap();
