@@ -91,20 +91,33 @@ pub(super) fn refuse_standby(client: &mut Client) -> Result<(), ReplayError> {
 /// Checks, writing nothing, that `schema` holds a store at this build's schema version.
 pub(super) fn check_schema_version(client: &mut Client, schema: &str) -> Result<(), ReplayError> {
     let current = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-    let found = client
-        .query_opt(
+    let read = |client: &mut Client| {
+        client.query_opt(
             "SELECT version FROM schema_version WHERE singleton = 1",
             &[],
         )
-        .map_err(|e| {
-            // The search path names only the store's schema: a missing schema, a missing table
-            // and a schema the role may not use are all an undefined table.
-            if e.code() == Some(&SqlState::UNDEFINED_TABLE) {
-                missing_store(client, schema)
-            } else {
-                map_error(e)
-            }
-        })?
+    };
+    // The search path names only the store's schema: a missing schema, a missing table and a
+    // schema the role may not use are all an undefined table.
+    let undefined = |e: &postgres::Error| e.code() == Some(&SqlState::UNDEFINED_TABLE);
+    let row = match read(client) {
+        Err(e) if undefined(&e) => match missing_store(client, schema) {
+            // The store's tables seen without their version, in a later statement than the one
+            // that found no version: a first open beside this one may have made the store
+            // between the two — its tables and its version in one transaction — so the version
+            // is read again before the store is called corrupt.
+            ReplayError::Corrupt { .. } => read(client).map_err(|e| {
+                if undefined(&e) {
+                    missing_store(client, schema)
+                } else {
+                    map_error(e)
+                }
+            })?,
+            missing => return Err(missing),
+        },
+        other => other.map_err(map_error)?,
+    };
+    let found = row
         .ok_or_else(|| ReplayError::Corrupt {
             message: "the schema_version table holds no version".to_owned(),
         })?
