@@ -243,6 +243,14 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
             counted(report.unsequenced, "completed execution")
         ));
     }
+    if report.marks_row_unproven() {
+        extra.push_str(&format!(
+            "; but the store's marks row ({}) is above what the marks records prove: a writer \
+             of the store raised it (versions below it are refused; the next execution under \
+             it records it)",
+            report.marks_row
+        ));
+    }
     let checkpoint_failure = audit
         .checkpoint_failure
         .as_ref()
@@ -278,6 +286,11 @@ pub(crate) fn ledger(command: &LedgerCommand, format: Format) -> Result<(), Fail
                     "trust_root": report.marks.trust_root,
                     "release_manifest": report.marks.release_manifest,
                 },
+                "marks_row": {
+                    "trust_root": report.marks_row.trust_root,
+                    "release_manifest": report.marks_row.release_manifest,
+                },
+                "marks_row_unproven": report.marks_row_unproven(),
                 "head": report.head.map(|h| h.to_string()),
                 "log_root": log_root,
                 "first_break": match (&report.first_break, &checkpoint_failure) {

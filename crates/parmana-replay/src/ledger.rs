@@ -469,6 +469,9 @@ pub struct LedgerReport {
     pub checkpoints: u64,
     /// The highest marks the walked marks records prove (0 when none).
     pub marks: AcceptedVersions,
+    /// The store's marks row as the walk read it. Lower than [`marks`](Self::marks) is a reset
+    /// (a break); higher is [`marks_row_unproven`](Self::marks_row_unproven).
+    pub marks_row: AcceptedVersions,
     /// The digest of the last record when the ledger is intact (anchor it elsewhere to
     /// detect a wholesale rewrite); `None` for an empty or broken ledger.
     pub head: Option<Digest>,
@@ -480,6 +483,15 @@ impl LedgerReport {
     /// Whether no break was found.
     pub fn is_intact(&self) -> bool {
         self.first_break.is_none()
+    }
+
+    /// Whether the store's marks row holds a version above what the marks records prove. No
+    /// store raises its row without appending the record (nor did a migrated one), so only a
+    /// writer of the store raised it. It is no break: the row refuses the versions below it (a
+    /// denial of service at most), and the next claim or raise under it appends the record it
+    /// lacks. An audit reports it so that the writer is seen before then.
+    pub fn marks_row_unproven(&self) -> bool {
+        self.marks.is_below(self.marks_row)
     }
 }
 

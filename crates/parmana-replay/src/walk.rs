@@ -181,6 +181,7 @@ impl Walk {
                 unsequenced,
                 checkpoints: 0,
                 marks: AcceptedVersions::default(),
+                marks_row,
                 head: None,
                 first_break: None,
             },

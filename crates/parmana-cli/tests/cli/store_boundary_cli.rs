@@ -1,4 +1,4 @@
-//! The replay store outside the trust boundary, through the real binary: `ledger verify` reports the marks records beside the executions, `execute --now` cannot make time run backwards within one store, and the commands that only read or complete never migrate a store an older build left.
+//! The replay store outside the trust boundary, through the real binary: `ledger verify` reports the marks records beside the executions (and a marks row raised above them), `execute --now` cannot make time run backwards within one store, and the commands that only read or complete never migrate a store an older build left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -44,6 +44,23 @@ fn ledger_verify_counts_marks_records_beside_executions() {
     );
     insta::assert_snapshot!(
         "ledger_verify_marks_json",
+        run(&["--format", "json", "ledger", "verify", "--store", &store]).transcript()
+    );
+    // A writer of the store raises the marks row ahead of what the marks records prove: no
+    // break (exit 0; it refuses more, at most), but the audit says so.
+    rusqlite::Connection::open(dir.path().join("replay.sqlite3"))
+        .unwrap()
+        .execute(
+            "UPDATE high_water_marks SET trust_root = 9 WHERE singleton = 1",
+            [],
+        )
+        .unwrap();
+    insta::assert_snapshot!(
+        "ledger_verify_marks_row_unproven",
+        run(&["ledger", "verify", "--store", &store]).transcript()
+    );
+    insta::assert_snapshot!(
+        "ledger_verify_marks_row_unproven_json",
         run(&["--format", "json", "ledger", "verify", "--store", &store]).transcript()
     );
 }

@@ -228,9 +228,12 @@ pub(crate) fn marks_reset_is_refused_and_reported(h: &dyn Harness) {
         let reopened = h.reopen().unwrap().unwrap();
         assert_eq!(reopened.accepted_versions(), Err(refusal));
     }
-    // Marks above what the ledger proves are no reset (a denial of service at most).
+    // Marks above what the ledger proves are no reset (a denial of service at most), but the
+    // audit sees them.
     let report = h.tamper_and_verify(&Tamper::ResetMarks { to: v(7, 7) });
     assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.marks, report.marks_row), (v(2, 3), v(7, 7)));
+    assert!(report.marks_row_unproven(), "{report:?}");
     if h.tampers_with_storage() {
         assert_eq!(store.accepted_versions().unwrap(), v(7, 7));
         assert_eq!(
@@ -253,6 +256,7 @@ pub(crate) fn marks_reset_is_refused_and_reported(h: &dyn Harness) {
         ));
         // One record, once: a second claim under them appends none.
         assert_eq!(records(), before + 1);
+        assert!(!verify_ledger(store).unwrap().marks_row_unproven());
         assert!(matches!(
             store.claim(&id("raised-2"), &claim_for("raised-2"), v(7, 7)),
             Ok(ClaimOutcome::Claimed)
