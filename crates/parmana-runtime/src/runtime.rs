@@ -629,8 +629,11 @@ impl Runtime {
     /// ledger, as a claim under them would append), so that a runtime built later on older
     /// files is refused (`trust.version_rollback`) even when nothing was executed under these.
     /// Marks equal to them are asked for too: the store appends the marks record they lack, for
-    /// a row a writer raised ahead of them. Marks above them are left as they are (another
-    /// runtime sharing the store may have taken newer versions). A host calls it once its environment is settled — `parmana serve`
+    /// a row a writer raised ahead of them. Marks above them in either version are left as they
+    /// are, and nothing is raised (another runtime sharing the store may have taken a newer
+    /// version; an environment below the marks in one version is in force nowhere, and raising
+    /// its other version would prove for good a higher one that a writer of the database may
+    /// have planted). A host calls it once its environment is settled — `parmana serve`
     /// at start, once recovery is done, and on a clean stop, once no execution is running
     /// (not at a reload: an execution still in flight under the environment it replaces would
     /// then be decided again under the new one; after a reload,
@@ -698,26 +701,28 @@ impl Runtime {
         let ours = crate::execute::versions_of(environment);
         let mut marks = self.inner.store.accepted_versions()?;
         // A raise by another runtime between the read and this one's refuses it (as a
-        // rollback): read again and raise what is still below ours, a few times at most (the
-        // last refusal is returned).
+        // rollback): read again and judge the marks read, a few times at most (the last refusal
+        // is returned).
         let mut refused = None;
         for _ in 0..ACCEPT_ATTEMPTS {
             // Marks equal to ours are asked for all the same: the store writes nothing when its
             // marks records prove them, and appends the record they lack when they do not (a
             // row a writer of the database raised ahead of this environment, to lower it again
-            // before anything is claimed under it). Marks above ours are left as they are:
-            // proving them would make a row a writer planted above every real version the
-            // deployment's own.
-            if marks != ours
-                && ours.trust_root <= marks.trust_root
-                && ours.release_manifest <= marks.release_manifest
+            // before anything is claimed under it). Marks above ours in either version are left
+            // as they are, and nothing is raised: an environment below the marks in one version
+            // is in force nowhere (the store refuses every claim under it), so its other version
+            // has nothing to record; and raising it would make the higher one — which a writer
+            // of the database may have planted — proven for good, and refuse the runtimes that
+            // do run the higher one.
+            if marks.trust_root > ours.trust_root || marks.release_manifest > ours.release_manifest
             {
                 return Ok(marks);
             }
-            match self.inner.store.accept_versions(
-                ours.trust_root.max(marks.trust_root),
-                ours.release_manifest.max(marks.release_manifest),
-            ) {
+            match self
+                .inner
+                .store
+                .accept_versions(ours.trust_root, ours.release_manifest)
+            {
                 Ok(raised) => return Ok(raised),
                 Err(error @ ReplayError::VersionRollback { .. }) => {
                     refused = Some(error);

@@ -945,18 +945,28 @@ impl ReplayStore for RaisedMeanwhile {
     }
 }
 
-/// The versions a runtime took are raised where the marks are below them, even when another
-/// runtime raised one of the marks past it meanwhile: the other mark is still raised.
+/// When another runtime raised one of the marks past the versions a runtime took, between its
+/// read and its raise, the refused raise is not made again with the other mark: the marks are
+/// left as that runtime left them. An environment below the marks in one version is in force
+/// nowhere (every claim under it is refused), and raising its other version would refuse the
+/// runtimes that run the higher one, and prove for good a higher version that a writer of the
+/// database may have planted.
 #[test]
-fn accepting_the_environment_raises_what_another_runtime_left_below_it() {
+fn accepting_the_environment_leaves_marks_another_runtime_raised_past_it() {
     let fixture = Fixture::new();
     let store = Arc::new(RaisedMeanwhile::default());
     let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
-    let taken = runtime.environment().release_manifest().version();
     assert_eq!(store.accepted_versions().unwrap().release_manifest, 0);
     let marks = runtime.accept_environment().unwrap();
-    assert_eq!((marks.trust_root, marks.release_manifest), (9, taken));
+    assert_eq!((marks.trust_root, marks.release_manifest), (9, 0));
     assert_eq!(store.accepted_versions().unwrap(), marks);
+    // One record: the other runtime's raise; none of this one.
+    assert_eq!(
+        parmana_runtime::replay::verify_ledger(store.as_ref())
+            .unwrap()
+            .mark_records,
+        1
+    );
 }
 
 /// A batch names every execution it may have consumed without printing its attestation: a line

@@ -222,8 +222,9 @@ impl ReplayStore for ReportedMarks {
 /// `accept_environment` asks the store for marks equal to the environment's all the same (a
 /// store proves them with a marks record where its records lack one: a row a writer raised ahead
 /// of the rollout, to lower it again before anything is claimed under it — the store's side is
-/// `parmana-replay`'s boundary suite), and leaves marks above them alone (proving them would make
-/// a row planted above every real version the deployment's own).
+/// `parmana-replay`'s boundary suite), and leaves marks above them in either version alone, the
+/// other version not raised (proving them would make a row planted above every real version the
+/// deployment's own).
 #[test]
 fn accept_environment_asks_the_store_to_prove_marks_equal_to_its_own() {
     let fixture = Fixture::new();
@@ -233,9 +234,17 @@ fn accept_environment_asks_the_store_to_prove_marks_equal_to_its_own() {
         environment.release_manifest().version(),
     );
     let above = AcceptedVersions::new(ours.trust_root + 1, ours.release_manifest);
+    let mixed = AcceptedVersions::new(ours.trust_root + 1, ours.release_manifest - 1);
+    let below = AcceptedVersions::new(ours.trust_root, ours.release_manifest - 1);
     // (marks the store reports once the runtime is built — above: another runtime took a newer
-    // version since —, the raises asked of it)
-    for (reported, asked) in [(ours, vec![ours]), (above, vec![])] {
+    // version since, or a writer planted one; mixed: the same, with the other version below
+    // ours —, the raises asked of it, the marks then in force)
+    for (reported, asked, in_force) in [
+        (ours, vec![ours], ours),
+        (below, vec![ours], ours),
+        (above, vec![], above),
+        (mixed, vec![], mixed),
+    ] {
         let store = Arc::new(ReportedMarks {
             inner: MemoryReplayStore::new(),
             reported: std::sync::Mutex::new(ours),
@@ -244,7 +253,7 @@ fn accept_environment_asks_the_store_to_prove_marks_equal_to_its_own() {
         let runtime = common::runtime_over(&fixture, store.clone());
         *store.reported.lock().unwrap() = reported;
         store.asked.lock().unwrap().clear();
-        assert_eq!(runtime.accept_environment().unwrap(), reported);
+        assert_eq!(runtime.accept_environment().unwrap(), in_force);
         assert_eq!(*store.asked.lock().unwrap(), asked, "{reported}");
     }
 }
