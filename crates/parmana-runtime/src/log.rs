@@ -62,7 +62,7 @@ pub fn sign_log_checkpoint(
     if let Some(latest) = store.latest_checkpoint()? {
         check_commits(&log, &latest)?;
     }
-    Ok(sign_stored_checkpoint(store, &log, signing)?.note)
+    Ok(sign_stored_checkpoint(store, &log, signing, None)?.note)
 }
 
 /// Refuses a log whose root at `checkpoint`'s size is not its root (`trust.tlog_inconsistent`).
@@ -186,7 +186,9 @@ impl LogSnapshot {
     /// the entries past the newest checkpoint its keys signed are attested executions (read
     /// from `store`, verified at `now`, marks records no higher than `release_manifest` and the
     /// trust root's version); with an `anchor`, refused unless the log extends the largest
-    /// checkpoint it records.
+    /// checkpoint it records. A process that also runs a [`LogSequencer`] over the store signs
+    /// through it instead ([`LogSequencer::sign_snapshot`]), so that no tree the sequencer's runs
+    /// contradict is signed in the process.
     pub fn checkpoint(
         &self,
         store: &dyn ReplayStore,
@@ -205,7 +207,12 @@ impl LogSnapshot {
             anchor,
         };
         check_log_signer(signing)?;
-        Ok(sign_stored_checkpoint(store, &self.log, signing)?.note)
+        Ok(sign_stored_checkpoint(store, &self.log, signing, None)?.note)
+    }
+
+    /// The log read.
+    pub(crate) fn ledger_log(&self) -> &LedgerLog {
+        &self.log
     }
 
     /// The bytes of a C2SP `tlog-tiles` tile of this log: its hashes, or for an entry bundle the

@@ -172,6 +172,14 @@ pub struct LogSequencer {
     published: Mutex<std::collections::VecDeque<(u64, Digest)>>,
     /// How many sizes `published` keeps ([`PUBLISHED_SIZES`] unless set).
     kept_sizes: u64,
+    /// The largest checkpoint signed through this driver — by its runs, and by
+    /// [`sign_snapshot`](LogSequencer::sign_snapshot) for the readers of the same store (a
+    /// server's log routes) —: its size and root. An anchor in memory, for the process: no tree
+    /// that does not extend it is signed through this driver, with or without a [`LogAnchor`]
+    /// file.
+    ///
+    /// [`LogAnchor`]: crate::LogAnchor
+    signed: Mutex<Option<(u64, Digest)>>,
 }
 
 /// How many of its latest sizes a [`LogSequencer`] keeps the root of for
@@ -196,6 +204,7 @@ impl LogSequencer {
             rewound: std::sync::OnceLock::new(),
             published: Mutex::new(std::collections::VecDeque::new()),
             kept_sizes: PUBLISHED_SIZES,
+            signed: Mutex::new(None),
         }
     }
 
@@ -311,6 +320,56 @@ impl LogSequencer {
             reason: parmana_canon::merkle::MerkleError::RootMismatch,
         };
         Err(self.rewound_by(error.into()))
+    }
+
+    /// The checkpoint of `snapshot` — the log as another reader of this driver's store read it
+    /// (a server's log routes) — signed as [`LogSnapshot::checkpoint`] signs it, once it agrees
+    /// with the kept log ([`check_agrees`](Self::check_agrees)) and extends the largest
+    /// checkpoint signed through this driver, by its runs or by this (recorded here before the
+    /// signature). So the one key never signs two trees that fork, though the snapshot may run
+    /// ahead of the kept log: a writer of the store that planted records for a reader to sign,
+    /// and cut them before the next run integrated others at their positions, gets that run
+    /// refused, not a second root at that size. A tree with another root at a size signed
+    /// before (or at the size its anchor records) is evidence
+    /// ([`store_rewound`](Self::store_rewound)); one smaller than what was signed is refused
+    /// (`trust.tlog_inconsistent`), not evidence: read again. Nothing is signed once the
+    /// driver holds evidence (`runtime.store_rewound`).
+    ///
+    /// [`LogSnapshot::checkpoint`]: crate::LogSnapshot::checkpoint
+    pub fn sign_snapshot(
+        &self,
+        snapshot: &crate::LogSnapshot,
+        store: &dyn ReplayStore,
+        signing: LogSigning<'_>,
+    ) -> Result<String, ExecutionError> {
+        if let Some(reason) = self.store_rewound() {
+            return Err(ExecutionError::StoreRewound {
+                reason: reason.to_owned(),
+            });
+        }
+        check_log_signer(signing)?;
+        self.check_agrees(snapshot)?;
+        sign_stored_checkpoint(store, snapshot.ledger_log(), signing, Some(&self.signed))
+            .map(|stored| stored.note)
+            .map_err(|error| self.rewound_if_forked(error))
+    }
+
+    /// `error`, recorded as evidence when it shows a tree with another root at the size of a
+    /// checkpoint signed before (stored, anchored or signed through this driver): the ledger
+    /// forked under what the key signed. (One larger than the log is another signer ahead,
+    /// caught up at the next run: not evidence.)
+    fn rewound_if_forked(&self, error: ExecutionError) -> ExecutionError {
+        if matches!(
+            error,
+            ExecutionError::Trust(TrustError::TlogInconsistent {
+                reason: parmana_canon::merkle::MerkleError::RootMismatch,
+                ..
+            })
+        ) {
+            self.rewound_by(error)
+        } else {
+            error
+        }
     }
 
     /// Records `error` as evidence that the store was cut under the log, and returns it.
@@ -596,23 +655,11 @@ impl LogSequencer {
         let log = cached.insert(log);
         self.publish(log);
         let checkpoint = match signing.filter(|_| !busy) {
-            // A checkpoint signed before (stored, or recorded by the anchor) of a size this log
-            // holds, with another root there: the ledger forked under what the key signed —
-            // evidence of a store cut and grown again, or rewritten. (One larger than the log is
-            // another signer ahead, caught up at the next run: not evidence.)
-            Some(signing) => sign_if_grown(store, log, signing).map_err(|error| {
-                if matches!(
-                    error,
-                    ExecutionError::Trust(TrustError::TlogInconsistent {
-                        reason: parmana_canon::merkle::MerkleError::RootMismatch,
-                        ..
-                    })
-                ) {
-                    self.rewound_by(error)
-                } else {
-                    error
-                }
-            })?,
+            // A checkpoint signed before (stored, recorded by the anchor, or signed through this
+            // driver) of a size this log holds, with another root there: the ledger forked
+            // under what the key signed — evidence of a store cut and grown again, or rewritten.
+            Some(signing) => sign_if_grown(store, log, signing, &self.signed)
+                .map_err(|error| self.rewound_if_forked(error))?,
             None => None,
         };
         Ok(SequenceReport {
@@ -774,7 +821,18 @@ fn sign_if_grown(
     store: &dyn ReplayStore,
     log: &LedgerLog,
     signing: LogSigning<'_>,
+    signed: &Mutex<Option<(u64, Digest)>>,
 ) -> Result<Option<StoredCheckpoint>, ExecutionError> {
+    // A reader of the store signed a larger tree through the driver (a server's log routes,
+    // whose snapshot ran ahead of the kept log): nothing to sign until the kept log reaches it
+    // — and at that size it must hold that root (checked when signing).
+    if signed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .is_some_and(|(size, _)| size > log.size())
+    {
+        return Ok(None);
+    }
     let latest = store.latest_checkpoint()?;
     // Another signer of the same log (another server sharing the store) stored a checkpoint
     // past what this run's log holds, between its integration and now: nothing to sign here —
@@ -799,23 +857,29 @@ fn sign_if_grown(
     if log.size() <= newest_size {
         return Ok(None);
     }
-    let stored = sign_stored_checkpoint(store, log, signing)?;
+    let stored = sign_stored_checkpoint(store, log, signing, Some(signed))?;
     store.store_checkpoint(&stored)?;
     Ok(Some(stored))
 }
 
 /// The checkpoint of `log` as it is now, signed with `signing` — once every entry it holds past
 /// the newest checkpoint the log's keys signed is an attested execution
-/// ([`check_entries_attested`]).
+/// ([`check_entries_attested`]), and `log` extends the largest checkpoint `signed` records
+/// (the driver's, recorded in memory: [`check_and_advance_signed`]) and the anchor's.
 pub(crate) fn sign_stored_checkpoint(
     store: &dyn ReplayStore,
     log: &LedgerLog,
     signing: LogSigning<'_>,
+    signed: Option<&Mutex<Option<(u64, Digest)>>>,
 ) -> Result<StoredCheckpoint, ExecutionError> {
     let role = crate::log::log_role(signing.trust_root)?;
     check_entries_attested(store, log, signing)?;
     let checkpoint = Checkpoint::new(role.origin().as_str(), log.size(), log.root())?;
-    // Checked and recorded last before the signature.
+    // Checked and recorded last before the signature (a signature that then fails leaves them
+    // ahead, which only refuses more).
+    if let Some(signed) = signed {
+        check_and_advance_signed(signed, log)?;
+    }
     if let Some(anchor) = signing.anchor {
         anchor.check_and_advance(log)?;
     }
@@ -825,6 +889,35 @@ pub(crate) fn sign_stored_checkpoint(
         root: log.root(),
         note,
     })
+}
+
+/// Refuses `log` unless it extends the checkpoint `signed` records (`trust.tlog_inconsistent`:
+/// another root at that size, or a smaller log), and records `log`'s size and root when it is
+/// larger — under one hold of the lock, so that of two signers of trees that fork, one is
+/// refused.
+fn check_and_advance_signed(
+    signed: &Mutex<Option<(u64, Digest)>>,
+    log: &LedgerLog,
+) -> Result<(), ExecutionError> {
+    let mut signed = signed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((size, root)) = *signed {
+        let inconsistent = |reason| TrustError::TlogInconsistent {
+            old_size: size,
+            new_size: log.size(),
+            reason,
+        };
+        let at = log.tree().root_at(size).map_err(inconsistent)?;
+        if at != root {
+            return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
+        }
+        if log.size() == size {
+            return Ok(());
+        }
+    }
+    *signed = Some((log.size(), log.root()));
+    Ok(())
 }
 
 /// `checkpoint` signed by each distinct key of `signers` in turn, as note key `name`: the first

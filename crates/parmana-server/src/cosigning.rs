@@ -288,7 +288,7 @@ fn ask(
                         message: "the server has stopped".to_owned(),
                     })
                 })?;
-                state.log_cache.get(state.runtime.store())?.witness_request(
+                crate::tlog::served_log(&state)?.witness_request(
                     trust_root,
                     asked.note.as_bytes(),
                     old_size,

@@ -10,8 +10,8 @@
 //! sequencer checks the records it appends. When there are none, nothing is copied; otherwise
 //! the snapshot is extended in place when no request still holds it, in a copy otherwise. A
 //! ledger rewritten or cut under it is read whole and taken only if it extends the snapshot, so
-//! the log served never forks or shrinks; until then every request answers
-//! `trust.tlog_inconsistent`. A read or catch-up that fails answers its error and keeps the
+//! the log served never forks or shrinks: otherwise the request answers
+//! `trust.tlog_inconsistent`, and the server refuses the store (`tlog::served_log`). A read or catch-up that fails answers its error and keeps the
 //! snapshot, still stale; the refusal is kept too, and answered without reading anything for
 //! the shorter of `ttl` and a second (or until this server's sequencer expires the snapshot),
 //! so that asking again and again (anonymously, with `--log-public`) reads the ledger once in

@@ -248,3 +248,93 @@ fn a_log_answer_keeps_its_place_in_the_body_budget_until_it_is_written() {
     assert_eq!(status, 200, "{answer}");
     drop(held);
 }
+
+/// A note kept for the routes' snapshot is served again only while the snapshot agrees with the
+/// log the sequencer keeps: once the sequencer holds another tree at that size (the store
+/// rewritten between the two reads), the kept note is not served, and the store is refused.
+#[test]
+fn a_kept_note_is_not_served_once_the_sequencer_holds_another_tree() {
+    let store = Arc::new(HeldRows::default());
+    let (state, _fixture) = serving_a_log(&store);
+    let tokio = tokio_runtime();
+    let (status, answer, _) = answer_through_router(&tokio, &state, "GET", "/log/checkpoint", "");
+    assert_eq!(status, 200, "{answer}");
+    // The sequencer's read of the ledger (kept from before the routes signed): others there.
+    let before = MemoryReplayStore::new();
+    let ids = ["a", "x", "y"].map(str::to_owned);
+    parmana_testkit::append_sequenced(&before, ids).unwrap();
+    state.log_sequencer.load(&before, None).unwrap();
+    let (status, answer, _) = answer_through_router(&tokio, &state, "GET", "/log/checkpoint", "");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (500, Some("trust.tlog_inconsistent")),
+        "{answer}"
+    );
+    assert!(state.runtime.store_refused().is_some());
+}
+
+/// A memory store whose ledger reads answer from `second` once `swapped`: the ledger rewritten
+/// behind the server (the other reads stay `first`'s).
+#[derive(Debug, Default)]
+struct Rewritten {
+    first: MemoryReplayStore,
+    second: MemoryReplayStore,
+    swapped: std::sync::atomic::AtomicBool,
+}
+
+impl Rewritten {
+    fn ledger(&self) -> &MemoryReplayStore {
+        if self.swapped.load(Ordering::SeqCst) {
+            &self.second
+        } else {
+            &self.first
+        }
+    }
+}
+
+impl ReplayStore for Rewritten {
+    parmana_testkit::forward_store_writes!(first);
+    parmana_testkit::forward_store_reads!(@all_but_ledger_reads first);
+    fn ledger_summary(&self) -> Result<LedgerSummary, ReplayError> {
+        self.ledger().ledger_summary()
+    }
+    fn ledger_rows(&self, from: u64, max: usize) -> Result<Vec<LedgerRow>, ReplayError> {
+        self.ledger().ledger_rows(from, max)
+    }
+    fn ledger_records(&self, from: u64, max: usize) -> Result<Vec<LedgerRecord>, ReplayError> {
+        self.ledger().ledger_records(from, max)
+    }
+}
+
+/// The routes' snapshot caught up with a ledger that no longer extends it — rewritten since it
+/// was read — answers `trust.tlog_inconsistent`, and refuses the store for good (as a sequencer
+/// run that shows it does), rather than keep executing while every log route refuses.
+#[test]
+fn a_ledger_that_no_longer_extends_the_log_served_refuses_the_store() {
+    let store = Arc::new(Rewritten::default());
+    let ids = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect::<Vec<_>>()
+    };
+    parmana_testkit::append_sequenced(&store.first, ids(&["a", "b", "c"])).unwrap();
+    parmana_testkit::append_sequenced(&store.second, ids(&["a", "x", "y", "z"])).unwrap();
+    let (state, _fixture) = serving_a_public_log(
+        Arc::clone(&store) as Arc<dyn ReplayStore>,
+        Limits::default(),
+    );
+    let tokio = tokio_runtime();
+    let tile = |state| answer_through_router(&tokio, state, "GET", "/log/tile/0/000.p/3", "");
+    let (status, answer, _) = tile(&state);
+    assert_eq!(status, 200, "{answer}");
+    store.swapped.store(true, Ordering::SeqCst);
+    state.log_cache.expire();
+    let (status, answer, _) = tile(&state);
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (500, Some("trust.tlog_inconsistent")),
+        "{answer}"
+    );
+    assert!(state.runtime.store_refused().is_some());
+}

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use parmana_runtime::canon::tile::{Tile, TileKind};
 use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{
-    ExecutionError, LogSnapshot, Runtime, RuntimeEnvironment, parse_execution_id,
+    ExecutionError, LogSigning, LogSnapshot, Runtime, RuntimeEnvironment, parse_execution_id,
 };
 
 use crate::auth::Scope;
@@ -192,7 +192,7 @@ pub(crate) fn signed_checkpoint(
         // A log that could not be read is not read again at once: the cache keeps its refusal
         // for up to a second (only a checkpoint refused against what a signer recorded is
         // retried).
-        let log = state.log_cache.get(runtime.store()).inspect_err(|_| {
+        let log = served_log(state).inspect_err(|_| {
             kept_refusal.set(true);
         })?;
         let kept_for = |log: &LogSnapshot| {
@@ -215,7 +215,21 @@ pub(crate) fn signed_checkpoint(
                 Err(ExecutionError::LogEntryUnattested { position, reason })
             }
         };
+        // The snapshot and the log this server's sequencer keeps (read at start, extended by
+        // every run) are two reads of one append-only ledger: where they disagree, the store
+        // was rewritten between them, and nothing is signed over it — nor is a note kept for
+        // the snapshot served again.
+        let agrees = |log: &LogSnapshot| -> Result<(), ExecutionError> {
+            state.log_sequencer.check_agrees(log).inspect_err(|error| {
+                // Evidence only where the sequencer recorded it (a comparison that could not
+                // be made is read again, below).
+                if state.log_sequencer.store_rewound().is_some() {
+                    refuse_rewritten_store(runtime, error);
+                }
+            })
+        };
         if let Some(kept) = kept_for(&log) {
+            agrees(&log)?;
             return answer(kept, log);
         }
         // One signing at a time: a request that missed while another signed takes its note (or
@@ -225,27 +239,35 @@ pub(crate) fn signed_checkpoint(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(kept) = kept_for(&log) {
+            agrees(&log)?;
             return answer(kept, log);
         }
-        // The snapshot and the log this server's sequencer keeps (read at start, extended by
-        // every run) are two reads of one append-only ledger: where they disagree, the store
-        // was rewritten between them, and nothing is signed over it.
-        if let Err(error) = state.log_sequencer.check_agrees(&log) {
-            // Evidence only where the sequencer recorded it (a comparison that could not be
-            // made is read again, below).
-            if state.log_sequencer.store_rewound().is_some() {
-                refuse_rewritten_store(runtime, &error);
-            }
-            return Err(error);
-        }
-        let signed = log.checkpoint(
+        // Signed through the sequencer: it agrees with the log the sequencer keeps, and it
+        // extends every checkpoint signed in this process (the sequencer's and these routes'),
+        // so that the key never signs two trees that fork, even where the snapshot runs ahead
+        // of the sequencer (a writer's records, cut again before its next run).
+        let signed = state.log_sequencer.sign_snapshot(
+            &log,
             runtime.store(),
-            environment.trust_history(),
-            runtime.clock().now(),
-            environment.release_manifest().version(),
-            &signers,
-            anchor,
+            LogSigning {
+                trust_root: environment.trust_history().newest(),
+                history: environment.trust_history(),
+                now: runtime.clock().now(),
+                release_manifest: environment.release_manifest().version(),
+                signers: &signers,
+                anchor,
+            },
         );
+        if signed.is_err()
+            && let Some(reason) = state.log_sequencer.store_rewound()
+        {
+            refuse_rewritten_store(
+                runtime,
+                &ExecutionError::StoreRewound {
+                    reason: reason.to_owned(),
+                },
+            );
+        }
         // A signed note, or an entry that is not an attested execution, is kept for this log
         // and trust root: asking again (anonymously, with `--log-public`) reads and verifies
         // no entry again.
@@ -272,8 +294,10 @@ pub(crate) fn signed_checkpoint(
         // server's sequencer stored past this snapshot): read again, once.
         // Or an entry the store no longer holds as the snapshot does (a ledger cut or rewritten
         // under the server): judged again on the log as the store holds it now.
+        // (Not once the refusal showed the store rewritten: it is answered as it is.)
         Err(error)
             if !kept_refusal.get()
+                && runtime.store_refused().is_none()
                 && matches!(
                     error.code(),
                     "trust.tlog_inconsistent" | "runtime.log_entry_unattested"
@@ -298,6 +322,32 @@ fn refuse_rewritten_store(runtime: &Runtime, error: &ExecutionError) {
          ({}): it was rewritten; the server's log says how",
         error.code()
     ));
+}
+
+/// The log the routes serve ([`LogCache::get`](crate::log_cache::LogCache::get)). A store whose
+/// whole ledger no longer extends the snapshot served (`trust.tlog_inconsistent`: two verified
+/// reads of an append-only ledger that fork, or the later one shorter) was rewritten or cut
+/// between them: refused for good, as a sequencer run that shows it refuses it, rather than
+/// kept executing while every log route answers the refusal.
+pub(crate) fn served_log(state: &AppState) -> Result<Arc<LogSnapshot>, ExecutionError> {
+    state
+        .log_cache
+        .get(state.runtime.store())
+        .inspect_err(|error| {
+            if matches!(
+                error,
+                ExecutionError::Trust(parmana_runtime::trust::TrustError::TlogInconsistent { .. })
+            ) {
+                if state.runtime.store_refused().is_none() {
+                    tracing::error!(target: "parmana::server", code = error.code(), %error, "replay store rewritten under the log: its ledger no longer extends the log served; executions refused until it is restored and the server restarted");
+                }
+                state.runtime.refuse_store(format!(
+                    "its ledger no longer extends the transparency log this server served ({}): \
+                     it was cut or rewritten; the server's log says how",
+                    error.code()
+                ));
+            }
+        })
 }
 
 /// A hash tile (`<L>/<N>[.p/<W>]`) or an entry bundle (`entries/<N>[.p/<W>]`) of the log.
@@ -353,7 +403,7 @@ pub(crate) async fn tile(
                 });
             }
             let store = runtime.store();
-            let log = worker.log_cache.get(store)?;
+            let log = served_log(&worker)?;
             let committed = signed.is_some_and(|(size, root)| {
                 tile.is_within(size) && log.root_at(size) == Some(root)
             });

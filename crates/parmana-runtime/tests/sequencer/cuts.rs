@@ -421,3 +421,87 @@ fn log_of(names: &[&str]) -> parmana_runtime::LogSnapshot {
     append(&store, names);
     parmana_runtime::read_log(&store).unwrap()
 }
+
+/// The key never signs two trees that fork, even where a reader's snapshot runs ahead of the
+/// driver (a server's log routes, whose snapshot holds records the driver has not integrated):
+/// a writer of the store that planted a record at the head for the routes to sign, and cut it
+/// before the next run integrated another execution at that position, gets that run refused as
+/// evidence — not a second root signed at that size — and nothing more signed through the
+/// driver. A snapshot behind what was signed is refused too, as no evidence (read again).
+#[test]
+fn a_snapshot_signed_ahead_of_the_driver_is_never_contradicted_by_its_runs() {
+    // Two stores with one history up to "c": the planted one then holds "y" at the head; the
+    // real one an execution "x" still to integrate there.
+    let (_planted_fixture, planted_runtime, log_key) = super::setup();
+    let (_fixture, runtime, _) = super::setup();
+    for name in ["a", "b", "c"] {
+        super::execute(&planted_runtime, name);
+        super::execute(&runtime, name);
+    }
+    let environment = runtime.environment();
+    let signing = super::signing_with(&environment, &log_key);
+    let driver = LogSequencer::default();
+    let report = driver.run_all(runtime.store(), Some(signing)).unwrap();
+    assert_eq!(report.size, 4, "a marks record and three executions");
+    super::execute(&planted_runtime, "y");
+    LogSequencer::default()
+        .run_all(planted_runtime.store(), None)
+        .unwrap();
+    let planted = parmana_runtime::read_log(planted_runtime.store()).unwrap();
+    assert_eq!(planted.size(), 5);
+    assert_eq!(
+        planted.root_at(4),
+        parmana_runtime::read_log(runtime.store())
+            .unwrap()
+            .root_at(4)
+    );
+    // The routes sign the planted head through the driver: it agrees with the kept log.
+    driver
+        .sign_snapshot(&planted, planted_runtime.store(), signing)
+        .unwrap();
+    // Cut again; the real execution integrated at that position: the run refuses to sign it.
+    super::execute(&runtime, "x");
+    let refused = driver.run_all(runtime.store(), Some(signing)).unwrap_err();
+    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    assert!(driver.store_rewound().is_some());
+    let latest = runtime.store().latest_checkpoint().unwrap().unwrap();
+    assert_eq!(
+        latest.size, 4,
+        "no checkpoint of size 5 signed over the real ledger"
+    );
+    // Nothing more is signed through the driver.
+    let refused = driver
+        .sign_snapshot(&planted, planted_runtime.store(), signing)
+        .unwrap_err();
+    assert_eq!(refused.code(), "runtime.store_rewound", "{refused}");
+
+    // A snapshot behind the largest checkpoint signed through a driver: refused, no evidence.
+    let (_fixture, runtime, log_key) = super::setup();
+    for name in ["a", "b"] {
+        super::execute(&runtime, name);
+    }
+    let environment = runtime.environment();
+    let signing = super::signing_with(&environment, &log_key);
+    let driver = LogSequencer::default();
+    driver.run_all(runtime.store(), Some(signing)).unwrap();
+    let behind = parmana_runtime::read_log(runtime.store()).unwrap();
+    super::execute(&runtime, "c");
+    assert_eq!(
+        driver.run_all(runtime.store(), Some(signing)).unwrap().size,
+        4
+    );
+    let refused = driver
+        .sign_snapshot(&behind, runtime.store(), signing)
+        .unwrap_err();
+    assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
+    assert!(driver.store_rewound().is_none());
+    let current = parmana_runtime::read_log(runtime.store()).unwrap();
+    let note = driver
+        .sign_snapshot(&current, runtime.store(), signing)
+        .unwrap();
+    assert_eq!(
+        note,
+        runtime.store().latest_checkpoint().unwrap().unwrap().note,
+        "at a size the driver stored, the stored note byte for byte"
+    );
+}
