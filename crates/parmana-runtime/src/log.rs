@@ -56,13 +56,20 @@ pub fn sign_log_checkpoint(
     if let Some(stored) = report.checkpoint {
         return Ok(stored.note);
     }
-    // Nothing larger to store: the current log's checkpoint, signed by this key, after the same
-    // consistency check with the newest stored one.
+    // Nothing larger stored by the run (nothing grew, or another integrator held the ledger —
+    // PostgreSQL's lock — so the run signed nothing): the current log's checkpoint, signed by
+    // this key, after the same consistency check with the newest stored one, and stored when it
+    // is larger, as a run stores it (a store keeps one per size: another signer's stays).
     let log = ledger_log(store)?;
-    if let Some(latest) = store.latest_checkpoint()? {
-        check_commits(&log, &latest)?;
+    let latest = store.latest_checkpoint()?;
+    if let Some(latest) = &latest {
+        check_commits(&log, latest)?;
     }
-    Ok(sign_stored_checkpoint(store, &log, signing, None)?.note)
+    let signed = sign_stored_checkpoint(store, &log, signing, None)?;
+    if signed.size > latest.map_or(0, |latest| latest.size) {
+        store.store_checkpoint(&signed)?;
+    }
+    Ok(signed.note)
 }
 
 /// Refuses a log whose root at `checkpoint`'s size is not its root (`trust.tlog_inconsistent`).

@@ -260,6 +260,52 @@ fn a_cut_is_seen_while_another_holds_the_integrators_lock() {
     );
 }
 
+/// `sign_log_checkpoint` (`parmana log checkpoint --key`) stores what it signs and prints when
+/// the log grew past the newest stored checkpoint, also when another integrator holds the
+/// ledger (so its run signed nothing): the note printed is the one stored.
+#[test]
+fn a_checkpoint_signed_while_another_holds_the_integrators_lock_is_stored() {
+    let (cut, _visible) = parmana_testkit::CutLedger::new();
+    let held = Arc::new(AtomicBool::new(false));
+    let (_fixture, runtime, log_key) = setup_on(Arc::new(HeldLedger {
+        inner: cut,
+        held: Arc::clone(&held),
+    }));
+    for n in 0..3 {
+        execute(&runtime, &format!("held-{n}"));
+    }
+    // Integrated by another integrator, which stored no checkpoint.
+    let size = LogSequencer::default()
+        .run_all(runtime.store(), None)
+        .unwrap()
+        .size;
+    assert!(runtime.store().latest_checkpoint().unwrap().is_none());
+    held.store(true, Ordering::SeqCst);
+    let environment = runtime.environment();
+    let note = parmana_runtime::sign_log_checkpoint(
+        runtime.store(),
+        environment.trust_history(),
+        clock().0,
+        environment.release_manifest().version(),
+        &[&log_key],
+        None,
+    )
+    .unwrap();
+    let stored = runtime.store().latest_checkpoint().unwrap().unwrap();
+    assert_eq!((stored.size, stored.note), (size, note.clone()));
+    // Asked again: the same note, nothing more stored.
+    let again = parmana_runtime::sign_log_checkpoint(
+        runtime.store(),
+        environment.trust_history(),
+        clock().0,
+        environment.release_manifest().version(),
+        &[&log_key],
+        None,
+    )
+    .unwrap();
+    assert_eq!(again, note);
+}
+
 /// The ids a driver's kept log has held are known without waiting for a run: those it
 /// integrated, those another integrator appended (taken at its next run's catch-up), and, for a
 /// driver started later, all of them from its first whole read.
