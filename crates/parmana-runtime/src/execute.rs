@@ -656,7 +656,9 @@ pub struct RecoveryCounts {
 /// without the `attestation` role is refused before anything is read, and so are an
 /// environment older than the store's high-water marks (`trust.version_rollback`) and a store
 /// whose marks were reset (`replay.marks_reset`): recovery signs nothing a rolled-back
-/// environment decides.
+/// environment decides. A store that does not answer for an id (`replay.store_unavailable`)
+/// stops the recovery with that error — it says nothing of the id —; the ids settled before
+/// stay settled, and the next recovery completes the others.
 pub fn recover(
     replay_store: &dyn ReplayStore,
     signer: &dyn Signer,
@@ -748,6 +750,19 @@ pub(crate) fn recover_each_with(
                     each(Recovered::Completed(Box::new(attestation)));
                 }
                 Ok(None) => {}
+                // The store not answering (a lock held past its timeout, a connection lost, a
+                // volume full for a moment) says nothing of this id: the recovery stops with it
+                // (the ids settled before stay settled; this one and those after are recovered
+                // by the next run, byte for byte), rather than leave it claimed as a record that
+                // cannot be completed. A server's start fails with it, for its supervisor to
+                // start it again.
+                Err(
+                    error @ ExecutionError::Store(parmana_replay::ReplayError::Unavailable {
+                        ..
+                    }),
+                ) => {
+                    return Err(error);
+                }
                 Err(error) => {
                     counts.failed = counts.failed.saturating_add(1);
                     each(Recovered::Failed {

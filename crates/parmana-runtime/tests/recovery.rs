@@ -358,6 +358,116 @@ fn a_leftover_another_process_completes_first_is_no_failure_of_recovery() {
     assert!(store.pending().unwrap().is_empty());
 }
 
+/// A memory store whose `get` or `complete` of one id fails once, as a store that does not
+/// answer for a moment (`replay.store_unavailable`); the attestation that completion was asked
+/// to write is noted.
+#[derive(Debug, Default)]
+struct FailsOnce {
+    inner: MemoryReplayStore,
+    get_of: std::sync::Mutex<Option<&'static str>>,
+    complete_of: std::sync::Mutex<Option<&'static str>>,
+    refused: std::sync::Mutex<Option<Vec<u8>>>,
+}
+
+impl FailsOnce {
+    fn unavailable() -> parmana_runtime::replay::ReplayError {
+        parmana_runtime::replay::ReplayError::Unavailable {
+            message: "a lock held past the busy timeout".to_owned(),
+        }
+    }
+}
+
+impl ReplayStore for FailsOnce {
+    fn claim(
+        &self,
+        id: &ExecutionId,
+        record: &ClaimRecord,
+        under: AcceptedVersions,
+    ) -> Result<ClaimOutcome, parmana_runtime::replay::ReplayError> {
+        self.inner.claim(id, record, under)
+    }
+    fn complete(
+        &self,
+        id: &ExecutionId,
+        attestation: &[u8],
+    ) -> Result<(), parmana_runtime::replay::ReplayError> {
+        let mut failing = self.complete_of.lock().unwrap();
+        if *failing == Some(id.as_str()) {
+            *failing = None;
+            *self.refused.lock().unwrap() = Some(attestation.to_vec());
+            return Err(Self::unavailable());
+        }
+        self.inner.complete(id, attestation)
+    }
+    fn get(
+        &self,
+        id: &ExecutionId,
+    ) -> Result<ExecutionState, parmana_runtime::replay::ReplayError> {
+        let mut failing = self.get_of.lock().unwrap();
+        if *failing == Some(id.as_str()) {
+            *failing = None;
+            return Err(Self::unavailable());
+        }
+        self.inner.get(id)
+    }
+    parmana_testkit::forward_store_reads!(inner: pending_after, accepted_versions,
+        accept_versions, sequence, store_checkpoint, latest_checkpoint, checkpoints_from,
+        ledger_summary, ledger_rows, ledger_records);
+}
+
+/// A store that does not answer for a moment, as recovery reads or completes a leftover, says
+/// nothing of that leftover: the recovery stops with the store's error (a server's start fails,
+/// for its supervisor to start it again) instead of leaving the id claimed as a record it cannot
+/// complete; the ids settled before stay settled, and the next recovery completes the others —
+/// with the attestation the refused completion carried, byte for byte.
+#[test]
+fn a_store_not_answering_stops_recovery_and_leaves_nothing_stuck() {
+    let fixture = Fixture::new();
+    let claimed = |store: &FailsOnce, id: &str| {
+        matches!(
+            store.get(&ExecutionId::parse(id).unwrap()).unwrap(),
+            ExecutionState::Claimed(_)
+        )
+    };
+    for failing in ["get", "complete"] {
+        let store = FailsOnce::default();
+        for id in ["a-first", "b-failing", "c-after"] {
+            crash(&fixture, &store.inner, id, BIG);
+        }
+        let fail = if failing == "get" {
+            &store.get_of
+        } else {
+            &store.complete_of
+        };
+        *fail.lock().unwrap() = Some("b-failing");
+        let key = fixture.key("attestation");
+        let refused = recover(&store, &key, &fixture.environment()).unwrap_err();
+        assert_eq!(
+            refused.code(),
+            "replay.store_unavailable",
+            "{failing}: {refused}"
+        );
+        assert!(!claimed(&store, "a-first"), "{failing}");
+        assert!(
+            claimed(&store, "b-failing") && claimed(&store, "c-after"),
+            "{failing}"
+        );
+        let report = recover(&store, &key, &fixture.environment()).unwrap();
+        assert!(report.failed.is_empty(), "{failing}: {:?}", report.failed);
+        assert_eq!(report.completed.len(), 2, "{failing}");
+        assert!(store.pending().unwrap().is_empty(), "{failing}");
+        if let Some(refused) = store.refused.lock().unwrap().take() {
+            let ExecutionState::Completed(stored) = store
+                .get(&ExecutionId::parse("b-failing").unwrap())
+                .unwrap()
+            else {
+                panic!("b-failing is not completed");
+            };
+            assert_eq!(stored.attestation(), refused.as_slice());
+        }
+    }
+}
+
 /// A memory store that records the limit of every page of pending ids read from it.
 #[derive(Debug)]
 struct PageCounting {
