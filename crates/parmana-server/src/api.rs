@@ -1028,14 +1028,14 @@ pub(crate) async fn metrics(
 }
 
 /// Reload the tokens file, the trust root and release manifest, and the TLS files from disk,
-/// each taken or refused on its own: a tokens file refused refuses everything (nothing else is
-/// read); an environment refused stays the old one; TLS files refused keep the TLS in force.
+/// each taken or refused on its own: a tokens file refused keeps the tokens in force; an
+/// environment refused stays the old one; TLS files refused keep the TLS in force.
 #[utoipa::path(post, path = "/v1/admin/reload", tag = "operations",
     responses(
         (status = 200, description = "Reloaded: versions before and after", body = ReloadResponse),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token lacks the `admin` scope", body = ErrorBody),
-        (status = 422, description = "Refused: the tokens file (`server.tokens_invalid`: nothing else read, the tokens, the environment and the TLS in force stay); the environment on disk (rollback, signature, expiry…: the old environment stays, a tokens file and TLS files taken stay taken); or the TLS files alone (`server.tls_invalid`: the TLS in force stays, the environment was reloaded)", body = ErrorBody),
+        (status = 422, description = "Refused: the environment on disk (rollback, signature, expiry…: the old environment stays, a tokens file and TLS files taken stay taken); or files alone, the environment reloaded (the message names its versions): the tokens file (`server.tokens_invalid`: the tokens in force stay; named first when the TLS files were refused too) or the TLS files (`server.tls_invalid`: the TLS in force stays)", body = ErrorBody),
         (status = 500, description = "The reload task failed (a defect: `server.internal`); the old environment stays in force", body = ErrorBody),
         (status = 503, description = "Starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`: the reload goes on). A store that does not answer does not hold a reload back", body = ErrorBody),
     ),

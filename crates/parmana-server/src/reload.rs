@@ -1,4 +1,4 @@
-//! Reloads (SIGHUP and `POST /v1/admin/reload`): one at a time, a burst coalesced into one more; the tokens file read first (a revocation never waits), then the TLS files, then the environment verified and swapped, each refusal recorded, counted and logged.
+//! Reloads (SIGHUP and `POST /v1/admin/reload`): one at a time, a burst coalesced into one more; the tokens file read first (a revocation never waits), then the environment verified and swapped, then the TLS files, each taken or refused on its own, each refusal recorded, counted and logged.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,10 +13,11 @@ use crate::state::AppState;
 pub(crate) type ReloadOutcome = Result<ReloadReport, ApiError>;
 
 /// Asks for a reload of the tokens file and the environment from disk (SIGHUP or `POST
-/// /v1/admin/reload`), run in a task of its own; the outcome, once it has one. A tokens file
-/// refused refuses the reload and keeps everything; one taken is in force at once; an
-/// environment refused keeps the old one, and the refusal is answered with 422 (500 when the
-/// reload task failed; a store whose marks cannot be read does not refuse it).
+/// /v1/admin/reload`), run in a task of its own; the outcome, once it has one. Each part is
+/// taken or refused on its own: a tokens file taken is in force at once, one refused keeps the
+/// tokens in force; an environment refused keeps the old one; TLS files refused keep the TLS in
+/// force. Any refusal is answered with 422 (500 when the reload task failed; a store whose marks
+/// cannot be read does not refuse it).
 ///
 /// Reloads run one at a time (the turn), and those asked for while one waits for its turn are
 /// that one: a burst of signals (a file watcher sending one per file written) or of requests (a
@@ -75,8 +76,7 @@ pub(crate) fn reload_on_signal(state: &Arc<AppState>) {
 /// The tokens file read again and put in force (where one is configured), at once, before the
 /// reload asked for waits for its turn: a token removed is revoked however long a reload before
 /// it waits on the store or verifies bundles. Only a file taken counts here: one refused (or a
-/// read that fails) changes nothing and is reported by the read under the turn, which refuses
-/// the reload. At most one such read waits while another runs (they take
+/// read that fails) changes nothing and is reported by the read under the turn. At most one such read waits while another runs (they take
 /// [`AppState::tokens_reloading`] in turn): a burst asks for one more, which reads the file as it
 /// is then — a read that blocks (a file on a stalled network share) holds its thread and the one
 /// waiting behind it (and the reload under the turn, which reads the file again, waits too), not
@@ -105,40 +105,23 @@ fn read_tokens_soon(state: &Arc<AppState>) {
 }
 
 /// Reads the tokens file and puts it in force, as the start reads it (under
-/// [`AppState::tokens_reloading`]); one refused is recorded, counted and logged as a refused
-/// reload, and the tokens in force stay.
-fn swap_tokens(worker: &AppState, runtime: &Runtime) -> Result<(), TokensRefused> {
+/// [`AppState::tokens_reloading`]); one refused keeps the tokens in force, and the caller
+/// records, counts and logs the refusal with the reload's outcome.
+fn swap_tokens(worker: &AppState) -> Result<(), crate::error::ServerError> {
     let _one_at_a_time = worker
         .tokens_reloading
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    match worker
+    if let Some(tokens) = worker
         .tokens_file()
         .map(|file| crate::auth::Tokens::load(&file))
-        .transpose()
+        .transpose()?
     {
-        Ok(Some(tokens)) => {
-            let count = tokens.len();
-            worker.replace_tokens(tokens);
-            tracing::info!(target: "parmana::server", tokens = count, "tokens file reloaded");
-            Ok(())
-        }
-        Ok(None) => Ok(()),
-        Err(error) => {
-            // `/v1/status` tells the code; the file's path and what was wrong in it go to the
-            // log below (and to the admin who asked).
-            runtime.record_reload_failure(
-                error.code(),
-                format!(
-                    "the tokens file was refused ({}); the server's log says why",
-                    error.code()
-                ),
-            );
-            worker.metrics.reload(false);
-            tracing::warn!(target: "parmana::server", code = error.code(), %error, "reload refused; the old environment and the tokens in force stay");
-            Err(TokensRefused(error))
-        }
+        let count = tokens.len();
+        worker.replace_tokens(tokens);
+        tracing::info!(target: "parmana::server", tokens = count, "tokens file reloaded");
     }
+    Ok(())
 }
 
 /// Reads the TLS files again and puts them in force for new handshakes ([`ServedTls::reload`]):
@@ -160,15 +143,6 @@ fn swap_tls(worker: &AppState, runtime: &Runtime) -> Result<(), crate::error::Se
     Ok(())
 }
 
-/// The answer to a reload refused for its tokens file.
-fn tokens_refused(error: &crate::error::ServerError) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        error.code(),
-        format!("{error}; the old environment and the tokens in force stay"),
-    )
-}
-
 /// A reload ([`request_reload`]), its turn taken.
 async fn reload_holding(
     state: &Arc<AppState>,
@@ -182,23 +156,22 @@ async fn reload_holding(
         .blocking("reload", move |runtime| {
             let _turn = turn;
             // The tokens file again, under the turn (edited since the read before it, by the
-            // change a signal coalesced into this reload, say): one refused refuses the whole
-            // reload; one taken is in force at once, whatever becomes of the environment — a
-            // token removed there is revoked even while the store is down or the files on disk
-            // are refused.
-            swap_tokens(&worker, runtime)?;
+            // change a signal coalesced into this reload, say): one taken is in force at once,
+            // whatever becomes of the environment — a token removed there is revoked even while
+            // the store is down or the files on disk are refused.
+            let tokens = swap_tokens(&worker);
             let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 runtime.reload_checked(|fresh| worker.authzen.check_environment(fresh))
             }));
             // The TLS files again, as the start reads them, whatever became of the
             // environment: a renewed certificate is taken even while the files of the
-            // environment are refused, and files refused hold back no rotation of the trust
-            // root (each part is taken or refused on its own, as the tokens file is). Taken,
-            // the handshakes to come present them; refused, the TLS in force stays.
+            // environment are refused. Taken, the handshakes to come present them; refused, the
+            // TLS in force stays. Each part is taken or refused on its own: a tokens file or TLS
+            // files refused hold back no rotation of the trust root (a leaked key rotated out).
             let tls = swap_tls(&worker, runtime);
-            worker
-                .metrics
-                .reload(matches!(reloaded, Ok(Ok(_))) && tls.is_ok());
+            worker.metrics.reload(
+                matches!(reloaded, Ok(Ok(_))) && tls.is_ok() && tokens.is_ok(),
+            );
             match &reloaded {
                 Ok(Ok(report)) => {
                     // Its versions go into the store's marks once the executions in flight
@@ -229,29 +202,42 @@ async fn reload_holding(
                     tracing::warn!(target: "parmana::server", code = "server.internal", "reload failed; the old environment stays");
                 }
             }
-            if let Err(error) = &tls {
-                tracing::warn!(target: "parmana::server", code = error.code(), %error, "the TLS files were refused; the TLS in force stays");
-                // Recorded as the reload's outcome when the environment was taken (a refused
-                // environment's record stands: the answer names that refusal).
-                if matches!(reloaded, Ok(Ok(_))) {
+            // The files refused: logged, and recorded as the reload's outcome when the
+            // environment was taken (a refused environment's record stands: the answer names
+            // that refusal), the tokens file's first. `/v1/status` tells the code; the file's
+            // path and what was wrong in it go to the log (and to the admin who asked).
+            let files = [("tokens file", tokens.err()), ("TLS files", tls.err())];
+            let mut recorded = false;
+            for (what, error) in &files {
+                let Some(error) = error else {
+                    continue;
+                };
+                tracing::warn!(target: "parmana::server", code = error.code(), %error, "the {what} refused; what was in force stays");
+                if matches!(reloaded, Ok(Ok(_))) && !recorded {
+                    recorded = true;
                     runtime.record_reload_failure(
                         error.code(),
                         format!(
-                            "the TLS files were refused ({}; the server's log says why); the \
+                            "the {what} refused ({}; the server's log says why); the \
                              environment was reloaded",
                             error.code()
                         ),
                     );
                 }
             }
-            let reloaded = match (reloaded, tls) {
-                (Ok(Ok(report)), Err(error)) => Ok(Err(Refused::Tls {
-                    error,
-                    report: Box::new(report),
-                })),
-                (reloaded, _) => reloaded.map(|outcome| outcome.map_err(Refused::Environment)),
-            };
-            Ok(reloaded)
+            let [(_, tokens), (_, tls)] = files;
+            match reloaded {
+                Ok(Ok(report)) if tokens.is_some() || tls.is_some() => {
+                    Ok(Err(Box::new(Refused::Files {
+                        tokens,
+                        tls,
+                        report,
+                    })))
+                }
+                reloaded => {
+                    reloaded.map(|outcome| outcome.map_err(|e| Box::new(Refused::Environment(e))))
+                }
+            }
         })
         .await
         .inspect_err(|_| {
@@ -262,19 +248,50 @@ async fn reload_holding(
                 .runtime
                 .record_reload_failure("server.internal", "the reload task failed".to_owned());
         })?;
-    match result {
-        Err(TokensRefused(error)) => Err(tokens_refused(&error)),
-        Ok(Ok(Ok(report))) => Ok(report),
-        Ok(Ok(Err(Refused::Tls { error, report }))) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            error.code(),
-            format!(
-                "{error}; the TLS in force stays (the environment was reloaded: trust root \
-                 version {}, release manifest version {})",
-                report.trust_root.1, report.release_manifest.1
-            ),
-        )),
-        Ok(Ok(Err(Refused::Environment(error)))) => {
+    let refused = match result {
+        Ok(Ok(report)) => return Ok(report),
+        Ok(Err(refused)) => *refused,
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.internal",
+                "the reload task failed; the old environment stays".to_owned(),
+            ));
+        }
+    };
+    match refused {
+        Refused::Files {
+            tokens,
+            tls,
+            report,
+        } => {
+            // The admin who asked is told what was wrong in each file refused (paths included).
+            let refused: Vec<String> = [
+                tokens
+                    .as_ref()
+                    .map(|e| format!("{e}; the tokens in force stay")),
+                tls.as_ref().map(|e| format!("{e}; the TLS in force stays")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let code = tokens
+                .as_ref()
+                .or(tls.as_ref())
+                .map_or("server.internal", |e| e.code());
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                format!(
+                    "{} (the environment was reloaded: trust root version {}, release manifest \
+                     version {})",
+                    refused.join("; and "),
+                    report.trust_root.1,
+                    report.release_manifest.1
+                ),
+            ))
+        }
+        Refused::Environment(error) => {
             let mut api = ApiError::from_execution(&error);
             if api.status != StatusCode::SERVICE_UNAVAILABLE {
                 api.status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -284,23 +301,16 @@ async fn reload_holding(
             api.message = error.to_string();
             Err(api)
         }
-        Ok(Err(_)) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server.internal",
-            "the reload task failed; the old environment stays".to_owned(),
-        )),
     }
 }
 
-/// A reload refused for its tokens file (`server.tokens_invalid`): nothing else was read.
-struct TokensRefused(crate::error::ServerError);
-
-/// What refused a reload once its tokens file was taken: the environment (the TLS files read
-/// all the same), or the TLS files alone (the environment taken, `report`).
+/// What refused a reload: the environment (the tokens and TLS files read all the same), or
+/// files alone — the tokens file, the TLS files or both — with the environment taken (`report`).
 enum Refused {
     Environment(parmana_runtime::ExecutionError),
-    Tls {
-        error: crate::error::ServerError,
-        report: Box<ReloadReport>,
+    Files {
+        tokens: Option<crate::error::ServerError>,
+        tls: Option<crate::error::ServerError>,
+        report: ReloadReport,
     },
 }

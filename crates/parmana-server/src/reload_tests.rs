@@ -1,4 +1,4 @@
-//! Reloads and the tokens file: a revocation is in force before the reload waits for its turn (a reload before it waiting on the store, say), and a reload asked for by a request answered on its timeout still runs. A batch is decided under the environment it began with, though a reload lands between its signal sets.
+//! Reloads and the tokens file: a revocation is in force before the reload waits for its turn (a reload before it waiting on the store, say), a reload asked for by a request answered on its timeout still runs, and a tokens file refused holds back no rotation of the trust root. A batch is decided under the environment it began with, though a reload lands between its signal sets.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -234,6 +234,46 @@ fn a_signal_after_a_refused_tokens_file_reloads() {
             .is_some_and(|record| record.outcome.is_ok())
     });
     assert!(reloaded, "{:?}", state.runtime.last_reload());
+}
+
+/// A tokens file refused holds back nothing else: the environment on disk is reloaded all the
+/// same (a trust root rotating a leaked key out is never delayed by a mistake in the tokens
+/// file), the tokens in force stay, and the answer names the refusal and the versions taken.
+#[test]
+fn a_refused_tokens_file_holds_back_no_rotation_of_the_trust_root() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.toml");
+    write_tokens(&path, &["token-a"]);
+    let state = serving(&fixture, Limits::default(), Some(&path));
+    let tokio = tokio_runtime();
+    assert_eq!(state.runtime.environment().trust_root().version(), 2);
+    let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();
+    fixture
+        .rotate_trust_root(&[&fixture.attestation_signer().unwrap()], 1, expires)
+        .unwrap();
+    std::fs::write(&path, "[[tokens]]\nname = \"half").unwrap();
+    let (status, code, message) = call(&tokio, &state, "POST", "/v1/admin/reload", "token-a");
+    assert_eq!(
+        (status, code.as_str()),
+        (422, "server.tokens_invalid"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the environment was reloaded: trust root version 3"),
+        "{message}"
+    );
+    assert_eq!(state.runtime.environment().trust_root().version(), 3);
+    // The tokens in force stay; the refusal is recorded and counted once.
+    assert_eq!(call(&tokio, &state, "GET", "/v1/status", "token-a").0, 200);
+    let record = state.runtime.last_reload().unwrap();
+    assert_eq!(record.outcome.unwrap_err().0, "server.tokens_invalid");
+    let text = state.metrics.encode().unwrap();
+    assert!(
+        text.lines()
+            .any(|line| line == r#"parmana_reloads_total{outcome="refused"} 1"#),
+        "{text}"
+    );
 }
 
 /// A clock that reloads its runtime at its first reading once armed: a reload that lands in the

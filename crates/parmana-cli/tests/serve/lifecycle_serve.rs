@@ -10,8 +10,8 @@ fn last_reload(served: &Served, token: Option<&str>) -> serde_json::Value {
 
 /// A reload reads the tokens file again, first: a token removed there is refused from then on,
 /// one added is taken — even when the environment on disk is refused; a file refused
-/// (`server.tokens_invalid`) refuses the reload and every token stays as it was. SIGHUP does the
-/// same.
+/// (`server.tokens_invalid`) keeps every token as it was (and holds back nothing else). SIGHUP
+/// does the same.
 #[test]
 fn reload_reads_the_tokens_file_again() {
     let env = deployment("memory", "");
@@ -58,7 +58,8 @@ fn reload_reads_the_tokens_file_again() {
     tokens_file(root, &[("admin", &["admin", "read"]), ("fresh", &["read"])]);
     let reply = served.post("/v1/admin/reload", Some("admin"), "");
     assert_eq!(reply.status, 200, "{}", reply.text);
-    // A file refused (a token without scopes): the reload is refused, the tokens stay.
+    // A file refused (a token without scopes): refused, the tokens stay (the environment is
+    // reloaded all the same, and the answer says so).
     std::fs::write(
         &file,
         "[[tokens]]\nname = \"admin\"\nsha256 = \"sha256:00\"\nscopes = []\n",
@@ -74,6 +75,11 @@ fn reload_reads_the_tokens_file_again() {
     // The admin who asked is told what was wrong, and where; a `read` token reading the status
     // only the code.
     assert!(reply.text.contains("tokens.toml"), "{}", reply.text);
+    assert!(
+        reply.text.contains("the environment was reloaded"),
+        "{}",
+        reply.text
+    );
     let reload = last_reload(&served, Some("admin"));
     assert_eq!(reload["code"], "server.tokens_invalid");
     let message = reload["message"].as_str().unwrap();
