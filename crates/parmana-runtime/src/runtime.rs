@@ -374,7 +374,16 @@ impl Runtime {
     /// environment in force has expired now (`runtime.expired`: its trust root or its release
     /// manifest): what refuses every decision, checked once before many.
     pub fn check_current(&self) -> Result<(), ExecutionError> {
-        check_expiry(&self.environment(), self.inner.clock.now())
+        self.check_current_under(&self.environment())
+    }
+
+    /// [`check_current`](Self::check_current) for `environment` — the one a request took (a
+    /// reload may have swapped another in since) — at the clock's reading.
+    pub fn check_current_under(
+        &self,
+        environment: &RuntimeEnvironment,
+    ) -> Result<(), ExecutionError> {
+        check_expiry(environment, self.inner.clock.now())
     }
 
     /// Decides without consuming or signing anything: validates the signals and evaluates the
@@ -514,7 +523,19 @@ impl Runtime {
         policy: Option<&LoadedPolicy>,
         signals: Option<&Value>,
     ) -> AttestationReport {
-        let environment = self.environment();
+        self.verify_under(&self.environment(), envelope, policy, signals)
+    }
+
+    /// [`verify`](Self::verify) against `environment`'s trust-root chain — the one a request
+    /// took, whose release manifest gave `policy` (a reload may have swapped another in since):
+    /// a report judged by one environment throughout.
+    pub fn verify_under(
+        &self,
+        environment: &RuntimeEnvironment,
+        envelope: &[u8],
+        policy: Option<&LoadedPolicy>,
+        signals: Option<&Value>,
+    ) -> AttestationReport {
         let options = VerifyOptions {
             now: self.inner.clock.now(),
             require_current_trust: false,

@@ -433,11 +433,11 @@ pub(crate) struct ExplainQuery {
 /// server.)
 fn check_explain_budget(
     state: &AppState,
+    environment: &RuntimeEnvironment,
     policy: &PolicyRef,
     sets: usize,
     signals_bytes: usize,
 ) -> Result<(), ApiError> {
-    let environment = state.runtime.environment();
     let loaded = environment
         .policy(policy)
         .map_err(|e| execution_error(&e))?;
@@ -555,13 +555,16 @@ pub(crate) async fn evaluate(
         ));
     }
     let explain = query.explain;
+    // One environment for the request: the policy whose trace bound is checked is the one
+    // evaluated, even when a reload swaps another in meanwhile.
+    let environment = state.runtime.environment();
     if explain {
         let (sets, signals_bytes) = match (&body.signals, &body.batch) {
             (Some(signals), _) => (1, signals.len()),
             (None, Some(batch)) => (batch.len(), batch.iter().map(String::len).sum()),
             (None, None) => (0, 0),
         };
-        check_explain_budget(&state, &policy, sets, signals_bytes)?;
+        check_explain_budget(&state, &environment, &policy, sets, signals_bytes)?;
     }
     match (body.signals, body.batch) {
         (Some(signals), None) => {
@@ -571,15 +574,14 @@ pub(crate) async fn evaluate(
             let decided = if evaluates_inline(explain, signals.len()) {
                 let started = Instant::now();
                 let runtime = &state.runtime;
-                let decided =
-                    evaluate_one(runtime, &runtime.environment(), &policy, signals, explain);
+                let decided = evaluate_one(runtime, &environment, &policy, signals, explain);
                 state.metrics.runtime_call("evaluate", started.elapsed());
                 decided
             } else {
                 let policy = policy.clone();
                 state
                     .blocking("evaluate", move |runtime| {
-                        evaluate_one(runtime, &runtime.environment(), &policy, signals, explain)
+                        evaluate_one(runtime, &environment, &policy, signals, explain)
                     })
                     .await?
             };
@@ -595,10 +597,9 @@ pub(crate) async fn evaluate(
             // `MAX_BATCH_ITEMS`, found while it was split) and refused an empty one.
             let results = state
                 .blocking("evaluate", move |runtime| {
-                    // Every signal set is decided under the environment the batch began with,
+                    // Every signal set is decided under the environment the request took,
                     // even when a reload swaps another in meanwhile. An unknown or broken policy
                     // refuses the whole batch.
-                    let environment = runtime.environment();
                     environment.policy(&policy)?;
                     let mut results = Vec::with_capacity(batch.len());
                     for signals in batch {
@@ -675,7 +676,10 @@ pub(crate) async fn verify(
         .await?;
     let report = state
         .blocking("verify", move |runtime| {
-            let plain = runtime.verify(&envelope, None, body.signals.as_ref());
+            // One environment for the whole report: the trust-root chain that judges the
+            // attestation is the one whose release manifest gives the bundle.
+            let environment = runtime.environment();
+            let plain = runtime.verify_under(&environment, &envelope, None, body.signals.as_ref());
             if !body.check_bundle {
                 return Ok(plain);
             }
@@ -684,8 +688,13 @@ pub(crate) async fn verify(
                 return Ok(plain.with_bundle_check_not_run(body.signals.is_some()));
             };
             let reference = format!("{}@{}", predicate.policy.id, predicate.policy.version);
-            let loaded = runtime.policy(&parse_policy_ref(&reference)?)?;
-            Ok::<_, ExecutionError>(runtime.verify(&envelope, Some(&loaded), body.signals.as_ref()))
+            let loaded = environment.policy(&parse_policy_ref(&reference)?)?;
+            Ok::<_, ExecutionError>(runtime.verify_under(
+                &environment,
+                &envelope,
+                Some(&loaded),
+                body.signals.as_ref(),
+            ))
         })
         .await?
         .map_err(|e| execution_error(&e))?;

@@ -586,7 +586,11 @@ pub(crate) async fn evaluations(
             // is refused alone (AuthZEN certification c-3-4-1), as `false`, like any refusal.
             // What refuses every evaluation — the environment expired — refuses the boxcar
             // whole, as it would one evaluation: a 200 always carries decisions.
-            if let Err(error) = runtime.check_current() {
+            // Its evaluations are all decided under the environment it began with, even when a
+            // reload swaps another in meanwhile (its executions, each under the one in force as
+            // it runs, as on `POST /v1/executions`): the one whose expiry is judged here.
+            let environment = runtime.environment();
+            if let Err(error) = runtime.check_current_under(&environment) {
                 let error = execution_error(&error);
                 // Counted as the refused execution it would have been.
                 if executes {
@@ -594,10 +598,6 @@ pub(crate) async fn evaluations(
                 }
                 return Err(error);
             }
-            // Its evaluations are all decided under the environment it began with, even when a
-            // reload swaps another in meanwhile (its executions, each under the one in force as
-            // it runs, as on `POST /v1/executions`).
-            let environment = runtime.environment();
             // The line of a boxcar shows no signals (of one evaluation or many): none is written
             // out for it.
             let log_signals = shared.logging.signals && !boxcar;

@@ -1,4 +1,4 @@
-//! Reloads and the tokens file: a revocation is in force before the reload waits for its turn (a reload before it waiting on the store, say), a reload asked for by a request answered on its timeout still runs, and a tokens file refused holds back no rotation of the trust root. A batch is decided under the environment it began with, though a reload lands between its signal sets.
+//! Reloads and the tokens file: a revocation is in force before the reload waits for its turn (a reload before it waiting on the store, say), a reload asked for by a request answered on its timeout still runs, and a tokens file refused holds back no rotation of the trust root. A batch, and a verification, are decided under the environment they began with, though a reload lands in their middle.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -344,6 +344,60 @@ fn a_batch_is_decided_under_the_environment_it_began_with() {
     }
     assert_eq!(state.runtime.environment().release_manifest().version(), 2);
     let (status, answer) = evaluate(&format!(r#"{{"policy":"{policy}","signals":{signals}}}"#));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("runtime.policy_not_found")),
+        "{answer}"
+    );
+}
+
+/// A verification with `check_bundle` is judged by one environment throughout: a reload that
+/// withdraws the policy after the attestation is first verified (at its first clock reading)
+/// does not make the bundle come from one release manifest and the trust-root chain from
+/// another; the report is the environment's it began with (the bundle check passed), and the
+/// next request is refused (`422 runtime.policy_not_found`).
+#[test]
+fn a_verification_is_judged_under_the_environment_it_began_with() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let clock = Arc::new(ReloadingClock::default());
+    let runtime = parmana_runtime::Runtime::builder(fixture.config())
+        .signer(fixture.attestation_signer().unwrap())
+        .store(MemoryReplayStore::new())
+        .clock(Reloading(Arc::clone(&clock)))
+        .build()
+        .unwrap();
+    clock.runtime.set(runtime.clone()).unwrap();
+    let state = bound_with(runtime, settings_for(Limits::default(), None, "memory"));
+    state.started_up.store(true, Ordering::SeqCst);
+    let tokio = tokio_runtime();
+    let call = |path: &str, body: &str| {
+        let (status, answer, _) =
+            crate::readiness_tests::answer_through_router(&tokio, &state, "POST", path, body);
+        (status, answer)
+    };
+    let policy: parmana_runtime::canon::PolicyRef = "claims-approval@1.0.0".parse().unwrap();
+    let signals = crate::readiness_tests::SIGNALS;
+    let (status, executed) = call(
+        "/v1/executions",
+        &format!(r#"{{"policy":"{policy}","signals":{signals},"execution_id":"verified-1"}}"#),
+    );
+    assert_eq!(status, 201, "{executed}");
+    let request = serde_json::json!({
+        "attestation": executed["attestation"],
+        "check_bundle": true,
+    })
+    .to_string();
+    fixture.withdraw_policy(&policy).unwrap();
+    clock.armed.store(true, Ordering::SeqCst);
+    let (status, report) = call("/v1/verify", &request);
+    assert!(!clock.armed.load(Ordering::SeqCst), "no reload was made");
+    assert_eq!(state.runtime.environment().release_manifest().version(), 2);
+    assert_eq!(
+        (status, report["valid"].as_bool()),
+        (200, Some(true)),
+        "{report}"
+    );
+    let (status, answer) = call("/v1/verify", &request);
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
         (422, Some("runtime.policy_not_found")),
