@@ -27,8 +27,14 @@ pub enum CanonError {
         /// Byte offset of the escape.
         offset: usize,
     },
-    /// An integer literal outside ±(2^53−1), which cannot round-trip through IEEE 754 doubles.
-    #[error("integer outside ±(2^53-1) at byte {offset}")]
+    /// A number beyond ±(2^53−1) that RFC 8785 would write as an integer (below 10^21) but that
+    /// is not exactly a double whose RFC 8785 spelling is its value (`9007199254740993`,
+    /// `9007199254740993.0`, `4611686018427388000`), or an integer literal not in its RFC 8785
+    /// form: a reader of exact integers and a reader of doubles would read two values.
+    #[error(
+        "number beyond ±(2^53-1) that is not exactly a double written as its value by RFC 8785, \
+         at byte {offset}"
+    )]
     IntegerOutOfRange {
         /// Byte offset of the number.
         offset: usize,

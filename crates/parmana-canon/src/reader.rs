@@ -513,15 +513,19 @@ impl<'a> Reader<'a> {
             .ok_or(CanonError::InvalidUtf8 { offset: start })?;
         if integer {
             // Beyond ±(2^53−1): accepted only as exactly how RFC 8785 (ECMAScript) writes the
-            // double it denotes — `100000000000000000000` (1e20) — so that its value is exact
-            // and re-encoding gives the same bytes. `9007199254740993`, which would round to
+            // double it denotes, and only when that is its exact value —
+            // `100000000000000000000` (1e20) — so that re-encoding gives the same bytes and
+            // every reader reads one value. `9007199254740993`, which would round to
             // `9007199254740992`, is refused: nothing may change between what was parsed and
-            // what is signed. (Canonical encoding writes a finite double with `ryu-js`.)
+            // what is signed; so is `4611686018427388000`, RFC 8785's spelling of 2^62, which
+            // a reader of exact integers reads as another number. (Canonical encoding writes a
+            // finite double with `ryu-js`.)
             return match literal.parse::<f64>() {
                 Ok(value)
                     if value.is_finite()
                         && ryu_js::Buffer::new().format_finite(value).as_bytes()
-                            == literal.as_bytes() =>
+                            == literal.as_bytes()
+                        && crate::exact::denotes_exactly(literal, value) =>
                 {
                     Ok(JsonNumber::Float(value))
                 }
@@ -532,10 +536,18 @@ impl<'a> Reader<'a> {
             message: "invalid number",
             offset: start,
         })?;
-        if value.is_finite() {
-            Ok(JsonNumber::Float(value))
-        } else {
-            Err(CanonError::NumberOutOfRange { offset: start })
+        if !value.is_finite() {
+            return Err(CanonError::NumberOutOfRange { offset: start });
         }
+        // A fraction or an exponent reaching an integer RFC 8785 writes as one past 53 bits:
+        // taken only when it is exactly that double, and the double's spelling its value
+        // (`9007199254740993.0` would round, refused; `1e20` is taken).
+        if crate::exact::is_wide_integer(value)
+            && !(crate::exact::denotes_exactly(literal, value)
+                && crate::exact::spelled_exactly(value))
+        {
+            return Err(CanonError::IntegerOutOfRange { offset: start });
+        }
+        Ok(JsonNumber::Float(value))
     }
 }

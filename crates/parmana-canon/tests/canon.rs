@@ -70,8 +70,8 @@ fn rfc8785_vectors_are_byte_exact() {
 fn ecmascript_number_formatting_edges() {
     let cases = [
         ("1e21", "1e+21"),
-        ("999999999999999900000.0", "999999999999999900000"),
         ("1e20", "100000000000000000000"),
+        ("1e22", "1e+22"),
         ("1e-7", "1e-7"),
         ("0.000001", "0.000001"),
         ("5e-324", "5e-324"),
@@ -83,7 +83,7 @@ fn ecmascript_number_formatting_edges() {
         ("1.0E2", "100"),
         ("100.000", "100"),
         ("1.7976931348623157e308", "1.7976931348623157e+308"),
-        ("1.2345678901234568e20", "123456789012345680000"),
+        ("9.007199254740994e15", "9007199254740994"),
         ("0.1", "0.1"),
         ("[1e0,2.50,-3e-2]", "[1,2.5,-0.03]"),
     ];
@@ -157,13 +157,95 @@ fn each_refusal_has_its_own_code() {
     check_refused(b"{'a':1}", "canon.syntax", Some(1));
 }
 
+/// RFC 8785 Appendix B: IEEE 754 doubles (as hex) and how ECMAScript writes them — checked
+/// independently of `ryu-js` (Node's `String(x)` gives the same). Parmana writes every one of
+/// them, and reads its output back to the same double, except the three integers past 53 bits
+/// whose spelling is not their value (`None`): refused, as the parser refuses their text.
+#[test]
+fn rfc8785_appendix_b_numbers() {
+    let rows: [(&str, Option<&str>); 26] = [
+        ("0000000000000000", Some("0")),
+        ("8000000000000000", Some("0")),
+        ("0000000000000001", Some("5e-324")),
+        ("8000000000000001", Some("-5e-324")),
+        ("7fefffffffffffff", Some("1.7976931348623157e+308")),
+        ("ffefffffffffffff", Some("-1.7976931348623157e+308")),
+        ("4340000000000000", Some("9007199254740992")),
+        ("c340000000000000", Some("-9007199254740992")),
+        // RFC 8785: 295147905179352830000 (2^68 is 295147905179352825856).
+        ("4430000000000000", None),
+        ("44b52d02c7e14af5", Some("9.999999999999997e+22")),
+        ("44b52d02c7e14af6", Some("1e+23")),
+        ("44b52d02c7e14af7", Some("1.0000000000000001e+23")),
+        // RFC 8785: 999999999999999700000 and 999999999999999900000.
+        ("444b1ae4d6e2ef4e", None),
+        ("444b1ae4d6e2ef4f", None),
+        ("444b1ae4d6e2ef50", Some("1e+21")),
+        ("3eb0c6f7a0b5ed8c", Some("9.999999999999997e-7")),
+        ("3eb0c6f7a0b5ed8d", Some("0.000001")),
+        ("41b3de4355555553", Some("333333333.3333332")),
+        ("41b3de4355555554", Some("333333333.33333325")),
+        ("41b3de4355555555", Some("333333333.3333333")),
+        ("41b3de4355555556", Some("333333333.3333334")),
+        ("41b3de4355555557", Some("333333333.33333343")),
+        ("becbf647612f3696", Some("-0.0000033333333333333333")),
+        ("43143ff3c1cb0959", Some("1424953923781206.2")),
+        // NaN and Infinity have no JSON form.
+        ("7fffffffffffffff", None),
+        ("7ff0000000000000", None),
+    ];
+    for (hex, expected) in rows {
+        let value = f64::from_bits(u64::from_str_radix(hex, 16).unwrap());
+        let written = parmana_canon::to_canonical_vec(&value);
+        match expected {
+            Some(expected) => {
+                assert_eq!(written.unwrap(), expected.as_bytes(), "{hex}");
+                let read = parse_strict(expected.as_bytes()).unwrap();
+                assert_eq!(read.as_f64(), Some(value), "{hex}");
+            }
+            None => assert_eq!(
+                written.unwrap_err().code(),
+                "canon.not_representable",
+                "{hex}"
+            ),
+        }
+    }
+    for refused in ["295147905179352830000", "999999999999999700000"] {
+        check_refused(refused.as_bytes(), "canon.integer_out_of_range", Some(0));
+    }
+}
+
 #[test]
 fn large_integer_literals_are_accepted_only_when_exact_and_canonical() {
-    // What RFC 8785 writes for whole doubles below 1e21 parses again, unchanged.
+    // What RFC 8785 writes for whole doubles below 1e21 parses again, unchanged, where it is
+    // their exact value; past 1e21 it writes an exponent, a double to every reader.
     check("100000000000000000000", "100000000000000000000");
-    check("123456789012345680000", "123456789012345680000");
     check("9007199254740992", "9007199254740992");
     check("-9007199254740994", "-9007199254740994");
+    check("9007199254740992.0", "9007199254740992");
+    check("90071992547409940e-1", "9007199254740994");
+    check("1.2345678901234568e21", "1.2345678901234568e+21");
+    // Past 53 bits and below 1e21, a number is taken only when it is exactly its double and
+    // RFC 8785 writes that exactly, whatever the literal's spelling: a reader of exact integers
+    // (Python, Go's `big`, Java's `BigDecimal`) would read another value than the one signed.
+    for refused in [
+        // RFC 8785's own spellings of 2^62, of 1.2345678901234568e20 and of 2^68: not their value.
+        "4611686018427388000",
+        "123456789012345680000",
+        "295147905179352830000",
+        // Exact, but RFC 8785 writes them otherwise (`1152921504606847000`): not canonical.
+        "1152921504606846976",
+        // Rounded to another double: `9007199254740992`.
+        "9007199254740993.0",
+        "9007199254740993e0",
+        "-9.007199254740993e15",
+        "9007199254740992.5",
+        // The double exact, its spelling not.
+        "999999999999999900000.0",
+        "1.2345678901234568e20",
+    ] {
+        check_refused(refused.as_bytes(), "canon.integer_out_of_range", Some(0));
+    }
 }
 
 #[test]
@@ -295,15 +377,29 @@ fn values_json_cannot_carry_exactly_are_refused_by_the_encoder() {
         to_canonical_vec(&u64::MAX).unwrap_err().code(),
         "canon.not_representable"
     );
-    // Exactly representable large integers are written as ECMAScript writes their double.
+    // Exactly representable large integers are written as ECMAScript writes their double, when
+    // that is their value; otherwise (2^62 is written `4611686018427388000`) refused, as the
+    // strict parser refuses the text.
     assert_eq!(
         to_canonical_vec(&9_007_199_254_740_992_i64).unwrap(),
         b"9007199254740992"
     );
     assert_eq!(
-        to_canonical_vec(&(1_i64 << 62)).unwrap(),
-        b"4611686018427388000"
+        to_canonical_vec(&100_000_000_000_000_000_000_i128).unwrap(),
+        b"100000000000000000000"
     );
+    for inexact in [(1_i64 << 62) as f64, -((1_i64 << 62) as f64), 2f64.powi(68)] {
+        assert_eq!(
+            to_canonical_vec(&inexact).unwrap_err().code(),
+            "canon.not_representable",
+            "{inexact}"
+        );
+    }
+    assert_eq!(
+        to_canonical_vec(&(1_i64 << 62)).unwrap_err().code(),
+        "canon.not_representable"
+    );
+    assert_eq!(to_canonical_vec(&1e21_f64).unwrap(), b"1e+21");
     let mut numeric_keys = BTreeMap::new();
     numeric_keys.insert(1, "one");
     assert_eq!(
