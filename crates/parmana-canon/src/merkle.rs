@@ -35,8 +35,13 @@ use sha2::{Digest as _, Sha256};
 
 use crate::Digest;
 
-/// The most hashes a proof for a tree of at most 2^64 − 1 leaves can hold: one per level.
+/// The most hashes an inclusion proof for a tree of at most 2^64 − 1 leaves can hold: one per
+/// level (⌈log2 n⌉ for a tree of `n` leaves).
 pub const MAX_PROOF_HASHES: usize = 64;
+
+/// The most hashes a consistency proof for a tree of at most 2^64 − 1 leaves can hold: one per
+/// level and the old tree's root side (⌈log2 n⌉ + 1; RFC 9162's `PROOF(3, D[7])` has four).
+pub const MAX_CONSISTENCY_PROOF_HASHES: usize = MAX_PROOF_HASHES + 1;
 
 /// Why a Merkle proof could not be made or was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -437,7 +442,7 @@ pub fn verify_consistency(
             Err(MerkleError::RootMismatch)
         };
     }
-    if proof.is_empty() || proof.len() > MAX_PROOF_HASHES {
+    if proof.is_empty() || proof.len() > MAX_CONSISTENCY_PROOF_HASHES {
         return Err(MerkleError::WrongLength { found: proof.len() });
     }
     let wrong_length = || MerkleError::WrongLength { found: proof.len() };

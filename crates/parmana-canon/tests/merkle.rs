@@ -421,3 +421,65 @@ fn flip(digest: Digest, bit: usize) -> Digest {
     bytes[bit / 8] ^= 1 << (bit % 8);
     Digest::from_bytes(bytes)
 }
+
+/// A consistency proof holds at most one hash more than the tree has levels (⌈log2 n⌉ + 1):
+/// `PROOF(3, D[4])` has three. At the largest sizes that is 65 hashes, verified, and 66 refused
+/// (`MAX_CONSISTENCY_PROOF_HASHES`). The huge proof is built, as RFC 9162 §2.1.4.1 defines it, over
+/// a tree of identical leaves, whose subtree hashes depend on their size alone.
+#[test]
+fn a_consistency_proof_may_hold_one_hash_more_than_the_levels() {
+    let mut tree = MerkleTree::new();
+    for leaf in 0..4_u8 {
+        tree.push(&[leaf]);
+    }
+    assert_eq!(tree.consistency_proof(3, 4).unwrap().len(), 3);
+
+    /// `MTH` of `size` identical leaves `x`.
+    fn root(size: u64) -> Digest {
+        if size == 1 {
+            return leaf_hash(b"x");
+        }
+        if size.is_power_of_two() {
+            let half = root(size / 2);
+            return parmana_canon::merkle::node_hash(&half, &half);
+        }
+        let k = split(size);
+        parmana_canon::merkle::node_hash(&root(k), &root(size - k))
+    }
+    /// The largest power of two below `size` (> 1).
+    fn split(size: u64) -> u64 {
+        1 << (63 - (size - 1).leading_zeros())
+    }
+    /// RFC 9162 `SUBPROOF(m, D[n], complete)` over identical leaves.
+    fn subproof(m: u64, n: u64, complete: bool) -> Vec<Digest> {
+        if m == n {
+            return if complete { Vec::new() } else { vec![root(n)] };
+        }
+        let k = split(n);
+        if m <= k {
+            let mut proof = subproof(m, k, complete);
+            proof.push(root(n - k));
+            proof
+        } else {
+            let mut proof = subproof(m - k, n - k, false);
+            proof.push(root(k));
+            proof
+        }
+    }
+    let (old, new) = (3, (1_u64 << 63) + 5);
+    let proof = subproof(old, new, true);
+    assert_eq!(proof.len(), 65);
+    verify_consistency(old, new, &proof, root(old), root(new)).unwrap();
+    // The small case checks the construction against the tree's own proof.
+    let mut same = MerkleTree::new();
+    for _ in 0..7 {
+        same.push(b"x");
+    }
+    assert_eq!(same.consistency_proof(3, 7).unwrap(), subproof(3, 7, true));
+    let mut longer = proof.clone();
+    longer.push(root(1));
+    assert!(matches!(
+        verify_consistency(old, new, &longer, root(old), root(new)),
+        Err(parmana_canon::merkle::MerkleError::WrongLength { found: 66 })
+    ));
+}
