@@ -16,7 +16,7 @@ pub enum CanonError {
     /// An object has the same key twice.
     #[error("duplicate object key {key:?} at byte {offset}")]
     DuplicateKey {
-        /// The repeated key.
+        /// The repeated key (its first [`MAX_QUOTED_CHARS`] characters: [`excerpt`]).
         key: String,
         /// Byte offset of the second occurrence.
         offset: usize,
@@ -175,6 +175,24 @@ impl Location {
             line,
             column,
             offset,
+        }
+    }
+}
+
+/// How many characters of a caller's string an error quotes ([`excerpt`]).
+pub const MAX_QUOTED_CHARS: usize = 128;
+
+/// `text` as an error quotes it: whole up to [`MAX_QUOTED_CHARS`] characters, else its first
+/// ones and `…`. A refusal then costs and answers a bounded message, however long the key,
+/// name or value that caused it (a message formatted with `{:?}` escapes each control character
+/// to six bytes or more, so a quoted megabyte would be answered as several).
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => text.to_owned(),
+        Some((end, _)) => {
+            let mut kept = text.get(..end).unwrap_or_default().to_owned();
+            kept.push('…');
+            kept
         }
     }
 }

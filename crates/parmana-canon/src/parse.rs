@@ -57,7 +57,7 @@ fn value(reader: &mut Reader<'_>) -> Result<Value, CanonError> {
                 // Checked after the value, so that an error inside it is reported first.
                 if map.contains_key(&key) {
                     return Err(CanonError::DuplicateKey {
-                        key,
+                        key: crate::excerpt(&key),
                         offset: key_offset,
                     });
                 }

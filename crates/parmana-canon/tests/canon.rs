@@ -442,3 +442,22 @@ fn the_encoder_writes_rust_shapes_as_serde_json_does_then_canonicalizes() {
         "{\"alpha\":[\"é\",0.5],\"bytes\":{\"\u{10000}\":1,\"\u{ffff}\":2},\"zeta\":[\"Unit\",{\"Newtype\":1},{\"Tuple\":[2,true]},{\"Struct\":{\"a\":null,\"z\":3}}]}"
     );
 }
+
+/// A key given twice is quoted by its first characters (`excerpt`), however long it is.
+#[test]
+fn a_duplicate_key_is_quoted_bounded() {
+    let key = "k".repeat(10_000);
+    let text = format!(r#"{{"{key}":1,"{key}":2}}"#);
+    let error = parse_strict(text.as_bytes()).unwrap_err();
+    let CanonError::DuplicateKey { key: quoted, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(
+        quoted.chars().count(),
+        parmana_canon::MAX_QUOTED_CHARS + 1,
+        "{quoted}"
+    );
+    assert!(quoted.ends_with('…'));
+    assert_eq!(parmana_canon::excerpt("short"), "short");
+    assert!(error.to_string().len() < 400);
+}

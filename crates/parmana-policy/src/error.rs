@@ -115,7 +115,7 @@ pub enum SignalError {
     NotInEnum {
         /// The signal.
         signal: String,
-        /// The value found, as JSON.
+        /// The value found, as JSON (its first characters: `parmana_canon::excerpt`).
         value: String,
     },
     /// A string signal is longer than its `max_length` (in Unicode scalar values).
@@ -131,7 +131,7 @@ pub enum SignalError {
     /// A signal the policy does not declare (and the policy does not say `"additional_signals": "ignore"`).
     #[error("signal {signal:?} is not declared by the policy{}", .suggestion.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default())]
     Undeclared {
-        /// The undeclared signal.
+        /// The undeclared signal (its first characters: `parmana_canon::excerpt`).
         signal: String,
         /// The declared signal it is probably a typo of.
         suggestion: Option<String>,

@@ -300,7 +300,8 @@ impl CompiledPolicy {
                     None
                 };
                 problems.push(SignalError::Undeclared {
-                    signal: name.clone(),
+                    // The caller's name, quoted bounded (`excerpt`).
+                    signal: parmana_canon::excerpt(name),
                     suggestion,
                 });
             }
@@ -382,7 +383,8 @@ impl CompiledPolicy {
                 }
                 Problem::NotInEnum => SignalError::NotInEnum {
                     signal,
-                    value: value.to_string(),
+                    // The caller's value, quoted bounded (`excerpt`).
+                    value: parmana_canon::excerpt(&value.to_string()),
                 },
                 Problem::TooLong { length, max_length } => SignalError::TooLong {
                     signal,

@@ -632,3 +632,28 @@ fn a_message_naming_a_refused_value_is_bounded_and_sorted() {
         typed[0].message
     );
 }
+
+/// A refusal quotes the caller's undeclared name and refused enum value bounded
+/// (`parmana_canon::excerpt`): a megabyte name costs and answers a message of a few hundred
+/// bytes, not one that escapes each of its characters.
+#[test]
+fn refusals_quote_the_callers_strings_bounded() {
+    let claims = compile(&claims_policy()).unwrap();
+    let long = "\u{7f}".repeat(100_000);
+    let mut undeclared = json!({
+        "claim_amount": 1200, "vip_customer": false, "country": "DE", "policy_age_days": 400
+    });
+    undeclared[&long] = json!(1);
+    let refused = claims.validate_signals(&undeclared).unwrap_err();
+    assert_eq!(refused.code(), "policy.signal_undeclared");
+    let mut not_in_enum = undeclared.clone();
+    not_in_enum.as_object_mut().unwrap().remove(&long);
+    not_in_enum["country"] = json!(long);
+    let refused_value = claims.validate_signals(&not_in_enum).unwrap_err();
+    assert_eq!(refused_value.code(), "policy.signal_not_in_enum");
+    for refused in [refused, refused_value] {
+        let message = refused.to_string();
+        assert!(message.len() < 2_000, "{} bytes", message.len());
+        assert!(message.contains('…'), "{message}");
+    }
+}

@@ -170,6 +170,8 @@ pub(crate) fn redecide(
 ) -> Result<Redecision, TrustError> {
     let semantics = predicate.evaluator.semantics.as_str();
     if semantics != EVALUATOR_SEMANTICS {
+        // The attestation's own string, quoted bounded.
+        let semantics = parmana_canon::excerpt(semantics);
         return Err(not_reproduced(format!(
             "the attestation was made by evaluator semantics {semantics:?}; this verifier evaluates {EVALUATOR_SEMANTICS:?}"
         )));

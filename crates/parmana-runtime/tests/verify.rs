@@ -199,6 +199,20 @@ fn the_decision_check_refuses_what_the_policy_did_not_decide() {
         let envelope = setup.signed(&predicate);
         assert_eq!(setup.check(name, &envelope, given), expected, "{name}");
     }
+    // Semantics of a megabyte, as whoever signed wrote them: quoted bounded in the row.
+    let mut predicate = setup.genuine.clone();
+    predicate.evaluator.semantics = "\u{7f}".repeat(1 << 20);
+    let envelope = setup.signed(&predicate);
+    let report = setup
+        .runtime
+        .verify(&envelope, Some(&setup.policy()), Some(&signals));
+    let row = report.checks.last().unwrap();
+    assert_eq!(
+        (row.check.as_str(), row.code),
+        ("decision", Some("trust.decision_not_reproduced")),
+        "{row:?}"
+    );
+    assert!(row.detail.len() < 2_048, "{} bytes", row.detail.len());
     // The row says which signals it decided: the verifier's own, or those the attestation
     // embeds (chosen by whoever signed it, with the decision).
     let envelope = setup.signed(&setup.genuine);

@@ -123,7 +123,7 @@ pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         ApiError::new(
             StatusCode::BAD_REQUEST,
             e.code(),
-            format!("request body: {e}"),
+            format!("request body: {}", crate::error::bounded_message(&e)),
         )
     })?;
     serde_json::from_value(value).map_err(|e| {

@@ -337,7 +337,7 @@ fn malformed(error: &CanonError) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::BAD_REQUEST,
         error.code(),
-        format!("request body: {error}"),
+        format!("request body: {}", crate::error::bounded_message(error)),
     )
 }
 

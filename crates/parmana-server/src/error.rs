@@ -284,7 +284,8 @@ impl ApiError {
                 }
                 message
             }
-            None => error.to_string(),
+            // Bounded however long what the caller sent and the error quotes (`bounded_message`).
+            None => bounded_message(error),
         };
         let mut api = Self::new(status, code, message);
         // Overload, an unavailable store and an execution the sequencer has not integrated

@@ -34,6 +34,8 @@ mod observe_tests;
 mod openapi;
 #[cfg(test)]
 mod readiness_tests;
+#[cfg(test)]
+mod refusal_tests;
 mod reload;
 #[cfg(test)]
 mod reload_tests;
