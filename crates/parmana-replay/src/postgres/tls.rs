@@ -217,13 +217,74 @@ pub(crate) fn is_tls_refusal(error: &postgres::Error) -> bool {
     cause.to_string() == "server does not support TLS"
 }
 
+/// The largest `sslrootcert` file read: a bundle of CA certificates (Debian's whole
+/// `ca-certificates.crt` is about 220 KiB).
+pub(crate) const MAX_ROOT_FILE_BYTES: u64 = 1 << 20;
+
+/// The most certificates taken from an `sslrootcert` file.
+pub(crate) const MAX_ROOT_CERTIFICATES: usize = 1_000;
+
+/// The bytes of the `sslrootcert` file at `path`: opened without waiting (a named pipe at the
+/// path would hold the open until something writes to it), a regular file only, at most
+/// [`MAX_ROOT_FILE_BYTES`] read (`/dev/zero` is refused, not read without end).
+fn read_roots_file(path: &PathBuf) -> Result<Vec<u8>, ReplayError> {
+    use std::io::Read as _;
+    let shown = path.display();
+    let file =
+        open_without_waiting(path).map_err(|e| invalid(format!("sslrootcert {shown}: {e}")))?;
+    let is_file = file
+        .metadata()
+        .map_err(|e| invalid(format!("sslrootcert {shown}: {e}")))?
+        .is_file();
+    if !is_file {
+        return Err(invalid(format!(
+            "sslrootcert {shown} is not a regular file (a named pipe, a device or a directory): \
+             it is not read"
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_ROOT_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| invalid(format!("sslrootcert {shown}: {e}")))?;
+    if bytes.len() as u64 > MAX_ROOT_FILE_BYTES {
+        return Err(invalid(format!(
+            "sslrootcert {shown} is larger than {MAX_ROOT_FILE_BYTES} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+#[cfg(unix)]
+fn open_without_waiting(path: &PathBuf) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // A regular file reads as it would without the flag.
+    let nonblocking = rustix::fs::OFlags::NONBLOCK.bits();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(i32::try_from(nonblocking).unwrap_or(0))
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_without_waiting(path: &PathBuf) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
 fn load_roots(path: &PathBuf) -> Result<RootCertStore, ReplayError> {
     let shown = path.display();
-    let mut roots = RootCertStore::empty();
-    let certificates = CertificateDer::pem_file_iter(path)
+    let bytes = read_roots_file(path)?;
+    // Counted before any is parsed as a certificate (each costs a parse).
+    let certificates = CertificateDer::pem_slice_iter(&bytes)
+        .take(MAX_ROOT_CERTIFICATES + 1)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| invalid(format!("sslrootcert {shown}: {e}")))?;
+    if certificates.len() > MAX_ROOT_CERTIFICATES {
+        return Err(invalid(format!(
+            "sslrootcert {shown} holds more than {MAX_ROOT_CERTIFICATES} certificates"
+        )));
+    }
+    let mut roots = RootCertStore::empty();
     for certificate in certificates {
-        let certificate = certificate.map_err(|e| invalid(format!("sslrootcert {shown}: {e}")))?;
         roots
             .add(certificate)
             .map_err(|e| invalid(format!("sslrootcert {shown}: {e}")))?;
@@ -458,6 +519,46 @@ mod tests {
             let error = options.connector().err().unwrap();
             assert_eq!(error.code(), "replay.invalid_configuration", "{error}");
             assert!(error.to_string().contains("sslrootcert"), "{error}");
+        }
+    }
+
+    /// A root bundle is read bounded, as the server's own TLS files are: a file past 1 MiB
+    /// (`/dev/zero` is not read without end), a named pipe (not waited on) and a directory are
+    /// refused, and so are more than 1,000 certificates.
+    #[cfg(unix)]
+    #[test]
+    fn root_bundles_are_read_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let large = dir.path().join("large.pem");
+        let too_large = usize::try_from(MAX_ROOT_FILE_BYTES).unwrap() + 1;
+        std::fs::write(&large, vec![b'-'; too_large]).unwrap();
+        let fifo = dir.path().join("fifo.pem");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let many = dir.path().join("many.pem");
+        let one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        std::fs::write(&many, one.repeat(MAX_ROOT_CERTIFICATES + 1)).unwrap();
+        for (path, expected) in [
+            (std::path::PathBuf::from("/dev/zero"), "not a regular file"),
+            (large, "larger than 1048576 bytes"),
+            (fifo, "not a regular file"),
+            (dir.path().to_path_buf(), "not a regular file"),
+            (many, "more than 1000 certificates"),
+        ] {
+            let options = split_url(&format!(
+                "postgres://u@h/db?sslmode=verify-full&sslrootcert={}",
+                path.display()
+            ))
+            .unwrap();
+            let error = options.connector().err().unwrap();
+            assert_eq!(error.code(), "replay.invalid_configuration", "{error}");
+            assert!(error.to_string().contains(expected), "{path:?}: {error}");
         }
     }
 }
