@@ -270,8 +270,8 @@ fn verify_schema(conn: &Connection) -> Result<(), ReplayError> {
     {
         Some((name, _)) => Err(ReplayError::corrupt(format!(
             "the definition of {name} is not the one this build's migrations make (a column \
-             dropped, renamed or retyped, an index made again otherwise): the store's schema was \
-             changed behind its back"
+             dropped, renamed or retyped, an index made again otherwise, a constraint \
+             rewritten): the store's schema was changed behind its back"
         ))),
         None => Ok(()),
     }
@@ -279,15 +279,21 @@ fn verify_schema(conn: &Connection) -> Result<(), ReplayError> {
 
 /// What names alone do not show of the store's own tables and indexes, as SQLite reports it:
 /// each table's columns (`table_xinfo`: name, declared type, not null, default, primary key,
-/// hidden) and indexes (`index_list`: name, unique, origin, partial), and each index's columns
-/// (`index_xinfo`: key columns, order, collation) — a column dropped, renamed or retyped, or an
-/// index made again under its name without its uniqueness, keeps every name. Keyed by what it
+/// hidden) and indexes (`index_list`: name, unique, origin, partial), each index's columns
+/// (`index_xinfo`: key columns, order, collation), and the `CREATE` text of each (its `CHECK`
+/// constraints and a partial index's `WHERE`, which SQLite runs inside the store's writes) — a
+/// column dropped, renamed or retyped, an index made again under its name without its
+/// uniqueness, or a constraint rewritten, keeps every name. Keyed by what it
 /// describes; each value is the rows as SQL literals, each cut to one character past the longest a
 /// migration makes, and at most [`MAX_DEFINITION_ROWS`] rows read.
 type Definitions = BTreeMap<String, Vec<Vec<String>>>;
 
 /// The most rows [`definitions`] reads of one table or index (the store's have a few).
 const MAX_DEFINITION_ROWS: i64 = 64;
+
+/// The longest `CREATE` text [`definitions`] reads of one table or index (the store's are a few
+/// hundred bytes; a longer one is reported as such, not read).
+const MAX_DEFINITION_TEXT_BYTES: i64 = 4_096;
 
 fn definitions(
     conn: &Connection,
@@ -308,30 +314,76 @@ fn definitions(
             substr(quote(name), 1, ?3), substr(quote(\"desc\"), 1, ?3),
             substr(quote(coll), 1, ?3), substr(quote(\"key\"), 1, ?3)
         FROM pragma_index_xinfo(?1) LIMIT ?2";
+    // The `CREATE` text as SQLite keeps it (and runs it: a `CHECK` constraint's expression, a
+    // partial index's `WHERE`, which the pragmas above report only as a flag), bounded: a
+    // writer that rewrote it (`PRAGMA writable_schema`) to an expression costing a gigabyte of
+    // work inside the store's own inserts keeps every pragma row as it was. (`?2` is unused.)
+    const DEFINITION_TEXT: &str = "SELECT CASE WHEN sql IS NULL THEN 'none'
+            WHEN octet_length(sql) <= ?3 THEN 'sql ' || sql ELSE 'too long' END
+        FROM sqlite_schema WHERE name = ?1 AND ?2 > 0";
     let mut out = Definitions::new();
     for (kind, name, _) in objects {
-        let queries: &[(&str, &str, usize)] = match kind.as_str() {
+        let queries: &[(&str, &str, usize, i64)] = match kind.as_str() {
             "table" => &[
-                ("the columns of table", TABLE_COLUMNS, 7),
-                ("the indexes of table", TABLE_INDEXES, 4),
+                (
+                    "the columns of table",
+                    TABLE_COLUMNS,
+                    7,
+                    MAX_SCHEMA_NAME_BYTES + 1,
+                ),
+                (
+                    "the indexes of table",
+                    TABLE_INDEXES,
+                    4,
+                    MAX_SCHEMA_NAME_BYTES + 1,
+                ),
+                (
+                    "the text of table",
+                    DEFINITION_TEXT,
+                    1,
+                    MAX_DEFINITION_TEXT_BYTES,
+                ),
             ],
-            "index" => &[("the columns of index", INDEX_COLUMNS, 6)],
+            "index" => &[
+                (
+                    "the columns of index",
+                    INDEX_COLUMNS,
+                    6,
+                    MAX_SCHEMA_NAME_BYTES + 1,
+                ),
+                (
+                    "the text of index",
+                    DEFINITION_TEXT,
+                    1,
+                    MAX_DEFINITION_TEXT_BYTES,
+                ),
+            ],
             _ => continue,
         };
-        for (what, sql, width) in queries {
+        for (what, sql, width, bound) in queries {
             let mut statement = conn.prepare_cached(sql).map_err(map_error)?;
             let rows = statement
-                .query_map(
-                    rusqlite::params![name, MAX_DEFINITION_ROWS, MAX_SCHEMA_NAME_BYTES + 1],
-                    |row| {
-                        (0..*width)
-                            .map(|n| row.get::<_, String>(n))
-                            .collect::<Result<Vec<String>, _>>()
-                    },
-                )
+                .query_map(rusqlite::params![name, MAX_DEFINITION_ROWS, bound], |row| {
+                    (0..*width)
+                        .map(|n| row.get::<_, String>(n))
+                        .collect::<Result<Vec<String>, _>>()
+                })
                 .map_err(map_error)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(map_error)?;
+            // The text compared word by word: a migration's SQL indented otherwise (a store made
+            // by an older build, its migrations' source laid out anew) is the same schema.
+            let rows = if *sql == DEFINITION_TEXT {
+                rows.into_iter()
+                    .map(|row| {
+                        row.iter()
+                            .map(|text| text.split_whitespace().collect::<Vec<_>>().join(" "))
+                            .collect()
+                    })
+                    .collect()
+            } else {
+                rows
+            };
             out.insert(format!("{what} {name:?}"), rows);
         }
     }

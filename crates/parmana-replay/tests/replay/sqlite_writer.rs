@@ -1,4 +1,4 @@
-//! What a writer of a SQLite store's file can plant is refused, not run: a schema its store's statements would not run on as this build's migrations made it (a trigger that copies what the store records or never ends — under a name of SQLite's too —, a view under a table's name, a table renamed, a column dropped or renamed, an index dropped, added on a store's table or made again otherwise, a newer schema version) is `replay.store_corrupt` at open and at the next read or write of a store already open; SQLite's own statistics and another tool's tables (a backup tool's) are not refused, up to 256 objects in all; the file a store creates is its owner's only; a path is the file it names (no `file:` URI, a symbolic link resolved, one to nothing refused); another application's database is not made a store.
+//! What a writer of a SQLite store's file can plant is refused, not run: a schema its store's statements would not run on as this build's migrations made it (a trigger that copies what the store records or never ends — under a name of SQLite's too —, a CHECK constraint or a partial index's WHERE rewritten, a view under a table's name, a table renamed, a column dropped or renamed, an index dropped, added on a store's table or made again otherwise, a newer schema version) is `replay.store_corrupt` at open and at the next read or write of a store already open; SQLite's own statistics and another tool's tables (a backup tool's) are not refused, up to 256 objects in all; the file a store creates is its owner's only; a path is the file it names (no `file:` URI, a symbolic link resolved, one to nothing refused); another application's database is not made a store.
 
 use parmana_replay::{AcceptedVersions, ClaimOutcome, ReplayStore, SqliteReplayStore};
 
@@ -95,6 +95,29 @@ const SCHEMA_CASES: &[SchemaCase] = &[
         name: "an index added on a store's table",
         sql: "CREATE INDEX executions_extra ON executions (request_digest);",
         refused: Some(("replay.store_corrupt", "\"executions_extra\"")),
+    },
+    SchemaCase {
+        name: "a partial index's WHERE rewritten (its flag kept) to cost a gigabyte a write",
+        sql: "PRAGMA writable_schema = ON;
+              UPDATE sqlite_schema SET sql = 'CREATE INDEX executions_pending ON executions (id)
+                  WHERE length(hex(zeroblob(100000000))) > 0'
+                WHERE name = 'executions_pending';
+              PRAGMA writable_schema = OFF;
+              CREATE TABLE bump (x); DROP TABLE bump;",
+        refused: Some((
+            "replay.store_corrupt",
+            "the text of index \"executions_pending\"",
+        )),
+    },
+    SchemaCase {
+        name: "a table's CHECK rewritten (every pragma row kept)",
+        sql: "PRAGMA writable_schema = ON;
+              UPDATE sqlite_schema SET sql = replace(sql, 'CHECK ((kind = ''execution'')',
+                  'CHECK (length(printf(''%.*c'', 300000000, ''x'')) > 0 AND (kind = ''execution'')')
+                WHERE name = 'ledger';
+              PRAGMA writable_schema = OFF;
+              CREATE TABLE bump (x); DROP TABLE bump;",
+        refused: Some(("replay.store_corrupt", "the text of table \"ledger\"")),
     },
     SchemaCase {
         name: "SQLite's own statistics (ANALYZE)",
