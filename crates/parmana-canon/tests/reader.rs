@@ -118,8 +118,49 @@ fn refusals_have_their_code_and_offset() {
     // The deepest accepted nesting, and the depth the reader reports inside it.
     assert!(tokens(nested(MAX_DEPTH).as_bytes()).is_ok());
     let mut reader = Reader::new(b"[[{}]]").unwrap();
-    for _ in 0..3 {
+    reader.value().unwrap();
+    for _ in 0..2 {
+        assert!(reader.element().unwrap());
         reader.value().unwrap();
     }
     assert_eq!(reader.depth(), 3);
+}
+
+/// A caller that drives the reader off the grammar is refused (`canon.syntax`), not handed
+/// malformed JSON as well formed: a member outside an object (`[}`), a value where none is due
+/// (`[1 2]`), an element outside an array, a document finished before it was read whole.
+#[test]
+fn a_reader_driven_off_the_grammar_refuses() {
+    type Step = fn(&mut Reader<'_>) -> Result<(), CanonError>;
+    let value: Step = |r| r.value().map(drop);
+    let member: Step = |r| r.member().map(drop);
+    let element: Step = |r| r.element().map(drop);
+    let cases: &[(&str, &[Step])] = &[
+        // `[}`: a member asked of an array.
+        ("[}", &[value, member]),
+        // `[1 2]`: two values with no element between.
+        ("[1 2]", &[value, element, value, value]),
+        // An element asked of an object, and of no container.
+        ("{}", &[value, element]),
+        ("1", &[value, element]),
+        // A member before the value of the one before it.
+        (r#"{"a":1,"b":2}"#, &[value, member, member]),
+        // A value before anything announced it.
+        ("[1]", &[value, value]),
+    ];
+    for (text, steps) in cases {
+        let mut reader = Reader::new(text.as_bytes()).unwrap();
+        let (last, before) = steps.split_last().unwrap();
+        for step in before {
+            step(&mut reader).unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+        let refused = last(&mut reader).unwrap_err();
+        assert_eq!(refused.code(), "canon.syntax", "{text}: {refused}");
+    }
+    // Finished inside a container, or before any value.
+    let mut open = Reader::new(b"[1]").unwrap();
+    open.value().unwrap();
+    assert_eq!(open.finish().unwrap_err().code(), "canon.syntax");
+    let unread = Reader::new(b"1").unwrap();
+    assert_eq!(unread.finish().unwrap_err().code(), "canon.syntax");
 }

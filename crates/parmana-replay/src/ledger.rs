@@ -485,13 +485,15 @@ impl LedgerReport {
         self.first_break.is_none()
     }
 
-    /// Whether the store's marks row holds a version above what the marks records prove. No
+    /// Whether the store's marks row holds a version above what the marks records prove, in an
+    /// intact ledger (`false` for a broken one, whose walk stopped at its break). No
     /// store raises its row without appending the record (nor did a migrated one), so only a
     /// writer of the store raised it. It is no break: the row refuses the versions below it (a
     /// denial of service at most), and the next claim or raise under it appends the record it
     /// lacks. An audit reports it so that the writer is seen before then.
     pub fn marks_row_unproven(&self) -> bool {
-        self.marks.is_below(self.marks_row)
+        // (A broken ledger's walk stops at its break: what it proves is not known.)
+        self.is_intact() && self.marks.is_below(self.marks_row)
     }
 }
 

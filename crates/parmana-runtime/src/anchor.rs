@@ -148,25 +148,32 @@ impl LogAnchor {
             }
             (kept, filed) => kept.into_iter().chain(filed).max_by_key(|(size, _)| *size),
         };
-        if let Some((size, root)) = recorded {
-            let inconsistent = |reason| TrustError::TlogInconsistent {
-                old_size: size,
-                new_size: log.size(),
-                reason,
-            };
-            let at = log.tree().root_at(size).map_err(inconsistent)?;
-            if at != root {
-                return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
-            }
-            if log.size() == size {
-                *last = Some((size, root));
-                return Ok(());
-            }
+        if let Some((size, root)) = recorded
+            && !grows_past(size, root, log)?
+        {
+            *last = Some((size, root));
+            return Ok(());
         }
         write(&self.path, log.size(), log.root())?;
         *last = Some((log.size(), log.root()));
         Ok(())
     }
+}
+
+/// Whether `log` grows past the checkpoint of `size` and `root` recorded as signed (`false`: it is
+/// that checkpoint's log); refused (`trust.tlog_inconsistent`) when it does not extend it —
+/// another root at that size, or a smaller log.
+pub(crate) fn grows_past(size: u64, root: Digest, log: &LedgerLog) -> Result<bool, ExecutionError> {
+    let inconsistent = |reason| TrustError::TlogInconsistent {
+        old_size: size,
+        new_size: log.size(),
+        reason,
+    };
+    let at = log.tree().root_at(size).map_err(inconsistent)?;
+    if at != root {
+        return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
+    }
+    Ok(log.size() > size)
 }
 
 /// The anchor in the file at `path`: `None` when there is no file yet; a file that is not an

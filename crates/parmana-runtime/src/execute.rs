@@ -656,9 +656,10 @@ pub struct RecoveryCounts {
 /// without the `attestation` role is refused before anything is read, and so are an
 /// environment older than the store's high-water marks (`trust.version_rollback`) and a store
 /// whose marks were reset (`replay.marks_reset`): recovery signs nothing a rolled-back
-/// environment decides. A store that does not answer for an id (`replay.store_unavailable`)
-/// stops the recovery with that error — it says nothing of the id —; the ids settled before
-/// stay settled, and the next recovery completes the others.
+/// environment decides. A store that does not answer for an id (`replay.store_unavailable`) is
+/// asked again: when it does not answer a read of its marks either, the recovery stops with the
+/// error — the ids settled before stay settled, and the next recovery completes the others —;
+/// otherwise the id is tried once more, and fails alone if it fails again.
 pub fn recover(
     replay_store: &dyn ReplayStore,
     signer: &dyn Signer,
@@ -744,25 +745,12 @@ pub(crate) fn recover_each_with(
                 counts.stopped = true;
                 return Ok(counts);
             }
-            match recover_one(replay_store, signers, environment, execution_id) {
+            match recover_one_again(replay_store, signers, environment, execution_id)? {
                 Ok(Some(attestation)) => {
                     counts.completed = counts.completed.saturating_add(1);
                     each(Recovered::Completed(Box::new(attestation)));
                 }
                 Ok(None) => {}
-                // The store not answering (a lock held past its timeout, a connection lost, a
-                // volume full for a moment) says nothing of this id: the recovery stops with it
-                // (the ids settled before stay settled; this one and those after are recovered
-                // by the next run, byte for byte), rather than leave it claimed as a record that
-                // cannot be completed. A server's start fails with it, for its supervisor to
-                // start it again.
-                Err(
-                    error @ ExecutionError::Store(parmana_replay::ReplayError::Unavailable {
-                        ..
-                    }),
-                ) => {
-                    return Err(error);
-                }
                 Err(error) => {
                     counts.failed = counts.failed.saturating_add(1);
                     each(Recovered::Failed {
@@ -776,6 +764,31 @@ pub(crate) fn recover_each_with(
             Some(last) if !last_page => after = Some(last),
             _ => return Ok(counts),
         }
+    }
+}
+
+/// [`recover_one`], once more where the store did not answer for the id
+/// (`replay.store_unavailable`: a lock held past its timeout, a connection lost, a volume full for
+/// a moment), which says nothing of the id. When the store does not answer a read of its marks
+/// either, it is down: the recovery stops with the error (`Err`: the ids settled before stay
+/// settled; this one and those after are recovered by the next run, byte for byte — a server's
+/// start fails with it, for its supervisor to start it again). When the store answers, the id is
+/// tried again; failing again, the failure is the id's (`Ok(Err)`: a row the store cannot serve —
+/// a lock on it held elsewhere, say — stays claimed, and the ids after it are recovered).
+fn recover_one_again(
+    store: &dyn ReplayStore,
+    signers: &[&dyn Signer],
+    environment: &RuntimeEnvironment,
+    execution_id: &ExecutionId,
+) -> Result<Result<Option<Attestation>, ExecutionError>, ExecutionError> {
+    match recover_one(store, signers, environment, execution_id) {
+        Err(error @ ExecutionError::Store(parmana_replay::ReplayError::Unavailable { .. })) => {
+            if store.accepted_versions().is_err() {
+                return Err(error);
+            }
+            Ok(recover_one(store, signers, environment, execution_id))
+        }
+        outcome => Ok(outcome),
     }
 }
 

@@ -902,19 +902,10 @@ fn check_and_advance_signed(
     let mut signed = signed
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((size, root)) = *signed {
-        let inconsistent = |reason| TrustError::TlogInconsistent {
-            old_size: size,
-            new_size: log.size(),
-            reason,
-        };
-        let at = log.tree().root_at(size).map_err(inconsistent)?;
-        if at != root {
-            return Err(inconsistent(parmana_canon::merkle::MerkleError::RootMismatch).into());
-        }
-        if log.size() == size {
-            return Ok(());
-        }
+    if let Some((size, root)) = *signed
+        && !crate::anchor::grows_past(size, root, log)?
+    {
+        return Ok(());
     }
     *signed = Some((log.size(), log.root()));
     Ok(())

@@ -358,26 +358,49 @@ fn a_leftover_another_process_completes_first_is_no_failure_of_recovery() {
     assert!(store.pending().unwrap().is_empty());
 }
 
-/// A memory store whose `get` or `complete` of one id fails once, as a store that does not
-/// answer for a moment (`replay.store_unavailable`); the attestation that completion was asked
-/// to write is noted.
+/// A memory store whose `get` or `complete` of one id fails `times` times, as a store that does
+/// not answer (`replay.store_unavailable`), and that is `down` — its marks unreadable too — while
+/// set; the attestation a refused completion was asked to write is noted.
 #[derive(Debug, Default)]
-struct FailsOnce {
+struct Failing {
     inner: MemoryReplayStore,
-    get_of: std::sync::Mutex<Option<&'static str>>,
-    complete_of: std::sync::Mutex<Option<&'static str>>,
+    get_of: std::sync::Mutex<Option<(&'static str, u32)>>,
+    complete_of: std::sync::Mutex<Option<(&'static str, u32)>>,
+    down: std::sync::atomic::AtomicBool,
+    /// Whether the store goes down at its first failure.
+    goes_down: std::sync::atomic::AtomicBool,
     refused: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
-impl FailsOnce {
+impl Failing {
     fn unavailable() -> parmana_runtime::replay::ReplayError {
         parmana_runtime::replay::ReplayError::Unavailable {
             message: "a lock held past the busy timeout".to_owned(),
         }
     }
+
+    /// Whether `failing` fails for `id` now (counting the failure; the store going down with it
+    /// if it goes down at its first failure).
+    fn fails(
+        &self,
+        failing: &std::sync::Mutex<Option<(&'static str, u32)>>,
+        id: &ExecutionId,
+    ) -> bool {
+        let mut failing = failing.lock().unwrap();
+        match &mut *failing {
+            Some((which, left)) if *which == id.as_str() && *left > 0 => {
+                *left -= 1;
+                if self.goes_down.load(std::sync::atomic::Ordering::SeqCst) {
+                    self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
-impl ReplayStore for FailsOnce {
+impl ReplayStore for Failing {
     fn claim(
         &self,
         id: &ExecutionId,
@@ -391,9 +414,7 @@ impl ReplayStore for FailsOnce {
         id: &ExecutionId,
         attestation: &[u8],
     ) -> Result<(), parmana_runtime::replay::ReplayError> {
-        let mut failing = self.complete_of.lock().unwrap();
-        if *failing == Some(id.as_str()) {
-            *failing = None;
+        if self.fails(&self.complete_of, id) {
             *self.refused.lock().unwrap() = Some(attestation.to_vec());
             return Err(Self::unavailable());
         }
@@ -403,44 +424,86 @@ impl ReplayStore for FailsOnce {
         &self,
         id: &ExecutionId,
     ) -> Result<ExecutionState, parmana_runtime::replay::ReplayError> {
-        let mut failing = self.get_of.lock().unwrap();
-        if *failing == Some(id.as_str()) {
-            *failing = None;
+        if self.fails(&self.get_of, id) {
             return Err(Self::unavailable());
         }
         self.inner.get(id)
     }
-    parmana_testkit::forward_store_reads!(inner: pending_after, accepted_versions,
-        accept_versions, sequence, store_checkpoint, latest_checkpoint, checkpoints_from,
-        ledger_summary, ledger_rows, ledger_records);
+    fn accepted_versions(&self) -> Result<AcceptedVersions, parmana_runtime::replay::ReplayError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Self::unavailable());
+        }
+        self.inner.accepted_versions()
+    }
+    parmana_testkit::forward_store_reads!(inner: pending_after, accept_versions, sequence,
+        store_checkpoint, latest_checkpoint, checkpoints_from, ledger_summary, ledger_rows,
+        ledger_records);
 }
 
-/// A store that does not answer for a moment, as recovery reads or completes a leftover, says
-/// nothing of that leftover: the recovery stops with the store's error (a server's start fails,
-/// for its supervisor to start it again) instead of leaving the id claimed as a record it cannot
-/// complete; the ids settled before stay settled, and the next recovery completes the others —
-/// with the attestation the refused completion carried, byte for byte.
+/// A store that does not answer for a leftover, as recovery reads or completes it, says
+/// nothing of that leftover. Failing once, the id is tried again and completed — with the
+/// attestation the refused completion carried, byte for byte —, not left claimed until the next
+/// restart. Failing whenever it is asked while the store answers a read of its marks, the
+/// failure is the id's: it stays claimed and the ids after it are completed. When the store does
+/// not answer that read either, it is down: the recovery stops with its error (a server's start
+/// fails, for its supervisor to start it again), the ids settled before stay settled, and the
+/// next recovery completes the others.
 #[test]
-fn a_store_not_answering_stops_recovery_and_leaves_nothing_stuck() {
+fn a_store_not_answering_for_a_leftover_is_told_from_a_leftover_it_cannot_serve() {
     let fixture = Fixture::new();
-    let claimed = |store: &FailsOnce, id: &str| {
+    let ids = ["a-first", "b-failing", "c-after"];
+    let claimed = |store: &Failing, id: &str| {
         matches!(
-            store.get(&ExecutionId::parse(id).unwrap()).unwrap(),
+            store.inner.get(&ExecutionId::parse(id).unwrap()).unwrap(),
             ExecutionState::Claimed(_)
         )
     };
+    let key = fixture.key("attestation");
     for failing in ["get", "complete"] {
-        let store = FailsOnce::default();
-        for id in ["a-first", "b-failing", "c-after"] {
-            crash(&fixture, &store.inner, id, BIG);
-        }
-        let fail = if failing == "get" {
-            &store.get_of
-        } else {
-            &store.complete_of
+        let setup = |times: u32| {
+            let store = Failing::default();
+            for id in ids {
+                crash(&fixture, &store.inner, id, BIG);
+            }
+            let fail = if failing == "get" {
+                &store.get_of
+            } else {
+                &store.complete_of
+            };
+            *fail.lock().unwrap() = Some(("b-failing", times));
+            store
         };
-        *fail.lock().unwrap() = Some("b-failing");
-        let key = fixture.key("attestation");
+        // Once: tried again, completed.
+        let store = setup(1);
+        let report = recover(&store, &key, &fixture.environment()).unwrap();
+        assert!(report.failed.is_empty(), "{failing}: {:?}", report.failed);
+        assert_eq!(report.completed.len(), 3, "{failing}");
+        if let Some(refused) = store.refused.lock().unwrap().take() {
+            let ExecutionState::Completed(stored) = store
+                .inner
+                .get(&ExecutionId::parse("b-failing").unwrap())
+                .unwrap()
+            else {
+                panic!("b-failing is not completed");
+            };
+            assert_eq!(stored.attestation(), refused.as_slice());
+        }
+        // Always, the store answering otherwise: the id's failure alone.
+        let store = setup(u32::MAX);
+        let report = recover(&store, &key, &fixture.environment()).unwrap();
+        assert_eq!(report.completed.len(), 2, "{failing}");
+        assert_eq!(report.failed.len(), 1, "{failing}");
+        assert_eq!(
+            (report.failed[0].0.as_str(), report.failed[0].1.code()),
+            ("b-failing", "replay.store_unavailable")
+        );
+        assert!(claimed(&store, "b-failing"), "{failing}");
+        // The store going down at that id: stopped with its error, the ids after left for the
+        // next recovery, which completes them once the store answers again.
+        let store = setup(u32::MAX);
+        store
+            .goes_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let refused = recover(&store, &key, &fixture.environment()).unwrap_err();
         assert_eq!(
             refused.code(),
@@ -452,19 +515,15 @@ fn a_store_not_answering_stops_recovery_and_leaves_nothing_stuck() {
             claimed(&store, "b-failing") && claimed(&store, "c-after"),
             "{failing}"
         );
+        *store.get_of.lock().unwrap() = None;
+        *store.complete_of.lock().unwrap() = None;
+        store.down.store(false, std::sync::atomic::Ordering::SeqCst);
         let report = recover(&store, &key, &fixture.environment()).unwrap();
-        assert!(report.failed.is_empty(), "{failing}: {:?}", report.failed);
-        assert_eq!(report.completed.len(), 2, "{failing}");
-        assert!(store.pending().unwrap().is_empty(), "{failing}");
-        if let Some(refused) = store.refused.lock().unwrap().take() {
-            let ExecutionState::Completed(stored) = store
-                .get(&ExecutionId::parse("b-failing").unwrap())
-                .unwrap()
-            else {
-                panic!("b-failing is not completed");
-            };
-            assert_eq!(stored.attestation(), refused.as_slice());
-        }
+        assert_eq!(
+            (report.completed.len(), report.failed.len()),
+            (2, 0),
+            "{failing}"
+        );
     }
 }
 

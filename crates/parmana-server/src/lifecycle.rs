@@ -796,6 +796,20 @@ async fn record_reloaded_versions(state: &Arc<AppState>) {
         Ok(Ok(None)) => return,
         Ok(Ok(Some(marks))) => {
             state.reloads_recorded.store(taken, Ordering::SeqCst);
+            let environment = state.runtime.environment();
+            if marks.trust_root > environment.trust_root().version()
+                || marks.release_manifest > environment.release_manifest().version()
+            {
+                // Nothing recorded (`Runtime::accept_environment` raises no marks above the
+                // environment in either version).
+                tracing::warn!(
+                    target: "parmana::server",
+                    trust_root = marks.trust_root,
+                    release_manifest = marks.release_manifest,
+                    "the store's marks are above the versions the reload took: nothing recorded (another server took newer versions, or a writer of the store raised them; `ledger verify` tells which)"
+                );
+                return;
+            }
             tracing::info!(
                 target: "parmana::server",
                 trust_root = marks.trust_root,

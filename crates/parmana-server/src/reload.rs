@@ -202,41 +202,42 @@ async fn reload_holding(
                     tracing::warn!(target: "parmana::server", code = "server.internal", "reload failed; the old environment stays");
                 }
             }
-            // The files refused: logged, and recorded as the reload's outcome when the
-            // environment was taken (a refused environment's record stands: the answer names
-            // that refusal), the tokens file's first. `/v1/status` tells the code; the file's
-            // path and what was wrong in it go to the log (and to the admin who asked).
-            let files = [("tokens file", tokens.err()), ("TLS files", tls.err())];
-            let mut recorded = false;
-            for (what, error) in &files {
-                let Some(error) = error else {
-                    continue;
-                };
+            // The files refused: logged, and recorded with the reload's outcome — as its outcome
+            // when the environment was taken (the tokens file's code first), after the
+            // environment's refusal otherwise — so that an operator revoking a token is told the
+            // revocation did not take. `/v1/status` tells the codes; the files' paths and what was
+            // wrong in them go to the log (and to the admin who asked).
+            let files = Files {
+                tokens: tokens.err(),
+                tls: tls.err(),
+            };
+            for (what, error) in files.refused() {
                 tracing::warn!(target: "parmana::server", code = error.code(), %error, "the {what} refused; what was in force stays");
-                if matches!(reloaded, Ok(Ok(_))) && !recorded {
-                    recorded = true;
-                    runtime.record_reload_failure(
-                        error.code(),
+            }
+            if let Some(code) = files.code() {
+                let refused = files.named();
+                match (&reloaded, runtime.last_reload().map(|record| record.outcome)) {
+                    (Ok(Ok(_)), _) => runtime.record_reload_failure(
+                        code,
                         format!(
-                            "the {what} refused ({}; the server's log says why); the \
-                             environment was reloaded",
-                            error.code()
+                            "{refused} refused (the server's log says why); the environment was \
+                             reloaded"
                         ),
-                    );
+                    ),
+                    (_, Some(Err((code, message)))) => runtime.record_reload_failure(
+                        &code,
+                        format!("{message}; and {refused} refused too (the server's log says why)"),
+                    ),
+                    _ => {}
                 }
             }
-            let [(_, tokens), (_, tls)] = files;
             match reloaded {
-                Ok(Ok(report)) if tokens.is_some() || tls.is_some() => {
-                    Ok(Err(Box::new(Refused::Files {
-                        tokens,
-                        tls,
-                        report,
-                    })))
+                Ok(Ok(report)) if files.code().is_some() => {
+                    Ok(Err(Box::new(Refused::Files { files, report })))
                 }
-                reloaded => {
-                    reloaded.map(|outcome| outcome.map_err(|e| Box::new(Refused::Environment(e))))
-                }
+                reloaded => reloaded.map(|outcome| {
+                    outcome.map_err(|error| Box::new(Refused::Environment { error, files }))
+                }),
             }
         })
         .await
@@ -260,38 +261,18 @@ async fn reload_holding(
         }
     };
     match refused {
-        Refused::Files {
-            tokens,
-            tls,
-            report,
-        } => {
-            // The admin who asked is told what was wrong in each file refused (paths included).
-            let refused: Vec<String> = [
-                tokens
-                    .as_ref()
-                    .map(|e| format!("{e}; the tokens in force stay")),
-                tls.as_ref().map(|e| format!("{e}; the TLS in force stays")),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            let code = tokens
-                .as_ref()
-                .or(tls.as_ref())
-                .map_or("server.internal", |e| e.code());
-            Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                code,
-                format!(
-                    "{} (the environment was reloaded: trust root version {}, release manifest \
-                     version {})",
-                    refused.join("; and "),
-                    report.trust_root.1,
-                    report.release_manifest.1
-                ),
-            ))
-        }
-        Refused::Environment(error) => {
+        Refused::Files { files, report } => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            files.code().unwrap_or("server.internal"),
+            format!(
+                "{} (the environment was reloaded: trust root version {}, release manifest \
+                 version {})",
+                files.told(),
+                report.trust_root.1,
+                report.release_manifest.1
+            ),
+        )),
+        Refused::Environment { error, files } => {
             let mut api = ApiError::from_execution(&error);
             if api.status != StatusCode::SERVICE_UNAVAILABLE {
                 api.status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -299,18 +280,67 @@ async fn reload_holding(
             // The caller holds the `admin` scope — the operator: told what failed in full, the
             // path of a file that could not be read included.
             api.message = error.to_string();
+            if files.code().is_some() {
+                api.message = format!("{}; and {}", api.message, files.told());
+            }
             Err(api)
         }
     }
 }
 
-/// What refused a reload: the environment (the tokens and TLS files read all the same), or
-/// files alone — the tokens file, the TLS files or both — with the environment taken (`report`).
+/// What refused a reload: the environment (the tokens and TLS files read all the same, and
+/// perhaps refused too), or files alone — the tokens file, the TLS files or both — with the
+/// environment taken (`report`).
 enum Refused {
-    Environment(parmana_runtime::ExecutionError),
+    Environment {
+        error: parmana_runtime::ExecutionError,
+        files: Files,
+    },
     Files {
-        tokens: Option<crate::error::ServerError>,
-        tls: Option<crate::error::ServerError>,
+        files: Files,
         report: ReloadReport,
     },
+}
+
+/// The files a reload refused, if any.
+struct Files {
+    tokens: Option<crate::error::ServerError>,
+    tls: Option<crate::error::ServerError>,
+}
+
+impl Files {
+    /// Each file refused, named, with why.
+    fn refused(&self) -> impl Iterator<Item = (&'static str, &crate::error::ServerError)> {
+        [("tokens file", &self.tokens), ("TLS files", &self.tls)]
+            .into_iter()
+            .filter_map(|(what, error)| error.as_ref().map(|error| (what, error)))
+    }
+
+    /// The code a refusal of files alone answers: the tokens file's first.
+    fn code(&self) -> Option<&'static str> {
+        self.refused().next().map(|(_, error)| error.code())
+    }
+
+    /// The files refused, with their codes: `the tokens file (server.tokens_invalid)`.
+    fn named(&self) -> String {
+        self.refused()
+            .map(|(what, error)| format!("the {what} ({})", error.code()))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
+
+    /// What the admin who asked is told: each refusal in full (paths included), and what stays.
+    fn told(&self) -> String {
+        self.refused()
+            .map(|(what, error)| {
+                let stays = if what == "tokens file" {
+                    "the tokens in force stay"
+                } else {
+                    "the TLS in force stays"
+                };
+                format!("{error}; {stays}")
+            })
+            .collect::<Vec<_>>()
+            .join("; and ")
+    }
 }

@@ -274,6 +274,20 @@ fn a_refused_tokens_file_holds_back_no_rotation_of_the_trust_root() {
             .any(|line| line == r#"parmana_reloads_total{outcome="refused"} 1"#),
         "{text}"
     );
+    // The environment refused as well: the answer is the environment's refusal, and it names the
+    // tokens file's too (an operator revoking a token is told the revocation did not take), as
+    // `/v1/status` does.
+    std::fs::write(fixture.root().join("release-manifest.json"), "{}").unwrap();
+    let (status, code, message) = call(&tokio, &state, "POST", "/v1/admin/reload", "token-a");
+    assert_eq!(status, 422, "{code}: {message}");
+    assert_ne!(code, "server.tokens_invalid", "{message}");
+    assert!(message.contains("the tokens in force stay"), "{message}");
+    let (recorded_code, recorded) = state.runtime.last_reload().unwrap().outcome.unwrap_err();
+    assert_eq!(recorded_code, code);
+    assert!(
+        recorded.contains("the tokens file (server.tokens_invalid) refused too"),
+        "{recorded}"
+    );
 }
 
 /// A clock that reloads its runtime at its first reading once armed: a reload that lands in the
@@ -297,13 +311,11 @@ impl parmana_runtime::Clock for Reloading {
     }
 }
 
-/// Every signal set of a native batch is decided under the environment in force when the batch
-/// began: a reload that withdraws its policy after the first set is decided does not turn the
-/// others into refusals (they were refused, `runtime.policy_not_found`, when each took the
-/// environment anew). The next request is refused.
-#[test]
-fn a_batch_is_decided_under_the_environment_it_began_with() {
-    let fixture = FixtureEnvironment::new().unwrap();
+/// A started server of `fixture` over a memory store whose clock reloads it once armed
+/// ([`ReloadingClock`]).
+fn serving_with_a_reloading_clock(
+    fixture: &FixtureEnvironment,
+) -> (Arc<AppState>, Arc<ReloadingClock>) {
     let clock = Arc::new(ReloadingClock::default());
     let runtime = parmana_runtime::Runtime::builder(fixture.config())
         .signer(fixture.attestation_signer().unwrap())
@@ -314,6 +326,17 @@ fn a_batch_is_decided_under_the_environment_it_began_with() {
     clock.runtime.set(runtime.clone()).unwrap();
     let state = bound_with(runtime, settings_for(Limits::default(), None, "memory"));
     state.started_up.store(true, Ordering::SeqCst);
+    (state, clock)
+}
+
+/// Every signal set of a native batch is decided under the environment in force when the batch
+/// began: a reload that withdraws its policy after the first set is decided does not turn the
+/// others into refusals (they were refused, `runtime.policy_not_found`, when each took the
+/// environment anew). The next request is refused.
+#[test]
+fn a_batch_is_decided_under_the_environment_it_began_with() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let (state, clock) = serving_with_a_reloading_clock(&fixture);
     let policy: parmana_runtime::canon::PolicyRef = "claims-approval@1.0.0".parse().unwrap();
     fixture.withdraw_policy(&policy).unwrap();
     clock.armed.store(true, Ordering::SeqCst);
@@ -359,16 +382,7 @@ fn a_batch_is_decided_under_the_environment_it_began_with() {
 #[test]
 fn a_verification_is_judged_under_the_environment_it_began_with() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let clock = Arc::new(ReloadingClock::default());
-    let runtime = parmana_runtime::Runtime::builder(fixture.config())
-        .signer(fixture.attestation_signer().unwrap())
-        .store(MemoryReplayStore::new())
-        .clock(Reloading(Arc::clone(&clock)))
-        .build()
-        .unwrap();
-    clock.runtime.set(runtime.clone()).unwrap();
-    let state = bound_with(runtime, settings_for(Limits::default(), None, "memory"));
-    state.started_up.store(true, Ordering::SeqCst);
+    let (state, clock) = serving_with_a_reloading_clock(&fixture);
     let tokio = tokio_runtime();
     let call = |path: &str, body: &str| {
         let (status, answer, _) =

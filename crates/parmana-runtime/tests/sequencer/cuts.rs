@@ -282,28 +282,22 @@ fn a_checkpoint_signed_while_another_holds_the_integrators_lock_is_stored() {
     assert!(runtime.store().latest_checkpoint().unwrap().is_none());
     held.store(true, Ordering::SeqCst);
     let environment = runtime.environment();
-    let note = parmana_runtime::sign_log_checkpoint(
-        runtime.store(),
-        environment.trust_history(),
-        clock().0,
-        environment.release_manifest().version(),
-        &[&log_key],
-        None,
-    )
-    .unwrap();
+    let sign = || {
+        parmana_runtime::sign_log_checkpoint(
+            runtime.store(),
+            environment.trust_history(),
+            clock().0,
+            environment.release_manifest().version(),
+            &[&log_key],
+            None,
+        )
+        .unwrap()
+    };
+    let note = sign();
     let stored = runtime.store().latest_checkpoint().unwrap().unwrap();
     assert_eq!((stored.size, stored.note), (size, note.clone()));
     // Asked again: the same note, nothing more stored.
-    let again = parmana_runtime::sign_log_checkpoint(
-        runtime.store(),
-        environment.trust_history(),
-        clock().0,
-        environment.release_manifest().version(),
-        &[&log_key],
-        None,
-    )
-    .unwrap();
-    assert_eq!(again, note);
+    assert_eq!(sign(), note);
 }
 
 /// The ids a driver's kept log has held are known without waiting for a run: those it
