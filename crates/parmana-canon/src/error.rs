@@ -27,14 +27,11 @@ pub enum CanonError {
         /// Byte offset of the escape.
         offset: usize,
     },
-    /// A number beyond ±(2^53−1) that RFC 8785 would write as an integer (below 10^21) but that
-    /// is not exactly a double whose RFC 8785 spelling is its value (`9007199254740993`,
-    /// `9007199254740993.0`, `4611686018427388000`), or an integer literal not in its RFC 8785
-    /// form: a reader of exact integers and a reader of doubles would read two values.
-    #[error(
-        "number beyond ±(2^53-1) that is not exactly a double written as its value by RFC 8785, \
-         at byte {offset}"
-    )]
+    /// A number beyond ±(2^53−1) that a double would round: an integer literal that is not
+    /// exactly how RFC 8785 writes its double (`9007199254740993`, `1152921504606846976`), or,
+    /// up to 10^21, a number with a fraction or an exponent that is neither exactly its double
+    /// nor its shortest digits (`9007199254740993.0`).
+    #[error("number beyond ±(2^53-1) that a double would round, at byte {offset}")]
     IntegerOutOfRange {
         /// Byte offset of the number.
         offset: usize,

@@ -102,17 +102,7 @@ fn write_f64(out: &mut Vec<u8>, value: f64) -> Result<(), CanonError> {
         return Err(not_representable(format!("{value} is not a JSON number")));
     }
     let mut buffer = ryu_js::Buffer::new();
-    let spelled = buffer.format_finite(value);
-    // Past 53 bits, an integer whose RFC 8785 spelling is not its value (2^62 is written
-    // `4611686018427388000`) would be read as another number by a reader of exact integers, and
-    // is refused by the strict parser: not written either.
-    if crate::exact::is_wide_integer(value) && !crate::exact::denotes_exactly(spelled, value) {
-        return Err(not_representable(format!(
-            "{value} is beyond ±(2^53-1) and RFC 8785 writes it as {spelled}, which is not its \
-             value"
-        )));
-    }
-    out.extend_from_slice(spelled.as_bytes());
+    out.extend_from_slice(buffer.format_finite(value).as_bytes());
     Ok(())
 }
 

@@ -18,13 +18,13 @@ pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
 /// Parses one JSON document strictly.
 ///
 /// Refuses, each with its own [`CanonError`] variant and byte offset:
-/// invalid UTF-8, duplicate object keys, lone surrogate escapes, numbers
-/// beyond ±(2^53−1) and below 10^21 (where RFC 8785 writes integers) that are
-/// not exactly a double whose RFC 8785 form is its value — and, for an integer
-/// literal, that form byte for byte, such as `100000000000000000000`, so that
-/// canonical output always parses again and a reader of exact integers reads
-/// the value signed (`4611686018427388000`, RFC 8785's form of 2^62, is
-/// refused) —, numbers that overflow to infinity, nesting
+/// invalid UTF-8, duplicate object keys, lone surrogate escapes, integer
+/// literals outside ±(2^53−1) that are not byte for byte the RFC 8785 form of
+/// their double (such as `100000000000000000000`, so that canonical output
+/// always parses again), numbers with a fraction or an exponent beyond
+/// ±(2^53−1) and up to 10^21 that are neither exactly their double nor its
+/// shortest digits (`9007199254740993.0` would be rounded), numbers that
+/// overflow to infinity, nesting
 /// deeper than [`MAX_DEPTH`], trailing data, and any other grammar violation.
 /// Leading and trailing JSON whitespace is allowed. A byte-order mark is not.
 ///

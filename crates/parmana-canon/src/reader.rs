@@ -565,19 +565,17 @@ impl<'a> Reader<'a> {
             .ok_or(CanonError::InvalidUtf8 { offset: start })?;
         if integer {
             // Beyond ±(2^53−1): accepted only as exactly how RFC 8785 (ECMAScript) writes the
-            // double it denotes, and only when that is its exact value —
-            // `100000000000000000000` (1e20) — so that re-encoding gives the same bytes and
-            // every reader reads one value. `9007199254740993`, which would round to
+            // double it denotes — `100000000000000000000` (1e20); `4611686018427388000`, which
+            // RFC 8785 defines as 2^62 — so that re-encoding gives the same bytes (every
+            // document signed parses again). `9007199254740993`, which would round to
             // `9007199254740992`, is refused: nothing may change between what was parsed and
-            // what is signed; so is `4611686018427388000`, RFC 8785's spelling of 2^62, which
-            // a reader of exact integers reads as another number. (Canonical encoding writes a
-            // finite double with `ryu-js`.)
+            // what is signed; so is `1152921504606846976`, 2^60's own digits, which RFC 8785
+            // writes otherwise. (Canonical encoding writes a finite double with `ryu-js`.)
             return match literal.parse::<f64>() {
                 Ok(value)
                     if value.is_finite()
                         && ryu_js::Buffer::new().format_finite(value).as_bytes()
-                            == literal.as_bytes()
-                        && crate::exact::denotes_exactly(literal, value) =>
+                            == literal.as_bytes() =>
                 {
                     Ok(JsonNumber::Float(value))
                 }
@@ -591,12 +589,14 @@ impl<'a> Reader<'a> {
         if !value.is_finite() {
             return Err(CanonError::NumberOutOfRange { offset: start });
         }
-        // A fraction or an exponent reaching an integer RFC 8785 writes as one past 53 bits:
-        // taken only when it is exactly that double, and the double's spelling its value
-        // (`9007199254740993.0` would round, refused; `1e20` is taken).
+        // A fraction or an exponent reaching an integer past 53 bits that RFC 8785 writes as an
+        // integer (up to 10^21): taken when it is exactly that double (`1e20`) or its shortest
+        // spelling (`4.611686018427388e18`, as Python and serde_json write 2^62), refused when it
+        // carries digits the double does not hold (`9007199254740993.0` would round to
+        // `9007199254740992`).
         if crate::exact::is_wide_integer(value)
-            && !(crate::exact::denotes_exactly(literal, value)
-                && crate::exact::spelled_exactly(value))
+            && !crate::exact::denotes_exactly(literal, value)
+            && !crate::exact::is_shortest_spelling(literal, value)
         {
             return Err(CanonError::IntegerOutOfRange { offset: start });
         }

@@ -45,6 +45,8 @@ pub(crate) struct RecoverArgs {
 /// Runs `parmana recover`: prints each completed attestation on its own line; reports each
 /// execution that could not be completed on stderr and then exits with the class of the last
 /// (also when standard output failed too: that failure is reported, exit 1 only without one).
+/// A store that stops answering part way stops it: what was done is said, and the exit is the
+/// store's (6).
 pub(crate) fn recover_command(
     args: &RecoverArgs,
     format: crate::report::Format,
@@ -70,8 +72,11 @@ pub(crate) fn recover_command(
     // reported at the end.
     let mut last = None;
     let mut unprinted: Option<Failure> = None;
+    // Counted here too, for a recovery that stops part way (the store not answering).
+    let (mut completed, mut failed) = (0_u64, 0_u64);
     let recovered = runtime.recover_each(&mut |recovered| match recovered {
         Recovered::Completed(attestation) => {
+            completed += 1;
             let id = &attestation.predicate().execution_id;
             let failed = match &unprinted {
                 Some(failure) => Some(failure.message.clone()),
@@ -100,6 +105,7 @@ pub(crate) fn recover_command(
             execution_id,
             error,
         } => {
+            failed += 1;
             let mut failure = Failure::execution(&error);
             failure.message = format!("execution {execution_id:?}: {}", failure.message);
             let failure = failure.of_execution(&execution_id);
@@ -114,7 +120,22 @@ pub(crate) fn recover_command(
         &log_keys,
         crate::execute_cmd::anchor_of(anchor.as_ref(), &store.value),
     );
-    let counts = recovered.map_err(|e| Failure::execution(&e))?;
+    let counts = match recovered {
+        Ok(counts) => counts,
+        // Stopped part way (the store not answering even a read of its marks): what was done is
+        // said, each failure before it reported, and the stop is the exit (store, 6: run it
+        // again once the store answers; the ids left are recovered then, byte for byte).
+        Err(error) => {
+            crate::report::errln!(
+                "recovered {completed} execution(s); {failed} could not be completed; stopped \
+                 before the rest: the store did not answer"
+            );
+            if let Some(unprinted) = unprinted {
+                print_failure(&unprinted, format);
+            }
+            return Err(Failure::execution(&error));
+        }
+    };
     crate::report::errln!(
         "recovered {} execution(s); {} could not be completed",
         counts.completed,

@@ -421,9 +421,7 @@ fn embedded_signals_with_any_number_verify() {
         state ^= state >> 7;
         state ^= state << 17;
         let x = f64::from_bits(state);
-        // (An integer past 53 bits that RFC 8785 would write as another value has no canonical
-        // form: `parmana-canon`'s tests.)
-        if x.is_finite() && parmana_canon::to_canonical_vec(&x).is_ok() {
+        if x.is_finite() {
             numbers.push(json!(x));
         }
         // And the same spread scaled to amounts: 15 to 17 significant digits.
