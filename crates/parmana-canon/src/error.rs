@@ -179,6 +179,42 @@ impl Location {
 /// How many characters of a caller's string an error quotes ([`excerpt`]).
 pub const MAX_QUOTED_CHARS: usize = 128;
 
+/// `value` as it displays, cut at `max_chars` characters (then `…`). The formatting stops
+/// there, so a message that quotes a caller's megabyte (an error of serde, say) costs and
+/// answers a bounded string however it was built.
+pub fn bounded_display(value: &impl std::fmt::Display, max_chars: usize) -> String {
+    /// Keeps what is written up to the bound, then fails, which stops the formatting.
+    struct Bounded {
+        text: String,
+        left: usize,
+        cut: bool,
+    }
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, written: &str) -> std::fmt::Result {
+            for c in written.chars() {
+                if self.left == 0 {
+                    self.cut = true;
+                    return Err(std::fmt::Error);
+                }
+                self.text.push(c);
+                self.left -= 1;
+            }
+            Ok(())
+        }
+    }
+    let mut bounded = Bounded {
+        text: String::new(),
+        left: max_chars,
+        cut: false,
+    };
+    // The only failure is the bound's own: what was kept is the text's start.
+    let _ = std::fmt::Write::write_fmt(&mut bounded, format_args!("{value}"));
+    if bounded.cut {
+        bounded.text.push('…');
+    }
+    bounded.text
+}
+
 /// `text` as an error quotes it: whole up to [`MAX_QUOTED_CHARS`] characters, else its first
 /// ones and `…`. A refusal then costs and answers a bounded message, however long the key,
 /// name or value that caused it (a message formatted with `{:?}` escapes each control character

@@ -37,7 +37,7 @@ pub mod tile;
 mod time;
 
 pub use digest::{Digest, DigestParseError};
-pub use error::{CanonError, Location, MAX_QUOTED_CHARS, excerpt};
+pub use error::{CanonError, Location, MAX_QUOTED_CHARS, bounded_display, excerpt};
 pub use id::{
     ExecutionId, IdError, IdKind, MAX_EXECUTION_ID_LEN, MAX_POLICY_ID_LEN, MAX_POLICY_VERSION_LEN,
     PolicyId, PolicyRef, PolicyVersion,

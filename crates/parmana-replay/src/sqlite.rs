@@ -711,6 +711,10 @@ fn connect(path: &Path, create: bool) -> Result<Connection, OpenFailure> {
     }
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // The store's tables declare no foreign key; one a writer of the file declares on a table
+    // of its own, pointing into the store's, is not enforced (the bundled SQLite enforces them
+    // by default): it would refuse the store's own writes.
+    conn.pragma_update(None, "foreign_keys", false)?;
     // Before anything is written to the file (the WAL switch rewrites its header): another
     // application's database, or a store that lost its version, is refused untouched. One read
     // transaction: the version and the objects from one snapshot (another process may be

@@ -75,8 +75,9 @@ pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod canon {
     pub use parmana_canon::{
         CanonError, Digest, ExecutionId, IdError, MAX_DEPTH, MAX_EXECUTION_ID_LEN,
-        MAX_POLICY_ID_LEN, MAX_POLICY_VERSION_LEN, PolicyId, PolicyRef, PolicyVersion,
-        RawCanonical, Timestamp, canonicalize, canonicalize_value, parse_strict, to_canonical_vec,
+        MAX_POLICY_ID_LEN, MAX_POLICY_VERSION_LEN, MAX_QUOTED_CHARS, PolicyId, PolicyRef,
+        PolicyVersion, RawCanonical, Timestamp, bounded_display, canonicalize, canonicalize_value,
+        excerpt, parse_strict, to_canonical_vec,
     };
     /// RFC 9162 Merkle tree hashing and C2SP `tlog-tiles` tiles (`docs/transparency-log.md`).
     pub use parmana_canon::{merkle, tile};

@@ -52,20 +52,22 @@ pub fn sign_log_checkpoint(
         signers,
         anchor,
     };
-    let report = LogSequencer::default().run_all(store, Some(signing))?;
+    let driver = LogSequencer::default();
+    let report = driver.run_all(store, Some(signing))?;
     if let Some(stored) = report.checkpoint {
         return Ok(stored.note);
     }
     // Nothing larger stored by the run (nothing grew, or another integrator held the ledger —
     // PostgreSQL's lock — so the run signed nothing): the current log's checkpoint, signed by
-    // this key, after the same consistency check with the newest stored one, and stored when it
-    // is larger, as a run stores it (a store keeps one per size: another signer's stays).
-    let log = ledger_log(store)?;
+    // this key through the run's driver (it agrees with the log the run kept, and extends what
+    // the run signed), after the same consistency check with the newest stored one, and stored
+    // when it is larger, as a run stores it (a store keeps one per size: another signer's stays).
+    let log = read_log(store)?;
     let latest = store.latest_checkpoint()?;
     if let Some(latest) = &latest {
-        check_commits(&log, latest)?;
+        check_commits(log.ledger_log(), latest)?;
     }
-    let signed = sign_stored_checkpoint(store, &log, signing, None)?;
+    let signed = driver.sign_snapshot_checkpoint(&log, store, signing)?;
     if signed.size > latest.map_or(0, |latest| latest.size) {
         store.store_checkpoint(&signed)?;
     }

@@ -342,6 +342,17 @@ impl LogSequencer {
         store: &dyn ReplayStore,
         signing: LogSigning<'_>,
     ) -> Result<String, ExecutionError> {
+        self.sign_snapshot_checkpoint(snapshot, store, signing)
+            .map(|stored| stored.note)
+    }
+
+    /// [`sign_snapshot`](Self::sign_snapshot), the checkpoint signed as a store keeps it.
+    pub(crate) fn sign_snapshot_checkpoint(
+        &self,
+        snapshot: &crate::LogSnapshot,
+        store: &dyn ReplayStore,
+        signing: LogSigning<'_>,
+    ) -> Result<StoredCheckpoint, ExecutionError> {
         if let Some(reason) = self.store_rewound() {
             return Err(ExecutionError::StoreRewound {
                 reason: reason.to_owned(),
@@ -350,7 +361,6 @@ impl LogSequencer {
         check_log_signer(signing)?;
         self.check_agrees(snapshot)?;
         sign_stored_checkpoint(store, snapshot.ledger_log(), signing, Some(&self.signed))
-            .map(|stored| stored.note)
             .map_err(|error| self.rewound_if_forked(error))
     }
 

@@ -919,7 +919,8 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     match media_type {
         Some(media_type) if media_type.eq_ignore_ascii_case("application/json") => Ok(()),
         Some(media_type) => Err(ApiError::invalid_request(format!(
-            "Content-Type {media_type:?}: AuthZEN requests are application/json"
+            "Content-Type {:?}: AuthZEN requests are application/json",
+            parmana_runtime::canon::excerpt(media_type)
         ))),
         None => Err(ApiError::invalid_request(
             "no Content-Type: AuthZEN requests are application/json",

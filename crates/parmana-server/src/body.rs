@@ -249,7 +249,7 @@ fn members(body: &[u8]) -> Result<Vec<Member<'_>>, CanonError> {
             // Compared decoded: two spellings of one key (an escape) are the same key.
             if !seen.insert(key.clone()) {
                 return Err(CanonError::DuplicateKey {
-                    key,
+                    key: parmana_runtime::canon::excerpt(&key),
                     offset: key_offset,
                 });
             }
@@ -375,7 +375,8 @@ fn is_null(member: &Member<'_>) -> bool {
 
 fn unknown(key: &str, expected: &str) -> ApiError {
     shape(format!(
-        "unknown member `{key}`, expected one of {expected}"
+        "unknown member {:?}, expected one of {expected}",
+        parmana_runtime::canon::excerpt(key)
     ))
 }
 

@@ -284,8 +284,8 @@ impl ApiError {
                 }
                 message
             }
-            // Bounded however long what the caller sent and the error quotes (`bounded_message`).
-            None => bounded_message(error),
+            // Bounded however long what the caller sent and the error quotes.
+            None => bounded_message_within(error, MAX_REFUSAL_MESSAGE_CHARS),
         };
         let mut api = Self::new(status, code, message);
         // Overload, an unavailable store and an execution the sequencer has not integrated
@@ -391,16 +391,27 @@ pub(crate) const MAX_LIBRARY_MESSAGE_CHARS: usize = 512;
 /// (serde made its whole message when it failed; that is dropped with the error) — with `…`
 /// where there was more, and what would break or reorder a log line escaped.
 pub(crate) fn bounded_message(error: &impl std::fmt::Display) -> String {
+    bounded_message_within(error, MAX_LIBRARY_MESSAGE_CHARS)
+}
+
+/// How many characters of a runtime refusal's message a caller is told: room for the signal
+/// problems a refusal lists (at most `MAX_REPORTED_SIGNAL_PROBLEMS`, each quoting at most 128
+/// characters of the caller's), never megabytes.
+pub(crate) const MAX_REFUSAL_MESSAGE_CHARS: usize = 8_192;
+
+/// [`bounded_message`], cut at `max_chars`.
+pub(crate) fn bounded_message_within(error: &impl std::fmt::Display, max_chars: usize) -> String {
     /// Keeps what is written up to the bound, then fails, which stops the formatting.
     struct Bounded {
         text: String,
         chars: usize,
+        max: usize,
         cut: bool,
     }
     impl std::fmt::Write for Bounded {
         fn write_str(&mut self, written: &str) -> std::fmt::Result {
             for c in written.chars() {
-                if self.chars == MAX_LIBRARY_MESSAGE_CHARS {
+                if self.chars == self.max {
                     self.cut = true;
                     return Err(std::fmt::Error);
                 }
@@ -417,6 +428,7 @@ pub(crate) fn bounded_message(error: &impl std::fmt::Display) -> String {
     let mut bounded = Bounded {
         text: String::new(),
         chars: 0,
+        max: max_chars,
         cut: false,
     };
     // The only failure is the bound's own: what was kept is the message's start.

@@ -36,3 +36,23 @@ fn signals_within_the_limit_flatten_whole() {
         Err(FlatError::Invalid(_))
     ));
 }
+
+/// A name reached twice is quoted by its first characters, however long it is (escaped
+/// character by character, a long name of control characters would make a message several
+/// times the request).
+#[test]
+fn a_name_reached_twice_is_quoted_bounded() {
+    let long = "\u{7f}".repeat(100_000);
+    let mut flat = Flat::new();
+    let first = json!({ format!("{long}.x"): 1 });
+    assert!(
+        flat.add_members("context", first.as_object().unwrap())
+            .is_ok()
+    );
+    let again = json!({ long: {"x": 2} });
+    let Err(FlatError::Invalid(message)) = flat.add_members("context", again.as_object().unwrap())
+    else {
+        panic!("a name reached twice is not refused as invalid");
+    };
+    assert!(message.len() < 2_000, "{} bytes", message.len());
+}

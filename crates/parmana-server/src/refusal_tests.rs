@@ -13,9 +13,9 @@ use crate::readiness_tests::{
 };
 use crate::settings::Limits;
 
-/// How long an answer's message may be: the bound on a library's message (512 characters,
-/// each at most a few bytes once escaped) and the route's own words.
-const MESSAGE_BYTES: usize = 4_096;
+/// How long an answer may be: the bound on a refusal's message (8,192 characters, each at most
+/// a few bytes once escaped) and the route's own words — not the megabytes quoted whole.
+const MESSAGE_BYTES: usize = 20_000;
 
 #[test]
 fn refusals_quote_what_the_caller_sent_bounded() {
@@ -78,6 +78,12 @@ fn refusals_quote_what_the_caller_sent_bounded() {
             format!(r#"{{"{long}":1,"{long}":2}}"#),
             400,
             "canon.duplicate_key",
+        ),
+        (
+            "/v1/evaluations",
+            format!(r#"{{"policy":"claims-approval@1.0.0","signals":{SIGNALS},"{long}":1}}"#),
+            400,
+            "server.invalid_request",
         ),
         (
             "/v1/evaluations",

@@ -383,8 +383,13 @@ pub(crate) async fn tile(
         ));
     }
     let tile_path = crate::api::path_param(tile_path)?;
-    let tile = Tile::parse_path(&tile_path)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
+    let tile = Tile::parse_path(&tile_path).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            e.code(),
+            crate::error::bounded_message(&e),
+        )
+    })?;
     // Immutable only within a checkpoint this server signed, of the log the tile is read from:
     // past it the entries are not yet committed to (one a writer of the store forged is never
     // signed over), and a log that no longer has the signed root there was rewritten.

@@ -63,7 +63,7 @@ mod trust_root;
 
 pub use attestation::{
     AttestationCheck, AttestationCheckKind, AttestationReport, AttestedPolicy, DecidedOn,
-    DocumentRef, EXECUTED_AT_TOLERANCE_SECONDS, EvaluatorRef, ExecutionPredicate,
+    DocumentRef, EXECUTED_AT_TOLERANCE_SECONDS, EvaluatorRef, ExecutionPredicate, MAX_DETAIL_CHARS,
     MAX_ENVELOPE_BYTES, PreparedAttestation, Redecision, RuntimeRef, SigningKeyStanding,
     TrustStanding, VerifyOptions, build_attestation, decode_attestation_statement,
     is_emitted_attestation_encoding, prepare_attestation, verify_attestation,

@@ -898,3 +898,39 @@ fn batch_verification_equals_single_verification() {
     }
     assert!(verify_attestations(&[], &root).is_empty());
 }
+
+/// Every row of a report is bounded, however long the strings the attestation carries: a
+/// `payloadType` or a member of a megabyte (control characters, which a refusal escapes to
+/// several bytes each) is quoted by its first characters, and the rows that carry the first
+/// failure's words on are bounded too.
+#[test]
+fn a_report_quotes_the_attestations_strings_bounded() {
+    let root = common::trust_root();
+    // Within the envelope bound (1 MiB), so that it is read.
+    let long = "\u{7f}".repeat(200_000);
+    let wrong_type = serde_json::json!({
+        "payload": "e30=",
+        "payloadType": long,
+        "signatures": [{"keyid": "x", "sig": "y"}],
+    });
+    let extra_member = serde_json::json!({
+        "payload": "e30=",
+        "payloadType": DSSE_PAYLOAD_TYPE,
+        "signatures": [{"keyid": "x", "sig": "y"}],
+        long.clone(): 1,
+    });
+    for envelope in [wrong_type, extra_member] {
+        let bytes = serde_json::to_vec(&envelope).unwrap();
+        let report = verify_attestation(&bytes, &root, None, None);
+        assert!(!report.is_valid());
+        for row in &report.checks {
+            assert!(
+                row.detail.chars().count() <= parmana_trust::MAX_DETAIL_CHARS + 1,
+                "{:?}: {} characters",
+                row.check,
+                row.detail.chars().count()
+            );
+        }
+        assert!(serde_json::to_vec(&report.checks).unwrap().len() < 200_000);
+    }
+}

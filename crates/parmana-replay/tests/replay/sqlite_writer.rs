@@ -125,6 +125,11 @@ const SCHEMA_CASES: &[SchemaCase] = &[
         refused: None,
     },
     SchemaCase {
+        name: "another table's foreign key into a store's table (not enforced: the store's writes go on)",
+        sql: "CREATE TABLE other (m INTEGER REFERENCES high_water_marks (trust_root));",
+        refused: None,
+    },
+    SchemaCase {
         name: "a backup tool's tables beside the store's (Litestream's)",
         sql: "CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
               CREATE TABLE _litestream_lock (id INTEGER);

@@ -88,7 +88,8 @@ impl Flat {
                 self.charge(compact_len(other).saturating_add(4))?;
                 if self.out.insert(prefix.clone(), other.clone()).is_some() {
                     return Err(FlatError::Invalid(format!(
-                        "the signal name {prefix:?} is reached twice"
+                        "the signal name {:?} is reached twice",
+                        parmana_runtime::canon::excerpt(&prefix)
                     )));
                 }
                 Ok(())

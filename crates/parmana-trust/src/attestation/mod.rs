@@ -17,8 +17,8 @@ pub use statement::{
 };
 pub use verify::{
     AttestationCheck, AttestationCheckKind, AttestationReport, DecidedOn,
-    EXECUTED_AT_TOLERANCE_SECONDS, Redecision, SigningKeyStanding, TrustStanding, VerifyOptions,
-    verify_attestation, verify_attestation_in_history, verify_attestation_with_log,
+    EXECUTED_AT_TOLERANCE_SECONDS, MAX_DETAIL_CHARS, Redecision, SigningKeyStanding, TrustStanding,
+    VerifyOptions, verify_attestation, verify_attestation_in_history, verify_attestation_with_log,
     verify_attestations, verify_attestations_in_history,
 };
 

@@ -339,12 +339,12 @@ pub(crate) fn parse_dsse(bytes: &[u8]) -> Result<DsseEnvelope, TrustError> {
             limit: MAX_ENVELOPE_BYTES,
         });
     }
-    let ObjectOnly(wire): ObjectOnly<DsseReadWire<'_>> =
-        serde_json::from_slice(bytes).map_err(|e| malformed(format!("envelope: {e}")))?;
+    let ObjectOnly(wire): ObjectOnly<DsseReadWire<'_>> = serde_json::from_slice(bytes)
+        .map_err(|e| malformed(format!("envelope: {}", quoted(&e))))?;
     if wire.payload_type != DSSE_PAYLOAD_TYPE {
         return Err(TrustError::WrongType {
             expected: DSSE_PAYLOAD_TYPE.to_owned(),
-            found: wire.payload_type.into_owned(),
+            found: parmana_canon::excerpt(&wire.payload_type),
         });
     }
     let payload = decode_base64(&wire.payload).ok_or_else(|| TrustError::InvalidEncoding {
@@ -413,20 +413,26 @@ pub fn decode_attestation_statement(envelope: &[u8]) -> Result<Value, TrustError
     parmana_canon::parse_strict(&dsse.payload).map_err(|e| malformed(format!("payload: {e}")))
 }
 
+/// An error of what was read, as a refusal quotes it: its first 512 characters (serde repeats a
+/// refused value whole, escaped).
+fn quoted(error: &impl std::fmt::Display) -> String {
+    parmana_canon::bounded_display(error, 512)
+}
+
 pub(crate) fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
     // Read by parmana-canon's reader, as every signed document is: numbers correctly rounded
     // (serde_json's own reader, in a build without its `float_roundtrip` feature, misreads
     // many 16- and 17-digit decimals, and the canonical check below would then refuse an
     // attestation the runtime signed), duplicate members refused.
-    let value =
-        parmana_canon::parse_strict(payload).map_err(|e| malformed(format!("payload: {e}")))?;
+    let value = parmana_canon::parse_strict(payload)
+        .map_err(|e| malformed(format!("payload: {}", quoted(&e))))?;
     let StatementWire {
         statement_type,
         subject,
         predicate_type,
         predicate,
     } = StatementWire::<'_, ExecutionPredicate>::deserialize(&value)
-        .map_err(|e| malformed(format!("payload: {e}")))?;
+        .map_err(|e| malformed(format!("payload: {}", quoted(&e))))?;
     // The predicate is encoded once, for the fingerprint and for the canonical check of the
     // whole statement (which embeds those very bytes).
     let (canonical_predicate, fingerprint) = encode_predicate(&predicate)?;

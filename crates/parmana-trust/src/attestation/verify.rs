@@ -78,6 +78,9 @@ impl AttestationCheckKind {
     }
 }
 
+/// The most characters of a check's [`detail`](AttestationCheck::detail) (then `…`).
+pub const MAX_DETAIL_CHARS: usize = 1_024;
+
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttestationCheck {
@@ -88,7 +91,7 @@ pub struct AttestationCheck {
     /// The stable error code when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'static str>,
-    /// What was found.
+    /// What was found (at most [`MAX_DETAIL_CHARS`] characters).
     pub detail: String,
 }
 
@@ -233,18 +236,21 @@ impl AttestationReport {
     }
 
     fn record(&mut self, check: AttestationCheckKind, outcome: Result<String, TrustError>) {
+        // Each row's detail bounded as it is formatted ([`MAX_DETAIL_CHARS`]): an attestation's
+        // own strings (a `payloadType` of a megabyte, say) are quoted by the refusals, and a
+        // row's words are carried into the rows after it.
         let entry = match outcome {
             Ok(detail) => AttestationCheck {
                 check,
                 passed: true,
                 code: None,
-                detail,
+                detail: parmana_canon::bounded_display(&detail, MAX_DETAIL_CHARS),
             },
             Err(error) => AttestationCheck {
                 check,
                 passed: false,
                 code: Some(error.code()),
-                detail: error.to_string(),
+                detail: parmana_canon::bounded_display(&error, MAX_DETAIL_CHARS),
             },
         };
         self.checks.push(entry);
