@@ -867,7 +867,22 @@ fn sign_if_grown(
     if log.size() <= newest_size {
         return Ok(None);
     }
-    let stored = sign_stored_checkpoint(store, log, signing, Some(signed))?;
+    let stored = match sign_stored_checkpoint(store, log, signing, Some(signed)) {
+        // The routes signed a larger tree through the driver while this run verified its
+        // entries: as above, nothing to sign until the kept log reaches it (the run's report,
+        // what it integrated, stands).
+        Err(ExecutionError::Trust(TrustError::TlogInconsistent {
+            reason: parmana_canon::merkle::MerkleError::SizeOutOfRange { .. },
+            ..
+        })) if signed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|(size, _)| size > log.size()) =>
+        {
+            return Ok(None);
+        }
+        signed => signed?,
+    };
     store.store_checkpoint(&stored)?;
     Ok(Some(stored))
 }

@@ -499,6 +499,10 @@ fn a_snapshot_signed_ahead_of_the_driver_is_never_contradicted_by_its_runs() {
     driver
         .sign_snapshot(&planted, planted_runtime.store(), signing)
         .unwrap();
+    // A run over the real store before anything reaches that size: nothing to sign, no alarm.
+    let quiet = driver.run_all(runtime.store(), Some(signing)).unwrap();
+    assert_eq!((quiet.size, quiet.checkpoint), (4, None));
+    assert!(driver.store_rewound().is_none());
     // Cut again; the real execution integrated at that position: the run refuses to sign it.
     super::execute(&runtime, "x");
     let refused = driver.run_all(runtime.store(), Some(signing)).unwrap_err();
