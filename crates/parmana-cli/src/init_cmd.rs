@@ -230,7 +230,15 @@ impl Staging {
         let lock = std::fs::File::open(&path)
             .ok()
             .filter(|directory| directory.lock().is_ok());
-        Ok(Self { path, _lock: lock })
+        let staging = Self { path, _lock: lock };
+        // Before anything else is made in it (the private keys first): an `init` killed while it
+        // builds leaves them here, and DIR's own `.gitignore` may not name this directory yet
+        // (it is published last) — so this one keeps all of it out of version control. (The
+        // deployment's own `.gitignore` replaces it at the end of the build.)
+        let ignore_all = staging.path.join(".gitignore");
+        std::fs::write(&ignore_all, b"*\n")
+            .map_err(|e| Failure::io(&ignore_all.display().to_string(), &e))?;
+        Ok(staging)
     }
 
     fn path(&self) -> &Path {
@@ -620,6 +628,18 @@ mod tests {
             "{CONFIG_TEMPLATE}"
         );
         assert!(GITIGNORE_LINES.contains(&format!("/{STORE_DIRECTORY}/").as_str()));
+    }
+
+    /// A staging directory keeps all it holds out of version control from the start: an `init`
+    /// killed while it builds leaves the private keys there before DIR has a `.gitignore`.
+    #[test]
+    fn a_staging_directory_is_ignored_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::create(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read(staging.path().join(".gitignore")).unwrap(),
+            b"*\n"
+        );
     }
 
     /// Stages every entry `init` publishes, each holding "ours".

@@ -492,12 +492,13 @@ impl LocalSigningKey {
         Self::from_pkcs8_pem(&read_pem_text(path)?)
     }
 
-    /// Writes the key as PKCS#8 PEM, readable only by its owner on Unix (mode 0600), whole and
-    /// durably ([`replace_file_durably`](crate::replace_file_durably)): a key whose id was
-    /// printed survives a crash.
+    /// Writes the key as PKCS#8 PEM to a new file, readable only by its owner on Unix (mode
+    /// 0600), whole and durably ([`create_file_durably`](crate::create_file_durably)): a key
+    /// whose id was printed survives a crash. A file already at `path` — another key, perhaps
+    /// the only copy of one — is never replaced (`io.error`, its kind `AlreadyExists`).
     pub fn write_pem_file(&self, path: &Path) -> Result<(), TrustError> {
         let pem = self.to_pkcs8_pem()?;
-        crate::replace_file_durably(path, pem.as_bytes(), Some(0o600))
+        crate::create_file_durably(path, pem.as_bytes(), 0o600)
             .map_err(|e| TrustError::io(path, &e))
     }
 }

@@ -57,6 +57,13 @@ fn pem_round_trips_and_generation_differs() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+    // Another key is never written over the first (perhaps its only copy).
+    let other = LocalSigningKey::generate().unwrap();
+    assert!(other.write_pem_file(&path).is_err());
+    assert_eq!(
+        LocalSigningKey::read_pem_file(&path).unwrap().public_key(),
+        key.public_key()
+    );
 }
 
 #[test]
