@@ -1190,13 +1190,33 @@ fn dir_name(dir: &Path) -> String {
 /// policy id or version (as `policy check` skips it): the staging directory an interrupted
 /// `bundle import-legacy` left (`.VERSION.import.PID-NANOS.tmp`), an editor's or a tool's.
 fn bundle_dirs(root: &Path) -> Result<Vec<PathBuf>, Failure> {
-    let list = |dir: &Path| -> Result<Vec<PathBuf>, Failure> {
+    bundle_dirs_within(root, MAX_RELEASED_BUNDLES)
+}
+
+/// [`bundle_dirs`], at most `max` directories (ids and versions together) listed: counted as
+/// they are listed, before any is read, so that past what a release manifest can list the tree
+/// is refused without verifying one bundle.
+fn bundle_dirs_within(root: &Path, max: usize) -> Result<Vec<PathBuf>, Failure> {
+    let mut listed = 0_usize;
+    let mut list = |dir: &Path| -> Result<Vec<PathBuf>, Failure> {
         let entries =
             std::fs::read_dir(dir).map_err(|e| Failure::io(&dir.display().to_string(), &e))?;
         let mut dirs = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| Failure::io(&dir.display().to_string(), &e))?;
             if entry.path().is_dir() && !entry.file_name().to_string_lossy().starts_with('.') {
+                listed += 1;
+                if listed > max {
+                    return Err(Failure::new(
+                        "cli.usage",
+                        format!(
+                            "more than {max} directories under {}: more policies than a release \
+                             manifest lists (4 MiB)",
+                            root.display()
+                        ),
+                        ExitClass::Usage,
+                    ));
+                }
                 dirs.push(entry.path());
             }
         }
@@ -1208,4 +1228,29 @@ fn bundle_dirs(root: &Path) -> Result<Vec<PathBuf>, Failure> {
         bundles.extend(list(&id_dir)?);
     }
     Ok(bundles)
+}
+
+/// The most directories `release` lists under its policies root (ids and versions together):
+/// more than a release manifest of 4 MiB can name, at about 100 bytes a policy.
+const MAX_RELEASED_BUNDLES: usize = 50_000;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// `release` lists at most so many bundle directories, counted before any is read: one more
+    /// is refused (`cli.usage`), however many there are.
+    #[test]
+    fn release_lists_a_bounded_number_of_bundle_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        for (id, version) in [("a", "1.0.0"), ("a", "2.0.0"), ("b", "1.0.0")] {
+            std::fs::create_dir_all(dir.path().join(id).join(version)).unwrap();
+        }
+        // Two ids and three versions: five directories listed.
+        assert_eq!(bundle_dirs_within(dir.path(), 5).unwrap().len(), 3);
+        let refused = bundle_dirs_within(dir.path(), 4).unwrap_err();
+        assert_eq!(refused.code, "cli.usage", "{}", refused.message);
+    }
 }
