@@ -27,17 +27,23 @@ pub enum CanonError {
         /// Byte offset of the escape.
         offset: usize,
     },
-    /// A number beyond ±(2^53−1) that a double would round: an integer literal that is not
-    /// exactly how RFC 8785 writes its double (`9007199254740993`, `1152921504606846976`), or,
-    /// up to 10^21, a number with a fraction or an exponent that is neither exactly its double
-    /// nor its shortest digits (`9007199254740993.0`).
-    #[error("number beyond ±(2^53-1) that a double would round, at byte {offset}")]
+    /// A number beyond ±(2^53−1) not written as its double: an integer literal that is not
+    /// byte for byte how RFC 8785 writes its double (`9007199254740993`, `1152921504606846976`),
+    /// or a number with a fraction or an exponent whose double is from 2^53 to 10^21 that is
+    /// neither exactly that double nor its shortest digits (`9007199254740993.0`).
+    #[error(
+        "number beyond ±(2^53-1) not written as its double (RFC 8785's spelling of it, exactly \
+         it, or its shortest digits) at byte {offset}"
+    )]
     IntegerOutOfRange {
         /// Byte offset of the number.
         offset: usize,
     },
-    /// A number whose value overflows to infinity.
-    #[error("number overflows to infinity at byte {offset}")]
+    /// A number whose value overflows to infinity, or a number literal longer than
+    /// [`MAX_NUMBER_CHARS`](crate::reader::MAX_NUMBER_CHARS) characters.
+    #[error(
+        "number overflows to infinity, or is written with more than 1024 characters, at byte {offset}"
+    )]
     NumberOutOfRange {
         /// Byte offset of the number.
         offset: usize,

@@ -4,7 +4,7 @@
 //!
 //! * [`parse_strict`] reads JSON text and refuses anything that could make two
 //!   parties disagree about what was signed (duplicate keys, lone surrogates,
-//!   integers beyond ±(2^53−1) that a double would round, numbers that overflow, invalid UTF-8, trailing
+//!   numbers beyond ±(2^53−1) not written as their double, numbers that overflow, invalid UTF-8, trailing
 //!   data, nesting deeper than [`MAX_DEPTH`]).
 //! * [`to_canonical_vec`] and [`canonicalize`] produce RFC 8785 (JCS) bytes; [`RawCanonical`]
 //!   holds a value encoded once, copied verbatim into the documents that embed it.

@@ -2,7 +2,8 @@
 //!
 //! [`Reader`] reads one RFC 8259 document token by token, applying every strictness
 //! rule of [`parse_strict`](crate::parse_strict) as it goes: invalid UTF-8, lone surrogate
-//! escapes, integer literals a double cannot hold exactly, numbers that overflow,
+//! escapes, numbers beyond ±(2^53−1) not written as their double, numbers that overflow or
+//! are written with more than [`MAX_NUMBER_CHARS`] characters,
 //! nesting deeper than [`MAX_DEPTH`], trailing data and every grammar violation are
 //! refused with the same [`CanonError`] variant and byte offset. Duplicate keys are the
 //! one rule it leaves to the caller, who knows which keys an object has already had
@@ -116,6 +117,9 @@ pub struct Reader<'a> {
     /// Decoded strings with escapes.
     scratch: String,
 }
+
+/// The longest number literal read, in characters.
+pub const MAX_NUMBER_CHARS: usize = 1_024;
 
 // Every open container has its bit in `Reader::objects`.
 const _: () = assert!(MAX_DEPTH <= 128);
@@ -563,6 +567,12 @@ impl<'a> Reader<'a> {
             .text
             .get(start..self.pos)
             .ok_or(CanonError::InvalidUtf8 { offset: start })?;
+        // No double needs more: RFC 8785 writes at most 25 characters. A longer literal is
+        // refused unread — Rust's reading of one whose long run of digits offsets an exponent
+        // of hundreds of thousands (`0.000…5e700001`) is not every reader's.
+        if literal.len() > MAX_NUMBER_CHARS {
+            return Err(CanonError::NumberOutOfRange { offset: start });
+        }
         if integer {
             // Beyond ±(2^53−1): accepted only as exactly how RFC 8785 (ECMAScript) writes the
             // double it denotes — `100000000000000000000` (1e20); `4611686018427388000`, which

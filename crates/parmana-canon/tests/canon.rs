@@ -449,3 +449,22 @@ fn a_duplicate_key_is_quoted_bounded() {
     assert_eq!(parmana_canon::excerpt("short"), "short");
     assert!(error.to_string().len() < 400);
 }
+
+/// A number literal longer than any double needs is refused unread: Rust's reading of a long run
+/// of digits offsetting an exponent of hundreds of thousands is not every reader's.
+#[test]
+fn number_literals_are_bounded_in_length() {
+    let longest = format!(
+        "0.{}5",
+        "0".repeat(parmana_canon::reader::MAX_NUMBER_CHARS - 3)
+    );
+    assert_eq!(longest.len(), parmana_canon::reader::MAX_NUMBER_CHARS);
+    assert!(parse_strict(longest.as_bytes()).is_ok());
+    let offset = format!("0.{}5e700001", "0".repeat(700_000));
+    check_refused(offset.as_bytes(), "canon.number_out_of_range", Some(0));
+    let longer = format!(
+        "[0.{}5]",
+        "0".repeat(parmana_canon::reader::MAX_NUMBER_CHARS - 2)
+    );
+    check_refused(longer.as_bytes(), "canon.number_out_of_range", Some(1));
+}

@@ -122,13 +122,15 @@ pub(crate) fn recover_command(
     );
     let counts = match recovered {
         Ok(counts) => counts,
-        // Stopped part way (the store not answering even a read of its marks): what was done is
-        // said, each failure before it reported, and the stop is the exit (store, 6: run it
-        // again once the store answers; the ids left are recovered then, byte for byte).
+        // Stopped (the store not answering even a read of its marks, say): what was done is
+        // said, each failure before it reported, and the stop is the exit (a store that did not
+        // answer: class store, 6 — run it again once it answers; the ids left are recovered
+        // then, byte for byte).
         Err(error) => {
             crate::report::errln!(
                 "recovered {completed} execution(s); {failed} could not be completed; stopped \
-                 before the rest: the store did not answer"
+                 before the rest ({})",
+                error.code()
             );
             if let Some(unprinted) = unprinted {
                 print_failure(&unprinted, format);

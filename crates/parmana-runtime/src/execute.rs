@@ -679,6 +679,7 @@ pub(crate) fn recover_with(
         replay_store,
         signers,
         environment,
+        None,
         &mut |recovered| match recovered {
             Recovered::Completed(attestation) => report.completed.push(*attestation),
             Recovered::Failed {
@@ -698,6 +699,7 @@ pub(crate) fn recover_each_with(
     replay_store: &dyn ReplayStore,
     signers: &[&dyn Signer],
     environment: &RuntimeEnvironment,
+    unfinished: Option<&Unfinished>,
     each: &mut dyn FnMut(Recovered),
     stop: &dyn Fn() -> bool,
 ) -> Result<RecoveryCounts, ExecutionError> {
@@ -745,7 +747,7 @@ pub(crate) fn recover_each_with(
                 counts.stopped = true;
                 return Ok(counts);
             }
-            match recover_one_again(replay_store, signers, environment, execution_id)? {
+            match recover_one_again(replay_store, signers, environment, unfinished, execution_id)? {
                 Ok(Some(attestation)) => {
                     counts.completed = counts.completed.saturating_add(1);
                     each(Recovered::Completed(Box::new(attestation)));
@@ -779,23 +781,39 @@ fn recover_one_again(
     store: &dyn ReplayStore,
     signers: &[&dyn Signer],
     environment: &RuntimeEnvironment,
+    unfinished: Option<&Unfinished>,
     execution_id: &ExecutionId,
 ) -> Result<Result<Option<Attestation>, ExecutionError>, ExecutionError> {
-    match recover_one(store, signers, environment, execution_id) {
+    // Kept (for a runtime to write again) only at the try after the store answered the probe:
+    // one completion a leftover.
+    match recover_one(store, signers, environment, None, execution_id) {
         Err(error @ ExecutionError::Store(parmana_replay::ReplayError::Unavailable { .. })) => {
             if store.accepted_versions().is_err() {
                 return Err(error);
             }
-            Ok(recover_one(store, signers, environment, execution_id))
+            Ok(recover_one(
+                store,
+                signers,
+                environment,
+                unfinished,
+                execution_id,
+            ))
         }
         outcome => Ok(outcome),
     }
 }
 
+/// Completes one leftover claim (`None`: completed since it was listed). A completion the store
+/// refuses is kept in `unfinished` (a runtime's: written again by
+/// [`Runtime::finish_completions`](crate::Runtime::finish_completions), as an execution's is),
+/// so that a store whose writes fail for a while — a lock held past its timeout, a volume full,
+/// while its reads go on — leaves the id claimed until the next tick, not until the next
+/// recovery.
 fn recover_one(
     store: &dyn ReplayStore,
     signers: &[&dyn Signer],
     environment: &RuntimeEnvironment,
+    unfinished: Option<&Unfinished>,
     execution_id: &ExecutionId,
 ) -> Result<Option<Attestation>, ExecutionError> {
     let ExecutionState::Claimed(claim) = store.get(execution_id)? else {
@@ -905,6 +923,11 @@ fn recover_one(
         // Completed by another process since it was read (another server's recovery, or a live
         // server's own completion): nothing is left to do, as when it was completed before.
         Err(parmana_replay::ReplayError::AlreadyCompleted { .. }) => Ok(None),
-        Err(error) => Err(error.into()),
+        Err(error) => {
+            if let Some(unfinished) = unfinished {
+                unfinished.keep(execution_id.clone(), &claim, envelope);
+            }
+            Err(error.into())
+        }
     }
 }

@@ -504,6 +504,7 @@ impl Runtime {
             self.inner.store.as_ref(),
             &signers,
             &environment,
+            Some(&self.inner.unfinished),
             each,
             stop,
         )

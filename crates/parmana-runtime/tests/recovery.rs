@@ -724,3 +724,41 @@ fn recovery_refuses_a_store_whose_pages_do_not_move_on() {
         );
     }
 }
+
+/// A runtime's recovery keeps a completion the store refused, as its executions do: a store
+/// whose writes fail for a while (its reads going on) leaves the id claimed until the runtime
+/// writes the completion again (`finish_completions`, a server's every tick), not until the
+/// next recovery — and what is written is the attestation the refused completion carried.
+#[test]
+fn a_runtime_writes_a_recovered_completion_the_store_refused_again() {
+    let fixture = Fixture::new();
+    let store = std::sync::Arc::new(Failing::default());
+    for id in ["a-first", "b-failing"] {
+        crash(&fixture, &store.inner, id, BIG);
+    }
+    // Refused at the first try and at the retry.
+    *store.complete_of.lock().unwrap() = Some(("b-failing", 2));
+    let runtime = common::runtime_over(&fixture, store.clone());
+    let mut failed = Vec::new();
+    let counts = runtime
+        .recover_each(&mut |recovered| {
+            if let parmana_runtime::Recovered::Failed { execution_id, .. } = recovered {
+                failed.push(execution_id);
+            }
+        })
+        .unwrap();
+    assert_eq!((counts.completed, counts.failed), (1, 1));
+    assert_eq!(failed, ["b-failing"]);
+    let b = ExecutionId::parse("b-failing").unwrap();
+    assert!(matches!(
+        store.inner.get(&b).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+    let report = runtime.finish_completions();
+    assert_eq!((report.finished, report.waiting), (1, 0));
+    let ExecutionState::Completed(stored) = store.inner.get(&b).unwrap() else {
+        panic!("b-failing is not completed");
+    };
+    let refused = store.refused.lock().unwrap().take().unwrap();
+    assert_eq!(stored.attestation(), refused.as_slice());
+}
