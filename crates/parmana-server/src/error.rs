@@ -399,44 +399,22 @@ pub(crate) fn bounded_message(error: &impl std::fmt::Display) -> String {
 /// characters of the caller's), never megabytes.
 pub(crate) const MAX_REFUSAL_MESSAGE_CHARS: usize = 8_192;
 
-/// [`bounded_message`], cut at `max_chars`.
+/// [`bounded_message`], cut at `max_chars` (`parmana_canon::bounded_display`: the formatting
+/// stops there), what would break or reorder a log line escaped.
 pub(crate) fn bounded_message_within(error: &impl std::fmt::Display, max_chars: usize) -> String {
-    /// Keeps what is written up to the bound, then fails, which stops the formatting.
-    struct Bounded {
-        text: String,
-        chars: usize,
-        max: usize,
-        cut: bool,
+    let bounded = parmana_runtime::canon::bounded_display(error, max_chars);
+    if !bounded.chars().any(breaks_a_line) {
+        return bounded;
     }
-    impl std::fmt::Write for Bounded {
-        fn write_str(&mut self, written: &str) -> std::fmt::Result {
-            for c in written.chars() {
-                if self.chars == self.max {
-                    self.cut = true;
-                    return Err(std::fmt::Error);
-                }
-                if breaks_a_line(c) {
-                    self.text.extend(c.escape_default());
-                } else {
-                    self.text.push(c);
-                }
-                self.chars += 1;
-            }
-            Ok(())
+    let mut escaped = String::with_capacity(bounded.len());
+    for c in bounded.chars() {
+        if breaks_a_line(c) {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
         }
     }
-    let mut bounded = Bounded {
-        text: String::new(),
-        chars: 0,
-        max: max_chars,
-        cut: false,
-    };
-    // The only failure is the bound's own: what was kept is the message's start.
-    let _ = std::fmt::Write::write_fmt(&mut bounded, format_args!("{error}"));
-    if bounded.cut {
-        bounded.text.push('…');
-    }
-    bounded.text
+    escaped
 }
 
 /// What the caller is told of a refusal whose own message the server's log keeps: a store or
