@@ -924,7 +924,11 @@ fn recover_one(
         // server's own completion): nothing is left to do, as when it was completed before.
         Err(parmana_replay::ReplayError::AlreadyCompleted { .. }) => Ok(None),
         Err(error) => {
-            if let Some(unfinished) = unfinished {
+            // Only a store that did not answer: a refusal of this row that would come again (a
+            // value too large, a corrupt row) is not kept to hold back the completions after it.
+            if let (Some(unfinished), parmana_replay::ReplayError::Unavailable { .. }) =
+                (unfinished, &error)
+            {
                 unfinished.keep(execution_id.clone(), &claim, envelope);
             }
             Err(error.into())

@@ -481,7 +481,10 @@ impl Runtime {
     /// [`recover`](Self::recover) page by page: each execution settled is handed to `each` as
     /// soon as it is (its attestation stored first), and memory stays bounded by one page of ids
     /// however many the store lists as claimed. Returns how many were completed and how many
-    /// could not be.
+    /// could not be. Unlike [`recover`](Self::recover), a completion the store did not take
+    /// (`replay.store_unavailable`, at the second try) is kept and written again by
+    /// [`finish_completions`](Self::finish_completions), as an execution's is (a server's
+    /// every tick); the id is handed to `each` as failed all the same.
     pub fn recover_each(
         &self,
         each: &mut dyn FnMut(Recovered),

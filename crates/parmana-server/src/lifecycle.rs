@@ -672,12 +672,20 @@ pub(crate) async fn recover_then_ready(
                     {
                         logged_failures += 1;
                         if logged_failures <= LOGGED_RECOVERY_FAILURES {
+                            // A completion the store refused (it did not answer) is kept and
+                            // written again at the sequencer's next ticks; any other failure
+                            // leaves the claim as it is.
+                            let what = if error.code() == "replay.store_unavailable" {
+                                "leftover claim not completed now: the store did not take its completion, which is written again at the next ticks"
+                            } else {
+                                "leftover claim not recovered; it stays claimed"
+                            };
                             tracing::warn!(
                                 target: "parmana::server",
                                 execution_id = %execution_id,
                                 code = error.code(),
                                 %error,
-                                "leftover claim not recovered; it stays claimed"
+                                "{what}"
                             );
                         }
                     }
