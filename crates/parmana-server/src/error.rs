@@ -399,7 +399,7 @@ pub(crate) fn bounded_message(error: &impl std::fmt::Display) -> String {
 /// characters of the caller's), never megabytes.
 pub(crate) const MAX_REFUSAL_MESSAGE_CHARS: usize = 8_192;
 
-/// [`bounded_message`], cut at `max_chars` (`parmana_canon::bounded_display`: the formatting
+/// [`bounded_message`], cut at `max_chars` (`parmana_runtime::canon::bounded_display`: the formatting
 /// stops there), what would break or reorder a log line escaped.
 pub(crate) fn bounded_message_within(error: &impl std::fmt::Display, max_chars: usize) -> String {
     let bounded = parmana_runtime::canon::bounded_display(error, max_chars);
