@@ -315,14 +315,7 @@ fn forged_claims_are_refused_on_postgres() {
 struct CompletedMeanwhile<'a>(&'a dyn ReplayStore);
 
 impl ReplayStore for CompletedMeanwhile<'_> {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, parmana_runtime::replay::ReplayError> {
-        self.0.claim(id, record, under)
-    }
+    parmana_testkit::forward_store_writes!(0: claim);
     fn complete(
         &self,
         id: &ExecutionId,
@@ -401,14 +394,7 @@ impl Failing {
 }
 
 impl ReplayStore for Failing {
-    fn claim(
-        &self,
-        id: &ExecutionId,
-        record: &ClaimRecord,
-        under: AcceptedVersions,
-    ) -> Result<ClaimOutcome, parmana_runtime::replay::ReplayError> {
-        self.inner.claim(id, record, under)
-    }
+    parmana_testkit::forward_store_writes!(inner: claim);
     fn complete(
         &self,
         id: &ExecutionId,

@@ -180,16 +180,7 @@ fn a_log_read_that_forks_from_the_sequencers_is_not_signed() {
     parmana_testkit::append_sequenced(&*store, ids(&["a", "b", "c"])).unwrap();
     // What the sequencer kept: the same first record, others after (the store as it was before
     // a writer rewrote it, as the routes are about to read it).
-    let before = MemoryReplayStore::new();
-    parmana_testkit::append_sequenced(&before, ids(&["a", "x", "y"])).unwrap();
-    state.log_sequencer.load(&before, None).unwrap();
-    let (status, answer, _) = answer_through_router(&tokio, &state, "GET", "/log/checkpoint", "");
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (500, Some("trust.tlog_inconsistent")),
-        "{answer}"
-    );
-    assert!(state.runtime.store_refused().is_some());
+    checkpoint_refused_once_the_sequencer_keeps_another_tree(&tokio, &state);
     let (status, answer, _) = answer_through_router(&tokio, &state, "GET", "/log/checkpoint", "");
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
@@ -260,11 +251,21 @@ fn a_kept_note_is_not_served_once_the_sequencer_holds_another_tree() {
     let (status, answer, _) = answer_through_router(&tokio, &state, "GET", "/log/checkpoint", "");
     assert_eq!(status, 200, "{answer}");
     // The sequencer's read of the ledger (kept from before the routes signed): others there.
+    checkpoint_refused_once_the_sequencer_keeps_another_tree(&tokio, &state);
+}
+
+/// Loads `state`'s sequencer with a ledger of executions `a`, `x`, `y` (another tree than the
+/// routes read: the store rewritten between the two reads); then `GET /log/checkpoint` is
+/// `500 trust.tlog_inconsistent` and the store is refused.
+fn checkpoint_refused_once_the_sequencer_keeps_another_tree(
+    tokio: &tokio::runtime::Runtime,
+    state: &Arc<crate::state::AppState>,
+) {
     let before = MemoryReplayStore::new();
     let ids = ["a", "x", "y"].map(str::to_owned);
     parmana_testkit::append_sequenced(&before, ids).unwrap();
     state.log_sequencer.load(&before, None).unwrap();
-    let (status, answer, _) = answer_through_router(&tokio, &state, "GET", "/log/checkpoint", "");
+    let (status, answer, _) = answer_through_router(tokio, state, "GET", "/log/checkpoint", "");
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
         (500, Some("trust.tlog_inconsistent")),

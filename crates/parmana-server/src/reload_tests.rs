@@ -192,16 +192,28 @@ fn requests_waiting_for_a_reload_share_its_outcome() {
     assert_one_reload_made(&state);
 }
 
-/// A tokens file refused on a signal (written half, say) refuses that reload — counted and
-/// recorded — and the next signal, once the file is whole, reloads it: a refusal never leaves
-/// later signals ignored.
-#[test]
-fn a_signal_after_a_refused_tokens_file_reloads() {
+/// A started server of a fixture environment, its tokens file (in the directory kept by the
+/// returned guard) granting `token-a`: the environment, the guard, the file's path, the server.
+fn serving_token_a() -> (
+    FixtureEnvironment,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Arc<AppState>,
+) {
     let fixture = FixtureEnvironment::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.toml");
     write_tokens(&path, &["token-a"]);
     let state = serving(&fixture, Limits::default(), Some(&path));
+    (fixture, dir, path, state)
+}
+
+/// A tokens file refused on a signal (written half, say) refuses that reload — counted and
+/// recorded — and the next signal, once the file is whole, reloads it: a refusal never leaves
+/// later signals ignored.
+#[test]
+fn a_signal_after_a_refused_tokens_file_reloads() {
+    let (_fixture, _dir, path, state) = serving_token_a();
     let tokio = tokio_runtime();
     let signal = || tokio.block_on(async { crate::reload::reload_on_signal(&state) });
     let eventually = |done: &dyn Fn() -> bool| {
@@ -241,11 +253,7 @@ fn a_signal_after_a_refused_tokens_file_reloads() {
 /// file), the tokens in force stay, and the answer names the refusal and the versions taken.
 #[test]
 fn a_refused_tokens_file_holds_back_no_rotation_of_the_trust_root() {
-    let fixture = FixtureEnvironment::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tokens.toml");
-    write_tokens(&path, &["token-a"]);
-    let state = serving(&fixture, Limits::default(), Some(&path));
+    let (fixture, _dir, path, state) = serving_token_a();
     let tokio = tokio_runtime();
     assert_eq!(state.runtime.environment().trust_root().version(), 2);
     let expires = parmana_runtime::canon::Timestamp::parse("2036-01-01T00:00:00Z").unwrap();

@@ -226,22 +226,35 @@ impl ReplayStore for HeldLedger {
         ledger_records);
 }
 
+/// A runtime over a [`HeldLedger`] that has executed `held-0` to `held-2` (not integrated), with
+/// the switch that holds the integrator's lock and the one that cuts the ledger's tail.
+fn held_ledger_with_three_executions() -> (
+    parmana_testkit::FixtureEnvironment,
+    parmana_runtime::Runtime,
+    parmana_runtime::trust::LocalSigningKey,
+    Arc<AtomicBool>,
+    Arc<std::sync::atomic::AtomicU64>,
+) {
+    let (cut, visible) = parmana_testkit::CutLedger::new();
+    let held = Arc::new(AtomicBool::new(false));
+    let (fixture, runtime, log_key) = setup_on(Arc::new(HeldLedger {
+        inner: cut,
+        held: Arc::clone(&held),
+    }));
+    for n in 0..3 {
+        execute(&runtime, &format!("held-{n}"));
+    }
+    (fixture, runtime, log_key, held, visible)
+}
+
 /// The integrator's lock held from outside does not turn off what sees a cut: a run that finds
 /// the ledger busy integrates and signs nothing, but still follows the kept log — a tail cut
 /// meanwhile is recorded as evidence, as in a run that integrates.
 #[test]
 fn a_cut_is_seen_while_another_holds_the_integrators_lock() {
-    let (cut, visible) = parmana_testkit::CutLedger::new();
-    let held = Arc::new(AtomicBool::new(false));
-    let (_fixture, runtime, log_key) = setup_on(Arc::new(HeldLedger {
-        inner: cut,
-        held: Arc::clone(&held),
-    }));
+    let (_fixture, runtime, log_key, held, visible) = held_ledger_with_three_executions();
     let environment = runtime.environment();
     let signing = signing_with(&environment, &log_key);
-    for n in 0..3 {
-        execute(&runtime, &format!("held-{n}"));
-    }
     let driver = LogSequencer::default();
     let size = driver.run_all(runtime.store(), Some(signing)).unwrap().size;
     held.store(true, Ordering::SeqCst);
@@ -265,15 +278,7 @@ fn a_cut_is_seen_while_another_holds_the_integrators_lock() {
 /// ledger (so its run signed nothing): the note printed is the one stored.
 #[test]
 fn a_checkpoint_signed_while_another_holds_the_integrators_lock_is_stored() {
-    let (cut, _visible) = parmana_testkit::CutLedger::new();
-    let held = Arc::new(AtomicBool::new(false));
-    let (_fixture, runtime, log_key) = setup_on(Arc::new(HeldLedger {
-        inner: cut,
-        held: Arc::clone(&held),
-    }));
-    for n in 0..3 {
-        execute(&runtime, &format!("held-{n}"));
-    }
+    let (_fixture, runtime, log_key, held, _visible) = held_ledger_with_three_executions();
     // Integrated by another integrator, which stored no checkpoint.
     let size = LogSequencer::default()
         .run_all(runtime.store(), None)
