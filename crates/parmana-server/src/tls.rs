@@ -8,6 +8,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use zeroize::Zeroizing;
 
 use crate::error::ServerError;
 use crate::settings::TlsFiles;
@@ -59,26 +60,38 @@ pub(crate) const MAX_TLS_FILE_BYTES: u64 = 1 << 20;
 
 /// The bytes of a PEM file, at most [`MAX_TLS_FILE_BYTES`].
 fn read_pem(path: &Path) -> Result<Vec<u8>, ServerError> {
-    read_pem_opened(path, crate::access_files::open)
+    let mut bytes = Vec::new();
+    read_pem_opened(path, crate::access_files::open, &mut bytes)?;
+    Ok(bytes)
 }
 
-/// [`read_pem`] of the private key (refused where anyone may read it).
-fn read_private_pem(path: &Path) -> Result<Vec<u8>, ServerError> {
-    read_pem_opened(path, crate::access_files::open_private)
+/// The buffer [`read_private_pem`] reserves: the longest file read, the byte that tells it is
+/// longer and room for `read_to_end`'s probe, so that it never grows (a grown buffer leaves the
+/// old one, unscrubbed, to the allocator).
+const PRIVATE_PEM_BUFFER_BYTES: usize = (1 << 20) + 64;
+const _: () = assert!(PRIVATE_PEM_BUFFER_BYTES as u64 > MAX_TLS_FILE_BYTES + 1);
+
+/// [`read_pem`] of the private key (refused where anyone may read it), into one buffer scrubbed
+/// from memory when it is dropped. (The DER that rustls decodes from it, and the key it keeps,
+/// are rustls' own: they are not scrubbed.)
+fn read_private_pem(path: &Path) -> Result<Zeroizing<Vec<u8>>, ServerError> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(PRIVATE_PEM_BUFFER_BYTES));
+    read_pem_opened(path, crate::access_files::open_private, &mut bytes)?;
+    Ok(bytes)
 }
 
-/// The bytes of the PEM file `open` opens, at most [`MAX_TLS_FILE_BYTES`].
+/// Reads the PEM file `open` opens into `bytes`, at most [`MAX_TLS_FILE_BYTES`].
 fn read_pem_opened(
     path: &Path,
     open: fn(&Path) -> Result<std::fs::File, String>,
-) -> Result<Vec<u8>, ServerError> {
+    bytes: &mut Vec<u8>,
+) -> Result<(), ServerError> {
     use std::io::Read as _;
     let invalid = |e: std::io::Error| ServerError::TlsInvalid(format!("{}: {e}", path.display()));
-    let mut bytes = Vec::new();
     open(path)
         .map_err(|e| ServerError::TlsInvalid(format!("{}: {e}", path.display())))?
         .take(MAX_TLS_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
+        .read_to_end(bytes)
         .map_err(invalid)?;
     if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_TLS_FILE_BYTES {
         return Err(ServerError::TlsInvalid(format!(
@@ -86,7 +99,7 @@ fn read_pem_opened(
             path.display()
         )));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {
@@ -313,6 +326,28 @@ mod tests {
             assert_eq!(validity(bytes), None, "case {n}");
         }
         assert!(validity(&good).is_some());
+    }
+
+    /// The private key's file is read into the one buffer reserved for it (scrubbed when
+    /// dropped), which never grows: its capacity is the reserved one also at the longest file.
+    #[test]
+    fn the_private_key_is_read_without_reallocating() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        let longest = usize::try_from(MAX_TLS_FILE_BYTES).unwrap();
+        for length in [100, longest] {
+            std::fs::write(&path, vec![b'\n'; length]).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let read = read_private_pem(&path).unwrap();
+            assert_eq!(read.len(), length);
+            assert_eq!(read.capacity(), PRIVATE_PEM_BUFFER_BYTES, "{length}");
+        }
+        std::fs::write(&path, vec![b'\n'; longest + 1]).unwrap();
+        assert!(matches!(
+            read_private_pem(&path),
+            Err(ServerError::TlsInvalid(_))
+        ));
     }
 
     #[test]

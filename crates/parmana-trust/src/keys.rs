@@ -14,6 +14,7 @@ use ed25519_dalek::pkcs8::{
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use parmana_canon::Digest;
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::TrustError;
 
@@ -381,7 +382,9 @@ pub fn check_signer(signer: &(impl Signer + ?Sized)) -> Result<(), TrustError> {
 /// and never published
 /// (the key signs nothing else of that shape: attestations are DSSE, every document has its own
 /// `_type`). Its `Debug` output shows nothing of it.
-#[derive(Clone, Copy)]
+/// The bytes are scrubbed from memory when it is dropped (it is as secret as the signing key for
+/// what it authenticates), so it is `Clone` and not `Copy`.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct ClaimKey([u8; 32]);
 
 /// The message whose signature a [`ClaimKey`] is derived from (signed as its canonical bytes).
@@ -401,8 +404,9 @@ impl ClaimKey {
         })?;
         // Checked as every signature is: a signer answering another key's signature would tag
         // claims that the key it names could never authenticate again (`recover`).
-        let signature = sign_checked(signer, &signer.public_key(), &message)?;
-        Ok(Self(*Digest::of(&signature).as_bytes()))
+        // The signature is the key's seed (whoever holds it derives the key): scrubbed once used.
+        let signature = Zeroizing::new(sign_checked(signer, &signer.public_key(), &message)?);
+        Ok(Self(*Digest::of(signature.as_slice()).as_bytes()))
     }
 
     /// The tag of `inputs` (the canonical bytes a claim records).
@@ -450,7 +454,7 @@ impl LocalSigningKey {
             message: format!("operating system randomness unavailable: {e}"),
         })?;
         let key = Self::from_seed(&seed);
-        seed.fill(0);
+        seed.zeroize();
         Ok(key)
     }
 
@@ -473,8 +477,9 @@ impl LocalSigningKey {
         Ok(Self::from_signing_key(key))
     }
 
-    /// The key as PKCS#8 v1 PEM (the form OpenSSL writes), `\n` line endings. Treat it as secret.
-    pub fn to_pkcs8_pem(&self) -> Result<String, TrustError> {
+    /// The key as PKCS#8 v1 PEM (the form OpenSSL writes), `\n` line endings. It is the secret:
+    /// the text is scrubbed from memory when the value is dropped.
+    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, TrustError> {
         let pair = KeypairBytes {
             secret_key: self.key.to_bytes(),
             public_key: None,
@@ -484,7 +489,8 @@ impl LocalSigningKey {
             .map_err(|_| TrustError::InvalidKey {
                 message: "cannot encode private key".to_owned(),
             })?;
-        Ok(pem.as_str().to_owned())
+        // `pem` scrubs its own bytes when dropped; the copy handed out does too.
+        Ok(Zeroizing::new(pem.as_str().to_owned()))
     }
 
     /// Reads a PKCS#8 PEM private key file.
@@ -514,10 +520,10 @@ impl Signer for LocalSigningKey {
 
     fn claim_key(&self) -> Result<ClaimKey, TrustError> {
         if let Some(key) = self.claim_key.get() {
-            return Ok(*key);
+            return Ok(key.clone());
         }
         let key = ClaimKey::derive(self)?;
-        Ok(*self.claim_key.get_or_init(|| key))
+        Ok(self.claim_key.get_or_init(|| key).clone())
     }
 
     fn sign(&self, message: &[u8]) -> Result<[u8; 64], TrustError> {
@@ -583,12 +589,20 @@ pub fn read_key_file(path: &Path) -> Result<KeyFile, TrustError> {
 /// A key file longer than this is not a key: PEM Ed25519 keys are about 120 bytes.
 pub(crate) const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
+/// The buffer [`read_pem_text`] reserves: the longest file it reads and the byte that tells it
+/// is longer, with room for `read_to_end`'s probe — it never grows (a grown buffer leaves the
+/// old one, unscrubbed, to the allocator).
+const PEM_BUFFER_BYTES: usize = 64 * 1024 + 64;
+const _: () = assert!(PEM_BUFFER_BYTES as u64 > MAX_KEY_FILE_BYTES + 1);
+
 /// Reads a PEM file, at most [`MAX_KEY_FILE_BYTES`] of it (plus one byte to tell that it is
 /// longer): a file that cannot be read is `trust.io`; one that is too long or not text is not
-/// a key (`trust.invalid_key`).
-fn read_pem_text(path: &Path) -> Result<String, TrustError> {
+/// a key (`trust.invalid_key`). The text may be a private key: it is read into one buffer
+/// reserved whole beforehand (no reallocation leaves a copy behind) and scrubbed when dropped,
+/// refused or not.
+fn read_pem_text(path: &Path) -> Result<Zeroizing<String>, TrustError> {
     use std::io::Read as _;
-    let mut bytes = Vec::new();
+    let mut bytes = Zeroizing::new(Vec::with_capacity(PEM_BUFFER_BYTES));
     std::fs::File::open(path)
         .and_then(|file| file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
         .map_err(|e| TrustError::io(path, &e))?;
@@ -600,9 +614,15 @@ fn read_pem_text(path: &Path) -> Result<String, TrustError> {
             ),
         });
     }
-    String::from_utf8(bytes).map_err(|_| TrustError::InvalidKey {
-        message: format!("{} is not PEM text", path.display()),
-    })
+    // The bytes move into the string, no copy made; refused, they are scrubbed.
+    String::from_utf8(std::mem::take(&mut *bytes))
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            e.into_bytes().zeroize();
+            TrustError::InvalidKey {
+                message: format!("{} is not PEM text", path.display()),
+            }
+        })
 }
 
 /// Writes a public key as SPKI PEM, whole and durably.
@@ -686,6 +706,44 @@ pub(crate) fn verify_batch(items: &[BatchItem<'_>]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What holds key material is scrubbed when dropped: checked on the types, so that a
+    /// change handing out a plain `String` or a `Copy` key does not compile.
+    #[test]
+    fn key_material_is_scrubbed_when_dropped() {
+        fn scrubbed<T: ZeroizeOnDrop>(_: &T) {}
+        let key = LocalSigningKey::from_seed(&[3; 32]);
+        scrubbed(&key.to_pkcs8_pem().unwrap());
+        scrubbed(&Signer::claim_key(&key).unwrap());
+        scrubbed(&key.key);
+    }
+
+    /// A key file is read into the one buffer reserved for it, which never grows: the text
+    /// handed out is that buffer (its capacity the reserved one), also at the longest file read.
+    #[test]
+    fn a_key_file_is_read_without_reallocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        let key = LocalSigningKey::from_seed(&[4; 32]);
+        let pem = key.to_pkcs8_pem().unwrap();
+        for padding in [0, usize::try_from(MAX_KEY_FILE_BYTES).unwrap() - pem.len()] {
+            let mut text = pem.to_string();
+            text.push_str(&"\n".repeat(padding));
+            std::fs::write(&path, &text).unwrap();
+            let read = read_pem_text(&path).unwrap();
+            assert_eq!(read.as_str(), text);
+            assert_eq!(read.capacity(), PEM_BUFFER_BYTES, "{padding}");
+            assert_eq!(
+                LocalSigningKey::read_pem_file(&path).unwrap().key_id(),
+                key.key_id()
+            );
+        }
+        std::fs::write(&path, "\n".repeat(PEM_BUFFER_BYTES)).unwrap();
+        assert!(matches!(
+            read_pem_text(&path),
+            Err(TrustError::InvalidKey { .. })
+        ));
+    }
 
     #[test]
     fn small_order_encodings_are_small_order_points() {
