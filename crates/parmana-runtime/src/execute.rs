@@ -5,7 +5,8 @@ use parmana_canon::{
     to_canonical_vec,
 };
 use parmana_replay::{
-    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, PENDING_PAGE, ReplayStore,
+    AcceptedVersions, ClaimOutcome, ClaimRecord, ExecutionState, PENDING_PAGE, ReplayError,
+    ReplayStore,
 };
 use parmana_trust::{
     AttestedPolicy, DocumentRef, EvaluatorRef, ExecutionPredicate, KeyId, Role, RuntimeRef, Signer,
@@ -186,8 +187,10 @@ pub(crate) fn execute(
     if let Err(error) = replay_store.complete(execution_id, envelope.as_bytes()) {
         // The id is claimed and its attestation signed, but not recorded: kept, so that the
         // completion can be written again once the store answers, rather than the id staying
-        // claimed until a `recover`.
-        if let Some(unfinished) = unfinished {
+        // claimed until a `recover`. Only when the store did not answer: a refusal of this row
+        // (a corrupt row, a value too large, the claim gone) would come again and hold back
+        // every completion kept after it.
+        if let (Some(unfinished), ReplayError::Unavailable { .. }) = (unfinished, &error) {
             unfinished.keep(execution_id.clone(), &claim, envelope);
         }
         return Err(error.into());
@@ -250,9 +253,13 @@ struct Kept {
 pub struct FinishReport {
     /// Completions recorded now (or found recorded already, byte for byte, or by another).
     pub finished: usize,
-    /// Completions not written: the store refused one (the rest were not tried), kept for the
-    /// next call.
+    /// Completions not written: the store did not answer for one (the rest were not tried),
+    /// kept for the next call.
     pub waiting: usize,
+    /// Completions given up: the store answered with a refusal of that row (a corrupt row, a
+    /// value too large), which would come again. Each id stays claimed for `recover`, which
+    /// signs it again byte for byte from its claim, or says why it cannot.
+    pub abandoned: usize,
 }
 
 impl Unfinished {
@@ -287,8 +294,10 @@ impl Unfinished {
     /// Writes the kept completions again, in order: each only onto the claim it was signed for
     /// (still claimed, with the same clock reading and recorded inputs; otherwise it is dropped
     /// — completed already, its reply lost, or by `recover`; or the id is no longer that claim).
-    /// The first the store refuses stops the pass (one store wait a pass, not one each): it and
-    /// the rest are kept, in order.
+    /// The first the store does not answer for (`replay.store_unavailable`) stops the pass (one
+    /// store wait a pass, not one each): it and the rest are kept, in order. One the store
+    /// answers with another refusal (its row corrupt, say) is given up (`abandoned`: the id stays
+    /// claimed for `recover`), so that it never holds back the completions after it.
     /// One pass at a time: a pass takes the kept completions out while it runs, so another at
     /// the same time would see none and report none waiting.
     pub(crate) fn finish(&self, store: &dyn ReplayStore) -> FinishReport {
@@ -306,9 +315,13 @@ impl Unfinished {
                         && Digest::of(claim.attestation_inputs()) == kept.inputs_digest
                 }
                 Ok(_) => false,
-                Err(_) => {
+                Err(ReplayError::Unavailable { .. }) => {
                     still.push(kept);
                     break;
+                }
+                Err(_) => {
+                    report.abandoned += 1;
+                    continue;
                 }
             };
             if !ours {
@@ -317,14 +330,14 @@ impl Unfinished {
             }
             match store.complete(&kept.execution_id, kept.envelope.as_bytes()) {
                 Ok(())
-                | Err(
-                    parmana_replay::ReplayError::AlreadyCompleted { .. }
-                    | parmana_replay::ReplayError::NotClaimed { .. },
-                ) => report.finished += 1,
-                Err(_) => {
+                | Err(ReplayError::AlreadyCompleted { .. } | ReplayError::NotClaimed { .. }) => {
+                    report.finished += 1;
+                }
+                Err(ReplayError::Unavailable { .. }) => {
                     still.push(kept);
                     break;
                 }
+                Err(_) => report.abandoned += 1,
             }
         }
         still.extend(taken);

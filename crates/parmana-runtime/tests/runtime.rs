@@ -571,7 +571,8 @@ fn verify_judges_an_attestation_under_the_version_it_was_made_under() {
 
 /// A memory store whose `complete` fails while `failing` holds (the store unreachable at that
 /// moment, its write lock held elsewhere past the busy timeout, a full disk), and first waits for
-/// `release` while `held` holds (`entered` once one waits).
+/// `release` while `held` holds (`entered` once one waits); and that answers the completion of
+/// the id in `corrupt` with `replay.store_corrupt` (a row it cannot take, every time).
 #[derive(Debug, Default)]
 struct FlakyComplete {
     inner: MemoryReplayStore,
@@ -579,6 +580,7 @@ struct FlakyComplete {
     held: std::sync::atomic::AtomicBool,
     entered: std::sync::atomic::AtomicBool,
     release: std::sync::atomic::AtomicBool,
+    corrupt: std::sync::Mutex<Option<String>>,
 }
 
 impl ReplayStore for FlakyComplete {
@@ -598,6 +600,11 @@ impl ReplayStore for FlakyComplete {
         if self.failing.load(SeqCst) {
             return Err(parmana_runtime::replay::ReplayError::Unavailable {
                 message: "the store does not answer".to_owned(),
+            });
+        }
+        if self.corrupt.lock().unwrap().as_deref() == Some(id.as_str()) {
+            return Err(parmana_runtime::replay::ReplayError::Corrupt {
+                message: "the row cannot be read".to_owned(),
             });
         }
         self.inner.complete(id, attestation)
@@ -674,6 +681,52 @@ fn a_completion_the_store_refused_is_written_again_once_it_answers() {
         runtime.execute(&request("flaky-1")).unwrap_err().code(),
         "runtime.replay_detected"
     );
+}
+
+/// A kept completion the store answers with a refusal of its row (one that would come again:
+/// a corrupt row) is given up, its id left claimed for `recover`; it holds back none of the
+/// completions kept after it. A completion refused so at the first write is not kept at all.
+#[test]
+fn a_completion_the_store_refuses_for_its_row_holds_back_no_other() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let fixture = Fixture::new();
+    let store = Arc::new(FlakyComplete::default());
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+    let claimed = |id: &str| {
+        matches!(
+            runtime
+                .attestation(&ExecutionId::parse(id).unwrap())
+                .unwrap(),
+            ExecutionStatus::Claimed { .. }
+        )
+    };
+    store.failing.store(true, SeqCst);
+    for id in ["refused-row", "after-it"] {
+        let refused = runtime.execute(&request(id)).unwrap_err();
+        assert_eq!(refused.code(), "replay.store_unavailable");
+    }
+    store.failing.store(false, SeqCst);
+    *store.corrupt.lock().unwrap() = Some("refused-row".to_owned());
+    let report = runtime.finish_completions();
+    assert_eq!(
+        (report.finished, report.waiting, report.abandoned),
+        (1, 0, 1)
+    );
+    let ExecutionStatus::Completed(bytes) = runtime
+        .attestation(&ExecutionId::parse("after-it").unwrap())
+        .unwrap()
+    else {
+        panic!("after-it is not completed");
+    };
+    assert!(runtime.verify(&bytes, None, None).is_valid());
+    assert!(claimed("refused-row"));
+    assert_eq!(runtime.finish_completions(), Default::default());
+    // Refused so at its first write: the refusal is the answer, nothing is kept.
+    *store.corrupt.lock().unwrap() = Some("refused-first".to_owned());
+    let refused = runtime.execute(&request("refused-first")).unwrap_err();
+    assert_eq!(refused.code(), "replay.store_corrupt");
+    assert!(claimed("refused-first"));
+    assert_eq!(runtime.finish_completions(), Default::default());
 }
 
 /// Passes writing kept completions again run one at a time: a pass takes them out while it runs,

@@ -967,6 +967,13 @@ pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration)
                     "completions the store had refused written again"
                 );
             }
+            if finished.abandoned > 0 {
+                tracing::error!(
+                    target: "parmana::server",
+                    abandoned = finished.abandoned,
+                    "completions the store refused for their rows (a corrupt row, say) are given up; their ids stay claimed until `parmana recover`, which says why"
+                );
+            }
             let environment = runtime.environment();
             // A memory store holds no history the anchor could record.
             let anchor = worker
