@@ -17,6 +17,20 @@ pub const MAX_POLICY_VERSION_LEN: usize = 64;
 /// The longest execution id, in bytes (all of them ASCII).
 pub const MAX_EXECUTION_ID_LEN: usize = 128;
 
+/// The longest label — a decision name or a rule id — in bytes (all of them ASCII).
+pub const MAX_LABEL_LEN: usize = 128;
+
+/// Whether `name` is a label, a decision name or a rule id as a policy declares it and an
+/// attestation records it: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most [`MAX_LABEL_LEN`] characters.
+/// The policy compiler refuses any other; an attestation verifier refuses a predicate naming
+/// one.
+pub fn is_label(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_LABEL_LEN
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 /// Which kind of identifier was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdKind {

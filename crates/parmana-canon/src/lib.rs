@@ -39,8 +39,8 @@ mod time;
 pub use digest::{Digest, DigestParseError};
 pub use error::{CanonError, Location, MAX_QUOTED_CHARS, bounded_display, excerpt};
 pub use id::{
-    ExecutionId, IdError, IdKind, MAX_EXECUTION_ID_LEN, MAX_POLICY_ID_LEN, MAX_POLICY_VERSION_LEN,
-    PolicyId, PolicyRef, PolicyVersion,
+    ExecutionId, IdError, IdKind, MAX_EXECUTION_ID_LEN, MAX_LABEL_LEN, MAX_POLICY_ID_LEN,
+    MAX_POLICY_VERSION_LEN, PolicyId, PolicyRef, PolicyVersion, is_label,
 };
 pub use jcs::{canonicalize, canonicalize_value, to_canonical_vec};
 pub use parse::{MAX_DEPTH, MAX_SAFE_INTEGER, parse_strict};

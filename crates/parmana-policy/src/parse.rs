@@ -731,9 +731,7 @@ pub(crate) fn shown_signal_name(name: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Whether `name` is a valid decision name or rule id: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 128 characters.
+/// The grammar is canon's ([`parmana_canon::is_label`]), the one an attestation verifier checks.
 pub(crate) fn valid_label(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= limits::MAX_NAME_LEN
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    parmana_canon::is_label(name)
 }

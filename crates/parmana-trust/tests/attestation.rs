@@ -582,12 +582,48 @@ fn each_check_fails_on_its_own() {
     let forged = envelope_with(&to_canonical_vec(&statement).unwrap(), &attestation_key);
     let failures = failed(&verify_attestation(&forged, &root, None, None));
     assert_eq!(failures, ["fingerprint", "signals_digest"]);
-    // Wrong statement or predicate type, unknown predicate field: envelope.
-    for (pointer, value) in [
-        ("/_type", json!("https://in-toto.io/Statement/v0.1")),
-        ("/predicateType", json!("urn:other")),
-        ("/predicate/extra", json!(1)),
-        ("/predicate/executed_at", json!("2026-11-28T21:00:00+00:00")),
+    // Wrong statement or predicate type (whatever the predicate's shape: another kind of
+    // statement is of the wrong type, not a malformed one of ours), unknown predicate field:
+    // envelope, with its code.
+    for (pointer, value, code) in [
+        (
+            "/_type",
+            json!("https://in-toto.io/Statement/v0.1"),
+            "trust.wrong_type",
+        ),
+        ("/predicateType", json!("urn:other"), "trust.wrong_type"),
+        (
+            "/predicate",
+            json!({"buildDefinition": {"buildType": "https://example.com/build"}}),
+            "trust.malformed",
+        ),
+        ("/predicate/extra", json!(1), "trust.malformed"),
+        // Values the published schema forbids and no runtime signs: a verifier built from the
+        // schema refuses them, and so does this one.
+        ("/predicate/decision", json!(""), "trust.malformed"),
+        (
+            "/predicate/decision",
+            json!("x".repeat(129)),
+            "trust.malformed",
+        ),
+        (
+            "/predicate/rule_id",
+            json!("a b\u{202e}"),
+            "trust.malformed",
+        ),
+        ("/predicate/rule_id", json!("_rule"), "trust.malformed"),
+        ("/predicate/signals", json!([1, 2]), "trust.malformed"),
+        ("/predicate/trust_root/version", json!(0), "trust.malformed"),
+        (
+            "/predicate/release_manifest/version",
+            json!(0),
+            "trust.malformed",
+        ),
+        (
+            "/predicate/executed_at",
+            json!("2026-11-28T21:00:00+00:00"),
+            "trust.malformed",
+        ),
     ] {
         let mut statement = parse_strict(&payload).unwrap();
         let (parent, field) = pointer.rsplit_once('/').unwrap();
@@ -600,8 +636,16 @@ fn each_check_fails_on_its_own() {
         let forged = envelope_with(&to_canonical_vec(&statement).unwrap(), &attestation_key);
         let report = verify_attestation(&forged, &root, None, None);
         assert!(failed(&report).contains(&"envelope"), "{pointer}");
+        assert_eq!(report.checks[0].code, Some(code), "{pointer}");
         assert!(!report.is_valid());
     }
+    // A foreign statement whole (SLSA provenance): of the wrong type, its predicate unread.
+    let mut statement = parse_strict(&payload).unwrap();
+    statement["predicateType"] = json!("https://slsa.dev/provenance/v1");
+    statement["predicate"] = json!({"buildDefinition": {}, "runDetails": {}});
+    let forged = envelope_with(&to_canonical_vec(&statement).unwrap(), &attestation_key);
+    let report = verify_attestation(&forged, &root, None, None);
+    assert_eq!(report.checks[0].code, Some("trust.wrong_type"));
 }
 
 #[test]

@@ -428,9 +428,10 @@ fn a_batch_refusal_line_naming_its_execution_is_skipped_too() {
 }
 
 /// A forged attestation whose decision carries a carriage return and a terminal escape
-/// sequence (to overwrite or hide the verdict on a terminal) is printed with them escaped, in
-/// the report of one attestation and in a JSON Lines summary: the verdict still reads NOT VALID
-/// on the line it is written on.
+/// sequence (to overwrite or hide the verdict on a terminal) is refused as malformed (a decision
+/// is a label), and what is printed of it is escaped — the refusal quoting it in the report of
+/// one attestation, the statement `--show` decodes — in that report and in a JSON Lines summary:
+/// the verdict still reads NOT VALID on the line it is written on.
 #[test]
 fn an_attestation_cannot_rewrite_the_verdict_a_terminal_shows() {
     use base64::Engine as _;
@@ -453,16 +454,19 @@ fn an_attestation_cannot_rewrite_the_verdict_a_terminal_shows() {
     let genuine_line = genuine.to_string();
     let lines = format!("{genuine_line}\n{forged}\n{genuine_line}\n");
     // With `--show` too: the decoded statement is outside text as much as the report's fields
-    // (a C1 control such as U+009B, the 8-bit CSI, is not escaped by JSON).
-    for (shown, out) in [
-        (false, verify(d, &["--now", NOW])),
+    // (a C1 control such as U+009B, the 8-bit CSI, is not escaped by JSON). A JSON Lines
+    // summary names the failed checks only, not the refusal quoting the decision.
+    for (shown, quoted, out) in [
+        (false, true, verify(d, &["--now", NOW])),
         (
+            false,
             false,
             run_in(d, &["verify", "-", "--now", NOW], lines.as_bytes()),
         ),
-        (true, verify(d, &["--now", NOW, "--show"])),
+        (true, true, verify(d, &["--now", NOW, "--show"])),
         (
             true,
+            false,
             run_in(
                 d,
                 &["verify", "-", "--now", NOW, "--show"],
@@ -477,9 +481,10 @@ fn an_attestation_cannot_rewrite_the_verdict_a_terminal_shows() {
                 "{stream:?}"
             );
         }
-        assert!(
+        assert_eq!(
             out.stdout
                 .contains(r"approve\rline 1: valid\u{1b}[8m\u{202e}\u{9b}2K"),
+            quoted,
             "{}",
             out.stdout
         );

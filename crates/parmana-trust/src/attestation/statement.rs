@@ -413,6 +413,42 @@ pub fn decode_attestation_statement(envelope: &[u8]) -> Result<Value, TrustError
     parmana_canon::parse_strict(&dsse.payload).map_err(|e| malformed(format!("payload: {e}")))
 }
 
+/// Refuses (`trust.malformed`) a predicate holding a value the published schema
+/// (`docs/schema/attestation-predicate.schema.json`) forbids and no runtime signs: a decision or
+/// rule id that is not a label, a document version of 0, embedded signals that are not an
+/// object. A verifier built from the schema refuses it too, so both agree on what is valid.
+fn check_predicate_values(predicate: &ExecutionPredicate) -> Result<(), TrustError> {
+    for (member, label) in [
+        ("decision", &predicate.decision),
+        ("rule_id", &predicate.rule_id),
+    ] {
+        if !parmana_canon::is_label(label) {
+            return Err(malformed(format!(
+                "payload: predicate.{member} {:?} is not a label ([A-Za-z0-9][A-Za-z0-9_.-]*, at \
+                 most {} characters)",
+                parmana_canon::excerpt(label),
+                parmana_canon::MAX_LABEL_LEN
+            )));
+        }
+    }
+    for (member, document) in [
+        ("trust_root", &predicate.trust_root),
+        ("release_manifest", &predicate.release_manifest),
+    ] {
+        if document.version == 0 {
+            return Err(malformed(format!(
+                "payload: predicate.{member}.version is 0: document versions start at 1"
+            )));
+        }
+    }
+    if predicate.signals.as_ref().is_some_and(|s| !s.is_object()) {
+        return Err(malformed(
+            "payload: predicate.signals is not an object".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// An error of what was read, as a refusal quotes it: its first 512 characters (serde repeats a
 /// refused value whole, escaped).
 fn quoted(error: &impl std::fmt::Display) -> String {
@@ -426,6 +462,18 @@ pub(crate) fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
     // attestation the runtime signed), duplicate members refused.
     let value = parmana_canon::parse_strict(payload)
         .map_err(|e| malformed(format!("payload: {}", quoted(&e))))?;
+    // The types first, before the predicate is read as ours: another kind of statement (SLSA
+    // provenance, say) is `trust.wrong_type` whatever its predicate's shape.
+    for (member, expected) in [("_type", STATEMENT_TYPE), ("predicateType", PREDICATE_TYPE)] {
+        if let Some(found) = value.get(member).and_then(Value::as_str)
+            && found != expected
+        {
+            return Err(TrustError::WrongType {
+                expected: expected.to_owned(),
+                found: parmana_canon::excerpt(found),
+            });
+        }
+    }
     let StatementWire {
         statement_type,
         subject,
@@ -465,6 +513,7 @@ pub(crate) fn parse_statement(payload: &[u8]) -> Result<Statement, TrustError> {
             found: predicate_type.into_owned(),
         });
     }
+    check_predicate_values(&predicate)?;
     let mut subjects = subject.into_iter();
     let (Some(subject), None) = (subjects.next(), subjects.next()) else {
         return Err(TrustError::SubjectMismatch {
