@@ -221,9 +221,14 @@ fn locate(path: &Path) -> Result<ChainFiles, TrustError> {
                 current: Some(current),
             });
         }
+        // A `trust-root.d` directory is read as one of its files is: with the current file
+        // beside it, the version in force (left out, a chain cut short before the version that
+        // revoked a key would verify that key's attestations again).
+        let current = Some(parent_of(path).join(TRUST_ROOT_FILE))
+            .filter(|c| path.file_name() == Some(TRUST_ROOT_CHAIN_DIR.as_ref()) && c.exists());
         return Ok(ChainFiles {
             numbered: Some(path.to_path_buf()),
-            current: None,
+            current,
         });
     }
     let parent = parent_of(path);
@@ -328,7 +333,8 @@ impl ChainBudget {
 /// - the current trust root (for example `trust/trust-root.json`): the older versions are the
 ///   files `trust-root.d/1.json` … `trust-root.d/<K>.json` beside it;
 /// - a directory holding the chain: `trust-root.json` and `trust-root.d/`, or only numbered
-///   `<N>.json` files (the highest is the newest);
+///   `<N>.json` files (the highest is the newest) — and when that directory is a
+///   `trust-root.d`, the `trust-root.json` beside it;
 /// - any version's file `<N>.json`: the chain is every `<M>.json` in its directory, and — when
 ///   that directory is a `trust-root.d` — the `trust-root.json` beside it.
 ///

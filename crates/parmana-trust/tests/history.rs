@@ -531,6 +531,20 @@ fn a_chain_is_read_from_a_current_file_a_directory_or_any_version() {
             path: "trust/trust-root.d/1.json",
             expected: Ok(3),
         },
+        // As one of its files: the version in force beside it is read too (else version 2
+        // would be the newest, and what version 3 revoked would verify again).
+        Layout {
+            name: "the trust-root.d directory",
+            files: TRUST_DIR,
+            path: "trust/trust-root.d",
+            expected: Ok(3),
+        },
+        Layout {
+            name: "the trust-root.d directory, a trailing slash",
+            files: TRUST_DIR,
+            path: "trust/trust-root.d/",
+            expected: Ok(3),
+        },
         Layout {
             name: "a copy of the current version in trust-root.d",
             files: &[
