@@ -242,10 +242,27 @@ fn a_newer_version_beside_the_current_trust_root_is_refused() {
         "{}",
         execute.stderr
     );
-    // The directory itself is the chain: version 3 is the newest, and the attestation (made
-    // under version 2) verifies.
+    // Named as the directory, `trust-root.d` is read as one of its files is — with the current
+    // file beside it — and refused alike.
     let as_directory = verify(d, &["--now", NOW, "--trust-root", "trust/trust-root.d"]);
-    assert_eq!(as_directory.code, 0, "{}", as_directory.transcript());
+    assert_eq!(as_directory.code, 4, "{}", as_directory.transcript());
+    assert!(
+        as_directory
+            .stderr
+            .starts_with("error[trust.unexpected_version]"),
+        "{}",
+        as_directory.transcript()
+    );
+    // The numbered files alone, as an auditor may be given them: version 3 is the newest, and
+    // the attestation (made under version 2) verifies.
+    let chain = d.join("chain");
+    std::fs::create_dir(&chain).unwrap();
+    for n in 1..=3 {
+        let name = format!("{n}.json");
+        std::fs::copy(trust.join("trust-root.d").join(&name), chain.join(&name)).unwrap();
+    }
+    let as_chain = verify(d, &["--now", NOW, "--trust-root", "chain"]);
+    assert_eq!(as_chain.code, 0, "{}", as_chain.transcript());
 }
 
 #[test]
