@@ -9,8 +9,8 @@ use parmana_runtime::trust::{
     tlog_hash_text,
 };
 use parmana_runtime::{
-    AttestationInclusion, ExecutionError, load_bundle, load_trust_history,
-    verify_attestation_proof, verify_attestation_with_log,
+    AttestationInclusion, ExecutionError, load_attested_bundle, load_attested_release_manifest,
+    load_trust_history, verify_attestation_proof, verify_attestation_with_log,
 };
 
 use crate::common::{ClockArgs, TrustRootArgs, read_bounded, read_signals};
@@ -27,7 +27,12 @@ attestation-role keys signed), trust_root (the version and digest it names are o
 verified chain's), fingerprint (recomputed over the predicate), executed_at (before that
 version's expiry, and at most 5 minutes after --now), current_trust (whether that version is
 superseded and whether the newest version still trusts the signing keys; fails only with
---require-current-trust), and when asked bundle_digest (--policy-bundle) and signals_digest
+--require-current-trust), and when asked bundle_digest (--policy-bundle: the bundle, signed by
+the policy role of the trust-root version the attestation names or of a later one, is the one it
+names), release_manifest (--release-manifest: the manifest, signed by the release role of that
+version or a later one, is the one the attestation names, lists its policy with its bundle
+digest, released for its evaluator semantics, and had not expired when it executed — with
+--policy-bundle, this says the bundle was released, not only signed) and signals_digest
 (--signals, or signals embedded in the attestation); with both the bundle and the signals,
 decision (the bundle's policy, evaluated again over the signals, decides what the attestation
 says: a decision the policy did not make for them is not valid, whoever signed it; give your own
@@ -44,8 +49,9 @@ DECISION`, or with --format json `{\"line\",\"valid\",\"checks\",\"predicate\",\
 lines are reported as `{\"line\":N,\"skipped\":\"batch error\"}`, and a line that could not be read
 (over the line limit, or the input failed) as `{\"line\":N,\"valid\":false,\"error\":{\"code\",
 \"message\"}}`, a line that is not valid. Exit 0 only when every attestation is valid (7 otherwise).
---policy-bundle, --signals and --proof apply to a single attestation only. With --proof, a proof
-refused makes the attestation not valid: the report says so, and the message names the refusal.
+--policy-bundle, --release-manifest, --signals and --proof apply to a single attestation only.
+With --proof, a proof refused makes the attestation not valid: the report says so, and the
+message names the refusal.
 
 The whole chain is verified from the pinned root key, without judging any version's expiry at
 --now: an attestation made under version 1 still verifies after rotations and after every
@@ -54,6 +60,8 @@ version expired, as long as it was executed before its own version expired.
 Examples:
   parmana execute --policy claims-approval@1.0.0 --signals signals.json | parmana verify -
   parmana verify attestation.json --policy-bundle policies/claims-approval/1.0.0 --signals signals.json
+  parmana verify attestation.json --policy-bundle policies/claims-approval/1.0.0 \\
+      --release-manifest release-manifest.json --signals signals.json
   parmana verify attestation.json --trust-root trust/ --require-current-trust
   parmana verify attestation.json --trust-root trust/trust-root.d/1.json
   parmana verify --show attestation.json
@@ -81,6 +89,10 @@ pub(crate) struct VerifyArgs {
     /// embedded), that its policy decides what the attestation says.
     #[arg(long, value_name = "DIR")]
     policy_bundle: Option<PathBuf>,
+    /// Also check that the attestation names this signed release manifest (the one in force
+    /// when it executed: keep each version), which lists its policy with its bundle digest.
+    #[arg(long, value_name = "FILE")]
+    release_manifest: Option<PathBuf>,
     /// Also check that the attestation binds these signals (a JSON file, or inline JSON).
     #[arg(long, value_name = "JSON|FILE")]
     signals: Option<String>,
@@ -132,11 +144,15 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
     }
     let input = verify_lines::read_input(&args.attestation)?;
     if matches!(input, Input::Lines(_))
-        && (args.policy_bundle.is_some() || args.signals.is_some() || args.proof.is_some())
+        && (args.policy_bundle.is_some()
+            || args.release_manifest.is_some()
+            || args.signals.is_some()
+            || args.proof.is_some())
     {
         return Err(Failure::new(
             "cli.usage",
-            "--policy-bundle, --signals and --proof apply to a single attestation, not to JSON Lines",
+            "--policy-bundle, --release-manifest, --signals and --proof apply to a single \
+             attestation, not to JSON Lines",
             ExitClass::Usage,
         ));
     }
@@ -167,12 +183,19 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         Input::Single(envelope) => envelope,
     };
     let envelope = envelope.as_slice();
-    // The bundle was signed under the version the attestation names (the newest when it names
-    // none of the chain's versions: the trust_root check then fails).
+    // The bundle and the release manifest were signed under the version the attestation names
+    // (the newest when it names none of the chain's versions: the trust_root check then fails),
+    // or again under a later one after their role's keys rotated.
     let bundle = args
         .policy_bundle
         .as_deref()
-        .map(|dir| load_bundle(history.attestation_trust_root(envelope), dir))
+        .map(|dir| load_attested_bundle(&history, envelope, dir))
+        .transpose()
+        .map_err(|e| Failure::execution(&e))?;
+    let released = args
+        .release_manifest
+        .as_deref()
+        .map(|path| load_attested_release_manifest(&history, envelope, path))
         .transpose()
         .map_err(|e| Failure::execution(&e))?;
     let log = args
@@ -193,6 +216,10 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
         signals.as_ref(),
         inclusion,
     );
+    let report = match &released {
+        Some(released) => report.with_release_manifest_check(released),
+        None => report,
+    };
     // A proof given and refused makes the attestation not valid, in what is printed as in the
     // exit: a script reading `valid` must not accept what the exit refuses.
     let unproven = match &log {

@@ -55,8 +55,9 @@ pub use sequencer::{
 };
 pub use store::{StoreOpen, open_store};
 pub use verify::{
-    load_bundle, load_trust_history, load_trust_root, verify_attestation,
-    verify_attestation_in_history, verify_attestation_with_log,
+    load_attested_bundle, load_attested_release_manifest, load_bundle, load_trust_history,
+    load_trust_root, verify_attestation, verify_attestation_in_history,
+    verify_attestation_with_log,
 };
 pub use witness::{
     WitnessCosigned, add_cosignatures, check_witness_state, witness_add_checkpoint,
@@ -113,16 +114,16 @@ pub mod trust {
         EXECUTED_AT_TOLERANCE_SECONDS, ExecutionPredicate, KeyFile, KeyId, LocalSigningKey,
         MAX_ENVELOPE_BYTES, MAX_RELEASE_MANIFEST_BYTES, MAX_SIGNATURES, MAX_TRUST_CHAIN_VERSIONS,
         MAX_TRUST_ROOT_BYTES, NEW_DIRECTORY_MODE, NEW_FILE_MODE, POLICY_FILE, PublicKey,
-        RELEASE_MANIFEST_FILE, Redecision, ReleaseManifestSpec, Role, RoleSpec, Signer,
-        SigningKeyStanding, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE, TrustError, TrustRootSpec,
-        TrustStanding, VerifiedBundle, VerifiedReleaseManifest, VerifiedTrustHistory,
-        VerifiedTrustRoot, VerifyOptions, check_signer, check_signer_role, create_directories,
-        create_file_durably, create_trust_root, decode_attestation_statement, read_bundle_dir,
-        read_key_file, read_legacy_bundle_dir, read_public_key_file, read_release_manifest_listing,
-        read_release_manifest_version, remove_interrupted_writes, replace_file_durably,
-        sign_bundle_dir, sign_checked, sign_release_manifest, signed_release_manifest_version,
-        sync_directory_of, verify_attestations, verify_attestations_in_history,
-        verify_legacy_bundle, write_public_key_file,
+        RELEASE_MANIFEST_FILE, Redecision, ReleaseManifestSpec, Role, RoleSpec,
+        SignedReleaseManifest, Signer, SigningKeyStanding, TRUST_ROOT_CHAIN_DIR, TRUST_ROOT_FILE,
+        TrustError, TrustRootSpec, TrustStanding, VerifiedBundle, VerifiedReleaseManifest,
+        VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions, check_signer, check_signer_role,
+        create_directories, create_file_durably, create_trust_root, decode_attestation_statement,
+        read_bundle_dir, read_key_file, read_legacy_bundle_dir, read_public_key_file,
+        read_release_manifest_listing, read_release_manifest_version, remove_interrupted_writes,
+        replace_file_durably, sign_bundle_dir, sign_checked, sign_release_manifest,
+        signed_release_manifest_version, sync_directory_of, verify_attestations,
+        verify_attestations_in_history, verify_legacy_bundle, write_public_key_file,
     };
 }
 

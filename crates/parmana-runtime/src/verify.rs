@@ -5,9 +5,10 @@ use std::path::Path;
 use parmana_canon::{Digest, Timestamp};
 use parmana_policy::{CompiledPolicy, EVALUATOR_SEMANTICS};
 use parmana_trust::{
-    AttestationReport, DecidedOn, ExecutionPredicate, Redecision, TrustError, VerifiedBundle,
-    VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions, load_trust_chain, read_bundle_dir,
-    verify_bundle,
+    AttestationReport, DecidedOn, ExecutionPredicate, MAX_RELEASE_MANIFEST_BYTES, Redecision,
+    SignedReleaseManifest, TrustError, VerifiedBundle, VerifiedTrustHistory, VerifiedTrustRoot,
+    VerifyOptions, load_trust_chain, read_bundle_dir, verify_bundle,
+    verify_signed_release_manifest,
 };
 use serde_json::Value;
 
@@ -45,6 +46,59 @@ pub fn load_bundle(
 ) -> Result<VerifiedBundle, ExecutionError> {
     let files = read_bundle_dir(dir)?;
     Ok(verify_bundle(trust_root, &files)?)
+}
+
+/// Reads the policy bundle directory an attestation names, for its `bundle_digest` and
+/// `decision` checks, and verifies it under the trust-root version the attestation names or a
+/// later one: a bundle signed again after
+/// the `policy` role's keys rotated (its digest, of its `signed` part, unchanged) still checks
+/// the attestations made before, as the runtime executing it now verifies it under the version
+/// in force. Refused under every one, the refusal is the named version's.
+pub fn load_attested_bundle(
+    history: &VerifiedTrustHistory,
+    envelope: &[u8],
+    dir: &Path,
+) -> Result<VerifiedBundle, ExecutionError> {
+    let files = read_bundle_dir(dir)?;
+    first_verified(history, envelope, |root| verify_bundle(root, &files))
+}
+
+/// Reads the release manifest an attestation names, for its `release_manifest` check
+/// ([`AttestationReport::with_release_manifest_check`]): signed by the `release` role of the
+/// trust-root version the attestation names or of a later one (as [`load_attested_bundle`]),
+/// whatever its expiry — the check compares it with the attestation's `executed_at`. At most
+/// `MAX_RELEASE_MANIFEST_BYTES` are read.
+pub fn load_attested_release_manifest(
+    history: &VerifiedTrustHistory,
+    envelope: &[u8],
+    path: &Path,
+) -> Result<SignedReleaseManifest, ExecutionError> {
+    let bytes = crate::environment::read_file(path, MAX_RELEASE_MANIFEST_BYTES)?;
+    first_verified(history, envelope, |root| {
+        verify_signed_release_manifest(root, &bytes)
+    })
+}
+
+/// What `verify` returns under the trust-root version `envelope` names (the newest when it
+/// names none of `history`'s) or, refused there, under the first later version it verifies
+/// under — a document signed when the attestation was made verifies under the first, one signed
+/// again after a rotation of its role's keys under a later one. Refused under every one, the
+/// refusal is the named version's.
+fn first_verified<T>(
+    history: &VerifiedTrustHistory,
+    envelope: &[u8],
+    verify: impl Fn(&VerifiedTrustRoot) -> Result<T, TrustError>,
+) -> Result<T, ExecutionError> {
+    let named = history.attestation_trust_root(envelope);
+    let refused = match verify(named) {
+        Ok(verified) => return Ok(verified),
+        Err(error) => error,
+    };
+    history
+        .versions()
+        .filter(|later| later.version() > named.version())
+        .find_map(|later| verify(later).ok())
+        .ok_or_else(|| refused.into())
 }
 
 /// Verifies an attestation envelope: well-formed envelope, signature, the signer's

@@ -336,10 +336,12 @@ pub enum TrustError {
     /// An attestation's `executed_at` is at or after the expiry of the trust-root version it
     /// was made under.
     #[error(
-        "executed at {executed_at}, when trust root version {version} had expired (at {expires})"
+        "executed at {executed_at}, when {document} version {version} had expired (at {expires})"
     )]
     ExecutedAfterExpiry {
-        /// The trust-root version the attestation names.
+        /// Which document: `trust root`, or `release manifest`.
+        document: &'static str,
+        /// The version the attestation names.
         version: u64,
         /// When that version expired.
         expires: Timestamp,

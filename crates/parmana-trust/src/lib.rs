@@ -89,9 +89,10 @@ pub use keys::{
 };
 pub use legacy::{VerifiedLegacyBundle, verify_legacy_bundle};
 pub use release::{
-    MAX_RELEASE_MANIFEST_BYTES, RELEASE_MANIFEST_FILE, ReleaseManifestSpec,
+    MAX_RELEASE_MANIFEST_BYTES, RELEASE_MANIFEST_FILE, ReleaseManifestSpec, SignedReleaseManifest,
     VerifiedReleaseManifest, read_release_manifest_listing, read_release_manifest_version,
     sign_release_manifest, signed_release_manifest_version, verify_release_manifest,
+    verify_signed_release_manifest,
 };
 pub use revocation::{MAX_REVOCATION_REASON_CHARS, Revocation, RevocationSpec};
 pub use tlog::{

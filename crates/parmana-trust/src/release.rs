@@ -242,6 +242,53 @@ pub fn signed_release_manifest_version(
     Ok(verify_release_manifest_signed(trust_root, bytes, None)?.version)
 }
 
+/// A release manifest signed by a threshold of the `release` role of a trust-root version and
+/// well formed, whatever its expiry: evidence of what was released, for auditing an attestation
+/// made under it ([`AttestationReport::with_release_manifest_check`]). It is not a manifest in
+/// force (that is a [`VerifiedReleaseManifest`], its expiry checked): nothing runs under it.
+/// Only [`verify_signed_release_manifest`] builds one.
+///
+/// [`AttestationReport::with_release_manifest_check`]: crate::AttestationReport::with_release_manifest_check
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedReleaseManifest(VerifiedReleaseManifest);
+
+impl SignedReleaseManifest {
+    /// The manifest version.
+    pub fn version(&self) -> u64 {
+        self.0.version
+    }
+
+    /// When it expires (or expired).
+    pub fn expires(&self) -> Timestamp {
+        self.0.expires
+    }
+
+    /// The document digest (SHA-256 of the JCS bytes of `signed`).
+    pub fn digest(&self) -> Digest {
+        self.0.digest
+    }
+
+    /// The evaluator semantics it released for.
+    pub fn evaluator_semantics(&self) -> &str {
+        &self.0.evaluator_semantics
+    }
+
+    /// Every policy it released: `<id>@<version>` → bundle digest.
+    pub fn policies(&self) -> &BTreeMap<PolicyRef, Digest> {
+        &self.0.policies
+    }
+}
+
+/// Verifies a release manifest as evidence of a release ([`SignedReleaseManifest`]): `_type`, a
+/// threshold of `trust_root`'s `release` role, well-formed content — not its expiry, nor any
+/// version floor (an auditor checks an attestation against the manifest it names, long after).
+pub fn verify_signed_release_manifest(
+    trust_root: &VerifiedTrustRoot,
+    bytes: &[u8],
+) -> Result<SignedReleaseManifest, TrustError> {
+    verify_release_manifest_signed(trust_root, bytes, None).map(SignedReleaseManifest)
+}
+
 /// [`verify_release_manifest`] but for the expiry (private: a manifest in force is only ever
 /// handed out after its expiry is checked).
 fn verify_release_manifest_signed(

@@ -2635,13 +2635,17 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__verify)
-            opts="-h --show --policy-bundle --signals --min-trust-root-version --require-current-trust --proof --pinned-root --trust-root --now --expiry-warning-days --format --help"
+            opts="-h --show --policy-bundle --release-manifest --signals --min-trust-root-version --require-current-trust --proof --pinned-root --trust-root --now --expiry-warning-days --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --policy-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --release-manifest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

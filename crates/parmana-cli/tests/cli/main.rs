@@ -26,3 +26,4 @@ mod revoke_cli;
 mod schema_cli;
 mod store_boundary_cli;
 mod verify_cli;
+mod verify_release_cli;

@@ -104,6 +104,7 @@ pub(super) fn check_executed_at(
     let executed_at = predicate.executed_at;
     if executed_at >= root.expires() {
         return Err(TrustError::ExecutedAfterExpiry {
+            document: "trust root",
             version: root.version(),
             expires: root.expires(),
             executed_at,
@@ -389,4 +390,71 @@ fn quoted(text: &str) -> String {
     let kept: String = text.chars().take(QUOTED_CHARS).collect();
     let cut = text.chars().nth(QUOTED_CHARS).is_some();
     format!("{kept:?}{}", if cut { "…" } else { "" })
+}
+
+/// The `release_manifest` check ([`AttestationReport::with_release_manifest_check`]).
+///
+/// [`AttestationReport::with_release_manifest_check`]: crate::AttestationReport::with_release_manifest_check
+pub(super) fn check_release_manifest(
+    predicate: &ExecutionPredicate,
+    released: &crate::SignedReleaseManifest,
+) -> Result<String, TrustError> {
+    let named = predicate.release_manifest;
+    if named.version != released.version() || named.digest != released.digest() {
+        return Err(TrustError::DigestMismatch {
+            subject: "release_manifest".to_owned(),
+            expected: format!("{} {}", released.version(), released.digest()),
+            found: format!("{} {}", named.version, named.digest),
+        });
+    }
+    let policy = parmana_canon::PolicyRef::new(
+        predicate.policy.id.clone(),
+        predicate.policy.version.clone(),
+    );
+    match released.policies().get(&policy) {
+        None => {
+            return Err(TrustError::NotInReleaseManifest {
+                policy: policy.to_string(),
+                detail: format!(" version {}", released.version()),
+            });
+        }
+        Some(listed) if *listed != predicate.policy.bundle_digest => {
+            return Err(TrustError::NotInReleaseManifest {
+                policy: policy.to_string(),
+                detail: format!(
+                    " version {} with bundle digest {} (listed: {listed})",
+                    released.version(),
+                    predicate.policy.bundle_digest
+                ),
+            });
+        }
+        Some(_) => {}
+    }
+    if predicate.evaluator.semantics != released.evaluator_semantics() {
+        return Err(TrustError::RuntimeIncompatible {
+            message: format!(
+                "evaluator semantics {:?}, released for {:?}",
+                parmana_canon::excerpt(&predicate.evaluator.semantics),
+                released.evaluator_semantics()
+            ),
+        });
+    }
+    if predicate.executed_at >= released.expires() {
+        return Err(TrustError::ExecutedAfterExpiry {
+            document: "release manifest",
+            version: released.version(),
+            expires: released.expires(),
+            executed_at: predicate.executed_at,
+        });
+    }
+    Ok(format!(
+        "release manifest version {} {} lists {policy} with bundle digest {}, released for {}; \
+         executed at {}, before it expired at {}",
+        released.version(),
+        released.digest(),
+        predicate.policy.bundle_digest,
+        released.evaluator_semantics(),
+        predicate.executed_at,
+        released.expires()
+    ))
 }

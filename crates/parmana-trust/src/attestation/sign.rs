@@ -57,6 +57,7 @@ pub fn prepare_attestation<'a>(
     }
     if predicate.executed_at >= trust_root.expires() {
         return Err(TrustError::ExecutedAfterExpiry {
+            document: "trust root",
             version: trust_root.version(),
             expires: trust_root.expires(),
             executed_at: predicate.executed_at,

@@ -50,6 +50,11 @@ pub enum AttestationCheckKind {
     Revocation,
     /// The predicate's policy matches the given verified bundle (only when one is given).
     BundleDigest,
+    /// Only when a signed release manifest is given
+    /// ([`AttestationReport::with_release_manifest_check`]): it is the one the predicate names
+    /// (version and digest), it lists the predicate's policy with its bundle digest, it released
+    /// for the predicate's evaluator semantics, and the execution came before it expired.
+    ReleaseManifest,
     /// The signals digest matches the given signals and any embedded signals.
     SignalsDigest,
     /// Only when a policy and the signals are both known (a bundle given, and signals given or
@@ -72,6 +77,7 @@ impl AttestationCheckKind {
             Self::CurrentTrust => "current_trust",
             Self::Revocation => "revocation",
             Self::BundleDigest => "bundle_digest",
+            Self::ReleaseManifest => "release_manifest",
             Self::SignalsDigest => "signals_digest",
             Self::Decision => "decision",
         }
@@ -224,6 +230,38 @@ impl AttestationReport {
         self
     }
 
+    /// The report with the `release_manifest` check added, in its place among the checks: that
+    /// `released` — a release manifest verified under the trust-root version the attestation
+    /// names, or a later one — is the one the predicate names
+    /// (version and digest), lists its policy with its bundle digest, released for its evaluator
+    /// semantics, and had not expired at its `executed_at`. With the bundle checked too
+    /// (`bundle_digest`), the bundle decided under was released: its signature by the `policy`
+    /// role alone does not say so. For an attestation whose predicate could not be read, the
+    /// check is reported not run. Added once: a report that has the check is returned as it is.
+    pub fn with_release_manifest_check(mut self, released: &crate::SignedReleaseManifest) -> Self {
+        use AttestationCheckKind as Kind;
+        if self.checks.iter().any(|c| c.check == Kind::ReleaseManifest) {
+            return self;
+        }
+        let outcome = match &self.predicate {
+            Some(predicate) => super::checks::check_release_manifest(predicate, released),
+            None => not_checked(&self.unreadable_reason()),
+        };
+        let at = self
+            .checks
+            .iter()
+            .position(|c| c.check > Kind::ReleaseManifest)
+            .unwrap_or(self.checks.len());
+        let mut row = AttestationReport {
+            checks: Vec::new(),
+            predicate: None,
+            standing: None,
+        };
+        row.record(Kind::ReleaseManifest, outcome);
+        self.checks.splice(at..at, row.checks);
+        self
+    }
+
     /// Why the predicate could not be read: the envelope check's detail.
     fn unreadable_reason(&self) -> String {
         self.checks
@@ -363,8 +401,7 @@ impl<'a> Anchor<'a> {
 
 impl VerifiedTrustHistory {
     /// The version an attestation envelope names (its predicate's `trust_root` version and
-    /// digest), when this history holds it; otherwise the newest version. This is the version
-    /// to verify the attestation's policy bundle under.
+    /// digest), when this history holds it; otherwise the newest version.
     pub fn attestation_trust_root(&self, envelope: &[u8]) -> &VerifiedTrustRoot {
         parse(envelope)
             .named_trust_root()
