@@ -590,21 +590,30 @@ mod tests {
         {
             let text = std::fs::read_to_string(file).unwrap();
             // Every `"layer.name"` wherever it stands: read from each quote on, not by pairing
-            // quotes (an escaped quote in a string before it would pair the rest wrongly).
-            let literals = text.match_indices('"').filter_map(|(at, _)| {
-                let rest = &text[at + 1..];
-                let end = rest.find(|c: char| {
-                    !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
-                })?;
-                rest[end..].starts_with('"').then(|| &rest[..end])
-            });
+            // quotes (an escaped quote in a string before it would pair the rest wrongly); and
+            // every `warning[layer.name]` / `error[layer.name]` inside a message (the warnings
+            // are printed so, and have no literal of their own).
+            let mut literals = Vec::new();
+            for (open, close) in [("\"", "\""), ("warning[", "]"), ("error[", "]")] {
+                for (at, _) in text.match_indices(open) {
+                    let rest = &text[at + open.len()..];
+                    let Some(end) = rest.find(|c: char| {
+                        !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+                    }) else {
+                        continue;
+                    };
+                    if rest[end..].starts_with(close) {
+                        literals.push(&rest[..end]);
+                    }
+                }
+            }
             for literal in literals {
                 let Some((layer, name)) = literal.split_once('.') else {
                     continue;
                 };
                 let is_code = [
                     "canon", "digest", "merkle", "tile", "policy", "trust", "replay", "runtime",
-                    "server", "cli",
+                    "server", "cli", "io",
                 ]
                 .contains(&layer)
                     && !name.is_empty()

@@ -65,6 +65,7 @@ struct Figures {
     completed_unacknowledged: u64,
     recovered: u64,
     replays_refused: u64,
+    pending_retries_refused: u64,
 }
 
 #[test]
@@ -153,6 +154,22 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         // Restart: reopen the file and finish every claimed id.
         let store = SqliteReplayStore::open(&db).unwrap();
         let pending = store.pending().unwrap();
+        // A claim the kill cut stays refused before recovery too: a retry of it is a replay,
+        // and leaves it pending for `recover` (checked just below: every pending id recovered).
+        if let Some(cut) = pending.first() {
+            let index: u64 = cut
+                .as_str()
+                .strip_prefix("crash-")
+                .and_then(|n| n.parse().ok())
+                .unwrap();
+            let again = stream_request(cut.as_str(), index, index).unwrap();
+            let refused =
+                execute_from_signals(&again, &signer, &store, &environment, &fixed_clock())
+                    .unwrap_err();
+            assert_eq!(refused.code(), "runtime.replay_detected");
+            assert_eq!(store.pending().unwrap(), pending);
+            figures.pending_retries_refused += 1;
+        }
         let report = recover(&store, &signer, &environment).unwrap();
         assert!(
             report.failed.is_empty(),
@@ -225,7 +242,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             }
         }
 
-        // A claimed id stays refused: submit the newest one again.
+        // A completed id stays refused: submit the newest one again.
         if next_index > 0 {
             let id = format!("crash-{:06}", next_index - 1);
             let again = stream_request(&id, next_index - 1, next_index - 1).unwrap();

@@ -121,22 +121,56 @@ proptest! {
         }
     }
 
-    #[test]
-    fn valid_looking_signals_validate_or_refuse_with_a_policy_code(
-        amount in prop_oneof![Just(Value::Null), any::<i32>().prop_map(Value::from), any::<bool>().prop_map(Value::from), ".{0,4}".prop_map(Value::from)],
-        fraud in proptest::option::of(-5i64..110),
-        country in "[A-Z]{2}",
-        age in -3i64..100,
-    ) {
-        let mut signals = serde_json::json!({"claim_amount": amount, "vip_customer": age % 2 == 0, "country": country, "policy_age_days": age});
-        if let Some(fraud) = fraud {
-            signals["fraud_score"] = fraud.into();
-        }
-        match FIXTURES.claims.validate_signals(&signals) {
-            Ok(validated) => prop_assert!(["approve", "deny", "escalate"].contains(&validated.evaluate().unwrap().decision)),
-            Err(error) => prop_assert!(error.code().starts_with("policy.signal")),
-        }
-    }
+}
+
+/// Signals shaped like the claims policy's, each value valid more often than not (an amount from
+/// 0 to 100,000, a country of its enum), else of another type or outside its range: each set
+/// validates and decides a declared decision, or is refused with a `policy.signal*` code. At
+/// least a quarter of the cases must validate, so that the decision is checked in every run
+/// (drawn uniformly, about one case in a thousand would).
+#[test]
+fn valid_looking_signals_validate_or_refuse_with_a_policy_code() {
+    use proptest::test_runner::{Config, TestRunner};
+    const CASES: u32 = 1024;
+    let strategy = (
+        prop_oneof![
+            6 => (0..=100_000i32).prop_map(Value::from),
+            1 => Just(Value::Null),
+            1 => any::<i32>().prop_map(Value::from),
+            1 => any::<bool>().prop_map(Value::from),
+            1 => ".{0,4}".prop_map(Value::from),
+        ],
+        proptest::option::of(-5i64..110),
+        prop_oneof![
+            6 => proptest::sample::select(vec!["DE", "FR", "GB", "IR", "KP", "NL", "US"])
+                .prop_map(str::to_owned),
+            1 => "[A-Z]{2}",
+        ],
+        -3i64..100,
+    );
+    let decided = std::cell::Cell::new(0_u32);
+    TestRunner::new(Config::with_cases(CASES))
+        .run(&strategy, |(amount, fraud, country, age)| {
+            let mut signals = serde_json::json!({"claim_amount": amount, "vip_customer": age % 2 == 0, "country": country, "policy_age_days": age});
+            if let Some(fraud) = fraud {
+                signals["fraud_score"] = fraud.into();
+            }
+            match FIXTURES.claims.validate_signals(&signals) {
+                Ok(validated) => {
+                    decided.set(decided.get() + 1);
+                    prop_assert!(["approve", "deny", "escalate"]
+                        .contains(&validated.evaluate().unwrap().decision));
+                }
+                Err(error) => prop_assert!(error.code().starts_with("policy.signal")),
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        decided.get() >= CASES / 4,
+        "only {} of {CASES} cases validated",
+        decided.get()
+    );
 }
 
 proptest! {
