@@ -660,13 +660,10 @@ fn test_one(path: &Path, args: &TestArgs, format: Format, several: bool) -> Resu
 
 /// The test report as text; without coverage, only the cases and the pass/fail count.
 fn render_tests(report: &TestReport, show_coverage: bool) -> String {
-    let text = report.to_string();
     if show_coverage {
-        return text;
-    }
-    match text.find("rule coverage:") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
+        report.to_string()
+    } else {
+        report.cases_text().to_string()
     }
 }
 

@@ -101,6 +101,8 @@ pub struct Coverage {
     pub conditions: Vec<ConditionCoverage>,
 }
 
+/// `covered` of `total` as a percentage, one rounding only: `covered × 100 / total` (29 of 50 is
+/// exactly 58, where `29 / 50 × 100` is 57.99999999999999).
 fn percent(covered: usize, total: usize) -> f64 {
     if total == 0 {
         100.0
@@ -109,9 +111,21 @@ fn percent(covered: usize, total: usize) -> f64 {
             clippy::cast_precision_loss,
             reason = "a percentage, not an exact count"
         )]
-        let ratio = covered as f64 / total as f64;
-        ratio * 100.0
+        let (hundredfold, total) = (covered.saturating_mul(100) as f64, total as f64);
+        hundredfold / total
     }
+}
+
+/// Whether `covered` of `total` reaches `threshold_percent`, compared without dividing
+/// (`covered × 100 ≥ threshold × total`, each side exact for any count a policy has): a coverage
+/// exactly at the threshold meets it.
+fn reaches(covered: usize, total: usize, threshold_percent: f64) -> bool {
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "counts far below 2^53: exact as doubles"
+    )]
+    let (hundredfold, total) = (covered.saturating_mul(100) as f64, total as f64);
+    total == 0.0 || hundredfold >= threshold_percent * total
 }
 
 impl Coverage {
@@ -157,16 +171,52 @@ impl TestReport {
     pub fn all_passed(&self) -> bool {
         !self.cases.is_empty() && self.passed() == self.cases.len()
     }
-    /// Whether both rule coverage and condition coverage reach `threshold_percent`.
+    /// Whether both rule coverage and condition coverage reach `threshold_percent` (exactly at
+    /// it included: compared as counts, not as rounded percentages).
     pub fn meets_threshold(&self, threshold_percent: f64) -> bool {
-        self.coverage.rule_percent() >= threshold_percent
-            && self.coverage.condition_percent() >= threshold_percent
+        let coverage = &self.coverage;
+        reaches(
+            coverage.rules_covered(),
+            coverage.rules.len(),
+            threshold_percent,
+        ) && reaches(
+            coverage.conditions_covered(),
+            coverage.conditions.len(),
+            threshold_percent,
+        )
     }
 }
 
+impl TestReport {
+    /// The cases, one line each (a failure's expected and actual outcomes below it), and the
+    /// passed and failed count: the report without its coverage.
+    pub fn cases_text(&self) -> impl fmt::Display + '_ {
+        CasesText(self)
+    }
+
+    /// The rule and condition coverage, and what was never decided or seen both ways.
+    pub fn coverage_text(&self) -> impl fmt::Display + '_ {
+        CoverageText(&self.coverage)
+    }
+}
+
+/// [`TestReport::cases_text`].
+struct CasesText<'a>(&'a TestReport);
+
+/// [`TestReport::coverage_text`].
+struct CoverageText<'a>(&'a Coverage);
+
+/// The whole report: [`TestReport::cases_text`], then [`TestReport::coverage_text`].
 impl fmt::Display for TestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for case in &self.cases {
+        write!(f, "{}{}", self.cases_text(), self.coverage_text())
+    }
+}
+
+impl fmt::Display for CasesText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let report = self.0;
+        for case in &report.cases {
             match &case.outcome {
                 CaseOutcome::Passed => writeln!(f, "test {} ... ok", case.name)?,
                 CaseOutcome::Failed { expected, actual } => writeln!(
@@ -179,9 +229,14 @@ impl fmt::Display for TestReport {
                 }
             }
         }
-        let failed = self.cases.len() - self.passed();
-        writeln!(f, "{} passed, {failed} failed", self.passed())?;
-        let c = &self.coverage;
+        let failed = report.cases.len() - report.passed();
+        writeln!(f, "{} passed, {failed} failed", report.passed())
+    }
+}
+
+impl fmt::Display for CoverageText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
         writeln!(
             f,
             "rule coverage: {}/{} rules ({:.1}%), default outcome used {} time{}",
@@ -441,4 +496,53 @@ pub fn read_case(bytes: &[u8]) -> Result<(Value, Expectation), String> {
         }
     };
     Ok((signals, expectation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A coverage exactly at the threshold meets it, one just below does not; the percentage
+    /// shown is the exact one. Every fraction of up to 200 items whose quotient-then-product
+    /// misses its exact percentage (29 of 50 gave 57.99999999999999) is among the cases.
+    #[test]
+    fn a_coverage_exactly_at_the_threshold_meets_it() {
+        let mut misread = 0;
+        for total in 1..=200_usize {
+            for covered in 0..=total {
+                if (covered * 100) % total != 0 {
+                    continue;
+                }
+                #[allow(clippy::cast_precision_loss, reason = "small counts")]
+                let exact = (covered * 100 / total) as f64;
+                #[allow(clippy::cast_precision_loss, reason = "small counts")]
+                if (covered as f64 / total as f64) * 100.0 != exact {
+                    misread += 1;
+                }
+                assert_eq!(percent(covered, total), exact, "{covered}/{total}");
+                assert!(reaches(covered, total, exact), "{covered}/{total}");
+                assert!(!reaches(covered, total, exact + 0.5), "{covered}/{total}");
+            }
+        }
+        assert!(misread > 0, "no fraction was misread the old way");
+        assert!(reaches(0, 0, 100.0));
+        // A report of 29 rules of 50 decided, no conditions: 58% met, not 58.5%.
+        let report = TestReport {
+            cases: Vec::new(),
+            coverage: Coverage {
+                rules: (0..50)
+                    .map(|n| RuleCoverage {
+                        rule_id: format!("r{n}"),
+                        path: format!("/rules/{n}"),
+                        hits: usize::from(n < 29),
+                    })
+                    .collect(),
+                default_hits: 0,
+                conditions: Vec::new(),
+            },
+        };
+        assert!(report.meets_threshold(58.0));
+        assert!(!report.meets_threshold(58.5));
+        assert_eq!(report.coverage.rule_percent(), 58.0);
+    }
 }

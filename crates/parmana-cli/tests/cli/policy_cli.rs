@@ -220,6 +220,31 @@ fn test_fails_on_a_wrong_expectation_and_on_low_coverage() {
     insta::assert_snapshot!("test_failed", failed.transcript());
 }
 
+/// Without `--coverage`, the report is its cases and their count, whatever a case's name holds:
+/// one named like the coverage section (sorted first) cut the text there, leaving `test `.
+#[test]
+fn a_case_named_like_the_coverage_section_keeps_the_report_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = repo_root().join(CLAIMS);
+    std::fs::copy(root.join("policy.json"), dir.path().join("policy.json")).unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    for name in ["rule coverage: smoke.json", "small-approve.json"] {
+        std::fs::copy(
+            root.join("tests/small-approve.json"),
+            dir.path().join("tests").join(name),
+        )
+        .unwrap();
+    }
+    let out = run_in(dir.path(), &["policy", "test", "."], b"");
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert_eq!(
+        out.stdout,
+        "test rule coverage: smoke.json ... ok\ntest small-approve.json ... ok\n2 passed, 0 failed\n",
+        "{}",
+        out.transcript()
+    );
+}
+
 /// A policy that declares a decision no rule gives: a warning.
 const SHADOWED: &str = r#"{"schema_version": "2.0.0", "policy_id": "shadow", "policy_version": "1.0.0",
   "decisions": ["approve", "deny", "escalate"],
