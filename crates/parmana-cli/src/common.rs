@@ -345,6 +345,7 @@ pub(crate) fn build_runtime_with(
         }
         builder = builder.signer(read_private_key(path)?);
     }
+    crate::store::warn_if_identity_unchecked(store);
     builder
         .store_location(store, mode)
         .clock(clock.clock())

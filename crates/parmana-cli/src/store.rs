@@ -48,6 +48,24 @@ impl StoreArgs {
         mode: StoreOpen,
     ) -> Result<Box<dyn ReplayStore>, Failure> {
         let location = self.location(deployment)?;
+        warn_if_identity_unchecked(&location.value);
         open_store(&location.value, mode).map_err(|e| Failure::execution(&e))
+    }
+}
+
+/// Warns (`warning[cli.store_identity_unchecked]`) when the store `location` is reached over the
+/// network without checking who answers: a `postgres://` URL to a host away from the loopback
+/// whose TLS settings verify no certificate, where a man in the middle can answer for the
+/// store that decides what executes once — and ask for its password in clear.
+pub(crate) fn warn_if_identity_unchecked(location: &str) {
+    let hosts = parmana_runtime::replay::store_hosts_unverified(location);
+    if !hosts.is_empty() {
+        crate::report::errln!(
+            "warning[cli.store_identity_unchecked]: the replay store at {} is reached without \
+             checking its certificate (sslmode is not verify-full or verify-ca): anyone on the \
+             path can answer for it; add sslmode=verify-full&sslrootcert=PATH to the URL \
+             (docs/replay-stores.md, TLS)",
+            hosts.join(", ")
+        );
     }
 }

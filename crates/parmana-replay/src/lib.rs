@@ -89,6 +89,21 @@ pub use postgres::{
     LOCK_TIMEOUT as POSTGRES_LOCK_TIMEOUT, PostgresOptions, PostgresReplayStore,
 };
 pub use read_only::ReadOnlyStore;
+
+/// The hosts a store `location` reaches over the network without checking who answers: for a
+/// `postgres://` URL whose TLS settings verify no certificate (`sslmode` absent, `disable`,
+/// `prefer` or `require` without `sslrootcert`), its hosts away from the loopback and Unix
+/// sockets — a man in the middle can answer for them, and ask for the password in clear. Empty
+/// for every other store, and in builds without the `postgres` feature. A host warns of it
+/// (`parmana` does, `warning[cli.store_identity_unchecked]`).
+pub fn store_hosts_unverified(location: &str) -> Vec<String> {
+    #[cfg(feature = "postgres")]
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        return postgres::hosts_reached_unverified(location);
+    }
+    let _ = location;
+    Vec::new()
+}
 pub use record::{AcceptedVersions, ClaimOutcome, ClaimRecord, CompletedExecution, ExecutionState};
 pub use sequencer::{
     DEFAULT_SEQUENCE_BATCH, MAX_SEQUENCE_BATCH_BYTES, SequenceOutcome, StoredCheckpoint,

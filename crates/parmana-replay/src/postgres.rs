@@ -27,6 +27,7 @@ mod ledger_read;
 mod pool;
 mod schema;
 mod tls;
+pub(crate) use tls::hosts_reached_unverified;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -135,7 +135,8 @@ pub mod replay {
         LedgerRecord, LedgerReport, LedgerRow, LedgerSnapshot, LedgerSummary,
         MAX_STORED_ATTESTATION_BYTES, MAX_STORED_EXECUTION_BYTES, MemoryReplayStore, PENDING_PAGE,
         ReplayError, ReplayStore, WalkedLedger, for_each_checkpoint, is_store_location,
-        unknown_store_kind, verify_ledger, verify_ledger_snapshot, walk_ledger, walk_ledger_with,
+        store_hosts_unverified, unknown_store_kind, verify_ledger, verify_ledger_snapshot,
+        walk_ledger, walk_ledger_with,
     };
     /// The ledger as a transparency log (`docs/transparency-log.md`).
     pub use parmana_replay::{CATCH_UP_BATCH, ExecutionEntry, LedgerLog, ledger_log};

@@ -169,3 +169,47 @@ fn a_broken_ledger_is_reported_on_its_line_whatever_the_record_holds() {
         assert!(stream.contains(r"zz\u{1b}[8m"), "{stream:?}");
     }
 }
+
+/// A `postgres://` store on a host away from the loopback, reached without checking its
+/// certificate, is warned of by every command that opens it — through `--store` alone
+/// (`ledger verify`) and through the runtime (`execute`) — and one whose URL verifies the
+/// server is not. (`0.0.0.1:1` answers at once on Linux: the commands fail as the store's,
+/// after the warning.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_networked_store_reached_without_checking_its_certificate_is_warned_of() {
+    const WARNING: &str = "warning[cli.store_identity_unchecked]: the replay store at 0.0.0.1";
+    for (query, warned) in [
+        ("", true),
+        ("?sslmode=require", true),
+        (
+            "?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+            false,
+        ),
+    ] {
+        let url = format!("postgres://parmana@0.0.0.1:1/parmana{query}");
+        for command in [
+            vec!["ledger", "verify", "--store", &url],
+            vec![
+                "execute",
+                "--policy",
+                "claims-approval@1.0.0",
+                "--signals",
+                VIP_SIGNALS,
+                "--now",
+                NOW,
+                "--store",
+                &url,
+            ],
+        ] {
+            let out = run(&command);
+            assert_ne!(out.code, 0, "{url}: {}", out.transcript());
+            assert_eq!(
+                out.stderr.contains(WARNING),
+                warned,
+                "{url}: {}",
+                out.transcript()
+            );
+        }
+    }
+}

@@ -204,6 +204,56 @@ impl TlsOptions {
 /// Whether a connection failure is TLS refusing to go ahead (rather than the server being
 /// unreachable): the server offered no TLS where the mode requires it, the handshake failed, or
 /// the certificate was not trusted or did not name the host.
+/// The hosts of the `postgres://` URL `url` reached over TCP away from the loopback whose
+/// identity its TLS settings do not check — `sslmode` absent (`prefer`), `disable`, `prefer` or
+/// `require` without `sslrootcert`: a man in the middle can answer for them, and ask for the
+/// password in clear. Empty for `verify-ca` and `verify-full`, for Unix sockets and the loopback,
+/// and for a URL that does not parse (opening it is refused anyway).
+pub(crate) fn hosts_reached_unverified(url: &str) -> Vec<String> {
+    let Ok(options) = split_url(url) else {
+        return Vec::new();
+    };
+    if matches!(options.mode, TlsMode::VerifyCa | TlsMode::VerifyFull) {
+        return Vec::new();
+    }
+    let Ok(config) = options.rest.parse::<postgres::Config>() else {
+        return Vec::new();
+    };
+    let mut hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .filter_map(|host| match host {
+            postgres::config::Host::Tcp(name) => Some(name.clone()),
+            #[cfg(unix)]
+            postgres::config::Host::Unix(_) => None,
+        })
+        .filter(|name| !is_loopback(name))
+        .collect();
+    // An address given with `hostaddr` alone is reached too.
+    hosts.extend(
+        config
+            .get_hostaddrs()
+            .iter()
+            .filter(|address| !address.is_loopback())
+            .map(ToString::to_string),
+    );
+    hosts.dedup();
+    hosts
+}
+
+/// Whether `host` names the loopback: `localhost` (and its subdomains, RFC 6761) or a loopback
+/// address.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .get(host.len().saturating_sub(".localhost".len())..)
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"))
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
 pub(crate) fn is_tls_refusal(error: &postgres::Error) -> bool {
     let Some(cause) = std::error::Error::source(error) else {
         return false;
@@ -435,6 +485,50 @@ mod tests {
         split_url(url)
             .map(|o| (o.mode, o.root_cert.map(|p| p.display().to_string()), o.rest))
             .map_err(|e| e.to_string())
+    }
+
+    /// (URL, the hosts reached without checking who answers).
+    #[test]
+    fn hosts_reached_unverified_are_the_networked_ones_without_verify() {
+        let cases: &[(&str, &[&str])] = &[
+            ("postgres://u@db.internal/store", &["db.internal"]),
+            (
+                "postgres://u@db.internal/store?sslmode=prefer",
+                &["db.internal"],
+            ),
+            (
+                "postgres://u@db.internal/store?sslmode=require",
+                &["db.internal"],
+            ),
+            (
+                "postgres://u@db.internal/store?sslmode=disable",
+                &["db.internal"],
+            ),
+            ("postgres://u@10.0.0.5:5432/store", &["10.0.0.5"]),
+            ("postgres://u@[2001:db8::1]:5432/store", &["2001:db8::1"]),
+            (
+                "postgres://u@a.example,b.example/store",
+                &["a.example", "b.example"],
+            ),
+            (
+                "postgres://u@db.internal/store?sslmode=require&sslrootcert=/ca.pem",
+                &[],
+            ),
+            (
+                "postgres://u@db.internal/store?sslmode=verify-full&sslrootcert=/ca.pem",
+                &[],
+            ),
+            ("postgres://u@localhost/store", &[]),
+            ("postgres://u@api.localhost/store", &[]),
+            ("postgres://u@127.0.0.1:5432/store", &[]),
+            ("postgres://u@[::1]:5432/store", &[]),
+            ("postgres://u@%2Frun%2Fpostgresql/store", &[]),
+            ("postgres://u@/store?host=/run/postgresql", &[]),
+            ("postgres://u@db.internal/store?sslmode=bogus", &[]),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(hosts_reached_unverified(url), *expected, "{url}");
+        }
     }
 
     #[test]
