@@ -90,6 +90,7 @@ pub(crate) struct ServerFile {
     log_anchor: Option<PathBuf>,
     log_public: Option<bool>,
     witness_url: Option<OneOrMoreUrls>,
+    witness_ca: Option<PathBuf>,
     sequence_interval_ms: Option<u64>,
     /// The AuthZEN mapping: in the file only (it is a table, not one value).
     pub(crate) authzen: Option<AuthzenFile>,
@@ -347,6 +348,13 @@ pub(crate) const WITNESS_URL: Key = Key {
     flag: "--witness-url",
     env: "PARMANA_WITNESS_URL",
 };
+/// The authorities an `https://` witness's certificate must chain to, in place of the Web PKI
+/// roots built in (`parmana serve`, `parmana log cosign`).
+pub(crate) const WITNESS_CA: Key = Key {
+    name: "witness_ca",
+    flag: "--witness-ca",
+    env: "PARMANA_WITNESS_CA",
+};
 
 /// The default of each path setting, relative to the deployment root.
 const DEFAULT_POLICIES: &str = "policies";
@@ -378,7 +386,7 @@ pub(crate) struct Deployment {
 }
 
 /// Every variable the configuration reads, so that the environment is read once.
-const VARIABLES: [&str; 29] = [
+const VARIABLES: [&str; 30] = [
     POLICIES.env,
     PINNED_ROOT.env,
     TRUST_ROOT.env,
@@ -406,6 +414,7 @@ const VARIABLES: [&str; 29] = [
     LOG_KEY.env,
     LOG_PUBLIC.env,
     WITNESS_URL.env,
+    WITNESS_CA.env,
     SEQUENCE_INTERVAL_MS.env,
     LOG_ANCHOR.env,
 ];
@@ -861,6 +870,7 @@ impl Deployment {
             "tls_key" => server.tls_key.as_ref(),
             "tls_client_ca" => server.tls_client_ca.as_ref(),
             "log_anchor" => server.log_anchor.as_ref(),
+            "witness_ca" => server.witness_ca.as_ref(),
             _ => None,
         }?;
         Some(Setting {

@@ -241,6 +241,11 @@ fn server_rows(deployment: &Deployment) -> Result<Vec<Row>, Failure> {
                 "(none: checkpoints are served with the log's signatures only)",
             ),
         },
+        optional_path_row(
+            config::WITNESS_CA,
+            values.witness_ca,
+            "(none: an https witness is checked against the Web PKI roots built in)",
+        ),
         value_row(config::SEQUENCE_INTERVAL_MS, values.sequence_interval_ms),
         authzen_row,
     ])

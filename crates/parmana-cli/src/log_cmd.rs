@@ -126,6 +126,11 @@ pub(crate) struct CosignArgs {
     /// log's origin): never a key or any other file.
     #[arg(long, requires = "out")]
     force: bool,
+    /// A PEM file of the certificate authorities an `https://` witness's certificate must chain
+    /// to, in place of the Web PKI roots built into the binary (a private or enterprise CA)
+    /// [env: PARMANA_WITNESS_CA; config: server.witness_ca; no default: the Web PKI roots].
+    #[arg(long, value_name = "FILE")]
+    witness_ca: Option<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -423,6 +428,11 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 ));
             }
             args.store.location(&deployment)?;
+            let roots = crate::serve_cmd::read_witness_roots(
+                deployment
+                    .server_path(crate::config::WITNESS_CA, args.witness_ca.as_deref())
+                    .as_ref(),
+            )?;
             let paths = args.trust.resolve(&deployment);
             let history = load_trust_history(&paths.pinned_root, &paths.trust_root)
                 .map_err(|e| Failure::execution(&e))?;
@@ -434,7 +444,12 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
                 check_output(path, first_line(&checkpoint), args.force)?;
             }
             let store = args.store.open_read_only(&deployment)?;
-            let cosigned = cosign(store.as_ref(), history.newest(), &checkpoint, &args.url)?;
+            let cosigned = cosign(
+                store.as_ref(),
+                history.newest(),
+                &checkpoint,
+                (&args.url, roots.as_ref()),
+            )?;
             match &args.out {
                 Some(path) => write_output(path, cosigned.as_bytes(), args.force).map_err(|f| {
                     Failure::new(
@@ -545,7 +560,7 @@ fn cosign(
     store: &dyn ReplayStore,
     trust_root: &VerifiedTrustRoot,
     checkpoint: &[u8],
-    url: &str,
+    witness: (&str, Option<&parmana_server::WitnessRoots>),
 ) -> Result<String, Failure> {
     let request =
         |old_size| parmana_runtime::witness_request(store, trust_root, checkpoint, old_size);
@@ -553,7 +568,7 @@ fn cosign(
         &request,
         trust_root,
         checkpoint,
-        url,
+        witness,
         0,
         WITNESS_ANSWER_TIMEOUT,
     )

@@ -153,6 +153,12 @@ pub(crate) struct ServeArgs {
     /// config: server.witness_url; no default].
     #[arg(long, value_name = "URL")]
     witness_url: Vec<String>,
+    /// A PEM file of the certificate authorities an `https://` witness's certificate must chain
+    /// to, in place of the Web PKI roots built into the binary (a private or enterprise CA; read
+    /// at start, at most 1 MiB) [env: PARMANA_WITNESS_CA; config: server.witness_ca; no default:
+    /// the Web PKI roots].
+    #[arg(long, value_name = "FILE")]
+    witness_ca: Option<PathBuf>,
     /// How often the background sequencer integrates completed executions into the log, in
     /// milliseconds (it also runs once more on graceful shutdown), from 1 to 3600000
     /// [env: PARMANA_SEQUENCE_INTERVAL_MS; config: server.sequence_interval_ms; default: 1000].
@@ -219,6 +225,25 @@ fn one_of(
 /// A server's refusal as the command reports it: its own code, and the exit of its class for a
 /// refusal of the runtime or the system; the others are the command's configuration (exit 2),
 /// for `serve` and `log witness --serve` alike (one code, one exit).
+/// The authorities of `--witness-ca` (`PARMANA_WITNESS_CA`, `server.witness_ca`), read: a file
+/// that is not PEM certificates is `server.tls_invalid` (exit 2), named with where it was given.
+pub(crate) fn read_witness_roots(
+    ca: Option<&Setting<PathBuf>>,
+) -> Result<Option<parmana_server::WitnessRoots>, Failure> {
+    ca.map(|ca| {
+        parmana_server::WitnessRoots::read(&ca.value).map_err(|e| {
+            let mut failure = server_failure(&e);
+            failure.message = format!(
+                "{} ({})",
+                failure.message,
+                config::how_to_set(&ca.source, config::WITNESS_CA)
+            );
+            failure
+        })
+    })
+    .transpose()
+}
+
 pub(crate) fn server_failure(error: &ServerError) -> Failure {
     Failure::new(
         error.code(),
@@ -254,6 +279,7 @@ pub(crate) struct ServerFlags<'a> {
     log_anchor: Option<&'a Path>,
     log_public: bool,
     witness_url: &'a [String],
+    witness_ca: Option<&'a Path>,
     sequence_interval_ms: Option<u64>,
 }
 
@@ -281,6 +307,7 @@ impl ServeArgs {
             log_anchor: self.log_anchor.as_deref(),
             log_public: self.log_public,
             witness_url: &self.witness_url,
+            witness_ca: self.witness_ca.as_deref(),
             sequence_interval_ms: self.sequence_interval_ms,
         }
     }
@@ -316,6 +343,8 @@ pub(crate) struct ServerValues {
     pub(crate) log_public: Setting<bool>,
     /// The witnesses to have checkpoints cosigned by.
     pub(crate) witness_url: Option<Setting<Vec<String>>>,
+    /// The authorities an `https://` witness's certificate must chain to (read at start).
+    pub(crate) witness_ca: Option<Setting<PathBuf>>,
     pub(crate) sequence_interval_ms: Setting<u64>,
 }
 
@@ -416,6 +445,7 @@ impl ServerValues {
                 false,
             )?,
             witness_url: deployment.witness_urls(flags.witness_url)?,
+            witness_ca: deployment.server_path(config::WITNESS_CA, flags.witness_ca),
             sequence_interval_ms: deployment.server_value(
                 config::SEQUENCE_INTERVAL_MS,
                 flags.sequence_interval_ms,
@@ -631,6 +661,7 @@ fn settings(
                 .as_ref()
                 .map(|urls| urls.value.clone())
                 .unwrap_or_default(),
+            witness_roots: read_witness_roots(values.witness_ca.as_ref())?,
         }),
         None => None,
     };

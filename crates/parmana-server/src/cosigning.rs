@@ -277,6 +277,7 @@ fn ask(
     let asking = Asking {
         state: Arc::downgrade(state),
         prefix: prefix.to_owned(),
+        roots: state.log.as_ref().and_then(|log| log.witness_roots.clone()),
     };
     std::thread::Builder::new()
         .name("parmana-cosign".to_owned())
@@ -298,7 +299,7 @@ fn ask(
                 &request,
                 trust_root,
                 asked.note.as_bytes(),
-                &asking.prefix,
+                (&asking.prefix, asking.roots.as_ref()),
                 asked.known,
                 WITNESS_ANSWER_TIMEOUT,
             );
@@ -361,6 +362,7 @@ fn start_asking(state: &AppState, prefix: &str, size: u64) -> Option<u64> {
 struct Asking {
     state: std::sync::Weak<AppState>,
     prefix: String,
+    roots: Option<crate::witness::WitnessRoots>,
 }
 
 impl Drop for Asking {
@@ -468,6 +470,7 @@ mod tests {
             drop(Asking {
                 state: Arc::downgrade(state),
                 prefix: prefix.to_owned(),
+                roots: None,
             });
         };
         assert_eq!(start_asking(&state, w1, 5), Some(0), "never cosigned");
@@ -487,6 +490,7 @@ mod tests {
         drop(Asking {
             state: gone,
             prefix: w1.to_owned(),
+            roots: None,
         });
     }
 
@@ -513,6 +517,7 @@ mod tests {
                 witnesses: (0..count)
                     .map(|n| format!("http://127.0.0.1:9/w{n}"))
                     .collect(),
+                witness_roots: None,
             };
             let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new());
             let bound = crate::lifecycle::Server::bind(

@@ -62,8 +62,8 @@ pub use settings::{
 };
 pub use store_timing::{StoreTimings, served_store, timed_store};
 pub use witness::{
-    TLOG_SIZE_MEDIA_TYPE, WITNESS_ANSWER_TIMEOUT, WitnessReply, WitnessServer, WitnessSettings,
-    request_cosignature, submit_add_checkpoint,
+    TLOG_SIZE_MEDIA_TYPE, WITNESS_ANSWER_TIMEOUT, WitnessReply, WitnessRoots, WitnessServer,
+    WitnessSettings, request_cosignature, submit_add_checkpoint,
 };
 
 /// The OpenAPI 3.1 document the server serves at `/openapi.json`, as JSON.

@@ -663,6 +663,7 @@ pub(crate) fn serving_a_public_log(
         signers: Arc::new([log_key]),
         public: true,
         witnesses: Vec::new(),
+        witness_roots: None,
     };
     let state = bound(runtime_over(&fixture, store), limits, Some(log));
     state.started_up.store(true, Ordering::SeqCst);

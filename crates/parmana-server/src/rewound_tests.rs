@@ -122,6 +122,7 @@ fn bound_with_log(
         signers: Arc::new([fixture.key("root-1").unwrap()]),
         public: true,
         witnesses: Vec::new(),
+        witness_roots: None,
     };
     let mut settings =
         crate::readiness_tests::settings_for(Limits::default(), Some(log), store_kind);

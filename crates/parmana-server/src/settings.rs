@@ -227,6 +227,9 @@ pub struct LogSettings {
     /// as it requires, and proofs against it (`docs/server.md`, "Transparency log"); empty: the
     /// log's own signatures only.
     pub witnesses: Vec<String>,
+    /// The authorities an `https://` witness's certificate must chain to (`--witness-ca`); `None`:
+    /// the Web PKI roots built into the binary.
+    pub witness_roots: Option<crate::witness::WitnessRoots>,
 }
 
 /// Everything `parmana serve` needs besides the runtime.

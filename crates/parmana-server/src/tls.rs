@@ -102,7 +102,7 @@ fn read_pem_opened(
     Ok(())
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {
+pub(crate) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {
     let pem = read_pem(path)?;
     let certificates = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()

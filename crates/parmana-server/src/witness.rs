@@ -548,19 +548,54 @@ pub fn submit_add_checkpoint(
     prefix: &str,
     body: &str,
     timeout: Duration,
+    roots: Option<&WitnessRoots>,
 ) -> Result<WitnessReply, ServerError> {
-    submit_with(&witness_agent(timeout), prefix, body)
+    submit_with(&witness_agent(timeout, roots), prefix, body)
+}
+
+/// The certificate authorities an `https://` witness's certificate must chain to, in place of
+/// the Web PKI roots built into the binary: a private or enterprise CA (`serve --witness-ca`,
+/// `log cosign --witness-ca`). Only [`WitnessRoots::read`] makes one.
+#[derive(Clone)]
+pub struct WitnessRoots(ureq::tls::RootCerts);
+
+impl std::fmt::Debug for WitnessRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WitnessRoots(..)")
+    }
+}
+
+impl WitnessRoots {
+    /// Reads the PEM certificates of `path` (a regular file, opened without waiting, at most
+    /// 1 MiB; at least one certificate): refused as `server.tls_invalid`.
+    pub fn read(path: &std::path::Path) -> Result<Self, ServerError> {
+        let certificates: Vec<ureq::tls::Certificate<'static>> = crate::tls::certificates(path)?
+            .iter()
+            .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
+            .collect();
+        Ok(Self(ureq::tls::RootCerts::new_with_certs(&certificates)))
+    }
 }
 
 /// A client for witnesses: no redirect followed (the answer must come from the witness asked),
-/// every exchange answered within `timeout`.
-fn witness_agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// every exchange answered within `timeout`; an `https://` witness's certificate checked against
+/// `roots` when given, else against the Web PKI roots built in.
+fn witness_agent(timeout: Duration, roots: Option<&WitnessRoots>) -> ureq::Agent {
+    let builder = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
-        .timeout_global(Some(timeout))
-        .build()
-        .into()
+        .timeout_global(Some(timeout));
+    match roots {
+        Some(roots) => builder
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(roots.0.clone())
+                    .build(),
+            )
+            .build()
+            .into(),
+        None => builder.build().into(),
+    }
 }
 
 /// [`submit_add_checkpoint`] with `agent` (whose connection a second request reuses).
@@ -613,15 +648,18 @@ fn shown_answer(answer: &str) -> String {
 /// witness's cosignature added (only the lines of witnesses the trust root lists are kept:
 /// [`add_cosignatures`](parmana_runtime::add_cosignatures)). Any other answer is
 /// `server.witness_refused`; none within `timeout` (each request), `server.witness_unreachable`.
+/// An `https://` witness's certificate is checked against `roots` when given
+/// ([`WitnessRoots`]), else against the Web PKI roots built in.
 pub fn request_cosignature(
     request: &dyn Fn(u64) -> Result<String, ExecutionError>,
     trust_root: &VerifiedTrustRoot,
     checkpoint: &[u8],
-    prefix: &str,
+    witness: (&str, Option<&WitnessRoots>),
     old_size: u64,
     timeout: Duration,
 ) -> Result<String, ServerError> {
-    let agent = witness_agent(timeout);
+    let (prefix, roots) = witness;
+    let agent = witness_agent(timeout, roots);
     let mut old_size = old_size;
     for attempt in 0..2 {
         let body = request(old_size)?;

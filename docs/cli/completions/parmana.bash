@@ -1523,7 +1523,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__log__subcmd__cosign)
-            opts="-h --url --out --force --store --pinned-root --trust-root --format --help"
+            opts="-h --url --out --force --witness-ca --store --pinned-root --trust-root --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1534,6 +1534,10 @@ _parmana() {
                     return 0
                     ;;
                 --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2221,7 +2225,7 @@ _parmana() {
             return 0
             ;;
         parmana__subcmd__serve)
-            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-header-bytes --max-concurrency --max-connections --request-timeout-ms --idle-timeout-ms --shutdown-grace-ms --shutdown-delay-ms --max-connection-age-ms --log-format --log-level --log-signals --log-key --log-anchor --log-public --witness-url --sequence-interval-ms --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
+            opts="-h --listen --tokens --dev-token --insecure-no-auth --tls-cert --tls-key --tls-client-ca --max-body-bytes --max-header-bytes --max-concurrency --max-connections --request-timeout-ms --idle-timeout-ms --shutdown-grace-ms --shutdown-delay-ms --max-connection-age-ms --log-format --log-level --log-signals --log-key --log-anchor --log-public --witness-url --witness-ca --sequence-interval-ms --key --print-openapi --pinned-root --trust-root --policies --release-manifest --store --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2300,6 +2304,10 @@ _parmana() {
                     return 0
                     ;;
                 --witness-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

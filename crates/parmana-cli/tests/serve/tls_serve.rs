@@ -60,7 +60,7 @@ impl Authority {
         (certificate.pem(), key.serialize_pem())
     }
 
-    fn write(&self, path: &Path) -> PathBuf {
+    pub(crate) fn write(&self, path: &Path) -> PathBuf {
         std::fs::write(path, &self.pem).unwrap();
         path.to_owned()
     }

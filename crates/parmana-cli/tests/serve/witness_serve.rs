@@ -914,3 +914,63 @@ pub(crate) fn executed_and_proven_then(
     assert_eq!(code, 0, "{out}{err}");
     proof
 }
+
+/// An `https://` witness is checked against the Web PKI roots built in, unless `--witness-ca`
+/// (or `server.witness_ca`) names the authorities its certificate chains to: a server with a
+/// certificate of a private CA (here `parmana serve` over TLS, which is no witness: it answers
+/// `404`) is unreachable without them (`server.witness_unreachable`, the handshake refused) and
+/// reached with them (its answer refused, `server.witness_refused`). A CA file that holds no
+/// certificate is refused before anything is asked.
+#[test]
+fn an_https_witness_of_a_private_ca_is_reached_through_witness_ca() {
+    use crate::tls_serve::{Authority, client, server_files};
+    const MAIN: &str = "sqlite:store.sqlite";
+    let env = deployment(MAIN, "");
+    let d = env.root();
+    name_a_witnessed_log(d);
+    execute(d, MAIN, &ids("ca", 0..2));
+    checkpoint(d, MAIN, "cp.txt");
+    let ca = Authority::new("private witness CA");
+    let https = deployment("memory", "");
+    let (certificate, key) = server_files(https.root(), &ca);
+    let (certificate, key) = (certificate.to_string_lossy(), key.to_string_lossy());
+    let served = crate::harness::Served::start_with_agent(
+        https.root(),
+        &["--dev-token", "--tls-cert", &certificate, "--tls-key", &key],
+        &[],
+        client(&ca, None),
+    );
+    let url = format!("{}/witness", served.base);
+    ca.write(&d.join("witness-ca.pem"));
+    std::fs::write(d.join("empty.pem"), "").unwrap();
+    let cosign_with = |extra: &[&str]| {
+        let mut args = vec!["log", "cosign", "cp.txt", "--url", &url, "--store", MAIN];
+        args.extend_from_slice(extra);
+        run(d, &args)
+    };
+    let (code, _, err) = cosign_with(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("error[server.witness_unreachable]"), "{err}");
+    let (code, _, err) = cosign_with(&["--witness-ca", "witness-ca.pem"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("error[server.witness_refused]") && err.contains("404"),
+        "{err}"
+    );
+    let (code, _, err) = cosign_with(&["--witness-ca", "empty.pem"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("error[server.tls_invalid]"), "{err}");
+    assert!(err.contains("--witness-ca"), "{err}");
+    // From the deployment's `[server]` table too.
+    std::fs::write(
+        d.join("parmana.toml"),
+        format!(
+            "{}\n[server]\nwitness_ca = \"witness-ca.pem\"\n",
+            std::fs::read_to_string(d.join("parmana.toml")).unwrap()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = cosign_with(&[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("error[server.witness_refused]"), "{err}");
+}
