@@ -25,7 +25,8 @@ pub(crate) struct TrustRootArgs {
     /// The trust-root chain: the current trust root (its older versions are read from
     /// `trust-root.d/<N>.json` beside it), a directory holding the chain (`trust-root.json` and
     /// `trust-root.d/`, or numbered `<N>.json` files), or any version's file
-    /// `trust-root.d/<N>.json` (the chain is read around it); the newest version is in force
+    /// `trust-root.d/<N>.json` or the `trust-root.d` directory itself (the chain is read around
+    /// it, the `trust-root.json` beside it included); the newest version is in force
     /// [env: PARMANA_TRUST_ROOT; config: trust_root; default: trust/trust-root.json].
     #[arg(long, value_name = "FILE|DIR")]
     pub trust_root: Option<PathBuf>,

@@ -28,11 +28,12 @@ verified chain's), fingerprint (recomputed over the predicate), executed_at (bef
 version's expiry, and at most 5 minutes after --now), current_trust (whether that version is
 superseded and whether the newest version still trusts the signing keys; fails only with
 --require-current-trust), and when asked bundle_digest (--policy-bundle: the bundle, signed by
-the policy role of the trust-root version the attestation names or of a later one, is the one it
-names), release_manifest (--release-manifest: the manifest, signed by the release role of that
-version or a later one, is the one the attestation names, lists its policy with its bundle
-digest, released for its evaluator semantics, and had not expired when it executed — with
---policy-bundle, this says the bundle was released, not only signed) and signals_digest
+the policy role of the trust-root version the attestation names or, signed again after a
+rotation, of the newest, is the one it names), release_manifest (--release-manifest: the
+manifest, signed by the release role of the version the attestation names, is the one it names,
+lists its policy with its bundle digest, released for its evaluator semantics, and had not
+expired when it executed — with --policy-bundle, this says the bundle was released, not only
+signed) and signals_digest
 (--signals, or signals embedded in the attestation); with both the bundle and the signals,
 decision (the bundle's policy, evaluated again over the signals, decides what the attestation
 says: a decision the policy did not make for them is not valid, whoever signed it; give your own
@@ -184,8 +185,8 @@ pub(crate) fn verify(args: &VerifyArgs, format: Format) -> Result<(), Failure> {
     };
     let envelope = envelope.as_slice();
     // The bundle and the release manifest were signed under the version the attestation names
-    // (the newest when it names none of the chain's versions: the trust_root check then fails),
-    // or again under a later one after their role's keys rotated.
+    // (the newest when it names none of the chain's versions: the trust_root check then fails);
+    // a bundle, again under the newest after the policy role's keys rotated.
     let bundle = args
         .policy_bundle
         .as_deref()
@@ -339,7 +340,13 @@ fn render_checks(report: &AttestationReport) -> String {
             p.executed_at
         );
     }
-    let _ = writeln!(out, "{:<16}{:<8}DETAIL", "CHECK", "RESULT");
+    // Each name followed by a space at least (`release_manifest` is 16 characters).
+    let width = report
+        .checks
+        .iter()
+        .map(|check| check.check.as_str().len() + 1)
+        .fold(16, usize::max);
+    let _ = writeln!(out, "{:<width$}{:<8}DETAIL", "CHECK", "RESULT");
     for check in &report.checks {
         let (result, detail) = match check.code {
             _ if check.passed => ("ok", check.detail.clone()),
@@ -347,7 +354,7 @@ fn render_checks(report: &AttestationReport) -> String {
             None => ("FAILED", check.detail.clone()),
         };
         let detail = crate::report::printable(&detail);
-        let _ = writeln!(out, "{:<16}{result:<8}{detail}", check.check.as_str());
+        let _ = writeln!(out, "{:<width$}{result:<8}{detail}", check.check.as_str());
     }
     out
 }

@@ -49,56 +49,47 @@ pub fn load_bundle(
 }
 
 /// Reads the policy bundle directory an attestation names, for its `bundle_digest` and
-/// `decision` checks, and verifies it under the trust-root version the attestation names or a
-/// later one: a bundle signed again after
-/// the `policy` role's keys rotated (its digest, of its `signed` part, unchanged) still checks
-/// the attestations made before, as the runtime executing it now verifies it under the version
-/// in force. Refused under every one, the refusal is the named version's.
+/// `decision` checks, and verifies it under the trust-root version the attestation names or,
+/// refused there, under the newest version: a bundle signed again after the `policy` role's
+/// keys rotated (its digest, of its `signed` part, unchanged) still checks the attestations made
+/// before, as the runtime executing it now verifies it under the version in force. Not under a
+/// version between them: a key that one trusted and a later one rotated out (stolen, say) signs
+/// nothing an auditor accepts. Refused under both, the refusal is the named version's.
 pub fn load_attested_bundle(
     history: &VerifiedTrustHistory,
     envelope: &[u8],
     dir: &Path,
 ) -> Result<VerifiedBundle, ExecutionError> {
     let files = read_bundle_dir(dir)?;
-    first_verified(history, envelope, |root| verify_bundle(root, &files))
+    let named = history.attestation_trust_root(envelope);
+    let refused = match verify_bundle(named, &files) {
+        Ok(bundle) => return Ok(bundle),
+        Err(error) => error,
+    };
+    let newest = history.newest();
+    if newest.version() > named.version()
+        && let Ok(bundle) = verify_bundle(newest, &files)
+    {
+        return Ok(bundle);
+    }
+    Err(refused.into())
 }
 
 /// Reads the release manifest an attestation names, for its `release_manifest` check
 /// ([`AttestationReport::with_release_manifest_check`]): signed by the `release` role of the
-/// trust-root version the attestation names or of a later one (as [`load_attested_bundle`]),
-/// whatever its expiry — the check compares it with the attestation's `executed_at`. At most
-/// `MAX_RELEASE_MANIFEST_BYTES` are read.
+/// trust-root version the attestation names (the runtime verified it under that very version
+/// when it executed), whatever its expiry — the check compares it with the attestation's
+/// `executed_at`. At most `MAX_RELEASE_MANIFEST_BYTES` are read.
 pub fn load_attested_release_manifest(
     history: &VerifiedTrustHistory,
     envelope: &[u8],
     path: &Path,
 ) -> Result<SignedReleaseManifest, ExecutionError> {
     let bytes = crate::environment::read_file(path, MAX_RELEASE_MANIFEST_BYTES)?;
-    first_verified(history, envelope, |root| {
-        verify_signed_release_manifest(root, &bytes)
-    })
-}
-
-/// What `verify` returns under the trust-root version `envelope` names (the newest when it
-/// names none of `history`'s) or, refused there, under the first later version it verifies
-/// under — a document signed when the attestation was made verifies under the first, one signed
-/// again after a rotation of its role's keys under a later one. Refused under every one, the
-/// refusal is the named version's.
-fn first_verified<T>(
-    history: &VerifiedTrustHistory,
-    envelope: &[u8],
-    verify: impl Fn(&VerifiedTrustRoot) -> Result<T, TrustError>,
-) -> Result<T, ExecutionError> {
-    let named = history.attestation_trust_root(envelope);
-    let refused = match verify(named) {
-        Ok(verified) => return Ok(verified),
-        Err(error) => error,
-    };
-    history
-        .versions()
-        .filter(|later| later.version() > named.version())
-        .find_map(|later| verify(later).ok())
-        .ok_or_else(|| refused.into())
+    Ok(verify_signed_release_manifest(
+        history.attestation_trust_root(envelope),
+        &bytes,
+    )?)
 }
 
 /// Verifies an attestation envelope: well-formed envelope, signature, the signer's
@@ -123,9 +114,10 @@ pub fn verify_attestation(
 /// threshold, and that version's expiry is judged at the attestation's `executed_at` (which may
 /// lie at most `EXECUTED_AT_TOLERANCE_SECONDS` after `options.now`). The report says whether
 /// the version is superseded and whether the newest version still trusts the signing keys;
-/// `options.require_current_trust` makes either a failed check. For the bundle check, verify
-/// the bundle under [`VerifiedTrustHistory::attestation_trust_root`]; with the bundle and the
-/// signals, the `decision` check is added as [`verify_attestation`] adds it.
+/// `options.require_current_trust` makes either a failed check. For the bundle check, read the
+/// bundle with [`load_attested_bundle`] (under the version the attestation names, else the
+/// newest); with the bundle and the signals, the `decision` check is added as
+/// [`verify_attestation`] adds it.
 pub fn verify_attestation_in_history(
     envelope: &[u8],
     history: &VerifiedTrustHistory,

@@ -223,9 +223,11 @@ fn locate(path: &Path) -> Result<ChainFiles, TrustError> {
         }
         // A `trust-root.d` directory is read as one of its files is: with the current file
         // beside it, the version in force (left out, a chain cut short before the version that
-        // revoked a key would verify that key's attestations again).
-        let current = Some(parent_of(path).join(TRUST_ROOT_FILE))
-            .filter(|c| path.file_name() == Some(TRUST_ROOT_CHAIN_DIR.as_ref()) && c.exists());
+        // revoked a key would verify that key's attestations again). Known by its real name —
+        // `.` inside it, a path ending in `..`, a link to it named otherwise are it too.
+        let real = std::fs::canonicalize(path).map_err(|e| TrustError::io(path, &e))?;
+        let current = Some(parent_of(&real).join(TRUST_ROOT_FILE))
+            .filter(|c| real.file_name() == Some(TRUST_ROOT_CHAIN_DIR.as_ref()) && c.exists());
         return Ok(ChainFiles {
             numbered: Some(path.to_path_buf()),
             current,

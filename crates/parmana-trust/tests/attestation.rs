@@ -354,9 +354,10 @@ fn the_decision_check_compares_decision_rule_and_reason() {
             .count(),
         1
     );
-    // What the attestation says is shown escaped, never raw.
+    // What the attestation says is shown escaped, never raw (a decision is a label: its
+    // reason, any text).
     let mut hostile = predicate(&root);
-    hostile.decision = "\u{1b}[2J\u{202e}".to_owned();
+    hostile.reason = Some("\u{1b}[2J\u{202e}".to_owned());
     let envelope = build_attestation(&hostile, &key("attestation"), &root).unwrap();
     let report = verify_attestation(&envelope, &root, None, None)
         .with_decision_check(|_| decided("approve", "small", said));
@@ -368,7 +369,7 @@ fn the_decision_check_compares_decision_rule_and_reason() {
     );
     // And bounded: a long string the attestation carries is shown as its start.
     let mut long = predicate(&root);
-    long.decision = "d".repeat(100_000);
+    long.reason = Some("d".repeat(100_000));
     let envelope = build_attestation(&long, &key("attestation"), &root).unwrap();
     let report = verify_attestation(&envelope, &root, None, None)
         .with_decision_check(|_| decided("approve", "small", said));
@@ -507,6 +508,27 @@ fn build_refuses_what_verification_would_refuse() {
         code(build_attestation(&p, &key("attestation"), &root)),
         "trust.digest_mismatch"
     );
+    // What the published schema forbids is not signed either.
+    let forbidden: [fn(&mut ExecutionPredicate); 5] = [
+        |p| p.decision = String::new(),
+        |p| p.rule_id = "a b".to_owned(),
+        |p| p.release_manifest.version = 0,
+        |p| {
+            let signals = json!([1, 2]);
+            p.signals_digest = Digest::of_canonical(&signals).unwrap();
+            p.signals = Some(signals);
+        },
+        |p| p.decision = "x".repeat(129),
+    ];
+    for (n, forbid) in forbidden.iter().enumerate() {
+        let mut p = predicate(&root);
+        forbid(&mut p);
+        assert_eq!(
+            code(build_attestation(&p, &key("attestation"), &root)),
+            "trust.malformed",
+            "{n}"
+        );
+    }
 }
 
 #[test]

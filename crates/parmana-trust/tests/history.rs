@@ -675,6 +675,26 @@ fn a_chain_is_read_from_a_current_file_a_directory_or_any_version() {
         .map_err(|e| e.code());
         assert_eq!(loaded, layout.expected, "{}", layout.name);
     }
+    // A link to `trust-root.d` named otherwise is `trust-root.d` too: the version in force
+    // beside it is read.
+    #[cfg(unix)]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, content) in TRUST_DIR {
+            let V(n) = content else { unreachable!() };
+            let file = dir.path().join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, &bytes[n - 1]).unwrap();
+        }
+        let link = dir.path().join("archive");
+        std::os::unix::fs::symlink(dir.path().join("trust/trust-root.d"), &link).unwrap();
+        for path in [link.clone(), link.join(".")] {
+            let loaded = load_trust_history(&common::repo().join("trust/root.pub"), &path)
+                .map(|history| history.newest().version())
+                .map_err(|e| e.code());
+            assert_eq!(loaded, Ok(3), "{}", path.display());
+        }
+    }
 }
 
 #[test]

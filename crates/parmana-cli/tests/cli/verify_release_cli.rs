@@ -228,8 +228,11 @@ fn an_unreleased_bundle_is_caught_by_the_release_manifest() {
 /// The policy key rotates; every bundle is signed again with the new key (its digest, of its
 /// `signed` part, unchanged). The attestations made before still have their bundle and
 /// decision checked with the deployment's bundle — under the version they name its new
-/// signature is unknown, under the version in force it verifies. A bundle signed by a key no
-/// version holds is still refused, with the named version's refusal.
+/// signature is unknown, under the version in force it verifies. Not under a version between:
+/// a policy key that one version trusted and a later one rotated out (stolen, say) signs nothing
+/// accepted, nor does a key no version holds — each refused with the named version's refusal. A
+/// release manifest is checked under the version the attestation names alone: one signed again
+/// by a release key rotated in since is refused.
 #[test]
 fn a_bundle_signed_again_after_the_policy_key_rotated_still_checks_older_attestations() {
     let repo = temp_repo();
@@ -263,7 +266,33 @@ fn a_bundle_signed_again_after_the_policy_key_rotated_still_checks_older_attesta
         assert_eq!(out.code, 0, "{key}: {}", out.transcript());
         out.stdout
     };
-    for key in ["policy-2", "stranger"] {
+    // Signs the bundle with `key` through the library (`bundle sign` checks the key's role in
+    // the version in force), as a writer of the directory could.
+    let sign_bundle_anyway = |key: &str| {
+        let key = parmana_runtime::trust::LocalSigningKey::read_pem_file(
+            &d.join(format!("trust/keys/{key}.pem")),
+        )
+        .unwrap();
+        let dir = d.join("policies/claims-approval/1.0.0");
+        std::fs::remove_file(dir.join("bundle.json")).unwrap();
+        let signed = parmana_runtime::trust::sign_bundle_dir(
+            &dir,
+            &parmana_runtime::canon::PolicyRef::parse("claims-approval@1.0.0").unwrap(),
+            &[&key],
+        )
+        .unwrap();
+        std::fs::write(dir.join("bundle.json"), signed).unwrap();
+    };
+    let refused_unknown = |what: &str| {
+        let out = verify(d, &genuine, &checked);
+        assert_eq!(out.code, 4, "{what}: {}", out.transcript());
+        assert!(
+            out.stderr.contains(r#""code":"trust.unknown_key""#),
+            "{what}: {}",
+            out.transcript()
+        );
+    };
+    for key in ["policy-2", "policy-3", "release-2", "stranger"] {
         let out = run_in(
             d,
             &["keygen", "--out", &format!("trust/keys/{key}.pem")],
@@ -271,58 +300,123 @@ fn a_bundle_signed_again_after_the_policy_key_rotated_still_checks_older_attesta
         );
         assert_eq!(out.code, 0, "{}", out.transcript());
     }
-    let rotated = run_in(
-        d,
-        &[
-            "trust",
-            "rotate",
-            "--sign-with",
-            "trust/keys/root-2.pem",
-            "--root-key",
-            "trust/keys/root-2.pem",
-            "--policy-key",
-            "trust/keys/policy-2.pub",
-            "--release-key",
-            "trust/keys/release.pub",
-            "--attestation-key",
-            "trust/keys/attestation.pub",
-            "--expires",
-            "2036-01-01T00:00:00Z",
-            "--now",
-            NOW,
-        ],
-        b"",
-    );
-    assert_eq!(rotated.code, 0, "{}", rotated.transcript());
-    let before = sign_bundle("trust/keys/policy-2.pem");
+    let rotate = |policy: &str, release: &str| {
+        let out = run_in(
+            d,
+            &[
+                "trust",
+                "rotate",
+                "--sign-with",
+                "trust/keys/root-2.pem",
+                "--root-key",
+                "trust/keys/root-2.pem",
+                "--policy-key",
+                &format!("trust/keys/{policy}.pub"),
+                "--release-key",
+                &format!("trust/keys/{release}.pub"),
+                "--attestation-key",
+                "trust/keys/attestation.pub",
+                "--expires",
+                "2036-01-01T00:00:00Z",
+                "--now",
+                NOW,
+            ],
+            b"",
+        );
+        assert_eq!(out.code, 0, "{}", out.transcript());
+    };
+    rotate("policy-2", "release");
+    let signed = sign_bundle("trust/keys/policy-2.pem");
+    assert!(signed.contains("claims-approval@1.0.0 sha256:"), "{signed}");
     let out = verify(d, &genuine, &checked);
     assert_eq!(out.code, 0, "{}", out.transcript());
     for check in ["bundle_digest", "release_manifest", "decision"] {
         assert_eq!(row(&out, check), Some((true, None)), "{check}");
     }
-    // Signed by a key of no version: refused, as under the version the attestation names.
-    std::fs::remove_file(d.join("policies/claims-approval/1.0.0/bundle.json")).unwrap();
-    let after = {
-        // `bundle sign` itself checks the key's role in the version in force: the stranger's
-        // signature is written through the library, as a writer of the directory could.
-        let stranger = parmana_runtime::trust::LocalSigningKey::read_pem_file(
-            &d.join("trust/keys/stranger.pem"),
-        )
-        .unwrap();
-        parmana_runtime::trust::sign_bundle_dir(
-            &d.join("policies/claims-approval/1.0.0"),
-            &parmana_runtime::canon::PolicyRef::parse("claims-approval@1.0.0").unwrap(),
-            &[&stranger],
-        )
-        .unwrap()
-    };
-    std::fs::write(d.join("policies/claims-approval/1.0.0/bundle.json"), &after).unwrap();
+    // policy-2 rotated out for policy-3: a bundle policy-2 signs is trusted by no version from
+    // the one the attestation names to the newest.
+    rotate("policy-3", "release");
+    refused_unknown("signed by the policy key rotated out since");
+    sign_bundle_anyway("policy-3");
     let out = verify(d, &genuine, &checked);
-    assert_eq!(out.code, 4, "{}", out.transcript());
-    assert!(
-        out.stderr.contains(r#""code":"trust.unknown_key""#),
-        "{}",
-        out.transcript()
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    sign_bundle_anyway("stranger");
+    refused_unknown("signed by a key of no version");
+    sign_bundle_anyway("policy-3");
+    // The release manifest signed again by a release key rotated in since: refused.
+    rotate("policy-3", "release-2");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("release-manifest.json")).unwrap()).unwrap();
+    let release_2 =
+        parmana_runtime::trust::LocalSigningKey::read_pem_file(&d.join("trust/keys/release-2.pem"))
+            .unwrap();
+    let body = &manifest["signed"];
+    let spec = parmana_runtime::trust::ReleaseManifestSpec {
+        version: body["version"].as_u64().unwrap(),
+        expires: parmana_runtime::canon::Timestamp::parse(body["expires"].as_str().unwrap())
+            .unwrap(),
+        evaluator_semantics: body["runtime"]["evaluator_semantics"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        minimum_runtime_version: body["runtime"]["minimum_runtime_version"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        policies: body["policies"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(name, digest)| {
+                (
+                    parmana_runtime::canon::PolicyRef::parse(name).unwrap(),
+                    digest.as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect(),
+    };
+    let signed = parmana_runtime::trust::sign_release_manifest(&spec, &[&release_2]).unwrap();
+    std::fs::write(d.join("release-manifest.json"), signed).unwrap();
+    refused_unknown("the release manifest signed by a release key of a later version");
+}
+
+/// The human report gives the `release_manifest` row (16 characters) its own column, as every
+/// other: the name, then a space, then the result.
+#[test]
+fn the_release_manifest_row_reads_as_the_others_on_a_terminal() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let genuine = execute(d, "release-0004");
+    std::fs::write(d.join("attestation.json"), &genuine).unwrap();
+    let out = run_in(
+        d,
+        &[
+            "verify",
+            "attestation.json",
+            "--now",
+            NOW,
+            "--release-manifest",
+            "release-manifest.json",
+        ],
+        b"",
     );
-    assert!(before.contains("claims-approval@1.0.0 sha256:"), "{before}");
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("CHECK "))
+        .take_while(|line| !line.is_empty() && !line.starts_with("valid"))
+        .collect();
+    let result_at = rows[0].find("RESULT").unwrap();
+    assert!(rows.len() > 5, "{}", out.stdout);
+    for row in &rows[1..] {
+        let (name, rest) = row.split_at(result_at);
+        assert!(name.ends_with(' '), "{row:?}");
+        assert!(rest.starts_with("ok "), "{row:?}");
+    }
+    assert!(
+        rows.iter().any(|row| row.starts_with("release_manifest ")),
+        "{}",
+        out.stdout
+    );
 }

@@ -4,7 +4,8 @@ use parmana_canon::{Digest, RawCanonical};
 
 use super::DOCUMENT;
 use super::statement::{
-    ExecutionPredicate, encode_envelope, encode_payload, encode_predicate, pae,
+    ExecutionPredicate, check_predicate_values, encode_envelope, encode_payload, encode_predicate,
+    pae,
 };
 use crate::{KeyId, PublicKey, Role, Signer, TrustError, VerifiedTrustRoot};
 
@@ -37,8 +38,10 @@ pub struct PreparedAttestation<'a> {
 ///
 /// Refuses a `trust_root` reference that is not `trust_root`'s version and digest, an
 /// `executed_at` at or after `trust_root`'s expiry (such an attestation would never verify),
-/// and embedded signals that do not have `signals_digest`. (The execution id, policy id and
-/// version are valid by their types.)
+/// embedded signals that do not have `signals_digest`, and a value the published schema forbids
+/// (a decision or rule id that is not a label, a document version of 0, embedded signals that
+/// are not an object: `trust.malformed`, as verification refuses them). (The execution id,
+/// policy id and version are valid by their types.)
 pub fn prepare_attestation<'a>(
     predicate: &'a ExecutionPredicate,
     trust_root: &VerifiedTrustRoot,
@@ -73,6 +76,7 @@ pub fn prepare_attestation<'a>(
             });
         }
     }
+    check_predicate_values(predicate)?;
     let (canonical, fingerprint) = encode_predicate(predicate)?;
     Ok(PreparedAttestation {
         predicate,

@@ -417,7 +417,7 @@ pub fn decode_attestation_statement(envelope: &[u8]) -> Result<Value, TrustError
 /// (`docs/schema/attestation-predicate.schema.json`) forbids and no runtime signs: a decision or
 /// rule id that is not a label, a document version of 0, embedded signals that are not an
 /// object. A verifier built from the schema refuses it too, so both agree on what is valid.
-fn check_predicate_values(predicate: &ExecutionPredicate) -> Result<(), TrustError> {
+pub(super) fn check_predicate_values(predicate: &ExecutionPredicate) -> Result<(), TrustError> {
     for (member, label) in [
         ("decision", &predicate.decision),
         ("rule_id", &predicate.rule_id),
