@@ -186,11 +186,10 @@ pub(crate) fn execute(
         .map_err(|error| signing_failed_after_claim(execution_id, error))?;
     if let Err(error) = replay_store.complete(execution_id, envelope.as_bytes()) {
         // The id is claimed and its attestation signed, but not recorded: kept, so that the
-        // completion can be written again once the store answers, rather than the id staying
-        // claimed until a `recover`. Only when the store did not answer: a refusal of this row
-        // (a corrupt row, a value too large, the claim gone) would come again and hold back
-        // every completion kept after it.
-        if let (Some(unfinished), ReplayError::Unavailable { .. }) = (unfinished, &error) {
+        // completion can be written again once the store takes it, rather than the id staying
+        // claimed until a `recover` (and, while it waits, the store's marks are not raised past
+        // the versions it was claimed under: `accept_settled_environment`).
+        if let Some(unfinished) = unfinished {
             unfinished.keep(execution_id.clone(), &claim, envelope);
         }
         return Err(error.into());
@@ -248,18 +247,26 @@ struct Kept {
     envelope: RawCanonical,
 }
 
+/// The most kept completions a pass of
+/// [`Runtime::finish_completions`](crate::Runtime::finish_completions) goes on past when the
+/// store refuses their rows: a store refusing every row (misconfigured, say) costs a pass that
+/// many calls, not one per completion kept.
+pub const MAX_REFUSED_COMPLETIONS_PER_PASS: usize = 16;
+
 /// What [`Runtime::finish_completions`](crate::Runtime::finish_completions) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FinishReport {
     /// Completions recorded now (or found recorded already, byte for byte, or by another).
     pub finished: usize,
-    /// Completions not written: the store did not answer for one (the rest were not tried),
-    /// kept for the next call.
+    /// Completions not written, kept for the next call: those the store refused, and those
+    /// after one it did not answer for (not tried).
     pub waiting: usize,
-    /// Completions given up: the store answered with a refusal of that row (a corrupt row, a
-    /// value too large), which would come again. Each id stays claimed for `recover`, which
-    /// signs it again byte for byte from its claim, or says why it cannot.
-    pub abandoned: usize,
+    /// Of those waiting, the completions the store answered with a refusal of their own row
+    /// this pass (a corrupt row, say, or a store refusing every row: at most
+    /// [`MAX_REFUSED_COMPLETIONS_PER_PASS`], then the pass stops): each is kept, in its place, and
+    /// the pass goes on past it — one refused row holds back none after it. Nothing is given up:
+    /// while one waits, the store's marks are not raised past the versions it was claimed under.
+    pub refused: usize,
 }
 
 impl Unfinished {
@@ -296,8 +303,8 @@ impl Unfinished {
     /// — completed already, its reply lost, or by `recover`; or the id is no longer that claim).
     /// The first the store does not answer for (`replay.store_unavailable`) stops the pass (one
     /// store wait a pass, not one each): it and the rest are kept, in order. One the store
-    /// answers with another refusal (its row corrupt, say) is given up (`abandoned`: the id stays
-    /// claimed for `recover`), so that it never holds back the completions after it.
+    /// answers with another refusal (its row corrupt, say) is kept in its place and the pass goes
+    /// on past it (`refused`), up to [`MAX_REFUSED_COMPLETIONS_PER_PASS`] a pass.
     /// One pass at a time: a pass takes the kept completions out while it runs, so another at
     /// the same time would see none and report none waiting.
     pub(crate) fn finish(&self, store: &dyn ReplayStore) -> FinishReport {
@@ -320,7 +327,11 @@ impl Unfinished {
                     break;
                 }
                 Err(_) => {
-                    report.abandoned += 1;
+                    still.push(kept);
+                    report.refused += 1;
+                    if report.refused >= MAX_REFUSED_COMPLETIONS_PER_PASS {
+                        break;
+                    }
                     continue;
                 }
             };
@@ -337,7 +348,13 @@ impl Unfinished {
                     still.push(kept);
                     break;
                 }
-                Err(_) => report.abandoned += 1,
+                Err(_) => {
+                    still.push(kept);
+                    report.refused += 1;
+                    if report.refused >= MAX_REFUSED_COMPLETIONS_PER_PASS {
+                        break;
+                    }
+                }
             }
         }
         still.extend(taken);

@@ -572,7 +572,8 @@ fn verify_judges_an_attestation_under_the_version_it_was_made_under() {
 /// A memory store whose `complete` fails while `failing` holds (the store unreachable at that
 /// moment, its write lock held elsewhere past the busy timeout, a full disk), and first waits for
 /// `release` while `held` holds (`entered` once one waits); and that answers the completion of
-/// the id in `corrupt` with `replay.store_corrupt` (a row it cannot take, every time).
+/// the id in `corrupt` (every id, for `*`) with `replay.store_corrupt` (a row it cannot take,
+/// every time).
 #[derive(Debug, Default)]
 struct FlakyComplete {
     inner: MemoryReplayStore,
@@ -602,7 +603,13 @@ impl ReplayStore for FlakyComplete {
                 message: "the store does not answer".to_owned(),
             });
         }
-        if self.corrupt.lock().unwrap().as_deref() == Some(id.as_str()) {
+        if self
+            .corrupt
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|corrupt| corrupt == "*" || corrupt == id.as_str())
+        {
             return Err(parmana_runtime::replay::ReplayError::Corrupt {
                 message: "the row cannot be read".to_owned(),
             });
@@ -683,23 +690,24 @@ fn a_completion_the_store_refused_is_written_again_once_it_answers() {
     );
 }
 
-/// A kept completion the store answers with a refusal of its row (one that would come again:
-/// a corrupt row) is given up, its id left claimed for `recover`; it holds back none of the
-/// completions kept after it. A completion refused so at the first write is not kept at all.
+/// A kept completion the store answers with a refusal of its row (a corrupt row, every time)
+/// is kept in its place, and the pass goes on past it: it holds back none of the completions
+/// kept after it, and is written once the store takes it. One refused so at its first write is
+/// kept too (nothing is given up: while it waits, the marks are not raised past its versions).
+/// A store refusing every row costs a pass at most `MAX_REFUSED_COMPLETIONS_PER_PASS` calls.
 #[test]
 fn a_completion_the_store_refuses_for_its_row_holds_back_no_other() {
     use std::sync::atomic::Ordering::SeqCst;
     let fixture = Fixture::new();
     let store = Arc::new(FlakyComplete::default());
     let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
-    let claimed = |id: &str| {
-        matches!(
-            runtime
-                .attestation(&ExecutionId::parse(id).unwrap())
-                .unwrap(),
-            ExecutionStatus::Claimed { .. }
-        )
+    let state = |id: &str| {
+        runtime
+            .attestation(&ExecutionId::parse(id).unwrap())
+            .unwrap()
     };
+    let counts =
+        |report: parmana_runtime::FinishReport| (report.finished, report.waiting, report.refused);
     store.failing.store(true, SeqCst);
     for id in ["refused-row", "after-it"] {
         let refused = runtime.execute(&request(id)).unwrap_err();
@@ -707,26 +715,50 @@ fn a_completion_the_store_refuses_for_its_row_holds_back_no_other() {
     }
     store.failing.store(false, SeqCst);
     *store.corrupt.lock().unwrap() = Some("refused-row".to_owned());
-    let report = runtime.finish_completions();
-    assert_eq!(
-        (report.finished, report.waiting, report.abandoned),
-        (1, 0, 1)
-    );
-    let ExecutionStatus::Completed(bytes) = runtime
-        .attestation(&ExecutionId::parse("after-it").unwrap())
-        .unwrap()
-    else {
+    assert_eq!(counts(runtime.finish_completions()), (1, 1, 1));
+    let ExecutionStatus::Completed(bytes) = state("after-it") else {
         panic!("after-it is not completed");
     };
     assert!(runtime.verify(&bytes, None, None).is_valid());
-    assert!(claimed("refused-row"));
-    assert_eq!(runtime.finish_completions(), Default::default());
-    // Refused so at its first write: the refusal is the answer, nothing is kept.
+    assert!(matches!(
+        state("refused-row"),
+        ExecutionStatus::Claimed { .. }
+    ));
+    // Refused again at the next pass: still kept; written once the store takes it.
+    assert_eq!(counts(runtime.finish_completions()), (0, 1, 1));
+    *store.corrupt.lock().unwrap() = None;
+    assert_eq!(counts(runtime.finish_completions()), (1, 0, 0));
+    let ExecutionStatus::Completed(bytes) = state("refused-row") else {
+        panic!("refused-row is not completed");
+    };
+    assert!(runtime.verify(&bytes, None, None).is_valid());
+    // Refused so at its first write: the refusal is the answer, and the completion is kept.
     *store.corrupt.lock().unwrap() = Some("refused-first".to_owned());
     let refused = runtime.execute(&request("refused-first")).unwrap_err();
     assert_eq!(refused.code(), "replay.store_corrupt");
-    assert!(claimed("refused-first"));
-    assert_eq!(runtime.finish_completions(), Default::default());
+    assert!(matches!(
+        state("refused-first"),
+        ExecutionStatus::Claimed { .. }
+    ));
+    assert_eq!(counts(runtime.finish_completions()), (0, 1, 1));
+    *store.corrupt.lock().unwrap() = None;
+    assert_eq!(counts(runtime.finish_completions()), (1, 0, 0));
+    // A store refusing every row: a pass stops after so many refusals, the rest kept untried.
+    let many = parmana_runtime::MAX_REFUSED_COMPLETIONS_PER_PASS + 4;
+    store.failing.store(true, SeqCst);
+    for n in 0..many {
+        runtime
+            .execute(&request(&format!("every-row-{n:02}")))
+            .unwrap_err();
+    }
+    store.failing.store(false, SeqCst);
+    *store.corrupt.lock().unwrap() = Some("*".to_owned());
+    assert_eq!(
+        counts(runtime.finish_completions()),
+        (0, many, parmana_runtime::MAX_REFUSED_COMPLETIONS_PER_PASS)
+    );
+    *store.corrupt.lock().unwrap() = None;
+    assert_eq!(counts(runtime.finish_completions()), (many, 0, 0));
 }
 
 /// Passes writing kept completions again run one at a time: a pass takes them out while it runs,

@@ -964,14 +964,8 @@ pub(crate) async fn sequence_all(state: &Arc<AppState>, wait_for_busy: Duration)
                     target: "parmana::server",
                     finished = finished.finished,
                     waiting = finished.waiting,
+                    refused = finished.refused,
                     "completions the store had refused written again"
-                );
-            }
-            if finished.abandoned > 0 {
-                tracing::error!(
-                    target: "parmana::server",
-                    abandoned = finished.abandoned,
-                    "completions the store refused for their rows (a corrupt row, say) are given up; their ids stay claimed until `parmana recover`, which says why"
                 );
             }
             let environment = runtime.environment();
