@@ -116,16 +116,12 @@ fn percent(covered: usize, total: usize) -> f64 {
     }
 }
 
-/// Whether `covered` of `total` reaches `threshold_percent`, compared without dividing
-/// (`covered × 100 ≥ threshold × total`, each side exact for any count a policy has): a coverage
-/// exactly at the threshold meets it.
+/// Whether `covered` of `total` reaches `threshold_percent`: the percentage worked out with one
+/// rounding ([`percent`]) against the threshold as read (one rounding too). Rounding keeps order,
+/// and one real number rounds to one double: a coverage exactly at the threshold meets it,
+/// whatever its decimals (161 of 250 meets 64.4; `64.4 × 250` would round above 16,100).
 fn reaches(covered: usize, total: usize, threshold_percent: f64) -> bool {
-    #[allow(
-        clippy::cast_precision_loss,
-        reason = "counts far below 2^53: exact as doubles"
-    )]
-    let (hundredfold, total) = (covered.saturating_mul(100) as f64, total as f64);
-    total == 0.0 || hundredfold >= threshold_percent * total
+    percent(covered, total) >= threshold_percent
 }
 
 impl Coverage {
@@ -526,6 +522,21 @@ mod tests {
         }
         assert!(misread > 0, "no fraction was misread the old way");
         assert!(reaches(0, 0, 100.0));
+        // Thresholds with decimals, exactly met: the threshold as `--threshold` reads it.
+        for (covered, total, threshold) in [
+            (161, 250, "64.4"),
+            (33, 375, "8.8"),
+            (1, 3, "33.333333333333336"),
+            (2, 3, "66.66666666666667"),
+            (29, 50, "58.0"),
+        ] {
+            let threshold: f64 = threshold.parse().unwrap();
+            assert!(reaches(covered, total, threshold), "{covered}/{total}");
+            assert!(
+                !reaches(covered - 1, total, threshold),
+                "{covered}-1/{total}"
+            );
+        }
         // A report of 29 rules of 50 decided, no conditions: 58% met, not 58.5%.
         let report = TestReport {
             cases: Vec::new(),

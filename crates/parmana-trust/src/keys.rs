@@ -480,15 +480,16 @@ impl LocalSigningKey {
     /// The key as PKCS#8 v1 PEM (the form OpenSSL writes), `\n` line endings. It is the secret:
     /// the text is scrubbed from memory when the value is dropped.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, TrustError> {
-        let pair = KeypairBytes {
+        let mut pair = KeypairBytes {
             secret_key: self.key.to_bytes(),
             public_key: None,
         };
-        let pem = pair
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|_| TrustError::InvalidKey {
-                message: "cannot encode private key".to_owned(),
-            })?;
+        let pem = pair.to_pkcs8_pem(LineEnding::LF);
+        // `KeypairBytes` scrubs itself only with a feature the `ed25519` crate does not have.
+        pair.secret_key.zeroize();
+        let pem = pem.map_err(|_| TrustError::InvalidKey {
+            message: "cannot encode private key".to_owned(),
+        })?;
         // `pem` scrubs its own bytes when dropped; the copy handed out does too.
         Ok(Zeroizing::new(pem.as_str().to_owned()))
     }
