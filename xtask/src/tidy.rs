@@ -91,6 +91,11 @@ const EXCLUSIVE_EXTERNAL: &[(&str, &str, &str)] = &[
         "cryptography lives only in parmana-trust",
     ),
     (
+        "ed25519",
+        "parmana-trust",
+        "cryptography lives only in parmana-trust",
+    ),
+    (
         "rusqlite",
         "parmana-replay",
         "storage IO lives only in parmana-replay",

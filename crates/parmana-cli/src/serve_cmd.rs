@@ -222,9 +222,6 @@ fn one_of(
     ))
 }
 
-/// A server's refusal as the command reports it: its own code, and the exit of its class for a
-/// refusal of the runtime or the system; the others are the command's configuration (exit 2),
-/// for `serve` and `log witness --serve` alike (one code, one exit).
 /// The authorities of `--witness-ca` (`PARMANA_WITNESS_CA`, `server.witness_ca`), read: a file
 /// that is not PEM certificates is `server.tls_invalid` (exit 2), named with where it was given.
 pub(crate) fn read_witness_roots(
@@ -244,6 +241,9 @@ pub(crate) fn read_witness_roots(
     .transpose()
 }
 
+/// A server's refusal as the command reports it: its own code, and the exit of its class for a
+/// refusal of the runtime or the system; the others are the command's configuration (exit 2),
+/// for `serve` and `log witness --serve` alike (one code, one exit).
 pub(crate) fn server_failure(error: &ServerError) -> Failure {
     Failure::new(
         error.code(),

@@ -263,9 +263,11 @@ pub struct FinishReport {
     pub waiting: usize,
     /// Of those waiting, the completions the store answered with a refusal of their own row
     /// this pass (a corrupt row, say, or a store refusing every row: at most
-    /// [`MAX_REFUSED_COMPLETIONS_PER_PASS`], then the pass stops): each is kept, in its place, and
-    /// the pass goes on past it — one refused row holds back none after it. Nothing is given up:
-    /// while one waits, the store's marks are not raised past the versions it was claimed under.
+    /// [`MAX_REFUSED_COMPLETIONS_PER_PASS`], then the pass stops): each is kept, after all the
+    /// others so that the next pass tries them first, and the pass goes on past it — rows
+    /// refused for ever hold back no other. Nothing is given up; while one waits, the runtime
+    /// does not itself record a reload's versions in the store's marks
+    /// (`accept_settled_environment`).
     pub refused: usize,
 }
 
@@ -303,8 +305,9 @@ impl Unfinished {
     /// — completed already, its reply lost, or by `recover`; or the id is no longer that claim).
     /// The first the store does not answer for (`replay.store_unavailable`) stops the pass (one
     /// store wait a pass, not one each): it and the rest are kept, in order. One the store
-    /// answers with another refusal (its row corrupt, say) is kept in its place and the pass goes
-    /// on past it (`refused`), up to [`MAX_REFUSED_COMPLETIONS_PER_PASS`] a pass.
+    /// answers with another refusal (its row corrupt, say) is kept, moved after all the others
+    /// (the next pass tries them first), and the pass goes on past it (`refused`), up to
+    /// [`MAX_REFUSED_COMPLETIONS_PER_PASS`] a pass.
     /// One pass at a time: a pass takes the kept completions out while it runs, so another at
     /// the same time would see none and report none waiting.
     pub(crate) fn finish(&self, store: &dyn ReplayStore) -> FinishReport {
@@ -315,6 +318,9 @@ impl Unfinished {
         let mut taken = std::mem::take(&mut *self.lock()).into_iter();
         let mut report = FinishReport::default();
         let mut still = Vec::new();
+        // Refused for their rows: kept, but after every other, so that the next pass tries the
+        // others first — a few rows refused for ever never hold back the rest.
+        let mut refused_rows = Vec::new();
         for kept in taken.by_ref() {
             let ours = match store.get(&kept.execution_id) {
                 Ok(ExecutionState::Claimed(claim)) => {
@@ -327,7 +333,7 @@ impl Unfinished {
                     break;
                 }
                 Err(_) => {
-                    still.push(kept);
+                    refused_rows.push(kept);
                     report.refused += 1;
                     if report.refused >= MAX_REFUSED_COMPLETIONS_PER_PASS {
                         break;
@@ -349,7 +355,7 @@ impl Unfinished {
                     break;
                 }
                 Err(_) => {
-                    still.push(kept);
+                    refused_rows.push(kept);
                     report.refused += 1;
                     if report.refused >= MAX_REFUSED_COMPLETIONS_PER_PASS {
                         break;
@@ -359,8 +365,10 @@ impl Unfinished {
         }
         still.extend(taken);
         let mut kept = self.lock();
-        // Kept while this pass ran come after; the bounds hold for the whole.
+        // Kept while this pass ran come after, then those refused for their rows; the bounds
+        // hold for the whole (a completion dropped by them stays claimed for `recover`).
         still.append(&mut kept);
+        still.append(&mut refused_rows);
         let mut bytes = 0usize;
         still.retain(|k| {
             bytes = bytes.saturating_add(k.envelope.as_bytes().len());
@@ -954,11 +962,9 @@ fn recover_one(
         // server's own completion): nothing is left to do, as when it was completed before.
         Err(parmana_replay::ReplayError::AlreadyCompleted { .. }) => Ok(None),
         Err(error) => {
-            // Only a store that did not answer: a refusal of this row that would come again (a
-            // value too large, a corrupt row) is not kept to hold back the completions after it.
-            if let (Some(unfinished), parmana_replay::ReplayError::Unavailable { .. }) =
-                (unfinished, &error)
-            {
+            // Kept as an execution's is (whatever the refusal: one of this row waits after the
+            // others, holding none back), so that it is written once the store takes it.
+            if let Some(unfinished) = unfinished {
                 unfinished.keep(execution_id.clone(), &claim, envelope);
             }
             Err(error.into())

@@ -353,8 +353,9 @@ impl Runtime {
     /// failed at that moment (an id it claimed then stays claimed — `GET` answers pending, a
     /// retry is a replay — until this, or a `recover`, records the attestation it signed). A
     /// server calls it on every sequencer tick and before its last one; at most 10,000 are kept
-    /// (64 MiB), each written only onto the claim it was signed for, and the first the store
-    /// refuses ends the pass.
+    /// (64 MiB), each written only onto the claim it was signed for. The first the store does
+    /// not answer for ends the pass; one it refuses for its row is kept after the others and the
+    /// pass goes on ([`FinishReport::refused`](crate::FinishReport::refused)).
     pub fn finish_completions(&self) -> crate::FinishReport {
         self.inner.unfinished.finish(self.inner.store.as_ref())
     }

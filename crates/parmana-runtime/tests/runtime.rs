@@ -572,8 +572,8 @@ fn verify_judges_an_attestation_under_the_version_it_was_made_under() {
 /// A memory store whose `complete` fails while `failing` holds (the store unreachable at that
 /// moment, its write lock held elsewhere past the busy timeout, a full disk), and first waits for
 /// `release` while `held` holds (`entered` once one waits); and that answers the completion of
-/// the id in `corrupt` (every id, for `*`) with `replay.store_corrupt` (a row it cannot take,
-/// every time).
+/// the id in `corrupt` (every id it begins, for a name ending in `*`) with
+/// `replay.store_corrupt` (a row it cannot take, every time).
 #[derive(Debug, Default)]
 struct FlakyComplete {
     inner: MemoryReplayStore,
@@ -608,7 +608,12 @@ impl ReplayStore for FlakyComplete {
             .lock()
             .unwrap()
             .as_deref()
-            .is_some_and(|corrupt| corrupt == "*" || corrupt == id.as_str())
+            .is_some_and(|corrupt| {
+                corrupt == id.as_str()
+                    || corrupt
+                        .strip_suffix('*')
+                        .is_some_and(|prefix| id.as_str().starts_with(prefix))
+            })
         {
             return Err(parmana_runtime::replay::ReplayError::Corrupt {
                 message: "the row cannot be read".to_owned(),
@@ -759,6 +764,22 @@ fn a_completion_the_store_refuses_for_its_row_holds_back_no_other() {
     );
     *store.corrupt.lock().unwrap() = None;
     assert_eq!(counts(runtime.finish_completions()), (many, 0, 0));
+    // More rows refused for ever than a pass goes past, kept before another: the refused ones
+    // wait after the rest, so the other is written at the next pass, not never.
+    store.failing.store(true, SeqCst);
+    for id in (0..many)
+        .map(|n| format!("stuck-{n:02}"))
+        .chain(["free".to_owned()])
+    {
+        runtime.execute(&request(&id)).unwrap_err();
+    }
+    store.failing.store(false, SeqCst);
+    *store.corrupt.lock().unwrap() = Some("stuck-*".to_owned());
+    let cap = parmana_runtime::MAX_REFUSED_COMPLETIONS_PER_PASS;
+    assert_eq!(counts(runtime.finish_completions()), (0, many + 1, cap));
+    assert!(matches!(state("free"), ExecutionStatus::Claimed { .. }));
+    assert_eq!(counts(runtime.finish_completions()), (1, many, cap));
+    assert!(matches!(state("free"), ExecutionStatus::Completed(_)));
 }
 
 /// Passes writing kept completions again run one at a time: a pass takes them out while it runs,

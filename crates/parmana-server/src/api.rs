@@ -941,15 +941,20 @@ pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<R
             Err((code, message)) => ReloadStatus {
                 at: record.at.to_string(),
                 outcome: "refused".to_owned(),
-                // What the store or the file system said can name hosts and paths: it went to
-                // the server's log (as `/readyz` keeps it there too). Withheld here whatever the
-                // record holds — also in the moment before the reload's own handler replaces it.
-                message: Some(if code.starts_with("replay.") {
-                    "the replay store refused; what it said is in the server's log".to_owned()
-                } else if code.ends_with(".io") || code.starts_with("io.") {
-                    "a file could not be read; which, and why, is in the server's log".to_owned()
-                } else {
-                    message
+                // What the store, the file system or the trust files said can name hosts and
+                // paths (a misplaced version's file, say): it went to the server's log, and to
+                // the `admin` caller of a reload. Here, to any `read` token, the code alone —
+                // also in the moment before the reload's own handler replaces the record.
+                message: Some({
+                    let _said = message;
+                    if code.starts_with("replay.") {
+                        "the replay store refused; what it said is in the server's log".to_owned()
+                    } else if code.ends_with(".io") || code.starts_with("io.") {
+                        "a file could not be read; which, and why, is in the server's log"
+                            .to_owned()
+                    } else {
+                        format!("refused ({code}); what was refused is in the server's log")
+                    }
                 }),
                 code: Some(code),
             },

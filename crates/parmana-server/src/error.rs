@@ -426,6 +426,12 @@ pub(crate) fn withheld_message(error: &ExecutionError) -> Option<String> {
 /// [`withheld_message`] for a refusal known by its code and class: the same words wherever a
 /// refusal is told — an answer, or `/v1/status`'s record of the last reload.
 pub(crate) fn withheld_message_of(code: &str, class: ErrorClass) -> Option<String> {
+    // The log anchor is a file of the server's: its refusals name its path.
+    if code == "runtime.log_anchor_invalid" {
+        return Some(format!(
+            "the log anchor could not be used ({code}); the server's log says why"
+        ));
+    }
     match class {
         ErrorClass::Store => Some(format!(
             "the replay store failed ({code}); the server's log says why"

@@ -185,8 +185,9 @@ impl Metrics {
             "runtime_call_duration_seconds",
             "Time in the runtime (on the blocking pool), by operation: execute (claim and \
              completion in the store included), evaluate, read, verify, reload, recover, log, \
-             load (the whole ledger read before ready), sequence, cosign, probe, parse (a \
-             request body over 16 KiB, or an AuthZEN boxcar's, read on the blocking pool)",
+             load (the whole ledger read before ready), sequence, cosign, probe, accept (the \
+             versions in force recorded in the store's marks), parse (a request body over 16 \
+             KiB, or an AuthZEN boxcar's, read on the blocking pool)",
             runtime_seconds.clone(),
         );
         let store_probe_seconds = latency_histogram();

@@ -801,6 +801,7 @@ fn a_reload_is_taken_while_the_store_is_down_and_store_refusals_are_shown_by_cod
 
 /// A reload refused because a file cannot be read tells the operator (the `admin` scope) which
 /// file, and `/v1/status` (the `read` scope) only the code: the path stays in the server's log.
+/// So for every refusal `/v1/status` records, and for the log anchor's refusals on every route.
 #[test]
 fn a_reload_a_file_refused_names_the_file_to_the_admin_only() {
     let fixture = FixtureEnvironment::new().unwrap();
@@ -834,6 +835,23 @@ fn a_reload_a_file_refused_names_the_file_to_the_admin_only() {
     let message = body["last_reload"]["message"].as_str().unwrap();
     assert!(!message.contains(&root), "{message}");
     assert!(message.contains("server's log"), "{message}");
+    // So too a refusal of the trust files, whose words name a version's file.
+    state.runtime.record_reload_failure(
+        "trust.unexpected_version",
+        format!("unexpected trust-root file {root}/trust/trust-root.d/5.json"),
+    );
+    let (status, body, _) = answer_through_router(&tokio, &state, "GET", "/v1/status", "");
+    assert_eq!(status, 200, "{body}");
+    let message = body["last_reload"]["message"].as_str().unwrap();
+    assert!(!message.contains(&root), "{message}");
+    assert!(message.contains("trust.unexpected_version"), "{message}");
+    // And an answer refused because of the log anchor (a file of the server's) names no path.
+    let anchor = crate::error::withheld_message_of(
+        "runtime.log_anchor_invalid",
+        parmana_runtime::ErrorClass::Trust,
+    )
+    .unwrap();
+    assert!(anchor.contains("runtime.log_anchor_invalid"), "{anchor}");
 }
 
 /// A burst of reload signals (a file watcher sending one per file written) while a reload

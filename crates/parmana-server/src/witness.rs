@@ -566,10 +566,19 @@ impl std::fmt::Debug for WitnessRoots {
 }
 
 impl WitnessRoots {
-    /// Reads the PEM certificates of `path` (a regular file, opened without waiting, at most
-    /// 1 MiB; at least one certificate): refused as `server.tls_invalid`.
+    /// Reads the PEM certificates of `path` (read as the TLS files are: a regular file, opened
+    /// without waiting, at most 1 MiB, refused where anyone may write it; at least one
+    /// certificate, each one a trust anchor rustls takes): refused as `server.tls_invalid` — at
+    /// start, not as every witness unreachable later.
     pub fn read(path: &std::path::Path) -> Result<Self, ServerError> {
-        let certificates: Vec<ureq::tls::Certificate<'static>> = crate::tls::certificates(path)?
+        let ders = crate::tls::certificates(path)?;
+        let mut anchors = rustls::RootCertStore::empty();
+        for der in &ders {
+            anchors
+                .add(der.clone())
+                .map_err(|e| ServerError::TlsInvalid(format!("{}: {e}", path.display())))?;
+        }
+        let certificates: Vec<ureq::tls::Certificate<'static>> = ders
             .iter()
             .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
             .collect();

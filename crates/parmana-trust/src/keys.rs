@@ -485,7 +485,8 @@ impl LocalSigningKey {
             public_key: None,
         };
         let pem = pair.to_pkcs8_pem(LineEnding::LF);
-        // `KeypairBytes` scrubs itself only with a feature the `ed25519` crate does not have.
+        // `KeypairBytes` scrubs itself when dropped (the `ed25519` crate's `zeroize` feature,
+        // turned on in the workspace); scrubbed here too, whatever the features of a build.
         pair.secret_key.zeroize();
         let pem = pem.map_err(|_| TrustError::InvalidKey {
             message: "cannot encode private key".to_owned(),

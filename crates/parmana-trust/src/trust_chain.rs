@@ -209,6 +209,32 @@ fn parent_of(path: &Path) -> &Path {
         .unwrap_or_else(|| Path::new("."))
 }
 
+/// The current trust-root file beside the chain directory `dir` when `dir` is a `trust-root.d`
+/// and the file is there: by the name it was given (`trust/trust-root.d`, `trust-root.d/.`),
+/// else by the name of each link it goes through (at most 8), else by its real name (a path
+/// ending in `..`, `.` inside it). The version in force is not left out for a spelling of its
+/// archive.
+fn current_beside(dir: &Path) -> Result<Option<PathBuf>, TrustError> {
+    let beside = |dir: &Path| {
+        Some(parent_of(dir).join(TRUST_ROOT_FILE))
+            .filter(|c| dir.file_name() == Some(TRUST_ROOT_CHAIN_DIR.as_ref()) && c.exists())
+    };
+    // `components` drops a trailing `.`: `trust-root.d/.` is `trust-root.d`.
+    let mut named: PathBuf = dir.components().collect();
+    for _ in 0..8 {
+        if let Some(current) = beside(&named) {
+            return Ok(Some(current));
+        }
+        match std::fs::read_link(&named) {
+            Ok(target) if target.is_absolute() => named = target,
+            Ok(target) => named = parent_of(&named).join(target),
+            Err(_) => break,
+        }
+    }
+    let real = std::fs::canonicalize(dir).map_err(|e| TrustError::io(dir, &e))?;
+    Ok(beside(&real))
+}
+
 /// Finds the chain's files from what the user named (see [`read_trust_chain`]).
 fn locate(path: &Path) -> Result<ChainFiles, TrustError> {
     let meta = std::fs::metadata(path).map_err(|e| TrustError::io(path, &e))?;
@@ -223,14 +249,10 @@ fn locate(path: &Path) -> Result<ChainFiles, TrustError> {
         }
         // A `trust-root.d` directory is read as one of its files is: with the current file
         // beside it, the version in force (left out, a chain cut short before the version that
-        // revoked a key would verify that key's attestations again). Known by its real name —
-        // `.` inside it, a path ending in `..`, a link to it named otherwise are it too.
-        let real = std::fs::canonicalize(path).map_err(|e| TrustError::io(path, &e))?;
-        let current = Some(parent_of(&real).join(TRUST_ROOT_FILE))
-            .filter(|c| real.file_name() == Some(TRUST_ROOT_CHAIN_DIR.as_ref()) && c.exists());
+        // revoked a key would verify that key's attestations again).
         return Ok(ChainFiles {
             numbered: Some(path.to_path_buf()),
-            current,
+            current: current_beside(path)?,
         });
     }
     let parent = parent_of(path);
@@ -238,12 +260,9 @@ fn locate(path: &Path) -> Result<ChainFiles, TrustError> {
     if named.and_then(version_number).is_some() {
         // One version's file: its history is the directory it is in, and the current file
         // beside that directory when the directory is a `trust-root.d`.
-        let in_chain_dir = parent.file_name() == Some(TRUST_ROOT_CHAIN_DIR.as_ref());
-        let current =
-            Some(parent_of(parent).join(TRUST_ROOT_FILE)).filter(|c| in_chain_dir && c.exists());
         return Ok(ChainFiles {
             numbered: Some(parent.to_path_buf()),
-            current,
+            current: current_beside(parent)?,
         });
     }
     Ok(ChainFiles {

@@ -688,7 +688,27 @@ fn a_chain_is_read_from_a_current_file_a_directory_or_any_version() {
         }
         let link = dir.path().join("archive");
         std::os::unix::fs::symlink(dir.path().join("trust/trust-root.d"), &link).unwrap();
-        for path in [link.clone(), link.join(".")] {
+        // And a `trust-root.d` beside a current file that links to an archive named otherwise:
+        // the current file beside the name given is read.
+        let other = dir.path().join("elsewhere");
+        std::fs::create_dir_all(other.join("trust")).unwrap();
+        std::fs::rename(
+            dir.path().join("trust/trust-root.d"),
+            other.join("versions"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            other.join("versions"),
+            dir.path().join("trust/trust-root.d"),
+        )
+        .unwrap();
+        for path in [
+            link.clone(),
+            link.join("."),
+            link.join("1.json"),
+            dir.path().join("trust/trust-root.d"),
+            dir.path().join("trust/trust-root.d/2.json"),
+        ] {
             let loaded = load_trust_history(&common::repo().join("trust/root.pub"), &path)
                 .map(|history| history.newest().version())
                 .map_err(|e| e.code());

@@ -40,6 +40,18 @@ fn row(out: &Run, check: &str) -> Option<(bool, Option<String>)> {
         })
 }
 
+/// `parmana bundle sign DIR --key KEY` in `dir` at [`NOW`], which must succeed: the line it
+/// prints, `ID@VERSION BUNDLE_DIGEST`.
+fn bundle_sign(dir: &Path, bundle: &str, key: &str) -> String {
+    let out = run_in(
+        dir,
+        &["bundle", "sign", bundle, "--key", key, "--now", NOW],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{bundle} {key}: {}", out.transcript());
+    out.stdout
+}
+
 /// An attestation re-signed by the fixture attestation key with its predicate changed: what only
 /// that key's holder can make.
 fn forged(
@@ -172,25 +184,11 @@ fn an_unreleased_bundle_is_caught_by_the_release_manifest() {
             r#""policy_version": "1.1.0""#,
         );
     std::fs::write(draft.join("policy.json"), &policy).unwrap();
-    let signed = run_in(
-        d,
-        &[
-            "bundle",
-            "sign",
-            "policies/claims-approval/1.1.0",
-            "--key",
-            "trust/keys/policy.pem",
-            "--now",
-            NOW,
-        ],
-        b"",
-    );
-    assert_eq!(signed.code, 0, "{}", signed.transcript());
+    let signed = bundle_sign(d, "policies/claims-approval/1.1.0", "trust/keys/policy.pem");
     let bundle_digest = signed
-        .stdout
         .trim()
         .strip_prefix("claims-approval@1.1.0 ")
-        .unwrap_or_else(|| panic!("{}", signed.stdout))
+        .unwrap_or_else(|| panic!("{signed}"))
         .to_owned();
     let attestation = forged(&repo, &genuine, |p| {
         p["policy"]["version"] = serde_json::json!("1.1.0");
@@ -249,23 +247,6 @@ fn a_bundle_signed_again_after_the_policy_key_rotated_still_checks_older_attesta
         "--release-manifest",
         "release-manifest.json",
     ];
-    let sign_bundle = |key: &str| {
-        let out = run_in(
-            d,
-            &[
-                "bundle",
-                "sign",
-                "policies/claims-approval/1.0.0",
-                "--key",
-                key,
-                "--now",
-                NOW,
-            ],
-            b"",
-        );
-        assert_eq!(out.code, 0, "{key}: {}", out.transcript());
-        out.stdout
-    };
     // Signs the bundle with `key` through the library (`bundle sign` checks the key's role in
     // the version in force), as a writer of the directory could.
     let sign_bundle_anyway = |key: &str| {
@@ -326,7 +307,11 @@ fn a_bundle_signed_again_after_the_policy_key_rotated_still_checks_older_attesta
         assert_eq!(out.code, 0, "{}", out.transcript());
     };
     rotate("policy-2", "release");
-    let signed = sign_bundle("trust/keys/policy-2.pem");
+    let signed = bundle_sign(
+        d,
+        "policies/claims-approval/1.0.0",
+        "trust/keys/policy-2.pem",
+    );
     assert!(signed.contains("claims-approval@1.0.0 sha256:"), "{signed}");
     let out = verify(d, &genuine, &checked);
     assert_eq!(out.code, 0, "{}", out.transcript());

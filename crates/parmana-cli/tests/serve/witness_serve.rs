@@ -943,6 +943,11 @@ fn an_https_witness_of_a_private_ca_is_reached_through_witness_ca() {
     let url = format!("{}/witness", served.base);
     ca.write(&d.join("witness-ca.pem"));
     std::fs::write(d.join("empty.pem"), "").unwrap();
+    std::fs::write(
+        d.join("garbage.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let cosign_with = |extra: &[&str]| {
         let mut args = vec!["log", "cosign", "cp.txt", "--url", &url, "--store", MAIN];
         args.extend_from_slice(extra);
@@ -957,10 +962,12 @@ fn an_https_witness_of_a_private_ca_is_reached_through_witness_ca() {
         err.contains("error[server.witness_refused]") && err.contains("404"),
         "{err}"
     );
-    let (code, _, err) = cosign_with(&["--witness-ca", "empty.pem"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("error[server.tls_invalid]"), "{err}");
-    assert!(err.contains("--witness-ca"), "{err}");
+    for file in ["empty.pem", "garbage.pem"] {
+        let (code, _, err) = cosign_with(&["--witness-ca", file]);
+        assert_eq!(code, 2, "{file}: {err}");
+        assert!(err.contains("error[server.tls_invalid]"), "{file}: {err}");
+        assert!(err.contains("--witness-ca"), "{file}: {err}");
+    }
     // From the deployment's `[server]` table too.
     std::fs::write(
         d.join("parmana.toml"),
@@ -973,4 +980,28 @@ fn an_https_witness_of_a_private_ca_is_reached_through_witness_ca() {
     let (code, _, err) = cosign_with(&[]);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("error[server.witness_refused]"), "{err}");
+    // `serve --witness-url`'s rounds alike: with the authorities (here from the file), the
+    // witness is reached and refuses; with `PARMANA_WITNESS_CA` naming other ones, the
+    // handshake is.
+    let other = Authority::new("another CA");
+    other.write(&d.join("other-ca.pem"));
+    for (env, code) in [
+        (None, "server.witness_refused"),
+        (Some("other-ca.pem"), "server.witness_unreachable"),
+    ] {
+        let env: Vec<(&str, &str)> = env
+            .map(|ca| ("PARMANA_WITNESS_CA", ca))
+            .into_iter()
+            .collect();
+        let served = crate::harness::Served::start_with_env(
+            d,
+            &["--dev-token", "--log-key", LOG_KEY, "--witness-url", &url],
+            &env,
+        );
+        assert!(
+            eventually(|| served.stderr().contains(code)),
+            "{code}: {}",
+            served.stderr()
+        );
+    }
 }

@@ -201,9 +201,6 @@ impl TlsOptions {
     }
 }
 
-/// Whether a connection failure is TLS refusing to go ahead (rather than the server being
-/// unreachable): the server offered no TLS where the mode requires it, the handshake failed, or
-/// the certificate was not trusted or did not name the host.
 /// The hosts of the `postgres://` URL `url` reached over TCP away from the loopback whose
 /// identity its TLS settings do not check — `sslmode` absent (`prefer`), `disable`, `prefer` or
 /// `require` without `sslrootcert`: a man in the middle can answer for them, and ask for the
@@ -219,6 +216,16 @@ pub(crate) fn hosts_reached_unverified(url: &str) -> Vec<String> {
     let Ok(config) = options.rest.parse::<postgres::Config>() else {
         return Vec::new();
     };
+    // Where `hostaddr` is given, the connection goes to it (the host names only what a
+    // certificate would be checked against).
+    let addresses = config.get_hostaddrs();
+    if !addresses.is_empty() {
+        return addresses
+            .iter()
+            .filter(|address| !address.to_canonical().is_loopback())
+            .map(ToString::to_string)
+            .collect();
+    }
     let mut hosts: Vec<String> = config
         .get_hosts()
         .iter()
@@ -229,31 +236,24 @@ pub(crate) fn hosts_reached_unverified(url: &str) -> Vec<String> {
         })
         .filter(|name| !is_loopback(name))
         .collect();
-    // An address given with `hostaddr` alone is reached too.
-    hosts.extend(
-        config
-            .get_hostaddrs()
-            .iter()
-            .filter(|address| !address.is_loopback())
-            .map(ToString::to_string),
-    );
     hosts.dedup();
     hosts
 }
 
-/// Whether `host` names the loopback: `localhost` (and its subdomains, RFC 6761) or a loopback
-/// address.
+/// Whether `host` names the loopback: `localhost` (which resolvers answer from the hosts file;
+/// its subdomains may go to DNS, where whoever is on the path answers) or a loopback address,
+/// an IPv4 one written as IPv6 (`::ffff:127.0.0.1`) included.
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host
-            .get(host.len().saturating_sub(".localhost".len())..)
-            .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"))
-        || host
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|address| address.is_loopback())
+            .is_ok_and(|address| address.to_canonical().is_loopback())
 }
 
+/// Whether a connection failure is TLS refusing to go ahead (rather than the server being
+/// unreachable): the server offered no TLS where the mode requires it, the handshake failed, or
+/// the certificate was not trusted or did not name the host.
 pub(crate) fn is_tls_refusal(error: &postgres::Error) -> bool {
     let Some(cause) = std::error::Error::source(error) else {
         return false;
@@ -519,7 +519,13 @@ mod tests {
                 &[],
             ),
             ("postgres://u@localhost/store", &[]),
-            ("postgres://u@api.localhost/store", &[]),
+            ("postgres://u@api.localhost/store", &["api.localhost"]),
+            ("postgres://u@[::ffff:127.0.0.1]:5432/store", &[]),
+            ("postgres://u@db.internal/store?hostaddr=127.0.0.1", &[]),
+            (
+                "postgres://u@localhost/store?hostaddr=10.0.0.7",
+                &["10.0.0.7"],
+            ),
             ("postgres://u@127.0.0.1:5432/store", &[]),
             ("postgres://u@[::1]:5432/store", &[]),
             ("postgres://u@%2Frun%2Fpostgresql/store", &[]),
