@@ -1063,7 +1063,14 @@ fn read_config_file(path: &Path, found_walking_up: bool) -> Result<ConfigFile, F
     use std::io::Read as _;
     let what = path.display().to_string();
     let named = std::fs::symlink_metadata(path).map_err(|e| Failure::io(&what, &e))?;
-    let file = std::fs::File::open(path).map_err(|e| Failure::io(&what, &e))?;
+    // One found walking up is opened without waiting and must be a regular file: another user
+    // who swapped a named pipe in would otherwise hold the command before its owner is checked.
+    let file = if found_walking_up {
+        parmana_runtime::trust::open_regular_file(path)
+    } else {
+        std::fs::File::open(path)
+    }
+    .map_err(|e| Failure::io(&what, &e))?;
     if found_walking_up {
         check_found_file_is_yours(path, &named, &file)?;
     }

@@ -508,7 +508,8 @@ const MAX_TEST_CASES_BYTES: usize = 32 * 1024 * 1024;
 /// Reads `dir/tests/*.json` as `(file name, bytes)`, sorted by name: at most
 /// [`MAX_TEST_CASES`] of them, each at most [`MAX_TEST_CASE_BYTES`], all of them at most
 /// [`MAX_TEST_CASES_BYTES`] (`cli.input_too_large` past any: a file refused after reading one
-/// byte more, or before reading it when its size passes what is left).
+/// byte more, or before reading it when its size passes what is left). Each a regular file,
+/// reached through a link or not (`io.error` otherwise: a named pipe, a device).
 fn read_cases(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     let tests = dir.join("tests");
     let entries =
@@ -536,17 +537,29 @@ fn read_cases(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
                 tests.display()
             ))
         };
-        let size = entry
-            .metadata()
-            .map_err(|e| Failure::io(&path.display().to_string(), &e))?
-            .len();
+        // A regular file only, through a link too (a link to `/proc/self/fd/1` or a named pipe
+        // would wait on a pipe or read the terminal), opened without waiting; its size is the
+        // file's, not a link's.
+        let io = |e: std::io::Error| Failure::io(&path.display().to_string(), &e);
+        let file = parmana_runtime::trust::open_regular_file(&path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
         // A case within its own bound that would pass what is left is refused unread (one over
         // its own bound is refused below, after reading one byte more).
         let size = usize::try_from(size).unwrap_or(usize::MAX);
         if size <= MAX_TEST_CASE_BYTES && size > left {
             return Err(all_too_large());
         }
-        let bytes = crate::common::read_bounded(&path, MAX_TEST_CASE_BYTES)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(
+                file,
+                u64::try_from(MAX_TEST_CASE_BYTES)
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(1),
+            ),
+            &mut bytes,
+        )
+        .map_err(io)?;
         if bytes.len() > MAX_TEST_CASE_BYTES {
             return Err(too_large(format!(
                 "{}: more than {MAX_TEST_CASE_BYTES} bytes",

@@ -179,7 +179,7 @@ pub(crate) fn grows_past(size: u64, root: Digest, log: &LedgerLog) -> Result<boo
 /// The anchor in the file at `path`: `None` when there is no file yet; a file that is not an
 /// anchor is `runtime.log_anchor_invalid`.
 fn read(path: &Path) -> Result<Option<(u64, Digest)>, ExecutionError> {
-    let file = match std::fs::File::open(path) {
+    let file = match parmana_trust::open_regular_file(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(ExecutionError::io("read", path, &e)),

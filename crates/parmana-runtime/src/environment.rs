@@ -240,7 +240,8 @@ impl RuntimeEnvironment {
 /// Reads a file of at most `limit` bytes, refusing a larger one after reading one byte more.
 pub(crate) fn read_file(path: &Path, limit: usize) -> Result<Vec<u8>, ExecutionError> {
     use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| ExecutionError::io("read", path, &e))?;
+    let file =
+        parmana_trust::open_regular_file(path).map_err(|e| ExecutionError::io("read", path, &e))?;
     let mut bytes = Vec::new();
     file.take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
         .read_to_end(&mut bytes)

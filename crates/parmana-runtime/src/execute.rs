@@ -187,8 +187,8 @@ pub(crate) fn execute(
     if let Err(error) = replay_store.complete(execution_id, envelope.as_bytes()) {
         // The id is claimed and its attestation signed, but not recorded: kept, so that the
         // completion can be written again once the store takes it, rather than the id staying
-        // claimed until a `recover` (and, while it waits, the store's marks are not raised past
-        // the versions it was claimed under: `accept_settled_environment`).
+        // claimed until a `recover` (and, while it waits, the runtime does not itself record a
+        // reload's versions in the store's marks: `accept_settled_environment`).
         if let Some(unfinished) = unfinished {
             unfinished.keep(execution_id.clone(), &claim, envelope);
         }
@@ -245,6 +245,8 @@ struct Kept {
     claimed_at: Timestamp,
     inputs_digest: Digest,
     envelope: RawCanonical,
+    /// The store refused its row at an earlier pass: a pass tries it after every other.
+    refused_before: bool,
 }
 
 /// The most kept completions a pass of
@@ -296,6 +298,7 @@ impl Unfinished {
                 claimed_at: claim.claimed_at(),
                 inputs_digest: Digest::of(claim.attestation_inputs()),
                 envelope,
+                refused_before: false,
             });
         }
     }
@@ -315,7 +318,12 @@ impl Unfinished {
             .1
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut taken = std::mem::take(&mut *self.lock()).into_iter();
+        // Those the store refused for their rows at an earlier pass come after every other
+        // (kept since included), in their order: rows refused for ever hold back no other.
+        let (fresh, refused_before): (Vec<Kept>, Vec<Kept>) = std::mem::take(&mut *self.lock())
+            .into_iter()
+            .partition(|kept| !kept.refused_before);
+        let mut taken = fresh.into_iter().chain(refused_before);
         let mut report = FinishReport::default();
         let mut still = Vec::new();
         // Refused for their rows: kept, but after every other, so that the next pass tries the
@@ -333,7 +341,10 @@ impl Unfinished {
                     break;
                 }
                 Err(_) => {
-                    refused_rows.push(kept);
+                    refused_rows.push(Kept {
+                        refused_before: true,
+                        ..kept
+                    });
                     report.refused += 1;
                     if report.refused >= MAX_REFUSED_COMPLETIONS_PER_PASS {
                         break;
@@ -355,7 +366,10 @@ impl Unfinished {
                     break;
                 }
                 Err(_) => {
-                    refused_rows.push(kept);
+                    refused_rows.push(Kept {
+                        refused_before: true,
+                        ..kept
+                    });
                     report.refused += 1;
                     if report.refused >= MAX_REFUSED_COMPLETIONS_PER_PASS {
                         break;
@@ -962,9 +976,12 @@ fn recover_one(
         // server's own completion): nothing is left to do, as when it was completed before.
         Err(parmana_replay::ReplayError::AlreadyCompleted { .. }) => Ok(None),
         Err(error) => {
-            // Kept as an execution's is (whatever the refusal: one of this row waits after the
-            // others, holding none back), so that it is written once the store takes it.
-            if let Some(unfinished) = unfinished {
+            // Kept (for the runtime's ticks to write again) only when the store did not answer —
+            // recovery's second try, after the store answered a read (`recover_one_again`): a
+            // refusal of this row leaves the id claimed, for the next `recover` to say why.
+            if let (Some(unfinished), parmana_replay::ReplayError::Unavailable { .. }) =
+                (unfinished, &error)
+            {
                 unfinished.keep(execution_id.clone(), &claim, envelope);
             }
             Err(error.into())

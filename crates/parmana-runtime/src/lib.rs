@@ -119,11 +119,12 @@ pub mod trust {
         TrustError, TrustRootSpec, TrustStanding, VerifiedBundle, VerifiedReleaseManifest,
         VerifiedTrustHistory, VerifiedTrustRoot, VerifyOptions, check_signer, check_signer_role,
         create_directories, create_file_durably, create_trust_root, decode_attestation_statement,
-        read_bundle_dir, read_key_file, read_legacy_bundle_dir, read_public_key_file,
-        read_release_manifest_listing, read_release_manifest_version, remove_interrupted_writes,
-        replace_file_durably, sign_bundle_dir, sign_checked, sign_release_manifest,
-        signed_release_manifest_version, sync_directory_of, verify_attestations,
-        verify_attestations_in_history, verify_legacy_bundle, write_public_key_file,
+        open_regular_file, read_bundle_dir, read_key_file, read_legacy_bundle_dir,
+        read_public_key_file, read_release_manifest_listing, read_release_manifest_version,
+        remove_interrupted_writes, replace_file_durably, sign_bundle_dir, sign_checked,
+        sign_release_manifest, signed_release_manifest_version, sync_directory_of,
+        verify_attestations, verify_attestations_in_history, verify_legacy_bundle,
+        write_public_key_file,
     };
 }
 

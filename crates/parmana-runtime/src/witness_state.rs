@@ -140,7 +140,7 @@ fn refused(path: &Path, reason: &str) -> ExecutionError {
 /// reading it (the monitoring endpoint), not for judging a request by it
 /// ([`LockedWitnessState`]).
 pub fn read_witness_state(path: &Path) -> Result<Option<Vec<u8>>, ExecutionError> {
-    match File::open(path) {
+    match parmana_trust::open_regular_file(path) {
         Ok(file) => {
             let mut bytes = Vec::new();
             file.take(MAX_NOTE_BYTES as u64 + 1)

@@ -540,3 +540,41 @@ fn every_example_policy_executes_and_verifies() {
     assert_eq!(attestation.predicate().decision, "escalate");
     assert!(verify_attestation(attestation.envelope(), env.trust_root(), None, None).is_valid());
 }
+
+/// A named pipe put in place of a deployment file — the release manifest, the current trust
+/// root, the pinned root key — is refused at once (`runtime.io`, `trust.io`): opened as a file,
+/// it would hold the load, and a server's reload with every one after it, until something wrote
+/// to it. Loaded on a thread with a deadline, so that a regression fails instead of hanging.
+#[cfg(unix)]
+#[test]
+fn a_named_pipe_in_place_of_a_deployment_file_is_refused_at_once() {
+    for (file, code) in [
+        ("release-manifest.json", "runtime.io"),
+        ("trust/trust-root.json", "trust.io"),
+        ("trust/root.pub", "trust.io"),
+    ] {
+        let fixture = Fixture::new();
+        let path = fixture.root().join(file);
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo {file}");
+        let config = fixture.config();
+        let (sender, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ =
+                sender.send(RuntimeEnvironment::load(&config, parmana_testkit::now()).map(|_| ()));
+        });
+        let loaded = answer
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("loading with a named pipe at {file} hung"));
+        let error = loaded.unwrap_err();
+        assert_eq!(error.code(), code, "{file}: {error}");
+        assert!(
+            error.to_string().contains("not a regular file"),
+            "{file}: {error}"
+        );
+    }
+}

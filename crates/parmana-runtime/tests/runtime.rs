@@ -696,7 +696,7 @@ fn a_completion_the_store_refused_is_written_again_once_it_answers() {
 }
 
 /// A kept completion the store answers with a refusal of its row (a corrupt row, every time)
-/// is kept in its place, and the pass goes on past it: it holds back none of the completions
+/// is kept, after the others, and the pass goes on past it: it holds back none of the completions
 /// kept after it, and is written once the store takes it. One refused so at its first write is
 /// kept too (nothing is given up: while it waits, the marks are not raised past its versions).
 /// A store refusing every row costs a pass at most `MAX_REFUSED_COMPLETIONS_PER_PASS` calls.
@@ -780,6 +780,12 @@ fn a_completion_the_store_refuses_for_its_row_holds_back_no_other() {
     assert!(matches!(state("free"), ExecutionStatus::Claimed { .. }));
     assert_eq!(counts(runtime.finish_completions()), (1, many, cap));
     assert!(matches!(state("free"), ExecutionStatus::Completed(_)));
+    // One kept after those passes is tried before the rows refused already: written at once.
+    store.failing.store(true, SeqCst);
+    runtime.execute(&request("late")).unwrap_err();
+    store.failing.store(false, SeqCst);
+    assert_eq!(counts(runtime.finish_completions()), (1, many, cap));
+    assert!(matches!(state("late"), ExecutionStatus::Completed(_)));
 }
 
 /// Passes writing kept completions again run one at a time: a pass takes them out while it runs,

@@ -8,31 +8,9 @@ use std::path::Path;
 /// path would otherwise hold the start, or a reload and every one after it, until something
 /// writes to it), and refused unless it is a regular file.
 pub(crate) fn open(path: &Path) -> Result<File, String> {
-    let file = open_without_waiting(path).map_err(|e| e.to_string())?;
-    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
-        return Err(
-            "it is not a regular file (a named pipe, a device or a directory): it is not read"
-                .to_owned(),
-        );
-    }
+    let file = parmana_runtime::trust::open_regular_file(path).map_err(|e| e.to_string())?;
     check_yours(&file)?;
     Ok(file)
-}
-
-#[cfg(unix)]
-fn open_without_waiting(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    // A regular file reads as it would without the flag.
-    let nonblocking = rustix::fs::OFlags::NONBLOCK.bits();
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(i32::try_from(nonblocking).unwrap_or(0))
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_without_waiting(path: &Path) -> std::io::Result<File> {
-    File::open(path)
 }
 
 /// [`open`] for a private key: also refused when anyone (the world) may read it — whoever reads

@@ -946,14 +946,28 @@ pub(crate) async fn status(State(state): Shared, headers: HeaderMap) -> Result<R
                 // the `admin` caller of a reload. Here, to any `read` token, the code alone —
                 // also in the moment before the reload's own handler replaces the record.
                 message: Some({
-                    let _said = message;
-                    if code.starts_with("replay.") {
+                    // The server's own words are kept: a file of its own refused beside an
+                    // environment taken (`server.*`), and the files refused beside an
+                    // environment refused — what `reload.rs` appends, naming them by code.
+                    let files_too = message
+                        .rsplit_once("; and ")
+                        .map(|(_, files)| files)
+                        .filter(|files| files.ends_with(crate::reload::REFUSED_TOO));
+                    let said = if code.starts_with("server.") {
+                        message.clone()
+                    } else if code.starts_with("replay.") {
                         "the replay store refused; what it said is in the server's log".to_owned()
                     } else if code.ends_with(".io") || code.starts_with("io.") {
                         "a file could not be read; which, and why, is in the server's log"
                             .to_owned()
                     } else {
                         format!("refused ({code}); what was refused is in the server's log")
+                    };
+                    match files_too {
+                        Some(files) if !code.starts_with("server.") => {
+                            format!("{said}; and {files}")
+                        }
+                        _ => said,
                     }
                 }),
                 code: Some(code),

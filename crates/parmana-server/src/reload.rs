@@ -9,6 +9,11 @@ use parmana_runtime::{ReloadReport, Runtime};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// How a reload's record ends when files were refused beside an environment refused (`{the
+/// environment's refusal}; and {the files, by code}` + this): `/v1/status` shows that part,
+/// which names the files by their codes only, beside the environment's code.
+pub(crate) const REFUSED_TOO: &str = " refused too (the server's log says why)";
+
 /// What a reload asked for comes to, once it has run: the versions, or the refusal.
 pub(crate) type ReloadOutcome = Result<ReloadReport, ApiError>;
 
@@ -226,7 +231,7 @@ async fn reload_holding(
                     ),
                     (_, Some(Err((code, message)))) => runtime.record_reload_failure(
                         &code,
-                        format!("{message}; and {refused} refused too (the server's log says why)"),
+                        format!("{message}; and {refused}{REFUSED_TOO}"),
                     ),
                     _ => {}
                 }

@@ -296,6 +296,26 @@ fn a_refused_tokens_file_holds_back_no_rotation_of_the_trust_root() {
         recorded.contains("the tokens file (server.tokens_invalid) refused too"),
         "{recorded}"
     );
+    // `/v1/status` gives the environment's refusal by its code, and names the tokens file's.
+    let (status, body, _) = crate::readiness_tests::answer_through_router_as(
+        &tokio,
+        &state,
+        "GET",
+        "/v1/status",
+        "",
+        Some("token-a"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let shown = body["last_reload"]["message"].as_str().unwrap();
+    assert!(shown.contains(&format!("({code})")), "{shown}");
+    assert!(
+        shown.contains("the tokens file (server.tokens_invalid) refused too"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(&fixture.root().display().to_string()),
+        "{shown}"
+    );
 }
 
 /// A clock that reloads its runtime at its first reading once armed: a reload that lands in the

@@ -367,7 +367,7 @@ fn walk(
 /// left of the budget plus one byte is read, so a file that grew since is refused too.
 fn read_file_within(path: &Path, budget: &mut Budget) -> Result<Vec<u8>, TrustError> {
     let left = MAX_BUNDLE_BYTES.saturating_sub(budget.bytes);
-    let file = std::fs::File::open(path).map_err(|e| TrustError::io(path, &e))?;
+    let file = crate::open_regular_file(path).map_err(|e| TrustError::io(path, &e))?;
     let meta = file.metadata().map_err(|e| TrustError::io(path, &e))?;
     if !meta.is_file() {
         return Err(unsafe_path(path, "not a regular file or directory"));

@@ -83,6 +83,33 @@ fn may_be_in_flight(name: &str, entry: &std::fs::DirEntry) -> bool {
         .is_none_or(|age| age < std::time::Duration::from_secs(600))
 }
 
+/// Opens `path` to read a deployment file — a trust root, a release manifest, a pinned public
+/// key, a bundle's file, a log anchor, a witness state — without waiting (`O_NONBLOCK`: a named
+/// pipe put at the path would otherwise hold the open, and a server's reload with it and every
+/// reload after, until something wrote to it), and refuses (`InvalidInput`) what is not a regular
+/// file once opened: a named pipe, a device, a directory. A regular file reads as it would
+/// without the flag.
+pub fn open_regular_file(path: &Path) -> std::io::Result<std::fs::File> {
+    #[cfg(unix)]
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let nonblocking = rustix::fs::OFlags::NONBLOCK.bits();
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(i32::try_from(nonblocking).unwrap_or(0))
+            .open(path)?
+    };
+    #[cfg(not(unix))]
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is not a regular file (a named pipe, a device or a directory): it is not read",
+        ));
+    }
+    Ok(file)
+}
+
 /// Syncs the directory holding `path`, so that a file created or renamed there survives a
 /// crash (its data synced is not enough: the name is the directory's). Only on Unix (elsewhere a
 /// directory cannot be opened as a file: this does nothing there).

@@ -548,9 +548,10 @@ impl fmt::Debug for LocalSigningKey {
     }
 }
 
-/// Reads an SPKI PEM public key file.
+/// Reads an SPKI PEM public key file — a regular file ([`open_regular_file`](crate::open_regular_file):
+/// the pinned root key is read again at every reload of a server).
 pub fn read_public_key_file(path: &Path) -> Result<PublicKey, TrustError> {
-    PublicKey::from_pem(&read_pem_text(path)?)
+    PublicKey::from_pem(&read_pem_text_from(path, crate::open_regular_file)?)
 }
 
 /// What a key file holds: a public key (SPKI PEM) or a private key (PKCS#8 PEM).
@@ -602,10 +603,21 @@ const _: () = assert!(PEM_BUFFER_BYTES as u64 > MAX_KEY_FILE_BYTES + 1);
 /// a key (`trust.invalid_key`). The text may be a private key: it is read into one buffer
 /// reserved whole beforehand (no reallocation leaves a copy behind) and scrubbed when dropped,
 /// refused or not.
+///
+/// A key named on the command line may come through a pipe (`--key <(vault read …)`), so any
+/// file opens here; [`read_public_key_file`] takes regular files only.
 fn read_pem_text(path: &Path) -> Result<Zeroizing<String>, TrustError> {
+    read_pem_text_from(path, |path| std::fs::File::open(path))
+}
+
+/// [`read_pem_text`] of the file `open` opens.
+fn read_pem_text_from(
+    path: &Path,
+    open: fn(&Path) -> std::io::Result<std::fs::File>,
+) -> Result<Zeroizing<String>, TrustError> {
     use std::io::Read as _;
     let mut bytes = Zeroizing::new(Vec::with_capacity(PEM_BUFFER_BYTES));
-    std::fs::File::open(path)
+    open(path)
         .and_then(|file| file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
         .map_err(|e| TrustError::io(path, &e))?;
     if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_KEY_FILE_BYTES {

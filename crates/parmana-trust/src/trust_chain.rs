@@ -307,7 +307,7 @@ fn numbered_files(dir: &Path) -> Result<BTreeMap<u64, PathBuf>, TrustError> {
 /// Reads a trust-root file, refusing one larger than [`MAX_TRUST_ROOT_BYTES`] after reading
 /// at most one byte more.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, TrustError> {
-    let file = std::fs::File::open(path).map_err(|e| TrustError::io(path, &e))?;
+    let file = crate::open_regular_file(path).map_err(|e| TrustError::io(path, &e))?;
     let cap = u64::try_from(MAX_TRUST_ROOT_BYTES)
         .unwrap_or(u64::MAX)
         .saturating_add(1);

@@ -331,3 +331,40 @@ fn every_invalid_signal_is_reported_with_a_suggestion_for_a_typo() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     insta::assert_snapshot!("all_signal_problems", out.transcript());
 }
+
+/// A test case that is not a regular file — a named pipe, or a link to one or to a device — is
+/// refused unread (`io.error`): read, a pipe would wait for a writer and a link to
+/// `/proc/self/fd/1` read the terminal or wait on a pipe. Run with a deadline.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_test_case_that_is_not_a_regular_file_is_refused_unread() {
+    let root = repo_root().join(CLAIMS);
+    for (name, make) in [
+        ("pipe.json", None),
+        ("to-a-pipe.json", Some("fifo")),
+        ("to-a-device.json", Some("/dev/null")),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(root.join("policy.json"), dir.path().join("policy.json")).unwrap();
+        std::fs::create_dir(dir.path().join("tests")).unwrap();
+        let case = dir.path().join("tests").join(name);
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(if make.is_none() { &case } else { &fifo })
+            .status()
+            .unwrap();
+        assert!(made.success());
+        match make {
+            Some("fifo") => std::os::unix::fs::symlink(&fifo, &case).unwrap(),
+            Some(device) => std::os::unix::fs::symlink(device, &case).unwrap(),
+            None => {}
+        }
+        let out = crate::common::run_within_deadline(dir.path(), &["policy", "test", "."]);
+        let stderr = &out.stderr;
+        assert_eq!(out.code, 1, "{name}: {stderr}");
+        assert!(
+            stderr.contains("io.error") && stderr.contains("not a regular file"),
+            "{name}: {stderr}"
+        );
+    }
+}

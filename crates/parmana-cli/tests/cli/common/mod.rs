@@ -81,6 +81,37 @@ pub(crate) fn run_with_env(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str
     }
 }
 
+/// `parmana ARGS` in `dir` (no input), killed and failed if it has not exited within 20
+/// seconds: for a command that must not wait on what it was given (a named pipe), so that a
+/// regression fails the test instead of hanging the run. Its output must be small (read once it
+/// has exited).
+pub(crate) fn run_within_deadline(dir: &Path, args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
+    without_parmana_variables(&mut command);
+    let mut child = command
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("parmana {args:?} did not exit within 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
 /// Removes from `command` the `PARMANA_*` variables of the environment running the tests, so
 /// that tests are hermetic.
 pub(crate) fn without_parmana_variables(command: &mut Command) {
