@@ -66,7 +66,13 @@ impl VerifiedLegacyBundle {
 /// The key JavaScript cannot hold as an ordinary member of the sorted object.
 const PROTO_KEY: &str = "__proto__";
 
-/// The legacy canonical form of a JSON value (see the module documentation).
+/// The most bytes the legacy form of one document may take. It indents two spaces a level, so a
+/// document nested deep grows by as much as 130 times (128 levels): a 60 MiB `policy.json` of
+/// nested lists would take about 8 GB. The original tooling's documents take a few kilobytes.
+pub const MAX_LEGACY_FORM_BYTES: usize = 64 * 1024 * 1024;
+
+/// The legacy canonical form of a JSON value (see the module documentation); refused
+/// (`trust.document_too_large`) as soon as it passes [`MAX_LEGACY_FORM_BYTES`].
 pub(crate) fn legacy_canonical_json(value: &Value) -> Result<Vec<u8>, TrustError> {
     let mut out = Vec::new();
     write_legacy(value, 0, legacy_key_order, &mut out)?;
@@ -85,6 +91,14 @@ fn write_legacy(
     order: fn(&str, &str) -> Ordering,
     out: &mut Vec<u8>,
 ) -> Result<(), TrustError> {
+    // Checked before each value is written: what one value adds before the next check is its
+    // indentation (at most 258 bytes) and, for a scalar, its own canonical text.
+    if out.len() > MAX_LEGACY_FORM_BYTES {
+        return Err(TrustError::DocumentTooLarge {
+            path: "the legacy canonical form".to_owned(),
+            limit: MAX_LEGACY_FORM_BYTES,
+        });
+    }
     match value {
         Value::Array(items) if !items.is_empty() => {
             out.extend_from_slice(b"[\n");
@@ -210,6 +224,23 @@ pub fn verify_legacy_bundle(
     if field(map, "manifest_version")? != "1" {
         return Err(bad("manifest_version is not \"1\"".to_owned()));
     }
+    // The signature first: a directory nobody signed costs the manifest's legacy form only,
+    // never its artifacts' (each read and hashed below).
+    let mut end = signature_bytes.len();
+    while end > 0 && matches!(signature_bytes[end - 1], b'\r' | b'\n') {
+        end -= 1;
+    }
+    let signature = std::str::from_utf8(&signature_bytes[..end])
+        .ok()
+        .and_then(decode_base64)
+        .filter(|s| s.len() == 64)
+        .ok_or_else(|| bad("bundle.sig is not 64 bytes of canonical base64".to_owned()))?;
+    if !legacy_key.verify_signature(&legacy_canonical_json(&manifest)?, &signature) {
+        return Err(TrustError::BadSignature {
+            document: DOCUMENT.to_owned(),
+            keyid: legacy_key.key_id().to_string(),
+        });
+    }
     let policy_id = field(map, "policy_id")?.to_owned();
     let policy_version = field(map, "policy_version")?.to_owned();
     let bundle_hash = field(map, "bundle_hash")?.to_owned();
@@ -269,21 +300,6 @@ pub fn verify_legacy_bundle(
         return Err(TrustError::BundleFileUnexpected {
             path: extra.clone(),
             hint: crate::durable::interrupted_write_hint(extra),
-        });
-    }
-    let mut end = signature_bytes.len();
-    while end > 0 && matches!(signature_bytes[end - 1], b'\r' | b'\n') {
-        end -= 1;
-    }
-    let signature = std::str::from_utf8(&signature_bytes[..end])
-        .ok()
-        .and_then(decode_base64)
-        .filter(|s| s.len() == 64)
-        .ok_or_else(|| bad("bundle.sig is not 64 bytes of canonical base64".to_owned()))?;
-    if !legacy_key.verify_signature(&legacy_canonical_json(&manifest)?, &signature) {
-        return Err(TrustError::BadSignature {
-            document: DOCUMENT.to_owned(),
-            keyid: legacy_key.key_id().to_string(),
         });
     }
     Ok(VerifiedLegacyBundle {

@@ -87,7 +87,7 @@ pub use keys::{
     CLAIM_KEY_PURPOSE, ClaimKey, KeyFile, KeyId, LocalSigningKey, PublicKey, PublicKeyDocument,
     Signer, check_signer, read_key_file, read_public_key_file, sign_checked, write_public_key_file,
 };
-pub use legacy::{VerifiedLegacyBundle, verify_legacy_bundle};
+pub use legacy::{MAX_LEGACY_FORM_BYTES, VerifiedLegacyBundle, verify_legacy_bundle};
 pub use release::{
     MAX_RELEASE_MANIFEST_BYTES, RELEASE_MANIFEST_FILE, ReleaseManifestSpec, SignedReleaseManifest,
     VerifiedReleaseManifest, read_release_manifest_listing, read_release_manifest_version,

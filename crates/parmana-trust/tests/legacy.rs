@@ -122,6 +122,41 @@ fn missing_and_extra_files_are_refused() {
     }
 }
 
+/// The signature is checked before any artifact is read into its legacy form: a directory
+/// nobody signed whose `policy.json` would take gigabytes in that form (nested lists, two spaces
+/// a level) is refused by its signature, at the cost of the manifest alone; one whose form passes
+/// `MAX_LEGACY_FORM_BYTES` is refused as it is written, not built whole.
+#[test]
+fn an_unsigned_directory_costs_its_manifest_alone() {
+    let key = legacy_key();
+    let (_, files) = bundles().remove(0);
+    // About 6 MiB nested 120 deep: its legacy form would be about 1.2 GB.
+    let depth = 120;
+    let leaves = 3 * 1024 * 1024;
+    let mut deep = "[".repeat(depth);
+    deep.push_str(&"0,".repeat(leaves));
+    deep.push('0');
+    deep.push_str(&"]".repeat(depth));
+    let mut unsigned = files.clone();
+    unsigned.insert("policy.json".to_owned(), deep.clone().into_bytes());
+    unsigned.insert("bundle.sig".to_owned(), BASE64_64_ZEROS.as_bytes().to_vec());
+    assert_eq!(
+        verify_legacy_bundle(&unsigned, &key).unwrap_err().code(),
+        "trust.bad_signature"
+    );
+    // Signed (its signature good), the artifact's form is refused past the bound.
+    let mut signed = files.clone();
+    signed.insert("policy.json".to_owned(), deep.into_bytes());
+    assert_eq!(
+        verify_legacy_bundle(&signed, &key).unwrap_err().code(),
+        "trust.document_too_large"
+    );
+}
+
+/// 64 zero bytes, in canonical base64: a signature that verifies under no key.
+const BASE64_64_ZEROS: &str =
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+
 /// Every bit flip (and the all-bits flip) of every byte of every file is refused.
 #[test]
 fn every_bit_flip_of_every_byte_is_refused() {
