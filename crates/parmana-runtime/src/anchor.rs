@@ -199,15 +199,12 @@ fn read(path: &Path) -> Result<Option<(u64, Digest)>, ExecutionError> {
     parse(&text).map(Some).map_err(invalid)
 }
 
-/// Takes an exclusive lock on the file at `path` (created if missing), waiting for another
-/// holder — another process too; released when the returned file is dropped.
+/// Takes an exclusive lock on the file at `path` (created if missing; a regular file, opened
+/// without waiting: `parmana_trust::open_lock_file`), waiting for another holder — another
+/// process too; released when the returned file is dropped.
 pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File, ExecutionError> {
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| ExecutionError::io("open", path, &e))?;
+    let lock =
+        parmana_trust::open_lock_file(path).map_err(|e| ExecutionError::io("open", path, &e))?;
     lock.lock()
         .map_err(|e| ExecutionError::io("lock", path, &e))?;
     Ok(lock)

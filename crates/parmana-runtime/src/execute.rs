@@ -856,11 +856,12 @@ fn recover_one_again(
 }
 
 /// Completes one leftover claim (`None`: completed since it was listed). A completion the store
-/// refuses is kept in `unfinished` (a runtime's: written again by
+/// did not answer for (`replay.store_unavailable`) is kept in `unfinished` when one is given (a
+/// runtime's: written again by
 /// [`Runtime::finish_completions`](crate::Runtime::finish_completions), as an execution's is),
 /// so that a store whose writes fail for a while — a lock held past its timeout, a volume full,
 /// while its reads go on — leaves the id claimed until the next tick, not until the next
-/// recovery.
+/// recovery; one refused for its row leaves the id claimed, for the next `recover` to say why.
 fn recover_one(
     store: &dyn ReplayStore,
     signers: &[&dyn Signer],

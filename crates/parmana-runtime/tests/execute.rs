@@ -578,3 +578,60 @@ fn a_named_pipe_in_place_of_a_deployment_file_is_refused_at_once() {
         );
     }
 }
+
+/// So too the files of the transparency log's keepers: a named pipe as the log anchor, as a
+/// witness's state, or as the lock file beside a witness's state is refused at once (opened,
+/// the anchor's and the state's would wait for a writer, the lock for a reader). Run on a thread
+/// with a deadline, each.
+#[cfg(unix)]
+#[test]
+fn a_named_pipe_as_a_log_keepers_file_is_refused_at_once() {
+    use parmana_runtime::{LockedWitnessState, LogAnchor, WitnessStateOpen, read_witness_state};
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = |name: &str| {
+        let path = dir.path().join(name);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo {name}");
+        path
+    };
+    let within_deadline = |what: &str, run: Box<dyn FnOnce() -> Option<String> + Send>| {
+        let (sender, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = sender.send(run());
+        });
+        let refused = answer
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what}: hung on a named pipe"));
+        // Refused as no regular file, or — a pipe opened to write without a reader — as no
+        // such device (`ENXIO`), at once either way.
+        assert!(
+            refused.as_ref().is_some_and(|message| {
+                message.contains("not a regular file") || message.contains("No such device")
+            }),
+            "{what}: {refused:?}"
+        );
+    };
+    let anchor = fifo("log.anchor");
+    within_deadline(
+        "the log anchor",
+        Box::new(move || LogAnchor::open(&anchor).err().map(|e| e.to_string())),
+    );
+    let state = fifo("witness-state.txt");
+    within_deadline(
+        "a witness's state",
+        Box::new(move || read_witness_state(&state).err().map(|e| e.to_string())),
+    );
+    let beside = dir.path().join("other-state.txt");
+    fifo(".other-state.txt.lock");
+    within_deadline(
+        "the lock beside a witness's state",
+        Box::new(move || {
+            LockedWitnessState::lock(&beside, WitnessStateOpen::New)
+                .err()
+                .map(|e| e.to_string())
+        }),
+    );
+}

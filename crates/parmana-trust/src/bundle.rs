@@ -367,11 +367,9 @@ fn walk(
 /// left of the budget plus one byte is read, so a file that grew since is refused too.
 fn read_file_within(path: &Path, budget: &mut Budget) -> Result<Vec<u8>, TrustError> {
     let left = MAX_BUNDLE_BYTES.saturating_sub(budget.bytes);
+    // A regular file only (the walk checked the entry; this holds for what is opened).
     let file = crate::open_regular_file(path).map_err(|e| TrustError::io(path, &e))?;
     let meta = file.metadata().map_err(|e| TrustError::io(path, &e))?;
-    if !meta.is_file() {
-        return Err(unsafe_path(path, "not a regular file or directory"));
-    }
     if meta.len() > left {
         return Err(too_large());
     }

@@ -90,17 +90,32 @@ fn may_be_in_flight(name: &str, entry: &std::fs::DirEntry) -> bool {
 /// file once opened: a named pipe, a device, a directory. A regular file reads as it would
 /// without the flag.
 pub fn open_regular_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    open_regular_with(path, options)
+}
+
+/// Opens (creating it if missing, never truncating) the lock file at `path` for a `flock`, as
+/// [`open_regular_file`] opens a file to read: without waiting — a named pipe put there would
+/// otherwise hold the open until something read from it — and refused when it is not a regular
+/// file.
+pub fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    open_regular_with(path, options)
+}
+
+fn open_regular_with(
+    path: &Path,
+    mut options: std::fs::OpenOptions,
+) -> std::io::Result<std::fs::File> {
     #[cfg(unix)]
-    let file = {
+    {
         use std::os::unix::fs::OpenOptionsExt as _;
         let nonblocking = rustix::fs::OFlags::NONBLOCK.bits();
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(i32::try_from(nonblocking).unwrap_or(0))
-            .open(path)?
-    };
-    #[cfg(not(unix))]
-    let file = std::fs::File::open(path)?;
+        options.custom_flags(i32::try_from(nonblocking).unwrap_or(0));
+    }
+    let file = options.open(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,

@@ -604,8 +604,8 @@ const _: () = assert!(PEM_BUFFER_BYTES as u64 > MAX_KEY_FILE_BYTES + 1);
 /// reserved whole beforehand (no reallocation leaves a copy behind) and scrubbed when dropped,
 /// refused or not.
 ///
-/// A key named on the command line may come through a pipe (`--key <(vault read …)`), so any
-/// file opens here; [`read_public_key_file`] takes regular files only.
+/// A private key named on the command line may come through a pipe (`--key <(vault read …)`),
+/// so any file opens here; [`read_public_key_file`] takes regular files only.
 fn read_pem_text(path: &Path) -> Result<Zeroizing<String>, TrustError> {
     read_pem_text_from(path, |path| std::fs::File::open(path))
 }

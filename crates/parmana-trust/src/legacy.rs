@@ -174,6 +174,10 @@ fn in_file(path: &str, error: TrustError) -> TrustError {
             document,
             message: format!("{path}: {message}"),
         },
+        TrustError::DocumentTooLarge { limit, .. } => TrustError::DocumentTooLarge {
+            path: format!("{path} (its legacy canonical form)"),
+            limit,
+        },
         other => other,
     }
 }
@@ -186,16 +190,16 @@ fn field<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<&'a 
 
 /// Verifies a legacy bundle held in memory against the legacy signing key.
 ///
-/// Checks (all must pass, in this order; the artifacts' hashes, which parse and encode every
-/// artifact — bounded by the bundle's 64 MiB — before the one signature over the manifest, are
-/// an authoring step's, never a request's): the manifest parses strictly;
-/// `bundle_hash` is the hex SHA-256 of the legacy canonical form of the manifest with
+/// Checks (all must pass, in this order — the signature right after the manifest is read, so
+/// that a directory nobody signed costs the manifest's legacy form alone): the manifest parses
+/// strictly; `bundle.sig` is one canonical base64 Ed25519 signature (optionally followed by
+/// CR/LF line ends) that verifies (`verify_strict`) over the legacy canonical form of the whole
+/// manifest; `bundle_hash` is the hex SHA-256 of the legacy canonical form of the manifest with
 /// `bundle_hash` set to `""`; every artifact exists, parses strictly, and its `hash` is the hex
 /// SHA-256 of its legacy canonical form; no object in the manifest or an artifact has a
 /// `__proto__` key (`trust.malformed`: the legacy form drops it, so nothing signed it); no file
-/// is missing or unlisted; `policy.json` is among the artifacts; `bundle.sig` is one canonical base64 Ed25519 signature (optionally followed
-/// by CR/LF line ends) that verifies (`verify_strict`) over the legacy canonical form of the
-/// whole manifest.
+/// is missing or unlisted; `policy.json` is among the artifacts. A legacy form past
+/// [`MAX_LEGACY_FORM_BYTES`] is refused as it is written (`trust.document_too_large`).
 pub fn verify_legacy_bundle(
     files: &BundleFiles,
     legacy_key: &PublicKey,
@@ -235,7 +239,8 @@ pub fn verify_legacy_bundle(
         .and_then(decode_base64)
         .filter(|s| s.len() == 64)
         .ok_or_else(|| bad("bundle.sig is not 64 bytes of canonical base64".to_owned()))?;
-    if !legacy_key.verify_signature(&legacy_canonical_json(&manifest)?, &signature) {
+    let signed = legacy_canonical_json(&manifest).map_err(|e| in_file(LEGACY_MANIFEST_FILE, e))?;
+    if !legacy_key.verify_signature(&signed, &signature) {
         return Err(TrustError::BadSignature {
             document: DOCUMENT.to_owned(),
             keyid: legacy_key.key_id().to_string(),

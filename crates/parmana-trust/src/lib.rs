@@ -78,8 +78,8 @@ pub use bundle::{
 };
 pub use durable::{
     NEW_DIRECTORY_MODE, NEW_FILE_MODE, create_directories, create_file_durably,
-    create_private_directories, is_interrupted_write, open_regular_file, remove_interrupted_writes,
-    replace_file_durably, sync_directory_of,
+    create_private_directories, is_interrupted_write, open_lock_file, open_regular_file,
+    remove_interrupted_writes, replace_file_durably, sync_directory_of,
 };
 pub use envelope::MAX_SIGNATURES;
 pub use error::TrustError;
