@@ -330,42 +330,13 @@ impl Unfinished {
         // others first — a few rows refused for ever never hold back the rest.
         let mut refused_rows = Vec::new();
         for kept in taken.by_ref() {
-            let ours = match store.get(&kept.execution_id) {
-                Ok(ExecutionState::Claimed(claim)) => {
-                    claim.claimed_at() == kept.claimed_at
-                        && Digest::of(claim.attestation_inputs()) == kept.inputs_digest
-                }
-                Ok(_) => false,
-                Err(ReplayError::Unavailable { .. }) => {
+            match write_again(store, &kept) {
+                WriteAgain::Finished => report.finished += 1,
+                WriteAgain::NoAnswer => {
                     still.push(kept);
                     break;
                 }
-                Err(_) => {
-                    refused_rows.push(Kept {
-                        refused_before: true,
-                        ..kept
-                    });
-                    report.refused += 1;
-                    if report.refused >= MAX_REFUSED_COMPLETIONS_PER_PASS {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            if !ours {
-                report.finished += 1;
-                continue;
-            }
-            match store.complete(&kept.execution_id, kept.envelope.as_bytes()) {
-                Ok(())
-                | Err(ReplayError::AlreadyCompleted { .. } | ReplayError::NotClaimed { .. }) => {
-                    report.finished += 1;
-                }
-                Err(ReplayError::Unavailable { .. }) => {
-                    still.push(kept);
-                    break;
-                }
-                Err(_) => {
+                WriteAgain::RowRefused => {
                     refused_rows.push(Kept {
                         refused_before: true,
                         ..kept
@@ -393,6 +364,43 @@ impl Unfinished {
         report.waiting = still.len();
         *kept = still;
         report
+    }
+}
+
+/// What writing a kept completion again came to.
+enum WriteAgain {
+    /// Recorded now — or recorded already (byte for byte, or by another), or no longer the
+    /// claim it was signed for: nothing is left to do.
+    Finished,
+    /// The store did not answer (`replay.store_unavailable`).
+    NoAnswer,
+    /// The store answered with a refusal of this row (a corrupt row, say).
+    RowRefused,
+}
+
+/// Writes `kept` again, only onto the claim it was signed for (still claimed, with the same
+/// clock reading and recorded inputs).
+fn write_again(store: &dyn ReplayStore, kept: &Kept) -> WriteAgain {
+    let refused = |error: &ReplayError| match error {
+        ReplayError::Unavailable { .. } => WriteAgain::NoAnswer,
+        _ => WriteAgain::RowRefused,
+    };
+    let ours = match store.get(&kept.execution_id) {
+        Ok(ExecutionState::Claimed(claim)) => {
+            claim.claimed_at() == kept.claimed_at
+                && Digest::of(claim.attestation_inputs()) == kept.inputs_digest
+        }
+        Ok(_) => false,
+        Err(error) => return refused(&error),
+    };
+    if !ours {
+        return WriteAgain::Finished;
+    }
+    match store.complete(&kept.execution_id, kept.envelope.as_bytes()) {
+        Ok(()) | Err(ReplayError::AlreadyCompleted { .. } | ReplayError::NotClaimed { .. }) => {
+            WriteAgain::Finished
+        }
+        Err(error) => refused(&error),
     }
 }
 
