@@ -590,7 +590,9 @@ fn a_named_pipe_as_a_log_keepers_file_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = |name: &str| {
         let path = dir.path().join(name);
+        // Its owner's alone, whatever the umask (one anyone may write is refused for that first).
         let made = std::process::Command::new("mkfifo")
+            .args(["-m", "600"])
             .arg(&path)
             .status()
             .unwrap();
@@ -633,5 +635,17 @@ fn a_named_pipe_as_a_log_keepers_file_is_refused_at_once() {
                 .err()
                 .map(|e| e.to_string())
         }),
+    );
+    // A lock that is a device (through a link): refused as no regular file.
+    let device = dir.path().join("third-state.txt");
+    std::os::unix::fs::symlink("/dev/null", dir.path().join(".third-state.txt.lock")).unwrap();
+    let refused = LockedWitnessState::lock(&device, WitnessStateOpen::New)
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        refused
+            .as_ref()
+            .is_some_and(|message| message.contains("not a regular file")),
+        "{refused:?}"
     );
 }

@@ -76,7 +76,20 @@ pub const MAX_LEGACY_FORM_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) fn legacy_canonical_json(value: &Value) -> Result<Vec<u8>, TrustError> {
     let mut out = Vec::new();
     write_legacy(value, 0, legacy_key_order, &mut out)?;
+    // Checked before each value as it is written (so that memory stays within about twice the
+    // bound), and once more whole: the last value may have passed it.
+    check_legacy_size(&out)?;
     Ok(out)
+}
+
+fn check_legacy_size(out: &[u8]) -> Result<(), TrustError> {
+    if out.len() > MAX_LEGACY_FORM_BYTES {
+        return Err(TrustError::DocumentTooLarge {
+            path: "the legacy canonical form".to_owned(),
+            limit: MAX_LEGACY_FORM_BYTES,
+        });
+    }
+    Ok(())
 }
 
 fn indent(out: &mut Vec<u8>, level: usize) {
@@ -93,12 +106,7 @@ fn write_legacy(
 ) -> Result<(), TrustError> {
     // Checked before each value is written: what one value adds before the next check is its
     // indentation (at most 258 bytes) and, for a scalar, its own canonical text.
-    if out.len() > MAX_LEGACY_FORM_BYTES {
-        return Err(TrustError::DocumentTooLarge {
-            path: "the legacy canonical form".to_owned(),
-            limit: MAX_LEGACY_FORM_BYTES,
-        });
-    }
+    check_legacy_size(out)?;
     match value {
         Value::Array(items) if !items.is_empty() => {
             out.extend_from_slice(b"[\n");
@@ -190,16 +198,17 @@ fn field<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<&'a 
 
 /// Verifies a legacy bundle held in memory against the legacy signing key.
 ///
-/// Checks (all must pass, in this order — the signature right after the manifest is read, so
-/// that a directory nobody signed costs the manifest's legacy form alone): the manifest parses
-/// strictly; `bundle.sig` is one canonical base64 Ed25519 signature (optionally followed by
-/// CR/LF line ends) that verifies (`verify_strict`) over the legacy canonical form of the whole
-/// manifest; `bundle_hash` is the hex SHA-256 of the legacy canonical form of the manifest with
-/// `bundle_hash` set to `""`; every artifact exists, parses strictly, and its `hash` is the hex
-/// SHA-256 of its legacy canonical form; no object in the manifest or an artifact has a
-/// `__proto__` key (`trust.malformed`: the legacy form drops it, so nothing signed it); no file
-/// is missing or unlisted; `policy.json` is among the artifacts. A legacy form past
-/// [`MAX_LEGACY_FORM_BYTES`] is refused as it is written (`trust.document_too_large`).
+/// Checks (all must pass): the manifest and the signature are there; the manifest parses
+/// strictly, is an object with `manifest_version` `"1"` and no `__proto__` key anywhere
+/// (`trust.malformed`: the legacy form drops it, so nothing signed it); `bundle.sig` is one
+/// canonical base64 Ed25519 signature (optionally followed by CR/LF line ends) that verifies
+/// (`verify_strict`) over the legacy canonical form of the whole manifest — checked before any
+/// artifact is read, so that a directory nobody signed costs the manifest's legacy form alone;
+/// `bundle_hash` is the hex SHA-256 of the legacy canonical form of the manifest with
+/// `bundle_hash` set to `""`; every artifact exists, parses strictly, holds no `__proto__` key,
+/// and its `hash` is the hex SHA-256 of its legacy canonical form; `policy.json` is among the
+/// artifacts; no file is unlisted. A legacy form past [`MAX_LEGACY_FORM_BYTES`] is refused
+/// (`trust.document_too_large`, naming its file).
 pub fn verify_legacy_bundle(
     files: &BundleFiles,
     legacy_key: &PublicKey,

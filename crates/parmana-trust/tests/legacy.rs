@@ -74,6 +74,22 @@ fn a_proto_member_no_signature_covers_is_refused() {
             .contains("policy.json: a \"__proto__\" member"),
         "{err}"
     );
+    // In the manifest itself, naming the manifest.
+    let (_, mut files) = bundles().remove(0);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&files["bundle.manifest.json"]).unwrap();
+    manifest["__proto__"] = serde_json::json!(1);
+    files.insert(
+        "bundle.manifest.json".to_owned(),
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    let err = verify_legacy_bundle(&files, &legacy_key()).unwrap_err();
+    assert_eq!(err.code(), "trust.malformed");
+    assert!(
+        err.to_string()
+            .contains("bundle.manifest.json: a \"__proto__\" member"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -147,9 +163,13 @@ fn an_unsigned_directory_costs_its_manifest_alone() {
     // Signed (its signature good), the artifact's form is refused past the bound.
     let mut signed = files.clone();
     signed.insert("policy.json".to_owned(), deep.into_bytes());
-    assert_eq!(
-        verify_legacy_bundle(&signed, &key).unwrap_err().code(),
-        "trust.document_too_large"
+    let refused = verify_legacy_bundle(&signed, &key).unwrap_err();
+    assert_eq!(refused.code(), "trust.document_too_large");
+    assert!(
+        refused
+            .to_string()
+            .contains("policy.json (its legacy canonical form)"),
+        "{refused}"
     );
 }
 
