@@ -35,12 +35,21 @@ fn summary(diagnostics: &[Diagnostic]) -> String {
 }
 
 impl PolicyError {
-    /// The stable code of the first error, for example `policy.unsupported_schema_version`.
+    /// The stable code of the first error, for example `policy.unsupported_schema_version`;
+    /// `policy.invalid` for a refusal that holds no error diagnostic (one built outside this
+    /// crate: the compiler never makes one), as `docs/errors.md` says.
     pub fn code(&self) -> &'static str {
-        self.first_error_code().code()
+        match self {
+            Self::Invalid { diagnostics } => diagnostics
+                .iter()
+                .find(|d| d.is_error())
+                .map_or("policy.invalid", |d| d.code.code()),
+        }
     }
 
-    /// The code of the first error as an enum.
+    /// The code of the first error as an enum (`InvalidJson` for a refusal that holds no error
+    /// diagnostic, which has no enum code of its own: [`code`](Self::code) says
+    /// `policy.invalid`).
     pub fn first_error_code(&self) -> DiagnosticCode {
         match self {
             Self::Invalid { diagnostics } => diagnostics
@@ -226,5 +235,22 @@ pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "a string",
         serde_json::Value::Array(_) => "a list",
         serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal with no error diagnostic (built outside the crate) is `policy.invalid`, the
+    /// code the docs give it — not the code of a JSON error that did not happen.
+    #[test]
+    fn a_refusal_without_an_error_is_policy_invalid() {
+        let empty = PolicyError::Invalid {
+            diagnostics: Vec::new(),
+        };
+        assert_eq!(empty.code(), "policy.invalid");
+        let refused = crate::compile(b"not json").unwrap_err();
+        assert_eq!(refused.code(), "policy.invalid_json");
     }
 }
