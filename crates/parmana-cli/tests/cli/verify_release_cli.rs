@@ -282,19 +282,14 @@ fn a_bundle_signed_again_after_the_policy_key_rotated_still_checks_older_attesta
         assert_eq!(out.code, 0, "{}", out.transcript());
     }
     let rotate = |policy: &str, release: &str| {
-        let out = run_in(
-            d,
+        let (policy, release) = (
+            format!("trust/keys/{policy}.pub"),
+            format!("trust/keys/{release}.pub"),
+        );
+        let args = crate::common::fixture_rotate_roles(
+            "trust/keys/root-2.pem",
+            (&policy, &release),
             &[
-                "trust",
-                "rotate",
-                "--sign-with",
-                "trust/keys/root-2.pem",
-                "--root-key",
-                "trust/keys/root-2.pem",
-                "--policy-key",
-                &format!("trust/keys/{policy}.pub"),
-                "--release-key",
-                &format!("trust/keys/{release}.pub"),
                 "--attestation-key",
                 "trust/keys/attestation.pub",
                 "--expires",
@@ -302,8 +297,8 @@ fn a_bundle_signed_again_after_the_policy_key_rotated_still_checks_older_attesta
                 "--now",
                 NOW,
             ],
-            b"",
         );
+        let out = run_in(d, &args, b"");
         assert_eq!(out.code, 0, "{}", out.transcript());
     };
     rotate("policy-2", "release");

@@ -57,17 +57,9 @@ pub(crate) fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
 /// Runs `parmana ARGS` in `dir` with `stdin` and exactly the `PARMANA_*` variables of `env`
 /// (those of the environment running the tests are removed, so that tests are hermetic).
 pub(crate) fn run_with_env(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
-    without_parmana_variables(&mut command);
+    let mut command = parmana_command(dir, args);
     command.envs(env.iter().copied());
-    let mut child = command
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
     // A command refused before it reads its input (a usage error) may be gone already.
     match child.stdin.take().unwrap().write_all(stdin) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
@@ -86,14 +78,8 @@ pub(crate) fn run_with_env(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str
 /// regression fails the test instead of hanging the run. Its output must be small (read once it
 /// has exited).
 pub(crate) fn run_within_deadline(dir: &Path, args: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
-    without_parmana_variables(&mut command);
-    let mut child = command
-        .args(args)
-        .current_dir(dir)
+    let mut child = parmana_command(dir, args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -110,6 +96,19 @@ pub(crate) fn run_within_deadline(dir: &Path, args: &[&str]) -> Run {
         stdout: String::from_utf8(out.stdout).unwrap(),
         stderr: String::from_utf8(out.stderr).unwrap(),
     }
+}
+
+/// `parmana ARGS` in `dir`, with no `PARMANA_*` variable of the tests' environment, its output
+/// and errors piped: the command the runners above spawn.
+fn parmana_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parmana"));
+    without_parmana_variables(&mut command);
+    command
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
 }
 
 /// Removes from `command` the `PARMANA_*` variables of the environment running the tests, so
@@ -227,6 +226,20 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) {
 /// `root-2`, the policy and release roles unchanged; `rest` names the attestation keys and any
 /// other role or option, `--expires` and `--now` included.
 pub(crate) fn fixture_rotate<'a>(sign_with: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    fixture_rotate_roles(
+        sign_with,
+        ("trust/keys/policy.pub", "trust/keys/release.pub"),
+        rest,
+    )
+}
+
+/// [`fixture_rotate`] with the `policy` and `release` roles' public keys given (`roles`).
+pub(crate) fn fixture_rotate_roles<'a>(
+    sign_with: &'a str,
+    roles: (&'a str, &'a str),
+    rest: &[&'a str],
+) -> Vec<&'a str> {
+    let (policy, release) = roles;
     let mut args = vec![
         "trust",
         "rotate",
@@ -235,9 +248,9 @@ pub(crate) fn fixture_rotate<'a>(sign_with: &'a str, rest: &[&'a str]) -> Vec<&'
         "--root-key",
         "trust/keys/root-2.pem",
         "--policy-key",
-        "trust/keys/policy.pub",
+        policy,
         "--release-key",
-        "trust/keys/release.pub",
+        release,
     ];
     args.extend_from_slice(rest);
     args
