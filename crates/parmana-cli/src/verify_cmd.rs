@@ -81,8 +81,9 @@ pub(crate) struct VerifyArgs {
     /// `parmana execute --batch` prints); `-` reads standard input.
     #[arg(value_name = "ATTESTATION_FILE|-")]
     attestation: PathBuf,
-    /// Print the decoded in-toto statement (the predicate and its subject) before the report;
-    /// with `--format json`, include it as `"statement"`.
+    /// Print the decoded in-toto statement (the predicate and its subject) before the report,
+    /// indented (in its canonical form, one line, where indenting would pass 16 MiB); with
+    /// `--format json`, include it as `"statement"`.
     #[arg(long)]
     show: bool,
     /// Also check that the attestation binds this signed policy bundle directory
@@ -377,27 +378,57 @@ pub(crate) fn statement_json(envelope: &[u8]) -> serde_json::Value {
     decode_attestation_statement(envelope).unwrap_or(serde_json::Value::Null)
 }
 
+/// The most bytes of a statement shown indented by `--show`. Indenting costs two spaces a level
+/// on every line, so a forged payload nested 128 levels deep grows about 130 times (a 3 MiB
+/// payload would print some 400 MB): past this, the statement is shown in its canonical form,
+/// one line no longer than the payload.
+pub(crate) const MAX_INDENTED_STATEMENT_BYTES: usize = 16 * 1024 * 1024;
+
 /// The decoded in-toto statement as indented JSON with sorted members, under a `statement:`
 /// heading (or why it does not decode), with what a terminal would act on escaped
 /// ([`printable`](crate::report::printable)). Decoding verifies nothing: the report that follows
 /// it says whether the attestation is valid.
 pub(crate) fn statement_text(envelope: &[u8]) -> String {
+    statement_text_within(envelope, MAX_INDENTED_STATEMENT_BYTES)
+}
+
+/// [`statement_text`], indented only while that takes at most `limit` bytes: past it, the
+/// canonical form under a heading that says why.
+fn statement_text_within(envelope: &[u8], limit: usize) -> String {
     let pretty = decode_attestation_statement(envelope)
         .map_err(|e| format!("[{}] {e}", e.code()))
         .and_then(|statement| {
             // Sorted members whatever `serde_json`'s features (see `sign_document`).
-            let sorted = canonicalize_value(&statement)
-                .and_then(|bytes| parse_strict(&bytes))
-                .map_err(|e| format!("[{}] {e}", e.code()))?;
-            serde_json::to_string_pretty(&sorted).map_err(|e| e.to_string())
+            let canonical =
+                canonicalize_value(&statement).map_err(|e| format!("[{}] {e}", e.code()))?;
+            let sorted = parse_strict(&canonical).map_err(|e| format!("[{}] {e}", e.code()))?;
+            let mut indented = WithinLimit {
+                bytes: Vec::new(),
+                limit,
+            };
+            match serde_json::to_writer_pretty(&mut indented, &sorted) {
+                Ok(()) => String::from_utf8(indented.bytes)
+                    .map(|text| ("statement:\n", text))
+                    .map_err(|e| e.to_string()),
+                // Past the limit (the only error a `Vec` gives): the canonical form, one line.
+                Err(_) => String::from_utf8(canonical)
+                    .map(|text| {
+                        (
+                            "statement (canonical form: indented, it passes the limit on what \
+                             --show prints):\n",
+                            text,
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+            }
         });
     match pretty {
         // JSON escapes only C0 controls: a C1 control (U+009B, the 8-bit CSI) or a direction
         // override in a forged statement's strings would reach the terminal raw and could
         // rewrite the verdict printed after it. Escaped line by line, keeping the layout.
-        Ok(text) => {
-            let mut shown = String::with_capacity(text.len() + 12);
-            shown.push_str("statement:\n");
+        Ok((heading, text)) => {
+            let mut shown = String::with_capacity(text.len() + heading.len() + 1);
+            shown.push_str(heading);
             for line in text.lines() {
                 shown.push_str(&crate::report::printable(line));
                 shown.push('\n');
@@ -408,5 +439,73 @@ pub(crate) fn statement_text(envelope: &[u8]) -> String {
             "statement: not decoded: {}\n",
             crate::report::printable(&why)
         ),
+    }
+}
+
+/// A buffer refusing to grow past `limit` bytes: the indented statement stops there.
+struct WithinLimit {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for WithinLimit {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len().saturating_add(buf.len()) > self.limit {
+            return Err(std::io::Error::other(
+                "past the limit on what --show prints",
+            ));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+
+    /// An unsigned envelope carrying `payload` (`--show` decodes without verifying).
+    fn envelope(payload: &str) -> Vec<u8> {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(payload);
+        let zeros = "0".repeat(64);
+        let sig = base64::engine::general_purpose::STANDARD.encode([0u8; 64]);
+        format!(
+            r#"{{"payload":"{encoded}","payloadType":"application/vnd.in-toto+json","signatures":[{{"keyid":"sha256:{zeros}","sig":"{sig}"}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_statement_indented_past_the_limit_is_shown_in_its_canonical_form() {
+        // 120 levels deep, then 2,000 zeros: each zero, indented, takes a line of 242 bytes.
+        let depth = 120;
+        let payload = format!(
+            "{{\"deep\":{}{}{}}}",
+            "[".repeat(depth),
+            vec!["0"; 2000].join(","),
+            "]".repeat(depth)
+        );
+        let limit = 64 * 1024;
+        let shown = statement_text_within(&envelope(&payload), limit);
+        assert!(
+            shown.starts_with("statement (canonical form"),
+            "{}",
+            &shown[..80]
+        );
+        assert!(shown.len() < payload.len() + 200, "{} bytes", shown.len());
+        assert!(shown.contains(&payload), "the canonical form whole");
+
+        // A shallow statement within the limit is indented as before.
+        let shown = statement_text_within(&envelope(r#"{"b":[1,2],"a":"x"}"#), limit);
+        assert_eq!(
+            shown,
+            "statement:\n{\n  \"a\": \"x\",\n  \"b\": [\n    1,\n    2\n  ]\n}\n"
+        );
     }
 }
