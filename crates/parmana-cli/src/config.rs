@@ -980,12 +980,15 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
     relative_to(cwd, path)
 }
 
-/// The nearest `parmana.toml` in `start` or a directory above it.
+/// The nearest `parmana.toml` in `start` or a directory above it: the first name there at all,
+/// whatever it is. One that is no readable file (a dangling link, a named pipe, a directory) is
+/// refused when read, not passed over: a parent's file read in its place would name another
+/// store, where the same id executes again.
 fn find_upwards(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
         .map(|dir| dir.join(CONFIG_FILE_NAME))
-        .find(|candidate| candidate.is_file())
+        .find(|candidate| std::fs::symlink_metadata(candidate).is_ok())
 }
 
 /// A configuration file found walking up is read only when the user running the command, or
@@ -1066,11 +1069,21 @@ fn read_config_file(path: &Path, found_walking_up: bool) -> Result<ConfigFile, F
     // One found walking up is opened without waiting and must be a regular file: another user
     // who swapped a named pipe in would otherwise hold the command before its owner is checked.
     let file = if found_walking_up {
-        parmana_runtime::trust::open_regular_file(path)
+        parmana_runtime::trust::open_regular_file(path).map_err(|e| {
+            Failure::new(
+                "cli.invalid_config",
+                format!(
+                    "{what}, found walking up from the current directory, cannot be read as a \
+                     file ({e}); no parmana.toml above it is read in its place: remove it, or \
+                     name the file to read with PARMANA_CONFIG (PARMANA_CONFIG=/dev/null to \
+                     read none)"
+                ),
+                ExitClass::Usage,
+            )
+        })?
     } else {
-        std::fs::File::open(path)
-    }
-    .map_err(|e| Failure::io(&what, &e))?;
+        std::fs::File::open(path).map_err(|e| Failure::io(&what, &e))?
+    };
     if found_walking_up {
         check_found_file_is_yours(path, &named, &file)?;
     }

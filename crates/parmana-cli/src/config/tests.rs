@@ -181,6 +181,59 @@ fn a_found_link_someone_else_made_is_not_read() {
     }
 }
 
+/// A `parmana.toml` found walking up that is no readable file (a dangling link, a named pipe,
+/// a directory) is refused, not passed over for a parent's: that one would name another store,
+/// where the same id executes again.
+#[cfg(unix)]
+#[test]
+fn a_found_name_that_is_no_file_is_refused_not_passed_over() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(temp.path().join(CONFIG_FILE_NAME), "store = \"memory\"\n").unwrap();
+    let app = temp.path().join("app");
+    std::fs::create_dir_all(app.join("sub")).unwrap();
+    let name = app.join(CONFIG_FILE_NAME);
+    let load = || Deployment::load_from(app.join("sub"), Vec::new(), None);
+    // The parent's file is read while nothing is named in `app`.
+    assert_eq!(
+        load().unwrap().file().map(|(path, _)| path.to_path_buf()),
+        Some(temp.path().join(CONFIG_FILE_NAME))
+    );
+    let make_pipe = |path: &Path| {
+        let made = std::process::Command::new("mkfifo")
+            .arg("-m")
+            .arg("600")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    };
+    type Make<'a> = &'a dyn Fn(&Path);
+    let kinds: [(&str, Make); 3] = [
+        ("a dangling link", &|path: &Path| {
+            std::os::unix::fs::symlink(temp.path().join("gone.toml"), path).unwrap();
+        }),
+        ("a named pipe", &make_pipe),
+        ("a directory", &|path: &Path| {
+            std::fs::create_dir(path).unwrap()
+        }),
+    ];
+    for (kind, make) in kinds {
+        make(&name);
+        let err = load().unwrap_err();
+        assert_eq!(err.code, "cli.invalid_config", "{kind}: {}", err.message);
+        assert!(
+            err.message.contains("no parmana.toml above it is read"),
+            "{kind}: {}",
+            err.message
+        );
+        if name.is_dir() {
+            std::fs::remove_dir(&name).unwrap();
+        } else {
+            std::fs::remove_file(&name).unwrap();
+        }
+    }
+}
+
 #[test]
 fn server_settings_follow_the_same_precedence() {
     let temp = tempfile::tempdir().unwrap();
