@@ -9,8 +9,8 @@ use parmana_runtime::canon::PolicyRef;
 use parmana_runtime::trust::LocalSigningKey;
 use parmana_runtime::{
     BatchOptions, BatchReader, BatchSummary, ExecutionRequest, LogAnchor, LogSequencer, LogSigning,
-    Runtime, Signals, StoreOpen, batch_refusal_line, check_log_signer, new_execution_id,
-    parse_execution_id, run_batch, signers_of,
+    Runtime, Signals, StoreOpen, batch_refusal_line, catch_panic, check_log_signer,
+    new_execution_id, parse_execution_id, run_batch, signers_of,
 };
 
 use crate::common::{
@@ -19,7 +19,7 @@ use crate::common::{
 };
 use crate::config::Deployment;
 use crate::exit::ExitClass;
-use crate::report::Failure;
+use crate::report::{Failure, Format};
 use crate::store::StoreArgs;
 
 const EXECUTE_EXAMPLES: &str = concat!(
@@ -102,7 +102,7 @@ pub(crate) struct ExecuteArgs {
 }
 
 /// Runs `parmana execute`.
-pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
+pub(crate) fn execute(args: &ExecuteArgs, format: Format) -> Result<(), Failure> {
     // Read and check the inputs first, so that a typo never opens (or creates) a store.
     let single_signals = args.signals.as_deref().map(read_signals).transpose()?;
     let default_policy = args.policy.as_deref().map(policy_reference).transpose()?;
@@ -137,6 +137,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
             BatchReader::new(input),
             args.include_signals,
             args.jobs.map_or_else(default_jobs, usize::from),
+            format,
         );
         sequence_after(
             &runtime,
@@ -158,27 +159,7 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         Signals::from_value(signals),
     )
     .with_signals_included(args.include_signals);
-    let attestation = runtime.execute(&request).map_err(|e| {
-        let mut failure = Failure::execution(&e);
-        // Perhaps once the id was claimed (the store, the signer failing): what completes it is
-        // said.
-        if e.may_follow_a_claim() {
-            // A signing that failed after the claim says so itself; any other failure here
-            // may or may not have followed one.
-            if !matches!(
-                e,
-                parmana_runtime::ExecutionError::SigningFailedAfterClaim { .. }
-            ) {
-                failure.message.push_str(&format!(
-                    "; if execution {} was claimed before this failure, it stays claimed until \
-                     `parmana recover` (with the same store) completes it",
-                    request.execution_id
-                ));
-            }
-            failure = failure.of_execution(&request.execution_id);
-        }
-        failure
-    })?;
+    let attestation = execute_one(&runtime, &request)?;
     let printed =
         crate::report::write_stdout_delivered(format_args!("{}\n", attestation.envelope_str()));
     sequence_after(
@@ -231,6 +212,72 @@ pub(crate) fn execute(args: &ExecuteArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Executes one request: its refusal as a failure that, when the id may have been claimed,
+/// names it and says what completes it. A defect (a panic) is such a refusal
+/// (`runtime.panicked`): ending unreported, it would leave a generated id claimed and never
+/// told. A completion the store refused (signed, kept by the runtime) is written again once
+/// before the failure is reported, and the failure then says whether it was recorded.
+fn execute_one(
+    runtime: &Runtime,
+    request: &ExecutionRequest,
+) -> Result<parmana_runtime::Attestation, Failure> {
+    catch_panic(|| runtime.execute(request)).map_err(|e| {
+        let mut failure = Failure::execution(&e);
+        // Perhaps once the id was claimed (the store, the signer failing): what completes it is
+        // said.
+        if e.may_follow_a_claim() {
+            let id = &request.execution_id;
+            let again = runtime.finish_completions();
+            let recorded = again.finished > 0
+                && matches!(
+                    runtime.attestation(id),
+                    Ok(parmana_runtime::ExecutionStatus::Completed(_))
+                );
+            if recorded {
+                failure.message.push_str(&format!(
+                    "; execution {id} was completed on a second try, its attestation (signed \
+                     before the store failed) recorded: `parmana show {id}` reads it back"
+                ));
+            } else if !matches!(
+                e,
+                parmana_runtime::ExecutionError::SigningFailedAfterClaim { .. }
+            ) {
+                // A signing that failed after the claim says so itself; any other failure here
+                // may or may not have followed one.
+                failure.message.push_str(&format!(
+                    "; if execution {id} was claimed before this failure, it stays claimed until \
+                     `parmana recover` (with the same store) completes it"
+                ));
+            }
+            failure = failure.of_execution(id);
+        }
+        failure
+    })
+}
+
+/// After a batch: writes again, once, the completions the store refused during it (signed and
+/// kept by the runtime), and gives the lines saying how many were recorded and how many still
+/// wait for `parmana recover` (for stderr) — their lines were refusals naming their ids.
+fn finish_kept_completions(runtime: &Runtime) -> Vec<String> {
+    let again = runtime.finish_completions();
+    let mut said = Vec::new();
+    if again.finished > 0 {
+        said.push(format!(
+            "{} execution(s) refused when the store failed to record their completion were \
+             completed on a second try (`parmana show ID` reads each back)",
+            again.finished
+        ));
+    }
+    if again.waiting > 0 {
+        said.push(format!(
+            "{} execution(s) refused when the store failed to record their completion stay \
+             claimed until `parmana recover` (with the same store) completes them",
+            again.waiting
+        ));
+    }
+    said
 }
 
 /// The log keys in force (`--log-key`, `PARMANA_LOG_KEY`, `log_key` in `[server]`; none is
@@ -354,6 +401,23 @@ pub(crate) fn not_printed(id: &parmana_runtime::canon::ExecutionId, what: &str) 
     )
 }
 
+/// Reports on stderr an execution completed (or perhaps claimed) whose attestation was not
+/// printed: the line `message`, or under `--format json` a failure object (`io.error`) naming
+/// its execution, so that a script reading only JSON lines learns every id consumed.
+pub(crate) fn report_not_printed(
+    id: &parmana_runtime::canon::ExecutionId,
+    message: &str,
+    format: Format,
+) {
+    match format {
+        Format::Human => crate::report::errln!("{message}"),
+        Format::Json => crate::report::print_failure(
+            &Failure::new("io.error", message, ExitClass::Io).of_execution(id),
+            format,
+        ),
+    }
+}
+
 /// Runs the sequencer over what this command completed (and whatever else waits), signing and
 /// storing a checkpoint with `log_key` when one is configured (refused, with the log anchor,
 /// unless the log extends it). The executions are complete and printed already: a failure here
@@ -405,6 +469,7 @@ fn execute_batch(
     input: BatchReader<Box<dyn BufRead + Send>>,
     include_signals: bool,
     jobs: usize,
+    format: Format,
 ) -> Result<(), Failure> {
     let bar = progress_bar();
     let started = Instant::now();
@@ -445,21 +510,37 @@ fn execute_batch(
         Ok(())
     });
     bar.finish_and_clear();
+    for line in finish_kept_completions(runtime) {
+        crate::report::errln!("{line}");
+    }
     let summary = match outcome {
         Ok(summary) => summary,
         Err(stopped) => {
             crate::report::errln!("{}", summary_text(&stopped.summary, started.elapsed()));
             // Completed after the output failed: stored, never printed — named here, so that
-            // `parmana show` reads them back.
+            // `parmana show` reads them back (under `--format json`, each as a failure object
+            // naming its execution, as every other line there is).
             for id in &stopped.unemitted {
-                crate::report::errln!(
-                    "executed (or perhaps claimed) but not printed: {} (`parmana show {}` reads \
-                     it back)",
-                    id.as_str(),
-                    id.as_str()
+                report_not_printed(
+                    id,
+                    &format!(
+                        "executed (or perhaps claimed) but not printed: {} (`parmana show {}` \
+                         reads it back)",
+                        id.as_str(),
+                        id.as_str()
+                    ),
+                    format,
                 );
             }
-            return Err(stopped.error);
+            let mut failure: Failure = stopped.error;
+            if !stopped.unemitted.is_empty() {
+                failure.message.push_str(&format!(
+                    "; {} execution(s) completed (or perhaps claimed) but not printed, each named \
+                     before this",
+                    stopped.unemitted.len()
+                ));
+            }
+            return Err(failure);
         }
     };
     crate::report::errln!("{}", summary_text(&summary, started.elapsed()));
@@ -548,5 +629,197 @@ impl Summary {
             Self::Always => true,
             Self::Never => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use parmana_runtime::ExecutionStatus;
+    use parmana_runtime::canon::ExecutionId;
+    use parmana_runtime::replay::{
+        AcceptedVersions, ClaimOutcome, ClaimRecord, MemoryReplayStore, ReplayError, ReplayStore,
+    };
+
+    use super::*;
+
+    const SIGNALS: &str =
+        r#"{"claim_amount": 1200, "vip_customer": false, "country": "DE", "policy_age_days": 400}"#;
+
+    /// A memory store whose claims panic while `panics` is set (a store driver's defect), and
+    /// whose next completion fails (`replay.store_unavailable`) while `refuses` is set.
+    #[derive(Debug, Default)]
+    struct Faulty {
+        inner: MemoryReplayStore,
+        panics: AtomicBool,
+        refuses: AtomicBool,
+    }
+
+    impl ReplayStore for Faulty {
+        fn claim(
+            &self,
+            id: &ExecutionId,
+            record: &ClaimRecord,
+            under: AcceptedVersions,
+        ) -> Result<ClaimOutcome, ReplayError> {
+            let claimed = self.inner.claim(id, record, under);
+            assert!(
+                !self.panics.load(Ordering::SeqCst),
+                "the store driver's defect"
+            );
+            claimed
+        }
+        fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+            if self.refuses.swap(false, Ordering::SeqCst) {
+                return Err(ReplayError::Unavailable {
+                    message: "the store does not answer".to_owned(),
+                });
+            }
+            self.inner.complete(id, attestation)
+        }
+        parmana_testkit::forward_store_reads!(inner);
+    }
+
+    fn runtime_over(
+        fixture: &parmana_testkit::FixtureEnvironment,
+        store: Arc<dyn ReplayStore>,
+    ) -> Runtime {
+        Runtime::builder(fixture.config())
+            .signer(fixture.attestation_signer().unwrap())
+            .shared_store(store)
+            .clock(parmana_testkit::fixed_clock())
+            .build()
+            .unwrap()
+    }
+
+    fn request(id: &str) -> ExecutionRequest {
+        ExecutionRequest::parse(id, "claims-approval@1.0.0", SIGNALS).unwrap()
+    }
+
+    /// A defect (a panic) after the claim is a failure naming the id and what completes it,
+    /// not the end of the command: a generated id would otherwise stay claimed, never told.
+    #[test]
+    fn a_panic_after_the_claim_names_the_execution() {
+        let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
+        let store = Arc::new(Faulty::default());
+        let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+        store.panics.store(true, Ordering::SeqCst);
+        let failure = execute_one(&runtime, &request("panics-1")).unwrap_err();
+        assert_eq!(failure.code, "runtime.panicked", "{}", failure.message);
+        assert_eq!(failure.class, ExitClass::Internal);
+        assert_eq!(failure.execution_id.as_deref(), Some("panics-1"));
+        assert!(
+            failure.message.contains("the store driver's defect")
+                && failure
+                    .message
+                    .contains("it stays claimed until `parmana recover`"),
+            "{}",
+            failure.message
+        );
+        let id = ExecutionId::parse("panics-1").unwrap();
+        assert!(matches!(
+            runtime.attestation(&id),
+            Ok(ExecutionStatus::Claimed { .. })
+        ));
+    }
+
+    /// A completion the store refused is written again once before the failure is reported,
+    /// which then says it was recorded; one it refuses again stays claimed, and says so.
+    #[test]
+    fn a_refused_completion_is_written_again_before_the_failure_is_told() {
+        let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
+        let store = Arc::new(Faulty::default());
+        let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+        store.refuses.store(true, Ordering::SeqCst);
+        let failure = execute_one(&runtime, &request("second-try")).unwrap_err();
+        assert_eq!(
+            failure.code, "replay.store_unavailable",
+            "{}",
+            failure.message
+        );
+        assert_eq!(failure.execution_id.as_deref(), Some("second-try"));
+        assert!(
+            failure.message.contains(
+                "execution second-try was completed on a second try, its attestation (signed \
+                 before the store failed) recorded: `parmana show second-try` reads it back"
+            ),
+            "{}",
+            failure.message
+        );
+        let id = ExecutionId::parse("second-try").unwrap();
+        let Ok(ExecutionStatus::Completed(stored)) = runtime.attestation(&id) else {
+            panic!("second-try is not completed");
+        };
+        assert!(!stored.is_empty());
+        // Refused at the first try and at the second: claimed, for `recover`.
+        let refusing = Arc::new(AlwaysRefuses(Arc::new(Faulty::default())));
+        let runtime = runtime_over(&fixture, refusing);
+        let failure = execute_one(&runtime, &request("no-second-try")).unwrap_err();
+        assert!(
+            failure
+                .message
+                .contains("it stays claimed until `parmana recover`"),
+            "{}",
+            failure.message
+        );
+        let id = ExecutionId::parse("no-second-try").unwrap();
+        assert!(matches!(
+            runtime.attestation(&id),
+            Ok(ExecutionStatus::Claimed { .. })
+        ));
+    }
+
+    /// What a batch's refused completions became is said at its end: recorded on a second try,
+    /// or waiting for `recover`.
+    #[test]
+    fn a_batch_says_what_its_refused_completions_became() {
+        let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
+        let store = Arc::new(Faulty::default());
+        let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+        assert!(finish_kept_completions(&runtime).is_empty());
+        store.refuses.store(true, Ordering::SeqCst);
+        runtime.execute(&request("batch-1")).unwrap_err();
+        assert_eq!(
+            finish_kept_completions(&runtime),
+            [
+                "1 execution(s) refused when the store failed to record their completion were \
+              completed on a second try (`parmana show ID` reads each back)"
+            ]
+        );
+        let refusing = Arc::new(AlwaysRefuses(Arc::new(Faulty::default())));
+        let runtime = runtime_over(&fixture, refusing);
+        for id in ["batch-2", "batch-3"] {
+            runtime.execute(&request(id)).unwrap_err();
+        }
+        assert_eq!(
+            finish_kept_completions(&runtime),
+            [
+                "2 execution(s) refused when the store failed to record their completion stay \
+              claimed until `parmana recover` (with the same store) completes them"
+            ]
+        );
+    }
+
+    /// A store whose completions all fail.
+    #[derive(Debug)]
+    struct AlwaysRefuses(Arc<Faulty>);
+
+    impl ReplayStore for AlwaysRefuses {
+        fn claim(
+            &self,
+            id: &ExecutionId,
+            record: &ClaimRecord,
+            under: AcceptedVersions,
+        ) -> Result<ClaimOutcome, ReplayError> {
+            self.0.claim(id, record, under)
+        }
+        fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
+            Err(ReplayError::Unavailable {
+                message: "the store does not answer".to_owned(),
+            })
+        }
+        parmana_testkit::forward_store_reads!(0);
     }
 }

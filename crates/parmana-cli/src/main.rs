@@ -104,7 +104,7 @@ fn main() -> ExitCode {
         Err(error) => return usage_error(&error),
     };
     let result = match &cli.command {
-        Command::Execute(args) => execute_cmd::execute(args),
+        Command::Execute(args) => execute_cmd::execute(args, cli.format),
         Command::Verify(args) => verify_cmd::verify(args, cli.format),
         Command::Policy(command) => policy_cmd::run(command, cli.format),
         Command::Canon(args) => canon_cmd::canon(args, cli.format),

@@ -89,16 +89,11 @@ pub(crate) fn recover_command(
                     }),
             };
             if let Some(what) = failed {
-                let line = crate::execute_cmd::not_printed(id, &what);
-                match format {
-                    crate::report::Format::Human => crate::report::errln!("{line}"),
-                    // As a failure object naming the execution, as every other line there is.
-                    crate::report::Format::Json => print_failure(
-                        &Failure::new("io.error", line, crate::exit::ExitClass::Io)
-                            .of_execution(id),
-                        format,
-                    ),
-                }
+                crate::execute_cmd::report_not_printed(
+                    id,
+                    &crate::execute_cmd::not_printed(id, &what),
+                    format,
+                );
             }
         }
         Recovered::Failed {

@@ -136,16 +136,8 @@ where
                     // A panic (a defect, here or in a signer or store given to the runtime)
                     // refuses this line alone: were it to end the worker, its outcome would never
                     // arrive, and the emitter, waiting for it in order, would wait for ever.
-                    let result = request.and_then(|request| {
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            runtime.execute(&request)
-                        }))
-                        .unwrap_or_else(|panic| {
-                            Err(ExecutionError::Panicked {
-                                message: panic_message(panic.as_ref()),
-                            })
-                        })
-                    });
+                    let result =
+                        request.and_then(|request| catch_panic(|| runtime.execute(&request)));
                     if sender
                         .send((
                             sequence,
@@ -210,6 +202,19 @@ where
             unemitted,
         }),
     }
+}
+
+/// Runs `run`, a panic in it (a defect) answered as [`ExecutionError::Panicked`]
+/// (`runtime.panicked`, class internal) rather than ending the caller unreported: a command
+/// executing one request can then name the id it may have claimed, as a batch names each line's.
+pub fn catch_panic<T>(
+    run: impl FnOnce() -> Result<T, ExecutionError>,
+) -> Result<T, ExecutionError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+        Err(ExecutionError::Panicked {
+            message: panic_message(panic.as_ref()),
+        })
+    })
 }
 
 /// The message a panic carried (`panic!("…")` or with a formatted one), or a placeholder.

@@ -25,7 +25,9 @@ pub use authoring::{
     Rotation, rotate_trust_root_file, sign_bundle_verified, sign_release_manifest_verified,
 };
 pub use batch::{BatchLine, BatchReader, MAX_BATCH_LINE_BYTES, batch_lines, batch_refusal_line};
-pub use batch_run::{BatchOptions, BatchOutcome, BatchStopped, BatchSummary, run_batch};
+pub use batch_run::{
+    BatchOptions, BatchOutcome, BatchStopped, BatchSummary, catch_panic, run_batch,
+};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use environment::{
     HighestAccepted, LoadedPolicy, RuntimeEnvironment, RuntimeEnvironmentConfig,

@@ -786,3 +786,88 @@ fn an_unwritable_standard_error_changes_no_exit_code() {
     // The same id again: a replay, exit 5, its message lost.
     assert_eq!(execute("full-stderr"), Some(5));
 }
+
+/// A batch whose standard output is lost names every execution it completed but did not print
+/// — under `--format json` as failure objects with their `execution_id`, the only lines a
+/// script reads there — so that none is retried under a new id.
+#[test]
+fn a_batch_that_lost_its_output_names_every_execution_it_did_not_print() {
+    for format in ["human", "json"] {
+        let temp = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&temp);
+        let batch = temp.path().join("requests.jsonl");
+        // Ids given on the first lines, then lines that get fresh ids.
+        let mut lines = String::new();
+        for n in 0..4 {
+            lines.push_str(&format!(
+                "{{\"execution_id\":\"lost-{n}\",\"signals\":{VIP_SIGNALS}}}\n"
+            ));
+        }
+        for _ in 0..4 {
+            lines.push_str(&format!("{{\"signals\":{README_SIGNALS}}}\n"));
+        }
+        std::fs::write(&batch, lines).unwrap();
+        let args = [
+            "--format",
+            format,
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--batch",
+            batch.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--store",
+            &store,
+            "--now",
+            NOW,
+        ];
+        let out = run_with_lost_stdout(&repo_root(), &args, LostStdout::ClosedPipe);
+        assert_eq!(out.code, 1, "{format}: {}", out.stderr);
+        let named: std::collections::BTreeSet<String> = match format {
+            "json" => out
+                .stderr
+                .lines()
+                .filter(|line| line.starts_with('{'))
+                .filter_map(|line| {
+                    let failure: serde_json::Value = serde_json::from_str(line).unwrap();
+                    assert_eq!(failure["code"], "io.error", "{line}");
+                    failure["execution_id"].as_str().map(str::to_owned)
+                })
+                .collect(),
+            _ => out
+                .stderr
+                .lines()
+                .filter_map(|line| {
+                    line.strip_prefix("executed (or perhaps claimed) but not printed: ")
+                })
+                .map(|rest| rest.split(' ').next().unwrap().to_owned())
+                .collect(),
+        };
+        assert!(
+            out.stderr.contains(&format!(
+                "{} execution(s) completed (or perhaps claimed) but not printed",
+                named.len()
+            )),
+            "{format}: {}",
+            out.stderr
+        );
+        // Every execution the store completed is named (nothing was printed).
+        let exported = run(&["ledger", "export", "--store", &store]);
+        assert_eq!(exported.code, 0, "{}", exported.transcript());
+        let completed: std::collections::BTreeSet<String> = exported
+            .stdout
+            .lines()
+            .filter_map(|line| {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                record["execution_id"].as_str().map(str::to_owned)
+            })
+            .collect();
+        assert!(!completed.is_empty(), "{format}: {}", out.stderr);
+        assert!(
+            completed.is_subset(&named),
+            "{format}: completed {completed:?}, named {named:?}\n{}",
+            out.stderr
+        );
+    }
+}
