@@ -774,22 +774,17 @@ impl Runtime {
         check: impl FnOnce(&RuntimeEnvironment) -> Result<(), String>,
     ) -> Result<ReloadReport, ExecutionError> {
         let current = self.environment();
-        // A store whose marks cannot be read — it does not answer, or refuses them (reset behind
-        // its back, a newer schema, its configuration) — does not hold the reload back: the
-        // environment in force is then the floor (the swap is never backwards for this
-        // runtime), and every claim still checks the marks in its own transaction, where a
-        // version below them, or marks it refuses, refuse it (`/readyz` says why). So a reload
-        // that takes a trust root rotating a leaked key out is in force at once, whatever the
-        // store's state.
-        let marks = self.inner.store.accepted_versions().unwrap_or_default();
+        // The floor is the environment in force (the swap is never backwards for this runtime),
+        // not the store's marks: every claim checks the marks in its own transaction, where a
+        // version below them, or marks the store refuses, refuse it (`/readyz` says why), so
+        // the marks as a floor would only refuse moves forward — marks above the files on disk
+        // (raised by a writer of the store, or by a server of the deployment further ahead)
+        // would keep the older environment deciding evaluations and reading attestations. So a
+        // reload that takes a trust root rotating a leaked key out is in force at once, whatever
+        // the store's state.
         let highest = HighestAccepted {
-            trust_root: Some(current.trust_root().version().max(marks.trust_root)),
-            release_manifest: Some(
-                current
-                    .release_manifest()
-                    .version()
-                    .max(marks.release_manifest),
-            ),
+            trust_root: Some(current.trust_root().version()),
+            release_manifest: Some(current.release_manifest().version()),
         };
         let fresh = RuntimeEnvironment::load_after(&self.inner.config, now, highest)?;
         conflict_with(&current, &fresh)?;

@@ -1029,6 +1029,42 @@ fn a_reload_is_taken_while_the_store_cannot_give_its_marks() {
     }
 }
 
+/// Marks above the files on disk (raised by a writer of the store, or by a server of the
+/// deployment further ahead) hold back no reload forward: the newer environment is taken (a
+/// rotation that removes a leaked key is in force at once), and its executions are refused by
+/// the claim, below the marks.
+#[test]
+fn marks_above_the_files_hold_back_no_reload_forward() {
+    let fixture = Fixture::new();
+    let store = Arc::new(MemoryReplayStore::new());
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+    let marks = store.accepted_versions().unwrap();
+    store
+        .accept_versions(9, marks.release_manifest + 5)
+        .unwrap();
+    let replacement = LocalSigningKey::generate().unwrap();
+    fixture.rotate(&[&replacement], 1);
+    let report = runtime.reload().unwrap();
+    assert_eq!(report.trust_root, (2, 3));
+    // The old key holds no role in the trust root in force: nothing is signed with it.
+    assert_eq!(
+        runtime
+            .execute(&request("after-rotation"))
+            .unwrap_err()
+            .code(),
+        "runtime.signer_lacks_role"
+    );
+    // A runtime holding the new key is refused by the claim: the store is ahead.
+    let renewed = Runtime::builder(fixture.config())
+        .signer(replacement)
+        .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)
+        .clock(clock());
+    assert_eq!(
+        renewed.build().unwrap_err().code(),
+        "trust.version_rollback"
+    );
+}
+
 /// A memory store on which another runtime raises the trust-root mark (to version 9) between
 /// the first read of the marks and the first raise, as a server of the same deployment that
 /// took a newer trust root would.

@@ -888,14 +888,34 @@ fn a_burst_of_reload_signals_makes_one_reload() {
     assert_eq!(reloads(&state), 1);
 }
 
-/// A reload outlives its request when the store is slow to answer: the request is answered on
-/// its timeout, and the reload — which goes on, under its turn — is still counted and recorded
-/// once it ends.
+/// A clock that does not answer while `stalled` is set (for at most a minute), then reads
+/// [`NOW`](parmana_testkit::NOW): a reload reading it outlives its request.
+#[derive(Debug, Default)]
+struct StallingClock(Arc<AtomicBool>);
+
+impl Clock for StallingClock {
+    fn now(&self) -> Timestamp {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.0.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        now()
+    }
+}
+
+/// A reload outlives its request when its work is slow (here the clock it reads; a slow disk
+/// would do the same): the request is answered on its timeout, and the reload — which goes on,
+/// under its turn — is still counted and recorded once it ends.
 #[test]
 fn a_reload_that_outlives_its_request_is_still_counted_and_recorded() {
     let fixture = FixtureEnvironment::new().unwrap();
-    let store = Arc::new(Unreachable::default());
-    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+    let stalled = Arc::new(AtomicBool::new(false));
+    let runtime = Runtime::builder(fixture.config())
+        .signer(fixture.attestation_signer().unwrap())
+        .shared_store(Arc::new(MemoryReplayStore::new()))
+        .clock(StallingClock(Arc::clone(&stalled)))
+        .build()
+        .unwrap();
     let limits = Limits {
         request_timeout: std::time::Duration::from_millis(50),
         ..Limits::default()
@@ -903,25 +923,25 @@ fn a_reload_that_outlives_its_request_is_still_counted_and_recorded() {
     let state = bound(runtime, limits, None);
     state.started_up.store(true, Ordering::SeqCst);
     let reloads = r#"parmana_reloads_total{outcome="ok"} "#;
-    // The reload reads the store's marks, which do not answer yet (until the test ends, even by
-    // a failed assertion: a runtime is dropped only once its blocking work is done).
-    store.set_silent(true);
-    struct AnswersAtLast(Arc<Unreachable>);
+    // The reload reads the clock, which does not answer yet (until the test ends, even by a
+    // failed assertion: a runtime is dropped only once its blocking work is done).
+    stalled.store(true, Ordering::SeqCst);
+    struct AnswersAtLast(Arc<AtomicBool>);
     impl Drop for AnswersAtLast {
         fn drop(&mut self) {
-            self.0.set_silent(false);
+            self.0.store(false, Ordering::SeqCst);
         }
     }
     // Declared after the runtime, so dropped before it.
     let tokio = tokio_runtime();
-    let _answers = AnswersAtLast(Arc::clone(&store));
+    let _answers = AnswersAtLast(Arc::clone(&stalled));
     let (status, code, retry_after) =
         through_router(&tokio, &state, "POST", "/v1/admin/reload", "");
     assert_eq!(
         (status, code.as_str(), retry_after),
         (503, "server.timeout", true)
     );
-    // (Read from the registry itself: `/metrics` would probe the silent store too.)
+    // (Read from the registry itself: `/metrics` would read the stalled clock too.)
     let counted_now = || {
         let text = state.metrics.encode().unwrap();
         text.lines()
@@ -933,8 +953,8 @@ fn a_reload_that_outlives_its_request_is_still_counted_and_recorded() {
         Some("0"),
         "at 0 from the start, not counted before it ended"
     );
-    // The store answers: the reload ends, on its own, counted and recorded.
-    store.set_silent(false);
+    // The clock answers: the reload ends, on its own, counted and recorded.
+    stalled.store(false, Ordering::SeqCst);
     let mut counted = None;
     for _ in 0..400 {
         counted = counted_now();
