@@ -233,6 +233,20 @@ pub(crate) fn decode_marks_record(record: &[u8]) -> Result<AcceptedVersions, Rep
     ))
 }
 
+/// The position a stored marks record names inside its bytes (where the store appended it). A
+/// copy of a record filed at another position names the original's: the PostgreSQL
+/// one-statement claim recognises the newest record by its bytes *and* requires it at the
+/// position it names, so that a copy of an older record appended by a writer of the database is
+/// not taken for the newest one the store read.
+#[cfg(feature = "postgres")]
+pub(crate) fn marks_record_position(record: &[u8]) -> Result<u64, ReplayError> {
+    let value = parmana_canon::parse_strict(record)
+        .map_err(|e| ReplayError::corrupt(format!("stored marks record: {e}")))?;
+    let wire: MarksRecordWire = serde_json::from_value(value)
+        .map_err(|e| ReplayError::corrupt(format!("stored marks record: {e}")))?;
+    Ok(wire.position)
+}
+
 /// The execution id a ledger row is filed under, from its `kind` and `execution_id` columns
 /// (`None` for a marks record).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

@@ -7,11 +7,13 @@
 //! the newest marks record and the newest claim time, exactly as the transactional path does
 //! (`claim_in` in `postgres.rs`), and inserts the claim only when that state is one the
 //! transactional path would accept without a raise — the marks row equal to the claim's versions,
-//! the newest marks record byte for byte the one this store has already read (so the marks every
-//! marks record up to it proves — the highest of each version over all of them, decoded then —
-//! are known and equal to the claim's versions — a row above them, raised behind the store, is
-//! proven by the transactional path's record first; a record appended since changes the
-//! newest one's bytes and sends the claim to the transactional path), and the newest claim time in
+//! the newest marks record byte for byte the one this store has already read, at the position it
+//! names inside its bytes (so the marks every marks record up to it proves — the highest of each
+//! version over all of them, decoded then — are known and equal to the claim's versions — a row
+//! above them, raised behind the store, is proven by the transactional path's record first; a
+//! record appended since is the newest at a later position, whatever its bytes — a writer's copy
+//! of the older record this store read included — and sends the claim to the transactional
+//! path, which reads them all), and the newest claim time in
 //! the one spelling of a timestamp and no later than the claim time plus the tolerance (compared
 //! as text: that spelling sorts as it reads; for a batch, the earliest claim time of the batch).
 //! Anything else inserts nothing and says so; each caller then decides in a transaction of its
@@ -49,8 +51,11 @@ use super::{get, map_error};
 /// The claims of one batch in one statement (see the module documentation). Parameters: the
 /// ids, request digests, attestation inputs and claim times (arrays, one element per claim, in
 /// the order they are inserted), the claims' trust-root and release-manifest versions (one pair
-/// for the batch), the newest marks record this store has decoded (`NULL`: none), and the latest
-/// newest claim time the clock check lets through for every claim of the batch (`NULL`: any). The
+/// for the batch), the newest marks record this store has decoded (`NULL`: none), the latest
+/// newest claim time the clock check lets through for every claim of the batch (`NULL`: any), and
+/// the position the record names inside its bytes (`NULL` with none): the newest marks row must
+/// be that record at that position — a byte copy of an older record appended by a writer of the
+/// database is newest at another position, and sends the claim to the transactional path. The
 /// rows are inserted claimed, never completed: an attestation is sent only once its claim has won
 /// ([`COMPLETE_WON`]). Returns one row — whether the state let the statement decide, and the ids it inserted — or
 /// none when the marks row is missing. It decides for the whole batch or for none of it.
@@ -58,12 +63,15 @@ const CLAIM: &str = "WITH guard AS (
         SELECT h.trust_root, h.release_manifest,
                (SELECT l.record FROM ledger l WHERE l.kind = 'marks'
                 ORDER BY l.position DESC LIMIT 1) AS proven,
+               (SELECT l.position FROM ledger l WHERE l.kind = 'marks'
+                ORDER BY l.position DESC LIMIT 1) AS proven_at,
                (SELECT max(e.claimed_at COLLATE \"C\") FROM executions e) AS newest
         FROM high_water_marks h WHERE h.singleton = 1 FOR SHARE OF h
     ), decision AS (
         SELECT coalesce(
                    g.trust_root = $5::bigint AND g.release_manifest = $6::bigint
                    AND g.proven IS NOT DISTINCT FROM $7::bytea
+                   AND g.proven_at IS NOT DISTINCT FROM $9::bigint
                    AND (g.newest IS NULL
                         OR (g.newest ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
                             AND ($8::text IS NULL OR g.newest <= $8::text COLLATE \"C\"))),
@@ -199,6 +207,17 @@ pub(super) fn claim_fast(
     ) else {
         return Ok(outcomes);
     };
+    // Where the known record says it was appended: the newest marks row must be there.
+    let known_position: Option<i64> = match known.record.as_deref() {
+        None => None,
+        Some(record) => match crate::ledger::marks_record_position(record)
+            .ok()
+            .and_then(|position| i64::try_from(position).ok())
+        {
+            Some(position) => Some(position),
+            None => return Ok(outcomes),
+        },
+    };
     // The latest newest claim time the clock check accepts for every claim of the batch (none
     // past the last timestamp).
     let latest_newest = taken
@@ -239,7 +258,7 @@ pub(super) fn claim_fast(
         };
     }
     let (client, statements) = connection.prepared()?;
-    let params: [&(dyn postgres::types::ToSql + Sync); 8] = [
+    let params: [&(dyn postgres::types::ToSql + Sync); 9] = [
         &ids,
         &digests,
         &inputs,
@@ -248,6 +267,7 @@ pub(super) fn claim_fast(
         &release_manifest,
         &known.record,
         &latest_newest,
+        &known_position,
     ];
     if taken.iter().all(|&i| claims[i].attestation.is_none()) {
         // Claims only: the one statement commits on its own.

@@ -37,6 +37,7 @@ macro_rules! conformance_suite {
                 claims_are_decided_under_the_marks,
                 marks_reset_is_refused_and_reported,
                 a_lower_marks_record_appended_is_refused_and_reported,
+                a_copy_of_an_older_marks_record_appended_is_refused,
                 oversized_stored_values_are_refused_unread,
                 a_long_claim_time_refuses_claims_unread,
                 a_long_ledger_kind_is_refused_unread,

@@ -363,6 +363,48 @@ pub(crate) fn a_lower_marks_record_appended_is_refused_and_reported(h: &dyn Harn
     assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
 }
 
+/// A writer of the store resets the marks and appends a byte-for-byte copy of an older marks
+/// record (a genuine one, proving the reset marks): a store that read that older record as the
+/// newest before the raise (another instance than the one that raised) must not take the copy
+/// for it — on PostgreSQL, whose one-statement claim recognises the newest record it read by its
+/// bytes, the copy is newest at another position. Every claim is refused (`replay.marks_reset`).
+pub(crate) fn a_copy_of_an_older_marks_record_appended_is_refused(h: &dyn Harness) {
+    let Some(other) = h.reopen() else {
+        return;
+    };
+    let other = other.unwrap();
+    let store = h.store();
+    // This store reads and decides under the marks record at position 0.
+    execute(store, "before", v(2, 1));
+    execute(store, "known", v(2, 1));
+    // Another instance raises: positions 0 marks (2,1), 1 "before", 2 "known", 3 marks (2,3).
+    other.accept_versions(2, 3).unwrap();
+    if !h.tamper_storage(&Tamper::ResetMarks { to: v(2, 1) })
+        || !h.tamper_storage(&Tamper::CopyMarksRecord { from: 0 })
+    {
+        return;
+    }
+    let refusal = ReplayError::MarksReset {
+        found: v(2, 1),
+        proven: v(2, 3),
+    };
+    assert_eq!(
+        store.claim(&id("later"), &claim_for("later"), v(2, 1)),
+        Err(refusal.clone())
+    );
+    if store.completes_in_one_write() {
+        assert_eq!(
+            store.claim_completed(&id("later"), &claim_for("later"), v(2, 1), b"{}"),
+            Err(refusal.clone())
+        );
+    }
+    assert_eq!(
+        other.claim(&id("later"), &claim_for("later"), v(2, 1)),
+        Err(refusal)
+    );
+    assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
+}
+
 /// A writer of the store gives a value of any size to a row: one over its bound is refused by
 /// its length, unread (`replay.store_corrupt`), never read into memory whole.
 pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {

@@ -48,6 +48,9 @@ pub(crate) enum Tamper {
     /// Append a marks record saying `marks`, chained to the last record as a store would chain
     /// it (what a writer of the store can do without any key).
     AppendMarks { marks: AcceptedVersions },
+    /// Append a byte-for-byte copy of the marks record at `from` after the last record (not
+    /// chained: the bytes name the original's position and predecessor).
+    CopyMarksRecord { from: u64 },
     /// Set the note of the stored checkpoint of `size`.
     ReplaceCheckpointNote { size: u64, note: String },
     /// File the stored checkpoint of `size` under the size `to` (any integer: the column is).
@@ -271,6 +274,15 @@ impl Harness for MemoryHarness {
                 let last = rows.last().unwrap();
                 let record = chained_marks_record(last.position + 1, &last.record, *marks);
                 let mut appended = last.clone();
+                appended.position += 1;
+                appended.execution_id = None;
+                appended.attestation = None;
+                appended.record = record;
+                rows.push(appended);
+            }
+            Tamper::CopyMarksRecord { from } => {
+                let record = rows[usize::try_from(*from).unwrap()].record.clone();
+                let mut appended = rows.last().unwrap().clone();
                 appended.position += 1;
                 appended.execution_id = None;
                 appended.attestation = None;
@@ -508,6 +520,16 @@ mod sqlite_harness {
                                 as_i64(&next),
                                 chained_marks_record(next, &last, *marks)
                             ],
+                        )
+                        .unwrap());
+                }
+                Tamper::CopyMarksRecord { from } => {
+                    one(raw
+                        .execute(
+                            "INSERT INTO ledger (position, kind, execution_id, record)
+                             SELECT (SELECT max(position) FROM ledger) + 1, 'marks', NULL, record
+                             FROM ledger WHERE position = ?1",
+                            [as_i64(from)],
                         )
                         .unwrap());
                 }
@@ -869,6 +891,16 @@ mod postgres_harness {
                         .execute(
                             "UPDATE ledger_head SET next_position = $1, previous = $2",
                             &[&as_i64(&(next + 1)), &Digest::of(&record).to_string()],
+                        )
+                        .unwrap());
+                }
+                Tamper::CopyMarksRecord { from } => {
+                    one(raw
+                        .execute(
+                            "INSERT INTO ledger (position, kind, execution_id, record)
+                             SELECT (SELECT max(position) FROM ledger) + 1, 'marks', NULL, record
+                             FROM ledger WHERE position = $1",
+                            &[&as_i64(from)],
                         )
                         .unwrap());
                 }
