@@ -938,6 +938,24 @@ fn recover_one(
             release_manifest: in_force.release_manifest,
         });
     }
+    // A claim another build of this runtime left (a crash, then an upgrade, or a rollback of
+    // one): decided again by this build, under the same evaluator semantics, and signed as
+    // recorded — naming the runtime and evaluator that decided and claimed it, so that the
+    // attestation is the one that build would have signed — while the release manifest in force
+    // still admits that runtime. Another engine, other semantics or a runtime the manifest no
+    // longer admits is a mismatch.
+    if predicate.runtime.name != RUNTIME_NAME
+        || predicate.evaluator.name != parmana_policy::EVALUATOR_NAME
+        || predicate.evaluator.semantics != parmana_policy::EVALUATOR_SEMANTICS
+    {
+        return Err(mismatch(
+            "runtime or evaluator (another engine, or other semantics)",
+        ));
+    }
+    environment
+        .release_manifest()
+        .check_runtime(&predicate.evaluator.semantics, &predicate.runtime.version)
+        .map_err(|_| mismatch("runtime version (not admitted by the release manifest in force)"))?;
     // Decide again under the environment in force: the policy must be released there, the
     // signals valid, and everything — decision, rule, digests, trust root, release manifest —
     // must come out byte for byte as recorded. The store is not trusted to say what was decided.
@@ -954,7 +972,7 @@ fn recover_one(
         .map_err(|_| mismatch("signals (refused by the policy)"))?;
     let decision = validated.evaluate()?;
     let signals_digest = Digest::of(validated.canonical()?.as_bytes());
-    let rebuilt = build_predicate(
+    let mut rebuilt = build_predicate(
         environment,
         &loaded,
         execution_id,
@@ -966,6 +984,9 @@ fn recover_one(
             .then(|| validated.to_json_value()),
         claim.claimed_at(),
     );
+    // The build that decided it is named (checked above: this runtime, these semantics).
+    rebuilt.runtime = predicate.runtime;
+    rebuilt.evaluator = predicate.evaluator;
     if to_canonical_vec(&recorded_predicate)? != to_canonical_vec(&rebuilt)? {
         return Err(mismatch(
             "predicate (deciding again under this environment gives another attestation)",

@@ -1,4 +1,4 @@
-//! Recovery signs only what the pipeline would sign: a claimed row that no runtime holding the attestation key recorded — a new row consistent in every field, one without a tag, with another key's tag, of an earlier build — is refused (`runtime.claim_not_authenticated`); rows that carry a valid tag but were edited — every field of the recorded predicate, the signals, the request digest, the timestamps — are decided again and refused (`runtime.recovery_mismatch`); all are left claimed, and a genuine crashed row is completed byte-identically. One table of forgeries, run on every backend: memory, SQLite and PostgreSQL (when configured).
+//! Recovery signs only what the pipeline would sign: a claimed row that no runtime holding the attestation key recorded — a new row consistent in every field, one without a tag, with another key's tag, of an earlier build — is refused (`runtime.claim_not_authenticated`); rows that carry a valid tag but were edited — every field of the recorded predicate, the signals, the request digest, the timestamps — are decided again and refused (`runtime.recovery_mismatch`); all are left claimed, and a genuine crashed row is completed byte-identically (one another build of the runtime left, under the same semantics, as that build would have signed it). One table of forgeries, run on every backend: memory, SQLite and PostgreSQL (when configured).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -80,8 +80,18 @@ fn forgeries() -> Vec<Forgery> {
         ("evaluator semantics", |v, _| {
             v["predicate"]["evaluator"]["semantics"] = json!("0")
         }),
-        ("runtime version", |v, _| {
-            v["predicate"]["runtime"]["version"] = json!("9.9.9")
+        ("runtime name", |v, _| {
+            v["predicate"]["runtime"]["name"] = json!("another-runtime")
+        }),
+        ("evaluator name", |v, _| {
+            v["predicate"]["evaluator"]["name"] = json!("another-evaluator")
+        }),
+        (
+            "runtime version below the release manifest's minimum",
+            |v, _| v["predicate"]["runtime"]["version"] = json!("0.0.9"),
+        ),
+        ("runtime version that is no version", |v, _| {
+            v["predicate"]["runtime"]["version"] = json!("nine")
         }),
         ("request digest", |_, d| *d = Digest::of(b"another request")),
     ]
@@ -215,10 +225,53 @@ fn check_store(store: &dyn ReplayStore) {
             "{name}"
         );
     }
+    // A claim another build of this runtime left (a crash, then an upgrade): its runtime and
+    // evaluator versions are not this build's.
+    let mut other_build = genuine.clone();
+    other_build["predicate"]["execution_id"] = json!("other-build");
+    other_build["predicate"]["runtime"]["version"] = json!("9.9.9");
+    other_build["predicate"]["evaluator"]["version"] = json!("9.9.9");
+    retag(&mut other_build, &claim_key);
+    let claim = ClaimRecord::new(
+        request_digest("other-build", &other_build),
+        canonicalize_value(&other_build).unwrap(),
+        clock().0,
+    );
+    assert_eq!(
+        store
+            .claim(
+                &ExecutionId::parse("other-build").unwrap(),
+                &claim,
+                under(&environment)
+            )
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
     let report = recover(store, &signer, &environment).unwrap();
-    // The genuine row completes byte-identically; every forged one is refused and stays claimed.
-    assert_eq!(report.completed.len(), 1, "{:?}", report.failed);
-    assert_eq!(report.completed[0].envelope(), &expected[..]);
+    // The genuine row completes byte-identically; one another build left is decided again by
+    // this one and signed as recorded, naming that build; every forged one is refused and stays
+    // claimed.
+    assert_eq!(report.completed.len(), 2, "{:?}", report.failed);
+    let (genuine_done, other_done): (Vec<_>, Vec<_>) = report
+        .completed
+        .iter()
+        .partition(|a| a.predicate().execution_id.as_str() == "genuine");
+    assert_eq!(genuine_done[0].envelope(), &expected[..]);
+    let other_done = other_done[0];
+    let recorded: Value = serde_json::to_value(other_done.predicate()).unwrap();
+    assert_eq!(recorded, other_build["predicate"]);
+    let bundle = parmana_runtime::load_bundle(
+        environment.trust_root(),
+        &fixture.root().join("policies/claims-approval/1.0.0"),
+    )
+    .unwrap();
+    let verified = parmana_runtime::verify_attestation(
+        other_done.envelope(),
+        environment.trust_root(),
+        Some(&bundle),
+        Some(&other_build["signals"]),
+    );
+    assert!(verified.is_valid(), "{verified:#?}");
     assert_eq!(
         report.failed.len(),
         forgeries().len() + unauthenticated().len()
