@@ -185,6 +185,21 @@ pub(crate) fn execute(
         .sign_all_canonical(signers, environment.trust_root())
         .map_err(|error| signing_failed_after_claim(execution_id, error))?;
     if let Err(error) = replay_store.complete(execution_id, envelope.as_bytes()) {
+        // Completed meanwhile with these very bytes (another process's recovery of this claim,
+        // which decides again and signs the same attestation): the execution is recorded as
+        // this one signed it, so it succeeded. Other bytes, or a read that fails, are the
+        // refusal as it came.
+        if matches!(error, parmana_replay::ReplayError::AlreadyCompleted { .. })
+            && matches!(
+                replay_store.get(execution_id),
+                Ok(ExecutionState::Completed(done)) if done.attestation() == envelope.as_bytes()
+            )
+        {
+            return Ok(Attestation {
+                envelope,
+                predicate,
+            });
+        }
         // The id is claimed and its attestation signed, but not recorded: kept, so that the
         // completion can be written again once the store takes it, rather than the id staying
         // claimed until a `recover` (and, while it waits, the runtime does not itself record a

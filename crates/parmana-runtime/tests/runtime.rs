@@ -1328,3 +1328,46 @@ fn a_signer_failing_after_the_claim_is_a_refusal_that_names_its_id() {
         .unwrap_err();
     assert!(!unknown.may_follow_a_claim(), "{unknown}");
 }
+
+/// A memory store on which another process completes each claim just before this one does:
+/// with the same bytes (its recovery of the claim decides again and signs the same attestation)
+/// while `other_bytes` is unset, with other bytes while it is set.
+#[derive(Debug, Default)]
+struct CompletedFirstElsewhere {
+    inner: MemoryReplayStore,
+    other_bytes: std::sync::atomic::AtomicBool,
+}
+
+impl ReplayStore for CompletedFirstElsewhere {
+    common::forward_store_writes!(inner: claim);
+    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        if self.other_bytes.load(std::sync::atomic::Ordering::SeqCst) {
+            self.inner.complete(id, b"{\"another\":\"attestation\"}")?;
+        } else {
+            self.inner.complete(id, attestation)?;
+        }
+        self.inner.complete(id, attestation)
+    }
+    common::forward_store_reads!(inner);
+}
+
+/// An execution whose claim another process's recovery completes first, with the very bytes
+/// this one signed, succeeded: its attestation is recorded as it was signed. With other bytes
+/// it is the store's refusal (`replay.already_completed`).
+#[test]
+fn an_execution_completed_first_elsewhere_with_its_own_bytes_succeeds() {
+    let fixture = Fixture::new();
+    let store = Arc::new(CompletedFirstElsewhere::default());
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+    let attestation = runtime.execute(&request("raced")).unwrap();
+    let ExecutionState::Completed(done) = store.get(&ExecutionId::parse("raced").unwrap()).unwrap()
+    else {
+        panic!("raced is not completed");
+    };
+    assert_eq!(done.attestation(), attestation.envelope());
+    store
+        .other_bytes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = runtime.execute(&request("raced-other")).unwrap_err();
+    assert_eq!(refused.code(), "replay.already_completed", "{refused}");
+}
