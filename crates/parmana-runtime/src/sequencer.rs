@@ -889,8 +889,9 @@ fn sign_if_grown(
 
 /// The checkpoint of `log` as it is now, signed with `signing` — once every entry it holds past
 /// the newest checkpoint the log's keys signed is an attested execution
-/// ([`check_entries_attested`]), and `log` extends the largest checkpoint `signed` records
-/// (the driver's, recorded in memory: [`check_and_advance_signed`]) and the anchor's.
+/// ([`check_entries_attested`]), `log` extends the checkpoint of every revocation the trust-root
+/// chain lists for its origin ([`check_extends_revocations`]), the largest checkpoint `signed`
+/// records (the driver's, recorded in memory: [`check_and_advance_signed`]) and the anchor's.
 pub(crate) fn sign_stored_checkpoint(
     store: &dyn ReplayStore,
     log: &LedgerLog,
@@ -899,6 +900,7 @@ pub(crate) fn sign_stored_checkpoint(
 ) -> Result<StoredCheckpoint, ExecutionError> {
     let role = crate::log::log_role(signing.trust_root)?;
     check_entries_attested(store, log, signing)?;
+    check_extends_revocations(signing.history, role.origin(), log)?;
     let checkpoint = Checkpoint::new(role.origin().as_str(), log.size(), log.root())?;
     // Checked and recorded last before the signature (a signature that then fails leaves them
     // ahead, which only refuses more).
@@ -914,6 +916,29 @@ pub(crate) fn sign_stored_checkpoint(
         root: log.root(),
         note,
     })
+}
+
+/// Refuses `log` unless it extends the checkpoint of every revocation a version of `history`
+/// lists for the log `origin` (`trust.tlog_inconsistent`: another root at that size, or a
+/// smaller log). A revocation's checkpoint is signed into the trust root, off the store: a log
+/// that does not extend it is not the log the revocation was written against, but one a writer
+/// of the store rewrote — perhaps with entries the revoked key signed, back-dated before the
+/// revocation's size, which a proof against a checkpoint of another size would present as
+/// logged before it. Never signed, whatever the anchor or witnesses.
+fn check_extends_revocations(
+    history: &VerifiedTrustHistory,
+    origin: &NoteKeyName,
+    log: &LedgerLog,
+) -> Result<(), ExecutionError> {
+    let revocations = history
+        .versions()
+        .filter_map(parmana_trust::VerifiedTrustRoot::log)
+        .flat_map(|role| role.revocations())
+        .filter(|revocation| revocation.origin() == origin);
+    for revocation in revocations {
+        crate::anchor::grows_past(revocation.tree_size(), revocation.root_hash(), log)?;
+    }
+    Ok(())
 }
 
 /// Refuses `log` unless it extends the checkpoint `signed` records (`trust.tlog_inconsistent`:

@@ -381,3 +381,52 @@ fn the_one_off_witness_goes_on_after_a_log_key_rotation() {
     let refused = cosign(&env, None, &empty_but_not, clock().0).unwrap_err();
     assert_eq!(refused.code(), "trust.tlog_inconsistent", "{refused}");
 }
+
+/// A revocation's checkpoint is signed into the trust root, off the store: a log that does not
+/// extend it — another root at its size (a writer of the store rewrote the ledger, perhaps with
+/// an entry of the revoked key back-dated before it), or fewer entries — is never signed
+/// (`trust.tlog_inconsistent`), whatever anchor or witnesses there are. The log it was written
+/// against, grown since, is.
+#[test]
+fn a_log_that_does_not_extend_a_revocations_checkpoint_is_never_signed() {
+    let fixture = Fixture::new();
+    let attestation_key = fixture.key("attestation");
+    fixture.rotate_with_log(&attestation_key, log_spec(vec![]));
+    let store = MemoryReplayStore::new();
+    let (_, _, revoked_at) = attested(&fixture, &fixture.environment(), &store, 2);
+    let (text, _) = revoked_at.split_once("\n\n").unwrap();
+    let note = Checkpoint::parse_text(&format!("{text}\n")).unwrap();
+    let revocation = RevocationSpec::at_checkpoint(attestation_key.key_id(), &note, "stolen");
+    let renewed = LocalSigningKey::from_seed(&[77; 32]);
+    fixture.rotate_with_log(&renewed, log_spec(vec![revocation]));
+    let env = fixture.environment();
+    let execute_into = |store: &MemoryReplayStore, ids: &[&str]| {
+        for id in ids {
+            let request = ExecutionRequest::parse(id, "claims-approval@1.0.0", SIGNALS).unwrap();
+            execute_from_signals(&request, &renewed, store, &env, &clock()).unwrap();
+        }
+    };
+    let sign = |store: &MemoryReplayStore| {
+        sign_log_checkpoint(
+            store,
+            env.trust_history(),
+            clock().0,
+            manifest(&env),
+            &[&log_key()],
+            None,
+        )
+        .map_err(|e| e.code())
+    };
+    // The log the revocation was written against, grown since: signed.
+    execute_into(&store, &["after-the-revocation"]);
+    assert!(sign(&store).is_ok());
+    // A ledger rewritten from the start (more entries than the revocation's size, another root
+    // at it), and a shorter one: refused, nothing signed or stored.
+    let rewritten = MemoryReplayStore::new();
+    execute_into(&rewritten, &["other-1", "other-2", "other-3", "other-4"]);
+    assert_eq!(sign(&rewritten), Err("trust.tlog_inconsistent"));
+    let shorter = MemoryReplayStore::new();
+    assert_eq!(sign(&shorter), Err("trust.tlog_inconsistent"));
+    use parmana_runtime::replay::ReplayStore as _;
+    assert!(rewritten.latest_checkpoint().unwrap().is_none());
+}

@@ -110,7 +110,8 @@ impl Revocation {
     /// revocation's size. A proof against a checkpoint of exactly that size must carry its root
     /// hash (`trust.tlog_inconsistent` otherwise: the log, or the revocation, disagrees about
     /// that size); proofs against checkpoints of other sizes rely on the log being append-only,
-    /// which its witnesses check.
+    /// which its witnesses check, and which the runtime's signers of checkpoints check against
+    /// the revocation (a log that does not extend its checkpoint is never signed).
     pub fn admits(&self, inclusion: Option<&VerifiedInclusion>) -> Result<String, TrustError> {
         let Some(inclusion) = inclusion else {
             return Err(TrustError::KeyRevokedUnproven {
