@@ -56,9 +56,13 @@ impl LogAnchor {
         &self.path
     }
 
-    /// The size and root recorded, if any.
+    /// The size and root recorded, if any. (A lock poisoned by a panic still holds the last
+    /// checkpoint recorded: it is read, not taken for none, which would turn the checks off.)
     pub fn recorded(&self) -> Option<(u64, Digest)> {
-        self.last.lock().ok().and_then(|last| *last)
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Refuses `store` (`runtime.store_rewound`) when it holds fewer ledger records than the
@@ -220,8 +224,22 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// `HEADER`, the size and the root's hex, one per line.
+/// `HEADER`, the size and the root's hex, one per line, exactly as [`write`] writes them: a size
+/// spelled otherwise (`+5`, `007`), a line ending in `\r` or no final newline is refused.
 fn parse(text: &str) -> Result<(u64, Digest), String> {
+    let (size, root) = parse_lines(text)?;
+    if format!("{HEADER}\n{size}\n{root}\n") != text {
+        return Err(
+            "it is not spelled as an anchor is written (three lines, each ending in a \
+                    newline, the size in decimal without a sign or leading zeros)"
+                .to_owned(),
+        );
+    }
+    Ok((size, root))
+}
+
+/// The three lines of an anchor, read.
+fn parse_lines(text: &str) -> Result<(u64, Digest), String> {
     let mut lines = text.lines();
     if lines.next() != Some(HEADER) {
         return Err(format!("the first line is not {HEADER:?}"));
@@ -246,4 +264,29 @@ fn write(path: &Path, size: u64, root: Digest) -> Result<(), ExecutionError> {
     let text = format!("{HEADER}\n{size}\n{root}\n");
     parmana_trust::replace_file_durably(path, text.as_bytes(), None)
         .map_err(|e| ExecutionError::io("write", path, &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic while the lock was held leaves what was recorded readable: taken for "nothing
+    /// recorded", it would turn off the checks that the store reaches the anchor.
+    #[test]
+    fn a_poisoned_lock_still_gives_what_was_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log-anchor");
+        let root = Digest::of(b"root");
+        write(&path, 5, root).unwrap();
+        let anchor = std::sync::Arc::new(LogAnchor::open(&path).unwrap());
+        let holder = std::sync::Arc::clone(&anchor);
+        let panicked = std::thread::spawn(move || {
+            let _held = holder.last.lock().unwrap();
+            panic!("a defect while the anchor's lock is held");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(anchor.last.is_poisoned());
+        assert_eq!(anchor.recorded(), Some((5, root)));
+    }
 }

@@ -88,6 +88,56 @@ fn interoperates_with_the_signed_note_crate() {
     assert_eq!(opened.checkpoint(), &checkpoint);
 }
 
+/// A threshold counts keys, not entries of the verifier's list: one key listed twice, or under
+/// two names (signing the note once under each), is one signer.
+#[test]
+fn a_key_listed_twice_meets_no_threshold_of_two() {
+    let key = LocalSigningKey::from_seed(&[11; 32]);
+    let origin = name("log.example/parmana");
+    let checkpoint = Checkpoint::new("log.example/parmana", 3, Digest::of(b"root")).unwrap();
+    let verifier = NoteVerifierKey::new(origin.clone(), key.public_key());
+    let signed = sign_checkpoint(&checkpoint, &origin, &key).unwrap();
+    let twice = LogVerifier::new(
+        "log.example/parmana",
+        vec![verifier.clone(), verifier.clone()],
+        2,
+    );
+    assert_eq!(
+        twice
+            .open_checkpoint(signed.as_bytes())
+            .map(|_| ())
+            .map_err(|e| e.code()),
+        Err("trust.threshold_not_met")
+    );
+    // Under a second name too, the note signed once under each.
+    let alias = name("alias.example/log");
+    let both = parmana_trust::cosign_note(&signed, &alias, &key).unwrap();
+    let named_twice = LogVerifier::new(
+        "log.example/parmana",
+        vec![verifier, NoteVerifierKey::new(alias, key.public_key())],
+        2,
+    );
+    assert_eq!(
+        named_twice
+            .open_checkpoint(both.as_bytes())
+            .map(|_| ())
+            .map_err(|e| e.code()),
+        Err("trust.threshold_not_met")
+    );
+    // Two keys meet it.
+    let second = LocalSigningKey::from_seed(&[12; 32]);
+    let cosigned = parmana_trust::cosign_note(&signed, &origin, &second).unwrap();
+    let two = LogVerifier::new(
+        "log.example/parmana",
+        vec![
+            NoteVerifierKey::new(origin.clone(), key.public_key()),
+            NoteVerifierKey::new(origin, second.public_key()),
+        ],
+        2,
+    );
+    assert!(two.open_checkpoint(cosigned.as_bytes()).is_ok());
+}
+
 #[test]
 fn verifier_keys_are_refused_unless_exact() {
     let key = LocalSigningKey::from_seed(&[3; 32]).public_key();

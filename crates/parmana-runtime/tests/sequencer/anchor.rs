@@ -159,13 +159,31 @@ fn a_log_anchor_refuses_a_log_that_does_not_extend_what_the_key_signed() {
 
     // A file that is not an anchor is refused when it is read.
     let long = format!("parmana log anchor v1\n{}\n", "1".repeat(2000));
-    let files: [&[u8]; 5] = [
+    let root = reopened.recorded().unwrap().1;
+    let spelled = |size: &str, end: &str| format!("parmana log anchor v1\n{size}\n{root}{end}");
+    let (plus, zeros, crlf, unended) = (
+        spelled(&format!("+{grown}"), "\n"),
+        spelled(&format!("00{grown}"), "\n"),
+        format!("parmana log anchor v1\r\n{grown}\r\n{root}\r\n"),
+        spelled(&grown.to_string(), ""),
+    );
+    let files: [&[u8]; 9] = [
         b"",
         b"parmana log anchor v1\n3\n",
         b"parmana log anchor v1\nx\nsha256:00\n",
         b"parmana log anchor v1\n3\n\xff\n",
         long.as_bytes(),
+        plus.as_bytes(),
+        zeros.as_bytes(),
+        crlf.as_bytes(),
+        unended.as_bytes(),
     ];
+    // Spelled as it is written, it is read.
+    std::fs::write(&path, spelled(&grown.to_string(), "\n")).unwrap();
+    assert_eq!(
+        LogAnchor::open(&path).unwrap().recorded(),
+        Some((grown, root))
+    );
     for text in files {
         std::fs::write(&path, text).unwrap();
         let error = LogAnchor::open(&path).unwrap_err();

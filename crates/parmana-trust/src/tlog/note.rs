@@ -426,7 +426,8 @@ impl VerifiedNote {
         &self.note
     }
 
-    /// The known keys whose signatures verified, each once, in the order of `verifiers`.
+    /// The known keys whose signatures verified, each key once (one key listed twice, or under
+    /// two names, is one key: a threshold counts it once), in the order of `verifiers`.
     pub fn verified_by(&self) -> &[NoteVerifierKey] {
         &self.verified_by
     }
@@ -454,12 +455,12 @@ pub fn open_note(bytes: &[u8], verifiers: &[NoteVerifierKey]) -> Result<Verified
             *seen = true;
         }
     }
-    let verified_by: Vec<NoteVerifierKey> = verifiers
-        .iter()
-        .zip(&verified)
-        .filter(|(_, seen)| **seen)
-        .map(|(key, _)| key.clone())
-        .collect();
+    let mut verified_by: Vec<NoteVerifierKey> = Vec::new();
+    for (known, _) in verifiers.iter().zip(&verified).filter(|(_, seen)| **seen) {
+        if !verified_by.iter().any(|kept| kept.key == known.key) {
+            verified_by.push(known.clone());
+        }
+    }
     if verified_by.is_empty() {
         return Err(TrustError::NoteUnverified);
     }
