@@ -193,7 +193,15 @@ fn decide_checked(
         })?;
     let policy = answering.policy.to_string();
     outcome.policy = Some(policy.clone());
-    let (signals, execution_id) = signals_of(request).map_err(counted)?;
+    // The names the answering policy declares (an object sent under one is refused): one not
+    // released is refused by the evaluation itself.
+    let loaded = environment.policy(&answering.policy).ok();
+    let declared = |name: &str| {
+        loaded
+            .as_ref()
+            .is_some_and(|loaded| loaded.policy().signals().iter().any(|d| d.name() == name))
+    };
+    let (signals, execution_id) = signals_of(request, &declared).map_err(counted)?;
     let signals = Value::Object(signals);
     if log_signals {
         outcome.signals = Some(signals.to_string());
@@ -304,6 +312,14 @@ fn answer(result: Result<Response, ApiError>, outcome: Outcome) -> Response {
 /// ordinary requests flatten to a few times their JSON; more is refused before anything is
 /// decided (`413 server.batch_too_large`).
 pub(crate) const FLATTENED_NAMES_PER_BODY_BYTE: usize = 8;
+
+/// How many bytes of JSON a boxcar's evaluations may add up to, each with the top-level defaults
+/// it takes, per byte of the body limit (8 MiB at the default 1 MiB). The usual boxcar filters a
+/// list for one richly described subject — a kilobyte of subject and context under a thousand
+/// short evaluations — and expands to about a megabyte; the evaluations are resolved one at a
+/// time, borrowing the defaults, so only one evaluation's signals are held at once. More is
+/// refused before anything is decided (`413 server.batch_too_large`).
+pub(crate) const EXPANDED_PER_BODY_BYTE: usize = 8;
 
 /// Sets its flag when dropped: held by a boxcar's request future, so that the work on the
 /// blocking pool learns that the request was answered or dropped without waiting for it.
@@ -525,7 +541,7 @@ pub(crate) async fn evaluation(
         (status = 403, description = "The token lacks the `evaluate` scope; without `evaluations`, or `execute` with context.execution_id (in a boxcar, that evaluation is refused: `false`)", body = ErrorBody),
         (status = 409, description = "Without `evaluations`: context.execution_id was already used; `Location` names the stored attestation", body = ErrorBody),
         (status = 408, description = "The body did not arrive within the request timeout (`server.body_timeout`): nothing was started", body = ErrorBody),
-        (status = 413, description = "The body is too large (`server.body_too_large`), more than 1,000 evaluations, a boxcar that expands past the body limit or whose flattened signal names would pass eight times it (`server.batch_too_large`); without `evaluations`, signals that flatten past 1 MiB of JSON (`runtime.request_too_large`)", body = ErrorBody),
+        (status = 413, description = "The body is too large (`server.body_too_large`), more than 1,000 evaluations, a boxcar that expands past eight times the body limit or whose flattened signal names would pass eight times it (`server.batch_too_large`); without `evaluations`, signals that flatten past 1 MiB of JSON (`runtime.request_too_large`)", body = ErrorBody),
         (status = 500, description = "Without `evaluations`: the environment refused (trust), or a store whose content no retry mends (`replay.store_corrupt`, …); or a defect (`Location` as on the single evaluation). With `evaluations`: the environment expired, or a server-side refusal met while nothing of the boxcar may have been consumed (the boxcar refused whole)", body = ErrorBody,
             headers(("Location" = String, description = "Where the execution's outcome reads back (a failure after the id may have been claimed)"))),
         (status = 503, description = "Starting (`server.not_ready`), overloaded (`server.overloaded`) or timed out (`server.timeout`); without `evaluations`, store unavailable (`replay.*`)", body = ErrorBody),
@@ -749,8 +765,9 @@ impl Boxcar {
         // resolved or decided. (One evaluation, without `evaluations`, is bounded by its body and
         // while it is flattened, as on /access/v1/evaluation.)
         let expanded = expanded_size(&request, &items);
-        if boxcar && expanded > max_body_bytes {
-            return Err(ApiError::batch_expands_too_far(expanded, max_body_bytes));
+        let expanded_limit = max_body_bytes.saturating_mul(EXPANDED_PER_BODY_BYTE);
+        if boxcar && expanded > expanded_limit {
+            return Err(ApiError::batch_expands_too_far(expanded, expanded_limit));
         }
         // And what its flattening would build: the signal names repeat their whole paths. (One
         // evaluation, without `evaluations`, is bounded while it is flattened, as on

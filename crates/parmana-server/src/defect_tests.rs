@@ -334,3 +334,68 @@ fn a_boxcar_evaluation_a_defect_stops_is_refused_alone_with_its_location() {
         );
     }
 }
+
+/// A memory store whose completions move `clock` past the environment's expiry once made: what
+/// comes after the first execution is refused as expired (a server-side refusal, before any
+/// claim of its own).
+#[derive(Debug)]
+struct ExpiresOnComplete {
+    inner: MemoryReplayStore,
+    clock: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl ReplayStore for ExpiresOnComplete {
+    parmana_testkit::forward_store_writes!(inner: claim);
+    fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
+        self.inner.complete(id, attestation)?;
+        let expired = parmana_runtime::canon::Timestamp::parse("2040-01-01T00:00:00Z").unwrap();
+        self.clock.store(expired.unix_seconds(), Ordering::SeqCst);
+        Ok(())
+    }
+    parmana_testkit::forward_store_reads!(inner);
+}
+
+/// Once an evaluation of a boxcar has executed (its id consumed, its attestation made), a
+/// server-side refusal of a later one — the environment expired meanwhile — is that evaluation's
+/// alone, inside the `200`: refusing the boxcar whole would drop the attestation of an id already
+/// consumed, and the client's retry would be a replay.
+#[test]
+fn a_server_refusal_after_an_execution_of_a_boxcar_keeps_the_attestation() {
+    let fixture = authzen_fixture();
+    let tokio = tokio_runtime();
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let store: Arc<dyn ReplayStore> = Arc::new(ExpiresOnComplete {
+        inner: MemoryReplayStore::new(),
+        clock: Arc::clone(&clock),
+    });
+    let state = answering_authzen_with(
+        crate::readiness_tests::runtime_at(&fixture, store, &clock),
+        "memory",
+    );
+    let executed = json!({"action": {"name": "read"}, "context": {"execution_id": "kept-1"}});
+    let read = json!({"action": {"name": "read"}});
+    let (status, answer) = post_viewer_boxcar(&tokio, &state, "kept.md", &[&executed, &read]);
+    assert_eq!(status, 200, "{answer}");
+    let evaluations = answer["evaluations"].as_array().unwrap();
+    assert_eq!(evaluations[0]["decision"], true, "{answer}");
+    assert_eq!(evaluations[0]["context"]["execution_id"], "kept-1");
+    assert!(
+        evaluations[0]["context"]["attestation"].is_object(),
+        "{answer}"
+    );
+    assert_eq!(evaluations[1]["decision"], false, "{answer}");
+    assert_eq!(
+        (
+            &evaluations[1]["context"]["error"]["status"],
+            &evaluations[1]["context"]["error"]["code"]
+        ),
+        (&json!(500), &json!("runtime.expired")),
+        "{answer}"
+    );
+    let done = state
+        .runtime
+        .store()
+        .get(&ExecutionId::parse("kept-1").unwrap())
+        .unwrap();
+    assert!(matches!(done, ExecutionState::Completed(_)), "{done:?}");
+}

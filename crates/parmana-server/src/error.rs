@@ -191,8 +191,8 @@ impl ApiError {
             "server.batch_too_large",
             format!(
                 "the evaluations, each with the top-level defaults it takes, add up to {size} \
-                 bytes, more than the body limit ({limit}): split the boxcar, or give a large \
-                 member only to the evaluations that need it"
+                 bytes, more than eight times the body limit ({limit}): split the boxcar, or \
+                 give a large member only to the evaluations that need it"
             ),
         )
     }

@@ -154,9 +154,10 @@ fn a_boxcar_carries_at_most_a_thousand_evaluations() {
 
 /// A boxcar is bounded by what it expands to, not only by its body: each evaluation takes the
 /// top-level defaults it lacks, so ~900 KiB of top-level `context` under 1,000 evaluations `{}`
-/// (a body under 1 MiB) would be ~900 MB of signals. Past `max_body_bytes` once expanded, it is
-/// refused whole (`413 server.batch_too_large`) before anything is resolved, and the server
-/// keeps answering; a boxcar that expands to just under the limit is decided.
+/// (a body under 1 MiB) would be ~900 MB of signals. Past eight times `max_body_bytes` once
+/// expanded, it is refused whole (`413 server.batch_too_large`) before anything is resolved,
+/// and the server keeps answering; a boxcar that expands to less is decided — the usual list
+/// filter, a thousand short evaluations under kilobytes of subject and context, included.
 #[test]
 fn a_boxcar_is_bounded_by_what_it_expands_to() {
     let temp = authzen_deployment();
@@ -170,12 +171,14 @@ fn a_boxcar_is_bounded_by_what_it_expands_to() {
     };
     let amplifying = boxcar(900 * 1024, 1_000);
     assert!(amplifying.len() < 1024 * 1024, "{}", amplifying.len());
-    // (body, the number of decisions or the refusing code): 300 evaluations of ~3.2 KB each
-    // expand to ~0.96 MB, 350 to ~1.1 MB.
-    let cases: [(String, Result<usize, &str>); 3] = [
+    // (body, the number of decisions or the refusing code): 1,000 evaluations of ~9.2 KB each
+    // expand to ~9.2 MB, past 8 MiB; of ~3.2 KB (more than the body limit once expanded) and
+    // ~7.2 KB each, to ~3.2 MB and ~7.2 MB.
+    let cases: [(String, Result<usize, &str>); 4] = [
         (amplifying, Err("server.batch_too_large")),
-        (boxcar(3_000, 350), Err("server.batch_too_large")),
-        (boxcar(3_000, 300), Ok(300)),
+        (boxcar(9_000, 1_000), Err("server.batch_too_large")),
+        (boxcar(3_000, 1_000), Ok(1_000)),
+        (boxcar(7_000, 1_000), Ok(1_000)),
     ];
     for (body, expected) in &cases {
         let reply = served.post("/access/v1/evaluations", token, body);

@@ -1012,8 +1012,9 @@ fn a_boxcar_stopped_by_its_semantic_consumes_no_later_id() {
 }
 
 /// How `null`, `{}` and arrays flatten (docs/server.md, "Signals"): `null` is a value no policy
-/// declares; a `null` entity member is absent; an empty object makes no signal; an array is kept
-/// as one undeclared signal (ignored by a policy that ignores undeclared ones).
+/// declares; a `null` entity member is absent; an empty object makes no signal, and an object
+/// under a declared name is refused as of the wrong type; an array is kept as one undeclared
+/// signal (ignored by a policy that ignores undeclared ones).
 #[test]
 fn null_empty_objects_and_arrays_flatten_as_documented() {
     let temp = authzen_deployment();
@@ -1021,7 +1022,7 @@ fn null_empty_objects_and_arrays_flatten_as_documented() {
     let token = served.token.as_deref();
     type Edit = fn(&mut Value);
     // (case, the edit of a viewer's read, status, code or the decision)
-    let cases: [(&str, Edit, u16, &str); 8] = [
+    let cases: [(&str, Edit, u16, &str); 10] = [
         ("as sent", |_| {}, 200, "true"),
         (
             "a declared property null",
@@ -1039,7 +1040,19 @@ fn null_empty_objects_and_arrays_flatten_as_documented() {
             "a declared property an empty object",
             |r| r["subject"]["properties"]["role"] = json!({}),
             400,
-            "policy.signal_missing",
+            "policy.signal_type",
+        ),
+        (
+            "a declared property an object",
+            |r| r["subject"]["properties"]["role"] = json!({"value": "viewer"}),
+            400,
+            "policy.signal_type",
+        ),
+        (
+            "an undeclared empty object",
+            |r| r["subject"]["properties"]["extra"] = json!({}),
+            200,
+            "true",
         ),
         ("context null", |r| r["context"] = json!(null), 200, "true"),
         ("context empty", |r| r["context"] = json!({}), 200, "true"),

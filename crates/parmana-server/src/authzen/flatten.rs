@@ -46,6 +46,9 @@ impl EvaluationRequest {
 pub(crate) struct Flat {
     out: Map<String, Value>,
     size: usize,
+    /// The names of the nested objects passed through (each charged as a name): a name the
+    /// policy declares as a signal, sent as an object, is refused rather than left absent.
+    objects: Vec<String>,
 }
 
 /// Why flattening stopped: a name reached twice or an execution id that is not a string (400),
@@ -61,6 +64,7 @@ impl Flat {
         Self {
             out: Map::new(),
             size: 2,
+            objects: Vec::new(),
         }
     }
 
@@ -82,7 +86,11 @@ impl Flat {
     /// twice.
     fn add(&mut self, prefix: String, value: &Value) -> Result<(), FlatError> {
         match value {
-            Value::Object(members) => self.add_members(&prefix, members),
+            Value::Object(members) => {
+                self.add_members(&prefix, members)?;
+                self.objects.push(prefix);
+                Ok(())
+            }
             other => {
                 // The name's quotes, colon and comma, and the value as compact JSON.
                 self.charge(compact_len(other).saturating_add(4))?;
@@ -118,12 +126,27 @@ fn compact_len(value: &Value) -> usize {
 }
 
 /// The signals of an evaluation (`docs/server.md`, "AuthZEN"), and the execution id in its
-/// context, if any.
+/// context, if any. A member sent as an object whose name the policy declares as a signal
+/// (`declared`) is refused (`policy.signal_type`, 400), as `null` or an array there is:
+/// flattened away, the declared signal would be absent — and a rule denying on it silent.
 pub(super) fn signals_of(
     request: &Resolved<'_>,
+    declared: &dyn Fn(&str) -> bool,
 ) -> Result<(Map<String, Value>, Option<String>), ApiError> {
     let mut flat = Flat::new();
     let flattened = flatten_request(request, &mut flat);
+    if flattened.is_ok()
+        && let Some(name) = flat.objects.iter().find(|name| declared(name))
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "policy.signal_type",
+            format!(
+                "signal {:?} is declared by the policy as a value, and was sent as an object",
+                parmana_runtime::canon::excerpt(name)
+            ),
+        ));
+    }
     match flattened {
         Ok(execution_id) => Ok((flat.out, execution_id)),
         Err(FlatError::Invalid(message)) => Err(ApiError::new(
