@@ -68,6 +68,19 @@ pub(super) fn map_error(error: postgres::Error) -> ReplayError {
                 message: describe(&error),
             }
         }
+        // A write in a read-only transaction: the role's or database's transactions are
+        // read-only by default (`default_transaction_read_only`), or the server is a standby.
+        // Retrying meets it again: its configuration, as SQLite's read-only file is.
+        Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION => {
+            ReplayError::InvalidConfiguration {
+                message: format!(
+                    "{}: a store that executes, recovers or sequences needs a session that may \
+                     write (a primary, with default_transaction_read_only off for its role and \
+                     database)",
+                    describe(&error)
+                ),
+            }
+        }
         _ => ReplayError::unavailable(describe(&error)),
     }
 }

@@ -1236,3 +1236,47 @@ fn a_role_owning_a_schema_made_beforehand_creates_the_store_in_it() {
         .unwrap();
     assert_eq!(opened.unwrap().unwrap(), ClaimOutcome::Claimed);
 }
+
+/// A session whose transactions are read-only by default (`default_transaction_read_only`, set
+/// for a role or database, or through the URL) refuses every write: its configuration
+/// (`replay.invalid_configuration`), not a passing failure a caller would retry for ever. It
+/// still reads.
+#[test]
+#[cfg_attr(
+    parmana_no_postgres,
+    ignore = "no PostgreSQL server: set PARMANA_TEST_POSTGRES_URL (`source .ci/services`)"
+)]
+fn a_read_only_session_is_refused_as_configuration() {
+    let Some((url, schema, _schemas)) = own_schema("readonly") else {
+        return;
+    };
+    let writable = PostgresReplayStore::connect(&url, &options(&schema)).unwrap();
+    assert_eq!(
+        writable
+            .claim(&id("written"), &claim_for("ro"), V0)
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let read_only = PostgresReplayStore::connect(
+        &with_option(&url, "options=-c%20default_transaction_read_only%3Don"),
+        &PostgresOptions {
+            create: false,
+            ..options(&schema)
+        },
+    )
+    .unwrap();
+    let refused = read_only
+        .claim(&id("refused"), &claim_for("ro"), V0)
+        .unwrap_err();
+    assert_eq!(refused.code(), "replay.invalid_configuration", "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("needs a session that may write"),
+        "{refused}"
+    );
+    assert!(matches!(
+        read_only.get(&id("written")).unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+}
