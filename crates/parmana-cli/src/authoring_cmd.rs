@@ -528,6 +528,7 @@ fn keep_thresholds(
 }
 
 fn trust_rotate(args: &TrustRotateArgs, format: Format) -> Result<(), Failure> {
+    args.revoke.check_reason()?;
     let deployment = Deployment::load()?;
     let (mut spec, mut signers) = args.roles.checked_spec(&deployment, &args.clock)?;
     let paths = args.trust.resolve(&deployment);

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use parmana_runtime::trust::{
-    KeyId, LogSpec, MAX_NOTE_BYTES, RevocationSpec, VerifiedTrustRoot, read_key_file,
+    KeyId, LogSpec, MAX_NOTE_BYTES, MAX_REVOCATION_REASON_CHARS, RevocationSpec, VerifiedTrustRoot,
+    read_key_file,
 };
 
 use crate::common::read_bounded;
@@ -48,6 +49,25 @@ fn key_id(text: &str) -> Result<KeyId, Failure> {
 }
 
 impl RevokeArgs {
+    /// Refuses a `--revoke-reason` the trust root could not record (`cli.invalid_revocation`):
+    /// empty, longer than [`MAX_REVOCATION_REASON_CHARS`] characters, or holding a control
+    /// character — checked before anything is read, so that a typo costs no key or checkpoint
+    /// read (the trust root's own check would refuse it late, as a malformed document).
+    pub(crate) fn check_reason(&self) -> Result<(), Failure> {
+        let Some(reason) = self.revoke_reason.as_deref() else {
+            return Ok(());
+        };
+        let chars = reason.chars().count();
+        if chars == 0 || chars > MAX_REVOCATION_REASON_CHARS || reason.chars().any(char::is_control)
+        {
+            return Err(invalid(format!(
+                "--revoke-reason is 1 to {MAX_REVOCATION_REASON_CHARS} characters without \
+                 control characters (it has {chars})"
+            )));
+        }
+        Ok(())
+    }
+
     /// The revocations of the new version's log `log`: those of `current` (the version in force)
     /// when it names the same log, then one per `--revoke`, each verified against the log role of
     /// `current` (a new revocation of a key replaces the one carried). Revocations of a log the

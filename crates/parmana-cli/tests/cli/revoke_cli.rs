@@ -240,8 +240,16 @@ fn attestations_of_a_revoked_key_stand_only_when_logged_before_the_revocation() 
     }
 }
 
+/// A revocation reason one character too long.
+const LONG_REASON: &str = concat!(
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+);
+
 #[test]
 fn malformed_revocations_are_refused_before_anything_is_written() {
+    assert_eq!(LONG_REASON.len(), 257);
     let repo = temp_repo();
     let d = repo.root();
     let out = rotate_with_log(d, "trust/keys/attestation.pub", &[]);
@@ -338,6 +346,39 @@ fn malformed_revocations_are_refused_before_anything_is_written() {
             "new.pub",
             vec!["--revoke", "trust/keys/attestation.pub=checkpoint.txt"],
             "cli.usage",
+        ),
+        (
+            "an empty reason",
+            "new.pub",
+            vec![
+                "--revoke",
+                "trust/keys/attestation.pub=checkpoint.txt",
+                "--revoke-reason",
+                "",
+            ],
+            "cli.invalid_revocation",
+        ),
+        (
+            "a reason of 257 characters",
+            "new.pub",
+            vec![
+                "--revoke",
+                "trust/keys/attestation.pub=checkpoint.txt",
+                "--revoke-reason",
+                LONG_REASON,
+            ],
+            "cli.invalid_revocation",
+        ),
+        (
+            "a reason with a control character",
+            "new.pub",
+            vec![
+                "--revoke",
+                "trust/keys/attestation.pub=checkpoint.txt",
+                "--revoke-reason",
+                "stolen\u{1b}[2J",
+            ],
+            "cli.invalid_revocation",
         ),
     ] {
         let out = rotate_with_log(d, attestation, &extra);
