@@ -119,6 +119,9 @@ pub(crate) fn execute(args: &ExecuteArgs, format: Format) -> Result<(), Failure>
     let log_keys = read_log_keys(&deployment, &args.log_key)?;
     let anchor = configured_log_anchor(&deployment, None)?;
     refuse_missing_store_under_anchor(anchor.as_ref(), &store.value)?;
+    // The warning window too (read again when the warnings are given): a value that is no
+    // number of days is refused before a store is created.
+    deployment.expiry_warning_days(args.clock.expiry_warning_days)?;
     let runtime = build_runtime(
         &deployment,
         &args.key,
@@ -440,8 +443,8 @@ pub(crate) fn sequence_after(
     });
     if let Err(error) = LogSequencer::default().run_all_anchored(runtime.store(), signing, anchor) {
         crate::report::errln!(
-            "warning[{}]: the execution is complete; its log entry waits for the next sequencer \
-             run (`parmana log sequence`): {}",
+            "warning[{}]: the sequencer run after this command failed: what it completed (if \
+             anything) waits for the next run to enter the log (`parmana log sequence`): {}",
             error.code(),
             crate::report::printable(&error.to_string())
         );

@@ -871,3 +871,20 @@ fn a_batch_that_lost_its_output_names_every_execution_it_did_not_print() {
         );
     }
 }
+
+/// A setting refused is refused before the store is opened: no SQLite file is created by a
+/// command that then fails on a warning window that is no number of days.
+#[test]
+fn a_refused_setting_creates_no_store() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&temp);
+    let out = crate::common::run_with_env(
+        &repo_root(),
+        &execute_args(&store, "never", README_SIGNALS),
+        b"",
+        &[("PARMANA_EXPIRY_WARNING_DAYS", "abc")],
+    );
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    assert!(out.stderr.contains("cli.invalid_config"), "{}", out.stderr);
+    assert!(!temp.path().join("replay.sqlite3").exists());
+}
