@@ -15,9 +15,12 @@ An execution whose process died after its id was claimed and before its attestat
 recorded stays claimed (and refused to everyone else). `parmana recover` signs it from the
 inputs recorded with the claim — including the clock reading — so the attestation is
 byte-identical to the one the interrupted run would have printed. Run it with the same trust
-root and attestation key as the interrupted run. The recovered executions are then sequenced
-into the log (with a checkpoint signed when a log key is configured: PARMANA_LOG_KEY or
-`log_key` in `[server]`).
+root and attestation key as the interrupted run (a later build of Parmana recovers what an
+earlier one claimed, under the same evaluator semantics). The recovered executions are then
+sequenced into the log (with a checkpoint signed when a log key is configured: PARMANA_LOG_KEY
+or `log_key` in `[server]`). Each execution that could not be completed is reported on its own
+and the others go on; the exit is then the class of the first of them, in the store's order of
+ids (as `execute --batch` exits with its first refused line's).
 
 Example:
   parmana recover                              # the store of the deployment (parmana.toml)",
@@ -43,7 +46,7 @@ pub(crate) struct RecoverArgs {
 }
 
 /// Runs `parmana recover`: prints each completed attestation on its own line; reports each
-/// execution that could not be completed on stderr and then exits with the class of the last
+/// execution that could not be completed on stderr and then exits with the class of the first
 /// (also when standard output failed too: that failure is reported, exit 1 only without one).
 /// A store that stops answering part way stops it: what was done is said, and the exit is the
 /// store's (6).
@@ -70,7 +73,8 @@ pub(crate) fn recover_command(
     // gone included) stops no recovery: what is completed is stored, each id not printed is
     // named on stderr as it completes (`parmana show` reads it back), and the first failure is
     // reported at the end.
-    let mut last = None;
+    // The first execution that could not be completed (its class is the exit).
+    let mut first_failed: Option<Failure> = None;
     let mut unprinted: Option<Failure> = None;
     // Counted here too, for a recovery that stops part way (the store not answering).
     let (mut completed, mut failed) = (0_u64, 0_u64);
@@ -105,7 +109,7 @@ pub(crate) fn recover_command(
             failure.message = format!("execution {execution_id:?}: {}", failure.message);
             let failure = failure.of_execution(&execution_id);
             print_failure(&failure, format);
-            last = Some(failure);
+            first_failed.get_or_insert(failure);
         }
     });
     // The recovered executions (and any other waiting) go into the log, as `execute` does —
@@ -138,7 +142,7 @@ pub(crate) fn recover_command(
         counts.completed,
         counts.failed
     );
-    match (unprinted, last) {
+    match (unprinted, first_failed) {
         (None, None) => Ok(()),
         (Some(unprinted), None) => Err(unprinted),
         // An execution that could not be completed (a forged row: trust, exit 4) says more than

@@ -479,3 +479,56 @@ fn a_killed_batch_loses_nothing_it_completed() {
         "killed batches: {interrupted_rounds} of 3 rounds interrupted, {recovered_ids} ids recovered and checked"
     );
 }
+
+/// Each execution `recover` cannot complete is reported and the others go on; the exit is the
+/// class of the first of them in the store's order of ids (as `execute --batch` exits with its
+/// first refused line's), whichever classes follow: a row a writer corrupted (`store`, 6) before
+/// a claim nobody holding the key recorded (`trust`, 4), and the other way round.
+#[test]
+fn the_exit_of_recover_is_the_class_of_the_first_execution_it_could_not_complete() {
+    for (corrupt, unauthenticated, exit) in
+        [("a-corrupt", "b-forged", 6), ("b-corrupt", "a-forged", 4)]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay.sqlite3");
+        {
+            let store = SqliteReplayStore::open(&path).unwrap();
+            for id in [corrupt, unauthenticated] {
+                let claim = ClaimRecord::new(
+                    Digest::of(b"request"),
+                    b"{}".to_vec(),
+                    Timestamp::parse(NOW).unwrap(),
+                );
+                assert_eq!(
+                    store
+                        .claim(
+                            &ExecutionId::parse(id).unwrap(),
+                            &claim,
+                            AcceptedVersions::new(2, 1)
+                        )
+                        .unwrap(),
+                    ClaimOutcome::Claimed
+                );
+            }
+        }
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute(
+            "UPDATE executions SET request_digest = 'not a digest' WHERE id = ?1",
+            [corrupt],
+        )
+        .unwrap();
+        drop(raw);
+        let store_flag = format!("sqlite:{}", path.display());
+        let out = run(&["recover", "--store", &store_flag, "--now", NOW]);
+        assert_eq!(out.code, exit, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("replay.store_corrupt")
+                && out.stderr.contains("runtime.claim_not_authenticated")
+                && out
+                    .stderr
+                    .contains("recovered 0 execution(s); 2 could not be completed"),
+            "{}",
+            out.stderr
+        );
+    }
+}
