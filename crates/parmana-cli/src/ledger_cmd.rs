@@ -126,7 +126,14 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
                     );
                 }
             }
-            if !out.line(format_args!("{}", Json(&line)))? {
+            // Each line handed on whole before the next: standard output failing (a full disk)
+            // then names the position to resume from — the lines before it whole, this one
+            // perhaps in part.
+            let delivered = out
+                .line(format_args!("{}", Json(&line)))
+                .and_then(|more| if more { out.flush() } else { Ok(false) })
+                .map_err(|failure| stopped_writing(failure, args.from, position))?;
+            if !delivered {
                 // Nobody reads on (`parmana ledger export | head`): nothing more to export.
                 return Ok(());
             }
@@ -155,6 +162,24 @@ fn export(args: &ExportArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// `failure` of standard output while the record at `position` was written: which positions went
+/// out whole, and where to resume (after cutting a partial last line).
+fn stopped_writing(failure: Failure, from: u64, position: u64) -> Failure {
+    let whole = if position > from {
+        format!("positions {from}..={} were written whole", position - 1)
+    } else {
+        "no record was written whole".to_owned()
+    };
+    Failure {
+        message: format!(
+            "{}; {whole}, position {position} perhaps in part: remove a partial last line, then \
+             resume with --from {position}",
+            failure.message
+        ),
+        ..failure
+    }
 }
 
 /// Whether `row` is the entry the walk verified at its position: the same record bytes (its

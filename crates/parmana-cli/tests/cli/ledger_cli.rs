@@ -115,3 +115,42 @@ fn export_ships_the_ledger_in_resumable_pieces() {
         assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{args:?}");
     }
 }
+
+/// Standard output failing part way (a full disk) names the positions written whole and the one
+/// to resume from: `--from` it, once a partial last line is cut, gives the rest.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_export_stopped_by_a_full_disk_says_where_to_resume() {
+    let repo = temp_repo();
+    let d = repo.root();
+    let execute = run_in(
+        d,
+        &[
+            "execute",
+            "--policy",
+            "claims-approval@1.0.0",
+            "--signals",
+            README_SIGNALS,
+            "--execution-id",
+            "full-1",
+            "--now",
+            NOW,
+        ],
+        b"",
+    );
+    assert_eq!(execute.code, 0, "{}", execute.transcript());
+    let out = run_with_lost_stdout(
+        d,
+        &["ledger", "export", "--from", "1"],
+        LostStdout::FullDevice,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "no record was written whole, position 1 perhaps in part: remove a partial last \
+             line, then resume with --from 1"
+        ),
+        "{}",
+        out.stderr
+    );
+}
