@@ -104,15 +104,35 @@ pub fn latest_log_checkpoint(store: &dyn ReplayStore) -> Result<StoredCheckpoint
 }
 
 /// [`latest_log_checkpoint`], once its note is checked: signed by a threshold of the `log`
-/// role of a version of `history` and saying the size and root it is stored under
-/// (`runtime.stored_checkpoint_invalid` otherwise). The store is outside the trust boundary: a
-/// writer of it could store any note, which an operator might then publish or send to witnesses.
+/// role of the newest version of `history` (the trust root in force) and saying the size and
+/// root it is stored under (`runtime.stored_checkpoint_invalid` otherwise). The store is outside
+/// the trust boundary: a writer of it could store any note, which an operator might then publish
+/// or send to witnesses — one signed by a log key rotated out (perhaps because it leaked) too,
+/// which an older version's role would still open: it is refused, and says so (signing one with
+/// a key in force, `parmana log checkpoint --key`, gives a checkpoint to publish).
 pub fn verified_latest_log_checkpoint(
     store: &dyn ReplayStore,
     history: &VerifiedTrustHistory,
 ) -> Result<StoredCheckpoint, ExecutionError> {
     let stored = latest_log_checkpoint(store)?;
     crate::sequencer::check_stored_note(&stored, history)?;
+    let role = log_role(history.newest())?;
+    if let Err(error) = role
+        .verifier()
+        .log_only()
+        .open_checkpoint(stored.note.as_bytes())
+    {
+        return Err(ExecutionError::StoredCheckpointInvalid {
+            size: stored.size,
+            reason: format!(
+                "it is signed by a log key of an older trust-root version only, which the \
+                 version in force ({}) no longer lists — rotated out, perhaps because it leaked \
+                 ([{}] {error}): sign one with a key in force (`parmana log checkpoint --key`)",
+                history.newest().version(),
+                error.code()
+            ),
+        });
+    }
     Ok(stored)
 }
 

@@ -430,3 +430,51 @@ fn a_log_that_does_not_extend_a_revocations_checkpoint_is_never_signed() {
     use parmana_runtime::replay::ReplayStore as _;
     assert!(rewritten.latest_checkpoint().unwrap().is_none());
 }
+
+/// The newest stored checkpoint is given out (`parmana log checkpoint`, to publish or send to
+/// witnesses) only when the trust root in force's log role signed it: one signed by a log key
+/// rotated out since — perhaps because it leaked, and a writer of the store used it — is
+/// refused, though an older version's role opens it. Once the log grows, a checkpoint signed
+/// with a key in force is stored and given out.
+#[test]
+fn a_stored_checkpoint_of_a_rotated_out_log_key_is_not_given_out() {
+    use parmana_runtime::verified_latest_log_checkpoint;
+    let fixture = Fixture::new();
+    let attestation = fixture.key("attestation");
+    fixture.rotate_with_log(&attestation, log_spec(vec![]));
+    let store = MemoryReplayStore::new();
+    let env = fixture.environment();
+    let (_, _, signed) = attested(&fixture, &env, &store, 1);
+    let given = verified_latest_log_checkpoint(&store, env.trust_history()).unwrap();
+    assert_eq!(given.note, signed);
+    let renewed = LocalSigningKey::from_seed(&[31; 32]);
+    fixture.rotate_with_log(&attestation, LogSpec::one_key(ORIGIN, renewed.public_key()));
+    let env = fixture.environment();
+    let refused = verified_latest_log_checkpoint(&store, env.trust_history()).unwrap_err();
+    assert_eq!(
+        refused.code(),
+        "runtime.stored_checkpoint_invalid",
+        "{refused}"
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("signed by a log key of an older trust-root version only"),
+        "{refused}"
+    );
+    // The log grown, a checkpoint signed with the key in force is stored, and given out.
+    let request =
+        ExecutionRequest::parse("after-rotation", "claims-approval@1.0.0", SIGNALS).unwrap();
+    execute_from_signals(&request, &attestation, &store, &env, &clock()).unwrap();
+    let resigned = sign_log_checkpoint(
+        &store,
+        env.trust_history(),
+        clock().0,
+        manifest(&env),
+        &[&renewed],
+        None,
+    )
+    .unwrap();
+    let given = verified_latest_log_checkpoint(&store, env.trust_history()).unwrap();
+    assert_eq!(given.note, resigned);
+}
