@@ -978,9 +978,17 @@ fn recover_one(
         predicate.policy.id.clone(),
         predicate.policy.version.clone(),
     );
+    // A policy the release manifest does not list is the row's (forged, or foreign); one that
+    // is listed but does not load (its bundle unreadable or not verifying) is this
+    // environment's failure, said as it is — not the row's.
     let loaded = environment
         .policy(&reference)
-        .map_err(|_| mismatch("policy (not released in this environment)"))?;
+        .map_err(|error| match error {
+            ExecutionError::PolicyNotFound { .. } => {
+                mismatch("policy (not released in this environment)")
+            }
+            other => other,
+        })?;
     let validated = loaded
         .policy()
         .validate_signals(&recorded_signals)

@@ -801,3 +801,36 @@ fn a_runtime_writes_a_recovered_completion_the_store_refused_again() {
     let refused = store.refused.lock().unwrap().take().unwrap();
     assert_eq!(stored.attestation(), refused.as_slice());
 }
+
+/// A released policy whose bundle no longer loads (its files changed on disk) is the
+/// environment's failure, said as it is — not a mismatch, the code of a forged row: nothing is
+/// signed, and the id stays claimed for a recovery once the bundle is restored.
+#[test]
+fn a_bundle_that_no_longer_loads_is_not_called_a_forged_row() {
+    let fixture = Fixture::new();
+    let store = MemoryReplayStore::new();
+    crash(&fixture, &store, "bundle-gone", BIG);
+    let policy = fixture
+        .root()
+        .join("policies/claims-approval/1.0.0/policy.json");
+    let original = std::fs::read(&policy).unwrap();
+    let mut changed = original.clone();
+    changed.extend_from_slice(b" ");
+    std::fs::write(&policy, &changed).unwrap();
+    let report = recover(&store, &fixture.key("attestation"), &fixture.environment()).unwrap();
+    let [(id, error)] = &report.failed[..] else {
+        panic!("{:?}", report.failed);
+    };
+    assert_eq!(id, "bundle-gone");
+    assert_ne!(error.code(), "runtime.recovery_mismatch", "{error}");
+    assert!(error.code().starts_with("trust."), "{error}");
+    assert!(matches!(
+        store
+            .get(&ExecutionId::parse("bundle-gone").unwrap())
+            .unwrap(),
+        ExecutionState::Claimed(_)
+    ));
+    std::fs::write(&policy, &original).unwrap();
+    let report = recover(&store, &fixture.key("attestation"), &fixture.environment()).unwrap();
+    assert_eq!(report.completed.len(), 1, "{:?}", report.failed);
+}
