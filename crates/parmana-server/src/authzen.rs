@@ -373,16 +373,20 @@ fn items_of(request: &mut EvaluationsRequest) -> Vec<Result<EvaluationItem, ApiE
     }
 }
 
-/// Evaluation `index` of `request`, each member its own or the top-level default (borrowed).
+/// Evaluation `index` of `request`'s boxcar (`None`: the one evaluation of a request without
+/// `evaluations`), each member its own or the top-level default (borrowed).
 fn resolve<'a>(
     request: &'a EvaluationsRequest,
     item: &'a EvaluationItem,
-    index: usize,
+    index: Option<usize>,
 ) -> Result<Resolved<'a>, ApiError> {
     let missing = |member: &str| {
-        ApiError::invalid_request(format!(
-            "evaluation {index}: `{member}` is missing and has no top-level default"
-        ))
+        ApiError::invalid_request(match index {
+            Some(index) => {
+                format!("evaluation {index}: `{member}` is missing and has no top-level default")
+            }
+            None => format!("request body: `{member}` is missing"),
+        })
     };
     Ok(Resolved {
         subject: item
@@ -572,7 +576,7 @@ pub(crate) async fn evaluations(
     // /access/v1/evaluation (a boxcar's have a log line of their own).
     if !boxcar
         && let Some(Ok(item)) = items.first()
-        && let Ok(resolved) = resolve(&request, item, 0)
+        && let Ok(resolved) = resolve(&request, item, None)
     {
         note_single(&state, &resolved, may_execute);
     }
@@ -634,7 +638,7 @@ pub(crate) async fn evaluations(
                 let resolved = item
                     .as_ref()
                     .map_err(Clone::clone)
-                    .and_then(|item| resolve(&request, item, index));
+                    .and_then(|item| resolve(&request, item, boxcar.then_some(index)));
                 let (decision, outcome) = match resolved {
                     Ok(resolved) => decide(
                         &shared,
@@ -775,7 +779,9 @@ impl Boxcar {
         let names = items
             .iter()
             .enumerate()
-            .filter_map(|(index, item)| resolve(&request, item.as_ref().ok()?, index).ok())
+            .filter_map(|(index, item)| {
+                resolve(&request, item.as_ref().ok()?, boxcar.then_some(index)).ok()
+            })
             .map(|resolved| flattened_names_len(&resolved))
             .fold(0, usize::saturating_add);
         let names_limit = max_body_bytes.saturating_mul(FLATTENED_NAMES_PER_BODY_BYTE);
@@ -929,10 +935,12 @@ fn request_host(headers: &HeaderMap, scheme: &str) -> Result<String, ApiError> {
 /// AuthZEN requests are JSON and say so: `Content-Type: application/json` (parameters such as
 /// `charset` allowed); any other type, or none, is `400` (AuthZEN §10.1, certification c-2-4-3).
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let media_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| value.split(';').next().unwrap_or_default().trim());
+    let media_type = headers.get(header::CONTENT_TYPE).map(|value| {
+        // A value that is not visible ASCII is no media type (refused as one).
+        value.to_str().map_or("(not visible ASCII)", |value| {
+            value.split(';').next().unwrap_or_default().trim()
+        })
+    });
     match media_type {
         Some(media_type) if media_type.eq_ignore_ascii_case("application/json") => Ok(()),
         Some(media_type) => Err(ApiError::invalid_request(format!(

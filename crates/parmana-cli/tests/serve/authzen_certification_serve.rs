@@ -178,6 +178,17 @@ fn the_certification_scenarios_pass_as_written() {
         json!({"status": 400, "code": "server.invalid_request",
                "message": "evaluation 1: `resource` is missing and has no top-level default"})
     );
+    // Without `evaluations`, the one request lacking a member says so of the request, not of an
+    // "evaluation 0" it never sent.
+    let single = json!({"action": {"name": "read"}, "resource": {"type": "record", "id": "r-1"}});
+    let reply = served.post("/access/v1/evaluations", Some(&token), &single.to_string());
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(
+        reply.json()["error"]["message"],
+        "request body: `subject` is missing",
+        "{}",
+        reply.text
+    );
     // c-3-2-6: an evaluation's own context replaces the default whole (it is not merged).
     let overridden = json!({
         "subject": {"type": "user", "id": "alice"},
