@@ -952,3 +952,36 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
         )),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+mod content_type_tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    /// A `Content-Type` that is not visible ASCII is refused as a media type that is not JSON,
+    /// not reported as absent.
+    #[test]
+    fn a_content_type_that_is_not_visible_ascii_is_named_as_such() {
+        let refused = |value: HeaderValue| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, value);
+            super::require_json(&headers).err().map(|e| e.message)
+        };
+        assert_eq!(
+            refused(HeaderValue::from_static("application/json; charset=utf-8")),
+            None
+        );
+        let opaque = refused(HeaderValue::from_bytes(b"application/json\xff").unwrap());
+        assert_eq!(
+            opaque.as_deref(),
+            Some("Content-Type \"(not visible ASCII)\": AuthZEN requests are application/json")
+        );
+        assert_eq!(
+            super::require_json(&HeaderMap::new())
+                .err()
+                .map(|e| e.message)
+                .as_deref(),
+            Some("no Content-Type: AuthZEN requests are application/json")
+        );
+    }
+}
