@@ -94,7 +94,7 @@ pub mod policy {
     pub use parmana_policy::{
         AdditionalSignals, CaseOutcome, CheckReport, CompiledPolicy, Decision, Diagnostic,
         EVALUATOR_NAME, EVALUATOR_SEMANTICS, EVALUATOR_VERSION, Explanation, Fault, PolicyError,
-        SignalError, TestReport, ValidatedSignals, check, compile, render_diagnostics,
+        SignalDecl, SignalError, TestReport, ValidatedSignals, check, compile, render_diagnostics,
         run_policy_tests, run_tests,
     };
 }

@@ -589,9 +589,9 @@ impl Runtime {
 
     /// Loads the trust root and release manifest from their files again, verifies them fully
     /// (chain from the pinned key, expiry, runtime compatibility, and every released bundle),
-    /// refuses a version older than the one in force or than the store's marks
-    /// (`trust.version_rollback`; a store whose marks cannot be read leaves the one in force the
-    /// floor, its claims checking the marks), refuses a version in force that comes back with other content (a trust-root version
+    /// refuses a version older than the one in force (`trust.version_rollback`; not the store's
+    /// marks, which every claim checks in its own transaction: marks above the files hold back
+    /// no reload forward, and the claims below them are refused), refuses a version in force that comes back with other content (a trust-root version
     /// of its chain or the release manifest's version signed twice: `trust.version_conflict`),
     /// and swaps the environment atomically. Executions in flight
     /// finish on the environment they started with. On any refusal the old environment stays.

@@ -1054,7 +1054,7 @@ fn marks_above_the_files_hold_back_no_reload_forward() {
             .code(),
         "runtime.signer_lacks_role"
     );
-    // A runtime holding the new key is refused by the claim: the store is ahead.
+    // A runtime built on these files over that store is refused: the store is ahead.
     let renewed = Runtime::builder(fixture.config())
         .signer(replacement)
         .shared_store(Arc::clone(&store) as Arc<dyn ReplayStore>)

@@ -24,9 +24,9 @@ mod flatten;
 mod mapping;
 mod wire;
 
+use flatten::{Declared, Resolved, flattened_names_len, signals_of};
 #[cfg(test)]
 pub(crate) use flatten::{Flat, FlatError};
-use flatten::{Resolved, flattened_names_len, signals_of};
 pub(crate) use mapping::AuthzenMapping;
 pub(crate) use wire::{
     Action, Configuration, Decision, DecisionContext, EvaluationItem, EvaluationRequest,
@@ -193,20 +193,6 @@ fn decide_checked(
         })?;
     let policy = answering.policy.to_string();
     outcome.policy = Some(policy.clone());
-    // The names the answering policy declares (an object sent under one is refused): one not
-    // released is refused by the evaluation itself.
-    let loaded = environment.policy(&answering.policy).ok();
-    let declared = |name: &str| {
-        loaded
-            .as_ref()
-            .is_some_and(|loaded| loaded.policy().signals().iter().any(|d| d.name() == name))
-    };
-    let (signals, execution_id) = signals_of(request, &declared).map_err(counted)?;
-    let signals = Value::Object(signals);
-    if log_signals {
-        outcome.signals = Some(signals.to_string());
-    }
-    let signals = Signals::from_value(signals);
     let fail = |e: &ExecutionError| {
         let mut api = execution_error(e);
         // AuthZEN's transport knows 400 for a request it cannot decide.
@@ -215,6 +201,26 @@ fn decide_checked(
         }
         api
     };
+    // The names the answering policy declares, in the environment that decides (an execution's
+    // is the one in force): a member whose shape hides one is refused. A policy that does not
+    // load there is refused, as its evaluation would be.
+    let in_force;
+    let deciding = if request.names_execution() {
+        in_force = runtime.environment();
+        in_force.as_ref()
+    } else {
+        environment
+    };
+    let loaded = deciding
+        .policy(&answering.policy)
+        .map_err(|e| counted(fail(&e)))?;
+    let declared = Declared::of(loaded.policy().signals());
+    let (signals, execution_id) = signals_of(request, &declared).map_err(counted)?;
+    let signals = Value::Object(signals);
+    if log_signals {
+        outcome.signals = Some(signals.to_string());
+    }
+    let signals = Signals::from_value(signals);
     match execution_id {
         None => {
             let evaluation = runtime
@@ -568,7 +574,7 @@ pub(crate) async fn evaluations(
         semantic,
         boxcar,
     } = state
-        // Always on the blocking pool: what a boxcar expands to (up to `max_body_bytes`) is not
+        // Always on the blocking pool: what a boxcar expands to (up to eight times `max_body_bytes`) is not
         // bounded by its body's size, and a boxcar is decided there anyway.
         .blocking("parse", move |_| Boxcar::read(&body, max_body_bytes))
         .await??;

@@ -183,16 +183,16 @@ impl ApiError {
     }
 
     /// An AuthZEN boxcar whose evaluations, each with the top-level defaults it takes, add up
-    /// to `size` bytes of JSON, more than `limit` (the body limit): refused before any is
-    /// resolved, as a body of that size would be.
+    /// to `size` bytes of JSON, more than `limit` (eight times the body limit): refused before
+    /// any is resolved.
     pub(crate) fn batch_expands_too_far(size: usize, limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "server.batch_too_large",
             format!(
                 "the evaluations, each with the top-level defaults it takes, add up to {size} \
-                 bytes, more than eight times the body limit ({limit}): split the boxcar, or \
-                 give a large member only to the evaluations that need it"
+                 bytes, more than the {limit} allowed (eight times the body limit): split the \
+                 boxcar, or give a large member only to the evaluations that need it"
             ),
         )
     }

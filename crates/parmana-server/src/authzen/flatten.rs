@@ -125,27 +125,74 @@ fn compact_len(value: &Value) -> usize {
     serde_json::to_vec(value).map_or(usize::MAX, |text| text.len())
 }
 
+/// The signal names a policy declares, sorted: whether a name is one, and whether one lies under
+/// a name (`name.…`), each found by a binary search.
+pub(super) struct Declared<'a>(Vec<&'a str>);
+
+impl<'a> Declared<'a> {
+    /// The names of `declarations`.
+    pub(super) fn of(declarations: &'a [parmana_runtime::policy::SignalDecl]) -> Self {
+        let mut names: Vec<&str> = declarations.iter().map(|d| d.name()).collect();
+        names.sort_unstable();
+        Self(names)
+    }
+
+    /// Whether `name` is declared.
+    fn contains(&self, name: &str) -> bool {
+        self.0.binary_search(&name).is_ok()
+    }
+
+    /// The first declared name under `name` (`name.` and more), if any.
+    fn under(&self, name: &str) -> Option<&'a str> {
+        let prefix = format!("{name}.");
+        let first = self
+            .0
+            .partition_point(|declared| *declared < prefix.as_str());
+        self.0
+            .get(first)
+            .copied()
+            .filter(|declared| declared.starts_with(&prefix))
+    }
+}
+
 /// The signals of an evaluation (`docs/server.md`, "AuthZEN"), and the execution id in its
-/// context, if any. A member sent as an object whose name the policy declares as a signal
-/// (`declared`) is refused (`policy.signal_type`, 400), as `null` or an array there is:
-/// flattened away, the declared signal would be absent — and a rule denying on it silent.
+/// context, if any. A member whose shape hides a name the policy declares is refused
+/// (`policy.signal_type`, 400), as `null` or an array there is: an object sent under a declared
+/// name, or a value (an array, `null`) sent where the policy declares names under it
+/// (`owner` given where `owner.id` is declared) — flattened, the declared signal would be absent,
+/// and a rule denying on it silent.
 pub(super) fn signals_of(
     request: &Resolved<'_>,
-    declared: &dyn Fn(&str) -> bool,
+    declared: &Declared<'_>,
 ) -> Result<(Map<String, Value>, Option<String>), ApiError> {
     let mut flat = Flat::new();
     let flattened = flatten_request(request, &mut flat);
-    if flattened.is_ok()
-        && let Some(name) = flat.objects.iter().find(|name| declared(name))
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "policy.signal_type",
-            format!(
+    if flattened.is_ok() {
+        let refused = |message: String| {
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "policy.signal_type",
+                message,
+            ))
+        };
+        if let Some(name) = flat.objects.iter().find(|name| declared.contains(name)) {
+            return refused(format!(
                 "signal {:?} is declared by the policy as a value, and was sent as an object",
                 parmana_runtime::canon::excerpt(name)
-            ),
-        ));
+            ));
+        }
+        if let Some((name, under)) = flat
+            .out
+            .keys()
+            .find_map(|name| declared.under(name).map(|under| (name, under)))
+        {
+            return refused(format!(
+                "signal {:?} is declared by the policy, and {:?} was sent as a value, not an \
+                 object holding it",
+                parmana_runtime::canon::excerpt(under),
+                parmana_runtime::canon::excerpt(name)
+            ));
+        }
     }
     match flattened {
         Ok(execution_id) => Ok((flat.out, execution_id)),
@@ -259,4 +306,108 @@ pub(super) fn flattened_names_len(request: &Resolved<'_>) -> usize {
         under("context".len(), signals)
     });
     texts.saturating_add(properties).saturating_add(context)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+mod shape_tests {
+    use super::*;
+
+    /// The code and message `signals_of` refuses `request` with (`None`: flattened), under a
+    /// policy declaring `names`.
+    fn refusal(names: &[&str], request: Value) -> Option<(String, String)> {
+        let declarations: Vec<parmana_runtime::policy::SignalDecl> = {
+            let signals: Map<String, Value> = names
+                .iter()
+                .map(|name| {
+                    (
+                        (*name).to_owned(),
+                        serde_json::json!({"type": "string", "required": false}),
+                    )
+                })
+                .collect();
+            let policy = serde_json::json!({
+                "schema_version": "2.0.0",
+                "policy_id": "shapes",
+                "policy_version": "1.0.0",
+                "decisions": ["allow", "deny"],
+                "signals": signals,
+                "additional_signals": "ignore",
+                "rules": [],
+                "default": {"decision": "allow"}
+            });
+            let compiled = parmana_runtime::policy::compile(policy.to_string().as_bytes());
+            compiled.unwrap().signals().to_vec()
+        };
+        let declared = Declared::of(&declarations);
+        let request: EvaluationRequest = serde_json::from_value(request).unwrap();
+        signals_of(&request.resolved(), &declared)
+            .err()
+            .map(|e| (e.code, e.message))
+    }
+
+    fn request(properties: Value) -> Value {
+        serde_json::json!({
+            "subject": {"type": "user", "id": "alice"},
+            "action": {"name": "read"},
+            "resource": {"type": "record", "id": "r-1", "properties": properties}
+        })
+    }
+
+    /// A member whose shape hides a declared name is refused: an object under a declared name,
+    /// a value (or `null`, or an array) where names are declared under it. Other shapes, and
+    /// undeclared names, flatten.
+    #[test]
+    fn a_shape_that_hides_a_declared_name_is_refused() {
+        let names = ["resource.properties.owner.id", "resource.properties.level"];
+        let cases = [
+            (
+                serde_json::json!({"owner": {"id": "bob"}, "level": "2"}),
+                None,
+            ),
+            (serde_json::json!({"other": {"x": 1}, "list": [1]}), None),
+            (
+                serde_json::json!({"level": {"value": "2"}}),
+                Some("\"resource.properties.level\" is declared by the policy as a value"),
+            ),
+            (
+                serde_json::json!({"level": {}}),
+                Some("\"resource.properties.level\" is declared by the policy as a value"),
+            ),
+            (
+                serde_json::json!({"owner": "bob"}),
+                Some(
+                    "signal \"resource.properties.owner.id\" is declared by the policy, and \
+                     \"resource.properties.owner\" was sent as a value",
+                ),
+            ),
+            (
+                serde_json::json!({"owner": ["bob"]}),
+                Some("\"resource.properties.owner\" was sent as a value"),
+            ),
+            (
+                serde_json::json!({"owner": null}),
+                Some("\"resource.properties.owner\" was sent as a value"),
+            ),
+        ];
+        for (properties, expected) in cases {
+            let refused = refusal(&names, request(properties.clone()));
+            match expected {
+                None => assert_eq!(refused, None, "{properties}"),
+                Some(message) => {
+                    let (code, said) = refused.unwrap_or_default();
+                    assert_eq!(code, "policy.signal_type", "{properties}");
+                    assert!(said.contains(message), "{properties}: {said}");
+                }
+            }
+        }
+        // A name that merely starts like a declared one is not under it.
+        assert_eq!(
+            refusal(
+                &["resource.properties.owner.id"],
+                request(serde_json::json!({"own": "x", "owner2": "y"}))
+            ),
+            None
+        );
+    }
 }
