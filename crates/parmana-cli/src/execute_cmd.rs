@@ -162,9 +162,12 @@ pub(crate) fn execute(args: &ExecuteArgs, format: Format) -> Result<(), Failure>
         Signals::from_value(signals),
     )
     .with_signals_included(args.include_signals);
-    let attestation = execute_one(&runtime, &request)?;
-    let printed =
-        crate::report::write_stdout_delivered(format_args!("{}\n", attestation.envelope_str()));
+    let delivered = execute_one(&runtime, &request)?;
+    let envelope = match &delivered {
+        Delivered::Signed(attestation) => attestation.envelope_str(),
+        Delivered::RecordedOnSecondTry(envelope) => envelope.as_str(),
+    };
+    let printed = crate::report::write_stdout_delivered(format_args!("{envelope}\n"));
     sequence_after(
         &runtime,
         &log_keys,
@@ -179,6 +182,17 @@ pub(crate) fn execute(args: &ExecuteArgs, format: Format) -> Result<(), Failure>
         }
         .of_execution(&request.execution_id));
     }
+    let attestation = match delivered {
+        Delivered::Signed(attestation) => attestation,
+        Delivered::RecordedOnSecondTry(_) => {
+            crate::report::errln!(
+                "note: execution {}: the store refused its completion at first; the attestation \
+                 printed was recorded on a second try",
+                request.execution_id
+            );
+            return Ok(());
+        }
+    };
     if args.summary.wanted() {
         let p = attestation.predicate();
         let reason = p
@@ -217,47 +231,60 @@ pub(crate) fn execute(args: &ExecuteArgs, format: Format) -> Result<(), Failure>
     Ok(())
 }
 
+/// What `execute` delivers: the attestation signed now, or — the store having refused its
+/// completion, which the runtime kept and wrote again — the attestation recorded on that second
+/// try, read back and verified as this execution's.
+#[derive(Debug)]
+enum Delivered {
+    Signed(Box<parmana_runtime::Attestation>),
+    RecordedOnSecondTry(String),
+}
+
 /// Executes one request: its refusal as a failure that, when the id may have been claimed,
 /// names it and says what completes it. A defect (a panic) is such a refusal
 /// (`runtime.panicked`): ending unreported, it would leave a generated id claimed and never
-/// told. A completion the store refused (signed, kept by the runtime) is written again once
-/// before the failure is reported, and the failure then says whether it was recorded.
-fn execute_one(
-    runtime: &Runtime,
-    request: &ExecutionRequest,
-) -> Result<parmana_runtime::Attestation, Failure> {
-    catch_panic(|| runtime.execute(request)).map_err(|e| {
-        let mut failure = Failure::execution(&e);
-        // Perhaps once the id was claimed (the store, the signer failing): what completes it is
-        // said.
-        if e.may_follow_a_claim() {
-            let id = &request.execution_id;
-            let again = runtime.finish_completions();
-            let recorded = again.finished > 0
-                && matches!(
-                    runtime.attestation(id),
-                    Ok(parmana_runtime::ExecutionStatus::Completed(_))
-                );
-            if recorded {
-                failure.message.push_str(&format!(
-                    "; execution {id} was completed on a second try, its attestation (signed \
-                     before the store failed) recorded: `parmana show {id}` reads it back"
-                ));
-            } else if !matches!(
-                e,
-                parmana_runtime::ExecutionError::SigningFailedAfterClaim { .. }
-            ) {
-                // A signing that failed after the claim says so itself; any other failure here
-                // may or may not have followed one.
-                failure.message.push_str(&format!(
-                    "; if execution {id} was claimed before this failure, it stays claimed until \
-                     `parmana recover` (with the same store) completes it"
-                ));
-            }
-            failure = failure.of_execution(id);
-        }
-        failure
-    })
+/// told. A completion the store refused (signed, kept by the runtime) is written again once:
+/// recorded, the execution is complete and its attestation delivered (a caller told of a failure
+/// might execute again under a new id); otherwise the failure says it stays claimed.
+fn execute_one(runtime: &Runtime, request: &ExecutionRequest) -> Result<Delivered, Failure> {
+    let error = match catch_panic(|| runtime.execute(request)) {
+        Ok(attestation) => return Ok(Delivered::Signed(Box::new(attestation))),
+        Err(error) => error,
+    };
+    let failure = Failure::execution(&error);
+    // Perhaps once the id was claimed (the store, the signer failing): what completes it is
+    // said.
+    if !error.may_follow_a_claim() {
+        return Err(failure);
+    }
+    let id = &request.execution_id;
+    // The second try, a defect in it answered too.
+    let recorded = catch_panic(|| {
+        let again = runtime.finish_completions();
+        Ok(if again.finished > 0 {
+            runtime.attestation(id).ok()
+        } else {
+            None
+        })
+    });
+    if let Ok(Some(parmana_runtime::ExecutionStatus::Completed(bytes))) = recorded
+        && let Ok(text) = String::from_utf8(bytes)
+    {
+        return Ok(Delivered::RecordedOnSecondTry(text));
+    }
+    let mut failure = failure;
+    // A signing that failed after the claim says so itself; any other failure here may or may
+    // not have followed one.
+    if !matches!(
+        error,
+        parmana_runtime::ExecutionError::SigningFailedAfterClaim { .. }
+    ) {
+        failure.message.push_str(&format!(
+            "; if execution {id} was claimed before this failure, it stays claimed until \
+             `parmana recover` (with the same store) completes it"
+        ));
+    }
+    Err(failure.of_execution(id))
 }
 
 /// After a batch: writes again, once, the completions the store refused during it (signed and
@@ -728,34 +755,34 @@ mod tests {
         ));
     }
 
-    /// A completion the store refused is written again once before the failure is reported,
-    /// which then says it was recorded; one it refuses again stays claimed, and says so.
+    /// A completion the store refused is written again once: recorded, the execution is
+    /// complete and its attestation delivered (what the first write would have stored); one the
+    /// store refuses again stays claimed, and the failure says so.
     #[test]
-    fn a_refused_completion_is_written_again_before_the_failure_is_told() {
+    fn a_refused_completion_is_written_again_and_delivered_once_recorded() {
         let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
         let store = Arc::new(Faulty::default());
         let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
         store.refuses.store(true, Ordering::SeqCst);
-        let failure = execute_one(&runtime, &request("second-try")).unwrap_err();
-        assert_eq!(
-            failure.code, "replay.store_unavailable",
-            "{}",
-            failure.message
-        );
-        assert_eq!(failure.execution_id.as_deref(), Some("second-try"));
-        assert!(
-            failure.message.contains(
-                "execution second-try was completed on a second try, its attestation (signed \
-                 before the store failed) recorded: `parmana show second-try` reads it back"
-            ),
-            "{}",
-            failure.message
-        );
+        let Ok(Delivered::RecordedOnSecondTry(envelope)) =
+            execute_one(&runtime, &request("second-try"))
+        else {
+            panic!("not delivered from the second try");
+        };
         let id = ExecutionId::parse("second-try").unwrap();
         let Ok(ExecutionStatus::Completed(stored)) = runtime.attestation(&id) else {
             panic!("second-try is not completed");
         };
-        assert!(!stored.is_empty());
+        assert_eq!(envelope.as_bytes(), &stored[..]);
+        // What a store that took the first write records, for the same request.
+        let reference = runtime_over(
+            &fixture,
+            Arc::new(Faulty::default()) as Arc<dyn ReplayStore>,
+        );
+        let Ok(Delivered::Signed(signed)) = execute_one(&reference, &request("second-try")) else {
+            panic!("not signed");
+        };
+        assert_eq!(signed.envelope_str(), envelope);
         // Refused at the first try and at the second: claimed, for `recover`.
         let refusing = Arc::new(AlwaysRefuses(Arc::new(Faulty::default())));
         let runtime = runtime_over(&fixture, refusing);

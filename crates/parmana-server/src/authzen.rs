@@ -574,8 +574,9 @@ pub(crate) async fn evaluations(
         semantic,
         boxcar,
     } = state
-        // Always on the blocking pool: what a boxcar expands to (up to eight times `max_body_bytes`) is not
-        // bounded by its body's size, and a boxcar is decided there anyway.
+        // Always on the blocking pool: what a boxcar expands to (up to eight times
+        // `max_body_bytes`) is not bounded by its body's size, and a boxcar is decided there
+        // anyway.
         .blocking("parse", move |_| Boxcar::read(&body, max_body_bytes))
         .await??;
     // Without `evaluations`, the one evaluation is named on any answer, as on
