@@ -448,7 +448,15 @@ fn read_guard(
             .map(decode_timestamp)
             .transpose()?,
     };
-    Ok((guard, KnownMarks { record, proven }))
+    let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
+    Ok((
+        guard,
+        KnownMarks {
+            record,
+            proven,
+            count,
+        },
+    ))
 }
 
 /// `raise`, decided on `guard` (read with the marks row locked `FOR UPDATE`), or — when it would
@@ -490,9 +498,19 @@ fn apply_raise(
     )
     .map_err(map_error)?;
     let record = append_record(tx, |head| encode_marks_record(head, raise.marks))?;
+    // Counted in this transaction, the record appended included.
+    let count: i64 = tx
+        .query_one(
+            "SELECT pg_catalog.count(*) FROM ledger WHERE kind = 'marks'",
+            &[],
+        )
+        .map_err(map_error)?
+        .try_get(0)
+        .map_err(|e| ReplayError::corrupt(format!("the count of marks records: {e}")))?;
     Ok(Some(KnownMarks {
         record: Some(record),
         proven: Some(raise.marks),
+        count,
     }))
 }
 

@@ -8,12 +8,13 @@
 //! (`claim_in` in `postgres.rs`), and inserts the claim only when that state is one the
 //! transactional path would accept without a raise — the marks row equal to the claim's versions,
 //! the newest marks record byte for byte the one this store has already read, at the position it
-//! names inside its bytes (so the marks every marks record up to it proves — the highest of each
+//! names inside its bytes, and as many marks records as it read (so the marks every marks record up to it proves — the highest of each
 //! version over all of them, decoded then — are known and equal to the claim's versions — a row
 //! above them, raised behind the store, is proven by the transactional path's record first; a
 //! record appended since is the newest at a later position, whatever its bytes — a writer's copy
-//! of the older record this store read included — and sends the claim to the transactional
-//! path, which reads them all), and the newest claim time in
+//! of the older record this store read included — and a record moved or deleted changes their
+//! number: each sends the claim to the transactional path, which reads them all), and the
+//! newest claim time in
 //! the one spelling of a timestamp and no later than the claim time plus the tolerance (compared
 //! as text: that spelling sorts as it reads; for a batch, the earliest claim time of the batch).
 //! Anything else inserts nothing and says so; each caller then decides in a transaction of its
@@ -53,9 +54,11 @@ use super::{get, map_error};
 /// the order they are inserted), the claims' trust-root and release-manifest versions (one pair
 /// for the batch), the newest marks record this store has decoded (`NULL`: none), the latest
 /// newest claim time the clock check lets through for every claim of the batch (`NULL`: any), and
-/// the position the record names inside its bytes (`NULL` with none): the newest marks row must
-/// be that record at that position — a byte copy of an older record appended by a writer of the
-/// database is newest at another position, and sends the claim to the transactional path. The
+/// the position the record names inside its bytes (`NULL` with none), and the number of marks
+/// records the store read: the newest marks row must be that record at that position, and the
+/// marks rows as many — a byte copy of an older record appended by a writer of the database is
+/// newest at another position, a genuine record moved below the known one changes nothing else
+/// but is one more, and each sends the claim to the transactional path. The
 /// rows are inserted claimed, never completed: an attestation is sent only once its claim has won
 /// ([`COMPLETE_WON`]). Returns one row — whether the state let the statement decide, and the ids it inserted — or
 /// none when the marks row is missing. It decides for the whole batch or for none of it.
@@ -65,6 +68,7 @@ const CLAIM: &str = "WITH guard AS (
                 ORDER BY l.position DESC LIMIT 1) AS proven,
                (SELECT l.position FROM ledger l WHERE l.kind = 'marks'
                 ORDER BY l.position DESC LIMIT 1) AS proven_at,
+               (SELECT pg_catalog.count(*) FROM ledger l WHERE l.kind = 'marks') AS marks,
                (SELECT max(e.claimed_at COLLATE \"C\") FROM executions e) AS newest
         FROM high_water_marks h WHERE h.singleton = 1 FOR SHARE OF h
     ), decision AS (
@@ -72,6 +76,7 @@ const CLAIM: &str = "WITH guard AS (
                    g.trust_root = $5::bigint AND g.release_manifest = $6::bigint
                    AND g.proven IS NOT DISTINCT FROM $7::bytea
                    AND g.proven_at IS NOT DISTINCT FROM $9::bigint
+                   AND g.marks = $10::bigint
                    AND (g.newest IS NULL
                         OR (g.newest ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
                             AND ($8::text IS NULL OR g.newest <= $8::text COLLATE \"C\"))),
@@ -120,6 +125,10 @@ pub(super) struct KnownMarks {
     pub(super) record: Option<Vec<u8>>,
     /// The marks the records up to it prove (`None` with no record).
     pub(super) proven: Option<AcceptedVersions>,
+    /// How many marks records the ledger held: with the newest one's position and bytes, what
+    /// the one-statement claim compares — a record appended, moved or deleted since changes
+    /// one of them, and sends the claim to the transactional path.
+    pub(super) count: i64,
 }
 
 /// What the one-statement claim found.
@@ -258,7 +267,7 @@ pub(super) fn claim_fast(
         };
     }
     let (client, statements) = connection.prepared()?;
-    let params: [&(dyn postgres::types::ToSql + Sync); 9] = [
+    let params: [&(dyn postgres::types::ToSql + Sync); 10] = [
         &ids,
         &digests,
         &inputs,
@@ -268,6 +277,7 @@ pub(super) fn claim_fast(
         &known.record,
         &latest_newest,
         &known_position,
+        &known.count,
     ];
     if taken.iter().all(|&i| claims[i].attestation.is_none()) {
         // Claims only: the one statement commits on its own.
@@ -882,10 +892,12 @@ mod tests {
                 Offered::OtherBytes => KnownMarks {
                     record: Some(b"{}".to_vec()),
                     proven: Some(marks),
+                    count: remembered.count,
                 },
                 Offered::NoRecord => KnownMarks {
                     record: None,
                     proven: None,
+                    count: 0,
                 },
             };
             let id = ExecutionId::parse(id).unwrap();

@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
                 marks_reset_is_refused_and_reported,
                 a_lower_marks_record_appended_is_refused_and_reported,
                 a_copy_of_an_older_marks_record_appended_is_refused,
+                a_raise_record_moved_below_the_known_one_is_refused,
                 oversized_stored_values_are_refused_unread,
                 a_long_claim_time_refuses_claims_unread,
                 a_long_ledger_kind_is_refused_unread,

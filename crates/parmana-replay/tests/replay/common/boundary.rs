@@ -405,6 +405,46 @@ pub(crate) fn a_copy_of_an_older_marks_record_appended_is_refused(h: &dyn Harnes
     assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
 }
 
+/// A writer of the store resets the marks and moves the genuine raise record below the older
+/// record a store read as the newest (to position -1): the newest marks record is then, byte
+/// for byte and at its own position, the one that store read — but the records are one more,
+/// and every claim is refused (`replay.marks_reset`), by the PostgreSQL one-statement claim as
+/// by the transactional path.
+pub(crate) fn a_raise_record_moved_below_the_known_one_is_refused(h: &dyn Harness) {
+    let Some(other) = h.reopen() else {
+        return;
+    };
+    let other = other.unwrap();
+    let store = h.store();
+    execute(store, "before", v(2, 1));
+    execute(store, "known", v(2, 1));
+    // Positions: 0 marks (2,1), 1 "before", 2 "known", 3 marks (2,3).
+    other.accept_versions(2, 3).unwrap();
+    if !h.tamper_storage(&Tamper::ResetMarks { to: v(2, 1) })
+        || !h.tamper_storage(&Tamper::MoveRecord {
+            position: 3,
+            to: -1,
+        })
+    {
+        return;
+    }
+    let refusal = ReplayError::MarksReset {
+        found: v(2, 1),
+        proven: v(2, 3),
+    };
+    assert_eq!(
+        store.claim(&id("later"), &claim_for("later"), v(2, 1)),
+        Err(refusal.clone())
+    );
+    if store.completes_in_one_write() {
+        assert_eq!(
+            store.claim_completed(&id("later"), &claim_for("later"), v(2, 1), b"{}"),
+            Err(refusal)
+        );
+    }
+    assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
+}
+
 /// A writer of the store gives a value of any size to a row: one over its bound is refused by
 /// its length, unread (`replay.store_corrupt`), never read into memory whole.
 pub(crate) fn oversized_stored_values_are_refused_unread(h: &dyn Harness) {

@@ -51,6 +51,8 @@ pub(crate) enum Tamper {
     /// Append a byte-for-byte copy of the marks record at `from` after the last record (not
     /// chained: the bytes name the original's position and predecessor).
     CopyMarksRecord { from: u64 },
+    /// File the record at `position` at the position `to` (any integer: the column is).
+    MoveRecord { position: u64, to: i64 },
     /// Set the note of the stored checkpoint of `size`.
     ReplaceCheckpointNote { size: u64, note: String },
     /// File the stored checkpoint of `size` under the size `to` (any integer: the column is).
@@ -259,6 +261,7 @@ impl Harness for MemoryHarness {
                 }
             }
             Tamper::ReplaceClaimedAt { .. }
+            | Tamper::MoveRecord { .. }
             | Tamper::RenameExecution { .. }
             | Tamper::ResizeCheckpoint { .. }
             | Tamper::ReplaceKind { .. }
@@ -530,6 +533,14 @@ mod sqlite_harness {
                              SELECT (SELECT max(position) FROM ledger) + 1, 'marks', NULL, record
                              FROM ledger WHERE position = ?1",
                             [as_i64(from)],
+                        )
+                        .unwrap());
+                }
+                Tamper::MoveRecord { position, to } => {
+                    one(raw
+                        .execute(
+                            "UPDATE ledger SET position = ?1 WHERE position = ?2",
+                            rusqlite::params![to, as_i64(position)],
                         )
                         .unwrap());
                 }
@@ -901,6 +912,14 @@ mod postgres_harness {
                              SELECT (SELECT max(position) FROM ledger) + 1, 'marks', NULL, record
                              FROM ledger WHERE position = $1",
                             &[&as_i64(from)],
+                        )
+                        .unwrap());
+                }
+                Tamper::MoveRecord { position, to } => {
+                    one(raw
+                        .execute(
+                            "UPDATE ledger SET position = $1 WHERE position = $2",
+                            &[to, &as_i64(position)],
                         )
                         .unwrap());
                 }
