@@ -724,6 +724,22 @@ mod tests {
             .unwrap()
     }
 
+    /// A runtime of `fixture` over a [`Faulty`] store, and the store.
+    fn over_faulty(fixture: &parmana_testkit::FixtureEnvironment) -> (Arc<Faulty>, Runtime) {
+        let store = Arc::new(Faulty::default());
+        let runtime = runtime_over(fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+        (store, runtime)
+    }
+
+    /// Asserts that `id` is claimed, not completed, on `runtime`'s store.
+    fn assert_claimed(runtime: &Runtime, id: &str) {
+        let id = ExecutionId::parse(id).unwrap();
+        assert!(matches!(
+            runtime.attestation(&id),
+            Ok(ExecutionStatus::Claimed { .. })
+        ));
+    }
+
     fn request(id: &str) -> ExecutionRequest {
         ExecutionRequest::parse(id, "claims-approval@1.0.0", SIGNALS).unwrap()
     }
@@ -733,8 +749,7 @@ mod tests {
     #[test]
     fn a_panic_after_the_claim_names_the_execution() {
         let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
-        let store = Arc::new(Faulty::default());
-        let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+        let (store, runtime) = over_faulty(&fixture);
         store.panics.store(true, Ordering::SeqCst);
         let failure = execute_one(&runtime, &request("panics-1")).unwrap_err();
         assert_eq!(failure.code, "runtime.panicked", "{}", failure.message);
@@ -748,11 +763,7 @@ mod tests {
             "{}",
             failure.message
         );
-        let id = ExecutionId::parse("panics-1").unwrap();
-        assert!(matches!(
-            runtime.attestation(&id),
-            Ok(ExecutionStatus::Claimed { .. })
-        ));
+        assert_claimed(&runtime, "panics-1");
     }
 
     /// A completion the store refused is written again once: recorded, the execution is
@@ -761,8 +772,7 @@ mod tests {
     #[test]
     fn a_refused_completion_is_written_again_and_delivered_once_recorded() {
         let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
-        let store = Arc::new(Faulty::default());
-        let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+        let (store, runtime) = over_faulty(&fixture);
         store.refuses.store(true, Ordering::SeqCst);
         let Ok(Delivered::RecordedOnSecondTry(envelope)) =
             execute_one(&runtime, &request("second-try"))
@@ -794,11 +804,7 @@ mod tests {
             "{}",
             failure.message
         );
-        let id = ExecutionId::parse("no-second-try").unwrap();
-        assert!(matches!(
-            runtime.attestation(&id),
-            Ok(ExecutionStatus::Claimed { .. })
-        ));
+        assert_claimed(&runtime, "no-second-try");
     }
 
     /// What a batch's refused completions became is said at its end: recorded on a second try,
@@ -806,8 +812,7 @@ mod tests {
     #[test]
     fn a_batch_says_what_its_refused_completions_became() {
         let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
-        let store = Arc::new(Faulty::default());
-        let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+        let (store, runtime) = over_faulty(&fixture);
         assert!(finish_kept_completions(&runtime).is_empty());
         store.refuses.store(true, Ordering::SeqCst);
         runtime.execute(&request("batch-1")).unwrap_err();

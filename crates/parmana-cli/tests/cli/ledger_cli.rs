@@ -125,17 +125,7 @@ fn an_export_stopped_by_a_full_disk_says_where_to_resume() {
     let d = repo.root();
     let execute = run_in(
         d,
-        &[
-            "execute",
-            "--policy",
-            "claims-approval@1.0.0",
-            "--signals",
-            README_SIGNALS,
-            "--execution-id",
-            "full-1",
-            "--now",
-            NOW,
-        ],
+        &crate::common::execute_vip(&["--execution-id", "full-1", "--now", NOW]),
         b"",
     );
     assert_eq!(execute.code, 0, "{}", execute.transcript());

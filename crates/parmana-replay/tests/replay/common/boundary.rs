@@ -369,40 +369,7 @@ pub(crate) fn a_lower_marks_record_appended_is_refused_and_reported(h: &dyn Harn
 /// for it — on PostgreSQL, whose one-statement claim recognises the newest record it read by its
 /// bytes, the copy is newest at another position. Every claim is refused (`replay.marks_reset`).
 pub(crate) fn a_copy_of_an_older_marks_record_appended_is_refused(h: &dyn Harness) {
-    let Some(other) = h.reopen() else {
-        return;
-    };
-    let other = other.unwrap();
-    let store = h.store();
-    // This store reads and decides under the marks record at position 0.
-    execute(store, "before", v(2, 1));
-    execute(store, "known", v(2, 1));
-    // Another instance raises: positions 0 marks (2,1), 1 "before", 2 "known", 3 marks (2,3).
-    other.accept_versions(2, 3).unwrap();
-    if !h.tamper_storage(&Tamper::ResetMarks { to: v(2, 1) })
-        || !h.tamper_storage(&Tamper::CopyMarksRecord { from: 0 })
-    {
-        return;
-    }
-    let refusal = ReplayError::MarksReset {
-        found: v(2, 1),
-        proven: v(2, 3),
-    };
-    assert_eq!(
-        store.claim(&id("later"), &claim_for("later"), v(2, 1)),
-        Err(refusal.clone())
-    );
-    if store.completes_in_one_write() {
-        assert_eq!(
-            store.claim_completed(&id("later"), &claim_for("later"), v(2, 1), b"{}"),
-            Err(refusal.clone())
-        );
-    }
-    assert_eq!(
-        other.claim(&id("later"), &claim_for("later"), v(2, 1)),
-        Err(refusal)
-    );
-    assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
+    check_reset_behind_a_known_record(h, &Tamper::CopyMarksRecord { from: 0 });
 }
 
 /// A writer of the store resets the marks and moves the genuine raise record below the older
@@ -411,6 +378,21 @@ pub(crate) fn a_copy_of_an_older_marks_record_appended_is_refused(h: &dyn Harnes
 /// and every claim is refused (`replay.marks_reset`), by the PostgreSQL one-statement claim as
 /// by the transactional path.
 pub(crate) fn a_raise_record_moved_below_the_known_one_is_refused(h: &dyn Harness) {
+    check_reset_behind_a_known_record(
+        h,
+        &Tamper::MoveRecord {
+            position: 3,
+            to: -1,
+        },
+    );
+}
+
+/// One store reads and decides under the marks record at position 0; another instance raises
+/// (positions 0 marks (2,1), 1 "before", 2 "known", 3 marks (2,3)); a writer resets the marks
+/// row to (2,1) and applies `tamper` to the records. Every claim under (2,1), by either instance
+/// and in one write too, is refused (`replay.marks_reset`), and nothing is claimed. (Backends
+/// without storage to tamper with, or a second handle on it, skip.)
+fn check_reset_behind_a_known_record(h: &dyn Harness, tamper: &Tamper) {
     let Some(other) = h.reopen() else {
         return;
     };
@@ -418,14 +400,8 @@ pub(crate) fn a_raise_record_moved_below_the_known_one_is_refused(h: &dyn Harnes
     let store = h.store();
     execute(store, "before", v(2, 1));
     execute(store, "known", v(2, 1));
-    // Positions: 0 marks (2,1), 1 "before", 2 "known", 3 marks (2,3).
     other.accept_versions(2, 3).unwrap();
-    if !h.tamper_storage(&Tamper::ResetMarks { to: v(2, 1) })
-        || !h.tamper_storage(&Tamper::MoveRecord {
-            position: 3,
-            to: -1,
-        })
-    {
+    if !h.tamper_storage(&Tamper::ResetMarks { to: v(2, 1) }) || !h.tamper_storage(tamper) {
         return;
     }
     let refusal = ReplayError::MarksReset {
@@ -434,14 +410,21 @@ pub(crate) fn a_raise_record_moved_below_the_known_one_is_refused(h: &dyn Harnes
     };
     assert_eq!(
         store.claim(&id("later"), &claim_for("later"), v(2, 1)),
-        Err(refusal.clone())
+        Err(refusal.clone()),
+        "{tamper:?}"
     );
     if store.completes_in_one_write() {
         assert_eq!(
             store.claim_completed(&id("later"), &claim_for("later"), v(2, 1), b"{}"),
-            Err(refusal)
+            Err(refusal.clone()),
+            "{tamper:?}"
         );
     }
+    assert_eq!(
+        other.claim(&id("later"), &claim_for("later"), v(2, 1)),
+        Err(refusal),
+        "{tamper:?}"
+    );
     assert_eq!(store.get(&id("later")).unwrap(), ExecutionState::Absent);
 }
 
