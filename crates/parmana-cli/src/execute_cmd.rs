@@ -162,12 +162,12 @@ pub(crate) fn execute(args: &ExecuteArgs, format: Format) -> Result<(), Failure>
         Signals::from_value(signals),
     )
     .with_signals_included(args.include_signals);
-    let delivered = execute_one(&runtime, &request)?;
-    let envelope = match &delivered {
-        Delivered::Signed(attestation) => attestation.envelope_str(),
-        Delivered::RecordedOnSecondTry(envelope) => envelope.as_str(),
-    };
-    let printed = crate::report::write_stdout_delivered(format_args!("{envelope}\n"));
+    let Delivered {
+        attestation,
+        second_try,
+    } = execute_one(&runtime, &request)?;
+    let printed =
+        crate::report::write_stdout_delivered(format_args!("{}\n", attestation.envelope_str()));
     sequence_after(
         &runtime,
         &log_keys,
@@ -182,17 +182,13 @@ pub(crate) fn execute(args: &ExecuteArgs, format: Format) -> Result<(), Failure>
         }
         .of_execution(&request.execution_id));
     }
-    let attestation = match delivered {
-        Delivered::Signed(attestation) => attestation,
-        Delivered::RecordedOnSecondTry(_) => {
-            crate::report::errln!(
-                "note: execution {}: the store refused its completion at first; the attestation \
-                 printed was recorded on a second try",
-                request.execution_id
-            );
-            return Ok(());
-        }
-    };
+    if second_try {
+        crate::report::errln!(
+            "note: execution {}: the store refused its completion at first; the attestation \
+             printed was recorded on a second try",
+            request.execution_id
+        );
+    }
     if args.summary.wanted() {
         let p = attestation.predicate();
         let reason = p
@@ -231,27 +227,33 @@ pub(crate) fn execute(args: &ExecuteArgs, format: Format) -> Result<(), Failure>
     Ok(())
 }
 
-/// What `execute` delivers: the attestation signed now, or — the store having refused its
-/// completion, which the runtime kept and wrote again — the attestation recorded on that second
-/// try, read back and verified as this execution's.
+/// What `execute` delivers: the attestation signed, recorded at the first write or — the
+/// store having refused that, the runtime keeping the completion — at a second try.
 #[derive(Debug)]
-enum Delivered {
-    Signed(Box<parmana_runtime::Attestation>),
-    RecordedOnSecondTry(String),
+struct Delivered {
+    attestation: parmana_runtime::Attestation,
+    /// Recorded at the second try.
+    second_try: bool,
 }
 
 /// Executes one request: its refusal as a failure that, when the id may have been claimed,
 /// names it and says what completes it. A defect (a panic) is such a refusal
 /// (`runtime.panicked`): ending unreported, it would leave a generated id claimed and never
 /// told. A completion the store refused (signed, kept by the runtime) is written again once:
-/// recorded, the execution is complete and its attestation delivered (a caller told of a failure
-/// might execute again under a new id); otherwise the failure says it stays claimed.
+/// recorded as signed, the execution is complete and its attestation — the one this command
+/// signed, the store holding exactly it — delivered (a caller told of a failure might execute
+/// again under a new id); otherwise the failure says what the store holds.
 fn execute_one(runtime: &Runtime, request: &ExecutionRequest) -> Result<Delivered, Failure> {
     let error = match catch_panic(|| runtime.execute(request)) {
-        Ok(attestation) => return Ok(Delivered::Signed(Box::new(attestation))),
+        Ok(attestation) => {
+            return Ok(Delivered {
+                attestation,
+                second_try: false,
+            });
+        }
         Err(error) => error,
     };
-    let failure = Failure::execution(&error);
+    let mut failure = Failure::execution(&error);
     // Perhaps once the id was claimed (the store, the signer failing): what completes it is
     // said.
     if !error.may_follow_a_claim() {
@@ -259,30 +261,33 @@ fn execute_one(runtime: &Runtime, request: &ExecutionRequest) -> Result<Delivere
     }
     let id = &request.execution_id;
     // The second try, a defect in it answered too.
-    let recorded = catch_panic(|| {
-        let again = runtime.finish_completions();
-        Ok(if again.finished > 0 {
-            runtime.attestation(id).ok()
-        } else {
-            None
-        })
-    });
-    if let Ok(Some(parmana_runtime::ExecutionStatus::Completed(bytes))) = recorded
-        && let Ok(text) = String::from_utf8(bytes)
-    {
-        return Ok(Delivered::RecordedOnSecondTry(text));
-    }
-    let mut failure = failure;
-    // A signing that failed after the claim says so itself; any other failure here may or may
-    // not have followed one.
-    if !matches!(
-        error,
-        parmana_runtime::ExecutionError::SigningFailedAfterClaim { .. }
-    ) {
-        failure.message.push_str(&format!(
-            "; if execution {id} was claimed before this failure, it stays claimed until \
-             `parmana recover` (with the same store) completes it"
-        ));
+    let second = catch_panic(|| Ok(runtime.complete_kept(id)))
+        .unwrap_or(parmana_runtime::KeptCompletion::Waiting);
+    match second {
+        parmana_runtime::KeptCompletion::Recorded(attestation) => {
+            return Ok(Delivered {
+                attestation: *attestation,
+                second_try: true,
+            });
+        }
+        parmana_runtime::KeptCompletion::Unconfirmed => failure.message.push_str(&format!(
+            "; execution {id} is completed in the store, but not confirmed as the attestation \
+             this command signed: `parmana show {id}` reads and verifies what the store holds"
+        )),
+        // A signing that failed after the claim says so itself; any other failure here may or
+        // may not have followed one.
+        parmana_runtime::KeptCompletion::Waiting | parmana_runtime::KeptCompletion::NotKept
+            if !matches!(
+                error,
+                parmana_runtime::ExecutionError::SigningFailedAfterClaim { .. }
+            ) =>
+        {
+            failure.message.push_str(&format!(
+                "; if execution {id} was claimed before this failure, it stays claimed until \
+                 `parmana recover` (with the same store) completes it"
+            ));
+        }
+        parmana_runtime::KeptCompletion::Waiting | parmana_runtime::KeptCompletion::NotKept => {}
     }
     Err(failure.of_execution(id))
 }
@@ -774,25 +779,24 @@ mod tests {
         let fixture = parmana_testkit::FixtureEnvironment::new().unwrap();
         let (store, runtime) = over_faulty(&fixture);
         store.refuses.store(true, Ordering::SeqCst);
-        let Ok(Delivered::RecordedOnSecondTry(envelope)) =
-            execute_one(&runtime, &request("second-try"))
-        else {
-            panic!("not delivered from the second try");
-        };
+        let delivered = execute_one(&runtime, &request("second-try")).unwrap();
+        assert!(delivered.second_try);
         let id = ExecutionId::parse("second-try").unwrap();
         let Ok(ExecutionStatus::Completed(stored)) = runtime.attestation(&id) else {
             panic!("second-try is not completed");
         };
-        assert_eq!(envelope.as_bytes(), &stored[..]);
+        assert_eq!(delivered.attestation.envelope(), &stored[..]);
         // What a store that took the first write records, for the same request.
         let reference = runtime_over(
             &fixture,
             Arc::new(Faulty::default()) as Arc<dyn ReplayStore>,
         );
-        let Ok(Delivered::Signed(signed)) = execute_one(&reference, &request("second-try")) else {
-            panic!("not signed");
-        };
-        assert_eq!(signed.envelope_str(), envelope);
+        let signed = execute_one(&reference, &request("second-try")).unwrap();
+        assert!(!signed.second_try);
+        assert_eq!(
+            signed.attestation.envelope(),
+            delivered.attestation.envelope()
+        );
         // Refused at the first try and at the second: claimed, for `recover`.
         let refusing = Arc::new(AlwaysRefuses(Arc::new(Faulty::default())));
         let runtime = runtime_over(&fixture, refusing);

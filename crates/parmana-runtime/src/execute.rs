@@ -205,7 +205,14 @@ pub(crate) fn execute(
         // claimed until a `recover` (and, while it waits, the runtime does not itself record a
         // reload's versions in the store's marks: `accept_settled_environment`).
         if let Some(unfinished) = unfinished {
-            unfinished.keep(execution_id.clone(), &claim, envelope);
+            unfinished.keep(
+                execution_id.clone(),
+                &claim,
+                Attestation {
+                    envelope,
+                    predicate,
+                },
+            );
         }
         return Err(error.into());
     }
@@ -260,6 +267,8 @@ struct Kept {
     claimed_at: Timestamp,
     inputs_digest: Digest,
     envelope: RawCanonical,
+    /// What the envelope binds (given back with it by [`Unfinished::complete_one`]).
+    predicate: ExecutionPredicate,
     /// The store refused its row at an earlier pass: a pass tries it after every other.
     refused_before: bool,
 }
@@ -302,19 +311,64 @@ impl Unfinished {
     }
 
     /// Keeps a completion unless that passes [`Self::MAX`] or [`Self::MAX_BYTES`].
-    fn keep(&self, execution_id: ExecutionId, claim: &ClaimRecord, envelope: RawCanonical) {
+    fn keep(&self, execution_id: ExecutionId, claim: &ClaimRecord, attestation: Attestation) {
         let mut kept = self.lock();
         let bytes: usize = kept.iter().map(|k| k.envelope.as_bytes().len()).sum();
         if kept.len() < Self::MAX
-            && bytes.saturating_add(envelope.as_bytes().len()) <= Self::MAX_BYTES
+            && bytes.saturating_add(attestation.envelope.as_bytes().len()) <= Self::MAX_BYTES
         {
             kept.push(Kept {
                 execution_id,
                 claimed_at: claim.claimed_at(),
                 inputs_digest: Digest::of(claim.attestation_inputs()),
-                envelope,
+                envelope: attestation.envelope,
+                predicate: attestation.predicate,
                 refused_before: false,
             });
+        }
+    }
+
+    /// Writes again, now, the completion kept for `execution_id` alone (see [`Self::finish`]):
+    /// [`KeptCompletion::Recorded`] with the attestation this runtime signed once the store
+    /// holds exactly its bytes; kept again when the store did not take it.
+    pub(crate) fn complete_one(
+        &self,
+        store: &dyn ReplayStore,
+        execution_id: &ExecutionId,
+    ) -> KeptCompletion {
+        let _one_pass = self
+            .1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let kept = {
+            let mut kept = self.lock();
+            let Some(index) = kept.iter().position(|k| k.execution_id == *execution_id) else {
+                return KeptCompletion::NotKept;
+            };
+            kept.remove(index)
+        };
+        match write_again(store, &kept) {
+            WriteAgain::Finished => match store.get(execution_id) {
+                // Recorded as this runtime signed it: delivered, byte for byte.
+                Ok(ExecutionState::Completed(done))
+                    if done.attestation() == kept.envelope.as_bytes() =>
+                {
+                    KeptCompletion::Recorded(Box::new(Attestation {
+                        envelope: kept.envelope,
+                        predicate: kept.predicate,
+                    }))
+                }
+                // Completed with other bytes, no longer this claim, or not read back: the
+                // store's word alone, never delivered as this execution's.
+                _ => KeptCompletion::Unconfirmed,
+            },
+            outcome => {
+                self.lock().push(Kept {
+                    refused_before: matches!(outcome, WriteAgain::RowRefused),
+                    ..kept
+                });
+                KeptCompletion::Waiting
+            }
         }
     }
 
@@ -380,6 +434,25 @@ impl Unfinished {
         *kept = still;
         report
     }
+}
+
+/// What [`Runtime::complete_kept`](crate::Runtime::complete_kept) came to for one execution.
+#[derive(Debug)]
+pub enum KeptCompletion {
+    /// Recorded now (or already), the store holding exactly the attestation this runtime
+    /// signed: the execution is complete, and this is its attestation.
+    Recorded(Box<Attestation>),
+    /// The store did not take it: still kept, for the next
+    /// [`Runtime::finish_completions`](crate::Runtime::finish_completions) (the id stays claimed
+    /// until then, or a `recover`).
+    Waiting,
+    /// Completed, but not confirmed as the attestation this runtime signed (other bytes, no
+    /// longer the claim it was signed for, or not read back): what the store holds is its own
+    /// word — read it back with [`Runtime::attestation`](crate::Runtime::attestation), which
+    /// verifies it.
+    Unconfirmed,
+    /// No completion of this execution was kept.
+    NotKept,
 }
 
 /// What writing a kept completion again came to.
@@ -1020,11 +1093,12 @@ fn recover_one(
     }
     let envelope = prepare_attestation(&rebuilt, environment.trust_root())?
         .sign_all_canonical(signers, environment.trust_root())?;
-    match store.complete(execution_id, envelope.as_bytes()) {
-        Ok(()) => Ok(Some(Attestation {
-            envelope,
-            predicate: rebuilt,
-        })),
+    let attestation = Attestation {
+        envelope,
+        predicate: rebuilt,
+    };
+    match store.complete(execution_id, attestation.envelope.as_bytes()) {
+        Ok(()) => Ok(Some(attestation)),
         // Completed by another process since it was read (another server's recovery, or a live
         // server's own completion): nothing is left to do, as when it was completed before.
         Err(parmana_replay::ReplayError::AlreadyCompleted { .. }) => Ok(None),
@@ -1035,7 +1109,7 @@ fn recover_one(
             if let (Some(unfinished), parmana_replay::ReplayError::Unavailable { .. }) =
                 (unfinished, &error)
             {
-                unfinished.keep(execution_id.clone(), &claim, envelope);
+                unfinished.keep(execution_id.clone(), &claim, attestation);
             }
             Err(error.into())
         }

@@ -34,8 +34,8 @@ pub use environment::{
 };
 pub use error::{ErrorClass, ExecutionError};
 pub use execute::{
-    Attestation, FinishReport, MAX_REFUSED_COMPLETIONS_PER_PASS, Recovered, RecoveryCounts,
-    RecoveryReport, execute_from_signals, recover,
+    Attestation, FinishReport, KeptCompletion, MAX_REFUSED_COMPLETIONS_PER_PASS, Recovered,
+    RecoveryCounts, RecoveryReport, execute_from_signals, recover,
 };
 pub use log::{
     AttestationInclusion, AttestationProofVerifier, EntryBundle, LogConsistency, LogSnapshot,

@@ -360,6 +360,18 @@ impl Runtime {
         self.inner.unfinished.finish(self.inner.store.as_ref())
     }
 
+    /// Writes again, now, the completion this runtime kept for `execution_id` alone (an
+    /// [`execute`](Self::execute) whose completion the store refused): the attestation this
+    /// runtime signed once the store holds exactly it ([`KeptCompletion::Recorded`]) — what a
+    /// caller told of the failure can deliver as the execution's outcome — kept again when the
+    /// store does not take it, and never the store's word alone
+    /// ([`KeptCompletion::Unconfirmed`]).
+    pub fn complete_kept(&self, execution_id: &ExecutionId) -> crate::KeptCompletion {
+        self.inner
+            .unfinished
+            .complete_one(self.inner.store.as_ref(), execution_id)
+    }
+
     /// Whether this runtime's attestation keys can sign under the environment in force: a
     /// trust root that rotated the `attestation` role away from them (or raised its threshold
     /// past them) is taken by a reload — a key rotated out, perhaps because it leaked, must stop

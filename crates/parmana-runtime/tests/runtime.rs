@@ -1371,3 +1371,53 @@ fn an_execution_completed_first_elsewhere_with_its_own_bytes_succeeds() {
     let refused = runtime.execute(&request("raced-other")).unwrap_err();
     assert_eq!(refused.code(), "replay.already_completed", "{refused}");
 }
+
+/// A completion kept after the store refused it is delivered by `complete_kept` only as this
+/// runtime signed it, the store holding exactly those bytes: waiting while the store refuses,
+/// and never the store's word alone — a claim a writer completed first with other bytes (a
+/// genuine older attestation of the id, say) is `Unconfirmed`, not delivered as this execution's.
+#[test]
+fn a_kept_completion_is_delivered_only_as_it_was_signed() {
+    use parmana_runtime::KeptCompletion;
+    use std::sync::atomic::Ordering::SeqCst;
+    let fixture = Fixture::new();
+    let store = Arc::new(FlakyComplete::default());
+    let runtime = runtime_over(&fixture, Arc::clone(&store) as Arc<dyn ReplayStore>);
+    let id = |text: &str| ExecutionId::parse(text).unwrap();
+    assert!(matches!(
+        runtime.complete_kept(&id("never")),
+        KeptCompletion::NotKept
+    ));
+    store.failing.store(true, SeqCst);
+    runtime.execute(&request("kept-1")).unwrap_err();
+    assert!(matches!(
+        runtime.complete_kept(&id("kept-1")),
+        KeptCompletion::Waiting
+    ));
+    store.failing.store(false, SeqCst);
+    let KeptCompletion::Recorded(attestation) = runtime.complete_kept(&id("kept-1")) else {
+        panic!("kept-1 not recorded");
+    };
+    assert_eq!(attestation.predicate().execution_id.as_str(), "kept-1");
+    let ExecutionStatus::Completed(stored) = runtime.attestation(&id("kept-1")).unwrap() else {
+        panic!("kept-1 is not completed");
+    };
+    assert_eq!(attestation.envelope(), &stored[..]);
+    // Given once: nothing is kept for it any more.
+    assert!(matches!(
+        runtime.complete_kept(&id("kept-1")),
+        KeptCompletion::NotKept
+    ));
+    // Completed first by a writer of the store, with other bytes: never delivered.
+    store.failing.store(true, SeqCst);
+    runtime.execute(&request("kept-2")).unwrap_err();
+    store.failing.store(false, SeqCst);
+    store
+        .inner
+        .complete(&id("kept-2"), br#"{"planted":"by a writer"}"#)
+        .unwrap();
+    assert!(matches!(
+        runtime.complete_kept(&id("kept-2")),
+        KeptCompletion::Unconfirmed
+    ));
+}
