@@ -347,16 +347,21 @@ impl Unfinished {
             };
             kept.remove(index)
         };
+        let recorded = || {
+            KeptCompletion::Recorded(Box::new(Attestation {
+                envelope: kept.envelope.clone(),
+                predicate: kept.predicate.clone(),
+            }))
+        };
         match write_again(store, &kept) {
+            // The store took these bytes onto the claim they were signed for.
+            WriteAgain::Written => recorded(),
             WriteAgain::Finished => match store.get(execution_id) {
                 // Recorded as this runtime signed it: delivered, byte for byte.
                 Ok(ExecutionState::Completed(done))
                     if done.attestation() == kept.envelope.as_bytes() =>
                 {
-                    KeptCompletion::Recorded(Box::new(Attestation {
-                        envelope: kept.envelope,
-                        predicate: kept.predicate,
-                    }))
+                    recorded()
                 }
                 // Completed with other bytes, no longer this claim, or not read back: the
                 // store's word alone, never delivered as this execution's.
@@ -400,7 +405,7 @@ impl Unfinished {
         let mut refused_rows = Vec::new();
         for kept in taken.by_ref() {
             match write_again(store, &kept) {
-                WriteAgain::Finished => report.finished += 1,
+                WriteAgain::Written | WriteAgain::Finished => report.finished += 1,
                 WriteAgain::NoAnswer => {
                     still.push(kept);
                     break;
@@ -457,8 +462,10 @@ pub enum KeptCompletion {
 
 /// What writing a kept completion again came to.
 enum WriteAgain {
-    /// Recorded now — or recorded already (byte for byte, or by another), or no longer the
-    /// claim it was signed for: nothing is left to do.
+    /// Recorded now, as signed.
+    Written,
+    /// Recorded already (byte for byte, or by another), or no longer the claim it was signed
+    /// for: nothing is left to do.
     Finished,
     /// The store did not answer (`replay.store_unavailable`).
     NoAnswer,
@@ -485,7 +492,8 @@ fn write_again(store: &dyn ReplayStore, kept: &Kept) -> WriteAgain {
         return WriteAgain::Finished;
     }
     match store.complete(&kept.execution_id, kept.envelope.as_bytes()) {
-        Ok(()) | Err(ReplayError::AlreadyCompleted { .. } | ReplayError::NotClaimed { .. }) => {
+        Ok(()) => WriteAgain::Written,
+        Err(ReplayError::AlreadyCompleted { .. } | ReplayError::NotClaimed { .. }) => {
             WriteAgain::Finished
         }
         Err(error) => refused(&error),
