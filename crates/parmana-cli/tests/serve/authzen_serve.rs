@@ -744,10 +744,27 @@ fn each_resource_type_is_answered_by_its_policy_with_the_flattened_members() {
 
 #[test]
 fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
+    // Policies declaring a signal no AuthZEN request can give a value: the execution id, and a
+    // name under a member that is a string.
+    let declaring = |id: &str, name: &str| {
+        POLICY.replace("documents-access", id).replace(
+            r#""action.name": {"type": "string", "required": true}"#,
+            &format!(
+                r#""action.name": {{"type": "string", "required": true}},
+    "{name}": {{"type": "string", "required": false}}"#
+            ),
+        )
+    };
+    let (with_id, under_a_string) = (
+        declaring("execution-id-signal", "context.execution_id"),
+        declaring("under-a-string", "subject.id.domain"),
+    );
     let temp = authzen_deployment_with(
         &[
             ("documents-access", POLICY),
             ("records-access", RECORDS_POLICY),
+            ("execution-id-signal", &with_id),
+            ("under-a-string", &under_a_string),
         ],
         "",
     );
@@ -819,6 +836,14 @@ fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
         (
             format!("default_policy = \"records-access@1.0.0\"\n{documents}"),
             "default_policy records-access@1.0.0 is not one of the configured policies",
+        ),
+        (
+            entry("execution-id-signal@1.0.0", r#""document""#, r#""allow""#),
+            "declares the signal \"context.execution_id\", which no AuthZEN request can give",
+        ),
+        (
+            entry("under-a-string@1.0.0", r#""document""#, r#""allow""#),
+            "declares the signal \"subject.id.domain\", which no AuthZEN request can give",
         ),
     ];
     for (table, says) in cases {

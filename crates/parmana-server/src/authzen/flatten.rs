@@ -142,16 +142,19 @@ impl<'a> Declared<'a> {
         self.0.binary_search(&name).is_ok()
     }
 
-    /// The first declared name under `name` (`name.` and more), if any.
-    fn under(&self, name: &str) -> Option<&'a str> {
+    /// The first declared name under `name` (`name.` and more) that `made` lacks, if any: a
+    /// value sent as `name` hides it. (One `made` holds — sent as a dotted key beside the value
+    /// — is not hidden.)
+    fn hidden_under(&self, name: &str, made: &Map<String, Value>) -> Option<&'a str> {
         let prefix = format!("{name}.");
         let first = self
             .0
             .partition_point(|declared| *declared < prefix.as_str());
-        self.0
-            .get(first)
+        self.0[first..]
+            .iter()
+            .take_while(|declared| declared.starts_with(&prefix))
             .copied()
-            .filter(|declared| declared.starts_with(&prefix))
+            .find(|declared| !made.contains_key(*declared))
     }
 }
 
@@ -181,11 +184,11 @@ pub(super) fn signals_of(
                 parmana_runtime::canon::excerpt(name)
             ));
         }
-        if let Some((name, under)) = flat
-            .out
-            .keys()
-            .find_map(|name| declared.under(name).map(|under| (name, under)))
-        {
+        if let Some((name, under)) = flat.out.keys().find_map(|name| {
+            declared
+                .hidden_under(name, &flat.out)
+                .map(|under| (name, under))
+        }) {
             return refused(format!(
                 "signal {:?} is declared by the policy, and {:?} was sent as a value, not an \
                  object holding it",
@@ -406,6 +409,14 @@ mod shape_tests {
             refusal(
                 &["resource.properties.owner.id"],
                 request(serde_json::json!({"own": "x", "owner2": "y"}))
+            ),
+            None
+        );
+        // A value beside the declared name under it, sent as a dotted key, hides nothing.
+        assert_eq!(
+            refusal(
+                &["resource.properties.owner", "resource.properties.owner.id"],
+                request(serde_json::json!({"owner": "alice", "owner.id": "a-1"}))
             ),
             None
         );

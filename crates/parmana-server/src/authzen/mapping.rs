@@ -61,6 +61,50 @@ fn checked_pdp_url(url: &str) -> Result<String, String> {
 /// configured list must name decisions of the policy, at least one; beside a declared one it
 /// must name the same decisions — a deployment never widens or narrows what the policy's
 /// author signed.
+/// Refuses a policy answering AuthZEN requests that declares a signal no request can give a
+/// value: a member's container (`subject`, `resource.properties`, `context`, …), a name under one
+/// of the members that are strings (`subject.id.x`), or `context.execution_id` (the execution id,
+/// never a signal). Flattening never makes such a name, so the signal would always be absent — a
+/// rule denying on it silent — or, required, every request refused.
+fn check_declarable(
+    reference: &str,
+    policy: &parmana_runtime::policy::CompiledPolicy,
+) -> Result<(), String> {
+    const CONTAINERS: [&str; 7] = [
+        "subject",
+        "action",
+        "resource",
+        "context",
+        "subject.properties",
+        "action.properties",
+        "resource.properties",
+    ];
+    const STRINGS: [&str; 5] = [
+        "subject.type",
+        "subject.id",
+        "action.name",
+        "resource.type",
+        "resource.id",
+    ];
+    for declaration in policy.signals() {
+        let name = declaration.name();
+        let under_a_string = STRINGS.iter().any(|string| {
+            name.strip_prefix(string)
+                .is_some_and(|rest| rest.starts_with('.'))
+        });
+        if CONTAINERS.contains(&name)
+            || under_a_string
+            || name == format!("context.{}", super::EXECUTION_ID_KEY)
+        {
+            return Err(format!(
+                "{reference} declares the signal {name:?}, which no AuthZEN request can give a \
+                 value (docs/server.md, \"Signals\"): it would always be absent"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn permitting(
     reference: &str,
     configured: Option<&[String]>,
@@ -198,6 +242,7 @@ impl AuthzenMapping {
             let loaded = environment
                 .policy(&answering.policy)
                 .map_err(|e| refuse(format!("{}: {e}", answering.policy)))?;
+            check_declarable(&answering.policy.to_string(), loaded.policy()).map_err(refuse)?;
             if loaded.policy().additional_signals() == AdditionalSignals::Reject {
                 mapping.strict.push(answering.policy.to_string());
             }
@@ -237,6 +282,7 @@ impl AuthzenMapping {
             let loaded = environment
                 .policy(&answering.policy)
                 .map_err(|e| format!("{reference}, which answers AuthZEN requests: {e}"))?;
+            check_declarable(&reference, loaded.policy())?;
             let permit = permitting(&reference, answering.configured.as_deref(), loaded.policy())?;
             let same = permit.iter().all(|d| answering.permit.contains(d))
                 && answering.permit.iter().all(|d| permit.contains(d));
