@@ -126,8 +126,10 @@ pub fn verified_latest_log_checkpoint(
             size: stored.size,
             reason: format!(
                 "it is signed by a log key of an older trust-root version only, which the \
-                 version in force ({}) no longer lists — rotated out, perhaps because it leaked \
-                 ([{}] {error}): sign one with a key in force (`parmana log checkpoint --key`)",
+                 version in force ({}) no longer accepts — rotated out (as planned, or because \
+                 it leaked), or its role changed ([{}] {error}): `parmana log checkpoint --key` \
+                 prints one signed with a key in force now, and stores it once the log has \
+                 grown past this one",
                 history.newest().version(),
                 error.code()
             ),

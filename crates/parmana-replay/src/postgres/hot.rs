@@ -12,9 +12,10 @@
 //! version over all of them, decoded then — are known and equal to the claim's versions — a row
 //! above them, raised behind the store, is proven by the transactional path's record first; a
 //! record appended since is the newest at a later position, whatever its bytes — a writer's copy
-//! of the older record this store read included — and a record moved or deleted changes their
-//! number: each sends the claim to the transactional path, which reads them all), and the
-//! newest claim time in
+//! of the older record this store read included — and a record moved or deleted alone changes
+//! their number: each sends the claim to the transactional path, which reads them all; a move
+//! combined with another edit of the records is the residual `docs/trust-model.md` §8.1 lists,
+//! which `ledger verify` reports), and the newest claim time in
 //! the one spelling of a timestamp and no later than the claim time plus the tolerance (compared
 //! as text: that spelling sorts as it reads; for a batch, the earliest claim time of the batch).
 //! Anything else inserts nothing and says so; each caller then decides in a transaction of its
