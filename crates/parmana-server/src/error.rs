@@ -219,6 +219,20 @@ impl ApiError {
         )
     }
 
+    /// A request that arrived once the shutdown grace ran out: `503`, nothing started.
+    pub(crate) fn after_the_grace(grace: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server.shutting_down",
+            format!(
+                "the server is stopping and its shutdown grace ({} ms) ran out before the \
+                 request arrived: nothing was started; retry on another server",
+                grace.as_millis()
+            ),
+        )
+        .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS)
+    }
+
     /// Too many requests, or request bodies, in flight: shed with 503 and `Retry-After`.
     pub(crate) fn overloaded() -> Self {
         Self::new(

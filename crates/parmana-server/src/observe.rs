@@ -105,6 +105,11 @@ pub(crate) async fn guard(
         refused.into_response()
     } else if !state.is_started() && !SERVED_WHILE_STARTING.contains(&route.as_ref()) {
         ApiError::starting().into_response()
+    } else if *state.grace_over.borrow() && !NEVER_SHED.contains(&route.as_ref()) {
+        // A request whose head arrived once the shutdown grace ran out (its connection opened
+        // before the drain): nothing is started — an execution begun now would outlive the
+        // grace — and the caller is told so.
+        ApiError::after_the_grace(state.limits.shutdown_grace).into_response()
     } else if NEVER_SHED.contains(&route.as_ref()) {
         let handled = answered_despite_panics(
             NOTES.scope(Arc::clone(&notes), next.run(request)),

@@ -1367,3 +1367,37 @@ fn an_address_bound_is_refused_until_served_and_judged_as_bound() {
     .unwrap_err();
     assert_eq!(refused.code(), "server.not_loopback", "{refused}");
 }
+
+/// A request that arrives once the shutdown grace has run out (its connection opened before
+/// the drain) starts nothing — an execution begun then would outlive the grace —: `503
+/// server.shutting_down` saying so, with `Retry-After`, its id never claimed; the probes still
+/// answer.
+#[test]
+fn a_request_after_the_grace_starts_nothing() {
+    let fixture = FixtureEnvironment::new().unwrap();
+    let state = started_over_memory(&fixture);
+    let tokio = tokio_runtime();
+    state.grace_over.send_replace(true);
+    let body = format!(
+        r#"{{"policy":"claims-approval@1.0.0","signals":{SIGNALS},"execution_id":"late-1"}}"#
+    );
+    let (status, answer, _) =
+        answer_through_router(&tokio, &state, "POST", "/v1/executions", &body);
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "server.shutting_down", "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was started"),
+        "{answer}"
+    );
+    let claimed = state
+        .runtime
+        .store()
+        .get(&ExecutionId::parse("late-1").unwrap())
+        .unwrap();
+    assert_eq!(claimed, ExecutionState::Absent);
+    let (status, _, _) = answer_through_router(&tokio, &state, "GET", "/healthz", "");
+    assert_eq!(status, 200);
+}
