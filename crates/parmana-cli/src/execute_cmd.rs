@@ -271,8 +271,9 @@ fn execute_one(runtime: &Runtime, request: &ExecutionRequest) -> Result<Delivere
             });
         }
         parmana_runtime::KeptCompletion::Unconfirmed => failure.message.push_str(&format!(
-            "; execution {id} is completed in the store, but not confirmed as the attestation \
-             this command signed: `parmana show {id}` reads and verifies what the store holds"
+            "; the store did not confirm execution {id} as completed with the attestation this \
+             command signed (it holds another outcome of the id, no longer this claim, or did \
+             not answer): `parmana show {id}` reads and verifies what it holds"
         )),
         // A signing that failed after the claim says so itself; any other failure here may or
         // may not have followed one.

@@ -267,8 +267,6 @@ struct Kept {
     claimed_at: Timestamp,
     inputs_digest: Digest,
     envelope: RawCanonical,
-    /// What the envelope binds (given back with it by [`Unfinished::complete_one`]).
-    predicate: ExecutionPredicate,
     /// The store refused its row at an earlier pass: a pass tries it after every other.
     refused_before: bool,
 }
@@ -322,7 +320,6 @@ impl Unfinished {
                 claimed_at: claim.claimed_at(),
                 inputs_digest: Digest::of(claim.attestation_inputs()),
                 envelope: attestation.envelope,
-                predicate: attestation.predicate,
                 refused_before: false,
             });
         }
@@ -347,11 +344,19 @@ impl Unfinished {
             };
             kept.remove(index)
         };
+        // The predicate read again from the envelope this runtime signed (not kept beside it:
+        // the bounds on what is kept count envelopes).
         let recorded = || {
-            KeptCompletion::Recorded(Box::new(Attestation {
-                envelope: kept.envelope.clone(),
-                predicate: kept.predicate.clone(),
-            }))
+            parmana_trust::decode_attestation_statement(kept.envelope.as_bytes())
+                .ok()
+                .and_then(|statement| statement.get("predicate").cloned())
+                .and_then(|predicate| serde_json::from_value(predicate).ok())
+                .map_or(KeptCompletion::Unconfirmed, |predicate| {
+                    KeptCompletion::Recorded(Box::new(Attestation {
+                        envelope: kept.envelope.clone(),
+                        predicate,
+                    }))
+                })
         };
         match write_again(store, &kept) {
             // The store took these bytes onto the claim they were signed for.
@@ -451,10 +456,11 @@ pub enum KeptCompletion {
     /// [`Runtime::finish_completions`](crate::Runtime::finish_completions) (the id stays claimed
     /// until then, or a `recover`).
     Waiting,
-    /// Completed, but not confirmed as the attestation this runtime signed (other bytes, no
-    /// longer the claim it was signed for, or not read back): what the store holds is its own
-    /// word — read it back with [`Runtime::attestation`](crate::Runtime::attestation), which
-    /// verifies it.
+    /// Not confirmed as recorded with the attestation this runtime signed: the store holds
+    /// another completion of the id, no longer the claim it was signed for (completed or
+    /// claimed again by another, or gone), or did not answer the read back. What it holds is
+    /// its own word — read it back with [`Runtime::attestation`](crate::Runtime::attestation),
+    /// which verifies it.
     Unconfirmed,
     /// No completion of this execution was kept.
     NotKept,

@@ -459,18 +459,19 @@ pub(crate) fn withheld_message_of(code: &str, class: ErrorClass) -> Option<Strin
 
 /// Store refusals that no retry helps: what the store holds is not what Parmana wrote (a
 /// record or the ledger changed, the marks reset, a store file linked twice or replaced under the
-/// server). `500`, not `503`: the store must be repaired first. (A schema, or a claim record,
-/// this version does not read stays `503`: during a rolling upgrade a newer server of the
-/// deployment answers. So does a store that refuses writes as configured,
-/// `replay.invalid_configuration`: a server's new connections go only to a server that takes
-/// writes, so what meets a read-only transaction is a connection opened before the database
-/// was switched to read-only — a maintenance window, a volume full — which passes.)
-const STORE_INTEGRITY: [&str; 5] = [
+/// server), or the store as configured refuses what the server asks (`replay.invalid_configuration`:
+/// a right revoked, a pooler dropping the session's settings, a SQLite file made unwritable, a
+/// write on a connection opened before the database was switched to read-only). `500`, not
+/// `503`: the store must be repaired or reconfigured first. (A schema, or a claim record, this
+/// version does not read stays `503`: during a rolling upgrade a newer server of the deployment
+/// answers.)
+const STORE_INTEGRITY: [&str; 6] = [
     "replay.store_corrupt",
     "replay.ledger_broken",
     "replay.marks_reset",
     "replay.store_multiple_links",
     "replay.store_replaced",
+    "replay.invalid_configuration",
 ];
 
 /// The HTTP status of a runtime refusal (`docs/server.md`, "Errors"): malformed requests 400,
@@ -615,14 +616,13 @@ mod tests {
                 None,
             ),
             (ExecutionError::NoStore, 503, Some(RETRY_AFTER_SECONDS)),
-            // A store switched to read-only under a connection opened before (a maintenance
-            // window): it passes, as new connections go only to a server that takes writes.
+            // The store refuses what the server asks as configured: no retry mends it.
             (
                 ExecutionError::Store(ReplayError::InvalidConfiguration {
-                    message: "cannot execute INSERT in a read-only transaction".to_owned(),
+                    message: "permission denied for table executions".to_owned(),
                 }),
-                503,
-                Some(RETRY_AFTER_SECONDS),
+                500,
+                None,
             ),
             (
                 ExecutionError::Store(ReplayError::Corrupt {

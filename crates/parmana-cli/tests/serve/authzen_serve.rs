@@ -755,19 +755,22 @@ fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
             ),
         )
     };
-    let (with_id, under_a_string) = (
-        declaring("execution-id-signal", "context.execution_id"),
-        declaring("under-a-string", "subject.id.domain"),
-    );
-    let temp = authzen_deployment_with(
-        &[
-            ("documents-access", POLICY),
-            ("records-access", RECORDS_POLICY),
-            ("execution-id-signal", &with_id),
-            ("under-a-string", &under_a_string),
-        ],
-        "",
-    );
+    let undeclarable = [
+        ("execution-id-signal", "context.execution_id"),
+        ("under-a-string", "subject.id.domain"),
+        ("a-container", "resource.properties"),
+        ("beside-the-members", "subject.role"),
+    ];
+    let texts: Vec<(&str, String)> = undeclarable
+        .iter()
+        .map(|(id, name)| (*id, declaring(id, name)))
+        .collect();
+    let mut policies = vec![
+        ("documents-access", POLICY),
+        ("records-access", RECORDS_POLICY),
+    ];
+    policies.extend(texts.iter().map(|(id, text)| (*id, text.as_str())));
+    let temp = authzen_deployment_with(&policies, "");
     let config = root(&temp).join("parmana.toml");
     let base = std::fs::read_to_string(&config).unwrap();
     let entry = |policy: &str, types: &str, permit: &str| {
@@ -837,15 +840,17 @@ fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
             format!("default_policy = \"records-access@1.0.0\"\n{documents}"),
             "default_policy records-access@1.0.0 is not one of the configured policies",
         ),
-        (
-            entry("execution-id-signal@1.0.0", r#""document""#, r#""allow""#),
-            "declares the signal \"context.execution_id\", which no AuthZEN request can give",
-        ),
-        (
-            entry("under-a-string@1.0.0", r#""document""#, r#""allow""#),
-            "declares the signal \"subject.id.domain\", which no AuthZEN request can give",
-        ),
     ];
+    let undeclarable_cases = undeclarable.iter().map(|(id, name)| {
+        (
+            entry(&format!("{id}@1.0.0"), r#""document""#, r#""allow""#),
+            format!("declares the signal \"{name}\", which no AuthZEN request can give"),
+        )
+    });
+    let cases = cases
+        .into_iter()
+        .map(|(table, says)| (table, says.to_owned()))
+        .chain(undeclarable_cases);
     for (table, says) in cases {
         std::fs::write(&config, format!("{base}\n[server.authzen]\n{table}")).unwrap();
         let (code, _, stderr) = parmana(
@@ -857,7 +862,7 @@ fn a_mapping_that_does_not_fit_the_environment_is_refused_at_start() {
             stderr.contains("server.authzen_config"),
             "{table}: {stderr}"
         );
-        assert!(stderr.contains(says), "{table}: {stderr}");
+        assert!(stderr.contains(&says), "{table}: {stderr}");
     }
 }
 

@@ -134,9 +134,14 @@ fn https_serves_the_api_to_clients_that_trust_the_certificate_and_nothing_else()
     let env = deployment(
         "memory",
         "[server]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n\
-         [server.authzen]\ndefault_policy = \"claims-approval@1.0.0\"\n\
-         [[server.authzen.policies]]\npolicy = \"claims-approval@1.0.0\"\npermit = [\"approve\"]\n",
+         [server.authzen]\ndefault_policy = \"documents-access@1.0.0\"\n\
+         [[server.authzen.policies]]\npolicy = \"documents-access@1.0.0\"\npermit = [\"allow\"]\n",
     );
+    env.release_policy(
+        &"documents-access@1.0.0".parse().unwrap(),
+        parmana_testkit::DOCUMENTS_ACCESS_POLICY,
+    )
+    .unwrap();
     server_files(env.root(), &server_ca);
     let served =
         Served::start_with_agent(env.root(), &["--dev-token"], &[], client(&server_ca, None));

@@ -412,6 +412,20 @@ mod shape_tests {
             ),
             None
         );
+        // Every declared name under a value counts, not only the first.
+        let refused = refusal(
+            &[
+                "resource.properties.owner.id",
+                "resource.properties.owner.name",
+            ],
+            request(serde_json::json!({"owner": "alice", "owner.id": "a-1"})),
+        );
+        assert!(
+            refused
+                .as_ref()
+                .is_some_and(|(_, said)| said.contains("\"resource.properties.owner.name\"")),
+            "{refused:?}"
+        );
         // A value beside the declared name under it, sent as a dotted key, hides nothing.
         assert_eq!(
             refusal(

@@ -56,29 +56,18 @@ fn checked_pdp_url(url: &str) -> Result<String, String> {
     Ok(url.to_owned())
 }
 
-/// The decisions of `policy` (the policy `reference` names) that mean `"decision": true`: those
-/// its signed `permit` declares, or the deployment's `configured` list when it declares none. A
-/// configured list must name decisions of the policy, at least one; beside a declared one it
-/// must name the same decisions — a deployment never widens or narrows what the policy's
-/// author signed.
 /// Refuses a policy answering AuthZEN requests that declares a signal no request can give a
-/// value: a member's container (`subject`, `resource.properties`, `context`, …), a name under one
-/// of the members that are strings (`subject.id.x`), or `context.execution_id` (the execution id,
-/// never a signal). Flattening never makes such a name, so the signal would always be absent — a
-/// rule denying on it silent — or, required, every request refused.
+/// value. A request flattens into `subject.type`, `subject.id`, `action.name`, `resource.type`,
+/// `resource.id` and names under `subject.properties.`, `action.properties.`,
+/// `resource.properties.` and `context.` (but `context.execution_id`, the execution id, never a
+/// signal): any other name — a member's container (`resource.properties`), a name beside the
+/// members (`subject.role`, `resource.owner`, `claim_amount`), one under a member that is a
+/// string (`subject.id.x`) — is never made, so the signal would always be absent (a rule denying
+/// on it silent) or, required, every request refused.
 fn check_declarable(
     reference: &str,
     policy: &parmana_runtime::policy::CompiledPolicy,
 ) -> Result<(), String> {
-    const CONTAINERS: [&str; 7] = [
-        "subject",
-        "action",
-        "resource",
-        "context",
-        "subject.properties",
-        "action.properties",
-        "resource.properties",
-    ];
     const STRINGS: [&str; 5] = [
         "subject.type",
         "subject.id",
@@ -86,16 +75,21 @@ fn check_declarable(
         "resource.type",
         "resource.id",
     ];
+    const UNDER: [&str; 4] = [
+        "subject.properties.",
+        "action.properties.",
+        "resource.properties.",
+        "context.",
+    ];
+    let execution_id = format!("context.{}", super::EXECUTION_ID_KEY);
     for declaration in policy.signals() {
         let name = declaration.name();
-        let under_a_string = STRINGS.iter().any(|string| {
-            name.strip_prefix(string)
-                .is_some_and(|rest| rest.starts_with('.'))
-        });
-        if CONTAINERS.contains(&name)
-            || under_a_string
-            || name == format!("context.{}", super::EXECUTION_ID_KEY)
-        {
+        let makeable = STRINGS.contains(&name)
+            || UNDER.iter().any(|prefix| {
+                name.strip_prefix(prefix)
+                    .is_some_and(|rest| !rest.is_empty())
+            });
+        if !makeable || name == execution_id {
             return Err(format!(
                 "{reference} declares the signal {name:?}, which no AuthZEN request can give a \
                  value (docs/server.md, \"Signals\"): it would always be absent"
@@ -105,6 +99,11 @@ fn check_declarable(
     Ok(())
 }
 
+/// The decisions of `policy` (the policy `reference` names) that mean `"decision": true`: those
+/// its signed `permit` declares, or the deployment's `configured` list when it declares none. A
+/// configured list must name decisions of the policy, at least one; beside a declared one it
+/// must name the same decisions — a deployment never widens or narrows what the policy's
+/// author signed.
 fn permitting(
     reference: &str,
     configured: Option<&[String]>,
