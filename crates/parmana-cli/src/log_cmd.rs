@@ -307,8 +307,8 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             .map_err(|e| Failure::execution(&e))?;
             delivered(
                 format_args!("{note}"),
-                "the checkpoint was signed, and stored when the log had grown past the newest \
-                 stored one: `parmana log checkpoint` then prints it again",
+                "the checkpoint was signed, and stored unless one of its size was already (a \
+                 store keeps one a size): `parmana log checkpoint` prints the one stored",
             )
         }
         LogCommand::Sequence(args) => sequence(args, &deployment, format),
