@@ -308,7 +308,7 @@ pub(crate) fn log(command: &LogCommand, format: Format) -> Result<(), Failure> {
             delivered(
                 format_args!("{note}"),
                 "the checkpoint was signed, and stored unless one of its size was already (a \
-                 store keeps one a size): `parmana log checkpoint` prints the one stored",
+                 store keeps one a size)",
             )
         }
         LogCommand::Sequence(args) => sequence(args, &deployment, format),

@@ -488,9 +488,10 @@ fn execute_with_a_log_key_stores_a_checkpoint_that_proves_it() {
     );
 }
 
-/// A checkpoint signed and stored, whose printing finds no reader (`parmana log checkpoint --key
-/// … | publish` with the publisher gone), fails saying it was signed and stored — never exit 0
-/// for a change of state nobody received — and is read back by `log checkpoint`.
+/// A checkpoint signed (and stored), whose printing finds no reader (`parmana log checkpoint
+/// --key … | publish` with the publisher gone), fails saying it was signed, and stored unless
+/// one of its size was already — never exit 0 for a change of state nobody received — and is
+/// read back by `log checkpoint`.
 #[test]
 fn a_checkpoint_signed_for_no_reader_fails_saying_it_was_stored() {
     let repo = temp_repo();

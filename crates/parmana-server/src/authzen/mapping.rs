@@ -84,11 +84,8 @@ fn check_declarable(
     let execution_id = format!("context.{}", super::EXECUTION_ID_KEY);
     for declaration in policy.signals() {
         let name = declaration.name();
-        let makeable = STRINGS.contains(&name)
-            || UNDER.iter().any(|prefix| {
-                name.strip_prefix(prefix)
-                    .is_some_and(|rest| !rest.is_empty())
-            });
+        let makeable =
+            STRINGS.contains(&name) || UNDER.iter().any(|prefix| name.starts_with(prefix));
         if !makeable || name == execution_id {
             return Err(format!(
                 "{reference} declares the signal {name:?}, which no AuthZEN request can give a \
