@@ -223,8 +223,8 @@ fn a_boxcar_is_bounded_by_what_it_expands_to() {
 }
 
 /// The mapping is checked against every environment before it is in force: a reload whose
-/// release changes what `true` means for an answering policy (its signed `permit`), or drops the
-/// policy, is refused (`422 runtime.environment_refused`) and the old environment keeps
+/// release changes what `true` means for an answering policy (its signed `permit`), makes it
+/// declare a signal no request can give a value, or drops the policy, is refused (`422 runtime.environment_refused`) and the old environment keeps
 /// answering as before; a release that keeps both is taken.
 #[test]
 fn a_reload_that_no_longer_fits_the_mapping_is_refused() {
@@ -267,7 +267,7 @@ fn a_reload_that_no_longer_fits_the_mapping_is_refused() {
     let resign_documents = |policy: &str| resign("documents-access", policy);
     let reload = || served.post("/v1/admin/reload", token, "");
     // (what changes, the release version, what the refusal names)
-    let refused: [(&str, &dyn Fn(), &str, &str); 3] = [
+    let refused: [(&str, &dyn Fn(), &str, &str); 4] = [
         (
             "a release whose documents-access no longer decides `allow`, the deployment's permit",
             &|| {
@@ -294,18 +294,32 @@ fn a_reload_that_no_longer_fits_the_mapping_is_refused() {
             "permits [refuse] where the server answers true for [grant]",
         ),
         (
+            "a release whose documents-access declares a signal no request can give a value",
+            &|| {
+                resign_documents(&POLICY.replace(
+                    r#""action.name": {"type": "string", "required": true}"#,
+                    r#""action.name": {"type": "string", "required": true},
+    "subject.role": {"type": "string", "required": false}"#,
+                ))
+            },
+            "5",
+            r#"declares the signal \"subject.role\", which no AuthZEN request can give a value"#,
+        ),
+        (
             "a release without records-access",
             &|| std::fs::rename(&records, root.join("records-access-withdrawn")).unwrap(),
-            "5",
+            "6",
             "records-access@1.0.0, which answers AuthZEN requests",
         ),
     ];
     for (index, (what, change, version, says)) in refused.into_iter().enumerate() {
-        change();
-        // Each refusal alone: documents-access fits again once its own case is done.
-        if index == 1 {
-            resign_documents(POLICY);
+        // Each refusal alone: the policy the case before changed fits again first.
+        match index {
+            1 | 3 => resign_documents(POLICY),
+            2 => resign_records(RECORDS_POLICY),
+            _ => {}
         }
+        change();
         release(version);
         let reply = reload();
         assert_eq!(
@@ -320,10 +334,10 @@ fn a_reload_that_no_longer_fits_the_mapping_is_refused() {
     // Back to a release that fits: taken.
     std::fs::rename(root.join("records-access-withdrawn"), &records).unwrap();
     resign_records(RECORDS_POLICY);
-    release("6");
+    release("7");
     let reply = reload();
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.json()["release_manifest"], json!([2, 6]));
+    assert_eq!(reply.json()["release_manifest"], json!([2, 7]));
     assert_eq!(owner_decides(), true);
 }
 
