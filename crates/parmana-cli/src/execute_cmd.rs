@@ -737,8 +737,16 @@ mod tests {
         (store, runtime)
     }
 
-    /// Asserts that `id` is claimed, not completed, on `runtime`'s store.
-    fn assert_claimed(runtime: &Runtime, id: &str) {
+    /// Asserts that `failure` says `id` stays claimed for `recover`, and that it is claimed, not
+    /// completed, on `runtime`'s store.
+    fn assert_left_for_recover(runtime: &Runtime, failure: &Failure, id: &str) {
+        assert!(
+            failure
+                .message
+                .contains("it stays claimed until `parmana recover`"),
+            "{}",
+            failure.message
+        );
         let id = ExecutionId::parse(id).unwrap();
         assert!(matches!(
             runtime.attestation(&id),
@@ -762,14 +770,11 @@ mod tests {
         assert_eq!(failure.class, ExitClass::Internal);
         assert_eq!(failure.execution_id.as_deref(), Some("panics-1"));
         assert!(
-            failure.message.contains("the store driver's defect")
-                && failure
-                    .message
-                    .contains("it stays claimed until `parmana recover`"),
+            failure.message.contains("the store driver's defect"),
             "{}",
             failure.message
         );
-        assert_claimed(&runtime, "panics-1");
+        assert_left_for_recover(&runtime, &failure, "panics-1");
     }
 
     /// A completion the store refused is written again once: recorded, the execution is
@@ -802,14 +807,7 @@ mod tests {
         let refusing = Arc::new(AlwaysRefuses(Arc::new(Faulty::default())));
         let runtime = runtime_over(&fixture, refusing);
         let failure = execute_one(&runtime, &request("no-second-try")).unwrap_err();
-        assert!(
-            failure
-                .message
-                .contains("it stays claimed until `parmana recover`"),
-            "{}",
-            failure.message
-        );
-        assert_claimed(&runtime, "no-second-try");
+        assert_left_for_recover(&runtime, &failure, "no-second-try");
     }
 
     /// What a batch's refused completions became is said at its end: recorded on a second try,
