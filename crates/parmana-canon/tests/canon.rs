@@ -468,3 +468,39 @@ fn number_literals_are_bounded_in_length() {
     );
     check_refused(longer.as_bytes(), "canon.number_out_of_range", Some(1));
 }
+
+/// What the canonicalizer writes does not depend on `serde_json`'s features: a number is its
+/// digits (with `arbitrary_precision` on, `serde_json` serializes one as a private struct, and
+/// every digest would change silently), members sort whatever `preserve_order` keeps; a key
+/// given twice through an escape collides; U+2028, U+2029 and other non-ASCII characters are
+/// written as they are.
+#[test]
+fn canonical_output_does_not_depend_on_serde_json_features() {
+    use parmana_canon::to_canonical_vec;
+    let cases: [(serde_json::Value, &[u8]); 4] = [
+        (serde_json::json!(1), b"1"),
+        (serde_json::json!(-0.0), b"0"),
+        (serde_json::json!(1.5e21), b"1.5e+21"),
+        (
+            serde_json::json!({"b": [1, 2.5], "a": "\u{2028}\u{2029}\u{e9}"}),
+            "{\"a\":\"\u{2028}\u{2029}\u{e9}\",\"b\":[1,2.5]}".as_bytes(),
+        ),
+    ];
+    for (value, expected) in cases {
+        assert_eq!(
+            to_canonical_vec(&value).unwrap(),
+            expected,
+            "{value}: {}",
+            String::from_utf8_lossy(&to_canonical_vec(&value).unwrap())
+        );
+    }
+    assert_eq!(
+        canonicalize(br#""\u2028\u2029\u00e9""#).unwrap(),
+        "\"\u{2028}\u{2029}\u{e9}\"".as_bytes()
+    );
+    let error = parse_strict(br#"{"a":1,"\u0061":2}"#).unwrap_err();
+    assert!(
+        matches!(error, CanonError::DuplicateKey { .. }),
+        "{error:?}"
+    );
+}
