@@ -244,7 +244,7 @@ pub enum TrustError {
     },
     /// A small-order ("weak") Ed25519 public key: one of the eight points of order 1, 2, 4 or 8,
     /// for which a signature can be valid on many messages.
-    #[error("weak (small-order) Ed25519 public key {key_id}")]
+    #[error("weak Ed25519 public key {key_id} (small-order, or with a small-order component)")]
     WeakPublicKey {
         /// The key id of the bytes given.
         key_id: String,

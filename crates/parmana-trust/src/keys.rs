@@ -93,8 +93,10 @@ pub struct PublicKeyDocument {
 impl PublicKey {
     /// A public key from its 32 raw bytes. Refused, in this order: bytes that are not the
     /// encoding of a curve point (`trust.invalid_key`); an encoding other than the point's one
-    /// canonical encoding (`trust.non_canonical_public_key`); a small-order point
-    /// (`trust.weak_public_key`).
+    /// canonical encoding (`trust.non_canonical_public_key`); a small-order point, or one with a
+    /// small-order component — not in the prime-order subgroup every key made from a secret is
+    /// in (`trust.weak_public_key`: with such a component, a signature checked alone and checked
+    /// in a batch could disagree).
     ///
     /// `ed25519-dalek` decodes `y` modulo p and ignores the sign bit when `x = 0`, so up to
     /// four byte strings decode to one point; each would have its own key id. Only the bytes
@@ -111,7 +113,7 @@ impl PublicKey {
                 canonical_key_id: Digest::of(&canonical).to_string(),
             });
         }
-        if key.is_weak() {
+        if key.is_weak() || !key.to_edwards().is_torsion_free() {
             return Err(TrustError::WeakPublicKey {
                 key_id: Digest::of(bytes).to_string(),
             });
@@ -700,9 +702,10 @@ pub(crate) type BatchItem<'a> = (PublicKey, &'a [u8], &'a [u8; 64]);
 /// Verifies many signatures at once; `true` only if every one of them verifies.
 ///
 /// `true` implies each would pass [`PublicKey::verify_signature`] (the strict checks batch
-/// verification lacks are done here: keys are never small-order — [`PublicKey::from_bytes`]
-/// refuses them —, `S` must be canonical — the batch refuses other values —, and a small-order
-/// `R` makes the whole batch `false`). `false` says nothing about which one failed: callers
+/// verification lacks are done here: keys are never small-order nor have a small-order
+/// component — [`PublicKey::from_bytes`] refuses them —, `S` must be canonical — the batch
+/// refuses other values —, and a small-order `R` makes the whole batch `false`; an `R` with a
+/// small-order component is the residual trust-model.md §6 documents). `false` says nothing about which one failed: callers
 /// verify one by one to find out.
 pub(crate) fn verify_batch(items: &[BatchItem<'_>]) -> bool {
     if items.iter().any(|(_, _, sig)| has_small_order_r(sig)) {

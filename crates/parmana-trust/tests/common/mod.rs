@@ -121,6 +121,8 @@ pub const TAMPER_CODES: &[&str] = &[
     "trust.invalid_key_id",
     "trust.invalid_encoding",
     "trust.invalid_key",
+    // A key's bytes flipped to another point: one with a small-order component, as most are.
+    "trust.weak_public_key",
     "trust.key_id_mismatch",
     "trust.invalid_threshold",
     "trust.invalid_version",
