@@ -690,7 +690,10 @@ mod tests {
     struct Faulty {
         inner: MemoryReplayStore,
         panics: AtomicBool,
+        /// The next completion fails.
         refuses: AtomicBool,
+        /// Every completion fails.
+        refuses_always: AtomicBool,
     }
 
     impl ReplayStore for Faulty {
@@ -708,7 +711,9 @@ mod tests {
             claimed
         }
         fn complete(&self, id: &ExecutionId, attestation: &[u8]) -> Result<(), ReplayError> {
-            if self.refuses.swap(false, Ordering::SeqCst) {
+            if self.refuses.swap(false, Ordering::SeqCst)
+                || self.refuses_always.load(Ordering::SeqCst)
+            {
                 return Err(ReplayError::Unavailable {
                     message: "the store does not answer".to_owned(),
                 });
@@ -722,12 +727,7 @@ mod tests {
         fixture: &parmana_testkit::FixtureEnvironment,
         store: Arc<dyn ReplayStore>,
     ) -> Runtime {
-        Runtime::builder(fixture.config())
-            .signer(fixture.attestation_signer().unwrap())
-            .shared_store(store)
-            .clock(parmana_testkit::fixed_clock())
-            .build()
-            .unwrap()
+        fixture.runtime_over(store).unwrap()
     }
 
     /// A runtime of `fixture` over a [`Faulty`] store, and the store.
@@ -804,8 +804,8 @@ mod tests {
             delivered.attestation.envelope()
         );
         // Refused at the first try and at the second: claimed, for `recover`.
-        let refusing = Arc::new(AlwaysRefuses(Arc::new(Faulty::default())));
-        let runtime = runtime_over(&fixture, refusing);
+        let (refusing, runtime) = over_faulty(&fixture);
+        refusing.refuses_always.store(true, Ordering::SeqCst);
         let failure = execute_one(&runtime, &request("no-second-try")).unwrap_err();
         assert_left_for_recover(&runtime, &failure, "no-second-try");
     }
@@ -826,8 +826,8 @@ mod tests {
               completed on a second try (`parmana show ID` reads each back)"
             ]
         );
-        let refusing = Arc::new(AlwaysRefuses(Arc::new(Faulty::default())));
-        let runtime = runtime_over(&fixture, refusing);
+        let (refusing, runtime) = over_faulty(&fixture);
+        refusing.refuses_always.store(true, Ordering::SeqCst);
         for id in ["batch-2", "batch-3"] {
             runtime.execute(&request(id)).unwrap_err();
         }
@@ -838,26 +838,5 @@ mod tests {
               claimed until `parmana recover` (with the same store) completes them"
             ]
         );
-    }
-
-    /// A store whose completions all fail.
-    #[derive(Debug)]
-    struct AlwaysRefuses(Arc<Faulty>);
-
-    impl ReplayStore for AlwaysRefuses {
-        fn claim(
-            &self,
-            id: &ExecutionId,
-            record: &ClaimRecord,
-            under: AcceptedVersions,
-        ) -> Result<ClaimOutcome, ReplayError> {
-            self.0.claim(id, record, under)
-        }
-        fn complete(&self, _: &ExecutionId, _: &[u8]) -> Result<(), ReplayError> {
-            Err(ReplayError::Unavailable {
-                message: "the store does not answer".to_owned(),
-            })
-        }
-        parmana_testkit::forward_store_reads!(0);
     }
 }

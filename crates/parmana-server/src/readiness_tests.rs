@@ -125,12 +125,7 @@ pub(crate) fn started_over_memory(fixture: &FixtureEnvironment) -> Arc<AppState>
 
 /// A runtime of `fixture` over `store`, its clock fixed.
 pub(crate) fn runtime_over(fixture: &FixtureEnvironment, store: Arc<dyn ReplayStore>) -> Runtime {
-    Runtime::builder(fixture.config())
-        .signer(fixture.attestation_signer().unwrap())
-        .shared_store(store)
-        .clock(parmana_testkit::fixed_clock())
-        .build()
-        .unwrap()
+    fixture.runtime_over(store).unwrap()
 }
 
 /// The state of a server bound on loopback over `store`, its clock reading `NOW` until `clock`

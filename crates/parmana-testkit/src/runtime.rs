@@ -50,6 +50,19 @@ impl FixtureEnvironment {
         self.key("attestation")
     }
 
+    /// A runtime of this environment over `store`, signing with the fixtures' attestation key,
+    /// its clock reading [`NOW`](crate::NOW).
+    pub fn runtime_over(
+        &self,
+        store: std::sync::Arc<dyn ReplayStore>,
+    ) -> Result<parmana_runtime::Runtime, ExecutionError> {
+        parmana_runtime::Runtime::builder(self.config())
+            .signer(self.attestation_signer()?)
+            .shared_store(store)
+            .clock(fixed_clock())
+            .build()
+    }
+
     /// Rotates this environment's trust root to its next version, as `parmana trust rotate`
     /// would (the current version is archived under `trust/trust-root.d/`): the `attestation`
     /// role holds `attestation` with `threshold`, the version expires at `expires`, and the
